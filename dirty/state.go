@@ -1,0 +1,157 @@
+package dirty
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/regengraph/regen/graph"
+)
+
+// Status is where a node stands.
+type Status uint8
+
+// The statuses. The zero value is StatusMissing: a node never generated.
+const (
+	// StatusMissing: never generated.
+	StatusMissing Status = iota
+	// StatusClean: its asset is stored and made from its current inputs.
+	StatusClean
+	// StatusDirty: it must be regenerated (an edit, or a result superseded).
+	StatusDirty
+	// StatusRunning: a run is generating it. Found at rest, it means a run
+	// was interrupted.
+	StatusRunning
+	// StatusFailed: its last attempt failed.
+	StatusFailed
+	// StatusCancelled: a cancelled run interrupted it.
+	StatusCancelled
+	numStatus
+)
+
+var statusNames = [...]string{"missing", "clean", "dirty", "running", "failed", "cancelled"}
+
+// String returns the status's name: "missing", "clean", "dirty",
+// "running", "failed" or "cancelled".
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("Status(%d)", uint8(s))
+}
+
+// MarshalText returns the status's name.
+func (s Status) MarshalText() ([]byte, error) {
+	if s >= numStatus {
+		return nil, fmt.Errorf("dirty: invalid status %d", uint8(s))
+	}
+	return []byte(statusNames[s]), nil
+}
+
+// UnmarshalText parses a status's name.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, name := range statusNames {
+		if string(b) == name {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("dirty: unknown status %q: want missing, clean, dirty, running, failed or cancelled", b)
+}
+
+// State is what is recorded about one node. The executor and the state
+// stores keep it.
+type State struct {
+	// Status is where the node stands.
+	Status Status `json:"status"`
+	// Rev is the revision of the node's own parameters; an edit bumps it.
+	Rev int64 `json:"rev"`
+	// InputHash is the [InputHash] that the last good result was made from.
+	InputHash string `json:"inputHash,omitempty"`
+	// OutputHash is the content hash of the last good result.
+	OutputHash string `json:"outputHash,omitempty"`
+	// AssetRef locates the last good result in the asset store.
+	AssetRef string `json:"assetRef,omitempty"`
+	// Attempts counts the attempts of the latest run of the node.
+	Attempts int `json:"attempts,omitempty"`
+	// LastError is the error of the last failed attempt, or "".
+	LastError string `json:"lastError,omitempty"`
+	// UpdatedAt is when the state last changed.
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// InputHash returns the hash of a node's inputs: its own parameters
+// revision and its dependencies' output hashes, in dependency order. A
+// result made from the same inputs is the same result, which is what lets
+// the executor skip work (early cutoff). It is a hex SHA-256 over a
+// length-prefixed encoding, so no two different inputs share an encoding.
+func InputHash(rev int64, depOutputHashes []string) string {
+	h := sha256.New()
+	var buf [8]byte
+	h.Write([]byte("regen-input-v1"))
+	binary.BigEndian.PutUint64(buf[:], uint64(rev))
+	h.Write(buf[:])
+	for _, d := range depOutputHashes {
+		binary.BigEndian.PutUint64(buf[:], uint64(len(d)))
+		h.Write(buf[:])
+		h.Write([]byte(d))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// States is the state of every node of one graph, indexed by [graph.Node].
+// It keeps a compact status column and per-status counts beside the full
+// records, so that finding the nodes that are not clean costs nothing on
+// a clean graph and one byte a node otherwise. The zero value is not
+// usable; call [NewStates]. A States is not safe for concurrent mutation.
+type States struct {
+	status []Status
+	recs   []State
+	counts [numStatus]int
+}
+
+// NewStates returns the states of n nodes, all missing.
+func NewStates(n int) *States {
+	s := &States{status: make([]Status, n), recs: make([]State, n)}
+	s.counts[StatusMissing] = n
+	return s
+}
+
+// Len returns the number of nodes.
+func (s *States) Len() int { return len(s.status) }
+
+// Get returns node n's state. n must be in range.
+func (s *States) Get(n graph.Node) State { return s.recs[n] }
+
+// Status returns node n's status. n must be in range.
+func (s *States) Status(n graph.Node) Status { return s.status[n] }
+
+// Set records node n's state. n must be in range; an out-of-range status
+// is recorded as StatusDirty, so that it is regenerated rather than trusted.
+func (s *States) Set(n graph.Node, st State) {
+	if st.Status >= numStatus {
+		st.Status = StatusDirty
+	}
+	s.counts[s.status[n]]--
+	s.counts[st.Status]++
+	s.status[n] = st.Status
+	s.recs[n] = st
+}
+
+// Count returns how many nodes have status st.
+func (s *States) Count(st Status) int {
+	if st >= numStatus {
+		return 0
+	}
+	return s.counts[st]
+}
+
+// Clone returns a deep copy of s.
+func (s *States) Clone() *States {
+	c := *s
+	c.status = append([]Status(nil), s.status...)
+	c.recs = append([]State(nil), s.recs...)
+	return &c
+}

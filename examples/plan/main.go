@@ -1,0 +1,149 @@
+// Command plan prints the regeneration plan of a lecture: which nodes a
+// set of changes makes dirty, why, and in which stages they run.
+//
+//	go run ./examples/plan -duration SECONDS [-edit NODEID]... [-force NODEID]...
+//	    [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid]
+//
+// Without -edit, -force or -missing the lecture is new: every node is
+// missing, so every node is dirty. With any of them, every other node is
+// taken as clean. Bad input prints one line on stderr and exits with 2.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type idList []string
+
+func (l *idList) String() string     { return strings.Join(*l, ",") }
+func (l *idList) Set(s string) error { *l = append(*l, s); return nil }
+
+const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid]
+`
+
+// run is the command; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	duration := fs.String("duration", "", "lecture length in seconds, a multiple of 10")
+	var edits, forces, missing idList
+	fs.Var(&edits, "edit", "node whose parameters changed (repeatable)")
+	fs.Var(&forces, "force", "node to regenerate even if unchanged (repeatable)")
+	fs.Var(&missing, "missing", "node whose asset is missing (repeatable)")
+	tmplFile := fs.String("template", "", "template JSON file (default: the built-in lecture template)")
+	format := fs.String("format", "text", "output format: text, json, dot or mermaid")
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "plan: "+format+"\n", args...)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		return fail("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q: every input is a flag", fs.Arg(0))
+	}
+	if *duration == "" {
+		return fail("-duration is required: a lecture length in seconds, a multiple of 10")
+	}
+	secs, err := strconv.Atoi(*duration)
+	if err != nil {
+		return fail("-duration %q is not a whole number of seconds", *duration)
+	}
+	switch *format {
+	case "text", "json", "dot", "mermaid":
+	default:
+		return fail("-format %q: want text, json, dot or mermaid", *format)
+	}
+	tmpl := graph.Lecture()
+	if *tmplFile != "" {
+		data, err := os.ReadFile(*tmplFile)
+		if err != nil {
+			return fail("-template: %v", err)
+		}
+		if tmpl, err = graph.ParseTemplate(data); err != nil {
+			return fail("-template %s: %v", *tmplFile, err)
+		}
+	}
+	g, err := graph.Build(tmpl, secs)
+	if err != nil {
+		return fail("%v", err)
+	}
+	in := dirty.Input{}
+	for _, m := range []struct {
+		ids idList
+		r   dirty.Reason
+	}{{edits, dirty.ReasonEdited}, {forces, dirty.ReasonForced}, {missing, dirty.ReasonAssetMissing}} {
+		for _, id := range m.ids {
+			in.Marks = append(in.Marks, dirty.Mark{ID: id, Reason: m.r})
+		}
+	}
+	if len(in.Marks) > 0 {
+		in.States = dirty.NewStates(g.Len())
+		for n := range g.Len() {
+			in.States.Set(graph.Node(n), dirty.State{Status: dirty.StatusClean})
+		}
+	}
+	set, err := dirty.Compute(g, in)
+	if err != nil {
+		return fail("%v", err)
+	}
+	p := planner.New(set)
+	if err := write(stdout, *format, g, set, p); err != nil {
+		fmt.Fprintf(stderr, "plan: write: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func write(w io.Writer, format string, g *graph.Graph, set *dirty.Set, p *planner.Plan) error {
+	switch format {
+	case "json":
+		b := fmt.Appendf(nil, `{"segments":%d,"nodes":%d,"dirty":%d,"why":{`, g.Segments(), g.Len(), set.Len())
+		for i, n := range set.Nodes() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, g.NodeID(n))
+			b = append(b, ':')
+			b = strconv.AppendQuote(b, set.Explain(n))
+		}
+		b = append(b, `},"stages":`...)
+		b = p.AppendStagesJSON(b)
+		b = append(b, "}\n"...)
+		_, err := w.Write(b)
+		return err
+	case "dot":
+		return g.WriteDOT(w, set.Has)
+	case "mermaid":
+		return g.WriteMermaid(w, set.Has)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d segments, %d nodes, %d dirty\n", g.Segments(), g.Len(), set.Len())
+	sb.WriteString(p.String())
+	if set.Len() > 0 {
+		sb.WriteString("Why:\n")
+		for _, n := range set.Nodes() {
+			fmt.Fprintf(&sb, "  %s: %s\n", g.NodeID(n), set.Explain(n))
+		}
+	}
+	_, err := io.WriteString(w, sb.String())
+	return err
+}

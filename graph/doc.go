@@ -1,0 +1,47 @@
+// Package graph builds the dependency graph of a set of generated assets
+// from a template and a duration.
+//
+// # Templates
+//
+// A [Template] lists node kinds. Each [Kind] is global (one node) or per
+// segment (one node per 10-second segment), depends on other kinds with a
+// [Scope], and may carry a batch key with a concurrency limit that the
+// planner uses to group nodes. [Lecture] is the built-in template of an AI
+// video lecture:
+//
+//	script -> asset:narration, asset:image (per segment) -> asset:video (per segment)
+//	script -> asset:music
+//	asset:video, asset:narration (all segments), asset:music -> timeline
+//
+// Templates are Go values and load from JSON with [ParseTemplate].
+//
+// # Graphs
+//
+// [Build] turns a template and a duration into an immutable [Graph]: a
+// lecture of N seconds has N/10 segments and, with the lecture template,
+// 3·N/10+3 nodes. Nodes are dense int32 indices ([Node]) laid out in a
+// topological order, with adjacency in both directions stored once in
+// compressed sparse rows. Node IDs ("script", "asset:image:segment[3]")
+// are derived on demand by [Graph.ID] and parsed by [ParseID] and
+// [Graph.Lookup]. Building is linear in nodes plus edges.
+//
+// # Export
+//
+// [Graph.WriteDOT], [Graph.WriteMermaid] and [Graph.MarshalJSON] write
+// deterministic exports; [Graph.Dominik] hands a host the graph as a
+// github.com/dominikbraun/graph value. The template's cycle check names a
+// cycle with that library's PreventCycles; hot paths never use it.
+//
+// # Timing
+//
+// Segments last [SegmentLength]; [CheckNarration] accepts a narration of
+// 9.5 s to 10.5 s.
+//
+// # Errors
+//
+// Bad input is refused with a typed error that names the value and the
+// rule ([*DurationError], [*TemplateError], [*CycleError], [*IDError],
+// [*SizeError], [*NarrationError]), each wrapping a sentinel such as
+// [ErrInvalidDuration]. Nothing in this package panics on input, does I/O,
+// starts goroutines or reads a clock.
+package graph

@@ -1,0 +1,122 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every error this package returns wraps exactly one of
+// them, so callers can branch with errors.Is.
+var (
+	// ErrInvalidDuration: a duration that is not positive, not a multiple
+	// of the segment length, or above the limit.
+	ErrInvalidDuration = errors.New("graph: invalid duration")
+	// ErrInvalidTemplate: a template that breaks a rule (see [Template.Validate]).
+	ErrInvalidTemplate = errors.New("graph: invalid template")
+	// ErrCycle: the template's kinds depend on each other in a cycle.
+	// A [*CycleError] wraps both ErrCycle and ErrInvalidTemplate.
+	ErrCycle = errors.New("graph: cycle among kinds")
+	// ErrTooLarge: the graph would exceed the node or edge limit.
+	ErrTooLarge = errors.New("graph: graph too large")
+	// ErrMalformedID: a node ID that does not parse.
+	ErrMalformedID = errors.New("graph: malformed node ID")
+	// ErrUnknownNode: a well-formed node ID that names no node of the graph.
+	ErrUnknownNode = errors.New("graph: unknown node")
+	// ErrNarrationLength: a narration length outside the segment tolerance.
+	ErrNarrationLength = errors.New("graph: narration length out of tolerance")
+)
+
+// DurationError reports a duration that [Build] refuses.
+type DurationError struct {
+	// Seconds is the duration that was given.
+	Seconds int
+	// Rule says what is wrong and what is allowed, for example
+	// "is not a multiple of 10s".
+	Rule string
+}
+
+func (e *DurationError) Error() string {
+	return fmt.Sprintf("%v: %ds %s", ErrInvalidDuration, e.Seconds, e.Rule)
+}
+
+// Unwrap returns [ErrInvalidDuration].
+func (e *DurationError) Unwrap() error { return ErrInvalidDuration }
+
+// TemplateError reports the first rule a template breaks.
+type TemplateError struct {
+	// Kind is the name of the offending kind, or "" for the template as a whole.
+	Kind string
+	// Problem says what is wrong and what is allowed.
+	Problem string
+}
+
+func (e *TemplateError) Error() string {
+	if e.Kind == "" {
+		return fmt.Sprintf("%v: %s", ErrInvalidTemplate, e.Problem)
+	}
+	return fmt.Sprintf("%v: kind %q: %s", ErrInvalidTemplate, e.Kind, e.Problem)
+}
+
+// Unwrap returns [ErrInvalidTemplate].
+func (e *TemplateError) Unwrap() error { return ErrInvalidTemplate }
+
+// CycleError reports kinds that depend on each other in a cycle. Kinds
+// lists the cycle once, starting at the kind that comes first in the
+// template, each kind depending on the next and the last on the first.
+type CycleError struct {
+	Kinds []string
+}
+
+func (e *CycleError) Error() string {
+	return fmt.Sprintf("%v: %s -> %s (each kind depends on the next)", ErrCycle,
+		strings.Join(e.Kinds, " -> "), e.Kinds[0])
+}
+
+// Unwrap returns [ErrCycle] and [ErrInvalidTemplate].
+func (e *CycleError) Unwrap() []error { return []error{ErrCycle, ErrInvalidTemplate} }
+
+// SizeError reports a graph that would exceed a size limit.
+type SizeError struct {
+	// What is "nodes" or "edges".
+	What string
+	// Count is how many the graph would have; Limit is the most allowed.
+	Count, Limit int64
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("%v: %d %s exceed the limit of %d", ErrTooLarge, e.Count, e.What, e.Limit)
+}
+
+// Unwrap returns [ErrTooLarge].
+func (e *SizeError) Unwrap() error { return ErrTooLarge }
+
+// IDError reports a node ID that is malformed or names no node.
+type IDError struct {
+	// ID is the input, as given.
+	ID string
+	// Problem says what is wrong and what is allowed.
+	Problem string
+	// Err is ErrMalformedID or ErrUnknownNode.
+	Err error
+}
+
+func (e *IDError) Error() string {
+	return fmt.Sprintf("%v %q: %s", e.Err, e.ID, e.Problem)
+}
+
+// Unwrap returns ErrMalformedID or ErrUnknownNode.
+func (e *IDError) Unwrap() error { return e.Err }
+
+// NarrationError reports a narration length outside the tolerance.
+type NarrationError struct {
+	Seconds float64
+}
+
+func (e *NarrationError) Error() string {
+	return fmt.Sprintf("%v: %gs is outside %gs to %gs (%ds ± %g%%)", ErrNarrationLength,
+		e.Seconds, NarrationMinSeconds, NarrationMaxSeconds, SegmentSeconds, NarrationTolerance*100)
+}
+
+// Unwrap returns [ErrNarrationLength].
+func (e *NarrationError) Unwrap() error { return ErrNarrationLength }

@@ -1,0 +1,496 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	dgraph "github.com/dominikbraun/graph"
+)
+
+// Scope says which nodes of a dependency's kind a node depends on.
+type Scope string
+
+// The scopes.
+const (
+	// ScopeGlobal depends on the one node of a global kind.
+	ScopeGlobal Scope = "global"
+	// ScopeSameSegment makes segment i depend on segment i of another
+	// per-segment kind.
+	ScopeSameSegment Scope = "same-segment"
+	// ScopeAllSegments depends on every segment's node of a per-segment kind.
+	ScopeAllSegments Scope = "all-segments"
+	// ScopePreviousSegment makes segment i depend on segment i-1 of a
+	// per-segment kind, possibly its own; segment 0 has no such dependency.
+	ScopePreviousSegment Scope = "previous-segment"
+)
+
+// MaxKinds is the most kinds a template may have.
+const MaxKinds = 1024
+
+// maxNameLen is the longest kind name or batch key allowed.
+const maxNameLen = 128
+
+// Dep is one dependency of a kind: the kind it depends on and the scope.
+type Dep struct {
+	Kind  string `json:"kind"`
+	Scope Scope  `json:"scope"`
+}
+
+// Kind describes one kind of node.
+type Kind struct {
+	// Name is the kind's name, and the ID of its node when it is global.
+	// It is 1 to 128 characters from A-Z a-z 0-9 and _ . : / -, starting
+	// with a letter or a digit.
+	Name string `json:"name"`
+	// PerSegment gives the kind one node per segment; otherwise it has a
+	// single global node.
+	PerSegment bool `json:"perSegment"`
+	// Deps lists what each node of the kind depends on.
+	Deps []Dep `json:"deps,omitempty"`
+	// BatchKey groups the kind's nodes into batches that share a
+	// concurrency limit. Kinds may share a key if they agree on Concurrency.
+	// Empty means no batch: each node is planned on its own.
+	BatchKey string `json:"batchKey,omitempty"`
+	// Concurrency is how many nodes of the batch may run at once. It must
+	// be at least 1 when BatchKey is set, and 0 when it is not.
+	Concurrency int `json:"concurrency,omitempty"`
+}
+
+// Template lists the kinds of nodes of a graph. The order of Kinds is the
+// order of groups in a plan. A Template is a plain value: [Build] copies
+// it, so changing it later does not change a built graph.
+type Template struct {
+	Kinds []Kind `json:"kinds"`
+}
+
+// The kinds of the built-in lecture template.
+const (
+	KindScript    = "script"
+	KindNarration = "asset:narration"
+	KindImage     = "asset:image"
+	KindVideo     = "asset:video"
+	KindMusic     = "asset:music"
+	KindTimeline  = "timeline"
+)
+
+// Lecture returns the built-in lecture template: a script; per segment a
+// narration, an image and a video made from both; music; and the final
+// timeline. Each call returns a fresh copy.
+func Lecture() Template {
+	return Template{Kinds: []Kind{
+		{Name: KindScript},
+		{Name: KindNarration, PerSegment: true, Deps: []Dep{{KindScript, ScopeGlobal}},
+			BatchKey: KindNarration, Concurrency: 4},
+		{Name: KindImage, PerSegment: true, Deps: []Dep{{KindScript, ScopeGlobal}},
+			BatchKey: KindImage, Concurrency: 5},
+		{Name: KindVideo, PerSegment: true,
+			Deps:     []Dep{{KindImage, ScopeSameSegment}, {KindNarration, ScopeSameSegment}},
+			BatchKey: KindVideo, Concurrency: 3},
+		{Name: KindMusic, Deps: []Dep{{KindScript, ScopeGlobal}}},
+		{Name: KindTimeline, Deps: []Dep{
+			{KindVideo, ScopeAllSegments}, {KindNarration, ScopeAllSegments}, {KindMusic, ScopeGlobal}}},
+	}}
+}
+
+// Clone returns a deep copy of t.
+func (t Template) Clone() Template {
+	kinds := slices.Clone(t.Kinds)
+	for i := range kinds {
+		kinds[i].Deps = slices.Clone(kinds[i].Deps)
+	}
+	return Template{Kinds: kinds}
+}
+
+// ParseTemplate reads a template from JSON in this form:
+//
+//	{"kinds": [{"name": "asset:video", "perSegment": true,
+//	  "deps": [{"kind": "asset:image", "scope": "same-segment"}],
+//	  "batchKey": "asset:video", "concurrency": 3}]}
+//
+// Unknown fields and trailing data are refused. The template is
+// validated; any problem is an error wrapping [ErrInvalidTemplate].
+func ParseTemplate(data []byte) (Template, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var t Template
+	if err := dec.Decode(&t); err != nil {
+		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Template{}, &TemplateError{Problem: "bad JSON: data after the template object"}
+	}
+	if t.Kinds == nil {
+		return Template{}, &TemplateError{Problem: `missing "kinds"`}
+	}
+	if err := t.Validate(); err != nil {
+		return Template{}, err
+	}
+	return t, nil
+}
+
+// Validate reports the first rule t breaks, as a [*TemplateError] or a
+// [*CycleError]:
+//   - at least one kind and at most [MaxKinds]; names valid and unique;
+//   - each dependency names a kind of the template, with a scope that fits
+//     both kinds: global needs a global dependency; same-segment and
+//     previous-segment need two per-segment kinds; all-segments needs a
+//     per-segment dependency;
+//   - no dependency listed twice, and all-segments not mixed with another
+//     scope on the same kind;
+//   - a kind may depend on itself only with previous-segment;
+//   - Concurrency ≥ 1 with a BatchKey and 0 without; kinds sharing a
+//     BatchKey have the same Concurrency;
+//   - no cycle among kinds.
+//
+// Validate costs O(K + D) for K kinds with D dependencies in all.
+func (t Template) Validate() error {
+	_, err := compile(t)
+	return err
+}
+
+// compiled is a validated template with resolved indices.
+type compiled struct {
+	kinds []Kind // deep copy, template order
+	// deps[k] are kind k's dependencies, resolved and sorted by the
+	// dependency's layout position, so that per-node dependency lists come
+	// out in ascending node order.
+	deps [][]rdep
+	// rdeps[k] are the rules that depend on kind k: rdep.kind is the
+	// dependent kind. They are sorted by the dependent's layout position,
+	// same-segment before previous-segment, so that per-node dependent
+	// lists come out in ascending node order.
+	rdeps [][]rdep
+	// layout lists template indices in a topological order of kinds; node
+	// indices follow it, so every edge goes from a lower to a higher index.
+	layout []int
+	// pos is the inverse of layout.
+	pos []int
+	// byName maps a name to its template index, for larger templates.
+	byName map[string]int
+}
+
+type rdep struct {
+	kind  int // template index
+	scope Scope
+	sc    scopeCode // scope as a small integer, for the build loop
+}
+
+type scopeCode uint8
+
+const (
+	scGlobal scopeCode = iota
+	scSame
+	scAll
+	scPrev
+)
+
+var scopeCodes = map[Scope]scopeCode{ScopeGlobal: scGlobal, ScopeSameSegment: scSame,
+	ScopeAllSegments: scAll, ScopePreviousSegment: scPrev}
+
+func (c *compiled) index(name string) (int, bool) {
+	if c.byName != nil {
+		i, ok := c.byName[name]
+		return i, ok
+	}
+	for i := range c.kinds {
+		if c.kinds[i].Name == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func compile(t Template) (*compiled, error) {
+	k := len(t.Kinds)
+	if k == 0 {
+		return nil, &TemplateError{Problem: "no kinds: a template needs at least one"}
+	}
+	if k > MaxKinds {
+		return nil, &TemplateError{Problem: fmt.Sprintf("%d kinds: at most %d are allowed", k, MaxKinds)}
+	}
+	c := &compiled{kinds: t.Clone().Kinds}
+	if k > 8 {
+		c.byName = make(map[string]int, k)
+	}
+	for i := range c.kinds {
+		name := c.kinds[i].Name
+		if p := nameProblem(name); p != "" {
+			return nil, &TemplateError{Kind: name, Problem: "name " + p}
+		}
+		if j, dup := c.index(name); dup && j < i {
+			return nil, &TemplateError{Kind: name, Problem: fmt.Sprintf("duplicate kind: kinds %d and %d have the same name", j, i)}
+		}
+		if c.byName != nil {
+			c.byName[name] = i
+		}
+	}
+	batchConc := map[string]string{}
+	for i := range c.kinds {
+		kd := &c.kinds[i]
+		switch {
+		case kd.BatchKey == "" && kd.Concurrency != 0:
+			return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("concurrency %d without a batchKey: a kind without a batchKey has no concurrency (omit it or set a batchKey)", kd.Concurrency)}
+		case kd.BatchKey != "" && kd.Concurrency <= 0:
+			return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("concurrency %d: a kind with batchKey %q needs a concurrency of at least 1", kd.Concurrency, kd.BatchKey)}
+		case kd.BatchKey != "":
+			if p := nameProblem(kd.BatchKey); p != "" {
+				return nil, &TemplateError{Kind: kd.Name, Problem: "batchKey " + p}
+			}
+			if prev, ok := batchConc[kd.BatchKey]; ok {
+				j, _ := c.index(prev)
+				if c.kinds[j].Concurrency != kd.Concurrency {
+					return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("batchKey %q has concurrency %d here but %d in kind %q: kinds sharing a batchKey must agree", kd.BatchKey, kd.Concurrency, c.kinds[j].Concurrency, prev)}
+				}
+			} else {
+				batchConc[kd.BatchKey] = kd.Name
+			}
+		}
+	}
+	c.deps = make([][]rdep, k)
+	for i := range c.kinds {
+		kd := &c.kinds[i]
+		rd := make([]rdep, 0, len(kd.Deps))
+		for _, d := range kd.Deps {
+			j, ok := c.index(d.Kind)
+			if !ok {
+				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("depends on unknown kind %q", d.Kind)}
+			}
+			if p := scopeProblem(kd, &c.kinds[j], d.Scope); p != "" {
+				return nil, &TemplateError{Kind: kd.Name, Problem: p}
+			}
+			for _, e := range rd {
+				if e.kind != j {
+					continue
+				}
+				if e.scope == d.Scope {
+					return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("dependency on %q with scope %s is listed twice", d.Kind, d.Scope)}
+				}
+				if e.scope == ScopeAllSegments || d.Scope == ScopeAllSegments {
+					return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("dependency on %q mixes all-segments with %s: all-segments already covers every segment", d.Kind, otherScope(e.scope, d.Scope))}
+				}
+			}
+			rd = append(rd, rdep{kind: j, scope: d.Scope, sc: scopeCodes[d.Scope]})
+		}
+		c.deps[i] = rd
+	}
+	if err := c.sortKinds(); err != nil {
+		return nil, err
+	}
+	c.rdeps = make([][]rdep, k)
+	for i := range c.deps {
+		slices.SortFunc(c.deps[i], func(a, b rdep) int {
+			if a.kind != b.kind {
+				return c.pos[a.kind] - c.pos[b.kind]
+			}
+			return int(b.sc) - int(a.sc) // previous-segment (i-1) first
+		})
+		for _, d := range c.deps[i] {
+			c.rdeps[d.kind] = append(c.rdeps[d.kind], rdep{kind: i, scope: d.scope, sc: d.sc})
+		}
+	}
+	for i := range c.rdeps {
+		slices.SortFunc(c.rdeps[i], func(a, b rdep) int {
+			if a.kind != b.kind {
+				return c.pos[a.kind] - c.pos[b.kind]
+			}
+			return int(a.sc) - int(b.sc) // same-segment (i) first
+		})
+	}
+	return c, nil
+}
+
+func otherScope(a, b Scope) Scope {
+	if a == ScopeAllSegments {
+		return b
+	}
+	return a
+}
+
+func scopeProblem(from, to *Kind, s Scope) string {
+	per := func(k *Kind) string {
+		if k.PerSegment {
+			return "per segment"
+		}
+		return "global"
+	}
+	switch s {
+	case ScopeGlobal:
+		if to.PerSegment {
+			return fmt.Sprintf("scope global on %q, which is per segment: use same-segment, previous-segment or all-segments", to.Name)
+		}
+	case ScopeSameSegment, ScopePreviousSegment:
+		if !from.PerSegment || !to.PerSegment {
+			return fmt.Sprintf("scope %s needs two per-segment kinds, but %q is %s and %q is %s", s, from.Name, per(from), to.Name, per(to))
+		}
+	case ScopeAllSegments:
+		if !to.PerSegment {
+			return fmt.Sprintf("scope all-segments on %q, which is global: use global", to.Name)
+		}
+	default:
+		return fmt.Sprintf("dependency on %q has scope %q: allowed are global, same-segment, all-segments and previous-segment", to.Name, string(s))
+	}
+	return ""
+}
+
+// nameProblem says what is wrong with a kind name or batch key, or "".
+func nameProblem(s string) string {
+	if s == "" {
+		return "is empty: it needs 1 to 128 characters from A-Z a-z 0-9 _ . : / -"
+	}
+	if len(s) > maxNameLen {
+		return fmt.Sprintf("has %d bytes: at most %d are allowed", len(s), maxNameLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if i == 0 && !alnum {
+			return fmt.Sprintf("%q must start with a letter or a digit", s)
+		}
+		if !alnum && c != '_' && c != '.' && c != ':' && c != '/' && c != '-' {
+			return fmt.Sprintf("%q has %q at byte %d: allowed are A-Z a-z 0-9 _ . : / -", s, rune(c), i)
+		}
+	}
+	return ""
+}
+
+// edgeOfKind reports whether dependency d of a kind orders kinds: a
+// previous-segment dependency of a kind on itself is a chain of its own
+// segments, not a cycle.
+func edgeOfKind(self int, d rdep) bool {
+	return d.kind != self || d.scope != ScopePreviousSegment
+}
+
+// sortKinds computes c.layout, a topological order of kinds, taking the
+// earliest kind in template order among those ready (Kahn's algorithm),
+// so a template listed in dependency order keeps its order. It is
+// O(K² + D); K is small.
+func (c *compiled) sortKinds() error {
+	k := len(c.kinds)
+	indeg := make([]int, k)
+	for i, ds := range c.deps {
+		for _, d := range ds {
+			if edgeOfKind(i, d) {
+				indeg[i]++
+			}
+		}
+	}
+	c.layout = make([]int, 0, k)
+	c.pos = make([]int, k)
+	done := make([]bool, k)
+	for len(c.layout) < k {
+		next := -1
+		for i := 0; i < k; i++ {
+			if !done[i] && indeg[i] == 0 {
+				next = i
+				break
+			}
+		}
+		if next < 0 {
+			return c.cycleError()
+		}
+		done[next] = true
+		c.pos[next] = len(c.layout)
+		c.layout = append(c.layout, next)
+		for i, ds := range c.deps {
+			for _, d := range ds {
+				if d.kind == next && edgeOfKind(i, d) {
+					indeg[i]--
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// cycleError names the cycle among kinds. It is only called once Kahn's
+// sort has found that one exists. It adds the dependency edges, in
+// template order, to a dominikbraun graph with PreventCycles, which
+// refuses the first edge that closes a cycle; the cycle is that edge plus
+// the shortest path back, found by a breadth-first search that visits
+// kinds in template order so the answer is deterministic.
+func (c *compiled) cycleError() error {
+	g := dgraph.New(dgraph.IntHash, dgraph.Directed(), dgraph.PreventCycles())
+	for i := range c.kinds {
+		_ = g.AddVertex(i)
+	}
+	for i, ds := range c.deps {
+		for _, d := range ds {
+			if !edgeOfKind(i, d) {
+				continue
+			}
+			// An edge from the dependency to the dependent.
+			err := g.AddEdge(d.kind, i)
+			switch {
+			case err == nil, errors.Is(err, dgraph.ErrEdgeAlreadyExists):
+				continue
+			case errors.Is(err, dgraph.ErrEdgeCreatesCycle):
+				return c.namedCycle(d.kind, i)
+			default:
+				return &TemplateError{Problem: "checking for cycles: " + err.Error()}
+			}
+		}
+	}
+	// Unreachable when sortKinds found a cycle; report it plainly anyway.
+	return &TemplateError{Problem: "cycle among kinds"}
+}
+
+// namedCycle returns the cycle closed by the edge from -> to: the shortest
+// path to -> ... -> from along dependency edges, in canonical rotation.
+func (c *compiled) namedCycle(from, to int) error {
+	k := len(c.kinds)
+	// dependents[i]: kinds that depend on i, in template order.
+	dependents := make([][]int, k)
+	for i, ds := range c.deps {
+		for _, d := range ds {
+			if edgeOfKind(i, d) && !slices.Contains(dependents[d.kind], i) {
+				dependents[d.kind] = append(dependents[d.kind], i)
+			}
+		}
+	}
+	for i := range dependents {
+		slices.Sort(dependents[i])
+	}
+	prev := make([]int, k)
+	for i := range prev {
+		prev[i] = -1
+	}
+	queue := []int{to}
+	prev[to] = to
+	for len(queue) > 0 && prev[from] < 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, m := range dependents[n] {
+			if prev[m] < 0 {
+				prev[m] = n
+				queue = append(queue, m)
+			}
+		}
+	}
+	// Walk back from "from" to "to". Each kind on the way depends on the
+	// next one, and "to" depends on "from" through the refused edge.
+	var path []int
+	for n := from; ; n = prev[n] {
+		path = append(path, n)
+		if n == to {
+			break
+		}
+	}
+	start := 0
+	for i, n := range path {
+		if n < path[start] {
+			start = i
+		}
+	}
+	names := make([]string, 0, len(path))
+	for i := range path {
+		names = append(names, c.kinds[path[(start+i)%len(path)]].Name)
+	}
+	return &CycleError{Kinds: names}
+}
+
+// String returns s.
+func (s Scope) String() string { return string(s) }

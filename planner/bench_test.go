@@ -1,0 +1,181 @@
+package planner_test
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	dgraph "github.com/dominikbraun/graph"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+// benchSizes are the sizes: a 1-hour lecture and 100,000 segments.
+var benchSizes = []int{360, 100_000}
+
+func buildOpts() graph.Options { return graph.Options{MaxSeconds: graph.MaxSecondsLimit} }
+
+func mustBuild(b *testing.B, segs int) *graph.Graph {
+	g, err := buildOpts().Build(graph.Lecture(), segs*graph.SegmentSeconds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}
+
+func cleanStates(g *graph.Graph) *dirty.States {
+	st := dirty.NewStates(g.Len())
+	for n := range g.Len() {
+		st.Set(graph.Node(n), dirty.State{Status: dirty.StatusClean})
+	}
+	return st
+}
+
+var editMarks = []dirty.Mark{{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}}
+
+func perNode(b *testing.B, nodes int) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nodes), "ns/node")
+}
+
+func BenchmarkBuild(b *testing.B) {
+	for _, segs := range benchSizes {
+		b.Run(fmt.Sprintf("segments=%d", segs), func(b *testing.B) {
+			var g *graph.Graph
+			for b.Loop() {
+				g, _ = buildOpts().Build(graph.Lecture(), segs*graph.SegmentSeconds)
+			}
+			perNode(b, g.Len())
+		})
+	}
+}
+
+func BenchmarkMark(b *testing.B) {
+	for _, segs := range benchSizes {
+		g := mustBuild(b, segs)
+		b.Run(fmt.Sprintf("segments=%d/all", segs), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := dirty.Compute(g, dirty.Input{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perNode(b, g.Len())
+		})
+		st := cleanStates(g)
+		b.Run(fmt.Sprintf("segments=%d/edit", segs), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := dirty.Compute(g, dirty.Input{States: st, Marks: editMarks}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perNode(b, g.Len())
+		})
+	}
+}
+
+func BenchmarkPlan(b *testing.B) {
+	for _, segs := range benchSizes {
+		g := mustBuild(b, segs)
+		all, _ := dirty.Compute(g, dirty.Input{})
+		b.Run(fmt.Sprintf("segments=%d/all", segs), func(b *testing.B) {
+			for b.Loop() {
+				planner.New(all)
+			}
+			perNode(b, g.Len())
+		})
+		edit, _ := dirty.Compute(g, dirty.Input{States: cleanStates(g), Marks: editMarks})
+		b.Run(fmt.Sprintf("segments=%d/edit", segs), func(b *testing.B) {
+			for b.Loop() {
+				planner.New(edit)
+			}
+			perNode(b, g.Len())
+		})
+	}
+}
+
+// BenchmarkMarkPlan is planning on a built graph: Compute then New.
+func BenchmarkMarkPlan(b *testing.B) {
+	for _, segs := range benchSizes {
+		g := mustBuild(b, segs)
+		b.Run(fmt.Sprintf("segments=%d/all", segs), func(b *testing.B) {
+			for b.Loop() {
+				s, _ := dirty.Compute(g, dirty.Input{})
+				planner.New(s)
+			}
+			perNode(b, g.Len())
+		})
+		st := cleanStates(g)
+		b.Run(fmt.Sprintf("segments=%d/edit", segs), func(b *testing.B) {
+			for b.Loop() {
+				s, _ := dirty.Compute(g, dirty.Input{States: st, Marks: editMarks})
+				planner.New(s)
+			}
+			perNode(b, g.Len())
+		})
+	}
+}
+
+// BenchmarkBuildMarkPlan is the whole pipeline from a duration.
+func BenchmarkBuildMarkPlan(b *testing.B) {
+	for _, segs := range benchSizes {
+		b.Run(fmt.Sprintf("segments=%d/all", segs), func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				g, _ := buildOpts().Build(graph.Lecture(), segs*graph.SegmentSeconds)
+				s, _ := dirty.Compute(g, dirty.Input{})
+				planner.New(s)
+				n = g.Len()
+			}
+			perNode(b, n)
+		})
+		st := cleanStates(mustBuild(b, segs))
+		b.Run(fmt.Sprintf("segments=%d/edit", segs), func(b *testing.B) {
+			var n int
+			for b.Loop() {
+				g, _ := buildOpts().Build(graph.Lecture(), segs*graph.SegmentSeconds)
+				s, _ := dirty.Compute(g, dirty.Input{States: st, Marks: editMarks})
+				planner.New(s)
+				n = g.Len()
+			}
+			perNode(b, n)
+		})
+	}
+}
+
+// BenchmarkGraphHeap reports the heap a built graph retains, per node.
+func BenchmarkGraphHeap(b *testing.B) {
+	for _, segs := range benchSizes {
+		b.Run(fmt.Sprintf("segments=%d", segs), func(b *testing.B) {
+			var keep *graph.Graph
+			var per float64
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				keep = mustBuild(b, segs)
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				per = float64(after.HeapAlloc-before.HeapAlloc) / float64(keep.Len())
+			}
+			runtime.KeepAlive(keep)
+			b.ReportMetric(per, "heapB/node")
+		})
+	}
+}
+
+// BenchmarkBaselineDominikTopoSort is the baseline: dominikbraun/graph's
+// TopologicalSort on the same lecture graph.
+func BenchmarkBaselineDominikTopoSort(b *testing.B) {
+	g := mustBuild(b, 360)
+	dg, err := g.Dominik()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := dgraph.TopologicalSort(dg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perNode(b, g.Len())
+}
