@@ -88,18 +88,29 @@ type State struct {
 // the executor skip work (early cutoff). It is a hex SHA-256 over a
 // length-prefixed encoding, so no two different inputs share an encoding.
 func InputHash(rev int64, depOutputHashes []string) string {
-	h := sha256.New()
-	var buf [8]byte
-	h.Write([]byte("regen-input-v1"))
-	binary.BigEndian.PutUint64(buf[:], uint64(rev))
-	h.Write(buf[:])
+	// The encoding is built in one buffer, on the stack when it is small.
+	size := len(inputHashTag) + 8
 	for _, d := range depOutputHashes {
-		binary.BigEndian.PutUint64(buf[:], uint64(len(d)))
-		h.Write(buf[:])
-		h.Write([]byte(d))
+		size += 8 + len(d)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	var stack [512]byte
+	b := stack[:0]
+	if size > len(stack) {
+		b = make([]byte, 0, size)
+	}
+	b = append(b, inputHashTag...)
+	b = binary.BigEndian.AppendUint64(b, uint64(rev))
+	for _, d := range depOutputHashes {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(d)))
+		b = append(b, d...)
+	}
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
+
+const inputHashTag = "regen-input-v1"
 
 // States is the state of every node of one graph, indexed by [graph.Node].
 // It keeps a compact status column and per-status counts beside the full

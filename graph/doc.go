@@ -29,8 +29,10 @@
 //
 // [Graph.WriteDOT], [Graph.WriteMermaid] and [Graph.MarshalJSON] write
 // deterministic exports; [Graph.Dominik] hands a host the graph as a
-// github.com/dominikbraun/graph value. The template's cycle check names a
-// cycle with that library's PreventCycles; hot paths never use it.
+// github.com/dominikbraun/graph value. When a template has a cycle among
+// kinds, [Template.Validate] confirms the edge that closes it with that
+// library's CreatesCycle, the check behind its PreventCycles option; hot
+// paths never use it.
 //
 // # Timing
 //

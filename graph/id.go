@@ -24,7 +24,11 @@ type ID struct {
 
 // String returns the ID's text form.
 func (id ID) String() string {
-	return string(id.Append(nil))
+	if id.Segment == NoSegment {
+		return id.Kind
+	}
+	var buf [maxNameLen + len(segmentMarker) + 12]byte
+	return string(id.Append(buf[:0]))
 }
 
 // Append appends the ID's text form to b and returns the result.
@@ -52,6 +56,9 @@ func ParseID(s string) (ID, error) {
 		return bad(`empty: want "<kind>" or "<kind>:segment[<i>]"`)
 	}
 	if !strings.HasSuffix(s, "]") {
+		if strings.Contains(s, segmentMarker) {
+			return bad(`has ":segment[" but does not end with "]": want "<kind>:segment[<i>]"`)
+		}
 		if p := nameProblem(s); p != "" {
 			return bad(`kind %s; want "<kind>" or "<kind>:segment[<i>]"`, p)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 
 	dgraph "github.com/dominikbraun/graph"
 )
@@ -146,7 +147,8 @@ func ParseTemplate(data []byte) (Template, error) {
 //     BatchKey have the same Concurrency;
 //   - no cycle among kinds.
 //
-// Validate costs O(K + D) for K kinds with D dependencies in all.
+// Validate costs O(K² + D) for K kinds with D dependencies in all, and
+// O(K² + (K + D)·log D) when it names a cycle.
 func (t Template) Validate() error {
 	_, err := compile(t)
 	return err
@@ -219,6 +221,10 @@ func compile(t Template) (*compiled, error) {
 	for i := range c.kinds {
 		name := c.kinds[i].Name
 		if p := nameProblem(name); p != "" {
+			if name == "" {
+				// The Kind field cannot say which: give the position.
+				p = fmt.Sprintf("%s (kind %d of %d)", p, i, k)
+			}
 			return nil, &TemplateError{Kind: name, Problem: "name " + p}
 		}
 		if j, dup := c.index(name); dup && j < i {
@@ -251,6 +257,12 @@ func compile(t Template) (*compiled, error) {
 		}
 	}
 	c.deps = make([][]rdep, k)
+	// For the kind being checked, by dependency kind j: the scopes listed
+	// so far as bits (valid while stamp[j] is the kind's index + 1) and
+	// the first one, so that checking for repeats is O(1) a dependency.
+	scopes := make([]uint8, k)
+	first := make([]Scope, k)
+	stamp := make([]int, k)
 	for i := range c.kinds {
 		kd := &c.kinds[i]
 		rd := make([]rdep, 0, len(kd.Deps))
@@ -262,18 +274,19 @@ func compile(t Template) (*compiled, error) {
 			if p := scopeProblem(kd, &c.kinds[j], d.Scope); p != "" {
 				return nil, &TemplateError{Kind: kd.Name, Problem: p}
 			}
-			for _, e := range rd {
-				if e.kind != j {
-					continue
-				}
-				if e.scope == d.Scope {
-					return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("dependency on %q with scope %s is listed twice", d.Kind, d.Scope)}
-				}
-				if e.scope == ScopeAllSegments || d.Scope == ScopeAllSegments {
-					return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("dependency on %q mixes all-segments with %s: all-segments already covers every segment", d.Kind, otherScope(e.scope, d.Scope))}
-				}
+			sc := scopeCodes[d.Scope]
+			bit := uint8(1) << sc
+			if stamp[j] != i+1 {
+				stamp[j], scopes[j], first[j] = i+1, 0, d.Scope
 			}
-			rd = append(rd, rdep{kind: j, scope: d.Scope, sc: scopeCodes[d.Scope]})
+			switch {
+			case scopes[j]&bit != 0:
+				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("dependency on %q with scope %s is listed twice", d.Kind, d.Scope)}
+			case scopes[j] != 0 && (scopes[j]|bit)&(1<<scAll) != 0:
+				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("dependency on %q mixes all-segments with %s: all-segments already covers every segment", d.Kind, otherScope(first[j], d.Scope))}
+			}
+			scopes[j] |= bit
+			rd = append(rd, rdep{kind: j, scope: d.Scope, sc: sc})
 		}
 		c.deps[i] = rd
 	}
@@ -367,14 +380,16 @@ func edgeOfKind(self int, d rdep) bool {
 // sortKinds computes c.layout, a topological order of kinds, taking the
 // earliest kind in template order among those ready (Kahn's algorithm),
 // so a template listed in dependency order keeps its order. It is
-// O(K² + D); K is small.
+// O(K² + D); K is at most MaxKinds.
 func (c *compiled) sortKinds() error {
 	k := len(c.kinds)
 	indeg := make([]int, k)
+	dependents := make([][]int, k)
 	for i, ds := range c.deps {
 		for _, d := range ds {
 			if edgeOfKind(i, d) {
 				indeg[i]++
+				dependents[d.kind] = append(dependents[d.kind], i)
 			}
 		}
 	}
@@ -395,47 +410,97 @@ func (c *compiled) sortKinds() error {
 		done[next] = true
 		c.pos[next] = len(c.layout)
 		c.layout = append(c.layout, next)
-		for i, ds := range c.deps {
-			for _, d := range ds {
-				if d.kind == next && edgeOfKind(i, d) {
-					indeg[i]--
-				}
-			}
+		for _, i := range dependents[next] {
+			indeg[i]--
 		}
 	}
 	return nil
 }
 
-// cycleError names the cycle among kinds. It is only called once Kahn's
-// sort has found that one exists. It adds the dependency edges, in
-// template order, to a dominikbraun graph with PreventCycles, which
-// refuses the first edge that closes a cycle; the cycle is that edge plus
-// the shortest path back, found by a breadth-first search that visits
-// kinds in template order so the answer is deterministic.
-func (c *compiled) cycleError() error {
-	g := dgraph.New(dgraph.IntHash, dgraph.Directed(), dgraph.PreventCycles())
-	for i := range c.kinds {
-		_ = g.AddVertex(i)
-	}
+// kindEdge is an edge between kinds, from a dependency to its dependent.
+type kindEdge struct{ from, to int }
+
+// kindEdges returns the edges that order kinds, dependents in template
+// order and each one's dependencies as listed.
+func (c *compiled) kindEdges() []kindEdge {
+	var edges []kindEdge
 	for i, ds := range c.deps {
 		for _, d := range ds {
-			if !edgeOfKind(i, d) {
-				continue
-			}
-			// An edge from the dependency to the dependent.
-			err := g.AddEdge(d.kind, i)
-			switch {
-			case err == nil, errors.Is(err, dgraph.ErrEdgeAlreadyExists):
-				continue
-			case errors.Is(err, dgraph.ErrEdgeCreatesCycle):
-				return c.namedCycle(d.kind, i)
-			default:
-				return &TemplateError{Problem: "checking for cycles: " + err.Error()}
+			if edgeOfKind(i, d) {
+				edges = append(edges, kindEdge{d.kind, i})
 			}
 		}
 	}
-	// Unreachable when sortKinds found a cycle; report it plainly anyway.
-	return &TemplateError{Problem: "cycle among kinds"}
+	return edges
+}
+
+// acyclic reports whether k kinds with these edges have no cycle. It is
+// O(k + len(edges)).
+func acyclic(k int, edges []kindEdge) bool {
+	indeg := make([]int, k)
+	off := make([]int, k+1)
+	for _, e := range edges {
+		indeg[e.to]++
+		off[e.from+1]++
+	}
+	for i := range k {
+		off[i+1] += off[i]
+	}
+	out := make([]int, len(edges))
+	fill := slices.Clone(off[:k])
+	for _, e := range edges {
+		out[fill[e.from]] = e.to
+		fill[e.from]++
+	}
+	queue := make([]int, 0, k)
+	for i := range k {
+		if indeg[i] == 0 {
+			queue = append(queue, i)
+		}
+	}
+	for q := 0; q < len(queue); q++ {
+		for _, m := range out[off[queue[q]]:off[queue[q]+1]] {
+			if indeg[m]--; indeg[m] == 0 {
+				queue = append(queue, m)
+			}
+		}
+	}
+	return len(queue) == k
+}
+
+// cycleError names the cycle among kinds. It is only called once Kahn's
+// sort has found that one exists. The cycle named is the one closed by
+// the first edge, in template order, that closes one: the edge a
+// dominikbraun graph with PreventCycles would refuse if the edges were
+// added one by one. That edge is found by a binary search over prefixes
+// of the edge list, each checked in linear time, and confirmed with
+// dominikbraun's CreatesCycle on the graph of the edges before it; adding
+// the edges to a PreventCycles graph one by one would cost a full graph
+// traversal per edge. The cycle is that edge plus the shortest path back,
+// found by a breadth-first search that visits kinds in template order so
+// the answer is deterministic. It costs O((K + D)·log D).
+func (c *compiled) cycleError() error {
+	k := len(c.kinds)
+	edges := c.kindEdges()
+	j := sort.Search(len(edges), func(j int) bool { return !acyclic(k, edges[:j+1]) })
+	if j == len(edges) {
+		// Unreachable when sortKinds found a cycle; report it plainly anyway.
+		return &TemplateError{Problem: "cycle among kinds"}
+	}
+	g := dgraph.New(dgraph.IntHash, dgraph.Directed())
+	for i := range k {
+		_ = g.AddVertex(i)
+	}
+	for _, e := range edges[:j] {
+		if err := g.AddEdge(e.from, e.to); err != nil && !errors.Is(err, dgraph.ErrEdgeAlreadyExists) {
+			return &TemplateError{Problem: "checking for cycles: " + err.Error()}
+		}
+	}
+	closes, err := dgraph.CreatesCycle(g, edges[j].from, edges[j].to)
+	if err != nil || !closes {
+		return &TemplateError{Problem: fmt.Sprintf("checking for cycles: edge %q -> %q closes no cycle (%v)", c.kinds[edges[j].from].Name, c.kinds[edges[j].to].Name, err)}
+	}
+	return c.namedCycle(edges[j].from, edges[j].to)
 }
 
 // namedCycle returns the cycle closed by the edge from -> to: the shortest
@@ -444,15 +509,12 @@ func (c *compiled) namedCycle(from, to int) error {
 	k := len(c.kinds)
 	// dependents[i]: kinds that depend on i, in template order.
 	dependents := make([][]int, k)
-	for i, ds := range c.deps {
-		for _, d := range ds {
-			if edgeOfKind(i, d) && !slices.Contains(dependents[d.kind], i) {
-				dependents[d.kind] = append(dependents[d.kind], i)
-			}
-		}
+	for _, e := range c.kindEdges() {
+		dependents[e.from] = append(dependents[e.from], e.to)
 	}
 	for i := range dependents {
 		slices.Sort(dependents[i])
+		dependents[i] = slices.Compact(dependents[i])
 	}
 	prev := make([]int, k)
 	for i := range prev {
@@ -471,7 +533,7 @@ func (c *compiled) namedCycle(from, to int) error {
 		}
 	}
 	// Walk back from "from" to "to". Each kind on the way depends on the
-	// next one, and "to" depends on "from" through the refused edge.
+	// next one, and "to" depends on "from" through the closing edge.
 	var path []int
 	for n := from; ; n = prev[n] {
 		path = append(path, n)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 
@@ -32,7 +33,8 @@ type Group struct {
 	BatchKey    string
 	Concurrency int
 	// Nodes are the group's nodes: by kind in template order, then by
-	// segment index.
+	// segment index. In a plan made by [New] the slice may share memory
+	// with the dirty set's nodes: the caller must not modify it.
 	Nodes []graph.Node
 }
 
@@ -41,8 +43,8 @@ type Group struct {
 type Stage struct {
 	// Index is the stage's position, from 0.
 	Index int
-	// Groups are in template-kind order; a batch sits at the first kind
-	// of its key.
+	// Groups are in template-kind order; the batch of a key that several
+	// kinds share sits at the first of them with nodes in the stage.
 	Groups []Group
 }
 
@@ -98,7 +100,7 @@ func New(set *dirty.Set) *Plan {
 	for si := range p.Stages {
 		p.Stages[si].Index = si
 	}
-	b := batcher{plan: p, leader: leaders(g)}
+	b := newBatcher(p)
 	// Kinds in template order; each kind's members are a contiguous run
 	// of nodes, in segment order. A run whose nodes share a stage becomes
 	// its group as is; others are split by stage with a stable counting
@@ -159,13 +161,31 @@ func leaders(g *graph.Graph) []int {
 }
 
 // batcher appends groups to a plan's stages, merging the runs of kinds
-// that share a batch key into the batch of the key's first kind.
+// that share a batch key into one batch per stage, at the first of those
+// kinds that has nodes in the stage.
 type batcher struct {
 	plan   *Plan
 	leader []int
-	// at[leader] is the index of the leader's batch in stage in[leader].
-	at map[int]int
-	in map[int]int32
+	// at[{leader, stage}] is the index of the key's batch in the stage. It
+	// is nil when no two kinds share a key, and no batch is ever joined.
+	at map[batchAt]int
+}
+
+// batchAt names the batch of a key, by its leader kind, in a stage.
+type batchAt struct {
+	leader int
+	stage  int32
+}
+
+func newBatcher(p *Plan) batcher {
+	b := batcher{plan: p, leader: leaders(p.Graph)}
+	for ki, l := range b.leader {
+		if l != ki {
+			b.at = map[batchAt]int{}
+			break
+		}
+	}
+	return b
 }
 
 func (b *batcher) add(ki int, si int32, run []graph.Node) {
@@ -177,18 +197,17 @@ func (b *batcher) add(ki int, si int32, run []graph.Node) {
 		}
 		return
 	}
-	l := b.leader[ki]
-	if l != ki || b.at != nil {
-		// A key shared by several kinds: join the stage's batch if any.
-		if b.at == nil {
-			b.at, b.in = map[int]int{}, map[int]int32{}
-		}
-		if s, ok := b.in[l]; ok && s == si {
-			grp := &st.Groups[b.at[l]]
+	if b.at != nil {
+		// Some keys are shared: join the key's batch in this stage, if an
+		// earlier kind started it. run's capacity is its length, so the
+		// append copies rather than overwriting the set's nodes.
+		at := batchAt{b.leader[ki], si}
+		if i, ok := b.at[at]; ok {
+			grp := &st.Groups[i]
 			grp.Nodes = append(grp.Nodes, run...)
 			return
 		}
-		b.in[l], b.at[l] = si, len(st.Groups)
+		b.at[at] = len(st.Groups)
 	}
 	st.Groups = append(st.Groups, Group{Kind: Batch, BatchKey: key, Concurrency: conc, Nodes: run})
 }
@@ -353,9 +372,11 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 
 // UnmarshalJSON reads a plan written by [Plan.MarshalJSON]. p.Graph must
 // be set to the graph the plan belongs to; node IDs are resolved against
-// it. The plan is checked: stage indices in order from 0, group kinds
-// valid, batch keys and concurrency matching the nodes' kinds, and every
-// node at most once. On error p is unchanged.
+// it. The plan is checked: stage indices in order from 0, no empty stage
+// or group, group kinds valid, batch keys and concurrency matching the
+// nodes' kinds, every node at most once, and every node in a later stage
+// than its dependencies in the plan. Unknown fields and trailing data are
+// refused. On error p is unchanged.
 func (p *Plan) UnmarshalJSON(data []byte) error {
 	if p.Graph == nil {
 		return ErrNoGraph
@@ -368,12 +389,21 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	if err := dec.Decode(&in); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidPlan, err)
 	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: data after the plan object", ErrInvalidPlan)
+	}
 	g := p.Graph
 	seen := make(map[graph.Node]bool)
-	stages := make([]Stage, len(in.Stages))
+	var stages []Stage // nil for no stages, as New makes it
+	if len(in.Stages) > 0 {
+		stages = make([]Stage, len(in.Stages))
+	}
 	for si, js := range in.Stages {
 		if js.Index != si {
 			return fmt.Errorf("%w: stage %d has index %d", ErrInvalidPlan, si, js.Index)
+		}
+		if len(js.Groups) == 0 {
+			return fmt.Errorf("%w: stage %d has no groups", ErrInvalidPlan, si)
 		}
 		st := Stage{Index: si, Groups: make([]Group, 0, len(js.Groups))}
 		for gi, jg := range js.Groups {
@@ -404,6 +434,9 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 						return bad("single group must hold one node of a kind without a batch key, and no batchKey or concurrency")
 					}
 				case Batch:
+					if jg.BatchKey == "" {
+						return bad("batch group without a batchKey: node %q belongs in a single group", id)
+					}
 					if key != jg.BatchKey || conc != jg.Concurrency {
 						return bad("node %q has batch key %q and concurrency %d, not %q and %d", id, key, conc, jg.BatchKey, jg.Concurrency)
 					}
@@ -444,6 +477,9 @@ func collect(stages []Stage) ([]graph.Node, []int32) {
 				all = append(all, ns{n, int32(si)})
 			}
 		}
+	}
+	if len(all) == 0 {
+		return nil, nil
 	}
 	slices.SortFunc(all, func(a, b ns) int { return int(a.n - b.n) })
 	nodes := make([]graph.Node, len(all))
@@ -486,3 +522,7 @@ func (p *Plan) StageOf(n graph.Node) (int, bool) {
 	}
 	return int(q.stageOf[i]), true
 }
+
+// Index returns the position of node n in [Plan.Nodes], and whether n is
+// in the plan. It is O(1) for a plan made by [New], O(log D) otherwise.
+func (p *Plan) Index(n graph.Node) (int, bool) { return p.indexed().pos(n) }

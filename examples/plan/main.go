@@ -47,7 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tmplFile := fs.String("template", "", "template JSON file (default: the built-in lecture template)")
 	format := fs.String("format", "text", "output format: text, json, dot or mermaid")
 	fail := func(format string, args ...any) int {
-		fmt.Fprintf(stderr, "plan: "+format+"\n", args...)
+		// One line, whatever the input: a file name or an ID may hold a
+		// newline.
+		msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`)
+		fmt.Fprintf(stderr, "plan: %s\n", msg)
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {

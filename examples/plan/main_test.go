@@ -1,0 +1,479 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/graph"
+)
+
+// binary is the command built once by TestMain, for the tests of its
+// real exit status.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "plan-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "plan")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runCLI calls run and returns its status, stdout and stderr.
+func runCLI(args ...string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// runBinary runs the built command and returns its exit status, stdout
+// and stderr.
+func runBinary(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("running %s: %v", binary, err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+// writeFile writes content to a file in a test directory and returns its path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	return path
+}
+
+func TestTextNewLecture(t *testing.T) {
+	code, out, errOut := runCLI("-duration", "30")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut)
+	want := `3 segments, 12 nodes, 12 dirty
+Stage 0: Generating 1 script node
+Stage 1: Generating 3 asset:narration nodes in batches of 4, 3 asset:image nodes in batches of 5, 1 asset:music node
+Stage 2: Generating 3 asset:video nodes in batches of 3
+Stage 3: Generating 1 timeline node
+Why:
+  script: never generated
+  asset:narration:segment[0]: never generated
+  asset:narration:segment[1]: never generated
+  asset:narration:segment[2]: never generated
+  asset:image:segment[0]: never generated
+  asset:image:segment[1]: never generated
+  asset:image:segment[2]: never generated
+  asset:video:segment[0]: never generated
+  asset:video:segment[1]: never generated
+  asset:video:segment[2]: never generated
+  asset:music: never generated
+  timeline: never generated
+`
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestTextChanges(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{
+			name: "one edit of an hour",
+			args: []string{"-duration", "3600", "-edit", "asset:narration:segment[3]"},
+			want: `360 segments, 1083 nodes, 3 dirty
+Stage 0: Generating 1 asset:narration node in batches of 4
+Stage 1: Generating 1 asset:video node in batches of 3
+Stage 2: Generating 1 timeline node
+Why:
+  asset:narration:segment[3]: edited
+  asset:video:segment[3]: upstream asset:narration:segment[3] edited
+  timeline: upstream asset:narration:segment[3] edited
+`,
+		},
+		{
+			name: "edit, force and missing together",
+			args: []string{"-duration", "60", "-missing", "asset:image:segment[1]", "-force", "asset:music", "-edit", "asset:video:segment[4]", "-edit", "asset:video:segment[5]"},
+			want: `6 segments, 21 nodes, 6 dirty
+Stage 0: Generating 1 asset:image node in batches of 5, 2 asset:video nodes in batches of 3, 1 asset:music node
+Stage 1: Generating 1 asset:video node in batches of 3
+Stage 2: Generating 1 timeline node
+Why:
+  asset:image:segment[1]: asset missing
+  asset:video:segment[1]: upstream asset:image:segment[1] asset missing
+  asset:video:segment[4]: edited
+  asset:video:segment[5]: edited
+  asset:music: forced
+  timeline: upstream asset:video:segment[1], from asset:image:segment[1] asset missing
+`,
+		},
+		{
+			name: "the same node marked twice",
+			args: []string{"-duration", "10", "-force", "timeline", "-edit", "timeline"},
+			want: `1 segments, 6 nodes, 1 dirty
+Stage 0: Generating 1 timeline node
+Why:
+  timeline: edited
+`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(tc.args...)
+			require.Equal(t, 0, code, errOut)
+			assert.Empty(t, errOut)
+			if diff := cmp.Diff(tc.want, out); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// cliOutput is the -format json object.
+type cliOutput struct {
+	Segments int               `json:"segments"`
+	Nodes    int               `json:"nodes"`
+	Dirty    int               `json:"dirty"`
+	Why      map[string]string `json:"why"`
+	Stages   []struct {
+		Index  int `json:"index"`
+		Groups []struct {
+			Kind        string   `json:"kind"`
+			BatchKey    *string  `json:"batchKey"`
+			Concurrency *int     `json:"concurrency"`
+			Nodes       []string `json:"nodes"`
+		} `json:"groups"`
+	} `json:"stages"`
+}
+
+// parseJSON decodes the output strictly: one object, no unknown field,
+// nothing after it but a newline.
+func parseJSON(t *testing.T, out string) cliOutput {
+	t.Helper()
+	require.True(t, strings.HasSuffix(out, "}\n"), "output ends with one newline: %q", out)
+	require.Equal(t, 1, strings.Count(out, "\n"), "one line")
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	var o cliOutput
+	require.NoError(t, dec.Decode(&o))
+	require.False(t, dec.More())
+	// The top-level keys are exactly the contract's, in its order.
+	var keys []string
+	dec = json.NewDecoder(strings.NewReader(out))
+	_, err := dec.Token()
+	require.NoError(t, err)
+	for dec.More() {
+		tok, err := dec.Token()
+		require.NoError(t, err)
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		require.NoError(t, dec.Decode(&skip))
+	}
+	require.Equal(t, []string{"segments", "nodes", "dirty", "why", "stages"}, keys)
+	return o
+}
+
+func TestJSON(t *testing.T) {
+	t.Run("exact output", func(t *testing.T) {
+		code, out, errOut := runCLI("-duration", "60", "-edit", "asset:narration:segment[3]", "-format", "json")
+		require.Equal(t, 0, code, errOut)
+		assert.Empty(t, errOut)
+		want := `{"segments":6,"nodes":21,"dirty":3,` +
+			`"why":{"asset:narration:segment[3]":"edited","asset:video:segment[3]":"upstream asset:narration:segment[3] edited","timeline":"upstream asset:narration:segment[3] edited"},` +
+			`"stages":[{"index":0,"groups":[{"kind":"batch","batchKey":"asset:narration","concurrency":4,"nodes":["asset:narration:segment[3]"]}]},` +
+			`{"index":1,"groups":[{"kind":"batch","batchKey":"asset:video","concurrency":3,"nodes":["asset:video:segment[3]"]}]},` +
+			`{"index":2,"groups":[{"kind":"single","nodes":["timeline"]}]}]}` + "\n"
+		assert.Equal(t, want, out)
+	})
+
+	t.Run("shape", func(t *testing.T) {
+		code, out, errOut := runCLI("-duration", "120", "-edit", "asset:image:segment[7]", "-edit", "asset:music", "-format", "json")
+		require.Equal(t, 0, code, errOut)
+		o := parseJSON(t, out)
+		assert.Equal(t, 12, o.Segments)
+		assert.Equal(t, 39, o.Nodes)
+		assert.Equal(t, 4, o.Dirty)
+		assert.Len(t, o.Why, o.Dirty)
+		assert.Equal(t, map[string]string{
+			"asset:image:segment[7]": "edited",
+			"asset:video:segment[7]": "upstream asset:image:segment[7] edited",
+			"asset:music":            "edited",
+			"timeline":               "upstream asset:video:segment[7], from asset:image:segment[7] edited",
+		}, o.Why)
+		var planned []string
+		for i, st := range o.Stages {
+			assert.Equal(t, i, st.Index)
+			for _, grp := range st.Groups {
+				require.NotEmpty(t, grp.Nodes)
+				planned = append(planned, grp.Nodes...)
+				switch grp.Kind {
+				case "single":
+					assert.Nil(t, grp.BatchKey, "a single group has no batchKey")
+					assert.Nil(t, grp.Concurrency, "a single group has no concurrency")
+					assert.Len(t, grp.Nodes, 1)
+				case "batch":
+					require.NotNil(t, grp.BatchKey)
+					require.NotNil(t, grp.Concurrency)
+					assert.Positive(t, *grp.Concurrency)
+				default:
+					t.Errorf("group kind %q", grp.Kind)
+				}
+			}
+		}
+		slices.Sort(planned)
+		var why []string
+		for id := range o.Why {
+			why = append(why, id)
+		}
+		slices.Sort(why)
+		assert.Equal(t, why, planned, "every dirty node is planned once")
+		require.Len(t, o.Stages, 3)
+		assert.Equal(t, "single", o.Stages[0].Groups[1].Kind)
+		assert.Equal(t, []string{"asset:music"}, o.Stages[0].Groups[1].Nodes)
+	})
+
+	t.Run("a propagated reason names its upstream node", func(t *testing.T) {
+		code, out, _ := runCLI("-duration", "3600", "-force", "script", "-format", "json")
+		require.Equal(t, 0, code)
+		o := parseJSON(t, out)
+		assert.Equal(t, 1083, o.Dirty)
+		g, err := graph.Build(graph.Lecture(), 3600)
+		require.NoError(t, err)
+		for id, reason := range o.Why {
+			if id == "script" {
+				assert.Equal(t, "forced", reason)
+				continue
+			}
+			n, err := g.Lookup(id)
+			require.NoError(t, err)
+			// The reason names one of the node's dependencies.
+			found := false
+			for _, d := range g.Deps(n) {
+				found = found || strings.HasPrefix(reason, "upstream "+g.NodeID(d)+" ") || strings.HasPrefix(reason, "upstream "+g.NodeID(d)+",")
+			}
+			assert.True(t, found, "%s: %q names no dependency", id, reason)
+			assert.True(t, strings.HasSuffix(reason, "script forced") || reason == "upstream script forced", "%s: %q", id, reason)
+		}
+	})
+
+	t.Run("new lecture", func(t *testing.T) {
+		code, out, _ := runCLI("-format", "json", "-duration", "30")
+		require.Equal(t, 0, code)
+		o := parseJSON(t, out)
+		assert.Equal(t, 12, o.Dirty)
+		require.Len(t, o.Stages, 4)
+		for _, reason := range o.Why {
+			assert.Equal(t, "never generated", reason)
+		}
+	})
+}
+
+func TestDotAndMermaid(t *testing.T) {
+	args := []string{"-duration", "30", "-edit", "asset:image:segment[1]"}
+	dirtyIDs := []string{"asset:image:segment[1]", "asset:video:segment[1]", "timeline"}
+
+	t.Run("dot", func(t *testing.T) {
+		code, out, errOut := runCLI(append(args, "-format", "dot")...)
+		require.Equal(t, 0, code, errOut)
+		assert.Empty(t, errOut)
+		require.True(t, strings.HasPrefix(out, "digraph regen {\n"))
+		require.True(t, strings.HasSuffix(out, "}\n"))
+		var filled []string
+		nodes, edges := 0, 0
+		for _, line := range strings.Split(out, "\n") {
+			switch {
+			case strings.Contains(line, " -> "):
+				edges++
+			case strings.Contains(line, "[kind="):
+				nodes++
+				if strings.Contains(line, "style=filled") {
+					filled = append(filled, strings.Trim(strings.Fields(line)[0], `"`))
+				}
+			}
+		}
+		assert.Equal(t, 12, nodes)
+		assert.Equal(t, 20, edges)
+		assert.Equal(t, dirtyIDs, filled, "the dirty nodes are highlighted")
+	})
+	t.Run("mermaid", func(t *testing.T) {
+		code, out, errOut := runCLI(append(args, "-format", "mermaid")...)
+		require.Equal(t, 0, code, errOut)
+		assert.Empty(t, errOut)
+		require.True(t, strings.HasPrefix(out, "flowchart LR\n"))
+		var hl []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasSuffix(line, ":::hl") {
+				label := line[strings.Index(line, `"`)+1 : strings.LastIndex(line, `"`)]
+				hl = append(hl, label)
+			}
+		}
+		assert.Equal(t, dirtyIDs, hl)
+		assert.Contains(t, out, "\tclassDef hl ")
+		assert.Equal(t, 20, strings.Count(out, " --> "))
+	})
+	t.Run("deterministic", func(t *testing.T) {
+		for _, format := range []string{"text", "json", "dot", "mermaid"} {
+			_, a, _ := runCLI(append(args, "-format", format)...)
+			_, b, _ := runCLI(append(args, "-format", format)...)
+			assert.Equal(t, a, b, format)
+		}
+	})
+}
+
+const sceneTemplate = `{"kinds": [
+	{"name": "script"},
+	{"name": "scene", "perSegment": true, "deps": [
+		{"kind": "script", "scope": "global"},
+		{"kind": "scene", "scope": "previous-segment"}],
+	 "batchKey": "gpu", "concurrency": 2},
+	{"name": "cut", "deps": [{"kind": "scene", "scope": "all-segments"}]}
+]}`
+
+func TestTemplateFile(t *testing.T) {
+	path := writeFile(t, "scenes.json", sceneTemplate)
+	t.Run("text", func(t *testing.T) {
+		code, out, errOut := runCLI("-duration", "40", "-template", path, "-edit", "scene:segment[2]")
+		require.Equal(t, 0, code, errOut)
+		want := `4 segments, 6 nodes, 3 dirty
+Stage 0: Generating 1 gpu node in batches of 2
+Stage 1: Generating 1 gpu node in batches of 2
+Stage 2: Generating 1 cut node
+Why:
+  scene:segment[2]: edited
+  scene:segment[3]: upstream scene:segment[2] edited
+  cut: upstream scene:segment[2] edited
+`
+		if diff := cmp.Diff(want, out); diff != "" {
+			t.Fatalf("(-want +got):\n%s", diff)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		code, out, errOut := runCLI("-duration", "20", "-template", path, "-format", "json")
+		require.Equal(t, 0, code, errOut)
+		o := parseJSON(t, out)
+		assert.Equal(t, 2, o.Segments)
+		assert.Equal(t, 4, o.Nodes)
+		assert.Equal(t, 4, o.Dirty)
+		require.Len(t, o.Stages, 4)
+		assert.Equal(t, []string{"scene:segment[0]"}, o.Stages[1].Groups[0].Nodes)
+		assert.Equal(t, "gpu", *o.Stages[1].Groups[0].BatchKey)
+	})
+	t.Run("a lecture ID is unknown to it", func(t *testing.T) {
+		code, out, errOut := runCLI("-duration", "20", "-template", path, "-edit", "asset:music")
+		assert.Equal(t, 2, code)
+		assert.Empty(t, out)
+		assert.Contains(t, errOut, `no kind "asset:music"`)
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	badJSON := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(badJSON, []byte(`{"kinds": [{"name": "a",}]}`), 0o644))
+	cycle := filepath.Join(dir, "cycle.json")
+	require.NoError(t, os.WriteFile(cycle, []byte(`{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}, {"name": "b", "deps": [{"kind": "a", "scope": "global"}]}]}`), 0o644))
+	unknownField := filepath.Join(dir, "unknown.json")
+	require.NoError(t, os.WriteFile(unknownField, []byte(`{"kinds": [{"name": "a", "colour": "red"}]}`), 0o644))
+	multiline := filepath.Join(dir, "multi.json")
+	require.NoError(t, os.WriteFile(multiline, []byte("{\"kinds\": [\n{\"name\": \"a\n b\"}]}"), 0o644))
+
+	newlineDir := filepath.Join(dir, "a\nb")
+	require.NoError(t, os.Mkdir(newlineDir, 0o755))
+	newlinePath := filepath.Join(newlineDir, "t.json")
+	require.NoError(t, os.WriteFile(newlinePath, []byte(`{"kinds": []}`), 0o644))
+
+	tests := []struct {
+		name string
+		args []string
+		msg  string // part of the one line on stderr
+	}{
+		{"no arguments", nil, "-duration is required"},
+		{"duration not a number", []string{"-duration", "ten"}, `-duration "ten" is not a whole number of seconds`},
+		{"duration with a unit", []string{"-duration", "30s"}, `-duration "30s"`},
+		{"duration fractional", []string{"-duration", "30.0"}, `-duration "30.0"`},
+		{"duration huge", []string{"-duration", "99999999999999999999999"}, "-duration"},
+		{"duration empty", []string{"-duration", ""}, "-duration is required"},
+		{"duration without value", []string{"-duration"}, "flag needs an argument: -duration"},
+		{"duration zero", []string{"-duration", "0"}, "graph: invalid duration: 0s must be positive"},
+		{"duration negative", []string{"-duration", "-10"}, "graph: invalid duration: -10s must be positive"},
+		{"duration not a multiple of 10", []string{"-duration", "125"}, "graph: invalid duration: 125s is not a multiple of 10s"},
+		{"duration above a day", []string{"-duration", "86410"}, "86410s exceeds the limit of 86400s"},
+		{"unknown node", []string{"-duration", "30", "-edit", "asset:sound"}, `graph: unknown node "asset:sound"`},
+		{"segment out of range", []string{"-duration", "30", "-edit", "asset:image:segment[3]"}, "segment 3 is out of range"},
+		{"malformed node ID", []string{"-duration", "30", "-force", "asset:image:segment[x]"}, `graph: malformed node ID "asset:image:segment[x]"`},
+		{"empty node ID", []string{"-duration", "30", "-missing", ""}, `graph: malformed node ID ""`},
+		{"node ID with a newline", []string{"-duration", "30", "-edit", "script\ntimeline"}, `"script\ntimeline"`},
+		{"bad node after good ones", []string{"-duration", "30", "-edit", "script", "-missing", "nope:segment[0]"}, `dirty: invalid mark 1`},
+		{"missing template file", []string{"-duration", "30", "-template", filepath.Join(dir, "none.json")}, "-template: open "},
+		{"template not JSON", []string{"-duration", "30", "-template", badJSON}, "graph: invalid template: bad JSON"},
+		{"template with a cycle", []string{"-duration", "30", "-template", cycle}, "graph: cycle among kinds: a -> b -> a"},
+		{"template with an unknown field", []string{"-duration", "30", "-template", unknownField}, `unknown field "colour"`},
+		{"template with a newline in a name", []string{"-duration", "30", "-template", multiline}, "-template"},
+		{"template path with a newline", []string{"-duration", "30", "-template", newlinePath}, `a\nb`},
+		{"missing template path with a newline", []string{"-duration", "30", "-template", newlineDir + "/none"}, "no such file"},
+		{"unknown format", []string{"-duration", "30", "-format", "yaml"}, `-format "yaml": want text, json, dot or mermaid`},
+		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose"},
+		{"stray argument", []string{"-duration", "30", "timeline"}, `unexpected argument "timeline"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(t *testing.T, code int, out, errOut string) {
+				t.Helper()
+				assert.Equal(t, 2, code, "exit status")
+				assert.Empty(t, out, "nothing on stdout")
+				require.True(t, strings.HasSuffix(errOut, "\n"), "stderr %q ends with a newline", errOut)
+				assert.Equal(t, 1, strings.Count(errOut, "\n"), "exactly one line on stderr: %q", errOut)
+				assert.True(t, strings.HasPrefix(errOut, "plan: "), "%q", errOut)
+				assert.Contains(t, errOut, tc.msg)
+			}
+			t.Run("run", func(t *testing.T) {
+				code, out, errOut := runCLI(tc.args...)
+				check(t, code, out, errOut)
+			})
+			t.Run("binary", func(t *testing.T) {
+				code, out, errOut := runBinary(t, tc.args...)
+				check(t, code, out, errOut)
+			})
+		})
+	}
+}
+
+func TestBinary(t *testing.T) {
+	code, out, errOut := runBinary(t, "-duration", "3600", "-edit", "asset:narration:segment[3]", "-format", "json")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut)
+	_, want, _ := runCLI("-duration", "3600", "-edit", "asset:narration:segment[3]", "-format", "json")
+	assert.Equal(t, want, out, "the binary prints what run prints")
+
+	code, out, errOut = runBinary(t, "-h")
+	assert.Equal(t, 0, code)
+	assert.True(t, strings.HasPrefix(out, "usage: plan -duration SECONDS"), "%q", out)
+	assert.Empty(t, errOut)
+}

@@ -1,0 +1,140 @@
+package graph_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	dgraph "github.com/dominikbraun/graph"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/graph"
+)
+
+// randomKindGraph returns a template of 1 to 8 kinds whose dependencies
+// go in any direction, with scopes that fit, so that many have cycles.
+func randomKindGraph(r *rand.Rand) graph.Template {
+	kinds := make([]graph.Kind, 1+r.IntN(8))
+	for i := range kinds {
+		kinds[i] = graph.Kind{Name: fmt.Sprintf("k%d", i), PerSegment: r.IntN(2) == 0}
+	}
+	for i := range kinds {
+		for _, j := range r.Perm(len(kinds)) {
+			if r.IntN(4) != 0 {
+				continue
+			}
+			var s graph.Scope
+			switch {
+			case !kinds[j].PerSegment:
+				s = graph.ScopeGlobal
+			case kinds[i].PerSegment:
+				s = []graph.Scope{graph.ScopeSameSegment, graph.ScopePreviousSegment, graph.ScopeAllSegments}[r.IntN(3)]
+			default:
+				s = graph.ScopeAllSegments
+			}
+			kinds[i].Deps = append(kinds[i].Deps, graph.Dep{Kind: kinds[j].Name, Scope: s})
+		}
+	}
+	return graph.Template{Kinds: kinds}
+}
+
+// firstRefusedEdge adds the template's kind edges, dependents in template
+// order and dependencies as listed, to a dominikbraun graph with
+// PreventCycles, and returns the first edge it refuses: (dependency,
+// dependent), or ok false when it refuses none.
+func firstRefusedEdge(t *testing.T, tm graph.Template) (from, to string, ok bool) {
+	g := dgraph.New(dgraph.StringHash, dgraph.Directed(), dgraph.PreventCycles())
+	for _, k := range tm.Kinds {
+		require.NoError(t, g.AddVertex(k.Name))
+	}
+	for _, k := range tm.Kinds {
+		for _, d := range k.Deps {
+			if d.Kind == k.Name && d.Scope == graph.ScopePreviousSegment {
+				continue // a chain of a kind's own segments, not a cycle
+			}
+			err := g.AddEdge(d.Kind, k.Name)
+			switch {
+			case err == nil, errors.Is(err, dgraph.ErrEdgeAlreadyExists):
+			case errors.Is(err, dgraph.ErrEdgeCreatesCycle):
+				return d.Kind, k.Name, true
+			default:
+				t.Fatal(err)
+			}
+		}
+	}
+	return "", "", false
+}
+
+// TestCycleMatchesPreventCycles checks the cycle Validate names against
+// dominikbraun's PreventCycles adding the edges one by one: the cycle
+// goes through the first edge it refuses, and is a real cycle.
+func TestCycleMatchesPreventCycles(t *testing.T) {
+	cyclic := 0
+	for seed := range uint64(500) {
+		tm := randomKindGraph(rand.New(rand.NewPCG(seed, 3)))
+		err := tm.Validate()
+		from, to, refused := firstRefusedEdge(t, tm)
+		var ce *graph.CycleError
+		if !errors.As(err, &ce) {
+			// Some random templates break another rule first (a dependency
+			// listed twice); those cannot be compared.
+			var te *graph.TemplateError
+			if errors.As(err, &te) {
+				continue
+			}
+			require.False(t, refused, "seed %d: Validate found no cycle, PreventCycles refused %s -> %s", seed, from, to)
+			continue
+		}
+		cyclic++
+		require.True(t, refused, "seed %d: Validate found cycle %v, PreventCycles none", seed, ce.Kinds)
+		// "to" depends on "from": in the cycle, "to" is followed by "from".
+		i := slices.Index(ce.Kinds, to)
+		require.GreaterOrEqual(t, i, 0, "seed %d: cycle %v misses %s", seed, ce.Kinds, to)
+		require.Equal(t, from, ce.Kinds[(i+1)%len(ce.Kinds)], "seed %d: cycle %v does not go %s -> %s", seed, ce.Kinds, to, from)
+		deps := map[string][]string{}
+		for _, k := range tm.Kinds {
+			for _, d := range k.Deps {
+				if d.Kind != k.Name || d.Scope != graph.ScopePreviousSegment {
+					deps[k.Name] = append(deps[k.Name], d.Kind)
+				}
+			}
+		}
+		for i, k := range ce.Kinds {
+			require.Contains(t, deps[k], ce.Kinds[(i+1)%len(ce.Kinds)], "seed %d: %v", seed, ce.Kinds)
+			if i > 0 {
+				require.NotEqual(t, ce.Kinds[0], k, "a kind twice in %v", ce.Kinds)
+			}
+		}
+		// Canonical rotation: starts at the kind first in the template.
+		idx := func(name string) int {
+			return slices.IndexFunc(tm.Kinds, func(k graph.Kind) bool { return k.Name == name })
+		}
+		for _, k := range ce.Kinds[1:] {
+			require.Less(t, idx(ce.Kinds[0]), idx(k))
+		}
+	}
+	require.Greater(t, cyclic, 100, "too few cyclic templates to mean anything")
+}
+
+// TestValidateLargeTemplate validates templates of many kinds that each
+// depend on all before them, with and without a cycle. Naming the cycle
+// by adding edges one by one to a PreventCycles graph took a minute at
+// 512 kinds; it is now linear-logarithmic.
+func TestValidateLargeTemplate(t *testing.T) {
+	const k = 512
+	kinds := make([]graph.Kind, k)
+	for i := range kinds {
+		kinds[i] = glob(fmt.Sprintf("k%d", i))
+		for j := range i {
+			kinds[i].Deps = append(kinds[i].Deps, dep(fmt.Sprintf("k%d", j), graph.ScopeGlobal))
+		}
+	}
+	require.NoError(t, graph.Template{Kinds: kinds}.Validate())
+	kinds[0].Deps = []graph.Dep{dep(fmt.Sprintf("k%d", k-1), graph.ScopeGlobal)}
+	err := graph.Template{Kinds: kinds}.Validate()
+	var ce *graph.CycleError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, []string{"k0", "k511"}, ce.Kinds)
+}

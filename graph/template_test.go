@@ -1,0 +1,327 @@
+package graph_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/graph"
+)
+
+// Short constructors for test templates.
+func glob(name string, deps ...graph.Dep) graph.Kind {
+	return graph.Kind{Name: name, Deps: deps}
+}
+
+func per(name string, deps ...graph.Dep) graph.Kind {
+	return graph.Kind{Name: name, PerSegment: true, Deps: deps}
+}
+
+func batched(k graph.Kind, key string, conc int) graph.Kind {
+	k.BatchKey, k.Concurrency = key, conc
+	return k
+}
+
+func dep(kind string, s graph.Scope) graph.Dep { return graph.Dep{Kind: kind, Scope: s} }
+
+func tmpl(kinds ...graph.Kind) graph.Template { return graph.Template{Kinds: kinds} }
+
+func TestLectureTemplate(t *testing.T) {
+	lec := graph.Lecture()
+	require.NoError(t, lec.Validate())
+	want := graph.Template{Kinds: []graph.Kind{
+		{Name: "script"},
+		{Name: "asset:narration", PerSegment: true, Deps: []graph.Dep{{Kind: "script", Scope: "global"}}, BatchKey: "asset:narration", Concurrency: 4},
+		{Name: "asset:image", PerSegment: true, Deps: []graph.Dep{{Kind: "script", Scope: "global"}}, BatchKey: "asset:image", Concurrency: 5},
+		{Name: "asset:video", PerSegment: true, Deps: []graph.Dep{{Kind: "asset:image", Scope: "same-segment"}, {Kind: "asset:narration", Scope: "same-segment"}}, BatchKey: "asset:video", Concurrency: 3},
+		{Name: "asset:music", Deps: []graph.Dep{{Kind: "script", Scope: "global"}}},
+		{Name: "timeline", Deps: []graph.Dep{{Kind: "asset:video", Scope: "all-segments"}, {Kind: "asset:narration", Scope: "all-segments"}, {Kind: "asset:music", Scope: "global"}}},
+	}}
+	if diff := cmp.Diff(want, lec); diff != "" {
+		t.Fatalf("Lecture() mismatch (-want +got):\n%s", diff)
+	}
+	// Each call is a fresh copy.
+	lec.Kinds[3].Deps[0].Kind = "changed"
+	lec.Kinds[0].Name = "changed"
+	if diff := cmp.Diff(want, graph.Lecture()); diff != "" {
+		t.Fatalf("Lecture() changed by mutating an earlier result (-want +got):\n%s", diff)
+	}
+}
+
+func TestTemplateClone(t *testing.T) {
+	orig := graph.Lecture()
+	c := orig.Clone()
+	require.Equal(t, orig, c)
+	c.Kinds[3].Deps[1].Scope = graph.ScopeAllSegments
+	c.Kinds[1].BatchKey = "x"
+	assert.Equal(t, graph.ScopeSameSegment, orig.Kinds[3].Deps[1].Scope)
+	assert.Equal(t, "asset:narration", orig.Kinds[1].BatchKey)
+}
+
+func TestValidateAccepts(t *testing.T) {
+	many := make([]graph.Kind, graph.MaxKinds)
+	for i := range many {
+		many[i] = glob(fmt.Sprintf("k%d", i))
+		if i > 0 {
+			many[i].Deps = []graph.Dep{dep(fmt.Sprintf("k%d", i-1), graph.ScopeGlobal)}
+		}
+	}
+	tests := []struct {
+		name string
+		t    graph.Template
+	}{
+		{"lecture", graph.Lecture()},
+		{"one global kind", tmpl(glob("a"))},
+		{"one per-segment kind", tmpl(per("a"))},
+		{"self previous-segment", tmpl(per("a", dep("a", graph.ScopePreviousSegment)))},
+		{"same-segment and previous-segment on one kind", tmpl(per("a"), per("b", dep("a", graph.ScopeSameSegment), dep("a", graph.ScopePreviousSegment)))},
+		{"per-segment kind on a global kind", tmpl(glob("g"), per("p", dep("g", graph.ScopeGlobal)))},
+		{"global kind on all segments", tmpl(per("p"), glob("g", dep("p", graph.ScopeAllSegments)))},
+		{"per-segment kind on all segments", tmpl(per("p"), per("q", dep("p", graph.ScopeAllSegments)))},
+		{"kinds listed after their dependents", tmpl(per("b", dep("a", graph.ScopeSameSegment)), per("a"))},
+		{"shared batch key with equal concurrency", tmpl(batched(per("a"), "k", 2), batched(glob("b"), "k", 2))},
+		{"name with every allowed character", tmpl(glob("Az09_.:/-x"))},
+		{"name of 128 bytes", tmpl(glob(strings.Repeat("a", 128)))},
+		{"MaxKinds kinds in a chain", graph.Template{Kinds: many}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.NoError(t, tc.t.Validate())
+		})
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	tooMany := make([]graph.Kind, graph.MaxKinds+1)
+	for i := range tooMany {
+		tooMany[i] = glob(fmt.Sprintf("k%d", i))
+	}
+	// Ten kinds, so that names are looked up through a map.
+	tenWithDup := make([]graph.Kind, 10)
+	for i := range tenWithDup {
+		tenWithDup[i] = glob(fmt.Sprintf("k%d", i))
+	}
+	tenWithDup[9].Name = "k3"
+
+	tests := []struct {
+		name string
+		t    graph.Template
+		kind string   // TemplateError.Kind
+		msg  []string // parts of the message
+	}{
+		{"no kinds", graph.Template{}, "", []string{"no kinds"}},
+		{"too many kinds", graph.Template{Kinds: tooMany}, "", []string{"1025 kinds", "at most 1024"}},
+		{"duplicate kind", tmpl(glob("a"), glob("b"), glob("a")), "a", []string{"duplicate kind", "kinds 0 and 2"}},
+		{"duplicate kind among many", graph.Template{Kinds: tenWithDup}, "k3", []string{"duplicate kind", "kinds 3 and 9"}},
+		{"empty name", tmpl(glob("a"), glob("")), "", []string{"name is empty: it needs 1 to 128 characters", "(kind 1 of 2)"}},
+		{"name starting with a dash", tmpl(glob("-a")), "-a", []string{`"-a" must start with a letter or a digit`}},
+		{"name with a space", tmpl(glob("a b")), "a b", []string{`' ' at byte 1`}},
+		{"name with a bracket", tmpl(glob("a[1]")), "a[1]", []string{`'[' at byte 1`}},
+		{"name of 129 bytes", tmpl(glob(strings.Repeat("a", 129))), strings.Repeat("a", 129), []string{"129 bytes", "at most 128"}},
+		{"name with non-ASCII", tmpl(glob("café")), "café", []string{"at byte 3"}},
+		{"bad batch key", tmpl(batched(glob("a"), "a b", 1)), "a", []string{`batchKey "a b"`}},
+		{"unknown dependency kind", tmpl(glob("a", dep("x", graph.ScopeGlobal))), "a", []string{`depends on unknown kind "x"`}},
+		{"global scope on a per-segment kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a", which is per segment`}},
+		{"global scope from a per-segment kind on a per-segment kind", tmpl(per("a"), per("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a"`}},
+		{"same-segment from a global kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeSameSegment))), "b", []string{`scope same-segment needs two per-segment kinds, but "b" is global and "a" is per segment`}},
+		{"same-segment on a global kind", tmpl(glob("a"), per("b", dep("a", graph.ScopeSameSegment))), "b", []string{`scope same-segment needs two per-segment kinds, but "b" is per segment and "a" is global`}},
+		{"same-segment between global kinds", tmpl(glob("a"), glob("b", dep("a", graph.ScopeSameSegment))), "b", []string{"scope same-segment needs two per-segment kinds"}},
+		{"previous-segment from a global kind", tmpl(per("a"), glob("b", dep("a", graph.ScopePreviousSegment))), "b", []string{`scope previous-segment needs two per-segment kinds, but "b" is global`}},
+		{"previous-segment on a global kind", tmpl(glob("a"), per("b", dep("a", graph.ScopePreviousSegment))), "b", []string{`scope previous-segment needs two per-segment kinds`, `"a" is global`}},
+		{"previous-segment of a global kind on itself", tmpl(glob("a", dep("a", graph.ScopePreviousSegment))), "a", []string{"scope previous-segment needs two per-segment kinds"}},
+		{"all-segments on a global kind", tmpl(glob("a"), glob("b", dep("a", graph.ScopeAllSegments))), "b", []string{`scope all-segments on "a", which is global`}},
+		{"unknown scope", tmpl(per("a"), per("b", dep("a", "next-segment"))), "b", []string{`scope "next-segment"`, "allowed are global, same-segment, all-segments and previous-segment"}},
+		{"empty scope", tmpl(glob("a"), glob("b", dep("a", ""))), "b", []string{`scope ""`}},
+		{"duplicate dependency", tmpl(per("a"), per("b", dep("a", graph.ScopeSameSegment), dep("a", graph.ScopeSameSegment))), "b", []string{`dependency on "a" with scope same-segment is listed twice`}},
+		{"duplicate global dependency", tmpl(glob("a"), glob("b", dep("a", graph.ScopeGlobal), dep("a", graph.ScopeGlobal))), "b", []string{"listed twice"}},
+		{"all-segments after same-segment", tmpl(per("a"), per("b", dep("a", graph.ScopeSameSegment), dep("a", graph.ScopeAllSegments))), "b", []string{`dependency on "a" mixes all-segments with same-segment`}},
+		{"previous-segment after all-segments", tmpl(per("a"), per("b", dep("a", graph.ScopeAllSegments), dep("a", graph.ScopePreviousSegment))), "b", []string{"mixes all-segments with previous-segment"}},
+		{"duplicate all-segments dependency", tmpl(per("a"), glob("b", dep("a", graph.ScopeAllSegments), dep("a", graph.ScopeAllSegments))), "b", []string{"listed twice"}},
+		{"concurrency 0 with a batch key", tmpl(batched(glob("a"), "k", 0)), "a", []string{"concurrency 0", `batchKey "k" needs a concurrency of at least 1`}},
+		{"negative concurrency with a batch key", tmpl(batched(glob("a"), "k", -3)), "a", []string{"concurrency -3", "at least 1"}},
+		{"concurrency without a batch key", tmpl(batched(glob("a"), "", 3)), "a", []string{"concurrency 3 without a batchKey"}},
+		{"negative concurrency without a batch key", tmpl(batched(glob("a"), "", -1)), "a", []string{"concurrency -1 without a batchKey"}},
+		{"conflicting concurrency on a shared batch key", tmpl(batched(per("a"), "k", 2), glob("x"), batched(per("b"), "k", 3)), "b", []string{`batchKey "k" has concurrency 3 here but 2 in kind "a"`, "must agree"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.t.Validate()
+			var te *graph.TemplateError
+			require.ErrorAs(t, err, &te)
+			assert.ErrorIs(t, err, graph.ErrInvalidTemplate)
+			assert.NotErrorIs(t, err, graph.ErrCycle)
+			assert.Equal(t, tc.kind, te.Kind)
+			requireErrorContains(t, err, append([]string{"graph: invalid template: "}, tc.msg...)...)
+			if tc.kind != "" {
+				requireErrorContains(t, err, fmt.Sprintf("kind %q: ", tc.kind))
+			}
+			// Build refuses it with the same error.
+			_, berr := graph.Build(tc.t, 30)
+			require.Equal(t, err.Error(), berr.Error())
+		})
+	}
+}
+
+func TestValidateCycle(t *testing.T) {
+	tests := []struct {
+		name  string
+		t     graph.Template
+		kinds []string
+		msg   string
+	}{
+		{
+			name:  "two kinds",
+			t:     tmpl(glob("a", dep("b", graph.ScopeGlobal)), glob("b", dep("a", graph.ScopeGlobal))),
+			kinds: []string{"a", "b"},
+			msg:   "graph: cycle among kinds: a -> b -> a (each kind depends on the next)",
+		},
+		{
+			name: "three kinds after a clean one, listed against the cycle",
+			t: tmpl(glob("x"), glob("a", dep("c", graph.ScopeGlobal), dep("x", graph.ScopeGlobal)),
+				glob("b", dep("a", graph.ScopeGlobal)), glob("c", dep("b", graph.ScopeGlobal))),
+			// a depends on c, c on b, b on a.
+			kinds: []string{"a", "c", "b"},
+			msg:   "graph: cycle among kinds: a -> c -> b -> a (each kind depends on the next)",
+		},
+		{
+			name: "per-segment kinds through same-segment and all-segments",
+			t: tmpl(per("p", dep("q", graph.ScopeSameSegment)), per("q", dep("r", graph.ScopeAllSegments)),
+				per("r", dep("p", graph.ScopePreviousSegment))),
+			kinds: []string{"p", "q", "r"},
+		},
+		{
+			name:  "kind on itself with same-segment",
+			t:     tmpl(glob("g"), per("a", dep("g", graph.ScopeGlobal), dep("a", graph.ScopeSameSegment))),
+			kinds: []string{"a"},
+			msg:   "graph: cycle among kinds: a -> a (each kind depends on the next)",
+		},
+		{
+			name:  "global kind on itself",
+			t:     tmpl(glob("a", dep("a", graph.ScopeGlobal))),
+			kinds: []string{"a"},
+		},
+		{
+			name:  "kind on itself with all-segments",
+			t:     tmpl(per("a", dep("a", graph.ScopeAllSegments))),
+			kinds: []string{"a"},
+		},
+		{
+			name: "previous-segment between two kinds is a cycle",
+			t: tmpl(per("a", dep("b", graph.ScopePreviousSegment)),
+				per("b", dep("a", graph.ScopePreviousSegment))),
+			kinds: []string{"a", "b"},
+		},
+		{
+			name: "the first edge that closes a cycle names it",
+			// z depends on b and a; the edges are added in template order,
+			// so b -> z closes the cycle a -> z -> b -> a before a -> z
+			// closes the shorter a -> z -> a.
+			t: tmpl(glob("a", dep("z", graph.ScopeGlobal)), glob("b", dep("a", graph.ScopeGlobal)),
+				glob("z", dep("b", graph.ScopeGlobal), dep("a", graph.ScopeGlobal))),
+			kinds: []string{"a", "z", "b"},
+			msg:   "graph: cycle among kinds: a -> z -> b -> a (each kind depends on the next)",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.t.Validate()
+			var ce *graph.CycleError
+			require.ErrorAs(t, err, &ce)
+			assert.ErrorIs(t, err, graph.ErrCycle)
+			assert.ErrorIs(t, err, graph.ErrInvalidTemplate)
+			if diff := cmp.Diff(tc.kinds, ce.Kinds); diff != "" {
+				t.Errorf("cycle kinds (-want +got):\n%s", diff)
+			}
+			if tc.msg != "" {
+				assert.Equal(t, tc.msg, err.Error())
+			}
+			// Deterministic: the same template names the same cycle.
+			for range 20 {
+				require.Equal(t, err.Error(), tc.t.Validate().Error())
+			}
+			// The named kinds really form a cycle, each depending on the next.
+			deps := map[string][]string{}
+			for _, k := range tc.t.Kinds {
+				for _, d := range k.Deps {
+					deps[k.Name] = append(deps[k.Name], d.Kind)
+				}
+			}
+			for i, k := range ce.Kinds {
+				next := ce.Kinds[(i+1)%len(ce.Kinds)]
+				assert.Contains(t, deps[k], next, "%s does not depend on %s", k, next)
+			}
+		})
+	}
+}
+
+func TestParseTemplate(t *testing.T) {
+	lecJSON, err := json.Marshal(graph.Lecture())
+	require.NoError(t, err)
+	t.Run("lecture round trip", func(t *testing.T) {
+		got, err := graph.ParseTemplate(lecJSON)
+		require.NoError(t, err)
+		if diff := cmp.Diff(graph.Lecture(), got); diff != "" {
+			t.Fatalf("(-want +got):\n%s", diff)
+		}
+	})
+	t.Run("issue format", func(t *testing.T) {
+		in := `{"kinds": [
+			{"name": "asset:image", "perSegment": true},
+			{"name": "asset:video", "perSegment": true, "deps": [{"kind": "asset:image", "scope": "same-segment"}], "batchKey": "asset:video", "concurrency": 3}
+		]}` + "\n\t "
+		got, err := graph.ParseTemplate([]byte(in))
+		require.NoError(t, err)
+		want := tmpl(per("asset:image"), batched(per("asset:video", dep("asset:image", graph.ScopeSameSegment)), "asset:video", 3))
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("(-want +got):\n%s", diff)
+		}
+	})
+
+	bad := []struct {
+		name string
+		in   string
+		msg  []string
+	}{
+		{"empty input", ``, []string{"bad JSON"}},
+		{"not JSON", `kinds`, []string{"bad JSON", "invalid character"}},
+		{"unknown top-level field", `{"kinds": [{"name": "a"}], "extra": 1}`, []string{"bad JSON", `unknown field "extra"`}},
+		{"unknown kind field", `{"kinds": [{"name": "a", "colour": "red"}]}`, []string{`unknown field "colour"`}},
+		{"unknown dep field", `{"kinds": [{"name": "a"}, {"name": "b", "deps": [{"kind": "a", "scope": "global", "weight": 1}]}]}`, []string{`unknown field "weight"`}},
+		{"trailing object", `{"kinds": [{"name": "a"}]} {}`, []string{"data after the template object"}},
+		{"trailing garbage", `{"kinds": [{"name": "a"}]}x`, []string{"data after the template object"}},
+		{"trailing comma", `{"kinds": [{"name": "a"}]},`, []string{"data after the template object"}},
+		{"truncated", `{"kinds": [{"name": "a"}]`, []string{"bad JSON"}},
+		{"missing kinds", `{}`, []string{`missing "kinds"`}},
+		{"null", `null`, []string{`missing "kinds"`}},
+		{"null kinds", `{"kinds": null}`, []string{`missing "kinds"`}},
+		{"empty kinds", `{"kinds": []}`, []string{"no kinds"}},
+		{"kinds of the wrong type", `{"kinds": {}}`, []string{"bad JSON"}},
+		{"concurrency of the wrong type", `{"kinds": [{"name": "a", "batchKey": "a", "concurrency": "3"}]}`, []string{"bad JSON"}},
+		{"invalid template", `{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}]}`, []string{`kind "a": depends on unknown kind "b"`}},
+		{"issue example alone", `{"kinds": [{"name": "asset:video", "perSegment": true, "deps": [{"kind": "asset:image", "scope": "same-segment"}], "batchKey": "asset:video", "concurrency": 3}]}`, []string{`unknown kind "asset:image"`}},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := graph.ParseTemplate([]byte(tc.in))
+			var te *graph.TemplateError
+			require.ErrorAs(t, err, &te)
+			require.ErrorIs(t, err, graph.ErrInvalidTemplate)
+			requireErrorContains(t, err, tc.msg...)
+			assert.Equal(t, graph.Template{}, got)
+			assert.NotContains(t, err.Error(), "\n")
+		})
+	}
+	t.Run("cycle", func(t *testing.T) {
+		_, err := graph.ParseTemplate([]byte(`{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}, {"name": "b", "deps": [{"kind": "a", "scope": "global"}]}]}`))
+		var ce *graph.CycleError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, []string{"a", "b"}, ce.Kinds)
+		assert.True(t, errors.Is(err, graph.ErrInvalidTemplate))
+	})
+}

@@ -1,0 +1,221 @@
+package planner_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+func TestMarshalJSON(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	tests := []struct {
+		name  string
+		marks []dirty.Mark
+		want  string
+	}{
+		{"one edit", edits("asset:narration:segment[1]"),
+			`{"stages":[` +
+				`{"index":0,"groups":[{"kind":"batch","batchKey":"asset:narration","concurrency":4,"nodes":["asset:narration:segment[1]"]}]},` +
+				`{"index":1,"groups":[{"kind":"batch","batchKey":"asset:video","concurrency":3,"nodes":["asset:video:segment[1]"]}]},` +
+				`{"index":2,"groups":[{"kind":"single","nodes":["timeline"]}]}]}`},
+		{"music", edits("asset:music"),
+			`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]}]},{"index":1,"groups":[{"kind":"single","nodes":["timeline"]}]}]}`},
+		{"nothing", []dirty.Mark{}, `{"stages":[]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := planOf(t, g, tc.marks)
+			got, err := json.Marshal(p)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(got))
+			direct, err := p.MarshalJSON()
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, string(direct))
+			assert.Equal(t, "x"+tc.want[len(`{"stages":`):len(tc.want)-1], string(p.AppendStagesJSON([]byte("x"))))
+		})
+	}
+	t.Run("no graph", func(t *testing.T) {
+		_, err := json.Marshal(&planner.Plan{})
+		require.ErrorIs(t, err, planner.ErrNoGraph)
+	})
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	shared := tmpl(batched(per("a", dep("a", graph.ScopePreviousSegment)), "k", 2),
+		glob("x"), batched(per("b", dep("a", graph.ScopeSameSegment)), "k", 2))
+	tests := []struct {
+		name  string
+		t     graph.Template
+		secs  int
+		marks []dirty.Mark
+	}{
+		{"new lecture", graph.Lecture(), 600, nil},
+		{"one edit", graph.Lecture(), 600, edits("asset:narration:segment[3]")},
+		{"several edits", graph.Lecture(), 600, edits("asset:image:segment[7]", "asset:video:segment[2]", "asset:music")},
+		{"nothing", graph.Lecture(), 600, []dirty.Mark{}},
+		{"shared key", shared, 50, nil},
+		{"shared key edited", shared, 50, edits("a:segment[3]", "x")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := build(t, tc.t, tc.secs)
+			p := planOf(t, g, tc.marks)
+			data, err := json.Marshal(p)
+			require.NoError(t, err)
+
+			back := &planner.Plan{Graph: g}
+			require.NoError(t, json.Unmarshal(data, back))
+			assert.Same(t, g, back.Graph)
+			if diff := cmp.Diff(p.Stages, back.Stages); diff != "" {
+				t.Fatalf("stages after a round trip (-want +got):\n%s", diff)
+			}
+			again, err := json.Marshal(back)
+			require.NoError(t, err)
+			assert.Equal(t, string(data), string(again))
+			// The decoded plan answers as the original does.
+			assert.Equal(t, p.Nodes(), back.Nodes())
+			assert.Equal(t, p.Len(), back.Len())
+			assert.Equal(t, p.String(), back.String())
+			for _, n := range p.Nodes() {
+				want, _ := p.StageOf(n)
+				got, ok := back.StageOf(n)
+				assert.True(t, ok)
+				assert.Equal(t, want, got)
+			}
+			costs := planner.Costs{Default: time.Second, PerKind: map[string]time.Duration{"asset:video": 7 * time.Second}}
+			assert.Equal(t, p.LowerBound(costs), back.LowerBound(costs))
+			assert.Equal(t, p.Remaining(nil), back.Remaining(nil))
+		})
+	}
+}
+
+func TestUnmarshalJSONRefuses(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	grp := func(kind, key string, conc int, nodes ...string) string {
+		b, _ := json.Marshal(map[string]any{"kind": kind, "batchKey": key, "concurrency": conc, "nodes": nodes})
+		return string(b)
+	}
+	single := func(id string) string { return `{"kind":"single","nodes":["` + id + `"]}` }
+	narr := func(id string) string { return grp("batch", "asset:narration", 4, id) }
+	stages := func(groups ...string) string {
+		var b strings.Builder
+		b.WriteString(`{"stages":[`)
+		for i, s := range groups {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"index":` + string(rune('0'+i)) + `,"groups":[` + s + `]}`)
+		}
+		b.WriteString(`]}`)
+		return b.String()
+	}
+	tests := []struct {
+		name string
+		in   string
+		msg  string
+	}{
+		{"not JSON", `stages`, "planner: invalid plan: invalid character"},
+		{"empty", ``, "planner: invalid plan: EOF"},
+		{"unknown top-level field", `{"stages":[],"graph":{}}`, `unknown field "graph"`},
+		{"unknown group field", stages(`{"kind":"single","nodes":["timeline"],"weight":1}`), `unknown field "weight"`},
+		{"unknown stage field", `{"stages":[{"index":0,"groups":[` + single("timeline") + `],"eta":1}]}`, `unknown field "eta"`},
+		{"trailing data", `{"stages":[]} {}`, "data after the plan object"},
+		{"stage index out of order", `{"stages":[{"index":1,"groups":[` + single("timeline") + `]}]}`, "stage 0 has index 1"},
+		{"stage index repeated", `{"stages":[{"index":0,"groups":[` + single("asset:music") + `]},{"index":0,"groups":[` + single("timeline") + `]}]}`, "stage 1 has index 0"},
+		{"negative index", `{"stages":[{"index":-1,"groups":[` + single("timeline") + `]}]}`, "stage 0 has index -1"},
+		{"empty stage", stages(single("asset:music"), ``, single("timeline")), "stage 1 has no groups"},
+		{"unknown node", stages(narr("asset:narration:segment[3]")), `stage 0 group 0: graph: unknown node "asset:narration:segment[3]": segment 3 is out of range`},
+		{"unknown kind", stages(single("asset:sound")), `graph: unknown node "asset:sound"`},
+		{"malformed node", stages(narr("asset:narration:segment[01]")), `graph: malformed node ID "asset:narration:segment[01]"`},
+		{"node twice in a group", stages(grp("batch", "asset:narration", 4, "asset:narration:segment[1]", "asset:narration:segment[1]")), `node "asset:narration:segment[1]" appears twice in the plan`},
+		{"node in two stages", stages(single("asset:music"), single("asset:music")), `stage 1 group 0: node "asset:music" appears twice`},
+		{"wrong batch key", stages(grp("batch", "asset:image", 4, "asset:narration:segment[0]")), `node "asset:narration:segment[0]" has batch key "asset:narration" and concurrency 4, not "asset:image" and 4`},
+		{"wrong concurrency", stages(grp("batch", "asset:narration", 5, "asset:narration:segment[0]")), `not "asset:narration" and 5`},
+		{"batch mixing keys", stages(grp("batch", "asset:narration", 4, "asset:narration:segment[0]", "asset:image:segment[0]")), `node "asset:image:segment[0]" has batch key "asset:image"`},
+		{"batch of a kind without a key", stages(`{"kind":"batch","nodes":["timeline"]}`), `batch group without a batchKey: node "timeline" belongs in a single group`},
+		{"batch with an empty key", stages(grp("batch", "", 0, "asset:music")), "batch group without a batchKey"},
+		{"single with a batch key", stages(`{"kind":"single","batchKey":"asset:music","nodes":["asset:music"]}`), "single group must hold one node of a kind without a batch key, and no batchKey or concurrency"},
+		{"single with concurrency", stages(`{"kind":"single","concurrency":1,"nodes":["asset:music"]}`), "single group must hold one node"},
+		{"single with two nodes", stages(`{"kind":"single","nodes":["asset:music","script"]}`), "single group must hold one node"},
+		{"single of a batched kind", stages(single("asset:narration:segment[0]")), "single group must hold one node of a kind without a batch key"},
+		{"unknown group kind", stages(`{"kind":"pair","nodes":["timeline"]}`), `kind "pair": want single or batch`},
+		{"missing group kind", stages(`{"nodes":["timeline"]}`), `kind "": want single or batch`},
+		{"empty group", stages(`{"kind":"single","nodes":[]}`), "stage 0 group 0: no nodes"},
+		{"null nodes", stages(`{"kind":"single","nodes":null}`), "no nodes"},
+		{"missing nodes", stages(`{"kind":"single"}`), "stage 0 group 0: nodes: "},
+		{"nodes not strings", stages(`{"kind":"single","nodes":[1]}`), "stage 0 group 0: nodes: json: cannot unmarshal number"},
+		{"dependency in the same stage", stages(narr("asset:narration:segment[1]") + "," + grp("batch", "asset:video", 3, "asset:video:segment[1]")),
+			`node "asset:video:segment[1]" in stage 0 depends on "asset:narration:segment[1]" in stage 0: a dependency must come in an earlier stage`},
+		{"dependency in a later stage", stages(single("timeline"), single("asset:music")),
+			`node "timeline" in stage 0 depends on "asset:music" in stage 1`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := planOf(t, g, edits("asset:image:segment[2]"))
+			p := &planner.Plan{Graph: g, Stages: orig.Stages}
+			before := render(p)
+			beforeNodes := p.Nodes()
+			// json.Unmarshal checks the syntax before it calls the method;
+			// either way the input is refused.
+			require.Error(t, json.Unmarshal([]byte(tc.in), p))
+			assert.Equal(t, before, render(p), "p is unchanged")
+			err := p.UnmarshalJSON([]byte(tc.in))
+			require.ErrorIs(t, err, planner.ErrInvalidPlan)
+			assert.Contains(t, err.Error(), tc.msg)
+			assert.NotContains(t, err.Error(), "\n")
+			assert.Equal(t, before, render(p), "p is unchanged")
+			assert.Equal(t, beforeNodes, p.Nodes(), "p's index is unchanged")
+			assert.Same(t, g, p.Graph)
+		})
+	}
+	t.Run("no graph", func(t *testing.T) {
+		var p planner.Plan
+		err := json.Unmarshal([]byte(`{"stages":[]}`), &p)
+		require.ErrorIs(t, err, planner.ErrNoGraph)
+		assert.Equal(t, planner.Plan{}, p)
+	})
+}
+
+func TestUnmarshalJSONAccepts(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"no stages", `{"stages":[]}`, nil},
+		{"null stages", `{"stages":null}`, nil},
+		{"no field", `{}`, nil},
+		{"whitespace", " {\"stages\" : [ ] }\n\t", nil},
+		// A plan need not be the one New makes: any order that puts
+		// dependencies first is a plan.
+		{"dependencies far apart", `{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["script"]}]},` +
+			`{"index":1,"groups":[{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[0]"]}]},` +
+			`{"index":2,"groups":[{"kind":"single","nodes":["asset:music"]}]},` +
+			`{"index":3,"groups":[{"kind":"single","nodes":["timeline"]}]}]}`,
+			[]string{"0 single script", "1 batch asset:image/5 [asset:image:segment[0]]", "2 single asset:music", "3 single timeline"}},
+		{"a key split over two batches", `{"stages":[{"index":0,"groups":[` +
+			`{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[2]"]},` +
+			`{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[0]"]}]}]}`,
+			[]string{"0 batch asset:image/5 [asset:image:segment[2]]", "0 batch asset:image/5 [asset:image:segment[0]]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &planner.Plan{Graph: g}
+			require.NoError(t, json.Unmarshal([]byte(tc.in), p))
+			assert.Equal(t, tc.want, render(p))
+			if tc.want == nil {
+				assert.Nil(t, p.Stages, "no stages decode as nil, as New makes them")
+			}
+		})
+	}
+}
