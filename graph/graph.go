@@ -22,6 +22,8 @@ const (
 	MaxSecondsLimit = 10_000_000 * SegmentSeconds
 	// DefaultMaxEdges is the default most edges a graph may have.
 	DefaultMaxEdges = 50_000_000
+	// DefaultMaxNodes is the default most nodes a graph may have.
+	DefaultMaxNodes = 20_000_000
 	// maxIndex is the largest node or edge count that int32 indices hold.
 	maxIndex = math.MaxInt32 - 1
 )
@@ -38,6 +40,11 @@ type Options struct {
 	// above 2,147,483,646 are capped there. Default: DefaultMaxEdges
 	// (50,000,000).
 	MaxEdges int
+	// MaxNodes is the most nodes the graph may have, so that a wide
+	// template on a long duration is refused instead of exhausting memory
+	// (a graph holds about 30 bytes a node). Zero or less means the
+	// default. Default: DefaultMaxNodes (20,000,000).
+	MaxNodes int
 }
 
 // Graph is the immutable dependency graph of one lecture (or other host
@@ -95,14 +102,18 @@ func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
 	if o.MaxEdges > 0 {
 		maxEdges = min(int64(o.MaxEdges), maxIndex)
 	}
+	maxNodes := int64(DefaultMaxNodes)
+	if o.MaxNodes > 0 {
+		maxNodes = min(int64(o.MaxNodes), maxIndex)
+	}
 	c, err := compile(t)
 	if err != nil {
 		return nil, err
 	}
-	return build(c, totalSeconds/SegmentSeconds, maxEdges)
+	return build(c, totalSeconds/SegmentSeconds, maxNodes, maxEdges)
 }
 
-func build(c *compiled, segs int, maxEdges int64) (*Graph, error) {
+func build(c *compiled, segs int, maxNodes, maxEdges int64) (*Graph, error) {
 	k := len(c.kinds)
 	s64 := int64(segs)
 	// Count nodes and edges first, in int64, so nothing overflows.
@@ -125,8 +136,8 @@ func build(c *compiled, segs int, maxEdges int64) (*Graph, error) {
 			}
 		}
 	}
-	if nodes > maxIndex {
-		return nil, &SizeError{What: "nodes", Count: nodes, Limit: maxIndex}
+	if nodes > maxNodes {
+		return nil, &SizeError{What: "nodes", Count: nodes, Limit: maxNodes}
 	}
 	if edges > maxEdges {
 		return nil, &SizeError{What: "edges", Count: edges, Limit: maxEdges}

@@ -260,7 +260,10 @@ func TestBuildSize(t *testing.T) {
 		{"negative MaxEdges is the default", graph.Options{MaxEdges: -5}, graph.Lecture(), 30, nil},
 		{"quadratic edges over the default", graph.Options{}, square, 86_400, &graph.SizeError{What: "edges", Count: 8640 * 8640, Limit: graph.DefaultMaxEdges}},
 		{"quadratic edges under a raised limit", graph.Options{MaxEdges: 10_000}, square, 1000, nil},
-		{"too many nodes", graph.Options{MaxSeconds: graph.MaxSecondsLimit}, graph.Template{Kinds: wide}, graph.MaxSecondsLimit, &graph.SizeError{What: "nodes", Count: 3_000_000_000, Limit: 2_147_483_646}},
+		{"too many nodes", graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: 1 << 40}, graph.Template{Kinds: wide}, graph.MaxSecondsLimit, &graph.SizeError{What: "nodes", Count: 3_000_000_000, Limit: 2_147_483_646}},
+		{"nodes over the default MaxNodes", graph.Options{MaxSeconds: graph.MaxSecondsLimit}, graph.Lecture(), graph.MaxSecondsLimit, &graph.SizeError{What: "nodes", Count: 30_000_003, Limit: graph.DefaultMaxNodes}},
+		{"nodes over MaxNodes", graph.Options{MaxNodes: 38}, graph.Lecture(), 120, &graph.SizeError{What: "nodes", Count: 39, Limit: 38}},
+		{"nodes at MaxNodes", graph.Options{MaxNodes: 39}, graph.Lecture(), 120, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
