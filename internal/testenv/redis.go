@@ -1,0 +1,98 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// Redis is a client of the shared test Redis with a key prefix private to
+// one test. Keys outside the prefix belong to other tests.
+type Redis struct {
+	// Client is connected to [RedisURL]; it is closed when the test ends.
+	Client *redis.Client
+	// Prefix starts every key the test may create ("regentest:<name>:").
+	Prefix string
+}
+
+// NewRedis connects to the shared Redis at [RedisURL], skipping the test
+// (failing it in CI) if Redis cannot be reached. When the test ends, every
+// key under the returned Prefix is deleted, with SCAN and UNLINK, and the
+// client is closed.
+func NewRedis(t testing.TB) *Redis {
+	t.Helper()
+	opts, err := redis.ParseURL(RedisURL())
+	if err != nil {
+		t.Fatalf("testenv: REGEN_REDIS_URL %q: %v", RedisURL(), err)
+	}
+	client := NewRedisClient(opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		client.Close()
+		Unavailable(t, "Redis is not reachable at %s (%v)", opts.Addr, err)
+		return nil
+	}
+	r := &Redis{Client: client, Prefix: "regentest:" + UniqueName(t) + ":"}
+	t.Cleanup(func() {
+		if err := r.deleteKeys(); err != nil {
+			t.Errorf("testenv: delete keys %s*: %v", r.Prefix, err)
+		}
+		client.Close()
+	})
+	return r
+}
+
+// NewRedisClient returns a client for opts with the go-redis background
+// features that outlive a test (maintenance notifications) turned off, so
+// that goleak sees only what the code under test started.
+func NewRedisClient(opts *redis.Options) *redis.Client {
+	o := *opts
+	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	return redis.NewClient(&o)
+}
+
+// Key returns Prefix + name.
+func (r *Redis) Key(name string) string { return r.Prefix + name }
+
+// Keys returns the keys under the prefix, for assertions.
+func (r *Redis) Keys(t testing.TB) []string {
+	t.Helper()
+	var keys []string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("testenv: scan %s*: %v", r.Prefix, err)
+	}
+	return keys
+}
+
+func (r *Redis) deleteKeys() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := r.Client.Unlink(ctx, batch...).Err(); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		return r.Client.Unlink(ctx, batch...).Err()
+	}
+	return nil
+}

@@ -1,0 +1,331 @@
+package progress
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// BufferedOptions configures a [Buffered] sink. The zero value gives the
+// defaults.
+type BufferedOptions struct {
+	// Fallback receives the events that the downstream sink failed to
+	// take, and those published after Close. It should be fast and local.
+	// Default: a [Slog] sink on Logger.
+	Fallback Sink
+	// Logger reports downstream failures and drops. Default: slog.Default().
+	Logger *slog.Logger
+	// QueueSize bounds the events waiting for the downstream sink. When it
+	// is full, the oldest waiting event is dropped and counted, so that the
+	// run's latest state (and its final event) still goes out.
+	// Default: 10000.
+	QueueSize int
+	// BatchSize bounds the events handed to one downstream Publish.
+	// Default: 256.
+	BatchSize int
+	// Timeout bounds one downstream Publish call. Default: 5s.
+	Timeout time.Duration
+	// Attempts is how many times a batch is offered to the downstream sink
+	// before it goes to the Fallback. Retrying is safe for a sink that
+	// ignores duplicate Seqs, as every sink of this module does.
+	// Default: 2.
+	Attempts int
+	// RetryDelay is the pause before a retry. Default: 50ms.
+	RetryDelay time.Duration
+}
+
+// BufferedStats is a snapshot of a [Buffered] sink's counters.
+type BufferedStats struct {
+	// Queued is the number of events waiting for the downstream sink.
+	Queued int
+	// Published counts the events the downstream sink accepted.
+	Published uint64
+	// Batches counts the downstream Publish calls that succeeded.
+	Batches uint64
+	// Errors counts the downstream Publish calls that failed.
+	Errors uint64
+	// Fallback counts the events handed to the fallback sink.
+	Fallback uint64
+	// FallbackErrors counts the events that the fallback sink also failed
+	// to take; they are lost.
+	FallbackErrors uint64
+	// Dropped counts the events dropped because the queue was full.
+	Dropped uint64
+}
+
+// Buffered is a [Sink] that decouples a run from a slow or failing sink:
+// Publish only queues the events and returns, and one goroutine, owned by
+// the Buffered and ended by [Buffered.Close], hands them downstream in
+// batches of what accumulated while the previous batch was being written.
+// When the downstream sink fails, the batch is retried, then handed to the
+// fallback sink, and the error counter rises; the caller never sees the
+// failure. Memory is bounded by QueueSize; what does not fit is dropped and
+// counted. Event order is kept.
+//
+// A Buffered is safe for concurrent use. Publish ignores ctx, so that a
+// run's final event is queued even when the run's context was cancelled.
+type Buffered struct {
+	next       Sink
+	fallback   Sink
+	logger     *slog.Logger
+	queueSize  int
+	batchSize  int
+	timeout    time.Duration
+	attempts   int
+	retryDelay time.Duration
+
+	ctx    context.Context // the worker's; cancelled when Close gives up waiting
+	cancel context.CancelFunc
+	wake   chan struct{} // capacity 1: "the queue is not empty"
+	stop   chan struct{} // closed by Close: drain, then exit
+	exited chan struct{} // closed by the worker on exit
+
+	mu       sync.Mutex
+	queue    []Event
+	closed   bool
+	dropping bool
+	enqueued uint64        // events accepted by Publish, ever
+	settled  uint64        // events published, handed to fallback or dropped
+	progress chan struct{} // closed and replaced when settled grows
+	stats    BufferedStats
+}
+
+// NewBuffered returns a Buffered feeding next, and starts its goroutine.
+// Call [Buffered.Close] to flush and stop it.
+func NewBuffered(next Sink, opts BufferedOptions) *Buffered {
+	if next == nil {
+		panic("progress: NewBuffered with a nil sink")
+	}
+	b := &Buffered{
+		next:       next,
+		fallback:   opts.Fallback,
+		logger:     opts.Logger,
+		queueSize:  opts.QueueSize,
+		batchSize:  opts.BatchSize,
+		timeout:    opts.Timeout,
+		attempts:   opts.Attempts,
+		retryDelay: opts.RetryDelay,
+		wake:       make(chan struct{}, 1),
+		stop:       make(chan struct{}),
+		exited:     make(chan struct{}),
+		progress:   make(chan struct{}),
+	}
+	if b.logger == nil {
+		b.logger = slog.Default()
+	}
+	if b.fallback == nil {
+		b.fallback = NewSlog(b.logger, SlogOptions{})
+	}
+	if b.queueSize <= 0 {
+		b.queueSize = 10000
+	}
+	if b.batchSize <= 0 {
+		b.batchSize = 256
+	}
+	if b.timeout <= 0 {
+		b.timeout = 5 * time.Second
+	}
+	if b.attempts <= 0 {
+		b.attempts = 2
+	}
+	if b.retryDelay <= 0 {
+		b.retryDelay = 50 * time.Millisecond
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	go b.run()
+	return b
+}
+
+// Publish queues events and returns at once. An invalid event fails the
+// whole call with [ErrInvalidEvent]; downstream failures never reach the
+// caller. After Close, events go straight to the fallback sink and
+// Publish returns [ErrClosed].
+func (b *Buffered) Publish(_ context.Context, events ...Event) error {
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		b.toFallback(events)
+		return ErrClosed
+	}
+	b.enqueued += uint64(len(events))
+	b.queue = append(b.queue, events...)
+	if over := len(b.queue) - b.queueSize; over > 0 {
+		clear(b.queue[:over])
+		b.queue = b.queue[over:]
+		b.stats.Dropped += uint64(over)
+		b.settleLocked(over)
+		if !b.dropping {
+			b.dropping = true
+			b.logger.Warn("progress: buffered sink queue full, dropping oldest events",
+				"queueSize", b.queueSize, "dropped", b.stats.Dropped)
+		}
+	}
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Flush waits until every event published before the call has been
+// handed downstream, to the fallback, or dropped. It returns
+// context.Cause(ctx) if ctx ends first.
+func (b *Buffered) Flush(ctx context.Context) error {
+	b.mu.Lock()
+	target := b.enqueued
+	b.mu.Unlock()
+	for {
+		b.mu.Lock()
+		done, ch := b.settled >= target, b.progress
+		b.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// Close stops accepting events, hands the queued ones downstream and stops
+// the goroutine. If ctx ends first, the write in progress is cancelled,
+// the events still queued go to the fallback sink, and Close returns
+// context.Cause(ctx) after the goroutine has exited. Close does not close
+// the downstream sink. Calling it again waits for the same exit.
+func (b *Buffered) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.stop)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.exited:
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		<-b.exited
+		return context.Cause(ctx)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Buffered) Stats() BufferedStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.stats
+	s.Queued = len(b.queue)
+	return s
+}
+
+// run is the worker: the only goroutine a Buffered starts.
+func (b *Buffered) run() {
+	defer close(b.exited)
+	defer b.cancel()
+	batch := make([]Event, 0, b.batchSize)
+	for {
+		b.mu.Lock()
+		n := min(len(b.queue), b.batchSize)
+		batch = append(batch[:0], b.queue[:n]...)
+		clear(b.queue[:n])
+		b.queue = b.queue[n:]
+		if len(b.queue) == 0 {
+			b.queue = nil
+			b.dropping = false
+		}
+		b.mu.Unlock()
+		if n == 0 {
+			select {
+			case <-b.wake:
+				continue
+			case <-b.stop:
+			}
+			// Closed: take whatever Publish queued before Close, then exit.
+			b.mu.Lock()
+			empty := len(b.queue) == 0
+			b.mu.Unlock()
+			if empty {
+				return
+			}
+			continue
+		}
+		b.deliver(batch)
+		b.mu.Lock()
+		b.settleLocked(n)
+		b.mu.Unlock()
+	}
+}
+
+// deliver offers batch to the downstream sink, then to the fallback.
+func (b *Buffered) deliver(batch []Event) {
+	var err error
+	for attempt := 1; attempt <= b.attempts && b.ctx.Err() == nil; attempt++ {
+		if attempt > 1 && !b.pause() {
+			break
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+		err = b.next.Publish(ctx, batch...)
+		cancel()
+		if err == nil {
+			b.mu.Lock()
+			b.stats.Published += uint64(len(batch))
+			b.stats.Batches++
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Lock()
+		b.stats.Errors++
+		b.mu.Unlock()
+		b.logger.Warn("progress: buffered sink: downstream publish failed",
+			"attempt", attempt, "events", len(batch), "firstSeq", batch[0].Seq, "error", err)
+	}
+	b.toFallback(batch)
+}
+
+// pause waits RetryDelay; it reports false if the worker is cancelled.
+func (b *Buffered) pause() bool {
+	t := time.NewTimer(b.retryDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.ctx.Done():
+		return false
+	}
+}
+
+func (b *Buffered) toFallback(events []Event) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	err := b.fallback.Publish(ctx, events...)
+	b.mu.Lock()
+	if err != nil {
+		b.stats.FallbackErrors += uint64(len(events))
+	} else {
+		b.stats.Fallback += uint64(len(events))
+	}
+	b.mu.Unlock()
+	if err != nil {
+		b.logger.Error("progress: buffered sink: fallback publish failed; events lost",
+			"events", len(events), "firstSeq", events[0].Seq, "error", err)
+	}
+}
+
+// settleLocked records n more events as settled. Called with b.mu held.
+func (b *Buffered) settleLocked(n int) {
+	b.settled += uint64(n)
+	close(b.progress)
+	b.progress = make(chan struct{})
+}

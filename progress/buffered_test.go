@@ -1,0 +1,233 @@
+package progress_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// recorder is a Sink that records its batches; each call can be held at a
+// gate, failed, or both.
+type recorder struct {
+	mu      sync.Mutex
+	batches [][]uint64
+	gate    chan struct{} // if non-nil, each call waits for a receive (or ctx)
+	fail    func(call int) error
+	calls   int
+}
+
+func (r *recorder) Publish(ctx context.Context, events ...progress.Event) error {
+	r.mu.Lock()
+	r.calls++
+	call := r.calls
+	gate := r.gate
+	r.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if r.fail != nil {
+		if err := r.fail(call); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches = append(r.batches, sinktest.Seqs(events))
+	return nil
+}
+
+func (r *recorder) seqs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []uint64
+	for _, b := range r.batches {
+		out = append(out, b...)
+	}
+	return out
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestBufferedBatchesWhileDownstreamIsBusy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{gate: make(chan struct{})}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), BatchSize: 64})
+		all := sinktest.Events("r", 1, 101)
+		require.NoError(t, b.Publish(ctx, all[0]))
+		synctest.Wait() // the worker holds event 1 at the gate
+		for _, e := range all[1:] {
+			require.NoError(t, b.Publish(ctx, e), "Publish must not wait for the busy sink")
+		}
+		assert.Equal(t, 100, b.Stats().Queued)
+		close(down.gate)
+		require.NoError(t, b.Flush(ctx))
+		require.NoError(t, b.Close(ctx))
+		want := [][]uint64{{1}, sinktest.Span(2, 65), sinktest.Span(66, 101)}
+		assert.Equal(t, want, down.batches, "what accumulated goes in batches of at most BatchSize, in order")
+		assert.Equal(t, progress.BufferedStats{Published: 101, Batches: 3}, b.Stats())
+	})
+}
+
+func TestBufferedDropsOldestWhenFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{gate: make(chan struct{})}
+		var logs bytes.Buffer
+		b := progress.NewBuffered(down, progress.BufferedOptions{
+			Logger:    slog.New(slog.NewTextHandler(&logs, nil)),
+			QueueSize: 10,
+		})
+		all := sinktest.Events("r", 1, 31)
+		require.NoError(t, b.Publish(ctx, all[0]))
+		synctest.Wait()
+		for _, e := range all[1:] {
+			require.NoError(t, b.Publish(ctx, e))
+		}
+		assert.Equal(t, 10, b.Stats().Queued, "memory is bounded by QueueSize")
+		close(down.gate)
+		require.NoError(t, b.Close(ctx))
+		assert.Equal(t, append([]uint64{1}, sinktest.Span(22, 31)...), down.seqs(), "the newest events, with the final one, survive")
+		s := b.Stats()
+		assert.Equal(t, uint64(20), s.Dropped)
+		assert.Equal(t, uint64(11), s.Published)
+		assert.Equal(t, 1, strings.Count(logs.String(), "queue full"), "one warning per episode:\n%s", logs.String())
+	})
+}
+
+func TestBufferedFallsBackWhenDownstreamFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{fail: func(int) error { return errors.New("redis: connection refused") }}
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback, Attempts: 3})
+		start := time.Now()
+		require.NoError(t, b.Publish(ctx, sinktest.Events("r", 1, 5)...), "the failure never reaches the caller")
+		require.NoError(t, b.Flush(ctx))
+		assert.Equal(t, 100*time.Millisecond, time.Since(start), "two retries after the default 50ms delay")
+		require.NoError(t, b.Close(ctx))
+		assert.Equal(t, sinktest.Span(1, 5), fallback.seqs())
+		assert.Equal(t, progress.BufferedStats{Errors: 3, Fallback: 5}, b.Stats())
+	})
+}
+
+func TestBufferedRetrySucceeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{fail: func(call int) error {
+			if call == 1 {
+				return errors.New("timeout")
+			}
+			return nil
+		}}
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback})
+		require.NoError(t, b.Publish(ctx, sinktest.Events("r", 1, 5)...))
+		require.NoError(t, b.Close(ctx))
+		assert.Equal(t, sinktest.Span(1, 5), down.seqs())
+		assert.Empty(t, fallback.seqs())
+		assert.Equal(t, progress.BufferedStats{Published: 5, Batches: 1, Errors: 1}, b.Stats())
+	})
+}
+
+func TestBufferedDefaultFallbackIsSlog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var logs bytes.Buffer
+		down := &recorder{fail: func(int) error { return errors.New("down") }}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Attempts: 1})
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 1, 2)...))
+		require.NoError(t, b.Close(context.Background()))
+		out := logs.String()
+		assert.Contains(t, out, "downstream publish failed")
+		assert.Contains(t, out, "msg=run.started runId=r seq=1")
+		assert.Contains(t, out, "runId=r seq=2")
+	})
+}
+
+func TestBufferedCloseGivesUpAtDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := &recorder{gate: make(chan struct{})} // never opens
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback, Timeout: time.Hour})
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 1, 1)...))
+		synctest.Wait()
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 2, 4)...))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := b.Close(ctx)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, sinktest.Span(1, 4), fallback.seqs(), "the cancelled write and the queue went to the fallback")
+		assert.Equal(t, uint64(4), b.Stats().Fallback)
+		assert.NoError(t, b.Close(context.Background()), "a second Close returns once the worker has exited")
+	})
+}
+
+func TestBufferedPublishAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fallback := &recorder{}
+		b := progress.NewBuffered(&recorder{}, progress.BufferedOptions{Logger: quiet(), Fallback: fallback})
+		require.NoError(t, b.Close(context.Background()))
+		err := b.Publish(context.Background(), sinktest.Events("r", 1, 2)...)
+		assert.ErrorIs(t, err, progress.ErrClosed)
+		assert.Equal(t, []uint64{1, 2}, fallback.seqs(), "nothing is lost")
+	})
+}
+
+func TestBufferedRefusesInvalidEvents(t *testing.T) {
+	b := progress.NewBuffered(&recorder{}, progress.BufferedOptions{Logger: quiet()})
+	defer b.Close(context.Background())
+	assert.ErrorIs(t, b.Publish(context.Background(), progress.Event{RunID: "r"}), progress.ErrInvalidEvent)
+	assert.Zero(t, b.Stats().Queued)
+}
+
+func TestBufferedFlushHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := &recorder{gate: make(chan struct{})}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet()})
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 1, 1)...))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		assert.ErrorIs(t, b.Flush(ctx), context.DeadlineExceeded)
+		close(down.gate)
+		require.NoError(t, b.Flush(context.Background()))
+		require.NoError(t, b.Close(context.Background()))
+	})
+}
+
+// Many publishers, a real Memory downstream: nothing lost, per-run order kept.
+func TestBufferedConcurrentPublishers(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{})
+	b := progress.NewBuffered(m, progress.BufferedOptions{Logger: quiet(), BatchSize: 16})
+	var wg sync.WaitGroup
+	runs := []string{"a", "b", "c", "d"}
+	for _, run := range runs {
+		wg.Go(func() {
+			for _, e := range sinktest.Events(run, 1, 500) {
+				assert.NoError(t, b.Publish(ctx, e))
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, b.Close(ctx))
+	for _, run := range runs {
+		assert.Equal(t, sinktest.Span(1, 500), sinktest.Seqs(sinktest.Replay(t, m, run, 0)), "run %s", run)
+	}
+	assert.Equal(t, uint64(2000), b.Stats().Published)
+}

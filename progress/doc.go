@@ -1,0 +1,83 @@
+// Package progress is the event model of a run and the plumbing that
+// carries it to a progress view: the [Event], the [Sink] the executor
+// publishes to, the [Source] a view reads back from, and the in-process
+// implementations of both.
+//
+// # Events and their identity
+//
+// An [Event] reports one step of a run: run.*, stage.* and node.* events
+// (see [Type]) and free-text messages from generators. Its Seq is its
+// identity everywhere: per run it starts at 1, strictly increases and has
+// no gaps. Sinks deduplicate on it, so that a retried publish never shows
+// twice, and readers resume after it, so a reconnecting browser sends the
+// last Seq it saw and receives exactly the events after it.
+//
+// # JSON form
+//
+// Browsers parse the JSON form, so it is a stable contract; fields may be
+// added, never renamed or removed. [Event.MarshalJSON] writes one object
+// with these keys, in this order:
+//
+//	runId       string  always; the run's ID
+//	graphKey    string  omitted when empty; the graph the run works on
+//	seq         number  always; 1, 2, 3, ... per run
+//	time        string  always; RFC 3339 with nanoseconds, in UTC
+//	                    ("2025-01-02T03:04:05.123456789Z")
+//	type        string  always; "run.started", "node.failed", "message", ...
+//	node        string  omitted when empty; the node ID
+//	stage       number  omitted when the event is not about a stage
+//	                    (Stage is NoStage); stage indexes start at 0
+//	attempt     number  omitted when 0; 1-based attempt of a node event
+//	message     string  omitted when empty; human-readable text
+//	previewUrl  string  omitted when empty
+//	reasoning   string  omitted when empty
+//	error       string  omitted when empty; the failed attempt's error
+//	done        number  always; finished nodes of the run so far
+//	total       number  always; planned nodes of the run
+//	etaMs       number  omitted when unknown; time left, in milliseconds
+//
+// For example:
+//
+//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"narration/3","stage":1,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
+//
+// Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
+// the same form back; the round trip keeps every field, except that Time
+// comes back in UTC and ETA is rounded to the millisecond.
+//
+// # Sinks
+//
+// A [Sink] receives events; the executor publishes each event once, in Seq
+// order, and never fails a run because a sink failed. This package has:
+//
+//   - [Memory], a bounded ring per run that is also a [Source]: the
+//     embedded default for a single process;
+//   - [Slog], which writes each event through a *slog.Logger;
+//   - [Fanout], which feeds several sinks;
+//   - [Buffered], which batches writes for a slow or remote sink, never
+//     blocks the run, falls back (to slog by default) when the sink fails,
+//     and keeps its memory bounded, counting what it drops;
+//   - [Archive], which appends every event to a [History].
+//
+// Remote backends live in subpackages, so that this package imports no
+// driver: progress/redisstream keeps one Redis stream per run, and
+// progress/sse serves a [Source] to browsers as Server-Sent Events.
+//
+// A typical wiring for Redis keeps an archive beside the live stream and
+// shields the run from Redis outages:
+//
+//	hist := pgHistory // or progress.NewMemoryHistory()
+//	stream, _ := redisstream.New(client, redisstream.Options{History: hist})
+//	sink := progress.NewFanout(
+//		progress.NewArchive(hist),
+//		progress.NewBuffered(stream, progress.BufferedOptions{Logger: logger}),
+//	)
+//
+// # Sources, replay and resume
+//
+// A [Source] reads a run back: [Source.Replay] delivers what is stored
+// after a Seq, and [Source.Tail] continues with live events until its
+// context ends, with no gap and no duplicate at the seam. When a source's
+// own copy was trimmed or lost, it fills the gap from a [History]; the
+// [Cursor] type implements that logic for any backend. The conformance kit
+// in progress/sinktest checks a Sink/Source pair against this contract.
+package progress

@@ -1,0 +1,103 @@
+package progress
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Type names what an [Event] reports. Its string form is part of the
+// stable JSON contract that browsers parse.
+type Type string
+
+// The event types. run.* and stage.* events describe the run as a whole,
+// node.* events one node, and message carries free text from a generator.
+const (
+	RunStarted   Type = "run.started"
+	RunFinished  Type = "run.finished"
+	RunFailed    Type = "run.failed"
+	RunCancelled Type = "run.cancelled"
+
+	StageStarted  Type = "stage.started"
+	StageFinished Type = "stage.finished"
+
+	NodeStarted    Type = "node.started"
+	NodeRetrying   Type = "node.retrying"
+	NodeSucceeded  Type = "node.succeeded"
+	NodeUnchanged  Type = "node.unchanged"
+	NodeFailed     Type = "node.failed"
+	NodeSkipped    Type = "node.skipped"
+	NodeSuperseded Type = "node.superseded"
+	NodeCancelled  Type = "node.cancelled"
+
+	Message Type = "message"
+)
+
+// Final reports whether t ends a run: [RunFinished], [RunFailed] or
+// [RunCancelled]. No event of the run follows a final one.
+func (t Type) Final() bool {
+	return t == RunFinished || t == RunFailed || t == RunCancelled
+}
+
+// NoStage is the Stage of an event that is not about a stage.
+const NoStage = -1
+
+// Event is one step of a run. Seq is the event's identity: per run it
+// starts at 1, is strictly increasing and has no gaps, and it is the ID
+// used in Redis, in the archive and in Server-Sent Events.
+type Event struct {
+	// RunID identifies the run; one stream holds one run's events.
+	RunID string
+	// GraphKey identifies the graph (for example the lecture) the run works on.
+	GraphKey string
+	// Seq is the per-run sequence number, from 1, gap-free.
+	Seq uint64
+	// Time is when the event happened.
+	Time time.Time
+	// Type says what happened.
+	Type Type
+	// Node is the node ID for node.* and message events, else "".
+	Node string
+	// Stage is the plan stage index, or NoStage.
+	Stage int
+	// Attempt is the 1-based attempt number for node events, else 0.
+	Attempt int
+	// Message is human-readable text: a generator's message, a stage's
+	// summary line, the reason a node was skipped or superseded.
+	Message string
+	// PreviewURL is an optional preview of a node's output.
+	PreviewURL string
+	// Reasoning is optional reasoning text from a generator.
+	Reasoning string
+	// Error is the error text of a failed or retried attempt.
+	Error string
+	// Done and Total count the run's finished and planned nodes.
+	Done, Total int
+	// ETA is the estimated time left in the run, 0 when unknown.
+	ETA time.Duration
+}
+
+// Validate reports whether e can be stored: it needs a RunID and a Seq of
+// at least 1. The error wraps [ErrInvalidEvent].
+func (e Event) Validate() error {
+	switch {
+	case e.RunID == "":
+		return fmt.Errorf("%w: seq %d has an empty run ID", ErrInvalidEvent, e.Seq)
+	case e.Seq == 0:
+		return fmt.Errorf("%w: run %q: seq is 0, sequence numbers start at 1", ErrInvalidEvent, e.RunID)
+	}
+	return nil
+}
+
+// Sink receives events. Publish is called with events in Seq order; an
+// implementation must be safe for concurrent use. A sink that fails must
+// never fail the run: the executor logs and counts its errors.
+type Sink interface {
+	Publish(ctx context.Context, events ...Event) error
+}
+
+// SinkFunc adapts a function to a [Sink].
+type SinkFunc func(ctx context.Context, events ...Event) error
+
+// Publish calls f.
+func (f SinkFunc) Publish(ctx context.Context, events ...Event) error { return f(ctx, events...) }

@@ -1,0 +1,122 @@
+package progress
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// MemoryHistory is a [History] that keeps every event of every run in
+// memory, without bound: for tests, examples and single-process hosts whose
+// runs are small. A host with many runs deletes finished ones with
+// [MemoryHistory.Delete], or uses a database-backed History. It is safe
+// for concurrent use.
+type MemoryHistory struct {
+	mu   sync.RWMutex
+	runs map[string][]Event // ascending Seq, no duplicates
+}
+
+// NewMemoryHistory returns an empty MemoryHistory.
+func NewMemoryHistory() *MemoryHistory {
+	return &MemoryHistory{runs: make(map[string][]Event)}
+}
+
+// Append stores events, ignoring those whose Seq is already stored for
+// their run. Events may arrive in any order; they are kept sorted. An
+// invalid event fails the whole call with [ErrInvalidEvent] before
+// anything is stored. ctx is ignored: appending never blocks.
+func (h *MemoryHistory) Append(_ context.Context, events ...Event) error {
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range events {
+		evs := h.runs[e.RunID]
+		if n := len(evs); n == 0 || evs[n-1].Seq < e.Seq {
+			h.runs[e.RunID] = append(evs, e)
+			continue
+		}
+		i := sort.Search(len(evs), func(i int) bool { return evs[i].Seq >= e.Seq })
+		if evs[i].Seq == e.Seq {
+			continue
+		}
+		evs = append(evs, Event{})
+		copy(evs[i+1:], evs[i:])
+		evs[i] = e
+		h.runs[e.RunID] = evs
+	}
+	return nil
+}
+
+// Replay calls fn for each stored event of runID with Seq > after, in
+// order. fn runs without the lock held, so it may be slow or call back.
+func (h *MemoryHistory) Replay(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
+	batch := make([]Event, 0, readBatch)
+	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		h.mu.RLock()
+		evs := h.runs[runID]
+		i := sort.Search(len(evs), func(i int) bool { return evs[i].Seq > after })
+		batch = append(batch[:0], evs[i:min(len(evs), i+readBatch)]...)
+		h.mu.RUnlock()
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, e := range batch {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		after = batch[len(batch)-1].Seq
+	}
+}
+
+// Delete forgets a run.
+func (h *MemoryHistory) Delete(runID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.runs, runID)
+}
+
+// Len returns how many events are stored for runID.
+func (h *MemoryHistory) Len(runID string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.runs[runID])
+}
+
+// Archive is a [Sink] that appends every event to a [History], so that the
+// archive can be fanned out beside a live stream (see [Fanout]). It is safe
+// for concurrent use if the History is.
+type Archive struct {
+	history History
+}
+
+// NewArchive returns an Archive writing to h.
+func NewArchive(h History) *Archive {
+	if h == nil {
+		panic("progress: NewArchive with a nil History")
+	}
+	return &Archive{history: h}
+}
+
+// Publish appends events to the History. An invalid event fails the whole
+// call with [ErrInvalidEvent]; the History's own error is wrapped with
+// "archive:".
+func (a *Archive) Publish(ctx context.Context, events ...Event) error {
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := a.history.Append(ctx, events...); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	return nil
+}

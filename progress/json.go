@@ -1,0 +1,106 @@
+package progress
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// eventJSON is the wire form of an [Event]; see the package documentation
+// for the contract. Field order here is the order of the keys on the wire.
+type eventJSON struct {
+	RunID      string `json:"runId"`
+	GraphKey   string `json:"graphKey,omitempty"`
+	Seq        uint64 `json:"seq"`
+	Time       string `json:"time"`
+	Type       Type   `json:"type"`
+	Node       string `json:"node,omitempty"`
+	Stage      *int   `json:"stage,omitempty"`
+	Attempt    int    `json:"attempt,omitempty"`
+	Message    string `json:"message,omitempty"`
+	PreviewURL string `json:"previewUrl,omitempty"`
+	Reasoning  string `json:"reasoning,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Done       int    `json:"done"`
+	Total      int    `json:"total"`
+	ETAMs      int64  `json:"etaMs,omitempty"`
+}
+
+// MarshalJSON writes e in the stable wire form described in the package
+// documentation: camelCase keys, Time in RFC 3339 with nanoseconds in UTC,
+// ETA as whole milliseconds (etaMs), and empty optional fields left out.
+// A negative Stage is written as absent. As with encoding/json, "<", ">"
+// and "&" in strings are escaped as \u003c, \u003e and \u0026. The output
+// is deterministic.
+func (e Event) MarshalJSON() ([]byte, error) {
+	w := eventJSON{
+		RunID:      e.RunID,
+		GraphKey:   e.GraphKey,
+		Seq:        e.Seq,
+		Time:       e.Time.UTC().Format(time.RFC3339Nano),
+		Type:       e.Type,
+		Node:       e.Node,
+		Attempt:    e.Attempt,
+		Message:    e.Message,
+		PreviewURL: e.PreviewURL,
+		Reasoning:  e.Reasoning,
+		Error:      e.Error,
+		Done:       e.Done,
+		Total:      e.Total,
+		ETAMs:      e.ETA.Round(time.Millisecond).Milliseconds(),
+	}
+	if e.Stage >= 0 {
+		stage := e.Stage
+		w.Stage = &stage
+	}
+	data, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("progress: encode event %d of run %q: %w", e.Seq, e.RunID, err)
+	}
+	return data, nil
+}
+
+// UnmarshalJSON reads the wire form written by [Event.MarshalJSON]. Unknown
+// keys are ignored, so that fields added later do not break old readers; a
+// missing stage reads as [NoStage] and a missing etaMs as 0. Time is parsed
+// as RFC 3339 and kept in UTC. Errors wrap [ErrInvalidJSON].
+func (e *Event) UnmarshalJSON(data []byte) error {
+	var w eventJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidJSON, err)
+	}
+	var t time.Time
+	if w.Time != "" {
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, w.Time)
+		if err != nil {
+			return fmt.Errorf("%w: time %q is not RFC 3339: %w", ErrInvalidJSON, w.Time, err)
+		}
+		t = t.UTC()
+	}
+	stage := NoStage
+	if w.Stage != nil {
+		if *w.Stage < 0 {
+			return fmt.Errorf("%w: stage %d is negative; leave it out for no stage", ErrInvalidJSON, *w.Stage)
+		}
+		stage = *w.Stage
+	}
+	*e = Event{
+		RunID:      w.RunID,
+		GraphKey:   w.GraphKey,
+		Seq:        w.Seq,
+		Time:       t,
+		Type:       w.Type,
+		Node:       w.Node,
+		Stage:      stage,
+		Attempt:    w.Attempt,
+		Message:    w.Message,
+		PreviewURL: w.PreviewURL,
+		Reasoning:  w.Reasoning,
+		Error:      w.Error,
+		Done:       w.Done,
+		Total:      w.Total,
+		ETA:        time.Duration(w.ETAMs) * time.Millisecond,
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package progress_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+var t0 = time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC)
+
+func TestEventJSONWireForm(t *testing.T) {
+	tests := []struct {
+		name  string
+		event progress.Event
+		want  string
+	}{
+		{
+			name:  "run started: optional fields left out",
+			event: progress.Event{RunID: "r1", GraphKey: "g", Seq: 1, Time: t0, Type: progress.RunStarted, Stage: progress.NoStage, Total: 20},
+			want:  `{"runId":"r1","graphKey":"g","seq":1,"time":"2025-01-02T03:04:05.123456789Z","type":"run.started","done":0,"total":20}`,
+		},
+		{
+			name: "every field",
+			event: progress.Event{
+				RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: t0, Type: progress.NodeRetrying,
+				Node: "narration/3", Stage: 1, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
+				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second,
+			},
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"narration/3","stage":1,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000}`,
+		},
+		{
+			name:  "stage 0 is written",
+			event: progress.Event{RunID: "r", Seq: 2, Time: t0, Type: progress.StageStarted, Stage: 0, Message: "Stage 1: Generating 6 script nodes"},
+			want:  `{"runId":"r","seq":2,"time":"2025-01-02T03:04:05.123456789Z","type":"stage.started","stage":0,"message":"Stage 1: Generating 6 script nodes","done":0,"total":0}`,
+		},
+		{
+			name:  "local time is written in UTC; ETA rounded to ms",
+			event: progress.Event{RunID: "r", Seq: 3, Time: time.Date(2025, 1, 2, 5, 4, 5, 0, time.FixedZone("X", 2*3600)), Type: progress.Message, Stage: progress.NoStage, ETA: 1500 * time.Microsecond},
+			want:  `{"runId":"r","seq":3,"time":"2025-01-02T03:04:05Z","type":"message","done":0,"total":0,"etaMs":2}`,
+		},
+		{
+			name:  "newline and quote escaped",
+			event: progress.Event{RunID: "r", Seq: 4, Time: t0, Type: progress.Message, Stage: progress.NoStage, Message: "a\n\"b\""},
+			want:  `{"runId":"r","seq":4,"time":"2025-01-02T03:04:05.123456789Z","type":"message","message":"a\n\"b\"","done":0,"total":0}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := json.Marshal(tt.event)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(got))
+		})
+	}
+}
+
+func TestEventJSONRoundTrip(t *testing.T) {
+	events := sinktest.Events("round-trip", 1, 50)
+	events = append(events,
+		progress.Event{RunID: "r", Seq: 51, Type: progress.RunFinished, Stage: progress.NoStage, Time: t0},
+		progress.Event{RunID: "r", Seq: 52, Type: progress.RunCancelled, Stage: 0, Time: time.Time{}},
+	)
+	for _, e := range events {
+		data, err := json.Marshal(e)
+		require.NoError(t, err)
+		var got progress.Event
+		require.NoError(t, json.Unmarshal(data, &got), "%s", data)
+		if diff := sinktest.Diff([]progress.Event{e}, []progress.Event{got}); diff != "" {
+			t.Errorf("round trip of %s (-want +got):\n%s", data, diff)
+		}
+	}
+	// A slice of events, as an archive export would write it.
+	data, err := json.Marshal(events)
+	require.NoError(t, err)
+	var got []progress.Event
+	require.NoError(t, json.Unmarshal(data, &got))
+	assert.Empty(t, sinktest.Diff(events, got))
+}
+
+func TestEventUnmarshalJSON(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    progress.Event
+		wantErr bool
+	}{
+		{
+			name: "unknown keys ignored, missing stage is NoStage",
+			in:   `{"runId":"r","seq":3,"time":"2025-01-02T03:04:05Z","type":"node.started","node":"n","future":{"x":1},"done":1,"total":2}`,
+			want: progress.Event{RunID: "r", Seq: 3, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.NodeStarted, Node: "n", Stage: progress.NoStage, Done: 1, Total: 2},
+		},
+		{
+			name: "offset time converted to UTC",
+			in:   `{"runId":"r","seq":1,"time":"2025-01-02T05:04:05+02:00","type":"run.started"}`,
+			want: progress.Event{RunID: "r", Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunStarted, Stage: progress.NoStage},
+		},
+		{name: "bad time", in: `{"runId":"r","seq":1,"time":"yesterday","type":"run.started"}`, wantErr: true},
+		{name: "negative stage", in: `{"runId":"r","seq":1,"time":"2025-01-02T03:04:05Z","stage":-1}`, wantErr: true},
+		{name: "seq is a string", in: `{"runId":"r","seq":"1"}`, wantErr: true},
+		{name: "not an object", in: `[1,2]`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got progress.Event
+			err := json.Unmarshal([]byte(tt.in), &got)
+			if tt.wantErr {
+				assert.ErrorIs(t, err, progress.ErrInvalidJSON)
+				return
+			}
+			require.NoError(t, err)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTypeFinal(t *testing.T) {
+	final := map[progress.Type]bool{progress.RunFinished: true, progress.RunFailed: true, progress.RunCancelled: true}
+	for _, typ := range []progress.Type{
+		progress.RunStarted, progress.RunFinished, progress.RunFailed, progress.RunCancelled,
+		progress.StageStarted, progress.StageFinished, progress.NodeStarted, progress.NodeRetrying,
+		progress.NodeSucceeded, progress.NodeUnchanged, progress.NodeFailed, progress.NodeSkipped,
+		progress.NodeSuperseded, progress.NodeCancelled, progress.Message,
+	} {
+		assert.Equal(t, final[typ], typ.Final(), "%s", typ)
+	}
+}
+
+func TestEventValidate(t *testing.T) {
+	assert.NoError(t, progress.Event{RunID: "r", Seq: 1}.Validate())
+	assert.ErrorIs(t, progress.Event{RunID: "r"}.Validate(), progress.ErrInvalidEvent)
+	assert.ErrorIs(t, progress.Event{Seq: 1}.Validate(), progress.ErrInvalidEvent)
+	assert.ErrorContains(t, progress.Event{RunID: "r"}.Validate(), `run "r": seq is 0`)
+}

@@ -1,0 +1,272 @@
+package progress
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// MemoryOptions configures a [Memory]. The zero value gives the defaults.
+type MemoryOptions struct {
+	// Capacity is how many events are kept per run, in a ring: publishing
+	// beyond it drops the run's oldest events. Default: 10000.
+	Capacity int
+	// MaxRuns is how many runs are kept; a new run beyond it evicts the run
+	// published to least recently. Default: 100.
+	MaxRuns int
+	// History, if set, is read when a reader asks for events that the ring
+	// no longer has, or that were never published here. Default: nil, and
+	// such events are skipped.
+	History History
+}
+
+// MemoryStats is a snapshot of a [Memory]'s counters.
+type MemoryStats struct {
+	// Runs is the number of runs that hold events.
+	Runs int
+	// Events is the number of events held, over all runs.
+	Events int
+	// Readers is the number of Tail calls in progress.
+	Readers int
+	// Published counts the events stored since creation.
+	Published uint64
+	// Duplicates counts the events ignored because their Seq was not above
+	// the run's latest stored Seq.
+	Duplicates uint64
+	// Evicted counts the events dropped from full rings or evicted runs.
+	Evicted uint64
+	// Skipped counts the Seqs that readers jumped over because neither the
+	// ring nor the History had them.
+	Skipped uint64
+}
+
+// Memory is a [Sink] and a [Source] that keeps each run's latest events in
+// memory, in a bounded ring per run: the embedded default for one process.
+// Events are visible to readers as soon as Publish returns. It is safe for
+// concurrent use; Publish never blocks on readers and ignores ctx, so that
+// a run's final event is kept even when the run's context was cancelled.
+//
+// Memory use is bounded by Capacity × MaxRuns events.
+type Memory struct {
+	capacity int
+	maxRuns  int
+	history  History
+
+	mu      sync.Mutex
+	runs    map[string]*memRun
+	lru     *list.List // of *memRun that hold events; front is the most recent
+	readers int
+	stats   MemoryStats
+}
+
+// memRun is one run's ring. A run with readers but no events stays in the
+// map, outside the LRU list, so that the readers are woken by its first
+// publish.
+type memRun struct {
+	id      string
+	events  []Event // ascending Seq; events[0] is the oldest kept
+	last    uint64  // the highest Seq ever stored, even if since evicted
+	elem    *list.Element
+	notify  chan struct{} // closed and replaced when events change
+	readers int
+}
+
+// NewMemory returns an empty Memory.
+func NewMemory(opts MemoryOptions) *Memory {
+	m := &Memory{
+		capacity: opts.Capacity,
+		maxRuns:  opts.MaxRuns,
+		history:  opts.History,
+		runs:     make(map[string]*memRun),
+		lru:      list.New(),
+	}
+	if m.capacity <= 0 {
+		m.capacity = 10000
+	}
+	if m.maxRuns <= 0 {
+		m.maxRuns = 100
+	}
+	return m
+}
+
+// Publish stores events. An event whose Seq is not above the latest Seq
+// stored for its run is a duplicate and is ignored, without error; the
+// others in the same call are kept. An invalid event fails the whole call
+// with [ErrInvalidEvent] before anything is stored.
+func (m *Memory) Publish(_ context.Context, events ...Event) error {
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var touched []*memRun
+	for _, e := range events {
+		r := m.runs[e.RunID]
+		if r == nil {
+			r = &memRun{id: e.RunID, notify: make(chan struct{})}
+			m.runs[e.RunID] = r
+		}
+		if e.Seq <= r.last {
+			m.stats.Duplicates++
+			continue
+		}
+		if r.elem == nil {
+			r.elem = m.lru.PushFront(r)
+			m.evictOver()
+		} else {
+			m.lru.MoveToFront(r.elem)
+		}
+		r.events = append(r.events, e)
+		r.last = e.Seq
+		if len(r.events) > m.capacity {
+			r.events[0] = Event{}
+			r.events = r.events[1:]
+			m.stats.Evicted++
+		}
+		m.stats.Published++
+		if len(touched) == 0 || touched[len(touched)-1] != r {
+			touched = append(touched, r)
+		}
+	}
+	for _, r := range touched {
+		r.wake()
+	}
+	return nil
+}
+
+// evictOver drops the least recently published runs beyond maxRuns.
+// Called with m.mu held.
+func (m *Memory) evictOver() {
+	for m.lru.Len() > m.maxRuns {
+		r := m.lru.Remove(m.lru.Back()).(*memRun)
+		r.elem = nil
+		m.stats.Evicted += uint64(len(r.events))
+		r.events = nil
+		if r.readers == 0 {
+			delete(m.runs, r.id)
+		}
+		r.wake()
+	}
+}
+
+func (r *memRun) wake() {
+	close(r.notify)
+	r.notify = make(chan struct{})
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Memory) Stats() MemoryStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	s.Runs = m.lru.Len()
+	s.Readers = m.readers
+	for e := m.lru.Front(); e != nil; e = e.Next() {
+		s.Events += len(e.Value.(*memRun).events)
+	}
+	return s
+}
+
+// Replay delivers the stored events of runID with Seq > after, filling
+// gaps from the History; see [Source].
+func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
+	return m.read(ctx, runID, after, fn, false)
+}
+
+// Tail delivers the stored events of runID with Seq > after and then the
+// live ones until ctx ends; see [Source]. It waits for a run that has no
+// events yet. It starts no goroutine.
+func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
+	return m.read(ctx, runID, after, fn, true)
+}
+
+// readBatch bounds how many events a reader copies under the lock;
+// idleBatch is the largest buffer a reader keeps between batches.
+const (
+	readBatch = 256
+	idleBatch = 16
+)
+
+func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(Event) error, tail bool) error {
+	if runID == "" {
+		return fmt.Errorf("%w: empty run ID", ErrInvalidEvent)
+	}
+	m.mu.Lock()
+	r := m.runs[runID]
+	if r == nil {
+		r = &memRun{id: runID, notify: make(chan struct{})}
+		m.runs[runID] = r
+	}
+	r.readers++
+	if tail {
+		m.readers++
+	}
+	m.mu.Unlock()
+	cur := NewCursor(runID, after, m.history, fn)
+	defer func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		r.readers--
+		if tail {
+			m.readers--
+		}
+		if r.readers == 0 && r.elem == nil && m.runs[runID] == r {
+			delete(m.runs, runID)
+		}
+		m.stats.Skipped += cur.Skipped()
+	}()
+
+	replayed := false
+	var batch []Event
+	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		m.mu.Lock()
+		batch = r.since(cur.Last(), batch[:0])
+		notify := r.notify
+		m.mu.Unlock()
+		for _, e := range batch {
+			if err := cur.Deliver(ctx, e); err != nil {
+				return err
+			}
+		}
+		if len(batch) > 0 {
+			if cap(batch) > idleBatch {
+				batch = nil // an idle reader holds no large buffer
+			}
+			continue
+		}
+		if !replayed {
+			// The ring has nothing more: the archive may still have events
+			// that were evicted here or never published here.
+			replayed = true
+			if !cur.Final() {
+				if err := cur.FillFromHistory(ctx); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if !tail {
+			return nil
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// since appends to dst up to readBatch events with Seq > after.
+// Called with m.mu held.
+func (r *memRun) since(after uint64, dst []Event) []Event {
+	i := sort.Search(len(r.events), func(i int) bool { return r.events[i].Seq > after })
+	end := min(len(r.events), i+readBatch)
+	return append(dst, r.events[i:end]...)
+}

@@ -1,0 +1,127 @@
+package progress_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+func TestMemoryConformance(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		return m, m
+	})
+}
+
+// The archive fanned out beside a small ring: the ring alone could not
+// pass the kit (it keeps 100 events), the ring plus the History can.
+func TestMemoryWithHistoryConformance(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		h := progress.NewMemoryHistory()
+		m := progress.NewMemory(progress.MemoryOptions{Capacity: 100, History: h})
+		return progress.NewFanout(progress.NewArchive(h), m), m
+	})
+}
+
+func TestMemoryRingTrimsOldest(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{Capacity: 10})
+	require.NoError(t, m.Publish(ctx, sinktest.Events("r", 1, 25)...))
+	got := sinktest.Replay(t, m, "r", 0)
+	assert.Equal(t, sinktest.Span(16, 25), sinktest.Seqs(got), "a ring of 10 keeps the newest 10")
+	s := m.Stats()
+	assert.Equal(t, progress.MemoryStats{Runs: 1, Events: 10, Published: 25, Evicted: 15, Skipped: 15}, s)
+}
+
+func TestMemoryFillsTrimmedEventsFromHistory(t *testing.T) {
+	ctx := context.Background()
+	h := progress.NewMemoryHistory()
+	m := progress.NewMemory(progress.MemoryOptions{Capacity: 10, History: h})
+	sink := progress.NewFanout(progress.NewArchive(h), m)
+	require.NoError(t, sink.Publish(ctx, sinktest.Events("r", 1, 25)...))
+
+	tests := []struct {
+		name  string
+		after uint64
+		want  []uint64
+	}{
+		{"from the start: archive then ring", 0, sinktest.Span(1, 25)},
+		{"just before the ring's first", 15, sinktest.Span(16, 25)},
+		{"inside the archive only", 9, sinktest.Span(10, 25)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := sinktest.Replay(t, m, "r", tt.after)
+			if diff := cmp.Diff(tt.want, sinktest.Seqs(got)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// The seam while live: a tailer that starts in the archive.
+	tl := sinktest.StartTail(t, m, "r", 3)
+	tl.Next(t, 22)
+	require.NoError(t, sink.Publish(ctx, sinktest.Events("r", 26, 40)...))
+	got := tl.Next(t, 37)
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, sinktest.Span(4, 40), sinktest.Seqs(got))
+	assert.Zero(t, m.Stats().Skipped)
+}
+
+// Events that only the archive has (published while the live sink was
+// down) are found after the ring's newest event, too.
+func TestMemoryEventsOnlyInHistory(t *testing.T) {
+	ctx := context.Background()
+	h := progress.NewMemoryHistory()
+	m := progress.NewMemory(progress.MemoryOptions{History: h})
+	all := sinktest.Events("r", 1, 30)
+	require.NoError(t, h.Append(ctx, all...))
+	require.NoError(t, m.Publish(ctx, all[:10]...))   // 1..10 reached the ring
+	require.NoError(t, m.Publish(ctx, all[20:25]...)) // 11..20 did not
+	assert.Equal(t, sinktest.Span(1, 30), sinktest.Seqs(sinktest.Replay(t, m, "r", 0)))
+	assert.Equal(t, sinktest.Span(6, 30), sinktest.Seqs(sinktest.Replay(t, m, "r", 5)))
+}
+
+func TestMemoryEvictsLeastRecentRun(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 2})
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 3)...))
+	require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 3)...))
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 6)...)) // b is now the least recent
+	require.NoError(t, m.Publish(ctx, sinktest.Events("c", 1, 3)...))
+	assert.Len(t, sinktest.Replay(t, m, "a", 0), 6)
+	assert.Empty(t, sinktest.Replay(t, m, "b", 0), "b was evicted")
+	assert.Len(t, sinktest.Replay(t, m, "c", 0), 3)
+	assert.Equal(t, 2, m.Stats().Runs)
+	assert.Equal(t, uint64(3), m.Stats().Evicted)
+}
+
+// A reader of an evicted run keeps waiting and gets the run's later events.
+func TestMemoryReaderSurvivesEviction(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1})
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 3)...))
+	tl := sinktest.StartTail(t, m, "a", 0)
+	tl.Next(t, 3)
+	require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 3)...)) // evicts a
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 4, 5)...))
+	got := tl.Next(t, 5)
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, sinktest.Span(1, 5), sinktest.Seqs(got))
+}
+
+func TestMemoryStatsReaders(t *testing.T) {
+	m := progress.NewMemory(progress.MemoryOptions{})
+	tl := sinktest.StartTail(t, m, "r", 0)
+	require.NoError(t, m.Publish(context.Background(), sinktest.Events("r", 1, 2)...))
+	tl.Next(t, 2)
+	assert.Equal(t, 1, m.Stats().Readers)
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, 0, m.Stats().Readers)
+}

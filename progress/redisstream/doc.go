@@ -1,0 +1,58 @@
+// Package redisstream keeps each run's progress events in a Redis Stream
+// (github.com/redis/go-redis/v9), so that progress views on any server can
+// replay and follow a run, and resume after a dropped connection.
+//
+// # Writing
+//
+// [Stream.Publish] writes one stream per run, keyed by
+// [Options].KeyTemplate ("lecture:{runId}" by default), with XADD MAXLEN ~
+// 5000 (configurable), one pipeline per call. Each entry's ID is 0-<seq>,
+// the event's sequence number, and its one field "event" holds the
+// event's JSON (see package progress). Redis refuses an ID that is not
+// above the stream's newest, so a retried publish never creates a
+// duplicate, and the IDs mean the same after a restart. Optionally a
+// finished run's stream expires ([Options].FinishedTTL).
+//
+// # Reading
+//
+// [Stream.Replay] reads with XRANGE from the exclusive start "(0-<seq>".
+// [Stream.Tail] replays the same way, then follows the run: one goroutine
+// per run blocks in XREAD from the explicit ID of the last entry it has
+// (never from "$", which would lose the entries that arrive between two
+// reads) for at most [Options].BlockTime, and fans the entries out to all
+// the run's local readers. A reader's cancellation returns at once; the
+// shared goroutine exits within BlockTime of the run's last reader
+// leaving, and [Stream.Close] waits for it.
+//
+// # Gaps and the archive
+//
+// When the stream no longer has what a reader asks for (its ID is older
+// than the stream's first entry after trimming, or the stream is gone
+// because it expired or Redis restarted without persistence), the reader
+// reads the missing events from [Options].History, a progress.History
+// such as progress.MemoryHistory or a host database, then continues with
+// the stream and live events, with no gap and no duplicate at either seam
+// (progress.Cursor). Fan a progress.Archive out beside the stream so the
+// archive receives every event:
+//
+//	hist := progress.NewMemoryHistory()
+//	stream, err := redisstream.New(client, redisstream.Options{History: hist})
+//	sink := progress.NewFanout(
+//		progress.NewArchive(hist),
+//		progress.NewBuffered(stream, progress.BufferedOptions{}),
+//	)
+//
+// # Faults
+//
+// Put the stream behind a progress.Buffered: if Redis is down when a run
+// starts or dies during it, the run still succeeds, the events go to the
+// Buffered's fallback (slog) and to the archive, and the error counters
+// rise. When Redis comes back, publishing resumes, and readers, which
+// retry with backoff, continue from the last Seq they delivered, reading
+// what Redis lost from the archive. [Stream.Stats] reports publish errors,
+// dropped events, read errors, connected readers and their lag.
+//
+// Tests run against a real Redis (REGEN_REDIS_URL, by default
+// redis://127.0.0.1:6379/0) and against private redis-server processes
+// that they kill and restart.
+package redisstream

@@ -1,0 +1,176 @@
+package redisstream_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// privateStream is a Stream on a private redis-server that the test kills
+// and restarts, wired as a host would: the archive beside a Buffered Redis
+// sink whose fallback is slog.
+type privateStream struct {
+	server   *testenv.RedisServer
+	client   *redis.Client
+	stream   *redisstream.Stream
+	history  *progress.MemoryHistory
+	buffered *progress.Buffered
+	sink     progress.Sink
+	logs     *syncBuffer
+}
+
+func newPrivateStream(t *testing.T) *privateStream {
+	t.Helper()
+	p := &privateStream{server: testenv.StartRedisServer(t), history: progress.NewMemoryHistory(), logs: &syncBuffer{}}
+	opts, err := redis.ParseURL(p.server.URL)
+	require.NoError(t, err)
+	opts.MaxRetries = -1 // fail fast while the server is down; Buffered and readers retry
+	opts.DialTimeout = 500 * time.Millisecond
+	p.client = testenv.NewRedisClient(opts)
+	t.Cleanup(func() { p.client.Close() })
+	p.stream, err = redisstream.New(p.client, redisstream.Options{
+		History:    p.history,
+		BlockTime:  100 * time.Millisecond,
+		RetryDelay: 20 * time.Millisecond,
+		Logger:     quiet(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { p.stream.Close() })
+	p.buffered = progress.NewBuffered(p.stream, progress.BufferedOptions{
+		Logger:     slog.New(slog.NewTextHandler(p.logs, nil)),
+		Timeout:    2 * time.Second,
+		RetryDelay: 10 * time.Millisecond,
+	})
+	t.Cleanup(func() { p.buffered.Close(context.Background()) })
+	p.sink = progress.NewFanout(progress.NewArchive(p.history), p.buffered)
+	return p
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fakeRun publishes a run's events one by one, as the executor does, and
+// reports whether any Publish failed the run.
+func fakeRun(ctx context.Context, sink progress.Sink, events []progress.Event) error {
+	for _, e := range events {
+		if err := sink.Publish(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestRedisDownAtStart(t *testing.T) {
+	p := newPrivateStream(t)
+	p.server.Kill()
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 100)
+	all[99].Type = progress.RunFinished
+
+	require.NoError(t, fakeRun(ctx, p.sink, all), "the run must succeed with Redis down")
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, p.buffered.Close(cctx), "Close flushes to the fallback")
+
+	bs := p.buffered.Stats()
+	assert.Positive(t, bs.Errors, "the error counter rose")
+	assert.Equal(t, uint64(100), bs.Fallback, "every event reached the fallback sink")
+	assert.Zero(t, bs.Published)
+	assert.Contains(t, p.logs.String(), "msg=run.finished", "the slog fallback logged the run")
+	assert.Positive(t, p.stream.Stats().PublishErrors)
+	assert.Equal(t, 100, p.history.Len(run), "the archive has the whole run")
+
+	// Redis comes up empty; a late reader gets the run from the archive.
+	p.server.Restart()
+	assert.Empty(t, sinktest.Diff(all, sinktest.Replay(t, p.stream, run, 0)))
+}
+
+func TestRedisRestartMidRun(t *testing.T) {
+	p := newPrivateStream(t)
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 120)
+	tl := sinktest.StartTail(t, p.stream, run, 0)
+
+	require.NoError(t, fakeRun(ctx, p.sink, all[:50]))
+	require.NoError(t, p.buffered.Flush(ctx))
+	tl.Next(t, 50)
+
+	p.server.Kill()
+	require.NoError(t, fakeRun(ctx, p.sink, all[50:80]), "Publish never fails the run")
+	require.NoError(t, p.buffered.Flush(ctx))
+	assert.Positive(t, p.buffered.Stats().Fallback, "events went to the fallback while Redis was down")
+
+	p.server.Restart()
+	require.NoError(t, fakeRun(ctx, p.sink, all[80:]))
+	require.NoError(t, p.buffered.Flush(ctx))
+	assert.Equal(t, uint64(120), p.buffered.Stats().Published+p.buffered.Stats().Fallback)
+
+	got := tl.Next(t, 120)
+	tl.Stop(t, context.Canceled)
+	if diff := sinktest.Diff(all, got); diff != "" {
+		t.Fatalf("the reader resumed with a gap or a duplicate (-want +got):\n%s", diff)
+	}
+	st := p.stream.Stats()
+	assert.Positive(t, st.ReadErrors, "the reader saw the outage")
+	assert.Zero(t, st.Skipped, "the archive filled what Redis lost")
+
+	// Publishing resumed: the new stream holds the events after the restart.
+	n, err := p.client.XLen(ctx, p.stream.Key(run)).Result()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, int64(40))
+	assert.True(t, strings.Contains(p.logs.String(), "downstream publish failed"))
+}
+
+// A reader that connects while Redis is down waits, then resumes from its
+// own last ID once Redis is back.
+func TestReaderConnectsDuringOutage(t *testing.T) {
+	p := newPrivateStream(t)
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 30)
+	require.NoError(t, fakeRun(ctx, p.sink, all[:10]))
+	require.NoError(t, p.buffered.Flush(ctx))
+	p.server.Kill()
+
+	tl := sinktest.StartTail(t, p.stream, run, 4)
+	deadline := time.Now().Add(10 * time.Second)
+	for p.stream.Stats().ReadErrors == 0 {
+		require.True(t, time.Now().Before(deadline), "the reader never tried Redis")
+		time.Sleep(5 * time.Millisecond) // polling real I/O, bounded by the deadline
+	}
+	p.server.Restart()
+	require.NoError(t, fakeRun(ctx, p.sink, all[10:]))
+	require.NoError(t, p.buffered.Flush(ctx))
+	got := tl.Next(t, 26)
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, sinktest.Span(5, 30), sinktest.Seqs(got))
+}

@@ -1,0 +1,226 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// hub is the one goroutine per run that blocks in XREAD and fans the
+// entries out to the run's local readers. It holds every entry of the
+// stream with Seq in (base, last]: the readers at or past base read from
+// it, the others catch up from Redis first.
+type hub struct {
+	runID string
+	key   string
+	refs  int // guarded by Stream.mu
+	stop  context.CancelFunc
+
+	mu     sync.Mutex
+	base   uint64
+	last   uint64
+	events []progress.Event // ascending Seq, all in (base, last]
+	notify chan struct{}    // closed and replaced on each change
+	err    error            // set when the hub stopped for good
+}
+
+// acquireHub returns the run's hub, starting one that reads from pos.
+func (s *Stream) acquireHub(runID string, pos uint64) (*hub, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	h := s.hubs[runID]
+	if h == nil {
+		ctx, cancel := context.WithCancel(s.ctx)
+		h = &hub{
+			runID:  runID,
+			key:    s.Key(runID),
+			stop:   cancel,
+			base:   pos,
+			last:   pos,
+			notify: make(chan struct{}),
+		}
+		s.hubs[runID] = h
+		s.wg.Add(1)
+		go s.runHub(ctx, h)
+	}
+	h.refs++
+	return h, nil
+}
+
+// releaseHub drops a reader's reference; the last one stops the hub,
+// whose goroutine exits when its XREAD returns.
+func (s *Stream) releaseHub(h *hub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.refs--
+	if h.refs == 0 {
+		if s.hubs[h.runID] == h {
+			delete(s.hubs, h.runID)
+		}
+		h.stop()
+	}
+}
+
+// since appends to dst the hub's events with Seq > after, and returns the
+// hub's base, a channel closed at the next change, and the hub's error.
+func (h *hub) since(after uint64, dst []progress.Event) ([]progress.Event, uint64, <-chan struct{}, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := sort.Search(len(h.events), func(i int) bool { return h.events[i].Seq > after })
+	return append(dst, h.events[i:]...), h.base, h.notify, h.err
+}
+
+func (h *hub) lastSeq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
+// add appends events read from Redis, up to the entry ID last, keeping at
+// most limit of them.
+func (h *hub) add(events []progress.Event, last uint64, limit int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.events = append(h.events, events...)
+	if over := len(h.events) - limit; over > 0 {
+		h.base = h.events[over-1].Seq
+		clear(h.events[:over])
+		h.events = h.events[over:]
+	}
+	h.last = max(h.last, last)
+	close(h.notify)
+	h.notify = make(chan struct{})
+}
+
+// fail records why the hub stopped and wakes its readers.
+func (h *hub) fail(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.err = err
+	close(h.notify)
+	h.notify = make(chan struct{})
+}
+
+// runHub reads the run's stream with XREAD BLOCK from the last entry ID it
+// has, never from "$", until ctx ends.
+func (s *Stream) runHub(ctx context.Context, h *hub) {
+	defer s.wg.Done()
+	b := s.newBackoff()
+	for ctx.Err() == nil {
+		from := h.lastSeq()
+		res, err := s.client.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{h.key, entryID(from)},
+			Count:   s.pageSize,
+			Block:   s.blockTime,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			b.reset()
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if err := b.wait(ctx, fmt.Errorf("redisstream: xread %s: %w", h.key, err)); err != nil {
+				if ctx.Err() == nil {
+					h.fail(err)
+				}
+				break
+			}
+			continue
+		}
+		b.reset()
+		var events []progress.Event
+		last := from
+		for _, stream := range res {
+			for _, m := range stream.Messages {
+				e, seq, err := s.parse(m)
+				last = max(last, seq)
+				if err == nil {
+					events = append(events, e)
+				}
+			}
+		}
+		h.add(events, last, s.hubBuffer)
+	}
+	if s.ctx.Err() != nil {
+		h.fail(ErrClosed)
+	}
+}
+
+// backoff paces the retries of one reader or hub while Redis is failing.
+type backoff struct {
+	s       *Stream
+	delay   time.Duration
+	failing bool
+}
+
+func (s *Stream) newBackoff() *backoff { return &backoff{s: s, delay: s.retryDelay} }
+
+// maxRetryDelay caps the pause between retries.
+const maxRetryDelay = 2 * time.Second
+
+// wait decides what to do about err: the reader's own errors and Redis's
+// permanent ones are returned; transient ones are counted, logged once per
+// outage, and waited out. It returns context.Cause(ctx) if ctx ends.
+func (b *backoff) wait(ctx context.Context, err error) error {
+	if de := (*deliverError)(nil); errors.As(err, &de) {
+		return de.err
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if !retryable(err) {
+		return err
+	}
+	b.s.readErrors.Add(1)
+	if !b.failing {
+		b.failing = true
+		b.s.logger.Warn("redisstream: read failed; retrying with backoff", "error", err)
+	}
+	t := time.NewTimer(b.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	b.delay = min(2*b.delay, maxRetryDelay)
+	return nil
+}
+
+func (b *backoff) reset() {
+	if b.failing {
+		b.failing = false
+		b.s.logger.Info("redisstream: reads recovered")
+	}
+	b.delay = b.s.retryDelay
+}
+
+// retryable reports whether a read error may pass: network errors and
+// Redis's transient states are retried, other server replies (a wrong key
+// type, an auth failure) are not.
+func retryable(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return true
+	}
+	msg := rerr.Error()
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "BUSY", "ERR max number of clients"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}

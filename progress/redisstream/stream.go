@@ -1,0 +1,596 @@
+package redisstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// Errors callers can branch on with [errors.Is].
+var (
+	// ErrInvalidOptions marks an [Options] value that New refuses.
+	ErrInvalidOptions = errors.New("redisstream: invalid options")
+	// ErrClosed is returned by a Stream used after Close, and by the Tail
+	// calls that Close ends.
+	ErrClosed = errors.New("redisstream: stream closed")
+	// ErrCorruptEntry marks a stream entry that is not an event written by
+	// this package. Readers skip such entries and count them.
+	ErrCorruptEntry = errors.New("redisstream: corrupt stream entry")
+)
+
+// RunIDPlaceholder is the part of [Options.KeyTemplate] replaced by the
+// run ID.
+const RunIDPlaceholder = "{runId}"
+
+// eventField is the stream entry field that holds the event's JSON.
+const eventField = "event"
+
+// Options configures a [Stream]. The zero value gives the defaults.
+type Options struct {
+	// KeyTemplate names a run's stream: RunIDPlaceholder is replaced by
+	// the run ID, so "lecture:{runId}" gives "lecture:r1". It must contain
+	// the placeholder exactly once. Default: "lecture:{runId}".
+	KeyTemplate string
+	// MaxLen caps each stream with approximate trimming (XADD MAXLEN ~):
+	// Redis keeps at least MaxLen entries, and trims whole internal nodes
+	// beyond it. Readers that fall further behind read the History.
+	// Default: 5000.
+	MaxLen int64
+	// FinishedTTL, if positive, expires a run's stream that long after
+	// its final event (run.finished, run.failed or run.cancelled) is
+	// published; later readers then read the History. Default: 0, the
+	// stream is kept until trimmed or deleted.
+	FinishedTTL time.Duration
+	// History is read when a reader asks for events the stream no longer
+	// has: older than its first entry, or the whole stream after it
+	// expired or Redis restarted without persistence. Default: nil, and
+	// such events are skipped (counted in Stats.Skipped).
+	History progress.History
+	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
+	// blocked read when its context is cancelled, so this is the longest a
+	// run's reading goroutine outlives its last reader, and what Close may
+	// wait. Readers themselves return at once on cancellation.
+	// Default: 1s.
+	BlockTime time.Duration
+	// PageSize is the COUNT of each XRANGE and XREAD. Default: 500.
+	PageSize int64
+	// HubBuffer is how many recent events the reading goroutine of a run
+	// keeps for the run's local readers; a reader further behind reads
+	// Redis itself until it catches up. Default: 1024.
+	HubBuffer int
+	// RetryDelay is the first pause after a failed read; it doubles up to
+	// 2s while Redis stays unreachable. Default: 100ms.
+	RetryDelay time.Duration
+	// Logger reports read errors and corrupt entries. Default:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of a [Stream]'s counters since it was created.
+type Stats struct {
+	// Published counts the events written to Redis.
+	Published uint64
+	// Duplicates counts the events Redis already had (a retried publish),
+	// which were therefore not written again.
+	Duplicates uint64
+	// PublishErrors counts the Publish calls that failed, wholly or partly.
+	PublishErrors uint64
+	// Dropped counts the events that failed Publish calls did not write.
+	// A caller such as progress.Buffered may retry them or send them to a
+	// fallback sink.
+	Dropped uint64
+	// ReadErrors counts the failed reads; readers retry them with backoff.
+	ReadErrors uint64
+	// Readers is the number of Tail calls in progress.
+	Readers int
+	// Runs is the number of runs with a reading goroutine (one per run
+	// with readers, whatever their number).
+	Runs int
+	// Lag is how many events the furthest-behind reader has yet to
+	// deliver, of those its stream is known to hold.
+	Lag uint64
+	// Skipped counts the events that readers jumped over because neither
+	// the stream nor the History had them.
+	Skipped uint64
+	// Corrupt counts the stream entries skipped as not being events.
+	Corrupt uint64
+}
+
+// Stream is a [progress.Sink] and [progress.Source] over Redis Streams,
+// one stream per run. It is safe for concurrent use.
+//
+// Publish writes each event with XADD and the explicit entry ID 0-<seq>,
+// pipelined per call, so a retried event is refused by Redis as a
+// duplicate and IDs survive a restart. Readers replay with XRANGE from
+// the exclusive ID after the last Seq they saw, then tail. Tailing is
+// shared: one goroutine per run blocks in XREAD (never from "$") and fans
+// the entries out to every local reader of the run, so a thousand browsers
+// on one run cost one Redis connection. Gaps, where the stream was trimmed
+// or lost, are filled from the History.
+type Stream struct {
+	client     redis.UniversalClient
+	keyPrefix  string
+	keySuffix  string
+	maxLen     int64
+	ttl        time.Duration
+	history    progress.History
+	blockTime  time.Duration
+	pageSize   int64
+	hubBuffer  int
+	retryDelay time.Duration
+	logger     *slog.Logger
+
+	ctx    context.Context // the hubs'; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // one per hub goroutine
+
+	mu      sync.Mutex
+	closed  bool
+	hubs    map[string]*hub
+	readers map[*reader]struct{}
+
+	published, duplicates, publishErrors, dropped atomic.Uint64
+	readErrors, skipped, corrupt                  atomic.Uint64
+}
+
+// New returns a Stream over client, which the caller keeps owning and
+// closes after [Stream.Close]. Options are checked here; the error wraps
+// [ErrInvalidOptions].
+//
+// Tailing holds one pooled connection per run with readers while it
+// blocks; size the client's PoolSize for the number of runs watched at
+// once, plus publishing.
+func New(client redis.UniversalClient, opts Options) (*Stream, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil client", ErrInvalidOptions)
+	}
+	tmpl := opts.KeyTemplate
+	if tmpl == "" {
+		tmpl = "lecture:" + RunIDPlaceholder
+	}
+	if strings.Count(tmpl, RunIDPlaceholder) != 1 {
+		return nil, fmt.Errorf("%w: key template %q must contain %s exactly once", ErrInvalidOptions, tmpl, RunIDPlaceholder)
+	}
+	for _, o := range []struct {
+		name  string
+		value int64
+	}{
+		{"MaxLen", opts.MaxLen}, {"FinishedTTL", int64(opts.FinishedTTL)}, {"BlockTime", int64(opts.BlockTime)},
+		{"PageSize", opts.PageSize}, {"HubBuffer", int64(opts.HubBuffer)}, {"RetryDelay", int64(opts.RetryDelay)},
+	} {
+		if o.value < 0 {
+			return nil, fmt.Errorf("%w: %s is %d; it must be 0 (the default) or positive", ErrInvalidOptions, o.name, o.value)
+		}
+	}
+	if opts.BlockTime > 0 && opts.BlockTime < time.Millisecond {
+		return nil, fmt.Errorf("%w: BlockTime %v is below Redis's resolution of 1ms", ErrInvalidOptions, opts.BlockTime)
+	}
+	if opts.FinishedTTL > 0 && opts.FinishedTTL < time.Second {
+		return nil, fmt.Errorf("%w: FinishedTTL %v is below 1s", ErrInvalidOptions, opts.FinishedTTL)
+	}
+	prefix, suffix, _ := strings.Cut(tmpl, RunIDPlaceholder)
+	s := &Stream{
+		client:     client,
+		keyPrefix:  prefix,
+		keySuffix:  suffix,
+		maxLen:     defaultTo(opts.MaxLen, 5000),
+		ttl:        opts.FinishedTTL,
+		history:    opts.History,
+		blockTime:  defaultTo(opts.BlockTime, time.Second),
+		pageSize:   defaultTo(opts.PageSize, 500),
+		hubBuffer:  defaultTo(opts.HubBuffer, 1024),
+		retryDelay: defaultTo(opts.RetryDelay, 100*time.Millisecond),
+		logger:     opts.Logger,
+		hubs:       make(map[string]*hub),
+		readers:    make(map[*reader]struct{}),
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func defaultTo[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Key returns the Redis key of runID's stream.
+func (s *Stream) Key(runID string) string { return s.keyPrefix + runID + s.keySuffix }
+
+// entryID is the stream entry ID of a Seq.
+func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
+
+// Publish writes events in one pipeline, each with XADD MAXLEN ~ and the
+// entry ID 0-<seq>. An event Redis already has, or whose Seq is not above
+// the stream's newest entry, is a duplicate: it is skipped without error,
+// and the other events of the call are still written. If some events
+// could not be written, Publish returns an error naming how many; writing
+// them again later is safe. An invalid event fails the whole call with
+// progress.ErrInvalidEvent before anything is written. When FinishedTTL is
+// set, a final event also sets the stream's expiry.
+func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
+	for _, e := range events {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if s.isClosed() {
+		return ErrClosed
+	}
+	pipe := s.client.Pipeline()
+	adds := make([]*redis.StringCmd, len(events))
+	var expires []*redis.BoolCmd
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		key := s.Key(e.RunID)
+		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: key,
+			MaxLen: s.maxLen,
+			Approx: true,
+			ID:     entryID(e.Seq),
+			Values: []any{eventField, data},
+		})
+		if s.ttl > 0 && e.Type.Final() {
+			expires = append(expires, pipe.Expire(ctx, key, s.ttl))
+		}
+	}
+	// Exec's error is the first failed command's; each is examined below,
+	// because a duplicate's error must not hide the others' success.
+	_, _ = pipe.Exec(ctx)
+	var failed int
+	var firstErr error
+	for i, cmd := range adds {
+		switch err := cmd.Err(); {
+		case err == nil:
+			s.published.Add(1)
+		case isDuplicate(err):
+			s.duplicates.Add(1)
+		default:
+			failed++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("seq %d of run %q: %w", events[i].Seq, events[i].RunID, err)
+			}
+		}
+	}
+	for _, cmd := range expires {
+		if err := cmd.Err(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("set expiry: %w", err)
+		}
+	}
+	if firstErr != nil {
+		s.publishErrors.Add(1)
+		s.dropped.Add(uint64(failed))
+		return fmt.Errorf("redisstream: publish: %d of %d events not written: %w", failed, len(events), firstErr)
+	}
+	return nil
+}
+
+// isDuplicate reports Redis's refusal of an entry ID that is not above the
+// stream's top item: the event is already there (or older than it).
+func isDuplicate(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "equal or smaller than the target stream top item")
+}
+
+// Replay delivers the events of runID with Seq > after: from the stream
+// with XRANGE, paged, and from the History for what the stream lacks.
+// Redis errors are returned, wrapped; see progress.Source.
+func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	if err := checkRunID(runID); err != nil {
+		return err
+	}
+	if s.isClosed() {
+		return ErrClosed
+	}
+	cur := progress.NewCursor(runID, after, s.history, fn)
+	defer func() { s.skipped.Add(cur.Skipped()) }()
+	pos := after
+	for {
+		next, short, err := s.page(ctx, runID, nil, cur, pos)
+		if err != nil {
+			if de := (*deliverError)(nil); errors.As(err, &de) {
+				return de.err
+			}
+			return err
+		}
+		pos = next
+		if short {
+			break
+		}
+	}
+	if s.history != nil && !cur.Final() {
+		if err := cur.FillFromHistory(ctx); err != nil {
+			return fmt.Errorf("redisstream: replay %q: %w", runID, err)
+		}
+	}
+	return nil
+}
+
+// Tail delivers the events of runID with Seq > after, then live events
+// until ctx ends; see progress.Source. It survives Redis outages: reads
+// are retried with backoff, and on reconnecting the reader continues from
+// the last Seq it delivered, filling any gap from the History. It returns
+// promptly when ctx ends; a blocked XREAD left behind belongs to the
+// run's shared reading goroutine, which exits within BlockTime once the
+// run has no readers.
+func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	if err := checkRunID(runID); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	r := &reader{}
+	if err := s.addReader(r); err != nil {
+		return err
+	}
+	defer s.removeReader(r)
+	cur := progress.NewCursor(runID, after, s.history, func(e progress.Event) error {
+		if err := fn(e); err != nil {
+			return err
+		}
+		r.delivered.Store(e.Seq)
+		return nil
+	})
+	r.delivered.Store(after)
+	defer func() { s.skipped.Add(cur.Skipped()) }()
+
+	// Replay what is stored.
+	pos := after
+	b := s.newBackoff()
+	for {
+		next, short, err := s.page(ctx, runID, r, cur, pos)
+		if err != nil {
+			if err := b.wait(ctx, err); err != nil {
+				return err
+			}
+			continue
+		}
+		b.reset()
+		pos = next
+		if short {
+			break
+		}
+	}
+	if s.history != nil && !cur.Final() {
+		if err := cur.FillFromHistory(ctx); err != nil {
+			return fmt.Errorf("redisstream: tail %q: %w", runID, err)
+		}
+	}
+	pos = max(pos, cur.Last())
+
+	// Follow the run's shared reader.
+	h, err := s.acquireHub(runID, pos)
+	if err != nil {
+		return err
+	}
+	r.hub.Store(h)
+	defer s.releaseHub(h)
+	var buf []progress.Event
+	for {
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		var (
+			base   uint64
+			notify <-chan struct{}
+			hubErr error
+		)
+		buf, base, notify, hubErr = h.since(cur.Last(), buf[:0])
+		if hubErr != nil {
+			return hubErr
+		}
+		if pos < base {
+			// Behind the hub's window: read Redis directly up to it.
+			next, short, err := s.page(ctx, runID, r, cur, pos)
+			if err != nil {
+				if err := b.wait(ctx, err); err != nil {
+					return err
+				}
+				continue
+			}
+			b.reset()
+			pos = next
+			if short {
+				pos = max(pos, base)
+			}
+			continue
+		}
+		for _, e := range buf {
+			if err := cur.Deliver(ctx, e); err != nil {
+				return err
+			}
+		}
+		if cap(buf) > 16 {
+			buf = nil // an idle reader holds no large buffer
+		}
+		pos = max(pos, cur.Last())
+		if len(buf) == 0 {
+			select {
+			case <-notify:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}
+}
+
+// page reads one XRANGE page of entries after pos and delivers them. It
+// returns the ID (as a Seq) of the last entry read, or pos, and whether
+// the page was short: then the stream had nothing more when it was read.
+func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (uint64, bool, error) {
+	key := s.Key(runID)
+	msgs, err := s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
+	if err != nil {
+		return pos, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
+	}
+	for _, m := range msgs {
+		e, seq, err := s.parse(m)
+		pos = max(pos, seq)
+		if err != nil {
+			continue
+		}
+		if r != nil {
+			r.seen(seq)
+		}
+		if err := cur.Deliver(ctx, e); err != nil {
+			return pos, false, &deliverError{err}
+		}
+	}
+	return pos, int64(len(msgs)) < s.pageSize, nil
+}
+
+// deliverError carries the reader's own error (its callback's, or the
+// History's) through the retry loops, which must not retry it.
+type deliverError struct{ err error }
+
+func (e *deliverError) Error() string { return e.err.Error() }
+func (e *deliverError) Unwrap() error { return e.err }
+
+// parse decodes a stream entry. It returns the entry's Seq even when the
+// entry is corrupt, so that the reader can move past it.
+func (s *Stream) parse(m redis.XMessage) (progress.Event, uint64, error) {
+	seq, err := parseID(m.ID)
+	if err != nil {
+		return s.corruptEntry(m.ID, err)
+	}
+	raw, ok := m.Values[eventField].(string)
+	if !ok {
+		return s.corruptEntry(m.ID, fmt.Errorf("no %q field", eventField))
+	}
+	var e progress.Event
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return s.corruptEntry(m.ID, err)
+	}
+	if e.Seq != seq {
+		return s.corruptEntry(m.ID, fmt.Errorf("entry ID %s holds seq %d", m.ID, e.Seq))
+	}
+	return e, seq, nil
+}
+
+func (s *Stream) corruptEntry(id string, err error) (progress.Event, uint64, error) {
+	s.corrupt.Add(1)
+	seq, _ := parseID(id)
+	err = fmt.Errorf("%w %s: %w", ErrCorruptEntry, id, err)
+	s.logger.Warn("redisstream: skipping corrupt stream entry", "id", id, "error", err)
+	return progress.Event{}, seq, err
+}
+
+// parseID parses an entry ID written by Publish, "0-<seq>".
+func parseID(id string) (uint64, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok || ms != "0" {
+		return 0, fmt.Errorf("entry ID %q is not of the form 0-<seq>", id)
+	}
+	return strconv.ParseUint(seq, 10, 64)
+}
+
+func checkRunID(runID string) error {
+	if runID == "" {
+		return fmt.Errorf("%w: empty run ID", progress.ErrInvalidEvent)
+	}
+	return nil
+}
+
+// Close stops the runs' reading goroutines and waits for them, at most
+// about BlockTime; Tail calls still in progress return [ErrClosed]. It
+// does not close the Redis client. Later calls of Publish, Replay and
+// Tail return ErrClosed.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Stream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Stream) Stats() Stats {
+	st := Stats{
+		Published:     s.published.Load(),
+		Duplicates:    s.duplicates.Load(),
+		PublishErrors: s.publishErrors.Load(),
+		Dropped:       s.dropped.Load(),
+		ReadErrors:    s.readErrors.Load(),
+		Skipped:       s.skipped.Load(),
+		Corrupt:       s.corrupt.Load(),
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Readers = len(s.readers)
+	st.Runs = len(s.hubs)
+	for r := range s.readers {
+		st.Lag = max(st.Lag, r.lag())
+	}
+	return st
+}
+
+// reader is one Tail call, for Stats.
+type reader struct {
+	delivered atomic.Uint64 // last Seq delivered
+	head      atomic.Uint64 // highest Seq read from Redis directly
+	hub       atomic.Pointer[hub]
+}
+
+func (r *reader) seen(seq uint64) {
+	for {
+		old := r.head.Load()
+		if seq <= old || r.head.CompareAndSwap(old, seq) {
+			return
+		}
+	}
+}
+
+func (r *reader) lag() uint64 {
+	head := r.head.Load()
+	if h := r.hub.Load(); h != nil {
+		head = max(head, h.lastSeq())
+	}
+	if d := r.delivered.Load(); head > d {
+		return head - d
+	}
+	return 0
+}
+
+func (s *Stream) addReader(r *reader) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.readers[r] = struct{}{}
+	return nil
+}
+
+func (s *Stream) removeReader(r *reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.readers, r)
+}

@@ -1,0 +1,413 @@
+package redisstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// newStream returns a Stream on the shared Redis under the test's own key
+// prefix, closed (and its keys deleted) when the test ends.
+func newStream(t *testing.T, opts redisstream.Options) (*redisstream.Stream, *testenv.Redis) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	if opts.KeyTemplate == "" {
+		opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder
+	}
+	if opts.BlockTime == 0 {
+		opts.BlockTime = 100 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
+	s, err := redisstream.New(r.Client, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s, r
+}
+
+func TestConformance(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		s, _ := newStream(t, redisstream.Options{})
+		return s, s
+	})
+}
+
+// A stream trimmed far below what the kit publishes, with the archive
+// beside it, and a hub window small enough that readers fall behind it.
+func TestConformanceTrimmedWithHistory(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		h := progress.NewMemoryHistory()
+		s, _ := newStream(t, redisstream.Options{MaxLen: 200, History: h, PageSize: 50, HubBuffer: 64})
+		return progress.NewFanout(progress.NewArchive(h), s), s
+	})
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	tests := []struct {
+		name string
+		opts redisstream.Options
+		want string
+	}{
+		{"no placeholder", redisstream.Options{KeyTemplate: "lecture"}, `key template "lecture" must contain {runId} exactly once`},
+		{"two placeholders", redisstream.Options{KeyTemplate: "{runId}:{runId}"}, "exactly once"},
+		{"negative MaxLen", redisstream.Options{MaxLen: -1}, "MaxLen is -1"},
+		{"negative BlockTime", redisstream.Options{BlockTime: -time.Second}, "BlockTime is -1000000000"},
+		{"sub-ms BlockTime", redisstream.Options{BlockTime: time.Microsecond}, "below Redis's resolution"},
+		{"sub-second TTL", redisstream.Options{FinishedTTL: time.Millisecond}, "FinishedTTL 1ms is below 1s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := redisstream.New(client, tt.opts)
+			assert.ErrorIs(t, err, redisstream.ErrInvalidOptions)
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
+	_, err := redisstream.New(nil, redisstream.Options{})
+	assert.ErrorIs(t, err, redisstream.ErrInvalidOptions)
+}
+
+func TestKey(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	s, err := redisstream.New(client, redisstream.Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, "lecture:r1", s.Key("r1"))
+	s2, err := redisstream.New(client, redisstream.Options{KeyTemplate: "app:{runId}:events"})
+	require.NoError(t, err)
+	defer s2.Close()
+	assert.Equal(t, "app:r1:events", s2.Key("r1"))
+}
+
+func TestPublishWritesExplicitIDs(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
+	msgs, err := r.Client.XRange(ctx, s.Key(run), "-", "+").Result()
+	require.NoError(t, err)
+	var ids []string
+	for _, m := range msgs {
+		ids = append(ids, m.ID)
+	}
+	assert.Equal(t, []string{"0-1", "0-2", "0-3"}, ids)
+	assert.JSONEq(t, mustJSON(t, sinktest.Events(run, 1, 3)[0]), msgs[0].Values["event"].(string))
+}
+
+func mustJSON(t *testing.T, e progress.Event) string {
+	data, err := e.MarshalJSON()
+	require.NoError(t, err)
+	return string(data)
+}
+
+func TestPublishDuplicates(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 8)
+	require.NoError(t, s.Publish(ctx, all[:5]...))
+	// A retry of 3..5 that also carries 6..8: the duplicates must not cost
+	// the new events.
+	require.NoError(t, s.Publish(ctx, all[2:]...))
+	require.NoError(t, s.Publish(ctx, all[7]))
+	n, err := r.Client.XLen(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(8), n)
+	assert.Equal(t, sinktest.Span(1, 8), sinktest.Seqs(sinktest.Replay(t, s, run, 0)))
+	st := s.Stats()
+	assert.Equal(t, uint64(8), st.Published)
+	assert.Equal(t, uint64(4), st.Duplicates)
+	assert.Zero(t, st.PublishErrors)
+}
+
+func TestPublishMaxLenApproximate(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{MaxLen: 100})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	for _, batch := range chunk(sinktest.Events(run, 1, 2000), 250) {
+		require.NoError(t, s.Publish(ctx, batch...))
+	}
+	n, err := r.Client.XLen(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, int64(100), "MAXLEN ~ keeps at least MaxLen")
+	assert.Less(t, n, int64(2000), "and trims")
+	last, err := r.Client.XRevRangeN(ctx, s.Key(run), "+", "-", 1).Result()
+	require.NoError(t, err)
+	assert.Equal(t, "0-2000", last[0].ID)
+}
+
+func chunk(events []progress.Event, n int) [][]progress.Event {
+	var out [][]progress.Event
+	for len(events) > 0 {
+		k := min(n, len(events))
+		out = append(out, events[:k])
+		events = events[k:]
+	}
+	return out
+}
+
+func TestFinishedTTL(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted}))
+	ttl, err := r.Client.TTL(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), ttl, "no expiry while the run goes on")
+	require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 2, Type: progress.RunFinished}))
+	ttl, err = r.Client.TTL(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, 50*time.Second)
+	assert.LessOrEqual(t, ttl, time.Minute)
+}
+
+// The known bug of a peer's Redis-backed stream: replay, then tail from
+// "now", loses what was published in between (or repeats it). Small pages
+// and a small hub window put readers on every path: XRANGE pages, the
+// shared XREAD, and catching up after falling out of the window.
+func TestPublishDuringReplayAndTail(t *testing.T) {
+	s, _ := newStream(t, redisstream.Options{PageSize: 7, HubBuffer: 16})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	const stored, total = 500, 2000
+	all := sinktest.Events(run, 1, total)
+	for _, b := range chunk(all[:stored], 100) {
+		require.NoError(t, s.Publish(ctx, b...))
+	}
+	release := make(chan struct{})
+	type result struct {
+		after uint64
+		seqs  []uint64
+		err   error
+	}
+	results := make(chan result, 5)
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, after := range []uint64{0, 0, 250, 499, 500} {
+		slow := i == 1 // held until publishing is over: far behind the window
+		wg.Go(func() {
+			var got []uint64
+			err := s.Tail(tctx, run, after, func(e progress.Event) error {
+				if slow && e.Seq == 3 {
+					<-release
+				}
+				got = append(got, e.Seq)
+				if e.Seq%50 == 0 {
+					runtime.Gosched()
+				}
+				if e.Seq == total {
+					return errDone
+				}
+				return nil
+			})
+			results <- result{after, got, err}
+		})
+	}
+	for _, e := range all[stored:] {
+		require.NoError(t, s.Publish(ctx, e))
+	}
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		assert.ErrorIs(t, r.err, errDone)
+		if diff := cmp.Diff(sinktest.Span(r.after+1, total), r.seqs); diff != "" {
+			t.Errorf("Tail(%d) (-want +got):\n%s", r.after, diff)
+		}
+	}
+	assert.Zero(t, s.Stats().Skipped)
+}
+
+var errDone = errors.New("done")
+
+// A trimmed stream: the reader's ID is older than the first entry. The
+// archive gives the missing part, then the stream, then live events, with
+// an exact sequence and nothing repeated at either seam.
+func TestTrimmedStreamFallsBackToHistory(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, r := newStream(t, redisstream.Options{History: h})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	sink := progress.NewFanout(progress.NewArchive(h), s)
+	all := sinktest.Events(run, 1, 120)
+	require.NoError(t, sink.Publish(ctx, all[:100]...))
+	require.NoError(t, r.Client.XTrimMaxLen(ctx, s.Key(run), 10).Err())
+	first, err := r.Client.XRangeN(ctx, s.Key(run), "-", "+", 1).Result()
+	require.NoError(t, err)
+	require.Equal(t, "0-91", first[0].ID, "the stream now starts at 91")
+
+	assert.Empty(t, sinktest.Diff(all[5:100], sinktest.Replay(t, s, run, 5)), "Replay(5)")
+
+	tl := sinktest.StartTail(t, s, run, 5)
+	tl.Next(t, 95)
+	require.NoError(t, sink.Publish(ctx, all[100:]...))
+	got := tl.Next(t, 115)
+	tl.Stop(t, context.Canceled)
+	if diff := sinktest.Diff(all[5:], got); diff != "" {
+		t.Fatalf("Tail(5) across archive, stream and live (-want +got):\n%s", diff)
+	}
+	assert.Zero(t, s.Stats().Skipped)
+}
+
+// The stream is gone (expired, or Redis restarted without persistence):
+// the archive has the run, then live events continue in a new stream.
+func TestGoneStreamFallsBackToHistory(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: h})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 40)
+	require.NoError(t, h.Append(ctx, all[:30]...))
+
+	assert.Equal(t, sinktest.Span(11, 30), sinktest.Seqs(sinktest.Replay(t, s, run, 10)))
+
+	tl := sinktest.StartTail(t, s, run, 10)
+	tl.Next(t, 20)
+	sink := progress.NewFanout(progress.NewArchive(h), s)
+	require.NoError(t, sink.Publish(ctx, all[30:]...))
+	got := tl.Next(t, 30)
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, sinktest.Span(11, 40), sinktest.Seqs(got))
+}
+
+// Without a History, a trimmed part is skipped and counted, never
+// delivered out of order.
+func TestTrimmedWithoutHistorySkips(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 50)...))
+	require.NoError(t, r.Client.XTrimMaxLen(ctx, s.Key(run), 10).Err())
+	assert.Equal(t, sinktest.Span(41, 50), sinktest.Seqs(sinktest.Replay(t, s, run, 0)))
+	assert.Equal(t, uint64(40), s.Stats().Skipped)
+}
+
+func TestCorruptEntrySkipped(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, r := newStream(t, redisstream.Options{History: h})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	require.NoError(t, h.Append(ctx, all...))
+	require.NoError(t, s.Publish(ctx, all[:2]...))
+	require.NoError(t, r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.Key(run), ID: "0-3", Values: []any{"event", "{not json"}}).Err())
+	require.NoError(t, s.Publish(ctx, all[3:]...))
+	assert.Empty(t, sinktest.Diff(all, sinktest.Replay(t, s, run, 0)), "seq 3 comes from the archive")
+	assert.Equal(t, uint64(1), s.Stats().Corrupt)
+}
+
+func TestWrongKeyTypeIsAnError(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, r.Client.Set(ctx, s.Key(run), "not a stream", 0).Err())
+	err := s.Replay(ctx, run, 0, func(progress.Event) error { return nil })
+	assert.ErrorContains(t, err, "WRONGTYPE")
+	err = s.Tail(ctx, run, 0, func(progress.Event) error { return nil })
+	assert.ErrorContains(t, err, "WRONGTYPE", "a permanent error ends Tail instead of retrying forever")
+	err = s.Publish(ctx, sinktest.Events(run, 1, 2)...)
+	assert.ErrorContains(t, err, "redisstream: publish: 2 of 2 events not written")
+	st := s.Stats()
+	assert.Equal(t, uint64(1), st.PublishErrors)
+	assert.Equal(t, uint64(2), st.Dropped)
+}
+
+func TestStatsReadersRunsLag(t *testing.T) {
+	s, _ := newStream(t, redisstream.Options{})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 5)...))
+
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.Tail(tctx, run, 0, func(e progress.Event) error {
+			if e.Seq == 6 {
+				close(held)
+				<-hold // a slow browser
+			}
+			return nil
+		})
+	})
+	fast := sinktest.StartTail(t, s, run, 0)
+	fast.Next(t, 5)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 6, 30)...))
+	fast.Next(t, 30)
+	<-held
+	st := s.Stats()
+	assert.Equal(t, 2, st.Readers)
+	assert.Equal(t, 1, st.Runs, "one reading goroutine for the run, whatever the readers")
+	assert.Equal(t, uint64(25), st.Lag, "the slow reader delivered 5 of 30")
+	close(hold)
+	fast.Stop(t, context.Canceled)
+	cancel()
+	wg.Wait()
+	assert.Equal(t, 0, s.Stats().Readers)
+}
+
+func TestCloseEndsTails(t *testing.T) {
+	r := testenv.NewRedis(t)
+	s, err := redisstream.New(r.Client, redisstream.Options{KeyTemplate: r.Prefix + "{runId}", BlockTime: 50 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	run := sinktest.RunID(t)
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		done <- s.Tail(context.Background(), run, 0, func(progress.Event) error {
+			close(started)
+			return nil
+		})
+	}()
+	require.NoError(t, s.Publish(context.Background(), sinktest.Events(run, 1, 1)...))
+	<-started
+	require.NoError(t, s.Close())
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, redisstream.ErrClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tail did not end after Close")
+	}
+	assert.ErrorIs(t, s.Publish(context.Background(), sinktest.Events(run, 2, 2)...), redisstream.ErrClosed)
+	assert.ErrorIs(t, s.Replay(context.Background(), run, 0, func(progress.Event) error { return nil }), redisstream.ErrClosed)
+}
+
+func TestPublishRespectsContext(t *testing.T) {
+	s, _ := newStream(t, redisstream.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Publish(ctx, sinktest.Events(sinktest.RunID(t), 1, 3)...)
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+func ExampleStream_Key() {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer client.Close()
+	s, _ := redisstream.New(client, redisstream.Options{KeyTemplate: "app:{runId}:progress"})
+	defer s.Close()
+	fmt.Println(s.Key("run-42"))
+	// Output: app:run-42:progress
+}

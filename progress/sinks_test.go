@@ -1,0 +1,71 @@
+package progress_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+)
+
+func TestSlog(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  progress.SlogOptions
+		event progress.Event
+		want  string
+	}{
+		{
+			name:  "node event",
+			event: progress.Event{RunID: "r", GraphKey: "g", Seq: 3, Type: progress.NodeFailed, Node: "video/2", Stage: 1, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
+			want:  "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video/2 stage=1 attempt=3 error=boom done=4 total=9 eta=2s\n",
+		},
+		{
+			name:  "run event at a chosen level",
+			opts:  progress.SlogOptions{Level: slog.LevelWarn},
+			event: progress.Event{RunID: "r", Seq: 9, Type: progress.RunFailed, Stage: progress.NoStage, Message: "2 nodes failed"},
+			want:  "level=WARN msg=run.failed runId=r seq=9 message=\"2 nodes failed\" done=0 total=0\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime})
+			require.NoError(t, progress.NewSlog(slog.New(h), tt.opts).Publish(context.Background(), tt.event))
+			assert.Equal(t, tt.want, buf.String())
+		})
+	}
+}
+
+func TestSlogBelowLevelWritesNothing(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	require.NoError(t, progress.NewSlog(logger, progress.SlogOptions{}).Publish(context.Background(), progress.Event{RunID: "r", Seq: 1}))
+	assert.Empty(t, buf.String())
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}
+
+func TestFanout(t *testing.T) {
+	ctx := context.Background()
+	a, c := progress.NewMemory(progress.MemoryOptions{}), progress.NewMemory(progress.MemoryOptions{})
+	failing := progress.SinkFunc(func(context.Context, ...progress.Event) error { return errors.New("down") })
+	f := progress.NewFanout(a, failing, c)
+	err := f.Publish(ctx, progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted})
+	assert.EqualError(t, err, "sink 1: down")
+	assert.Equal(t, 1, a.Stats().Events, "sink 0 got the event")
+	assert.Equal(t, 1, c.Stats().Events, "sink 2 got the event despite sink 1's failure")
+	assert.NoError(t, progress.NewFanout().Publish(ctx, progress.Event{RunID: "r", Seq: 1}))
+	assert.Panics(t, func() { progress.NewFanout(nil) })
+}

@@ -1,0 +1,533 @@
+// Package sinktest is the conformance kit for progress backends: it checks
+// that a [progress.Sink] and the [progress.Source] that reads it back keep
+// the contract that browsers rely on. Every Sink/Source pair of this module
+// passes it, and so should a host's own.
+//
+// # Usage
+//
+//	func TestConformance(t *testing.T) {
+//		sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+//			m := progress.NewMemory(progress.MemoryOptions{})
+//			return m, m
+//		})
+//	}
+//
+// # What it checks
+//
+//   - order: a replay returns every published event, field for field, in
+//     Seq order;
+//   - replay after a Seq, and of an unknown run;
+//   - tail after a Seq: stored events, then live ones;
+//   - no duplicates, when a batch or part of a batch is published again;
+//   - the seam: events published while readers replay and tail are each
+//     delivered once, in order, to every reader;
+//   - context cancellation: Tail returns promptly with context.Cause, and
+//     leaves no goroutine behind once the pair is cleaned up;
+//   - a callback error ends Tail with that error;
+//   - runs are isolated, and invalid events are refused with
+//     [progress.ErrInvalidEvent].
+//
+// # Requirements on the pair
+//
+// Once Publish returns nil the events must be visible to the Source (an
+// asynchronous sink such as [progress.Buffered] is checked by pairing its
+// downstream sink instead). The pair must keep at least 3,000 events per
+// run. newPair is called once per subtest; it should register cleanup
+// (closing connections, deleting keys) with t.Cleanup, which runs before
+// the leak check. The kit uses a fresh run ID in each subtest, so a pair
+// may share a backend with other tests, but Run must not run in parallel
+// with tests that start goroutines, because the leak check sees the whole
+// process.
+package sinktest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// NewPair returns a fresh Sink and the Source that reads what it stores.
+type NewPair func(t *testing.T) (progress.Sink, progress.Source)
+
+// wait bounds every wait of the kit on the backend.
+const wait = 15 * time.Second
+
+// Run runs the conformance subtests against pairs from newPair.
+func Run(t *testing.T, newPair NewPair) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, newPair NewPair)
+	}{
+		{"Order", testOrder},
+		{"ReplayAfter", testReplayAfter},
+		{"ReplayUnknownRun", testReplayUnknownRun},
+		{"TailAfter", testTailAfter},
+		{"TailBeforeFirstEvent", testTailBeforeFirstEvent},
+		{"NoDuplicates", testNoDuplicates},
+		{"Seam", testSeam},
+		{"TailCallbackError", testTailCallbackError},
+		{"CancelTail", testCancelTail},
+		{"RunsIsolated", testRunsIsolated},
+		{"InvalidEvent", testInvalidEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
+	}
+}
+
+// RunID returns a run ID unique to this test and this process, made of
+// letters, digits, '-' and '_'.
+func RunID(t testing.TB) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatalf("sinktest: random run ID: %v", err)
+	}
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	return name + "-" + hex.EncodeToString(b[:])
+}
+
+// Events returns events from..to (inclusive) of runID with every field
+// set, deterministic for the same arguments. Times are in UTC and ETAs
+// whole milliseconds, so that they survive the JSON form unchanged.
+func Events(runID string, from, to uint64) []progress.Event {
+	types := []progress.Type{
+		progress.StageStarted, progress.NodeStarted, progress.Message, progress.NodeRetrying,
+		progress.NodeSucceeded, progress.NodeSkipped, progress.StageFinished,
+	}
+	base := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var out []progress.Event
+	for s := from; s <= to && s >= from; s++ {
+		e := progress.Event{
+			RunID:    runID,
+			GraphKey: "graph-" + runID,
+			Seq:      s,
+			Time:     base.Add(time.Duration(s) * 1001 * time.Microsecond),
+			Type:     types[s%uint64(len(types))],
+			Stage:    int(s % 4),
+			Done:     int(s),
+			Total:    int(to) + 10,
+			ETA:      time.Duration(s%50) * time.Second,
+		}
+		if s == 1 {
+			e.Type, e.Stage = progress.RunStarted, progress.NoStage
+		}
+		if e.Type != progress.StageStarted && e.Type != progress.StageFinished && s != 1 {
+			e.Node = fmt.Sprintf("node/%d", s%17)
+			e.Attempt = int(s%3) + 1
+		}
+		switch e.Type {
+		case progress.Message:
+			e.Message = fmt.Sprintf("step %d: \"quoted\" <b>&</b>\nsecond line ✓", s)
+			e.PreviewURL = fmt.Sprintf("https://example.test/p/%d.png?a=1&b=2", s)
+			e.Reasoning = "because"
+		case progress.NodeRetrying:
+			e.Error = fmt.Sprintf("provider: 503 (attempt %d)", e.Attempt)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Diff compares event lists the way the kit does: times by instant.
+func Diff(want, got []progress.Event) string {
+	return cmp.Diff(want, got, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }))
+}
+
+// Seqs returns the Seqs of events, nil for none.
+func Seqs(events []progress.Event) []uint64 {
+	var out []uint64
+	for _, e := range events {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+// Span returns from, from+1, ..., to.
+func Span(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to && s >= from; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func publish(t *testing.T, sink progress.Sink, events ...progress.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, sink.Publish(ctx, events...), "Publish seq %d..", firstSeq(events))
+}
+
+func firstSeq(events []progress.Event) uint64 {
+	if len(events) == 0 {
+		return 0
+	}
+	return events[0].Seq
+}
+
+// publishInBatches publishes events in batches of the given sizes, cycling.
+func publishInBatches(t *testing.T, sink progress.Sink, events []progress.Event, sizes ...int) {
+	t.Helper()
+	for i := 0; len(events) > 0; i++ {
+		n := min(sizes[i%len(sizes)], len(events))
+		publish(t, sink, events[:n]...)
+		events = events[n:]
+	}
+}
+
+// Replay collects a replay of runID after after.
+func Replay(t testing.TB, src progress.Source, runID string, after uint64) []progress.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var got []progress.Event
+	err := src.Replay(ctx, runID, after, func(e progress.Event) error {
+		got = append(got, e)
+		return nil
+	})
+	require.NoError(t, err, "Replay(%q, %d)", runID, after)
+	return got
+}
+
+// Tailer runs Source.Tail in a goroutine and collects what it delivers.
+type Tailer struct {
+	cancel context.CancelCauseFunc
+	events chan progress.Event
+	done   chan error
+	got    []progress.Event
+}
+
+// StartTail starts Tail(runID, after) in a goroutine that the returned
+// Tailer owns; [Tailer.Stop] (or the test's cleanup) ends it.
+func StartTail(t testing.TB, src progress.Source, runID string, after uint64) *Tailer {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	tl := &Tailer{cancel: cancel, events: make(chan progress.Event, 8192), done: make(chan error, 1)}
+	go func() {
+		tl.done <- src.Tail(ctx, runID, after, func(e progress.Event) error {
+			select {
+			case tl.events <- e:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+	}()
+	t.Cleanup(func() { tl.cancel(errors.New("sinktest: cleanup")); <-tl.done })
+	return tl
+}
+
+// Next waits until the tailer has delivered n events in all, and returns
+// all of them. It fails the test if that takes too long or Tail ends.
+func (tl *Tailer) Next(t testing.TB, n int) []progress.Event {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(tl.got) < n {
+		select {
+		case e := <-tl.events:
+			tl.got = append(tl.got, e)
+		case err := <-tl.done:
+			tl.done <- err
+			t.Fatalf("Tail ended after %d of %d events: %v", len(tl.got), n, err)
+		case <-timer.C:
+			t.Fatalf("Tail delivered %d of %d events in %v; last seqs %v", len(tl.got), n, wait, tail(Seqs(tl.got), 5))
+		}
+	}
+	return tl.got
+}
+
+// Expect waits for the next events and fails the test at the first one
+// whose Seq is not the next of want, or if they do not come in time. It
+// returns the events it received.
+func (tl *Tailer) Expect(t testing.TB, want []uint64) []progress.Event {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	start := len(tl.got)
+	for i, seq := range want {
+		select {
+		case e := <-tl.events:
+			tl.got = append(tl.got, e)
+			if e.Seq != seq {
+				t.Fatalf("Tail delivered seq %d where seq %d was due (previous: %v)", e.Seq, seq, tail(Seqs(tl.got[:len(tl.got)-1]), 5))
+			}
+		case err := <-tl.done:
+			tl.done <- err
+			t.Fatalf("Tail ended after %d of %d expected events: %v", i, len(want), err)
+		case <-timer.C:
+			t.Fatalf("Tail delivered %d of %d expected events in %v; waiting for seq %d", i, len(want), wait, seq)
+		}
+	}
+	return slices.Clone(tl.got[start:])
+}
+
+// Stop cancels the tail with cause, waits for Tail to return and returns
+// its error. It fails the test if Tail does not return promptly, and if
+// it delivered anything beyond what Next returned.
+func (tl *Tailer) Stop(t testing.TB, cause error) error {
+	t.Helper()
+	tl.cancel(cause)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case err := <-tl.done:
+		tl.done <- err
+		close(tl.events)
+		for e := range tl.events {
+			t.Errorf("Tail delivered seq %d beyond the %d events expected", e.Seq, len(tl.got))
+		}
+		return err
+	case <-timer.C:
+		t.Fatalf("Tail did not return within %v of its context's cancellation", wait)
+		return nil
+	}
+}
+
+func tail(s []uint64, n int) []uint64 { return s[max(0, len(s)-n):] }
+
+func testOrder(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	want := Events(run, 1, 300)
+	publishInBatches(t, sink, want, 1, 7, 50, 2, 100)
+	if diff := Diff(want, Replay(t, src, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) after publishing 1..300 (-want +got):\n%s", diff)
+	}
+}
+
+func testReplayAfter(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 300)
+	publishInBatches(t, sink, all, 64)
+	tests := []struct {
+		after uint64
+		want  []uint64
+	}{
+		{0, Span(1, 300)},
+		{1, Span(2, 300)},
+		{150, Span(151, 300)},
+		{299, []uint64{300}},
+		{300, nil},
+		{1 << 40, nil},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint("after=", tt.after), func(t *testing.T) {
+			got := Replay(t, src, run, tt.after)
+			if diff := cmp.Diff(tt.want, Seqs(got)); diff != "" {
+				t.Errorf("Replay(%d) seqs (-want +got):\n%s", tt.after, diff)
+			}
+			if len(got) > 0 {
+				assert.Empty(t, Diff(all[tt.after:], got), "Replay(%d) events differ from those published", tt.after)
+			}
+		})
+	}
+}
+
+func testReplayUnknownRun(t *testing.T, newPair NewPair) {
+	_, src := newPair(t)
+	assert.Empty(t, Replay(t, src, RunID(t), 0), "Replay of a run never published")
+}
+
+func testTailAfter(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 150)
+	publish(t, sink, all[:100]...)
+	tl := StartTail(t, src, run, 40)
+	got := tl.Expect(t, Span(41, 100))
+	for _, e := range all[100:] {
+		publish(t, sink, e)
+	}
+	got = append(got, tl.Expect(t, Span(101, 150))...)
+	cause := errors.New("sinktest: done")
+	err := tl.Stop(t, cause)
+	assert.ErrorIs(t, err, cause, "Tail must return context.Cause of its context")
+	if diff := Diff(all[40:], got); diff != "" {
+		t.Fatalf("Tail(40) (-want +got):\n%s", diff)
+	}
+}
+
+func testTailBeforeFirstEvent(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	tl := StartTail(t, src, run, 0)
+	all := Events(run, 1, 20)
+	publishInBatches(t, sink, all, 1, 3)
+	got := tl.Expect(t, Span(1, 20))
+	tl.Stop(t, context.Canceled)
+	if diff := Diff(all, got); diff != "" {
+		t.Fatalf("Tail started before the run's first event (-want +got):\n%s", diff)
+	}
+}
+
+func testNoDuplicates(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 15)
+	tl := StartTail(t, src, run, 0)
+	publish(t, sink, all[:10]...)
+	publish(t, sink, all[:10]...)            // the same batch again, as a retry would
+	publish(t, sink, all[7:15]...)           // overlapping: 8..10 again, then 11..15
+	publish(t, sink, all[14])                // the last one again
+	publish(t, sink, all[2], all[4], all[9]) // old ones alone
+	want := Span(1, 15)
+	if diff := cmp.Diff(want, Seqs(Replay(t, src, run, 0))); diff != "" {
+		t.Errorf("Replay after duplicate publishes (-want +got):\n%s", diff)
+	}
+	got := tl.Expect(t, want)
+	tl.Stop(t, context.Canceled)
+	if diff := cmp.Diff(want, Seqs(got)); diff != "" {
+		t.Errorf("Tail across duplicate publishes (-want +got):\n%s", diff)
+	}
+}
+
+// testSeam publishes while readers replay and switch to live: the window
+// where a naive "replay, then subscribe from now" loses or repeats events.
+func testSeam(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	const stored, total = 2000, 3000
+	all := Events(run, 1, total)
+	publishInBatches(t, sink, all[:stored], 100)
+
+	starts := []uint64{0, 1000, 1999, 2000}
+	tailers := make([]*Tailer, len(starts))
+	published := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		for _, e := range all[stored:] {
+			if err := sink.Publish(ctx, e); err != nil {
+				published <- fmt.Errorf("publish seq %d: %w", e.Seq, err)
+				return
+			}
+		}
+		published <- nil
+	}()
+	for i, after := range starts {
+		tailers[i] = StartTail(t, src, run, after)
+	}
+	require.NoError(t, <-published)
+	for i, after := range starts {
+		got := tailers[i].Expect(t, Span(after+1, total))
+		tailers[i].Stop(t, context.Canceled)
+		if diff := cmp.Diff(Span(after+1, total), Seqs(got)); diff != "" {
+			t.Errorf("Tail(%d) while %d..%d were published (-want +got):\n%s", after, stored+1, total, diff)
+		}
+	}
+	if diff := cmp.Diff(Span(1, total), Seqs(Replay(t, src, run, 0))); diff != "" {
+		t.Errorf("Replay(0) afterwards (-want +got):\n%s", diff)
+	}
+}
+
+func testTailCallbackError(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	publish(t, sink, Events(run, 1, 10)...)
+	stop := errors.New("sinktest: stop at 5")
+	var got []uint64
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	err := src.Tail(ctx, run, 0, func(e progress.Event) error {
+		got = append(got, e.Seq)
+		if e.Seq == 5 {
+			return stop
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, stop, "Tail must return its callback's error")
+	assert.Equal(t, Span(1, 5), got, "Tail must stop delivering at the callback's error")
+}
+
+func testCancelTail(t *testing.T, newPair NewPair) {
+	before := goleak.IgnoreCurrent()
+	t.Run("tail", func(t *testing.T) {
+		sink, src := newPair(t)
+		run := RunID(t)
+		publish(t, sink, Events(run, 1, 5)...)
+
+		// Waiting for live events.
+		tl := StartTail(t, src, run, 0)
+		tl.Expect(t, Span(1, 5))
+		cause := errors.New("sinktest: reader left")
+		start := time.Now()
+		err := tl.Stop(t, cause)
+		assert.ErrorIs(t, err, cause, "Tail must return context.Cause of its context")
+		t.Logf("Tail returned %v after its cancellation", time.Since(start))
+
+		// Cancelled while delivering stored events.
+		ctx, cancel := context.WithCancelCause(context.Background())
+		err = src.Tail(ctx, run, 0, func(e progress.Event) error {
+			if e.Seq == 2 {
+				cancel(cause)
+			}
+			return nil
+		})
+		assert.ErrorIs(t, err, cause, "Tail cancelled from its callback")
+
+		// Already cancelled.
+		ctx, cancel = context.WithCancelCause(context.Background())
+		cancel(cause)
+		err = src.Tail(ctx, RunID(t), 0, func(progress.Event) error { return nil })
+		assert.ErrorIs(t, err, cause, "Tail with a cancelled context")
+	})
+	// The pair's cleanup has run: nothing the tails started may be left.
+	goleak.VerifyNone(t, before)
+}
+
+func testRunsIsolated(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	a, b := RunID(t)+"-a", RunID(t)+"-b"
+	ea, eb := Events(a, 1, 20), Events(b, 1, 20)
+	var mixed []progress.Event
+	for i := range ea {
+		mixed = append(mixed, ea[i], eb[i])
+	}
+	publishInBatches(t, sink, mixed, 7)
+	assert.Empty(t, Diff(ea, Replay(t, src, a, 0)), "run %s", a)
+	assert.Empty(t, Diff(eb, Replay(t, src, b, 0)), "run %s", b)
+}
+
+func testInvalidEvent(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	tests := []struct {
+		name   string
+		events []progress.Event
+	}{
+		{"seq 0", []progress.Event{{RunID: run, Seq: 0, Type: progress.RunStarted}}},
+		{"no run ID", []progress.Event{{Seq: 1, Type: progress.RunStarted}}},
+		{"valid then invalid", append(Events(run, 1, 2), progress.Event{RunID: run})},
+	}
+	for _, tt := range tests {
+		err := sink.Publish(ctx, tt.events...)
+		assert.ErrorIs(t, err, progress.ErrInvalidEvent, tt.name)
+	}
+	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
+}

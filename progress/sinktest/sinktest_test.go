@@ -1,0 +1,129 @@
+package sinktest_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// brokenEnv makes this binary run the kit against one broken pair; the
+// parent test checks that the kit fails it, in the subtests expected.
+const brokenEnv = "REGEN_SINKTEST_BROKEN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(brokenEnv) == "" {
+		goleak.VerifyTestMain(m)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// duplicating delivers every event twice.
+type duplicating struct{ *progress.Memory }
+
+func (d duplicating) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return d.Memory.Replay(ctx, run, after, twice(fn))
+}
+
+func (d duplicating) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return d.Memory.Tail(ctx, run, after, twice(fn))
+}
+
+func twice(fn func(progress.Event) error) func(progress.Event) error {
+	return func(e progress.Event) error {
+		if err := fn(e); err != nil {
+			return err
+		}
+		return fn(e)
+	}
+}
+
+// offByOne replays from after+1: it loses the first event a reader asks for.
+type offByOne struct{ *progress.Memory }
+
+func (o offByOne) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return o.Memory.Replay(ctx, run, after+1, fn)
+}
+
+func (o offByOne) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return o.Memory.Tail(ctx, run, after+1, fn)
+}
+
+// lenient accepts invalid events.
+type lenient struct{ *progress.Memory }
+
+func (l lenient) Publish(ctx context.Context, events ...progress.Event) error {
+	var ok []progress.Event
+	for _, e := range events {
+		if e.Validate() == nil {
+			ok = append(ok, e)
+		}
+	}
+	return l.Memory.Publish(ctx, ok...)
+}
+
+func TestBrokenPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestKitCatchesBrokenPairs")
+	}
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		switch os.Getenv(brokenEnv) {
+		case "duplicating":
+			return m, duplicating{m}
+		case "offByOne":
+			return m, offByOne{m}
+		case "lenient":
+			return lenient{m}, m
+		}
+		return m, m
+	})
+}
+
+func TestKitCatchesBrokenPairs(t *testing.T) {
+	tests := []struct {
+		broken  string
+		failing []string // subtests that must fail
+		passing []string // and some that must not
+	}{
+		{"duplicating", []string{"Order", "ReplayAfter", "NoDuplicates", "Seam"}, []string{"InvalidEvent"}},
+		{"offByOne", []string{"Order", "ReplayAfter", "TailAfter", "Seam"}, []string{"InvalidEvent", "ReplayUnknownRun"}},
+		{"lenient", []string{"InvalidEvent"}, []string{"Order", "Seam", "CancelTail"}},
+		{"correct", nil, []string{"Order", "ReplayAfter", "TailAfter", "NoDuplicates", "Seam", "CancelTail", "InvalidEvent"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.broken, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenPair$", "-test.v")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
+			out, err := cmd.CombinedOutput()
+			if len(tt.failing) > 0 {
+				assert.Error(t, err, "the kit passed a %s pair:\n%s", tt.broken, out)
+			} else {
+				assert.NoError(t, err, "%s", out)
+			}
+			for _, name := range tt.failing {
+				assert.Contains(t, string(out), "--- FAIL: TestBrokenPair/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
+			}
+			for _, name := range tt.passing {
+				assert.Contains(t, string(out), "--- PASS: TestBrokenPair/"+name+" ", "subtest %s", name)
+			}
+			if t.Failed() {
+				t.Logf("child output:\n%s", lastLines(string(out), 60))
+			}
+		})
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}

@@ -1,0 +1,82 @@
+package progress
+
+import (
+	"context"
+	"log/slog"
+)
+
+// SlogOptions configures a [Slog] sink. The zero value gives the defaults.
+type SlogOptions struct {
+	// Level is the level of every record. Default: slog.LevelInfo.
+	Level slog.Leveler
+}
+
+// Slog is a [Sink] that writes each event as one record through a
+// *slog.Logger: the message is the event type and the attributes are the
+// event's non-empty fields, with the keys of the JSON form. It never fails.
+// It is safe for concurrent use.
+type Slog struct {
+	logger *slog.Logger
+	level  slog.Leveler
+}
+
+// NewSlog returns a Slog sink writing to logger, which must not be nil.
+func NewSlog(logger *slog.Logger, opts SlogOptions) *Slog {
+	if logger == nil {
+		panic("progress: NewSlog with a nil logger")
+	}
+	level := opts.Level
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return &Slog{logger: logger, level: level}
+}
+
+// Publish logs events in order and returns nil. ctx is passed to the
+// logger's handler; its cancellation does not stop the writing.
+func (s *Slog) Publish(ctx context.Context, events ...Event) error {
+	level := s.level.Level()
+	if !s.logger.Enabled(ctx, level) {
+		return nil
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	for _, e := range events {
+		attrs = append(attrs[:0],
+			slog.String("runId", e.RunID),
+			slog.Uint64("seq", e.Seq),
+		)
+		if e.GraphKey != "" {
+			attrs = append(attrs, slog.String("graphKey", e.GraphKey))
+		}
+		if !e.Time.IsZero() {
+			attrs = append(attrs, slog.Time("eventTime", e.Time))
+		}
+		if e.Node != "" {
+			attrs = append(attrs, slog.String("node", e.Node))
+		}
+		if e.Stage >= 0 {
+			attrs = append(attrs, slog.Int("stage", e.Stage))
+		}
+		if e.Attempt != 0 {
+			attrs = append(attrs, slog.Int("attempt", e.Attempt))
+		}
+		if e.Message != "" {
+			attrs = append(attrs, slog.String("message", e.Message))
+		}
+		if e.PreviewURL != "" {
+			attrs = append(attrs, slog.String("previewUrl", e.PreviewURL))
+		}
+		if e.Reasoning != "" {
+			attrs = append(attrs, slog.String("reasoning", e.Reasoning))
+		}
+		if e.Error != "" {
+			attrs = append(attrs, slog.String("error", e.Error))
+		}
+		attrs = append(attrs, slog.Int("done", e.Done), slog.Int("total", e.Total))
+		if e.ETA > 0 {
+			attrs = append(attrs, slog.Duration("eta", e.ETA))
+		}
+		s.logger.LogAttrs(ctx, level, string(e.Type), attrs...)
+	}
+	return nil
+}

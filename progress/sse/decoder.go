@@ -1,0 +1,237 @@
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrTooLarge is returned by [Decoder.Next] for a line or an event larger
+// than [MaxEventSize].
+var ErrTooLarge = errors.New("sse: event too large")
+
+// MaxEventSize bounds one line, and one event's data, that a [Decoder]
+// accepts: 1 MiB.
+const MaxEventSize = 1 << 20
+
+// Message is one event of an event stream, as the WHATWG "dispatch the
+// event" step produces it.
+type Message struct {
+	// ID is the stream's last event ID when the message was dispatched:
+	// set by this event's id field or an earlier one, "" if none.
+	ID string
+	// Type is the event type: "message" unless the event set one.
+	Type string
+	// Data is the event's data lines joined by "\n".
+	Data string
+}
+
+// Decoder reads [Message]s from a text/event-stream body, following the
+// WHATWG HTML "event stream interpretation": a leading byte order mark is
+// skipped, lines end with CRLF, LF or CR, comment lines (":...") are
+// ignored, data lines are joined with "\n", an id containing NUL is
+// ignored, a retry that is not all ASCII digits is ignored, unknown fields
+// are ignored, and an event left incomplete at the end of the stream is
+// discarded. Invalid UTF-8 becomes U+FFFD. A Decoder is not safe for
+// concurrent use.
+type Decoder struct {
+	r       *bufio.Reader
+	started bool // the byte order mark was checked
+	skipLF  bool // the last line ended with CR: a following LF belongs to it
+	line    []byte
+
+	data     strings.Builder
+	typ      string
+	idBuf    string // the last event ID buffer
+	lastID   string // the last event ID, set at dispatch
+	retry    time.Duration
+	retrySet bool
+}
+
+// NewDecoder returns a Decoder reading r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// Next returns the next message. At the end of the stream it returns
+// io.EOF (or the reader's error), discarding an incomplete event.
+func (d *Decoder) Next() (Message, error) {
+	for {
+		line, err := d.readLine()
+		if err != nil {
+			return Message{}, err
+		}
+		if len(line) == 0 {
+			// Dispatch.
+			d.lastID = d.idBuf
+			if d.data.Len() == 0 {
+				d.typ = ""
+				continue
+			}
+			data := strings.TrimSuffix(d.data.String(), "\n")
+			typ := d.typ
+			if typ == "" {
+				typ = "message"
+			}
+			d.data.Reset()
+			d.typ = ""
+			return Message{ID: d.lastID, Type: typ, Data: data}, nil
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			d.typ = validUTF8(value)
+		case "data":
+			if d.data.Len()+len(value)+1 > MaxEventSize {
+				return Message{}, fmt.Errorf("%w: data over %d bytes", ErrTooLarge, MaxEventSize)
+			}
+			d.data.WriteString(validUTF8(value))
+			d.data.WriteByte('\n')
+		case "id":
+			if bytes.IndexByte(value, 0) < 0 {
+				d.idBuf = validUTF8(value)
+			}
+		case "retry":
+			if ms, ok := parseDigits(value); ok {
+				d.retry, d.retrySet = time.Duration(ms)*time.Millisecond, true
+			}
+		}
+	}
+}
+
+// Retry returns the reconnection time last set by a retry field, and
+// whether one was set.
+func (d *Decoder) Retry() (time.Duration, bool) { return d.retry, d.retrySet }
+
+// LastEventID returns the stream's last event ID: the id buffer as it
+// was at the last dispatch, which a client sends as Last-Event-ID when it
+// reconnects.
+func (d *Decoder) LastEventID() string { return d.lastID }
+
+// parseDigits parses a non-empty run of ASCII digits that fits in an
+// int64 of milliseconds as a time.Duration.
+func parseDigits(b []byte) (int64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || n > int64(time.Duration(1<<63-1)/time.Millisecond) {
+		return 0, false
+	}
+	return n, true
+}
+
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// readLine returns the next line without its terminator. The returned
+// slice is valid until the next call.
+func (d *Decoder) readLine() ([]byte, error) {
+	if !d.started {
+		d.started = true
+		if err := d.skipBOM(); err != nil {
+			return nil, err
+		}
+	}
+	if d.skipLF {
+		d.skipLF = false
+		b, err := d.r.Peek(1)
+		if err != nil {
+			return nil, err
+		}
+		if b[0] == '\n' {
+			_, _ = d.r.Discard(1)
+		}
+	}
+	d.line = d.line[:0]
+	for {
+		if d.r.Buffered() == 0 {
+			if _, err := d.r.Peek(1); err != nil {
+				return nil, err // an unterminated last line is discarded
+			}
+		}
+		chunk, _ := d.r.Peek(d.r.Buffered())
+		i := bytes.IndexAny(chunk, "\r\n")
+		if i < 0 {
+			if len(d.line)+len(chunk) > MaxEventSize {
+				return nil, fmt.Errorf("%w: line over %d bytes", ErrTooLarge, MaxEventSize)
+			}
+			d.line = append(d.line, chunk...)
+			_, _ = d.r.Discard(len(chunk))
+			continue
+		}
+		if len(d.line)+i > MaxEventSize {
+			return nil, fmt.Errorf("%w: line over %d bytes", ErrTooLarge, MaxEventSize)
+		}
+		d.line = append(d.line, chunk[:i]...)
+		d.skipLF = chunk[i] == '\r'
+		_, _ = d.r.Discard(i + 1)
+		return d.line, nil
+	}
+}
+
+// skipBOM drops one leading U+FEFF.
+func (d *Decoder) skipBOM() error {
+	bom := []byte{0xEF, 0xBB, 0xBF}
+	for n := 1; n <= len(bom); n++ {
+		b, err := d.r.Peek(n)
+		if err != nil {
+			if err == io.EOF && len(b) > 0 {
+				return nil // shorter than a BOM: let readLine see it
+			}
+			return err
+		}
+		if b[n-1] != bom[n-1] {
+			return nil
+		}
+	}
+	_, _ = d.r.Discard(len(bom))
+	return nil
+}
+
+// Encode writes m in the event stream format: an id field if m.ID is set,
+// an event field if m.Type is set and not "message", one data field per
+// line of m.Data (CR, LF and CRLF all end a line), and a blank line. ID
+// and Type must not contain CR, LF or NUL.
+func Encode(w io.Writer, m Message) error {
+	if strings.ContainsAny(m.ID, "\r\n\x00") {
+		return fmt.Errorf("sse: encode: id %q contains CR, LF or NUL", m.ID)
+	}
+	if strings.ContainsAny(m.Type, "\r\n") {
+		return fmt.Errorf("sse: encode: event type %q contains CR or LF", m.Type)
+	}
+	var b strings.Builder
+	if m.ID != "" {
+		b.WriteString("id: " + m.ID + "\n")
+	}
+	if m.Type != "" && m.Type != "message" {
+		b.WriteString("event: " + m.Type + "\n")
+	}
+	data := strings.ReplaceAll(m.Data, "\r\n", "\n")
+	data = strings.ReplaceAll(data, "\r", "\n")
+	for line := range strings.SplitSeq(data, "\n") {
+		b.WriteString("data: " + line + "\n")
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,57 @@
+// Package sse delivers a run's progress events to browsers as Server-Sent
+// Events, with replay and resume, and reads such streams back in Go.
+//
+// # Handler
+//
+// [Handler] serves one run per request from any [progress.Source]
+// (progress.Memory, progress/redisstream). Mount it on a route of your own:
+//
+//	h, err := sse.NewHandler(stream, sse.HandlerOptions{
+//		Authorize: func(r *http.Request) (string, error) {
+//			runID := r.PathValue("run")
+//			if !mayWatch(r, runID) {
+//				return "", fmt.Errorf("%w: run %s is not yours", sse.ErrForbidden, runID)
+//			}
+//			return runID, nil
+//		},
+//	})
+//	mux.Handle("GET /runs/{run}/events", h)
+//
+// In the browser:
+//
+//	const es = new EventSource("/runs/r1/events");
+//	es.onmessage = (m) => render(JSON.parse(m.data));
+//
+// The response is text/event-stream, with Cache-Control no-cache and
+// X-Accel-Buffering no (so nginx does not buffer it). It opens with a
+// retry field, then writes each event as "id: <seq>" and "data: <JSON>"
+// and flushes it. While no event comes, a comment line keeps the
+// connection open about every 15 s. The handler clears the connection's
+// write deadline, so a server WriteTimeout does not cut the stream.
+//
+// # Resume
+//
+// A reconnecting EventSource sends the last id it saw as the Last-Event-ID
+// header; a first connect may pass the same as the lastEventId query
+// parameter (the header wins when both are present). The handler then
+// sends exactly the events after it, from the stream or its archive. An
+// ID that is not a decimal sequence number gets 400 (see
+// [ParseLastEventID]).
+//
+// # Endings and limits
+//
+// The handler returns as soon as the client goes away. By default the
+// stream stays open after the run's final event; with
+// [HandlerOptions].CloseOnFinal it ends after it, and a client that
+// reconnects having seen the final event gets 204 No Content, which stops
+// EventSource's reconnecting. Beyond [HandlerOptions].MaxStreams
+// concurrent streams a request gets 503 with Retry-After. An Authorize hook
+// refuses a request with [ErrUnauthorized] (401) or [ErrForbidden] (403).
+//
+// # Client
+//
+// [Client] reads a stream as EventSource does, for tests and Go hosts: it
+// parses the wire format with a [Decoder] (WHATWG rules: multi-line data,
+// comments, id, retry, a byte order mark, CR, LF and CRLF line ends) and
+// reconnects with Last-Event-ID after a dropped connection.
+package sse

@@ -1,0 +1,123 @@
+package sse_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+func ExampleHandler() {
+	ctx := context.Background()
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	h, _ := sse.NewHandler(mem, sse.HandlerOptions{
+		Authorize: func(r *http.Request) (string, error) {
+			if r.Header.Get("Authorization") != "Bearer demo" {
+				return "", fmt.Errorf("%w: send a bearer token", sse.ErrUnauthorized)
+			}
+			return r.PathValue("run"), nil
+		},
+		CloseOnFinal: true,
+		Retry:        10 * time.Millisecond,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /runs/{run}/events", h)
+	server := httptest.NewServer(mux)
+	defer server.Close()
+
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	_ = mem.Publish(ctx,
+		progress.Event{RunID: "r1", Seq: 1, Time: t0, Type: progress.RunStarted, Stage: progress.NoStage, Total: 1},
+		progress.Event{RunID: "r1", Seq: 2, Time: t0, Type: progress.NodeSucceeded, Node: "script/0", Stage: 0, Attempt: 1, Done: 1, Total: 1},
+		progress.Event{RunID: "r1", Seq: 3, Time: t0, Type: progress.RunFinished, Stage: progress.NoStage, Done: 1, Total: 1},
+	)
+
+	// The wire format, resuming after seq 1 as a reconnecting browser would.
+	req, _ := http.NewRequest("GET", server.URL+"/runs/r1/events", nil)
+	req.Header.Set("Authorization", "Bearer demo")
+	req.Header.Set("Last-Event-ID", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Header.Get("Content-Type"))
+	_, _ = io.Copy(os.Stdout, resp.Body) // CloseOnFinal: the response ends after run.finished
+
+	// Unauthorized.
+	resp2, err := http.Get(server.URL + "/runs/r1/events")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp2.Body.Close()
+	_, _ = io.Copy(os.Stdout, resp2.Body)
+	// Output:
+	// text/event-stream
+	// retry: 10
+	//
+	// id: 2
+	// data: {"runId":"r1","seq":2,"time":"2025-01-02T03:04:05Z","type":"node.succeeded","node":"script/0","stage":0,"attempt":1,"done":1,"total":1}
+	//
+	// id: 3
+	// data: {"runId":"r1","seq":3,"time":"2025-01-02T03:04:05Z","type":"run.finished","done":1,"total":1}
+	//
+	// sse: unauthorized: send a bearer token
+}
+
+func ExampleClient() {
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	h, _ := sse.NewHandler(mem, sse.HandlerOptions{
+		Authorize: func(r *http.Request) (string, error) { return "r1", nil },
+	})
+	server := httptest.NewServer(h)
+	defer server.Close()
+	for seq := uint64(1); seq <= 3; seq++ {
+		_ = mem.Publish(context.Background(), progress.Event{RunID: "r1", Seq: seq, Type: progress.Message, Message: fmt.Sprint("step ", seq)})
+	}
+
+	c := sse.NewClient(server.URL, sse.ClientOptions{})
+	stop := errors.New("seen enough")
+	err := c.Events(context.Background(), func(e progress.Event) error {
+		fmt.Println(e.Seq, e.Message)
+		if e.Seq == 3 {
+			return stop
+		}
+		return nil
+	})
+	fmt.Println(errors.Is(err, stop), "resume from", c.LastEventID())
+	// Output:
+	// 1 step 1
+	// 2 step 2
+	// 3 step 3
+	// true resume from 3
+}
+
+func ExampleDecoder() {
+	wire := "\ufeff: a comment\r\nretry: 5000\r\nid: 7\r\ndata: line one\r\ndata: line two\r\n\r\n"
+	d := sse.NewDecoder(strings.NewReader(wire))
+	m, _ := d.Next()
+	retry, _ := d.Retry()
+	fmt.Printf("%q %q %q %v\n", m.ID, m.Type, m.Data, retry)
+	// Output: "7" "message" "line one\nline two" 5s
+}
+
+func ExampleParseLastEventID() {
+	for _, id := range []string{"", "42", "abc"} {
+		seq, err := sse.ParseLastEventID(id)
+		fmt.Println(seq, err)
+	}
+	// Output:
+	// 0 <nil>
+	// 42 <nil>
+	// 0 sse: malformed last event ID "abc": not all digits; want the decimal sequence number of the last event received
+}

@@ -1,0 +1,325 @@
+package sse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// Errors an Authorize hook returns (wrapped, with a reason a person can
+// act on) to refuse a request.
+var (
+	// ErrUnauthorized refuses a request without valid credentials: 401.
+	ErrUnauthorized = errors.New("sse: unauthorized")
+	// ErrForbidden refuses a request whose credentials do not allow the
+	// run: 403.
+	ErrForbidden = errors.New("sse: forbidden")
+	// ErrInvalidOptions marks options that NewHandler refuses.
+	ErrInvalidOptions = errors.New("sse: invalid options")
+)
+
+// HandlerOptions configures a [Handler]. The zero value of each field but
+// Authorize gives its default.
+type HandlerOptions struct {
+	// Authorize maps a request to the run ID whose events it may read,
+	// for example from a path value and a session. To refuse, it returns
+	// an error wrapping ErrUnauthorized (401) or ErrForbidden (403); the
+	// error's text is the response body, so it should say what to fix
+	// ("sse: forbidden: run r1 belongs to another course"). Any other
+	// error answers 500 with a generic body, and is logged. Required.
+	Authorize func(r *http.Request) (runID string, err error)
+	// KeepAlive is how long a stream may stay silent before the handler
+	// writes a comment line, so that proxies and browsers keep it open.
+	// Default: 15s.
+	KeepAlive time.Duration
+	// Retry is the reconnection delay sent to the client in a retry field
+	// when the stream opens. Default: 3s.
+	Retry time.Duration
+	// MaxStreams bounds the streams served at once; a request beyond it
+	// gets 503 with Retry-After. Default: 1000.
+	MaxStreams int
+	// CloseOnFinal ends the response after the run's final event
+	// (run.finished, run.failed or run.cancelled). A browser's EventSource
+	// reconnects when a response ends, so a client that reconnects after
+	// having received the final event is answered 204 No Content, which
+	// tells EventSource to stop. Default: false, the stream stays open
+	// until the client leaves.
+	CloseOnFinal bool
+	// Logger reports source failures and refused authorizations' internal
+	// errors. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// HandlerStats is a snapshot of a [Handler]'s counters.
+type HandlerStats struct {
+	// Active is the number of streams being served.
+	Active int
+	// Served counts the streams opened since creation.
+	Served uint64
+	// Rejected counts the requests refused with 503 by MaxStreams.
+	Rejected uint64
+	// Events counts the events written, over all streams.
+	Events uint64
+}
+
+// Handler is an http.Handler that streams one run's events to a browser as
+// Server-Sent Events: the stored ones after the client's last event ID,
+// then the live ones. Each event is written as
+//
+//	id: <seq>
+//	data: <the event's JSON>
+//
+// (see package progress for the JSON form), so the browser's
+// Last-Event-ID is the Seq, which survives a Redis restart and the
+// archive fallback. It is safe for concurrent use.
+type Handler struct {
+	src          progress.Source
+	authorize    func(*http.Request) (string, error)
+	keepAlive    time.Duration
+	retry        time.Duration
+	maxStreams   int64
+	closeOnFinal bool
+	logger       *slog.Logger
+
+	active   atomic.Int64
+	served   atomic.Uint64
+	rejected atomic.Uint64
+	events   atomic.Uint64
+}
+
+// NewHandler returns a Handler serving events from src. The error wraps
+// [ErrInvalidOptions].
+func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
+	switch {
+	case src == nil:
+		return nil, fmt.Errorf("%w: nil source", ErrInvalidOptions)
+	case opts.Authorize == nil:
+		return nil, fmt.Errorf("%w: Authorize is required; it decides which run a request may read", ErrInvalidOptions)
+	case opts.KeepAlive < 0, opts.Retry < 0, opts.MaxStreams < 0:
+		return nil, fmt.Errorf("%w: KeepAlive %v, Retry %v and MaxStreams %d must not be negative",
+			ErrInvalidOptions, opts.KeepAlive, opts.Retry, opts.MaxStreams)
+	}
+	h := &Handler{
+		src:          src,
+		authorize:    opts.Authorize,
+		keepAlive:    opts.KeepAlive,
+		retry:        opts.Retry,
+		maxStreams:   int64(opts.MaxStreams),
+		closeOnFinal: opts.CloseOnFinal,
+		logger:       opts.Logger,
+	}
+	if h.keepAlive == 0 {
+		h.keepAlive = 15 * time.Second
+	}
+	if h.retry == 0 {
+		h.retry = 3 * time.Second
+	}
+	if h.maxStreams == 0 {
+		h.maxStreams = 1000
+	}
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	return h, nil
+}
+
+// Stats returns a snapshot of the counters.
+func (h *Handler) Stats() HandlerStats {
+	return HandlerStats{
+		Active:   int(h.active.Load()),
+		Served:   h.served.Load(),
+		Rejected: h.rejected.Load(),
+		Events:   h.events.Load(),
+	}
+}
+
+// errFinal ends a stream after the run's final event.
+var errFinal = errors.New("sse: final event sent")
+
+// ServeHTTP serves one stream. The resume point is the Last-Event-ID
+// header, or for a first connect the lastEventId query parameter; a
+// malformed one gets 400. It returns when the client goes away, after the
+// final event if CloseOnFinal is set, or when the source fails.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		httpError(w, http.StatusMethodNotAllowed, "sse: method "+r.Method+" not allowed; use GET")
+		return
+	}
+	runID, err := h.authorize(r)
+	switch {
+	case errors.Is(err, ErrUnauthorized):
+		httpError(w, http.StatusUnauthorized, err.Error())
+		return
+	case errors.Is(err, ErrForbidden):
+		httpError(w, http.StatusForbidden, err.Error())
+		return
+	case err != nil:
+		h.logger.Error("sse: authorize failed", "error", err, "path", r.URL.Path)
+		httpError(w, http.StatusInternalServerError, "sse: authorization failed; try again later")
+		return
+	case runID == "":
+		h.logger.Error("sse: authorize returned an empty run ID", "path", r.URL.Path)
+		httpError(w, http.StatusInternalServerError, "sse: authorization failed; try again later")
+		return
+	}
+	idText, ok := "", false
+	if v := r.Header.Values("Last-Event-ID"); len(v) > 0 {
+		idText, ok = v[0], true
+	}
+	if !ok {
+		idText = r.URL.Query().Get("lastEventId")
+	}
+	after, err := ParseLastEventID(idText)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if n := h.active.Add(1); n > h.maxStreams {
+		h.active.Add(-1)
+		h.rejected.Add(1)
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(h.retry/time.Second, 1))))
+		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("sse: too many streams (limit %d); retry later", h.maxStreams))
+		return
+	}
+	defer h.active.Add(-1)
+	h.served.Add(1)
+
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	if h.closeOnFinal && after > 0 && h.hadFinal(ctx, runID, after) {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+
+	rc := http.NewResponseController(w)
+	// A server's WriteTimeout must not cut a long-lived stream.
+	_ = rc.SetWriteDeadline(time.Time{})
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	s := &stream{w: w, rc: rc, keepAlive: h.keepAlive}
+	// The keep-alive is a timer, not a goroutine per stream: it fires only
+	// after KeepAlive of silence, and every write pushes it back.
+	s.mu.Lock() // a callback's write waits until s.timer is set
+	s.timer = time.AfterFunc(h.keepAlive, func() {
+		if err := s.write([]byte(": keep-alive\n\n")); err != nil {
+			cancel(err)
+		}
+	})
+	s.mu.Unlock()
+	defer s.close() // no write reaches w once ServeHTTP returns
+	if err := s.write([]byte("retry: " + strconv.FormatInt(h.retry.Milliseconds(), 10) + "\n\n")); err != nil {
+		return
+	}
+
+	frame := make([]byte, 0, 512)
+	err = h.src.Tail(ctx, runID, after, func(e progress.Event) error {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		frame = append(frame[:0], "id: "...)
+		frame = strconv.AppendUint(frame, e.Seq, 10)
+		frame = append(frame, "\ndata: "...)
+		frame = append(frame, data...)
+		frame = append(frame, "\n\n"...)
+		if err := s.write(frame); err != nil {
+			return err
+		}
+		h.events.Add(1)
+		if h.closeOnFinal && e.Type.Final() {
+			return errFinal
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFinal), ctx.Err() != nil:
+		// The run ended, or the client left.
+	case err != nil && !isWriteError(err):
+		h.logger.Warn("sse: stream ended by its source", "runId", runID, "error", err)
+	}
+}
+
+// hadFinal reports whether the event the client last received is its
+// run's final one.
+func (h *Handler) hadFinal(ctx context.Context, runID string, last uint64) bool {
+	final := false
+	_ = h.src.Replay(ctx, runID, last-1, func(e progress.Event) error {
+		final = e.Seq == last && e.Type.Final()
+		return errFinal
+	})
+	return final
+}
+
+// stream serializes one response's writes: events from the handler's
+// goroutine, comments from the keep-alive timer's.
+type stream struct {
+	mu        sync.Mutex
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	timer     *time.Timer // fires after keepAlive of silence
+	keepAlive time.Duration
+	err       error
+}
+
+// writeError is a failure to write to the client, which has left.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "sse: write: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+func isWriteError(err error) bool {
+	var we *writeError
+	return errors.As(err, &we)
+}
+
+func (s *stream) write(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if _, err := s.w.Write(p); err != nil {
+		s.err = &writeError{err}
+		return s.err
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.err = &writeError{err}
+		return s.err
+	}
+	s.timer.Reset(s.keepAlive)
+	return nil
+}
+
+// close stops the keep-alive timer and makes later writes fail, so that a
+// timer callback running late never touches the finished response.
+func (s *stream) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timer.Stop()
+	if s.err == nil {
+		s.err = errStreamClosed
+	}
+}
+
+var errStreamClosed = errors.New("sse: stream closed")
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = fmt.Fprintln(w, msg)
+}

@@ -1,0 +1,473 @@
+package sse_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+const wait = 10 * time.Second
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// byPath authorizes every request for the run named by the path
+// "/runs/{run}".
+func byPath(r *http.Request) (string, error) {
+	run, ok := strings.CutPrefix(r.URL.Path, "/runs/")
+	if !ok || run == "" {
+		return "", fmt.Errorf("%w: no run in path %q", sse.ErrForbidden, r.URL.Path)
+	}
+	return run, nil
+}
+
+type fixture struct {
+	mem     *progress.Memory
+	handler *sse.Handler
+	server  *httptest.Server
+}
+
+func newFixture(t *testing.T, opts sse.HandlerOptions) *fixture {
+	t.Helper()
+	f := &fixture{mem: progress.NewMemory(progress.MemoryOptions{})}
+	if opts.Authorize == nil {
+		opts.Authorize = byPath
+	}
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
+	var err error
+	f.handler, err = sse.NewHandler(f.mem, opts)
+	require.NoError(t, err)
+	f.server = httptest.NewServer(f.handler)
+	t.Cleanup(f.server.Close)
+	return f
+}
+
+func (f *fixture) publish(t *testing.T, events ...progress.Event) {
+	t.Helper()
+	require.NoError(t, f.mem.Publish(context.Background(), events...))
+}
+
+func (f *fixture) url(run string) string { return f.server.URL + "/runs/" + run }
+
+// rawStream is a plain HTTP reader of the wire format.
+type rawStream struct {
+	resp *http.Response
+	r    *bufio.Reader
+}
+
+func openRaw(t *testing.T, url string, header http.Header) *rawStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return &rawStream{resp: resp, r: bufio.NewReader(resp.Body)}
+}
+
+// lines reads n lines, failing the test if they do not come in time.
+func (s *rawStream) lines(t *testing.T, n int) []string {
+	t.Helper()
+	type result struct {
+		lines []string
+		err   error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var out []string
+		for range n {
+			line, err := s.r.ReadString('\n')
+			if err != nil {
+				ch <- result{out, err}
+				return
+			}
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+		ch <- result{out, nil}
+	}()
+	select {
+	case r := <-ch:
+		require.NoError(t, r.err, "after lines %q", r.lines)
+		return r.lines
+	case <-time.After(wait):
+		s.resp.Body.Close()
+		r := <-ch
+		t.Fatalf("read %d of %d lines in %v: %q", len(r.lines), n, wait, r.lines)
+		return nil
+	}
+}
+
+func frame(t *testing.T, e progress.Event) []string {
+	data, err := e.MarshalJSON()
+	require.NoError(t, err)
+	return []string{fmt.Sprintf("id: %d", e.Seq), "data: " + string(data), ""}
+}
+
+func TestHandlerHeadersAndWireFormat(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{Retry: 1500 * time.Millisecond})
+	all := sinktest.Events("r1", 1, 3)
+	f.publish(t, all[:2]...)
+	s := openRaw(t, f.url("r1"), nil)
+	assert.Equal(t, http.StatusOK, s.resp.StatusCode)
+	assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
+	assert.Equal(t, "no-cache", s.resp.Header.Get("Cache-Control"))
+	assert.Equal(t, "no", s.resp.Header.Get("X-Accel-Buffering"))
+	want := []string{"retry: 1500", ""}
+	want = append(want, frame(t, all[0])...)
+	want = append(want, frame(t, all[1])...)
+	assert.Equal(t, want, s.lines(t, len(want)))
+	f.publish(t, all[2])
+	assert.Equal(t, frame(t, all[2]), s.lines(t, 3), "a live event is flushed at once")
+}
+
+func TestHandlerKeepAlive(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{KeepAlive: 20 * time.Millisecond})
+	s := openRaw(t, f.url("r1"), nil)
+	assert.Equal(t, []string{"retry: 3000", "", ": keep-alive", "", ": keep-alive", ""}, s.lines(t, 6))
+	f.publish(t, sinktest.Events("r1", 1, 1)...)
+	got := s.lines(t, 3)
+	for got[0] == ": keep-alive" { // a comment may precede the event
+		got = append(got[2:], s.lines(t, 2)...)
+	}
+	assert.Equal(t, "id: 1", got[0])
+}
+
+// A server WriteTimeout shorter than the stream must not cut it.
+func TestHandlerClearsWriteDeadline(t *testing.T) {
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	h, err := sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, KeepAlive: 30 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	server := httptest.NewUnstartedServer(h)
+	server.Config.WriteTimeout = 50 * time.Millisecond
+	server.Start()
+	t.Cleanup(server.Close) // after the stream's own cleanup closes the connection
+	s := openRaw(t, server.URL+"/runs/r1", nil)
+	s.lines(t, 2+2*6) // six keep-alives: well past the WriteTimeout
+	require.NoError(t, mem.Publish(context.Background(), sinktest.Events("r1", 1, 1)...))
+	var got []string
+	for len(got) == 0 || got[0] != "id: 1" {
+		got = s.lines(t, 1)
+	}
+}
+
+func TestHandlerResume(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{})
+	f.publish(t, sinktest.Events("r1", 1, 10)...)
+	tests := []struct {
+		name   string
+		header []string // Last-Event-ID values; nil: no header
+		query  string
+		first  string
+	}{
+		{"from the start", nil, "", "id: 1"},
+		{"header", []string{"5"}, "", "id: 6"},
+		{"query for a first connect", nil, "?lastEventId=7", "id: 8"},
+		{"header wins over query", []string{"3"}, "?lastEventId=7", "id: 4"},
+		{"empty header means the start", []string{""}, "?lastEventId=7", "id: 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.header != nil {
+				h["Last-Event-ID"] = tt.header
+			}
+			s := openRaw(t, f.url("r1")+tt.query, h)
+			got := s.lines(t, 3)
+			assert.Equal(t, tt.first, got[2])
+		})
+	}
+}
+
+func TestHandlerMalformedID(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{})
+	// (A header's surrounding spaces are trimmed by net/http, so " 5" is a
+	// valid header but not a valid query parameter.)
+	hc := &http.Client{Timeout: wait}
+	for _, id := range []string{"abc", "-1", "1.5", "5 x", "%20", "99999999999999999999", strings.Repeat("9", 300), "0-5"} {
+		for _, where := range []string{"header", "query"} {
+			t.Run(where+" "+id[:min(len(id), 20)], func(t *testing.T) {
+				req, err := http.NewRequest(http.MethodGet, f.url("r1"), nil)
+				require.NoError(t, err)
+				if where == "header" {
+					req.Header.Set("Last-Event-ID", id)
+				} else {
+					q := req.URL.Query()
+					q.Set("lastEventId", id)
+					req.URL.RawQuery = q.Encode()
+				}
+				resp, err := hc.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+				assert.Contains(t, string(body), "sse: malformed last event ID")
+				assert.Contains(t, string(body), "want the decimal sequence number")
+			})
+		}
+	}
+}
+
+func TestHandlerAuthorize(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		runID    string
+		wantCode int
+		wantBody string
+	}{
+		{"no credentials", fmt.Errorf("%w: sign in to watch this run", sse.ErrUnauthorized), "", 401, "sse: unauthorized: sign in to watch this run\n"},
+		{"not allowed", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden), "", 403, "sse: forbidden: run r1 belongs to another course\n"},
+		{"internal failure hidden", errors.New("db: connection reset"), "", 500, "sse: authorization failed; try again later\n"},
+		{"empty run ID", nil, "", 500, "sse: authorization failed; try again later\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, sse.HandlerOptions{Authorize: func(*http.Request) (string, error) { return tt.runID, tt.err }})
+			resp, err := http.Get(f.url("r1"))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			assert.Equal(t, tt.wantCode, resp.StatusCode)
+			assert.Equal(t, tt.wantBody, string(body))
+			assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+		})
+	}
+}
+
+func TestHandlerMethodNotAllowed(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{})
+	resp, err := http.Post(f.url("r1"), "text/plain", nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.Equal(t, "GET", resp.Header.Get("Allow"))
+}
+
+func TestNewHandlerRejectsBadOptions(t *testing.T) {
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	_, err := sse.NewHandler(mem, sse.HandlerOptions{})
+	assert.ErrorIs(t, err, sse.ErrInvalidOptions)
+	assert.ErrorContains(t, err, "Authorize is required")
+	_, err = sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, MaxStreams: -1})
+	assert.ErrorIs(t, err, sse.ErrInvalidOptions)
+	_, err = sse.NewHandler(nil, sse.HandlerOptions{Authorize: byPath})
+	assert.ErrorIs(t, err, sse.ErrInvalidOptions)
+}
+
+// waitFor polls cond until it holds, failing the test at the deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond) // polling real I/O, bounded by the deadline
+	}
+}
+
+func TestHandlerClientDisconnect(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	t.Run("serve", func(t *testing.T) {
+		f := newFixture(t, sse.HandlerOptions{})
+		f.publish(t, sinktest.Events("r1", 1, 3)...)
+		ctx, cancel := context.WithCancel(context.Background())
+		c := sse.NewClient(f.url("r1"), sse.ClientOptions{})
+		got := 0
+		err := c.Stream(ctx, func(sse.Message) error {
+			got++
+			if got == 3 {
+				cancel()
+			}
+			return nil
+		})
+		assert.ErrorIs(t, err, context.Canceled)
+		waitFor(t, "the handler to return", func() bool { return f.handler.Stats().Active == 0 })
+		http.DefaultClient.CloseIdleConnections()
+	})
+	goleak.VerifyNone(t, before)
+}
+
+func TestHandlerStreamLimit(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{MaxStreams: 2, Retry: 2 * time.Second})
+	openRaw(t, f.url("a"), nil).lines(t, 2)
+	openRaw(t, f.url("b"), nil).lines(t, 2)
+	resp, err := http.Get(f.url("c"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "2", resp.Header.Get("Retry-After"))
+	assert.Equal(t, "sse: too many streams (limit 2); retry later\n", string(body))
+	st := f.handler.Stats()
+	assert.Equal(t, 2, st.Active)
+	assert.Equal(t, uint64(1), st.Rejected)
+
+	var se *sse.StatusError
+	err = sse.NewClient(f.url("c"), sse.ClientOptions{}).Stream(context.Background(), func(sse.Message) error { return nil })
+	require.ErrorAs(t, err, &se, "the Go client does not retry a 503, as EventSource does not")
+	assert.Equal(t, http.StatusServiceUnavailable, se.StatusCode)
+}
+
+func TestHandlerCloseOnFinal(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{CloseOnFinal: true, Retry: time.Millisecond})
+	all := sinktest.Events("r1", 1, 5)
+	all[4].Type = progress.RunFinished
+	f.publish(t, all...)
+	c := sse.NewClient(f.url("r1"), sse.ClientOptions{})
+	var got []string
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	err := c.Stream(ctx, func(m sse.Message) error {
+		got = append(got, m.ID)
+		return nil
+	})
+	require.NoError(t, err, "the reconnect after the final event is answered 204, which ends the stream")
+	assert.Equal(t, []string{"1", "2", "3", "4", "5"}, got)
+	assert.Equal(t, 1, c.Connects())
+
+	// Resuming before the final event still gets it, then the end.
+	c = sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: "3"})
+	got = nil
+	require.NoError(t, c.Stream(ctx, func(m sse.Message) error {
+		got = append(got, m.ID)
+		return nil
+	}))
+	assert.Equal(t, []string{"4", "5"}, got)
+}
+
+func TestClientReconnectsWithLastEventID(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	f := newFixture(t, sse.HandlerOptions{
+		Retry: time.Millisecond,
+		Authorize: func(r *http.Request) (string, error) {
+			mu.Lock()
+			seen = append(seen, r.Header.Get("Last-Event-ID"))
+			mu.Unlock()
+			return byPath(r)
+		},
+	})
+	all := sinktest.Events("r1", 1, 20)
+	f.publish(t, all[:10]...)
+	c := sse.NewClient(f.url("r1"), sse.ClientOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var got []progress.Event
+	err := c.Events(ctx, func(e progress.Event) error {
+		got = append(got, e)
+		switch e.Seq {
+		case 10:
+			f.server.CloseClientConnections() // the network drops
+			f.publish(t, all[10:]...)
+		case 20:
+			return errStop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	if diff := sinktest.Diff(all, got); diff != "" {
+		t.Fatalf("events across a reconnect (-want +got):\n%s", diff)
+	}
+	assert.Equal(t, 2, c.Connects())
+	assert.Equal(t, "20", c.LastEventID())
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"", "10"}, seen, "the reconnect sent the last ID")
+}
+
+var errStop = errors.New("stop")
+
+func TestClientRetriesUnreachableServer(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{})
+	url := f.url("r1")
+	f.server.Close() // nothing listens now
+	c := sse.NewClient(url, sse.ClientOptions{Retry: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := c.Stream(ctx, func(sse.Message) error { return nil })
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "keeps retrying until its context ends")
+	assert.Zero(t, c.Connects())
+}
+
+func TestClientRejectsNonStream(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"error":"nope"}`)
+	}))
+	defer server.Close()
+	var se *sse.StatusError
+	err := sse.NewClient(server.URL, sse.ClientOptions{}).Stream(context.Background(), func(sse.Message) error { return nil })
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 200, se.StatusCode)
+	assert.Equal(t, `{"error":"nope"}`, se.Body)
+}
+
+// Many clients, one run: every client gets every event once, in order.
+func TestHandlerManyClients(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{})
+	const clients, events = 20, 200
+	all := sinktest.Events("r1", 1, events)
+	f.publish(t, all[:50]...)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var wg sync.WaitGroup
+	results := make([][]uint64, clients)
+	for i := range clients {
+		wg.Go(func() {
+			c := sse.NewClient(f.url("r1"), sse.ClientOptions{})
+			_ = c.Events(ctx, func(e progress.Event) error {
+				results[i] = append(results[i], e.Seq)
+				if e.Seq == events {
+					return errStop
+				}
+				return nil
+			})
+		})
+	}
+	for _, e := range all[50:] {
+		f.publish(t, e)
+	}
+	wg.Wait()
+	for i, got := range results {
+		if diff := cmp.Diff(sinktest.Span(1, events), got); diff != "" {
+			t.Errorf("client %d (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
+func TestClientStopsOnTooLargeEvent(t *testing.T) {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: %s\n\n", strings.Repeat("x", sse.MaxEventSize+1))
+	}))
+	defer server.Close()
+	c := sse.NewClient(server.URL, sse.ClientOptions{Retry: time.Millisecond})
+	err := c.Stream(context.Background(), func(sse.Message) error { return nil })
+	assert.ErrorIs(t, err, sse.ErrTooLarge, "no reconnect loop on an event it can never read")
+	assert.Equal(t, 1, c.Connects())
+}

@@ -1,0 +1,117 @@
+package sse_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// The whole path against the real Redis: the executor's sink, the Redis
+// stream with its archive, the handler and the Go client, with events
+// published while the client replays.
+func TestEndToEndRedis(t *testing.T) {
+	r := testenv.NewRedis(t)
+	hist := progress.NewMemoryHistory()
+	stream, err := redisstream.New(r.Client, redisstream.Options{
+		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, History: hist, BlockTime: 100 * time.Millisecond, Logger: quiet(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { stream.Close() })
+	sink := progress.NewFanout(progress.NewArchive(hist), stream)
+	h, err := sse.NewHandler(stream, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true, Retry: 10 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	server := httptest.NewServer(h)
+	t.Cleanup(server.Close)
+
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 300)
+	all[299].Type = progress.RunFinished
+	ctx := context.Background()
+	require.NoError(t, sink.Publish(ctx, all[:200]...))
+	// Trim the stream: the first part now comes from the archive.
+	require.NoError(t, r.Client.XTrimMaxLen(ctx, stream.Key(run), 50).Err())
+
+	done := make(chan error, 1)
+	go func() {
+		for _, e := range all[200:] {
+			if err := sink.Publish(ctx, e); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var got []progress.Event
+	cctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	c := sse.NewClient(server.URL+"/runs/"+run, sse.ClientOptions{LastEventID: "10"})
+	require.NoError(t, c.Events(cctx, func(e progress.Event) error {
+		got = append(got, e)
+		return nil
+	}), "ends with the final event and a 204 on reconnect")
+	require.NoError(t, <-done)
+	if diff := sinktest.Diff(all[10:], got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+// A browser stays connected while Redis dies and comes back empty: the
+// handler's source retries, the archive fills what was lost, and the
+// client sees every event once.
+func TestEndToEndRedisRestart(t *testing.T) {
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	opts.MaxRetries = -1
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	hist := progress.NewMemoryHistory()
+	stream, err := redisstream.New(client, redisstream.Options{History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { stream.Close() })
+	buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: quiet(), RetryDelay: time.Millisecond})
+	t.Cleanup(func() { buffered.Close(context.Background()) })
+	sink := progress.NewFanout(progress.NewArchive(hist), buffered)
+	h, err := sse.NewHandler(stream, sse.HandlerOptions{Authorize: byPath, Logger: quiet()})
+	require.NoError(t, err)
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 90)
+	cctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	c := sse.NewClient(hs.URL+"/runs/"+run, sse.ClientOptions{Retry: 10 * time.Millisecond})
+	require.NoError(t, sink.Publish(ctx, all[:30]...))
+	var got []progress.Event
+	err = c.Events(cctx, func(e progress.Event) error {
+		got = append(got, e)
+		switch e.Seq {
+		case 30:
+			server.Kill()
+			require.NoError(t, sink.Publish(ctx, all[30:60]...))
+			require.NoError(t, buffered.Flush(ctx))
+			server.Restart()
+			require.NoError(t, sink.Publish(ctx, all[60:]...))
+		case 90:
+			return errStop
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errStop)
+	if diff := sinktest.Diff(all, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	require.Positive(t, stream.Stats().ReadErrors, "the handler's reader saw the outage")
+}
