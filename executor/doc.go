@@ -1,0 +1,70 @@
+// Package executor runs regeneration plans through the generators,
+// storage and progress sink that a host supplies.
+//
+// # Running
+//
+// An [Executor] is made once with [New] and [Options]: a [Registry] of
+// [Generator]s, one per node kind, and optionally a [StateStore], an
+// [AssetStore], a [RunStore] (in-memory ones by default) and a
+// progress.Sink. [Executor.Run] (or [Executor.Start], which returns a
+// [Run] handle) takes a graph and the marks of what changed; it loads the
+// node states, computes the dirty set (dirty.Compute), plans it
+// (planner.New), checks that every kind in the plan has a generator, and
+// regenerates exactly the plan:
+//
+//   - Dataflow mode (the default) starts a node as soon as its own
+//     dependencies are done; Staged mode runs the plan's stages in order.
+//     Both honour each batch key's concurrency, an optional global cap
+//     (Options.Workers) and optional starts-per-period rates
+//     (Options.Rates).
+//   - Each kind has a retry policy, a per-attempt timeout and an optional
+//     output [Validator] ([KindOptions]); the lecture's narrations must
+//     fit their segment ([ValidateNarration]).
+//   - A failing node never stops its batch or the unrelated branches: its
+//     dependents are skipped, each reported once, and the run ends with a
+//     [*RunError] that joins the [*NodeError]s. A generator's panic is a
+//     [*PanicError] for that node alone.
+//   - The asset is stored before the state says clean, so a node is never
+//     clean without its asset.
+//
+// The scheduling decisions live in the pure state machine of the
+// executor/schedule package; the runner here drives it with a pool of
+// workers and group commits.
+//
+// # Change, resume and cancel
+//
+// Just before a node runs, its input hash (dirty.InputHash: its
+// parameters revision and its dependencies' output hashes) is compared
+// with the one its stored result was made from; if they match and the
+// asset is there, the node keeps its result (early cutoff), so an
+// unchanged output stops the regeneration downstream.
+//
+// Every commit is a compare-and-swap on the graph's version. A user may
+// edit nodes while a run goes on ([Executor.Edit]); a result made from
+// parameters that changed meanwhile is not kept (a node.superseded event
+// says so) and the edit is never lost. On a conflict the runner reloads
+// and re-applies only its own results. Options.Converge re-plans at the
+// end of a run until nothing is dirty.
+//
+// Cancelling the run's context, or [Run.Cancel], starts nothing new,
+// cancels the generators that run, frees every slot and records the
+// interrupted nodes as cancelled. A generator that ignores its context
+// does not hold the run: at its deadline, or at cancellation, the call is
+// abandoned and its late result thrown away. [Executor.Resume] regenerates
+// what a run left undone; [Executor.RerunFailed] forces its failed nodes
+// again. Every run leaves a [Record] in the [RunStore].
+//
+// # Progress
+//
+// Every transition is an event on Options.Sink: run, stage and node
+// events, generator notes (through [Request].Progress), with the counts
+// and an ETA from the planner's lower bound, updated with the durations
+// seen so far. A sink that fails never fails the run.
+//
+// # Stores
+//
+// Graph metadata ([StateStore]) is kept apart from heavy asset data
+// ([AssetStore]). [MemoryStates], [MemoryAssets] and [MemoryRuns] are the
+// embedded defaults; the executor/storetest package is the conformance
+// kit that any other implementation must pass.
+package executor

@@ -1,0 +1,100 @@
+package executor
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+	"github.com/regengraph/regen/progress"
+)
+
+// emitter numbers a run's events and publishes them in order. A failing
+// sink is logged, never returned: it must not fail the run.
+type emitter struct {
+	mu     sync.Mutex
+	sink   progress.Sink
+	log    *slog.Logger
+	ctx    context.Context // not cancelled with the run
+	runID  string
+	key    string
+	seq    uint64
+	errors int
+}
+
+func (em *emitter) emit(ev progress.Event) {
+	if em.sink == nil {
+		return
+	}
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	em.seq++
+	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
+	if err := em.sink.Publish(em.ctx, ev); err != nil {
+		em.errors++
+		em.log.Warn("regen: progress sink failed", "run", em.runID, "seq", ev.Seq, "type", ev.Type, "err", err)
+	}
+}
+
+// reporter turns a generator's notes into message events.
+type reporter struct {
+	em      *emitter
+	node    string
+	stage   int
+	attempt int
+}
+
+func (r *reporter) Report(n Note) {
+	r.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
+		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning})
+}
+
+// eta estimates the time left in a round from the planner's lower bound,
+// with each kind's cost taken from the durations seen so far (or its
+// estimate before any). The bound is recomputed at most once a second;
+// in between it counts down.
+type eta struct {
+	plan     *planner.Plan
+	workers  int
+	estimate map[string]time.Duration
+	sum      map[string]time.Duration
+	count    map[string]int
+	last     time.Time
+	value    time.Duration
+}
+
+func newETA(p *planner.Plan, workers int, opts *Options) *eta {
+	e := &eta{plan: p, workers: workers, estimate: map[string]time.Duration{},
+		sum: map[string]time.Duration{}, count: map[string]int{}}
+	for ki := range p.Graph.Kinds() {
+		name := p.Graph.KindName(ki)
+		e.estimate[name] = opts.kindOptions(name).Estimate
+	}
+	return e
+}
+
+func (e *eta) observe(kind string, d time.Duration) {
+	e.sum[kind] += d
+	e.count[kind]++
+}
+
+// at returns the ETA at now; finished reports settled nodes.
+func (e *eta) at(now time.Time, finished func(graph.Node) bool, left int) time.Duration {
+	if left == 0 {
+		return 0
+	}
+	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
+		return max(e.value-now.Sub(e.last), 0)
+	}
+	costs := planner.Costs{PerKind: make(map[string]time.Duration, len(e.estimate)), Workers: e.workers, Finished: finished}
+	for kind, est := range e.estimate {
+		if c := e.count[kind]; c > 0 {
+			est = e.sum[kind] / time.Duration(c)
+		}
+		costs.PerKind[kind] = est
+	}
+	e.value, e.last = e.plan.LowerBound(costs), now
+	return e.value
+}

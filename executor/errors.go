@@ -1,0 +1,130 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors of the executor.
+var (
+	// ErrMissingGenerator: a kind in the plan has no generator. A
+	// [*MissingGeneratorError] wraps it.
+	ErrMissingGenerator = errors.New("executor: missing generator")
+	// ErrRunFailed: some nodes failed. A [*RunError] wraps it.
+	ErrRunFailed = errors.New("executor: run failed")
+	// ErrCancelled: the run was cancelled, by its context or [Run.Cancel].
+	ErrCancelled = errors.New("executor: run cancelled")
+	// ErrTimeout: an attempt outlived its kind's timeout. A
+	// [*TimeoutError] wraps it.
+	ErrTimeout = errors.New("executor: attempt timed out")
+	// ErrInvalidOutput: a kind's validator refused a generator's output.
+	ErrInvalidOutput = errors.New("executor: invalid output")
+	// ErrInvalidRequest: a bad [RunRequest] or [Options] value.
+	ErrInvalidRequest = errors.New("executor: invalid request")
+)
+
+// MissingGeneratorError lists the kinds of a plan that have no generator.
+// Nothing ran.
+type MissingGeneratorError struct {
+	Kinds []string
+}
+
+func (e *MissingGeneratorError) Error() string {
+	return fmt.Sprintf("%v for kinds %s: register one per kind in Options.Generators", ErrMissingGenerator, strings.Join(e.Kinds, ", "))
+}
+
+// Unwrap returns [ErrMissingGenerator].
+func (e *MissingGeneratorError) Unwrap() error { return ErrMissingGenerator }
+
+// NodeError is a node's failure: its last attempt's error.
+type NodeError struct {
+	// Node is the node ID.
+	Node string
+	// Attempt is the number of the last attempt.
+	Attempt int
+	Err     error
+}
+
+func (e *NodeError) Error() string {
+	return fmt.Sprintf("node %s (attempt %d): %v", e.Node, e.Attempt, e.Err)
+}
+
+// Unwrap returns the attempt's error.
+func (e *NodeError) Unwrap() error { return e.Err }
+
+// RunError is a run that ended with failed nodes. It wraps
+// [ErrRunFailed] and each node's [*NodeError], so errors.Is and errors.As
+// reach them.
+type RunError struct {
+	RunID  string
+	Failed []*NodeError
+}
+
+func (e *RunError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: run %s: %d node(s) failed", ErrRunFailed, e.RunID, len(e.Failed))
+	for _, f := range e.Failed {
+		b.WriteString("\n\t")
+		b.WriteString(f.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns ErrRunFailed and the node errors.
+func (e *RunError) Unwrap() []error {
+	errs := []error{ErrRunFailed}
+	for _, f := range e.Failed {
+		errs = append(errs, f)
+	}
+	return errs
+}
+
+// PanicError is a generator's panic, recovered.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("generator panicked: %v", e.Value) }
+
+// TimeoutError is an attempt that outlived its kind's timeout; its late
+// result, if any, was thrown away.
+type TimeoutError struct {
+	Timeout time.Duration
+}
+
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("%v after %v", ErrTimeout, e.Timeout)
+}
+
+// Unwrap returns [ErrTimeout].
+func (e *TimeoutError) Unwrap() error { return ErrTimeout }
+
+// PermanentError marks an error that retrying cannot fix: the node fails
+// at once. Make one with [Permanent].
+type PermanentError struct {
+	Err error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so that the executor does not retry it. It returns
+// nil for a nil err.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// retryable reports whether err may be retried.
+func retryable(err error) bool {
+	var p *PermanentError
+	var pe *PanicError
+	return !errors.As(err, &p) && !errors.As(err, &pe)
+}

@@ -1,0 +1,323 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+// Executor runs regeneration plans through the host's generators,
+// storage and progress sink. It is safe for concurrent use: several runs,
+// on different graphs or the same one, may go on at once; their commits
+// are serialized by the state store's versions.
+type Executor struct {
+	opts Options
+	log  *slog.Logger
+	// strays counts attempt goroutines, including those of generators that
+	// ignore their context and outlive their run; Close waits for them.
+	strays sync.WaitGroup
+}
+
+// New returns an executor. Options.Generators is required; every other
+// field has a default.
+func New(opts Options) (*Executor, error) {
+	bad := func(format string, args ...any) (*Executor, error) {
+		return nil, fmt.Errorf("%w: %s", ErrInvalidRequest, fmt.Sprintf(format, args...))
+	}
+	if len(opts.Generators) == 0 {
+		return bad("Options.Generators is empty: register a generator for each kind")
+	}
+	for kind, gen := range opts.Generators {
+		if gen == nil {
+			return bad("Options.Generators[%q] is nil", kind)
+		}
+	}
+	switch {
+	case opts.Mode != Dataflow && opts.Mode != Staged:
+		return bad("Options.Mode %d: want Dataflow or Staged", opts.Mode)
+	case opts.Workers < 0:
+		return bad("Options.Workers %d: want 0 (no cap) or more", opts.Workers)
+	case opts.Converge < 0:
+		return bad("Options.Converge %d: want 0 or more rounds", opts.Converge)
+	case opts.MaxBatch < 0:
+		return bad("Options.MaxBatch %d: want 0 (no cap) or more", opts.MaxBatch)
+	case opts.Grace < 0:
+		return bad("Options.Grace %v: want 0 (default) or more", opts.Grace)
+	}
+	for _, key := range sortedKeys(opts.Rates) {
+		if key == "" {
+			return bad("Options.Rates has an empty batch key: rates apply to batch keys, and singles have none")
+		}
+		if r := opts.Rates[key]; r.Starts <= 0 || r.Per <= 0 {
+			return bad("Options.Rates[%q] is %d per %v: want at least 1 start per positive period", key, r.Starts, r.Per)
+		}
+	}
+	if opts.States == nil {
+		opts.States = NewMemoryStates()
+	}
+	if opts.Assets == nil {
+		opts.Assets = NewMemoryAssets()
+	}
+	if opts.Runs == nil {
+		opts.Runs = NewMemoryRuns()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Grace == 0 {
+		opts.Grace = 5 * time.Second
+	}
+	return &Executor{opts: opts, log: opts.Logger}, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// States returns the executor's state store.
+func (e *Executor) States() StateStore { return e.opts.States }
+
+// Assets returns the executor's asset store.
+func (e *Executor) Assets() AssetStore { return e.opts.Assets }
+
+// Runs returns the executor's run store.
+func (e *Executor) Runs() RunStore { return e.opts.Runs }
+
+// Close waits until every generator call the executor started has
+// returned, including calls abandoned at a timeout, a cancel or the end
+// of a run, or until ctx ends.
+func (e *Executor) Close(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		e.strays.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RunRequest asks for a run.
+type RunRequest struct {
+	// GraphKey identifies the graph in the stores, for example the
+	// lecture's ID. Required.
+	GraphKey string
+	// Graph is the graph to regenerate. Required.
+	Graph *graph.Graph
+	// Marks say what changed. An edited mark bumps the node's parameters
+	// revision when the run starts. Without marks the run regenerates
+	// what is not clean: a new graph, or the rest of an interrupted run.
+	Marks []dirty.Mark
+	// TriggeredBy says who started the run, for the audit record.
+	TriggeredBy string
+	// Reason says why, for the audit record.
+	Reason string
+	// RunID names the run. Default: a random ID.
+	RunID string
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	// Record is the run's audit record, as stored.
+	Record Record
+	// The nodes by outcome, as IDs sorted as strings; never nil, so they
+	// marshal as [] when empty.
+	Generated, Unchanged, Failed, Skipped, Superseded, Cancelled []string
+	// Rounds is the number of plans run: 1, plus convergence rounds.
+	Rounds int
+}
+
+// Run is a handle on a run that [Executor.Start] started.
+type Run struct {
+	id     string
+	plan   *planner.Plan
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	report *Report
+	err    error
+}
+
+// ID returns the run's ID.
+func (r *Run) ID() string { return r.id }
+
+// Plan returns the run's plan, as computed when it started. Convergence
+// rounds plan again; their plans are not kept.
+func (r *Run) Plan() *planner.Plan { return r.plan }
+
+// Cancel cancels the run: nothing new starts, running generators are
+// cancelled, every slot is freed and the interrupted nodes are recorded
+// as cancelled. It does not wait; see [Run.Wait].
+func (r *Run) Cancel() { r.cancel(ErrCancelled) }
+
+// Done is closed when the run has ended.
+func (r *Run) Done() <-chan struct{} { return r.done }
+
+// Wait waits for the run to end and returns its report and error: nil
+// when it succeeded, a [*RunError] when nodes failed, an error wrapping
+// [ErrCancelled] when it was cancelled. The report is never nil.
+func (r *Run) Wait() (*Report, error) {
+	<-r.done
+	return r.report, r.err
+}
+
+// Run starts a run and waits for it. See [Executor.Start].
+func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
+	r, err := e.Start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.Wait()
+}
+
+// Start plans a run and starts it in the background. Before anything
+// runs it loads the graph's states, checks the assets of clean nodes,
+// computes the dirty set from the marks, checks that every kind in the
+// plan has a generator, and commits the plan's nodes as dirty (and the
+// edited ones with a new revision), so that a crash leaves them to be
+// resumed. Any failure there is returned, and nothing has run. Cancelling
+// ctx cancels the run.
+func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
+	if req.Graph == nil {
+		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
+	}
+	if req.GraphKey == "" {
+		return nil, fmt.Errorf("%w: RunRequest.GraphKey is empty", ErrInvalidRequest)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: before it started: %w", ErrCancelled, context.Cause(ctx))
+	}
+	if req.RunID == "" {
+		req.RunID = newRunID()
+	}
+	r, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	go r.execute()
+	return r.handle, nil
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Resume starts a run that finishes what run id left undone: it
+// regenerates the nodes of its graph that are not clean. Nodes committed
+// clean are never run again. g must be the run's graph.
+func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("resume run %s: %w", id, err)
+	}
+	return e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
+		Reason: "resume of run " + id})
+}
+
+// RerunFailed starts a run that forces the nodes that failed in run id,
+// and so regenerates them and what depends on them. g must be the run's
+// graph.
+func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("rerun failed nodes of run %s: %w", id, err)
+	}
+	marks := make([]dirty.Mark, len(rec.Failed))
+	for i, n := range rec.Failed {
+		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
+	}
+	return e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
+		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id})
+}
+
+// maxEditConflicts bounds how often Edit reloads after losing a commit race.
+const maxEditConflicts = 64
+
+// Edit records that the parameters of the given nodes changed: each gets
+// a new revision and becomes dirty, in one commit. A run in progress that
+// is generating one of them will not keep its result. On a version
+// conflict Edit reloads and applies its own change again, up to 64 times.
+// It returns the graph's new version.
+func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, ids ...string) (int64, error) {
+	nodes := make([]graph.Node, len(ids))
+	for i, id := range ids {
+		n, err := g.Lookup(id)
+		if err != nil {
+			return 0, fmt.Errorf("edit: %w", err)
+		}
+		nodes[i] = n
+	}
+	for try := 0; ; try++ {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("edit %q: %w", graphKey, err)
+		}
+		snap, err := e.opts.States.Load(ctx, graphKey)
+		if err != nil {
+			return 0, fmt.Errorf("edit: load %q: %w", graphKey, err)
+		}
+		now := time.Now()
+		changes := make([]Change, 0, len(nodes))
+		for _, n := range nodes {
+			id := g.NodeID(n)
+			st := snap.States[id]
+			st.Rev++
+			st.Status = dirty.StatusDirty
+			st.UpdatedAt = now
+			changes = append(changes, Change{ID: id, State: st})
+			snap.States[id] = st
+		}
+		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
+		if errors.Is(err, ErrConflict) && try < maxEditConflicts {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("edit: commit %q: %w", graphKey, err)
+		}
+		return v, nil
+	}
+}
+
+// statesOf turns a snapshot into dense states; IDs the graph does not
+// have (a longer lecture before) are ignored.
+func statesOf(g *graph.Graph, snap Snapshot) *dirty.States {
+	st := dirty.NewStates(g.Len())
+	for id, s := range snap.States {
+		if n, err := g.Lookup(id); err == nil {
+			st.Set(n, s)
+		}
+	}
+	return st
+}
+
+// planKinds returns the names of the kinds that have nodes in the plan.
+func planKinds(p *planner.Plan) []string {
+	g, nodes := p.Graph, p.Nodes()
+	var kinds []string
+	for ki := range g.Kinds() {
+		first, count := g.KindNodes(ki)
+		i, _ := slices.BinarySearch(nodes, first)
+		if i < len(nodes) && nodes[i] < first+graph.Node(count) {
+			kinds = append(kinds, g.KindName(ki))
+		}
+	}
+	return kinds
+}

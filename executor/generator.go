@@ -1,0 +1,116 @@
+package executor
+
+import (
+	"context"
+	"slices"
+
+	"github.com/regengraph/regen/graph"
+)
+
+// Request is what a [Generator] gets to regenerate one node.
+type Request struct {
+	// GraphKey identifies the graph, for example the lecture.
+	GraphKey string
+	// RunID identifies the run.
+	RunID string
+	// Node is the node's index in the run's graph.
+	Node graph.Node
+	// ID is the node's kind and segment; NodeID its text form.
+	ID     graph.ID
+	NodeID string
+	// Rev is the revision of the node's own parameters.
+	Rev int64
+	// Deps are the node's dependencies' outputs, read from the asset
+	// store, in the graph's dependency order. The caller must not modify
+	// their Data.
+	Deps []Dep
+	// Attempt counts from 1.
+	Attempt int
+	// IdempotencyKey is stable for the same graph, node and inputs:
+	// "<graph key>/<node ID>/<input hash>". Pass it to a provider that
+	// deduplicates requests, so a retried attempt is not billed twice.
+	IdempotencyKey string
+	// Progress reports node-level progress to the run's events. It is
+	// never nil and is safe for concurrent use.
+	Progress Reporter
+}
+
+// Dep is one dependency's output.
+type Dep struct {
+	Node   graph.Node
+	NodeID string
+	Asset  Asset
+}
+
+// Note is node-level progress from a generator.
+type Note struct {
+	Message    string
+	PreviewURL string
+	Reasoning  string
+}
+
+// Reporter receives node-level progress. Each note becomes a "message"
+// event of the run.
+type Reporter interface {
+	Report(Note)
+}
+
+// ReporterFunc adapts a function to a [Reporter].
+type ReporterFunc func(Note)
+
+// Report calls f.
+func (f ReporterFunc) Report(n Note) { f(n) }
+
+// Generator regenerates one node: it makes the node's asset from its
+// request and returns it, with its content hash (when Hash is empty the
+// executor hashes Data, or URL when there is no Data). It must honour ctx;
+// one that does not still cannot hold the run, because the executor stops
+// waiting at the attempt's deadline or at cancellation and throws the late
+// result away. A returned error is retried by the kind's retry policy
+// unless it wraps a [*PermanentError]. A panic in Generate is recovered
+// and becomes a [*PanicError] for that node alone; the run goes on.
+// Generate may be called concurrently for different nodes.
+type Generator interface {
+	Generate(ctx context.Context, req Request) (Asset, error)
+}
+
+// GeneratorFunc adapts a function to a [Generator].
+type GeneratorFunc func(ctx context.Context, req Request) (Asset, error)
+
+// Generate calls f.
+func (f GeneratorFunc) Generate(ctx context.Context, req Request) (Asset, error) { return f(ctx, req) }
+
+// Outcome is one node's result in a bulk call.
+type Outcome struct {
+	Asset Asset
+	Err   error
+}
+
+// BatchGenerator is a [Generator] that can also regenerate many nodes of
+// one kind in one call, for hosts whose orchestrators already batch
+// prompts and throttle providers. The executor detects it by type
+// assertion and calls GenerateBatch with the ready nodes of a batch key,
+// up to the free slots of the key (each node holds one). It returns one
+// outcome per request, in order. A node that fails in the batch is
+// retried alone with Generate; the others are kept. A panic fails the
+// whole call, and every node is then retried alone.
+type BatchGenerator interface {
+	Generator
+	GenerateBatch(ctx context.Context, reqs []Request) []Outcome
+}
+
+// Registry maps node kinds to their generators.
+type Registry map[string]Generator
+
+// Missing returns the kinds, among those given, that have no generator,
+// sorted and without duplicates.
+func (r Registry) Missing(kinds ...string) []string {
+	var out []string
+	for _, k := range kinds {
+		if r[k] == nil {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

@@ -1,0 +1,264 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/regengraph/regen/dirty"
+)
+
+// Compile-time checks that the memory stores implement the interfaces.
+var (
+	_ StateStore = (*MemoryStates)(nil)
+	_ AssetStore = (*MemoryAssets)(nil)
+	_ RunStore   = (*MemoryRuns)(nil)
+)
+
+// MemoryStates is a [StateStore] that keeps every graph's states in
+// memory: the embedded default for one process. It is safe for concurrent
+// use. Commit costs O(len(changes)) under one lock; Load copies the
+// graph's states, O(nodes). It passes the [storetest] kit.
+//
+// The zero value is an empty store, ready to use.
+//
+// [storetest]: https://pkg.go.dev/github.com/regengraph/regen/executor/storetest
+type MemoryStates struct {
+	mu     sync.RWMutex
+	graphs map[string]*memGraph
+}
+
+type memGraph struct {
+	version int64
+	states  map[string]dirty.State
+}
+
+// NewMemoryStates returns an empty [MemoryStates].
+func NewMemoryStates() *MemoryStates {
+	return &MemoryStates{graphs: make(map[string]*memGraph)}
+}
+
+// Load returns a copy of the graph's states and its version: version 0 and
+// an empty map for a graph never committed. The caller owns the map; later
+// commits do not change it. It returns ctx.Err() if ctx is done.
+func (m *MemoryStates) Load(ctx context.Context, graphKey string) (Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	g := m.graphs[graphKey]
+	if g == nil {
+		return Snapshot{States: make(map[string]dirty.State)}, nil
+	}
+	return Snapshot{Version: g.version, States: maps.Clone(g.states)}, nil
+}
+
+// Commit applies changes atomically if the graph is at version expect,
+// and returns expect+1; later changes to the same node win, and nodes not
+// in changes keep their states. An empty commit still bumps the version.
+// Otherwise it applies nothing and returns a [*ConflictError]. It returns
+// ctx.Err(), with no effect, if ctx is done. Commit copies the changes;
+// the caller keeps the slice.
+func (m *MemoryStates) Commit(ctx context.Context, graphKey string, expect int64, changes []Change) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.graphs[graphKey]
+	var actual int64
+	if g != nil {
+		actual = g.version
+	}
+	if actual != expect {
+		return 0, &ConflictError{GraphKey: graphKey, Expected: expect, Actual: actual}
+	}
+	if g == nil {
+		if m.graphs == nil {
+			m.graphs = make(map[string]*memGraph)
+		}
+		g = &memGraph{states: make(map[string]dirty.State, len(changes))}
+		m.graphs[graphKey] = g
+	}
+	for _, c := range changes {
+		g.states[c.ID] = c.State
+	}
+	g.version++
+	return g.version, nil
+}
+
+// memRefPrefix starts every reference that [MemoryAssets] returns.
+const memRefPrefix = "mem:"
+
+// MemoryAssets is an [AssetStore] that keeps assets in memory: the
+// embedded default for one process. It is safe for concurrent use.
+//
+// Put copies the asset's Data and Meta, so the caller may reuse them. Get
+// returns the stored Data without copying, to keep the executor's hot
+// path cheap: callers must not modify it. Get copies Meta.
+//
+// References are "mem:" followed by the key. Nothing is evicted: memory
+// grows with the assets put, until [MemoryAssets.Delete]. The zero value
+// is an empty store, ready to use.
+type MemoryAssets struct {
+	mu     sync.RWMutex
+	assets map[string]Asset // by reference
+}
+
+// NewMemoryAssets returns an empty [MemoryAssets].
+func NewMemoryAssets() *MemoryAssets {
+	return &MemoryAssets{assets: make(map[string]Asset)}
+}
+
+// Put stores a copy of a under key, replacing any asset already there,
+// and returns its reference, "mem:" + key. It returns ctx.Err(), with no
+// effect, if ctx is done.
+func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	// Copy outside the lock: a large asset must not stall readers.
+	a.Data = bytes.Clone(a.Data)
+	a.Meta = maps.Clone(a.Meta)
+	ref := memRefPrefix + key
+	m.mu.Lock()
+	if m.assets == nil {
+		m.assets = make(map[string]Asset)
+	}
+	m.assets[ref] = a
+	m.mu.Unlock()
+	return ref, nil
+}
+
+// Get returns the asset ref points to, or an error wrapping [ErrNotFound].
+// The returned Data is the stored slice: the caller must not modify it.
+// Meta is a copy. It returns ctx.Err() if ctx is done.
+func (m *MemoryAssets) Get(ctx context.Context, ref string) (Asset, error) {
+	if err := ctx.Err(); err != nil {
+		return Asset{}, err
+	}
+	m.mu.RLock()
+	a, ok := m.assets[ref]
+	m.mu.RUnlock()
+	if !ok {
+		return Asset{}, fmt.Errorf("get asset %q: %w", ref, ErrNotFound)
+	}
+	// A stored Meta map is never modified, only replaced, so it can be
+	// copied outside the lock.
+	a.Meta = maps.Clone(a.Meta)
+	return a, nil
+}
+
+// Exists reports whether ref points to an asset. An unknown reference, of
+// any form, gives false and no error. It returns ctx.Err() if ctx is done.
+func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.RLock()
+	_, ok := m.assets[ref]
+	m.mu.RUnlock()
+	return ok, nil
+}
+
+// Delete removes the asset ref points to, and reports whether there was
+// one. Tests use it to simulate a lost asset.
+func (m *MemoryAssets) Delete(ref string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.assets[ref]
+	delete(m.assets, ref)
+	return ok
+}
+
+// Len returns the number of assets stored.
+func (m *MemoryAssets) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.assets)
+}
+
+// MemoryRuns is a [RunStore] that keeps run records in memory: the
+// embedded default for one process. It is safe for concurrent use. It
+// copies records in and out, so callers cannot change stored records
+// through their slices. ListRuns costs O(records) over all graphs. The
+// zero value is an empty store, ready to use.
+type MemoryRuns struct {
+	mu   sync.RWMutex
+	runs map[string]Record // by ID
+}
+
+// NewMemoryRuns returns an empty [MemoryRuns].
+func NewMemoryRuns() *MemoryRuns {
+	return &MemoryRuns{runs: make(map[string]Record)}
+}
+
+// PutRun stores a copy of r, creating or replacing the record with r.ID.
+// It returns ctx.Err(), with no effect, if ctx is done.
+func (m *MemoryRuns) PutRun(ctx context.Context, r Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r = copyRecord(r)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.runs == nil {
+		m.runs = make(map[string]Record)
+	}
+	m.runs[r.ID] = r
+	return nil
+}
+
+// GetRun returns a copy of the record with that ID, or an error wrapping
+// [ErrNotFound]. It returns ctx.Err() if ctx is done.
+func (m *MemoryRuns) GetRun(ctx context.Context, id string) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	m.mu.RLock()
+	r, ok := m.runs[id]
+	m.mu.RUnlock()
+	if !ok {
+		return Record{}, fmt.Errorf("get run %q: %w", id, ErrNotFound)
+	}
+	return copyRecord(r), nil
+}
+
+// ListRuns returns copies of the graph's records, oldest first: by
+// StartedAt, then by ID. A graph without records gives an empty slice and
+// no error. It returns ctx.Err() if ctx is done.
+func (m *MemoryRuns) ListRuns(ctx context.Context, graphKey string) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []Record{}
+	m.mu.RLock()
+	for _, r := range m.runs {
+		if r.GraphKey == graphKey {
+			out = append(out, r)
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	for i := range out {
+		out[i] = copyRecord(out[i])
+	}
+	return out, nil
+}
+
+// copyRecord returns r with its slices copied.
+func copyRecord(r Record) Record {
+	r.Marks = slices.Clone(r.Marks)
+	r.Failed = slices.Clone(r.Failed)
+	return r
+}

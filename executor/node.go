@@ -1,0 +1,301 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
+)
+
+// job is a node a worker runs, with what it needs from the run's state
+// copied under the lock.
+type job struct {
+	step schedule.Step
+	id   string
+	kind string
+	ko   *KindOptions
+	prev dirty.State // the node's stored state when it started
+	deps []depRef
+}
+
+type depRef struct {
+	n             graph.Node
+	id, hash, ref string
+}
+
+// newJob copies what a node needs. Called with mu held.
+func (r *run) newJob(st schedule.Step, kind string) *job {
+	n := st.Node
+	ds := r.g.Deps(n)
+	j := &job{step: st, id: r.id(n), kind: kind, ko: &r.kinds[r.g.KindOf(n)],
+		prev: r.view.Get(n), deps: make([]depRef, len(ds))}
+	for i, d := range ds {
+		s := r.view.Get(d)
+		j.deps[i] = depRef{n: d, id: r.id(d), hash: s.OutputHash, ref: s.AssetRef}
+	}
+	return j
+}
+
+// load reads the dependencies' assets and builds the request; it returns
+// the node's input hash too.
+func (r *run) load(j *job) (Request, string, error) {
+	hashes := make([]string, len(j.deps))
+	deps := make([]Dep, len(j.deps))
+	for i, d := range j.deps {
+		hashes[i] = d.hash
+		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
+		if err != nil {
+			return Request{}, "", fmt.Errorf("read the output of %s: %w", d.id, err)
+		}
+		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
+	}
+	in := dirty.InputHash(j.prev.Rev, hashes)
+	n := j.step.Node
+	req := Request{GraphKey: r.key, RunID: r.handle.id, Node: n, ID: r.g.ID(n), NodeID: j.id,
+		Rev: j.prev.Rev, Deps: deps, IdempotencyKey: r.key + "/" + j.id + "/" + in}
+	return req, in, nil
+}
+
+// cutoff reports whether the node can keep its stored result: it was
+// made from the same inputs and its asset is still there.
+func (r *run) cutoff(j *job, in string) bool {
+	p := j.prev
+	if p.InputHash != in || p.OutputHash == "" || p.AssetRef == "" {
+		return false
+	}
+	ok, err := r.e.opts.Assets.Exists(r.ctx, p.AssetRef)
+	return err == nil && ok
+}
+
+// nodeEvent emits a node event from a worker, outside mu: the counts are
+// those of the last settled node.
+func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg string) {
+	r.em.emit(progress.Event{Type: t, Node: j.id, Stage: j.step.Stage, Attempt: attempt,
+		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: r.total})
+}
+
+func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
+	return result{n: j.step.Node, id: j.id, kind: j.kind, outcome: o, rev: j.prev.Rev,
+		attempts: attempts, err: err, stage: j.step.Stage}
+}
+
+// unchangedResult keeps the stored result: the node is clean again.
+func (r *run) unchangedResult(j *job) result {
+	res := r.newResult(j, unchanged, 0, nil)
+	res.state = j.prev
+	res.state.Status, res.state.LastError, res.state.UpdatedAt = dirty.StatusClean, "", time.Now()
+	return res
+}
+
+// runOne runs a node with a single-node generator. It reports false when
+// this goroutine was abandoned (see watch.go): a rescuer then finishes the
+// node and hands its result to then.
+func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result) bool) (result, bool) {
+	start := time.Now()
+	req, in, err := r.load(j)
+	if err != nil {
+		return r.loadFailure(j, err), true
+	}
+	if r.cutoff(j, in) {
+		return r.unchangedResult(j), true
+	}
+	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
+	return r.tryFrom(gen, j, req, in, 1, nil, start, wg, then)
+}
+
+func (r *run) loadFailure(j *job, err error) result {
+	if r.ctx.Err() != nil {
+		return r.newResult(j, cancelled, 0, context.Cause(r.ctx))
+	}
+	return r.newResult(j, failed, 0, err)
+}
+
+// tryFrom makes attempts from number next on, until one succeeds, the
+// policy gives up, or the run is cancelled. prev is the error of attempt
+// next-1, or nil for the first. It reports false when this goroutine was
+// abandoned by a hung generator; see runOne.
+func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, prev error, start time.Time,
+	wg *sync.WaitGroup, then func(result) bool) (result, bool) {
+	for {
+		if prev != nil {
+			made := next - 1
+			if r.ctx.Err() != nil {
+				return r.newResult(j, cancelled, made, prev), true
+			}
+			if !retryable(prev) || made >= j.ko.Retry.MaxAttempts {
+				return r.newResult(j, failed, made, prev), true
+			}
+			wait := j.ko.Retry.wait(next)
+			r.nodeEvent(progress.NodeRetrying, j, next, prev,
+				fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
+			if !sleep(r.ctx, wait) {
+				return r.newResult(j, cancelled, made, context.Cause(r.ctx)), true
+			}
+		}
+		req.Attempt = next
+		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next}
+		attempt := next
+		now := start
+		if next > 1 {
+			now = time.Now()
+		}
+		c := r.watch.begin(now, j.ko.Timeout, wg, func(err error) bool {
+			res, ok := r.tryFrom(gen, j, req, in, attempt+1, err, start, wg, then)
+			return ok && then(res)
+		})
+		a, err := protect(func() (Asset, error) { return gen.Generate(c.ctx, req) })
+		if !r.watch.end(c) {
+			return result{}, false
+		}
+		if err == nil {
+			var res result
+			if res, err = r.accept(j, req, in, a, next, start); err == nil {
+				return res, true
+			}
+		}
+		prev, next = err, next+1
+	}
+}
+
+// accept validates an output, stores the asset and returns the result.
+func (r *run) accept(j *job, req Request, in string, a Asset, attempt int, start time.Time) (result, error) {
+	if j.ko.Validate != nil {
+		if err := j.ko.Validate(req, a); err != nil {
+			if !errors.Is(err, ErrInvalidOutput) {
+				err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
+			}
+			return result{}, err
+		}
+	}
+	if a.Hash == "" {
+		a.Hash = contentHash(a)
+	}
+	ref, err := r.e.opts.Assets.Put(r.ctx, r.key+"/"+j.id+"/"+a.Hash, a)
+	if err != nil {
+		return result{}, fmt.Errorf("store asset: %w", err)
+	}
+	res := r.newResult(j, generated, attempt, nil)
+	now := time.Now()
+	res.took = now.Sub(start)
+	res.state = dirty.State{Status: dirty.StatusClean, Rev: j.prev.Rev, InputHash: in, OutputHash: a.Hash,
+		AssetRef: ref, Attempts: attempt, UpdatedAt: now}
+	return res, nil
+}
+
+// contentHash is the default content hash: SHA-256 of the data, or of
+// the URL when the host keeps the data.
+func contentHash(a Asset) string {
+	var sum [32]byte
+	if a.Data != nil {
+		sum = sha256.Sum256(a.Data)
+	} else {
+		sum = sha256.Sum256([]byte("url:" + a.URL))
+	}
+	return hex.EncodeToString(sum[:])
+}
+
+// runBatch runs nodes of one batch key and kind with a bulk generator:
+// one call for all of them, then each failure retried alone, in parallel.
+// It reports false when this goroutine was abandoned; a rescuer then
+// finishes the batch and hands its results to then.
+func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then func([]result) bool) ([]result, bool) {
+	start := time.Now()
+	results := make([]result, len(jobs))
+	var reqs []Request
+	var idx []int
+	var ins []string
+	for i, j := range jobs {
+		req, in, err := r.load(j)
+		switch {
+		case err != nil:
+			results[i] = r.loadFailure(j, err)
+			continue
+		case r.cutoff(j, in):
+			results[i] = r.unchangedResult(j)
+			continue
+		}
+		req.Attempt = 1
+		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1}
+		r.nodeEvent(progress.NodeStarted, j, 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
+		reqs, idx, ins = append(reqs, req), append(idx, i), append(ins, in)
+	}
+	if len(reqs) == 0 {
+		return results, true
+	}
+	// finish takes the bulk call's outcomes (or its error) to results,
+	// retrying failures alone.
+	finish := func(outs []Outcome, err error) []result {
+		if err == nil && len(outs) != len(reqs) {
+			err = fmt.Errorf("bulk generator returned %d outcomes for %d requests", len(outs), len(reqs))
+		}
+		if pe := (*PanicError)(nil); errors.As(err, &pe) {
+			// A panic in the bulk call says nothing about each node: each
+			// is retried alone.
+			err = fmt.Errorf("bulk call panicked: %v", pe.Value)
+		}
+		var retries sync.WaitGroup
+		for k, i := range idx {
+			j := jobs[i]
+			e := err
+			if e == nil {
+				e = outs[k].Err
+			}
+			if e == nil {
+				res, aerr := r.accept(j, reqs[k], ins[k], outs[k].Asset, 1, start)
+				if aerr == nil {
+					results[i] = res
+					continue
+				}
+				e = aerr
+			}
+			retries.Add(1)
+			go func() {
+				store := func(res result) bool { results[i] = res; return true }
+				res, ok := r.tryFrom(bg, j, reqs[k], ins[k], 2, e, start, &retries, store)
+				if ok && store(res) {
+					retries.Done()
+				}
+			}()
+		}
+		retries.Wait()
+		return results
+	}
+	c := r.watch.begin(time.Now(), jobs[idx[0]].ko.Timeout, wg, func(err error) bool {
+		return then(finish(nil, err))
+	})
+	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
+	if !r.watch.end(c) {
+		return nil, false
+	}
+	if err == nil && c.ctx.Err() != nil && r.ctx.Err() == nil {
+		// The call returned once its deadline had passed: count it as
+		// timed out unless every outcome is a success.
+		for _, o := range outs {
+			if o.Err != nil {
+				err = &TimeoutError{Timeout: c.timeout}
+				break
+			}
+		}
+	}
+	return finish(outs, err), true
+}
+
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,197 @@
+package executor
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
+)
+
+// Mode says when a node may start. See [Dataflow] and [Staged].
+type Mode = schedule.Mode
+
+// The modes.
+const (
+	// Dataflow starts a node as soon as its own dependencies are done,
+	// under the batch keys' limits. It is the default.
+	Dataflow = schedule.Dataflow
+	// Staged runs the plan's stages in order: the groups of a stage in
+	// parallel, the next stage once the whole stage has settled.
+	Staged = schedule.Staged
+)
+
+// Rate limits the starts of one batch key: at most Starts per Per.
+type Rate = schedule.Rate
+
+// RetryPolicy says how a kind's failed attempts are retried. Zero fields
+// take their defaults.
+type RetryPolicy struct {
+	// MaxAttempts is the most attempts per node, the first included.
+	// Default: 3.
+	MaxAttempts int
+	// InitialInterval is the wait before the second attempt. Default: 1s.
+	InitialInterval time.Duration
+	// BackoffFactor multiplies the wait after each retry. Default: 2.
+	BackoffFactor float64
+	// MaxInterval caps the wait. Default: 1 minute.
+	MaxInterval time.Duration
+	// Jitter spreads each wait uniformly over ±Jitter of itself, from 0
+	// to 1. Default: 0, no jitter.
+	Jitter float64
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 3
+	}
+	if p.InitialInterval <= 0 {
+		p.InitialInterval = time.Second
+	}
+	if p.BackoffFactor <= 0 {
+		p.BackoffFactor = 2
+	}
+	if p.MaxInterval <= 0 {
+		p.MaxInterval = time.Minute
+	}
+	p.Jitter = min(max(p.Jitter, 0), 1)
+	return p
+}
+
+// Backoff returns the wait before attempt number next (2 for the first
+// retry), before jitter.
+func (p RetryPolicy) Backoff(next int) time.Duration {
+	p = p.withDefaults()
+	d := float64(p.InitialInterval) * math.Pow(p.BackoffFactor, float64(next-2))
+	if d > float64(p.MaxInterval) || math.IsInf(d, 0) || math.IsNaN(d) {
+		return p.MaxInterval
+	}
+	return time.Duration(d)
+}
+
+func (p RetryPolicy) wait(next int) time.Duration {
+	d := p.Backoff(next)
+	if p.Jitter > 0 {
+		d = time.Duration(float64(d) * (1 + p.Jitter*(2*rand.Float64()-1)))
+	}
+	return d
+}
+
+// Validator checks a generator's output before it is accepted. A refusal
+// counts as a failed attempt.
+type Validator func(req Request, out Asset) error
+
+// ValidateNarration is the lecture's narration check: the narration's
+// Length must fit its 10-second segment within ±5% (graph.CheckNarration).
+func ValidateNarration(_ Request, out Asset) error {
+	if err := graph.CheckNarration(out.Length.Seconds()); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOutput, err)
+	}
+	return nil
+}
+
+// KindOptions tunes one kind of node.
+type KindOptions struct {
+	// Retry is the kind's retry policy. Default: see [RetryPolicy].
+	Retry RetryPolicy
+	// Timeout bounds each attempt. Default: 10 minutes.
+	Timeout time.Duration
+	// Validate checks each output before it is accepted. Default: none,
+	// except ValidateNarration for the lecture's asset:narration kind.
+	Validate Validator
+	// Estimate is the expected duration of one node, for the ETA before
+	// any node of the kind has finished. Default: 0.
+	Estimate time.Duration
+}
+
+// Options configures an [Executor]. The zero value of every field but
+// Generators gives its default.
+type Options struct {
+	// Generators regenerate nodes, one per kind. Required.
+	Generators Registry
+	// States keeps node states and graph versions. Default: a new
+	// [MemoryStates].
+	States StateStore
+	// Assets keeps generated assets. Default: a new [MemoryAssets].
+	Assets AssetStore
+	// Runs keeps run records. Default: a new [MemoryRuns].
+	Runs RunStore
+	// Sink receives the runs' progress events. A sink that fails never
+	// fails a run; wrap a slow one in progress.Buffered. Default: none.
+	Sink progress.Sink
+	// Logger logs what goes wrong outside a run's result, such as sink
+	// errors. Default: discard.
+	Logger *slog.Logger
+	// Mode is Dataflow or Staged. Default: Dataflow.
+	Mode Mode
+	// Workers caps the nodes running at once across all batch keys.
+	// Default: 0, no cap beyond the batch keys' concurrency, and at most
+	// 64 singles at once.
+	Workers int
+	// Rates limits the starts of batch keys, for provider quotas.
+	// Default: none.
+	Rates map[string]Rate
+	// Kinds tunes kinds by name; kinds not listed use Default.
+	Kinds map[string]KindOptions
+	// Default tunes the kinds not in Kinds, and fills zero fields of
+	// those that are.
+	Default KindOptions
+	// Converge re-plans at the end of a run, while nodes are dirty (for
+	// example edits made during the run), for at most this many extra
+	// rounds. Default: 0, no extra round.
+	Converge int
+	// MaxBatch caps the nodes of one bulk call. Default: 0, as many as
+	// the batch key has free slots.
+	MaxBatch int
+	// Grace is how long a finished run waits for generators that ignore
+	// their context before it returns without them. Default: 5 seconds.
+	Grace time.Duration
+	// SkipAssetCheck trusts clean states without asking the asset store
+	// whether their assets still exist. Default: false, check.
+	SkipAssetCheck bool
+}
+
+// kindOptions returns the options of the named kind, defaults applied.
+func (o *Options) kindOptions(kind string) KindOptions {
+	k, ok := o.Kinds[kind]
+	if !ok {
+		k = o.Default
+	}
+	d := o.Default.Retry
+	if k.Retry.MaxAttempts <= 0 {
+		k.Retry.MaxAttempts = d.MaxAttempts
+	}
+	if k.Retry.InitialInterval <= 0 {
+		k.Retry.InitialInterval = d.InitialInterval
+	}
+	if k.Retry.BackoffFactor <= 0 {
+		k.Retry.BackoffFactor = d.BackoffFactor
+	}
+	if k.Retry.MaxInterval <= 0 {
+		k.Retry.MaxInterval = d.MaxInterval
+	}
+	if k.Retry.Jitter <= 0 {
+		k.Retry.Jitter = d.Jitter
+	}
+	k.Retry = k.Retry.withDefaults()
+	if k.Timeout <= 0 {
+		k.Timeout = o.Default.Timeout
+	}
+	if k.Timeout <= 0 {
+		k.Timeout = 10 * time.Minute
+	}
+	if k.Validate == nil {
+		k.Validate = o.Default.Validate
+	}
+	if k.Validate == nil && kind == graph.KindNarration {
+		k.Validate = ValidateNarration
+	}
+	if k.Estimate <= 0 {
+		k.Estimate = o.Default.Estimate
+	}
+	return k
+}

@@ -1,0 +1,241 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
+)
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	gen := executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
+		return executor.Asset{}, nil
+	})
+	reg := executor.Registry{"script": gen}
+	tests := []struct {
+		name string
+		opts executor.Options
+		want string
+	}{
+		{"no generators", executor.Options{}, "Options.Generators is empty"},
+		{"nil generator", executor.Options{Generators: executor.Registry{"script": nil}}, `Options.Generators["script"] is nil`},
+		{"bad mode", executor.Options{Generators: reg, Mode: 7}, "Options.Mode 7"},
+		{"negative workers", executor.Options{Generators: reg, Workers: -1}, "Options.Workers -1"},
+		{"negative converge", executor.Options{Generators: reg, Converge: -1}, "Options.Converge -1"},
+		{"negative batch", executor.Options{Generators: reg, MaxBatch: -2}, "Options.MaxBatch -2"},
+		{"bad rate", executor.Options{Generators: reg, Rates: map[string]executor.Rate{"asset:image": {Starts: 0, Per: time.Second}}}, `Options.Rates["asset:image"] is 0 per 1s`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := executor.New(tt.opts)
+			assert.Nil(t, e)
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestStartRefusesBadRequests(t *testing.T) {
+	l := newLab(t, 30)
+	e := l.executor(executor.Options{})
+	_, err := e.Start(context.Background(), executor.RunRequest{Graph: l.g})
+	require.ErrorIs(t, err, executor.ErrInvalidRequest)
+	_, err = e.Start(context.Background(), executor.RunRequest{GraphKey: "x"})
+	require.ErrorIs(t, err, executor.ErrInvalidRequest)
+	_, err = e.Start(context.Background(), executor.RunRequest{GraphKey: "x", Graph: l.g,
+		Marks: []dirty.Mark{{ID: "asset:image:segment[7]", Reason: dirty.ReasonEdited}}})
+	require.ErrorIs(t, err, dirty.ErrInvalidMark)
+	require.ErrorIs(t, err, graph.ErrUnknownNode)
+	assert.Zero(t, l.snapshot().Version, "a refused run commits nothing")
+}
+
+func TestSinkFailureNeverFailsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		l.sinkFail = true
+		e := l.executor(executor.Options{})
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+		l.requireEventOrder(progress.RunFinished)
+	})
+}
+
+func TestNarrationOutOfToleranceFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		long := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			a, err := l.Generate(ctx, req)
+			if req.NodeID == "asset:narration:segment[1]" {
+				a.Length = 12 * time.Second
+			}
+			return a, err
+		})
+		e := l.executor(executor.Options{Generators: l.registry(long)})
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrInvalidOutput)
+		require.ErrorIs(t, err, graph.ErrNarrationLength)
+		assert.Equal(t, []string{"asset:narration:segment[1]"}, rep.Failed)
+		assert.Equal(t, 3, l.calls["asset:narration:segment[1]"], "a refused output counts as a failed attempt")
+	})
+}
+
+func TestRateLimitPerBatchKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 120)
+		var starts []time.Time
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.ID.Kind == graph.KindImage {
+				l.mu.Lock()
+				starts = append(starts, time.Now())
+				l.mu.Unlock()
+			}
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen),
+			Rates: map[string]executor.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		require.Len(t, starts, 12)
+		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+		for i := 2; i < len(starts); i++ {
+			assert.GreaterOrEqual(t, starts[i].Sub(starts[i-2]), 10*time.Second, "start %d", i)
+		}
+		// Five slots would start five at once; the rate spreads them.
+		assert.Equal(t, starts[0], starts[1])
+		assert.Equal(t, 10*time.Second, starts[2].Sub(starts[0]))
+	})
+}
+
+func TestWorkersCapAllKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		var now, most int
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			l.mu.Lock()
+			now++
+			most = max(most, now)
+			l.mu.Unlock()
+			defer func() { l.mu.Lock(); now--; l.mu.Unlock() }()
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen), Workers: 2})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		assert.Equal(t, 2, most)
+	})
+}
+
+func TestMissingAssetIsRegenerated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		ref := l.snapshot().States["asset:image:segment[3]"].AssetRef
+		require.True(t, l.assets.Delete(ref))
+		l.resetCalls()
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		// The image comes out the same, so its dependents keep theirs.
+		assert.Equal(t, []string{"asset:image:segment[3]"}, rep.Generated)
+		assert.Equal(t, sorted("asset:video:segment[3]", "timeline"), rep.Unchanged)
+		l.requireAllClean()
+	})
+}
+
+func TestForcedRegeneratesEvenIfUnchanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		l.resetCalls()
+		rep, err := l.run(e, dirty.Mark{ID: "asset:music", Reason: dirty.ReasonForced})
+		require.NoError(t, err)
+		// The music is the same, so the timeline keeps its result.
+		assert.Equal(t, []string{"asset:music"}, rep.Generated)
+		assert.Equal(t, []string{"timeline"}, rep.Unchanged)
+	})
+}
+
+func TestIdempotencyKeyAndDeps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		seen := map[string]executor.Request{}
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			l.mu.Lock()
+			seen[req.NodeID] = req
+			l.mu.Unlock()
+			req.Progress.Report(executor.Note{Message: "working on " + req.NodeID, PreviewURL: "https://x/" + req.NodeID})
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen)})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		v := seen["asset:video:segment[2]"]
+		require.Len(t, v.Deps, 2)
+		assert.Equal(t, "asset:narration:segment[2]", v.Deps[0].NodeID)
+		assert.Equal(t, "asset:image:segment[2]", v.Deps[1].NodeID)
+		snap := l.snapshot()
+		assert.Equal(t, snap.States["asset:image:segment[2]"].OutputHash, v.Deps[1].Asset.Hash)
+		assert.Equal(t, defaultData(seen["asset:image:segment[2]"]), v.Deps[1].Asset.Data)
+		in := snap.States["asset:video:segment[2]"].InputHash
+		assert.Equal(t, "lecture/asset:video:segment[2]/"+in, v.IdempotencyKey)
+		assert.Equal(t, 1, v.Attempt)
+		tl := seen["timeline"]
+		assert.Len(t, tl.Deps, 2*3+1)
+		msgs := l.eventsOf(progress.Message)
+		assert.Len(t, msgs, l.g.Len())
+		assert.Equal(t, "https://x/"+msgs[0].Node, msgs[0].PreviewURL)
+	})
+}
+
+func TestNonRetryableStopsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		l.set("asset:music", fail(executor.Permanent(errors.New("bad prompt"))))
+		e := l.executor(executor.Options{})
+		rep, err := l.run(e)
+		var pe *executor.PermanentError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, 1, l.calls["asset:music"])
+		assert.Equal(t, []string{"asset:music"}, rep.Failed)
+		assert.Equal(t, []string{"timeline"}, rep.Skipped)
+	})
+}
+
+func TestStageEventsWhenEverythingIsSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		l.set("script", fail(executor.Permanent(errors.New("no script"))))
+		e := l.executor(executor.Options{})
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrRunFailed)
+		assert.Len(t, rep.Skipped, l.g.Len()-1)
+		var got []string
+		l.mu.Lock()
+		for _, ev := range l.events {
+			if ev.Type == progress.StageStarted || ev.Type == progress.StageFinished {
+				got = append(got, fmt.Sprintf("%s %d", ev.Type, ev.Stage))
+			}
+		}
+		l.mu.Unlock()
+		assert.Equal(t, []string{
+			"stage.started 0", "stage.finished 0", "stage.started 1", "stage.finished 1",
+			"stage.started 2", "stage.finished 2", "stage.started 3", "stage.finished 3",
+		}, got)
+		l.requireEventOrder(progress.RunFailed)
+	})
+}

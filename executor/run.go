@@ -1,0 +1,687 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+	"github.com/regengraph/regen/progress"
+)
+
+// storeTimeout bounds the final store calls of a run whose context ended,
+// so that a cancelled run still records its outcome without hanging.
+// Commits during the run use a context that is not cancelled with the run:
+// a store is expected to bound its own calls.
+const storeTimeout = 30 * time.Second
+
+// maxPrepareConflicts bounds how often the start of a run reloads after
+// losing a commit race.
+const maxPrepareConflicts = 16
+
+// outcome is what became of a node in a round.
+type outcome uint8
+
+const (
+	generated outcome = iota
+	unchanged
+	failed
+	cancelled
+	superseded
+)
+
+// result is one settled node, waiting to be committed.
+type result struct {
+	n        graph.Node
+	id       string
+	kind     string
+	outcome  outcome
+	state    dirty.State // the state to record for generated and unchanged
+	rev      int64       // the parameters revision the node ran with
+	attempts int
+	err      error
+	took     time.Duration
+	stage    int
+}
+
+// run is one run's shared state. Everything below mu is guarded by it.
+type run struct {
+	e      *Executor
+	handle *Run
+	req    RunRequest
+	g      *graph.Graph
+	key    string
+	ctx    context.Context // cancelled by the run's context or Run.Cancel
+	bg     context.Context // not cancelled: for recording the outcome
+	em     *emitter
+	rec    Record
+	kinds  []KindOptions // by template index
+
+	attempts sync.WaitGroup // abandoned generator calls still running
+	workers  sync.WaitGroup // the round's workers, rescuers included
+	watch    *watch
+	// thenOne and thenBatch are what a rescuer does with the results of
+	// a worker it took over from: submit them and carry on as a worker.
+	thenOne   func(result) bool
+	thenBatch func([]result) bool
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	ids        []string      // node IDs, filled on demand
+	view       *dirty.States // the latest known stored states
+	version    int64
+	plan       *planner.Plan
+	m          *schedule.Machine
+	eta        *eta
+	stageShown []bool // stage.started emitted, this round
+	pending    []result
+	committing bool
+	wakeTimer  *time.Timer
+	wakeAt     time.Time
+	done       int          // nodes settled in earlier rounds
+	total      int          // nodes planned in all rounds
+	settled    atomic.Int64 // nodes settled in all rounds, for events sent outside mu
+	outcomes   [5][]graph.Node
+	skipped    []graph.Node
+	failures   []*NodeError
+	rounds     int
+}
+
+// id returns node n's ID, derived once per run. Called with mu held.
+func (r *run) id(n graph.Node) string {
+	if r.ids[n] == "" {
+		r.ids[n] = r.g.NodeID(n)
+	}
+	return r.ids[n]
+}
+
+// prepare loads, marks, plans and commits the start of a run.
+func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: context.WithoutCancel(ctx),
+		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
+	r.cond = sync.NewCond(&r.mu)
+	r.watch = &watch{r: r}
+	r.thenOne = func(res result) bool { r.submit(res); return r.work() }
+	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work() }
+	r.ids = make([]string, r.g.Len())
+	r.em = &emitter{sink: e.opts.Sink, log: e.log, ctx: r.bg, runID: req.RunID, key: req.GraphKey}
+	r.kinds = make([]KindOptions, r.g.Kinds())
+	for ki := range r.kinds {
+		r.kinds[ki] = e.opts.kindOptions(r.g.KindName(ki))
+	}
+	if err := r.replan(ctx, req.Marks); err != nil {
+		cancel(err)
+		return nil, err
+	}
+	r.handle.plan = r.plan
+	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
+		TriggeredBy: req.TriggeredBy, Reason: req.Reason, Marks: req.Marks, Status: RunRunning,
+		StartedAt: time.Now()}
+	if err := e.opts.Runs.PutRun(ctx, r.rec); err != nil {
+		cancel(err)
+		return nil, fmt.Errorf("record run %s: %w", req.RunID, err)
+	}
+	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total,
+		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
+			len(r.plan.Stages), e.opts.Mode)})
+	return r, nil
+}
+
+// replan loads the graph's states, computes what to regenerate, checks
+// the generators and commits the plan's nodes as dirty (edited ones with
+// a new revision). On a version conflict it starts over.
+func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
+	opts := &r.e.opts
+	for try := 0; ; try++ {
+		snap, err := opts.States.Load(ctx, r.key)
+		if err != nil {
+			return fmt.Errorf("load states of %q: %w", r.key, err)
+		}
+		view := statesOf(r.g, snap)
+		var lost map[graph.Node]bool
+		if !opts.SkipAssetCheck {
+			if lost, err = r.lostAssets(ctx, view); err != nil {
+				return err
+			}
+		}
+		set, err := dirty.Compute(r.g, dirty.Input{States: view, Marks: marks,
+			AssetExists: func(n graph.Node, _ dirty.State) bool { return !lost[n] }})
+		if err != nil {
+			return err
+		}
+		plan := planner.New(set)
+		if missing := opts.Generators.Missing(planKinds(plan)...); len(missing) > 0 {
+			return &MissingGeneratorError{Kinds: missing}
+		}
+		// An edit gets a new revision, so its input hash changes; a forced
+		// node forgets the inputs of its last result, so early cutoff
+		// cannot skip it, even on a resume after a crash.
+		marked := map[graph.Node]dirty.Reason{}
+		for _, m := range marks {
+			n, _ := r.g.Lookup(m.ID)
+			if cur, ok := marked[n]; !ok || m.Reason < cur {
+				marked[n] = m.Reason // the strongest
+			}
+		}
+		now := time.Now()
+		var changes []Change
+		for _, n := range set.Nodes() {
+			st := view.Get(n)
+			reason := marked[n]
+			if st.Status != dirty.StatusClean && reason == 0 {
+				continue // not clean in the store already: nothing to record
+			}
+			st.Status, st.UpdatedAt = dirty.StatusDirty, now
+			switch reason {
+			case dirty.ReasonEdited:
+				st.Rev++
+			case dirty.ReasonForced, dirty.ReasonAssetMissing:
+				st.InputHash = ""
+			}
+			view.Set(n, st)
+			changes = append(changes, Change{ID: r.id(n), State: st})
+		}
+		version := snap.Version
+		if len(changes) > 0 {
+			version, err = opts.States.Commit(ctx, r.key, snap.Version, changes)
+			if errors.Is(err, ErrConflict) && try < maxPrepareConflicts {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("commit the plan of %q: %w", r.key, err)
+			}
+		}
+		r.mu.Lock()
+		r.view, r.version, r.plan = view, version, plan
+		r.total += plan.Len()
+		r.mu.Unlock()
+		return nil
+	}
+}
+
+// lostAssets asks the asset store about every clean node's asset.
+func (r *run) lostAssets(ctx context.Context, view *dirty.States) (map[graph.Node]bool, error) {
+	lost := map[graph.Node]bool{}
+	for i := range view.Len() {
+		n := graph.Node(i)
+		if view.Status(n) != dirty.StatusClean {
+			continue
+		}
+		ref := view.Get(n).AssetRef
+		if ref == "" {
+			lost[n] = true
+			continue
+		}
+		ok, err := r.e.opts.Assets.Exists(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("check asset of %s: %w", r.g.NodeID(n), err)
+		}
+		if !ok {
+			lost[n] = true
+		}
+	}
+	return lost, nil
+}
+
+// execute runs the rounds, then records and reports the outcome.
+func (r *run) execute() {
+	defer close(r.handle.done)
+	defer r.handle.cancel(nil)
+	for {
+		r.rounds++
+		r.round()
+		if r.ctx.Err() != nil || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
+			break
+		}
+		r.mu.Lock()
+		r.done += r.m.Settled()
+		r.mu.Unlock()
+		if err := r.replan(r.ctx, nil); err != nil {
+			r.failures = append(r.failures, &NodeError{Node: "(converge)", Err: err})
+			break
+		}
+		if r.plan.Len() == 0 {
+			break
+		}
+		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
+			Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
+	}
+	r.finish()
+}
+
+// round runs one plan to its end with a pool of workers.
+func (r *run) round() {
+	opts := &r.e.opts
+	m, err := schedule.New(r.plan, schedule.Config{Mode: opts.Mode, Workers: opts.Workers, Rates: opts.Rates})
+	if err != nil {
+		// Options were validated in New; this is a programming error.
+		panic("executor: " + err.Error())
+	}
+	r.mu.Lock()
+	r.m = m
+	r.eta = newETA(r.plan, opts.Workers, opts)
+	r.stageShown = make([]bool, len(r.plan.Stages))
+	r.mu.Unlock()
+	stop := context.AfterFunc(r.ctx, func() {
+		r.mu.Lock()
+		r.m.Halt()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+		r.watch.cancelAll(context.Cause(r.ctx))
+	})
+	defer stop()
+	for range workerCount(r.plan, opts.Workers) {
+		r.workers.Add(1)
+		go func() {
+			if r.work() {
+				r.workers.Done()
+			}
+		}()
+	}
+	r.workers.Wait()
+	r.watch.stop()
+	r.mu.Lock()
+	if r.wakeTimer != nil {
+		r.wakeTimer.Stop()
+		r.wakeTimer = nil
+	}
+	r.mu.Unlock()
+}
+
+// workerCount is the pool size: the global cap, or the plan's batch
+// concurrency plus up to 64 singles.
+func workerCount(p *planner.Plan, cap int) int {
+	if cap > 0 {
+		return cap
+	}
+	seen := map[string]bool{}
+	total, singles := 0, 0
+	for _, st := range p.Stages {
+		for _, grp := range st.Groups {
+			if grp.Kind == planner.Single {
+				singles++
+			} else if !seen[grp.BatchKey] {
+				seen[grp.BatchKey] = true
+				total += grp.Concurrency
+			}
+		}
+	}
+	return max(total+min(singles, 64), 1)
+}
+
+// work is one worker: it takes what the machine says may start, runs it
+// and submits the results, until the round is over; it then returns true.
+// It returns false if a hung generator made it abandon its place (see
+// watch.go).
+func (r *run) work() bool {
+	for {
+		r.mu.Lock()
+		var first [1]schedule.Step
+		steps := first[:0]
+		var now time.Time
+		for {
+			if r.ctx.Err() != nil {
+				r.m.Halt() // at once, before the AfterFunc gets the lock
+			}
+			if r.m.Done() {
+				r.cond.Broadcast()
+				r.mu.Unlock()
+				return true
+			}
+			if len(r.e.opts.Rates) > 0 { // the machine reads the clock for rates only
+				now = time.Now()
+			}
+			if st, ok := r.m.Next(now); ok {
+				steps = append(steps, st)
+				// More may be ready: wake one more worker, which wakes
+				// the next if it finds work too.
+				r.cond.Signal()
+				break
+			}
+			if at, ok := r.m.Wake(); ok {
+				r.armWake(now, at)
+			}
+			r.cond.Wait()
+		}
+		kind := r.g.KindName(r.g.KindOf(steps[0].Node))
+		gen := r.e.opts.Generators[kind]
+		bulk, isBulk := gen.(BatchGenerator)
+		if isBulk {
+			for r.e.opts.MaxBatch == 0 || len(steps) < r.e.opts.MaxBatch {
+				st, ok := r.m.More(now, steps[0].Node)
+				if !ok {
+					break
+				}
+				steps = append(steps, st)
+			}
+		}
+		var one [1]*job
+		jobs := one[:0]
+		if len(steps) > 1 {
+			jobs = make([]*job, 0, len(steps))
+		}
+		for _, st := range steps {
+			if st.StageStarted {
+				r.stageEvent(progress.StageStarted, st.Stage)
+			}
+			jobs = append(jobs, r.newJob(st, kind))
+		}
+		r.mu.Unlock()
+		// A rescuer that takes over from this goroutine submits the
+		// results and carries on as a worker.
+		if isBulk {
+			results, ok := r.runBatch(bulk, jobs, &r.workers, r.thenBatch)
+			if !ok {
+				return false
+			}
+			r.submit(results...)
+		} else {
+			res, ok := r.runOne(gen, jobs[0], &r.workers, r.thenOne)
+			if !ok {
+				return false
+			}
+			r.submit(res)
+		}
+	}
+}
+
+// armWake makes sure the workers wake when a rate limit allows a start.
+// Called with mu held.
+func (r *run) armWake(now, at time.Time) {
+	if r.wakeTimer != nil && r.wakeAt.After(now) && !at.Before(r.wakeAt) {
+		return
+	}
+	if r.wakeTimer != nil {
+		r.wakeTimer.Stop()
+	}
+	r.wakeAt = at
+	r.wakeTimer = time.AfterFunc(at.Sub(now), func() {
+		r.mu.Lock()
+		r.cond.Broadcast()
+		r.mu.Unlock()
+	})
+}
+
+// submit queues results for commit. The first worker to find no commit in
+// progress commits everything queued, in batches, until the queue is
+// empty (group commit); the others go back to work.
+func (r *run) submit(results ...result) {
+	r.mu.Lock()
+	r.pending = append(r.pending, results...)
+	if r.committing {
+		r.mu.Unlock()
+		return
+	}
+	r.committing = true
+	for len(r.pending) > 0 {
+		batch := r.pending
+		r.pending = nil
+		r.mu.Unlock()
+		r.commit(batch)
+		r.mu.Lock()
+		r.settle(batch)
+		r.cond.Signal()
+	}
+	r.committing = false
+	r.mu.Unlock()
+}
+
+// commit records a batch of results in one compare-and-swap commit. A
+// result made with a parameters revision that is no longer the stored one
+// was superseded by an edit: it is not recorded, and the edit stays. On a
+// conflict, commit reloads the states and applies only its own results
+// again; it never retries blindly.
+func (r *run) commit(batch []result) {
+	opts := &r.e.opts
+	for try := 0; ; try++ {
+		r.mu.Lock()
+		version := r.version
+		changes := make([]Change, 0, len(batch))
+		nodes := make([]graph.Node, 0, len(batch))
+		for i := range batch {
+			res := &batch[i]
+			cur := r.view.Get(res.n)
+			if cur.Rev != res.rev {
+				if res.outcome == generated || res.outcome == unchanged {
+					res.outcome = superseded
+				}
+				continue
+			}
+			var st dirty.State
+			switch res.outcome {
+			case generated, unchanged:
+				st = res.state
+			case failed, cancelled:
+				st = cur
+				st.Status = dirty.StatusFailed
+				if res.outcome == cancelled {
+					st.Status = dirty.StatusCancelled
+				}
+				st.Attempts, st.UpdatedAt = res.attempts, time.Now()
+				if res.err != nil {
+					st.LastError = cleanText(res.err.Error())
+				}
+			default:
+				continue
+			}
+			changes = append(changes, Change{ID: res.id, State: st})
+			nodes = append(nodes, res.n)
+		}
+		r.mu.Unlock()
+		if len(changes) == 0 {
+			return
+		}
+		v, err := opts.States.Commit(r.bg, r.key, version, changes)
+		if err == nil {
+			r.mu.Lock()
+			r.version = v
+			for i, c := range changes {
+				r.view.Set(nodes[i], c.State)
+			}
+			r.mu.Unlock()
+			return
+		}
+		if errors.Is(err, ErrConflict) {
+			snap, lerr := opts.States.Load(r.bg, r.key)
+			if lerr == nil {
+				r.mu.Lock()
+				r.view, r.version = statesOf(r.g, snap), snap.Version
+				r.mu.Unlock()
+				continue
+			}
+			err = lerr
+		}
+		if try >= 4 {
+			// The store keeps failing: the results cannot be recorded, so
+			// they do not count. The nodes stay dirty in the store.
+			for i := range batch {
+				if batch[i].outcome == generated || batch[i].outcome == unchanged {
+					batch[i].outcome = failed
+					batch[i].err = fmt.Errorf("record result: %w", err)
+				}
+			}
+			return
+		}
+		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
+		t := time.NewTimer(time.Duration(1<<try) * 100 * time.Millisecond)
+		<-t.C
+	}
+}
+
+// settle moves committed results through the machine and reports them.
+// Called with mu held.
+func (r *run) settle(batch []result) {
+	now := time.Now()
+	for i := range batch {
+		res := &batch[i]
+		ev := progress.Event{Node: res.id, Stage: res.stage, Attempt: res.attempts}
+		var sr schedule.Result
+		var err error
+		switch res.outcome {
+		case generated, unchanged:
+			sr, err = r.m.Succeed(res.n)
+			ev.Type = progress.NodeSucceeded
+			if res.outcome == unchanged {
+				ev.Type = progress.NodeUnchanged
+				ev.Message = "inputs unchanged: kept the stored result"
+			} else {
+				r.eta.observe(res.kind, res.took)
+			}
+		case failed:
+			sr, err = r.m.Fail(res.n)
+			ev.Type, ev.Error = progress.NodeFailed, errText(res.err)
+			r.failures = append(r.failures, &NodeError{Node: res.id, Attempt: res.attempts, Err: res.err})
+		case superseded:
+			sr, err = r.m.Supersede(res.n)
+			ev.Type = progress.NodeSuperseded
+			ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
+		case cancelled:
+			sr, err = r.m.Cancel(res.n)
+			ev.Type, ev.Error = progress.NodeCancelled, errText(res.err)
+		}
+		r.rec.Counts.Attempts += res.attempts
+		if err != nil {
+			panic("executor: " + err.Error()) // the machine and the runner disagree: a bug
+		}
+		r.outcomes[res.outcome] = append(r.outcomes[res.outcome], res.n)
+		r.report(ev, now)
+		for _, s := range sr.Skipped {
+			r.skipped = append(r.skipped, s)
+			stage, _ := r.plan.StageOf(s)
+			why := "failed"
+			if res.outcome == superseded {
+				why = "was superseded"
+			}
+			r.report(progress.Event{Type: progress.NodeSkipped, Node: r.id(s), Stage: stage,
+				Message: fmt.Sprintf("skipped: upstream %s %s", res.id, why)}, now)
+		}
+		for _, s := range sr.StagesFinished {
+			if !r.stageShown[s] {
+				// Every node of the stage was skipped: it never started.
+				r.stageEvent(progress.StageStarted, s)
+			}
+			r.stageEvent(progress.StageFinished, s)
+		}
+	}
+}
+
+// stageEvent emits a stage event with the planner's summary line. Called
+// with mu held.
+func (r *run) stageEvent(t progress.Type, s int) {
+	if t == progress.StageStarted {
+		r.stageShown[s] = true
+	}
+	r.em.emit(progress.Event{Type: t, Stage: s, Message: r.plan.Summary(s),
+		Done: r.done + r.m.Settled(), Total: r.total})
+}
+
+// report emits a node event with the counts and the ETA. Called with mu
+// held.
+func (r *run) report(ev progress.Event, now time.Time) {
+	settled := r.m.Settled()
+	ev.Done, ev.Total = r.done+settled, r.total
+	r.settled.Store(int64(ev.Done))
+	ev.ETA = r.eta.at(now, func(n graph.Node) bool {
+		s, _ := r.m.State(n)
+		return s.Terminal()
+	}, r.m.Len()-settled)
+	r.em.emit(ev)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// cleanText makes an error text storable anywhere: valid UTF-8, no NUL.
+func cleanText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+}
+
+// finish records the run's outcome and emits its final event.
+func (r *run) finish() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := func(nodes []graph.Node) []string {
+		out := make([]string, len(nodes))
+		for i, n := range nodes {
+			out[i] = r.id(n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	rep := &Report{Generated: ids(r.outcomes[generated]), Unchanged: ids(r.outcomes[unchanged]),
+		Failed: ids(r.outcomes[failed]), Skipped: ids(r.skipped), Superseded: ids(r.outcomes[superseded]),
+		Cancelled: ids(r.outcomes[cancelled]), Rounds: r.rounds}
+	rec := &r.rec
+	rec.EndedAt = time.Now()
+	rec.Counts = Counts{Planned: r.total, Generated: len(rep.Generated), Unchanged: len(rep.Unchanged),
+		Failed: len(rep.Failed), Skipped: len(rep.Skipped), Superseded: len(rep.Superseded),
+		Cancelled: len(rep.Cancelled), Attempts: rec.Counts.Attempts}
+	rec.Failed = rep.Failed
+	var err error
+	final := progress.Event{Stage: progress.NoStage, Done: r.done + r.m.Settled(), Total: r.total}
+	switch {
+	case r.ctx.Err() != nil:
+		rec.Status = RunCancelled
+		err = fmt.Errorf("%w: run %s: %w", ErrCancelled, r.handle.id, context.Cause(r.ctx))
+		if errors.Is(context.Cause(r.ctx), ErrCancelled) {
+			err = fmt.Errorf("%w: run %s", ErrCancelled, r.handle.id)
+		}
+		final.Type = progress.RunCancelled
+	case len(r.failures) > 0:
+		rec.Status = RunFailed
+		err = &RunError{RunID: r.handle.id, Failed: r.failures}
+		final.Type = progress.RunFailed
+	default:
+		rec.Status = RunSucceeded
+		final.Type = progress.RunFinished
+	}
+	if err != nil {
+		rec.Error = cleanText(err.Error())
+	}
+	final.Message = fmt.Sprintf("%s: %d generated, %d unchanged, %d failed, %d skipped, %d superseded, %d cancelled",
+		rec.Status, rec.Counts.Generated, rec.Counts.Unchanged, rec.Counts.Failed, rec.Counts.Skipped,
+		rec.Counts.Superseded, rec.Counts.Cancelled)
+	final.Error = rec.Error
+	ctx, cancel := context.WithTimeout(r.bg, storeTimeout)
+	if perr := r.e.opts.Runs.PutRun(ctx, *rec); perr != nil {
+		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
+	}
+	cancel()
+	rep.Record = *rec
+	r.em.emit(final)
+	r.mu.Unlock()
+	r.waitAttempts()
+	r.mu.Lock()
+	r.handle.report, r.handle.err = rep, err
+}
+
+// waitAttempts waits, up to the grace period, for generator calls that
+// outlived their attempts.
+func (r *run) waitAttempts() {
+	done := make(chan struct{})
+	r.e.strays.Go(func() {
+		r.attempts.Wait()
+		close(done)
+	})
+	t := time.NewTimer(r.e.opts.Grace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		r.e.log.Warn("regen: generators still running after the run ended; they ignore their context",
+			"run", r.handle.id, "grace", r.e.opts.Grace)
+	}
+}

@@ -1,0 +1,60 @@
+// Package schedule is the deterministic scheduling core of a run: a state
+// machine over a [planner.Plan] that decides which node starts next, what
+// each completion unblocks, what a failure skips and which slot a batch
+// key frees.
+//
+// # Driving the machine
+//
+// [New] builds a [Machine] from a plan and a [Config]. A driver then
+// loops: [Machine.Next] returns a [Step], the node to start now, until it
+// returns false; the driver runs the nodes it got and reports each
+// outcome with [Machine.Succeed], [Machine.Fail], [Machine.Supersede] or
+// [Machine.Cancel]; it stops when [Machine.Done] is true. A driver whose
+// generator takes many nodes in one call asks [Machine.More] for further
+// nodes of the same batch key and kind after each Next. The executor's
+// goroutine runner is one driver; a workflow engine that replays its code
+// can be another, because the machine itself never decides anything from
+// a goroutine, a clock or a map's order.
+//
+// # Modes
+//
+// In [Dataflow] mode, the default, a node is ready as soon as each of its
+// dependencies in the plan has succeeded; dependencies outside the plan
+// are clean and never hold it back. In [Staged] mode a node also waits
+// until every node of the earlier stages has settled. Both modes give the
+// same final states for the same outcomes; only the order differs. Ready
+// nodes start first come, first served across batch keys: Next returns
+// the node that became ready first among the keys with a free slot.
+//
+// # Limits
+//
+// Each batch key runs at most its concurrency (from the plan's groups) at
+// once, [Config.Workers] caps all nodes together, and [Config.Rates]
+// allows at most [Rate.Starts] starts of a key in any window of
+// [Rate.Per]. The driver passes the time to Next and More; when only a
+// rate holds a ready node back, [Machine.Wake] says when to ask again.
+//
+// # Failures, cancels and stages
+//
+// A failed or superseded node's planned dependents, direct or not, are
+// skipped: the [Result] lists each once, in ascending order, across
+// overlapping failures. A cancelled node's dependents stay pending;
+// [Machine.Halt] stops all starts, and the run is done once nothing runs.
+// [Result.StagesFinished] reports each stage once, in order, as soon as it
+// and every earlier stage have settled; [Step.StageStarted] marks the
+// first node started in its stage.
+//
+// # Errors
+//
+// A bad configuration, or a plan assembled by hand that the machine
+// cannot run, is refused by New with an error wrapping
+// [ErrInvalidConfig]. Settling a node that is not running, or not in the
+// plan, is an error that changes nothing; nothing panics on input.
+//
+// # Cost and concurrency
+//
+// New is O((D + E_D) log D) for D planned nodes with E_D edges among
+// them; a whole run costs about the same, with allocations that grow
+// with D, not per call (see BenchmarkMachine). A Machine is not safe for
+// concurrent use: the driver serializes its calls.
+package schedule

@@ -1,0 +1,444 @@
+package schedule_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+// Short constructors for test templates.
+func glob(name string, deps ...graph.Dep) graph.Kind {
+	return graph.Kind{Name: name, Deps: deps}
+}
+
+func per(name string, deps ...graph.Dep) graph.Kind {
+	return graph.Kind{Name: name, PerSegment: true, Deps: deps}
+}
+
+func batched(k graph.Kind, key string, conc int) graph.Kind {
+	k.BatchKey, k.Concurrency = key, conc
+	return k
+}
+
+func dep(kind string, s graph.Scope) graph.Dep { return graph.Dep{Kind: kind, Scope: s} }
+
+func tmpl(kinds ...graph.Kind) graph.Template { return graph.Template{Kinds: kinds} }
+
+func build(t testing.TB, tm graph.Template, secs int) *graph.Graph {
+	t.Helper()
+	g, err := graph.Build(tm, secs)
+	require.NoError(t, err)
+	return g
+}
+
+// planOf plans a graph: every node when ids is empty, otherwise an
+// all-clean graph with the given nodes edited.
+func planOf(t testing.TB, g *graph.Graph, ids ...string) *planner.Plan {
+	t.Helper()
+	in := dirty.Input{}
+	if len(ids) > 0 {
+		in.States = dirty.NewStates(g.Len())
+		for n := range g.Len() {
+			in.States.Set(graph.Node(n), dirty.State{Status: dirty.StatusClean})
+		}
+		for _, id := range ids {
+			in.Marks = append(in.Marks, dirty.Mark{ID: id, Reason: dirty.ReasonEdited})
+		}
+	}
+	set, err := dirty.Compute(g, in)
+	require.NoError(t, err)
+	return planner.New(set)
+}
+
+func lecturePlan(t testing.TB, secs int, ids ...string) *planner.Plan {
+	t.Helper()
+	return planOf(t, build(t, graph.Lecture(), secs), ids...)
+}
+
+func newMachine(t testing.TB, p *planner.Plan, c schedule.Config) *schedule.Machine {
+	t.Helper()
+	m, err := schedule.New(p, c)
+	require.NoError(t, err)
+	return m
+}
+
+func node(t testing.TB, g *graph.Graph, id string) graph.Node {
+	t.Helper()
+	n, err := g.Lookup(id)
+	require.NoError(t, err)
+	return n
+}
+
+// ids returns the nodes' IDs, or nil for none.
+func ids(g *graph.Graph, nodes []graph.Node) []string {
+	if len(nodes) == 0 {
+		return nil
+	}
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = g.NodeID(n)
+	}
+	return out
+}
+
+// drain starts everything the machine allows at now and returns the
+// started nodes' IDs in order.
+func drain(m *schedule.Machine, g *graph.Graph, now time.Time) []string {
+	var out []string
+	for {
+		st, ok := m.Next(now)
+		if !ok {
+			return out
+		}
+		out = append(out, g.NodeID(st.Node))
+	}
+}
+
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// sim drives a machine with a simulated clock, as a runner would, and
+// checks the machine against an independent model at every step. Each
+// started node runs for a random, seeded duration; nodes in fails fail,
+// in supersedes are superseded, and the others succeed.
+type sim struct {
+	t    testing.TB
+	p    *planner.Plan
+	g    *graph.Graph
+	m    *schedule.Machine
+	cfg  schedule.Config
+	rng  *rand.Rand
+	now  time.Time
+	bulk bool // take more nodes with More after each Next
+
+	fails, supersedes map[graph.Node]bool
+
+	// The model, indexed by node.
+	planned  []bool
+	stageOf  []int
+	state    []schedule.State
+	limit    map[string]int
+	running  []job
+	perKey   map[string]int
+	starts   map[string][]time.Time
+	stageRun []bool // a node of the stage has started
+	stageSet []int  // settled nodes per stage
+	stageLen []int  // nodes per stage
+	finished []int  // StagesFinished, in report order
+	maxKey   map[string]int
+	maxAll   int
+	// completions counts the completed jobs.
+	completions int
+
+	// log is the transcript of everything the machine said.
+	log []string
+}
+
+type job struct {
+	n   graph.Node
+	end time.Time
+}
+
+func newSim(t testing.TB, p *planner.Plan, cfg schedule.Config, seed uint64) *sim {
+	t.Helper()
+	s := &sim{
+		t: t, p: p, g: p.Graph, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 7)), now: t0,
+		fails: map[graph.Node]bool{}, supersedes: map[graph.Node]bool{},
+		planned: make([]bool, p.Graph.Len()), stageOf: make([]int, p.Graph.Len()), limit: map[string]int{},
+		state: make([]schedule.State, p.Graph.Len()), perKey: map[string]int{}, starts: map[string][]time.Time{},
+		stageRun: make([]bool, len(p.Stages)), stageSet: make([]int, len(p.Stages)), stageLen: make([]int, len(p.Stages)),
+		maxKey: map[string]int{},
+	}
+	for si, st := range p.Stages {
+		for _, grp := range st.Groups {
+			if grp.Kind == planner.Batch {
+				s.limit[grp.BatchKey] = grp.Concurrency
+			}
+			for _, n := range grp.Nodes {
+				s.planned[n], s.stageOf[n], s.state[n] = true, si, schedule.Pending
+				s.stageLen[si]++
+			}
+		}
+	}
+	s.m = newMachine(t, p, cfg)
+	return s
+}
+
+func (s *sim) logf(format string, args ...any) {
+	s.log = append(s.log, fmt.Sprintf("%s ", s.now.Sub(t0))+fmt.Sprintf(format, args...))
+}
+
+// depsDone reports whether every planned dependency of n succeeded.
+func (s *sim) depsDone(n graph.Node) bool {
+	for _, d := range s.g.Deps(n) {
+		if s.planned[d] && s.state[d] != schedule.Succeeded {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *sim) keyOf(n graph.Node) string {
+	key, _ := s.g.BatchKey(s.g.KindOf(n))
+	return key
+}
+
+// start records a step and checks every invariant of a start.
+func (s *sim) start(st schedule.Step) {
+	t, n := s.t, st.Node
+	t.Helper()
+	id := s.g.NodeID(n)
+	require.True(t, s.planned[n], "started %s, which is not in the plan", id)
+	require.Equal(t, schedule.Ready, s.state[n], "started %s, which the model has %s", id, s.state[n])
+	require.True(t, s.depsDone(n), "started %s before its planned dependencies succeeded", id)
+	require.Equal(t, s.keyOf(n), st.Key, "step key of %s", id)
+	require.Equal(t, s.stageOf[n], st.Stage, "step stage of %s", id)
+	require.Equal(t, !s.stageRun[st.Stage], st.StageStarted, "StageStarted of %s (stage %d)", id, st.Stage)
+	if s.cfg.Mode == schedule.Staged {
+		for e := range st.Stage {
+			require.Equal(t, s.stageCount(e), s.stageSet[e], "staged: %s of stage %d started before stage %d settled", id, st.Stage, e)
+		}
+	}
+	s.stageRun[st.Stage] = true
+	s.state[n] = schedule.Running
+	if st.Key != "" {
+		s.perKey[st.Key]++
+		require.LessOrEqual(t, s.perKey[st.Key], s.limit[st.Key], "batch key %q over its concurrency at %s", st.Key, id)
+		s.maxKey[st.Key] = max(s.maxKey[st.Key], s.perKey[st.Key])
+		if r, ok := s.cfg.Rates[st.Key]; ok {
+			s.starts[st.Key] = append(s.starts[st.Key], s.now)
+			ts := s.starts[st.Key]
+			if len(ts) > r.Starts {
+				require.GreaterOrEqual(t, s.now.Sub(ts[len(ts)-1-r.Starts]), r.Per,
+					"batch key %q: %d starts within %v at %s", st.Key, r.Starts+1, r.Per, id)
+			}
+		}
+	}
+	s.running = append(s.running, job{n, s.now.Add(time.Duration(1+s.rng.IntN(20)) * time.Second)})
+	if s.cfg.Workers > 0 {
+		require.LessOrEqual(t, len(s.running), s.cfg.Workers, "global cap exceeded at %s", id)
+	}
+	s.maxAll = max(s.maxAll, len(s.running))
+	require.Equal(t, len(s.running), s.m.Running())
+	st2, _ := s.m.State(n)
+	require.Equal(t, schedule.Running, st2)
+	s.logf("start %s key=%q stage=%d first=%v", id, st.Key, st.Stage, st.StageStarted)
+}
+
+func (s *sim) stageCount(si int) int { return s.stageLen[si] }
+
+// settle moves the model's node n to state st, counting it once.
+func (s *sim) settle(n graph.Node, st schedule.State) {
+	s.t.Helper()
+	require.False(s.t, s.state[n].Terminal(), "%s settled twice", s.g.NodeID(n))
+	if s.state[n] == schedule.Running {
+		if k := s.keyOf(n); k != "" {
+			s.perKey[k]--
+		}
+	}
+	s.state[n] = st
+	s.stageSet[s.stageOf[n]]++
+}
+
+// wantSkipped is what a failure of n skips: its planned dependents that
+// have not settled, transitively, ascending.
+func (s *sim) wantSkipped(n graph.Node) []graph.Node {
+	seen := map[graph.Node]bool{}
+	var out []graph.Node
+	queue := []graph.Node{n}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, c := range s.g.Dependents(x) {
+			if !s.planned[c] || seen[c] || s.state[c].Terminal() {
+				continue
+			}
+			require.NotEqual(s.t, schedule.Running, s.state[c], "%s runs while its dependency %s did not succeed", s.g.NodeID(c), s.g.NodeID(x))
+			seen[c] = true
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// wantFinished returns the stages a transition should report: those
+// now settled whose earlier stages are all settled, not yet reported.
+func (s *sim) wantFinished() []int {
+	var out []int
+	for si := len(s.finished); si < len(s.p.Stages) && s.stageSet[si] == s.stageCount(si); si++ {
+		out = append(out, si)
+	}
+	return out
+}
+
+// complete ends the running job j.
+func (s *sim) complete(j job) {
+	t := s.t
+	t.Helper()
+	s.now = j.end
+	n := j.n
+	id := s.g.NodeID(n)
+	var (
+		r          schedule.Result
+		err        error
+		want       []graph.Node
+		verb       string
+		finalState schedule.State
+	)
+	switch {
+	case s.fails[n]:
+		want = s.wantSkipped(n)
+		r, err = s.m.Fail(n)
+		verb, finalState = "fail", schedule.Failed
+	case s.supersedes[n]:
+		want = s.wantSkipped(n)
+		r, err = s.m.Supersede(n)
+		verb, finalState = "supersede", schedule.Superseded
+	default:
+		r, err = s.m.Succeed(n)
+		verb, finalState = "succeed", schedule.Succeeded
+	}
+	require.NoError(t, err, "%s %s", verb, id)
+	s.settle(n, finalState)
+	for _, c := range want {
+		s.settle(c, schedule.Skipped)
+	}
+	require.Equal(t, ids(s.g, want), ids(s.g, r.Skipped), "%s %s: skipped", verb, id)
+	wantStages := s.wantFinished()
+	require.Equal(t, wantStages, r.StagesFinished, "%s %s: stages finished", verb, id)
+	s.finished = append(s.finished, r.StagesFinished...)
+	// The model makes the newly unblocked nodes ready.
+	for _, x := range s.p.Nodes() {
+		if s.state[x] == schedule.Pending && s.depsDone(x) && s.open(x) {
+			s.state[x] = schedule.Ready
+		}
+	}
+	// Every node's state agrees with the model: checked after every
+	// transition on small plans, and on large ones every 16th and for the
+	// nodes this one touched (starts check the rest as they happen).
+	s.completions++
+	check := s.p.Nodes()
+	if len(check) > 400 && s.completions%16 != 0 {
+		check = append(append([]graph.Node{n}, want...), s.g.Dependents(n)...)
+	}
+	for _, x := range check {
+		if !s.planned[x] {
+			continue
+		}
+		if got, ok := s.m.State(x); !ok || got != s.state[x] {
+			t.Fatalf("after %s %s: state of %s is %s (in plan: %v), want %s", verb, id, s.g.NodeID(x), got, ok, s.state[x])
+		}
+	}
+	s.logf("%s %s skipped=%v stages=%v", verb, id, ids(s.g, r.Skipped), r.StagesFinished)
+}
+
+// open reports whether n's stage may start: always in Dataflow; in
+// Staged once every earlier stage has settled.
+func (s *sim) open(n graph.Node) bool {
+	if s.cfg.Mode != schedule.Staged {
+		return true
+	}
+	for e := range s.stageOf[n] {
+		if s.stageSet[e] != s.stageCount(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// run drives the machine to its end and returns the transcript.
+func (s *sim) run() []string {
+	t := s.t
+	t.Helper()
+	for _, n := range s.p.Nodes() {
+		if s.depsDone(n) && s.open(n) {
+			s.state[n] = schedule.Ready
+		}
+	}
+	for _, n := range s.p.Nodes() {
+		got, _ := s.m.State(n)
+		require.Equal(t, s.state[n].String(), got.String(), "initial state of %s", s.g.NodeID(n))
+	}
+	for steps := 0; ; steps++ {
+		require.Less(t, steps, 100*s.p.Len()+100, "the run does not end")
+		for {
+			st, ok := s.m.Next(s.now)
+			if !ok {
+				break
+			}
+			s.start(st)
+			for s.bulk {
+				more, ok := s.m.More(s.now, st.Node)
+				if !ok {
+					break
+				}
+				require.Equal(t, s.g.KindOf(st.Node), s.g.KindOf(more.Node), "More gave another kind")
+				require.Equal(t, st.Key, more.Key, "More gave another key")
+				s.start(more)
+			}
+		}
+		if s.m.Done() {
+			break
+		}
+		// The next event: the earliest completion (ties by node), or the
+		// rate limit's wake-up if sooner.
+		wake, hasWake := s.m.Wake()
+		if len(s.running) == 0 {
+			require.True(t, hasWake, "stuck: nothing runs, nothing may start, not done; unsettled %v", ids(s.g, s.m.Unsettled()))
+		}
+		if hasWake {
+			require.True(t, wake.After(s.now), "Wake %v is not after now %v", wake, s.now)
+		}
+		if len(s.running) > 0 {
+			slices.SortStableFunc(s.running, func(a, b job) int {
+				if c := a.end.Compare(b.end); c != 0 {
+					return c
+				}
+				return int(a.n - b.n)
+			})
+			if !hasWake || !wake.Before(s.running[0].end) {
+				j := s.running[0]
+				s.running = s.running[1:]
+				s.complete(j)
+				continue
+			}
+		}
+		s.now = wake
+	}
+	require.Empty(t, s.running)
+	require.Equal(t, s.p.Len(), s.m.Settled(), "settled count")
+	require.Empty(t, s.m.Unsettled())
+	for _, n := range s.p.Nodes() {
+		require.True(t, s.state[n].Terminal(), "%s never settled", s.g.NodeID(n))
+	}
+	// Every stage was reported finished once, in order.
+	want := make([]int, len(s.p.Stages))
+	for i := range want {
+		want[i] = i
+	}
+	require.Equal(t, want, s.finished, "stages finished over the run")
+	return s.log
+}
+
+// finalStates renders the model's final state of every planned node.
+func (s *sim) finalStates() []string {
+	var out []string
+	for _, n := range s.p.Nodes() {
+		out = append(out, s.g.NodeID(n)+" "+s.state[n].String())
+	}
+	return out
+}
+
+// transcript joins a log for byte comparison.
+func transcript(log []string) string { return strings.Join(log, "\n") }

@@ -1,0 +1,586 @@
+package schedule
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+// Mode says when a node may start.
+type Mode uint8
+
+// The modes.
+const (
+	// Dataflow starts a node as soon as its own dependencies are done.
+	Dataflow Mode = iota
+	// Staged runs the plan's stages in order: a node starts only once
+	// every node of the earlier stages has settled.
+	Staged
+)
+
+// String returns "dataflow" or "staged".
+func (m Mode) String() string {
+	switch m {
+	case Dataflow:
+		return "dataflow"
+	case Staged:
+		return "staged"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// Rate limits how often nodes of one batch key start: at most Starts
+// starts in any window of length Per.
+type Rate struct {
+	Starts int
+	Per    time.Duration
+}
+
+// Config configures a [Machine].
+type Config struct {
+	// Mode is Dataflow or Staged. Default: Dataflow.
+	Mode Mode
+	// Workers caps the nodes running at once across all keys. Default: 0,
+	// no cap beyond the batch keys' concurrency.
+	Workers int
+	// Rates limits starts per batch key. Default: none.
+	Rates map[string]Rate
+}
+
+// ErrInvalidConfig is wrapped by the errors of [New].
+var ErrInvalidConfig = errors.New("schedule: invalid config")
+
+// Errors of the transitions ([Machine.Succeed], [Machine.Fail],
+// [Machine.Supersede], [Machine.Cancel]); they leave the machine unchanged.
+var (
+	// ErrNotInPlan: the node is not in the machine's plan.
+	ErrNotInPlan = errors.New("schedule: node not in the plan")
+	// ErrNotRunning: the node is in the plan but not running.
+	ErrNotRunning = errors.New("schedule: node not running")
+)
+
+// State is where one node of the plan stands in the machine.
+type State uint8
+
+// The node states. Succeeded and later are terminal.
+const (
+	Pending State = iota
+	Ready
+	Running
+	Succeeded
+	Failed
+	Skipped
+	Superseded
+	Cancelled
+)
+
+var stateNames = [...]string{"pending", "ready", "running", "succeeded", "failed", "skipped", "superseded", "cancelled"}
+
+// String returns the state's name.
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Terminal reports whether a node in this state has settled.
+func (s State) Terminal() bool { return s >= Succeeded }
+
+// Step is a node the driver should start now.
+type Step struct {
+	Node graph.Node
+	// Key is the node's batch key, or "" for a single.
+	Key string
+	// Stage is the node's plan stage.
+	Stage int
+	// StageStarted is true for the first node started in its stage.
+	StageStarted bool
+}
+
+// Result is what a transition changed besides its own node.
+type Result struct {
+	// Skipped are the nodes newly skipped because this node failed or
+	// was superseded, in ascending order. Each is reported once.
+	Skipped []graph.Node
+	// StagesFinished are the stages this transition finished, ascending.
+	// A stage finishes once it and every earlier stage have settled, so
+	// over a run each stage is reported once, in order, even when a
+	// failure settles a later stage first (by skipping it) or, in
+	// Dataflow, a later stage's nodes all end before an earlier one's.
+	StagesFinished []int
+}
+
+// keyState is one batch key's queue and slots. Key 0 holds the singles:
+// no limit.
+type keyState struct {
+	name    string
+	limit   int // 0: no limit
+	running int
+	queue   []int32 // ready positions, FIFO; entries no longer Ready are skipped
+	head    int
+	rate    Rate
+	starts  []time.Time // ring of the last rate.Starts start times
+	next    int         // ring position of the oldest start
+}
+
+// Machine is the deterministic scheduling core of a run: which node is
+// ready next, what each completion unblocks, what a failure skips and
+// which slot a batch key frees. It has no goroutines, reads no clock (the
+// driver passes the time in) and never ranges over a map, so the same
+// calls give the same answers, which lets a workflow engine that replays
+// code drive it. It is not safe for concurrent use: the driver serializes
+// calls.
+type Machine struct {
+	plan  *planner.Plan
+	g     *graph.Graph
+	mode  Mode
+	limit int // global; 0: none
+	nodes []graph.Node
+	state []State
+	wait  []int32 // dependencies not yet succeeded
+	stage []int32
+	key   []int32
+	order []uint64 // when each node became ready, for FIFO across keys
+	seq   uint64
+	keys  []keyState
+
+	running   int
+	settled   int
+	stageLeft []int32 // nodes of each stage not yet settled
+	started   []bool
+	// current is the first stage not settled: the stages before it are
+	// reported finished. In Staged mode it is the last stage allowed to
+	// start.
+	current int32
+	held    [][]int32 // Staged: ready positions per later stage
+	halted  bool
+	wake    time.Time
+}
+
+// New returns a machine for the plan. Every node starts Pending, and the
+// nodes whose planned dependencies are all outside the plan are Ready.
+//
+// A bad Config is an error wrapping [ErrInvalidConfig]; so is a plan
+// that the machine cannot run, such as one assembled by hand with a node
+// outside its graph, a node twice, an empty stage, a batch without a key
+// or a concurrency, or a dependency in the same or a later stage; those
+// errors also wrap planner.ErrInvalidPlan. A plan from planner.New or
+// decoded by Plan.UnmarshalJSON is always accepted. Every rate in
+// c.Rates is checked, in key order, whether or not the plan uses its
+// key. New costs O((D + E_D) log D) for D nodes with E_D edges among them.
+func New(p *planner.Plan, c Config) (*Machine, error) {
+	if p == nil || p.Graph == nil {
+		return nil, fmt.Errorf("%w: a plan with a graph is required", ErrInvalidConfig)
+	}
+	if c.Mode != Dataflow && c.Mode != Staged {
+		return nil, fmt.Errorf("%w: mode %d: want Dataflow or Staged", ErrInvalidConfig, c.Mode)
+	}
+	if c.Workers < 0 {
+		return nil, fmt.Errorf("%w: workers %d: want 0 (no cap) or more", ErrInvalidConfig, c.Workers)
+	}
+	// Rates, in key order so that a bad one is reported deterministically.
+	rateKeys := make([]string, 0, len(c.Rates))
+	for key := range c.Rates {
+		rateKeys = append(rateKeys, key)
+	}
+	slices.Sort(rateKeys)
+	for _, key := range rateKeys {
+		if r := c.Rates[key]; r.Starts <= 0 || r.Per <= 0 {
+			return nil, fmt.Errorf("%w: rate for batch key %q is %d per %v: want at least 1 start per positive period", ErrInvalidConfig, key, r.Starts, r.Per)
+		}
+	}
+	g := p.Graph
+	nodes := p.Nodes()
+	for k, n := range nodes {
+		if !g.Contains(n) {
+			return nil, invalidPlan("node %d is not in the graph, which has nodes 0 to %d", n, g.Len()-1)
+		}
+		if k > 0 && nodes[k-1] == n {
+			return nil, invalidPlan("node %q appears twice", g.NodeID(n))
+		}
+	}
+	d := len(nodes)
+	m := &Machine{
+		plan: p, g: g, mode: c.Mode, limit: c.Workers, nodes: nodes,
+		state: make([]State, d), wait: make([]int32, d), stage: make([]int32, d),
+		key: make([]int32, d), order: make([]uint64, d),
+		keys:      []keyState{{name: ""}},
+		stageLeft: make([]int32, len(p.Stages)), started: make([]bool, len(p.Stages)),
+		held: make([][]int32, len(p.Stages)),
+	}
+	for si, st := range p.Stages {
+		for gi, grp := range st.Groups {
+			k := int32(0)
+			switch grp.Kind {
+			case planner.Single:
+			case planner.Batch:
+				if grp.BatchKey == "" || grp.Concurrency < 1 {
+					return nil, invalidPlan("stage %d group %d: a batch needs a batch key and a concurrency of at least 1, not %q and %d", si, gi, grp.BatchKey, grp.Concurrency)
+				}
+				k = m.keyIndex(grp.BatchKey, grp.Concurrency)
+				if lim := m.keys[k].limit; lim != grp.Concurrency {
+					return nil, invalidPlan("stage %d group %d: batch key %q has concurrency %d here and %d in an earlier group", si, gi, grp.BatchKey, grp.Concurrency, lim)
+				}
+			default:
+				return nil, invalidPlan("stage %d group %d: kind %q: want single or batch", si, gi, grp.Kind)
+			}
+			for _, n := range grp.Nodes {
+				i, _ := slices.BinarySearch(nodes, n)
+				m.stage[i], m.key[i] = int32(si), k
+				m.stageLeft[si]++
+			}
+		}
+		if m.stageLeft[si] == 0 {
+			return nil, invalidPlan("stage %d has no nodes", si)
+		}
+	}
+	for ki := range m.keys {
+		// The ring of start times grows with the starts, up to r.Starts:
+		// a large Starts costs nothing up front.
+		if r, ok := c.Rates[m.keys[ki].name]; ok && ki > 0 {
+			m.keys[ki].rate = r
+		}
+	}
+	for i, n := range nodes {
+		for _, dep := range g.Deps(n) {
+			j, ok := slices.BinarySearch(nodes, dep)
+			if !ok {
+				continue // clean: it does not hold n back
+			}
+			if m.stage[j] >= m.stage[i] {
+				return nil, invalidPlan("node %q in stage %d depends on %q in stage %d: a dependency must come in an earlier stage",
+					g.NodeID(n), m.stage[i], g.NodeID(dep), m.stage[j])
+			}
+			m.wait[i]++
+		}
+	}
+	for i := range nodes {
+		if m.wait[i] == 0 {
+			m.ready(int32(i))
+		}
+	}
+	return m, nil
+}
+
+func invalidPlan(format string, args ...any) error {
+	return fmt.Errorf("%w: %w: %s", ErrInvalidConfig, planner.ErrInvalidPlan, fmt.Sprintf(format, args...))
+}
+
+func (m *Machine) keyIndex(name string, limit int) int32 {
+	for i := range m.keys {
+		if m.keys[i].name == name {
+			return int32(i)
+		}
+	}
+	m.keys = append(m.keys, keyState{name: name, limit: limit})
+	return int32(len(m.keys) - 1)
+}
+
+// pos returns the position of n in the plan, or -1. It is O(1) for a
+// plan made by planner.New.
+func (m *Machine) pos(n graph.Node) int {
+	if !m.g.Contains(n) {
+		return -1
+	}
+	i, ok := m.plan.Index(n)
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// ready makes position i Ready, or holds it until its stage opens.
+func (m *Machine) ready(i int32) {
+	if m.mode == Staged && m.stage[i] > m.current {
+		m.held[m.stage[i]] = append(m.held[m.stage[i]], i)
+		return
+	}
+	m.state[i] = Ready
+	m.seq++
+	m.order[i] = m.seq
+	ks := &m.keys[m.key[i]]
+	ks.queue = append(ks.queue, i)
+}
+
+// headOf returns the first Ready position in the key's queue, dropping
+// stale entries, or -1.
+func (ks *keyState) headOf(state []State) int32 {
+	for ks.head < len(ks.queue) {
+		if i := ks.queue[ks.head]; state[i] == Ready {
+			return i
+		}
+		ks.head++
+	}
+	if ks.head > 0 {
+		ks.queue, ks.head = ks.queue[:0], 0
+	}
+	return -1
+}
+
+// allowed reports whether the key may start a node at now; when only its
+// rate stops it, it also returns the time it may.
+func (ks *keyState) allowed(now time.Time) (bool, time.Time) {
+	if ks.limit > 0 && ks.running >= ks.limit {
+		return false, time.Time{}
+	}
+	if ks.rate.Starts == 0 || len(ks.starts) < ks.rate.Starts {
+		return true, time.Time{}
+	}
+	at := ks.starts[ks.next].Add(ks.rate.Per)
+	if !now.Before(at) {
+		return true, time.Time{}
+	}
+	return false, at
+}
+
+func (ks *keyState) recordStart(now time.Time) {
+	if ks.rate.Starts == 0 {
+		return
+	}
+	if len(ks.starts) < ks.rate.Starts {
+		ks.starts = append(ks.starts, now)
+		return
+	}
+	ks.starts[ks.next] = now
+	ks.next = (ks.next + 1) % ks.rate.Starts
+}
+
+// Next returns the node to start now, if any may: the one that became
+// ready first among the keys with a free slot and rate, within the
+// global cap. The node becomes Running and holds a slot of its key until
+// it settles. When nothing may start because of a rate limit, [Machine.Wake]
+// says when to ask again. now is the driver's clock, read only for the
+// rate limits; it must not go back between calls.
+func (m *Machine) Next(now time.Time) (Step, bool) {
+	m.wake = time.Time{}
+	if m.halted || (m.limit > 0 && m.running >= m.limit) {
+		return Step{}, false
+	}
+	best, bestKey := int32(-1), -1
+	for ki := range m.keys {
+		ks := &m.keys[ki]
+		i := ks.headOf(m.state)
+		if i < 0 {
+			continue
+		}
+		ok, at := ks.allowed(now)
+		if !ok {
+			if !at.IsZero() && (m.wake.IsZero() || at.Before(m.wake)) {
+				m.wake = at
+			}
+			continue
+		}
+		if best < 0 || m.order[i] < m.order[best] {
+			best, bestKey = i, ki
+		}
+	}
+	if best < 0 {
+		return Step{}, false
+	}
+	m.keys[bestKey].head++
+	return m.start(best, now), true
+}
+
+// More returns another node to start now with the same batch key and
+// kind as like, for a bulk generator that takes many nodes in one call.
+// It honours the same limits as [Machine.Next].
+func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
+	li := m.pos(like)
+	if li < 0 || m.halted || (m.limit > 0 && m.running >= m.limit) {
+		return Step{}, false
+	}
+	ks := &m.keys[m.key[li]]
+	if ok, _ := ks.allowed(now); !ok {
+		return Step{}, false
+	}
+	kind := m.g.KindOf(like)
+	for j := ks.head; j < len(ks.queue); j++ {
+		i := ks.queue[j]
+		if m.state[i] == Ready && m.g.KindOf(m.nodes[i]) == kind {
+			if j == ks.head {
+				ks.head++
+			}
+			return m.start(i, now), true
+		}
+	}
+	return Step{}, false
+}
+
+func (m *Machine) start(i int32, now time.Time) Step {
+	ks := &m.keys[m.key[i]]
+	ks.running++
+	ks.recordStart(now)
+	m.running++
+	m.state[i] = Running
+	s := m.stage[i]
+	first := !m.started[s]
+	m.started[s] = true
+	return Step{Node: m.nodes[i], Key: ks.name, Stage: int(s), StageStarted: first}
+}
+
+// Wake returns when a rate-limited node may start, after a call to
+// [Machine.Next] that returned nothing because of a rate limit.
+func (m *Machine) Wake() (time.Time, bool) { return m.wake, !m.wake.IsZero() }
+
+// mustRunning returns the position of n, which must be Running.
+func (m *Machine) mustRunning(n graph.Node) (int32, error) {
+	i := m.pos(n)
+	switch {
+	case i < 0 && !m.g.Contains(n):
+		return -1, fmt.Errorf("%w: node %d: the graph has nodes 0 to %d", ErrNotInPlan, n, m.g.Len()-1)
+	case i < 0:
+		return -1, fmt.Errorf("%w: node %q", ErrNotInPlan, m.g.NodeID(n))
+	case m.state[i] != Running:
+		return -1, fmt.Errorf("%w: node %q is %s", ErrNotRunning, m.g.NodeID(n), m.state[i])
+	}
+	return int32(i), nil
+}
+
+// settle settles position i in state s, releasing its slots if it runs,
+// and reports the stages that this finishes.
+func (m *Machine) settle(i int32, s State, r *Result) {
+	if m.state[i] == Running {
+		m.keys[m.key[i]].running--
+		m.running--
+	}
+	m.state[i] = s
+	m.settled++
+	st := m.stage[i]
+	m.stageLeft[st]--
+	if st == m.current && m.stageLeft[st] == 0 {
+		m.advance(r)
+	}
+}
+
+// advance moves past the settled stages from the current one, reporting
+// each as finished, and in Staged mode opens the next stage.
+func (m *Machine) advance(r *Result) {
+	for int(m.current) < len(m.stageLeft) && m.stageLeft[m.current] == 0 {
+		r.StagesFinished = append(r.StagesFinished, int(m.current))
+		m.current++
+		if m.mode == Staged && int(m.current) < len(m.held) {
+			held := m.held[m.current]
+			m.held[m.current] = nil
+			for _, i := range held {
+				if m.state[i] == Pending {
+					m.ready(i)
+				}
+			}
+		}
+	}
+}
+
+// Succeed settles a running node as done and releases the dependents
+// whose dependencies are now all done.
+func (m *Machine) Succeed(n graph.Node) (Result, error) {
+	i, err := m.mustRunning(n)
+	if err != nil {
+		return Result{}, err
+	}
+	var r Result
+	m.settle(i, Succeeded, &r)
+	for _, c := range m.g.Dependents(n) {
+		j := m.pos(c)
+		if j < 0 || m.state[j] != Pending {
+			continue
+		}
+		m.wait[j]--
+		if m.wait[j] == 0 {
+			m.ready(int32(j))
+		}
+	}
+	return r, nil
+}
+
+// Fail settles a running node as failed; every planned node that depends
+// on it, directly or not, is skipped.
+func (m *Machine) Fail(n graph.Node) (Result, error) { return m.drop(n, Failed) }
+
+// Supersede settles a running node whose result was not kept because it
+// was edited meanwhile; its dependents are skipped, as for a failure.
+func (m *Machine) Supersede(n graph.Node) (Result, error) { return m.drop(n, Superseded) }
+
+func (m *Machine) drop(n graph.Node, s State) (Result, error) {
+	i, err := m.mustRunning(n)
+	if err != nil {
+		return Result{}, err
+	}
+	var r Result
+	m.settle(i, s, &r)
+	// Dependents have higher indices: walk them in ascending order.
+	queue := []graph.Node{n}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, c := range m.g.Dependents(x) {
+			j := m.pos(c)
+			if j < 0 || m.state[j].Terminal() || m.state[j] == Running {
+				continue
+			}
+			m.settle(int32(j), Skipped, &r)
+			r.Skipped = append(r.Skipped, c)
+			queue = append(queue, c)
+		}
+	}
+	slices.Sort(r.Skipped)
+	return r, nil
+}
+
+// Cancel settles a running node as cancelled: it was interrupted. Its
+// dependents stay pending; a cancelled run starts nothing more.
+func (m *Machine) Cancel(n graph.Node) (Result, error) {
+	i, err := m.mustRunning(n)
+	if err != nil {
+		return Result{}, err
+	}
+	var r Result
+	m.settle(i, Cancelled, &r)
+	return r, nil
+}
+
+// Halt stops the machine: [Machine.Next] and [Machine.More] return
+// nothing from now on. Running nodes still settle.
+func (m *Machine) Halt() { m.halted = true }
+
+// Halted reports whether [Machine.Halt] was called.
+func (m *Machine) Halted() bool { return m.halted }
+
+// State returns node n's state, and whether n is in the plan.
+func (m *Machine) State(n graph.Node) (State, bool) {
+	i := m.pos(n)
+	if i < 0 {
+		return 0, false
+	}
+	return m.state[i], true
+}
+
+// Len returns the number of nodes in the plan.
+func (m *Machine) Len() int { return len(m.nodes) }
+
+// Settled returns the number of nodes that have settled.
+func (m *Machine) Settled() int { return m.settled }
+
+// Running returns the number of nodes running.
+func (m *Machine) Running() int { return m.running }
+
+// Done reports whether the run has nothing left to do: every node has
+// settled, or the machine is halted and nothing runs.
+func (m *Machine) Done() bool {
+	return m.settled == len(m.nodes) || (m.halted && m.running == 0)
+}
+
+// Unsettled returns the nodes that have not settled, in ascending order.
+func (m *Machine) Unsettled() []graph.Node {
+	var out []graph.Node
+	for i, s := range m.state {
+		if !s.Terminal() {
+			out = append(out, m.nodes[i])
+		}
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package schedule_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+)
+
+// bulk starts a node with Next, then takes as many more like it as More
+// gives, and returns all their IDs.
+func bulk(t *testing.T, m *schedule.Machine, g *graph.Graph, now time.Time) []string {
+	t.Helper()
+	st, ok := m.Next(now)
+	if !ok {
+		return nil
+	}
+	out := []string{g.NodeID(st.Node)}
+	for {
+		more, ok := m.More(now, st.Node)
+		if !ok {
+			return out
+		}
+		assert.Equal(t, st.Key, more.Key)
+		assert.False(t, more.StageStarted, "More started a stage")
+		out = append(out, g.NodeID(more.Node))
+	}
+}
+
+func TestMore(t *testing.T) {
+	lecture := graph.Lecture()
+	// a and b share key k (3 at a time); c has no key; all independent.
+	shared := tmpl(batched(per("a"), "k", 3), batched(per("b"), "k", 3), per("c"))
+	tests := []struct {
+		name    string
+		tm      graph.Template
+		secs    int
+		cfg     schedule.Config
+		prepare func(t *testing.T, m *schedule.Machine, g *graph.Graph)
+		// batches are the successive bulk takes.
+		batches [][]string
+	}{
+		{
+			name: "up to the key's concurrency",
+			tm:   lecture, secs: 60,
+			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+			},
+			batches: [][]string{
+				{"asset:narration:segment[0]", "asset:narration:segment[1]", "asset:narration:segment[2]", "asset:narration:segment[3]"},
+				{"asset:image:segment[0]", "asset:image:segment[1]", "asset:image:segment[2]", "asset:image:segment[3]", "asset:image:segment[4]"},
+				{"asset:music"},
+				nil,
+			},
+		},
+		{
+			name: "same key, other kind: not taken",
+			tm:   shared, secs: 20,
+			batches: [][]string{
+				{"a:segment[0]", "a:segment[1]"},
+				{"b:segment[0]"}, // the key has one slot left
+				{"c:segment[0]", "c:segment[1]"},
+				nil,
+			},
+		},
+		{
+			name: "the global cap",
+			tm:   lecture, secs: 60, cfg: schedule.Config{Workers: 3},
+			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+			},
+			batches: [][]string{
+				{"asset:narration:segment[0]", "asset:narration:segment[1]", "asset:narration:segment[2]"},
+				nil,
+			},
+		},
+		{
+			name: "the rate",
+			tm:   lecture, secs: 60,
+			cfg: schedule.Config{Rates: map[string]schedule.Rate{graph.KindNarration: {Starts: 2, Per: time.Minute}}},
+			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+			},
+			batches: [][]string{
+				{"asset:narration:segment[0]", "asset:narration:segment[1]"},
+				{"asset:image:segment[0]", "asset:image:segment[1]", "asset:image:segment[2]", "asset:image:segment[3]", "asset:image:segment[4]"},
+				{"asset:music"},
+				nil,
+			},
+		},
+		{
+			name: "settled nodes free slots for the take",
+			tm:   lecture, secs: 60,
+			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+				// Two narrations and their videos settle, out of queue order.
+				for _, id := range []string{"asset:narration:segment[0]", "asset:narration:segment[1]", "asset:narration:segment[2]", "asset:narration:segment[3]"} {
+					st, ok := m.Next(t0)
+					require.True(t, ok)
+					require.Equal(t, id, g.NodeID(st.Node))
+				}
+				succeed(t, m, g, "asset:narration:segment[2]", "asset:narration:segment[0]")
+			},
+			batches: [][]string{
+				{"asset:narration:segment[4]", "asset:narration:segment[5]"},
+				{"asset:image:segment[0]", "asset:image:segment[1]", "asset:image:segment[2]", "asset:image:segment[3]", "asset:image:segment[4]"},
+				{"asset:music"},
+				nil,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := build(t, tt.tm, tt.secs)
+			m := newMachine(t, planOf(t, g), tt.cfg)
+			if tt.prepare != nil {
+				tt.prepare(t, m, g)
+			}
+			for i, want := range tt.batches {
+				if diff := cmp.Diff(want, bulk(t, m, g, t0)); diff != "" {
+					t.Fatalf("take %d (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestMoreFromTheMiddleOfTheQueue(t *testing.T) {
+	// a and b share key k, 3 at a time; its queue is a0 a1 b0 b1.
+	g := build(t, tmpl(batched(per("a"), "k", 3), batched(per("b"), "k", 3)), 20)
+	m := newMachine(t, planOf(t, g), schedule.Config{})
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	require.Equal(t, "a:segment[0]", g.NodeID(st.Node))
+	more, ok := m.More(t0, node(t, g, "b:segment[1]"))
+	require.True(t, ok)
+	assert.Equal(t, "b:segment[0]", g.NodeID(more.Node), "More takes the first ready node of the kind")
+	assert.Equal(t, []string{"a:segment[1]"}, drain(m, g, t0), "the key has one slot left, for the head of its queue")
+	succeed(t, m, g, "b:segment[0]", "a:segment[0]")
+	assert.Equal(t, []string{"b:segment[1]"}, drain(m, g, t0), "the entry More took is not started twice")
+	succeed(t, m, g, "a:segment[1]", "b:segment[1]")
+	assert.True(t, m.Done())
+}
+
+func TestMoreTakesOnlyReadyNodesOfTheKind(t *testing.T) {
+	g := build(t, graph.Lecture(), 60)
+	p := planOf(t, g)
+	script := node(t, g, "script")
+	tests := []struct {
+		name    string
+		cfg     schedule.Config
+		prepare func(*testing.T, *schedule.Machine)
+		like    graph.Node
+	}{
+		{name: "nothing else of the kind", like: script,
+			prepare: func(t *testing.T, m *schedule.Machine) { drain(m, g, t0) }},
+		{name: "like not in the graph", like: 1000},
+		{name: "like is none", like: graph.None},
+		{name: "halted", like: node(t, g, "asset:image:segment[0]"),
+			prepare: func(t *testing.T, m *schedule.Machine) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+				m.Halt()
+			}},
+		{name: "nothing ready of the kind yet", like: node(t, g, "asset:video:segment[0]"),
+			prepare: func(t *testing.T, m *schedule.Machine) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+			}},
+		{name: "staged: later stages are held", cfg: schedule.Config{Mode: schedule.Staged}, like: node(t, g, "asset:video:segment[0]"),
+			prepare: func(t *testing.T, m *schedule.Machine) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+				drain(m, g, t0)
+				succeed(t, m, g, "asset:image:segment[1]", "asset:narration:segment[1]")
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t, p, tt.cfg)
+			if tt.prepare != nil {
+				tt.prepare(t, m)
+			}
+			before := states(m, p)
+			var ok bool
+			require.NotPanics(t, func() { _, ok = m.More(t0, tt.like) })
+			assert.False(t, ok)
+			assert.Equal(t, before, states(m, p))
+		})
+	}
+}

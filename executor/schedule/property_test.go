@@ -1,0 +1,160 @@
+package schedule_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
+)
+
+// randomTemplate returns a random valid template: 1 to 7 kinds, each
+// global or per segment, depending on kinds created before it with a
+// random scope that fits, sometimes on its own previous segment, with no
+// batch key, a key of its own or a shared one; the kinds are listed in a
+// shuffled order. (As in graph's property test.)
+func randomTemplate(r *rand.Rand) graph.Template {
+	kinds := make([]graph.Kind, 1+r.IntN(7))
+	sharedConc := map[string]int{}
+	for i := range kinds {
+		kd := graph.Kind{Name: fmt.Sprintf("k%d", i), PerSegment: r.IntN(3) > 0}
+		for j := range i {
+			if r.IntN(3) != 0 {
+				continue
+			}
+			other := kinds[j]
+			var scopes []graph.Scope
+			switch {
+			case !other.PerSegment:
+				scopes = []graph.Scope{graph.ScopeGlobal}
+			case kd.PerSegment:
+				scopes = []graph.Scope{graph.ScopeSameSegment, graph.ScopePreviousSegment, graph.ScopeAllSegments}
+			default:
+				scopes = []graph.Scope{graph.ScopeAllSegments}
+			}
+			s := scopes[r.IntN(len(scopes))]
+			kd.Deps = append(kd.Deps, graph.Dep{Kind: other.Name, Scope: s})
+			if s == graph.ScopeSameSegment && r.IntN(3) == 0 {
+				kd.Deps = append(kd.Deps, graph.Dep{Kind: other.Name, Scope: graph.ScopePreviousSegment})
+			}
+		}
+		if kd.PerSegment && r.IntN(4) == 0 {
+			kd.Deps = append(kd.Deps, graph.Dep{Kind: kd.Name, Scope: graph.ScopePreviousSegment})
+		}
+		switch r.IntN(3) {
+		case 1:
+			kd.BatchKey, kd.Concurrency = "own:"+kd.Name, 1+r.IntN(5)
+		case 2:
+			key := fmt.Sprintf("shared%d", r.IntN(2))
+			if _, ok := sharedConc[key]; !ok {
+				sharedConc[key] = 1 + r.IntN(5)
+			}
+			kd.BatchKey, kd.Concurrency = key, sharedConc[key]
+		}
+		kinds[i] = kd
+	}
+	r.Shuffle(len(kinds), func(a, b int) { kinds[a], kinds[b] = kinds[b], kinds[a] })
+	return graph.Template{Kinds: kinds}
+}
+
+// randomCase is a random valid template, a plan of it (fresh, or a few
+// edits of an all-clean graph, so that clean dependencies occur), a
+// configuration and the nodes that fail or are superseded.
+type randomCase struct {
+	plan              *planner.Plan
+	cfg               schedule.Config
+	fails, supersedes []graph.Node
+	bulk              bool
+}
+
+func newRandomCase(t testing.TB, seed uint64) randomCase {
+	r := rand.New(rand.NewPCG(seed, 3))
+	tm := randomTemplate(r)
+	g := build(t, tm, 10*(1+r.IntN(15)))
+	var edits []string
+	if r.IntN(2) == 0 {
+		for range 1 + r.IntN(3) {
+			edits = append(edits, g.NodeID(graph.Node(r.IntN(g.Len()))))
+		}
+	}
+	c := randomCase{plan: planOf(t, g, edits...), bulk: r.IntN(2) == 0}
+	c.cfg.Workers = r.IntN(5)
+	if r.IntN(3) == 0 {
+		c.cfg.Rates = map[string]schedule.Rate{}
+		for ki := range g.Kinds() {
+			if key, _ := g.BatchKey(ki); key != "" && r.IntN(2) == 0 {
+				c.cfg.Rates[key] = schedule.Rate{Starts: 1 + r.IntN(3), Per: time.Duration(1+r.IntN(10)) * time.Second}
+			}
+		}
+	}
+	for _, n := range c.plan.Nodes() {
+		switch r.IntN(12) {
+		case 0:
+			c.fails = append(c.fails, n)
+		case 1:
+			c.supersedes = append(c.supersedes, n)
+		}
+	}
+	return c
+}
+
+func (c randomCase) sim(t testing.TB, mode schedule.Mode, seed uint64) *sim {
+	cfg := c.cfg
+	cfg.Mode = mode
+	s := newSim(t, c.plan, cfg, seed)
+	s.bulk = c.bulk
+	for _, n := range c.fails {
+		s.fails[n] = true
+	}
+	for _, n := range c.supersedes {
+		s.supersedes[n] = true
+	}
+	return s
+}
+
+// TestPropertyRandomTemplates drives random plans of random templates with
+// random configurations and completion orders through the simulator,
+// which checks the invariants at every step; it also checks that both
+// modes end the same way and that a rerun gives the same steps.
+func TestPropertyRandomTemplates(t *testing.T) {
+	for seed := range uint64(300) {
+		c := newRandomCase(t, seed)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			var finals [2][]string
+			for i, mode := range []schedule.Mode{schedule.Dataflow, schedule.Staged} {
+				s := c.sim(t, mode, seed)
+				log := transcript(s.run())
+				finals[i] = s.finalStates()
+				again := transcript(c.sim(t, mode, seed).run())
+				require.Equal(t, log, again, "%s: the same calls gave different steps", mode)
+			}
+			if diff := cmp.Diff(finals[0], finals[1]); diff != "" {
+				t.Errorf("final states (-dataflow +staged):\n%s", diff)
+			}
+		})
+	}
+}
+
+// FuzzSchedule runs the property test's checks on random cases chosen by
+// the fuzzer: go test -fuzz FuzzSchedule ./executor/schedule/
+func FuzzSchedule(f *testing.F) {
+	for seed := range uint64(8) {
+		f.Add(seed, seed%2 == 0)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, staged bool) {
+		mode := schedule.Dataflow
+		if staged {
+			mode = schedule.Staged
+		}
+		c := newRandomCase(t, seed)
+		a := transcript(c.sim(t, mode, seed).run())
+		b := transcript(c.sim(t, mode, seed).run())
+		require.Equal(t, a, b, "the same calls gave different steps")
+	})
+}

@@ -1,0 +1,156 @@
+package schedule_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+)
+
+func TestRate(t *testing.T) {
+	// x: 8 independent nodes of key k, 5 at a time. y: 3 of key j, 1 at
+	// a time.
+	tm := tmpl(batched(per("x"), "k", 5), batched(per("y", dep("x", graph.ScopeSameSegment)), "j", 1))
+	type at struct {
+		offset  time.Duration // from t0
+		succeed []string      // settled before asking
+		n       int           // Next calls at most; 0: until it returns nothing
+		want    []string      // started by Next at offset
+		wake    time.Duration // Wake after the last Next, from t0; 0: none
+	}
+	tests := []struct {
+		name  string
+		rates map[string]schedule.Rate
+		steps []at
+	}{
+		{
+			name:  "2 per 10s, all at once",
+			rates: map[string]schedule.Rate{"k": {Starts: 2, Per: 10 * time.Second}},
+			steps: []at{
+				{offset: 0, want: []string{"x:segment[0]", "x:segment[1]"}, wake: 10 * time.Second},
+				{offset: 5 * time.Second, wake: 10 * time.Second},
+				{offset: 10*time.Second - 1, wake: 10 * time.Second},
+				// The window is half open: at exactly Per the first start has left it.
+				{offset: 10 * time.Second, want: []string{"x:segment[2]", "x:segment[3]"}, wake: 20 * time.Second},
+				{offset: 25 * time.Second, want: []string{"x:segment[4]"}},
+			},
+		},
+		{
+			name:  "2 per 10s, staggered",
+			rates: map[string]schedule.Rate{"k": {Starts: 2, Per: 10 * time.Second}},
+			steps: []at{
+				{offset: 0, n: 1, want: []string{"x:segment[0]"}},
+				{offset: 3 * time.Second, want: []string{"x:segment[1]"}, wake: 10 * time.Second},
+				{offset: 10 * time.Second, want: []string{"x:segment[2]"}, wake: 13 * time.Second},
+				{offset: 13 * time.Second, want: []string{"x:segment[3]"}, wake: 20 * time.Second},
+				// Five run: the key is full, and its rate is not what holds it.
+				{offset: 20 * time.Second, want: []string{"x:segment[4]"}},
+				// A slot frees, but the window (11s, 21s] already holds two starts.
+				{offset: 21 * time.Second, succeed: []string{"x:segment[0]"}, want: []string{"y:segment[0]"}, wake: 23 * time.Second},
+				{offset: 23 * time.Second, want: []string{"x:segment[5]"}},
+				{offset: 24 * time.Second, succeed: []string{"x:segment[1]"}, wake: 30 * time.Second},
+			},
+		},
+		{
+			name:  "one start per second",
+			rates: map[string]schedule.Rate{"k": {Starts: 1, Per: time.Second}},
+			steps: []at{
+				{offset: 0, want: []string{"x:segment[0]"}, wake: time.Second},
+				{offset: 1500 * time.Millisecond, want: []string{"x:segment[1]"}, wake: 2500 * time.Millisecond},
+				{offset: 2 * time.Second, wake: 2500 * time.Millisecond},
+			},
+		},
+		{
+			name:  "the concurrency limit, not the rate, holds the key: no wake",
+			rates: map[string]schedule.Rate{"k": {Starts: 10, Per: time.Second}},
+			steps: []at{
+				{offset: 0, want: []string{"x:segment[0]", "x:segment[1]", "x:segment[2]", "x:segment[3]", "x:segment[4]"}},
+				{offset: 2 * time.Second},
+				{offset: 3 * time.Second, succeed: []string{"x:segment[2]"}, want: []string{"x:segment[5]", "y:segment[2]"}},
+			},
+		},
+		{
+			name: "two keys limited: the earlier wake",
+			rates: map[string]schedule.Rate{
+				"k": {Starts: 1, Per: 10 * time.Second},
+				"j": {Starts: 1, Per: 15 * time.Second},
+			},
+			steps: []at{
+				{offset: 0, want: []string{"x:segment[0]"}, wake: 10 * time.Second},
+				{offset: time.Second, succeed: []string{"x:segment[0]"}, want: []string{"y:segment[0]"}, wake: 10 * time.Second},
+				{offset: 2 * time.Second, succeed: []string{"y:segment[0]"}, wake: 10 * time.Second},
+				{offset: 10 * time.Second, want: []string{"x:segment[1]"}, wake: 20 * time.Second},
+				{offset: 11 * time.Second, succeed: []string{"x:segment[1]"}, wake: 16 * time.Second},
+				{offset: 16 * time.Second, want: []string{"y:segment[1]"}, wake: 20 * time.Second},
+				{offset: 20 * time.Second, want: []string{"x:segment[2]"}, wake: 30 * time.Second},
+			},
+		},
+		{
+			name: "a rate for another key changes nothing",
+			rates: map[string]schedule.Rate{
+				"other": {Starts: 1, Per: time.Hour},
+			},
+			steps: []at{
+				{offset: 0, want: []string{"x:segment[0]", "x:segment[1]", "x:segment[2]", "x:segment[3]", "x:segment[4]"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := build(t, tm, 80)
+			m := newMachine(t, planOf(t, g), schedule.Config{Rates: tt.rates})
+			for i, s := range tt.steps {
+				succeed(t, m, g, s.succeed...)
+				var got []string
+				for s.n == 0 || len(got) < s.n {
+					st, ok := m.Next(t0.Add(s.offset))
+					if !ok {
+						break
+					}
+					got = append(got, g.NodeID(st.Node))
+				}
+				if diff := cmp.Diff(s.want, got); diff != "" {
+					t.Fatalf("step %d at %v (-want +got):\n%s", i, s.offset, diff)
+				}
+				wake, ok := m.Wake()
+				if s.wake == 0 {
+					assert.False(t, ok, "step %d: Wake %v, want none", i, wake.Sub(t0))
+					continue
+				}
+				require.True(t, ok, "step %d: no Wake, want %v", i, s.wake)
+				assert.Equal(t, s.wake, wake.Sub(t0), "step %d: Wake", i)
+			}
+		})
+	}
+}
+
+// TestRateWindow drives keys with rates through the simulator, which
+// checks at every start that no window of length Per holds more than
+// Starts starts, and that the run does not stall.
+func TestRateWindow(t *testing.T) {
+	rates := []map[string]schedule.Rate{
+		{graph.KindImage: {Starts: 2, Per: 7 * time.Second}},
+		{graph.KindImage: {Starts: 1, Per: 3 * time.Second}, graph.KindVideo: {Starts: 2, Per: 30 * time.Second}},
+		{graph.KindNarration: {Starts: 10, Per: time.Minute}, graph.KindVideo: {Starts: 3, Per: time.Second}},
+	}
+	for i, r := range rates {
+		for _, mode := range []schedule.Mode{schedule.Dataflow, schedule.Staged} {
+			for _, bulk := range []bool{false, true} {
+				t.Run(fmt.Sprintf("rates=%d/%s/bulk=%v", i, mode, bulk), func(t *testing.T) {
+					s := newSim(t, lecturePlan(t, 300), schedule.Config{Mode: mode, Rates: r}, uint64(i))
+					s.bulk = bulk
+					s.run()
+					for key := range r {
+						assert.Len(t, s.starts[key], 30, "starts of %s", key)
+					}
+				})
+			}
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/regengraph/regen/dirty"
+)
+
+// Errors of the stores. Implementations return them (wrapped or not) so
+// that the executor can branch with errors.Is.
+var (
+	// ErrConflict: a commit's expected version is not the stored one. A
+	// [*ConflictError] wraps it.
+	ErrConflict = errors.New("executor: version conflict")
+	// ErrNotFound: no asset or run record under that reference or ID.
+	ErrNotFound = errors.New("executor: not found")
+)
+
+// ConflictError reports a compare-and-swap commit that lost: someone else
+// committed to the graph since the caller loaded it.
+type ConflictError struct {
+	GraphKey         string
+	Expected, Actual int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%v: graph %q is at version %d, not %d", ErrConflict, e.GraphKey, e.Actual, e.Expected)
+}
+
+// Unwrap returns [ErrConflict].
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Snapshot is a graph's node states at one version.
+type Snapshot struct {
+	// Version is the graph's version; 0 for a graph never committed.
+	Version int64
+	// States maps node IDs to their states. Nodes without an entry are
+	// missing. The caller owns the map, which may be nil for a graph never
+	// committed.
+	States map[string]dirty.State
+}
+
+// Change sets one node's state in a commit.
+type Change struct {
+	ID    string
+	State dirty.State
+}
+
+// StateStore keeps node states, the light metadata of a graph, with one
+// version number per graph. Every commit is a compare-and-swap on that
+// version: a SQL implementation runs it as one transaction that checks
+// and bumps the version row and upserts the changed states. It must be
+// safe for concurrent use.
+//
+// Graph keys and node IDs are compared exactly (no case folding, no
+// trimming). Times keep at least microseconds, and a zero time comes back
+// as the zero time. Strings may hold any valid UTF-8 except NUL; the
+// executor cleans error texts before it records them.
+//
+// A Commit that fails with an error other than a conflict (a lost
+// connection, say) may or may not have been applied; the executor then
+// reloads and compares before it tries again. The executor/storetest
+// package checks an implementation against this contract.
+type StateStore interface {
+	// Load returns the graph's states and version. A graph never
+	// committed has version 0 and no states; that is not an error.
+	Load(ctx context.Context, graphKey string) (Snapshot, error)
+	// Commit applies changes atomically if the graph is at version
+	// expect, and returns the new version, expect+1. Otherwise it applies
+	// nothing and returns a [*ConflictError]. Later changes to the same
+	// node win. An empty change list still bumps the version. On error the
+	// returned version is 0.
+	Commit(ctx context.Context, graphKey string, expect int64, changes []Change) (int64, error)
+}
+
+// Asset is one generated result, as an asset store keeps it: the bytes,
+// or a reference to where the host keeps them.
+type Asset struct {
+	// Data is the asset's content, when the store holds it.
+	Data []byte
+	// URL is where the host keeps the content, when it holds it itself.
+	URL string
+	// Hash is the content hash.
+	Hash string
+	// Length is the measured length of a timed asset, such as a
+	// narration, or 0.
+	Length time.Duration
+	// Meta is free-form metadata from the generator.
+	Meta map[string]string
+}
+
+// AssetStore keeps heavy asset data apart from graph metadata. Keys are
+// chosen by the executor and are unique per graph, node and content hash;
+// Put returns the reference that state records carry. A Put under a key
+// already used must succeed (the executor retries after a crash between
+// Put and Commit). Keys and refs are compared exactly. It must be safe for
+// concurrent use.
+type AssetStore interface {
+	// Put stores an asset under key and returns its reference.
+	Put(ctx context.Context, key string, a Asset) (ref string, err error)
+	// Get returns the asset a reference points to, or an error wrapping
+	// [ErrNotFound]. Its Data may be shared with the store: callers must
+	// not modify it.
+	Get(ctx context.Context, ref string) (Asset, error)
+	// Exists reports whether the reference still points to an asset. It
+	// returns false and no error for any ref it does not hold, including
+	// "" and malformed ones: the integrity check relies on it.
+	Exists(ctx context.Context, ref string) (bool, error)
+}
+
+// RunStatus is the state of a run.
+type RunStatus string
+
+// The run statuses.
+const (
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+	RunCancelled RunStatus = "cancelled"
+)
+
+// Counts tallies what a run did with its nodes.
+type Counts struct {
+	// Planned is the number of nodes in the plan (all rounds).
+	Planned int `json:"planned"`
+	// Generated nodes were regenerated and committed clean.
+	Generated int `json:"generated"`
+	// Unchanged nodes were skipped by early cutoff: their inputs had not
+	// changed.
+	Unchanged int `json:"unchanged"`
+	// Failed nodes ran out of attempts.
+	Failed int `json:"failed"`
+	// Skipped nodes did not run because a dependency failed or was
+	// superseded.
+	Skipped int `json:"skipped"`
+	// Superseded nodes were edited while they ran; their results were not
+	// kept.
+	Superseded int `json:"superseded"`
+	// Cancelled nodes were running when the run was cancelled.
+	Cancelled int `json:"cancelled"`
+	// Attempts is the number of generator attempts.
+	Attempts int `json:"attempts"`
+}
+
+// Record is the audit record of one run.
+type Record struct {
+	ID       string `json:"id"`
+	GraphKey string `json:"graphKey"`
+	// Seconds is the graph's duration, so the run can be resumed.
+	Seconds int `json:"seconds"`
+	// TriggeredBy is who started the run, as the host says.
+	TriggeredBy string `json:"triggeredBy,omitempty"`
+	// Reason is why, as the host says.
+	Reason string `json:"reason,omitempty"`
+	// Marks are the marks applied at the start.
+	Marks []dirty.Mark `json:"marks,omitempty"`
+	// Status is where the run stands.
+	Status    RunStatus `json:"status"`
+	StartedAt time.Time `json:"startedAt"`
+	// EndedAt is zero while the run is running.
+	EndedAt time.Time `json:"endedAt"`
+	Counts  Counts    `json:"counts"`
+	// Failed lists the IDs of the nodes that failed, sorted.
+	Failed []string `json:"failed,omitempty"`
+	// Error is the run's error text, if it ended with one.
+	Error string `json:"error,omitempty"`
+}
+
+// RunStore keeps run records. It must be safe for concurrent use.
+type RunStore interface {
+	// PutRun creates or replaces the record with r.ID.
+	PutRun(ctx context.Context, r Record) error
+	// GetRun returns the record with that ID, or an error wrapping
+	// [ErrNotFound].
+	GetRun(ctx context.Context, id string) (Record, error)
+	// ListRuns returns the graph's records, oldest first: by StartedAt,
+	// then by ID. It returns an empty list for an unknown graph.
+	ListRuns(ctx context.Context, graphKey string) ([]Record, error)
+}

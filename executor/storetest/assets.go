@@ -1,0 +1,239 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+)
+
+// AssetStore checks an AssetStore against the contract, in one subtest per
+// property, each on a store from newStore.
+func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
+	t.Helper()
+	runChecks(t, newStore, []check[executor.AssetStore]{
+		{"RoundTrip", testAssetRoundTrip},
+		{"URLOnly", testAssetURLOnly},
+		{"BinaryData", testAssetBinary},
+		{"LargeAsset", testAssetLarge},
+		{"Exists", testAssetExists},
+		{"UnknownRef", testAssetUnknownRef},
+		{"DistinctKeys", testAssetDistinctKeys},
+		{"SameKeyAgain", testAssetSameKeyAgain},
+		{"CallerMayReuseInput", testAssetCallerMutation},
+		{"Concurrent", testAssetConcurrent},
+		{"CancelledContext", testAssetCancelled},
+	})
+}
+
+// assetKey returns an asset key unique to the test, shaped like the
+// executor's: graph, node and content hash.
+func assetKey(t *testing.T, node, content string) string {
+	return Unique(t, "") + "/" + node + "/" + hash(content)
+}
+
+// asset returns an asset with every field set, distinct for each seed.
+func asset(seed string) executor.Asset {
+	return executor.Asset{
+		Data: []byte("narration for " + seed + "\x00\x01\xff binary tail"),
+		URL:  "https://cdn.example.com/assets/" + seed + "/a%20b.mp3?sig=x&y=ü",
+		Hash: hash(seed),
+		// Whole microseconds: a store may keep no more.
+		Length: 9*time.Second + 870*time.Millisecond + 123*time.Microsecond,
+		Meta: map[string]string{
+			"voice":   "alloy",
+			"seed":    seed,
+			"empty":   "",
+			"unicode": "ünïcødé ✓ “quotes”",
+			"json":    `{"a": [1, 2], "b": "c\"d"}`,
+		},
+	}
+}
+
+// put stores a under key and fails the test on error or an empty ref.
+func put(t *testing.T, s executor.AssetStore, key string, a executor.Asset) string {
+	t.Helper()
+	ref, err := s.Put(t.Context(), key, a)
+	require.NoError(t, err, "Put(%q)", key)
+	require.NotEmpty(t, ref, "Put(%q): reference", key)
+	return ref
+}
+
+// get returns the asset ref points to and fails the test on error.
+func get(t *testing.T, s executor.AssetStore, ref string) executor.Asset {
+	t.Helper()
+	a, err := s.Get(t.Context(), ref)
+	require.NoError(t, err, "Get(%q)", ref)
+	return a
+}
+
+// requireAsset fails the test unless ref points to want.
+func requireAsset(t *testing.T, s executor.AssetStore, ref string, want executor.Asset) {
+	t.Helper()
+	got := get(t, s, ref)
+	if d := diff(want, got); d != "" {
+		t.Fatalf("Get(%q) (-want +got):\n%s", ref, d)
+	}
+}
+
+func testAssetRoundTrip(t *testing.T, s executor.AssetStore) {
+	a := asset("round-trip")
+	ref := put(t, s, assetKey(t, "asset:narration:segment[3]", "round-trip"), a)
+	requireAsset(t, s, ref, a)
+	requireAsset(t, s, ref, a) // reading does not consume
+}
+
+func testAssetURLOnly(t *testing.T, s executor.AssetStore) {
+	// A host that keeps the bytes itself stores only a URL; and an asset
+	// may carry no metadata nor length.
+	a := executor.Asset{URL: "https://host.example.com/v/1.mp4", Hash: hash("url-only")}
+	ref := put(t, s, assetKey(t, "asset:video:segment[0]", "url-only"), a)
+	requireAsset(t, s, ref, a)
+
+	b := executor.Asset{Data: []byte{}, Hash: hash("empty")}
+	ref = put(t, s, assetKey(t, "asset:video:segment[1]", "empty"), b)
+	requireAsset(t, s, ref, b)
+}
+
+func testAssetBinary(t *testing.T, s executor.AssetStore) {
+	// Every byte value, NUL and invalid UTF-8 included.
+	data := make([]byte, 0, 512)
+	for i := range 512 {
+		data = append(data, byte(i), byte(255-i%256))
+	}
+	a := executor.Asset{Data: data, Hash: hash("binary")}
+	ref := put(t, s, assetKey(t, "asset:image:segment[0]", "binary"), a)
+	got := get(t, s, ref)
+	require.True(t, bytes.Equal(data, got.Data), "Get(%q): binary data changed (%d bytes stored, %d returned)", ref, len(data), len(got.Data))
+	assert.Equal(t, a.Hash, got.Hash)
+}
+
+func testAssetLarge(t *testing.T, s executor.AssetStore) {
+	const size = 1 << 20
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < size; i += 8 {
+		v := r.Uint64()
+		for j := range 8 {
+			data[i+j] = byte(v >> (8 * j))
+		}
+	}
+	a := executor.Asset{Data: data, Hash: hash("large"), Length: 30 * time.Second}
+	ref := put(t, s, assetKey(t, "asset:video:segment[2]", "large"), a)
+	got := get(t, s, ref)
+	require.Len(t, got.Data, size, "Get(%q): length of a 1 MiB asset", ref)
+	require.True(t, bytes.Equal(data, got.Data), "Get(%q): a 1 MiB asset's bytes changed", ref)
+	assert.Equal(t, a.Hash, got.Hash)
+	assert.Equal(t, a.Length, got.Length)
+}
+
+func testAssetExists(t *testing.T, s executor.AssetStore) {
+	ref := put(t, s, assetKey(t, "script", "exists"), asset("exists"))
+	ok, err := s.Exists(t.Context(), ref)
+	require.NoError(t, err, "Exists(%q)", ref)
+	assert.True(t, ok, "Exists(%q) right after Put", ref)
+	for _, unknown := range unknownRefs(t) {
+		ok, err := s.Exists(t.Context(), unknown)
+		require.NoError(t, err, "Exists(%q) of an unknown reference", unknown)
+		assert.False(t, ok, "Exists(%q) of an unknown reference", unknown)
+	}
+}
+
+// unknownRefs returns references that no store returned.
+func unknownRefs(t *testing.T) []string {
+	return []string{"", Unique(t, "never-put"), "storetest:unknown/" + Unique(t, "")}
+}
+
+func testAssetUnknownRef(t *testing.T, s executor.AssetStore) {
+	put(t, s, assetKey(t, "script", "other"), asset("other")) // the store is not empty
+	for _, ref := range unknownRefs(t) {
+		_, err := s.Get(t.Context(), ref)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "Get(%q) of an unknown reference", ref)
+	}
+}
+
+func testAssetDistinctKeys(t *testing.T, s executor.AssetStore) {
+	// Same node, another content hash; another node, same content.
+	ka := assetKey(t, "asset:image:segment[4]", "a")
+	kb := assetKey(t, "asset:image:segment[4]", "b")
+	kc := assetKey(t, "asset:image:segment[5]", "a")
+	a, b, c := asset("a"), asset("b"), asset("c")
+	ra, rb, rc := put(t, s, ka, a), put(t, s, kb, b), put(t, s, kc, c)
+	assert.NotEqual(t, ra, rb, "references of keys %q and %q", ka, kb)
+	assert.NotEqual(t, ra, rc, "references of keys %q and %q", ka, kc)
+	assert.NotEqual(t, rb, rc, "references of keys %q and %q", kb, kc)
+	requireAsset(t, s, ra, a)
+	requireAsset(t, s, rb, b)
+	requireAsset(t, s, rc, c)
+}
+
+func testAssetSameKeyAgain(t *testing.T, s executor.AssetStore) {
+	// A retry after a crash puts the same asset under the same key again;
+	// that must succeed, and leave the asset readable through both refs.
+	key := assetKey(t, "asset:music", "again")
+	a := asset("again")
+	r1 := put(t, s, key, a)
+	r2 := put(t, s, key, a)
+	requireAsset(t, s, r2, a)
+	requireAsset(t, s, r1, a)
+}
+
+func testAssetCallerMutation(t *testing.T, s executor.AssetStore) {
+	a := asset("mutation")
+	want := asset("mutation")
+	ref := put(t, s, assetKey(t, "asset:image:segment[6]", "mutation"), a)
+	for i := range a.Data {
+		a.Data[i] = 'X'
+	}
+	a.Meta["voice"] = "changed"
+	a.Meta["added"] = "yes"
+	requireAsset(t, s, ref, want)
+}
+
+func testAssetConcurrent(t *testing.T, s executor.AssetStore) {
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				seed := fmt.Sprintf("w%d-%d", w, i)
+				a := asset(seed)
+				key := assetKey(t, fmt.Sprintf("asset:image:segment[%d]", w*each+i), seed)
+				ref, err := s.Put(t.Context(), key, a)
+				if !assert.NoError(t, err, "Put(%q) while others put", key) {
+					return
+				}
+				got, err := s.Get(t.Context(), ref)
+				if !assert.NoError(t, err, "Get(%q) while others put", ref) {
+					return
+				}
+				if d := diff(a, got); d != "" {
+					t.Errorf("Get(%q) while others put (-want +got):\n%s", ref, d)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func testAssetCancelled(t *testing.T, s executor.AssetStore) {
+	a := asset("cancelled")
+	ref := put(t, s, assetKey(t, "script", "cancelled"), a)
+	ctx := cancelled(t)
+
+	_, err := s.Put(ctx, assetKey(t, "script", "cancelled-2"), asset("cancelled-2"))
+	assert.ErrorIs(t, err, context.Canceled, "Put with a cancelled context")
+	_, err = s.Get(ctx, ref)
+	assert.ErrorIs(t, err, context.Canceled, "Get with a cancelled context")
+	_, err = s.Exists(ctx, ref)
+	assert.ErrorIs(t, err, context.Canceled, "Exists with a cancelled context")
+	requireAsset(t, s, ref, a)
+}

@@ -1,0 +1,80 @@
+// Package storetest is the conformance kit for the executor's stores: it
+// checks that a host's [executor.StateStore], [executor.AssetStore] and
+// [executor.RunStore] keep the contract the executor relies on. The
+// in-memory stores of package executor pass it, and so must every other
+// implementation (a SQL one, a host's own).
+//
+// # Usage
+//
+//	func TestStores(t *testing.T) {
+//		storetest.Run(t, storetest.Factory{
+//			States: func(t *testing.T) executor.StateStore { return executor.NewMemoryStates() },
+//			Assets: func(t *testing.T) executor.AssetStore { return executor.NewMemoryAssets() },
+//			Runs:   func(t *testing.T) executor.RunStore { return executor.NewMemoryRuns() },
+//		})
+//	}
+//
+// [StateStore], [AssetStore] and [RunStore] check one store each.
+//
+// # What it checks
+//
+// State stores:
+//   - a graph never committed loads at version 0 with no states;
+//   - each commit bumps the version by one, an empty commit too;
+//   - every field of [dirty.State] and every status round-trip, and a
+//     commit changes only the nodes it names;
+//   - a commit at a stale version fails with a [*executor.ConflictError]
+//     (wrapping [executor.ErrConflict]) that carries the expected and the
+//     actual versions, and applies nothing;
+//   - later changes to the same node in one commit win;
+//   - graphs are independent, and keys and node IDs are compared exactly;
+//   - a loaded snapshot is the caller's: later commits and the caller's
+//     own changes to it leave the store and each other alone;
+//   - of concurrent commits at the same version, exactly one wins, the
+//     others conflict, and the graph holds exactly the winner's changes;
+//   - a done context gives an error and has no effect.
+//
+// Asset stores: every field round-trips, binary and 1 MiB data included;
+// Exists; an unknown reference is not found; distinct keys give distinct
+// references; Put again under the same key succeeds; the caller may reuse
+// Data and Meta after Put; concurrent use; a done context.
+//
+// Run stores: every field of [executor.Record] round-trips; PutRun
+// replaces a record with the same ID; an unknown ID is not found; ListRuns
+// filters by graph and orders by start time, then ID; an unknown graph
+// lists nothing; records are copied in and out; concurrent use; a done
+// context.
+//
+// # Requirements on the store
+//
+// newStore is called once per subtest; it should register any cleanup
+// with t.Cleanup. Every subtest uses graph keys, asset keys and run IDs
+// unique to it and to the process, so stores may share one database with
+// each other, with earlier runs and with other tests.
+//
+// Times (State.UpdatedAt, Record.StartedAt and EndedAt) are compared as
+// instants with [time.Time.Equal]: a store may drop the location and the
+// monotonic clock reading, but must keep microseconds and return a zero
+// time as the zero time. Durations (Asset.Length) must keep microseconds
+// too. Nil and empty slices and maps are equal; a snapshot of a graph
+// never committed may have nil States. Record.Marks keep their order.
+//
+// Keys, IDs and references are byte strings compared exactly: no case
+// folding, no trimming. The kit's keys, IDs and references are valid
+// UTF-8 of at most 200 bytes, and its strings hold no NUL byte (which a
+// Postgres text column refuses); asset Data holds every byte value.
+//
+// Put under a key already used must succeed: the executor puts again after a
+// crash between Put and Commit.
+//
+// An unknown asset reference, whatever its form (the empty string, or a
+// string the store never returned), is not found: Get returns an error
+// wrapping [executor.ErrNotFound] and Exists returns false and no error.
+//
+// With a done context every method returns an error wrapping
+// [context.Canceled]. The kit checks that such a Commit or PutRun has no
+// effect; it cannot check that for Put, whose reference it does not know.
+//
+// The kit runs well under a second against the memory stores, and is
+// meant for go test -race.
+package storetest

@@ -1,0 +1,287 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+)
+
+// RunStore checks a RunStore against the contract, in one subtest per
+// property, each on a store from newStore.
+func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
+	t.Helper()
+	runChecks(t, newStore, []check[executor.RunStore]{
+		{"RoundTrip", testRunRoundTrip},
+		{"RunningRecord", testRunRunning},
+		{"Replace", testRunReplace},
+		{"NotFound", testRunNotFound},
+		{"ListOrder", testRunListOrder},
+		{"ListFiltersByGraph", testRunListFilters},
+		{"ListUnknownGraph", testRunListUnknown},
+		{"Copies", testRunCopies},
+		{"Concurrent", testRunConcurrent},
+		{"CancelledContext", testRunCancelled},
+	})
+}
+
+// record returns a finished run's record with every field set.
+func record(id, graphKey string, started time.Time) executor.Record {
+	return executor.Record{
+		ID:          id,
+		GraphKey:    graphKey,
+		Seconds:     120,
+		TriggeredBy: "user:ada@example.com",
+		Reason:      "edit of segment 3's narration — “shorter”\nsecond line",
+		Marks: []dirty.Mark{
+			{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited},
+			{ID: "script", Reason: dirty.ReasonForced},
+			{ID: "asset:image:segment[7]", Reason: dirty.ReasonAssetMissing},
+		},
+		Status:    executor.RunFailed,
+		StartedAt: started,
+		EndedAt:   started.Add(93*time.Second + 417*time.Microsecond),
+		Counts: executor.Counts{
+			Planned: 1449, Generated: 1400, Unchanged: 30, Failed: 2,
+			Skipped: 12, Superseded: 3, Cancelled: 1, Attempts: 1460,
+		},
+		Failed: []string{"asset:image:segment[12]", "asset:video:segment[5]"},
+		Error:  "executor: 2 nodes failed:\nasset:image:segment[12]: provider: 503\nasset:video:segment[5]: timeout",
+	}
+}
+
+// putRun stores r and fails the test on error.
+func putRun(t *testing.T, s executor.RunStore, r executor.Record) {
+	t.Helper()
+	require.NoError(t, s.PutRun(t.Context(), r), "PutRun(%q)", r.ID)
+}
+
+// requireRun fails the test unless the record with want.ID is want.
+func requireRun(t *testing.T, s executor.RunStore, want executor.Record) {
+	t.Helper()
+	got, err := s.GetRun(t.Context(), want.ID)
+	require.NoError(t, err, "GetRun(%q)", want.ID)
+	if d := diff(want, got); d != "" {
+		t.Fatalf("GetRun(%q) (-want +got):\n%s", want.ID, d)
+	}
+}
+
+// listRuns lists the graph's runs and fails the test on error.
+func listRuns(t *testing.T, s executor.RunStore, graphKey string) []executor.Record {
+	t.Helper()
+	rs, err := s.ListRuns(t.Context(), graphKey)
+	require.NoError(t, err, "ListRuns(%q)", graphKey)
+	return rs
+}
+
+// ids returns the records' IDs.
+func ids(rs []executor.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func testRunRoundTrip(t *testing.T, s executor.RunStore) {
+	r := record(Unique(t, "run"), Unique(t, "graph"), baseTime)
+	putRun(t, s, r)
+	requireRun(t, s, r)
+
+	// Every status.
+	for i, st := range []executor.RunStatus{executor.RunRunning, executor.RunSucceeded, executor.RunFailed, executor.RunCancelled} {
+		r := record(Unique(t, fmt.Sprint("status-", i)), r.GraphKey, baseTime.Add(time.Duration(i+1)*time.Second))
+		r.Status = st
+		putRun(t, s, r)
+		requireRun(t, s, r)
+	}
+}
+
+func testRunRunning(t *testing.T, s executor.RunStore) {
+	// A run just started: zero EndedAt and Counts, no marks, no failures.
+	r := executor.Record{
+		ID:        Unique(t, "run"),
+		GraphKey:  Unique(t, "graph"),
+		Seconds:   30,
+		Status:    executor.RunRunning,
+		StartedAt: baseTime,
+	}
+	putRun(t, s, r)
+	requireRun(t, s, r)
+	got, err := s.GetRun(t.Context(), r.ID)
+	require.NoError(t, err)
+	assert.True(t, got.EndedAt.IsZero(), "EndedAt of a running run: got %v, want the zero time", got.EndedAt)
+}
+
+func testRunReplace(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	r := record(Unique(t, "run"), key, baseTime)
+	r.Status, r.EndedAt, r.Counts, r.Failed, r.Error = executor.RunRunning, time.Time{}, executor.Counts{Planned: 10}, nil, ""
+	putRun(t, s, r)
+
+	// The run ends: more fields, and fewer marks.
+	done := record(r.ID, key, baseTime)
+	done.Marks = done.Marks[:1]
+	putRun(t, s, done)
+	requireRun(t, s, done)
+
+	// Replaced again with shorter lists and empty fields.
+	again := done
+	again.Marks, again.Failed, again.Error, again.Reason = nil, []string{"script"}, "", ""
+	putRun(t, s, again)
+	requireRun(t, s, again)
+
+	rs := listRuns(t, s, key)
+	assert.Equal(t, []string{r.ID}, ids(rs), "ListRuns after replacing a record twice")
+}
+
+func testRunNotFound(t *testing.T, s executor.RunStore) {
+	putRun(t, s, record(Unique(t, "run"), Unique(t, "graph"), baseTime)) // the store is not empty
+	for _, id := range []string{Unique(t, "never-put"), ""} {
+		_, err := s.GetRun(t.Context(), id)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun(%q) of an unknown ID", id)
+	}
+}
+
+func testRunListOrder(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	prefix := Unique(t, "run")
+	id := func(name string) string { return prefix + "-" + name }
+	utc := baseTime.UTC()
+	west := time.FixedZone("UTC-08", -8*3600)
+	// Oldest first, by instant: "early" is 09:00Z written in UTC+05:30
+	// (14:30 local), "late" is 10:00Z written in UTC-08 (02:00 local), so
+	// ordering by local wall-clock text gets them backwards. "tie-a" and
+	// "tie-b" start at the same instant and go by ID; "micro" starts one
+	// microsecond after them.
+	early := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC).In(baseTime.Location())
+	late := time.Date(2025, 3, 14, 10, 0, 0, 0, time.UTC).In(west)
+	want := []executor.Record{
+		record(id("1-early"), key, early),
+		record(id("2-late"), key, late),
+		record(id("3-tie-a"), key, utc.Add(time.Hour)),
+		record(id("3-tie-b"), key, utc.Add(time.Hour).In(west)),
+		record(id("4-micro"), key, utc.Add(time.Hour+time.Microsecond)),
+		record(id("5-latest"), key, utc.Add(24*time.Hour)),
+	}
+	for _, i := range []int{4, 1, 3, 5, 0, 2} {
+		putRun(t, s, want[i])
+	}
+	got := listRuns(t, s, key)
+	require.Equal(t, ids(want), ids(got), "ListRuns: want oldest first, by StartedAt then ID")
+	if d := diff(want, got); d != "" {
+		t.Fatalf("ListRuns(%q) (-want +got):\n%s", key, d)
+	}
+}
+
+func testRunListFilters(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	// Keys a prefix scan, a LIKE or a case-insensitive comparison would
+	// mix up with key.
+	others := []string{key + "2", key + "/sub", key + "%", strings.ToUpper(key), key + " "}
+	want := []executor.Record{
+		record(Unique(t, "a"), key, baseTime),
+		record(Unique(t, "b"), key, baseTime.Add(time.Second)),
+	}
+	for _, r := range want {
+		putRun(t, s, r)
+	}
+	for i, k := range others {
+		putRun(t, s, record(Unique(t, fmt.Sprint("other-", i)), k, baseTime.Add(time.Duration(i)*time.Millisecond)))
+	}
+	got := listRuns(t, s, key)
+	assert.Equal(t, ids(want), ids(got), "ListRuns(%q) among graphs with similar keys", key)
+	for _, k := range others {
+		assert.Len(t, listRuns(t, s, k), 1, "ListRuns(%q)", k)
+	}
+}
+
+func testRunListUnknown(t *testing.T, s executor.RunStore) {
+	putRun(t, s, record(Unique(t, "run"), Unique(t, "graph"), baseTime)) // the store is not empty
+	rs, err := s.ListRuns(t.Context(), Unique(t, "unknown"))
+	require.NoError(t, err, "ListRuns of a graph without runs")
+	assert.Empty(t, rs, "ListRuns of a graph without runs")
+}
+
+func testRunCopies(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	want := record(Unique(t, "run"), key, baseTime)
+
+	// The caller may reuse its record's slices after PutRun.
+	r := record(want.ID, key, baseTime)
+	putRun(t, s, r)
+	r.Marks[0].ID, r.Failed[0] = "changed", "changed"
+	requireRun(t, s, want)
+
+	// And may change what GetRun and ListRuns return.
+	got, err := s.GetRun(t.Context(), want.ID)
+	require.NoError(t, err)
+	got.Marks[0].ID, got.Failed[0] = "changed", "changed"
+	rs := listRuns(t, s, key)
+	require.Len(t, rs, 1)
+	rs[0].Marks[0].ID, rs[0].Failed[0] = "changed", "changed"
+	requireRun(t, s, want)
+	if d := diff([]executor.Record{want}, listRuns(t, s, key)); d != "" {
+		t.Fatalf("ListRuns after the caller changed returned records (-want +got):\n%s", d)
+	}
+}
+
+func testRunConcurrent(t *testing.T, s executor.RunStore) {
+	const workers, each = 8, 10
+	key := Unique(t, "graph")
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				r := record(Unique(t, fmt.Sprintf("w%d-%d", w, i)), key, baseTime.Add(time.Duration(w*each+i)*time.Second))
+				if !assert.NoError(t, s.PutRun(t.Context(), r), "PutRun(%q) while others put", r.ID) {
+					return
+				}
+				r.Status = executor.RunSucceeded
+				if !assert.NoError(t, s.PutRun(t.Context(), r), "PutRun(%q) again while others put", r.ID) {
+					return
+				}
+				if _, err := s.ListRuns(t.Context(), key); !assert.NoError(t, err, "ListRuns while others put") {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rs := listRuns(t, s, key)
+	require.Len(t, rs, workers*each, "ListRuns after concurrent puts")
+	for i, r := range rs {
+		assert.Equal(t, executor.RunSucceeded, r.Status, "record %d (%s)", i, r.ID)
+		assert.True(t, r.StartedAt.Equal(baseTime.Add(time.Duration(i)*time.Second)), "record %d (%s) out of order", i, r.ID)
+	}
+}
+
+func testRunCancelled(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	r := record(Unique(t, "run"), key, baseTime)
+	putRun(t, s, r)
+	ctx := cancelled(t)
+
+	changed := r
+	changed.Status = executor.RunCancelled
+	assert.ErrorIs(t, s.PutRun(ctx, changed), context.Canceled, "PutRun with a cancelled context")
+	fresh := record(Unique(t, "fresh"), key, baseTime.Add(time.Second))
+	assert.ErrorIs(t, s.PutRun(ctx, fresh), context.Canceled, "PutRun with a cancelled context")
+	_, err := s.GetRun(ctx, r.ID)
+	assert.ErrorIs(t, err, context.Canceled, "GetRun with a cancelled context")
+	_, err = s.ListRuns(ctx, key)
+	assert.ErrorIs(t, err, context.Canceled, "ListRuns with a cancelled context")
+
+	requireRun(t, s, r)
+	_, err = s.GetRun(t.Context(), fresh.ID)
+	assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a record put with a cancelled context")
+	assert.Equal(t, []string{r.ID}, ids(listRuns(t, s, key)), "ListRuns after PutRun with a cancelled context")
+}

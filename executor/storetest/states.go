@@ -1,0 +1,501 @@
+package storetest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+)
+
+// StateStore checks a StateStore against the contract, in one subtest per
+// property, each on a store from newStore.
+func StateStore(t *testing.T, newStore func(t *testing.T) executor.StateStore) {
+	t.Helper()
+	runChecks(t, newStore, []check[executor.StateStore]{
+		{"EmptyGraph", testEmptyGraph},
+		{"VersionsCountUp", testVersionsCountUp},
+		{"EmptyCommitBumpsVersion", testEmptyCommit},
+		{"RoundTrip", testStateRoundTrip},
+		{"CommitChangesOnlyNamedNodes", testCommitChangesOnlyNamed},
+		{"LastChangeWins", testLastChangeWins},
+		{"StaleCommitConflicts", testStaleCommit},
+		{"FirstCommitAtWrongVersion", testFirstCommitWrongVersion},
+		{"GraphsIndependent", testGraphsIndependent},
+		{"KeysAreExact", testKeysAreExact},
+		{"LoadIsolatedFromCommits", testLoadIsolatedFromCommits},
+		{"LoadIsolatedFromCaller", testLoadIsolatedFromCaller},
+		{"ConcurrentCommits", testConcurrentCommits},
+		{"ConcurrentGraphs", testConcurrentGraphs},
+		{"ManyNodes", testManyNodes},
+		{"CancelledContext", testStatesCancelled},
+	})
+}
+
+// statuses are all the node statuses.
+var statuses = []dirty.Status{
+	dirty.StatusMissing, dirty.StatusClean, dirty.StatusDirty,
+	dirty.StatusRunning, dirty.StatusFailed, dirty.StatusCancelled,
+}
+
+// nodeID returns a node ID shaped like the lecture graph's.
+func nodeID(i int) string {
+	kinds := []string{"asset:narration", "asset:image", "asset:video", "script:segment"}
+	return fmt.Sprintf("%s:segment[%d]", kinds[i%len(kinds)], i)
+}
+
+// hash returns a hex SHA-256 hash of seed.
+func hash(seed string) string {
+	h := sha256.Sum256([]byte(seed))
+	return hex.EncodeToString(h[:])
+}
+
+// state returns a state with every field set, distinct for each i.
+func state(i int, status dirty.Status) dirty.State {
+	return dirty.State{
+		Status:     status,
+		Rev:        int64(i) + 1,
+		InputHash:  hash(fmt.Sprintf("in-%d", i)),
+		OutputHash: hash(fmt.Sprintf("out-%d", i)),
+		AssetRef:   fmt.Sprintf("ref/%d/%s", i, hash(fmt.Sprintf("out-%d", i))),
+		Attempts:   i%5 + 1,
+		LastError:  fmt.Sprintf("attempt %d: provider said \"no\" ✗", i),
+		UpdatedAt:  baseTime.Add(time.Duration(i) * 1001 * time.Microsecond),
+	}
+}
+
+// change returns a change setting node id to s.
+func change(id string, s dirty.State) executor.Change {
+	return executor.Change{ID: id, State: s}
+}
+
+// load loads the graph and fails the test on error.
+func load(t *testing.T, s executor.StateStore, key string) executor.Snapshot {
+	t.Helper()
+	snap, err := s.Load(t.Context(), key)
+	require.NoError(t, err, "Load(%q)", key)
+	return snap
+}
+
+// commit commits at expect, and fails the test unless it succeeds with
+// version expect+1.
+func commit(t *testing.T, s executor.StateStore, key string, expect int64, changes ...executor.Change) {
+	t.Helper()
+	v, err := s.Commit(t.Context(), key, expect, changes)
+	require.NoError(t, err, "Commit(%q) at version %d", key, expect)
+	require.Equal(t, expect+1, v, "Commit(%q) at version %d: new version", key, expect)
+}
+
+// requireSnapshot fails the test unless the graph is at version with
+// exactly the states want.
+func requireSnapshot(t *testing.T, s executor.StateStore, key string, version int64, want map[string]dirty.State) {
+	t.Helper()
+	snap := load(t, s, key)
+	require.Equal(t, version, snap.Version, "Load(%q): version", key)
+	if d := diffStates(want, snap.States); d != "" {
+		t.Fatalf("Load(%q): states (-want +got):\n%s", key, d)
+	}
+}
+
+// diffStates is diff for state maps, fast on thousands of equal states.
+func diffStates(want, got map[string]dirty.State) string {
+	if len(want) == len(got) {
+		same := true
+		for id, w := range want {
+			g, ok := got[id]
+			if !ok || !sameState(w, g) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return ""
+		}
+	}
+	return diff(want, got)
+}
+
+// sameState reports whether two states are equal, times by instant.
+func sameState(a, b dirty.State) bool {
+	if !a.UpdatedAt.Equal(b.UpdatedAt) {
+		return false
+	}
+	a.UpdatedAt = b.UpdatedAt
+	return a == b
+}
+
+// assertConflict checks that err reports a lost compare-and-swap with
+// these versions.
+func assertConflict(t *testing.T, err error, key string, expected, actual int64) bool {
+	t.Helper()
+	if !assert.Error(t, err, "Commit(%q) at version %d, graph at %d: want a conflict", key, expected, actual) {
+		return false
+	}
+	ok := assert.ErrorIs(t, err, executor.ErrConflict, "Commit(%q) at version %d", key, expected)
+	var ce *executor.ConflictError
+	if !assert.ErrorAs(t, err, &ce, "Commit(%q) at version %d", key, expected) {
+		return false
+	}
+	ok = assert.Equal(t, key, ce.GraphKey, "ConflictError.GraphKey") && ok
+	ok = assert.Equal(t, expected, ce.Expected, "ConflictError.Expected") && ok
+	ok = assert.Equal(t, actual, ce.Actual, "ConflictError.Actual") && ok
+	return ok
+}
+
+func testEmptyGraph(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	snap, err := s.Load(t.Context(), key)
+	require.NoError(t, err, "Load of a graph never committed")
+	assert.Zero(t, snap.Version, "version of a graph never committed")
+	assert.Empty(t, snap.States, "states of a graph never committed")
+}
+
+func testVersionsCountUp(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	want := map[string]dirty.State{}
+	for v := range int64(5) {
+		c := change(nodeID(int(v)), state(int(v), dirty.StatusClean))
+		commit(t, s, key, v, c)
+		want[c.ID] = c.State
+		requireSnapshot(t, s, key, v+1, want)
+	}
+}
+
+func testEmptyCommit(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	commit(t, s, key, 0)
+	requireSnapshot(t, s, key, 1, nil)
+	v, err := s.Commit(t.Context(), key, 1, []executor.Change{})
+	require.NoError(t, err, "empty Commit at version 1")
+	require.Equal(t, int64(2), v, "empty Commit at version 1: new version")
+	c := change("script", state(1, dirty.StatusClean))
+	commit(t, s, key, 2, c)
+	commit(t, s, key, 3)
+	requireSnapshot(t, s, key, 4, map[string]dirty.State{c.ID: c.State})
+}
+
+func testStateRoundTrip(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	want := map[string]dirty.State{}
+	var changes []executor.Change
+	add := func(id string, st dirty.State) {
+		changes = append(changes, change(id, st))
+		want[id] = st
+	}
+	for i, st := range statuses {
+		add(nodeID(i), state(i, st))
+	}
+	// The zero state, zero time included, is still an entry.
+	add("zero", dirty.State{})
+	// Values at the edges of their types, and long, many-line text.
+	long := strings.Repeat("line with “quotes”, 'apostrophes', \\backslashes\\, tabs\t and ünïcødé ✓\n", 60)
+	add("edges", dirty.State{
+		Status:     dirty.StatusFailed,
+		Rev:        math.MaxInt64,
+		InputHash:  strings.Repeat("f", 64),
+		OutputHash: strings.Repeat("0", 64),
+		AssetRef:   "s3://bucket/graphs/lecture-1/asset:video:segment[359]/" + strings.Repeat("a", 64) + "?v=1&x=%2F",
+		Attempts:   1000,
+		LastError:  long,
+		UpdatedAt:  time.Date(1999, 12, 31, 23, 59, 59, 999_999_000, time.UTC),
+	})
+	// A time far from the reference, in another zone.
+	add("far", dirty.State{
+		Status:    dirty.StatusClean,
+		Rev:       7,
+		UpdatedAt: time.Date(2100, 1, 1, 0, 0, 0, 1000, time.FixedZone("UTC-08", -8*3600)),
+	})
+	commit(t, s, key, 0, changes...)
+	requireSnapshot(t, s, key, 1, want)
+}
+
+func testCommitChangesOnlyNamed(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	want := map[string]dirty.State{}
+	var first []executor.Change
+	for i := range 4 {
+		c := change(nodeID(i), state(i, dirty.StatusClean))
+		first = append(first, c)
+		want[c.ID] = c.State
+	}
+	commit(t, s, key, 0, first...)
+	// Update one node, add one; the others stay as they were.
+	upd := change(nodeID(1), state(10, dirty.StatusDirty))
+	add := change(nodeID(9), state(9, dirty.StatusRunning))
+	commit(t, s, key, 1, upd, add)
+	want[upd.ID], want[add.ID] = upd.State, add.State
+	requireSnapshot(t, s, key, 2, want)
+}
+
+func testLastChangeWins(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	a, b := nodeID(0), nodeID(1)
+	commit(t, s, key, 0,
+		change(a, state(1, dirty.StatusRunning)),
+		change(b, state(2, dirty.StatusRunning)),
+		change(a, state(3, dirty.StatusFailed)),
+		change(a, state(4, dirty.StatusClean)),
+	)
+	requireSnapshot(t, s, key, 1, map[string]dirty.State{
+		a: state(4, dirty.StatusClean),
+		b: state(2, dirty.StatusRunning),
+	})
+	// Same in a commit that updates stored nodes.
+	commit(t, s, key, 1,
+		change(b, state(5, dirty.StatusDirty)),
+		change(b, state(6, dirty.StatusClean)),
+	)
+	requireSnapshot(t, s, key, 2, map[string]dirty.State{
+		a: state(4, dirty.StatusClean),
+		b: state(6, dirty.StatusClean),
+	})
+}
+
+func testStaleCommit(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	a, b := nodeID(0), nodeID(1)
+	commit(t, s, key, 0, change(a, state(1, dirty.StatusClean)))
+	commit(t, s, key, 1, change(b, state(2, dirty.StatusClean)))
+	want := map[string]dirty.State{a: state(1, dirty.StatusClean), b: state(2, dirty.StatusClean)}
+
+	// A stale commit that changes a stored node and adds one.
+	for _, expect := range []int64{0, 1, 3, 100, -1} {
+		_, err := s.Commit(t.Context(), key, expect, []executor.Change{
+			change(a, state(7, dirty.StatusDirty)),
+			change(nodeID(8), state(8, dirty.StatusDirty)),
+		})
+		assertConflict(t, err, key, expect, 2)
+		requireSnapshot(t, s, key, 2, want) // applied nothing
+	}
+	// The graph still takes commits at its version.
+	commit(t, s, key, 2, change(a, state(9, dirty.StatusDirty)))
+	want[a] = state(9, dirty.StatusDirty)
+	requireSnapshot(t, s, key, 3, want)
+}
+
+func testFirstCommitWrongVersion(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	for _, expect := range []int64{1, 2, -1} {
+		_, err := s.Commit(t.Context(), key, expect, []executor.Change{change(nodeID(0), state(0, dirty.StatusClean))})
+		assertConflict(t, err, key, expect, 0)
+		requireSnapshot(t, s, key, 0, nil)
+	}
+	_, err := s.Commit(t.Context(), key, 1, nil)
+	assertConflict(t, err, key, 1, 0)
+	requireSnapshot(t, s, key, 0, nil)
+	commit(t, s, key, 0)
+	requireSnapshot(t, s, key, 1, nil)
+}
+
+func testGraphsIndependent(t *testing.T, s executor.StateStore) {
+	ka, kb := Unique(t, "a"), Unique(t, "b")
+	a, b := change(nodeID(0), state(0, dirty.StatusClean)), change(nodeID(1), state(1, dirty.StatusDirty))
+	commit(t, s, ka, 0, a)
+	commit(t, s, ka, 1, a)
+	// b is at version 0 although a is at 2.
+	commit(t, s, kb, 0, b)
+	// A conflict on a leaves b alone.
+	_, err := s.Commit(t.Context(), ka, 0, []executor.Change{b})
+	assertConflict(t, err, ka, 0, 2)
+	requireSnapshot(t, s, ka, 2, map[string]dirty.State{a.ID: a.State})
+	requireSnapshot(t, s, kb, 1, map[string]dirty.State{b.ID: b.State})
+	requireSnapshot(t, s, Unique(t, "c"), 0, nil)
+}
+
+func testKeysAreExact(t *testing.T, s executor.StateStore) {
+	// Graph keys that a case-insensitive or space-padding collation, or a
+	// prefix scan, would mix up. Each first commit at 0 must succeed.
+	base := Unique(t, "")
+	keys := []string{
+		base + "-graph", base + "-Graph", base + "-GRAPH", base + "-graph ",
+		base + "-graph/sub", base + "-graph:sub", base + "-graph%", base + "-graph_", base + "-gräph",
+	}
+	for i, k := range keys {
+		commit(t, s, k, 0, change("n", state(i, dirty.StatusClean)))
+	}
+	for i, k := range keys {
+		requireSnapshot(t, s, k, 1, map[string]dirty.State{"n": state(i, dirty.StatusClean)})
+	}
+	// Node IDs within one graph, the same way.
+	key := Unique(t, "nodes")
+	ids := []string{"node", "Node", "NODE", "node ", " node", "nöde", "node[1]", "node[1] "}
+	want := map[string]dirty.State{}
+	var changes []executor.Change
+	for i, id := range ids {
+		changes = append(changes, change(id, state(i, dirty.StatusClean)))
+		want[id] = state(i, dirty.StatusClean)
+	}
+	commit(t, s, key, 0, changes...)
+	requireSnapshot(t, s, key, 1, want)
+}
+
+func testLoadIsolatedFromCommits(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	a := change(nodeID(0), state(0, dirty.StatusClean))
+	commit(t, s, key, 0, a)
+	snap := load(t, s, key)
+	commit(t, s, key, 1,
+		change(a.ID, state(5, dirty.StatusDirty)),
+		change(nodeID(1), state(1, dirty.StatusRunning)),
+	)
+	assert.Equal(t, int64(1), snap.Version, "version of a snapshot loaded before a commit")
+	if d := diffStates(map[string]dirty.State{a.ID: a.State}, snap.States); d != "" {
+		t.Errorf("a snapshot changed after a later commit (-want +got):\n%s", d)
+	}
+}
+
+func testLoadIsolatedFromCaller(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	a, b := change(nodeID(0), state(0, dirty.StatusClean)), change(nodeID(1), state(1, dirty.StatusClean))
+	commit(t, s, key, 0, a, b)
+	want := map[string]dirty.State{a.ID: a.State, b.ID: b.State}
+
+	snap := load(t, s, key)
+	require.NotNil(t, snap.States)
+	delete(snap.States, a.ID)
+	snap.States[b.ID] = state(9, dirty.StatusDirty)
+	snap.States["added"] = state(8, dirty.StatusDirty)
+	requireSnapshot(t, s, key, 1, want)
+
+	// Two snapshots do not share a map either.
+	s1, s2 := load(t, s, key), load(t, s, key)
+	s1.States["added"] = state(8, dirty.StatusDirty)
+	assert.NotContains(t, s2.States, "added", "two snapshots share their States map")
+
+	// An empty graph's snapshot, if its map is not nil, is the caller's too.
+	empty := Unique(t, "empty")
+	if es := load(t, s, empty); es.States != nil {
+		es.States["added"] = state(8, dirty.StatusDirty)
+	}
+	requireSnapshot(t, s, empty, 0, nil)
+}
+
+func testConcurrentCommits(t *testing.T, s executor.StateStore) {
+	const racers, rounds = 8, 4
+	key := Unique(t, "")
+	// racerChanges are what racer i commits in a round: a node that every
+	// racer sets, and one of its own.
+	racerChanges := func(round, i int) []executor.Change {
+		st := state(round*100+i, dirty.StatusClean)
+		st.LastError = fmt.Sprintf("round %d racer %d", round, i)
+		return []executor.Change{
+			change("shared", st),
+			change(fmt.Sprintf("racer-%d-%d", round, i), st),
+		}
+	}
+	want := map[string]dirty.State{}
+	// Round 0 races on a graph never committed: every racer commits at 0.
+	for round := range rounds {
+		version := int64(round)
+		type result struct {
+			v   int64
+			err error
+		}
+		results := make([]result, racers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				v, err := s.Commit(t.Context(), key, version, racerChanges(round, i))
+				results[i] = result{v, err}
+			})
+		}
+		close(start)
+		wg.Wait()
+
+		winner := -1
+		for i, r := range results {
+			if r.err != nil {
+				assertConflict(t, r.err, key, version, version+1)
+				continue
+			}
+			if winner >= 0 {
+				t.Errorf("round %d: racers %d and %d both committed at version %d", round, winner, i, version)
+			}
+			winner = i
+			assert.Equal(t, version+1, r.v, "round %d: the winner's new version", round)
+		}
+		require.GreaterOrEqual(t, winner, 0, "round %d: no racer committed at version %d", round, version)
+		for _, c := range racerChanges(round, winner) {
+			want[c.ID] = c.State
+		}
+		requireSnapshot(t, s, key, version+1, want)
+	}
+}
+
+func testConcurrentGraphs(t *testing.T, s executor.StateStore) {
+	const graphs, commits = 8, 10
+	keys := make([]string, graphs)
+	for g := range keys {
+		keys[g] = Unique(t, fmt.Sprint(g))
+	}
+	var wg sync.WaitGroup
+	for g, key := range keys {
+		wg.Go(func() {
+			for v := range int64(commits) {
+				got, err := s.Commit(t.Context(), key, v, []executor.Change{change(nodeID(int(v)), state(g, dirty.StatusClean))})
+				if !assert.NoError(t, err, "Commit(%q) at version %d, with other graphs committing", key, v) {
+					return
+				}
+				assert.Equal(t, v+1, got, "Commit(%q) at version %d: new version", key, v)
+			}
+		})
+	}
+	wg.Wait()
+	for g, key := range keys {
+		want := map[string]dirty.State{}
+		for v := range commits {
+			want[nodeID(v)] = state(g, dirty.StatusClean)
+		}
+		requireSnapshot(t, s, key, commits, want)
+	}
+}
+
+func testManyNodes(t *testing.T, s executor.StateStore) {
+	// A whole long lecture committed at once.
+	const n = 4000
+	key := Unique(t, "")
+	changes := make([]executor.Change, n)
+	want := make(map[string]dirty.State, n)
+	for i := range changes {
+		changes[i] = change(nodeID(i), state(i, statuses[i%len(statuses)]))
+		want[changes[i].ID] = changes[i].State
+	}
+	commit(t, s, key, 0, changes...)
+	snap := load(t, s, key)
+	require.Equal(t, int64(1), snap.Version)
+	require.Len(t, snap.States, n, "Load after committing %d nodes", n)
+	if d := diffStates(want, snap.States); d != "" {
+		t.Fatalf("Load after committing %d nodes (-want +got):\n%s", n, d)
+	}
+}
+
+func testStatesCancelled(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	a := change(nodeID(0), state(0, dirty.StatusClean))
+	commit(t, s, key, 0, a)
+	ctx := cancelled(t)
+
+	_, err := s.Load(ctx, key)
+	assert.ErrorIs(t, err, context.Canceled, "Load with a cancelled context")
+	_, err = s.Commit(ctx, key, 1, []executor.Change{change(a.ID, state(1, dirty.StatusDirty)), change(nodeID(1), state(1, dirty.StatusDirty))})
+	assert.ErrorIs(t, err, context.Canceled, "Commit with a cancelled context")
+	requireSnapshot(t, s, key, 1, map[string]dirty.State{a.ID: a.State})
+
+	// Nor on a graph never committed.
+	fresh := Unique(t, "fresh")
+	_, err = s.Commit(ctx, fresh, 0, []executor.Change{a})
+	assert.ErrorIs(t, err, context.Canceled, "Commit with a cancelled context")
+	requireSnapshot(t, s, fresh, 0, nil)
+}

@@ -1,0 +1,104 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/regengraph/regen/executor"
+)
+
+// Factory makes the stores to check. A nil field skips that store. Each
+// function is called once per subtest.
+type Factory struct {
+	// States returns a StateStore.
+	States func(t *testing.T) executor.StateStore
+	// Assets returns an AssetStore.
+	Assets func(t *testing.T) executor.AssetStore
+	// Runs returns a RunStore.
+	Runs func(t *testing.T) executor.RunStore
+}
+
+// Run checks each store of f that is not nil, in subtests named
+// "StateStore", "AssetStore" and "RunStore". It fails the test if f has no
+// store at all.
+func Run(t *testing.T, f Factory) {
+	t.Helper()
+	if f.States == nil && f.Assets == nil && f.Runs == nil {
+		t.Fatal("storetest: Factory has no store to check")
+	}
+	if f.States != nil {
+		t.Run("StateStore", func(t *testing.T) { StateStore(t, f.States) })
+	}
+	if f.Assets != nil {
+		t.Run("AssetStore", func(t *testing.T) { AssetStore(t, f.Assets) })
+	}
+	if f.Runs != nil {
+		t.Run("RunStore", func(t *testing.T) { RunStore(t, f.Runs) })
+	}
+}
+
+// check is one subtest of the kit.
+type check[S any] struct {
+	name string
+	fn   func(t *testing.T, s S)
+}
+
+// runChecks runs each check in a subtest, on a fresh store.
+func runChecks[S any](t *testing.T, newStore func(t *testing.T) S, checks []check[S]) {
+	t.Helper()
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
+	}
+}
+
+// Unique returns a name unique to this test and this process, made of
+// letters, digits, '-' and '_', ending with suffix. The kit derives its
+// graph keys, asset keys and run IDs from it, so that stores sharing a
+// database never see each other's data.
+func Unique(t testing.TB, suffix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, t.Name())
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	name = "storetest-" + name + "-" + hex.EncodeToString(b[:])
+	if suffix != "" {
+		name += "-" + suffix
+	}
+	return name
+}
+
+// diffOpts are the kit's comparison options: times compare by instant
+// (cmp uses time.Time's Equal method), and nil and empty slices and maps
+// are equal.
+var diffOpts = []cmp.Option{cmpopts.EquateEmpty()}
+
+// diff returns a human-readable difference between want and got, or "".
+func diff(want, got any) string {
+	return cmp.Diff(want, got, diffOpts...)
+}
+
+// baseTime is the kit's reference time: microsecond precision, in a zone
+// that is not UTC nor a whole number of hours from it.
+var baseTime = time.Date(2025, 3, 14, 15, 9, 26, 535_897_000, time.FixedZone("UTC+05:30", 5*3600+1800))
+
+// cancelled returns a context that is already cancelled.
+func cancelled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
+}

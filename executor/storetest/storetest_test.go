@@ -1,0 +1,376 @@
+package storetest_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/storetest"
+)
+
+func TestMemoryStores(t *testing.T) {
+	storetest.Run(t, storetest.Factory{
+		States: func(*testing.T) executor.StateStore { return executor.NewMemoryStates() },
+		Assets: func(*testing.T) executor.AssetStore { return executor.NewMemoryAssets() },
+		Runs:   func(*testing.T) executor.RunStore { return executor.NewMemoryRuns() },
+	})
+}
+
+func TestFakeStoresWithoutBugsPass(t *testing.T) {
+	storetest.Run(t, storetest.Factory{
+		States: func(*testing.T) executor.StateStore { return newFakeStates("") },
+		Assets: func(*testing.T) executor.AssetStore { return newFakeAssets("") },
+		Runs:   func(*testing.T) executor.RunStore { return newFakeRuns("") },
+	})
+}
+
+// bugs are mistakes a store could make, each with the kit's subtests
+// that must catch it.
+var bugs = []struct {
+	store string // "StateStore", "AssetStore" or "RunStore"
+	bug   string
+	fails []string
+}{
+	{"StateStore", "no-cas", []string{"StaleCommitConflicts", "FirstCommitAtWrongVersion", "ConcurrentCommits"}},
+	{"StateStore", "racy-cas", []string{"ConcurrentCommits"}},
+	{"StateStore", "apply-then-check", []string{"StaleCommitConflicts", "FirstCommitAtWrongVersion"}},
+	{"StateStore", "wrong-actual", []string{"StaleCommitConflicts"}},
+	{"StateStore", "plain-error", []string{"StaleCommitConflicts"}},
+	{"StateStore", "shared-map", []string{"LoadIsolatedFromCaller", "LoadIsolatedFromCommits"}},
+	{"StateStore", "empty-commit-noop", []string{"EmptyCommitBumpsVersion"}},
+	{"StateStore", "replace-all", []string{"CommitChangesOnlyNamedNodes"}},
+	{"StateStore", "first-change-wins", []string{"LastChangeWins"}},
+	{"StateStore", "seconds", []string{"RoundTrip"}},
+	{"StateStore", "drop-zero", []string{"RoundTrip"}},
+	{"StateStore", "fold-case", []string{"KeysAreExact"}},
+	{"StateStore", "ignore-ctx", []string{"CancelledContext"}},
+	{"AssetStore", "no-copy", []string{"CallerMayReuseInput"}},
+	{"AssetStore", "unknown-is-zero", []string{"UnknownRef"}},
+	{"AssetStore", "content-addressed", []string{"DistinctKeys"}},
+	{"AssetStore", "put-once", []string{"SameKeyAgain"}},
+	{"AssetStore", "exists-error", []string{"Exists"}},
+	{"AssetStore", "text-data", []string{"BinaryData"}},
+	{"AssetStore", "ignore-ctx", []string{"CancelledContext"}},
+	{"RunStore", "unsorted", []string{"ListOrder"}},
+	{"RunStore", "wall-clock-order", []string{"ListOrder"}},
+	{"RunStore", "append", []string{"Replace"}},
+	{"RunStore", "prefix-filter", []string{"ListFiltersByGraph"}},
+	{"RunStore", "no-copy", []string{"Copies"}},
+	{"RunStore", "unknown-is-zero", []string{"NotFound"}},
+	{"RunStore", "epoch-end", []string{"RunningRecord"}},
+	{"RunStore", "ignore-ctx", []string{"CancelledContext"}},
+}
+
+// TestKitCatchesBugs runs the kit, in a child process, against fake stores
+// with one bug each, and checks that the subtests meant to catch that bug
+// fail.
+func TestKitCatchesBugs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	for _, b := range bugs {
+		t.Run(b.store+"/"+b.bug, func(t *testing.T) {
+			t.Parallel()
+			run := fmt.Sprintf("^TestBuggyStore$/^%s$/^(%s)$", b.store, strings.Join(b.fails, "|"))
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+run, "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), "STORETEST_BUG="+b.store+"/"+b.bug)
+			out, err := cmd.CombinedOutput()
+			assert.Error(t, err, "the kit passed a store with bug %q:\n%s", b.bug, out)
+			for _, f := range b.fails {
+				assert.Contains(t, string(out), "--- FAIL: TestBuggyStore/"+b.store+"/"+f+" ",
+					"subtest %s did not catch bug %q:\n%s", f, b.bug, out)
+			}
+		})
+	}
+}
+
+// TestBuggyStore runs the kit against the buggy store that
+// TestKitCatchesBugs names in the environment.
+func TestBuggyStore(t *testing.T) {
+	name := os.Getenv("STORETEST_BUG")
+	if name == "" {
+		t.Skip("run by TestKitCatchesBugs")
+	}
+	store, bug, _ := strings.Cut(name, "/")
+	var f storetest.Factory
+	switch store {
+	case "StateStore":
+		f.States = func(*testing.T) executor.StateStore { return newFakeStates(bug) }
+	case "AssetStore":
+		f.Assets = func(*testing.T) executor.AssetStore { return newFakeAssets(bug) }
+	case "RunStore":
+		f.Runs = func(*testing.T) executor.RunStore { return newFakeRuns(bug) }
+	}
+	storetest.Run(t, f)
+}
+
+// fakeStates is a StateStore that makes the mistake named by bug, or none.
+type fakeStates struct {
+	bug    string
+	mu     sync.Mutex
+	graphs map[string]*fakeGraph
+}
+
+type fakeGraph struct {
+	version int64
+	states  map[string]dirty.State
+}
+
+func newFakeStates(bug string) *fakeStates {
+	return &fakeStates{bug: bug, graphs: map[string]*fakeGraph{}}
+}
+
+func (f *fakeStates) key(k string) string {
+	if f.bug == "fold-case" {
+		return strings.ToLower(strings.TrimSpace(k))
+	}
+	return k
+}
+
+func (f *fakeStates) Load(ctx context.Context, key string) (executor.Snapshot, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return executor.Snapshot{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := f.graphs[f.key(key)]
+	if g == nil {
+		return executor.Snapshot{}, nil
+	}
+	if f.bug == "shared-map" {
+		return executor.Snapshot{Version: g.version, States: g.states}, nil
+	}
+	return executor.Snapshot{Version: g.version, States: maps.Clone(g.states)}, nil
+}
+
+func (f *fakeStates) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return 0, err
+	}
+	key = f.key(key)
+	if f.bug == "racy-cas" {
+		// Checks the version, then applies in a second critical section.
+		f.mu.Lock()
+		actual := f.graph(key).version
+		f.mu.Unlock()
+		if actual != expect {
+			return 0, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: actual}
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		g := f.graph(key)
+		f.apply(g, changes)
+		g.version = expect + 1
+		return g.version, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := f.graph(key)
+	if f.bug == "apply-then-check" {
+		f.apply(g, changes)
+	}
+	if g.version != expect && f.bug != "no-cas" {
+		switch f.bug {
+		case "wrong-actual":
+			return 0, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: expect}
+		case "plain-error":
+			return 0, fmt.Errorf("version is %d, not %d", g.version, expect)
+		}
+		return 0, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: g.version}
+	}
+	if f.bug == "replace-all" {
+		g.states = map[string]dirty.State{}
+	}
+	if f.bug != "apply-then-check" {
+		f.apply(g, changes)
+	}
+	if len(changes) > 0 || f.bug != "empty-commit-noop" {
+		g.version++
+	}
+	return g.version, nil
+}
+
+// graph returns the graph under key, creating it. f.mu is held.
+func (f *fakeStates) graph(key string) *fakeGraph {
+	g := f.graphs[key]
+	if g == nil {
+		g = &fakeGraph{states: map[string]dirty.State{}}
+		f.graphs[key] = g
+	}
+	return g
+}
+
+// apply applies changes to g. f.mu is held.
+func (f *fakeStates) apply(g *fakeGraph, changes []executor.Change) {
+	for _, c := range changes {
+		id, st := f.key(c.ID), c.State
+		if _, ok := g.states[id]; ok && f.bug == "first-change-wins" {
+			continue
+		}
+		if st == (dirty.State{}) && f.bug == "drop-zero" {
+			continue
+		}
+		if f.bug == "seconds" {
+			st.UpdatedAt = st.UpdatedAt.Truncate(time.Second)
+		}
+		g.states[id] = st
+	}
+}
+
+// fakeAssets is an AssetStore that makes the mistake named by bug, or
+// none.
+type fakeAssets struct {
+	bug    string
+	mu     sync.Mutex
+	assets map[string]executor.Asset
+}
+
+func newFakeAssets(bug string) *fakeAssets {
+	return &fakeAssets{bug: bug, assets: map[string]executor.Asset{}}
+}
+
+func (f *fakeAssets) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return "", err
+	}
+	ref := "fake:" + key
+	switch f.bug {
+	case "content-addressed":
+		ref = "fake:" + path.Base(key)
+	case "text-data":
+		a.Data = []byte(strings.ToValidUTF8(string(a.Data), "?"))
+	}
+	if f.bug != "no-copy" {
+		a.Data = slices.Clone(a.Data)
+		a.Meta = maps.Clone(a.Meta)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.assets[ref]; ok && f.bug == "put-once" {
+		return "", fmt.Errorf("asset %q exists", key)
+	}
+	f.assets[ref] = a
+	return ref, nil
+}
+
+func (f *fakeAssets) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return executor.Asset{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.assets[ref]
+	if !ok && f.bug != "unknown-is-zero" {
+		return executor.Asset{}, executor.ErrNotFound
+	}
+	a.Meta = maps.Clone(a.Meta)
+	return a, nil
+}
+
+func (f *fakeAssets) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.assets[ref]
+	if !ok && f.bug == "exists-error" {
+		return false, executor.ErrNotFound
+	}
+	return ok, nil
+}
+
+// fakeRuns is a RunStore that makes the mistake named by bug, or none.
+type fakeRuns struct {
+	bug  string
+	mu   sync.Mutex
+	runs []executor.Record // in the order put
+}
+
+func newFakeRuns(bug string) *fakeRuns { return &fakeRuns{bug: bug} }
+
+func (f *fakeRuns) copy(r executor.Record) executor.Record {
+	if f.bug != "no-copy" {
+		r.Marks, r.Failed = slices.Clone(r.Marks), slices.Clone(r.Failed)
+	}
+	return r
+}
+
+func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return err
+	}
+	r = f.copy(r)
+	if r.EndedAt.IsZero() && f.bug == "epoch-end" {
+		r.EndedAt = time.Unix(0, 0)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.IndexFunc(f.runs, func(x executor.Record) bool { return x.ID == r.ID }); i >= 0 && f.bug != "append" {
+		f.runs[i] = r
+		return nil
+	}
+	f.runs = append(f.runs, r)
+	return nil
+}
+
+func (f *fakeRuns) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return executor.Record{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.runs) - 1; i >= 0; i-- {
+		if f.runs[i].ID == id {
+			return f.copy(f.runs[i]), nil
+		}
+	}
+	if f.bug == "unknown-is-zero" {
+		return executor.Record{}, nil
+	}
+	return executor.Record{}, fmt.Errorf("run %q: %w", id, executor.ErrNotFound)
+}
+
+func (f *fakeRuns) ListRuns(ctx context.Context, key string) ([]executor.Record, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []executor.Record
+	for _, r := range f.runs {
+		if r.GraphKey == key || (f.bug == "prefix-filter" && strings.HasPrefix(r.GraphKey, key)) {
+			out = append(out, f.copy(r))
+		}
+	}
+	switch f.bug {
+	case "unsorted":
+	case "wall-clock-order":
+		slices.SortStableFunc(out, func(a, b executor.Record) int {
+			return strings.Compare(a.StartedAt.Format(time.DateTime), b.StartedAt.Format(time.DateTime))
+		})
+	default:
+		slices.SortStableFunc(out, func(a, b executor.Record) int {
+			if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,244 @@
+package executor
+
+import (
+	"container/heap"
+	"context"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Generators run inline on the worker goroutine that took their node: no
+// goroutine and no timer per attempt. A watch keeps the deadlines of the
+// calls in flight in a heap, under one timer. When a call passes its
+// deadline, or the run is cancelled, the watch cancels the call's context
+// and abandons the call: a rescuer goroutine takes over the node's work
+// (and then the worker's place), while the abandoned goroutine, when its
+// generator finally returns, throws the result away and exits. So a
+// generator that ignores its context never holds the run.
+
+// attemptCtx is a call's context: the run's values, the call's deadline,
+// and a Done channel made only if the generator asks for it.
+type attemptCtx struct {
+	parent   context.Context
+	deadline time.Time
+	mu       sync.Mutex
+	done     chan struct{}
+	err      error
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (c *attemptCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *attemptCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.err != nil {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+func (c *attemptCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *attemptCtx) Value(key any) any { return c.parent.Value(key) }
+
+func (c *attemptCtx) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+// The states of an inflight call.
+const (
+	callRunning int32 = iota
+	callReturned
+	callAbandoned
+)
+
+// inflight is one generator call under way.
+type inflight struct {
+	ctx      *attemptCtx
+	ctxVal   attemptCtx // ctx points here: one allocation per call
+	timeout  time.Duration
+	deadline time.Time
+	index    int // in the watch's heap; -1 when out
+	state    atomic.Int32
+	// wg is the group of the goroutine making the call; a rescuer takes
+	// its place in it.
+	wg *sync.WaitGroup
+	// rescue continues the node's work after the call was abandoned with
+	// err, on a new goroutine. It reports whether that goroutine then
+	// ended normally, so that it leaves wg.
+	rescue func(err error) bool
+}
+
+// watch is a run's deadline heap.
+type watch struct {
+	r         *run
+	mu        sync.Mutex
+	calls     callHeap
+	timer     *time.Timer
+	armed     time.Time
+	cancelled error // the run's cause, once cancelled
+}
+
+type callHeap []*inflight
+
+func (h callHeap) Len() int           { return len(h) }
+func (h callHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h callHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *callHeap) Push(x any) {
+	c := x.(*inflight)
+	c.index = len(*h)
+	*h = append(*h, c)
+}
+func (h *callHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	c.index = -1
+	return c
+}
+
+// begin registers a call that the calling goroutine, a member of wg, is
+// about to make at now.
+func (w *watch) begin(now time.Time, timeout time.Duration, wg *sync.WaitGroup, rescue func(error) bool) *inflight {
+	c := &inflight{timeout: timeout, deadline: now.Add(timeout), wg: wg, rescue: rescue, index: -1}
+	c.ctxVal.parent, c.ctxVal.deadline = w.r.ctx, c.deadline
+	c.ctx = &c.ctxVal
+	w.mu.Lock()
+	if cause := w.cancelled; cause != nil {
+		w.mu.Unlock()
+		w.abandon(c, cause, context.Canceled)
+		return c
+	}
+	heap.Push(&w.calls, c)
+	if w.timer == nil {
+		w.timer = time.AfterFunc(timeout, w.fire)
+		w.armed = c.deadline
+	} else if c.deadline.Before(w.armed) {
+		w.timer.Reset(c.deadline.Sub(now))
+		w.armed = c.deadline
+	}
+	w.mu.Unlock()
+	return c
+}
+
+// end records that the call returned. It reports false when the call was
+// abandoned meanwhile: the caller must then drop the result and exit.
+func (w *watch) end(c *inflight) bool {
+	if !c.state.CompareAndSwap(callRunning, callReturned) {
+		w.r.attempts.Done()
+		return false
+	}
+	w.mu.Lock()
+	if c.index >= 0 {
+		heap.Remove(&w.calls, c.index)
+	}
+	w.mu.Unlock()
+	return true
+}
+
+// fire abandons the calls past their deadline and re-arms the timer for
+// the earliest one left. The timer is not re-armed when a call ends, so it
+// may fire early; it then just re-arms.
+func (w *watch) fire() {
+	now := time.Now()
+	var late []*inflight
+	w.mu.Lock()
+	for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
+		late = append(late, heap.Pop(&w.calls).(*inflight))
+	}
+	if len(w.calls) > 0 && w.timer != nil {
+		w.armed = w.calls[0].deadline
+		w.timer.Reset(w.armed.Sub(now))
+	} else {
+		w.armed = now.Add(365 * 24 * time.Hour)
+	}
+	w.mu.Unlock()
+	for _, c := range late {
+		w.abandon(c, &TimeoutError{Timeout: c.timeout}, context.DeadlineExceeded)
+	}
+}
+
+// cancelAll abandons every call in flight, and every later one, with the
+// run's cause.
+func (w *watch) cancelAll(cause error) {
+	w.mu.Lock()
+	if w.cancelled != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.cancelled = cause
+	calls := append([]*inflight(nil), w.calls...)
+	for len(w.calls) > 0 {
+		heap.Pop(&w.calls)
+	}
+	w.mu.Unlock()
+	for _, c := range calls {
+		w.abandon(c, cause, context.Canceled)
+	}
+}
+
+// abandon gives up on a call: its context is cancelled, and a rescuer
+// takes over the node's work and its goroutine's place.
+func (w *watch) abandon(c *inflight, err, ctxErr error) {
+	w.r.attempts.Add(1) // the abandoned goroutine, until its generator returns
+	if !c.state.CompareAndSwap(callRunning, callAbandoned) {
+		w.r.attempts.Done()
+		return // it returned just now
+	}
+	c.ctx.cancel(ctxErr)
+	c.wg.Add(1) // the rescuer
+	go func() {
+		if c.rescue(err) {
+			c.wg.Done()
+		}
+	}()
+	c.wg.Done() // the abandoned goroutine leaves the group
+}
+
+// stop stops the timer at the end of a round.
+func (w *watch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+}
+
+// protect calls f, turning a panic into a *PanicError.
+func protect[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return f()
+}
