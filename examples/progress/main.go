@@ -1,0 +1,232 @@
+// Command progress runs a lecture and serves its progress to browsers as
+// Server-Sent Events, the way a host backend would.
+//
+//	go run ./examples/progress [-addr 127.0.0.1:8080] [-duration 120] [-latency 300ms] [-linger 1m]
+//
+// It publishes the run's events to Redis Streams when the Redis at
+// REGEN_REDIS_URL (default redis://127.0.0.1:6379/0) answers, with an
+// in-memory archive beside it and a Buffered wrapper so that a Redis outage
+// never fails the run; otherwise to the in-memory progress.Memory. It
+// serves GET /runs/{run}/events with progress/sse, prints a curl command
+// that watches the run, follows the stream itself with the Go SSE client,
+// and checks that it received every event once, in order. After the run
+// it keeps serving for -linger (replay works: a late curl gets the whole
+// run), then exits; Ctrl-C exits at once. Exit status: 0 when the run
+// succeeded and the stream was complete, 1 otherwise, 2 on bad flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/fake"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// backend is where the events go and where the SSE handler reads them.
+type backend struct {
+	name   string
+	sink   progress.Sink
+	source progress.Source
+	close  func(context.Context)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("progress", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to serve on (loopback)")
+	seconds := fs.Int("duration", 120, "lecture length in seconds, a multiple of 10")
+	latency := fs.Duration("latency", 300*time.Millisecond, "median fake generator latency")
+	linger := fs.Duration("linger", time.Minute, "how long to keep serving after the run")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "usage: progress [-addr HOST:PORT] [-duration SECONDS] [-latency DURATION] [-linger DURATION]")
+			return 0
+		}
+		fmt.Fprintf(stderr, "progress: %v\n", err)
+		return 2
+	}
+	g, err := graph.Build(graph.Lecture(), *seconds)
+	if err != nil {
+		fmt.Fprintf(stderr, "progress: -duration: %v\n", err)
+		return 2
+	}
+	if *latency < 0 || *linger < 0 {
+		fmt.Fprintln(stderr, "progress: -latency and -linger must not be negative")
+		return 2
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "progress: listen on %s: %v\n", *addr, err)
+		return 1
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	be := pickBackend(ctx, logger, *linger+time.Minute)
+	defer be.close(context.Background())
+
+	h, err := sse.NewHandler(be.source, sse.HandlerOptions{
+		Authorize:    func(r *http.Request) (string, error) { return r.PathValue("run"), nil },
+		CloseOnFinal: true,
+		Logger:       logger,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "progress: %v\n", err)
+		return 1
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /runs/{run}/events", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-served
+	}()
+
+	runID := fmt.Sprintf("demo-%d", time.Now().UnixNano())
+	url := fmt.Sprintf("http://%s/runs/%s/events", ln.Addr(), runID)
+	fmt.Fprintf(stdout, "Events go to %s.\nWatch the run with:\n\n  curl -N %s\n\n", be.name, url)
+
+	// Follow the stream as a browser would, from the first event.
+	type followed struct {
+		events []progress.Event
+		err    error
+	}
+	follow := make(chan followed, 1)
+	fctx, cancelFollow := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancelFollow()
+	go func() {
+		var f followed
+		c := sse.NewClient(url, sse.ClientOptions{Retry: 100 * time.Millisecond})
+		f.err = c.Events(fctx, func(e progress.Event) error {
+			f.events = append(f.events, e)
+			if e.Type.Final() {
+				return errFinal // the run is over: stop, rather than wait to reconnect
+			}
+			return nil
+		})
+		if errors.Is(f.err, errFinal) {
+			f.err = nil
+		}
+		follow <- f
+	}()
+
+	f := fake.New(fake.Options{Seed: 1, Default: *latency, Sigma: 0.5})
+	e, err := executor.New(executor.Options{Generators: f.Registry(), Sink: be.sink, Logger: logger})
+	if err != nil {
+		fmt.Fprintf(stderr, "progress: %v\n", err)
+		return 1
+	}
+	rep, runErr := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g, RunID: runID,
+		TriggeredBy: "examples/progress"})
+	if runErr != nil && rep == nil {
+		fmt.Fprintf(stderr, "progress: %v\n", runErr)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Run %s %s: %d nodes generated.\n", runID, rep.Record.Status, len(rep.Generated))
+
+	got := <-follow
+	code := 0
+	if runErr != nil {
+		code = 1
+	}
+	if err := checkStream(got.events); err != nil || got.err != nil {
+		fmt.Fprintf(stdout, "The SSE client's stream is not right: %v %v\n", err, got.err)
+		code = 1
+	} else {
+		fmt.Fprintf(stdout, "The SSE client received all %d events, seq 1 to %d, in order, ending with %s.\n",
+			len(got.events), len(got.events), got.events[len(got.events)-1].Type)
+	}
+	if *linger > 0 {
+		fmt.Fprintf(stdout, "Serving for %v more; a late curl replays the whole run. Ctrl-C to stop.\n", *linger)
+		t := time.NewTimer(*linger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+	return code
+}
+
+var errFinal = errors.New("final event")
+
+// checkStream checks a whole run: seq 1..N and a final event last.
+func checkStream(events []progress.Event) error {
+	if len(events) == 0 {
+		return errors.New("no events")
+	}
+	for i, e := range events {
+		if e.Seq != uint64(i+1) {
+			return fmt.Errorf("event %d has seq %d", i+1, e.Seq)
+		}
+	}
+	if last := events[len(events)-1]; !last.Type.Final() {
+		return fmt.Errorf("the last event is %s, not a final one", last.Type)
+	}
+	return nil
+}
+
+// pickBackend uses Redis when it answers, and memory otherwise. A
+// finished run's stream expires after ttl.
+func pickBackend(ctx context.Context, logger *slog.Logger, ttl time.Duration) backend {
+	url := os.Getenv("REGEN_REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	if err == nil {
+		client := redis.NewClient(opts)
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err = client.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			hist := progress.NewMemoryHistory()
+			stream, serr := redisstream.New(client, redisstream.Options{History: hist,
+				FinishedTTL: ttl, Logger: logger})
+			if serr == nil {
+				buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: logger})
+				return backend{
+					name:   "Redis Streams at " + opts.Addr + " (key lecture:{runId}, archived in memory)",
+					sink:   progress.NewFanout(progress.NewArchive(hist), buffered),
+					source: stream,
+					close: func(ctx context.Context) {
+						_ = buffered.Close(ctx)
+						_ = stream.Close()
+						_ = client.Close()
+					},
+				}
+			}
+			err = serr
+		}
+		_ = client.Close()
+	}
+	logger.Warn("Redis unavailable; using the in-memory progress stream", "url", url, "err", err)
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	return backend{name: "the in-memory stream (Redis did not answer)", sink: mem, source: mem,
+		close: func(context.Context) {}}
+}
