@@ -24,6 +24,31 @@ type job struct {
 	ko   *KindOptions
 	prev dirty.State // the node's stored state when it started
 	deps []depRef
+
+	// Embedded so that a node's first attempt allocates nothing more.
+	depBuf [4]depRef
+	rep    reporter
+	call   inflight
+	try    attemptState
+}
+
+// attemptState is what a rescuer needs to continue a node's attempts
+// after the call of attempt number attempt was abandoned.
+type attemptState struct {
+	r       *run
+	gen     Generator
+	j       *job
+	req     Request
+	in      string
+	attempt int
+	start   time.Time
+	wg      *sync.WaitGroup
+	then    func(result) bool
+}
+
+func (a *attemptState) rescue(err error) bool {
+	res, ok := a.r.tryFrom(a.gen, a.j, a.req, a.in, a.attempt+1, err, a.start, a.wg, a.then)
+	return ok && a.then(res)
 }
 
 type depRef struct {
@@ -35,8 +60,12 @@ type depRef struct {
 func (r *run) newJob(st schedule.Step, kind string) *job {
 	n := st.Node
 	ds := r.g.Deps(n)
-	j := &job{step: st, id: r.id(n), kind: kind, ko: &r.kinds[r.g.KindOf(n)],
-		prev: r.view.Get(n), deps: make([]depRef, len(ds))}
+	j := &job{step: st, id: r.id(n), kind: kind, ko: &r.kinds[r.g.KindOf(n)], prev: r.view.Get(n)}
+	j.deps = j.depBuf[:0]
+	if len(ds) > len(j.depBuf) {
+		j.deps = make([]depRef, 0, len(ds))
+	}
+	j.deps = j.deps[:len(ds)]
 	for i, d := range ds {
 		s := r.view.Get(d)
 		j.deps[i] = depRef{n: d, id: r.id(d), hash: s.OutputHash, ref: s.AssetRef}
@@ -47,7 +76,12 @@ func (r *run) newJob(st schedule.Step, kind string) *job {
 // load reads the dependencies' assets and builds the request; it returns
 // the node's input hash too.
 func (r *run) load(j *job) (Request, string, error) {
-	hashes := make([]string, len(j.deps))
+	var hashBuf [8]string
+	hashes := hashBuf[:0]
+	if len(j.deps) > len(hashBuf) {
+		hashes = make([]string, 0, len(j.deps))
+	}
+	hashes = hashes[:len(j.deps)]
 	deps := make([]Dep, len(j.deps))
 	for i, d := range j.deps {
 		hashes[i] = d.hash
@@ -141,16 +175,21 @@ func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, p
 			}
 		}
 		req.Attempt = next
-		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next}
-		attempt := next
 		now := start
-		if next > 1 {
+		var c *inflight
+		if next == 1 {
+			j.rep = reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next}
+			req.Progress = &j.rep
+			c = &j.call
+		} else {
+			// A later attempt gets its own call: an abandoned earlier call
+			// may still end.
+			req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next}
+			c = new(inflight)
 			now = time.Now()
 		}
-		c := r.watch.begin(now, j.ko.Timeout, wg, func(err error) bool {
-			res, ok := r.tryFrom(gen, j, req, in, attempt+1, err, start, wg, then)
-			return ok && then(res)
-		})
+		j.try = attemptState{r: r, gen: gen, j: j, req: req, in: in, attempt: next, start: start, wg: wg, then: then}
+		r.watch.begin(c, now, j.ko.Timeout, wg, &j.try)
 		a, err := protect(func() (Asset, error) { return gen.Generate(c.ctx, req) })
 		if !r.watch.end(c) {
 			return result{}, false
@@ -268,9 +307,10 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
-	c := r.watch.begin(time.Now(), jobs[idx[0]].ko.Timeout, wg, func(err error) bool {
+	c := new(inflight)
+	r.watch.begin(c, time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, err))
-	})
+	}))
 	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
 	if !r.watch.end(c) {
 		return nil, false

@@ -82,6 +82,10 @@ type run struct {
 	m          *schedule.Machine
 	eta        *eta
 	stageShown []bool // stage.started emitted, this round
+	idle       int    // workers waiting on cond
+	changeBuf  []Change
+	nodeBuf    []graph.Node
+	finished   func(graph.Node) bool // settled in this round, for the ETA
 	pending    []result
 	committing bool
 	wakeTimer  *time.Timer
@@ -270,6 +274,10 @@ func (r *run) round() {
 	r.m = m
 	r.eta = newETA(r.plan, opts.Workers, opts)
 	r.stageShown = make([]bool, len(r.plan.Stages))
+	r.finished = func(n graph.Node) bool {
+		s, _ := m.State(n)
+		return s.Terminal()
+	}
 	r.mu.Unlock()
 	stop := context.AfterFunc(r.ctx, func() {
 		r.mu.Lock()
@@ -342,15 +350,15 @@ func (r *run) work() bool {
 			}
 			if st, ok := r.m.Next(now); ok {
 				steps = append(steps, st)
-				// More may be ready: wake one more worker, which wakes
-				// the next if it finds work too.
-				r.cond.Signal()
+				r.wakeIdle(now)
 				break
 			}
 			if at, ok := r.m.Wake(); ok {
 				r.armWake(now, at)
 			}
+			r.idle++
 			r.cond.Wait()
+			r.idle--
 		}
 		kind := r.g.KindName(r.g.KindOf(steps[0].Node))
 		gen := r.e.opts.Generators[kind]
@@ -394,6 +402,21 @@ func (r *run) work() bool {
 	}
 }
 
+// wakeIdle wakes one idle worker if a node may start, so that workers
+// wake only for work; that worker does the same for the next. Called with
+// mu held.
+func (r *run) wakeIdle(now time.Time) {
+	if r.idle == 0 {
+		return
+	}
+	if len(r.e.opts.Rates) > 0 && now.IsZero() {
+		now = time.Now()
+	}
+	if r.m.CanStart(now) || r.m.Done() {
+		r.cond.Signal()
+	}
+}
+
 // armWake makes sure the workers wake when a rate limit allows a start.
 // Called with mu held.
 func (r *run) armWake(now, at time.Time) {
@@ -429,7 +452,7 @@ func (r *run) submit(results ...result) {
 		r.commit(batch)
 		r.mu.Lock()
 		r.settle(batch)
-		r.cond.Signal()
+		r.wakeIdle(time.Time{})
 	}
 	r.committing = false
 	r.mu.Unlock()
@@ -445,8 +468,8 @@ func (r *run) commit(batch []result) {
 	for try := 0; ; try++ {
 		r.mu.Lock()
 		version := r.version
-		changes := make([]Change, 0, len(batch))
-		nodes := make([]graph.Node, 0, len(batch))
+		// One committer at a time: its buffers are reused.
+		changes, nodes := r.changeBuf[:0], r.nodeBuf[:0]
 		for i := range batch {
 			res := &batch[i]
 			cur := r.view.Get(res.n)
@@ -476,6 +499,7 @@ func (r *run) commit(batch []result) {
 			changes = append(changes, Change{ID: res.id, State: st})
 			nodes = append(nodes, res.n)
 		}
+		r.changeBuf, r.nodeBuf = changes, nodes
 		r.mu.Unlock()
 		if len(changes) == 0 {
 			return
@@ -590,10 +614,7 @@ func (r *run) report(ev progress.Event, now time.Time) {
 	settled := r.m.Settled()
 	ev.Done, ev.Total = r.done+settled, r.total
 	r.settled.Store(int64(ev.Done))
-	ev.ETA = r.eta.at(now, func(n graph.Node) bool {
-		s, _ := r.m.State(n)
-		return s.Terminal()
-	}, r.m.Len()-settled)
+	ev.ETA = r.eta.at(now, r.finished, r.m.Len()-settled)
 	r.em.emit(ev)
 }
 

@@ -87,11 +87,21 @@ type inflight struct {
 	// wg is the group of the goroutine making the call; a rescuer takes
 	// its place in it.
 	wg *sync.WaitGroup
-	// rescue continues the node's work after the call was abandoned with
-	// err, on a new goroutine. It reports whether that goroutine then
-	// ended normally, so that it leaves wg.
-	rescue func(err error) bool
+	// rescuer continues the node's work after the call was abandoned.
+	rescuer rescuer
 }
+
+// rescuer continues a node's work after its call was abandoned with err,
+// on a new goroutine. It reports whether that goroutine then ended
+// normally, so that it leaves its group.
+type rescuer interface {
+	rescue(err error) bool
+}
+
+// rescueFunc adapts a function to a rescuer.
+type rescueFunc func(error) bool
+
+func (f rescueFunc) rescue(err error) bool { return f(err) }
 
 // watch is a run's deadline heap.
 type watch struct {
@@ -125,17 +135,17 @@ func (h *callHeap) Pop() any {
 	return c
 }
 
-// begin registers a call that the calling goroutine, a member of wg, is
-// about to make at now.
-func (w *watch) begin(now time.Time, timeout time.Duration, wg *sync.WaitGroup, rescue func(error) bool) *inflight {
-	c := &inflight{timeout: timeout, deadline: now.Add(timeout), wg: wg, rescue: rescue, index: -1}
+// begin registers c, a call that the calling goroutine, a member of wg, is
+// about to make at now. c must be new: a call is never reused.
+func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) {
+	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
 	c.ctxVal.parent, c.ctxVal.deadline = w.r.ctx, c.deadline
 	c.ctx = &c.ctxVal
 	w.mu.Lock()
 	if cause := w.cancelled; cause != nil {
 		w.mu.Unlock()
 		w.abandon(c, cause, context.Canceled)
-		return c
+		return
 	}
 	heap.Push(&w.calls, c)
 	if w.timer == nil {
@@ -146,7 +156,6 @@ func (w *watch) begin(now time.Time, timeout time.Duration, wg *sync.WaitGroup, 
 		w.armed = c.deadline
 	}
 	w.mu.Unlock()
-	return c
 }
 
 // end records that the call returned. It reports false when the call was
@@ -216,7 +225,7 @@ func (w *watch) abandon(c *inflight, err, ctxErr error) {
 	c.ctx.cancel(ctxErr)
 	c.wg.Add(1) // the rescuer
 	go func() {
-		if c.rescue(err) {
+		if c.rescuer.rescue(err) {
 			c.wg.Done()
 		}
 	}()

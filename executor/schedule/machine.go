@@ -357,11 +357,30 @@ func (ks *keyState) recordStart(now time.Time) {
 // says when to ask again. now is the driver's clock, read only for the
 // rate limits; it must not go back between calls.
 func (m *Machine) Next(now time.Time) (Step, bool) {
-	m.wake = time.Time{}
-	if m.halted || (m.limit > 0 && m.running >= m.limit) {
+	best, bestKey, wake := m.pick(now)
+	m.wake = wake
+	if best < 0 {
 		return Step{}, false
 	}
-	best, bestKey := int32(-1), -1
+	m.keys[bestKey].head++
+	return m.start(best, now), true
+}
+
+// CanStart reports whether [Machine.Next] would return a node at now. It
+// changes nothing; a driver uses it to wake an idle worker only when there
+// is work for it.
+func (m *Machine) CanStart(now time.Time) bool {
+	best, _, _ := m.pick(now)
+	return best >= 0
+}
+
+// pick returns the position and key of the node Next would start, or -1,
+// and when a rate limit would next allow a start.
+func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) {
+	best, bestKey = -1, -1
+	if m.halted || (m.limit > 0 && m.running >= m.limit) {
+		return best, bestKey, wake
+	}
 	for ki := range m.keys {
 		ks := &m.keys[ki]
 		i := ks.headOf(m.state)
@@ -370,8 +389,8 @@ func (m *Machine) Next(now time.Time) (Step, bool) {
 		}
 		ok, at := ks.allowed(now)
 		if !ok {
-			if !at.IsZero() && (m.wake.IsZero() || at.Before(m.wake)) {
-				m.wake = at
+			if !at.IsZero() && (wake.IsZero() || at.Before(wake)) {
+				wake = at
 			}
 			continue
 		}
@@ -379,11 +398,7 @@ func (m *Machine) Next(now time.Time) (Step, bool) {
 			best, bestKey = i, ki
 		}
 	}
-	if best < 0 {
-		return Step{}, false
-	}
-	m.keys[bestKey].head++
-	return m.start(best, now), true
+	return best, bestKey, wake
 }
 
 // More returns another node to start now with the same batch key and
