@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 )
 
 func FuzzParseID(f *testing.F) {
@@ -63,7 +64,7 @@ func templateSeeds(f *testing.F) [][]byte {
 	add(scopesTemplate())
 	r := rand.New(rand.NewPCG(7, 7))
 	for range 8 {
-		add(randomTemplate(r))
+		add(testgraph.RandomTemplate(r))
 	}
 	for _, s := range []string{
 		`{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}, {"name": "b", "deps": [{"kind": "a", "scope": "global"}]}]}`,
