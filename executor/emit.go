@@ -22,6 +22,7 @@ type emitter struct {
 	key    string
 	seq    uint64
 	errors int
+	closed bool // the final event went out: nothing follows it
 }
 
 func (em *emitter) emit(ev progress.Event) {
@@ -30,6 +31,12 @@ func (em *emitter) emit(ev progress.Event) {
 	}
 	em.mu.Lock()
 	defer em.mu.Unlock()
+	if em.closed {
+		// A late note from a generator that outlived its run: the final
+		// event must stay the last (progress.Type.Final).
+		return
+	}
+	em.closed = ev.Type.Final()
 	em.seq++
 	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
 	if err := em.sink.Publish(em.ctx, ev); err != nil {
@@ -38,15 +45,20 @@ func (em *emitter) emit(ev progress.Event) {
 	}
 }
 
-// reporter turns a generator's notes into message events.
+// reporter turns a generator's notes into message events. The notes of
+// a call that was abandoned are dropped, as its result is.
 type reporter struct {
 	em      *emitter
 	node    string
 	stage   int
 	attempt int
+	call    *inflight
 }
 
 func (r *reporter) Report(n Note) {
+	if r.call != nil && r.call.state.Load() == callAbandoned {
+		return
+	}
 	r.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
 		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning})
 }

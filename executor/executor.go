@@ -258,6 +258,12 @@ const maxEditConflicts = 64
 // conflict Edit reloads and applies its own change again, up to 64 times.
 // It returns the graph's new version.
 func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, ids ...string) (int64, error) {
+	if g == nil {
+		return 0, fmt.Errorf("%w: edit: the graph is nil", ErrInvalidRequest)
+	}
+	if graphKey == "" {
+		return 0, fmt.Errorf("%w: edit: the graph key is empty", ErrInvalidRequest)
+	}
 	nodes := make([]graph.Node, len(ids))
 	for i, id := range ids {
 		n, err := g.Lookup(id)
@@ -273,6 +279,9 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		snap, err := e.opts.States.Load(ctx, graphKey)
 		if err != nil {
 			return 0, fmt.Errorf("edit: load %q: %w", graphKey, err)
+		}
+		if snap.States == nil { // a graph never committed
+			snap.States = make(map[string]dirty.State, len(nodes))
 		}
 		now := time.Now()
 		changes := make([]Change, 0, len(nodes))

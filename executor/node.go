@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -175,21 +176,23 @@ func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, p
 			}
 		}
 		req.Attempt = next
-		now := start
 		var c *inflight
 		if next == 1 {
-			j.rep = reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next}
-			req.Progress = &j.rep
 			c = &j.call
+			j.rep = reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
+			req.Progress = &j.rep
 		} else {
 			// A later attempt gets its own call: an abandoned earlier call
 			// may still end.
-			req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next}
 			c = new(inflight)
-			now = time.Now()
+			req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 		}
 		j.try = attemptState{r: r, gen: gen, j: j, req: req, in: in, attempt: next, start: start, wg: wg, then: then}
-		r.watch.begin(c, now, j.ko.Timeout, wg, &j.try)
+		// The timeout runs from the call, not from the start of the node:
+		// loading its inputs and publishing its start do not shorten it.
+		if cause := r.watch.begin(c, time.Now(), j.ko.Timeout, wg, &j.try); cause != nil {
+			return r.newResult(j, cancelled, next-1, cause), true
+		}
 		a, err := protect(func() (Asset, error) { return gen.Generate(c.ctx, req) })
 		if !r.watch.end(c) {
 			return result{}, false
@@ -207,8 +210,9 @@ func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, p
 // accept validates an output, stores the asset and returns the result.
 func (r *run) accept(j *job, req Request, in string, a Asset, attempt int, start time.Time) (result, error) {
 	if j.ko.Validate != nil {
-		if err := j.ko.Validate(req, a); err != nil {
-			if !errors.Is(err, ErrInvalidOutput) {
+		if err := validate(j.ko.Validate, req, a); err != nil {
+			var pe *PanicError
+			if !errors.Is(err, ErrInvalidOutput) && !errors.As(err, &pe) {
 				err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
 			}
 			return result{}, err
@@ -229,6 +233,17 @@ func (r *run) accept(j *job, req Request, in string, a Asset, attempt int, start
 	return res, nil
 }
 
+// validate runs a host's validator, turning its panic into a
+// *PanicError, as for a generator.
+func validate(v Validator, req Request, a Asset) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &PanicError{Value: p, Stack: debug.Stack()}
+		}
+	}()
+	return v(req, a)
+}
+
 // contentHash is the default content hash: SHA-256 of the data, or of
 // the URL when the host keeps the data.
 func contentHash(a Asset) string {
@@ -247,6 +262,7 @@ func contentHash(a Asset) string {
 // finishes the batch and hands its results to then.
 func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then func([]result) bool) ([]result, bool) {
 	start := time.Now()
+	c := new(inflight) // the bulk call; its notes are dropped once it is abandoned
 	results := make([]result, len(jobs))
 	var reqs []Request
 	var idx []int
@@ -262,7 +278,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			continue
 		}
 		req.Attempt = 1
-		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1}
+		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
 		r.nodeEvent(progress.NodeStarted, j, 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
 		reqs, idx, ins = append(reqs, req), append(idx, i), append(ins, in)
 	}
@@ -307,10 +323,14 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
-	c := new(inflight)
-	r.watch.begin(c, time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
+	if cause := r.watch.begin(c, time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, err))
-	}))
+	})); cause != nil {
+		for _, i := range idx {
+			results[i] = r.newResult(jobs[i], cancelled, 0, cause)
+		}
+		return results, true
+	}
 	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
 	if !r.watch.end(c) {
 		return nil, false

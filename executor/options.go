@@ -38,7 +38,8 @@ type RetryPolicy struct {
 	InitialInterval time.Duration
 	// BackoffFactor multiplies the wait after each retry. Default: 2.
 	BackoffFactor float64
-	// MaxInterval caps the wait. Default: 1 minute.
+	// MaxInterval caps the wait. Default: 1 minute, or InitialInterval
+	// when that is longer.
 	MaxInterval time.Duration
 	// Jitter spreads each wait uniformly over ±Jitter of itself, from 0
 	// to 1. Default: 0, no jitter.
@@ -56,7 +57,7 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 		p.BackoffFactor = 2
 	}
 	if p.MaxInterval <= 0 {
-		p.MaxInterval = time.Minute
+		p.MaxInterval = max(time.Minute, p.InitialInterval)
 	}
 	p.Jitter = min(max(p.Jitter, 0), 1)
 	return p

@@ -65,7 +65,7 @@ type run struct {
 	rec    Record
 	kinds  []KindOptions // by template index
 
-	attempts sync.WaitGroup // abandoned generator calls still running
+	attempts sync.WaitGroup // generator calls still running, abandoned ones included
 	workers  sync.WaitGroup // the round's workers, rescuers included
 	watch    *watch
 	// thenOne and thenBatch are what a rescuer does with the results of
@@ -279,14 +279,15 @@ func (r *run) round() {
 		return s.Terminal()
 	}
 	r.mu.Unlock()
+	halted := make(chan struct{})
 	stop := context.AfterFunc(r.ctx, func() {
+		defer close(halted)
 		r.mu.Lock()
 		r.m.Halt()
 		r.cond.Broadcast()
 		r.mu.Unlock()
 		r.watch.cancelAll(context.Cause(r.ctx))
 	})
-	defer stop()
 	for range workerCount(r.plan, opts.Workers) {
 		r.workers.Add(1)
 		go func() {
@@ -296,6 +297,11 @@ func (r *run) round() {
 		}()
 	}
 	r.workers.Wait()
+	if !stop() {
+		// The cancel's goroutine started: it is one of the run's, so the
+		// run waits for it too.
+		<-halted
+	}
 	r.watch.stop()
 	r.mu.Lock()
 	if r.wakeTimer != nil {
@@ -305,23 +311,24 @@ func (r *run) round() {
 	r.mu.Unlock()
 }
 
-// workerCount is the pool size: the global cap, or the plan's batch
-// concurrency plus up to 64 singles.
+// workerCount is the pool size: the plan's batch concurrency plus its
+// singles, up to 64 of them without a global cap; a global cap lowers it
+// but never raises it, since more workers than that could never all run.
 func workerCount(p *planner.Plan, cap int) int {
-	if cap > 0 {
-		return cap
-	}
 	seen := map[string]bool{}
 	total, singles := 0, 0
 	for _, st := range p.Stages {
 		for _, grp := range st.Groups {
 			if grp.Kind == planner.Single {
-				singles++
+				singles += len(grp.Nodes)
 			} else if !seen[grp.BatchKey] {
 				seen[grp.BatchKey] = true
 				total += grp.Concurrency
 			}
 		}
+	}
+	if cap > 0 {
+		return max(min(cap, total+singles), 1)
 	}
 	return max(total+min(singles, 64), 1)
 }

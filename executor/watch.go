@@ -136,17 +136,27 @@ func (h *callHeap) Pop() any {
 }
 
 // begin registers c, a call that the calling goroutine, a member of wg, is
-// about to make at now. c must be new: a call is never reused.
-func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) {
+// about to make at now. c must be new: a call is never reused. Once the
+// run is cancelled it refuses the call and returns the run's cause: the
+// caller must not make it, so that nothing starts after a cancel.
+func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
 	c.ctxVal.parent, c.ctxVal.deadline = w.r.ctx, c.deadline
 	c.ctx = &c.ctxVal
 	w.mu.Lock()
-	if cause := w.cancelled; cause != nil {
+	if cause := w.cancelled; cause != nil || w.r.ctx.Err() != nil {
 		w.mu.Unlock()
-		w.abandon(c, cause, context.Canceled)
-		return
+		if cause == nil {
+			// Cancelled, and cancelAll is on its way.
+			cause = context.Cause(w.r.ctx)
+		}
+		return cause
 	}
+	// The call counts until its goroutine passes end, even when it is
+	// abandoned meanwhile: the end of a run waits for it (up to its grace).
+	// Adding here, while the goroutine is a member of a group the round
+	// waits for, never races with that wait.
+	w.r.attempts.Add(1)
 	heap.Push(&w.calls, c)
 	if w.timer == nil {
 		w.timer = time.AfterFunc(timeout, w.fire)
@@ -156,13 +166,14 @@ func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *syn
 		w.armed = c.deadline
 	}
 	w.mu.Unlock()
+	return nil
 }
 
 // end records that the call returned. It reports false when the call was
 // abandoned meanwhile: the caller must then drop the result and exit.
 func (w *watch) end(c *inflight) bool {
+	defer w.r.attempts.Done()
 	if !c.state.CompareAndSwap(callRunning, callReturned) {
-		w.r.attempts.Done()
 		return false
 	}
 	w.mu.Lock()
@@ -195,8 +206,8 @@ func (w *watch) fire() {
 	}
 }
 
-// cancelAll abandons every call in flight, and every later one, with the
-// run's cause.
+// cancelAll abandons every call in flight with the run's cause; begin
+// refuses every later one.
 func (w *watch) cancelAll(cause error) {
 	w.mu.Lock()
 	if w.cancelled != nil {
@@ -217,9 +228,7 @@ func (w *watch) cancelAll(cause error) {
 // abandon gives up on a call: its context is cancelled, and a rescuer
 // takes over the node's work and its goroutine's place.
 func (w *watch) abandon(c *inflight, err, ctxErr error) {
-	w.r.attempts.Add(1) // the abandoned goroutine, until its generator returns
 	if !c.state.CompareAndSwap(callRunning, callAbandoned) {
-		w.r.attempts.Done()
 		return // it returned just now
 	}
 	c.ctx.cancel(ctxErr)
