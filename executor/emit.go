@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -39,10 +40,21 @@ func (em *emitter) emit(ev progress.Event) {
 	em.closed = ev.Type.Final()
 	em.seq++
 	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
-	if err := em.sink.Publish(em.ctx, ev); err != nil {
+	if err := em.publish(ev); err != nil {
 		em.errors++
 		em.log.Warn("regen: progress sink failed", "run", em.runID, "seq", ev.Seq, "type", ev.Type, "err", err)
 	}
+}
+
+// publish hands one event to the sink; a panic in the sink is an error,
+// like any other sink failure.
+func (em *emitter) publish(ev progress.Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sink panicked: %v", p)
+		}
+	}()
+	return em.sink.Publish(em.ctx, ev)
 }
 
 // reporter turns a generator's notes into message events. The notes of

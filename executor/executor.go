@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/regengraph/regen/dirty"
@@ -23,9 +22,10 @@ import (
 type Executor struct {
 	opts Options
 	log  *slog.Logger
-	// strays counts attempt goroutines, including those of generators that
-	// ignore their context and outlive their run; Close waits for them.
-	strays sync.WaitGroup
+	// calls counts the generator calls in flight, of every run, including
+	// those of generators that ignore their context and outlive their run;
+	// Close waits for them.
+	calls tally
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -102,17 +102,7 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 // returned, including calls abandoned at a timeout, a cancel or the end
 // of a run, or until ctx ends.
 func (e *Executor) Close(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		e.strays.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return e.calls.wait(ctx)
 }
 
 // RunRequest asks for a run.
@@ -209,6 +199,9 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	}
 	r, err := e.prepare(ctx, req)
 	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
+			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
+		}
 		return nil, err
 	}
 	go r.execute()

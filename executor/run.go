@@ -27,6 +27,15 @@ const storeTimeout = 30 * time.Second
 // losing a commit race.
 const maxPrepareConflicts = 16
 
+// maxCommitConflicts bounds how often a commit of results reloads and
+// re-applies after losing a race; maxCommitFailures bounds its retries
+// after other errors. Past either, the results are not recorded and their
+// nodes count as failed.
+const (
+	maxCommitConflicts = 64
+	maxCommitFailures  = 5
+)
+
 // outcome is what became of a node in a round.
 type outcome uint8
 
@@ -65,7 +74,7 @@ type run struct {
 	rec    Record
 	kinds  []KindOptions // by template index
 
-	attempts sync.WaitGroup // generator calls still running, abandoned ones included
+	attempts tally          // this run's generator calls in flight
 	workers  sync.WaitGroup // the round's workers, rescuers included
 	watch    *watch
 	// thenOne and thenBatch are what a rescuer does with the results of
@@ -472,7 +481,8 @@ func (r *run) submit(results ...result) {
 // again; it never retries blindly.
 func (r *run) commit(batch []result) {
 	opts := &r.e.opts
-	for try := 0; ; try++ {
+	conflicts, failures := 0, 0
+	for {
 		r.mu.Lock()
 		version := r.version
 		// One committer at a time: its buffers are reused.
@@ -521,19 +531,29 @@ func (r *run) commit(batch []result) {
 			r.mu.Unlock()
 			return
 		}
-		if errors.Is(err, ErrConflict) {
-			snap, lerr := opts.States.Load(r.bg, r.key)
-			if lerr == nil {
-				r.mu.Lock()
-				r.view, r.version = statesOf(r.g, snap), snap.Version
-				r.mu.Unlock()
-				continue
+		// A conflict, or an error after which the commit may or may not
+		// have been applied: reload before anything else.
+		snap, lerr := opts.States.Load(r.bg, r.key)
+		if lerr == nil {
+			applied := !errors.Is(err, ErrConflict) && snap.Version == version+1 && stored(snap, changes)
+			r.mu.Lock()
+			r.view, r.version = statesOf(r.g, snap), snap.Version
+			r.mu.Unlock()
+			if applied {
+				return // the commit went through before the error
 			}
-			err = lerr
+			if errors.Is(err, ErrConflict) {
+				if conflicts++; conflicts < maxCommitConflicts {
+					continue // re-apply only our own results on the new version
+				}
+				err = fmt.Errorf("%d version conflicts in a row: %w", conflicts, err)
+			}
+		} else {
+			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
-		if try >= 4 {
-			// The store keeps failing: the results cannot be recorded, so
-			// they do not count. The nodes stay dirty in the store.
+		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) {
+			// The results cannot be recorded, so they do not count; the
+			// nodes stay dirty in the store.
 			for i := range batch {
 				if batch[i].outcome == generated || batch[i].outcome == unchanged {
 					batch[i].outcome = failed
@@ -543,9 +563,25 @@ func (r *run) commit(batch []result) {
 			return
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
-		t := time.NewTimer(time.Duration(1<<try) * 100 * time.Millisecond)
-		<-t.C
+		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
 	}
+}
+
+// stored reports whether a snapshot holds every change as given (times
+// to the microsecond, which is what stores keep).
+func stored(snap Snapshot, changes []Change) bool {
+	for _, c := range changes {
+		got, ok := snap.States[c.ID]
+		want := c.State
+		if !ok || !got.UpdatedAt.Truncate(time.Microsecond).Equal(want.UpdatedAt.Truncate(time.Microsecond)) {
+			return false
+		}
+		got.UpdatedAt, want.UpdatedAt = time.Time{}, time.Time{}
+		if got != want {
+			return false
+		}
+	}
+	return true
 }
 
 // settle moves committed results through the machine and reports them.
@@ -699,16 +735,9 @@ func (r *run) finish() {
 // waitAttempts waits, up to the grace period, for generator calls that
 // outlived their attempts.
 func (r *run) waitAttempts() {
-	done := make(chan struct{})
-	r.e.strays.Go(func() {
-		r.attempts.Wait()
-		close(done)
-	})
-	t := time.NewTimer(r.e.opts.Grace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+	ctx, cancel := context.WithTimeout(context.Background(), r.e.opts.Grace)
+	defer cancel()
+	if r.attempts.wait(ctx) != nil {
 		r.e.log.Warn("regen: generators still running after the run ended; they ignore their context",
 			"run", r.handle.id, "grace", r.e.opts.Grace)
 	}

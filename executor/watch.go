@@ -154,9 +154,9 @@ func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *syn
 	}
 	// The call counts until its goroutine passes end, even when it is
 	// abandoned meanwhile: the end of a run waits for it (up to its grace).
-	// Adding here, while the goroutine is a member of a group the round
-	// waits for, never races with that wait.
-	w.r.attempts.Add(1)
+	// It is counted for the run and for the executor's Close.
+	w.r.attempts.add()
+	w.r.e.calls.add()
 	heap.Push(&w.calls, c)
 	if w.timer == nil {
 		w.timer = time.AfterFunc(timeout, w.fire)
@@ -172,7 +172,8 @@ func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *syn
 // end records that the call returned. It reports false when the call was
 // abandoned meanwhile: the caller must then drop the result and exit.
 func (w *watch) end(c *inflight) bool {
-	defer w.r.attempts.Done()
+	defer w.r.e.calls.done()
+	defer w.r.attempts.done()
 	if !c.state.CompareAndSwap(callRunning, callReturned) {
 		return false
 	}
