@@ -11,57 +11,9 @@ import (
 
 	"github.com/regengraph/regen/executor/schedule"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/planner"
 )
-
-// randomTemplate returns a random valid template: 1 to 7 kinds, each
-// global or per segment, depending on kinds created before it with a
-// random scope that fits, sometimes on its own previous segment, with no
-// batch key, a key of its own or a shared one; the kinds are listed in a
-// shuffled order. (As in graph's property test.)
-func randomTemplate(r *rand.Rand) graph.Template {
-	kinds := make([]graph.Kind, 1+r.IntN(7))
-	sharedConc := map[string]int{}
-	for i := range kinds {
-		kd := graph.Kind{Name: fmt.Sprintf("k%d", i), PerSegment: r.IntN(3) > 0}
-		for j := range i {
-			if r.IntN(3) != 0 {
-				continue
-			}
-			other := kinds[j]
-			var scopes []graph.Scope
-			switch {
-			case !other.PerSegment:
-				scopes = []graph.Scope{graph.ScopeGlobal}
-			case kd.PerSegment:
-				scopes = []graph.Scope{graph.ScopeSameSegment, graph.ScopePreviousSegment, graph.ScopeAllSegments}
-			default:
-				scopes = []graph.Scope{graph.ScopeAllSegments}
-			}
-			s := scopes[r.IntN(len(scopes))]
-			kd.Deps = append(kd.Deps, graph.Dep{Kind: other.Name, Scope: s})
-			if s == graph.ScopeSameSegment && r.IntN(3) == 0 {
-				kd.Deps = append(kd.Deps, graph.Dep{Kind: other.Name, Scope: graph.ScopePreviousSegment})
-			}
-		}
-		if kd.PerSegment && r.IntN(4) == 0 {
-			kd.Deps = append(kd.Deps, graph.Dep{Kind: kd.Name, Scope: graph.ScopePreviousSegment})
-		}
-		switch r.IntN(3) {
-		case 1:
-			kd.BatchKey, kd.Concurrency = "own:"+kd.Name, 1+r.IntN(5)
-		case 2:
-			key := fmt.Sprintf("shared%d", r.IntN(2))
-			if _, ok := sharedConc[key]; !ok {
-				sharedConc[key] = 1 + r.IntN(5)
-			}
-			kd.BatchKey, kd.Concurrency = key, sharedConc[key]
-		}
-		kinds[i] = kd
-	}
-	r.Shuffle(len(kinds), func(a, b int) { kinds[a], kinds[b] = kinds[b], kinds[a] })
-	return graph.Template{Kinds: kinds}
-}
 
 // randomCase is a random valid template, a plan of it (fresh, or a few
 // edits of an all-clean graph, so that clean dependencies occur), a
@@ -75,7 +27,7 @@ type randomCase struct {
 
 func newRandomCase(t testing.TB, seed uint64) randomCase {
 	r := rand.New(rand.NewPCG(seed, 3))
-	tm := randomTemplate(r)
+	tm := testgraph.RandomTemplate(r)
 	g := build(t, tm, 10*(1+r.IntN(15)))
 	var edits []string
 	if r.IntN(2) == 0 {
