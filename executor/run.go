@@ -587,7 +587,7 @@ func stored(snap Snapshot, changes []Change) bool {
 // settle moves committed results through the machine and reports them.
 // Called with mu held.
 func (r *run) settle(batch []result) {
-	now := time.Now()
+	var now time.Time // read by report when there is a sink
 	for i := range batch {
 		res := &batch[i]
 		ev := progress.Event{Node: res.id, Stage: res.stage, Attempt: res.attempts}
@@ -657,6 +657,12 @@ func (r *run) report(ev progress.Event, now time.Time) {
 	settled := r.m.Settled()
 	ev.Done, ev.Total = r.done+settled, r.total
 	r.settled.Store(int64(ev.Done))
+	if r.em.sink == nil {
+		return // nobody listens: no event, no ETA
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
 	ev.ETA = r.eta.at(now, r.finished, r.m.Len()-settled)
 	r.em.emit(ev)
 }

@@ -3,44 +3,45 @@ package executor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // tally counts things in flight and lets callers wait until none is, with
 // a context and without a goroutine. Unlike a sync.WaitGroup, it may be
-// added to while someone waits.
+// added to while someone waits. Adding and removing cost one atomic
+// operation each; the lock is taken only when the count drops to zero.
 type tally struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{} // closed when n drops to 0; nil while n is 0
+	n       atomic.Int64
+	mu      sync.Mutex
+	waiters []chan struct{}
 }
 
-func (t *tally) add() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 {
-		t.zero = make(chan struct{})
-	}
-	t.n++
-}
+func (t *tally) add() { t.n.Add(1) }
 
 func (t *tally) done() {
+	if t.n.Add(-1) != 0 {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.n--
-	if t.n == 0 {
-		close(t.zero)
-		t.zero = nil
+	if t.n.Load() == 0 { // not added to meanwhile
+		for _, w := range t.waiters {
+			close(w)
+		}
+		t.waiters = nil
 	}
 }
 
 // wait waits until nothing is in flight or ctx ends.
 func (t *tally) wait(ctx context.Context) error {
 	t.mu.Lock()
-	ch := t.zero
-	t.mu.Unlock()
-	if ch == nil {
+	if t.n.Load() == 0 {
+		t.mu.Unlock()
 		return nil
 	}
+	ch := make(chan struct{})
+	t.waiters = append(t.waiters, ch)
+	t.mu.Unlock()
 	select {
 	case <-ch:
 		return nil
