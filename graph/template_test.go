@@ -12,25 +12,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 )
 
 // Short constructors for test templates.
-func glob(name string, deps ...graph.Dep) graph.Kind {
-	return graph.Kind{Name: name, Deps: deps}
-}
-
-func per(name string, deps ...graph.Dep) graph.Kind {
-	return graph.Kind{Name: name, PerSegment: true, Deps: deps}
-}
-
-func batched(k graph.Kind, key string, conc int) graph.Kind {
-	k.BatchKey, k.Concurrency = key, conc
-	return k
-}
-
-func dep(kind string, s graph.Scope) graph.Dep { return graph.Dep{Kind: kind, Scope: s} }
-
-func tmpl(kinds ...graph.Kind) graph.Template { return graph.Template{Kinds: kinds} }
+var (
+	glob    = testgraph.Glob
+	per     = testgraph.Per
+	batched = testgraph.Batched
+	dep     = testgraph.Dep
+	tmpl    = testgraph.Tmpl
+)
 
 func TestLectureTemplate(t *testing.T) {
 	lec := graph.Lecture()

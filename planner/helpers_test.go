@@ -9,26 +9,18 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/planner"
 )
 
 // Short constructors for test templates.
-func glob(name string, deps ...graph.Dep) graph.Kind {
-	return graph.Kind{Name: name, Deps: deps}
-}
-
-func per(name string, deps ...graph.Dep) graph.Kind {
-	return graph.Kind{Name: name, PerSegment: true, Deps: deps}
-}
-
-func batched(k graph.Kind, key string, conc int) graph.Kind {
-	k.BatchKey, k.Concurrency = key, conc
-	return k
-}
-
-func dep(kind string, s graph.Scope) graph.Dep { return graph.Dep{Kind: kind, Scope: s} }
-
-func tmpl(kinds ...graph.Kind) graph.Template { return graph.Template{Kinds: kinds} }
+var (
+	glob    = testgraph.Glob
+	per     = testgraph.Per
+	batched = testgraph.Batched
+	dep     = testgraph.Dep
+	tmpl    = testgraph.Tmpl
+)
 
 func build(t testing.TB, tm graph.Template, secs int) *graph.Graph {
 	t.Helper()

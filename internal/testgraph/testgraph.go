@@ -62,3 +62,25 @@ func RandomTemplate(r *rand.Rand) graph.Template {
 	r.Shuffle(len(kinds), func(a, b int) { kinds[a], kinds[b] = kinds[b], kinds[a] })
 	return graph.Template{Kinds: kinds}
 }
+
+// Glob returns a global kind with the given dependencies.
+func Glob(name string, deps ...graph.Dep) graph.Kind {
+	return graph.Kind{Name: name, Deps: deps}
+}
+
+// Per returns a per-segment kind with the given dependencies.
+func Per(name string, deps ...graph.Dep) graph.Kind {
+	return graph.Kind{Name: name, PerSegment: true, Deps: deps}
+}
+
+// Batched returns k with a batch key and a concurrency.
+func Batched(k graph.Kind, key string, conc int) graph.Kind {
+	k.BatchKey, k.Concurrency = key, conc
+	return k
+}
+
+// Dep returns a dependency on kind with scope s.
+func Dep(kind string, s graph.Scope) graph.Dep { return graph.Dep{Kind: kind, Scope: s} }
+
+// Tmpl returns a template of the given kinds.
+func Tmpl(kinds ...graph.Kind) graph.Template { return graph.Template{Kinds: kinds} }

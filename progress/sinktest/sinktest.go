@@ -42,12 +42,9 @@ package sinktest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -56,6 +53,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -91,23 +89,7 @@ func Run(t *testing.T, newPair NewPair) {
 
 // RunID returns a run ID unique to this test and this process, made of
 // letters, digits, '-' and '_'.
-func RunID(t testing.TB) string {
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("sinktest: random run ID: %v", err)
-	}
-	name := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 60 {
-		name = name[len(name)-60:]
-	}
-	return name + "-" + hex.EncodeToString(b[:])
-}
+func RunID(t testing.TB) string { return testenv.UniqueName(t) }
 
 // Events returns events from..to (inclusive) of runID with every field
 // set, deterministic for the same arguments. Times are in UTC and ETAs
