@@ -92,6 +92,7 @@ type run struct {
 	eta        *eta
 	stageShown []bool // stage.started emitted, this round
 	idle       int    // workers waiting on cond
+	woken      int    // workers signalled and not yet back under mu
 	changeBuf  []Change
 	nodeBuf    []graph.Node
 	finished   func(graph.Node) bool // settled in this round, for the ETA
@@ -102,6 +103,7 @@ type run struct {
 	done       int          // nodes settled in earlier rounds
 	total      int          // nodes planned in all rounds
 	settled    atomic.Int64 // nodes settled in all rounds, for events sent outside mu
+	seeking    atomic.Int32 // workers on their way to take a node
 	outcomes   [5][]graph.Node
 	skipped    []graph.Node
 	failures   []*NodeError
@@ -348,6 +350,7 @@ func workerCount(p *planner.Plan, cap int) int {
 // watch.go).
 func (r *run) work() bool {
 	for {
+		r.seeking.Add(1)
 		r.mu.Lock()
 		var first [1]schedule.Step
 		steps := first[:0]
@@ -357,6 +360,7 @@ func (r *run) work() bool {
 				r.m.Halt() // at once, before the AfterFunc gets the lock
 			}
 			if r.m.Done() {
+				r.seeking.Add(-1)
 				r.cond.Broadcast()
 				r.mu.Unlock()
 				return true
@@ -366,6 +370,7 @@ func (r *run) work() bool {
 			}
 			if st, ok := r.m.Next(now); ok {
 				steps = append(steps, st)
+				r.seeking.Add(-1)
 				r.wakeIdle(now)
 				break
 			}
@@ -373,8 +378,13 @@ func (r *run) work() bool {
 				r.armWake(now, at)
 			}
 			r.idle++
+			r.seeking.Add(-1)
 			r.cond.Wait()
+			r.seeking.Add(1)
 			r.idle--
+			if r.woken > 0 {
+				r.woken--
+			}
 		}
 		kind := r.g.KindName(r.g.KindOf(steps[0].Node))
 		gen := r.e.opts.Generators[kind]
@@ -419,16 +429,22 @@ func (r *run) work() bool {
 }
 
 // wakeIdle wakes one idle worker if a node may start, so that workers
-// wake only for work; that worker does the same for the next. Called with
-// mu held.
+// wake only for work; that worker does the same for the next. No worker
+// is woken while another is already on its way to take a node (just
+// signalled, or back from one): that one takes the node and then looks
+// again. So when generators return at once, a few workers keep up with
+// the work instead of all of them queueing on mu; when they take time,
+// every worker in a call counts for nothing here, and idle ones are woken
+// one after another. Called with mu held.
 func (r *run) wakeIdle(now time.Time) {
-	if r.idle == 0 {
+	if r.idle == 0 || r.woken > 0 || r.seeking.Load() > 0 {
 		return
 	}
 	if len(r.e.opts.Rates) > 0 && now.IsZero() {
 		now = time.Now()
 	}
 	if r.m.CanStart(now) || r.m.Done() {
+		r.woken++
 		r.cond.Signal()
 	}
 }
