@@ -68,7 +68,7 @@ type reporter struct {
 }
 
 func (r *reporter) Report(n Note) {
-	if r.call != nil && r.call.state.Load() == callAbandoned {
+	if r.call != nil && r.call.abandoned() {
 		return
 	}
 	r.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,

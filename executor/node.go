@@ -17,8 +17,11 @@ import (
 )
 
 // job is a node a worker runs, with what it needs from the run's state
-// copied under the lock.
+// copied under the lock. A worker reuses its job from one node to the
+// next (see work); a rescuer that takes over a node keeps using the job of
+// the worker it replaced, which then never touches it again.
 type job struct {
+	r    *run
 	step schedule.Step
 	id   string
 	kind string
@@ -26,30 +29,27 @@ type job struct {
 	prev dirty.State // the node's stored state when it started
 	deps []depRef
 
-	// Embedded so that a node's first attempt allocates nothing more.
-	depBuf [4]depRef
-	rep    reporter
-	call   inflight
-	try    attemptState
-}
+	// Set by load.
+	req   Request
+	in    string // the input hash
+	start time.Time
 
-// attemptState is what a rescuer needs to continue a node's attempts
-// after the call of attempt number attempt was abandoned.
-type attemptState struct {
-	r       *run
+	// What a rescuer needs to continue the node's attempts after the
+	// call of attempt number attempt was abandoned.
 	gen     Generator
-	j       *job
-	req     Request
-	in      string
 	attempt int
-	start   time.Time
 	wg      *sync.WaitGroup
 	then    func(result) bool
+
+	call *inflight // the first attempt's call, reused while it can be
+	rep  reporter  // the first attempt's reporter
+
+	depBuf [4]depRef // embedded: most nodes have at most 4 dependencies
 }
 
-func (a *attemptState) rescue(err error) bool {
-	res, ok := a.r.tryFrom(a.gen, a.j, a.req, a.in, a.attempt+1, err, a.start, a.wg, a.then)
-	return ok && a.then(res)
+func (j *job) rescue(err error) bool {
+	res, ok := j.r.tryFrom(j, j.attempt+1, err)
+	return ok && j.then(res)
 }
 
 type depRef struct {
@@ -57,11 +57,15 @@ type depRef struct {
 	id, hash, ref string
 }
 
-// newJob copies what a node needs. Called with mu held.
-func (r *run) newJob(st schedule.Step, kind string) *job {
+// newJob fills j, new or reused, for step st. Called with mu held.
+func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	n := st.Node
 	ds := r.g.Deps(n)
-	j := &job{step: st, id: r.id(n), kind: kind, ko: &r.kinds[r.g.KindOf(n)], prev: r.view.Get(n)}
+	call := j.call
+	if call != nil && !call.reusable() {
+		call = nil
+	}
+	*j = job{r: r, step: st, id: r.id(n), kind: kind, ko: &r.kinds[r.g.KindOf(n)], prev: r.view.Get(n), call: call}
 	j.deps = j.depBuf[:0]
 	if len(ds) > len(j.depBuf) {
 		j.deps = make([]depRef, 0, len(ds))
@@ -71,39 +75,38 @@ func (r *run) newJob(st schedule.Step, kind string) *job {
 		s := r.view.Get(d)
 		j.deps[i] = depRef{n: d, id: r.id(d), hash: s.OutputHash, ref: s.AssetRef}
 	}
-	return j
 }
 
-// load reads the dependencies' assets and builds the request; it returns
-// the node's input hash too.
-func (r *run) load(j *job) (Request, string, error) {
+// load reads the dependencies' assets and builds the request, with the
+// node's input hash.
+func (r *run) load(j *job) error {
 	var hashBuf [8]string
 	hashes := hashBuf[:0]
 	if len(j.deps) > len(hashBuf) {
 		hashes = make([]string, 0, len(j.deps))
 	}
-	hashes = hashes[:len(j.deps)]
-	deps := make([]Dep, len(j.deps))
-	for i, d := range j.deps {
-		hashes[i] = d.hash
+	// The generator may keep the request: its Deps are its own.
+	deps := make([]Dep, 0, len(j.deps))
+	for _, d := range j.deps {
+		hashes = append(hashes, d.hash)
 		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
 		if err != nil {
-			return Request{}, "", fmt.Errorf("read the output of %s: %w", d.id, err)
+			return fmt.Errorf("read the output of %s: %w", d.id, err)
 		}
-		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
+		deps = append(deps, Dep{Node: d.n, NodeID: d.id, Asset: a})
 	}
-	in := dirty.InputHash(j.prev.Rev, hashes)
+	j.in = dirty.InputHash(j.prev.Rev, hashes)
 	n := j.step.Node
-	req := Request{GraphKey: r.key, RunID: r.handle.id, Node: n, ID: r.g.ID(n), NodeID: j.id,
-		Rev: j.prev.Rev, Deps: deps, IdempotencyKey: r.key + "/" + j.id + "/" + in}
-	return req, in, nil
+	j.req = Request{GraphKey: r.key, RunID: r.handle.id, Node: n, ID: r.g.ID(n), NodeID: j.id,
+		Rev: j.prev.Rev, Deps: deps, IdempotencyKey: r.key + "/" + j.id + "/" + j.in}
+	return nil
 }
 
 // cutoff reports whether the node can keep its stored result: it was
 // made from the same inputs and its asset is still there.
-func (r *run) cutoff(j *job, in string) bool {
+func (r *run) cutoff(j *job) bool {
 	p := j.prev
-	if p.InputHash != in || p.OutputHash == "" || p.AssetRef == "" {
+	if p.InputHash != j.in || p.OutputHash == "" || p.AssetRef == "" {
 		return false
 	}
 	ok, err := r.e.opts.Assets.Exists(r.ctx, p.AssetRef)
@@ -113,6 +116,9 @@ func (r *run) cutoff(j *job, in string) bool {
 // nodeEvent emits a node event from a worker, outside mu: the counts are
 // those of the last settled node.
 func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg string) {
+	if r.em.sink == nil {
+		return
+	}
 	r.em.emit(progress.Event{Type: t, Node: j.id, Stage: j.step.Stage, Attempt: attempt,
 		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: r.total})
 }
@@ -134,16 +140,16 @@ func (r *run) unchangedResult(j *job) result {
 // this goroutine was abandoned (see watch.go): a rescuer then finishes the
 // node and hands its result to then.
 func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result) bool) (result, bool) {
-	start := time.Now()
-	req, in, err := r.load(j)
-	if err != nil {
+	j.start = time.Now()
+	if err := r.load(j); err != nil {
 		return r.loadFailure(j, err), true
 	}
-	if r.cutoff(j, in) {
+	if r.cutoff(j) {
 		return r.unchangedResult(j), true
 	}
 	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
-	return r.tryFrom(gen, j, req, in, 1, nil, start, wg, then)
+	j.gen, j.wg, j.then = gen, wg, then
+	return r.tryFrom(j, 1, nil)
 }
 
 func (r *run) loadFailure(j *job, err error) result {
@@ -153,12 +159,12 @@ func (r *run) loadFailure(j *job, err error) result {
 	return r.newResult(j, failed, 0, err)
 }
 
-// tryFrom makes attempts from number next on, until one succeeds, the
-// policy gives up, or the run is cancelled. prev is the error of attempt
-// next-1, or nil for the first. It reports false when this goroutine was
-// abandoned by a hung generator; see runOne.
-func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, prev error, start time.Time,
-	wg *sync.WaitGroup, then func(result) bool) (result, bool) {
+// tryFrom makes attempts from number next on, with j's loaded request and
+// generator, until one succeeds, the policy gives up, or the run is
+// cancelled. prev is the error of attempt next-1, or nil for the first.
+// It reports false when this goroutine was abandoned by a hung generator;
+// see runOne.
+func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 	for {
 		if prev != nil {
 			made := next - 1
@@ -175,10 +181,14 @@ func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, p
 				return r.newResult(j, cancelled, made, context.Cause(r.ctx)), true
 			}
 		}
+		req := j.req
 		req.Attempt = next
 		var c *inflight
 		if next == 1 {
-			c = &j.call
+			if j.call == nil {
+				j.call = new(inflight)
+			}
+			c = j.call
 			j.rep = reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 			req.Progress = &j.rep
 		} else {
@@ -187,19 +197,19 @@ func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, p
 			c = new(inflight)
 			req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 		}
-		j.try = attemptState{r: r, gen: gen, j: j, req: req, in: in, attempt: next, start: start, wg: wg, then: then}
+		j.attempt = next
 		// The timeout runs from the call, not from the start of the node:
 		// loading its inputs and publishing its start do not shorten it.
-		if cause := r.watch.begin(c, time.Now(), j.ko.Timeout, wg, &j.try); cause != nil {
+		if cause := r.watch.begin(c, time.Now(), j.ko.Timeout, j.wg, j); cause != nil {
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
-		a, err := protect(func() (Asset, error) { return gen.Generate(c.ctx, req) })
+		a, err := protect(func() (Asset, error) { return j.gen.Generate(c.ctx, req) })
 		if !r.watch.end(c) {
 			return result{}, false
 		}
 		if err == nil {
 			var res result
-			if res, err = r.accept(j, req, in, a, next, start); err == nil {
+			if res, err = r.accept(j, &req, a, next); err == nil {
 				return res, true
 			}
 		}
@@ -208,9 +218,9 @@ func (r *run) tryFrom(gen Generator, j *job, req Request, in string, next int, p
 }
 
 // accept validates an output, stores the asset and returns the result.
-func (r *run) accept(j *job, req Request, in string, a Asset, attempt int, start time.Time) (result, error) {
+func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error) {
 	if j.ko.Validate != nil {
-		if err := validate(j.ko.Validate, req, a); err != nil {
+		if err := validate(j.ko.Validate, *req, a); err != nil {
 			var pe *PanicError
 			if !errors.Is(err, ErrInvalidOutput) && !errors.As(err, &pe) {
 				err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
@@ -227,8 +237,8 @@ func (r *run) accept(j *job, req Request, in string, a Asset, attempt int, start
 	}
 	res := r.newResult(j, generated, attempt, nil)
 	now := time.Now()
-	res.took = now.Sub(start)
-	res.state = dirty.State{Status: dirty.StatusClean, Rev: j.prev.Rev, InputHash: in, OutputHash: a.Hash,
+	res.took = now.Sub(j.start)
+	res.state = dirty.State{Status: dirty.StatusClean, Rev: j.prev.Rev, InputHash: j.in, OutputHash: a.Hash,
 		AssetRef: ref, Attempts: attempt, UpdatedAt: now}
 	return res, nil
 }
@@ -266,21 +276,22 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	results := make([]result, len(jobs))
 	var reqs []Request
 	var idx []int
-	var ins []string
 	for i, j := range jobs {
-		req, in, err := r.load(j)
+		j.start = start
+		err := r.load(j)
 		switch {
 		case err != nil:
 			results[i] = r.loadFailure(j, err)
 			continue
-		case r.cutoff(j, in):
+		case r.cutoff(j):
 			results[i] = r.unchangedResult(j)
 			continue
 		}
+		req := j.req
 		req.Attempt = 1
 		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
 		r.nodeEvent(progress.NodeStarted, j, 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
-		reqs, idx, ins = append(reqs, req), append(idx, i), append(ins, in)
+		reqs, idx = append(reqs, req), append(idx, i)
 	}
 	if len(reqs) == 0 {
 		return results, true
@@ -304,7 +315,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 				e = outs[k].Err
 			}
 			if e == nil {
-				res, aerr := r.accept(j, reqs[k], ins[k], outs[k].Asset, 1, start)
+				res, aerr := r.accept(j, &reqs[k], outs[k].Asset, 1)
 				if aerr == nil {
 					results[i] = res
 					continue
@@ -314,7 +325,8 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			retries.Add(1)
 			go func() {
 				store := func(res result) bool { results[i] = res; return true }
-				res, ok := r.tryFrom(bg, j, reqs[k], ins[k], 2, e, start, &retries, store)
+				j.gen, j.wg, j.then = bg, &retries, store
+				res, ok := r.tryFrom(j, 2, e)
 				if ok && store(res) {
 					retries.Done()
 				}

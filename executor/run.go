@@ -97,6 +97,7 @@ type run struct {
 	nodeBuf    []graph.Node
 	finished   func(graph.Node) bool // settled in this round, for the ETA
 	pending    []result
+	spare      []result // the other buffer of pending
 	committing bool
 	wakeTimer  *time.Timer
 	wakeAt     time.Time
@@ -125,8 +126,8 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
-	r.thenOne = func(res result) bool { r.submit(res); return r.work() }
-	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work() }
+	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
+	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work(true) }
 	r.ids = make([]string, r.g.Len())
 	r.em = &emitter{sink: e.opts.Sink, log: e.log, ctx: r.bg, runID: req.RunID, key: req.GraphKey}
 	r.kinds = make([]KindOptions, r.g.Kinds())
@@ -302,7 +303,7 @@ func (r *run) round() {
 	for range workerCount(r.plan, opts.Workers) {
 		r.workers.Add(1)
 		go func() {
-			if r.work() {
+			if r.work(false) {
 				r.workers.Done()
 			}
 		}()
@@ -347,11 +348,16 @@ func workerCount(p *planner.Plan, cap int) int {
 // work is one worker: it takes what the machine says may start, runs it
 // and submits the results, until the round is over; it then returns true.
 // It returns false if a hung generator made it abandon its place (see
-// watch.go).
-func (r *run) work() bool {
+// watch.go). locked says whether the caller holds mu; work takes it
+// otherwise.
+func (r *run) work(locked bool) bool {
+	var own *job // reused from node to node while this goroutine runs them
 	for {
 		r.seeking.Add(1)
-		r.mu.Lock()
+		if !locked {
+			r.mu.Lock()
+		}
+		locked = false
 		var first [1]schedule.Step
 		steps := first[:0]
 		var now time.Time
@@ -389,42 +395,47 @@ func (r *run) work() bool {
 		kind := r.g.KindName(r.g.KindOf(steps[0].Node))
 		gen := r.e.opts.Generators[kind]
 		bulk, isBulk := gen.(BatchGenerator)
-		if isBulk {
-			for r.e.opts.MaxBatch == 0 || len(steps) < r.e.opts.MaxBatch {
-				st, ok := r.m.More(now, steps[0].Node)
-				if !ok {
-					break
-				}
-				steps = append(steps, st)
+		if !isBulk {
+			if steps[0].StageStarted {
+				r.stageEvent(progress.StageStarted, steps[0].Stage)
 			}
-		}
-		var one [1]*job
-		jobs := one[:0]
-		if len(steps) > 1 {
-			jobs = make([]*job, 0, len(steps))
-		}
-		for _, st := range steps {
-			if st.StageStarted {
-				r.stageEvent(progress.StageStarted, st.Stage)
+			if own == nil {
+				own = new(job)
 			}
-			jobs = append(jobs, r.newJob(st, kind))
-		}
-		r.mu.Unlock()
-		// A rescuer that takes over from this goroutine submits the
-		// results and carries on as a worker.
-		if isBulk {
-			results, ok := r.runBatch(bulk, jobs, &r.workers, r.thenBatch)
-			if !ok {
-				return false
-			}
-			r.submit(results...)
-		} else {
-			res, ok := r.runOne(gen, jobs[0], &r.workers, r.thenOne)
+			r.newJob(own, steps[0], kind)
+			r.mu.Unlock()
+			// A rescuer that takes over from this goroutine submits the
+			// result and carries on as a worker; own is then its.
+			res, ok := r.runOne(gen, own, &r.workers, r.thenOne)
 			if !ok {
 				return false
 			}
 			r.submit(res)
+			locked = true
+			continue
 		}
+		for r.e.opts.MaxBatch == 0 || len(steps) < r.e.opts.MaxBatch {
+			st, ok := r.m.More(now, steps[0].Node)
+			if !ok {
+				break
+			}
+			steps = append(steps, st)
+		}
+		jobs := make([]*job, len(steps))
+		for i, st := range steps {
+			if st.StageStarted {
+				r.stageEvent(progress.StageStarted, st.Stage)
+			}
+			jobs[i] = new(job)
+			r.newJob(jobs[i], st, kind)
+		}
+		r.mu.Unlock()
+		results, ok := r.runBatch(bulk, jobs, &r.workers, r.thenBatch)
+		if !ok {
+			return false
+		}
+		r.submit(results...)
+		locked = true
 	}
 }
 
@@ -468,38 +479,39 @@ func (r *run) armWake(now, at time.Time) {
 
 // submit queues results for commit. The first worker to find no commit in
 // progress commits everything queued, in batches, until the queue is
-// empty (group commit); the others go back to work.
+// empty (group commit); the others go back to work. It returns with mu
+// held, so that the worker takes its next node without letting it go.
 func (r *run) submit(results ...result) {
 	r.mu.Lock()
 	r.pending = append(r.pending, results...)
 	if r.committing {
-		r.mu.Unlock()
 		return
 	}
 	r.committing = true
 	for len(r.pending) > 0 {
+		// Two buffers take turns: results queue in one while the other
+		// is committed.
 		batch := r.pending
-		r.pending = nil
-		r.mu.Unlock()
+		r.pending = r.spare[:0]
 		r.commit(batch)
-		r.mu.Lock()
 		r.settle(batch)
 		r.wakeIdle(time.Time{})
+		clear(batch)
+		r.spare = batch[:0]
 	}
 	r.committing = false
-	r.mu.Unlock()
 }
 
 // commit records a batch of results in one compare-and-swap commit. A
 // result made with a parameters revision that is no longer the stored one
 // was superseded by an edit: it is not recorded, and the edit stays. On a
 // conflict, commit reloads the states and applies only its own results
-// again; it never retries blindly.
+// again; it never retries blindly. It is called with mu held, and lets it
+// go only while it calls the store; only one commit runs at a time.
 func (r *run) commit(batch []result) {
 	opts := &r.e.opts
 	conflicts, failures := 0, 0
 	for {
-		r.mu.Lock()
 		version := r.version
 		// One committer at a time: its buffers are reused.
 		changes, nodes := r.changeBuf[:0], r.nodeBuf[:0]
@@ -533,10 +545,10 @@ func (r *run) commit(batch []result) {
 			nodes = append(nodes, res.n)
 		}
 		r.changeBuf, r.nodeBuf = changes, nodes
-		r.mu.Unlock()
 		if len(changes) == 0 {
 			return
 		}
+		r.mu.Unlock()
 		v, err := opts.States.Commit(r.bg, r.key, version, changes)
 		if err == nil {
 			r.mu.Lock()
@@ -544,7 +556,6 @@ func (r *run) commit(batch []result) {
 			for i, c := range changes {
 				r.view.Set(nodes[i], c.State)
 			}
-			r.mu.Unlock()
 			return
 		}
 		// A conflict, or an error after which the commit may or may not
@@ -552,9 +563,9 @@ func (r *run) commit(batch []result) {
 		snap, lerr := opts.States.Load(r.bg, r.key)
 		if lerr == nil {
 			applied := !errors.Is(err, ErrConflict) && snap.Version == version+1 && stored(snap, changes)
+			view := statesOf(r.g, snap)
 			r.mu.Lock()
-			r.view, r.version = statesOf(r.g, snap), snap.Version
-			r.mu.Unlock()
+			r.view, r.version = view, snap.Version
 			if applied {
 				return // the commit went through before the error
 			}
@@ -564,12 +575,14 @@ func (r *run) commit(batch []result) {
 				}
 				err = fmt.Errorf("%d version conflicts in a row: %w", conflicts, err)
 			}
+			r.mu.Unlock()
 		} else {
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
 		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) {
 			// The results cannot be recorded, so they do not count; the
 			// nodes stay dirty in the store.
+			r.mu.Lock()
 			for i := range batch {
 				if batch[i].outcome == generated || batch[i].outcome == unchanged {
 					batch[i].outcome = failed
@@ -580,6 +593,7 @@ func (r *run) commit(batch []result) {
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
 		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
+		r.mu.Lock()
 	}
 }
 

@@ -69,26 +69,43 @@ func (c *attemptCtx) cancel(err error) {
 	}
 }
 
-// The states of an inflight call.
+// The states of an inflight call, in the low bits of its state word; the
+// bits above count the calls made with the same inflight, so that a
+// deadline that fires for one call can never abandon the next.
 const (
-	callRunning int32 = iota
+	callRunning uint64 = iota
 	callReturned
 	callAbandoned
+	callStateBits = 2
+	callStateMask = 1<<callStateBits - 1
 )
 
-// inflight is one generator call under way.
+// inflight is one generator call under way. A worker reuses its inflight
+// for the first attempts of the nodes it runs, one after another.
 type inflight struct {
 	ctx      *attemptCtx
 	ctxVal   attemptCtx // ctx points here: one allocation per call
 	timeout  time.Duration
 	deadline time.Time
 	index    int // in the watch's heap; -1 when out
-	state    atomic.Int32
+	state    atomic.Uint64
+	begun    uint64 // the state word of the call under way
 	// wg is the group of the goroutine making the call; a rescuer takes
 	// its place in it.
 	wg *sync.WaitGroup
 	// rescuer continues the node's work after the call was abandoned.
 	rescuer rescuer
+}
+
+// abandoned reports whether the call under way was abandoned.
+func (c *inflight) abandoned() bool { return c.state.Load()&callStateMask == callAbandoned }
+
+// reusable reports whether c can serve another call: its generator never
+// asked for the context's Done channel, so nothing can be waiting on it.
+func (c *inflight) reusable() bool {
+	c.ctxVal.mu.Lock()
+	defer c.ctxVal.mu.Unlock()
+	return c.ctxVal.done == nil
 }
 
 // rescuer continues a node's work after its call was abandoned with err,
@@ -114,6 +131,12 @@ type watch struct {
 }
 
 type callHeap []*inflight
+
+// lateCall is a call taken out of the heap, with its state word then.
+type lateCall struct {
+	c    *inflight
+	word uint64
+}
 
 func (h callHeap) Len() int           { return len(h) }
 func (h callHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
@@ -141,8 +164,12 @@ func (h *callHeap) Pop() any {
 // caller must not make it, so that nothing starts after a cancel.
 func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
-	c.ctxVal.parent, c.ctxVal.deadline = w.r.ctx, c.deadline
+	c.ctxVal.mu.Lock()
+	c.ctxVal.parent, c.ctxVal.deadline, c.ctxVal.err = w.r.ctx, c.deadline, nil
+	c.ctxVal.mu.Unlock()
 	c.ctx = &c.ctxVal
+	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
+	c.state.Store(c.begun)
 	w.mu.Lock()
 	if cause := w.cancelled; cause != nil || w.r.ctx.Err() != nil {
 		w.mu.Unlock()
@@ -174,7 +201,7 @@ func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *syn
 func (w *watch) end(c *inflight) bool {
 	defer w.r.e.calls.done()
 	defer w.r.attempts.done()
-	if !c.state.CompareAndSwap(callRunning, callReturned) {
+	if !c.state.CompareAndSwap(c.begun, c.begun|callReturned) {
 		return false
 	}
 	w.mu.Lock()
@@ -190,10 +217,11 @@ func (w *watch) end(c *inflight) bool {
 // may fire early; it then just re-arms.
 func (w *watch) fire() {
 	now := time.Now()
-	var late []*inflight
+	var late []lateCall
 	w.mu.Lock()
 	for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
-		late = append(late, heap.Pop(&w.calls).(*inflight))
+		c := heap.Pop(&w.calls).(*inflight)
+		late = append(late, lateCall{c, c.state.Load()})
 	}
 	if len(w.calls) > 0 && w.timer != nil {
 		w.armed = w.calls[0].deadline
@@ -202,8 +230,8 @@ func (w *watch) fire() {
 		w.armed = now.Add(365 * 24 * time.Hour)
 	}
 	w.mu.Unlock()
-	for _, c := range late {
-		w.abandon(c, &TimeoutError{Timeout: c.timeout}, context.DeadlineExceeded)
+	for _, l := range late {
+		w.abandon(l, &TimeoutError{Timeout: l.c.timeout}, context.DeadlineExceeded)
 	}
 }
 
@@ -216,20 +244,24 @@ func (w *watch) cancelAll(cause error) {
 		return
 	}
 	w.cancelled = cause
-	calls := append([]*inflight(nil), w.calls...)
+	calls := make([]lateCall, 0, len(w.calls))
 	for len(w.calls) > 0 {
-		heap.Pop(&w.calls)
+		c := heap.Pop(&w.calls).(*inflight)
+		calls = append(calls, lateCall{c, c.state.Load()})
 	}
 	w.mu.Unlock()
-	for _, c := range calls {
-		w.abandon(c, cause, context.Canceled)
+	for _, l := range calls {
+		w.abandon(l, cause, context.Canceled)
 	}
 }
 
 // abandon gives up on a call: its context is cancelled, and a rescuer
-// takes over the node's work and its goroutine's place.
-func (w *watch) abandon(c *inflight, err, ctxErr error) {
-	if !c.state.CompareAndSwap(callRunning, callAbandoned) {
+// takes over the node's work and its goroutine's place. The state word
+// was read when the call left the heap: a call that returned meanwhile,
+// or an inflight that already serves another call, is left alone.
+func (w *watch) abandon(l lateCall, err, ctxErr error) {
+	c := l.c
+	if l.word&callStateMask != callRunning || !c.state.CompareAndSwap(l.word, l.word|callAbandoned) {
 		return // it returned just now
 	}
 	c.ctx.cancel(ctxErr)
