@@ -11,10 +11,14 @@ import (
 	"github.com/regengraph/regen/graph"
 )
 
-// noop is the cheapest generator: a fixed output with a fixed hash.
-var noop = executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
-	return executor.Asset{Data: []byte("x"), Hash: "h", Length: graph.SegmentLength}, nil
-})
+// noop is the cheapest generator: a fixed output with a fixed hash. The
+// executor's asset store copies the data, so it can be shared.
+var (
+	noopData = []byte("x")
+	noop     = executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: noopData, Hash: "h", Length: graph.SegmentLength}, nil
+	})
+)
 
 // BenchmarkOverhead runs no-op generators over the 360-segment lecture
 // (1,083 nodes) on the in-memory stores, beside an errgroup with

@@ -57,18 +57,21 @@ func (em *emitter) publish(ev progress.Event) (err error) {
 	return em.sink.Publish(em.ctx, ev)
 }
 
-// reporter turns a generator's notes into message events. The notes of
-// a call that was abandoned are dropped, as its result is.
+// reporter turns a generator's notes into message events. Only the notes
+// sent during the call count: those of a call that was abandoned are
+// dropped, as its result is, and so are those sent after it returned (its
+// inflight may serve another node by then).
 type reporter struct {
 	em      *emitter
 	node    string
 	stage   int
 	attempt int
 	call    *inflight
+	word    uint64 // the call's state word while it runs
 }
 
 func (r *reporter) Report(n Note) {
-	if r.call != nil && r.call.abandoned() {
+	if r.call != nil && r.call.state.Load() != r.word {
 		return
 	}
 	r.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,

@@ -128,7 +128,8 @@ type RunRequest struct {
 type Report struct {
 	// Record is the run's audit record, as stored.
 	Record Record
-	// The nodes by outcome, as IDs sorted as strings; never nil, so they
+	// The nodes by outcome, as IDs sorted by kind name, then by segment
+	// number (so segment[2] comes before segment[10]); never nil, so they
 	// marshal as [] when empty.
 	Generated, Unchanged, Failed, Skipped, Superseded, Cancelled []string
 	// Rounds is the number of plans run: 1, plus convergence rounds.

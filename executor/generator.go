@@ -31,7 +31,8 @@ type Request struct {
 	// deduplicates requests, so a retried attempt is not billed twice.
 	IdempotencyKey string
 	// Progress reports node-level progress to the run's events. It is
-	// never nil and is safe for concurrent use.
+	// never nil and is safe for concurrent use. Notes sent after Generate
+	// returned, or after the attempt was abandoned, are dropped.
 	Progress Reporter
 }
 

@@ -32,9 +32,18 @@ type MemoryStates struct {
 	graphs map[string]*memGraph
 }
 
+// memGraph keeps a graph's states in a slice, indexed by node ID: a
+// commit that changes a known node writes the slice and not the map, and
+// the map's small slots keep its growth cheap.
 type memGraph struct {
 	version int64
-	states  map[string]dirty.State
+	index   map[string]int32
+	states  chunks[memState]
+}
+
+type memState struct {
+	id string
+	st dirty.State
 }
 
 // NewMemoryStates returns an empty [MemoryStates].
@@ -55,7 +64,12 @@ func (m *MemoryStates) Load(ctx context.Context, graphKey string) (Snapshot, err
 	if g == nil {
 		return Snapshot{States: make(map[string]dirty.State)}, nil
 	}
-	return Snapshot{Version: g.version, States: maps.Clone(g.states)}, nil
+	states := make(map[string]dirty.State, g.states.len())
+	for i := range g.states.len() {
+		e := g.states.at(i)
+		states[e.id] = e.st
+	}
+	return Snapshot{Version: g.version, States: states}, nil
 }
 
 // Commit applies changes atomically if the graph is at version expect,
@@ -82,11 +96,15 @@ func (m *MemoryStates) Commit(ctx context.Context, graphKey string, expect int64
 		if m.graphs == nil {
 			m.graphs = make(map[string]*memGraph)
 		}
-		g = &memGraph{states: make(map[string]dirty.State, len(changes))}
+		g = &memGraph{index: make(map[string]int32, len(changes))}
 		m.graphs[graphKey] = g
 	}
 	for _, c := range changes {
-		g.states[c.ID] = c.State
+		if i, ok := g.index[c.ID]; ok {
+			g.states.at(i).st = c.State
+			continue
+		}
+		g.index[c.ID] = g.states.push(memState{c.ID, c.State})
 	}
 	g.version++
 	return g.version, nil
@@ -106,13 +124,15 @@ const memRefPrefix = "mem:"
 // grows with the assets put, until [MemoryAssets.Delete]. The zero value
 // is an empty store, ready to use.
 type MemoryAssets struct {
-	mu     sync.RWMutex
-	assets map[string]Asset // by reference
+	mu     sync.Mutex
+	index  map[string]int32 // by reference, into assets
+	assets chunks[Asset]
+	free   []int32 // deleted slots of assets, for reuse
 }
 
 // NewMemoryAssets returns an empty [MemoryAssets].
 func NewMemoryAssets() *MemoryAssets {
-	return &MemoryAssets{assets: make(map[string]Asset)}
+	return &MemoryAssets{index: make(map[string]int32)}
 }
 
 // Put stores a copy of a under key, replacing any asset already there,
@@ -127,11 +147,21 @@ func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, er
 	a.Meta = maps.Clone(a.Meta)
 	ref := memRefPrefix + key
 	m.mu.Lock()
-	if m.assets == nil {
-		m.assets = make(map[string]Asset)
+	defer m.mu.Unlock()
+	if i, ok := m.index[ref]; ok {
+		*m.assets.at(i) = a
+		return ref, nil
 	}
-	m.assets[ref] = a
-	m.mu.Unlock()
+	if m.index == nil {
+		m.index = make(map[string]int32)
+	}
+	if n := len(m.free); n > 0 {
+		i := m.free[n-1]
+		m.free = m.free[:n-1]
+		m.index[ref], *m.assets.at(i) = i, a
+		return ref, nil
+	}
+	m.index[ref] = m.assets.push(a)
 	return ref, nil
 }
 
@@ -142,9 +172,13 @@ func (m *MemoryAssets) Get(ctx context.Context, ref string) (Asset, error) {
 	if err := ctx.Err(); err != nil {
 		return Asset{}, err
 	}
-	m.mu.RLock()
-	a, ok := m.assets[ref]
-	m.mu.RUnlock()
+	m.mu.Lock()
+	i, ok := m.index[ref]
+	var a Asset
+	if ok {
+		a = *m.assets.at(i)
+	}
+	m.mu.Unlock()
 	if !ok {
 		return Asset{}, fmt.Errorf("get asset %q: %w", ref, ErrNotFound)
 	}
@@ -160,9 +194,9 @@ func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	m.mu.RLock()
-	_, ok := m.assets[ref]
-	m.mu.RUnlock()
+	m.mu.Lock()
+	_, ok := m.index[ref]
+	m.mu.Unlock()
 	return ok, nil
 }
 
@@ -171,16 +205,20 @@ func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
 func (m *MemoryAssets) Delete(ref string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, ok := m.assets[ref]
-	delete(m.assets, ref)
+	i, ok := m.index[ref]
+	if ok {
+		delete(m.index, ref)
+		*m.assets.at(i) = Asset{} // let the data go
+		m.free = append(m.free, i)
+	}
 	return ok
 }
 
 // Len returns the number of assets stored.
 func (m *MemoryAssets) Len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.assets)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.index)
 }
 
 // MemoryRuns is a [RunStore] that keeps run records in memory: the

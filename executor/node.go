@@ -30,9 +30,10 @@ type job struct {
 	deps []depRef
 
 	// Set by load.
-	req   Request
-	in    string // the input hash
-	start time.Time
+	reqDeps []Dep
+	in      string // the input hash
+	idem    string // the idempotency key
+	start   time.Time
 
 	// What a rescuer needs to continue the node's attempts after the
 	// call of attempt number attempt was abandoned.
@@ -57,15 +58,19 @@ type depRef struct {
 	id, hash, ref string
 }
 
-// newJob fills j, new or reused, for step st. Called with mu held.
+// newJob fills j, new or reused, for step st. Fields are set one by one:
+// copying a whole job would cost write barriers on every pointer in it.
+// Called with mu held.
 func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	n := st.Node
 	ds := r.g.Deps(n)
-	call := j.call
-	if call != nil && !call.reusable() {
-		call = nil
+	if j.call != nil && !j.call.reusable() {
+		j.call = nil
 	}
-	*j = job{r: r, step: st, id: r.id(n), kind: kind, ko: &r.kinds[r.g.KindOf(n)], prev: r.view.Get(n), call: call}
+	j.r, j.step, j.id, j.kind, j.ko = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)]
+	j.prev = r.view.Get(n)
+	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
+	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
 	j.deps = j.depBuf[:0]
 	if len(ds) > len(j.depBuf) {
 		j.deps = make([]depRef, 0, len(ds))
@@ -77,8 +82,8 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	}
 }
 
-// load reads the dependencies' assets and builds the request, with the
-// node's input hash.
+// load reads the dependencies' assets, and computes the node's input hash
+// and idempotency key.
 func (r *run) load(j *job) error {
 	var hashBuf [8]string
 	hashes := hashBuf[:0]
@@ -86,20 +91,26 @@ func (r *run) load(j *job) error {
 		hashes = make([]string, 0, len(j.deps))
 	}
 	// The generator may keep the request: its Deps are its own.
-	deps := make([]Dep, 0, len(j.deps))
-	for _, d := range j.deps {
+	deps := make([]Dep, len(j.deps))
+	for i, d := range j.deps {
 		hashes = append(hashes, d.hash)
 		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
 		if err != nil {
 			return fmt.Errorf("read the output of %s: %w", d.id, err)
 		}
-		deps = append(deps, Dep{Node: d.n, NodeID: d.id, Asset: a})
+		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
 	}
+	j.reqDeps = deps
 	j.in = dirty.InputHash(j.prev.Rev, hashes)
-	n := j.step.Node
-	j.req = Request{GraphKey: r.key, RunID: r.handle.id, Node: n, ID: r.g.ID(n), NodeID: j.id,
-		Rev: j.prev.Rev, Deps: deps, IdempotencyKey: r.key + "/" + j.id + "/" + j.in}
+	j.idem = r.key + "/" + j.id + "/" + j.in
 	return nil
+}
+
+// request returns the request of an attempt of j's node.
+func (j *job) request(attempt int, p Reporter) Request {
+	r, n := j.r, j.step.Node
+	return Request{GraphKey: r.key, RunID: r.handle.id, Node: n, ID: r.g.ID(n), NodeID: j.id,
+		Rev: j.prev.Rev, Deps: j.reqDeps, Attempt: attempt, IdempotencyKey: j.idem, Progress: p}
 }
 
 // cutoff reports whether the node can keep its stored result: it was
@@ -132,7 +143,7 @@ func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
 func (r *run) unchangedResult(j *job) result {
 	res := r.newResult(j, unchanged, 0, nil)
 	res.state = j.prev
-	res.state.Status, res.state.LastError, res.state.UpdatedAt = dirty.StatusClean, "", time.Now()
+	res.state.Status, res.state.LastError = dirty.StatusClean, "" // UpdatedAt: see commit
 	return res
 }
 
@@ -140,7 +151,6 @@ func (r *run) unchangedResult(j *job) result {
 // this goroutine was abandoned (see watch.go): a rescuer then finishes the
 // node and hands its result to then.
 func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result) bool) (result, bool) {
-	j.start = time.Now()
 	if err := r.load(j); err != nil {
 		return r.loadFailure(j, err), true
 	}
@@ -181,28 +191,31 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				return r.newResult(j, cancelled, made, context.Cause(r.ctx)), true
 			}
 		}
-		req := j.req
-		req.Attempt = next
 		var c *inflight
+		var rep *reporter
 		if next == 1 {
 			if j.call == nil {
 				j.call = new(inflight)
 			}
-			c = j.call
-			j.rep = reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
-			req.Progress = &j.rep
+			c, rep = j.call, &j.rep
 		} else {
 			// A later attempt gets its own call: an abandoned earlier call
 			// may still end.
-			c = new(inflight)
-			req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
+			c, rep = new(inflight), new(reporter)
 		}
+		rep.em, rep.node, rep.stage, rep.attempt, rep.call = r.em, j.id, j.step.Stage, next, c
+		req := j.request(next, rep)
 		j.attempt = next
 		// The timeout runs from the call, not from the start of the node:
 		// loading its inputs and publishing its start do not shorten it.
-		if cause := r.watch.begin(c, time.Now(), j.ko.Timeout, j.wg, j); cause != nil {
+		now := time.Now()
+		if j.start.IsZero() {
+			j.start = now
+		}
+		if cause := r.watch.begin(c, now, j.ko.Timeout, j.wg, j); cause != nil {
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
+		rep.word = c.begun
 		a, err := protect(func() (Asset, error) { return j.gen.Generate(c.ctx, req) })
 		if !r.watch.end(c) {
 			return result{}, false
@@ -236,10 +249,12 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 		return result{}, fmt.Errorf("store asset: %w", err)
 	}
 	res := r.newResult(j, generated, attempt, nil)
-	now := time.Now()
-	res.took = now.Sub(j.start)
+	if r.em.sink != nil { // only the ETA needs it
+		res.took = time.Since(j.start)
+	}
+	// UpdatedAt is set by commit, once for the whole batch.
 	res.state = dirty.State{Status: dirty.StatusClean, Rev: j.prev.Rev, InputHash: j.in, OutputHash: a.Hash,
-		AssetRef: ref, Attempts: attempt, UpdatedAt: now}
+		AssetRef: ref, Attempts: attempt}
 	return res, nil
 }
 
@@ -275,6 +290,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	c := new(inflight) // the bulk call; its notes are dropped once it is abandoned
 	results := make([]result, len(jobs))
 	var reqs []Request
+	var reps []*reporter
 	var idx []int
 	for i, j := range jobs {
 		j.start = start
@@ -287,9 +303,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			results[i] = r.unchangedResult(j)
 			continue
 		}
-		req := j.req
-		req.Attempt = 1
-		req.Progress = &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
+		rep := &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
+		reps = append(reps, rep)
+		req := j.request(1, rep)
 		r.nodeEvent(progress.NodeStarted, j, 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
 		reqs, idx = append(reqs, req), append(idx, i)
 	}
@@ -342,6 +358,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			results[i] = r.newResult(jobs[i], cancelled, 0, cause)
 		}
 		return results, true
+	}
+	for _, rep := range reps {
+		rep.word = c.begun
 	}
 	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
 	if !r.watch.end(c) {

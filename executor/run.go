@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,7 +58,7 @@ type result struct {
 	rev      int64       // the parameters revision the node ran with
 	attempts int
 	err      error
-	took     time.Duration
+	took     time.Duration // measured only when there is a sink
 	stage    int
 }
 
@@ -284,6 +285,8 @@ func (r *run) round() {
 	}
 	r.mu.Lock()
 	r.m = m
+	// Most nodes end generated: room for all of them at once.
+	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
 	r.eta = newETA(r.plan, opts.Workers, opts)
 	r.stageShown = make([]bool, len(r.plan.Stages))
 	r.finished = func(n graph.Node) bool {
@@ -513,6 +516,7 @@ func (r *run) commit(batch []result) {
 	conflicts, failures := 0, 0
 	for {
 		version := r.version
+		now := time.Now() // every state of the commit changes at once
 		// One committer at a time: its buffers are reused.
 		changes, nodes := r.changeBuf[:0], r.nodeBuf[:0]
 		for i := range batch {
@@ -528,13 +532,14 @@ func (r *run) commit(batch []result) {
 			switch res.outcome {
 			case generated, unchanged:
 				st = res.state
+				st.UpdatedAt = now
 			case failed, cancelled:
 				st = cur
 				st.Status = dirty.StatusFailed
 				if res.outcome == cancelled {
 					st.Status = dirty.StatusCancelled
 				}
-				st.Attempts, st.UpdatedAt = res.attempts, time.Now()
+				st.Attempts, st.UpdatedAt = res.attempts, now
 				if res.err != nil {
 					st.LastError = cleanText(res.err.Error())
 				}
@@ -630,7 +635,7 @@ func (r *run) settle(batch []result) {
 			if res.outcome == unchanged {
 				ev.Type = progress.NodeUnchanged
 				ev.Message = "inputs unchanged: kept the stored result"
-			} else {
+			} else if r.em.sink != nil { // the ETA is reported with events only
 				r.eta.observe(res.kind, res.took)
 			}
 		case failed:
@@ -713,14 +718,7 @@ func cleanText(s string) string {
 func (r *run) finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := func(nodes []graph.Node) []string {
-		out := make([]string, len(nodes))
-		for i, n := range nodes {
-			out[i] = r.id(n)
-		}
-		slices.Sort(out)
-		return out
-	}
+	ids := func(nodes []graph.Node) []string { return r.sortedIDs(nodes) }
 	rep := &Report{Generated: ids(r.outcomes[generated]), Unchanged: ids(r.outcomes[unchanged]),
 		Failed: ids(r.outcomes[failed]), Skipped: ids(r.skipped), Superseded: ids(r.outcomes[superseded]),
 		Cancelled: ids(r.outcomes[cancelled]), Rounds: r.rounds}
@@ -766,6 +764,36 @@ func (r *run) finish() {
 	r.waitAttempts()
 	r.mu.Lock()
 	r.handle.report, r.handle.err = rep, err
+}
+
+// sortedIDs returns the IDs of nodes in the order of [Report]: by kind
+// name, then by segment number. Called with mu held.
+func (r *run) sortedIDs(nodes []graph.Node) []string {
+	// Rank the kinds by name once; then one integer key orders a node.
+	kinds := make([]int, r.g.Kinds())
+	for i := range kinds {
+		kinds[i] = i
+	}
+	slices.SortFunc(kinds, func(a, b int) int { return strings.Compare(r.g.KindName(a), r.g.KindName(b)) })
+	rank := make([]uint64, len(kinds))
+	for i, k := range kinds {
+		rank[k] = uint64(i)
+	}
+	type keyed struct {
+		key uint64
+		n   graph.Node
+	}
+	order := make([]keyed, len(nodes))
+	for i, n := range nodes {
+		// Segments start at NoSegment, -1: +1 makes them unsigned.
+		order[i] = keyed{rank[r.g.KindOf(n)]<<32 | uint64(r.g.SegmentOf(n)+1), n}
+	}
+	slices.SortFunc(order, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
+	out := make([]string, len(nodes))
+	for i, o := range order {
+		out[i] = r.id(o.n)
+	}
+	return out
 }
 
 // waitAttempts waits, up to the grace period, for generator calls that

@@ -163,7 +163,8 @@ type Record struct {
 	// EndedAt is zero while the run is running.
 	EndedAt time.Time `json:"endedAt"`
 	Counts  Counts    `json:"counts"`
-	// Failed lists the IDs of the nodes that failed, sorted.
+	// Failed lists the IDs of the nodes that failed, in the order of
+	// [Report]: by kind name, then segment number.
 	Failed []string `json:"failed,omitempty"`
 	// Error is the run's error text, if it ended with one.
 	Error string `json:"error,omitempty"`

@@ -97,9 +97,6 @@ type inflight struct {
 	rescuer rescuer
 }
 
-// abandoned reports whether the call under way was abandoned.
-func (c *inflight) abandoned() bool { return c.state.Load()&callStateMask == callAbandoned }
-
 // reusable reports whether c can serve another call: its generator never
 // asked for the context's Done channel, so nothing can be waiting on it.
 func (c *inflight) reusable() bool {
