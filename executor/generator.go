@@ -70,7 +70,10 @@ func (f ReporterFunc) Report(n Note) { f(n) }
 // result away. A returned error is retried by the kind's retry policy
 // unless it wraps a [*PermanentError]. A panic in Generate is recovered
 // and becomes a [*PanicError] for that node alone; the run goes on.
-// Generate may be called concurrently for different nodes.
+// Generate may be called concurrently for different nodes. ctx and
+// req.Progress serve the one call: a generator must not use them after it
+// returns (the executor reuses a call's context for its worker's next
+// node), while req and its Deps stay the generator's to keep.
 type Generator interface {
 	Generate(ctx context.Context, req Request) (Asset, error)
 }

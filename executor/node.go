@@ -43,7 +43,6 @@ type job struct {
 	then    func(result) bool
 
 	call *inflight // the first attempt's call, reused while it can be
-	rep  reporter  // the first attempt's reporter
 
 	depBuf [4]depRef // embedded: most nodes have at most 4 dependencies
 }
@@ -192,18 +191,18 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			}
 		}
 		var c *inflight
-		var rep *reporter
 		if next == 1 {
 			if j.call == nil {
 				j.call = new(inflight)
 			}
-			c, rep = j.call, &j.rep
+			c = j.call
 		} else {
 			// A later attempt gets its own call: an abandoned earlier call
 			// may still end.
-			c, rep = new(inflight), new(reporter)
+			c = new(inflight)
 		}
-		rep.em, rep.node, rep.stage, rep.attempt, rep.call = r.em, j.id, j.step.Stage, next, c
+		// Each call gets its own reporter: a generator may keep it.
+		rep := &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 		req := j.request(next, rep)
 		j.attempt = next
 		// The timeout runs from the call, not from the start of the node:

@@ -31,10 +31,13 @@ type attemptCtx struct {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (c *attemptCtx) Deadline() (time.Time, bool) {
-	if d, ok := c.parent.Deadline(); ok && d.Before(c.deadline) {
+	c.mu.Lock()
+	deadline := c.deadline
+	c.mu.Unlock()
+	if d, ok := c.parent.Deadline(); ok && d.Before(deadline) {
 		return d, true
 	}
-	return c.deadline, true
+	return deadline, true
 }
 
 func (c *attemptCtx) Done() <-chan struct{} {
@@ -129,10 +132,14 @@ type watch struct {
 
 type callHeap []*inflight
 
-// lateCall is a call taken out of the heap, with its state word then.
+// lateCall is a call taken out of the heap, with its state word and its
+// timeout then. Once it is out of the heap, its inflight may serve another
+// call at any time: only the state word, compared and swapped, says
+// whether it is still the same call.
 type lateCall struct {
-	c    *inflight
-	word uint64
+	c       *inflight
+	word    uint64
+	timeout time.Duration
 }
 
 func (h callHeap) Len() int           { return len(h) }
@@ -162,7 +169,12 @@ func (h *callHeap) Pop() any {
 func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
 	c.ctxVal.mu.Lock()
-	c.ctxVal.parent, c.ctxVal.deadline, c.ctxVal.err = w.r.ctx, c.deadline, nil
+	if c.ctxVal.parent == nil {
+		// Set once: an inflight serves calls of one run only, and a
+		// generator that kept an earlier call's context may still read it.
+		c.ctxVal.parent = w.r.ctx
+	}
+	c.ctxVal.deadline, c.ctxVal.err = c.deadline, nil
 	c.ctxVal.mu.Unlock()
 	c.ctx = &c.ctxVal
 	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
@@ -218,7 +230,7 @@ func (w *watch) fire() {
 	w.mu.Lock()
 	for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
 		c := heap.Pop(&w.calls).(*inflight)
-		late = append(late, lateCall{c, c.state.Load()})
+		late = append(late, lateCall{c, c.state.Load(), c.timeout})
 	}
 	if len(w.calls) > 0 && w.timer != nil {
 		w.armed = w.calls[0].deadline
@@ -228,7 +240,7 @@ func (w *watch) fire() {
 	}
 	w.mu.Unlock()
 	for _, l := range late {
-		w.abandon(l, &TimeoutError{Timeout: l.c.timeout}, context.DeadlineExceeded)
+		w.abandon(l, &TimeoutError{Timeout: l.timeout}, context.DeadlineExceeded)
 	}
 }
 
@@ -244,7 +256,7 @@ func (w *watch) cancelAll(cause error) {
 	calls := make([]lateCall, 0, len(w.calls))
 	for len(w.calls) > 0 {
 		c := heap.Pop(&w.calls).(*inflight)
-		calls = append(calls, lateCall{c, c.state.Load()})
+		calls = append(calls, lateCall{c, c.state.Load(), c.timeout})
 	}
 	w.mu.Unlock()
 	for _, l := range calls {
