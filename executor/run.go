@@ -718,7 +718,7 @@ func cleanText(s string) string {
 func (r *run) finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ids := func(nodes []graph.Node) []string { return r.sortedIDs(nodes) }
+	ids := r.sortedIDs
 	rep := &Report{Generated: ids(r.outcomes[generated]), Unchanged: ids(r.outcomes[unchanged]),
 		Failed: ids(r.outcomes[failed]), Skipped: ids(r.skipped), Superseded: ids(r.outcomes[superseded]),
 		Cancelled: ids(r.outcomes[cancelled]), Rounds: r.rounds}
