@@ -444,14 +444,18 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 	if err != nil {
 		return pos, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
 	}
+	if r != nil && len(msgs) > 0 {
+		// The whole page has been read, whatever its delivery will take:
+		// count it now, so that a slow callback shows as lag.
+		if seq, err := parseID(msgs[len(msgs)-1].ID); err == nil {
+			r.seen(seq)
+		}
+	}
 	for _, m := range msgs {
 		e, seq, err := s.parse(m)
 		pos = max(pos, seq)
 		if err != nil {
 			continue
-		}
-		if r != nil {
-			r.seen(seq)
 		}
 		if err := cur.Deliver(ctx, e); err != nil {
 			return pos, false, &deliverError{err}

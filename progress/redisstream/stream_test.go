@@ -369,6 +369,35 @@ func TestStatsReadersRunsLag(t *testing.T) {
 	assert.Equal(t, 0, s.Stats().Readers)
 }
 
+// A reader still catching up from Redis counts the whole page it read as
+// seen, so a slow callback in the middle of that page shows as lag.
+func TestStatsLagWhileCatchingUp(t *testing.T) {
+	s, _ := newStream(t, redisstream.Options{})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
+
+	hold := make(chan struct{})
+	held := make(chan struct{})
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.Tail(tctx, run, 0, func(e progress.Event) error {
+			if e.Seq == 6 {
+				close(held)
+				<-hold
+			}
+			return nil
+		})
+	})
+	<-held
+	assert.Equal(t, uint64(25), s.Stats().Lag, "30 read, 5 delivered")
+	close(hold)
+	cancel()
+	wg.Wait()
+}
+
 func TestCloseEndsTails(t *testing.T) {
 	r := testenv.NewRedis(t)
 	s, err := redisstream.New(r.Client, redisstream.Options{KeyTemplate: r.Prefix + "{runId}", BlockTime: 50 * time.Millisecond, Logger: quiet()})
