@@ -88,26 +88,31 @@ type State struct {
 // the executor skip work (early cutoff). It is a hex SHA-256 over a
 // length-prefixed encoding, so no two different inputs share an encoding.
 func InputHash(rev int64, depOutputHashes []string) string {
+	var out [2 * sha256.Size]byte
+	return string(AppendInputHash(out[:0], rev, depOutputHashes))
+}
+
+// AppendInputHash appends [InputHash] of the same inputs to b, and
+// returns the extended slice.
+func AppendInputHash(b []byte, rev int64, depOutputHashes []string) []byte {
 	// The encoding is built in one buffer, on the stack when it is small.
 	size := len(inputHashTag) + 8
 	for _, d := range depOutputHashes {
 		size += 8 + len(d)
 	}
 	var stack [512]byte
-	b := stack[:0]
+	e := stack[:0]
 	if size > len(stack) {
-		b = make([]byte, 0, size)
+		e = make([]byte, 0, size)
 	}
-	b = append(b, inputHashTag...)
-	b = binary.BigEndian.AppendUint64(b, uint64(rev))
+	e = append(e, inputHashTag...)
+	e = binary.BigEndian.AppendUint64(e, uint64(rev))
 	for _, d := range depOutputHashes {
-		b = binary.BigEndian.AppendUint64(b, uint64(len(d)))
-		b = append(b, d...)
+		e = binary.BigEndian.AppendUint64(e, uint64(len(d)))
+		e = append(e, d...)
 	}
-	sum := sha256.Sum256(b)
-	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
-	return string(out[:])
+	sum := sha256.Sum256(e)
+	return hex.AppendEncode(b, sum[:])
 }
 
 const inputHashTag = "regen-input-v1"

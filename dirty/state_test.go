@@ -155,3 +155,25 @@ func TestInputHash(t *testing.T) {
 	}
 	assert.Equal(t, dirty.InputHash(3, nil), dirty.InputHash(3, []string{}), "nil and empty deps are the same input")
 }
+
+func TestAppendInputHash(t *testing.T) {
+	long := make([]string, 40) // past the stack buffer
+	for i := range long {
+		long[i] = strings.Repeat("h", 32)
+	}
+	for _, tc := range []struct {
+		name   string
+		prefix string
+		rev    int64
+		deps   []string
+	}{
+		{"empty prefix", "", 7, []string{"ab", "c"}},
+		{"key prefix", "graph/asset:video:segment[3]/", 2, []string{"x"}},
+		{"many deps", "p", 1, long},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := dirty.AppendInputHash([]byte(tc.prefix), tc.rev, tc.deps)
+			assert.Equal(t, tc.prefix+dirty.InputHash(tc.rev, tc.deps), string(got))
+		})
+	}
+}

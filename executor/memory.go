@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -124,15 +125,32 @@ const memRefPrefix = "mem:"
 // grows with the assets put, until [MemoryAssets.Delete]. The zero value
 // is an empty store, ready to use.
 type MemoryAssets struct {
+	// Assets are spread over shards by a hash of their reference, so that
+	// workers on different cores rarely wait for each other.
+	shards [assetShards]assetShard
+}
+
+const assetShards = 8
+
+// assetShard holds the assets whose references hash to it.
+type assetShard struct {
 	mu     sync.Mutex
 	index  map[string]int32 // by reference, into assets
 	assets chunks[Asset]
-	free   []int32 // deleted slots of assets, for reuse
+	free   []int32  // deleted slots of assets, for reuse
+	_      [64]byte // keeps neighbours' locks off this one's cache line
+}
+
+// shardSeed spreads references over the shards of every MemoryAssets.
+var shardSeed = maphash.MakeSeed()
+
+func (m *MemoryAssets) shard(ref string) *assetShard {
+	return &m.shards[maphash.String(shardSeed, ref)%assetShards]
 }
 
 // NewMemoryAssets returns an empty [MemoryAssets].
 func NewMemoryAssets() *MemoryAssets {
-	return &MemoryAssets{index: make(map[string]int32)}
+	return new(MemoryAssets)
 }
 
 // Put stores a copy of a under key, replacing any asset already there,
@@ -146,22 +164,23 @@ func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, er
 	a.Data = bytes.Clone(a.Data)
 	a.Meta = maps.Clone(a.Meta)
 	ref := memRefPrefix + key
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if i, ok := m.index[ref]; ok {
-		*m.assets.at(i) = a
+	s := m.shard(ref)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.index[ref]; ok {
+		*s.assets.at(i) = a
 		return ref, nil
 	}
-	if m.index == nil {
-		m.index = make(map[string]int32)
+	if s.index == nil {
+		s.index = make(map[string]int32)
 	}
-	if n := len(m.free); n > 0 {
-		i := m.free[n-1]
-		m.free = m.free[:n-1]
-		m.index[ref], *m.assets.at(i) = i, a
+	if n := len(s.free); n > 0 {
+		i := s.free[n-1]
+		s.free = s.free[:n-1]
+		s.index[ref], *s.assets.at(i) = i, a
 		return ref, nil
 	}
-	m.index[ref] = m.assets.push(a)
+	s.index[ref] = s.assets.push(a)
 	return ref, nil
 }
 
@@ -172,13 +191,14 @@ func (m *MemoryAssets) Get(ctx context.Context, ref string) (Asset, error) {
 	if err := ctx.Err(); err != nil {
 		return Asset{}, err
 	}
-	m.mu.Lock()
-	i, ok := m.index[ref]
+	s := m.shard(ref)
+	s.mu.Lock()
+	i, ok := s.index[ref]
 	var a Asset
 	if ok {
-		a = *m.assets.at(i)
+		a = *s.assets.at(i)
 	}
-	m.mu.Unlock()
+	s.mu.Unlock()
 	if !ok {
 		return Asset{}, fmt.Errorf("get asset %q: %w", ref, ErrNotFound)
 	}
@@ -194,31 +214,38 @@ func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	m.mu.Lock()
-	_, ok := m.index[ref]
-	m.mu.Unlock()
+	s := m.shard(ref)
+	s.mu.Lock()
+	_, ok := s.index[ref]
+	s.mu.Unlock()
 	return ok, nil
 }
 
 // Delete removes the asset ref points to, and reports whether there was
 // one. Tests use it to simulate a lost asset.
 func (m *MemoryAssets) Delete(ref string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	i, ok := m.index[ref]
+	s := m.shard(ref)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.index[ref]
 	if ok {
-		delete(m.index, ref)
-		*m.assets.at(i) = Asset{} // let the data go
-		m.free = append(m.free, i)
+		delete(s.index, ref)
+		*s.assets.at(i) = Asset{} // let the data go
+		s.free = append(s.free, i)
 	}
 	return ok
 }
 
 // Len returns the number of assets stored.
 func (m *MemoryAssets) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.index)
+	n := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		n += len(s.index)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // MemoryRuns is a [RunStore] that keeps run records in memory: the

@@ -100,10 +100,20 @@ func (r *run) load(j *job) error {
 		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
 	}
 	j.reqDeps = deps
-	j.in = dirty.InputHash(j.prev.Rev, hashes)
-	j.idem = r.key + "/" + j.id + "/" + j.in
+	// One string holds both: the input hash is the key's tail.
+	var buf [192]byte
+	b := append(buf[:0], r.key...)
+	b = append(b, '/')
+	b = append(b, j.id...)
+	b = append(b, '/')
+	b = dirty.AppendInputHash(b, j.prev.Rev, hashes)
+	j.idem = string(b)
+	j.in = j.idem[len(j.idem)-inputHashLen:]
 	return nil
 }
+
+// inputHashLen is the length of a [dirty.InputHash].
+const inputHashLen = 64
 
 // request returns the request of an attempt of j's node.
 func (j *job) request(attempt int, p Reporter) Request {

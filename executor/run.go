@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -120,6 +121,47 @@ func (r *run) id(n graph.Node) string {
 	return r.ids[n]
 }
 
+// nameAll gives an ID to every node of plan, and to their dependencies,
+// that has none yet. The IDs are formatted into one string, so that a run
+// costs one allocation for them, not one a node, and no worker formats
+// one while it holds mu. Called with mu held.
+func (r *run) nameAll(plan *planner.Plan) {
+	type span struct {
+		n   graph.Node
+		end int32
+	}
+	nodes := plan.Nodes()
+	var (
+		sb      strings.Builder
+		scratch [64]byte
+	)
+	sb.Grow(32 * len(nodes))
+	spans := make([]span, 0, len(nodes))
+	add := func(n graph.Node) {
+		if r.ids[n] != "" || sb.Len() >= math.MaxInt32-len(scratch) {
+			return // named, or left to id: spans hold int32 offsets
+		}
+		r.ids[n] = unnamed
+		sb.Write(r.g.AppendID(scratch[:0], n))
+		spans = append(spans, span{n, int32(sb.Len())})
+	}
+	for _, n := range nodes {
+		add(n)
+		for _, d := range r.g.Deps(n) {
+			add(d)
+		}
+	}
+	all := sb.String() // no copy
+	start := 0
+	for _, sp := range spans {
+		r.ids[sp.n] = all[start:sp.end]
+		start = int(sp.end)
+	}
+}
+
+// unnamed marks a node that nameAll is naming. No ID is empty.
+const unnamed = "\x00"
+
 // prepare loads, marks, plans and commits the start of a run.
 func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
@@ -220,6 +262,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		r.mu.Lock()
 		r.view, r.version, r.plan = view, version, plan
 		r.total += plan.Len()
+		r.nameAll(plan)
 		r.mu.Unlock()
 		return nil
 	}
@@ -485,6 +528,7 @@ func (r *run) armWake(now, at time.Time) {
 // empty (group commit); the others go back to work. It returns with mu
 // held, so that the worker takes its next node without letting it go.
 func (r *run) submit(results ...result) {
+	now := time.Now() // read before mu: the clock is slow on some machines
 	r.mu.Lock()
 	r.pending = append(r.pending, results...)
 	if r.committing {
@@ -496,7 +540,8 @@ func (r *run) submit(results ...result) {
 		// is committed.
 		batch := r.pending
 		r.pending = r.spare[:0]
-		r.commit(batch)
+		r.commit(batch, now)
+		now = time.Time{}
 		r.settle(batch)
 		r.wakeIdle(time.Time{})
 		clear(batch)
@@ -510,13 +555,20 @@ func (r *run) submit(results ...result) {
 // was superseded by an edit: it is not recorded, and the edit stays. On a
 // conflict, commit reloads the states and applies only its own results
 // again; it never retries blindly. It is called with mu held, and lets it
-// go only while it calls the store; only one commit runs at a time.
-func (r *run) commit(batch []result) {
+// go only while it calls the store; only one commit runs at a time. now
+// is the commit's time, or zero to read the clock.
+func (r *run) commit(batch []result, now time.Time) {
 	opts := &r.e.opts
 	conflicts, failures := 0, 0
 	for {
 		version := r.version
-		now := time.Now() // every state of the commit changes at once
+		if now.IsZero() {
+			now = time.Now()
+		}
+		// Every state of the commit changes at once; a retry reads the
+		// clock again.
+		stamp := now
+		now = time.Time{}
 		// One committer at a time: its buffers are reused.
 		changes, nodes := r.changeBuf[:0], r.nodeBuf[:0]
 		for i := range batch {
@@ -532,14 +584,14 @@ func (r *run) commit(batch []result) {
 			switch res.outcome {
 			case generated, unchanged:
 				st = res.state
-				st.UpdatedAt = now
+				st.UpdatedAt = stamp
 			case failed, cancelled:
 				st = cur
 				st.Status = dirty.StatusFailed
 				if res.outcome == cancelled {
 					st.Status = dirty.StatusCancelled
 				}
-				st.Attempts, st.UpdatedAt = res.attempts, now
+				st.Attempts, st.UpdatedAt = res.attempts, stamp
 				if res.err != nil {
 					st.LastError = cleanText(res.err.Error())
 				}
