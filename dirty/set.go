@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 
 	"github.com/regengraph/regen/graph"
 )
@@ -48,6 +49,26 @@ func (r Reason) String() string {
 		return reasonText[r]
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
+}
+
+// MarshalText returns the reason in words, as String does, so that
+// stored marks keep their meaning whatever the constants' order.
+func (r Reason) MarshalText() ([]byte, error) {
+	if r == 0 || r >= numReason {
+		return nil, fmt.Errorf("dirty: invalid reason %d", uint8(r))
+	}
+	return []byte(reasonText[r]), nil
+}
+
+// UnmarshalText parses a reason in the words MarshalText gives.
+func (r *Reason) UnmarshalText(b []byte) error {
+	for i := Reason(1); i < numReason; i++ {
+		if string(b) == reasonText[i] {
+			*r = i
+			return nil
+		}
+	}
+	return fmt.Errorf("dirty: unknown reason %q: want one of %s", b, strings.Join(reasonText[1:], ", "))
 }
 
 // statusReason is the reason a recorded status gives, or 0 for clean.
