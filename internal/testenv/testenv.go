@@ -2,11 +2,11 @@
 // and the rules for using them: a test skips with a clear message when a
 // server cannot be reached, except in CI (env CI=true), where that fails
 // the test. It also gives each test a private Redis key prefix, cleaned up
-// afterwards, and can start a private redis-server that a fault test may
-// kill and restart.
+// afterwards, or a private Postgres schema, dropped afterwards, and can
+// start a private redis-server that a fault test may kill and restart.
 //
-// Never FLUSHALL or FLUSHDB the shared servers: other tests use them at the
-// same time.
+// Never FLUSHALL or FLUSHDB the shared servers, nor drop a schema that is
+// not the test's own: other tests use them at the same time.
 package testenv
 
 import (

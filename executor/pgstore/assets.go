@@ -1,0 +1,101 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regengraph/regen/executor"
+)
+
+// RefPrefix starts every asset reference that a [Store] returns: a
+// reference is RefPrefix followed by the asset's key.
+const RefPrefix = "pg:"
+
+// Put stores a under key in the assets table, replacing any asset already
+// there, and returns its reference, [RefPrefix] + key. It is one upsert,
+// one round trip; Data goes as bytea, Meta as jsonb. Put does not keep a,
+// so the caller may reuse its Data and Meta. It returns ctx.Err(), with no
+// effect, if ctx is done.
+func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	var meta *string // NULL for no metadata
+	if len(a.Meta) > 0 {
+		b, err := json.Marshal(a.Meta)
+		if err != nil { // a map[string]string always marshals
+			return "", fmt.Errorf("pgstore: put asset %q: meta: %w", key, err)
+		}
+		m := string(b)
+		meta = &m
+	}
+	if _, err := s.pool.Exec(ctx, s.q.putAsset, key, a.Data, a.URL, a.Hash, int64(a.Length), meta); err != nil {
+		return "", s.wrapErr(err, "put asset %q", key)
+	}
+	return RefPrefix + key, nil
+}
+
+// Get returns the asset ref points to, or an error wrapping
+// [executor.ErrNotFound] for any reference the store does not hold,
+// malformed ones included. The returned Data and Meta are the caller's.
+// It costs one round trip. It returns ctx.Err() if ctx is done.
+func (s *Store) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if err := ctx.Err(); err != nil {
+		return executor.Asset{}, err
+	}
+	key, ok := refKey(ref)
+	if !ok {
+		return executor.Asset{}, fmt.Errorf("get asset %q: %w", ref, executor.ErrNotFound)
+	}
+	var (
+		a      executor.Asset
+		length int64
+		meta   *string
+	)
+	err := s.pool.QueryRow(ctx, s.q.getAsset, key).Scan(&a.Data, &a.URL, &a.Hash, &length, &meta)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return executor.Asset{}, fmt.Errorf("get asset %q: %w", ref, executor.ErrNotFound)
+	}
+	if err != nil {
+		return executor.Asset{}, s.wrapErr(err, "get asset %q", ref)
+	}
+	a.Length = time.Duration(length)
+	if meta != nil {
+		if err := json.Unmarshal([]byte(*meta), &a.Meta); err != nil {
+			return executor.Asset{}, fmt.Errorf("pgstore: get asset %q: meta is not a JSON object of strings: %w", ref, err)
+		}
+	}
+	return a, nil
+}
+
+// Exists reports whether ref points to an asset in the store. Any other
+// reference, "" and malformed ones included, gives false and no error,
+// without a round trip when the reference cannot be one of the store's.
+// It returns ctx.Err() if ctx is done.
+func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	key, ok := refKey(ref)
+	if !ok {
+		return false, nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, s.q.assetExists, key).Scan(&exists); err != nil {
+		return false, s.wrapErr(err, "asset %q exists", ref)
+	}
+	return exists, nil
+}
+
+// refKey returns the key of a reference, and false if ref is not one the
+// store can have returned.
+func refKey(ref string) (string, bool) {
+	key, ok := strings.CutPrefix(ref, RefPrefix)
+	return key, ok && storable(key)
+}

@@ -1,0 +1,109 @@
+// Package pgstore keeps the executor's node states, assets and run
+// records in PostgreSQL, through github.com/jackc/pgx/v5. A [Store]
+// implements executor.StateStore, executor.AssetStore and
+// executor.RunStore, so one value fills all three store fields of
+// executor.Options. It passes the executor/storetest conformance kit.
+//
+// # Usage
+//
+// The host owns the *pgxpool.Pool: [New] never opens nor closes it.
+// Call [Store.Migrate] once at start-up; it is idempotent and safe to run
+// from several processes at once.
+//
+//	store, err := pgstore.New(pool, pgstore.Options{Schema: "regen"})
+//	if err != nil { ... }
+//	if err := store.Migrate(ctx); err != nil { ... }
+//	e, err := executor.New(executor.Options{
+//		Generators: reg, States: store, Assets: store, Runs: store,
+//	})
+//
+// # Tables
+//
+// All tables live in one schema, [Options].Schema ("regen" by default),
+// which New accepts only as a plain lowercase identifier (so nothing can
+// be injected through it) and every statement quotes (so SQL keywords such
+// as "user" work). Keys, IDs and references are text COLLATE "C":
+// compared exactly and sorted byte by byte, as Go compares strings. A zero
+// time is stored as NULL. Statuses and mark reasons are stored by name,
+// so that stored data keeps its meaning whatever the order of dirty's
+// constants. Graph metadata and heavy asset data are kept apart:
+//
+//	graphs          one row per graph ever committed
+//	  graph_key text PRIMARY KEY, version bigint (> 0), updated_at timestamptz
+//	node_states     one row per node that has a state
+//	  graph_key text REFERENCES graphs ON DELETE CASCADE, node_id text,
+//	  status text (the dirty.Status name), rev bigint, input_hash text,
+//	  output_hash text, asset_ref text, attempts bigint, last_error text,
+//	  updated_at timestamptz; PRIMARY KEY (graph_key, node_id)
+//	assets          one row per asset key
+//	  key text PRIMARY KEY, data bytea, url text, hash text,
+//	  length_ns bigint (Asset.Length in nanoseconds), meta jsonb, put_at timestamptz
+//	runs            one row per run record
+//	  id text PRIMARY KEY, graph_key text, seconds bigint, triggered_by text,
+//	  reason text, marks jsonb ([{"id": ..., "reason": "edited"}], in order),
+//	  status text, started_at timestamptz, ended_at timestamptz,
+//	  counts jsonb (executor.Counts), failed text[], error text;
+//	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
+//	schema_version  the layout versions applied ([SchemaVersion])
+//
+// An asset's reference is [RefPrefix] ("pg:") followed by its key. Get
+// and Exists treat any other reference, and any that Postgres could not
+// hold (NUL bytes, invalid UTF-8), as not found, without an error.
+//
+// # Transactions
+//
+// A graph has one version number, the version column of its graphs row; a
+// graph without a row is at version 0. [Store.Commit] is one READ
+// COMMITTED transaction:
+//
+//  1. the compare-and-swap of the version: at expect 0, INSERT the row at
+//     version 1 ON CONFLICT DO NOTHING; at a higher expect, UPDATE the row
+//     to expect+1 WHERE version = expect. Either statement locks the row
+//     until the transaction ends.
+//  2. if no row was inserted or updated, read the version that is there,
+//     roll back, and return a *executor.ConflictError with it;
+//  3. else upsert the changed node states in one INSERT ... SELECT FROM
+//     unnest(...) ON CONFLICT DO UPDATE (the last change of each node, as
+//     later changes win), and COMMIT.
+//
+// Concurrent commits to one graph queue on its row lock. In READ
+// COMMITTED a queued UPDATE re-checks the version of the row the winner
+// committed, and a queued INSERT finds the winner's row and inserts
+// nothing, so exactly one commit per version wins and the others get a
+// ConflictError: never a lost update, never a unique violation. Commits to
+// different graphs do not wait for each other. A commit that fails applies
+// nothing, except when the connection is lost after COMMIT was sent: then,
+// as the StateStore contract says, it may or may not have been applied.
+//
+// [Store.Load] reads the version and the states in one statement (graphs
+// LEFT JOIN node_states), so they come from one snapshot. Put, PutRun and
+// the reads are single statements.
+//
+// [Store.Migrate] runs CREATE SCHEMA and CREATE TABLE ... IF NOT EXISTS in
+// one transaction that first takes pg_advisory_xact_lock on a key derived
+// from the schema name, so that two processes migrating at once do not
+// collide in the system catalogs. The lock ends with the transaction.
+//
+// # Errors
+//
+// A conflict is a *executor.ConflictError; an unknown asset or run wraps
+// executor.ErrNotFound. A done context gives ctx.Err() with no effect.
+// Driver errors are wrapped with what was being done ("pgstore: commit
+// graph ..."); when the schema or a table is missing they also wrap
+// [ErrNotMigrated]. A refused schema name is a [*SchemaError].
+//
+// # Pools and PgBouncer
+//
+// Every statement passes its values as arguments and casts them in SQL,
+// so the store works with the pool's default query mode, which prepares
+// and caches statements, and with pgx.QueryExecModeSimpleProtocol, which
+// PgBouncer in transaction mode needs. The tests run the conformance kit
+// in both.
+//
+// # Tests
+//
+// The tests run against a real Postgres at REGEN_POSTGRES_URL (default
+// postgres://root@127.0.0.1:5432/test?sslmode=disable), each in a schema
+// of its own that it drops at the end. When Postgres cannot be reached
+// they skip, except under CI=true, where they fail.
+package pgstore

@@ -1,0 +1,106 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+)
+
+// Example wires the Postgres stores into an executor: the host owns the
+// pool, migrates once at start-up, and passes the one Store as all three
+// stores. It needs a Postgres server, so it has no Output and is only
+// compiled.
+func Example() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	store, err := pgstore.New(pool, pgstore.Options{Schema: "regen"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := store.Migrate(ctx); err != nil { // idempotent; safe from many processes at once
+		log.Fatal(err)
+	}
+
+	// The host's generators; this one makes placeholder assets.
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		a := executor.Asset{Data: []byte("asset of " + req.NodeID)}
+		if req.ID.Kind == graph.KindNarration {
+			a.Length = 10 * time.Second // the narration fits its segment
+		}
+		return a, nil
+	})
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	e, err := executor.New(executor.Options{
+		Generators: reg,
+		States:     store,
+		Assets:     store,
+		Runs:       store,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer e.Close(ctx)
+
+	g, err := graph.Build(graph.Lecture(), 120)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A new lecture: every node is generated.
+	if _, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g}); err != nil {
+		log.Fatal(err)
+	}
+	// An edit: only what depends on the narration of segment 3 runs again.
+	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g,
+		Marks: []dirty.Mark{{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rep.Generated)
+}
+
+// ExampleStore_Commit shows the compare-and-swap: a commit at a stale
+// version applies nothing and returns a *executor.ConflictError.
+func ExampleStore_Commit() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool, pgstore.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	snap, err := store.Load(ctx, "lecture-42")
+	if err != nil {
+		log.Fatal(err)
+	}
+	st := snap.States["script"]
+	st.Status = dirty.StatusDirty
+	_, err = store.Commit(ctx, "lecture-42", snap.Version, []executor.Change{{ID: "script", State: st}})
+	var conflict *executor.ConflictError
+	switch {
+	case errors.As(err, &conflict):
+		fmt.Printf("someone committed version %d first: load again and retry\n", conflict.Actual)
+	case err != nil:
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,128 @@
+package pgstore
+
+import "strings"
+
+// queries are a Store's SQL statements, with the schema filled in. New
+// checks that the schema name is a plain lowercase identifier, which is
+// then quoted, so that SQL keywords ("user", "order") work too. Keys, IDs
+// and references are text COLLATE "C": compared and sorted byte by byte,
+// as Go compares strings.
+type queries struct {
+	ddl, recordVersion string
+
+	load, casInsert, casUpdate, version, upsertStates string
+
+	putAsset, getAsset, assetExists string
+
+	putRun, getRun, listRuns string
+}
+
+// ddl creates the tables; each statement is idempotent. {s} is the schema.
+const ddl = `
+CREATE TABLE IF NOT EXISTS {s}.schema_version (
+	version    integer     PRIMARY KEY,
+	applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.graphs (
+	graph_key  text COLLATE "C" PRIMARY KEY,
+	version    bigint      NOT NULL CHECK (version > 0),
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.node_states (
+	graph_key   text COLLATE "C" NOT NULL REFERENCES {s}.graphs (graph_key) ON DELETE CASCADE,
+	node_id     text COLLATE "C" NOT NULL,
+	status      text        NOT NULL,
+	rev         bigint      NOT NULL,
+	input_hash  text        NOT NULL,
+	output_hash text        NOT NULL,
+	asset_ref   text        NOT NULL,
+	attempts    bigint      NOT NULL,
+	last_error  text        NOT NULL,
+	updated_at  timestamptz,
+	PRIMARY KEY (graph_key, node_id)
+);
+CREATE TABLE IF NOT EXISTS {s}.assets (
+	key       text COLLATE "C" PRIMARY KEY,
+	data      bytea,
+	url       text        NOT NULL,
+	hash      text        NOT NULL,
+	length_ns bigint      NOT NULL,
+	meta      jsonb,
+	put_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {s}.runs (
+	id           text COLLATE "C" PRIMARY KEY,
+	graph_key    text COLLATE "C" NOT NULL,
+	seconds      bigint      NOT NULL,
+	triggered_by text        NOT NULL,
+	reason       text        NOT NULL,
+	marks        jsonb       NOT NULL,
+	status       text        NOT NULL,
+	started_at   timestamptz,
+	ended_at     timestamptz,
+	counts       jsonb       NOT NULL,
+	failed       text[]      NOT NULL,
+	error        text        NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
+`
+
+func newQueries(schema string) queries {
+	r := strings.NewReplacer("{s}", quote(schema))
+	f := r.Replace
+	return queries{
+		ddl:           f(ddl),
+		recordVersion: f(`INSERT INTO {s}.schema_version (version) VALUES ($1) ON CONFLICT (version) DO NOTHING`),
+
+		// One statement, so one snapshot: the version and the states
+		// agree. A graph without states gives one row with NULL states.
+		load: f(`SELECT g.version, s.node_id IS NOT NULL, coalesce(s.node_id, ''),
+	coalesce(s.status, ''), coalesce(s.rev, 0), coalesce(s.input_hash, ''), coalesce(s.output_hash, ''),
+	coalesce(s.asset_ref, ''), coalesce(s.attempts, 0), coalesce(s.last_error, ''), s.updated_at
+FROM {s}.graphs g LEFT JOIN {s}.node_states s ON s.graph_key = g.graph_key
+WHERE g.graph_key = $1`),
+		// The first commit of a graph. Of two concurrent ones, the second
+		// waits for the first to end, then inserts nothing: no unique
+		// violation.
+		casInsert: f(`INSERT INTO {s}.graphs (graph_key, version) VALUES ($1, 1)
+ON CONFLICT (graph_key) DO NOTHING RETURNING version`),
+		// Later commits. A concurrent one waits for the row lock, then
+		// re-checks the version of the committed row.
+		casUpdate: f(`UPDATE {s}.graphs SET version = version + 1, updated_at = now()
+WHERE graph_key = $1 AND version = $2 RETURNING version`),
+		version: f(`SELECT version FROM {s}.graphs WHERE graph_key = $1`),
+		upsertStates: f(`INSERT INTO {s}.node_states
+	(graph_key, node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
+SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+	$8::bigint[], $9::text[], $10::timestamptz[])
+ON CONFLICT (graph_key, node_id) DO UPDATE SET
+	status = excluded.status, rev = excluded.rev, input_hash = excluded.input_hash,
+	output_hash = excluded.output_hash, asset_ref = excluded.asset_ref, attempts = excluded.attempts,
+	last_error = excluded.last_error, updated_at = excluded.updated_at`),
+
+		putAsset: f(`INSERT INTO {s}.assets (key, data, url, hash, length_ns, meta)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+ON CONFLICT (key) DO UPDATE SET data = excluded.data, url = excluded.url, hash = excluded.hash,
+	length_ns = excluded.length_ns, meta = excluded.meta, put_at = now()`),
+		getAsset:    f(`SELECT data, url, hash, length_ns, meta::text FROM {s}.assets WHERE key = $1`),
+		assetExists: f(`SELECT EXISTS (SELECT 1 FROM {s}.assets WHERE key = $1)`),
+
+		putRun: f(`INSERT INTO {s}.runs
+	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12)
+ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds,
+	triggered_by = excluded.triggered_by, reason = excluded.reason, marks = excluded.marks,
+	status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
+	counts = excluded.counts, failed = excluded.failed, error = excluded.error`),
+		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),
+		listRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+ORDER BY started_at NULLS FIRST, id`),
+	}
+}
+
+// runColumns are the columns scanRun reads, in its order.
+const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error`
+
+// quote returns a schema name that New accepted as a quoted identifier.
+// Such a name holds no double quote, so it needs no escaping.
+func quote(schema string) string { return `"` + schema + `"` }

@@ -1,0 +1,147 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+)
+
+// markJSON is a dirty.Mark in the runs table's marks column:
+// {"id": "asset:narration:segment[3]", "reason": "edited"}, the reason in
+// the words of its text form, which do not depend on the order of
+// dirty's constants.
+type markJSON struct {
+	ID     string       `json:"id"`
+	Reason dirty.Reason `json:"reason"`
+}
+
+// PutRun creates or replaces the record with r.ID, in one upsert. Marks
+// (in order) and Counts are stored as jsonb, Failed as text[]; a zero
+// StartedAt or EndedAt as NULL. PutRun does not keep r's slices. It
+// returns ctx.Err(), with no effect, if ctx is done.
+func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	marks := make([]markJSON, len(r.Marks))
+	for i, m := range r.Marks {
+		marks[i] = markJSON{ID: m.ID, Reason: m.Reason}
+	}
+	marksJSON, err := json.Marshal(marks)
+	if err != nil {
+		return fmt.Errorf("pgstore: put run %q: marks: %w", r.ID, err)
+	}
+	countsJSON, err := json.Marshal(r.Counts)
+	if err != nil {
+		return fmt.Errorf("pgstore: put run %q: counts: %w", r.ID, err)
+	}
+	failed := r.Failed
+	if failed == nil {
+		failed = []string{} // the column is NOT NULL
+	}
+	if _, err := s.pool.Exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
+		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
+		string(countsJSON), failed, r.Error); err != nil {
+		return s.wrapErr(err, "put run %q", r.ID)
+	}
+	return nil
+}
+
+// GetRun returns the record with that ID, or an error wrapping
+// [executor.ErrNotFound]. The record's slices are the caller's; its
+// times are in UTC. It returns ctx.Err() if ctx is done.
+func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return executor.Record{}, err
+	}
+	if !storable(id) {
+		return executor.Record{}, fmt.Errorf("get run %q: %w", id, executor.ErrNotFound)
+	}
+	rows, err := s.pool.Query(ctx, s.q.getRun, id)
+	if err != nil {
+		return executor.Record{}, s.wrapErr(err, "get run %q", id)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return executor.Record{}, s.wrapErr(err, "get run %q", id)
+		}
+		return executor.Record{}, fmt.Errorf("get run %q: %w", id, executor.ErrNotFound)
+	}
+	r, err := scanRun(rows)
+	if err != nil {
+		return executor.Record{}, s.wrapErr(err, "get run %q", id)
+	}
+	return r, nil
+}
+
+// ListRuns returns the graph's records, oldest first: by StartedAt, then
+// by ID, byte by byte. A graph without records gives an empty slice and
+// no error. It uses the runs_graph_started index. It returns ctx.Err() if
+// ctx is done.
+func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []executor.Record{}
+	if !storable(graphKey) {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.listRuns, graphKey)
+	if err != nil {
+		return nil, s.wrapErr(err, "list runs of graph %q", graphKey)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, s.wrapErr(err, "list runs of graph %q", graphKey)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrapErr(err, "list runs of graph %q", graphKey)
+	}
+	return out, nil
+}
+
+// scanRun reads one row of runColumns.
+func scanRun(row pgx.Row) (executor.Record, error) {
+	var (
+		r                   executor.Record
+		seconds             int64
+		marksJSON, counts   string
+		status              string
+		startedAt, endedAt  pgtype.Timestamptz
+		marks               []markJSON
+		errMarks, errCounts error
+	)
+	if err := row.Scan(&r.ID, &r.GraphKey, &seconds, &r.TriggeredBy, &r.Reason, &marksJSON, &status,
+		&startedAt, &endedAt, &counts, &r.Failed, &r.Error); err != nil {
+		return executor.Record{}, err
+	}
+	r.Seconds = int(seconds)
+	r.Status = executor.RunStatus(status)
+	r.StartedAt, r.EndedAt = fromTimestamptz(startedAt), fromTimestamptz(endedAt)
+	if errMarks = json.Unmarshal([]byte(marksJSON), &marks); errMarks == nil && len(marks) > 0 {
+		r.Marks = make([]dirty.Mark, len(marks))
+		for i, m := range marks {
+			r.Marks[i] = dirty.Mark{ID: m.ID, Reason: m.Reason}
+		}
+	}
+	errCounts = json.Unmarshal([]byte(counts), &r.Counts)
+	if err := errors.Join(errMarks, errCounts); err != nil {
+		return executor.Record{}, fmt.Errorf("run %q: bad marks or counts column: %w", r.ID, err)
+	}
+	if len(r.Failed) == 0 {
+		r.Failed = nil
+	}
+	return r, nil
+}

@@ -1,0 +1,224 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/regengraph/regen/executor"
+)
+
+// Compile-time checks that a Store implements the executor's interfaces.
+var (
+	_ executor.StateStore = (*Store)(nil)
+	_ executor.AssetStore = (*Store)(nil)
+	_ executor.RunStore   = (*Store)(nil)
+)
+
+// DefaultSchema is the schema of the tables when [Options].Schema is "".
+const DefaultSchema = "regen"
+
+// SchemaVersion is the version of the table layout that [Store.Migrate]
+// creates and records in the schema_version table.
+const SchemaVersion = 1
+
+// Errors of the package, for errors.Is.
+var (
+	// ErrInvalidSchema: [Options].Schema is not a safe SQL identifier. A
+	// [*SchemaError] wraps it.
+	ErrInvalidSchema = errors.New("pgstore: invalid schema name")
+	// ErrNoPool: [New] was given a nil pool.
+	ErrNoPool = errors.New("pgstore: no pool")
+	// ErrNotMigrated: the schema or its tables do not exist. Call
+	// [Store.Migrate] once before using the store.
+	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
+)
+
+// SchemaError reports an [Options].Schema that New refused: what was
+// given and what is allowed. It wraps [ErrInvalidSchema].
+type SchemaError struct {
+	// Schema is the name given.
+	Schema string
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("%v %q: want 1 to 63 lowercase ASCII letters, digits and underscores, "+
+		"starting with a letter or an underscore, and not starting with \"pg_\" (reserved by Postgres)",
+		ErrInvalidSchema, e.Schema)
+}
+
+// Unwrap returns [ErrInvalidSchema].
+func (e *SchemaError) Unwrap() error { return ErrInvalidSchema }
+
+// Options configures a [Store]. The zero value gives the defaults.
+type Options struct {
+	// Schema is the Postgres schema that holds the store's tables. It
+	// must be a plain lowercase identifier: 1 to 63 of a-z, 0-9 and _,
+	// not starting with a digit nor with "pg_". Several stores can share
+	// one database under different schemas. Default: [DefaultSchema],
+	// "regen".
+	Schema string
+}
+
+// Store keeps the executor's node states, assets and run records in
+// Postgres, through a pgxpool.Pool that the host owns: it implements
+// [executor.StateStore], [executor.AssetStore] and [executor.RunStore], so
+// one Store can fill all three fields of executor.Options. It is safe for
+// concurrent use, from one process or many. It never closes the pool.
+//
+// Call [Store.Migrate] once (at start-up; it is idempotent) before using
+// it. See the package documentation for the tables and the transaction
+// semantics.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+	q      queries
+}
+
+// New returns a Store on pool, with its tables in opts.Schema. It checks
+// the options only; it does not touch the database. It returns an error
+// wrapping [ErrNoPool] for a nil pool, and a [*SchemaError] for a schema
+// name that is not allowed.
+func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("%w: pass the host's *pgxpool.Pool to New", ErrNoPool)
+	}
+	schema := opts.Schema
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	if !validSchema(schema) {
+		return nil, &SchemaError{Schema: schema}
+	}
+	return &Store{pool: pool, schema: schema, q: newQueries(schema)}, nil
+}
+
+// Schema returns the name of the schema that holds the store's tables.
+func (s *Store) Schema() string { return s.schema }
+
+// validSchema reports whether name is a plain lowercase identifier that
+// needs no quoting and is not reserved: [a-z_][a-z0-9_]{0,62}, not "pg_...".
+func validSchema(name string) bool {
+	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Migrate creates the schema, the tables and the index that the store
+// needs, if they do not exist yet, and records [SchemaVersion]. It is
+// idempotent, and safe to call concurrently from several processes: it
+// runs in one transaction that first takes a transaction-scoped advisory
+// lock (pg_advisory_xact_lock) derived from the schema name, so
+// concurrent migrations of one schema run one after the other. It never
+// drops or alters anything that exists. It returns ctx.Err() if ctx is
+// done.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
+	}
+	defer rollback(ctx, tx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(s.schema)); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: advisory lock: %w", s.schema, err)
+	}
+	// CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
+	// database even when the schema exists; skip it then, so that a host
+	// whose administrator made the schema can still migrate.
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", s.schema).Scan(&exists); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quote(s.schema)); err != nil {
+			return fmt.Errorf("pgstore: migrate schema %s: create schema: %w", s.schema, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: create tables: %w", s.schema, err)
+	}
+	if _, err := tx.Exec(ctx, s.q.recordVersion, SchemaVersion); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: record version: %w", s.schema, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: commit: %w", s.schema, err)
+	}
+	return nil
+}
+
+// migrateLockKey is the advisory lock key of Migrate for a schema: a
+// 64-bit FNV-1a hash of the package path and the schema name.
+func migrateLockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("github.com/regengraph/regen/executor/pgstore.Migrate:" + schema))
+	return int64(h.Sum64())
+}
+
+// rollbackTimeout bounds a rollback run after its context ended.
+const rollbackTimeout = 5 * time.Second
+
+// rollback rolls tx back, if it is still open. It runs even when ctx is
+// done, so that the connection goes back to the pool clean; pgx closes
+// the connection instead if that fails. Rolling back a committed tx is a
+// no-op.
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}
+
+// wrapErr wraps a driver error with what was being done. An error that
+// says the schema or a table does not exist also wraps [ErrNotMigrated].
+func (s *Store) wrapErr(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
+		return fmt.Errorf("%w: schema %s: %s: %w", ErrNotMigrated, s.schema, what, err)
+	}
+	return fmt.Errorf("pgstore: %s: %w", what, err)
+}
+
+// storable reports whether Postgres can hold s in a text column: valid
+// UTF-8 without NUL. A key that is not storable was never stored, so a
+// lookup of it is "not found" without asking the server, which would
+// refuse it.
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// toTimestamptz converts t for a timestamptz column: NULL for the zero
+// time. Postgres keeps microseconds; pgx truncates the rest.
+func toTimestamptz(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+// fromTimestamptz converts a timestamptz column: the zero time for NULL
+// (or an infinity, which the store never writes), else the instant in
+// UTC.
+func fromTimestamptz(ts pgtype.Timestamptz) time.Time {
+	if !ts.Valid || ts.InfinityModifier != pgtype.Finite {
+		return time.Time{}
+	}
+	return ts.Time.UTC()
+}
