@@ -333,39 +333,58 @@ func TestWrongKeyTypeIsAnError(t *testing.T) {
 	assert.Equal(t, uint64(2), st.Dropped)
 }
 
+// slowTail starts a Tail of run from the start whose callback blocks on
+// the event with Seq at, like a slow browser. It returns once that event
+// is held; release lets the reader go and waits for it to end.
+func slowTail(t *testing.T, s *redisstream.Stream, run string, at uint64) (release func()) {
+	t.Helper()
+	hold, held := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_ = s.Tail(ctx, run, 0, func(e progress.Event) error {
+			if e.Seq == at {
+				close(held)
+				<-hold
+			}
+			return nil
+		})
+	})
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatalf("the slow reader never got seq %d", at)
+	}
+	return func() {
+		close(hold)
+		cancel()
+		wg.Wait()
+	}
+}
+
 func TestStatsReadersRunsLag(t *testing.T) {
 	s, _ := newStream(t, redisstream.Options{})
 	ctx := context.Background()
 	run := sinktest.RunID(t)
 	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 5)...))
 
-	hold := make(chan struct{})
-	held := make(chan struct{})
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_ = s.Tail(tctx, run, 0, func(e progress.Event) error {
-			if e.Seq == 6 {
-				close(held)
-				<-hold // a slow browser
-			}
-			return nil
-		})
-	})
 	fast := sinktest.StartTail(t, s, run, 0)
 	fast.Next(t, 5)
-	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 6, 30)...))
+	published := make(chan error, 1)
+	go func() {
+		// Once the slow reader holds seq 6, which is only after this.
+		published <- s.Publish(ctx, sinktest.Events(run, 6, 30)...)
+	}()
+	release := slowTail(t, s, run, 6)
+	require.NoError(t, <-published)
 	fast.Next(t, 30)
-	<-held
 	st := s.Stats()
 	assert.Equal(t, 2, st.Readers)
 	assert.Equal(t, 1, st.Runs, "one reading goroutine for the run, whatever the readers")
 	assert.Equal(t, uint64(25), st.Lag, "the slow reader delivered 5 of 30")
-	close(hold)
+	release()
 	fast.Stop(t, context.Canceled)
-	cancel()
-	wg.Wait()
 	assert.Equal(t, 0, s.Stats().Readers)
 }
 
@@ -373,29 +392,11 @@ func TestStatsReadersRunsLag(t *testing.T) {
 // seen, so a slow callback in the middle of that page shows as lag.
 func TestStatsLagWhileCatchingUp(t *testing.T) {
 	s, _ := newStream(t, redisstream.Options{})
-	ctx := context.Background()
 	run := sinktest.RunID(t)
-	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
-
-	hold := make(chan struct{})
-	held := make(chan struct{})
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		_ = s.Tail(tctx, run, 0, func(e progress.Event) error {
-			if e.Seq == 6 {
-				close(held)
-				<-hold
-			}
-			return nil
-		})
-	})
-	<-held
+	require.NoError(t, s.Publish(context.Background(), sinktest.Events(run, 1, 30)...))
+	release := slowTail(t, s, run, 6)
+	defer release()
 	assert.Equal(t, uint64(25), s.Stats().Lag, "30 read, 5 delivered")
-	close(hold)
-	cancel()
-	wg.Wait()
 }
 
 func TestCloseEndsTails(t *testing.T) {
