@@ -106,14 +106,12 @@ func (r *run) load(j *job) error {
 	b = append(b, '/')
 	b = append(b, j.id...)
 	b = append(b, '/')
+	prefix := len(b)
 	b = dirty.AppendInputHash(b, j.prev.Rev, hashes)
 	j.idem = string(b)
-	j.in = j.idem[len(j.idem)-inputHashLen:]
+	j.in = j.idem[prefix:]
 	return nil
 }
-
-// inputHashLen is the length of a [dirty.InputHash].
-const inputHashLen = 64
 
 // request returns the request of an attempt of j's node.
 func (j *job) request(attempt int, p Reporter) Request {
