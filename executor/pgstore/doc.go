@@ -44,6 +44,7 @@
 //	  status text, started_at timestamptz, ended_at timestamptz,
 //	  counts jsonb (executor.Counts), failed text[], error text;
 //	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
+//	  INDEX node_states_asset_ref (asset_ref), for PruneAssets
 //	schema_version  the layout versions applied ([SchemaVersion])
 //
 // An asset's reference is [RefPrefix] ("pg:") followed by its key. Get
@@ -83,6 +84,28 @@
 // one transaction that first takes pg_advisory_xact_lock on a key derived
 // from the schema name, so that two processes migrating at once do not
 // collide in the system catalogs. The lock ends with the transaction.
+//
+// # Retention
+//
+// Nothing is deleted by the executor. An asset's key ends with its content
+// hash, so regenerating a node puts a new asset and leaves the old one
+// behind, and results that were never committed (cancelled, superseded)
+// leave theirs. A host deletes with three methods:
+//
+//   - [Store.DeleteGraph] removes a graph's version row, node states and
+//     run records in one transaction.
+//   - [Store.PruneAssets] deletes the assets that no node state refers to
+//     and that were put before a grace time, which must be older than any
+//     run in progress (a run puts an asset just before it commits the
+//     state that refers to it). It is only for a Store that is also the
+//     StateStore of everything that puts assets into it.
+//   - [Store.PruneRuns] deletes run records that ended, or that never
+//     ended but started, before a time.
+//
+// The prunes delete in batches of 1,000 rows, each a short transaction
+// that skips rows another transaction has locked. Layout version 2 added
+// the index that PruneAssets needs; [Store.Migrate] adds it to a version 1
+// schema (CREATE INDEX, which blocks writes to node_states while it runs).
 //
 // # Errors
 //

@@ -104,3 +104,34 @@ func ExampleStore_Commit() {
 		log.Fatal(err)
 	}
 }
+
+// ExampleStore_PruneAssets is a host's periodic clean-up: regenerating a
+// node leaves its old asset behind, and deleted graphs leave theirs. The
+// grace time must be older than any run in progress.
+func ExampleStore_PruneAssets() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool, pgstore.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The user deleted a lecture: its states and run records go at once.
+	if _, err := store.DeleteGraph(ctx, "lecture-41"); err != nil {
+		log.Fatal(err)
+	}
+	// Then, say nightly: assets nobody refers to, and old run records.
+	assets, err := store.PruneAssets(ctx, time.Now().Add(-6*time.Hour))
+	if err != nil {
+		log.Fatal(err)
+	}
+	runs, err := store.PruneRuns(ctx, time.Now().AddDate(0, 0, -90))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("deleted %d assets and %d run records\n", assets, runs)
+}

@@ -15,6 +15,8 @@ type queries struct {
 	putAsset, getAsset, assetExists string
 
 	putRun, getRun, listRuns string
+
+	deleteGraph, deleteGraphRuns, pruneAssets, pruneRuns string
 }
 
 // ddl creates the tables; each statement is idempotent. {s} is the schema.
@@ -65,6 +67,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 	error        text        NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
+CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states (asset_ref);
 `
 
 func newQueries(schema string) queries {
@@ -117,6 +120,11 @@ ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = exclude
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),
 		listRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
 ORDER BY started_at NULLS FIRST, id`),
+
+		deleteGraph:     f(deleteGraphSQL),
+		deleteGraphRuns: f(deleteGraphRunsSQL),
+		pruneAssets:     f(pruneAssetsSQL),
+		pruneRuns:       f(pruneRunsSQL),
 	}
 }
 

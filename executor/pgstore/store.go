@@ -28,8 +28,10 @@ var (
 const DefaultSchema = "regen"
 
 // SchemaVersion is the version of the table layout that [Store.Migrate]
-// creates and records in the schema_version table.
-const SchemaVersion = 1
+// creates and records in the schema_version table. Version 2 added the
+// node_states_asset_ref index, for [Store.PruneAssets]; migrating a
+// version 1 schema adds it.
+const SchemaVersion = 2
 
 // Errors of the package, for errors.Is.
 var (
@@ -82,6 +84,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 	q      queries
+	batch  int // rows a prune statement deletes at most
 }
 
 // New returns a Store on pool, with its tables in opts.Schema. It checks
@@ -99,7 +102,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if !validSchema(schema) {
 		return nil, &SchemaError{Schema: schema}
 	}
-	return &Store{pool: pool, schema: schema, q: newQueries(schema)}, nil
+	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch}, nil
 }
 
 // Schema returns the name of the schema that holds the store's tables.

@@ -1,0 +1,4 @@
+package pgstore
+
+// SetPruneBatch sets how many rows one prune statement of s deletes.
+func SetPruneBatch(s *Store, n int) { s.batch = n }

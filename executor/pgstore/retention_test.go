@@ -1,0 +1,278 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/internal/fake"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// age makes the assets under keys look put two hours ago.
+func age(t *testing.T, pg *testenv.Postgres, keys ...string) {
+	t.Helper()
+	_, err := pg.Pool.Exec(t.Context(), `UPDATE "`+pg.Schema+`".assets SET put_at = now() - interval '2 hours'
+WHERE key = ANY($1)`, keys)
+	require.NoError(t, err)
+}
+
+// exists reports which of refs the store holds.
+func exists(t *testing.T, s *pgstore.Store, refs ...string) []bool {
+	t.Helper()
+	out := make([]bool, len(refs))
+	for i, ref := range refs {
+		ok, err := s.Exists(t.Context(), ref)
+		require.NoError(t, err)
+		out[i] = ok
+	}
+	return out
+}
+
+func commitRefs(t *testing.T, s *pgstore.Store, key string, expect int64, refs map[string]string) int64 {
+	t.Helper()
+	var changes []executor.Change
+	for id, ref := range refs {
+		changes = append(changes, executor.Change{ID: id, State: dirty.State{Status: dirty.StatusClean,
+			OutputHash: "h", AssetRef: ref, UpdatedAt: time.Now()}})
+	}
+	v, err := s.Commit(t.Context(), key, expect, changes)
+	require.NoError(t, err)
+	return v
+}
+
+// PruneAssets deletes exactly the assets that no node state of any graph
+// refers to and that were put before the grace time.
+func TestPruneAssets(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	keys := []string{"a/n/kept", "a/n/old", "a/n/new", "b/n/other", "a/n/renewed"}
+	refs := make([]string, len(keys))
+	for i, k := range keys {
+		ref, err := s.Put(ctx, k, executor.Asset{Data: []byte(k), Hash: "h"})
+		require.NoError(t, err)
+		refs[i] = ref
+	}
+	// Graph a refers to its first asset, graph b to its own; the others
+	// are garbage, but only the aged ones may go.
+	commitRefs(t, s, "a", 0, map[string]string{"n": refs[0]})
+	commitRefs(t, s, "b", 0, map[string]string{"n": refs[3]})
+	age(t, pg, keys...)
+	// A Put of an existing key renews it.
+	_, err := s.Put(ctx, keys[4], executor.Asset{Data: []byte("again"), Hash: "h2"})
+	require.NoError(t, err)
+	// And one unreferenced asset is young.
+	_, err = pg.Pool.Exec(ctx, `UPDATE "`+pg.Schema+`".assets SET put_at = now() WHERE key = $1`, keys[2])
+	require.NoError(t, err)
+
+	n, err := s.PruneAssets(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	assert.Equal(t, []bool{true, false, true, true, true}, exists(t, s, refs...))
+
+	// Nothing is older than the zero time.
+	n, err = s.PruneAssets(ctx, time.Time{})
+	require.NoError(t, err)
+	assert.Zero(t, n)
+
+	// Once graph a refers to another asset, its old one is garbage too.
+	commitRefs(t, s, "a", 1, map[string]string{"n": refs[2]})
+	n, err = s.PruneAssets(ctx, time.Now().Add(time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n, "the old asset of a and the renewed one")
+	assert.Equal(t, []bool{false, false, true, true, false}, exists(t, s, refs...))
+}
+
+// A prune larger than a batch deletes everything in several statements.
+func TestPruneAssetsBatches(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	pgstore.SetPruneBatch(s, 3)
+	var keys []string
+	for i := range 10 {
+		keys = append(keys, fmt.Sprintf("g/n%d/h", i))
+		_, err := s.Put(t.Context(), keys[i], executor.Asset{Hash: "h"})
+		require.NoError(t, err)
+	}
+	commitRefs(t, s, "g", 0, map[string]string{"n0": pgstore.RefPrefix + keys[0]})
+	age(t, pg, keys...)
+	n, err := s.PruneAssets(t.Context(), time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), n)
+	var left int
+	require.NoError(t, pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM "`+pg.Schema+`".assets`).Scan(&left))
+	assert.Equal(t, 1, left)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err = s.PruneAssets(ctx, time.Now())
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// DeleteGraph removes the graph's version, states and runs, and nothing
+// of a graph whose key it prefixes; the graph can then start again at
+// version 0, and its assets become garbage for PruneAssets.
+func TestDeleteGraph(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	refA, err := s.Put(ctx, "a/n/h", executor.Asset{Hash: "h"})
+	require.NoError(t, err)
+	refAB, err := s.Put(ctx, "a/b/n/h", executor.Asset{Hash: "h"})
+	require.NoError(t, err)
+	commitRefs(t, s, "a", 0, map[string]string{"n": refA})
+	commitRefs(t, s, "a/b", 0, map[string]string{"n": refAB})
+	for _, r := range []executor.Record{{ID: "r1", GraphKey: "a"}, {ID: "r2", GraphKey: "a/b"}} {
+		require.NoError(t, s.PutRun(ctx, r))
+	}
+
+	ok, err := s.DeleteGraph(ctx, "a")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	snap, err := s.Load(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, executor.Snapshot{Version: 0, States: map[string]dirty.State{}}, snap)
+	runs, err := s.ListRuns(ctx, "a")
+	require.NoError(t, err)
+	assert.Empty(t, runs)
+
+	snap, err = s.Load(ctx, "a/b")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), snap.Version)
+	assert.Len(t, snap.States, 1)
+	runs, err = s.ListRuns(ctx, "a/b")
+	require.NoError(t, err)
+	assert.Len(t, runs, 1)
+
+	ok, err = s.DeleteGraph(ctx, "a")
+	require.NoError(t, err)
+	assert.False(t, ok, "a second delete finds nothing")
+	ok, err = s.DeleteGraph(ctx, "bad\x00key")
+	require.NoError(t, err)
+	assert.False(t, ok)
+
+	age(t, pg, "a/n/h", "a/b/n/h")
+	n, err := s.PruneAssets(ctx, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	assert.Equal(t, []bool{false, true}, exists(t, s, refA, refAB))
+
+	// The key is free again: a first commit is at version 0.
+	assert.Equal(t, int64(1), commitRefs(t, s, "a", 0, map[string]string{"n": refAB}))
+
+	ctx2, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = s.DeleteGraph(ctx2, "a/b")
+	require.ErrorIs(t, err, context.Canceled)
+	snap, err = s.Load(ctx, "a/b")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), snap.Version, "a cancelled delete changes nothing")
+}
+
+// PruneRuns deletes the records that ended before the time, and those of
+// runs that never ended but started before it.
+func TestPruneRuns(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, _ := newStore(t)
+	ctx := t.Context()
+	now := time.Now()
+	old, recent := now.Add(-48*time.Hour), now.Add(-time.Minute)
+	for _, r := range []executor.Record{
+		{ID: "ended-old", GraphKey: "g", Status: executor.RunSucceeded, StartedAt: old, EndedAt: old.Add(time.Minute)},
+		{ID: "ended-recent", GraphKey: "g", Status: executor.RunFailed, StartedAt: old, EndedAt: recent},
+		{ID: "crashed-old", GraphKey: "h", Status: executor.RunRunning, StartedAt: old},
+		{ID: "running", GraphKey: "h", Status: executor.RunRunning, StartedAt: recent},
+		{ID: "never-started", GraphKey: "h"},
+	} {
+		require.NoError(t, s.PutRun(ctx, r))
+	}
+	n, err := s.PruneRuns(ctx, now.Add(-24*time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n)
+	var left []string
+	for _, g := range []string{"g", "h"} {
+		runs, err := s.ListRuns(ctx, g)
+		require.NoError(t, err)
+		for _, r := range runs {
+			left = append(left, r.ID)
+		}
+	}
+	assert.ElementsMatch(t, []string{"ended-recent", "running", "never-started"}, left)
+}
+
+// The garbage collector and the executor together: after an edit, the
+// replaced assets go, and a run afterwards finds every asset it needs, so
+// it regenerates nothing.
+func TestPruneAfterEdit(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	g := lecture(t)
+	gen := fake.New(fake.Options{})
+	e := newExecutor(t, s, gen.Registry())
+	key := testenv.UniqueName(t)
+	_, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+	require.NoError(t, err)
+	narration3 := dirty.Mark{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}
+	rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g, Marks: []dirty.Mark{narration3}})
+	require.NoError(t, err)
+	require.Len(t, rep.Generated, 3)
+
+	var all []string
+	rows, err := pg.Pool.Query(t.Context(), `SELECT key FROM "`+pg.Schema+`".assets`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		all = append(all, k)
+	}
+	require.NoError(t, rows.Err())
+	require.Len(t, all, g.Len()+3, "every node's asset, and the 3 replaced ones")
+	age(t, pg, all...)
+
+	n, err := s.PruneAssets(t.Context(), time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), n)
+	requireAllClean(t, s, g, key)
+	calls := gen.Calls()
+	rep, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+	require.NoError(t, err)
+	assert.Empty(t, rep.Generated)
+	assert.Equal(t, calls, gen.Calls())
+}
+
+// Migrating a schema of layout version 1 adds the index of version 2.
+func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	q := func(sql string) {
+		_, err := pg.Pool.Exec(ctx, fmt.Sprintf(sql, `"`+pg.Schema+`"`))
+		require.NoError(t, err)
+	}
+	q(`DROP INDEX %s.node_states_asset_ref`)
+	q(`DELETE FROM %s.schema_version`)
+	q(`INSERT INTO %s.schema_version (version) VALUES (1)`)
+	require.NoError(t, s.Migrate(ctx))
+	var index bool
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes
+WHERE schemaname = $1 AND indexname = 'node_states_asset_ref')`, pg.Schema).Scan(&index))
+	assert.True(t, index)
+	var versions []int
+	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		versions = append(versions, v)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []int{1, pgstore.SchemaVersion}, versions)
+}
