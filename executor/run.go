@@ -622,7 +622,9 @@ func (r *run) commit(batch []result, now time.Time) {
 			applied := !errors.Is(err, ErrConflict) && snap.Version == version+1 && stored(snap, changes)
 			view := statesOf(r.g, snap)
 			r.mu.Lock()
+			prev := r.view
 			r.view, r.version = view, snap.Version
+			r.invalidateEdited(prev)
 			if applied {
 				return // the commit went through before the error
 			}
@@ -708,23 +710,53 @@ func (r *run) settle(batch []result) {
 		}
 		r.outcomes[res.outcome] = append(r.outcomes[res.outcome], res.n)
 		r.report(ev, now)
-		for _, s := range sr.Skipped {
-			r.skipped = append(r.skipped, s)
-			stage, _ := r.plan.StageOf(s)
-			why := "failed"
-			if res.outcome == superseded {
-				why = "was superseded"
-			}
-			r.report(progress.Event{Type: progress.NodeSkipped, Node: r.id(s), Stage: stage,
-				Message: fmt.Sprintf("skipped: upstream %s %s", res.id, why)}, now)
+		why := "failed"
+		if res.outcome == superseded {
+			why = "was superseded"
 		}
-		for _, s := range sr.StagesFinished {
-			if !r.stageShown[s] {
-				// Every node of the stage was skipped: it never started.
-				r.stageEvent(progress.StageStarted, s)
-			}
-			r.stageEvent(progress.StageFinished, s)
+		r.skip(sr, res.id, why, now)
+	}
+}
+
+// skip reports the nodes and stages that a transition of the machine
+// skipped and finished because of upstream. Called with mu held.
+func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
+	for _, s := range sr.Skipped {
+		r.skipped = append(r.skipped, s)
+		stage, _ := r.plan.StageOf(s)
+		r.report(progress.Event{Type: progress.NodeSkipped, Node: r.id(s), Stage: stage,
+			Message: fmt.Sprintf("skipped: upstream %s %s", upstream, why)}, now)
+	}
+	for _, s := range sr.StagesFinished {
+		if !r.stageShown[s] {
+			// Every node of the stage was skipped: it never started.
+			r.stageEvent(progress.StageStarted, s)
 		}
+		r.stageEvent(progress.StageFinished, s)
+	}
+}
+
+// invalidateEdited skips the nodes that have not started and depend on a
+// node edited since prev, the view before a reload: an edit of a node
+// that already succeeded in this round, or that is not in its plan, makes
+// their inputs stale, so running them now would be wasted work. They stay
+// dirty in the store, for the next round or run. An edited node that has
+// not started yet runs with its new revision, and one that runs is
+// superseded when it ends. Called with mu held.
+func (r *run) invalidateEdited(prev *dirty.States) {
+	if r.m == nil {
+		return
+	}
+	for i := range r.view.Len() {
+		n := graph.Node(i)
+		if r.view.Get(n).Rev == prev.Get(n).Rev {
+			continue
+		}
+		sr, err := r.m.Invalidate(n)
+		if err != nil {
+			panic("executor: " + err.Error()) // n is in the graph: a bug
+		}
+		r.skip(sr, r.id(n), "was edited during the run", time.Time{})
 	}
 }
 

@@ -3,6 +3,8 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -505,4 +507,63 @@ func TestStoryStagedAndDataflowAgree(t *testing.T) {
 	}
 	assert.Empty(t, cmp.Diff(final[executor.Dataflow], final[executor.Staged]))
 	assert.Less(t, took[executor.Dataflow], took[executor.Staged])
+}
+
+// An edit of a node that already succeeded in the run makes the inputs of
+// its dependents stale: once the run learns of it (its next commit
+// conflicts), the dependents that have not started are skipped instead of
+// made from stale inputs. Each is then generated once, by the next round
+// or run, and never twice.
+func TestStoryEditAfterSuccessSkipsStaleDependents(t *testing.T) {
+	for _, converge := range []int{0, 1} {
+		t.Run(fmt.Sprintf("converge=%d", converge), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 60)
+				e := l.executor(executor.Options{Converge: converge})
+				r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+				require.NoError(t, err)
+				// At 45 s narration 5 is done, and its video waits for a
+				// slot: three other videos run.
+				time.Sleep(45 * time.Second)
+				synctest.Wait()
+				narration5, video5 := "asset:narration:segment[5]", "asset:video:segment[5]"
+				require.Len(t, l.activeOf(graph.KindVideo), 3)
+				require.NotContains(t, l.activeOf(graph.KindVideo), video5)
+				require.NotContains(t, l.calledIDs(), video5)
+				require.Equal(t, dirty.StatusClean, l.snapshot().States[narration5].Status)
+				_, err = e.Edit(context.Background(), l.g, "lecture", narration5)
+				require.NoError(t, err)
+				rep, err := r.Wait()
+				require.NoError(t, err)
+				assert.Empty(t, rep.Superseded)
+				assert.Contains(t, rep.Skipped, video5)
+				assert.Contains(t, rep.Skipped, "timeline")
+				var msgs []string
+				for _, ev := range l.eventsOf(progress.NodeSkipped) {
+					msgs = append(msgs, ev.Node+": "+ev.Message)
+				}
+				why := "skipped: upstream " + narration5 + " was edited during the run"
+				assert.Equal(t, []string{video5 + ": " + why, "timeline: " + why}, msgs)
+				if converge == 0 {
+					assert.Equal(t, 1, rep.Rounds)
+					st := l.snapshot().States[video5]
+					assert.NotEqual(t, dirty.StatusClean, st.Status, "the skipped video is left for the next run")
+					rep, err = l.run(e)
+					require.NoError(t, err)
+				} else {
+					assert.Equal(t, 2, rep.Rounds)
+				}
+				assert.Subset(t, rep.Generated, []string{narration5, video5, "timeline"})
+				l.mu.Lock()
+				calls := maps.Clone(l.calls)
+				l.mu.Unlock()
+				assert.Equal(t, 2, calls[narration5], "before and after the edit")
+				assert.Equal(t, 1, calls[video5], "made once, from the edited narration")
+				assert.Equal(t, 1, calls["timeline"])
+				l.requireAllClean()
+				snap := l.snapshot()
+				assert.Equal(t, int64(1), snap.States[narration5].Rev)
+			})
+		})
+	}
 }

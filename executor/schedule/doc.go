@@ -22,7 +22,8 @@
 // dependencies in the plan has succeeded; dependencies outside the plan
 // are clean and never hold it back. In [Staged] mode a node also waits
 // until every node of the earlier stages has settled. Both modes give the
-// same final states for the same outcomes; only the order differs. Ready
+// same final states for the same outcomes, unless nodes are invalidated
+// (what that skips depends on what has started); only the order differs. Ready
 // nodes start first come, first served across batch keys: Next returns
 // the node that became ready first among the keys with a free slot.
 //
@@ -38,7 +39,11 @@
 //
 // A failed or superseded node's planned dependents, direct or not, are
 // skipped: the [Result] lists each once, in ascending order, across
-// overlapping failures. A cancelled node's dependents stay pending;
+// overlapping failures. [Machine.Invalidate] reports that a node's
+// stored output went stale during the run (an edit after it succeeded, or
+// of a node outside the plan): its dependents that have not started are
+// skipped the same way, since they would run on stale inputs, while
+// running ones go on. A cancelled node's dependents stay pending;
 // [Machine.Halt] stops all starts, and the run is done once nothing runs.
 // [Result.StagesFinished] reports each stage once, in order, as soon as it
 // and every earlier stage have settled; [Step.StageStarted] marks the

@@ -113,6 +113,9 @@ type sim struct {
 	bulk bool // take more nodes with More after each Next
 
 	fails, supersedes map[graph.Node]bool
+	// invalidates are invalidated when they succeed, or, outside the
+	// plan, after the first completion.
+	invalidates map[graph.Node]bool
 
 	// The model, indexed by node.
 	planned  []bool
@@ -144,7 +147,7 @@ func newSim(t testing.TB, p *planner.Plan, cfg schedule.Config, seed uint64) *si
 	t.Helper()
 	s := &sim{
 		t: t, p: p, g: p.Graph, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 7)), now: t0,
-		fails: map[graph.Node]bool{}, supersedes: map[graph.Node]bool{},
+		fails: map[graph.Node]bool{}, supersedes: map[graph.Node]bool{}, invalidates: map[graph.Node]bool{},
 		planned: make([]bool, p.Graph.Len()), stageOf: make([]int, p.Graph.Len()), limit: map[string]int{},
 		state: make([]schedule.State, p.Graph.Len()), perKey: map[string]int{}, starts: map[string][]time.Time{},
 		stageRun: make([]bool, len(p.Stages)), stageSet: make([]int, len(p.Stages)), stageLen: make([]int, len(p.Stages)),
@@ -333,6 +336,74 @@ func (s *sim) complete(j job) {
 		}
 	}
 	s.logf("%s %s skipped=%v stages=%v", verb, id, ids(s.g, r.Skipped), r.StagesFinished)
+	if finalState == schedule.Succeeded && s.invalidates[n] {
+		s.invalidate(n)
+	}
+	if s.completions == 1 {
+		for _, x := range sortedNodes(s.invalidates) {
+			if !s.planned[x] {
+				s.invalidate(x)
+			}
+		}
+	}
+}
+
+func sortedNodes(set map[graph.Node]bool) []graph.Node {
+	out := make([]graph.Node, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// wantInvalidated is what invalidating x skips: nothing if x is planned
+// and did not succeed; otherwise every planned node that depends on x,
+// through any node, and has not started; ascending.
+func (s *sim) wantInvalidated(x graph.Node) []graph.Node {
+	if s.planned[x] && s.state[x] != schedule.Succeeded {
+		return nil
+	}
+	seen := map[graph.Node]bool{x: true}
+	var out []graph.Node
+	queue := []graph.Node{x}
+	for len(queue) > 0 {
+		y := queue[0]
+		queue = queue[1:]
+		for _, c := range s.g.Dependents(y) {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			queue = append(queue, c)
+			if s.planned[c] && (s.state[c] == schedule.Pending || s.state[c] == schedule.Ready) {
+				out = append(out, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// invalidate invalidates x in the machine and the model, and checks what
+// it skipped and finished.
+func (s *sim) invalidate(x graph.Node) {
+	t := s.t
+	t.Helper()
+	want := s.wantInvalidated(x)
+	r, err := s.m.Invalidate(x)
+	require.NoError(t, err, "invalidate %s", s.g.NodeID(x))
+	for _, c := range want {
+		s.settle(c, schedule.Skipped)
+	}
+	require.Equal(t, ids(s.g, want), ids(s.g, r.Skipped), "invalidate %s: skipped", s.g.NodeID(x))
+	require.Equal(t, s.wantFinished(), r.StagesFinished, "invalidate %s: stages finished", s.g.NodeID(x))
+	s.finished = append(s.finished, r.StagesFinished...)
+	for _, c := range want {
+		got, _ := s.m.State(c)
+		require.Equal(t, schedule.Skipped.String(), got.String(), "state of %s", s.g.NodeID(c))
+	}
+	s.logf("invalidate %s skipped=%v stages=%v", s.g.NodeID(x), ids(s.g, r.Skipped), r.StagesFinished)
 }
 
 // open reports whether n's stage may start: always in Dataflow; in

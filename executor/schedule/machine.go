@@ -104,8 +104,9 @@ type Step struct {
 
 // Result is what a transition changed besides its own node.
 type Result struct {
-	// Skipped are the nodes newly skipped because this node failed or
-	// was superseded, in ascending order. Each is reported once.
+	// Skipped are the nodes newly skipped because this node failed, was
+	// superseded or was invalidated, in ascending order. Each is reported
+	// once.
 	Skipped []graph.Node
 	// StagesFinished are the stages this transition finished, ascending.
 	// A stage finishes once it and every earlier stage have settled, so
@@ -540,6 +541,48 @@ func (m *Machine) drop(n graph.Node, s State) (Result, error) {
 			m.settle(int32(j), Skipped, &r)
 			r.Skipped = append(r.Skipped, c)
 			queue = append(queue, c)
+		}
+	}
+	slices.Sort(r.Skipped)
+	return r, nil
+}
+
+// Invalidate reports that node n's stored output went stale during the
+// run: its parameters were edited after it succeeded in this plan, or,
+// for a node outside the plan, at any time. Every planned node that
+// depends on n, directly or not, and has not started is skipped, since it
+// would run on stale inputs; nodes that run go on, and n itself keeps its
+// state. It is a no-op for a planned node that has not succeeded: one
+// that has not started runs later with its new parameters, a running one
+// is superseded when it ends, and the dependents of the others are
+// skipped already. It returns an error wrapping [ErrNotInPlan], and
+// changes nothing, only for a node that is not in the graph. It costs
+// O(dependents of n, transitively).
+func (m *Machine) Invalidate(n graph.Node) (Result, error) {
+	if !m.g.Contains(n) {
+		return Result{}, fmt.Errorf("%w: node %d: the graph has nodes 0 to %d", ErrNotInPlan, n, m.g.Len()-1)
+	}
+	var r Result
+	if i := m.pos(n); i >= 0 && m.state[i] != Succeeded {
+		return r, nil
+	}
+	// Every dependent is walked, whatever its state or plan: a dependent
+	// outside the plan, or one that ran, passes the stale output on.
+	seen := map[graph.Node]bool{n: true}
+	queue := []graph.Node{n}
+	for len(queue) > 0 {
+		x := queue[0]
+		queue = queue[1:]
+		for _, c := range m.g.Dependents(x) {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			queue = append(queue, c)
+			if j := m.pos(c); j >= 0 && (m.state[j] == Pending || m.state[j] == Ready) {
+				m.settle(int32(j), Skipped, &r)
+				r.Skipped = append(r.Skipped, c)
+			}
 		}
 	}
 	slices.Sort(r.Skipped)

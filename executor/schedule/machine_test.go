@@ -255,7 +255,7 @@ func TestStageStarted(t *testing.T) {
 
 // op is one call to the machine in a scripted test.
 type op struct {
-	call string // "succeed", "fail", "supersede", "cancel", "start"
+	call string // "succeed", "fail", "supersede", "cancel", "invalidate", "start"
 	id   string
 	// wantSkipped and wantStages are the call's Result.
 	wantSkipped []string
@@ -283,6 +283,8 @@ func runOps(t *testing.T, m *schedule.Machine, g *graph.Graph, ops []op) {
 			r, err = m.Supersede(n)
 		case "cancel":
 			r, err = m.Cancel(n)
+		case "invalidate":
+			r, err = m.Invalidate(n)
 		default:
 			t.Fatalf("op %d: unknown call %q", i, o.call)
 		}
