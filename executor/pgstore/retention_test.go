@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -225,15 +226,10 @@ func TestPruneAfterEdit(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.Generated, 3)
 
-	var all []string
 	rows, err := pg.Pool.Query(t.Context(), `SELECT key FROM "`+pg.Schema+`".assets`)
 	require.NoError(t, err)
-	for rows.Next() {
-		var k string
-		require.NoError(t, rows.Scan(&k))
-		all = append(all, k)
-	}
-	require.NoError(t, rows.Err())
+	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
 	require.Len(t, all, g.Len()+3, "every node's asset, and the 3 replaced ones")
 	age(t, pg, all...)
 
@@ -265,14 +261,9 @@ func TestMigrateFromVersion1(t *testing.T) {
 	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes
 WHERE schemaname = $1 AND indexname = 'node_states_asset_ref')`, pg.Schema).Scan(&index))
 	assert.True(t, index)
-	var versions []int
 	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
 	require.NoError(t, err)
-	for rows.Next() {
-		var v int
-		require.NoError(t, rows.Scan(&v))
-		versions = append(versions, v)
-	}
-	require.NoError(t, rows.Err())
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
 	assert.Equal(t, []int{1, pgstore.SchemaVersion}, versions)
 }

@@ -123,16 +123,11 @@ func TestMigrateConcurrentAndIdempotent(t *testing.T) {
 	s, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
 	require.NoError(t, err)
 	require.NoError(t, s.Migrate(t.Context()), "Migrate again")
-	var tables []string
 	rows, err := pg.Pool.Query(t.Context(),
 		"SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", pg.Schema)
 	require.NoError(t, err)
-	for rows.Next() {
-		var name string
-		require.NoError(t, rows.Scan(&name))
-		tables = append(tables, name)
-	}
-	require.NoError(t, rows.Err())
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
 	assert.Equal(t, []string{"assets", "graphs", "node_states", "runs", "schema_version"}, tables)
 	var version int
 	require.NoError(t, pg.Pool.QueryRow(t.Context(), "SELECT max(version) FROM "+pg.Schema+".schema_version").Scan(&version))
