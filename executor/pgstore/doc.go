@@ -44,7 +44,7 @@
 //	  status text, started_at timestamptz, ended_at timestamptz,
 //	  counts jsonb (executor.Counts), failed text[], error text;
 //	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
-//	  INDEX node_states_asset_ref (asset_ref), for PruneAssets
+//	  INDEX node_states_asset_ref USING hash (asset_ref), for PruneAssets
 //	schema_version  the layout versions applied ([SchemaVersion])
 //
 // An asset's reference is [RefPrefix] ("pg:") followed by its key. Get
@@ -95,17 +95,20 @@
 //   - [Store.DeleteGraph] removes a graph's version row, node states and
 //     run records in one transaction.
 //   - [Store.PruneAssets] deletes the assets that no node state refers to
-//     and that were put before a grace time, which must be older than any
-//     run in progress (a run puts an asset just before it commits the
-//     state that refers to it). It is only for a Store that is also the
-//     StateStore of everything that puts assets into it.
+//     and that were put more than a given age ago. Run it when no run is
+//     in progress: a run holds references the store no longer has (assets
+//     put but not yet committed, old assets of dependencies that another
+//     run replaced). It is only for a Store that is also the StateStore of
+//     everything that puts assets into it.
 //   - [Store.PruneRuns] deletes run records that ended, or that never
-//     ended but started, before a time.
+//     ended but started, more than a given age ago.
 //
-// The prunes delete in batches of 1,000 rows, each a short transaction
-// that skips rows another transaction has locked. Layout version 2 added
-// the index that PruneAssets needs; [Store.Migrate] adds it to a version 1
-// schema (CREATE INDEX, which blocks writes to node_states while it runs).
+// Ages are measured by the database's clock. The prunes work in batches of
+// 1,000 rows, each a short transaction. Layout version 2 added the hash
+// index that PruneAssets looks references up with (a hash index has no
+// limit on the length of a reference); [Store.Migrate] adds it to a
+// version 1 schema (CREATE INDEX, which blocks writes to node_states while
+// it runs).
 //
 // # Errors
 //
@@ -113,7 +116,8 @@
 // executor.ErrNotFound. A done context gives ctx.Err() with no effect.
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema or a table is missing they also wrap
-// [ErrNotMigrated]. A refused schema name is a [*SchemaError].
+// [ErrNotMigrated]. A refused schema name is a [*SchemaError]; a negative
+// age given to a prune wraps [ErrInvalidAge].
 //
 // # Pools and PgBouncer
 //

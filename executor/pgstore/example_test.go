@@ -106,8 +106,8 @@ func ExampleStore_Commit() {
 }
 
 // ExampleStore_PruneAssets is a host's periodic clean-up: regenerating a
-// node leaves its old asset behind, and deleted graphs leave theirs. The
-// grace time must be older than any run in progress.
+// node leaves its old asset behind, and deleted graphs leave theirs. It
+// runs while no run is in progress.
 func ExampleStore_PruneAssets() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
@@ -125,11 +125,11 @@ func ExampleStore_PruneAssets() {
 		log.Fatal(err)
 	}
 	// Then, say nightly: assets nobody refers to, and old run records.
-	assets, err := store.PruneAssets(ctx, time.Now().Add(-6*time.Hour))
+	assets, err := store.PruneAssets(ctx, 6*time.Hour)
 	if err != nil {
 		log.Fatal(err)
 	}
-	runs, err := store.PruneRuns(ctx, time.Now().AddDate(0, 0, -90))
+	runs, err := store.PruneRuns(ctx, 90*24*time.Hour)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 	error        text        NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
-CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states (asset_ref);
+CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (asset_ref);
 `
 
 func newQueries(schema string) queries {

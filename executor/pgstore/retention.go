@@ -2,11 +2,12 @@ package pgstore
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
 // pruneBatch is how many rows one statement of PruneAssets or PruneRuns
-// deletes at most, unless a test sets Store.batch: each batch is its own
+// handles at most, unless a test sets Store.batch: each batch is its own
 // short transaction, so a large prune never holds many row locks nor one
 // long transaction.
 const pruneBatch = 1000
@@ -50,75 +51,130 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 }
 
 // PruneAssets deletes the assets that no node state of the store refers
-// to, and that were put before the given time, and returns how many it
+// to and that were put more than olderThan ago, and returns how many it
 // deleted. Regenerating a node puts a new asset (its key ends with the
 // content hash) and leaves the old one behind; so do deleted graphs and
 // results that were never committed (cancelled, superseded, failed
-// commits). PruneAssets is the garbage collector for all of them.
+// commits). PruneAssets is the garbage collector for all of them. Ages
+// are measured by the database's clock (put_at against now()), so the
+// host's clock does not matter. A Put of an existing key counts as a new
+// put.
 //
-// The time is a grace period, and it matters: a run puts a node's asset
-// just before it commits the state that refers to it, so an asset put
-// after the oldest run in progress started may be about to be referred to.
-// Pass a time older than any run in progress, for example an hour ago. A
-// Put of an existing key counts as a new put. The zero time deletes
-// nothing.
+// Run it when no run is in progress on the store's graphs, for example
+// from the job that starts the runs. A run in progress holds references
+// that the store no longer has: the assets its nodes have put but not yet
+// committed, which olderThan protects if it is longer than any run, and
+// the old assets of dependencies that another run replaced meanwhile,
+// which nothing protects. A run that then finds a dependency's asset gone
+// fails that node, and the next run regenerates what is missing (unless
+// the executor's SkipAssetCheck is set).
 //
 // Use it only when this Store is the StateStore of every executor that
 // puts assets into it: it knows the references of its own node_states
 // table only, and would delete assets that states kept elsewhere refer
-// to. It deletes in batches, each its own short transaction, and stops at
-// the first error, returning the count so far; it returns ctx.Err() if
-// ctx ends between batches. It uses the node_states_asset_ref index.
-func (s *Store) PruneAssets(ctx context.Context, before time.Time) (int64, error) {
-	return s.prune(ctx, s.q.pruneAssets, "prune assets", before, RefPrefix)
+// to. It walks the assets in key order, a batch of keys per statement,
+// each its own short transaction; it stops at the first error, returning
+// the count so far, and returns ctx.Err() if ctx ends between batches. A
+// negative olderThan is an error wrapping [ErrInvalidAge].
+func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if err := checkAge("prune assets", olderThan); err != nil {
+		return 0, err
+	}
+	var (
+		total int64
+		after string // the last key of the previous batch; "" sorts first
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		var (
+			last          *string
+			seen, deleted int64
+		)
+		err := s.pool.QueryRow(ctx, s.q.pruneAssets, after, s.batchSize(), olderThan.Microseconds(), RefPrefix).
+			Scan(&last, &seen, &deleted)
+		if err != nil {
+			return total, s.wrapErr(err, "prune assets older than %v", olderThan)
+		}
+		total += deleted
+		if last == nil || seen < int64(s.batchSize()) {
+			return total, nil
+		}
+		after = *last
+	}
 }
 
-// PruneRuns deletes the run records that ended before the given time, and
-// those that never ended (a crashed process leaves them "running") but
-// started before it, and returns how many it deleted. Pass a time older
-// than any run in progress: a run whose record was deleted while it went
-// on writes its record again when it ends. It deletes in batches, like
-// [Store.PruneAssets].
-func (s *Store) PruneRuns(ctx context.Context, before time.Time) (int64, error) {
-	return s.prune(ctx, s.q.pruneRuns, "prune runs", before)
-}
-
-// prune runs a batched DELETE, whose first argument is the time and whose
-// last is the batch size, until a batch deletes fewer rows than that.
-func (s *Store) prune(ctx context.Context, query, what string, before time.Time, args ...any) (int64, error) {
+// PruneRuns deletes the run records that ended more than olderThan ago,
+// and those that never ended (a crashed process leaves them "running")
+// but started more than olderThan ago, by the database's clock, and
+// returns how many it deleted. A run whose record was deleted while it
+// went on writes its record again when it ends. It deletes in batches,
+// like [Store.PruneAssets]; a negative olderThan is an error wrapping
+// [ErrInvalidAge].
+func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if err := checkAge("prune runs", olderThan); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		all := append([]any{toTimestamptz(before)}, args...)
-		all = append(all, s.batch)
-		tag, err := s.pool.Exec(ctx, query, all...)
+		tag, err := s.pool.Exec(ctx, s.q.pruneRuns, olderThan.Microseconds(), s.batchSize())
 		if err != nil {
-			return total, s.wrapErr(err, "%s before %s", what, before.Format(time.RFC3339Nano))
+			return total, s.wrapErr(err, "prune runs older than %v", olderThan)
 		}
 		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(s.batch) {
+		if tag.RowsAffected() < int64(s.batchSize()) {
 			return total, nil
 		}
 	}
 }
 
-// pruneQueries are the statements of the retention methods. {s} is the
-// schema. A batch locks its rows with SKIP LOCKED: rows that a concurrent
-// Put or PutRun holds are left for the next prune, and a row that changed
-// before it was locked is checked again (READ COMMITTED), so a Put that
-// renews an asset's put_at keeps it.
+func checkAge(what string, age time.Duration) error {
+	if age < 0 {
+		return fmt.Errorf("%w: %s older than %v: want 0 or more", ErrInvalidAge, what, age)
+	}
+	return nil
+}
+
+// batchSize is the rows a prune statement handles at most.
+func (s *Store) batchSize() int {
+	if s.batch <= 0 {
+		return pruneBatch
+	}
+	return s.batch
+}
+
+// The statements of the retention methods. {s} is the schema.
+//
+// pruneAssetsSQL takes a page of keys after $1 in key order (the primary
+// key's index, "C" order), deletes those put more than $3 microseconds ago
+// that no node state refers to, and returns the page's last key, its size
+// and the count deleted. The reference is compared in the collation of
+// node_states.asset_ref, so that its hash index serves the lookup. A row
+// that a concurrent Put holds is waited for, then checked again (READ
+// COMMITTED), so a Put that renews an asset keeps it.
+//
+// pruneRunsSQL deletes a batch of old records, skipping those that a
+// concurrent PutRun holds: they are not old.
 const (
 	deleteGraphSQL     = `DELETE FROM {s}.graphs WHERE graph_key = $1`
 	deleteGraphRunsSQL = `DELETE FROM {s}.runs WHERE graph_key = $1`
-	pruneAssetsSQL     = `DELETE FROM {s}.assets WHERE key IN (
-	SELECT a.key FROM {s}.assets a
-	WHERE a.put_at < $1
-		AND NOT EXISTS (SELECT 1 FROM {s}.node_states n WHERE n.asset_ref = $2 || a.key)
-	LIMIT $3 FOR UPDATE SKIP LOCKED)`
+	pruneAssetsSQL     = `WITH page AS (
+	SELECT key FROM {s}.assets WHERE key > $1 ORDER BY key LIMIT $2
+), gone AS (
+	DELETE FROM {s}.assets a USING page
+	WHERE a.key = page.key
+		AND a.put_at < now() - $3::bigint * interval '1 microsecond'
+		AND NOT EXISTS (SELECT 1 FROM {s}.node_states n
+			WHERE n.asset_ref = ($4::text || a.key) COLLATE "default")
+	RETURNING 1
+)
+SELECT (SELECT max(key) FROM page), (SELECT count(*) FROM page), (SELECT count(*) FROM gone)`
 	pruneRunsSQL = `DELETE FROM {s}.runs WHERE id IN (
 	SELECT id FROM {s}.runs
-	WHERE ended_at < $1 OR (ended_at IS NULL AND started_at < $1)
+	WHERE coalesce(ended_at, started_at) < now() - $1::bigint * interval '1 microsecond'
 	LIMIT $2 FOR UPDATE SKIP LOCKED)`
 )

@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,25 +75,26 @@ func TestPruneAssets(t *testing.T) {
 	_, err = pg.Pool.Exec(ctx, `UPDATE "`+pg.Schema+`".assets SET put_at = now() WHERE key = $1`, keys[2])
 	require.NoError(t, err)
 
-	n, err := s.PruneAssets(ctx, time.Now().Add(-time.Hour))
+	n, err := s.PruneAssets(ctx, time.Hour)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 	assert.Equal(t, []bool{true, false, true, true, true}, exists(t, s, refs...))
 
-	// Nothing is older than the zero time.
-	n, err = s.PruneAssets(ctx, time.Time{})
-	require.NoError(t, err)
-	assert.Zero(t, n)
+	_, err = s.PruneAssets(ctx, -time.Second)
+	require.ErrorIs(t, err, pgstore.ErrInvalidAge)
+	assert.Contains(t, err.Error(), "older than -1s: want 0 or more")
 
-	// Once graph a refers to another asset, its old one is garbage too.
+	// Once graph a refers to another asset, its old one is garbage too;
+	// at age 0 any unreferenced asset goes, the renewed one included.
 	commitRefs(t, s, "a", 1, map[string]string{"n": refs[2]})
-	n, err = s.PruneAssets(ctx, time.Now().Add(time.Hour))
+	n, err = s.PruneAssets(ctx, 0)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), n, "the old asset of a and the renewed one")
 	assert.Equal(t, []bool{false, false, true, true, false}, exists(t, s, refs...))
 }
 
-// A prune larger than a batch deletes everything in several statements.
+// A prune larger than a batch walks the keys in several statements, past
+// batches that delete nothing.
 func TestPruneAssetsBatches(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	s, pg := newStore(t)
@@ -103,18 +105,26 @@ func TestPruneAssetsBatches(t *testing.T) {
 		_, err := s.Put(t.Context(), keys[i], executor.Asset{Hash: "h"})
 		require.NoError(t, err)
 	}
-	commitRefs(t, s, "g", 0, map[string]string{"n0": pgstore.RefPrefix + keys[0]})
+	// The first 4 keys are referenced: the first batch deletes nothing,
+	// and the prune goes on past it.
+	refs := map[string]string{}
+	for i := range 4 {
+		refs[fmt.Sprint("n", i)] = pgstore.RefPrefix + keys[i]
+	}
+	commitRefs(t, s, "g", 0, refs)
 	age(t, pg, keys...)
-	n, err := s.PruneAssets(t.Context(), time.Now())
+	n, err := s.PruneAssets(t.Context(), time.Minute)
 	require.NoError(t, err)
-	assert.Equal(t, int64(9), n)
-	var left int
-	require.NoError(t, pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM "`+pg.Schema+`".assets`).Scan(&left))
-	assert.Equal(t, 1, left)
+	assert.Equal(t, int64(6), n)
+	rows, err := pg.Pool.Query(t.Context(), `SELECT key FROM "`+pg.Schema+`".assets ORDER BY key`)
+	require.NoError(t, err)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, keys[:4], left)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err = s.PruneAssets(ctx, time.Now())
+	_, err = s.PruneAssets(ctx, time.Minute)
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
@@ -161,7 +171,7 @@ func TestDeleteGraph(t *testing.T) {
 	assert.False(t, ok)
 
 	age(t, pg, "a/n/h", "a/b/n/h")
-	n, err := s.PruneAssets(ctx, time.Now())
+	n, err := s.PruneAssets(ctx, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 	assert.Equal(t, []bool{false, true}, exists(t, s, refA, refAB))
@@ -195,7 +205,9 @@ func TestPruneRuns(t *testing.T) {
 	} {
 		require.NoError(t, s.PutRun(ctx, r))
 	}
-	n, err := s.PruneRuns(ctx, now.Add(-24*time.Hour))
+	_, err := s.PruneRuns(ctx, -time.Hour)
+	require.ErrorIs(t, err, pgstore.ErrInvalidAge)
+	n, err := s.PruneRuns(ctx, 24*time.Hour)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), n)
 	var left []string
@@ -233,7 +245,7 @@ func TestPruneAfterEdit(t *testing.T) {
 	require.Len(t, all, g.Len()+3, "every node's asset, and the 3 replaced ones")
 	age(t, pg, all...)
 
-	n, err := s.PruneAssets(t.Context(), time.Now())
+	n, err := s.PruneAssets(t.Context(), time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), n)
 	requireAllClean(t, s, g, key)
@@ -266,4 +278,38 @@ WHERE schemaname = $1 AND indexname = 'node_states_asset_ref')`, pg.Schema).Scan
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, pgstore.SchemaVersion}, versions)
+}
+
+// PruneAssets finds references through the node_states_asset_ref index:
+// the reference it builds must be in the collation of the column, or
+// Postgres cannot use the index and every batch scans all node states.
+// With the other ways of joining turned off, the plan must name it.
+func TestPruneAssetsUsesTheIndex(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	_, pg := newStore(t)
+	ctx := t.Context()
+	tx, err := pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	for _, off := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin", "enable_material"} {
+		_, err := tx.Exec(ctx, "SET LOCAL "+off+" = off")
+		require.NoError(t, err)
+	}
+	rows, err := tx.Query(ctx, "EXPLAIN "+pgstore.PruneAssetsSQL(pg.Schema), "", 10, int64(0), pgstore.RefPrefix)
+	require.NoError(t, err)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Contains(t, strings.Join(plan, "\n"), "node_states_asset_ref")
+}
+
+// A reference of any length can be committed: the index on references is
+// a hash index, which has no limit on the length of what it indexes.
+func TestLongAssetRef(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, _ := newStore(t)
+	ref := "https://cdn.example/" + strings.Repeat("x", 10_000)
+	commitRefs(t, s, "g", 0, map[string]string{"n": ref})
+	snap, err := s.Load(t.Context(), "g")
+	require.NoError(t, err)
+	assert.Equal(t, ref, snap.States["n"].AssetRef)
 }

@@ -43,6 +43,8 @@ var (
 	// ErrNotMigrated: the schema or its tables do not exist. Call
 	// [Store.Migrate] once before using the store.
 	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
+	// ErrInvalidAge: a retention method got a negative age.
+	ErrInvalidAge = errors.New("pgstore: invalid age")
 )
 
 // SchemaError reports an [Options].Schema that New refused: what was

@@ -554,8 +554,8 @@ func (m *Machine) drop(n graph.Node, s State) (Result, error) {
 // would run on stale inputs; nodes that run go on, and n itself keeps its
 // state. It is a no-op for a planned node that has not succeeded: one
 // that has not started runs later with its new parameters, a running one
-// is superseded when it ends, and the dependents of the others are
-// skipped already. It returns an error wrapping [ErrNotInPlan], and
+// is superseded when it ends, the dependents of a failed, superseded or
+// skipped one are skipped already, and a cancelled one ends the run. It returns an error wrapping [ErrNotInPlan], and
 // changes nothing, only for a node that is not in the graph. It costs
 // O(dependents of n, transitively).
 func (m *Machine) Invalidate(n graph.Node) (Result, error) {
