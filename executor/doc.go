@@ -43,12 +43,16 @@
 // edit nodes while a run goes on ([Executor.Edit]); a result made from
 // parameters that changed meanwhile is not kept (a node.superseded event
 // says so) and the edit is never lost. On a conflict the runner reloads
-// and re-applies only its own results. An edit it learns of that way, of
-// a node that already succeeded in the run or is not in its plan, makes
-// the inputs of that node's dependents stale: those that have not started
-// are skipped ("upstream ... was edited during the run") rather than made
-// from stale inputs, and stay dirty. Options.Converge re-plans at the end
-// of a run until nothing is dirty, so each such node is made once.
+// and re-applies only its own results, and only those still made from
+// the inputs the store now holds: when another run on the same graph
+// committed new outputs of a node's dependencies meanwhile, the node's
+// result is superseded too, so it never overwrites fresher work. An edit
+// learnt of on a reload, of a node that already succeeded in the run or
+// is not in its plan, makes the inputs of that node's dependents stale:
+// those that have not started are skipped ("upstream ... was edited
+// during the run") rather than made from stale inputs, and stay dirty.
+// Options.Converge re-plans at the end of a run until nothing is dirty,
+// so each such node is made once.
 //
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the

@@ -61,6 +61,7 @@ type result struct {
 	err      error
 	took     time.Duration // measured only when there is a sink
 	stage    int
+	stale    bool // superseded because its inputs changed, not its parameters
 }
 
 // run is one run's shared state. Everything below mu is guarded by it.
@@ -560,7 +561,7 @@ func (r *run) submit(results ...result) {
 func (r *run) commit(batch []result, now time.Time) {
 	opts := &r.e.opts
 	conflicts, failures := 0, 0
-	for {
+	for reloaded := false; ; reloaded = true {
 		version := r.version
 		if now.IsZero() {
 			now = time.Now()
@@ -578,6 +579,13 @@ func (r *run) commit(batch []result, now time.Time) {
 				if res.outcome == generated || res.outcome == unchanged {
 					res.outcome = superseded
 				}
+				continue
+			}
+			if reloaded && (res.outcome == generated || res.outcome == unchanged) && !r.inputsCurrent(res) {
+				// Another run committed new outputs of its dependencies
+				// (and maybe a newer result of the node): this one was
+				// made from stale inputs, and must not overwrite them.
+				res.outcome, res.stale = superseded, true
 				continue
 			}
 			var st dirty.State
@@ -656,6 +664,17 @@ func (r *run) commit(batch []result, now time.Time) {
 	}
 }
 
+// inputsCurrent reports whether a result was made from the outputs that
+// the view now holds for the node's dependencies. Called with mu held.
+func (r *run) inputsCurrent(res *result) bool {
+	ds := r.g.Deps(res.n)
+	hashes := make([]string, len(ds))
+	for i, d := range ds {
+		hashes[i] = r.view.Get(d).OutputHash
+	}
+	return string(dirty.AppendInputHash(nil, res.rev, hashes)) == res.state.InputHash
+}
+
 // stored reports whether a snapshot holds every change as given (times
 // to the microsecond, which is what stores keep).
 func stored(snap Snapshot, changes []Change) bool {
@@ -700,6 +719,9 @@ func (r *run) settle(batch []result) {
 			sr, err = r.m.Supersede(res.n)
 			ev.Type = progress.NodeSuperseded
 			ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
+			if res.stale {
+				ev.Message = "its inputs changed while it ran (another run committed them): its result was not kept"
+			}
 		case cancelled:
 			sr, err = r.m.Cancel(res.n)
 			ev.Type, ev.Error = progress.NodeCancelled, errText(res.err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -566,4 +567,65 @@ func TestStoryEditAfterSuccessSkipsStaleDependents(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Two runs on one graph at once: run B regenerates a narration and then
+// its video, while run A, started earlier, still makes the same video
+// from the old narration. A ends last. Its result must not overwrite B's:
+// it was made from inputs that are no longer the stored ones, so A does
+// not keep it, and the stored video matches the stored narration.
+func TestStoryConcurrentRunsNeverKeepStaleInputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		l.resetCalls()
+		narration1, image1, video1 := "asset:narration:segment[1]", "asset:image:segment[1]", "asset:video:segment[1]"
+		var videoCalls atomic.Int32
+		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
+			if videoCalls.Add(1) == 1 { // run A's call: 20 s slower
+				select {
+				case <-time.After(20 * time.Second):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return nil, nil
+		})
+		a, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: video1, Reason: dirty.ReasonForced}}, TriggeredBy: "A"})
+		require.NoError(t, err)
+		time.Sleep(5 * time.Second)
+		b, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: narration1, Reason: dirty.ReasonEdited}}, TriggeredBy: "B"})
+		require.NoError(t, err)
+		repB, err := b.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, sorted(narration1, video1, "timeline"), repB.Generated)
+		repA, err := a.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, []string{video1}, repA.Superseded)
+		assert.Equal(t, []string{"timeline"}, repA.Skipped)
+		var msgs []string
+		for _, ev := range l.eventsOf(progress.NodeSuperseded) {
+			msgs = append(msgs, ev.RunID+" "+ev.Node+": "+ev.Message)
+		}
+		assert.Equal(t, []string{a.ID() + " " + video1 +
+			": its inputs changed while it ran (another run committed them): its result was not kept"}, msgs)
+
+		// The stored video was made from the stored narration and image.
+		l.requireAllClean()
+		snap := l.snapshot()
+		var inputs []string
+		v1, err := l.g.Lookup(video1)
+		require.NoError(t, err)
+		for _, d := range l.g.Deps(v1) {
+			inputs = append(inputs, snap.States[l.g.NodeID(d)].OutputHash)
+		}
+		require.Equal(t, []string{snap.States[narration1].OutputHash, snap.States[image1].OutputHash}, inputs)
+		want := dirty.InputHash(0, inputs)
+		assert.Equal(t, want, snap.States[video1].InputHash)
+		assert.Equal(t, int64(1), snap.States[narration1].Rev)
+	})
 }
