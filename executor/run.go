@@ -581,12 +581,23 @@ func (r *run) commit(batch []result, now time.Time) {
 				}
 				continue
 			}
-			if reloaded && (res.outcome == generated || res.outcome == unchanged) && !r.inputsCurrent(res) {
-				// Another run committed new outputs of its dependencies
-				// (and maybe a newer result of the node): this one was
-				// made from stale inputs, and must not overwrite them.
-				res.outcome, res.stale = superseded, true
-				continue
+			if reloaded {
+				// Another run committed since this one read the states.
+				// Every planned node was stored not clean when the round
+				// began, and this run commits each once: a clean one now
+				// holds the other run's result, which others may build on,
+				// so nothing of this run overwrites it. Nor is a result
+				// kept that was made from outputs of its dependencies that
+				// were replaced since: it is stale.
+				taken := cur.Status == dirty.StatusClean
+				made := res.outcome == generated || res.outcome == unchanged
+				if made && (taken || !r.inputsCurrent(res)) {
+					res.outcome, res.stale = superseded, true
+					continue
+				}
+				if taken {
+					continue // a failure or a cancel is not recorded over it
+				}
 			}
 			var st dirty.State
 			switch res.outcome {
@@ -720,7 +731,7 @@ func (r *run) settle(batch []result) {
 			ev.Type = progress.NodeSuperseded
 			ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
 			if res.stale {
-				ev.Message = "its inputs changed while it ran (another run committed them): its result was not kept"
+				ev.Message = "another run committed its inputs or its result while it ran: its result was not kept"
 			}
 		case cancelled:
 			sr, err = r.m.Cancel(res.n)

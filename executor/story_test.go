@@ -612,10 +612,11 @@ func TestStoryConcurrentRunsNeverKeepStaleInputs(t *testing.T) {
 			msgs = append(msgs, ev.RunID+" "+ev.Node+": "+ev.Message)
 		}
 		assert.Equal(t, []string{a.ID() + " " + video1 +
-			": its inputs changed while it ran (another run committed them): its result was not kept"}, msgs)
+			": another run committed its inputs or its result while it ran: its result was not kept"}, msgs)
 
 		// The stored video was made from the stored narration and image.
 		l.requireAllClean()
+		requireConsistent(t, l)
 		snap := l.snapshot()
 		var inputs []string
 		v1, err := l.g.Lookup(video1)
@@ -627,5 +628,65 @@ func TestStoryConcurrentRunsNeverKeepStaleInputs(t *testing.T) {
 		want := dirty.InputHash(0, inputs)
 		assert.Equal(t, want, snap.States[video1].InputHash)
 		assert.Equal(t, int64(1), snap.States[narration1].Rev)
+	})
+}
+
+// requireConsistent fails unless every node's stored input hash is the
+// hash of its revision and its dependencies' stored outputs: no stored
+// result was made from inputs that the store no longer holds.
+func requireConsistent(t *testing.T, l *lab) {
+	t.Helper()
+	snap := l.snapshot()
+	for n := range l.g.Len() {
+		node := graph.Node(n)
+		st := snap.States[l.g.NodeID(node)]
+		var inputs []string
+		for _, d := range l.g.Deps(node) {
+			inputs = append(inputs, snap.States[l.g.NodeID(d)].OutputHash)
+		}
+		require.Equal(t, dirty.InputHash(st.Rev, inputs), st.InputHash, "node %s was made from inputs no longer stored", l.g.NodeID(node))
+	}
+}
+
+// Two runs regenerate the same video at once, from the same inputs, and
+// their outputs differ. Run B commits first, and its timeline builds on
+// its video; run A, ending last, must not overwrite that video.
+func TestStoryConcurrentRunsNeverOverwriteACommittedResult(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		video1 := "asset:video:segment[1]"
+		var videoCalls atomic.Int32
+		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
+			if videoCalls.Add(1) == 1 { // run A's call: 20 s slower, another output
+				select {
+				case <-time.After(20 * time.Second):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				return []byte("A's take"), nil
+			}
+			return []byte("B's take"), nil
+		})
+		force := []dirty.Mark{{ID: video1, Reason: dirty.ReasonForced}}
+		a, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, Marks: force})
+		require.NoError(t, err)
+		time.Sleep(5 * time.Second)
+		b, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, Marks: force})
+		require.NoError(t, err)
+		repB, err := b.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, sorted(video1, "timeline"), repB.Generated)
+		repA, err := a.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, []string{video1}, repA.Superseded)
+		assert.Equal(t, []string{"timeline"}, repA.Skipped)
+		l.requireAllClean()
+		requireConsistent(t, l)
+		a1, err := l.assets.Get(context.Background(), l.snapshot().States[video1].AssetRef)
+		require.NoError(t, err)
+		assert.Equal(t, "B's take", string(a1.Data))
 	})
 }
