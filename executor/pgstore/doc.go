@@ -37,7 +37,8 @@
 //	  updated_at timestamptz; PRIMARY KEY (graph_key, node_id)
 //	assets          one row per asset key
 //	  key text PRIMARY KEY, data bytea, url text, hash text,
-//	  length_ns bigint (Asset.Length in nanoseconds), meta jsonb, put_at timestamptz
+//	  length_ns bigint (Asset.Length in nanoseconds), meta jsonb,
+//	  put_at timestamptz (the last Put, or the last release by a commit)
 //	runs            one row per run record
 //	  id text PRIMARY KEY, graph_key text, seconds bigint, triggered_by text,
 //	  reason text, marks jsonb ([{"id": ..., "reason": "edited"}], in order),
@@ -65,7 +66,8 @@
 //     roll back, and return a *executor.ConflictError with it;
 //  3. else upsert the changed node states in one INSERT ... SELECT FROM
 //     unnest(...) ON CONFLICT DO UPDATE (the last change of each node, as
-//     later changes win), and COMMIT.
+//     later changes win), and COMMIT. The same statement sets put_at of
+//     the assets whose references it replaces to now (see Retention).
 //
 // Concurrent commits to one graph queue on its row lock. In READ
 // COMMITTED a queued UPDATE re-checks the version of the row the winner
@@ -95,11 +97,11 @@
 //   - [Store.DeleteGraph] removes a graph's version row, node states and
 //     run records in one transaction.
 //   - [Store.PruneAssets] deletes the assets that no node state refers to
-//     and that were put more than a given age ago. Run it when no run is
-//     in progress: a run holds references the store no longer has (assets
-//     put but not yet committed, old assets of dependencies that another
-//     run replaced). It is only for a Store that is also the StateStore of
-//     everything that puts assets into it.
+//     and that were put, or released, more than a given age ago. A commit
+//     that replaces a node's reference releases the old asset, which
+//     renews its put_at. An age longer than the longest run makes it safe
+//     while runs go on. It is only for a Store that is also the
+//     StateStore of everything that puts assets into it.
 //   - [Store.PruneRuns] deletes run records that ended, or that never
 //     ended but started, more than a given age ago.
 //

@@ -106,8 +106,8 @@ func ExampleStore_Commit() {
 }
 
 // ExampleStore_PruneAssets is a host's periodic clean-up: regenerating a
-// node leaves its old asset behind, and deleted graphs leave theirs. It
-// runs while no run is in progress.
+// node leaves its old asset behind, and deleted graphs leave theirs. An
+// age longer than the longest run makes it safe while runs go on.
 func ExampleStore_PruneAssets() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")

@@ -5,3 +5,6 @@ func SetPruneBatch(s *Store, n int) { s.batch = n }
 
 // PruneAssetsSQL is the statement of PruneAssets for a schema.
 func PruneAssetsSQL(schema string) string { return newQueries(schema).pruneAssets }
+
+// UpsertStatesSQL is the statement of Commit that writes node states.
+func UpsertStatesSQL(schema string) string { return newQueries(schema).upsertStates }

@@ -1,6 +1,9 @@
 package pgstore
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // queries are a Store's SQL statements, with the schema filled in. New
 // checks that the schema name is a plain lowercase identifier, which is
@@ -94,10 +97,25 @@ ON CONFLICT (graph_key) DO NOTHING RETURNING version`),
 		casUpdate: f(`UPDATE {s}.graphs SET version = version + 1, updated_at = now()
 WHERE graph_key = $1 AND version = $2 RETURNING version`),
 		version: f(`SELECT version FROM {s}.graphs WHERE graph_key = $1`),
-		upsertStates: f(`INSERT INTO {s}.node_states
+		// The node states, and the release of the assets they stop
+		// referring to: put_at of such an asset becomes now, so that
+		// PruneAssets counts its age from its release. The CTE's UPDATE
+		// reads the states as they were before the INSERT.
+		upsertStates: f(`WITH c AS (
+	SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+		$8::bigint[], $9::text[], $10::timestamptz[])
+		AS c (node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
+), released AS (
+	UPDATE {s}.assets a SET put_at = now()
+	FROM {s}.node_states s JOIN c ON s.node_id = c.node_id COLLATE "C"
+	WHERE s.graph_key = $1 AND s.asset_ref <> c.asset_ref AND s.asset_ref LIKE '` + RefPrefix + `%'
+		AND a.key = substr(s.asset_ref, ` + refKeyStart + `) COLLATE "C"
+)
+INSERT INTO {s}.node_states
 	(graph_key, node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
-SELECT $1::text, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-	$8::bigint[], $9::text[], $10::timestamptz[])
+SELECT $1::text, c.node_id, c.status, c.rev, c.input_hash, c.output_hash, c.asset_ref, c.attempts,
+	c.last_error, c.updated_at
+FROM c
 ON CONFLICT (graph_key, node_id) DO UPDATE SET
 	status = excluded.status, rev = excluded.rev, input_hash = excluded.input_hash,
 	output_hash = excluded.output_hash, asset_ref = excluded.asset_ref, attempts = excluded.attempts,
@@ -127,6 +145,10 @@ ORDER BY started_at NULLS FIRST, id`),
 		pruneRuns:       f(pruneRunsSQL),
 	}
 }
+
+// refKeyStart is where the key starts in a reference, for SQL's 1-based
+// substr: just after RefPrefix.
+var refKeyStart = strconv.Itoa(len(RefPrefix) + 1)
 
 // runColumns are the columns scanRun reads, in its order.
 const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error`

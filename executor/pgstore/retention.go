@@ -51,23 +51,22 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 }
 
 // PruneAssets deletes the assets that no node state of the store refers
-// to and that were put more than olderThan ago, and returns how many it
-// deleted. Regenerating a node puts a new asset (its key ends with the
-// content hash) and leaves the old one behind; so do deleted graphs and
+// to and that were put, or released, more than olderThan ago, and returns
+// how many it deleted. Regenerating a node puts a new asset (its key ends
+// with the content hash) and releases the old one; deleted graphs, and
 // results that were never committed (cancelled, superseded, failed
-// commits). PruneAssets is the garbage collector for all of them. Ages
-// are measured by the database's clock (put_at against now()), so the
-// host's clock does not matter. A Put of an existing key counts as a new
-// put.
+// commits), leave theirs behind too. PruneAssets is the garbage collector
+// for all of them. A commit that replaces a node's reference releases the
+// asset it referred to: its put_at becomes the commit's time. A Put of an
+// existing key renews it too. Ages are measured by the database's clock
+// (put_at against now()), so the host's clock does not matter.
 //
-// Run it when no run is in progress on the store's graphs, for example
-// from the job that starts the runs. A run in progress holds references
-// that the store no longer has: the assets its nodes have put but not yet
-// committed, which olderThan protects if it is longer than any run, and
-// the old assets of dependencies that another run replaced meanwhile,
-// which nothing protects. A run that then finds a dependency's asset gone
-// fails that node, and the next run regenerates what is missing (unless
-// the executor's SkipAssetCheck is set).
+// It is safe while runs are in progress when olderThan is longer than the
+// longest run: every asset that a run may still read is referred to by a
+// node state, or was put or released after the run started. With a
+// shorter olderThan, a run may find a dependency's asset gone: that node
+// fails, and the next run regenerates what is missing (unless the
+// executor's SkipAssetCheck is set).
 //
 // Use it only when this Store is the StateStore of every executor that
 // puts assets into it: it knows the references of its own node_states

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -312,4 +313,67 @@ func TestLongAssetRef(t *testing.T) {
 	snap, err := s.Load(t.Context(), "g")
 	require.NoError(t, err)
 	assert.Equal(t, ref, snap.States["n"].AssetRef)
+}
+
+// A commit that replaces a node's reference releases the old asset: its
+// age for PruneAssets starts again then, so that a run still reading it
+// has olderThan to finish. A commit that keeps the reference, or
+// replaces one the store does not hold, releases nothing.
+func TestReleaseRenewsAge(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	var refs []string
+	for _, k := range []string{"g/n/x", "g/n/y", "g/m/z"} {
+		ref, err := s.Put(ctx, k, executor.Asset{Hash: "h"})
+		require.NoError(t, err)
+		refs = append(refs, ref)
+	}
+	commitRefs(t, s, "g", 0, map[string]string{"n": refs[0], "m": refs[2], "o": "s3://bucket/o"})
+	age(t, pg, "g/n/x", "g/n/y", "g/m/z")
+	commitRefs(t, s, "g", 1, map[string]string{"n": refs[1], "m": refs[2], "o": "s3://bucket/o2"})
+
+	n, err := s.PruneAssets(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n, "x was released just now")
+	rows, err := pg.Pool.Query(ctx, `SELECT key FROM "`+pg.Schema+`".assets WHERE put_at < now() - interval '1 hour' ORDER BY key`)
+	require.NoError(t, err)
+	old, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"g/m/z", "g/n/y"}, old, "only the released asset is younger")
+
+	age(t, pg, "g/n/x")
+	n, err = s.PruneAssets(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	assert.Equal(t, []bool{false, true, true}, exists(t, s, refs...))
+}
+
+// The release of replaced assets, in Commit's statement, looks up only the
+// changed nodes' states and their assets, by primary key: a commit costs
+// what it changes, not the size of its graph.
+func TestCommitReleaseUsesIndexes(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	_, pg := newStore(t)
+	ctx := t.Context()
+	q := func(sql string) {
+		_, err := pg.Pool.Exec(ctx, strings.ReplaceAll(sql, "{s}", `"`+pg.Schema+`"`))
+		require.NoError(t, err)
+	}
+	q(`INSERT INTO {s}.assets (key, url, hash, length_ns) SELECT 'g/n' || i || '/h', '', 'h', 0 FROM generate_series(0, 999) i`)
+	q(`INSERT INTO {s}.graphs (graph_key, version) VALUES ('g', 1)`)
+	q(`INSERT INTO {s}.node_states (graph_key, node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error)
+SELECT 'g', 'n' || i, 'clean', 0, '', 'h', 'pg:g/n' || i || '/h', 1, '' FROM generate_series(0, 999) i`)
+	q(`ANALYZE {s}.assets`)
+	q(`ANALYZE {s}.node_states`)
+	rows, err := pg.Pool.Query(ctx, "EXPLAIN "+pgstore.UpsertStatesSQL(pg.Schema), "g", []string{"n5", "n7"},
+		[]string{"clean", "clean"}, []int64{0, 0}, []string{"i", "i"}, []string{"o", "o"},
+		[]string{"pg:g/n5/h2", "pg:g/n7/h2"}, []int64{1, 1}, []string{"", ""}, make([]pgtype.Timestamptz, 2))
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	plan := strings.Join(lines, "\n")
+	assert.Regexp(t, `Index Scan using node_states_pkey on node_states s\s.*\n\s*Index Cond: \(\(graph_key = 'g'::text\) AND \(node_id = `, plan)
+	assert.Contains(t, plan, "Index Scan using assets_pkey on assets a")
+	assert.NotContains(t, plan, "Seq Scan")
 }
