@@ -16,7 +16,8 @@
 //     dependencies are done; Staged mode runs the plan's stages in order.
 //     Both honour each batch key's concurrency, an optional global cap
 //     (Options.Workers) and optional starts-per-period rates
-//     (Options.Rates).
+//     (Options.Rates). Concurrency and the cap are per run; the rates,
+//     being provider quotas, are shared by all the runs of an executor.
 //   - Each kind has a retry policy, a per-attempt timeout and an optional
 //     output [Validator] ([KindOptions]); the lecture's narrations must
 //     fit their segment ([ValidateNarration]).

@@ -26,6 +26,8 @@ type Executor struct {
 	// those of generators that ignore their context and outlive their run;
 	// Close waits for them.
 	calls tally
+	// quotas are the rates of Options.Rates, shared by all runs.
+	quotas map[string]*quota
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -77,7 +79,7 @@ func New(opts Options) (*Executor, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
-	return &Executor{opts: opts, log: opts.Logger}, nil
+	return &Executor{opts: opts, log: opts.Logger, quotas: newQuotas(opts.Rates)}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -164,6 +164,9 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 	if r.cutoff(j) {
 		return r.unchangedResult(j), true
 	}
+	if err := r.awaitQuota(j.step.Key); err != nil {
+		return r.newResult(j, cancelled, 0, err), true
+	}
 	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
 	j.gen, j.wg, j.then = gen, wg, then
 	return r.tryFrom(j, 1, nil)
@@ -312,12 +315,22 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		}
 		rep := &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
 		reps = append(reps, rep)
-		req := j.request(1, rep)
-		r.nodeEvent(progress.NodeStarted, j, 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
-		reqs, idx = append(reqs, req), append(idx, i)
+		reqs, idx = append(reqs, j.request(1, rep)), append(idx, i)
 	}
 	if len(reqs) == 0 {
 		return results, true
+	}
+	// Each node of the bulk call is a start for the key's quota.
+	for range reqs {
+		if err := r.awaitQuota(jobs[idx[0]].step.Key); err != nil {
+			for _, i := range idx {
+				results[i] = r.newResult(jobs[i], cancelled, 0, err)
+			}
+			return results, true
+		}
+	}
+	for _, i := range idx {
+		r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
 	}
 	// finish takes the bulk call's outcomes (or its error) to results,
 	// retrying failures alone.

@@ -133,8 +133,12 @@ type Options struct {
 	// Default: 0, no cap beyond the batch keys' concurrency, and at most
 	// 64 singles at once.
 	Workers int
-	// Rates limits the starts of batch keys, for provider quotas.
-	// Default: none.
+	// Rates limits the starts of batch keys, for provider quotas: at most
+	// Starts nodes of the key start in any window of Per, across all the
+	// runs of the executor at once. A node's first attempt is its start;
+	// its retries are not counted, and nor are nodes that early cutoff
+	// keeps. A node that its run let start waits for the quota holding
+	// its batch slot; cancelling the run ends the wait. Default: none.
 	Rates map[string]Rate
 	// Kinds tunes kinds by name; kinds not listed use Default.
 	Kinds map[string]KindOptions

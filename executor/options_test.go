@@ -239,3 +239,78 @@ func TestStageEventsWhenEverythingIsSkipped(t *testing.T) {
 		l.requireEventOrder(progress.RunFailed)
 	})
 }
+
+// A provider's quota is the executor's, not each run's: two runs at once
+// share the rate of their batch key.
+func TestRatesSharedByRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var starts []time.Time
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.ID.Kind == graph.KindImage {
+				l.mu.Lock()
+				starts = append(starts, time.Now())
+				l.mu.Unlock()
+			}
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen),
+			Rates: map[string]executor.Rate{graph.KindImage: {Starts: 1, Per: 10 * time.Second}}})
+		var runs []*executor.Run
+		for _, key := range []string{"a", "b"} {
+			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
+			require.NoError(t, err)
+			runs = append(runs, r)
+		}
+		for _, r := range runs {
+			rep, err := r.Wait()
+			require.NoError(t, err)
+			assert.Len(t, rep.Generated, l.g.Len())
+		}
+		require.Len(t, starts, 6)
+		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+		for i := 1; i < len(starts); i++ {
+			assert.Equal(t, 10*time.Second, starts[i].Sub(starts[i-1]), "start %d", i)
+		}
+	})
+}
+
+// A node waiting for the shared quota is cancelled with its run, at once,
+// and never starts afterwards.
+func TestRatesWaitEndsWithCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 10)
+		e := l.executor(executor.Options{
+			Rates: map[string]executor.Rate{graph.KindImage: {Starts: 1, Per: time.Hour}}})
+		a, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "a", Graph: l.g})
+		require.NoError(t, err)
+		b, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "b", Graph: l.g})
+		require.NoError(t, err)
+		// One run's image ran at 20 s, and that run ended at 68 s; the
+		// other's image waits for the quota.
+		time.Sleep(80 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, 1, l.callsOf("asset:image:segment[0]"))
+		var waiting *executor.Run
+		ended := 0
+		for _, r := range []*executor.Run{a, b} {
+			select {
+			case <-r.Done():
+				ended++
+			default:
+				waiting = r
+			}
+		}
+		require.Equal(t, 1, ended, "one run ended, the other waits for the quota")
+		start := time.Now()
+		waiting.Cancel()
+		rep, err := waiting.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		assert.Zero(t, time.Since(start), "the cancel did not end the wait")
+		assert.Equal(t, []string{"asset:image:segment[0]"}, rep.Cancelled)
+		assert.Empty(t, rep.Failed)
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		assert.Equal(t, 1, l.callsOf("asset:image:segment[0]"), "nothing starts after the cancel")
+	})
+}
