@@ -17,7 +17,10 @@
 //     Both honour each batch key's concurrency, an optional global cap
 //     (Options.Workers) and optional starts-per-period rates
 //     (Options.Rates). Concurrency and the cap are per run; the rates,
-//     being provider quotas, are shared by all the runs of an executor.
+//     being provider quotas, are shared by all the runs of an executor,
+//     and so are the optional caps on calls in flight per batch key
+//     (Options.Limits), which a call abandoned at its timeout gives back
+//     at once.
 //   - Each kind has a retry policy, a per-attempt timeout and an optional
 //     output [Validator] ([KindOptions]); the lecture's narrations must
 //     fit their segment ([ValidateNarration]).

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/planner"
@@ -26,8 +28,10 @@ type Executor struct {
 	// those of generators that ignore their context and outlive their run;
 	// Close waits for them.
 	calls tally
-	// quotas are the rates of Options.Rates, shared by all runs.
+	// quotas are the rates of Options.Rates, and limits the caps of
+	// Options.Limits, shared by all runs.
 	quotas map[string]*quota
+	limits map[string]*semaphore.Weighted
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -64,6 +68,14 @@ func New(opts Options) (*Executor, error) {
 			return bad("Options.Rates[%q] is %d per %v: want at least 1 start per positive period", key, r.Starts, r.Per)
 		}
 	}
+	for _, key := range sortedKeys(opts.Limits) {
+		if key == "" {
+			return bad("Options.Limits has an empty batch key: limits apply to batch keys, and singles have none")
+		}
+		if n := opts.Limits[key]; n < 1 {
+			return bad("Options.Limits[%q] is %d: want at least 1 call in flight", key, n)
+		}
+	}
 	if opts.States == nil {
 		opts.States = NewMemoryStates()
 	}
@@ -79,7 +91,7 @@ func New(opts Options) (*Executor, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
-	return &Executor{opts: opts, log: opts.Logger, quotas: newQuotas(opts.Rates)}, nil
+	return &Executor{opts: opts, log: opts.Logger, quotas: newQuotas(opts.Rates), limits: newLimits(opts.Limits)}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

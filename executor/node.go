@@ -216,13 +216,18 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		rep := &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 		req := j.request(next, rep)
 		j.attempt = next
+		if err := r.acquire(c, j.step.Key, 1); err != nil {
+			return r.newResult(j, cancelled, next-1, err), true
+		}
 		// The timeout runs from the call, not from the start of the node:
-		// loading its inputs and publishing its start do not shorten it.
+		// loading its inputs, publishing its start and waiting for room
+		// under Options.Limits do not shorten it.
 		now := time.Now()
 		if j.start.IsZero() {
 			j.start = now
 		}
 		if cause := r.watch.begin(c, now, j.ko.Timeout, j.wg, j); cause != nil {
+			c.release()
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
 		rep.word = c.begun
@@ -320,13 +325,16 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	if len(reqs) == 0 {
 		return results, true
 	}
+	cancelAll := func(cause error) ([]result, bool) {
+		for _, i := range idx {
+			results[i] = r.newResult(jobs[i], cancelled, 0, cause)
+		}
+		return results, true
+	}
 	// Each node of the bulk call is a start for the key's quota.
 	for range reqs {
 		if err := r.awaitQuota(jobs[idx[0]].step.Key); err != nil {
-			for _, i := range idx {
-				results[i] = r.newResult(jobs[i], cancelled, 0, err)
-			}
-			return results, true
+			return cancelAll(err)
 		}
 	}
 	for _, i := range idx {
@@ -371,13 +379,14 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
+	if err := r.acquire(c, jobs[idx[0]].step.Key, len(reqs)); err != nil {
+		return cancelAll(err)
+	}
 	if cause := r.watch.begin(c, time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, err))
 	})); cause != nil {
-		for _, i := range idx {
-			results[i] = r.newResult(jobs[i], cancelled, 0, cause)
-		}
-		return results, true
+		c.release()
+		return cancelAll(cause)
 	}
 	for _, rep := range reps {
 		rep.word = c.begun

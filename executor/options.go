@@ -140,6 +140,14 @@ type Options struct {
 	// keeps. A node that its run let start waits for the quota holding
 	// its batch slot; cancelling the run ends the wait. Default: none.
 	Rates map[string]Rate
+	// Limits caps the generator calls in flight of a batch key across all
+	// the runs of the executor, for a provider's concurrency quota; each
+	// run also keeps to its plan's concurrency for the key. A node of a
+	// bulk call counts as one call, and a bulk call takes no more nodes
+	// than the limit. A call waits for room before its attempt's timeout
+	// starts, holding its run's slot; a call abandoned at its timeout or
+	// at a cancel gives its room back at once. Default: none.
+	Limits map[string]int
 	// Kinds tunes kinds by name; kinds not listed use Default.
 	Kinds map[string]KindOptions
 	// Default tunes the kinds not in Kinds, and fills zero fields of

@@ -35,6 +35,8 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"negative converge", executor.Options{Generators: reg, Converge: -1}, "Options.Converge -1"},
 		{"negative batch", executor.Options{Generators: reg, MaxBatch: -2}, "Options.MaxBatch -2"},
 		{"bad rate", executor.Options{Generators: reg, Rates: map[string]executor.Rate{"asset:image": {Starts: 0, Per: time.Second}}}, `Options.Rates["asset:image"] is 0 per 1s`},
+		{"zero limit", executor.Options{Generators: reg, Limits: map[string]int{"asset:video": 0}}, `Options.Limits["asset:video"] is 0: want at least 1`},
+		{"limit of a single", executor.Options{Generators: reg, Limits: map[string]int{"": 2}}, "Options.Limits has an empty batch key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,5 +314,73 @@ func TestRatesWaitEndsWithCancel(t *testing.T) {
 		time.Sleep(2 * time.Hour)
 		synctest.Wait()
 		assert.Equal(t, 1, l.callsOf("asset:image:segment[0]"), "nothing starts after the cancel")
+	})
+}
+
+// A provider's concurrency quota is the executor's: two runs at once keep
+// to Options.Limits together, and waiting for room does not count against
+// a call's timeout.
+func TestLimitsSharedByRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{Limits: map[string]int{graph.KindVideo: 2},
+			Kinds: map[string]executor.KindOptions{graph.KindVideo: {Timeout: 35 * time.Second,
+				Retry: executor.RetryPolicy{MaxAttempts: 1}}}})
+		var runs []*executor.Run
+		for _, key := range []string{"a", "b"} {
+			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
+			require.NoError(t, err)
+			runs = append(runs, r)
+		}
+		for _, r := range runs {
+			rep, err := r.Wait()
+			require.NoError(t, err)
+			assert.Len(t, rep.Generated, l.g.Len())
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		assert.Equal(t, 2, l.maxRun[graph.KindVideo], "videos in flight at most, across both runs")
+	})
+}
+
+// A generator that ignores its context gives its room under
+// Options.Limits back when its call is abandoned at the timeout, so the
+// other calls of the key go on.
+func TestLimitsFreedByAbandonedCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		l.set("asset:video:segment[0]", func(context.Context, executor.Request) ([]byte, error) {
+			time.Sleep(time.Hour) // ignores its context
+			return nil, nil
+		})
+		e := l.executor(executor.Options{Limits: map[string]int{graph.KindVideo: 1},
+			Kinds: map[string]executor.KindOptions{graph.KindVideo: {Timeout: time.Minute,
+				Retry: executor.RetryPolicy{MaxAttempts: 1}}}})
+		start := time.Now()
+		rep, err := l.run(e)
+		require.Error(t, err)
+		assert.Equal(t, []string{"asset:video:segment[0]"}, rep.Failed)
+		assert.Subset(t, rep.Generated, []string{"asset:video:segment[1]", "asset:video:segment[2]"})
+		assert.Less(t, time.Since(start), 10*time.Minute, "the hung call kept its room")
+	})
+}
+
+// A bulk call takes no more nodes than the key's limit.
+func TestLimitsCapBulkCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		b := &bulk{lab: l}
+		reg := l.registry(l)
+		reg[graph.KindImage] = b
+		e := l.executor(executor.Options{Generators: reg, Limits: map[string]int{graph.KindImage: 2}})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		require.NotEmpty(t, l.batches)
+		n := 0
+		for _, batch := range l.batches {
+			assert.LessOrEqual(t, len(batch), 2)
+			n += len(batch)
+		}
+		assert.Equal(t, 6, n)
 	})
 }

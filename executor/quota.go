@@ -2,8 +2,11 @@ package executor
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // quota is one batch key's rate, shared by every run of an executor: a
@@ -66,5 +69,50 @@ func (r *run) awaitQuota(key string) error {
 		if !sleep(r.ctx, at.Sub(now)) {
 			return context.Cause(r.ctx)
 		}
+	}
+}
+
+// newLimits returns a semaphore per limited batch key.
+func newLimits(limits map[string]int) map[string]*semaphore.Weighted {
+	if len(limits) == 0 {
+		return nil
+	}
+	ls := make(map[string]*semaphore.Weighted, len(limits))
+	for key, n := range limits {
+		ls[key] = semaphore.NewWeighted(int64(n))
+	}
+	return ls
+}
+
+// limitOf returns how many calls of the batch key may be in flight at
+// once across the executor's runs: Options.Limits, or no limit.
+func (e *Executor) limitOf(key string) int {
+	if n, ok := e.opts.Limits[key]; ok {
+		return n
+	}
+	return math.MaxInt
+}
+
+// acquire takes n of the executor's calls in flight of the batch key for
+// call c, waiting for them; c gives them back when it ends or is
+// abandoned. It returns the run's cause if the run is cancelled first.
+// Keys without a limit return at once.
+func (r *run) acquire(c *inflight, key string, n int) error {
+	sem := r.e.limits[key]
+	if sem == nil {
+		return nil
+	}
+	if err := sem.Acquire(r.ctx, int64(n)); err != nil {
+		return context.Cause(r.ctx)
+	}
+	c.held, c.weight = sem, int64(n)
+	return nil
+}
+
+// release gives back what acquire took for c, once.
+func (c *inflight) release() {
+	if c.held != nil {
+		c.held.Release(c.weight)
+		c.held, c.weight = nil, 0
 	}
 }

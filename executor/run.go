@@ -461,7 +461,7 @@ func (r *run) work(locked bool) bool {
 			locked = true
 			continue
 		}
-		for r.e.opts.MaxBatch == 0 || len(steps) < r.e.opts.MaxBatch {
+		for (r.e.opts.MaxBatch == 0 || len(steps) < r.e.opts.MaxBatch) && len(steps) < r.e.limitOf(steps[0].Key) {
 			st, ok := r.m.More(now, steps[0].Node)
 			if !ok {
 				break

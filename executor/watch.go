@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Generators run inline on the worker goroutine that took their node: no
@@ -98,6 +100,11 @@ type inflight struct {
 	wg *sync.WaitGroup
 	// rescuer continues the node's work after the call was abandoned.
 	rescuer rescuer
+	// held and weight are the executor's calls in flight that the call
+	// took for its batch key (Options.Limits); whichever of end and
+	// abandon wins the call gives them back.
+	held   *semaphore.Weighted
+	weight int64
 }
 
 // reusable reports whether c can serve another call: its generator never
@@ -213,6 +220,7 @@ func (w *watch) end(c *inflight) bool {
 	if !c.state.CompareAndSwap(c.begun, c.begun|callReturned) {
 		return false
 	}
+	c.release()
 	w.mu.Lock()
 	if c.index >= 0 {
 		heap.Remove(&w.calls, c.index)
@@ -273,6 +281,9 @@ func (w *watch) abandon(l lateCall, err, ctxErr error) {
 	if l.word&callStateMask != callRunning || !c.state.CompareAndSwap(l.word, l.word|callAbandoned) {
 		return // it returned just now
 	}
+	// The call's slots go back now: a generator that ignores its context
+	// must not hold them.
+	c.release()
 	c.ctx.cancel(ctxErr)
 	c.wg.Add(1) // the rescuer
 	go func() {
