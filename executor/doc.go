@@ -49,9 +49,11 @@
 // says so) and the edit is never lost. On a conflict the runner reloads
 // and re-applies only its own results, and only those still made from
 // the inputs the store now holds: when another run on the same graph
-// committed new outputs of a node's dependencies meanwhile, or a result of
-// the node itself, the node's result is superseded too, so it never
-// overwrites work that others may build on. An edit
+// committed new outputs of a node's dependencies since the node read
+// them, the node's result is superseded too. Nor does a run overwrite a
+// result that another run committed for the node, which others may build
+// on: if it was made from the same inputs, the run keeps it as its own
+// (as with early cutoff); otherwise the run's result is superseded. An edit
 // learnt of on a reload, of a node that already succeeded in the run or
 // is not in its plan, makes the inputs of that node's dependents stale:
 // those that have not started are skipped ("upstream ... was edited

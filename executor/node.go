@@ -21,13 +21,14 @@ import (
 // next (see work); a rescuer that takes over a node keeps using the job of
 // the worker it replaced, which then never touches it again.
 type job struct {
-	r    *run
-	step schedule.Step
-	id   string
-	kind string
-	ko   *KindOptions
-	prev dirty.State // the node's stored state when it started
-	deps []depRef
+	r     *run
+	step  schedule.Step
+	id    string
+	kind  string
+	ko    *KindOptions
+	prev  dirty.State // the node's stored state when it started
+	loads uint32      // run.loads then
+	deps  []depRef
 
 	// Set by load.
 	reqDeps []Dep
@@ -66,7 +67,7 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	if j.call != nil && !j.call.reusable() {
 		j.call = nil
 	}
-	j.r, j.step, j.id, j.kind, j.ko = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)]
+	j.r, j.step, j.id, j.kind, j.ko, j.loads = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)], r.loads
 	j.prev = r.view.Get(n)
 	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
 	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
@@ -143,7 +144,7 @@ func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg str
 
 func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
 	return result{n: j.step.Node, id: j.id, kind: j.kind, outcome: o, rev: j.prev.Rev,
-		attempts: attempts, err: err, stage: j.step.Stage}
+		attempts: attempts, err: err, stage: j.step.Stage, loads: j.loads}
 }
 
 // unchangedResult keeps the stored result: the node is clean again.
@@ -163,9 +164,6 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 	}
 	if r.cutoff(j) {
 		return r.unchangedResult(j), true
-	}
-	if err := r.awaitQuota(j.step.Key); err != nil {
-		return r.newResult(j, cancelled, 0, err), true
 	}
 	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
 	j.gen, j.wg, j.then = gen, wg, then
@@ -218,6 +216,14 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		j.attempt = next
 		if err := r.acquire(c, j.step.Key, 1); err != nil {
 			return r.newResult(j, cancelled, next-1, err), true
+		}
+		if next == 1 {
+			// The rate counts starts: taken once there is room for the
+			// call, so that waiting for room does not bunch them.
+			if err := r.awaitQuota(j.step.Key); err != nil {
+				c.release()
+				return r.newResult(j, cancelled, 0, err), true
+			}
 		}
 		// The timeout runs from the call, not from the start of the node:
 		// loading its inputs, publishing its start and waiting for room
@@ -326,19 +332,25 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		return results, true
 	}
 	cancelAll := func(cause error) ([]result, bool) {
+		c.release()
 		for _, i := range idx {
 			results[i] = r.newResult(jobs[i], cancelled, 0, cause)
 		}
 		return results, true
 	}
-	// Each node of the bulk call is a start for the key's quota.
-	for range reqs {
-		if err := r.awaitQuota(jobs[idx[0]].step.Key); err != nil {
-			return cancelAll(err)
-		}
-	}
 	for _, i := range idx {
 		r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
+	}
+	key := jobs[idx[0]].step.Key
+	if err := r.acquire(c, key, len(reqs)); err != nil {
+		return cancelAll(err)
+	}
+	// Each node of the bulk call is a start for the key's quota, taken
+	// once there is room for the call.
+	for range reqs {
+		if err := r.awaitQuota(key); err != nil {
+			return cancelAll(err)
+		}
 	}
 	// finish takes the bulk call's outcomes (or its error) to results,
 	// retrying failures alone.
@@ -379,13 +391,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
-	if err := r.acquire(c, jobs[idx[0]].step.Key, len(reqs)); err != nil {
-		return cancelAll(err)
-	}
 	if cause := r.watch.begin(c, time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, err))
 	})); cause != nil {
-		c.release()
 		return cancelAll(cause)
 	}
 	for _, rep := range reps {

@@ -134,19 +134,23 @@ type Options struct {
 	// 64 singles at once.
 	Workers int
 	// Rates limits the starts of batch keys, for provider quotas: at most
-	// Starts nodes of the key start in any window of Per, across all the
-	// runs of the executor at once. A node's first attempt is its start;
-	// its retries are not counted, and nor are nodes that early cutoff
-	// keeps. A node that its run let start waits for the quota holding
-	// its batch slot; cancelling the run ends the wait. Default: none.
+	// Starts nodes of the key start in any window of Per. Each run's
+	// scheduling applies the rate to the run's own node starts; a quota
+	// shared by all the runs of the executor then spaces the generator
+	// calls of their first attempts (retries are not counted, and nor,
+	// there, are nodes that early cutoff keeps), taken once the call has
+	// room under Limits. A node waits for the quota holding its worker
+	// and its batch slot; cancelling the run ends the wait. Default: none.
 	Rates map[string]Rate
 	// Limits caps the generator calls in flight of a batch key across all
 	// the runs of the executor, for a provider's concurrency quota; each
 	// run also keeps to its plan's concurrency for the key. A node of a
 	// bulk call counts as one call, and a bulk call takes no more nodes
 	// than the limit. A call waits for room before its attempt's timeout
-	// starts, holding its run's slot; a call abandoned at its timeout or
-	// at a cancel gives its room back at once. Default: none.
+	// starts, holding its worker and its run's slot. A call abandoned at
+	// its timeout or at a cancel gives its room back at once, so a
+	// generator that ignores its context can leave more calls running at
+	// the provider than the limit while its retry goes on. Default: none.
 	Limits map[string]int
 	// Kinds tunes kinds by name; kinds not listed use Default.
 	Kinds map[string]KindOptions

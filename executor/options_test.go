@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -365,22 +366,78 @@ func TestLimitsFreedByAbandonedCall(t *testing.T) {
 	})
 }
 
-// A bulk call takes no more nodes than the key's limit.
+// A bulk call takes no more nodes than the key's limit, and each of its
+// nodes counts as a call in flight, across runs.
 func TestLimitsCapBulkCalls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 60)
-		b := &bulk{lab: l}
+		b := &countingBulk{bulk: bulk{lab: l}}
 		reg := l.registry(l)
 		reg[graph.KindImage] = b
 		e := l.executor(executor.Options{Generators: reg, Limits: map[string]int{graph.KindImage: 2}})
-		_, err := l.run(e)
-		require.NoError(t, err)
-		require.NotEmpty(t, l.batches)
+		var runs []*executor.Run
+		for _, key := range []string{"a", "b"} {
+			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
+			require.NoError(t, err)
+			runs = append(runs, r)
+		}
+		for _, r := range runs {
+			_, err := r.Wait()
+			require.NoError(t, err)
+		}
 		n := 0
 		for _, batch := range l.batches {
 			assert.LessOrEqual(t, len(batch), 2)
 			n += len(batch)
 		}
-		assert.Equal(t, 6, n)
+		assert.Equal(t, 12, n)
+		assert.Equal(t, 2, int(b.most.Load()), "image nodes in flight at most, across both runs")
+	})
+}
+
+// countingBulk is a bulk that counts the nodes in its calls in flight.
+type countingBulk struct {
+	bulk
+	now, most atomic.Int32
+}
+
+func (c *countingBulk) GenerateBatch(ctx context.Context, reqs []executor.Request) []executor.Outcome {
+	n := c.now.Add(int32(len(reqs)))
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	defer c.now.Add(-int32(len(reqs)))
+	return c.bulk.GenerateBatch(ctx, reqs)
+}
+
+// With both a rate and a limit, the rate counts calls that start: a call
+// that waited for room does not start right after the one before it.
+func TestRatesWithLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var starts []time.Time
+		var first atomic.Bool
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.ID.Kind != graph.KindVideo {
+				return l.Generate(ctx, req)
+			}
+			l.mu.Lock()
+			starts = append(starts, time.Now())
+			l.mu.Unlock()
+			d := time.Second
+			if first.CompareAndSwap(false, true) {
+				d = 25 * time.Second // the others wait for room, past their rate
+			}
+			time.Sleep(d)
+			return executor.Asset{Data: []byte(req.NodeID)}, nil
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen),
+			Rates:  map[string]executor.Rate{graph.KindVideo: {Starts: 1, Per: 10 * time.Second}},
+			Limits: map[string]int{graph.KindVideo: 1}})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		require.Len(t, starts, 3)
+		for i := 1; i < len(starts); i++ {
+			assert.GreaterOrEqual(t, starts[i].Sub(starts[i-1]), 10*time.Second, "start %d", i)
+		}
 	})
 }

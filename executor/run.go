@@ -61,7 +61,8 @@ type result struct {
 	err      error
 	took     time.Duration // measured only when there is a sink
 	stage    int
-	stale    bool // superseded because its inputs changed, not its parameters
+	stale    bool   // superseded because its inputs changed, not its parameters
+	loads    uint32 // run.loads when the node read its inputs
 }
 
 // run is one run's shared state. Everything below mu is guarded by it.
@@ -99,6 +100,7 @@ type run struct {
 	changeBuf  []Change
 	nodeBuf    []graph.Node
 	finished   func(graph.Node) bool // settled in this round, for the ETA
+	loads      uint32                // reloads of view during the run, to tell stale inputs
 	pending    []result
 	spare      []result // the other buffer of pending
 	committing bool
@@ -561,7 +563,7 @@ func (r *run) submit(results ...result) {
 func (r *run) commit(batch []result, now time.Time) {
 	opts := &r.e.opts
 	conflicts, failures := 0, 0
-	for reloaded := false; ; reloaded = true {
+	for {
 		version := r.version
 		if now.IsZero() {
 			now = time.Now()
@@ -581,23 +583,27 @@ func (r *run) commit(batch []result, now time.Time) {
 				}
 				continue
 			}
-			if reloaded {
-				// Another run committed since this one read the states.
-				// Every planned node was stored not clean when the round
-				// began, and this run commits each once: a clean one now
-				// holds the other run's result, which others may build on,
-				// so nothing of this run overwrites it. Nor is a result
-				// kept that was made from outputs of its dependencies that
-				// were replaced since: it is stale.
-				taken := cur.Status == dirty.StatusClean
-				made := res.outcome == generated || res.outcome == unchanged
-				if made && (taken || !r.inputsCurrent(res)) {
-					res.outcome, res.stale = superseded, true
-					continue
-				}
-				if taken {
-					continue // a failure or a cancel is not recorded over it
-				}
+			// Every planned node was stored not clean when the round
+			// began, and this run commits each once: a clean one holds
+			// another run's result, which others may build on, so
+			// nothing of this run overwrites it. Nor is a result kept
+			// that was made from outputs of its dependencies that another
+			// run replaced after the node read them (only a reload since
+			// then can show that).
+			made := res.outcome == generated || res.outcome == unchanged
+			taken := cur.Status == dirty.StatusClean
+			if made && taken && cur.InputHash == res.state.InputHash {
+				// The other run made the node from the same inputs:
+				// its result stands for this one, as with early cutoff.
+				res.outcome = unchanged
+				continue
+			}
+			if made && (taken || res.loads != r.loads && !r.inputsCurrent(res)) {
+				res.outcome, res.stale = superseded, true
+				continue
+			}
+			if taken {
+				continue // a failure or a cancel is not recorded over it
 			}
 			var st dirty.State
 			switch res.outcome {
@@ -643,6 +649,7 @@ func (r *run) commit(batch []result, now time.Time) {
 			r.mu.Lock()
 			prev := r.view
 			r.view, r.version = view, snap.Version
+			r.loads++
 			r.invalidateEdited(prev)
 			if applied {
 				return // the commit went through before the error

@@ -650,7 +650,9 @@ func requireConsistent(t *testing.T, l *lab) {
 
 // Two runs regenerate the same video at once, from the same inputs, and
 // their outputs differ. Run B commits first, and its timeline builds on
-// its video; run A, ending last, must not overwrite that video.
+// its video; run A, ending last, must not overwrite that video: it keeps
+// B's, made from the same inputs, as it would keep a result by early
+// cutoff.
 func TestStoryConcurrentRunsNeverOverwriteACommittedResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
@@ -681,12 +683,60 @@ func TestStoryConcurrentRunsNeverOverwriteACommittedResult(t *testing.T) {
 		assert.Equal(t, sorted(video1, "timeline"), repB.Generated)
 		repA, err := a.Wait()
 		require.NoError(t, err)
-		assert.Equal(t, []string{video1}, repA.Superseded)
-		assert.Equal(t, []string{"timeline"}, repA.Skipped)
+		// A keeps B's video, made from the same inputs, as if by early
+		// cutoff, and so its timeline too.
+		assert.Equal(t, sorted(video1, "timeline"), repA.Unchanged)
+		assert.Empty(t, repA.Superseded)
 		l.requireAllClean()
 		requireConsistent(t, l)
 		a1, err := l.assets.Get(context.Background(), l.snapshot().States[video1].AssetRef)
 		require.NoError(t, err)
 		assert.Equal(t, "B's take", string(a1.Data))
+	})
+}
+
+// Run A reloads on one commit and learns that run B replaced a narration;
+// its video of that narration, made before from the old one, ends later.
+// A must not commit it (its inputs are stale, though the commit itself
+// meets no conflict), and B's video, ending last, is the one kept.
+func TestStoryConcurrentRunsStaleAcrossCommits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		narration1, video1, video2 := "asset:narration:segment[1]", "asset:video:segment[1]", "asset:video:segment[2]"
+		var videoCalls atomic.Int32
+		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
+			extra := 20 * time.Second // A's call ends at 50 s
+			if videoCalls.Add(1) > 1 {
+				extra = 70 * time.Second // B's ends at 108 s
+			}
+			select {
+			case <-time.After(extra):
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		})
+		// A's video 2 ends at 30 s: its commit conflicts with B's
+		// narration, committed at 8 s, and A reloads.
+		a, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: video1, Reason: dirty.ReasonForced}, {ID: video2, Reason: dirty.ReasonForced}}})
+		require.NoError(t, err)
+		time.Sleep(5 * time.Second)
+		b, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: narration1, Reason: dirty.ReasonEdited}}})
+		require.NoError(t, err)
+		repA, err := a.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, []string{video1}, repA.Superseded)
+		assert.Contains(t, repA.Generated, video2)
+		repB, err := b.Wait()
+		require.NoError(t, err)
+		assert.Contains(t, repB.Generated, video1)
+		assert.Empty(t, repB.Superseded)
+		l.requireAllClean()
+		requireConsistent(t, l)
 	})
 }
