@@ -7,6 +7,7 @@ import (
 
 	"github.com/regengraph/regen/executor/schedule"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
 )
 
 // BenchmarkMachine drives the machine over a fresh 360-segment lecture
@@ -17,10 +18,14 @@ import (
 //	go test -run '^$' -bench Machine -benchmem ./executor/schedule/
 func BenchmarkMachine(b *testing.B) {
 	p := lecturePlan(b, 360*graph.SegmentSeconds)
+	// The same plan assembled by hand, as a host or a test may: no dirty
+	// set behind it.
+	byHand := &planner.Plan{Graph: p.Graph, Stages: p.Stages}
 	cases := []struct {
 		name string
 		cfg  schedule.Config
 		bulk bool
+		plan *planner.Plan
 	}{
 		{name: "dataflow", cfg: schedule.Config{}},
 		{name: "staged", cfg: schedule.Config{Mode: schedule.Staged}},
@@ -28,9 +33,14 @@ func BenchmarkMachine(b *testing.B) {
 		{name: "dataflow/bulk", cfg: schedule.Config{}, bulk: true},
 		{name: "dataflow/rates", cfg: schedule.Config{Rates: map[string]schedule.Rate{
 			graph.KindImage: {Starts: 5, Per: time.Second}, graph.KindVideo: {Starts: 3, Per: time.Second}}}},
+		{name: "dataflow/by-hand", cfg: schedule.Config{}, plan: byHand},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
+			p := p
+			if c.plan != nil {
+				p = c.plan
+			}
 			b.ReportAllocs()
 			running := make([]graph.Node, 0, p.Len())
 			now := t0

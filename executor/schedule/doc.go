@@ -58,8 +58,9 @@
 //
 // # Cost and concurrency
 //
-// New is O((D + E_D) log D) for D planned nodes with E_D edges among
-// them; a whole run costs about the same, with allocations that grow
-// with D, not per call (see BenchmarkMachine). A Machine is not safe for
+// New is O((D + E_D) log D + N) for D planned nodes with E_D edges among
+// them in a graph of N nodes; a whole run costs about the same, for a
+// plan made by planner.New or assembled by hand alike, with allocations
+// that grow with D and N, not per call (see BenchmarkMachine). A Machine is not safe for
 // concurrent use: the driver serializes its calls.
 package schedule

@@ -142,6 +142,7 @@ type Machine struct {
 	mode  Mode
 	limit int // global; 0: none
 	nodes []graph.Node
+	at    []int32 // by graph node: its position in nodes, or -1
 	state []State
 	wait  []int32 // dependencies not yet succeeded
 	stage []int32
@@ -173,7 +174,9 @@ type Machine struct {
 // errors also wrap planner.ErrInvalidPlan. A plan from planner.New or
 // decoded by Plan.UnmarshalJSON is always accepted. Every rate in
 // c.Rates is checked, in key order, whether or not the plan uses its
-// key. New costs O((D + E_D) log D) for D nodes with E_D edges among them.
+// key. New costs O((D + E_D) log D + N) for D planned nodes with E_D
+// edges among them, in a graph of N nodes; every transition then finds a
+// node in O(1), for a plan assembled by hand too.
 func New(p *planner.Plan, c Config) (*Machine, error) {
 	if p == nil || p.Graph == nil {
 		return nil, fmt.Errorf("%w: a plan with a graph is required", ErrInvalidConfig)
@@ -206,7 +209,15 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		}
 	}
 	d := len(nodes)
+	at := make([]int32, g.Len())
+	for i := range at {
+		at[i] = -1
+	}
+	for i, n := range nodes {
+		at[n] = int32(i)
+	}
 	m := &Machine{
+		at:   at,
 		plan: p, g: g, mode: c.Mode, limit: c.Workers, nodes: nodes,
 		state: make([]State, d), wait: make([]int32, d), stage: make([]int32, d),
 		key: make([]int32, d), order: make([]uint64, d),
@@ -282,17 +293,13 @@ func (m *Machine) keyIndex(name string, limit int) int32 {
 	return int32(len(m.keys) - 1)
 }
 
-// pos returns the position of n in the plan, or -1. It is O(1) for a
-// plan made by planner.New.
+// pos returns the position of n in the plan, or -1, in O(1), whether the
+// plan was made by planner.New or assembled by hand.
 func (m *Machine) pos(n graph.Node) int {
 	if !m.g.Contains(n) {
 		return -1
 	}
-	i, ok := m.plan.Index(n)
-	if !ok {
-		return -1
-	}
-	return i
+	return int(m.at[n])
 }
 
 // ready makes position i Ready, or holds it until its stage opens.
