@@ -252,3 +252,45 @@ func sorted(s ...string) []string {
 func fail(err error) behave {
 	return func(context.Context, executor.Request) ([]byte, error) { return nil, err }
 }
+
+// recordStarts returns a generator that records when each call of a kind
+// starts, then runs the lab's, and a function that returns those times,
+// sorted.
+func (l *lab) recordStarts(kind string) (executor.Generator, func() []time.Time) {
+	var starts []time.Time
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		if req.ID.Kind == kind {
+			l.mu.Lock()
+			starts = append(starts, time.Now())
+			l.mu.Unlock()
+		}
+		return l.Generate(ctx, req)
+	})
+	return gen, func() []time.Time {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		out := slices.Clone(starts)
+		slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+		return out
+	}
+}
+
+// runAll runs the lab's lecture under each graph key at once, and
+// returns their reports once all have ended, failing the test on an
+// error.
+func (l *lab) runAll(e *executor.Executor, keys ...string) []*executor.Report {
+	l.t.Helper()
+	runs := make([]*executor.Run, len(keys))
+	for i, key := range keys {
+		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
+		require.NoError(l.t, err)
+		runs[i] = r
+	}
+	reps := make([]*executor.Report, len(keys))
+	for i, r := range runs {
+		rep, err := r.Wait()
+		require.NoError(l.t, err)
+		reps[i] = rep
+	}
+	return reps
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -97,21 +96,13 @@ func TestNarrationOutOfToleranceFails(t *testing.T) {
 func TestRateLimitPerBatchKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 120)
-		var starts []time.Time
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.ID.Kind == graph.KindImage {
-				l.mu.Lock()
-				starts = append(starts, time.Now())
-				l.mu.Unlock()
-			}
-			return l.Generate(ctx, req)
-		})
+		gen, startsOf := l.recordStarts(graph.KindImage)
 		e := l.executor(executor.Options{Generators: l.registry(gen),
 			Rates: map[string]executor.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}})
 		_, err := l.run(e)
 		require.NoError(t, err)
+		starts := startsOf()
 		require.Len(t, starts, 12)
-		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 		for i := 2; i < len(starts); i++ {
 			assert.GreaterOrEqual(t, starts[i].Sub(starts[i-2]), 10*time.Second, "start %d", i)
 		}
@@ -248,30 +239,14 @@ func TestStageEventsWhenEverythingIsSkipped(t *testing.T) {
 func TestRatesSharedByRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
-		var starts []time.Time
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.ID.Kind == graph.KindImage {
-				l.mu.Lock()
-				starts = append(starts, time.Now())
-				l.mu.Unlock()
-			}
-			return l.Generate(ctx, req)
-		})
+		gen, startsOf := l.recordStarts(graph.KindImage)
 		e := l.executor(executor.Options{Generators: l.registry(gen),
 			Rates: map[string]executor.Rate{graph.KindImage: {Starts: 1, Per: 10 * time.Second}}})
-		var runs []*executor.Run
-		for _, key := range []string{"a", "b"} {
-			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
-			require.NoError(t, err)
-			runs = append(runs, r)
-		}
-		for _, r := range runs {
-			rep, err := r.Wait()
-			require.NoError(t, err)
+		for _, rep := range l.runAll(e, "a", "b") {
 			assert.Len(t, rep.Generated, l.g.Len())
 		}
+		starts := startsOf()
 		require.Len(t, starts, 6)
-		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
 		for i := 1; i < len(starts); i++ {
 			assert.Equal(t, 10*time.Second, starts[i].Sub(starts[i-1]), "start %d", i)
 		}
@@ -327,15 +302,7 @@ func TestLimitsSharedByRuns(t *testing.T) {
 		e := l.executor(executor.Options{Limits: map[string]int{graph.KindVideo: 2},
 			Kinds: map[string]executor.KindOptions{graph.KindVideo: {Timeout: 35 * time.Second,
 				Retry: executor.RetryPolicy{MaxAttempts: 1}}}})
-		var runs []*executor.Run
-		for _, key := range []string{"a", "b"} {
-			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
-			require.NoError(t, err)
-			runs = append(runs, r)
-		}
-		for _, r := range runs {
-			rep, err := r.Wait()
-			require.NoError(t, err)
+		for _, rep := range l.runAll(e, "a", "b") {
 			assert.Len(t, rep.Generated, l.g.Len())
 		}
 		l.mu.Lock()
@@ -375,16 +342,7 @@ func TestLimitsCapBulkCalls(t *testing.T) {
 		reg := l.registry(l)
 		reg[graph.KindImage] = b
 		e := l.executor(executor.Options{Generators: reg, Limits: map[string]int{graph.KindImage: 2}})
-		var runs []*executor.Run
-		for _, key := range []string{"a", "b"} {
-			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: key, Graph: l.g})
-			require.NoError(t, err)
-			runs = append(runs, r)
-		}
-		for _, r := range runs {
-			_, err := r.Wait()
-			require.NoError(t, err)
-		}
+		l.runAll(e, "a", "b")
 		n := 0
 		for _, batch := range l.batches {
 			assert.LessOrEqual(t, len(batch), 2)
