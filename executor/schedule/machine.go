@@ -242,7 +242,7 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 				return nil, invalidPlan("stage %d group %d: kind %q: want single or batch", si, gi, grp.Kind)
 			}
 			for _, n := range grp.Nodes {
-				i, _ := slices.BinarySearch(nodes, n)
+				i := at[n] // every node of the plan is in the graph: checked above
 				m.stage[i], m.key[i] = int32(si), k
 				m.stageLeft[si]++
 			}
@@ -260,8 +260,8 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 	}
 	for i, n := range nodes {
 		for _, dep := range g.Deps(n) {
-			j, ok := slices.BinarySearch(nodes, dep)
-			if !ok {
+			j := at[dep]
+			if j < 0 {
 				continue // clean: it does not hold n back
 			}
 			if m.stage[j] >= m.stage[i] {
