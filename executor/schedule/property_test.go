@@ -119,6 +119,9 @@ func FuzzSchedule(f *testing.F) {
 	for seed := range uint64(8) {
 		f.Add(seed, seed%2 == 0)
 	}
+	// An invalidation that skips the rest of a stage, in Staged mode: it
+	// opens the next stage (the simulator once missed that).
+	f.Add(uint64(2170), true)
 	f.Fuzz(func(t *testing.T, seed uint64, staged bool) {
 		mode := schedule.Dataflow
 		if staged {
