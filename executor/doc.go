@@ -47,19 +47,19 @@
 // edit nodes while a run goes on ([Executor.Edit]); a result made from
 // parameters that changed meanwhile is not kept (a node.superseded event
 // says so) and the edit is never lost. On a conflict the runner reloads
-// and re-applies only its own results, and only those still made from
-// the inputs the store now holds: when another run on the same graph
-// committed new outputs of a node's dependencies since the node read
-// them, the node's result is superseded too. Nor does a run overwrite a
-// result that another run committed for the node, which others may build
-// on: if it was made from the same inputs, the run keeps it as its own
-// (as with early cutoff); otherwise the run's result is superseded. An edit
-// learnt of on a reload, of a node that already succeeded in the run or
-// is not in its plan, makes the inputs of that node's dependents stale:
-// those that have not started are skipped ("upstream ... was edited
-// during the run") rather than made from stale inputs, and stay dirty.
-// Options.Converge re-plans at the end of a run until nothing is dirty,
-// so each such node is made once.
+// and re-applies only its own results, and, once another run has
+// committed during this one, only those made from the outputs that the
+// store now holds for their dependencies, all clean: so several runs on
+// one graph never leave a node clean but made from stale inputs. A node
+// that another run committed clean meanwhile keeps that result when it is
+// current (the run counts it as unchanged, as with early cutoff, even if
+// its own attempt failed); a current result of the run replaces a stale
+// one. An edit or a force learnt of on a reload, of a node that already
+// succeeded in the run or is not in its plan, makes the inputs of that
+// node's dependents stale: those that have not started are skipped
+// ("upstream ... was edited during the run") rather than made from stale
+// inputs, and stay dirty. Options.Converge re-plans at the end of a run
+// until nothing is dirty, so each such node is made once.
 //
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the

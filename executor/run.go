@@ -577,33 +577,44 @@ func (r *run) commit(batch []result, now time.Time) {
 		for i := range batch {
 			res := &batch[i]
 			cur := r.view.Get(res.n)
+			made := res.outcome == generated || res.outcome == unchanged
 			if cur.Rev != res.rev {
-				if res.outcome == generated || res.outcome == unchanged {
+				if made {
 					res.outcome = superseded
 				}
 				continue
 			}
-			// Every planned node was stored not clean when the round
-			// began, and this run commits each once: a clean one holds
-			// another run's result, which others may build on, so
-			// nothing of this run overwrites it. Nor is a result kept
-			// that was made from outputs of its dependencies that another
-			// run replaced after the node read them (only a reload since
-			// then can show that).
-			made := res.outcome == generated || res.outcome == unchanged
-			taken := cur.Status == dirty.StatusClean
-			if made && taken && cur.InputHash == res.state.InputHash {
-				// The other run made the node from the same inputs:
-				// its result stands for this one, as with early cutoff.
-				res.outcome = unchanged
-				continue
+			if cur.Status == dirty.StatusClean {
+				// Every planned node was stored not clean when the round
+				// began, and this run commits each once: another run has
+				// committed this one since.
+				if r.madeFromView(res.n, cur.Rev, cur.InputHash) {
+					// Its result is current: it stands for this run's, as
+					// with early cutoff, whatever this run's attempt gave.
+					if res.outcome != cancelled {
+						res.outcome, res.err = unchanged, nil
+					}
+					continue
+				}
+				// Its result is stale: a current one of this run's
+				// replaces it below.
 			}
-			if made && (taken || res.loads != r.loads && !r.inputsCurrent(res)) {
-				res.outcome, res.stale = superseded, true
-				continue
-			}
-			if taken {
-				continue // a failure or a cancel is not recorded over it
+			if made && r.loads > 0 {
+				// Another run has committed during this one: a result is
+				// kept only if made from the outputs that the store now
+				// holds for its dependencies, all clean. (Without a
+				// reload, the view is the store, and it is.)
+				if !r.madeFromView(res.n, res.rev, res.state.InputHash) {
+					res.outcome, res.stale = superseded, true
+					continue
+				}
+				if res.outcome == unchanged && cur.Status != dirty.StatusClean && (cur.InputHash != res.state.InputHash ||
+					cur.OutputHash != res.state.OutputHash || cur.AssetRef != res.state.AssetRef) {
+					// The node changed since this run kept its stored
+					// result (another run forced it): the cutoff is void.
+					res.outcome, res.stale = superseded, true
+					continue
+				}
 			}
 			var st dirty.State
 			switch res.outcome {
@@ -644,7 +655,9 @@ func (r *run) commit(batch []result, now time.Time) {
 		// have been applied: reload before anything else.
 		snap, lerr := opts.States.Load(r.bg, r.key)
 		if lerr == nil {
-			applied := !errors.Is(err, ErrConflict) && snap.Version == version+1 && stored(snap, changes)
+			// Other commits may have followed this one: its states, to
+			// the microsecond, tell it apart.
+			applied := !errors.Is(err, ErrConflict) && snap.Version > version && stored(snap, changes)
 			view := statesOf(r.g, snap)
 			r.mu.Lock()
 			prev := r.view
@@ -682,15 +695,19 @@ func (r *run) commit(batch []result, now time.Time) {
 	}
 }
 
-// inputsCurrent reports whether a result was made from the outputs that
-// the view now holds for the node's dependencies. Called with mu held.
-func (r *run) inputsCurrent(res *result) bool {
-	ds := r.g.Deps(res.n)
+// madeFromView reports whether a state of node n with revision rev and
+// input hash inputHash was made from the outputs that the view now holds
+// for n's dependencies, every one of them clean. Called with mu held.
+func (r *run) madeFromView(n graph.Node, rev int64, inputHash string) bool {
+	ds := r.g.Deps(n)
 	hashes := make([]string, len(ds))
 	for i, d := range ds {
+		if r.view.Status(d) != dirty.StatusClean {
+			return false
+		}
 		hashes[i] = r.view.Get(d).OutputHash
 	}
-	return string(dirty.AppendInputHash(nil, res.rev, hashes)) == res.state.InputHash
+	return string(dirty.AppendInputHash(nil, rev, hashes)) == inputHash
 }
 
 // stored reports whether a snapshot holds every change as given (times
@@ -777,19 +794,21 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 }
 
 // invalidateEdited skips the nodes that have not started and depend on a
-// node edited since prev, the view before a reload: an edit of a node
-// that already succeeded in this round, or that is not in its plan, makes
-// their inputs stale, so running them now would be wasted work. They stay
-// dirty in the store, for the next round or run. An edited node that has
-// not started yet runs with its new revision, and one that runs is
-// superseded when it ends. Called with mu held.
+// node edited, or made not clean (forced, failed), since prev, the view
+// before a reload: such a change of a node that already succeeded in this
+// round, or that is not in its plan, makes their inputs stale, so running
+// them now would be wasted work. They stay dirty in the store, for the
+// next round or run. An edited node that has not started yet runs with
+// its new revision, and one that runs is superseded when it ends. Called
+// with mu held.
 func (r *run) invalidateEdited(prev *dirty.States) {
 	if r.m == nil {
 		return
 	}
 	for i := range r.view.Len() {
 		n := graph.Node(i)
-		if r.view.Get(n).Rev == prev.Get(n).Rev {
+		unclean := prev.Status(n) == dirty.StatusClean && r.view.Status(n) != dirty.StatusClean
+		if !unclean && r.view.Get(n).Rev == prev.Get(n).Rev {
 			continue
 		}
 		sr, err := r.m.Invalidate(n)
