@@ -54,7 +54,8 @@
 // that another run committed clean meanwhile keeps that result when it is
 // current (the run counts it as unchanged, as with early cutoff, even if
 // its own attempt failed); a current result of the run replaces a stale
-// one. An edit or a force learnt of on a reload, of a node that already
+// one, and a new output makes dirty the dependents that another run made
+// clean from the old one. An edit or a force learnt of on a reload, of a node that already
 // succeeded in the run or is not in its plan, makes the inputs of that
 // node's dependents stale: those that have not started are skipped
 // ("upstream ... was edited during the run") rather than made from stale

@@ -21,14 +21,13 @@ import (
 // next (see work); a rescuer that takes over a node keeps using the job of
 // the worker it replaced, which then never touches it again.
 type job struct {
-	r     *run
-	step  schedule.Step
-	id    string
-	kind  string
-	ko    *KindOptions
-	prev  dirty.State // the node's stored state when it started
-	loads uint32      // run.loads then
-	deps  []depRef
+	r    *run
+	step schedule.Step
+	id   string
+	kind string
+	ko   *KindOptions
+	prev dirty.State // the node's stored state when it started
+	deps []depRef
 
 	// Set by load.
 	reqDeps []Dep
@@ -67,7 +66,7 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	if j.call != nil && !j.call.reusable() {
 		j.call = nil
 	}
-	j.r, j.step, j.id, j.kind, j.ko, j.loads = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)], r.loads
+	j.r, j.step, j.id, j.kind, j.ko = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)]
 	j.prev = r.view.Get(n)
 	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
 	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
@@ -144,7 +143,7 @@ func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg str
 
 func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
 	return result{n: j.step.Node, id: j.id, kind: j.kind, outcome: o, rev: j.prev.Rev,
-		attempts: attempts, err: err, stage: j.step.Stage, loads: j.loads}
+		attempts: attempts, err: err, stage: j.step.Stage}
 }
 
 // unchangedResult keeps the stored result: the node is clean again.

@@ -61,8 +61,7 @@ type result struct {
 	err      error
 	took     time.Duration // measured only when there is a sink
 	stage    int
-	stale    bool   // superseded because its inputs changed, not its parameters
-	loads    uint32 // run.loads when the node read its inputs
+	stale    bool // superseded because of another run's commits, not an edit
 }
 
 // run is one run's shared state. Everything below mu is guarded by it.
@@ -100,7 +99,7 @@ type run struct {
 	changeBuf  []Change
 	nodeBuf    []graph.Node
 	finished   func(graph.Node) bool // settled in this round, for the ETA
-	loads      uint32                // reloads of view during the run, to tell stale inputs
+	loads      uint32                // reloads of view: once another run has committed, results are checked
 	pending    []result
 	spare      []result // the other buffer of pending
 	committing bool
@@ -574,6 +573,7 @@ func (r *run) commit(batch []result, now time.Time) {
 		now = time.Time{}
 		// One committer at a time: its buffers are reused.
 		changes, nodes := r.changeBuf[:0], r.nodeBuf[:0]
+		var dirtied map[graph.Node]bool // by dirtyDependents, made on demand
 		for i := range batch {
 			res := &batch[i]
 			cur := r.view.Get(res.n)
@@ -636,6 +636,12 @@ func (r *run) commit(batch []result, now time.Time) {
 			}
 			changes = append(changes, Change{ID: res.id, State: st})
 			nodes = append(nodes, res.n)
+			if made && r.loads > 0 && st.OutputHash != cur.OutputHash {
+				// A new output: a dependent that another run made clean
+				// from the old one is stale now, and must not stay clean
+				// if this run does not get to it (a cancel, a crash).
+				changes, nodes, dirtied = r.dirtyDependents(res.n, stamp, changes, nodes, dirtied)
+			}
 		}
 		r.changeBuf, r.nodeBuf = changes, nodes
 		if len(changes) == 0 {
@@ -656,8 +662,9 @@ func (r *run) commit(batch []result, now time.Time) {
 		snap, lerr := opts.States.Load(r.bg, r.key)
 		if lerr == nil {
 			// Other commits may have followed this one: its states, to
-			// the microsecond, tell it apart.
-			applied := !errors.Is(err, ErrConflict) && snap.Version > version && stored(snap, changes)
+			// the microsecond, or a new output of it, tell it apart.
+			applied := !errors.Is(err, ErrConflict) && snap.Version > version &&
+				(stored(snap, changes) || r.appliedTake(snap, changes, nodes))
 			view := statesOf(r.g, snap)
 			r.mu.Lock()
 			prev := r.view
@@ -693,6 +700,46 @@ func (r *run) commit(batch []result, now time.Time) {
 		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
 		r.mu.Lock()
 	}
+}
+
+// dirtyDependents adds to a commit a change that makes dirty each direct
+// dependent of n that is clean in the view and not in the commit yet; the
+// next plan covers what depends on them. Called with mu held.
+func (r *run) dirtyDependents(n graph.Node, stamp time.Time, changes []Change, nodes []graph.Node,
+	dirtied map[graph.Node]bool) ([]Change, []graph.Node, map[graph.Node]bool) {
+	for _, c := range r.g.Dependents(n) {
+		if r.view.Status(c) != dirty.StatusClean || dirtied[c] {
+			continue
+		}
+		if dirtied == nil {
+			dirtied = map[graph.Node]bool{}
+		}
+		dirtied[c] = true
+		st := r.view.Get(c)
+		st.Status, st.UpdatedAt = dirty.StatusDirty, stamp
+		changes = append(changes, Change{ID: r.id(c), State: st})
+		nodes = append(nodes, c)
+	}
+	return changes, nodes, dirtied
+}
+
+// appliedTake reports whether a snapshot holds a new output of one of a
+// commit's clean changes (an output and asset that the view did not hold
+// before the commit): as commits are atomic, the commit then went
+// through, even if later commits changed its states since. Called by the
+// committer, which alone writes the view.
+func (r *run) appliedTake(snap Snapshot, changes []Change, nodes []graph.Node) bool {
+	for i, c := range changes {
+		before := r.view.Get(nodes[i])
+		if c.State.Status != dirty.StatusClean ||
+			(c.State.OutputHash == before.OutputHash && c.State.AssetRef == before.AssetRef) {
+			continue
+		}
+		if got, ok := snap.States[c.ID]; ok && got.OutputHash == c.State.OutputHash && got.AssetRef == c.State.AssetRef {
+			return true
+		}
+	}
+	return false
 }
 
 // madeFromView reports whether a state of node n with revision rev and
@@ -932,7 +979,9 @@ func (r *run) sortedIDs(nodes []graph.Node) []string {
 		order[i] = keyed{rank[r.g.KindOf(n)]<<32 | uint64(r.g.SegmentOf(n)+1), n}
 	}
 	slices.SortFunc(order, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
-	out := make([]string, len(nodes))
+	// A node can have the same outcome in two rounds: listed once.
+	order = slices.CompactFunc(order, func(a, b keyed) bool { return a.n == b.n })
+	out := make([]string, len(order))
 	for i, o := range order {
 		out[i] = r.id(o.n)
 	}

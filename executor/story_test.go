@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -556,6 +557,9 @@ func TestStoryEditAfterSuccessSkipsStaleDependents(t *testing.T) {
 					assert.Equal(t, 2, rep.Rounds)
 				}
 				assert.Subset(t, rep.Generated, []string{narration5, video5, "timeline"})
+				// Narration 5 was made in both rounds: listed once.
+				assert.Equal(t, slices.Compact(slices.Clone(rep.Generated)), rep.Generated)
+				assert.Equal(t, len(rep.Generated), rep.Record.Counts.Generated)
 				l.mu.Lock()
 				calls := maps.Clone(l.calls)
 				l.mu.Unlock()
@@ -867,5 +871,139 @@ func TestStoryConcurrentRunsFailureOverCommittedResult(t *testing.T) {
 		assert.Equal(t, executor.RunSucceeded, repA.Record.Status)
 		l.requireAllClean()
 		requireConsistent(t, l)
+	})
+}
+
+// delayed runs the lab's generator after an extra delay per run and node,
+// keyed "<run ID>/<node ID>".
+func delayed(l *lab, extra map[string]time.Duration) executor.Generator {
+	return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		if d := extra[req.RunID+"/"+req.NodeID]; d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return executor.Asset{}, ctx.Err()
+			}
+		}
+		return l.Generate(ctx, req)
+	})
+}
+
+// Run C remakes narration 5, and keeps or remakes video 5, while run A
+// waits to remake the narration; the user then edits it. A's new narration makes C's video
+// stale. A is cancelled before it gets to the video: the video must not
+// stay clean, so that the next run remakes it.
+func TestStoryConcurrentRunsNewOutputDirtiesDependents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		extra := map[string]time.Duration{}
+		var marksA []dirty.Mark
+		for s := range 6 {
+			id := graph.ID{Kind: graph.KindNarration, Segment: s}.String()
+			if s < 4 { // they hold A's 4 narration slots until 93 s
+				extra["A/"+id] = 90 * time.Second
+			}
+			if s != 4 {
+				marksA = append(marksA, dirty.Mark{ID: id, Reason: dirty.ReasonForced})
+			}
+		}
+		for s := range 3 { // they hold A's 3 video slots
+			id := graph.ID{Kind: graph.KindVideo, Segment: s}.String()
+			extra["A/"+id] = 90 * time.Second
+			marksA = append(marksA, dirty.Mark{ID: id, Reason: dirty.ReasonForced})
+		}
+		e := l.executor(executor.Options{Generators: l.registry(delayed(l, extra))})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		narration5, video5 := "asset:narration:segment[5]", "asset:video:segment[5]"
+		c, err := e.Start(context.Background(), executor.RunRequest{RunID: "C", GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: narration5, Reason: dirty.ReasonForced}}})
+		require.NoError(t, err)
+		a, err := e.Start(context.Background(), executor.RunRequest{RunID: "A", GraphKey: "lecture", Graph: l.g, Marks: marksA})
+		require.NoError(t, err)
+		_, err = c.Wait()
+		require.NoError(t, err)
+		require.Equal(t, dirty.StatusClean, l.snapshot().States[video5].Status, "C made the video clean again")
+		time.Sleep(50 * time.Second)
+		_, err = e.Edit(context.Background(), l.g, "lecture", narration5)
+		require.NoError(t, err)
+		time.Sleep(55 * time.Second) // A made narration 5 at its new revision at 96 s
+		synctest.Wait()
+		snap := l.snapshot()
+		require.Equal(t, dirty.StatusClean, snap.States[narration5].Status)
+		require.Equal(t, int64(1), snap.States[narration5].Rev)
+		assert.Equal(t, dirty.StatusDirty, snap.States[video5].Status, "C's video is stale")
+		a.Cancel()
+		_, err = a.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		assert.Contains(t, rep.Generated, video5)
+		l.requireAllClean()
+		requireConsistent(t, l)
+	})
+}
+
+// appliedThenFails is a state store whose first commit that picks says
+// it failed, though it was applied; between the two, hook runs.
+type appliedThenFails struct {
+	executor.StateStore
+	pick func([]executor.Change) bool
+	hook func()
+	done bool
+}
+
+func (s *appliedThenFails) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	v, err := s.StateStore.Commit(ctx, key, expect, changes)
+	if err == nil && !s.done && s.pick(changes) {
+		s.done = true
+		s.hook()
+		return 0, errors.New("connection lost after commit")
+	}
+	return v, err
+}
+
+// Run A's commit of its new video is applied, but the store reports an
+// error; before A reloads, run B forces the video. A must recognize its
+// commit as applied, and not commit its take again over B's force: B's
+// take, forced after A's was stored, is the one kept.
+func TestStoryAppliedCommitDoesNotUndoALaterForce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		_, err := l.run(l.executor(executor.Options{}))
+		require.NoError(t, err)
+		video1 := "asset:video:segment[1]"
+		force := []dirty.Mark{{ID: video1, Reason: dirty.ReasonForced}}
+		l.set(video1, func(_ context.Context, req executor.Request) ([]byte, error) {
+			return []byte("take of " + req.RunID), nil
+		})
+		var e *executor.Executor
+		var b *executor.Run
+		states := &appliedThenFails{StateStore: l.states,
+			pick: func(cs []executor.Change) bool {
+				return slices.ContainsFunc(cs, func(c executor.Change) bool {
+					return c.ID == video1 && c.State.Status == dirty.StatusClean
+				})
+			},
+			hook: func() {
+				var err error
+				b, err = e.Start(context.Background(), executor.RunRequest{RunID: "B", GraphKey: "lecture", Graph: l.g, Marks: force})
+				require.NoError(t, err)
+			}}
+		e, err = executor.New(executor.Options{Generators: l.registry(l), States: states, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		a, err := e.Start(context.Background(), executor.RunRequest{RunID: "A", GraphKey: "lecture", Graph: l.g, Marks: force})
+		require.NoError(t, err)
+		repA, err := a.Wait()
+		require.NoError(t, err)
+		assert.Contains(t, repA.Generated, video1)
+		repB, err := b.Wait()
+		require.NoError(t, err)
+		assert.Contains(t, repB.Generated, video1)
+		got, err := l.assets.Get(context.Background(), l.snapshot().States[video1].AssetRef)
+		require.NoError(t, err)
+		assert.Equal(t, "take of B", string(got.Data))
+		requireConsistent(t, l)
+		require.NoError(t, e.Close(context.Background()))
 	})
 }
