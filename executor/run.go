@@ -663,8 +663,15 @@ func (r *run) commit(batch []result, now time.Time) {
 		if lerr == nil {
 			// Other commits may have followed this one: its states, to
 			// the microsecond, or a new output of it, tell it apart.
-			applied := !errors.Is(err, ErrConflict) && snap.Version > version &&
-				(stored(snap, changes) || r.appliedTake(snap, changes, nodes))
+			maybe := !errors.Is(err, ErrConflict) && snap.Version > version
+			exact := maybe && stored(snap, changes)
+			applied := exact || maybe && r.appliedTake(snap, changes, nodes)
+			if applied && !exact {
+				// Another run may have committed the same take of a node
+				// (a deterministic provider): a result of this commit
+				// counts as recorded only if the store holds its take.
+				r.unrecorded(snap, batch, nodes)
+			}
 			view := statesOf(r.g, snap)
 			r.mu.Lock()
 			prev := r.view
@@ -740,6 +747,25 @@ func (r *run) appliedTake(snap Snapshot, changes []Change, nodes []graph.Node) b
 		}
 	}
 	return false
+}
+
+// unrecorded supersedes the results of a commit, taken as applied by
+// appliedTake, whose take the snapshot does not hold: the commit may not
+// have gone through after all. nodes are the commit's.
+func (r *run) unrecorded(snap Snapshot, batch []result, nodes []graph.Node) {
+	in := make(map[graph.Node]bool, len(nodes))
+	for _, n := range nodes {
+		in[n] = true
+	}
+	for i := range batch {
+		res := &batch[i]
+		if (res.outcome != generated && res.outcome != unchanged) || !in[res.n] {
+			continue
+		}
+		if got, ok := snap.States[res.id]; !ok || got.OutputHash != res.state.OutputHash || got.AssetRef != res.state.AssetRef {
+			res.outcome, res.stale = superseded, true
+		}
+	}
 }
 
 // madeFromView reports whether a state of node n with revision rev and
