@@ -37,22 +37,29 @@ func (s sameTakes) GenerateBatch(ctx context.Context, reqs []executor.Request) [
 	return out
 }
 
-// failsUnapplied is a state store whose first commit that picks fails
-// without being applied; hook runs before it returns.
-type failsUnapplied struct {
+// failsOnce is a state store whose first commit that pick selects
+// reports an error: after applying it when applied is set, else without.
+// hook runs before the error returns.
+type failsOnce struct {
 	executor.StateStore
-	pick func([]executor.Change) bool
-	hook func()
-	done bool
+	applied bool
+	pick    func([]executor.Change) bool
+	hook    func()
+	done    bool
 }
 
-func (s *failsUnapplied) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
-	if !s.done && s.pick(changes) {
-		s.done = true
-		s.hook()
-		return 0, errors.New("connection lost before commit")
+func (s *failsOnce) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	if s.done || !s.pick(changes) {
+		return s.StateStore.Commit(ctx, key, expect, changes)
 	}
-	return s.StateStore.Commit(ctx, key, expect, changes)
+	if s.applied {
+		if v, err := s.StateStore.Commit(ctx, key, expect, changes); err != nil {
+			return v, err
+		}
+	}
+	s.done = true
+	s.hook()
+	return 0, errors.New("connection lost")
 }
 
 // Run A's commit of images 0 and 1 fails without being applied; before A
@@ -68,7 +75,7 @@ func TestConcurrentRunsSameTakeIsNoProofOfCommit(t *testing.T) {
 		reg := l.registry(l)
 		reg[graph.KindImage] = sameTakes{l}
 		var e *executor.Executor
-		states := &failsUnapplied{StateStore: l.states,
+		states := &failsOnce{StateStore: l.states,
 			pick: func(cs []executor.Change) bool {
 				clean := func(id string) bool {
 					return slices.ContainsFunc(cs, func(c executor.Change) bool {

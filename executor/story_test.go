@@ -583,9 +583,8 @@ func TestStoryEditAfterSuccessSkipsStaleDependents(t *testing.T) {
 func TestStoryConcurrentRunsNeverKeepStaleInputs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
+		settleLab(t, l)
 		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
 		l.resetCalls()
 		narration1, image1, video1 := "asset:narration:segment[1]", "asset:image:segment[1]", "asset:video:segment[1]"
 		var videoCalls atomic.Int32
@@ -660,9 +659,8 @@ func requireConsistent(t *testing.T, l *lab) {
 func TestStoryConcurrentRunsNeverOverwriteACommittedResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
+		settleLab(t, l)
 		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
 		video1 := "asset:video:segment[1]"
 		var videoCalls atomic.Int32
 		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
@@ -707,9 +705,8 @@ func TestStoryConcurrentRunsNeverOverwriteACommittedResult(t *testing.T) {
 func TestStoryConcurrentRunsStaleAcrossCommits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
+		settleLab(t, l)
 		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
 		narration1, video1, video2 := "asset:narration:segment[1]", "asset:video:segment[1]", "asset:video:segment[2]"
 		var videoCalls atomic.Int32
 		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
@@ -753,9 +750,8 @@ func TestStoryConcurrentRunsStaleAcrossCommits(t *testing.T) {
 func TestStoryConcurrentRunsDirtyDependency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
+		settleLab(t, l)
 		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
 		narration1, video1 := "asset:narration:segment[1]", "asset:video:segment[1]"
 		l.set(narration1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
 			select { // B's new take ends at 48 s
@@ -806,9 +802,7 @@ func (s *slowExists) Exists(ctx context.Context, ref string) (bool, error) {
 func TestStoryConcurrentRunsForceBeatsCutoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
-		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
+		settleLab(t, l)
 		image1, video1 := "asset:image:segment[1]", "asset:video:segment[1]"
 		assets := &slowExists{AssetStore: l.assets, ref: l.snapshot().States[video1].AssetRef,
 			after: time.Now().Add(5 * time.Second)}
@@ -844,9 +838,8 @@ func TestStoryConcurrentRunsForceBeatsCutoff(t *testing.T) {
 func TestStoryConcurrentRunsFailureOverCommittedResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
+		settleLab(t, l)
 		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
 		video1 := "asset:video:segment[1]"
 		var calls atomic.Int32
 		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
@@ -944,25 +937,6 @@ func TestStoryConcurrentRunsNewOutputDirtiesDependents(t *testing.T) {
 	})
 }
 
-// appliedThenFails is a state store whose first commit that picks says
-// it failed, though it was applied; between the two, hook runs.
-type appliedThenFails struct {
-	executor.StateStore
-	pick func([]executor.Change) bool
-	hook func()
-	done bool
-}
-
-func (s *appliedThenFails) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
-	v, err := s.StateStore.Commit(ctx, key, expect, changes)
-	if err == nil && !s.done && s.pick(changes) {
-		s.done = true
-		s.hook()
-		return 0, errors.New("connection lost after commit")
-	}
-	return v, err
-}
-
 // Run A's commit of its new video is applied, but the store reports an
 // error; before A reloads, run B forces the video. A must recognize its
 // commit as applied, and not commit its take again over B's force: B's
@@ -979,7 +953,7 @@ func TestStoryAppliedCommitDoesNotUndoALaterForce(t *testing.T) {
 		})
 		var e *executor.Executor
 		var b *executor.Run
-		states := &appliedThenFails{StateStore: l.states,
+		states := &failsOnce{StateStore: l.states, applied: true,
 			pick: func(cs []executor.Change) bool {
 				return slices.ContainsFunc(cs, func(c executor.Change) bool {
 					return c.ID == video1 && c.State.Status == dirty.StatusClean
