@@ -189,10 +189,8 @@ func concurrentRuns(t *testing.T, seed uint64) {
 	}
 	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
 		c := calls[req.RunID+"/"+req.NodeID]
-		select {
-		case <-time.After(c.delay):
-		case <-ctx.Done():
-			return executor.Asset{}, ctx.Err()
+		if err := pause(ctx, c.delay); err != nil {
+			return executor.Asset{}, err
 		}
 		if c.fail {
 			return executor.Asset{}, executor.Permanent(errors.New("refused"))

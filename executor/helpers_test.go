@@ -294,3 +294,14 @@ func (l *lab) runAll(e *executor.Executor, keys ...string) []*executor.Report {
 	}
 	return reps
 }
+
+// pause waits d, or until ctx ends, and then returns ctx's error: the
+// delay of a fake generator that honours its context.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -590,11 +590,7 @@ func TestStoryConcurrentRunsNeverKeepStaleInputs(t *testing.T) {
 		var videoCalls atomic.Int32
 		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
 			if videoCalls.Add(1) == 1 { // run A's call: 20 s slower
-				select {
-				case <-time.After(20 * time.Second):
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				}
+				return nil, pause(ctx, 20*time.Second)
 			}
 			return nil, nil
 		})
@@ -665,12 +661,7 @@ func TestStoryConcurrentRunsNeverOverwriteACommittedResult(t *testing.T) {
 		var videoCalls atomic.Int32
 		l.set(video1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
 			if videoCalls.Add(1) == 1 { // run A's call: 20 s slower, another output
-				select {
-				case <-time.After(20 * time.Second):
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				}
-				return []byte("A's take"), nil
+				return []byte("A's take"), pause(ctx, 20*time.Second)
 			}
 			return []byte("B's take"), nil
 		})
@@ -714,12 +705,7 @@ func TestStoryConcurrentRunsStaleAcrossCommits(t *testing.T) {
 			if videoCalls.Add(1) > 1 {
 				extra = 70 * time.Second // B's ends at 108 s
 			}
-			select {
-			case <-time.After(extra):
-				return nil, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+			return nil, pause(ctx, extra)
 		})
 		// A's video 2 ends at 30 s: its commit conflicts with B's
 		// narration, committed at 8 s, and A reloads.
@@ -754,12 +740,7 @@ func TestStoryConcurrentRunsDirtyDependency(t *testing.T) {
 		e := l.executor(executor.Options{})
 		narration1, video1 := "asset:narration:segment[1]", "asset:video:segment[1]"
 		l.set(narration1, func(ctx context.Context, _ executor.Request) ([]byte, error) {
-			select { // B's new take ends at 48 s
-			case <-time.After(40 * time.Second):
-				return nil, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
+			return nil, pause(ctx, 40*time.Second) // B's new take ends at 48 s
 		})
 		a, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
 			Marks: []dirty.Mark{{ID: video1, Reason: dirty.ReasonForced}}})
@@ -871,12 +852,8 @@ func TestStoryConcurrentRunsFailureOverCommittedResult(t *testing.T) {
 // keyed "<run ID>/<node ID>".
 func delayed(l *lab, extra map[string]time.Duration) executor.Generator {
 	return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-		if d := extra[req.RunID+"/"+req.NodeID]; d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return executor.Asset{}, ctx.Err()
-			}
+		if err := pause(ctx, extra[req.RunID+"/"+req.NodeID]); err != nil {
+			return executor.Asset{}, err
 		}
 		return l.Generate(ctx, req)
 	})
