@@ -99,7 +99,7 @@ type run struct {
 	changeBuf  []Change
 	nodeBuf    []graph.Node
 	finished   func(graph.Node) bool // settled in this round, for the ETA
-	loads      uint32                // reloads of view: once another run has committed, results are checked
+	shared     bool                  // view was reloaded: another writer committed, so results are checked
 	pending    []result
 	spare      []result // the other buffer of pending
 	committing bool
@@ -599,7 +599,7 @@ func (r *run) commit(batch []result, now time.Time) {
 				// Its result is stale: a current one of this run's
 				// replaces it below.
 			}
-			if made && r.loads > 0 {
+			if made && r.shared {
 				// Another run has committed during this one: a result is
 				// kept only if made from the outputs that the store now
 				// holds for its dependencies, all clean. (Without a
@@ -636,7 +636,7 @@ func (r *run) commit(batch []result, now time.Time) {
 			}
 			changes = append(changes, Change{ID: res.id, State: st})
 			nodes = append(nodes, res.n)
-			if made && r.loads > 0 && st.OutputHash != cur.OutputHash {
+			if made && r.shared && st.OutputHash != cur.OutputHash {
 				// A new output: a dependent that another run made clean
 				// from the old one is stale now, and must not stay clean
 				// if this run does not get to it (a cancel, a crash).
@@ -676,7 +676,7 @@ func (r *run) commit(batch []result, now time.Time) {
 			r.mu.Lock()
 			prev := r.view
 			r.view, r.version = view, snap.Version
-			r.loads++
+			r.shared = true
 			r.invalidateEdited(prev)
 			if applied {
 				return // the commit went through before the error
