@@ -983,33 +983,45 @@ func (r *run) finish() {
 }
 
 // sortedIDs returns the IDs of nodes in the order of [Report]: by kind
-// name, then by segment number. Called with mu held.
+// name, then by segment number, each node once (a node can have the same
+// outcome in two rounds). A graph numbers each kind's nodes contiguously,
+// by segment, so a long list is ordered in O(graph) by walking the kinds
+// in name order over a bitmap; a short one is sorted. Called with mu held.
 func (r *run) sortedIDs(nodes []graph.Node) []string {
-	// Rank the kinds by name once; then one integer key orders a node.
 	kinds := make([]int, r.g.Kinds())
 	for i := range kinds {
 		kinds[i] = i
 	}
 	slices.SortFunc(kinds, func(a, b int) int { return strings.Compare(r.g.KindName(a), r.g.KindName(b)) })
-	rank := make([]uint64, len(kinds))
-	for i, k := range kinds {
-		rank[k] = uint64(i)
+	var order []graph.Node
+	if len(nodes) >= r.g.Len()/16 {
+		in := make([]uint64, (r.g.Len()+63)/64)
+		for _, n := range nodes {
+			in[n/64] |= 1 << (n % 64)
+		}
+		order = make([]graph.Node, 0, len(nodes))
+		for _, k := range kinds {
+			first, count := r.g.KindNodes(k)
+			for n := first; n < first+graph.Node(count); n++ {
+				if in[n/64]&(1<<(n%64)) != 0 {
+					order = append(order, n)
+				}
+			}
+		}
+	} else {
+		rank := make([]uint64, len(kinds))
+		for i, k := range kinds {
+			rank[k] = uint64(i)
+		}
+		// Within a kind, node numbers follow segments.
+		key := func(n graph.Node) uint64 { return rank[r.g.KindOf(n)]<<32 | uint64(n) }
+		order = slices.Clone(nodes)
+		slices.SortFunc(order, func(a, b graph.Node) int { return cmp.Compare(key(a), key(b)) })
+		order = slices.Compact(order)
 	}
-	type keyed struct {
-		key uint64
-		n   graph.Node
-	}
-	order := make([]keyed, len(nodes))
-	for i, n := range nodes {
-		// Segments start at NoSegment, -1: +1 makes them unsigned.
-		order[i] = keyed{rank[r.g.KindOf(n)]<<32 | uint64(r.g.SegmentOf(n)+1), n}
-	}
-	slices.SortFunc(order, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
-	// A node can have the same outcome in two rounds: listed once.
-	order = slices.CompactFunc(order, func(a, b keyed) bool { return a.n == b.n })
 	out := make([]string, len(order))
-	for i, o := range order {
-		out[i] = r.id(o.n)
+	for i, n := range order {
+		out[i] = r.id(n)
 	}
 	return out
 }
