@@ -29,8 +29,12 @@ var (
 
 // DurationError reports a duration that [Build] refuses.
 type DurationError struct {
-	// Seconds is the duration that was given.
+	// Seconds is the duration that was given: the lecture's, or the
+	// option's when Option is set.
 	Seconds int
+	// Option names the [Options] field whose value is wrong, such as
+	// "MaxSeconds", or is "" when the lecture's duration is.
+	Option string
 	// Rule says what is wrong and what is allowed, for example
 	// "is not a multiple of 10s".
 	Rule string

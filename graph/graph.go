@@ -87,8 +87,9 @@ func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
 	if maxSec == 0 {
 		maxSec = DefaultMaxSeconds
 	}
-	if maxSec < 0 || maxSec > MaxSecondsLimit {
-		return nil, &DurationError{Seconds: maxSec, Rule: fmt.Sprintf("is not a valid Options.MaxSeconds: allowed are 1 to %d (%d segments), or 0 for the default", MaxSecondsLimit, MaxSecondsLimit/SegmentSeconds)}
+	if maxSec < SegmentSeconds || maxSec > MaxSecondsLimit {
+		// Below one segment, no duration could pass.
+		return nil, &DurationError{Seconds: maxSec, Option: "MaxSeconds", Rule: fmt.Sprintf("is not a valid Options.MaxSeconds: allowed are %d to %d (1 to %d segments), or 0 for the default", SegmentSeconds, MaxSecondsLimit, MaxSecondsLimit/SegmentSeconds)}
 	}
 	switch {
 	case totalSeconds <= 0:

@@ -188,8 +188,10 @@ func TestBuildDuration(t *testing.T) {
 		{"above a raised limit", graph.Options{MaxSeconds: 200_000}, graph.Lecture(), 200_010, "200010s exceeds the limit of 200000s (20000 segments)"},
 		{"a million segments", graph.Options{MaxSeconds: 10_000_000}, one, 10_000_000, ""},
 		{"the largest limit", graph.Options{MaxSeconds: graph.MaxSecondsLimit}, tmpl(glob("a")), graph.MaxSecondsLimit, ""},
-		{"limit too large", graph.Options{MaxSeconds: graph.MaxSecondsLimit + 1}, one, 10, "100000001s is not a valid Options.MaxSeconds: allowed are 1 to 100000000"},
+		{"limit too large", graph.Options{MaxSeconds: graph.MaxSecondsLimit + 1}, one, 10, "100000001s is not a valid Options.MaxSeconds: allowed are 10 to 100000000 (1 to 10000000 segments)"},
 		{"negative limit", graph.Options{MaxSeconds: -1}, one, 10, "-1s is not a valid Options.MaxSeconds"},
+		{"limit below a segment", graph.Options{MaxSeconds: 5}, one, 10, "5s is not a valid Options.MaxSeconds: allowed are 10 to"},
+		{"limit of one segment", graph.Options{MaxSeconds: 10}, one, 10, ""},
 		{"a lower limit", graph.Options{MaxSeconds: 20}, one, 30, "30s exceeds the limit of 20s (2 segments)"},
 	}
 	for _, tc := range tests {
@@ -213,6 +215,10 @@ func TestBuildDuration(t *testing.T) {
 		var de *graph.DurationError
 		require.ErrorAs(t, err, &de)
 		assert.Equal(t, &graph.DurationError{Seconds: 125, Rule: "is not a multiple of 10s"}, de)
+		_, err = graph.Options{MaxSeconds: 5}.Build(graph.Lecture(), 10)
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, 5, de.Seconds)
+		assert.Equal(t, "MaxSeconds", de.Option)
 	})
 	t.Run("duration checked before template", func(t *testing.T) {
 		_, err := graph.Build(graph.Template{}, 15)

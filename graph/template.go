@@ -10,6 +10,8 @@ import (
 	"sort"
 
 	dgraph "github.com/dominikbraun/graph"
+
+	"github.com/regengraph/regen/internal/strictjson"
 )
 
 // Scope says which nodes of a dependency's kind a node depends on.
@@ -106,13 +108,17 @@ func (t Template) Clone() Template {
 	return Template{Kinds: kinds}
 }
 
+// templateKeys are the keys of a template's JSON form.
+var templateKeys = strictjson.Names(Template{})
+
 // ParseTemplate reads a template from JSON in this form:
 //
 //	{"kinds": [{"name": "asset:video", "perSegment": true,
 //	  "deps": [{"kind": "asset:image", "scope": "same-segment"}],
 //	  "batchKey": "asset:video", "concurrency": 3}]}
 //
-// Unknown fields and trailing data are refused. The template is
+// Unknown fields, keys that differ from these in case, repeated keys and
+// trailing data are refused. The template is
 // validated; any problem is an error wrapping [ErrInvalidTemplate].
 func ParseTemplate(data []byte) (Template, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -123,6 +129,11 @@ func ParseTemplate(data []byte) (Template, error) {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Template{}, &TemplateError{Problem: "bad JSON: data after the template object"}
+	}
+	// encoding/json matches keys whatever their case and keeps the last of
+	// repeated keys: a typo or a repeat would change the template silently.
+	if err := strictjson.Check(data, templateKeys...); err != nil {
+		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
 	}
 	if t.Kinds == nil {
 		return Template{}, &TemplateError{Problem: `missing "kinds"`}

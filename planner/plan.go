@@ -11,6 +11,7 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/strictjson"
 )
 
 // GroupKind says whether a [Group] is one node or a batch.
@@ -370,12 +371,16 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 	return append(b, ']')
 }
 
+// planKeys are the keys of a plan's JSON form.
+var planKeys = append(strictjson.Names(jsonStage{}), "stages")
+
 // UnmarshalJSON reads a plan written by [Plan.MarshalJSON]. p.Graph must
 // be set to the graph the plan belongs to; node IDs are resolved against
 // it. The plan is checked: stage indices in order from 0, no empty stage
 // or group, group kinds valid, batch keys and concurrency matching the
 // nodes' kinds, every node at most once, and every node in a later stage
-// than its dependencies in the plan. Unknown fields and trailing data are
+// than its dependencies in the plan. Unknown fields, keys that differ in
+// case from those MarshalJSON writes, repeated keys and trailing data are
 // refused. On error p is unchanged.
 func (p *Plan) UnmarshalJSON(data []byte) error {
 	if p.Graph == nil {
@@ -391,6 +396,11 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: data after the plan object", ErrInvalidPlan)
+	}
+	// encoding/json matches keys whatever their case and keeps the last of
+	// repeated keys: a repeat would change the plan silently.
+	if err := strictjson.Check(data, planKeys...); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPlan, err)
 	}
 	g := p.Graph
 	seen := make(map[graph.Node]bool)

@@ -11,10 +11,11 @@
 //
 //  1. a first run generates the whole lecture, with a live progress
 //     display: a bar per kind, with the run's ETA;
-//  2. an edit of segment 3's narration (asset:narration:segment[3]), or of
-//     the nodes given with -edit, followed by a second run that
-//     regenerates only what the edit affects: for the default edit the
-//     narration, the video of segment 3 and the timeline;
+//  2. an edit of segment 3's narration (asset:narration:segment[3]; the
+//     last segment's in a lecture shorter than 40 s), or of the nodes
+//     given with -edit, followed by a second run that regenerates only
+//     what the edit affects: for the default edit the narration, the
+//     video of its segment and the timeline;
 //  3. a summary table: per run, its status, the nodes generated,
 //     unchanged, failed and skipped, the attempts and the duration.
 //
@@ -81,8 +82,11 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// defaultEdit is the node the second run edits when no -edit is given.
-const defaultEdit = "asset:narration:segment[3]"
+// defaultEdit is the node the second run edits when no -edit is given:
+// segment 3's narration, or the last segment's in a shorter lecture.
+func defaultEdit(g *graph.Graph) string {
+	return graph.ID{Kind: graph.KindNarration, Segment: min(3, g.Segments()-1)}.String()
+}
 
 // graphKey names the lecture in the stores.
 const graphKey = "lecture"
@@ -161,7 +165,7 @@ func parse(args []string) (*config, error) {
 	other := slices.IndexFunc(edits, func(s string) bool { return s != "none" })
 	switch {
 	case len(edits) == 0:
-		c.edits = []string{defaultEdit}
+		c.edits = []string{defaultEdit(c.g)}
 	case slices.Contains(edits, "none") && other >= 0:
 		return nil, fmt.Errorf("-edit none skips the second run: it cannot be combined with -edit %s", edits[other])
 	case other < 0:

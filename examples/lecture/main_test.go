@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -110,6 +111,27 @@ func allNodes(t *testing.T, seconds int) []string {
 
 func without(ids []string, drop ...string) []string {
 	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(drop, id) })
+}
+
+// A lecture shorter than 40 s has no segment 3: the default edit is the
+// last segment's narration, and both runs succeed.
+func TestDefaultEditOfAShortLecture(t *testing.T) {
+	for _, tc := range []struct {
+		secs int
+		edit string
+	}{
+		{10, "asset:narration:segment[0]"},
+		{30, "asset:narration:segment[2]"},
+		{40, "asset:narration:segment[3]"},
+	} {
+		t.Run(fmt.Sprint(tc.secs), func(t *testing.T) {
+			s := runJSONArgs(t, 0, "-duration", fmt.Sprint(tc.secs))
+			require.Len(t, s.Runs, 2)
+			assert.Equal(t, "succeeded", s.Runs[1].Status)
+			video := strings.Replace(tc.edit, "narration", "video", 1)
+			assert.Equal(t, []string{tc.edit, video, "timeline"}, s.Runs[1].Generated)
+		})
+	}
 }
 
 func TestDefaultRunRegeneratesTheEditsThreeNodes(t *testing.T) {

@@ -139,7 +139,7 @@ func write(w io.Writer, format string, g *graph.Graph, set *dirty.Set, p *planne
 		return g.WriteMermaid(w, set.Has)
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d segments, %d nodes, %d dirty\n", g.Segments(), g.Len(), set.Len())
+	fmt.Fprintf(&sb, "%s, %s, %d dirty\n", count(g.Segments(), "segment"), count(g.Len(), "node"), set.Len())
 	sb.WriteString(p.String())
 	if set.Len() > 0 {
 		sb.WriteString("Why:\n")
@@ -149,4 +149,12 @@ func write(w io.Writer, format string, g *graph.Graph, set *dirty.Set, p *planne
 	}
 	_, err := io.WriteString(w, sb.String())
 	return err
+}
+
+// count writes n and a noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

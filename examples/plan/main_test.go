@@ -137,7 +137,7 @@ Why:
 		{
 			name: "the same node marked twice",
 			args: []string{"-duration", "10", "-force", "timeline", "-edit", "timeline"},
-			want: `1 segments, 6 nodes, 1 dirty
+			want: `1 segment, 6 nodes, 1 dirty
 Stage 0: Generating 1 timeline node
 Why:
   timeline: edited
