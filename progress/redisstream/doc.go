@@ -49,7 +49,12 @@
 // Buffered's fallback (slog) and to the archive, and the error counters
 // rise. When Redis comes back, publishing resumes, and readers, which
 // retry with backoff, continue from the last Seq they delivered, reading
-// what Redis lost from the archive. [Stream.Stats] reports publish errors,
+// what Redis lost from the archive. Events that reached the archive but
+// never Redis, with no later entry to reveal the gap (a run that ended
+// during the outage), are read from the archive as soon as Redis answers
+// again, and by a waiting reader's poll of the archive every
+// [Options].HistoryPoll (5s) until the run's final event, whatever Redis
+// does. [Stream.Stats] reports publish errors,
 // dropped events, read errors, connected readers and their lag.
 //
 // Tests run against a real Redis (REGEN_REDIS_URL, by default

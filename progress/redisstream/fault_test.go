@@ -32,7 +32,7 @@ type privateStream struct {
 	logs     *syncBuffer
 }
 
-func newPrivateStream(t *testing.T) *privateStream {
+func newPrivateStream(t *testing.T, options ...func(*redisstream.Options)) *privateStream {
 	t.Helper()
 	p := &privateStream{server: testenv.StartRedisServer(t), history: progress.NewMemoryHistory(), logs: &syncBuffer{}}
 	opts, err := redis.ParseURL(p.server.URL)
@@ -41,12 +41,16 @@ func newPrivateStream(t *testing.T) *privateStream {
 	opts.DialTimeout = 500 * time.Millisecond
 	p.client = testenv.NewRedisClient(opts)
 	t.Cleanup(func() { p.client.Close() })
-	p.stream, err = redisstream.New(p.client, redisstream.Options{
+	sopts := redisstream.Options{
 		History:    p.history,
 		BlockTime:  100 * time.Millisecond,
 		RetryDelay: 20 * time.Millisecond,
 		Logger:     quiet(),
-	})
+	}
+	for _, o := range options {
+		o(&sopts)
+	}
+	p.stream, err = redisstream.New(p.client, sopts)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.stream.Close() })
 	p.buffered = progress.NewBuffered(p.stream, progress.BufferedOptions{
@@ -173,4 +177,31 @@ func TestReaderConnectsDuringOutage(t *testing.T) {
 	got := tl.Next(t, 26)
 	tl.Stop(t, context.Canceled)
 	assert.Equal(t, sinktest.Span(5, 30), sinktest.Seqs(got))
+}
+
+// The run ends while Redis is down: the archive has every event, Redis
+// none of the last ones, and no later entry will reveal the gap. A reader
+// that was tailing reads them from the archive as soon as Redis answers
+// again (the poll is off here, so only that can deliver them).
+func TestRunEndsDuringOutage(t *testing.T) {
+	p := newPrivateStream(t, func(o *redisstream.Options) { o.HistoryPoll = time.Hour })
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 60)
+	all[59].Type = progress.RunFinished
+	tl := sinktest.StartTail(t, p.stream, run, 0)
+
+	require.NoError(t, fakeRun(ctx, p.sink, all[:50]))
+	require.NoError(t, p.buffered.Flush(ctx))
+	tl.Next(t, 50)
+
+	p.server.Kill()
+	require.NoError(t, fakeRun(ctx, p.sink, all[50:]), "Publish never fails the run")
+	require.NoError(t, p.buffered.Flush(ctx))
+	require.Equal(t, 60, p.history.Len(run))
+	p.server.Restart()
+
+	got := tl.Next(t, 60)
+	tl.Stop(t, context.Canceled)
+	require.Equal(t, sinktest.Span(1, 60), sinktest.Seqs(got))
 }

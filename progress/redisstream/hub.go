@@ -30,6 +30,9 @@ type hub struct {
 	events []progress.Event // ascending Seq, all in (base, last]
 	notify chan struct{}    // closed and replaced on each change
 	err    error            // set when the hub stopped for good
+	// recovered counts the reads that succeeded after failed ones: what
+	// Redis missed while it failed may be in the History only.
+	recovered uint64
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -81,6 +84,23 @@ func (h *hub) since(after uint64, dst []progress.Event) ([]progress.Event, uint6
 	return append(dst, h.events[i:]...), h.base, h.notify, h.err
 }
 
+// recoveries returns how often the hub's reads recovered from an outage.
+func (h *hub) recoveries() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.recovered
+}
+
+// recover records that a read succeeded after failed ones, and wakes the
+// readers.
+func (h *hub) recover() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recovered++
+	close(h.notify)
+	h.notify = make(chan struct{})
+}
+
 func (h *hub) lastSeq() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -125,7 +145,9 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			Block:   s.blockTime,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
-			b.reset()
+			if b.reset() {
+				h.recover()
+			}
 			continue
 		}
 		if err != nil {
@@ -140,7 +162,9 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 			continue
 		}
-		b.reset()
+		if b.reset() {
+			h.recover()
+		}
 		var events []progress.Event
 		last := from
 		for _, stream := range res {
@@ -200,12 +224,15 @@ func (b *backoff) wait(ctx context.Context, err error) error {
 	return nil
 }
 
-func (b *backoff) reset() {
-	if b.failing {
+// reset ends a run of failures, if any, and reports whether there was one.
+func (b *backoff) reset() bool {
+	was := b.failing
+	if was {
 		b.failing = false
 		b.s.logger.Info("redisstream: reads recovered")
 	}
 	b.delay = b.s.retryDelay
+	return was
 }
 
 // retryable reports whether a read error may pass: network errors and

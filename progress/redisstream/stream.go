@@ -72,6 +72,14 @@ type Options struct {
 	// RetryDelay is the first pause after a failed read; it doubles up to
 	// 2s while Redis stays unreachable. Default: 100ms.
 	RetryDelay time.Duration
+	// HistoryPoll is how often a Tail that is waiting for events reads the
+	// History for ones the stream does not have, until it has delivered a
+	// final event: events that reached the History but not Redis (Redis
+	// was down or refused them) and that no later entry of the stream
+	// reveals as a gap, such as the end of a run during an outage. A
+	// reader also reads the History as soon as Redis answers again after
+	// an outage. It applies only with a History. Default: 5s.
+	HistoryPoll time.Duration
 	// Logger reports read errors and corrupt entries. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -129,6 +137,7 @@ type Stream struct {
 	pageSize   int64
 	hubBuffer  int
 	retryDelay time.Duration
+	poll       time.Duration
 	logger     *slog.Logger
 
 	ctx    context.Context // the hubs'; cancelled by Close
@@ -168,6 +177,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	}{
 		{"MaxLen", opts.MaxLen}, {"FinishedTTL", int64(opts.FinishedTTL)}, {"BlockTime", int64(opts.BlockTime)},
 		{"PageSize", opts.PageSize}, {"HubBuffer", int64(opts.HubBuffer)}, {"RetryDelay", int64(opts.RetryDelay)},
+		{"HistoryPoll", int64(opts.HistoryPoll)},
 	} {
 		if o.value < 0 {
 			return nil, fmt.Errorf("%w: %s is %d; it must be 0 (the default) or positive", ErrInvalidOptions, o.name, o.value)
@@ -191,6 +201,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		pageSize:   defaultTo(opts.PageSize, 500),
 		hubBuffer:  defaultTo(opts.HubBuffer, 1024),
 		retryDelay: defaultTo(opts.RetryDelay, 100*time.Millisecond),
+		poll:       defaultTo(opts.HistoryPoll, 5*time.Second),
 		logger:     opts.Logger,
 		hubs:       make(map[string]*hub),
 		readers:    make(map[*reader]struct{}),
@@ -372,21 +383,43 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			break
 		}
 	}
-	if s.history != nil && !cur.Final() {
+	fill := func() error {
+		if s.history == nil || cur.Final() {
+			return nil
+		}
 		if err := cur.FillFromHistory(ctx); err != nil {
 			return fmt.Errorf("redisstream: tail %q: %w", runID, err)
 		}
+		pos = max(pos, cur.Last())
+		return nil
 	}
-	pos = max(pos, cur.Last())
+	// The shared reader starts where Redis ended, not where the History
+	// did: the History may be ahead of Redis (Publish is asynchronous
+	// behind progress.Buffered), and entries that reach Redis later must
+	// not be passed over for the readers that join below them.
+	redisPos := pos
+	if err := fill(); err != nil {
+		return err
+	}
 
 	// Follow the run's shared reader.
-	h, err := s.acquireHub(runID, pos)
+	h, err := s.acquireHub(runID, redisPos)
 	if err != nil {
 		return err
 	}
 	r.hub.Store(h)
 	defer s.releaseHub(h)
-	var buf []progress.Event
+	var (
+		buf       []progress.Event
+		recovered = h.recoveries()
+		poll      *time.Timer
+		polled    <-chan time.Time
+	)
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
@@ -400,6 +433,15 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		if hubErr != nil {
 			return hubErr
 		}
+		if n := h.recoveries(); n != recovered {
+			// Redis answers again: what it missed meanwhile is only in
+			// the History.
+			recovered = n
+			if err := fill(); err != nil {
+				return err
+			}
+			continue
+		}
 		if pos < base {
 			// Behind the hub's window: read Redis directly up to it.
 			next, short, err := s.page(ctx, runID, r, cur, pos)
@@ -412,6 +454,11 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			b.reset()
 			pos = next
 			if short {
+				// Redis has nothing more below the window: what it
+				// lacks there is in the History, or nowhere.
+				if err := fill(); err != nil {
+					return err
+				}
 				pos = max(pos, base)
 			}
 			continue
@@ -425,13 +472,31 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			buf = nil // an idle reader holds no large buffer
 		}
 		pos = max(pos, cur.Last())
-		if len(buf) == 0 {
-			select {
-			case <-notify:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
+		if len(buf) > 0 {
+			continue
 		}
+		if s.history != nil && !cur.Final() {
+			if poll == nil {
+				poll = time.NewTimer(s.poll)
+			} else {
+				poll.Reset(s.poll)
+			}
+			polled = poll.C
+		}
+		select {
+		case <-notify:
+		case <-polled:
+			polled = nil
+			if err := fill(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if poll != nil {
+			poll.Stop() // no stale tick follows Stop (Go 1.23 timers)
+		}
+		polled = nil
 	}
 }
 

@@ -74,6 +74,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"negative BlockTime", redisstream.Options{BlockTime: -time.Second}, "BlockTime is -1000000000"},
 		{"sub-ms BlockTime", redisstream.Options{BlockTime: time.Microsecond}, "below Redis's resolution"},
 		{"sub-second TTL", redisstream.Options{FinishedTTL: time.Millisecond}, "FinishedTTL 1ms is below 1s"},
+		{"negative HistoryPoll", redisstream.Options{HistoryPoll: -time.Second}, "HistoryPoll is -1000000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -440,4 +441,91 @@ func ExampleStream_Key() {
 	defer s.Close()
 	fmt.Println(s.Key("run-42"))
 	// Output: app:run-42:progress
+}
+
+// Redis never got the end of the run (its Publish failed and Buffered gave
+// up), the archive did: a reader that is tailing finds it there at its
+// next poll of the History.
+func TestTailPollsHistory(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 20 * time.Millisecond, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	all[9].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Next(t, 5)
+	require.NoError(t, h.Append(ctx, all[5:]...))
+	got := tl.Next(t, 10)
+	tl.Stop(t, context.Canceled)
+	require.Equal(t, sinktest.Span(1, 10), sinktest.Seqs(got))
+}
+
+// Redis lags the archive (Buffered publishes asynchronously). Reader A
+// joins when the archive has the whole run and Redis half of it; the
+// run's shared reader must start where Redis ended, not where the archive
+// did, or slow reader B, which joins it below that point, would never get
+// the entries that reach Redis later in between. The poll is off, so only
+// the stream can deliver them.
+func TestSharedReaderStartsWhereRedisEnded(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: snapshotHistory{h}, HistoryPoll: time.Hour, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 100)
+	all[99].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:50]...))
+	require.NoError(t, h.Append(ctx, all[50:60]...)) // archived; Redis lags
+
+	hold, held, at95 := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var bGot []uint64
+	bDone := make(chan error, 1)
+	bctx, bcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer bcancel()
+	go func() {
+		bDone <- s.Tail(bctx, run, 0, func(e progress.Event) error {
+			bGot = append(bGot, e.Seq)
+			switch e.Seq {
+			case 60:
+				close(held)
+				<-hold
+			case 95:
+				close(at95)
+			case 100:
+				return errDone
+			}
+			return nil
+		})
+	}()
+	<-held
+	require.NoError(t, h.Append(ctx, all[60:]...)) // the archive has the whole run
+	a := sinktest.StartTail(t, s, run, 0)
+	a.Next(t, 100)
+	require.NoError(t, s.Publish(ctx, all[50:95]...)) // Redis catches up partly
+	close(hold)
+	<-at95                                          // B has read Redis up to its end
+	require.NoError(t, s.Publish(ctx, all[95:]...)) // then Redis catches up fully
+	require.ErrorIs(t, <-bDone, errDone, "B got %d events", len(bGot))
+	require.Equal(t, sinktest.Span(1, 100), bGot)
+	a.Stop(t, context.Canceled)
+}
+
+// snapshotHistory reads like a database: one query, then its rows.
+type snapshotHistory struct{ *progress.MemoryHistory }
+
+func (h snapshotHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	var rows []progress.Event
+	if err := h.MemoryHistory.Replay(ctx, run, after, func(e progress.Event) error {
+		rows = append(rows, e)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, e := range rows {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
