@@ -69,3 +69,14 @@ func TestFanout(t *testing.T) {
 	assert.NoError(t, progress.NewFanout().Publish(ctx, progress.Event{RunID: "r", Seq: 1}))
 	assert.Panics(t, func() { progress.NewFanout(nil) })
 }
+
+// A nil logger is slog's default one.
+func TestSlogNilLoggerIsTheDefault(t *testing.T) {
+	var buf bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	defer slog.SetDefault(prev)
+	require.NoError(t, progress.NewSlog(nil, progress.SlogOptions{}).Publish(context.Background(),
+		progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted}))
+	assert.Contains(t, buf.String(), "msg=run.started runId=r seq=1")
+}

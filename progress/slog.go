@@ -13,17 +13,20 @@ type SlogOptions struct {
 
 // Slog is a [Sink] that writes each event as one record through a
 // *slog.Logger: the message is the event type and the attributes are the
-// event's non-empty fields, with the keys of the JSON form. It never fails.
+// event's non-empty fields, with the keys of the JSON form, except two:
+// the event's time is eventTime (the record has its own time), and its
+// ETA is a duration, eta, not etaMs. It never fails.
 // It is safe for concurrent use.
 type Slog struct {
 	logger *slog.Logger
 	level  slog.Leveler
 }
 
-// NewSlog returns a Slog sink writing to logger, which must not be nil.
+// NewSlog returns a Slog sink writing to logger, or to slog.Default() when
+// logger is nil.
 func NewSlog(logger *slog.Logger, opts SlogOptions) *Slog {
 	if logger == nil {
-		panic("progress: NewSlog with a nil logger")
+		logger = slog.Default()
 	}
 	level := opts.Level
 	if level == nil {
