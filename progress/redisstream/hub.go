@@ -30,9 +30,7 @@ type hub struct {
 	events []progress.Event // ascending Seq, all in (base, last]
 	notify chan struct{}    // closed and replaced on each change
 	err    error            // set when the hub stopped for good
-	// recovered counts the reads that succeeded after failed ones: what
-	// Redis missed while it failed may be in the History only.
-	recovered uint64
+	final  bool             // a final event has been added
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -84,23 +82,6 @@ func (h *hub) since(after uint64, dst []progress.Event) ([]progress.Event, uint6
 	return append(dst, h.events[i:]...), h.base, h.notify, h.err
 }
 
-// recoveries returns how often the hub's reads recovered from an outage.
-func (h *hub) recoveries() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.recovered
-}
-
-// recover records that a read succeeded after failed ones, and wakes the
-// readers.
-func (h *hub) recover() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.recovered++
-	close(h.notify)
-	h.notify = make(chan struct{})
-}
-
 func (h *hub) lastSeq() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -113,6 +94,9 @@ func (h *hub) add(events []progress.Event, last uint64, limit int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.events = append(h.events, events...)
+	for _, e := range events {
+		h.final = h.final || e.Type.Final()
+	}
 	if over := len(h.events) - limit; over > 0 {
 		h.base = h.events[over-1].Seq
 		clear(h.events[:over])
@@ -137,7 +121,12 @@ func (h *hub) fail(err error) {
 func (s *Stream) runHub(ctx context.Context, h *hub) {
 	defer s.wg.Done()
 	b := s.newBackoff()
+	var polled time.Time // when the History was last read; zero: at once
 	for ctx.Err() == nil {
+		if s.history != nil && time.Since(polled) >= s.poll {
+			polled = time.Now()
+			s.pollHistory(ctx, h)
+		}
 		from := h.lastSeq()
 		res, err := s.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
@@ -146,7 +135,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			if b.reset() {
-				h.recover()
+				polled = time.Time{} // Redis is back: read what it missed
 			}
 			continue
 		}
@@ -163,7 +152,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			continue
 		}
 		if b.reset() {
-			h.recover()
+			polled = time.Time{}
 		}
 		var events []progress.Event
 		last := from
@@ -180,6 +169,38 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	}
 	if s.ctx.Err() != nil {
 		h.fail(ErrClosed)
+	}
+}
+
+// pollHistory adds to the hub the History's events after the last entry
+// it has, until the hub has a final event: the events that reached the
+// History but not Redis. The hub's readers drop those they delivered
+// already. A History that fails is logged, and read again at the next
+// poll.
+func (s *Stream) pollHistory(ctx context.Context, h *hub) {
+	h.mu.Lock()
+	last, final := h.last, h.final
+	h.mu.Unlock()
+	if final {
+		return
+	}
+	var events []progress.Event
+	from := last
+	err := s.history.Replay(ctx, h.runID, from, func(e progress.Event) error {
+		if e.Seq > last && e.RunID == h.runID {
+			events = append(events, e)
+			last = e.Seq
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("redisstream: read the history", "run", h.runID, "error", err)
+		}
+		return
+	}
+	if len(events) > 0 {
+		h.add(events, last, s.hubBuffer)
 	}
 }
 

@@ -72,13 +72,14 @@ type Options struct {
 	// RetryDelay is the first pause after a failed read; it doubles up to
 	// 2s while Redis stays unreachable. Default: 100ms.
 	RetryDelay time.Duration
-	// HistoryPoll is how often a Tail that is waiting for events reads the
-	// History for ones the stream does not have, until it has delivered a
-	// final event: events that reached the History but not Redis (Redis
-	// was down or refused them) and that no later entry of the stream
-	// reveals as a gap, such as the end of a run during an outage. A
-	// reader also reads the History as soon as Redis answers again after
-	// an outage. It applies only with a History. Default: 5s.
+	// HistoryPoll is how often the reading goroutine of a run with readers
+	// reads the History for events the stream does not have, until it has
+	// seen a final event: events that reached the History but not Redis
+	// (Redis was down or refused them), and that no later entry of the
+	// stream reveals as a gap, such as the end of a run during an outage.
+	// It also reads the History as soon as Redis answers again after an
+	// outage. One read per run, whatever its number of readers. It applies
+	// only with a History. Default: 5s.
 	HistoryPoll time.Duration
 	// Logger reports read errors and corrupt entries. Default:
 	// slog.Default().
@@ -409,17 +410,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	}
 	r.hub.Store(h)
 	defer s.releaseHub(h)
-	var (
-		buf       []progress.Event
-		recovered = h.recoveries()
-		poll      *time.Timer
-		polled    <-chan time.Time
-	)
-	defer func() {
-		if poll != nil {
-			poll.Stop()
-		}
-	}()
+	var buf []progress.Event
 	for {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
@@ -432,15 +423,6 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		buf, base, notify, hubErr = h.since(cur.Last(), buf[:0])
 		if hubErr != nil {
 			return hubErr
-		}
-		if n := h.recoveries(); n != recovered {
-			// Redis answers again: what it missed meanwhile is only in
-			// the History.
-			recovered = n
-			if err := fill(); err != nil {
-				return err
-			}
-			continue
 		}
 		if pos < base {
 			// Behind the hub's window: read Redis directly up to it.
@@ -472,31 +454,13 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			buf = nil // an idle reader holds no large buffer
 		}
 		pos = max(pos, cur.Last())
-		if len(buf) > 0 {
-			continue
-		}
-		if s.history != nil && !cur.Final() {
-			if poll == nil {
-				poll = time.NewTimer(s.poll)
-			} else {
-				poll.Reset(s.poll)
+		if len(buf) == 0 {
+			select {
+			case <-notify:
+			case <-ctx.Done():
+				return context.Cause(ctx)
 			}
-			polled = poll.C
 		}
-		select {
-		case <-notify:
-		case <-polled:
-			polled = nil
-			if err := fill(); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		if poll != nil {
-			poll.Stop() // no stale tick follows Stop (Go 1.23 timers)
-		}
-		polled = nil
 	}
 }
 
