@@ -314,11 +314,23 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 }
 
 // statesOf turns a snapshot into dense states; IDs the graph does not
-// have (a longer lecture before) are ignored.
+// have (a longer lecture before) are ignored. A snapshot that covers much
+// of the graph is read by formatting each node's ID, which costs less
+// than parsing each stored one; IDs are canonical, so both find the same.
 func statesOf(g *graph.Graph, snap Snapshot) *dirty.States {
 	st := dirty.NewStates(g.Len())
-	for id, s := range snap.States {
-		if n, err := g.Lookup(id); err == nil {
+	if len(snap.States) < g.Len()/4 {
+		for id, s := range snap.States {
+			if n, err := g.Lookup(id); err == nil {
+				st.Set(n, s)
+			}
+		}
+		return st
+	}
+	var buf []byte
+	for n := range graph.Node(g.Len()) {
+		buf = g.AppendID(buf[:0], n)
+		if s, ok := snap.States[string(buf)]; ok {
 			st.Set(n, s)
 		}
 	}

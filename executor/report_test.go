@@ -10,6 +10,7 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
 )
 
@@ -54,6 +55,45 @@ func TestSortedIDs(t *testing.T) {
 		}
 		if got == nil {
 			t.Errorf("size %d: nil, want an empty list", size)
+		}
+	}
+}
+
+// statesOf finds the same states whether it parses the stored IDs (a
+// snapshot that covers little of the graph) or formats the graph's (one
+// that covers much of it), and ignores IDs the graph does not have.
+func TestStatesOf(t *testing.T) {
+	small, err := graph.Build(graph.Lecture(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, err := graph.Build(graph.Lecture(), 120)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := map[string]dirty.State{}
+	for n := range graph.Node(big.Len()) {
+		all[big.NodeID(n)] = dirty.State{Status: dirty.StatusClean, Rev: int64(n) + 1}
+	}
+	all["asset:image:segment[03]"] = dirty.State{Rev: -1} // not canonical: no node
+	all["unknown"] = dirty.State{Rev: -2}
+	for _, size := range []int{0, 1, 2, len(all)} {
+		states := map[string]dirty.State{}
+		for id, s := range all {
+			if len(states) == size {
+				break
+			}
+			states[id] = s
+		}
+		got := statesOf(small, Snapshot{States: states})
+		for n := range graph.Node(small.Len()) {
+			want, ok := states[small.NodeID(n)]
+			if !ok {
+				want = dirty.State{}
+			}
+			if g := got.Get(n); g != want {
+				t.Errorf("%d states: node %s: got %+v, want %+v", size, small.NodeID(n), g, want)
+			}
 		}
 	}
 }
