@@ -41,6 +41,12 @@ func (s *Stream) acquireHub(runID string, pos uint64) (*hub, error) {
 		return nil, ErrClosed
 	}
 	h := s.hubs[runID]
+	if h != nil && h.failed() {
+		// It stopped for good; its readers are on their way out. A new
+		// reader gets a new one, which tries Redis again.
+		delete(s.hubs, runID)
+		h = nil
+	}
 	if h == nil {
 		ctx, cancel := context.WithCancel(s.ctx)
 		h = &hub{
@@ -105,6 +111,13 @@ func (h *hub) add(events []progress.Event, last uint64, limit int) {
 	h.last = max(h.last, last)
 	close(h.notify)
 	h.notify = make(chan struct{})
+}
+
+// failed reports whether the hub stopped for good.
+func (h *hub) failed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err != nil
 }
 
 // fail records why the hub stopped and wakes its readers.

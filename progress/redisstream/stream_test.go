@@ -529,3 +529,59 @@ func (h snapshotHistory) Replay(ctx context.Context, run string, after uint64, f
 	}
 	return nil
 }
+
+// A run's shared reader that stopped for good (its stream became a string)
+// is not handed to a new reader while an old one still holds it: the new
+// one gets a new shared reader, which finds the stream repaired.
+func TestFailedSharedReaderIsReplaced(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{BlockTime: 20 * time.Millisecond, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	ev := sinktest.Events(run, 1, 3)
+
+	// A is on the shared reader, held in its callback.
+	hold, held := make(chan struct{}), make(chan struct{})
+	aDone := make(chan error, 1)
+	go func() {
+		aDone <- s.Tail(ctx, run, 0, func(progress.Event) error {
+			close(held)
+			<-hold
+			return errDone
+		})
+	}()
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, s.Publish(ctx, ev[0]))
+	<-held
+
+	// The stream becomes a string: the shared reader's next XREAD fails
+	// for good. Then the stream is repaired.
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+	require.NoError(t, r.Client.Set(ctx, s.Key(run), "not a stream", 0).Err())
+	time.Sleep(200 * time.Millisecond) // ten BlockTimes: ordering only
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+	require.NoError(t, s.Publish(ctx, ev[:2]...))
+
+	// C replays 1 and 2, then follows: seq 3 comes from a shared reader.
+	got2 := make(chan struct{})
+	cDone := make(chan error, 1)
+	go func() {
+		cDone <- s.Tail(ctx, run, 0, func(e progress.Event) error {
+			switch e.Seq {
+			case 2:
+				close(got2)
+			case 3:
+				return errDone
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-got2:
+	case err := <-cDone:
+		t.Fatalf("C ended before seq 2: %v", err)
+	}
+	require.NoError(t, s.Publish(ctx, ev[2]))
+	require.ErrorIs(t, <-cDone, errDone)
+	close(hold)
+	require.ErrorIs(t, <-aDone, errDone)
+}
