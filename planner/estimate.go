@@ -34,7 +34,7 @@ func (p *Plan) Remaining(finished func(graph.Node) bool) Remaining {
 // Costs are the estimates [Plan.LowerBound] works from.
 type Costs struct {
 	// PerKind is the estimated duration of one node of each kind, by kind
-	// name. Kinds not listed cost Default.
+	// name. Kinds not listed cost Default. A negative duration counts as 0.
 	PerKind map[string]time.Duration
 	// Default is the duration of a node of a kind not in PerKind.
 	// Default: 0.
@@ -68,6 +68,7 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 		if d, ok := c.PerKind[g.KindName(ki)]; ok {
 			cost[ki] = d
 		}
+		cost[ki] = max(cost[ki], 0) // no node takes less than no time
 	}
 	kindOf := kindIndexer(g)
 	keyWork := map[string]time.Duration{}

@@ -47,6 +47,17 @@ func TestLowerBound(t *testing.T) {
 			want:  1665 * s,
 		},
 		{
+			// Negative durations count as 0, so the videos take no time:
+			// script 10 + image 30 + video 0 + timeline 15 = 55 s (taken
+			// as negative, the video would leave the narration's 45 s path).
+			name: "negative durations count as zero", t: graph.Lecture(), secs: 30,
+			costs: planner.Costs{PerKind: map[string]time.Duration{
+				"script": 10 * s, "asset:narration": 20 * s, "asset:image": 30 * s,
+				"asset:video": -600 * s, "asset:music": 5 * s, "timeline": 15 * s,
+			}, Default: -s},
+			want: 55 * s,
+		},
+		{
 			name: "many workers do not", t: graph.Lecture(), secs: 300,
 			costs: planner.Costs{PerKind: lectureCosts, Workers: 10},
 			want:  600 * s,
