@@ -170,7 +170,7 @@ type rootMark struct {
 func Compute(g *graph.Graph, in Input) (*Set, error) {
 	v := g.Len()
 	if in.States != nil && in.States.Len() != v {
-		return nil, fmt.Errorf("%w: %d states for %d nodes", ErrStatesMismatch, in.States.Len(), v)
+		return nil, fmt.Errorf("%w: %d states for %d nodes; make them with NewStates(g.Len()), one per node", ErrStatesMismatch, in.States.Len(), v)
 	}
 	marks := make([]rootMark, 0, len(in.Marks))
 	for i, m := range in.Marks {

@@ -469,7 +469,7 @@ func TestComputeErrors(t *testing.T) {
 			assert.Nil(t, s)
 			require.ErrorIs(t, err, dirty.ErrStatesMismatch)
 			assert.NotErrorIs(t, err, dirty.ErrInvalidMark)
-			assert.Equal(t, fmt.Sprintf("dirty: states do not match the graph: %d states for 12 nodes", n), err.Error())
+			assert.Equal(t, fmt.Sprintf("dirty: states do not match the graph: %d states for 12 nodes; make them with NewStates(g.Len()), one per node", n), err.Error())
 		}
 	})
 	assert.True(t, errors.Is(&dirty.MarkError{Err: errors.New("x")}, dirty.ErrInvalidMark))
