@@ -11,6 +11,7 @@ import (
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
 )
 
 // noop is the cheapest generator: a fixed output with a fixed hash. The
@@ -100,6 +101,79 @@ func BenchmarkOverhead(b *testing.B) {
 					Attempts: 1, UpdatedAt: time.Now()}
 				version, err = states.Commit(ctx, key, version, []executor.Change{{ID: ids[n], State: st}})
 				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
+	})
+	// errgroup-stores: the same per-node work as stores, run as a hand
+	// rolled staged scheduler would: each stage of the plan on an errgroup
+	// with SetLimit(15), then one commit of the stage's states. It is what
+	// the executor replaces, without its retries, timeouts, cancel, early
+	// cutoff, limits per batch key, events or concurrent-edit checks.
+	b.Run("errgroup-stores", func(b *testing.B) {
+		b.ReportAllocs()
+		ctx := context.Background()
+		set, err := dirty.Compute(g, dirty.Input{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan := planner.New(set)
+		ids := make([]string, g.Len())
+		for n := range ids {
+			ids[n] = g.NodeID(graph.Node(n))
+		}
+		i := 0
+		for b.Loop() {
+			i++
+			key := fmt.Sprint("l", i)
+			states, assets := executor.NewMemoryStates(), executor.NewMemoryAssets()
+			refs := make([]string, g.Len())
+			hashes := make([]string, g.Len())
+			var version int64
+			for _, stage := range plan.Stages {
+				var nodes []graph.Node
+				for _, grp := range stage.Groups {
+					nodes = append(nodes, grp.Nodes...)
+				}
+				changes := make([]executor.Change, len(nodes))
+				var eg errgroup.Group
+				eg.SetLimit(15)
+				for k, node := range nodes {
+					eg.Go(func() error {
+						ds := g.Deps(node)
+						deps := make([]executor.Dep, len(ds))
+						in := make([]string, len(ds))
+						for j, d := range ds {
+							a, err := assets.Get(ctx, refs[d])
+							if err != nil {
+								return err
+							}
+							deps[j] = executor.Dep{Node: d, NodeID: ids[d], Asset: a}
+							in[j] = hashes[d]
+						}
+						ih := dirty.InputHash(0, in)
+						req := executor.Request{GraphKey: key, Node: node, ID: g.ID(node), NodeID: ids[node], Deps: deps,
+							Attempt: 1, IdempotencyKey: key + "/" + ids[node] + "/" + ih}
+						a, err := noop(ctx, req)
+						if err != nil {
+							return err
+						}
+						ref, err := assets.Put(ctx, key+"/"+ids[node]+"/"+a.Hash, a)
+						if err != nil {
+							return err
+						}
+						refs[node], hashes[node] = ref, a.Hash
+						changes[k] = executor.Change{ID: ids[node], State: dirty.State{Status: dirty.StatusClean,
+							InputHash: ih, OutputHash: a.Hash, AssetRef: ref, Attempts: 1, UpdatedAt: time.Now()}}
+						return nil
+					})
+				}
+				if err := eg.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				if version, err = states.Commit(ctx, key, version, changes); err != nil {
 					b.Fatal(err)
 				}
 			}
