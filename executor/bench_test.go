@@ -24,9 +24,12 @@ var (
 )
 
 // BenchmarkOverhead runs no-op generators over the 360-segment lecture
-// (1,083 nodes) on the in-memory stores, beside an errgroup with
-// SetLimit running the same number of no-op tasks at the executor's
-// parallelism (4+5+3 batch slots and 3 singles).
+// (1,083 nodes) on the in-memory stores (executor), beside an errgroup
+// with SetLimit running the same number of no-op tasks at the executor's
+// parallelism, 4+5+3 batch slots and 3 singles (errgroup). Two more give
+// the executor's figure its context: the per-node work that the executor
+// must do, on the same stores, in one goroutine (stores), and run by a
+// hand-rolled staged scheduler on errgroup (errgroup-stores).
 func BenchmarkOverhead(b *testing.B) {
 	g, err := graph.Build(graph.Lecture(), 3600)
 	if err != nil {
