@@ -56,17 +56,23 @@ type Change struct {
 // safe for concurrent use.
 //
 // Graph keys and node IDs are compared exactly (no case folding, no
-// trimming). Times keep at least microseconds, and a zero time comes back
-// as the zero time. Strings may hold any valid UTF-8 except NUL; the
-// executor cleans error texts before it records them.
+// trimming, no Unicode normalisation). Times keep at least microseconds;
+// a store that keeps less than nanoseconds truncates the rest, as
+// time.Time.Truncate(time.Microsecond) does (toward the past), and never
+// rounds: the executor compares stored times truncated to the microsecond.
+// A zero time comes back as the zero time. Strings may hold any valid
+// UTF-8 except NUL; the executor cleans error texts before it records
+// them.
 //
 // A Commit that fails with an error other than a conflict (a lost
 // connection, say) may or may not have been applied; the executor then
 // reloads and compares before it tries again. The executor/storetest
 // package checks an implementation against this contract.
 type StateStore interface {
-	// Load returns the graph's states and version. A graph never
-	// committed has version 0 and no states; that is not an error.
+	// Load returns the graph's states and version, as of one instant:
+	// the states are exactly those of that version, even while others
+	// commit. A graph never committed has version 0 and no states; that
+	// is not an error.
 	Load(ctx context.Context, graphKey string) (Snapshot, error)
 	// Commit applies changes atomically if the graph is at version
 	// expect, and returns the new version, expect+1. Otherwise it applies
@@ -95,11 +101,13 @@ type Asset struct {
 // AssetStore keeps heavy asset data apart from graph metadata. Keys are
 // chosen by the executor and are unique per graph, node and content hash;
 // Put returns the reference that state records carry. A Put under a key
-// already used must succeed (the executor retries after a crash between
-// Put and Commit). Keys and refs are compared exactly. It must be safe for
-// concurrent use.
+// already used must succeed, and replaces the asset stored there,
+// whatever it was: every reference to that key then gives the new asset.
+// (The executor puts again after a crash between Put and Commit.) Keys
+// and refs are compared exactly. It must be safe for concurrent use.
 type AssetStore interface {
-	// Put stores an asset under key and returns its reference.
+	// Put stores an asset under key, replacing any asset already there,
+	// and returns its reference.
 	Put(ctx context.Context, key string, a Asset) (ref string, err error)
 	// Get returns the asset a reference points to, or an error wrapping
 	// [ErrNotFound]. Its Data may be shared with the store: callers must
@@ -170,7 +178,10 @@ type Record struct {
 	Error string `json:"error,omitempty"`
 }
 
-// RunStore keeps run records. It must be safe for concurrent use.
+// RunStore keeps run records. It must be safe for concurrent use. IDs
+// and graph keys are compared exactly. StartedAt and EndedAt keep at
+// least microseconds, any finer part truncated and never rounded, as for
+// a [StateStore]; a zero time comes back as the zero time.
 type RunStore interface {
 	// PutRun creates or replaces the record with r.ID.
 	PutRun(ctx context.Context, r Record) error

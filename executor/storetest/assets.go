@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,8 +27,11 @@ func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
 		{"LargeAsset", testAssetLarge},
 		{"Exists", testAssetExists},
 		{"UnknownRef", testAssetUnknownRef},
+		{"NearMissRefs", testAssetNearMissRefs},
 		{"DistinctKeys", testAssetDistinctKeys},
+		{"KeysAreExact", testAssetKeysAreExact},
 		{"SameKeyAgain", testAssetSameKeyAgain},
+		{"SameKeyReplaces", testAssetSameKeyReplaces},
 		{"CallerMayReuseInput", testAssetCallerMutation},
 		{"Concurrent", testAssetConcurrent},
 		{"CancelledContext", testAssetCancelled},
@@ -160,6 +164,31 @@ func testAssetUnknownRef(t *testing.T, s executor.AssetStore) {
 	}
 }
 
+func testAssetNearMissRefs(t *testing.T, s executor.AssetStore) {
+	// References that look like the store's own, made from one it
+	// returned: a store that answers from the prefix alone, or by a prefix
+	// scan, or case-insensitively, finds them.
+	key := assetKey(t, "asset:image:segment[8]", "near-miss")
+	a := asset("near-miss")
+	ref := put(t, s, key, a)
+	near := []string{ref + "-missing", ref + "/", ref[:len(ref)-1], strings.ToUpper(ref)}
+	if prefix, ok := strings.CutSuffix(ref, key); ok {
+		// The store's prefix and a key never put.
+		near = append(near, prefix+Unique(t, "never-put"))
+	}
+	for _, n := range near {
+		if n == ref {
+			continue
+		}
+		ok, err := s.Exists(t.Context(), n)
+		require.NoError(t, err, "Exists(%q) of a reference never returned, made from %q", n, ref)
+		assert.False(t, ok, "Exists(%q) of a reference never returned, made from %q", n, ref)
+		got, err := s.Get(t.Context(), n)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "Get(%q) of a reference never returned, made from %q: got %+v", n, ref, got)
+	}
+	requireAsset(t, s, ref, a)
+}
+
 func testAssetDistinctKeys(t *testing.T, s executor.AssetStore) {
 	// Same node, another content hash; another node, same content.
 	ka := assetKey(t, "asset:image:segment[4]", "a")
@@ -175,6 +204,29 @@ func testAssetDistinctKeys(t *testing.T, s executor.AssetStore) {
 	requireAsset(t, s, rc, c)
 }
 
+func testAssetKeysAreExact(t *testing.T, s executor.AssetStore) {
+	// Keys that a case-insensitive or space-padding collation, or a
+	// Unicode normalisation ("café" with a combining accent, NFD, and
+	// precomposed, NFC), would mix up: each is an asset of its own.
+	base := Unique(t, "")
+	keys := []string{
+		base + "/cafe\u0301", base + "/caf\u00e9", base + "/Caf\u00e9", base + "/CAF\u00c9",
+		base + "/caf\u00e9 ", base + "/ caf\u00e9",
+	}
+	refs := make([]string, len(keys))
+	for i, k := range keys {
+		refs[i] = put(t, s, k, asset(k))
+	}
+	for i, k := range keys {
+		for j := range i {
+			assert.NotEqual(t, refs[j], refs[i], "references of keys %q and %q", keys[j], k)
+		}
+	}
+	for i, k := range keys {
+		requireAsset(t, s, refs[i], asset(k))
+	}
+}
+
 func testAssetSameKeyAgain(t *testing.T, s executor.AssetStore) {
 	// A retry after a crash puts the same asset under the same key again;
 	// that must succeed, and leave the asset readable through both refs.
@@ -184,6 +236,23 @@ func testAssetSameKeyAgain(t *testing.T, s executor.AssetStore) {
 	r2 := put(t, s, key, a)
 	requireAsset(t, s, r2, a)
 	requireAsset(t, s, r1, a)
+}
+
+func testAssetSameKeyReplaces(t *testing.T, s executor.AssetStore) {
+	// A Put under a key already used replaces the asset there, whatever it
+	// was: every field, shorter data and fewer fields included. Both
+	// references then give the new asset.
+	key := assetKey(t, "asset:narration:segment[9]", "replaced")
+	first := asset("first")
+	second := executor.Asset{Data: []byte("second"), Hash: hash("second"), Meta: map[string]string{"voice": "nova"}}
+	r1 := put(t, s, key, first)
+	r2 := put(t, s, key, second)
+	requireAsset(t, s, r2, second)
+	requireAsset(t, s, r1, second)
+	// And back: the last Put wins, not the first different one.
+	r3 := put(t, s, key, first)
+	requireAsset(t, s, r3, first)
+	requireAsset(t, s, r1, first)
 }
 
 func testAssetCallerMutation(t *testing.T, s executor.AssetStore) {

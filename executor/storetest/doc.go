@@ -23,25 +23,34 @@
 //   - each commit bumps the version by one, an empty commit too;
 //   - every field of [dirty.State] and every status round-trip, and a
 //     commit changes only the nodes it names;
+//   - a time finer than a microsecond comes back whole or truncated to
+//     the microsecond, never rounded;
 //   - a commit at a stale version fails with a [*executor.ConflictError]
 //     (wrapping [executor.ErrConflict]) that carries the expected and the
-//     actual versions, and applies nothing;
+//     actual versions, returns version 0, and applies nothing;
 //   - later changes to the same node in one commit win;
-//   - graphs are independent, and keys and node IDs are compared exactly;
+//   - graphs are independent, and keys and node IDs are compared exactly
+//     (case, spaces, Unicode normalisation);
 //   - a loaded snapshot is the caller's: later commits and the caller's
 //     own changes to it leave the store and each other alone;
+//   - a Load while another goroutine commits returns one version's
+//     states with that version's number, never a mix;
 //   - of concurrent commits at the same version, exactly one wins, the
 //     others conflict, and the graph holds exactly the winner's changes;
 //   - a done context gives an error and has no effect.
 //
 // Asset stores: every field round-trips, binary and 1 MiB data included;
-// Exists; an unknown reference is not found; distinct keys give distinct
-// references; Put again under the same key succeeds; the caller may reuse
-// Data and Meta after Put; concurrent use; a done context.
+// Exists; an unknown reference is not found, nor is one made from a real
+// reference (with a suffix, cut short, in upper case, or the store's
+// prefix with another key); distinct keys give distinct references, and
+// keys are compared exactly; Put again under the same key succeeds, and
+// with other content replaces the asset; the caller may reuse Data and
+// Meta after Put; concurrent use; a done context.
 //
-// Run stores: every field of [executor.Record] round-trips; PutRun
-// replaces a record with the same ID; an unknown ID is not found; ListRuns
-// filters by graph and orders by start time, then ID; an unknown graph
+// Run stores: every field of [executor.Record] round-trips, zero and
+// finer-than-microsecond times included; PutRun replaces a record with
+// the same ID; an unknown ID is not found; ListRuns filters by graph and
+// orders by start time (a zero one first), then ID; an unknown graph
 // lists nothing; records are copied in and out; concurrent use; a done
 // context.
 //
@@ -55,8 +64,9 @@
 // Times (State.UpdatedAt, Record.StartedAt and EndedAt) are compared as
 // instants with [time.Time.Equal]: a store may drop the location and the
 // monotonic clock reading, but must keep microseconds and return a zero
-// time as the zero time. Durations (Asset.Length) must keep microseconds
-// too. Nil and empty slices and maps are equal; a snapshot of a graph
+// time as the zero time. It may drop what is finer than a microsecond by
+// truncation, as time.Time.Truncate(time.Microsecond) does, but not by
+// rounding. Durations (Asset.Length) must keep microseconds too. Nil and empty slices and maps are equal; a snapshot of a graph
 // never committed may have nil States. Record.Marks keep their order.
 //
 // Keys, IDs and references are byte strings compared exactly: no case
@@ -65,11 +75,12 @@
 // Postgres text column refuses); asset Data holds every byte value.
 //
 // Put under a key already used must succeed: the executor puts again after a
-// crash between Put and Commit.
+// crash between Put and Commit. It replaces the asset under that key.
 //
-// An unknown asset reference, whatever its form (the empty string, or a
-// string the store never returned), is not found: Get returns an error
-// wrapping [executor.ErrNotFound] and Exists returns false and no error.
+// An unknown asset reference, whatever its form (the empty string, a
+// string the store never returned, or one that differs from a returned
+// reference by a byte), is not found: Get returns an error wrapping
+// [executor.ErrNotFound] and Exists returns false and no error.
 //
 // With a done context every method returns an error wrapping
 // [context.Canceled]. The kit checks that such a Commit or PutRun has no

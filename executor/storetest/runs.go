@@ -22,6 +22,8 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 	runChecks(t, newStore, []check[executor.RunStore]{
 		{"RoundTrip", testRunRoundTrip},
 		{"RunningRecord", testRunRunning},
+		{"ZeroTimes", testRunZeroTimes},
+		{"SubMicrosecondTimes", testRunSubMicrosecond},
 		{"Replace", testRunReplace},
 		{"NotFound", testRunNotFound},
 		{"ListOrder", testRunListOrder},
@@ -119,6 +121,59 @@ func testRunRunning(t *testing.T, s executor.RunStore) {
 	got, err := s.GetRun(t.Context(), r.ID)
 	require.NoError(t, err)
 	assert.True(t, got.EndedAt.IsZero(), "EndedAt of a running run: got %v, want the zero time", got.EndedAt)
+}
+
+func testRunZeroTimes(t *testing.T, s executor.RunStore) {
+	// A record without a start nor an end (a host's import, say) keeps
+	// both zero, not the Unix epoch nor any other stand-in; and the zero
+	// start is the oldest of all.
+	key := Unique(t, "graph")
+	zero := record(Unique(t, "zero"), key, time.Time{})
+	zero.EndedAt = time.Time{}
+	ended := record(Unique(t, "ended"), key, time.Time{}) // ended, start unknown
+	ended.EndedAt = baseTime
+	started := record(Unique(t, "started"), key, time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC))
+	for _, r := range []executor.Record{started, zero, ended} {
+		putRun(t, s, r)
+		requireRun(t, s, r)
+	}
+	got, err := s.GetRun(t.Context(), zero.ID)
+	require.NoError(t, err)
+	assert.True(t, got.StartedAt.IsZero(), "StartedAt of a record put with the zero time: got %v", got.StartedAt)
+	assert.True(t, got.EndedAt.IsZero(), "EndedAt of a record put with the zero time: got %v", got.EndedAt)
+
+	want := []executor.Record{ended, zero, started}
+	if ended.ID > zero.ID {
+		want[0], want[1] = zero, ended
+	}
+	rs := listRuns(t, s, key)
+	require.Equal(t, ids(want), ids(rs), "ListRuns: records with a zero StartedAt come first, by ID")
+	if d := diff(want, rs); d != "" {
+		t.Fatalf("ListRuns(%q) (-want +got):\n%s", key, d)
+	}
+}
+
+func testRunSubMicrosecond(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	for i, tm := range subMicrosecondTimes {
+		r := record(Unique(t, fmt.Sprint("run-", i)), key, tm)
+		r.EndedAt = subMicrosecondTimes[(i+1)%len(subMicrosecondTimes)]
+		putRun(t, s, r)
+		got, err := s.GetRun(t.Context(), r.ID)
+		require.NoError(t, err, "GetRun(%q)", r.ID)
+		for _, f := range []struct {
+			name      string
+			want, got time.Time
+		}{{"StartedAt", r.StartedAt, got.StartedAt}, {"EndedAt", r.EndedAt, got.EndedAt}} {
+			assert.True(t, keptTime(f.want, f.got),
+				"record %s: %s %v came back as %v; want it, or it truncated to the microsecond (%v), never rounded",
+				r.ID, f.name, f.want, f.got, f.want.Truncate(time.Microsecond))
+		}
+		got.StartedAt, got.EndedAt = r.StartedAt, r.EndedAt
+		if d := diff(r, got); d != "" {
+			t.Errorf("GetRun(%q): the fields other than the times (-want +got):\n%s", r.ID, d)
+		}
+	}
 }
 
 func testRunReplace(t *testing.T, s executor.RunStore) {

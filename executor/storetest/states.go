@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ func StateStore(t *testing.T, newStore func(t *testing.T) executor.StateStore) {
 		{"VersionsCountUp", testVersionsCountUp},
 		{"EmptyCommitBumpsVersion", testEmptyCommit},
 		{"RoundTrip", testStateRoundTrip},
+		{"SubMicrosecondTimes", testStateSubMicrosecond},
 		{"CommitChangesOnlyNamedNodes", testCommitChangesOnlyNamed},
 		{"LastChangeWins", testLastChangeWins},
 		{"StaleCommitConflicts", testStaleCommit},
@@ -35,6 +37,7 @@ func StateStore(t *testing.T, newStore func(t *testing.T) executor.StateStore) {
 		{"KeysAreExact", testKeysAreExact},
 		{"LoadIsolatedFromCommits", testLoadIsolatedFromCommits},
 		{"LoadIsolatedFromCaller", testLoadIsolatedFromCaller},
+		{"LoadIsOneSnapshot", testLoadIsOneSnapshot},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"ConcurrentGraphs", testConcurrentGraphs},
 		{"ManyNodes", testManyNodes},
@@ -134,14 +137,16 @@ func sameState(a, b dirty.State) bool {
 	return a == b
 }
 
-// assertConflict checks that err reports a lost compare-and-swap with
-// these versions.
-func assertConflict(t *testing.T, err error, key string, expected, actual int64) bool {
+// assertConflict checks that Commit's result, version v and err, reports
+// a lost compare-and-swap with these versions: a [*executor.ConflictError]
+// and version 0, as on any error.
+func assertConflict(t *testing.T, v int64, err error, key string, expected, actual int64) bool {
 	t.Helper()
 	if !assert.Error(t, err, "Commit(%q) at version %d, graph at %d: want a conflict", key, expected, actual) {
 		return false
 	}
-	ok := assert.ErrorIs(t, err, executor.ErrConflict, "Commit(%q) at version %d", key, expected)
+	ok := assert.Zero(t, v, "Commit(%q) at version %d: the version returned with a conflict, want 0", key, expected)
+	ok = assert.ErrorIs(t, err, executor.ErrConflict, "Commit(%q) at version %d", key, expected) && ok
 	var ce *executor.ConflictError
 	if !assert.ErrorAs(t, err, &ce, "Commit(%q) at version %d", key, expected) {
 		return false
@@ -219,6 +224,29 @@ func testStateRoundTrip(t *testing.T, s executor.StateStore) {
 	requireSnapshot(t, s, key, 1, want)
 }
 
+func testStateSubMicrosecond(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	var changes []executor.Change
+	for i, tm := range subMicrosecondTimes {
+		st := state(i, dirty.StatusClean)
+		st.UpdatedAt = tm
+		changes = append(changes, change(nodeID(i), st))
+	}
+	commit(t, s, key, 0, changes...)
+	snap := load(t, s, key)
+	for _, c := range changes {
+		got, ok := snap.States[c.ID]
+		if !assert.True(t, ok, "Load(%q): node %s missing", key, c.ID) {
+			continue
+		}
+		assert.True(t, keptTime(c.State.UpdatedAt, got.UpdatedAt),
+			"node %s: UpdatedAt %v came back as %v; want it, or it truncated to the microsecond (%v), never rounded",
+			c.ID, c.State.UpdatedAt, got.UpdatedAt, c.State.UpdatedAt.Truncate(time.Microsecond))
+		got.UpdatedAt = c.State.UpdatedAt
+		assert.Equal(t, c.State, got, "node %s: the fields other than UpdatedAt", c.ID)
+	}
+}
+
 func testCommitChangesOnlyNamed(t *testing.T, s executor.StateStore) {
 	key := Unique(t, "")
 	want := map[string]dirty.State{}
@@ -270,11 +298,11 @@ func testStaleCommit(t *testing.T, s executor.StateStore) {
 
 	// A stale commit that changes a stored node and adds one.
 	for _, expect := range []int64{0, 1, 3, 100, -1} {
-		_, err := s.Commit(t.Context(), key, expect, []executor.Change{
+		v, err := s.Commit(t.Context(), key, expect, []executor.Change{
 			change(a, state(7, dirty.StatusDirty)),
 			change(nodeID(8), state(8, dirty.StatusDirty)),
 		})
-		assertConflict(t, err, key, expect, 2)
+		assertConflict(t, v, err, key, expect, 2)
 		requireSnapshot(t, s, key, 2, want) // applied nothing
 	}
 	// The graph still takes commits at its version.
@@ -286,12 +314,12 @@ func testStaleCommit(t *testing.T, s executor.StateStore) {
 func testFirstCommitWrongVersion(t *testing.T, s executor.StateStore) {
 	key := Unique(t, "")
 	for _, expect := range []int64{1, 2, -1} {
-		_, err := s.Commit(t.Context(), key, expect, []executor.Change{change(nodeID(0), state(0, dirty.StatusClean))})
-		assertConflict(t, err, key, expect, 0)
+		v, err := s.Commit(t.Context(), key, expect, []executor.Change{change(nodeID(0), state(0, dirty.StatusClean))})
+		assertConflict(t, v, err, key, expect, 0)
 		requireSnapshot(t, s, key, 0, nil)
 	}
-	_, err := s.Commit(t.Context(), key, 1, nil)
-	assertConflict(t, err, key, 1, 0)
+	v, err := s.Commit(t.Context(), key, 1, nil)
+	assertConflict(t, v, err, key, 1, 0)
 	requireSnapshot(t, s, key, 0, nil)
 	commit(t, s, key, 0)
 	requireSnapshot(t, s, key, 1, nil)
@@ -305,20 +333,23 @@ func testGraphsIndependent(t *testing.T, s executor.StateStore) {
 	// b is at version 0 although a is at 2.
 	commit(t, s, kb, 0, b)
 	// A conflict on a leaves b alone.
-	_, err := s.Commit(t.Context(), ka, 0, []executor.Change{b})
-	assertConflict(t, err, ka, 0, 2)
+	v, err := s.Commit(t.Context(), ka, 0, []executor.Change{b})
+	assertConflict(t, v, err, ka, 0, 2)
 	requireSnapshot(t, s, ka, 2, map[string]dirty.State{a.ID: a.State})
 	requireSnapshot(t, s, kb, 1, map[string]dirty.State{b.ID: b.State})
 	requireSnapshot(t, s, Unique(t, "c"), 0, nil)
 }
 
 func testKeysAreExact(t *testing.T, s executor.StateStore) {
-	// Graph keys that a case-insensitive or space-padding collation, or a
-	// prefix scan, would mix up. Each first commit at 0 must succeed.
+	// Graph keys that a case-insensitive or space-padding collation, a
+	// prefix scan, or a Unicode normalisation would mix up ("café" with a
+	// combining accent, NFD, and precomposed, NFC). Each first commit at 0
+	// must succeed.
 	base := Unique(t, "")
 	keys := []string{
 		base + "-graph", base + "-Graph", base + "-GRAPH", base + "-graph ",
 		base + "-graph/sub", base + "-graph:sub", base + "-graph%", base + "-graph_", base + "-gräph",
+		base + "-cafe\u0301", base + "-caf\u00e9",
 	}
 	for i, k := range keys {
 		commit(t, s, k, 0, change("n", state(i, dirty.StatusClean)))
@@ -328,7 +359,7 @@ func testKeysAreExact(t *testing.T, s executor.StateStore) {
 	}
 	// Node IDs within one graph, the same way.
 	key := Unique(t, "nodes")
-	ids := []string{"node", "Node", "NODE", "node ", " node", "nöde", "node[1]", "node[1] "}
+	ids := []string{"node", "Node", "NODE", "node ", " node", "nöde", "node[1]", "node[1] ", "cafe\u0301", "caf\u00e9"}
 	want := map[string]dirty.State{}
 	var changes []executor.Change
 	for i, id := range ids {
@@ -380,6 +411,91 @@ func testLoadIsolatedFromCaller(t *testing.T, s executor.StateStore) {
 	requireSnapshot(t, s, empty, 0, nil)
 }
 
+func testLoadIsOneSnapshot(t *testing.T, s executor.StateStore) {
+	// A writer commits the same few nodes again and again, each time with
+	// states whose Rev is the version the commit makes, while readers load
+	// the graph. Every snapshot must be one version's: its states and its
+	// version read at one instant. A Load that reads them apart (two SQL
+	// statements in READ COMMITTED, two critical sections) returns states
+	// of one version with the number of another.
+	const commits, readers = 60, 2
+	key := Unique(t, "")
+	ids := []string{nodeID(0), nodeID(1), nodeID(2)}
+	stateAt := func(version int64, i int) dirty.State {
+		st := state(int(version)*len(ids)+i, dirty.StatusClean)
+		st.Rev = version
+		return st
+	}
+	// consistent returns what is wrong with snap, or "".
+	consistent := func(snap executor.Snapshot) string {
+		if snap.Version == 0 {
+			if len(snap.States) > 0 {
+				return fmt.Sprintf("version 0 with %d states", len(snap.States))
+			}
+			return ""
+		}
+		if len(snap.States) != len(ids) {
+			return fmt.Sprintf("version %d with %d states, want %d", snap.Version, len(snap.States), len(ids))
+		}
+		for i, id := range ids {
+			got, ok := snap.States[id]
+			switch {
+			case !ok:
+				return fmt.Sprintf("version %d without node %s", snap.Version, id)
+			case got.Rev != snap.Version:
+				return fmt.Sprintf("version %d with node %s of version %d", snap.Version, id, got.Rev)
+			case !sameState(stateAt(snap.Version, i), got):
+				return fmt.Sprintf("version %d with node %s not as committed: %+v", snap.Version, id, got)
+			}
+		}
+		return ""
+	}
+
+	var (
+		wg    sync.WaitGroup
+		ready sync.WaitGroup
+		done  = make(chan struct{})
+	)
+	ready.Add(readers)
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop()
+	for r := range readers {
+		wg.Go(func() {
+			ready.Done()
+			for loads := 0; ; loads++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				snap, err := s.Load(t.Context(), key)
+				if !assert.NoError(t, err, "Load(%q) while another goroutine commits", key) {
+					return
+				}
+				if what := consistent(snap); what != "" {
+					t.Errorf("reader %d, load %d: Load(%q) returned a snapshot that no commit made: %s", r, loads, key, what)
+					return
+				}
+			}
+		})
+	}
+	ready.Wait()
+	for v := range int64(commits) {
+		changes := make([]executor.Change, len(ids))
+		for i, id := range ids {
+			changes[i] = change(id, stateAt(v+1, i))
+		}
+		commit(t, s, key, v, changes...)
+		runtime.Gosched() // let the readers in between commits too
+	}
+	stop()
+	want := map[string]dirty.State{}
+	for i, id := range ids {
+		want[id] = stateAt(commits, i)
+	}
+	requireSnapshot(t, s, key, commits, want)
+}
+
 func testConcurrentCommits(t *testing.T, s executor.StateStore) {
 	const racers, rounds = 8, 4
 	key := Unique(t, "")
@@ -417,7 +533,7 @@ func testConcurrentCommits(t *testing.T, s executor.StateStore) {
 		winner := -1
 		for i, r := range results {
 			if r.err != nil {
-				assertConflict(t, r.err, key, version, version+1)
+				assertConflict(t, r.v, r.err, key, version, version+1)
 				continue
 			}
 			if winner >= 0 {

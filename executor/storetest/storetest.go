@@ -96,6 +96,24 @@ func diff(want, got any) string {
 // that is not UTC nor a whole number of hours from it.
 var baseTime = time.Date(2025, 3, 14, 15, 9, 26, 535_897_000, time.FixedZone("UTC+05:30", 5*3600+1800))
 
+// subMicrosecondTimes are times with a part finer than a microsecond,
+// 999 ns, that a store may drop but must not round: rounding moves a time
+// to the next microsecond (the last nanosecond of 1999 into 2000), which
+// the executor, comparing stored times truncated to the microsecond, takes
+// for another time. One is before the Unix epoch, where truncation goes
+// toward the past, as [time.Time.Truncate] does, not toward zero.
+var subMicrosecondTimes = []time.Time{
+	baseTime.Add(999 * time.Nanosecond),
+	time.Date(1999, 12, 31, 23, 59, 59, 999_999_999, time.UTC),
+	time.Date(1969, 7, 20, 20, 17, 40, 999, time.FixedZone("UTC-04", -4*3600)),
+}
+
+// keptTime reports whether a store kept the time want as got: the same
+// instant, or want truncated to the microsecond.
+func keptTime(want, got time.Time) bool {
+	return got.Equal(want) || got.Equal(want.Truncate(time.Microsecond))
+}
+
 // cancelled returns a context that is already cancelled.
 func cancelled(t *testing.T) context.Context {
 	ctx, cancel := context.WithCancel(t.Context())

@@ -56,11 +56,18 @@ var bugs = []struct {
 	{"StateStore", "seconds", []string{"RoundTrip"}},
 	{"StateStore", "drop-zero", []string{"RoundTrip"}},
 	{"StateStore", "fold-case", []string{"KeysAreExact"}},
+	{"StateStore", "fold-unicode", []string{"KeysAreExact"}},
+	{"StateStore", "round-micro", []string{"SubMicrosecondTimes"}},
+	{"StateStore", "torn-load", []string{"LoadIsOneSnapshot"}},
+	{"StateStore", "conflict-version", []string{"StaleCommitConflicts", "GraphsIndependent", "ConcurrentCommits"}},
 	{"StateStore", "ignore-ctx", []string{"CancelledContext"}},
 	{"AssetStore", "no-copy", []string{"CallerMayReuseInput"}},
 	{"AssetStore", "unknown-is-zero", []string{"UnknownRef"}},
 	{"AssetStore", "content-addressed", []string{"DistinctKeys"}},
 	{"AssetStore", "put-once", []string{"SameKeyAgain"}},
+	{"AssetStore", "keep-first", []string{"SameKeyReplaces"}},
+	{"AssetStore", "prefix-lies", []string{"NearMissRefs"}},
+	{"AssetStore", "fold-unicode", []string{"KeysAreExact"}},
 	{"AssetStore", "exists-error", []string{"Exists"}},
 	{"AssetStore", "text-data", []string{"BinaryData"}},
 	{"AssetStore", "ignore-ctx", []string{"CancelledContext"}},
@@ -71,6 +78,8 @@ var bugs = []struct {
 	{"RunStore", "no-copy", []string{"Copies"}},
 	{"RunStore", "unknown-is-zero", []string{"NotFound"}},
 	{"RunStore", "epoch-end", []string{"RunningRecord"}},
+	{"RunStore", "epoch-start", []string{"ZeroTimes"}},
+	{"RunStore", "round-micro", []string{"SubMicrosecondTimes"}},
 	{"RunStore", "ignore-ctx", []string{"CancelledContext"}},
 }
 
@@ -134,15 +143,40 @@ func newFakeStates(bug string) *fakeStates {
 }
 
 func (f *fakeStates) key(k string) string {
-	if f.bug == "fold-case" {
+	switch f.bug {
+	case "fold-case":
 		return strings.ToLower(strings.TrimSpace(k))
+	case "fold-unicode":
+		return nfc(k)
 	}
 	return k
 }
 
+// nfc is a toy Unicode normalisation to NFC: it composes "e" and a
+// combining acute accent into "é", as a store that normalises keys would.
+func nfc(s string) string { return strings.ReplaceAll(s, "e\u0301", "\u00e9") }
+
 func (f *fakeStates) Load(ctx context.Context, key string) (executor.Snapshot, error) {
 	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
 		return executor.Snapshot{}, err
+	}
+	if f.bug == "torn-load" {
+		// Reads the states, then the version, in two critical sections.
+		f.mu.Lock()
+		var states map[string]dirty.State
+		if g := f.graphs[key]; g != nil {
+			states = maps.Clone(g.states)
+		}
+		f.mu.Unlock()
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var version int64
+		if g := f.graphs[key]; g != nil {
+			version = g.version
+		}
+		return executor.Snapshot{Version: version, States: states}, nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -190,6 +224,8 @@ func (f *fakeStates) Commit(ctx context.Context, key string, expect int64, chang
 			return 0, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: expect}
 		case "plain-error":
 			return 0, fmt.Errorf("version is %d, not %d", g.version, expect)
+		case "conflict-version":
+			return g.version, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: g.version}
 		}
 		return 0, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: g.version}
 	}
@@ -225,8 +261,11 @@ func (f *fakeStates) apply(g *fakeGraph, changes []executor.Change) {
 		if st == (dirty.State{}) && f.bug == "drop-zero" {
 			continue
 		}
-		if f.bug == "seconds" {
+		switch f.bug {
+		case "seconds":
 			st.UpdatedAt = st.UpdatedAt.Truncate(time.Second)
+		case "round-micro":
+			st.UpdatedAt = st.UpdatedAt.Round(time.Microsecond)
 		}
 		g.states[id] = st
 	}
@@ -252,6 +291,8 @@ func (f *fakeAssets) Put(ctx context.Context, key string, a executor.Asset) (str
 	switch f.bug {
 	case "content-addressed":
 		ref = "fake:" + path.Base(key)
+	case "fold-unicode":
+		ref = "fake:" + nfc(key)
 	case "text-data":
 		a.Data = []byte(strings.ToValidUTF8(string(a.Data), "?"))
 	}
@@ -261,8 +302,13 @@ func (f *fakeAssets) Put(ctx context.Context, key string, a executor.Asset) (str
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.assets[ref]; ok && f.bug == "put-once" {
-		return "", fmt.Errorf("asset %q exists", key)
+	if _, ok := f.assets[ref]; ok {
+		switch f.bug {
+		case "put-once":
+			return "", fmt.Errorf("asset %q exists", key)
+		case "keep-first":
+			return ref, nil
+		}
 	}
 	f.assets[ref] = a
 	return ref, nil
@@ -275,7 +321,7 @@ func (f *fakeAssets) Get(ctx context.Context, ref string) (executor.Asset, error
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.assets[ref]
-	if !ok && f.bug != "unknown-is-zero" {
+	if !ok && f.bug != "unknown-is-zero" && (f.bug != "prefix-lies" || !strings.HasPrefix(ref, "fake:")) {
 		return executor.Asset{}, executor.ErrNotFound
 	}
 	a.Meta = maps.Clone(a.Meta)
@@ -289,8 +335,11 @@ func (f *fakeAssets) Exists(ctx context.Context, ref string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, ok := f.assets[ref]
-	if !ok && f.bug == "exists-error" {
+	switch {
+	case !ok && f.bug == "exists-error":
 		return false, executor.ErrNotFound
+	case f.bug == "prefix-lies":
+		return strings.HasPrefix(ref, "fake:"), nil
 	}
 	return ok, nil
 }
@@ -316,8 +365,17 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 		return err
 	}
 	r = f.copy(r)
-	if r.EndedAt.IsZero() && f.bug == "epoch-end" {
-		r.EndedAt = time.Unix(0, 0)
+	switch f.bug {
+	case "epoch-end":
+		if r.EndedAt.IsZero() {
+			r.EndedAt = time.Unix(0, 0)
+		}
+	case "epoch-start":
+		if r.StartedAt.IsZero() {
+			r.StartedAt = time.Unix(0, 0)
+		}
+	case "round-micro":
+		r.StartedAt, r.EndedAt = r.StartedAt.Round(time.Microsecond), r.EndedAt.Round(time.Microsecond)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
