@@ -28,7 +28,8 @@
 // so that stored data keeps its meaning whatever the order of dirty's
 // constants. Graph metadata and heavy asset data are kept apart:
 //
-//	graphs          one row per graph ever committed
+//	graphs          one row per graph ever committed (a deleted graph's
+//	                row stays, as a tombstone that keeps its version)
 //	  graph_key text PRIMARY KEY, version bigint (> 0), updated_at timestamptz
 //	node_states     one row per node that has a state
 //	  graph_key text REFERENCES graphs ON DELETE CASCADE, node_id text,
@@ -94,8 +95,11 @@
 // behind, and results that were never committed (cancelled, superseded)
 // leave theirs. A host deletes with three methods:
 //
-//   - [Store.DeleteGraph] removes a graph's version row, node states and
-//     run records in one transaction.
+//   - [Store.DeleteGraph] removes a graph's node states and run records
+//     in one transaction. Its graphs row stays, as a tombstone whose
+//     version moves on, so that no version number is used twice: a run
+//     that loaded the graph before the deletion cannot commit over the
+//     graph re-created after it.
 //   - [Store.PruneAssets] deletes the assets that no node state refers to
 //     and that were put, or released, more than a given age ago. A commit
 //     that replaces a node's reference releases the old asset, which

@@ -19,7 +19,7 @@ type queries struct {
 
 	putRun, getRun, listRuns string
 
-	deleteGraph, deleteGraphRuns, pruneAssets, pruneRuns string
+	deleteGraph, deleteGraphStates, deleteGraphRuns, pruneAssets, pruneRuns string
 }
 
 // ddl creates the tables; each statement is idempotent. {s} is the schema.
@@ -139,10 +139,11 @@ ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = exclude
 		listRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
 ORDER BY started_at NULLS FIRST, id`),
 
-		deleteGraph:     f(deleteGraphSQL),
-		deleteGraphRuns: f(deleteGraphRunsSQL),
-		pruneAssets:     f(pruneAssetsSQL),
-		pruneRuns:       f(pruneRunsSQL),
+		deleteGraph:       f(deleteGraphSQL),
+		deleteGraphStates: f(deleteGraphStatesSQL),
+		deleteGraphRuns:   f(deleteGraphRunsSQL),
+		pruneAssets:       f(pruneAssetsSQL),
+		pruneRuns:         f(pruneRunsSQL),
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // pruneBatch is how many rows one statement of PruneAssets or PruneRuns
@@ -12,16 +14,31 @@ import (
 // long transaction.
 const pruneBatch = 1000
 
-// DeleteGraph removes a graph's metadata: its version row, its node
-// states and its run records, in one transaction. It reports whether the
-// graph had a version row. Other graphs are untouched, whatever their
-// keys (a graph "a" is not a prefix of "a/b").
+// DeleteGraph removes a graph's metadata: its node states and its run
+// records, in one transaction. It reports whether there was any to
+// remove. Other graphs are untouched, whatever their keys (a graph "a" is
+// not a prefix of "a/b").
+//
+// The graph's row in the graphs table stays, as a tombstone: DeleteGraph
+// moves its version on by one instead of deleting it, so that a version
+// number is never used twice. A deleted graph loads with no states at the
+// tombstone's version, and is re-created by a commit at that version. A
+// run that loaded the graph before the deletion gets a
+// *executor.ConflictError when it commits, however many commits the
+// re-created graph has made since; were the row deleted, the version
+// would start again at 0, and such a commit could succeed once the new
+// graph reached the version the run loaded, writing old states over new
+// ones. A tombstone is one small row; a host that deletes many graphs
+// may delete tombstones (rows without node states) itself, once no run
+// that loaded those graphs can still commit. A graph that was never
+// committed has no row, and gets none.
 //
 // The graph's assets are not deleted here: once no node state refers to
 // them, [Store.PruneAssets] removes them like any other unreferenced
 // asset. Cancel the graph's runs first: a run still going would re-create
-// the graph with its next commit (at version 0, as a ConflictError makes
-// it reload). It returns ctx.Err(), with no effect, if ctx is done.
+// the graph, as its next commit conflicts, and the executor then reloads
+// the empty graph and commits its results on it. It returns ctx.Err(),
+// with no effect, if ctx is done.
 func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -29,25 +46,32 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	if !storable(graphKey) {
 		return false, nil // Postgres cannot hold such a key: nothing to delete
 	}
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return false, s.wrapErr(err, "delete graph %q", graphKey)
 	}
 	defer rollback(ctx, tx)
-	// The graphs row first: it locks the graph, so a commit racing with
-	// the deletion either ends before it or finds no row (and conflicts).
-	tag, err := tx.Exec(ctx, s.q.deleteGraph, graphKey)
-	if err != nil {
+	// The graphs row first: the update locks it, so a commit racing with
+	// the deletion either ends before it, and its states are deleted
+	// below, or waits for it and then finds the version moved (and
+	// conflicts). The DELETEs are statements of their own, so that in
+	// READ COMMITTED they see the states of a commit that ended while
+	// the update waited for it.
+	if _, err := tx.Exec(ctx, s.q.deleteGraph, graphKey); err != nil {
 		return false, s.wrapErr(err, "delete graph %q", graphKey)
 	}
-	// node_states go with it (ON DELETE CASCADE); runs have no foreign key.
-	if _, err := tx.Exec(ctx, s.q.deleteGraphRuns, graphKey); err != nil {
+	states, err := tx.Exec(ctx, s.q.deleteGraphStates, graphKey)
+	if err != nil {
+		return false, s.wrapErr(err, "delete node states of graph %q", graphKey)
+	}
+	runs, err := tx.Exec(ctx, s.q.deleteGraphRuns, graphKey)
+	if err != nil {
 		return false, s.wrapErr(err, "delete runs of graph %q", graphKey)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return false, s.wrapErr(err, "delete graph %q: commit", graphKey)
 	}
-	return tag.RowsAffected() > 0, nil
+	return states.RowsAffected()+runs.RowsAffected() > 0, nil
 }
 
 // PruneAssets deletes the assets that no node state of the store refers
@@ -158,10 +182,14 @@ func (s *Store) batchSize() int {
 //
 // pruneRunsSQL deletes a batch of old records, skipping those that a
 // concurrent PutRun holds: they are not old.
+//
+// deleteGraphSQL makes a graph's row a tombstone: it moves the version on
+// and keeps the row, so that the version is never used again.
 const (
-	deleteGraphSQL     = `DELETE FROM {s}.graphs WHERE graph_key = $1`
-	deleteGraphRunsSQL = `DELETE FROM {s}.runs WHERE graph_key = $1`
-	pruneAssetsSQL     = `WITH page AS (
+	deleteGraphSQL       = `UPDATE {s}.graphs SET version = version + 1, updated_at = now() WHERE graph_key = $1`
+	deleteGraphStatesSQL = `DELETE FROM {s}.node_states WHERE graph_key = $1`
+	deleteGraphRunsSQL   = `DELETE FROM {s}.runs WHERE graph_key = $1`
+	pruneAssetsSQL       = `WITH page AS (
 	SELECT key FROM {s}.assets WHERE key > $1 ORDER BY key LIMIT $2
 ), gone AS (
 	DELETE FROM {s}.assets a USING page

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,9 +130,10 @@ func TestPruneAssetsBatches(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
-// DeleteGraph removes the graph's version, states and runs, and nothing
-// of a graph whose key it prefixes; the graph can then start again at
-// version 0, and its assets become garbage for PruneAssets.
+// DeleteGraph removes the graph's states and runs, and nothing of a graph
+// whose key it prefixes; the graph then loads empty, at a version that
+// moved on, takes commits at that version, and its assets become garbage
+// for PruneAssets.
 func TestDeleteGraph(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	s, pg := newStore(t)
@@ -151,7 +153,8 @@ func TestDeleteGraph(t *testing.T) {
 	assert.True(t, ok)
 	snap, err := s.Load(ctx, "a")
 	require.NoError(t, err)
-	assert.Equal(t, executor.Snapshot{Version: 0, States: map[string]dirty.State{}}, snap)
+	assert.Equal(t, executor.Snapshot{Version: 2, States: map[string]dirty.State{}}, snap,
+		"a deleted graph has no states, at a version after the last one it had")
 	runs, err := s.ListRuns(ctx, "a")
 	require.NoError(t, err)
 	assert.Empty(t, runs)
@@ -167,9 +170,16 @@ func TestDeleteGraph(t *testing.T) {
 	ok, err = s.DeleteGraph(ctx, "a")
 	require.NoError(t, err)
 	assert.False(t, ok, "a second delete finds nothing")
+	ok, err = s.DeleteGraph(ctx, "never-committed")
+	require.NoError(t, err)
+	assert.False(t, ok)
 	ok, err = s.DeleteGraph(ctx, "bad\x00key")
 	require.NoError(t, err)
 	assert.False(t, ok)
+	var tombstones int
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM "`+pg.Schema+`".graphs
+WHERE graph_key IN ('a', 'never-committed')`).Scan(&tombstones))
+	assert.Equal(t, 1, tombstones, "the deleted graph keeps its row; a graph never committed gets none")
 
 	age(t, pg, "a/n/h", "a/b/n/h")
 	n, err := s.PruneAssets(ctx, time.Minute)
@@ -177,8 +187,12 @@ func TestDeleteGraph(t *testing.T) {
 	assert.Equal(t, int64(1), n)
 	assert.Equal(t, []bool{false, true}, exists(t, s, refA, refAB))
 
-	// The key is free again: a first commit is at version 0.
-	assert.Equal(t, int64(1), commitRefs(t, s, "a", 0, map[string]string{"n": refAB}))
+	// The graph starts again at the version it loads at: each delete moved
+	// it on by one.
+	snap, err = s.Load(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), snap.Version)
+	assert.Equal(t, int64(4), commitRefs(t, s, "a", snap.Version, map[string]string{"n": refAB}))
 
 	ctx2, cancel := context.WithCancel(ctx)
 	cancel()
@@ -187,6 +201,131 @@ func TestDeleteGraph(t *testing.T) {
 	snap, err = s.Load(ctx, "a/b")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), snap.Version, "a cancelled delete changes nothing")
+	assert.Len(t, snap.States, 1, "a cancelled delete changes nothing")
+}
+
+// A version is never used twice: a run that loaded a graph before it was
+// deleted cannot commit after it, however far the re-created graph got,
+// at its version nor at any other the graph had before the deletion.
+func TestDeleteGraphNeverReusesVersions(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, _ := newStore(t)
+	ctx := t.Context()
+	clean := func(rev int64) []executor.Change {
+		return []executor.Change{{ID: "n", State: dirty.State{Status: dirty.StatusClean, Rev: rev}}}
+	}
+	for _, tc := range []struct {
+		name      string
+		before    int // commits before the deletion
+		recreated int // commits after it
+	}{
+		{"stale run at 1, new graph at 1", 1, 1},
+		{"stale run at 1, new graph past it", 1, 3},
+		{"stale run at 3, new graph at 3", 3, 3},
+		{"stale run at 3, new graph short of it", 3, 1},
+		{"stale run at 2, graph not re-created", 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := testenv.UniqueName(t)
+			var v int64
+			for i := range tc.before {
+				var err error
+				v, err = s.Commit(ctx, key, v, clean(int64(i+1)))
+				require.NoError(t, err)
+			}
+			stale, err := s.Load(ctx, key) // a run loads the graph
+			require.NoError(t, err)
+			_, err = s.DeleteGraph(ctx, key)
+			require.NoError(t, err)
+			// Someone else re-creates the graph, as the executor does: load,
+			// then commit at the version loaded.
+			for i := range tc.recreated {
+				snap, err := s.Load(ctx, key)
+				require.NoError(t, err)
+				if i == 0 {
+					assert.Empty(t, snap.States, "a deleted graph loads without states")
+					assert.Greater(t, snap.Version, stale.Version, "a deleted graph's version moved on")
+				}
+				_, err = s.Commit(ctx, key, snap.Version, []executor.Change{
+					{ID: "n", State: dirty.State{Status: dirty.StatusDirty, Rev: int64(100 + i)}},
+				})
+				require.NoError(t, err)
+			}
+			now, err := s.Load(ctx, key)
+			require.NoError(t, err)
+
+			// The stale run commits at the version it loaded, or any older.
+			for expect := stale.Version; expect >= 0; expect-- {
+				v, err := s.Commit(ctx, key, expect, clean(-1))
+				assert.Zero(t, v)
+				ce := requireConflict(t, err, key, expect)
+				assert.Equal(t, now.Version, ce.Actual)
+			}
+			after, err := s.Load(ctx, key)
+			require.NoError(t, err)
+			assert.Equal(t, now, after, "a stale commit changed the re-created graph")
+		})
+	}
+}
+
+// Deletions racing with commits: a reader never sees the version go back,
+// and after each deletion a commit based on an earlier load conflicts.
+func TestDeleteGraphWhileCommitting(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, _ := newStore(t)
+	ctx := t.Context()
+	key := testenv.UniqueName(t)
+	const rounds = 20
+	_, err := s.Commit(ctx, key, 0, nil)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop()
+	wg.Go(func() { // the writer: load, commit, retry on conflict
+		for rev := int64(1); ; rev++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			snap, err := s.Load(ctx, key)
+			if !assert.NoError(t, err) {
+				return
+			}
+			_, err = s.Commit(ctx, key, snap.Version, []executor.Change{{ID: "n", State: dirty.State{Rev: rev}}})
+			if err != nil && !assert.ErrorIs(t, err, executor.ErrConflict) {
+				return
+			}
+		}
+	})
+	wg.Go(func() { // the reader: versions only go up
+		var last int64
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			snap, err := s.Load(ctx, key)
+			if !assert.NoError(t, err) {
+				return
+			}
+			if !assert.GreaterOrEqual(t, snap.Version, last, "the version went back after a deletion") {
+				return
+			}
+			last = snap.Version
+		}
+	})
+	for range rounds {
+		before, err := s.Load(ctx, key)
+		require.NoError(t, err)
+		_, err = s.DeleteGraph(ctx, key)
+		require.NoError(t, err)
+		_, err = s.Commit(ctx, key, before.Version, nil)
+		requireConflict(t, err, key, before.Version)
+	}
+	stop()
 }
 
 // PruneRuns deletes the records that ended before the time, and those of
