@@ -64,6 +64,12 @@ type Change struct {
 // UTF-8 except NUL; the executor cleans error texts before it records
 // them.
 //
+// A store may document a maximum length for graph keys and node IDs, as
+// a database's index limits it. It must refuse a Commit with a longer one
+// with an error, and apply nothing: never truncate, hash or otherwise
+// change the key to fit. A Load of a longer graph key finds a graph never
+// committed, since it cannot have been.
+//
 // A Commit that fails with an error other than a conflict (a lost
 // connection, say) may or may not have been applied; the executor then
 // reloads and compares before it tries again. The executor/storetest
@@ -104,7 +110,10 @@ type Asset struct {
 // already used must succeed, and replaces the asset stored there,
 // whatever it was: every reference to that key then gives the new asset.
 // (The executor puts again after a crash between Put and Commit.) Keys
-// and refs are compared exactly. It must be safe for concurrent use.
+// and refs are compared exactly. A store may document a maximum key
+// length; it must refuse a Put with a longer key with an error, never
+// truncate or otherwise change the key, and Get and Exists of a reference
+// to such a key find nothing. It must be safe for concurrent use.
 type AssetStore interface {
 	// Put stores an asset under key, replacing any asset already there,
 	// and returns its reference.
@@ -181,7 +190,10 @@ type Record struct {
 // RunStore keeps run records. It must be safe for concurrent use. IDs
 // and graph keys are compared exactly. StartedAt and EndedAt keep at
 // least microseconds, any finer part truncated and never rounded, as for
-// a [StateStore]; a zero time comes back as the zero time.
+// a [StateStore]; a zero time comes back as the zero time. A store may
+// document a maximum length for IDs and graph keys; it must refuse a
+// PutRun with a longer one with an error, never truncate or otherwise
+// change it, and GetRun and ListRuns of one find nothing.
 type RunStore interface {
 	// PutRun creates or replaces the record with r.ID.
 	PutRun(ctx context.Context, r Record) error

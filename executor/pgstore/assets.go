@@ -20,10 +20,14 @@ const RefPrefix = "pg:"
 // Put stores a under key in the assets table, replacing any asset already
 // there, and returns its reference, [RefPrefix] + key. It is one upsert,
 // one round trip; Data goes as bytea, Meta as jsonb. Put does not keep a,
-// so the caller may reuse its Data and Meta. It returns ctx.Err(), with no
-// effect, if ctx is done.
+// so the caller may reuse its Data and Meta. A key longer than
+// [MaxAssetKeyBytes] gives a [*KeyError], before any SQL. It returns
+// ctx.Err(), with no effect, if ctx is done.
 func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := checkKey(fieldAssetKey, key, MaxAssetKeyBytes); err != nil {
 		return "", err
 	}
 	var meta *string // NULL for no metadata
@@ -97,5 +101,5 @@ func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
 // store can have returned.
 func refKey(ref string) (string, bool) {
 	key, ok := strings.CutPrefix(ref, RefPrefix)
-	return key, ok && storable(key)
+	return key, ok && fits(key, MaxAssetKeyBytes)
 }

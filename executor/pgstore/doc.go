@@ -51,7 +51,20 @@
 //
 // An asset's reference is [RefPrefix] ("pg:") followed by its key. Get
 // and Exists treat any other reference, and any that Postgres could not
-// hold (NUL bytes, invalid UTF-8), as not found, without an error.
+// hold (NUL bytes, invalid UTF-8, a key over [MaxAssetKeyBytes]), as not
+// found, without an error.
+//
+// # Limits
+//
+// Postgres refuses a btree index entry longer than 2,704 bytes, and the
+// store indexes keys and IDs with btrees, so it takes graph keys, node IDs
+// and run IDs of at most 1,200 bytes each ([MaxGraphKeyBytes],
+// [MaxNodeIDBytes], [MaxRunIDBytes]) and asset keys of at most 2,600
+// ([MaxAssetKeyBytes]): within those, every index entry fits, however
+// incompressible the keys. Commit, Put and PutRun refuse a longer one
+// with a [*KeyError] before any SQL; a lookup of one finds nothing, as
+// for a key never stored. Asset references, in node states, have no
+// limit: their index is a hash index.
 //
 // # Transactions
 //
@@ -122,7 +135,8 @@
 // executor.ErrNotFound. A done context gives ctx.Err() with no effect.
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema or a table is missing they also wrap
-// [ErrNotMigrated]. A refused schema name is a [*SchemaError]; a negative
+// [ErrNotMigrated]. A refused schema name is a [*SchemaError]; a key or ID
+// over its limit is a [*KeyError], wrapping [ErrKeyTooLong]; a negative
 // age given to a prune wraps [ErrInvalidAge].
 //
 // # Pools and PgBouncer

@@ -43,8 +43,8 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	if !storable(graphKey) {
-		return false, nil // Postgres cannot hold such a key: nothing to delete
+	if !fits(graphKey, MaxGraphKeyBytes) {
+		return false, nil // never committed nor put in a run record: nothing to delete
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {

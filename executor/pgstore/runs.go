@@ -24,11 +24,19 @@ type markJSON struct {
 
 // PutRun creates or replaces the record with r.ID, in one upsert. Marks
 // (in order) and Counts are stored as jsonb, Failed as text[]; a zero
-// StartedAt or EndedAt as NULL. PutRun does not keep r's slices. It
-// returns ctx.Err(), with no effect, if ctx is done.
+// StartedAt or EndedAt as NULL. PutRun does not keep r's slices. An ID
+// longer than [MaxRunIDBytes], or a graph key longer than
+// [MaxGraphKeyBytes], gives a [*KeyError], before any SQL. It returns
+// ctx.Err(), with no effect, if ctx is done.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err := checkKey(fieldRunID, r.ID, MaxRunIDBytes); err != nil {
+		return err
+	}
+	if err := checkKey(fieldGraphKey, r.GraphKey, MaxGraphKeyBytes); err != nil {
+		return fmt.Errorf("put run %q: %w", r.ID, err)
 	}
 	marks := make([]markJSON, len(r.Marks))
 	for i, m := range r.Marks {
@@ -61,7 +69,7 @@ func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) 
 	if err := ctx.Err(); err != nil {
 		return executor.Record{}, err
 	}
-	if !storable(id) {
+	if !fits(id, MaxRunIDBytes) {
 		return executor.Record{}, fmt.Errorf("get run %q: %w", id, executor.ErrNotFound)
 	}
 	rows, err := s.pool.Query(ctx, s.q.getRun, id)
@@ -91,7 +99,7 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 		return nil, err
 	}
 	out := []executor.Record{}
-	if !storable(graphKey) {
+	if !fits(graphKey, MaxGraphKeyBytes) {
 		return out, nil
 	}
 	rows, err := s.pool.Query(ctx, s.q.listRuns, graphKey)

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +24,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 		return executor.Snapshot{}, err
 	}
 	snap := executor.Snapshot{States: make(map[string]dirty.State)}
-	if !storable(graphKey) {
+	if !fits(graphKey, MaxGraphKeyBytes) {
 		return snap, nil // never committed: Commit would have failed
 	}
 	rows, err := s.pool.Query(ctx, s.q.load, graphKey)
@@ -66,7 +67,9 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 // node states. Later changes to the same node win; nodes not in changes
 // keep their states; an empty change list still bumps the version.
 //
-// If the graph is not at expect, Commit applies nothing and returns a
+// A graph key or node ID longer than [MaxGraphKeyBytes] or
+// [MaxNodeIDBytes] gives a [*KeyError], before any SQL. If the graph is
+// not at expect, Commit applies nothing and returns a
 // [*executor.ConflictError] with the version it found. Of concurrent
 // commits at one version, exactly one wins, first commits of a new graph
 // included: the others wait for the winner's row lock, then find the
@@ -78,6 +81,14 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if err := checkKey(fieldGraphKey, graphKey, MaxGraphKeyBytes); err != nil {
+		return 0, err
+	}
+	for _, c := range changes {
+		if err := checkKey(fieldNodeID, c.ID, MaxNodeIDBytes); err != nil {
+			return 0, fmt.Errorf("commit graph %q: %w", graphKey, err)
+		}
 	}
 	if expect < 0 { // no graph is ever at a negative version
 		actual, err := s.versionOf(ctx, s.pool, graphKey)
@@ -131,7 +142,7 @@ type querier interface {
 
 // versionOf returns the graph's committed version, 0 if it has none.
 func (s *Store) versionOf(ctx context.Context, q querier, graphKey string) (int64, error) {
-	if !storable(graphKey) {
+	if !fits(graphKey, MaxGraphKeyBytes) {
 		return 0, nil
 	}
 	var v int64

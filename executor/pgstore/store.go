@@ -45,6 +45,10 @@ var (
 	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
 	// ErrInvalidAge: a retention method got a negative age.
 	ErrInvalidAge = errors.New("pgstore: invalid age")
+	// ErrKeyTooLong: a graph key, node ID, asset key or run ID is longer
+	// than the store can index (see [MaxGraphKeyBytes]). A [*KeyError]
+	// wraps it.
+	ErrKeyTooLong = errors.New("pgstore: key too long")
 )
 
 // SchemaError reports an [Options].Schema that New refused: what was
