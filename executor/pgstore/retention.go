@@ -106,6 +106,7 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 	var (
 		total int64
 		after string // the last key of the previous batch; "" sorts first
+		first = true // the first batch takes the key "" too
 	)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -115,7 +116,7 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 			last          *string
 			seen, deleted int64
 		)
-		err := s.pool.QueryRow(ctx, s.q.pruneAssets, after, s.batchSize(), olderThan.Microseconds(), RefPrefix).
+		err := s.pool.QueryRow(ctx, s.q.pruneAssets, after, s.batchSize(), olderThan.Microseconds(), RefPrefix, first).
 			Scan(&last, &seen, &deleted)
 		if err != nil {
 			return total, s.wrapErr(err, "prune assets older than %v", olderThan)
@@ -124,7 +125,7 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 		if last == nil || seen < int64(s.batchSize()) {
 			return total, nil
 		}
-		after = *last
+		after, first = *last, false
 	}
 }
 
@@ -173,9 +174,12 @@ func (s *Store) batchSize() int {
 // The statements of the retention methods. {s} is the schema.
 //
 // pruneAssetsSQL takes a page of keys after $1 in key order (the primary
-// key's index, "C" order), deletes those put more than $3 microseconds ago
-// that no node state refers to, and returns the page's last key, its size
-// and the count deleted. The reference is compared in the collation of
+// key's index, "C" order), or from $1 on when $5 is true, for the first
+// page, which must take the key "" too; deletes those put more than $3
+// microseconds ago that no node state refers to; and returns the page's
+// last key, its size and the count deleted. The page's condition is a
+// range of the index, key >= $1, and a filter, so that the index is
+// scanned from $1 only. The reference is compared in the collation of
 // node_states.asset_ref, so that its hash index serves the lookup. A row
 // that a concurrent Put holds is waited for, then checked again (READ
 // COMMITTED), so a Put that renews an asset keeps it.
@@ -190,7 +194,7 @@ const (
 	deleteGraphStatesSQL = `DELETE FROM {s}.node_states WHERE graph_key = $1`
 	deleteGraphRunsSQL   = `DELETE FROM {s}.runs WHERE graph_key = $1`
 	pruneAssetsSQL       = `WITH page AS (
-	SELECT key FROM {s}.assets WHERE key > $1 ORDER BY key LIMIT $2
+	SELECT key FROM {s}.assets WHERE key >= $1 AND (key <> $1 OR $5::boolean) ORDER BY key LIMIT $2
 ), gone AS (
 	DELETE FROM {s}.assets a USING page
 	WHERE a.key = page.key

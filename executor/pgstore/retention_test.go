@@ -130,6 +130,50 @@ func TestPruneAssetsBatches(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 }
 
+// The asset under the key "", which sorts before every other, is pruned
+// like any other, by the first batch, whatever its size; and kept while a
+// node state refers to it.
+func TestPruneAssetsEmptyKey(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, tc := range []struct {
+		name       string
+		batch      int // 0 for the default
+		referenced bool
+	}{
+		{"default batch", 0, false},
+		{"batch of 1", 1, false},
+		{"batch of 2", 2, false},
+		{"referenced, batch of 1", 1, true},
+		{"referenced, default batch", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pg := newStore(t)
+			if tc.batch > 0 {
+				pgstore.SetPruneBatch(s, tc.batch)
+			}
+			keys := []string{"", "\x01", "a"}
+			refs := make([]string, len(keys))
+			for i, k := range keys {
+				ref, err := s.Put(t.Context(), k, executor.Asset{Hash: "h"})
+				require.NoError(t, err)
+				refs[i] = ref
+			}
+			if tc.referenced {
+				commitRefs(t, s, "g", 0, map[string]string{"n": refs[0]})
+			}
+			age(t, pg, keys...)
+			n, err := s.PruneAssets(t.Context(), time.Minute)
+			require.NoError(t, err)
+			want, deleted := []bool{false, false, false}, int64(3)
+			if tc.referenced {
+				want[0], deleted = true, 2
+			}
+			assert.Equal(t, deleted, n)
+			assert.Equal(t, want, exists(t, s, refs...), "assets left under the keys %q", keys)
+		})
+	}
+}
+
 // DeleteGraph removes the graph's states and runs, and nothing of a graph
 // whose key it prefixes; the graph then loads empty, at a version that
 // moved on, takes commits at that version, and its assets become garbage
@@ -423,23 +467,52 @@ WHERE schemaname = $1 AND indexname = 'node_states_asset_ref')`, pg.Schema).Scan
 // PruneAssets finds references through the node_states_asset_ref index:
 // the reference it builds must be in the collation of the column, or
 // Postgres cannot use the index and every batch scans all node states.
-// With the other ways of joining turned off, the plan must name it.
+// And it takes each page of keys as a range of the assets' primary key,
+// from the last key of the previous page, not as a scan of the whole
+// index. With the other ways of joining turned off, the plan must name
+// both, for the first page and the next ones, with the parameters' values
+// known (a custom plan) or not (a generic plan, which a prepared statement
+// may come to use). EXPLAIN plans a statement with its parameters' values,
+// so the test prepares it, and explains its EXECUTE.
 func TestPruneAssetsUsesTheIndex(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	_, pg := newStore(t)
 	ctx := t.Context()
-	tx, err := pg.Pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = tx.Rollback(ctx) }()
-	for _, off := range []string{"enable_seqscan", "enable_hashjoin", "enable_mergejoin", "enable_material"} {
-		_, err := tx.Exec(ctx, "SET LOCAL "+off+" = off")
-		require.NoError(t, err)
+	for i, tc := range []struct {
+		name  string
+		mode  string // plan_cache_mode
+		after string
+		first bool
+	}{
+		{"first page, custom plan", "force_custom_plan", "", true},
+		{"next page, custom plan", "force_custom_plan", "g/n/h", false},
+		{"first page, generic plan", "force_generic_plan", "", true},
+		{"next page, generic plan", "force_generic_plan", "g/n/h", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tx, err := pg.Pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			name := fmt.Sprintf("prune_page_%d", i) // PREPARE outlives a rollback: a name per subtest
+			for _, set := range []string{"enable_seqscan = off", "enable_hashjoin = off", "enable_mergejoin = off",
+				"enable_material = off", "plan_cache_mode = " + tc.mode} {
+				_, err := tx.Exec(ctx, "SET LOCAL "+set)
+				require.NoError(t, err)
+			}
+			_, err = tx.Exec(ctx, "PREPARE "+name+" (text, bigint, bigint, text, boolean) AS "+pgstore.PruneAssetsSQL(pg.Schema))
+			require.NoError(t, err)
+			defer func() { _, _ = tx.Exec(ctx, "DEALLOCATE "+name) }()
+			rows, err := tx.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE %s ('%s', 10, 0, '%s', %t)",
+				name, tc.after, pgstore.RefPrefix, tc.first))
+			require.NoError(t, err)
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			plan := strings.Join(lines, "\n")
+			assert.Contains(t, plan, "node_states_asset_ref")
+			assert.Regexp(t, `Index Only Scan using assets_pkey on assets\s.*\n\s*Index Cond: \(key >= `, plan,
+				"a page is a range of the primary key")
+		})
 	}
-	rows, err := tx.Query(ctx, "EXPLAIN "+pgstore.PruneAssetsSQL(pg.Schema), "", 10, int64(0), pgstore.RefPrefix)
-	require.NoError(t, err)
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	assert.Contains(t, strings.Join(plan, "\n"), "node_states_asset_ref")
 }
 
 // A reference of any length can be committed: the index on references is
