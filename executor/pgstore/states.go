@@ -15,10 +15,11 @@ import (
 
 // Load returns the graph's node states and version, read in one statement
 // and so from one snapshot: version 0 and an empty map for a graph never
-// committed, and an empty map at the tombstone's version for a graph
-// deleted by [Store.DeleteGraph]. The caller owns the map. Times come back in UTC, and a zero
-// UpdatedAt as the zero time. It costs one round trip and O(nodes). It
-// returns ctx.Err() if ctx is done.
+// committed (or with a key over [MaxGraphKeyBytes]), and an empty map at
+// the tombstone's version for a graph deleted by [Store.DeleteGraph]. The
+// caller owns the map. Times come back in UTC, and a zero UpdatedAt as the
+// zero time. It costs one round trip and O(nodes). It returns ctx.Err()
+// if ctx is done.
 func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return executor.Snapshot{}, err
