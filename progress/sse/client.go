@@ -1,13 +1,14 @@
 package sse
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,16 +120,43 @@ func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 }
 
 // Events is [Client.Stream] with each message's data decoded as a
-// progress.Event. A message that is not an event ends it with an error
-// wrapping progress.ErrInvalidJSON.
+// progress.Event. A message that is not an event (data that is not a
+// JSON object, such as "null" or malformed JSON, or an object that is not
+// in the event's documented form) ends it with an error wrapping
+// progress.ErrInvalidJSON.
 func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) error {
 	return c.Stream(ctx, func(m Message) error {
-		var e progress.Event
-		if err := json.Unmarshal([]byte(m.Data), &e); err != nil {
+		e, err := decodeEvent(m.Data)
+		if err != nil {
 			return fmt.Errorf("sse: event id %q: %w", m.ID, err)
 		}
 		return fn(e)
 	})
+}
+
+// decodeEvent decodes a message's data as an event. It calls
+// Event.UnmarshalJSON itself, because json.Unmarshal would report bad
+// syntax with a bare *json.SyntaxError before calling it, and it refuses
+// data that is not an object, which UnmarshalJSON would take for an empty
+// event ("null").
+func decodeEvent(data string) (progress.Event, error) {
+	var e progress.Event
+	b := []byte(data)
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return e, fmt.Errorf("%w: data %q is not a JSON object; an event is one", progress.ErrInvalidJSON, clip(data, 64))
+	}
+	if err := e.UnmarshalJSON(b); err != nil {
+		return progress.Event{}, err
+	}
+	return e, nil
+}
+
+// clip shortens s to at most n bytes, marking the cut with "...".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 // connect runs one connection. done reports that the stream must not be
