@@ -38,7 +38,9 @@ type Message struct {
 // ignored, data lines are joined with "\n", an id containing NUL is
 // ignored, a retry that is not all ASCII digits is ignored, unknown fields
 // are ignored, and an event left incomplete at the end of the stream is
-// discarded. Invalid UTF-8 becomes U+FFFD. A Decoder is not safe for
+// discarded. Invalid UTF-8 is replaced as a browser's decoder replaces
+// it: one U+FFFD for each maximal ill-formed subsequence, as the WHATWG
+// Encoding standard's "UTF-8 decode" says. A Decoder is not safe for
 // concurrent use.
 type Decoder struct {
 	r       *bufio.Reader
@@ -92,10 +94,11 @@ func (d *Decoder) Next() (Message, error) {
 		case "event":
 			d.typ = validUTF8(value)
 		case "data":
-			if d.data.Len()+len(value)+1 > MaxEventSize {
+			v := validUTF8(value) // may be longer than value: count what is kept
+			if d.data.Len()+len(v)+1 > MaxEventSize {
 				return Message{}, fmt.Errorf("%w: data over %d bytes", ErrTooLarge, MaxEventSize)
 			}
-			d.data.WriteString(validUTF8(value))
+			d.data.WriteString(v)
 			d.data.WriteByte('\n')
 		case "id":
 			if bytes.IndexByte(value, 0) < 0 {
@@ -136,11 +139,71 @@ func parseDigits(b []byte) (int64, bool) {
 	return n, true
 }
 
+// validUTF8 decodes b as the WHATWG Encoding standard's "UTF-8 decode"
+// does, and so as browsers do: each maximal subpart of an ill-formed
+// sequence becomes one U+FFFD. A maximal subpart is a lead byte with the
+// continuation bytes after it that could still have made a valid sequence
+// (E2 82 followed by 'a' gives one U+FFFD, then 'a'); a byte that can
+// start no sequence is one on its own (FF FE gives two, as do the
+// overlong C0 AF; the surrogate ED A0 80 gives three). Valid input is
+// returned as it is, at the cost of one utf8.Valid scan.
 func validUTF8(b []byte) string {
 	if utf8.Valid(b) {
 		return string(b)
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
+	out := make([]byte, 0, len(b)+len(b)/2)
+	for len(b) > 0 {
+		if b[0] < utf8.RuneSelf {
+			out = append(out, b[0])
+			b = b[1:]
+			continue
+		}
+		if r, size := utf8.DecodeRune(b); r != utf8.RuneError || size > 1 {
+			out = append(out, b[:size]...)
+			b = b[size:]
+			continue
+		}
+		out = append(out, "\uFFFD"...)
+		b = b[maximalSubpart(b):]
+	}
+	return string(out)
+}
+
+// maximalSubpart returns the length of the ill-formed sequence that starts
+// b, which holds no valid sequence at its start: the lead byte and the
+// continuation bytes that the WHATWG UTF-8 decoder accepts after it
+// before it meets a byte out of range or the end of b.
+func maximalSubpart(b []byte) int {
+	// The bytes needed after the lead, and the range allowed for the
+	// first of them (the later ones are 80..BF).
+	var need int
+	lower, upper := byte(0x80), byte(0xBF)
+	switch c := b[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c >= 0xE0 && c <= 0xEF:
+		need = 2
+		if c == 0xE0 {
+			lower = 0xA0 // not overlong
+		} else if c == 0xED {
+			upper = 0x9F // not a surrogate
+		}
+	case c >= 0xF0 && c <= 0xF4:
+		need = 3
+		if c == 0xF0 {
+			lower = 0x90 // not overlong
+		} else if c == 0xF4 {
+			upper = 0x8F // not above U+10FFFF
+		}
+	default:
+		return 1 // never a lead byte: 80..C1, F5..FF
+	}
+	n := 1
+	for n <= need && n < len(b) && b[n] >= lower && b[n] <= upper {
+		n++
+		lower, upper = 0x80, 0xBF
+	}
+	return n
 }
 
 // readLine returns the next line without its terminator. The returned

@@ -3,6 +3,7 @@ package sse_test
 import (
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -107,6 +108,10 @@ func TestDecoderTooLarge(t *testing.T) {
 	line := "data: " + strings.Repeat("y", 1000) + "\n"
 	got = decodeAll(strings.NewReader(strings.Repeat(line, sse.MaxEventSize/1000+10) + "\n"))
 	assert.ErrorIs(t, got.err, sse.ErrTooLarge, "many lines of one event")
+	// Each invalid byte becomes three, U+FFFD: the bound is on the data
+	// kept, not on the bytes read.
+	got = decodeAll(strings.NewReader("data: " + strings.Repeat("\xff", sse.MaxEventSize/2) + "\n\n"))
+	assert.ErrorIs(t, got.err, sse.ErrTooLarge, "invalid bytes that grow past the bound")
 }
 
 func TestEncode(t *testing.T) {
@@ -177,5 +182,118 @@ func FuzzEncodeDecode(f *testing.F) {
 			want.Type = "message"
 		}
 		assert.Equal(t, want, got.msgs[0], "wire %q", b.String())
+	})
+}
+
+// whatwgUTF8Decode is the WHATWG Encoding standard's UTF-8 decoder
+// (https://encoding.spec.whatwg.org/#utf-8-decoder) transcribed step by
+// step, with replacement error mode: the reference the Decoder must match.
+func whatwgUTF8Decode(in []byte) string {
+	var out strings.Builder
+	var cp rune
+	needed, seen := 0, 0
+	lower, upper := byte(0x80), byte(0xBF)
+	for i := 0; i < len(in); i++ {
+		b := in[i]
+		if needed == 0 {
+			switch {
+			case b <= 0x7F:
+				out.WriteByte(b)
+			case b >= 0xC2 && b <= 0xDF:
+				needed, cp = 1, rune(b&0x1F)
+			case b >= 0xE0 && b <= 0xEF:
+				if b == 0xE0 {
+					lower = 0xA0
+				}
+				if b == 0xED {
+					upper = 0x9F
+				}
+				needed, cp = 2, rune(b&0xF)
+			case b >= 0xF0 && b <= 0xF4:
+				if b == 0xF0 {
+					lower = 0x90
+				}
+				if b == 0xF4 {
+					upper = 0x8F
+				}
+				needed, cp = 3, rune(b&0x7)
+			default:
+				out.WriteRune(utf8.RuneError)
+			}
+			continue
+		}
+		if b < lower || b > upper {
+			cp, needed, seen, lower, upper = 0, 0, 0, 0x80, 0xBF
+			out.WriteRune(utf8.RuneError)
+			i-- // "restore byte to ioQueue": it is read again
+			continue
+		}
+		lower, upper = 0x80, 0xBF
+		cp = cp<<6 | rune(b&0x3F)
+		if seen++; seen == needed {
+			out.WriteRune(cp)
+			cp, needed, seen = 0, 0, 0
+		}
+	}
+	if needed != 0 { // end of queue inside a sequence
+		out.WriteRune(utf8.RuneError)
+	}
+	return out.String()
+}
+
+// Invalid UTF-8 in a field's value is replaced as a browser replaces it:
+// one U+FFFD per maximal subpart, not one per run of bad bytes.
+func TestDecoderReplacesInvalidUTF8(t *testing.T) {
+	const x = "\ufffd"
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"valid, untouched", "a€😀\u07ff\ud7ff\U0010ffff", "a€😀\u07ff\ud7ff\U0010ffff"},
+		{"bytes that start nothing: one each", "a\xff\xfeb", "a" + x + x + "b"},
+		{"stray continuation bytes: one each", "\x80\xbf\x80", x + x + x},
+		{"truncated 3-byte sequence, then ASCII: one", "\xe2\x82a", x + "a"},
+		{"truncated 3-byte sequence at the end: one", "a\xe2\x82", "a" + x},
+		{"truncated 4-byte sequence: one", "\xf0\x9f\x98x", x + "x"},
+		{"truncated 2-byte sequence: one", "\xc3x", x + "x"},
+		{"lead byte after a lead byte", "\xc3\xc3\xa9", x + "é"},
+		{"truncated sequence, then a valid one", "\xe2\x82\xe2\x82\xac", x + "€"},
+		{"overlong 2-byte: one per byte", "\xc0\xaf", x + x},
+		{"overlong 3-byte: one per byte", "\xe0\x80\xaf", x + x + x},
+		{"overlong 4-byte: one per byte", "\xf0\x80\x80\xaf", x + x + x + x},
+		{"surrogate: one per byte", "\xed\xa0\x80", x + x + x},
+		{"above U+10FFFF: one per byte", "\xf4\x90\x80\x80", x + x + x + x},
+		{"F5 and above start nothing", "\xf5\x80\x80\x80", x + x + x + x},
+		{"Unicode table 3-8", "a\xf1\x80\x80\xe1\x80\xc2b\x80c\x80\xbfd", "a" + x + x + x + "b" + x + "c" + x + x + "d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, whatwgUTF8Decode([]byte(tt.in)), "the reference decoder disagrees with the case")
+			in := "id: " + tt.in + "\nevent: " + tt.in + "\ndata: " + tt.in + "\n\n"
+			got := decodeAll(strings.NewReader(in))
+			require.NoError(t, got.err)
+			want := []sse.Message{{ID: tt.want, Type: tt.want, Data: tt.want}}
+			if diff := cmp.Diff(want, got.msgs); diff != "" {
+				t.Errorf("decoding %q (-want +got):\n%s", tt.in, diff)
+			}
+			assert.Equal(t, tt.want, got.lastID, "LastEventID")
+		})
+	}
+}
+
+// FuzzDecoderUTF8 checks the Decoder's replacement of invalid UTF-8
+// against the WHATWG decoder transcribed in whatwgUTF8Decode.
+func FuzzDecoderUTF8(f *testing.F) {
+	f.Add([]byte("a\xff\xfeb"))
+	f.Add([]byte("\xe2\x82a\xf0\x9f\x98"))
+	f.Add([]byte("a\xf1\x80\x80\xe1\x80\xc2b\x80c\x80\xbfd"))
+	f.Add([]byte("\xed\xa0\x80\xf4\x90\x80\x80\xe0\x80\xaf"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		in = slices.DeleteFunc(in, func(c byte) bool { return c == '\r' || c == '\n' }) // one line
+		got := decodeAll(strings.NewReader("data: " + string(in) + "\n\n"))
+		require.NoError(t, got.err)
+		require.Len(t, got.msgs, 1)
+		assert.Equal(t, whatwgUTF8Decode(in), got.msgs[0].Data, "data %q", in)
 	})
 }
