@@ -26,8 +26,16 @@
 // X-Accel-Buffering no (so nginx does not buffer it). It opens with a
 // retry field, then writes each event as "id: <seq>" and "data: <JSON>"
 // and flushes it. While no event comes, a comment line keeps the
-// connection open about every 15 s. The handler clears the connection's
-// write deadline, so a server WriteTimeout does not cut the stream.
+// connection open about every 15 s.
+//
+// Each write (an event or a comment, with its flush) has a deadline of
+// its own, [HandlerOptions].WriteTimeout (30 s by default), in place of
+// the server's WriteTimeout, which would cut a long-lived stream; between
+// writes none is set. So a client that stays connected but stops reading
+// loses its stream, and frees its stream slot, once a write has waited
+// that long. The handler needs a ResponseWriter that can flush: a
+// middleware's wrapper should keep http.Flusher or offer an Unwrap
+// method (see http.ResponseController), or requests get 500.
 //
 // # Resume
 //

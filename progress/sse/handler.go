@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,18 @@ type HandlerOptions struct {
 	// Retry is the reconnection delay sent to the client in a retry field
 	// when the stream opens. Default: 3s.
 	Retry time.Duration
+	// WriteTimeout bounds each write to the client: an event or a
+	// keep-alive comment, with its flush. A client that stays connected
+	// but stops reading has its stream ended once a write has waited
+	// that long, which frees its MaxStreams slot and its reader of the
+	// source. Between writes no deadline is set, so the server's own
+	// WriteTimeout, which would cut a long-lived stream, does not apply.
+	// A negative value sets no deadline at all: a client that stops
+	// reading then holds its stream until the connection fails. If the
+	// ResponseWriter supports no write deadline (a middleware's wrapper
+	// without an Unwrap method), the handler streams without one and
+	// logs a warning once. Default: 30s.
+	WriteTimeout time.Duration
 	// MaxStreams bounds the streams served at once; a request beyond it
 	// gets 503 with Retry-After. Default: 1000.
 	MaxStreams int
@@ -54,8 +67,10 @@ type HandlerOptions struct {
 	// tells EventSource to stop. Default: false, the stream stays open
 	// until the client leaves.
 	CloseOnFinal bool
-	// Logger reports source failures and refused authorizations' internal
-	// errors. Default: slog.Default().
+	// Logger reports source failures, refused authorizations' internal
+	// errors, a ResponseWriter that cannot flush or set write deadlines,
+	// and (at Info) streams ended by WriteTimeout. Default:
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -86,6 +101,7 @@ type Handler struct {
 	authorize    func(*http.Request) (string, error)
 	keepAlive    time.Duration
 	retry        time.Duration
+	writeTimeout time.Duration // < 0: none
 	maxStreams   int64
 	closeOnFinal bool
 	logger       *slog.Logger
@@ -94,6 +110,8 @@ type Handler struct {
 	served   atomic.Uint64
 	rejected atomic.Uint64
 	events   atomic.Uint64
+
+	warnedNoDeadline atomic.Bool // the warning is logged once
 }
 
 // NewHandler returns a Handler serving events from src. The error wraps
@@ -113,6 +131,7 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 		authorize:    opts.Authorize,
 		keepAlive:    opts.KeepAlive,
 		retry:        opts.Retry,
+		writeTimeout: opts.WriteTimeout,
 		maxStreams:   int64(opts.MaxStreams),
 		closeOnFinal: opts.CloseOnFinal,
 		logger:       opts.Logger,
@@ -122,6 +141,9 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 	}
 	if h.retry == 0 {
 		h.retry = 3 * time.Second
+	}
+	if h.writeTimeout == 0 {
+		h.writeTimeout = 30 * time.Second
 	}
 	if h.maxStreams == 0 {
 		h.maxStreams = 1000
@@ -147,8 +169,12 @@ var errFinal = errors.New("sse: final event sent")
 
 // ServeHTTP serves one stream. The resume point is the Last-Event-ID
 // header, or for a first connect the lastEventId query parameter; a
-// malformed one gets 400. It returns when the client goes away, after the
-// final event if CloseOnFinal is set, or when the source fails.
+// malformed one gets 400. It returns when the client goes away, when a
+// write fails or exceeds WriteTimeout, after the final event if
+// CloseOnFinal is set, or when the source fails. A ResponseWriter that
+// cannot flush (a middleware's wrapper that hides http.Flusher and has no
+// Unwrap method) could never deliver an event: the request gets 500, and
+// the handler logs an error.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -184,6 +210,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !canFlush(w) {
+		h.logger.Error("sse: the ResponseWriter cannot flush, so no event would reach the client; "+
+			"a middleware's ResponseWriter wrapper must implement http.Flusher or have an Unwrap method",
+			"type", fmt.Sprintf("%T", w), "path", r.URL.Path)
+		httpError(w, http.StatusInternalServerError, "sse: this server cannot stream events: its response writer cannot flush")
+		return
+	}
 	if n := h.active.Add(1); n > h.maxStreams {
 		h.active.Add(-1)
 		h.rejected.Add(1)
@@ -202,15 +235,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	rc := http.NewResponseController(w)
-	// A server's WriteTimeout must not cut a long-lived stream.
-	_ = rc.SetWriteDeadline(time.Time{})
+	// A server's WriteTimeout must not cut a long-lived stream: each write
+	// sets a deadline of its own instead, and clears it after.
+	deadlines := false
+	switch err := rc.SetWriteDeadline(time.Time{}); {
+	case h.writeTimeout < 0:
+	case err == nil:
+		deadlines = true
+	case errors.Is(err, http.ErrNotSupported):
+		if h.warnedNoDeadline.CompareAndSwap(false, true) {
+			h.logger.Warn("sse: the ResponseWriter supports no write deadline, so a client that stops reading "+
+				"keeps its stream until the connection fails, and a server WriteTimeout may cut streams; "+
+				"give a middleware's ResponseWriter wrapper an Unwrap method",
+				"type", fmt.Sprintf("%T", w))
+		}
+	default:
+		h.logger.Warn("sse: cannot set a write deadline; the connection is likely gone", "runId", runID, "error", err)
+		return
+	}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
 	hdr.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	s := &stream{w: w, rc: rc, keepAlive: h.keepAlive}
+	s := &stream{w: w, rc: rc, keepAlive: h.keepAlive, writeTimeout: h.writeTimeout, deadlines: deadlines}
 	// The keep-alive is a timer, not a goroutine per stream: it fires only
 	// after KeepAlive of silence, and every write pushes it back.
 	s.mu.Lock() // a callback's write waits until s.timer is set
@@ -221,12 +270,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	s.mu.Unlock()
 	defer s.close() // no write reaches w once ServeHTTP returns
-	if err := s.write([]byte("retry: " + strconv.FormatInt(h.retry.Milliseconds(), 10) + "\n\n")); err != nil {
-		return
+	err = s.write([]byte("retry: " + strconv.FormatInt(h.retry.Milliseconds(), 10) + "\n\n"))
+	if err == nil {
+		err = h.tail(ctx, s, runID, after)
 	}
+	switch {
+	case errors.Is(err, errFinal):
+		// The run ended.
+	case isWriteError(err):
+		h.logWriteError(runID, err)
+	case ctx.Err() != nil:
+		// The client left.
+	case err != nil:
+		h.logger.Warn("sse: stream ended by its source", "runId", runID, "error", err)
+	}
+}
 
+// tail writes the run's events after after to s until ctx ends, a write
+// fails, or (with CloseOnFinal) the final event is written.
+func (h *Handler) tail(ctx context.Context, s *stream, runID string, after uint64) error {
 	frame := make([]byte, 0, 512)
-	err = h.src.Tail(ctx, runID, after, func(e progress.Event) error {
+	return h.src.Tail(ctx, runID, after, func(e progress.Event) error {
 		data, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -245,11 +309,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+}
+
+// logWriteError reports a failed write that says more than "the client
+// left".
+func (h *Handler) logWriteError(runID string, err error) {
 	switch {
-	case errors.Is(err, errFinal), ctx.Err() != nil:
-		// The run ended, or the client left.
-	case err != nil && !isWriteError(err):
-		h.logger.Warn("sse: stream ended by its source", "runId", runID, "error", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		h.logger.Info("sse: stream ended: the client read nothing for the write timeout",
+			"runId", runID, "writeTimeout", h.writeTimeout)
+	case errors.Is(err, http.ErrNotSupported):
+		h.logger.Error("sse: stream ended: the ResponseWriter cannot flush", "runId", runID, "error", err)
+	}
+}
+
+// canFlush reports whether http.ResponseController.Flush can flush w: it
+// looks for the same methods, through the same Unwrap chain.
+func canFlush(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case interface{ FlushError() error }, http.Flusher:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
 	}
 }
 
@@ -267,12 +352,14 @@ func (h *Handler) hadFinal(ctx context.Context, runID string, last uint64) bool 
 // stream serializes one response's writes: events from the handler's
 // goroutine, comments from the keep-alive timer's.
 type stream struct {
-	mu        sync.Mutex
-	w         http.ResponseWriter
-	rc        *http.ResponseController
-	timer     *time.Timer // fires after keepAlive of silence
-	keepAlive time.Duration
-	err       error
+	mu           sync.Mutex
+	w            http.ResponseWriter
+	rc           *http.ResponseController
+	timer        *time.Timer // fires after keepAlive of silence
+	keepAlive    time.Duration
+	writeTimeout time.Duration
+	deadlines    bool // each write sets a deadline of writeTimeout
+	err          error
 }
 
 // writeError is a failure to write to the client, which has left.
@@ -292,16 +379,35 @@ func (s *stream) write(p []byte) error {
 	if s.err != nil {
 		return s.err
 	}
+	if err := s.setDeadline(time.Now().Add(s.writeTimeout)); err != nil {
+		return s.fail(err)
+	}
 	if _, err := s.w.Write(p); err != nil {
-		s.err = &writeError{err}
-		return s.err
+		return s.fail(err)
 	}
 	if err := s.rc.Flush(); err != nil {
-		s.err = &writeError{err}
-		return s.err
+		return s.fail(err)
+	}
+	// No deadline while the stream is idle: on HTTP/2 one that expires
+	// resets the stream even with no write pending.
+	if err := s.setDeadline(time.Time{}); err != nil {
+		return s.fail(err)
 	}
 	s.timer.Reset(s.keepAlive)
 	return nil
+}
+
+func (s *stream) setDeadline(t time.Time) error {
+	if !s.deadlines {
+		return nil
+	}
+	return s.rc.SetWriteDeadline(t)
+}
+
+// fail makes err the error of this write and of every later one.
+func (s *stream) fail(err error) error {
+	s.err = &writeError{err}
+	return s.err
 }
 
 // close stops the keep-alive timer and makes later writes fail, so that a

@@ -76,6 +76,12 @@ type rawStream struct {
 
 func openRaw(t *testing.T, url string, header http.Header) *rawStream {
 	t.Helper()
+	return openRawWith(t, http.DefaultClient, url, header)
+}
+
+// openRawWith is openRaw with the given client.
+func openRawWith(t *testing.T, client *http.Client, url string, header http.Header) *rawStream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -83,7 +89,7 @@ func openRaw(t *testing.T, url string, header http.Header) *rawStream {
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	t.Cleanup(func() { resp.Body.Close() })
 	return &rawStream{resp: resp, r: bufio.NewReader(resp.Body)}
