@@ -51,8 +51,8 @@
 // The handler returns as soon as the client goes away. By default the
 // stream stays open after the run's final event; with
 // [HandlerOptions].CloseOnFinal it ends after it, and a client that
-// reconnects having seen the final event gets 204 No Content, which stops
-// EventSource's reconnecting. Beyond [HandlerOptions].MaxStreams
+// reconnects having seen the final event (or with an ID past it) gets 204
+// No Content, which stops EventSource's reconnecting. Beyond [HandlerOptions].MaxStreams
 // concurrent streams a request gets 503 with Retry-After. An Authorize hook
 // refuses a request with [ErrUnauthorized] (401) or [ErrForbidden] (403).
 //

@@ -63,9 +63,11 @@ type HandlerOptions struct {
 	// CloseOnFinal ends the response after the run's final event
 	// (run.finished, run.failed or run.cancelled). A browser's EventSource
 	// reconnects when a response ends, so a client that reconnects after
-	// having received the final event is answered 204 No Content, which
-	// tells EventSource to stop. Default: false, the stream stays open
-	// until the client leaves.
+	// having received the final event, or with a last event ID past a
+	// run that has ended, is answered 204 No Content, which tells
+	// EventSource to stop. A run whose events the source no longer has at
+	// all cannot be told from one not started yet: its stream stays open.
+	// Default: false, the stream stays open until the client leaves.
 	CloseOnFinal bool
 	// Logger reports source failures, refused authorizations' internal
 	// errors, a ResponseWriter that cannot flush or set write deadlines,
@@ -338,15 +340,26 @@ func canFlush(w http.ResponseWriter) bool {
 	}
 }
 
-// hadFinal reports whether the event the client last received is its
-// run's final one.
+// hadFinal reports whether the client, whose last event is last, has
+// nothing more to receive: that event is its run's final one, or it is
+// past the run's stored events and the last of those is final. The
+// second case scans the run, but only for an ID past everything stored.
 func (h *Handler) hadFinal(ctx context.Context, runID string, last uint64) bool {
-	final := false
+	found, final := false, false
 	_ = h.src.Replay(ctx, runID, last-1, func(e progress.Event) error {
+		found = true
 		final = e.Seq == last && e.Type.Final()
 		return errFinal
 	})
-	return final
+	if found {
+		return final
+	}
+	var latest progress.Event
+	_ = h.src.Replay(ctx, runID, 0, func(e progress.Event) error {
+		latest = e
+		return nil
+	})
+	return latest.Seq != 0 && latest.Seq < last && latest.Type.Final()
 }
 
 // stream serializes one response's writes: events from the handler's

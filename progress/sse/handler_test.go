@@ -366,6 +366,53 @@ func TestHandlerCloseOnFinal(t *testing.T) {
 	assert.Equal(t, []string{"4", "5"}, got)
 }
 
+// With CloseOnFinal, a client whose last event ID is at or past a final
+// event gets 204; one past the stored events of a run still going (or
+// not known yet) keeps its stream, and gets the next events.
+func TestHandlerCloseOnFinalResumePoint(t *testing.T) {
+	tests := []struct {
+		name     string
+		events   uint64 // seqs 1..events are published
+		final    bool   // the last of them is final
+		lastID   string
+		wantCode int
+	}{
+		{"at the final event", 5, true, "5", http.StatusNoContent},
+		{"past the final event", 5, true, "9", http.StatusNoContent},
+		{"before the final event", 5, true, "4", http.StatusOK},
+		{"past the last event of a run still going", 5, false, "9", http.StatusOK},
+		{"at the last event of a run still going", 5, false, "5", http.StatusOK},
+		{"unknown run", 0, false, "9", http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, sse.HandlerOptions{CloseOnFinal: true})
+			all := sinktest.Events("r1", 1, tt.events)
+			if tt.final {
+				all[len(all)-1].Type = progress.RunFinished
+			}
+			if len(all) > 0 {
+				f.publish(t, all...)
+			}
+			s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {tt.lastID}})
+			require.Equal(t, tt.wantCode, s.resp.StatusCode)
+			if tt.wantCode != http.StatusOK {
+				return
+			}
+			assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
+			if tt.final {
+				assert.Equal(t, "id: 5", s.lines(t, 3)[0], "the final event, then the end")
+				_, err := s.r.ReadString('\n')
+				assert.ErrorIs(t, err, io.EOF)
+				return
+			}
+			next := sinktest.Events("r1", 10, 10)
+			f.publish(t, next...)
+			assert.Equal(t, frame(t, next[0]), s.lines(t, 3), "the stream stays open for the next events")
+		})
+	}
+}
+
 func TestClientReconnectsWithLastEventID(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
