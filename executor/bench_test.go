@@ -63,47 +63,17 @@ func BenchmarkOverhead(b *testing.B) {
 	b.Run("stores", func(b *testing.B) {
 		b.ReportAllocs()
 		ctx := context.Background()
-		ids := make([]string, g.Len())
-		for n := range ids {
-			ids[n] = g.NodeID(graph.Node(n))
-		}
 		i := 0
 		for b.Loop() {
 			i++
-			key := fmt.Sprint("l", i)
-			states, assets := executor.NewMemoryStates(), executor.NewMemoryAssets()
-			refs := make([]string, g.Len())
-			hashes := make([]string, g.Len())
+			w := newFloor(g, fmt.Sprint("l", i))
 			var version int64
-			for n := range g.Len() {
-				node := graph.Node(n)
-				ds := g.Deps(node)
-				deps := make([]executor.Dep, len(ds))
-				in := make([]string, len(ds))
-				for k, d := range ds {
-					a, err := assets.Get(ctx, refs[d])
-					if err != nil {
-						b.Fatal(err)
-					}
-					deps[k] = executor.Dep{Node: d, NodeID: ids[d], Asset: a}
-					in[k] = hashes[d]
-				}
-				ih := dirty.InputHash(0, in)
-				req := executor.Request{GraphKey: key, Node: node, ID: g.ID(node), NodeID: ids[n], Deps: deps,
-					Attempt: 1, IdempotencyKey: key + "/" + ids[n] + "/" + ih}
-				a, err := noop(ctx, req)
+			for n := range graph.Node(g.Len()) {
+				c, err := w.node(ctx, n)
 				if err != nil {
 					b.Fatal(err)
 				}
-				ref, err := assets.Put(ctx, key+"/"+ids[n]+"/"+a.Hash, a)
-				if err != nil {
-					b.Fatal(err)
-				}
-				refs[n], hashes[n] = ref, a.Hash
-				st := dirty.State{Status: dirty.StatusClean, InputHash: ih, OutputHash: a.Hash, AssetRef: ref,
-					Attempts: 1, UpdatedAt: time.Now()}
-				version, err = states.Commit(ctx, key, version, []executor.Change{{ID: ids[n], State: st}})
-				if err != nil {
+				if version, err = w.states.Commit(ctx, w.key, version, []executor.Change{c}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -123,17 +93,10 @@ func BenchmarkOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 		plan := planner.New(set)
-		ids := make([]string, g.Len())
-		for n := range ids {
-			ids[n] = g.NodeID(graph.Node(n))
-		}
 		i := 0
 		for b.Loop() {
 			i++
-			key := fmt.Sprint("l", i)
-			states, assets := executor.NewMemoryStates(), executor.NewMemoryAssets()
-			refs := make([]string, g.Len())
-			hashes := make([]string, g.Len())
+			w := newFloor(g, fmt.Sprint("l", i))
 			var version int64
 			for _, stage := range plan.Stages {
 				var nodes []graph.Node
@@ -143,40 +106,16 @@ func BenchmarkOverhead(b *testing.B) {
 				changes := make([]executor.Change, len(nodes))
 				var eg errgroup.Group
 				eg.SetLimit(15)
-				for k, node := range nodes {
-					eg.Go(func() error {
-						ds := g.Deps(node)
-						deps := make([]executor.Dep, len(ds))
-						in := make([]string, len(ds))
-						for j, d := range ds {
-							a, err := assets.Get(ctx, refs[d])
-							if err != nil {
-								return err
-							}
-							deps[j] = executor.Dep{Node: d, NodeID: ids[d], Asset: a}
-							in[j] = hashes[d]
-						}
-						ih := dirty.InputHash(0, in)
-						req := executor.Request{GraphKey: key, Node: node, ID: g.ID(node), NodeID: ids[node], Deps: deps,
-							Attempt: 1, IdempotencyKey: key + "/" + ids[node] + "/" + ih}
-						a, err := noop(ctx, req)
-						if err != nil {
-							return err
-						}
-						ref, err := assets.Put(ctx, key+"/"+ids[node]+"/"+a.Hash, a)
-						if err != nil {
-							return err
-						}
-						refs[node], hashes[node] = ref, a.Hash
-						changes[k] = executor.Change{ID: ids[node], State: dirty.State{Status: dirty.StatusClean,
-							InputHash: ih, OutputHash: a.Hash, AssetRef: ref, Attempts: 1, UpdatedAt: time.Now()}}
-						return nil
+				for k, n := range nodes {
+					eg.Go(func() (err error) {
+						changes[k], err = w.node(ctx, n)
+						return err
 					})
 				}
 				if err := eg.Wait(); err != nil {
 					b.Fatal(err)
 				}
-				if version, err = states.Commit(ctx, key, version, changes); err != nil {
+				if version, err = w.states.Commit(ctx, w.key, version, changes); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -195,4 +134,55 @@ func BenchmarkOverhead(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
 	})
+}
+
+// floor does the per-node work of a run by hand, on fresh in-memory
+// stores, for the stores and errgroup-stores benchmarks. node may run
+// concurrently for nodes whose dependencies are done.
+type floor struct {
+	g            *graph.Graph
+	key          string
+	states       *executor.MemoryStates
+	assets       *executor.MemoryAssets
+	ids          []string
+	refs, hashes []string // by node, once made
+}
+
+func newFloor(g *graph.Graph, key string) *floor {
+	w := &floor{g: g, key: key, states: executor.NewMemoryStates(), assets: executor.NewMemoryAssets(),
+		ids: make([]string, g.Len()), refs: make([]string, g.Len()), hashes: make([]string, g.Len())}
+	for n := range w.ids {
+		w.ids[n] = g.NodeID(graph.Node(n))
+	}
+	return w
+}
+
+// node reads n's dependencies' assets, hashes its inputs, calls the
+// generator, stores its asset, and returns the change to commit.
+func (w *floor) node(ctx context.Context, n graph.Node) (executor.Change, error) {
+	ds := w.g.Deps(n)
+	deps := make([]executor.Dep, len(ds))
+	in := make([]string, len(ds))
+	for k, d := range ds {
+		a, err := w.assets.Get(ctx, w.refs[d])
+		if err != nil {
+			return executor.Change{}, err
+		}
+		deps[k] = executor.Dep{Node: d, NodeID: w.ids[d], Asset: a}
+		in[k] = w.hashes[d]
+	}
+	ih := dirty.InputHash(0, in)
+	req := executor.Request{GraphKey: w.key, Node: n, ID: w.g.ID(n), NodeID: w.ids[n], Deps: deps,
+		Attempt: 1, IdempotencyKey: w.key + "/" + w.ids[n] + "/" + ih}
+	a, err := noop(ctx, req)
+	if err != nil {
+		return executor.Change{}, err
+	}
+	ref, err := w.assets.Put(ctx, w.key+"/"+w.ids[n]+"/"+a.Hash, a)
+	if err != nil {
+		return executor.Change{}, err
+	}
+	w.refs[n], w.hashes[n] = ref, a.Hash
+	return executor.Change{ID: w.ids[n], State: dirty.State{Status: dirty.StatusClean, InputHash: ih,
+		OutputHash: a.Hash, AssetRef: ref, Attempts: 1, UpdatedAt: time.Now()}}, nil
 }
