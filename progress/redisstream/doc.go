@@ -52,9 +52,10 @@
 // what Redis lost from the archive. Events that reached the archive but
 // never Redis, with no later entry to reveal the gap (a run that ended
 // during the outage), are read from the archive as soon as Redis answers
-// again, and in any case within [Options].HistoryPoll (5s): the run's
-// shared reading goroutine polls the archive until it sees the run's
-// final event, one read per run whatever its number of readers. [Stream.Stats] reports publish errors,
+// again, and in any case within [Options].HistoryPoll (5s), or two polls
+// after a gap in the archive: the run's shared reading goroutine polls the
+// archive until the run's final event is known, one read per run whatever
+// its number of readers. [Stream.Stats] reports publish errors,
 // dropped events, read errors, connected readers and their lag.
 //
 // Tests run against a real Redis (REGEN_REDIS_URL, by default

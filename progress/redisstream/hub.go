@@ -30,7 +30,11 @@ type hub struct {
 	events []progress.Event // ascending Seq, all in (base, last]
 	notify chan struct{}    // closed and replaced on each change
 	err    error            // set when the hub stopped for good
-	final  bool             // a final event has been added
+	final  bool             // a final event has been added, or a reader had one
+	// gapAt is the hub's last Seq when a poll of the History found a gap
+	// after it, 0 if none: the next poll passes over the gap if Redis has
+	// not filled it by then.
+	gapAt uint64
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -120,6 +124,21 @@ func (h *hub) failed() bool {
 	return h.err != nil
 }
 
+// setFinal records that the run's final event is known, from a reader
+// that delivered it: the History need not be polled any more.
+func (h *hub) setFinal() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.final = true
+}
+
+// polling reports whether the History is still polled.
+func (h *hub) polling() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.final
+}
+
 // fail records why the hub stopped and wakes its readers.
 func (h *hub) fail(err error) {
 	h.mu.Lock()
@@ -136,15 +155,22 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	b := s.newBackoff()
 	var polled time.Time // when the History was last read; zero: at once
 	for ctx.Err() == nil {
-		if s.history != nil && time.Since(polled) >= s.poll {
-			polled = time.Now()
-			s.pollHistory(ctx, h)
+		block := s.blockTime
+		if s.history != nil && h.polling() {
+			if time.Since(polled) >= s.poll {
+				polled = time.Now()
+				if s.pollHistory(ctx, h) {
+					polled = time.Time{} // more to read: at once
+				}
+			}
+			// Block no longer than until the next poll.
+			block = max(min(block, s.poll-time.Since(polled)), time.Millisecond)
 		}
 		from := h.lastSeq()
 		res, err := s.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
 			Count:   s.pageSize,
-			Block:   s.blockTime,
+			Block:   block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
 			if b.reset() {
@@ -186,36 +212,67 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 }
 
 // pollHistory adds to the hub the History's events after the last entry
-// it has, until the hub has a final event: the events that reached the
-// History but not Redis. The hub's readers drop those they delivered
-// already. A History that fails is logged, and read again at the next
-// poll.
-func (s *Stream) pollHistory(ctx context.Context, h *hub) {
+// it has: the events that reached the History but not Redis. It reads at
+// most a window's worth, and reports whether there may be more. Events
+// after a gap in the History are added only if the gap is still there at
+// the next poll: Redis may yet deliver the missing events, and the
+// readers would pass over them. The hub's readers drop the events they
+// delivered already. A History that fails is logged, and read again at
+// the next poll.
+func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 	h.mu.Lock()
-	last, final := h.last, h.final
+	last, gapAt := h.last, h.gapAt
 	h.mu.Unlock()
-	if final {
-		return
-	}
-	var events []progress.Event
-	from := last
-	err := s.history.Replay(ctx, h.runID, from, func(e progress.Event) error {
-		if e.Seq > last && e.RunID == h.runID {
-			events = append(events, e)
-			last = e.Seq
+	var (
+		events []progress.Event
+		gap    = -1 // index in events of the first one after a gap
+	)
+	next := last
+	err := s.history.Replay(ctx, h.runID, last, func(e progress.Event) error {
+		if e.Seq <= next || e.RunID != h.runID {
+			return nil
+		}
+		if e.Seq > next+1 && gap < 0 {
+			gap = len(events)
+		}
+		events = append(events, e)
+		next = e.Seq
+		if len(events) == s.hubBuffer {
+			more = true
+			return errPollFull
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errPollFull) {
 		if ctx.Err() == nil {
 			s.logger.Warn("redisstream: read the history", "run", h.runID, "error", err)
 		}
-		return
+		return false
 	}
+	switch {
+	case gap < 0:
+		gapAt = 0
+	case gap == 0 && gapAt == last:
+		gapAt = 0 // the same gap as at the last poll: pass over it
+	default:
+		if gap > 0 {
+			gapAt = events[gap-1].Seq
+		} else {
+			gapAt = last
+		}
+		events, more = events[:gap], false
+	}
+	h.mu.Lock()
+	h.gapAt = gapAt
+	h.mu.Unlock()
 	if len(events) > 0 {
-		h.add(events, last, s.hubBuffer)
+		h.add(events, events[len(events)-1].Seq, s.hubBuffer)
 	}
+	return more
 }
+
+// errPollFull ends a poll of the History that read a window's worth.
+var errPollFull = errors.New("redisstream: poll full")
 
 // backoff paces the retries of one reader or hub while Redis is failing.
 type backoff struct {

@@ -73,13 +73,16 @@ type Options struct {
 	// 2s while Redis stays unreachable. Default: 100ms.
 	RetryDelay time.Duration
 	// HistoryPoll is how often the reading goroutine of a run with readers
-	// reads the History for events the stream does not have, until it has
-	// seen a final event: events that reached the History but not Redis
-	// (Redis was down or refused them), and that no later entry of the
-	// stream reveals as a gap, such as the end of a run during an outage.
-	// It also reads the History as soon as Redis answers again after an
-	// outage. One read per run, whatever its number of readers. It applies
-	// only with a History. Default: 5s.
+	// reads the History for events the stream does not have, until the
+	// run's final event is known: events that reached the History but not
+	// Redis (Redis was down or refused them), and that no later entry of
+	// the stream reveals as a gap, such as the end of a run during an
+	// outage. It also reads the History as soon as Redis answers again
+	// after an outage. One read per run, whatever its number of readers;
+	// while it polls, its XREAD blocks no longer than until the next poll.
+	// Events after a gap in the History wait one more poll, so that Redis
+	// may deliver the missing ones first. It applies only with a History.
+	// Default: 5s.
 	HistoryPoll time.Duration
 	// Logger reports read errors and corrupt entries. Default:
 	// slog.Default().
@@ -410,10 +413,20 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	}
 	r.hub.Store(h)
 	defer s.releaseHub(h)
-	var buf []progress.Event
+	var (
+		buf   []progress.Event
+		final bool // the hub knows this reader delivered the final event
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
+		}
+		if !final && cur.Final() {
+			// The run has ended: its shared reader may stop polling the
+			// History, which it could not tell by itself when the final
+			// event was read before it started.
+			h.setFinal()
+			final = true
 		}
 		var (
 			base   uint64

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -463,12 +464,13 @@ func TestTailPollsHistory(t *testing.T) {
 }
 
 // Redis lags the archive (Buffered publishes asynchronously). Reader A
-// joins when the archive has the whole run and Redis half of it; the
-// run's shared reader must start where Redis ended, not where the archive
-// did, or slow reader B, which joins it below that point, would never get
-// the entries that reach Redis later in between. The poll is off, so only
-// the stream can deliver them.
-func TestSharedReaderStartsWhereRedisEnded(t *testing.T) {
+// joins when the archive has the whole run and Redis half of it; slow
+// reader B, held at seq 60 meanwhile, then joins the run's shared reader
+// below A's position, and Redis catches up in two steps. B must get every
+// event, once: the shared reader starts where Redis ended and takes the
+// archive's events into its window, and a reader below the window fills
+// from the archive before it jumps.
+func TestSlowReaderJoinsBelowTheSharedReader(t *testing.T) {
 	h := progress.NewMemoryHistory()
 	s, _ := newStream(t, redisstream.Options{History: snapshotHistory{h}, HistoryPoll: time.Hour, Logger: quiet()})
 	ctx := context.Background()
@@ -584,4 +586,101 @@ func TestFailedSharedReaderIsReplaced(t *testing.T) {
 	require.ErrorIs(t, <-cDone, errDone)
 	close(hold)
 	require.ErrorIs(t, <-aDone, errDone)
+}
+
+// countingHistory counts the History's Replay calls.
+type countingHistory struct {
+	*progress.MemoryHistory
+	replays atomic.Int64
+}
+
+func (h *countingHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	h.replays.Add(1)
+	return h.MemoryHistory.Replay(ctx, run, after, fn)
+}
+
+// onShared starts a Tail that takes the run's first n events and waits
+// until it follows the run's shared reader.
+func onShared(t *testing.T, s *redisstream.Stream, run string, n int) *sinktest.Tailer {
+	t.Helper()
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Next(t, n)
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	return tl
+}
+
+// A reader of a run that had ended before it joined: the shared reader
+// starts past the final event, which it never reads itself, and must still
+// stop polling the History.
+func TestHistoryPollStopsAfterTheFinalEvent(t *testing.T) {
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 10 * time.Millisecond,
+		BlockTime: 10 * time.Millisecond, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	all[4].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all...))
+	tl := onShared(t, s, run, 5)
+	time.Sleep(100 * time.Millisecond) // ordering only: the reader has told its shared reader
+	before := h.replays.Load()
+	time.Sleep(300 * time.Millisecond) // thirty polls, were it polling
+	assert.LessOrEqual(t, h.replays.Load()-before, int64(1), "the History is still polled after the final event")
+	tl.Stop(t, context.Canceled)
+}
+
+// The History lacks seq 6 (its Append failed) and is ahead of Redis, which
+// lags behind a Buffered. A poll that finds the gap must not pass over it
+// at once: Redis then gets 6 to 10, and the reader must get 6.
+func TestHistoryPollWaitsForAGap(t *testing.T) {
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 2 * time.Second, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	all[9].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	tl := onShared(t, s, run, 5)
+	polls := h.replays.Load()
+	require.NoError(t, h.Append(ctx, all[6:]...)) // 7..10 archived, 6 not
+	require.Eventually(t, func() bool { return h.replays.Load() > polls }, 10*time.Second, time.Millisecond,
+		"the shared reader never polled the History")
+	require.NoError(t, s.Publish(ctx, all[5:]...)) // Redis catches up: 6..10
+	tl.Expect(t, sinktest.Span(6, 10))
+	tl.Stop(t, context.Canceled)
+}
+
+// A gap that neither Redis nor the History fills is passed over at the
+// poll after the one that found it: the reader gets the run's end.
+func TestHistoryPollPassesOverALastingGap(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 20 * time.Millisecond, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	all[9].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	tl := onShared(t, s, run, 5)
+	require.NoError(t, h.Append(ctx, all[6:]...)) // 6 is nowhere
+	tl.Expect(t, sinktest.Span(7, 10))
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(1), s.Stats().Skipped)
+}
+
+// A poll shorter than BlockTime is not held up by a blocked XREAD: the
+// History's events arrive long before the 20 s block would end (and long
+// before the Tailer gives up, at 15 s).
+func TestHistoryPollShorterThanBlockTime(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 20 * time.Millisecond,
+		BlockTime: 20 * time.Second, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10) // no final event: the poll goes on, and Close does not wait 20 s
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	tl := onShared(t, s, run, 5)
+	time.Sleep(100 * time.Millisecond) // ordering only: the shared reader is blocked in XREAD
+	require.NoError(t, h.Append(ctx, all[5:]...))
+	tl.Expect(t, sinktest.Span(6, 10))
+	tl.Stop(t, context.Canceled)
 }
