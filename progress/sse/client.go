@@ -138,7 +138,8 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 // Event.UnmarshalJSON itself, because json.Unmarshal would report bad
 // syntax with a bare *json.SyntaxError before calling it, and it refuses
 // data that is not an object, which UnmarshalJSON would take for an empty
-// event ("null").
+// event ("null"), as it refuses an object without a run ID or a sequence
+// number.
 func decodeEvent(data string) (progress.Event, error) {
 	var e progress.Event
 	b := []byte(data)
@@ -147,6 +148,11 @@ func decodeEvent(data string) (progress.Event, error) {
 	}
 	if err := e.UnmarshalJSON(b); err != nil {
 		return progress.Event{}, err
+	}
+	// Keys are optional on the wire, but every event has a run and a
+	// sequence number: an object without them ("{}") is not one.
+	if err := e.Validate(); err != nil {
+		return progress.Event{}, fmt.Errorf("%w: %w", progress.ErrInvalidJSON, err)
 	}
 	return e, nil
 }

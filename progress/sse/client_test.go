@@ -46,6 +46,9 @@ func TestClientEventsRefusesNonEvents(t *testing.T) {
 		{"wrong field type", `{"seq":"1"}`, "seq"},
 		{"bad time", `{"seq":1,"time":"yesterday"}`, `time "yesterday" is not RFC 3339`},
 		{"long data is clipped", strings.Repeat("x", 500), `"` + strings.Repeat("x", 64) + `..."`},
+		{"an empty object", `{}`, "empty run ID"},
+		{"an object of other keys", `{"bogus":1,"seq":3}`, "empty run ID"},
+		{"no seq", `{"runId":"r1"}`, "seq is 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
