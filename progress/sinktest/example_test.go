@@ -1,0 +1,22 @@
+package sinktest_test
+
+import (
+	"testing"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A backend that is both a Sink and a Source checks itself with the kit
+// from a test of its package; here, progress.Memory. The function returns
+// a new pair for each subtest: the Sink the executor would publish to,
+// and the Source a progress view reads back from.
+func Example() {
+	testMyBackend := func(t *testing.T) {
+		sinktest.Run(t, func(*testing.T) (progress.Sink, progress.Source) {
+			m := progress.NewMemory(progress.MemoryOptions{})
+			return m, m
+		})
+	}
+	_ = testMyBackend // func TestMyBackend(t *testing.T) { ... } in the host's code
+}
