@@ -104,3 +104,28 @@ func (historyReplayFunc) Append(context.Context, ...progress.Event) error { retu
 func (f historyReplayFunc) Replay(context.Context, string, uint64, func(progress.Event) error) error {
 	return f()
 }
+
+// FillContiguous delivers the archived events up to the first gap and
+// skips nothing; FillFromHistory then passes over the gap.
+func TestCursorFillContiguous(t *testing.T) {
+	ctx := context.Background()
+	events := sinktest.Events("r", 1, 6)
+	h := progress.NewMemoryHistory()
+	require.NoError(t, h.Append(ctx, events[1], events[2], events[4], events[5])) // 2, 3, 5, 6
+	var got []uint64
+	c := progress.NewCursor("r", 1, h, func(e progress.Event) error {
+		got = append(got, e.Seq)
+		return nil
+	})
+	require.NoError(t, c.FillContiguous(ctx))
+	assert.Equal(t, []uint64{2, 3}, got)
+	assert.Zero(t, c.Skipped())
+	require.NoError(t, c.FillContiguous(ctx))
+	assert.Equal(t, []uint64{2, 3}, got, "still at the gap")
+	require.NoError(t, c.FillFromHistory(ctx))
+	assert.Equal(t, []uint64{2, 3, 5, 6}, got)
+	assert.Equal(t, uint64(1), c.Skipped())
+
+	none := progress.NewCursor("r", 0, nil, func(progress.Event) error { return errors.New("called") })
+	assert.NoError(t, none.FillContiguous(ctx), "no History: nothing to do")
+}

@@ -91,7 +91,7 @@ func (c *Cursor) Deliver(ctx context.Context, e Event) error {
 		return nil
 	}
 	if e.Seq > c.last+1 {
-		if err := c.fill(ctx, e.Seq); err != nil {
+		if err := c.fill(ctx, e.Seq, false); err != nil {
 			return err
 		}
 		if e.Seq > c.last+1 {
@@ -106,12 +106,22 @@ func (c *Cursor) Deliver(ctx context.Context, e Event) error {
 // stream may be gone while the archive still has the run. Without a
 // History it does nothing.
 func (c *Cursor) FillFromHistory(ctx context.Context) error {
-	return c.fill(ctx, 0)
+	return c.fill(ctx, 0, false)
+}
+
+// FillContiguous delivers the archived events that directly follow the
+// last delivered one, and stops before the first Seq the archive lacks,
+// skipping nothing. A source that follows a live stream calls it instead
+// of [Cursor.FillFromHistory] when the stream may still deliver the
+// missing events: then they are not passed over. Without a History it
+// does nothing.
+func (c *Cursor) FillContiguous(ctx context.Context) error {
+	return c.fill(ctx, 0, true)
 }
 
 // fill delivers History events with Seq in (last, before), or all after
-// last when before is 0.
-func (c *Cursor) fill(ctx context.Context, before uint64) error {
+// last when before is 0; contiguous stops it at the first gap.
+func (c *Cursor) fill(ctx context.Context, before uint64, contiguous bool) error {
 	if c.history == nil {
 		return nil
 	}
@@ -124,6 +134,9 @@ func (c *Cursor) fill(ctx context.Context, before uint64) error {
 			return nil
 		}
 		if h.Seq > c.last+1 {
+			if contiguous {
+				return errStop
+			}
 			c.skipped += h.Seq - c.last - 1
 		}
 		if err := c.emit(h); err != nil {

@@ -30,10 +30,14 @@ type hub struct {
 	events []progress.Event // ascending Seq, all in (base, last]
 	notify chan struct{}    // closed and replaced on each change
 	err    error            // set when the hub stopped for good
-	final  bool             // a final event has been added, or a reader had one
-	// gapAt is the hub's last Seq when a poll of the History found a gap
-	// after it, 0 if none: the next poll passes over the gap if Redis has
-	// not filled it by then.
+	// finalSeq is the Seq of the run's final event once known, from the
+	// window or from a reader that delivered it; 0 before. The History is
+	// polled until the window reaches it.
+	finalSeq uint64
+	// gap says that the last poll of the History found a gap right after
+	// gapAt (the window's last Seq then): the next poll passes over it if
+	// Redis has not filled it meanwhile.
+	gap   bool
 	gapAt uint64
 }
 
@@ -105,7 +109,9 @@ func (h *hub) add(events []progress.Event, last uint64, limit int) {
 	defer h.mu.Unlock()
 	h.events = append(h.events, events...)
 	for _, e := range events {
-		h.final = h.final || e.Type.Final()
+		if e.Type.Final() {
+			h.finalSeq = e.Seq
+		}
 	}
 	if over := len(h.events) - limit; over > 0 {
 		h.base = h.events[over-1].Seq
@@ -124,19 +130,21 @@ func (h *hub) failed() bool {
 	return h.err != nil
 }
 
-// setFinal records that the run's final event is known, from a reader
-// that delivered it: the History need not be polled any more.
-func (h *hub) setFinal() {
+// setFinal records the Seq of the run's final event, which a reader
+// delivered: once the window reaches it, the History is not polled any
+// more.
+func (h *hub) setFinal(seq uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.final = true
+	h.finalSeq = max(h.finalSeq, seq)
 }
 
-// polling reports whether the History is still polled.
+// polling reports whether the History is still polled: until the window
+// reaches the run's final event.
 func (h *hub) polling() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return !h.final
+	return h.finalSeq == 0 || h.last < h.finalSeq
 }
 
 // fail records why the hub stopped and wakes its readers.
@@ -158,8 +166,10 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		block := s.blockTime
 		if s.history != nil && h.polling() {
 			if time.Since(polled) >= s.poll {
+				more := s.pollHistory(ctx, h)
+				// From the poll's end, so that a slow History rests.
 				polled = time.Now()
-				if s.pollHistory(ctx, h) {
+				if more {
 					polled = time.Time{} // more to read: at once
 				}
 			}
@@ -213,30 +223,23 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 
 // pollHistory adds to the hub the History's events after the last entry
 // it has: the events that reached the History but not Redis. It reads at
-// most a window's worth, and reports whether there may be more. Events
-// after a gap in the History are added only if the gap is still there at
-// the next poll: Redis may yet deliver the missing events, and the
-// readers would pass over them. The hub's readers drop the events they
-// delivered already. A History that fails is logged, and read again at
-// the next poll.
+// most a window's worth, and reports whether there may be more. It adds
+// events up to a gap in the History only: events after a gap wait for
+// the next poll, in case Redis delivers the missing ones first, which the
+// readers would otherwise pass over. A poll that finds the same gap again
+// passes over it, and stops at the next one. The hub's readers drop the
+// events they delivered already. A History that fails is logged, and
+// read again at the next poll.
 func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 	h.mu.Lock()
-	last, gapAt := h.last, h.gapAt
+	last, waited := h.last, h.gap && h.gapAt == h.last
 	h.mu.Unlock()
-	var (
-		events []progress.Event
-		gap    = -1 // index in events of the first one after a gap
-	)
-	next := last
+	var events []progress.Event
 	err := s.history.Replay(ctx, h.runID, last, func(e progress.Event) error {
-		if e.Seq <= next || e.RunID != h.runID {
+		if e.RunID != h.runID || e.Seq <= last || len(events) > 0 && e.Seq <= events[len(events)-1].Seq {
 			return nil
 		}
-		if e.Seq > next+1 && gap < 0 {
-			gap = len(events)
-		}
 		events = append(events, e)
-		next = e.Seq
 		if len(events) == s.hubBuffer {
 			more = true
 			return errPollFull
@@ -249,26 +252,23 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 		}
 		return false
 	}
-	switch {
-	case gap < 0:
-		gapAt = 0
-	case gap == 0 && gapAt == last:
-		gapAt = 0 // the same gap as at the last poll: pass over it
-	default:
-		if gap > 0 {
-			gapAt = events[gap-1].Seq
-		} else {
-			gapAt = last
+	// Keep the events up to the first gap; a gap before the first event
+	// is passed over if the last poll found it already.
+	keep, prev := 0, last
+	for _, e := range events {
+		if e.Seq > prev+1 && (keep > 0 || !waited) {
+			break
 		}
-		events, more = events[:gap], false
+		keep, prev = keep+1, e.Seq
 	}
+	gap := keep < len(events)
 	h.mu.Lock()
-	h.gapAt = gapAt
+	h.gap, h.gapAt = gap, prev
 	h.mu.Unlock()
-	if len(events) > 0 {
-		h.add(events, events[len(events)-1].Seq, s.hubBuffer)
+	if keep > 0 {
+		h.add(events[:keep], prev, s.hubBuffer)
 	}
-	return more
+	return more && !gap
 }
 
 // errPollFull ends a poll of the History that read a window's worth.

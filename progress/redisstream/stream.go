@@ -387,11 +387,15 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			break
 		}
 	}
+	// fill reads the History's events that follow the last delivered one,
+	// up to a gap only: Redis, behind a Buffered, may yet deliver what the
+	// History lacks, and the run's shared reader passes over a gap that
+	// lasts (see pollHistory).
 	fill := func() error {
 		if s.history == nil || cur.Final() {
 			return nil
 		}
-		if err := cur.FillFromHistory(ctx); err != nil {
+		if err := cur.FillContiguous(ctx); err != nil {
 			return fmt.Errorf("redisstream: tail %q: %w", runID, err)
 		}
 		pos = max(pos, cur.Last())
@@ -423,9 +427,9 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		}
 		if !final && cur.Final() {
 			// The run has ended: its shared reader may stop polling the
-			// History, which it could not tell by itself when the final
-			// event was read before it started.
-			h.setFinal()
+			// History once its window reaches the final event, which it
+			// could not tell by itself if it started past it.
+			h.setFinal(cur.Last())
 			final = true
 		}
 		var (

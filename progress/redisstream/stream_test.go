@@ -684,3 +684,90 @@ func TestHistoryPollShorterThanBlockTime(t *testing.T) {
 	tl.Expect(t, sinktest.Span(6, 10))
 	tl.Stop(t, context.Canceled)
 }
+
+// waitPoll waits until the History has been read again since n reads.
+func waitPoll(t *testing.T, h *countingHistory, n int64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.replays.Load() > n }, 10*time.Second, time.Millisecond,
+		"the shared reader never polled the History")
+}
+
+// B follows the shared reader at seq 5; the end of the run reaches only
+// the History. A joins late and delivers the final event from its own
+// read of the History: that must not stop the shared reader's poll before
+// its window has the end, or B would never get it.
+func TestFinalEventOfOneReaderDoesNotStarveAnother(t *testing.T) {
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	all[9].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	b := onShared(t, s, run, 5)
+	waitPoll(t, h, 1)                             // the shared reader's first poll is done
+	require.NoError(t, h.Append(ctx, all[5:]...)) // Redis never gets 6..10
+	a := sinktest.StartTail(t, s, run, 0)
+	a.Next(t, 10)
+	b.Expect(t, sinktest.Span(6, 10))
+	a.Stop(t, context.Canceled)
+	b.Stop(t, context.Canceled)
+}
+
+// The shared reader starts at 0, before the run reaches Redis, and a poll
+// finds the History without seq 1: it must wait a poll for Redis too.
+func TestHistoryPollWaitsForAGapAtTheStart(t *testing.T) {
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	tl := sinktest.StartTail(t, s, run, 0)
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	waitPoll(t, h, 1)
+	n := h.replays.Load()
+	require.NoError(t, h.Append(ctx, all[1:]...)) // 2..5; 1 not yet
+	waitPoll(t, h, n)
+	require.NoError(t, s.Publish(ctx, all...)) // Redis gets 1..5
+	tl.Expect(t, sinktest.Span(1, 5))
+	tl.Stop(t, context.Canceled)
+}
+
+// A poll that passes over a gap it waited for stops at the next one,
+// which it has not waited for: Redis then delivers the event in it.
+func TestHistoryPollWaitsForEachGap(t *testing.T) {
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	tl := onShared(t, s, run, 5)
+	waitPoll(t, h, 1)
+	n := h.replays.Load()
+	require.NoError(t, h.Append(ctx, all[6:8]...)) // 7, 8: 6 is lost for good
+	waitPoll(t, h, n)
+	n = h.replays.Load()
+	require.NoError(t, h.Append(ctx, all[9])) // 10; 9 not yet
+	waitPoll(t, h, n)
+	require.NoError(t, s.Publish(ctx, all[8:]...)) // Redis gets 9 and 10
+	tl.Expect(t, []uint64{7, 8, 9, 10})
+	tl.Stop(t, context.Canceled)
+}
+
+// A reader that joins while the History is ahead of Redis with a gap
+// reads the History only up to the gap: Redis then delivers the missing
+// event, and the reader gets it.
+func TestJoiningReaderWaitsForAGap(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, Logger: quiet()})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	require.NoError(t, h.Append(ctx, all[6:]...)) // 7..10; 6 not yet
+	tl := onShared(t, s, run, 5)
+	require.NoError(t, s.Publish(ctx, all[5:]...)) // Redis gets 6..10
+	tl.Expect(t, sinktest.Span(6, 10))
+	tl.Stop(t, context.Canceled)
+}
