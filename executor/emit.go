@@ -62,7 +62,7 @@ func (em *emitter) publish(ev progress.Event) (err error) {
 // dropped, as its result is, and so are those sent after it returned (its
 // inflight may serve another node by then).
 type reporter struct {
-	em      *emitter
+	run     *run
 	node    string
 	stage   int
 	attempt int
@@ -74,8 +74,13 @@ func (r *reporter) Report(n Note) {
 	if r.call != nil && r.call.state.Load() != r.word {
 		return
 	}
-	r.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
-		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning})
+	run := r.run
+	if run.em.sink == nil {
+		return
+	}
+	run.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
+		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning,
+		Done: int(run.settled.Load()), Total: int(run.planned.Load()), ETA: run.etaNow()})
 }
 
 // eta estimates the time left in a round from the planner's lower bound,

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -157,5 +158,46 @@ func TestMemoryAssetsReuseDeletedSlots(t *testing.T) {
 		got, err := m.Get(ctx, "mem:"+string(rune('x'+i%3))+strings.Repeat("k", i))
 		require.NoError(t, err)
 		assert.Equal(t, []byte{byte(i)}, got.Data)
+	}
+}
+
+// Every event carries the run's counts, and the final one counts each
+// settled node once, with Converge too; events after the first settled
+// node carry an ETA, and so does run.started when kinds have estimates.
+func TestEventCountsAndETA(t *testing.T) {
+	for _, converge := range []int{0, 1, 2} {
+		t.Run(fmt.Sprint("converge ", converge), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+					req.Progress.Report(executor.Note{Message: "working"})
+					return l.Generate(ctx, req)
+				})
+				e := l.executor(executor.Options{Generators: l.registry(gen), Converge: converge,
+					Default: executor.KindOptions{Estimate: time.Second}})
+				_, err := l.run(e)
+				require.NoError(t, err)
+				final := l.eventsOf(progress.RunFinished)
+				require.Len(t, final, 1)
+				assert.Equal(t, l.g.Len(), final[0].Total)
+				assert.Equal(t, final[0].Total, final[0].Done, "the final event counts each node once")
+				started := l.eventsOf(progress.RunStarted)
+				require.Len(t, started, 1)
+				assert.Positive(t, started[0].ETA, "run.started has the planner's bound")
+				msgs := l.eventsOf(progress.Message)
+				require.Len(t, msgs, l.g.Len())
+				for _, ev := range msgs {
+					assert.Equal(t, l.g.Len(), ev.Total, "%s: total", ev.Node)
+					assert.LessOrEqual(t, ev.Done, ev.Total, "%s: done", ev.Node)
+				}
+				for _, typ := range []progress.Type{progress.NodeStarted, progress.Message, progress.StageStarted} {
+					for _, ev := range l.eventsOf(typ) {
+						if ev.Done > 0 && ev.Done < ev.Total {
+							assert.Positive(t, ev.ETA, "%s %s: an ETA once nodes settle", typ, ev.Node)
+						}
+					}
+				}
+			})
+		})
 	}
 }

@@ -138,7 +138,7 @@ func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg str
 		return
 	}
 	r.em.emit(progress.Event{Type: t, Node: j.id, Stage: j.step.Stage, Attempt: attempt,
-		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: r.total})
+		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: r.etaNow()})
 }
 
 func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
@@ -210,7 +210,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			c = new(inflight)
 		}
 		// Each call gets its own reporter: a generator may keep it.
-		rep := &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: next, call: c}
+		rep := &reporter{run: r, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 		req := j.request(next, rep)
 		j.attempt = next
 		if err := r.acquire(c, j.step.Key, 1); err != nil {
@@ -323,7 +323,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			results[i] = r.unchangedResult(j)
 			continue
 		}
-		rep := &reporter{em: r.em, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
+		rep := &reporter{run: r, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
 		reps = append(reps, rep)
 		reqs, idx = append(reqs, j.request(1, rep)), append(idx, i)
 	}

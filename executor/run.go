@@ -108,11 +108,15 @@ type run struct {
 	done       int          // nodes settled in earlier rounds
 	total      int          // nodes planned in all rounds
 	settled    atomic.Int64 // nodes settled in all rounds, for events sent outside mu
-	seeking    atomic.Int32 // workers on their way to take a node
-	outcomes   [5][]graph.Node
-	skipped    []graph.Node
-	failures   []*NodeError
-	rounds     int
+	// etaValue and etaAt are the last ETA computed (ns) and when (Unix ns,
+	// 0 before any), for events sent between two node settlements.
+	etaValue, etaAt atomic.Int64
+	planned         atomic.Int64 // total, for events sent outside mu
+	seeking         atomic.Int32 // workers on their way to take a node
+	outcomes        [5][]graph.Node
+	skipped         []graph.Node
+	failures        []*NodeError
+	rounds          int
 }
 
 // id returns node n's ID, derived once per run. Called with mu held.
@@ -191,7 +195,11 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 		cancel(err)
 		return nil, fmt.Errorf("record run %s: %w", req.RunID, err)
 	}
-	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total,
+	if r.em.sink != nil {
+		now := time.Now()
+		r.setETA(newETA(r.plan, e.opts.Workers, &e.opts).at(now, nil, r.plan.Len()), now)
+	}
+	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
 			len(r.plan.Stages), e.opts.Mode)})
 	return r, nil
@@ -264,6 +272,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		r.mu.Lock()
 		r.view, r.version, r.plan = view, version, plan
 		r.total += plan.Len()
+		r.planned.Store(int64(r.total))
 		r.nameAll(plan)
 		r.mu.Unlock()
 		return nil
@@ -304,18 +313,18 @@ func (r *run) execute() {
 		if r.ctx.Err() != nil || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
 			break
 		}
-		r.mu.Lock()
-		r.done += r.m.Settled()
-		r.mu.Unlock()
 		if err := r.replan(r.ctx, nil); err != nil {
 			r.failures = append(r.failures, &NodeError{Node: "(converge)", Err: err})
 			break
 		}
 		if r.plan.Len() == 0 {
-			break
+			break // finish counts the last round's settled nodes
 		}
+		r.mu.Lock()
+		r.done += r.m.Settled()
+		r.mu.Unlock()
 		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
-			Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
+			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
 	}
 	r.finish()
 }
@@ -899,7 +908,23 @@ func (r *run) stageEvent(t progress.Type, s int) {
 		r.stageShown[s] = true
 	}
 	r.em.emit(progress.Event{Type: t, Stage: s, Message: r.plan.Summary(s),
-		Done: r.done + r.m.Settled(), Total: r.total})
+		Done: r.done + r.m.Settled(), Total: r.total, ETA: r.etaNow()})
+}
+
+// setETA records the ETA computed at now, for the events that follow.
+func (r *run) setETA(eta time.Duration, now time.Time) {
+	r.etaValue.Store(int64(eta))
+	r.etaAt.Store(now.UnixNano())
+}
+
+// etaNow returns the last ETA computed, counted down since, or 0 (not
+// known) before any. Events other than a node's settlement carry it.
+func (r *run) etaNow() time.Duration {
+	at := r.etaAt.Load()
+	if at == 0 || r.em.sink == nil {
+		return 0
+	}
+	return max(time.Duration(r.etaValue.Load())-time.Since(time.Unix(0, at)), 0)
 }
 
 // report emits a node event with the counts and the ETA. Called with mu
@@ -915,6 +940,7 @@ func (r *run) report(ev progress.Event, now time.Time) {
 		now = time.Now()
 	}
 	ev.ETA = r.eta.at(now, r.finished, r.m.Len()-settled)
+	r.setETA(ev.ETA, now)
 	r.em.emit(ev)
 }
 
