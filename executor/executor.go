@@ -43,8 +43,9 @@ func New(opts Options) (*Executor, error) {
 	if len(opts.Generators) == 0 {
 		return bad("Options.Generators is empty: register a generator for each kind")
 	}
-	for kind, gen := range opts.Generators {
-		if gen == nil {
+	for _, kind := range sortedKeys(opts.Generators) {
+		gen := opts.Generators[kind]
+		if f, ok := gen.(GeneratorFunc); gen == nil || ok && f == nil {
 			return bad("Options.Generators[%q] is nil", kind)
 		}
 	}
@@ -211,6 +212,16 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	}
 	if req.RunID == "" {
 		req.RunID = newRunID()
+	} else {
+		// A run ID names one run: its record, its events and its stream.
+		rec, err := e.opts.Runs.GetRun(ctx, req.RunID)
+		switch {
+		case err == nil:
+			return nil, fmt.Errorf("%w: RunRequest.RunID %q is taken by a run of graph %q started at %v: give each run its own ID, or none for a random one",
+				ErrInvalidRequest, req.RunID, rec.GraphKey, rec.StartedAt.Format(time.RFC3339))
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("check run ID %q: %w", req.RunID, err)
+		}
 	}
 	r, err := e.prepare(ctx, req)
 	if err != nil {
@@ -231,11 +242,12 @@ func newRunID() string {
 
 // Resume starts a run that finishes what run id left undone: it
 // regenerates the nodes of its graph that are not clean. Nodes committed
-// clean are never run again. g must be the run's graph.
+// clean are never run again. g must be the run's graph: a graph of
+// another duration is refused with [ErrInvalidRequest].
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
-	rec, err := e.opts.Runs.GetRun(ctx, id)
+	rec, err := e.recordFor(ctx, g, id, "resume")
 	if err != nil {
-		return nil, fmt.Errorf("resume run %s: %w", id, err)
+		return nil, err
 	}
 	return e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
 		Reason: "resume of run " + id})
@@ -243,11 +255,11 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run,
 
 // RerunFailed starts a run that forces the nodes that failed in run id,
 // and so regenerates them and what depends on them. g must be the run's
-// graph.
+// graph, as for [Executor.Resume].
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
-	rec, err := e.opts.Runs.GetRun(ctx, id)
+	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
-		return nil, fmt.Errorf("rerun failed nodes of run %s: %w", id, err)
+		return nil, err
 	}
 	marks := make([]dirty.Mark, len(rec.Failed))
 	for i, n := range rec.Failed {
@@ -255,6 +267,23 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	}
 	return e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
 		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id})
+}
+
+// recordFor returns run id's record, checking that g has the run's
+// duration.
+func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what string) (Record, error) {
+	if g == nil {
+		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
+	}
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	if err != nil {
+		return Record{}, fmt.Errorf("%s run %s: %w", what, id, err)
+	}
+	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
+		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again with its Record.Seconds",
+			ErrInvalidRequest, what, id, rec.Seconds, secs)
+	}
+	return rec, nil
 }
 
 // maxEditConflicts bounds how often Edit reloads after losing a commit race.

@@ -30,6 +30,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}{
 		{"no generators", executor.Options{}, "Options.Generators is empty"},
 		{"nil generator", executor.Options{Generators: executor.Registry{"script": nil}}, `Options.Generators["script"] is nil`},
+		{"nil generator func", executor.Options{Generators: executor.Registry{"script": gen, "timeline": executor.GeneratorFunc(nil)}}, `Options.Generators["timeline"] is nil`},
 		{"bad mode", executor.Options{Generators: reg, Mode: 7}, "Options.Mode 7"},
 		{"negative workers", executor.Options{Generators: reg, Workers: -1}, "Options.Workers -1"},
 		{"negative converge", executor.Options{Generators: reg, Converge: -1}, "Options.Converge -1"},
@@ -397,5 +398,53 @@ func TestRatesWithLimits(t *testing.T) {
 		for i := 1; i < len(starts); i++ {
 			assert.GreaterOrEqual(t, starts[i].Sub(starts[i-1]), 10*time.Second, "start %d", i)
 		}
+	})
+}
+
+// A run ID names one run: a second run with a taken ID is refused before
+// anything is committed, and the first run's record stays.
+func TestRunIDTaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		ctx := context.Background()
+		_, err := e.Run(ctx, executor.RunRequest{GraphKey: "a", Graph: l.g, RunID: "job-1"})
+		require.NoError(t, err)
+		before := l.snapshot()
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "b", Graph: l.g, RunID: "job-1"})
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, `RunRequest.RunID "job-1" is taken by a run of graph "a"`)
+		rec, err := e.Runs().GetRun(ctx, "job-1")
+		require.NoError(t, err)
+		assert.Equal(t, "a", rec.GraphKey)
+		snap, err := e.States().Load(ctx, "b")
+		require.NoError(t, err)
+		assert.Zero(t, snap.Version, "nothing committed for the refused run")
+		assert.Equal(t, before, l.snapshot())
+	})
+}
+
+// Resume and RerunFailed refuse a graph of another duration than the
+// run's.
+func TestResumeChecksTheDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		short, err := graph.Build(graph.Lecture(), 30)
+		require.NoError(t, err)
+		ctx := context.Background()
+		_, err = e.Resume(ctx, short, rep.Record.ID)
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, "it ran on a graph of 60 s, and this one is of 30 s")
+		_, err = e.RerunFailed(ctx, short, rep.Record.ID)
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		_, err = e.Resume(ctx, nil, rep.Record.ID)
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		r, err := e.Resume(ctx, l.g, rep.Record.ID)
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.NoError(t, err)
 	})
 }
