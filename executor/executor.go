@@ -200,6 +200,14 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // edited ones with a new revision), so that a crash leaves them to be
 // resumed. Any failure there is returned, and nothing has run. Cancelling
 // ctx cancels the run.
+//
+// A clean node whose recorded input hash does not match its dependencies'
+// current outputs is forced too: a node that depends on all segments,
+// such as the timeline, when the lecture was made longer or shorter on
+// the same graph key; and any node, when the stored states name nodes the
+// graph does not have (a shorter lecture, or another template). After a
+// template change that keeps every node ID but changes dependencies,
+// force the kinds concerned.
 func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	if req.Graph == nil {
 		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
@@ -342,28 +350,83 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 }
 
-// statesOf turns a snapshot into dense states; IDs the graph does not
-// have (a longer lecture before) are ignored. A snapshot that covers much
-// of the graph is read by formatting each node's ID, which costs less
-// than parsing each stored one; IDs are canonical, so both find the same.
-func statesOf(g *graph.Graph, snap Snapshot) *dirty.States {
-	st := dirty.NewStates(g.Len())
+// statesOf turns a snapshot into dense states, and reports whether the
+// snapshot had IDs the graph does not have (a longer lecture before, or
+// another template): those are ignored. A snapshot that covers much of
+// the graph is read by formatting each node's ID, which costs less than
+// parsing each stored one; IDs are canonical, so both find the same.
+func statesOf(g *graph.Graph, snap Snapshot) (st *dirty.States, extra bool) {
+	st = dirty.NewStates(g.Len())
+	found := 0
 	if len(snap.States) < g.Len()/4 {
 		for id, s := range snap.States {
 			if n, err := g.Lookup(id); err == nil {
 				st.Set(n, s)
+				found++
 			}
 		}
-		return st
+		return st, found < len(snap.States)
 	}
 	var buf []byte
 	for n := range graph.Node(g.Len()) {
 		buf = g.AppendID(buf[:0], n)
 		if s, ok := snap.States[string(buf)]; ok {
 			st.Set(n, s)
+			found++
 		}
 	}
-	return st
+	return st, found < len(snap.States)
+}
+
+// staleInputs returns the clean nodes, with clean dependencies, whose
+// recorded input hash is not the hash of their dependencies' outputs: the
+// graph's dependencies changed since they were made. A node that depends
+// on all segments changes its dependencies with the lecture's length, so
+// those are always checked (usually the one timeline: one hash of its
+// inputs); every node is checked when the stored states had IDs the graph
+// does not have (all). Nodes with a dependency not clean are left out:
+// they are dirty through it anyway.
+func staleInputs(g *graph.Graph, view *dirty.States, all bool) []graph.Node {
+	var (
+		stale  []graph.Node
+		hashes []string
+		buf    []byte
+	)
+	check := func(n graph.Node) {
+		st := view.Get(n)
+		if st.Status != dirty.StatusClean {
+			return
+		}
+		hashes = hashes[:0]
+		for _, d := range g.Deps(n) {
+			ds := view.Get(d)
+			if ds.Status != dirty.StatusClean {
+				return
+			}
+			hashes = append(hashes, ds.OutputHash)
+		}
+		buf = dirty.AppendInputHash(buf[:0], st.Rev, hashes)
+		if string(buf) != st.InputHash {
+			stale = append(stale, n)
+		}
+	}
+	if all {
+		for n := range graph.Node(g.Len()) {
+			check(n)
+		}
+		return stale
+	}
+	for ki := range g.Kinds() {
+		if !slices.ContainsFunc(g.Kind(ki).Deps, func(d graph.Dep) bool { return d.Scope == graph.ScopeAllSegments }) {
+			continue
+		}
+		first, count := g.KindNodes(ki)
+		for n := first; n < first+graph.Node(count); n++ {
+			check(n)
+		}
+	}
+	slices.Sort(stale)
+	return stale
 }
 
 // planKinds returns the names of the kinds that have nodes in the plan.

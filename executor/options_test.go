@@ -448,3 +448,30 @@ func TestResumeChecksTheDuration(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// A lecture shortened on the same graph key: the timeline, made from the
+// segments that are gone, is stale though recorded clean; the next run
+// regenerates it (and only it), and the one after has nothing to do.
+func TestShortenedLectureRegeneratesWhatDependsOnAllSegments(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 120)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		short, err := graph.Build(graph.Lecture(), 60)
+		require.NoError(t, err)
+		ctx := context.Background()
+		rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: short})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"timeline"}, rep.Generated)
+		rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: short})
+		require.NoError(t, err)
+		assert.Empty(t, rep.Generated)
+		assert.Zero(t, rep.Record.Counts.Planned)
+		// And back to the longer lecture: its nodes are clean, but the
+		// timeline was made from 6 segments.
+		rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"timeline"}, rep.Generated)
+	})
+}

@@ -215,14 +215,23 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		if err != nil {
 			return fmt.Errorf("load states of %q: %w", r.key, err)
 		}
-		view := statesOf(r.g, snap)
+		// A clean node made from other dependencies than the graph's
+		// (the lecture's length changed, or the template) is forced.
+		view, extra := statesOf(r.g, snap)
+		all := marks
+		if stale := staleInputs(r.g, view, extra); len(stale) > 0 {
+			all = slices.Clip(marks)
+			for _, n := range stale {
+				all = append(all, dirty.Mark{ID: r.g.NodeID(n), Reason: dirty.ReasonForced})
+			}
+		}
 		var lost map[graph.Node]bool
 		if !opts.SkipAssetCheck {
 			if lost, err = r.lostAssets(ctx, view); err != nil {
 				return err
 			}
 		}
-		set, err := dirty.Compute(r.g, dirty.Input{States: view, Marks: marks,
+		set, err := dirty.Compute(r.g, dirty.Input{States: view, Marks: all,
 			AssetExists: func(n graph.Node, _ dirty.State) bool { return !lost[n] }})
 		if err != nil {
 			return err
@@ -235,7 +244,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		// node forgets the inputs of its last result, so early cutoff
 		// cannot skip it, even on a resume after a crash.
 		marked := map[graph.Node]dirty.Reason{}
-		for _, m := range marks {
+		for _, m := range all {
 			n, _ := r.g.Lookup(m.ID)
 			if cur, ok := marked[n]; !ok || m.Reason < cur {
 				marked[n] = m.Reason // the strongest
@@ -681,7 +690,7 @@ func (r *run) commit(batch []result, now time.Time) {
 				// counts as recorded only if the store holds its take.
 				r.unrecorded(snap, batch, nodes)
 			}
-			view := statesOf(r.g, snap)
+			view, _ := statesOf(r.g, snap)
 			r.mu.Lock()
 			prev := r.view
 			r.view, r.version = view, snap.Version
