@@ -19,7 +19,8 @@ var (
 	// ErrTimeout: an attempt outlived its kind's timeout. A
 	// [*TimeoutError] wraps it.
 	ErrTimeout = errors.New("executor: attempt timed out")
-	// ErrInvalidOutput: a kind's validator refused a generator's output.
+	// ErrInvalidOutput: a kind's validator refused a generator's output,
+	// or its URL, Hash or Meta is not valid UTF-8 without NUL.
 	ErrInvalidOutput = errors.New("executor: invalid output")
 	// ErrInvalidRequest: a bad [RunRequest] or [Options] value.
 	ErrInvalidRequest = errors.New("executor: invalid request")

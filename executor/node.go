@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor/schedule"
@@ -261,6 +263,9 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 			return result{}, err
 		}
 	}
+	if err := checkText(a); err != nil {
+		return result{}, err
+	}
 	if a.Hash == "" {
 		a.Hash = contentHash(a)
 	}
@@ -276,6 +281,25 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 	res.state = dirty.State{Status: dirty.StatusClean, Rev: j.prev.Rev, InputHash: j.in, OutputHash: a.Hash,
 		AssetRef: ref, Attempts: attempt}
 	return res, nil
+}
+
+// checkText refuses an asset whose text fields are not valid UTF-8 or
+// hold NUL: stores keep them as text (a SQL database refuses NUL), so the
+// same output is refused whatever the store, and before it is stored.
+func checkText(a Asset) error {
+	bad := func(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
+	switch {
+	case bad(a.URL):
+		return fmt.Errorf("%w: URL %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.URL)
+	case bad(a.Hash):
+		return fmt.Errorf("%w: Hash %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.Hash)
+	}
+	for _, k := range sortedKeys(a.Meta) {
+		if bad(k) || bad(a.Meta[k]) {
+			return fmt.Errorf("%w: Meta[%q] = %q is not valid UTF-8 without NUL", ErrInvalidOutput, k, a.Meta[k])
+		}
+	}
+	return nil
 }
 
 // validate runs a host's validator, turning its panic into a

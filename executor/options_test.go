@@ -475,3 +475,38 @@ func TestShortenedLectureRegeneratesWhatDependsOnAllSegments(t *testing.T) {
 		assert.Equal(t, []string{"timeline"}, rep.Generated)
 	})
 }
+
+// An output whose text fields a SQL store could not keep (NUL, invalid
+// UTF-8) is refused as invalid output before it is stored, whatever the
+// store: the attempt fails, and is retried.
+func TestOutputTextChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    executor.Asset
+		want string
+	}{
+		{"NUL in a Meta value", executor.Asset{Data: []byte("x"), Meta: map[string]string{"provider": "v1\x00"}}, `Meta["provider"]`},
+		{"invalid UTF-8 in a Meta key", executor.Asset{Data: []byte("x"), Meta: map[string]string{"\xff": "v"}}, `Meta["\xff"]`},
+		{"NUL in the URL", executor.Asset{URL: "https://x/\x00"}, "URL"},
+		{"invalid UTF-8 in the Hash", executor.Asset{Data: []byte("x"), Hash: "h\xfe"}, "Hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 10)
+				gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+					if req.NodeID == "script" {
+						return tc.a, nil
+					}
+					return l.Generate(ctx, req)
+				})
+				e := l.executor(executor.Options{Generators: l.registry(gen)})
+				rep, err := l.run(e)
+				require.Error(t, err)
+				require.ErrorIs(t, err, executor.ErrInvalidOutput)
+				assert.ErrorContains(t, err, tc.want)
+				assert.Equal(t, []string{"script"}, rep.Failed)
+				assert.Zero(t, l.assets.Len(), "nothing stored")
+			})
+		})
+	}
+}

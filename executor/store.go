@@ -109,8 +109,10 @@ type Asset struct {
 // Put returns the reference that state records carry. A Put under a key
 // already used must succeed, and replaces the asset stored there,
 // whatever it was: every reference to that key then gives the new asset.
-// (The executor puts again after a crash between Put and Commit.) Keys
-// and refs are compared exactly. A store may document a maximum key
+// (The executor puts again after a crash between Put and Commit.) The
+// executor puts only assets whose URL, Hash and Meta are valid UTF-8
+// without NUL; Data may hold any bytes. Keys and refs are compared
+// exactly. A store may document a maximum key
 // length; it must refuse a Put with a longer key with an error, never
 // truncate or otherwise change the key, and Get and Exists of a reference
 // to such a key find nothing. It must be safe for concurrent use.
