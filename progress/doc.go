@@ -38,7 +38,7 @@
 //
 // For example:
 //
-//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"narration/3","stage":1,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
+//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","stage":1,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
 //
 // Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
 // the same form back; the round trip keeps every field, except that Time

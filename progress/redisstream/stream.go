@@ -178,13 +178,19 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	for _, o := range []struct {
 		name  string
 		value int64
+		dur   bool
 	}{
-		{"MaxLen", opts.MaxLen}, {"FinishedTTL", int64(opts.FinishedTTL)}, {"BlockTime", int64(opts.BlockTime)},
-		{"PageSize", opts.PageSize}, {"HubBuffer", int64(opts.HubBuffer)}, {"RetryDelay", int64(opts.RetryDelay)},
-		{"HistoryPoll", int64(opts.HistoryPoll)},
+		{"MaxLen", opts.MaxLen, false}, {"FinishedTTL", int64(opts.FinishedTTL), true},
+		{"BlockTime", int64(opts.BlockTime), true}, {"PageSize", opts.PageSize, false},
+		{"HubBuffer", int64(opts.HubBuffer), false}, {"RetryDelay", int64(opts.RetryDelay), true},
+		{"HistoryPoll", int64(opts.HistoryPoll), true},
 	} {
 		if o.value < 0 {
-			return nil, fmt.Errorf("%w: %s is %d; it must be 0 (the default) or positive", ErrInvalidOptions, o.name, o.value)
+			v := fmt.Sprint(o.value)
+			if o.dur {
+				v = time.Duration(o.value).String()
+			}
+			return nil, fmt.Errorf("%w: %s is %s; it must be 0 (the default) or positive", ErrInvalidOptions, o.name, v)
 		}
 	}
 	if opts.BlockTime > 0 && opts.BlockTime < time.Millisecond {

@@ -72,10 +72,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"no placeholder", redisstream.Options{KeyTemplate: "lecture"}, `key template "lecture" must contain {runId} exactly once`},
 		{"two placeholders", redisstream.Options{KeyTemplate: "{runId}:{runId}"}, "exactly once"},
 		{"negative MaxLen", redisstream.Options{MaxLen: -1}, "MaxLen is -1"},
-		{"negative BlockTime", redisstream.Options{BlockTime: -time.Second}, "BlockTime is -1000000000"},
+		{"negative BlockTime", redisstream.Options{BlockTime: -time.Second}, "BlockTime is -1s"},
 		{"sub-ms BlockTime", redisstream.Options{BlockTime: time.Microsecond}, "below Redis's resolution"},
 		{"sub-second TTL", redisstream.Options{FinishedTTL: time.Millisecond}, "FinishedTTL 1ms is below 1s"},
-		{"negative HistoryPoll", redisstream.Options{HistoryPoll: -time.Second}, "HistoryPoll is -1000000000"},
+		{"negative HistoryPoll", redisstream.Options{HistoryPoll: -time.Second}, "HistoryPoll is -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
