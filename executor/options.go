@@ -102,7 +102,10 @@ type KindOptions struct {
 	// Timeout bounds each attempt. Default: 10 minutes.
 	Timeout time.Duration
 	// Validate checks each output before it is accepted. Default: none,
-	// except ValidateNarration for the lecture's asset:narration kind.
+	// except ValidateNarration for a kind named asset:narration, as the
+	// lecture's is, in any template: a host whose asset:narration is not
+	// a 10-second segment's narration sets a Validate of its own (one that
+	// returns nil accepts everything).
 	Validate Validator
 	// Estimate is the expected duration of one node, for the ETA before
 	// any node of the kind has finished. Default: 0.
