@@ -18,6 +18,8 @@ var (
 	_ StateStore = (*MemoryStates)(nil)
 	_ AssetStore = (*MemoryAssets)(nil)
 	_ RunStore   = (*MemoryRuns)(nil)
+
+	_ AssetChecker = (*MemoryAssets)(nil)
 )
 
 // MemoryStates is a [StateStore] that keeps every graph's states in
@@ -219,6 +221,30 @@ func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
 	_, ok := s.index[ref]
 	s.mu.Unlock()
 	return ok, nil
+}
+
+// Missing returns the references among refs that point to no asset, each
+// once; see [AssetChecker]. It returns ctx.Err() if ctx is done.
+func (m *MemoryAssets) Missing(ctx context.Context, refs []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var missing []string
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		s := m.shard(ref)
+		s.mu.Lock()
+		_, ok := s.index[ref]
+		s.mu.Unlock()
+		if !ok {
+			missing = append(missing, ref)
+		}
+	}
+	return missing, nil
 }
 
 // Delete removes the asset ref points to, and reports whether there was

@@ -132,22 +132,64 @@ func TestWorkersCapAllKeys(t *testing.T) {
 	})
 }
 
+// existsOnly hides MemoryAssets' Missing, so that the executor checks
+// assets one Exists at a time, and counts both kinds of call.
+type existsOnly struct {
+	executor.AssetStore // the MemoryAssets, as an AssetStore only
+	mem                 *executor.MemoryAssets
+	exists, missing     *atomic.Int64
+}
+
+func (a existsOnly) Exists(ctx context.Context, ref string) (bool, error) {
+	a.exists.Add(1)
+	return a.mem.Exists(ctx, ref)
+}
+
+type withMissing struct{ existsOnly }
+
+func (a withMissing) Missing(ctx context.Context, refs []string) ([]string, error) {
+	a.missing.Add(1)
+	return a.mem.Missing(ctx, refs)
+}
+
+// A clean node whose asset is gone is regenerated, whether the store
+// checks references one at a time (Exists) or all at once (Missing).
 func TestMissingAssetIsRegenerated(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, 60)
-		e := l.executor(executor.Options{})
-		_, err := l.run(e)
-		require.NoError(t, err)
-		ref := l.snapshot().States["asset:image:segment[3]"].AssetRef
-		require.True(t, l.assets.Delete(ref))
-		l.resetCalls()
-		rep, err := l.run(e)
-		require.NoError(t, err)
-		// The image comes out the same, so its dependents keep theirs.
-		assert.Equal(t, []string{"asset:image:segment[3]"}, rep.Generated)
-		assert.Equal(t, sorted("asset:video:segment[3]", "timeline"), rep.Unchanged)
-		l.requireAllClean()
-	})
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprint("AssetChecker ", batch), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 60)
+				var exists, missing atomic.Int64
+				only := existsOnly{l.assets, l.assets, &exists, &missing}
+				var assets executor.AssetStore = only
+				if batch {
+					assets = withMissing{only}
+				}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: assets,
+					Runs: l.runs, Sink: l})
+				require.NoError(t, err)
+				_, err = l.run(e)
+				require.NoError(t, err)
+				ref := l.snapshot().States["asset:image:segment[3]"].AssetRef
+				require.True(t, l.assets.Delete(ref))
+				l.resetCalls()
+				exists.Store(0)
+				rep, err := l.run(e)
+				require.NoError(t, err)
+				// The image comes out the same, so its dependents keep theirs.
+				assert.Equal(t, []string{"asset:image:segment[3]"}, rep.Generated)
+				assert.Equal(t, sorted("asset:video:segment[3]", "timeline"), rep.Unchanged)
+				l.requireAllClean()
+				if batch {
+					assert.Equal(t, int64(1), missing.Load(), "one Missing a run with clean nodes")
+					assert.LessOrEqual(t, exists.Load(), int64(3), "Exists only for early cutoff")
+				} else {
+					assert.Zero(t, missing.Load())
+					assert.GreaterOrEqual(t, exists.Load(), int64(l.g.Len()), "one Exists a clean node")
+				}
+			})
+		})
+	}
 }
 
 func TestForcedRegeneratesEvenIfUnchanged(t *testing.T) {

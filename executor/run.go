@@ -291,6 +291,40 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 // lostAssets asks the asset store about every clean node's asset.
 func (r *run) lostAssets(ctx context.Context, view *dirty.States) (map[graph.Node]bool, error) {
 	lost := map[graph.Node]bool{}
+	if checker, ok := r.e.opts.Assets.(AssetChecker); ok {
+		var (
+			nodes []graph.Node
+			refs  []string
+		)
+		for i := range view.Len() {
+			n := graph.Node(i)
+			if view.Status(n) != dirty.StatusClean {
+				continue
+			}
+			if ref := view.Get(n).AssetRef; ref == "" {
+				lost[n] = true
+			} else {
+				nodes, refs = append(nodes, n), append(refs, ref)
+			}
+		}
+		if len(refs) == 0 {
+			return lost, nil
+		}
+		missing, err := checker.Missing(ctx, refs)
+		if err != nil {
+			return nil, fmt.Errorf("check the assets of %d clean nodes: %w", len(refs), err)
+		}
+		gone := make(map[string]bool, len(missing))
+		for _, ref := range missing {
+			gone[ref] = true
+		}
+		for i, n := range nodes {
+			if gone[refs[i]] {
+				lost[n] = true
+			}
+		}
+		return lost, nil
+	}
 	for i := range view.Len() {
 		n := graph.Node(i)
 		if view.Status(n) != dirty.StatusClean {

@@ -130,6 +130,17 @@ type AssetStore interface {
 	Exists(ctx context.Context, ref string) (bool, error)
 }
 
+// AssetChecker is an optional interface of an [AssetStore] that checks
+// many references at once. At the start of every run the executor checks
+// the asset of each clean node: with an AssetChecker that is one call,
+// rather than one Exists a node (one round trip each, for a database).
+type AssetChecker interface {
+	// Missing returns the references among refs that point to no asset
+	// (those for which Exists would report false), each once, in any
+	// order. refs may repeat, and may hold "" and malformed references.
+	Missing(ctx context.Context, refs []string) ([]string, error)
+}
+
 // RunStatus is the state of a run.
 type RunStatus string
 

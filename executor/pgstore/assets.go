@@ -99,6 +99,49 @@ func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
 
 // refKey returns the key of a reference, and false if ref is not one the
 // store can have returned.
+// Missing returns the references among refs that point to no asset in
+// the store, each once, in one round trip whatever their number: the
+// executor's check of clean nodes' assets at the start of a run. A
+// reference that cannot be one of the store's is missing without asking
+// the server. See [executor.AssetChecker]. It returns ctx.Err() if ctx
+// is done.
+func (s *Store) Missing(ctx context.Context, refs []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var (
+		missing []string
+		keys    []string
+		seen    = map[string]bool{}
+	)
+	for _, ref := range refs {
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		if key, ok := refKey(ref); ok {
+			keys = append(keys, key)
+		} else {
+			missing = append(missing, ref)
+		}
+	}
+	if len(keys) == 0 {
+		return missing, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.missingAssets, keys)
+	if err != nil {
+		return nil, s.wrapErr(err, "check %d assets", len(keys))
+	}
+	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.wrapErr(err, "check %d assets", len(keys))
+	}
+	for _, key := range gone {
+		missing = append(missing, RefPrefix+key)
+	}
+	return missing, nil
+}
+
 func refKey(ref string) (string, bool) {
 	key, ok := strings.CutPrefix(ref, RefPrefix)
 	return key, ok && fits(key, MaxAssetKeyBytes)

@@ -15,7 +15,7 @@ type queries struct {
 
 	load, casInsert, casUpdate, version, upsertStates string
 
-	putAsset, getAsset, assetExists string
+	putAsset, getAsset, assetExists, missingAssets string
 
 	putRun, getRun, listRuns string
 
@@ -127,6 +127,10 @@ ON CONFLICT (key) DO UPDATE SET data = excluded.data, url = excluded.url, hash =
 	length_ns = excluded.length_ns, meta = excluded.meta, put_at = now()`),
 		getAsset:    f(`SELECT data, url, hash, length_ns, meta::text FROM {s}.assets WHERE key = $1`),
 		assetExists: f(`SELECT EXISTS (SELECT 1 FROM {s}.assets WHERE key = $1)`),
+		// The keys of $1 with no asset, each once, looked up in the
+		// primary key's collation so that its index serves.
+		missingAssets: f(`SELECT DISTINCT u.k FROM unnest($1::text[]) AS u (k)
+WHERE NOT EXISTS (SELECT 1 FROM {s}.assets a WHERE a.key = u.k COLLATE "C")`),
 
 		putRun: f(`INSERT INTO {s}.runs
 	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error)

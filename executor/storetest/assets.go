@@ -34,6 +34,7 @@ func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
 		{"SameKeyReplaces", testAssetSameKeyReplaces},
 		{"CallerMayReuseInput", testAssetCallerMutation},
 		{"Concurrent", testAssetConcurrent},
+		{"MissingAgreesWithExists", testAssetMissing},
 		{"CancelledContext", testAssetCancelled},
 	})
 }
@@ -305,4 +306,39 @@ func testAssetCancelled(t *testing.T, s executor.AssetStore) {
 	_, err = s.Exists(ctx, ref)
 	assert.ErrorIs(t, err, context.Canceled, "Exists with a cancelled context")
 	requireAsset(t, s, ref, a)
+}
+
+// testAssetMissing checks the optional AssetChecker against Exists: the
+// same references are missing, each listed once.
+func testAssetMissing(t *testing.T, s executor.AssetStore) {
+	c, ok := s.(executor.AssetChecker)
+	if !ok {
+		t.Log("the store is not an executor.AssetChecker: Exists alone serves")
+		return
+	}
+	r1 := put(t, s, assetKey(t, "asset:image", "one"), asset("one"))
+	r2 := put(t, s, assetKey(t, "asset:video", "two"), asset("two"))
+	refs := []string{r1, r2, r1, r1 + "-missing", r2[:len(r2)-1], "", "not a reference", "mem:" + Unique(t, "never"),
+		r1 + "-missing", strings.ToUpper(r2)}
+	got, err := c.Missing(t.Context(), refs)
+	require.NoError(t, err, "Missing")
+	var want []string
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		exists, err := s.Exists(t.Context(), ref)
+		require.NoError(t, err, "Exists(%q)", ref)
+		if !exists {
+			want = append(want, ref)
+		}
+	}
+	assert.ElementsMatch(t, want, got, "Missing(%q): the refs Exists reports false, each once", refs)
+	none, err := c.Missing(t.Context(), nil)
+	require.NoError(t, err, "Missing(nil)")
+	assert.Empty(t, none, "Missing(nil)")
+	_, err = c.Missing(cancelled(t), []string{r1})
+	assert.ErrorIs(t, err, context.Canceled, "Missing with a cancelled context")
 }
