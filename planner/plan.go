@@ -247,7 +247,8 @@ func (p *Plan) Len() int { return len(p.indexed().nodes) }
 // Summary returns the stage's one-line summary, such as
 // "Stage 2: Generating 360 asset:video nodes in batches of 3". Several
 // groups are listed in order, separated by ", "; singles of one kind are
-// counted together.
+// counted together. A batch is named by its nodes' kind, or by its batch
+// key when it holds nodes of several kinds.
 func (p *Plan) Summary(stage int) string {
 	st := p.Stages[stage]
 	b := []byte("Stage ")
@@ -261,7 +262,14 @@ func (p *Plan) Summary(stage int) string {
 		}
 		first = false
 		if grp.Kind == Batch {
-			b = appendCount(b, len(grp.Nodes), grp.BatchKey)
+			// The kind's name when the batch is of one kind (the lecture's
+			// batch keys are their kinds' names); else the batch key.
+			what := grp.BatchKey
+			k := p.Graph.KindOf(grp.Nodes[0])
+			if !slices.ContainsFunc(grp.Nodes[1:], func(n graph.Node) bool { return p.Graph.KindOf(n) != k }) {
+				what = p.Graph.KindName(k)
+			}
+			b = appendCount(b, len(grp.Nodes), what)
 			b = append(b, " in batches of "...)
 			b = strconv.AppendInt(b, int64(grp.Concurrency), 10)
 			continue

@@ -250,6 +250,8 @@ func TestSummary(t *testing.T) {
 				"Stage 1: Generating 3 p nodes, 1 q node\n"},
 		{"a shared key named by its key", tmpl(batched(per("a"), "gpu", 2), batched(per("b"), "gpu", 2)), 20, nil,
 			"Stage 0: Generating 4 gpu nodes in batches of 2\n"},
+		{"a batch of one kind named by its kind", tmpl(batched(per("voice"), "tts", 2)), 30, nil,
+			"Stage 0: Generating 3 voice nodes in batches of 2\n"},
 		{"nothing to do", graph.Lecture(), 30, []dirty.Mark{}, ""},
 	}
 	for _, tc := range tests {

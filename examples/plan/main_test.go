@@ -362,8 +362,8 @@ func TestTemplateFile(t *testing.T) {
 		code, out, errOut := runCLI("-duration", "40", "-template", path, "-edit", "scene:segment[2]")
 		require.Equal(t, 0, code, errOut)
 		want := `4 segments, 6 nodes, 3 dirty
-Stage 0: Generating 1 gpu node in batches of 2
-Stage 1: Generating 1 gpu node in batches of 2
+Stage 0: Generating 1 scene node in batches of 2
+Stage 1: Generating 1 scene node in batches of 2
 Stage 2: Generating 1 cut node
 Why:
   scene:segment[2]: edited
