@@ -145,7 +145,10 @@ type Report struct {
 	Record Record
 	// The nodes by outcome, as IDs sorted by kind name, then by segment
 	// number (so segment[2] comes before segment[10]); never nil, so they
-	// marshal as [] when empty.
+	// marshal as [] when empty. Cancelled lists the nodes running when the
+	// run was cancelled; planned nodes that a cancel kept from starting
+	// are in no list, and stay dirty for a resume. With Converge, a node
+	// can have an outcome in each round (superseded, then generated).
 	Generated, Unchanged, Failed, Skipped, Superseded, Cancelled []string
 	// Rounds is the number of plans run: 1, plus convergence rounds.
 	Rounds int

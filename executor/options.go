@@ -29,7 +29,8 @@ const (
 type Rate = schedule.Rate
 
 // RetryPolicy says how a kind's failed attempts are retried. Zero fields
-// take their defaults.
+// take their defaults. An error wrapped with [Permanent], and a generator's
+// panic ([PanicError]), are never retried.
 type RetryPolicy struct {
 	// MaxAttempts is the most attempts per node, the first included.
 	// Default: 3.
@@ -162,7 +163,10 @@ type Options struct {
 	Default KindOptions
 	// Converge re-plans at the end of a run, while nodes are dirty (for
 	// example edits made during the run), for at most this many extra
-	// rounds. Default: 0, no extra round.
+	// rounds. A round with a failed node ends the run: it is not retried
+	// by another round. Default: 0, no extra round: nodes edited during
+	// the run are left dirty (and listed as superseded), and the run still
+	// succeeds.
 	Converge int
 	// MaxBatch caps the nodes of one bulk call. Default: 0, as many as
 	// the batch key has free slots.

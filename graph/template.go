@@ -56,7 +56,9 @@ type Kind struct {
 	Deps []Dep `json:"deps,omitempty"`
 	// BatchKey groups the kind's nodes into batches that share a
 	// concurrency limit. Kinds may share a key if they agree on Concurrency.
-	// Empty means no batch: each node is planned on its own.
+	// Empty means no batch: each node is planned on its own. A key follows
+	// the rules of a Name: 1 to 128 characters from A-Z a-z 0-9 and
+	// _ . : / -, starting with a letter or a digit.
 	BatchKey string `json:"batchKey,omitempty"`
 	// Concurrency is how many nodes of the batch may run at once. It must
 	// be at least 1 when BatchKey is set, and 0 when it is not.
