@@ -148,6 +148,20 @@ func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
 		attempts: attempts, err: err, stage: j.step.Stage}
 }
 
+// kept is the result of a node that early cutoff keeps: it made no
+// provider call, so its start no longer counts against its batch key's
+// rate, and a node held back by the rate may start at once.
+func (r *run) kept(j *job) result {
+	if len(r.e.opts.Rates) > 0 {
+		r.mu.Lock()
+		if ok, err := r.m.Refund(j.step.Node); err == nil && ok {
+			r.wakeIdle(time.Time{})
+		}
+		r.mu.Unlock()
+	}
+	return r.unchangedResult(j)
+}
+
 // unchangedResult keeps the stored result: the node is clean again.
 func (r *run) unchangedResult(j *job) result {
 	res := r.newResult(j, unchanged, 0, nil)
@@ -164,7 +178,7 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 		return r.loadFailure(j, err), true
 	}
 	if r.cutoff(j) {
-		return r.unchangedResult(j), true
+		return r.kept(j), true
 	}
 	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
 	j.gen, j.wg, j.then = gen, wg, then
@@ -344,7 +358,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			results[i] = r.loadFailure(j, err)
 			continue
 		case r.cutoff(j):
-			results[i] = r.unchangedResult(j)
+			results[i] = r.kept(j)
 			continue
 		}
 		rep := &reporter{run: r, node: j.id, stage: j.step.Stage, attempt: 1, call: c}

@@ -139,12 +139,13 @@ type Options struct {
 	Workers int
 	// Rates limits the starts of batch keys, for provider quotas: at most
 	// Starts nodes of the key start in any window of Per. Each run's
-	// scheduling applies the rate to the run's own node starts; a quota
-	// shared by all the runs of the executor then spaces the generator
-	// calls of their first attempts (retries are not counted, and nor,
-	// there, are nodes that early cutoff keeps), taken once the call has
-	// room under Limits. A node waits for the quota holding its worker
-	// and its batch slot; cancelling the run ends the wait. Default: none.
+	// scheduling applies the rate to the run's own node starts, and gives
+	// a start back when early cutoff keeps the node, which makes no call;
+	// a quota shared by all the runs of the executor then spaces the
+	// generator calls of their first attempts (retries are not counted),
+	// taken once the call has room under Limits. A node waits for the
+	// quota holding its worker and its batch slot; cancelling the run ends
+	// the wait. Default: none.
 	Rates map[string]Rate
 	// Limits caps the generator calls in flight of a batch key across all
 	// the runs of the executor, for a provider's concurrency quota; each

@@ -552,3 +552,25 @@ func TestOutputTextChecked(t *testing.T) {
 		})
 	}
 }
+
+// Nodes that early cutoff keeps make no provider call: their starts do
+// not count against their key's rate. A forced script with the same
+// output keeps the six narrations at once, not one per ten seconds.
+func TestRatesSpareNodesKeptByCutoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{Rates: map[string]executor.Rate{
+			graph.KindNarration: {Starts: 1, Per: 10 * time.Second}}})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		start := time.Now()
+		rep, err := l.run(e, dirty.Mark{ID: "script", Reason: dirty.ReasonForced})
+		require.NoError(t, err)
+		took := time.Since(start) // virtual time: synctest makes it exact
+		assert.Equal(t, []string{"script"}, rep.Generated)
+		assert.Len(t, rep.Unchanged, l.g.Len()-1, "all the rest kept")
+		// The script takes its latency; the rest would take 50 s more if
+		// the six kept narrations waited for the rate.
+		assert.Less(t, took, l.latency[graph.KindScript]+10*time.Second, "the kept narrations waited for the rate")
+	})
+}

@@ -125,8 +125,12 @@ type keyState struct {
 	queue   []int32 // ready positions, FIFO; entries no longer Ready are skipped
 	head    int
 	rate    Rate
-	starts  []time.Time // ring of the last rate.Starts start times
-	next    int         // ring position of the oldest start
+	// starts are the start times within the rate's window, oldest first:
+	// at most rate.Starts of them, as a start is recorded only when fewer
+	// are. Those at and after first are live; older ones have left the
+	// window.
+	starts []time.Time
+	first  int
 }
 
 // Machine is the deterministic scheduling core of a run: which node is
@@ -162,6 +166,7 @@ type Machine struct {
 	held    [][]int32 // Staged: ready positions per later stage
 	halted  bool
 	wake    time.Time
+	startAt []time.Time // by position: when a node of a rate-limited key started
 }
 
 // New returns a machine for the plan. Every node starts Pending, and the
@@ -252,10 +257,13 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		}
 	}
 	for ki := range m.keys {
-		// The ring of start times grows with the starts, up to r.Starts:
-		// a large Starts costs nothing up front.
+		// The window of start times grows with the starts, up to
+		// r.Starts: a large Starts costs nothing up front.
 		if r, ok := c.Rates[m.keys[ki].name]; ok && ki > 0 {
 			m.keys[ki].rate = r
+			if m.startAt == nil {
+				m.startAt = make([]time.Time, len(nodes))
+			}
 		}
 	}
 	for i, n := range nodes {
@@ -336,26 +344,40 @@ func (ks *keyState) allowed(now time.Time) (bool, time.Time) {
 	if ks.limit > 0 && ks.running >= ks.limit {
 		return false, time.Time{}
 	}
-	if ks.rate.Starts == 0 || len(ks.starts) < ks.rate.Starts {
+	if ks.rate.Starts == 0 {
 		return true, time.Time{}
 	}
-	at := ks.starts[ks.next].Add(ks.rate.Per)
-	if !now.Before(at) {
+	// A start counts until Per after it.
+	for ks.first < len(ks.starts) && !now.Before(ks.starts[ks.first].Add(ks.rate.Per)) {
+		ks.first++
+	}
+	if live := len(ks.starts) - ks.first; live < ks.rate.Starts {
 		return true, time.Time{}
 	}
-	return false, at
+	return false, ks.starts[ks.first].Add(ks.rate.Per)
 }
 
 func (ks *keyState) recordStart(now time.Time) {
 	if ks.rate.Starts == 0 {
 		return
 	}
-	if len(ks.starts) < ks.rate.Starts {
-		ks.starts = append(ks.starts, now)
-		return
+	if ks.first > 0 && ks.first >= len(ks.starts)/2 {
+		// Drop the starts that left the window, in amortized O(1).
+		ks.starts = ks.starts[:copy(ks.starts, ks.starts[ks.first:])]
+		ks.first = 0
 	}
-	ks.starts[ks.next] = now
-	ks.next = (ks.next + 1) % ks.rate.Starts
+	ks.starts = append(ks.starts, now)
+}
+
+// refund forgets the start at t, if it is still in the window.
+func (ks *keyState) refund(t time.Time) bool {
+	for j := len(ks.starts) - 1; j >= ks.first; j-- {
+		if ks.starts[j].Equal(t) {
+			ks.starts = slices.Delete(ks.starts, j, j+1)
+			return true
+		}
+	}
+	return false
 }
 
 // Next returns the node to start now, if any may: the one that became
@@ -438,6 +460,9 @@ func (m *Machine) start(i int32, now time.Time) Step {
 	ks := &m.keys[m.key[i]]
 	ks.running++
 	ks.recordStart(now)
+	if ks.rate.Starts > 0 {
+		m.startAt[i] = now
+	}
 	m.running++
 	m.state[i] = Running
 	s := m.stage[i]
@@ -606,6 +631,26 @@ func (m *Machine) Cancel(n graph.Node) (Result, error) {
 	var r Result
 	m.settle(i, Cancelled, &r)
 	return r, nil
+}
+
+// Refund gives back the rate start of a running node that made no call to
+// its provider, such as one that early cutoff keeps: its start no longer
+// counts against its batch key's [Rate]. It reports whether there was a
+// start to give back (none without a rate, or once it left the window).
+// The node stays running; settle it as usual. A node that is not
+// running is an error, as for [Machine.Succeed].
+func (m *Machine) Refund(n graph.Node) (bool, error) {
+	i, err := m.mustRunning(n)
+	if err != nil {
+		return false, err
+	}
+	ks := &m.keys[m.key[i]]
+	if ks.rate.Starts == 0 || m.startAt[i].IsZero() {
+		return false, nil
+	}
+	ok := ks.refund(m.startAt[i])
+	m.startAt[i] = time.Time{}
+	return ok, nil
 }
 
 // Halt stops the machine: [Machine.Next] and [Machine.More] return

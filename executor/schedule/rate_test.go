@@ -154,3 +154,53 @@ func TestRateWindow(t *testing.T) {
 		}
 	}
 }
+
+// Refund gives back a running node's rate start: a node that made no
+// provider call does not hold its key back. Without a rate, or for a
+// node not running, there is nothing to give back.
+func TestRefund(t *testing.T) {
+	p := lecturePlan(t, 60)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := newMachine(t, p, schedule.Config{Rates: map[string]schedule.Rate{
+		graph.KindImage: {Starts: 2, Per: 10 * time.Second}}})
+	script := node(t, p.Graph, "script")
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	require.Equal(t, script, st.Node)
+	refunded, err := m.Refund(script)
+	require.NoError(t, err)
+	assert.False(t, refunded, "script has no rate")
+	_, err = m.Succeed(script)
+	require.NoError(t, err)
+
+	var images []graph.Node
+	for {
+		st, ok := m.Next(t0)
+		if !ok {
+			break
+		}
+		if st.Key == graph.KindImage {
+			images = append(images, st.Node)
+		}
+	}
+	require.Len(t, images, 2, "two image starts in the window")
+	refunded, err = m.Refund(images[0])
+	require.NoError(t, err)
+	assert.True(t, refunded)
+	refunded, err = m.Refund(images[0])
+	require.NoError(t, err)
+	assert.False(t, refunded, "a start is given back once")
+	st, ok = m.Next(t0.Add(time.Second))
+	require.True(t, ok, "the refunded start frees the rate")
+	assert.Equal(t, graph.KindImage, st.Key)
+	_, ok = m.Next(t0.Add(time.Second))
+	assert.False(t, ok, "and only one")
+	at, ok := m.Wake()
+	require.True(t, ok)
+	assert.Equal(t, t0.Add(10*time.Second), at, "the oldest start still counted leaves the window first")
+
+	_, err = m.Succeed(images[0])
+	require.NoError(t, err)
+	_, err = m.Refund(images[0])
+	assert.Error(t, err, "a settled node has no start to give back")
+}
