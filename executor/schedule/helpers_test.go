@@ -111,6 +111,9 @@ type sim struct {
 	rng  *rand.Rand
 	now  time.Time
 	bulk bool // take more nodes with More after each Next
+	// refund is the chance that a started node gives its rate start back
+	// at once, as a node kept by early cutoff does.
+	refund float64
 
 	fails, supersedes map[graph.Node]bool
 	// invalidates are invalidated when they succeed, or, outside the
@@ -216,6 +219,17 @@ func (s *sim) start(st schedule.Step) {
 				require.GreaterOrEqual(t, s.now.Sub(ts[len(ts)-1-r.Starts]), r.Per,
 					"batch key %q: %d starts within %v at %s", st.Key, r.Starts+1, r.Per, id)
 			}
+		}
+	}
+	if s.refund > 0 && s.rng.Float64() < s.refund {
+		ok, err := s.m.Refund(n)
+		require.NoError(t, err, "Refund of %s", id)
+		if _, rated := s.cfg.Rates[st.Key]; rated && st.Key != "" {
+			require.True(t, ok, "Refund of %s, just started under a rate", id)
+			s.starts[st.Key] = s.starts[st.Key][:len(s.starts[st.Key])-1]
+			s.logf("refund %s", id)
+		} else {
+			require.False(t, ok, "Refund of %s, which has no rate", id)
 		}
 	}
 	s.running = append(s.running, job{n, s.now.Add(time.Duration(1+s.rng.IntN(20)) * time.Second)})

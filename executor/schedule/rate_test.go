@@ -155,6 +155,25 @@ func TestRateWindow(t *testing.T) {
 	}
 }
 
+// TestRateWindowWithRefunds checks the rate invariant in the simulator
+// while started nodes give their starts back at random: the machine's
+// window forgets exactly the refunded starts, never one still counted.
+func TestRateWindowWithRefunds(t *testing.T) {
+	rates := map[string]schedule.Rate{
+		graph.KindImage: {Starts: 2, Per: 7 * time.Second},
+		graph.KindVideo: {Starts: 1, Per: 5 * time.Second},
+	}
+	for seed := range uint64(20) {
+		for _, bulk := range []bool{false, true} {
+			t.Run(fmt.Sprintf("seed=%d/bulk=%v", seed, bulk), func(t *testing.T) {
+				s := newSim(t, lecturePlan(t, 300), schedule.Config{Rates: rates}, seed)
+				s.bulk, s.refund = bulk, 0.4
+				s.run()
+			})
+		}
+	}
+}
+
 // Refund gives back a running node's rate start: a node that made no
 // provider call does not hold its key back. Without a rate, or for a
 // node not running, there is nothing to give back.
