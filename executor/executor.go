@@ -251,6 +251,37 @@ func newRunID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Plan returns the plan that a run of req would execute if it started
+// now, and the dirty set it comes from, which says why each node is in it
+// ([dirty.Set.Explain]), without committing or running anything: a
+// preview, such as "this edit regenerates 3 nodes". It loads the stored
+// states and checks the clean nodes' assets as [Executor.Start] does, and
+// returns its errors: an invalid request or mark, a store's error, or a
+// [*MissingGeneratorError]. req.RunID, TriggeredBy and Reason are not
+// used. A run started later may plan differently if the states change
+// meanwhile.
+func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *dirty.Set, error) {
+	if req.Graph == nil {
+		return nil, nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
+	}
+	if req.GraphKey == "" {
+		return nil, nil, fmt.Errorf("%w: RunRequest.GraphKey is empty", ErrInvalidRequest)
+	}
+	snap, err := e.opts.States.Load(ctx, req.GraphKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load states of %q: %w", req.GraphKey, err)
+	}
+	_, set, _, err := e.plan(ctx, req.Graph, snap, req.Marks)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan := planner.New(set)
+	if missing := e.opts.Generators.Missing(planKinds(plan)...); len(missing) > 0 {
+		return nil, nil, &MissingGeneratorError{Kinds: missing}
+	}
+	return plan, set, nil
+}
+
 // Resume starts a run that finishes what run id left undone: it
 // regenerates the nodes of its graph that are not clean. Nodes committed
 // clean are never run again. g must be the run's graph: a graph of

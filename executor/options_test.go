@@ -574,3 +574,45 @@ func TestRatesSpareNodesKeptByCutoff(t *testing.T) {
 		assert.Less(t, took, l.latency[graph.KindScript]+10*time.Second, "the kept narrations waited for the rate")
 	})
 }
+
+// Plan previews a run: the same plan and reasons as the run, with nothing
+// committed or generated.
+func TestPlanPreviewsARun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 120)
+		e := l.executor(executor.Options{})
+		ctx := context.Background()
+		plan, set, err := e.Plan(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		assert.Equal(t, l.g.Len(), plan.Len(), "a new lecture: every node")
+		_, err = l.run(e)
+		require.NoError(t, err)
+
+		before := l.snapshot()
+		l.resetCalls()
+		mark := dirty.Mark{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}
+		req := executor.RunRequest{GraphKey: "lecture", Graph: l.g, Marks: []dirty.Mark{mark}}
+		plan, set, err = e.Plan(ctx, req)
+		require.NoError(t, err)
+		assert.Equal(t, "Stage 0: Generating 1 asset:narration node in batches of 4\n"+
+			"Stage 1: Generating 1 asset:video node in batches of 3\n"+
+			"Stage 2: Generating 1 timeline node\n", plan.String())
+		video, err := l.g.Lookup("asset:video:segment[3]")
+		require.NoError(t, err)
+		assert.Equal(t, "upstream asset:narration:segment[3] edited", set.Explain(video))
+		assert.Equal(t, before, l.snapshot(), "nothing committed")
+		assert.Empty(t, l.calledIDs(), "nothing generated")
+
+		r, err := e.Start(ctx, req)
+		require.NoError(t, err)
+		assert.Equal(t, plan.String(), r.Plan().String(), "the run plans the same")
+		_, err = r.Wait()
+		require.NoError(t, err)
+
+		_, _, err = e.Plan(ctx, executor.RunRequest{GraphKey: "lecture"})
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		_, _, err = e.Plan(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: "asset:narration:segment[99]", Reason: dirty.ReasonEdited}}})
+		assert.ErrorContains(t, err, "out of range")
+	})
+}

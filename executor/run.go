@@ -215,24 +215,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		if err != nil {
 			return fmt.Errorf("load states of %q: %w", r.key, err)
 		}
-		// A clean node made from other dependencies than the graph's
-		// (the lecture's length changed, or the template) is forced.
-		view, extra := statesOf(r.g, snap)
-		all := marks
-		if stale := staleInputs(r.g, view, extra); len(stale) > 0 {
-			all = slices.Clip(marks)
-			for _, n := range stale {
-				all = append(all, dirty.Mark{ID: r.g.NodeID(n), Reason: dirty.ReasonForced})
-			}
-		}
-		var lost map[graph.Node]bool
-		if !opts.SkipAssetCheck {
-			if lost, err = r.lostAssets(ctx, view); err != nil {
-				return err
-			}
-		}
-		set, err := dirty.Compute(r.g, dirty.Input{States: view, Marks: all,
-			AssetExists: func(n graph.Node, _ dirty.State) bool { return !lost[n] }})
+		view, set, all, err := r.e.plan(ctx, r.g, snap, marks)
 		if err != nil {
 			return err
 		}
@@ -289,9 +272,39 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 }
 
 // lostAssets asks the asset store about every clean node's asset.
-func (r *run) lostAssets(ctx context.Context, view *dirty.States) (map[graph.Node]bool, error) {
+// plan computes what a run of g from the stored states snap regenerates,
+// with the marks given: the dense states, the dirty set, and the marks
+// with those that the graph's changes add. A clean node made from other
+// dependencies than the graph's (the lecture's length changed, or the
+// template) is forced; a clean node whose asset is gone is dirty, unless
+// Options.SkipAssetCheck.
+func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
+	view, extra := statesOf(g, snap)
+	all := marks
+	if stale := staleInputs(g, view, extra); len(stale) > 0 {
+		all = slices.Clip(marks)
+		for _, n := range stale {
+			all = append(all, dirty.Mark{ID: g.NodeID(n), Reason: dirty.ReasonForced})
+		}
+	}
+	var lost map[graph.Node]bool
+	if !e.opts.SkipAssetCheck {
+		var err error
+		if lost, err = e.lostAssets(ctx, g, view); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	set, err := dirty.Compute(g, dirty.Input{States: view, Marks: all,
+		AssetExists: func(n graph.Node, _ dirty.State) bool { return !lost[n] }})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return view, set, all, nil
+}
+
+func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.States) (map[graph.Node]bool, error) {
 	lost := map[graph.Node]bool{}
-	if checker, ok := r.e.opts.Assets.(AssetChecker); ok {
+	if checker, ok := e.opts.Assets.(AssetChecker); ok {
 		var (
 			nodes []graph.Node
 			refs  []string
@@ -335,9 +348,9 @@ func (r *run) lostAssets(ctx context.Context, view *dirty.States) (map[graph.Nod
 			lost[n] = true
 			continue
 		}
-		ok, err := r.e.opts.Assets.Exists(ctx, ref)
+		ok, err := e.opts.Assets.Exists(ctx, ref)
 		if err != nil {
-			return nil, fmt.Errorf("check asset of %s: %w", r.g.NodeID(n), err)
+			return nil, fmt.Errorf("check asset of %s: %w", g.NodeID(n), err)
 		}
 		if !ok {
 			lost[n] = true
