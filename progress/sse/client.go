@@ -134,6 +134,29 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 	})
 }
 
+// Follow is [Client.Events] until the run ends: it returns nil right
+// after fn has taken the run's final event (run.finished, run.failed or
+// run.cancelled), without waiting for the server to close the stream and
+// refuse the reconnection.
+func (c *Client) Follow(ctx context.Context, fn func(progress.Event) error) error {
+	err := c.Events(ctx, func(e progress.Event) error {
+		if err := fn(e); err != nil {
+			return err
+		}
+		if e.Type.Final() {
+			return errFollowEnd
+		}
+		return nil
+	})
+	if errors.Is(err, errFollowEnd) {
+		return nil
+	}
+	return err
+}
+
+// errFollowEnd ends Follow's stream at the final event; it never leaves it.
+var errFollowEnd = errors.New("sse: final event")
+
 // decodeEvent decodes a message's data as an event. It calls
 // Event.UnmarshalJSON itself, because json.Unmarshal would report bad
 // syntax with a bare *json.SyntaxError before calling it, and it refuses

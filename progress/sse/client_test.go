@@ -79,3 +79,28 @@ func TestClientEventsDecodes(t *testing.T) {
 	require.ErrorIs(t, err, errStop)
 	assert.Empty(t, sinktest.Diff([]progress.Event{want}, got))
 }
+
+// Follow returns once fn took the run's final event, without waiting to
+// reconnect (the retry here is an hour), and delivers everything before.
+func TestClientFollowStopsAtTheFinalEvent(t *testing.T) {
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	h, err := sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, Logger: quiet()})
+	require.NoError(t, err)
+	server := httptest.NewServer(h)
+	t.Cleanup(server.Close)
+	events := sinktest.Events("r1", 1, 5)
+	events[4].Type = progress.RunFinished
+	require.NoError(t, mem.Publish(context.Background(), events...))
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var got []uint64
+	err = sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Hour}).Follow(ctx, func(e progress.Event) error {
+		got = append(got, e.Seq)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, sinktest.Span(1, 5), got)
+	// fn's own error still ends it, as with Events.
+	err = sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{}).Follow(ctx, func(progress.Event) error { return errStop })
+	assert.ErrorIs(t, err, errStop)
+}
