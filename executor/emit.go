@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -105,6 +106,17 @@ func newETA(p *planner.Plan, workers int, opts *Options) *eta {
 		e.estimate[name] = opts.kindOptions(name).Estimate
 	}
 	return e
+}
+
+// forPlan returns an ETA for the plan of a convergence round, keeping
+// the durations seen in the earlier rounds. e may be nil.
+func (e *eta) forPlan(p *planner.Plan, workers int, opts *Options) *eta {
+	next := newETA(p, workers, opts)
+	if e != nil {
+		maps.Copy(next.sum, e.sum)
+		maps.Copy(next.count, e.count)
+	}
+	return next
 }
 
 func (e *eta) observe(kind string, d time.Duration) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -32,6 +33,12 @@ type Executor struct {
 	// Options.Limits, shared by all runs.
 	quotas map[string]*quota
 	limits map[string]*semaphore.Weighted
+
+	// starting holds the RunIDs that hosts gave to runs being started, so
+	// that two Starts with one ID at once cannot both pass the check of
+	// the RunStore.
+	startMu  sync.Mutex
+	starting map[string]bool
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -135,7 +142,12 @@ type RunRequest struct {
 	TriggeredBy string
 	// Reason says why, for the audit record.
 	Reason string
-	// RunID names the run. Default: a random ID.
+	// RunID names the run: its record, its events and its stream. An ID
+	// already recorded, or given to a run this executor is starting, is
+	// refused; executors in several processes that share a RunStore need
+	// IDs unique by construction, such as the random default. An ID whose
+	// Start failed after recording the run stays taken. Default: a random
+	// ID.
 	RunID string
 }
 
@@ -225,6 +237,22 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 		req.RunID = newRunID()
 	} else {
 		// A run ID names one run: its record, its events and its stream.
+		e.startMu.Lock()
+		if e.starting[req.RunID] {
+			e.startMu.Unlock()
+			return nil, fmt.Errorf("%w: RunRequest.RunID %q is taken by a run that is starting: give each run its own ID, or none for a random one",
+				ErrInvalidRequest, req.RunID)
+		}
+		if e.starting == nil {
+			e.starting = map[string]bool{}
+		}
+		e.starting[req.RunID] = true
+		e.startMu.Unlock()
+		defer func() {
+			e.startMu.Lock()
+			delete(e.starting, req.RunID)
+			e.startMu.Unlock()
+		}()
 		rec, err := e.opts.Runs.GetRun(ctx, req.RunID)
 		switch {
 		case err == nil:

@@ -201,3 +201,38 @@ func TestEventCountsAndETA(t *testing.T) {
 		})
 	}
 }
+
+// A convergence round starts with its plan's bound as the ETA (from the
+// durations seen so far, or the estimates), not with the last round's 0.
+func TestConvergeRoundHasAnETA(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var e *executor.Executor
+		var once sync.Once
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[0]" {
+				once.Do(func() {
+					_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
+					assert.NoError(t, err)
+				})
+			}
+			return l.Generate(ctx, req)
+		})
+		e = l.executor(executor.Options{Generators: l.registry(gen), Converge: 1,
+			Default: executor.KindOptions{Estimate: time.Second}})
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		require.Equal(t, 2, rep.Rounds)
+		var round []progress.Event
+		for _, ev := range l.eventsOf(progress.Message) {
+			if strings.HasPrefix(ev.Message, "Round 2") {
+				round = append(round, ev)
+			}
+		}
+		require.Len(t, round, 1)
+		assert.Positive(t, round[0].ETA, "the second round's bound")
+		final := l.eventsOf(progress.RunFinished)
+		require.Len(t, final, 1)
+		assert.Equal(t, final[0].Total, final[0].Done)
+	})
+}

@@ -616,3 +616,52 @@ func TestPlanPreviewsARun(t *testing.T) {
 		assert.ErrorContains(t, err, "out of range")
 	})
 }
+
+// gateRuns holds the first GetRun until the test releases it: a Start
+// is then between its check of the RunID and its record of the run.
+type gateRuns struct {
+	*executor.MemoryRuns
+	held             *atomic.Bool
+	entered, release chan struct{}
+}
+
+func (g gateRuns) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if g.held.CompareAndSwap(false, true) { // the first call only; the others pass
+		close(g.entered)
+		<-g.release
+	}
+	return g.MemoryRuns.GetRun(ctx, id)
+}
+
+// A Start with the RunID of a run still starting is refused: the check of
+// the RunStore alone would let both through.
+func TestRunIDTakenByAStartingRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		g := gateRuns{l.runs, &atomic.Bool{}, make(chan struct{}), make(chan struct{})}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: g})
+		require.NoError(t, err)
+		ctx := context.Background()
+		req := executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "same"}
+		first := make(chan error, 1)
+		go func() {
+			r, err := e.Start(ctx, req)
+			if err == nil {
+				_, err = r.Wait()
+			}
+			first <- err
+		}()
+		<-g.entered
+		second, err := e.Start(ctx, req)
+		close(g.release) // before any assertion: a failed one must not leave the first Start hanging
+		require.NoError(t, <-first)
+		if second != nil {
+			_, _ = second.Wait()
+		}
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, `RunRequest.RunID "same" is taken by a run that is starting`)
+		_, err = e.Start(ctx, req)
+		assert.ErrorContains(t, err, `RunRequest.RunID "same" is taken by a run of graph "lecture"`)
+		require.NoError(t, e.Close(ctx))
+	})
+}

@@ -379,6 +379,10 @@ func (r *run) execute() {
 		r.mu.Lock()
 		r.done += r.m.Settled()
 		r.mu.Unlock()
+		if r.em.sink != nil { // the new round's bound, until its nodes settle
+			now := time.Now()
+			r.setETA(r.eta.forPlan(r.plan, r.e.opts.Workers, &r.e.opts).at(now, nil, r.plan.Len()), now)
+		}
 		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
 			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
 	}
@@ -397,7 +401,7 @@ func (r *run) round() {
 	r.m = m
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
-	r.eta = newETA(r.plan, opts.Workers, opts)
+	r.eta = r.eta.forPlan(r.plan, opts.Workers, opts)
 	r.stageShown = make([]bool, len(r.plan.Stages))
 	r.finished = func(n graph.Node) bool {
 		s, _ := m.State(n)

@@ -97,8 +97,6 @@ func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
 	return exists, nil
 }
 
-// refKey returns the key of a reference, and false if ref is not one the
-// store can have returned.
 // Missing returns the references among refs that point to no asset in
 // the store, each once, in one round trip whatever their number: the
 // executor's check of clean nodes' assets at the start of a run. A
@@ -142,6 +140,8 @@ func (s *Store) Missing(ctx context.Context, refs []string) ([]string, error) {
 	return missing, nil
 }
 
+// refKey returns the key of a reference, and false if ref is not one the
+// store can have returned.
 func refKey(ref string) (string, bool) {
 	key, ok := strings.CutPrefix(ref, RefPrefix)
 	return key, ok && fits(key, MaxAssetKeyBytes)

@@ -167,6 +167,7 @@ type Machine struct {
 	halted  bool
 	wake    time.Time
 	startAt []time.Time // by position: when a node of a rate-limited key started
+	counted []bool      // by position: its start counts against the rate
 }
 
 // New returns a machine for the plan. Every node starts Pending, and the
@@ -262,7 +263,7 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		if r, ok := c.Rates[m.keys[ki].name]; ok && ki > 0 {
 			m.keys[ki].rate = r
 			if m.startAt == nil {
-				m.startAt = make([]time.Time, len(nodes))
+				m.startAt, m.counted = make([]time.Time, len(nodes)), make([]bool, len(nodes))
 			}
 		}
 	}
@@ -461,7 +462,7 @@ func (m *Machine) start(i int32, now time.Time) Step {
 	ks.running++
 	ks.recordStart(now)
 	if ks.rate.Starts > 0 {
-		m.startAt[i] = now
+		m.startAt[i], m.counted[i] = now, true
 	}
 	m.running++
 	m.state[i] = Running
@@ -635,8 +636,10 @@ func (m *Machine) Cancel(n graph.Node) (Result, error) {
 
 // Refund gives back the rate start of a running node that made no call to
 // its provider, such as one that early cutoff keeps: its start no longer
-// counts against its batch key's [Rate]. It reports whether there was a
-// start to give back (none without a rate, or once it left the window).
+// counts against its batch key's [Rate]. It reports whether it gave a
+// start back: false without a rate, or once given back, or when the start
+// was found to have left the window already (one that left it but was not
+// yet found to may be given back, to no effect).
 // The node stays running; settle it as usual. A node that is not
 // running is an error, as for [Machine.Succeed].
 func (m *Machine) Refund(n graph.Node) (bool, error) {
@@ -645,12 +648,11 @@ func (m *Machine) Refund(n graph.Node) (bool, error) {
 		return false, err
 	}
 	ks := &m.keys[m.key[i]]
-	if ks.rate.Starts == 0 || m.startAt[i].IsZero() {
+	if ks.rate.Starts == 0 || !m.counted[i] {
 		return false, nil
 	}
-	ok := ks.refund(m.startAt[i])
-	m.startAt[i] = time.Time{}
-	return ok, nil
+	m.counted[i] = false
+	return ks.refund(m.startAt[i]), nil
 }
 
 // Halt stops the machine: [Machine.Next] and [Machine.More] return

@@ -223,3 +223,33 @@ func TestRefund(t *testing.T) {
 	_, err = m.Refund(images[0])
 	assert.Error(t, err, "a settled node has no start to give back")
 }
+
+// A start made at the zero time can be given back too: the machine reads
+// no clock, and a driver may start its own at zero.
+func TestRefundAtTheZeroTime(t *testing.T) {
+	p := lecturePlan(t, 60)
+	m := newMachine(t, p, schedule.Config{Rates: map[string]schedule.Rate{
+		graph.KindImage: {Starts: 2, Per: 10 * time.Second}}})
+	var t0 time.Time
+	_, ok := m.Next(t0)
+	require.True(t, ok)
+	_, err := m.Succeed(node(t, p.Graph, "script"))
+	require.NoError(t, err)
+	var images []graph.Node
+	for {
+		st, ok := m.Next(t0)
+		if !ok {
+			break
+		}
+		if st.Key == graph.KindImage {
+			images = append(images, st.Node)
+		}
+	}
+	require.Len(t, images, 2)
+	refunded, err := m.Refund(images[0])
+	require.NoError(t, err)
+	assert.True(t, refunded)
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	assert.Equal(t, graph.KindImage, st.Key)
+}
