@@ -599,6 +599,20 @@ func (h *countingHistory) Replay(ctx context.Context, run string, after uint64, 
 	return h.MemoryHistory.Replay(ctx, run, after, fn)
 }
 
+// pollCase returns a stream whose History counts its reads, and the n
+// events of a new run, the last one final if final.
+func pollCase(t *testing.T, opts redisstream.Options, n uint64, final bool) (*countingHistory, *redisstream.Stream, []progress.Event) {
+	t.Helper()
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	opts.History, opts.Logger = h, quiet()
+	s, _ := newStream(t, opts)
+	all := sinktest.Events(sinktest.RunID(t), 1, n)
+	if final {
+		all[n-1].Type = progress.RunFinished
+	}
+	return h, s, all
+}
+
 // onShared starts a Tail that takes the run's first n events and waits
 // until it follows the run's shared reader.
 func onShared(t *testing.T, s *redisstream.Stream, run string, n int) *sinktest.Tailer {
@@ -613,13 +627,8 @@ func onShared(t *testing.T, s *redisstream.Stream, run string, n int) *sinktest.
 // starts past the final event, which it never reads itself, and must still
 // stop polling the History.
 func TestHistoryPollStopsAfterTheFinalEvent(t *testing.T) {
-	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 10 * time.Millisecond,
-		BlockTime: 10 * time.Millisecond, Logger: quiet()})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 5)
-	all[4].Type = progress.RunFinished
+	h, s, all := pollCase(t, redisstream.Options{HistoryPoll: 10 * time.Millisecond, BlockTime: 10 * time.Millisecond}, 5, true)
+	ctx, run := context.Background(), all[0].RunID
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all...))
 	tl := onShared(t, s, run, 5)
 	time.Sleep(100 * time.Millisecond) // ordering only: the reader has told its shared reader
@@ -633,12 +642,8 @@ func TestHistoryPollStopsAfterTheFinalEvent(t *testing.T) {
 // lags behind a Buffered. A poll that finds the gap must not pass over it
 // at once: Redis then gets 6 to 10, and the reader must get 6.
 func TestHistoryPollWaitsForAGap(t *testing.T) {
-	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 2 * time.Second, Logger: quiet()})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
-	all[9].Type = progress.RunFinished
+	h, s, all := pollCase(t, redisstream.Options{HistoryPoll: 2 * time.Second}, 10, true)
+	ctx, run := context.Background(), all[0].RunID
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
 	tl := onShared(t, s, run, 5)
 	waitPoll(t, h, 1) // the reader's read and the shared reader's first poll are done
@@ -697,12 +702,8 @@ func waitPoll(t *testing.T, h *countingHistory, n int64) {
 // read of the History: that must not stop the shared reader's poll before
 // its window has the end, or B would never get it.
 func TestFinalEventOfOneReaderDoesNotStarveAnother(t *testing.T) {
-	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, Logger: quiet()})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
-	all[9].Type = progress.RunFinished
+	h, s, all := pollCase(t, redisstream.Options{HistoryPoll: time.Second}, 10, true)
+	ctx, run := context.Background(), all[0].RunID
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
 	b := onShared(t, s, run, 5)
 	waitPoll(t, h, 1)                             // the shared reader's first poll is done
@@ -717,11 +718,8 @@ func TestFinalEventOfOneReaderDoesNotStarveAnother(t *testing.T) {
 // The shared reader starts at 0, before the run reaches Redis, and a poll
 // finds the History without seq 1: it must wait a poll for Redis too.
 func TestHistoryPollWaitsForAGapAtTheStart(t *testing.T) {
-	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, Logger: quiet()})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 5)
+	h, s, all := pollCase(t, redisstream.Options{HistoryPoll: time.Second}, 5, false)
+	ctx, run := context.Background(), all[0].RunID
 	tl := sinktest.StartTail(t, s, run, 0)
 	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
 	waitPoll(t, h, 1)
@@ -736,11 +734,8 @@ func TestHistoryPollWaitsForAGapAtTheStart(t *testing.T) {
 // A poll that passes over a gap it waited for stops at the next one,
 // which it has not waited for: Redis then delivers the event in it.
 func TestHistoryPollWaitsForEachGap(t *testing.T) {
-	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, Logger: quiet()})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
+	h, s, all := pollCase(t, redisstream.Options{HistoryPoll: time.Second}, 10, false)
+	ctx, run := context.Background(), all[0].RunID
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
 	tl := onShared(t, s, run, 5)
 	waitPoll(t, h, 1)
