@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/regengraph/regen/executor/schedule"
@@ -157,7 +158,10 @@ type Options struct {
 	// generator that ignores its context can leave more calls running at
 	// the provider than the limit while its retry goes on. Default: none.
 	Limits map[string]int
-	// Kinds tunes kinds by name; kinds not listed use Default.
+	// Kinds tunes kinds by name; kinds not listed use Default. A run logs
+	// a warning for a name its graph has no kind of, as for a batch key of
+	// Rates or Limits that no kind of its graph has: a misspelt key would
+	// otherwise go unnoticed.
 	Kinds map[string]KindOptions
 	// Default tunes the kinds not in Kinds, and fills zero fields of
 	// those that are.
@@ -219,4 +223,40 @@ func (o *Options) kindOptions(kind string) KindOptions {
 		k.Estimate = o.Default.Estimate
 	}
 	return k
+}
+
+// warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
+// and the keys of Options.Rates and Options.Limits that no kind of g
+// batches under, once per run.
+func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
+	o := &e.opts
+	if len(o.Kinds) == 0 && len(o.Rates) == 0 && len(o.Limits) == 0 {
+		return
+	}
+	kinds, keys := map[string]bool{}, map[string]bool{}
+	for ki := range g.Kinds() {
+		kinds[g.KindName(ki)] = true
+		if key, _ := g.BatchKey(ki); key != "" {
+			keys[key] = true
+		}
+	}
+	var unknownKinds, unknownKeys []string
+	for _, name := range sortedKeys(o.Kinds) {
+		if !kinds[name] {
+			unknownKinds = append(unknownKinds, name)
+		}
+	}
+	for _, key := range append(sortedKeys(o.Rates), sortedKeys(o.Limits)...) {
+		if !keys[key] && !slices.Contains(unknownKeys, key) {
+			unknownKeys = append(unknownKeys, key)
+		}
+	}
+	if len(unknownKinds) > 0 {
+		e.log.Warn("regen: Options.Kinds names kinds the graph does not have; they apply to nothing",
+			"run", runID, "kinds", unknownKinds)
+	}
+	if len(unknownKeys) > 0 {
+		e.log.Warn("regen: Options.Rates or Options.Limits name batch keys no kind of the graph has; they apply to nothing",
+			"run", runID, "keys", unknownKeys)
+	}
 }

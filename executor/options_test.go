@@ -1,9 +1,11 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -663,5 +665,27 @@ func TestRunIDTakenByAStartingRun(t *testing.T) {
 		_, err = e.Start(ctx, req)
 		assert.ErrorContains(t, err, `RunRequest.RunID "same" is taken by a run of graph "lecture"`)
 		require.NoError(t, e.Close(ctx))
+	})
+}
+
+// A run warns of Options keys its graph has no use for: a misspelt kind
+// or batch key would otherwise be ignored without a word.
+func TestUnknownOptionKeysAreLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var buf bytes.Buffer
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+			Runs: l.runs, Logger: slog.New(slog.NewTextHandler(&buf, nil)),
+			Kinds:  map[string]executor.KindOptions{"asset:narration": {}, "asset:narations": {}},
+			Rates:  map[string]executor.Rate{"asset:image": {Starts: 9, Per: time.Second}, "tts": {Starts: 1, Per: time.Second}},
+			Limits: map[string]int{"tts": 2, "gpu": 1}})
+		require.NoError(t, err)
+		_, err = l.run(e)
+		require.NoError(t, err)
+		out := buf.String()
+		assert.Contains(t, out, `Options.Kinds names kinds the graph does not have`)
+		assert.Contains(t, out, `kinds=[asset:narations]`)
+		assert.Contains(t, out, `keys="[tts gpu]"`)
+		assert.NotContains(t, out, "asset:image]")
 	})
 }

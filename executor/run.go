@@ -183,6 +183,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	for ki := range r.kinds {
 		r.kinds[ki] = e.opts.kindOptions(r.g.KindName(ki))
 	}
+	e.warnUnknownKeys(r.g, req.RunID)
 	if err := r.replan(ctx, req.Marks); err != nil {
 		cancel(err)
 		return nil, err
