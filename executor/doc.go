@@ -82,5 +82,8 @@
 // Graph metadata ([StateStore]) is kept apart from heavy asset data
 // ([AssetStore]). [MemoryStates], [MemoryAssets] and [MemoryRuns] are the
 // embedded defaults; the executor/storetest package is the conformance
-// kit that any other implementation must pass.
+// kit that any other implementation must pass. Two optional interfaces
+// save a database round trips: an [AssetChecker] checks the clean nodes'
+// assets at the start of a run in one call, and an [AssetBatchGetter]
+// reads the assets of a node's many dependencies in one.
 package executor

@@ -19,7 +19,8 @@ var (
 	_ AssetStore = (*MemoryAssets)(nil)
 	_ RunStore   = (*MemoryRuns)(nil)
 
-	_ AssetChecker = (*MemoryAssets)(nil)
+	_ AssetChecker     = (*MemoryAssets)(nil)
+	_ AssetBatchGetter = (*MemoryAssets)(nil)
 )
 
 // MemoryStates is a [StateStore] that keeps every graph's states in
@@ -208,6 +209,30 @@ func (m *MemoryAssets) Get(ctx context.Context, ref string) (Asset, error) {
 	// copied outside the lock.
 	a.Meta = maps.Clone(a.Meta)
 	return a, nil
+}
+
+// GetMany returns the assets refs point to, in order, as Get does; see
+// [AssetBatchGetter]. If one is missing it returns an error wrapping
+// [ErrNotFound] that names it. It returns ctx.Err() if ctx is done.
+func (m *MemoryAssets) GetMany(ctx context.Context, refs []string) ([]Asset, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]Asset, len(refs))
+	for i, ref := range refs {
+		s := m.shard(ref)
+		s.mu.Lock()
+		j, ok := s.index[ref]
+		if ok {
+			out[i] = *s.assets.at(j)
+		}
+		s.mu.Unlock()
+		if !ok {
+			return nil, fmt.Errorf("get asset %q: %w", ref, ErrNotFound)
+		}
+		out[i].Meta = maps.Clone(out[i].Meta)
+	}
+	return out, nil
 }
 
 // Exists reports whether ref points to an asset. An unknown reference, of

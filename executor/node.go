@@ -91,15 +91,13 @@ func (r *run) load(j *job) error {
 	if len(j.deps) > len(hashBuf) {
 		hashes = make([]string, 0, len(j.deps))
 	}
+	for _, d := range j.deps {
+		hashes = append(hashes, d.hash)
+	}
 	// The generator may keep the request: its Deps are its own.
 	deps := make([]Dep, len(j.deps))
-	for i, d := range j.deps {
-		hashes = append(hashes, d.hash)
-		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
-		if err != nil {
-			return fmt.Errorf("read the output of %s: %w", d.id, err)
-		}
-		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
+	if err := r.readDeps(j, deps); err != nil {
+		return err
 	}
 	j.reqDeps = deps
 	// One string holds both: the input hash is the key's tail.
@@ -112,6 +110,40 @@ func (r *run) load(j *job) error {
 	b = dirty.AppendInputHash(b, j.prev.Rev, hashes)
 	j.idem = string(b)
 	j.in = j.idem[prefix:]
+	return nil
+}
+
+// batchReadMin is the fewest dependencies read with one GetMany call.
+// Fewer are read with Get: a call or two cost little even to a database,
+// and the batch's slices would cost most nodes of a lecture (its videos
+// have two dependencies) two allocations more.
+const batchReadMin = 4
+
+// readDeps reads the assets of j's dependencies into deps: in one call
+// when there are batchReadMin or more and the asset store is an
+// [AssetBatchGetter], one Get each otherwise. When the one call fails
+// they are read one by one, so that an error names the dependency (and a
+// passing failure of the store may pass).
+func (r *run) readDeps(j *job, deps []Dep) error {
+	if bg, ok := r.e.opts.Assets.(AssetBatchGetter); ok && len(j.deps) >= batchReadMin {
+		refs := make([]string, len(j.deps))
+		for i, d := range j.deps {
+			refs[i] = d.ref
+		}
+		if assets, err := bg.GetMany(r.ctx, refs); err == nil && len(assets) == len(refs) {
+			for i, d := range j.deps {
+				deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: assets[i]}
+			}
+			return nil
+		}
+	}
+	for i, d := range j.deps {
+		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
+		if err != nil {
+			return fmt.Errorf("read the output of %s: %w", d.id, err)
+		}
+		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
+	}
 	return nil
 }
 

@@ -141,6 +141,21 @@ type AssetChecker interface {
 	Missing(ctx context.Context, refs []string) ([]string, error)
 }
 
+// AssetBatchGetter is an optional interface of an [AssetStore] that reads
+// many assets at once. Before it runs a node the executor reads its
+// dependencies' assets: with an AssetBatchGetter that is one call for a
+// node with four dependencies or more, rather than one Get each (a
+// timeline over every segment's video and narration has hundreds of them:
+// one round trip each, for a database).
+type AssetBatchGetter interface {
+	// GetMany returns the assets refs point to, one for each ref and in
+	// the order of refs, as Get would return them; refs may repeat. If a
+	// ref points to no asset (Get would fail with [ErrNotFound]), it
+	// returns an error wrapping ErrNotFound that names that ref. Data may
+	// be shared with the store, as Get's: callers must not modify it.
+	GetMany(ctx context.Context, refs []string) ([]Asset, error)
+}
+
 // RunStatus is the state of a run.
 type RunStatus string
 

@@ -15,7 +15,7 @@ type queries struct {
 
 	load, casInsert, casUpdate, version, upsertStates string
 
-	putAsset, getAsset, assetExists, missingAssets string
+	putAsset, getAsset, getAssets, assetExists, missingAssets string
 
 	putRun, getRun, listRuns string
 
@@ -125,7 +125,9 @@ ON CONFLICT (graph_key, node_id) DO UPDATE SET
 VALUES ($1, $2, $3, $4, $5, $6::jsonb)
 ON CONFLICT (key) DO UPDATE SET data = excluded.data, url = excluded.url, hash = excluded.hash,
 	length_ns = excluded.length_ns, meta = excluded.meta, put_at = now()`),
-		getAsset:    f(`SELECT data, url, hash, length_ns, meta::text FROM {s}.assets WHERE key = $1`),
+		getAsset: f(`SELECT data, url, hash, length_ns, meta::text FROM {s}.assets WHERE key = $1`),
+		getAssets: f(`SELECT key, data, url, hash, length_ns, meta::text FROM {s}.assets
+WHERE key = ANY($1::text[])`),
 		assetExists: f(`SELECT EXISTS (SELECT 1 FROM {s}.assets WHERE key = $1)`),
 		// The keys of $1 with no asset, each once, looked up in the
 		// primary key's collation so that its index serves.

@@ -19,10 +19,11 @@ import (
 
 // Compile-time checks that a Store implements the executor's interfaces.
 var (
-	_ executor.StateStore   = (*Store)(nil)
-	_ executor.AssetStore   = (*Store)(nil)
-	_ executor.AssetChecker = (*Store)(nil)
-	_ executor.RunStore     = (*Store)(nil)
+	_ executor.StateStore       = (*Store)(nil)
+	_ executor.AssetStore       = (*Store)(nil)
+	_ executor.AssetChecker     = (*Store)(nil)
+	_ executor.AssetBatchGetter = (*Store)(nil)
+	_ executor.RunStore         = (*Store)(nil)
 )
 
 // DefaultSchema is the schema of the tables when [Options].Schema is "".

@@ -35,6 +35,7 @@ func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
 		{"CallerMayReuseInput", testAssetCallerMutation},
 		{"Concurrent", testAssetConcurrent},
 		{"MissingAgreesWithExists", testAssetMissing},
+		{"GetManyAgreesWithGet", testAssetGetMany},
 		{"CancelledContext", testAssetCancelled},
 	})
 }
@@ -341,4 +342,48 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 	assert.Empty(t, none, "Missing(nil)")
 	_, err = c.Missing(cancelled(t), []string{r1})
 	assert.ErrorIs(t, err, context.Canceled, "Missing with a cancelled context")
+}
+
+// testAssetGetMany checks the optional AssetBatchGetter against Get: the
+// same assets, in order, repeats included, each the caller's own; a
+// missing or malformed reference fails the call with ErrNotFound.
+func testAssetGetMany(t *testing.T, s executor.AssetStore) {
+	bg, ok := s.(executor.AssetBatchGetter)
+	if !ok {
+		t.Log("the store is not an executor.AssetBatchGetter: Get alone serves")
+		return
+	}
+	one, two := asset("many-one"), asset("many-two")
+	url := executor.Asset{URL: "https://cdn.example.com/many/three.mp4", Hash: hash("many-three")}
+	r1 := put(t, s, assetKey(t, "asset:image:segment[1]", "many-one"), one)
+	r2 := put(t, s, assetKey(t, "asset:narration:segment[1]", "many-two"), two)
+	r3 := put(t, s, assetKey(t, "asset:video:segment[1]", "many-three"), url)
+	refs := []string{r2, r1, r3, r1}
+	got, err := bg.GetMany(t.Context(), refs)
+	require.NoError(t, err, "GetMany(%q)", refs)
+	require.Len(t, got, len(refs), "GetMany(%q): one asset for each ref", refs)
+	for i, ref := range refs {
+		if d := diff(get(t, s, ref), got[i]); d != "" {
+			t.Errorf("GetMany(%q)[%d] is not Get(%q) (-Get +GetMany):\n%s", refs, i, ref, d)
+		}
+	}
+	// The repeated ref's two assets are the caller's: changing one's
+	// Meta changes neither the other nor the store.
+	got[1].Meta["voice"] = "changed"
+	assert.Equal(t, "alloy", got[3].Meta["voice"], "GetMany(%q): Meta of a repeated ref, after the caller changed the other", refs)
+	requireAsset(t, s, r1, one)
+
+	none, err := bg.GetMany(t.Context(), nil)
+	require.NoError(t, err, "GetMany(nil)")
+	assert.Empty(t, none, "GetMany(nil)")
+	for _, bad := range append(unknownRefs(t), r1+"-missing", strings.ToUpper(r2)) {
+		refs := []string{r1, bad, r2}
+		got, err := bg.GetMany(t.Context(), refs)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "GetMany(%q) with a reference never returned: got %+v", refs, got)
+		if err != nil {
+			assert.Contains(t, err.Error(), fmt.Sprintf("%q", bad), "GetMany(%q): the error names the missing reference", refs)
+		}
+	}
+	_, err = bg.GetMany(cancelled(t), []string{r1, r2})
+	assert.ErrorIs(t, err, context.Canceled, "GetMany with a cancelled context")
 }

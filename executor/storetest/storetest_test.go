@@ -71,6 +71,10 @@ var bugs = []struct {
 	{"AssetStore", "exists-error", []string{"Exists"}},
 	{"AssetStore", "text-data", []string{"BinaryData"}},
 	{"AssetStore", "ignore-ctx", []string{"CancelledContext"}},
+	{"AssetStore", "many-sorted", []string{"GetManyAgreesWithGet"}},
+	{"AssetStore", "many-shared", []string{"GetManyAgreesWithGet"}},
+	{"AssetStore", "many-zero-missing", []string{"GetManyAgreesWithGet"}},
+	{"AssetStore", "many-ignore-ctx", []string{"GetManyAgreesWithGet"}},
 	{"RunStore", "unsorted", []string{"ListOrder"}},
 	{"RunStore", "wall-clock-order", []string{"ListOrder"}},
 	{"RunStore", "append", []string{"Replace"}},
@@ -342,6 +346,32 @@ func (f *fakeAssets) Exists(ctx context.Context, ref string) (bool, error) {
 		return strings.HasPrefix(ref, "fake:"), nil
 	}
 	return ok, nil
+}
+
+// GetMany is an AssetBatchGetter made of Gets, with the bugs named
+// "many-...".
+func (f *fakeAssets) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	if err := ctx.Err(); err != nil && f.bug != "many-ignore-ctx" {
+		return nil, err
+	}
+	if f.bug == "many-sorted" { // the order of the store, not of refs
+		refs = slices.Sorted(slices.Values(refs))
+	}
+	out := make([]executor.Asset, len(refs))
+	first := map[string]int{}
+	for i, ref := range refs {
+		if j, ok := first[ref]; ok && f.bug == "many-shared" {
+			out[i] = out[j]
+			continue
+		}
+		first[ref] = i
+		a, err := f.Get(context.WithoutCancel(ctx), ref)
+		if err != nil && f.bug != "many-zero-missing" {
+			return nil, fmt.Errorf("get asset %q: %w", ref, err)
+		}
+		out[i] = a
+	}
+	return out, nil
 }
 
 // fakeRuns is a RunStore that makes the mistake named by bug, or none.

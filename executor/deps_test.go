@@ -1,0 +1,188 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+)
+
+// readLog is an asset store over a MemoryAssets that records its reads,
+// and can fail them.
+type readLog struct {
+	*executor.MemoryAssets
+	mu    sync.Mutex
+	gets  []string   // refs read with Get
+	manys [][]string // refs read with GetMany, a call each
+	// failMany fails GetMany with this error; short makes it return one
+	// asset too few.
+	failMany error
+	short    bool
+	// lost is a ref whose reads fail with ErrNotFound, as if the asset
+	// went while the run went on.
+	lost string
+}
+
+func (s *readLog) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	s.mu.Lock()
+	s.gets = append(s.gets, ref)
+	lost := ref == s.lost
+	s.mu.Unlock()
+	if lost {
+		return executor.Asset{}, fmt.Errorf("get asset %q: %w", ref, executor.ErrNotFound)
+	}
+	return s.MemoryAssets.Get(ctx, ref)
+}
+
+func (s *readLog) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	s.mu.Lock()
+	s.manys = append(s.manys, slices.Clone(refs))
+	fail, short, lost := s.failMany, s.short, slices.Contains(refs, s.lost) && s.lost != ""
+	s.mu.Unlock()
+	switch {
+	case fail != nil:
+		return nil, fail
+	case lost:
+		return nil, fmt.Errorf("get asset %q: %w", s.lost, executor.ErrNotFound)
+	}
+	out, err := s.MemoryAssets.GetMany(ctx, refs)
+	if short && len(out) > 0 {
+		out = out[:len(out)-1]
+	}
+	return out, err
+}
+
+// getOnly hides GetMany: a store that is not an AssetBatchGetter.
+type getOnly struct{ executor.AssetStore }
+
+// depsRun runs a fresh 40-second lecture on assets, recording each
+// request's dependencies. It returns the run's error, the dependencies
+// seen by node ID, and the stored asset references by node ID.
+func depsRun(t *testing.T, g *graph.Graph, assets executor.AssetStore) (error, map[string][]executor.Dep, map[string]string) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string][]executor.Dep{}
+	gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+		mu.Lock()
+		seen[req.NodeID] = req.Deps
+		mu.Unlock()
+		return executor.Asset{Data: defaultData(req), Length: graph.SegmentLength}, nil
+	})
+	reg := executor.Registry{}
+	for i := range g.Kinds() {
+		reg[g.KindName(i)] = gen
+	}
+	states := executor.NewMemoryStates()
+	e, err := executor.New(executor.Options{Generators: reg, Assets: assets, States: states})
+	require.NoError(t, err)
+	_, runErr := e.Run(t.Context(), executor.RunRequest{GraphKey: "lecture", Graph: g})
+	require.NoError(t, e.Close(t.Context()))
+	snap, err := states.Load(t.Context(), "lecture")
+	require.NoError(t, err)
+	refs := map[string]string{}
+	for id, st := range snap.States {
+		refs[id] = st.AssetRef
+	}
+	return runErr, seen, refs
+}
+
+// A node with four dependencies or more reads their assets in one
+// GetMany call, in the graph's order; a node with fewer reads each with
+// Get. The
+// generators get the same dependencies as from a store without GetMany.
+func TestDepsReadInOneCall(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 40)
+	require.NoError(t, err)
+	log := &readLog{MemoryAssets: executor.NewMemoryAssets()}
+	err, batched, refs := depsRun(t, g, log)
+	require.NoError(t, err)
+
+	var wantManys [][]string
+	var wantGets []string
+	for n := range graph.Node(g.Len()) {
+		var want []string
+		for _, d := range g.Deps(n) {
+			want = append(want, refs[g.NodeID(d)])
+		}
+		if len(want) >= 4 {
+			wantManys = append(wantManys, want)
+		} else {
+			wantGets = append(wantGets, want...)
+		}
+	}
+	require.NotEmpty(t, wantManys, "the lecture has nodes with several dependencies")
+	byFirst := func(a, b []string) int { return slices.Compare(a, b) }
+	log.mu.Lock()
+	gotManys, gotGets := slices.SortedFunc(slices.Values(log.manys), byFirst), slices.Sorted(slices.Values(log.gets))
+	log.mu.Unlock()
+	slices.SortFunc(wantManys, byFirst)
+	slices.Sort(wantGets)
+	if d := cmp.Diff(wantManys, gotManys); d != "" {
+		t.Errorf("GetMany calls: one per node with four dependencies or more, its dependencies' refs in order (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(wantGets, gotGets); d != "" {
+		t.Errorf("Get calls: one per dependency of the other nodes (-want +got):\n%s", d)
+	}
+
+	err, plain, _ := depsRun(t, g, getOnly{executor.NewMemoryAssets()})
+	require.NoError(t, err)
+	if d := cmp.Diff(plain, batched); d != "" {
+		t.Errorf("dependencies read with GetMany differ from those read with Get (-Get +GetMany):\n%s", d)
+	}
+}
+
+// When GetMany fails, or returns a wrong number of assets, the
+// dependencies are read one by one: a passing failure passes, and a lost
+// asset fails only its dependents, with an error that names it.
+func TestDepsReadFallsBack(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 40)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		log  *readLog
+	}{
+		{"transient", &readLog{failMany: errors.New("connection reset")}},
+		{"short", &readLog{short: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.log.MemoryAssets = executor.NewMemoryAssets()
+			err, got, _ := depsRun(t, g, tc.log)
+			require.NoError(t, err)
+			err, want, _ := depsRun(t, g, executor.NewMemoryAssets())
+			require.NoError(t, err)
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("dependencies (-want +got):\n%s", d)
+			}
+			tc.log.mu.Lock()
+			defer tc.log.mu.Unlock()
+			assert.NotEmpty(t, tc.log.manys, "GetMany was tried")
+		})
+	}
+	t.Run("lost", func(t *testing.T) {
+		log := &readLog{MemoryAssets: executor.NewMemoryAssets()}
+		// The ref ends with the image's output hash: find it from a run
+		// on another store first, as the output is deterministic.
+		_, _, refs := depsRun(t, g, executor.NewMemoryAssets())
+		log.lost = refs["asset:image:segment[2]"]
+		require.NotEmpty(t, log.lost)
+		err, _, _ := depsRun(t, g, log)
+		var re *executor.RunError
+		require.ErrorAs(t, err, &re)
+		var failed []string
+		for _, ne := range re.Failed {
+			failed = append(failed, ne.Node)
+			assert.ErrorIs(t, ne, executor.ErrNotFound, "%s", ne.Node)
+			assert.Contains(t, ne.Error(), "read the output of asset:image:segment[2]", "%s", ne.Node)
+		}
+		assert.Equal(t, []string{"asset:video:segment[2]"}, failed, "the lost asset's dependents that read it")
+	})
+}
