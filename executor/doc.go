@@ -41,7 +41,12 @@
 // parameters revision and its dependencies' output hashes) is compared
 // with the one its stored result was made from; if they match and the
 // asset is there, the node keeps its result (early cutoff), so an
-// unchanged output stops the regeneration downstream.
+// unchanged output stops the regeneration downstream. At the start of a
+// run the same comparison finds the clean nodes whose dependencies
+// changed since they were made (a lecture made longer or shorter changes
+// the timeline's; a new template may change any kind's): they are forced,
+// so a graph rebuilt on the same key never keeps results made from other
+// inputs. [Executor.Plan] shows them before anything runs.
 //
 // Every commit is a compare-and-swap on the graph's version. A user may
 // edit nodes while a run goes on ([Executor.Edit]); a result made from

@@ -412,58 +412,56 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 }
 
-// statesOf turns a snapshot into dense states, and reports whether the
-// snapshot had IDs the graph does not have (a longer lecture before, or
-// another template): those are ignored. A snapshot that covers much of
-// the graph is read by formatting each node's ID, which costs less than
-// parsing each stored one; IDs are canonical, so both find the same.
-func statesOf(g *graph.Graph, snap Snapshot) (st *dirty.States, extra bool) {
-	st = dirty.NewStates(g.Len())
-	found := 0
+// statesOf turns a snapshot into dense states. IDs the graph does not
+// have (a longer lecture before, or another template) are ignored. A
+// snapshot that covers much of the graph is read by formatting each
+// node's ID, which costs less than parsing each stored one; IDs are
+// canonical, so both find the same.
+func statesOf(g *graph.Graph, snap Snapshot) *dirty.States {
+	st := dirty.NewStates(g.Len())
 	if len(snap.States) < g.Len()/4 {
 		for id, s := range snap.States {
 			if n, err := g.Lookup(id); err == nil {
 				st.Set(n, s)
-				found++
 			}
 		}
-		return st, found < len(snap.States)
+		return st
 	}
 	var buf []byte
 	for n := range graph.Node(g.Len()) {
 		buf = g.AppendID(buf[:0], n)
 		if s, ok := snap.States[string(buf)]; ok {
 			st.Set(n, s)
-			found++
 		}
 	}
-	return st, found < len(snap.States)
+	return st
 }
 
 // staleInputs returns the clean nodes, with clean dependencies, whose
 // recorded input hash is not the hash of their dependencies' outputs: the
-// graph's dependencies changed since they were made. A node that depends
-// on all segments changes its dependencies with the lecture's length, so
-// those are always checked (usually the one timeline: one hash of its
-// inputs); every node is checked when the stored states had IDs the graph
-// does not have (all). Nodes with a dependency not clean are left out:
-// they are dirty through it anyway.
-func staleInputs(g *graph.Graph, view *dirty.States, all bool) []graph.Node {
+// graph's dependencies changed since they were made (the lecture's length
+// changed, for a node that depends on all segments, or the template
+// did). It costs one hash of each clean node's inputs: about 0.2 ms for
+// the 1,083 nodes of a 360-segment lecture, at the start of a run. Nodes
+// with a dependency not clean are left out: they are dirty through it
+// anyway.
+func staleInputs(g *graph.Graph, view *dirty.States) []graph.Node {
 	var (
 		stale  []graph.Node
 		hashes []string
 		buf    []byte
 	)
-	check := func(n graph.Node) {
+next:
+	for n := range graph.Node(g.Len()) {
 		st := view.Get(n)
 		if st.Status != dirty.StatusClean {
-			return
+			continue
 		}
 		hashes = hashes[:0]
 		for _, d := range g.Deps(n) {
 			ds := view.Get(d)
 			if ds.Status != dirty.StatusClean {
-				return
+				continue next
 			}
 			hashes = append(hashes, ds.OutputHash)
 		}
@@ -472,22 +470,6 @@ func staleInputs(g *graph.Graph, view *dirty.States, all bool) []graph.Node {
 			stale = append(stale, n)
 		}
 	}
-	if all {
-		for n := range graph.Node(g.Len()) {
-			check(n)
-		}
-		return stale
-	}
-	for ki := range g.Kinds() {
-		if !slices.ContainsFunc(g.Kind(ki).Deps, func(d graph.Dep) bool { return d.Scope == graph.ScopeAllSegments }) {
-			continue
-		}
-		first, count := g.KindNodes(ki)
-		for n := first; n < first+graph.Node(count); n++ {
-			check(n)
-		}
-	}
-	slices.Sort(stale)
 	return stale
 }
 

@@ -689,3 +689,40 @@ func TestUnknownOptionKeysAreLogged(t *testing.T) {
 		assert.NotContains(t, out, "asset:image]")
 	})
 }
+
+// A template changed on the same graph key: the videos now also depend on
+// the music. Their recorded input hashes are not those of their new
+// inputs, so the next run regenerates them, and what depends on them,
+// though they are recorded clean; the run after has nothing to do.
+func TestChangedTemplateRegeneratesNodesWithNewInputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		tmpl := graph.Lecture()
+		for i, k := range tmpl.Kinds {
+			if k.Name == graph.KindVideo {
+				tmpl.Kinds[i].Deps = append(tmpl.Kinds[i].Deps, graph.Dep{Kind: graph.KindMusic, Scope: graph.ScopeGlobal})
+			}
+		}
+		g, err := graph.Build(tmpl, 60)
+		require.NoError(t, err)
+		ctx := context.Background()
+		_, set, err := e.Plan(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g})
+		require.NoError(t, err)
+		want := append(ids(l, graph.KindVideo, 0, 1, 2, 3, 4, 5), "timeline")
+		var planned []string
+		for _, n := range set.Nodes() {
+			planned = append(planned, g.NodeID(n))
+		}
+		assert.ElementsMatch(t, want, planned, "the plan before the run")
+		rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g})
+		require.NoError(t, err)
+		assert.ElementsMatch(t, want, rep.Generated)
+		rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g})
+		require.NoError(t, err)
+		assert.Empty(t, rep.Generated)
+		assert.Zero(t, rep.Record.Counts.Planned)
+	})
+}

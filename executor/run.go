@@ -272,7 +272,6 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	}
 }
 
-// lostAssets asks the asset store about every clean node's asset.
 // plan computes what a run of g from the stored states snap regenerates,
 // with the marks given: the dense states, the dirty set, and the marks
 // with those that the graph's changes add. A clean node made from other
@@ -280,9 +279,9 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 // template) is forced; a clean node whose asset is gone is dirty, unless
 // Options.SkipAssetCheck.
 func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
-	view, extra := statesOf(g, snap)
+	view := statesOf(g, snap)
 	all := marks
-	if stale := staleInputs(g, view, extra); len(stale) > 0 {
+	if stale := staleInputs(g, view); len(stale) > 0 {
 		all = slices.Clip(marks)
 		for _, n := range stale {
 			all = append(all, dirty.Mark{ID: g.NodeID(n), Reason: dirty.ReasonForced})
@@ -303,6 +302,7 @@ func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, mark
 	return view, set, all, nil
 }
 
+// lostAssets asks the asset store about every clean node's asset.
 func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.States) (map[graph.Node]bool, error) {
 	lost := map[graph.Node]bool{}
 	if checker, ok := e.opts.Assets.(AssetChecker); ok {
@@ -742,7 +742,7 @@ func (r *run) commit(batch []result, now time.Time) {
 				// counts as recorded only if the store holds its take.
 				r.unrecorded(snap, batch, nodes)
 			}
-			view, _ := statesOf(r.g, snap)
+			view := statesOf(r.g, snap)
 			r.mu.Lock()
 			prev := r.view
 			r.view, r.version = view, snap.Version
