@@ -12,7 +12,8 @@
 // # Computing the dirty set
 //
 // [Compute] takes the graph, the states and a list of [Mark] values (a
-// node ID with [ReasonEdited], [ReasonForced] or [ReasonAssetMissing]) and
+// node ID with [ReasonEdited], [ReasonForced], [ReasonAssetMissing] or
+// [ReasonInputsChanged]) and
 // returns the minimal [Set] to regenerate:
 //   - every marked node, and every node that is not clean (never
 //     generated, failed, interrupted, cancelled or recorded dirty);

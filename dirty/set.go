@@ -14,8 +14,9 @@ import (
 type Reason uint8
 
 // The reasons, from the strongest: when several apply to a node, it
-// carries the first. Only Edited, Forced and AssetMissing can be marked;
-// the others come from recorded states and from propagation.
+// carries the first. Only Edited, Forced, AssetMissing and InputsChanged
+// can be marked; the others come from recorded states and from
+// propagation.
 const (
 	// ReasonEdited: its parameters changed.
 	ReasonEdited Reason = iota + 1
@@ -23,6 +24,10 @@ const (
 	ReasonForced
 	// ReasonAssetMissing: recorded clean, but its asset is gone.
 	ReasonAssetMissing
+	// ReasonInputsChanged: recorded clean, but made from other inputs
+	// than its dependencies' outputs now: its dependencies changed (a
+	// lecture made longer or shorter, a new template).
+	ReasonInputsChanged
 	// ReasonFailed: its last attempt failed.
 	ReasonFailed
 	// ReasonInterrupted: recorded running when no run was (a crash).
@@ -38,12 +43,12 @@ const (
 	numReason
 )
 
-var reasonText = [...]string{"", "edited", "forced", "asset missing", "last attempt failed",
-	"interrupted", "cancelled", "marked dirty", "never generated", "upstream"}
+var reasonText = [...]string{"", "edited", "forced", "asset missing", "inputs changed",
+	"last attempt failed", "interrupted", "cancelled", "marked dirty", "never generated", "upstream"}
 
 // String returns the reason in words: "edited", "forced", "asset missing",
-// "last attempt failed", "interrupted", "cancelled", "marked dirty",
-// "never generated" or "upstream".
+// "inputs changed", "last attempt failed", "interrupted", "cancelled",
+// "marked dirty", "never generated" or "upstream".
 func (r Reason) String() string {
 	if r > 0 && r < numReason {
 		return reasonText[r]
@@ -82,8 +87,8 @@ var statusReason = [numStatus]Reason{
 }
 
 // Mark says that a node changed. ID is a node ID such as
-// "asset:narration:segment[3]"; Reason is ReasonEdited, ReasonForced or
-// ReasonAssetMissing.
+// "asset:narration:segment[3]"; Reason is ReasonEdited, ReasonForced,
+// ReasonAssetMissing or ReasonInputsChanged.
 type Mark struct {
 	ID     string
 	Reason Reason
@@ -174,8 +179,8 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 	}
 	marks := make([]rootMark, 0, len(in.Marks))
 	for i, m := range in.Marks {
-		if m.Reason != ReasonEdited && m.Reason != ReasonForced && m.Reason != ReasonAssetMissing {
-			return nil, &MarkError{Index: i, Mark: m, Err: fmt.Errorf("reason %s cannot be marked: use edited, forced or asset missing", m.Reason)}
+		if m.Reason != ReasonEdited && m.Reason != ReasonForced && m.Reason != ReasonAssetMissing && m.Reason != ReasonInputsChanged {
+			return nil, &MarkError{Index: i, Mark: m, Err: fmt.Errorf("reason %s cannot be marked: use edited, forced, asset missing or inputs changed", m.Reason)}
 		}
 		n, err := g.Lookup(m.ID)
 		if err != nil {

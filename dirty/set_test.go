@@ -433,7 +433,7 @@ func TestComputeErrors(t *testing.T) {
 			`dirty: invalid mark 2 (asset missing "asset:image:segment[x]"): graph: malformed node ID`},
 		{"empty ID", []dirty.Mark{{ID: "", Reason: dirty.ReasonEdited}}, 0, graph.ErrMalformedID, `(edited ""): graph: malformed node ID ""`},
 		{"zero reason", []dirty.Mark{{ID: "script"}}, 0, nil,
-			`dirty: invalid mark 0 (Reason(0) "script"): reason Reason(0) cannot be marked: use edited, forced or asset missing`},
+			`dirty: invalid mark 0 (Reason(0) "script"): reason Reason(0) cannot be marked: use edited, forced, asset missing or inputs changed`},
 		{"upstream reason", []dirty.Mark{{ID: "script", Reason: dirty.ReasonUpstream}}, 0, nil, "reason upstream cannot be marked"},
 		{"failed reason", []dirty.Mark{{ID: "script", Reason: dirty.ReasonFailed}}, 0, nil, "reason last attempt failed cannot be marked"},
 		{"never generated reason", []dirty.Mark{{ID: "script", Reason: dirty.ReasonNeverGenerated}}, 0, nil, "cannot be marked"},
@@ -508,7 +508,7 @@ func TestReasonString(t *testing.T) {
 		dirty.ReasonStale:          "marked dirty",
 		dirty.ReasonNeverGenerated: "never generated",
 		dirty.ReasonUpstream:       "upstream",
-		dirty.ReasonUpstream + 1:   "Reason(10)",
+		dirty.ReasonUpstream + 1:   "Reason(11)",
 	}
 	for r, s := range want {
 		assert.Equal(t, s, r.String())

@@ -11,8 +11,8 @@ import (
 )
 
 func TestReasonText(t *testing.T) {
-	words := []string{"edited", "forced", "asset missing", "last attempt failed", "interrupted",
-		"cancelled", "marked dirty", "never generated", "upstream"}
+	words := []string{"edited", "forced", "asset missing", "inputs changed", "last attempt failed",
+		"interrupted", "cancelled", "marked dirty", "never generated", "upstream"}
 	for i, w := range words {
 		r := dirty.Reason(i + 1)
 		b, err := r.MarshalText()
@@ -23,7 +23,7 @@ func TestReasonText(t *testing.T) {
 		require.NoError(t, back.UnmarshalText(b))
 		assert.Equal(t, r, back)
 	}
-	for _, bad := range []dirty.Reason{0, 10, 255} {
+	for _, bad := range []dirty.Reason{0, 11, 255} {
 		_, err := bad.MarshalText()
 		assert.ErrorContains(t, err, "dirty: invalid reason", "%d", bad)
 	}

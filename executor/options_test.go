@@ -715,6 +715,10 @@ func TestChangedTemplateRegeneratesNodesWithNewInputs(t *testing.T) {
 		var planned []string
 		for _, n := range set.Nodes() {
 			planned = append(planned, g.NodeID(n))
+			if g.KindName(g.KindOf(n)) == graph.KindVideo {
+				why, _ := set.Why(n)
+				assert.Equal(t, dirty.ReasonInputsChanged, why.Reason, "why %s", g.NodeID(n))
+			}
 		}
 		assert.ElementsMatch(t, want, planned, "the plan before the run")
 		rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g})
@@ -724,5 +728,33 @@ func TestChangedTemplateRegeneratesNodesWithNewInputs(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, rep.Generated)
 		assert.Zero(t, rep.Record.Counts.Planned)
+	})
+}
+
+// A lecture shortened, then edited upstream, then made longer again: the
+// segments that come back were made from the old script. They are
+// recorded clean, but their inputs are not the script's output now, so
+// the run regenerates them (an embedder's review found them kept).
+func TestRegrownSegmentsMadeFromOldInputsRegenerate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		short, err := graph.Build(graph.Lecture(), 30)
+		require.NoError(t, err)
+		ctx := context.Background()
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: short,
+			Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}})
+		require.NoError(t, err)
+		rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		var want []string
+		for _, k := range []string{graph.KindNarration, graph.KindImage, graph.KindVideo} {
+			want = append(want, ids(l, k, 3, 4, 5)...)
+		}
+		want = append(want, "timeline")
+		assert.ElementsMatch(t, want, rep.Generated)
+		l.requireAllClean()
 	})
 }

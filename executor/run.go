@@ -246,7 +246,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			switch reason {
 			case dirty.ReasonEdited:
 				st.Rev++
-			case dirty.ReasonForced, dirty.ReasonAssetMissing:
+			case dirty.ReasonForced, dirty.ReasonAssetMissing, dirty.ReasonInputsChanged:
 				st.InputHash = ""
 			}
 			view.Set(n, st)
@@ -284,7 +284,7 @@ func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, mark
 	if stale := staleInputs(g, view); len(stale) > 0 {
 		all = slices.Clip(marks)
 		for _, n := range stale {
-			all = append(all, dirty.Mark{ID: g.NodeID(n), Reason: dirty.ReasonForced})
+			all = append(all, dirty.Mark{ID: g.NodeID(n), Reason: dirty.ReasonInputsChanged})
 		}
 	}
 	var lost map[graph.Node]bool
