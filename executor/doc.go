@@ -60,9 +60,9 @@
 // current (the run counts it as unchanged, as with early cutoff, even if
 // its own attempt failed); a current result of the run replaces a stale
 // one, and a new output makes dirty the dependents that another run made
-// clean from the old one. An edit or a force learnt of on a reload, of a node that already
-// succeeded in the run or is not in its plan, makes the inputs of that
-// node's dependents stale: those that have not started are skipped
+// clean from the old one. An edit or a force learnt of on a reload, of a
+// node that already succeeded in the run or is not in its plan, makes the
+// inputs of that node's dependents stale: those that have not started are skipped
 // ("upstream ... was edited during the run") rather than made from stale
 // inputs, and stay dirty. Options.Converge re-plans at the end of a run
 // until nothing is dirty, so each such node is made once.
@@ -71,9 +71,14 @@
 // cancels the generators that run, frees every slot and records the
 // interrupted nodes as cancelled. A generator that ignores its context
 // does not hold the run: at its deadline, or at cancellation, the call is
-// abandoned and its late result thrown away. [Executor.Resume] regenerates
-// what a run left undone; [Executor.RerunFailed] forces its failed nodes
-// again. Every run leaves a [Record] in the [RunStore].
+// abandoned and its late result thrown away. Nor does a store that
+// stalls: a cancelled run's store calls are bounded by
+// Options.StoreTimeout. [Executor.Resume] regenerates what a run left
+// undone; [Executor.RerunFailed] forces its failed nodes again; both
+// refuse a run still going on in the executor. Every run leaves a
+// [Record] in the [RunStore]. On shutdown a host cancels its runs, then
+// calls [Executor.Close], which starts no run any more and waits for
+// those in flight to record their outcome, before it closes its stores.
 //
 // # Progress
 //

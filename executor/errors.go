@@ -24,6 +24,9 @@ var (
 	ErrInvalidOutput = errors.New("executor: invalid output")
 	// ErrInvalidRequest: a bad [RunRequest] or [Options] value.
 	ErrInvalidRequest = errors.New("executor: invalid request")
+	// ErrClosed: the executor was closed ([Executor.Close]) and starts no
+	// run.
+	ErrClosed = errors.New("executor: closed")
 )
 
 // MissingGeneratorError lists the kinds of a plan that have no generator.

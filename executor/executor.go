@@ -34,11 +34,18 @@ type Executor struct {
 	quotas map[string]*quota
 	limits map[string]*semaphore.Weighted
 
+	// runs counts the runs started and not ended, those being started
+	// included; Close waits for them.
+	runs tally
+
 	// starting holds the RunIDs that hosts gave to runs being started, so
 	// that two Starts with one ID at once cannot both pass the check of
-	// the RunStore.
+	// the RunStore; live the runs started and not ended, by ID. closed is
+	// set by Close.
 	startMu  sync.Mutex
 	starting map[string]bool
+	live     map[string]bool
+	closed   bool
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -67,6 +74,8 @@ func New(opts Options) (*Executor, error) {
 		return bad("Options.MaxBatch %d: want 0 (no cap) or more", opts.MaxBatch)
 	case opts.Grace < 0:
 		return bad("Options.Grace %v: want 0 (default) or more", opts.Grace)
+	case opts.StoreTimeout < 0:
+		return bad("Options.StoreTimeout %v: want 0 (default) or more", opts.StoreTimeout)
 	}
 	for _, key := range sortedKeys(opts.Rates) {
 		if key == "" {
@@ -96,6 +105,9 @@ func New(opts Options) (*Executor, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.StoreTimeout == 0 {
+		opts.StoreTimeout = 30 * time.Second
+	}
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
@@ -120,11 +132,51 @@ func (e *Executor) Assets() AssetStore { return e.opts.Assets }
 // Runs returns the executor's run store.
 func (e *Executor) Runs() RunStore { return e.opts.Runs }
 
-// Close waits until every generator call the executor started has
-// returned, including calls abandoned at a timeout, a cancel or the end
-// of a run, or until ctx ends.
+// Close shuts the executor down: it starts no run from then on (Start,
+// Run, Resume and RerunFailed return [ErrClosed]), and it waits until
+// every run it started has ended, its outcome recorded, and every
+// generator call it started has returned, including calls abandoned at a
+// timeout, a cancel or the end of a run; or until ctx ends, and then
+// returns ctx.Err(). It does not cancel the runs: cancel their contexts
+// (or [Run.Cancel]) first to stop them sooner, as a host does on
+// shutdown before it closes the stores' connections. Close may be called
+// again, for example with a longer ctx.
 func (e *Executor) Close(ctx context.Context) error {
+	e.startMu.Lock()
+	e.closed = true
+	e.startMu.Unlock()
+	if err := e.runs.wait(ctx); err != nil {
+		return err
+	}
 	return e.calls.wait(ctx)
+}
+
+// begin counts a run that is starting, unless the executor is closed.
+// A run that ends, or fails to start, calls end.
+func (e *Executor) begin() error {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	if e.closed {
+		return fmt.Errorf("%w: it starts no run", ErrClosed)
+	}
+	e.runs.add()
+	return nil
+}
+
+// end counts off a run that began, and forgets its ID if it was live.
+func (e *Executor) end(id string) {
+	e.startMu.Lock()
+	delete(e.live, id)
+	e.startMu.Unlock()
+	e.runs.done()
+}
+
+// isLive reports whether run id was started by this executor and has not
+// ended.
+func (e *Executor) isLive(id string) bool {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	return e.live[id]
 }
 
 // RunRequest asks for a run.
@@ -217,12 +269,11 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // ctx cancels the run.
 //
 // A clean node whose recorded input hash does not match its dependencies'
-// current outputs is forced too: a node that depends on all segments,
-// such as the timeline, when the lecture was made longer or shorter on
-// the same graph key; and any node, when the stored states name nodes the
-// graph does not have (a shorter lecture, or another template). After a
-// template change that keeps every node ID but changes dependencies,
-// force the kinds concerned.
+// current outputs is regenerated too ([dirty.ReasonInputsChanged]): its
+// dependencies changed since it was made, as the timeline's do when the
+// lecture is made longer or shorter on the same graph key, or any kind's
+// with a new template. A closed executor starts no run: it returns
+// [ErrClosed].
 func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	if req.Graph == nil {
 		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
@@ -233,6 +284,15 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: before it started: %w", ErrCancelled, context.Cause(ctx))
 	}
+	if err := e.begin(); err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			e.end("")
+		}
+	}()
 	if req.RunID == "" {
 		req.RunID = newRunID()
 	} else {
@@ -269,6 +329,13 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 		}
 		return nil, err
 	}
+	e.startMu.Lock()
+	if e.live == nil {
+		e.live = map[string]bool{}
+	}
+	e.live[req.RunID] = true
+	e.startMu.Unlock()
+	started = true
 	go r.execute()
 	return r.handle, nil
 }
@@ -344,6 +411,10 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what string) (Record, error) {
 	if g == nil {
 		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
+	}
+	if e.isLive(id) {
+		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",
+			ErrInvalidRequest, what, id)
 	}
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {

@@ -179,6 +179,18 @@ type Options struct {
 	// Grace is how long a finished run waits for generators that ignore
 	// their context before it returns without them. Default: 5 seconds.
 	Grace time.Duration
+	// StoreTimeout bounds the store calls of a run once it is cancelled.
+	// A cancel does not interrupt the commit of results already made (they
+	// were paid for) nor the run's final record; but a store that stalls
+	// (a lost connection, a failover) must not hold a cancelled run: from
+	// the cancel on, the run's commits get this long in all, and are then
+	// abandoned, their results not recorded; its final record then gets
+	// as long again (if it fails too, the stored record still says
+	// running, as after a crash). So a cancelled run ends at most twice
+	// this, plus Grace, after its cancel. StoreTimeout also bounds the
+	// final record of a run that was not cancelled; until a run is
+	// cancelled its commits wait for the state store. Default: 30 seconds.
+	StoreTimeout time.Duration
 	// SkipAssetCheck trusts clean states without asking the asset store
 	// whether their assets still exist. Default: false, check.
 	SkipAssetCheck bool

@@ -19,12 +19,6 @@ import (
 	"github.com/regengraph/regen/progress"
 )
 
-// storeTimeout bounds the final store calls of a run whose context ended,
-// so that a cancelled run still records its outcome without hanging.
-// Commits during the run use a context that is not cancelled with the run:
-// a store is expected to bound its own calls.
-const storeTimeout = 30 * time.Second
-
 // maxPrepareConflicts bounds how often the start of a run reloads after
 // losing a commit race.
 const maxPrepareConflicts = 16
@@ -72,10 +66,18 @@ type run struct {
 	g      *graph.Graph
 	key    string
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
-	bg     context.Context // not cancelled: for recording the outcome
-	em     *emitter
-	rec    Record
-	kinds  []KindOptions // by template index
+	// bg is the context of the run's store calls and events: not
+	// cancelled with the run, so that its results are still recorded,
+	// but Options.StoreTimeout after a cancel (see boundStoreCalls).
+	bg       context.Context
+	bgCancel context.CancelCauseFunc
+	bgStop   func() bool // stops boundStoreCalls from being called
+	bgMu     sync.Mutex
+	bgTimer  *time.Timer
+	bgEnded  bool
+	em       *emitter
+	rec      Record
+	kinds    []KindOptions // by template index
 
 	attempts tally          // this run's generator calls in flight
 	workers  sync.WaitGroup // the round's workers, rescuers included
@@ -171,7 +173,8 @@ const unnamed = "\x00"
 // prepare loads, marks, plans and commits the start of a run.
 func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
-	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: context.WithoutCancel(ctx),
+	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
 		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
@@ -203,7 +206,34 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
 			len(r.plan.Stages), e.opts.Mode)})
+	r.bgStop = context.AfterFunc(rctx, r.boundStoreCalls)
 	return r, nil
+}
+
+// boundStoreCalls runs when the run is cancelled: from then on its store
+// calls, which the cancel does not interrupt, have Options.StoreTimeout
+// in all before their context ends.
+func (r *run) boundStoreCalls() {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.bgEnded {
+		return
+	}
+	d := r.e.opts.StoreTimeout
+	r.bgTimer = time.AfterFunc(d, func() {
+		r.bgCancel(fmt.Errorf("executor: run %s: the stores did not answer within Options.StoreTimeout (%v) of its cancel", r.handle.id, d))
+	})
+}
+
+// endStoreCalls ends the bound of boundStoreCalls at the end of the run.
+func (r *run) endStoreCalls() {
+	r.bgStop()
+	r.bgMu.Lock()
+	r.bgEnded = true
+	if r.bgTimer != nil {
+		r.bgTimer.Stop()
+	}
+	r.bgMu.Unlock()
 }
 
 // replan loads the graph's states, computes what to regenerate, checks
@@ -363,7 +393,9 @@ func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.S
 // execute runs the rounds, then records and reports the outcome.
 func (r *run) execute() {
 	defer close(r.handle.done)
+	defer r.e.end(r.handle.id) // before done: a Resume after Wait finds it ended
 	defer r.handle.cancel(nil)
+	defer r.endStoreCalls() // before the cancel above, which would start the bound
 	for {
 		r.rounds++
 		r.round()
@@ -761,7 +793,7 @@ func (r *run) commit(batch []result, now time.Time) {
 		} else {
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
-		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) {
+		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) || r.bg.Err() != nil {
 			// The results cannot be recorded, so they do not count; the
 			// nodes stay dirty in the store.
 			r.mu.Lock()
@@ -1056,7 +1088,9 @@ func (r *run) finish() {
 		rec.Status, rec.Counts.Generated, rec.Counts.Unchanged, rec.Counts.Failed, rec.Counts.Skipped,
 		rec.Counts.Superseded, rec.Counts.Cancelled)
 	final.Error = rec.Error
-	ctx, cancel := context.WithTimeout(r.bg, storeTimeout)
+	// The record has a bound of its own: commits that used up the run's
+	// after a cancel may have stalled on the state store alone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.bg), r.e.opts.StoreTimeout)
 	if perr := r.e.opts.Runs.PutRun(ctx, *rec); perr != nil {
 		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
 	}

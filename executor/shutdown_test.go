@@ -1,0 +1,152 @@
+package executor_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+)
+
+// stallStates is a state store that, once stalled, answers no call until
+// the call's context ends, as a store does behind a lost connection.
+type stallStates struct {
+	executor.StateStore
+	stalled atomic.Bool
+	entered chan struct{} // closed when the first call stalls
+	once    sync.Once
+}
+
+func newStallStates(s executor.StateStore) *stallStates {
+	return &stallStates{StateStore: s, entered: make(chan struct{})}
+}
+
+func (s *stallStates) stall(ctx context.Context) error {
+	s.once.Do(func() { close(s.entered) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *stallStates) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	if s.stalled.Load() {
+		return 0, s.stall(ctx)
+	}
+	return s.StateStore.Commit(ctx, key, expect, changes)
+}
+
+func (s *stallStates) Load(ctx context.Context, key string) (executor.Snapshot, error) {
+	if s.stalled.Load() {
+		return executor.Snapshot{}, s.stall(ctx)
+	}
+	return s.StateStore.Load(ctx, key)
+}
+
+// A cancelled run whose state store stalls mid-commit ends within
+// Options.StoreTimeout of the cancel, with its final record stored; before,
+// it waited for the store for as long as the store stalled.
+func TestCancelWhileTheStoreStalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		states := newStallStates(l.states)
+		const bound = 10 * time.Second
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: states, Assets: l.assets,
+			Runs: l.runs, Sink: l, StoreTimeout: bound})
+		require.NoError(t, err)
+		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		time.Sleep(21 * time.Second) // the script is committed; narrations run
+		states.stalled.Store(true)
+		<-states.entered // a narration's commit stalls
+		cancelled := time.Now()
+		r.Cancel()
+		rep, err := r.Wait()
+		took := time.Since(cancelled)
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		assert.GreaterOrEqual(t, took, bound, "the stalled commit had its time")
+		assert.LessOrEqual(t, took, 2*bound+5*time.Second, "ended within twice StoreTimeout and Grace of the cancel")
+		assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+		rec, err := l.runs.GetRun(context.Background(), r.ID())
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunCancelled, rec.Status, "the final record, which has a bound of its own")
+		require.NoError(t, e.Close(context.Background()))
+	})
+}
+
+// Close stops new runs and waits for those in flight to end and record
+// their outcome, as a host's shutdown needs before it closes its stores.
+func TestCloseWaitsForRunsAndRefusesNewOnes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		ctx, cancel := context.WithCancel(context.Background())
+		var runs []*executor.Run
+		for _, key := range []string{"a", "b", "c"} {
+			r, err := e.Start(ctx, executor.RunRequest{GraphKey: key, Graph: l.g})
+			require.NoError(t, err)
+			runs = append(runs, r)
+		}
+		time.Sleep(25 * time.Second)
+
+		// A Close whose context ends first returns its error; the runs go on.
+		short, stop := context.WithTimeout(context.Background(), time.Second)
+		assert.ErrorIs(t, e.Close(short), context.DeadlineExceeded)
+		stop()
+		for _, r := range runs {
+			select {
+			case <-r.Done():
+				t.Fatalf("run %s ended", r.ID())
+			default:
+			}
+		}
+		_, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "d", Graph: l.g})
+		require.ErrorIs(t, err, executor.ErrClosed)
+		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "d", Graph: l.g})
+		require.ErrorIs(t, err, executor.ErrClosed)
+
+		cancel() // the host's shutdown: cancel, then close
+		require.NoError(t, e.Close(context.Background()))
+		for _, r := range runs {
+			select {
+			case <-r.Done():
+			default:
+				t.Fatalf("Close returned before run %s ended", r.ID())
+			}
+			rec, err := l.runs.GetRun(context.Background(), r.ID())
+			require.NoError(t, err)
+			assert.Equal(t, executor.RunCancelled, rec.Status, "run %s's stored record", r.ID())
+		}
+		_, err = e.Resume(context.Background(), l.g, runs[0].ID())
+		require.ErrorIs(t, err, executor.ErrClosed)
+	})
+}
+
+// Resume and RerunFailed refuse a run that is still running in the
+// executor: it would pay for its nodes twice. Once it ended, they take it.
+func TestResumeRefusesALiveRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		_, err = e.Resume(context.Background(), l.g, r.ID())
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, "still running")
+		_, err = e.RerunFailed(context.Background(), l.g, r.ID())
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		r.Cancel()
+		_, err = r.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		r2, err := e.Resume(context.Background(), l.g, r.ID())
+		require.NoError(t, err)
+		_, err = r2.Wait()
+		require.NoError(t, err)
+		l.requireAllClean()
+	})
+}
