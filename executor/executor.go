@@ -380,14 +380,44 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // Resume starts a run that finishes what run id left undone: it
 // regenerates the nodes of its graph that are not clean. Nodes committed
 // clean are never run again. g must be the run's graph: a graph of
-// another duration is refused with [ErrInvalidRequest].
+// another duration is refused with [ErrInvalidRequest], and so is a run
+// still going on in this executor. A run recorded as still running, but
+// not going on here, was interrupted (its process crashed): once the
+// resuming run has started, its record says [RunInterrupted]. (A run
+// truly going on in another process then records its outcome over it
+// when it ends.)
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "resume")
 	if err != nil {
 		return nil, err
 	}
-	return e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
+	r, err := e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
 		Reason: "resume of run " + id})
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status == RunRunning {
+		e.markInterrupted(ctx, id, r.ID())
+	}
+	return r, nil
+}
+
+// markInterrupted records run id, which its record says is running, as
+// interrupted and resumed by run by. It reads the record again just
+// before, so as not to write over an outcome recorded meanwhile; a
+// failure is logged, since the resuming run goes on regardless.
+func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
+	defer cancel()
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	if err == nil && rec.Status == RunRunning {
+		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
+		rec.Error = fmt.Sprintf("interrupted: it ended without recording its outcome; resumed by run %s", by)
+		err = e.opts.Runs.PutRun(ctx, rec)
+	}
+	if err != nil {
+		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
+	}
 }
 
 // RerunFailed starts a run that forces the nodes that failed in run id,

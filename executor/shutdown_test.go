@@ -150,3 +150,39 @@ func TestResumeRefusesALiveRun(t *testing.T) {
 		l.requireAllClean()
 	})
 }
+
+// A run recorded as running but not going on (its process crashed) is
+// recorded as interrupted once a Resume of it has started; a run that
+// recorded its outcome keeps it.
+func TestResumeRecordsACrashedRunAsInterrupted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		ctx := context.Background()
+		started := time.Now().Add(-time.Hour)
+		crashed := executor.Record{ID: "crashed", GraphKey: "lecture", Seconds: 60, TriggeredBy: "test",
+			Status: executor.RunRunning, StartedAt: started}
+		require.NoError(t, l.runs.PutRun(ctx, crashed))
+		r, err := e.Resume(ctx, l.g, "crashed")
+		require.NoError(t, err)
+		rec, err := l.runs.GetRun(ctx, "crashed")
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunInterrupted, rec.Status)
+		assert.Contains(t, rec.Error, "resumed by run "+r.ID())
+		assert.Equal(t, time.Now(), rec.EndedAt)
+		assert.Equal(t, started, rec.StartedAt)
+		rep, err := r.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, "resume of run crashed", rep.Record.Reason)
+
+		// The resume succeeded and recorded it: resuming it again keeps
+		// its outcome.
+		r2, err := e.Resume(ctx, l.g, r.ID())
+		require.NoError(t, err)
+		_, err = r2.Wait()
+		require.NoError(t, err)
+		rec, err = l.runs.GetRun(ctx, r.ID())
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunSucceeded, rec.Status)
+	})
+}

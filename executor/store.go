@@ -165,6 +165,11 @@ const (
 	RunSucceeded RunStatus = "succeeded"
 	RunFailed    RunStatus = "failed"
 	RunCancelled RunStatus = "cancelled"
+	// RunInterrupted: the run ended without recording its outcome (its
+	// process crashed, or its stores stalled past Options.StoreTimeout),
+	// as [Executor.Resume] found when it resumed it. Its record's Error
+	// names the run that resumed it.
+	RunInterrupted RunStatus = "interrupted"
 )
 
 // Counts tallies what a run did with its nodes.

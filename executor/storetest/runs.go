@@ -99,7 +99,8 @@ func testRunRoundTrip(t *testing.T, s executor.RunStore) {
 	requireRun(t, s, r)
 
 	// Every status.
-	for i, st := range []executor.RunStatus{executor.RunRunning, executor.RunSucceeded, executor.RunFailed, executor.RunCancelled} {
+	for i, st := range []executor.RunStatus{executor.RunRunning, executor.RunSucceeded, executor.RunFailed,
+		executor.RunCancelled, executor.RunInterrupted} {
 		r := record(Unique(t, fmt.Sprint("status-", i)), r.GraphKey, baseTime.Add(time.Duration(i+1)*time.Second))
 		r.Status = st
 		putRun(t, s, r)
