@@ -31,14 +31,7 @@ var (
 // must do, on the same stores, in one goroutine (stores), and run by a
 // hand-rolled staged scheduler on errgroup (errgroup-stores).
 func BenchmarkOverhead(b *testing.B) {
-	g, err := graph.Build(graph.Lecture(), 3600)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = noop
-	}
+	g, reg := noopLecture(b)
 	ids := make([]string, g.Len()) // for the hand-made runs, made once as the executor does
 	for n := range ids {
 		ids[n] = g.NodeID(graph.Node(n))
@@ -193,14 +186,7 @@ func (w *floor) node(ctx context.Context, n graph.Node) (executor.Change, error)
 // (loading and checking the states and assets, planning), since the edit
 // regenerates only the narration and early cutoff keeps the rest.
 func BenchmarkEditRun(b *testing.B) {
-	g, err := graph.Build(graph.Lecture(), 3600)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = noop
-	}
+	g, reg := noopLecture(b)
 	e, err := executor.New(executor.Options{Generators: reg})
 	if err != nil {
 		b.Fatal(err)
@@ -217,4 +203,18 @@ func BenchmarkEditRun(b *testing.B) {
 			b.Fatalf("run: %v, generated %v", err, rep.Generated)
 		}
 	}
+}
+
+// noopLecture returns the 360-segment lecture and a registry of no-op
+// generators for it.
+func noopLecture(b *testing.B) (*graph.Graph, executor.Registry) {
+	g, err := graph.Build(graph.Lecture(), 3600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := executor.Registry{}
+	for i := range g.Kinds() {
+		reg[g.KindName(i)] = noop
+	}
+	return g, reg
 }
