@@ -23,7 +23,8 @@ import (
 // TestConformance runs the executor's store kit against one migrated
 // schema: the kit's keys, IDs and references are unique per subtest, so
 // its subtests share the schema, as stores share a database in
-// production.
+// production. Its retention checks prune the whole store, so each of them
+// gets a schema of its own.
 //
 // It runs once per pgx query mode a host may configure on its pool: the
 // default, which prepares and caches statements, and the simple protocol
@@ -33,22 +34,31 @@ func TestConformance(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
 		t.Run(mode.String(), func(t *testing.T) {
-			pg := testenv.NewPostgres(t)
-			cfg := pg.Pool.Config()
-			cfg.ConnConfig.DefaultQueryExecMode = mode
-			pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-			require.NoError(t, err)
-			t.Cleanup(pool.Close) // before testenv drops the schema
-			s, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-			require.NoError(t, err)
-			require.NoError(t, s.Migrate(t.Context()))
+			s := newStoreInMode(t, mode)
 			storetest.Run(t, storetest.Factory{
-				States: func(*testing.T) executor.StateStore { return s },
-				Assets: func(*testing.T) executor.AssetStore { return s },
-				Runs:   func(*testing.T) executor.RunStore { return s },
+				States:   func(*testing.T) executor.StateStore { return s },
+				Assets:   func(*testing.T) executor.AssetStore { return s },
+				Runs:     func(*testing.T) executor.RunStore { return s },
+				Retainer: func(t *testing.T) storetest.Retainer { return newStoreInMode(t, mode) },
 			})
 		})
 	}
+}
+
+// newStoreInMode returns a migrated Store in a schema private to the test,
+// on a pool of its own in the query mode given.
+func newStoreInMode(t *testing.T, mode pgx.QueryExecMode) *pgstore.Store {
+	t.Helper()
+	pg := testenv.NewPostgres(t)
+	cfg := pg.Pool.Config()
+	cfg.ConnConfig.DefaultQueryExecMode = mode
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close) // before testenv drops the schema
+	s, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(t.Context()))
+	return s
 }
 
 func TestNewOptions(t *testing.T) {

@@ -16,6 +16,18 @@
 //
 // [StateStore], [AssetStore] and [RunStore] check one store each.
 //
+// A store that also deletes what the executor leaves behind, with the
+// retention methods of pgstore.Store (DeleteGraph, PruneAssets,
+// PruneRuns), is a [Retainer]: set
+// Factory.Retainer, or call [Retention], to check those too. Unlike the
+// other checks, they need a store of their own for each subtest, since
+// they prune the whole store:
+//
+//	storetest.Run(t, storetest.Factory{
+//		...
+//		Retainer: func(t *testing.T) storetest.Retainer { return newPrivateStore(t) },
+//	})
+//
 // # What it checks
 //
 // State stores:
@@ -53,6 +65,28 @@
 // orders by start time (a zero one first), then ID; an unknown graph
 // lists nothing; records are copied in and out; concurrent use; a done
 // context.
+//
+// Retainers:
+//   - DeleteGraph removes the graph's states and run records and nothing
+//     of another graph, even one whose key it prefixes; it reports whether
+//     there was anything to remove, and a graph with only run records has
+//     them removed;
+//   - the deleted graph loads with no states at a version after every one
+//     it had, and is re-created by a commit at that version; a commit at
+//     any version it had before the deletion conflicts, however far the
+//     re-created graph got; a graph never committed stays at version 0;
+//   - PruneAssets(0) deletes exactly the assets that no state of any graph
+//     refers to, those that a commit stopped referring to and those of a
+//     deleted graph included, and returns their number;
+//   - PruneAssets(time.Hour) keeps what was just put, or just released;
+//   - PruneRuns deletes the records that ended, or that never ended but
+//     started, more than the age ago, and keeps a record with no time;
+//   - a negative age is an error, and a done context gives an error with
+//     no effect.
+//
+// The kit cannot make a store's clock move: the ages in between, and that
+// a commit releasing an asset renews its age, are for the store's own
+// tests.
 //
 // # Requirements on the store
 //

@@ -23,14 +23,18 @@ type Factory struct {
 	Assets func(t *testing.T) executor.AssetStore
 	// Runs returns a RunStore.
 	Runs func(t *testing.T) executor.RunStore
+	// Retainer returns a store with retention methods, for [Retention]:
+	// a store of its own, that no other test uses, since the checks
+	// prune the whole store.
+	Retainer func(t *testing.T) Retainer
 }
 
 // Run checks each store of f that is not nil, in subtests named
-// "StateStore", "AssetStore" and "RunStore". It fails the test if f has no
-// store at all.
+// "StateStore", "AssetStore", "RunStore" and "Retention". It fails the
+// test if f has no store at all.
 func Run(t *testing.T, f Factory) {
 	t.Helper()
-	if f.States == nil && f.Assets == nil && f.Runs == nil {
+	if f.States == nil && f.Assets == nil && f.Runs == nil && f.Retainer == nil {
 		t.Fatal("storetest: Factory has no store to check")
 	}
 	if f.States != nil {
@@ -41,6 +45,9 @@ func Run(t *testing.T, f Factory) {
 	}
 	if f.Runs != nil {
 		t.Run("RunStore", func(t *testing.T) { RunStore(t, f.Runs) })
+	}
+	if f.Retainer != nil {
+		t.Run("Retention", func(t *testing.T) { Retention(t, f.Retainer) })
 	}
 }
 

@@ -31,9 +31,10 @@ func TestMemoryStores(t *testing.T) {
 
 func TestFakeStoresWithoutBugsPass(t *testing.T) {
 	storetest.Run(t, storetest.Factory{
-		States: func(*testing.T) executor.StateStore { return newFakeStates("") },
-		Assets: func(*testing.T) executor.AssetStore { return newFakeAssets("") },
-		Runs:   func(*testing.T) executor.RunStore { return newFakeRuns("") },
+		States:   func(*testing.T) executor.StateStore { return newFakeStates("") },
+		Assets:   func(*testing.T) executor.AssetStore { return newFakeAssets("") },
+		Runs:     func(*testing.T) executor.RunStore { return newFakeRuns("") },
+		Retainer: func(*testing.T) storetest.Retainer { return newFakeRetainer("") },
 	})
 }
 
@@ -85,6 +86,17 @@ var bugs = []struct {
 	{"RunStore", "epoch-start", []string{"ZeroTimes"}},
 	{"RunStore", "round-micro", []string{"SubMicrosecondTimes"}},
 	{"RunStore", "ignore-ctx", []string{"CancelledContext"}},
+	{"Retention", "drop-graph", []string{"DeleteGraph", "DeleteGraphNeverReusesVersions"}},
+	{"Retention", "keep-runs", []string{"DeleteGraph", "DeleteGraphOfRunsOnly"}},
+	{"Retention", "prefix-delete", []string{"DeleteGraph", "PruneAssetsAfterDeleteGraph"}},
+	{"Retention", "tombstone-never-committed", []string{"DeleteGraph", "DeleteGraphOfRunsOnly"}},
+	{"Retention", "prune-referenced", []string{"PruneAssetsKeepsReferenced", "PruneAssetsAfterReplace"}},
+	{"Retention", "prune-young", []string{"PruneAssetsKeepsYoung"}},
+	{"Retention", "count-zero", []string{"PruneAssetsKeepsReferenced"}},
+	{"Retention", "runs-by-start", []string{"PruneRuns"}},
+	{"Retention", "timeless-old", []string{"PruneRuns"}},
+	{"Retention", "negative-age", []string{"NegativeAge"}},
+	{"Retention", "ignore-ctx", []string{"CancelledContext"}},
 }
 
 // TestKitCatchesBugs runs the kit, in a child process, against fake stores
@@ -126,6 +138,8 @@ func TestBuggyStore(t *testing.T) {
 		f.Assets = func(*testing.T) executor.AssetStore { return newFakeAssets(bug) }
 	case "RunStore":
 		f.Runs = func(*testing.T) executor.RunStore { return newFakeRuns(bug) }
+	case "Retention":
+		f.Retainer = func(*testing.T) storetest.Retainer { return newFakeRetainer(bug) }
 	}
 	storetest.Run(t, f)
 }
@@ -281,10 +295,11 @@ type fakeAssets struct {
 	bug    string
 	mu     sync.Mutex
 	assets map[string]executor.Asset
+	putAt  map[string]time.Time // by reference
 }
 
 func newFakeAssets(bug string) *fakeAssets {
-	return &fakeAssets{bug: bug, assets: map[string]executor.Asset{}}
+	return &fakeAssets{bug: bug, assets: map[string]executor.Asset{}, putAt: map[string]time.Time{}}
 }
 
 func (f *fakeAssets) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
@@ -315,6 +330,7 @@ func (f *fakeAssets) Put(ctx context.Context, key string, a executor.Asset) (str
 		}
 	}
 	f.assets[ref] = a
+	f.putAt[ref] = time.Now()
 	return ref, nil
 }
 
@@ -461,4 +477,125 @@ func (f *fakeRuns) ListRuns(ctx context.Context, key string) ([]executor.Record,
 		})
 	}
 	return out, nil
+}
+
+// fakeRetainer is a Retainer made of the fake stores, whose retention
+// methods make the mistake named by bug, or none. It does not release the
+// assets a commit stops referring to: the kit, which cannot make time
+// pass, cannot tell.
+type fakeRetainer struct {
+	bug string
+	*fakeStates
+	*fakeAssets
+	*fakeRuns
+}
+
+func newFakeRetainer(bug string) *fakeRetainer {
+	return &fakeRetainer{bug: bug, fakeStates: newFakeStates(""), fakeAssets: newFakeAssets(""), fakeRuns: newFakeRuns("")}
+}
+
+func (f *fakeRetainer) age(olderThan time.Duration) error {
+	if olderThan < 0 && f.bug != "negative-age" {
+		return fmt.Errorf("older than %v: want 0 or more", olderThan)
+	}
+	return nil
+}
+
+func (f *fakeRetainer) DeleteGraph(ctx context.Context, key string) (bool, error) {
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return false, err
+	}
+	deleted := false
+	f.fakeStates.mu.Lock()
+	for k, g := range f.fakeStates.graphs {
+		if k != key && (f.bug != "prefix-delete" || !strings.HasPrefix(k, key)) {
+			continue
+		}
+		deleted = deleted || len(g.states) > 0
+		if f.bug == "drop-graph" {
+			delete(f.fakeStates.graphs, k)
+			continue
+		}
+		g.states = map[string]dirty.State{}
+		g.version++
+	}
+	if _, ok := f.fakeStates.graphs[key]; !ok && f.bug == "tombstone-never-committed" {
+		f.fakeStates.graphs[key] = &fakeGraph{version: 1, states: map[string]dirty.State{}}
+	}
+	f.fakeStates.mu.Unlock()
+	if f.bug == "keep-runs" {
+		return deleted, nil
+	}
+	f.fakeRuns.mu.Lock()
+	defer f.fakeRuns.mu.Unlock()
+	kept := f.fakeRuns.runs[:0]
+	for _, r := range f.fakeRuns.runs {
+		if r.GraphKey == key || (f.bug == "prefix-delete" && strings.HasPrefix(r.GraphKey, key)) {
+			deleted = true
+			continue
+		}
+		kept = append(kept, r)
+	}
+	f.fakeRuns.runs = kept
+	return deleted, nil
+}
+
+func (f *fakeRetainer) PruneAssets(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if err := f.age(olderThan); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	inUse := map[string]bool{}
+	f.fakeStates.mu.Lock()
+	for _, g := range f.fakeStates.graphs {
+		for _, st := range g.states {
+			inUse[st.AssetRef] = f.bug != "prune-referenced"
+		}
+	}
+	f.fakeStates.mu.Unlock()
+	f.fakeAssets.mu.Lock()
+	defer f.fakeAssets.mu.Unlock()
+	var n int64
+	for ref, at := range f.fakeAssets.putAt {
+		if inUse[ref] || (at.After(cutoff) && f.bug != "prune-young") {
+			continue
+		}
+		delete(f.fakeAssets.assets, ref)
+		delete(f.fakeAssets.putAt, ref)
+		n++
+	}
+	if f.bug == "count-zero" {
+		return 0, nil
+	}
+	return n, nil
+}
+
+func (f *fakeRetainer) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if err := f.age(olderThan); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil && f.bug != "ignore-ctx" {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	f.fakeRuns.mu.Lock()
+	defer f.fakeRuns.mu.Unlock()
+	var n int64
+	kept := f.fakeRuns.runs[:0]
+	for _, r := range f.fakeRuns.runs {
+		at := r.EndedAt
+		if at.IsZero() || f.bug == "runs-by-start" {
+			at = r.StartedAt
+		}
+		if (!at.IsZero() || f.bug == "timeless-old") && !at.After(cutoff) {
+			n++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	f.fakeRuns.runs = kept
+	return n, nil
 }

@@ -1,0 +1,297 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+)
+
+// Retainer is a store that keeps node states, assets and run records
+// together and deletes what the executor leaves behind, as pgstore.Store
+// does. The executor never deletes anything itself: a host calls these
+// methods, from a timer or when a user deletes a graph. [Retention]
+// checks one.
+type Retainer interface {
+	executor.StateStore
+	executor.AssetStore
+	executor.RunStore
+	// DeleteGraph removes the graph's node states and run records, and
+	// reports whether there were any. The graph's version moves on and is
+	// kept, as a tombstone, so that a version number is never used twice:
+	// a run that loaded the graph before the deletion cannot commit over
+	// the graph re-created after it.
+	DeleteGraph(ctx context.Context, graphKey string) (bool, error)
+	// PruneAssets deletes the assets that no node state refers to and
+	// that were put, or released by a commit that stopped referring to
+	// them, more than olderThan ago, and returns how many it deleted.
+	PruneAssets(ctx context.Context, olderThan time.Duration) (int64, error)
+	// PruneRuns deletes the run records that ended more than olderThan
+	// ago, and those that never ended but started more than olderThan
+	// ago, and returns how many it deleted.
+	PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error)
+}
+
+// Retention checks a [Retainer] against the retention contract, in one
+// subtest per property, each on a store from newStore. The checks prune
+// the whole store, so each store must be one of its own: no other test
+// may use it at the same time. The kit cannot make a store's clock move,
+// so it checks ages only at 0 (any unreferenced asset put before the call
+// goes) and at an hour (what was just put or released stays); a store's
+// own tests check the ages in between.
+func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
+	t.Helper()
+	runChecks(t, newStore, []check[Retainer]{
+		{"DeleteGraph", testDeleteGraph},
+		{"DeleteGraphNeverReusesVersions", testDeleteGraphVersions},
+		{"DeleteGraphOfRunsOnly", testDeleteGraphRunsOnly},
+		{"PruneAssetsKeepsReferenced", testPruneAssetsReferenced},
+		{"PruneAssetsKeepsYoung", testPruneAssetsYoung},
+		{"PruneAssetsAfterReplace", testPruneAssetsReplaced},
+		{"PruneAssetsAfterDeleteGraph", testPruneAssetsDeletedGraph},
+		{"PruneRuns", testPruneRuns},
+		{"NegativeAge", testRetentionNegativeAge},
+		{"CancelledContext", testRetentionCancelled},
+	})
+}
+
+// refState returns a clean state whose asset is ref.
+func refState(ref string) dirty.State {
+	return dirty.State{Status: dirty.StatusClean, Rev: 1, OutputHash: hash(ref), AssetRef: ref, Attempts: 1,
+		UpdatedAt: baseTime}
+}
+
+// exist reports which of refs the store holds.
+func exist(t *testing.T, s executor.AssetStore, refs ...string) []bool {
+	t.Helper()
+	out := make([]bool, len(refs))
+	for i, ref := range refs {
+		ok, err := s.Exists(t.Context(), ref)
+		require.NoError(t, err, "Exists(%q)", ref)
+		out[i] = ok
+	}
+	return out
+}
+
+// prune runs PruneAssets and fails the test unless it deleted want.
+func prune(t *testing.T, s Retainer, olderThan time.Duration, want int64, why string) {
+	t.Helper()
+	n, err := s.PruneAssets(t.Context(), olderThan)
+	require.NoError(t, err, "PruneAssets(%v)", olderThan)
+	require.Equal(t, want, n, "PruneAssets(%v): assets deleted (%s)", olderThan, why)
+}
+
+// deleteGraph runs DeleteGraph and fails the test unless it reports want.
+func deleteGraph(t *testing.T, s Retainer, key string, want bool, why string) {
+	t.Helper()
+	ok, err := s.DeleteGraph(t.Context(), key)
+	require.NoError(t, err, "DeleteGraph(%q)", key)
+	require.Equal(t, want, ok, "DeleteGraph(%q): something deleted (%s)", key, why)
+}
+
+func testDeleteGraph(t *testing.T, s Retainer) {
+	a := Unique(t, "a")
+	ab := a + "/b" // a is a prefix of it: deleting a must leave it alone
+	n0, n1 := change(nodeID(0), state(0, dirty.StatusClean)), change(nodeID(1), state(1, dirty.StatusDirty))
+	commit(t, s, a, 0, n0)
+	commit(t, s, a, 1, n1)
+	commit(t, s, ab, 0, n0)
+	ra, rab := record(Unique(t, "run-a"), a, baseTime), record(Unique(t, "run-ab"), ab, baseTime)
+	putRun(t, s, ra)
+	putRun(t, s, rab)
+
+	deleteGraph(t, s, a, true, "a graph with states and runs")
+	snap := load(t, s, a)
+	assert.Empty(t, snap.States, "Load(%q) after DeleteGraph: states", a)
+	assert.Greater(t, snap.Version, int64(2), "Load(%q) after DeleteGraph: the version must move on, never back", a)
+	assert.Empty(t, listRuns(t, s, a), "ListRuns(%q) after DeleteGraph", a)
+	_, err := s.GetRun(t.Context(), ra.ID)
+	require.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a deleted graph's run")
+
+	requireSnapshot(t, s, ab, 1, map[string]dirty.State{n0.ID: n0.State})
+	assert.Equal(t, []string{rab.ID}, ids(listRuns(t, s, ab)), "ListRuns(%q): another graph's runs", ab)
+
+	deleteGraph(t, s, a, false, "a second delete finds nothing")
+	after := load(t, s, a)
+	assert.GreaterOrEqual(t, after.Version, snap.Version, "a second DeleteGraph moved the version back")
+
+	never := Unique(t, "never")
+	deleteGraph(t, s, never, false, "a graph never committed")
+	requireSnapshot(t, s, never, 0, nil)
+
+	// The graph is re-created by a commit at the version it loads at.
+	commit(t, s, a, after.Version, n1)
+	requireSnapshot(t, s, a, after.Version+1, map[string]dirty.State{n1.ID: n1.State})
+}
+
+// testDeleteGraphVersions checks that a version is never used twice: a
+// run that loaded a graph before it was deleted cannot commit after it,
+// however far the re-created graph got, at its version nor at any other
+// the graph had before the deletion.
+func testDeleteGraphVersions(t *testing.T, s Retainer) {
+	for _, tc := range []struct {
+		name      string
+		before    int // commits before the deletion
+		recreated int // commits after it
+	}{
+		{"stale run at 1, new graph at 1", 1, 1},
+		{"stale run at 1, new graph past it", 1, 3},
+		{"stale run at 3, new graph at 3", 3, 3},
+		{"stale run at 3, new graph short of it", 3, 1},
+		{"stale run at 2, graph not re-created", 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := Unique(t, "")
+			for i := range tc.before {
+				commit(t, s, key, int64(i), change(nodeID(0), state(i, dirty.StatusClean)))
+			}
+			stale := load(t, s, key) // a run loads the graph
+			deleteGraph(t, s, key, true, "a graph with states")
+			// Someone else re-creates the graph, as the executor does: load,
+			// then commit at the version loaded.
+			for i := range tc.recreated {
+				snap := load(t, s, key)
+				commit(t, s, key, snap.Version, change(nodeID(0), state(100+i, dirty.StatusDirty)))
+			}
+			now := load(t, s, key)
+			for expect := stale.Version; expect >= 0; expect-- {
+				v, err := s.Commit(t.Context(), key, expect, []executor.Change{change(nodeID(0), state(-1, dirty.StatusClean))})
+				assertConflict(t, v, err, key, expect, now.Version)
+			}
+			requireSnapshot(t, s, key, now.Version, now.States)
+		})
+	}
+}
+
+// testDeleteGraphRunsOnly checks that DeleteGraph of a graph that has run
+// records but was never committed deletes the records.
+func testDeleteGraphRunsOnly(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	putRun(t, s, record(Unique(t, "run"), key, baseTime))
+	deleteGraph(t, s, key, true, "a graph with a run record")
+	assert.Empty(t, listRuns(t, s, key), "ListRuns(%q) after DeleteGraph", key)
+	requireSnapshot(t, s, key, 0, nil)
+}
+
+func testPruneAssetsReferenced(t *testing.T, s Retainer) {
+	a, b := Unique(t, "a"), Unique(t, "b")
+	kept := put(t, s, a+"/n/"+hash("kept"), asset("kept"))
+	other := put(t, s, b+"/n/"+hash("other"), asset("other"))
+	loose1 := put(t, s, a+"/m/"+hash("loose1"), asset("loose1"))
+	loose2 := put(t, s, b+"/m/"+hash("loose2"), asset("loose2"))
+	commit(t, s, a, 0, change("n", refState(kept)), change("o", refState("https://cdn.example.com/elsewhere")))
+	commit(t, s, b, 0, change("n", refState(other)))
+
+	prune(t, s, 0, 2, "the two assets no state refers to")
+	assert.Equal(t, []bool{true, true, false, false}, exist(t, s, kept, other, loose1, loose2),
+		"assets left: referenced by graph a, by graph b, and two unreferenced")
+	requireAsset(t, s, kept, asset("kept"))
+	prune(t, s, 0, 0, "nothing left to prune")
+}
+
+func testPruneAssetsYoung(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	x := put(t, s, key+"/n/"+hash("x"), asset("x"))
+	y := put(t, s, key+"/n/"+hash("y"), asset("y"))
+	loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+	commit(t, s, key, 0, change("n", refState(x)))
+	commit(t, s, key, 1, change("n", refState(y))) // releases x
+	prune(t, s, time.Hour, 0, "an asset put or released just now is younger than an hour")
+	assert.Equal(t, []bool{true, true, true}, exist(t, s, x, y, loose), "assets left")
+}
+
+func testPruneAssetsReplaced(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	x := put(t, s, key+"/n/"+hash("x"), asset("x"))
+	y := put(t, s, key+"/n/"+hash("y"), asset("y"))
+	z := put(t, s, key+"/m/"+hash("z"), asset("z"))
+	commit(t, s, key, 0, change("n", refState(x)), change("m", refState(z)))
+	commit(t, s, key, 1, change("n", refState(y)), change("m", refState(z)))
+	prune(t, s, 0, 1, "the asset the second commit stopped referring to")
+	assert.Equal(t, []bool{false, true, true}, exist(t, s, x, y, z), "assets left: replaced, its replacement, kept")
+}
+
+func testPruneAssetsDeletedGraph(t *testing.T, s Retainer) {
+	a := Unique(t, "a")
+	ab := a + "/b"
+	x := put(t, s, a+"/n/"+hash("x"), asset("x"))
+	y := put(t, s, ab+"/n/"+hash("y"), asset("y"))
+	commit(t, s, a, 0, change("n", refState(x)))
+	commit(t, s, ab, 0, change("n", refState(y)))
+	deleteGraph(t, s, a, true, "a graph with states")
+	prune(t, s, 0, 1, "the deleted graph's asset")
+	assert.Equal(t, []bool{false, true}, exist(t, s, x, y), "assets left: the deleted graph's, another graph's")
+}
+
+func testPruneRuns(t *testing.T, s Retainer) {
+	g, h := Unique(t, "g"), Unique(t, "h")
+	now := time.Now().Truncate(time.Microsecond)
+	old, recent := now.Add(-48*time.Hour), now.Add(-time.Minute)
+	run := func(id, key string, status executor.RunStatus, started, ended time.Time) executor.Record {
+		r := record(Unique(t, id), key, started)
+		r.Status, r.EndedAt = status, ended
+		return r
+	}
+	endedOld := run("ended-old", g, executor.RunSucceeded, old, old.Add(time.Minute))
+	endedRecent := run("ended-recent", g, executor.RunFailed, old, recent)
+	crashedOld := run("crashed-old", h, executor.RunRunning, old, time.Time{})
+	running := run("running", h, executor.RunRunning, recent, time.Time{})
+	timeless := run("no-times", h, executor.RunRunning, time.Time{}, time.Time{})
+	for _, r := range []executor.Record{endedOld, endedRecent, crashedOld, running, timeless} {
+		putRun(t, s, r)
+	}
+	left := func() []string {
+		return append(ids(listRuns(t, s, g)), ids(listRuns(t, s, h))...)
+	}
+
+	n, err := s.PruneRuns(t.Context(), 24*time.Hour)
+	require.NoError(t, err, "PruneRuns(24h)")
+	assert.Equal(t, int64(2), n, "PruneRuns(24h): records deleted (ended 2 days ago; running, started 2 days ago)")
+	assert.ElementsMatch(t, []string{endedRecent.ID, running.ID, timeless.ID}, left(), "records left after PruneRuns(24h)")
+
+	n, err = s.PruneRuns(t.Context(), 0)
+	require.NoError(t, err, "PruneRuns(0)")
+	assert.Equal(t, int64(2), n, "PruneRuns(0): records deleted (every one with a time)")
+	assert.Equal(t, []string{timeless.ID}, left(), "records left after PruneRuns(0): one with no time has no age")
+}
+
+func testRetentionNegativeAge(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	loose := put(t, s, key+"/n/"+hash("loose"), asset("loose"))
+	r := record(Unique(t, "run"), key, time.Now().Truncate(time.Microsecond).Add(-48*time.Hour))
+	putRun(t, s, r)
+	n, err := s.PruneAssets(t.Context(), -time.Nanosecond)
+	assert.Error(t, err, "PruneAssets(-1ns)")
+	assert.Zero(t, n, "PruneAssets(-1ns)")
+	n, err = s.PruneRuns(t.Context(), -time.Hour)
+	assert.Error(t, err, "PruneRuns(-1h)")
+	assert.Zero(t, n, "PruneRuns(-1h)")
+	assert.Equal(t, []bool{true}, exist(t, s, loose), "an asset after a refused PruneAssets")
+	requireRun(t, s, r)
+}
+
+func testRetentionCancelled(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	x := put(t, s, key+"/n/"+hash("x"), asset("x"))
+	loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+	commit(t, s, key, 0, change("n", refState(x)))
+	r := record(Unique(t, "run"), key, time.Now().Truncate(time.Microsecond).Add(-48*time.Hour))
+	putRun(t, s, r)
+	ctx := cancelled(t)
+
+	_, err := s.DeleteGraph(ctx, key)
+	assert.ErrorIs(t, err, context.Canceled, "DeleteGraph with a cancelled context")
+	_, err = s.PruneAssets(ctx, 0)
+	assert.ErrorIs(t, err, context.Canceled, "PruneAssets with a cancelled context")
+	_, err = s.PruneRuns(ctx, 0)
+	assert.ErrorIs(t, err, context.Canceled, "PruneRuns with a cancelled context")
+
+	requireSnapshot(t, s, key, 1, map[string]dirty.State{"n": refState(x)})
+	assert.Equal(t, []bool{true, true}, exist(t, s, x, loose), "assets after cancelled prunes")
+	requireRun(t, s, r)
+}
