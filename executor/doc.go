@@ -96,4 +96,28 @@
 // save a database round trips: an [AssetChecker] checks the clean nodes'
 // assets at the start of a run in one call, and an [AssetBatchGetter]
 // reads the assets of a node's many dependencies in one.
+//
+// # Retention
+//
+// The executor deletes nothing: regenerating a node puts its new asset
+// under a new key (it ends with the content hash) and leaves the old one,
+// and deleted graphs and old run records stay. The default stores keep it
+// all, so a long-running host gives the executor a [MemoryStore] as its
+// States, Assets and Runs: one value that deletes what runs leave behind,
+// with the methods and meanings of pgstore.Store.
+//
+//   - [MemoryStore.DeleteGraph] deletes a graph's states and run records.
+//     Its version stays, as a tombstone, so that no version number is used
+//     twice: a run that loaded the graph before cannot commit over the
+//     graph re-created after.
+//   - [MemoryStore.PruneAssets] deletes the assets that no node state
+//     refers to and that were put, or released by a commit that replaced
+//     their reference, at least a given age ago. With an age longer than
+//     the longest run, it is safe while runs go on.
+//   - [MemoryStore.PruneRuns] deletes the run records that ended, or never
+//     ended but started, at least a given age ago.
+//
+// [MemoryStates.DeleteGraph] and [MemoryRuns.PruneRuns] serve the separate
+// defaults; a [MemoryAssets] of its own does not know what states refer
+// to, and prunes nothing.
 package executor

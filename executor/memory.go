@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/regengraph/regen/dirty"
 )
@@ -28,6 +29,10 @@ var (
 // use. Commit costs O(len(changes)) under one lock; Load copies the
 // graph's states, O(nodes). It passes the [storetest] kit.
 //
+// [MemoryStates.DeleteGraph] deletes a graph's states. A [MemoryStore]
+// keeps states together with assets and run records, and can also prune
+// the assets that no state refers to any more.
+//
 // The zero value is an empty store, ready to use.
 //
 // [storetest]: https://pkg.go.dev/github.com/regengraph/regen/executor/storetest
@@ -38,7 +43,8 @@ type MemoryStates struct {
 
 // memGraph keeps a graph's states in a slice, indexed by node ID: a
 // commit that changes a known node writes the slice and not the map, and
-// the map's small slots keep its growth cheap.
+// the map's small slots keep its growth cheap. A deleted graph keeps its
+// memGraph, without states, as a tombstone that holds its version.
 type memGraph struct {
 	version int64
 	index   map[string]int32
@@ -56,7 +62,8 @@ func NewMemoryStates() *MemoryStates {
 }
 
 // Load returns a copy of the graph's states and its version: version 0 and
-// an empty map for a graph never committed. The caller owns the map; later
+// an empty map for a graph never committed, and an empty map at the
+// tombstone's version for a deleted one. The caller owns the map; later
 // commits do not change it. It returns ctx.Err() if ctx is done.
 func (m *MemoryStates) Load(ctx context.Context, graphKey string) (Snapshot, error) {
 	if err := ctx.Err(); err != nil {
@@ -83,6 +90,13 @@ func (m *MemoryStates) Load(ctx context.Context, graphKey string) (Snapshot, err
 // ctx.Err(), with no effect, if ctx is done. Commit copies the changes;
 // the caller keeps the slice.
 func (m *MemoryStates) Commit(ctx context.Context, graphKey string, expect int64, changes []Change) (int64, error) {
+	return m.commit(ctx, graphKey, expect, changes, nil)
+}
+
+// commit is Commit. With assets, it releases each asset of assets that a
+// change stops referring to, under the lock, so that a prune that reads
+// the states after the commit finds the asset renewed.
+func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64, changes []Change, assets *MemoryAssets) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -100,18 +114,96 @@ func (m *MemoryStates) Commit(ctx context.Context, graphKey string, expect int64
 		if m.graphs == nil {
 			m.graphs = make(map[string]*memGraph)
 		}
-		g = &memGraph{index: make(map[string]int32, len(changes))}
+		g = &memGraph{}
 		m.graphs[graphKey] = g
 	}
+	if g.index == nil { // new, or deleted
+		g.index = make(map[string]int32, len(changes))
+	}
+	var now time.Time // of the releases, read once
 	for _, c := range changes {
 		if i, ok := g.index[c.ID]; ok {
-			g.states.at(i).st = c.State
+			e := g.states.at(i)
+			if old := e.st.AssetRef; assets != nil && old != c.State.AssetRef && strings.HasPrefix(old, memRefPrefix) {
+				if now.IsZero() {
+					now = time.Now()
+				}
+				assets.release(old, now)
+			}
+			e.st = c.State
 			continue
 		}
 		g.index[c.ID] = g.states.push(memState{c.ID, c.State})
 	}
 	g.version++
 	return g.version, nil
+}
+
+// DeleteGraph deletes a graph's states, and reports whether it had any.
+// Other graphs are untouched, whatever their keys (a graph "a" is not a
+// prefix of "a/b").
+//
+// The graph's version stays, as a tombstone: DeleteGraph moves it on by
+// one, so that a version number is never used twice. A deleted graph
+// loads with no states at the tombstone's version, and is re-created by a
+// commit at that version. A run that loaded the graph before the deletion
+// gets a [*ConflictError] when it commits, however many commits the
+// re-created graph has made since; were the version dropped, it would
+// start again at 0, and such a commit could succeed once the new graph
+// reached the version the run loaded, writing old states over new ones.
+// A tombstone is a few dozen bytes; a graph never committed gets none.
+// Cancel the graph's runs first: a run still going re-creates the graph,
+// as the executor reloads after its commit conflicts.
+//
+// The assets the states referred to are not deleted: [MemoryStore]'s
+// DeleteGraph deletes the graph's run records too, and its PruneAssets
+// then deletes the assets. It returns ctx.Err(), with no effect, if ctx
+// is done.
+func (m *MemoryStates) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.graphs[graphKey]
+	if g == nil {
+		return false, nil
+	}
+	had := g.states.len() > 0
+	g.index, g.states = nil, chunks[memState]{} // let the states go
+	g.version++
+	return had, nil
+}
+
+// assetRefs returns the set of the references with prefix that the
+// states hold. It reads one graph at a time, each under the read lock, so
+// that commits wait for one graph's read at most. Each graph is read as of
+// one instant after [MemoryStore.PruneAssets] read the clock, which is all
+// that its argument needs; a graph first committed after the list of
+// graphs was taken is not read, as its commits, being later than the
+// clock reading, refer to assets that the age keeps. It returns ctx.Err()
+// if ctx ends before the last graph is read.
+func (m *MemoryStates) assetRefs(ctx context.Context, prefix string) (map[string]struct{}, error) {
+	m.mu.RLock()
+	graphs := make([]*memGraph, 0, len(m.graphs))
+	for _, g := range m.graphs {
+		graphs = append(graphs, g)
+	}
+	m.mu.RUnlock()
+	refs := make(map[string]struct{})
+	for _, g := range graphs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		m.mu.RLock()
+		for i := range g.states.len() {
+			if ref := g.states.at(i).st.AssetRef; strings.HasPrefix(ref, prefix) {
+				refs[ref] = struct{}{}
+			}
+		}
+		m.mu.RUnlock()
+	}
+	return refs, nil
 }
 
 // memRefPrefix starts every reference that [MemoryAssets] returns.
@@ -125,8 +217,10 @@ const memRefPrefix = "mem:"
 // path cheap: callers must not modify it. Get copies Meta.
 //
 // References are "mem:" followed by the key. Nothing is evicted: memory
-// grows with the assets put, until [MemoryAssets.Delete]. The zero value
-// is an empty store, ready to use.
+// grows with the assets put, until [MemoryAssets.Delete], since a
+// MemoryAssets of its own does not know which assets node states still
+// refer to. A [MemoryStore] does, and its PruneAssets deletes the others.
+// The zero value is an empty store, ready to use.
 type MemoryAssets struct {
 	// Assets are spread over shards by a hash of their reference, so that
 	// workers on different cores rarely wait for each other.
@@ -139,9 +233,19 @@ const assetShards = 8
 type assetShard struct {
 	mu     sync.Mutex
 	index  map[string]int32 // by reference, into assets
-	assets chunks[Asset]
+	assets chunks[memAsset]
 	free   []int32  // deleted slots of assets, for reuse
 	_      [64]byte // keeps neighbours' locks off this one's cache line
+}
+
+// memAsset is one slot of a shard.
+type memAsset struct {
+	ref string // "" for a free slot
+	// at is the asset's last Put, or its last release by a commit that
+	// stopped referring to it: the start of its age for PruneAssets. It
+	// is zero in a MemoryAssets of its own, which never prunes.
+	at time.Time
+	a  Asset
 }
 
 // shardSeed spreads references over the shards of every MemoryAssets.
@@ -160,6 +264,11 @@ func NewMemoryAssets() *MemoryAssets {
 // and returns its reference, "mem:" + key. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, error) {
+	return m.put(ctx, key, a, time.Time{})
+}
+
+// put is Put, with at as the asset's time.
+func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at time.Time) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -167,11 +276,12 @@ func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, er
 	a.Data = bytes.Clone(a.Data)
 	a.Meta = maps.Clone(a.Meta)
 	ref := memRefPrefix + key
+	e := memAsset{ref: ref, at: at, a: a}
 	s := m.shard(ref)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i, ok := s.index[ref]; ok {
-		*s.assets.at(i) = a
+		*s.assets.at(i) = e
 		return ref, nil
 	}
 	if s.index == nil {
@@ -180,10 +290,10 @@ func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, er
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
 		s.free = s.free[:n-1]
-		s.index[ref], *s.assets.at(i) = i, a
+		s.index[ref], *s.assets.at(i) = i, e
 		return ref, nil
 	}
-	s.index[ref] = s.assets.push(a)
+	s.index[ref] = s.assets.push(e)
 	return ref, nil
 }
 
@@ -199,7 +309,7 @@ func (m *MemoryAssets) Get(ctx context.Context, ref string) (Asset, error) {
 	i, ok := s.index[ref]
 	var a Asset
 	if ok {
-		a = *s.assets.at(i)
+		a = s.assets.at(i).a
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -280,11 +390,66 @@ func (m *MemoryAssets) Delete(ref string) bool {
 	defer s.mu.Unlock()
 	i, ok := s.index[ref]
 	if ok {
-		delete(s.index, ref)
-		*s.assets.at(i) = Asset{} // let the data go
-		s.free = append(s.free, i)
+		s.remove(i)
 	}
 	return ok
+}
+
+// remove deletes the asset in slot i, which holds one. s.mu is held.
+func (s *assetShard) remove(i int32) {
+	e := s.assets.at(i)
+	delete(s.index, e.ref)
+	*e = memAsset{} // let the data go
+	s.free = append(s.free, i)
+}
+
+// release starts the age of the asset ref points to again, at now, if
+// there is one: a commit stopped referring to it.
+func (m *MemoryAssets) release(ref string, now time.Time) {
+	s := m.shard(ref)
+	s.mu.Lock()
+	if i, ok := s.index[ref]; ok {
+		s.assets.at(i).at = now
+	}
+	s.mu.Unlock()
+}
+
+// pruneBatch is how many slots of a shard a prune walks under one hold of
+// its lock.
+const pruneBatch = 1024
+
+// prune deletes the assets not in inUse whose time is not after cutoff,
+// and returns how many it deleted. It walks each shard's slots in
+// batches, each under the shard's lock, so that Put and Get wait for one
+// batch at most; an asset put or released meanwhile has a time after
+// cutoff. It stops at the first batch that finds ctx done, returning the
+// count so far and ctx.Err().
+func (m *MemoryAssets) prune(ctx context.Context, cutoff time.Time, inUse map[string]struct{}) (int64, error) {
+	var n int64
+	for k := range m.shards {
+		s := &m.shards[k]
+		for start, more := int32(0), true; more; start += pruneBatch {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			s.mu.Lock()
+			end := min(start+pruneBatch, s.assets.len())
+			for i := start; i < end; i++ {
+				e := s.assets.at(i)
+				if e.ref == "" || e.at.After(cutoff) {
+					continue
+				}
+				if _, ok := inUse[e.ref]; ok {
+					continue
+				}
+				s.remove(i)
+				n++
+			}
+			more = end < s.assets.len()
+			s.mu.Unlock()
+		}
+	}
+	return n, nil
 }
 
 // Len returns the number of assets stored.
@@ -302,8 +467,9 @@ func (m *MemoryAssets) Len() int {
 // MemoryRuns is a [RunStore] that keeps run records in memory: the
 // embedded default for one process. It is safe for concurrent use. It
 // copies records in and out, so callers cannot change stored records
-// through their slices. ListRuns costs O(records) over all graphs. The
-// zero value is an empty store, ready to use.
+// through their slices. ListRuns costs O(records) over all graphs.
+// [MemoryRuns.PruneRuns] deletes old records. The zero value is an empty
+// store, ready to use.
 type MemoryRuns struct {
 	mu   sync.RWMutex
 	runs map[string]Record // by ID
@@ -377,4 +543,52 @@ func copyRecord(r Record) Record {
 	r.Marks = slices.Clone(r.Marks)
 	r.Failed = slices.Clone(r.Failed)
 	return r
+}
+
+// PruneRuns deletes the records that ended olderThan or longer ago, and
+// those that never ended (a run cut short by the process's end leaves
+// them "running") but started olderThan or longer ago, and returns how
+// many it deleted. A record with neither time is kept. Ages are measured
+// by time.Now against the records' times, which the executor takes from
+// the same clock. A run whose record was deleted while it went on writes
+// its record again when it ends. It costs O(records) under the lock. A
+// negative olderThan is an error wrapping [ErrInvalidAge]; it returns
+// ctx.Err(), with no effect, if ctx is done.
+func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if err := checkAge("prune runs", olderThan); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for id, r := range m.runs {
+		at := r.EndedAt
+		if at.IsZero() {
+			at = r.StartedAt
+		}
+		if !at.IsZero() && !at.After(cutoff) {
+			delete(m.runs, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// deleteGraph deletes the graph's records and returns how many it
+// deleted.
+func (m *MemoryRuns) deleteGraph(graphKey string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for id, r := range m.runs {
+		if r.GraphKey == graphKey {
+			delete(m.runs, id)
+			n++
+		}
+	}
+	return n
 }

@@ -17,15 +17,15 @@
 // [StateStore], [AssetStore] and [RunStore] check one store each.
 //
 // A store that also deletes what the executor leaves behind, with the
-// retention methods of pgstore.Store (DeleteGraph, PruneAssets,
-// PruneRuns), is a [Retainer]: set
+// retention methods of executor.MemoryStore and pgstore.Store
+// (DeleteGraph, PruneAssets, PruneRuns), is a [Retainer]: set
 // Factory.Retainer, or call [Retention], to check those too. Unlike the
 // other checks, they need a store of their own for each subtest, since
 // they prune the whole store:
 //
 //	storetest.Run(t, storetest.Factory{
 //		...
-//		Retainer: func(t *testing.T) storetest.Retainer { return newPrivateStore(t) },
+//		Retainer: func(t *testing.T) storetest.Retainer { return executor.NewMemoryStore() },
 //	})
 //
 // # What it checks

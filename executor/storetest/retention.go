@@ -13,10 +13,10 @@ import (
 )
 
 // Retainer is a store that keeps node states, assets and run records
-// together and deletes what the executor leaves behind, as pgstore.Store
-// does. The executor never deletes anything itself: a host calls these
-// methods, from a timer or when a user deletes a graph. [Retention]
-// checks one.
+// together and deletes what the executor leaves behind, as
+// executor.MemoryStore and pgstore.Store do. The executor never deletes
+// anything itself: a host calls these methods, from a timer or when a
+// user deletes a graph. [Retention] checks one.
 type Retainer interface {
 	executor.StateStore
 	executor.AssetStore
@@ -29,11 +29,14 @@ type Retainer interface {
 	DeleteGraph(ctx context.Context, graphKey string) (bool, error)
 	// PruneAssets deletes the assets that no node state refers to and
 	// that were put, or released by a commit that stopped referring to
-	// them, more than olderThan ago, and returns how many it deleted.
+	// them, olderThan ago or earlier, and returns how many it deleted. (A
+	// store may keep an asset exactly olderThan old: pgstore.Store does,
+	// executor.MemoryStore does not.)
 	PruneAssets(ctx context.Context, olderThan time.Duration) (int64, error)
-	// PruneRuns deletes the run records that ended more than olderThan
-	// ago, and those that never ended but started more than olderThan
-	// ago, and returns how many it deleted.
+	// PruneRuns deletes the run records that ended olderThan ago or
+	// earlier, and those that never ended but started then, and returns
+	// how many it deleted; the same latitude applies at exactly
+	// olderThan.
 	PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error)
 }
 

@@ -23,9 +23,10 @@ import (
 
 func TestMemoryStores(t *testing.T) {
 	storetest.Run(t, storetest.Factory{
-		States: func(*testing.T) executor.StateStore { return executor.NewMemoryStates() },
-		Assets: func(*testing.T) executor.AssetStore { return executor.NewMemoryAssets() },
-		Runs:   func(*testing.T) executor.RunStore { return executor.NewMemoryRuns() },
+		States:   func(*testing.T) executor.StateStore { return executor.NewMemoryStates() },
+		Assets:   func(*testing.T) executor.AssetStore { return executor.NewMemoryAssets() },
+		Runs:     func(*testing.T) executor.RunStore { return executor.NewMemoryRuns() },
+		Retainer: func(*testing.T) storetest.Retainer { return executor.NewMemoryStore() },
 	})
 }
 
