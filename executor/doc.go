@@ -90,10 +90,11 @@
 // # Stores
 //
 // Graph metadata ([StateStore]) is kept apart from heavy asset data
-// ([AssetStore]). [MemoryStates], [MemoryAssets] and [MemoryRuns] are the
-// embedded defaults; the executor/storetest package is the conformance
-// kit that any other implementation must pass. Two optional interfaces
-// save a database round trips: an [AssetChecker] checks the clean nodes'
+// ([AssetStore]). A [MemoryStore] is the embedded default; [MemoryStates],
+// [MemoryAssets] and [MemoryRuns] are the defaults of the fields a host
+// leaves unset when it gives some of the stores. The executor/storetest
+// package is the conformance kit that any other implementation must
+// pass. Two optional interfaces save round trips to a database: an [AssetChecker] checks the clean nodes'
 // assets at the start of a run in one call, and an [AssetBatchGetter]
 // reads the assets of a node's many dependencies in one.
 //
@@ -101,10 +102,10 @@
 //
 // The executor deletes nothing: regenerating a node puts its new asset
 // under a new key (it ends with the content hash) and leaves the old one,
-// and deleted graphs and old run records stay. The default stores keep it
-// all, so a long-running host gives the executor a [MemoryStore] as its
-// States, Assets and Runs: one value that deletes what runs leave behind,
-// with the methods and meanings of pgstore.Store.
+// and deleted graphs and old run records stay. An executor given no
+// stores runs on one [MemoryStore] (Executor.States().(*MemoryStore)), as
+// its States, Assets and Runs: one value that deletes what runs leave
+// behind, with the methods and meanings of pgstore.Store.
 //
 //   - [MemoryStore.DeleteGraph] deletes a graph's states and run records.
 //     Its version stays, as a tombstone, so that no version number is used

@@ -93,6 +93,15 @@ func New(opts Options) (*Executor, error) {
 			return bad("Options.Limits[%q] is %d: want at least 1 call in flight", key, n)
 		}
 	}
+	if opts.States == nil && opts.Assets == nil {
+		// One value, so that its assets can be pruned: it knows what
+		// states refer to.
+		ms := NewMemoryStore()
+		opts.States, opts.Assets = ms, ms
+		if opts.Runs == nil {
+			opts.Runs = ms
+		}
+	}
 	if opts.States == nil {
 		opts.States = NewMemoryStates()
 	}

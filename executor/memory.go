@@ -334,7 +334,7 @@ func (m *MemoryAssets) GetMany(ctx context.Context, refs []string) ([]Asset, err
 		s.mu.Lock()
 		j, ok := s.index[ref]
 		if ok {
-			out[i] = *s.assets.at(j)
+			out[i] = s.assets.at(j).a
 		}
 		s.mu.Unlock()
 		if !ok {

@@ -9,10 +9,11 @@ import (
 
 // Compile-time checks that a MemoryStore implements the interfaces.
 var (
-	_ StateStore   = (*MemoryStore)(nil)
-	_ AssetStore   = (*MemoryStore)(nil)
-	_ AssetChecker = (*MemoryStore)(nil)
-	_ RunStore     = (*MemoryStore)(nil)
+	_ StateStore       = (*MemoryStore)(nil)
+	_ AssetStore       = (*MemoryStore)(nil)
+	_ AssetChecker     = (*MemoryStore)(nil)
+	_ AssetBatchGetter = (*MemoryStore)(nil)
+	_ RunStore         = (*MemoryStore)(nil)
 )
 
 // ErrInvalidAge: a retention method got a negative age.
@@ -91,6 +92,11 @@ func (m *MemoryStore) Exists(ctx context.Context, ref string) (bool, error) {
 // Missing is [MemoryAssets.Missing]; see [AssetChecker].
 func (m *MemoryStore) Missing(ctx context.Context, refs []string) ([]string, error) {
 	return m.assets.Missing(ctx, refs)
+}
+
+// GetMany is [MemoryAssets.GetMany]: the assets refs point to, in order.
+func (m *MemoryStore) GetMany(ctx context.Context, refs []string) ([]Asset, error) {
+	return m.assets.GetMany(ctx, refs)
 }
 
 // PutRun is [MemoryRuns.PutRun].

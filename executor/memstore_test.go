@@ -615,3 +615,47 @@ func ExampleMemoryStore() {
 	// states: 0 version moved on: true
 	// true
 }
+
+// An executor with no stores given runs on one MemoryStore, so that its
+// host can prune what runs leave behind.
+func TestDefaultStoresAreOneMemoryStore(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 30)
+	require.NoError(t, err)
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
+	})
+	reg := executor.Registry{}
+	for i := range g.Kinds() {
+		reg[g.KindName(i)] = gen
+	}
+	e, err := executor.New(executor.Options{Generators: reg})
+	require.NoError(t, err)
+	store, ok := e.States().(*executor.MemoryStore)
+	require.True(t, ok, "States is %T", e.States())
+	assert.Same(t, store, e.Assets())
+	assert.Same(t, store, e.Runs())
+	ctx := t.Context()
+	_, err = e.Run(ctx, executor.RunRequest{GraphKey: "l", Graph: g})
+	require.NoError(t, err)
+	_, err = e.Run(ctx, executor.RunRequest{GraphKey: "l", Graph: g,
+		Marks: []dirty.Mark{{ID: "asset:narration:segment[1]", Reason: dirty.ReasonEdited}}})
+	require.NoError(t, err)
+	n, err := store.PruneAssets(ctx, 0)
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, n, "the assets the edit replaced: the narration, its video and the timeline")
+	snap, err := store.Load(ctx, "l")
+	require.NoError(t, err)
+	for id, st := range snap.States {
+		ok, err := store.Exists(ctx, st.AssetRef)
+		require.NoError(t, err)
+		assert.True(t, ok, "%s keeps its asset", id)
+	}
+
+	// Stores given by the host are kept as they are.
+	states := executor.NewMemoryStates()
+	e, err = executor.New(executor.Options{Generators: reg, States: states})
+	require.NoError(t, err)
+	assert.Same(t, states, e.States())
+	_, ok = e.Assets().(*executor.MemoryAssets)
+	assert.True(t, ok, "Assets is %T", e.Assets())
+}

@@ -119,12 +119,16 @@ type KindOptions struct {
 type Options struct {
 	// Generators regenerate nodes, one per kind. Required.
 	Generators Registry
-	// States keeps node states and graph versions. Default: a new
-	// [MemoryStates].
+	// States keeps node states and graph versions. Default: with Assets
+	// unset too, a new [MemoryStore] serves as States, Assets and (if
+	// unset) Runs, so that a host can prune what runs leave behind
+	// (Executor.States().(*MemoryStore)); otherwise a new [MemoryStates].
 	States StateStore
-	// Assets keeps generated assets. Default: a new [MemoryAssets].
+	// Assets keeps generated assets. Default: see States; otherwise a new
+	// [MemoryAssets].
 	Assets AssetStore
-	// Runs keeps run records. Default: a new [MemoryRuns].
+	// Runs keeps run records. Default: see States; otherwise a new
+	// [MemoryRuns].
 	Runs RunStore
 	// Sink receives the runs' progress events. A sink that fails never
 	// fails a run; wrap a slow one in progress.Buffered. Default: none.
