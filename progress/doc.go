@@ -78,6 +78,9 @@
 // after a Seq, and [Source.Tail] continues with live events until its
 // context ends, with no gap and no duplicate at the seam. When a source's
 // own copy was trimmed or lost, it fills the gap from a [History]; the
-// [Cursor] type implements that logic for any backend. The conformance kit
+// [Cursor] type implements that logic for any backend. A source or
+// History that can find a run's newest event in one lookup implements
+// [LastEventReader], so that a reader resuming at or past the run's final
+// event learns cheaply that nothing more will come. The conformance kit
 // in progress/sinktest checks a Sink/Source pair against this contract.
 package progress

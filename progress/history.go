@@ -77,6 +77,19 @@ func (h *MemoryHistory) Replay(ctx context.Context, runID string, after uint64, 
 	}
 }
 
+// LastEvent returns the stored event of runID with the highest Seq, and
+// false if none is stored: one lookup, whatever the run's length. It
+// implements [LastEventReader].
+func (h *MemoryHistory) LastEvent(_ context.Context, runID string) (Event, bool, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	evs := h.runs[runID]
+	if len(evs) == 0 {
+		return Event{}, false, nil
+	}
+	return evs[len(evs)-1], true, nil
+}
+
 // Delete forgets a run.
 func (h *MemoryHistory) Delete(runID string) {
 	h.mu.Lock()

@@ -89,3 +89,61 @@ func (f historyFunc) Append(ctx context.Context, events ...progress.Event) error
 func (f historyFunc) Replay(context.Context, string, uint64, func(progress.Event) error) error {
 	return nil
 }
+
+func TestMemoryHistoryLastEvent(t *testing.T) {
+	ctx := context.Background()
+	h := progress.NewMemoryHistory()
+	_, ok, err := h.LastEvent(ctx, "r")
+	require.NoError(t, err)
+	assert.False(t, ok, "a run never archived")
+	all := sinktest.Events("r", 1, 10)
+	require.NoError(t, h.Append(ctx, all[7], all[2], all[4]))
+	e, ok, err := h.LastEvent(ctx, "r")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Empty(t, sinktest.Diff([]progress.Event{all[7]}, []progress.Event{e}), "the highest Seq, whatever the order of appending")
+}
+
+// replayOnly is a History without a LastEvent method.
+type replayOnly struct{ progress.History }
+
+func TestLastArchived(t *testing.T) {
+	ctx := context.Background()
+	h := progress.NewMemoryHistory()
+	all := sinktest.Events("r", 1, 10)
+	require.NoError(t, h.Append(ctx, all[:8]...))
+	for name, hist := range map[string]progress.History{"LastEventReader": h, "replay only": replayOnly{h}} {
+		t.Run(name, func(t *testing.T) {
+			tests := []struct {
+				run   string
+				after uint64
+				want  uint64 // 0: none
+			}{
+				{"r", 0, 8},
+				{"r", 5, 8},
+				{"r", 7, 8},
+				{"r", 8, 0},
+				{"r", 20, 0},
+				{"other", 0, 0},
+			}
+			for _, tt := range tests {
+				e, ok, err := progress.LastArchived(ctx, hist, tt.run, tt.after)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want != 0, ok, "LastArchived(%s, %d)", tt.run, tt.after)
+				assert.Equal(t, tt.want, e.Seq, "LastArchived(%s, %d)", tt.run, tt.after)
+			}
+		})
+	}
+	broken := errors.New("db down")
+	_, _, err := progress.LastArchived(ctx, failingHistory{broken}, "r", 0)
+	assert.ErrorIs(t, err, broken)
+}
+
+// failingHistory fails every call with err.
+type failingHistory struct{ err error }
+
+func (f failingHistory) Append(context.Context, ...progress.Event) error { return f.err }
+
+func (f failingHistory) Replay(context.Context, string, uint64, func(progress.Event) error) error {
+	return f.err
+}

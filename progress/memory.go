@@ -184,6 +184,31 @@ func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(E
 	return m.read(ctx, runID, after, fn, true)
 }
 
+// LastEvent returns the newest event of runID that a reader would get:
+// the ring's newest, or a newer one of the History. It implements
+// [LastEventReader]; it reads the History with [LastArchived], so it costs
+// one lookup when the History implements LastEventReader too.
+func (m *Memory) LastEvent(ctx context.Context, runID string) (Event, bool, error) {
+	var last Event
+	m.mu.Lock()
+	if r := m.runs[runID]; r != nil && len(r.events) > 0 {
+		last = r.events[len(r.events)-1]
+	}
+	m.mu.Unlock()
+	if m.history == nil || last.Type.Final() {
+		// No event follows a final one.
+		return last, last.Seq != 0, nil
+	}
+	h, ok, err := LastArchived(ctx, m.history, runID, last.Seq)
+	switch {
+	case err != nil:
+		return Event{}, false, fmt.Errorf("history: %w", err)
+	case ok:
+		return h, true, nil
+	}
+	return last, last.Seq != 0, nil
+}
+
 // readBatch bounds how many events a reader copies under the lock;
 // idleBatch is the largest buffer a reader keeps between batches.
 const (

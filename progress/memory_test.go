@@ -2,6 +2,7 @@ package progress_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -124,4 +125,60 @@ func TestMemoryStatsReaders(t *testing.T) {
 	assert.Equal(t, 1, m.Stats().Readers)
 	tl.Stop(t, context.Canceled)
 	assert.Equal(t, 0, m.Stats().Readers)
+}
+
+// countingHistory counts the events its Replay delivers.
+type countingHistory struct {
+	progress.History
+	read int
+}
+
+func (h *countingHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return h.History.Replay(ctx, run, after, func(e progress.Event) error {
+		h.read++
+		return fn(e)
+	})
+}
+
+func TestMemoryLastEvent(t *testing.T) {
+	ctx := context.Background()
+	all := sinktest.Events("r", 1, 30)
+	all[29].Type = progress.RunFinished
+	tests := []struct {
+		name     string
+		ring     []progress.Event // published to the ring
+		archived []progress.Event // appended to the History only
+		want     uint64           // 0: none
+		maxRead  int              // events the History may replay
+	}{
+		{"unknown run", nil, nil, 0, 0},
+		{"ring only", all[:10], nil, 10, 0},
+		{"History ahead of the ring", all[:10], all[10:20], 20, 10},
+		{"History only", nil, all[:20], 20, 20},
+		{"final event in the ring", all, all, 30, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mh := progress.NewMemoryHistory()
+			h := &countingHistory{History: replayOnly{mh}}
+			m := progress.NewMemory(progress.MemoryOptions{History: h})
+			require.NoError(t, m.Publish(ctx, tt.ring...))
+			require.NoError(t, mh.Append(ctx, tt.archived...))
+			e, ok, err := m.LastEvent(ctx, "r")
+			require.NoError(t, err)
+			assert.Equal(t, tt.want != 0, ok)
+			assert.Equal(t, tt.want, e.Seq)
+			assert.LessOrEqual(t, h.read, tt.maxRead, "a History without LastEvent is read after the ring's newest only")
+
+			// With a History that has LastEvent, one lookup.
+			m = progress.NewMemory(progress.MemoryOptions{History: mh})
+			require.NoError(t, m.Publish(ctx, tt.ring...))
+			e, ok, err = m.LastEvent(ctx, "r")
+			require.NoError(t, err)
+			assert.Equal(t, tt.want != 0, ok)
+			assert.Equal(t, tt.want, e.Seq)
+		})
+	}
+	_, _, err := progress.NewMemory(progress.MemoryOptions{History: failingHistory{errors.New("db down")}}).LastEvent(ctx, "r")
+	assert.ErrorContains(t, err, "history: db down")
 }

@@ -40,6 +40,52 @@ type History interface {
 	Replay(ctx context.Context, runID string, after uint64, fn func(Event) error) error
 }
 
+// LastEventReader is an optional interface of a [Source] or a [History]
+// that finds a run's newest event without replaying the run: an index
+// lookup, the end of a stream. A reader that resumes at or past a run's
+// final event learns from it, at the cost of one lookup, that nothing more
+// will come: no event follows a final one ([Type.Final]). [Memory],
+// [MemoryHistory] and progress/redisstream's Stream implement it; so
+// should a host's History, where one query does it (the highest Seq of
+// the run).
+type LastEventReader interface {
+	// LastEvent returns the event with the highest Seq held for runID,
+	// and false if none is held. A Source counts what its History holds.
+	LastEvent(ctx context.Context, runID string) (Event, bool, error)
+}
+
+var (
+	_ LastEventReader = (*Memory)(nil)
+	_ LastEventReader = (*MemoryHistory)(nil)
+)
+
+// LastArchived returns the newest event of runID that h holds with Seq
+// greater than after, and false if it holds none. If h implements
+// [LastEventReader], that is one lookup; otherwise LastArchived replays h
+// after after, which reads every archived event past it. A Source that
+// falls back to h passes the Seq of the newest event of its own copy, so
+// that the read is short whenever that copy is intact.
+func LastArchived(ctx context.Context, h History, runID string, after uint64) (Event, bool, error) {
+	if lr, ok := h.(LastEventReader); ok {
+		e, ok, err := lr.LastEvent(ctx, runID)
+		if err != nil || !ok || e.Seq <= after {
+			return Event{}, false, err
+		}
+		return e, true, nil
+	}
+	var last Event
+	err := h.Replay(ctx, runID, after, func(e Event) error {
+		if e.RunID == runID && e.Seq > max(after, last.Seq) {
+			last = e
+		}
+		return nil
+	})
+	if err != nil {
+		return Event{}, false, err
+	}
+	return last, last.Seq != 0, nil
+}
+
 // errStop ends a History replay early; it never leaves this package.
 var errStop = errors.New("progress: stop replay")
 
