@@ -22,7 +22,12 @@
 // reads) for at most [Options].BlockTime, and fans the entries out to all
 // the run's local readers. A reader's cancellation returns at once; the
 // shared goroutine exits within BlockTime of the run's last reader
-// leaving, and [Stream.Close] waits for it.
+// leaving, and [Stream.Close] waits for it. No event follows a run's
+// final one (run.finished, run.failed or run.cancelled), so a reader that
+// has delivered it, or that starts at or past it, leaves the shared
+// goroutine and reads nothing more until its context ends. A reader that
+// resumes there learns it from one XREVRANGE, and one History lookup if
+// the stream lacks the end ([Stream.LastEvent]).
 //
 // # Gaps and the archive
 //

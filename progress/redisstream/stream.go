@@ -107,7 +107,7 @@ type Stats struct {
 	// Readers is the number of Tail calls in progress.
 	Readers int
 	// Runs is the number of runs with a reading goroutine (one per run
-	// with readers, whatever their number).
+	// with readers short of its final event, whatever their number).
 	Runs int
 	// Lag is how many events the furthest-behind reader has yet to
 	// deliver, of those its stream is known to hold.
@@ -353,7 +353,10 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // the last Seq it delivered, filling any gap from the History. It returns
 // promptly when ctx ends; a blocked XREAD left behind belongs to the
 // run's shared reading goroutine, which exits within BlockTime once the
-// run has no readers.
+// run has no readers. A reader that has delivered the run's final event,
+// or that starts at or past it, reads nothing more: no event follows a
+// final one, so it leaves the run's shared reader (which stops if no
+// other reader follows it) and waits for ctx to end.
 func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -366,7 +369,8 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		return err
 	}
 	defer s.removeReader(r)
-	cur := progress.NewCursor(runID, after, s.history, func(e progress.Event) error {
+	t := &tail{s: s, runID: runID, r: r, b: s.newBackoff(), pos: after}
+	t.cur = progress.NewCursor(runID, after, s.history, func(e progress.Event) error {
 		if err := fn(e); err != nil {
 			return err
 		}
@@ -374,109 +378,153 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		return nil
 	})
 	r.delivered.Store(after)
-	defer func() { s.skipped.Add(cur.Skipped()) }()
+	defer func() { s.skipped.Add(t.cur.Skipped()) }()
 
 	// Replay what is stored.
-	pos := after
-	b := s.newBackoff()
 	for {
-		next, short, err := s.page(ctx, runID, r, cur, pos)
+		next, short, err := s.page(ctx, runID, r, t.cur, t.pos)
 		if err != nil {
-			if err := b.wait(ctx, err); err != nil {
+			if err := t.b.wait(ctx, err); err != nil {
 				return err
 			}
 			continue
 		}
-		b.reset()
-		pos = next
+		t.b.reset()
+		t.pos = next
 		if short {
 			break
 		}
-	}
-	// fill reads the History's events that follow the last delivered one,
-	// up to a gap only: Redis, behind a Buffered, may yet deliver what the
-	// History lacks, and the run's shared reader passes over a gap that
-	// lasts (see pollHistory).
-	fill := func() error {
-		if s.history == nil || cur.Final() {
-			return nil
-		}
-		if err := cur.FillContiguous(ctx); err != nil {
-			return fmt.Errorf("redisstream: tail %q: %w", runID, err)
-		}
-		pos = max(pos, cur.Last())
-		return nil
 	}
 	// The shared reader starts where Redis ended, not where the History
 	// did: the History may be ahead of Redis (Publish is asynchronous
 	// behind progress.Buffered), and entries that reach Redis later must
 	// not be passed over for the readers that join below them.
-	redisPos := pos
-	if err := fill(); err != nil {
+	redisPos := t.pos
+	if err := t.fill(ctx); err != nil {
 		return err
 	}
 
-	// Follow the run's shared reader.
-	h, err := s.acquireHub(runID, redisPos)
+	// A reader that the stored events take no further may be at or past
+	// the run's final event: then nothing more can come.
+	ended := t.cur.Final()
+	if !ended && t.cur.Last() == after && after > 0 {
+		for {
+			var err error
+			if ended, err = s.endedBy(ctx, runID, after); err == nil {
+				break
+			}
+			if err := t.b.wait(ctx, err); err != nil {
+				return err
+			}
+		}
+		t.b.reset()
+	}
+	if !ended {
+		if err := t.follow(ctx, redisPos); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// tail is one Tail call past its replay.
+type tail struct {
+	s     *Stream
+	runID string
+	r     *reader
+	cur   *progress.Cursor
+	b     *backoff
+	pos   uint64 // the last entry ID (as a Seq) read from Redis, or past it
+}
+
+// fill reads the History's events that follow the last delivered one, up
+// to a gap only: Redis, behind a Buffered, may yet deliver what the
+// History lacks, and the run's shared reader passes over a gap that lasts
+// (see pollHistory).
+func (t *tail) fill(ctx context.Context) error {
+	if t.s.history == nil || t.cur.Final() {
+		return nil
+	}
+	if err := t.cur.FillContiguous(ctx); err != nil {
+		return fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
+	}
+	t.pos = max(t.pos, t.cur.Last())
+	return nil
+}
+
+// follow delivers the run's events from its shared reader, which it joins
+// at redisPos, reading Redis itself while it is behind the shared
+// reader's window. It returns nil once the reader has delivered the run's
+// final event, having let go of the shared reader, or the error that ends
+// the Tail.
+func (t *tail) follow(ctx context.Context, redisPos uint64) error {
+	s := t.s
+	h, err := s.acquireHub(t.runID, redisPos)
 	if err != nil {
 		return err
 	}
-	r.hub.Store(h)
-	defer s.releaseHub(h)
-	var (
-		buf   []progress.Event
-		final bool // the hub knows this reader delivered the final event
-	)
+	t.r.hub.Store(h)
+	defer func() {
+		t.r.hub.Store(nil)
+		s.releaseHub(h)
+	}()
+	var buf []progress.Event
 	for {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
 		}
-		if !final && cur.Final() {
-			// The run has ended: its shared reader may stop polling the
-			// History once its window reaches the final event, which it
-			// could not tell by itself if it started past it.
-			h.setFinal(cur.Last())
-			final = true
+		if t.cur.Final() {
+			// The shared reader, which other readers may still follow,
+			// polls the History until its window reaches the final
+			// event, which it could not tell by itself if it started
+			// past it.
+			h.setFinal(t.cur.Last())
+			return nil
 		}
 		var (
 			base   uint64
 			notify <-chan struct{}
 			hubErr error
 		)
-		buf, base, notify, hubErr = h.since(cur.Last(), buf[:0])
+		buf, base, notify, hubErr = h.since(t.cur.Last(), buf[:0])
 		if hubErr != nil {
 			return hubErr
 		}
-		if pos < base {
+		if t.pos < base {
 			// Behind the hub's window: read Redis directly up to it.
-			next, short, err := s.page(ctx, runID, r, cur, pos)
+			next, short, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
 			if err != nil {
-				if err := b.wait(ctx, err); err != nil {
+				if err := t.b.wait(ctx, err); err != nil {
 					return err
 				}
 				continue
 			}
-			b.reset()
-			pos = next
+			t.b.reset()
+			t.pos = next
 			if short {
 				// Redis has nothing more below the window: what it
 				// lacks there is in the History, or nowhere.
-				if err := fill(); err != nil {
+				if err := t.fill(ctx); err != nil {
 					return err
 				}
-				pos = max(pos, base)
+				t.pos = max(t.pos, base)
 			}
 			continue
 		}
 		for _, e := range buf {
-			if err := cur.Deliver(ctx, e); err != nil {
+			if err := t.cur.Deliver(ctx, e); err != nil {
 				return err
 			}
 		}
 		if cap(buf) > 16 {
 			buf = nil // an idle reader holds no large buffer
 		}
-		pos = max(pos, cur.Last())
+		t.pos = max(t.pos, t.cur.Last())
 		if len(buf) == 0 {
 			select {
 			case <-notify:
@@ -485,6 +533,74 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			}
 		}
 	}
+}
+
+// endedBy reports whether the run's final event has a Seq of at most pos,
+// so that a reader at pos has nothing more to receive. It costs one
+// lookup: see LastEvent.
+func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (bool, error) {
+	e, ok, err := s.lastEvent(ctx, runID)
+	if err != nil {
+		return false, err
+	}
+	return ok && e.Type.Final() && e.Seq <= pos, nil
+}
+
+// LastEvent returns the newest event of runID that a reader would get: the
+// newest entry of the run's stream (XREVRANGE COUNT 1), or a newer event
+// of the History. It implements progress.LastEventReader. It reads the
+// History with progress.LastArchived after the stream's newest entry: one
+// lookup if the History implements progress.LastEventReader too, and
+// otherwise a read of what the History has beyond the stream, nothing
+// while the stream is intact, the whole run once it is gone. A final
+// entry in the stream spares the History, as no event follows it. Redis's
+// errors are returned, wrapped with "redisstream:", and the History's with
+// "history:".
+func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
+	if err := checkRunID(runID); err != nil {
+		return progress.Event{}, false, err
+	}
+	if s.isClosed() {
+		return progress.Event{}, false, ErrClosed
+	}
+	e, ok, err := s.lastEvent(ctx, runID)
+	if de := (*deliverError)(nil); errors.As(err, &de) {
+		err = de.err
+	}
+	return e, ok, err
+}
+
+// lastEvent is LastEvent, with the History's error in a deliverError,
+// which the readers' retry loops return instead of retrying.
+func (s *Stream) lastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
+	key := s.Key(runID)
+	var last progress.Event
+	for end := "+"; ; {
+		msgs, err := s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
+		if err != nil {
+			return progress.Event{}, false, fmt.Errorf("redisstream: xrevrange %s: %w", key, err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		e, _, err := s.parse(msgs[0])
+		if err == nil {
+			last = e
+			break
+		}
+		end = "(" + msgs[0].ID // corrupt, and skipped as readers skip it
+	}
+	if s.history == nil || last.Type.Final() {
+		return last, last.Seq != 0, nil
+	}
+	h, ok, err := progress.LastArchived(ctx, s.history, runID, last.Seq)
+	switch {
+	case err != nil:
+		return progress.Event{}, false, &deliverError{fmt.Errorf("redisstream: last event %q: history: %w", runID, err)}
+	case ok:
+		return h, true, nil
+	}
+	return last, last.Seq != 0, nil
 }
 
 // page reads one XRANGE page of entries after pos and delivers them. It

@@ -623,19 +623,129 @@ func onShared(t *testing.T, s *redisstream.Stream, run string, n int) *sinktest.
 	return tl
 }
 
-// A reader of a run that had ended before it joined: the shared reader
-// starts past the final event, which it never reads itself, and must still
-// stop polling the History.
-func TestHistoryPollStopsAfterTheFinalEvent(t *testing.T) {
-	h, s, all := pollCase(t, redisstream.Options{HistoryPoll: 10 * time.Millisecond, BlockTime: 10 * time.Millisecond}, 5, true)
-	ctx, run := context.Background(), all[0].RunID
-	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all...))
-	tl := onShared(t, s, run, 5)
-	time.Sleep(100 * time.Millisecond) // ordering only: the reader has told its shared reader
-	before := h.replays.Load()
-	time.Sleep(300 * time.Millisecond) // thirty polls, were it polling
-	assert.LessOrEqual(t, h.replays.Load()-before, int64(1), "the History is still polled after the final event")
-	tl.Stop(t, context.Canceled)
+// commands counts the Redis commands a client sends, by name.
+type commands struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func countCommands(c *redis.Client) *commands {
+	l := &commands{n: make(map[string]int)}
+	c.AddHook(l)
+	return l
+}
+
+func (l *commands) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		l.mu.Lock()
+		l.n[cmd.Name()]++
+		l.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (l *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (l *commands) count(names ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, name := range names {
+		n += l.n[name]
+	}
+	return n
+}
+
+// A reader with nothing more to receive, because it delivered the run's
+// final event or starts at or past it, holds no shared reader: no XREAD,
+// no poll of the History, however long it stays connected. Its Tail still
+// lasts until its context ends, as a Source's must.
+func TestReaderAtTheEndHoldsNoSharedReader(t *testing.T) {
+	tests := []struct {
+		name  string
+		after uint64
+		gone  bool // the stream expired: only the History has the run
+	}{
+		{"from the start", 0, false},
+		{"before the final event", 3, false},
+		{"at the final event", 5, false},
+		{"past the final event", 9, false},
+		{"from the start, stream gone", 0, true},
+		{"at the final event, stream gone", 5, true},
+		{"past the final event, stream gone", 9, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+			s, r := newStream(t, redisstream.Options{History: h, HistoryPoll: 10 * time.Millisecond, BlockTime: 10 * time.Millisecond})
+			ctx, run := context.Background(), sinktest.RunID(t)
+			all := sinktest.Events(run, 1, 5)
+			all[4].Type = progress.RunFinished
+			require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all...))
+			if tt.gone {
+				require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+			}
+			cmds := countCommands(r.Client)
+			tl := sinktest.StartTail(t, s, run, tt.after)
+			if tt.after < 5 {
+				tl.Expect(t, sinktest.Span(tt.after+1, 5))
+			} else {
+				// The reader has read Redis after its replay: it looked
+				// for the run's end, or a shared reader polls.
+				require.Eventually(t, func() bool { return cmds.count("xrange", "xrevrange", "xread") > 1 }, 10*time.Second, time.Millisecond)
+			}
+			replays := h.replays.Load()
+			time.Sleep(100 * time.Millisecond) // ordering only: ten polls, were a shared reader polling
+			assert.Zero(t, s.Stats().Runs, "a shared reader is running for a reader at the end")
+			assert.Zero(t, cmds.count("xread"), "XREAD for a reader at the end")
+			assert.Equal(t, replays, h.replays.Load(), "the History is polled for a reader at the end")
+			assert.Equal(t, 1, s.Stats().Readers)
+			cause := errors.New("left")
+			assert.ErrorIs(t, tl.Stop(t, cause), cause, "Tail lasts until its context ends")
+		})
+	}
+}
+
+// A reader that follows the shared reader lets go of it once it has the
+// final event: the shared reader stops, the reader stays.
+func TestReaderLetsGoOfTheSharedReaderAtTheFinalEvent(t *testing.T) {
+	s, _ := newStream(t, redisstream.Options{})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	all[4].Type = progress.RunFinished
+	require.NoError(t, s.Publish(ctx, all[:3]...))
+	tl := onShared(t, s, run, 3)
+	require.NoError(t, s.Publish(ctx, all[3:]...))
+	tl.Expect(t, []uint64{4, 5})
+	require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, time.Millisecond,
+		"the run's shared reader still runs after its only reader got the final event")
+	assert.Equal(t, 1, s.Stats().Readers)
+	assert.ErrorIs(t, tl.Stop(t, context.Canceled), context.Canceled)
+}
+
+// Close ends a reader at the run's end, which holds no shared reader, as
+// it ends every other.
+func TestCloseEndsReaderAtTheEnd(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	all[4].Type = progress.RunFinished
+	require.NoError(t, s.Publish(ctx, all...))
+	cmds := countCommands(r.Client)
+	done := make(chan error, 1)
+	go func() { done <- s.Tail(ctx, run, 5, func(progress.Event) error { return nil }) }()
+	require.Eventually(t, func() bool { return cmds.count("xrange", "xrevrange", "xread") > 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, s.Close())
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, redisstream.ErrClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Tail did not end after Close")
+	}
 }
 
 // The History lacks seq 6 (its Append failed) and is ahead of Redis, which
@@ -765,4 +875,104 @@ func TestJoiningReaderWaitsForAGap(t *testing.T) {
 	require.NoError(t, s.Publish(ctx, all[5:]...)) // Redis gets 6..10
 	tl.Expect(t, sinktest.Span(6, 10))
 	tl.Stop(t, context.Canceled)
+}
+
+// replayOnly is a History without a LastEvent method, that counts the
+// events it replays.
+type replayOnly struct {
+	h    progress.History
+	read atomic.Int64
+}
+
+func (r *replayOnly) Append(ctx context.Context, events ...progress.Event) error {
+	return r.h.Append(ctx, events...)
+}
+
+func (r *replayOnly) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return r.h.Replay(ctx, run, after, func(e progress.Event) error {
+		r.read.Add(1)
+		return fn(e)
+	})
+}
+
+// LastEvent finds the run's newest event with one lookup in Redis, and
+// in the History beyond it: a History without a LastEvent method is read
+// only past the stream's newest entry.
+func TestLastEvent(t *testing.T) {
+	tests := []struct {
+		name     string
+		redis    [2]uint64 // seqs published to Redis, from..to; {0, 0} for none
+		archived uint64    // the History has 1..archived
+		final    bool      // the run's last event (seq 10) is final
+		corrupt  bool      // a corrupt entry 0-11 tops the stream
+		want     uint64    // 0: no event
+		maxRead  int64     // events a History without LastEvent may replay
+	}{
+		{"unknown run", [2]uint64{}, 0, false, false, 0, 0},
+		{"stream and History alike", [2]uint64{1, 10}, 10, false, false, 10, 0},
+		{"History ahead of the stream", [2]uint64{1, 6}, 10, false, false, 10, 4},
+		{"stream ahead of the History", [2]uint64{1, 10}, 6, false, false, 10, 0},
+		{"stream gone", [2]uint64{}, 10, false, false, 10, 10},
+		{"trimmed stream", [2]uint64{8, 10}, 10, false, false, 10, 0},
+		{"final entry spares the History", [2]uint64{1, 10}, 10, true, false, 10, 0},
+		{"corrupt newest entry skipped", [2]uint64{1, 10}, 10, false, true, 10, 0},
+	}
+	for _, tt := range tests {
+		for _, lookup := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/History LastEvent %v", tt.name, lookup), func(t *testing.T) {
+				mh := progress.NewMemoryHistory()
+				ro := &replayOnly{h: mh}
+				var hist progress.History = ro
+				if lookup {
+					hist = mh
+				}
+				s, r := newStream(t, redisstream.Options{History: hist})
+				ctx, run := context.Background(), sinktest.RunID(t)
+				all := sinktest.Events(run, 1, 10)
+				if tt.final {
+					all[9].Type = progress.RunFinished
+				}
+				require.NoError(t, mh.Append(ctx, all[:tt.archived]...))
+				if tt.redis[0] != 0 {
+					require.NoError(t, s.Publish(ctx, all[tt.redis[0]-1:tt.redis[1]]...))
+				}
+				if tt.corrupt {
+					require.NoError(t, r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.Key(run), ID: "0-11", Values: []any{"event", "{"}}).Err())
+				}
+				e, ok, err := s.LastEvent(ctx, run)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want != 0, ok)
+				if tt.want != 0 {
+					assert.Empty(t, sinktest.Diff(all[tt.want-1:tt.want], []progress.Event{e}))
+				}
+				assert.LessOrEqual(t, ro.read.Load(), tt.maxRead, "events read from a History without LastEvent")
+			})
+		}
+	}
+}
+
+func TestLastEventErrors(t *testing.T) {
+	broken := errors.New("db down")
+	s, r := newStream(t, redisstream.Options{History: brokenHistory{broken}})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	_, _, err := s.LastEvent(ctx, run)
+	assert.ErrorIs(t, err, broken)
+	assert.ErrorContains(t, err, "history: db down")
+	require.NoError(t, r.Client.Set(ctx, s.Key(run), "not a stream", 0).Err())
+	_, _, err = s.LastEvent(ctx, run)
+	assert.ErrorContains(t, err, "WRONGTYPE")
+	_, _, err = s.LastEvent(ctx, "")
+	assert.ErrorIs(t, err, progress.ErrInvalidEvent)
+	require.NoError(t, s.Close())
+	_, _, err = s.LastEvent(ctx, run)
+	assert.ErrorIs(t, err, redisstream.ErrClosed)
+}
+
+// brokenHistory fails every call with err.
+type brokenHistory struct{ err error }
+
+func (b brokenHistory) Append(context.Context, ...progress.Event) error { return b.err }
+
+func (b brokenHistory) Replay(context.Context, string, uint64, func(progress.Event) error) error {
+	return b.err
 }
