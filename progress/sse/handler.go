@@ -65,8 +65,12 @@ type HandlerOptions struct {
 	// reconnects when a response ends, so a client that reconnects after
 	// having received the final event, or with a last event ID past a
 	// run that has ended, is answered 204 No Content, which tells
-	// EventSource to stop. A run whose events the source no longer has at
-	// all cannot be told from one not started yet: its stream stays open.
+	// EventSource to stop. Telling a last event ID past the end takes one
+	// lookup of the run's newest event with a source that implements
+	// progress.LastEventReader (progress.Memory, progress/redisstream's
+	// Stream), and a replay of the run with another. A run whose events
+	// the source no longer has at all cannot be told from one not started
+	// yet: its stream stays open.
 	// Default: false, the stream stays open until the client leaves.
 	CloseOnFinal bool
 	// Logger reports source failures, refused authorizations' internal
@@ -341,10 +345,16 @@ func canFlush(w http.ResponseWriter) bool {
 }
 
 // hadFinal reports whether the client, whose last event is last, has
-// nothing more to receive: that event is its run's final one, or it is
-// past the run's stored events and the last of those is final. The
-// second case scans the run, but only for an ID past everything stored.
+// nothing more to receive: the run's final event has a Seq of at most
+// last. A source that implements progress.LastEventReader answers with
+// one lookup. Any other is asked for the event at last, which settles it
+// unless the client is past every stored event; only then is the run
+// replayed, to find its newest event.
 func (h *Handler) hadFinal(ctx context.Context, runID string, last uint64) bool {
+	if lr, ok := h.src.(progress.LastEventReader); ok {
+		e, ok, err := lr.LastEvent(ctx, runID)
+		return err == nil && ok && e.Seq <= last && e.Type.Final()
+	}
 	found, final := false, false
 	_ = h.src.Replay(ctx, runID, last-1, func(e progress.Event) error {
 		found = true

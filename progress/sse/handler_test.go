@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -411,6 +412,39 @@ func TestHandlerCloseOnFinalResumePoint(t *testing.T) {
 			assert.Equal(t, frame(t, next[0]), s.lines(t, 3), "the stream stays open for the next events")
 		})
 	}
+}
+
+// replayCounter is a Memory source that counts the events its Replay
+// delivers; it keeps Memory's LastEvent.
+type replayCounter struct {
+	*progress.Memory
+	replayed atomic.Int64
+}
+
+func (c *replayCounter) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return c.Memory.Replay(ctx, run, after, func(e progress.Event) error {
+		c.replayed.Add(1)
+		return fn(e)
+	})
+}
+
+// With CloseOnFinal, deciding that a last event ID past a long run's end
+// gets 204 takes a lookup of the run's newest event when the source
+// offers one (progress.LastEventReader), not a replay of the run.
+func TestHandlerCloseOnFinalPastTheEndIsCheap(t *testing.T) {
+	src := &replayCounter{Memory: progress.NewMemory(progress.MemoryOptions{})}
+	h, err := sse.NewHandler(src, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true, Logger: quiet()})
+	require.NoError(t, err)
+	server := httptest.NewServer(h)
+	t.Cleanup(server.Close)
+	all := sinktest.Events("r1", 1, 3000)
+	all[2999].Type = progress.RunFinished
+	require.NoError(t, src.Publish(context.Background(), all...))
+	for _, id := range []string{"3000", "5000"} {
+		s := openRaw(t, server.URL+"/runs/r1", http.Header{"Last-Event-ID": {id}})
+		assert.Equal(t, http.StatusNoContent, s.resp.StatusCode, "Last-Event-ID %s", id)
+	}
+	assert.Zero(t, src.replayed.Load(), "events replayed to answer 204")
 }
 
 func TestClientReconnectsWithLastEventID(t *testing.T) {

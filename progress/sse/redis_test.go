@@ -2,11 +2,16 @@ package sse_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/internal/testenv"
@@ -114,4 +119,98 @@ func TestEndToEndRedisRestart(t *testing.T) {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
 	require.Positive(t, stream.Stats().ReadErrors, "the handler's reader saw the outage")
+}
+
+// commands counts the Redis commands a client sends, by name.
+type commands struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func countCommands(c *redis.Client) *commands {
+	l := &commands{n: make(map[string]int)}
+	c.AddHook(l)
+	return l
+}
+
+func (l *commands) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (l *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		l.mu.Lock()
+		l.n[cmd.Name()]++
+		l.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (l *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (l *commands) count(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[name]
+}
+
+// countingHistory counts the events its Replay delivers; it keeps
+// MemoryHistory's LastEvent.
+type countingHistory struct {
+	*progress.MemoryHistory
+	replayed atomic.Int64
+}
+
+func (h *countingHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return h.MemoryHistory.Replay(ctx, run, after, func(e progress.Event) error {
+		h.replayed.Add(1)
+		return fn(e)
+	})
+}
+
+// With CloseOnFinal, a last event ID at or past the end of a long run is
+// answered 204 after a lookup, whether the stream still has the run or
+// only the archive does: no XRANGE of the stream, no replay of the
+// archive.
+func TestCloseOnFinalPastTheEndRedis(t *testing.T) {
+	for _, gone := range []bool{false, true} {
+		t.Run(fmt.Sprint("stream gone ", gone), func(t *testing.T) {
+			r := testenv.NewRedis(t)
+			hist := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+			stream, err := redisstream.New(r.Client, redisstream.Options{
+				KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, History: hist, Logger: quiet(),
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { stream.Close() })
+			h, err := sse.NewHandler(stream, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true, Logger: quiet()})
+			require.NoError(t, err)
+			server := httptest.NewServer(h)
+			t.Cleanup(server.Close)
+
+			ctx, run := context.Background(), sinktest.RunID(t)
+			all := sinktest.Events(run, 1, 3000)
+			all[2999].Type = progress.RunFinished
+			require.NoError(t, progress.NewFanout(progress.NewArchive(hist), stream).Publish(ctx, all...))
+			if gone {
+				require.NoError(t, r.Client.Del(ctx, stream.Key(run)).Err())
+			}
+			cmds := countCommands(r.Client)
+			for _, id := range []string{"3000", "5000"} {
+				resp, err := http.DefaultClient.Do(mustRequest(t, server.URL+"/runs/"+run, id))
+				require.NoError(t, err)
+				resp.Body.Close()
+				assert.Equal(t, http.StatusNoContent, resp.StatusCode, "Last-Event-ID %s", id)
+			}
+			assert.Zero(t, cmds.count("xrange"), "XRANGEs to answer 204")
+			assert.Zero(t, hist.replayed.Load(), "archived events replayed to answer 204")
+		})
+	}
+}
+
+func mustRequest(t *testing.T, url, lastEventID string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Last-Event-ID", lastEventID)
+	return req
 }
