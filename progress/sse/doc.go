@@ -52,9 +52,16 @@
 // stream stays open after the run's final event; with
 // [HandlerOptions].CloseOnFinal it ends after it, and a client that
 // reconnects having seen the final event (or with an ID past it) gets 204
-// No Content, which stops EventSource's reconnecting. Beyond [HandlerOptions].MaxStreams
-// concurrent streams a request gets 503 with Retry-After. An Authorize hook
-// refuses a request with [ErrUnauthorized] (401) or [ErrForbidden] (403).
+// No Content, which stops EventSource's reconnecting. A run of which the
+// source holds no event at all, because it has not started yet, or is
+// gone (expired, and not archived) or never was, cannot be told apart by
+// the handler: its request waits for the first event, without bound by
+// default. [HandlerOptions].EmptyRunTimeout bounds that wait and then
+// answers 204; an Authorize hook that knows the host's runs refuses an
+// unknown run ID at once with [ErrNotFound] (404). Beyond
+// [HandlerOptions].MaxStreams concurrent streams a request gets 503 with
+// Retry-After. An Authorize hook refuses a request with [ErrUnauthorized]
+// (401), [ErrForbidden] (403) or [ErrNotFound] (404).
 //
 // # Client
 //

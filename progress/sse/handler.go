@@ -24,6 +24,8 @@ var (
 	// ErrForbidden refuses a request whose credentials do not allow the
 	// run: 403.
 	ErrForbidden = errors.New("sse: forbidden")
+	// ErrNotFound refuses a request for a run that does not exist: 404.
+	ErrNotFound = errors.New("sse: not found")
 	// ErrInvalidOptions marks options that NewHandler refuses.
 	ErrInvalidOptions = errors.New("sse: invalid options")
 )
@@ -33,10 +35,14 @@ var (
 type HandlerOptions struct {
 	// Authorize maps a request to the run ID whose events it may read,
 	// for example from a path value and a session. To refuse, it returns
-	// an error wrapping ErrUnauthorized (401) or ErrForbidden (403); the
-	// error's text is the response body, so it should say what to fix
-	// ("sse: forbidden: run r1 belongs to another course"). Any other
-	// error answers 500 with a generic body, and is logged. Required.
+	// an error wrapping ErrUnauthorized (401), ErrForbidden (403) or
+	// ErrNotFound (404); the error's text is the response body, so it
+	// should say what to fix ("sse: forbidden: run r1 belongs to another
+	// course"). Each stops a browser's EventSource. The handler cannot
+	// tell a run ID never used from a run not started yet; a host that
+	// knows its runs (executor.RunStore) refuses an unknown one here. Any
+	// other error answers 500 with a generic body, and is logged.
+	// Required.
 	Authorize func(r *http.Request) (runID string, err error)
 	// KeepAlive is how long a stream may stay silent before the handler
 	// writes a comment line, so that proxies and browsers keep it open.
@@ -70,9 +76,24 @@ type HandlerOptions struct {
 	// progress.LastEventReader (progress.Memory, progress/redisstream's
 	// Stream), and a replay of the run with another. A run whose events
 	// the source no longer has at all cannot be told from one not started
-	// yet: its stream stays open.
+	// yet: its stream stays open, unless EmptyRunTimeout is set.
 	// Default: false, the stream stays open until the client leaves.
 	CloseOnFinal bool
+	// EmptyRunTimeout, if positive, bounds how long a request waits for a
+	// run of which the source holds no event at all: a run not started
+	// yet, or one that is gone (its events expired and no History has
+	// them) or never was. Such a request gets no response header until
+	// the run's first event, which opens the stream as usual; if none
+	// comes within EmptyRunTimeout, it is answered 204 No Content, which
+	// stops EventSource (Client.Stream returns nil). Set it above the
+	// longest time a run takes to publish its first event once its ID is
+	// handed out, and below the read timeout of any proxy in front
+	// (nginx's proxy_read_timeout is 60s), which would otherwise end the
+	// silent request first. A run with events, however quiet, is not
+	// bounded. It applies with or without CloseOnFinal. Default: 0, a
+	// request for a run without events waits for them as long as the
+	// client stays.
+	EmptyRunTimeout time.Duration
 	// Logger reports source failures, refused authorizations' internal
 	// errors, a ResponseWriter that cannot flush or set write deadlines,
 	// and (at Info) streams ended by WriteTimeout. Default:
@@ -110,6 +131,7 @@ type Handler struct {
 	writeTimeout time.Duration // < 0: none
 	maxStreams   int64
 	closeOnFinal bool
+	emptyRun     time.Duration // 0: no bound
 	logger       *slog.Logger
 
 	active   atomic.Int64
@@ -131,6 +153,8 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 	case opts.KeepAlive < 0, opts.Retry < 0, opts.MaxStreams < 0:
 		return nil, fmt.Errorf("%w: KeepAlive %v, Retry %v and MaxStreams %d must not be negative",
 			ErrInvalidOptions, opts.KeepAlive, opts.Retry, opts.MaxStreams)
+	case opts.EmptyRunTimeout < 0:
+		return nil, fmt.Errorf("%w: EmptyRunTimeout is %v; it must be 0 (no bound) or positive", ErrInvalidOptions, opts.EmptyRunTimeout)
 	}
 	h := &Handler{
 		src:          src,
@@ -140,6 +164,7 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 		writeTimeout: opts.WriteTimeout,
 		maxStreams:   int64(opts.MaxStreams),
 		closeOnFinal: opts.CloseOnFinal,
+		emptyRun:     opts.EmptyRunTimeout,
 		logger:       opts.Logger,
 	}
 	if h.keepAlive == 0 {
@@ -170,14 +195,22 @@ func (h *Handler) Stats() HandlerStats {
 	}
 }
 
-// errFinal ends a stream after the run's final event.
-var errFinal = errors.New("sse: final event sent")
+var (
+	// errFinal ends a stream after the run's final event.
+	errFinal = errors.New("sse: final event sent")
+	// errEmptyRun ends a request whose run had no event within
+	// EmptyRunTimeout.
+	errEmptyRun = errors.New("sse: no event within the empty-run timeout")
+	// errStopReplay ends the handler's probing replays early.
+	errStopReplay = errors.New("sse: stop replay")
+)
 
 // ServeHTTP serves one stream. The resume point is the Last-Event-ID
 // header, or for a first connect the lastEventId query parameter; a
 // malformed one gets 400. It returns when the client goes away, when a
 // write fails or exceeds WriteTimeout, after the final event if
-// CloseOnFinal is set, or when the source fails. A ResponseWriter that
+// CloseOnFinal is set, after EmptyRunTimeout for a run without events
+// (with 204), or when the source fails. A ResponseWriter that
 // cannot flush (a middleware's wrapper that hides http.Flusher and has no
 // Unwrap method) could never deliver an event: the request gets 500, and
 // the handler logs an error.
@@ -194,6 +227,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, ErrForbidden):
 		httpError(w, http.StatusForbidden, err.Error())
+		return
+	case errors.Is(err, ErrNotFound):
+		httpError(w, http.StatusNotFound, err.Error())
 		return
 	case err != nil:
 		h.logger.Error("sse: authorize failed", "error", err, "path", r.URL.Path)
@@ -235,7 +271,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	if h.closeOnFinal && after > 0 && h.hadFinal(ctx, runID, after) {
+	ended, empty := h.probe(ctx, runID, after)
+	if ended {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -259,26 +296,67 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Warn("sse: cannot set a write deadline; the connection is likely gone", "runId", runID, "error", err)
 		return
 	}
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-
 	s := &stream{w: w, rc: rc, keepAlive: h.keepAlive, writeTimeout: h.writeTimeout, deadlines: deadlines}
-	// The keep-alive is a timer, not a goroutine per stream: it fires only
-	// after KeepAlive of silence, and every write pushes it back.
-	s.mu.Lock() // a callback's write waits until s.timer is set
-	s.timer = time.AfterFunc(h.keepAlive, func() {
-		if err := s.write([]byte(": keep-alive\n\n")); err != nil {
-			cancel(err)
-		}
-	})
-	s.mu.Unlock()
 	defer s.close() // no write reaches w once ServeHTTP returns
-	err = s.write([]byte("retry: " + strconv.FormatInt(h.retry.Milliseconds(), 10) + "\n\n"))
-	if err == nil {
-		err = h.tail(ctx, s, runID, after)
+	// open starts the response: its header, the keep-alive timer and the
+	// retry field.
+	open := func() error {
+		hdr := w.Header()
+		hdr.Set("Content-Type", "text/event-stream")
+		hdr.Set("Cache-Control", "no-cache")
+		hdr.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		// The keep-alive is a timer, not a goroutine per stream: it fires
+		// only after KeepAlive of silence, and every write pushes it back.
+		s.mu.Lock() // a callback's write waits until s.timer is set
+		s.timer = time.AfterFunc(h.keepAlive, func() {
+			if err := s.write([]byte(": keep-alive\n\n")); err != nil {
+				cancel(err)
+			}
+		})
+		s.mu.Unlock()
+		return s.write([]byte("retry: " + strconv.FormatInt(h.retry.Milliseconds(), 10) + "\n\n"))
+	}
+
+	if empty && h.emptyRun > 0 {
+		// The run may not have started yet, or be gone: the response waits
+		// for its first event, so that it can still be answered 204.
+		var mu sync.Mutex
+		opened := false // set under mu; read without it by the Tail callback and after Tail
+		timer := time.AfterFunc(h.emptyRun, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !opened {
+				cancel(errEmptyRun)
+			}
+		})
+		defer timer.Stop()
+		openOnce := func() error {
+			if opened {
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			opened = true
+			return open()
+		}
+		err = h.tail(ctx, s, runID, after, openOnce)
+		switch {
+		case opened:
+		case errors.Is(context.Cause(ctx), errEmptyRun):
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case r.Context().Err() == nil:
+			// The source failed before the run's first event: an event
+			// stream ends, as when it fails later, and the client
+			// reconnects.
+			_ = openOnce()
+		}
+	} else if err = open(); err == nil {
+		err = h.tail(ctx, s, runID, after, nil)
 	}
 	switch {
 	case errors.Is(err, errFinal):
@@ -293,10 +371,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // tail writes the run's events after after to s until ctx ends, a write
-// fails, or (with CloseOnFinal) the final event is written.
-func (h *Handler) tail(ctx context.Context, s *stream, runID string, after uint64) error {
+// fails, or (with CloseOnFinal) the final event is written. before, if
+// not nil, is called before each event is written.
+func (h *Handler) tail(ctx context.Context, s *stream, runID string, after uint64, before func() error) error {
 	frame := make([]byte, 0, 512)
 	return h.src.Tail(ctx, runID, after, func(e progress.Event) error {
+		if before != nil {
+			if err := before(); err != nil {
+				return err
+			}
+		}
 		data, err := json.Marshal(e)
 		if err != nil {
 			return err
@@ -344,32 +428,56 @@ func canFlush(w http.ResponseWriter) bool {
 	}
 }
 
-// hadFinal reports whether the client, whose last event is last, has
-// nothing more to receive: the run's final event has a Seq of at most
-// last. A source that implements progress.LastEventReader answers with
-// one lookup. Any other is asked for the event at last, which settles it
-// unless the client is past every stored event; only then is the run
-// replayed, to find its newest event.
-func (h *Handler) hadFinal(ctx context.Context, runID string, last uint64) bool {
+// probe looks at the run before its stream opens. It reports whether the
+// client, whose last event is last, has nothing more to receive (ended:
+// the run's final event has a Seq of at most last), and whether the
+// source holds no event of the run at all (empty). It finds out only what
+// the options need: ended with CloseOnFinal and a last event, empty with
+// EmptyRunTimeout. A source that implements progress.LastEventReader
+// answers both with one lookup. Any other is asked for the event at last,
+// which settles ended unless the client is past every stored event; only
+// then is the run replayed, to find its newest event. A source that fails
+// reports neither, and the stream opens as usual.
+func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool) {
+	needEnded, needEmpty := h.closeOnFinal && last > 0, h.emptyRun > 0
+	if !needEnded && !needEmpty {
+		return false, false
+	}
 	if lr, ok := h.src.(progress.LastEventReader); ok {
 		e, ok, err := lr.LastEvent(ctx, runID)
-		return err == nil && ok && e.Seq <= last && e.Type.Final()
+		if err != nil {
+			return false, false
+		}
+		return needEnded && ok && e.Seq <= last && e.Type.Final(), !ok
 	}
-	found, final := false, false
-	_ = h.src.Replay(ctx, runID, last-1, func(e progress.Event) error {
-		found = true
-		final = e.Seq == last && e.Type.Final()
-		return errFinal
-	})
-	if found {
-		return final
+	if needEnded {
+		found, final := false, false
+		err := h.src.Replay(ctx, runID, last-1, func(e progress.Event) error {
+			found = true
+			final = e.Seq == last && e.Type.Final()
+			return errStopReplay
+		})
+		if found {
+			return final, false
+		}
+		if err != nil {
+			return false, false
+		}
 	}
+	// Nothing at or past last: read from the start, to the end only if
+	// the newest event decides whether the run ended.
 	var latest progress.Event
-	_ = h.src.Replay(ctx, runID, 0, func(e progress.Event) error {
+	err := h.src.Replay(ctx, runID, 0, func(e progress.Event) error {
 		latest = e
+		if !needEnded {
+			return errStopReplay
+		}
 		return nil
 	})
-	return latest.Seq != 0 && latest.Seq < last && latest.Type.Final()
+	if err != nil && !errors.Is(err, errStopReplay) {
+		return false, false
+	}
+	return needEnded && latest.Seq != 0 && latest.Type.Final(), latest.Seq == 0
 }
 
 // stream serializes one response's writes: events from the handler's
@@ -438,7 +546,9 @@ func (s *stream) fail(err error) error {
 func (s *stream) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.timer.Stop()
+	if s.timer != nil { // nil if the response never opened
+		s.timer.Stop()
+	}
 	if s.err == nil {
 		s.err = errStreamClosed
 	}

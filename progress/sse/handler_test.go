@@ -248,6 +248,7 @@ func TestHandlerAuthorize(t *testing.T) {
 	}{
 		{"no credentials", fmt.Errorf("%w: sign in to watch this run", sse.ErrUnauthorized), "", 401, "sse: unauthorized: sign in to watch this run\n"},
 		{"not allowed", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden), "", 403, "sse: forbidden: run r1 belongs to another course\n"},
+		{"no such run", fmt.Errorf("%w: no run r1", sse.ErrNotFound), "", 404, "sse: not found: no run r1\n"},
 		{"internal failure hidden", errors.New("db: connection reset"), "", 500, "sse: authorization failed; try again later\n"},
 		{"empty run ID", nil, "", 500, "sse: authorization failed; try again later\n"},
 	}
@@ -283,6 +284,9 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 	assert.ErrorIs(t, err, sse.ErrInvalidOptions)
 	_, err = sse.NewHandler(nil, sse.HandlerOptions{Authorize: byPath})
 	assert.ErrorIs(t, err, sse.ErrInvalidOptions)
+	_, err = sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, EmptyRunTimeout: -time.Second})
+	assert.ErrorIs(t, err, sse.ErrInvalidOptions)
+	assert.ErrorContains(t, err, "EmptyRunTimeout is -1s")
 }
 
 // waitFor polls cond until it holds, failing the test at the deadline.
@@ -445,6 +449,117 @@ func TestHandlerCloseOnFinalPastTheEndIsCheap(t *testing.T) {
 		assert.Equal(t, http.StatusNoContent, s.resp.StatusCode, "Last-Event-ID %s", id)
 	}
 	assert.Zero(t, src.replayed.Load(), "events replayed to answer 204")
+}
+
+// A run of which the source holds no event at all, never created or
+// gone (expired and not archived), is answered 204 once EmptyRunTimeout
+// has passed without an event, with or without a last event ID, which
+// stops EventSource; the Go client's Stream returns nil.
+func TestHandlerEmptyRunTimeout(t *testing.T) {
+	for _, closeOnFinal := range []bool{false, true} {
+		for _, lastID := range []string{"", "9"} {
+			t.Run(fmt.Sprintf("CloseOnFinal %v, last event ID %q", closeOnFinal, lastID), func(t *testing.T) {
+				f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: 20 * time.Millisecond, CloseOnFinal: closeOnFinal})
+				s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {lastID}})
+				assert.Equal(t, http.StatusNoContent, s.resp.StatusCode)
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: lastID})
+				require.NoError(t, c.Stream(ctx, func(sse.Message) error { return nil }))
+				assert.Zero(t, c.Connects(), "a 204 opens no stream")
+			})
+		}
+	}
+}
+
+// A run that starts while its first request waits gets its stream: the
+// response opens with its first event.
+func TestHandlerEmptyRunStarts(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: time.Minute, CloseOnFinal: true})
+	opened := make(chan *rawStream, 1)
+	go func() { opened <- openRaw(t, f.url("r1"), nil) }()
+	waitFor(t, "the request to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
+	all := sinktest.Events("r1", 1, 3)
+	f.publish(t, all[0])
+	var s *rawStream
+	select {
+	case s = <-opened:
+	case <-time.After(wait):
+		t.Fatal("the response did not open with the run's first event")
+	}
+	require.Equal(t, http.StatusOK, s.resp.StatusCode)
+	assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
+	assert.Equal(t, append([]string{"retry: 3000", ""}, frame(t, all[0])...), s.lines(t, 5))
+	f.publish(t, all[1:]...)
+	assert.Equal(t, append(frame(t, all[1]), frame(t, all[2])...), s.lines(t, 6))
+}
+
+// EmptyRunTimeout bounds only a run without any event: a stream whose run
+// has events, and is merely quiet, stays open past it.
+func TestHandlerEmptyRunTimeoutSparesQuietRuns(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: 10 * time.Millisecond, CloseOnFinal: true})
+	all := sinktest.Events("r1", 1, 6)
+	f.publish(t, all[:5]...)
+	for _, lastID := range []string{"", "5", "9"} {
+		s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {lastID}})
+		require.Equal(t, http.StatusOK, s.resp.StatusCode, "Last-Event-ID %q", lastID)
+		assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
+	}
+	s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {"5"}})
+	s.lines(t, 2)
+	time.Sleep(50 * time.Millisecond) // ordering only: five bounds pass
+	f.publish(t, all[5])
+	assert.Equal(t, frame(t, all[5]), s.lines(t, 3))
+}
+
+// A client that leaves while its request waits for a run's first event
+// ends the request.
+func TestHandlerEmptyRunClientLeaves(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url("r1"), nil)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitFor(t, "the request to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+	waitFor(t, "the handler to return", func() bool { return f.handler.Stats().Active == 0 })
+}
+
+// failingSource holds no event and fails every Tail.
+type failingSource struct{ err error }
+
+func (failingSource) Replay(context.Context, string, uint64, func(progress.Event) error) error {
+	return nil
+}
+
+func (f failingSource) Tail(context.Context, string, uint64, func(progress.Event) error) error {
+	return f.err
+}
+
+// A source that fails while a request waits for a run's first event ends
+// the request as a source that fails later ends a stream: an event
+// stream that ends, which EventSource reconnects to.
+func TestHandlerEmptyRunSourceFails(t *testing.T) {
+	h, err := sse.NewHandler(failingSource{errors.New("redis: down")}, sse.HandlerOptions{
+		Authorize: byPath, EmptyRunTimeout: time.Hour, Logger: quiet(),
+	})
+	require.NoError(t, err)
+	server := httptest.NewServer(h)
+	t.Cleanup(server.Close)
+	s := openRaw(t, server.URL+"/runs/r1", nil)
+	require.Equal(t, http.StatusOK, s.resp.StatusCode)
+	assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
+	assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
+	_, err = s.r.ReadString('\n')
+	assert.ErrorIs(t, err, io.EOF)
 }
 
 func TestClientReconnectsWithLastEventID(t *testing.T) {

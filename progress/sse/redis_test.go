@@ -214,3 +214,52 @@ func mustRequest(t *testing.T, url, lastEventID string) *http.Request {
 	req.Header.Set("Last-Event-ID", lastEventID)
 	return req
 }
+
+// With EmptyRunTimeout, a run that is gone entirely, its stream expired
+// and its archive empty (or a run ID never used), is answered 204; with
+// CloseOnFinal, as is a last event ID past the end of a run that only the
+// archive still has.
+func TestGoneRunRedis(t *testing.T) {
+	r := testenv.NewRedis(t)
+	hist := progress.NewMemoryHistory()
+	stream, err := redisstream.New(r.Client, redisstream.Options{
+		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, History: hist, BlockTime: 100 * time.Millisecond, Logger: quiet(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { stream.Close() })
+	h, err := sse.NewHandler(stream, sse.HandlerOptions{
+		Authorize: byPath, CloseOnFinal: true, EmptyRunTimeout: 20 * time.Millisecond, Logger: quiet(),
+	})
+	require.NoError(t, err)
+	server := httptest.NewServer(h)
+	t.Cleanup(server.Close)
+
+	ctx := context.Background()
+	gone, archived := sinktest.RunID(t)+"-gone", sinktest.RunID(t)+"-archived"
+	for _, run := range []string{gone, archived} {
+		all := sinktest.Events(run, 1, 5)
+		all[4].Type = progress.RunFinished
+		sink := progress.Sink(stream)
+		if run == archived {
+			sink = progress.NewFanout(progress.NewArchive(hist), stream)
+		}
+		require.NoError(t, sink.Publish(ctx, all...))
+		require.NoError(t, r.Client.Del(ctx, stream.Key(run)).Err()) // expired
+	}
+	tests := []struct {
+		run, lastID string
+		want        int
+	}{
+		{gone, "", http.StatusNoContent},
+		{gone, "3", http.StatusNoContent},
+		{sinktest.RunID(t) + "-never", "", http.StatusNoContent},
+		{archived, "9", http.StatusNoContent},
+		{archived, "3", http.StatusOK},
+	}
+	for _, tt := range tests {
+		resp, err := http.DefaultClient.Do(mustRequest(t, server.URL+"/runs/"+tt.run, tt.lastID))
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, tt.want, resp.StatusCode, "run %s, Last-Event-ID %q", tt.run, tt.lastID)
+	}
+}
