@@ -30,6 +30,23 @@ func TestMemoryWithHistoryConformance(t *testing.T) {
 	})
 }
 
+func TestMemoryHistoryConformance(t *testing.T) {
+	t.Run("archived by the sink", func(t *testing.T) {
+		sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+			h := progress.NewMemoryHistory()
+			m := progress.NewMemory(progress.MemoryOptions{Capacity: 100, History: h})
+			return progress.NewFanout(progress.NewArchive(h), m), m, h
+		})
+	})
+	t.Run("History apart", func(t *testing.T) {
+		sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+			h := progress.NewMemoryHistory()
+			m := progress.NewMemory(progress.MemoryOptions{History: h})
+			return m, m, h
+		})
+	})
+}
+
 func TestMemoryRingTrimsOldest(t *testing.T) {
 	ctx := context.Background()
 	m := progress.NewMemory(progress.MemoryOptions{Capacity: 10})

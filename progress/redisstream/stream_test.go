@@ -61,6 +61,32 @@ func TestConformanceTrimmedWithHistory(t *testing.T) {
 	})
 }
 
+func TestConformanceHistory(t *testing.T) {
+	t.Run("default", func(t *testing.T) {
+		sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+			h := progress.NewMemoryHistory()
+			s, _ := newStream(t, redisstream.Options{History: h})
+			return s, s, h
+		})
+	})
+	// Trimmed, archived by the sink, with a hub window smaller than a run.
+	t.Run("trimmed", func(t *testing.T) {
+		sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+			h := progress.NewMemoryHistory()
+			s, _ := newStream(t, redisstream.Options{MaxLen: 50, History: h, PageSize: 20, HubBuffer: 32})
+			return progress.NewFanout(progress.NewArchive(h), s), s, h
+		})
+	})
+	// A History without a LastEvent method, as a host's may be.
+	t.Run("replay-only History", func(t *testing.T) {
+		sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+			h := &replayOnly{h: progress.NewMemoryHistory()}
+			s, _ := newStream(t, redisstream.Options{History: h})
+			return s, s, h
+		})
+	})
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer client.Close()

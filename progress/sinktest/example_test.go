@@ -20,3 +20,16 @@ func Example() {
 	}
 	_ = testMyBackend // func TestMyBackend(t *testing.T) { ... } in the host's code
 }
+
+// A Source that falls back to a History checks that too, with the History
+// at hand: the kit appends to it the events that only it is to hold.
+func ExampleRunHistory() {
+	testMyBackend := func(t *testing.T) {
+		sinktest.RunHistory(t, func(*testing.T) (progress.Sink, progress.Source, progress.History) {
+			h := progress.NewMemoryHistory()
+			m := progress.NewMemory(progress.MemoryOptions{History: h})
+			return m, m, h
+		})
+	}
+	_ = testMyBackend // func TestMyBackendHistory(t *testing.T) { ... } in the host's code
+}

@@ -12,6 +12,15 @@
 //		})
 //	}
 //
+// A Source that falls back to a [progress.History] (for the events its own
+// copy no longer has) also runs [RunHistory], which is given the History:
+//
+//	sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+//		h := progress.NewMemoryHistory()
+//		m := progress.NewMemory(progress.MemoryOptions{History: h})
+//		return m, m, h
+//	})
+//
 // # What it checks
 //
 //   - order: a replay returns every published event, field for field, in
@@ -29,12 +38,27 @@
 //   - runs are isolated, and invalid events are refused with
 //     [progress.ErrInvalidEvent].
 //
+// RunHistory checks, with events appended to the History alone:
+//
+//   - a run that only the History holds (its live copy expired, was
+//     trimmed, or never got the events) replays field for field, and is
+//     tailed, with the live events that follow it delivered once each
+//     across the seam, even when the live copy repeats some of the
+//     History's;
+//   - a History that holds the start of a run and a live copy that holds
+//     the rest make one run, with no gap and no duplicate;
+//   - a reader at or past the final event of a run that only the History
+//     holds gets nothing, and its Tail still returns context.Cause when
+//     its context ends.
+//
 // # Requirements on the pair
 //
 // Once Publish returns nil the events must be visible to the Source (an
 // asynchronous sink such as [progress.Buffered] is checked by pairing its
-// downstream sink instead). The pair must keep at least 3,000 events per
-// run. newPair is called once per subtest; it should register cleanup
+// downstream sink instead); for RunHistory, so must those that
+// History.Append took once it returns nil. The pair must keep at least
+// 3,000 events per run.
+// newPair is called once per subtest; it should register cleanup
 // (closing connections, deleting keys) with t.Cleanup, which runs before
 // the leak check. The kit uses a fresh run ID in each subtest, so a pair
 // may share a backend with other tests, but Run must not run in parallel
@@ -62,6 +86,13 @@ import (
 // NewPair returns a fresh Sink and the Source that reads what it stores.
 type NewPair func(t *testing.T) (progress.Sink, progress.Source)
 
+// NewHistoryPair returns a fresh Sink, the Source that reads what it
+// stores, and the History that the Source falls back to. The Sink may
+// archive to the History too (a progress.Fanout with a progress.Archive),
+// or not: the kit appends to the History itself what only the History is
+// to hold.
+type NewHistoryPair func(t *testing.T) (progress.Sink, progress.Source, progress.History)
+
 // wait bounds every wait of the kit on the backend.
 const wait = 15 * time.Second
 
@@ -83,6 +114,24 @@ func Run(t *testing.T, newPair NewPair) {
 		{"CancelTail", testCancelTail},
 		{"RunsIsolated", testRunsIsolated},
 		{"InvalidEvent", testInvalidEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
+	}
+}
+
+// RunHistory runs the conformance subtests of a Source that falls back to
+// a History against triples from newPair; see the package documentation.
+// A pair that passes it should pass [Run] too.
+func RunHistory(t *testing.T, newPair NewHistoryPair) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, newPair NewHistoryPair)
+	}{
+		{"HistoryOnly", testHistoryOnly},
+		{"HistoryThenLive", testHistoryThenLive},
+		{"HistoryOnlyEnded", testHistoryOnlyEnded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -532,4 +581,90 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 		assert.ErrorIs(t, err, progress.ErrInvalidEvent, tt.name)
 	}
 	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
+}
+
+func archive(t *testing.T, h progress.History, events ...progress.Event) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	require.NoError(t, h.Append(ctx, events...), "History.Append seq %d..", firstSeq(events))
+}
+
+// testHistoryOnly reads a run that only the History holds, then follows
+// it as the live copy gets the next events, some of them again.
+func testHistoryOnly(t *testing.T, newPair NewHistoryPair) {
+	sink, src, hist := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 260)
+	archive(t, hist, all[:200]...)
+	if diff := Diff(all[:200], Replay(t, src, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) of a run only the History holds (-want +got):\n%s", diff)
+	}
+	for _, after := range []uint64{150, 199, 200, 1 << 40} {
+		if diff := cmp.Diff(Span(after+1, 200), Seqs(Replay(t, src, run, after))); diff != "" {
+			t.Errorf("Replay(%d) of a run only the History holds (-want +got):\n%s", after, diff)
+		}
+	}
+	starts := []uint64{0, 50, 200}
+	tailers := make([]*Tailer, len(starts))
+	for i, after := range starts {
+		tailers[i] = StartTail(t, src, run, after)
+		tailers[i].Expect(t, Span(after+1, 200))
+	}
+	// The live copy gets 195..260: 195..200 again, then the run goes on.
+	publishInBatches(t, sink, all[194:], 3, 20)
+	for i, after := range starts {
+		got := tailers[i].Expect(t, Span(201, 260))
+		tailers[i].Stop(t, context.Canceled)
+		if diff := Diff(all[200:], got); diff != "" {
+			t.Errorf("Tail(%d) after the History's events (-want +got):\n%s", after, diff)
+		}
+	}
+	if diff := cmp.Diff(Span(1, 260), Seqs(Replay(t, src, run, 0))); diff != "" {
+		t.Errorf("Replay(0) afterwards (-want +got):\n%s", diff)
+	}
+}
+
+// testHistoryThenLive reads a run whose start only the History holds and
+// whose rest only the live copy holds.
+func testHistoryThenLive(t *testing.T, newPair NewHistoryPair) {
+	sink, src, hist := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 160)
+	archive(t, hist, all[:100]...)
+	publishInBatches(t, sink, all[100:150], 7)
+	if diff := Diff(all[:150], Replay(t, src, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) across the History and the live copy (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Span(51, 150), Seqs(Replay(t, src, run, 50))); diff != "" {
+		t.Errorf("Replay(50) (-want +got):\n%s", diff)
+	}
+	tl := StartTail(t, src, run, 0)
+	tl.Expect(t, Span(1, 150))
+	publishInBatches(t, sink, all[150:], 4)
+	tl.Expect(t, Span(151, 160))
+	tl.Stop(t, context.Canceled)
+}
+
+// testHistoryOnlyEnded reads a finished run that only the History holds:
+// a reader gets its end, and one at or past it gets nothing, each until
+// its context ends.
+func testHistoryOnlyEnded(t *testing.T, newPair NewHistoryPair) {
+	_, src, hist := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 50)
+	all[49].Type = progress.RunFinished
+	archive(t, hist, all...)
+	if diff := Diff(all[10:], Replay(t, src, run, 10)); diff != "" {
+		t.Fatalf("Replay(10) of a finished run only the History holds (-want +got):\n%s", diff)
+	}
+	for _, after := range []uint64{10, 50, 80} {
+		tl := StartTail(t, src, run, after)
+		if after < 50 {
+			tl.Expect(t, Span(after+1, 50))
+		}
+		cause := errors.New("sinktest: reader left")
+		err := tl.Stop(t, cause) // fails the test if anything more came
+		assert.ErrorIs(t, err, cause, "Tail(%d) of a finished run must last until its context ends", after)
+	}
 }

@@ -88,21 +88,45 @@ func TestBrokenPair(t *testing.T) {
 	})
 }
 
+// TestBrokenHistoryPair runs RunHistory against one broken triple.
+func TestBrokenHistoryPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestKitCatchesBrokenPairs")
+	}
+	sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+		h := progress.NewMemoryHistory()
+		switch os.Getenv(brokenEnv) {
+		case "ignoresHistory":
+			m := progress.NewMemory(progress.MemoryOptions{})
+			return m, m, h
+		case "duplicatingHistory":
+			m := progress.NewMemory(progress.MemoryOptions{History: h})
+			return m, duplicating{m}, h
+		}
+		m := progress.NewMemory(progress.MemoryOptions{History: h})
+		return m, m, h
+	})
+}
+
 func TestKitCatchesBrokenPairs(t *testing.T) {
 	tests := []struct {
+		test    string // TestBrokenPair or TestBrokenHistoryPair
 		broken  string
 		failing []string // subtests that must fail
 		passing []string // and some that must not
 	}{
-		{"duplicating", []string{"Order", "ReplayAfter", "NoDuplicates", "Seam"}, []string{"InvalidEvent"}},
-		{"offByOne", []string{"Order", "ReplayAfter", "TailAfter", "Seam"}, []string{"InvalidEvent", "ReplayUnknownRun"}},
-		{"lenient", []string{"InvalidEvent"}, []string{"Order", "Seam", "CancelTail"}},
-		{"correct", nil, []string{"Order", "ReplayAfter", "TailAfter", "NoDuplicates", "Seam", "CancelTail", "InvalidEvent"}},
+		{"TestBrokenPair", "duplicating", []string{"Order", "ReplayAfter", "NoDuplicates", "Seam"}, []string{"InvalidEvent"}},
+		{"TestBrokenPair", "offByOne", []string{"Order", "ReplayAfter", "TailAfter", "Seam"}, []string{"InvalidEvent", "ReplayUnknownRun"}},
+		{"TestBrokenPair", "lenient", []string{"InvalidEvent"}, []string{"Order", "Seam", "CancelTail"}},
+		{"TestBrokenPair", "correct", nil, []string{"Order", "ReplayAfter", "TailAfter", "NoDuplicates", "Seam", "CancelTail", "InvalidEvent"}},
+		{"TestBrokenHistoryPair", "ignoresHistory", []string{"HistoryOnly", "HistoryThenLive", "HistoryOnlyEnded"}, nil},
+		{"TestBrokenHistoryPair", "duplicatingHistory", []string{"HistoryOnly", "HistoryThenLive", "HistoryOnlyEnded"}, nil},
+		{"TestBrokenHistoryPair", "correct", nil, []string{"HistoryOnly", "HistoryThenLive", "HistoryOnlyEnded"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.broken, func(t *testing.T) {
+		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenPair$", "-test.v")
+			cmd := exec.Command(os.Args[0], "-test.run=^"+tt.test+"$", "-test.v")
 			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
 			out, err := cmd.CombinedOutput()
 			if len(tt.failing) > 0 {
@@ -111,10 +135,10 @@ func TestKitCatchesBrokenPairs(t *testing.T) {
 				assert.NoError(t, err, "%s", out)
 			}
 			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: TestBrokenPair/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
+				assert.Contains(t, string(out), "--- FAIL: "+tt.test+"/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
 			}
 			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: TestBrokenPair/"+name+" ", "subtest %s", name)
+				assert.Contains(t, string(out), "--- PASS: "+tt.test+"/"+name+" ", "subtest %s", name)
 			}
 			if t.Failed() {
 				t.Logf("child output:\n%s", lastLines(string(out), 60))
