@@ -318,7 +318,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return s.write([]byte("retry: " + strconv.FormatInt(h.retry.Milliseconds(), 10) + "\n\n"))
 	}
 
-	if empty && h.emptyRun > 0 {
+	if empty {
 		// The run may not have started yet, or be gone: the response waits
 		// for its first event, so that it can still be answered 204.
 		var mu sync.Mutex
@@ -448,7 +448,7 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 		if err != nil {
 			return false, false
 		}
-		return needEnded && ok && e.Seq <= last && e.Type.Final(), !ok
+		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok
 	}
 	if needEnded {
 		found, final := false, false
@@ -477,7 +477,7 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 	if err != nil && !errors.Is(err, errStopReplay) {
 		return false, false
 	}
-	return needEnded && latest.Seq != 0 && latest.Type.Final(), latest.Seq == 0
+	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0
 }
 
 // stream serializes one response's writes: events from the handler's

@@ -47,6 +47,14 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts sse.HandlerOptions) *fixture {
 	t.Helper()
+	return newFixtureOf(t, opts, false)
+}
+
+// newFixtureOf is newFixture, whose handler reads the Memory through
+// Replay and Tail alone if replayOnly: as a source that does not
+// implement progress.LastEventReader.
+func newFixtureOf(t *testing.T, opts sse.HandlerOptions, replayOnly bool) *fixture {
+	t.Helper()
 	f := &fixture{mem: progress.NewMemory(progress.MemoryOptions{})}
 	if opts.Authorize == nil {
 		opts.Authorize = byPath
@@ -54,8 +62,12 @@ func newFixture(t *testing.T, opts sse.HandlerOptions) *fixture {
 	if opts.Logger == nil {
 		opts.Logger = quiet()
 	}
+	var src progress.Source = f.mem
+	if replayOnly {
+		src = struct{ progress.Source }{f.mem}
+	}
 	var err error
-	f.handler, err = sse.NewHandler(f.mem, opts)
+	f.handler, err = sse.NewHandler(src, opts)
 	require.NoError(t, err)
 	f.server = httptest.NewServer(f.handler)
 	t.Cleanup(f.server.Close)
@@ -390,31 +402,33 @@ func TestHandlerCloseOnFinalResumePoint(t *testing.T) {
 		{"unknown run", 0, false, "9", http.StatusOK},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, sse.HandlerOptions{CloseOnFinal: true})
-			all := sinktest.Events("r1", 1, tt.events)
-			if tt.final {
-				all[len(all)-1].Type = progress.RunFinished
-			}
-			if len(all) > 0 {
-				f.publish(t, all...)
-			}
-			s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {tt.lastID}})
-			require.Equal(t, tt.wantCode, s.resp.StatusCode)
-			if tt.wantCode != http.StatusOK {
-				return
-			}
-			assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
-			if tt.final {
-				assert.Equal(t, "id: 5", s.lines(t, 3)[0], "the final event, then the end")
-				_, err := s.r.ReadString('\n')
-				assert.ErrorIs(t, err, io.EOF)
-				return
-			}
-			next := sinktest.Events("r1", 10, 10)
-			f.publish(t, next...)
-			assert.Equal(t, frame(t, next[0]), s.lines(t, 3), "the stream stays open for the next events")
-		})
+		for _, replayOnly := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/replay-only source %v", tt.name, replayOnly), func(t *testing.T) {
+				f := newFixtureOf(t, sse.HandlerOptions{CloseOnFinal: true}, replayOnly)
+				all := sinktest.Events("r1", 1, tt.events)
+				if tt.final {
+					all[len(all)-1].Type = progress.RunFinished
+				}
+				if len(all) > 0 {
+					f.publish(t, all...)
+				}
+				s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {tt.lastID}})
+				require.Equal(t, tt.wantCode, s.resp.StatusCode)
+				if tt.wantCode != http.StatusOK {
+					return
+				}
+				assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
+				if tt.final {
+					assert.Equal(t, "id: 5", s.lines(t, 3)[0], "the final event, then the end")
+					_, err := s.r.ReadString('\n')
+					assert.ErrorIs(t, err, io.EOF)
+					return
+				}
+				next := sinktest.Events("r1", 10, 10)
+				f.publish(t, next...)
+				assert.Equal(t, frame(t, next[0]), s.lines(t, 3), "the stream stays open for the next events")
+			})
+		}
 	}
 }
 
@@ -458,16 +472,18 @@ func TestHandlerCloseOnFinalPastTheEndIsCheap(t *testing.T) {
 func TestHandlerEmptyRunTimeout(t *testing.T) {
 	for _, closeOnFinal := range []bool{false, true} {
 		for _, lastID := range []string{"", "9"} {
-			t.Run(fmt.Sprintf("CloseOnFinal %v, last event ID %q", closeOnFinal, lastID), func(t *testing.T) {
-				f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: 20 * time.Millisecond, CloseOnFinal: closeOnFinal})
-				s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {lastID}})
-				assert.Equal(t, http.StatusNoContent, s.resp.StatusCode)
-				ctx, cancel := context.WithTimeout(context.Background(), wait)
-				defer cancel()
-				c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: lastID})
-				require.NoError(t, c.Stream(ctx, func(sse.Message) error { return nil }))
-				assert.Zero(t, c.Connects(), "a 204 opens no stream")
-			})
+			for _, replayOnly := range []bool{false, true} {
+				t.Run(fmt.Sprintf("CloseOnFinal %v, last event ID %q, replay-only source %v", closeOnFinal, lastID, replayOnly), func(t *testing.T) {
+					f := newFixtureOf(t, sse.HandlerOptions{EmptyRunTimeout: 20 * time.Millisecond, CloseOnFinal: closeOnFinal}, replayOnly)
+					s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {lastID}})
+					assert.Equal(t, http.StatusNoContent, s.resp.StatusCode)
+					ctx, cancel := context.WithTimeout(context.Background(), wait)
+					defer cancel()
+					c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: lastID})
+					require.NoError(t, c.Stream(ctx, func(sse.Message) error { return nil }))
+					assert.Zero(t, c.Connects(), "a 204 opens no stream")
+				})
+			}
 		}
 	}
 }
@@ -497,19 +513,23 @@ func TestHandlerEmptyRunStarts(t *testing.T) {
 // EmptyRunTimeout bounds only a run without any event: a stream whose run
 // has events, and is merely quiet, stays open past it.
 func TestHandlerEmptyRunTimeoutSparesQuietRuns(t *testing.T) {
-	f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: 10 * time.Millisecond, CloseOnFinal: true})
-	all := sinktest.Events("r1", 1, 6)
-	f.publish(t, all[:5]...)
-	for _, lastID := range []string{"", "5", "9"} {
-		s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {lastID}})
-		require.Equal(t, http.StatusOK, s.resp.StatusCode, "Last-Event-ID %q", lastID)
-		assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
+	for _, replayOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("replay-only source ", replayOnly), func(t *testing.T) {
+			f := newFixtureOf(t, sse.HandlerOptions{EmptyRunTimeout: 10 * time.Millisecond, CloseOnFinal: true}, replayOnly)
+			all := sinktest.Events("r1", 1, 6)
+			f.publish(t, all[:5]...)
+			for _, lastID := range []string{"", "5", "9"} {
+				s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {lastID}})
+				require.Equal(t, http.StatusOK, s.resp.StatusCode, "Last-Event-ID %q", lastID)
+				assert.Equal(t, []string{"retry: 3000", ""}, s.lines(t, 2))
+			}
+			s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {"5"}})
+			s.lines(t, 2)
+			time.Sleep(50 * time.Millisecond) // ordering only: five bounds pass
+			f.publish(t, all[5])
+			assert.Equal(t, frame(t, all[5]), s.lines(t, 3))
+		})
 	}
-	s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {"5"}})
-	s.lines(t, 2)
-	time.Sleep(50 * time.Millisecond) // ordering only: five bounds pass
-	f.publish(t, all[5])
-	assert.Equal(t, frame(t, all[5]), s.lines(t, 3))
 }
 
 // A client that leaves while its request waits for a run's first event
