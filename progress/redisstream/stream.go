@@ -424,6 +424,8 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			return err
 		}
 	}
+	// The reader has the run's final event, or is past it: it reads
+	// nothing more, and lasts until its context ends.
 	select {
 	case <-ctx.Done():
 		return context.Cause(ctx)

@@ -57,13 +57,12 @@
 // asynchronous sink such as [progress.Buffered] is checked by pairing its
 // downstream sink instead); for RunHistory, so must those that
 // History.Append took once it returns nil. The pair must keep at least
-// 3,000 events per run.
-// newPair is called once per subtest; it should register cleanup
-// (closing connections, deleting keys) with t.Cleanup, which runs before
-// the leak check. The kit uses a fresh run ID in each subtest, so a pair
-// may share a backend with other tests, but Run must not run in parallel
-// with tests that start goroutines, because the leak check sees the whole
-// process.
+// 3,000 events per run. newPair is called once per subtest; it should
+// register cleanup (closing connections, deleting keys) with t.Cleanup,
+// which runs before the leak check. The kit uses a fresh run ID in each
+// subtest, so a pair may share a backend with other tests, but Run must
+// not run in parallel with tests that start goroutines, because the leak
+// check sees the whole process.
 package sinktest
 
 import (
