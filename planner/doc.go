@@ -23,9 +23,12 @@
 // [Plan.String] writes one line per stage ("Stage 2: Generating 360
 // asset:video nodes in batches of 3"). [Plan.MarshalJSON] and
 // [Plan.UnmarshalJSON] round-trip a plan against its [graph.Graph] with
-// no loss; decoding checks the plan and refuses, with an error wrapping
-// [ErrInvalidPlan], anything that names an unknown node, repeats one,
-// mislabels a group or runs a node before its dependencies.
+// no loss, byte for byte. Decoding accepts only a plan New could have
+// made, and refuses anything else with a [*PlanError] wrapping
+// [ErrInvalidPlan] that says where and what is wrong: an unknown or
+// repeated node, a mislabelled group, groups or nodes out of order, a
+// node in any stage but the one after its latest dependency, or a plan
+// that leaves out a node downstream of its own.
 //
 // # Progress and estimates
 //

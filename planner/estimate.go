@@ -54,7 +54,9 @@ type Costs struct {
 //   - with Workers set, the total work divided by Workers.
 //
 // No schedule can finish sooner, whatever its order. It costs
-// O(D + E_D + K) for D nodes with E_D dependency edges among them.
+// O(D + E_D + K) for D nodes with E_D dependency edges among them. Nodes
+// that are not in p.Graph, which only a plan assembled by hand can hold,
+// cost nothing; a plan without a Graph has a bound of 0.
 func (p *Plan) LowerBound(c Costs) time.Duration {
 	q := p.indexed()
 	g := q.Graph
@@ -75,6 +77,9 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 	var total, critical time.Duration
 	finish := make([]time.Duration, len(q.nodes))
 	for i, n := range q.nodes {
+		if !g.Contains(n) {
+			continue // only a plan assembled by hand holds one
+		}
 		ki := kindOf(n)
 		var d time.Duration
 		if c.Finished == nil || !c.Finished(n) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -29,6 +30,9 @@ func FuzzUnmarshalJSON(f *testing.F) {
 		`{"stages":[{"index":0,"groups":[{"kind":"batch","nodes":["timeline"]}]}]}`,
 		`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["timeline"]}]},{"index":1,"groups":[{"kind":"single","nodes":["asset:music"]}]}]}`,
 		`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music","asset:music"]}]}]}`,
+		`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]}]}]}`,
+		`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]},{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[0]"]}]},{"index":1,"groups":[{"kind":"batch","batchKey":"asset:video","concurrency":3,"nodes":["asset:video:segment[0]"]}]},{"index":2,"groups":[{"kind":"single","nodes":["timeline"]}]}]}`,
+		`{"stages":[{"index":0,"groups":[{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[2]"]},{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[0]"]}]},{"index":1,"groups":[{"kind":"batch","batchKey":"asset:video","concurrency":3,"nodes":["asset:video:segment[0]","asset:video:segment[2]"]}]},{"index":2,"groups":[{"kind":"single","nodes":["timeline"]}]}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -37,8 +41,9 @@ func FuzzUnmarshalJSON(f *testing.F) {
 		p := &planner.Plan{Graph: g, Stages: orig.Stages}
 		before := render(p)
 		if err := p.UnmarshalJSON(data); err != nil {
-			if !errors.Is(err, planner.ErrInvalidPlan) {
-				t.Fatalf("error %v does not wrap ErrInvalidPlan", err)
+			var pe *planner.PlanError
+			if !errors.Is(err, planner.ErrInvalidPlan) || !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a *PlanError wrapping ErrInvalidPlan", err)
 			}
 			if diff := cmp.Diff(before, render(p)); diff != "" {
 				t.Fatalf("p changed on error (-before +after):\n%s", diff)
@@ -75,17 +80,91 @@ func FuzzUnmarshalJSON(f *testing.F) {
 		}
 		_ = p.String()
 		_ = p.LowerBound(planner.Costs{Default: 1})
-		// What was accepted re-encodes to a fixed point.
+		// What was accepted is the plan New makes of its nodes, byte for
+		// byte: every invariant of New's plans holds.
 		again, err := json.Marshal(p)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if want := canonicalJSON(t, p); string(again) != string(want) {
+			t.Fatalf("accepted %s\nwhich re-encodes as %s\nbut New plans its nodes as %s", data, again, want)
+		}
+		// And it re-decodes to itself.
 		q := &planner.Plan{Graph: g}
 		if err := json.Unmarshal(again, q); err != nil {
 			t.Fatalf("re-decoding %s: %v", again, err)
 		}
 		if diff := cmp.Diff(p.Stages, q.Stages); diff != "" {
 			t.Fatalf("re-decoded plan differs (-first +second):\n%s", diff)
+		}
+		third, err := json.Marshal(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(third) != string(again) {
+			t.Fatalf("re-encoding is not a fixed point:\n%s\n%s", again, third)
+		}
+	})
+}
+
+// FuzzPlanMethods assembles plans by hand from the fuzzer's bytes, with
+// whatever New would never make (empty groups and stages, nodes outside
+// the graph or twice, unknown group kinds, any index, key and
+// concurrency), and calls every method: none may panic, and MarshalJSON
+// and UnmarshalJSON refuse what is not a plan New could make.
+func FuzzPlanMethods(f *testing.F) {
+	g, err := graph.Build(graph.Lecture(), 20)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{}, true)
+	f.Add([]byte{0, 1, 0, 2, 3, 4, 1, 9, 8, 7, 255, 3}, true)
+	f.Add([]byte{1, 0, 0, 0, 5, 2, 1, 1, 2, 3}, false)
+	kinds := []planner.GroupKind{planner.Single, planner.Batch, "", "pair"}
+	keys := []string{"", "asset:narration", "asset:video", "k"}
+	f.Fuzz(func(t *testing.T, data []byte, withGraph bool) {
+		next := func() int {
+			if len(data) == 0 {
+				return 0
+			}
+			b := data[0]
+			data = data[1:]
+			return int(b)
+		}
+		var stages []planner.Stage
+		for len(data) > 0 {
+			st := planner.Stage{Index: next() - 2}
+			for range next() % 4 {
+				grp := planner.Group{Kind: kinds[next()%4], BatchKey: keys[next()%4], Concurrency: next()%5 - 1}
+				for range next() % 5 {
+					grp.Nodes = append(grp.Nodes, graph.Node(next()%(g.Len()+4)-2))
+				}
+				st.Groups = append(st.Groups, grp)
+			}
+			stages = append(stages, st)
+		}
+		p := &planner.Plan{Stages: stages}
+		if withGraph {
+			p.Graph = g
+		}
+		_ = p.String()
+		_ = p.Len()
+		for _, n := range append(p.Nodes(), -1, 0, graph.Node(g.Len())) {
+			p.StageOf(n)
+			p.Index(n)
+		}
+		_ = p.Remaining(nil)
+		_ = p.LowerBound(planner.Costs{Default: time.Second, Workers: 3})
+		b := p.AppendStagesJSON(nil)
+		data, err := p.MarshalJSON()
+		if err == nil && string(data) != `{"stages":`+string(b)+`}` {
+			t.Fatalf("MarshalJSON %s, AppendStagesJSON %s", data, b)
+		}
+		q := &planner.Plan{Graph: g}
+		if err := q.UnmarshalJSON([]byte(`{"stages":` + string(b) + `}`)); err == nil {
+			if again, _ := q.MarshalJSON(); string(again) != string(canonicalJSON(t, q)) {
+				t.Fatalf("accepted %s, which New does not make", b)
+			}
 		}
 	})
 }

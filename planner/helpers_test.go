@@ -89,3 +89,22 @@ func segs(kind string, is ...int) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// canonicalJSON returns the JSON of the plan New makes of p's nodes and
+// every node that depends on one of them: each of p's nodes marked edited
+// in an all-clean graph. p is a plan New could have made exactly when
+// its JSON is this.
+func canonicalJSON(t testing.TB, p *planner.Plan) []byte {
+	t.Helper()
+	marks := []dirty.Mark{}
+	for _, st := range p.Stages {
+		for _, grp := range st.Groups {
+			for _, n := range grp.Nodes {
+				marks = append(marks, dirty.Mark{ID: p.Graph.NodeID(n), Reason: dirty.ReasonEdited})
+			}
+		}
+	}
+	data, err := planOf(t, p.Graph, marks).MarshalJSON()
+	require.NoError(t, err)
+	return data
+}

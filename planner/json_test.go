@@ -133,24 +133,28 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 		{"repeated nodes", stages(`{"kind":"single","nodes":["timeline"],"nodes":["script"]}`), `key "nodes" appears twice`},
 		{"unknown stage field", `{"stages":[{"index":0,"groups":[` + single("timeline") + `],"eta":1}]}`, `unknown field "eta"`},
 		{"trailing data", `{"stages":[]} {}`, "data after the plan object"},
-		{"stage index out of order", `{"stages":[{"index":1,"groups":[` + single("timeline") + `]}]}`, "stage 0 has index 1"},
-		{"stage index repeated", `{"stages":[{"index":0,"groups":[` + single("asset:music") + `]},{"index":0,"groups":[` + single("timeline") + `]}]}`, "stage 1 has index 0"},
-		{"negative index", `{"stages":[{"index":-1,"groups":[` + single("timeline") + `]}]}`, "stage 0 has index -1"},
-		{"empty stage", stages(single("asset:music"), ``, single("timeline")), "stage 1 has no groups"},
+		{"stage index out of order", `{"stages":[{"index":1,"groups":[` + single("timeline") + `]}]}`, "stage 0: index 1: stages are numbered 0, 1, 2, … in order, so this one is 0"},
+		{"stage index repeated", `{"stages":[{"index":0,"groups":[` + single("asset:music") + `]},{"index":0,"groups":[` + single("timeline") + `]}]}`, "stage 1: index 0: stages are numbered"},
+		{"negative index", `{"stages":[{"index":-1,"groups":[` + single("timeline") + `]}]}`, "stage 0: index -1:"},
+		{"empty stage", stages(single("asset:music"), ``, single("timeline")), "stage 1: no groups: a stage holds at least one group"},
 		{"unknown node", stages(narr("asset:narration:segment[3]")), `stage 0 group 0: graph: unknown node "asset:narration:segment[3]": segment 3 is out of range`},
 		{"unknown kind", stages(single("asset:sound")), `graph: unknown node "asset:sound"`},
 		{"malformed node", stages(narr("asset:narration:segment[01]")), `graph: malformed node ID "asset:narration:segment[01]"`},
-		{"node twice in a group", stages(grp("batch", "asset:narration", 4, "asset:narration:segment[1]", "asset:narration:segment[1]")), `node "asset:narration:segment[1]" appears twice in the plan`},
-		{"node in two stages", stages(single("asset:music"), single("asset:music")), `stage 1 group 0: node "asset:music" appears twice`},
+		{"node twice in a group", stages(grp("batch", "asset:narration", 4, "asset:narration:segment[1]", "asset:narration:segment[1]")), `node "asset:narration:segment[1]" appears twice in the plan, first in stage 0 group 0: each node is in one group at most`},
+		{"node in two stages", stages(single("asset:music"), single("asset:music")), `stage 1 group 0: node "asset:music" appears twice in the plan, first in stage 0 group 0`},
 		{"wrong batch key", stages(grp("batch", "asset:image", 4, "asset:narration:segment[0]")), `node "asset:narration:segment[0]" has batch key "asset:narration" and concurrency 4, not "asset:image" and 4`},
 		{"wrong concurrency", stages(grp("batch", "asset:narration", 5, "asset:narration:segment[0]")), `not "asset:narration" and 5`},
 		{"batch mixing keys", stages(grp("batch", "asset:narration", 4, "asset:narration:segment[0]", "asset:image:segment[0]")), `node "asset:image:segment[0]" has batch key "asset:image"`},
-		{"batch of a kind without a key", stages(`{"kind":"batch","nodes":["timeline"]}`), `batch group without a batchKey: node "timeline" belongs in a single group`},
-		{"batch with an empty key", stages(grp("batch", "", 0, "asset:music")), "batch group without a batchKey"},
-		{"single with a batch key", stages(`{"kind":"single","batchKey":"asset:music","nodes":["asset:music"]}`), "single group must hold one node of a kind without a batch key, and no batchKey or concurrency"},
-		{"single with concurrency", stages(`{"kind":"single","concurrency":1,"nodes":["asset:music"]}`), "single group must hold one node"},
-		{"single with two nodes", stages(`{"kind":"single","nodes":["asset:music","script"]}`), "single group must hold one node"},
-		{"single of a batched kind", stages(single("asset:narration:segment[0]")), "single group must hold one node of a kind without a batch key"},
+		{"batch of a kind without a key", stages(`{"kind":"batch","nodes":["timeline"]}`), `stage 0 group 0: a batch group needs a batchKey and a concurrency of at least 1, not "" and 0`},
+		{"batch with an empty key", stages(grp("batch", "", 1, "asset:music")), `a batch group needs a batchKey and a concurrency of at least 1, not "" and 1`},
+		{"batch with concurrency 0", stages(grp("batch", "asset:narration", 0, "asset:narration:segment[0]")), `not "asset:narration" and 0`},
+		{"batch with a negative concurrency", stages(grp("batch", "asset:narration", -4, "asset:narration:segment[0]")), `not "asset:narration" and -4`},
+		{"batch with a key, of a kind without one", stages(grp("batch", "asset:music", 1, "asset:music")),
+			`node "asset:music" is of kind "asset:music", which has no batch key: it belongs in a single group, not in a batch`},
+		{"single with a batch key", stages(`{"kind":"single","batchKey":"asset:music","nodes":["asset:music"]}`), `stage 0 group 0: a single group has no batchKey or concurrency, not "asset:music" and 0`},
+		{"single with concurrency", stages(`{"kind":"single","concurrency":1,"nodes":["asset:music"]}`), `a single group has no batchKey or concurrency, not "" and 1`},
+		{"single with two nodes", stages(`{"kind":"single","nodes":["asset:music","script"]}`), "a single group holds one node, not 2: the nodes of a kind without a batch key are each a single"},
+		{"single of a batched kind", stages(single("asset:narration:segment[0]")), `node "asset:narration:segment[0]" is of kind "asset:narration", which has batch key "asset:narration": it belongs in the stage's batch of that key, not in a single`},
 		{"unknown group kind", stages(`{"kind":"pair","nodes":["timeline"]}`), `kind "pair": want single or batch`},
 		{"missing group kind", stages(`{"nodes":["timeline"]}`), `kind "": want single or batch`},
 		{"empty group", stages(`{"kind":"single","nodes":[]}`), "stage 0 group 0: no nodes"},
@@ -158,9 +162,26 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 		{"missing nodes", stages(`{"kind":"single"}`), "stage 0 group 0: nodes: "},
 		{"nodes not strings", stages(`{"kind":"single","nodes":[1]}`), "stage 0 group 0: nodes: json: cannot unmarshal number"},
 		{"dependency in the same stage", stages(narr("asset:narration:segment[1]") + "," + grp("batch", "asset:video", 3, "asset:video:segment[1]")),
-			`node "asset:video:segment[1]" in stage 0 depends on "asset:narration:segment[1]" in stage 0: a dependency must come in an earlier stage`},
+			`stage 0 group 1: node "asset:video:segment[1]" depends on "asset:narration:segment[1]", in stage 0: a dependency must come in an earlier stage`},
 		{"dependency in a later stage", stages(single("timeline"), single("asset:music")),
-			`node "timeline" in stage 0 depends on "asset:music" in stage 1`},
+			`stage 0 group 0: node "timeline" depends on "asset:music", in stage 1: a dependency must come in an earlier stage`},
+		// What New could never make, though every node comes after its
+		// dependencies.
+		{"dependencies far apart", stages(single("script"), grp("batch", "asset:image", 5, "asset:image:segment[0]"), single("asset:music"), single("timeline")),
+			`stage 2 group 0: node "asset:music" belongs in stage 1, the one after its latest planned dependency, "script" in stage 0: a node's stage is the length of the longest path of planned nodes to it`},
+		{"a root not in stage 0", stages(narr("asset:narration:segment[1]"), grp("batch", "asset:video", 3, "asset:video:segment[1]")+","+single("asset:music"), single("timeline")),
+			`stage 1 group 1: node "asset:music" depends on no node of the plan: it belongs in stage 0`},
+		{"a dependent left out", stages(single("asset:music")),
+			`stage 0 group 0: node "asset:music" is in the plan but "timeline", which depends on it, is not: a plan holds every node downstream of its nodes`},
+		{"a key split over two batches", stages(grp("batch", "asset:image", 5, "asset:image:segment[0]")+","+grp("batch", "asset:image", 5, "asset:image:segment[2]"),
+			grp("batch", "asset:video", 3, "asset:video:segment[0]", "asset:video:segment[2]"), single("timeline")),
+			`stage 0 group 1: a second batch of key "asset:image", after group 0: a stage has one batch per key, with all its nodes of the key`},
+		{"batch nodes out of order", stages(grp("batch", "asset:image", 5, "asset:image:segment[2]", "asset:image:segment[0]"),
+			grp("batch", "asset:video", 3, "asset:video:segment[0]", "asset:video:segment[2]"), single("timeline")),
+			`stage 0 group 0: node "asset:image:segment[0]" is listed after "asset:image:segment[2]": a group's nodes are in template-kind order, then by segment`},
+		{"groups out of order", stages(single("asset:music")+","+grp("batch", "asset:image", 5, "asset:image:segment[0]"),
+			grp("batch", "asset:video", 3, "asset:video:segment[0]"), single("timeline")),
+			`stage 0 group 1: the group starts with "asset:image:segment[0]", which does not come after "asset:music", the first node of group 0: a stage's groups are in template-kind order of their first nodes, then by segment`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +195,8 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 			assert.Equal(t, before, render(p), "p is unchanged")
 			err := p.UnmarshalJSON([]byte(tc.in))
 			require.ErrorIs(t, err, planner.ErrInvalidPlan)
+			var pe *planner.PlanError
+			require.ErrorAs(t, err, &pe)
 			assert.Contains(t, err.Error(), tc.msg)
 			assert.NotContains(t, err.Error(), "\n")
 			assert.Equal(t, before, render(p), "p is unchanged")
@@ -189,6 +212,39 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 	})
 }
 
+func TestPlanError(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	decode := func(in string) *planner.PlanError {
+		t.Helper()
+		err := (&planner.Plan{Graph: g}).UnmarshalJSON([]byte(in))
+		var pe *planner.PlanError
+		require.ErrorAs(t, err, &pe)
+		return pe
+	}
+	pe := decode(`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]},{"kind":"single","nodes":["asset:sound"]}]}]}`)
+	assert.Equal(t, 0, pe.Stage)
+	assert.Equal(t, 1, pe.Group)
+	assert.Equal(t, "asset:sound", pe.Node)
+	assert.Empty(t, pe.Problem)
+	require.ErrorIs(t, pe, graph.ErrUnknownNode)
+	require.ErrorIs(t, pe, planner.ErrInvalidPlan)
+	assert.Equal(t, `planner: invalid plan: stage 0 group 1: graph: unknown node "asset:sound": the template has no kind "asset:sound"`, pe.Error())
+
+	pe = decode(`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]}]}]}`)
+	assert.Equal(t, planner.PlanError{Stage: 0, Group: 0, Node: "asset:music",
+		Problem: `node "asset:music" is in the plan but "timeline", which depends on it, is not: a plan holds every node downstream of its nodes`}, *pe)
+
+	pe = decode(`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]}]},{"index":0}]}`)
+	assert.Equal(t, planner.PlanError{Stage: 1, Group: -1, Problem: "index 0: stages are numbered 0, 1, 2, … in order, so this one is 1"}, *pe)
+
+	pe = decode(`{"stages":[}`)
+	assert.Equal(t, -1, pe.Stage)
+	assert.Equal(t, -1, pe.Group)
+	var syntax *json.SyntaxError
+	require.ErrorAs(t, pe, &syntax)
+	assert.Equal(t, "planner: invalid plan: "+syntax.Error(), pe.Error())
+}
+
 func TestUnmarshalJSONAccepts(t *testing.T) {
 	g := build(t, graph.Lecture(), 30)
 	tests := []struct {
@@ -200,17 +256,11 @@ func TestUnmarshalJSONAccepts(t *testing.T) {
 		{"null stages", `{"stages":null}`, nil},
 		{"no field", `{}`, nil},
 		{"whitespace", " {\"stages\" : [ ] }\n\t", nil},
-		// A plan need not be the one New makes: any order that puts
-		// dependencies first is a plan.
-		{"dependencies far apart", `{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["script"]}]},` +
-			`{"index":1,"groups":[{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[0]"]}]},` +
-			`{"index":2,"groups":[{"kind":"single","nodes":["asset:music"]}]},` +
-			`{"index":3,"groups":[{"kind":"single","nodes":["timeline"]}]}]}`,
-			[]string{"0 single script", "1 batch asset:image/5 [asset:image:segment[0]]", "2 single asset:music", "3 single timeline"}},
-		{"a key split over two batches", `{"stages":[{"index":0,"groups":[` +
-			`{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[2]"]},` +
-			`{"kind":"batch","batchKey":"asset:image","concurrency":5,"nodes":["asset:image:segment[0]"]}]}]}`,
-			[]string{"0 batch asset:image/5 [asset:image:segment[2]]", "0 batch asset:image/5 [asset:image:segment[0]]"}},
+		{"New's plan, spaced and reordered", `{"stages":[{"groups":[{"nodes":["asset:image:segment[0]"],"concurrency":5,"batchKey":"asset:image","kind":"batch"},` +
+			"\n" + `{"kind":"single","nodes":["asset:music"]}],"index":0},` +
+			`{"index":1,"groups":[{"kind":"batch","batchKey":"asset:video","concurrency":3,"nodes":["asset:video:segment[0]"]}]},` +
+			`{"index":2,"groups":[{"kind":"single","nodes":["tim\u0065line"]}]}]}`,
+			[]string{"0 batch asset:image/5 [asset:image:segment[0]]", "0 single asset:music", "1 batch asset:video/3 [asset:video:segment[0]]", "2 single timeline"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

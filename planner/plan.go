@@ -64,9 +64,12 @@ type Plan struct {
 	// a node's position in O(1).
 	set *dirty.Set
 	// nodes are the plan's nodes in ascending order, and stageOf their
-	// stages, aligned; nil for a plan assembled by hand.
+	// stages, aligned; nil for a plan assembled by hand. They index
+	// built, the Stages they were made from: a copy of the plan with
+	// other Stages builds its own index.
 	nodes   []graph.Node
 	stageOf []int32
+	built   []Stage
 }
 
 // New returns the plan of a dirty set. It is deterministic: groups in
@@ -98,6 +101,7 @@ func New(set *dirty.Set) *Plan {
 	}
 	p.stageOf = stage
 	p.Stages = make([]Stage, last+1)
+	p.built = p.Stages
 	for si := range p.Stages {
 		p.Stages[si].Index = si
 	}
@@ -248,41 +252,100 @@ func (p *Plan) Len() int { return len(p.indexed().nodes) }
 // "Stage 2: Generating 360 asset:video nodes in batches of 3". Several
 // groups are listed in order, separated by ", "; singles of one kind are
 // counted together. A batch is named by its nodes' kind, or by its batch
-// key when it holds nodes of several kinds.
+// key when it holds nodes of several kinds. A plan assembled by hand may
+// hold what New never makes; Summary still describes it: nodes that are
+// not in p.Graph are counted as "unknown", and a stage without nodes
+// reads "Generating nothing". It panics if stage is not in
+// [0, len(p.Stages)).
 func (p *Plan) Summary(stage int) string {
+	if stage < 0 || stage >= len(p.Stages) {
+		s := "s"
+		if len(p.Stages) == 1 {
+			s = ""
+		}
+		panic(fmt.Sprintf("planner: Summary(%d) of a plan with %d stage%s", stage, len(p.Stages), s))
+	}
 	st := p.Stages[stage]
 	b := []byte("Stage ")
 	b = strconv.AppendInt(b, int64(st.Index), 10)
 	b = append(b, ": Generating "...)
-	first := true
-	for i := 0; i < len(st.Groups); i++ {
-		grp := st.Groups[i]
-		if !first {
+	start := len(b)
+	sep := func() {
+		if len(b) > start {
 			b = append(b, ", "...)
 		}
-		first = false
-		if grp.Kind == Batch {
-			// The kind's name when the batch is of one kind (the lecture's
-			// batch keys are their kinds' names); else the batch key.
-			what := grp.BatchKey
-			k := p.Graph.KindOf(grp.Nodes[0])
-			if !slices.ContainsFunc(grp.Nodes[1:], func(n graph.Node) bool { return p.Graph.KindOf(n) != k }) {
-				what = p.Graph.KindName(k)
+	}
+	// Runs of consecutive single nodes of one kind are counted together.
+	runKind, run := 0, 0
+	flush := func() {
+		if run > 0 {
+			sep()
+			b = appendCount(b, run, p.kindName(runKind))
+			run = 0
+		}
+	}
+	for _, grp := range st.Groups {
+		if grp.Kind != Batch {
+			for _, n := range grp.Nodes {
+				if k := p.kindOf(n); run == 0 || k == runKind {
+					runKind = k
+					run++
+				} else {
+					flush()
+					runKind, run = k, 1
+				}
 			}
-			b = appendCount(b, len(grp.Nodes), what)
-			b = append(b, " in batches of "...)
-			b = strconv.AppendInt(b, int64(grp.Concurrency), 10)
 			continue
 		}
-		kind := p.Graph.KindOf(grp.Nodes[0])
-		count := 1
-		for i+1 < len(st.Groups) && st.Groups[i+1].Kind == Single && p.Graph.KindOf(st.Groups[i+1].Nodes[0]) == kind {
-			count++
-			i++
+		flush()
+		sep()
+		// The kind's name when the batch is of one kind (the lecture's
+		// batch keys are their kinds' names); else the batch key.
+		what := grp.BatchKey
+		if k := p.kindOfAll(grp.Nodes); k >= 0 || what == "" {
+			what = p.kindName(k)
 		}
-		b = appendCount(b, count, p.Graph.KindName(kind))
+		b = appendCount(b, len(grp.Nodes), what)
+		b = append(b, " in batches of "...)
+		b = strconv.AppendInt(b, int64(grp.Concurrency), 10)
+	}
+	flush()
+	if len(b) == start {
+		b = append(b, "nothing"...)
 	}
 	return string(b)
+}
+
+// kindOf returns the template index of n's kind, or -1 if n is not a
+// node of p.Graph.
+func (p *Plan) kindOf(n graph.Node) int {
+	if p.Graph == nil || !p.Graph.Contains(n) {
+		return -1
+	}
+	return p.Graph.KindOf(n)
+}
+
+// kindOfAll returns the kind of all the nodes, or -1 if there are none,
+// they are of several kinds or one is not a node of p.Graph.
+func (p *Plan) kindOfAll(nodes []graph.Node) int {
+	if len(nodes) == 0 {
+		return -1
+	}
+	k := p.kindOf(nodes[0])
+	for _, n := range nodes[1:] {
+		if p.kindOf(n) != k {
+			return -1
+		}
+	}
+	return k
+}
+
+// kindName returns the name of kind k, or "unknown" for -1.
+func (p *Plan) kindName(k int) string {
+	if k < 0 {
+		return "unknown"
+	}
+	return p.Graph.KindName(k)
 }
 
 func appendCount(b []byte, n int, what string) []byte {
@@ -309,8 +372,60 @@ func (p *Plan) String() string {
 // ErrNoGraph is returned when a Plan without a Graph is encoded or decoded.
 var ErrNoGraph = errors.New("planner: plan has no graph")
 
-// ErrInvalidPlan is wrapped by every error decoding a plan.
+// ErrInvalidPlan is wrapped by every error decoding a plan, and by the
+// error encoding a plan assembled by hand with a node outside its graph.
+// Both are a [*PlanError].
 var ErrInvalidPlan = errors.New("planner: invalid plan")
+
+// PlanError reports the first rule a plan breaks: one given to
+// [Plan.UnmarshalJSON], or one assembled by hand that [Plan.MarshalJSON]
+// cannot write. It wraps [ErrInvalidPlan], and Err when set.
+type PlanError struct {
+	// Stage and Group locate the problem: the stage's position in the
+	// plan's stages and the group's in its stage. Stage is -1 when the
+	// problem is with the plan as a whole, such as malformed JSON; Group
+	// is -1 when it is with a stage as a whole.
+	Stage, Group int
+	// Node is the ID of the node the problem is about, as given, or "".
+	Node string
+	// Problem says what is wrong and what is allowed; it names the node,
+	// if any. It may be empty when Err says it all.
+	Problem string
+	// Err is the underlying error, or nil: a JSON syntax or type error, a
+	// *strictjson.KeyError, or a graph error wrapping graph.ErrMalformedID
+	// or graph.ErrUnknownNode.
+	Err error
+}
+
+func (e *PlanError) Error() string {
+	b := []byte(ErrInvalidPlan.Error())
+	b = append(b, ": "...)
+	if e.Stage >= 0 {
+		b = append(b, "stage "...)
+		b = strconv.AppendInt(b, int64(e.Stage), 10)
+		if e.Group >= 0 {
+			b = append(b, " group "...)
+			b = strconv.AppendInt(b, int64(e.Group), 10)
+		}
+		b = append(b, ": "...)
+	}
+	b = append(b, e.Problem...)
+	if e.Err != nil {
+		if e.Problem != "" {
+			b = append(b, ": "...)
+		}
+		b = append(b, e.Err.Error()...)
+	}
+	return string(b)
+}
+
+// Unwrap returns [ErrInvalidPlan], and Err when set.
+func (e *PlanError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrInvalidPlan}
+	}
+	return []error{ErrInvalidPlan, e.Err}
+}
 
 type jsonGroup struct {
 	Kind        GroupKind       `json:"kind"`
@@ -330,10 +445,23 @@ type jsonStage struct {
 //	  "batchKey": "...", "concurrency": C, "nodes": ["<id>", ...]}]}]}
 //
 // A single group has no batchKey and no concurrency. The output is
-// deterministic.
+// deterministic. A plan without a Graph is [ErrNoGraph]; one assembled by
+// hand with a node outside its Graph, which has no ID, is a [*PlanError].
+// Any other plan is written as it is, consistent or not; only what New
+// makes decodes again (see [Plan.UnmarshalJSON]).
 func (p *Plan) MarshalJSON() ([]byte, error) {
 	if p.Graph == nil {
 		return nil, ErrNoGraph
+	}
+	for si, st := range p.Stages {
+		for gi, grp := range st.Groups {
+			for _, n := range grp.Nodes {
+				if !p.Graph.Contains(n) {
+					return nil, &PlanError{Stage: si, Group: gi,
+						Problem: fmt.Sprintf("node %d is not in the graph, which has nodes 0 to %d", n, p.Graph.Len()-1)}
+				}
+			}
+		}
 	}
 	b := []byte(`{"stages":`)
 	b = p.AppendStagesJSON(b)
@@ -341,7 +469,9 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 }
 
 // AppendStagesJSON appends the plan's "stages" array, as in
-// [Plan.MarshalJSON], to b. It derives node IDs as it writes.
+// [Plan.MarshalJSON], to b. It derives node IDs as it writes. A node it
+// cannot name, because the plan has no Graph or the node is not in it, is
+// written as "#" and its number, which is no node ID: decoding refuses it.
 func (p *Plan) AppendStagesJSON(b []byte) []byte {
 	b = append(b, '[')
 	for si, st := range p.Stages {
@@ -369,7 +499,12 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 					b = append(b, ',')
 				}
 				b = append(b, '"')
-				b = p.Graph.AppendID(b, n)
+				if p.Graph == nil || !p.Graph.Contains(n) {
+					b = append(b, '#')
+					b = strconv.AppendInt(b, int64(n), 10)
+				} else {
+					b = p.Graph.AppendID(b, n)
+				}
 				b = append(b, '"')
 			}
 			b = append(b, "]}"...)
@@ -384,12 +519,33 @@ var planKeys = append(strictjson.Names(jsonStage{}), "stages")
 
 // UnmarshalJSON reads a plan written by [Plan.MarshalJSON]. p.Graph must
 // be set to the graph the plan belongs to; node IDs are resolved against
-// it. The plan is checked: stage indices in order from 0, no empty stage
-// or group, group kinds valid, batch keys and concurrency matching the
-// nodes' kinds, every node at most once, and every node in a later stage
-// than its dependencies in the plan. Unknown fields, keys that differ in
-// case from those MarshalJSON writes, repeated keys and trailing data are
-// refused. On error p is unchanged.
+// it. It accepts exactly the plans [New] makes from the dirty sets of
+// that graph, so that what it accepts re-encodes, byte for byte, as New's
+// plan of the same nodes. Anything else is a [*PlanError] wrapping
+// [ErrInvalidPlan] that locates the first problem found, reading the plan
+// in order, and says what is allowed. A plan is accepted when:
+//   - stages are numbered 0, 1, 2, … in order, and none is empty;
+//   - a group holds at least one node, and its kind is "single" or
+//     "batch";
+//   - a single holds one node, of a kind without a batch key, and has no
+//     batchKey or concurrency;
+//   - a batch has a batchKey and a concurrency of at least 1, which are
+//     those of each of its nodes' kinds, and a stage has one batch per
+//     key at most;
+//   - every node is a node of the graph, and in one group at most;
+//   - a group's nodes are in template-kind order, then by segment, and a
+//     stage's groups in that order of their first nodes;
+//   - a node's stage is 0 if it depends on no node of the plan, and
+//     otherwise one after the latest stage of those it depends on;
+//   - every node that depends on a node of the plan is in the plan, as
+//     every node downstream of a dirty node is dirty.
+//
+// The text may differ from MarshalJSON's in whitespace, key order and
+// string escapes, and "stages" may be null or left out for a plan of no
+// stages; a key left out reads as zero or empty. Unknown fields, keys
+// that differ in case from those MarshalJSON writes, repeated keys and
+// trailing data are refused. On error p is unchanged. It costs
+// O((D + E) log D) for D nodes with E edges to or from them.
 func (p *Plan) UnmarshalJSON(data []byte) error {
 	if p.Graph == nil {
 		return ErrNoGraph
@@ -400,66 +556,97 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidPlan, err)
+		return &PlanError{Stage: -1, Group: -1, Err: err}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: data after the plan object", ErrInvalidPlan)
+		return &PlanError{Stage: -1, Group: -1, Problem: "data after the plan object: want one JSON object"}
 	}
 	// encoding/json matches keys whatever their case and keeps the last of
 	// repeated keys: a repeat would change the plan silently.
 	if err := strictjson.Check(data, planKeys...); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidPlan, err)
+		return &PlanError{Stage: -1, Group: -1, Err: err}
 	}
 	g := p.Graph
-	seen := make(map[graph.Node]bool)
+	// before reports whether a sorts before b: template-kind order, then
+	// by segment, which is node order within a kind.
+	before := func(a, b graph.Node) bool {
+		ka, kb := g.KindOf(a), g.KindOf(b)
+		return ka < kb || ka == kb && a < b
+	}
+	type place struct{ stage, group int }
+	at := make(map[graph.Node]place)
 	var stages []Stage // nil for no stages, as New makes it
 	if len(in.Stages) > 0 {
 		stages = make([]Stage, len(in.Stages))
 	}
 	for si, js := range in.Stages {
 		if js.Index != si {
-			return fmt.Errorf("%w: stage %d has index %d", ErrInvalidPlan, si, js.Index)
+			return &PlanError{Stage: si, Group: -1, Problem: fmt.Sprintf("index %d: stages are numbered 0, 1, 2, … in order, so this one is %d", js.Index, si)}
 		}
 		if len(js.Groups) == 0 {
-			return fmt.Errorf("%w: stage %d has no groups", ErrInvalidPlan, si)
+			return &PlanError{Stage: si, Group: -1, Problem: "no groups: a stage holds at least one group"}
 		}
 		st := Stage{Index: si, Groups: make([]Group, 0, len(js.Groups))}
+		var batches map[string]int // batch key: its group
 		for gi, jg := range js.Groups {
-			bad := func(format string, args ...any) error {
-				return fmt.Errorf("%w: stage %d group %d: %s", ErrInvalidPlan, si, gi, fmt.Sprintf(format, args...))
+			bad := func(node, format string, args ...any) error {
+				return &PlanError{Stage: si, Group: gi, Node: node, Problem: fmt.Sprintf(format, args...)}
 			}
 			var ids []string
 			if err := json.Unmarshal(jg.Nodes, &ids); err != nil {
-				return bad("nodes: %v", err)
+				return &PlanError{Stage: si, Group: gi, Problem: "nodes", Err: err}
 			}
 			if len(ids) == 0 {
-				return bad("no nodes")
+				return bad("", "no nodes: a group holds at least one node")
+			}
+			switch jg.Kind {
+			case Single:
+				if len(ids) != 1 {
+					return bad("", "a single group holds one node, not %d: the nodes of a kind without a batch key are each a single", len(ids))
+				}
+				if jg.BatchKey != "" || jg.Concurrency != 0 {
+					return bad("", "a single group has no batchKey or concurrency, not %q and %d", jg.BatchKey, jg.Concurrency)
+				}
+			case Batch:
+				if jg.BatchKey == "" || jg.Concurrency < 1 {
+					return bad("", "a batch group needs a batchKey and a concurrency of at least 1, not %q and %d", jg.BatchKey, jg.Concurrency)
+				}
+				if j, ok := batches[jg.BatchKey]; ok {
+					return bad("", "a second batch of key %q, after group %d: a stage has one batch per key, with all its nodes of the key", jg.BatchKey, j)
+				}
+				if batches == nil {
+					batches = map[string]int{}
+				}
+				batches[jg.BatchKey] = gi
+			default:
+				return bad("", "kind %q: want single or batch", jg.Kind)
 			}
 			grp := Group{Kind: jg.Kind, BatchKey: jg.BatchKey, Concurrency: jg.Concurrency, Nodes: make([]graph.Node, len(ids))}
 			for i, id := range ids {
 				n, err := g.Lookup(id)
 				if err != nil {
-					return bad("%v", err)
+					return &PlanError{Stage: si, Group: gi, Node: id, Err: err}
 				}
-				if seen[n] {
-					return bad("node %q appears twice in the plan", id)
+				if first, dup := at[n]; dup {
+					return bad(id, "node %q appears twice in the plan, first in stage %d group %d: each node is in one group at most", id, first.stage, first.group)
 				}
-				seen[n] = true
-				key, conc := g.BatchKey(g.KindOf(n))
-				switch jg.Kind {
-				case Single:
-					if len(ids) != 1 || jg.BatchKey != "" || jg.Concurrency != 0 || key != "" {
-						return bad("single group must hold one node of a kind without a batch key, and no batchKey or concurrency")
-					}
-				case Batch:
-					if jg.BatchKey == "" {
-						return bad("batch group without a batchKey: node %q belongs in a single group", id)
-					}
-					if key != jg.BatchKey || conc != jg.Concurrency {
-						return bad("node %q has batch key %q and concurrency %d, not %q and %d", id, key, conc, jg.BatchKey, jg.Concurrency)
-					}
-				default:
-					return bad("kind %q: want single or batch", jg.Kind)
+				at[n] = place{si, gi}
+				ki := g.KindOf(n)
+				key, conc := g.BatchKey(ki)
+				switch {
+				case jg.Kind == Single && key != "":
+					return bad(id, "node %q is of kind %q, which has batch key %q: it belongs in the stage's batch of that key, not in a single", id, g.KindName(ki), key)
+				case jg.Kind == Batch && key == "":
+					return bad(id, "node %q is of kind %q, which has no batch key: it belongs in a single group, not in a batch", id, g.KindName(ki))
+				case jg.Kind == Batch && (key != jg.BatchKey || conc != jg.Concurrency):
+					return bad(id, "node %q has batch key %q and concurrency %d, not %q and %d", id, key, conc, jg.BatchKey, jg.Concurrency)
+				}
+				if i > 0 && !before(grp.Nodes[i-1], n) {
+					return bad(id, "node %q is listed after %q: a group's nodes are in template-kind order, then by segment", id, ids[i-1])
+				}
+				if i == 0 && gi > 0 && !before(st.Groups[gi-1].Nodes[0], n) {
+					return bad(id, "the group starts with %q, which does not come after %q, the first node of group %d: a stage's groups are in template-kind order of their first nodes, then by segment",
+						id, g.NodeID(st.Groups[gi-1].Nodes[0]), gi-1)
 				}
 				grp.Nodes[i] = n
 			}
@@ -467,13 +654,50 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 		}
 		stages[si] = st
 	}
-	idx := &Plan{Graph: g, Stages: stages}
+	idx := &Plan{Graph: g, Stages: stages, built: stages}
 	idx.nodes, idx.stageOf = collect(stages)
+	// Each node's stage is the longest path of planned nodes to it. A
+	// dependency in the same or a later stage is reported first, as the
+	// graver fault, wherever it is.
+	var misplaced error
 	for i, n := range idx.nodes {
+		want, last := int32(0), graph.None
 		for _, d := range g.Deps(n) {
-			if j, ok := idx.pos(d); ok && idx.stageOf[j] >= idx.stageOf[i] {
-				return fmt.Errorf("%w: node %q in stage %d depends on %q in stage %d: a dependency must come in an earlier stage",
-					ErrInvalidPlan, g.NodeID(n), idx.stageOf[i], g.NodeID(d), idx.stageOf[j])
+			j, ok := idx.pos(d)
+			if !ok {
+				continue
+			}
+			if idx.stageOf[j] >= idx.stageOf[i] {
+				pl := at[n]
+				return &PlanError{Stage: pl.stage, Group: pl.group, Node: g.NodeID(n), Problem: fmt.Sprintf(
+					"node %q depends on %q, in stage %d: a dependency must come in an earlier stage", g.NodeID(n), g.NodeID(d), idx.stageOf[j])}
+			}
+			if idx.stageOf[j]+1 > want {
+				want, last = idx.stageOf[j]+1, d
+			}
+		}
+		if idx.stageOf[i] != want && misplaced == nil {
+			pl := at[n]
+			e := &PlanError{Stage: pl.stage, Group: pl.group, Node: g.NodeID(n)}
+			if last == graph.None {
+				e.Problem = fmt.Sprintf("node %q depends on no node of the plan: it belongs in stage 0", e.Node)
+			} else {
+				e.Problem = fmt.Sprintf("node %q belongs in stage %d, the one after its latest planned dependency, %q in stage %d: a node's stage is the length of the longest path of planned nodes to it",
+					e.Node, want, g.NodeID(last), want-1)
+			}
+			misplaced = e
+		}
+	}
+	if misplaced != nil {
+		return misplaced
+	}
+	// The plan is closed downstream, as a dirty set is.
+	for _, n := range idx.nodes {
+		for _, c := range g.Dependents(n) {
+			if _, ok := idx.pos(c); !ok {
+				pl := at[n]
+				return &PlanError{Stage: pl.stage, Group: pl.group, Node: g.NodeID(n), Problem: fmt.Sprintf(
+					"node %q is in the plan but %q, which depends on it, is not: a plan holds every node downstream of its nodes", g.NodeID(n), g.NodeID(c))}
 			}
 		}
 	}
@@ -516,10 +740,11 @@ func (p *Plan) pos(n graph.Node) (int, bool) {
 	return slices.BinarySearch(p.nodes, n)
 }
 
-// indexed returns p with its node index, building it for a plan
-// assembled by hand.
+// indexed returns p with its node index: p itself when it was made by
+// New or decoded and still holds the stages its index was built from,
+// else a plan whose index is built now from p's stages.
 func (p *Plan) indexed() *Plan {
-	if p.nodes != nil || len(p.Stages) == 0 {
+	if len(p.Stages) == len(p.built) && (len(p.Stages) == 0 || &p.Stages[0] == &p.built[0]) {
 		return p
 	}
 	q := &Plan{Graph: p.Graph, Stages: p.Stages}
@@ -542,5 +767,7 @@ func (p *Plan) StageOf(n graph.Node) (int, bool) {
 }
 
 // Index returns the position of node n in [Plan.Nodes], and whether n is
-// in the plan. It is O(1) for a plan made by [New], O(log D) otherwise.
+// in the plan. It is O(1) for a plan made by [New], O(log D) for a
+// decoded one, and O(D log D) for one assembled by hand, whose index is
+// built at each call.
 func (p *Plan) Index(n graph.Node) (int, bool) { return p.indexed().pos(n) }

@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
@@ -327,4 +328,101 @@ func TestRemaining(t *testing.T) {
 
 	empty := planOf(t, g, []dirty.Mark{})
 	assert.Equal(t, planner.Remaining{Stages: []int{}, Total: 0}, empty.Remaining(nil))
+}
+
+// TestInconsistentPlans gives the methods of Plan plans assembled by hand
+// that New could never make: none panics, and each answers from what the
+// plan holds.
+func TestInconsistentPlans(t *testing.T) {
+	g := build(t, graph.Lecture(), 20)
+	n := func(id string) graph.Node {
+		node, err := g.Lookup(id)
+		require.NoError(t, err)
+		return node
+	}
+	script, music, timeline := n("script"), n("asset:music"), n("timeline")
+	narr0, video0 := n("asset:narration:segment[0]"), n("asset:video:segment[0]")
+	single := func(ns ...graph.Node) planner.Group { return planner.Group{Kind: planner.Single, Nodes: ns} }
+	batch := func(key string, c int, ns ...graph.Node) planner.Group {
+		return planner.Group{Kind: planner.Batch, BatchKey: key, Concurrency: c, Nodes: ns}
+	}
+	stage := func(i int, gs ...planner.Group) planner.Stage { return planner.Stage{Index: i, Groups: gs} }
+	fromNew := planOf(t, g, edits("asset:narration:segment[0]"))
+	stale := *fromNew // New's index, other stages
+	stale.Stages = []planner.Stage{stage(0, single(music))}
+	tests := []struct {
+		name    string
+		p       *planner.Plan
+		summary []string // by stage
+		bound   time.Duration
+	}{
+		{"no graph", &planner.Plan{Stages: []planner.Stage{stage(0, single(script), batch("asset:narration", 4, narr0))}},
+			[]string{"Stage 0: Generating 1 unknown node, 1 asset:narration node in batches of 4"}, 0},
+		{"empty groups and stage", &planner.Plan{Graph: g, Stages: []planner.Stage{stage(0, single(), batch("k", 2)), stage(1)}},
+			[]string{"Stage 0: Generating 0 k nodes in batches of 2", "Stage 1: Generating nothing"}, 0},
+		{"nodes outside the graph", &planner.Plan{Graph: g, Stages: []planner.Stage{stage(0, single(99, graph.None), batch("asset:video", 3, video0, graph.Node(g.Len())))}},
+			[]string{"Stage 0: Generating 2 unknown nodes, 2 asset:video nodes in batches of 3"}, time.Second},
+		{"a node twice, out of order, in the wrong stage", &planner.Plan{Graph: g, Stages: []planner.Stage{
+			stage(5, single(timeline), single(timeline), batch("asset:narration", 0, narr0, narr0, script))}},
+			[]string{"Stage 5: Generating 2 timeline nodes, 3 asset:narration nodes in batches of 0"}, 3 * time.Second},
+		{"unknown group kinds", &planner.Plan{Graph: g, Stages: []planner.Stage{stage(0, planner.Group{Kind: "pair", Nodes: []graph.Node{script, music}}, planner.Group{Nodes: []graph.Node{music}})}},
+			[]string{"Stage 0: Generating 1 script node, 2 asset:music nodes"}, 2 * time.Second},
+		// A copy of New's plan with other stages answers from its stages,
+		// not from the index New built for the original's.
+		{"stages replaced", &stale, []string{"Stage 0: Generating 1 asset:music node"}, time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			require.NotPanics(t, func() {
+				var got []string
+				for i := range p.Stages {
+					got = append(got, p.Summary(i))
+				}
+				assert.Equal(t, tc.summary, got)
+				_ = p.String()
+				_ = p.Len()
+				for _, node := range append(p.Nodes(), -1, 0, 99) {
+					p.StageOf(node)
+					p.Index(node)
+				}
+				p.Remaining(nil)
+				p.Remaining(func(graph.Node) bool { return false })
+				assert.Equal(t, tc.bound, p.LowerBound(planner.Costs{Default: time.Second, Workers: 2}))
+				if tc.p == &stale {
+					assert.Equal(t, []graph.Node{music}, p.Nodes())
+					s, ok := p.StageOf(music)
+					assert.True(t, ok)
+					assert.Zero(t, s)
+					_, ok = p.StageOf(narr0)
+					assert.False(t, ok)
+				}
+				b := p.AppendStagesJSON(nil)
+				if data, err := p.MarshalJSON(); err == nil {
+					assert.Equal(t, `{"stages":`+string(b)+`}`, string(data))
+				}
+				if p.Graph != nil {
+					assert.Error(t, (&planner.Plan{Graph: g}).UnmarshalJSON([]byte(`{"stages":`+string(b)+`}`)))
+				}
+			})
+		})
+	}
+	assert.PanicsWithValue(t, "planner: Summary(1) of a plan with 1 stage", func() { stale.Summary(1) })
+	assert.PanicsWithValue(t, "planner: Summary(-1) of a plan with 1 stage", func() { stale.Summary(-1) })
+}
+
+func TestMarshalJSONNodeOutsideTheGraph(t *testing.T) {
+	g := build(t, graph.Lecture(), 20)
+	p := &planner.Plan{Graph: g, Stages: []planner.Stage{{Groups: []planner.Group{
+		{Kind: planner.Single, Nodes: []graph.Node{0}},
+		{Kind: planner.Single, Nodes: []graph.Node{99}},
+	}}}}
+	_, err := p.MarshalJSON()
+	var pe *planner.PlanError
+	require.ErrorAs(t, err, &pe)
+	require.ErrorIs(t, err, planner.ErrInvalidPlan)
+	assert.Equal(t, "planner: invalid plan: stage 0 group 1: node 99 is not in the graph, which has nodes 0 to 8", err.Error())
+	assert.Equal(t, `[{"index":0,"groups":[{"kind":"single","nodes":["script"]},{"kind":"single","nodes":["#99"]}]}]`, string(p.AppendStagesJSON(nil)))
+	none := &planner.Plan{Stages: p.Stages}
+	assert.Equal(t, `[{"index":0,"groups":[{"kind":"single","nodes":["#0"]},{"kind":"single","nodes":["#99"]}]}]`, string(none.AppendStagesJSON(nil)))
 }

@@ -307,8 +307,206 @@ func TestPropertyRandom(t *testing.T) {
 			if diff := cmp.Diff(p.Stages, back.Stages); diff != "" {
 				t.Fatalf("JSON round trip (-want +got):\n%s", diff)
 			}
+			again, err := json.Marshal(back)
+			require.NoError(t, err)
+			require.Equal(t, string(j1), string(again), "the decoded plan re-encodes byte for byte")
+			require.Equal(t, string(j1), string(canonicalJSON(t, p)), "New's plan is the plan of its own nodes")
 		})
 	}
+}
+
+// TestPropertyMutations changes New's plans of random scenarios in
+// random ways and checks that UnmarshalJSON accepts a changed plan
+// exactly when New could have made it: when it is New's plan of its
+// nodes, byte for byte. Anything else is a *PlanError.
+func TestPropertyMutations(t *testing.T) {
+	refused := map[string]int{}
+	for seed := range uint64(400) {
+		sc := randomScenario(seed)
+		g, _, p := sc.run(t)
+		r := rand.New(rand.NewPCG(seed, 2))
+		for try := range 8 {
+			stages, what := mutate(r, g, p.Stages)
+			if what == "" {
+				continue
+			}
+			hand := &planner.Plan{Graph: g, Stages: stages}
+			data, err := hand.MarshalJSON()
+			require.NoError(t, err)
+			want := canonicalJSON(t, hand)
+			back := &planner.Plan{Graph: g}
+			err = back.UnmarshalJSON(data)
+			if string(data) == string(want) {
+				require.NoError(t, err, "seed %d try %d (%s): New makes %s", seed, try, what, data)
+				again, err := back.MarshalJSON()
+				require.NoError(t, err)
+				require.Equal(t, string(data), string(again))
+				continue
+			}
+			var pe *planner.PlanError
+			require.ErrorAs(t, err, &pe, "seed %d try %d (%s): accepted %s\nbut New plans its nodes as %s", seed, try, what, data, want)
+			require.ErrorIs(t, err, planner.ErrInvalidPlan)
+			require.Empty(t, back.Stages, "a refused plan leaves p unchanged")
+			refused[what]++
+		}
+	}
+	// Every kind of change was refused some of the time.
+	for _, what := range mutations {
+		require.NotZero(t, refused[what], "no %q change was refused", what)
+	}
+}
+
+// mutations name the changes mutate makes.
+var mutations = []string{
+	"swap groups", "swap nodes", "move node", "split batch", "drop node", "add node",
+	"renumber stage", "change batch", "single as batch", "duplicate node", "merge stages",
+}
+
+// mutate returns a deep copy of stages with one random change, and the
+// change's name; "" when the plan has nothing the change applies to.
+// Groups and stages left empty are removed, and stages renumbered, most
+// of the time, so that most changes test more than emptiness.
+func mutate(r *rand.Rand, g *graph.Graph, in []planner.Stage) ([]planner.Stage, string) {
+	stages := make([]planner.Stage, len(in))
+	for si, st := range in {
+		stages[si] = planner.Stage{Index: st.Index, Groups: make([]planner.Group, len(st.Groups))}
+		for gi, grp := range st.Groups {
+			grp.Nodes = slices.Clone(grp.Nodes)
+			stages[si].Groups[gi] = grp
+		}
+	}
+	type at struct{ s, g, n int }
+	var all []at
+	for si, st := range stages {
+		for gi, grp := range st.Groups {
+			for ni := range grp.Nodes {
+				all = append(all, at{si, gi, ni})
+			}
+		}
+	}
+	groupOf := func(n graph.Node) planner.Group {
+		if key, conc := g.BatchKey(g.KindOf(n)); key != "" {
+			return planner.Group{Kind: planner.Batch, BatchKey: key, Concurrency: conc, Nodes: []graph.Node{n}}
+		}
+		return planner.Group{Kind: planner.Single, Nodes: []graph.Node{n}}
+	}
+	// put adds n to stage si: to the batch of its key if there is one,
+	// else as a new group at a random place.
+	put := func(si int, n graph.Node) {
+		if si == len(stages) {
+			stages = append(stages, planner.Stage{Index: si})
+		}
+		st := &stages[si]
+		grp := groupOf(n)
+		if grp.Kind == planner.Batch {
+			for gi := range st.Groups {
+				if st.Groups[gi].Kind == planner.Batch && st.Groups[gi].BatchKey == grp.BatchKey {
+					st.Groups[gi].Nodes = slices.Insert(st.Groups[gi].Nodes, r.IntN(len(st.Groups[gi].Nodes)+1), n)
+					return
+				}
+			}
+		}
+		st.Groups = slices.Insert(st.Groups, r.IntN(len(st.Groups)+1), grp)
+	}
+	what := mutations[r.IntN(len(mutations))]
+	switch what {
+	case "swap groups":
+		si := r.IntN(len(stages) + 1)
+		if si == len(stages) || len(stages[si].Groups) < 2 {
+			return nil, ""
+		}
+		gs := stages[si].Groups
+		a, b := r.IntN(len(gs)), r.IntN(len(gs))
+		gs[a], gs[b] = gs[b], gs[a]
+	case "swap nodes":
+		if len(all) == 0 {
+			return nil, ""
+		}
+		x := all[r.IntN(len(all))]
+		ns := stages[x.s].Groups[x.g].Nodes
+		b := r.IntN(len(ns))
+		ns[x.n], ns[b] = ns[b], ns[x.n]
+	case "move node", "drop node", "duplicate node":
+		if len(all) == 0 {
+			return nil, ""
+		}
+		x := all[r.IntN(len(all))]
+		grp := &stages[x.s].Groups[x.g]
+		n := grp.Nodes[x.n]
+		if what != "duplicate node" {
+			grp.Nodes = slices.Delete(grp.Nodes, x.n, x.n+1)
+		}
+		if what != "drop node" {
+			put(r.IntN(len(stages)+1), n)
+		}
+	case "split batch":
+		var batches []at
+		for si, st := range stages {
+			for gi, grp := range st.Groups {
+				if grp.Kind == planner.Batch && len(grp.Nodes) > 1 {
+					batches = append(batches, at{si, gi, 1 + r.IntN(len(grp.Nodes)-1)})
+				}
+			}
+		}
+		if len(batches) == 0 {
+			return nil, ""
+		}
+		x := batches[r.IntN(len(batches))]
+		grp := stages[x.s].Groups[x.g]
+		tail := grp
+		grp.Nodes, tail.Nodes = grp.Nodes[:x.n:x.n], grp.Nodes[x.n:]
+		stages[x.s].Groups[x.g] = grp
+		stages[x.s].Groups = slices.Insert(stages[x.s].Groups, x.g+1+r.IntN(len(stages[x.s].Groups)-x.g), tail)
+	case "add node":
+		n := graph.Node(r.IntN(g.Len()))
+		put(r.IntN(len(stages)+1), n)
+	case "renumber stage":
+		if len(stages) == 0 {
+			return nil, ""
+		}
+		stages[r.IntN(len(stages))].Index += 1 + r.IntN(2)
+	case "change batch", "single as batch":
+		if len(all) == 0 {
+			return nil, ""
+		}
+		x := all[r.IntN(len(all))]
+		grp := &stages[x.s].Groups[x.g]
+		switch {
+		case what == "single as batch":
+			grp.Kind, grp.BatchKey, grp.Concurrency = planner.Batch, "", 0
+			if r.IntN(2) == 0 {
+				grp.BatchKey, grp.Concurrency = "k", 1
+			}
+		case grp.Kind == planner.Batch && r.IntN(2) == 0:
+			grp.Concurrency = r.IntN(3)
+		case grp.Kind == planner.Batch:
+			grp.Kind, grp.BatchKey, grp.Concurrency = planner.Single, "", 0
+		default:
+			grp.Concurrency = 1
+		}
+	case "merge stages":
+		if len(stages) < 2 {
+			return nil, ""
+		}
+		si := r.IntN(len(stages) - 1)
+		stages[si].Groups = append(stages[si].Groups, stages[si+1].Groups...)
+		stages = slices.Delete(stages, si+1, si+2)
+	}
+	if r.IntN(4) > 0 {
+		// Tidy: drop empty groups and stages, and renumber.
+		var kept []planner.Stage
+		for _, st := range stages {
+			st.Groups = slices.DeleteFunc(st.Groups, func(grp planner.Group) bool { return len(grp.Nodes) == 0 })
+			if len(st.Groups) > 0 {
+				st.Index = len(kept)
+				kept = append(kept, st)
+			}
+		}
+		if what != "renumber stage" {
+			stages = kept
+		}
+	}
+	return stages, what
 }
 
 // naiveBound is LowerBound by its definition: the longest chain of
