@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,8 +33,21 @@ type RedisServer struct {
 }
 
 // StartRedisServer starts a private redis-server, skipping the test (failing
-// it in CI) if the redis-server binary is not installed.
+// it in CI) if the redis-server binary is not installed. Its port is free
+// when picked, but another process may take it before redis-server binds
+// it: then, or when the server does not answer, StartRedisServer tries
+// again on another port, up to five ports, and fails the test naming each
+// port and what went wrong there.
 func StartRedisServer(t testing.TB) *RedisServer {
+	t.Helper()
+	return startRedisServer(t, freePort)
+}
+
+// startTries is how many ports StartRedisServer tries.
+const startTries = 5
+
+// startRedisServer is StartRedisServer with the port picker given.
+func startRedisServer(t testing.TB, pickPort func() (int, error)) *RedisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		Unavailable(t, "redis-server is not installed (%v); install Debian's redis-server package", err)
@@ -40,23 +55,24 @@ func StartRedisServer(t testing.TB) *RedisServer {
 	}
 	s := &RedisServer{t: t, dir: t.TempDir()}
 	t.Cleanup(func() { s.stop() })
-	// A free port can be taken between our probe and redis's bind: retry.
-	var err error
-	for range 5 {
-		s.port, err = freePort()
+	var tries []string
+	for range startTries {
+		port, err := pickPort()
 		if err != nil {
 			t.Fatalf("testenv: free port: %v", err)
 		}
-		if err = s.start(); err == nil {
-			break
+		s.port = port
+		err = s.start()
+		if err == nil {
+			s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+			s.URL = "redis://" + s.Addr + "/0"
+			return s
 		}
+		tries = append(tries, fmt.Sprintf("port %d: %v", port, err))
 	}
-	if err != nil {
-		t.Fatalf("testenv: start redis-server: %v", err)
-	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-	s.URL = "redis://" + s.Addr + "/0"
-	return s
+	t.Fatalf("testenv: start redis-server: %d tries failed, each on a port that was free when picked:\n%s",
+		startTries, strings.Join(tries, "\n"))
+	return nil
 }
 
 // Kill sends SIGKILL to the server's own process and waits for it to exit:
@@ -72,7 +88,8 @@ func (s *RedisServer) Kill() {
 	s.proc = nil
 }
 
-// Restart starts the server again on the same port, empty.
+// Restart starts the server again on the same port, empty. It fails the
+// test if another process took the port while the server was down.
 func (s *RedisServer) Restart() {
 	s.t.Helper()
 	if err := s.start(); err != nil {
@@ -109,7 +126,10 @@ func (p *process) kill() {
 	<-p.exited
 }
 
-// start runs redis-server and waits until it answers PING.
+// start runs redis-server and waits until it answers on s.port. The
+// answer must come from the process it started: if another redis-server
+// holds the port, the one started cannot bind it, and start kills it and
+// fails rather than hand the test someone else's server.
 func (s *RedisServer) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -139,40 +159,67 @@ func (s *RedisServer) start() error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	deadline := time.Now().Add(10 * time.Second)
-	for ping(addr) != nil {
+	for {
+		pid, err := serverPID(addr)
+		if err == nil && pid == p.cmd.Process.Pid {
+			break
+		}
+		if err == nil {
+			p.kill()
+			return fmt.Errorf("another redis-server (pid %d) answers on %s, not the one started (pid %d): the port was taken", pid, addr, p.cmd.Process.Pid)
+		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("redis-server exited (%v): %s", p.err, p.out.String())
+			return fmt.Errorf("redis-server exited (%v): %s", p.err, lastLines(p.out.String(), 2))
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			return fmt.Errorf("redis-server on %s did not answer PING within 10s: %s", addr, p.out.String())
+			return fmt.Errorf("redis-server on %s did not answer within 10s (last: %v): %s", addr, err, lastLines(p.out.String(), 2))
 		}
 	}
 	s.proc = p
 	return nil
 }
 
-// ping sends PING on a fresh connection and expects +PONG.
-func ping(addr string) error {
+// lastLines returns the last n lines of a log, joined by " | ": the
+// reason redis-server gives for stopping, without its start-up banner.
+func lastLines(log string, n int) string {
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+}
+
+// serverPID asks the redis-server at addr, on a fresh connection, for
+// its process ID (INFO server).
+func serverPID(addr string) (int, error) {
 	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
+	if _, err := conn.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	r := bufio.NewReader(conn)
+	head, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", line)
+	size, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(head, "$"), "\r\n"))
+	if !strings.HasPrefix(head, "$") || err != nil || size < 0 || size > 1<<20 {
+		return 0, fmt.Errorf("INFO server answered %q", head)
 	}
-	return nil
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("INFO server has no process_id")
 }
 
 func freePort() (int, error) {

@@ -2,6 +2,10 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,10 +38,13 @@ type fakeTB struct {
 	skipped, failed string
 }
 
-func (f *fakeTB) Helper()                       {}
-func (f *fakeTB) Skipf(format string, a ...any) { f.skipped = format; panic(f) }
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Skipf(format string, a ...any) {
+	f.skipped = fmt.Sprintf(format, a...)
+	panic(f)
+}
 func (f *fakeTB) Fatalf(format string, a ...any) {
-	f.failed = format
+	f.failed = fmt.Sprintf(format, a...)
 	panic(f)
 }
 
@@ -96,4 +103,118 @@ func TestRedisServerKillRestart(t *testing.T) {
 	s.Restart()
 	require.NoError(t, c.Ping(ctx).Err(), "the client reconnects to the same port")
 	assert.ErrorIs(t, c.Get(ctx, "k").Err(), redis.Nil, "restarted empty: no persistence")
+}
+
+// occupied holds a loopback port with a listener that accepts and closes
+// every connection, until the test ends.
+func occupied(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return // closed
+			}
+			c.Close()
+		}
+	})
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// picker returns a port picker that gives the ports first, then free
+// ones, and counts its calls.
+func picker(first ...int) (func() (int, error), *int) {
+	calls := 0
+	return func() (int, error) {
+		calls++
+		if calls <= len(first) {
+			return first[calls-1], nil
+		}
+		return testenv.FreePort()
+	}, &calls
+}
+
+func port(t *testing.T, addr string) int {
+	_, p, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	n, err := strconv.Atoi(p)
+	require.NoError(t, err)
+	return n
+}
+
+// TestRedisServerSkipsATakenPort takes the first port the picker gives
+// before redis-server can bind it, as another process may: the server
+// starts on the next port, and is the test's own.
+func TestRedisServerSkipsATakenPort(t *testing.T) {
+	for _, by := range []string{"a listener", "another redis-server"} {
+		t.Run("by "+by, func(t *testing.T) {
+			var taken int
+			var other *redis.Client
+			if by == "a listener" {
+				taken = occupied(t)
+			} else {
+				o := testenv.StartRedisServer(t)
+				taken = port(t, o.Addr)
+				opts, err := redis.ParseURL(o.URL)
+				require.NoError(t, err)
+				other = testenv.NewRedisClient(opts)
+				defer other.Close()
+			}
+			pick, calls := picker(taken)
+			s := testenv.StartRedisServerWith(t, pick)
+			assert.Equal(t, 2, *calls, "a second port was picked")
+			assert.NotEqual(t, taken, port(t, s.Addr))
+			assert.Equal(t, "redis://"+s.Addr+"/0", s.URL)
+
+			opts, err := redis.ParseURL(s.URL)
+			require.NoError(t, err)
+			c := testenv.NewRedisClient(opts)
+			defer c.Close()
+			ctx := context.Background()
+			require.NoError(t, c.Set(ctx, "k", "v", 0).Err())
+			s.Kill()
+			assert.Error(t, c.Ping(ctx).Err(), "the server killed is the one started")
+			if other != nil {
+				require.NoError(t, other.Ping(ctx).Err(), "the other server still runs")
+				assert.ErrorIs(t, other.Get(ctx, "k").Err(), redis.Nil, "and never saw the key")
+			}
+			s.Restart()
+			assert.NoError(t, c.Ping(ctx).Err(), "restarted on the same port")
+		})
+	}
+}
+
+func TestRedisServerGivesUpWithAClearError(t *testing.T) {
+	taken := occupied(t)
+	ports := make([]int, testenv.StartTries)
+	for i := range ports {
+		ports[i] = taken
+	}
+	pick, calls := picker(ports...)
+	f := &fakeTB{TB: t}
+	run(f, func() { testenv.StartRedisServerWith(f, pick) })
+	t.Log(f.failed)
+	assert.Equal(t, testenv.StartTries, *calls)
+	assert.Contains(t, f.failed, fmt.Sprintf("testenv: start redis-server: %d tries failed, each on a port that was free when picked", testenv.StartTries))
+	assert.Contains(t, f.failed, fmt.Sprintf("port %d: redis-server exited", taken))
+	assert.Contains(t, f.failed, "Address already in use")
+}
+
+// TestRedisServerRestartRefusesATakenPort lets another redis-server take
+// the port while the server is down: Restart fails the test, rather than
+// hand it the other server.
+func TestRedisServerRestartRefusesATakenPort(t *testing.T) {
+	f := &fakeTB{TB: t}
+	s := testenv.StartRedisServerWith(f, testenv.FreePort)
+	s.Kill()
+	other := testenv.StartRedisServerWith(t, func() (int, error) { return port(t, s.Addr), nil })
+	require.Equal(t, s.Addr, other.Addr)
+	run(f, s.Restart)
+	t.Log(f.failed)
+	assert.Contains(t, f.failed, fmt.Sprintf("testenv: restart redis-server on port %d: ", port(t, s.Addr)))
+	assert.False(t, s.Running())
+	assert.True(t, other.Running())
 }

@@ -1,0 +1,10 @@
+package testenv
+
+// StartRedisServerWith is StartRedisServer with the port picker given.
+var StartRedisServerWith = startRedisServer
+
+// FreePort returns a loopback port that was free when picked.
+var FreePort = freePort
+
+// StartTries is how many ports StartRedisServer tries.
+const StartTries = startTries
