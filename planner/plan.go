@@ -255,15 +255,15 @@ func (p *Plan) Len() int { return len(p.indexed().nodes) }
 // key when it holds nodes of several kinds. A plan assembled by hand may
 // hold what New never makes; Summary still describes it: nodes that are
 // not in p.Graph are counted as "unknown", and a stage without nodes
-// reads "Generating nothing". It panics if stage is not in
-// [0, len(p.Stages)).
+// reads "Generating nothing". A stage not in [0, len(p.Stages)) reads
+// "Stage 7: no such stage (the plan has 3 stages)".
 func (p *Plan) Summary(stage int) string {
 	if stage < 0 || stage >= len(p.Stages) {
 		s := "s"
 		if len(p.Stages) == 1 {
 			s = ""
 		}
-		panic(fmt.Sprintf("planner: Summary(%d) of a plan with %d stage%s", stage, len(p.Stages), s))
+		return fmt.Sprintf("Stage %d: no such stage (the plan has %d stage%s)", stage, len(p.Stages), s)
 	}
 	st := p.Stages[stage]
 	b := []byte("Stage ")

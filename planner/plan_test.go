@@ -407,8 +407,8 @@ func TestInconsistentPlans(t *testing.T) {
 			})
 		})
 	}
-	assert.PanicsWithValue(t, "planner: Summary(1) of a plan with 1 stage", func() { stale.Summary(1) })
-	assert.PanicsWithValue(t, "planner: Summary(-1) of a plan with 1 stage", func() { stale.Summary(-1) })
+	assert.Equal(t, "Stage 1: no such stage (the plan has 1 stage)", stale.Summary(1))
+	assert.Equal(t, "Stage -1: no such stage (the plan has 1 stage)", stale.Summary(-1))
 }
 
 func TestMarshalJSONNodeOutsideTheGraph(t *testing.T) {
