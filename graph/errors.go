@@ -6,8 +6,8 @@ import (
 	"strings"
 )
 
-// Sentinel errors. Every error this package returns wraps exactly one of
-// them, so callers can branch with errors.Is.
+// Sentinel errors. Every error this package returns wraps one of them
+// (a [*CycleError] two), so callers can branch with errors.Is.
 var (
 	// ErrInvalidDuration: a duration that is not positive, not a multiple
 	// of the segment length, or above the limit.

@@ -42,9 +42,10 @@
 //	                   "generated": [ids], "failed": [ids], "skipped": [ids],
 //	                   "attempts": N}]}, every list of IDs sorted
 //
-// Failed attempts are retried up to 5 attempts in all, after 10 ms, then
-// 20 ms, 40 ms and 80 ms, so that -fail and -flaky do not make the example
-// slow. The same flags give the same attempts and the same outcomes, in
+// A -fail node fails at its first attempt for good (its error is
+// permanent); a -flaky failure is retried, up to 5 attempts in all, after
+// 10 ms, then 20 ms, 40 ms and 80 ms, so that -flaky does not make the
+// example slow. The same flags give the same attempts and the same outcomes, in
 // either mode: the fakes draw latencies and failures from the seed and
 // the node, never from the scheduling.
 //

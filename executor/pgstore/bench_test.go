@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkReadDeps reads the inputs of the 360-segment lecture's
-// timeline, 1,081 assets of a few hundred bytes (each segment's video and
+// timeline, 721 assets of a few hundred bytes (each segment's video and
 // narration, and the music), as the executor does before it runs the
 // node: one Get each (get), or one GetMany (getmany).
 func BenchmarkReadDeps(b *testing.B) {

@@ -200,6 +200,9 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 	}
 	slices.Sort(rateKeys)
 	for _, key := range rateKeys {
+		if key == "" {
+			return nil, fmt.Errorf("%w: a rate for the empty batch key: rates apply to batch keys, and singles have none", ErrInvalidConfig)
+		}
 		if r := c.Rates[key]; r.Starts <= 0 || r.Per <= 0 {
 			return nil, fmt.Errorf("%w: rate for batch key %q is %d per %v: want at least 1 start per positive period", ErrInvalidConfig, key, r.Starts, r.Per)
 		}
@@ -348,20 +351,30 @@ func (ks *keyState) allowed(now time.Time) (bool, time.Time) {
 	if ks.rate.Starts == 0 {
 		return true, time.Time{}
 	}
-	// A start counts until Per after it.
-	for ks.first < len(ks.starts) && !now.Before(ks.starts[ks.first].Add(ks.rate.Per)) {
-		ks.first++
-	}
-	if live := len(ks.starts) - ks.first; live < ks.rate.Starts {
+	first := ks.live(now)
+	if live := len(ks.starts) - first; live < ks.rate.Starts {
 		return true, time.Time{}
 	}
-	return false, ks.starts[ks.first].Add(ks.rate.Per)
+	return false, ks.starts[first].Add(ks.rate.Per)
+}
+
+// live returns the index in starts of the first start still in the window
+// at now: a start counts until Per after it. It changes nothing, so that
+// allowed, and with it CanStart, changes nothing either; the starts that
+// left the window are dropped when a node starts.
+func (ks *keyState) live(now time.Time) int {
+	first := ks.first
+	for first < len(ks.starts) && !now.Before(ks.starts[first].Add(ks.rate.Per)) {
+		first++
+	}
+	return first
 }
 
 func (ks *keyState) recordStart(now time.Time) {
 	if ks.rate.Starts == 0 {
 		return
 	}
+	ks.first = ks.live(now)
 	if ks.first > 0 && ks.first >= len(ks.starts)/2 {
 		// Drop the starts that left the window, in amortized O(1).
 		ks.starts = ks.starts[:copy(ks.starts, ks.starts[ks.first:])]
@@ -432,9 +445,10 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 	return best, bestKey, wake
 }
 
-// More returns another node to start now with the same batch key and
-// kind as like, for a bulk generator that takes many nodes in one call.
-// It honours the same limits as [Machine.Next].
+// More returns another node than like to start now, with the same batch
+// key and kind as like (usually a node just started), for a bulk
+// generator that takes many nodes in one call. It honours the same limits
+// as [Machine.Next].
 func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 	li := m.pos(like)
 	if li < 0 || m.halted || (m.limit > 0 && m.running >= m.limit) {
@@ -447,7 +461,7 @@ func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 	kind := m.g.KindOf(like)
 	for j := ks.head; j < len(ks.queue); j++ {
 		i := ks.queue[j]
-		if m.state[i] == Ready && m.g.KindOf(m.nodes[i]) == kind {
+		if int(i) != li && m.state[i] == Ready && m.g.KindOf(m.nodes[i]) == kind {
 			if j == ks.head {
 				ks.head++
 			}
@@ -622,13 +636,16 @@ func (m *Machine) Invalidate(n graph.Node) (Result, error) {
 	return r, nil
 }
 
-// Cancel settles a running node as cancelled: it was interrupted. Its
-// dependents stay pending; a cancelled run starts nothing more.
+// Cancel settles a running node as cancelled: the run was cancelled and
+// interrupted it. It halts the machine ([Machine.Halt]), as a cancelled
+// run starts nothing more; the node's dependents stay pending, and the
+// machine is done once nothing runs.
 func (m *Machine) Cancel(n graph.Node) (Result, error) {
 	i, err := m.mustRunning(n)
 	if err != nil {
 		return Result{}, err
 	}
+	m.halted = true
 	var r Result
 	m.settle(i, Cancelled, &r)
 	return r, nil

@@ -533,10 +533,11 @@ func TestCancelKeepsDependentsPending(t *testing.T) {
 		s, _ := m.State(node(t, g, id))
 		assert.Equal(t, schedule.Pending, s, id)
 	}
-	assert.False(t, m.Done())
+	// A cancelled run starts nothing more: the cancel halted the machine,
+	// which is done, nothing running.
+	assert.True(t, m.Halted())
 	_, ok := m.Next(t0)
 	assert.False(t, ok)
-	m.Halt()
 	assert.True(t, m.Done())
 }
 
@@ -565,6 +566,8 @@ func TestConfigErrors(t *testing.T) {
 			want: `schedule: invalid config: rate for batch key "asset:image" is -1 per 1s: want at least 1 start per positive period`},
 		{name: "bad rate for a key the plan does not use", p: edit, c: schedule.Config{Rates: map[string]schedule.Rate{"asset:image": {}}},
 			want: `schedule: invalid config: rate for batch key "asset:image" is 0 per 0s: want at least 1 start per positive period`},
+		{name: "empty batch key", p: p, c: schedule.Config{Rates: map[string]schedule.Rate{"": {Starts: 1, Per: time.Second}}},
+			want: "schedule: invalid config: a rate for the empty batch key: rates apply to batch keys, and singles have none"},
 		{name: "good rate for a key the plan does not use", p: edit, c: schedule.Config{Rates: map[string]schedule.Rate{"asset:image": {Starts: 1, Per: time.Second}}}},
 		{name: "huge rate", p: p, c: schedule.Config{Rates: map[string]schedule.Rate{"asset:image": {Starts: math.MaxInt, Per: time.Hour}}}},
 		{name: "staged with a cap", p: p, c: schedule.Config{Mode: schedule.Staged, Workers: 1}},

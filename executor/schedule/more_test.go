@@ -198,3 +198,21 @@ func TestMoreTakesOnlyReadyNodesOfTheKind(t *testing.T) {
 		})
 	}
 }
+
+// More never returns like itself, even when like is ready and not
+// started: it returns another node of like's kind, or nothing.
+func TestMoreNeverReturnsLike(t *testing.T) {
+	g := build(t, tmpl(batched(per("a"), "k", 3)), 20) // a:segment[0] and [1]
+	m := newMachine(t, planOf(t, g), schedule.Config{})
+	first := node(t, g, "a:segment[0]")
+	st, ok := m.More(t0, first)
+	require.True(t, ok)
+	assert.Equal(t, "a:segment[1]", g.NodeID(st.Node))
+	s, _ := m.State(first)
+	assert.Equal(t, schedule.Ready, s, "like was not started")
+
+	one := build(t, tmpl(batched(per("a"), "k", 3)), 10) // a:segment[0] alone
+	m = newMachine(t, planOf(t, one), schedule.Config{})
+	_, ok = m.More(t0, node(t, one, "a:segment[0]"))
+	assert.False(t, ok, "the only node of the kind is like itself")
+}

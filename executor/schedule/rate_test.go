@@ -253,3 +253,41 @@ func TestRefundAtTheZeroTime(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, graph.KindImage, st.Key)
 }
+
+// CanStart changes nothing: a driver may ask it at any time (a Temporal
+// query handler, which replay skips) without changing what the machine
+// decides later, Refund's answers included.
+func TestCanStartChangesNothing(t *testing.T) {
+	tm := tmpl(batched(per("x"), "k", 5))
+	g := build(t, tm, 60)
+	rates := map[string]schedule.Rate{"k": {Starts: 2, Per: 10 * time.Second}}
+	type decision struct {
+		Started []string
+		Refund  bool
+		Wake    time.Time
+	}
+	run := func(ask bool) []decision {
+		m := newMachine(t, planOf(t, g), schedule.Config{Rates: rates})
+		var out []decision
+		for _, at := range []time.Duration{0, 2 * time.Second, 11 * time.Second, 12 * time.Second, 25 * time.Second} {
+			now := t0.Add(at)
+			if ask {
+				m.CanStart(now.Add(time.Minute)) // far ahead: every start has left the window
+				m.CanStart(now)
+			}
+			d := decision{Started: drain(m, g, now)}
+			if len(d.Started) > 0 {
+				ok, err := m.Refund(node(t, g, d.Started[0]))
+				require.NoError(t, err)
+				d.Refund = ok
+			}
+			d.Wake, _ = m.Wake()
+			out = append(out, d)
+		}
+		return out
+	}
+	want, got := run(false), run(true)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("decisions with CanStart asked in between (-without +with):\n%s", d)
+	}
+}
