@@ -66,9 +66,9 @@ type run struct {
 	g      *graph.Graph
 	key    string
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
-	// bg is the context of the run's store calls and events: not
-	// cancelled with the run, so that its results are still recorded,
-	// but Options.StoreTimeout after a cancel (see boundStoreCalls).
+	// bg is the context of the run's store calls: not cancelled with the
+	// run, so that its results are still recorded, but Options.StoreTimeout
+	// after a cancel (see boundStoreCalls).
 	bg       context.Context
 	bgCancel context.CancelCauseFunc
 	bgStop   func() bool // stops boundStoreCalls from being called
@@ -181,7 +181,9 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
 	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work(true) }
 	r.ids = make([]string, r.g.Len())
-	r.em = &emitter{sink: e.opts.Sink, log: e.log, ctx: r.bg, runID: req.RunID, key: req.GraphKey}
+	// Events are not store calls: Options.StoreTimeout does not end them,
+	// so that a run whose state store stalled still publishes its end.
+	r.em = &emitter{sink: e.opts.Sink, log: e.log, ctx: context.WithoutCancel(ctx), runID: req.RunID, key: req.GraphKey}
 	r.kinds = make([]KindOptions, r.g.Kinds())
 	for ki := range r.kinds {
 		r.kinds[ki] = e.opts.kindOptions(r.g.KindName(ki))

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/progress"
 )
 
 // stallStates is a state store that, once stalled, answers no call until
@@ -47,6 +48,17 @@ func (s *stallStates) Load(ctx context.Context, key string) (executor.Snapshot, 
 	return s.StateStore.Load(ctx, key)
 }
 
+// ctxSink publishes to the lab unless its context is done, as a sink
+// that talks to a server does.
+type ctxSink struct{ l *lab }
+
+func (s ctxSink) Publish(ctx context.Context, evs ...progress.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.l.Publish(ctx, evs...)
+}
+
 // A cancelled run whose state store stalls mid-commit ends within
 // Options.StoreTimeout of the cancel, with its final record stored; before,
 // it waited for the store for as long as the store stalled.
@@ -56,7 +68,7 @@ func TestCancelWhileTheStoreStalls(t *testing.T) {
 		states := newStallStates(l.states)
 		const bound = 10 * time.Second
 		e, err := executor.New(executor.Options{Generators: l.registry(l), States: states, Assets: l.assets,
-			Runs: l.runs, Sink: l, StoreTimeout: bound})
+			Runs: l.runs, Sink: ctxSink{l}, StoreTimeout: bound})
 		require.NoError(t, err)
 		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
 		require.NoError(t, err)
@@ -74,6 +86,7 @@ func TestCancelWhileTheStoreStalls(t *testing.T) {
 		rec, err := l.runs.GetRun(context.Background(), r.ID())
 		require.NoError(t, err)
 		assert.Equal(t, executor.RunCancelled, rec.Status, "the final record, which has a bound of its own")
+		l.requireEventOrder(progress.RunCancelled) // the final event went out too
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
