@@ -23,6 +23,7 @@ type emitter struct {
 	runID  string
 	key    string
 	seq    uint64
+	done   int // the highest Done sent
 	errors int
 	closed bool // the final event went out: nothing follows it
 }
@@ -39,6 +40,13 @@ func (em *emitter) emit(ev progress.Event) {
 		return
 	}
 	em.closed = ev.Type.Final()
+	// Events sent from workers read the count outside mu: one may carry
+	// a count older than the event before it. A progress bar never goes
+	// back.
+	if ev.Done < em.done {
+		ev.Done = em.done
+	}
+	em.done = ev.Done
 	em.seq++
 	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
 	if err := em.publish(ev); err != nil {

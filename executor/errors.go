@@ -89,9 +89,17 @@ func (e *RunError) Unwrap() []error {
 type PanicError struct {
 	Value any
 	Stack []byte
+	// In is what panicked: "generator" when empty, or "validator".
+	In string
 }
 
-func (e *PanicError) Error() string { return fmt.Sprintf("generator panicked: %v", e.Value) }
+func (e *PanicError) Error() string {
+	in := e.In
+	if in == "" {
+		in = "generator"
+	}
+	return fmt.Sprintf("%s panicked: %v", in, e.Value)
+}
 
 // TimeoutError is an attempt that outlived its kind's timeout; its late
 // result, if any, was thrown away.

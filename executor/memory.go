@@ -151,7 +151,8 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 // re-created graph has made since; were the version dropped, it would
 // start again at 0, and such a commit could succeed once the new graph
 // reached the version the run loaded, writing old states over new ones.
-// A tombstone is a few dozen bytes; a graph never committed gets none.
+// A tombstone is its key and about 130 bytes, kept for good (about 170
+// bytes with a 36-byte key); a graph never committed gets none.
 // Cancel the graph's runs first: a run still going re-creates the graph,
 // as the executor reloads after its commit conflicts.
 //

@@ -315,7 +315,9 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 	if a.Hash == "" {
 		a.Hash = contentHash(a)
 	}
-	ref, err := r.e.opts.Assets.Put(r.ctx, r.key+"/"+j.id+"/"+a.Hash, a)
+	// The result is made and paid for: a cancel of the run does not
+	// interrupt its upload (its commit neither); StoreTimeout bounds both.
+	ref, err := r.e.opts.Assets.Put(r.bg, r.key+"/"+j.id+"/"+a.Hash, a)
 	if err != nil {
 		return result{}, fmt.Errorf("store asset: %w", err)
 	}
@@ -353,7 +355,7 @@ func checkText(a Asset) error {
 func validate(v Validator, req Request, a Asset) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &PanicError{Value: p, Stack: debug.Stack()}
+			err = &PanicError{Value: p, Stack: debug.Stack(), In: "validator"}
 		}
 	}()
 	return v(req, a)

@@ -174,7 +174,10 @@ const (
 
 // Counts tallies what a run did with its nodes.
 type Counts struct {
-	// Planned is the number of nodes in the plan (all rounds).
+	// Planned is the number of nodes in the plans of all rounds: with
+	// Options.Converge a node planned in two rounds counts twice, as it
+	// does in the events' Done and Total, while the Report's lists, and
+	// the counts below, name each node once.
 	Planned int `json:"planned"`
 	// Generated nodes were regenerated and committed clean.
 	Generated int `json:"generated"`

@@ -220,6 +220,12 @@ func (w *watch) end(c *inflight) bool {
 	if !c.state.CompareAndSwap(c.begun, c.begun|callReturned) {
 		return false
 	}
+	// The call's context ends with the call, as an HTTP request's does
+	// with its handler: a goroutine the generator started to watch it
+	// ends, whether it asked for Done before the return or after. An
+	// inflight whose Done was asked for is not reused (see reusable);
+	// another's next call starts its context afresh (see begin).
+	c.ctxVal.cancel(context.Canceled)
 	c.release()
 	w.mu.Lock()
 	if c.index >= 0 {
