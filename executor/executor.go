@@ -38,14 +38,13 @@ type Executor struct {
 	// included; Close waits for them.
 	runs tally
 
-	// starting holds the RunIDs that hosts gave to runs being started, so
-	// that two Starts with one ID at once cannot both pass the check of
-	// the RunStore; live the runs started and not ended, by ID. closed is
-	// set by Close.
-	startMu  sync.Mutex
-	starting map[string]bool
-	live     map[string]bool
-	closed   bool
+	// live holds the IDs of the runs being started or running, so that
+	// two Starts with one ID at once cannot both pass the check of the
+	// RunStore, and a Resume of a run that is going on is refused. closed
+	// is set by Close.
+	startMu sync.Mutex
+	live    map[string]bool
+	closed  bool
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -160,32 +159,33 @@ func (e *Executor) Close(ctx context.Context) error {
 	return e.calls.wait(ctx)
 }
 
-// begin counts a run that is starting, unless the executor is closed.
-// A run that ends, or fails to start, calls end.
-func (e *Executor) begin() error {
+// begin counts a run that is starting, under ID id, unless the executor
+// is closed or id is live: a run ID names one run, its record, its
+// events and its stream. A run that ends, or fails to start, calls forget
+// and then e.runs.done.
+func (e *Executor) begin(id string) error {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.closed {
 		return fmt.Errorf("%w: it starts no run", ErrClosed)
 	}
+	if e.live[id] {
+		return fmt.Errorf("%w: RunRequest.RunID %q is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
+			ErrInvalidRequest, id)
+	}
+	if e.live == nil {
+		e.live = map[string]bool{}
+	}
+	e.live[id] = true
 	e.runs.add()
 	return nil
 }
 
-// end counts off a run that began, and forgets its ID if it was live.
-func (e *Executor) end(id string) {
+// forget takes run id off the live runs.
+func (e *Executor) forget(id string) {
 	e.startMu.Lock()
 	delete(e.live, id)
 	e.startMu.Unlock()
-	e.runs.done()
-}
-
-// isLive reports whether run id was started by this executor and has not
-// ended.
-func (e *Executor) isLive(id string) bool {
-	e.startMu.Lock()
-	defer e.startMu.Unlock()
-	return e.live[id]
 }
 
 // RunRequest asks for a run.
@@ -293,35 +293,24 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: before it started: %w", ErrCancelled, context.Cause(ctx))
 	}
-	if err := e.begin(); err != nil {
+	given := req.RunID != ""
+	if !given {
+		req.RunID = newRunID()
+	}
+	// From here the run counts for Close, and its ID is live: a Resume of
+	// it is refused while it starts too.
+	if err := e.begin(req.RunID); err != nil {
 		return nil, err
 	}
 	started := false
 	defer func() {
 		if !started {
-			e.end("")
+			e.forget(req.RunID)
+			e.runs.done()
 		}
 	}()
-	if req.RunID == "" {
-		req.RunID = newRunID()
-	} else {
+	if given {
 		// A run ID names one run: its record, its events and its stream.
-		e.startMu.Lock()
-		if e.starting[req.RunID] {
-			e.startMu.Unlock()
-			return nil, fmt.Errorf("%w: RunRequest.RunID %q is taken by a run that is starting: give each run its own ID, or none for a random one",
-				ErrInvalidRequest, req.RunID)
-		}
-		if e.starting == nil {
-			e.starting = map[string]bool{}
-		}
-		e.starting[req.RunID] = true
-		e.startMu.Unlock()
-		defer func() {
-			e.startMu.Lock()
-			delete(e.starting, req.RunID)
-			e.startMu.Unlock()
-		}()
 		rec, err := e.opts.Runs.GetRun(ctx, req.RunID)
 		switch {
 		case err == nil:
@@ -338,12 +327,6 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 		}
 		return nil, err
 	}
-	e.startMu.Lock()
-	if e.live == nil {
-		e.live = map[string]bool{}
-	}
-	e.live[req.RunID] = true
-	e.startMu.Unlock()
 	started = true
 	go r.execute()
 	return r.handle, nil
@@ -451,7 +434,13 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	if g == nil {
 		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
 	}
-	if e.isLive(id) {
+	e.startMu.Lock()
+	closed, live := e.closed, e.live[id]
+	e.startMu.Unlock()
+	if closed {
+		return Record{}, fmt.Errorf("%w: it starts no run: %s run %s", ErrClosed, what, id)
+	}
+	if live {
 		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",
 			ErrInvalidRequest, what, id)
 	}

@@ -394,8 +394,9 @@ func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.S
 
 // execute runs the rounds, then records and reports the outcome.
 func (r *run) execute() {
+	defer r.e.runs.done() // after done: Close returns once Done is closed
 	defer close(r.handle.done)
-	defer r.e.end(r.handle.id) // before done: a Resume after Wait finds it ended
+	defer r.e.forget(r.handle.id) // before done: a Resume after Wait finds it ended
 	defer r.handle.cancel(nil)
 	defer r.endStoreCalls() // before the cancel above, which would start the bound
 	for {

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -197,5 +199,90 @@ func TestResumeRecordsACrashedRunAsInterrupted(t *testing.T) {
 		rec, err = l.runs.GetRun(ctx, r.ID())
 		require.NoError(t, err)
 		assert.Equal(t, executor.RunSucceeded, rec.Status)
+	})
+}
+
+// Close returns only once every run's Done is closed.
+func TestCloseReturnsAfterDone(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
+	})
+	reg := executor.Registry{}
+	for i := range g.Kinds() {
+		reg[g.KindName(i)] = gen
+	}
+	for round := range 10 {
+		e, err := executor.New(executor.Options{Generators: reg})
+		require.NoError(t, err)
+		var runs []*executor.Run
+		for i := range 50 {
+			r, err := e.Start(t.Context(), executor.RunRequest{GraphKey: fmt.Sprint("l", i), Graph: g})
+			require.NoError(t, err)
+			runs = append(runs, r)
+		}
+		require.NoError(t, e.Close(t.Context()))
+		for _, r := range runs {
+			select {
+			case <-r.Done():
+			default:
+				t.Fatalf("round %d: Close returned before run %s was done", round, r.ID())
+			}
+		}
+	}
+}
+
+// blockStart is a sink that holds the run.started event of run id until
+// release is closed, so that a test can act while that run starts.
+type blockStart struct {
+	id      string
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (s *blockStart) Publish(_ context.Context, evs ...progress.Event) error {
+	for _, ev := range evs {
+		if ev.RunID == s.id && ev.Type == progress.RunStarted {
+			close(s.held)
+			<-s.release
+		}
+	}
+	return nil
+}
+
+// A Resume of a run that is still starting is refused, as one of a run
+// going on is; and a closed executor refuses Resume and RerunFailed with
+// ErrClosed, before it asks the run store.
+func TestResumeOfAStartingRunAndAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		sink := &blockStart{id: "job-1", held: make(chan struct{}), release: make(chan struct{})}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+			Runs: l.runs, Sink: sink})
+		require.NoError(t, err)
+		started := make(chan *executor.Run)
+		go func() {
+			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "job-1"})
+			assert.NoError(t, err)
+			started <- r
+		}()
+		<-sink.held // job-1 is recorded as running, and still starting
+		_, err = e.Resume(context.Background(), l.g, "job-1")
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, "still running")
+		close(sink.release)
+		r := <-started
+		_, err = r.Wait()
+		require.NoError(t, err)
+		rec, err := l.runs.GetRun(context.Background(), "job-1")
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunSucceeded, rec.Status)
+
+		require.NoError(t, e.Close(context.Background()))
+		_, err = e.Resume(context.Background(), l.g, "gone")
+		require.ErrorIs(t, err, executor.ErrClosed)
+		_, err = e.RerunFailed(context.Background(), l.g, "job-1")
+		require.ErrorIs(t, err, executor.ErrClosed)
 	})
 }

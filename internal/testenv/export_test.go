@@ -8,3 +8,6 @@ var FreePort = freePort
 
 // StartTries is how many ports StartRedisServer tries.
 const StartTries = startTries
+
+// EphemeralLow is the lowest port of the kernel's ephemeral range.
+var EphemeralLow = ephemeralLow

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -222,11 +224,49 @@ func serverPID(addr string) (int, error) {
 	return 0, fmt.Errorf("INFO server has no process_id")
 }
 
+// freePort returns a loopback port that nothing listens on, below the
+// kernel's range of ephemeral ports: a test that kills its redis-server
+// and restarts it on the same port must not find the port taken
+// meanwhile by the local end of some outgoing connection, which the
+// kernel picks from that range.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	low := ephemeralLow()
+	const first = 20000
+	if low <= first+100 {
+		// An odd range: take a port the kernel picks.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	var err error
+	for range 50 {
+		port := first + rand.IntN(low-first)
+		var l net.Listener
+		if l, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+			l.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port in [%d, %d): %w", first, low, err)
+}
+
+// ephemeralLow returns the lowest port of the kernel's ephemeral range,
+// or 32768 when it cannot be read.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 0 || n > 65535 {
+		return 32768
+	}
+	return n
 }

@@ -218,3 +218,20 @@ func TestRedisServerRestartRefusesATakenPort(t *testing.T) {
 	assert.False(t, s.Running())
 	assert.True(t, other.Running())
 }
+
+// A private redis-server's port is below the kernel's ephemeral range, so
+// that no outgoing connection takes it while the server is down.
+func TestFreePortBelowTheEphemeralRange(t *testing.T) {
+	low := testenv.EphemeralLow()
+	for range 20 {
+		port, err := testenv.FreePort()
+		require.NoError(t, err)
+		if low > 20100 {
+			assert.GreaterOrEqual(t, port, 20000)
+			assert.Less(t, port, low)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		require.NoError(t, err, "port %d is free", port)
+		require.NoError(t, l.Close())
+	}
+}
