@@ -73,7 +73,8 @@
 // does not hold the run: at its deadline, or at cancellation, the call is
 // abandoned and its late result thrown away. Nor does a store that
 // stalls: a cancelled run's store calls are bounded by
-// Options.StoreTimeout. [Executor.Resume] regenerates what a run left
+// Options.StoreTimeout. (A sink that may stall goes behind
+// progress.Buffered.) [Executor.Resume] regenerates what a run left
 // undone; [Executor.RerunFailed] forces its failed nodes again; both
 // refuse a run still going on in the executor. Every run leaves a
 // [Record] in the [RunStore]. On shutdown a host cancels its runs, then

@@ -40,13 +40,14 @@ func (em *emitter) emit(ev progress.Event) {
 		return
 	}
 	em.closed = ev.Type.Final()
-	// Events sent from workers read the count outside mu: one may carry
-	// a count older than the event before it. A progress bar never goes
-	// back.
-	if ev.Done < em.done {
+	// Events sent from workers (node started or retrying, generator notes)
+	// read the count outside mu: one may carry a count older than the
+	// event before it, and a progress bar never goes back. The others
+	// carry the exact count.
+	if ev.Done < em.done && (ev.Type == progress.NodeStarted || ev.Type == progress.NodeRetrying || ev.Type == progress.Message) {
 		ev.Done = em.done
 	}
-	em.done = ev.Done
+	em.done = max(em.done, ev.Done)
 	em.seq++
 	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
 	if err := em.publish(ev); err != nil {

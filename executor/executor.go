@@ -435,18 +435,24 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
 	}
 	e.startMu.Lock()
-	closed, live := e.closed, e.live[id]
+	closed := e.closed
 	e.startMu.Unlock()
 	if closed {
 		return Record{}, fmt.Errorf("%w: it starts no run: %s run %s", ErrClosed, what, id)
 	}
-	if live {
-		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",
-			ErrInvalidRequest, what, id)
-	}
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {
 		return Record{}, fmt.Errorf("%s run %s: %w", what, id, err)
+	}
+	// Checked after the read: a run's ID is live from before its first
+	// record until after its last, so a record read while the run starts
+	// or runs is caught here.
+	e.startMu.Lock()
+	live := e.live[id]
+	e.startMu.Unlock()
+	if live {
+		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",
+			ErrInvalidRequest, what, id)
 	}
 	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
 		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again with its Record.Seconds",

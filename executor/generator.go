@@ -72,9 +72,8 @@ func (f ReporterFunc) Report(n Note) { f(n) }
 // and becomes a [*PanicError] for that node alone; the run goes on.
 // Generate may be called concurrently for different nodes. ctx and
 // req.Progress serve the one call: ctx is cancelled when Generate returns
-// (a goroutine that watches it then ends), and a generator must not use
-// them after it returns (the executor reuses a call's context for its
-// worker's next node), while req and its Deps stay the generator's to
+// (a goroutine that watches it then ends), and notes sent after the
+// return are dropped, while req and its Deps stay the generator's to
 // keep. Once Generate has returned its asset, a cancel of the run does
 // not interrupt the asset's Put nor its commit: the result was paid for.
 type Generator interface {

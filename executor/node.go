@@ -65,9 +65,6 @@ type depRef struct {
 func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	n := st.Node
 	ds := r.g.Deps(n)
-	if j.call != nil && !j.call.reusable() {
-		j.call = nil
-	}
 	j.r, j.step, j.id, j.kind, j.ko = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)]
 	j.prev = r.view.Get(n)
 	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}

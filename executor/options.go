@@ -187,14 +187,16 @@ type Options struct {
 	// their context before it returns without them. Default: 5 seconds.
 	Grace time.Duration
 	// StoreTimeout bounds the store calls of a run once it is cancelled.
-	// A cancel does not interrupt the commit of results already made (they
-	// were paid for) nor the run's final record; but a store that stalls
-	// (a lost connection, a failover) must not hold a cancelled run: from
-	// the cancel on, the run's commits get this long in all, and are then
-	// abandoned, their results not recorded; its final record then gets
-	// as long again (if it fails too, the stored record still says
-	// running, as after a crash). So a cancelled run ends at most twice
-	// this, plus Grace, after its cancel. StoreTimeout also bounds the
+	// A cancel does not interrupt the upload (asset Put) and commit of
+	// results already made (they were paid for) nor the run's final
+	// record; but a store that stalls (a lost connection, a failover) must
+	// not hold a cancelled run: from the cancel on, the run's uploads and
+	// commits get this long in all, and are then abandoned, their results
+	// not recorded; its final record then gets as long again (if it fails
+	// too, the stored record still says running, as after a crash). So a
+	// stalled store holds a cancelled run at most twice this, plus Grace.
+	// The Sink is not bounded: wrap a sink that may stall in
+	// progress.Buffered, which never blocks. StoreTimeout also bounds the
 	// final record of a run that was not cancelled; until a run is
 	// cancelled its commits wait for the state store. Default: 30 seconds.
 	StoreTimeout time.Duration

@@ -88,8 +88,9 @@ const (
 // inflight is one generator call under way. A worker reuses its inflight
 // for the first attempts of the nodes it runs, one after another.
 type inflight struct {
+	// ctx is the call's context, new for each call: it ends when the call
+	// returns, and a generator may keep it (and watch it) after that.
 	ctx      *attemptCtx
-	ctxVal   attemptCtx // ctx points here: one allocation per call
 	timeout  time.Duration
 	deadline time.Time
 	index    int // in the watch's heap; -1 when out
@@ -105,14 +106,6 @@ type inflight struct {
 	// abandon wins the call gives them back.
 	held   *semaphore.Weighted
 	weight int64
-}
-
-// reusable reports whether c can serve another call: its generator never
-// asked for the context's Done channel, so nothing can be waiting on it.
-func (c *inflight) reusable() bool {
-	c.ctxVal.mu.Lock()
-	defer c.ctxVal.mu.Unlock()
-	return c.ctxVal.done == nil
 }
 
 // rescuer continues a node's work after its call was abandoned with err,
@@ -175,15 +168,7 @@ func (h *callHeap) Pop() any {
 // caller must not make it, so that nothing starts after a cancel.
 func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
-	c.ctxVal.mu.Lock()
-	if c.ctxVal.parent == nil {
-		// Set once: an inflight serves calls of one run only, and a
-		// generator that kept an earlier call's context may still read it.
-		c.ctxVal.parent = w.r.ctx
-	}
-	c.ctxVal.deadline, c.ctxVal.err = c.deadline, nil
-	c.ctxVal.mu.Unlock()
-	c.ctx = &c.ctxVal
+	c.ctx = &attemptCtx{parent: w.r.ctx, deadline: c.deadline}
 	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
 	c.state.Store(c.begun)
 	w.mu.Lock()
@@ -222,10 +207,9 @@ func (w *watch) end(c *inflight) bool {
 	}
 	// The call's context ends with the call, as an HTTP request's does
 	// with its handler: a goroutine the generator started to watch it
-	// ends, whether it asked for Done before the return or after. An
-	// inflight whose Done was asked for is not reused (see reusable);
-	// another's next call starts its context afresh (see begin).
-	c.ctxVal.cancel(context.Canceled)
+	// ends, whether it asked for Done before the return or after. The
+	// next call of this inflight gets a context of its own (see begin).
+	c.ctx.cancel(context.Canceled)
 	c.release()
 	w.mu.Lock()
 	if c.index >= 0 {

@@ -1,0 +1,202 @@
+package executor_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
+)
+
+// Tests from a review of this file's neighbours' fixes (lifecycle_test.go,
+// shutdown_test.go): each failed before its fix.
+
+// The context of a call that returned stays done while the same worker's
+// next call runs: each call has a context of its own.
+func TestReturnedCallContextStaysDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := graph.Build(graph.Lecture(), 30)
+		require.NoError(t, err)
+		var (
+			mu    sync.Mutex
+			prev  context.Context
+			bad   []string
+			calls int
+		)
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			mu.Lock()
+			calls++
+			if prev != nil {
+				if prev.Err() == nil {
+					bad = append(bad, req.NodeID+": the previous call's ctx.Err() is nil")
+				}
+				select {
+				case <-prev.Done():
+				default:
+					bad = append(bad, req.NodeID+": the previous call's ctx.Done() is open")
+				}
+			}
+			prev = ctx
+			mu.Unlock()
+			return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
+		})
+		reg := executor.Registry{}
+		for i := range g.Kinds() {
+			reg[g.KindName(i)] = gen
+		}
+		e, err := executor.New(executor.Options{Generators: reg, Workers: 1})
+		require.NoError(t, err)
+		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "l", Graph: g})
+		require.NoError(t, err)
+		require.NoError(t, e.Close(context.Background()))
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Empty(t, bad, "of %d calls", calls)
+	})
+}
+
+// A goroutine a generator started to watch its ctx, which asks for Done
+// only after the worker's next call began, ends at once (its call
+// returned), not when the next call ends.
+func TestLateWatcherEndsWithItsCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := graph.Build(graph.Lecture(), 30)
+		require.NoError(t, err)
+		var (
+			n       atomic.Int64
+			began   = make(chan struct{}) // the second call began
+			watcher = make(chan struct{}) // the first call's watcher ended
+			stuck   atomic.Bool
+		)
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			switch n.Add(1) {
+			case 1:
+				go func() {
+					<-began
+					<-ctx.Done() // asked late, after the return
+					close(watcher)
+				}()
+			case 2:
+				close(began)
+				select {
+				case <-watcher:
+				case <-time.After(time.Minute):
+					stuck.Store(true)
+				}
+			}
+			return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
+		})
+		reg := executor.Registry{}
+		for i := range g.Kinds() {
+			reg[g.KindName(i)] = gen
+		}
+		e, err := executor.New(executor.Options{Generators: reg, Workers: 1})
+		require.NoError(t, err)
+		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "l", Graph: g})
+		require.NoError(t, err)
+		require.NoError(t, e.Close(context.Background()))
+		assert.False(t, stuck.Load(), "the first call's watcher waited on the second call's context")
+	})
+}
+
+// gatedRuns blocks the first GetRun of one ID until released.
+type gatedRuns struct {
+	*executor.MemoryRuns
+	id      string
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedRuns) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if id == g.id {
+		first := false
+		g.once.Do(func() { first = true })
+		if first {
+			close(g.entered)
+			<-g.release
+		}
+	}
+	return g.MemoryRuns.GetRun(ctx, id)
+}
+
+// A run that starts while a Resume of it reads its record is still
+// refused: Resume checks that the run is live after the read.
+func TestResumeRacingStartOfTheSameRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		runs := &gatedRuns{MemoryRuns: l.runs, id: "X", entered: make(chan struct{}), release: make(chan struct{})}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: runs})
+		require.NoError(t, err)
+		type res struct {
+			r   *executor.Run
+			err error
+		}
+		resumed := make(chan res, 1)
+		go func() {
+			r, err := e.Resume(context.Background(), l.g, "X")
+			resumed <- res{r, err}
+		}()
+		<-runs.entered // Resume passed its live check, reading X's record
+		x, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "X"})
+		require.NoError(t, err)
+		time.Sleep(time.Second) // X runs its script
+		close(runs.release)
+		got := <-resumed
+		if got.err == nil {
+			rec, _ := l.runs.GetRun(context.Background(), "X")
+			t.Errorf("Resume of run X, running in this executor, started run %s; X's record now says %s", got.r.ID(), rec.Status)
+			got.r.Cancel()
+			got.r.Wait()
+		}
+		x.Cancel()
+		x.Wait()
+		require.NoError(t, e.Close(context.Background()))
+	})
+}
+
+// Each settlement event, in Seq order, counts at least the settlements so
+// far, across Converge rounds: the emitter lifts only the counts of
+// events sent from workers, so a count that goes wrong (a round that
+// forgets the one before) is not hidden.
+func TestSettlementEventsCountExactly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var e *executor.Executor
+		var once sync.Once
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[0]" {
+				once.Do(func() {
+					_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
+					assert.NoError(t, err)
+				})
+			}
+			return l.Generate(ctx, req)
+		})
+		e = l.executor(executor.Options{Generators: l.registry(gen), Converge: 1})
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		require.Equal(t, 2, rep.Rounds)
+		settles := map[progress.Type]bool{progress.NodeSucceeded: true, progress.NodeUnchanged: true,
+			progress.NodeFailed: true, progress.NodeSkipped: true, progress.NodeSuperseded: true, progress.NodeCancelled: true}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		n := 0
+		for _, ev := range l.events {
+			if settles[ev.Type] {
+				n++
+				// A transition may settle dependents (skipped) before their
+				// events go out: Done may run ahead, never behind.
+				assert.GreaterOrEqual(t, ev.Done, n, "seq %d %s %s", ev.Seq, ev.Type, ev.Node)
+			}
+		}
+	})
+}
