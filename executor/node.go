@@ -54,6 +54,13 @@ func (j *job) rescue(err error) bool {
 	return ok && j.then(res)
 }
 
+// callState is what one call of a generator keeps: its reporter and its
+// context, allocated together.
+type callState struct {
+	rep reporter
+	ctx attemptCtx
+}
+
 type depRef struct {
 	n             graph.Node
 	id, hash, ref string
@@ -255,7 +262,10 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			c = new(inflight)
 		}
 		// Each call gets its own reporter: a generator may keep it.
-		rep := &reporter{run: r, node: j.id, stage: j.step.Stage, attempt: next, call: c}
+		// Each call gets its own reporter and context, in one allocation: a
+		// generator may keep them.
+		cs := &callState{rep: reporter{run: r, node: j.id, stage: j.step.Stage, attempt: next, call: c}}
+		rep := &cs.rep
 		req := j.request(next, rep)
 		j.attempt = next
 		if err := r.acquire(c, j.step.Key, 1); err != nil {
@@ -276,7 +286,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if j.start.IsZero() {
 			j.start = now
 		}
-		if cause := r.watch.begin(c, now, j.ko.Timeout, j.wg, j); cause != nil {
+		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, j.wg, j); cause != nil {
 			c.release()
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
@@ -459,7 +469,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
-	if cause := r.watch.begin(c, time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
+	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, err))
 	})); cause != nil {
 		return cancelAll(cause)

@@ -163,12 +163,14 @@ func (h *callHeap) Pop() any {
 }
 
 // begin registers c, a call that the calling goroutine, a member of wg, is
-// about to make at now. c must be new: a call is never reused. Once the
-// run is cancelled it refuses the call and returns the run's cause: the
-// caller must not make it, so that nothing starts after a cancel.
-func (w *watch) begin(c *inflight, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
+// about to make at now, with ctx, new and zero, as its context. c is new,
+// or a worker's inflight whose last call returned. Once the run is
+// cancelled it refuses the call and returns the run's cause: the caller
+// must not make it, so that nothing starts after a cancel.
+func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
-	c.ctx = &attemptCtx{parent: w.r.ctx, deadline: c.deadline}
+	ctx.parent, ctx.deadline = w.r.ctx, c.deadline
+	c.ctx = ctx
 	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
 	c.state.Store(c.begun)
 	w.mu.Lock()
