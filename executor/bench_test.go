@@ -212,9 +212,6 @@ func noopLecture(b *testing.B) (*graph.Graph, executor.Registry) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = noop
-	}
+	reg := registryFor(g, noop)
 	return g, reg
 }

@@ -77,10 +77,7 @@ func depsRun(t *testing.T, g *graph.Graph, assets executor.AssetStore) (error, m
 		mu.Unlock()
 		return executor.Asset{Data: defaultData(req), Length: graph.SegmentLength}, nil
 	})
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = gen
-	}
+	reg := registryFor(g, gen)
 	states := executor.NewMemoryStates()
 	e, err := executor.New(executor.Options{Generators: reg, Assets: assets, States: states})
 	require.NoError(t, err)

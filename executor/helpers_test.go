@@ -305,3 +305,12 @@ func pause(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// registryFor registers gen for every kind of g.
+func registryFor(g *graph.Graph, gen executor.Generator) executor.Registry {
+	reg := executor.Registry{}
+	for i := range g.Kinds() {
+		reg[g.KindName(i)] = gen
+	}
+	return reg
+}

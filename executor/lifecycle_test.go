@@ -79,10 +79,7 @@ func TestCallContextEndsWithTheCall(t *testing.T) {
 			}()
 			return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
 		})
-		reg := executor.Registry{}
-		for i := range g.Kinds() {
-			reg[g.KindName(i)] = gen
-		}
+		reg := registryFor(g, gen)
 		e, err := executor.New(executor.Options{Generators: reg})
 		require.NoError(t, err)
 		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "l", Graph: g})
@@ -102,10 +99,7 @@ func TestEventsDoneNeverGoesBack(t *testing.T) {
 		req.Progress.Report(executor.Note{Message: "working"})
 		return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
 	})
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = gen
-	}
+	reg := registryFor(g, gen)
 	sink := progress.NewMemory(progress.MemoryOptions{})
 	e, err := executor.New(executor.Options{Generators: reg, Sink: sink})
 	require.NoError(t, err)

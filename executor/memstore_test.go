@@ -477,10 +477,7 @@ func BenchmarkMemoryStoreOverhead(b *testing.B) {
 	gen := executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
 		return executor.Asset{Data: noopData, Hash: fmt.Sprint("h", rev.Load()), Length: graph.SegmentLength}, nil
 	})
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = gen
-	}
+	reg := registryFor(g, gen)
 	force := make([]dirty.Mark, g.Len())
 	for n := range force {
 		force[n] = dirty.Mark{ID: g.NodeID(graph.Node(n)), Reason: dirty.ReasonForced}
@@ -624,10 +621,7 @@ func TestDefaultStoresAreOneMemoryStore(t *testing.T) {
 	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
 		return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
 	})
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = gen
-	}
+	reg := registryFor(g, gen)
 	e, err := executor.New(executor.Options{Generators: reg})
 	require.NoError(t, err)
 	store, ok := e.States().(*executor.MemoryStore)

@@ -48,10 +48,7 @@ func TestReturnedCallContextStaysDone(t *testing.T) {
 			mu.Unlock()
 			return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
 		})
-		reg := executor.Registry{}
-		for i := range g.Kinds() {
-			reg[g.KindName(i)] = gen
-		}
+		reg := registryFor(g, gen)
 		e, err := executor.New(executor.Options{Generators: reg, Workers: 1})
 		require.NoError(t, err)
 		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "l", Graph: g})
@@ -94,10 +91,7 @@ func TestLateWatcherEndsWithItsCall(t *testing.T) {
 			}
 			return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
 		})
-		reg := executor.Registry{}
-		for i := range g.Kinds() {
-			reg[g.KindName(i)] = gen
-		}
+		reg := registryFor(g, gen)
 		e, err := executor.New(executor.Options{Generators: reg, Workers: 1})
 		require.NoError(t, err)
 		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "l", Graph: g})

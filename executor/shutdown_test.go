@@ -209,10 +209,7 @@ func TestCloseReturnsAfterDone(t *testing.T) {
 	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
 		return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
 	})
-	reg := executor.Registry{}
-	for i := range g.Kinds() {
-		reg[g.KindName(i)] = gen
-	}
+	reg := registryFor(g, gen)
 	for round := range 10 {
 		e, err := executor.New(executor.Options{Generators: reg})
 		require.NoError(t, err)

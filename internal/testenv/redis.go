@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +96,48 @@ func (r *Redis) deleteKeys() error {
 		return r.Client.Unlink(ctx, batch...).Err()
 	}
 	return nil
+}
+
+// Commands counts the Redis commands a client sends, by name, for tests
+// that check how many round trips a piece of code makes.
+type Commands struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// CountCommands adds a hook to c that counts its commands from now on.
+func CountCommands(c *redis.Client) *Commands {
+	l := &Commands{n: make(map[string]int)}
+	c.AddHook(l)
+	return l
+}
+
+// Count returns how many commands of the given names (lowercase, as
+// go-redis names them: "xrange") were sent.
+func (l *Commands) Count(names ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, name := range names {
+		n += l.n[name]
+	}
+	return n
+}
+
+// DialHook is part of redis.Hook.
+func (l *Commands) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook is part of redis.Hook: it counts the command.
+func (l *Commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		l.mu.Lock()
+		l.n[cmd.Name()]++
+		l.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook is part of redis.Hook; pipelines are not counted.
+func (l *Commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

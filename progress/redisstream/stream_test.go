@@ -649,43 +649,6 @@ func onShared(t *testing.T, s *redisstream.Stream, run string, n int) *sinktest.
 	return tl
 }
 
-// commands counts the Redis commands a client sends, by name.
-type commands struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func countCommands(c *redis.Client) *commands {
-	l := &commands{n: make(map[string]int)}
-	c.AddHook(l)
-	return l
-}
-
-func (l *commands) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (l *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		l.mu.Lock()
-		l.n[cmd.Name()]++
-		l.mu.Unlock()
-		return next(ctx, cmd)
-	}
-}
-
-func (l *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (l *commands) count(names ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, name := range names {
-		n += l.n[name]
-	}
-	return n
-}
-
 // A reader with nothing more to receive, because it delivered the run's
 // final event or starts at or past it, holds no shared reader: no XREAD,
 // no poll of the History, however long it stays connected. Its Tail still
@@ -715,19 +678,19 @@ func TestReaderAtTheEndHoldsNoSharedReader(t *testing.T) {
 			if tt.gone {
 				require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
 			}
-			cmds := countCommands(r.Client)
+			cmds := testenv.CountCommands(r.Client)
 			tl := sinktest.StartTail(t, s, run, tt.after)
 			if tt.after < 5 {
 				tl.Expect(t, sinktest.Span(tt.after+1, 5))
 			} else {
 				// The reader has read Redis after its replay: it looked
 				// for the run's end, or a shared reader polls.
-				require.Eventually(t, func() bool { return cmds.count("xrange", "xrevrange", "xread") > 1 }, 10*time.Second, time.Millisecond)
+				require.Eventually(t, func() bool { return cmds.Count("xrange", "xrevrange", "xread") > 1 }, 10*time.Second, time.Millisecond)
 			}
 			replays := h.replays.Load()
 			time.Sleep(100 * time.Millisecond) // ordering only: ten polls, were a shared reader polling
 			assert.Zero(t, s.Stats().Runs, "a shared reader is running for a reader at the end")
-			assert.Zero(t, cmds.count("xread"), "XREAD for a reader at the end")
+			assert.Zero(t, cmds.Count("xread"), "XREAD for a reader at the end")
 			assert.Equal(t, replays, h.replays.Load(), "the History is polled for a reader at the end")
 			assert.Equal(t, 1, s.Stats().Readers)
 			cause := errors.New("left")
@@ -761,10 +724,10 @@ func TestCloseEndsReaderAtTheEnd(t *testing.T) {
 	all := sinktest.Events(run, 1, 5)
 	all[4].Type = progress.RunFinished
 	require.NoError(t, s.Publish(ctx, all...))
-	cmds := countCommands(r.Client)
+	cmds := testenv.CountCommands(r.Client)
 	done := make(chan error, 1)
 	go func() { done <- s.Tail(ctx, run, 5, func(progress.Event) error { return nil }) }()
-	require.Eventually(t, func() bool { return cmds.count("xrange", "xrevrange", "xread") > 1 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return cmds.Count("xrange", "xrevrange", "xread") > 1 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, s.Close())
 	select {
 	case err := <-done:

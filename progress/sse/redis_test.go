@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,39 +120,6 @@ func TestEndToEndRedisRestart(t *testing.T) {
 	require.Positive(t, stream.Stats().ReadErrors, "the handler's reader saw the outage")
 }
 
-// commands counts the Redis commands a client sends, by name.
-type commands struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func countCommands(c *redis.Client) *commands {
-	l := &commands{n: make(map[string]int)}
-	c.AddHook(l)
-	return l
-}
-
-func (l *commands) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (l *commands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		l.mu.Lock()
-		l.n[cmd.Name()]++
-		l.mu.Unlock()
-		return next(ctx, cmd)
-	}
-}
-
-func (l *commands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-func (l *commands) count(name string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.n[name]
-}
-
 // countingHistory counts the events its Replay delivers; it keeps
 // MemoryHistory's LastEvent.
 type countingHistory struct {
@@ -194,14 +160,14 @@ func TestCloseOnFinalPastTheEndRedis(t *testing.T) {
 			if gone {
 				require.NoError(t, r.Client.Del(ctx, stream.Key(run)).Err())
 			}
-			cmds := countCommands(r.Client)
+			cmds := testenv.CountCommands(r.Client)
 			for _, id := range []string{"3000", "5000"} {
 				resp, err := http.DefaultClient.Do(mustRequest(t, server.URL+"/runs/"+run, id))
 				require.NoError(t, err)
 				resp.Body.Close()
 				assert.Equal(t, http.StatusNoContent, resp.StatusCode, "Last-Event-ID %s", id)
 			}
-			assert.Zero(t, cmds.count("xrange"), "XRANGEs to answer 204")
+			assert.Zero(t, cmds.Count("xrange"), "XRANGEs to answer 204")
 			assert.Zero(t, hist.replayed.Load(), "archived events replayed to answer 204")
 		})
 	}
