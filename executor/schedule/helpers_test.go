@@ -111,6 +111,10 @@ type sim struct {
 	rng  *rand.Rand
 	now  time.Time
 	bulk bool // take more nodes with More after each Next
+	// probe asks CanStart, at now and far ahead, before each Next, and
+	// checks that it answers as Next then does: CanStart changes nothing,
+	// so a run with probes takes the same steps as one without.
+	probe bool
 	// refund is the chance that a started node gives its rate start back
 	// at once, as a node kept by early cutoff does.
 	refund float64
@@ -457,7 +461,15 @@ func (s *sim) run() []string {
 	for steps := 0; ; steps++ {
 		require.Less(t, steps, 100*s.p.Len()+100, "the run does not end")
 		for {
+			var can bool
+			if s.probe {
+				s.m.CanStart(s.now.Add(24 * time.Hour))
+				can = s.m.CanStart(s.now)
+			}
 			st, ok := s.m.Next(s.now)
+			if s.probe {
+				require.Equal(t, ok, can, "CanStart(%v) before Next", s.now)
+			}
 			if !ok {
 				break
 			}
