@@ -465,7 +465,8 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 const maxEditConflicts = 64
 
 // Edit records that the parameters of the given nodes changed: each gets
-// a new revision and becomes dirty, in one commit. A run in progress that
+// a new revision and becomes dirty, in one commit; a node named twice is
+// edited once. A run in progress that
 // is generating one of them will not keep its result. On a version
 // conflict Edit reloads and applies its own change again, up to 64 times.
 // It returns the graph's new version.
@@ -484,6 +485,8 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		}
 		nodes[i] = n
 	}
+	slices.Sort(nodes)
+	nodes = slices.Compact(nodes)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("edit %q: %w", graphKey, err)

@@ -226,6 +226,9 @@ type MemoryAssets struct {
 	// Assets are spread over shards by a hash of their reference, so that
 	// workers on different cores rarely wait for each other.
 	shards [assetShards]assetShard
+	// base is the first time the store was given (see since).
+	baseOnce sync.Once
+	base     time.Time
 }
 
 const assetShards = 8
@@ -243,19 +246,24 @@ type assetShard struct {
 type memAsset struct {
 	ref string // "" for a free slot
 	// at is the asset's last Put, or its last release by a commit that
-	// stopped referring to it, in Unix nanoseconds: the start of its age
-	// for PruneAssets. It is 0 in a MemoryAssets of its own, which never
-	// prunes. (A time.Time would cost each slot 16 bytes more.)
+	// stopped referring to it, as MemoryAssets.since gives it: the start
+	// of its age for PruneAssets. It is 0 in a MemoryAssets of its own,
+	// which never prunes. (A time.Time would cost each slot 16 bytes
+	// more.)
 	at int64
 	a  Asset
 }
 
-// unixNanos is t in Unix nanoseconds, or 0 for the zero time.
-func unixNanos(t time.Time) int64 {
+// since returns t as nanoseconds since the store's first time, plus one,
+// or 0 for the zero time. The difference of two readings of time.Now is
+// taken on the monotonic clock, so a step of the wall clock does not age
+// an asset (which a prune could then delete before its commit).
+func (m *MemoryAssets) since(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return t.UnixNano()
+	m.baseOnce.Do(func() { m.base = t })
+	return int64(t.Sub(m.base)) + 1
 }
 
 // shardSeed spreads references over the shards of every MemoryAssets.
@@ -286,7 +294,7 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at time.Tim
 	a.Data = bytes.Clone(a.Data)
 	a.Meta = maps.Clone(a.Meta)
 	ref := memRefPrefix + key
-	e := memAsset{ref: ref, at: unixNanos(at), a: a}
+	e := memAsset{ref: ref, at: m.since(at), a: a}
 	s := m.shard(ref)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -419,7 +427,7 @@ func (m *MemoryAssets) release(ref string, now time.Time) {
 	s := m.shard(ref)
 	s.mu.Lock()
 	if i, ok := s.index[ref]; ok {
-		s.assets.at(i).at = unixNanos(now)
+		s.assets.at(i).at = m.since(now)
 	}
 	s.mu.Unlock()
 }
@@ -436,7 +444,7 @@ const pruneBatch = 1024
 // count so far and ctx.Err().
 func (m *MemoryAssets) prune(ctx context.Context, cutoff time.Time, inUse map[string]struct{}) (int64, error) {
 	var n int64
-	last := unixNanos(cutoff)
+	last := m.since(cutoff)
 	for k := range m.shards {
 		s := &m.shards[k]
 		for start, more := int32(0), true; more; start += pruneBatch {

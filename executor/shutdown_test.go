@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
@@ -281,5 +282,22 @@ func TestResumeOfAStartingRunAndAfterClose(t *testing.T) {
 		require.ErrorIs(t, err, executor.ErrClosed)
 		_, err = e.RerunFailed(context.Background(), l.g, "job-1")
 		require.ErrorIs(t, err, executor.ErrClosed)
+	})
+}
+
+// A node named twice in one Edit is edited once: its revision goes up by
+// one, as for a single edit.
+func TestEditNamesANodeOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		before := l.snapshot().States["script"].Rev
+		_, err = e.Edit(context.Background(), l.g, "lecture", "script", "asset:music", "script", "script")
+		require.NoError(t, err)
+		snap := l.snapshot()
+		assert.Equal(t, before+1, snap.States["script"].Rev)
+		assert.Equal(t, dirty.StatusDirty, snap.States["asset:music"].Status)
 	})
 }
