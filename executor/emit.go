@@ -28,12 +28,20 @@ type emitter struct {
 	closed bool // the final event went out: nothing follows it
 }
 
-func (em *emitter) emit(ev progress.Event) {
+func (em *emitter) emit(ev progress.Event) { em.emitIf(ev, nil) }
+
+// emitIf emits ev if ok, when given, reports true under the emitter's
+// lock: a note is checked against its call's state there, so that one
+// sent as the call returns goes out before the node's end, or not at all.
+func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 	if em.sink == nil {
 		return
 	}
 	em.mu.Lock()
 	defer em.mu.Unlock()
+	if ok != nil && !ok() {
+		return
+	}
 	if em.closed {
 		// A late note from a generator that outlived its run: the final
 		// event must stay the last (progress.Type.Final).
@@ -88,9 +96,17 @@ func (r *reporter) Report(n Note) {
 	if run.em.sink == nil {
 		return
 	}
-	run.em.emit(progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
+	ev := progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
 		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning,
-		Done: int(run.settled.Load()), Total: int(run.planned.Load()), ETA: run.etaNow()})
+		Done: int(run.settled.Load()), Total: int(run.planned.Load()), ETA: run.etaNow()}
+	if r.call == nil {
+		run.em.emit(ev)
+		return
+	}
+	// Checked again under the emitter's lock: the call's state word flips
+	// when Generate returns, before the node's result is submitted, so a
+	// note that passes here goes out before the node's end event.
+	run.em.emitIf(ev, func() bool { return r.call.state.Load() == r.word })
 }
 
 // eta estimates the time left in a round from the planner's lower bound,

@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -183,4 +184,46 @@ func TestValidatorUnderTimeoutAndCancel(t *testing.T) {
 			assert.LessOrEqual(t, time.Since(cancelled), 5*time.Second, "ended within Grace of the cancel")
 		})
 	})
+}
+
+// A note sent as its call returns goes out before the node's end event,
+// or not at all: a UI never sees a message for a node after it ended.
+func TestNoNoteAfterTheNodeEnded(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 300)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		wg.Add(1)
+		sending := make(chan struct{})
+		go func() { // notes racing the return
+			defer wg.Done()
+			for i := range 200 {
+				req.Progress.Report(executor.Note{Message: "late"})
+				if i == 0 {
+					close(sending)
+				}
+			}
+		}()
+		<-sending
+		return executor.Asset{Data: []byte(req.IdempotencyKey), Length: graph.SegmentLength}, nil
+	})
+	sink := progress.NewMemory(progress.MemoryOptions{Capacity: 1 << 20})
+	e, err := executor.New(executor.Options{Generators: registryFor(g, gen), Sink: sink})
+	require.NoError(t, err)
+	for i := range 5 {
+		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: fmt.Sprint("l", i), Graph: g})
+		require.NoError(t, err)
+		wg.Wait()
+		ended := map[string]uint64{}
+		require.NoError(t, sink.Replay(t.Context(), rep.Record.ID, 0, func(ev progress.Event) error {
+			switch {
+			case ev.Type == progress.NodeSucceeded:
+				ended[ev.Node] = ev.Seq
+			case ev.Type == progress.Message && ended[ev.Node] != 0:
+				return fmt.Errorf("run %d: note %d for %s after its end event %d", i, ev.Seq, ev.Node, ended[ev.Node])
+			}
+			return nil
+		}))
+	}
+	require.NoError(t, e.Close(t.Context()))
 }
