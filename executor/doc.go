@@ -62,9 +62,10 @@
 // one, and a new output makes dirty the dependents that another run made
 // clean from the old one. An edit or a force learnt of on a reload, of a
 // node that already succeeded in the run or is not in its plan, makes the
-// inputs of that node's dependents stale: those that have not started are skipped
-// ("upstream ... was edited during the run") rather than made from stale
-// inputs, and stay dirty. Options.Converge re-plans at the end of a run
+// inputs of that node's dependents stale: those that have not started
+// are skipped ("upstream ... was edited during the run", or "was made
+// stale" or "was deleted" for another run's force and a deleted graph)
+// rather than made from stale inputs, and stay dirty. Options.Converge re-plans at the end of a run
 // until nothing is dirty, so each such node is made once.
 //
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,

@@ -993,7 +993,14 @@ func (r *run) invalidateEdited(prev *dirty.States) {
 		if err != nil {
 			panic("executor: " + err.Error()) // n is in the graph: a bug
 		}
-		r.skip(sr, r.id(n), "was edited during the run", time.Time{})
+		why := "was edited during the run"
+		switch st := r.view.Get(n); {
+		case st.Status == dirty.StatusMissing && prev.Status(n) != dirty.StatusMissing:
+			why = "was deleted during the run" // DeleteGraph, or a store's cleanup
+		case st.Rev == prev.Get(n).Rev:
+			why = "was made stale during the run" // forced, or its asset found missing, by another run
+		}
+		r.skip(sr, r.id(n), why, time.Time{})
 	}
 }
 

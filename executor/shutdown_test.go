@@ -301,3 +301,30 @@ func TestEditNamesANodeOnce(t *testing.T) {
 		assert.Equal(t, dirty.StatusDirty, snap.States["asset:music"].Status)
 	})
 }
+
+// A graph deleted during a run: the nodes the run skips for it say the
+// upstream node was deleted, not edited.
+func TestSkipsAfterDeleteGraphSaySo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var once sync.Once
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[0]" {
+				once.Do(func() {
+					_, err := l.states.DeleteGraph(context.Background(), "lecture")
+					assert.NoError(t, err)
+				})
+			}
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen)})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		skips := l.eventsOf(progress.NodeSkipped)
+		require.NotEmpty(t, skips)
+		for _, ev := range skips {
+			assert.Contains(t, ev.Message, "was deleted during the run", "%s", ev.Node)
+			assert.NotContains(t, ev.Message, "edited", "%s", ev.Node)
+		}
+	})
+}
