@@ -45,8 +45,10 @@ var (
 	// ErrNotMigrated: the schema or its tables do not exist. Call
 	// [Store.Migrate] once before using the store.
 	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
-	// ErrInvalidAge: a retention method got a negative age.
-	ErrInvalidAge = errors.New("pgstore: invalid age")
+	// ErrInvalidAge: a retention method got a negative age. It is
+	// executor.ErrInvalidAge, which executor.MemoryStore returns too, so
+	// that a host checks one value whichever store it runs on.
+	ErrInvalidAge = executor.ErrInvalidAge
 	// ErrKeyTooLong: a graph key, node ID, asset key or run ID is longer
 	// than the store can index (see [MaxGraphKeyBytes]). A [*KeyError]
 	// wraps it.
