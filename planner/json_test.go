@@ -273,3 +273,20 @@ func TestUnmarshalJSONAccepts(t *testing.T) {
 		})
 	}
 }
+
+// JSON null leaves a plan as it is, as encoding/json does for a null
+// value, whether the decoder is called directly or through a field.
+func TestUnmarshalJSONNullLeavesThePlan(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	set, err := dirty.Compute(g, dirty.Input{})
+	require.NoError(t, err)
+	p := planner.New(set)
+	before, err := json.Marshal(p)
+	require.NoError(t, err)
+	require.NoError(t, p.UnmarshalJSON([]byte(" null ")))
+	after, err := json.Marshal(p)
+	require.NoError(t, err)
+	assert.Equal(t, string(before), string(after))
+	var unset planner.Plan // no graph: null is still no error
+	require.NoError(t, unset.UnmarshalJSON([]byte("null")))
+}

@@ -544,9 +544,13 @@ var planKeys = append(strictjson.Names(jsonStage{}), "stages")
 // string escapes, and "stages" may be null or left out for a plan of no
 // stages; a key left out reads as zero or empty. Unknown fields, keys
 // that differ in case from those MarshalJSON writes, repeated keys and
-// trailing data are refused. On error p is unchanged. It costs
+// trailing data are refused. JSON null leaves p as it is, as
+// encoding/json does for a null value. On error p is unchanged. It costs
 // O((D + E) log D) for D nodes with E edges to or from them.
 func (p *Plan) UnmarshalJSON(data []byte) error {
+	if string(bytes.TrimSpace(data)) == "null" {
+		return nil
+	}
 	if p.Graph == nil {
 		return ErrNoGraph
 	}
