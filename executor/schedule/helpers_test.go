@@ -111,6 +111,9 @@ type sim struct {
 	rng  *rand.Rand
 	now  time.Time
 	bulk bool // take more nodes with More after each Next
+	// cancelAfter, if positive, cancels the run once that many jobs have
+	// completed: each running node is cancelled, which halts the machine.
+	cancelAfter int
 	// probe asks CanStart, at now and far ahead, before each Next, and
 	// checks that it answers as Next then does: CanStart changes nothing,
 	// so a run with probes takes the same steps as one without.
@@ -507,6 +510,10 @@ func (s *sim) run() []string {
 				j := s.running[0]
 				s.running = s.running[1:]
 				s.complete(j)
+				if s.cancelAfter > 0 && s.completions >= s.cancelAfter {
+					s.cancel()
+					return s.log
+				}
 				continue
 			}
 		}
@@ -525,6 +532,48 @@ func (s *sim) run() []string {
 	}
 	require.Equal(t, want, s.finished, "stages finished over the run")
 	return s.log
+}
+
+// cancel cancels the run as a runner does: it halts the machine, as the
+// first Cancel does, and cancels every running node, ascending. Nothing
+// may start after it; the machine is done once nothing runs, and the
+// nodes not started stay pending or ready (a stage that the cancel
+// finishes opens the next one, though nothing of it can start).
+func (s *sim) cancel() {
+	t := s.t
+	t.Helper()
+	if len(s.running) == 0 {
+		s.m.Halt()
+	}
+	slices.SortFunc(s.running, func(a, b job) int { return int(a.n - b.n) })
+	for _, j := range s.running {
+		id := s.g.NodeID(j.n)
+		r, err := s.m.Cancel(j.n)
+		require.NoError(t, err, "cancel %s", id)
+		require.True(t, s.m.Halted(), "cancel %s: the machine is halted", id)
+		require.Empty(t, r.Skipped, "cancel %s: a cancel skips nothing", id)
+		s.settle(j.n, schedule.Cancelled)
+		require.Equal(t, s.wantFinished(), r.StagesFinished, "cancel %s: stages finished", id)
+		s.finished = append(s.finished, r.StagesFinished...)
+		s.readyUp() // a stage the cancel finished opens the next one, halted
+		s.logf("cancel %s stages=%v", id, r.StagesFinished)
+		_, ok := s.m.Next(s.now)
+		require.False(t, ok, "a start after cancelling %s", id)
+	}
+	s.running = nil
+	require.True(t, s.m.Done(), "done once the cancelled nodes settled")
+	require.Zero(t, s.m.Running())
+	_, ok := s.m.Next(s.now.Add(time.Hour))
+	require.False(t, ok, "a start after the cancel")
+	var unsettled []graph.Node
+	for _, n := range s.p.Nodes() {
+		got, _ := s.m.State(n)
+		require.Equal(t, s.state[n].String(), got.String(), "state of %s after the cancel", s.g.NodeID(n))
+		if !s.state[n].Terminal() {
+			unsettled = append(unsettled, n)
+		}
+	}
+	require.Equal(t, ids(s.g, unsettled), ids(s.g, s.m.Unsettled()), "unsettled after the cancel")
 }
 
 // finalStates renders the model's final state of every planned node.

@@ -113,6 +113,23 @@ func TestPropertyRandomTemplates(t *testing.T) {
 	}
 }
 
+// TestPropertyCancel cancels random runs after a random number of
+// completions, in both modes: the simulator checks that the machine halts,
+// settles each running node as cancelled, starts nothing more and is
+// done, the other nodes as they were.
+func TestPropertyCancel(t *testing.T) {
+	for seed := range uint64(200) {
+		c := newRandomCase(t, seed)
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			for _, mode := range []schedule.Mode{schedule.Dataflow, schedule.Staged} {
+				s := c.sim(t, mode, seed)
+				s.cancelAfter = 1 + int(seed)%max(c.plan.Len(), 1)
+				s.run()
+			}
+		})
+	}
+}
+
 // FuzzSchedule runs the property test's checks on random cases chosen by
 // the fuzzer: go test -fuzz FuzzSchedule ./executor/schedule/
 func FuzzSchedule(f *testing.F) {
@@ -128,9 +145,16 @@ func FuzzSchedule(f *testing.F) {
 			mode = schedule.Staged
 		}
 		c := newRandomCase(t, seed)
-		a := transcript(c.sim(t, mode, seed).run())
+		cancelAfter := 0
+		if seed%3 == 0 { // a third of the cases are cancelled midway
+			cancelAfter = 1 + int(seed/3)%max(c.plan.Len(), 1)
+		}
+		plain := c.sim(t, mode, seed)
+		plain.cancelAfter = cancelAfter
+		a := transcript(plain.run())
 		probed := c.sim(t, mode, seed)
 		probed.probe = true // CanStart asked before each Next changes nothing
+		probed.cancelAfter = cancelAfter
 		b := transcript(probed.run())
 		require.Equal(t, a, b, "the same calls, with CanStart asked in between, gave different steps")
 	})
