@@ -136,56 +136,6 @@ func TestValidatorPanicSaysSo(t *testing.T) {
 	})
 }
 
-// A validator runs under its attempt's timeout and the run's cancel: one
-// that hangs is abandoned with the attempt, which times out and is
-// retried, or is cancelled (an embedder's review: a 3 s validator held a
-// run cancelled after 0.3 s).
-func TestValidatorUnderTimeoutAndCancel(t *testing.T) {
-	hang := func(hung *atomic.Int64, every bool) executor.Validator {
-		return func(req executor.Request, a executor.Asset) error {
-			if req.NodeID == "asset:narration:segment[1]" && (every || req.Attempt == 1) {
-				hung.Add(1)
-				time.Sleep(time.Hour)
-			}
-			return executor.ValidateNarration(req, a)
-		}
-	}
-	t.Run("timeout", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			l := newLab(t, 30)
-			var hung atomic.Int64
-			e := l.executor(executor.Options{Kinds: map[string]executor.KindOptions{
-				graph.KindNarration: {Timeout: time.Minute, Validate: hang(&hung, false)},
-			}})
-			start := time.Now()
-			rep, err := l.run(e)
-			require.NoError(t, err)
-			assert.EqualValues(t, 1, hung.Load())
-			assert.Equal(t, 2, l.calls["asset:narration:segment[1]"], "the hung attempt timed out and was retried")
-			assert.Less(t, time.Since(start), 10*time.Minute, "the run did not wait for the validator")
-			assert.Contains(t, rep.Generated, "asset:narration:segment[1]")
-		})
-	})
-	t.Run("cancel", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			l := newLab(t, 30)
-			var hung atomic.Int64
-			e := l.executor(executor.Options{Kinds: map[string]executor.KindOptions{
-				graph.KindNarration: {Validate: hang(&hung, true)},
-			}})
-			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-			require.NoError(t, err)
-			time.Sleep(30 * time.Second) // the narrations ran at 20 s; segment 1's validator hangs
-			require.EqualValues(t, 1, hung.Load())
-			cancelled := time.Now()
-			r.Cancel()
-			_, err = r.Wait()
-			require.ErrorIs(t, err, executor.ErrCancelled)
-			assert.LessOrEqual(t, time.Since(cancelled), 5*time.Second, "ended within Grace of the cancel")
-		})
-	})
-}
-
 // A note sent as its call returns goes out before the node's end event,
 // or not at all: a UI never sees a message for a node after it ended.
 func TestNoNoteAfterTheNodeEnded(t *testing.T) {

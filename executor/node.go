@@ -291,19 +291,13 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
 		rep.word = c.begun
-		a, err := protect(func() (Asset, error) {
-			a, err := j.gen.Generate(c.ctx, req)
-			if err == nil {
-				err = verify(j, &req, a)
-			}
-			return a, err
-		})
+		a, err := protect(func() (Asset, error) { return j.gen.Generate(c.ctx, req) })
 		if !r.watch.end(c) {
 			return result{}, false
 		}
 		if err == nil {
 			var res result
-			if res, err = r.accept(j, a, next); err == nil {
+			if res, err = r.accept(j, &req, a, next); err == nil {
 				return res, true
 			}
 		}
@@ -311,24 +305,20 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 	}
 }
 
-// verify runs the kind's validator on an output, then checks its text
-// fields. It runs within the call, under its timeout and its cancel: a
-// validator that hangs is abandoned with the call.
-func verify(j *job, req *Request, a Asset) error {
+// accept validates an output, stores the asset and returns the result.
+func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error) {
 	if j.ko.Validate != nil {
 		if err := validate(j.ko.Validate, *req, a); err != nil {
 			var pe *PanicError
 			if !errors.Is(err, ErrInvalidOutput) && !errors.As(err, &pe) {
 				err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
 			}
-			return err
+			return result{}, err
 		}
 	}
-	return checkText(a)
-}
-
-// accept stores a verified output's asset and returns the result.
-func (r *run) accept(j *job, a Asset, attempt int) (result, error) {
+	if err := checkText(a); err != nil {
+		return result{}, err
+	}
 	if a.Hash == "" {
 		a.Hash = contentHash(a)
 	}
@@ -459,7 +449,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 				e = outs[k].Err
 			}
 			if e == nil {
-				res, aerr := r.accept(j, outs[k].Asset, 1)
+				res, aerr := r.accept(j, &reqs[k], outs[k].Asset, 1)
 				if aerr == nil {
 					results[i] = res
 					continue
@@ -487,17 +477,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	for _, rep := range reps {
 		rep.word = c.begun
 	}
-	outs, err := protect(func() ([]Outcome, error) {
-		outs := bg.GenerateBatch(c.ctx, reqs)
-		if len(outs) == len(reqs) { // else finish retries each node alone
-			for k := range outs {
-				if outs[k].Err == nil {
-					outs[k].Err = verify(jobs[idx[k]], &reqs[k], outs[k].Asset)
-				}
-			}
-		}
-		return outs, nil
-	})
+	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
 	if !r.watch.end(c) {
 		return nil, false
 	}

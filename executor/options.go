@@ -85,11 +85,10 @@ func (p RetryPolicy) wait(next int) time.Duration {
 }
 
 // Validator checks a generator's output before it is accepted. A refusal
-// counts as a failed attempt. It runs as part of the attempt, once
-// Generate has returned, under the attempt's timeout and the run's
-// cancel: a validator that outlives them is abandoned with the attempt,
-// which times out or is cancelled. It gets no context, so a check that
-// needs a provider belongs in the generator, under its context.
+// counts as a failed attempt. It runs once the call has returned, on the
+// worker, outside the attempt's timeout and with no context: it must be
+// quick and must not block (no I/O); a check that needs a provider
+// belongs in the generator, under its context.
 type Validator func(req Request, out Asset) error
 
 // ValidateNarration is the lecture's narration check: the narration's
