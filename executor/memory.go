@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -254,16 +255,26 @@ type memAsset struct {
 	a  Asset
 }
 
-// since returns t as nanoseconds since the store's first time, plus one,
-// or 0 for the zero time. The difference of two readings of time.Now is
-// taken on the monotonic clock, so a step of the wall clock does not age
-// an asset (which a prune could then delete before its commit).
+// since returns t as nanoseconds since the store's base, plus one, or 0
+// for the zero time. The base is time.Now at the store's first dated call
+// (never a time given, which may be a prune's cutoff far in the past):
+// the difference of two readings of time.Now is taken on the monotonic
+// clock, so a step of the wall clock does not age an asset (which a
+// prune could then delete before its commit). A time too far from the
+// base saturates.
 func (m *MemoryAssets) since(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	m.baseOnce.Do(func() { m.base = t })
-	return int64(t.Sub(m.base)) + 1
+	m.baseOnce.Do(func() { m.base = time.Now() })
+	d := t.Sub(m.base)
+	if d == math.MaxInt64 { // saturated by Sub
+		return math.MaxInt64
+	}
+	if d == math.MinInt64 {
+		return math.MinInt64
+	}
+	return int64(d) + 1
 }
 
 // shardSeed spreads references over the shards of every MemoryAssets.

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,4 +194,54 @@ func TestSettlementEventsCountExactly(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A graph deleted and its script edited again during a run: the script's
+// state was deleted and made again (at the revision it had), so the skips
+// do not say it "was made stale" (a force, or a missing asset, by another
+// run).
+func TestSkipsAfterDeleteAndReEdit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var once sync.Once
+		var e *executor.Executor
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[0]" {
+				once.Do(func() {
+					_, err := l.states.DeleteGraph(context.Background(), "lecture")
+					assert.NoError(t, err)
+					_, err = e.Edit(context.Background(), l.g, "lecture", "script")
+					assert.NoError(t, err)
+				})
+			}
+			return l.Generate(ctx, req)
+		})
+		e = l.executor(executor.Options{Generators: l.registry(gen)})
+		_, err := e.Edit(context.Background(), l.g, "lecture", "script") // script at revision 1
+		require.NoError(t, err)
+		_, err = l.run(e)
+		require.NoError(t, err)
+		skips := l.eventsOf(progress.NodeSkipped)
+		require.NotEmpty(t, skips)
+		for _, ev := range skips {
+			assert.NotContains(t, ev.Message, "was made stale", "%s", ev.Node)
+		}
+	})
+}
+
+// A store whose first dated call is a PruneAssets with a very long age
+// ("forever") does not take its base time from that cutoff, 292 years
+// back and without a monotonic reading: an asset put just now then
+// saturated and overflowed, and a prune of one hour deleted it.
+func TestPruneForeverFirstThenFreshAssetSurvives(t *testing.T) {
+	ctx := context.Background()
+	m := executor.NewMemoryStore()
+	n, err := m.PruneAssets(ctx, math.MaxInt64)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = m.Put(ctx, "g/node/h", executor.Asset{Data: []byte("x")})
+	require.NoError(t, err)
+	n, err = m.PruneAssets(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n, "an asset put just now was pruned as older than an hour")
 }

@@ -997,8 +997,10 @@ func (r *run) invalidateEdited(prev *dirty.States) {
 		switch st := r.view.Get(n); {
 		case st.Status == dirty.StatusMissing && prev.Status(n) != dirty.StatusMissing:
 			why = "was deleted during the run" // DeleteGraph, or a store's cleanup
-		case st.Rev == prev.Get(n).Rev:
-			why = "was made stale during the run" // forced, or its asset found missing, by another run
+		case st.Rev == prev.Get(n).Rev && st.OutputHash == prev.Get(n).OutputHash && st.OutputHash != "":
+			// Its output kept: forced, or its asset found missing, by
+			// another run. (A state deleted and made again has none.)
+			why = "was made stale during the run"
 		}
 		r.skip(sr, r.id(n), why, time.Time{})
 	}

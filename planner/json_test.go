@@ -290,3 +290,17 @@ func TestUnmarshalJSONNullLeavesThePlan(t *testing.T) {
 	var unset planner.Plan // no graph: null is still no error
 	require.NoError(t, unset.UnmarshalJSON([]byte("null")))
 }
+
+// A null with space around it that JSON does not allow (U+00A0, U+0085,
+// \v, \f) is refused, as an object with it is.
+func TestUnmarshalJSONNullWithNonJSONSpace(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	set, err := dirty.Compute(g, dirty.Input{})
+	require.NoError(t, err)
+	for _, in := range []string{"\u00a0null", "\vnull", "null\f", "\u0085null"} {
+		p := planner.New(set)
+		assert.Error(t, p.UnmarshalJSON([]byte(in)), "%q", in)
+	}
+	p := planner.New(set)
+	assert.Error(t, p.UnmarshalJSON([]byte("\u00a0{\"stages\":[]}")), "an object with the same space is refused")
+}

@@ -548,7 +548,7 @@ var planKeys = append(strictjson.Names(jsonStage{}), "stages")
 // encoding/json does for a null value. On error p is unchanged. It costs
 // O((D + E) log D) for D nodes with E edges to or from them.
 func (p *Plan) UnmarshalJSON(data []byte) error {
-	if string(bytes.TrimSpace(data)) == "null" {
+	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
 		return nil
 	}
 	if p.Graph == nil {
