@@ -227,7 +227,7 @@ type MemoryAssets struct {
 	// Assets are spread over shards by a hash of their reference, so that
 	// workers on different cores rarely wait for each other.
 	shards [assetShards]assetShard
-	// base is the first time the store was given (see since).
+	// base is time.Now at the store's first dated call (see since).
 	baseOnce sync.Once
 	base     time.Time
 }
