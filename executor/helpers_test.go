@@ -314,3 +314,15 @@ func registryFor(g *graph.Graph, gen executor.Generator) executor.Registry {
 	}
 	return reg
 }
+
+// onceAt returns the lab's generator, which first runs f, once, when
+// node id starts: an action taken during a run, such as an edit.
+func (l *lab) onceAt(id string, f func()) executor.Generator {
+	var once sync.Once
+	return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		if req.NodeID == id {
+			once.Do(f)
+		}
+		return l.Generate(ctx, req)
+	})
+}

@@ -208,15 +208,9 @@ func TestConvergeRoundHasAnETA(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		var e *executor.Executor
-		var once sync.Once
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.NodeID == "asset:video:segment[0]" {
-				once.Do(func() {
-					_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
-					assert.NoError(t, err)
-				})
-			}
-			return l.Generate(ctx, req)
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
+			assert.NoError(t, err)
 		})
 		e = l.executor(executor.Options{Generators: l.registry(gen), Converge: 1,
 			Default: executor.KindOptions{Estimate: time.Second}})

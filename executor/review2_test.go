@@ -166,15 +166,9 @@ func TestSettlementEventsCountExactly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		var e *executor.Executor
-		var once sync.Once
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.NodeID == "asset:video:segment[0]" {
-				once.Do(func() {
-					_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
-					assert.NoError(t, err)
-				})
-			}
-			return l.Generate(ctx, req)
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
+			assert.NoError(t, err)
 		})
 		e = l.executor(executor.Options{Generators: l.registry(gen), Converge: 1})
 		rep, err := l.run(e)
@@ -203,18 +197,12 @@ func TestSettlementEventsCountExactly(t *testing.T) {
 func TestSkipsAfterDeleteAndReEdit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
-		var once sync.Once
 		var e *executor.Executor
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.NodeID == "asset:video:segment[0]" {
-				once.Do(func() {
-					_, err := l.states.DeleteGraph(context.Background(), "lecture")
-					assert.NoError(t, err)
-					_, err = e.Edit(context.Background(), l.g, "lecture", "script")
-					assert.NoError(t, err)
-				})
-			}
-			return l.Generate(ctx, req)
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			_, err := l.states.DeleteGraph(context.Background(), "lecture")
+			assert.NoError(t, err)
+			_, err = e.Edit(context.Background(), l.g, "lecture", "script")
+			assert.NoError(t, err)
 		})
 		e = l.executor(executor.Options{Generators: l.registry(gen)})
 		_, err := e.Edit(context.Background(), l.g, "lecture", "script") // script at revision 1

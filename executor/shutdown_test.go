@@ -307,15 +307,9 @@ func TestEditNamesANodeOnce(t *testing.T) {
 func TestSkipsAfterDeleteGraphSaySo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
-		var once sync.Once
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.NodeID == "asset:video:segment[0]" {
-				once.Do(func() {
-					_, err := l.states.DeleteGraph(context.Background(), "lecture")
-					assert.NoError(t, err)
-				})
-			}
-			return l.Generate(ctx, req)
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			_, err := l.states.DeleteGraph(context.Background(), "lecture")
+			assert.NoError(t, err)
 		})
 		e := l.executor(executor.Options{Generators: l.registry(gen)})
 		_, err := l.run(e)

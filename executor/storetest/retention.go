@@ -159,6 +159,10 @@ func testDeleteGraphVersions(t *testing.T, s Retainer) {
 			// then commit at the version loaded.
 			for i := range tc.recreated {
 				snap := load(t, s, key)
+				if i == 0 {
+					assert.Empty(t, snap.States, "Load(%q) of a deleted graph: states", key)
+					assert.Greater(t, snap.Version, stale.Version, "Load(%q) of a deleted graph: its version moved on", key)
+				}
 				commit(t, s, key, snap.Version, change(nodeID(0), state(100+i, dirty.StatusDirty)))
 			}
 			now := load(t, s, key)
