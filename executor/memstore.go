@@ -71,11 +71,13 @@ func (m *MemoryStore) Commit(ctx context.Context, graphKey string, expect int64,
 	return m.states.commit(ctx, graphKey, expect, changes, &m.assets)
 }
 
+func (m *MemoryStore) reserve(graphKey string, nodes int) { m.states.reserve(graphKey, nodes) }
+
 // Put is [MemoryAssets.Put]: it stores a copy of a under key, and returns
 // "mem:" + key. The asset's age for PruneAssets starts now, also when it
 // replaces an asset under that key.
 func (m *MemoryStore) Put(ctx context.Context, key string, a Asset) (string, error) {
-	return m.assets.put(ctx, key, a, time.Now())
+	return m.assets.put(ctx, key, a, m.assets.sinceNow())
 }
 
 // Get is [MemoryAssets.Get]: the returned Data is the stored slice, which

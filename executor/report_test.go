@@ -2,6 +2,8 @@ package executor
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
@@ -96,4 +99,39 @@ func TestStatesOf(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A run's announced graph size sizes the graph's index at its first
+// commit, and is then forgotten; an announcement for a graph that has an
+// index already is ignored, and announcements of runs that never commit
+// are bounded.
+func TestMemoryStatesReserve(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemoryStore()
+	m.reserve("g", 1000)
+	require.Equal(t, map[string]int{"g": 1000}, m.states.sizes)
+	v, err := m.Commit(ctx, "g", 0, []Change{{ID: "a", State: dirty.State{Status: dirty.StatusClean}}})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v)
+	require.Empty(t, m.states.sizes, "forgotten at the first commit")
+	m.reserve("g", 5) // the graph has an index: nothing to do
+	require.Empty(t, m.states.sizes)
+	snap, err := m.Load(ctx, "g")
+	require.NoError(t, err)
+	require.Equal(t, Snapshot{Version: 1, States: map[string]dirty.State{"a": {Status: dirty.StatusClean}}}, snap)
+
+	// A deleted graph has no index again: it may be announced.
+	_, err = m.DeleteGraph(ctx, "g")
+	require.NoError(t, err)
+	m.reserve("g", 7)
+	require.Equal(t, map[string]int{"g": 7}, m.states.sizes)
+	for i := range maxSizes + 1 {
+		m.reserve(fmt.Sprint("never", i), 3)
+	}
+	require.LessOrEqual(t, len(m.states.sizes), maxSizes)
+	// An announcement changes nothing a caller sees: the graph is still
+	// unknown, at version 0.
+	snap, err = m.Load(ctx, "never0")
+	require.NoError(t, err)
+	require.Equal(t, Snapshot{States: map[string]dirty.State{}}, snap)
 }

@@ -256,6 +256,9 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		if missing := opts.Generators.Missing(planKinds(plan)...); len(missing) > 0 {
 			return &MissingGeneratorError{Kinds: missing}
 		}
+		if rs, ok := opts.States.(reserver); ok && len(snap.States) == 0 {
+			rs.reserve(r.key, r.g.Len())
+		}
 		// An edit gets a new revision, so its input hash changes; a forced
 		// node forgets the inputs of its last result, so early cutoff
 		// cannot skip it, even on a resume after a crash.
