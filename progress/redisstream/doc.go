@@ -27,7 +27,12 @@
 // has delivered it, or that starts at or past it, leaves the shared
 // goroutine and reads nothing more until its context ends. A reader that
 // resumes there learns it from one XREVRANGE, and one History lookup if
-// the stream lacks the end ([Stream.LastEvent]).
+// the stream lacks the end ([Stream.LastEvent]). A reader ahead of its
+// run (a Last-Event-ID past the newest event of a run still going, or of
+// one not started) follows the shared goroutine, which reads from the
+// stream's newest entry, not from the reader's position: when the run's
+// final event comes at or below the reader, the reader is past the end,
+// and leaves as one that resumes there does.
 //
 // # Gaps and the archive
 //

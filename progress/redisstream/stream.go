@@ -354,9 +354,10 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // promptly when ctx ends; a blocked XREAD left behind belongs to the
 // run's shared reading goroutine, which exits within BlockTime once the
 // run has no readers. A reader that has delivered the run's final event,
-// or that starts at or past it, reads nothing more: no event follows a
-// final one, so it leaves the run's shared reader (which stops if no
-// other reader follows it) and waits for ctx to end.
+// or that starts at or past it, or that waits ahead of its run when the
+// run's final event comes at or below its position, reads nothing more:
+// no event follows a final one, so it leaves the run's shared reader
+// (which stops if no other reader follows it) and waits for ctx to end.
 func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -405,12 +406,19 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	}
 
 	// A reader that the stored events take no further may be at or past
-	// the run's final event: then nothing more can come.
+	// the run's final event: then nothing more can come. Or it is ahead
+	// of a run still going (a Last-Event-ID past its newest event): then
+	// the shared reader starts at the stream's newest entry, not past it,
+	// so that the run's end, which may come below the reader, is seen.
 	ended := t.cur.Final()
 	if !ended && t.cur.Last() == after && after > 0 {
 		for {
-			var err error
-			if ended, err = s.endedBy(ctx, runID, after); err == nil {
+			var (
+				top uint64
+				err error
+			)
+			if ended, top, err = s.endedBy(ctx, runID, after); err == nil {
+				redisPos = min(redisPos, top)
 				break
 			}
 			if err := t.b.wait(ctx, err); err != nil {
@@ -462,8 +470,9 @@ func (t *tail) fill(ctx context.Context) error {
 // follow delivers the run's events from its shared reader, which it joins
 // at redisPos, reading Redis itself while it is behind the shared
 // reader's window. It returns nil once the reader has delivered the run's
-// final event, having let go of the shared reader, or the error that ends
-// the Tail.
+// final event, or the shared reader has seen that event at or below the
+// reader's position, having let go of the shared reader; or the error
+// that ends the Tail.
 func (t *tail) follow(ctx context.Context, redisPos uint64) error {
 	s := t.s
 	h, err := s.acquireHub(t.runID, redisPos)
@@ -489,13 +498,19 @@ func (t *tail) follow(ctx context.Context, redisPos uint64) error {
 			return nil
 		}
 		var (
-			base   uint64
-			notify <-chan struct{}
-			hubErr error
+			base, final uint64
+			notify      <-chan struct{}
+			hubErr      error
 		)
-		buf, base, notify, hubErr = h.since(t.cur.Last(), buf[:0])
+		buf, base, final, notify, hubErr = h.since(t.cur.Last(), buf[:0])
 		if hubErr != nil {
 			return hubErr
+		}
+		if final != 0 && final <= t.cur.Last() {
+			// The run ended at or below this reader, which was ahead of
+			// it: nothing more can come, as for a reader that delivered
+			// the final event.
+			return nil
 		}
 		if t.pos < base {
 			// Behind the hub's window: read Redis directly up to it.
@@ -538,14 +553,15 @@ func (t *tail) follow(ctx context.Context, redisPos uint64) error {
 }
 
 // endedBy reports whether the run's final event has a Seq of at most pos,
-// so that a reader at pos has nothing more to receive. It costs one
+// so that a reader at pos has nothing more to receive, and the ID (as a
+// Seq) of the stream's newest entry, 0 if it has none. It costs one
 // lookup: see LastEvent.
-func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (bool, error) {
-	e, ok, err := s.lastEvent(ctx, runID)
+func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
+	e, top, ok, err := s.lastEvent(ctx, runID)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
-	return ok && e.Type.Final() && e.Seq <= pos, nil
+	return ok && e.Type.Final() && e.Seq <= pos, top, nil
 }
 
 // LastEvent returns the newest event of runID that a reader would get: the
@@ -565,7 +581,7 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 	if s.isClosed() {
 		return progress.Event{}, false, ErrClosed
 	}
-	e, ok, err := s.lastEvent(ctx, runID)
+	e, _, ok, err := s.lastEvent(ctx, runID)
 	if de := (*deliverError)(nil); errors.As(err, &de) {
 		err = de.err
 	}
@@ -573,19 +589,21 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 }
 
 // lastEvent is LastEvent, with the History's error in a deliverError,
-// which the readers' retry loops return instead of retrying.
-func (s *Stream) lastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
+// which the readers' retry loops return instead of retrying. It also
+// returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
+// and 0 if the stream has none.
+func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
 	key := s.Key(runID)
-	var last progress.Event
 	for end := "+"; ; {
 		msgs, err := s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
 		if err != nil {
-			return progress.Event{}, false, fmt.Errorf("redisstream: xrevrange %s: %w", key, err)
+			return progress.Event{}, 0, false, fmt.Errorf("redisstream: xrevrange %s: %w", key, err)
 		}
 		if len(msgs) == 0 {
 			break
 		}
-		e, _, err := s.parse(msgs[0])
+		e, seq, err := s.parse(msgs[0])
+		top = max(top, seq)
 		if err == nil {
 			last = e
 			break
@@ -593,16 +611,16 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (progress.Event, b
 		end = "(" + msgs[0].ID // corrupt, and skipped as readers skip it
 	}
 	if s.history == nil || last.Type.Final() {
-		return last, last.Seq != 0, nil
+		return last, top, last.Seq != 0, nil
 	}
 	h, ok, err := progress.LastArchived(ctx, s.history, runID, last.Seq)
 	switch {
 	case err != nil:
-		return progress.Event{}, false, &deliverError{fmt.Errorf("redisstream: last event %q: history: %w", runID, err)}
+		return progress.Event{}, 0, false, &deliverError{fmt.Errorf("redisstream: last event %q: history: %w", runID, err)}
 	case ok:
-		return h, true, nil
+		return h, top, true, nil
 	}
-	return last, last.Seq != 0, nil
+	return last, top, last.Seq != 0, nil
 }
 
 // page reads one XRANGE page of entries after pos and delivers them. It
