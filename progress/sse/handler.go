@@ -74,7 +74,12 @@ type HandlerOptions struct {
 	// EventSource to stop. Telling a last event ID past the end takes one
 	// lookup of the run's newest event with a source that implements
 	// progress.LastEventReader (progress.Memory, progress/redisstream's
-	// Stream), and a replay of the run with another. A run whose events
+	// Stream), and a replay of the run with another. A client whose last
+	// event ID is ahead of a run still going, or not started, is read
+	// from the run's newest event, and the events up to its ID are not
+	// sent: if the run ends below the ID, the response ends as after a
+	// final event (or is answered 204 if it has not opened, see
+	// EmptyRunTimeout), and the reconnect gets 204. A run whose events
 	// the source no longer has at all cannot be told from one not started
 	// yet: its stream stays open, unless EmptyRunTimeout is set.
 	// Default: false, the stream stays open until the client leaves.
@@ -271,7 +276,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	ended, empty := h.probe(ctx, runID, after)
+	ended, empty, from := h.probe(ctx, runID, after)
 	if ended {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -343,10 +348,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			opened = true
 			return open()
 		}
-		err = h.tail(ctx, s, runID, after, openOnce)
+		err = h.tail(ctx, s, runID, from, after, openOnce)
 		switch {
 		case opened:
-		case errors.Is(context.Cause(ctx), errEmptyRun):
+		case errors.Is(context.Cause(ctx), errEmptyRun), errors.Is(err, errFinal):
+			// No event in time, or the run's first events were at or
+			// below the client's last event ID, and ended the run.
 			w.WriteHeader(http.StatusNoContent)
 			return
 		case r.Context().Err() == nil:
@@ -356,7 +363,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = openOnce()
 		}
 	} else if err = open(); err == nil {
-		err = h.tail(ctx, s, runID, after, nil)
+		err = h.tail(ctx, s, runID, from, after, nil)
 	}
 	switch {
 	case errors.Is(err, errFinal):
@@ -371,11 +378,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // tail writes the run's events after after to s until ctx ends, a write
-// fails, or (with CloseOnFinal) the final event is written. before, if
-// not nil, is called before each event is written.
-func (h *Handler) tail(ctx context.Context, s *stream, runID string, after uint64, before func() error) error {
+// fails, or (with CloseOnFinal) the final event is written. It reads the
+// source from from, at most after: the events up to after, which the
+// client has, are not written, but with CloseOnFinal a final one among
+// them ends the stream, as the client is then past the run's end. before,
+// if not nil, is called before each event is written.
+func (h *Handler) tail(ctx context.Context, s *stream, runID string, from, after uint64, before func() error) error {
 	frame := make([]byte, 0, 512)
-	return h.src.Tail(ctx, runID, after, func(e progress.Event) error {
+	return h.src.Tail(ctx, runID, from, func(e progress.Event) error {
+		if e.Seq <= after {
+			if h.closeOnFinal && e.Type.Final() {
+				return errFinal
+			}
+			return nil
+		}
 		if before != nil {
 			if err := before(); err != nil {
 				return err
@@ -430,25 +446,32 @@ func canFlush(w http.ResponseWriter) bool {
 
 // probe looks at the run before its stream opens. It reports whether the
 // client, whose last event is last, has nothing more to receive (ended:
-// the run's final event has a Seq of at most last), and whether the
-// source holds no event of the run at all (empty). It finds out only what
-// the options need: ended with CloseOnFinal and a last event, empty with
+// the run's final event has a Seq of at most last), whether the source
+// holds no event of the run at all (empty), and the Seq to read the
+// source from: last, or with CloseOnFinal, for a client ahead of every
+// event the source holds, the newest of them (0 if none), so that a run
+// that then ends below last is seen to end. It finds out only what the
+// options need: ended with CloseOnFinal and a last event, empty with
 // EmptyRunTimeout. A source that implements progress.LastEventReader
 // answers both with one lookup. Any other is asked for the event at last,
 // which settles ended unless the client is past every stored event; only
 // then is the run replayed, to find its newest event. A source that fails
-// reports neither, and the stream opens as usual.
-func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool) {
+// reports neither, and the stream opens as usual, from last.
+func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool, from uint64) {
 	needEnded, needEmpty := h.closeOnFinal && last > 0, h.emptyRun > 0
 	if !needEnded && !needEmpty {
-		return false, false
+		return false, false, last
 	}
 	if lr, ok := h.src.(progress.LastEventReader); ok {
 		e, ok, err := lr.LastEvent(ctx, runID)
 		if err != nil {
-			return false, false
+			return false, false, last
 		}
-		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok
+		from = last
+		if needEnded {
+			from = min(last, e.Seq) // e.Seq is 0 if !ok
+		}
+		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok, from
 	}
 	if needEnded {
 		found, final := false, false
@@ -458,10 +481,10 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 			return errStopReplay
 		})
 		if found {
-			return final, false
+			return final, false, last
 		}
 		if err != nil {
-			return false, false
+			return false, false, last
 		}
 	}
 	// Nothing at or past last: read from the start, to the end only if
@@ -475,9 +498,13 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopReplay) {
-		return false, false
+		return false, false, last
 	}
-	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0
+	from = last
+	if needEnded {
+		from = min(last, latest.Seq)
+	}
+	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0, from
 }
 
 // stream serializes one response's writes: events from the handler's

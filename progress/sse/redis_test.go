@@ -229,3 +229,41 @@ func TestGoneRunRedis(t *testing.T) {
 		assert.Equal(t, tt.want, resp.StatusCode, "run %s, Last-Event-ID %q", tt.run, tt.lastID)
 	}
 }
+
+// With CloseOnFinal, a client whose last event ID is ahead of a run on
+// Redis, under way or not started, has its stream ended when the run ends
+// below that ID, and its reconnect answered 204; the run's shared reader
+// stops.
+func TestCloseOnFinalAheadOfTheRunRedis(t *testing.T) {
+	for _, stored := range []uint64{0, 3} {
+		t.Run(fmt.Sprint("stored ", stored), func(t *testing.T) {
+			r := testenv.NewRedis(t)
+			stream, err := redisstream.New(r.Client, redisstream.Options{
+				KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, BlockTime: 50 * time.Millisecond, Logger: quiet(),
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { stream.Close() })
+			h, err := sse.NewHandler(stream, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true, Retry: time.Millisecond, Logger: quiet()})
+			require.NoError(t, err)
+			server := httptest.NewServer(h)
+			t.Cleanup(server.Close)
+
+			ctx, run := context.Background(), sinktest.RunID(t)
+			all := sinktest.Events(run, 1, 5)
+			all[4].Type = progress.RunCancelled
+			if stored > 0 {
+				require.NoError(t, stream.Publish(ctx, all[:stored]...))
+			}
+			cctx, cancel := context.WithTimeout(ctx, wait)
+			defer cancel()
+			c := sse.NewClient(server.URL+"/runs/"+run, sse.ClientOptions{LastEventID: "9"})
+			done := make(chan error, 1)
+			go func() { done <- c.Stream(cctx, func(sse.Message) error { return fmt.Errorf("no event expected") }) }()
+			waitFor(t, "the client to follow the run", func() bool { return stream.Stats().Runs == 1 })
+			require.NoError(t, stream.Publish(ctx, all[stored:]...))
+			require.NoError(t, <-done, "the run ended below the client's last event ID; its stream must end with a 204")
+			assert.Equal(t, 1, c.Connects())
+			waitFor(t, "the run's shared reader to stop", func() bool { return stream.Stats().Runs == 0 })
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package sse_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// aheadCase is a client whose last event ID, 9, is ahead of its run: the
+// run holds stored events (none if 0) when the client connects, and then
+// ends at end.
+type aheadCase struct {
+	name          string
+	stored, end   uint64
+	emptyRunBound time.Duration
+}
+
+var aheadCases = []aheadCase{
+	{"run under way", 3, 5, 0},
+	{"run not started", 0, 5, 0},
+	{"run not started, EmptyRunTimeout", 0, 5, time.Minute},
+	{"run under way, EmptyRunTimeout", 3, 5, time.Minute},
+}
+
+// With CloseOnFinal, a client whose last event ID is ahead of its run (a
+// run not started yet, or whose stream was lost) waits; when the run ends
+// below that ID, the client is past the end, and is treated as one that
+// reconnects there: its response ends, and its reconnect gets 204 (or the
+// response, if it had not opened yet, is that 204). Before, the stream
+// stayed open, silent, until the client left.
+func TestHandlerCloseOnFinalAheadOfTheRun(t *testing.T) {
+	for _, tt := range aheadCases {
+		for _, replayOnly := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/replay-only source %v", tt.name, replayOnly), func(t *testing.T) {
+				f := newFixtureOf(t, sse.HandlerOptions{CloseOnFinal: true, Retry: time.Millisecond, EmptyRunTimeout: tt.emptyRunBound}, replayOnly)
+				all := sinktest.Events("r1", 1, tt.end)
+				all[tt.end-1].Type = progress.RunFinished
+				if tt.stored > 0 {
+					f.publish(t, all[:tt.stored]...)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: "9"})
+				done := make(chan error, 1)
+				var got []string
+				go func() {
+					done <- c.Stream(ctx, func(m sse.Message) error {
+						got = append(got, m.ID)
+						return nil
+					})
+				}()
+				waitFor(t, "the client to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
+				f.publish(t, all[tt.stored:]...)
+				require.NoError(t, <-done, "the run ended below the client's last event ID; its stream must end with a 204")
+				assert.Empty(t, got, "events at or below the client's last event ID")
+				opened := 1
+				if tt.stored == 0 && tt.emptyRunBound > 0 {
+					opened = 0 // the response waited for an event, and was the 204
+				}
+				assert.Equal(t, opened, c.Connects())
+				assert.Equal(t, "9", c.LastEventID())
+				s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {"9"}})
+				assert.Equal(t, http.StatusNoContent, s.resp.StatusCode, "a reconnect past the end")
+			})
+		}
+	}
+}
+
+// A client ahead of its run that the run overtakes gets the events past
+// its last event ID, then the end.
+func TestHandlerCloseOnFinalRunOvertakesTheClient(t *testing.T) {
+	for _, stored := range []uint64{0, 3} {
+		for _, replayOnly := range []bool{false, true} {
+			t.Run(fmt.Sprintf("stored %d, replay-only source %v", stored, replayOnly), func(t *testing.T) {
+				f := newFixtureOf(t, sse.HandlerOptions{CloseOnFinal: true, Retry: time.Millisecond}, replayOnly)
+				all := sinktest.Events("r1", 1, 12)
+				all[11].Type = progress.RunFinished
+				if stored > 0 {
+					f.publish(t, all[:stored]...)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: "9"})
+				done := make(chan error, 1)
+				var got []string
+				go func() {
+					done <- c.Stream(ctx, func(m sse.Message) error {
+						got = append(got, m.ID)
+						return nil
+					})
+				}()
+				waitFor(t, "the client to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
+				for _, e := range all[stored:] {
+					f.publish(t, e)
+				}
+				require.NoError(t, <-done)
+				assert.Equal(t, []string{"10", "11", "12"}, got)
+			})
+		}
+	}
+}
