@@ -20,7 +20,16 @@
 // per run blocks in XREAD from the explicit ID of the last entry it has
 // (never from "$", which would lose the entries that arrive between two
 // reads) for at most [Options].BlockTime, and fans the entries out to all
-// the run's local readers. A reader's cancellation returns at once; the
+// the run's local readers. Without a History, a reader whose position the
+// running goroutine's window covers joins it without a read of its own,
+// and [Stream.LastEvent] is answered from that window: so the readers of
+// one run, many browser tabs on a run not started yet or an unknown run
+// ID, cost one replay and one blocked XREAD in all, whatever their
+// number. (With a History each reader replays, to read what only the
+// History holds.) Each run with readers still costs a goroutine and a
+// pooled connection while it blocks; progress/sse's EmptyRunTimeout, or
+// an Authorize hook that refuses unknown run IDs, bounds how long an
+// unknown run is watched. A reader's cancellation returns at once; the
 // shared goroutine exits within BlockTime of the run's last reader
 // leaving, and [Stream.Close] waits for it. No event follows a run's
 // final one (run.finished, run.failed or run.cancelled), so a reader that

@@ -39,6 +39,9 @@ type hub struct {
 	// Redis has not filled it meanwhile.
 	gap   bool
 	gapAt uint64
+	// stale says that the last XREAD failed: the window may lag behind
+	// the stream by more than a round trip.
+	stale bool
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -71,6 +74,26 @@ func (s *Stream) acquireHub(runID string, pos uint64) (*hub, error) {
 	}
 	h.refs++
 	return h, nil
+}
+
+// joinHub returns the run's running hub, with a reference taken, if its
+// window serves a reader at pos (its base is at most pos); nil if there
+// is none.
+func (s *Stream) joinHub(runID string, pos uint64) *hub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.hubs[runID]
+	if s.closed || h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	ok := h.err == nil && h.base <= pos
+	h.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	h.refs++
+	return h
 }
 
 // releaseHub drops a reader's reference; the last one stops the hub,
@@ -122,6 +145,34 @@ func (h *hub) add(events []progress.Event, last uint64, limit int) {
 	h.last = max(h.last, last)
 	close(h.notify)
 	h.notify = make(chan struct{})
+}
+
+func (h *hub) setStale(stale bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stale = stale
+}
+
+// newest returns the newest event of the stream as the hub knows it, and
+// false if it has none, and the ID (as a Seq) of the newest entry it read,
+// with known false if the hub cannot tell: it is
+// failing, or its window is empty while it started past entries it does
+// not hold. A hub's window follows the stream within a round trip, so
+// its answer is as fresh as an XREVRANGE's. Only for a Stream without a
+// History, where the window holds Redis's entries alone.
+func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.err != nil, h.stale:
+		return progress.Event{}, 0, false, false
+	case len(h.events) > 0:
+		return h.events[len(h.events)-1], h.last, true, true
+	case h.last == 0:
+		// It has seen no entry since it started on an empty stream.
+		return progress.Event{}, 0, false, true
+	}
+	return progress.Event{}, 0, false, false
 }
 
 // failed reports whether the hub stopped for good.
@@ -184,6 +235,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			Block:   block,
 		}).Result()
 		if errors.Is(err, redis.Nil) {
+			h.setStale(false)
 			if b.reset() {
 				polled = time.Time{} // Redis is back: read what it missed
 			}
@@ -193,6 +245,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			if ctx.Err() != nil {
 				break
 			}
+			h.setStale(true)
 			if err := b.wait(ctx, fmt.Errorf("redisstream: xread %s: %w", h.key, err)); err != nil {
 				if ctx.Err() == nil {
 					h.fail(err)
@@ -216,6 +269,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 		}
 		h.add(events, last, s.hubBuffer)
+		h.setStale(false)
 	}
 	if s.ctx.Err() != nil {
 		h.fail(ErrClosed)

@@ -381,6 +381,22 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	r.delivered.Store(after)
 	defer func() { s.skipped.Add(t.cur.Skipped()) }()
 
+	// A reader that the run's running shared reader can serve from its
+	// position joins it without reading Redis itself: the shared
+	// reader's window holds every entry after its base, and it knows
+	// the run's end if it has seen it. So the readers of one run, many
+	// browser tabs on a run not started yet say, cost one replay. With a
+	// History each reader replays, as it must read what only the
+	// History holds.
+	if s.history == nil {
+		if h := s.joinHub(runID, after); h != nil {
+			if err := t.follow(ctx, h); err != nil {
+				return err
+			}
+			return t.wait(ctx)
+		}
+	}
+
 	// Replay what is stored.
 	for {
 		next, short, err := s.page(ctx, runID, r, t.cur, t.pos)
@@ -428,16 +444,24 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		t.b.reset()
 	}
 	if !ended {
-		if err := t.follow(ctx, redisPos); err != nil {
+		h, err := s.acquireHub(runID, redisPos)
+		if err != nil {
+			return err
+		}
+		if err := t.follow(ctx, h); err != nil {
 			return err
 		}
 	}
-	// The reader has the run's final event, or is past it: it reads
-	// nothing more, and lasts until its context ends.
+	return t.wait(ctx)
+}
+
+// wait is the rest of a Tail that has the run's final event, or is past
+// it: it reads nothing more, and lasts until its context ends.
+func (t *tail) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return context.Cause(ctx)
-	case <-s.ctx.Done():
+	case <-t.s.ctx.Done():
 		return ErrClosed
 	}
 }
@@ -467,18 +491,14 @@ func (t *tail) fill(ctx context.Context) error {
 	return nil
 }
 
-// follow delivers the run's events from its shared reader, which it joins
-// at redisPos, reading Redis itself while it is behind the shared
-// reader's window. It returns nil once the reader has delivered the run's
-// final event, or the shared reader has seen that event at or below the
-// reader's position, having let go of the shared reader; or the error
-// that ends the Tail.
-func (t *tail) follow(ctx context.Context, redisPos uint64) error {
+// follow delivers the run's events from its shared reader h, which the
+// caller acquired and follow releases, reading Redis itself while it is
+// behind the shared reader's window. It returns nil once the reader has
+// delivered the run's final event, or the shared reader has seen that
+// event at or below the reader's position, having let go of the shared
+// reader; or the error that ends the Tail.
+func (t *tail) follow(ctx context.Context, h *hub) error {
 	s := t.s
-	h, err := s.acquireHub(t.runID, redisPos)
-	if err != nil {
-		return err
-	}
 	t.r.hub.Store(h)
 	defer func() {
 		t.r.hub.Store(nil)
@@ -566,7 +586,12 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 
 // LastEvent returns the newest event of runID that a reader would get: the
 // newest entry of the run's stream (XREVRANGE COUNT 1), or a newer event
-// of the History. It implements progress.LastEventReader. It reads the
+// of the History. It implements progress.LastEventReader. Without a
+// History, while readers follow the run's shared reader, that reader
+// answers without a command, as fresh as an XREVRANGE would be, since it
+// reads each entry as Redis adds it (unless its last read failed): so
+// many browser tabs that open one run cost one lookup in all (see
+// progress/sse's Handler). It reads the
 // History with progress.LastArchived after the stream's newest entry: one
 // lookup if the History implements progress.LastEventReader too, and
 // otherwise a read of what the History has beyond the stream, nothing
@@ -593,6 +618,17 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
 func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
+	if s.history == nil {
+		// The run's shared reader, if running, knows the stream's end.
+		s.mu.Lock()
+		h := s.hubs[runID]
+		s.mu.Unlock()
+		if h != nil {
+			if e, top, ok, known := h.newest(); known {
+				return e, top, ok, nil
+			}
+		}
+	}
 	key := s.Key(runID)
 	for end := "+"; ; {
 		msgs, err := s.client.XRevRangeN(ctx, key, end, "-", 1).Result()

@@ -267,3 +267,49 @@ func TestCloseOnFinalAheadOfTheRunRedis(t *testing.T) {
 		})
 	}
 }
+
+// Many browser tabs that open one run without any event (not started, or
+// unknown), with EmptyRunTimeout and CloseOnFinal so that each request
+// probes the run, cost Redis what the first costs: its probe and replay.
+// The others are answered by the run's shared reader.
+func TestManyClientsOfAnEmptyRunRedis(t *testing.T) {
+	const clients = 20
+	for _, lastID := range []string{"", "7"} {
+		t.Run(fmt.Sprintf("Last-Event-ID %q", lastID), func(t *testing.T) {
+			r := testenv.NewRedis(t)
+			stream, err := redisstream.New(r.Client, redisstream.Options{
+				KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, BlockTime: 50 * time.Millisecond, Logger: quiet(),
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { stream.Close() })
+			h, err := sse.NewHandler(stream, sse.HandlerOptions{
+				Authorize: byPath, CloseOnFinal: true, EmptyRunTimeout: time.Minute, Logger: quiet(),
+			})
+			require.NoError(t, err)
+			server := httptest.NewServer(h)
+			t.Cleanup(server.Close)
+
+			run := sinktest.RunID(t)
+			cmds := testenv.CountCommands(r.Client)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, clients)
+			connect := func() {
+				c := sse.NewClient(server.URL+"/runs/"+run, sse.ClientOptions{LastEventID: lastID})
+				go func() { done <- c.Stream(ctx, func(sse.Message) error { return nil }) }()
+			}
+			connect()
+			waitFor(t, "the first client to follow the run", func() bool { return stream.Stats().Runs == 1 })
+			for range clients - 1 {
+				connect()
+			}
+			waitFor(t, "every client to follow the run", func() bool { return stream.Stats().Readers == clients })
+			assert.Equal(t, 1, cmds.Count("xrange"), "XRANGEs for %d clients of an empty run", clients)
+			assert.Equal(t, 1, cmds.Count("xrevrange"), "XREVRANGEs for %d clients of an empty run", clients)
+			assert.Equal(t, 1, stream.Stats().Runs)
+			cancel()
+			for range clients {
+				assert.ErrorIs(t, <-done, context.Canceled)
+			}
+		})
+	}
+}
