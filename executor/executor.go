@@ -414,7 +414,10 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 
 // RerunFailed starts a run that forces the nodes that failed in run id,
 // and so regenerates them and what depends on them. g must be the run's
-// graph, as for [Executor.Resume].
+// graph, as for [Executor.Resume]. Like every run, it also regenerates
+// the nodes that are not clean; a run recorded as still running, but not
+// going on here, was interrupted, and its record then says
+// [RunInterrupted], as with Resume.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
@@ -424,8 +427,15 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	for i, n := range rec.Failed {
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
 	}
-	return e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
+	r, err := e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
 		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id})
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status == RunRunning {
+		e.markInterrupted(ctx, id, r.ID())
+	}
+	return r, nil
 }
 
 // recordFor returns run id's record, checking that g has the run's

@@ -167,8 +167,8 @@ const (
 	RunCancelled RunStatus = "cancelled"
 	// RunInterrupted: the run ended without recording its outcome (its
 	// process crashed, or its stores stalled past Options.StoreTimeout),
-	// as [Executor.Resume] found when it resumed it. Its record's Error
-	// names the run that resumed it.
+	// as [Executor.Resume] or [Executor.RerunFailed] found when it
+	// resumed it. Its record's Error names the run that resumed it.
 	RunInterrupted RunStatus = "interrupted"
 )
 

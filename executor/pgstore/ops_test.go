@@ -1,0 +1,364 @@
+package pgstore_test
+
+// Operational tests: a host running regen on Postgres, with several
+// executors (and processes) sharing one store and one graph key.
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// provider is a generator like a real AI provider's: each call gives a
+// new output (a random nonce), made from the request's inputs. It counts
+// its calls by node, and a hook may hold or fail a call.
+type provider struct {
+	mu    sync.Mutex
+	calls map[string]int
+	// hook, if set, runs before a call returns; a non-nil error fails it.
+	hook func(ctx context.Context, req executor.Request) error
+}
+
+func newProvider() *provider { return &provider{calls: map[string]int{}} }
+
+func (p *provider) Generate(ctx context.Context, req executor.Request) (executor.Asset, error) {
+	p.mu.Lock()
+	p.calls[req.NodeID]++
+	hook := p.hook
+	p.mu.Unlock()
+	if hook != nil {
+		if err := hook(ctx, req); err != nil {
+			return executor.Asset{}, err
+		}
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	data := fmt.Appendf(nil, "%s@%d run %s nonce %x", req.NodeID, req.Rev, req.RunID, nonce)
+	for _, d := range req.Deps {
+		data = fmt.Appendf(data, " <%s>", d.Asset.Hash)
+	}
+	sum := sha256.Sum256(data)
+	a := executor.Asset{Data: data, Hash: hex.EncodeToString(sum[:])}
+	if req.ID.Kind == graph.KindNarration {
+		a.Length = graph.SegmentLength
+	}
+	return a, nil
+}
+
+// calledFor returns the nodes called, sorted.
+func (p *provider) called() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.calls))
+	for k, v := range p.calls {
+		out[k] = v
+	}
+	return out
+}
+
+func (p *provider) registry() executor.Registry {
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = p
+	}
+	return reg
+}
+
+// checkCurrent checks that every node of g that is clean in snap has its
+// asset, and was made from the outputs that snap holds for its
+// dependencies, all clean; and, if all is set, that every node is clean.
+// It returns the problems found.
+func checkCurrent(t *testing.T, s *pgstore.Store, g *graph.Graph, snap executor.Snapshot, all bool) []string {
+	t.Helper()
+	var problems []string
+	for n := range graph.Node(g.Len()) {
+		id := g.NodeID(n)
+		st, ok := snap.States[id]
+		if !ok || st.Status != dirty.StatusClean {
+			if all {
+				problems = append(problems, fmt.Sprintf("%s is %v, not clean", id, st.Status))
+			}
+			continue
+		}
+		exists, err := s.Exists(t.Context(), st.AssetRef)
+		require.NoError(t, err)
+		if !exists {
+			problems = append(problems, fmt.Sprintf("%s is clean without its asset %q", id, st.AssetRef))
+		}
+		var hashes []string
+		for _, d := range g.Deps(n) {
+			ds := snap.States[g.NodeID(d)]
+			if ds.Status != dirty.StatusClean {
+				problems = append(problems, fmt.Sprintf("%s is clean, but its dependency %s is %v", id, g.NodeID(d), ds.Status))
+			}
+			hashes = append(hashes, ds.OutputHash)
+		}
+		if want := dirty.InputHash(st.Rev, hashes); want != st.InputHash {
+			problems = append(problems, fmt.Sprintf("%s is clean, but made from inputs that are not current", id))
+		}
+	}
+	return problems
+}
+
+// build returns the lecture graph of that many seconds.
+func build(t *testing.T, seconds int) *graph.Graph {
+	t.Helper()
+	g, err := graph.Build(graph.Lecture(), seconds)
+	require.NoError(t, err)
+	return g
+}
+
+// childEnv is the environment variable that makes TestOpsChild run: the
+// JSON of a childConfig.
+const childEnv = "REGEN_PGSTORE_OPS_CHILD"
+
+// childConfig tells a child process what to run.
+type childConfig struct {
+	Schema   string `json:"schema"`
+	GraphKey string `json:"graphKey"`
+	Seconds  int    `json:"seconds"`
+	// Hold lists node IDs whose generator blocks until the process is
+	// killed.
+	Hold []string `json:"hold"`
+}
+
+// TestOpsChild is not a test: it is the second process of the
+// multi-process tests. Run by them with childEnv set, it starts a run
+// on the store and prints "run <id>", then "started <node>" as
+// generators start, and blocks in the held nodes until it is killed.
+func TestOpsChild(t *testing.T) {
+	raw := os.Getenv(childEnv)
+	if raw == "" {
+		t.Skip("the child process of the multi-process tests; runs only under them")
+	}
+	var cfg childConfig
+	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
+	pool, err := pgxpool.New(context.Background(), testenv.PostgresURL())
+	require.NoError(t, err)
+	s, err := pgstore.New(pool, pgstore.Options{Schema: cfg.Schema})
+	require.NoError(t, err)
+	hold := map[string]bool{}
+	for _, id := range cfg.Hold {
+		hold[id] = true
+	}
+	var out sync.Mutex
+	say := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	p := newProvider()
+	p.hook = func(ctx context.Context, req executor.Request) error {
+		say("started %s", req.NodeID)
+		if hold[req.NodeID] {
+			select {} // until killed
+		}
+		return nil
+	}
+	e, err := executor.New(executor.Options{Generators: p.registry(), States: s, Assets: s, Runs: s})
+	require.NoError(t, err)
+	r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: cfg.GraphKey, Graph: build(t, cfg.Seconds),
+		TriggeredBy: "child"})
+	require.NoError(t, err)
+	say("run %s", r.ID())
+	select {} // until killed
+}
+
+// child is a process running TestOpsChild.
+type child struct {
+	cmd   *exec.Cmd
+	lines chan string
+	done  chan struct{}
+}
+
+// startChild starts the child process; it is killed when the test ends.
+func startChild(t *testing.T, cfg childConfig) *child {
+	t.Helper()
+	raw, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOpsChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case c.lines <- sc.Text():
+			default: // nobody reads this many
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	t.Cleanup(func() { c.kill(t) })
+	return c
+}
+
+// kill kills the child with SIGKILL (its own PID only) and waits for it.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	_ = c.cmd.Wait()
+}
+
+// waitLine waits for a line with the prefix and returns the rest.
+func (c *child) waitLine(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case l := <-c.lines:
+			if rest, ok := strings.CutPrefix(l, prefix); ok {
+				return rest
+			}
+		case <-c.done:
+			t.Fatalf("the child exited before printing %q", prefix)
+		case <-deadline:
+			t.Fatalf("the child printed no %q within 60s", prefix)
+		}
+	}
+}
+
+// waitStates polls the store until cond holds for its snapshot.
+func waitStates(t *testing.T, s *pgstore.Store, key string, cond func(executor.Snapshot) bool) executor.Snapshot {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		snap, err := s.Load(t.Context(), key)
+		require.NoError(t, err)
+		if cond(snap) {
+			return snap
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store did not reach the state awaited within 60s: %d states at version %d", len(snap.States), snap.Version)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// downstream returns the nodes not clean in snap, and all that depend on
+// them: what a run without marks regenerates.
+func downstream(g *graph.Graph, snap executor.Snapshot) map[string]bool {
+	out := map[string]bool{}
+	var visit func(n graph.Node)
+	visit = func(n graph.Node) {
+		if out[g.NodeID(n)] {
+			return
+		}
+		out[g.NodeID(n)] = true
+		for _, d := range g.Dependents(n) {
+			visit(d)
+		}
+	}
+	for n := range graph.Node(g.Len()) {
+		if st, ok := snap.States[g.NodeID(n)]; !ok || st.Status != dirty.StatusClean {
+			visit(n)
+		}
+	}
+	return out
+}
+
+// TestOpsCrashedProcessIsResumed runs a lecture in a second process,
+// edits two narrations from this one while the child's videos run, kills
+// the child with SIGKILL, and finishes the run from this process, by
+// Resume and by RerunFailed: no node that the child committed clean is
+// regenerated unless an edit made it stale, the edits are kept, the
+// child's record ends interrupted, and every node ends clean, with its
+// asset, made from current inputs.
+func TestOpsCrashedProcessIsResumed(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, tc := range []struct {
+		name   string
+		finish func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string) (*executor.Run, error)
+	}{
+		{"Resume", (*executor.Executor).Resume},
+		{"RerunFailed", (*executor.Executor).RerunFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pg := newStore(t)
+			g := build(t, 60)
+			key := testenv.UniqueName(t)
+			// Two videos hang until the child dies; the third slot of the
+			// videos' batch key makes the others.
+			c := startChild(t, childConfig{Schema: pg.Schema, GraphKey: key, Seconds: 60,
+				Hold: []string{"asset:video:segment[1]", "asset:video:segment[3]"}})
+			runID := c.waitLine(t, "run ")
+			even := []string{"asset:video:segment[0]", "asset:video:segment[2]", "asset:video:segment[4]", "asset:video:segment[5]"}
+			waitStates(t, s, key, func(snap executor.Snapshot) bool {
+				for _, id := range even {
+					if snap.States[id].Status != dirty.StatusClean {
+						return false
+					}
+				}
+				return true
+			})
+
+			// Edits from this process while the child runs: one narration
+			// whose video was made, one whose video hangs.
+			p := newProvider()
+			e := newExecutor(t, s, p.registry())
+			edited := []string{"asset:narration:segment[2]", "asset:narration:segment[3]"}
+			_, err := e.Edit(t.Context(), g, key, edited...)
+			require.NoError(t, err)
+
+			c.kill(t)
+			snap, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			want := downstream(g, snap)
+			require.NotEqual(t, g.Len(), len(want), "the child committed nothing clean")
+
+			r, err := tc.finish(e, t.Context(), g, runID)
+			require.NoError(t, err)
+			rep, err := r.Wait()
+			require.NoError(t, err)
+			assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+
+			for id := range p.called() {
+				assert.True(t, want[id], "%s was committed clean by the crashed run, with current inputs, and was regenerated", id)
+			}
+			assert.Len(t, rep.Generated, len(want))
+
+			final, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.Empty(t, checkCurrent(t, s, g, final, true))
+			for _, id := range edited {
+				assert.Equal(t, int64(1), final.States[id].Rev, "the edit of %s was lost", id)
+			}
+
+			rec, err := s.GetRun(t.Context(), runID)
+			require.NoError(t, err)
+			assert.Equal(t, executor.RunInterrupted, rec.Status, "the crashed run's record")
+			assert.False(t, rec.EndedAt.IsZero(), "the crashed run's record has no end")
+			assert.Contains(t, rec.Error, r.ID())
+		})
+	}
+}
