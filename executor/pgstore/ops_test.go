@@ -362,3 +362,241 @@ func TestOpsCrashedProcessIsResumed(t *testing.T) {
 		})
 	}
 }
+
+// jitter makes a provider's calls take up to 3 ms, so that runs
+// interleave.
+func jitter(ctx context.Context, _ executor.Request) error {
+	var b [1]byte
+	_, _ = rand.Read(b[:])
+	select {
+	case <-time.After(time.Duration(b[0]%30) * 100 * time.Microsecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// consistentWith returns the durations, among those given, whose graph
+// the snapshot is consistent with: every node clean, with its asset, and
+// made from current inputs.
+func consistentWith(t *testing.T, s *pgstore.Store, snap executor.Snapshot, seconds ...int) []int {
+	t.Helper()
+	var out []int
+	for _, secs := range seconds {
+		if problems := checkCurrent(t, s, build(t, secs), snap, true); len(problems) == 0 {
+			out = append(out, secs)
+		} else {
+			t.Logf("not consistent with the %d s graph: %v", secs, problems)
+		}
+	}
+	return out
+}
+
+// TestOpsConcurrentRuns runs a lecture from two executors, each with its
+// own pool, on one graph key at once, with edits from a third while they
+// run, for graphs of the same duration and of different ones: the
+// stored states end consistent with one of the graphs (every node clean,
+// with its asset, made from current inputs), and no edit is lost.
+func TestOpsConcurrentRuns(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, tc := range []struct {
+		name    string
+		seconds [2]int
+		edit    bool
+	}{
+		{"same duration", [2]int{120, 120}, false},
+		{"same duration with edits", [2]int{120, 120}, true},
+		{"60s and 120s", [2]int{60, 120}, false},
+		{"120s and 60s with edits", [2]int{120, 60}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pg := newStore(t)
+			key := testenv.UniqueName(t)
+			var runs [2]*executor.Run
+			var es [2]*executor.Executor
+			for i := range es {
+				pool, err := pgxpool.New(t.Context(), testenv.PostgresURL())
+				require.NoError(t, err)
+				t.Cleanup(pool.Close)
+				si, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+				require.NoError(t, err)
+				p := newProvider()
+				p.hook = jitter
+				es[i] = newExecutor(t, si, p.registry())
+			}
+			for i, e := range es {
+				r, err := e.Start(t.Context(), executor.RunRequest{GraphKey: key, Graph: build(t, tc.seconds[i])})
+				require.NoError(t, err)
+				runs[i] = r
+			}
+			edited := []string{"script", "asset:narration:segment[1]", "asset:image:segment[4]"}
+			if tc.edit {
+				p := newProvider()
+				e := newExecutor(t, s, p.registry())
+				for _, id := range edited {
+					_, err := e.Edit(t.Context(), build(t, 60), key, id)
+					require.NoError(t, err)
+				}
+			}
+			for _, r := range runs {
+				_, err := r.Wait()
+				require.NoError(t, err)
+			}
+			// Converge: what an edit left dirty is made by one run more
+			// of either duration.
+			if tc.edit {
+				_, err := es[0].Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: build(t, tc.seconds[0])})
+				require.NoError(t, err)
+			}
+			snap, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.NotEmpty(t, consistentWith(t, s, snap, tc.seconds[:]...))
+			if tc.edit {
+				for _, id := range edited {
+					assert.Equal(t, int64(1), snap.States[id].Rev, "the edit of %s was lost", id)
+				}
+			}
+		})
+	}
+}
+
+// onFirst returns a hook that calls f once, at the first call of a node
+// of that kind, and jitters every call.
+func onFirst(kind string, f func(ctx context.Context)) func(ctx context.Context, req executor.Request) error {
+	var once sync.Once
+	return func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind == kind {
+			once.Do(func() { f(ctx) })
+		}
+		return jitter(ctx, req)
+	}
+}
+
+// TestOpsRetentionDuringRuns prunes and deletes on the Postgres store
+// while a run goes on.
+func TestOpsRetentionDuringRuns(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	t.Run("PruneRuns", func(t *testing.T) {
+		s, _ := newStore(t)
+		key := testenv.UniqueName(t)
+		g := build(t, 60)
+		p := newProvider()
+		var pruned int64
+		p.hook = onFirst(graph.KindVideo, func(context.Context) {
+			var err error
+			pruned, err = s.PruneRuns(t.Context(), 0)
+			assert.NoError(t, err)
+		})
+		e := newExecutor(t, s, p.registry())
+		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), pruned, "the running run's record was not pruned")
+		rec, err := s.GetRun(t.Context(), rep.Record.ID)
+		require.NoError(t, err, "the run did not record its outcome again")
+		assert.Equal(t, executor.RunSucceeded, rec.Status)
+	})
+	t.Run("PruneAssets", func(t *testing.T) {
+		s, pg := newStore(t)
+		key := testenv.UniqueName(t)
+		g := build(t, 60)
+		p := newProvider()
+		e := newExecutor(t, s, p.registry())
+		_, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+		require.NoError(t, err)
+		// Made long ago.
+		_, err = pg.Pool.Exec(t.Context(), `UPDATE "`+pg.Schema+`".assets SET put_at = now() - interval '2 hours'`)
+		require.NoError(t, err)
+		for _, edit := range []string{"asset:narration:segment[3]", "script"} {
+			p.hook = onFirst(graph.KindVideo, func(context.Context) {
+				_, err := s.PruneAssets(t.Context(), time.Hour)
+				assert.NoError(t, err)
+			})
+			rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g,
+				Marks: []dirty.Mark{{ID: edit, Reason: dirty.ReasonEdited}}})
+			require.NoError(t, err, "edit of %s", edit)
+			assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+			snap, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.Empty(t, checkCurrent(t, s, g, snap, true))
+		}
+	})
+	t.Run("DeleteGraph", func(t *testing.T) {
+		s, _ := newStore(t)
+		key := testenv.UniqueName(t)
+		g := build(t, 60)
+		p := newProvider()
+		p.hook = onFirst(graph.KindVideo, func(context.Context) {
+			_, err := s.DeleteGraph(t.Context(), key)
+			assert.NoError(t, err)
+		})
+		e := newExecutor(t, s, p.registry())
+		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+		require.NoError(t, err)
+		assert.NotEmpty(t, rep.Skipped, "no node was skipped for the deletion")
+		snap, err := s.Load(t.Context(), key)
+		require.NoError(t, err)
+		assert.Empty(t, checkCurrent(t, s, g, snap, false))
+	})
+}
+
+// TestOpsScarceConnections runs two executors at once on one graph key
+// over pools that a production host may have: a single connection, and
+// connections whose statements time out after a few milliseconds. Runs
+// may fail, but never leave a node clean without its asset or made from
+// inputs that are not current, and a run on a sound pool then finishes
+// the lecture.
+func TestOpsScarceConnections(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, tc := range []struct {
+		name   string
+		config func(*pgxpool.Config)
+	}{
+		{"one connection", func(c *pgxpool.Config) { c.MaxConns = 1 }},
+		{"statement timeout", func(c *pgxpool.Config) {
+			c.ConnConfig.RuntimeParams["statement_timeout"] = "3"
+			c.MaxConns = 2
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pg := newStore(t)
+			key := testenv.UniqueName(t)
+			g := build(t, 120)
+			var runs []*executor.Run
+			for range 2 {
+				cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+				require.NoError(t, err)
+				tc.config(cfg)
+				pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+				require.NoError(t, err)
+				t.Cleanup(pool.Close)
+				si, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+				require.NoError(t, err)
+				p := newProvider()
+				p.hook = jitter
+				e := newExecutor(t, si, p.registry())
+				for try := 0; ; try++ {
+					r, err := e.Start(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+					if err == nil {
+						runs = append(runs, r)
+						break
+					}
+					require.Less(t, try, 50, "no run started: %v", err)
+				}
+			}
+			for _, r := range runs {
+				rep, err := r.Wait()
+				t.Logf("run %s: %v: %d generated, %d failed", r.ID(), err, len(rep.Generated), len(rep.Failed))
+			}
+			snap, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.Empty(t, checkCurrent(t, s, g, snap, false))
+
+			e := newExecutor(t, s, newProvider().registry())
+			_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+			require.NoError(t, err)
+			snap, err = s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.Empty(t, checkCurrent(t, s, g, snap, true))
+		})
+	}
+}
