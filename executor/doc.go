@@ -30,6 +30,10 @@
 //     [*PanicError] for that node alone.
 //   - The asset is stored before the state says clean, so a node is never
 //     clean without its asset.
+//   - An asset store's Get or Put that fails (a lost connection) is
+//     called again, with backoff, up to 5 calls in all, unless the asset
+//     is not found: a failed Put never calls the generator again, since
+//     its output is paid for.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

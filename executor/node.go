@@ -142,13 +142,36 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 		}
 	}
 	for i, d := range j.deps {
-		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
+		var a Asset
+		err := r.retryStore(r.ctx, "read the output of "+d.id, func() (err error) {
+			a, err = r.e.opts.Assets.Get(r.ctx, d.ref)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("read the output of %s: %w", d.id, err)
 		}
 		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
 	}
 	return nil
+}
+
+// retryStore calls an asset store's call, and calls it again, after the
+// backoff of a failed commit, when it fails with an error other than
+// [ErrNotFound], up to maxCommitFailures calls in all or until ctx ends:
+// a connection lost once must not fail a node, nor make its provider
+// generate it again (and bill it twice) because its Put failed. It
+// returns the last call's error.
+func (r *run) retryStore(ctx context.Context, what string, call func() error) error {
+	for failures := 1; ; failures++ {
+		err := call()
+		if err == nil || errors.Is(err, ErrNotFound) || ctx.Err() != nil || failures >= maxCommitFailures {
+			return err
+		}
+		r.e.log.Warn("regen: asset store call failed, retrying", "run", r.handle.id, "call", what, "err", err)
+		if !sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+			return err
+		}
+	}
 }
 
 // request returns the request of an attempt of j's node.
@@ -324,7 +347,13 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 	}
 	// The result is made and paid for: a cancel of the run does not
 	// interrupt its upload (its commit neither); StoreTimeout bounds both.
-	ref, err := r.e.opts.Assets.Put(r.bg, r.key+"/"+j.id+"/"+a.Hash, a)
+	// A failed Put is tried again, not the generator: the output is
+	// paid for.
+	var ref string
+	err := r.retryStore(r.bg, "store the asset of "+j.id, func() (err error) {
+		ref, err = r.e.opts.Assets.Put(r.bg, r.key+"/"+j.id+"/"+a.Hash, a)
+		return err
+	})
 	if err != nil {
 		return result{}, fmt.Errorf("store asset: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -595,6 +596,98 @@ func TestOpsScarceConnections(t *testing.T) {
 			_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
 			require.NoError(t, err)
 			snap, err = s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.Empty(t, checkCurrent(t, s, g, snap, true))
+		})
+	}
+}
+
+// killer is a pgx query tracer that terminates its connection's backend
+// (pg_terminate_backend, through another pool) just before the first
+// statement that match accepts: a connection lost mid-run, on this
+// test's own connection only.
+type killer struct {
+	admin *pgxpool.Pool
+	match func(sql string, args []any) bool
+	mu    sync.Mutex
+	done  bool
+}
+
+func (k *killer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.done || !k.match(data.SQL, data.Args) {
+		return ctx
+	}
+	k.done = true
+	var ok bool
+	err := k.admin.QueryRow(context.WithoutCancel(ctx), "SELECT pg_terminate_backend($1, 10000)", conn.PgConn().PID()).Scan(&ok)
+	if err != nil || !ok {
+		panic(fmt.Sprintf("terminate backend %d: %v, %v", conn.PgConn().PID(), ok, err))
+	}
+	return ctx
+}
+
+func (k *killer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (k *killer) killed() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.done
+}
+
+// argHas reports whether the first argument is a string that holds s.
+func argHas(args []any, s string) bool {
+	a, ok := args[0].(string)
+	return ok && strings.Contains(a, s)
+}
+
+// TestOpsConnectionLost loses the connection of one statement of a run
+// (the server terminates it): a run on a pool goes on with a new
+// connection, so the loss of one must not fail a node, nor make the
+// provider generate a node twice.
+func TestOpsConnectionLost(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, tc := range []struct {
+		name  string
+		match func(sql string, args []any) bool
+	}{
+		{"put of an asset", func(sql string, args []any) bool {
+			return strings.Contains(sql, ".assets (key") && argHas(args, "/asset:video:segment[2]/")
+		}},
+		{"read of a dependency", func(sql string, args []any) bool {
+			return strings.Contains(sql, "WHERE key = $1") && argHas(args, "/asset:narration:segment[2]/")
+		}},
+		{"read of many dependencies", func(sql string, _ []any) bool {
+			return strings.Contains(sql, "WHERE key = ANY")
+		}},
+		{"commit of results", func(sql string, _ []any) bool {
+			return strings.Contains(sql, "SET version = version + 1")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, pg := newStore(t)
+			key := testenv.UniqueName(t)
+			g := build(t, 60)
+			k := &killer{admin: pg.Pool, match: tc.match}
+			cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+			require.NoError(t, err)
+			cfg.ConnConfig.Tracer = k
+			pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+			require.NoError(t, err)
+			t.Cleanup(pool.Close)
+			si, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+			require.NoError(t, err)
+			p := newProvider()
+			e := newExecutor(t, si, p.registry())
+			rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
+			require.True(t, k.killed(), "no statement matched")
+			require.NoError(t, err)
+			assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+			for id, n := range p.called() {
+				assert.Equal(t, 1, n, "%s was generated %d times", id, n)
+			}
+			snap, err := s.Load(t.Context(), key)
 			require.NoError(t, err)
 			assert.Empty(t, checkCurrent(t, s, g, snap, true))
 		})
