@@ -33,7 +33,8 @@
 //   - An asset store's Get or Put that fails (a lost connection) is
 //     called again, with backoff, up to 5 calls in all, unless the asset
 //     is not found: a failed Put never calls the generator again, since
-//     its output is paid for.
+//     its output is paid for. So is the PutRun that records the run's
+//     outcome.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

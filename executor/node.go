@@ -155,19 +155,19 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 	return nil
 }
 
-// retryStore calls an asset store's call, and calls it again, after the
-// backoff of a failed commit, when it fails with an error other than
+// retryStore calls a store's call, and calls it again, after the backoff
+// of a failed commit, when it fails with an error other than
 // [ErrNotFound], up to maxCommitFailures calls in all or until ctx ends:
 // a connection lost once must not fail a node, nor make its provider
-// generate it again (and bill it twice) because its Put failed. It
-// returns the last call's error.
+// generate it again (and bill it twice) because its Put failed, nor
+// leave a run's record saying it runs. It returns the last call's error.
 func (r *run) retryStore(ctx context.Context, what string, call func() error) error {
 	for failures := 1; ; failures++ {
 		err := call()
 		if err == nil || errors.Is(err, ErrNotFound) || ctx.Err() != nil || failures >= maxCommitFailures {
 			return err
 		}
-		r.e.log.Warn("regen: asset store call failed, retrying", "run", r.handle.id, "call", what, "err", err)
+		r.e.log.Warn("regen: store call failed, retrying", "run", r.handle.id, "call", what, "err", err)
 		if !sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 			return err
 		}

@@ -1104,9 +1104,11 @@ func (r *run) finish() {
 		rec.Counts.Superseded, rec.Counts.Cancelled)
 	final.Error = rec.Error
 	// The record has a bound of its own: commits that used up the run's
-	// after a cancel may have stalled on the state store alone.
+	// after a cancel may have stalled on the state store alone. A failed
+	// PutRun is tried again: a record left saying "running" would wait
+	// for a Resume to say "interrupted".
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.bg), r.e.opts.StoreTimeout)
-	if perr := r.e.opts.Runs.PutRun(ctx, *rec); perr != nil {
+	if perr := r.retryStore(ctx, "record run", func() error { return r.e.opts.Runs.PutRun(ctx, *rec) }); perr != nil {
 		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
 	}
 	cancel()

@@ -664,6 +664,10 @@ func TestOpsConnectionLost(t *testing.T) {
 		{"commit of results", func(sql string, _ []any) bool {
 			return strings.Contains(sql, "SET version = version + 1")
 		}},
+		{"record of the outcome", func(sql string, args []any) bool {
+			return strings.Contains(sql, ".runs") && strings.HasPrefix(strings.TrimSpace(sql), "INSERT") &&
+				len(args) > 6 && args[6] == string(executor.RunSucceeded)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, pg := newStore(t)
@@ -690,6 +694,9 @@ func TestOpsConnectionLost(t *testing.T) {
 			snap, err := s.Load(t.Context(), key)
 			require.NoError(t, err)
 			assert.Empty(t, checkCurrent(t, s, g, snap, true))
+			rec, err := s.GetRun(t.Context(), rep.Record.ID)
+			require.NoError(t, err)
+			assert.Equal(t, executor.RunSucceeded, rec.Status, "the stored record")
 		})
 	}
 }
