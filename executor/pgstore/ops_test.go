@@ -142,6 +142,8 @@ type childConfig struct {
 	// Hold lists node IDs whose generator blocks until the process is
 	// killed.
 	Hold []string `json:"hold"`
+	// Jitter makes every call take up to 3 ms.
+	Jitter bool `json:"jitter"`
 }
 
 // TestOpsChild is not a test: it is the second process of the
@@ -174,6 +176,9 @@ func TestOpsChild(t *testing.T) {
 		say("started %s", req.NodeID)
 		if hold[req.NodeID] {
 			select {} // until killed
+		}
+		if cfg.Jitter {
+			return jitter(ctx, req)
 		}
 		return nil
 	}
@@ -697,6 +702,52 @@ func TestOpsConnectionLost(t *testing.T) {
 			rec, err := s.GetRun(t.Context(), rep.Record.ID)
 			require.NoError(t, err)
 			assert.Equal(t, executor.RunSucceeded, rec.Status, "the stored record")
+		})
+	}
+}
+
+// TestOpsKilledAnywhere kills a process that runs a lecture at various
+// points of its run, with an edit from this process just before, then
+// resumes the run from this process: every node ends clean, with its
+// asset, made from current inputs; the edit is kept; no node that was
+// clean and current when the child died is generated again.
+func TestOpsKilledAnywhere(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, after := range []int{1, 5, 12, 20, 30} {
+		t.Run(fmt.Sprintf("after %d starts", after), func(t *testing.T) {
+			s, pg := newStore(t)
+			g := build(t, 120)
+			key := testenv.UniqueName(t)
+			// The timeline, last, hangs: the child never ends its run.
+			c := startChild(t, childConfig{Schema: pg.Schema, GraphKey: key, Seconds: 120, Jitter: true,
+				Hold: []string{"timeline"}})
+			runID := c.waitLine(t, "run ")
+			for range after {
+				c.waitLine(t, "started ")
+			}
+			p := newProvider()
+			e := newExecutor(t, s, p.registry())
+			_, err := e.Edit(t.Context(), g, key, "asset:image:segment[7]")
+			require.NoError(t, err)
+			c.kill(t)
+
+			snap, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			want := downstream(g, snap)
+			r, err := e.Resume(t.Context(), g, runID)
+			require.NoError(t, err)
+			_, err = r.Wait()
+			require.NoError(t, err)
+			for id := range p.called() {
+				assert.True(t, want[id], "%s was clean and current when the child died, and was generated again", id)
+			}
+			final, err := s.Load(t.Context(), key)
+			require.NoError(t, err)
+			assert.Empty(t, checkCurrent(t, s, g, final, true))
+			assert.Equal(t, int64(1), final.States["asset:image:segment[7]"].Rev, "the edit was lost")
+			rec, err := s.GetRun(t.Context(), runID)
+			require.NoError(t, err)
+			assert.Equal(t, executor.RunInterrupted, rec.Status)
 		})
 	}
 }
