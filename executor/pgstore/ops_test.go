@@ -669,6 +669,12 @@ func TestOpsConnectionLost(t *testing.T) {
 		{"commit of results", func(sql string, _ []any) bool {
 			return strings.Contains(sql, "SET version = version + 1")
 		}},
+		{"COMMIT of a transaction", func(sql string, _ []any) bool {
+			return strings.EqualFold(strings.TrimSpace(sql), "commit")
+		}},
+		{"state upsert", func(sql string, _ []any) bool {
+			return strings.Contains(sql, "INSERT INTO") && strings.Contains(sql, ".node_states")
+		}},
 		{"record of the outcome", func(sql string, args []any) bool {
 			return strings.Contains(sql, ".runs") && strings.HasPrefix(strings.TrimSpace(sql), "INSERT") &&
 				len(args) > 6 && args[6] == string(executor.RunSucceeded)
