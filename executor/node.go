@@ -142,11 +142,13 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 		}
 	}
 	for i, d := range j.deps {
-		var a Asset
-		err := r.retryStore(r.ctx, "read the output of "+d.id, func() (err error) {
-			a, err = r.e.opts.Assets.Get(r.ctx, d.ref)
-			return err
-		})
+		a, err := r.e.opts.Assets.Get(r.ctx, d.ref)
+		if err != nil {
+			err = r.retryStore(r.ctx, err, "read the output of", d.id, func() (err error) {
+				a, err = r.e.opts.Assets.Get(r.ctx, d.ref)
+				return err
+			})
+		}
 		if err != nil {
 			return fmt.Errorf("read the output of %s: %w", d.id, err)
 		}
@@ -155,22 +157,24 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 	return nil
 }
 
-// retryStore calls a store's call, and calls it again, after the backoff
-// of a failed commit, when it fails with an error other than
-// [ErrNotFound], up to maxCommitFailures calls in all or until ctx ends:
-// a connection lost once must not fail a node, nor make its provider
-// generate it again (and bill it twice) because its Put failed, nor
-// leave a run's record saying it runs. It returns the last call's error.
-func (r *run) retryStore(ctx context.Context, what string, call func() error) error {
+// retryStore calls a store's call again, after the backoff of a failed
+// commit, when its first call failed with err: a connection lost once
+// must not fail a node, nor make its provider generate it again (and
+// bill it twice) because its Put failed, nor leave a run's record saying
+// it runs. It stops at [ErrNotFound], once ctx ends, or after
+// maxCommitFailures calls in all, and returns the last call's error.
+// what and about name the call in the log. The caller makes the first
+// call itself, so that the call's closure is made only on failure.
+func (r *run) retryStore(ctx context.Context, err error, what, about string, call func() error) error {
 	for failures := 1; ; failures++ {
-		err := call()
 		if err == nil || errors.Is(err, ErrNotFound) || ctx.Err() != nil || failures >= maxCommitFailures {
 			return err
 		}
-		r.e.log.Warn("regen: store call failed, retrying", "run", r.handle.id, "call", what, "err", err)
+		r.e.log.Warn("regen: store call failed, retrying", "run", r.handle.id, "call", what, "about", about, "err", err)
 		if !sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 			return err
 		}
+		err = call()
 	}
 }
 
@@ -349,11 +353,14 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 	// interrupt its upload (its commit neither); StoreTimeout bounds both.
 	// A failed Put is tried again, not the generator: the output is
 	// paid for.
-	var ref string
-	err := r.retryStore(r.bg, "store the asset of "+j.id, func() (err error) {
-		ref, err = r.e.opts.Assets.Put(r.bg, r.key+"/"+j.id+"/"+a.Hash, a)
-		return err
-	})
+	key := r.key + "/" + j.id + "/" + a.Hash
+	ref, err := r.e.opts.Assets.Put(r.bg, key, a)
+	if err != nil {
+		err = r.retryStore(r.bg, err, "store the asset of", j.id, func() (err error) {
+			ref, err = r.e.opts.Assets.Put(r.bg, key, a)
+			return err
+		})
+	}
 	if err != nil {
 		return result{}, fmt.Errorf("store asset: %w", err)
 	}

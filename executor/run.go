@@ -1108,7 +1108,11 @@ func (r *run) finish() {
 	// PutRun is tried again: a record left saying "running" would wait
 	// for a Resume to say "interrupted".
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.bg), r.e.opts.StoreTimeout)
-	if perr := r.retryStore(ctx, "record run", func() error { return r.e.opts.Runs.PutRun(ctx, *rec) }); perr != nil {
+	perr := r.e.opts.Runs.PutRun(ctx, *rec)
+	if perr != nil {
+		perr = r.retryStore(ctx, perr, "record run", r.handle.id, func() error { return r.e.opts.Runs.PutRun(ctx, *rec) })
+	}
+	if perr != nil {
 		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
 	}
 	cancel()

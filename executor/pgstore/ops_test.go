@@ -130,8 +130,8 @@ func build(t *testing.T, seconds int) *graph.Graph {
 	return g
 }
 
-// childEnv is the environment variable that makes TestOpsChild run: the
-// JSON of a childConfig.
+// childEnv is the environment variable that makes the test binary run
+// opsChild instead of the tests: the JSON of a childConfig.
 const childEnv = "REGEN_PGSTORE_OPS_CHILD"
 
 // childConfig tells a child process what to run.
@@ -146,21 +146,32 @@ type childConfig struct {
 	Jitter bool `json:"jitter"`
 }
 
-// TestOpsChild is not a test: it is the second process of the
-// multi-process tests. Run by them with childEnv set, it starts a run
-// on the store and prints "run <id>", then "started <node>" as
-// generators start, and blocks in the held nodes until it is killed.
-func TestOpsChild(t *testing.T) {
-	raw := os.Getenv(childEnv)
-	if raw == "" {
-		t.Skip("the child process of the multi-process tests; runs only under them")
+// opsChild is the second process of the multi-process tests: TestMain
+// runs it instead of the tests when childEnv is set. It starts a run on
+// the store and prints "run <id>", then "started <node>" as generators
+// start, and blocks in the held nodes until it is killed. It returns an
+// exit status only when it cannot start.
+func opsChild(raw string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, "ops child:", err)
+		return 1
 	}
 	var cfg childConfig
-	require.NoError(t, json.Unmarshal([]byte(raw), &cfg))
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		return fail(err)
+	}
 	pool, err := pgxpool.New(context.Background(), testenv.PostgresURL())
-	require.NoError(t, err)
+	if err != nil {
+		return fail(err)
+	}
 	s, err := pgstore.New(pool, pgstore.Options{Schema: cfg.Schema})
-	require.NoError(t, err)
+	if err != nil {
+		return fail(err)
+	}
+	g, err := graph.Build(graph.Lecture(), cfg.Seconds)
+	if err != nil {
+		return fail(err)
+	}
 	hold := map[string]bool{}
 	for _, id := range cfg.Hold {
 		hold[id] = true
@@ -183,15 +194,18 @@ func TestOpsChild(t *testing.T) {
 		return nil
 	}
 	e, err := executor.New(executor.Options{Generators: p.registry(), States: s, Assets: s, Runs: s})
-	require.NoError(t, err)
-	r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: cfg.GraphKey, Graph: build(t, cfg.Seconds),
-		TriggeredBy: "child"})
-	require.NoError(t, err)
+	if err != nil {
+		return fail(err)
+	}
+	r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: cfg.GraphKey, Graph: g, TriggeredBy: "child"})
+	if err != nil {
+		return fail(err)
+	}
 	say("run %s", r.ID())
 	select {} // until killed
 }
 
-// child is a process running TestOpsChild.
+// child is a process running opsChild.
 type child struct {
 	cmd   *exec.Cmd
 	lines chan string
@@ -203,7 +217,7 @@ func startChild(t *testing.T, cfg childConfig) *child {
 	t.Helper()
 	raw, err := json.Marshal(cfg)
 	require.NoError(t, err)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestOpsChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
