@@ -30,11 +30,12 @@
 //     [*PanicError] for that node alone.
 //   - The asset is stored before the state says clean, so a node is never
 //     clean without its asset.
-//   - An asset store's Get or Put that fails (a lost connection) is
-//     called again, with backoff, up to 5 calls in all, unless the asset
-//     is not found: a failed Put never calls the generator again, since
-//     its output is paid for. So is the PutRun that records the run's
-//     outcome.
+//   - An asset store's Get, Put or Exists that fails (a lost connection)
+//     is called again, with backoff, up to 5 calls in all, unless the
+//     asset is not found: a failed Put never calls the generator again,
+//     since its output is paid for, nor does a failed Exists when early
+//     cutoff asks whether a node's stored result is still there. So is
+//     the PutRun that records the run's outcome.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of
@@ -70,8 +71,19 @@
 // inputs of that node's dependents stale: those that have not started
 // are skipped ("upstream ... was edited during the run", or "was made
 // stale" or "was deleted" for another run's force and a deleted graph)
-// rather than made from stale inputs, and stay dirty. Options.Converge re-plans at the end of a run
-// until nothing is dirty, so each such node is made once.
+// rather than made from stale inputs, and stay dirty. Options.Converge
+// re-plans at the end of a run until nothing is dirty, so each such node
+// is made once.
+//
+// Concurrent runs on one graph key are safe in this sense, but not free:
+// each pays its provider for the nodes it makes, and a result that the
+// other run committed first is thrown away. And the store does not know
+// which graph is the key's current one: of two concurrent runs of graphs
+// of different durations, the last to commit a node wins, and each
+// reports success (the next run of the other graph redoes what differs,
+// as "inputs changed"). A host that lets users start runs should run one
+// at a time per graph key (a lock of its own, such as a Postgres advisory
+// lock), and give each run the graph of the newest request.
 //
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the

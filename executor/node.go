@@ -193,6 +193,13 @@ func (r *run) cutoff(j *job) bool {
 		return false
 	}
 	ok, err := r.e.opts.Assets.Exists(r.ctx, p.AssetRef)
+	if err != nil {
+		// Regenerating would pay the provider for what may be there.
+		err = r.retryStore(r.ctx, err, "check the stored output of", j.id, func() (err error) {
+			ok, err = r.e.opts.Assets.Exists(r.ctx, p.AssetRef)
+			return err
+		})
+	}
 	return err == nil && ok
 }
 

@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -89,5 +90,102 @@ func TestSinkPanicNeverFailsTheRun(t *testing.T) {
 		rep2, err := l.run(e, dirty.Mark{ID: "asset:music", Reason: dirty.ReasonEdited})
 		require.NoError(t, err)
 		assert.Equal(t, []string{"asset:music"}, rep2.Generated[:1])
+	})
+}
+
+// shakyAssets fails one call of each of Get, Put and Exists whose key or
+// reference contains fail, as a lost connection does: the first, or for
+// Exists the second (the first is the run's check of the clean nodes'
+// assets at its start, which fails the run before anything is done).
+type shakyAssets struct {
+	executor.AssetStore
+	fail  string
+	mu    sync.Mutex
+	calls map[string]int // by method
+}
+
+func (s *shakyAssets) shake(method, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail == "" || !strings.Contains(key, s.fail) {
+		return nil
+	}
+	if s.calls == nil {
+		s.calls = map[string]int{}
+	}
+	s.calls[method]++
+	at := 1
+	if method == "Exists" {
+		at = 2
+	}
+	if s.calls[method] != at {
+		return nil
+	}
+	return errors.New("connection reset by peer")
+}
+
+func (s *shakyAssets) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if err := s.shake("Get", ref); err != nil {
+		return executor.Asset{}, err
+	}
+	return s.AssetStore.Get(ctx, ref)
+}
+
+func (s *shakyAssets) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	if err := s.shake("Put", key); err != nil {
+		return "", err
+	}
+	return s.AssetStore.Put(ctx, key, a)
+}
+
+func (s *shakyAssets) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := s.shake("Exists", ref); err != nil {
+		return false, err
+	}
+	return s.AssetStore.Exists(ctx, ref)
+}
+
+// An asset store call that fails once is made again: reading a
+// dependency does not fail the node, storing an output does not call the
+// generator again, and checking a stored output for early cutoff does
+// not regenerate it.
+func TestAssetStoreCallsAreRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		settle, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		_, err = l.run(settle) // every node clean
+		require.NoError(t, err)
+		require.NoError(t, settle.Close(context.Background()))
+
+		// The narration's edit changes nothing in its output: its
+		// video and the timeline check that their stored outputs are
+		// there (Exists), and keep them. Then a forced image is read
+		// (Get) by its video and stored (Put) anew.
+		l.set("asset:narration:segment[3]", func(_ context.Context, req executor.Request) ([]byte, error) {
+			req.Rev = 0
+			return defaultData(req), nil
+		})
+		l.set("asset:image:segment[2]", func(context.Context, executor.Request) ([]byte, error) { return []byte("new image"), nil })
+		for _, tc := range []struct {
+			fail      string
+			marks     []dirty.Mark
+			generated []string
+		}{
+			{"asset:video:segment[3]", []dirty.Mark{narration3}, []string{"asset:narration:segment[3]"}},
+			{"asset:image:segment[2]", []dirty.Mark{{ID: "asset:image:segment[2]", Reason: dirty.ReasonForced}},
+				sorted("asset:image:segment[2]", "asset:video:segment[2]", "timeline")},
+		} {
+			shaky := &shakyAssets{AssetStore: l.assets, fail: tc.fail}
+			e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: shaky, Runs: l.runs})
+			require.NoError(t, err)
+			l.resetCalls()
+			rep, err := l.run(e, tc.marks...)
+			require.NoError(t, err, tc.fail)
+			assert.Equal(t, tc.generated, rep.Generated, tc.fail)
+			assert.Equal(t, tc.generated, l.calledIDs(), "%s: each node's generator called once", tc.fail)
+			l.requireAllClean()
+			require.NoError(t, e.Close(context.Background()))
+		}
 	})
 }

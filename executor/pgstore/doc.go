@@ -147,6 +147,13 @@
 // PgBouncer in transaction mode needs. The tests run the conformance kit
 // in both.
 //
+// A commit holds its graph's version row locked until it ends, so a
+// process that freezes inside one (a paused VM, a stuck client) holds
+// every commit on that graph. Set idle_in_transaction_session_timeout on
+// the server or the store's role (a few seconds is plenty: a commit is
+// one short transaction) so that Postgres ends such a session; the
+// executor then retries its commits, reloading first.
+//
 // # Tests
 //
 // The tests run against a real Postgres at REGEN_POSTGRES_URL (default
