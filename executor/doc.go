@@ -75,15 +75,18 @@
 // re-plans at the end of a run until nothing is dirty, so each such node
 // is made once.
 //
-// Concurrent runs on one graph key are safe in this sense, but not free:
-// each pays its provider for the nodes it makes, and a result that the
-// other run committed first is thrown away. And the store does not know
-// which graph is the key's current one: of two concurrent runs of graphs
-// of different durations, the last to commit a node wins, and each
-// reports success (the next run of the other graph redoes what differs,
-// as "inputs changed"). A host that lets users start runs should run one
-// at a time per graph key (a lock of its own, such as a Postgres advisory
-// lock), and give each run the graph of the newest request.
+// Concurrent runs of one graph on one key are safe in this sense, but not
+// free: each pays its provider for the nodes it makes, and a result that
+// the other run committed first is thrown away; a host that lets users
+// start runs should run one at a time per graph key (a lock of its own,
+// such as a Postgres advisory lock). A run of another graph on the key (a
+// lecture made longer or shorter, another template) that starts later
+// wins: the key's graph is then its graph, and the older run stops,
+// cancelled with [ErrGraphReplaced], without writing its results over the
+// newer run's. A run whose graph is deleted meanwhile stops too, with
+// [ErrGraphDeleted], and does not make the graph again. The executor
+// keeps the fingerprint of the key's graph for this in one state beside
+// the nodes' own, under [GraphStateID].
 //
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the

@@ -27,6 +27,15 @@ var (
 	// ErrClosed: the executor was closed ([Executor.Close]) and starts no
 	// run.
 	ErrClosed = errors.New("executor: closed")
+	// ErrGraphReplaced: a run of another graph on the run's graph key (a
+	// lecture made longer or shorter, another template) started after it,
+	// so the key's graph is that run's: the run stopped, as cancelled,
+	// and recorded nothing more. See [GraphStateID].
+	ErrGraphReplaced = errors.New("executor: graph replaced by a newer run of another graph")
+	// ErrGraphDeleted: the graph's states were deleted during the run
+	// (DeleteGraph): the run stopped, as cancelled, and recorded nothing
+	// more, so that it does not make the graph again.
+	ErrGraphDeleted = errors.New("executor: graph deleted during the run")
 )
 
 // MissingGeneratorError lists the kinds of a plan that have no generator.

@@ -191,8 +191,9 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 // reached the version the run loaded, writing old states over new ones.
 // A tombstone is its key and about 130 bytes, kept for good (about 170
 // bytes with a 36-byte key); a graph never committed gets none.
-// Cancel the graph's runs first: a run still going re-creates the graph,
-// as the executor reloads after its commit conflicts.
+// A run of the graph still going finds it deleted at its next commit (it
+// conflicts, and the run reloads): it stops, with executor.ErrGraphDeleted,
+// and commits nothing more.
 //
 // The assets the states referred to are not deleted: [MemoryStore]'s
 // DeleteGraph deletes the graph's run records too, and its PruneAssets

@@ -127,11 +127,11 @@ func (m *MemoryStore) ListRuns(ctx context.Context, graphKey string) ([]Record, 
 //
 // The graph's assets are not deleted here: once no node state refers to
 // them, [MemoryStore.PruneAssets] deletes them like any other
-// unreferenced asset. Cancel the graph's runs first: a run still going
-// reloads the empty graph at its next commit, and may re-create part of
-// it (the results it already made whose dependencies it can still find,
-// such as the script's; the rest it skips). It returns ctx.Err(), with no
-// effect, if ctx is done.
+// unreferenced asset. A run of the graph still going finds it deleted at
+// its next commit: it stops, with [ErrGraphDeleted], and commits nothing
+// more, so the graph stays deleted. (Its assets may then still be put;
+// PruneAssets deletes them.) It returns ctx.Err(), with no effect, if ctx
+// is done.
 func (m *MemoryStore) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
 	states, err := m.states.DeleteGraph(ctx, graphKey)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
@@ -190,11 +191,10 @@ func TestSettlementEventsCountExactly(t *testing.T) {
 	})
 }
 
-// A graph deleted and its script edited again during a run: the script's
-// state was deleted and made again (at the revision it had), so the skips
-// do not say it "was made stale" (a force, or a missing asset, by another
-// run).
-func TestSkipsAfterDeleteAndReEdit(t *testing.T) {
+// A graph deleted and its script edited again during a run: the edit
+// does not bring the graph back for the run, which stops as for a delete,
+// and leaves the store with the edit alone.
+func TestDeleteAndReEditStopsTheRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		var e *executor.Executor
@@ -208,12 +208,12 @@ func TestSkipsAfterDeleteAndReEdit(t *testing.T) {
 		_, err := e.Edit(context.Background(), l.g, "lecture", "script") // script at revision 1
 		require.NoError(t, err)
 		_, err = l.run(e)
-		require.NoError(t, err)
-		skips := l.eventsOf(progress.NodeSkipped)
-		require.NotEmpty(t, skips)
-		for _, ev := range skips {
-			assert.NotContains(t, ev.Message, "was made stale", "%s", ev.Node)
-		}
+		require.ErrorIs(t, err, executor.ErrGraphDeleted)
+		snap := l.snapshot()
+		require.Len(t, snap.States, 1)
+		st := snap.States["script"]
+		assert.Equal(t, dirty.StatusDirty, st.Status)
+		assert.Equal(t, int64(1), st.Rev, "the edit after the delete")
 	})
 }
 

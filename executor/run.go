@@ -65,6 +65,7 @@ type run struct {
 	req    RunRequest
 	g      *graph.Graph
 	key    string
+	fp     string          // the graph's fingerprint (see GraphStateID)
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
@@ -119,6 +120,10 @@ type run struct {
 	skipped         []graph.Node
 	failures        []*NodeError
 	rounds          int
+	// gone is ErrGraphReplaced or ErrGraphDeleted once a reload found
+	// the key's graph replaced or deleted: the run is cancelled, and
+	// commits nothing more.
+	gone error
 }
 
 // id returns node n's ID, derived once per run. Called with mu held.
@@ -176,6 +181,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
 		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
+	r.fp = fingerprint(r.g)
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
 	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
@@ -240,13 +246,24 @@ func (r *run) endStoreCalls() {
 
 // replan loads the graph's states, computes what to regenerate, checks
 // the generators and commits the plan's nodes as dirty (edited ones with
-// a new revision). On a version conflict it starts over.
+// a new revision), with the graph's fingerprint at the start of a run
+// (see GraphStateID); in a later round it returns ErrGraphReplaced or
+// ErrGraphDeleted if the key's graph is no longer the run's. On a
+// version conflict it starts over, and after another failure of its
+// commit (a lost connection) too, with backoff, up to maxCommitFailures
+// commits in all.
 func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	opts := &r.e.opts
+	failures := 0
 	for try := 0; ; try++ {
 		snap, err := opts.States.Load(ctx, r.key)
 		if err != nil {
 			return fmt.Errorf("load states of %q: %w", r.key, err)
+		}
+		if r.rounds > 0 { // a new round: the graph must still be this run's
+			if err := graphGone(snap, r.fp); err != nil {
+				return err
+			}
 		}
 		view, set, all, err := r.e.plan(ctx, r.g, snap, marks)
 		if err != nil {
@@ -287,11 +304,26 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			view.Set(n, st)
 			changes = append(changes, Change{ID: r.id(n), State: st})
 		}
+		if st, ok := snap.States[GraphStateID]; r.rounds == 0 && (!ok || st.InputHash != r.fp) {
+			// The key's graph is this run's from now on (see GraphStateID).
+			gs := graphState(r.fp)
+			gs.UpdatedAt = now
+			changes = append(changes, Change{ID: GraphStateID, State: gs})
+		}
 		version := snap.Version
 		if len(changes) > 0 {
 			version, err = opts.States.Commit(ctx, r.key, snap.Version, changes)
 			if errors.Is(err, ErrConflict) && try < maxPrepareConflicts {
 				continue
+			}
+			if err != nil && !errors.Is(err, ErrConflict) && failures < maxCommitFailures-1 && ctx.Err() == nil {
+				// A lost connection: reload, and commit again (the same
+				// plan if the commit did not go through).
+				failures++
+				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
+				if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+					continue
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("commit the plan of %q: %w", r.key, err)
@@ -409,6 +441,12 @@ func (r *run) execute() {
 			break
 		}
 		if err := r.replan(r.ctx, nil); err != nil {
+			if errors.Is(err, ErrGraphReplaced) || errors.Is(err, ErrGraphDeleted) {
+				r.mu.Lock()
+				r.stop(err, nil)
+				r.mu.Unlock()
+				break
+			}
 			r.failures = append(r.failures, &NodeError{Node: "(converge)", Err: err})
 			break
 		}
@@ -669,6 +707,10 @@ func (r *run) submit(results ...result) {
 // is the commit's time, or zero to read the clock.
 func (r *run) commit(batch []result, now time.Time) {
 	opts := &r.e.opts
+	if r.gone != nil {
+		r.stop(r.gone, batch)
+		return
+	}
 	conflicts, failures := 0, 0
 	for {
 		version := r.version
@@ -769,6 +811,13 @@ func (r *run) commit(batch []result, now time.Time) {
 		// have been applied: reload before anything else.
 		snap, lerr := opts.States.Load(r.bg, r.key)
 		if lerr == nil {
+			if gone := graphGone(snap, r.fp); gone != nil {
+				r.mu.Lock()
+				r.stop(gone, batch)
+				return
+			}
+		}
+		if lerr == nil {
 			// Other commits may have followed this one: its states, to
 			// the microsecond, or a new output of it, tell it apart.
 			maybe := !errors.Is(err, ErrConflict) && snap.Version > version
@@ -814,6 +863,23 @@ func (r *run) commit(batch []result, now time.Time) {
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
 		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
 		r.mu.Lock()
+	}
+}
+
+// stop ends the run once its graph was replaced or deleted (gone): it is
+// cancelled with gone as the cause, and the results of batch, and of
+// every later commit, are not recorded; those that were made are
+// superseded. Called with mu held.
+func (r *run) stop(gone error, batch []result) {
+	if r.gone == nil {
+		r.gone = gone
+		r.e.log.Warn("regen: run stopped", "run", r.handle.id, "graph", r.key, "err", gone)
+		r.handle.cancel(gone)
+	}
+	for i := range batch {
+		if res := &batch[i]; res.outcome == generated || res.outcome == unchanged {
+			res.outcome = superseded
+		}
 	}
 }
 
@@ -937,6 +1003,9 @@ func (r *run) settle(batch []result) {
 			ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
 			if res.stale {
 				ev.Message = "another run committed its inputs or its result while it ran: its result was not kept"
+			}
+			if r.gone != nil {
+				ev.Message = "its result was not kept: " + errText(r.gone)
 			}
 		case cancelled:
 			sr, err = r.m.Cancel(res.n)

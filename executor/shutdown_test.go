@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -302,23 +303,89 @@ func TestEditNamesANodeOnce(t *testing.T) {
 	})
 }
 
-// A graph deleted during a run: the nodes the run skips for it say the
-// upstream node was deleted, not edited.
-func TestSkipsAfterDeleteGraphSaySo(t *testing.T) {
+// A graph deleted during a run (DeleteGraph, from another process say):
+// the run stops, as cancelled with ErrGraphDeleted, and records nothing
+// more, so that the graph stays deleted, with no state made again (not
+// even those of the nodes it was running, which it would record as
+// cancelled or failed).
+func TestDeleteGraphStopsTheRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		gen := l.onceAt("asset:video:segment[0]", func() {
 			_, err := l.states.DeleteGraph(context.Background(), "lecture")
 			assert.NoError(t, err)
 		})
+		l.set("asset:video:segment[1]", fail(errors.New("provider down")))
 		e := l.executor(executor.Options{Generators: l.registry(gen)})
-		_, err := l.run(e)
-		require.NoError(t, err)
-		skips := l.eventsOf(progress.NodeSkipped)
-		require.NotEmpty(t, skips)
-		for _, ev := range skips {
-			assert.Contains(t, ev.Message, "was deleted during the run", "%s", ev.Node)
-			assert.NotContains(t, ev.Message, "edited", "%s", ev.Node)
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		require.ErrorIs(t, err, executor.ErrGraphDeleted)
+		assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+		assert.Contains(t, rep.Record.Error, "graph deleted")
+		assert.Empty(t, l.snapshot().States, "the run made the deleted graph again")
+		l.requireEventOrder(progress.RunCancelled)
+		for _, ev := range l.eventsOf(progress.NodeSuperseded) {
+			assert.Contains(t, ev.Message, "graph deleted", "%s", ev.Node)
 		}
+	})
+}
+
+// A run of another graph on the same key (the lecture made longer) that
+// starts during a run wins: the older run stops, as cancelled with
+// ErrGraphReplaced, once it finds the newer graph's fingerprint, and its
+// results do not overwrite the newer run's (the timeline of 3 segments
+// over the one of 6). Runs of the same graph do not stop each other.
+func TestNewerRunOfAnotherGraphReplacesTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		longer, err := graph.Build(graph.Lecture(), 60)
+		require.NoError(t, err)
+		var newer *executor.Report
+		newerDone := make(chan struct{})
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			defer close(newerDone)
+			e2, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: l.runs})
+			assert.NoError(t, err)
+			newer, err = e2.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: longer})
+			assert.NoError(t, err)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen)})
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		require.ErrorIs(t, err, executor.ErrGraphReplaced)
+		// The older run stopped as soon as its commits met the newer
+		// run's: that one may still be going, in the abandoned call.
+		<-newerDone
+		assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+		assert.Contains(t, rep.Record.Error, "graph replaced")
+		assert.NotContains(t, rep.Generated, "timeline")
+		require.NotNil(t, newer)
+		assert.Contains(t, newer.Generated, "timeline")
+
+		// The store holds the longer lecture, whole and current: a run
+		// of it has nothing to do, and one of the shorter graph redoes
+		// its timeline.
+		e3 := l.executor(executor.Options{})
+		again, err := e3.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: longer})
+		require.NoError(t, err)
+		assert.Empty(t, again.Generated)
+		assert.Zero(t, again.Record.Counts.Planned)
+		_, set, err := e3.Plan(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		require.Equal(t, 1, set.Len(), "the shorter graph's timeline is not the stored one")
+		assert.Equal(t, "timeline", l.g.NodeID(set.Nodes()[0]))
+
+		// A run of the same graph during another shares the key, as before.
+		same := l.onceAt("asset:video:segment[1]", func() {
+			e4, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: l.runs})
+			assert.NoError(t, err)
+			_, err = e4.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+				Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonForced}}})
+			assert.NoError(t, err)
+		})
+		e5 := l.executor(executor.Options{Generators: l.registry(same)})
+		_, err = e5.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonForced}}})
+		require.NoError(t, err)
 	})
 }

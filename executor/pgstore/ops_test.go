@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -458,8 +459,11 @@ func TestOpsConcurrentRuns(t *testing.T) {
 					require.NoError(t, err)
 				}
 			}
-			for _, r := range runs {
+			for i, r := range runs {
 				_, err := r.Wait()
+				if i == 0 && tc.seconds[0] != tc.seconds[1] && errors.Is(err, executor.ErrGraphReplaced) {
+					continue // the second run's graph is the key's now
+				}
 				require.NoError(t, err)
 			}
 			// Converge: what an edit left dirty is made by one run more
@@ -470,7 +474,12 @@ func TestOpsConcurrentRuns(t *testing.T) {
 			}
 			snap, err := s.Load(t.Context(), key)
 			require.NoError(t, err)
-			assert.NotEmpty(t, consistentWith(t, s, snap, tc.seconds[:]...))
+			// The graph of the run that started last is the key's.
+			newest := tc.seconds[1]
+			if tc.edit {
+				newest = tc.seconds[0]
+			}
+			assert.Contains(t, consistentWith(t, s, snap, tc.seconds[:]...), newest)
 			if tc.edit {
 				for _, id := range edited {
 					assert.Equal(t, int64(1), snap.States[id].Rev, "the edit of %s was lost", id)
@@ -551,11 +560,11 @@ func TestOpsRetentionDuringRuns(t *testing.T) {
 		})
 		e := newExecutor(t, s, p.registry())
 		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
-		require.NoError(t, err)
-		assert.NotEmpty(t, rep.Skipped, "no node was skipped for the deletion")
+		require.ErrorIs(t, err, executor.ErrGraphDeleted)
+		assert.Equal(t, executor.RunCancelled, rep.Record.Status)
 		snap, err := s.Load(t.Context(), key)
 		require.NoError(t, err)
-		assert.Empty(t, checkCurrent(t, s, g, snap, false))
+		assert.Empty(t, snap.States, "the run made the deleted graph again")
 	})
 }
 
@@ -770,4 +779,42 @@ func TestOpsKilledAnywhere(t *testing.T) {
 			assert.Equal(t, executor.RunInterrupted, rec.Status)
 		})
 	}
+}
+
+// TestOpsLaterDurationWins: a host starts a 60 s run, then the user makes
+// the lecture 120 s long and the host starts a 120 s run on the same key,
+// from another executor, while the 60 s run makes its timeline. The
+// newest request wins: the 60 s run stops with ErrGraphReplaced, without
+// writing its timeline over the 120 s one, and the store holds the 120 s
+// lecture, whole and current.
+func TestOpsLaterDurationWins(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, _ := newStore(t)
+	key := testenv.UniqueName(t)
+	release := make(chan struct{})
+	held := make(chan struct{})
+	p60 := newProvider()
+	p60.hook = func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind == graph.KindTimeline {
+			close(held)
+			<-release
+		}
+		return nil
+	}
+	e60 := newExecutor(t, s, p60.registry())
+	r60, err := e60.Start(t.Context(), executor.RunRequest{GraphKey: key, Graph: build(t, 60)})
+	require.NoError(t, err)
+	<-held
+	e120 := newExecutor(t, s, newProvider().registry())
+	rep120, err := e120.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: build(t, 120)})
+	require.NoError(t, err)
+	assert.Contains(t, rep120.Generated, "timeline")
+	close(release)
+	rep60, err := r60.Wait()
+	require.ErrorIs(t, err, executor.ErrGraphReplaced)
+	assert.Equal(t, executor.RunCancelled, rep60.Record.Status)
+	assert.NotContains(t, rep60.Generated, "timeline")
+	snap, err := s.Load(t.Context(), key)
+	require.NoError(t, err)
+	assert.Equal(t, []int{120}, consistentWith(t, s, snap, 60, 120))
 }

@@ -35,10 +35,11 @@ const pruneBatch = 1000
 //
 // The graph's assets are not deleted here: once no node state refers to
 // them, [Store.PruneAssets] removes them like any other unreferenced
-// asset. Cancel the graph's runs first: a run still going would re-create
-// the graph, as its next commit conflicts, and the executor then reloads
-// the empty graph and commits its results on it. It returns ctx.Err(),
-// with no effect, if ctx is done.
+// asset. A run of the graph still going, in this process or another,
+// finds it deleted at its next commit (it conflicts, and the run
+// reloads): it stops, with executor.ErrGraphDeleted, and commits nothing
+// more, so the graph stays deleted. It returns ctx.Err(), with no effect,
+// if ctx is done.
 func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err

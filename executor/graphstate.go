@@ -1,0 +1,85 @@
+package executor
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
+)
+
+// GraphStateID is the ID of the one state that the executor keeps for a
+// graph key beside its nodes' states: its InputHash is the fingerprint of
+// the graph of the key's newest run (its number of segments, and its
+// kinds with their dependencies), and its Status is clean. No node has
+// this ID: a kind name cannot hold "~". A host that lists a snapshot's
+// states may skip it.
+//
+// A run records its graph's fingerprint there when it starts, in the
+// commit that marks its plan dirty. Any commit of another run conflicts
+// with that one, and the other run reloads: if it finds another
+// fingerprint, the key's graph is now another (the user made the lecture
+// longer or shorter, say), so it stops, as cancelled with
+// [ErrGraphReplaced], and commits nothing more, rather than write results
+// of the old graph over the new one's. If it finds no such state, the
+// graph was deleted ([MemoryStore.DeleteGraph], pgstore's DeleteGraph):
+// it stops with [ErrGraphDeleted], and does not make the graph again.
+// Runs of the same graph share the key as before.
+const GraphStateID = "~graph"
+
+// fingerprint identifies a graph's nodes and edges: its number of
+// segments and its kinds, in name order, each with its scope and its
+// dependencies in order. Batch keys and concurrency do not count, as they
+// change the plan, not the graph.
+func fingerprint(g *graph.Graph) string {
+	t := g.Template()
+	slices.SortFunc(t.Kinds, func(a, b graph.Kind) int { return cmp.Compare(a.Name, b.Name) })
+	b := make([]byte, 0, 256)
+	b = append(b, "regen graph v1\nsegments "...)
+	b = strconv.AppendInt(b, int64(g.Segments()), 10)
+	b = append(b, '\n')
+	for _, k := range t.Kinds {
+		b = append(b, "kind "...)
+		b = strconv.AppendQuote(b, k.Name)
+		b = strconv.AppendBool(append(b, ' '), k.PerSegment)
+		for _, d := range k.Deps {
+			b = append(b, " dep "...)
+			b = strconv.AppendQuote(b, d.Kind)
+			b = strconv.AppendQuote(append(b, ' '), string(d.Scope))
+		}
+		b = append(b, '\n')
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// graphGone returns the error that stops a run of the graph with
+// fingerprint fp when snap is what the store now holds: nil while its
+// graph state records fp.
+func graphGone(snap Snapshot, fp string) error {
+	st, ok := snap.States[GraphStateID]
+	switch {
+	case !ok:
+		return ErrGraphDeleted
+	case st.InputHash != fp:
+		return fmt.Errorf("%w: the key's graph is now %s, not this run's %s", ErrGraphReplaced, short(st.InputHash), short(fp))
+	}
+	return nil
+}
+
+// graphState is the state that records fingerprint fp.
+func graphState(fp string) dirty.State {
+	return dirty.State{Status: dirty.StatusClean, InputHash: fp}
+}
+
+// short abbreviates a fingerprint for messages.
+func short(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
+}
