@@ -34,8 +34,11 @@
 //
 // [Plan.Remaining] counts the unfinished nodes per stage and overall.
 // [Plan.LowerBound] estimates, before or during a run, a lower bound on
-// its makespan from a duration per kind ([Costs]): the larger of the
-// critical path and each batch key's total work over its concurrency.
+// its makespan from a duration per kind ([Costs]): the largest of the
+// critical path, each batch key's total work over its concurrency, and
+// the time a batch key's rate ([Rate]) takes to start its nodes; during a
+// run it counts only what is left of the nodes under way, and for a
+// plan run stage after stage it adds up the stages' bounds.
 //
 // # Cost
 //

@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"slices"
 	"time"
 
 	"github.com/regengraph/regen/graph"
@@ -44,6 +45,31 @@ type Costs struct {
 	// Finished reports nodes already done, which cost nothing. Nil means
 	// none is.
 	Finished func(graph.Node) bool
+	// Running reports the nodes under way and the time spent on each so
+	// far: such a node costs its kind's duration less that time, and never
+	// less than 0, and has taken its start under Rates. Nil means none is
+	// under way.
+	Running func(graph.Node) (spent time.Duration, ok bool)
+	// Staged says that each stage starts once the one before has ended,
+	// as the executor's Staged mode runs them: the bound is then the sum
+	// of the stages' bounds. Default: false, each node starts once its own
+	// dependencies are done.
+	Staged bool
+	// Rates limits the starts of batch keys, by key, as provider quotas
+	// do. Default: none.
+	Rates map[string]Rate
+}
+
+// Rate is a batch key's limit on starts, for [Costs]: at most Starts
+// nodes of the key start in any window of length Per, and the next not
+// sooner than Wait from now. A Rate with Starts or Per not positive
+// limits nothing.
+type Rate struct {
+	Starts int
+	Per    time.Duration
+	// Wait is the time left until the key may start a node, for the
+	// starts it made recently. Default: 0, at once.
+	Wait time.Duration
 }
 
 // LowerBound returns a lower bound on the makespan of the plan's
@@ -51,12 +77,20 @@ type Costs struct {
 //   - the critical path: the longest chain of dependent planned nodes,
 //     weighted by their durations;
 //   - for each batch key, the key's total work divided by its concurrency;
-//   - with Workers set, the total work divided by Workers.
+//   - with Workers set, the total work divided by Workers;
+//   - for each batch key with a rate, the time its nodes not started yet
+//     take to start: from the earliest that any of them may start (its
+//     dependencies done, and the rate's Wait), one window of Per for each
+//     Starts of them after the first Starts, then the shortest such node
+//     and the shortest chain of nodes after it.
 //
-// No schedule can finish sooner, whatever its order. It costs
-// O(D + E_D + K) for D nodes with E_D dependency edges among them. Nodes
-// that are not in p.Graph, which only a plan assembled by hand can hold,
-// cost nothing; a plan without a Graph has a bound of 0.
+// With Staged set, it is the sum of these bounds for each stage's
+// unfinished nodes. A node under way (Running) costs only what is left of
+// its duration. No schedule can finish sooner, whatever its order, if
+// each node takes its kind's duration. It costs O(D + E_D + K) for D
+// nodes with E_D dependency edges among them and K kinds. Nodes that are
+// not in p.Graph, which only a plan assembled by hand can hold, cost
+// nothing; a plan without a Graph has a bound of 0.
 func (p *Plan) LowerBound(c Costs) time.Duration {
 	q := p.indexed()
 	g := q.Graph
@@ -65,48 +99,158 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 	}
 	k := g.Kinds()
 	cost := make([]time.Duration, k)
+	// Batch keys by index, for each kind (-1: none), with their rates.
+	keyOf := make([]int, k)
+	var keys []string
+	var rates []Rate
 	for ki := range k {
 		cost[ki] = c.Default
 		if d, ok := c.PerKind[g.KindName(ki)]; ok {
 			cost[ki] = d
 		}
 		cost[ki] = max(cost[ki], 0) // no node takes less than no time
+		keyOf[ki] = -1
+		if key, _ := g.BatchKey(ki); key != "" {
+			keyOf[ki] = slices.Index(keys, key)
+			if keyOf[ki] < 0 {
+				keyOf[ki] = len(keys)
+				keys = append(keys, key)
+				r := c.Rates[key]
+				if r.Starts <= 0 || r.Per <= 0 {
+					r = Rate{}
+				}
+				rates = append(rates, r)
+			}
+		}
 	}
+	limited := slices.ContainsFunc(rates, func(r Rate) bool { return r.Starts > 0 })
+	stages := 1
+	if c.Staged {
+		stages = len(q.Stages)
+	}
+	// Per stage (one in all without Staged): the work of each key, the
+	// total work and the critical path; with rates, the key's nodes not
+	// started yet.
+	type keyTally struct {
+		work    time.Duration
+		waiting int           // nodes not started yet, with a rate
+		head    time.Duration // the earliest of those may start
+		least   time.Duration // the shortest of those
+		tail    time.Duration // the shortest chain after one of those
+	}
+	tally := make([]keyTally, stages*len(keys))
+	total := make([]time.Duration, stages)
+	critical := make([]time.Duration, stages)
 	kindOf := kindIndexer(g)
-	keyWork := map[string]time.Duration{}
-	var total, critical time.Duration
+	stageOf := func(i int) int {
+		if c.Staged {
+			return int(q.stageOf[i])
+		}
+		return 0
+	}
+	dur := make([]time.Duration, len(q.nodes))
 	finish := make([]time.Duration, len(q.nodes))
+	var waiting []bool // with rates: not started yet
+	if limited {
+		waiting = make([]bool, len(q.nodes))
+	}
 	for i, n := range q.nodes {
 		if !g.Contains(n) {
 			continue // only a plan assembled by hand holds one
 		}
 		ki := kindOf(n)
 		var d time.Duration
+		started := false
 		if c.Finished == nil || !c.Finished(n) {
 			d = cost[ki]
+			if c.Running != nil {
+				var spent time.Duration
+				if spent, started = c.Running(n); started {
+					d = max(d-spent, 0)
+				}
+			}
+		} else {
+			started = true
 		}
+		s := stageOf(i)
 		var ready time.Duration
 		for _, dep := range g.Deps(n) {
-			if j, ok := q.pos(dep); ok {
+			// With Staged, a stage starts once the ones before have ended:
+			// only its own nodes make a chain in it.
+			if j, ok := q.pos(dep); ok && stageOf(j) == s {
 				ready = max(ready, finish[j])
 			}
 		}
-		finish[i] = ready + d
-		critical = max(critical, finish[i])
-		total += d
-		if key, _ := g.BatchKey(ki); key != "" {
-			keyWork[key] += d
+		dur[i], finish[i] = d, ready+d
+		critical[s] = max(critical[s], finish[i])
+		total[s] += d
+		if key := keyOf[ki]; key >= 0 {
+			t := &tally[s*len(keys)+key]
+			t.work += d
+			if rates[key].Starts > 0 && !started {
+				waiting[i] = true
+				if t.waiting == 0 || ready < t.head {
+					t.head = ready
+				}
+				if t.waiting == 0 || d < t.least {
+					t.least = d
+				}
+				t.waiting++
+			}
 		}
 	}
-	bound := critical
-	for ki := range k {
-		key, conc := g.BatchKey(ki)
-		if key != "" {
-			bound = max(bound, keyWork[key]/time.Duration(conc))
+	if limited && !c.Staged {
+		// The shortest chain after each node waiting for its rate: the
+		// longest path from it to the end, in reverse topological order.
+		after := make([]time.Duration, len(q.nodes))
+		for i := len(q.nodes) - 1; i >= 0; i-- {
+			n := q.nodes[i]
+			if !g.Contains(n) {
+				continue
+			}
+			for _, dep := range g.Deps(n) {
+				if j, ok := q.pos(dep); ok {
+					after[j] = max(after[j], dur[i]+after[i])
+				}
+			}
+		}
+		seen := make([]bool, len(keys))
+		for i, n := range q.nodes {
+			if !waiting[i] {
+				continue
+			}
+			t := &tally[keyOf[kindOf(n)]]
+			if !seen[keyOf[kindOf(n)]] || after[i] < t.tail {
+				t.tail = after[i]
+			}
+			seen[keyOf[kindOf(n)]] = true
 		}
 	}
-	if c.Workers > 0 {
-		bound = max(bound, total/time.Duration(c.Workers))
+	var bound time.Duration
+	wait := make([]bool, len(keys)) // the rate's Wait counted, in the first stage that waits
+	for s := range stages {
+		sb := critical[s]
+		for ki := range k {
+			if key, conc := g.BatchKey(ki); key != "" && conc > 0 {
+				sb = max(sb, tally[s*len(keys)+keyOf[ki]].work/time.Duration(conc))
+			}
+		}
+		for key, r := range rates {
+			t := tally[s*len(keys)+key]
+			if r.Starts <= 0 || t.waiting == 0 {
+				continue
+			}
+			head := t.head
+			if !wait[key] {
+				head, wait[key] = max(head, r.Wait), true
+			}
+			windows := time.Duration((t.waiting - 1) / r.Starts)
+			sb = max(sb, head+windows*r.Per+t.least+t.tail)
+		}
+		if c.Workers > 0 {
+			sb = max(sb, total[s]/time.Duration(c.Workers))
+		}
+		bound += sb
 	}
 	return bound
 }

@@ -25,6 +25,7 @@ func TestLowerBound(t *testing.T) {
 		marks    []dirty.Mark
 		costs    planner.Costs
 		finished []string
+		running  map[string]time.Duration // spent, by kind or node ID
 		want     time.Duration
 	}{
 		{
@@ -102,6 +103,69 @@ func TestLowerBound(t *testing.T) {
 			want:  3 * s,
 		},
 		{
+			// Under way for 25 s: the narrations have had their 20 s (they
+			// count as 0, not less), the images have 5 s left. Path
+			// image 5 + video 60 + timeline 15.
+			name: "running nodes cost what is left", t: graph.Lecture(), secs: 30,
+			costs:    planner.Costs{PerKind: lectureCosts},
+			finished: []string{"script"},
+			running:  map[string]time.Duration{"asset:narration": 25 * s, "asset:image": 25 * s},
+			want:     80 * s,
+		},
+		{
+			// Stage by stage: script 10; images 900/5 = 180 (over the
+			// narrations' 150 and the music's 5); videos 600; timeline 15.
+			name: "staged: the sum of the stages", t: graph.Lecture(), secs: 300,
+			costs: planner.Costs{PerKind: lectureCosts, Staged: true},
+			want:  805 * s,
+		},
+		{
+			// Each stage on 2 workers: the script's 10 s, (600+900+5)/2,
+			// 1800/2, the timeline's 15 s.
+			name: "staged with workers", t: graph.Lecture(), secs: 300,
+			costs: planner.Costs{PerKind: lectureCosts, Staged: true, Workers: 2},
+			want:  10*s + 752500*time.Millisecond + 900*s + 15*s,
+		},
+		{
+			// The first video may start at 40 s (script 10, image 30), the
+			// third 2 windows of 100 s later, then 60 s, then the
+			// timeline's 15.
+			name: "a rate spaces the starts", t: graph.Lecture(), secs: 30,
+			costs: planner.Costs{PerKind: lectureCosts, Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: 100 * s}}},
+			want:  315 * s,
+		},
+		{
+			name: "a rate's wait delays the first start", t: graph.Lecture(), secs: 30,
+			costs: planner.Costs{PerKind: lectureCosts, Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: 100 * s, Wait: 50 * s}}},
+			want:  325 * s,
+		},
+		{
+			// Three starts at once: the critical path's 115 s.
+			name: "a rate with room for all", t: graph.Lecture(), secs: 30,
+			costs: planner.Costs{PerKind: lectureCosts, Rates: map[string]planner.Rate{"asset:video": {Starts: 3, Per: 100 * s}}},
+			want:  115 * s,
+		},
+		{
+			// One video started: the two others 100 s apart, from 0 s.
+			name: "a started node has taken its start", t: graph.Lecture(), secs: 30,
+			costs:    planner.Costs{PerKind: lectureCosts, Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: 100 * s}}},
+			finished: []string{"script", "asset:narration", "asset:image", "asset:music"},
+			running:  map[string]time.Duration{"asset:video:segment[0]": 0},
+			want:     100*s + 60*s + 15*s,
+		},
+		{
+			// Staged: script 10, images 30, videos from 50 s (the wait
+			// counts in their stage) 2 windows apart, 60 s, timeline 15.
+			name: "staged with a rate", t: graph.Lecture(), secs: 30,
+			costs: planner.Costs{PerKind: lectureCosts, Staged: true, Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: 100 * s, Wait: 50 * s}}},
+			want:  10*s + 30*s + 50*s + 200*s + 60*s + 15*s,
+		},
+		{
+			name: "a rate of no starts limits nothing", t: graph.Lecture(), secs: 30,
+			costs: planner.Costs{PerKind: lectureCosts, Rates: map[string]planner.Rate{"asset:video": {Per: 100 * s}, "asset:image": {Starts: 1}}},
+			want:  115 * s,
+		},
+		{
 			name: "nothing to do", t: graph.Lecture(), secs: 30,
 			marks: []dirty.Mark{},
 			costs: planner.Costs{Default: s, Workers: 1},
@@ -118,6 +182,15 @@ func TestLowerBound(t *testing.T) {
 					done[k] = true
 				}
 				tc.costs.Finished = func(n graph.Node) bool { return done[g.KindName(g.KindOf(n))] }
+			}
+			if tc.running != nil {
+				tc.costs.Running = func(n graph.Node) (time.Duration, bool) {
+					if spent, ok := tc.running[g.NodeID(n)]; ok {
+						return spent, true
+					}
+					spent, ok := tc.running[g.KindName(g.KindOf(n))]
+					return spent, ok
+				}
 			}
 			assert.Equal(t, tc.want, p.LowerBound(tc.costs))
 			// A plan assembled by hand gives the same bound.

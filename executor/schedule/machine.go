@@ -688,6 +688,25 @@ func (m *Machine) State(n graph.Node) (State, bool) {
 	return m.state[i], true
 }
 
+// RateWait returns how long after now the rate of batch key allows its
+// next start: 0 when it allows one at now, and for a key without a rate
+// or not in the plan. It ignores the key's free slots and changes
+// nothing. O(K + S) for K keys and S starts in the rate's window.
+func (m *Machine) RateWait(key string, now time.Time) time.Duration {
+	for i := range m.keys {
+		ks := &m.keys[i]
+		if ks.name != key || i == 0 || ks.rate.Starts == 0 {
+			continue
+		}
+		first := ks.live(now)
+		if len(ks.starts)-first < ks.rate.Starts {
+			return 0
+		}
+		return ks.starts[first].Add(ks.rate.Per).Sub(now)
+	}
+	return 0
+}
+
 // Len returns the number of nodes in the plan.
 func (m *Machine) Len() int { return len(m.nodes) }
 

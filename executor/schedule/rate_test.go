@@ -291,3 +291,37 @@ func TestCanStartChangesNothing(t *testing.T) {
 		t.Errorf("decisions with CanStart asked in between (-without +with):\n%s", d)
 	}
 }
+
+// RateWait says how long until a key's rate allows a start, from the
+// starts in its window, and changes nothing.
+func TestRateWait(t *testing.T) {
+	tm := tmpl(batched(per("x"), "k", 5), batched(per("y", dep("x", graph.ScopeSameSegment)), "j", 1))
+	g := build(t, tm, 80)
+	m := newMachine(t, planOf(t, g), schedule.Config{Rates: map[string]schedule.Rate{"k": {Starts: 2, Per: 10 * time.Second}}})
+	s := time.Second
+	steps := []struct {
+		at    time.Duration // from t0
+		start int           // nodes started at at, before asking
+		want  time.Duration
+	}{
+		{0, 0, 0},
+		{0, 1, 0},         // one start in the window: room for another
+		{3 * s, 1, 7 * s}, // full until the first leaves, at 10 s
+		{9 * s, 0, s},     // counting down
+		{10 * s, 0, 0},    // the window is half open: room at exactly 10 s
+		{12 * s, 1, s},    // starts at 3 and 12 s: room at 13 s
+		{12 * s, 0, s},    // asking again changes nothing
+		{20 * s, 0, 0},
+	}
+	for _, st := range steps {
+		now := t0.Add(st.at)
+		for range st.start {
+			_, ok := m.Next(now)
+			require.True(t, ok, "a start at %v", st.at)
+		}
+		assert.Equal(t, st.want, m.RateWait("k", now), "at %v", st.at)
+		assert.Zero(t, m.RateWait("j", now), "a key without a rate")
+		assert.Zero(t, m.RateWait("other", now), "a key not in the plan")
+		assert.Zero(t, m.RateWait("", now), "the singles")
+	}
+}
