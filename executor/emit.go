@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/regengraph/regen/executor/schedule"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/planner"
 	"github.com/regengraph/regen/progress"
@@ -109,61 +110,109 @@ func (r *reporter) Report(n Note) {
 	run.em.emitIf(ev, func() bool { return r.call.state.Load() == r.word })
 }
 
-// eta estimates the time left in a round from the planner's lower bound,
-// with each kind's cost taken from the durations seen so far (or its
-// estimate before any). The bound is recomputed at most once a second;
-// in between it counts down.
+// eta estimates the time left in a round from the planner's lower bound.
+// A kind's nodes cost the mean duration of those generated so far, in
+// this round or an earlier one, or before any its KindOptions.Estimate.
+// A node under way costs what is left of that, from the start of its
+// first call. The bound follows the mode (one stage after another in
+// Staged) and the rates of the batch keys.
+// It is recomputed at most once a second; in between it counts down. It
+// is guarded by the run's mu.
 type eta struct {
 	plan     *planner.Plan
-	workers  int
-	estimate map[string]time.Duration
-	sum      map[string]time.Duration
-	count    map[string]int
+	m        *schedule.Machine // nil before the round starts
+	callAt   []atomic.Int64    // by node: when its first call started (Unix ns), while it runs
+	costs    planner.Costs
+	names    []string        // kind names, by kind index
+	estimate []time.Duration // by kind index
+	sum      []time.Duration
+	count    []int
+	now      time.Time // of the bound being computed
 	last     time.Time
 	value    time.Duration
 }
 
-func newETA(p *planner.Plan, workers int, opts *Options) *eta {
-	e := &eta{plan: p, workers: workers, estimate: map[string]time.Duration{},
-		sum: map[string]time.Duration{}, count: map[string]int{}}
-	for ki := range p.Graph.Kinds() {
-		name := p.Graph.KindName(ki)
-		e.estimate[name] = opts.kindOptions(name).Estimate
+// newETA returns the ETA of plan p, run by m (nil before the round), with
+// the durations seen in an earlier round's prev (nil for none).
+func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, opts *Options, prev *eta) *eta {
+	g := p.Graph
+	k := g.Kinds()
+	e := &eta{plan: p, m: m, callAt: callAt, names: make([]string, k), estimate: make([]time.Duration, k),
+		sum: make([]time.Duration, k), count: make([]int, k)}
+	e.costs = planner.Costs{PerKind: make(map[string]time.Duration, k), Workers: opts.Workers,
+		Staged: opts.Mode == Staged}
+	for ki := range k {
+		e.names[ki] = g.KindName(ki)
+		e.estimate[ki] = opts.kindOptions(e.names[ki]).Estimate
+		if key, _ := g.BatchKey(ki); key != "" {
+			if r, ok := opts.Rates[key]; ok && e.costs.Rates[key].Starts == 0 {
+				if e.costs.Rates == nil {
+					e.costs.Rates = map[string]planner.Rate{}
+				}
+				e.costs.Rates[key] = planner.Rate{Starts: r.Starts, Per: r.Per}
+			}
+		}
+	}
+	if prev != nil {
+		copy(e.sum, prev.sum)
+		copy(e.count, prev.count)
+	}
+	if m != nil {
+		e.costs.Finished = func(n graph.Node) bool {
+			s, _ := m.State(n)
+			return s.Terminal()
+		}
+		e.costs.Running = e.running
 	}
 	return e
 }
 
-// forPlan returns an ETA for the plan of a convergence round, keeping
-// the durations seen in the earlier rounds. e may be nil.
-func (e *eta) forPlan(p *planner.Plan, workers int, opts *Options) *eta {
-	next := newETA(p, workers, opts)
-	if e != nil {
-		maps.Copy(next.sum, e.sum)
-		maps.Copy(next.count, e.count)
+// running reports a node whose call has started, and the time since.
+func (e *eta) running(n graph.Node) (time.Duration, bool) {
+	if s, _ := e.m.State(n); s != schedule.Running {
+		return 0, false
 	}
-	return next
+	at := e.callAt[n].Load()
+	if at == 0 {
+		return 0, false // it waits for room or for its rate
+	}
+	return max(e.now.Sub(time.Unix(0, at)), 0), true
 }
 
-func (e *eta) observe(kind string, d time.Duration) {
-	e.sum[kind] += d
-	e.count[kind]++
+// observe counts the duration of a node of kind ki that was generated.
+func (e *eta) observe(ki int, d time.Duration) {
+	e.sum[ki] += max(d, 0)
+	e.count[ki]++
 }
 
-// at returns the ETA at now; finished reports settled nodes.
-func (e *eta) at(now time.Time, finished func(graph.Node) bool, left int) time.Duration {
+// at returns the ETA at now, with left nodes not settled in the round: 0
+// with none left.
+func (e *eta) at(now time.Time, left int) time.Duration {
 	if left == 0 {
 		return 0
 	}
 	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
-		return max(e.value-now.Sub(e.last), 0)
+		return countdown(e.value, now.Sub(e.last))
 	}
-	costs := planner.Costs{PerKind: make(map[string]time.Duration, len(e.estimate)), Workers: e.workers, Finished: finished}
-	for kind, est := range e.estimate {
-		if c := e.count[kind]; c > 0 {
-			est = e.sum[kind] / time.Duration(c)
+	e.last, e.now = now, now
+	for ki, name := range e.names {
+		d := e.estimate[ki]
+		if c := e.count[ki]; c > 0 {
+			d = e.sum[ki] / time.Duration(c)
 		}
-		costs.PerKind[kind] = est
+		e.costs.PerKind[name] = d
 	}
-	e.value, e.last = e.plan.LowerBound(costs), now
+	for key, r := range e.costs.Rates {
+		if e.m != nil {
+			r.Wait = e.m.RateWait(key, now)
+			e.costs.Rates[key] = r
+		}
+	}
+	e.value = e.plan.LowerBound(e.costs)
 	return e.value
+}
+
+// countdown returns an ETA of v computed elapsed ago, never below 0.
+func countdown(v, elapsed time.Duration) time.Duration {
+	return max(v-elapsed, 0)
 }

@@ -319,6 +319,9 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		now := time.Now()
 		if j.start.IsZero() {
 			j.start = now
+			if r.callAt != nil {
+				r.callAt[j.step.Node].Store(now.UnixNano())
+			}
 		}
 		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, j.wg, j); cause != nil {
 			c.release()
@@ -436,6 +439,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	var idx []int
 	for i, j := range jobs {
 		j.start = start
+		if r.callAt != nil {
+			r.callAt[j.step.Node].Store(start.UnixNano())
+		}
 		err := r.load(j)
 		switch {
 		case err != nil:

@@ -101,8 +101,7 @@ type run struct {
 	woken      int    // workers signalled and not yet back under mu
 	changeBuf  []Change
 	nodeBuf    []graph.Node
-	finished   func(graph.Node) bool // settled in this round, for the ETA
-	shared     bool                  // view was reloaded: another writer committed, so results are checked
+	shared     bool // view was reloaded: another writer committed, so results are checked
 	pending    []result
 	spare      []result // the other buffer of pending
 	committing bool
@@ -114,12 +113,15 @@ type run struct {
 	// etaValue and etaAt are the last ETA computed (ns) and when (Unix ns,
 	// 0 before any), for events sent between two node settlements.
 	etaValue, etaAt atomic.Int64
-	planned         atomic.Int64 // total, for events sent outside mu
-	seeking         atomic.Int32 // workers on their way to take a node
-	outcomes        [5][]graph.Node
-	skipped         []graph.Node
-	failures        []*NodeError
-	rounds          int
+	// callAt holds, by node, when the first call of a node that runs
+	// started (Unix ns), for the ETA: only with a sink.
+	callAt   []atomic.Int64
+	planned  atomic.Int64 // total, for events sent outside mu
+	seeking  atomic.Int32 // workers on their way to take a node
+	outcomes [5][]graph.Node
+	skipped  []graph.Node
+	failures []*NodeError
+	rounds   int
 	// gone is ErrGraphReplaced or ErrGraphDeleted once a reload found
 	// the key's graph replaced or deleted: the run is cancelled, and
 	// commits nothing more.
@@ -208,8 +210,9 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 		return nil, fmt.Errorf("record run %s: %w", req.RunID, err)
 	}
 	if r.em.sink != nil {
+		r.callAt = make([]atomic.Int64, r.g.Len())
 		now := time.Now()
-		r.setETA(newETA(r.plan, e.opts.Workers, &e.opts).at(now, nil, r.plan.Len()), now)
+		r.setETA(newETA(r.plan, nil, nil, &e.opts, nil).at(now, r.plan.Len()), now)
 	}
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
@@ -458,7 +461,7 @@ func (r *run) execute() {
 		r.mu.Unlock()
 		if r.em.sink != nil { // the new round's bound, until its nodes settle
 			now := time.Now()
-			r.setETA(r.eta.forPlan(r.plan, r.e.opts.Workers, &r.e.opts).at(now, nil, r.plan.Len()), now)
+			r.setETA(newETA(r.plan, nil, nil, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
 		}
 		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
 			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
@@ -478,12 +481,10 @@ func (r *run) round() {
 	r.m = m
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
-	r.eta = r.eta.forPlan(r.plan, opts.Workers, opts)
-	r.stageShown = make([]bool, len(r.plan.Stages))
-	r.finished = func(n graph.Node) bool {
-		s, _ := m.State(n)
-		return s.Terminal()
+	if r.em.sink != nil { // the ETA is reported with events only
+		r.eta = newETA(r.plan, m, r.callAt, opts, r.eta)
 	}
+	r.stageShown = make([]bool, len(r.plan.Stages))
 	r.mu.Unlock()
 	halted := make(chan struct{})
 	stop := context.AfterFunc(r.ctx, func() {
@@ -991,7 +992,7 @@ func (r *run) settle(batch []result) {
 				ev.Type = progress.NodeUnchanged
 				ev.Message = "inputs unchanged: kept the stored result"
 			} else if r.em.sink != nil { // the ETA is reported with events only
-				r.eta.observe(res.kind, res.took)
+				r.eta.observe(r.g.KindOf(res.n), res.took)
 			}
 		case failed:
 			sr, err = r.m.Fail(res.n)
@@ -1012,6 +1013,9 @@ func (r *run) settle(batch []result) {
 			ev.Type, ev.Error = progress.NodeCancelled, errText(res.err)
 		}
 		r.rec.Counts.Attempts += res.attempts
+		if r.callAt != nil {
+			r.callAt[res.n].Store(0) // not running any more
+		}
 		if err != nil {
 			panic("executor: " + err.Error()) // the machine and the runner disagree: a bug
 		}
@@ -1101,7 +1105,7 @@ func (r *run) etaNow() time.Duration {
 	if at == 0 || r.em.sink == nil {
 		return 0
 	}
-	return max(time.Duration(r.etaValue.Load())-time.Since(time.Unix(0, at)), 0)
+	return countdown(time.Duration(r.etaValue.Load()), time.Since(time.Unix(0, at)))
 }
 
 // report emits a node event with the counts and the ETA. Called with mu
@@ -1116,7 +1120,7 @@ func (r *run) report(ev progress.Event, now time.Time) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	ev.ETA = r.eta.at(now, r.finished, r.m.Len()-settled)
+	ev.ETA = r.eta.at(now, r.m.Len()-settled)
 	r.setETA(ev.ETA, now)
 	r.em.emit(ev)
 }
