@@ -112,12 +112,14 @@ func (r *reporter) Report(n Note) {
 
 // eta estimates the time left in a round from the planner's lower bound.
 // A kind's nodes cost the mean duration of those generated so far, in
-// this round or an earlier one, or before any its KindOptions.Estimate.
-// A node under way costs what is left of that, from the start of its
-// first call. The bound follows the mode (one stage after another in
-// Staged) and the rates of the batch keys.
-// It is recomputed at most once a second; in between it counts down. It
-// is guarded by the run's mu.
+// this round or an earlier one, or before any its KindOptions.Estimate;
+// a kind with neither costs the mean of the kinds that have one, so that
+// the work not seen yet counts too. A node under way costs what is left
+// of that, from the start of its first call. The bound follows the mode
+// (one stage after another in Staged) and the rates of the batch keys.
+// It is recomputed when a kind's first duration is seen and at most once
+// a second otherwise; in between it counts down. It is guarded by the
+// run's mu.
 type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
@@ -127,6 +129,7 @@ type eta struct {
 	estimate []time.Duration // by kind index
 	sum      []time.Duration
 	count    []int
+	fresh    bool      // a kind's first duration was seen since the last bound
 	now      time.Time // of the bound being computed
 	last     time.Time
 	value    time.Duration
@@ -181,26 +184,45 @@ func (e *eta) running(n graph.Node) (time.Duration, bool) {
 
 // observe counts the duration of a node of kind ki that was generated.
 func (e *eta) observe(ki int, d time.Duration) {
+	if e.count[ki] == 0 {
+		e.fresh = true
+	}
 	e.sum[ki] += max(d, 0)
 	e.count[ki]++
 }
 
 // at returns the ETA at now, with left nodes not settled in the round: 0
-// with none left.
+// with none left, and 0 (unknown) while no kind has a cost.
 func (e *eta) at(now time.Time, left int) time.Duration {
 	if left == 0 {
 		return 0
 	}
-	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
+	if !e.fresh && !e.last.IsZero() && now.Sub(e.last) < time.Second {
 		return countdown(e.value, now.Sub(e.last))
 	}
-	e.last, e.now = now, now
+	e.fresh, e.last, e.now = false, now, now
+	var known time.Duration
+	n := 0
 	for ki, name := range e.names {
 		d := e.estimate[ki]
 		if c := e.count[ki]; c > 0 {
 			d = e.sum[ki] / time.Duration(c)
+		} else if d <= 0 {
+			continue
 		}
 		e.costs.PerKind[name] = d
+		known += d
+		n++
+	}
+	if n == 0 {
+		e.value = 0
+		return 0
+	}
+	mean := known / time.Duration(n)
+	for ki, name := range e.names {
+		if e.count[ki] == 0 && e.estimate[ki] <= 0 {
+			e.costs.PerKind[name] = mean
+		}
 	}
 	for key, r := range e.costs.Rates {
 		if e.m != nil {

@@ -103,3 +103,74 @@ func TestETAIsTheTimeLeftWhenEstimatesHold(t *testing.T) {
 		})
 	}
 }
+
+// Without estimates, the ETA is unknown (0) until a node has ended; from
+// then on every event before the last node's end carries one, and a kind
+// not seen yet costs the mean of the kinds seen: the ETA never leaves out
+// the work still to come.
+func TestETAWithoutEstimatesCountsUnseenKinds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		got, _ := l.etas(progress.RunStarted, progress.NodeSucceeded)
+		s := time.Second
+		ms := time.Millisecond
+		seg := func(kind string, i int) string { return graph.ID{Kind: kind, Segment: i}.String() }
+		want := []etaPoint{
+			{0, progress.RunStarted, "", 0}, // nothing known yet
+			// Script 20 s: every other kind too. Narration or image 20,
+			// video 20, timeline 20.
+			{20 * s, progress.NodeSucceeded, "script", 60 * s},
+			// Narration 3 s: the others cost (20+3)/2 = 11.5 s. Image
+			// 11.5-3, video 11.5, timeline 11.5. The next narrations'
+			// ends, at the same time, count down from it.
+			{23 * s, progress.NodeSucceeded, seg(graph.KindNarration, 0), 31500 * ms},
+			{23 * s, progress.NodeSucceeded, seg(graph.KindNarration, 1), 31500 * ms},
+			{23 * s, progress.NodeSucceeded, seg(graph.KindNarration, 2), 31500 * ms},
+			// Image 8 s: the others (20+3+8)/3 = 10.333 s. Video 10.333,
+			// timeline 10.333.
+			{28 * s, progress.NodeSucceeded, seg(graph.KindImage, 0), 20666666666},
+			{28 * s, progress.NodeSucceeded, seg(graph.KindImage, 1), 20666666666},
+			{28 * s, progress.NodeSucceeded, seg(graph.KindImage, 2), 20666666666},
+			// Music 20 s: the others (20+3+8+20)/4 = 12.75 s. Videos 12
+			// s in, so 0.75 s left, then the timeline's 12.75.
+			{40 * s, progress.NodeSucceeded, "asset:music", 13500 * ms},
+			// Video 30 s: the timeline (20+3+8+30+20)/5 = 16.2 s.
+			{58 * s, progress.NodeSucceeded, seg(graph.KindVideo, 0), 16200 * ms},
+			{58 * s, progress.NodeSucceeded, seg(graph.KindVideo, 1), 16200 * ms},
+			{58 * s, progress.NodeSucceeded, seg(graph.KindVideo, 2), 16200 * ms},
+			{68 * s, progress.NodeSucceeded, "timeline", 0},
+		}
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("ETAs (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// A kind's first duration is news that the once-a-second limit on
+// recomputing the bound does not hold back: the ETA does not count down
+// from a bound that left the kind out.
+func TestETARecomputedWhenAKindIsFirstSeen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		l.latency[graph.KindNarration] = 500 * time.Millisecond
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		got, _ := l.etas(progress.NodeSucceeded)
+		require.Greater(t, len(got), 2)
+		// Script 20 s, so 60 s; half a second later, narration 0.5 s: the
+		// others (20+0.5)/2 = 10.25 s, the images 0.5 s in, so image
+		// 9.75, video 10.25, timeline 10.25. Counted down from the
+		// script's bound, it would read 59.5 s.
+		want := []etaPoint{
+			{20 * time.Second, progress.NodeSucceeded, "script", 60 * time.Second},
+			{20500 * time.Millisecond, progress.NodeSucceeded, "asset:narration:segment[0]", 30250 * time.Millisecond},
+		}
+		if diff := gocmp.Diff(want, got[:2]); diff != "" {
+			t.Errorf("ETAs (-want +got):\n%s", diff)
+		}
+	})
+}

@@ -113,7 +113,10 @@ type KindOptions struct {
 	// returns nil accepts everything).
 	Validate Validator
 	// Estimate is the expected duration of one node, for the ETA before
-	// any node of the kind has finished. Default: 0.
+	// any node of the kind has been generated. Default: 0, none: until
+	// then a node of the kind counts as the mean of the kinds with a
+	// duration seen or an estimate, and the ETA is unknown (0) while no
+	// kind has either.
 	Estimate time.Duration
 }
 
