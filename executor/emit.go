@@ -110,6 +110,11 @@ func (r *reporter) Report(n Note) {
 	run.em.emitIf(ev, func() bool { return r.call.state.Load() == r.word })
 }
 
+// minETA is the least ETA of a run with work left, once its costs are
+// known: a node that takes longer than its kind's nodes did is expected
+// to end any moment, and an ETA of 0 would read as unknown.
+const minETA = time.Second
+
 // eta estimates the time left in a round from the planner's lower bound.
 // A kind's nodes cost the mean duration of those generated so far, in
 // this round or an earlier one, or before any its KindOptions.Estimate;
@@ -192,7 +197,8 @@ func (e *eta) observe(ki int, d time.Duration) {
 }
 
 // at returns the ETA at now, with left nodes not settled in the round: 0
-// with none left, and 0 (unknown) while no kind has a cost.
+// with none left, 0 (unknown) while no kind has a cost, and else at
+// least minETA.
 func (e *eta) at(now time.Time, left int) time.Duration {
 	if left == 0 {
 		return 0
@@ -230,11 +236,15 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 			e.costs.Rates[key] = r
 		}
 	}
-	e.value = e.plan.LowerBound(e.costs)
+	e.value = max(e.plan.LowerBound(e.costs), minETA)
 	return e.value
 }
 
-// countdown returns an ETA of v computed elapsed ago, never below 0.
+// countdown returns an ETA of v computed elapsed ago: 0 (unknown) stays 0,
+// and a known one never falls below minETA.
 func countdown(v, elapsed time.Duration) time.Duration {
-	return max(v-elapsed, 0)
+	if v <= 0 {
+		return 0
+	}
+	return max(v-elapsed, minETA)
 }

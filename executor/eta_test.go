@@ -2,6 +2,8 @@ package executor_test
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor"
@@ -173,4 +176,108 @@ func TestETARecomputedWhenAKindIsFirstSeen(t *testing.T) {
 			t.Errorf("ETAs (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// Whatever happens in a run, its events carry an ETA that a progress bar
+// can show: never negative, never 0 (unknown) once a node has been
+// generated while nodes are left, 0 on the final event; with estimates,
+// known from the first event on.
+func TestETAInvariants(t *testing.T) {
+	slow := func(l *lab, e **executor.Executor) executor.Generator { // one video takes 10 times longer
+		return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[1]" {
+				if err := pause(ctx, 270*time.Second); err != nil {
+					return executor.Asset{}, err
+				}
+			}
+			return l.Generate(ctx, req)
+		})
+	}
+	retry := func(l *lab, e **executor.Executor) executor.Generator { // a video fails twice, then waits its backoff
+		calls := 0
+		return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[0]" {
+				l.mu.Lock()
+				calls++
+				n := calls
+				l.mu.Unlock()
+				if n < 3 {
+					return executor.Asset{}, fmt.Errorf("provider: 503")
+				}
+			}
+			return l.Generate(ctx, req)
+		})
+	}
+	edit := func(l *lab, e **executor.Executor) executor.Generator { // a second round
+		return l.onceAt("asset:video:segment[0]", func() {
+			_, err := (*e).Edit(context.Background(), l.g, "lecture", "asset:music")
+			assert.NoError(l.t, err)
+		})
+	}
+	notes := func(l *lab, e **executor.Executor) executor.Generator { // notes while the videos run
+		return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.ID.Kind == graph.KindVideo {
+				for range 5 {
+					if err := pause(ctx, 10*time.Second); err != nil {
+						return executor.Asset{}, err
+					}
+					req.Progress.Report(executor.Note{Message: "rendering"})
+				}
+			}
+			return l.Generate(ctx, req)
+		})
+	}
+	tests := []struct {
+		name string
+		gen  func(*lab, **executor.Executor) executor.Generator
+		opts executor.Options
+	}{
+		{"slow node", slow, executor.Options{}},
+		{"slow node, staged", slow, executor.Options{Mode: executor.Staged}},
+		{"retries and backoff", retry, executor.Options{Default: executor.KindOptions{
+			Retry: executor.RetryPolicy{InitialInterval: 20 * time.Second}}}},
+		{"converge", edit, executor.Options{Converge: 1}},
+		{"rate", nil, executor.Options{Rates: map[string]executor.Rate{graph.KindImage: {Starts: 1, Per: time.Minute}}}},
+		{"workers", nil, executor.Options{Workers: 2}},
+		{"notes outlast the estimate", notes, executor.Options{}},
+	}
+	for _, tc := range tests {
+		for _, estimated := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, estimates %v", tc.name, estimated), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					l := newLab(t, 30)
+					opts := tc.opts
+					if estimated {
+						opts.Kinds = l.estimates()
+						for kind, ko := range opts.Kinds {
+							ko.Retry = opts.Default.Retry
+							opts.Kinds[kind] = ko
+						}
+					}
+					var e *executor.Executor
+					if tc.gen != nil {
+						opts.Generators = l.registry(tc.gen(l, &e))
+					}
+					e = l.executor(opts)
+					_, err := l.run(e)
+					require.NoError(t, err)
+					l.mu.Lock()
+					defer l.mu.Unlock()
+					generated := false
+					for _, ev := range l.events {
+						switch {
+						case ev.Type.Final():
+							assert.Zero(t, ev.ETA, "%d %s: the final event", ev.Seq, ev.Type)
+						case ev.Done < ev.Total && (generated || estimated):
+							assert.GreaterOrEqual(t, ev.ETA, time.Second, "%d %s %s at %d of %d: an ETA while work is left",
+								ev.Seq, ev.Type, ev.Node, ev.Done, ev.Total)
+						default:
+							assert.GreaterOrEqual(t, ev.ETA, time.Duration(0), "%d %s %s", ev.Seq, ev.Type, ev.Node)
+						}
+						generated = generated || ev.Type == progress.NodeSucceeded
+					}
+				})
+			})
+		}
+	}
 }

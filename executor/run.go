@@ -1098,8 +1098,9 @@ func (r *run) setETA(eta time.Duration, now time.Time) {
 	r.etaAt.Store(now.UnixNano())
 }
 
-// etaNow returns the last ETA computed, counted down since, or 0 (not
-// known) before any. Events other than a node's settlement carry it.
+// etaNow returns the last ETA computed, counted down since (never below
+// minETA while work is left), or 0 (not known) before any. Events other
+// than a node's settlement carry it.
 func (r *run) etaNow() time.Duration {
 	at := r.etaAt.Load()
 	if at == 0 || r.em.sink == nil {
