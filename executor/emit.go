@@ -225,10 +225,18 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 		return 0
 	}
 	mean := known / time.Duration(n)
+	var most time.Duration // the longest cost
 	for ki, name := range e.names {
 		if e.count[ki] == 0 && e.estimate[ki] <= 0 {
 			e.costs.PerKind[name] = mean
 		}
+		most = max(most, e.costs.PerKind[name])
+	}
+	if len(e.costs.Rates) == 0 && most <= minETA/time.Duration(left) {
+		// All the work left takes no longer than minETA, and no bound
+		// is longer than that work: no need to compute it.
+		e.value = minETA
+		return e.value
 	}
 	for key, r := range e.costs.Rates {
 		if e.m != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"testing"
+	"time"
 
 	dgraph "github.com/dominikbraun/graph"
 
@@ -178,4 +179,32 @@ func BenchmarkBaselineDominikTopoSort(b *testing.B) {
 		}
 	}
 	perNode(b, g.Len())
+}
+
+// BenchmarkLowerBound is the bound of the 360-segment lecture's full
+// plan, which the executor's ETA computes during a run: plain, with
+// nodes under way, and with a rate.
+func BenchmarkLowerBound(b *testing.B) {
+	g := mustBuild(b, 360)
+	all, _ := dirty.Compute(g, dirty.Input{})
+	p := planner.New(all)
+	per := map[string]time.Duration{"script": 20 * time.Second, "asset:narration": 3 * time.Second,
+		"asset:image": 8 * time.Second, "asset:video": 30 * time.Second, "asset:music": 20 * time.Second,
+		"timeline": 10 * time.Second}
+	for _, c := range []struct {
+		name  string
+		costs planner.Costs
+	}{
+		{"plain", planner.Costs{PerKind: per}},
+		{"running", planner.Costs{PerKind: per, Finished: func(n graph.Node) bool { return n < 500 },
+			Running: func(n graph.Node) (time.Duration, bool) { return time.Second, n >= 500 && n < 510 }}},
+		{"rate", planner.Costs{PerKind: per, Rates: map[string]planner.Rate{"asset:video": {Starts: 10, Per: time.Minute}}}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = p.LowerBound(c.costs)
+			}
+		})
+	}
 }

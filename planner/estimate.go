@@ -148,11 +148,11 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 		}
 		return 0
 	}
-	dur := make([]time.Duration, len(q.nodes))
 	finish := make([]time.Duration, len(q.nodes))
-	var waiting []bool // with rates: not started yet
+	var dur []time.Duration // with rates: each node's cost
+	var waiting []bool      // with rates: not started yet
 	if limited {
-		waiting = make([]bool, len(q.nodes))
+		dur, waiting = make([]time.Duration, len(q.nodes)), make([]bool, len(q.nodes))
 	}
 	for i, n := range q.nodes {
 		if !g.Contains(n) {
@@ -181,7 +181,10 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 				ready = max(ready, finish[j])
 			}
 		}
-		dur[i], finish[i] = d, ready+d
+		finish[i] = ready + d
+		if limited {
+			dur[i] = d
+		}
 		critical[s] = max(critical[s], finish[i])
 		total[s] += d
 		if key := keyOf[ki]; key >= 0 {
