@@ -111,14 +111,15 @@
 // duration of those generated so far, or before any its
 // [KindOptions].Estimate, or else the mean of the kinds known, so that
 // the kinds not seen yet count too. It counts what is left of the nodes
-// under way, the stages one after another in Staged mode and the batch
-// keys' Options.Rates, and counts down between two nodes' ends; when
-// nodes take their estimates, it is the time left. It is 0 (unknown)
-// until some kind's cost is known, and on the final event; while nodes
-// are left it is never less than a second, even when one runs late. It
-// is the current round's: a Converge round starts with a bound of its
-// own. It is recomputed when a kind's first duration is seen, and at
-// most once a second otherwise. A sink that fails never fails the run.
+// under way (of one that retries, its backoff and its next attempt), the
+// stages one after another in Staged mode and the batch keys'
+// Options.Rates, and counts down between two nodes' ends; when nodes take
+// their estimates, it is the time left. It is 0 (unknown) until some
+// kind's cost is known, and on the final event; while nodes are left it
+// is never less than a second, even when one runs late. It is the current
+// round's: a Converge round starts with a bound of its own. It is
+// recomputed when a kind's first duration is seen, and at most once a
+// second otherwise. A sink that fails never fails the run.
 //
 // # Stores
 //

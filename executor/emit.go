@@ -120,7 +120,8 @@ const minETA = time.Second
 // this round or an earlier one, or before any its KindOptions.Estimate;
 // a kind with neither costs the mean of the kinds that have one, so that
 // the work not seen yet counts too. A node under way costs what is left
-// of that, from the start of its first call. The bound follows the mode
+// of that, from the start of its attempt, and during a retry's backoff
+// what is left of the wait as well. The bound follows the mode
 // (one stage after another in Staged) and the rates of the batch keys.
 // It is recomputed when a kind's first duration is seen and at most once
 // a second otherwise; in between it counts down. It is guarded by the
@@ -128,7 +129,7 @@ const minETA = time.Second
 type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
-	callAt   []atomic.Int64    // by node: when its first call started (Unix ns), while it runs
+	callAt   []atomic.Int64    // the run's: by node, when its call started or its retry will (Unix ns)
 	costs    planner.Costs
 	names    []string        // kind names, by kind index
 	estimate []time.Duration // by kind index
@@ -175,7 +176,8 @@ func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, opts *O
 	return e
 }
 
-// running reports a node whose call has started, and the time since.
+// running reports a node whose call has started, and the time since;
+// during a retry's backoff, minus the time until its next call.
 func (e *eta) running(n graph.Node) (time.Duration, bool) {
 	if s, _ := e.m.State(n); s != schedule.Running {
 		return 0, false
@@ -184,7 +186,7 @@ func (e *eta) running(n graph.Node) (time.Duration, bool) {
 	if at == 0 {
 		return 0, false // it waits for room or for its rate
 	}
-	return max(e.now.Sub(time.Unix(0, at)), 0), true
+	return e.now.Sub(time.Unix(0, at)), true
 }
 
 // observe counts the duration of a node of kind ki that was generated.

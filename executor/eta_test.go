@@ -3,9 +3,11 @@ package executor_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -63,42 +65,70 @@ func (l *lab) estimates() map[string]executor.KindOptions {
 // exactly, at the start and at each node's end, whatever the mode and
 // the rates: the bound counts what is left of the nodes under way (not
 // their whole duration again), runs the stages one after another in
-// Staged mode, and spaces the starts of a key with a rate.
+// Staged mode, and spaces the starts of a key with a rate. A retry is
+// not foreseen: until it happens the ETA is less than the time left, and
+// from then on the retry's wait and attempt count.
 func TestETAIsTheTimeLeftWhenEstimatesHold(t *testing.T) {
 	rate := map[string]executor.Rate{graph.KindVideo: {Starts: 1, Per: 10 * time.Second}}
 	tests := []struct {
 		name     string
 		mode     executor.Mode
 		rates    map[string]executor.Rate
+		retry    bool          // video 0's first attempt fails at once, then waits 5 s
+		from     time.Duration // exact from then on; before, at most the time left
 		makespan time.Duration
 	}{
 		// Script 20, image 8, video 30, timeline 10.
-		{"dataflow", executor.Dataflow, nil, 68 * time.Second},
+		{"dataflow", executor.Dataflow, nil, false, 0, 68 * time.Second},
 		// Script 20; music 20 (beside narration and image); video 30;
 		// timeline 10.
-		{"staged", executor.Staged, nil, 80 * time.Second},
+		{"staged", executor.Staged, nil, false, 0, 80 * time.Second},
 		// The videos start at 28, 38 and 48 s; the last ends at 78.
-		{"dataflow with a rate", executor.Dataflow, rate, 88 * time.Second},
+		{"dataflow with a rate", executor.Dataflow, rate, false, 0, 88 * time.Second},
 		// The videos start at 40, 50 and 60 s; the last ends at 90.
-		{"staged with a rate", executor.Staged, rate, 100 * time.Second},
+		{"staged with a rate", executor.Staged, rate, false, 0, 100 * time.Second},
+		// Video 0 fails at 28 s, tries again at 33 s and ends at 63 s.
+		{"dataflow with a retry", executor.Dataflow, nil, true, 29 * time.Second, 73 * time.Second},
+		// Video 0 fails at 40 s, tries again at 45 s and ends at 75 s.
+		{"staged with a retry", executor.Staged, nil, true, 41 * time.Second, 85 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLab(t, 30)
-				e := l.executor(executor.Options{Mode: tc.mode, Rates: tc.rates, Kinds: l.estimates()})
+				opts := executor.Options{Mode: tc.mode, Rates: tc.rates, Kinds: l.estimates()}
+				if tc.retry {
+					var failed atomic.Bool
+					opts.Generators = l.registry(executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+						if req.NodeID == "asset:video:segment[0]" && failed.CompareAndSwap(false, true) {
+							return executor.Asset{}, errors.New("provider: 503")
+						}
+						return l.Generate(ctx, req)
+					}))
+					for kind, ko := range opts.Kinds {
+						ko.Retry = executor.RetryPolicy{InitialInterval: 5 * time.Second}
+						opts.Kinds[kind] = ko
+					}
+				}
+				e := l.executor(opts)
 				_, err := l.run(e)
 				require.NoError(t, err)
 				got, makespan := l.etas(progress.RunStarted, progress.NodeSucceeded)
 				require.Equal(t, tc.makespan, makespan, "the schedule the test expects")
 				var want []etaPoint
 				for i, p := range got {
-					p.ETA = makespan - p.At
+					left := makespan - p.At
 					if i == len(got)-1 {
-						p.ETA = 0 // the last node: nothing left
+						left = 0 // the last node: nothing left
 					}
+					if p.At < tc.from {
+						assert.LessOrEqual(t, p.ETA, left, "at %v, before the retry: %s", p.At, p.Node)
+						continue
+					}
+					p.ETA = left
 					want = append(want, p)
 				}
+				got = slices.DeleteFunc(got, func(p etaPoint) bool { return p.At < tc.from })
 				if diff := gocmp.Diff(want, got); diff != "" {
 					t.Errorf("ETAs (-time left +reported):\n%s", diff)
 				}

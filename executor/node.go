@@ -278,6 +278,10 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				return r.newResult(j, failed, made, prev), true
 			}
 			wait := j.ko.Retry.wait(next)
+			if r.callAt != nil {
+				// For the ETA, the node starts over after its backoff.
+				r.callAt[j.step.Node].Store(time.Now().Add(wait).UnixNano())
+			}
 			r.nodeEvent(progress.NodeRetrying, j, next, prev,
 				fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
 			if !sleep(r.ctx, wait) {
@@ -319,9 +323,9 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		now := time.Now()
 		if j.start.IsZero() {
 			j.start = now
-			if r.callAt != nil {
-				r.callAt[j.step.Node].Store(now.UnixNano())
-			}
+		}
+		if r.callAt != nil {
+			r.callAt[j.step.Node].Store(now.UnixNano())
 		}
 		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, j.wg, j); cause != nil {
 			c.release()

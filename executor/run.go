@@ -113,8 +113,8 @@ type run struct {
 	// etaValue and etaAt are the last ETA computed (ns) and when (Unix ns,
 	// 0 before any), for events sent between two node settlements.
 	etaValue, etaAt atomic.Int64
-	// callAt holds, by node, when the first call of a node that runs
-	// started (Unix ns), for the ETA: only with a sink.
+	// callAt holds, by node, when the call of a node that runs started,
+	// or when its retry will (Unix ns), for the ETA: only with a sink.
 	callAt   []atomic.Int64
 	planned  atomic.Int64 // total, for events sent outside mu
 	seeking  atomic.Int32 // workers on their way to take a node

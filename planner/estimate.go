@@ -47,7 +47,9 @@ type Costs struct {
 	Finished func(graph.Node) bool
 	// Running reports the nodes under way and the time spent on each so
 	// far: such a node costs its kind's duration less that time, and never
-	// less than 0, and has taken its start under Rates. Nil means none is
+	// less than 0, and has taken its start under Rates. A negative time is
+	// a node that starts again that long from now (a retry after its
+	// backoff): it costs its duration and the wait. Nil means none is
 	// under way.
 	Running func(graph.Node) (spent time.Duration, ok bool)
 	// Staged says that each stage starts once the one before has ended,

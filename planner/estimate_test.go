@@ -113,6 +113,14 @@ func TestLowerBound(t *testing.T) {
 			want:     80 * s,
 		},
 		{
+			// A video to try again in 20 s: 20 + 60, then the timeline.
+			name: "a retry's backoff adds its wait", t: graph.Lecture(), secs: 30,
+			costs:    planner.Costs{PerKind: lectureCosts},
+			finished: []string{"script", "asset:narration", "asset:image", "asset:music"},
+			running:  map[string]time.Duration{"asset:video:segment[0]": -20 * s, "asset:video": 0},
+			want:     95 * s,
+		},
+		{
 			// Stage by stage: script 10; images 900/5 = 180 (over the
 			// narrations' 150 and the music's 5); videos 600; timeline 15.
 			name: "staged: the sum of the stages", t: graph.Lecture(), secs: 300,
