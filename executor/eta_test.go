@@ -311,3 +311,38 @@ func TestETAInvariants(t *testing.T) {
 		}
 	}
 }
+
+// A Converge round starts with its own plan's bound, from the durations
+// seen in the rounds before, and from then on the ETA is the time left
+// again when nodes take their estimates.
+func TestETAOfAConvergeRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var e *executor.Executor
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			_, err := e.Edit(context.Background(), l.g, "lecture", "asset:music")
+			assert.NoError(t, err)
+		})
+		e = l.executor(executor.Options{Generators: l.registry(gen), Converge: 1, Kinds: l.estimates()})
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		require.Equal(t, 2, rep.Rounds)
+		got, makespan := l.etas(progress.Message, progress.NodeSucceeded)
+		// The music, edited at 28 s as it ran, is superseded at 40 s and
+		// the timeline skipped; round 2 starts once the videos end, at
+		// 58 s, and makes them again: 20 + 10 s.
+		require.Equal(t, 88*time.Second, makespan)
+		got = slices.DeleteFunc(got, func(p etaPoint) bool {
+			return p.At < 58*time.Second || p.Node == "asset:video:segment[0]" ||
+				p.Node == "asset:video:segment[1]" || p.Node == "asset:video:segment[2]"
+		})
+		want := []etaPoint{
+			{58 * time.Second, progress.Message, "", 30 * time.Second},
+			{78 * time.Second, progress.NodeSucceeded, "asset:music", 10 * time.Second},
+			{88 * time.Second, progress.NodeSucceeded, "timeline", 0},
+		}
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("ETAs of round 2 (-want +got):\n%s", diff)
+		}
+	})
+}
