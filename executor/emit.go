@@ -122,7 +122,8 @@ const minETA = time.Second
 // the work not seen yet counts too. A node under way costs what is left
 // of that, from the start of its attempt, and during a retry's backoff
 // what is left of the wait as well. The bound follows the mode
-// (one stage after another in Staged) and the rates of the batch keys.
+// (one stage after another in Staged) and the rates and limits of the
+// batch keys.
 // It is recomputed when a kind's first duration is seen and at most once
 // a second otherwise; in between it counts down. It is guarded by the
 // run's mu.
@@ -154,6 +155,12 @@ func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, opts *O
 		e.names[ki] = g.KindName(ki)
 		e.estimate[ki] = opts.kindOptions(e.names[ki]).Estimate
 		if key, _ := g.BatchKey(ki); key != "" {
+			if l, ok := opts.Limits[key]; ok {
+				if e.costs.Limits == nil {
+					e.costs.Limits = map[string]int{}
+				}
+				e.costs.Limits[key] = l
+			}
 			if r, ok := opts.Rates[key]; ok && e.costs.Rates[key].Starts == 0 {
 				if e.costs.Rates == nil {
 					e.costs.Rates = map[string]planner.Rate{}

@@ -346,3 +346,26 @@ func TestETAOfAConvergeRound(t *testing.T) {
 		}
 	})
 }
+
+// A batch key's limit on calls in flight (Options.Limits) below its
+// concurrency bounds its throughput: the ETA counts the key's work at
+// the limit, and stays within the time left.
+func TestETACountsLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{Limits: map[string]int{graph.KindVideo: 1}, Kinds: l.estimates()})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		got, makespan := l.etas(progress.RunStarted, progress.NodeSucceeded)
+		// One video at a time, from 28 s: they end at 58, 88 and 118 s.
+		require.Equal(t, 128*time.Second, makespan)
+		// Three videos of 30 s one at a time: 90 s, over the path's 68.
+		assert.Equal(t, etaPoint{0, progress.RunStarted, "", 90 * time.Second}, got[0])
+		for _, p := range got {
+			assert.LessOrEqual(t, p.ETA, makespan-p.At, "at %v: %s", p.At, p.Node)
+			if p.Node != "timeline" {
+				assert.Positive(t, p.ETA, "at %v: %s", p.At, p.Node)
+			}
+		}
+	})
+}

@@ -60,6 +60,10 @@ type Costs struct {
 	// Rates limits the starts of batch keys, by key, as provider quotas
 	// do. Default: none.
 	Rates map[string]Rate
+	// Limits caps the nodes of a batch key under way at once below its
+	// concurrency, by key, as a provider's limit on calls in flight does.
+	// A limit not positive caps nothing. Default: none.
+	Limits map[string]int
 }
 
 // Rate is a batch key's limit on starts, for [Costs]: at most Starts
@@ -78,7 +82,8 @@ type Rate struct {
 // unfinished work, before or during a run: the largest of
 //   - the critical path: the longest chain of dependent planned nodes,
 //     weighted by their durations;
-//   - for each batch key, the key's total work divided by its concurrency;
+//   - for each batch key, the key's total work divided by its concurrency
+//     (or its limit in Limits, when lower);
 //   - with Workers set, the total work divided by Workers;
 //   - for each batch key with a rate, the time its nodes not started yet
 //     take to start: from the earliest that any of them may start (its
@@ -237,6 +242,9 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 		sb := critical[s]
 		for ki := range k {
 			if key, conc := g.BatchKey(ki); key != "" && conc > 0 {
+				if l := c.Limits[key]; l > 0 {
+					conc = min(conc, l)
+				}
 				sb = max(sb, tally[s*len(keys)+keyOf[ki]].work/time.Duration(conc))
 			}
 		}

@@ -121,6 +121,12 @@ func TestLowerBound(t *testing.T) {
 			want:     95 * s,
 		},
 		{
+			// 30 videos of 60 s, 2 at a time, not 3: 900 s.
+			name: "a limit below the concurrency", t: graph.Lecture(), secs: 300,
+			costs: planner.Costs{PerKind: lectureCosts, Limits: map[string]int{"asset:video": 2, "asset:image": 0, "asset:narration": 10}},
+			want:  900 * s,
+		},
+		{
 			// Stage by stage: script 10; images 900/5 = 180 (over the
 			// narrations' 150 and the music's 5); videos 600; timeline 15.
 			name: "staged: the sum of the stages", t: graph.Lecture(), secs: 300,
