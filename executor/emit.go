@@ -131,6 +131,7 @@ type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
 	callAt   []atomic.Int64    // the run's: by node, when its call started or its retry will (Unix ns)
+	backoffs *atomic.Int32     // the run's: nodes waiting for a retry
 	costs    planner.Costs
 	names    []string        // kind names, by kind index
 	estimate []time.Duration // by kind index
@@ -144,10 +145,10 @@ type eta struct {
 
 // newETA returns the ETA of plan p, run by m (nil before the round), with
 // the durations seen in an earlier round's prev (nil for none).
-func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, opts *Options, prev *eta) *eta {
+func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, backoffs *atomic.Int32, opts *Options, prev *eta) *eta {
 	g := p.Graph
 	k := g.Kinds()
-	e := &eta{plan: p, m: m, callAt: callAt, names: make([]string, k), estimate: make([]time.Duration, k),
+	e := &eta{plan: p, m: m, callAt: callAt, backoffs: backoffs, names: make([]string, k), estimate: make([]time.Duration, k),
 		sum: make([]time.Duration, k), count: make([]int, k)}
 	e.costs = planner.Costs{PerKind: make(map[string]time.Duration, k), Workers: opts.Workers,
 		Staged: opts.Mode == Staged}
@@ -241,9 +242,10 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 		}
 		most = max(most, e.costs.PerKind[name])
 	}
-	if len(e.costs.Rates) == 0 && most <= minETA/time.Duration(left) {
+	if len(e.costs.Rates) == 0 && (e.backoffs == nil || e.backoffs.Load() == 0) && most <= minETA/time.Duration(left) {
 		// All the work left takes no longer than minETA, and no bound
-		// is longer than that work: no need to compute it.
+		// is longer than that work (without rates, and with no node
+		// waiting for a retry): no need to compute it.
 		e.value = minETA
 		return e.value
 	}

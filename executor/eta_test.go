@@ -369,3 +369,40 @@ func TestETACountsLimits(t *testing.T) {
 		}
 	})
 }
+
+// A run whose nodes are quick does not compute the bound once the work
+// left is under a second (the ETA is then a second), unless a node waits
+// for its retry: its backoff counts in the ETA however quick the rest.
+func TestETACountsABackoffWhenTheRestIsQuick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		for kind := range l.latency {
+			l.latency[kind] = 10 * time.Millisecond
+		}
+		var failed atomic.Bool
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "asset:video:segment[0]" && failed.CompareAndSwap(false, true) {
+				return executor.Asset{}, errors.New("provider: 503")
+			}
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen),
+			Default: executor.KindOptions{Retry: executor.RetryPolicy{InitialInterval: 30 * time.Second}}})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		got, makespan := l.etas(progress.NodeSucceeded)
+		// Video 0 fails at 20 ms and tries again at 30.02 s; the other
+		// videos end at 30 ms, within its backoff: 29.99 s of it left,
+		// then its 10 ms and the timeline's.
+		require.Equal(t, 30040*time.Millisecond, makespan)
+		ms := time.Millisecond
+		want := []etaPoint{
+			{30 * ms, progress.NodeSucceeded, "asset:video:segment[1]", 30010 * ms},
+			{30 * ms, progress.NodeSucceeded, "asset:video:segment[2]", 30010 * ms},
+		}
+		got = slices.DeleteFunc(got, func(p etaPoint) bool { return p.At != 30*ms })
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("ETAs during the backoff (-want +got):\n%s", diff)
+		}
+	})
+}

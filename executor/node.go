@@ -280,11 +280,16 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			wait := j.ko.Retry.wait(next)
 			if r.callAt != nil {
 				// For the ETA, the node starts over after its backoff.
+				r.backoffs.Add(1)
 				r.callAt[j.step.Node].Store(time.Now().Add(wait).UnixNano())
 			}
 			r.nodeEvent(progress.NodeRetrying, j, next, prev,
 				fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
-			if !sleep(r.ctx, wait) {
+			slept := sleep(r.ctx, wait)
+			if r.callAt != nil {
+				r.backoffs.Add(-1)
+			}
+			if !slept {
 				return r.newResult(j, cancelled, made, context.Cause(r.ctx)), true
 			}
 		}

@@ -115,7 +115,10 @@ type run struct {
 	etaValue, etaAt atomic.Int64
 	// callAt holds, by node, when the call of a node that runs started,
 	// or when its retry will (Unix ns), for the ETA: only with a sink.
-	callAt   []atomic.Int64
+	callAt []atomic.Int64
+	// backoffs counts the nodes waiting for a retry, for the ETA: only
+	// with a sink.
+	backoffs atomic.Int32
 	planned  atomic.Int64 // total, for events sent outside mu
 	seeking  atomic.Int32 // workers on their way to take a node
 	outcomes [5][]graph.Node
@@ -212,7 +215,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
 	if r.em.sink != nil {
 		r.callAt = make([]atomic.Int64, r.g.Len())
 		now := time.Now()
-		r.setETA(newETA(r.plan, nil, nil, &e.opts, nil).at(now, r.plan.Len()), now)
+		r.setETA(newETA(r.plan, nil, nil, nil, &e.opts, nil).at(now, r.plan.Len()), now)
 	}
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
@@ -461,7 +464,7 @@ func (r *run) execute() {
 		r.mu.Unlock()
 		if r.em.sink != nil { // the new round's bound, until its nodes settle
 			now := time.Now()
-			r.setETA(newETA(r.plan, nil, nil, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
+			r.setETA(newETA(r.plan, nil, nil, nil, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
 		}
 		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
 			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
@@ -482,7 +485,7 @@ func (r *run) round() {
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
 	if r.em.sink != nil { // the ETA is reported with events only
-		r.eta = newETA(r.plan, m, r.callAt, opts, r.eta)
+		r.eta = newETA(r.plan, m, r.callAt, &r.backoffs, opts, r.eta)
 	}
 	r.stageShown = make([]bool, len(r.plan.Stages))
 	r.mu.Unlock()
