@@ -121,12 +121,11 @@ const minETA = time.Second
 // a kind with neither costs the mean of the kinds that have one, so that
 // the work not seen yet counts too. A node under way costs what is left
 // of that, from the start of its attempt, and during a retry's backoff
-// what is left of the wait as well. The bound follows the mode
-// (one stage after another in Staged) and the rates and limits of the
-// batch keys.
-// It is recomputed when a kind's first duration is seen and at most once
-// a second otherwise; in between it counts down. It is guarded by the
-// run's mu.
+// what is left of the wait as well. The bound follows the mode (one
+// stage after another in Staged) and the rates and limits of the batch
+// keys. It is recomputed when a kind's first duration is seen and at
+// most once a second otherwise; in between it counts down. It is guarded
+// by the run's mu.
 type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
