@@ -56,7 +56,9 @@ type Change struct {
 // safe for concurrent use.
 //
 // Graph keys and node IDs are compared exactly (no case folding, no
-// trimming, no Unicode normalisation). Times keep at least microseconds;
+// trimming, no Unicode normalisation). Beside the graph's nodes, the
+// executor keeps one state under [GraphStateID], which no node has: a
+// store must keep it as any other. Times keep at least microseconds;
 // a store that keeps less than nanoseconds truncates the rest, as
 // time.Time.Truncate(time.Microsecond) does (toward the past), and never
 // rounds: the executor compares stored times truncated to the microsecond.

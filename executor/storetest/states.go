@@ -202,6 +202,8 @@ func testStateRoundTrip(t *testing.T, s executor.StateStore) {
 	}
 	// The zero state, zero time included, is still an entry.
 	add("zero", dirty.State{})
+	// The executor's state of the graph itself, under an ID no node has.
+	add(executor.GraphStateID, dirty.State{Status: dirty.StatusClean, InputHash: hash("graph")})
 	// Values at the edges of their types, and long, many-line text.
 	long := strings.Repeat("line with “quotes”, 'apostrophes', \\backslashes\\, tabs\t and ünïcødé ✓\n", 60)
 	add("edges", dirty.State{
