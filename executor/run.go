@@ -261,10 +261,20 @@ func (r *run) endStoreCalls() {
 func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	opts := &r.e.opts
 	failures := 0
+	var (
+		lost     []Change // the changes of a commit that failed, which may have gone through
+		lostAt   int64    // the version that commit expected
+		recorded bool     // the marks are stored: a commit went through before its error
+	)
 	for try := 0; ; try++ {
 		snap, err := opts.States.Load(ctx, r.key)
 		if err != nil {
 			return fmt.Errorf("load states of %q: %w", r.key, err)
+		}
+		if lost != nil {
+			// Applied again, an edit would get a second revision.
+			recorded = recorded || snap.Version > lostAt && stored(snap, lost)
+			lost = nil
 		}
 		if r.rounds > 0 { // a new round: the graph must still be this run's
 			if err := graphGone(snap, r.fp); err != nil {
@@ -297,6 +307,9 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		for _, n := range set.Nodes() {
 			st := view.Get(n)
 			reason := marked[n]
+			if recorded {
+				reason = 0 // the node was stored dirty, with its mark's change
+			}
 			if st.Status != dirty.StatusClean && reason == 0 {
 				continue // not clean in the store already: nothing to record
 			}
@@ -324,8 +337,10 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			}
 			if err != nil && !errors.Is(err, ErrConflict) && failures < maxCommitFailures-1 && ctx.Err() == nil {
 				// A lost connection: reload, and commit again (the same
-				// plan if the commit did not go through).
+				// plan if the commit did not go through; if it did, the
+				// reload shows it, and the marks are not applied twice).
 				failures++
+				lost, lostAt = changes, snap.Version
 				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
 				if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 					continue

@@ -191,3 +191,29 @@ func TestAssetStoreCallsAreRetried(t *testing.T) {
 		}
 	})
 }
+
+// The commit of a run's plan that went through but whose reply was lost
+// is not applied twice when the run retries it: an edited node gets one
+// new revision, not two, as without the lost reply.
+func TestPlanCommitWhoseReplyWasLostBumpsAnEditOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		settle, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		_, err = l.run(settle) // every node clean
+		require.NoError(t, err)
+		require.NoError(t, settle.Close(context.Background()))
+		before := l.snapshot().States[narration3.ID].Rev
+
+		shaky := &shakyStates{MemoryStates: l.states, lostReply: map[int]bool{1: true}}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: shaky, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		l.resetCalls()
+		rep, err := l.run(e, narration3)
+		require.NoError(t, err)
+		assert.Equal(t, sorted(narration3.ID, "asset:video:segment[3]", "timeline"), rep.Generated)
+		assert.Equal(t, before+1, l.snapshot().States[narration3.ID].Rev, "revisions of the edited node")
+		l.requireAllClean()
+		require.NoError(t, e.Close(context.Background()))
+	})
+}
