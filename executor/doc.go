@@ -33,7 +33,9 @@
 //   - An asset store's Get, Put or Exists that fails (a lost connection)
 //     is called again, with backoff, up to 5 calls in all, unless the
 //     asset is not found: a failed Put never calls the generator again,
-//     since its output is paid for, nor does a failed Exists when early
+//     since its output is paid for (once its calls are used up, the
+//     node's next attempt, after its backoff, puts the output again, and
+//     the node fails when its attempts are), nor does a failed Exists when early
 //     cutoff asks whether a node's stored result is still there. So is
 //     the PutRun that records the run's outcome.
 //

@@ -46,6 +46,12 @@ type job struct {
 
 	call *inflight // the first attempt's call, reused while it can be
 
+	// An output made and paid for, by attempt number unputBy, that the
+	// asset store could not store: the next attempt puts it again rather
+	// than call the generator.
+	unput   *Asset
+	unputBy int
+
 	depBuf [4]depRef // embedded: most nodes have at most 4 dependencies
 }
 
@@ -293,6 +299,15 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				return r.newResult(j, cancelled, made, context.Cause(r.ctx)), true
 			}
 		}
+		if j.unput != nil {
+			// The output is paid for: only its Put is tried again.
+			res, err := r.store(j, *j.unput, j.unputBy)
+			if err == nil {
+				return res, true
+			}
+			prev, next = err, next+1
+			continue
+		}
 		var c *inflight
 		if next == 1 {
 			if j.call == nil {
@@ -368,10 +383,15 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 	if a.Hash == "" {
 		a.Hash = contentHash(a)
 	}
-	// The result is made and paid for: a cancel of the run does not
-	// interrupt its upload (its commit neither); StoreTimeout bounds both.
-	// A failed Put is tried again, not the generator: the output is
-	// paid for.
+	return r.store(j, a, attempt)
+}
+
+// store puts the asset that attempt number attempt made, and returns the
+// result. The result is made and paid for: a cancel of the run does not
+// interrupt its upload (its commit neither); StoreTimeout bounds both. A
+// failed Put is tried again, not the generator, and once those calls are
+// used up the node's next attempt puts the asset again.
+func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 	key := r.key + "/" + j.id + "/" + a.Hash
 	ref, err := r.e.opts.Assets.Put(r.bg, key, a)
 	if err != nil {
@@ -381,8 +401,11 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 		})
 	}
 	if err != nil {
+		unput := a // moved to the heap here only, not on the hot path
+		j.unput, j.unputBy = &unput, attempt
 		return result{}, fmt.Errorf("store asset: %w", err)
 	}
+	j.unput = nil
 	res := r.newResult(j, generated, attempt, nil)
 	if r.em.sink != nil { // only the ETA needs it
 		res.took = time.Since(j.start)

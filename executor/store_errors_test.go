@@ -217,3 +217,64 @@ func TestPlanCommitWhoseReplyWasLostBumpsAnEditOnce(t *testing.T) {
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
+
+// outage fails an asset store's Put of keys holding fail, its first puts
+// calls (a store down for a few seconds).
+type outage struct {
+	executor.AssetStore
+	fail string
+	mu   sync.Mutex
+	puts int
+}
+
+func (s *outage) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	s.mu.Lock()
+	down := strings.Contains(key, s.fail) && s.puts > 0
+	if down {
+		s.puts--
+	}
+	s.mu.Unlock()
+	if down {
+		return "", errors.New("connection refused")
+	}
+	return s.AssetStore.Put(ctx, key, a)
+}
+
+// An asset store down for longer than the retries of one Put does not
+// make the provider generate the node again: the output it made is put
+// again at the node's next attempt, after its backoff, and the node fails
+// only once its attempts are used up.
+func TestPutOutageNeverGeneratesTwice(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		puts   int // failed Puts
+		failed bool
+	}{
+		{"one attempt's retries", 5, false},
+		{"two attempts' retries", 10, false},
+		{"all three attempts'", 15, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				assets := &outage{AssetStore: l.assets, fail: "/script/", puts: tc.puts}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: assets, Runs: l.runs})
+				require.NoError(t, err)
+				rep, err := l.run(e)
+				l.mu.Lock()
+				calls := l.calls["script"]
+				l.mu.Unlock()
+				assert.Equal(t, 1, calls, "calls of the script's generator")
+				if tc.failed {
+					require.ErrorIs(t, err, executor.ErrRunFailed)
+					assert.Equal(t, []string{"script"}, rep.Failed)
+					assert.ErrorContains(t, err, "store asset")
+				} else {
+					require.NoError(t, err)
+					l.requireAllClean()
+				}
+				require.NoError(t, e.Close(context.Background()))
+			})
+		})
+	}
+}
