@@ -86,7 +86,8 @@
 // wins: the key's graph is then its graph, and the older run stops,
 // cancelled with [ErrGraphReplaced], without writing its results over the
 // newer run's. A run whose graph is deleted meanwhile stops too, with
-// [ErrGraphDeleted], and does not make the graph again. The executor
+// [ErrGraphDeleted], and does not make the graph again; a Resume or
+// RerunFailed of such a run is refused. The executor
 // keeps the fingerprint of the key's graph for this in one state beside
 // the nodes' own, under [GraphStateID].
 //

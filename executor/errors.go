@@ -30,11 +30,15 @@ var (
 	// ErrGraphReplaced: a run of another graph on the run's graph key (a
 	// lecture made longer or shorter, another template) started after it,
 	// so the key's graph is that run's: the run stopped, as cancelled,
-	// and recorded nothing more. See [GraphStateID].
+	// and recorded nothing more; or a Resume or RerunFailed of a run of
+	// an older graph was refused (with [ErrInvalidRequest]). See
+	// [GraphStateID].
 	ErrGraphReplaced = errors.New("executor: graph replaced by a newer run of another graph")
 	// ErrGraphDeleted: the graph's states were deleted during the run
 	// (DeleteGraph): the run stopped, as cancelled, and recorded nothing
-	// more, so that it does not make the graph again.
+	// more, so that it does not make the graph again; or a Resume or
+	// RerunFailed of a run of a deleted graph was refused (with
+	// [ErrInvalidRequest]).
 	ErrGraphDeleted = errors.New("executor: graph deleted during the run")
 )
 

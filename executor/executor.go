@@ -284,6 +284,12 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // with a new template. A closed executor starts no run: it returns
 // [ErrClosed].
 func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
+	return e.start(ctx, req, false)
+}
+
+// start is Start; resume says that the run finishes an earlier run's work
+// (Resume, RerunFailed): it refuses a key whose graph is no longer its own.
+func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run, error) {
 	if req.Graph == nil {
 		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
 	}
@@ -320,7 +326,7 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 			return nil, fmt.Errorf("check run ID %q: %w", req.RunID, err)
 		}
 	}
-	r, err := e.prepare(ctx, req)
+	r, err := e.prepare(ctx, req, resume)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
 			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
@@ -377,14 +383,18 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted]. (A run
 // truly going on in another process then records its outcome over it
-// when it ends.)
+// when it ends.) A run whose graph is no longer the key's, as a run of
+// another graph started since or the graph was deleted, is refused with
+// [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
+// resume would make the older graph the key's again (see [GraphStateID]);
+// a run started with [Executor.Start] does that, if the host means to.
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "resume")
 	if err != nil {
 		return nil, err
 	}
-	r, err := e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
-		Reason: "resume of run " + id})
+	r, err := e.start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
+		Reason: "resume of run " + id}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -417,7 +427,8 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // graph, as for [Executor.Resume]. Like every run, it also regenerates
 // the nodes that are not clean; a run recorded as still running, but not
 // going on here, was interrupted, and its record then says
-// [RunInterrupted], as with Resume.
+// [RunInterrupted], as with Resume. It is refused, as Resume is, when the
+// run's graph is no longer the key's.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
@@ -427,8 +438,8 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	for i, n := range rec.Failed {
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
 	}
-	r, err := e.Start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
-		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id})
+	r, err := e.start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
+		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id}, true)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,10 @@ import (
 // of the old graph over the new one's. If it finds no such state, the
 // graph was deleted ([MemoryStore.DeleteGraph], pgstore's DeleteGraph):
 // it stops with [ErrGraphDeleted], and does not make the graph again.
-// Runs of the same graph share the key as before.
+// Runs of the same graph share the key as before. [Executor.Resume] and
+// [Executor.RerunFailed] of a run whose graph is no longer the key's are
+// refused with the same errors, so that recovering an old run never
+// makes its graph the key's again.
 const GraphStateID = "~graph"
 
 // fingerprint identifies a graph's nodes and edges: its number of
@@ -67,6 +70,23 @@ func graphGone(snap Snapshot, fp string) error {
 		return ErrGraphDeleted
 	case st.InputHash != fp:
 		return fmt.Errorf("%w: the key's graph is now %s, not this run's %s", ErrGraphReplaced, short(st.InputHash), short(fp))
+	}
+	return nil
+}
+
+// resumable returns the error that refuses a Resume or RerunFailed of a
+// run of the graph with fingerprint fp when snap is what the store holds:
+// nil unless the key's graph is another or was deleted (no states, at a
+// version past 0). A key with states but no graph state, as one kept by
+// an executor older than GraphStateID, counts as the run's.
+func resumable(snap Snapshot, fp string) error {
+	st, ok := snap.States[GraphStateID]
+	switch {
+	case ok && st.InputHash != fp:
+		return fmt.Errorf("%w: %w: the key's graph is now %s, not the run's %s: start a new run of this graph to make it the key's again",
+			ErrInvalidRequest, ErrGraphReplaced, short(st.InputHash), short(fp))
+	case !ok && snap.Version > 0 && len(snap.States) == 0:
+		return fmt.Errorf("%w: %w: start a new run of this graph to make it again", ErrInvalidRequest, ErrGraphDeleted)
 	}
 	return nil
 }

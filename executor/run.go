@@ -66,6 +66,7 @@ type run struct {
 	g      *graph.Graph
 	key    string
 	fp     string          // the graph's fingerprint (see GraphStateID)
+	resume bool            // a Resume or RerunFailed: the key's graph must be the run's
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
@@ -181,12 +182,12 @@ func (r *run) nameAll(plan *planner.Plan) {
 const unnamed = "\x00"
 
 // prepare loads, marks, plans and commits the start of a run.
-func (e *Executor) prepare(ctx context.Context, req RunRequest) (*run, error) {
+func (e *Executor) prepare(ctx context.Context, req RunRequest, resume bool) (*run, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
 		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
-	r.fp = fingerprint(r.g)
+	r.fp, r.resume = fingerprint(r.g), resume
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
 	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
@@ -278,6 +279,10 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		}
 		if r.rounds > 0 { // a new round: the graph must still be this run's
 			if err := graphGone(snap, r.fp); err != nil {
+				return err
+			}
+		} else if r.resume {
+			if err := resumable(snap, r.fp); err != nil {
 				return err
 			}
 		}

@@ -389,3 +389,51 @@ func TestNewerRunOfAnotherGraphReplacesTheRun(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// A Resume or RerunFailed of a run whose graph is no longer the key's
+// (a run of a longer lecture started since, or the graph was deleted) is
+// refused: it would make the older graph the key's again, stopping the
+// newer run, or make a deleted graph again. A host that wants the older
+// graph back starts a run of it.
+func TestResumeOfAReplacedOrDeletedGraphIsRefused(t *testing.T) {
+	longer, err := graph.Build(graph.Lecture(), 60)
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name  string
+		after func(t *testing.T, l *lab, e *executor.Executor)
+		want  error
+	}{
+		{"replaced", func(t *testing.T, l *lab, e *executor.Executor) {
+			_, err := e.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: longer})
+			require.NoError(t, err)
+		}, executor.ErrGraphReplaced},
+		{"deleted", func(t *testing.T, l *lab, e *executor.Executor) {
+			_, err := l.states.DeleteGraph(context.Background(), "lecture")
+			require.NoError(t, err)
+		}, executor.ErrGraphDeleted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				l.set("asset:video:segment[1]", fail(executor.Permanent(errors.New("refused"))))
+				e := l.executor(executor.Options{})
+				rep, err := l.run(e)
+				require.ErrorIs(t, err, executor.ErrRunFailed)
+				l.set("asset:video:segment[1]", nil)
+				tc.after(t, l, e)
+				before := l.snapshot()
+
+				_, err = e.Resume(context.Background(), l.g, rep.Record.ID)
+				require.ErrorIs(t, err, executor.ErrInvalidRequest)
+				require.ErrorIs(t, err, tc.want)
+				_, err = e.RerunFailed(context.Background(), l.g, rep.Record.ID)
+				require.ErrorIs(t, err, tc.want)
+				assert.Equal(t, before, l.snapshot(), "a refused resume changed the states")
+
+				// A new run of the older graph is the host's choice.
+				_, err = l.run(e)
+				require.NoError(t, err)
+			})
+		})
+	}
+}
