@@ -39,7 +39,9 @@ type Snapshot struct {
 	Version int64
 	// States maps node IDs to their states. Nodes without an entry are
 	// missing. The caller owns the map, which may be nil for a graph never
-	// committed.
+	// committed. Once a run has started on the graph, it also holds the
+	// executor's own state under [GraphStateID], which is no node's: a
+	// host that counts or lists the nodes' states skips it.
 	States map[string]dirty.State
 }
 
@@ -54,6 +56,10 @@ type Change struct {
 // version: a SQL implementation runs it as one transaction that checks
 // and bumps the version row and upserts the changed states. It must be
 // safe for concurrent use.
+//
+// A store keeps every ID the executor commits, not only the graph's node
+// IDs: [GraphStateID] too, which a store that dropped it would make every
+// run that reloads stop with [ErrGraphDeleted].
 //
 // Graph keys and node IDs are compared exactly (no case folding, no
 // trimming, no Unicode normalisation). Beside the graph's nodes, the
