@@ -82,6 +82,7 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	j.prev = r.view.Get(n)
 	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
 	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
+	j.unput, j.unputBy = nil, 0 // another node's output is not this one's
 	j.deps = j.depBuf[:0]
 	if len(ds) > len(j.depBuf) {
 		j.deps = make([]depRef, 0, len(ds))

@@ -278,3 +278,29 @@ func TestPutOutageNeverGeneratesTwice(t *testing.T) {
 		})
 	}
 }
+
+// A node that failed for good because its output could not be stored
+// leaves nothing behind for the next node its worker runs: that node is
+// generated and stored with its own output, not the failed node's.
+func TestPutOutageLeavesNothingToTheNextNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		assets := &outage{AssetStore: l.assets, fail: "/asset:image:segment[0]/", puts: 1000}
+		// One worker: it runs every node, one after another, with the
+		// same job.
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: assets,
+			Runs: l.runs, Workers: 1})
+		require.NoError(t, err)
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrRunFailed)
+		assert.Equal(t, []string{"asset:image:segment[0]"}, rep.Failed)
+		require.NotEmpty(t, rep.Generated)
+		snap := l.snapshot()
+		for _, id := range rep.Generated {
+			a, err := l.assets.Get(context.Background(), snap.States[id].AssetRef)
+			require.NoError(t, err, id)
+			assert.True(t, strings.HasPrefix(string(a.Data), id+"@"), "%s was stored with the output %q", id, a.Data)
+		}
+		require.NoError(t, e.Close(context.Background()))
+	})
+}
