@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,8 +222,13 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 		srv.URL+"/page")
 	cmd.Stderr = &stderr
 	// Its own process group: Chromium starts helper processes, which end
-	// with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// with it. It is killed, too, if this test binary dies without running
+	// the deferred kill (go test's -timeout panics, a signal): the kernel
+	// sends Pdeathsig when the thread that started it exits, so that
+	// thread stays locked to this goroutine while Chromium runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	require.NoError(t, cmd.Start())
 	defer func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
