@@ -229,16 +229,28 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// Helpers that outlive Chromium may hold its stderr open: Wait gives
+	// up on them after WaitDelay.
+	cmd.WaitDelay = 10 * time.Second
 	require.NoError(t, cmd.Start())
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	exited := make(chan struct{}) // closed once Wait returned: stderr is then complete
+	go func() {
 		_ = cmd.Wait()
+		close(exited)
 	}()
+	stop := sync.OnceFunc(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	defer stop()
 
 	var body []byte
 	select {
 	case body = <-result:
+	case <-exited:
+		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", lastLines(stderr.String(), 30))
 	case <-time.After(2 * time.Minute):
+		stop() // so that its stderr is read after the last write
 		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", lastLines(stderr.String(), 30))
 	}
 	<-ran
