@@ -157,9 +157,10 @@ func (h *hub) setStale(stale bool) {
 // false if it has none, and the ID (as a Seq) of the newest entry it read,
 // with known false if the hub cannot tell: it is
 // failing, or its window is empty while it started past entries it does
-// not hold. A hub's window follows the stream within the round trip of
-// its XREAD, so its answer lags the stream by at most that. Only for a
-// Stream without a History, where the window holds Redis's entries alone.
+// not hold. A hub's window follows the stream an XREAD of at most
+// PageSize entries at a time, so its answer lags the stream by a round
+// trip, or by more while it catches up with a burst. Only for a Stream
+// without a History, where the window holds Redis's entries alone.
 func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

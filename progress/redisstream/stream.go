@@ -588,12 +588,16 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // newest entry of the run's stream (XREVRANGE COUNT 1), or a newer event
 // of the History. It implements progress.LastEventReader. Without a
 // History, while readers follow the run's shared reader, that reader
-// answers without a command (unless its last read failed): so many
+// answers without a command (unless its last read failed, or it holds
+// no event yet and started after entries it does not hold): so many
 // browser tabs that open one run cost one lookup in all (see
-// progress/sse's Handler). It reads each entry as Redis adds it, so its
-// answer lags the stream by at most the round trip of its XREAD: an event
-// published a moment before may not be in it yet, which a reader's
-// probe tolerates, as the Tail that follows delivers it. It reads the
+// progress/sse's Handler). That reader reads at most PageSize entries
+// per XREAD, so its answer lags the stream: by the round trip of an
+// XREAD, and while it catches up with more than PageSize new entries (a
+// Publish of many events, a backlog after an outage) by the XREADs it
+// has yet to make. So an event published a moment before, even by this
+// Stream, may not be in the answer yet, which a reader's probe
+// tolerates, as the Tail that follows delivers it. It reads the
 // History with progress.LastArchived after the stream's newest entry: one
 // lookup if the History implements progress.LastEventReader too, and
 // otherwise a read of what the History has beyond the stream, nothing
