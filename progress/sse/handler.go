@@ -79,9 +79,13 @@ type HandlerOptions struct {
 	// from the run's newest event, and the events up to its ID are not
 	// sent: if the run ends below the ID, the response ends as after a
 	// final event (or is answered 204 if it has not opened, see
-	// EmptyRunTimeout), and the reconnect gets 204. A run whose events
-	// the source no longer has at all cannot be told from one not started
-	// yet: its stream stays open, unless EmptyRunTimeout is set.
+	// EmptyRunTimeout), and the reconnect gets 204. That takes the
+	// lookup when the client connects: if it fails, the client is read
+	// from its ID, and a run that ends below the ID leaves its stream
+	// open until it leaves, as the source delivers nothing up to the ID.
+	// A run whose events the source no longer has at all cannot be told
+	// from one not started yet: its stream stays open, unless
+	// EmptyRunTimeout is set.
 	// Default: false, the stream stays open until the client leaves.
 	CloseOnFinal bool
 	// EmptyRunTimeout, if positive, bounds how long a request waits for a
