@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/regengraph/regen/progress"
@@ -47,7 +47,11 @@ func ExampleBuffered() {
 	down := progress.SinkFunc(func(context.Context, ...progress.Event) error {
 		return fmt.Errorf("redis: connection refused")
 	})
-	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+	// The fallback logs from the Buffered's goroutine: into a buffer,
+	// printed once Close has waited for that goroutine, so that the
+	// output's order does not depend on scheduling.
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Key == slog.TimeKey {
 				return slog.Attr{}
@@ -64,6 +68,7 @@ func ExampleBuffered() {
 	err := b.Publish(ctx, progress.Event{RunID: "r1", Seq: 1, Type: progress.RunStarted, Stage: progress.NoStage})
 	fmt.Println("publish:", err)
 	_ = b.Close(ctx)
+	fmt.Print(logs.String())
 	s := b.Stats()
 	fmt.Println("errors:", s.Errors, "fallback:", s.Fallback)
 	// Output:
