@@ -2,8 +2,11 @@ package sse_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,5 +109,76 @@ func TestHandlerCloseOnFinalRunOvertakesTheClient(t *testing.T) {
 				assert.Equal(t, []string{"10", "11", "12"}, got)
 			})
 		}
+	}
+}
+
+// flakyLast is a source whose LastEvent fails its first calls, as a
+// Redis down for a moment does.
+type flakyLast struct {
+	*progress.Memory
+	fails atomic.Int32
+}
+
+func (f *flakyLast) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
+	if f.fails.Add(-1) >= 0 {
+		return progress.Event{}, false, errors.New("connection refused")
+	}
+	return f.Memory.LastEvent(ctx, runID)
+}
+
+// With CloseOnFinal, a client ahead of its run whose first lookup of the
+// run's newest event failed is read from its own ID; a later lookup, at
+// a keep-alive, finds it ahead and ends its stream, so that it reconnects
+// and is answered as a working lookup answers it: 204 past the run's end,
+// or the events past its ID. Before, its stream stayed open and silent
+// until it left.
+func TestHandlerCloseOnFinalAheadAfterAFailedLookup(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stored uint64 // events stored when the client connects; the run ends at 5 if stored is 5
+		fails  int32  // failed lookups
+		want   []string
+	}{
+		{"run ended below the client", 5, 1, nil},
+		{"run ended below the client, two failed lookups", 5, 2, nil},
+		{"run under way below the client", 3, 1, []string{"10", "11", "12"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &flakyLast{Memory: progress.NewMemory(progress.MemoryOptions{})}
+			src.fails.Store(tc.fails)
+			h, err := sse.NewHandler(src, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true,
+				Retry: time.Millisecond, KeepAlive: 10 * time.Millisecond, Logger: quiet()})
+			require.NoError(t, err)
+			server := httptest.NewServer(h)
+			defer server.Close()
+			end := uint64(12)
+			if tc.stored == 5 {
+				end = 5
+			}
+			all := sinktest.Events("r1", 1, end)
+			all[end-1].Type = progress.RunFinished
+			require.NoError(t, src.Publish(context.Background(), all[:tc.stored]...))
+
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{LastEventID: "9"})
+			done := make(chan error, 1)
+			var got []string
+			go func() {
+				done <- c.Stream(ctx, func(m sse.Message) error {
+					got = append(got, m.ID)
+					return nil
+				})
+			}()
+			if tc.stored < end {
+				// The client reconnects once the lookup works, and is
+				// then read from the run's newest event.
+				waitFor(t, "the client to reconnect", func() bool { return c.Connects() >= 2 })
+				waitFor(t, "the client to wait for the run", func() bool { return h.Stats().Active == 1 })
+				require.NoError(t, src.Publish(context.Background(), all[tc.stored:]...))
+			}
+			require.NoError(t, <-done, "the stream must end, and the reconnect past the end get 204")
+			assert.Equal(t, tc.want, got)
+		})
 	}
 }

@@ -81,8 +81,9 @@ type HandlerOptions struct {
 	// final event (or is answered 204 if it has not opened, see
 	// EmptyRunTimeout), and the reconnect gets 204. That takes the
 	// lookup when the client connects: if it fails, the client is read
-	// from its ID, and a run that ends below the ID leaves its stream
-	// open until it leaves, as the source delivers nothing up to the ID.
+	// from its ID, and the lookup is made again at each KeepAlive until
+	// it works; if the client is then ahead of the run, or past its end,
+	// its stream ends, and its reconnect is answered as above.
 	// A run whose events the source no longer has at all cannot be told
 	// from one not started yet: its stream stays open, unless
 	// EmptyRunTimeout is set.
@@ -207,6 +208,10 @@ func (h *Handler) Stats() HandlerStats {
 var (
 	// errFinal ends a stream after the run's final event.
 	errFinal = errors.New("sse: final event sent")
+	// errReprobe ends the stream of a client that a later lookup found
+	// ahead of its run, or past its end, after the first one failed: it
+	// reconnects, and is answered as a working lookup answers it.
+	errReprobe = errors.New("sse: the run's newest event is below the client's last event ID")
 	// errEmptyRun ends a request whose run had no event within
 	// EmptyRunTimeout.
 	errEmptyRun = errors.New("sse: no event within the empty-run timeout")
@@ -280,7 +285,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	ended, empty, from := h.probe(ctx, runID, after)
+	ended, empty, from, unsure := h.probe(ctx, runID, after)
 	if ended {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -367,6 +372,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = openOnce()
 		}
 	} else if err = open(); err == nil {
+		if unsure {
+			defer h.reprobe(ctx, runID, after, cancel)()
+		}
 		err = h.tail(ctx, s, runID, from, after, nil)
 	}
 	switch {
@@ -460,22 +468,23 @@ func canFlush(w http.ResponseWriter) bool {
 // answers both with one lookup. Any other is asked for the event at last,
 // which settles ended unless the client is past every stored event; only
 // then is the run replayed, to find its newest event. A source that fails
-// reports neither, and the stream opens as usual, from last.
-func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool, from uint64) {
+// reports neither, and the stream opens as usual, from last; unsure then
+// says that ended was needed (see reprobe).
+func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool, from uint64, unsure bool) {
 	needEnded, needEmpty := h.closeOnFinal && last > 0, h.emptyRun > 0
 	if !needEnded && !needEmpty {
-		return false, false, last
+		return false, false, last, false
 	}
 	if lr, ok := h.src.(progress.LastEventReader); ok {
 		e, ok, err := lr.LastEvent(ctx, runID)
 		if err != nil {
-			return false, false, last
+			return false, false, last, needEnded
 		}
 		from = last
 		if needEnded {
 			from = min(last, e.Seq) // e.Seq is 0 if !ok
 		}
-		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok, from
+		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok, from, false
 	}
 	if needEnded {
 		found, final := false, false
@@ -485,10 +494,10 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 			return errStopReplay
 		})
 		if found {
-			return final, false, last
+			return final, false, last, false
 		}
 		if err != nil {
-			return false, false, last
+			return false, false, last, true
 		}
 	}
 	// Nothing at or past last: read from the start, to the end only if
@@ -502,13 +511,53 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopReplay) {
-		return false, false, last
+		return false, false, last, needEnded
 	}
 	from = last
 	if needEnded {
 		from = min(last, latest.Seq)
 	}
-	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0, from
+	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0, from, false
+}
+
+// reprobe looks the run up again every KeepAlive, from a timer, for the
+// open stream of a client whose first lookup failed (a source down for a
+// moment), since its last event ID may be ahead of the run: the stream
+// reads from that ID, and a run that ends below it would leave it open
+// and silent for good. Once a lookup says that the run's newest event is
+// below the ID (ahead, or past the end), the stream ends (with
+// errReprobe), and the client reconnects to be answered as a working
+// lookup answers it: 204 past the end, or read from the run's newest
+// event. Once one says the client is not ahead, it stops. It returns a
+// function that stops it, for when the stream ends.
+func (h *Handler) reprobe(ctx context.Context, runID string, last uint64, cancel context.CancelCauseFunc) (stop func()) {
+	var (
+		mu      sync.Mutex
+		t       *time.Timer
+		stopped bool
+		check   func()
+	)
+	check = func() {
+		ended, _, from, unsure := h.probe(ctx, runID, last)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case stopped || ctx.Err() != nil:
+		case unsure:
+			t = time.AfterFunc(h.keepAlive, check)
+		case ended || from < last:
+			cancel(errReprobe)
+		}
+	}
+	mu.Lock()
+	t = time.AfterFunc(h.keepAlive, check)
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
 }
 
 // stream serializes one response's writes: events from the handler's
