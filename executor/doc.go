@@ -86,10 +86,13 @@
 // wins: the key's graph is then its graph, and the older run stops,
 // cancelled with [ErrGraphReplaced], without writing its results over the
 // newer run's. A run whose graph is deleted meanwhile stops too, with
-// [ErrGraphDeleted], and does not make the graph again; a Resume or
-// RerunFailed of such a run is refused. The executor
-// keeps the fingerprint of the key's graph for this in one state beside
-// the nodes' own, under [GraphStateID].
+// [ErrGraphDeleted], and does not make the graph again; one whose graph
+// newer runs made again meanwhile (deleted, as a host that resets a
+// lecture does, or replaced, and then run again) stops with
+// ErrGraphReplaced, its results not committed into theirs. A Resume or
+// RerunFailed of a run whose graph was replaced or deleted is refused.
+// The executor keeps the fingerprint of the key's graph for this in one
+// state beside the nodes' own, under [GraphStateID].
 //
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the

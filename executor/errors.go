@@ -29,11 +29,12 @@ var (
 	ErrClosed = errors.New("executor: closed")
 	// ErrGraphReplaced: a run of another graph on the run's graph key (a
 	// lecture made longer or shorter, another template) started after it,
-	// so the key's graph is that run's: the run stopped, as cancelled,
-	// and recorded nothing more; or a Resume or RerunFailed of a run of
-	// an older graph was refused (with [ErrInvalidRequest]). See
-	// [GraphStateID].
-	ErrGraphReplaced = errors.New("executor: graph replaced by a newer run of another graph")
+	// so the key's graph is that run's, or newer runs made the run's
+	// graph again (after a DeleteGraph, or another graph's run): the run
+	// stopped, as cancelled, and recorded nothing more; or a Resume or
+	// RerunFailed of a run of an older graph was refused (with
+	// [ErrInvalidRequest]). See [GraphStateID].
+	ErrGraphReplaced = errors.New("executor: graph replaced by a newer run")
 	// ErrGraphDeleted: the graph's states were deleted during the run
 	// (DeleteGraph): the run stopped, as cancelled, and recorded nothing
 	// more, so that it does not make the graph again; or a Resume or

@@ -32,6 +32,18 @@ import (
 // [Executor.RerunFailed] of a run whose graph is no longer the key's are
 // refused with the same errors, so that recovering an old run never
 // makes its graph the key's again.
+//
+// The state's OutputHash tells one making of the key's graph from the
+// next: a run that writes the state (the key's graph was another, or was
+// deleted) records there the version its commit goes over, which no other
+// commit of the key has (a store never uses a version number twice, even
+// after a DeleteGraph). A run that finds its fingerprint under another
+// OutputHash than when it started stops too, with
+// ErrGraphReplaced: newer runs made the key's graph again meanwhile (it
+// was deleted and run again, as a host that resets a lecture does, or
+// another graph was run on the key, then this one again), and the run's
+// results, made from the parameters and outputs of before, must not be
+// committed into theirs.
 const GraphStateID = "~graph"
 
 // fingerprint identifies a graph's nodes and edges: its number of
@@ -61,15 +73,18 @@ func fingerprint(g *graph.Graph) string {
 }
 
 // graphGone returns the error that stops a run of the graph with
-// fingerprint fp when snap is what the store now holds: nil while its
-// graph state records fp.
-func graphGone(snap Snapshot, fp string) error {
+// fingerprint fp, made as made (see GraphStateID), when snap is what the
+// store now holds: nil while its graph state records both.
+func graphGone(snap Snapshot, fp, made string) error {
 	st, ok := snap.States[GraphStateID]
 	switch {
 	case !ok:
 		return ErrGraphDeleted
 	case st.InputHash != fp:
 		return fmt.Errorf("%w: the key's graph is now %s, not this run's %s", ErrGraphReplaced, short(st.InputHash), short(fp))
+	case st.OutputHash != made:
+		return fmt.Errorf("%w: the key's graph was made again since this run started (deleted or replaced, then run again)",
+			ErrGraphReplaced)
 	}
 	return nil
 }
@@ -91,9 +106,10 @@ func resumable(snap Snapshot, fp string) error {
 	return nil
 }
 
-// graphState is the state that records fingerprint fp.
-func graphState(fp string) dirty.State {
-	return dirty.State{Status: dirty.StatusClean, InputHash: fp}
+// graphState is the state that records fingerprint fp, for a making of
+// the key's graph by a commit over version.
+func graphState(fp string, version int64) dirty.State {
+	return dirty.State{Status: dirty.StatusClean, InputHash: fp, OutputHash: "v" + strconv.FormatInt(version, 10)}
 }
 
 // short abbreviates a fingerprint for messages.

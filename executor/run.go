@@ -66,6 +66,7 @@ type run struct {
 	g      *graph.Graph
 	key    string
 	fp     string          // the graph's fingerprint (see GraphStateID)
+	made   string          // its graph state's OutputHash when the run started (see GraphStateID)
 	resume bool            // a Resume or RerunFailed: the key's graph must be the run's
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
 	// bg is the context of the run's store calls: not cancelled with the
@@ -278,7 +279,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			lost = nil
 		}
 		if r.rounds > 0 { // a new round: the graph must still be this run's
-			if err := graphGone(snap, r.fp); err != nil {
+			if err := graphGone(snap, r.fp, r.made); err != nil {
 				return err
 			}
 		} else if r.resume {
@@ -328,10 +329,12 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			view.Set(n, st)
 			changes = append(changes, Change{ID: r.id(n), State: st})
 		}
+		made := snap.States[GraphStateID].OutputHash
 		if st, ok := snap.States[GraphStateID]; r.rounds == 0 && (!ok || st.InputHash != r.fp) {
 			// The key's graph is this run's from now on (see GraphStateID).
-			gs := graphState(r.fp)
+			gs := graphState(r.fp, snap.Version)
 			gs.UpdatedAt = now
+			made = gs.OutputHash
 			changes = append(changes, Change{ID: GraphStateID, State: gs})
 		}
 		version := snap.Version
@@ -357,6 +360,9 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		}
 		r.mu.Lock()
 		r.view, r.version, r.plan = view, version, plan
+		if r.rounds == 0 {
+			r.made = made
+		}
 		r.total += plan.Len()
 		r.planned.Store(int64(r.total))
 		r.nameAll(plan)
@@ -835,7 +841,7 @@ func (r *run) commit(batch []result, now time.Time) {
 		// have been applied: reload before anything else.
 		snap, lerr := opts.States.Load(r.bg, r.key)
 		if lerr == nil {
-			if gone := graphGone(snap, r.fp); gone != nil {
+			if gone := graphGone(snap, r.fp, r.made); gone != nil {
 				r.mu.Lock()
 				r.stop(gone, batch)
 				return

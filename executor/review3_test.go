@@ -1,0 +1,110 @@
+package executor_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+)
+
+// Tests from a review of the graph fingerprint (GraphStateID), of the
+// retries of a plan's commit and of the outputs kept for a Put (unput):
+// each failed before its fix.
+
+// A run whose graph was made again by newer runs while it ran, its
+// fingerprint the same as before (the graph deleted and a run of it
+// started again, as a host that resets a lecture does; or a longer
+// lecture run, then the shorter one again), stops at its next commit as
+// when its graph is replaced: newer runs made the key's graph since it
+// started, and its results, planned from the graph before them, must not
+// be committed into theirs.
+func TestGraphMadeAgainStopsTheRun(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		meanwhile func(t *testing.T, l *lab, e *executor.Executor)
+	}{
+		{"deleted and run again", func(t *testing.T, l *lab, e *executor.Executor) {
+			_, err := l.states.DeleteGraph(context.Background(), "lecture")
+			assert.NoError(t, err)
+			_, err = l.run(e)
+			assert.NoError(t, err)
+		}},
+		{"replaced and run again", func(t *testing.T, l *lab, e *executor.Executor) {
+			longer, err := graph.Build(graph.Lecture(), 60)
+			assert.NoError(t, err)
+			_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: longer})
+			assert.NoError(t, err)
+			_, err = l.run(e)
+			assert.NoError(t, err)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				gen := l.onceAt("asset:video:segment[0]", func() {
+					e2, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states,
+						Assets: l.assets, Runs: l.runs})
+					assert.NoError(t, err)
+					tc.meanwhile(t, l, e2)
+					assert.NoError(t, e2.Close(context.Background()))
+				})
+				// One worker: the run commits nothing while the newer
+				// runs go on.
+				e := l.executor(executor.Options{Generators: l.registry(gen), Workers: 1})
+				rep, err := l.run(e)
+				require.ErrorIs(t, err, executor.ErrCancelled)
+				require.ErrorIs(t, err, executor.ErrGraphReplaced)
+				assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+				// The nodes that ran before are its; none after.
+				assert.NotContains(t, rep.Generated, "asset:video:segment[0]")
+				assert.Empty(t, rep.Unchanged, "nodes of the graph made again counted as the run's")
+			})
+		})
+	}
+}
+
+// A host resets a lecture while a run of it goes on: it deletes the
+// graph and starts a run of it again, whose script (from the new
+// parameters, at revision 0 again) takes longer than the older run's.
+// The script that the older run made from the old parameters is not
+// committed into the new lecture, where the newer run would keep it as
+// current and make everything else from it.
+func TestResetLectureKeepsNothingOfTheRunBefore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		fresh := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID != "script" {
+				return l.Generate(ctx, req)
+			}
+			if err := pause(ctx, 30*time.Second); err != nil {
+				return executor.Asset{}, err
+			}
+			return executor.Asset{Data: []byte("the new lecture's script")}, nil
+		})
+		e2 := l.executor(executor.Options{Generators: l.registry(fresh)})
+		var newer *executor.Run
+		gen := l.onceAt("script", func() {
+			_, err := l.states.DeleteGraph(context.Background(), "lecture")
+			assert.NoError(t, err)
+			newer, err = e2.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			assert.NoError(t, err)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen)})
+		_, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		require.ErrorIs(t, err, executor.ErrGraphReplaced)
+		require.NotNil(t, newer)
+		_, err = newer.Wait()
+		require.NoError(t, err)
+		l.requireAllClean()
+		a, err := l.assets.Get(context.Background(), l.snapshot().States["script"].AssetRef)
+		require.NoError(t, err)
+		assert.Equal(t, "the new lecture's script", string(a.Data))
+	})
+}
