@@ -36,8 +36,8 @@
 //     since its output is paid for (once its calls are used up, the
 //     node's next attempt, after its backoff, puts the output again, and
 //     the node fails when its attempts are), nor does a failed Exists when early
-//     cutoff asks whether a node's stored result is still there. So is
-//     the PutRun that records the run's outcome.
+//     cutoff asks whether a node's stored result is still there. So are
+//     the PutRuns that record the run at its start and its outcome.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

@@ -2,6 +2,8 @@ package executor_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -106,5 +108,41 @@ func TestResetLectureKeepsNothingOfTheRunBefore(t *testing.T) {
 		a, err := l.assets.Get(context.Background(), l.snapshot().States["script"].AssetRef)
 		require.NoError(t, err)
 		assert.Equal(t, "the new lecture's script", string(a.Data))
+	})
+}
+
+// lostRecord is a run store whose first PutRun fails, as over a
+// connection lost once.
+type lostRecord struct {
+	*executor.MemoryRuns
+	failed atomic.Bool
+}
+
+func (s *lostRecord) PutRun(ctx context.Context, rec executor.Record) error {
+	if s.failed.CompareAndSwap(false, true) {
+		return errors.New("connection reset by peer")
+	}
+	return s.MemoryRuns.PutRun(ctx, rec)
+}
+
+// The record that a run puts when it starts is put again after a lost
+// connection, as its final one is: the run's plan is committed by then
+// (the key's graph is its graph, and an older run of another graph
+// stops), so a Start that failed there would leave the key without any
+// run making it.
+func TestStartRecordIsPutAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		runs := &lostRecord{MemoryRuns: l.runs}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: runs})
+		require.NoError(t, err)
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		assert.True(t, runs.failed.Load(), "no PutRun failed")
+		rec, err := l.runs.GetRun(context.Background(), rep.Record.ID)
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunSucceeded, rec.Status)
+		l.requireAllClean()
+		require.NoError(t, e.Close(context.Background()))
 	})
 }

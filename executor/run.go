@@ -210,9 +210,13 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, resume bool) (*r
 	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
 		TriggeredBy: req.TriggeredBy, Reason: req.Reason, Marks: req.Marks, Status: RunRunning,
 		StartedAt: time.Now()}
+	// The plan is committed: a lost connection must not end the run
+	// here, as the key's graph is its graph from now on.
 	if err := e.opts.Runs.PutRun(ctx, r.rec); err != nil {
-		cancel(err)
-		return nil, fmt.Errorf("record run %s: %w", req.RunID, err)
+		if err = r.retryStore(ctx, err, "record run", req.RunID, func() error { return e.opts.Runs.PutRun(ctx, r.rec) }); err != nil {
+			cancel(err)
+			return nil, fmt.Errorf("record run %s: %w", req.RunID, err)
+		}
 	}
 	if r.em.sink != nil {
 		r.callAt = make([]atomic.Int64, r.g.Len())
