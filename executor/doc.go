@@ -32,12 +32,15 @@
 //     clean without its asset.
 //   - An asset store's Get, Put or Exists that fails (a lost connection)
 //     is called again, with backoff, up to 5 calls in all, unless the
-//     asset is not found: a failed Put never calls the generator again,
-//     since its output is paid for (once its calls are used up, the
-//     node's next attempt, after its backoff, puts the output again, and
-//     the node fails when its attempts are), nor does a failed Exists when early
-//     cutoff asks whether a node's stored result is still there. So are
-//     the PutRuns that record the run at its start and its outcome.
+//     asset is not found or the store wrapped the error in [Permanent]
+//     (no retry can fix it: pgstore's key too long): a failed Put never
+//     calls the generator again, since its output is paid for (once its
+//     calls are used up, the node's next attempt, after its backoff,
+//     puts the output again, and the node fails when its attempts are);
+//     early cutoff's Exists is called again before the node is
+//     regenerated for want of an answer. So are the PutRuns that record
+//     the run at its start and its outcome, and so is a commit of states,
+//     which reloads first.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

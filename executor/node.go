@@ -168,13 +168,14 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 // commit, when its first call failed with err: a connection lost once
 // must not fail a node, nor make its provider generate it again (and
 // bill it twice) because its Put failed, nor leave a run's record saying
-// it runs. It stops at [ErrNotFound], once ctx ends, or after
-// maxCommitFailures calls in all, and returns the last call's error.
+// it runs. It stops at [ErrNotFound], at an error that no retry can fix
+// ([Permanent]), once ctx ends, or after maxCommitFailures calls in all,
+// and returns the last call's error.
 // what and about name the call in the log. The caller makes the first
 // call itself, so that the call's closure is made only on failure.
 func (r *run) retryStore(ctx context.Context, err error, what, about string, call func() error) error {
 	for failures := 1; ; failures++ {
-		if err == nil || errors.Is(err, ErrNotFound) || ctx.Err() != nil || failures >= maxCommitFailures {
+		if err == nil || errors.Is(err, ErrNotFound) || !retryable(err) || ctx.Err() != nil || failures >= maxCommitFailures {
 			return err
 		}
 		r.e.log.Warn("regen: store call failed, retrying", "run", r.handle.id, "call", what, "about", about, "err", err)

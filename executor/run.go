@@ -347,7 +347,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			if errors.Is(err, ErrConflict) && try < maxPrepareConflicts {
 				continue
 			}
-			if err != nil && !errors.Is(err, ErrConflict) && failures < maxCommitFailures-1 && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil {
 				// A lost connection: reload, and commit again (the same
 				// plan if the commit did not go through; if it did, the
 				// reload shows it, and the marks are not applied twice).
@@ -882,7 +882,7 @@ func (r *run) commit(batch []result, now time.Time) {
 		} else {
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
-		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) || r.bg.Err() != nil {
+		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
 			// The results cannot be recorded, so they do not count; the
 			// nodes stay dirty in the store.
 			r.mu.Lock()

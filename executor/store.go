@@ -80,8 +80,11 @@ type Change struct {
 //
 // A Commit that fails with an error other than a conflict (a lost
 // connection, say) may or may not have been applied; the executor then
-// reloads and compares before it tries again. The executor/storetest
-// package checks an implementation against this contract.
+// reloads and compares before it tries again. A store wraps an error that
+// no retry can fix (a key longer than it allows) in [Permanent], and
+// applies nothing: the executor then does not call again, here and for
+// the other stores' calls. The executor/storetest package checks an
+// implementation against this contract.
 type StateStore interface {
 	// Load returns the graph's states and version, as of one instant:
 	// the states are exactly those of that version, even while others

@@ -304,3 +304,42 @@ func TestPutOutageLeavesNothingToTheNextNode(t *testing.T) {
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
+
+// refusing fails every Put of keys holding fail with an error that no
+// retry can fix, and counts the Puts.
+type refusing struct {
+	executor.AssetStore
+	fail string
+	mu   sync.Mutex
+	puts int
+}
+
+func (s *refusing) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	if !strings.Contains(key, s.fail) {
+		return s.AssetStore.Put(ctx, key, a)
+	}
+	s.mu.Lock()
+	s.puts++
+	s.mu.Unlock()
+	return "", executor.Permanent(errors.New("key too long for this store"))
+}
+
+// A store error wrapped in Permanent is not retried: the Put is called
+// once, the generator once, and the node fails at once.
+func TestPermanentStoreErrorIsNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		assets := &refusing{AssetStore: l.assets, fail: "/script/"}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: assets, Runs: l.runs})
+		require.NoError(t, err)
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrRunFailed)
+		assert.Equal(t, []string{"script"}, rep.Failed)
+		assert.ErrorContains(t, err, "key too long for this store")
+		assert.Equal(t, 1, assets.puts, "Puts of the script's output")
+		l.mu.Lock()
+		assert.Equal(t, 1, l.calls["script"], "calls of the script's generator")
+		l.mu.Unlock()
+		require.NoError(t, e.Close(context.Background()))
+	})
+}

@@ -1,6 +1,10 @@
 package pgstore
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/regengraph/regen/executor"
+)
 
 // The longest keys and IDs a [Store] takes, in bytes (of UTF-8, as Go
 // strings hold them and a UTF8 database stores them). Postgres refuses a
@@ -45,7 +49,9 @@ const (
 )
 
 // KeyError reports a key or ID that a write refused because it is longer
-// than the store can index. It wraps [ErrKeyTooLong].
+// than the store can index. It wraps [ErrKeyTooLong]. The store returns it
+// wrapped in executor.Permanent, so that the executor does not retry the
+// call; errors.As finds it through that.
 type KeyError struct {
 	// Field is what the key is: "graph key", "node ID", "asset key" or
 	// "run ID".
@@ -68,7 +74,8 @@ func (e *KeyError) Unwrap() error { return ErrKeyTooLong }
 // checkKey returns a [*KeyError] if key is longer than max bytes.
 func checkKey(field, key string, max int) error {
 	if len(key) > max {
-		return &KeyError{Field: field, Key: key, Max: max}
+		// No retry can make it fit: the executor does not call again.
+		return executor.Permanent(&KeyError{Field: field, Key: key, Max: max})
 	}
 	return nil
 }

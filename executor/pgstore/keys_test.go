@@ -146,6 +146,8 @@ func TestKeyTooLong(t *testing.T) {
 			require.ErrorIs(t, err, pgstore.ErrKeyTooLong)
 			var ke *pgstore.KeyError
 			require.ErrorAs(t, err, &ke)
+			var pe *executor.PermanentError
+			require.ErrorAs(t, err, &pe, "wrapped in executor.Permanent, so that the executor does not retry it")
 			assert.Equal(t, tc.field, ke.Field)
 			assert.Equal(t, tc.key, ke.Key)
 			assert.Equal(t, tc.max, ke.Max)
