@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -181,4 +182,55 @@ func TestHandlerCloseOnFinalAheadAfterAFailedLookup(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// slowLast is a source whose LastEvent fails its first call, as a Redis
+// down for a moment does, and whose later calls take a second to return
+// once their context ends, as a call in flight on a connection does. It
+// counts the calls in flight.
+type slowLast struct {
+	*progress.Memory
+	calls    atomic.Int32
+	inflight atomic.Int32
+}
+
+func (s *slowLast) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
+	if s.calls.Add(1) == 1 {
+		return progress.Event{}, false, errors.New("connection refused")
+	}
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	<-ctx.Done()
+	time.Sleep(time.Second)
+	return progress.Event{}, false, ctx.Err()
+}
+
+// The lookup that a keep-alive makes again after a failed one is the
+// handler's own work: when the handler returns, it has ended, so that no
+// goroutine of the request is left calling the source (which the host
+// may close once its server has shut down). Before, ServeHTTP returned
+// while that lookup was still in flight.
+func TestHandlerReprobeEndsWithTheRequest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &slowLast{Memory: progress.NewMemory(progress.MemoryOptions{})}
+		require.NoError(t, src.Publish(context.Background(), sinktest.Events("r1", 1, 3)...))
+		h, err := sse.NewHandler(src, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true,
+			KeepAlive: time.Second, Logger: quiet()})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/runs/r1", nil)
+		req.Header.Set("Last-Event-ID", "9")
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			h.ServeHTTP(httptest.NewRecorder(), req)
+		}()
+		time.Sleep(time.Second) // the keep-alive: the lookup is made again
+		synctest.Wait()
+		require.Equal(t, int32(1), src.inflight.Load(), "the second lookup")
+		cancel() // the client leaves
+		<-served
+		assert.Zero(t, src.inflight.Load(), "lookups of the source still in flight after ServeHTTP returned")
+		time.Sleep(2 * time.Second) // a lookup left behind ends before the bubble does
+	})
 }

@@ -529,34 +529,44 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 // errReprobe), and the client reconnects to be answered as a working
 // lookup answers it: 204 past the end, or read from the run's newest
 // event. Once one says the client is not ahead, it stops. It returns a
-// function that stops it, for when the stream ends.
+// function that stops it, for when the stream ends: it cancels ctx, so
+// that a lookup under way returns, and waits for it, so that no lookup
+// outlives the request.
 func (h *Handler) reprobe(ctx context.Context, runID string, last uint64, cancel context.CancelCauseFunc) (stop func()) {
 	var (
 		mu      sync.Mutex
 		t       *time.Timer
 		stopped bool
+		pending sync.WaitGroup // the check armed or under way
 		check   func()
 	)
 	check = func() {
+		defer pending.Done()
 		ended, _, from, unsure := h.probe(ctx, runID, last)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
 		case stopped || ctx.Err() != nil:
 		case unsure:
+			pending.Add(1)
 			t = time.AfterFunc(h.keepAlive, check)
 		case ended || from < last:
 			cancel(errReprobe)
 		}
 	}
 	mu.Lock()
+	pending.Add(1)
 	t = time.AfterFunc(h.keepAlive, check)
 	mu.Unlock()
 	return func() {
 		mu.Lock()
 		stopped = true
-		t.Stop()
+		if t.Stop() {
+			pending.Done() // the check will not run
+		}
 		mu.Unlock()
+		cancel(context.Canceled)
+		pending.Wait()
 	}
 }
 
