@@ -853,8 +853,9 @@ func (r *run) commit(batch []result, now time.Time) {
 		}
 		if lerr == nil {
 			// Other commits may have followed this one: its states, to
-			// the microsecond, or a new output of it, tell it apart.
-			maybe := !errors.Is(err, ErrConflict) && snap.Version > version
+			// the microsecond, or a new output of it, tell it apart. A
+			// conflict, or an error no retry can fix, applied nothing.
+			maybe := !errors.Is(err, ErrConflict) && retryable(err) && snap.Version > version
 			exact := maybe && stored(snap, changes)
 			applied := exact || maybe && r.appliedTake(snap, changes, nodes)
 			if applied && !exact {

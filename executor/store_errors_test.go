@@ -343,3 +343,50 @@ func TestPermanentStoreErrorIsNotRetried(t *testing.T) {
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
+
+// refusingCommit is a state store that refuses, once, with an error no
+// retry can fix, a commit that makes the script clean; before it
+// answers, meanwhile runs (another run's commits).
+type refusingCommit struct {
+	*executor.MemoryStates
+	once      sync.Once
+	meanwhile func()
+}
+
+func (s *refusingCommit) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	for _, c := range changes {
+		refused := false
+		if c.ID == "script" && c.State.Status == dirty.StatusClean {
+			s.once.Do(func() { s.meanwhile(); refused = true })
+		}
+		if refused {
+			return 0, executor.Permanent(errors.New("state too large for this store"))
+		}
+	}
+	return s.MemoryStates.Commit(ctx, key, expect, changes)
+}
+
+// A commit refused with an error that no retry can fix applied nothing,
+// as the StateStore contract says: its results are not recorded, and
+// their nodes fail with the error, even when another run has committed
+// the same output of a node meanwhile (a deterministic provider). Before,
+// the executor took the commit for applied, and the run reported the
+// script generated and succeeded, the store's error lost.
+func TestPermanentCommitErrorIsNotTakenAsApplied(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		other := l.executor(executor.Options{})
+		states := &refusingCommit{MemoryStates: l.states, meanwhile: func() {
+			_, err := l.run(other)
+			assert.NoError(t, err)
+		}}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: states, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrRunFailed)
+		assert.ErrorContains(t, err, "state too large for this store")
+		assert.Contains(t, rep.Failed, "script")
+		assert.NotContains(t, rep.Generated, "script")
+		require.NoError(t, e.Close(context.Background()))
+	})
+}
