@@ -2,6 +2,7 @@ package executor
 
 import (
 	"cmp"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -35,9 +36,9 @@ import (
 //
 // The state's OutputHash tells one making of the key's graph from the
 // next: a run that writes the state (the key's graph was another, or was
-// deleted) records there the version its commit goes over, which no other
-// commit of the key has (a store never uses a version number twice, even
-// after a DeleteGraph). A run that finds its fingerprint under another
+// deleted) records there a random token, which no other making of the
+// key has, even on a host's store that counts a re-created graph's
+// versions from 0 again. A run that finds its fingerprint under another
 // OutputHash than when it started stops too, with
 // ErrGraphReplaced: newer runs made the key's graph again meanwhile (it
 // was deleted and run again, as a host that resets a lecture does, or
@@ -106,10 +107,12 @@ func resumable(snap Snapshot, fp string) error {
 	return nil
 }
 
-// graphState is the state that records fingerprint fp, for a making of
-// the key's graph by a commit over version.
-func graphState(fp string, version int64) dirty.State {
-	return dirty.State{Status: dirty.StatusClean, InputHash: fp, OutputHash: "v" + strconv.FormatInt(version, 10)}
+// graphState is the state that records fingerprint fp, for a new making
+// of the key's graph: its OutputHash is random (128 bits), as the
+// version its commit goes over may be used twice by a store that forgets
+// a deleted graph's version.
+func graphState(fp string) dirty.State {
+	return dirty.State{Status: dirty.StatusClean, InputHash: fp, OutputHash: "m" + rand.Text()}
 }
 
 // short abbreviates a fingerprint for messages.

@@ -3,6 +3,8 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 )
@@ -144,5 +147,78 @@ func TestStartRecordIsPutAgain(t *testing.T) {
 		assert.Equal(t, executor.RunSucceeded, rec.Status)
 		l.requireAllClean()
 		require.NoError(t, e.Close(context.Background()))
+	})
+}
+
+// resettingStates is a host's state store whose deletion removes a
+// graph's row, version included, so that the graph re-created after it
+// counts its versions from 0 again: the StateStore interface does not
+// forbid it (tombstones are the Retainer's contract, not the
+// StateStore's).
+type resettingStates struct {
+	mu     sync.Mutex
+	graphs map[string]*executor.Snapshot
+}
+
+func (s *resettingStates) Load(_ context.Context, key string) (executor.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.graphs[key]
+	if !ok {
+		return executor.Snapshot{}, nil
+	}
+	return executor.Snapshot{Version: g.Version, States: maps.Clone(g.States)}, nil
+}
+
+func (s *resettingStates) Commit(_ context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.graphs[key]
+	if !ok {
+		g = &executor.Snapshot{States: map[string]dirty.State{}}
+	}
+	if g.Version != expect {
+		return 0, &executor.ConflictError{GraphKey: key, Expected: expect, Actual: g.Version}
+	}
+	for _, c := range changes {
+		g.States[c.ID] = c.State
+	}
+	g.Version++
+	s.graphs[key] = g
+	return g.Version, nil
+}
+
+func (s *resettingStates) delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.graphs, key)
+}
+
+// The graph made again while a run goes on is told from the one it
+// started on also with a store that counts a re-created graph's versions
+// from 0 again: the graph state records a making that no other can have,
+// not the version it went over, which such a store uses twice. Before,
+// the older run found its fingerprint under the same "v0" as when it
+// started, went on, and committed its results into the new graph's.
+func TestGraphMadeAgainOnAStoreThatResetsVersions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		states := &resettingStates{graphs: map[string]*executor.Snapshot{}}
+		newer, err := executor.New(executor.Options{Generators: l.registry(l), States: states, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		gen := l.onceAt("asset:video:segment[0]", func() {
+			states.delete("lecture")
+			_, err := l.run(newer)
+			assert.NoError(t, err)
+		})
+		e, err := executor.New(executor.Options{Generators: l.registry(gen), States: states, Assets: l.assets,
+			Runs: l.runs, Workers: 1})
+		require.NoError(t, err)
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		require.ErrorIs(t, err, executor.ErrGraphReplaced)
+		assert.NotContains(t, rep.Generated, "asset:video:segment[0]")
+		require.NoError(t, e.Close(context.Background()))
+		require.NoError(t, newer.Close(context.Background()))
 	})
 }

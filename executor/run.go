@@ -336,7 +336,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		made := snap.States[GraphStateID].OutputHash
 		if st, ok := snap.States[GraphStateID]; r.rounds == 0 && (!ok || st.InputHash != r.fp) {
 			// The key's graph is this run's from now on (see GraphStateID).
-			gs := graphState(r.fp, snap.Version)
+			gs := graphState(r.fp)
 			gs.UpdatedAt = now
 			made = gs.OutputHash
 			changes = append(changes, Change{ID: GraphStateID, State: gs})
