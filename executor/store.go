@@ -83,8 +83,14 @@ type Change struct {
 // reloads and compares before it tries again. A store wraps an error that
 // no retry can fix (a key longer than it allows) in [Permanent], and
 // applies nothing: the executor then does not call again, here and for
-// the other stores' calls. The executor/storetest package checks an
-// implementation against this contract.
+// the other stores' calls.
+//
+// A graph's version never goes back, nor is a number used twice, even
+// when the graph is deleted: keep its version (a tombstone), as the
+// DeleteGraph of MemoryStore and of pgstore's Store do. A run that loaded
+// the graph before could otherwise commit stale states once the
+// re-created graph reached the version it loaded. The executor/storetest
+// package checks an implementation against this contract.
 type StateStore interface {
 	// Load returns the graph's states and version, as of one instant:
 	// the states are exactly those of that version, even while others

@@ -23,7 +23,7 @@ const RefPrefix = "pg:"
 // there, and returns its reference, [RefPrefix] + key. It is one upsert,
 // one round trip; Data goes as bytea, Meta as jsonb. Put does not keep a,
 // so the caller may reuse its Data and Meta. A key longer than
-// [MaxAssetKeyBytes] gives a [*KeyError], before any SQL. It returns
+// [MaxAssetKeyBytes] gives an error wrapping a [*KeyError] (in executor.Permanent), before any SQL. It returns
 // ctx.Err(), with no effect, if ctx is done.
 func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	if err := ctx.Err(); err != nil {
