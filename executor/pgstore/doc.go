@@ -137,8 +137,8 @@
 // graph ..."); when the schema or a table is missing they also wrap
 // [ErrNotMigrated]. A refused schema name is a [*SchemaError]; a key or ID
 // over its limit gives a [*KeyError], wrapping [ErrKeyTooLong], itself
-// wrapped in executor.Permanent so that the executor does not retry it; a negative
-// age given to a prune wraps [ErrInvalidAge].
+// wrapped in executor.Permanent so that the executor does not retry it;
+// a negative age given to a prune wraps [ErrInvalidAge].
 //
 // # Pools and PgBouncer
 //
