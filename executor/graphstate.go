@@ -37,8 +37,11 @@ import (
 // The state's OutputHash tells one making of the key's graph from the
 // next: a run that writes the state (the key's graph was another, or was
 // deleted) records there a random token, which no other making of the
-// key has, even on a host's store that counts a re-created graph's
-// versions from 0 again. A run that finds its fingerprint under another
+// key has. (It does not rescue a store that counts a re-created graph's
+// versions from 0 again, outside the StateStore contract: an older run
+// whose loaded version the new graph has reached commits without a
+// conflict, so without the reload that would check it.) A run that
+// finds its fingerprint under another
 // OutputHash than when it started stops too, with
 // ErrGraphReplaced: newer runs made the key's graph again meanwhile (it
 // was deleted and run again, as a host that resets a lecture does, or
