@@ -54,18 +54,11 @@ func TestHandlerCloseOnFinalAheadOfTheRun(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), wait)
 				defer cancel()
 				c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: "9"})
-				done := make(chan error, 1)
-				var got []string
-				go func() {
-					done <- c.Stream(ctx, func(m sse.Message) error {
-						got = append(got, m.ID)
-						return nil
-					})
-				}()
+				done, got := streamIDs(ctx, c)
 				waitFor(t, "the client to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
 				f.publish(t, all[tt.stored:]...)
 				require.NoError(t, <-done, "the run ended below the client's last event ID; its stream must end with a 204")
-				assert.Empty(t, got, "events at or below the client's last event ID")
+				assert.Empty(t, *got, "events at or below the client's last event ID")
 				opened := 1
 				if tt.stored == 0 && tt.emptyRunBound > 0 {
 					opened = 0 // the response waited for an event, and was the 204
@@ -94,20 +87,13 @@ func TestHandlerCloseOnFinalRunOvertakesTheClient(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), wait)
 				defer cancel()
 				c := sse.NewClient(f.url("r1"), sse.ClientOptions{LastEventID: "9"})
-				done := make(chan error, 1)
-				var got []string
-				go func() {
-					done <- c.Stream(ctx, func(m sse.Message) error {
-						got = append(got, m.ID)
-						return nil
-					})
-				}()
+				done, got := streamIDs(ctx, c)
 				waitFor(t, "the client to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
 				for _, e := range all[stored:] {
 					f.publish(t, e)
 				}
 				require.NoError(t, <-done)
-				assert.Equal(t, []string{"10", "11", "12"}, got)
+				assert.Equal(t, []string{"10", "11", "12"}, *got)
 			})
 		}
 	}
@@ -163,14 +149,7 @@ func TestHandlerCloseOnFinalAheadAfterAFailedLookup(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{LastEventID: "9"})
-			done := make(chan error, 1)
-			var got []string
-			go func() {
-				done <- c.Stream(ctx, func(m sse.Message) error {
-					got = append(got, m.ID)
-					return nil
-				})
-			}()
+			done, got := streamIDs(ctx, c)
 			if tc.stored < end {
 				// The client reconnects once the lookup works, and is
 				// then read from the run's newest event.
@@ -179,7 +158,7 @@ func TestHandlerCloseOnFinalAheadAfterAFailedLookup(t *testing.T) {
 				require.NoError(t, src.Publish(context.Background(), all[tc.stored:]...))
 			}
 			require.NoError(t, <-done, "the stream must end, and the reconnect past the end get 204")
-			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.want, *got)
 		})
 	}
 }
@@ -233,4 +212,18 @@ func TestHandlerReprobeEndsWithTheRequest(t *testing.T) {
 		assert.Zero(t, src.inflight.Load(), "lookups of the source still in flight after ServeHTTP returned")
 		time.Sleep(2 * time.Second) // a lookup left behind ends before the bubble does
 	})
+}
+
+// streamIDs follows c's stream in a goroutine, collecting the IDs of its
+// events into got, which may be read once done has delivered Stream's
+// result.
+func streamIDs(ctx context.Context, c *sse.Client) (done <-chan error, got *[]string) {
+	ch, ids := make(chan error, 1), new([]string)
+	go func() {
+		ch <- c.Stream(ctx, func(m sse.Message) error {
+			*ids = append(*ids, m.ID)
+			return nil
+		})
+	}()
+	return ch, ids
 }
