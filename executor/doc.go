@@ -93,7 +93,8 @@
 // newer runs made again meanwhile (deleted, as a host that resets a
 // lecture does, or replaced, and then run again) stops with
 // ErrGraphReplaced, its results not committed into theirs. A Resume or
-// RerunFailed of a run whose graph was replaced or deleted is refused.
+// RerunFailed of a run is refused while its graph is not the key's (a
+// run of another graph started since, or the graph was deleted).
 // The executor keeps the fingerprint of the key's graph for this in one
 // state beside the nodes' own, under [GraphStateID].
 //
@@ -122,13 +123,14 @@
 // the kinds not seen yet count too. It counts what is left of the nodes
 // under way (of one that retries, its backoff and its next attempt), the
 // stages one after another in Staged mode and the batch keys'
-// Options.Rates and Options.Limits, and counts down between two nodes' ends; when nodes take
-// their estimates, it is the time left. It is 0 (unknown) until some
-// kind's cost is known, and on the final event; while nodes are left it
-// is never less than a second, even when one runs late. It is the current
-// round's: a Converge round starts with a bound of its own. It is
-// recomputed when a kind's first duration is seen, and at most once a
-// second otherwise. A sink that fails never fails the run.
+// Options.Rates and Options.Limits, and counts down between two nodes'
+// ends; when nodes take their estimates, it is the time left. It is 0
+// (unknown) until some kind's cost is known, and on the final event;
+// while nodes are left it is never less than a second, even when one
+// runs late. It is the current round's: a Converge round starts with a
+// bound of its own. It is recomputed when a kind's first duration is
+// seen, and at most once a second otherwise. A sink that fails never
+// fails the run.
 //
 // # Stores
 //
@@ -137,9 +139,10 @@
 // [MemoryAssets] and [MemoryRuns] are the defaults of the fields a host
 // leaves unset when it gives some of the stores. The executor/storetest
 // package is the conformance kit that any other implementation must
-// pass. Two optional interfaces save round trips to a database: an [AssetChecker] checks the clean nodes'
-// assets at the start of a run in one call, and an [AssetBatchGetter]
-// reads the assets of a node's many dependencies in one.
+// pass. Two optional interfaces save round trips to a database: an
+// [AssetChecker] checks the clean nodes' assets at the start of a run in
+// one call, and an [AssetBatchGetter] reads the assets of a node's many
+// dependencies in one.
 //
 // # Retention
 //

@@ -40,14 +40,13 @@ import (
 // key has. (It does not rescue a store that counts a re-created graph's
 // versions from 0 again, outside the StateStore contract: an older run
 // whose loaded version the new graph has reached commits without a
-// conflict, so without the reload that would check it.) A run that
-// finds its fingerprint under another
-// OutputHash than when it started stops too, with
-// ErrGraphReplaced: newer runs made the key's graph again meanwhile (it
-// was deleted and run again, as a host that resets a lecture does, or
-// another graph was run on the key, then this one again), and the run's
-// results, made from the parameters and outputs of before, must not be
-// committed into theirs.
+// conflict, so without the reload that would check it.) A run that finds
+// its fingerprint under another OutputHash than when it started stops
+// too, with ErrGraphReplaced: newer runs made the key's graph again
+// meanwhile (it was deleted and run again, as a host that resets a
+// lecture does, or another graph was run on the key, then this one
+// again), and the run's results, made from the parameters and outputs of
+// before, must not be committed into theirs.
 const GraphStateID = "~graph"
 
 // fingerprint identifies a graph's nodes and edges: its number of
@@ -111,9 +110,9 @@ func resumable(snap Snapshot, fp string) error {
 }
 
 // graphState is the state that records fingerprint fp, for a new making
-// of the key's graph: its OutputHash is random (128 bits), as the
-// version its commit goes over may be used twice by a store that forgets
-// a deleted graph's version.
+// of the key's graph: its OutputHash is random (128 bits or more), so
+// that a run of an earlier making of the same graph (deleted, or
+// replaced, and then run again) finds another token on its reload.
 func graphState(fp string) dirty.State {
 	return dirty.State{Status: dirty.StatusClean, InputHash: fp, OutputHash: "m" + rand.Text()}
 }

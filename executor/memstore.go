@@ -25,11 +25,11 @@ var ErrInvalidAge = errors.New("executor: invalid age")
 // [MemoryStore.PruneAssets] and [MemoryStore.PruneRuns], with the same
 // names and meanings, so that a host can move from one to the other
 // without surprises. It implements [StateStore], [AssetStore],
-// [AssetChecker] and [RunStore], so one value fills all three store fields
-// of [Options]; it knows what its states refer to only when it is the
-// StateStore of every executor that puts assets into it. It is safe for
-// concurrent use, and passes the [storetest] kit, its retention checks
-// included.
+// [AssetChecker], [AssetBatchGetter] and [RunStore], so one value fills
+// all three store fields of [Options]; it knows what its states refer to
+// only when it is the StateStore of every executor that puts assets into
+// it. It is safe for concurrent use, and passes the [storetest] kit, its
+// retention checks included.
 //
 // The executor deletes nothing: an asset's key ends with its content
 // hash, so regenerating a node puts a new asset and leaves the old one

@@ -58,13 +58,12 @@ type Change struct {
 // safe for concurrent use.
 //
 // A store keeps every ID the executor commits, not only the graph's node
-// IDs: [GraphStateID] too, which a store that dropped it would make every
-// run that reloads stop with [ErrGraphDeleted].
+// IDs: also [GraphStateID], the executor's own state, which no node has.
+// A store that dropped it would stop every run that reloads with
+// [ErrGraphDeleted].
 //
 // Graph keys and node IDs are compared exactly (no case folding, no
-// trimming, no Unicode normalisation). Beside the graph's nodes, the
-// executor keeps one state under [GraphStateID], which no node has: a
-// store must keep it as any other. Times keep at least microseconds;
+// trimming, no Unicode normalisation). Times keep at least microseconds;
 // a store that keeps less than nanoseconds truncates the rest, as
 // time.Time.Truncate(time.Microsecond) does (toward the past), and never
 // rounds: the executor compares stored times truncated to the microsecond.
