@@ -35,8 +35,9 @@
 // [Plan.Remaining] counts the unfinished nodes per stage and overall.
 // [Plan.LowerBound] estimates, before or during a run, a lower bound on
 // its makespan from a duration per kind ([Costs]): the largest of the
-// critical path, each batch key's total work over its concurrency, and
-// the time a batch key's rate ([Rate]) takes to start its nodes; during a
+// critical path, each batch key's total work over its concurrency (or
+// its limit, when lower), the total work over the workers, and the time
+// a batch key's rate ([Rate]) takes to start its nodes; during a
 // run it counts only what is left of the nodes under way, and for a
 // plan run stage after stage it adds up the stages' bounds.
 //

@@ -89,13 +89,15 @@ type Rate struct {
 //     take to start: from the earliest that any of them may start (its
 //     dependencies done, and the rate's Wait), one window of Per for each
 //     Starts of them after the first Starts, then the shortest such node
-//     and the shortest chain of nodes after it.
+//     and, without Staged, the shortest of their longest chains of
+//     planned dependents.
 //
 // With Staged set, it is the sum of these bounds for each stage's
 // unfinished nodes. A node under way (Running) costs only what is left of
 // its duration. No schedule can finish sooner, whatever its order, if
 // each node takes its kind's duration. It costs O(D + E_D + K) for D
-// nodes with E_D dependency edges among them and K kinds. Nodes that are
+// nodes with E_D dependency edges among them and K kinds, and
+// O(D + E_D + S·K) with Staged, for S stages. Nodes that are
 // not in p.Graph, which only a plan assembled by hand can hold, cost
 // nothing; a plan without a Graph has a bound of 0.
 func (p *Plan) LowerBound(c Costs) time.Duration {
