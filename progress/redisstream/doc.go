@@ -25,8 +25,9 @@
 // and [Stream.LastEvent] is answered from that window: so the readers of
 // one run, many browser tabs on a run not started yet or an unknown run
 // ID, cost one replay and one blocked XREAD in all, whatever their
-// number. (With a History each reader replays, to read what only the
-// History holds.) Each run with readers still costs a goroutine and a
+// number, once the first of them follows the run (readers that come
+// before that each replay). (With a History each reader replays, to read
+// what only the History holds.) Each run with readers still costs a goroutine and a
 // pooled connection while it blocks; progress/sse's EmptyRunTimeout, or
 // an Authorize hook that refuses unknown run IDs, bounds how long an
 // unknown run is watched. A reader's cancellation returns at once; the
@@ -37,12 +38,12 @@
 // goroutine and reads nothing more until its context ends. A reader that
 // resumes there learns it from one XREVRANGE (none if the run's shared
 // goroutine answers), and one History lookup if the stream lacks the end
-// ([Stream.LastEvent]). A reader ahead of its
-// run (a Last-Event-ID past the newest event of a run still going, or of
-// one not started) follows the shared goroutine, which reads from the
-// stream's newest entry, not from the reader's position: when the run's
-// final event comes at or below the reader, the reader is past the end,
-// and leaves as one that resumes there does.
+// ([Stream.LastEvent]). A reader ahead of its run (a Last-Event-ID past
+// the newest event of a run still going, or of one not started) follows
+// the shared goroutine, which reads from the stream's newest entry, not
+// from the reader's position: when the run's final event comes at or
+// below the reader, the reader is past the end, and leaves as one that
+// resumes there does.
 //
 // # Gaps and the archive
 //

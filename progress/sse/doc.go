@@ -52,14 +52,14 @@
 // stream stays open after the run's final event; with
 // [HandlerOptions].CloseOnFinal it ends after it, and a client that
 // reconnects having seen the final event (or with an ID past it) gets 204
-// No Content, which stops EventSource's reconnecting. A client whose ID is
-// ahead of a run still going (or not started) waits; if the run ends below
-// its ID, its response ends there (or is that 204, if it had not opened),
-// and its reconnect gets 204. (If the source cannot tell the run's newest
-// event when the client connects, the handler asks again at each
-// keep-alive, and ends the stream of a client it then finds ahead, which
-// reconnects.) A run of which the
-// source holds no event at all, because it has not started yet, or is
+// No Content, which stops EventSource's reconnecting. With CloseOnFinal
+// too, a client whose ID is ahead of a run still going (or not started)
+// waits; if the run ends below its ID, its response ends there (or is
+// that 204, if it had not opened), and its reconnect gets 204. (If the
+// source cannot tell the run's newest event when the client connects,
+// the handler asks again every KeepAlive, and ends the stream of a client
+// it then finds ahead or past the end, which reconnects.) A run of which
+// the source holds no event at all, because it has not started yet, or is
 // gone (expired, and not archived) or never was, cannot be told apart by
 // the handler: its request waits for the first event, without bound by
 // default. [HandlerOptions].EmptyRunTimeout bounds that wait and then
