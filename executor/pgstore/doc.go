@@ -31,7 +31,8 @@
 //	graphs          one row per graph ever committed (a deleted graph's
 //	                row stays, as a tombstone that keeps its version)
 //	  graph_key text PRIMARY KEY, version bigint (> 0), updated_at timestamptz
-//	node_states     one row per node that has a state
+//	node_states     one row per node that has a state, and one for
+//	                executor.GraphStateID, the executor's own
 //	  graph_key text REFERENCES graphs ON DELETE CASCADE, node_id text,
 //	  status text (the dirty.Status name), rev bigint, input_hash text,
 //	  output_hash text, asset_ref text, attempts bigint, last_error text,
@@ -62,7 +63,7 @@
 // [MaxNodeIDBytes], [MaxRunIDBytes]) and asset keys of at most 2,600
 // ([MaxAssetKeyBytes]): within those, every index entry fits, however
 // incompressible the keys. Commit, Put and PutRun refuse a longer one
-// with a [*KeyError] before any SQL; a lookup of one finds nothing, as
+// with an error wrapping a [*KeyError] before any SQL; a lookup of one finds nothing, as
 // for a key never stored. Asset references, in node states, have no
 // limit: their index is a hash index.
 //

@@ -71,7 +71,8 @@ func (e *KeyError) Error() string {
 // Unwrap returns [ErrKeyTooLong].
 func (e *KeyError) Unwrap() error { return ErrKeyTooLong }
 
-// checkKey returns a [*KeyError] if key is longer than max bytes.
+// checkKey returns a [*KeyError], wrapped in executor.Permanent, if key
+// is longer than max bytes.
 func checkKey(field, key string, max int) error {
 	if len(key) > max {
 		// No retry can make it fit: the executor does not call again.
