@@ -31,12 +31,12 @@ var (
 	// lecture made longer or shorter, another template) started after it,
 	// so the key's graph is that run's, or newer runs made the run's
 	// graph again (after a DeleteGraph, or another graph's run): the run
-	// stopped, as cancelled, and recorded nothing more; or a Resume or
+	// stopped, as cancelled, and committed nothing more; or a Resume or
 	// RerunFailed of a run of an older graph was refused (with
 	// [ErrInvalidRequest]). See [GraphStateID].
 	ErrGraphReplaced = errors.New("executor: graph replaced by a newer run")
 	// ErrGraphDeleted: the graph's states were deleted during the run
-	// (DeleteGraph): the run stopped, as cancelled, and recorded nothing
+	// (DeleteGraph): the run stopped, as cancelled, and committed nothing
 	// more, so that it does not make the graph again; or a Resume or
 	// RerunFailed of a run of a deleted graph was refused (with
 	// [ErrInvalidRequest]).
