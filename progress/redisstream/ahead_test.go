@@ -3,6 +3,8 @@ package redisstream_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +54,7 @@ func TestReaderAheadOfTheRunEndsWithTheRun(t *testing.T) {
 			tl := sinktest.StartTail(t, s, run, 9)
 			require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond,
 				"the reader ahead of a run under way follows the run's shared reader")
+			require.Equal(t, 1, sharedReaders(), "the shared reader's goroutine")
 			if tt.archived {
 				require.NoError(t, h.Append(ctx, all[tt.stored:]...))
 			} else {
@@ -59,6 +62,9 @@ func TestReaderAheadOfTheRunEndsWithTheRun(t *testing.T) {
 			}
 			require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, time.Millisecond,
 				"the run ended at seq %d, below the reader at 9, and its shared reader still runs", tt.end)
+			// Its goroutine exits within BlockTime: an XREAD it began
+			// as it was stopped may still be counted until then.
+			require.Eventually(t, func() bool { return sharedReaders() == 0 }, 10*time.Second, time.Millisecond)
 			cmds := testenv.CountCommands(r.Client)
 			replays := h.replays.Load()
 			time.Sleep(100 * time.Millisecond) // ordering only: ten XREADs and polls, were anything still reading
@@ -90,5 +96,19 @@ func TestReaderAheadOfTheRunGetsWhatFollowsIt(t *testing.T) {
 		tl.Expect(t, sinktest.Span(10, 12))
 		require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, time.Millisecond)
 		tl.Stop(t, context.Canceled)
+	}
+}
+
+// sharedReaders counts the goroutines of runs' shared readers
+// (Stream.runHub) that have not exited yet, in every Stream of the test
+// binary; tests in this package do not run in parallel.
+func sharedReaders() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "redisstream.(*Stream).runHub(")
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }

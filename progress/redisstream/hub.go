@@ -229,6 +229,9 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			// Block no longer than until the next poll.
 			block = max(min(block, s.poll-time.Since(polled)), time.Millisecond)
 		}
+		if ctx.Err() != nil {
+			break // stopped during the History's poll: no read more
+		}
 		from := h.lastSeq()
 		res, err := s.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
