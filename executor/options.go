@@ -34,7 +34,9 @@ type Rate = schedule.Rate
 // panic ([PanicError]), are never retried.
 type RetryPolicy struct {
 	// MaxAttempts is the most attempts per node, the first included.
-	// Default: 3.
+	// An output made and paid for whose Put kept failing is not made
+	// again: the node's next attempts only put it again, and each counts
+	// as an attempt. Default: 3.
 	MaxAttempts int
 	// InitialInterval is the wait before the second attempt. Default: 1s.
 	InitialInterval time.Duration

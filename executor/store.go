@@ -210,7 +210,9 @@ type Counts struct {
 	Superseded int `json:"superseded"`
 	// Cancelled nodes were running when the run was cancelled.
 	Cancelled int `json:"cancelled"`
-	// Attempts is the number of generator attempts.
+	// Attempts is the number of the nodes' attempts: generator calls, and
+	// the attempts that only put again an output that the asset store
+	// failed to keep (see RetryPolicy.MaxAttempts).
 	Attempts int `json:"attempts"`
 }
 
