@@ -154,11 +154,7 @@ func (s *shakyAssets) Exists(ctx context.Context, ref string) (bool, error) {
 func TestAssetStoreCallsAreRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 60)
-		settle, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: l.runs})
-		require.NoError(t, err)
-		_, err = l.run(settle) // every node clean
-		require.NoError(t, err)
-		require.NoError(t, settle.Close(context.Background()))
+		settleLab(t, l) // every node clean
 
 		// The narration's edit changes nothing in its output: its
 		// video and the timeline check that their stored outputs are
@@ -198,11 +194,7 @@ func TestAssetStoreCallsAreRetried(t *testing.T) {
 func TestPlanCommitWhoseReplyWasLostBumpsAnEditOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 60)
-		settle, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets, Runs: l.runs})
-		require.NoError(t, err)
-		_, err = l.run(settle) // every node clean
-		require.NoError(t, err)
-		require.NoError(t, settle.Close(context.Background()))
+		settleLab(t, l) // every node clean
 		before := l.snapshot().States[narration3.ID].Rev
 
 		shaky := &shakyStates{MemoryStates: l.states, lostReply: map[int]bool{1: true}}
