@@ -39,40 +39,12 @@ func BenchmarkOverhead(b *testing.B) {
 	for n := range ids {
 		ids[n] = g.NodeID(graph.Node(n))
 	}
-	b.Run("executor", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			e, err := executor.New(executor.Options{Generators: reg})
-			if err != nil {
-				b.Fatal(err)
-			}
-			i++
-			rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: fmt.Sprint("l", i), Graph: g})
-			if err != nil || len(rep.Generated) != g.Len() {
-				b.Fatalf("run: %v", err)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
-	})
+	b.Run("executor", func(b *testing.B) { benchRuns(b, g, executor.Options{Generators: reg}) })
 	// executor-sink: the same with a sink that drops every event, so
 	// that each node's event, with its counts and ETA, is paid for.
 	b.Run("executor-sink", func(b *testing.B) {
-		b.ReportAllocs()
 		sink := progress.SinkFunc(func(context.Context, ...progress.Event) error { return nil })
-		i := 0
-		for b.Loop() {
-			e, err := executor.New(executor.Options{Generators: reg, Sink: sink})
-			if err != nil {
-				b.Fatal(err)
-			}
-			i++
-			rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: fmt.Sprint("l", i), Graph: g})
-			if err != nil || len(rep.Generated) != g.Len() {
-				b.Fatalf("run: %v", err)
-			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
+		benchRuns(b, g, executor.Options{Generators: reg, Sink: sink})
 	})
 	// stores: the per-node work the issue asks of a run, on the same
 	// in-memory stores, done in one goroutine with no scheduling at all:
@@ -153,6 +125,25 @@ func BenchmarkOverhead(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
 	})
+}
+
+// benchRuns runs g from nothing on a new executor made with opts, once a
+// loop, and reports the time per node.
+func benchRuns(b *testing.B, g *graph.Graph, opts executor.Options) {
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		e, err := executor.New(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+		rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: fmt.Sprint("l", i), Graph: g})
+		if err != nil || len(rep.Generated) != g.Len() {
+			b.Fatalf("run: %v", err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
 }
 
 // floor does the per-node work of a run by hand, on fresh in-memory

@@ -19,10 +19,16 @@ import (
 )
 
 // poolStore returns a store on the schema with a pool of its own, as
-// another process of the host has.
-func poolStore(t *testing.T, schema string) *pgstore.Store {
+// another process of the host has; configure, if not nil, changes the
+// pool's configuration first.
+func poolStore(t *testing.T, schema string, configure func(*pgxpool.Config)) *pgstore.Store {
 	t.Helper()
-	pool, err := pgxpool.New(t.Context(), testenv.PostgresURL())
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+	require.NoError(t, err)
+	if configure != nil {
+		configure(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	s, err := pgstore.New(pool, pgstore.Options{Schema: schema})
@@ -120,7 +126,7 @@ func TestOpsNewerGraphWins(t *testing.T) {
 			og := newGates("timeline#1", "timeline#2")
 			op := newProvider()
 			op.hook = og.hook
-			so := poolStore(t, pg.Schema)
+			so := poolStore(t, pg.Schema, nil)
 			opts := executor.Options{Generators: op.registry(), States: so, Assets: so, Runs: so}
 			if tc.converge {
 				opts.Converge = 2
@@ -151,7 +157,7 @@ func TestOpsNewerGraphWins(t *testing.T) {
 			if tc.cancel {
 				np.hook = ng.hook
 			}
-			en := newExecutor(t, poolStore(t, pg.Schema), np.registry())
+			en := newExecutor(t, poolStore(t, pg.Schema, nil), np.registry())
 			rn, err := en.Start(t.Context(), executor.RunRequest{GraphKey: key, Graph: gNewer})
 			require.NoError(t, err)
 			newest := rn.ID()

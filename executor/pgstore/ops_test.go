@@ -436,14 +436,9 @@ func TestOpsConcurrentRuns(t *testing.T) {
 			var runs [2]*executor.Run
 			var es [2]*executor.Executor
 			for i := range es {
-				pool, err := pgxpool.New(t.Context(), testenv.PostgresURL())
-				require.NoError(t, err)
-				t.Cleanup(pool.Close)
-				si, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-				require.NoError(t, err)
 				p := newProvider()
 				p.hook = jitter
-				es[i] = newExecutor(t, si, p.registry())
+				es[i] = newExecutor(t, poolStore(t, pg.Schema, nil), p.registry())
 			}
 			for i, e := range es {
 				r, err := e.Start(t.Context(), executor.RunRequest{GraphKey: key, Graph: build(t, tc.seconds[i])})
@@ -592,17 +587,9 @@ func TestOpsScarceConnections(t *testing.T) {
 			g := build(t, 120)
 			var runs []*executor.Run
 			for range 2 {
-				cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-				require.NoError(t, err)
-				tc.config(cfg)
-				pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-				require.NoError(t, err)
-				t.Cleanup(pool.Close)
-				si, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-				require.NoError(t, err)
 				p := newProvider()
 				p.hook = jitter
-				e := newExecutor(t, si, p.registry())
+				e := newExecutor(t, poolStore(t, pg.Schema, tc.config), p.registry())
 				for try := 0; ; try++ {
 					r, err := e.Start(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
 					if err == nil {
@@ -708,14 +695,7 @@ func TestOpsConnectionLost(t *testing.T) {
 			key := testenv.UniqueName(t)
 			g := build(t, 60)
 			k := &killer{admin: pg.Pool, match: tc.match}
-			cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-			require.NoError(t, err)
-			cfg.ConnConfig.Tracer = k
-			pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-			require.NoError(t, err)
-			t.Cleanup(pool.Close)
-			si, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-			require.NoError(t, err)
+			si := poolStore(t, pg.Schema, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = k })
 			p := newProvider()
 			e := newExecutor(t, si, p.registry())
 			rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g})
