@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,12 +28,13 @@ var (
 // BenchmarkOverhead runs no-op generators over the 360-segment lecture
 // (1,083 nodes) on the in-memory stores (executor), beside an errgroup
 // with SetLimit running the same number of no-op tasks at the executor's
-// parallelism, 4+5+3 batch slots and 3 singles (errgroup). Two more give
+// parallelism, 4+5+3 batch slots and 3 singles (errgroup). Others give
 // the executor's figure its context: the per-node work that the executor
 // must do, on the same stores, in one goroutine (stores), and run by a
-// hand-rolled staged scheduler on errgroup (errgroup-stores); and the
+// hand-rolled staged scheduler on errgroup (errgroup-stores); the
 // executor with a sink that drops the events (executor-sink), for the
-// cost of reporting progress.
+// cost of reporting progress; and the executor on stores that do no work
+// (executor-nullstores), for its own cost.
 func BenchmarkOverhead(b *testing.B) {
 	g, reg := noopLecture(b)
 	ids := make([]string, g.Len()) // for the hand-made runs, made once as the executor does
@@ -45,6 +47,14 @@ func BenchmarkOverhead(b *testing.B) {
 	b.Run("executor-sink", func(b *testing.B) {
 		sink := progress.SinkFunc(func(context.Context, ...progress.Event) error { return nil })
 		benchRuns(b, g, executor.Options{Generators: reg, Sink: sink})
+	})
+	// executor-nullstores: the executor on stores that do no work (they
+	// count versions and keep nothing), for the executor's own cost:
+	// scheduling, retries' and timeouts' bookkeeping, input hashes,
+	// group commits and the concurrent-edit checks.
+	b.Run("executor-nullstores", func(b *testing.B) {
+		var s nullStores
+		benchRuns(b, g, executor.Options{Generators: reg, States: &s, Assets: &s, Runs: &s})
 	})
 	// stores: the per-node work the issue asks of a run, on the same
 	// in-memory stores, done in one goroutine with no scheduling at all:
@@ -145,6 +155,47 @@ func benchRuns(b *testing.B, g *graph.Graph, opts executor.Options) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
 }
+
+// nullStores are stores that do no work, for the executor-nullstores
+// benchmark: commits count versions, the one graph key at a time that a
+// benchmark run uses; assets and records are not kept.
+type nullStores struct {
+	mu      sync.Mutex
+	key     string
+	version int64
+}
+
+func (s *nullStores) Load(context.Context, string) (executor.Snapshot, error) {
+	return executor.Snapshot{}, nil // each run is of a new key
+}
+
+func (s *nullStores) Commit(_ context.Context, key string, expect int64, _ []executor.Change) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key != s.key {
+		s.key, s.version = key, 0
+	}
+	if expect != s.version {
+		return 0, executor.ErrConflict
+	}
+	s.version++
+	return s.version, nil
+}
+
+func (s *nullStores) Put(_ context.Context, key string, _ executor.Asset) (string, error) {
+	return key, nil
+}
+
+func (s *nullStores) Get(context.Context, string) (executor.Asset, error) {
+	return executor.Asset{}, nil
+}
+
+func (s *nullStores) Exists(context.Context, string) (bool, error)  { return true, nil }
+func (s *nullStores) PutRun(context.Context, executor.Record) error { return nil }
+func (s *nullStores) GetRun(context.Context, string) (executor.Record, error) {
+	return executor.Record{}, executor.ErrNotFound
+}
+func (s *nullStores) ListRuns(context.Context, string) ([]executor.Record, error) { return nil, nil }
 
 // floor does the per-node work of a run by hand, on fresh in-memory
 // stores, for the stores and errgroup-stores benchmarks. node may run
