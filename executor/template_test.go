@@ -1,0 +1,323 @@
+package executor_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
+)
+
+// podcast is a host's own template, not the lecture: a podcast maker's.
+// It has several global kinds, a previous-segment chain (each chapter's
+// summary reads the one before), an all-segments fan-in (the show notes)
+// that per-segment kinds (the music beds) then depend on, a batch key
+// shared by two kinds (llm) and by a global and a per-segment kind (tts),
+// kinds without a key, odd but valid names, and kinds listed out of
+// dependency order. A segment is a chapter.
+func podcast() graph.Template {
+	G, S, A, P := graph.ScopeGlobal, graph.ScopeSameSegment, graph.ScopeAllSegments, graph.ScopePreviousSegment
+	return graph.Template{Kinds: []graph.Kind{
+		{Name: "publish", Deps: []graph.Dep{{Kind: "final-mix", Scope: G}}},
+		{Name: "final-mix", Deps: []graph.Dep{{Kind: "ch:voice", Scope: A}, {Kind: "ch_bed", Scope: A},
+			{Kind: "0intro", Scope: G}, {Kind: "cover.art", Scope: G}}},
+		{Name: "brief"},
+		{Name: "0intro", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "tts", Concurrency: 4},
+		{Name: "cover.art", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "img/gen", Concurrency: 1},
+		{Name: "ch/transcript", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "llm", Concurrency: 3},
+		{Name: "ch:voice", PerSegment: true, Deps: []graph.Dep{{Kind: "ch/transcript", Scope: S}}, BatchKey: "tts", Concurrency: 4},
+		{Name: "ch.summary", PerSegment: true, Deps: []graph.Dep{{Kind: "ch.summary", Scope: P}, {Kind: "ch/transcript", Scope: S}},
+			BatchKey: "llm", Concurrency: 3},
+		{Name: "show-notes", Deps: []graph.Dep{{Kind: "ch.summary", Scope: A}}},
+		{Name: "ch_bed", PerSegment: true, Deps: []graph.Dep{{Kind: "ch:voice", Scope: S}, {Kind: "show-notes", Scope: G}}},
+	}}
+}
+
+// studio is the podcast host's fake providers: instant, recording each
+// call, bulk calls and event.
+type studio struct {
+	mu     sync.Mutex
+	calls  map[string]int
+	fail   map[string]error // node ID -> the error of its every attempt
+	fixed  map[string]bool  // node IDs whose output ignores their revision and inputs
+	gate   map[string]gate
+	bulks  [][]string
+	events []progress.Event
+}
+
+func newStudio() *studio {
+	return &studio{calls: map[string]int{}, fail: map[string]error{}, fixed: map[string]bool{}, gate: map[string]gate{}}
+}
+
+func (s *studio) Generate(ctx context.Context, req executor.Request) (executor.Asset, error) {
+	s.mu.Lock()
+	s.calls[req.NodeID]++
+	err, fixed, gate := s.fail[req.NodeID], s.fixed[req.NodeID], s.gate[req.NodeID]
+	delete(s.gate, req.NodeID)
+	s.mu.Unlock()
+	if gate.release != nil {
+		close(gate.reached)
+		select {
+		case <-gate.release:
+		case <-ctx.Done():
+			return executor.Asset{}, ctx.Err()
+		}
+	}
+	if err != nil {
+		return executor.Asset{}, executor.Permanent(err)
+	}
+	data := []byte(req.NodeID)
+	if !fixed {
+		data = defaultData(req)
+	}
+	sum := sha256.Sum256(data)
+	return executor.Asset{Data: data, Hash: hex.EncodeToString(sum[:])}, nil
+}
+
+func (s *studio) Publish(_ context.Context, evs ...progress.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, evs...)
+	return nil
+}
+
+// take returns the events and calls so far, and forgets them.
+func (s *studio) take() ([]progress.Event, map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs, calls := s.events, s.calls
+	s.events, s.calls, s.bulks = nil, map[string]int{}, nil
+	return evs, calls
+}
+
+// gate holds a node's next attempt: the attempt closes reached, then
+// waits for release or its context.
+type gate struct{ reached, release chan struct{} }
+
+// bulkStudio is the studio's bulk endpoint.
+type bulkStudio struct{ *studio }
+
+func (b bulkStudio) GenerateBatch(ctx context.Context, reqs []executor.Request) []executor.Outcome {
+	ids := make([]string, len(reqs))
+	out := make([]executor.Outcome, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.NodeID
+		a, err := b.Generate(ctx, r)
+		out[i] = executor.Outcome{Asset: a, Err: err}
+	}
+	b.mu.Lock()
+	b.bulks = append(b.bulks, ids)
+	b.mu.Unlock()
+	return out
+}
+
+// studioExecutor returns an executor with s as the generator of every
+// kind of g, through its bulk endpoint for the kinds named, closed when
+// the test ends.
+func studioExecutor(t *testing.T, g *graph.Graph, s *studio, opts executor.Options, bulk ...string) *executor.Executor {
+	t.Helper()
+	opts.Generators = executor.Registry{}
+	for i := range g.Kinds() {
+		opts.Generators[g.KindName(i)] = s
+	}
+	for _, k := range bulk {
+		opts.Generators[k] = bulkStudio{s}
+	}
+	opts.Sink = s
+	e, err := executor.New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	return e
+}
+
+// chapters returns the IDs of kind's nodes for the segments given.
+func chapters(kind string, segs ...int) []string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = fmt.Sprintf("%s:segment[%d]", kind, s)
+	}
+	return out
+}
+
+// TestCustomTemplateStory drives the podcast template through the
+// executor as a host would: a first run, an edit, an edit that early
+// cutoff stops, a failure that skips exactly its dependents and a rerun
+// of it, a cancel and a resume, and checks the stage lines of the events
+// and the bulk calls on the way.
+func TestCustomTemplateStory(t *testing.T) {
+	ctx := context.Background()
+	g, err := graph.Build(podcast(), 40) // 4 chapters
+	require.NoError(t, err)
+	require.Equal(t, 4*4+6, g.Len())
+	s := newStudio()
+	s.fixed["brief"] = true // its output depends on nothing
+	e := studioExecutor(t, g, s, executor.Options{}, "0intro", "ch:voice", "ch/transcript")
+	req := executor.RunRequest{GraphKey: "podcast-7", Graph: g}
+
+	// A new podcast: every node, once; the stage lines are the plan's.
+	plan, _, err := e.Plan(ctx, req)
+	require.NoError(t, err)
+	rep, err := e.Run(ctx, req)
+	require.NoError(t, err)
+	assert.Len(t, rep.Generated, g.Len())
+	evs, calls := s.take()
+	assert.Len(t, calls, g.Len())
+	var lines, want []string
+	for _, ev := range evs {
+		if ev.Type == progress.StageStarted {
+			lines = append(lines, ev.Message)
+		}
+	}
+	for i := range plan.Stages {
+		want = append(want, plan.Summary(i))
+	}
+	assert.Equal(t, want, lines)
+	assert.Equal(t, []string{
+		"Stage 0: Generating 1 brief node",
+		"Stage 1: Generating 1 0intro node in batches of 4, 1 cover.art node in batches of 1, 4 ch/transcript nodes in batches of 3",
+		"Stage 2: Generating 4 ch:voice nodes in batches of 4, 1 ch.summary node in batches of 3",
+	}, lines[:3])
+	assert.Equal(t, "Stage 6: Generating 1 show-notes node", lines[6])
+	assert.Equal(t, "Stage 7: Generating 4 ch_bed nodes", lines[7])
+
+	// Bulk calls hold one kind each, even on a shared key, and no more
+	// nodes than the key's concurrency.
+	s.mu.Lock()
+	s.bulks = nil
+	s.mu.Unlock()
+	_, err = e.Run(ctx, executor.RunRequest{GraphKey: "podcast-7", Graph: g,
+		Marks: []dirty.Mark{{ID: "0intro", Reason: dirty.ReasonForced}, {ID: "ch:voice:segment[2]", Reason: dirty.ReasonForced}}})
+	require.NoError(t, err)
+	s.mu.Lock()
+	assert.ElementsMatch(t, [][]string{{"0intro"}, {"ch:voice:segment[2]"}}, s.bulks)
+	s.mu.Unlock()
+	s.take()
+
+	// Editing one chapter's transcript: its voice, every summary from it
+	// on (the chain), the show notes, every bed (they read the notes),
+	// the mix and the publication.
+	edit := []dirty.Mark{{ID: "ch/transcript:segment[1]", Reason: dirty.ReasonEdited}}
+	rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "podcast-7", Graph: g, Marks: edit})
+	require.NoError(t, err)
+	wantGen := slices.Concat(chapters("ch.summary", 1, 2, 3), chapters("ch/transcript", 1), chapters("ch:voice", 1),
+		chapters("ch_bed", 0, 1, 2, 3), []string{"final-mix", "publish", "show-notes"})
+	assert.Equal(t, wantGen, rep.Generated)
+	s.take()
+
+	// An edit whose output does not change: early cutoff keeps the rest.
+	rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "podcast-7", Graph: g, Marks: []dirty.Mark{{ID: "brief", Reason: dirty.ReasonEdited}}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"brief"}, rep.Generated)
+	assert.Len(t, rep.Unchanged, g.Len()-1)
+	_, calls = s.take()
+	assert.Equal(t, map[string]int{"brief": 1}, calls)
+
+	// A summary fails: the summaries after it, the notes, the beds, the
+	// mix and the publication are skipped, each once; the rest goes on.
+	s.fail["ch.summary:segment[2]"] = errors.New("llm: context too long")
+	rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "podcast-7", Graph: g,
+		Marks: []dirty.Mark{{ID: "ch/transcript:segment[0]", Reason: dirty.ReasonEdited}}})
+	var re *executor.RunError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, []string{"ch.summary:segment[2]"}, rep.Failed)
+	assert.Equal(t, slices.Concat(chapters("ch.summary", 3), chapters("ch_bed", 0, 1, 2, 3), []string{"final-mix", "publish", "show-notes"}), rep.Skipped)
+	assert.Equal(t, slices.Concat(chapters("ch.summary", 0, 1), chapters("ch/transcript", 0), chapters("ch:voice", 0)), rep.Generated)
+	evs, _ = s.take()
+	skipped := 0
+	for _, ev := range evs {
+		if ev.Type == progress.NodeSkipped {
+			skipped++
+			assert.Equal(t, "skipped: upstream ch.summary:segment[2] failed", ev.Message, ev.Node)
+		}
+	}
+	assert.Equal(t, len(rep.Skipped), skipped)
+
+	delete(s.fail, "ch.summary:segment[2]")
+	run, err := e.RerunFailed(ctx, g, rep.Record.ID)
+	require.NoError(t, err)
+	rep, err = run.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, slices.Concat(chapters("ch.summary", 2, 3), chapters("ch_bed", 0, 1, 2, 3), []string{"final-mix", "publish", "show-notes"}), rep.Generated)
+	s.take()
+
+	// Cancelled while the show notes are made, then resumed: the resume
+	// makes what was left, and nothing twice.
+	notes := gate{reached: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	s.gate["show-notes"] = notes
+	s.mu.Unlock()
+	run, err = e.Start(ctx, executor.RunRequest{GraphKey: "podcast-7", Graph: g,
+		Marks: []dirty.Mark{{ID: "ch.summary:segment[3]", Reason: dirty.ReasonEdited}}})
+	require.NoError(t, err)
+	<-notes.reached
+	run.Cancel()
+	rep, err = run.Wait()
+	require.ErrorIs(t, err, executor.ErrCancelled)
+	assert.Equal(t, []string{"show-notes"}, rep.Cancelled)
+	close(notes.release)
+	run, err = e.Resume(ctx, g, rep.Record.ID)
+	require.NoError(t, err)
+	rep, err = run.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, slices.Concat(chapters("ch_bed", 0, 1, 2, 3), []string{"final-mix", "publish", "show-notes"}), rep.Generated)
+	_, calls = s.take()
+	assert.Equal(t, map[string]int{"show-notes": 2, "ch.summary:segment[3]": 1, "ch_bed:segment[0]": 1, "ch_bed:segment[1]": 1,
+		"ch_bed:segment[2]": 1, "ch_bed:segment[3]": 1, "final-mix": 1, "publish": 1}, calls, "the cancelled attempt, then the resume's")
+}
+
+// TestCustomTemplateEvolves changes the podcast's template on the same
+// graph key, as a host's product grows: a new kind that no existing kind
+// depends on plans only its own nodes, wherever it is listed; listing
+// the kinds in another order (0intro and cover.art swapped) orders the
+// mix's dependencies otherwise, which changes its inputs, as the
+// Template's documentation says.
+func TestCustomTemplateEvolves(t *testing.T) {
+	ctx := context.Background()
+	g, err := graph.Build(podcast(), 30)
+	require.NoError(t, err)
+	s := newStudio()
+	store := executor.NewMemoryStore()
+	opts := executor.Options{States: store, Assets: store, Runs: store}
+	_, err = studioExecutor(t, g, s, opts).Run(ctx, executor.RunRequest{GraphKey: "podcast-9", Graph: g})
+	require.NoError(t, err)
+
+	planned := func(tm graph.Template) map[string]string {
+		t.Helper()
+		g, err := graph.Build(tm, 30)
+		require.NoError(t, err)
+		p, set, err := studioExecutor(t, g, s, opts).Plan(ctx, executor.RunRequest{GraphKey: "podcast-9", Graph: g})
+		require.NoError(t, err)
+		out := map[string]string{}
+		for _, n := range p.Nodes() {
+			out[g.NodeID(n)] = set.Explain(n)
+		}
+		return out
+	}
+	for _, at := range []int{0, 5, 10} {
+		tm := podcast()
+		tm.Kinds = slices.Insert(tm.Kinds, at, graph.Kind{Name: "ch:translation", PerSegment: true,
+			Deps: []graph.Dep{{Kind: "ch/transcript", Scope: graph.ScopeSameSegment}}, BatchKey: "llm", Concurrency: 3})
+		want := map[string]string{}
+		for _, id := range chapters("ch:translation", 0, 1, 2) {
+			want[id] = "never generated"
+		}
+		if diff := cmp.Diff(want, planned(tm)); diff != "" {
+			t.Errorf("a new kind listed at %d (-want +got):\n%s", at, diff)
+		}
+	}
+	tm := podcast()
+	tm.Kinds[3], tm.Kinds[4] = tm.Kinds[4], tm.Kinds[3]
+	assert.Equal(t, map[string]string{"final-mix": "inputs changed", "publish": "upstream final-mix inputs changed"}, planned(tm))
+}
