@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors of the executor.
@@ -76,16 +77,41 @@ func (e *NodeError) Unwrap() error { return e.Err }
 // [ErrRunFailed] and each node's [*NodeError], so errors.Is and errors.As
 // reach them.
 type RunError struct {
-	RunID  string
+	RunID string
+	// Failed are the failed nodes' errors, in the order they failed.
 	Failed []*NodeError
 }
 
+// The most node errors the text of a [RunError] lists, and the most
+// bytes of each.
+const (
+	maxListedFailures = 10
+	maxListedBytes    = 1000
+)
+
+// Error says how many nodes failed and gives the errors of the first 10,
+// one a line, each cut at 1,000 bytes, then how many more failed: the
+// text is the run's record's Error and its final event's, which must stay
+// small when thousands of nodes fail (a provider down for a long graph)
+// or a provider's error is a whole page. Failed holds them all, in full.
 func (e *RunError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%v: run %s: %d node(s) failed", ErrRunFailed, e.RunID, len(e.Failed))
-	for _, f := range e.Failed {
+	for i, f := range e.Failed {
+		if i == maxListedFailures {
+			fmt.Fprintf(&b, "\n\t... and %d more", len(e.Failed)-i)
+			break
+		}
 		b.WriteString("\n\t")
-		b.WriteString(f.Error())
+		text := f.Error()
+		if len(text) > maxListedBytes {
+			cut := maxListedBytes
+			for cut > 0 && !utf8.RuneStart(text[cut]) {
+				cut--
+			}
+			text = text[:cut] + "..."
+		}
+		b.WriteString(text)
 	}
 	return b.String()
 }
