@@ -39,3 +39,81 @@ func Example() {
 	// succeeded 21 <nil>
 	// succeeded [asset:narration:segment[3] asset:video:segment[3] timeline] <nil>
 }
+
+// A host with assets of its own defines its own template: here a
+// podcast, whose segments are chapters. Each chapter has a transcript, a
+// voice and a summary that reads the previous chapter's; the show notes
+// read every summary; the final mix reads every voice, the intro and the
+// notes. The executor needs a generator for each kind, and nothing else
+// from the lecture.
+func Example_ownTemplate() {
+	tmpl := graph.Template{Kinds: []graph.Kind{
+		{Name: "brief"},
+		{Name: "intro", Deps: []graph.Dep{{Kind: "brief", Scope: graph.ScopeGlobal}}, BatchKey: "tts", Concurrency: 4},
+		{Name: "chapter:transcript", PerSegment: true,
+			Deps:     []graph.Dep{{Kind: "brief", Scope: graph.ScopeGlobal}},
+			BatchKey: "llm", Concurrency: 3},
+		{Name: "chapter:voice", PerSegment: true,
+			Deps:     []graph.Dep{{Kind: "chapter:transcript", Scope: graph.ScopeSameSegment}},
+			BatchKey: "tts", Concurrency: 4},
+		{Name: "chapter:summary", PerSegment: true, Deps: []graph.Dep{
+			{Kind: "chapter:summary", Scope: graph.ScopePreviousSegment},
+			{Kind: "chapter:transcript", Scope: graph.ScopeSameSegment}},
+			BatchKey: "llm", Concurrency: 3},
+		{Name: "show-notes", Deps: []graph.Dep{{Kind: "chapter:summary", Scope: graph.ScopeAllSegments}}},
+		{Name: "mix", Deps: []graph.Dep{{Kind: "chapter:voice", Scope: graph.ScopeAllSegments},
+			{Kind: "intro", Scope: graph.ScopeGlobal}, {Kind: "show-notes", Scope: graph.ScopeGlobal}}},
+	}}
+	const chapters = 3 // a segment per chapter
+	g, err := graph.Build(tmpl, chapters*graph.SegmentSeconds)
+	if err != nil {
+		fmt.Println(err) // a *graph.TemplateError says what is wrong
+		return
+	}
+
+	// One fake provider for every kind: a real host calls its LLM, its
+	// text-to-speech and its mixer, by req.ID.Kind.
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		data := fmt.Appendf(nil, "%s rev %d", req.NodeID, req.Rev)
+		for _, d := range req.Deps { // in the graph's order; d.NodeID names each
+			data = fmt.Appendf(data, " <%s>", d.Asset.Hash)
+		}
+		return executor.Asset{Data: data}, nil
+	})
+	reg := executor.Registry{}
+	for i := range g.Kinds() {
+		reg[g.KindName(i)] = gen
+	}
+	e, err := executor.New(executor.Options{Generators: reg})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer e.Close(context.Background())
+	ctx := context.Background()
+
+	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "episode-12", Graph: g})
+	fmt.Println(rep.Record.Status, len(rep.Generated), "of", g.Len(), err)
+
+	// The host edits chapter 1's transcript. Preview, then run.
+	edit := []dirty.Mark{{ID: "chapter:transcript:segment[1]", Reason: dirty.ReasonEdited}}
+	plan, why, err := e.Plan(ctx, executor.RunRequest{GraphKey: "episode-12", Graph: g, Marks: edit})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Print(plan)
+	notes, _ := g.Lookup("show-notes")
+	fmt.Println("show-notes:", why.Explain(notes))
+	rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "episode-12", Graph: g, Marks: edit})
+	fmt.Println(rep.Record.Status, rep.Generated, err)
+	// Output:
+	// succeeded 13 of 13 <nil>
+	// Stage 0: Generating 1 chapter:transcript node in batches of 3
+	// Stage 1: Generating 1 chapter:voice node in batches of 4, 1 chapter:summary node in batches of 3
+	// Stage 2: Generating 1 chapter:summary node in batches of 3
+	// Stage 3: Generating 1 show-notes node
+	// Stage 4: Generating 1 mix node
+	// show-notes: upstream chapter:summary:segment[1], from chapter:transcript:segment[1] edited
+	// succeeded [chapter:summary:segment[1] chapter:summary:segment[2] chapter:transcript:segment[1] chapter:voice:segment[1] mix show-notes] <nil>
+}

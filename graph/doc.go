@@ -15,6 +15,13 @@
 //
 // Templates are Go values and load from JSON with [ParseTemplate].
 //
+// A host with other assets writes a template of its own (the executor
+// package's Example_ownTemplate runs one end to end). Its segments need
+// not be time: a podcast's chapters or a deck's slides are segments, and
+// a graph of n of them is built with n·[SegmentSeconds]; beyond 8,640 of
+// them, [Options].MaxSeconds raises the limit. The order of its kinds
+// matters beyond the plan: see [Template].
+//
 // # Graphs
 //
 // [Build] turns a template and a duration into an immutable [Graph]: a

@@ -66,8 +66,15 @@ type Kind struct {
 }
 
 // Template lists the kinds of nodes of a graph. The order of Kinds is the
-// order of groups in a plan. A Template is a plain value: [Build] copies
-// it, so changing it later does not change a built graph.
+// order of groups in a plan. Among kinds that do not depend on each other
+// it is also the order of their nodes, so of a node's dependencies
+// ([Graph.Deps], the executor's Request.Deps) and of its input hash
+// (dirty.InputHash): listing the same kinds in another order changes the
+// inputs of a node that depends on two kinds whose order changed, and the
+// executor regenerates it, as "inputs changed". A new kind that no
+// existing kind depends on changes no other node's inputs, wherever it is
+// listed. A Template is a plain value: [Build] copies it, so changing it
+// later does not change a built graph.
 type Template struct {
 	Kinds []Kind `json:"kinds"`
 }
