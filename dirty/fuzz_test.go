@@ -1,0 +1,168 @@
+package dirty_test
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
+)
+
+// FuzzCompute computes dirty sets of random templates (with shared batch
+// keys, previous-segment chains, all-segments fan-ins, kinds listed out
+// of dependency order) from 1 to 12 segments, with states, marks (some of
+// them malformed, unknown or of a reason that cannot be marked) and
+// missing assets drawn from the fuzzer's bytes, and checks the set
+// against a naive reference: exactly the marked, not clean and missing
+// nodes and their descendants, each with the strongest reason of its
+// own, or upstream from its lowest-indexed dependency in the set, and a
+// chain back to a root. A bad mark must be a *MarkError, and nothing may
+// panic.
+func FuzzCompute(f *testing.F) {
+	f.Add(uint64(1), uint8(3), []byte{}, []byte{})
+	f.Add(uint64(2), uint8(5), []byte{1, 1, 1, 1, 2, 1, 1, 4, 1, 1}, []byte{0, 3, 1, 7})
+	f.Add(uint64(3), uint8(12), []byte{1, 1, 1, 1, 1, 1, 1, 1, 9}, []byte{4, 2, 2, 9, 0, 0, 250, 1})
+	f.Add(uint64(4), uint8(1), []byte{5, 3, 0, 1}, []byte{255, 255, 3, 3})
+	f.Fuzz(func(t *testing.T, seed uint64, segs uint8, states, marks []byte) {
+		tm := testgraph.RandomTemplate(rand.New(rand.NewPCG(seed, seed>>32)))
+		g, err := graph.Build(tm, 10*(1+int(segs)%12))
+		if err != nil {
+			t.Fatalf("Build of a valid template: %v", err)
+		}
+		v := g.Len()
+		byte0 := func(b []byte, i int) byte {
+			if len(b) == 0 {
+				return 0
+			}
+			return b[i%len(b)]
+		}
+		// States: with no bytes, a new graph; else a status per node from
+		// the bytes (cycled), out-of-range ones included; a clean node
+		// whose byte has bit 4 set has lost its asset.
+		in := dirty.Input{}
+		if len(states) > 0 {
+			in.States = dirty.NewStates(v)
+			for n := range v {
+				b := byte0(states, n)
+				in.States.Set(graph.Node(n), dirty.State{Status: dirty.Status(b % 8), AssetRef: "ref"})
+			}
+			in.AssetExists = func(n graph.Node, s dirty.State) bool {
+				if s.Status != dirty.StatusClean {
+					t.Fatalf("AssetExists called for %s, which is %v", g.NodeID(n), s.Status)
+				}
+				return byte0(states, int(n))&0x10 == 0
+			}
+		}
+		// Marks: two bytes each, a node (or an unknown or malformed ID)
+		// and a reason (0 and 5 to 12 are invalid).
+		bad := false
+		for i := 0; i+1 < len(marks); i += 2 {
+			m := dirty.Mark{Reason: dirty.Reason(marks[i+1] % 13)}
+			switch x := int(marks[i]); {
+			case x < v:
+				m.ID = g.NodeID(graph.Node(x))
+			case x%3 == 0:
+				m.ID = "no-such-kind"
+				bad = true
+			case x%3 == 1:
+				m.ID = "bad id!"
+				bad = true
+			default:
+				m.ID = g.KindName(0) + ":segment[99]"
+				bad = true
+			}
+			if m.Reason < dirty.ReasonEdited || m.Reason > dirty.ReasonInputsChanged {
+				bad = true
+			}
+			in.Marks = append(in.Marks, m)
+		}
+		s, err := dirty.Compute(g, in)
+		if err != nil {
+			var me *dirty.MarkError
+			if !bad || !errors.As(err, &me) || !errors.Is(err, dirty.ErrInvalidMark) {
+				t.Fatalf("Compute: %v (bad marks: %v)", err, bad)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("message has a newline: %q", err)
+			}
+			return
+		}
+		if bad {
+			t.Fatalf("Compute accepted marks %+v", in.Marks)
+		}
+		checkSet(t, s)
+
+		// The naive reference: each node's own reason, the strongest.
+		own := make([]dirty.Reason, v)
+		for _, m := range in.Marks {
+			n, _ := g.Lookup(m.ID)
+			if own[n] == 0 || m.Reason < own[n] {
+				own[n] = m.Reason
+			}
+		}
+		for n := range v {
+			var r dirty.Reason
+			switch st := dirty.StatusMissing; {
+			case in.States == nil:
+				r = dirty.ReasonNeverGenerated
+			default:
+				st = in.States.Status(graph.Node(n))
+				switch st {
+				case dirty.StatusMissing:
+					r = dirty.ReasonNeverGenerated
+				case dirty.StatusDirty:
+					r = dirty.ReasonStale
+				case dirty.StatusRunning:
+					r = dirty.ReasonInterrupted
+				case dirty.StatusFailed:
+					r = dirty.ReasonFailed
+				case dirty.StatusCancelled:
+					r = dirty.ReasonCancelled
+				case dirty.StatusClean:
+					if own[n] == 0 && byte0(states, n)&0x10 != 0 {
+						r = dirty.ReasonAssetMissing
+					}
+				}
+			}
+			if r != 0 && (own[n] == 0 || r < own[n]) {
+				own[n] = r
+			}
+		}
+		// Nodes in index order are a topological order.
+		want := make([]dirty.Why, v)
+		in2 := make([]bool, v)
+		for n := range v {
+			node := graph.Node(n)
+			if own[n] != 0 {
+				want[n], in2[n] = dirty.Why{Reason: own[n], From: graph.None, Root: node}, true
+				continue
+			}
+			for _, d := range g.Deps(node) {
+				if in2[d] {
+					want[n], in2[n] = dirty.Why{Reason: dirty.ReasonUpstream, From: d, Root: want[d].Root}, true
+					break
+				}
+			}
+		}
+		for n := range v {
+			node := graph.Node(n)
+			w, ok := s.Why(node)
+			if ok != in2[n] || w != want[n] {
+				t.Fatalf("%s: Why = %+v, %v; want %+v, %v", g.NodeID(node), w, ok, want[n], in2[n])
+			}
+			if !ok {
+				continue
+			}
+			chain := s.Chain(node)
+			if len(chain) == 0 || chain[0] != node || chain[len(chain)-1] != w.Root {
+				t.Fatalf("%s: Chain %v does not run from the node to its root %d", g.NodeID(node), chain, w.Root)
+			}
+			if s.Explain(node) == "" {
+				t.Fatalf("%s: no explanation", g.NodeID(node))
+			}
+		}
+	})
+}
