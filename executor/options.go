@@ -102,6 +102,18 @@ func ValidateNarration(_ Request, out Asset) error {
 	return nil
 }
 
+// defaultNarration is [ValidateNarration] as the default of a kind named
+// asset:narration: its error also says where the check comes from and how
+// a host whose asset:narration is not a lecture segment's narration
+// changes it, since its template may not be the lecture's.
+func defaultNarration(req Request, out Asset) error {
+	if err := ValidateNarration(req, out); err != nil {
+		return fmt.Errorf("%w (the default check of a kind named %s, a lecture segment's narration: set Options.Kinds[%q].Validate to check it otherwise)",
+			err, graph.KindNarration, graph.KindNarration)
+	}
+	return nil
+}
+
 // KindOptions tunes one kind of node.
 type KindOptions struct {
 	// Retry is the kind's retry policy. Default: see [RetryPolicy].
@@ -110,9 +122,9 @@ type KindOptions struct {
 	Timeout time.Duration
 	// Validate checks each output before it is accepted. Default: none,
 	// except ValidateNarration for a kind named asset:narration, as the
-	// lecture's is, in any template: a host whose asset:narration is not
-	// a 10-second segment's narration sets a Validate of its own (one that
-	// returns nil accepts everything).
+	// lecture's is, in any template, whose error then says so: a host
+	// whose asset:narration is not a 10-second segment's narration sets
+	// a Validate of its own (one that returns nil accepts everything).
 	Validate Validator
 	// Estimate is the expected duration of one node, for the ETA before
 	// any node of the kind has been generated. Default: 0, none: until
@@ -243,7 +255,7 @@ func (o *Options) kindOptions(kind string) KindOptions {
 		k.Validate = o.Default.Validate
 	}
 	if k.Validate == nil && kind == graph.KindNarration {
-		k.Validate = ValidateNarration
+		k.Validate = defaultNarration
 	}
 	if k.Estimate <= 0 {
 		k.Estimate = o.Default.Estimate

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
@@ -320,4 +321,50 @@ func TestCustomTemplateEvolves(t *testing.T) {
 	tm := podcast()
 	tm.Kinds[3], tm.Kinds[4] = tm.Kinds[4], tm.Kinds[3]
 	assert.Equal(t, map[string]string{"final-mix": "inputs changed", "publish": "upstream final-mix inputs changed"}, planned(tm))
+}
+
+// TestOwnNarrationKindIsToldOfTheDefaultCheck runs a host's template
+// whose episode narration, one global node of five minutes, is a kind
+// named asset:narration, as the lecture's is: the lecture's default check
+// refuses it, and the error says where that check comes from and how to
+// change it (it said only that 300s is outside 9.5s to 10.5s); with a
+// Validate of the host's own, the run succeeds.
+func TestOwnNarrationKindIsToldOfTheDefaultCheck(t *testing.T) {
+	tm := graph.Template{Kinds: []graph.Kind{
+		{Name: "outline"},
+		{Name: graph.KindNarration, Deps: []graph.Dep{{Kind: "outline", Scope: graph.ScopeGlobal}}},
+	}}
+	g, err := graph.Build(tm, 10)
+	require.NoError(t, err)
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte(req.NodeID), Length: 5 * time.Minute}, nil
+	})
+	reg := executor.Registry{"outline": gen, graph.KindNarration: gen}
+	once := executor.KindOptions{Retry: executor.RetryPolicy{MaxAttempts: 1}}
+
+	e, err := executor.New(executor.Options{Generators: reg, Default: once})
+	require.NoError(t, err)
+	defer e.Close(context.Background())
+	_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "episode", Graph: g})
+	require.ErrorIs(t, err, executor.ErrInvalidOutput)
+	require.ErrorIs(t, err, graph.ErrNarrationLength)
+	assert.Contains(t, err.Error(), `300s is outside 9.5s to 10.5s (10s ± 5%) (the default check of a kind named asset:narration, `+
+		`a lecture segment's narration: set Options.Kinds["asset:narration"].Validate to check it otherwise)`)
+
+	// The host's own check (or one that accepts everything).
+	e2, err := executor.New(executor.Options{Generators: reg, Default: once, Kinds: map[string]executor.KindOptions{
+		graph.KindNarration: {Validate: func(executor.Request, executor.Asset) error { return nil }}}})
+	require.NoError(t, err)
+	defer e2.Close(context.Background())
+	_, err = e2.Run(context.Background(), executor.RunRequest{GraphKey: "episode", Graph: g})
+	require.NoError(t, err)
+
+	// Set explicitly, ValidateNarration says only what is wrong.
+	e3, err := executor.New(executor.Options{Generators: reg, Default: once, Kinds: map[string]executor.KindOptions{
+		graph.KindNarration: {Validate: executor.ValidateNarration}}})
+	require.NoError(t, err)
+	defer e3.Close(context.Background())
+	_, err = e3.Run(context.Background(), executor.RunRequest{GraphKey: "episode-3", Graph: g})
+	require.ErrorIs(t, err, graph.ErrNarrationLength)
+	assert.NotContains(t, err.Error(), "default check")
 }
