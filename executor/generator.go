@@ -95,8 +95,10 @@ type Outcome struct {
 // BatchGenerator is a [Generator] that can also regenerate many nodes of
 // one kind in one call, for hosts whose orchestrators already batch
 // prompts and throttle providers. The executor detects it by type
-// assertion and calls GenerateBatch with the ready nodes of a batch key,
-// up to the free slots of the key (each node holds one). It returns one
+// assertion and calls GenerateBatch with the ready nodes of one kind and
+// batch key, up to the free slots of the key (each node holds one). The
+// nodes of a kind without a batch key are no batch: each is a call of
+// Generate, within the cap on singles (see Options.Workers). It returns one
 // outcome per request, in order. A node that fails in the batch is
 // retried alone with Generate; the others are kept. A panic fails the
 // whole call, and every node is then retried alone.

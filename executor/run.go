@@ -622,8 +622,10 @@ func (r *run) work(locked bool) bool {
 		}
 		kind := r.g.KindName(r.g.KindOf(steps[0].Node))
 		gen := r.e.opts.Generators[kind]
+		// A kind without a batch key has no batch: its nodes are called
+		// one by one, within the cap on singles, even by a bulk generator.
 		bulk, isBulk := gen.(BatchGenerator)
-		if !isBulk {
+		if !isBulk || steps[0].Key == "" {
 			if steps[0].StageStarted {
 				r.stageEvent(progress.StageStarted, steps[0].Stage)
 			}

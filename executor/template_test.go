@@ -368,3 +368,50 @@ func TestOwnNarrationKindIsToldOfTheDefaultCheck(t *testing.T) {
 	require.ErrorIs(t, err, graph.ErrNarrationLength)
 	assert.NotContains(t, err.Error(), "default check")
 }
+
+// TestBulkGeneratorOfAKindWithoutKey registers one bulk endpoint for
+// every kind of a 100-chapter podcast, as a host with one bulk-capable
+// client does: the kinds with a batch key get calls of one kind and at
+// most their key's concurrency, and a kind without one (the beds, the
+// notes) is called node by node. A bulk generator took every ready bed in
+// one call, 100 of them here (10,000 for a long podcast), past the cap of
+// 64 singles at once.
+func TestBulkGeneratorOfAKindWithoutKey(t *testing.T) {
+	g, err := graph.Build(podcast(), 1000)
+	require.NoError(t, err)
+	s := newStudio()
+	var all []string
+	for i := range g.Kinds() {
+		all = append(all, g.KindName(i))
+	}
+	e := studioExecutor(t, g, s, executor.Options{}, all...)
+	_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "episode", Graph: g})
+	require.NoError(t, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	assert.Len(t, s.calls, g.Len())
+	conc := map[string]int{}
+	for i := range g.Kinds() {
+		key, c := g.BatchKey(i)
+		if key != "" {
+			conc[g.KindName(i)] = c
+		}
+	}
+	inBulk := 0
+	for _, b := range s.bulks {
+		kind := ""
+		for _, id := range b {
+			parsed, err := graph.ParseID(id)
+			require.NoError(t, err)
+			if kind == "" {
+				kind = parsed.Kind
+			}
+			require.Equal(t, kind, parsed.Kind, "a bulk call of two kinds: %v", b)
+		}
+		c, keyed := conc[kind]
+		require.True(t, keyed, "a bulk call of %d nodes of %s, which has no batch key", len(b), kind)
+		require.LessOrEqual(t, len(b), c, "a bulk call of %s over its concurrency", kind)
+		inBulk += len(b)
+	}
+	assert.Equal(t, 2+3*100, inBulk, "the intro, the cover, the transcripts, voices and summaries, in bulk calls")
+}
