@@ -279,3 +279,51 @@ func noopLecture(b *testing.B) (*graph.Graph, executor.Registry) {
 	reg := registryFor(g, noop)
 	return g, reg
 }
+
+// BenchmarkOwnTemplate runs no-op generators over a host's own template,
+// the podcast of template_test.go, beside the 360-segment lecture: 360
+// chapters (1,446 nodes) and 10,000 chapters (40,006 nodes, past the
+// default limit of graph.Options.MaxSeconds), a new graph each time
+// (its ns/node compares with the lecture's), then one edit of the first
+// chapter's summary, which plans the summary chain to the last chapter
+// and everything that reads it, and regenerates the summary only: its
+// no-op output does not change, so early cutoff keeps the rest.
+func BenchmarkOwnTemplate(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		tmpl     graph.Template
+		chapters int
+		edit     string
+	}{
+		{"lecture-360", graph.Lecture(), 360, "asset:narration:segment[0]"},
+		{"podcast-360", podcast(), 360, "ch.summary:segment[0]"},
+		{"podcast-10000", podcast(), 10_000, "ch.summary:segment[0]"},
+	} {
+		g, err := graph.Options{MaxSeconds: c.chapters * graph.SegmentSeconds}.Build(c.tmpl, c.chapters*graph.SegmentSeconds)
+		if err != nil {
+			b.Fatal(err)
+		}
+		reg := executor.Registry{}
+		for i := range g.Kinds() {
+			reg[g.KindName(i)] = noop
+		}
+		b.Run(c.name+"/new", func(b *testing.B) { benchRuns(b, g, executor.Options{Generators: reg}) })
+		b.Run(c.name+"/edit", func(b *testing.B) {
+			b.ReportAllocs()
+			e, err := executor.New(executor.Options{Generators: reg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close(context.Background())
+			if _, err := e.Run(context.Background(), executor.RunRequest{GraphKey: "k", Graph: g}); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := e.Run(context.Background(), executor.RunRequest{GraphKey: "k", Graph: g,
+					Marks: []dirty.Mark{{ID: c.edit, Reason: dirty.ReasonEdited}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
