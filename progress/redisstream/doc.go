@@ -53,7 +53,11 @@
 // reads the missing events from [Options].History, a progress.History
 // such as progress.MemoryHistory or a host database, then continues with
 // the stream and live events, with no gap and no duplicate at either seam
-// (progress.Cursor). Fan a progress.Archive out beside the stream so the
+// (progress.Cursor). A gap that the run's shared reader finds in the
+// live entries (events published while Redis was down, before a restart
+// without persistence) it fills from the History itself, once for all the
+// run's readers, so that a restart does not cost the History one read per
+// browser tab. Fan a progress.Archive out beside the stream so the
 // archive receives every event:
 //
 //	hist := progress.NewMemoryHistory()

@@ -272,6 +272,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 				}
 			}
 		}
+		events = s.fillGaps(ctx, h, from, events)
 		h.add(events, last, s.hubBuffer)
 		h.setStale(false)
 	}
@@ -328,6 +329,64 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 		h.add(events[:keep], prev, s.hubBuffer)
 	}
 	return more && !gap
+}
+
+// fillGaps returns the events an XREAD read after the entry ID from, with
+// the History's events merged into the gaps among them (after a Redis
+// restart without persistence, the events published while Redis was
+// down; after trimming, those trimmed), so that the run's readers find no
+// gap in the window and each reads nothing from the History itself: one
+// read of the History per run, not one per reader. Redis refuses an ID
+// below the stream's newest entry, so such a gap is never filled by Redis
+// later. It reads at most a window's worth (HubBuffer) of the History. A
+// History that fails or lacks the events leaves the gaps, which the
+// readers then fill or skip on their own.
+func (s *Stream) fillGaps(ctx context.Context, h *hub, from uint64, events []progress.Event) []progress.Event {
+	if s.history == nil || len(events) == 0 {
+		return events
+	}
+	gap, prev := false, from
+	for _, e := range events {
+		if e.Seq > prev+1 {
+			gap = true
+			break
+		}
+		prev = e.Seq
+	}
+	if !gap {
+		return events
+	}
+	top := events[len(events)-1].Seq
+	merged := make([]progress.Event, 0, len(events))
+	i, last, filled := 0, from, 0
+	err := s.history.Replay(ctx, h.runID, from, func(a progress.Event) error {
+		if a.Seq >= top {
+			return errPollFull
+		}
+		if a.RunID != h.runID || a.Seq <= last {
+			return nil
+		}
+		for i < len(events) && events[i].Seq <= a.Seq {
+			merged = append(merged, events[i])
+			last = events[i].Seq
+			i++
+		}
+		if a.Seq > last {
+			merged = append(merged, a)
+			last = a.Seq
+			if filled++; filled == s.hubBuffer {
+				return errPollFull // a window's worth; readers fill the rest
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errPollFull) {
+		if ctx.Err() == nil {
+			s.logger.Warn("redisstream: read the history", "run", h.runID, "error", err)
+		}
+		return events
+	}
+	return append(merged, events[i:]...)
 }
 
 // errPollFull ends a poll of the History that read a window's worth.

@@ -86,3 +86,44 @@ func TestLastEventFromTheSharedReader(t *testing.T) {
 	assert.Equal(t, 2, cmds.Count("xrevrange"))
 	tl.Stop(t, context.Canceled)
 }
+
+// Redis loses a run's entries while many readers follow it (a restart
+// without persistence; here the stream is deleted), and the run goes on
+// in Redis past events that only the History has: the run's shared
+// reader fills the gap from the History once, for all its readers,
+// instead of each reader reading the History, which for a host's
+// database is a query per browser tab at the moment Redis comes back.
+func TestSharedReaderFillsAGapOnceForAllItsReaders(t *testing.T) {
+	const readers = 20
+	h := &countingHistory{MemoryHistory: progress.NewMemoryHistory()}
+	s, r := newStream(t, redisstream.Options{History: h, BlockTime: 50 * time.Millisecond, HistoryPoll: time.Hour})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 20)
+	all[19].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	var tls []*sinktest.Tailer
+	for range readers {
+		tls = append(tls, sinktest.StartTail(t, s, run, 0))
+	}
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(1, 5))
+	}
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	// Seqs 6 and 7 reach both; then Redis loses the stream, 8..10
+	// reach only the History, and 11..20 both again.
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[5:7]...))
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(6, 7))
+	}
+	before := h.replays.Load()
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+	require.NoError(t, h.Append(ctx, all[7:10]...))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[10:]...))
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(8, 20))
+	}
+	assert.Equal(t, int64(1), h.replays.Load()-before, "History reads to fill one gap for %d readers", readers)
+	for _, tl := range tls {
+		tl.Stop(t, context.Canceled)
+	}
+}
