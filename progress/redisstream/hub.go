@@ -110,14 +110,21 @@ func (s *Stream) releaseHub(h *hub) {
 	}
 }
 
-// since appends to dst the hub's events with Seq > after, and returns the
-// hub's base, the Seq of the run's final event if known (else 0), a
-// channel closed at the next change, and the hub's error.
+// followBatch bounds how many events a reader copies from its hub's
+// window at a time: a burst in the window (a Buffered sink's batch, a
+// backlog after an outage) would otherwise be copied whole by each
+// reader, and held by each while its client is slow.
+const followBatch = 16
+
+// since appends to dst the hub's first events with Seq > after, at most
+// followBatch of them, and returns the hub's base, the Seq of the run's
+// final event if known (else 0), a channel closed at the next change,
+// and the hub's error.
 func (h *hub) since(after uint64, dst []progress.Event) (events []progress.Event, base, final uint64, notify <-chan struct{}, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	i := sort.Search(len(h.events), func(i int) bool { return h.events[i].Seq > after })
-	return append(dst, h.events[i:]...), h.base, h.finalSeq, h.notify, h.err
+	return append(dst, h.events[i:min(len(h.events), i+followBatch)]...), h.base, h.finalSeq, h.notify, h.err
 }
 
 func (h *hub) lastSeq() uint64 {

@@ -558,11 +558,12 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 				return err
 			}
 		}
-		if cap(buf) > 16 {
+		n := len(buf) // at most followBatch: the window may hold more
+		if cap(buf) > followBatch {
 			buf = nil // an idle reader holds no large buffer
 		}
 		t.pos = max(t.pos, t.cur.Last())
-		if len(buf) == 0 {
+		if n == 0 {
 			select {
 			case <-notify:
 			case <-ctx.Done():
