@@ -209,8 +209,11 @@ func (m *Memory) LastEvent(ctx context.Context, runID string) (Event, bool, erro
 	return last, last.Seq != 0, nil
 }
 
-// readBatch bounds how many events a reader copies under the lock;
-// idleBatch is the largest buffer a reader keeps between batches.
+// readBatch bounds how many events a History replay copies under its
+// lock. A reader of a Memory copies at most idleBatch events at a time,
+// which is also the largest buffer it keeps between batches: a burst of
+// events would otherwise be copied in large part by each reader, and held
+// by each while its client is slow.
 const (
 	readBatch = 256
 	idleBatch = 16
@@ -288,10 +291,10 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	}
 }
 
-// since appends to dst up to readBatch events with Seq > after.
+// since appends to dst up to idleBatch events with Seq > after.
 // Called with m.mu held.
 func (r *memRun) since(after uint64, dst []Event) []Event {
 	i := sort.Search(len(r.events), func(i int) bool { return r.events[i].Seq > after })
-	end := min(len(r.events), i+readBatch)
+	end := min(len(r.events), i+idleBatch)
 	return append(dst, r.events[i:end]...)
 }
