@@ -141,11 +141,16 @@ func newScaleRig(t *testing.T, o scaleOptions) *scaleRig {
 	return rig
 }
 
-// replayCountingHistory counts its Replay calls, each of which is a query
-// to a host's database; it keeps MemoryHistory's LastEvent.
+// replayCountingHistory counts its Replay and LastEvent calls, each of
+// which is a query to a host's database.
 type replayCountingHistory struct {
 	*progress.MemoryHistory
-	replays atomic.Int64
+	replays, lookups atomic.Int64
+}
+
+func (h *replayCountingHistory) LastEvent(ctx context.Context, run string) (progress.Event, bool, error) {
+	h.lookups.Add(1)
+	return h.MemoryHistory.LastEvent(ctx, run)
 }
 
 func (h *replayCountingHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
@@ -355,6 +360,7 @@ func TestScaleReconnectStorm(t *testing.T) {
 	waitFor(t, "every client to follow the run", func() bool { return rig.stream.Stats().Readers == clients })
 
 	before := rig.commandStats(t)
+	replays, lookups := rig.hist.replays.Load(), rig.hist.lookups.Load()
 	step := (events - 400) / storms
 	for i := range storms {
 		if i > 0 {
@@ -369,7 +375,8 @@ func TestScaleReconnectStorm(t *testing.T) {
 		connects += f.c.Connects()
 	}
 	cmds := delta(before, rig.commandStats(t))
-	t.Logf("%d clients, %d storms: %d streams opened; Redis commands %v", clients, storms, connects, cmds)
+	t.Logf("%d clients, %d storms: %d streams opened; Redis commands %v; archive reads %d, lookups %d",
+		clients, storms, connects, cmds, rig.hist.replays.Load()-replays, rig.hist.lookups.Load()-lookups)
 	assert.Greater(t, connects, 2*clients, "the storms made the clients reconnect")
 	reads := cmds["xrange"] + cmds["xrevrange"] + cmds["xread"]
 	assert.LessOrEqual(t, reads, 4*(connects+clients)+2*events, "reads per reconnect")
