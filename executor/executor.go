@@ -191,7 +191,10 @@ func (e *Executor) forget(id string) {
 // RunRequest asks for a run.
 type RunRequest struct {
 	// GraphKey identifies the graph in the stores, for example the
-	// lecture's ID. Required.
+	// lecture's ID. Required. It, RunID, TriggeredBy and Reason must be
+	// valid UTF-8 without NUL bytes, as stores keep them as text: other
+	// text is refused with [ErrInvalidRequest] before anything is
+	// committed.
 	GraphKey string
 	// Graph is the graph to regenerate. Required.
 	Graph *graph.Graph
@@ -296,6 +299,9 @@ func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run
 	if req.GraphKey == "" {
 		return nil, fmt.Errorf("%w: RunRequest.GraphKey is empty", ErrInvalidRequest)
 	}
+	if err := checkRequestText(req); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%w: before it started: %w", ErrCancelled, context.Cause(ctx))
 	}
@@ -338,6 +344,33 @@ func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run
 	return r.handle, nil
 }
 
+// checkRequestText refuses a request whose graph key, run ID, TriggeredBy
+// or Reason is not valid UTF-8 without NUL: stores keep them as text (a
+// SQL database refuses NUL and invalid UTF-8, and would fail the run's
+// first commit with a driver error after retrying it), and events carry
+// them as JSON strings, which would replace invalid bytes and so name
+// another run or graph. The same request is refused whatever the store,
+// before anything is committed.
+func checkRequestText(req RunRequest) error {
+	for _, f := range [...]struct{ name, value string }{
+		{"RunRequest.GraphKey", req.GraphKey}, {"RunRequest.RunID", req.RunID},
+		{"RunRequest.TriggeredBy", req.TriggeredBy}, {"RunRequest.Reason", req.Reason},
+	} {
+		if err := checkRequestField(f.name, f.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRequestField refuses a request's text that is not valid UTF-8 without NUL.
+func checkRequestField(name, s string) error {
+	if !storableText(s) {
+		return fmt.Errorf("%w: %s %.64q is not valid UTF-8 without NUL: it is stored as text, where only valid UTF-8 without NUL bytes is allowed", ErrInvalidRequest, name, s)
+	}
+	return nil
+}
+
 func newRunID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -359,6 +392,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 	}
 	if req.GraphKey == "" {
 		return nil, nil, fmt.Errorf("%w: RunRequest.GraphKey is empty", ErrInvalidRequest)
+	}
+	if err := checkRequestField("RunRequest.GraphKey", req.GraphKey); err != nil {
+		return nil, nil, err
 	}
 	snap, err := e.opts.States.Load(ctx, req.GraphKey)
 	if err != nil {
@@ -497,6 +533,9 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 	if graphKey == "" {
 		return 0, fmt.Errorf("%w: edit: the graph key is empty", ErrInvalidRequest)
+	}
+	if err := checkRequestField("edit: the graph key", graphKey); err != nil {
+		return 0, err
 	}
 	nodes := make([]graph.Node, len(ids))
 	for i, id := range ids {

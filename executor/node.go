@@ -422,7 +422,7 @@ func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 // hold NUL: stores keep them as text (a SQL database refuses NUL), so the
 // same output is refused whatever the store, and before it is stored.
 func checkText(a Asset) error {
-	bad := func(s string) bool { return !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 }
+	bad := func(s string) bool { return !storableText(s) }
 	switch {
 	case bad(a.URL):
 		return fmt.Errorf("%w: URL %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.URL)
@@ -435,6 +435,12 @@ func checkText(a Asset) error {
 		}
 	}
 	return nil
+}
+
+// storableText reports whether s is valid UTF-8 without NUL, which any
+// store can keep as text.
+func storableText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 // validate runs a host's validator, turning its panic into a

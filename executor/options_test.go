@@ -65,6 +65,59 @@ func TestStartRefusesBadRequests(t *testing.T) {
 	assert.Zero(t, l.snapshot().Version, "a refused run commits nothing")
 }
 
+// A graph key, run ID, TriggeredBy or Reason that is not valid UTF-8
+// without NUL is refused at the door, whatever the store, before anything
+// is committed or recorded and before any event: Postgres refuses such
+// text with a driver error (after the executor retried it as transient),
+// and an event's JSON would name another run or graph.
+func TestStartRefusesTextNoStoreCanKeep(t *testing.T) {
+	tests := []struct {
+		name string
+		req  func(*executor.RunRequest)
+		want string
+	}{
+		{"graph key with NUL", func(r *executor.RunRequest) { r.GraphKey = "lecture\x00other" }, `RunRequest.GraphKey "lecture\x00other" is not valid UTF-8 without NUL`},
+		{"graph key not UTF-8", func(r *executor.RunRequest) { r.GraphKey = "lecture\xff" }, `RunRequest.GraphKey "lecture\xff" is not valid UTF-8 without NUL`},
+		{"run ID with NUL", func(r *executor.RunRequest) { r.RunID = "r\x00" }, `RunRequest.RunID "r\x00"`},
+		{"run ID not UTF-8", func(r *executor.RunRequest) { r.RunID = "r\xc3" }, `RunRequest.RunID "r\xc3"`},
+		{"triggered by with NUL", func(r *executor.RunRequest) { r.TriggeredBy = "user\x00" }, `RunRequest.TriggeredBy "user\x00"`},
+		{"reason not UTF-8", func(r *executor.RunRequest) { r.Reason = "\xed\xa0\x80" }, `RunRequest.Reason "\xed\xa0\x80"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				e := l.executor(executor.Options{})
+				req := executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "r1"}
+				tt.req(&req)
+				_, err := e.Start(context.Background(), req)
+				require.ErrorIs(t, err, executor.ErrInvalidRequest)
+				assert.ErrorContains(t, err, tt.want)
+				assert.ErrorContains(t, err, "only valid UTF-8 without NUL bytes is allowed")
+				snap, err := l.states.Load(context.Background(), req.GraphKey)
+				require.NoError(t, err)
+				assert.Zero(t, snap.Version, "a refused run commits nothing")
+				_, err = l.runs.GetRun(context.Background(), req.RunID)
+				require.ErrorIs(t, err, executor.ErrNotFound, "a refused run records nothing")
+				assert.Empty(t, l.events, "a refused run sends no event")
+			})
+		})
+	}
+	t.Run("plan and edit", func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, _, err := e.Plan(context.Background(), executor.RunRequest{GraphKey: "a\x00", Graph: l.g})
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, `RunRequest.GraphKey "a\x00" is not valid UTF-8 without NUL`)
+		_, err = e.Edit(context.Background(), l.g, "a\xff", "script")
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, `edit: the graph key "a\xff" is not valid UTF-8 without NUL`)
+		snap, err := l.states.Load(context.Background(), "a\xff")
+		require.NoError(t, err)
+		assert.Zero(t, snap.Version, "a refused edit commits nothing")
+	})
+}
+
 func TestSinkFailureNeverFailsTheRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
