@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/regengraph/regen/executor/schedule"
 	"github.com/regengraph/regen/graph"
@@ -49,6 +50,7 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 		return
 	}
 	em.closed = ev.Type.Final()
+	capText(&ev)
 	// Events sent from workers (node started or retrying, generator notes)
 	// read the count outside mu: one may carry a count older than the
 	// event before it, and a progress bar never goes back. The others
@@ -63,6 +65,43 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 		em.errors++
 		em.log.Warn("regen: progress sink failed", "run", em.runID, "seq", ev.Seq, "type", ev.Type, "err", err)
 	}
+}
+
+// MaxEventText is the most bytes of each free-text field of an event
+// (Message, Reasoning, Error and PreviewURL) that the executor sends.
+// Generators' notes and errors can carry anything, such as a provider's
+// whole response: a longer Message, Reasoning or Error is cut at a
+// character boundary and ends with "… [cut from N bytes]", within the
+// limit, and a longer PreviewURL, which a cut would break, is left out.
+// With it an event's JSON stays under 1 MiB (progress/sse's
+// MaxEventSize, which its Client refuses beyond) unless the run ID and
+// graph key take more than 200 KiB, and a sink that keeps a run's last
+// events (a Redis stream, progress.Memory) holds at most about 4 ×
+// MaxEventText for each.
+const MaxEventText = 32 << 10
+
+// capText cuts ev's free-text fields to MaxEventText.
+func capText(ev *progress.Event) {
+	ev.Message = cutText(ev.Message)
+	ev.Reasoning = cutText(ev.Reasoning)
+	ev.Error = cutText(ev.Error)
+	if len(ev.PreviewURL) > MaxEventText {
+		ev.PreviewURL = ""
+	}
+}
+
+// cutText returns s if it has at most MaxEventText bytes, else its start,
+// cut at a character boundary, and a marker that says how long it was.
+func cutText(s string) string {
+	if len(s) <= MaxEventText {
+		return s
+	}
+	mark := fmt.Sprintf("… [cut from %d bytes]", len(s))
+	end := MaxEventText - len(mark)
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + mark
 }
 
 // publish hands one event to the sink; a panic in the sink is an error,

@@ -43,7 +43,9 @@ type Dep struct {
 	Asset  Asset
 }
 
-// Note is node-level progress from a generator.
+// Note is node-level progress from a generator. Its fields longer than
+// [MaxEventText] bytes are cut (Message, Reasoning) or left out
+// (PreviewURL) in the event.
 type Note struct {
 	Message    string
 	PreviewURL string

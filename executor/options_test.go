@@ -3,13 +3,16 @@ package executor_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,6 +21,7 @@ import (
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
 )
 
 func TestNewRefusesBadOptions(t *testing.T) {
@@ -292,6 +296,72 @@ func TestIdempotencyKeyAndDeps(t *testing.T) {
 		assert.Len(t, msgs, l.g.Len())
 		assert.Equal(t, "https://x/"+msgs[0].Node, msgs[0].PreviewURL)
 	})
+}
+
+// A generator's note or error can be anything, a provider's whole
+// response say: the events keep at most MaxEventText bytes of each text
+// field, cut at a character boundary with a marker, and leave out a
+// preview URL that long, so that an event stays small enough for a
+// stream and for progress/sse's Client (MaxEventSize, 1 MiB). Short
+// text goes out whole.
+func TestEventTextIsCut(t *testing.T) {
+	huge := "x" + strings.Repeat("é", 1<<20) // 2 MiB + 1: a byte cut would split a character
+	tests := []struct {
+		name string
+		note executor.Note
+		err  string
+		want func(t *testing.T, msg, failed progress.Event)
+	}{
+		{
+			name: "huge",
+			note: executor.Note{Message: huge, Reasoning: huge, PreviewURL: "data:image/png;base64," + strings.Repeat("A", 1<<21)},
+			err:  huge,
+			want: func(t *testing.T, msg, failed progress.Event) {
+				for name, s := range map[string]string{"message": msg.Message, "reasoning": msg.Reasoning, "error": failed.Error} {
+					assert.LessOrEqual(t, len(s), executor.MaxEventText, name)
+					assert.True(t, utf8.ValidString(s), "%s is cut at a character boundary", name)
+					assert.True(t, strings.HasPrefix(huge, strings.TrimSuffix(s, fmt.Sprintf("… [cut from %d bytes]", len(huge)))), "%s keeps the start", name)
+					assert.True(t, strings.HasSuffix(s, fmt.Sprintf("… [cut from %d bytes]", len(huge))), "%s says it was cut", name)
+				}
+				assert.Zero(t, len(msg.PreviewURL), "a cut URL would be broken: it is left out")
+			},
+		},
+		{
+			name: "at the limit",
+			note: executor.Note{Message: strings.Repeat("m", executor.MaxEventText), PreviewURL: "https://x/" + strings.Repeat("p", executor.MaxEventText-10)},
+			err:  strings.Repeat("e", executor.MaxEventText),
+			want: func(t *testing.T, msg, failed progress.Event) {
+				assert.Equal(t, strings.Repeat("m", executor.MaxEventText), msg.Message)
+				assert.Equal(t, "https://x/"+strings.Repeat("p", executor.MaxEventText-10), msg.PreviewURL)
+				assert.Equal(t, strings.Repeat("e", executor.MaxEventText), failed.Error)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				l.set("script", func(_ context.Context, req executor.Request) ([]byte, error) {
+					req.Progress.Report(tt.note)
+					return nil, executor.Permanent(errors.New(tt.err))
+				})
+				e := l.executor(executor.Options{})
+				_, err := l.run(e)
+				require.ErrorIs(t, err, executor.ErrRunFailed)
+				msgs, failed := l.eventsOf(progress.Message), l.eventsOf(progress.NodeFailed)
+				require.Len(t, msgs, 1)
+				require.Len(t, failed, 1)
+				tt.want(t, msgs[0], failed[0])
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				for _, ev := range l.events {
+					data, err := json.Marshal(ev)
+					require.NoError(t, err)
+					assert.Less(t, len(data), sse.MaxEventSize, "event %d (%s)", ev.Seq, ev.Type)
+				}
+			})
+		})
+	}
 }
 
 func TestNonRetryableStopsAtOnce(t *testing.T) {
