@@ -3,6 +3,7 @@ package progress
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -29,10 +30,17 @@ type eventJSON struct {
 // MarshalJSON writes e in the stable wire form described in the package
 // documentation: camelCase keys, Time in RFC 3339 with nanoseconds in UTC,
 // ETA as whole milliseconds (etaMs), and empty optional fields left out.
-// A negative Stage is written as absent. As with encoding/json, "<", ">"
+// A negative Stage is written as absent. A Time outside the years 0000
+// to 9999 in UTC, which RFC 3339 cannot write, is an error, as with
+// time.Time's own MarshalJSON. As with encoding/json, "<", ">"
 // and "&" in strings are escaped as \u003c, \u003e and \u0026. The output
 // is deterministic.
 func (e Event) MarshalJSON() ([]byte, error) {
+	if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
+		// Format would write a time that RFC 3339, and so UnmarshalJSON,
+		// does not read.
+		return nil, fmt.Errorf("progress: encode event %d of run %q: time %v is outside RFC 3339's years 0000 to 9999 (in UTC)", e.Seq, e.RunID, e.Time)
+	}
 	w := eventJSON{
 		RunID:      e.RunID,
 		GraphKey:   e.GraphKey,
@@ -60,10 +68,16 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return data, nil
 }
 
+// maxETAMs is the largest etaMs that a time.Duration holds.
+const maxETAMs = int64(math.MaxInt64 / time.Millisecond)
+
 // UnmarshalJSON reads the wire form written by [Event.MarshalJSON]. Unknown
 // keys are ignored, so that fields added later do not break old readers; a
 // missing stage reads as [NoStage] and a missing etaMs as 0. Time is parsed
-// as RFC 3339 and kept in UTC. Errors wrap [ErrInvalidJSON].
+// as RFC 3339 and kept in UTC; one that is outside the years 0000 to 9999
+// in UTC (9999-12-31T23:00:00-02:00) is refused, since it could not be
+// written again, and so is an etaMs that a time.Duration cannot hold.
+// Errors wrap [ErrInvalidJSON].
 func (e *Event) UnmarshalJSON(data []byte) error {
 	var w eventJSON
 	if err := json.Unmarshal(data, &w); err != nil {
@@ -77,6 +91,14 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("%w: time %q is not RFC 3339: %w", ErrInvalidJSON, w.Time, err)
 		}
 		t = t.UTC()
+		if y := t.Year(); y < 0 || y > 9999 {
+			// Only a time near the ends with an offset gets here: in UTC
+			// it has no RFC 3339 form, so it could not be written again.
+			return fmt.Errorf("%w: time %q is outside the years 0000 to 9999 in UTC", ErrInvalidJSON, w.Time)
+		}
+	}
+	if w.ETAMs > maxETAMs || w.ETAMs < -maxETAMs {
+		return fmt.Errorf("%w: etaMs %d is out of range: at most %d in absolute value (a time.Duration)", ErrInvalidJSON, w.ETAMs, int64(maxETAMs))
 	}
 	stage := NoStage
 	if w.Stage != nil {

@@ -104,6 +104,17 @@ func TestEventUnmarshalJSON(t *testing.T) {
 		{name: "negative stage", in: `{"runId":"r","seq":1,"time":"2025-01-02T03:04:05Z","stage":-1}`, wantErr: true},
 		{name: "seq is a string", in: `{"runId":"r","seq":"1"}`, wantErr: true},
 		{name: "not an object", in: `[1,2]`, wantErr: true},
+		// Read, these could not be written again: UTC moves the year past
+		// RFC 3339's, and a time.Duration cannot hold the ETA.
+		{name: "time after 9999 in UTC", in: `{"runId":"r","seq":1,"time":"9999-12-31T23:00:00-02:00"}`, wantErr: true},
+		{name: "time before 0000 in UTC", in: `{"runId":"r","seq":1,"time":"0000-01-01T00:00:00+01:00"}`, wantErr: true},
+		{name: "etaMs beyond a Duration", in: `{"runId":"r","seq":1,"etaMs":9223372036855}`, wantErr: true},
+		{name: "etaMs below a Duration", in: `{"runId":"r","seq":1,"etaMs":-9223372036855}`, wantErr: true},
+		{
+			name: "largest etaMs",
+			in:   `{"runId":"r","seq":1,"time":"9999-12-31T23:59:59Z","etaMs":9223372036854}`,
+			want: progress.Event{RunID: "r", Seq: 1, Time: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), Stage: progress.NoStage, ETA: 9223372036854 * time.Millisecond},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +129,19 @@ func TestEventUnmarshalJSON(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// An event whose time has no RFC 3339 form is refused, rather than
+// written in a form that no reader takes.
+func TestEventMarshalJSONRefusesTimeOutsideRFC3339(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("W", -2*3600)),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		_, err := json.Marshal(progress.Event{RunID: "r", Seq: 1, Time: tm, Type: progress.RunStarted})
+		assert.ErrorContains(t, err, "is outside RFC 3339's years 0000 to 9999 (in UTC)", "%v", tm)
 	}
 }
 

@@ -1,0 +1,53 @@
+package progress_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// FuzzEventJSON checks the event's JSON form, which readers take from
+// outside (Redis entries, an SSE client's data): any input either fails
+// with ErrInvalidJSON or gives an event whose JSON reads back as the same
+// event, and the JSON of any event read is what it was written as.
+func FuzzEventJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"runId":"r1","graphKey":"g","seq":1,"time":"2025-01-02T03:04:05.123456789Z","type":"run.started","done":0,"total":20}`,
+		`{"runId":"r","seq":3,"time":"2025-01-02T05:04:05+02:00","type":"message","stage":0,"message":"a\n\"b\"\u2028","done":0,"total":0,"etaMs":2}`,
+		`{"runId":"r","seq":1,"etaMs":9223372036854775807}`,
+		`{"runId":"r","seq":1,"etaMs":-9223372036854775808}`,
+		`{"runId":"r","seq":1,"stage":-1}`,
+		`{"time":"0001-01-01T00:00:00Z"}`,
+		`{"time":"9999-12-31T23:59:59.999999999-23:59"}`, `{"time":"0000-01-01T00:00:00+01:00"}`,
+		`{"time":"not a time"}`,
+		`{"message":"\ud800"}`,
+		`null`, `[]`, `{}`, `{"seq":-1}`, `{"seq":1e3}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var e progress.Event
+		if err := json.Unmarshal(data, &e); err != nil {
+			var se *json.SyntaxError
+			if !errors.Is(err, progress.ErrInvalidJSON) && !errors.As(err, &se) {
+				t.Fatalf("Unmarshal(%q) = %v: want an error wrapping ErrInvalidJSON, or a syntax error", data, err)
+			}
+			return
+		}
+		out, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("Marshal of %+v read from %q: %v", e, data, err)
+		}
+		var back progress.Event
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("Unmarshal(Marshal(e)) = %v; JSON %s", err, out)
+		}
+		if diff := cmp.Diff(e, back); diff != "" {
+			t.Fatalf("event read from %q does not survive a round trip (-read +again):\n%s\nJSON %s", data, diff, out)
+		}
+	})
+}
