@@ -96,7 +96,10 @@ func (c *Client) Connects() int {
 // context.Cause(ctx)), fn returns an error (it returns that error), or the
 // server answers 204 No Content (it returns nil). A response other than
 // 200 with Content-Type text/event-stream ends it with a *[StatusError],
-// and an event over [MaxEventSize] with [ErrTooLarge].
+// an event over [MaxEventSize] with [ErrTooLarge], and a last event ID
+// (the server's, or ClientOptions.LastEventID) with a control character,
+// which an HTTP header cannot carry, with an error wrapping
+// [ErrBadLastEventID] when it would be sent.
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 	for {
 		done, err := c.connect(ctx, fn)
@@ -180,6 +183,17 @@ func decodeEvent(data string) (progress.Event, error) {
 	return e, nil
 }
 
+// headerSafe reports whether net/http sends s as a header value: no
+// control character but tab.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // clip shortens s to at most n bytes, marking the cut with "...".
 func clip(s string, n int) string {
 	if len(s) <= n {
@@ -201,6 +215,12 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (done bool
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
 	lastID := c.LastEventID()
+	if !headerSafe(lastID) {
+		// net/http refuses to send it, each time: reconnecting would
+		// fail forever without a word.
+		return true, fmt.Errorf("%w %q: it has a control character, which a Last-Event-ID header cannot carry, so the stream cannot resume after it",
+			ErrBadLastEventID, clip(lastID, 64))
+	}
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}

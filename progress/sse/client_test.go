@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,6 +64,51 @@ func TestClientEventsRefusesNonEvents(t *testing.T) {
 			assert.ErrorContains(t, err, `sse: event id "7": progress: invalid event JSON: `)
 			assert.ErrorContains(t, err, tt.wantMsg)
 			assert.Zero(t, calls, "fn called for data that is not an event")
+		})
+	}
+}
+
+// An event ID that an HTTP header cannot carry (a control character,
+// which the WHATWG format allows in an id field) cannot be sent back as
+// Last-Event-ID: net/http refuses the request each time, so the client
+// ends with ErrBadLastEventID instead of reconnecting forever in silence.
+func TestClientRefusesALastEventIDNoHeaderCarries(t *testing.T) {
+	event := `{"runId":"r1","seq":1,"type":"run.started"}`
+	tests := []struct {
+		name     string
+		serverID string // the id field the server sends
+		optionID string // ClientOptions.LastEventID
+		messages int
+		requests int
+		want     string
+	}{
+		{name: "server's ID with a control character", serverID: "a\x01b", messages: 1, requests: 1, want: `"a\x01b"`},
+		{name: "server's ID with DEL", serverID: "7\x7f", messages: 1, requests: 1, want: `"7\x7f"`},
+		{name: "server's ID with an escape sequence", serverID: "\x1b[2J", messages: 1, requests: 1, want: `"\x1b[2J"`},
+		{name: "option's ID", optionID: "5\x00", messages: 0, requests: 0, want: `"5\x00"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				w.Header().Set("Content-Type", "text/event-stream")
+				fmt.Fprintf(w, "id: %s\ndata: %s\n\n", tt.serverID, event)
+			}))
+			defer server.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), wait) // a regression would reconnect until then
+			defer cancel()
+			messages := 0
+			err := sse.NewClient(server.URL, sse.ClientOptions{Retry: time.Millisecond, LastEventID: tt.optionID}).Stream(ctx, func(m sse.Message) error {
+				messages++
+				assert.Equal(t, tt.serverID, m.ID)
+				return nil
+			})
+			require.ErrorIs(t, err, sse.ErrBadLastEventID)
+			assert.ErrorContains(t, err, tt.want)
+			assert.ErrorContains(t, err, "a Last-Event-ID header cannot carry")
+			assert.Equal(t, tt.messages, messages)
+			assert.Equal(t, tt.requests, int(requests.Load()))
 		})
 	}
 }

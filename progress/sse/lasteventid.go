@@ -7,7 +7,8 @@ import (
 )
 
 // ErrBadLastEventID marks a Last-Event-ID (or lastEventId parameter) that
-// is not an event ID this package wrote.
+// is not an event ID this package wrote; from a [Client], one that an HTTP
+// header cannot carry.
 var ErrBadLastEventID = errors.New("sse: malformed last event ID")
 
 // maxIDLen is the length of the largest uint64 in decimal.
