@@ -62,9 +62,10 @@
 // and run IDs of at most 1,200 bytes each ([MaxGraphKeyBytes],
 // [MaxNodeIDBytes], [MaxRunIDBytes]) and asset keys of at most 2,600
 // ([MaxAssetKeyBytes]): within those, every index entry fits, however
-// incompressible the keys. Commit, Put and PutRun refuse a longer one
-// with an error wrapping a [*KeyError] before any SQL; a lookup of one finds nothing, as
-// for a key never stored. Asset references, in node states, have no
+// incompressible the keys. Commit, Put and PutRun refuse a longer one,
+// or one that is not valid UTF-8 without NUL ([ErrKeyNotText]), with an
+// error wrapping a [*KeyError] before any SQL; a lookup of one finds
+// nothing, as for a key never stored. Asset references, in node states, have no
 // limit: their index is a hash index.
 //
 // # Transactions
@@ -137,7 +138,8 @@
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema or a table is missing they also wrap
 // [ErrNotMigrated]. A refused schema name is a [*SchemaError]; a key or ID
-// over its limit gives a [*KeyError], wrapping [ErrKeyTooLong], itself
+// over its limit gives a [*KeyError], wrapping [ErrKeyTooLong] (or
+// [ErrKeyNotText] for one that is not valid UTF-8 without NUL), itself
 // wrapped in executor.Permanent so that the executor does not retry it;
 // a negative age given to a prune wraps [ErrInvalidAge].
 //

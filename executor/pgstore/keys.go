@@ -19,7 +19,8 @@ import (
 // compresses a long entry when it can, which only makes it shorter.)
 //
 // A write with a longer key (Commit, Put, PutRun) is refused with a
-// [*KeyError], before any SQL, rather than failing in Postgres halfway
+// [*KeyError], before any SQL, as is one with a key that is not valid
+// UTF-8 without NUL, rather than failing in Postgres halfway
 // through. A lookup with a longer key (Load, Get, Exists, GetRun,
 // ListRuns, DeleteGraph) finds nothing, as for a key never stored, since
 // such a key never was. The executor's asset keys, graph key + "/" + node
@@ -49,9 +50,11 @@ const (
 )
 
 // KeyError reports a key or ID that a write refused because it is longer
-// than the store can index. It wraps [ErrKeyTooLong]. The store returns it
-// wrapped in executor.Permanent, so that the executor does not retry the
-// call; errors.As finds it through that.
+// than the store can index (it then wraps [ErrKeyTooLong]), or because it
+// is not valid UTF-8 without NUL, which Postgres text cannot hold (it then
+// wraps [ErrKeyNotText]). The store returns it wrapped in
+// executor.Permanent, so that the executor does not retry the call;
+// errors.As finds it through that.
 type KeyError struct {
 	// Field is what the key is: "graph key", "node ID", "asset key" or
 	// "run ID".
@@ -61,22 +64,38 @@ type KeyError struct {
 	// Max is the limit for Field, in bytes: [MaxGraphKeyBytes],
 	// [MaxNodeIDBytes], [MaxAssetKeyBytes] or [MaxRunIDBytes].
 	Max int
+	// NotText says that the key is refused for not being valid UTF-8
+	// without NUL, rather than for its length.
+	NotText bool
 }
 
 func (e *KeyError) Error() string {
+	if e.NotText {
+		return fmt.Sprintf("%v: %s %.64q is not valid UTF-8 without NUL: Postgres text holds only that",
+			ErrKeyNotText, e.Field, e.Key)
+	}
 	return fmt.Sprintf("%v: %s %.32q... is %d bytes long: want at most %d bytes (Postgres indexes it)",
 		ErrKeyTooLong, e.Field, e.Key, len(e.Key), e.Max)
 }
 
-// Unwrap returns [ErrKeyTooLong].
-func (e *KeyError) Unwrap() error { return ErrKeyTooLong }
+// Unwrap returns [ErrKeyNotText] if NotText is set, else [ErrKeyTooLong].
+func (e *KeyError) Unwrap() error {
+	if e.NotText {
+		return ErrKeyNotText
+	}
+	return ErrKeyTooLong
+}
 
 // checkKey returns a [*KeyError], wrapped in executor.Permanent, if key
-// is longer than max bytes.
+// is longer than max bytes, or is not valid UTF-8 without NUL.
 func checkKey(field, key string, max int) error {
-	if len(key) > max {
+	switch {
+	case len(key) > max:
 		// No retry can make it fit: the executor does not call again.
 		return executor.Permanent(&KeyError{Field: field, Key: key, Max: max})
+	case !storable(key):
+		// Postgres refuses it (SQLSTATE 22021) however often it is sent.
+		return executor.Permanent(&KeyError{Field: field, Key: key, Max: max, NotText: true})
 	}
 	return nil
 }

@@ -178,3 +178,59 @@ func TestKeyTooLong(t *testing.T) {
 		assert.False(t, deleted, "DeleteGraph")
 	})
 }
+
+// A key or ID to write that is not valid UTF-8 without NUL is refused
+// with a *KeyError wrapping ErrKeyNotText, in executor.Permanent, before
+// any SQL: the store's pool has no server. Postgres would refuse it with
+// SQLSTATE 22021 however often it is sent, and the executor took that
+// for a lost connection and retried it.
+func TestKeyNotText(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	s, err := pgstore.New(pool, pgstore.Options{})
+	require.NoError(t, err)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name  string
+		field string
+		key   string
+		write func(key string) error
+	}{
+		{"Commit graph key with NUL", "graph key", "g\x00h", func(key string) error {
+			_, err := s.Commit(ctx, key, 0, []executor.Change{{ID: "n"}})
+			return err
+		}},
+		{"Commit graph key not UTF-8 at a negative version", "graph key", "g\xff", func(key string) error {
+			_, err := s.Commit(ctx, key, -1, nil)
+			return err
+		}},
+		{"Commit node ID", "node ID", "n\x00", func(key string) error {
+			_, err := s.Commit(ctx, "g", 3, []executor.Change{{ID: "n"}, {ID: key}})
+			return err
+		}},
+		{"Put asset key", "asset key", "g/n/\xc3(", func(key string) error {
+			_, err := s.Put(ctx, key, executor.Asset{Hash: "h"})
+			return err
+		}},
+		{"PutRun ID", "run ID", "r\xed\xa0\x80", func(key string) error {
+			return s.PutRun(ctx, executor.Record{ID: key, GraphKey: "g"})
+		}},
+		{"PutRun graph key", "graph key", "\x00", func(key string) error {
+			return s.PutRun(ctx, executor.Record{ID: "r", GraphKey: key})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.write(tc.key)
+			require.ErrorIs(t, err, pgstore.ErrKeyNotText)
+			assert.NotErrorIs(t, err, pgstore.ErrKeyTooLong)
+			var ke *pgstore.KeyError
+			require.ErrorAs(t, err, &ke)
+			var pe *executor.PermanentError
+			require.ErrorAs(t, err, &pe, "wrapped in executor.Permanent, so that the executor does not retry it")
+			assert.Equal(t, pgstore.KeyError{Field: tc.field, Key: tc.key, Max: ke.Max, NotText: true}, *ke)
+			assert.Contains(t, err.Error(), fmt.Sprintf("%s %q is not valid UTF-8 without NUL: Postgres text holds only that", tc.field, tc.key))
+		})
+	}
+}

@@ -53,6 +53,10 @@ var (
 	// than the store can index (see [MaxGraphKeyBytes]). A [*KeyError]
 	// wraps it.
 	ErrKeyTooLong = errors.New("pgstore: key too long")
+	// ErrKeyNotText: a graph key, node ID, asset key or run ID to write
+	// is not valid UTF-8 without NUL, which a text column cannot hold. A
+	// [*KeyError] wraps it.
+	ErrKeyNotText = errors.New("pgstore: key is not text")
 )
 
 // SchemaError reports an [Options].Schema that New refused: what was
