@@ -3,6 +3,7 @@ package sse_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -144,6 +145,59 @@ func frame(t *testing.T, e progress.Event) []string {
 	data, err := e.MarshalJSON()
 	require.NoError(t, err)
 	return []string{fmt.Sprintf("id: %d", e.Seq), "data: " + string(data), ""}
+}
+
+// Text from generators and hosts (a note, an error, a graph key) cannot
+// forge an SSE line: line ends of every kind, NUL, U+2028 and field names
+// stay inside the data line's JSON string, so each event is one id line
+// and one data line, and a client decodes exactly the events published.
+func TestHandlerTextCannotForgeEvents(t *testing.T) {
+	hostile := []string{
+		"\n\ndata: x", "\r\rid: 999\r\r", "\r\nevent: forged\r\n\r\n", "a\x00b", "\u2028\u2029\u0085",
+		"retry: 1\n", ": comment\n\n", "\xff\xfe invalid UTF-8", "</script><script>x</script>",
+	}
+	f := newFixture(t, sse.HandlerOptions{CloseOnFinal: true})
+	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	var events []progress.Event
+	for i, h := range hostile {
+		events = append(events, progress.Event{RunID: "r1", GraphKey: "g" + h, Seq: uint64(i + 1), Time: t0, Type: progress.Message,
+			Node: "n" + h, Stage: progress.NoStage, Message: h, Reasoning: h, Error: h, PreviewURL: "https://x/" + h})
+	}
+	final := progress.Event{RunID: "r1", Seq: uint64(len(hostile) + 1), Time: t0, Type: progress.RunFinished, Stage: progress.NoStage, Message: hostile[0]}
+	events = append(events, final)
+	f.publish(t, events...)
+
+	resp, err := http.Get(f.url("r1"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body) // CloseOnFinal ends it after the final event
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+	require.Equal(t, []string{"retry: 3000", ""}, lines[:2])
+	lines = lines[2:]
+	require.Len(t, lines, 3*len(events), "one id line, one data line and a blank line per event")
+	for i, e := range events {
+		assert.Equal(t, fmt.Sprintf("id: %d", e.Seq), lines[3*i])
+		assert.True(t, strings.HasPrefix(lines[3*i+1], "data: {"), "line %q", lines[3*i+1])
+		assert.Empty(t, lines[3*i+2])
+	}
+	assert.NotContains(t, string(body), "\r", "no CR, which a decoder takes for a line end")
+
+	d := sse.NewDecoder(strings.NewReader(string(body)))
+	for _, want := range events {
+		m, err := d.Next()
+		require.NoError(t, err)
+		assert.Equal(t, sse.Message{ID: fmt.Sprint(want.Seq), Type: "message", Data: m.Data}, m)
+		var got progress.Event
+		require.NoError(t, json.Unmarshal([]byte(m.Data), &got))
+		// JSON keeps valid text as it is; an invalid byte reads back as U+FFFD.
+		for _, s := range []*string{&want.GraphKey, &want.Node, &want.Message, &want.Reasoning, &want.Error, &want.PreviewURL} {
+			*s = strings.ReplaceAll(*s, "\xff\xfe", "\uFFFD\uFFFD")
+		}
+		assert.Equal(t, want, got)
+	}
+	_, err = d.Next()
+	assert.ErrorIs(t, err, io.EOF, "no event beyond those published")
 }
 
 func TestHandlerHeadersAndWireFormat(t *testing.T) {
