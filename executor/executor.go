@@ -210,8 +210,14 @@ type RunRequest struct {
 	// already recorded, or given to a run this executor is starting, is
 	// refused; executors in several processes that share a RunStore need
 	// IDs unique by construction, such as the random default. An ID whose
-	// Start failed after recording the run stays taken. Default: a random
-	// ID.
+	// Start failed after recording the run stays taken. An ID used again
+	// once its record is gone (PruneRuns, DeleteGraph, or an in-memory
+	// RunStore after a restart) is not refused, but a sink that still
+	// holds the earlier run's events under it (a Redis stream without
+	// FinishedTTL, progress.Memory) takes the new run's events for
+	// duplicates and drops them, and its readers get the earlier run's
+	// events, of another graph perhaps: never reuse an ID. Default: a
+	// random ID.
 	RunID string
 }
 
