@@ -77,7 +77,9 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 // MaxEventSize, which its Client refuses beyond) unless the run ID and
 // graph key take more than 200 KiB, and a sink that keeps a run's last
 // events (a Redis stream, progress.Memory) holds at most about 4 ×
-// MaxEventText for each.
+// MaxEventText for each. The error texts the executor stores, a failed
+// node's dirty.State.LastError and a run's Record.Error, are cut the same
+// way; the errors that Run and Wait return keep their whole text.
 const MaxEventText = 32 << 10
 
 // capText cuts ev's free-text fields to MaxEventText.

@@ -302,8 +302,9 @@ func TestIdempotencyKeyAndDeps(t *testing.T) {
 // response say: the events keep at most MaxEventText bytes of each text
 // field, cut at a character boundary with a marker, and leave out a
 // preview URL that long, so that an event stays small enough for a
-// stream and for progress/sse's Client (MaxEventSize, 1 MiB). Short
-// text goes out whole.
+// stream and for progress/sse's Client (MaxEventSize, 1 MiB). The error
+// texts the executor stores (the record's, the node state's) are cut the
+// same way; the returned error is whole. Short text goes out whole.
 func TestEventTextIsCut(t *testing.T) {
 	huge := "x" + strings.Repeat("é", 1<<20) // 2 MiB + 1: a byte cut would split a character
 	tests := []struct {
@@ -346,12 +347,23 @@ func TestEventTextIsCut(t *testing.T) {
 					return nil, executor.Permanent(errors.New(tt.err))
 				})
 				e := l.executor(executor.Options{})
-				_, err := l.run(e)
+				rep, err := l.run(e)
 				require.ErrorIs(t, err, executor.ErrRunFailed)
 				msgs, failed := l.eventsOf(progress.Message), l.eventsOf(progress.NodeFailed)
 				require.Len(t, msgs, 1)
 				require.Len(t, failed, 1)
 				tt.want(t, msgs[0], failed[0])
+				// The stored error texts are cut too; the returned error is whole.
+				assert.Contains(t, err.Error(), tt.err)
+				rec, gerr := l.runs.GetRun(context.Background(), rep.Record.ID)
+				require.NoError(t, gerr)
+				st := l.snapshot().States["script"]
+				for name, s := range map[string]string{"record's error": rec.Error, "state's last error": st.LastError} {
+					assert.LessOrEqual(t, len(s), executor.MaxEventText, name)
+					assert.True(t, utf8.ValidString(s), name)
+				}
+				assert.Contains(t, rec.Error, tt.err[:1001], "the record keeps the error's start")
+				assert.Contains(t, st.LastError, tt.err[:1001], "the state keeps the error's start")
 				l.mu.Lock()
 				defer l.mu.Unlock()
 				for _, ev := range l.events {

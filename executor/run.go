@@ -1169,9 +1169,11 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// cleanText makes an error text storable anywhere: valid UTF-8, no NUL.
+// cleanText makes an error text storable anywhere: valid UTF-8, no NUL,
+// and cut to MaxEventText bytes, so that generators' huge errors do not
+// bloat every failed node's state and the run's record.
 func cleanText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	return cutText(strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", ""))
 }
 
 // finish records the run's outcome and emits its final event.

@@ -237,7 +237,8 @@ type Record struct {
 	// Failed lists the IDs of the nodes that failed, in the order of
 	// [Report]: by kind name, then segment number.
 	Failed []string `json:"failed,omitempty"`
-	// Error is the run's error text, if it ended with one.
+	// Error is the run's error text, if it ended with one, cut to
+	// [MaxEventText] bytes.
 	Error string `json:"error,omitempty"`
 }
 
