@@ -272,7 +272,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		last := from
 		for _, stream := range res {
 			for _, m := range stream.Messages {
-				e, seq, err := s.parse(m)
+				e, seq, err := s.parse(h.runID, m)
 				last = max(last, seq)
 				if err == nil {
 					events = append(events, e)

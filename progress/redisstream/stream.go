@@ -25,7 +25,8 @@ var (
 	// calls that Close ends.
 	ErrClosed = errors.New("redisstream: stream closed")
 	// ErrCorruptEntry marks a stream entry that is not an event written by
-	// this package. Readers skip such entries and count them.
+	// this package, or that holds an event of another run than the
+	// stream's. Readers skip such entries and count them.
 	ErrCorruptEntry = errors.New("redisstream: corrupt stream entry")
 )
 
@@ -656,7 +657,7 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 		if len(msgs) == 0 {
 			break
 		}
-		e, seq, err := s.parse(msgs[0])
+		e, seq, err := s.parse(runID, msgs[0])
 		top = max(top, seq)
 		if err == nil {
 			last = e
@@ -694,7 +695,7 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 	}
 	for _, m := range msgs {
-		e, seq, err := s.parse(m)
+		e, seq, err := s.parse(runID, m)
 		pos = max(pos, seq)
 		if err != nil {
 			continue
@@ -713,9 +714,11 @@ type deliverError struct{ err error }
 func (e *deliverError) Error() string { return e.err.Error() }
 func (e *deliverError) Unwrap() error { return e.err }
 
-// parse decodes a stream entry. It returns the entry's Seq even when the
-// entry is corrupt, so that the reader can move past it.
-func (s *Stream) parse(m redis.XMessage) (progress.Event, uint64, error) {
+// parse decodes an entry of runID's stream. It returns the entry's Seq
+// even when the entry is corrupt, so that the reader can move past it. An
+// entry that holds an event of another run is corrupt: a reader would
+// refuse it at every try.
+func (s *Stream) parse(runID string, m redis.XMessage) (progress.Event, uint64, error) {
 	seq, err := parseID(m.ID)
 	if err != nil {
 		return s.corruptEntry(m.ID, err)
@@ -730,6 +733,9 @@ func (s *Stream) parse(m redis.XMessage) (progress.Event, uint64, error) {
 	}
 	if e.Seq != seq {
 		return s.corruptEntry(m.ID, fmt.Errorf("entry ID %s holds seq %d", m.ID, e.Seq))
+	}
+	if e.RunID != runID {
+		return s.corruptEntry(m.ID, fmt.Errorf("the stream of run %q holds an event of run %q", runID, e.RunID))
 	}
 	return e, seq, nil
 }

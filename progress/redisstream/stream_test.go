@@ -2,6 +2,7 @@ package redisstream_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -343,6 +344,41 @@ func TestCorruptEntrySkipped(t *testing.T) {
 	require.NoError(t, s.Publish(ctx, all[3:]...))
 	assert.Empty(t, sinktest.Diff(all, sinktest.Replay(t, s, run, 0)), "seq 3 comes from the archive")
 	assert.Equal(t, uint64(1), s.Stats().Corrupt)
+}
+
+// An entry that holds another run's event (a key that another Stream's
+// template also makes, or another writer) is not an event of the run: it
+// is skipped as corrupt, the History fills its place, and the readers,
+// Replay and Tail alike, go on, rather than fail at it at every try.
+func TestEntryOfAnotherRunSkipped(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, r := newStream(t, redisstream.Options{History: h})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	require.NoError(t, h.Append(ctx, all...))
+	require.NoError(t, s.Publish(ctx, all[:2]...))
+	foreign := all[2]
+	foreign.RunID, foreign.Message = run+"-other", "another tenant's secret"
+	data, err := json.Marshal(foreign)
+	require.NoError(t, err)
+	require.NoError(t, r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.Key(run), ID: "0-3", Values: []any{"event", string(data)}}).Err())
+	require.NoError(t, s.Publish(ctx, all[3:]...))
+	assert.Empty(t, sinktest.Diff(all, sinktest.Replay(t, s, run, 0)), "seq 3 comes from the archive")
+	assert.Equal(t, uint64(1), s.Stats().Corrupt)
+
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var got []progress.Event
+	err = s.Tail(tctx, run, 0, func(e progress.Event) error {
+		got = append(got, e)
+		if len(got) == len(all) {
+			return errDone
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, errDone)
+	assert.Empty(t, sinktest.Diff(all, got), "Tail too")
 }
 
 func TestWrongKeyTypeIsAnError(t *testing.T) {
