@@ -79,7 +79,9 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 // events (a Redis stream, progress.Memory) holds at most about 4 ×
 // MaxEventText for each. The error texts the executor stores, a failed
 // node's dirty.State.LastError and a run's Record.Error, are cut the same
-// way; the errors that Run and Wait return keep their whole text.
+// way; the errors that Run and Wait return keep each node's error whole
+// (in [RunError.Failed], whose text lists at most ten, each cut at 1,000
+// bytes).
 const MaxEventText = 32 << 10
 
 // capText cuts ev's free-text fields to MaxEventText.
