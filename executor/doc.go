@@ -39,8 +39,10 @@
 //     puts the output again, and the node fails when its attempts are);
 //     early cutoff's Exists is called again before the node is
 //     regenerated for want of an answer. So are the PutRuns that record
-//     the run at its start and its outcome, and so is a commit of states,
-//     which reloads first.
+//     the run at its start and its outcome, the Load of the states and
+//     the check of the clean nodes' assets at its start (and in
+//     [Executor.Plan]), and so is a commit of states, which reloads
+//     first.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

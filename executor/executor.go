@@ -283,8 +283,11 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // computes the dirty set from the marks, checks that every kind in the
 // plan has a generator, and commits the plan's nodes as dirty (and the
 // edited ones with a new revision), so that a crash leaves them to be
-// resumed. Any failure there is returned, and nothing has run. Cancelling
-// ctx cancels the run.
+// resumed. A store call there that fails with an error that may pass (a
+// lost connection) is made again with backoff, as a node's store calls
+// are, up to 5 calls in all (about 1.5 s), unless the error is wrapped in
+// [Permanent] or ctx ends; any failure that remains is returned, and
+// nothing has run. Cancelling ctx cancels the run.
 //
 // A clean node whose recorded input hash does not match its dependencies'
 // current outputs is regenerated too ([dirty.ReasonInputsChanged]): its
@@ -330,6 +333,12 @@ func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run
 	if given {
 		// A run ID names one run: its record, its events and its stream.
 		rec, err := e.opts.Runs.GetRun(ctx, req.RunID)
+		if err != nil {
+			err = e.retryStore(ctx, req.RunID, err, "check the run ID", req.RunID, func() (err error) {
+				rec, err = e.opts.Runs.GetRun(ctx, req.RunID)
+				return err
+			})
+		}
 		switch {
 		case err == nil:
 			return nil, fmt.Errorf("%w: RunRequest.RunID %q is taken by a run of graph %q started at %v: give each run its own ID, or none for a random one",
@@ -387,8 +396,8 @@ func newRunID() string {
 // now, and the dirty set it comes from, which says why each node is in it
 // ([dirty.Set.Explain]), without committing or running anything: a
 // preview, such as "this edit regenerates 3 nodes". It loads the stored
-// states and checks the clean nodes' assets as [Executor.Start] does, and
-// returns its errors: an invalid request or mark, a store's error, or a
+// states and checks the clean nodes' assets as [Executor.Start] does
+// (retrying a store's passing failure as it does), and returns its errors: an invalid request or mark, a store's error, or a
 // [*MissingGeneratorError]. req.RunID, TriggeredBy and Reason are not
 // used. A run started later may plan differently if the states change
 // meanwhile.
@@ -402,11 +411,11 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 	if err := checkRequestField("RunRequest.GraphKey", req.GraphKey); err != nil {
 		return nil, nil, err
 	}
-	snap, err := e.opts.States.Load(ctx, req.GraphKey)
+	snap, err := e.load(ctx, "", req.GraphKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load states of %q: %w", req.GraphKey, err)
+		return nil, nil, err
 	}
-	_, set, _, err := e.plan(ctx, req.Graph, snap, req.Marks)
+	_, set, _, err := e.plan(ctx, "", req.Graph, snap, req.Marks)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -174,11 +174,17 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 // what and about name the call in the log. The caller makes the first
 // call itself, so that the call's closure is made only on failure.
 func (r *run) retryStore(ctx context.Context, err error, what, about string, call func() error) error {
+	return r.e.retryStore(ctx, r.handle.id, err, what, about, call)
+}
+
+// retryStore is [run.retryStore] for the calls of run runID, or of no run
+// ("": a preview of [Executor.Plan]).
+func (e *Executor) retryStore(ctx context.Context, runID string, err error, what, about string, call func() error) error {
 	for failures := 1; ; failures++ {
 		if err == nil || errors.Is(err, ErrNotFound) || !retryable(err) || ctx.Err() != nil || failures >= maxCommitFailures {
 			return err
 		}
-		r.e.log.Warn("regen: store call failed, retrying", "run", r.handle.id, "call", what, "about", about, "err", err)
+		e.log.Warn("regen: store call failed, retrying", "run", runID, "call", what, "about", about, "err", err)
 		if !sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 			return err
 		}

@@ -273,9 +273,9 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		recorded bool     // the marks are stored: a commit went through before its error
 	)
 	for try := 0; ; try++ {
-		snap, err := opts.States.Load(ctx, r.key)
+		snap, err := r.e.load(ctx, r.handle.id, r.key)
 		if err != nil {
-			return fmt.Errorf("load states of %q: %w", r.key, err)
+			return err
 		}
 		if lost != nil {
 			// Applied again, an edit would get a second revision.
@@ -291,7 +291,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				return err
 			}
 		}
-		view, set, all, err := r.e.plan(ctx, r.g, snap, marks)
+		view, set, all, err := r.e.plan(ctx, r.handle.id, r.g, snap, marks)
 		if err != nil {
 			return err
 		}
@@ -375,13 +375,31 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	}
 }
 
+// load loads the states of graphKey for run runID ("" for a preview),
+// retrying a failure that may pass (a lost connection), as the calls of a
+// run's nodes are: the start of a run must not fail for it.
+func (e *Executor) load(ctx context.Context, runID, graphKey string) (Snapshot, error) {
+	snap, err := e.opts.States.Load(ctx, graphKey)
+	if err != nil {
+		err = e.retryStore(ctx, runID, err, "load the states of", graphKey, func() (err error) {
+			snap, err = e.opts.States.Load(ctx, graphKey)
+			return err
+		})
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("load states of %q: %w", graphKey, err)
+	}
+	return snap, nil
+}
+
 // plan computes what a run of g from the stored states snap regenerates,
 // with the marks given: the dense states, the dirty set, and the marks
 // with those that the graph's changes add. A clean node made from other
 // dependencies than the graph's (the lecture's length changed, or the
 // template) is forced; a clean node whose asset is gone is dirty, unless
-// Options.SkipAssetCheck.
-func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
+// Options.SkipAssetCheck. runID names the run in the log ("" for a
+// preview).
+func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
 	view := statesOf(g, snap)
 	all := marks
 	if stale := staleInputs(g, view); len(stale) > 0 {
@@ -393,7 +411,7 @@ func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, mark
 	var lost map[graph.Node]bool
 	if !e.opts.SkipAssetCheck {
 		var err error
-		if lost, err = e.lostAssets(ctx, g, view); err != nil {
+		if lost, err = e.lostAssets(ctx, runID, g, view); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -405,8 +423,10 @@ func (e *Executor) plan(ctx context.Context, g *graph.Graph, snap Snapshot, mark
 	return view, set, all, nil
 }
 
-// lostAssets asks the asset store about every clean node's asset.
-func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.States) (map[graph.Node]bool, error) {
+// lostAssets asks the asset store about every clean node's asset. A
+// failure that may pass (a lost connection) is retried, as the calls of a
+// run's nodes are.
+func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph, view *dirty.States) (map[graph.Node]bool, error) {
 	lost := map[graph.Node]bool{}
 	if checker, ok := e.opts.Assets.(AssetChecker); ok {
 		var (
@@ -428,6 +448,12 @@ func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.S
 			return lost, nil
 		}
 		missing, err := checker.Missing(ctx, refs)
+		if err != nil {
+			err = e.retryStore(ctx, runID, err, "check the assets of", fmt.Sprintf("%d clean nodes", len(refs)), func() (err error) {
+				missing, err = checker.Missing(ctx, refs)
+				return err
+			})
+		}
 		if err != nil {
 			return nil, fmt.Errorf("check the assets of %d clean nodes: %w", len(refs), err)
 		}
@@ -453,6 +479,12 @@ func (e *Executor) lostAssets(ctx context.Context, g *graph.Graph, view *dirty.S
 			continue
 		}
 		ok, err := e.opts.Assets.Exists(ctx, ref)
+		if err != nil {
+			err = e.retryStore(ctx, runID, err, "check the asset of", g.NodeID(n), func() (err error) {
+				ok, err = e.opts.Assets.Exists(ctx, ref)
+				return err
+			})
+		}
 		if err != nil {
 			return nil, fmt.Errorf("check asset of %s: %w", g.NodeID(n), err)
 		}
