@@ -46,11 +46,10 @@ type job struct {
 
 	call *inflight // the first attempt's call, reused while it can be
 
-	// An output made and paid for, by attempt number unputBy, that the
-	// asset store could not store: the next attempt puts it again rather
-	// than call the generator.
-	unput   *Asset
-	unputBy int
+	// An output made and paid for that the asset store could not store:
+	// the next attempt puts it again rather than call the generator, and
+	// so does a cancel (see cancelledAfter).
+	unput *Asset
 
 	depBuf [4]depRef // embedded: most nodes have at most 4 dependencies
 }
@@ -82,7 +81,7 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	j.prev = r.view.Get(n)
 	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
 	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
-	j.unput, j.unputBy = nil, 0 // another node's output is not this one's
+	j.unput = nil // another node's output is not this one's
 	j.deps = j.depBuf[:0]
 	if len(ds) > len(j.depBuf) {
 		j.deps = make([]depRef, 0, len(ds))
@@ -286,7 +285,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if prev != nil {
 			made := next - 1
 			if r.ctx.Err() != nil {
-				return r.newResult(j, cancelled, made, prev), true
+				return r.cancelledAfter(j, made, prev), true
 			}
 			if !retryable(prev) || made >= j.ko.Retry.MaxAttempts {
 				return r.newResult(j, failed, made, prev), true
@@ -304,12 +303,13 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				r.backoffs.Add(-1)
 			}
 			if !slept {
-				return r.newResult(j, cancelled, made, context.Cause(r.ctx)), true
+				return r.cancelledAfter(j, made, context.Cause(r.ctx)), true
 			}
 		}
 		if j.unput != nil {
-			// The output is paid for: only its Put is tried again.
-			res, err := r.store(j, *j.unput, j.unputBy)
+			// The output is paid for: only its Put is tried again, as
+			// attempt number next.
+			res, err := r.store(j, *j.unput, next)
 			if err == nil {
 				return res, true
 			}
@@ -374,6 +374,23 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 	}
 }
 
+// cancelledAfter is the result of j's node when the run is cancelled
+// after made attempts, the last with err. An output made and paid for
+// whose Put kept failing is put once more first, as the node's next
+// attempt if its policy allows one: a cancel does not interrupt the
+// upload of a result already made (see store), and were the output
+// dropped, a resume would pay the provider for it again. If that Put
+// fails too, the output is dropped and the node is cancelled.
+func (r *run) cancelledAfter(j *job, made int, err error) result {
+	if j.unput != nil && made < j.ko.Retry.MaxAttempts {
+		if res, perr := r.store(j, *j.unput, made+1); perr == nil {
+			return res
+		}
+		made++ // the Put counts as an attempt
+	}
+	return r.newResult(j, cancelled, made, err)
+}
+
 // accept validates an output, stores the asset and returns the result.
 func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error) {
 	if j.ko.Validate != nil {
@@ -398,7 +415,8 @@ func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error)
 // result. The result is made and paid for: a cancel of the run does not
 // interrupt its upload (its commit neither); StoreTimeout bounds both. A
 // failed Put is tried again, not the generator, and once those calls are
-// used up the node's next attempt puts the asset again.
+// used up the node's next attempt puts the asset again, or, if the run is
+// cancelled first, its cancel (see cancelledAfter).
 func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 	key := r.key + "/" + j.id + "/" + a.Hash
 	ref, err := r.e.opts.Assets.Put(r.bg, key, a)
@@ -410,7 +428,7 @@ func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 	}
 	if err != nil {
 		unput := a // moved to the heap here only, not on the hot path
-		j.unput, j.unputBy = &unput, attempt
+		j.unput = &unput
 		return result{}, fmt.Errorf("store asset: %w", err)
 	}
 	j.unput = nil

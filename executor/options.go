@@ -36,7 +36,8 @@ type RetryPolicy struct {
 	// MaxAttempts is the most attempts per node, the first included.
 	// An output made and paid for whose Put kept failing is not made
 	// again: the node's next attempts only put it again, and each counts
-	// as an attempt. Default: 3.
+	// as an attempt; a cancel of the run puts it once more, as the next
+	// attempt, if one is left. Default: 3.
 	MaxAttempts int
 	// InitialInterval is the wait before the second attempt. Default: 1s.
 	InitialInterval time.Duration

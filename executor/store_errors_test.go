@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -238,13 +239,14 @@ func (s *outage) Put(ctx context.Context, key string, a executor.Asset) (string,
 // only once its attempts are used up.
 func TestPutOutageNeverGeneratesTwice(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		puts   int // failed Puts
-		failed bool
+		name     string
+		puts     int // failed Puts
+		failed   bool
+		attempts int // the script's
 	}{
-		{"one attempt's retries", 5, false},
-		{"two attempts' retries", 10, false},
-		{"all three attempts'", 15, true},
+		{"one attempt's retries", 5, false, 2},
+		{"two attempts' retries", 10, false, 3},
+		{"all three attempts'", 15, true, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -257,14 +259,84 @@ func TestPutOutageNeverGeneratesTwice(t *testing.T) {
 				calls := l.calls["script"]
 				l.mu.Unlock()
 				assert.Equal(t, 1, calls, "calls of the script's generator")
+				// Each Put again counts as an attempt: before, a node whose
+				// output was put at its second attempt said 1.
+				assert.Equal(t, tc.attempts, l.snapshot().States["script"].Attempts, "the script's stored attempts")
 				if tc.failed {
 					require.ErrorIs(t, err, executor.ErrRunFailed)
 					assert.Equal(t, []string{"script"}, rep.Failed)
 					assert.ErrorContains(t, err, "store asset")
+					assert.Equal(t, tc.attempts, rep.Record.Counts.Attempts, "the run's attempts: the others were skipped")
 				} else {
 					require.NoError(t, err)
 					l.requireAllClean()
+					assert.Equal(t, l.g.Len()-1+tc.attempts, rep.Record.Counts.Attempts, "the run's attempts")
 				}
+				require.NoError(t, e.Close(context.Background()))
+			})
+		})
+	}
+}
+
+// A run cancelled while a node waits to put again an output whose Put
+// kept failing puts it once more before it ends: the output is made and
+// paid for, and a cancel does not interrupt an upload. The node is then
+// recorded generated, and a Resume does not call its generator again.
+// Before, the cancel dropped the output, and the Resume paid the provider
+// for it a second time. If the store is still down, the node is
+// cancelled, and that last Put counts as an attempt.
+func TestCancelKeepsAnOutputWhosePutFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		puts      int // failed Puts: the first attempt's 5, and then more
+		generated bool
+		attempts  int // the script's, in the cancelled run
+		calls     int // of the script's generator, both runs
+	}{
+		{"the store is back", 5, true, 2, 1},
+		{"the store is still down", 10, false, 2, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				assets := &outage{AssetStore: l.assets, fail: "/script/", puts: tc.puts}
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				sink := progress.SinkFunc(func(ctx context.Context, evs ...progress.Event) error {
+					for _, ev := range evs {
+						if ev.Type == progress.NodeRetrying && ev.Node == "script" {
+							cancel() // during the backoff before the Put again
+						}
+					}
+					return l.Publish(ctx, evs...)
+				})
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: assets,
+					Runs: l.runs, Sink: sink})
+				require.NoError(t, err)
+				r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+				require.NoError(t, err)
+				rep, err := r.Wait()
+				require.ErrorIs(t, err, executor.ErrCancelled)
+				if tc.generated {
+					assert.Equal(t, []string{"script"}, rep.Generated)
+					assert.Empty(t, rep.Cancelled)
+					assert.Equal(t, dirty.StatusClean, l.snapshot().States["script"].Status)
+				} else {
+					assert.Equal(t, []string{"script"}, rep.Cancelled)
+					assert.Equal(t, dirty.StatusCancelled, l.snapshot().States["script"].Status)
+				}
+				assert.Equal(t, tc.attempts, rep.Record.Counts.Attempts, "the script's attempts: its call, and its Put again")
+
+				r2, err := e.Resume(context.Background(), l.g, r.ID())
+				require.NoError(t, err)
+				rep2, err := r2.Wait()
+				require.NoError(t, err)
+				assert.Equal(t, !tc.generated, slices.Contains(rep2.Generated, "script"), "the resume generated the script")
+				l.mu.Lock()
+				calls := l.calls["script"]
+				l.mu.Unlock()
+				assert.Equal(t, tc.calls, calls, "calls of the script's generator")
+				l.requireAllClean()
 				require.NoError(t, e.Close(context.Background()))
 			})
 		})
