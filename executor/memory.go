@@ -157,6 +157,7 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 		size := max(len(changes), m.sizes[graphKey])
 		delete(m.sizes, graphKey)
 		g.index = make(map[string]int32, size)
+		g.states.reserve(size)
 	}
 	var now time.Time // of the releases, read once
 	for _, c := range changes {
