@@ -8,3 +8,6 @@ func PruneAssetsSQL(schema string) string { return newQueries(schema).pruneAsset
 
 // UpsertStatesSQL is the statement of Commit that writes node states.
 func UpsertStatesSQL(schema string) string { return newQueries(schema).upsertStates }
+
+// PruneRunsSQL returns PruneRuns's statement in schema.
+func PruneRunsSQL(schema string) string { return newQueries(schema).pruneRuns }

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 );
 CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
 CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (asset_ref);
+CREATE INDEX IF NOT EXISTS runs_age ON {s}.runs ((coalesce(ended_at, started_at)));
 `
 
 func newQueries(schema string) queries {

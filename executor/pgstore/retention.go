@@ -135,8 +135,9 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 // but started more than olderThan ago, by the database's clock, and
 // returns how many it deleted. A run whose record was deleted while it
 // went on writes its record again when it ends. It deletes in batches,
-// like [Store.PruneAssets]; a negative olderThan is an error wrapping
-// [ErrInvalidAge].
+// like [Store.PruneAssets], each found through the runs_age index: it
+// costs the records it deletes, not the records kept. A negative
+// olderThan is an error wrapping [ErrInvalidAge].
 func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
 	if err := checkAge("prune runs", olderThan); err != nil {
 		return 0, err

@@ -376,7 +376,66 @@ func TestPruneAfterEdit(t *testing.T) {
 	assert.Equal(t, calls, gen.Calls())
 }
 
-// Migrating a schema of layout version 1 adds the index of version 2.
+// Migrating a schema of layout version 2 adds the index of version 3.
+func TestMigrateFromVersion2(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	q := func(sql string) {
+		_, err := pg.Pool.Exec(ctx, fmt.Sprintf(sql, `"`+pg.Schema+`"`))
+		require.NoError(t, err)
+	}
+	q(`DROP INDEX %s.runs_age`)
+	q(`DELETE FROM %s.schema_version`)
+	q(`INSERT INTO %s.schema_version (version) VALUES (2)`)
+	require.NoError(t, s.Migrate(ctx))
+	var index bool
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes
+WHERE schemaname = $1 AND indexname = 'runs_age')`, pg.Schema).Scan(&index))
+	assert.True(t, index)
+	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
+	require.NoError(t, err)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, pgstore.SchemaVersion}, versions)
+}
+
+// PruneRuns finds old records through the runs_age index, with the
+// parameters' values known (a custom plan) or not (a generic plan): a
+// prune costs the records it deletes. Before, every prune, and every
+// batch of a large one, scanned every record kept (73 ms for 200,000,
+// deleting nothing), so a host pruning from a timer paid for its whole
+// history each time.
+func TestPruneRunsUsesTheIndex(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	_, pg := newStore(t)
+	ctx := t.Context()
+	for i, mode := range []string{"force_custom_plan", "force_generic_plan"} {
+		t.Run(mode, func(t *testing.T) {
+			tx, err := pg.Pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			name := fmt.Sprintf("prune_runs_%d", i) // PREPARE outlives a rollback: a name per subtest
+			for _, set := range []string{"enable_seqscan = off", "plan_cache_mode = " + mode} {
+				_, err := tx.Exec(ctx, "SET LOCAL "+set)
+				require.NoError(t, err)
+			}
+			_, err = tx.Exec(ctx, "PREPARE "+name+" (bigint, bigint) AS "+pgstore.PruneRunsSQL(pg.Schema))
+			require.NoError(t, err)
+			defer func() { _, _ = tx.Exec(ctx, "DEALLOCATE "+name) }()
+			rows, err := tx.Query(ctx, fmt.Sprintf("EXPLAIN EXECUTE %s (3600000000, 1000)", name))
+			require.NoError(t, err)
+			lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			plan := strings.Join(lines, "\n")
+			assert.Regexp(t, `Index Scan (using|on) runs_age`, plan, "old records are a range of the index")
+			assert.NotContains(t, plan, "Seq Scan", plan)
+		})
+	}
+}
+
+// Migrating a schema of layout version 1 adds the indexes of versions 2
+// and 3.
 func TestMigrateFromVersion1(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	s, pg := newStore(t)
@@ -386,13 +445,14 @@ func TestMigrateFromVersion1(t *testing.T) {
 		require.NoError(t, err)
 	}
 	q(`DROP INDEX %s.node_states_asset_ref`)
+	q(`DROP INDEX %s.runs_age`)
 	q(`DELETE FROM %s.schema_version`)
 	q(`INSERT INTO %s.schema_version (version) VALUES (1)`)
 	require.NoError(t, s.Migrate(ctx))
-	var index bool
-	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes
-WHERE schemaname = $1 AND indexname = 'node_states_asset_ref')`, pg.Schema).Scan(&index))
-	assert.True(t, index)
+	var indexes int
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
+WHERE schemaname = $1 AND indexname IN ('node_states_asset_ref', 'runs_age')`, pg.Schema).Scan(&indexes))
+	assert.Equal(t, 2, indexes)
 	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
 	require.NoError(t, err)
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])

@@ -31,9 +31,10 @@ const DefaultSchema = "regen"
 
 // SchemaVersion is the version of the table layout that [Store.Migrate]
 // creates and records in the schema_version table. Version 2 added the
-// node_states_asset_ref index, for [Store.PruneAssets]; migrating a
-// version 1 schema adds it.
-const SchemaVersion = 2
+// node_states_asset_ref index, for [Store.PruneAssets], and version 3 the
+// runs_age index, for [Store.PruneRuns]; migrating an older schema adds
+// them.
+const SchemaVersion = 3
 
 // Errors of the package, for errors.Is.
 var (
