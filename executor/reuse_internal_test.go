@@ -22,7 +22,9 @@ type bulkFunc struct {
 	fn func(ctx context.Context, reqs []Request) []Outcome
 }
 
-func (b bulkFunc) GenerateBatch(ctx context.Context, reqs []Request) []Outcome { return b.fn(ctx, reqs) }
+func (b bulkFunc) GenerateBatch(ctx context.Context, reqs []Request) []Outcome {
+	return b.fn(ctx, reqs)
+}
 
 // An executor reused after hundreds of runs cancelled at every point
 // (waiting for a limit's room or a rate's start, in a call, in a bulk
