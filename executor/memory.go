@@ -547,12 +547,17 @@ func (m *MemoryAssets) Len() int {
 // MemoryRuns is a [RunStore] that keeps run records in memory: the
 // embedded default for one process. It is safe for concurrent use. It
 // copies records in and out, so callers cannot change stored records
-// through their slices. ListRuns costs O(records) over all graphs.
-// [MemoryRuns.PruneRuns] deletes old records. The zero value is an empty
-// store, ready to use.
+// through their slices. Records are indexed by graph key too: ListRuns,
+// and the deletion of a graph's records by [MemoryStore.DeleteGraph],
+// cost O(the graph's records), however many other graphs' records the
+// store keeps. [MemoryRuns.PruneRuns] deletes old records. The zero
+// value is an empty store, ready to use.
 type MemoryRuns struct {
 	mu   sync.RWMutex
 	runs map[string]Record // by ID
+	// byGraph holds the IDs of each graph's records; a graph without
+	// records has no entry.
+	byGraph map[string]map[string]struct{}
 }
 
 // NewMemoryRuns returns an empty [MemoryRuns].
@@ -572,8 +577,29 @@ func (m *MemoryRuns) PutRun(ctx context.Context, r Record) error {
 	if m.runs == nil {
 		m.runs = make(map[string]Record)
 	}
+	if old, ok := m.runs[r.ID]; ok && old.GraphKey != r.GraphKey {
+		m.unindex(old)
+	}
 	m.runs[r.ID] = r
+	if m.byGraph == nil {
+		m.byGraph = make(map[string]map[string]struct{})
+	}
+	ids := m.byGraph[r.GraphKey]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		m.byGraph[r.GraphKey] = ids
+	}
+	ids[r.ID] = struct{}{}
 	return nil
+}
+
+// unindex takes record r off its graph's IDs. m.mu is held.
+func (m *MemoryRuns) unindex(r Record) {
+	ids := m.byGraph[r.GraphKey]
+	delete(ids, r.ID)
+	if len(ids) == 0 {
+		delete(m.byGraph, r.GraphKey)
+	}
 }
 
 // GetRun returns a copy of the record with that ID, or an error wrapping
@@ -598,12 +624,11 @@ func (m *MemoryRuns) ListRuns(ctx context.Context, graphKey string) ([]Record, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	out := []Record{}
 	m.mu.RLock()
-	for _, r := range m.runs {
-		if r.GraphKey == graphKey {
-			out = append(out, r)
-		}
+	ids := m.byGraph[graphKey]
+	out := make([]Record, 0, len(ids))
+	for id := range ids {
+		out = append(out, m.runs[id])
 	}
 	m.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Record) int {
@@ -652,6 +677,7 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 		}
 		if !at.IsZero() && !at.After(cutoff) {
 			delete(m.runs, id)
+			m.unindex(r)
 			n++
 		}
 	}
@@ -663,12 +689,10 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 func (m *MemoryRuns) deleteGraph(graphKey string) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var n int64
-	for id, r := range m.runs {
-		if r.GraphKey == graphKey {
-			delete(m.runs, id)
-			n++
-		}
+	ids := m.byGraph[graphKey]
+	for id := range ids {
+		delete(m.runs, id)
 	}
-	return n
+	delete(m.byGraph, graphKey)
+	return int64(len(ids))
 }
