@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -52,6 +53,13 @@ func (t *tally) wait(ctx context.Context) error {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
+		// Forget ch, so that waits that give up (a Close retried with
+		// short contexts while runs go on) do not pile up.
+		t.mu.Lock()
+		if i := slices.Index(t.waiters, ch); i >= 0 {
+			t.waiters = slices.Delete(t.waiters, i, i+1)
+		}
+		t.mu.Unlock()
 		return ctx.Err()
 	}
 }
