@@ -43,8 +43,9 @@
 //     regenerated for want of an answer. So are the PutRuns that record
 //     the run at its start and its outcome, the Load of the states and
 //     the check of the clean nodes' assets at its start (and in
-//     [Executor.Plan]), and so is a commit of states, which reloads
-//     first.
+//     [Executor.Plan]), the read of the run's record by [Executor.Resume]
+//     and [Executor.RerunFailed], and so is a commit of states, which
+//     reloads first.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

@@ -514,6 +514,12 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	}
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {
+		err = e.retryStore(ctx, id, err, "read the record of", id, func() (err error) {
+			rec, err = e.opts.Runs.GetRun(ctx, id)
+			return err
+		})
+	}
+	if err != nil {
 		return Record{}, fmt.Errorf("%s run %s: %w", what, id, err)
 	}
 	// Checked after the read: a run's ID is live from before its first

@@ -149,3 +149,44 @@ func TestStartRetriesAPassingStoreError(t *testing.T) {
 		}
 	}
 }
+
+// Resume and RerunFailed read the run's record with the same retries: a
+// connection lost once does not refuse them. A run that is not recorded
+// is refused at once, without retries.
+func TestResumeRetriesAPassingStoreError(t *testing.T) {
+	for _, via := range []string{"Resume", "RerunFailed"} {
+		t.Run(via, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				ms := executor.NewMemoryStore()
+				shaky := &startOutage{MemoryStore: ms, err: errors.New("connection reset by peer"), fails: map[string]int{}, calls: map[string]int{}}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: shaky, Assets: shaky, Runs: shaky})
+				require.NoError(t, err)
+				defer func() { require.NoError(t, e.Close(context.Background())) }()
+				rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+				require.NoError(t, err)
+
+				again := e.Resume
+				if via == "RerunFailed" {
+					again = e.RerunFailed
+				}
+				shaky.mu.Lock()
+				shaky.fails["GetRun"], shaky.calls["GetRun"] = 1, 0
+				shaky.mu.Unlock()
+				r, err := again(context.Background(), l.g, rep.Record.ID)
+				require.NoError(t, err)
+				_, err = r.Wait()
+				require.NoError(t, err)
+
+				shaky.mu.Lock()
+				shaky.fails["GetRun"], shaky.calls["GetRun"] = 0, 0
+				shaky.mu.Unlock()
+				_, err = again(context.Background(), l.g, "never-recorded")
+				require.ErrorIs(t, err, executor.ErrNotFound)
+				shaky.mu.Lock()
+				assert.Equal(t, 1, shaky.calls["GetRun"], "calls of GetRun for a run not recorded")
+				shaky.mu.Unlock()
+			})
+		})
+	}
+}
