@@ -285,6 +285,9 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if prev != nil {
 			made := next - 1
 			if r.ctx.Err() != nil {
+				if !retryable(prev) {
+					return r.newResult(j, cancelled, made, prev), true // nothing to put again
+				}
 				return r.cancelledAfter(j, made, prev), true
 			}
 			if !retryable(prev) || made >= j.ko.Retry.MaxAttempts {

@@ -373,9 +373,10 @@ func TestPutOutageLeavesNothingToTheNextNode(t *testing.T) {
 // retry can fix, and counts the Puts.
 type refusing struct {
 	executor.AssetStore
-	fail string
-	mu   sync.Mutex
-	puts int
+	fail   string
+	before func() // if set, runs before each refusal
+	mu     sync.Mutex
+	puts   int
 }
 
 func (s *refusing) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
@@ -385,6 +386,9 @@ func (s *refusing) Put(ctx context.Context, key string, a executor.Asset) (strin
 	s.mu.Lock()
 	s.puts++
 	s.mu.Unlock()
+	if s.before != nil {
+		s.before()
+	}
 	return "", executor.Permanent(errors.New("key too long for this store"))
 }
 
@@ -404,6 +408,24 @@ func TestPermanentStoreErrorIsNotRetried(t *testing.T) {
 		l.mu.Lock()
 		assert.Equal(t, 1, l.calls["script"], "calls of the script's generator")
 		l.mu.Unlock()
+		require.NoError(t, e.Close(context.Background()))
+	})
+}
+
+// An output that the asset store refused with an error that no retry
+// can fix is not put again when the run is cancelled meanwhile: the
+// refusal and the cancel come together, and the Put is called once.
+func TestPermanentPutErrorIsNotRetriedOnCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		assets := &refusing{AssetStore: l.assets, fail: "/script/", before: cancel}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: assets, Runs: l.runs})
+		require.NoError(t, err)
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		assert.Equal(t, 1, assets.puts, "Puts of the script's output")
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
