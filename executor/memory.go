@@ -365,6 +365,9 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 	}
 	if s.index == nil {
 		s.index = make(map[string]int32)
+		// A store's shards are few and fill up: a whole chunk at once,
+		// not one that grows (and is copied) as a graph's states' does.
+		s.assets.reserve(chunkLen)
 	}
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
