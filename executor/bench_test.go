@@ -12,6 +12,7 @@ import (
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/planner"
 	"github.com/regengraph/regen/progress"
 )
@@ -281,7 +282,7 @@ func noopLecture(b *testing.B) (*graph.Graph, executor.Registry) {
 }
 
 // BenchmarkOwnTemplate runs no-op generators over a host's own template,
-// the podcast of template_test.go, beside the 360-segment lecture: 360
+// the podcast of testgraph.Podcast, beside the 360-segment lecture: 360
 // chapters (1,446 nodes) and 10,000 chapters (40,006 nodes, past the
 // default limit of graph.Options.MaxSeconds), a new graph each time
 // (its ns/node compares with the lecture's), then one edit of the first
@@ -296,8 +297,8 @@ func BenchmarkOwnTemplate(b *testing.B) {
 		edit     string
 	}{
 		{"lecture-360", graph.Lecture(), 360, "asset:narration:segment[0]"},
-		{"podcast-360", podcast(), 360, "ch.summary:segment[0]"},
-		{"podcast-10000", podcast(), 10_000, "ch.summary:segment[0]"},
+		{"podcast-360", testgraph.Podcast(), 360, "ch.summary:segment[0]"},
+		{"podcast-10000", testgraph.Podcast(), 10_000, "ch.summary:segment[0]"},
 	} {
 		g, err := graph.Options{MaxSeconds: c.chapters * graph.SegmentSeconds}.Build(c.tmpl, c.chapters*graph.SegmentSeconds)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -67,7 +68,7 @@ func TestRunErrorTextIsBounded(t *testing.T) {
 // progress/sse's client reads, so a Go client never saw the run end).
 func TestManyFailuresKeepTheFinalEventSmall(t *testing.T) {
 	ctx := context.Background()
-	g, err := graph.Build(podcast(), 10_000)
+	g, err := graph.Build(testgraph.Podcast(), 10_000)
 	require.NoError(t, err)
 	s := newStudio()
 	for i := range 1000 {

@@ -18,33 +18,9 @@ import (
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/progress"
 )
-
-// podcast is a host's own template, not the lecture: a podcast maker's.
-// It has several global kinds, a previous-segment chain (each chapter's
-// summary reads the one before), an all-segments fan-in (the show notes)
-// that per-segment kinds (the music beds) then depend on, a batch key
-// shared by two kinds (llm) and by a global and a per-segment kind (tts),
-// kinds without a key, odd but valid names, and kinds listed out of
-// dependency order. A segment is a chapter.
-func podcast() graph.Template {
-	G, S, A, P := graph.ScopeGlobal, graph.ScopeSameSegment, graph.ScopeAllSegments, graph.ScopePreviousSegment
-	return graph.Template{Kinds: []graph.Kind{
-		{Name: "publish", Deps: []graph.Dep{{Kind: "final-mix", Scope: G}}},
-		{Name: "final-mix", Deps: []graph.Dep{{Kind: "ch:voice", Scope: A}, {Kind: "ch_bed", Scope: A},
-			{Kind: "0intro", Scope: G}, {Kind: "cover.art", Scope: G}}},
-		{Name: "brief"},
-		{Name: "0intro", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "tts", Concurrency: 4},
-		{Name: "cover.art", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "img/gen", Concurrency: 1},
-		{Name: "ch/transcript", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "llm", Concurrency: 3},
-		{Name: "ch:voice", PerSegment: true, Deps: []graph.Dep{{Kind: "ch/transcript", Scope: S}}, BatchKey: "tts", Concurrency: 4},
-		{Name: "ch.summary", PerSegment: true, Deps: []graph.Dep{{Kind: "ch.summary", Scope: P}, {Kind: "ch/transcript", Scope: S}},
-			BatchKey: "llm", Concurrency: 3},
-		{Name: "show-notes", Deps: []graph.Dep{{Kind: "ch.summary", Scope: A}}},
-		{Name: "ch_bed", PerSegment: true, Deps: []graph.Dep{{Kind: "ch:voice", Scope: S}, {Kind: "show-notes", Scope: G}}},
-	}}
-}
 
 // studio is the podcast host's fake providers: instant, recording each
 // call, bulk calls and event.
@@ -159,7 +135,7 @@ func chapters(kind string, segs ...int) []string {
 // and the bulk calls on the way.
 func TestCustomTemplateStory(t *testing.T) {
 	ctx := context.Background()
-	g, err := graph.Build(podcast(), 40) // 4 chapters
+	g, err := graph.Build(testgraph.Podcast(), 40) // 4 chapters
 	require.NoError(t, err)
 	require.Equal(t, 4*4+6, g.Len())
 	s := newStudio()
@@ -286,7 +262,7 @@ func TestCustomTemplateStory(t *testing.T) {
 // Template's documentation says.
 func TestCustomTemplateEvolves(t *testing.T) {
 	ctx := context.Background()
-	g, err := graph.Build(podcast(), 30)
+	g, err := graph.Build(testgraph.Podcast(), 30)
 	require.NoError(t, err)
 	s := newStudio()
 	store := executor.NewMemoryStore()
@@ -307,7 +283,7 @@ func TestCustomTemplateEvolves(t *testing.T) {
 		return out
 	}
 	for _, at := range []int{0, 5, 10} {
-		tm := podcast()
+		tm := testgraph.Podcast()
 		tm.Kinds = slices.Insert(tm.Kinds, at, graph.Kind{Name: "ch:translation", PerSegment: true,
 			Deps: []graph.Dep{{Kind: "ch/transcript", Scope: graph.ScopeSameSegment}}, BatchKey: "llm", Concurrency: 3})
 		want := map[string]string{}
@@ -318,7 +294,7 @@ func TestCustomTemplateEvolves(t *testing.T) {
 			t.Errorf("a new kind listed at %d (-want +got):\n%s", at, diff)
 		}
 	}
-	tm := podcast()
+	tm := testgraph.Podcast()
 	tm.Kinds[3], tm.Kinds[4] = tm.Kinds[4], tm.Kinds[3]
 	assert.Equal(t, map[string]string{"final-mix": "inputs changed", "publish": "upstream final-mix inputs changed"}, planned(tm))
 }
@@ -377,7 +353,7 @@ func TestOwnNarrationKindIsToldOfTheDefaultCheck(t *testing.T) {
 // one call, 100 of them here (10,000 for a long podcast), past the cap of
 // 64 singles at once.
 func TestBulkGeneratorOfAKindWithoutKey(t *testing.T) {
-	g, err := graph.Build(podcast(), 1000)
+	g, err := graph.Build(testgraph.Podcast(), 1000)
 	require.NoError(t, err)
 	s := newStudio()
 	var all []string

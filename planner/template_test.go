@@ -10,36 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/dirty"
-	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/planner"
 )
-
-// podcast is a host's own template, not the lecture's: chapters (the
-// segments) with a transcript, a voice and a summary that reads the
-// previous chapter's, show notes over every summary that each chapter's
-// bed reads, a mix and its publication; batch keys shared by two kinds,
-// kinds without one, listed out of dependency order.
-func podcast() graph.Template {
-	G, S, A, P := graph.ScopeGlobal, graph.ScopeSameSegment, graph.ScopeAllSegments, graph.ScopePreviousSegment
-	return tmpl(
-		glob("publish", dep("final-mix", G)),
-		glob("final-mix", dep("ch:voice", A), dep("ch_bed", A), dep("0intro", G)),
-		glob("brief"),
-		batched(glob("0intro", dep("brief", G)), "tts", 4),
-		batched(per("ch/transcript", dep("brief", G)), "llm", 3),
-		batched(per("ch:voice", dep("ch/transcript", S)), "tts", 4),
-		batched(per("ch.summary", dep("ch.summary", P), dep("ch/transcript", S)), "llm", 3),
-		glob("show-notes", dep("ch.summary", A)),
-		per("ch_bed", dep("ch:voice", S), dep("show-notes", G)),
-	)
-}
 
 // TestOwnTemplatePlan plans edits of the podcast: its stage lines name
 // its kinds, and a batch of two kinds its key; its JSON is the same for
 // the same input and decodes to itself; its lower bound follows the
 // summary chain, and adds up the stages when staged.
 func TestOwnTemplatePlan(t *testing.T) {
-	g := build(t, podcast(), 40) // 4 chapters
+	g := build(t, testgraph.Podcast(), 40) // 4 chapters
 	p := planOf(t, g, edits("ch/transcript:segment[1]"))
 	assert.Equal(t, strings.Join([]string{
 		"Stage 0: Generating 1 ch/transcript node in batches of 3",

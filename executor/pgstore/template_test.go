@@ -14,28 +14,8 @@ import (
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/fake"
 	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/internal/testgraph"
 )
-
-// podcast is a host's own template, not the lecture's: chapters (the
-// segments) with a transcript, a voice and a summary that reads the
-// previous chapter's; show notes over every summary, which each
-// chapter's music bed reads; a mix and its publication. Batch keys are
-// shared by two kinds each; some kinds have none.
-func podcast() graph.Template {
-	G, S, A, P := graph.ScopeGlobal, graph.ScopeSameSegment, graph.ScopeAllSegments, graph.ScopePreviousSegment
-	return graph.Template{Kinds: []graph.Kind{
-		{Name: "publish", Deps: []graph.Dep{{Kind: "final-mix", Scope: G}}},
-		{Name: "final-mix", Deps: []graph.Dep{{Kind: "ch:voice", Scope: A}, {Kind: "ch_bed", Scope: A}, {Kind: "0intro", Scope: G}}},
-		{Name: "brief"},
-		{Name: "0intro", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "tts", Concurrency: 4},
-		{Name: "ch/transcript", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "llm", Concurrency: 3},
-		{Name: "ch:voice", PerSegment: true, Deps: []graph.Dep{{Kind: "ch/transcript", Scope: S}}, BatchKey: "tts", Concurrency: 4},
-		{Name: "ch.summary", PerSegment: true, Deps: []graph.Dep{{Kind: "ch.summary", Scope: P}, {Kind: "ch/transcript", Scope: S}},
-			BatchKey: "llm", Concurrency: 3},
-		{Name: "show-notes", Deps: []graph.Dep{{Kind: "ch.summary", Scope: A}}},
-		{Name: "ch_bed", PerSegment: true, Deps: []graph.Dep{{Kind: "ch:voice", Scope: S}, {Kind: "show-notes", Scope: G}}},
-	}}
-}
 
 func ids(kind string, segs ...int) []string {
 	out := make([]string, len(segs))
@@ -51,7 +31,7 @@ func ids(kind string, segs ...int) []string {
 func TestExecutorCustomTemplate(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	s, _ := newStore(t)
-	g, err := graph.Build(podcast(), 40) // 4 chapters
+	g, err := graph.Build(testgraph.Podcast(), 40) // 4 chapters
 	require.NoError(t, err)
 	var kinds []string
 	for i := range g.Kinds() {
@@ -103,7 +83,7 @@ func TestExecutorCustomTemplate(t *testing.T) {
 
 	// A fifth chapter: its own nodes, the notes (a new summary), every
 	// bed (they read the notes) and what reads them; nothing else.
-	g5, err := graph.Build(podcast(), 50)
+	g5, err := graph.Build(testgraph.Podcast(), 50)
 	require.NoError(t, err)
 	rep, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: g5})
 	require.NoError(t, err)

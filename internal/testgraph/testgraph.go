@@ -84,3 +84,28 @@ func Dep(kind string, s graph.Scope) graph.Dep { return graph.Dep{Kind: kind, Sc
 
 // Tmpl returns a template of the given kinds.
 func Tmpl(kinds ...graph.Kind) graph.Template { return graph.Template{Kinds: kinds} }
+
+// Podcast is a host's own template, not the lecture: a podcast maker's.
+// It has several global kinds, a previous-segment chain (each chapter's
+// summary reads the one before), an all-segments fan-in (the show notes)
+// that per-segment kinds (the music beds) then depend on, a batch key
+// shared by two kinds (llm) and by a global and a per-segment kind (tts),
+// kinds without a key, odd but valid names, and kinds listed out of
+// dependency order. A segment is a chapter.
+func Podcast() graph.Template {
+	G, S, A, P := graph.ScopeGlobal, graph.ScopeSameSegment, graph.ScopeAllSegments, graph.ScopePreviousSegment
+	return graph.Template{Kinds: []graph.Kind{
+		{Name: "publish", Deps: []graph.Dep{{Kind: "final-mix", Scope: G}}},
+		{Name: "final-mix", Deps: []graph.Dep{{Kind: "ch:voice", Scope: A}, {Kind: "ch_bed", Scope: A},
+			{Kind: "0intro", Scope: G}, {Kind: "cover.art", Scope: G}}},
+		{Name: "brief"},
+		{Name: "0intro", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "tts", Concurrency: 4},
+		{Name: "cover.art", Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "img/gen", Concurrency: 1},
+		{Name: "ch/transcript", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: G}}, BatchKey: "llm", Concurrency: 3},
+		{Name: "ch:voice", PerSegment: true, Deps: []graph.Dep{{Kind: "ch/transcript", Scope: S}}, BatchKey: "tts", Concurrency: 4},
+		{Name: "ch.summary", PerSegment: true, Deps: []graph.Dep{{Kind: "ch.summary", Scope: P}, {Kind: "ch/transcript", Scope: S}},
+			BatchKey: "llm", Concurrency: 3},
+		{Name: "show-notes", Deps: []graph.Dep{{Kind: "ch.summary", Scope: A}}},
+		{Name: "ch_bed", PerSegment: true, Deps: []graph.Dep{{Kind: "ch:voice", Scope: S}, {Kind: "show-notes", Scope: G}}},
+	}}
+}
