@@ -11,7 +11,10 @@
 // event's JSON (see package progress). Redis refuses an ID that is not
 // above the stream's newest, so a retried publish never creates a
 // duplicate, and the IDs mean the same after a restart. Optionally a
-// finished run's stream expires ([Options].FinishedTTL).
+// finished run's stream expires ([Options].FinishedTTL), and so does one
+// left idle ([Options].IdleTTL), the stream of a run whose final event
+// never reached Redis (its process crashed, or that publish failed), which
+// FinishedTTL alone keeps for good.
 //
 // # Reading
 //

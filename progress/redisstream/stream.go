@@ -53,6 +53,15 @@ type Options struct {
 	// published; later readers then read the History. Default: 0, the
 	// stream is kept until trimmed or deleted.
 	FinishedTTL time.Duration
+	// IdleTTL, if positive, expires a run's stream that long after its
+	// newest publish: each publish sets it again, and a final event's
+	// FinishedTTL, if set, takes over. So the stream of a run that never
+	// published its final event (its process crashed, or that publish
+	// failed) still expires, which FinishedTTL alone never makes it do.
+	// Set it well above the longest quiet spell of a run (a run emits at
+	// least an event per node). Default: 0, no expiry before the final
+	// event.
+	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
 	// expired or Redis restarted without persistence. Default: nil, and
@@ -137,6 +146,7 @@ type Stream struct {
 	keySuffix  string
 	maxLen     int64
 	ttl        time.Duration
+	idleTTL    time.Duration
 	history    progress.History
 	blockTime  time.Duration
 	pageSize   int64
@@ -192,7 +202,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		value int64
 		dur   bool
 	}{
-		{"MaxLen", opts.MaxLen, false}, {"FinishedTTL", int64(opts.FinishedTTL), true},
+		{"MaxLen", opts.MaxLen, false}, {"FinishedTTL", int64(opts.FinishedTTL), true}, {"IdleTTL", int64(opts.IdleTTL), true},
 		{"BlockTime", int64(opts.BlockTime), true}, {"PageSize", opts.PageSize, false},
 		{"HubBuffer", int64(opts.HubBuffer), false}, {"RetryDelay", int64(opts.RetryDelay), true},
 		{"HistoryPoll", int64(opts.HistoryPoll), true},
@@ -211,6 +221,9 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	if opts.FinishedTTL > 0 && opts.FinishedTTL < time.Second {
 		return nil, fmt.Errorf("%w: FinishedTTL %v is below 1s", ErrInvalidOptions, opts.FinishedTTL)
 	}
+	if opts.IdleTTL > 0 && opts.IdleTTL < time.Second {
+		return nil, fmt.Errorf("%w: IdleTTL %v is below 1s", ErrInvalidOptions, opts.IdleTTL)
+	}
 	prefix, suffix, _ := strings.Cut(tmpl, RunIDPlaceholder)
 	s := &Stream{
 		client:     client,
@@ -218,6 +231,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		keySuffix:  suffix,
 		maxLen:     defaultTo(opts.MaxLen, 5000),
 		ttl:        opts.FinishedTTL,
+		idleTTL:    opts.IdleTTL,
 		history:    opts.History,
 		blockTime:  defaultTo(opts.BlockTime, time.Second),
 		pageSize:   defaultTo(opts.PageSize, 500),
@@ -255,7 +269,9 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // could not be written, Publish returns an error naming how many; writing
 // them again later is safe. An invalid event fails the whole call with
 // progress.ErrInvalidEvent before anything is written. When FinishedTTL is
-// set, a final event also sets the stream's expiry.
+// set, a final event also sets the stream's expiry; when IdleTTL is, each
+// call sets the expiry of each stream it writes to (a final event's
+// FinishedTTL, if set, wins).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -284,8 +300,14 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 			ID:     entryID(e.Seq),
 			Values: []any{eventField, data},
 		})
-		if s.ttl > 0 && e.Type.Final() {
+		// One expiry a stream a call, after its last event: the
+		// FinishedTTL of a final event, or else IdleTTL.
+		last := i == len(events)-1 || events[i+1].RunID != e.RunID
+		switch {
+		case s.ttl > 0 && e.Type.Final():
 			expires = append(expires, pipe.Expire(ctx, key, s.ttl))
+		case s.idleTTL > 0 && last && (s.ttl == 0 || !finalIn(events, i)):
+			expires = append(expires, pipe.Expire(ctx, key, s.idleTTL))
 		}
 	}
 	// Exec's error is the first failed command's; each is examined below,
@@ -317,6 +339,18 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		return fmt.Errorf("redisstream: publish: %d of %d events not written: %w", failed, len(events), firstErr)
 	}
 	return nil
+}
+
+// finalIn reports whether the run of events[i] has a final event among
+// events[:i] in its run of consecutive events, whose FinishedTTL then
+// stands.
+func finalIn(events []progress.Event, i int) bool {
+	for j := i - 1; j >= 0 && events[j].RunID == events[i].RunID; j-- {
+		if events[j].Type.Final() {
+			return true
+		}
+	}
+	return false
 }
 
 // isDuplicate reports Redis's refusal of an entry ID that is not above the

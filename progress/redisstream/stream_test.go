@@ -102,6 +102,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"negative BlockTime", redisstream.Options{BlockTime: -time.Second}, "BlockTime is -1s"},
 		{"sub-ms BlockTime", redisstream.Options{BlockTime: time.Microsecond}, "below Redis's resolution"},
 		{"sub-second TTL", redisstream.Options{FinishedTTL: time.Millisecond}, "FinishedTTL 1ms is below 1s"},
+		{"sub-second IdleTTL", redisstream.Options{IdleTTL: 500 * time.Millisecond}, "IdleTTL 500ms is below 1s"},
+		{"negative IdleTTL", redisstream.Options{IdleTTL: -time.Hour}, "IdleTTL is -1h0m0s"},
 		{"negative HistoryPoll", redisstream.Options{HistoryPoll: -time.Second}, "HistoryPoll is -1s"},
 	}
 	for _, tt := range tests {
@@ -1000,4 +1002,51 @@ func (b brokenHistory) Append(context.Context, ...progress.Event) error { return
 
 func (b brokenHistory) Replay(context.Context, string, uint64, func(progress.Event) error) error {
 	return b.err
+}
+
+// IdleTTL expires the stream of a run that never publishes its final
+// event (its process crashed, or that publish failed): each publish sets
+// the expiry again, and a final event's FinishedTTL takes over, in the
+// same call too; without FinishedTTL the last publish's IdleTTL stands.
+func TestIdleTTL(t *testing.T) {
+	ctx := context.Background()
+	ttlOf := func(t *testing.T, r *testenv.Redis, key string) time.Duration {
+		t.Helper()
+		ttl, err := r.Client.TTL(ctx, key).Result()
+		require.NoError(t, err)
+		return ttl
+	}
+	between := func(t *testing.T, ttl, lo, hi time.Duration, msg string) {
+		t.Helper()
+		assert.Greater(t, ttl, lo, msg)
+		assert.LessOrEqual(t, ttl, hi, msg)
+	}
+	t.Run("with FinishedTTL", func(t *testing.T) {
+		s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour, FinishedTTL: time.Minute})
+		run := sinktest.RunID(t)
+		require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted}))
+		between(t, ttlOf(t, r, s.Key(run)), 59*time.Minute, time.Hour, "a run under way expires once idle")
+		require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 2, Type: progress.NodeStarted, Node: "script"},
+			progress.Event{RunID: run, Seq: 3, Type: progress.RunFinished}))
+		between(t, ttlOf(t, r, s.Key(run)), 50*time.Second, time.Minute, "the final event's FinishedTTL wins in its call")
+
+		other := sinktest.RunID(t) + "-b"
+		require.NoError(t, s.Publish(ctx, progress.Event{RunID: other, Seq: 1, Type: progress.RunStarted},
+			progress.Event{RunID: run, Seq: 4, Type: progress.Message, Message: "late"}))
+		between(t, ttlOf(t, r, s.Key(other)), 59*time.Minute, time.Hour, "each stream of a call gets its expiry")
+	})
+	t.Run("alone", func(t *testing.T) {
+		s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour})
+		run := sinktest.RunID(t)
+		require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted},
+			progress.Event{RunID: run, Seq: 2, Type: progress.RunFinished},
+			progress.Event{RunID: run, Seq: 3, Type: progress.Message, Message: "late"}))
+		between(t, ttlOf(t, r, s.Key(run)), 59*time.Minute, time.Hour, "without FinishedTTL a final event's call sets IdleTTL")
+	})
+	t.Run("off", func(t *testing.T) {
+		s, r := newStream(t, redisstream.Options{})
+		run := sinktest.RunID(t)
+		require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted}))
+		assert.Equal(t, time.Duration(-1), ttlOf(t, r, s.Key(run)), "no expiry by default")
+	})
 }
