@@ -30,10 +30,11 @@
 // ID, cost one replay and one blocked XREAD in all, whatever their
 // number, once the first of them follows the run (readers that come
 // before that each replay). (With a History each reader replays, to read
-// what only the History holds.) Each run with readers still costs a goroutine and a
-// pooled connection while it blocks (size the client's PoolSize for the
-// runs watched at once, or publish through a Stream on another client:
-// see [New]); progress/sse's EmptyRunTimeout, or
+// what only the History holds.) Each run with readers still costs a
+// goroutine, and a pooled connection while it blocks in XREAD, which at
+// most [Options].MaxBlockingReads runs do at once (the others read
+// without blocking once every BlockTime; see [New]); progress/sse's
+// EmptyRunTimeout, or
 // an Authorize hook that refuses unknown run IDs, bounds how long an
 // unknown run is watched. A reader's cancellation returns at once; the
 // shared goroutine exits within BlockTime of the run's last reader

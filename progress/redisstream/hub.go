@@ -240,15 +240,27 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			break // stopped during the History's poll: no read more
 		}
 		from := h.lastSeq()
+		// Block only with one of the MaxBlockingReads tokens: without, read
+		// what is there and wait out the block here, holding no connection.
+		blocks, wait := s.takeBlocking(), time.Duration(0)
+		if !blocks {
+			block, wait = -1, block // no BLOCK argument
+		}
 		res, err := s.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
 			Count:   s.pageSize,
 			Block:   block,
 		}).Result()
+		if blocks {
+			<-s.blocking
+		}
 		if errors.Is(err, redis.Nil) {
 			h.setStale(false)
 			if b.reset() {
 				polled = time.Time{} // Redis is back: read what it missed
+			}
+			if wait > 0 && !sleepCtx(ctx, wait) {
+				break
 			}
 			continue
 		}
@@ -285,6 +297,29 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	}
 	if s.ctx.Err() != nil {
 		h.fail(ErrClosed)
+	}
+}
+
+// takeBlocking takes one of the MaxBlockingReads tokens if one is free;
+// the caller puts it back after its XREAD.
+func (s *Stream) takeBlocking() bool {
+	select {
+	case s.blocking <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// sleepCtx waits d, or until ctx ends; it reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,6 +95,16 @@ type Options struct {
 	// may deliver the missing ones first. It applies only with a History.
 	// Default: 5s.
 	HistoryPoll time.Duration
+	// MaxBlockingReads caps how many runs' reading goroutines block in
+	// XREAD at once, each holding a pooled connection of the client while
+	// it does. The reading goroutines of other runs read without blocking,
+	// once every BlockTime (their readers then wait up to BlockTime more
+	// for new events), so that watching more runs than the client's pool
+	// holds never takes every connection from Publish and the replays.
+	// Default: half the client's PoolSize for a *redis.Client (go-redis's
+	// default pool is 10 connections per GOMAXPROCS), and 16 for other
+	// clients.
+	MaxBlockingReads int
 	// Logger reports read errors and corrupt entries. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -154,6 +165,9 @@ type Stream struct {
 	retryDelay time.Duration
 	poll       time.Duration
 	logger     *slog.Logger
+	// blocking holds a token for each reading goroutine blocked in XREAD;
+	// its capacity is MaxBlockingReads.
+	blocking chan struct{}
 
 	ctx    context.Context // the hubs'; cancelled by Close
 	cancel context.CancelFunc
@@ -168,24 +182,37 @@ type Stream struct {
 	readErrors, skipped, corrupt                  atomic.Uint64
 }
 
+// maxBlockingReads returns the cap on blocked XREADs: n if set, else
+// half the pool of a *redis.Client, else 16.
+func maxBlockingReads(client redis.UniversalClient, n int) int {
+	if n > 0 {
+		return n
+	}
+	if c, ok := client.(*redis.Client); ok {
+		pool := c.Options().PoolSize
+		if pool <= 0 {
+			pool = 10 * runtime.GOMAXPROCS(0) // go-redis's default
+		}
+		return max(pool/2, 1)
+	}
+	return 16
+}
+
 // New returns a Stream over client, which the caller keeps owning and
 // closes after [Stream.Close]. Options are checked here; the error wraps
 // [ErrInvalidOptions].
 //
 // Tailing holds one pooled connection per run with readers while it
-// blocks; size the client's PoolSize for the number of runs watched at
-// once, plus publishing and replays (go-redis's default is 10 per
-// GOMAXPROCS). With more runs watched than that, the blocked XREADs hold
-// every connection: everything else waits for one, up to the client's
-// PoolTimeout, and then fails. Publish then fails (behind
-// progress.Buffered the events go to its fallback, and readers get them
-// from the History at the next HistoryPoll, or skip them without one),
-// and readers' reads are retried with backoff. (200 runs with 3 readers
-// each on a pool of 20 made 79 pool timeouts and sent 276 of 4,000
-// events to the fallback.) A host that publishes through a Stream on a
-// client of its own, and serves readers from another Stream on another
-// client, with the same KeyTemplate, keeps readers from ever delaying a
-// run's publishing.
+// blocks in XREAD, for at most MaxBlockingReads runs at once (by default
+// half the client's pool); the runs beyond read without blocking once
+// every BlockTime. So watching more runs than the pool holds delays their
+// readers by up to BlockTime, and never takes every connection from
+// Publish (before the cap, 200 runs with 3 readers each on a pool of 20
+// made 79 pool timeouts and sent 276 of 4,000 events to Buffered's
+// fallback). Size the client's PoolSize, or MaxBlockingReads, for the
+// runs watched at once to keep every reader blocking. A host may also
+// publish through a Stream on a client of its own and serve readers from
+// another Stream, on another client, with the same KeyTemplate.
 func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrInvalidOptions)
@@ -205,7 +232,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		{"MaxLen", opts.MaxLen, false}, {"FinishedTTL", int64(opts.FinishedTTL), true}, {"IdleTTL", int64(opts.IdleTTL), true},
 		{"BlockTime", int64(opts.BlockTime), true}, {"PageSize", opts.PageSize, false},
 		{"HubBuffer", int64(opts.HubBuffer), false}, {"RetryDelay", int64(opts.RetryDelay), true},
-		{"HistoryPoll", int64(opts.HistoryPoll), true},
+		{"HistoryPoll", int64(opts.HistoryPoll), true}, {"MaxBlockingReads", int64(opts.MaxBlockingReads), false},
 	} {
 		if o.value < 0 {
 			v := fmt.Sprint(o.value)
@@ -241,6 +268,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		logger:     opts.Logger,
 		hubs:       make(map[string]*hub),
 		readers:    make(map[*reader]struct{}),
+		blocking:   make(chan struct{}, maxBlockingReads(client, opts.MaxBlockingReads)),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()

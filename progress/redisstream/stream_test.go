@@ -104,6 +104,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"sub-second TTL", redisstream.Options{FinishedTTL: time.Millisecond}, "FinishedTTL 1ms is below 1s"},
 		{"sub-second IdleTTL", redisstream.Options{IdleTTL: 500 * time.Millisecond}, "IdleTTL 500ms is below 1s"},
 		{"negative IdleTTL", redisstream.Options{IdleTTL: -time.Hour}, "IdleTTL is -1h0m0s"},
+		{"negative MaxBlockingReads", redisstream.Options{MaxBlockingReads: -1}, "MaxBlockingReads is -1"},
 		{"negative HistoryPoll", redisstream.Options{HistoryPoll: -time.Second}, "HistoryPoll is -1s"},
 	}
 	for _, tt := range tests {
