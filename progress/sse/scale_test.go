@@ -420,9 +420,10 @@ func reconnectStorm(t *testing.T, archive bool) {
 func TestScaleManyRuns(t *testing.T) {
 	runs := scale(40, 200)
 	const followers, events = 3, 20
-	// Each run with followers holds a pooled connection while its shared
-	// reader blocks: the pool is sized for the runs, plus publishing.
-	rig := newScaleRig(t, scaleOptions{pool: runs + 10, stream: redisstream.Options{BlockTime: time.Second}})
+	// Far more runs with followers than the pool has connections: only
+	// MaxBlockingReads of their shared readers (half the pool) block in
+	// XREAD, so publishing always finds a connection.
+	rig := newScaleRig(t, scaleOptions{pool: 8, stream: redisstream.Options{BlockTime: time.Second}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	defer cancel()
 	goroutines := runtime.NumGoroutine()
@@ -462,6 +463,7 @@ func TestScaleManyRuns(t *testing.T) {
 	bs := rig.buffered.Stats()
 	t.Logf("%d runs × %d followers: Redis commands %v; pool %+v; buffered %+v", runs, followers, cmds, *ps, bs)
 	assert.Zero(t, bs.Fallback, "events that missed Redis")
+	assert.Zero(t, ps.Timeouts, "calls that waited out the pool's PoolTimeout")
 	rig.released(t, goroutines)
 	assert.LessOrEqual(t, int(rig.client.PoolStats().TotalConns), rig.client.Options().PoolSize)
 }
