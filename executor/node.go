@@ -169,7 +169,7 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 // bill it twice) because its Put failed, nor leave a run's record saying
 // it runs. It stops at [ErrNotFound], at an error that no retry can fix
 // ([Permanent]), once ctx ends, or after maxCommitFailures calls in all,
-// and returns the last call's error.
+// and returns the last call's error (with ctx's cause if ctx ended).
 // what and about name the call in the log. The caller makes the first
 // call itself, so that the call's closure is made only on failure.
 func (r *run) retryStore(ctx context.Context, err error, what, about string, call func() error) error {
@@ -180,15 +180,32 @@ func (r *run) retryStore(ctx context.Context, err error, what, about string, cal
 // ("": a preview of [Executor.Plan]).
 func (e *Executor) retryStore(ctx context.Context, runID string, err error, what, about string, call func() error) error {
 	for failures := 1; ; failures++ {
-		if err == nil || errors.Is(err, ErrNotFound) || !retryable(err) || ctx.Err() != nil || failures >= maxCommitFailures {
+		if err == nil || errors.Is(err, ErrNotFound) || !retryable(err) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return stoppedBy(ctx, err)
+		}
+		if failures >= maxCommitFailures {
 			return err
 		}
 		e.log.Warn("regen: store call failed, retrying", "run", runID, "call", what, "about", about, "err", err)
 		if !sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
-			return err
+			return stoppedBy(ctx, err)
 		}
 		err = call()
 	}
+}
+
+// stoppedBy is the error of a store call whose retries ctx ended: err,
+// and ctx's cause, so that the caller (and its caller) can tell that its
+// context ended, as when the store returns the context's error itself.
+func stoppedBy(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	if errors.Is(err, cause) {
+		return err
+	}
+	return fmt.Errorf("%w (retry stopped: %w)", err, cause)
 }
 
 // request returns the request of an attempt of j's node.
