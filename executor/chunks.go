@@ -45,6 +45,13 @@ func (s *chunks[T]) push(v T) int32 {
 		}
 		s.c = append(s.c, make([]T, 0, size))
 	}
+	if b := s.c[c]; len(b) == cap(b) {
+		// The first chunk, full: doubled, but never past the chunk size,
+		// which append's size classes would overshoot (159 or more).
+		grown := make([]T, len(b), min(2*cap(b), chunkLen))
+		copy(grown, b)
+		s.c[c] = grown
+	}
 	s.c[c] = append(s.c[c], v)
 	s.n++
 	return i
