@@ -3,6 +3,7 @@
 //
 //	go run ./examples/plan -duration SECONDS [-edit NODEID]... [-force NODEID]...
 //	    [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid]
+//	    [-max-seconds SECONDS]
 //
 // Without -edit, -force or -missing the lecture is new: every node is
 // missing, so every node is dirty. With any of them, every other node is
@@ -32,7 +33,7 @@ type idList []string
 func (l *idList) String() string     { return strings.Join(*l, ",") }
 func (l *idList) Set(s string) error { *l = append(*l, s); return nil }
 
-const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid]
+const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid] [-max-seconds SECONDS]
 `
 
 // run is the command; it returns the exit status.
@@ -46,6 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&missing, "missing", "node whose asset is missing (repeatable)")
 	tmplFile := fs.String("template", "", "template JSON file (default: the built-in lecture template)")
 	format := fs.String("format", "text", "output format: text, json, dot or mermaid")
+	maxSecs := fs.Int("max-seconds", 0, "longest duration accepted, in seconds (0: graph's default, 86400)")
 	fail := func(format string, args ...any) int {
 		// One line, whatever the input: a file name or an ID may hold a
 		// newline.
@@ -85,8 +87,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail("-template %s: %v", *tmplFile, err)
 		}
 	}
-	g, err := graph.Build(tmpl, secs)
-	if err != nil {
+	limit := *maxSecs
+	if limit == 0 {
+		limit = graph.DefaultMaxSeconds
+	}
+	g, err := graph.Options{MaxSeconds: *maxSecs}.Build(tmpl, secs)
+	var de *graph.DurationError
+	switch {
+	case errors.As(err, &de) && de.Option == "MaxSeconds":
+		return fail("-max-seconds: %v", err)
+	case errors.As(err, &de) && secs > limit:
+		return fail("%v (here, -max-seconds)", err)
+	case err != nil:
 		return fail("%v", err)
 	}
 	in := dirty.Input{}

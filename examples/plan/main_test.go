@@ -99,6 +99,15 @@ Why:
 	}
 }
 
+// -max-seconds lets a lecture longer than a day be planned, as
+// graph.Options.MaxSeconds does.
+func TestMaxSeconds(t *testing.T) {
+	code, out, errOut := runCLI("-duration", "86410", "-max-seconds", "86410", "-edit", "asset:image:segment[8640]")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut)
+	assert.True(t, strings.HasPrefix(out, "8641 segments, 25926 nodes, 3 dirty\n"), out)
+}
+
 func TestTextChanges(t *testing.T) {
 	tests := []struct {
 		name string
@@ -424,7 +433,10 @@ func TestBadInput(t *testing.T) {
 		{"duration zero", []string{"-duration", "0"}, "graph: invalid duration: 0s must be positive"},
 		{"duration negative", []string{"-duration", "-10"}, "graph: invalid duration: -10s must be positive"},
 		{"duration not a multiple of 10", []string{"-duration", "125"}, "graph: invalid duration: 125s is not a multiple of 10s"},
-		{"duration above a day", []string{"-duration", "86410"}, "86410s exceeds the limit of 86400s"},
+		{"duration above a day", []string{"-duration", "86410"}, "86410s exceeds the limit of 86400s (8640 segments); Options.MaxSeconds raises it (here, -max-seconds)"},
+		{"duration above -max-seconds", []string{"-duration", "130", "-max-seconds", "120"}, "130s exceeds the limit of 120s (12 segments); Options.MaxSeconds raises it (here, -max-seconds)"},
+		{"-max-seconds negative", []string{"-duration", "30", "-max-seconds", "-1"}, "-max-seconds: graph: invalid duration: -1s is not a valid Options.MaxSeconds"},
+		{"-max-seconds too large", []string{"-duration", "30", "-max-seconds", "200000000"}, "-max-seconds: graph: invalid duration: 200000000s is not a valid Options.MaxSeconds: allowed are 10 to 100000000"},
 		{"unknown node", []string{"-duration", "30", "-edit", "asset:sound"}, `graph: unknown node "asset:sound"`},
 		{"segment out of range", []string{"-duration", "30", "-edit", "asset:image:segment[3]"}, "segment 3 is out of range"},
 		{"malformed node ID", []string{"-duration", "30", "-force", "asset:image:segment[x]"}, `graph: malformed node ID "asset:image:segment[x]"`},
