@@ -227,3 +227,45 @@ func streamIDs(ctx context.Context, c *sse.Client) (done <-chan error, got *[]st
 	}()
 	return ch, ids
 }
+
+// A client with no last event ID, of a run without events, whose lookup
+// of the run fails (a Redis blip) gets an open stream (a lookup that
+// failed says nothing of the run); the stream is still bounded by
+// EmptyRunTimeout: it ends when no event came, and the reconnect, looked
+// up again, is answered 204. A run whose first event comes in time is
+// followed as usual.
+func TestHandlerEmptyRunAfterAFailedLookup(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		events bool // the run's events come after the client connects
+		want   []string
+	}{
+		{"run without events", false, nil},
+		{"run whose events come", true, []string{"1", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &flakyLast{Memory: progress.NewMemory(progress.MemoryOptions{})}
+			src.fails.Store(1)
+			h, err := sse.NewHandler(src, sse.HandlerOptions{Authorize: byPath, CloseOnFinal: true,
+				EmptyRunTimeout: 200 * time.Millisecond, Retry: time.Millisecond, KeepAlive: 10 * time.Millisecond, Logger: quiet()})
+			require.NoError(t, err)
+			server := httptest.NewServer(h)
+			defer server.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{})
+			done, got := streamIDs(ctx, c)
+			if tc.events {
+				waitFor(t, "the client to wait for the run", func() bool { return h.Stats().Active == 1 })
+				all := sinktest.Events("r1", 1, 2)
+				all[1].Type = progress.RunFinished
+				require.NoError(t, src.Publish(context.Background(), all...))
+			}
+			require.NoError(t, <-done, "the stream must end, and the reconnect get 204")
+			assert.Equal(t, tc.want, *got)
+			if !tc.events {
+				assert.Equal(t, 1, c.Connects(), "one stream, ended by EmptyRunTimeout; the reconnect got 204")
+			}
+		})
+	}
+}

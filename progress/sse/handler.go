@@ -100,7 +100,10 @@ type HandlerOptions struct {
 	// handed out, and below the read timeout of any proxy in front
 	// (nginx's proxy_read_timeout is 60s), which would otherwise end the
 	// silent request first. A run with events, however quiet, is not
-	// bounded. It applies with or without CloseOnFinal. Default: 0, a
+	// bounded. When the lookup of the run fails (the source is down for
+	// a moment), the stream opens at once, and ends if no event comes
+	// within EmptyRunTimeout; the client's reconnect is looked up again.
+	// It applies with or without CloseOnFinal. Default: 0, a
 	// request for a run without events waits for them as long as the
 	// client stays.
 	EmptyRunTimeout time.Duration
@@ -285,7 +288,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	ended, empty, from, unsure := h.probe(ctx, runID, after)
+	ended, empty, from, unsure, unsureEmpty := h.probe(ctx, runID, after)
 	if ended {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -375,7 +378,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if unsure {
 			defer h.reprobe(ctx, runID, after, cancel)()
 		}
-		err = h.tail(ctx, s, runID, from, after, nil)
+		var first func() error
+		if unsureEmpty {
+			// The lookup failed: the run may have no event, and the
+			// stream is bounded as a run without events is, but already
+			// open, so it ends rather than answer 204; the reconnect is
+			// looked up again.
+			var got atomic.Bool
+			timer := time.AfterFunc(h.emptyRun, func() {
+				if !got.Load() {
+					cancel(errEmptyRun)
+				}
+			})
+			defer timer.Stop()
+			first = func() error {
+				if !got.Swap(true) {
+					timer.Stop()
+				}
+				return nil
+			}
+		}
+		err = h.tail(ctx, s, runID, from, after, first)
 	}
 	switch {
 	case errors.Is(err, errFinal):
@@ -469,22 +492,24 @@ func canFlush(w http.ResponseWriter) bool {
 // which settles ended unless the client is past every stored event; only
 // then is the run replayed, to find its newest event. A source that fails
 // reports neither, and the stream opens as usual, from last; unsure then
-// says that ended was needed (see reprobe).
-func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool, from uint64, unsure bool) {
+// says that ended was needed (see reprobe), and unsureEmpty that empty
+// was (the stream then ends if no event comes within EmptyRunTimeout, and
+// the client's reconnect is looked up again).
+func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, empty bool, from uint64, unsure, unsureEmpty bool) {
 	needEnded, needEmpty := h.closeOnFinal && last > 0, h.emptyRun > 0
 	if !needEnded && !needEmpty {
-		return false, false, last, false
+		return false, false, last, false, false
 	}
 	if lr, ok := h.src.(progress.LastEventReader); ok {
 		e, ok, err := lr.LastEvent(ctx, runID)
 		if err != nil {
-			return false, false, last, needEnded
+			return false, false, last, needEnded, needEmpty
 		}
 		from = last
 		if needEnded {
 			from = min(last, e.Seq) // e.Seq is 0 if !ok
 		}
-		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok, from, false
+		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok, from, false, false
 	}
 	if needEnded {
 		found, final := false, false
@@ -494,10 +519,10 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 			return errStopReplay
 		})
 		if found {
-			return final, false, last, false
+			return final, false, last, false, false
 		}
 		if err != nil {
-			return false, false, last, true
+			return false, false, last, true, needEmpty
 		}
 	}
 	// Nothing at or past last: read from the start, to the end only if
@@ -511,13 +536,13 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopReplay) {
-		return false, false, last, needEnded
+		return false, false, last, needEnded, needEmpty
 	}
 	from = last
 	if needEnded {
 		from = min(last, latest.Seq)
 	}
-	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0, from, false
+	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0, from, false, false
 }
 
 // reprobe looks the run up again every KeepAlive, from a timer, for the
@@ -542,7 +567,7 @@ func (h *Handler) reprobe(ctx context.Context, runID string, last uint64, cancel
 	)
 	check = func() {
 		defer pending.Done()
-		ended, _, from, unsure := h.probe(ctx, runID, last)
+		ended, _, from, unsure, _ := h.probe(ctx, runID, last)
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
