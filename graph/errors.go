@@ -75,7 +75,7 @@ type CycleError struct {
 func (e *CycleError) Error() string {
 	if len(e.Kinds) == 1 {
 		// The one cycle a host writes on purpose: say what is allowed.
-		return fmt.Sprintf("%v: %s -> %s (a kind may depend on itself only with scope previous-segment, each segment on the one before)",
+		return fmt.Sprintf("%v: %s -> %s (only a per-segment kind may depend on itself, with scope previous-segment: each segment on the one before)",
 			ErrCycle, e.Kinds[0], e.Kinds[0])
 	}
 	return fmt.Sprintf("%v: %s -> %s (each kind depends on the next)", ErrCycle,

@@ -191,19 +191,19 @@ func TestValidateCycle(t *testing.T) {
 			name:  "kind on itself with same-segment",
 			t:     tmpl(glob("g"), per("a", dep("g", graph.ScopeGlobal), dep("a", graph.ScopeSameSegment))),
 			kinds: []string{"a"},
-			msg:   "graph: cycle among kinds: a -> a (a kind may depend on itself only with scope previous-segment, each segment on the one before)",
+			msg:   "graph: cycle among kinds: a -> a (only a per-segment kind may depend on itself, with scope previous-segment: each segment on the one before)",
 		},
 		{
 			name:  "global kind on itself",
 			t:     tmpl(glob("a", dep("a", graph.ScopeGlobal))),
 			kinds: []string{"a"},
-			msg:   "graph: cycle among kinds: a -> a (a kind may depend on itself only with scope previous-segment, each segment on the one before)",
+			msg:   "graph: cycle among kinds: a -> a (only a per-segment kind may depend on itself, with scope previous-segment: each segment on the one before)",
 		},
 		{
 			name:  "kind on itself with all-segments",
 			t:     tmpl(per("a", dep("a", graph.ScopeAllSegments))),
 			kinds: []string{"a"},
-			msg:   "graph: cycle among kinds: a -> a (a kind may depend on itself only with scope previous-segment, each segment on the one before)",
+			msg:   "graph: cycle among kinds: a -> a (only a per-segment kind may depend on itself, with scope previous-segment: each segment on the one before)",
 		},
 		{
 			name: "previous-segment between two kinds is a cycle",
