@@ -291,7 +291,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 				}
 			}
 		}
-		events = s.fillGaps(ctx, h, from, events)
+		events, last = s.fillGaps(ctx, h, from, last, events)
 		h.add(events, last, s.hubBuffer)
 		h.setStale(false)
 	}
@@ -373,19 +373,24 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 	return more && !gap
 }
 
-// fillGaps returns the events an XREAD read after the entry ID from, with
-// the History's events merged into the gaps among them (after a Redis
-// restart without persistence, the events published while Redis was
-// down; after trimming, those trimmed), so that the run's readers find no
-// gap in the window and each reads nothing from the History itself: one
-// read of the History per run, not one per reader. Redis refuses an ID
-// below the stream's newest entry, so such a gap is never filled by Redis
-// later. It reads at most a window's worth (HubBuffer) of the History. A
-// History that fails or lacks the events leaves the gaps, which the
-// readers then fill or skip on their own.
-func (s *Stream) fillGaps(ctx context.Context, h *hub, from uint64, events []progress.Event) []progress.Event {
+// fillGaps returns the events an XREAD read after the entry ID from, up
+// to the entry ID last, with the History's events merged into the gaps
+// among them (after a Redis restart without persistence, the events
+// published while Redis was down; after trimming, those trimmed), so that
+// the run's readers find no gap in the window and each reads nothing from
+// the History itself: one read of the History per run, not one per
+// reader. Redis refuses an ID below the stream's newest entry, so such a
+// gap is never filled by Redis later. It returns at most a window's worth
+// (HubBuffer) of events, and the entry ID to read on from: when the
+// merged events would not fit in the window, which would then drop the
+// start of them, below its readers, it returns the first window's worth
+// and the Seq of its last event, so that the next XREAD reads the entries
+// after it again (Redis keeps them) and the next call fills on. A History
+// that fails or lacks the events leaves the gaps, which the readers then
+// fill or skip on their own.
+func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events []progress.Event) ([]progress.Event, uint64) {
 	if s.history == nil || len(events) == 0 {
-		return events
+		return events, last
 	}
 	gap, prev := false, from
 	for _, e := range events {
@@ -396,29 +401,32 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from uint64, events []pro
 		prev = e.Seq
 	}
 	if !gap {
-		return events
+		return events, last
 	}
 	top := events[len(events)-1].Seq
-	merged := make([]progress.Event, 0, len(events))
-	i, last, filled := 0, from, 0
+	merged := make([]progress.Event, 0, min(len(events), s.hubBuffer))
+	i, prev, full := 0, from, false
 	err := s.history.Replay(ctx, h.runID, from, func(a progress.Event) error {
 		if a.Seq >= top {
 			return errPollFull
 		}
-		if a.RunID != h.runID || a.Seq <= last {
+		if a.RunID != h.runID || a.Seq <= prev {
 			return nil
 		}
 		for i < len(events) && events[i].Seq <= a.Seq {
+			if full = len(merged) == s.hubBuffer; full {
+				return errPollFull
+			}
 			merged = append(merged, events[i])
-			last = events[i].Seq
+			prev = events[i].Seq
 			i++
 		}
-		if a.Seq > last {
-			merged = append(merged, a)
-			last = a.Seq
-			if filled++; filled == s.hubBuffer {
-				return errPollFull // a window's worth; readers fill the rest
+		if a.Seq > prev {
+			if full = len(merged) == s.hubBuffer; full {
+				return errPollFull
 			}
+			merged = append(merged, a)
+			prev = a.Seq
 		}
 		return nil
 	})
@@ -426,9 +434,14 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from uint64, events []pro
 		if ctx.Err() == nil {
 			s.logger.Warn("redisstream: read the history", "run", h.runID, "error", err)
 		}
-		return events
+		return events, last
 	}
-	return append(merged, events[i:]...)
+	if room := s.hubBuffer - len(merged); full || len(events)-i > room {
+		// A window's worth: the next XREAD reads on after it.
+		merged = append(merged, events[i:i+max(0, min(room, len(events)-i))]...)
+		return merged, merged[len(merged)-1].Seq
+	}
+	return append(merged, events[i:]...), last
 }
 
 // errPollFull ends a poll of the History that read a window's worth.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -191,3 +192,81 @@ func TestReadersOfABurstHoldLittleEach(t *testing.T) {
 }
 
 var errStopTail = errors.New("stop")
+
+// heldHistory holds the History's reads after the Seq at until release
+// is closed.
+type heldHistory struct {
+	*countingHistory
+	at      uint64
+	release chan struct{}
+}
+
+func (h *heldHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	if after == h.at {
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return h.countingHistory.Replay(ctx, run, after, fn)
+}
+
+// A gap that, with the entries an XREAD read after it, is more than the
+// shared reader's window holds: the shared reader used to merge it all
+// and add it to the window, which then dropped the start of the gap just
+// filled, below every reader, so that each reader read the History on
+// its own (one read per browser tab, plus the wasted one). Now it adds a
+// window's worth and reads the entries after it again: here, the window
+// holds 8..23, and the next XREAD (25 and 26) finds the gap at 24, whose
+// History read waits until every reader has 8..23.
+func TestSharedReaderFillsAGapLongerThanItsWindow(t *testing.T) {
+	const readers = 10
+	h := &heldHistory{countingHistory: &countingHistory{MemoryHistory: progress.NewMemoryHistory()}, at: 23, release: make(chan struct{})}
+	s, r := newStream(t, redisstream.Options{History: h, BlockTime: 50 * time.Millisecond, HistoryPoll: time.Hour, HubBuffer: 16})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 26)
+	all[25].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
+	var tls []*sinktest.Tailer
+	for range readers {
+		tls = append(tls, sinktest.StartTail(t, s, run, 0))
+	}
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(1, 5))
+	}
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	// Seqs 6 and 7 come through the shared reader's XREAD, after its
+	// first poll of the History.
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[5:7]...))
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(6, 7))
+	}
+	before := h.replays.Load()
+	// Redis loses the stream; 8..20 and 24 reach only the History; the
+	// others reach Redis too, at once (one transaction), so that one XREAD
+	// reads 21..23 and 25..26.
+	require.NoError(t, h.Append(ctx, all[7:]...))
+	_, err := r.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.Key(run))
+		for _, e := range all[20:] {
+			if e.Seq == 24 {
+				continue
+			}
+			p.XAdd(ctx, &redis.XAddArgs{Stream: s.Key(run), ID: fmt.Sprintf("0-%d", e.Seq), Values: []any{"event", mustJSON(t, e)}})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(8, 23))
+	}
+	close(h.release)
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(24, 26))
+	}
+	assert.Equal(t, int64(2), h.replays.Load()-before, "History reads to fill a gap of a window's worth and one more for %d readers", readers)
+	for _, tl := range tls {
+		tl.Stop(t, context.Canceled)
+	}
+}
