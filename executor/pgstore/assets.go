@@ -23,8 +23,8 @@ const RefPrefix = "pg:"
 // there, and returns its reference, [RefPrefix] + key. It is one upsert,
 // one round trip; Data goes as bytea, Meta as jsonb. Put does not keep a,
 // so the caller may reuse its Data and Meta. A key longer than
-// [MaxAssetKeyBytes] gives an error wrapping a [*KeyError] (in
-// executor.Permanent), before any SQL. It returns ctx.Err(), with no
+// [MaxAssetKeyBytes], or not valid UTF-8 without NUL, gives an error
+// wrapping a [*KeyError] (in executor.Permanent), before any SQL. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	if err := ctx.Err(); err != nil {

@@ -26,8 +26,8 @@ type markJSON struct {
 // (in order) and Counts are stored as jsonb, Failed as text[]; a zero
 // StartedAt or EndedAt as NULL. PutRun does not keep r's slices. An ID
 // longer than [MaxRunIDBytes], or a graph key longer than
-// [MaxGraphKeyBytes], gives an error wrapping a [*KeyError] (in
-// executor.Permanent), before any SQL. It returns ctx.Err(), with no
+// [MaxGraphKeyBytes], or either not valid UTF-8 without NUL, gives an
+// error wrapping a [*KeyError] (in executor.Permanent), before any SQL. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {

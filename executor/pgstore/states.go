@@ -69,8 +69,8 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 // keep their states; an empty change list still bumps the version.
 //
 // A graph key or node ID longer than [MaxGraphKeyBytes] or
-// [MaxNodeIDBytes] gives an error wrapping a [*KeyError] (in
-// executor.Permanent), before any SQL. If the graph is not at expect,
+// [MaxNodeIDBytes], or not valid UTF-8 without NUL, gives an error
+// wrapping a [*KeyError] (in executor.Permanent), before any SQL. If the graph is not at expect,
 // Commit applies nothing and returns a
 // [*executor.ConflictError] with the version it found. Of concurrent
 // commits at one version, exactly one wins, first commits of a new graph
