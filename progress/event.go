@@ -77,14 +77,18 @@ type Event struct {
 	ETA time.Duration
 }
 
-// Validate reports whether e can be stored: it needs a RunID and a Seq of
-// at least 1. The error wraps [ErrInvalidEvent].
+// Validate reports whether e can be stored: it needs a RunID, a Seq of
+// at least 1, and a Time within the years 0000 to 9999 in UTC, which its
+// JSON form can write (see [Event.MarshalJSON]). The error wraps
+// [ErrInvalidEvent].
 func (e Event) Validate() error {
 	switch {
 	case e.RunID == "":
 		return fmt.Errorf("%w: seq %d has an empty run ID", ErrInvalidEvent, e.Seq)
 	case e.Seq == 0:
 		return fmt.Errorf("%w: run %q: seq is 0, sequence numbers start at 1", ErrInvalidEvent, e.RunID)
+	case !inRFC3339(e.Time):
+		return fmt.Errorf("%w: run %q seq %d: time %v is outside the years 0000 to 9999 in UTC, which RFC 3339 cannot write", ErrInvalidEvent, e.RunID, e.Seq, e.Time)
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ type eventJSON struct {
 // and "&" in strings are escaped as \u003c, \u003e and \u0026. The output
 // is deterministic.
 func (e Event) MarshalJSON() ([]byte, error) {
-	if y := e.Time.UTC().Year(); y < 0 || y > 9999 {
+	if !inRFC3339(e.Time) {
 		// Format would write a time that RFC 3339, and so UnmarshalJSON,
 		// does not read.
 		return nil, fmt.Errorf("progress: encode event %d of run %q: time %v is outside RFC 3339's years 0000 to 9999 (in UTC)", e.Seq, e.RunID, e.Time)
@@ -68,6 +68,13 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return data, nil
 }
 
+// inRFC3339 reports whether t, in UTC, has an RFC 3339 form: its year is
+// 0000 to 9999.
+func inRFC3339(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 0 && y <= 9999
+}
+
 // maxETAMs is the largest etaMs that a time.Duration holds.
 const maxETAMs = int64(math.MaxInt64 / time.Millisecond)
 
@@ -91,7 +98,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("%w: time %q is not RFC 3339: %w", ErrInvalidJSON, w.Time, err)
 		}
 		t = t.UTC()
-		if y := t.Year(); y < 0 || y > 9999 {
+		if !inRFC3339(t) {
 			// Only a time near the ends with an offset gets here: in UTC
 			// it has no RFC 3339 form, so it could not be written again.
 			return fmt.Errorf("%w: time %q is outside the years 0000 to 9999 in UTC", ErrInvalidJSON, w.Time)

@@ -1,6 +1,7 @@
 package progress_test
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -162,4 +163,16 @@ func TestEventValidate(t *testing.T) {
 	assert.ErrorIs(t, progress.Event{RunID: "r"}.Validate(), progress.ErrInvalidEvent)
 	assert.ErrorIs(t, progress.Event{Seq: 1}.Validate(), progress.ErrInvalidEvent)
 	assert.ErrorContains(t, progress.Event{RunID: "r"}.Validate(), `run "r": seq is 0`)
+	// A time that the event's JSON cannot write: a sink that stores it
+	// could not serve it (progress/sse's Handler would end every stream
+	// of the run at it, and a browser reconnect forever).
+	for _, at := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 12, 31, 23, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("-02", -2*3600))} {
+		e := progress.Event{RunID: "r", Seq: 1, Time: at}
+		assert.ErrorIs(t, e.Validate(), progress.ErrInvalidEvent, "time %v", at)
+		assert.ErrorIs(t, progress.NewMemory(progress.MemoryOptions{}).Publish(context.Background(), e), progress.ErrInvalidEvent, "Memory, time %v", at)
+	}
+	for _, at := range []time.Time{{}, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)} {
+		assert.NoError(t, progress.Event{RunID: "r", Seq: 1, Time: at}.Validate(), "time %v", at)
+	}
 }
