@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -141,53 +139,8 @@ func TestSharedReaderFillsAGapOnceForAllItsReaders(t *testing.T) {
 func TestReadersOfABurstHoldLittleEach(t *testing.T) {
 	const readers, burst = 100, 500
 	s, _ := newStream(t, redisstream.Options{BlockTime: 50 * time.Millisecond})
-	ctx, run := context.Background(), sinktest.RunID(t)
-	all := sinktest.Events(run, 1, burst+1)
-	require.NoError(t, s.Publish(ctx, all[0]))
-	hold1, hold2 := make(chan struct{}), make(chan struct{})
-	var at1, at2 sync.WaitGroup
-	at1.Add(readers)
-	at2.Add(readers)
-	done := make(chan error, readers)
-	for range readers {
-		go func() {
-			done <- s.Tail(ctx, run, 0, func(e progress.Event) error {
-				switch e.Seq {
-				case 1: // before the burst
-					at1.Done()
-					<-hold1
-				case 2: // a slow client, at the start of the burst
-					at2.Done()
-					<-hold2
-				case burst + 1:
-					return errStopTail
-				}
-				return nil
-			})
-		}()
-	}
-	at1.Wait()
-	heap := func() uint64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
-	before := heap()
-	require.NoError(t, s.Publish(ctx, all[1:]...))
-	close(hold1)
-	at2.Wait()
-	perReader := float64(heap()-before) / readers
+	perReader := sinktest.HeldPerReader(t, s, s, readers, burst)
 	t.Logf("%d readers held at the start of a burst of %d events: %.0f bytes each, the shared window included", readers, burst, perReader)
-	close(hold2)
-	for i := range readers {
-		select {
-		case err := <-done:
-			require.ErrorIs(t, err, errStopTail)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d readers did not receive the whole burst", readers-i, readers)
-		}
-	}
 	assert.Less(t, perReader, 16e3, "bytes held per reader of a burst of %d events", burst)
 }
 

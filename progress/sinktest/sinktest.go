@@ -69,7 +69,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -666,4 +668,66 @@ func testHistoryOnlyEnded(t *testing.T, newPair NewHistoryPair) {
 		err := tl.Stop(t, cause) // fails the test if anything more came
 		assert.ErrorIs(t, err, cause, "Tail(%d) of a finished run must last until its context ends", after)
 	}
+}
+
+// HeldPerReader measures what readers of a burst of events hold while
+// their clients are slow: it publishes one event of a new run to sink,
+// starts readers Tail calls on src, holds each in its callback at that
+// event while a burst of burst more events is published, then at the
+// burst's first event, and returns the heap that the burst added, per
+// reader, measured after a GC while they are held there (the source's
+// own copy of the burst included). It fails t unless every reader then
+// gets the whole burst. A source whose readers each copy the burst at
+// once holds it per reader; one that reads it in small batches holds a
+// batch.
+func HeldPerReader(t testing.TB, sink progress.Sink, src progress.Source, readers, burst int) float64 {
+	t.Helper()
+	ctx, run := context.Background(), RunID(t)
+	all := Events(run, 1, uint64(burst)+1)
+	require.NoError(t, sink.Publish(ctx, all[0]))
+	hold1, hold2 := make(chan struct{}), make(chan struct{})
+	var at1, at2 sync.WaitGroup
+	at1.Add(readers)
+	at2.Add(readers)
+	errEnd := errors.New("sinktest: end of the burst")
+	done := make(chan error, readers)
+	for range readers {
+		go func() {
+			done <- src.Tail(ctx, run, 0, func(e progress.Event) error {
+				switch e.Seq {
+				case 1: // before the burst
+					at1.Done()
+					<-hold1
+				case 2: // a slow client, at the start of the burst
+					at2.Done()
+					<-hold2
+				case uint64(burst) + 1:
+					return errEnd
+				}
+				return nil
+			})
+		}()
+	}
+	at1.Wait()
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	require.NoError(t, sink.Publish(ctx, all[1:]...))
+	close(hold1)
+	at2.Wait()
+	perReader := float64(heap()-before) / float64(readers)
+	close(hold2)
+	for i := range readers {
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, errEnd)
+		case <-time.After(wait):
+			t.Fatalf("%d of %d readers did not receive the whole burst", readers-i, readers)
+		}
+	}
+	return perReader
 }
