@@ -96,7 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &de) && de.Option == "MaxSeconds":
 		return fail("-max-seconds: %v", err)
-	case errors.As(err, &de) && secs > limit:
+	case errors.As(err, &de) && secs > limit && secs%graph.SegmentSeconds == 0:
+		// Over the limit, and refused for that alone.
 		return fail("%v (here, -max-seconds)", err)
 	case err != nil:
 		return fail("%v", err)

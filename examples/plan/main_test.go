@@ -489,3 +489,18 @@ func TestBinary(t *testing.T) {
 	assert.True(t, strings.HasPrefix(out, "usage: plan -duration SECONDS"), "%q", out)
 	assert.Empty(t, errOut)
 }
+
+// The hint to raise -max-seconds goes only with the error of a duration
+// over the limit: a duration that is also not a multiple of 10s, which
+// no -max-seconds makes valid, is refused without it.
+func TestMaxSecondsHintOnlyForTheLimit(t *testing.T) {
+	for _, args := range [][]string{
+		{"-duration", "86415"},
+		{"-duration", "135", "-max-seconds", "120"},
+	} {
+		code, out, errOut := runCLI(args...)
+		assert.Equal(t, 2, code, "%v", args)
+		assert.Empty(t, out)
+		assert.Equal(t, "plan: graph: invalid duration: "+args[1]+"s is not a multiple of 10s\n", errOut, "%v", args)
+	}
+}
