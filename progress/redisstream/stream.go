@@ -299,7 +299,9 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // progress.ErrInvalidEvent before anything is written. When FinishedTTL is
 // set, a final event also sets the stream's expiry; when IdleTTL is, each
 // call sets the expiry of each stream it writes to (a final event's
-// FinishedTTL, if set, wins).
+// FinishedTTL, if set, wins), unless the stream's newest entry is not its
+// last event there: events Redis refused as older than the stream's
+// newest leave the expiry as it was.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -314,7 +316,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	pipe := s.client.Pipeline()
 	adds := make([]*redis.StringCmd, len(events))
-	var expires []*redis.BoolCmd
+	var expires []redis.Cmder
 	for i, e := range events {
 		data, err := json.Marshal(e)
 		if err != nil {
@@ -335,7 +337,11 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		case s.ttl > 0 && e.Type.Final():
 			expires = append(expires, pipe.Expire(ctx, key, s.ttl))
 		case s.idleTTL > 0 && last && (s.ttl == 0 || !finalIn(events, i)):
-			expires = append(expires, pipe.Expire(ctx, key, s.idleTTL))
+			// Only if the event is the stream's newest: one that Redis
+			// refused as older than it is no publish, and must not put
+			// IdleTTL over a final event's FinishedTTL.
+			expires = append(expires, pipe.Eval(ctx, idleExpireScript, []string{key},
+				entryID(e.Seq), s.idleTTL.Milliseconds()))
 		}
 	}
 	// Exec's error is the first failed command's; each is examined below,
@@ -368,6 +374,15 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	return nil
 }
+
+// idleExpireScript sets the expiry of the stream KEYS[1] to ARGV[2]
+// milliseconds if its newest entry is ARGV[1]: the event just written, or
+// written before by a call that this one repeats.
+const idleExpireScript = `local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if top[1] and top[1][1] == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`
 
 // finalIn reports whether the run of events[i] has a final event among
 // events[:i] in its run of consecutive events, whose FinishedTTL then

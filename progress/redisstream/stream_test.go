@@ -1051,3 +1051,37 @@ func TestIdleTTL(t *testing.T) {
 		assert.Equal(t, time.Duration(-1), ttlOf(t, r, s.Key(run)), "no expiry by default")
 	})
 }
+
+// An event that Redis refuses because the stream already holds a newer
+// one (a late or repeated publish, such as the events of a Buffered
+// fallback written again after the run ended) is no publish to the
+// stream: it leaves the expiry alone, and the FinishedTTL of the run's
+// final event stands. Only the stream's newest event, published again (a
+// retry whose reply was lost), sets it again.
+func TestIdleTTLLeftAloneByAStaleEvent(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour, FinishedTTL: time.Minute})
+	run, other := sinktest.RunID(t), sinktest.RunID(t)+"-b"
+	ttlOf := func(key string) time.Duration {
+		t.Helper()
+		ttl, err := r.Client.TTL(ctx, key).Result()
+		require.NoError(t, err)
+		return ttl
+	}
+	all := sinktest.Events(run, 1, 3)
+	all[2].Type = progress.RunFinished
+	require.NoError(t, s.Publish(ctx, all...))
+	require.LessOrEqual(t, ttlOf(s.Key(run)), time.Minute)
+
+	require.NoError(t, s.Publish(ctx, all[1]))
+	assert.LessOrEqual(t, ttlOf(s.Key(run)), time.Minute, "an event below the stream's newest leaves FinishedTTL")
+	require.NoError(t, s.Publish(ctx, all[0], progress.Event{RunID: other, Seq: 1, Type: progress.RunStarted}, all[1]))
+	assert.LessOrEqual(t, ttlOf(s.Key(run)), time.Minute, "interleaved with another run's")
+	assert.Greater(t, ttlOf(s.Key(other)), 59*time.Minute)
+
+	// A run under way: its newest event again sets IdleTTL again.
+	require.NoError(t, r.Client.Expire(ctx, s.Key(other), time.Minute).Err())
+	require.NoError(t, s.Publish(ctx, progress.Event{RunID: other, Seq: 1, Type: progress.RunStarted}))
+	assert.Greater(t, ttlOf(s.Key(other)), 59*time.Minute, "the newest event published again")
+	assert.Equal(t, uint64(4), s.Stats().Duplicates)
+}
