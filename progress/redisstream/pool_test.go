@@ -61,3 +61,42 @@ func TestWatchingMoreRunsThanThePoolHolds(t *testing.T) {
 		tl.Stop(t, context.Canceled)
 	}
 }
+
+// A client whose MaxActiveConns is below its PoolSize holds no more
+// connections than MaxActiveConns: the default MaxBlockingReads is half
+// of that, so that the blocked reads leave Publish a connection (with
+// half the PoolSize they took all four, and Publish failed at once with
+// go-redis's "connection pool exhausted").
+func TestMaxBlockingReadsHeedsMaxActiveConns(t *testing.T) {
+	r := testenv.NewRedis(t)
+	opts, err := redis.ParseURL(testenv.RedisURL())
+	require.NoError(t, err)
+	opts.PoolSize, opts.MaxActiveConns, opts.PoolTimeout = 20, 4, 300*time.Millisecond
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{
+		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, BlockTime: 2 * time.Second, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+
+	const runs = 8
+	ctx := context.Background()
+	ids := make([]string, runs)
+	tls := make([]*sinktest.Tailer, runs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s-%d", sinktest.RunID(t), i)
+		tls[i] = sinktest.StartTail(t, s, ids[i], 0)
+	}
+	require.Eventually(t, func() bool { return s.Stats().Runs == runs }, 10*time.Second, time.Millisecond)
+	for seq := range uint64(3) {
+		for _, id := range ids {
+			require.NoError(t, s.Publish(ctx, sinktest.Events(id, seq+1, seq+1)...), "publish %d of run %s", seq+1, id)
+		}
+	}
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(1, 3))
+	}
+	for _, tl := range tls {
+		tl.Stop(t, context.Canceled)
+	}
+}

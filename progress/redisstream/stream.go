@@ -102,8 +102,8 @@ type Options struct {
 	// for new events), so that watching more runs than the client's pool
 	// holds never takes every connection from Publish and the replays.
 	// Default: half the client's PoolSize for a *redis.Client (go-redis's
-	// default pool is 10 connections per GOMAXPROCS), and 16 for other
-	// clients.
+	// default pool is 10 connections per GOMAXPROCS), or half its
+	// MaxActiveConns if that is set and lower, and 16 for other clients.
 	MaxBlockingReads int
 	// Logger reports read errors and corrupt entries. Default:
 	// slog.Default().
@@ -183,15 +183,20 @@ type Stream struct {
 }
 
 // maxBlockingReads returns the cap on blocked XREADs: n if set, else
-// half the pool of a *redis.Client, else 16.
+// half the pool of a *redis.Client (its PoolSize, or its MaxActiveConns
+// if lower), else 16.
 func maxBlockingReads(client redis.UniversalClient, n int) int {
 	if n > 0 {
 		return n
 	}
 	if c, ok := client.(*redis.Client); ok {
-		pool := c.Options().PoolSize
+		o := c.Options()
+		pool := o.PoolSize
 		if pool <= 0 {
 			pool = 10 * runtime.GOMAXPROCS(0) // go-redis's default
+		}
+		if o.MaxActiveConns > 0 {
+			pool = min(pool, o.MaxActiveConns) // the most it ever holds
 		}
 		return max(pool/2, 1)
 	}
