@@ -103,7 +103,9 @@ type Options struct {
 	// holds never takes every connection from Publish and the replays.
 	// Default: half the client's PoolSize for a *redis.Client (go-redis's
 	// default pool is 10 connections per GOMAXPROCS), or half its
-	// MaxActiveConns if that is set and lower, and 16 for other clients.
+	// MaxActiveConns if that is set and lower; the same of a node's pool
+	// for a *redis.ClusterClient or a *redis.Ring (every run's stream may
+	// be on one node); and 16 for other clients.
 	MaxBlockingReads int
 	// Logger reports read errors and corrupt entries. Default:
 	// slog.Default().
@@ -183,24 +185,31 @@ type Stream struct {
 }
 
 // maxBlockingReads returns the cap on blocked XREADs: n if set, else
-// half the pool of a *redis.Client (its PoolSize, or its MaxActiveConns
-// if lower), else 16.
+// half the connections the client holds to one server at most (its
+// PoolSize, or its MaxActiveConns if lower; per node for a cluster or a
+// ring, where every run's stream may be on one node), else 16.
 func maxBlockingReads(client redis.UniversalClient, n int) int {
 	if n > 0 {
 		return n
 	}
-	if c, ok := client.(*redis.Client); ok {
-		o := c.Options()
-		pool := o.PoolSize
-		if pool <= 0 {
-			pool = 10 * runtime.GOMAXPROCS(0) // go-redis's default
-		}
-		if o.MaxActiveConns > 0 {
-			pool = min(pool, o.MaxActiveConns) // the most it ever holds
-		}
-		return max(pool/2, 1)
+	var pool, active int
+	switch c := client.(type) {
+	case *redis.Client:
+		pool, active = c.Options().PoolSize, c.Options().MaxActiveConns
+	case *redis.ClusterClient:
+		pool, active = c.Options().PoolSize, c.Options().MaxActiveConns
+	case *redis.Ring:
+		pool, active = c.Options().PoolSize, c.Options().MaxActiveConns
+	default:
+		return 16
 	}
-	return 16
+	if pool <= 0 {
+		pool = 10 * runtime.GOMAXPROCS(0) // go-redis's default
+	}
+	if active > 0 {
+		pool = min(pool, active) // the most it ever holds
+	}
+	return max(pool/2, 1)
 }
 
 // New returns a Stream over client, which the caller keeps owning and
