@@ -222,6 +222,10 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	defer s.wg.Done()
 	b := s.newBackoff()
 	var polled time.Time // when the History was last read; zero: at once
+	// read is the newest entry ID an XREAD read: after fillGaps cut its
+	// events to a window's worth, the next XREAD reads the entries after
+	// the cut again, and a corrupt one among them is counted already.
+	var read uint64
 	for ctx.Err() == nil {
 		block := s.blockTime
 		if s.history != nil && h.polling() {
@@ -284,13 +288,18 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		last := from
 		for _, stream := range res {
 			for _, m := range stream.Messages {
-				e, seq, err := s.parse(h.runID, m)
+				parse := s.parse
+				if id, err := parseID(m.ID); err == nil && id <= read {
+					parse = decodeEntry // counted already
+				}
+				e, seq, err := parse(h.runID, m)
 				last = max(last, seq)
 				if err == nil {
 					events = append(events, e)
 				}
 			}
 		}
+		read = max(read, last)
 		events, last = s.fillGaps(ctx, h, from, last, events)
 		h.add(events, last, s.hubBuffer)
 		h.setStale(false)

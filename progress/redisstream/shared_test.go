@@ -223,3 +223,41 @@ func TestSharedReaderFillsAGapLongerThanItsWindow(t *testing.T) {
 		tl.Stop(t, context.Canceled)
 	}
 }
+
+// The entries that the shared reader reads again after filling a window's
+// worth of a gap are not counted again: a corrupt one among them is one
+// entry skipped, counted (and logged) once, however many times the
+// reader reads past it.
+func TestSharedReaderCountsACorruptEntryOnce(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, r := newStream(t, redisstream.Options{History: h, BlockTime: 50 * time.Millisecond, HistoryPoll: time.Hour, HubBuffer: 4})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 11)
+	all[10].Type = progress.RunFinished
+	both := progress.NewFanout(progress.NewArchive(h), s)
+	require.NoError(t, both.Publish(ctx, all[:2]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 2))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, both.Publish(ctx, all[2]))
+	tl.Expect(t, sinktest.Span(3, 3)) // through the shared reader's XREAD
+
+	// 4..7 reach only the History; 8, 9 and 11 Redis too, with a corrupt
+	// entry at 10, in one XREAD's reach: the shared reader fills 4..7,
+	// a window's worth, and reads 8..11 again.
+	require.NoError(t, h.Append(ctx, all[3:]...))
+	_, err := r.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, e := range all[7:] {
+			data := mustJSON(t, e)
+			if e.Seq == 10 {
+				data = "not an event"
+			}
+			p.XAdd(ctx, &redis.XAddArgs{Stream: s.Key(run), ID: fmt.Sprintf("0-%d", e.Seq), Values: []any{"event", data}})
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	tl.Expect(t, sinktest.Span(4, 11))
+	assert.Equal(t, uint64(1), s.Stats().Corrupt)
+	tl.Stop(t, nil)
+}

@@ -810,33 +810,41 @@ func (e *deliverError) Unwrap() error { return e.err }
 // entry that holds an event of another run is corrupt: a reader would
 // refuse it at every try.
 func (s *Stream) parse(runID string, m redis.XMessage) (progress.Event, uint64, error) {
+	e, seq, err := decodeEntry(runID, m)
+	if err != nil {
+		s.corrupt.Add(1)
+		s.logger.Warn("redisstream: skipping corrupt stream entry", "id", m.ID, "error", err)
+	}
+	return e, seq, err
+}
+
+// decodeEntry is parse without counting or logging a corrupt entry: for
+// an entry read again, which was counted the first time.
+func decodeEntry(runID string, m redis.XMessage) (progress.Event, uint64, error) {
 	seq, err := parseID(m.ID)
 	if err != nil {
-		return s.corruptEntry(m.ID, err)
+		return corruptEntry(m.ID, err)
 	}
 	raw, ok := m.Values[eventField].(string)
 	if !ok {
-		return s.corruptEntry(m.ID, fmt.Errorf("no %q field", eventField))
+		return corruptEntry(m.ID, fmt.Errorf("no %q field", eventField))
 	}
 	var e progress.Event
 	if err := json.Unmarshal([]byte(raw), &e); err != nil {
-		return s.corruptEntry(m.ID, err)
+		return corruptEntry(m.ID, err)
 	}
 	if e.Seq != seq {
-		return s.corruptEntry(m.ID, fmt.Errorf("entry ID %s holds seq %d", m.ID, e.Seq))
+		return corruptEntry(m.ID, fmt.Errorf("entry ID %s holds seq %d", m.ID, e.Seq))
 	}
 	if e.RunID != runID {
-		return s.corruptEntry(m.ID, fmt.Errorf("the stream of run %q holds an event of run %q", runID, e.RunID))
+		return corruptEntry(m.ID, fmt.Errorf("the stream of run %q holds an event of run %q", runID, e.RunID))
 	}
 	return e, seq, nil
 }
 
-func (s *Stream) corruptEntry(id string, err error) (progress.Event, uint64, error) {
-	s.corrupt.Add(1)
+func corruptEntry(id string, err error) (progress.Event, uint64, error) {
 	seq, _ := parseID(id)
-	err = fmt.Errorf("%w %s: %w", ErrCorruptEntry, id, err)
-	s.logger.Warn("redisstream: skipping corrupt stream entry", "id", id, "error", err)
-	return progress.Event{}, seq, err
+	return progress.Event{}, seq, fmt.Errorf("%w %s: %w", ErrCorruptEntry, id, err)
 }
 
 // parseID parses an entry ID written by Publish, "0-<seq>".
