@@ -331,6 +331,20 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	pipe := s.client.Pipeline()
 	adds := make([]*redis.StringCmd, len(events))
 	var expires []redis.Cmder
+	// One expiry a stream a call, after its last event: the FinishedTTL
+	// of a final event, or else IdleTTL. A call may interleave the events
+	// of several runs (a Buffered sink shared by the runs under way).
+	var lastOf map[string]int    // each run's last event in the call
+	var finished map[string]bool // the runs with a final event in it
+	if s.idleTTL > 0 {
+		lastOf, finished = make(map[string]int), make(map[string]bool)
+		for i, e := range events {
+			lastOf[e.RunID] = i
+			if s.ttl > 0 && e.Type.Final() {
+				finished[e.RunID] = true
+			}
+		}
+	}
 	for i, e := range events {
 		data, err := json.Marshal(e)
 		if err != nil {
@@ -344,13 +358,10 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 			ID:     entryID(e.Seq),
 			Values: []any{eventField, data},
 		})
-		// One expiry a stream a call, after its last event: the
-		// FinishedTTL of a final event, or else IdleTTL.
-		last := i == len(events)-1 || events[i+1].RunID != e.RunID
 		switch {
 		case s.ttl > 0 && e.Type.Final():
 			expires = append(expires, pipe.Expire(ctx, key, s.ttl))
-		case s.idleTTL > 0 && last && (s.ttl == 0 || !finalIn(events, i)):
+		case s.idleTTL > 0 && lastOf[e.RunID] == i && !finished[e.RunID]:
 			// Only if the event is the stream's newest: one that Redis
 			// refused as older than it is no publish, and must not put
 			// IdleTTL over a final event's FinishedTTL.
@@ -397,18 +408,6 @@ if top[1] and top[1][1] == ARGV[1] then
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`
-
-// finalIn reports whether the run of events[i] has a final event among
-// events[:i] in its run of consecutive events, whose FinishedTTL then
-// stands.
-func finalIn(events []progress.Event, i int) bool {
-	for j := i - 1; j >= 0 && events[j].RunID == events[i].RunID; j-- {
-		if events[j].Type.Final() {
-			return true
-		}
-	}
-	return false
-}
 
 // isDuplicate reports Redis's refusal of an entry ID that is not above the
 // stream's top item: the event is already there (or older than it).

@@ -1085,3 +1085,52 @@ func TestIdleTTLLeftAloneByAStaleEvent(t *testing.T) {
 	assert.Greater(t, ttlOf(s.Key(other)), 59*time.Minute, "the newest event published again")
 	assert.Equal(t, uint64(4), s.Stats().Duplicates)
 }
+
+// pipelineCounter counts the commands of the pipelines a client sends, by
+// name.
+type pipelineCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.mu.Lock()
+		for _, cmd := range cmds {
+			c.n[cmd.Name()]++
+		}
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// A call whose events of several runs are interleaved (a Buffered sink
+// shared by the runs under way batches their events as they come) sets
+// each stream's expiry once, after its last event, not once for each
+// change of run: 2 runs of 10 events each, alternating, made 20 expiries
+// where 2 do. A final event's FinishedTTL stands against a later event of
+// its run in the call, whichever runs' events come between.
+func TestIdleTTLOnceAStreamInAnInterleavedCall(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour, FinishedTTL: time.Minute})
+	cmds := &pipelineCounter{n: map[string]int{}}
+	r.Client.AddHook(cmds)
+	a, b := sinktest.RunID(t)+"-a", sinktest.RunID(t)+"-b"
+	var events []progress.Event
+	for seq := uint64(1); seq <= 10; seq++ {
+		events = append(events, sinktest.Events(a, seq, seq)[0], sinktest.Events(b, seq, seq)[0])
+	}
+	require.NoError(t, s.Publish(ctx, events...))
+	cmds.mu.Lock()
+	assert.Equal(t, 2, cmds.n["eval"]+cmds.n["expire"], "expiries of a call with 2 runs: %v", cmds.n)
+	cmds.mu.Unlock()
+
+	fin := sinktest.Events(a, 11, 12)
+	fin[0].Type = progress.RunFinished
+	require.NoError(t, s.Publish(ctx, fin[0], sinktest.Events(b, 11, 11)[0], fin[1]))
+	ttl, err := r.Client.TTL(ctx, s.Key(a)).Result()
+	require.NoError(t, err)
+	assert.LessOrEqual(t, ttl, time.Minute, "FinishedTTL stands")
+}
