@@ -96,8 +96,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &de) && de.Option == "MaxSeconds":
 		return fail("-max-seconds: %v", err)
-	case errors.As(err, &de) && secs > limit && secs%graph.SegmentSeconds == 0:
-		// Over the limit, and refused for that alone.
+	case errors.As(err, &de) && secs > limit && secs%graph.SegmentSeconds == 0 && secs <= graph.MaxSecondsLimit:
+		// Over the limit, refused for that alone, and a -max-seconds
+		// allowed would take it.
 		return fail("%v (here, -max-seconds)", err)
 	case err != nil:
 		return fail("%v", err)

@@ -491,16 +491,21 @@ func TestBinary(t *testing.T) {
 }
 
 // The hint to raise -max-seconds goes only with the error of a duration
-// over the limit: a duration that is also not a multiple of 10s, which
-// no -max-seconds makes valid, is refused without it.
+// over the limit that some -max-seconds makes valid: a duration that is
+// also not a multiple of 10s, or above the highest -max-seconds allowed
+// (graph.MaxSecondsLimit), is refused without it.
 func TestMaxSecondsHintOnlyForTheLimit(t *testing.T) {
-	for _, args := range [][]string{
-		{"-duration", "86415"},
-		{"-duration", "135", "-max-seconds", "120"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-duration", "86415"}, "86415s is not a multiple of 10s"},
+		{[]string{"-duration", "135", "-max-seconds", "120"}, "135s is not a multiple of 10s"},
+		{[]string{"-duration", "100000010"}, "100000010s exceeds the limit of 86400s (8640 segments); Options.MaxSeconds raises it"},
 	} {
-		code, out, errOut := runCLI(args...)
-		assert.Equal(t, 2, code, "%v", args)
+		code, out, errOut := runCLI(tc.args...)
+		assert.Equal(t, 2, code, "%v", tc.args)
 		assert.Empty(t, out)
-		assert.Equal(t, "plan: graph: invalid duration: "+args[1]+"s is not a multiple of 10s\n", errOut, "%v", args)
+		assert.Equal(t, "plan: graph: invalid duration: "+tc.want+"\n", errOut, "%v", tc.args)
 	}
 }
