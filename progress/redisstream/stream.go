@@ -313,9 +313,10 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // progress.ErrInvalidEvent before anything is written. When FinishedTTL is
 // set, a final event also sets the stream's expiry; when IdleTTL is, each
 // call sets the expiry of each stream it writes to (a final event's
-// FinishedTTL, if set, wins), unless the stream's newest entry is not its
-// last event there: events Redis refused as older than the stream's
-// newest leave the expiry as it was.
+// FinishedTTL, if set, wins), unless the stream has an entry above the
+// call's newest event there: events Redis refused as older than the
+// stream's newest leave the expiry as it was. With IdleTTL, Publish sends
+// EVAL (see Options.IdleTTL).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -334,15 +335,14 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	// One expiry a stream a call, after its last event: the FinishedTTL
 	// of a final event, or else IdleTTL. A call may interleave the events
 	// of several runs (a Buffered sink shared by the runs under way).
-	var lastOf map[string]int    // each run's last event in the call
-	var finished map[string]bool // the runs with a final event in it
+	var runs map[string]runInCall
 	if s.idleTTL > 0 {
-		lastOf, finished = make(map[string]int), make(map[string]bool)
+		runs = make(map[string]runInCall, 1)
 		for i, e := range events {
-			lastOf[e.RunID] = i
-			if s.ttl > 0 && e.Type.Final() {
-				finished[e.RunID] = true
-			}
+			r := runs[e.RunID]
+			r.last, r.newest = i, max(r.newest, e.Seq)
+			r.finished = r.finished || s.ttl > 0 && e.Type.Final()
+			runs[e.RunID] = r
 		}
 	}
 	for i, e := range events {
@@ -361,12 +361,14 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		switch {
 		case s.ttl > 0 && e.Type.Final():
 			expires = append(expires, pipe.Expire(ctx, key, s.ttl))
-		case s.idleTTL > 0 && lastOf[e.RunID] == i && !finished[e.RunID]:
-			// Only if the event is the stream's newest: one that Redis
-			// refused as older than it is no publish, and must not put
-			// IdleTTL over a final event's FinishedTTL.
+		case s.idleTTL > 0 && runs[e.RunID].last == i && !runs[e.RunID].finished:
+			// Only if no entry is above the call's newest event of the run:
+			// events that Redis refused as older than the stream's newest
+			// are no publish, and must not put IdleTTL over a final
+			// event's FinishedTTL. The call's newest, not its last: a call
+			// may hold a run's events in any order.
 			expires = append(expires, pipe.Eval(ctx, idleExpireScript, []string{key},
-				entryID(e.Seq), s.idleTTL.Milliseconds()))
+				entryID(runs[e.RunID].newest), s.idleTTL.Milliseconds()))
 		}
 	}
 	// Exec's error is the first failed command's; each is examined below,
@@ -400,11 +402,20 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	return nil
 }
 
+// runInCall is what Publish needs to know of a run's events in a call.
+type runInCall struct {
+	last     int    // the index of its last event in the call
+	newest   uint64 // the highest Seq among them
+	finished bool   // one is final, and FinishedTTL is set
+}
+
 // idleExpireScript sets the expiry of the stream KEYS[1] to ARGV[2]
-// milliseconds if its newest entry is ARGV[1]: the event just written, or
-// written before by a call that this one repeats.
-const idleExpireScript = `local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if top[1] and top[1][1] == ARGV[1] then
+// milliseconds unless it has an entry above ARGV[1], the call's newest
+// event of the run: then the stream's newest is that event, written by
+// this call or by one that it repeats, or else one of the call's earlier
+// events if the newest failed. An entry above it means that the call's
+// events were older than the stream's newest, and refused.
+const idleExpireScript = `if #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', 1) == 0 then
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`

@@ -1134,3 +1134,24 @@ func TestIdleTTLOnceAStreamInAnInterleavedCall(t *testing.T) {
 	require.NoError(t, err)
 	assert.LessOrEqual(t, ttl, time.Minute, "FinishedTTL stands")
 }
+
+// A call that writes an event of a run sets the run's IdleTTL even when
+// the call's last event of the run is refused as older than the stream's
+// newest, which the call itself just wrote: Publish takes the events of
+// a call in any order. The stream of a run that then crashes must still
+// expire.
+func TestIdleTTLSetByAWrittenEventBeforeARefusedOne(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour})
+	run := sinktest.RunID(t)
+	events := sinktest.Events(run, 1, 6)
+	require.NoError(t, s.Publish(ctx, events[:4]...))
+	require.NoError(t, r.Client.Persist(ctx, s.Key(run)).Err())
+
+	require.NoError(t, s.Publish(ctx, events[5], events[2])) // 6 written, 3 refused
+	ttl, err := r.Client.TTL(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, 59*time.Minute, "IdleTTL after seq 6 was written")
+	assert.Equal(t, uint64(5), s.Stats().Published)
+	assert.Equal(t, uint64(1), s.Stats().Duplicates)
+}
