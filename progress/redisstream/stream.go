@@ -60,8 +60,12 @@ type Options struct {
 	// published its final event (its process crashed, or that publish
 	// failed) still expires, which FinishedTTL alone never makes it do.
 	// Set it well above the longest quiet spell of a run (a run emits at
-	// least an event per node). Default: 0, no expiry before the final
-	// event.
+	// least an event per node). Publish sets it with a Lua script (EVAL,
+	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
+	// user's ACL must allow EVAL (the @scripting category): where it does
+	// not, each Publish returns an error for the expiry it could not set,
+	// although its events were written (and not counted in
+	// Stats.Dropped). Default: 0, no expiry before the final event.
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
