@@ -96,6 +96,8 @@ func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("must be positive: a multiple of %ds from %ds to %ds", SegmentSeconds, SegmentSeconds, maxSec)}
 	case totalSeconds%SegmentSeconds != 0:
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("is not a multiple of %ds", SegmentSeconds)}
+	case totalSeconds > MaxSecondsLimit:
+		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the largest limit, MaxSecondsLimit: %ds (%d segments)", MaxSecondsLimit, MaxSecondsLimit/SegmentSeconds)}
 	case totalSeconds > maxSec:
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds (%d segments); Options.MaxSeconds raises it", maxSec, maxSec/SegmentSeconds)}
 	}

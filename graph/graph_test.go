@@ -184,6 +184,7 @@ func TestBuildDuration(t *testing.T) {
 		{"not a multiple of 10", graph.Options{}, graph.Lecture(), 125, "graph: invalid duration: 125s is not a multiple of 10s"},
 		{"one second", graph.Options{}, graph.Lecture(), 1, "1s is not a multiple of 10s"},
 		{"above the default limit", graph.Options{}, graph.Lecture(), 86_410, "graph: invalid duration: 86410s exceeds the limit of 86400s (8640 segments); Options.MaxSeconds raises it"},
+		{"above the largest limit", graph.Options{}, graph.Lecture(), graph.MaxSecondsLimit + 10, "graph: invalid duration: 100000010s exceeds the largest limit, MaxSecondsLimit: 100000000s (10000000 segments)"},
 		{"raised limit", graph.Options{MaxSeconds: 200_000}, graph.Lecture(), 200_000, ""},
 		{"above a raised limit", graph.Options{MaxSeconds: 200_000}, graph.Lecture(), 200_010, "200010s exceeds the limit of 200000s (20000 segments)"},
 		{"a million segments", graph.Options{MaxSeconds: 10_000_000}, one, 10_000_000, ""},

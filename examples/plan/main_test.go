@@ -501,7 +501,7 @@ func TestMaxSecondsHintOnlyForTheLimit(t *testing.T) {
 	}{
 		{[]string{"-duration", "86415"}, "86415s is not a multiple of 10s"},
 		{[]string{"-duration", "135", "-max-seconds", "120"}, "135s is not a multiple of 10s"},
-		{[]string{"-duration", "100000010"}, "100000010s exceeds the limit of 86400s (8640 segments); Options.MaxSeconds raises it"},
+		{[]string{"-duration", "100000010"}, "100000010s exceeds the largest limit, MaxSecondsLimit: 100000000s (10000000 segments)"},
 	} {
 		code, out, errOut := runCLI(tc.args...)
 		assert.Equal(t, 2, code, "%v", tc.args)
