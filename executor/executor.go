@@ -343,6 +343,8 @@ func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run
 		case err == nil:
 			return nil, fmt.Errorf("%w: RunRequest.RunID %q is taken by a run of graph %q started at %v: give each run its own ID, or none for a random one",
 				ErrInvalidRequest, req.RunID, rec.GraphKey, rec.StartedAt.Format(time.RFC3339))
+		case ctx.Err() != nil && !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("%w: while it started: check run ID %q: %w", ErrCancelled, req.RunID, err)
 		case !errors.Is(err, ErrNotFound):
 			return nil, fmt.Errorf("check run ID %q: %w", req.RunID, err)
 		}
@@ -520,6 +522,9 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		})
 	}
 	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrNotFound) {
+			return Record{}, fmt.Errorf("%w: before it started: %s run %s: %w", ErrCancelled, what, id, err)
+		}
 		return Record{}, fmt.Errorf("%s run %s: %w", what, id, err)
 	}
 	// Checked after the read: a run's ID is live from before its first
