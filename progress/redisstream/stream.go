@@ -42,7 +42,11 @@ const eventField = "event"
 type Options struct {
 	// KeyTemplate names a run's stream: RunIDPlaceholder is replaced by
 	// the run ID, so "lecture:{runId}" gives "lecture:r1". It must contain
-	// the placeholder exactly once. Default: "lecture:{runId}".
+	// the placeholder exactly once. The run ID goes into the key as it is:
+	// give the template a prefix of its own, so that a run ID a client
+	// sends (in an SSE URL) names no key but a run's stream, and refuse
+	// unknown run IDs in the SSE handler's Authorize. Default:
+	// "lecture:{runId}".
 	KeyTemplate string
 	// MaxLen caps each stream with approximate trimming (XADD MAXLEN ~):
 	// Redis keeps at least MaxLen entries, and trims whole internal nodes
