@@ -246,6 +246,7 @@ func TestSharedReaderCountsACorruptEntryOnce(t *testing.T) {
 	// entry at 10, in one XREAD's reach: the shared reader fills 4..7,
 	// a window's worth, and reads 8..11 again.
 	require.NoError(t, h.Append(ctx, all[3:]...))
+	cmds := testenv.CountCommands(r.Client)
 	_, err := r.Client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, e := range all[7:] {
 			data := mustJSON(t, e)
@@ -258,6 +259,10 @@ func TestSharedReaderCountsACorruptEntryOnce(t *testing.T) {
 	})
 	require.NoError(t, err)
 	tl.Expect(t, sinktest.Span(4, 11))
-	assert.Equal(t, uint64(1), s.Stats().Corrupt)
+	// A reader that falls behind the window (under load) reads Redis
+	// itself, with XRANGE, and counts the entry again, rightly: each of
+	// its reads may count it once more, the shared reader's may not.
+	assert.LessOrEqual(t, s.Stats().Corrupt, uint64(1+cmds.Count("xrange")))
+	assert.GreaterOrEqual(t, s.Stats().Corrupt, uint64(1))
 	tl.Stop(t, nil)
 }

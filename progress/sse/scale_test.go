@@ -230,6 +230,11 @@ func (f *follower) received() int {
 	return len(f.seqs)
 }
 
+// scaleWait bounds each wait of the scale tests for their clients: many
+// clients under the race detector on a loaded 2-core machine take far
+// longer than one (a bound, never a timing assertion).
+const scaleWait = 6 * wait
+
 // check waits for the follower to end with the run's 204 and checks that
 // it received every event after its start up to last, once, in order.
 func (f *follower) check(t *testing.T, name string, last uint64) {
@@ -241,8 +246,8 @@ func (f *follower) check(t *testing.T, name string, last uint64) {
 		f.mu.Unlock()
 		require.NoError(t, err, "%s: its stream must end with the run's final event and a 204; it has %d events, last %v, %d connects",
 			name, n, tailSeqs, f.c.Connects())
-	case <-time.After(wait):
-		t.Fatalf("%s: received %d events in %v, not every event up to %d", name, f.received(), wait, last)
+	case <-time.After(scaleWait):
+		t.Fatalf("%s: received %d events in %v, not every event up to %d", name, f.received(), scaleWait, last)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -283,7 +288,7 @@ func TestScaleManyClientsOneRun(t *testing.T) {
 	clients := scale(200, 1000)
 	const events = 120
 	rig := newScaleRig(t, scaleOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, events)
@@ -351,7 +356,7 @@ func reconnectStorm(t *testing.T, archive bool) {
 		o.stream.MaxLen = 100
 	}
 	rig := newScaleRig(t, o)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, events)
@@ -424,7 +429,7 @@ func TestScaleManyRuns(t *testing.T) {
 	// MaxBlockingReads of their shared readers (half the pool) block in
 	// XREAD, so publishing always finds a connection.
 	rig := newScaleRig(t, scaleOptions{pool: 8, stream: redisstream.Options{BlockTime: time.Second}})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
 	goroutines := runtime.NumGoroutine()
 	before := rig.commandStats(t)
@@ -476,7 +481,7 @@ func TestScaleRedisRestart(t *testing.T) {
 	clients := scale(60, 500)
 	const events = 90
 	rig := newScaleRig(t, scaleOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, events)
@@ -524,7 +529,7 @@ func TestScaleStalledClients(t *testing.T) {
 	clients := scale(30, 300)
 	const stalled, events = 5, 300
 	rig := newScaleRig(t, scaleOptions{sendBuffer: 16 << 10, handler: sse.HandlerOptions{WriteTimeout: time.Hour}})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, events)
