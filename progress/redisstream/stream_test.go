@@ -721,6 +721,11 @@ func TestReaderAtTheEndHoldsNoSharedReader(t *testing.T) {
 			tl := sinktest.StartTail(t, s, run, tt.after)
 			if tt.after < 5 {
 				tl.Expect(t, sinktest.Span(tt.after+1, 5))
+				if tt.gone {
+					// The History's Replay delivered them; it is counted
+					// once it returns.
+					require.Eventually(t, func() bool { return h.replays.Load() >= 1 }, 10*time.Second, time.Millisecond)
+				}
 			} else {
 				// The reader has read Redis after its replay: it looked
 				// for the run's end, or a shared reader polls.
