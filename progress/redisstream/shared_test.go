@@ -102,21 +102,11 @@ func TestSharedReaderFillsAGapOnceForAllItsReaders(t *testing.T) {
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 20)
 	all[19].Type = progress.RunFinished
-	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
-	var tls []*sinktest.Tailer
-	for range readers {
-		tls = append(tls, sinktest.StartTail(t, s, run, 0))
-	}
-	for _, tl := range tls {
-		tl.Expect(t, sinktest.Span(1, 5))
-	}
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	tls := followFromTheStart(t, s, h, all[:5], readers)
 	// Seqs 6 and 7 reach both; then Redis loses the stream, 8..10
 	// reach only the History, and 11..20 both again.
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[5:7]...))
-	for _, tl := range tls {
-		tl.Expect(t, sinktest.Span(6, 7))
-	}
+	expectAll(t, tls, 6, 7)
 	before := h.replays.Load()
 	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
 	require.NoError(t, h.Append(ctx, all[7:10]...))
@@ -142,6 +132,30 @@ func TestReadersOfABurstHoldLittleEach(t *testing.T) {
 	perReader := sinktest.HeldPerReader(t, s, s, readers, burst)
 	t.Logf("%d readers held at the start of a burst of %d events: %.0f bytes each, the shared window included", readers, burst, perReader)
 	assert.Less(t, perReader, 16e3, "bytes held per reader of a burst of %d events", burst)
+}
+
+// followFromTheStart publishes first to the History and to s, starts
+// readers Tails of their run from its start, and returns them once each
+// has every event of first and the run's shared reader runs.
+func followFromTheStart(t *testing.T, s *redisstream.Stream, h progress.History, first []progress.Event, readers int) []*sinktest.Tailer {
+	t.Helper()
+	run := first[0].RunID
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(context.Background(), first...))
+	var tls []*sinktest.Tailer
+	for range readers {
+		tls = append(tls, sinktest.StartTail(t, s, run, 0))
+	}
+	expectAll(t, tls, 1, first[len(first)-1].Seq)
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	return tls
+}
+
+// expectAll waits for each tailer to deliver the events from to to.
+func expectAll(t *testing.T, tls []*sinktest.Tailer, from, to uint64) {
+	t.Helper()
+	for _, tl := range tls {
+		tl.Expect(t, sinktest.Span(from, to))
+	}
 }
 
 var errStopTail = errors.New("stop")
@@ -180,21 +194,11 @@ func TestSharedReaderFillsAGapLongerThanItsWindow(t *testing.T) {
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 26)
 	all[25].Type = progress.RunFinished
-	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[:5]...))
-	var tls []*sinktest.Tailer
-	for range readers {
-		tls = append(tls, sinktest.StartTail(t, s, run, 0))
-	}
-	for _, tl := range tls {
-		tl.Expect(t, sinktest.Span(1, 5))
-	}
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	tls := followFromTheStart(t, s, h, all[:5], readers)
 	// Seqs 6 and 7 come through the shared reader's XREAD, after its
 	// first poll of the History.
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[5:7]...))
-	for _, tl := range tls {
-		tl.Expect(t, sinktest.Span(6, 7))
-	}
+	expectAll(t, tls, 6, 7)
 	before := h.replays.Load()
 	// Redis loses the stream; 8..20 and 24 reach only the History; the
 	// others reach Redis too, at once (one transaction), so that one XREAD

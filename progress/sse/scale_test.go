@@ -272,6 +272,18 @@ func (rig *scaleRig) released(t *testing.T, goroutinesBefore int) {
 	})
 }
 
+// startRun makes the events of a new run, n of them, the last one final,
+// and publishes the first stored ones through the rig's sink, flushed.
+func (rig *scaleRig) startRun(ctx context.Context, t *testing.T, n, stored uint64) (string, []progress.Event) {
+	t.Helper()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, n)
+	all[n-1].Type = progress.RunFinished
+	publishRun(t, rig.sink, all[:stored])
+	require.NoError(t, rig.buffered.Flush(ctx))
+	return run, all
+}
+
 // publishRun publishes events one by one, as the executor does.
 func publishRun(t *testing.T, sink progress.Sink, events []progress.Event) {
 	t.Helper()
@@ -290,11 +302,7 @@ func TestScaleManyClientsOneRun(t *testing.T) {
 	rig := newScaleRig(t, scaleOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, events)
-	all[events-1].Type = progress.RunFinished
-	publishRun(t, rig.sink, all[:10])
-	require.NoError(t, rig.buffered.Flush(ctx))
+	run, all := rig.startRun(ctx, t, events, 10)
 
 	goroutines := runtime.NumGoroutine()
 	var mem runtime.MemStats
@@ -358,11 +366,7 @@ func reconnectStorm(t *testing.T, archive bool) {
 	rig := newScaleRig(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, events)
-	all[events-1].Type = progress.RunFinished
-	publishRun(t, rig.sink, all[:400])
-	require.NoError(t, rig.buffered.Flush(ctx))
+	run, all := rig.startRun(ctx, t, events, 400)
 	if archive {
 		first, err := rig.client.XRangeN(ctx, rig.stream.Key(run), "-", "+", 1).Result()
 		require.NoError(t, err)
@@ -483,11 +487,7 @@ func TestScaleRedisRestart(t *testing.T) {
 	rig := newScaleRig(t, scaleOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*scaleWait)
 	defer cancel()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, events)
-	all[events-1].Type = progress.RunFinished
-	publishRun(t, rig.sink, all[:10])
-	require.NoError(t, rig.buffered.Flush(ctx))
+	run, all := rig.startRun(ctx, t, events, 10)
 	goroutines := runtime.NumGoroutine()
 	fs := make([]*follower, clients)
 	for i := range fs {
