@@ -25,10 +25,19 @@ type emitter struct {
 	runID  string
 	key    string
 	seq    uint64
-	done   int // the highest Done sent
-	errors int
+	done   int  // the highest Done sent
 	closed bool // the final event went out: nothing follows it
+	// A failing sink is logged once when it starts failing, then once a
+	// sinkWarnEvery while it goes on, and once when it recovers, each
+	// time with the count of events it lost: not once an event, which
+	// would flood the host's log with thousands of lines a run.
+	lost     int       // events the sink failed to take, in all
+	failing  int       // of those, since the last one it took
+	warnedAt time.Time // the last warning of a failing sink
 }
+
+// sinkWarnEvery is how often a sink that keeps failing is logged again.
+const sinkWarnEvery = time.Minute
 
 func (em *emitter) emit(ev progress.Event) { em.emitIf(ev, nil) }
 
@@ -61,9 +70,33 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 	em.done = max(em.done, ev.Done)
 	em.seq++
 	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
-	if err := em.publish(ev); err != nil {
-		em.errors++
-		em.log.Warn("regen: progress sink failed", "run", em.runID, "seq", ev.Seq, "type", ev.Type, "err", err)
+	em.logged(em.publish(ev), ev)
+}
+
+// logged logs the outcome of ev's publish, err, as the emitter's comment
+// says. Called with mu held.
+func (em *emitter) logged(err error, ev progress.Event) {
+	if err == nil {
+		if em.failing > 0 {
+			em.log.Info("regen: progress sink recovered", "run", em.runID, "seq", ev.Seq, "lost", em.failing)
+			em.failing = 0
+		}
+	} else {
+		em.lost++
+		em.failing++
+		switch {
+		case em.failing == 1:
+			em.log.Warn("regen: progress sink failed; its next failures are counted, and logged once a minute",
+				"run", em.runID, "seq", ev.Seq, "type", ev.Type, "err", err)
+			em.warnedAt = ev.Time
+		case ev.Time.Sub(em.warnedAt) >= sinkWarnEvery:
+			em.log.Warn("regen: progress sink still failing", "run", em.runID, "seq", ev.Seq, "type", ev.Type,
+				"lost", em.failing, "err", err)
+			em.warnedAt = ev.Time
+		}
+	}
+	if ev.Type.Final() && em.lost > 0 {
+		em.log.Warn("regen: progress sink lost events of the run", "run", em.runID, "lost", em.lost, "events", em.seq)
 	}
 }
 

@@ -152,7 +152,10 @@ type Options struct {
 	// [MemoryRuns].
 	Runs RunStore
 	// Sink receives the runs' progress events. A sink that fails never
-	// fails a run; wrap a slow one in progress.Buffered. Default: none.
+	// fails a run; wrap a slow one in progress.Buffered. A run logs its
+	// failures when they start, once a minute while they go on, when the
+	// sink recovers and at the run's end, with the count of events lost,
+	// not once an event. Default: none.
 	Sink progress.Sink
 	// Logger logs what goes wrong outside a run's result, such as sink
 	// errors. Default: discard.
