@@ -52,6 +52,48 @@ type job struct {
 	unput *Asset
 
 	depBuf [4]depRef // embedded: most nodes have at most 4 dependencies
+
+	// A worker's own job, reused from node to node, hands out its
+	// requests' Deps and its calls' states from blocks, each for many
+	// nodes, rather than allocating them node by node (see takeDeps). A
+	// generator may keep them, so no block is ever reused: one kept keeps
+	// its block, a few KiB, alive.
+	blocks    bool
+	depBlock  []Dep
+	callBlock []callState
+}
+
+// Sizes of a job's blocks (see job.blocks), in elements.
+const (
+	depBlockLen  = 64
+	callBlockLen = 32
+)
+
+// takeDeps returns a new slice of n Deps, from the job's block if it
+// has blocks and n is small.
+func (j *job) takeDeps(n int) []Dep {
+	if !j.blocks || n > depBlockLen/4 {
+		return make([]Dep, n)
+	}
+	k := len(j.depBlock)
+	if cap(j.depBlock)-k < n {
+		j.depBlock, k = make([]Dep, 0, depBlockLen), 0
+	}
+	j.depBlock = j.depBlock[:k+n]
+	return j.depBlock[k : k+n : k+n]
+}
+
+// takeCall returns a new, zero callState, from the job's block if it has
+// blocks.
+func (j *job) takeCall() *callState {
+	if !j.blocks {
+		return new(callState)
+	}
+	if len(j.callBlock) == cap(j.callBlock) {
+		j.callBlock = make([]callState, 0, callBlockLen)
+	}
+	j.callBlock = j.callBlock[:len(j.callBlock)+1]
+	return &j.callBlock[len(j.callBlock)-1]
 }
 
 func (j *job) rescue(err error) bool {
@@ -105,7 +147,7 @@ func (r *run) load(j *job) error {
 		hashes = append(hashes, d.hash)
 	}
 	// The generator may keep the request: its Deps are its own.
-	deps := make([]Dep, len(j.deps))
+	deps := j.takeDeps(len(j.deps))
 	if err := r.readDeps(j, deps); err != nil {
 		return err
 	}
@@ -347,10 +389,10 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			// may still end.
 			c = new(inflight)
 		}
-		// Each call gets its own reporter: a generator may keep it.
-		// Each call gets its own reporter and context, in one allocation: a
-		// generator may keep them.
-		cs := &callState{rep: reporter{run: r, node: j.id, stage: j.step.Stage, attempt: next, call: c}}
+		// Each call gets its own reporter and context, in one piece (see
+		// takeCall): a generator may keep them.
+		cs := j.takeCall()
+		cs.rep = reporter{run: r, node: j.id, stage: j.step.Stage, attempt: next, call: c}
 		rep := &cs.rep
 		req := j.request(next, rep)
 		j.attempt = next

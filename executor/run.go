@@ -662,7 +662,7 @@ func (r *run) work(locked bool) bool {
 				r.stageEvent(progress.StageStarted, steps[0].Stage)
 			}
 			if own == nil {
-				own = new(job)
+				own = &job{blocks: true}
 			}
 			r.newJob(own, steps[0], kind)
 			r.mu.Unlock()
