@@ -645,20 +645,22 @@ func staleInputs(g *graph.Graph, view *dirty.States) []graph.Node {
 		hashes []string
 		buf    []byte
 	)
+	if view.Count(dirty.StatusClean) == 0 {
+		return nil // a new graph
+	}
 next:
 	for n := range graph.Node(g.Len()) {
-		st := view.Get(n)
-		if st.Status != dirty.StatusClean {
+		if view.Status(n) != dirty.StatusClean {
 			continue
 		}
 		hashes = hashes[:0]
 		for _, d := range g.Deps(n) {
-			ds := view.Get(d)
-			if ds.Status != dirty.StatusClean {
+			if view.Status(d) != dirty.StatusClean {
 				continue next
 			}
-			hashes = append(hashes, ds.OutputHash)
+			hashes = append(hashes, view.Get(d).OutputHash)
 		}
+		st := view.Get(n)
 		buf = dirty.AppendInputHash(buf[:0], st.Rev, hashes)
 		if string(buf) != st.InputHash {
 			stale = append(stale, n)
