@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/maphash"
 	"maps"
 	"math"
 	"slices"
@@ -68,7 +67,7 @@ const maxSizes = 256
 func (m *MemoryStates) reserve(graphKey string, nodes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if g := m.graphs[graphKey]; g != nil && g.index != nil {
+	if g := m.graphs[graphKey]; g != nil && g.index.byHash != nil {
 		return
 	}
 	if m.sizes == nil || len(m.sizes) >= maxSizes {
@@ -83,7 +82,7 @@ func (m *MemoryStates) reserve(graphKey string, nodes int) {
 // memGraph, without states, as a tombstone that holds its version.
 type memGraph struct {
 	version int64
-	index   map[string]int32
+	index   slotIndex // by node ID; byHash is nil for a tombstone
 	states  chunks[memState]
 }
 
@@ -153,15 +152,16 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 		g = &memGraph{}
 		m.graphs[graphKey] = g
 	}
-	if g.index == nil { // new, or deleted
+	if g.index.byHash == nil { // new, or deleted
 		size := max(len(changes), m.sizes[graphKey])
 		delete(m.sizes, graphKey)
-		g.index = make(map[string]int32, size)
+		g.index.reset(size)
 		g.states.reserve(size)
 	}
 	var now time.Time // of the releases, read once
 	for _, c := range changes {
-		if i, ok := g.index[c.ID]; ok {
+		h := keyHash(c.ID)
+		if i, ok := g.find(h, c.ID); ok {
 			e := g.states.at(i)
 			if old := e.st.AssetRef; assets != nil && old != c.State.AssetRef && strings.HasPrefix(old, memRefPrefix) {
 				if now.IsZero() {
@@ -172,10 +172,18 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 			e.st = c.State
 			continue
 		}
-		g.index[c.ID] = g.states.push(memState{c.ID, c.State})
+		g.index.add(h, c.ID, g.states.push(memState{c.ID, c.State}))
 	}
 	g.version++
 	return g.version, nil
+}
+
+// find returns the slot of the node id, whose keyHash is h.
+func (g *memGraph) find(h uint64, id string) (int32, bool) {
+	if i, ok := g.index.candidate(h); ok && g.states.at(i).id == id {
+		return i, true
+	}
+	return g.index.clashed(id)
 }
 
 // DeleteGraph deletes a graph's states, and reports whether it had any.
@@ -190,7 +198,7 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 // re-created graph has made since; were the version dropped, it would
 // start again at 0, and such a commit could succeed once the new graph
 // reached the version the run loaded, writing old states over new ones.
-// A tombstone is its key and about 130 bytes, kept for good (about 170
+// A tombstone is its key and about 145 bytes, kept for good (about 185
 // bytes with a 36-byte key); a graph never committed gets none.
 // A run of the graph still going finds it deleted at its next commit (it
 // conflicts, and the run reloads): it stops, with executor.ErrGraphDeleted,
@@ -211,7 +219,7 @@ func (m *MemoryStates) DeleteGraph(ctx context.Context, graphKey string) (bool, 
 		return false, nil
 	}
 	had := g.states.len() > 0
-	g.index, g.states = nil, chunks[memState]{} // let the states go
+	g.index, g.states = slotIndex{}, chunks[memState]{} // let the states go
 	g.version++
 	return had, nil
 }
@@ -276,7 +284,7 @@ const assetShards = 8
 // assetShard holds the assets whose references hash to it.
 type assetShard struct {
 	mu     sync.Mutex
-	index  map[string]int32 // by reference, into assets
+	index  slotIndex // by reference, into assets
 	assets chunks[memAsset]
 	free   []int32  // deleted slots of assets, for reuse
 	_      [64]byte // keeps neighbours' locks off this one's cache line
@@ -327,11 +335,19 @@ func age(d time.Duration) int64 {
 	return int64(d) + 1
 }
 
-// shardSeed spreads references over the shards of every MemoryAssets.
-var shardSeed = maphash.MakeSeed()
+// shard returns the shard of ref, and ref's keyHash, h, by which the
+// shard finds it.
+func (m *MemoryAssets) shard(ref string) (s *assetShard, h uint64) {
+	h = keyHash(ref)
+	return &m.shards[h%assetShards], h
+}
 
-func (m *MemoryAssets) shard(ref string) *assetShard {
-	return &m.shards[maphash.String(shardSeed, ref)%assetShards]
+// find returns the slot of ref, whose keyHash is h. s.mu is held.
+func (s *assetShard) find(h uint64, ref string) (int32, bool) {
+	if i, ok := s.index.candidate(h); ok && s.assets.at(i).ref == ref {
+		return i, true
+	}
+	return s.index.clashed(ref)
 }
 
 // NewMemoryAssets returns an empty [MemoryAssets].
@@ -356,15 +372,15 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 	a.Meta = maps.Clone(a.Meta)
 	ref := memRefPrefix + key
 	e := memAsset{ref: ref, at: at, a: a}
-	s := m.shard(ref)
+	s, h := m.shard(ref)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if i, ok := s.index[ref]; ok {
+	if i, ok := s.find(h, ref); ok {
 		*s.assets.at(i) = e
 		return ref, nil
 	}
-	if s.index == nil {
-		s.index = make(map[string]int32)
+	if s.index.byHash == nil {
+		s.index.reset(0)
 		// A store's shards are few and fill up: a whole chunk at once,
 		// not one that grows (and is copied) as a graph's states' does.
 		s.assets.reserve(chunkLen)
@@ -372,10 +388,11 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
 		s.free = s.free[:n-1]
-		s.index[ref], *s.assets.at(i) = i, e
+		s.index.add(h, ref, i)
+		*s.assets.at(i) = e
 		return ref, nil
 	}
-	s.index[ref] = s.assets.push(e)
+	s.index.add(h, ref, s.assets.push(e))
 	return ref, nil
 }
 
@@ -386,9 +403,9 @@ func (m *MemoryAssets) Get(ctx context.Context, ref string) (Asset, error) {
 	if err := ctx.Err(); err != nil {
 		return Asset{}, err
 	}
-	s := m.shard(ref)
+	s, h := m.shard(ref)
 	s.mu.Lock()
-	i, ok := s.index[ref]
+	i, ok := s.find(h, ref)
 	var a Asset
 	if ok {
 		a = s.assets.at(i).a
@@ -412,9 +429,9 @@ func (m *MemoryAssets) GetMany(ctx context.Context, refs []string) ([]Asset, err
 	}
 	out := make([]Asset, len(refs))
 	for i, ref := range refs {
-		s := m.shard(ref)
+		s, h := m.shard(ref)
 		s.mu.Lock()
-		j, ok := s.index[ref]
+		j, ok := s.find(h, ref)
 		if ok {
 			out[i] = s.assets.at(j).a
 		}
@@ -433,9 +450,9 @@ func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	s := m.shard(ref)
+	s, h := m.shard(ref)
 	s.mu.Lock()
-	_, ok := s.index[ref]
+	_, ok := s.find(h, ref)
 	s.mu.Unlock()
 	return ok, nil
 }
@@ -453,9 +470,9 @@ func (m *MemoryAssets) Missing(ctx context.Context, refs []string) ([]string, er
 			continue
 		}
 		seen[ref] = true
-		s := m.shard(ref)
+		s, h := m.shard(ref)
 		s.mu.Lock()
-		_, ok := s.index[ref]
+		_, ok := s.find(h, ref)
 		s.mu.Unlock()
 		if !ok {
 			missing = append(missing, ref)
@@ -467,20 +484,21 @@ func (m *MemoryAssets) Missing(ctx context.Context, refs []string) ([]string, er
 // Delete removes the asset ref points to, and reports whether there was
 // one. Tests use it to simulate a lost asset.
 func (m *MemoryAssets) Delete(ref string) bool {
-	s := m.shard(ref)
+	s, h := m.shard(ref)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := s.index[ref]
+	i, ok := s.find(h, ref)
 	if ok {
-		s.remove(i)
+		s.remove(h, i)
 	}
 	return ok
 }
 
-// remove deletes the asset in slot i, which holds one. s.mu is held.
-func (s *assetShard) remove(i int32) {
+// remove deletes the asset in slot i, which holds one whose reference's
+// keyHash is h. s.mu is held.
+func (s *assetShard) remove(h uint64, i int32) {
 	e := s.assets.at(i)
-	delete(s.index, e.ref)
+	s.index.remove(h, e.ref, i)
 	*e = memAsset{} // let the data go
 	s.free = append(s.free, i)
 }
@@ -488,9 +506,9 @@ func (s *assetShard) remove(i int32) {
 // release starts the age of the asset ref points to again, at now, if
 // there is one: a commit stopped referring to it.
 func (m *MemoryAssets) release(ref string, now time.Time) {
-	s := m.shard(ref)
+	s, h := m.shard(ref)
 	s.mu.Lock()
-	if i, ok := s.index[ref]; ok {
+	if i, ok := s.find(h, ref); ok {
 		s.assets.at(i).at = m.since(now)
 	}
 	s.mu.Unlock()
@@ -525,7 +543,7 @@ func (m *MemoryAssets) prune(ctx context.Context, cutoff time.Time, inUse map[st
 				if _, ok := inUse[e.ref]; ok {
 					continue
 				}
-				s.remove(i)
+				s.remove(keyHash(e.ref), i)
 				n++
 			}
 			more = end < s.assets.len()
@@ -541,7 +559,7 @@ func (m *MemoryAssets) Len() int {
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.mu.Lock()
-		n += len(s.index)
+		n += s.index.len()
 		s.mu.Unlock()
 	}
 	return n
