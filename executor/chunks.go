@@ -8,7 +8,8 @@ import "hash/maphash"
 // first chunk grows as it fills, as a slice does, up to the chunk size,
 // so that a small set (the states of a short lecture: a MemoryStates
 // holds one set per graph, thousands in a long-lived host) does not hold
-// a whole chunk; the next ones are made whole.
+// a whole chunk; the next ones are made whole. A set whose size is known
+// is made at once, by reserve.
 type chunks[T any] struct {
 	c [][]T
 	n int32
@@ -27,12 +28,20 @@ func (s *chunks[T]) at(i int32) *T { return &s.c[i>>chunkBits][i&chunkMask] }
 // len returns the number of elements.
 func (s *chunks[T]) len() int32 { return s.n }
 
-// reserve makes room for n elements in the first chunk, up to the chunk
-// size, if nothing was pushed yet: a set whose size is known is made that
-// size at once.
+// reserve makes room for n elements, if nothing was pushed yet: a set
+// whose size is known is made that size at once, in one allocation cut
+// into chunks. The last chunk may be short; if it fills, it grows as the
+// first does.
 func (s *chunks[T]) reserve(n int) {
-	if s.n == 0 && len(s.c) == 0 && n > 0 {
-		s.c = append(s.c, make([]T, 0, min(n, chunkLen)))
+	if s.n != 0 || len(s.c) != 0 || n <= 0 {
+		return
+	}
+	all := make([]T, n)
+	s.c = make([][]T, 0, (n+chunkMask)>>chunkBits)
+	for len(all) > 0 {
+		k := min(len(all), chunkLen)
+		s.c = append(s.c, all[:0:k])
+		all = all[k:]
 	}
 }
 
@@ -48,8 +57,9 @@ func (s *chunks[T]) push(v T) int32 {
 		s.c = append(s.c, make([]T, 0, size))
 	}
 	if b := s.c[c]; len(b) == cap(b) {
-		// The first chunk, full: doubled, but never past the chunk size,
-		// which append's size classes would overshoot (159 or more).
+		// The first chunk, or the last reserved one, full: doubled, but
+		// never past the chunk size, which append's size classes would
+		// overshoot (159 or more).
 		grown := make([]T, len(b), min(2*cap(b), chunkLen))
 		copy(grown, b)
 		s.c[c] = grown

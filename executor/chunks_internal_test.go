@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"context"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -16,7 +18,8 @@ func TestChunksFirstGrowsUpToChunkLen(t *testing.T) {
 	for _, reserve := range []int{0, 1, 13, 100, chunkLen, 1000} {
 		var s chunks[memState]
 		s.reserve(reserve)
-		for i := range 3 * chunkLen {
+		pushes := (max(3*chunkLen, reserve) + chunkMask) &^ chunkMask // every chunk full
+		for i := range pushes {
 			require.Equal(t, int32(i), s.push(memState{id: string(rune('a' + i%26))}))
 		}
 		for i := range s.len() {
@@ -25,6 +28,58 @@ func TestChunksFirstGrowsUpToChunkLen(t *testing.T) {
 		for k, c := range s.c {
 			assert.Equal(t, chunkLen, cap(c), "reserve(%d): room of chunk %d", reserve, k)
 		}
+	}
+}
+
+// A set reserved at its size is made in one allocation (and one for the
+// list of its chunks), and pushes up to that size allocate nothing: the
+// states of a new graph of 1,083 nodes took nine chunks, and each shard
+// of a new MemoryStore's assets a chunk or two, grown as they filled.
+func TestChunksReserveAllocatesOnce(t *testing.T) {
+	for _, n := range []int{1, 13, chunkLen, chunkLen + 1, 1083} {
+		allocs := testing.AllocsPerRun(10, func() {
+			var s chunks[memState]
+			s.reserve(n)
+			for range n {
+				s.push(memState{})
+			}
+		})
+		assert.LessOrEqual(t, allocs, 2.0, "reserve(%d), then %d pushes", n, n)
+	}
+}
+
+// A MemoryStore's first run announces its size, and the assets' shards
+// are made that size: the run's Puts allocate the reference and the copy
+// of the data, and little more (a shard that gets more than its share
+// grows), where the shards grew their maps and chunks as they filled.
+func TestMemoryStoreReserveMakesRoomForAssets(t *testing.T) {
+	ctx := context.Background()
+	const n = 800
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprint("g/node", i, "/h")
+	}
+	data := []byte("x")
+	stores := make([]*MemoryStore, 11)
+	for i := range stores {
+		stores[i] = NewMemoryStore()
+		stores[i].reserve("g", n+1)
+	}
+	next := 0
+	allocs := testing.AllocsPerRun(10, func() {
+		m := stores[next]
+		next++
+		for _, k := range keys {
+			if _, err := m.Put(ctx, k, Asset{Data: data}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	assert.LessOrEqual(t, allocs, 2.0*n+4*assetShards, "allocations of %d Puts", n)
+	assert.Equal(t, n, stores[0].assets.Len())
+	for _, k := range keys {
+		_, err := stores[0].Get(ctx, memRefPrefix+k)
+		require.NoError(t, err)
 	}
 }
 

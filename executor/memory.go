@@ -350,6 +350,23 @@ func (s *assetShard) find(h uint64, ref string) (int32, bool) {
 	return s.index.clashed(ref)
 }
 
+// reserve makes room for n more assets in the shards that hold none
+// yet, as many in each as the hash spreads them (a shard that gets more
+// grows): a new MemoryStore's first run announces its size (see
+// reserver).
+func (m *MemoryAssets) reserve(n int) {
+	per := (n + assetShards - 1) / assetShards
+	for k := range m.shards {
+		s := &m.shards[k]
+		s.mu.Lock()
+		if s.index.byHash == nil {
+			s.index.reset(per)
+			s.assets.reserve(per)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // NewMemoryAssets returns an empty [MemoryAssets].
 func NewMemoryAssets() *MemoryAssets {
 	return new(MemoryAssets)

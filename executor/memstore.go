@@ -71,7 +71,12 @@ func (m *MemoryStore) Commit(ctx context.Context, graphKey string, expect int64,
 	return m.states.commit(ctx, graphKey, expect, changes, &m.assets)
 }
 
-func (m *MemoryStore) reserve(graphKey string, nodes int) { m.states.reserve(graphKey, nodes) }
+// reserve announces a run of graphKey, which has no states, to the
+// states and to the assets: the run puts about one asset a node.
+func (m *MemoryStore) reserve(graphKey string, nodes int) {
+	m.states.reserve(graphKey, nodes)
+	m.assets.reserve(nodes)
+}
 
 // Put is [MemoryAssets.Put]: it stores a copy of a under key, and returns
 // "mem:" + key. The asset's age for PruneAssets starts now, also when it
