@@ -16,7 +16,7 @@ type chunks[T any] struct {
 }
 
 const (
-	chunkBits = 7
+	chunkBits = 6
 	chunkLen  = 1 << chunkBits
 	chunkMask = chunkLen - 1
 )
