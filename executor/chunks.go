@@ -1,10 +1,13 @@
 package executor
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"math/bits"
+)
 
 // chunks is an append-only slice kept in fixed-size chunks, so that
 // growing it never copies more than one chunk: the memory stores keep
-// their records in chunks and index them from maps with small slots. The
+// their records in chunks and index them with a slotIndex. The
 // first chunk grows as it fills, as a slice does, up to the chunk size,
 // so that a small set (the states of a short lecture: a MemoryStates
 // holds one set per graph, thousands in a long-lived host) does not hold
@@ -69,16 +72,22 @@ func (s *chunks[T]) push(v T) int32 {
 	return i
 }
 
-// slotIndex finds the slots of a chunks by their keys. It maps a 64-bit
-// hash of each key (see keyHash) to its slot: an entry is 16 bytes with
-// no pointer, which a map keyed by the string would make 24 bytes that
-// the garbage collector scans, and a lookup hashes the key once. The
-// slot holds the key, which a lookup checks. The rare key whose hash an
-// entry already holds goes in clash, by the key itself. The zero value
-// is an index with no entries, which add cannot grow: see reset.
+// slotIndex finds the slots of a chunks by their keys: a hash table with
+// open addressing (linear probing), whose entries are 8 bytes with no
+// pointer, which the garbage collector does not scan. An entry holds the
+// top 32 bits of the key's hash (see keyHash), whose top bits are also
+// its home in the table, and the slot; a lookup checks the key that a
+// slot holds (given by keyAt), so keys whose hashes share those 32 bits
+// are told apart. (A map[uint64]int32 took 16 bytes a slot, as many
+// slots, and a few allocations more; a map[string]int32, 24 bytes that
+// the garbage collector scans.) The table is at most three quarters full,
+// so that a lookup that finds nothing probes a few entries, mostly in one
+// cache line. The zero value is an index with no entries, which add
+// cannot grow: see reset.
 type slotIndex struct {
-	byHash map[uint64]int32
-	clash  map[string]int32 // keys whose hash byHash holds for another key
+	e     []uint64 // 0 for a free entry; else the hash's top 32 bits << 32 | slot+1
+	n     int      // entries in use
+	shift uint8    // 64 - log2(len(e)): a hash's home is h >> shift
 }
 
 // keySeed seeds keyHash, once a process.
@@ -87,47 +96,98 @@ var keySeed = maphash.MakeSeed()
 // keyHash returns the hash by which a slotIndex finds key.
 func keyHash(key string) uint64 { return maphash.String(keySeed, key) }
 
+// minIndex is the fewest entries of a slotIndex's table.
+const minIndex = 8
+
 // reset makes x an empty index with room for n keys.
-func (x *slotIndex) reset(n int) { *x = slotIndex{byHash: make(map[uint64]int32, n)} }
+func (x *slotIndex) reset(n int) {
+	size := minIndex
+	for size*3 < n*4 {
+		size *= 2
+	}
+	*x = slotIndex{e: make([]uint64, size), shift: uint8(64 - bits.Len(uint(size)-1))}
+}
+
+// made reports whether reset made x.
+func (x *slotIndex) made() bool { return x.e != nil }
 
 // len returns the number of keys.
-func (x *slotIndex) len() int { return len(x.byHash) + len(x.clash) }
+func (x *slotIndex) len() int { return x.n }
 
-// candidate returns the slot that hash h leads to, if any: it is key's
-// slot if the slot holds key, and otherwise key's slot is clashed(key).
-func (x *slotIndex) candidate(h uint64) (int32, bool) {
-	i, ok := x.byHash[h]
-	return i, ok
-}
-
-// clashed returns the slot of key if its hash leads to another key's
-// slot (or did, when key was added).
-func (x *slotIndex) clashed(key string) (int32, bool) {
-	if len(x.clash) == 0 {
+// find returns the slot of key, whose hash is h; keyAt returns the key
+// that a slot holds.
+func (x *slotIndex) find(h uint64, key string, keyAt func(int32) string) (int32, bool) {
+	if x.n == 0 {
 		return 0, false
 	}
-	i, ok := x.clash[key]
-	return i, ok
+	mask := len(x.e) - 1
+	tag := h >> 32
+	for p := int(h >> x.shift); ; p = (p + 1) & mask {
+		v := x.e[p]
+		if v == 0 {
+			return 0, false
+		}
+		if v>>32 == tag {
+			if i := int32(uint32(v)) - 1; keyAt(i) == key {
+				return i, true
+			}
+		}
+	}
 }
 
-// add adds key, whose hash is h and which the index does not hold, in
+// add adds a key whose hash is h, and which the index does not hold, in
 // slot i.
-func (x *slotIndex) add(h uint64, key string, i int32) {
-	if _, taken := x.byHash[h]; !taken {
-		x.byHash[h] = i
-		return
+func (x *slotIndex) add(h uint64, i int32) {
+	if (x.n+1)*4 > len(x.e)*3 {
+		x.grow()
 	}
-	if x.clash == nil {
-		x.clash = make(map[string]int32)
-	}
-	x.clash[key] = i
+	x.insert(h>>32<<32 | (uint64(i) + 1))
+	x.n++
 }
 
-// remove removes key, whose hash is h and whose slot is i.
-func (x *slotIndex) remove(h uint64, key string, i int32) {
-	if j, ok := x.byHash[h]; ok && j == i {
-		delete(x.byHash, h)
-		return
+// insert puts entry v in the first free entry from its home.
+func (x *slotIndex) insert(v uint64) {
+	mask := len(x.e) - 1
+	p := int(v >> x.shift)
+	for x.e[p] != 0 {
+		p = (p + 1) & mask
 	}
-	delete(x.clash, key)
+	x.e[p] = v
+}
+
+// grow doubles the table. An entry's home is in its top bits, so the
+// keys need not be hashed again.
+func (x *slotIndex) grow() {
+	old := x.e
+	x.e = make([]uint64, 2*len(old))
+	x.shift--
+	for _, v := range old {
+		if v != 0 {
+			x.insert(v)
+		}
+	}
+}
+
+// remove removes the key whose hash is h and whose slot is i, and moves
+// back the entries after it that it pushed away from their homes, so
+// that the table needs no marks of removed entries.
+func (x *slotIndex) remove(h uint64, i int32) {
+	mask := len(x.e) - 1
+	v := h>>32<<32 | (uint64(i) + 1)
+	p := int(h >> x.shift)
+	for x.e[p] != v {
+		p = (p + 1) & mask
+	}
+	x.e[p] = 0
+	x.n--
+	for q := (p + 1) & mask; x.e[q] != 0; q = (q + 1) & mask {
+		// The entry at q moves to p unless its home is in (p, q],
+		// cyclically.
+		home := int(x.e[q] >> x.shift)
+		if (home-p-1)&mask < (q-p)&mask {
+			continue
+		}
+		x.e[p], x.e[q] = x.e[q], 0
+		p = q
+	}
 }

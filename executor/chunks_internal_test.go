@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -83,19 +84,18 @@ func TestMemoryStoreReserveMakesRoomForAssets(t *testing.T) {
 	}
 }
 
-// A slotIndex finds keys by their hash, so two keys with one hash must
-// both be found, whichever is added, removed or added again first: the
-// hash of a key a lookup gets is checked against the key in the slot,
-// and the other key is in clash. Real hashes of 64 bits never collide
-// in a test, so the keys here are given one hash by hand.
-func TestSlotIndexClashes(t *testing.T) {
+// A slotIndex finds keys by their hash and checks the key in the slot,
+// so keys with one hash must all be found, whichever is added or removed
+// first. Real hashes of 64 bits never collide in a test, so the keys here
+// are given one hash by hand.
+func TestSlotIndexSameHash(t *testing.T) {
 	var s assetShard
 	s.index.reset(0)
-	const h = 42
+	const h = 42 << 50
 	slots := map[string]int32{}
 	add := func(ref string) {
 		i := s.assets.push(memAsset{ref: ref})
-		s.index.add(h, ref, i)
+		s.index.add(h, i)
 		slots[ref] = i
 	}
 	remove := func(ref string) {
@@ -125,7 +125,7 @@ func TestSlotIndexClashes(t *testing.T) {
 	add("d")
 	check("one more added", "a")
 	remove("c")
-	check("a clashing key removed", "a", "c")
+	check("a key in the middle removed", "a", "c")
 	remove("d")
 	remove("b")
 	check("all removed", "a", "b", "c", "d")
@@ -133,11 +133,53 @@ func TestSlotIndexClashes(t *testing.T) {
 	var g memGraph
 	g.index.reset(0)
 	for _, id := range []string{"x", "y"} {
-		g.index.add(h, id, g.states.push(memState{id: id}))
+		g.index.add(h, g.states.push(memState{id: id}))
 	}
 	for want, id := range []string{"x", "y"} {
 		i, ok := g.find(h, id)
 		assert.True(t, ok, "graph: find %q", id)
 		assert.Equal(t, int32(want), i, "graph: slot of %q", id)
+	}
+}
+
+// A slotIndex's removals move entries back towards their homes; random
+// adds and removes, with hashes crowded into a few homes so that runs of
+// entries are long and wrap around the table's end, must keep every key
+// findable, as a map of the same keys says.
+func TestSlotIndexAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		var s assetShard
+		s.index.reset(rng.IntN(20))
+		hashes := map[string]uint64{}
+		want := map[string]int32{}
+		var keys []string
+		for step := range 2000 {
+			if len(keys) > 0 && rng.IntN(3) == 0 {
+				k := rng.IntN(len(keys))
+				ref := keys[k]
+				keys[k] = keys[len(keys)-1]
+				keys = keys[:len(keys)-1]
+				s.remove(hashes[ref], want[ref])
+				delete(want, ref)
+				continue
+			}
+			ref := fmt.Sprint("r", round, "-", step)
+			// Homes at the table's start and end, and a few tags.
+			h := uint64(rng.IntN(4))<<62 | uint64(rng.IntN(3))<<32 | uint64(rng.Uint32())
+			if rng.IntN(2) == 0 {
+				h |= 0xffff << 40
+			}
+			i := s.assets.push(memAsset{ref: ref})
+			s.index.add(h, i)
+			hashes[ref], want[ref] = h, i
+			keys = append(keys, ref)
+		}
+		require.Equal(t, len(want), s.index.len(), "round %d: len", round)
+		for ref, i := range want {
+			got, ok := s.find(hashes[ref], ref)
+			require.True(t, ok, "round %d: find %q", round, ref)
+			require.Equal(t, i, got, "round %d: slot of %q", round, ref)
+		}
 	}
 }

@@ -67,7 +67,7 @@ const maxSizes = 256
 func (m *MemoryStates) reserve(graphKey string, nodes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if g := m.graphs[graphKey]; g != nil && g.index.byHash != nil {
+	if g := m.graphs[graphKey]; g != nil && g.index.made() {
 		return
 	}
 	if m.sizes == nil || len(m.sizes) >= maxSizes {
@@ -77,12 +77,13 @@ func (m *MemoryStates) reserve(graphKey string, nodes int) {
 }
 
 // memGraph keeps a graph's states in a slice, indexed by node ID: a
-// commit that changes a known node writes the slice and not the map, and
-// the map's small slots keep its growth cheap. A deleted graph keeps its
-// memGraph, without states, as a tombstone that holds its version.
+// commit that changes a known node writes the slice and not the index,
+// and the index's small entries keep its growth cheap. A deleted graph
+// keeps its memGraph, without states, as a tombstone that holds its
+// version.
 type memGraph struct {
 	version int64
-	index   slotIndex // by node ID; byHash is nil for a tombstone
+	index   slotIndex // by node ID; not made for a tombstone
 	states  chunks[memState]
 }
 
@@ -152,7 +153,7 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 		g = &memGraph{}
 		m.graphs[graphKey] = g
 	}
-	if g.index.byHash == nil { // new, or deleted
+	if !g.index.made() { // new, or deleted
 		size := max(len(changes), m.sizes[graphKey])
 		delete(m.sizes, graphKey)
 		g.index.reset(size)
@@ -172,7 +173,7 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 			e.st = c.State
 			continue
 		}
-		g.index.add(h, c.ID, g.states.push(memState{c.ID, c.State}))
+		g.index.add(h, g.states.push(memState{c.ID, c.State}))
 	}
 	g.version++
 	return g.version, nil
@@ -180,11 +181,11 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 
 // find returns the slot of the node id, whose keyHash is h.
 func (g *memGraph) find(h uint64, id string) (int32, bool) {
-	if i, ok := g.index.candidate(h); ok && g.states.at(i).id == id {
-		return i, true
-	}
-	return g.index.clashed(id)
+	return g.index.find(h, id, g.idAt)
 }
+
+// idAt returns the ID of the node in slot i.
+func (g *memGraph) idAt(i int32) string { return g.states.at(i).id }
 
 // DeleteGraph deletes a graph's states, and reports whether it had any.
 // Other graphs are untouched, whatever their keys (a graph "a" is not a
@@ -198,7 +199,7 @@ func (g *memGraph) find(h uint64, id string) (int32, bool) {
 // re-created graph has made since; were the version dropped, it would
 // start again at 0, and such a commit could succeed once the new graph
 // reached the version the run loaded, writing old states over new ones.
-// A tombstone is its key and about 145 bytes, kept for good (about 185
+// A tombstone is its key and about 160 bytes, kept for good (about 200
 // bytes with a 36-byte key); a graph never committed gets none.
 // A run of the graph still going finds it deleted at its next commit (it
 // conflicts, and the run reloads): it stops, with executor.ErrGraphDeleted,
@@ -342,12 +343,12 @@ func (m *MemoryAssets) shard(ref string) (s *assetShard, h uint64) {
 	return &m.shards[h%assetShards], h
 }
 
+// refAt returns the reference of the asset in slot i. s.mu is held.
+func (s *assetShard) refAt(i int32) string { return s.assets.at(i).ref }
+
 // find returns the slot of ref, whose keyHash is h. s.mu is held.
 func (s *assetShard) find(h uint64, ref string) (int32, bool) {
-	if i, ok := s.index.candidate(h); ok && s.assets.at(i).ref == ref {
-		return i, true
-	}
-	return s.index.clashed(ref)
+	return s.index.find(h, ref, s.refAt)
 }
 
 // reserve makes room for n more assets in the shards that hold none
@@ -359,7 +360,7 @@ func (m *MemoryAssets) reserve(n int) {
 	for k := range m.shards {
 		s := &m.shards[k]
 		s.mu.Lock()
-		if s.index.byHash == nil {
+		if !s.index.made() {
 			s.index.reset(per)
 			s.assets.reserve(per)
 		}
@@ -396,7 +397,7 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 		*s.assets.at(i) = e
 		return ref, nil
 	}
-	if s.index.byHash == nil {
+	if !s.index.made() {
 		s.index.reset(0)
 		// A store's shards are few and fill up: a whole chunk at once,
 		// not one that grows (and is copied) as a graph's states' does.
@@ -405,11 +406,11 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 	if n := len(s.free); n > 0 {
 		i := s.free[n-1]
 		s.free = s.free[:n-1]
-		s.index.add(h, ref, i)
+		s.index.add(h, i)
 		*s.assets.at(i) = e
 		return ref, nil
 	}
-	s.index.add(h, ref, s.assets.push(e))
+	s.index.add(h, s.assets.push(e))
 	return ref, nil
 }
 
@@ -515,7 +516,7 @@ func (m *MemoryAssets) Delete(ref string) bool {
 // keyHash is h. s.mu is held.
 func (s *assetShard) remove(h uint64, i int32) {
 	e := s.assets.at(i)
-	s.index.remove(h, e.ref, i)
+	s.index.remove(h, i)
 	*e = memAsset{} // let the data go
 	s.free = append(s.free, i)
 }
