@@ -476,28 +476,44 @@ func (m *MemoryAssets) Exists(ctx context.Context, ref string) (bool, error) {
 }
 
 // Missing returns the references among refs that point to no asset, each
-// once; see [AssetChecker]. It returns ctx.Err() if ctx is done.
+// once, in the order of refs; see [AssetChecker]. It allocates for what it
+// returns only: a set of the references is made only when more than a few
+// are missing, to tell repeats apart. It returns ctx.Err() if ctx is
+// done.
 func (m *MemoryAssets) Missing(ctx context.Context, refs []string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var missing []string
-	seen := map[string]bool{}
+	var seen map[string]bool // of missing, once it holds more than missingScan
 	for _, ref := range refs {
-		if seen[ref] {
-			continue
-		}
-		seen[ref] = true
 		s, h := m.shard(ref)
 		s.mu.Lock()
 		_, ok := s.find(h, ref)
 		s.mu.Unlock()
-		if !ok {
+		switch {
+		case ok:
+		case seen != nil:
+			if !seen[ref] {
+				seen[ref] = true
+				missing = append(missing, ref)
+			}
+		case !slices.Contains(missing, ref):
 			missing = append(missing, ref)
+			if len(missing) > missingScan {
+				seen = make(map[string]bool, len(missing))
+				for _, r := range missing {
+					seen[r] = true
+				}
+			}
 		}
 	}
 	return missing, nil
 }
+
+// missingScan is how many missing references Missing compares a missing
+// reference with, before it makes a set of them.
+const missingScan = 16
 
 // Delete removes the asset ref points to, and reports whether there was
 // one. Tests use it to simulate a lost asset.

@@ -206,3 +206,46 @@ func ExampleMemoryStates() {
 	// version 1
 	// executor: version conflict: graph "lecture-1" is at version 1, not 0
 }
+
+// Missing gives each missing reference once, in the order of refs, both
+// while it compares a missing reference with the few found before it
+// and after it made a set of them (past 16), and finds the references
+// that are there, repeated or not.
+func TestMemoryAssetsMissingRepeats(t *testing.T) {
+	ctx := t.Context()
+	m := executor.NewMemoryAssets()
+	there, err := m.Put(ctx, "g/n/h", executor.Asset{Data: []byte("x")})
+	require.NoError(t, err)
+	for _, n := range []int{1, 3, 16, 17, 40} {
+		var refs, want []string
+		for i := range n {
+			ref := fmt.Sprint("mem:g/gone", i)
+			refs = append(refs, there, ref, ref)
+			want = append(want, ref)
+		}
+		refs = append(refs, want...)
+		got, err := m.Missing(ctx, refs)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "%d missing, each three times", n)
+	}
+}
+
+// Missing of references that are all there allocates nothing: it made a
+// set of every reference, 106 KB for a lecture's 1,083 at each run of a
+// graph with states.
+func TestMemoryAssetsMissingAllThereAllocatesNothing(t *testing.T) {
+	ctx := t.Context()
+	m := executor.NewMemoryAssets()
+	var refs []string
+	for i := range 100 {
+		ref, err := m.Put(ctx, fmt.Sprint("g/n", i, "/h"), executor.Asset{Data: []byte("x")})
+		require.NoError(t, err)
+		refs = append(refs, ref)
+	}
+	allocs := testing.AllocsPerRun(10, func() {
+		if missing, err := m.Missing(ctx, refs); err != nil || len(missing) > 0 {
+			t.Fatal(missing, err)
+		}
+	})
+	assert.Zero(t, allocs)
+}
