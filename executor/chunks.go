@@ -176,6 +176,9 @@ func (x *slotIndex) remove(h uint64, i int32) {
 	v := h>>32<<32 | (uint64(i) + 1)
 	p := int(h >> x.shift)
 	for x.e[p] != v {
+		if x.e[p] == 0 {
+			return // not there: nothing to remove (callers find it first)
+		}
 		p = (p + 1) & mask
 	}
 	x.e[p] = 0

@@ -129,6 +129,9 @@ func TestSlotIndexSameHash(t *testing.T) {
 	remove("d")
 	remove("b")
 	check("all removed", "a", "b", "c", "d")
+	add("e")
+	s.index.remove(h, 99) // no entry: returns, and changes nothing
+	check("an absent entry removed", "a", "b", "c", "d")
 
 	var g memGraph
 	g.index.reset(0)
