@@ -73,27 +73,36 @@
 //
 // A graph has one version number, the version column of its graphs row; a
 // graph without a row is at version 0. [Store.Commit] is one READ
-// COMMITTED transaction:
+// COMMITTED transaction of one statement, in two round trips (BEGIN and
+// the statement in one pipeline, then COMMIT):
 //
 //  1. the compare-and-swap of the version: at expect 0, INSERT the row at
 //     version 1 ON CONFLICT DO NOTHING; at a higher expect, UPDATE the row
-//     to expect+1 WHERE version = expect. Either statement locks the row
-//     until the transaction ends.
-//  2. if no row was inserted or updated, read the version that is there,
-//     roll back, and return a *executor.ConflictError with it;
-//  3. else upsert the changed node states in one INSERT ... SELECT FROM
-//     unnest(...) ON CONFLICT DO UPDATE (the last change of each node, as
-//     later changes win), and COMMIT. The same statement sets put_at of
-//     the assets whose references it replaces to now (see Retention).
+//     to expect+1 WHERE version = expect. Either locks the row until the
+//     transaction ends.
+//  2. if a row was inserted or updated, and only then, upsert the changed
+//     node states in one INSERT ... SELECT FROM unnest(...) ON CONFLICT
+//     DO UPDATE (the last change of each node, as later changes win), and
+//     set put_at of the assets whose references they replace to now (see
+//     Retention). Both steps are common table expressions of the one
+//     statement, the upsert reading the swap's row, so it writes only
+//     after the swap succeeded.
+//  3. if no row was inserted or updated, read the version that is there,
+//     roll back, and return a *executor.ConflictError with it; else
+//     COMMIT.
 //
 // Concurrent commits to one graph queue on its row lock. In READ
 // COMMITTED a queued UPDATE re-checks the version of the row the winner
 // committed, and a queued INSERT finds the winner's row and inserts
 // nothing, so exactly one commit per version wins and the others get a
-// ConflictError: never a lost update, never a unique violation. Commits to
-// different graphs do not wait for each other. A commit that fails applies
-// nothing, except when the connection is lost after COMMIT was sent: then,
-// as the StateStore contract says, it may or may not have been applied.
+// ConflictError: never a lost update, never a unique violation. (The
+// statement reads node_states as of its start, which may be before a
+// commit it then waited for; but that commit moved the version on, so
+// the statement writes nothing. Every writer of node states, Commit and
+// DeleteGraph, moves the graph's version on.) Commits to different
+// graphs do not wait for each other. A commit that fails applies nothing,
+// except when the connection is lost after COMMIT was sent: then, as the
+// StateStore contract says, it may or may not have been applied.
 //
 // [Store.Load] reads the version and the states in one statement (graphs
 // LEFT JOIN node_states), so they come from one snapshot. Put, PutRun and

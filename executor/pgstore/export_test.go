@@ -6,8 +6,9 @@ func SetPruneBatch(s *Store, n int) { s.batch = n }
 // PruneAssetsSQL is the statement of PruneAssets for a schema.
 func PruneAssetsSQL(schema string) string { return newQueries(schema).pruneAssets }
 
-// UpsertStatesSQL is the statement of Commit that writes node states.
-func UpsertStatesSQL(schema string) string { return newQueries(schema).upsertStates }
+// CommitSQL is the statement of Commit at a version above 0, which swaps
+// the graph's version and writes node states.
+func CommitSQL(schema string) string { return newQueries(schema).commitNext }
 
 // PruneRunsSQL returns PruneRuns's statement in schema.
 func PruneRunsSQL(schema string) string { return newQueries(schema).pruneRuns }

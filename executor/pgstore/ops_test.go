@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -617,10 +618,10 @@ func TestOpsScarceConnections(t *testing.T) {
 	}
 }
 
-// killer is a pgx query tracer that terminates its connection's backend
-// (pg_terminate_backend, through another pool) just before the first
-// statement that match accepts: a connection lost mid-run, on this
-// test's own connection only.
+// killer is a pgx query and batch tracer that terminates its
+// connection's backend (pg_terminate_backend, through another pool) just
+// before the first statement that match accepts, alone or in a batch: a
+// connection lost mid-run, on this test's own connection only.
 type killer struct {
 	admin *pgxpool.Pool
 	match func(sql string, args []any) bool
@@ -629,9 +630,27 @@ type killer struct {
 }
 
 func (k *killer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	return k.kill(ctx, conn, func() bool { return k.match(data.SQL, data.Args) })
+}
+
+func (k *killer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (k *killer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	return k.kill(ctx, conn, func() bool {
+		return slices.ContainsFunc(data.Batch.QueuedQueries, func(q *pgx.QueuedQuery) bool { return k.match(q.SQL, q.Arguments) })
+	})
+}
+
+func (k *killer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (k *killer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// kill terminates conn's backend if no statement was matched yet and
+// matched reports true.
+func (k *killer) kill(ctx context.Context, conn *pgx.Conn, matched func() bool) context.Context {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.done || !k.match(data.SQL, data.Args) {
+	if k.done || !matched() {
 		return ctx
 	}
 	k.done = true
@@ -642,8 +661,6 @@ func (k *killer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.T
 	}
 	return ctx
 }
-
-func (k *killer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 func (k *killer) killed() bool {
 	k.mu.Lock()

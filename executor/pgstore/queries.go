@@ -13,7 +13,7 @@ import (
 type queries struct {
 	ddl, recordVersion string
 
-	load, casInsert, casUpdate, version, upsertStates string
+	load, version, commitFirst, commitNext string
 
 	putAsset, getAsset, getAssets, assetExists, missingAssets string
 
@@ -88,39 +88,18 @@ func newQueries(schema string) queries {
 	coalesce(s.asset_ref, ''), coalesce(s.attempts, 0), coalesce(s.last_error, ''), s.updated_at
 FROM {s}.graphs g LEFT JOIN {s}.node_states s ON s.graph_key = g.graph_key
 WHERE g.graph_key = $1`),
-		// The first commit of a graph. Of two concurrent ones, the second
-		// waits for the first to end, then inserts nothing: no unique
-		// violation.
-		casInsert: f(`INSERT INTO {s}.graphs (graph_key, version) VALUES ($1, 1)
-ON CONFLICT (graph_key) DO NOTHING RETURNING version`),
-		// Later commits. A concurrent one waits for the row lock, then
-		// re-checks the version of the committed row.
-		casUpdate: f(`UPDATE {s}.graphs SET version = version + 1, updated_at = now()
-WHERE graph_key = $1 AND version = $2 RETURNING version`),
 		version: f(`SELECT version FROM {s}.graphs WHERE graph_key = $1`),
-		// The node states, and the release of the assets they stop
-		// referring to: put_at of such an asset becomes now, so that
-		// PruneAssets counts its age from its release. The CTE's UPDATE
-		// reads the states as they were before the INSERT.
-		upsertStates: f(`WITH c AS (
-	SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-		$8::bigint[], $9::text[], $10::timestamptz[])
-		AS c (node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
-), released AS (
-	UPDATE {s}.assets a SET put_at = now()
-	FROM {s}.node_states s JOIN c ON s.node_id = c.node_id COLLATE "C"
-	WHERE s.graph_key = $1 AND s.asset_ref <> c.asset_ref AND s.asset_ref LIKE '` + RefPrefix + `%'
-		AND a.key = substr(s.asset_ref, ` + refKeyStart + `) COLLATE "C"
-)
-INSERT INTO {s}.node_states
-	(graph_key, node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
-SELECT $1::text, c.node_id, c.status, c.rev, c.input_hash, c.output_hash, c.asset_ref, c.attempts,
-	c.last_error, c.updated_at
-FROM c
-ON CONFLICT (graph_key, node_id) DO UPDATE SET
-	status = excluded.status, rev = excluded.rev, input_hash = excluded.input_hash,
-	output_hash = excluded.output_hash, asset_ref = excluded.asset_ref, attempts = excluded.attempts,
-	last_error = excluded.last_error, updated_at = excluded.updated_at`),
+		// A commit's compare-and-swap and its node states, in one
+		// statement (see commitSQL): the first commit of a graph inserts
+		// its row; of two concurrent ones, the second waits for the first
+		// to end, then inserts nothing (no unique violation).
+		commitFirst: f(strings.Replace(commitSQL, "{cas}", `INSERT INTO {s}.graphs (graph_key, version) VALUES ($1, 1)
+	ON CONFLICT (graph_key) DO NOTHING RETURNING version`, 1)),
+		// Later commits, $11 the version expected. A concurrent one waits
+		// for the row lock, then re-checks the version of the committed
+		// row.
+		commitNext: f(strings.Replace(commitSQL, "{cas}", `UPDATE {s}.graphs SET version = version + 1, updated_at = now()
+	WHERE graph_key = $1 AND version = $11 RETURNING version`, 1)),
 
 		putAsset: f(`INSERT INTO {s}.assets (key, data, url, hash, length_ns, meta)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb)
@@ -153,6 +132,48 @@ ORDER BY started_at NULLS FIRST, id`),
 		pruneRuns:         f(pruneRunsSQL),
 	}
 }
+
+// commitSQL is a commit's statement, {cas} its compare-and-swap of the
+// graph's row ($1 the graph key), which returns the new version, or no
+// row if the graph is not at the version expected. The rest writes the
+// changed node states, from the columns $2 to $10, only if cas returned
+// a row: it upserts them, and releases the assets they stop referring
+// to (their put_at becomes now, so that PruneAssets counts their age
+// from their release). The statement returns cas's row, if any.
+//
+// Each CTE that modifies data runs exactly once, to completion; released
+// and upserted read cas's row, so the swap is done, and the row locked,
+// before they write, and a lost commit writes nothing (Commit rolls it
+// back too, but an upsert there would fail on the foreign key at a lost
+// first commit, and do work for nothing at a lost later one). All the CTEs read the tables as of the statement's
+// start: released sees the states as they were before the upsert. That
+// snapshot may be older than a commit that ended while cas waited for
+// the row lock, but such a commit moved the version on, so cas finds no
+// row at the version expected and nothing is written: every writer of a
+// graph's node states (Commit, DeleteGraph) moves its version on.
+var commitSQL = `WITH cas AS (
+	{cas}
+), c AS (
+	SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+		$8::bigint[], $9::text[], $10::timestamptz[])
+		AS c (node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
+), released AS (
+	UPDATE {s}.assets a SET put_at = now()
+	FROM cas, {s}.node_states s JOIN c ON s.node_id = c.node_id COLLATE "C"
+	WHERE s.graph_key = $1 AND s.asset_ref <> c.asset_ref AND s.asset_ref LIKE '` + RefPrefix + `%'
+		AND a.key = substr(s.asset_ref, ` + refKeyStart + `) COLLATE "C"
+), upserted AS (
+	INSERT INTO {s}.node_states
+		(graph_key, node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
+	SELECT $1::text, c.node_id, c.status, c.rev, c.input_hash, c.output_hash, c.asset_ref, c.attempts,
+		c.last_error, c.updated_at
+	FROM cas, c
+	ON CONFLICT (graph_key, node_id) DO UPDATE SET
+		status = excluded.status, rev = excluded.rev, input_hash = excluded.input_hash,
+		output_hash = excluded.output_hash, asset_ref = excluded.asset_ref, attempts = excluded.attempts,
+		last_error = excluded.last_error, updated_at = excluded.updated_at
+)
+SELECT version FROM cas`
 
 // refKeyStart is where the key starts in a reference, for SQL's 1-based
 // substr: just after RefPrefix.

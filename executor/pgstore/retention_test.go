@@ -574,9 +574,9 @@ func TestCommitReleaseUsesIndexes(t *testing.T) {
 SELECT 'g', 'n' || i, 'clean', 0, '', 'h', 'pg:g/n' || i || '/h', 1, '' FROM generate_series(0, 999) i`)
 	q(`ANALYZE {s}.assets`)
 	q(`ANALYZE {s}.node_states`)
-	rows, err := pg.Pool.Query(ctx, "EXPLAIN "+pgstore.UpsertStatesSQL(pg.Schema), "g", []string{"n5", "n7"},
+	rows, err := pg.Pool.Query(ctx, "EXPLAIN "+pgstore.CommitSQL(pg.Schema), "g", []string{"n5", "n7"},
 		[]string{"clean", "clean"}, []int64{0, 0}, []string{"i", "i"}, []string{"o", "o"},
-		[]string{"pg:g/n5/h2", "pg:g/n7/h2"}, []int64{1, 1}, []string{"", ""}, make([]pgtype.Timestamptz, 2))
+		[]string{"pg:g/n5/h2", "pg:g/n7/h2"}, []int64{1, 1}, []string{"", ""}, make([]pgtype.Timestamptz, 2), int64(1))
 	require.NoError(t, err)
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
@@ -584,4 +584,34 @@ SELECT 'g', 'n' || i, 'clean', 0, '', 'h', 'pg:g/n' || i || '/h', 1, '' FROM gen
 	assert.Regexp(t, `Index Scan using node_states_pkey on node_states s\s.*\n\s*Index Cond: \(\(graph_key = 'g'::text\) AND \(node_id = `, plan)
 	assert.Contains(t, plan, "Index Scan using assets_pkey on assets a")
 	assert.NotContains(t, plan, "Seq Scan")
+}
+
+// A commit that loses its compare-and-swap applies nothing: it writes no
+// state, and releases none of the assets its states would replace.
+func TestLostCommitReleasesNothing(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	var refs []string
+	for _, k := range []string{"g/n/x", "g/n/y"} {
+		ref, err := s.Put(ctx, k, executor.Asset{Hash: "h"})
+		require.NoError(t, err)
+		refs = append(refs, ref)
+	}
+	commitRefs(t, s, "g", 0, map[string]string{"n": refs[0]})
+	commitRefs(t, s, "g", 1, map[string]string{"m": "s3://bucket/m"})
+	age(t, pg, "g/n/x")
+
+	_, err := s.Commit(ctx, "g", 1, []executor.Change{{ID: "n", State: dirty.State{Status: dirty.StatusClean,
+		OutputHash: "h2", AssetRef: refs[1], UpdatedAt: time.Now()}}})
+	requireConflict(t, err, "g", 1)
+	rows, err := pg.Pool.Query(ctx, `SELECT key FROM "`+pg.Schema+`".assets WHERE put_at < now() - interval '1 hour'`)
+	require.NoError(t, err)
+	old, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{"g/n/x"}, old, "the lost commit released x")
+	snap, err := s.Load(ctx, "g")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), snap.Version)
+	assert.Equal(t, refs[0], snap.States["n"].AssetRef, "the lost commit wrote its state")
 }

@@ -61,12 +61,15 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 }
 
 // Commit applies changes atomically if the graph is at version expect,
-// and returns expect+1. It is one READ COMMITTED transaction: a
-// compare-and-swap of the graph's row in the graphs table (an INSERT ...
-// ON CONFLICT DO NOTHING for the first commit, at expect 0; an UPDATE ...
-// WHERE version = expect after that), then one upsert of all the changed
-// node states. Later changes to the same node win; nodes not in changes
-// keep their states; an empty change list still bumps the version.
+// and returns expect+1. It is one READ COMMITTED transaction of one
+// statement: a compare-and-swap of the graph's row in the graphs table
+// (an INSERT ... ON CONFLICT DO NOTHING for the first commit, at expect
+// 0; an UPDATE ... WHERE version = expect after that), and, if it
+// succeeded, one upsert of all the changed node states. It costs two
+// round trips: BEGIN with the statement, then COMMIT (three on a
+// conflict: the version found, then ROLLBACK). Later changes to the
+// same node win; nodes not in changes keep their states; an empty change
+// list still bumps the version.
 //
 // A graph key or node ID longer than [MaxGraphKeyBytes] or
 // [MaxNodeIDBytes], or not valid UTF-8 without NUL, gives an error
@@ -100,38 +103,50 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 		return 0, &executor.ConflictError{GraphKey: graphKey, Expected: expect, Actual: actual}
 	}
 	cols := newStateColumns(changes)
-
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-	if err != nil {
-		return 0, s.wrapErr(err, "commit graph %q: begin", graphKey)
+	stmt, args := s.q.commitFirst, []any{graphKey, cols.ids, cols.status, cols.rev, cols.inputHash,
+		cols.outputHash, cols.assetRef, cols.attempts, cols.lastError, cols.updatedAt}
+	if expect > 0 {
+		stmt, args = s.q.commitNext, append(args, expect)
 	}
-	defer rollback(ctx, tx)
 
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, s.wrapErr(err, "commit graph %q: acquire a connection", graphKey)
+	}
+	defer conn.Release()
+	// BEGIN and the statement go in one round trip; COMMIT in a second,
+	// once the statement succeeded, so that a commit whose context ends
+	// before then is rolled back.
+	defer rollbackConn(ctx, conn)
+	batch := &pgx.Batch{}
+	batch.Queue(beginReadCommitted)
+	batch.Queue(stmt, args...)
+	results := conn.SendBatch(ctx, batch)
 	var version int64
-	if expect == 0 {
-		err = tx.QueryRow(ctx, s.q.casInsert, graphKey).Scan(&version)
-	} else {
-		err = tx.QueryRow(ctx, s.q.casUpdate, graphKey, expect).Scan(&version)
+	_, err = results.Exec()
+	if err == nil {
+		err = results.QueryRow().Scan(&version)
+	}
+	if cerr := results.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
+		err = cerr
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Lost: read the version someone else committed. In READ
 		// COMMITTED this statement sees it.
-		actual, err := s.versionOf(ctx, tx, graphKey)
+		actual, err := s.versionOf(ctx, conn, graphKey)
 		if err != nil {
 			return 0, err
 		}
 		return 0, &executor.ConflictError{GraphKey: graphKey, Expected: expect, Actual: actual}
 	}
 	if err != nil {
-		return 0, s.wrapErr(err, "commit graph %q at version %d", graphKey, expect)
+		return 0, s.wrapErr(err, "commit graph %q at version %d: %d node states", graphKey, expect, len(cols.ids))
 	}
-	if len(cols.ids) > 0 {
-		if _, err := tx.Exec(ctx, s.q.upsertStates, graphKey, cols.ids, cols.status, cols.rev, cols.inputHash,
-			cols.outputHash, cols.assetRef, cols.attempts, cols.lastError, cols.updatedAt); err != nil {
-			return 0, s.wrapErr(err, "commit graph %q at version %d: %d node states", graphKey, expect, len(cols.ids))
-		}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() != "COMMIT" {
+		err = pgx.ErrTxCommitRollback
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err != nil {
 		return 0, s.wrapErr(err, "commit graph %q at version %d", graphKey, expect)
 	}
 	return version, nil

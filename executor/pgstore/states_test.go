@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -226,4 +227,43 @@ func TestStoredByName(t *testing.T) {
 	states := dirty.NewStates(1)
 	states.Set(0, snap.States["script"])
 	assert.Equal(t, dirty.StatusDirty, states.Status(0), "an unknown status is not trusted")
+}
+
+// TestCommitRoundTrips counts a commit's round trips, in each query mode
+// a host may configure: two for a commit that wins, the first of a graph
+// included (BEGIN with the statement, then COMMIT), three for one that
+// loses (and the version found, then ROLLBACK).
+func TestCommitRoundTrips(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol} {
+		t.Run(mode.String(), func(t *testing.T) {
+			_, pg := newStore(t)
+			var trips tripCounter
+			s := poolStore(t, pg.Schema, func(cfg *pgxpool.Config) {
+				cfg.ConnConfig.DefaultQueryExecMode = mode
+				cfg.ConnConfig.Tracer = &trips
+			})
+			key := testenv.UniqueName(t)
+			changes := []executor.Change{
+				{ID: "script", State: dirty.State{Status: dirty.StatusClean, Rev: 1, AssetRef: "pg:a"}},
+				{ID: "music", State: dirty.State{Status: dirty.StatusClean, Rev: 1}},
+			}
+			commit := func(expect int64) (int64, error) {
+				t.Helper()
+				start := trips.count()
+				_, err := s.Commit(t.Context(), key, expect, changes)
+				return trips.count() - start, err
+			}
+			n, err := commit(0)
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), n, "first commit")
+			changes[0].State.AssetRef = "pg:b" // releases pg:a
+			n, err = commit(1)
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), n, "later commit")
+			n, err = commit(1)
+			requireConflict(t, err, key, 1)
+			assert.Equal(t, int64(3), n, "lost commit")
+		})
+	}
 }

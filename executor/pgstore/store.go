@@ -206,6 +206,24 @@ func rollback(ctx context.Context, tx pgx.Tx) {
 	_ = tx.Rollback(ctx)
 }
 
+// beginReadCommitted starts a commit's transaction, as
+// pgx.TxOptions{IsoLevel: pgx.ReadCommitted} does.
+const beginReadCommitted = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+// rollbackConn rolls back the transaction open on conn, if any, as
+// rollback does for a pgx.Tx: even when ctx is done, so that the
+// connection goes back to the pool clean. pgxpool destroys a connection
+// released with a transaction still open, or after a failed rollback.
+func rollbackConn(ctx context.Context, conn *pgxpool.Conn) {
+	pc := conn.Conn().PgConn()
+	if pc.IsClosed() || pc.TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	_, _ = conn.Exec(ctx, "ROLLBACK")
+}
+
 // wrapErr wraps a driver error with what was being done. An error that
 // says the schema or a table does not exist also wraps [ErrNotMigrated].
 func (s *Store) wrapErr(err error, format string, args ...any) error {
