@@ -141,6 +141,13 @@ ORDER BY started_at NULLS FIRST, id`),
 // to (their put_at becomes now, so that PruneAssets counts their age
 // from their release). The statement returns cas's row, if any.
 //
+// released looks each changed node's state up by primary key, in a
+// lateral subquery per change, so that a commit costs what it changes:
+// its LIMIT 1, a no-op on a primary key, keeps the planner from making
+// it a join, which, on tables without statistics yet (new, or grown
+// since their last ANALYZE), it would plan as a scan of all the graph's
+// states, each looked up in assets, at every commit.
+//
 // Each CTE that modifies data runs exactly once, to completion; released
 // and upserted read cas's row, so the swap is done, and the row locked,
 // before they write, and a lost commit writes nothing (Commit rolls it
@@ -159,8 +166,12 @@ var commitSQL = `WITH cas AS (
 		AS c (node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at)
 ), released AS (
 	UPDATE {s}.assets a SET put_at = now()
-	FROM cas, {s}.node_states s JOIN c ON s.node_id = c.node_id COLLATE "C"
-	WHERE s.graph_key = $1 AND s.asset_ref <> c.asset_ref AND s.asset_ref LIKE '` + RefPrefix + `%'
+	FROM cas, c CROSS JOIN LATERAL (
+		SELECT s.asset_ref FROM {s}.node_states s
+		WHERE s.graph_key = $1 AND s.node_id = c.node_id COLLATE "C"
+		LIMIT 1
+	) s
+	WHERE s.asset_ref <> c.asset_ref AND s.asset_ref LIKE '` + RefPrefix + `%'
 		AND a.key = substr(s.asset_ref, ` + refKeyStart + `) COLLATE "C"
 ), upserted AS (
 	INSERT INTO {s}.node_states
