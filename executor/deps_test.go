@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 )
@@ -182,4 +183,39 @@ func TestDepsReadFallsBack(t *testing.T) {
 		}
 		assert.Equal(t, []string{"asset:video:segment[2]"}, failed, "the lost asset's dependents that read it")
 	})
+}
+
+// Early cutoff needs only the dependencies' output hashes, which the
+// states hold: a node that keeps its result reads none of its
+// dependencies' assets (the timeline's 721 on the 360-segment lecture, a
+// few hundred KB to MB each for real). An edit of a narration whose
+// output does not change reads the narration's input only, the script,
+// though its video and the timeline are planned.
+func TestCutoffReadsNoDependencies(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 40)
+	require.NoError(t, err)
+	log := &readLog{MemoryAssets: executor.NewMemoryAssets()}
+	gen := executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte("same"), Length: graph.SegmentLength}, nil
+	})
+	e, err := executor.New(executor.Options{Generators: registryFor(g, gen), Assets: log})
+	require.NoError(t, err)
+	defer e.Close(t.Context())
+	_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: "lecture", Graph: g})
+	require.NoError(t, err)
+	log.mu.Lock()
+	log.gets, log.manys = nil, nil
+	log.mu.Unlock()
+
+	rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: "lecture", Graph: g,
+		Marks: []dirty.Mark{{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"asset:narration:segment[3]"}, rep.Generated)
+	assert.ElementsMatch(t, []string{"asset:video:segment[3]", "timeline"}, rep.Unchanged)
+	snap, err := e.States().Load(t.Context(), "lecture")
+	require.NoError(t, err)
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	assert.Equal(t, []string{snap.States["script"].AssetRef}, log.gets, "the narration's input only")
+	assert.Empty(t, log.manys, "the timeline reads nothing")
 }

@@ -57,7 +57,9 @@
 // parameters revision and its dependencies' output hashes) is compared
 // with the one its stored result was made from; if they match and the
 // asset is there, the node keeps its result (early cutoff), so an
-// unchanged output stops the regeneration downstream. At the start of a
+// unchanged output stops the regeneration downstream. The comparison
+// needs only the dependencies' output hashes, from their states: a node
+// that keeps its result reads none of its dependencies' assets. At the start of a
 // run the same comparison finds the clean nodes whose dependencies
 // changed since they were made (a lecture made longer or shorter changes
 // the timeline's; a new template may change any kind's): they are forced,

@@ -135,9 +135,10 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	}
 }
 
-// load reads the dependencies' assets, and computes the node's input hash
-// and idempotency key.
-func (r *run) load(j *job) error {
+// hashInputs computes the node's input hash and idempotency key, from
+// its dependencies' output hashes: early cutoff needs nothing more, so
+// their assets are read (load) only for a node that runs.
+func (r *run) hashInputs(j *job) {
 	var hashBuf [8]string
 	hashes := hashBuf[:0]
 	if len(j.deps) > len(hashBuf) {
@@ -146,12 +147,6 @@ func (r *run) load(j *job) error {
 	for _, d := range j.deps {
 		hashes = append(hashes, d.hash)
 	}
-	// The generator may keep the request: its Deps are its own.
-	deps := j.takeDeps(len(j.deps))
-	if err := r.readDeps(j, deps); err != nil {
-		return err
-	}
-	j.reqDeps = deps
 	// One string holds both: the input hash is the key's tail.
 	var buf [192]byte
 	b := append(buf[:0], r.key...)
@@ -162,6 +157,16 @@ func (r *run) load(j *job) error {
 	b = dirty.AppendInputHash(b, j.prev.Rev, hashes)
 	j.idem = string(b)
 	j.in = j.idem[prefix:]
+}
+
+// load reads the dependencies' assets for the node's request.
+func (r *run) load(j *job) error {
+	// The generator may keep the request: its Deps are its own.
+	deps := j.takeDeps(len(j.deps))
+	if err := r.readDeps(j, deps); err != nil {
+		return err
+	}
+	j.reqDeps = deps
 	return nil
 }
 
@@ -316,11 +321,12 @@ func (r *run) unchangedResult(j *job) result {
 // this goroutine was abandoned (see watch.go): a rescuer then finishes the
 // node and hands its result to then.
 func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result) bool) (result, bool) {
-	if err := r.load(j); err != nil {
-		return r.loadFailure(j, err), true
-	}
+	r.hashInputs(j)
 	if r.cutoff(j) {
 		return r.kept(j), true
+	}
+	if err := r.load(j); err != nil {
+		return r.loadFailure(j, err), true
 	}
 	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
 	j.gen, j.wg, j.then = gen, wg, then
@@ -568,13 +574,13 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		if r.callAt != nil {
 			r.callAt[j.step.Node].Store(start.UnixNano())
 		}
-		err := r.load(j)
-		switch {
-		case err != nil:
-			results[i] = r.loadFailure(j, err)
-			continue
-		case r.cutoff(j):
+		r.hashInputs(j)
+		if r.cutoff(j) {
 			results[i] = r.kept(j)
+			continue
+		}
+		if err := r.load(j); err != nil {
+			results[i] = r.loadFailure(j, err)
 			continue
 		}
 		rep := &reporter{run: r, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
