@@ -302,7 +302,7 @@ func (r *run) kept(j *job) result {
 	if len(r.e.opts.Rates) > 0 {
 		r.mu.Lock()
 		if ok, err := r.m.Refund(j.step.Node); err == nil && ok {
-			r.wakeIdle(time.Time{})
+			r.wakeIdle(time.Time{}, true)
 		}
 		r.mu.Unlock()
 	}

@@ -109,9 +109,25 @@ type run struct {
 	committing bool
 	wakeTimer  *time.Timer
 	wakeAt     time.Time
-	done       int          // nodes settled in earlier rounds
-	total      int          // nodes planned in all rounds
-	settled    atomic.Int64 // nodes settled in all rounds, for events sent outside mu
+	// fast says that the last call to end took less than helpDelay: the
+	// workers then wake each other lazily (see wakeIdle). helpTimer wakes
+	// an idle worker once the busy ones made no progress for helpDelay:
+	// helpArmed says it is set, helpMark is the machine's settled count
+	// then, and stalled that it found none, until the next node settles.
+	fast      bool
+	helpTimer *time.Timer
+	helpArmed bool
+	helpMark  int
+	stalled   bool
+	// helpWait is helpTimer's next delay: helpDelay, doubled up to
+	// maxHelpDelay each time it finds the busy workers kept up.
+	helpWait time.Duration
+	// crew is the pool's size, and spawned how many of its workers were
+	// started this round.
+	crew, spawned int
+	done          int          // nodes settled in earlier rounds
+	total         int          // nodes planned in all rounds
+	settled       atomic.Int64 // nodes settled in all rounds, for events sent outside mu
 	// etaValue and etaAt are the last ETA computed (ns) and when (Unix ns,
 	// 0 before any), for events sent between two node settlements.
 	etaValue, etaAt atomic.Int64
@@ -191,8 +207,9 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, resume bool) (*r
 	r.fp, r.resume = fingerprint(r.g), resume
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
-	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
-	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work(true) }
+	// (work counts a worker back from a node as seeking; so does a rescuer.)
+	r.thenOne = func(res result) bool { r.seeking.Add(1); r.submit(res); return r.work(true) }
+	r.thenBatch = func(rs []result) bool { r.seeking.Add(1); r.submit(rs...); return r.work(true) }
 	r.ids = make([]string, r.g.Len())
 	// Events are not store calls: Options.StoreTimeout does not end them,
 	// so that a run whose state store stalled still publishes its end.
@@ -560,14 +577,12 @@ func (r *run) round() {
 		r.mu.Unlock()
 		r.watch.cancelAll(context.Cause(r.ctx))
 	})
-	for range workerCount(r.plan, opts.Workers) {
-		r.workers.Add(1)
-		go func() {
-			if r.work(false) {
-				r.workers.Done()
-			}
-		}()
-	}
+	// One worker starts; wakeIdle starts the others, up to the pool's
+	// size, as work for them turns up.
+	r.mu.Lock()
+	r.crew, r.spawned, r.helpWait = workerCount(r.plan, opts.Workers), 0, helpDelay
+	r.spawn()
+	r.mu.Unlock()
 	r.workers.Wait()
 	if !stop() {
 		// The cancel's goroutine started: it is one of the run's, so the
@@ -580,7 +595,24 @@ func (r *run) round() {
 		r.wakeTimer.Stop()
 		r.wakeTimer = nil
 	}
+	if r.helpTimer != nil {
+		r.helpTimer.Stop()
+	}
+	r.helpArmed, r.stalled, r.fast = false, false, false
 	r.mu.Unlock()
+}
+
+// spawn starts one more worker of the pool; it counts as woken until it
+// holds mu. Called with mu held.
+func (r *run) spawn() {
+	r.spawned++
+	r.woken++
+	r.workers.Add(1)
+	go func() {
+		if r.work(false) {
+			r.workers.Done()
+		}
+	}()
 }
 
 // workerCount is the pool size: the plan's batch concurrency plus its
@@ -612,12 +644,24 @@ func workerCount(p *planner.Plan, cap int) int {
 // otherwise.
 func (r *run) work(locked bool) bool {
 	var own *job // reused from node to node while this goroutine runs them
+	// yield is set after a call that took less than helpDelay: if another
+	// worker is on its way to take a node meanwhile, this one leaves the
+	// work to it and waits, so that instant generators keep one worker
+	// busy rather than all of them queueing on mu (see wakeIdle).
+	yield := false
+	fresh := !locked // started by spawn, which counted it as woken
 	for {
-		r.seeking.Add(1)
+		// A worker back from a node counts as seeking from its return
+		// (before submit), so that none is woken, and none yields, for it.
 		if !locked {
+			r.seeking.Add(1)
 			r.mu.Lock()
 		}
 		locked = false
+		if fresh {
+			fresh = false
+			r.woken--
+		}
 		var first [1]schedule.Step
 		steps := first[:0]
 		var now time.Time
@@ -634,13 +678,14 @@ func (r *run) work(locked bool) bool {
 			if len(r.e.opts.Rates) > 0 { // the machine reads the clock for rates only
 				now = time.Now()
 			}
-			if st, ok := r.m.Next(now); ok {
+			if yield && r.fast && !r.stalled && r.seeking.Load() > 1 {
+				yield = false
+			} else if st, ok := r.m.Next(now); ok {
 				steps = append(steps, st)
 				r.seeking.Add(-1)
-				r.wakeIdle(now)
+				r.wakeIdle(now, true)
 				break
-			}
-			if at, ok := r.m.Wake(); ok {
+			} else if at, ok := r.m.Wake(); ok {
 				r.armWake(now, at)
 			}
 			r.idle++
@@ -672,7 +717,11 @@ func (r *run) work(locked bool) bool {
 			if !ok {
 				return false
 			}
-			r.submit(res)
+			// A node kept by early cutoff made no call: it counts as fast.
+			now = time.Now()
+			yield = own.start.IsZero() || now.Sub(own.start) < helpDelay
+			r.seeking.Add(1)
+			r.submitAt(now, yield, res)
 			locked = true
 			continue
 		}
@@ -696,30 +745,95 @@ func (r *run) work(locked bool) bool {
 		if !ok {
 			return false
 		}
-		r.submit(results...)
+		r.seeking.Add(1)
+		r.submitAt(time.Now(), false, results...)
 		locked = true
 	}
 }
+
+// helpDelay is how long the busy workers of a run may make no progress
+// before an idle worker is woken to start another node, while calls
+// return quickly (see wakeIdle).
+const helpDelay = 200 * time.Microsecond
+
+// maxHelpDelay bounds the delay of the check that wakes an idle worker,
+// which grows while the busy workers keep up (see armHelp).
+const maxHelpDelay = 3200 * time.Microsecond
 
 // wakeIdle wakes one idle worker if a node may start, so that workers
 // wake only for work; that worker does the same for the next. No worker
 // is woken while another is already on its way to take a node (just
 // signalled, or back from one): that one takes the node and then looks
-// again. So when generators return at once, a few workers keep up with
-// the work instead of all of them queueing on mu; when they take time,
-// every worker in a call counts for nothing here, and idle ones are woken
-// one after another. Called with mu held.
-func (r *run) wakeIdle(now time.Time) {
-	if r.idle == 0 || r.woken > 0 || r.seeking.Load() > 0 {
+// again. While calls return quickly (the last took less than helpDelay),
+// none is woken either while a worker is busy, self (the caller, which
+// looks for work itself next) or another: a moment later the busy worker
+// takes the next node itself, so that instant generators keep one worker
+// busy instead of all of them queueing on mu; and a worker back from a
+// quick call leaves the work to one on its way (see work). Only when no
+// node settled for helpDelay (the calls under way take time after all)
+// is an idle worker woken, and then the next one at once, and so on,
+// until a node settles again. Calls that take time wake workers at once.
+// Called with mu held.
+func (r *run) wakeIdle(now time.Time, self bool) {
+	if r.woken > 0 || r.seeking.Load() > 0 || r.idle == 0 && r.spawned >= r.crew {
+		return
+	}
+	if r.m.Done() {
+		if r.idle > 0 {
+			r.woken++
+			r.cond.Signal()
+		}
 		return
 	}
 	if len(r.e.opts.Rates) > 0 && now.IsZero() {
 		now = time.Now()
 	}
-	if r.m.CanStart(now) || r.m.Done() {
-		r.woken++
-		r.cond.Signal()
+	if !r.m.CanStart(now) {
+		if at, ok := r.m.WakeAt(now); ok {
+			// Only a rate holds a node back: the workers look again
+			// when it allows a start.
+			r.armWake(now, at)
+		}
+		return
 	}
+	if r.fast && !r.stalled && (self || r.m.Running() > 0) {
+		r.armHelp()
+		return
+	}
+	if r.idle == 0 {
+		r.spawn()
+		return
+	}
+	r.woken++
+	r.cond.Signal()
+}
+
+// armHelp makes sure that, in helpDelay, an idle worker is woken if no
+// node settled meanwhile (see wakeIdle). Called with mu held.
+func (r *run) armHelp() {
+	if r.helpArmed {
+		return
+	}
+	r.helpArmed, r.helpMark = true, r.m.Settled()
+	if r.helpTimer != nil {
+		r.helpTimer.Reset(r.helpWait)
+		return
+	}
+	r.helpTimer = time.AfterFunc(r.helpWait, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.helpArmed {
+			return // stopped at the end of the round
+		}
+		r.helpArmed = false
+		if r.m.Settled() == r.helpMark {
+			r.stalled, r.helpWait = true, helpDelay
+		} else {
+			// The busy workers keep up: look less often.
+			r.helpWait = min(2*r.helpWait, maxHelpDelay)
+		}
+		r.wakeIdle(time.Time{}, false)
+	})
 }
 
 // armWake makes sure the workers wake when a rate limit allows a start.
@@ -735,6 +849,9 @@ func (r *run) armWake(now, at time.Time) {
 	r.wakeTimer = time.AfterFunc(at.Sub(now), func() {
 		r.mu.Lock()
 		r.cond.Broadcast()
+		if r.idle == 0 {
+			r.wakeIdle(time.Time{}, false) // starts a worker if none waits
+		}
 		r.mu.Unlock()
 	})
 }
@@ -744,8 +861,15 @@ func (r *run) armWake(now, at time.Time) {
 // empty (group commit); the others go back to work. It returns with mu
 // held, so that the worker takes its next node without letting it go.
 func (r *run) submit(results ...result) {
-	now := time.Now() // read before mu: the clock is slow on some machines
+	r.submitAt(time.Now(), false, results...)
+}
+
+// submitAt is submit, at now, read before mu (the clock is slow on some
+// machines); fast says whether the results' calls took less than
+// helpDelay (see wakeIdle).
+func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 	r.mu.Lock()
+	r.fast = fast
 	r.pending = append(r.pending, results...)
 	if r.committing {
 		return
@@ -759,7 +883,8 @@ func (r *run) submit(results ...result) {
 		r.commit(batch, now)
 		now = time.Time{}
 		r.settle(batch)
-		r.wakeIdle(time.Time{})
+		r.stalled = false // progress: the busy workers keep up
+		r.wakeIdle(time.Time{}, true)
 		clear(batch)
 		r.spare = batch[:0]
 	}

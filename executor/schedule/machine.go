@@ -418,6 +418,18 @@ func (m *Machine) CanStart(now time.Time) bool {
 	return best >= 0
 }
 
+// WakeAt reports when a rate limit next allows a start, if no node may
+// start at now and a rate holds a ready one back: a driver that did not
+// just call [Machine.Next] uses it to know when to ask again. It changes
+// nothing.
+func (m *Machine) WakeAt(now time.Time) (time.Time, bool) {
+	best, _, wake := m.pick(now)
+	if best >= 0 || wake.IsZero() {
+		return time.Time{}, false
+	}
+	return wake, true
+}
+
 // pick returns the position and key of the node Next would start, or -1,
 // and when a rate limit would next allow a start.
 func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) {
