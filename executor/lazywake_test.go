@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -55,5 +56,37 @@ func TestSlowCallAmongInstantOnesHoldsNothingElse(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, rep.Generated, g.Len())
 		assert.Less(t, waited, 10*time.Millisecond, "the other nodes were made while narration 0's call went on")
+	})
+}
+
+// slowCommits is a state store whose commits take a millisecond, as a
+// database's do, and counts them.
+type slowCommits struct {
+	executor.StateStore
+	commits atomic.Int64
+}
+
+func (s *slowCommits) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	s.commits.Add(1)
+	time.Sleep(time.Millisecond)
+	return s.StateStore.Commit(ctx, key, expect, changes)
+}
+
+// While a worker commits on a slow store, the others go on making nodes,
+// whose results the next commit takes together: generators that return
+// at once must not leave one worker making a node, then waiting for its
+// commit, node after node.
+func TestSlowCommitsGroupTheResults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := graph.Build(graph.Lecture(), 600)
+		require.NoError(t, err)
+		states := &slowCommits{StateStore: executor.NewMemoryStates()}
+		e, err := executor.New(executor.Options{Generators: registryFor(g, noop), States: states})
+		require.NoError(t, err)
+		defer e.Close(context.Background())
+		rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: g})
+		require.NoError(t, err)
+		require.Len(t, rep.Generated, g.Len())
+		assert.Less(t, states.commits.Load(), int64(g.Len()/3), "commits for %d nodes", g.Len())
 	})
 }

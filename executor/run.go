@@ -109,7 +109,7 @@ type run struct {
 	committing bool
 	wakeTimer  *time.Timer
 	wakeAt     time.Time
-	// fast says that the last call to end took less than helpDelay: the
+	// fast says that the last node to end took less than helpDelay: the
 	// workers then wake each other lazily (see wakeIdle). helpTimer wakes
 	// an idle worker once the busy ones made no progress for helpDelay:
 	// helpArmed says it is set, helpMark is the machine's settled count
@@ -139,6 +139,9 @@ type run struct {
 	backoffs atomic.Int32
 	planned  atomic.Int64 // total, for events sent outside mu
 	seeking  atomic.Int32 // workers on their way to take a node
+	// back counts the workers back from a node on their way to submit
+	// it, for a worker that may leave the next node to them (see work).
+	back     atomic.Int32
 	outcomes [5][]graph.Node
 	skipped  []graph.Node
 	failures []*NodeError
@@ -207,9 +210,8 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, resume bool) (*r
 	r.fp, r.resume = fingerprint(r.g), resume
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
-	// (work counts a worker back from a node as seeking; so does a rescuer.)
-	r.thenOne = func(res result) bool { r.seeking.Add(1); r.submit(res); return r.work(true) }
-	r.thenBatch = func(rs []result) bool { r.seeking.Add(1); r.submit(rs...); return r.work(true) }
+	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
+	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work(true) }
 	r.ids = make([]string, r.g.Len())
 	// Events are not store calls: Options.StoreTimeout does not end them,
 	// so that a run whose state store stalled still publishes its end.
@@ -644,17 +646,15 @@ func workerCount(p *planner.Plan, cap int) int {
 // otherwise.
 func (r *run) work(locked bool) bool {
 	var own *job // reused from node to node while this goroutine runs them
-	// yield is set after a call that took less than helpDelay: if another
+	// yield is set after a node that took less than helpDelay: if another
 	// worker is on its way to take a node meanwhile, this one leaves the
 	// work to it and waits, so that instant generators keep one worker
 	// busy rather than all of them queueing on mu (see wakeIdle).
 	yield := false
 	fresh := !locked // started by spawn, which counted it as woken
 	for {
-		// A worker back from a node counts as seeking from its return
-		// (before submit), so that none is woken, and none yields, for it.
+		r.seeking.Add(1)
 		if !locked {
-			r.seeking.Add(1)
 			r.mu.Lock()
 		}
 		locked = false
@@ -678,7 +678,7 @@ func (r *run) work(locked bool) bool {
 			if len(r.e.opts.Rates) > 0 { // the machine reads the clock for rates only
 				now = time.Now()
 			}
-			if yield && r.fast && !r.stalled && r.seeking.Load() > 1 {
+			if yield && r.fast && !r.stalled && (r.seeking.Load() > 1 || r.back.Load() > 0) {
 				yield = false
 			} else if st, ok := r.m.Next(now); ok {
 				steps = append(steps, st)
@@ -720,7 +720,7 @@ func (r *run) work(locked bool) bool {
 			// A node kept by early cutoff made no call: it counts as fast.
 			now = time.Now()
 			yield = own.start.IsZero() || now.Sub(own.start) < helpDelay
-			r.seeking.Add(1)
+			r.back.Add(1)
 			r.submitAt(now, yield, res)
 			locked = true
 			continue
@@ -745,15 +745,16 @@ func (r *run) work(locked bool) bool {
 		if !ok {
 			return false
 		}
-		r.seeking.Add(1)
+		r.back.Add(1)
 		r.submitAt(time.Now(), false, results...)
 		locked = true
 	}
 }
 
-// helpDelay is how long the busy workers of a run may make no progress
-// before an idle worker is woken to start another node, while calls
-// return quickly (see wakeIdle).
+// helpDelay is how long a node may take, from its call to its output
+// stored, to count as quick, and how long the busy workers of a run may
+// make no progress, while nodes end quickly, before an idle worker is
+// woken to start another node (see wakeIdle).
 const helpDelay = 200 * time.Microsecond
 
 // maxHelpDelay bounds the delay of the check that wakes an idle worker,
@@ -764,7 +765,7 @@ const maxHelpDelay = 3200 * time.Microsecond
 // wake only for work; that worker does the same for the next. No worker
 // is woken while another is already on its way to take a node (just
 // signalled, or back from one): that one takes the node and then looks
-// again. While calls return quickly (the last took less than helpDelay),
+// again. While nodes end quickly (the last took less than helpDelay),
 // none is woken either while a worker is busy, self (the caller, which
 // looks for work itself next) or another: a moment later the busy worker
 // takes the next node itself, so that instant generators keep one worker
@@ -861,14 +862,16 @@ func (r *run) armWake(now, at time.Time) {
 // empty (group commit); the others go back to work. It returns with mu
 // held, so that the worker takes its next node without letting it go.
 func (r *run) submit(results ...result) {
+	r.back.Add(1)
 	r.submitAt(time.Now(), false, results...)
 }
 
-// submitAt is submit, at now, read before mu (the clock is slow on some
+// submitAt is submit, by a worker counted in back, at now, read before mu (the clock is slow on some
 // machines); fast says whether the results' calls took less than
 // helpDelay (see wakeIdle).
 func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 	r.mu.Lock()
+	r.back.Add(-1)
 	r.fast = fast
 	r.pending = append(r.pending, results...)
 	if r.committing {
