@@ -107,14 +107,14 @@ func TestSharedReaderFillsAGapOnceForAllItsReaders(t *testing.T) {
 	// reach only the History, and 11..20 both again.
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[5:7]...))
 	expectAll(t, tls, 6, 7)
-	before := h.replays.Load()
+	before := h.settled(t)
 	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
 	require.NoError(t, h.Append(ctx, all[7:10]...))
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[10:]...))
 	for _, tl := range tls {
 		tl.Expect(t, sinktest.Span(8, 20))
 	}
-	assert.Equal(t, int64(1), h.replays.Load()-before, "History reads to fill one gap for %d readers", readers)
+	assert.Equal(t, int64(1), h.settled(t)-before, "History reads to fill one gap for %d readers", readers)
 	for _, tl := range tls {
 		tl.Stop(t, context.Canceled)
 	}
@@ -199,7 +199,7 @@ func TestSharedReaderFillsAGapLongerThanItsWindow(t *testing.T) {
 	// first poll of the History.
 	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[5:7]...))
 	expectAll(t, tls, 6, 7)
-	before := h.replays.Load()
+	before := h.settled(t)
 	// Redis loses the stream; 8..20 and 24 reach only the History; the
 	// others reach Redis too, at once (one transaction), so that one XREAD
 	// reads 21..23 and 25..26.
@@ -222,7 +222,7 @@ func TestSharedReaderFillsAGapLongerThanItsWindow(t *testing.T) {
 	for _, tl := range tls {
 		tl.Expect(t, sinktest.Span(24, 26))
 	}
-	assert.Equal(t, int64(2), h.replays.Load()-before, "History reads to fill a gap of a window's worth and one more for %d readers", readers)
+	assert.Equal(t, int64(2), h.settled(t)-before, "History reads to fill a gap of a window's worth and one more for %d readers", readers)
 	for _, tl := range tls {
 		tl.Stop(t, context.Canceled)
 	}

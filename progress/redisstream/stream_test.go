@@ -657,11 +657,24 @@ func TestFailedSharedReaderIsReplaced(t *testing.T) {
 type countingHistory struct {
 	*progress.MemoryHistory
 	replays atomic.Int64
+	active  atomic.Int64 // Replays under way
 }
 
 func (h *countingHistory) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
-	defer h.replays.Add(1)
+	h.active.Add(1)
+	defer h.active.Add(-1)
+	defer h.replays.Add(1) // before active drops
 	return h.MemoryHistory.Replay(ctx, run, after, fn)
+}
+
+// settled returns the count of Replays once none is under way: a reader
+// delivers a Replay's events before the Replay returns and is counted,
+// so a count read as soon as the events arrive may miss it.
+func (h *countingHistory) settled(t *testing.T) int64 {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.active.Load() == 0 }, 10*time.Second, time.Millisecond,
+		"a History Replay that does not return")
+	return h.replays.Load()
 }
 
 // pollCase returns a stream whose History counts its reads, and the n
