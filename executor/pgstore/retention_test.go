@@ -376,28 +376,41 @@ func TestPruneAfterEdit(t *testing.T) {
 	assert.Equal(t, calls, gen.Calls())
 }
 
-// Migrating a schema of layout version 2 adds the index of version 3.
-func TestMigrateFromVersion2(t *testing.T) {
-	t.Parallel() // each test has its own schema
-	s, pg := newStore(t)
-	ctx := t.Context()
-	q := func(sql string) {
-		_, err := pg.Pool.Exec(ctx, fmt.Sprintf(sql, `"`+pg.Schema+`"`))
-		require.NoError(t, err)
+// Migrating a schema of an older layout version adds the indexes of the
+// versions after it, and records the current one.
+func TestMigrateFromOlderVersions(t *testing.T) {
+	for _, tc := range []struct {
+		version int
+		added   []string // the indexes of the later versions
+	}{
+		{1, []string{"node_states_asset_ref", "runs_age"}},
+		{2, []string{"runs_age"}},
+	} {
+		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
+			t.Parallel() // each test has its own schema
+			s, pg := newStore(t)
+			ctx := t.Context()
+			q := func(sql string) {
+				_, err := pg.Pool.Exec(ctx, fmt.Sprintf(sql, `"`+pg.Schema+`"`))
+				require.NoError(t, err)
+			}
+			for _, index := range tc.added {
+				q(`DROP INDEX %s.` + index)
+			}
+			q(`DELETE FROM %s.schema_version`)
+			q(fmt.Sprintf(`INSERT INTO %%s.schema_version (version) VALUES (%d)`, tc.version))
+			require.NoError(t, s.Migrate(ctx))
+			var indexes int
+			require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
+WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&indexes))
+			assert.Equal(t, len(tc.added), indexes)
+			rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
+			require.NoError(t, err)
+			versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+			require.NoError(t, err)
+			assert.Equal(t, []int{tc.version, pgstore.SchemaVersion}, versions)
+		})
 	}
-	q(`DROP INDEX %s.runs_age`)
-	q(`DELETE FROM %s.schema_version`)
-	q(`INSERT INTO %s.schema_version (version) VALUES (2)`)
-	require.NoError(t, s.Migrate(ctx))
-	var index bool
-	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_indexes
-WHERE schemaname = $1 AND indexname = 'runs_age')`, pg.Schema).Scan(&index))
-	assert.True(t, index)
-	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
-	require.NoError(t, err)
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	require.NoError(t, err)
-	assert.Equal(t, []int{2, pgstore.SchemaVersion}, versions)
 }
 
 // PruneRuns finds old records through the runs_age index, with the
@@ -432,32 +445,6 @@ func TestPruneRunsUsesTheIndex(t *testing.T) {
 			assert.NotContains(t, plan, "Seq Scan", plan)
 		})
 	}
-}
-
-// Migrating a schema of layout version 1 adds the indexes of versions 2
-// and 3.
-func TestMigrateFromVersion1(t *testing.T) {
-	t.Parallel() // each test has its own schema
-	s, pg := newStore(t)
-	ctx := t.Context()
-	q := func(sql string) {
-		_, err := pg.Pool.Exec(ctx, fmt.Sprintf(sql, `"`+pg.Schema+`"`))
-		require.NoError(t, err)
-	}
-	q(`DROP INDEX %s.node_states_asset_ref`)
-	q(`DROP INDEX %s.runs_age`)
-	q(`DELETE FROM %s.schema_version`)
-	q(`INSERT INTO %s.schema_version (version) VALUES (1)`)
-	require.NoError(t, s.Migrate(ctx))
-	var indexes int
-	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
-WHERE schemaname = $1 AND indexname IN ('node_states_asset_ref', 'runs_age')`, pg.Schema).Scan(&indexes))
-	assert.Equal(t, 2, indexes)
-	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
-	require.NoError(t, err)
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	require.NoError(t, err)
-	assert.Equal(t, []int{1, pgstore.SchemaVersion}, versions)
 }
 
 // PruneAssets finds references through the node_states_asset_ref index:
