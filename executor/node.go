@@ -429,12 +429,17 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		}
 		rep.word = c.begun
 		a, err := protect(func() (Asset, error) { return j.gen.Generate(c.ctx, req) })
+		if err == nil {
+			// The host's check is part of the attempt: its timeout and a
+			// cancel bound it as they bound the call.
+			err = check(j.ko.Validate, &req, a)
+		}
 		if !r.watch.end(c) {
 			return result{}, false
 		}
 		if err == nil {
 			var res result
-			if res, err = r.accept(j, &req, a, next); err == nil {
+			if res, err = r.accept(j, a, next); err == nil {
 				return res, true
 			}
 		}
@@ -459,17 +464,29 @@ func (r *run) cancelledAfter(j *job, made int, err error) result {
 	return r.newResult(j, cancelled, made, err)
 }
 
-// accept validates an output, stores the asset and returns the result.
-func (r *run) accept(j *job, req *Request, a Asset, attempt int) (result, error) {
-	if j.ko.Validate != nil {
-		if err := validate(j.ko.Validate, *req, a); err != nil {
-			var pe *PanicError
-			if !errors.Is(err, ErrInvalidOutput) && !errors.As(err, &pe) {
-				err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
-			}
-			return result{}, err
-		}
+// check runs the kind's validator, if any, on an output: a refusal is an
+// error wrapping [ErrInvalidOutput], a panic a *PanicError. The caller
+// runs it within the attempt's call (see watch), so that a validator that
+// hangs is bounded by the attempt's timeout and by a cancel, as a
+// generator that hangs is.
+func check(v Validator, req *Request, a Asset) error {
+	if v == nil {
+		return nil
 	}
+	err := validate(v, *req, a)
+	if err == nil {
+		return nil
+	}
+	var pe *PanicError
+	if !errors.Is(err, ErrInvalidOutput) && !errors.As(err, &pe) {
+		err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
+	}
+	return err
+}
+
+// accept takes an output that passed its check: it stores the asset and
+// returns the result.
+func (r *run) accept(j *job, a Asset, attempt int) (result, error) {
 	if err := checkText(a); err != nil {
 		return result{}, err
 	}
@@ -611,6 +628,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			return cancelAll(err)
 		}
 	}
+	// checks holds the validator's verdicts on the bulk call's outcomes,
+	// made within the call, if the kind has a validator.
+	var checks []error
 	// finish takes the bulk call's outcomes (or its error) to results,
 	// retrying failures alone.
 	finish := func(outs []Outcome, err error) []result {
@@ -629,8 +649,11 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			if e == nil {
 				e = outs[k].Err
 			}
+			if e == nil && checks != nil {
+				e = checks[k]
+			}
 			if e == nil {
-				res, aerr := r.accept(j, &reqs[k], outs[k].Asset, 1)
+				res, aerr := r.accept(j, outs[k].Asset, 1)
 				if aerr == nil {
 					results[i] = res
 					continue
@@ -659,6 +682,15 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		rep.word = c.begun
 	}
 	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
+	if v := jobs[idx[0]].ko.Validate; err == nil && v != nil && len(outs) == len(reqs) {
+		// The checks are part of the bulk call (see check).
+		checks = make([]error, len(outs))
+		for k := range outs {
+			if outs[k].Err == nil {
+				checks[k] = check(v, &reqs[k], outs[k].Asset)
+			}
+		}
+	}
 	if !r.watch.end(c) {
 		return nil, false
 	}

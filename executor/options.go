@@ -88,10 +88,13 @@ func (p RetryPolicy) wait(next int) time.Duration {
 }
 
 // Validator checks a generator's output before it is accepted. A refusal
-// counts as a failed attempt. It runs once the call has returned, on the
-// worker, outside the attempt's timeout and with no context: it must be
-// quick and must not block (no I/O); a check that needs a provider
-// belongs in the generator, under its context.
+// counts as a failed attempt. It runs on the worker once the generator
+// has returned, as part of the attempt: the attempt's timeout and a
+// cancel of the run bound it as they bound the call, so a validator that
+// hangs makes the attempt time out (or be cancelled) and cannot hold the
+// run; its late verdict is thrown away. It has no context and should be
+// quick: a check that needs a provider belongs in the generator, under
+// its context.
 type Validator func(req Request, out Asset) error
 
 // ValidateNarration is the lecture's narration check: the narration's
