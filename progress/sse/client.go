@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"strings"
@@ -42,20 +43,56 @@ type ClientOptions struct {
 	// LastEventID is sent as Last-Event-ID on the first request, to
 	// resume after an event seen earlier. Default: "", from the start.
 	LastEventID string
-	// Retry is the pause before reconnecting, until the server sets one
-	// with a retry field. Default: 3s.
+	// Retry is the base delay before reconnecting, until the server sets
+	// one with a retry field. It is raised to [MinRetry], as the server's
+	// is. Default: 3s.
 	Retry time.Duration
+	// MaxBackoff caps the delay that grows after consecutive connections
+	// that fail or end without an event (see [Client]). A base delay
+	// longer than MaxBackoff (a server's retry of a minute, say) is still
+	// waited in full: the cap never shortens it. Zero or negative gives
+	// the default. Default: 30s.
+	MaxBackoff time.Duration
 }
+
+// MinRetry is the shortest delay a [Client] waits before reconnecting,
+// whatever the server's retry field or ClientOptions.Retry says: a retry
+// of 0, or a server that ends every connection at once, cannot make every
+// client reconnect in a tight loop. At 100 ms it bounds a client to 10
+// connection attempts a second even against a server that sends an event
+// on each connection (which resets the backoff), while a person watching
+// progress does not notice it, next to the handler's default retry of
+// 3 s.
+const MinRetry = 100 * time.Millisecond
+
+// defaultMaxBackoff is ClientOptions.MaxBackoff's default.
+const defaultMaxBackoff = 30 * time.Second
 
 // Client reads an event stream and reconnects as a browser's EventSource
 // does: after a dropped connection it waits the retry delay and sends the
 // last event ID it saw as Last-Event-ID, so that the server resumes right
 // after it. It is meant for tests and for Go hosts; one Client follows
 // one stream at a time.
+//
+// The retry delay is the base: the server's latest retry field, else
+// ClientOptions.Retry, and never less than [MinRetry]. After a connection
+// that delivered an event, the client waits the base delay, as
+// EventSource does. After consecutive connections that fail (a network
+// error) or end without delivering an event, it backs off: after the
+// n-th such connection in a row it waits a random delay (so that clients
+// dropped together do not come back in lockstep) drawn uniformly from
+// [d/2, d), where d is the base times 2^n capped at
+// ClientOptions.MaxBackoff, and never less than the base. So with the
+// defaults a server that is down is retried after 3-6 s, 6-12 s, 12-24 s,
+// then every 15-30 s. A connection that delivers an event, or stays open
+// for at least MaxBackoff (a quiet stream that a proxy ends now and
+// then), resets the backoff.
 type Client struct {
-	url    string
-	hc     *http.Client
-	header http.Header
+	url        string
+	hc         *http.Client
+	header     http.Header
+	maxBackoff time.Duration
+	rand       func() float64 // the jitter's draw, in [0, 1)
 
 	mu       sync.Mutex
 	lastID   string
@@ -65,12 +102,16 @@ type Client struct {
 
 // NewClient returns a Client for url.
 func NewClient(url string, opts ClientOptions) *Client {
-	c := &Client{url: url, hc: opts.HTTPClient, header: opts.Header.Clone(), lastID: opts.LastEventID, retry: opts.Retry}
+	c := &Client{url: url, hc: opts.HTTPClient, header: opts.Header.Clone(), lastID: opts.LastEventID, retry: opts.Retry,
+		maxBackoff: opts.MaxBackoff, rand: rand.Float64}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
 	}
 	if c.retry <= 0 {
 		c.retry = 3 * time.Second
+	}
+	if c.maxBackoff <= 0 {
+		c.maxBackoff = defaultMaxBackoff
 	}
 	return c
 }
@@ -92,7 +133,8 @@ func (c *Client) Connects() int {
 }
 
 // Stream connects and calls fn for each message, reconnecting when the
-// connection fails or ends, until ctx ends (it returns
+// connection fails or ends (after the delay described at [Client]; a
+// cancelled ctx ends the wait at once), until ctx ends (it returns
 // context.Cause(ctx)), fn returns an error (it returns that error), or the
 // server answers 204 No Content (it returns nil). A response other than
 // 200 with Content-Type text/event-stream ends it with a *[StatusError],
@@ -101,18 +143,24 @@ func (c *Client) Connects() int {
 // which an HTTP header cannot carry, with an error wrapping
 // [ErrBadLastEventID] when it would be sent.
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
+	fails := 0 // consecutive connections that failed or ended without an event
 	for {
-		done, err := c.connect(ctx, fn)
+		healthy, done, err := c.connect(ctx, fn)
 		if done || ctx.Err() != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
 			return err
 		}
+		if healthy {
+			fails = 0
+		} else {
+			fails++
+		}
 		c.mu.Lock()
-		delay := c.retry
+		base := c.retry
 		c.mu.Unlock()
-		t := time.NewTimer(delay)
+		t := time.NewTimer(reconnectDelay(base, c.maxBackoff, fails, c.rand()))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -155,6 +203,23 @@ func (c *Client) Follow(ctx context.Context, fn func(progress.Event) error) erro
 		return nil
 	}
 	return err
+}
+
+// reconnectDelay returns the wait before the next connection: base (at
+// least MinRetry) after a healthy connection (fails is 0), else, after
+// fails unhealthy connections in a row, a draw from [d/2, d) with
+// d = base·2^fails capped at max(maxBackoff, base), and at least base.
+// u, in [0, 1), places the draw.
+func reconnectDelay(base, maxBackoff time.Duration, fails int, u float64) time.Duration {
+	base = max(base, MinRetry)
+	if fails <= 0 {
+		return base
+	}
+	d := max(maxBackoff, base)
+	if fails < 63 && base <= d>>fails {
+		d = base << fails // no overflow: at most d
+	}
+	return max(d/2+time.Duration(u*float64(d-d/2)), base)
 }
 
 // errFollowEnd ends Follow's stream at the final event; it never leaves it.
@@ -203,11 +268,13 @@ func clip(s string, n int) string {
 }
 
 // connect runs one connection. done reports that the stream must not be
-// reconnected; err is then what Stream returns.
-func (c *Client) connect(ctx context.Context, fn func(Message) error) (done bool, err error) {
+// reconnected; err is then what Stream returns. healthy reports that the
+// connection delivered an event or stayed open for maxBackoff, which
+// resets the backoff.
+func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return true, fmt.Errorf("sse: %w", err)
+		return false, true, fmt.Errorf("sse: %w", err)
 	}
 	for k, v := range c.header {
 		req.Header[k] = append([]string(nil), v...)
@@ -218,7 +285,7 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (done bool
 	if !headerSafe(lastID) {
 		// net/http refuses to send it, each time: reconnecting would
 		// fail forever without a word.
-		return true, fmt.Errorf("%w %q: it has a control character, which a Last-Event-ID header cannot carry, so the stream cannot resume after it",
+		return false, true, fmt.Errorf("%w %q: it has a control character, which a Last-Event-ID header cannot carry, so the stream cannot resume after it",
 			ErrBadLastEventID, clip(lastID, 64))
 	}
 	if lastID != "" {
@@ -226,20 +293,21 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (done bool
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return false, err // a network error: reconnect
+		return false, false, err // a network error: reconnect
 	}
 	defer resp.Body.Close()
 	ct := resp.Header.Get("Content-Type")
 	switch mediaType, _, _ := mime.ParseMediaType(ct); {
 	case resp.StatusCode == http.StatusNoContent:
-		return true, nil
+		return false, true, nil
 	case resp.StatusCode != http.StatusOK || mediaType != "text/event-stream":
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return true, &StatusError{StatusCode: resp.StatusCode, ContentType: ct, Body: string(body)}
+		return false, true, &StatusError{StatusCode: resp.StatusCode, ContentType: ct, Body: string(body)}
 	}
 	c.mu.Lock()
 	c.connects++
 	c.mu.Unlock()
+	opened, delivered := time.Now(), false
 	d := NewDecoder(resp.Body)
 	d.idBuf, d.lastID = lastID, lastID
 	for {
@@ -253,13 +321,15 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (done bool
 		c.lastID = d.LastEventID()
 		c.mu.Unlock()
 		if errors.Is(err, ErrTooLarge) {
-			return true, err // the server would send it again
+			return delivered, true, err // the server would send it again
 		}
 		if err != nil {
-			return false, err // the connection ended: reconnect
+			// The connection ended: reconnect.
+			return delivered || time.Since(opened) >= c.maxBackoff, false, err
 		}
+		delivered = true
 		if err := fn(m); err != nil {
-			return true, err
+			return true, true, err
 		}
 	}
 }

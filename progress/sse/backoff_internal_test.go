@@ -1,0 +1,50 @@
+package sse
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestReconnectDelay(t *testing.T) {
+	const ms = time.Millisecond
+	almost1 := math.Nextafter(1, 0) // the largest draw
+	tests := []struct {
+		base, maxBackoff time.Duration
+		fails            int
+		u                float64
+		want             time.Duration
+	}{
+		// After a connection that delivered an event: the base, no jitter.
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: 3 * time.Second},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: MinRetry},
+		{base: ms, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: MinRetry},
+		// The n-th failure in a row: [base·2^(n-1), base·2^n).
+		{base: 0, maxBackoff: 30 * time.Second, fails: 1, u: 0, want: 100 * ms},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 1, u: 0.5, want: 150 * ms},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 1, u: almost1, want: 200*ms - 1},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 2, u: 0, want: 200 * ms},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 3, u: 0, want: 400 * ms},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 3, u: 0.5, want: 18 * time.Second},
+		// Capped: [max/2, max).
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 4, u: 0, want: 15 * time.Second},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 4, u: almost1, want: 30*time.Second - 1},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 62, u: 0.5, want: 22500 * ms},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 63, u: 0.5, want: 22500 * ms},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: math.MaxInt, u: 0.5, want: 22500 * ms},
+		{base: time.Duration(math.MaxInt64), maxBackoff: 30 * time.Second, fails: 5, u: 0.5, want: time.Duration(math.MaxInt64)},
+		// A base above the cap is waited in full, never less.
+		{base: time.Minute, maxBackoff: 30 * time.Second, fails: 1, u: 0, want: time.Minute},
+		{base: time.Minute, maxBackoff: 30 * time.Second, fails: 9, u: almost1, want: time.Minute},
+		// A cap below MinRetry does not lower the floor.
+		{base: 0, maxBackoff: ms, fails: 3, u: 0, want: MinRetry},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("base %v max %v fails %d u %v", tt.base, tt.maxBackoff, tt.fails, tt.u), func(t *testing.T) {
+			assert.Equal(t, tt.want, reconnectDelay(tt.base, tt.maxBackoff, tt.fails, tt.u))
+		})
+	}
+}

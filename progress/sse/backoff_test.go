@@ -1,0 +1,262 @@
+package sse_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// reply is what fakeServer answers one request with.
+type reply struct {
+	err  error         // a network error, in place of a response
+	body string        // the stream; "" ends at once, with no event
+	hold time.Duration // how long the stream stays open before it ends
+}
+
+// fakeServer is an http.RoundTripper for a Client inside a synctest
+// bubble: request i gets replies[i], or the last reply once they run out,
+// and the start and end of each connection are recorded in the bubble's
+// time. Request number stop cancels the context with errEnough instead.
+type fakeServer struct {
+	replies []reply
+	stop    int // 0: none
+	cancel  context.CancelCauseFunc
+
+	mu           sync.Mutex
+	starts, ends []time.Time
+}
+
+var errEnough = errors.New("enough connections")
+
+func (s *fakeServer) RoundTrip(req *http.Request) (*http.Response, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.starts)
+	s.starts = append(s.starts, time.Now())
+	if n+1 == s.stop {
+		s.cancel(errEnough)
+		return nil, context.Cause(req.Context())
+	}
+	r := s.replies[min(n, len(s.replies)-1)]
+	if r.err != nil {
+		s.ends = append(s.ends, time.Now())
+		return nil, r.err
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"text/event-stream"}},
+		Body:       &fakeBody{s: s, hold: r.hold, r: strings.NewReader(r.body)},
+		Request:    req,
+	}, nil
+}
+
+// connections returns how many requests s has had.
+func (s *fakeServer) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.starts)
+}
+
+// waits returns the pause before each reconnection: from the end of one
+// connection to the start of the next.
+func (s *fakeServer) waits() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var w []time.Duration
+	for i := 1; i < len(s.starts); i++ {
+		w = append(w, s.starts[i].Sub(s.ends[i-1]))
+	}
+	return w
+}
+
+type fakeBody struct {
+	s    *fakeServer
+	hold time.Duration
+	r    io.Reader
+}
+
+func (b *fakeBody) Read(p []byte) (int, error) {
+	if b.hold > 0 {
+		time.Sleep(b.hold) // the bubble's time: no real wait
+		b.hold = 0
+	}
+	return b.r.Read(p)
+}
+
+func (b *fakeBody) Close() error {
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	b.s.ends = append(b.s.ends, time.Now())
+	return nil
+}
+
+// followFake runs a Client with opts on a fakeServer of replies until
+// connection number stop, and returns the waits between its connections.
+func followFake(t *testing.T, opts sse.ClientOptions, stop int, replies ...reply) []time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	s := &fakeServer{replies: replies, stop: stop, cancel: cancel}
+	opts.HTTPClient = &http.Client{Transport: s}
+	err := sse.NewClient("http://sse.test/runs/r1", opts).Stream(ctx, func(sse.Message) error { return nil })
+	require.ErrorIs(t, err, errEnough)
+	require.Equal(t, stop, s.connections())
+	return s.waits()
+}
+
+// backoff returns the range [lo, hi) of each of n waits after as many
+// failed connections in a row, from base, capped at ceiling (which is at
+// least base): [d/2, d) for d = base·2^i capped, never below base.
+func backoff(base, ceiling time.Duration, n int) [][2]time.Duration {
+	var r [][2]time.Duration
+	for d := base; len(r) < n; {
+		d = min(2*d, ceiling)
+		r = append(r, [2]time.Duration{max(d/2, base), d})
+	}
+	return r
+}
+
+// checkWaits fails unless each wait is within its range [lo, hi), or
+// equal to lo when lo == hi.
+func checkWaits(t *testing.T, want [][2]time.Duration, got []time.Duration) {
+	t.Helper()
+	require.Len(t, got, len(want), "waits %v", got)
+	for i, w := range want {
+		if w[0] == w[1] {
+			assert.Equal(t, w[0], got[i], "wait %d of %v", i+1, got)
+			continue
+		}
+		assert.True(t, got[i] >= w[0] && got[i] < w[1], "wait %d is %v, want it in [%v, %v); all waits: %v", i+1, got[i], w[0], w[1], got)
+	}
+}
+
+// A connection that fails, or ends without an event, is followed by a
+// wait that doubles (within its jitter) with each one in a row, up to
+// MaxBackoff, and is never shorter than MinRetry: a retry of 0 or a
+// server that ends every connection at once does not make the client
+// loop. Before, the client reconnected at once after retry: 0.
+func TestClientBacksOffFromFailingConnections(t *testing.T) {
+	refused := errors.New("connection refused")
+	tests := []struct {
+		name  string
+		opts  sse.ClientOptions
+		reply reply
+		want  [][2]time.Duration
+	}{
+		{"retry 0, ended at once", sse.ClientOptions{MaxBackoff: time.Second}, reply{body: "retry: 0\n\n"},
+			backoff(sse.MinRetry, time.Second, 8)},
+		{"retry 0 and comments, no event", sse.ClientOptions{MaxBackoff: time.Second}, reply{body: "retry: 0\n\n: keep-alive\n\n: keep-alive\n\n"},
+			backoff(sse.MinRetry, time.Second, 8)},
+		{"data without a blank line is no event", sse.ClientOptions{MaxBackoff: time.Second}, reply{body: "retry: 0\nid: 1\ndata: {}\n"},
+			backoff(sse.MinRetry, time.Second, 8)},
+		{"network errors, Retry below MinRetry", sse.ClientOptions{Retry: time.Millisecond, MaxBackoff: time.Second}, reply{err: refused},
+			backoff(sse.MinRetry, time.Second, 8)},
+		{"network errors, the defaults", sse.ClientOptions{}, reply{err: refused},
+			backoff(3*time.Second, 30*time.Second, 8)},
+		{"a negative MaxBackoff is the default", sse.ClientOptions{MaxBackoff: -time.Second}, reply{err: refused},
+			backoff(3*time.Second, 30*time.Second, 8)},
+		{"MaxBackoff below MinRetry", sse.ClientOptions{MaxBackoff: time.Millisecond}, reply{body: "retry: 0\n\n"},
+			backoff(sse.MinRetry, sse.MinRetry, 8)},
+		{"the server's retry above MaxBackoff is waited in full", sse.ClientOptions{MaxBackoff: 30 * time.Second}, reply{body: "retry: 60000\n\n"},
+			backoff(time.Minute, time.Minute, 8)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkWaits(t, tt.want, followFake(t, tt.opts, len(tt.want)+1, tt.reply))
+			})
+		})
+	}
+}
+
+// The backoff starts again from the base delay after a connection that
+// delivers an event, or stays open for MaxBackoff (a quiet stream that a
+// proxy ends), and only then.
+func TestClientBackoffResets(t *testing.T) {
+	const maxBackoff = 10 * time.Second
+	empty := reply{body: "retry: 0\n\n"}
+	base := [2]time.Duration{sse.MinRetry, sse.MinRetry}
+	grow := backoff(sse.MinRetry, maxBackoff, 4)
+	tests := []struct {
+		name    string
+		replies []reply
+		want    [][2]time.Duration
+	}{
+		{"an event", []reply{empty, empty, empty, {body: "retry: 0\nid: 1\ndata: {}\n\n"}, empty},
+			append(grow[:3:3], base, grow[0], grow[1], grow[2])},
+		{"open for MaxBackoff", []reply{empty, empty, empty, {body: "retry: 0\n\n", hold: maxBackoff}, empty},
+			append(grow[:3:3], base, grow[0], grow[1], grow[2])},
+		{"open for less than MaxBackoff", []reply{empty, empty, empty, {body: "retry: 0\n\n", hold: maxBackoff - time.Millisecond}, empty},
+			backoff(sse.MinRetry, maxBackoff, 7)},
+		{"events on every connection", []reply{{body: "retry: 0\nid: 1\ndata: {}\n\n"}},
+			[][2]time.Duration{base, base, base, base}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkWaits(t, tt.want, followFake(t, sse.ClientOptions{MaxBackoff: maxBackoff}, len(tt.want)+1, tt.replies...))
+			})
+		})
+	}
+}
+
+// The waits of a client that keeps failing are spread at random over
+// their range, so that clients dropped together come back apart.
+func TestClientBackoffJitters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		waits := followFake(t, sse.ClientOptions{MaxBackoff: time.Second}, 21, reply{body: "retry: 0\n\n"})
+		atCap := waits[4:] // each in [500ms, 1s)
+		distinct := map[time.Duration]bool{}
+		for _, w := range atCap {
+			distinct[w] = true
+		}
+		assert.Greater(t, len(distinct), 1, "%d waits at the cap are all %v", len(atCap), atCap[0])
+	})
+}
+
+// A cancelled context ends the wait before a reconnection at once, with
+// its cause.
+func TestClientStreamCancelledWhileWaiting(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		reply reply
+		fails int // connections before the cancel
+	}{
+		{"the first wait, after a network error", reply{err: errors.New("connection refused")}, 1},
+		{"a wait at the cap", reply{err: errors.New("connection refused")}, 6},
+		{"the wait after an event", reply{body: "id: 1\ndata: {}\n\n"}, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancelCause(context.Background())
+				s := &fakeServer{replies: []reply{tt.reply}}
+				c := sse.NewClient("http://sse.test/runs/r1", sse.ClientOptions{HTTPClient: &http.Client{Transport: s}})
+				done := make(chan error, 1)
+				go func() { done <- c.Stream(ctx, func(sse.Message) error { return nil }) }()
+				for s.connections() < tt.fails {
+					time.Sleep(time.Second)
+				}
+				synctest.Wait() // the client waits to reconnect
+				require.Equal(t, tt.fails, s.connections())
+				cancelled := time.Now()
+				cause := errors.New("the user left")
+				cancel(cause)
+				err := <-done
+				assert.ErrorIs(t, err, cause)
+				assert.Zero(t, time.Since(cancelled), "Stream returned after the wait, not at the cancel")
+				assert.Equal(t, tt.fails, s.connections(), "a connection after the cancel")
+			})
+		})
+	}
+}
