@@ -599,6 +599,7 @@ func (r *run) round() {
 	}
 	if r.helpTimer != nil {
 		r.helpTimer.Stop()
+		r.helpTimer = nil
 	}
 	r.helpArmed, r.stalled, r.fast = false, false, false
 	r.mu.Unlock()
@@ -660,7 +661,12 @@ func (r *run) work(locked bool) bool {
 		locked = false
 		if fresh {
 			fresh = false
-			r.woken--
+			// A worker woken by a Broadcast may have taken this one's
+			// count already (see below): woken may undercount, which
+			// costs at most a wakeup more, never one lost.
+			if r.woken > 0 {
+				r.woken--
+			}
 		}
 		var first [1]schedule.Step
 		steps := first[:0]
@@ -820,11 +826,14 @@ func (r *run) armHelp() {
 		r.helpTimer.Reset(r.helpWait)
 		return
 	}
-	r.helpTimer = time.AfterFunc(r.helpWait, func() {
+	var t *time.Timer
+	t = time.AfterFunc(r.helpWait, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if !r.helpArmed {
-			return // stopped at the end of the round
+		if r.helpTimer != t || !r.helpArmed {
+			// Stopped at the end of its round, once it had fired: a
+			// later round's workers are none of its business.
+			return
 		}
 		r.helpArmed = false
 		if r.m.Settled() == r.helpMark {
@@ -835,6 +844,7 @@ func (r *run) armHelp() {
 		}
 		r.wakeIdle(time.Time{}, false)
 	})
+	r.helpTimer = t
 }
 
 // armWake makes sure the workers wake when a rate limit allows a start.
@@ -847,14 +857,22 @@ func (r *run) armWake(now, at time.Time) {
 		r.wakeTimer.Stop()
 	}
 	r.wakeAt = at
-	r.wakeTimer = time.AfterFunc(at.Sub(now), func() {
+	var t *time.Timer
+	t = time.AfterFunc(at.Sub(now), func() {
 		r.mu.Lock()
+		if r.wakeTimer != t {
+			// Replaced, or stopped at the end of its round, once it had
+			// fired.
+			r.mu.Unlock()
+			return
+		}
 		r.cond.Broadcast()
 		if r.idle == 0 {
 			r.wakeIdle(time.Time{}, false) // starts a worker if none waits
 		}
 		r.mu.Unlock()
 	})
+	r.wakeTimer = t
 }
 
 // submit queues results for commit. The first worker to find no commit in
