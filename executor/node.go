@@ -628,12 +628,10 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			return cancelAll(err)
 		}
 	}
-	// checks holds the validator's verdicts on the bulk call's outcomes,
-	// made within the call, if the kind has a validator.
-	var checks []error
 	// finish takes the bulk call's outcomes (or its error) to results,
-	// retrying failures alone.
-	finish := func(outs []Outcome, err error) []result {
+	// retrying failures alone; checks holds the validator's verdicts on
+	// the outcomes, made within the call, if the kind has a validator.
+	finish := func(outs []Outcome, checks []error, err error) []result {
 		if err == nil && len(outs) != len(reqs) {
 			err = fmt.Errorf("bulk generator returned %d outcomes for %d requests", len(outs), len(reqs))
 		}
@@ -674,7 +672,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		return results
 	}
 	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
-		return then(finish(nil, err))
+		return then(finish(nil, nil, err))
 	})); cause != nil {
 		return cancelAll(cause)
 	}
@@ -682,6 +680,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		rep.word = c.begun
 	}
 	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
+	var checks []error
 	if v := jobs[idx[0]].ko.Validate; err == nil && v != nil && len(outs) == len(reqs) {
 		// The checks are part of the bulk call (see check).
 		checks = make([]error, len(outs))
@@ -694,7 +693,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	if !r.watch.end(c) {
 		return nil, false
 	}
-	return finish(outs, err), true
+	return finish(outs, checks, err), true
 }
 
 // sleep waits for d or until ctx ends; it reports whether d passed.
