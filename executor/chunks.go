@@ -168,6 +168,21 @@ func (x *slotIndex) grow() {
 	}
 }
 
+// rebuild makes the table anew, as small as reset makes it for the keys
+// it holds, with each entry's slot i moved to move(i); move is called once
+// a key, in the table's order. As for grow, the keys need not be hashed
+// again.
+func (x *slotIndex) rebuild(move func(i int32) int32) {
+	old, n := x.e, x.n
+	x.reset(n)
+	for _, v := range old {
+		if v != 0 {
+			x.insert(v>>32<<32 | (uint64(move(int32(uint32(v))-1)) + 1))
+		}
+	}
+	x.n = n
+}
+
 // remove removes the key whose hash is h and whose slot is i, and moves
 // back the entries after it that it pushed away from their homes, so
 // that the table needs no marks of removed entries.

@@ -270,7 +270,11 @@ const memRefPrefix = "mem:"
 // grows with the assets put, until [MemoryAssets.Delete], since a
 // MemoryAssets of its own does not know which assets node states still
 // refer to. A [MemoryStore] does, and its PruneAssets deletes the others.
-// The zero value is an empty store, ready to use.
+// Memory is given back as assets go: a deleted asset's data at once, and
+// the room its record took (about 100 bytes, and its entry in an index)
+// once the assets left fill less than a quarter of the room the store
+// made for them, at an amortised O(1) a deletion. The zero value is an
+// empty store, ready to use.
 type MemoryAssets struct {
 	// Assets are spread over shards by a hash of their reference, so that
 	// workers on different cores rarely wait for each other.
@@ -287,8 +291,45 @@ type assetShard struct {
 	mu     sync.Mutex
 	index  slotIndex // by reference, into assets
 	assets chunks[memAsset]
-	free   []int32  // deleted slots of assets, for reuse
-	_      [64]byte // keeps neighbours' locks off this one's cache line
+	free   []int32 // deleted slots of assets, for reuse
+	// walkers counts the prunes that are walking the slots, which shrink
+	// must not move meanwhile.
+	walkers int
+	_       [64]byte // keeps neighbours' locks off this one's cache line
+}
+
+// minShrink is the fewest slots that a shard must have for shrink to
+// compact it: a smaller one keeps its free slots, a few kilobytes.
+const minShrink = 4 * chunkLen
+
+// shrink compacts the shard once its assets fill less than a quarter of
+// its slots (and it has minShrink slots or more): it moves them into new
+// chunks and a new index, each made for them alone, and drops the free
+// slots; a shard left with no asset is made empty, as a new one is. So a
+// host that deletes most of its assets (a prune after graphs were
+// deleted) gets back the memory of their records, which the slots on the
+// free list kept for good.
+//
+// It costs O(slots), and is amortised O(1) a removal: every free slot
+// comes from a removal since the last compaction, and it needs three
+// quarters of the slots free. A shard that then grows again, or whose
+// size goes up and down around some count, compacts again only once it
+// has lost three quarters of its slots anew, not at every removal. It
+// does nothing while a prune walks the slots (walkers), which it would
+// move under it: the prune calls it when it is done. s.mu is held.
+func (s *assetShard) shrink() {
+	slots, live := int(s.assets.len()), s.index.len()
+	if slots < minShrink || live >= slots/4 || s.walkers > 0 {
+		return
+	}
+	if live == 0 {
+		s.index, s.assets, s.free = slotIndex{}, chunks[memAsset]{}, nil
+		return
+	}
+	var moved chunks[memAsset]
+	moved.reserve(live)
+	s.index.rebuild(func(i int32) int32 { return moved.push(*s.assets.at(i)) })
+	s.assets, s.free = moved, nil
 }
 
 // memAsset is one slot of a shard.
@@ -389,13 +430,19 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 	a.Data = bytes.Clone(a.Data)
 	a.Meta = maps.Clone(a.Meta)
 	ref := memRefPrefix + key
-	e := memAsset{ref: ref, at: at, a: a}
 	s, h := m.shard(ref)
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i, ok := s.find(h, ref); ok {
+	s.put(h, memAsset{ref: ref, at: at, a: a})
+	s.mu.Unlock()
+	return ref, nil
+}
+
+// put stores e, whose reference's keyHash is h, in the slot of the asset
+// with its reference, or else in a free slot or a new one. s.mu is held.
+func (s *assetShard) put(h uint64, e memAsset) {
+	if i, ok := s.find(h, e.ref); ok {
 		*s.assets.at(i) = e
-		return ref, nil
+		return
 	}
 	if !s.index.made() {
 		s.index.reset(0)
@@ -408,10 +455,9 @@ func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (
 		s.free = s.free[:n-1]
 		s.index.add(h, i)
 		*s.assets.at(i) = e
-		return ref, nil
+		return
 	}
 	s.index.add(h, s.assets.push(e))
-	return ref, nil
 }
 
 // Get returns the asset ref points to, or an error wrapping [ErrNotFound].
@@ -524,12 +570,13 @@ func (m *MemoryAssets) Delete(ref string) bool {
 	i, ok := s.find(h, ref)
 	if ok {
 		s.remove(h, i)
+		s.shrink()
 	}
 	return ok
 }
 
 // remove deletes the asset in slot i, which holds one whose reference's
-// keyHash is h. s.mu is held.
+// keyHash is h; the caller then calls shrink. s.mu is held.
 func (s *assetShard) remove(h uint64, i int32) {
 	e := s.assets.at(i)
 	s.index.remove(h, i)
@@ -562,27 +609,48 @@ func (m *MemoryAssets) prune(ctx context.Context, cutoff time.Time, inUse map[st
 	var n int64
 	last := m.since(cutoff)
 	for k := range m.shards {
-		s := &m.shards[k]
-		for start, more := int32(0), true; more; start += pruneBatch {
-			if err := ctx.Err(); err != nil {
-				return n, err
-			}
-			s.mu.Lock()
-			end := min(start+pruneBatch, s.assets.len())
-			for i := start; i < end; i++ {
-				e := s.assets.at(i)
-				if e.ref == "" || e.at > last {
-					continue
-				}
-				if _, ok := inUse[e.ref]; ok {
-					continue
-				}
-				s.remove(keyHash(e.ref), i)
-				n++
-			}
-			more = end < s.assets.len()
-			s.mu.Unlock()
+		d, err := m.shards[k].prune(ctx, last, inUse)
+		n += d
+		if err != nil {
+			return n, err
 		}
+	}
+	return n, nil
+}
+
+// prune is MemoryAssets.prune for one shard, with cutoff as since gives
+// it. The shard's slots stay where they are until it is done, when it
+// compacts the shard if it deleted enough (see shrink).
+func (s *assetShard) prune(ctx context.Context, last int64, inUse map[string]struct{}) (int64, error) {
+	s.mu.Lock()
+	s.walkers++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.walkers--
+		s.shrink()
+		s.mu.Unlock()
+	}()
+	var n int64
+	for start, more := int32(0), true; more; start += pruneBatch {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		s.mu.Lock()
+		end := min(start+pruneBatch, s.assets.len())
+		for i := start; i < end; i++ {
+			e := s.assets.at(i)
+			if e.ref == "" || e.at > last {
+				continue
+			}
+			if _, ok := inUse[e.ref]; ok {
+				continue
+			}
+			s.remove(keyHash(e.ref), i)
+			n++
+		}
+		more = end < s.assets.len()
+		s.mu.Unlock()
 	}
 	return n, nil
 }
@@ -605,14 +673,56 @@ func (m *MemoryAssets) Len() int {
 // through their slices. Records are indexed by graph key too: ListRuns,
 // and the deletion of a graph's records by [MemoryStore.DeleteGraph],
 // cost O(the graph's records), however many other graphs' records the
-// store keeps. [MemoryRuns.PruneRuns] deletes old records. The zero
+// store keeps. [MemoryRuns.PruneRuns] deletes old records. A Go map keeps
+// the room it grew to when entries are deleted, so a map that lost three
+// quarters of the most entries it held is made anew, at an amortised
+// O(1) a deletion: the memory of pruned records is given back. The zero
 // value is an empty store, ready to use.
 type MemoryRuns struct {
 	mu   sync.RWMutex
 	runs map[string]Record // by ID
 	// byGraph holds the IDs of each graph's records; a graph without
 	// records has no entry.
-	byGraph map[string]map[string]struct{}
+	byGraph map[string]*graphRuns
+	// The most entries that runs and byGraph held since they were made.
+	runsPeak, graphsPeak int
+}
+
+// graphRuns is the IDs of one graph's records.
+type graphRuns struct {
+	ids  map[string]struct{}
+	peak int // the most IDs that ids held since it was made
+}
+
+// minShrunk is the fewest entries that a map must have held for shrunk
+// to make it anew: a smaller one keeps its room, a few kilobytes.
+const minShrunk = 256
+
+// grew records in peak that a map holds n entries.
+func grew(peak *int, n int) {
+	if n > *peak {
+		*peak = n
+	}
+}
+
+// shrunk returns m, or a copy made for its entries alone if it holds
+// fewer than a quarter of peak, the most it held (and peak is minShrunk
+// or more), with peak then set to its length. A Go map keeps its room
+// when entries are deleted; the copy gives it back. A copy costs
+// O(peak), and is amortised O(1) a deletion: it needs three quarters of
+// the peak deleted since the map was made, and a map whose size goes up
+// and down around some count is not copied again until it has lost three
+// quarters of its new peak.
+func shrunk[K comparable, V any](m map[K]V, peak *int) map[K]V {
+	if *peak < minShrunk || len(m) >= *peak/4 {
+		return m
+	}
+	c := make(map[K]V, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	*peak = len(c)
+	return c
 }
 
 // NewMemoryRuns returns an empty [MemoryRuns].
@@ -634,27 +744,41 @@ func (m *MemoryRuns) PutRun(ctx context.Context, r Record) error {
 	}
 	if old, ok := m.runs[r.ID]; ok && old.GraphKey != r.GraphKey {
 		m.unindex(old)
+		m.byGraph = shrunk(m.byGraph, &m.graphsPeak)
 	}
 	m.runs[r.ID] = r
+	grew(&m.runsPeak, len(m.runs))
 	if m.byGraph == nil {
-		m.byGraph = make(map[string]map[string]struct{})
+		m.byGraph = make(map[string]*graphRuns)
 	}
-	ids := m.byGraph[r.GraphKey]
-	if ids == nil {
-		ids = make(map[string]struct{})
-		m.byGraph[r.GraphKey] = ids
+	g := m.byGraph[r.GraphKey]
+	if g == nil {
+		g = &graphRuns{ids: make(map[string]struct{})}
+		m.byGraph[r.GraphKey] = g
+		grew(&m.graphsPeak, len(m.byGraph))
 	}
-	ids[r.ID] = struct{}{}
+	g.ids[r.ID] = struct{}{}
+	grew(&g.peak, len(g.ids))
 	return nil
 }
 
-// unindex takes record r off its graph's IDs. m.mu is held.
+// unindex takes record r off its graph's IDs; the caller then calls
+// shrink. m.mu is held.
 func (m *MemoryRuns) unindex(r Record) {
-	ids := m.byGraph[r.GraphKey]
-	delete(ids, r.ID)
-	if len(ids) == 0 {
+	g := m.byGraph[r.GraphKey]
+	delete(g.ids, r.ID)
+	if len(g.ids) == 0 {
 		delete(m.byGraph, r.GraphKey)
+		return
 	}
+	g.ids = shrunk(g.ids, &g.peak)
+}
+
+// shrink gives back the room of the records and graphs deleted, if they
+// were most of them (see shrunk). m.mu is held.
+func (m *MemoryRuns) shrink() {
+	m.runs = shrunk(m.runs, &m.runsPeak)
+	m.byGraph = shrunk(m.byGraph, &m.graphsPeak)
 }
 
 // GetRun returns a copy of the record with that ID, or an error wrapping
@@ -680,7 +804,10 @@ func (m *MemoryRuns) ListRuns(ctx context.Context, graphKey string) ([]Record, e
 		return nil, err
 	}
 	m.mu.RLock()
-	ids := m.byGraph[graphKey]
+	var ids map[string]struct{}
+	if g := m.byGraph[graphKey]; g != nil {
+		ids = g.ids
+	}
 	out := make([]Record, 0, len(ids))
 	for id := range ids {
 		out = append(out, m.runs[id])
@@ -736,6 +863,7 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 			n++
 		}
 	}
+	m.shrink()
 	return n, nil
 }
 
@@ -744,10 +872,14 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 func (m *MemoryRuns) deleteGraph(graphKey string) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ids := m.byGraph[graphKey]
-	for id := range ids {
+	g := m.byGraph[graphKey]
+	if g == nil {
+		return 0
+	}
+	for id := range g.ids {
 		delete(m.runs, id)
 	}
 	delete(m.byGraph, graphKey)
-	return int64(len(ids))
+	m.shrink()
+	return int64(len(g.ids))
 }

@@ -62,9 +62,9 @@ func TestMemoryRunsIndexByGraph(t *testing.T) {
 			require.Empty(t, cmp.Diff(want, got), "%s: ListRuns(%q)", st.name, key)
 		}
 		m.mu.RLock()
-		for key, ids := range m.byGraph {
-			require.NotEmpty(t, ids, "%s: an entry of graph %q without records", st.name, key)
-			for id := range ids {
+		for key, g := range m.byGraph {
+			require.NotEmpty(t, g.ids, "%s: an entry of graph %q without records", st.name, key)
+			for id := range g.ids {
 				require.Equal(t, key, m.runs[id].GraphKey, "%s: record %q indexed under graph %q", st.name, id, key)
 			}
 		}
