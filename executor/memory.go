@@ -38,7 +38,14 @@ var (
 // [storetest]: https://pkg.go.dev/github.com/regengraph/regen/executor/storetest
 type MemoryStates struct {
 	mu     sync.RWMutex
-	graphs map[string]*memGraph
+	graphs map[string]*memGraph // the graphs that have not been deleted
+	// graphsPeak is the most graphs that graphs held since it was made
+	// (see shrunk).
+	graphsPeak int
+	// tombs holds the version of each deleted graph that is not made
+	// again, by the keyHash of its key (see DeleteGraph): the version a
+	// graph not in graphs is at, or 0 if it is not there either.
+	tombs map[uint64]int64
 	// sizes are the node counts that runs announced for graphs with no
 	// states yet (see reserve), until their first commit.
 	sizes map[string]int
@@ -67,7 +74,7 @@ const maxSizes = 256
 func (m *MemoryStates) reserve(graphKey string, nodes int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if g := m.graphs[graphKey]; g != nil && g.index.made() {
+	if m.graphs[graphKey] != nil {
 		return
 	}
 	if m.sizes == nil || len(m.sizes) >= maxSizes {
@@ -79,11 +86,10 @@ func (m *MemoryStates) reserve(graphKey string, nodes int) {
 // memGraph keeps a graph's states in a slice, indexed by node ID: a
 // commit that changes a known node writes the slice and not the index,
 // and the index's small entries keep its growth cheap. A deleted graph
-// keeps its memGraph, without states, as a tombstone that holds its
-// version.
+// leaves its version in MemoryStates.tombs, and its memGraph goes.
 type memGraph struct {
 	version int64
-	index   slotIndex // by node ID; not made for a tombstone
+	index   slotIndex // by node ID
 	states  chunks[memState]
 }
 
@@ -109,7 +115,7 @@ func (m *MemoryStates) Load(ctx context.Context, graphKey string) (Snapshot, err
 	defer m.mu.RUnlock()
 	g := m.graphs[graphKey]
 	if g == nil {
-		return Snapshot{States: make(map[string]dirty.State)}, nil
+		return Snapshot{Version: m.tomb(graphKey), States: make(map[string]dirty.State)}, nil
 	}
 	states := make(map[string]dirty.State, g.states.len())
 	for i := range g.states.len() {
@@ -142,18 +148,19 @@ func (m *MemoryStates) commit(ctx context.Context, graphKey string, expect int64
 	var actual int64
 	if g != nil {
 		actual = g.version
+	} else {
+		actual = m.tomb(graphKey)
 	}
 	if actual != expect {
 		return 0, &ConflictError{GraphKey: graphKey, Expected: expect, Actual: actual}
 	}
-	if g == nil {
+	if g == nil { // new, or deleted
 		if m.graphs == nil {
 			m.graphs = make(map[string]*memGraph)
 		}
-		g = &memGraph{}
+		g = &memGraph{version: actual}
 		m.graphs[graphKey] = g
-	}
-	if !g.index.made() { // new, or deleted
+		grew(&m.graphsPeak, len(m.graphs))
 		size := max(len(changes), m.sizes[graphKey])
 		delete(m.sizes, graphKey)
 		g.index.reset(size)
@@ -199,11 +206,26 @@ func (g *memGraph) idAt(i int32) string { return g.states.at(i).id }
 // re-created graph has made since; were the version dropped, it would
 // start again at 0, and such a commit could succeed once the new graph
 // reached the version the run loaded, writing old states over new ones.
-// A tombstone is its key and about 160 bytes, kept for good (about 200
-// bytes with a 36-byte key); a graph never committed gets none.
 // A run of the graph still going finds it deleted at its next commit (it
 // conflicts, and the run reloads): it stops, with executor.ErrGraphDeleted,
 // and commits nothing more.
+//
+// A tombstone is kept for good, but it is small: a 64-bit hash of the
+// key and the version, about 28 bytes in a map whatever the key's length
+// (the graph's key, states and index go; they took 170 bytes with a
+// 36-byte key). A graph never committed gets none. Tombstones cannot be
+// bounded in number, nor dropped once no run refers to them: the store
+// cannot know when no caller still holds a version loaded before the
+// deletion (a caller may keep a Snapshot as long as it likes and commit
+// at its version later, and a run may be paused that long), and it must
+// tell each deleted key from the keys never committed, which load at
+// version 0, so it keeps something for each deleted key. Keys with equal
+// hashes share one tombstone at the higher version, which keeps the
+// guarantee for both, as a version only moves on. The cost of a hash is
+// that a key never committed whose hash equals a deleted key's (a chance
+// of one in 2^64 for each tombstone) loads at that tombstone's version
+// instead of 0, and is made by a commit at that version, as a deleted
+// graph is.
 //
 // The assets the states referred to are not deleted: [MemoryStore]'s
 // DeleteGraph deletes the graph's run records too, and its PruneAssets
@@ -215,14 +237,34 @@ func (m *MemoryStates) DeleteGraph(ctx context.Context, graphKey string) (bool, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	h := keyHash(graphKey)
 	g := m.graphs[graphKey]
 	if g == nil {
+		if v, ok := m.tombs[h]; ok {
+			m.tombs[h] = v + 1 // deleted again: the version moves on
+		}
 		return false, nil
 	}
 	had := g.states.len() > 0
-	g.index, g.states = slotIndex{}, chunks[memState]{} // let the states go
-	g.version++
+	if m.tombs == nil {
+		m.tombs = make(map[uint64]int64)
+	}
+	m.tombs[h] = max(m.tombs[h], g.version+1)
+	delete(m.graphs, graphKey)
+	m.graphs = shrunk(m.graphs, &m.graphsPeak)
+	// Let the states go now, though a prune may still hold g for a while
+	// (see assetRefs).
+	g.index, g.states = slotIndex{}, chunks[memState]{}
 	return had, nil
+}
+
+// tomb returns the version of the deleted graph graphKey, which graphs
+// does not hold, or 0 if it has no tombstone. m.mu is held.
+func (m *MemoryStates) tomb(graphKey string) int64 {
+	if len(m.tombs) == 0 {
+		return 0
+	}
+	return m.tombs[keyHash(graphKey)]
 }
 
 // assetRefs returns the set of the references with prefix that the
