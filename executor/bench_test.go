@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -127,15 +128,65 @@ func BenchmarkOverhead(b *testing.B) {
 	b.Run("errgroup", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var eg errgroup.Group
-			eg.SetLimit(15)
-			for range g.Len() {
-				eg.Go(func() error { return nil })
-			}
-			_ = eg.Wait()
+			errgroupRun(g.Len())
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(g.Len()), "ns/node")
 	})
+	// ratio and ratio-nullstores pair the two in each loop, an errgroup
+	// run then an executor run, and report the executor's time over the
+	// errgroup's (x-errgroup): a ratio of runs made side by side, which
+	// the machine's load, that drifts from one sub-benchmark to the next
+	// by ±30% here, moves far less than it moves either. So that the
+	// errgroup does not pay for the executor's garbage, a loop starts
+	// with a collection, whose time counts as the executor's: that is
+	// more than the collections a run causes cost it alone (about one
+	// every third run), so the ratio errs against the executor.
+	b.Run("ratio", func(b *testing.B) { benchRatio(b, g, executor.Options{Generators: reg}) })
+	b.Run("ratio-nullstores", func(b *testing.B) {
+		var s nullStores
+		benchRatio(b, g, executor.Options{Generators: reg, States: &s, Assets: &s, Runs: &s})
+	})
+}
+
+// errgroupRun runs n no-op tasks on an errgroup with SetLimit(15), the
+// executor's parallelism on the lecture: 4+5+3 batch slots and 3 singles.
+func errgroupRun(n int) {
+	var eg errgroup.Group
+	eg.SetLimit(15)
+	for range n {
+		eg.Go(func() error { return nil })
+	}
+	_ = eg.Wait()
+}
+
+// benchRatio runs, in each loop, n no-op tasks on an errgroup and then g
+// from nothing on a new executor made with opts, and reports the time
+// per node of each and their ratio.
+func benchRatio(b *testing.B, g *graph.Graph, opts executor.Options) {
+	var eg, ex time.Duration
+	i := 0
+	for b.Loop() {
+		tg := time.Now()
+		runtime.GC() // the last executor run's garbage
+		t0 := time.Now()
+		errgroupRun(g.Len())
+		t1 := time.Now()
+		ex += t0.Sub(tg)
+		e, err := executor.New(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+		rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: fmt.Sprint("l", i), Graph: g})
+		if err != nil || len(rep.Generated) != g.Len() {
+			b.Fatalf("run: %v", err)
+		}
+		eg, ex = eg+t1.Sub(t0), ex+time.Since(t1)
+	}
+	per := float64(b.N) * float64(g.Len())
+	b.ReportMetric(float64(ex.Nanoseconds())/per, "executor-ns/node")
+	b.ReportMetric(float64(eg.Nanoseconds())/per, "errgroup-ns/node")
+	b.ReportMetric(float64(ex)/float64(eg), "x-errgroup")
 }
 
 // benchRuns runs g from nothing on a new executor made with opts, once a
