@@ -33,6 +33,9 @@ type Executor struct {
 	// Options.Limits, shared by all runs.
 	quotas map[string]*quota
 	limits map[string]*semaphore.Weighted
+	// batchReadMin is the fewest dependencies read with one GetMany call
+	// from the asset store (see readDeps).
+	batchReadMin int
 
 	// runs counts the runs started and not ended, those being started
 	// included; Close waits for them.
@@ -119,7 +122,12 @@ func New(opts Options) (*Executor, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
-	return &Executor{opts: opts, log: opts.Logger, quotas: newQuotas(opts.Rates), limits: newLimits(opts.Limits)}, nil
+	e := &Executor{opts: opts, log: opts.Logger, quotas: newQuotas(opts.Rates), limits: newLimits(opts.Limits),
+		batchReadMin: batchReadMin}
+	if _, ok := opts.Assets.(localAssets); ok {
+		e.batchReadMin = localBatchReadMin
+	}
+	return e, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

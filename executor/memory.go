@@ -539,6 +539,8 @@ func (s *assetShard) put(h uint64, e memAsset) {
 	s.index.add(h, s.assets.push(e))
 }
 
+func (m *MemoryAssets) local() {} // see localAssets
+
 // Get returns the asset ref points to, or an error wrapping [ErrNotFound].
 // The returned Data is the stored slice: the caller must not modify it.
 // Meta is a copy. It returns ctx.Err() if ctx is done.

@@ -56,6 +56,8 @@ func NewMemoryStore() *MemoryStore {
 	return new(MemoryStore)
 }
 
+func (m *MemoryStore) local() {} // see localAssets
+
 // Load is [MemoryStates.Load]: a copy of the graph's states and its
 // version.
 func (m *MemoryStore) Load(ctx context.Context, graphKey string) (Snapshot, error) {

@@ -170,19 +170,28 @@ func (r *run) load(j *job) error {
 	return nil
 }
 
-// batchReadMin is the fewest dependencies read with one GetMany call.
-// Fewer are read with Get: a call or two cost little even to a database,
-// and the batch's slices would cost most nodes of a lecture (its videos
-// have two dependencies) two allocations more.
-const batchReadMin = 4
+// The fewest dependencies read with one GetMany call. A store across a
+// network gets one call for two or more: it saves a round trip a
+// dependency after the first (the lecture's videos read a narration and
+// an image). The in-memory stores ([localAssets]) get it for four or
+// more: a call costs them no round trip, and the batch's slices would
+// cost most nodes of a lecture two allocations more.
+const (
+	batchReadMin      = 2
+	localBatchReadMin = 4
+)
+
+// localAssets is implemented by the asset stores that live in the
+// process, to which a call costs no round trip.
+type localAssets interface{ local() }
 
 // readDeps reads the assets of j's dependencies into deps: in one call
-// when there are batchReadMin or more and the asset store is an
-// [AssetBatchGetter], one Get each otherwise. When the one call fails
+// when there are enough of them (see batchReadMin) and the asset store is
+// an [AssetBatchGetter], one Get each otherwise. When the one call fails
 // they are read one by one, so that an error names the dependency (and a
 // passing failure of the store may pass).
 func (r *run) readDeps(j *job, deps []Dep) error {
-	if bg, ok := r.e.opts.Assets.(AssetBatchGetter); ok && len(j.deps) >= batchReadMin {
+	if bg, ok := r.e.opts.Assets.(AssetBatchGetter); ok && len(j.deps) >= r.e.batchReadMin {
 		refs := make([]string, len(j.deps))
 		for i, d := range j.deps {
 			refs[i] = d.ref

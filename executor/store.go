@@ -160,9 +160,10 @@ type AssetChecker interface {
 // AssetBatchGetter is an optional interface of an [AssetStore] that reads
 // many assets at once. Before it runs a node the executor reads its
 // dependencies' assets: with an AssetBatchGetter that is one call for a
-// node with four dependencies or more, rather than one Get each (a
+// node with two dependencies or more, rather than one Get each (a
 // timeline over every segment's video and narration has hundreds of them:
-// one round trip each, for a database).
+// one round trip each, for a database). The in-memory stores, to which a
+// call costs no round trip, get it for four or more.
 type AssetBatchGetter interface {
 	// GetMany returns the assets refs point to, one for each ref and in
 	// the order of refs, as Get would return them; refs may repeat. If a
