@@ -438,9 +438,10 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		}
 		rep.word = c.begun
 		a, err := protect(func() (Asset, error) { return j.gen.Generate(c.ctx, req) })
-		if err == nil {
+		if err == nil && c.state.Load() == c.begun {
 			// The host's check is part of the attempt: its timeout and a
-			// cancel bound it as they bound the call.
+			// cancel bound it as they bound the call. The output of a call
+			// abandoned meanwhile is thrown away unchecked.
 			err = check(j.ko.Validate, &req, a)
 		}
 		if !r.watch.end(c) {
@@ -694,6 +695,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		// The checks are part of the bulk call (see check).
 		checks = make([]error, len(outs))
 		for k := range outs {
+			if c.state.Load() != c.begun {
+				break // abandoned: the outcomes are thrown away unchecked
+			}
 			if outs[k].Err == nil {
 				checks[k] = check(v, &reqs[k], outs[k].Asset)
 			}

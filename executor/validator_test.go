@@ -2,6 +2,8 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -111,4 +113,53 @@ func TestHungValidatorInBulkCallTimesOut(t *testing.T) {
 		assert.Less(t, time.Since(start), 10*time.Minute, "a hung check held the run")
 		l.requireAllClean()
 	})
+}
+
+// The output of an attempt abandoned at its deadline is thrown away
+// unchecked: no host code runs for it, not even after the run is over.
+func TestValidatorSkipsAbandonedOutput(t *testing.T) {
+	for _, bulk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bulk %v", bulk), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				kind := graph.KindScript
+				reg := l.registry(l)
+				if bulk {
+					kind = graph.KindImage
+					var first sync.Once
+					reg[kind] = &batchFunc{lab: l, fn: func(_ context.Context, reqs []executor.Request) []executor.Outcome {
+						slow := false
+						first.Do(func() { slow = true })
+						if slow {
+							time.Sleep(3 * time.Hour) // ignores its context
+						}
+						return okOutcomes(reqs)
+					}}
+				} else {
+					l.set(kind, func(_ context.Context, req executor.Request) ([]byte, error) {
+						if req.Attempt == 1 {
+							time.Sleep(3 * time.Hour) // ignores its context
+						}
+						return nil, nil
+					})
+				}
+				var over atomic.Bool
+				var late atomic.Int32
+				e := l.executor(executor.Options{Generators: reg, Kinds: map[string]executor.KindOptions{
+					kind: {Timeout: time.Minute, Validate: func(executor.Request, executor.Asset) error {
+						if over.Load() {
+							late.Add(1)
+						}
+						return nil
+					}},
+				}})
+				_, err := l.run(e)
+				require.NoError(t, err)
+				over.Store(true)
+				time.Sleep(4 * time.Hour) // the abandoned calls return
+				synctest.Wait()
+				assert.Zero(t, late.Load(), "checks of abandoned outputs, after the run")
+			})
+		})
+	}
 }
