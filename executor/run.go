@@ -754,6 +754,7 @@ func (r *run) work(locked bool) bool {
 		r.back.Add(1)
 		r.submitAt(time.Now(), false, results...)
 		locked = true
+		yield = false // a bulk call is not a quick node
 	}
 }
 
