@@ -73,7 +73,9 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 func (p RetryPolicy) Backoff(next int) time.Duration {
 	p = p.withDefaults()
 	d := float64(p.InitialInterval) * math.Pow(p.BackoffFactor, float64(next-2))
-	if d > float64(p.MaxInterval) || math.IsInf(d, 0) || math.IsNaN(d) {
+	if d >= float64(p.MaxInterval) || math.IsInf(d, 0) || math.IsNaN(d) {
+		// >=: float64(MaxInterval) may round up past the longest
+		// Duration, which would not convert back.
 		return p.MaxInterval
 	}
 	return time.Duration(d)
@@ -82,7 +84,13 @@ func (p RetryPolicy) Backoff(next int) time.Duration {
 func (p RetryPolicy) wait(next int) time.Duration {
 	d := p.Backoff(next)
 	if p.Jitter > 0 {
-		d = time.Duration(float64(d) * (1 + p.Jitter*(2*rand.Float64()-1)))
+		// A float64 at or past 2^63 does not convert to a Duration (it
+		// gave a negative wait, so an immediate retry).
+		if f := float64(d) * (1 + p.Jitter*(2*rand.Float64()-1)); f < math.MaxInt64 {
+			d = time.Duration(f)
+		} else {
+			d = math.MaxInt64
+		}
 	}
 	return d
 }
