@@ -24,13 +24,18 @@ const RefPrefix = "pg:"
 // one round trip; Data goes as bytea, Meta as jsonb. Put does not keep a,
 // so the caller may reuse its Data and Meta. A key longer than
 // [MaxAssetKeyBytes], or not valid UTF-8 without NUL, gives an error
-// wrapping a [*KeyError] (in executor.Permanent), before any SQL. It returns ctx.Err(), with no
+// wrapping a [*KeyError] (in executor.Permanent), before any SQL; a URL,
+// Hash, or Meta key or value that is not valid UTF-8 without NUL, a
+// [*TextError] so wrapped. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	if err := checkKey(fieldAssetKey, key, MaxAssetKeyBytes); err != nil {
+		return "", err
+	}
+	if err := checkAsset(key, a); err != nil {
 		return "", err
 	}
 	var meta *string // NULL for no metadata

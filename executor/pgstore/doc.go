@@ -157,7 +157,10 @@
 // over its limit gives a [*KeyError], wrapping [ErrKeyTooLong] (or
 // [ErrKeyNotText] for one that is not valid UTF-8 without NUL), itself
 // wrapped in executor.Permanent so that the executor does not retry it;
-// a negative age given to a prune wraps [ErrInvalidAge].
+// another text field to write (a node state's LastError, a run record's
+// Error, an asset's URL or Meta...) that is not valid UTF-8 without NUL
+// gives a [*TextError] wrapping [ErrNotText], so wrapped too, before any
+// SQL; a negative age given to a prune wraps [ErrInvalidAge].
 //
 // # Pools and PgBouncer
 //

@@ -2,7 +2,10 @@ package pgstore
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 )
 
@@ -105,4 +108,106 @@ func checkKey(field, key string, max int) error {
 // does not fit finds nothing, without asking the server.
 func fits(key string, max int) bool {
 	return len(key) <= max && storable(key)
+}
+
+// TextError reports a text field of a write, not a key, that is not valid
+// UTF-8 without NUL, which Postgres text and jsonb cannot hold: Commit,
+// Put and PutRun refuse it before any SQL, and write nothing. (The
+// executor cleans the error texts it records, and refuses such a
+// RunRequest at the door; a host that calls the store itself may not.) It
+// wraps [ErrNotText]. The store returns it wrapped in executor.Permanent,
+// as a [*KeyError], so that the executor does not retry the call.
+type TextError struct {
+	// Field names the field: "node \"n\" LastError", "run \"r\" Error",
+	// "asset \"k\" Meta[\"voice\"]" and so on.
+	Field string
+	// Value is the text given.
+	Value string
+}
+
+func (e *TextError) Error() string {
+	return fmt.Sprintf("%v: %s %.64q: Postgres text holds only that", ErrNotText, e.Field, e.Value)
+}
+
+// Unwrap returns [ErrNotText].
+func (e *TextError) Unwrap() error { return ErrNotText }
+
+// checkText returns a [*TextError] for field, wrapped in
+// executor.Permanent, if s is not valid UTF-8 without NUL.
+func checkText(field func() string, s string) error {
+	if storable(s) {
+		return nil
+	}
+	return executor.Permanent(&TextError{Field: field(), Value: s})
+}
+
+// checkState returns the error of checkText for the first text field of
+// node id's state that Postgres cannot hold, or nil.
+func checkState(id string, st dirty.State) error {
+	for _, f := range [...]struct{ name, value string }{
+		{"InputHash", st.InputHash}, {"OutputHash", st.OutputHash}, {"AssetRef", st.AssetRef},
+		{"LastError", st.LastError},
+	} {
+		if err := checkText(func() string { return fmt.Sprintf("node %q %s", id, f.name) }, f.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRecord returns the error of checkText for the first text field of
+// r, other than its ID and graph key, that Postgres cannot hold, or nil.
+func checkRecord(r executor.Record) error {
+	field := func(name string) func() string {
+		return func() string { return fmt.Sprintf("run %q %s", r.ID, name) }
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"TriggeredBy", r.TriggeredBy}, {"Reason", r.Reason}, {"Status", string(r.Status)}, {"Error", r.Error},
+	} {
+		if err := checkText(field(f.name), f.value); err != nil {
+			return err
+		}
+	}
+	for i, id := range r.Failed {
+		if err := checkText(field(fmt.Sprintf("Failed[%d]", i)), id); err != nil {
+			return err
+		}
+	}
+	for i, m := range r.Marks {
+		if err := checkText(field(fmt.Sprintf("Marks[%d].ID", i)), m.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAsset returns the error of checkText for the first text field of
+// the asset to put under key that Postgres cannot hold, or nil: its URL,
+// its Hash, and its Meta's keys and values, in key order.
+func checkAsset(key string, a executor.Asset) error {
+	field := func(name string) func() string {
+		return func() string { return fmt.Sprintf("asset %q %s", key, name) }
+	}
+	if err := checkText(field("URL"), a.URL); err != nil {
+		return err
+	}
+	if err := checkText(field("Hash"), a.Hash); err != nil {
+		return err
+	}
+	ok := true
+	for k, v := range a.Meta {
+		ok = ok && storable(k) && storable(v)
+	}
+	if ok {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(a.Meta)) { // the first in key order, as messages are deterministic
+		if err := checkText(field(fmt.Sprintf("Meta key %q", k)), k); err != nil {
+			return err
+		}
+		if err := checkText(field(fmt.Sprintf("Meta[%q]", k)), a.Meta[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

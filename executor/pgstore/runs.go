@@ -27,7 +27,9 @@ type markJSON struct {
 // StartedAt or EndedAt as NULL. PutRun does not keep r's slices. An ID
 // longer than [MaxRunIDBytes], or a graph key longer than
 // [MaxGraphKeyBytes], or either not valid UTF-8 without NUL, gives an
-// error wrapping a [*KeyError] (in executor.Permanent), before any SQL. It returns ctx.Err(), with no
+// error wrapping a [*KeyError] (in executor.Permanent), before any SQL;
+// another text of r (TriggeredBy, Reason, Status, Error, a Failed ID, a
+// mark's ID) that is not, a [*TextError] so wrapped. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {
@@ -39,17 +41,22 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := checkKey(fieldGraphKey, r.GraphKey, MaxGraphKeyBytes); err != nil {
 		return fmt.Errorf("put run %q: %w", r.ID, err)
 	}
+	if err := checkRecord(r); err != nil {
+		return fmt.Errorf("put run %q: %w", r.ID, err)
+	}
 	marks := make([]markJSON, len(r.Marks))
 	for i, m := range r.Marks {
 		marks[i] = markJSON{ID: m.ID, Reason: m.Reason}
 	}
+	// A marshalling error (a mark's reason without a name) is the same
+	// at every call: permanent.
 	marksJSON, err := json.Marshal(marks)
 	if err != nil {
-		return fmt.Errorf("pgstore: put run %q: marks: %w", r.ID, err)
+		return executor.Permanent(fmt.Errorf("pgstore: put run %q: marks: %w", r.ID, err))
 	}
 	countsJSON, err := json.Marshal(r.Counts)
 	if err != nil {
-		return fmt.Errorf("pgstore: put run %q: counts: %w", r.ID, err)
+		return executor.Permanent(fmt.Errorf("pgstore: put run %q: counts: %w", r.ID, err))
 	}
 	failed := r.Failed
 	if failed == nil {

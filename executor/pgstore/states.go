@@ -73,7 +73,9 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 //
 // A graph key or node ID longer than [MaxGraphKeyBytes] or
 // [MaxNodeIDBytes], or not valid UTF-8 without NUL, gives an error
-// wrapping a [*KeyError] (in executor.Permanent), before any SQL. If the graph is not at expect,
+// wrapping a [*KeyError] (in executor.Permanent), before any SQL; a
+// state's InputHash, OutputHash, AssetRef or LastError that is not valid
+// UTF-8 without NUL, a [*TextError] so wrapped. If the graph is not at expect,
 // Commit applies nothing and returns a
 // [*executor.ConflictError] with the version it found. Of concurrent
 // commits at one version, exactly one wins, first commits of a new graph
@@ -92,6 +94,9 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 	}
 	for _, c := range changes {
 		if err := checkKey(fieldNodeID, c.ID, MaxNodeIDBytes); err != nil {
+			return 0, fmt.Errorf("commit graph %q: %w", graphKey, err)
+		}
+		if err := checkState(c.ID, c.State); err != nil {
 			return 0, fmt.Errorf("commit graph %q: %w", graphKey, err)
 		}
 	}

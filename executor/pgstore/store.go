@@ -58,6 +58,11 @@ var (
 	// is not valid UTF-8 without NUL, which a text column cannot hold. A
 	// [*KeyError] wraps it.
 	ErrKeyNotText = errors.New("pgstore: key is not text")
+	// ErrNotText: a text field to write that is not a key (a node state's
+	// hashes, reference or LastError, a run record's texts, an asset's
+	// URL, Hash or Meta) is not valid UTF-8 without NUL, which Postgres
+	// text and jsonb cannot hold. A [*TextError] wraps it.
+	ErrNotText = errors.New("pgstore: text is not valid UTF-8 without NUL")
 )
 
 // SchemaError reports an [Options].Schema that New refused: what was
