@@ -297,11 +297,16 @@ func testAssetConcurrent(t *testing.T, s executor.AssetStore) {
 
 func testAssetCancelled(t *testing.T, s executor.AssetStore) {
 	a := asset("cancelled")
-	ref := put(t, s, assetKey(t, "script", "cancelled"), a)
+	key := assetKey(t, "script", "cancelled")
+	ref := put(t, s, key, a)
 	ctx := cancelled(t)
 
 	_, err := s.Put(ctx, assetKey(t, "script", "cancelled-2"), asset("cancelled-2"))
 	assert.ErrorIs(t, err, context.Canceled, "Put with a cancelled context")
+	// Under a key already used, whose reference the kit knows: the asset
+	// there must stay (checked below).
+	_, err = s.Put(ctx, key, asset("cancelled-replacement"))
+	assert.ErrorIs(t, err, context.Canceled, "Put with a cancelled context, under a key already used")
 	_, err = s.Get(ctx, ref)
 	assert.ErrorIs(t, err, context.Canceled, "Get with a cancelled context")
 	_, err = s.Exists(ctx, ref)

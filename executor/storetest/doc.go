@@ -49,7 +49,7 @@
 //     states with that version's number, never a mix;
 //   - of concurrent commits at the same version, exactly one wins, the
 //     others conflict, and the graph holds exactly the winner's changes;
-//   - a done context gives an error and has no effect.
+//   - a done context gives an error and version 0, and has no effect.
 //
 // Asset stores: every field round-trips, binary and 1 MiB data included;
 // Exists; an unknown reference is not found, nor is one made from a real
@@ -61,7 +61,8 @@
 //
 // Run stores: every field of [executor.Record] round-trips, zero and
 // finer-than-microsecond times included; PutRun replaces a record with
-// the same ID; an unknown ID is not found; ListRuns filters by graph and
+// the same ID, one of another graph included, which then moves from the
+// one graph's list to the other's; an unknown ID is not found; ListRuns filters by graph and
 // orders by start time (a zero one first), then ID; an unknown graph
 // lists nothing; records are copied in and out; concurrent use; a done
 // context.
@@ -118,7 +119,9 @@
 //
 // With a done context every method returns an error wrapping
 // [context.Canceled]. The kit checks that such a Commit or PutRun has no
-// effect; it cannot check that for Put, whose reference it does not know.
+// effect, and that such a Put under a key already used leaves the asset
+// there; it cannot check a Put under a new key, whose reference it does
+// not know.
 //
 // The kit runs well under a second against the memory stores, and is
 // meant for go test -race.

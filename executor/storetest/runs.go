@@ -197,6 +197,16 @@ func testRunReplace(t *testing.T, s executor.RunStore) {
 
 	rs := listRuns(t, s, key)
 	assert.Equal(t, []string{r.ID}, ids(rs), "ListRuns after replacing a record twice")
+
+	// Replaced by a record of another graph, under the same ID: it moves
+	// to that graph's list, and leaves the first one's.
+	other := Unique(t, "other-graph")
+	moved := again
+	moved.GraphKey = other
+	putRun(t, s, moved)
+	requireRun(t, s, moved)
+	assert.Empty(t, ids(listRuns(t, s, key)), "ListRuns(%q) after its record was replaced by one of graph %q", key, other)
+	assert.Equal(t, []string{r.ID}, ids(listRuns(t, s, other)), "ListRuns(%q) after a record moved to it", other)
 }
 
 func testRunNotFound(t *testing.T, s executor.RunStore) {

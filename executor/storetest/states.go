@@ -609,13 +609,15 @@ func testStatesCancelled(t *testing.T, s executor.StateStore) {
 
 	_, err := s.Load(ctx, key)
 	assert.ErrorIs(t, err, context.Canceled, "Load with a cancelled context")
-	_, err = s.Commit(ctx, key, 1, []executor.Change{change(a.ID, state(1, dirty.StatusDirty)), change(nodeID(1), state(1, dirty.StatusDirty))})
+	v, err := s.Commit(ctx, key, 1, []executor.Change{change(a.ID, state(1, dirty.StatusDirty)), change(nodeID(1), state(1, dirty.StatusDirty))})
 	assert.ErrorIs(t, err, context.Canceled, "Commit with a cancelled context")
+	assert.Zero(t, v, "Commit with a cancelled context: the version returned with an error, want 0")
 	requireSnapshot(t, s, key, 1, map[string]dirty.State{a.ID: a.State})
 
 	// Nor on a graph never committed.
 	fresh := Unique(t, "fresh")
-	_, err = s.Commit(ctx, fresh, 0, []executor.Change{a})
+	v, err = s.Commit(ctx, fresh, 0, []executor.Change{a})
 	assert.ErrorIs(t, err, context.Canceled, "Commit with a cancelled context")
+	assert.Zero(t, v, "Commit with a cancelled context: the version returned with an error, want 0")
 	requireSnapshot(t, s, fresh, 0, nil)
 }
