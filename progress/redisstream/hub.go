@@ -226,6 +226,12 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	// events to a window's worth, the next XREAD reads the entries after
 	// the cut again, and a corrupt one among them is counted already.
 	var read uint64
+	// foreign is the ID of another writer's entry that an XREAD found
+	// after the run's entries, counted once: nothing follows it but
+	// other such entries, and until the stream is gone each XREAD
+	// returns it again at once, so that the hub waits out its block
+	// instead (see foreignID).
+	var foreign string
 	for ctx.Err() == nil {
 		block := s.blockTime
 		if s.history != nil && h.polling() {
@@ -246,6 +252,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		from := h.lastSeq()
 		// Block only with one of the MaxBlockingReads tokens: without, read
 		// what is there and wait out the block here, holding no connection.
+		pause := block // after an XREAD that only found foreign entries
 		blocks, wait := s.takeBlocking(), time.Duration(0)
 		if !blocks {
 			block, wait = -1, block // no BLOCK argument
@@ -285,9 +292,17 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			polled = time.Time{}
 		}
 		var events []progress.Event
-		last := from
+		last, stuck := from, false
 		for _, stream := range res {
 			for _, m := range stream.Messages {
+				if foreignID(m.ID) {
+					if m.ID != foreign {
+						s.parse(h.runID, m) // counted and logged as corrupt
+						foreign = m.ID
+					}
+					stuck = true
+					break
+				}
 				parse := s.parse
 				if id, err := parseID(m.ID); err == nil && id <= read {
 					parse = decodeEntry // counted already
@@ -300,6 +315,13 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 		}
 		read = max(read, last)
+		if stuck && last == from {
+			h.setStale(false)
+			if !sleepCtx(ctx, pause) {
+				break
+			}
+			continue
+		}
 		events, last = s.fillGaps(ctx, h, from, last, events)
 		h.add(events, last, s.hubBuffer)
 		h.setStale(false)

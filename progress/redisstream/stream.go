@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -773,6 +774,9 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 			break
 		}
 		end = "(" + msgs[0].ID // corrupt, and skipped as readers skip it
+		if foreignID(msgs[0].ID) {
+			end = entryID(math.MaxUint64) // past every other writer's entry at once
+		}
 	}
 	if s.history == nil || last.Type.Final() {
 		return last, top, last.Seq != 0, nil
@@ -804,6 +808,11 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 	}
 	for _, m := range msgs {
+		if foreignID(m.ID) {
+			// Another writer's entry: no event of the run follows it.
+			s.parse(runID, m) // counted and logged as corrupt
+			return pos, true, nil
+		}
 		e, seq, err := s.parse(runID, m)
 		pos = max(pos, seq)
 		if err != nil {
@@ -864,6 +873,12 @@ func corruptEntry(id string, err error) (progress.Event, uint64, error) {
 	seq, _ := parseID(id)
 	return progress.Event{}, seq, fmt.Errorf("%w %s: %w", ErrCorruptEntry, id, err)
 }
+
+// foreignID reports whether id, an entry ID that Redis returned, was not
+// written by Publish: its milliseconds part is not 0, so it is above every
+// 0-<seq>, and Redis refuses a 0-<seq> after it. So no event of the run
+// follows such an entry in its stream (until the stream is gone).
+func foreignID(id string) bool { return !strings.HasPrefix(id, "0-") }
 
 // parseID parses an entry ID written by Publish, "0-<seq>".
 func parseID(id string) (uint64, error) {
