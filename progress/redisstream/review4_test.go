@@ -64,3 +64,24 @@ func TestReplayEndsAtForeignEntries(t *testing.T) {
 	tl.Expect(t, sinktest.Span(1, 5))
 	tl.Stop(t, nil)
 }
+
+// Redis refuses every 0-<seq> after such an entry with the error of a
+// duplicate; Publish must not count the run's new events as duplicates
+// and return nil, which hides their loss from a Buffered sink's fallback
+// and from its caller: it fails, naming the entry.
+func TestPublishAfterAForeignEntryFails(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{})
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	require.NoError(t, s.Publish(ctx, all[:3]...))
+	require.NoError(t, r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.Key(run), ID: "*", Values: []any{"other", "writer"}}).Err())
+	err := s.Publish(ctx, all[3:]...)
+	require.Error(t, err, "events 4 and 5 were not written")
+	assert.ErrorContains(t, err, "2 of 2 events not written")
+	st := s.Stats()
+	assert.Equal(t, uint64(0), st.Duplicates)
+	assert.Equal(t, uint64(2), st.Dropped)
+	// A true duplicate is still one, without error.
+	require.NoError(t, s.Publish(ctx, all[1]))
+	assert.Equal(t, uint64(1), s.Stats().Duplicates)
+}

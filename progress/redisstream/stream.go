@@ -316,7 +316,11 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // Publish writes events in one pipeline, each with XADD MAXLEN ~ and the
 // entry ID 0-<seq>. An event Redis already has, or whose Seq is not above
 // the stream's newest entry, is a duplicate: it is skipped without error,
-// and the other events of the call are still written. If some events
+// and the other events of the call are still written. (Redis refuses
+// every 0-<seq> after an entry that another writer added with an ID of its
+// own, XADD key * ..., with the same error: an event refused only for that
+// is no duplicate but an event not written. Telling them apart costs an
+// XREVRANGE for each stream that refused events in the call.) If some events
 // could not be written, Publish returns an error naming how many; writing
 // them again later is safe. An invalid event fails the whole call with
 // progress.ErrInvalidEvent before anything is written. When FinishedTTL is
@@ -385,11 +389,29 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	_, _ = pipe.Exec(ctx)
 	var failed int
 	var firstErr error
+	var tops map[string]streamTop // of the runs with a refused event, looked up once
 	for i, cmd := range adds {
-		switch err := cmd.Err(); {
+		err := cmd.Err()
+		duplicate := isDuplicate(err)
+		if duplicate {
+			if tops == nil {
+				tops = make(map[string]streamTop, 1)
+			}
+			top, ok := tops[events[i].RunID]
+			if !ok {
+				top = s.streamTop(ctx, events[i].RunID)
+				tops[events[i].RunID] = top
+			}
+			if top.foreign != "" && events[i].Seq > top.own {
+				// Refused only because another writer's entry is above it.
+				err = fmt.Errorf("the stream's newest entry, %s, was not written by redisstream, and Redis refuses every event after it: %w", top.foreign, err)
+				duplicate = false
+			}
+		}
+		switch {
 		case err == nil:
 			s.published.Add(1)
-		case isDuplicate(err):
+		case duplicate:
 			s.duplicates.Add(1)
 		default:
 			failed++
@@ -428,6 +450,37 @@ const idleExpireScript = `if #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+',
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`
+
+// streamTop is what Publish needs to know of a stream that refused an
+// event as a duplicate: the ID of its newest entry if another writer made
+// it (see foreignID), and then the newest Seq written by Publish.
+type streamTop struct {
+	foreign string
+	own     uint64
+}
+
+// streamTop looks up runID's stream's newest entry, and if another writer
+// made it, the newest of Publish's: Redis refuses every 0-<seq> after
+// another writer's entry with the error of a duplicate, which is one only
+// for a Seq up to the newest of Publish's. It costs one XREVRANGE, and one
+// more behind another writer's entry. A lookup that fails reports no
+// foreign entry, and the refusals are taken for duplicates.
+func (s *Stream) streamTop(ctx context.Context, runID string) streamTop {
+	key := s.Key(runID)
+	msgs, err := s.client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+	if err != nil || len(msgs) == 0 || !foreignID(msgs[0].ID) {
+		return streamTop{}
+	}
+	top := streamTop{foreign: msgs[0].ID}
+	own, err := s.client.XRevRangeN(ctx, key, entryID(math.MaxUint64), "-", 1).Result()
+	if err != nil {
+		return streamTop{}
+	}
+	if len(own) > 0 {
+		top.own, _ = parseID(own[0].ID)
+	}
+	return top
+}
 
 // isDuplicate reports Redis's refusal of an entry ID that is not above the
 // stream's top item: the event is already there (or older than it).
