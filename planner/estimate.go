@@ -93,7 +93,9 @@ type Rate struct {
 //     planned dependents.
 //
 // With Staged set, it is the sum of these bounds for each stage's
-// unfinished nodes. A node under way (Running) costs only what is left of
+// unfinished nodes, except that a rate's Wait counts from now: it runs
+// while the stages before the rate's own stage do, and delays that stage
+// only beyond their end. A node under way (Running) costs only what is left of
 // its duration. No schedule can finish sooner, whatever its order, if
 // each node takes its kind's duration. It costs O(D + E_D + K) for D
 // nodes with E_D dependency edges among them and K kinds, and
@@ -238,6 +240,10 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 			seen[keyOf[kindOf(n)]] = true
 		}
 	}
+	// bound is the earliest the stages so far can end, from now: the
+	// earliest the next stage can start. A rate's Wait counts from now
+	// too, so it runs while the stages before its own do, and delays its
+	// first start only beyond their end.
 	var bound time.Duration
 	wait := make([]bool, len(keys)) // the rate's Wait counted, in the first stage that waits
 	for s := range stages {
@@ -250,22 +256,23 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 				sb = max(sb, tally[s*len(keys)+keyOf[ki]].work/time.Duration(conc))
 			}
 		}
+		if c.Workers > 0 {
+			sb = max(sb, total[s]/time.Duration(c.Workers))
+		}
+		end := bound + sb
 		for key, r := range rates {
 			t := tally[s*len(keys)+key]
 			if r.Starts <= 0 || t.waiting == 0 {
 				continue
 			}
-			head := t.head
+			first := bound + t.head
 			if !wait[key] {
-				head, wait[key] = max(head, r.Wait), true
+				first, wait[key] = max(first, r.Wait), true
 			}
 			windows := time.Duration((t.waiting - 1) / r.Starts)
-			sb = max(sb, head+windows*r.Per+t.least+t.tail)
+			end = max(end, first+windows*r.Per+t.least+t.tail)
 		}
-		if c.Workers > 0 {
-			sb = max(sb, total[s]/time.Duration(c.Workers))
-		}
-		bound += sb
+		bound = end
 	}
 	return bound
 }

@@ -168,11 +168,12 @@ func TestLowerBound(t *testing.T) {
 			want:     100*s + 60*s + 15*s,
 		},
 		{
-			// Staged: script 10, images 30, videos from 50 s (the wait
-			// counts in their stage) 2 windows apart, 60 s, timeline 15.
+			// Staged: script 10, images 30, so the videos' stage starts at
+			// 40 s; the wait counts from now, so they start from 50 s, 2
+			// windows apart, 60 s, timeline 15.
 			name: "staged with a rate", t: graph.Lecture(), secs: 30,
 			costs: planner.Costs{PerKind: lectureCosts, Staged: true, Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: 100 * s, Wait: 50 * s}}},
-			want:  10*s + 30*s + 50*s + 200*s + 60*s + 15*s,
+			want:  50*s + 200*s + 60*s + 15*s,
 		},
 		{
 			name: "a rate of no starts limits nothing", t: graph.Lecture(), secs: 30,
