@@ -225,7 +225,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "lecture: %v\n", err)
+		// One line, whatever the input: the flag package names an
+		// unknown flag unquoted, and a name may hold a newline.
+		fmt.Fprintf(stderr, "lecture: %s\n", strings.ReplaceAll(err.Error(), "\n", `\n`))
 		return 2
 	}
 
