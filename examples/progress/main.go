@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,7 +66,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "usage: progress [-addr HOST:PORT] [-duration SECONDS] [-latency DURATION] [-linger DURATION]")
 			return 0
 		}
-		fmt.Fprintf(stderr, "progress: %v\n", err)
+		// One line, whatever the input: the flag package names an
+		// unknown flag unquoted, and a name may hold a newline.
+		fmt.Fprintf(stderr, "progress: %s\n", strings.ReplaceAll(err.Error(), "\n", `\n`))
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "progress: unexpected argument %q: every input is a flag\n", fs.Arg(0))
 		return 2
 	}
 	g, err := graph.Build(graph.Lecture(), *seconds)
