@@ -66,15 +66,22 @@ type Kind struct {
 }
 
 // Template lists the kinds of nodes of a graph. The order of Kinds is the
-// order of groups in a plan. Among kinds that do not depend on each other
-// it is also the order of their nodes, so of a node's dependencies
-// ([Graph.Deps], the executor's Request.Deps) and of its input hash
-// (dirty.InputHash): listing the same kinds in another order changes the
-// inputs of a node that depends on two kinds whose order changed, and the
-// executor regenerates it, as "inputs changed". A new kind that no
-// existing kind depends on changes no other node's inputs, wherever it is
-// listed. A Template is a plain value: [Build] copies it, so changing it
-// later does not change a built graph.
+// order of groups in a plan. It also orders the nodes as far as
+// dependencies allow: kinds are laid out one at a time, each time the
+// first in template order whose dependencies are laid out, so a template
+// listed in dependency order keeps its order, but a kind listed before
+// one it depends on comes after it, and so may come after kinds listed
+// between them.
+// The order of the nodes is that of a node's dependencies ([Graph.Deps],
+// the executor's Request.Deps) and of its input hash (dirty.InputHash):
+// listing the same kinds in another order can change the inputs of a
+// node that depends on two kinds neither of which depends on the other,
+// and the executor then regenerates it, as "inputs changed". Swapping two
+// neighbouring kinds one of which depends on the other changes nothing,
+// nor does a new kind that no existing kind depends on, wherever it is
+// listed. A Template is
+// a plain value: [Build] copies it, so changing it later does not change
+// a built graph.
 type Template struct {
 	Kinds []Kind `json:"kinds"`
 }
