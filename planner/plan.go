@@ -486,10 +486,10 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"kind":`...)
-			b = strconv.AppendQuote(b, string(grp.Kind))
+			b = appendString(b, string(grp.Kind))
 			if grp.Kind == Batch {
 				b = append(b, `,"batchKey":`...)
-				b = strconv.AppendQuote(b, grp.BatchKey)
+				b = appendString(b, grp.BatchKey)
 				b = append(b, `,"concurrency":`...)
 				b = strconv.AppendInt(b, int64(grp.Concurrency), 10)
 			}
@@ -512,6 +512,20 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 		b = append(b, "]}"...)
 	}
 	return append(b, ']')
+}
+
+// appendString appends s to b as a JSON string. Kinds and batch keys of
+// a plan made by New are plain ASCII, which strconv quotes as JSON does;
+// a plan assembled by hand may hold anything, which strconv would quote
+// with escapes JSON does not have (\x01, \a).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	return strconv.AppendQuote(b, s)
 }
 
 // planKeys are the keys of a plan's JSON form.
