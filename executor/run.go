@@ -55,7 +55,7 @@ type result struct {
 	err      error
 	took     time.Duration // measured only when there is a sink
 	stage    int
-	stale    bool // superseded because of another run's commits, not an edit
+	stale    bool // superseded because its inputs or its result changed, not its own edit
 }
 
 // run is one run's shared state. Everything below mu is guarded by it.
@@ -1218,7 +1218,7 @@ func (r *run) settle(batch []result) {
 			ev.Type = progress.NodeSuperseded
 			ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
 			if res.stale {
-				ev.Message = "another run committed its inputs or its result while it ran: its result was not kept"
+				ev.Message = r.staleWhy(res.n)
 			}
 			if r.gone != nil {
 				ev.Message = "its result was not kept: " + errText(r.gone)
@@ -1242,6 +1242,20 @@ func (r *run) settle(batch []result) {
 		}
 		r.skip(sr, res.id, why, now)
 	}
+}
+
+// staleWhy says why a result made from inputs that are no longer current
+// was not kept: a dependency that the view no longer holds clean was edited
+// or made stale (an Executor.Edit, another run's force) while the node ran;
+// otherwise another run committed its inputs or its result. Called with mu
+// held.
+func (r *run) staleWhy(n graph.Node) string {
+	for _, d := range r.g.Deps(n) {
+		if r.view.Status(d) != dirty.StatusClean {
+			return "its input " + r.id(d) + " was edited or made stale while it ran: its result was not kept, and it stays dirty"
+		}
+	}
+	return "another run committed its inputs or its result while it ran: its result was not kept"
 }
 
 // skip reports the nodes and stages that a transition of the machine

@@ -204,10 +204,12 @@ type Counts struct {
 	// Failed nodes ran out of attempts.
 	Failed int `json:"failed"`
 	// Skipped nodes did not run because a dependency failed or was
-	// superseded.
+	// superseded, or was edited (or made stale or deleted) during the run;
+	// they stay dirty.
 	Skipped int `json:"skipped"`
-	// Superseded nodes were edited while they ran; their results were not
-	// kept.
+	// Superseded nodes were edited while they ran, or their inputs were
+	// (or another run committed them or their inputs): their results were
+	// not kept, and they stay dirty.
 	Superseded int `json:"superseded"`
 	// Cancelled nodes were running when the run was cancelled.
 	Cancelled int `json:"cancelled"`
