@@ -9,9 +9,12 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/regengraph/regen/progress"
 )
@@ -28,9 +31,16 @@ type StatusError struct {
 	Body string
 }
 
-// Error reports the status, the content type and the start of the body.
+// Error reports the status, the content type and the start of the body,
+// on one line: the body's surrounding white space (the newline that
+// http.Error ends it with) is trimmed, and a body that still holds a line
+// break or another control character, or is not valid UTF-8, is quoted.
 func (e *StatusError) Error() string {
-	return fmt.Sprintf("sse: server answered %d (%s): %s", e.StatusCode, e.ContentType, e.Body)
+	body := strings.TrimSpace(e.Body)
+	if strings.ContainsFunc(body, unicode.IsControl) || !utf8.ValidString(body) {
+		body = strconv.Quote(body)
+	}
+	return fmt.Sprintf("sse: server answered %d (%s): %s", e.StatusCode, e.ContentType, body)
 }
 
 // ClientOptions configures a [Client]. The zero value gives the defaults.
