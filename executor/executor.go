@@ -561,6 +561,17 @@ const maxEditConflicts = 64
 // is generating one of them will not keep its result. On a version
 // conflict Edit reloads and applies its own change again, up to 64 times.
 // It returns the graph's new version.
+//
+// The executor keeps no parameters, only their revision (Request.Rev):
+// the host keeps them, and its generators read them when called. Save the
+// new parameters before calling Edit, never after: a run in progress may
+// start a node with its new revision as soon as Edit has committed, and a
+// generator that then read the old parameters would make a result that is
+// kept as current. A call that starts between the save and Edit reads the
+// new parameters with the old revision, and its result is not kept: the
+// node is made again. The same holds for a RunRequest's edited marks,
+// which bump the revision when the run starts. A host that wants the new
+// revision loads the node's state (States().Load).
 func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, ids ...string) (int64, error) {
 	if g == nil {
 		return 0, fmt.Errorf("%w: edit: the graph is nil", ErrInvalidRequest)

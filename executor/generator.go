@@ -18,7 +18,8 @@ type Request struct {
 	// ID is the node's kind and segment; NodeID its text form.
 	ID     graph.ID
 	NodeID string
-	// Rev is the revision of the node's own parameters.
+	// Rev is the revision of the node's own parameters, which the host
+	// keeps and the generator reads (see Executor.Edit); an edit bumps it.
 	Rev int64
 	// Deps are the node's dependencies' outputs, read from the asset
 	// store, in the graph's dependency order. The caller must not modify
