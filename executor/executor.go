@@ -240,6 +240,16 @@ type Report struct {
 	// are in no list, and stay dirty for a resume. With Converge, a node
 	// can have an outcome in each round (superseded, then generated).
 	Generated, Unchanged, Failed, Skipped, Superseded, Cancelled []string
+	// Dirty lists, in the same order and never nil, the nodes of the graph
+	// that are not clean as the run last saw the states (at its last
+	// commit): those it planned and did not make (failed, skipped,
+	// superseded, cancelled, or kept from starting by a cancel), and
+	// those an edit made dirty while it ran that its commits met. A run
+	// can succeed and leave nodes dirty: an edit during the run supersedes
+	// a node and skips its dependents, without failing the run (see
+	// Options.Converge). An empty Dirty says the run left the whole graph
+	// clean, short of an edit after its last commit.
+	Dirty []string
 	// Rounds is the number of plans run: 1, plus convergence rounds.
 	Rounds int
 }

@@ -214,7 +214,7 @@ type Options struct {
 	// rounds. A round with a failed node ends the run: it is not retried
 	// by another round. Default: 0, no extra round: nodes edited during
 	// the run are left dirty (and listed as superseded), and the run still
-	// succeeds.
+	// succeeds; [Report].Dirty lists them.
 	Converge int
 	// MaxBatch caps the nodes of one bulk call. Default: 0, as many as
 	// the batch key has free slots.

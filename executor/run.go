@@ -1376,7 +1376,7 @@ func (r *run) finish() {
 	ids := r.sortedIDs
 	rep := &Report{Generated: ids(r.outcomes[generated]), Unchanged: ids(r.outcomes[unchanged]),
 		Failed: ids(r.outcomes[failed]), Skipped: ids(r.skipped), Superseded: ids(r.outcomes[superseded]),
-		Cancelled: ids(r.outcomes[cancelled]), Rounds: r.rounds}
+		Cancelled: ids(r.outcomes[cancelled]), Dirty: ids(r.notClean()), Rounds: r.rounds}
 	rec := &r.rec
 	rec.EndedAt = time.Now()
 	rec.Counts = Counts{Planned: r.total, Generated: len(rep.Generated), Unchanged: len(rep.Unchanged),
@@ -1427,6 +1427,22 @@ func (r *run) finish() {
 	r.waitAttempts()
 	r.mu.Lock()
 	r.handle.report, r.handle.err = rep, err
+}
+
+// notClean returns the nodes that the view holds not clean, in node
+// order: none, at no cost, when every node is clean. Called with mu held.
+func (r *run) notClean() []graph.Node {
+	n := r.g.Len()
+	if r.view.Count(dirty.StatusClean) == n {
+		return nil
+	}
+	var nodes []graph.Node
+	for i := range graph.Node(n) {
+		if r.view.Status(i) != dirty.StatusClean {
+			nodes = append(nodes, i)
+		}
+	}
+	return nodes
 }
 
 // sortedIDs returns the IDs of nodes in the order of [Report]: by kind
