@@ -114,7 +114,7 @@ func New(opts Options) (*Executor, error) {
 		opts.Runs = NewMemoryRuns()
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.StoreTimeout == 0 {
 		opts.StoreTimeout = 30 * time.Second

@@ -172,8 +172,12 @@ type Options struct {
 	// sink recovers and at the run's end, with the count of events lost,
 	// not once an event. Default: none.
 	Sink progress.Sink
-	// Logger logs what goes wrong outside a run's result, such as sink
-	// errors. Default: discard.
+	// Logger logs what goes wrong outside a run's result, as warnings: a
+	// failing sink, a store call retried, names in Kinds, Rates or Limits
+	// that a run's graph has none of, generators that ignore their
+	// context. Default: slog.Default() when New is called, as in
+	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)
+	// silences it.
 	Logger *slog.Logger
 	// Mode is Dataflow or Staged. Default: Dataflow.
 	Mode Mode
