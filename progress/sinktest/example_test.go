@@ -33,3 +33,13 @@ func ExampleRunHistory() {
 	}
 	_ = testMyBackend // func TestMyBackendHistory(t *testing.T) { ... } in the host's code
 }
+
+// A History, an archive that a Source falls back to, checks itself alone.
+func ExampleHistory() {
+	testMyHistory := func(t *testing.T) {
+		sinktest.History(t, func(*testing.T) progress.History {
+			return progress.NewMemoryHistory()
+		})
+	}
+	_ = testMyHistory // func TestMyHistory(t *testing.T) { ... } in the host's code
+}

@@ -21,6 +21,14 @@
 //		return m, m, h
 //	})
 //
+// An archive that a Source falls back to (a [progress.History], such as
+// progress.MemoryHistory or progress/pghistory's) checks itself with
+// [History]:
+//
+//	sinktest.History(t, func(t *testing.T) progress.History {
+//		return progress.NewMemoryHistory()
+//	})
+//
 // # What it checks
 //
 //   - order: a replay returns every published event, field for field, in
@@ -51,13 +59,36 @@
 //     holds gets nothing, and its Tail still returns context.Cause when
 //     its context ends.
 //
+// History checks, with a History alone:
+//
+//   - order: events appended out of order, in batches of any size, replay
+//     field for field in Seq order, across a replay's pages;
+//   - duplicates, of a Seq held already or twice in one call, whatever
+//     their contents, are ignored: the first one stored stays;
+//   - replay after a Seq (a run with a gap too), and of an unknown run or
+//     of one whose ID is a prefix of another's;
+//   - a callback error stops the replay and is returned;
+//   - a cancelled context gives context.Cause, delivering nothing when it
+//     was cancelled before the call, and stopping a replay that its
+//     callback cancels;
+//   - an invalid event fails the whole call with [progress.ErrInvalidEvent]
+//     and nothing is stored;
+//   - runs appended in one call stay apart;
+//   - free text (line breaks, NUL and other control characters, non-ASCII,
+//     64 KiB) comes back as it went in;
+//   - [progress.LastEventReader], when implemented: the highest Seq held,
+//     whatever the order of the appends, and not a duplicate's contents;
+//   - appends of one run from several goroutines at once, overlapping,
+//     keep each event once.
+//
 // # Requirements on the pair
 //
 // Once Publish returns nil the events must be visible to the Source (an
 // asynchronous sink such as [progress.Buffered] is checked by pairing its
 // downstream sink instead); for RunHistory, so must those that
 // History.Append took once it returns nil. The pair must keep at least
-// 3,000 events per run. newPair is called once per subtest; it should
+// 3,000 events per run; a History given to [History] too, and it must be
+// safe for concurrent use. newPair is called once per subtest; it should
 // register cleanup (closing connections, deleting keys) with t.Cleanup,
 // which runs before the leak check. The kit uses a fresh run ID in each
 // subtest, so a pair may share a backend with other tests, but Run must
