@@ -1,0 +1,307 @@
+package pghistory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// Compile-time checks that a History implements the progress interfaces.
+var (
+	_ progress.History         = (*History)(nil)
+	_ progress.LastEventReader = (*History)(nil)
+)
+
+// DefaultSchema is the schema of the tables when [Options].Schema is "":
+// the same as executor/pgstore's, with which it can share a schema.
+const DefaultSchema = "regen"
+
+// DefaultPageSize is the events a Replay reads per query when
+// [Options].PageSize is 0.
+const DefaultPageSize = 500
+
+// MaxPageSize is the largest [Options].PageSize.
+const MaxPageSize = 10000
+
+// MaxRunIDBytes is the longest run ID that a [History] stores, in bytes
+// (of UTF-8). Postgres refuses a btree index entry longer than 2,704
+// bytes, and the run ID is the first column of both tables' primary
+// keys; 1,200 bytes, as executor/pgstore takes, keeps every entry well
+// within that, however incompressible the ID.
+const MaxRunIDBytes = 1200
+
+// MaxSeq is the highest Seq that a [History] stores: Postgres's largest
+// bigint. The executor's Seqs start at 1 and grow by one per event.
+const MaxSeq = math.MaxInt64
+
+// Errors of the package, for errors.Is.
+var (
+	// ErrInvalidSchema: [Options].Schema is not a safe SQL identifier. A
+	// [*SchemaError] wraps it.
+	ErrInvalidSchema = errors.New("pghistory: invalid schema name")
+	// ErrInvalidOptions: an [Options] field is out of range.
+	ErrInvalidOptions = errors.New("pghistory: invalid options")
+	// ErrNoPool: [New] was given a nil pool.
+	ErrNoPool = errors.New("pghistory: no pool")
+	// ErrNotMigrated: the schema or its tables do not exist. Call
+	// [History.Migrate] once before using the History.
+	ErrNotMigrated = errors.New("pghistory: tables missing (call History.Migrate first)")
+	// ErrInvalidAge: [History.Prune] got a negative age.
+	ErrInvalidAge = errors.New("pghistory: invalid age")
+	// ErrRunIDTooLong: a run ID to append is longer than
+	// [MaxRunIDBytes]. A [*RunIDError] wraps it.
+	ErrRunIDTooLong = errors.New("pghistory: run ID too long")
+	// ErrRunIDNotText: a run ID to append is not valid UTF-8 without NUL,
+	// which a text column cannot hold. A [*RunIDError] wraps it.
+	ErrRunIDNotText = errors.New("pghistory: run ID is not text")
+)
+
+// SchemaError reports an [Options].Schema that New refused: what was
+// given and what is allowed. It wraps [ErrInvalidSchema].
+type SchemaError struct {
+	// Schema is the name given.
+	Schema string
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("%v %q: want 1 to 63 lowercase ASCII letters, digits and underscores, "+
+		"starting with a letter or an underscore, and not starting with \"pg_\" (reserved by Postgres)",
+		ErrInvalidSchema, e.Schema)
+}
+
+// Unwrap returns [ErrInvalidSchema].
+func (e *SchemaError) Unwrap() error { return ErrInvalidSchema }
+
+// RunIDError reports a run ID that [History.Append] refused before any
+// SQL, with the whole call: longer than [MaxRunIDBytes] (it then wraps
+// [ErrRunIDTooLong]), or not valid UTF-8 without NUL (it then wraps
+// [ErrRunIDNotText]). It wraps [progress.ErrInvalidEvent] too, since the
+// event cannot be stored, so that a caller that branches on invalid
+// events does not retry it.
+type RunIDError struct {
+	// RunID is the run ID given.
+	RunID string
+	// Seq is the Seq of the event that carries it.
+	Seq uint64
+	// NotText says that the run ID is refused for not being valid UTF-8
+	// without NUL, rather than for its length.
+	NotText bool
+}
+
+func (e *RunIDError) Error() string {
+	if e.NotText {
+		return fmt.Sprintf("%v: seq %d: run ID %.64q is not valid UTF-8 without NUL: Postgres text holds only that",
+			ErrRunIDNotText, e.Seq, e.RunID)
+	}
+	return fmt.Sprintf("%v: seq %d: run ID %.32q... is %d bytes long: want at most %d bytes (Postgres indexes it)",
+		ErrRunIDTooLong, e.Seq, e.RunID, len(e.RunID), MaxRunIDBytes)
+}
+
+// Unwrap returns [ErrRunIDNotText] or [ErrRunIDTooLong], and
+// [progress.ErrInvalidEvent].
+func (e *RunIDError) Unwrap() []error {
+	if e.NotText {
+		return []error{ErrRunIDNotText, progress.ErrInvalidEvent}
+	}
+	return []error{ErrRunIDTooLong, progress.ErrInvalidEvent}
+}
+
+// Options configures a [History]. The zero value gives the defaults.
+type Options struct {
+	// Schema is the Postgres schema that holds the History's tables. It
+	// must be a plain lowercase identifier: 1 to 63 of a-z, 0-9 and _,
+	// not starting with a digit nor with "pg_". It may be the schema of
+	// an executor/pgstore Store: their tables' names differ. Default:
+	// [DefaultSchema], "regen".
+	Schema string
+	// PageSize is how many events [History.Replay] reads per query, and
+	// so holds in memory at once, at most [MaxPageSize]. Default:
+	// [DefaultPageSize], 500.
+	PageSize int
+}
+
+// History is a [progress.History] in PostgreSQL, through a
+// pgxpool.Pool that the host owns: the archive that a Source such as
+// progress/redisstream's falls back to once its own copy of a run is
+// trimmed, expired or lost. It also implements
+// [progress.LastEventReader]. It is safe for concurrent use, from one
+// process or many. It never closes the pool.
+//
+// Call [History.Migrate] once (at start-up; it is idempotent) before
+// using it. See the package documentation for the tables, the costs and
+// the limits.
+type History struct {
+	pool     *pgxpool.Pool
+	schema   string
+	pageSize int
+	batch    int // runs a prune statement deletes at most
+	q        queries
+}
+
+// New returns a History on pool, with its tables in opts.Schema. It
+// checks the options only; it does not touch the database. It returns an
+// error wrapping [ErrNoPool] for a nil pool, a [*SchemaError] for a
+// schema name that is not allowed, and one wrapping [ErrInvalidOptions]
+// for a PageSize out of range.
+func New(pool *pgxpool.Pool, opts Options) (*History, error) {
+	if pool == nil {
+		return nil, fmt.Errorf("%w: pass the host's *pgxpool.Pool to New", ErrNoPool)
+	}
+	schema := opts.Schema
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	if !validSchema(schema) {
+		return nil, &SchemaError{Schema: schema}
+	}
+	page := opts.PageSize
+	if page == 0 {
+		page = DefaultPageSize
+	}
+	if page < 1 || page > MaxPageSize {
+		return nil, fmt.Errorf("%w: PageSize %d: want 1 to %d, or 0 for %d", ErrInvalidOptions, opts.PageSize, MaxPageSize, DefaultPageSize)
+	}
+	return &History{pool: pool, schema: schema, pageSize: page, batch: pruneBatch, q: newQueries(schema)}, nil
+}
+
+// Schema returns the name of the schema that holds the History's tables.
+func (h *History) Schema() string { return h.schema }
+
+// validSchema reports whether name is a plain lowercase identifier that
+// needs no quoting and is not reserved: [a-z_][a-z0-9_]{0,62}, not "pg_...".
+func validSchema(name string) bool {
+	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// quote quotes a schema name that validSchema accepted.
+func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// Migrate creates the schema, the tables and the index that the History
+// needs, if they do not exist yet. It is idempotent, and safe to call
+// concurrently from several processes, and beside executor/pgstore's
+// Store.Migrate on the same schema: it runs in one transaction that
+// first takes the transaction-scoped advisory lock
+// (pg_advisory_xact_lock) that pgstore's Migrate takes for that schema,
+// so that migrations of one schema run one after the other. It never
+// drops or alters anything that exists, nor touches a table of pgstore.
+// It returns context.Cause(ctx) if ctx is done.
+func (h *History) Migrate(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return h.fail(ctx, err, "migrate schema %s", h.schema)
+	}
+	defer rollback(ctx, tx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(h.schema)); err != nil {
+		return h.fail(ctx, err, "migrate schema %s: advisory lock", h.schema)
+	}
+	// CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
+	// database even when the schema exists; skip it then, so that a host
+	// whose administrator made the schema can still migrate.
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", h.schema).Scan(&exists); err != nil {
+		return h.fail(ctx, err, "migrate schema %s", h.schema)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quote(h.schema)); err != nil {
+			return h.fail(ctx, err, "migrate schema %s: create schema", h.schema)
+		}
+	}
+	if _, err := tx.Exec(ctx, h.q.ddl); err != nil {
+		return h.fail(ctx, err, "migrate schema %s: create tables", h.schema)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return h.fail(ctx, err, "migrate schema %s: commit", h.schema)
+	}
+	return nil
+}
+
+// migrateLockKey is the advisory lock key of Migrate for a schema: the
+// key of executor/pgstore's Migrate, a 64-bit FNV-1a hash of its package
+// path and the schema name, so that the two never create a schema at
+// once (which fails one of them in the system catalogs).
+func migrateLockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("github.com/regengraph/regen/executor/pgstore.Migrate:" + schema))
+	return int64(h.Sum64())
+}
+
+// rollbackTimeout bounds a rollback run after its context ended.
+const rollbackTimeout = 5 * time.Second
+
+// rollback rolls tx back, if it is still open, even when ctx is done, so
+// that the connection goes back to the pool clean.
+func rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}
+
+// fail wraps a driver error with what was being done: context.Cause(ctx)
+// alone once ctx is done, since that is why the call failed; one that
+// says the schema or a table does not exist wraps [ErrNotMigrated] too.
+func (h *History) fail(ctx context.Context, err error, format string, args ...any) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	what := fmt.Sprintf(format, args...)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
+		return fmt.Errorf("%w: schema %s: %s: %w", ErrNotMigrated, h.schema, what, err)
+	}
+	return fmt.Errorf("pghistory: %s: %w", what, err)
+}
+
+// storable reports whether Postgres can hold s in a text column: valid
+// UTF-8 without NUL.
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// fits reports whether runID can be one the History holds. A lookup of a
+// run ID that does not fit finds nothing, without asking the server.
+func fits(runID string) bool {
+	return len(runID) <= MaxRunIDBytes && storable(runID)
+}
+
+// checkEvent returns why e cannot be appended, or nil: [progress.Event.Validate]'s
+// error, a [*RunIDError], or a Seq over [MaxSeq].
+func checkEvent(e progress.Event) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case len(e.RunID) > MaxRunIDBytes:
+		return &RunIDError{RunID: e.RunID, Seq: e.Seq}
+	case !storable(e.RunID):
+		return &RunIDError{RunID: e.RunID, Seq: e.Seq, NotText: true}
+	case e.Seq > MaxSeq:
+		return fmt.Errorf("%w: run %q seq %d is over %d, the largest Postgres bigint", progress.ErrInvalidEvent, e.RunID, e.Seq, uint64(MaxSeq))
+	}
+	return nil
+}

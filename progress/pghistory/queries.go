@@ -1,0 +1,94 @@
+package pghistory
+
+import "strings"
+
+// queries are a History's SQL statements, with the schema filled in. New
+// checks that the schema name is a plain lowercase identifier, which is
+// then quoted, so that SQL keywords ("user", "order") work too. Run IDs
+// are text COLLATE "C": compared byte by byte, as Go compares strings.
+type queries struct {
+	ddl, appendEvents, replay, lastEvent, deleteRun, deleteRunEvents, prune string
+}
+
+// ddl creates the tables; each statement is idempotent. {s} is the
+// schema. The names differ from executor/pgstore's (graphs, node_states,
+// assets, runs, schema_version), so that both can share a schema.
+const ddl = `
+CREATE TABLE IF NOT EXISTS {s}.progress_events (
+	run_id      text COLLATE "C" NOT NULL,
+	seq         bigint      NOT NULL CHECK (seq > 0),
+	event       bytea       NOT NULL,
+	archived_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS {s}.progress_runs (
+	run_id  text COLLATE "C" PRIMARY KEY,
+	last_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
+`
+
+// appendSQL inserts a batch of events, given as three arrays in the same
+// order (run IDs, Seqs, the events' JSON), in that order, skipping those
+// already held; then it renews last_at of the runs that got an event.
+// The runs are upserted once every event is in (the aggregate reads the
+// whole insert first), in run ID order, so that two concurrent appends
+// take their row locks in one order and never deadlock: Append sorts the
+// events by run ID and Seq, and the events' index entries are taken in
+// that order too.
+//
+// replaySQL reads a page of a run after a Seq, through the primary key;
+// lastEventSQL its last event, the primary key read backwards.
+//
+// deleteRunSQL and deleteRunEventsSQL are the two statements of
+// DeleteRun, in one transaction: the run's row first, which waits for an
+// append of the run in flight, then, with a snapshot taken after that
+// append committed, its events.
+//
+// pruneSQL deletes a batch of runs whose last_at is older than $1
+// microseconds, found through progress_runs_last_at, skipping those that
+// an append holds (they are not old), and their events; it returns the
+// runs and the events deleted. An append that waits for a run's row
+// until the prune commits inserts the row again: the events it added are
+// not in the prune's snapshot, so they stay, with their run.
+const (
+	appendSQL = `WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) WITH ORDINALITY AS i(run_id, seq, event, n)
+), added AS (
+	INSERT INTO {s}.progress_events (run_id, seq, event)
+	SELECT run_id, seq, event FROM input ORDER BY n
+	ON CONFLICT (run_id, seq) DO NOTHING
+	RETURNING run_id
+)
+INSERT INTO {s}.progress_runs AS r (run_id)
+SELECT run_id FROM added GROUP BY run_id ORDER BY run_id
+ON CONFLICT (run_id) DO UPDATE SET last_at = now()`
+	replaySQL          = `SELECT event FROM {s}.progress_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`
+	lastEventSQL       = `SELECT event FROM {s}.progress_events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1`
+	deleteRunSQL       = `DELETE FROM {s}.progress_runs WHERE run_id = $1`
+	deleteRunEventsSQL = `DELETE FROM {s}.progress_events WHERE run_id = $1`
+	pruneSQL           = `WITH gone AS (
+	DELETE FROM {s}.progress_runs WHERE run_id IN (
+		SELECT run_id FROM {s}.progress_runs
+		WHERE last_at < now() - $1::bigint * interval '1 microsecond'
+		ORDER BY last_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+	RETURNING run_id
+), events AS (
+	DELETE FROM {s}.progress_events e USING gone WHERE e.run_id = gone.run_id
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM events)`
+)
+
+func newQueries(schema string) queries {
+	f := strings.NewReplacer("{s}", quote(schema)).Replace
+	return queries{
+		ddl:             f(ddl),
+		appendEvents:    f(appendSQL),
+		replay:          f(replaySQL),
+		lastEvent:       f(lastEventSQL),
+		deleteRun:       f(deleteRunSQL),
+		deleteRunEvents: f(deleteRunEventsSQL),
+		prune:           f(pruneSQL),
+	}
+}

@@ -1,0 +1,96 @@
+package pghistory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pruneBatch is how many runs one statement of Prune deletes at most,
+// with all their events, unless a test sets History.batch: each batch is
+// its own short transaction.
+const pruneBatch = 100
+
+// DeleteRun deletes every event of runID, and returns how many it
+// deleted. It is one transaction of two statements, each through an
+// index: it costs the run's events, and other runs are untouched,
+// whatever their IDs (a run "a" is not a prefix of "a-b"). It is safe
+// while runs go on, this one included: an append of the run in flight
+// when DeleteRun starts is waited for and deleted with the run, and one
+// that starts later waits for DeleteRun and keeps its events (the run
+// is then archived again from them). A run ID that Append would refuse was never
+// stored: DeleteRun returns 0 without a query. It returns
+// context.Cause(ctx), with no effect, if ctx is done.
+func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
+	}
+	if !fits(runID) {
+		return 0, nil
+	}
+	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return 0, h.fail(ctx, err, "delete run %q", runID)
+	}
+	defer rollback(ctx, tx)
+	// The run's row first: it waits for an append of the run in flight,
+	// so that the next statement, with a snapshot of its own, sees that
+	// append's events and deletes them too.
+	if _, err := tx.Exec(ctx, h.q.deleteRun, runID); err != nil {
+		return 0, h.fail(ctx, err, "delete run %q", runID)
+	}
+	tag, err := tx.Exec(ctx, h.q.deleteRunEvents, runID)
+	if err != nil {
+		return 0, h.fail(ctx, err, "delete events of run %q", runID)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, h.fail(ctx, err, "delete run %q: commit", runID)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Prune deletes the events of every run whose newest append that stored
+// an event was more than olderThan ago, by the database's clock, and
+// returns how many events it deleted. A run that is still appending is
+// never pruned: each append renews its run's time, and a run with an
+// append in flight is skipped. Pick an age longer than the longest quiet
+// spell of a run, and than readers may want to resume a finished run
+// (an hour for the live stream's gaps, days to replay old runs): a run
+// idle for longer than that while it goes on loses its older events (its
+// later ones are kept, with their run).
+//
+// It finds old runs through an index on their time and deletes them in
+// batches of 100 runs, each batch one short transaction with the events
+// of its runs, so it costs what it deletes, not what is kept, and holds
+// no lock on the runs that go on. It stops at the first error, returning
+// the count so far, and returns context.Cause(ctx) if ctx ends between
+// batches. A negative olderThan is an error wrapping [ErrInvalidAge].
+func (h *History) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
+	if olderThan < 0 {
+		return 0, fmt.Errorf("%w: prune runs older than %v: want 0 or more", ErrInvalidAge, olderThan)
+	}
+	var total int64
+	for {
+		if ctx.Err() != nil {
+			return total, context.Cause(ctx)
+		}
+		var runs, events int64
+		if err := h.pool.QueryRow(ctx, h.q.prune, olderThan.Microseconds(), h.batchSize()).Scan(&runs, &events); err != nil {
+			return total, h.fail(ctx, err, "prune runs older than %v", olderThan)
+		}
+		total += events
+		if runs < int64(h.batchSize()) {
+			return total, nil
+		}
+	}
+}
+
+// batchSize is the runs a prune statement deletes at most.
+func (h *History) batchSize() int {
+	if h.batch <= 0 {
+		return pruneBatch
+	}
+	return h.batch
+}
