@@ -59,13 +59,16 @@
 //   - [Archive], which appends every event to a [History].
 //
 // Remote backends live in subpackages, so that this package imports no
-// driver: progress/redisstream keeps one Redis stream per run, and
-// progress/sse serves a [Source] to browsers as Server-Sent Events.
+// driver: progress/redisstream keeps one Redis stream per run,
+// progress/pghistory is a [History] in PostgreSQL, to keep runs after
+// their streams are trimmed or expired, and progress/sse serves a
+// [Source] to browsers as Server-Sent Events.
 //
 // A typical wiring for Redis keeps an archive beside the live stream and
 // shields the run from Redis outages:
 //
-//	hist := pgHistory // or progress.NewMemoryHistory()
+//	hist, _ := pghistory.New(pool, pghistory.Options{}) // or progress.NewMemoryHistory()
+//	_ = hist.Migrate(ctx)
 //	stream, _ := redisstream.New(client, redisstream.Options{History: hist})
 //	sink := progress.NewFanout(
 //		progress.NewArchive(hist),
@@ -78,7 +81,10 @@
 // after a Seq, and [Source.Tail] continues with live events until its
 // context ends, with no gap and no duplicate at the seam. When a source's
 // own copy was trimmed or lost, it fills the gap from a [History]; the
-// [Cursor] type implements that logic for any backend. A source or
+// [Cursor] type implements that logic for any backend. [MemoryHistory]
+// keeps everything in memory, for tests and small hosts;
+// progress/pghistory keeps runs in PostgreSQL, with retention, and a
+// host's own History checks itself with progress/sinktest's History. A source or
 // History that can find a run's newest event in one lookup implements
 // [LastEventReader], so that a reader resuming at or past the run's final
 // event learns cheaply that nothing more will come. The conformance kit
