@@ -256,6 +256,9 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		blocks, wait := s.takeBlocking(), time.Duration(0)
 		if !blocks {
 			block, wait = -1, block // no BLOCK argument
+			if !s.takeRead(ctx) {
+				break
+			}
 		}
 		res, err := s.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
@@ -264,6 +267,8 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		}).Result()
 		if blocks {
 			<-s.blocking
+		} else {
+			<-s.reads
 		}
 		if errors.Is(err, redis.Nil) {
 			h.setStale(false)
@@ -338,6 +343,17 @@ func (s *Stream) takeBlocking() bool {
 	case s.blocking <- struct{}{}:
 		return true
 	default:
+		return false
+	}
+}
+
+// takeRead takes one of the tokens of reads that do not block (see
+// Stream.reads), and reports false, with none taken, if ctx ends first.
+func (s *Stream) takeRead(ctx context.Context) bool {
+	select {
+	case s.reads <- struct{}{}:
+		return true
+	case <-ctx.Done():
 		return false
 	}
 }

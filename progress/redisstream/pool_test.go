@@ -71,7 +71,7 @@ func TestMaxBlockingReadsHeedsMaxActiveConns(t *testing.T) {
 	r := testenv.NewRedis(t)
 	opts, err := redis.ParseURL(testenv.RedisURL())
 	require.NoError(t, err)
-	opts.PoolSize, opts.MaxActiveConns, opts.PoolTimeout = 20, 4, 300*time.Millisecond
+	opts.PoolSize, opts.MaxActiveConns, opts.PoolTimeout = 20, 4, time.Second
 	client := testenv.NewRedisClient(opts)
 	t.Cleanup(func() { client.Close() })
 	s, err := redisstream.New(client, redisstream.Options{

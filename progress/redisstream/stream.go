@@ -109,7 +109,9 @@ type Options struct {
 	// it does. The reading goroutines of other runs read without blocking,
 	// once every BlockTime (their readers then wait up to BlockTime more
 	// for new events), so that watching more runs than the client's pool
-	// holds never takes every connection from Publish and the replays.
+	// holds never takes every connection from Publish and the replays;
+	// reads that do not block, theirs and the replays', are capped at
+	// half MaxBlockingReads at once (at least one).
 	// Default: half the client's PoolSize for a *redis.Client (go-redis's
 	// default pool is 10 connections per GOMAXPROCS), or half its
 	// MaxActiveConns if that is set and lower; the same of a node's pool
@@ -179,6 +181,15 @@ type Stream struct {
 	// blocking holds a token for each reading goroutine blocked in XREAD;
 	// its capacity is MaxBlockingReads.
 	blocking chan struct{}
+	// reads holds a token for each read that does not block: a reading
+	// goroutine's XREAD without a blocking token, a page of a replay, a
+	// lookup of a run's newest entry. They are half as many as blocking
+	// ones at most (at least one), so that bursts of them (the runs beyond
+	// the cap read once every BlockTime together, browsers reconnect
+	// together) never take the connections left to Publish: go-redis
+	// fails a call at once when a client's MaxActiveConns are busy. One
+	// waits for a token at most the reads before it, a round trip each.
+	reads chan struct{}
 
 	ctx    context.Context // the hubs'; cancelled by Close
 	cancel context.CancelFunc
@@ -228,7 +239,9 @@ func maxBlockingReads(client redis.UniversalClient, n int) int {
 // Tailing holds one pooled connection per run with readers while it
 // blocks in XREAD, for at most MaxBlockingReads runs at once (by default
 // half the client's pool); the runs beyond read without blocking once
-// every BlockTime. So watching more runs than the pool holds delays their
+// every BlockTime. Reads that do not block (those, the pages of replays,
+// the lookups of a run's newest entry) are capped at half as many at
+// once (at least one). So watching more runs than the pool holds delays their
 // readers by up to BlockTime, and never takes every connection from
 // Publish (before the cap, 200 runs with 3 readers each on a pool of 20
 // made 79 pool timeouts and sent 276 of 4,000 events to Buffered's
@@ -275,6 +288,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		return nil, fmt.Errorf("%w: IdleTTL %v is below 1s", ErrInvalidOptions, opts.IdleTTL)
 	}
 	prefix, suffix, _ := strings.Cut(tmpl, RunIDPlaceholder)
+	blockingReads := maxBlockingReads(client, opts.MaxBlockingReads)
 	s := &Stream{
 		client:     client,
 		keyPrefix:  prefix,
@@ -291,7 +305,8 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		logger:     opts.Logger,
 		hubs:       make(map[string]*hub),
 		readers:    make(map[*reader]struct{}),
-		blocking:   make(chan struct{}, maxBlockingReads(client, opts.MaxBlockingReads)),
+		blocking:   make(chan struct{}, blockingReads),
+		reads:      make(chan struct{}, max(blockingReads/2, 1)),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -813,7 +828,11 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 	}
 	key := s.Key(runID)
 	for end := "+"; ; {
+		if !s.takeRead(ctx) {
+			return progress.Event{}, 0, false, context.Cause(ctx)
+		}
 		msgs, err := s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
+		<-s.reads
 		if err != nil {
 			return progress.Event{}, 0, false, fmt.Errorf("redisstream: xrevrange %s: %w", key, err)
 		}
@@ -849,7 +868,11 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 // the page was short: then the stream had nothing more when it was read.
 func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (uint64, bool, error) {
 	key := s.Key(runID)
+	if !s.takeRead(ctx) {
+		return pos, false, context.Cause(ctx)
+	}
 	msgs, err := s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
+	<-s.reads
 	if err != nil {
 		return pos, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
 	}
