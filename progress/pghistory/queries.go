@@ -7,7 +7,7 @@ import "strings"
 // then quoted, so that SQL keywords ("user", "order") work too. Run IDs
 // are text COLLATE "C": compared byte by byte, as Go compares strings.
 type queries struct {
-	ddl, appendEvents, replay, lastEvent, deleteRun, deleteRunEvents, prune string
+	ddl, appendEvents, replay, lastEvent, deleteRun, deleteRunEvents, pruneRuns, pruneEvents string
 }
 
 // ddl creates the tables; each statement is idempotent. {s} is the
@@ -45,12 +45,19 @@ CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
 // append of the run in flight, then, with a snapshot taken after that
 // append committed, its events.
 //
-// pruneSQL deletes a batch of runs whose last_at is older than $1
-// microseconds, found through progress_runs_last_at, skipping those that
-// an append holds (they are not old), and their events; it returns the
-// runs and the events deleted. An append that waits for a run's row
-// until the prune commits inserts the row again: the events it added are
-// not in the prune's snapshot, so they stay, with their run.
+// pruneRunsSQL and pruneEventsSQL are the two statements of a batch of
+// Prune, in one transaction. The first deletes a batch of runs whose
+// last_at is older than $1 microseconds, found through
+// progress_runs_last_at, skipping those that an append holds (they are
+// not old), and returns their IDs; the second deletes the events of those
+// runs through the primary key, with a snapshot taken after the first
+// locked the runs' rows. One statement would delete the events of its own
+// snapshot only: an append that committed after that snapshot, but before
+// the row was reached (it renewed the row, yet not past the age, which
+// Postgres re-checks), would leave its events without their run, where no
+// Prune finds them again. An append that waits for a run's row until the
+// prune commits inserts the row again: the events it added are not
+// committed when the second statement reads, so they stay, with their run.
 const (
 	appendSQL = `WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[]) WITH ORDINALITY AS i(run_id, seq, event, n)
@@ -67,17 +74,12 @@ ON CONFLICT (run_id) DO UPDATE SET last_at = now()`
 	lastEventSQL       = `SELECT event FROM {s}.progress_events WHERE run_id = $1 ORDER BY seq DESC LIMIT 1`
 	deleteRunSQL       = `DELETE FROM {s}.progress_runs WHERE run_id = $1`
 	deleteRunEventsSQL = `DELETE FROM {s}.progress_events WHERE run_id = $1`
-	pruneSQL           = `WITH gone AS (
-	DELETE FROM {s}.progress_runs WHERE run_id IN (
-		SELECT run_id FROM {s}.progress_runs
-		WHERE last_at < now() - $1::bigint * interval '1 microsecond'
-		ORDER BY last_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-	RETURNING run_id
-), events AS (
-	DELETE FROM {s}.progress_events e USING gone WHERE e.run_id = gone.run_id
-	RETURNING 1
-)
-SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM events)`
+	pruneRunsSQL       = `DELETE FROM {s}.progress_runs WHERE run_id = ANY(ARRAY(
+	SELECT run_id FROM {s}.progress_runs
+	WHERE last_at < now() - $1::bigint * interval '1 microsecond'
+	ORDER BY last_at LIMIT $2 FOR UPDATE SKIP LOCKED))
+RETURNING run_id`
+	pruneEventsSQL = `DELETE FROM {s}.progress_events WHERE run_id = ANY($1::text[])`
 )
 
 func newQueries(schema string) queries {
@@ -89,6 +91,7 @@ func newQueries(schema string) queries {
 		lastEvent:       f(lastEventSQL),
 		deleteRun:       f(deleteRunSQL),
 		deleteRunEvents: f(deleteRunEventsSQL),
-		prune:           f(pruneSQL),
+		pruneRuns:       f(pruneRunsSQL),
+		pruneEvents:     f(pruneEventsSQL),
 	}
 }

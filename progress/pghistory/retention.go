@@ -62,11 +62,11 @@ func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
 // later ones are kept, with their run).
 //
 // It finds old runs through an index on their time and deletes them in
-// batches of 100 runs, each batch one short transaction with the events
-// of its runs, so it costs what it deletes, not what is kept, and holds
-// no lock on the runs that go on. It stops at the first error, returning
-// the count so far, and returns context.Cause(ctx) if ctx ends between
-// batches. A negative olderThan is an error wrapping [ErrInvalidAge].
+// batches of 100 runs, each batch one short transaction of two statements
+// (the runs, then their events through the primary key), so it costs
+// what it deletes, not what is kept, and holds no lock on the runs that
+// go on. It stops at the first error, returning the count so far, and
+// returns context.Cause(ctx) if ctx ends between batches. A negative olderThan is an error wrapping [ErrInvalidAge].
 func (h *History) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
 	if olderThan < 0 {
 		return 0, fmt.Errorf("%w: prune runs older than %v: want 0 or more", ErrInvalidAge, olderThan)
@@ -76,15 +76,45 @@ func (h *History) Prune(ctx context.Context, olderThan time.Duration) (int64, er
 		if ctx.Err() != nil {
 			return total, context.Cause(ctx)
 		}
-		var runs, events int64
-		if err := h.pool.QueryRow(ctx, h.q.prune, olderThan.Microseconds(), h.batchSize()).Scan(&runs, &events); err != nil {
-			return total, h.fail(ctx, err, "prune runs older than %v", olderThan)
-		}
+		runs, events, err := h.pruneBatch(ctx, olderThan)
 		total += events
-		if runs < int64(h.batchSize()) {
+		if err != nil {
+			return total, err
+		}
+		if runs < h.batchSize() {
 			return total, nil
 		}
 	}
+}
+
+// pruneBatch deletes one batch of old runs and their events, in one
+// transaction of two statements (see pruneRunsSQL), and returns how many
+// runs and events it deleted.
+func (h *History) pruneBatch(ctx context.Context, olderThan time.Duration) (runs int, events int64, err error) {
+	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
+	}
+	defer rollback(ctx, tx)
+	rows, err := tx.Query(ctx, h.q.pruneRuns, olderThan.Microseconds(), h.batchSize())
+	if err != nil {
+		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
+	}
+	if len(ids) == 0 {
+		return 0, 0, nil // nothing deleted: the rollback ends the transaction
+	}
+	tag, err := tx.Exec(ctx, h.q.pruneEvents, ids)
+	if err != nil {
+		return 0, 0, h.fail(ctx, err, "prune events of %d runs older than %v", len(ids), olderThan)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, h.fail(ctx, err, "prune runs older than %v: commit", olderThan)
+	}
+	return len(ids), tag.RowsAffected(), nil
 }
 
 // batchSize is the runs a prune statement deletes at most.
