@@ -42,8 +42,9 @@ CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
 //
 // deleteRunSQL and deleteRunEventsSQL are the two statements of
 // DeleteRun, in one transaction: the run's row first, which waits for an
-// append of the run in flight, then, with a snapshot taken after that
-// append committed, its events.
+// append of the run that has renewed that row, then, with a snapshot
+// taken after that append committed, its events. An append still storing
+// its events waits for the row in turn, and inserts it again.
 //
 // pruneRunsSQL and pruneEventsSQL are the two statements of a batch of
 // Prune, in one transaction. The first deletes a batch of runs whose

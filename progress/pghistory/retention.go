@@ -17,11 +17,15 @@ const pruneBatch = 100
 // deleted. It is one transaction of two statements, each through an
 // index: it costs the run's events, and other runs are untouched,
 // whatever their IDs (a run "a" is not a prefix of "a-b"). It is safe
-// while runs go on, this one included: an append of the run in flight
-// when DeleteRun starts is waited for and deleted with the run, and one
-// that starts later waits for DeleteRun and keeps its events (the run
-// is then archived again from them). A run ID that Append would refuse was never
-// stored: DeleteRun returns 0 without a query. It returns
+// while runs go on, this one included, and never leaves an event without
+// its run: an append of the run that has already renewed the run's row
+// (its last step) is waited for and deleted with the run; any other
+// append, one that starts later or one still storing its events, or the
+// first append of a new run, is not waited for and keeps the events it
+// adds (the run is then archived again from them). So DeleteRun deletes
+// every event committed before it, not every append begun before it. A
+// run ID that Append would refuse was never stored: DeleteRun returns 0
+// without a query. It returns
 // context.Cause(ctx), with no effect, if ctx is done.
 func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
 	if ctx.Err() != nil {

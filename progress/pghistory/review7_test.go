@@ -178,3 +178,32 @@ func TestReview7PruneCostsWhatItDeletes(t *testing.T) {
 		})
 	}
 }
+
+// TestReview7DeleteRunBesideAppend deletes a run while an append of it
+// is in flight but has not reached the run's row yet (it waits for an
+// uncommitted event of another transaction): DeleteRun does not wait
+// for it, and the append's events stay, with a row for their run.
+func TestReview7DeleteRunBesideAppend(t *testing.T) {
+	t.Parallel()
+	h, pg := newHistory(t, pgx.QueryExecModeCacheStatement, pghistory.Options{}, nil)
+	ctx := testenv.Context(t, 30*time.Second)
+	run := sinktest.RunID(t)
+	require.NoError(t, h.Append(ctx, sinktest.Events(run, 1, 3)...))
+	blocker, err := pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = blocker.Rollback(context.Background()) }()
+	_, err = blocker.Exec(ctx, "INSERT INTO "+pgx.Identifier{pg.Schema, "progress_events"}.Sanitize()+
+		" (run_id, seq, event) VALUES ($1, 4, '\\x7b7d')", run)
+	require.NoError(t, err)
+	appended := make(chan error, 1)
+	go func() { appended <- h.Append(ctx, sinktest.Events(run, 4, 5)...) }()
+	review7WaitFor(t, ctx, pg, "wait_event_type = 'Lock'", "unnest", pg.Schema)
+
+	n, err := h.DeleteRun(ctx, run)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), n, "DeleteRun deletes the committed events only")
+	require.NoError(t, blocker.Rollback(ctx))
+	require.NoError(t, <-appended)
+	assert.Equal(t, []uint64{4, 5}, sinktest.Seqs(replay(t, h, run, 0)), "the append in flight keeps its events")
+	assert.Zero(t, review7Orphans(t, ctx, pg), "and they have their run's row")
+}
