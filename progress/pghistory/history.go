@@ -142,11 +142,12 @@ type Options struct {
 // using it. See the package documentation for the tables, the costs and
 // the limits.
 type History struct {
-	pool     *pgxpool.Pool
-	schema   string
-	pageSize int
-	batch    int // runs a prune statement deletes at most
-	q        queries
+	pool       *pgxpool.Pool
+	schema     string
+	pageSize   int
+	batch      int    // runs a prune statement deletes at most
+	afterBatch func() // for tests: called after each batch of a prune
+	q          queries
 }
 
 // New returns a History on pool, with its tables in opts.Schema. It

@@ -48,7 +48,7 @@ CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
 //
 // pruneRunsSQL and pruneEventsSQL are the two statements of a batch of
 // Prune, in one transaction. The first deletes a batch of runs whose
-// last_at is older than $1 microseconds, found through
+// last_at is before the cutoff $1, found through
 // progress_runs_last_at, skipping those that an append holds (they are
 // not old), and returns their IDs; the second deletes the events of those
 // runs through the primary key, with a snapshot taken after the first
@@ -77,10 +77,13 @@ ON CONFLICT (run_id) DO UPDATE SET last_at = now()`
 	deleteRunEventsSQL = `DELETE FROM {s}.progress_events WHERE run_id = $1`
 	pruneRunsSQL       = `DELETE FROM {s}.progress_runs WHERE run_id = ANY(ARRAY(
 	SELECT run_id FROM {s}.progress_runs
-	WHERE last_at < now() - $1::bigint * interval '1 microsecond'
+	WHERE last_at < $1::timestamptz
 	ORDER BY last_at LIMIT $2 FOR UPDATE SKIP LOCKED))
 RETURNING run_id`
 	pruneEventsSQL = `DELETE FROM {s}.progress_events WHERE run_id = ANY($1::text[])`
+	// pruneCutoffSQL is the cutoff of a Prune, by the database's clock,
+	// taken once: the runs appended during the prune are newer.
+	pruneCutoffSQL = `SELECT now() - $1::bigint * interval '1 microsecond'`
 )
 
 func newQueries(schema string) queries {

@@ -70,20 +70,35 @@ func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
 // (the runs, then their events through the primary key), so it costs
 // what it deletes, not what is kept, and holds no lock on the runs that
 // go on. It stops at the first error, returning the count so far, and
-// returns context.Cause(ctx) if ctx ends between batches. A negative olderThan is an error wrapping [ErrInvalidAge].
+// returns context.Cause(ctx) if ctx ends between batches. The age is
+// measured once, when Prune starts: runs that start during it are not
+// pruned, so it ends. A negative olderThan is an error wrapping
+// [ErrInvalidAge].
 func (h *History) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
 	if olderThan < 0 {
 		return 0, fmt.Errorf("%w: prune runs older than %v: want 0 or more", ErrInvalidAge, olderThan)
+	}
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
+	}
+	// The cutoff is taken once: were it taken by each batch, runs that
+	// keep starting during a prune with a short age could keep it going.
+	var cutoff time.Time
+	if err := h.pool.QueryRow(ctx, pruneCutoffSQL, olderThan.Microseconds()).Scan(&cutoff); err != nil {
+		return 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
 	}
 	var total int64
 	for {
 		if ctx.Err() != nil {
 			return total, context.Cause(ctx)
 		}
-		runs, events, err := h.pruneBatch(ctx, olderThan)
+		runs, events, err := h.pruneBatch(ctx, olderThan, cutoff)
 		total += events
 		if err != nil {
 			return total, err
+		}
+		if h.afterBatch != nil {
+			h.afterBatch()
 		}
 		if runs < h.batchSize() {
 			return total, nil
@@ -94,13 +109,13 @@ func (h *History) Prune(ctx context.Context, olderThan time.Duration) (int64, er
 // pruneBatch deletes one batch of old runs and their events, in one
 // transaction of two statements (see pruneRunsSQL), and returns how many
 // runs and events it deleted.
-func (h *History) pruneBatch(ctx context.Context, olderThan time.Duration) (runs int, events int64, err error) {
+func (h *History) pruneBatch(ctx context.Context, olderThan time.Duration, cutoff time.Time) (runs int, events int64, err error) {
 	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
 	}
 	defer rollback(ctx, tx)
-	rows, err := tx.Query(ctx, h.q.pruneRuns, olderThan.Microseconds(), h.batchSize())
+	rows, err := tx.Query(ctx, h.q.pruneRuns, cutoff, h.batchSize())
 	if err != nil {
 		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
 	}

@@ -2,6 +2,7 @@ package pghistory_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -165,5 +166,36 @@ func TestPruneWhileAppending(t *testing.T) {
 	assert.Equal(t, uint64(303), got[len(got)-1])
 	for i := 1; i < len(got); i++ {
 		require.Less(t, got[i-1], got[i], "Seqs in order")
+	}
+}
+
+// TestPruneEndsWhileRunsStart prunes with an age of 0, one run a batch,
+// while a new run starts after each batch: the age is measured once, when
+// Prune starts, so it deletes the runs older than that and ends; taken
+// again by each batch, it would go on deleting the runs that start.
+func TestPruneEndsWhileRunsStart(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			h, pg := newHistory(t, mode, pghistory.Options{}, nil)
+			pghistory.SetPruneBatch(h, 1)
+			ctx := testenv.Context(t, 20*time.Second)
+			base := sinktest.RunID(t)
+			for i := range 3 {
+				require.NoError(t, h.Append(ctx, sinktest.Events(fmt.Sprintf("%s-old-%d", base, i), 1, 2)...))
+			}
+			started := 0
+			pghistory.SetAfterPruneBatch(h, func() {
+				if started < 20 { // bounded, so that a prune that does not end fails rather than hangs
+					require.NoError(t, h.Append(ctx, sinktest.Events(fmt.Sprintf("%s-new-%d", base, started), 1, 1)...))
+					started++
+				}
+			})
+			n, err := h.Prune(ctx, 0)
+			require.NoError(t, err)
+			assert.Equal(t, int64(3*2), n, "the 3 runs older than the prune")
+			assert.Equal(t, 4, started, "3 batches of one run, then one that found none")
+			assert.Equal(t, started, count(t, pg, "progress_runs"), "the runs started during the prune are kept")
+		})
 	}
 }
