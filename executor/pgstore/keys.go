@@ -7,6 +7,7 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // The longest keys and IDs a [Store] takes, in bytes (of UTF-8, as Go
@@ -96,7 +97,7 @@ func checkKey(field, key string, max int) error {
 	case len(key) > max:
 		// No retry can make it fit: the executor does not call again.
 		return executor.Permanent(&KeyError{Field: field, Key: key, Max: max})
-	case !storable(key):
+	case !pgschema.Storable(key):
 		// Postgres refuses it (SQLSTATE 22021) however often it is sent.
 		return executor.Permanent(&KeyError{Field: field, Key: key, Max: max, NotText: true})
 	}
@@ -107,7 +108,7 @@ func checkKey(field, key string, max int) error {
 // limit is max: storable and no longer than max. A lookup of a key that
 // does not fit finds nothing, without asking the server.
 func fits(key string, max int) bool {
-	return len(key) <= max && storable(key)
+	return len(key) <= max && pgschema.Storable(key)
 }
 
 // TextError reports a text field of a write, not a key, that is not valid
@@ -135,7 +136,7 @@ func (e *TextError) Unwrap() error { return ErrNotText }
 // checkText returns a [*TextError] for field, wrapped in
 // executor.Permanent, if s is not valid UTF-8 without NUL.
 func checkText(field func() string, s string) error {
-	if storable(s) {
+	if pgschema.Storable(s) {
 		return nil
 	}
 	return executor.Permanent(&TextError{Field: field(), Value: s})
@@ -196,7 +197,7 @@ func checkAsset(key string, a executor.Asset) error {
 	}
 	ok := true
 	for k, v := range a.Meta {
-		ok = ok && storable(k) && storable(v)
+		ok = ok && pgschema.Storable(k) && pgschema.Storable(v)
 	}
 	if ok {
 		return nil

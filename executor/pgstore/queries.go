@@ -3,6 +3,8 @@ package pgstore
 import (
 	"strconv"
 	"strings"
+
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // queries are a Store's SQL statements, with the schema filled in. New
@@ -75,7 +77,7 @@ CREATE INDEX IF NOT EXISTS runs_age ON {s}.runs ((coalesce(ended_at, started_at)
 `
 
 func newQueries(schema string) queries {
-	r := strings.NewReplacer("{s}", quote(schema))
+	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
 	f := r.Replace
 	return queries{
 		ddl:           f(ddl),
@@ -192,7 +194,3 @@ var refKeyStart = strconv.Itoa(len(RefPrefix) + 1)
 
 // runColumns are the columns scanRun reads, in its order.
 const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error`
-
-// quote returns a schema name that New accepted as a quoted identifier.
-// Such a name holds no double quote, so it needs no escaping.
-func quote(schema string) string { return `"` + schema + `"` }

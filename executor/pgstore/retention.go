@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // pruneBatch is how many rows one statement of PruneAssets or PruneRuns
@@ -51,7 +52,7 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	if err != nil {
 		return false, s.wrapErr(err, "delete graph %q", graphKey)
 	}
-	defer rollback(ctx, tx)
+	defer pgschema.Rollback(ctx, tx)
 	// The graphs row first: the update locks it, so a commit racing with
 	// the deletion either ends before it, and its states are deleted
 	// below, or waits for it and then finds the version moved (and

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // Compile-time checks that a Store implements the executor's interfaces.
@@ -119,7 +117,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	if !validSchema(schema) {
+	if !pgschema.Valid(schema) {
 		return nil, &SchemaError{Schema: schema}
 	}
 	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch}, nil
@@ -127,24 +125,6 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 
 // Schema returns the name of the schema that holds the store's tables.
 func (s *Store) Schema() string { return s.schema }
-
-// validSchema reports whether name is a plain lowercase identifier that
-// needs no quoting and is not reserved: [a-z_][a-z0-9_]{0,62}, not "pg_...".
-func validSchema(name string) bool {
-	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
-		return false
-	}
-	for i := range len(name) {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c == '_':
-		case c >= '0' && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // Migrate creates the schema, the tables and the index that the store
 // needs, if they do not exist yet, and records [SchemaVersion]. It is
@@ -162,8 +142,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
-	defer rollback(ctx, tx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(s.schema)); err != nil {
+	defer pgschema.Rollback(ctx, tx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgschema.MigrateLockKey(s.schema)); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: advisory lock: %w", s.schema, err)
 	}
 	// CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
@@ -174,7 +154,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
 	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quote(s.schema)); err != nil {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgschema.Quote(s.schema)); err != nil {
 			return fmt.Errorf("pgstore: migrate schema %s: create schema: %w", s.schema, err)
 		}
 	}
@@ -190,27 +170,6 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// migrateLockKey is the advisory lock key of Migrate for a schema: a
-// 64-bit FNV-1a hash of the package path and the schema name.
-func migrateLockKey(schema string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("github.com/regengraph/regen/executor/pgstore.Migrate:" + schema))
-	return int64(h.Sum64())
-}
-
-// rollbackTimeout bounds a rollback run after its context ended.
-const rollbackTimeout = 5 * time.Second
-
-// rollback rolls tx back, if it is still open. It runs even when ctx is
-// done, so that the connection goes back to the pool clean; pgx closes
-// the connection instead if that fails. Rolling back a committed tx is a
-// no-op.
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	_ = tx.Rollback(ctx)
-}
-
 // beginReadCommitted starts a commit's transaction, as
 // pgx.TxOptions{IsoLevel: pgx.ReadCommitted} does.
 const beginReadCommitted = "BEGIN ISOLATION LEVEL READ COMMITTED"
@@ -224,7 +183,7 @@ func rollbackConn(ctx context.Context, conn *pgxpool.Conn) {
 	if pc.IsClosed() || pc.TxStatus() == 'I' {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgschema.RollbackTimeout)
 	defer cancel()
 	_, _ = conn.Exec(ctx, "ROLLBACK")
 }
@@ -238,14 +197,6 @@ func (s *Store) wrapErr(err error, format string, args ...any) error {
 		return fmt.Errorf("%w: schema %s: %s: %w", ErrNotMigrated, s.schema, what, err)
 	}
 	return fmt.Errorf("pgstore: %s: %w", what, err)
-}
-
-// storable reports whether Postgres can hold s in a text column: valid
-// UTF-8 without NUL. A key that is not storable was never stored, so a
-// lookup of it is "not found" without asking the server, which would
-// refuse it.
-func storable(s string) bool {
-	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 // toTimestamptz converts t for a timestamptz column: NULL for the zero

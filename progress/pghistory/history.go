@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
-	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/regengraph/regen/internal/pgschema"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -163,7 +160,7 @@ func New(pool *pgxpool.Pool, opts Options) (*History, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	if !validSchema(schema) {
+	if !pgschema.Valid(schema) {
 		return nil, &SchemaError{Schema: schema}
 	}
 	page := opts.PageSize
@@ -178,27 +175,6 @@ func New(pool *pgxpool.Pool, opts Options) (*History, error) {
 
 // Schema returns the name of the schema that holds the History's tables.
 func (h *History) Schema() string { return h.schema }
-
-// validSchema reports whether name is a plain lowercase identifier that
-// needs no quoting and is not reserved: [a-z_][a-z0-9_]{0,62}, not "pg_...".
-func validSchema(name string) bool {
-	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
-		return false
-	}
-	for i := range len(name) {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c == '_':
-		case c >= '0' && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// quote quotes a schema name that validSchema accepted.
-func quote(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 // Migrate creates the schema, the tables and the index that the History
 // needs, if they do not exist yet. It is idempotent, and safe to call
@@ -217,8 +193,8 @@ func (h *History) Migrate(ctx context.Context) error {
 	if err != nil {
 		return h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
-	defer rollback(ctx, tx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLockKey(h.schema)); err != nil {
+	defer pgschema.Rollback(ctx, tx)
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgschema.MigrateLockKey(h.schema)); err != nil {
 		return h.fail(ctx, err, "migrate schema %s: advisory lock", h.schema)
 	}
 	// CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
@@ -229,7 +205,7 @@ func (h *History) Migrate(ctx context.Context) error {
 		return h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+quote(h.schema)); err != nil {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgschema.Quote(h.schema)); err != nil {
 			return h.fail(ctx, err, "migrate schema %s: create schema", h.schema)
 		}
 	}
@@ -240,27 +216,6 @@ func (h *History) Migrate(ctx context.Context) error {
 		return h.fail(ctx, err, "migrate schema %s: commit", h.schema)
 	}
 	return nil
-}
-
-// migrateLockKey is the advisory lock key of Migrate for a schema: the
-// key of executor/pgstore's Migrate, a 64-bit FNV-1a hash of its package
-// path and the schema name, so that the two never create a schema at
-// once (which fails one of them in the system catalogs).
-func migrateLockKey(schema string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("github.com/regengraph/regen/executor/pgstore.Migrate:" + schema))
-	return int64(h.Sum64())
-}
-
-// rollbackTimeout bounds a rollback run after its context ended.
-const rollbackTimeout = 5 * time.Second
-
-// rollback rolls tx back, if it is still open, even when ctx is done, so
-// that the connection goes back to the pool clean.
-func rollback(ctx context.Context, tx pgx.Tx) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
-	defer cancel()
-	_ = tx.Rollback(ctx)
 }
 
 // fail wraps a driver error with what was being done: context.Cause(ctx)
@@ -278,16 +233,10 @@ func (h *History) fail(ctx context.Context, err error, format string, args ...an
 	return fmt.Errorf("pghistory: %s: %w", what, err)
 }
 
-// storable reports whether Postgres can hold s in a text column: valid
-// UTF-8 without NUL.
-func storable(s string) bool {
-	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
-}
-
 // fits reports whether runID can be one the History holds. A lookup of a
 // run ID that does not fit finds nothing, without asking the server.
 func fits(runID string) bool {
-	return len(runID) <= MaxRunIDBytes && storable(runID)
+	return len(runID) <= MaxRunIDBytes && pgschema.Storable(runID)
 }
 
 // checkEvent returns why e cannot be appended, or nil: [progress.Event.Validate]'s
@@ -299,7 +248,7 @@ func checkEvent(e progress.Event) error {
 	switch {
 	case len(e.RunID) > MaxRunIDBytes:
 		return &RunIDError{RunID: e.RunID, Seq: e.Seq}
-	case !storable(e.RunID):
+	case !pgschema.Storable(e.RunID):
 		return &RunIDError{RunID: e.RunID, Seq: e.Seq, NotText: true}
 	case e.Seq > MaxSeq:
 		return fmt.Errorf("%w: run %q seq %d is over %d, the largest Postgres bigint", progress.ErrInvalidEvent, e.RunID, e.Seq, uint64(MaxSeq))

@@ -1,6 +1,10 @@
 package pghistory
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/regengraph/regen/internal/pgschema"
+)
 
 // queries are a History's SQL statements, with the schema filled in. New
 // checks that the schema name is a plain lowercase identifier, which is
@@ -87,7 +91,7 @@ RETURNING run_id`
 )
 
 func newQueries(schema string) queries {
-	f := strings.NewReplacer("{s}", quote(schema)).Replace
+	f := strings.NewReplacer("{s}", pgschema.Quote(schema)).Replace
 	return queries{
 		ddl:             f(ddl),
 		appendEvents:    f(appendSQL),

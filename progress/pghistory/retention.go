@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // pruneBatch is how many runs one statement of Prune deletes at most,
@@ -38,7 +39,7 @@ func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
 	if err != nil {
 		return 0, h.fail(ctx, err, "delete run %q", runID)
 	}
-	defer rollback(ctx, tx)
+	defer pgschema.Rollback(ctx, tx)
 	// The run's row first: it waits for an append of the run in flight,
 	// so that the next statement, with a snapshot of its own, sees that
 	// append's events and deletes them too.
@@ -114,7 +115,7 @@ func (h *History) pruneBatch(ctx context.Context, olderThan time.Duration, cutof
 	if err != nil {
 		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)
 	}
-	defer rollback(ctx, tx)
+	defer pgschema.Rollback(ctx, tx)
 	rows, err := tx.Query(ctx, h.q.pruneRuns, cutoff, h.batchSize())
 	if err != nil {
 		return 0, 0, h.fail(ctx, err, "prune runs older than %v", olderThan)

@@ -1,0 +1,69 @@
+// Package pgschema holds what the project's Postgres adapters,
+// executor/pgstore and progress/pghistory, must do alike: which schema
+// names they take, how they quote them, the advisory lock under which
+// they migrate a schema (so that the two can share one), what text
+// Postgres holds, and how they roll a transaction back.
+package pgschema
+
+import (
+	"context"
+	"hash/fnv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Valid reports whether name is a schema name the adapters take: a plain
+// lowercase identifier that needs no quoting and is not reserved,
+// [a-z_][a-z0-9_]{0,62}, not "pg_...".
+func Valid(name string) bool {
+	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Quote quotes a schema name that Valid accepted, for SQL text.
+func Quote(name string) string { return `"` + name + `"` }
+
+// MigrateLockKey is the key of the transaction-scoped advisory lock
+// (pg_advisory_xact_lock) that every adapter's Migrate of a schema takes
+// first, so that migrations of one schema run one after the other: two
+// that created a schema at once would fail one of them in the system
+// catalogs. It is a 64-bit FNV-1a hash of pgstore's Migrate and the
+// schema name, as pgstore has always taken it.
+func MigrateLockKey(schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("github.com/regengraph/regen/executor/pgstore.Migrate:" + schema))
+	return int64(h.Sum64())
+}
+
+// Storable reports whether Postgres can hold s in a text column: valid
+// UTF-8 without NUL.
+func Storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// RollbackTimeout bounds a rollback run after its context ended.
+const RollbackTimeout = 5 * time.Second
+
+// Rollback rolls tx back, if it is still open. It runs even when ctx is
+// done, so that the connection goes back to the pool clean; pgx closes
+// the connection instead if that fails. Rolling back a committed tx is a
+// no-op.
+func Rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx)
+}

@@ -1,0 +1,44 @@
+package pgschema_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/regengraph/regen/internal/pgschema"
+)
+
+func TestValid(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"regen", true}, {"_x", true}, {"a1_b2", true}, {strings.Repeat("a", 63), true},
+		{"", false}, {strings.Repeat("a", 64), false}, {"1a", false}, {"pg_x", false},
+		{"Regen", false}, {"a-b", false}, {"a b", false}, {`a"b`, false}, {"é", false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, pgschema.Valid(tt.name), "%q", tt.name)
+	}
+}
+
+func TestStorable(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"", true}, {"héllo", true}, {"a\x00b", false}, {"a\xffb", false},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, pgschema.Storable(tt.s), "%q", tt.s)
+	}
+}
+
+// The key is the one pgstore's Migrate has always taken: another would
+// let an older process migrate a schema beside a newer one.
+func TestMigrateLockKey(t *testing.T) {
+	assert.Equal(t, int64(7499691835209471212), pgschema.MigrateLockKey("regen"))
+	assert.NotEqual(t, pgschema.MigrateLockKey("regen"), pgschema.MigrateLockKey("regen2"))
+	assert.Equal(t, `"regen"`, pgschema.Quote("regen"))
+}
