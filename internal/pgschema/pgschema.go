@@ -34,6 +34,10 @@ func Valid(name string) bool {
 	return true
 }
 
+// Allowed says what Valid allows, for the adapters' errors.
+const Allowed = "want 1 to 63 lowercase ASCII letters, digits and underscores, " +
+	"starting with a letter or an underscore, and not starting with \"pg_\" (reserved by Postgres)"
+
 // Quote quotes a schema name that Valid accepted, for SQL text.
 func Quote(name string) string { return `"` + name + `"` }
 

@@ -72,9 +72,7 @@ type SchemaError struct {
 }
 
 func (e *SchemaError) Error() string {
-	return fmt.Sprintf("%v %q: want 1 to 63 lowercase ASCII letters, digits and underscores, "+
-		"starting with a letter or an underscore, and not starting with \"pg_\" (reserved by Postgres)",
-		ErrInvalidSchema, e.Schema)
+	return fmt.Sprintf("%v %q: %s", ErrInvalidSchema, e.Schema, pgschema.Allowed)
 }
 
 // Unwrap returns [ErrInvalidSchema].
