@@ -200,8 +200,9 @@ func testHistoryCancel(t *testing.T, newHistory NewHistory) {
 	assert.ErrorIs(t, err, cause, "Replay with a cancelled context must return context.Cause")
 	assert.Zero(t, n, "Replay with a cancelled context delivered events")
 
-	// Cancelled from the callback: the replay stops, at the latest at
-	// the end of the page it read, with the cause.
+	// Cancelled from the callback: the replay stops, with the cause, at
+	// the latest at the end of the page it read (however large: a History
+	// may read a run at once).
 	ctx, cancel = context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	n = 0
@@ -213,7 +214,6 @@ func testHistoryCancel(t *testing.T, newHistory NewHistory) {
 		return nil
 	})
 	assert.ErrorIs(t, err, cause, "Replay cancelled from its callback must return context.Cause")
-	assert.Less(t, n, 1200, "Replay cancelled at seq 2 went on to the end of the run")
 }
 
 // testHistoryInvalidEvent checks that an invalid event fails the whole
