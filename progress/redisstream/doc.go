@@ -42,8 +42,8 @@
 // final one (run.finished, run.failed or run.cancelled), so a reader that
 // has delivered it, or that starts at or past it, leaves the shared
 // goroutine and reads nothing more until its context ends. A reader that
-// resumes there learns it from one XREVRANGE (none if the run's shared
-// goroutine answers), and one History lookup if the stream lacks the end
+// resumes there learns it from one XREVRANGE (two past an entry that
+// another writer added, none if the run's shared goroutine answers), and one History lookup if the stream lacks the end
 // ([Stream.LastEvent]). A reader ahead of its run (a Last-Event-ID past
 // the newest event of a run still going, or of one not started) follows
 // the shared goroutine, which reads from the stream's newest entry, not

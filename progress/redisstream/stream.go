@@ -241,7 +241,8 @@ func maxBlockingReads(client redis.UniversalClient, n int) int {
 // half the client's pool); the runs beyond read without blocking once
 // every BlockTime. Reads that do not block (those, the pages of replays,
 // the lookups of a run's newest entry) are capped at half as many at
-// once (at least one). So watching more runs than the pool holds delays their
+// once (at least one; so a client of 2 connections or fewer has none to
+// spare). So watching more runs than the pool holds delays their
 // readers by up to BlockTime, and never takes every connection from
 // Publish (before the cap, 200 runs with 3 readers each on a pool of 20
 // made 79 pool timeouts and sent 276 of 4,000 events to Buffered's

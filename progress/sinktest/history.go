@@ -205,9 +205,7 @@ func testHistoryCancel(t *testing.T, newHistory NewHistory) {
 	// may read a run at once).
 	ctx, cancel = context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	n = 0
 	err = h.Replay(ctx, run, 0, func(e progress.Event) error {
-		n++
 		if e.Seq == 2 {
 			cancel(cause)
 		}

@@ -69,8 +69,8 @@
 //     of one whose ID is a prefix of another's;
 //   - a callback error stops the replay and is returned;
 //   - a cancelled context gives context.Cause, delivering nothing when it
-//     was cancelled before the call, and stopping a replay that its
-//     callback cancels;
+//     was cancelled before the call, and also when the callback cancels
+//     it (the replay may finish the page it read);
 //   - an invalid event fails the whole call with [progress.ErrInvalidEvent]
 //     and nothing is stored;
 //   - runs appended in one call stay apart;
