@@ -68,9 +68,9 @@
 //   - replay after a Seq (a run with a gap too), and of an unknown run or
 //     of one whose ID is a prefix of another's;
 //   - a callback error stops the replay and is returned;
-//   - a cancelled context gives context.Cause, delivering nothing when it
-//     was cancelled before the call, and also when the callback cancels
-//     it (the replay may finish the page it read);
+//   - a cancelled context gives context.Cause: with nothing delivered
+//     when it was cancelled before the call; at the latest at the end of
+//     the page read when the callback cancels it;
 //   - an invalid event fails the whole call with [progress.ErrInvalidEvent]
 //     and nothing is stored;
 //   - runs appended in one call stay apart;
