@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -136,26 +135,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := pgschema.BeginMigrate(ctx, s.pool, s.schema)
 	if err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
 	defer pgschema.Rollback(ctx, tx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgschema.MigrateLockKey(s.schema)); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: advisory lock: %w", s.schema, err)
-	}
-	// CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
-	// database even when the schema exists; skip it then, so that a host
-	// whose administrator made the schema can still migrate.
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", s.schema).Scan(&exists); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
-	}
-	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgschema.Quote(s.schema)); err != nil {
-			return fmt.Errorf("pgstore: migrate schema %s: create schema: %w", s.schema, err)
-		}
-	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: create tables: %w", s.schema, err)
 	}

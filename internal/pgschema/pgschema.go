@@ -7,12 +7,14 @@ package pgschema
 
 import (
 	"context"
+	"fmt"
 	"hash/fnv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Valid reports whether name is a schema name the adapters take: a plain
@@ -70,4 +72,35 @@ func Rollback(ctx context.Context, tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
 	defer cancel()
 	_ = tx.Rollback(ctx)
+}
+
+// BeginMigrate starts the transaction of an adapter's Migrate of schema:
+// it takes the MigrateLockKey lock, then creates the schema if it does
+// not exist. (CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on
+// the database even when the schema exists: it is skipped then, so that
+// a host whose administrator made the schema can still migrate.) The
+// caller creates its tables, commits, and defers Rollback. An error says
+// which step failed, and wraps the driver's.
+func BeginMigrate(ctx context.Context, pool *pgxpool.Pool, schema string) (pgx.Tx, error) {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(step string, err error) (pgx.Tx, error) {
+		Rollback(ctx, tx)
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", MigrateLockKey(schema)); err != nil {
+		return fail("advisory lock", err)
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", schema).Scan(&exists); err != nil {
+		return fail("look up the schema", err)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+Quote(schema)); err != nil {
+			return fail("create schema", err)
+		}
+	}
+	return tx, nil
 }

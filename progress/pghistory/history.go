@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -187,26 +186,11 @@ func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
-	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	tx, err := pgschema.BeginMigrate(ctx, h.pool, h.schema)
 	if err != nil {
 		return h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	defer pgschema.Rollback(ctx, tx)
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pgschema.MigrateLockKey(h.schema)); err != nil {
-		return h.fail(ctx, err, "migrate schema %s: advisory lock", h.schema)
-	}
-	// CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the
-	// database even when the schema exists; skip it then, so that a host
-	// whose administrator made the schema can still migrate.
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)", h.schema).Scan(&exists); err != nil {
-		return h.fail(ctx, err, "migrate schema %s", h.schema)
-	}
-	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgschema.Quote(h.schema)); err != nil {
-			return h.fail(ctx, err, "migrate schema %s: create schema", h.schema)
-		}
-	}
 	if _, err := tx.Exec(ctx, h.q.ddl); err != nil {
 		return h.fail(ctx, err, "migrate schema %s: create tables", h.schema)
 	}
