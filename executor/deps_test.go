@@ -66,9 +66,9 @@ func (s *readLog) GetMany(ctx context.Context, refs []string) ([]executor.Asset,
 type getOnly struct{ executor.AssetStore }
 
 // depsRun runs a fresh 40-second lecture on assets, recording each
-// request's dependencies. It returns the run's error, the dependencies
-// seen by node ID, and the stored asset references by node ID.
-func depsRun(t *testing.T, g *graph.Graph, assets executor.AssetStore) (error, map[string][]executor.Dep, map[string]string) {
+// request's dependencies. It returns the dependencies seen by node ID,
+// the stored asset references by node ID, and the run's error.
+func depsRun(t *testing.T, g *graph.Graph, assets executor.AssetStore) (map[string][]executor.Dep, map[string]string, error) {
 	t.Helper()
 	var mu sync.Mutex
 	seen := map[string][]executor.Dep{}
@@ -90,7 +90,7 @@ func depsRun(t *testing.T, g *graph.Graph, assets executor.AssetStore) (error, m
 	for id, st := range snap.States {
 		refs[id] = st.AssetRef
 	}
-	return runErr, seen, refs
+	return seen, refs, runErr
 }
 
 // remoteLog is a readLog that does not live in the process, as a
@@ -119,7 +119,7 @@ func (s remoteLog) GetMany(ctx context.Context, refs []string) ([]executor.Asset
 func TestDepsReadInOneCall(t *testing.T) {
 	g, err := graph.Build(graph.Lecture(), 40)
 	require.NoError(t, err)
-	err, plain, _ := depsRun(t, g, getOnly{executor.NewMemoryAssets()})
+	plain, _, err := depsRun(t, g, getOnly{executor.NewMemoryAssets()})
 	require.NoError(t, err)
 	for _, tc := range []struct {
 		name  string
@@ -131,7 +131,7 @@ func TestDepsReadInOneCall(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log := &readLog{MemoryAssets: executor.NewMemoryAssets()}
-			err, batched, refs := depsRun(t, g, tc.store(log))
+			batched, refs, err := depsRun(t, g, tc.store(log))
 			require.NoError(t, err)
 
 			var wantManys [][]string
@@ -182,9 +182,9 @@ func TestDepsReadFallsBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.log.MemoryAssets = executor.NewMemoryAssets()
-			err, got, _ := depsRun(t, g, tc.log)
+			got, _, err := depsRun(t, g, tc.log)
 			require.NoError(t, err)
-			err, want, _ := depsRun(t, g, executor.NewMemoryAssets())
+			want, _, err := depsRun(t, g, executor.NewMemoryAssets())
 			require.NoError(t, err)
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("dependencies (-want +got):\n%s", d)
@@ -198,10 +198,10 @@ func TestDepsReadFallsBack(t *testing.T) {
 		log := &readLog{MemoryAssets: executor.NewMemoryAssets()}
 		// The ref ends with the image's output hash: find it from a run
 		// on another store first, as the output is deterministic.
-		_, _, refs := depsRun(t, g, executor.NewMemoryAssets())
+		_, refs, _ := depsRun(t, g, executor.NewMemoryAssets())
 		log.lost = refs["asset:image:segment[2]"]
 		require.NotEmpty(t, log.lost)
-		err, _, _ := depsRun(t, g, log)
+		_, _, err := depsRun(t, g, log)
 		var re *executor.RunError
 		require.ErrorAs(t, err, &re)
 		var failed []string

@@ -724,7 +724,7 @@ func TestPlanPreviewsARun(t *testing.T) {
 		l := newLab(t, 120)
 		e := l.executor(executor.Options{})
 		ctx := context.Background()
-		plan, set, err := e.Plan(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		plan, _, err := e.Plan(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
 		require.NoError(t, err)
 		assert.Equal(t, l.g.Len(), plan.Len(), "a new lecture: every node")
 		_, err = l.run(e)
@@ -734,7 +734,7 @@ func TestPlanPreviewsARun(t *testing.T) {
 		l.resetCalls()
 		mark := dirty.Mark{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}
 		req := executor.RunRequest{GraphKey: "lecture", Graph: l.g, Marks: []dirty.Mark{mark}}
-		plan, set, err = e.Plan(ctx, req)
+		plan, set, err := e.Plan(ctx, req)
 		require.NoError(t, err)
 		assert.Equal(t, "Stage 0: Generating 1 asset:narration node in batches of 4\n"+
 			"Stage 1: Generating 1 asset:video node in batches of 3\n"+
