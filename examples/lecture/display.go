@@ -300,9 +300,12 @@ func drawBar(done, total int) string {
 	return "[" + strings.Repeat("#", fill) + strings.Repeat(".", barWidth-fill) + "]"
 }
 
-// round rounds a duration for display: to 10 ms below 10 s, to 100 ms
-// above.
+// round rounds a duration for display: to 10 µs below 10 ms (a run of
+// instant generators is not "0s"), to 10 ms below 10 s, to 100 ms above.
 func round(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(10 * time.Microsecond)
+	}
 	if d < 10*time.Second {
 		return d.Round(10 * time.Millisecond)
 	}

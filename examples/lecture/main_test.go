@@ -419,3 +419,17 @@ func TestPlanMatchesTheExecutor(t *testing.T) {
 	}
 	require.NoError(t, e.Close(ctx))
 }
+
+// round keeps a short run's duration visible, and rounds longer ones.
+func TestRound(t *testing.T) {
+	for _, tc := range []struct{ in, want time.Duration }{
+		{0, 0},
+		{412_345 * time.Nanosecond, 410 * time.Microsecond},
+		{9_994 * time.Microsecond, 9_990 * time.Microsecond},
+		{12_345 * time.Microsecond, 10 * time.Millisecond},
+		{9_994 * time.Millisecond, 9_990 * time.Millisecond},
+		{12_345 * time.Millisecond, 12_300 * time.Millisecond},
+	} {
+		assert.Equal(t, tc.want, round(tc.in), "round(%v)", tc.in)
+	}
+}
