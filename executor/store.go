@@ -164,6 +164,12 @@ type AssetChecker interface {
 // timeline over every segment's video and narration has hundreds of them:
 // one round trip each, for a database). The in-memory stores, to which a
 // call costs no round trip, get it for four or more.
+//
+// A type that wraps an asset store by embedding it inherits its optional
+// methods, this one and [AssetChecker]'s: a wrapper that changes what Get
+// or Exists answers (it decrypts, caches or counts) must define GetMany
+// and Missing too, or embed only the [AssetStore] interface, or the
+// executor reads around it.
 type AssetBatchGetter interface {
 	// GetMany returns the assets refs point to, one for each ref and in
 	// the order of refs, as Get would return them; refs may repeat. If a
