@@ -6,15 +6,18 @@
 //
 // [Stream.Publish] writes one stream per run, keyed by
 // [Options].KeyTemplate ("lecture:{runId}" by default), with XADD MAXLEN ~
-// 5000 (configurable), one pipeline per call. Each entry's ID is 0-<seq>,
-// the event's sequence number, and its one field "event" holds the
-// event's JSON (see package progress). Redis refuses an ID that is not
-// above the stream's newest, so a retried publish never creates a
-// duplicate, and the IDs mean the same after a restart. Optionally a
+// 5000 (configurable), one pipeline per call (one more, rarely: see
+// below). Each entry's ID is 0-<seq>, the event's sequence number, and
+// its one field "event" holds the event's JSON (see package progress).
+// Redis refuses an ID that is not above the stream's newest, so a retried
+// publish never creates a duplicate, and the IDs mean the same after a
+// restart. Optionally a
 // finished run's stream expires ([Options].FinishedTTL), and so does one
 // left idle ([Options].IdleTTL), the stream of a run whose final event
 // never reached Redis (its process crashed, or that publish failed), which
-// FinishedTTL alone keeps for good.
+// FinishedTTL alone keeps for good. A late event that finds the stream
+// of its finished run expired creates it again with FinishedTTL, not
+// without an expiry.
 //
 // # Reading
 //

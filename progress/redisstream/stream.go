@@ -56,8 +56,14 @@ type Options struct {
 	MaxLen int64
 	// FinishedTTL, if positive, expires a run's stream that long after
 	// its final event (run.finished, run.failed or run.cancelled) is
-	// published; later readers then read the History. Default: 0, the
-	// stream is kept until trimmed or deleted.
+	// published; later readers then read the History. Without IdleTTL,
+	// an event other than a run's first that finds its run's stream gone
+	// (a late retry after the stream expired, or Redis lost it while the
+	// run goes on) creates it again with FinishedTTL too, so that no
+	// stream is left without an expiry; that costs its Publish call one
+	// more round trip. (A late retry of a run's first event alone looks
+	// like a new run, and creates a stream without an expiry.) Default:
+	// 0, the stream is kept until trimmed or deleted.
 	FinishedTTL time.Duration
 	// IdleTTL, if positive, expires a run's stream that long after its
 	// newest publish: each publish sets it again, and a final event's
@@ -345,7 +351,11 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // FinishedTTL, if set, wins), unless the stream has an entry above the
 // call's newest event there: events Redis refused as older than the
 // stream's newest leave the expiry as it was. With IdleTTL, Publish sends
-// EVAL (see Options.IdleTTL).
+// EVAL (see Options.IdleTTL). With FinishedTTL and without IdleTTL, the
+// events of a run other than its first are written with XADD NOMKSTREAM,
+// and those that found the stream gone are written again in a second
+// round trip, a transaction that creates the stream with FinishedTTL (see
+// Options.FinishedTTL).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -360,17 +370,27 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	pipe := s.client.Pipeline()
 	adds := make([]*redis.StringCmd, len(events))
+	values := make([][]any, len(events))
 	var expires []redis.Cmder
 	// One expiry a stream a call, after its last event: the FinishedTTL
 	// of a final event, or else IdleTTL. A call may interleave the events
 	// of several runs (a Buffered sink shared by the runs under way).
 	var runs map[string]runInCall
-	if s.idleTTL > 0 {
+	// Without IdleTTL, an event that XADD would write to a stream that is
+	// gone, the stream of a run that ended and expired (a late retry), or
+	// one that Redis lost, would create it again with no expiry at all,
+	// and nothing would ever set one: such events are written only to an
+	// existing stream (XADD NOMKSTREAM), and those refused for that are
+	// written again by recreate, with FinishedTTL. A call with the run's
+	// first event creates its stream as a new run's, without an expiry.
+	recreating := s.ttl > 0 && s.idleTTL == 0
+	if s.idleTTL > 0 || recreating {
 		runs = make(map[string]runInCall, 1)
 		for i, e := range events {
 			r := runs[e.RunID]
 			r.last, r.newest = i, max(r.newest, e.Seq)
 			r.finished = r.finished || s.ttl > 0 && e.Type.Final()
+			r.first = r.first || e.Seq == 1
 			runs[e.RunID] = r
 		}
 	}
@@ -380,12 +400,14 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 			return err
 		}
 		key := s.Key(e.RunID)
+		values[i] = []any{eventField, data}
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: key,
-			MaxLen: s.maxLen,
-			Approx: true,
-			ID:     entryID(e.Seq),
-			Values: []any{eventField, data},
+			Stream:     key,
+			NoMkStream: recreating && !runs[e.RunID].first,
+			MaxLen:     s.maxLen,
+			Approx:     true,
+			ID:         entryID(e.Seq),
+			Values:     values[i],
 		})
 		switch {
 		case s.ttl > 0 && e.Type.Final():
@@ -403,6 +425,9 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	// Exec's error is the first failed command's; each is examined below,
 	// because a duplicate's error must not hide the others' success.
 	_, _ = pipe.Exec(ctx)
+	if recreating {
+		expires = append(expires, s.recreate(ctx, events, values, adds)...)
+	}
 	var failed int
 	var firstErr error
 	var tops map[string]streamTop // of the runs with a refused event, looked up once
@@ -454,6 +479,52 @@ type runInCall struct {
 	last     int    // the index of its last event in the call
 	newest   uint64 // the highest Seq among them
 	finished bool   // one is final, and FinishedTTL is set
+	first    bool   // one is the run's first event (Seq 1)
+}
+
+// recreate writes again the events of a call that XADD NOMKSTREAM did
+// not write because their stream was gone (the nil reply), replacing
+// their commands in adds, and returns the expiries it set. Each such
+// stream is created again, in a transaction (MULTI/EXEC), so that it
+// never exists without an expiry, with its events and FinishedTTL: the
+// expiry of a run whose final event was published (a late retry after
+// the stream expired), and a bound on the stream of a run that goes on
+// after Redis lost it, whose final event sets FinishedTTL again. It costs
+// a round trip, only in a call that found a stream gone.
+func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [][]any, adds []*redis.StringCmd) []redis.Cmder {
+	var pipe redis.Pipeliner
+	var keys []string // in the order of their first event in the call
+	seen := make(map[string]bool)
+	for i, cmd := range adds {
+		if !errors.Is(cmd.Err(), redis.Nil) {
+			continue
+		}
+		if pipe == nil {
+			pipe = s.client.TxPipeline()
+		}
+		key := s.Key(events[i].RunID)
+		if !seen[key] {
+			seen[key] = true
+			keys = append(keys, key)
+		}
+		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: key,
+			MaxLen: s.maxLen,
+			Approx: true,
+			ID:     entryID(events[i].Seq),
+			Values: values[i],
+		})
+	}
+	if pipe == nil {
+		return nil
+	}
+	expires := make([]redis.Cmder, 0, len(keys))
+	for _, key := range keys {
+		expires = append(expires, pipe.Expire(ctx, key, s.ttl))
+	}
+	// As in Publish, each command's error is examined by the caller.
+	_, _ = pipe.Exec(ctx)
+	return expires
 }
 
 // idleExpireScript sets the expiry of the stream KEYS[1] to ARGV[2]

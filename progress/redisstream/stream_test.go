@@ -213,6 +213,111 @@ func TestFinishedTTL(t *testing.T) {
 	assert.LessOrEqual(t, ttl, time.Minute)
 }
 
+// A stream gone while events of its run still come, expired after the
+// run's final event (here deleted, as the expiry would) before a late
+// retry, or lost by Redis while the run goes on, is created again with
+// FinishedTTL: an XADD alone would leave it without an expiry for good.
+// A run's first event still creates its stream without one, and streams
+// that exist are left as they are.
+func TestFinishedTTLOnAStreamCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		before []uint64 // Seqs published, then the stream is deleted
+		final  uint64   // the Seq of the final event, 0 for none
+		late   []uint64 // Seqs published after
+		want   []uint64 // the stream's entries then
+	}{
+		{"a late event of a finished run", []uint64{1, 2, 3}, 3, []uint64{2}, []uint64{2}},
+		{"a late batch of a finished run", []uint64{1, 2, 3, 4}, 4, []uint64{2, 3}, []uint64{2, 3}},
+		{"a late batch with the final event", []uint64{1, 2, 3}, 3, []uint64{2, 3}, []uint64{2, 3}},
+		{"a run going on after Redis lost its stream", []uint64{1, 2}, 0, []uint64{3, 4}, []uint64{3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute})
+			run, other := sinktest.RunID(t), sinktest.RunID(t)+"-b"
+			events := func(seqs ...uint64) []progress.Event {
+				var out []progress.Event
+				for _, seq := range seqs {
+					e := sinktest.Events(run, seq, seq)[0]
+					if seq == tt.final {
+						e.Type = progress.RunFinished
+					}
+					out = append(out, e)
+				}
+				return out
+			}
+			require.NoError(t, s.Publish(ctx, events(tt.before...)...))
+			require.NoError(t, s.Publish(ctx, sinktest.Events(other, 1, 1)...))
+			require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+
+			// The late events, interleaved with another run's, whose
+			// stream exists and has no expiry.
+			late := events(tt.late...)
+			late = append(late[:1], append(sinktest.Events(other, 2, 2), late[1:]...)...)
+			require.NoError(t, s.Publish(ctx, late...))
+			ttl, err := r.Client.PTTL(ctx, s.Key(run)).Result()
+			require.NoError(t, err)
+			assert.Greater(t, ttl, 50*time.Second, "the stream created again expires")
+			assert.LessOrEqual(t, ttl, time.Minute)
+			assert.Equal(t, tt.want, sinktest.Seqs(sinktest.Replay(t, s, run, 0)))
+			ttl, err = r.Client.PTTL(ctx, s.Key(other)).Result()
+			require.NoError(t, err)
+			assert.Equal(t, time.Duration(-1), ttl, "a stream that exists is left as it was")
+			st := s.Stats()
+			assert.Equal(t, uint64(len(tt.before)+len(tt.late)+2), st.Published)
+			assert.Zero(t, st.PublishErrors)
+			assert.Zero(t, st.Duplicates)
+		})
+	}
+}
+
+// A stream created again costs a call one more round trip, a
+// transaction; a call to streams that exist, or with a run's first
+// event, costs one, as before.
+func TestRoundTripsOfAStreamCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute})
+	trips := &roundTrips{}
+	r.Client.AddHook(trips)
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 6)
+	all[5].Type = progress.RunFinished
+	require.NoError(t, s.Publish(ctx, all[:2]...))
+	require.NoError(t, s.Publish(ctx, all[2:4]...))
+	assert.Equal(t, 2, trips.count(), "round trips of 2 calls to a run's stream")
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+	require.NoError(t, s.Publish(ctx, all[4:]...))
+	assert.Equal(t, 4, trips.count(), "round trips once a call found the stream gone")
+	ttl, err := r.Client.TTL(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Greater(t, ttl, 50*time.Second)
+}
+
+// roundTrips counts a client's pipelines, transactions included.
+type roundTrips struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *roundTrips) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.mu.Lock()
+		c.n++
+		c.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
 // The known bug of a peer's Redis-backed stream: replay, then tail from
 // "now", loses what was published in between (or repeats it). Small pages
 // and a small hub window put readers on every path: XRANGE pages, the
