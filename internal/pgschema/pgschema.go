@@ -104,3 +104,34 @@ func BeginMigrate(ctx context.Context, pool *pgxpool.Pool, schema string) (pgx.T
 	}
 	return tx, nil
 }
+
+// Version creates, if it does not exist, an adapter's version table in
+// schema, a row per layout version applied (version integer PRIMARY KEY,
+// applied_at timestamptz), and returns the newest version it records, 0
+// if none: a schema made before the adapter recorded versions, or a new
+// one. tx is the transaction of a Migrate, which holds the migration
+// lock (see BeginMigrate), so that what it reads stays true until the
+// commit. The table name must be a plain identifier, a constant of the
+// adapter.
+func Version(ctx context.Context, tx pgx.Tx, schema, table string) (int, error) {
+	t := Quote(schema) + "." + table
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+
+		" (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return 0, fmt.Errorf("create %s: %w", table, err)
+	}
+	var v int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+t).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read %s: %w", table, err)
+	}
+	return v, nil
+}
+
+// RecordVersion records version in the version table that Version made,
+// if it is not there yet.
+func RecordVersion(ctx context.Context, tx pgx.Tx, schema, table string, version int) error {
+	if _, err := tx.Exec(ctx, "INSERT INTO "+Quote(schema)+"."+table+
+		" (version) VALUES ($1) ON CONFLICT (version) DO NOTHING", version); err != nil {
+		return fmt.Errorf("record version %d in %s: %w", version, table, err)
+	}
+	return nil
+}

@@ -40,6 +40,12 @@
 //	progress_runs    one row per run that has events
 //	  run_id text PRIMARY KEY, last_at timestamptz (the run's last
 //	  append that stored an event); INDEX progress_runs_last_at, for Prune
+//	progress_schema_version  the layout versions applied ([SchemaVersion])
+//	  version integer PRIMARY KEY, applied_at timestamptz
+//
+// Migrate records the layout version, so that a later release can tell
+// which layout a database holds, and refuses one newer than it supports
+// with a [*SchemaVersionError].
 //
 // An event is stored as its JSON form ([progress.Event.MarshalJSON]),
 // the bytes a Redis stream holds and a browser parses: NUL and control
@@ -88,7 +94,8 @@
 // A done context gives context.Cause(ctx). Driver errors are wrapped with
 // what was being done ("pghistory: append run ..."); when the schema or a
 // table is missing they also wrap [ErrNotMigrated]. A refused schema name
-// is a [*SchemaError]; a negative age given to Prune wraps
+// is a [*SchemaError]; a schema of a newer layout, a
+// [*SchemaVersionError] from Migrate; a negative age given to Prune wraps
 // [ErrInvalidAge].
 //
 // # Pools and PgBouncer

@@ -23,6 +23,16 @@ var (
 // the same as executor/pgstore's, with which it can share a schema.
 const DefaultSchema = "regen"
 
+// SchemaVersion is the version of the table layout that [History.Migrate]
+// creates and records in the progress_schema_version table (a table of
+// its own, beside executor/pgstore's schema_version, whose versions
+// count pgstore's layout). Version 1 is the first recorded, the layout
+// of a schema made before versions were recorded.
+const SchemaVersion = 1
+
+// versionTable is the table that records the layout versions applied.
+const versionTable = "progress_schema_version"
+
 // DefaultPageSize is the events a Replay reads per query when
 // [Options].PageSize is 0.
 const DefaultPageSize = 500
@@ -53,6 +63,10 @@ var (
 	// ErrNotMigrated: the schema or its tables do not exist. Call
 	// [History.Migrate] once before using the History.
 	ErrNotMigrated = errors.New("pghistory: tables missing (call History.Migrate first)")
+	// ErrSchemaTooNew: the schema holds a table layout newer than
+	// [SchemaVersion], made by a later release, which this one must not
+	// use nor migrate. A [*SchemaVersionError] wraps it.
+	ErrSchemaTooNew = errors.New("pghistory: schema layout too new")
 	// ErrInvalidAge: [History.Prune] got a negative age.
 	ErrInvalidAge = errors.New("pghistory: invalid age")
 	// ErrRunIDTooLong: a run ID to append is longer than
@@ -76,6 +90,26 @@ func (e *SchemaError) Error() string {
 
 // Unwrap returns [ErrInvalidSchema].
 func (e *SchemaError) Unwrap() error { return ErrInvalidSchema }
+
+// SchemaVersionError reports a schema whose recorded table layout is
+// newer than this release supports: [History.Migrate] refuses it,
+// changing nothing. It wraps [ErrSchemaTooNew].
+type SchemaVersionError struct {
+	// Schema is the schema migrated.
+	Schema string
+	// Found is the newest layout version the schema records.
+	Found int
+	// Supported is the newest this release knows, [SchemaVersion].
+	Supported int
+}
+
+func (e *SchemaVersionError) Error() string {
+	return fmt.Sprintf("%v: schema %s holds layout version %d, and this release supports up to version %d: run a release that supports it",
+		ErrSchemaTooNew, e.Schema, e.Found, e.Supported)
+}
+
+// Unwrap returns [ErrSchemaTooNew].
+func (e *SchemaVersionError) Unwrap() error { return ErrSchemaTooNew }
 
 // RunIDError reports a run ID that [History.Append] refused before any
 // SQL, with the whole call: longer than [MaxRunIDBytes] (it then wraps
@@ -174,14 +208,17 @@ func New(pool *pgxpool.Pool, opts Options) (*History, error) {
 func (h *History) Schema() string { return h.schema }
 
 // Migrate creates the schema, the tables and the index that the History
-// needs, if they do not exist yet. It is idempotent, and safe to call
+// needs, if they do not exist yet, and records [SchemaVersion] in the
+// progress_schema_version table. It is idempotent, and safe to call
 // concurrently from several processes, and beside executor/pgstore's
 // Store.Migrate on the same schema: it runs in one transaction that
 // first takes the transaction-scoped advisory lock
 // (pg_advisory_xact_lock) that pgstore's Migrate takes for that schema,
-// so that migrations of one schema run one after the other. It never
-// drops or alters anything that exists, nor touches a table of pgstore.
-// It returns context.Cause(ctx) if ctx is done.
+// so that migrations of one schema run one after the other. A schema
+// that records a layout newer than SchemaVersion is refused with a
+// [*SchemaVersionError], and left as it was. It never drops or alters
+// anything that exists, nor touches a table of pgstore. It returns
+// context.Cause(ctx) if ctx is done.
 func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -191,8 +228,18 @@ func (h *History) Migrate(ctx context.Context) error {
 		return h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	defer pgschema.Rollback(ctx, tx)
+	found, err := pgschema.Version(ctx, tx, h.schema, versionTable)
+	if err != nil {
+		return h.fail(ctx, err, "migrate schema %s", h.schema)
+	}
+	if found > SchemaVersion {
+		return &SchemaVersionError{Schema: h.schema, Found: found, Supported: SchemaVersion}
+	}
 	if _, err := tx.Exec(ctx, h.q.ddl); err != nil {
 		return h.fail(ctx, err, "migrate schema %s: create tables", h.schema)
+	}
+	if err := pgschema.RecordVersion(ctx, tx, h.schema, versionTable, SchemaVersion); err != nil {
+		return h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return h.fail(ctx, err, "migrate schema %s: commit", h.schema)

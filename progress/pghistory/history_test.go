@@ -174,10 +174,96 @@ func TestMigrateWithPgstore(t *testing.T) {
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	assert.Equal(t, []string{"assets", "graphs", "node_states", "progress_events", "progress_runs", "runs", "schema_version"}, tables)
+	assert.Equal(t, []string{"assets", "graphs", "node_states", "progress_events", "progress_runs", "progress_schema_version", "runs", "schema_version"}, tables)
 	var version int
 	require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT max(version) FROM "+pgx.Identifier{pg.Schema, "schema_version"}.Sanitize()).Scan(&version))
 	assert.Equal(t, pgstore.SchemaVersion, version, "pgstore's layout version is its own")
+	assert.Equal(t, []int{pghistory.SchemaVersion}, versions(t, pg), "one row, however many Migrates ran at once")
+}
+
+// versions returns the layout versions that the test's schema records
+// for the History.
+func versions(t *testing.T, pg *testenv.Postgres) []int {
+	t.Helper()
+	rows, err := pg.Pool.Query(context.Background(),
+		"SELECT version FROM "+pgx.Identifier{pg.Schema, "progress_schema_version"}.Sanitize()+" ORDER BY version")
+	require.NoError(t, err)
+	v, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	return v
+}
+
+// Migrate records the layout version; it brings a schema made before
+// versions were recorded to the current one, keeping its events; and it
+// refuses a schema of a later release's layout, changing nothing, with
+// an error that says what it found and what it supports.
+func TestMigrateVersions(t *testing.T) {
+	t.Parallel()
+	const unversioned = `
+CREATE TABLE %[1]s.progress_events (
+	run_id      text COLLATE "C" NOT NULL,
+	seq         bigint      NOT NULL CHECK (seq > 0),
+	event       bytea       NOT NULL,
+	archived_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE %[1]s.progress_runs (
+	run_id  text COLLATE "C" PRIMARY KEY,
+	last_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX progress_runs_last_at ON %[1]s.progress_runs (last_at);`
+	tests := []struct {
+		name    string
+		setup   string // SQL run before Migrate, %[1]s the schema
+		newer   bool   // the setup records a newer version than SchemaVersion
+		columns []string
+	}{
+		{"new", "", false, []string{"run_id", "seq", "event", "archived_at"}},
+		{"made before versions", unversioned, false, []string{"run_id", "seq", "event", "archived_at"}},
+		{"of a later release", unversioned + `
+CREATE TABLE %[1]s.progress_schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO %[1]s.progress_schema_version (version) VALUES (1), (2);`, true, []string{"run_id", "seq", "event", "archived_at"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pg := testenv.NewPostgres(t)
+			ctx := testenv.Context(t, 20*time.Second)
+			h, err := pghistory.New(pg.Pool, pghistory.Options{Schema: pg.Schema})
+			require.NoError(t, err)
+			run := sinktest.RunID(t)
+			if tt.setup != "" {
+				_, err := pg.Pool.Exec(ctx, fmt.Sprintf("CREATE SCHEMA %[1]s;"+tt.setup, pgx.Identifier{pg.Schema}.Sanitize()))
+				require.NoError(t, err)
+				require.NoError(t, h.Append(ctx, sinktest.Events(run, 1, 3)...))
+			}
+			for range 2 { // idempotent
+				err = h.Migrate(ctx)
+				if !tt.newer {
+					require.NoError(t, err)
+					continue
+				}
+				require.ErrorIs(t, err, pghistory.ErrSchemaTooNew)
+				var ve *pghistory.SchemaVersionError
+				require.ErrorAs(t, err, &ve)
+				assert.Equal(t, pghistory.SchemaVersionError{Schema: pg.Schema, Found: 2, Supported: pghistory.SchemaVersion}, *ve)
+				assert.Contains(t, err.Error(), fmt.Sprintf("holds layout version 2, and this release supports up to version %d", pghistory.SchemaVersion))
+			}
+			rows, err := pg.Pool.Query(ctx, "SELECT column_name FROM information_schema.columns "+
+				"WHERE table_schema = $1 AND table_name = 'progress_events' ORDER BY ordinal_position", pg.Schema)
+			require.NoError(t, err)
+			columns, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			assert.Equal(t, tt.columns, columns)
+			if tt.newer {
+				assert.Equal(t, []int{1, 2}, versions(t, pg), "a refused Migrate records nothing")
+				return
+			}
+			assert.Equal(t, []int{pghistory.SchemaVersion}, versions(t, pg))
+			require.NoError(t, h.Append(ctx, sinktest.Events(run, 1, 5)...))
+			assert.Equal(t, sinktest.Span(1, 5), sinktest.Seqs(replay(t, h, run, 0)), "the events kept, and appended after")
+		})
+	}
 }
 
 func TestNotMigrated(t *testing.T) {

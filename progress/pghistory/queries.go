@@ -16,7 +16,8 @@ type queries struct {
 
 // ddl creates the tables; each statement is idempotent. {s} is the
 // schema. The names differ from executor/pgstore's (graphs, node_states,
-// assets, runs, schema_version), so that both can share a schema.
+// assets, runs, schema_version), so that both can share a schema; the
+// version table, progress_schema_version, is made by pgschema.Version.
 const ddl = `
 CREATE TABLE IF NOT EXISTS {s}.progress_events (
 	run_id      text COLLATE "C" NOT NULL,
