@@ -35,8 +35,8 @@
 // compared exactly, byte by byte.
 //
 //	progress_events  one row per event
-//	  run_id text, seq bigint (> 0), event bytea (the event's JSON form),
-//	  archived_at timestamptz; PRIMARY KEY (run_id, seq)
+//	  run_id text, seq bigint (> 0), event bytea (the event's JSON form);
+//	  PRIMARY KEY (run_id, seq)
 //	progress_runs    one row per run that has events
 //	  run_id text PRIMARY KEY, last_at timestamptz (the run's last
 //	  append that stored an event); INDEX progress_runs_last_at, for Prune
@@ -45,7 +45,9 @@
 //
 // Migrate records the layout version, so that a later release can tell
 // which layout a database holds, and refuses one newer than it supports
-// with a [*SchemaVersionError].
+// with a [*SchemaVersionError]. (A schema made before versions were
+// recorded has an archived_at column in progress_events, which Migrate
+// drops: it was written and never read.)
 //
 // An event is stored as its JSON form ([progress.Event.MarshalJSON]),
 // the bytes a Redis stream holds and a browser parses: NUL and control

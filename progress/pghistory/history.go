@@ -26,8 +26,8 @@ const DefaultSchema = "regen"
 // SchemaVersion is the version of the table layout that [History.Migrate]
 // creates and records in the progress_schema_version table (a table of
 // its own, beside executor/pgstore's schema_version, whose versions
-// count pgstore's layout). Version 1 is the first recorded, the layout
-// of a schema made before versions were recorded.
+// count pgstore's layout). Version 1 is the first recorded; a schema made
+// before versions were recorded is migrated to it.
 const SchemaVersion = 1
 
 // versionTable is the table that records the layout versions applied.
@@ -216,9 +216,11 @@ func (h *History) Schema() string { return h.schema }
 // (pg_advisory_xact_lock) that pgstore's Migrate takes for that schema,
 // so that migrations of one schema run one after the other. A schema
 // that records a layout newer than SchemaVersion is refused with a
-// [*SchemaVersionError], and left as it was. It never drops or alters
-// anything that exists, nor touches a table of pgstore. It returns
-// context.Cause(ctx) if ctx is done.
+// [*SchemaVersionError], and left as it was. Migrate never drops
+// anything that holds data, nor touches a table of pgstore; migrating a
+// schema made before versions were recorded drops its progress_events
+// column archived_at, which nothing read. It returns context.Cause(ctx)
+// if ctx is done.
 func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -237,6 +239,13 @@ func (h *History) Migrate(ctx context.Context) error {
 	}
 	if _, err := tx.Exec(ctx, h.q.ddl); err != nil {
 		return h.fail(ctx, err, "migrate schema %s: create tables", h.schema)
+	}
+	if found < 1 {
+		// Only then: ALTER TABLE locks the table even when it has no
+		// such column.
+		if _, err := tx.Exec(ctx, h.q.upgradeTo1); err != nil {
+			return h.fail(ctx, err, "migrate schema %s: to version 1", h.schema)
+		}
 	}
 	if err := pgschema.RecordVersion(ctx, tx, h.schema, versionTable, SchemaVersion); err != nil {
 		return h.fail(ctx, err, "migrate schema %s", h.schema)

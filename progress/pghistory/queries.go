@@ -11,7 +11,7 @@ import (
 // then quoted, so that SQL keywords ("user", "order") work too. Run IDs
 // are text COLLATE "C": compared byte by byte, as Go compares strings.
 type queries struct {
-	ddl, appendEvents, replay, lastEvent, deleteRun, deleteRunEvents, pruneRuns, pruneEvents string
+	ddl, upgradeTo1, appendEvents, replay, lastEvent, deleteRun, deleteRunEvents, pruneRuns, pruneEvents string
 }
 
 // ddl creates the tables; each statement is idempotent. {s} is the
@@ -20,10 +20,9 @@ type queries struct {
 // version table, progress_schema_version, is made by pgschema.Version.
 const ddl = `
 CREATE TABLE IF NOT EXISTS {s}.progress_events (
-	run_id      text COLLATE "C" NOT NULL,
-	seq         bigint      NOT NULL CHECK (seq > 0),
-	event       bytea       NOT NULL,
-	archived_at timestamptz NOT NULL DEFAULT now(),
+	run_id text COLLATE "C" NOT NULL,
+	seq    bigint NOT NULL CHECK (seq > 0),
+	event  bytea NOT NULL,
 	PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS {s}.progress_runs (
@@ -32,6 +31,12 @@ CREATE TABLE IF NOT EXISTS {s}.progress_runs (
 );
 CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
 `
+
+// upgradeTo1 brings a schema made before versions were recorded to
+// version 1: its events had an archived_at column, written and never
+// read (Prune goes by the run's last_at), which version 1 drops. Postgres
+// drops a column in its catalog only, without rewriting the table.
+const upgradeTo1 = `ALTER TABLE {s}.progress_events DROP COLUMN IF EXISTS archived_at`
 
 // appendSQL inserts a batch of events, given as three arrays in the same
 // order (run IDs, Seqs, the events' JSON), in that order, skipping those
@@ -95,6 +100,7 @@ func newQueries(schema string) queries {
 	f := strings.NewReplacer("{s}", pgschema.Quote(schema)).Replace
 	return queries{
 		ddl:             f(ddl),
+		upgradeTo1:      f(upgradeTo1),
 		appendEvents:    f(appendSQL),
 		replay:          f(replaySQL),
 		lastEvent:       f(lastEventSQL),
