@@ -111,7 +111,11 @@
 // [Store.Migrate] runs CREATE SCHEMA and CREATE TABLE ... IF NOT EXISTS in
 // one transaction that first takes pg_advisory_xact_lock on a key derived
 // from the schema name, so that two processes migrating at once do not
-// collide in the system catalogs. The lock ends with the transaction.
+// collide in the system catalogs. The lock ends with the transaction. A
+// schema that a later release migrated (its schema_version records a
+// layout above [SchemaVersion]) is refused with a [*SchemaVersionError]
+// before any change, so that an older release rolled back to never
+// writes to a layout it does not know.
 //
 // # Retention
 //
@@ -153,7 +157,9 @@
 // executor.ErrNotFound. A done context gives ctx.Err() with no effect.
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema or a table is missing they also wrap
-// [ErrNotMigrated]. A refused schema name is a [*SchemaError]; a key or ID
+// [ErrNotMigrated]. A refused schema name is a [*SchemaError], a schema
+// of a newer layout a [*SchemaVersionError] (wrapping [ErrSchemaTooNew]);
+// a key or ID
 // over its limit gives a [*KeyError], wrapping [ErrKeyTooLong] (or
 // [ErrKeyNotText] for one that is not valid UTF-8 without NUL), itself
 // wrapped in executor.Permanent so that the executor does not retry it;

@@ -13,7 +13,7 @@ import (
 // and references are text COLLATE "C": compared and sorted byte by byte,
 // as Go compares strings.
 type queries struct {
-	ddl, recordVersion string
+	ddl string
 
 	load, version, commitFirst, commitNext string
 
@@ -25,11 +25,8 @@ type queries struct {
 }
 
 // ddl creates the tables; each statement is idempotent. {s} is the schema.
+// The version table, schema_version, is made by pgschema.Version.
 const ddl = `
-CREATE TABLE IF NOT EXISTS {s}.schema_version (
-	version    integer     PRIMARY KEY,
-	applied_at timestamptz NOT NULL DEFAULT now()
-);
 CREATE TABLE IF NOT EXISTS {s}.graphs (
 	graph_key  text COLLATE "C" PRIMARY KEY,
 	version    bigint      NOT NULL CHECK (version > 0),
@@ -80,8 +77,7 @@ func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
 	f := r.Replace
 	return queries{
-		ddl:           f(ddl),
-		recordVersion: f(`INSERT INTO {s}.schema_version (version) VALUES ($1) ON CONFLICT (version) DO NOTHING`),
+		ddl: f(ddl),
 
 		// One statement, so one snapshot: the version and the states
 		// agree. A graph without states gives one row with NULL states.

@@ -413,6 +413,39 @@ WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&index
 	}
 }
 
+// A schema migrated by a later release, which records a newer layout, is
+// refused with a typed error that says what was found and what is
+// supported, and Migrate changes nothing: no version recorded, no table
+// made again. The store still reads the schema's tables afterwards.
+func TestMigrateRefusesANewerLayout(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	newer := pgstore.SchemaVersion + 1
+	_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`INSERT INTO "%s".schema_version (version) VALUES (%d);
+DROP INDEX "%s".runs_age`, pg.Schema, newer, pg.Schema))
+	require.NoError(t, err)
+	for range 2 {
+		err = s.Migrate(ctx)
+		require.ErrorIs(t, err, pgstore.ErrSchemaTooNew)
+		var ve *pgstore.SchemaVersionError
+		require.ErrorAs(t, err, &ve)
+		assert.Equal(t, pgstore.SchemaVersionError{Schema: pg.Schema, Found: newer, Supported: pgstore.SchemaVersion}, *ve)
+		assert.Equal(t, fmt.Sprintf("pgstore: schema layout too new: schema %s holds layout version %d, "+
+			"and this release supports up to version %d: run a release that supports it",
+			pg.Schema, newer, pgstore.SchemaVersion), err.Error())
+	}
+	rows, err := pg.Pool.Query(ctx, `SELECT version FROM "`+pg.Schema+`".schema_version ORDER BY version`)
+	require.NoError(t, err)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	require.NoError(t, err)
+	assert.Equal(t, []int{pgstore.SchemaVersion, newer}, versions, "nothing recorded")
+	var indexes int
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
+WHERE schemaname = $1 AND indexname = 'runs_age'`, pg.Schema).Scan(&indexes))
+	assert.Zero(t, indexes, "the refused Migrate made nothing")
+}
+
 // PruneRuns finds old records through the runs_age index, with the
 // parameters' values known (a custom plan) or not (a generic plan): a
 // prune costs the records it deletes. Before, every prune, and every

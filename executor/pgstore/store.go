@@ -33,6 +33,9 @@ const DefaultSchema = "regen"
 // them.
 const SchemaVersion = 3
 
+// versionTable is the table that records the layout versions applied.
+const versionTable = "schema_version"
+
 // Errors of the package, for errors.Is.
 var (
 	// ErrInvalidSchema: [Options].Schema is not a safe SQL identifier. A
@@ -60,6 +63,10 @@ var (
 	// URL, Hash or Meta) is not valid UTF-8 without NUL, which Postgres
 	// text and jsonb cannot hold. A [*TextError] wraps it.
 	ErrNotText = errors.New("pgstore: text is not valid UTF-8 without NUL")
+	// ErrSchemaTooNew: the schema holds a table layout newer than
+	// [SchemaVersion], migrated by a later release, which this one can
+	// neither use nor migrate. A [*SchemaVersionError] wraps it.
+	ErrSchemaTooNew = errors.New("pgstore: schema layout too new")
 )
 
 // SchemaError reports an [Options].Schema that New refused: what was
@@ -75,6 +82,26 @@ func (e *SchemaError) Error() string {
 
 // Unwrap returns [ErrInvalidSchema].
 func (e *SchemaError) Unwrap() error { return ErrInvalidSchema }
+
+// SchemaVersionError reports a schema whose recorded table layout is
+// newer than this release supports: [Store.Migrate] refuses it, changing
+// nothing. It wraps [ErrSchemaTooNew].
+type SchemaVersionError struct {
+	// Schema is the schema migrated.
+	Schema string
+	// Found is the newest layout version the schema records.
+	Found int
+	// Supported is the newest this release knows, [SchemaVersion].
+	Supported int
+}
+
+func (e *SchemaVersionError) Error() string {
+	return fmt.Sprintf("%v: schema %s holds layout version %d, and this release supports up to version %d: run a release that supports it",
+		ErrSchemaTooNew, e.Schema, e.Found, e.Supported)
+}
+
+// Unwrap returns [ErrSchemaTooNew].
+func (e *SchemaVersionError) Unwrap() error { return ErrSchemaTooNew }
 
 // Options configures a [Store]. The zero value gives the defaults.
 type Options struct {
@@ -129,7 +156,10 @@ func (s *Store) Schema() string { return s.schema }
 // runs in one transaction that first takes a transaction-scoped advisory
 // lock (pg_advisory_xact_lock) derived from the schema name, so
 // concurrent migrations of one schema run one after the other. It never
-// drops or alters anything that exists. It returns ctx.Err() if ctx is
+// drops or alters anything that exists. A schema that records a layout
+// newer than SchemaVersion, migrated by a later release, is refused with
+// a [*SchemaVersionError], changing nothing: this release would misread
+// it (a rollback of a deployment, say). It returns ctx.Err() if ctx is
 // done.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
@@ -140,11 +170,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
 	defer pgschema.Rollback(ctx, tx)
+	found, err := pgschema.Version(ctx, tx, s.schema, versionTable)
+	if err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
+	}
+	if found > SchemaVersion {
+		return &SchemaVersionError{Schema: s.schema, Found: found, Supported: SchemaVersion}
+	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: create tables: %w", s.schema, err)
 	}
-	if _, err := tx.Exec(ctx, s.q.recordVersion, SchemaVersion); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: record version: %w", s.schema, err)
+	if err := pgschema.RecordVersion(ctx, tx, s.schema, versionTable, SchemaVersion); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: commit: %w", s.schema, err)
