@@ -2,7 +2,6 @@ package redisstream_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -157,8 +156,6 @@ func expectAll(t *testing.T, tls []*sinktest.Tailer, from, to uint64) {
 		tl.Expect(t, sinktest.Span(from, to))
 	}
 }
-
-var errStopTail = errors.New("stop")
 
 // heldHistory holds the History's reads after the Seq at until release
 // is closed.
