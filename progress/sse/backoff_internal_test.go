@@ -18,10 +18,19 @@ func TestReconnectDelay(t *testing.T) {
 		u                float64
 		want             time.Duration
 	}{
-		// After a connection that delivered an event: the base, no jitter.
-		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: 3 * time.Second},
-		{base: 0, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: MinRetry},
-		{base: ms, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: MinRetry},
+		// After a connection that delivered an event: [base, 1.5·base).
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 0, u: 0, want: 3 * time.Second},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: 3750 * ms},
+		{base: 3 * time.Second, maxBackoff: 30 * time.Second, fails: 0, u: almost1, want: 4500*ms - 1},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 0, u: 0, want: MinRetry},
+		{base: 0, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: 125 * ms},
+		{base: ms, maxBackoff: 30 * time.Second, fails: 0, u: almost1, want: 150*ms - 1},
+		// ... not capped by maxBackoff, and never past the largest Duration.
+		{base: time.Minute, maxBackoff: 30 * time.Second, fails: 0, u: 0.5, want: 75 * time.Second},
+		{base: 30 * time.Second, maxBackoff: 30 * time.Second, fails: 0, u: almost1, want: 45*time.Second - 1},
+		{base: time.Duration(math.MaxInt64), maxBackoff: 30 * time.Second, fails: 0, u: 0, want: time.Duration(math.MaxInt64)},
+		{base: time.Duration(math.MaxInt64), maxBackoff: 30 * time.Second, fails: 0, u: almost1, want: time.Duration(math.MaxInt64)},
+		{base: time.Duration(math.MaxInt64 / 4 * 3), maxBackoff: 30 * time.Second, fails: 0, u: almost1, want: time.Duration(math.MaxInt64)},
 		// The n-th failure in a row: [base·2^(n-1), base·2^n).
 		{base: 0, maxBackoff: 30 * time.Second, fails: 1, u: 0, want: 100 * ms},
 		{base: 0, maxBackoff: 30 * time.Second, fails: 1, u: 0.5, want: 150 * ms},

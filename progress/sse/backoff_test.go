@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -105,11 +107,22 @@ func (b *fakeBody) Close() error {
 // connection number stop, and returns the waits between its connections.
 func followFake(t *testing.T, opts sse.ClientOptions, stop int, replies ...reply) []time.Duration {
 	t.Helper()
+	return followFakeDrawing(t, opts, nil, stop, replies...)
+}
+
+// followFakeDrawing is followFake with a client whose jitter draws come
+// from draw (math/rand if nil).
+func followFakeDrawing(t *testing.T, opts sse.ClientOptions, draw func() float64, stop int, replies ...reply) []time.Duration {
+	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	s := &fakeServer{replies: replies, stop: stop, cancel: cancel}
 	opts.HTTPClient = &http.Client{Transport: s}
-	err := sse.NewClient("http://sse.test/runs/r1", opts).Stream(ctx, func(sse.Message) error { return nil })
+	c := sse.NewClient("http://sse.test/runs/r1", opts)
+	if draw != nil {
+		sse.SetRand(c, draw)
+	}
+	err := c.Stream(ctx, func(sse.Message) error { return nil })
 	require.ErrorIs(t, err, errEnough)
 	require.Equal(t, stop, s.connections())
 	return s.waits()
@@ -186,7 +199,7 @@ func TestClientBacksOffFromFailingConnections(t *testing.T) {
 func TestClientBackoffResets(t *testing.T) {
 	const maxBackoff = 10 * time.Second
 	empty := reply{body: "retry: 0\n\n"}
-	base := [2]time.Duration{sse.MinRetry, sse.MinRetry}
+	base := [2]time.Duration{sse.MinRetry, sse.MinRetry * 3 / 2}
 	grow := backoff(sse.MinRetry, maxBackoff, 4)
 	tests := []struct {
 		name    string
@@ -206,6 +219,48 @@ func TestClientBackoffResets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				checkWaits(t, tt.want, followFake(t, sse.ClientOptions{MaxBackoff: maxBackoff}, len(tt.want)+1, tt.replies...))
+			})
+		})
+	}
+}
+
+// The wait after a connection that delivered events is the base plus a
+// random extra of up to half of it, drawn anew each time, so that the
+// clients that a server's restart drops together do not all reconnect at
+// the same instant; the draw never makes it shorter than the base (the
+// server's retry) nor longer than 1.5 times it. Before, it was the base
+// exactly, for every client.
+func TestClientJittersTheReconnectAfterEvents(t *testing.T) {
+	almost1 := math.Nextafter(1, 0)
+	tests := []struct {
+		name  string
+		opts  sse.ClientOptions
+		body  string
+		draws []float64
+		want  []time.Duration
+	}{
+		{"the server's retry", sse.ClientOptions{}, "retry: 2000\nid: 1\ndata: {}\n\n",
+			[]float64{0, 0.5, almost1, 0.1}, []time.Duration{2 * time.Second, 2500 * time.Millisecond, 3*time.Second - 1, 2100 * time.Millisecond}},
+		{"ClientOptions.Retry", sse.ClientOptions{Retry: time.Second}, "id: 1\ndata: {}\n\n",
+			[]float64{0.5, 0}, []time.Duration{1250 * time.Millisecond, time.Second}},
+		{"a retry below MinRetry", sse.ClientOptions{}, "retry: 0\nid: 1\ndata: {}\n\n",
+			[]float64{0, almost1}, []time.Duration{sse.MinRetry, sse.MinRetry*3/2 - 1}},
+		{"a retry above MaxBackoff", sse.ClientOptions{MaxBackoff: time.Second}, "retry: 60000\nid: 1\ndata: {}\n\n",
+			[]float64{0.5}, []time.Duration{75 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				draws := tt.draws
+				draw := func() float64 {
+					u := draws[0]
+					draws = draws[1:]
+					return u
+				}
+				got := followFakeDrawing(t, tt.opts, draw, len(tt.want)+1, reply{body: tt.body})
+				if diff := cmp.Diff(tt.want, got); diff != "" {
+					t.Errorf("waits (-want +got):\n%s", diff)
+				}
 			})
 		})
 	}

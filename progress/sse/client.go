@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -85,18 +86,23 @@ const defaultMaxBackoff = 30 * time.Second
 // one stream at a time.
 //
 // The retry delay is the base: the server's latest retry field, else
-// ClientOptions.Retry, and never less than [MinRetry]. After a connection
-// that delivered an event, the client waits the base delay, as
-// EventSource does. After consecutive connections that fail (a network
-// error) or end without delivering an event, it backs off: after the
-// n-th such connection in a row it waits a random delay (so that clients
-// dropped together do not come back in lockstep) drawn uniformly from
-// [d/2, d), where d is the base times 2^n capped at
-// ClientOptions.MaxBackoff, and never less than the base. So with the
-// defaults a server that is down is retried after 3-6 s, 6-12 s, 12-24 s,
-// then every 15-30 s. A connection that delivers an event, or stays open
-// for at least MaxBackoff (a quiet stream that a proxy ends now and
-// then), resets the backoff.
+// ClientOptions.Retry, and never less than [MinRetry]. Every wait is
+// random, so that clients dropped together (by a server's restart or
+// deploy) do not come back in lockstep, and none is shorter than the
+// base. After a connection that delivered an event, the client waits the
+// base plus a random extra of up to half of it: a delay drawn uniformly
+// from [base, 1.5·base), where EventSource waits the base exactly; the
+// extra is not capped by ClientOptions.MaxBackoff. After consecutive
+// connections that fail (a network error) or end without delivering an
+// event, it backs off: after the n-th such connection in a row it waits a
+// delay drawn uniformly from [d/2, d), where d is the base times 2^n
+// capped at ClientOptions.MaxBackoff, and never less than the base (so a
+// base above MaxBackoff is waited exactly). So with the defaults the
+// client reconnects 3-4.5 s after a connection that delivered events
+// drops, and a server that is down is retried after 3-6 s, 6-12 s,
+// 12-24 s, then every 15-30 s. A connection that delivers an event, or
+// stays open for at least MaxBackoff (a quiet stream that a proxy ends
+// now and then), resets the backoff.
 type Client struct {
 	url        string
 	hc         *http.Client
@@ -215,21 +221,37 @@ func (c *Client) Follow(ctx context.Context, fn func(progress.Event) error) erro
 	return err
 }
 
-// reconnectDelay returns the wait before the next connection: base (at
-// least MinRetry) after a healthy connection (fails is 0), else, after
-// fails unhealthy connections in a row, a draw from [d/2, d) with
-// d = base·2^fails capped at max(maxBackoff, base), and at least base.
-// u, in [0, 1), places the draw.
+// reconnectDelay returns the wait before the next connection, with base
+// raised to MinRetry: after a healthy connection (fails is 0), a draw from
+// [base, 1.5·base), not capped by maxBackoff; after fails unhealthy
+// connections in a row, a draw from [d/2, d) with d = base·2^fails capped
+// at max(maxBackoff, base), and at least base. u, in [0, 1), places the
+// draw.
 func reconnectDelay(base, maxBackoff time.Duration, fails int, u float64) time.Duration {
 	base = max(base, MinRetry)
 	if fails <= 0 {
-		return base
+		return spread(base, u)
 	}
 	d := max(maxBackoff, base)
 	if fails < 63 && base <= d>>fails {
 		d = base << fails // no overflow: at most d
 	}
 	return max(d/2+time.Duration(u*float64(d-d/2)), base)
+}
+
+// spread returns d plus a random extra of up to half of d, placed by u in
+// [0, 1): a draw from [d, 1.5·d), or the largest Duration if that is
+// smaller.
+func spread(d time.Duration, u float64) time.Duration {
+	half := d / 2
+	extra := time.Duration(u * float64(half))
+	if extra >= half && half > 0 {
+		extra = half - 1 // u*half rounded up, for a large half
+	}
+	if d > math.MaxInt64-extra {
+		return math.MaxInt64
+	}
+	return d + extra
 }
 
 // errFollowEnd ends Follow's stream at the final event; it never leaves it.

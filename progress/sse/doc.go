@@ -74,12 +74,16 @@
 // [Client] reads a stream as EventSource does, for tests and Go hosts: it
 // parses the wire format with a [Decoder] (WHATWG rules: multi-line data,
 // comments, id, retry, a byte order mark, CR, LF and CRLF line ends) and
-// reconnects with Last-Event-ID after a dropped connection. It waits the
-// server's retry delay before reconnecting, but never less than
-// [MinRetry] (100 ms), and after connections that fail or end without an
-// event it backs off exponentially, with jitter, up to
+// reconnects with Last-Event-ID after a dropped connection. Its base
+// delay is the server's retry delay, but never less than [MinRetry]
+// (100 ms). After a connection that delivered events it waits the base
+// plus a random extra of up to half of it (3-4.5 s with the handler's
+// default retry), so that the clients a server's restart drops together
+// do not all come back at the same instant. After connections that fail
+// or end without an event it backs off exponentially, with jitter, up to
 // [ClientOptions].MaxBackoff (30 s by default), so that a server that
 // sends "retry: 0" or ends every connection at once does not get a tight
-// reconnect loop from each client. A connection that delivers an event,
-// or stays open for MaxBackoff, resets the backoff.
+// reconnect loop from each client. No wait is shorter than the base. A
+// connection that delivers an event, or stays open for MaxBackoff, resets
+// the backoff.
 package sse
