@@ -3,6 +3,7 @@ package sse
 import (
 	"fmt"
 	"math"
+	"net/http"
 	"testing"
 	"time"
 
@@ -56,4 +57,63 @@ func TestReconnectDelay(t *testing.T) {
 			assert.Equal(t, tt.want, reconnectDelay(tt.base, tt.maxBackoff, tt.fails, tt.u))
 		})
 	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	date := now.Add(time.Hour) // the response's Date, an hour ahead of the client
+	tests := []struct {
+		retryAfter, date string
+		want             time.Duration
+	}{
+		{"", "", 0},
+		{"5", "", 5 * time.Second},
+		{" 5 ", "", 5 * time.Second},
+		{"0", "", 0},
+		{"007", "", 7 * time.Second},
+		{"9223372036", "", 9223372036 * time.Second},
+		{"9223372037", "", time.Duration(math.MaxInt64)},
+		{"99999999999999999999999", "", time.Duration(math.MaxInt64)},
+		{"-5", "", 0},
+		{"+5", "", 0},
+		{"5s", "", 0},
+		{"1.5", "", 0},
+		{"5 6", "", 0},
+		{"soon", "", 0},
+		// An HTTP-date, in each of its three forms, less the Date.
+		{date.Add(30 * time.Second).Format(http.TimeFormat), date.Format(http.TimeFormat), 30 * time.Second},
+		{date.Add(30 * time.Second).Format(time.RFC850), date.Format(http.TimeFormat), 30 * time.Second},
+		{date.Add(30 * time.Second).Format(time.ANSIC), date.Format(http.TimeFormat), 30 * time.Second},
+		{date.Add(-30 * time.Second).Format(http.TimeFormat), date.Format(http.TimeFormat), 0},
+		{date.Format(http.TimeFormat), date.Format(http.TimeFormat), 0},
+		// Less the client's clock without a valid Date.
+		{now.Add(20 * time.Second).Format(http.TimeFormat), "", 20 * time.Second},
+		{now.Add(20 * time.Second).Format(http.TimeFormat), "yesterday", 20 * time.Second},
+		{now.Add(-20 * time.Second).Format(http.TimeFormat), "", 0},
+		{"Mon, 32 Jan 2030 00:00:00 GMT", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q date %q", tt.retryAfter, tt.date), func(t *testing.T) {
+			h := http.Header{}
+			if tt.retryAfter != "" {
+				h.Set("Retry-After", tt.retryAfter)
+			}
+			if tt.date != "" {
+				h.Set("Date", tt.date)
+			}
+			assert.Equal(t, tt.want, retryAfter(h, now))
+		})
+	}
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"5", "", "Sun, 06 Nov 1994 08:49:37 GMT", "99999999999999999999", "-1"} {
+		f.Add(s, "Sun, 06 Nov 1994 08:49:37 GMT")
+	}
+	f.Fuzz(func(t *testing.T, retry, date string) {
+		h := http.Header{"Retry-After": {retry}, "Date": {date}}
+		if d := retryAfter(h, time.Now()); d < 0 {
+			t.Fatalf("retryAfter(%q, Date %q) = %v, below zero", retry, date, d)
+		}
+	})
 }

@@ -22,7 +22,10 @@ import (
 
 // StatusError is the error of a [Client] whose server answered neither
 // 200 with a text/event-stream body nor 204. Like a browser's EventSource,
-// the client does not reconnect after it.
+// the client does not reconnect after it, except after 503 Service
+// Unavailable and 429 Too Many Requests, which it waits out (see
+// [Client]): [Client.Stream] returns a StatusError for any other status,
+// 5xx included.
 type StatusError struct {
 	// StatusCode is the response's status code.
 	StatusCode int
@@ -30,6 +33,13 @@ type StatusError struct {
 	ContentType string
 	// Body is the start of the response body, at most 1 KiB.
 	Body string
+	// RetryAfter is the response's Retry-After header, parsed: its
+	// delay-seconds, or its HTTP-date less the response's Date (less the
+	// client's clock if the response has no Date), as it was sent,
+	// uncapped. It is zero if the header is absent, unparsable, zero or a
+	// date already past. A host that calls Stream again after a status
+	// that ends it (a 500 or a 502, say) can wait that long first.
+	RetryAfter time.Duration
 }
 
 // Error reports the status, the content type and the start of the body,
@@ -59,10 +69,11 @@ type ClientOptions struct {
 	// is. Default: 3s.
 	Retry time.Duration
 	// MaxBackoff caps the delay that grows after consecutive connections
-	// that fail or end without an event (see [Client]). A base delay
-	// longer than MaxBackoff (a server's retry of a minute, say) is still
-	// waited in full: the cap never shortens it. Zero or negative gives
-	// the default. Default: 30s.
+	// that fail or end without an event (see [Client]), and the
+	// Retry-After of a 503 or a 429 that the client waits out: a longer
+	// one counts as MaxBackoff. A base delay longer than MaxBackoff (a
+	// server's retry of a minute, say) is still waited in full: the cap
+	// never shortens it. Zero or negative gives the default. Default: 30s.
 	MaxBackoff time.Duration
 }
 
@@ -103,6 +114,20 @@ const defaultMaxBackoff = 30 * time.Second
 // 12-24 s, then every 15-30 s. A connection that delivers an event, or
 // stays open for at least MaxBackoff (a quiet stream that a proxy ends
 // now and then), resets the backoff.
+//
+// A response of 503 Service Unavailable or 429 Too Many Requests (what
+// [Handler] answers beyond its MaxStreams) is passing, unlike for
+// EventSource, which gives up: the client counts it as a failed
+// connection and reconnects, with the same Last-Event-ID. It waits the
+// backoff, but at least the response's Retry-After (delay-seconds, or an
+// HTTP-date taken relative to the response's Date, so that a skew between
+// the two clocks does not count), capped at MaxBackoff, plus a random
+// extra of up to half of it: so no longer than 1.5·MaxBackoff or the
+// backoff, whichever is longer. Without a Retry-After, or with one that
+// does not parse or is past, it waits the backoff alone. Every other
+// status but 200 and 204 ends [Client.Stream] with a *[StatusError],
+// 500, 502 and 504 included, as EventSource ends: the client cannot tell
+// whether they will pass.
 type Client struct {
 	url        string
 	hc         *http.Client
@@ -149,12 +174,13 @@ func (c *Client) Connects() int {
 }
 
 // Stream connects and calls fn for each message, reconnecting when the
-// connection fails or ends (after the delay described at [Client]; a
-// cancelled ctx ends the wait at once), until ctx ends (it returns
-// context.Cause(ctx)), fn returns an error (it returns that error), or the
-// server answers 204 No Content (it returns nil). A response other than
-// 200 with Content-Type text/event-stream ends it with a *[StatusError],
-// an event over [MaxEventSize] with [ErrTooLarge], and a last event ID
+// connection fails or ends, or the server answers 503 or 429 (after the
+// delay described at [Client]; a cancelled ctx ends the wait at once),
+// until ctx ends (it returns context.Cause(ctx)), fn returns an error (it
+// returns that error), or the server answers 204 No Content (it returns
+// nil). Any other response than 200 with Content-Type text/event-stream
+// ends it with a *[StatusError], an event over [MaxEventSize] with
+// [ErrTooLarge], and a last event ID
 // (the server's, or ClientOptions.LastEventID) with a control character,
 // which an HTTP header cannot carry, with an error wrapping
 // [ErrBadLastEventID] when it would be sent.
@@ -176,7 +202,13 @@ func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 		c.mu.Lock()
 		base := c.retry
 		c.mu.Unlock()
-		t := time.NewTimer(reconnectDelay(base, c.maxBackoff, fails, c.rand()))
+		u := c.rand()
+		wait := reconnectDelay(base, c.maxBackoff, fails, u)
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.RetryAfter > 0 {
+			// A 503 or a 429 (the others are done): at least what it asked.
+			wait = max(wait, spread(min(se.RetryAfter, c.maxBackoff), u))
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -254,6 +286,29 @@ func spread(d time.Duration, u float64) time.Duration {
 	return d + extra
 }
 
+// retryAfter parses h's Retry-After: delay-seconds (a number too large
+// for a Duration is the largest one), or an HTTP-date less h's Date, or
+// less now if h has no valid Date. It returns 0 for a header absent or
+// unparsable, or a date not after the Date.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v != "" && strings.Trim(v, "0123456789") == "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > math.MaxInt64/int64(time.Second) {
+			return math.MaxInt64 // all digits: ParseInt fails only on range
+		}
+		return time.Duration(n) * time.Second
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		now = date
+	}
+	return max(at.Sub(now), 0)
+}
+
 // errFollowEnd ends Follow's stream at the final event; it never leaves it.
 var errFollowEnd = errors.New("sse: final event")
 
@@ -300,7 +355,9 @@ func clip(s string, n int) string {
 }
 
 // connect runs one connection. done reports that the stream must not be
-// reconnected; err is then what Stream returns. healthy reports that the
+// reconnected; err is then what Stream returns. A 503 or a 429 is not
+// done: its err is the *StatusError whose RetryAfter Stream waits out.
+// healthy reports that the
 // connection delivered an event or stayed open for maxBackoff, which
 // resets the backoff.
 func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
@@ -334,7 +391,9 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		return false, true, nil
 	case resp.StatusCode != http.StatusOK || mediaType != "text/event-stream":
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return false, true, &StatusError{StatusCode: resp.StatusCode, ContentType: ct, Body: string(body)}
+		passing := resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests
+		return false, !passing, &StatusError{StatusCode: resp.StatusCode, ContentType: ct, Body: string(body),
+			RetryAfter: retryAfter(resp.Header, time.Now())}
 	}
 	c.mu.Lock()
 	c.connects++

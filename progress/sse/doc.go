@@ -66,7 +66,8 @@
 // answers 204; an Authorize hook that knows the host's runs refuses an
 // unknown run ID at once with [ErrNotFound] (404). Beyond
 // [HandlerOptions].MaxStreams concurrent streams a request gets 503 with
-// Retry-After. An Authorize hook refuses a request with [ErrUnauthorized]
+// Retry-After (the handler's retry delay in whole seconds, at least 1),
+// which EventSource gives up on and [Client] waits out. An Authorize hook refuses a request with [ErrUnauthorized]
 // (401), [ErrForbidden] (403) or [ErrNotFound] (404).
 //
 // # Client
@@ -85,5 +86,12 @@
 // sends "retry: 0" or ends every connection at once does not get a tight
 // reconnect loop from each client. No wait is shorter than the base. A
 // connection that delivers an event, or stays open for MaxBackoff, resets
-// the backoff.
+// the backoff. A 503 Service Unavailable or 429 Too Many Requests (the
+// handler's answer beyond MaxStreams) counts as a failed connection: the
+// client waits the backoff, but at least the response's Retry-After
+// capped at MaxBackoff, plus a random extra of up to half of that, then
+// reconnects with Last-Event-ID. Any other status but 200 and 204, 500,
+// 502 and 504 included, ends [Client.Stream] with a *[StatusError], as it
+// ends EventSource; its RetryAfter field holds the response's
+// Retry-After.
 package sse

@@ -121,3 +121,24 @@ func ExampleParseLastEventID() {
 	// 42 <nil>
 	// 0 sse: malformed last event ID "abc": not all digits; want the decimal sequence number of the last event received
 }
+
+// A status that ends Stream comes back as a *StatusError, with the
+// response's Retry-After parsed, for a host that calls Stream again
+// later. (A 503 or a 429 does not end Stream: the client waits it out.)
+func ExampleStatusError() {
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "120")
+		http.Error(w, "maintenance", http.StatusBadGateway)
+	}))
+	defer server.Close()
+
+	err := sse.NewClient(server.URL, sse.ClientOptions{}).Stream(context.Background(), func(sse.Message) error { return nil })
+	var se *sse.StatusError
+	if errors.As(err, &se) {
+		fmt.Println(se.StatusCode, se.RetryAfter)
+	}
+	fmt.Println(err)
+	// Output:
+	// 502 2m0s
+	// sse: server answered 502 (text/plain; charset=utf-8): maintenance
+}
