@@ -157,8 +157,14 @@ func NewClient(url string, opts ClientOptions) *Client {
 	return c
 }
 
-// LastEventID returns the last event ID seen: what the next connection
-// sends as Last-Event-ID. It is safe to call while Stream runs.
+// LastEventID returns the stream's last event ID: what the next
+// connection, or the next [Client.Stream] call, sends as Last-Event-ID.
+// It counts an event only once Stream's fn has returned nil for it: after
+// fn returned an error for an event, it is the last event ID as it was
+// before that event, so that resuming from it (by calling Stream again,
+// or with a new Client whose ClientOptions.LastEventID it is) delivers
+// that event again. An event without an id field keeps the ID before it,
+// as in a browser. It is safe to call while Stream runs.
 func (c *Client) LastEventID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -178,7 +184,11 @@ func (c *Client) Connects() int {
 // delay described at [Client]; a cancelled ctx ends the wait at once),
 // until ctx ends (it returns context.Cause(ctx)), fn returns an error (it
 // returns that error), or the server answers 204 No Content (it returns
-// nil). Any other response than 200 with Content-Type text/event-stream
+// nil). An event fn returned an error for is not taken: [Client.LastEventID]
+// stays before it, and the next Stream delivers it again. To stop right
+// after an event that fn has taken, cancel ctx from fn, with a cause for
+// Stream to return, and return nil: once ctx is done, fn is not called
+// again, even for an event already read. Any other response than 200 with Content-Type text/event-stream
 // ends it with a *[StatusError], an event over [MaxEventSize] with
 // [ErrTooLarge], and a last event ID
 // (the server's, or ClientOptions.LastEventID) with a control character,
@@ -222,7 +232,8 @@ func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 // progress.Event. A message that is not an event (data that is not a
 // JSON object, such as "null" or malformed JSON, or an object that is not
 // in the event's documented form) ends it with an error wrapping
-// progress.ErrInvalidJSON.
+// progress.ErrInvalidJSON, and is not taken: [Client.LastEventID] stays
+// before it, as for an event fn returns an error for.
 func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) error {
 	return c.Stream(ctx, func(m Message) error {
 		e, err := decodeEvent(m.Data)
@@ -236,7 +247,8 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 // Follow is [Client.Events] until the run ends: it returns nil right
 // after fn has taken the run's final event (run.finished, run.failed or
 // run.cancelled), without waiting for the server to close the stream and
-// refuse the reconnection.
+// refuse the reconnection. [Client.LastEventID] is then the final
+// event's.
 func (c *Client) Follow(ctx context.Context, fn func(progress.Event) error) error {
 	err := c.Events(ctx, func(e progress.Event) error {
 		if err := fn(e); err != nil {
@@ -309,7 +321,8 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return max(at.Sub(now), 0)
 }
 
-// errFollowEnd ends Follow's stream at the final event; it never leaves it.
+// errFollowEnd ends Follow's stream at the final event, which fn has
+// taken (connect counts it in the last event ID); it never leaves Follow.
 var errFollowEnd = errors.New("sse: final event")
 
 // decodeEvent decodes a message's data as an event. It calls
@@ -408,9 +421,11 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			c.retry = retry
 			c.mu.Unlock()
 		}
-		c.mu.Lock()
-		c.lastID = d.LastEventID()
-		c.mu.Unlock()
+		if err != nil {
+			// Every dispatch so far was of a message fn took, or of no
+			// message (an id field with no data).
+			c.setLastID(d.LastEventID())
+		}
 		if errors.Is(err, ErrTooLarge) {
 			return delivered, true, err // the server would send it again
 		}
@@ -418,9 +433,26 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			// The connection ended: reconnect.
 			return delivered || time.Since(opened) >= c.maxBackoff, false, err
 		}
+		if ctx.Err() != nil {
+			// Cancelled, maybe by fn for the last event: no event after.
+			return delivered, true, context.Cause(ctx)
+		}
 		delivered = true
 		if err := fn(m); err != nil {
+			if errors.Is(err, errFollowEnd) {
+				c.setLastID(m.ID) // taken
+			} else {
+				c.setLastID(d.beforeID) // not taken: the next Stream delivers it again
+			}
 			return true, true, err
 		}
+		c.setLastID(m.ID)
 	}
+}
+
+// setLastID sets the last event ID that LastEventID returns.
+func (c *Client) setLastID(id string) {
+	c.mu.Lock()
+	c.lastID = id
+	c.mu.Unlock()
 }

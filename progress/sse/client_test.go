@@ -140,12 +140,14 @@ func TestClientFollowStopsAtTheFinalEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	var got []uint64
-	err = sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Hour}).Follow(ctx, func(e progress.Event) error {
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Hour})
+	err = c.Follow(ctx, func(e progress.Event) error {
 		got = append(got, e.Seq)
 		return nil
 	})
 	require.NoError(t, err)
 	assert.Equal(t, sinktest.Span(1, 5), got)
+	assert.Equal(t, "5", c.LastEventID(), "fn took the final event")
 	// fn's own error still ends it, as with Events.
 	err = sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{}).Follow(ctx, func(progress.Event) error { return errStop })
 	assert.ErrorIs(t, err, errStop)

@@ -52,6 +52,7 @@ type Decoder struct {
 	typ      string
 	idBuf    string // the last event ID buffer
 	lastID   string // the last event ID, set at dispatch
+	beforeID string // lastID before the dispatch of the message Next last returned
 	retry    time.Duration
 	retrySet bool
 }
@@ -71,11 +72,13 @@ func (d *Decoder) Next() (Message, error) {
 		}
 		if len(line) == 0 {
 			// Dispatch.
+			before := d.lastID
 			d.lastID = d.idBuf
 			if d.data.Len() == 0 {
 				d.typ = ""
 				continue
 			}
+			d.beforeID = before
 			data := strings.TrimSuffix(d.data.String(), "\n")
 			typ := d.typ
 			if typ == "" {

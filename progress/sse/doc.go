@@ -94,4 +94,9 @@
 // 502 and 504 included, ends [Client.Stream] with a *[StatusError], as it
 // ends EventSource; its RetryAfter field holds the response's
 // Retry-After.
+//
+// The client's last event ID ([Client.LastEventID]) counts an event only
+// once the callback given to [Client.Stream] has returned nil for it. A
+// callback's error ends Stream and leaves that event untaken, so that the
+// next Stream, or a new Client started from that ID, delivers it again.
 package sse

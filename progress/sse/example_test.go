@@ -81,25 +81,40 @@ func ExampleClient() {
 	})
 	server := httptest.NewServer(h)
 	defer server.Close()
-	for seq := uint64(1); seq <= 3; seq++ {
+	for seq := uint64(1); seq <= 4; seq++ {
 		_ = mem.Publish(context.Background(), progress.Event{RunID: "r1", Seq: seq, Type: progress.Message, Message: fmt.Sprint("step ", seq)})
 	}
 
 	c := sse.NewClient(server.URL, sse.ClientOptions{})
-	stop := errors.New("seen enough")
+	// An error from fn ends Events, and leaves its event untaken.
+	failed := errors.New("cannot render")
 	err := c.Events(context.Background(), func(e progress.Event) error {
-		fmt.Println(e.Seq, e.Message)
 		if e.Seq == 3 {
-			return stop
+			return failed
+		}
+		fmt.Println(e.Seq, e.Message)
+		return nil
+	})
+	fmt.Println(errors.Is(err, failed), "resume after", c.LastEventID())
+
+	// So the next call delivers it again. To stop right after an event
+	// taken, cancel the context with a cause, and return nil.
+	ctx, stop := context.WithCancelCause(context.Background())
+	enough := errors.New("seen enough")
+	err = c.Events(ctx, func(e progress.Event) error {
+		fmt.Println(e.Seq, e.Message)
+		if e.Seq >= 3 {
+			stop(enough)
 		}
 		return nil
 	})
-	fmt.Println(errors.Is(err, stop), "resume from", c.LastEventID())
+	fmt.Println(errors.Is(err, enough), "resume after", c.LastEventID())
 	// Output:
 	// 1 step 1
 	// 2 step 2
+	// true resume after 2
 	// 3 step 3
-	// true resume from 3
+	// true resume after 3
 }
 
 func ExampleDecoder() {
