@@ -97,18 +97,18 @@ const defaultMaxBackoff = 30 * time.Second
 // one stream at a time.
 //
 // The retry delay is the base: the server's latest retry field, else
-// ClientOptions.Retry, and never less than [MinRetry]. Every wait is
-// random, so that clients dropped together (by a server's restart or
-// deploy) do not come back in lockstep, and none is shorter than the
-// base. After a connection that delivered an event, the client waits the
+// ClientOptions.Retry, and never less than [MinRetry]. The waits are
+// drawn at random, so that clients dropped together (by a server's
+// restart or deploy) do not come back in lockstep, but none is shorter
+// than the base. After a connection that delivered an event, the client waits the
 // base plus a random extra of up to half of it: a delay drawn uniformly
 // from [base, 1.5·base), where EventSource waits the base exactly; the
 // extra is not capped by ClientOptions.MaxBackoff. After consecutive
 // connections that fail (a network error) or end without delivering an
 // event, it backs off: after the n-th such connection in a row it waits a
 // delay drawn uniformly from [d/2, d), where d is the base times 2^n
-// capped at ClientOptions.MaxBackoff, and never less than the base (so a
-// base above MaxBackoff is waited exactly). So with the defaults the
+// capped at ClientOptions.MaxBackoff, and never less than the base (so
+// after failures a base above MaxBackoff is waited exactly). So with the defaults the
 // client reconnects 3-4.5 s after a connection that delivered events
 // drops, and a server that is down is retried after 3-6 s, 6-12 s,
 // 12-24 s, then every 15-30 s. A connection that delivers an event, or
