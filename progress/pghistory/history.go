@@ -219,41 +219,78 @@ func (h *History) Schema() string { return h.schema }
 // [*SchemaVersionError], and left as it was. Migrate never drops
 // anything that holds data, nor touches a table of pgstore; migrating a
 // schema made before versions were recorded drops its progress_events
-// column archived_at, which nothing read. It returns context.Cause(ctx)
-// if ctx is done.
+// column archived_at, which nothing read, first, in a transaction of its
+// own (under the same lock) that locks no other table, so that it never
+// deadlocks with an append or a delete under way. It returns
+// context.Cause(ctx) if ctx is done.
 func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
 	}
+	again, err := h.migrate(ctx, true)
+	if err == nil && again {
+		_, err = h.migrate(ctx, false)
+	}
+	return err
+}
+
+// migrate runs one transaction of Migrate. In a schema made before
+// versions were recorded whose progress_events still has archived_at,
+// with dropFirst, it only drops that column, commits, and reports that
+// Migrate must run again. The drop takes an exclusive lock on
+// progress_events, and the DDL a share lock on progress_runs (CREATE
+// INDEX IF NOT EXISTS takes it even when the index exists); in one
+// transaction, one of them would be held while waiting for the other,
+// and an append (progress_events, then progress_runs) or a DeleteRun or
+// Prune (progress_runs, then progress_events) under way would close a
+// cycle that Postgres breaks by aborting one of the two.
+func (h *History) migrate(ctx context.Context, dropFirst bool) (again bool, err error) {
 	tx, err := pgschema.BeginMigrate(ctx, h.pool, h.schema)
 	if err != nil {
-		return h.fail(ctx, err, "migrate schema %s", h.schema)
+		return false, h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	defer pgschema.Rollback(ctx, tx)
 	found, err := pgschema.Version(ctx, tx, h.schema, versionTable)
 	if err != nil {
-		return h.fail(ctx, err, "migrate schema %s", h.schema)
+		return false, h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	if found > SchemaVersion {
-		return &SchemaVersionError{Schema: h.schema, Found: found, Supported: SchemaVersion}
+		return false, &SchemaVersionError{Schema: h.schema, Found: found, Supported: SchemaVersion}
+	}
+	var archivedAt bool
+	if found < 1 {
+		// A catalog read, which locks no table: ALTER TABLE would lock
+		// progress_events even when it has no such column.
+		if err := tx.QueryRow(ctx, hasArchivedAtSQL, h.schema).Scan(&archivedAt); err != nil {
+			return false, h.fail(ctx, err, "migrate schema %s: look up archived_at", h.schema)
+		}
+	}
+	if archivedAt && dropFirst {
+		if _, err := tx.Exec(ctx, h.q.upgradeTo1); err != nil {
+			return false, h.fail(ctx, err, "migrate schema %s: to version 1", h.schema)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return false, h.fail(ctx, err, "migrate schema %s: commit", h.schema)
+		}
+		return true, nil
 	}
 	if _, err := tx.Exec(ctx, h.q.ddl); err != nil {
-		return h.fail(ctx, err, "migrate schema %s: create tables", h.schema)
+		return false, h.fail(ctx, err, "migrate schema %s: create tables", h.schema)
 	}
-	if found < 1 {
-		// Only then: ALTER TABLE locks the table even when it has no
-		// such column.
+	if archivedAt {
+		// Made again between the two transactions (the table dropped by
+		// hand, and created by an older release): drop it here.
 		if _, err := tx.Exec(ctx, h.q.upgradeTo1); err != nil {
-			return h.fail(ctx, err, "migrate schema %s: to version 1", h.schema)
+			return false, h.fail(ctx, err, "migrate schema %s: to version 1", h.schema)
 		}
 	}
 	if err := pgschema.RecordVersion(ctx, tx, h.schema, versionTable, SchemaVersion); err != nil {
-		return h.fail(ctx, err, "migrate schema %s", h.schema)
+		return false, h.fail(ctx, err, "migrate schema %s", h.schema)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return h.fail(ctx, err, "migrate schema %s: commit", h.schema)
+		return false, h.fail(ctx, err, "migrate schema %s: commit", h.schema)
 	}
-	return nil
+	return false, nil
 }
 
 // fail wraps a driver error with what was being done: context.Cause(ctx)

@@ -38,6 +38,14 @@ CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
 // drops a column in its catalog only, without rewriting the table.
 const upgradeTo1 = `ALTER TABLE {s}.progress_events DROP COLUMN IF EXISTS archived_at`
 
+// hasArchivedAtSQL reports whether the progress_events table of the
+// schema $1 has the column archived_at, from the catalogs, which takes
+// no lock on the table.
+const hasArchivedAtSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+	JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = $1 AND c.relname = 'progress_events' AND a.attname = 'archived_at' AND NOT a.attisdropped)`
+
 // appendSQL inserts a batch of events, given as three arrays in the same
 // order (run IDs, Seqs, the events' JSON), in that order, skipping those
 // already held; then it renews last_at of the runs that got an event.
