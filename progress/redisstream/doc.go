@@ -17,7 +17,8 @@
 // never reached Redis (its process crashed, or that publish failed), which
 // FinishedTTL alone keeps for good. A late event that finds the stream
 // of its finished run expired creates it again with FinishedTTL, not
-// without an expiry.
+// without an expiry, unless its call holds the run's first event (which
+// looks like a new run).
 //
 // # Reading
 //

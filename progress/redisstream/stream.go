@@ -57,13 +57,15 @@ type Options struct {
 	// FinishedTTL, if positive, expires a run's stream that long after
 	// its final event (run.finished, run.failed or run.cancelled) is
 	// published; later readers then read the History. Without IdleTTL,
-	// an event other than a run's first that finds its run's stream gone
-	// (a late retry after the stream expired, or Redis lost it while the
-	// run goes on) creates it again with FinishedTTL too, so that no
-	// stream is left without an expiry; that costs its Publish call one
-	// more round trip. (A late retry of a run's first event alone looks
-	// like a new run, and creates a stream without an expiry.) Default:
-	// 0, the stream is kept until trimmed or deleted.
+	// the events of a Publish call without the run's first event (Seq 1)
+	// that find their run's stream gone (a late retry after the stream
+	// expired, or Redis lost it while the run goes on) create it again
+	// with FinishedTTL too, so that no stream is left without an expiry;
+	// that costs the call one more round trip. (A late retry of a call
+	// that holds a run's first event, alone or with others but without
+	// the final one, looks like a new run, and creates a stream without
+	// an expiry.) Default: 0, the stream is kept until trimmed or
+	// deleted.
 	FinishedTTL time.Duration
 	// IdleTTL, if positive, expires a run's stream that long after its
 	// newest publish: each publish sets it again, and a final event's
@@ -352,10 +354,10 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // call's newest event there: events Redis refused as older than the
 // stream's newest leave the expiry as it was. With IdleTTL, Publish sends
 // EVAL (see Options.IdleTTL). With FinishedTTL and without IdleTTL, the
-// events of a run other than its first are written with XADD NOMKSTREAM,
-// and those that found the stream gone are written again in a second
-// round trip, a transaction that creates the stream with FinishedTTL (see
-// Options.FinishedTTL).
+// events of a run in a call without its first event (Seq 1) are written
+// with XADD NOMKSTREAM, and those that found the stream gone are written
+// again in a second round trip, a transaction that creates the stream
+// with FinishedTTL (see Options.FinishedTTL).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
