@@ -188,12 +188,12 @@ func (c *Client) Connects() int {
 // stays before it, and the next Stream delivers it again. To stop right
 // after an event that fn has taken, cancel ctx from fn, with a cause for
 // Stream to return, and return nil: once ctx is done, fn is not called
-// again, even for an event already read. Any other response than 200 with Content-Type text/event-stream
-// ends it with a *[StatusError], an event over [MaxEventSize] with
-// [ErrTooLarge], and a last event ID
-// (the server's, or ClientOptions.LastEventID) with a control character,
-// which an HTTP header cannot carry, with an error wrapping
-// [ErrBadLastEventID] when it would be sent.
+// again, even for an event already read. Any other response than 200
+// with Content-Type text/event-stream, 204, 503 or 429 ends it with a
+// *[StatusError], an event over [MaxEventSize] with [ErrTooLarge], and a
+// last event ID (the server's, or ClientOptions.LastEventID) with a
+// control character, which an HTTP header cannot carry, with an error
+// wrapping [ErrBadLastEventID] when it would be sent.
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 	fails := 0 // consecutive connections that failed or ended without an event
 	for {
