@@ -372,7 +372,6 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	pipe := s.client.Pipeline()
 	adds := make([]*redis.StringCmd, len(events))
-	values := make([][]any, len(events))
 	var expires []redis.Cmder
 	// One expiry a stream a call, after its last event: the FinishedTTL
 	// of a final event, or else IdleTTL. A call may interleave the events
@@ -386,6 +385,10 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	// written again by recreate, with FinishedTTL. A call with the run's
 	// first event creates its stream as a new run's, without an expiry.
 	recreating := s.ttl > 0 && s.idleTTL == 0
+	var values [][]any // the events' fields, for recreate
+	if recreating {
+		values = make([][]any, len(events))
+	}
 	if s.idleTTL > 0 || recreating {
 		runs = make(map[string]runInCall, 1)
 		for i, e := range events {
@@ -402,14 +405,17 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 			return err
 		}
 		key := s.Key(e.RunID)
-		values[i] = []any{eventField, data}
+		fields := []any{eventField, data}
+		if values != nil {
+			values[i] = fields
+		}
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream:     key,
 			NoMkStream: recreating && !runs[e.RunID].first,
 			MaxLen:     s.maxLen,
 			Approx:     true,
 			ID:         entryID(e.Seq),
-			Values:     values[i],
+			Values:     fields,
 		})
 		switch {
 		case s.ttl > 0 && e.Type.Final():
@@ -496,13 +502,13 @@ type runInCall struct {
 func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [][]any, adds []*redis.StringCmd) []redis.Cmder {
 	var pipe redis.Pipeliner
 	var keys []string // in the order of their first event in the call
-	seen := make(map[string]bool)
+	var seen map[string]bool
 	for i, cmd := range adds {
 		if !errors.Is(cmd.Err(), redis.Nil) {
 			continue
 		}
 		if pipe == nil {
-			pipe = s.client.TxPipeline()
+			pipe, seen = s.client.TxPipeline(), make(map[string]bool)
 		}
 		key := s.Key(events[i].RunID)
 		if !seen[key] {
