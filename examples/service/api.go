@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+const (
+	// maxBody bounds a request's body.
+	maxBody = 64 << 10
+	// editTimeout bounds the commit of an edit.
+	editTimeout = 30 * time.Second
+)
+
+// routes returns the service's endpoints (see the package documentation).
+func (s *service) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /lectures/{key}/runs", s.createRun)
+	mux.HandleFunc("POST /lectures/{key}/edits", s.edit)
+	mux.HandleFunc("GET /runs/{run}", s.getRun)
+	mux.Handle("GET /runs/{run}/events", s.events)
+	return mux
+}
+
+// authenticate checks the request's bearer token. It returns an error
+// wrapping sse.ErrUnauthorized (no token) or sse.ErrForbidden (another
+// token). A real host checks its user's session here, and then whether
+// the user may see the lecture or the run.
+func (s *service) authenticate(r *http.Request) error {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	switch {
+	case !ok || token == "":
+		return fmt.Errorf("%w: send the header \"Authorization: Bearer TOKEN\"", sse.ErrUnauthorized)
+	case subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.token)) != 1:
+		return fmt.Errorf("%w: this token may not use the service", sse.ErrForbidden)
+	}
+	return nil
+}
+
+// authorizeEvents is the SSE handler's Authorize hook: the token, then a
+// run this service knows (a queued one, or one in the store), so that an
+// unknown ID gets 404 rather than a stream that waits for nothing.
+func (s *service) authorizeEvents(r *http.Request) (string, error) {
+	if err := s.authenticate(r); err != nil {
+		return "", err
+	}
+	runID := r.PathValue("run")
+	if _, ok := s.queued(runID); ok {
+		return runID, nil
+	}
+	if _, err := s.store.GetRun(r.Context(), runID); err != nil {
+		if errors.Is(err, executor.ErrNotFound) {
+			return "", fmt.Errorf("%w: no run %q", sse.ErrNotFound, runID)
+		}
+		return "", fmt.Errorf("look run %q up: %w", runID, err) // 500, logged
+	}
+	return runID, nil
+}
+
+// started is the answer to a request that starts a run.
+type started struct {
+	RunID       string `json:"runId"`
+	Events      string `json:"events"`                // the run's SSE stream
+	QueuedAfter string `json:"queuedAfter,omitempty"` // the run it waits for
+}
+
+func newStarted(runID, after string) started {
+	return started{RunID: runID, Events: "/runs/" + runID + "/events", QueuedAfter: after}
+}
+
+// createRun is POST /lectures/{key}/runs {"seconds": N}: it builds the
+// lecture's graph and starts a run of it.
+func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) {
+		return
+	}
+	key := r.PathValue("key")
+	var body struct {
+		Seconds int `json:"seconds"`
+	}
+	if !decode(w, r, &body) {
+		return
+	}
+	g, err := graph.Build(graph.Lecture(), body.Seconds)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("seconds: %w", err))
+		return
+	}
+	runID := newRunID()
+	switch err := s.startRun(key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds)); {
+	case errors.Is(err, errBusy):
+		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; wait for its end", key, err))
+	case err != nil:
+		s.startFailed(w, err)
+	default:
+		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
+	}
+}
+
+// edit is POST /lectures/{key}/edits {"node": ID, "params": {...}}: it
+// saves the node's new parameters, records the edit, then starts a run
+// (or queues one after the run going on) that regenerates what the edit
+// affects.
+func (s *service) edit(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) {
+		return
+	}
+	key := r.PathValue("key")
+	var body struct {
+		Node   string          `json:"node"`
+		Params json.RawMessage `json:"params"`
+	}
+	if !decode(w, r, &body) {
+		return
+	}
+	if len(body.Params) == 0 || body.Params[0] != '{' {
+		httpError(w, http.StatusBadRequest, errors.New(`params: want a JSON object, such as {"text": "..."}`))
+		return
+	}
+	// The lecture's graph, as its last run built it.
+	records, err := s.store.ListRuns(r.Context(), key)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, fmt.Errorf("list the runs of %q: %w", key, err))
+		return
+	}
+	if len(records) == 0 {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
+		return
+	}
+	g, err := graph.Build(graph.Lecture(), records[len(records)-1].Seconds)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, fmt.Errorf("lecture %q: %w", key, err))
+		return
+	}
+	n, err := g.Lookup(body.Node)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("node: %w", err))
+		return
+	}
+	node := g.NodeID(n)
+	var params bytes.Buffer
+	if err := json.Compact(&params, body.Params); err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("params: %w", err))
+		return
+	}
+	// First the parameters, where the generators read them; then the edit,
+	// which gives the node a new revision and makes it and its dependents
+	// dirty. In the other order, a run going on could make the node at
+	// its new revision from its old parameters, and keep that result.
+	// The edit does not stop half-way when the client goes away: its
+	// parameters are saved.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
+	defer cancel()
+	s.params.set(key, node, params.Bytes())
+	if _, err := s.exec.Edit(ctx, g, key, node); err != nil {
+		httpError(w, http.StatusInternalServerError, fmt.Errorf("edit %s of %q: %w", node, key, err))
+		return
+	}
+	s.logger.Info("edited", "lecture", key, "node", node)
+	runID, after, err := s.startOrQueue(key, g, "edit of "+node)
+	if err != nil {
+		s.startFailed(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, newStarted(runID, after))
+}
+
+// runView is the answer of GET /runs/{run}.
+type runView struct {
+	ID       string `json:"id"`
+	GraphKey string `json:"graphKey"`
+	// Status is the record's, or "queued" for a run queued after another.
+	Status string           `json:"status"`
+	Record *executor.Record `json:"record,omitempty"`
+	// Report is there for the runs of this process that ended.
+	Report *reportView `json:"report,omitempty"`
+}
+
+// reportView is a run's report: node IDs by outcome (see
+// executor.Report), never null.
+type reportView struct {
+	Generated  []string `json:"generated"`
+	Unchanged  []string `json:"unchanged"`
+	Failed     []string `json:"failed"`
+	Skipped    []string `json:"skipped"`
+	Superseded []string `json:"superseded"`
+	Cancelled  []string `json:"cancelled"`
+	Dirty      []string `json:"dirty"`
+	Rounds     int      `json:"rounds"`
+}
+
+// getRun is GET /runs/{run}: the run's record and, for a run of this
+// process that ended, its report.
+func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) {
+		return
+	}
+	runID := r.PathValue("run")
+	rec, err := s.store.GetRun(r.Context(), runID)
+	if errors.Is(err, executor.ErrNotFound) {
+		if key, ok := s.queued(runID); ok {
+			writeJSON(w, http.StatusOK, runView{ID: runID, GraphKey: key, Status: "queued"})
+			return
+		}
+		httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, fmt.Errorf("get run %q: %w", runID, err))
+		return
+	}
+	v := runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec}
+	s.mu.Lock()
+	if kept := s.reports[runID]; kept != nil {
+		rep := kept.rep
+		v.Report = &reportView{Generated: rep.Generated, Unchanged: rep.Unchanged, Failed: rep.Failed,
+			Skipped: rep.Skipped, Superseded: rep.Superseded, Cancelled: rep.Cancelled, Dirty: rep.Dirty,
+			Rounds: rep.Rounds}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, v)
+}
+
+// allowed answers 401 or 403 to a request without the token.
+func (s *service) allowed(w http.ResponseWriter, r *http.Request) bool {
+	err := s.authenticate(r)
+	switch {
+	case errors.Is(err, sse.ErrUnauthorized):
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		httpError(w, http.StatusUnauthorized, err)
+	case err != nil:
+		httpError(w, http.StatusForbidden, err)
+	}
+	return err == nil
+}
+
+// startFailed answers a run that could not start.
+func (s *service) startFailed(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errClosing):
+		httpError(w, http.StatusServiceUnavailable, err)
+	case errors.Is(err, executor.ErrInvalidRequest):
+		httpError(w, http.StatusBadRequest, err)
+	default:
+		s.logger.Error("run did not start", "err", err)
+		httpError(w, http.StatusInternalServerError, fmt.Errorf("the run did not start: %w", err))
+	}
+}
+
+// decode reads the request's JSON body into v, or answers 400.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
+		err = errors.New("one JSON object only")
+	}
+	if err != nil {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+		return false
+	}
+	return true
+}
+
+// writeJSON answers v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// httpError answers err's text, as JSON.
+func httpError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// newRunID returns a random run ID. Run IDs must never be reused: a
+// stream or an archive that still holds an old run's events under an ID
+// would take a new run's for duplicates.
+func newRunID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return "run-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+)
+
+// paramStore keeps the nodes' parameters, where the generators read them.
+// The executor keeps only their revision: a host saves new parameters
+// here before it calls Executor.Edit, never after. A real host keeps them
+// in its database; this one keeps them in memory, and loses them on
+// restart. It is safe for concurrent use.
+type paramStore struct {
+	mu sync.Mutex
+	m  map[string]map[string]json.RawMessage // graph key -> node ID -> parameters
+}
+
+func newParamStore() *paramStore {
+	return &paramStore{m: map[string]map[string]json.RawMessage{}}
+}
+
+// set saves a node's parameters.
+func (p *paramStore) set(key, nodeID string, params json.RawMessage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m[key] == nil {
+		p.m[key] = map[string]json.RawMessage{}
+	}
+	p.m[key][nodeID] = params
+}
+
+// get returns a node's parameters, or {} when none were saved.
+func (p *paramStore) get(key, nodeID string) json.RawMessage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if params, ok := p.m[key][nodeID]; ok {
+		return params
+	}
+	return json.RawMessage("{}")
+}
+
+// generator is a fake generator for every kind of the lecture template:
+// it waits its latency, as a call to a provider would (honouring ctx), and
+// makes the node's output from its parameters and its dependencies'
+// outputs, so that the same inputs give the same output and early cutoff
+// works. A real host calls its providers here, passing
+// Request.IdempotencyKey to those that deduplicate.
+type generator struct {
+	params  *paramStore
+	latency time.Duration
+}
+
+// lectureGenerators returns a registry with a fake generator for each kind
+// of the lecture template.
+func lectureGenerators(params *paramStore, latency time.Duration) executor.Registry {
+	gen := &generator{params: params, latency: latency}
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	return reg
+}
+
+// Generate implements executor.Generator.
+func (g *generator) Generate(ctx context.Context, req executor.Request) (executor.Asset, error) {
+	t := time.NewTimer(g.latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return executor.Asset{}, ctx.Err()
+	}
+	params := g.params.get(req.GraphKey, req.NodeID)
+	data := fmt.Appendf(nil, "%s from %s", req.NodeID, params)
+	for _, d := range req.Deps {
+		data = fmt.Appendf(data, " <%s>", d.Asset.Hash)
+	}
+	// Hash is left empty: the executor hashes Data.
+	a := executor.Asset{Data: data}
+	if req.ID.Kind == graph.KindNarration {
+		a.Length = graph.SegmentLength // a narration must fit its segment
+	}
+	return a, nil
+}

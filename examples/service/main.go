@@ -1,0 +1,238 @@
+// Command service runs regen as a small HTTP service, wired as the
+// README's "In production" section describes, so that a host can copy it.
+//
+//	go run ./examples/service [-addr 127.0.0.1:8080] [-schema regen_service]
+//	    [-prefix regen_service:] [-latency 200ms] [-retain 24h] [-prune-every 1h]
+//
+// # Wiring
+//
+//   - Stores: one executor/pgstore Store, migrated at start-up, is the
+//     executor's States, Assets and Runs.
+//   - Progress: the executor's Sink is a progress.Fanout of a
+//     progress/redisstream Stream and a progress.Archive of a
+//     progress/pghistory History, each behind a progress.Buffered of its
+//     own, so that neither a Redis nor a Postgres outage fails or slows a
+//     run. The Stream falls back to the same History, so that a reader
+//     resumes without a gap after Redis trims or expires a stream.
+//   - Browsers follow a run through progress/sse, served from the Stream.
+//   - Generators: fake ones for the lecture template, which wait -latency
+//     as a provider would and make each output from the node's parameters
+//     (kept in memory here; a real host keeps them in its database) and
+//     its dependencies' outputs.
+//   - Logs: through log/slog, on stderr.
+//   - Retention: every -prune-every, PruneAssets and PruneRuns on the
+//     store and Prune on the History, with the age -retain, which must be
+//     longer than the longest run.
+//   - Shutdown on SIGINT or SIGTERM: the runs are cancelled, then
+//     Executor.Close, each Buffered's Close, the Stream's Close, and last
+//     the Redis client and the Postgres pool. A second signal kills the
+//     process at once.
+//
+// # Endpoints
+//
+// Every request needs the header "Authorization: Bearer TOKEN", with the
+// token from env REGEN_SERVICE_TOKEN (a random one, printed at start-up,
+// when it is not set): 401 without it, 403 with another token. A real
+// host checks its users' sessions instead, and which lectures each may
+// see (a browser's EventSource cannot set headers: it sends a cookie).
+//
+//	POST /lectures/{key}/runs   body {"seconds": 60}
+//	    generates a lecture of that many seconds (a multiple of 10) under
+//	    the graph key: 202 {"runId", "events"}; 409 while a run of the
+//	    lecture goes on.
+//	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
+//	    saves the node's new parameters, then records the edit
+//	    (Executor.Edit) and starts a run that regenerates what it affects:
+//	    202 {"runId", "events"}. While a run of the lecture goes on, the
+//	    new run is queued after it ("queuedAfter"), under the ID returned.
+//	GET  /runs/{run}
+//	    the run's record (from the store) and, for runs of this process,
+//	    its report: the nodes generated, unchanged, failed, skipped...
+//	GET  /runs/{run}/events
+//	    the run's events as Server-Sent Events, with replay and
+//	    Last-Event-ID resume; the stream ends after the run's final event.
+//
+// One run at a time per lecture, in this process: a host with several
+// processes takes a lock of its own (a Postgres advisory lock, say).
+//
+// # Servers
+//
+// Postgres at REGEN_POSTGRES_URL (default
+// postgres://root@127.0.0.1:5432/test?sslmode=disable), in the schema
+// -schema; Redis at REGEN_REDIS_URL (default redis://127.0.0.1:6379/0),
+// with keys that start with -prefix. It listens on -addr, which must be a
+// loopback address.
+//
+// The exit status is 0 after a clean shutdown, 1 when the service cannot
+// start (a server unreachable, a schema it cannot migrate, the address
+// taken) or does not shut down cleanly, and 2 on bad flags, with one line
+// on stderr. -h prints the usage on stdout and exits 0.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, a second one kills the process at once.
+	context.AfterFunc(ctx, stop)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
+    [-latency 200ms] [-retain 24h] [-prune-every 1h]
+env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
+`
+
+// config is what the service needs to start.
+type config struct {
+	addr        string        // listen address, loopback only
+	postgresURL string        // env REGEN_POSTGRES_URL
+	redisURL    string        // env REGEN_REDIS_URL
+	schema      string        // Postgres schema of the store and the History
+	prefix      string        // prefix of the Redis keys
+	token       string        // the bearer token every request needs
+	latency     time.Duration // each fake generator call's latency
+	retain      time.Duration // the age of what the retention deletes
+	pruneEvery  time.Duration // how often the retention runs
+}
+
+// Defaults of the environment.
+const (
+	defaultPostgresURL = "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+	defaultRedisURL    = "redis://127.0.0.1:6379/0"
+)
+
+// errHelp asks for the usage text.
+var errHelp = errors.New("help requested")
+
+// parse reads the flags and the environment. Its errors are one line each.
+func parse(args []string, getenv func(string) string) (config, error) {
+	fs := flag.NewFlagSet("service", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := config{
+		postgresURL: getenv("REGEN_POSTGRES_URL"),
+		redisURL:    getenv("REGEN_REDIS_URL"),
+		token:       getenv("REGEN_SERVICE_TOKEN"),
+	}
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to serve on, a loopback one")
+	fs.StringVar(&c.schema, "schema", "regen_service", "Postgres schema of the stores")
+	fs.StringVar(&c.prefix, "prefix", "regen_service:", "prefix of the Redis keys")
+	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "latency of each fake generator call")
+	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "age of the runs, events and unused assets that retention deletes")
+	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "how often retention runs")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: every input is a flag", fs.Arg(0))
+	}
+	if err := checkLoopback(c.addr); err != nil {
+		return c, err
+	}
+	switch {
+	case c.latency < 0:
+		return c, fmt.Errorf("-latency %v: want 0 or more", c.latency)
+	case c.retain < time.Minute:
+		return c, fmt.Errorf("-retain %v: want at least 1m, and longer than the longest run", c.retain)
+	case c.pruneEvery <= 0:
+		return c, fmt.Errorf("-prune-every %v: want a positive duration, such as 1h", c.pruneEvery)
+	case c.prefix == "":
+		return c, errors.New(`-prefix "": want a prefix of the service's own, such as regen_service:`)
+	}
+	if c.postgresURL == "" {
+		c.postgresURL = defaultPostgresURL
+	}
+	if c.redisURL == "" {
+		c.redisURL = defaultRedisURL
+	}
+	return c, nil
+}
+
+// checkLoopback refuses an address that is not HOST:PORT with a loopback
+// HOST: the example serves this machine only.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: want HOST:PORT, such as 127.0.0.1:8080", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-addr %q: want a loopback address, such as 127.0.0.1:8080; the example serves this machine only", addr)
+	}
+	return nil
+}
+
+// run is the command; it returns the exit status. The end of ctx (a
+// signal) shuts the service down.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c, err := parse(args, os.Getenv)
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if err != nil {
+		return badFlags(stderr, err)
+	}
+	random := c.token == ""
+	if random {
+		var b [16]byte
+		_, _ = rand.Read(b[:]) // never fails
+		c.token = hex.EncodeToString(b[:])
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	err = serve(ctx, c, logger, func(addr net.Addr) {
+		if random {
+			fmt.Fprintf(stdout, "REGEN_SERVICE_TOKEN is not set; this run's token is %s\n", c.token)
+		}
+		fmt.Fprintf(stdout, "Serving on http://%s. Try:\n\n"+
+			"  curl -H 'Authorization: Bearer %s' -d '{\"seconds\": 60}' http://%[1]s/lectures/demo/runs\n"+
+			"  curl -N -H 'Authorization: Bearer %[2]s' http://%[1]s/runs/RUN_ID/events\n\n", addr, c.token)
+	})
+	var fe *flagError
+	switch {
+	case errors.As(err, &fe):
+		return badFlags(stderr, err)
+	case err != nil:
+		fmt.Fprintf(stderr, "service: %s\n", oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+// flagError is a flag's value that the libraries refused at start-up.
+type flagError struct {
+	flag string
+	err  error
+}
+
+func (e *flagError) Error() string { return e.flag + ": " + e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+// badFlags reports a bad flag in one line and returns 2.
+func badFlags(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "service: %s\n", oneLine(err))
+	return 2
+}
+
+// oneLine keeps a message on one line, whatever the input: the flag
+// package names an unknown flag unquoted, and a name may hold a newline.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", `\n`) }

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+func TestMain(m *testing.M) {
+	// go-redis logs dial failures through a package-level logger;
+	// TestUnreachable causes some on purpose.
+	redis.SetLogger(discardLogger{})
+	goleak.VerifyTestMain(m)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(context.Context, string, ...any) {}
+
+const token = "test-token"
+
+// harness is a service running in-process on 127.0.0.1:0 against the
+// real Postgres and Redis, in a schema and under a key prefix of the
+// test's own, which testenv drops and deletes when the test ends.
+type harness struct {
+	t     *testing.T
+	base  string       // http://127.0.0.1:PORT
+	hc    *http.Client // its own transport, so that its connections can be closed
+	pg    *testenv.Postgres
+	redis *testenv.Redis
+	stop  context.CancelFunc
+	done  chan error // serve's result
+	leaks goleak.Option
+}
+
+func startService(t *testing.T, latency time.Duration) *harness {
+	t.Helper()
+	pg := testenv.NewPostgres(t)
+	rd := testenv.NewRedis(t)
+	h := &harness{t: t, hc: &http.Client{Transport: &http.Transport{}}, pg: pg, redis: rd, done: make(chan error, 1),
+		leaks: goleak.IgnoreCurrent()} // the test's own pool and client
+	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+		schema: pg.Schema, prefix: rd.Prefix, token: token, latency: latency,
+		retain: time.Hour, pruneEvery: 20 * time.Millisecond} // retention runs, and deletes nothing
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	ctx, stop := context.WithCancel(context.Background())
+	h.stop = stop
+	addr := make(chan net.Addr, 1)
+	go func() { h.done <- serve(ctx, c, logger, func(a net.Addr) { addr <- a }) }()
+	select {
+	case a := <-addr:
+		h.base = "http://" + a.String()
+	case err := <-h.done:
+		stop()
+		t.Fatalf("the service did not start: %v", err)
+	}
+	t.Cleanup(func() { h.shutdown() }) // before testenv's cleanups, which were registered first
+	return h
+}
+
+// shutdown stops the service as SIGTERM does and waits for serve's
+// result; the second call returns nil.
+func (h *harness) shutdown() error {
+	if h.stop == nil {
+		return nil
+	}
+	h.stop()
+	h.stop = nil
+	err := <-h.done
+	h.hc.CloseIdleConnections()
+	return err
+}
+
+// testWriter sends the service's logs to the test's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// do sends a request with the token and decodes a JSON answer into out.
+func (h *harness) do(method, path, body string, out any) int {
+	h.t.Helper()
+	return h.doAs(token, method, path, body, out)
+}
+
+func (h *harness) doAs(tok, method, path, body string, out any) int {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
+	require.NoError(h.t, err)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := h.hc.Do(req)
+	require.NoError(h.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(h.t, err)
+	if out != nil && resp.StatusCode < 300 {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		require.NoError(h.t, dec.Decode(out), "%s %s: %s", method, path, b)
+	}
+	return resp.StatusCode
+}
+
+// follow reads a run's events with the package's SSE client, from the
+// start (or after lastID) to its final event.
+func (h *harness) follow(runID, lastID string) []progress.Event {
+	h.t.Helper()
+	c := sse.NewClient(h.base+"/runs/"+runID+"/events", sse.ClientOptions{HTTPClient: h.hc,
+		Header: http.Header{"Authorization": {"Bearer " + token}}, LastEventID: lastID, Retry: 100 * time.Millisecond})
+	var events []progress.Event
+	ctx := testenv.Context(h.t, time.Minute) // a bound against a hang, not a timing assertion
+	require.NoError(h.t, c.Follow(ctx, func(e progress.Event) error {
+		events = append(events, e)
+		return nil
+	}), "follow run %s", runID)
+	return events
+}
+
+// requireWholeRun checks that events are a whole run, each once, in
+// order: Seq 1..N, run.started first, run.finished last and only last. It
+// returns the nodes of the run's node.succeeded events, sorted.
+func requireWholeRun(t *testing.T, runID string, events []progress.Event) []string {
+	t.Helper()
+	require.NotEmpty(t, events)
+	var succeeded []string
+	for i, e := range events {
+		require.Equal(t, uint64(i+1), e.Seq, "event %d of %d: %+v", i+1, len(events), e)
+		require.Equal(t, runID, e.RunID)
+		require.Equal(t, i == len(events)-1, e.Type.Final(), "event %d: %s", e.Seq, e.Type)
+		if e.Type == progress.NodeSucceeded {
+			succeeded = append(succeeded, e.Node)
+		}
+	}
+	require.Equal(t, progress.RunStarted, events[0].Type)
+	require.Equal(t, progress.RunFinished, events[len(events)-1].Type, "%s", events[len(events)-1].Error)
+	slices.Sort(succeeded)
+	require.Equal(t, len(succeeded), len(slices.Compact(slices.Clone(succeeded))), "a node succeeded twice: %v", succeeded)
+	return succeeded
+}
+
+// lectureNodes returns every node ID of a lecture, sorted.
+func lectureNodes(t *testing.T, seconds int) []string {
+	t.Helper()
+	g, err := graph.Build(graph.Lecture(), seconds)
+	require.NoError(t, err)
+	ids := make([]string, g.Len())
+	for n := range g.Len() {
+		ids[n] = g.NodeID(graph.Node(n))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// getRun is GET /runs/{run}, once the run's report is kept (a moment
+// after its final event, which comes once its record is stored).
+func (h *harness) getRun(runID string) runView {
+	h.t.Helper()
+	var v runView
+	require.EventuallyWithT(h.t, func(c *assert.CollectT) {
+		v = runView{}
+		require.Equal(c, http.StatusOK, h.do("GET", "/runs/"+runID, "", &v))
+		require.NotNil(c, v.Report, "the report of run %s", runID)
+	}, 20*time.Second, 10*time.Millisecond)
+	return v
+}
+
+func TestLectureThenEdit(t *testing.T) {
+	h := startService(t, 2*time.Millisecond)
+
+	// A 60-second lecture: 6 segments, 21 nodes.
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/intro/runs", `{"seconds": 60}`, &first))
+	require.Equal(t, "/runs/"+first.RunID+"/events", first.Events)
+	require.Empty(t, first.QueuedAfter)
+	events := h.follow(first.RunID, "")
+	all := lectureNodes(t, 60)
+	require.Len(t, all, 21)
+	assert.Equal(t, all, requireWholeRun(t, first.RunID, events))
+	// A late reader replays the same events; one that resumes mid-way
+	// gets the rest.
+	assert.Empty(t, cmp.Diff(events, h.follow(first.RunID, "")), "replay")
+	assert.Empty(t, cmp.Diff(events[5:], h.follow(first.RunID, "5")), "resume after seq 5")
+	// The stream is under the service's prefix.
+	assert.Equal(t, []string{h.redis.Prefix + "run:" + first.RunID}, h.redis.Keys(t))
+
+	v := h.getRun(first.RunID)
+	assert.Equal(t, "succeeded", v.Status)
+	assert.Equal(t, "intro", v.GraphKey)
+	require.NotNil(t, v.Record)
+	assert.Equal(t, 60, v.Record.Seconds)
+	assert.Equal(t, 21, v.Record.Counts.Generated)
+	assert.Equal(t, all, sorted(v.Report.Generated))
+	assert.Empty(t, v.Report.Dirty)
+
+	// An edit of one narration regenerates it, its segment's video and
+	// the timeline: 3 nodes.
+	var second started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/intro/edits",
+		`{"node": "asset:narration:segment[3]", "params": {"text": "A better third segment."}}`, &second))
+	require.NotEqual(t, first.RunID, second.RunID)
+	if second.QueuedAfter != "" { // the first run's end was not yet seen
+		assert.Equal(t, first.RunID, second.QueuedAfter)
+	}
+	want := []string{"asset:narration:segment[3]", "asset:video:segment[3]", "timeline"}
+	assert.Equal(t, want, requireWholeRun(t, second.RunID, h.follow(second.RunID, "")))
+	v = h.getRun(second.RunID)
+	assert.Equal(t, "succeeded", v.Status)
+	assert.Equal(t, 3, v.Record.Counts.Generated)
+	assert.Equal(t, 3, v.Record.Counts.Planned)
+	assert.Equal(t, want, v.Report.Generated)
+	assert.Empty(t, v.Report.Dirty)
+
+	// The first run's record is still there, unchanged.
+	v = h.getRun(first.RunID)
+	assert.Equal(t, 21, v.Record.Counts.Generated)
+
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// An edit during a run queues a run after it; a shutdown then cancels the
+// run, records it as cancelled, and starts nothing more.
+func TestEditDuringRunThenShutdown(t *testing.T) {
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	var first, second, third started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusConflict, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, nil), "a second run of the lecture")
+	edit := `{"node": "asset:image:segment[0]", "params": {"style": "ink"}}`
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", edit, &second))
+	assert.Equal(t, first.RunID, second.QueuedAfter)
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", edit, &third))
+	assert.Equal(t, second, third, "edits during a run share the queued run")
+	var v runView
+	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+second.RunID, "", &v))
+	assert.Equal(t, runView{ID: second.RunID, GraphKey: "l", Status: "queued"}, v)
+
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+	store, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(context.Background(), first.RunID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunCancelled, rec.Status)
+	_, err = store.GetRun(context.Background(), second.RunID)
+	assert.ErrorIs(t, err, executor.ErrNotFound, "the queued run never started")
+}
+
+func sorted(ids []string) []string {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return ids
+}
+
+func TestRefusals(t *testing.T) {
+	h := startService(t, 2*time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 20}`, &run))
+	h.follow(run.RunID, "")
+	events := "/runs/" + run.RunID + "/events"
+
+	for _, tc := range []struct {
+		name, token, method, path, body string
+		want                            int
+	}{
+		{"events without a token", "", "GET", events, "", http.StatusUnauthorized},
+		{"events with another token", "nope", "GET", events, "", http.StatusForbidden},
+		{"events of an unknown run", token, "GET", "/runs/run-unknown/events", "", http.StatusNotFound},
+		{"a run without a token", "", "GET", "/runs/" + run.RunID, "", http.StatusUnauthorized},
+		{"a create with another token", "nope", "POST", "/lectures/l/runs", `{"seconds": 20}`, http.StatusForbidden},
+		{"an edit without a token", "", "POST", "/lectures/l/edits", `{"node": "script", "params": {}}`, http.StatusUnauthorized},
+		{"an unknown run", token, "GET", "/runs/run-unknown", "", http.StatusNotFound},
+		{"a bad length", token, "POST", "/lectures/l/runs", `{"seconds": 25}`, http.StatusBadRequest},
+		{"an unknown field", token, "POST", "/lectures/l/runs", `{"secs": 20}`, http.StatusBadRequest},
+		{"an edit of an unknown lecture", token, "POST", "/lectures/none/edits", `{"node": "script", "params": {}}`, http.StatusNotFound},
+		{"an edit of an unknown node", token, "POST", "/lectures/l/edits", `{"node": "asset:video:segment[9]", "params": {}}`, http.StatusBadRequest},
+		{"an edit without params", token, "POST", "/lectures/l/edits", `{"node": "script"}`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, h.doAs(tc.token, tc.method, tc.path, tc.body, nil))
+		})
+	}
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// runCommand runs the command as main does, with env set for it.
+func runCommand(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-addr", "0.0.0.0:8080"}, {"-addr", "8080"}, {"-retain", "0s"}, {"-prune-every", "0s"},
+		{"-latency", "-1s"}, {"-prefix", ""}, {"-nope"}, {"-x\ny"}, {"extra"},
+		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"},
+	} {
+		code, out, errOut := runCommand(t, nil, args...)
+		assert.Equal(t, 2, code, "%q: %s", args, errOut)
+		assert.Empty(t, out, "%q", args)
+		assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line on stderr for %q: %q", args, errOut)
+	}
+	code, out, errOut := runCommand(t, nil, "-h")
+	assert.Equal(t, 0, code)
+	assert.True(t, strings.HasPrefix(out, "usage: service"), out)
+	assert.Empty(t, errOut)
+}
+
+func TestUnreachable(t *testing.T) {
+	// Nothing listens on port 1.
+	t.Run("postgres", func(t *testing.T) {
+		code, _, errOut := runCommand(t, map[string]string{"REGEN_POSTGRES_URL": "postgres://root@127.0.0.1:1/test?sslmode=disable"},
+			"-addr", "127.0.0.1:0")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "service: Postgres at 127.0.0.1:1 is unreachable (set REGEN_POSTGRES_URL)")
+	})
+	t.Run("redis", func(t *testing.T) {
+		pg := testenv.NewPostgres(t)
+		code, _, errOut := runCommand(t, map[string]string{"REGEN_POSTGRES_URL": testenv.PostgresURL(),
+			"REGEN_REDIS_URL": "redis://127.0.0.1:1/0"}, "-addr", "127.0.0.1:0", "-schema", pg.Schema)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, "service: Redis at 127.0.0.1:1 is unreachable (set REGEN_REDIS_URL)")
+	})
+	t.Run("address taken", func(t *testing.T) {
+		pg := testenv.NewPostgres(t)
+		rd := testenv.NewRedis(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		code, _, errOut := runCommand(t, map[string]string{"REGEN_POSTGRES_URL": testenv.PostgresURL(),
+			"REGEN_REDIS_URL": testenv.RedisURL(), "REGEN_SERVICE_TOKEN": token},
+			"-addr", ln.Addr().String(), "-schema", pg.Schema, "-prefix", rd.Prefix)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errOut, fmt.Sprintf("service: listen on %s", ln.Addr()))
+	})
+}
