@@ -157,7 +157,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	case c.pruneEvery <= 0:
 		return c, fmt.Errorf("-prune-every %v: want a positive duration, such as 1h", c.pruneEvery)
 	case c.prefix == "":
-		return c, errors.New(`-prefix "": want a prefix of the service's own, such as regen_service:`)
+		return c, errors.New(`-prefix "": want a prefix of the service's own, such as "regen_service:"`)
 	}
 	if c.postgresURL == "" {
 		c.postgresURL = defaultPostgresURL

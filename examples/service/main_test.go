@@ -343,14 +343,14 @@ func TestUnreachable(t *testing.T) {
 		code, _, errOut := runCommand(t, map[string]string{"REGEN_POSTGRES_URL": "postgres://root@127.0.0.1:1/test?sslmode=disable"},
 			"-addr", "127.0.0.1:0")
 		assert.Equal(t, 1, code)
-		assert.Contains(t, errOut, "service: Postgres at 127.0.0.1:1 is unreachable (set REGEN_POSTGRES_URL)")
+		assert.Contains(t, errOut, "service: cannot reach Postgres at 127.0.0.1:1 (set REGEN_POSTGRES_URL)")
 	})
 	t.Run("redis", func(t *testing.T) {
 		pg := testenv.NewPostgres(t)
 		code, _, errOut := runCommand(t, map[string]string{"REGEN_POSTGRES_URL": testenv.PostgresURL(),
 			"REGEN_REDIS_URL": "redis://127.0.0.1:1/0"}, "-addr", "127.0.0.1:0", "-schema", pg.Schema)
 		assert.Equal(t, 1, code)
-		assert.Contains(t, errOut, "service: Redis at 127.0.0.1:1 is unreachable (set REGEN_REDIS_URL)")
+		assert.Contains(t, errOut, "service: cannot reach Redis at 127.0.0.1:1 (set REGEN_REDIS_URL)")
 	})
 	t.Run("address taken", func(t *testing.T) {
 		pg := testenv.NewPostgres(t)

@@ -179,11 +179,11 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	// Are the servers there? Say which one is not, and where it was looked
 	// for (never the URL: it may hold a password).
 	if err := s.pool.Ping(ctx); err != nil {
-		return nil, fmt.Errorf("Postgres at %s:%d is unreachable (set REGEN_POSTGRES_URL): %w",
+		return nil, fmt.Errorf("cannot reach Postgres at %s:%d (set REGEN_POSTGRES_URL): %w",
 			pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, err)
 	}
 	if err := s.client.Ping(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("Redis at %s is unreachable (set REGEN_REDIS_URL): %w", ropts.Addr, err)
+		return nil, fmt.Errorf("cannot reach Redis at %s (set REGEN_REDIS_URL): %w", ropts.Addr, err)
 	}
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate the store in schema %s: %w", c.schema, err)
