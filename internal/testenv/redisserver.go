@@ -48,11 +48,22 @@ func StartRedisServer(t testing.TB) *RedisServer {
 // startTries is how many ports StartRedisServer tries.
 const startTries = 5
 
-// startRedisServer is StartRedisServer with the port picker given.
-func startRedisServer(t testing.TB, pickPort func() (int, error)) *RedisServer {
+// RequireRedisServer calls [Unavailable] unless the redis-server binary
+// is on PATH, and reports whether it is (false only for a t whose Skipf
+// and Fatalf return).
+func RequireRedisServer(t testing.TB) bool {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		Unavailable(t, "redis-server is not installed (%v); install Debian's redis-server package", err)
+		return false
+	}
+	return true
+}
+
+// startRedisServer is StartRedisServer with the port picker given.
+func startRedisServer(t testing.TB, pickPort func() (int, error)) *RedisServer {
+	t.Helper()
+	if !RequireRedisServer(t) {
 		return nil
 	}
 	s := &RedisServer{t: t, dir: t.TempDir()}

@@ -188,6 +188,7 @@ func TestRedisServerSkipsATakenPort(t *testing.T) {
 }
 
 func TestRedisServerGivesUpWithAClearError(t *testing.T) {
+	testenv.RequireRedisServer(t) // before the fake takes over
 	taken := occupied(t)
 	ports := make([]int, testenv.StartTries)
 	for i := range ports {
@@ -207,6 +208,7 @@ func TestRedisServerGivesUpWithAClearError(t *testing.T) {
 // the port while the server is down: Restart fails the test, rather than
 // hand it the other server.
 func TestRedisServerRestartRefusesATakenPort(t *testing.T) {
+	testenv.RequireRedisServer(t) // before the fake takes over
 	f := &fakeTB{TB: t}
 	s := testenv.StartRedisServerWith(f, testenv.FreePort)
 	s.Kill()
