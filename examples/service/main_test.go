@@ -259,8 +259,23 @@ func TestEditDuringRunThenShutdown(t *testing.T) {
 	var v runView
 	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+second.RunID, "", &v))
 	assert.Equal(t, runView{ID: second.RunID, GraphKey: "l", Status: "queued"}, v)
+	// A reader of the queued run gets its stream at once, and waits for
+	// the run's first event; the shutdown ends its wait.
+	req, err := http.NewRequest("GET", h.base+second.Events, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
 
 	require.NoError(t, h.shutdown())
+	<-waited
 	goleak.VerifyNone(t, h.leaks)
 	store, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
 	require.NoError(t, err)
@@ -364,4 +379,26 @@ func TestUnreachable(t *testing.T) {
 		assert.Equal(t, 1, code)
 		assert.Contains(t, errOut, fmt.Sprintf("service: listen on %s", ln.Addr()))
 	})
+}
+
+// queuedLatency is each generator call's latency in
+// TestFollowQueuedRun: the first run takes about 4 of them (script, then
+// narration, image and music, then video, then timeline).
+const queuedLatency = 600 * time.Millisecond
+
+// A reader that follows a queued run from the moment its ID is handed
+// out gets the whole run, however long the run before it takes.
+func TestFollowQueuedRun(t *testing.T) {
+	h := startService(t, queuedLatency)
+	var first, second started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/q/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/q/edits",
+		`{"node": "asset:image:segment[0]", "params": {"style": "ink"}}`, &second))
+	require.Equal(t, first.RunID, second.QueuedAfter)
+	// What the queued run makes depends on whether the first made the
+	// image before or after the edit: the whole of it is what counts here.
+	requireWholeRun(t, second.RunID, h.follow(second.RunID, ""))
+	assert.Equal(t, lectureNodes(t, 10), requireWholeRun(t, first.RunID, h.follow(first.RunID, "")))
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
 }

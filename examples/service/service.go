@@ -211,10 +211,13 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	s.events, err = sse.NewHandler(s.stream, sse.HandlerOptions{
 		Authorize:    s.authorizeEvents,
 		CloseOnFinal: true, // curl -N ends with the run
-		// A queued run that never starts (a shutdown came first) ends its
-		// readers' wait.
-		EmptyRunTimeout: 30 * time.Second,
-		Logger:          logger,
+		// No EmptyRunTimeout: a queued run has no event until the run
+		// before it ends, however long that takes, and a bound would
+		// answer its readers 204, which stops them. Authorize answers 404
+		// to a run that this process does not queue and the store does
+		// not hold; at shutdown, the Stream's Close ends the streams that
+		// wait.
+		Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events handler: %w", err)
