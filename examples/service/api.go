@@ -261,19 +261,26 @@ func (s *service) startFailed(w http.ResponseWriter, err error) {
 	}
 }
 
-// decode reads the request's JSON body into v, or answers 400.
+// decode reads the request's JSON body into v, or answers 413 to a body
+// over maxBody and 400 to any other bad body.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.Decode(&struct{}{}) != io.EOF {
-		err = errors.New("one JSON object only")
+	if err == nil {
+		switch err = dec.Decode(&struct{}{}); err {
+		case io.EOF:
+			return true
+		case nil:
+			err = errors.New("one JSON object only")
+		}
 	}
-	if err != nil {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body: over %d bytes", tooLarge.Limit))
 		return false
 	}
-	return true
+	httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+	return false
 }
 
 // writeJSON answers v as JSON.

@@ -315,6 +315,12 @@ func TestRefusals(t *testing.T) {
 		{"an edit of an unknown lecture", token, "POST", "/lectures/none/edits", `{"node": "script", "params": {}}`, http.StatusNotFound},
 		{"an edit of an unknown node", token, "POST", "/lectures/l/edits", `{"node": "asset:video:segment[9]", "params": {}}`, http.StatusBadRequest},
 		{"an edit without params", token, "POST", "/lectures/l/edits", `{"node": "script"}`, http.StatusBadRequest},
+		{"a body too large", token, "POST", "/lectures/l/runs", `{"seconds": 20` + strings.Repeat(" ", maxBody) + `}`, http.StatusRequestEntityTooLarge},
+		{"too much after the body", token, "POST", "/lectures/l/runs", `{"seconds": 20}` + strings.Repeat(" ", maxBody), http.StatusRequestEntityTooLarge},
+		{"no length", token, "POST", "/lectures/l/runs", `{"seconds": 0}`, http.StatusBadRequest},
+		{"a negative length", token, "POST", "/lectures/l/runs", `{"seconds": -10}`, http.StatusBadRequest},
+		{"a length over a day", token, "POST", "/lectures/l/runs", `{"seconds": 86410}`, http.StatusBadRequest},
+		{"a length over an int", token, "POST", "/lectures/l/runs", `{"seconds": 1e30}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, h.doAs(tc.token, tc.method, tc.path, tc.body, nil))
