@@ -408,3 +408,32 @@ func TestFollowQueuedRun(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A request that made room for its run just before a shutdown began
+// starts it on the runs' context, cancelled by then: it is answered as
+// any request during a shutdown is, and frees its lecture.
+func TestStartDuringShutdown(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	rd := testenv.NewRedis(t)
+	leaks := goleak.IgnoreCurrent()
+	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
+	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	require.NoError(t, err)
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+
+	s.mu.Lock()
+	require.NoError(t, s.reserve("l", g, newRunID())) // startRun's first half
+	runID := s.lectures["l"].runID
+	s.mu.Unlock()
+	s.cancelRuns()                        // the shutdown begins
+	err = s.launch("l", g, runID, "test") // startRun's second half
+	assert.ErrorIs(t, err, errClosing)
+	s.mu.Lock()
+	assert.Empty(t, s.lectures, "the lecture is free")
+	s.mu.Unlock()
+
+	require.NoError(t, s.shutdown(testenv.Context(t, time.Minute)))
+	goleak.VerifyNone(t, leaks)
+}

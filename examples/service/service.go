@@ -387,10 +387,12 @@ func (s *service) launch(key string, g *graph.Graph, runID, reason string) error
 		GraphKey: key, Graph: g, RunID: runID, TriggeredBy: "examples/service", Reason: reason,
 	})
 	if err != nil {
-		s.ended(key, runID, nil, err)
-		if errors.Is(err, executor.ErrClosed) {
-			return errClosing
+		// Closed, or the runs' context cancelled: a shutdown began after
+		// reserve.
+		if errors.Is(err, executor.ErrClosed) || s.runCtx.Err() != nil {
+			err = errClosing
 		}
+		s.ended(key, runID, nil, err)
 		return err
 	}
 	s.logger.Info("run started", "run", runID, "lecture", key, "nodes", run.Plan().Len(), "reason", reason)
@@ -407,6 +409,8 @@ func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 	defer s.runs.Done()
 	log := s.logger.With("run", runID, "lecture", key)
 	switch {
+	case errors.Is(err, errClosing):
+		log.Info("run not started: the service is shutting down")
 	case rep == nil:
 		log.Error("run did not start", "err", err)
 	case err != nil:
