@@ -88,7 +88,10 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	key := r.PathValue("key")
+	key, ok := lectureKey(w, r)
+	if !ok {
+		return
+	}
 	var body struct {
 		Seconds int `json:"seconds"`
 	}
@@ -119,7 +122,10 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	key := r.PathValue("key")
+	key, ok := lectureKey(w, r)
+	if !ok {
+		return
+	}
 	var body struct {
 		Node   string          `json:"node"`
 		Params json.RawMessage `json:"params"`
@@ -246,6 +252,21 @@ func (s *service) allowed(w http.ResponseWriter, r *http.Request) bool {
 		httpError(w, http.StatusForbidden, err)
 	}
 	return err == nil
+}
+
+// maxKey bounds a lecture key's length.
+const maxKey = 64
+
+// lectureKey returns the request's lecture key, or answers 400 to one
+// that is not 1 to maxKey ASCII letters, digits, '-', '_' or '.': a key
+// fits every store, log line and URL as it is.
+func lectureKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	key := r.PathValue("key")
+	ok := key != "" && len(key) <= maxKey && strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
+	if !ok {
+		httpError(w, http.StatusBadRequest, fmt.Errorf("lecture key %.80q: want 1 to %d ASCII letters, digits, '-', '_' or '.'", key, maxKey))
+	}
+	return key, ok
 }
 
 // startFailed answers a run that could not start.

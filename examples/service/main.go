@@ -52,6 +52,10 @@
 //	    the run's events as Server-Sent Events, with replay and
 //	    Last-Event-ID resume; the stream ends after the run's final event.
 //
+// A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
+// body is at most 64 KiB (413 above). Bad input is answered 400, with
+// the reason in {"error": "..."}.
+//
 // One run at a time per lecture, in this process: a host with several
 // processes takes a lock of its own (a Postgres advisory lock, say).
 //

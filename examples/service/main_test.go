@@ -321,6 +321,9 @@ func TestRefusals(t *testing.T) {
 		{"a negative length", token, "POST", "/lectures/l/runs", `{"seconds": -10}`, http.StatusBadRequest},
 		{"a length over a day", token, "POST", "/lectures/l/runs", `{"seconds": 86410}`, http.StatusBadRequest},
 		{"a length over an int", token, "POST", "/lectures/l/runs", `{"seconds": 1e30}`, http.StatusBadRequest},
+		{"a key too long", token, "POST", "/lectures/" + strings.Repeat("k", 5000) + "/runs", `{"seconds": 20}`, http.StatusBadRequest},
+		{"an edit of a key too long", token, "POST", "/lectures/" + strings.Repeat("k", 5000) + "/edits", `{"node": "script", "params": {}}`, http.StatusBadRequest},
+		{"an edit of a key with NUL", token, "POST", "/lectures/%00/edits", `{"node": "script", "params": {}}`, http.StatusBadRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, h.doAs(tc.token, tc.method, tc.path, tc.body, nil))
