@@ -41,9 +41,9 @@ func (s *service) routes() http.Handler {
 // token). A real host checks its user's session here, and then whether
 // the user may see the lecture or the run.
 func (s *service) authenticate(r *http.Request) error {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	switch {
-	case !ok || token == "":
+	case !strings.EqualFold(scheme, "Bearer") || token == "": // the scheme is case-insensitive
 		return fmt.Errorf("%w: send the header \"Authorization: Bearer TOKEN\"", sse.ErrUnauthorized)
 	case subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.token)) != 1:
 		return fmt.Errorf("%w: this token may not use the service", sse.ErrForbidden)

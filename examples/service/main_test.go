@@ -329,6 +329,15 @@ func TestRefusals(t *testing.T) {
 			assert.Equal(t, tc.want, h.doAs(tc.token, tc.method, tc.path, tc.body, nil))
 		})
 	}
+	// The scheme's name is case-insensitive (RFC 9110, section 11.1).
+	req, err := http.NewRequest("GET", h.base+"/runs/"+run.RunID, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "bearer "+token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "scheme bearer")
+
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
