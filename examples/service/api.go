@@ -110,6 +110,7 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.startFailed(w, err)
 	default:
+		s.params.setSeconds(key, body.Seconds)
 		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
 	}
 }
@@ -137,17 +138,23 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New(`params: want a JSON object, such as {"text": "..."}`))
 		return
 	}
-	// The lecture's graph, as its last run built it.
-	records, err := s.store.ListRuns(r.Context(), key)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, fmt.Errorf("list the runs of %q: %w", key, err))
-		return
+	// The lecture's graph, from its length: the one saved, or, for a
+	// lecture made before this process started, its last run's, while
+	// retention keeps its records.
+	seconds, ok := s.params.lectureSeconds(key)
+	if !ok {
+		records, err := s.store.ListRuns(r.Context(), key)
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, fmt.Errorf("list the runs of %q: %w", key, err))
+			return
+		}
+		if len(records) == 0 {
+			httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
+			return
+		}
+		seconds = records[len(records)-1].Seconds
 	}
-	if len(records) == 0 {
-		httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
-		return
-	}
-	g, err := graph.Build(graph.Lecture(), records[len(records)-1].Seconds)
+	g, err := graph.Build(graph.Lecture(), seconds)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, fmt.Errorf("lecture %q: %w", key, err))
 		return

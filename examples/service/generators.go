@@ -11,18 +11,35 @@ import (
 	"github.com/regengraph/regen/graph"
 )
 
-// paramStore keeps the nodes' parameters, where the generators read them.
-// The executor keeps only their revision: a host saves new parameters
-// here before it calls Executor.Edit, never after. A real host keeps them
-// in its database; this one keeps them in memory, and loses them on
-// restart. It is safe for concurrent use.
+// paramStore keeps the nodes' parameters, where the generators read them,
+// and each lecture's length, from which an edit builds its graph. The
+// executor keeps only the parameters' revision: a host saves new
+// parameters here before it calls Executor.Edit, never after. A real host
+// keeps both in its database; this one keeps them in memory, and loses
+// them on restart. It is safe for concurrent use.
 type paramStore struct {
-	mu sync.Mutex
-	m  map[string]map[string]json.RawMessage // graph key -> node ID -> parameters
+	mu      sync.Mutex
+	m       map[string]map[string]json.RawMessage // graph key -> node ID -> parameters
+	seconds map[string]int                        // graph key -> the lecture's length
 }
 
 func newParamStore() *paramStore {
-	return &paramStore{m: map[string]map[string]json.RawMessage{}}
+	return &paramStore{m: map[string]map[string]json.RawMessage{}, seconds: map[string]int{}}
+}
+
+// setSeconds saves a lecture's length, once a run of it has started.
+func (p *paramStore) setSeconds(key string, seconds int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seconds[key] = seconds
+}
+
+// lectureSeconds returns a lecture's length, if saved.
+func (p *paramStore) lectureSeconds(key string) (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.seconds[key]
+	return n, ok
 }
 
 // set saves a node's parameters.

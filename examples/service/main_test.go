@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -240,6 +241,26 @@ func TestLectureThenEdit(t *testing.T) {
 	v = h.getRun(first.RunID)
 	assert.Equal(t, 21, v.Record.Counts.Generated)
 
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// An edit finds its lecture's length when retention has deleted every run
+// record of the lecture: the service saved the length at its creation.
+func TestEditAfterRecordsPruned(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/quiet/runs", `{"seconds": 30}`, &first))
+	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
+	h.getRun(first.RunID) // its report is kept: the run has ended
+	_, err := h.pg.Pool.Exec(t.Context(), fmt.Sprintf(`DELETE FROM %s.runs`, pgx.Identifier{h.pg.Schema}.Sanitize()))
+	require.NoError(t, err)
+
+	var second started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/quiet/edits",
+		`{"node": "asset:narration:segment[1]", "params": {"text": "Shorter."}}`, &second))
+	want := []string{"asset:narration:segment[1]", "asset:video:segment[1]", "timeline"}
+	assert.Equal(t, want, requireWholeRun(t, second.RunID, h.follow(second.RunID, "")))
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
