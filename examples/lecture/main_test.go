@@ -19,6 +19,7 @@ import (
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/fake"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -96,19 +97,6 @@ func requireJSONShape(t *testing.T, out string) {
 	}
 }
 
-// allNodes returns every node ID of a lecture, sorted.
-func allNodes(t *testing.T, seconds int) []string {
-	t.Helper()
-	g, err := graph.Build(graph.Lecture(), seconds)
-	require.NoError(t, err)
-	ids := make([]string, g.Len())
-	for n := range g.Len() {
-		ids[n] = g.NodeID(graph.Node(n))
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 func without(ids []string, drop ...string) []string {
 	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(drop, id) })
 }
@@ -139,7 +127,7 @@ func TestDefaultRunRegeneratesTheEditsThreeNodes(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			s := runJSONArgs(t, 0, "-mode", mode)
 			require.Len(t, s.Runs, 2)
-			all := allNodes(t, 120)
+			all := testgraph.LectureIDs(t, 120)
 			first, second := s.Runs[0], s.Runs[1]
 			assert.Equal(t, "succeeded", first.Status)
 			assert.Equal(t, all, first.Generated)
@@ -157,7 +145,7 @@ func TestDefaultRunRegeneratesTheEditsThreeNodes(t *testing.T) {
 }
 
 func TestEdits(t *testing.T) {
-	all := allNodes(t, 60)
+	all := testgraph.LectureIDs(t, 60)
 	tests := []struct {
 		name  string
 		args  []string
@@ -187,7 +175,7 @@ func TestEdits(t *testing.T) {
 }
 
 func TestFail(t *testing.T) {
-	all := allNodes(t, 60)
+	all := testgraph.LectureIDs(t, 60)
 	tests := []struct {
 		name    string
 		fail    []string
@@ -220,7 +208,7 @@ func TestFail(t *testing.T) {
 func TestFlakyRetriesSucceed(t *testing.T) {
 	s := runJSONArgs(t, 0, "-flaky", "0.3", "-seed", "42")
 	require.Len(t, s.Runs, 2)
-	all := allNodes(t, 120)
+	all := testgraph.LectureIDs(t, 120)
 	assert.Equal(t, all, s.Runs[0].Generated)
 	assert.Greater(t, s.Runs[0].Attempts, len(all), "some attempts failed and were retried")
 	assert.Len(t, s.Runs[1].Generated, 3)
@@ -247,7 +235,7 @@ func TestCancel(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &s))
 	require.Len(t, s.Runs, 1, "no edit run after a cancelled run")
 	assert.Equal(t, "cancelled", s.Runs[0].Status)
-	assert.Less(t, len(s.Runs[0].Generated), len(allNodes(t, 120)))
+	assert.Less(t, len(s.Runs[0].Generated), len(testgraph.LectureIDs(t, 120)))
 }
 
 func TestBadFlags(t *testing.T) {

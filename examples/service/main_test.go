@@ -25,6 +25,7 @@ import (
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sse"
 )
@@ -165,19 +166,6 @@ func requireWholeRun(t *testing.T, runID string, events []progress.Event) []stri
 	return succeeded
 }
 
-// lectureNodes returns every node ID of a lecture, sorted.
-func lectureNodes(t *testing.T, seconds int) []string {
-	t.Helper()
-	g, err := graph.Build(graph.Lecture(), seconds)
-	require.NoError(t, err)
-	ids := make([]string, g.Len())
-	for n := range g.Len() {
-		ids[n] = g.NodeID(graph.Node(n))
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 // getRun is GET /runs/{run}, once the run's report is kept (a moment
 // after its final event, which comes once its record is stored).
 func (h *harness) getRun(runID string) runView {
@@ -200,7 +188,7 @@ func TestLectureThenEdit(t *testing.T) {
 	require.Equal(t, "/runs/"+first.RunID+"/events", first.Events)
 	require.Empty(t, first.QueuedAfter)
 	events := h.follow(first.RunID, "")
-	all := lectureNodes(t, 60)
+	all := testgraph.LectureIDs(t, 60)
 	require.Len(t, all, 21)
 	assert.Equal(t, all, requireWholeRun(t, first.RunID, events))
 	// A late reader replays the same events; one that resumes mid-way
@@ -437,7 +425,7 @@ func TestFollowQueuedRun(t *testing.T) {
 	// What the queued run makes depends on whether the first made the
 	// image before or after the edit: the whole of it is what counts here.
 	requireWholeRun(t, second.RunID, h.follow(second.RunID, ""))
-	assert.Equal(t, lectureNodes(t, 10), requireWholeRun(t, first.RunID, h.follow(first.RunID, "")))
+	assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, first.RunID, h.follow(first.RunID, "")))
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

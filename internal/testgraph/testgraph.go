@@ -1,10 +1,13 @@
 // Package testgraph generates random valid templates for the property
-// tests of graph, planner and executor/schedule.
+// tests of graph, planner and executor/schedule, and holds the graph
+// helpers that several packages' tests share.
 package testgraph
 
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"testing"
 
 	"github.com/regengraph/regen/graph"
 )
@@ -108,4 +111,20 @@ func Podcast() graph.Template {
 		{Name: "show-notes", Deps: []graph.Dep{{Kind: "ch.summary", Scope: A}}},
 		{Name: "ch_bed", PerSegment: true, Deps: []graph.Dep{{Kind: "ch:voice", Scope: S}, {Kind: "show-notes", Scope: G}}},
 	}}
+}
+
+// LectureIDs returns the node IDs of the lecture of seconds, sorted; it
+// fails t if the lecture cannot be built.
+func LectureIDs(t testing.TB, seconds int) []string {
+	t.Helper()
+	g, err := graph.Build(graph.Lecture(), seconds)
+	if err != nil {
+		t.Fatalf("build a lecture of %d s: %v", seconds, err)
+	}
+	ids := make([]string, g.Len())
+	for n := range g.Len() {
+		ids[n] = g.NodeID(graph.Node(n))
+	}
+	slices.Sort(ids)
+	return ids
 }

@@ -193,14 +193,9 @@ func versions(t *testing.T, pg *testenv.Postgres) []int {
 	return v
 }
 
-// Migrate records the layout version; it brings a schema made before
-// versions were recorded (whose events had an archived_at column, which
-// nothing read) to the current one, keeping its events; and it refuses a
-// schema of a later release's layout, changing nothing, with an error
-// that says what it found and what it supports.
-func TestMigrateVersions(t *testing.T) {
-	t.Parallel()
-	const unversioned = `
+// unversionedDDL makes the tables of a schema made before versions were
+// recorded, in the schema %[1]s.
+const unversionedDDL = `
 CREATE TABLE %[1]s.progress_events (
 	run_id      text COLLATE "C" NOT NULL,
 	seq         bigint      NOT NULL CHECK (seq > 0),
@@ -213,6 +208,14 @@ CREATE TABLE %[1]s.progress_runs (
 	last_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX progress_runs_last_at ON %[1]s.progress_runs (last_at);`
+
+// Migrate records the layout version; it brings a schema made before
+// versions were recorded (whose events had an archived_at column, which
+// nothing read) to the current one, keeping its events; and it refuses a
+// schema of a later release's layout, changing nothing, with an error
+// that says what it found and what it supports.
+func TestMigrateVersions(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		setup   string // SQL run before Migrate, %[1]s the schema
@@ -220,8 +223,8 @@ CREATE INDEX progress_runs_last_at ON %[1]s.progress_runs (last_at);`
 		columns []string
 	}{
 		{"new", "", false, []string{"run_id", "seq", "event"}},
-		{"made before versions", unversioned, false, []string{"run_id", "seq", "event"}},
-		{"of a later release", unversioned + `
+		{"made before versions", unversionedDDL, false, []string{"run_id", "seq", "event"}},
+		{"of a later release", unversionedDDL + `
 CREATE TABLE %[1]s.progress_schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());
 INSERT INTO %[1]s.progress_schema_version (version) VALUES (1), (2);`, true, []string{"run_id", "seq", "event", "archived_at"}},
 	}

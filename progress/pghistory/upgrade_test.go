@@ -53,19 +53,7 @@ func TestMigrateUpgradeBesideWriters(t *testing.T) {
 			pg := testenv.NewPostgres(t)
 			ctx := testenv.Context(t, 30*time.Second)
 			schema := pgx.Identifier{pg.Schema}.Sanitize()
-			_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA %[1]s;
-CREATE TABLE %[1]s.progress_events (
-	run_id      text COLLATE "C" NOT NULL,
-	seq         bigint      NOT NULL CHECK (seq > 0),
-	event       bytea       NOT NULL,
-	archived_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (run_id, seq)
-);
-CREATE TABLE %[1]s.progress_runs (
-	run_id  text COLLATE "C" PRIMARY KEY,
-	last_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX progress_runs_last_at ON %[1]s.progress_runs (last_at);`, schema))
+			_, err := pg.Pool.Exec(ctx, fmt.Sprintf("CREATE SCHEMA %[1]s;"+unversionedDDL, schema))
 			require.NoError(t, err)
 			h, err := pghistory.New(pg.Pool, pghistory.Options{Schema: pg.Schema})
 			require.NoError(t, err)
