@@ -81,14 +81,21 @@ type Buffered struct {
 	stop   chan struct{} // closed by Close: drain, then exit
 	exited chan struct{} // closed by the worker on exit
 
-	mu       sync.Mutex
-	queue    []Event
-	closed   bool
-	dropping bool
-	enqueued uint64        // events accepted by Publish, ever
-	settled  uint64        // events published, handed to fallback or dropped
-	progress chan struct{} // closed and replaced when settled grows
-	stats    BufferedStats
+	// Events accepted by Publish are numbered 0, 1, 2, ... in the order
+	// accepted. queue holds [head, enqueued); the worker's batch in flight
+	// holds [inflightAt, inflightAt+inflight), older than the queue. An
+	// event is settled once it was published, handed to the fallback or
+	// dropped: everything before the oldest of these two ranges.
+	mu         sync.Mutex
+	queue      []Event
+	closed     bool
+	dropping   bool
+	enqueued   uint64        // events accepted by Publish, ever
+	head       uint64        // the number of queue[0]
+	inflightAt uint64        // the number of the batch's first event
+	inflight   int           // the size of the batch in flight, 0 if none
+	progress   chan struct{} // closed and replaced when the oldest unsettled event moves
+	stats      BufferedStats
 }
 
 // NewBuffered returns a Buffered feeding next, and starts its goroutine.
@@ -161,8 +168,9 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 	if over := len(b.queue) - b.queueSize; over > 0 {
 		clear(b.queue[:over])
 		b.queue = b.queue[over:]
+		b.head += uint64(over)
 		b.stats.Dropped += uint64(over)
-		b.settleLocked(over)
+		b.progressLocked()
 		if !b.dropping {
 			b.dropping = true
 			b.logger.Warn("progress: buffered sink queue full, dropping oldest events",
@@ -186,7 +194,10 @@ func (b *Buffered) Flush(ctx context.Context) error {
 	b.mu.Unlock()
 	for {
 		b.mu.Lock()
-		done, ch := b.settled >= target, b.progress
+		// Events settle in order, except that drops from the queue may
+		// settle newer events before the batch in flight: count from the
+		// oldest unsettled event, not how many have settled.
+		done, ch := b.unsettledLocked() >= target, b.progress
 		b.mu.Unlock()
 		if done {
 			return nil
@@ -241,6 +252,8 @@ func (b *Buffered) run() {
 		batch = append(batch[:0], b.queue[:n]...)
 		clear(b.queue[:n])
 		b.queue = b.queue[n:]
+		b.inflightAt, b.inflight = b.head, n
+		b.head += uint64(n)
 		if len(b.queue) == 0 {
 			b.queue = nil
 			b.dropping = false
@@ -263,7 +276,8 @@ func (b *Buffered) run() {
 		}
 		b.deliver(batch)
 		b.mu.Lock()
-		b.settleLocked(n)
+		b.inflight = 0
+		b.progressLocked()
 		b.mu.Unlock()
 	}
 }
@@ -323,9 +337,18 @@ func (b *Buffered) toFallback(events []Event) {
 	}
 }
 
-// settleLocked records n more events as settled. Called with b.mu held.
-func (b *Buffered) settleLocked(n int) {
-	b.settled += uint64(n)
+// unsettledLocked returns the number of the oldest event not yet
+// settled, or enqueued if all are. Called with b.mu held.
+func (b *Buffered) unsettledLocked() uint64 {
+	if b.inflight > 0 {
+		return b.inflightAt
+	}
+	return b.head
+}
+
+// progressLocked wakes the Flush calls waiting for events to settle.
+// Called with b.mu held.
+func (b *Buffered) progressLocked() {
 	close(b.progress)
 	b.progress = make(chan struct{})
 }

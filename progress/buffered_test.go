@@ -231,3 +231,34 @@ func TestBufferedConcurrentPublishers(t *testing.T) {
 	}
 	assert.Equal(t, uint64(2000), b.Stats().Published)
 }
+
+// Events dropped from the queue while an older batch is still being
+// written do not settle that batch: Flush waits for every event published
+// before it, the one in flight included.
+func TestBufferedFlushWaitsForTheBatchInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{gate: make(chan struct{})}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), QueueSize: 1})
+		all := sinktest.Events("r", 1, 4)
+		require.NoError(t, b.Publish(ctx, all[0]))
+		synctest.Wait() // the worker holds event 1 at the gate
+		require.NoError(t, b.Publish(ctx, all[1]))
+		flushed := make(chan error, 1)
+		go func() { flushed <- b.Flush(ctx) }()
+		synctest.Wait() // Flush waits for events 1 and 2
+		// Events 3 and 4 drop events 2 and 3 from the queue of one.
+		require.NoError(t, b.Publish(ctx, all[2:]...))
+		synctest.Wait()
+		select {
+		case err := <-flushed:
+			t.Errorf("Flush returned %v while event 1 was still being written", err)
+			flushed <- err
+		default:
+		}
+		close(down.gate)
+		require.NoError(t, <-flushed)
+		require.NoError(t, b.Close(ctx))
+		assert.Equal(t, progress.BufferedStats{Published: 2, Batches: 2, Dropped: 2}, b.Stats())
+	})
+}
