@@ -2,6 +2,7 @@ package progress
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -58,9 +59,9 @@ type BufferedStats struct {
 // Publish only queues the events and returns, and one goroutine, owned by
 // the Buffered and ended by [Buffered.Close], hands them downstream in
 // batches of what accumulated while the previous batch was being written.
-// When the downstream sink fails, the batch is retried, then handed to the
-// fallback sink, and the error counter rises; the caller never sees the
-// failure. Memory is bounded by QueueSize; what does not fit is dropped and
+// When the downstream sink fails (returns an error or panics), the batch
+// is retried, then handed to the fallback sink, and the error counter
+// rises; the caller never sees the failure. Memory is bounded by QueueSize; what does not fit is dropped and
 // counted. Event order is kept.
 //
 // A Buffered is safe for concurrent use. Publish ignores ctx, so that a
@@ -290,7 +291,7 @@ func (b *Buffered) deliver(batch []Event) {
 			break
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
-		err = b.next.Publish(ctx, batch...)
+		err = publishRecover(ctx, b.next, batch)
 		cancel()
 		if err == nil {
 			b.mu.Lock()
@@ -323,7 +324,7 @@ func (b *Buffered) pause() bool {
 func (b *Buffered) toFallback(events []Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
-	err := b.fallback.Publish(ctx, events...)
+	err := publishRecover(ctx, b.fallback, events)
 	b.mu.Lock()
 	if err != nil {
 		b.stats.FallbackErrors += uint64(len(events))
@@ -351,4 +352,16 @@ func (b *Buffered) unsettledLocked() uint64 {
 func (b *Buffered) progressLocked() {
 	close(b.progress)
 	b.progress = make(chan struct{})
+}
+
+// publishRecover publishes events to s and turns a panic of s into an
+// error: the worker runs s where no caller can recover the panic, and a
+// sink's panic must no more end the process than its error fails a run.
+func publishRecover(ctx context.Context, s Sink, events []Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sink panicked: %v", p)
+		}
+	}()
+	return s.Publish(ctx, events...)
 }

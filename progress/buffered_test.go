@@ -262,3 +262,29 @@ func TestBufferedFlushWaitsForTheBatchInFlight(t *testing.T) {
 		assert.Equal(t, progress.BufferedStats{Published: 2, Batches: 2, Dropped: 2}, b.Stats())
 	})
 }
+
+// panicky is a Sink that panics.
+type panicky struct{}
+
+func (panicky) Publish(context.Context, ...progress.Event) error { panic("sink bug") }
+
+// A downstream sink that panics fails like one that returns an error: its
+// batch goes to the fallback, and the panic does not crash the process
+// from the Buffered's goroutine, where no caller can recover it.
+func TestBufferedDownstreamPanicIsAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		fallback := &recorder{}
+		b := progress.NewBuffered(panicky{}, progress.BufferedOptions{Logger: quiet(), Fallback: fallback})
+		require.NoError(t, b.Publish(ctx, sinktest.Events("r", 1, 3)...))
+		require.NoError(t, b.Close(ctx))
+		assert.Equal(t, sinktest.Span(1, 3), fallback.seqs())
+		assert.Equal(t, progress.BufferedStats{Errors: 2, Fallback: 3}, b.Stats())
+
+		// A panicking fallback loses the events, counted.
+		b = progress.NewBuffered(panicky{}, progress.BufferedOptions{Logger: quiet(), Fallback: panicky{}, Attempts: 1})
+		require.NoError(t, b.Publish(ctx, sinktest.Events("r", 1, 3)...))
+		require.NoError(t, b.Close(ctx))
+		assert.Equal(t, progress.BufferedStats{Errors: 1, FallbackErrors: 3}, b.Stats())
+	})
+}
