@@ -2,7 +2,6 @@ package progress
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -352,16 +351,4 @@ func (b *Buffered) unsettledLocked() uint64 {
 func (b *Buffered) progressLocked() {
 	close(b.progress)
 	b.progress = make(chan struct{})
-}
-
-// publishRecover publishes events to s and turns a panic of s into an
-// error: the worker runs s where no caller can recover the panic, and a
-// sink's panic must no more end the process than its error fails a run.
-func publishRecover(ctx context.Context, s Sink, events []Event) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("sink panicked: %v", p)
-		}
-	}()
-	return s.Publish(ctx, events...)
 }

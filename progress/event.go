@@ -105,3 +105,16 @@ type SinkFunc func(ctx context.Context, events ...Event) error
 
 // Publish calls f.
 func (f SinkFunc) Publish(ctx context.Context, events ...Event) error { return f(ctx, events...) }
+
+// publishRecover publishes events to s and turns a panic of s into an
+// error: a sink's panic must no more end the process (Buffered calls s
+// from its own goroutine, where no caller can recover it) or stop other
+// sinks (Fanout) than its error does.
+func publishRecover(ctx context.Context, s Sink, events []Event) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sink panicked: %v", p)
+		}
+	}()
+	return s.Publish(ctx, events...)
+}

@@ -7,7 +7,8 @@ import (
 )
 
 // Fanout is a [Sink] that publishes every event to several sinks, one after
-// another in the order given. A sink's failure does not stop the others.
+// another in the order given. A sink's failure, an error or a panic, does
+// not stop the others.
 // Put a slow or remote sink behind a [Buffered] so that it does not delay
 // the rest. It is safe for concurrent use if its sinks are.
 type Fanout struct {
@@ -25,11 +26,12 @@ func NewFanout(sinks ...Sink) *Fanout {
 }
 
 // Publish publishes events to every sink and joins their errors, each
-// prefixed with the sink's index ("sink 1: ...").
+// prefixed with the sink's index ("sink 1: ..."). A sink's panic is
+// recovered and becomes its error ("sink 1: sink panicked: ...").
 func (f *Fanout) Publish(ctx context.Context, events ...Event) error {
 	var errs []error
 	for i, s := range f.sinks {
-		if err := s.Publish(ctx, events...); err != nil {
+		if err := publishRecover(ctx, s, events); err != nil {
 			errs = append(errs, fmt.Errorf("sink %d: %w", i, err))
 		}
 	}

@@ -70,6 +70,19 @@ func TestFanout(t *testing.T) {
 	assert.Panics(t, func() { progress.NewFanout(nil) })
 }
 
+// A sink that panics fails alone, like one that returns an error: the
+// sinks after it still get the event, and the panic is its error.
+func TestFanoutSinkPanics(t *testing.T) {
+	ctx := context.Background()
+	a, c := progress.NewMemory(progress.MemoryOptions{}), progress.NewMemory(progress.MemoryOptions{})
+	f := progress.NewFanout(a, panicky{}, c)
+	var err error
+	assert.NotPanics(t, func() { err = f.Publish(ctx, progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted}) })
+	assert.EqualError(t, err, "sink 1: sink panicked: sink bug")
+	assert.Equal(t, 1, a.Stats().Events, "sink 0 got the event")
+	assert.Equal(t, 1, c.Stats().Events, "sink 2 got the event despite sink 1's panic")
+}
+
 // A nil logger is slog's default one.
 func TestSlogNilLoggerIsTheDefault(t *testing.T) {
 	var buf bytes.Buffer
