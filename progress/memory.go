@@ -249,6 +249,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	}()
 
 	replayed := false
+	var filledAt uint64 // cur.Last() after the latest fill for evicted events
 	var batch []Event
 	for {
 		if err := ctx.Err(); err != nil {
@@ -257,6 +258,9 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		m.mu.Lock()
 		batch = r.since(cur.Last(), batch[:0])
 		notify := r.notify
+		// Events after the reader's position that the ring no longer has:
+		// the run was evicted while the reader was behind.
+		evicted := len(batch) == 0 && r.last > cur.Last()
 		m.mu.Unlock()
 		for _, e := range batch {
 			if err := cur.Deliver(ctx, e); err != nil {
@@ -269,15 +273,20 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 			}
 			continue
 		}
-		if !replayed {
+		if !replayed || (evicted && cur.Last() != filledAt) {
 			// The ring has nothing more: the archive may still have events
-			// that were evicted here or never published here.
+			// that were evicted here or never published here. Once the
+			// first replay is done, the ring loses events a reader has not
+			// had only when its run is evicted; no later event of the run
+			// need come to show the gap, so the archive is read at once,
+			// and read again only after the reader moved on.
 			replayed = true
 			if !cur.Final() {
 				if err := cur.FillFromHistory(ctx); err != nil {
 					return err
 				}
 			}
+			filledAt = cur.Last()
 			continue
 		}
 		if !tail {

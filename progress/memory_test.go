@@ -3,7 +3,9 @@ package progress_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
@@ -198,4 +200,45 @@ func TestMemoryLastEvent(t *testing.T) {
 	}
 	_, _, err := progress.NewMemory(progress.MemoryOptions{History: failingHistory{errors.New("db down")}}).LastEvent(ctx, "r")
 	assert.ErrorContains(t, err, "history: db down")
+}
+
+// A tailer that is behind when its run is evicted from the ring reads
+// the events it has not had from the History: the ring will never have
+// them again, and no later event of the run may come to make it look.
+func TestMemoryTailerBehindAnEvictedRunReadsTheHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		h := progress.NewMemoryHistory()
+		m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1, History: h})
+		sink := progress.NewFanout(progress.NewArchive(h), m)
+		all := sinktest.Events("a", 1, 40)
+		all[39].Type = progress.RunFinished
+		require.NoError(t, sink.Publish(ctx, all[:3]...))
+
+		var mu sync.Mutex
+		var got []uint64
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
+				mu.Lock()
+				got = append(got, e.Seq)
+				mu.Unlock()
+				if e.Seq == 4 {
+					// While the tailer is behind, run b evicts run a.
+					assert.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...))
+				}
+				return nil
+			})
+		}()
+		synctest.Wait() // the tailer has 1..3 and waits for more
+		require.NoError(t, sink.Publish(ctx, all[3:]...))
+		synctest.Wait() // the tailer has all it will get
+		cancel()
+		assert.ErrorIs(t, <-done, context.Canceled)
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, sinktest.Span(1, 40), got)
+		assert.Zero(t, m.Stats().Skipped)
+	})
 }
