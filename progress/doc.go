@@ -42,7 +42,9 @@
 //
 // Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
 // the same form back; the round trip keeps every field, except that Time
-// comes back in UTC and ETA is rounded to the millisecond.
+// comes back in UTC, ETA is rounded to the millisecond, a negative Stage
+// comes back as NoStage, and invalid UTF-8 in a string comes back with
+// U+FFFD in its place.
 //
 // # Sinks
 //

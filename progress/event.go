@@ -94,7 +94,10 @@ func (e Event) Validate() error {
 }
 
 // Sink receives events. Publish is called with events in Seq order; an
-// implementation must be safe for concurrent use. A sink that fails must
+// implementation must be safe for concurrent use. The events slice is the
+// caller's: a sink copies what it keeps and neither changes nor reads
+// the slice once Publish has returned ([Buffered] reuses it for its next
+// batch, [Fanout] hands it to the next sink). A sink that fails must
 // never fail the run: the executor logs and counts its errors.
 type Sink interface {
 	Publish(ctx context.Context, events ...Event) error

@@ -176,3 +176,33 @@ func TestEventValidate(t *testing.T) {
 		assert.NoError(t, progress.Event{RunID: "r", Seq: 1, Time: at}.Validate(), "time %v", at)
 	}
 }
+
+// The round trip changes exactly what the package documentation says it
+// does.
+func TestEventJSONRoundTripDocumentedChanges(t *testing.T) {
+	base := progress.Event{RunID: "r", Seq: 1, Time: t0, Type: progress.Message, Stage: progress.NoStage}
+	tests := []struct {
+		name     string
+		in, want func(progress.Event) progress.Event
+	}{
+		{"time in UTC", func(e progress.Event) progress.Event { e.Time = t0.In(time.FixedZone("X", 3600)); return e },
+			func(e progress.Event) progress.Event { return e }},
+		{"ETA rounded to the millisecond", func(e progress.Event) progress.Event { e.ETA = 1499 * time.Microsecond; return e },
+			func(e progress.Event) progress.Event { e.ETA = time.Millisecond; return e }},
+		{"negative stage is NoStage", func(e progress.Event) progress.Event { e.Stage = -5; return e },
+			func(e progress.Event) progress.Event { return e }},
+		{"invalid UTF-8 becomes U+FFFD", func(e progress.Event) progress.Event { e.Message = "a\xffb"; return e },
+			func(e progress.Event) progress.Event { e.Message = "a\uFFFDb"; return e }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, err := json.Marshal(tt.in(base))
+			require.NoError(t, err)
+			var got progress.Event
+			require.NoError(t, json.Unmarshal(data, &got))
+			if diff := cmp.Diff(tt.want(base), got); diff != "" {
+				t.Errorf("round trip of %s (-want +got):\n%s", data, diff)
+			}
+		})
+	}
+}
