@@ -80,7 +80,13 @@ const maxETAMs = int64(math.MaxInt64 / time.Millisecond)
 
 // UnmarshalJSON reads the wire form written by [Event.MarshalJSON]. Unknown
 // keys are ignored, so that fields added later do not break old readers; a
-// missing stage reads as [NoStage] and a missing etaMs as 0. Time is parsed
+// missing stage reads as [NoStage] and a missing etaMs as 0. Keys are
+// matched as encoding/json matches them, without regard to case, where
+// JavaScript's JSON.parse matches them exactly: "RUNID" reads as runId,
+// and of a key given twice, in any case, the last wins. MarshalJSON never
+// writes such objects; only JSON made elsewhere can differ between the
+// two readers. (Matching exactly would cost every read three times as
+// long, with twelve times the allocations.) Time is parsed
 // as RFC 3339 and kept in UTC; one that is outside the years 0000 to 9999
 // in UTC (9999-12-31T23:00:00-02:00) is refused, since it could not be
 // written again, and so is an etaMs that a time.Duration cannot hold.

@@ -101,6 +101,13 @@ func TestEventUnmarshalJSON(t *testing.T) {
 			in:   `{"runId":"r","seq":1,"time":"2025-01-02T05:04:05+02:00","type":"run.started"}`,
 			want: progress.Event{RunID: "r", Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunStarted, Stage: progress.NoStage},
 		},
+		{
+			// As documented: keys match without regard to case, and the
+			// last of a key given twice wins.
+			name: "keys match as encoding/json matches them",
+			in:   `{"runId":"a","RUNID":"b","Seq":2,"time":"2025-01-02T03:04:05Z"}`,
+			want: progress.Event{RunID: "b", Seq: 2, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Stage: progress.NoStage},
+		},
 		{name: "bad time", in: `{"runId":"r","seq":1,"time":"yesterday","type":"run.started"}`, wantErr: true},
 		{name: "negative stage", in: `{"runId":"r","seq":1,"time":"2025-01-02T03:04:05Z","stage":-1}`, wantErr: true},
 		{name: "seq is a string", in: `{"runId":"r","seq":"1"}`, wantErr: true},
