@@ -424,12 +424,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // source from from, at most after: the events up to after, which the
 // client has, are not written, but with CloseOnFinal a final one among
 // them ends the stream, as the client is then past the run's end. before,
-// if not nil, is called before each event is written.
+// if not nil, is called for each event read but such a final one, before
+// it is written or passed over: an event at or below after still tells
+// that the run has events, so that it opens a response that waits for the
+// run's first event, and lifts EmptyRunTimeout's bound.
 func (h *Handler) tail(ctx context.Context, s *stream, runID string, from, after uint64, before func() error) error {
 	return h.src.Tail(ctx, runID, from, func(e progress.Event) error {
 		if e.Seq <= after {
 			if h.closeOnFinal && e.Type.Final() {
 				return errFinal
+			}
+			if before != nil {
+				return before()
 			}
 			return nil
 		}
@@ -551,7 +557,9 @@ func canFlush(w http.ResponseWriter) bool {
 // holds no event of the run at all (empty), and the Seq to read the
 // source from: last, or with CloseOnFinal, for a client ahead of every
 // event the source holds, the newest of them (0 if none), so that a run
-// that then ends below last is seen to end. It finds out only what the
+// that then ends below last is seen to end; 0 for a run without events,
+// whose first event, even at or below last, opens the response that
+// waits for it. It finds out only what the
 // options need: ended with CloseOnFinal and a last event, empty with
 // EmptyRunTimeout. A source that implements progress.LastEventReader
 // answers both with one lookup. Any other is asked for the event at last,
@@ -572,7 +580,7 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 			return false, false, last, needEnded, needEmpty
 		}
 		from = last
-		if needEnded {
+		if needEnded || !ok {
 			from = min(last, e.Seq) // e.Seq is 0 if !ok
 		}
 		return needEnded && ok && e.Seq <= last && e.Type.Final(), needEmpty && !ok, from, false, false
@@ -605,7 +613,7 @@ func (h *Handler) probe(ctx context.Context, runID string, last uint64) (ended, 
 		return false, false, last, needEnded, needEmpty
 	}
 	from = last
-	if needEnded {
+	if needEnded || latest.Seq == 0 {
 		from = min(last, latest.Seq)
 	}
 	return needEnded && latest.Seq != 0 && latest.Seq <= last && latest.Type.Final(), needEmpty && latest.Seq == 0, from, false, false
