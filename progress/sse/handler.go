@@ -65,7 +65,9 @@ type HandlerOptions struct {
 	// logs a warning once. Default: 30s.
 	WriteTimeout time.Duration
 	// MaxStreams bounds the streams served at once; a request beyond it
-	// gets 503 with Retry-After. Default: 1000.
+	// gets 503 with Retry-After. A request counts from the time it is
+	// authorized: one that waits for a run's first event (see
+	// EmptyRunTimeout) takes a slot too. Default: 1000.
 	MaxStreams int
 	// CloseOnFinal ends the response after the run's final event
 	// (run.finished, run.failed or run.cancelled). A browser's EventSource
@@ -117,9 +119,12 @@ type HandlerOptions struct {
 
 // HandlerStats is a snapshot of a [Handler]'s counters.
 type HandlerStats struct {
-	// Active is the number of streams being served.
+	// Active is the number of requests being served under MaxStreams:
+	// the open streams, and the requests that wait for a run's first
+	// event or are being looked up.
 	Active int
-	// Served counts the streams opened since creation.
+	// Served counts the requests served under MaxStreams since creation:
+	// the streams opened, and the requests answered 204 No Content.
 	Served uint64
 	// Rejected counts the requests refused with 503 by MaxStreams.
 	Rejected uint64
