@@ -952,10 +952,8 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 }
 
 // deleteGraph deletes the graph's records and returns how many it
-// deleted.
+// deleted. m.mu is held.
 func (m *MemoryRuns) deleteGraph(graphKey string) int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	g := m.byGraph[graphKey]
 	if g == nil {
 		return 0

@@ -137,9 +137,15 @@ func (m *MemoryStore) ListRuns(ctx context.Context, graphKey string) ([]Record, 
 // unreferenced asset. A run of the graph still going finds it deleted at
 // its next commit: it stops, with [ErrGraphDeleted], and commits nothing
 // more, so the graph stays deleted. (Its assets may then still be put;
-// PruneAssets deletes them.) It returns ctx.Err(), with no effect, if ctx
-// is done.
+// PruneAssets deletes them.) The states and the records go at once, as
+// in one transaction: a record put once the states are gone (by a run of
+// the graph made again) is kept. It returns ctx.Err(), with no effect, if
+// ctx is done.
 func (m *MemoryStore) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
+	// The records' lock is held across both; no path takes it while it
+	// holds the states' lock.
+	m.runs.mu.Lock()
+	defer m.runs.mu.Unlock()
 	states, err := m.states.DeleteGraph(ctx, graphKey)
 	if err != nil {
 		return false, err
