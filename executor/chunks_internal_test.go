@@ -65,7 +65,7 @@ func TestMemoryStoreReserveMakesRoomForAssets(t *testing.T) {
 	stores := make([]*MemoryStore, 11)
 	for i := range stores {
 		stores[i] = NewMemoryStore()
-		stores[i].reserve("g", n+1)
+		stores[i].reserve("g", n+1, stores[i])
 	}
 	next := 0
 	allocs := testing.AllocsPerRun(10, func() {

@@ -58,7 +58,8 @@ type MemoryStates struct {
 // commit by commit, which cost a fresh lecture of 1,083 nodes a tenth of
 // the executor's time.
 type reserver interface {
-	reserve(graphKey string, nodes int)
+	// reserve announces the run; assets is the run's asset store.
+	reserve(graphKey string, nodes int, assets AssetStore)
 }
 
 var (
@@ -72,7 +73,7 @@ const maxSizes = 256
 
 // reserve records that graphKey has nodes nodes, if the graph has no
 // index yet; its first commit makes the index that size.
-func (m *MemoryStates) reserve(graphKey string, nodes int) {
+func (m *MemoryStates) reserve(graphKey string, nodes int, _ AssetStore) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.graphs[graphKey] != nil {

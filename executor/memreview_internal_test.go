@@ -2,6 +2,7 @@ package executor
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"runtime"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
 )
 
 // Under concurrent Puts, Gets, Deletes that compact the shards and
@@ -185,4 +187,45 @@ func TestMemReviewDeleteGraphIsAtomic(t *testing.T) {
 	runs, err := s.ListRuns(ctx, "k")
 	require.NoError(t, err)
 	assert.Empty(t, runs, "run records after DeleteGraph")
+}
+
+// A run announces its graph's size to a MemoryStore that holds its
+// states; the store reserves asset slots only when it holds the run's
+// assets too, so that one used for the states alone keeps no asset slots
+// it never uses.
+func TestMemoryStoreReservesAssetsOnlyForItsOwn(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 120)
+	require.NoError(t, err)
+	gen := GeneratorFunc(func(context.Context, Request) (Asset, error) {
+		return Asset{Data: []byte("x"), Length: graph.SegmentLength}, nil
+	})
+	reg := Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	made := func(m *MemoryStore) (n int) {
+		for k := range m.assets.shards {
+			if m.assets.shards[k].index.made() {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name   string
+		assets func(m *MemoryStore) AssetStore
+		want   int
+	}{
+		{"its own assets", func(m *MemoryStore) AssetStore { return m }, assetShards},
+		{"assets elsewhere", func(*MemoryStore) AssetStore { return NewMemoryAssets() }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := NewMemoryStore()
+			e, err := New(Options{Generators: reg, States: m, Assets: tc.assets(m), Runs: m})
+			require.NoError(t, err)
+			_, err = e.Run(context.Background(), RunRequest{GraphKey: "g", Graph: g})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, made(m), "asset shards with an index")
+		})
+	}
 }

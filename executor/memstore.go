@@ -74,10 +74,14 @@ func (m *MemoryStore) Commit(ctx context.Context, graphKey string, expect int64,
 }
 
 // reserve announces a run of graphKey, which has no states, to the
-// states and to the assets: the run puts about one asset a node.
-func (m *MemoryStore) reserve(graphKey string, nodes int) {
-	m.states.reserve(graphKey, nodes)
-	m.assets.reserve(nodes)
+// states, and to the assets if the run puts its assets in m too: it puts
+// about one asset a node. (A store that holds only the states would keep
+// asset slots it never uses.)
+func (m *MemoryStore) reserve(graphKey string, nodes int, assets AssetStore) {
+	m.states.reserve(graphKey, nodes, assets)
+	if a, ok := assets.(*MemoryStore); ok && a == m {
+		m.assets.reserve(nodes)
+	}
 }
 
 // Put is [MemoryAssets.Put]: it stores a copy of a under key, and returns

@@ -41,7 +41,7 @@ func BenchmarkMemoryStoreRun(b *testing.B) {
 			for b.Loop() {
 				s := NewMemoryStore()
 				if reserved {
-					s.reserve("l", n+1)
+					s.reserve("l", n+1, s)
 				}
 				var v int64
 				for i := range n {

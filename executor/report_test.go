@@ -108,13 +108,13 @@ func TestStatesOf(t *testing.T) {
 func TestMemoryStatesReserve(t *testing.T) {
 	ctx := context.Background()
 	m := NewMemoryStore()
-	m.reserve("g", 1000)
+	m.reserve("g", 1000, m)
 	require.Equal(t, map[string]int{"g": 1000}, m.states.sizes)
 	v, err := m.Commit(ctx, "g", 0, []Change{{ID: "a", State: dirty.State{Status: dirty.StatusClean}}})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), v)
 	require.Empty(t, m.states.sizes, "forgotten at the first commit")
-	m.reserve("g", 5) // the graph has an index: nothing to do
+	m.reserve("g", 5, m) // the graph has an index: nothing to do
 	require.Empty(t, m.states.sizes)
 	snap, err := m.Load(ctx, "g")
 	require.NoError(t, err)
@@ -123,10 +123,10 @@ func TestMemoryStatesReserve(t *testing.T) {
 	// A deleted graph has no index again: it may be announced.
 	_, err = m.DeleteGraph(ctx, "g")
 	require.NoError(t, err)
-	m.reserve("g", 7)
+	m.reserve("g", 7, m)
 	require.Equal(t, map[string]int{"g": 7}, m.states.sizes)
 	for i := range maxSizes + 1 {
-		m.reserve(fmt.Sprint("never", i), 3)
+		m.reserve(fmt.Sprint("never", i), 3, m)
 	}
 	require.LessOrEqual(t, len(m.states.sizes), maxSizes)
 	// An announcement changes nothing a caller sees: the graph is still

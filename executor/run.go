@@ -319,7 +319,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			return &MissingGeneratorError{Kinds: missing}
 		}
 		if rs, ok := opts.States.(reserver); ok && len(snap.States) == 0 {
-			rs.reserve(r.key, r.g.Len()+1) // the nodes, and the graph state
+			rs.reserve(r.key, r.g.Len()+1, opts.Assets) // the nodes, and the graph state
 		}
 		// An edit gets a new revision, so its input hash changes; a forced
 		// node forgets the inputs of its last result, so early cutoff
