@@ -135,3 +135,11 @@ func RecordVersion(ctx context.Context, tx pgx.Tx, schema, table string, version
 	}
 	return nil
 }
+
+// TooNew says what is wrong with a schema whose recorded layout version,
+// found, is newer than the release's, supported, for the adapters'
+// SchemaVersionError.
+func TooNew(schema string, found, supported int) string {
+	return fmt.Sprintf("schema %s holds layout version %d, and this release supports up to version %d: run a release that supports it",
+		schema, found, supported)
+}

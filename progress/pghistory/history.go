@@ -104,8 +104,7 @@ type SchemaVersionError struct {
 }
 
 func (e *SchemaVersionError) Error() string {
-	return fmt.Sprintf("%v: schema %s holds layout version %d, and this release supports up to version %d: run a release that supports it",
-		ErrSchemaTooNew, e.Schema, e.Found, e.Supported)
+	return fmt.Sprintf("%v: %s", ErrSchemaTooNew, pgschema.TooNew(e.Schema, e.Found, e.Supported))
 }
 
 // Unwrap returns [ErrSchemaTooNew].
