@@ -176,8 +176,10 @@ type Machine struct {
 // A bad Config is an error wrapping [ErrInvalidConfig]; so is a plan
 // that the machine cannot run, such as one assembled by hand with a node
 // outside its graph, a node twice, an empty stage, a batch without a key
-// or a concurrency, or a dependency in the same or a later stage; those
-// errors also wrap planner.ErrInvalidPlan. A plan from planner.New or
+// or a concurrency, or a dependency in the same or a later stage, or one
+// made by planner.New (or decoded) whose stages were changed afterwards,
+// so that its groups disagree with its nodes (Plan.Nodes); those errors
+// also wrap planner.ErrInvalidPlan. A plan from planner.New or
 // decoded by Plan.UnmarshalJSON is always accepted. Every rate in
 // c.Rates is checked, in key order, whether or not the plan uses its
 // key. New costs O((D + E_D) log D + N) for D planned nodes with E_D
@@ -234,6 +236,13 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		stageLeft: make([]int32, len(p.Stages)), started: make([]bool, len(p.Stages)),
 		held: make([][]int32, len(p.Stages)),
 	}
+	// A plan made by planner.New, or decoded, keeps the index of nodes it
+	// was built with: stages changed afterwards disagree with it. Every
+	// node of the groups must be in the index once, and every node of the
+	// index in a group; -1 marks a node not placed yet.
+	for i := range m.stage {
+		m.stage[i] = -1
+	}
 	for si, st := range p.Stages {
 		for gi, grp := range st.Groups {
 			k := int32(0)
@@ -251,13 +260,27 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 				return nil, invalidPlan("stage %d group %d: kind %q: want single or batch", si, gi, grp.Kind)
 			}
 			for _, n := range grp.Nodes {
-				i := at[n] // every node of the plan is in the graph: checked above
+				if !g.Contains(n) {
+					return nil, invalidPlan("stage %d group %d: node %d is not in the graph, which has nodes 0 to %d", si, gi, n, g.Len()-1)
+				}
+				i := at[n]
+				switch {
+				case i < 0:
+					return nil, invalidPlan("stage %d group %d: node %q is not among the plan's nodes (Plan.Nodes): %s", si, gi, g.NodeID(n), changed)
+				case m.stage[i] >= 0:
+					return nil, invalidPlan("stage %d group %d: node %q appears twice", si, gi, g.NodeID(n))
+				}
 				m.stage[i], m.key[i] = int32(si), k
 				m.stageLeft[si]++
 			}
 		}
 		if m.stageLeft[si] == 0 {
 			return nil, invalidPlan("stage %d has no nodes", si)
+		}
+	}
+	for i, s := range m.stage {
+		if s < 0 {
+			return nil, invalidPlan("node %q is among the plan's nodes (Plan.Nodes) but in no group: %s", g.NodeID(nodes[i]), changed)
 		}
 	}
 	for ki := range m.keys {
@@ -290,6 +313,9 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 	}
 	return m, nil
 }
+
+// changed explains why a plan's groups disagree with its nodes.
+const changed = "its stages were changed after it was built"
 
 func invalidPlan(format string, args ...any) error {
 	return fmt.Errorf("%w: %w: %s", ErrInvalidConfig, planner.ErrInvalidPlan, fmt.Sprintf(format, args...))

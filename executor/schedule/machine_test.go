@@ -678,3 +678,46 @@ func TestErrInvalidConfigIsSentinel(t *testing.T) {
 	require.True(t, errors.Is(err, schedule.ErrInvalidConfig))
 	assert.Equal(t, "schedule: invalid config", schedule.ErrInvalidConfig.Error())
 }
+
+// TestPlanChangedAfterNew covers plans made by planner.New whose stages
+// were changed afterwards, against their documented immutability: the
+// plan's node index (Plan.Nodes) then disagrees with its groups, and New
+// refuses the plan rather than panic, run a node outside its batch or
+// never finish a stage.
+func TestPlanChangedAfterNew(t *testing.T) {
+	g := build(t, graph.Lecture(), 20)
+	n := func(id string) graph.Node { return node(t, g, id) }
+	tests := []struct {
+		name   string
+		change func(p *planner.Plan)
+		want   string
+	}{
+		{name: "a node added to a stage",
+			change: func(p *planner.Plan) {
+				p.Stages[0].Groups = append(p.Stages[0].Groups, planner.Group{Kind: planner.Single, Nodes: []graph.Node{n("asset:music")}})
+			},
+			want: `schedule: invalid config: planner: invalid plan: stage 0 group 2: node "asset:music" is not among the plan's nodes (Plan.Nodes): its stages were changed after it was built`},
+		{name: "a node outside the graph added",
+			change: func(p *planner.Plan) {
+				p.Stages[1].Groups = append(p.Stages[1].Groups, planner.Group{Kind: planner.Single, Nodes: []graph.Node{99}})
+			},
+			want: `schedule: invalid config: planner: invalid plan: stage 1 group 1: node 99 is not in the graph, which has nodes 0 to 8`},
+		{name: "a group dropped",
+			change: func(p *planner.Plan) { p.Stages[0].Groups = p.Stages[0].Groups[:1] },
+			want:   `schedule: invalid config: planner: invalid plan: node "asset:image:segment[1]" is among the plan's nodes (Plan.Nodes) but in no group: its stages were changed after it was built`},
+		{name: "a group repeated",
+			change: func(p *planner.Plan) { p.Stages[0].Groups = append(p.Stages[0].Groups, p.Stages[0].Groups[0]) },
+			want:   `schedule: invalid config: planner: invalid plan: stage 0 group 2: node "asset:narration:segment[0]" appears twice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := planOf(t, g, "asset:narration:segment[0]", "asset:image:segment[1]")
+			tt.change(p)
+			var err error
+			require.NotPanics(t, func() { _, err = schedule.New(p, schedule.Config{Mode: schedule.Staged}) })
+			require.EqualError(t, err, tt.want)
+			assert.ErrorIs(t, err, schedule.ErrInvalidConfig)
+			assert.ErrorIs(t, err, planner.ErrInvalidPlan)
+		})
+	}
+}
