@@ -143,6 +143,13 @@ type sim struct {
 	maxAll   int
 	// completions counts the completed jobs.
 	completions int
+	// readyAt is, by node, the transition after which the model made it
+	// Ready (0: initially), for first come, first served across keys.
+	readyAt     []int
+	transitions int
+	// idleChecks counts the calls of checkIdle and checkFirstCome, which
+	// scan the plan: on large plans only every 16th scans.
+	idleChecks int
 
 	// log is the transcript of everything the machine said.
 	log []string
@@ -161,7 +168,7 @@ func newSim(t testing.TB, p *planner.Plan, cfg schedule.Config, seed uint64) *si
 		planned: make([]bool, p.Graph.Len()), stageOf: make([]int, p.Graph.Len()), limit: map[string]int{},
 		state: make([]schedule.State, p.Graph.Len()), perKey: map[string]int{}, starts: map[string][]time.Time{},
 		stageRun: make([]bool, len(p.Stages)), stageSet: make([]int, len(p.Stages)), stageLen: make([]int, len(p.Stages)),
-		maxKey: map[string]int{},
+		maxKey: map[string]int{}, readyAt: make([]int, p.Graph.Len()),
 	}
 	for si, st := range p.Stages {
 		for _, grp := range st.Groups {
@@ -303,6 +310,7 @@ func (s *sim) complete(j job) {
 	t := s.t
 	t.Helper()
 	s.now = j.end
+	s.transitions++
 	n := j.n
 	id := s.g.NodeID(n)
 	var (
@@ -407,6 +415,7 @@ func (s *sim) readyUp() {
 	for _, x := range s.p.Nodes() {
 		if s.state[x] == schedule.Pending && s.depsDone(x) && s.open(x) {
 			s.state[x] = schedule.Ready
+			s.readyAt[x] = s.transitions
 		}
 	}
 }
@@ -416,6 +425,7 @@ func (s *sim) readyUp() {
 func (s *sim) invalidate(x graph.Node) {
 	t := s.t
 	t.Helper()
+	s.transitions++
 	want := s.wantInvalidated(x)
 	r, err := s.m.Invalidate(x)
 	require.NoError(t, err, "invalidate %s", s.g.NodeID(x))
@@ -474,8 +484,10 @@ func (s *sim) run() []string {
 				require.Equal(t, ok, can, "CanStart(%v) before Next", s.now)
 			}
 			if !ok {
+				s.checkIdle()
 				break
 			}
+			s.checkFirstCome(st.Node)
 			s.start(st)
 			for s.bulk {
 				more, ok := s.m.More(s.now, st.Node)
@@ -587,3 +599,86 @@ func (s *sim) finalStates() []string {
 
 // transcript joins a log for byte comparison.
 func transcript(log []string) string { return strings.Join(log, "\n") }
+
+// blocked reports whether a node of key may not start at now for the
+// key's limit or rate, in the model, and, when only the rate stops it,
+// when the rate next allows a start.
+func (s *sim) blocked(key string) (bool, time.Time) {
+	if key == "" {
+		return false, time.Time{}
+	}
+	if s.perKey[key] >= s.limit[key] {
+		return true, time.Time{}
+	}
+	r, ok := s.cfg.Rates[key]
+	if !ok {
+		return false, time.Time{}
+	}
+	var live []time.Time
+	for _, at := range s.starts[key] {
+		if s.now.Before(at.Add(r.Per)) {
+			live = append(live, at)
+		}
+	}
+	if len(live) < r.Starts {
+		return false, time.Time{}
+	}
+	return true, live[0].Add(r.Per)
+}
+
+// checkIdle checks, when Next starts nothing, that the machine holds no
+// node back without cause: every Ready node is stopped by the halt, the
+// global cap, its key's concurrency or its key's rate; and that Wake is
+// exactly when the earliest rate that alone stops a Ready node allows a
+// start, or none.
+func (s *sim) checkIdle() {
+	t := s.t
+	t.Helper()
+	if s.m.Halted() || (s.cfg.Workers > 0 && len(s.running) >= s.cfg.Workers) || s.skipScan() {
+		return
+	}
+	var want time.Time
+	for _, n := range s.p.Nodes() {
+		if s.state[n] != schedule.Ready {
+			continue
+		}
+		stop, at := s.blocked(s.keyOf(n))
+		require.True(t, stop, "at %v Next started nothing, but %s is ready and nothing stops it", s.now.Sub(t0), s.g.NodeID(n))
+		if !at.IsZero() && (want.IsZero() || at.Before(want)) {
+			want = at
+		}
+	}
+	wake, ok := s.m.Wake()
+	if want.IsZero() {
+		require.False(t, ok, "at %v: Wake %v, but no rate holds a ready node back", s.now.Sub(t0), wake.Sub(t0))
+		return
+	}
+	require.True(t, ok, "at %v: no Wake, but a rate holds a ready node back until %v", s.now.Sub(t0), want.Sub(t0))
+	require.Equal(t, want.Sub(t0), wake.Sub(t0), "at %v: Wake", s.now.Sub(t0))
+}
+
+// checkFirstCome checks that Next's node n became ready no later than
+// any Ready node that could start instead: first come, first served
+// across keys.
+func (s *sim) checkFirstCome(n graph.Node) {
+	t := s.t
+	t.Helper()
+	if s.skipScan() {
+		return
+	}
+	for _, x := range s.p.Nodes() {
+		if s.state[x] != schedule.Ready || s.readyAt[x] >= s.readyAt[n] {
+			continue
+		}
+		stop, _ := s.blocked(s.keyOf(x))
+		require.True(t, stop, "at %v Next started %s (ready after transition %d) before %s (ready after %d), which nothing stops",
+			s.now.Sub(t0), s.g.NodeID(n), s.readyAt[n], s.g.NodeID(x), s.readyAt[x])
+	}
+}
+
+// skipScan reports whether to skip a check that scans the plan: on plans
+// of over 400 nodes, all but every 16th, as complete does.
+func (s *sim) skipScan() bool {
+	s.idleChecks++
+	return s.p.Len() > 400 && s.idleChecks%16 != 0
+}
