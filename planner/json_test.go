@@ -2,6 +2,7 @@ package planner_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -303,4 +304,34 @@ func TestUnmarshalJSONNullWithNonJSONSpace(t *testing.T) {
 	}
 	p := planner.New(set)
 	assert.Error(t, p.UnmarshalJSON([]byte("\u00a0{\"stages\":[]}")), "an object with the same space is refused")
+}
+
+// TestPlanValueEncodesAsItsPointer: a Plan held by value, as in a host's
+// struct, encodes in the plan's JSON form and prints its summary, as a
+// *Plan does, so that it decodes again; not as a plain struct of its
+// fields (the whole graph, then stages with node numbers).
+func TestPlanValueEncodesAsItsPointer(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	p := planOf(t, g, edits("asset:narration:segment[1]"))
+	want, err := json.Marshal(p)
+	require.NoError(t, err)
+
+	byValue, err := json.Marshal(*p)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(byValue), "json.Marshal(*p)")
+
+	type record struct {
+		Plan planner.Plan `json:"plan"`
+	}
+	held, err := json.Marshal(record{Plan: *p})
+	require.NoError(t, err)
+	require.Equal(t, `{"plan":`+string(want)+`}`, string(held), "a Plan field of a struct marshalled by value")
+	back := record{Plan: planner.Plan{Graph: g}}
+	require.NoError(t, json.Unmarshal(held, &back))
+	if diff := cmp.Diff(p.Stages, back.Plan.Stages); diff != "" {
+		t.Errorf("round trip through a struct (-want +got):\n%s", diff)
+	}
+
+	assert.Equal(t, p.String(), fmt.Sprint(*p), "fmt of a Plan value")
+	assert.Equal(t, "<nil>", fmt.Sprint((*planner.Plan)(nil)), "fmt of a nil *Plan")
 }

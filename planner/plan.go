@@ -359,8 +359,9 @@ func appendCount(b []byte, n int, what string) []byte {
 }
 
 // String returns the plan's text summary: one line per stage, each
-// ending in a newline.
-func (p *Plan) String() string {
+// ending in a newline. Its receiver is a value, so that a Plan held by
+// value prints its summary too.
+func (p Plan) String() string {
 	var buf bytes.Buffer
 	for i := range p.Stages {
 		buf.WriteString(p.Summary(i))
@@ -448,8 +449,10 @@ type jsonStage struct {
 // deterministic. A plan without a Graph is [ErrNoGraph]; one assembled by
 // hand with a node outside its Graph, which has no ID, is a [*PlanError].
 // Any other plan is written as it is, consistent or not; only what New
-// makes decodes again (see [Plan.UnmarshalJSON]).
-func (p *Plan) MarshalJSON() ([]byte, error) {
+// makes decodes again (see [Plan.UnmarshalJSON]). Its receiver is a
+// value, so that a Plan held by value, as in a struct field, is written
+// in this form too, not as a struct of its fields.
+func (p Plan) MarshalJSON() ([]byte, error) {
 	if p.Graph == nil {
 		return nil, ErrNoGraph
 	}
