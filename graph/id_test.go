@@ -64,6 +64,11 @@ func TestParseID(t *testing.T) {
 		{"trailing space", "script ", "has ' ' at byte 6"},
 		{"nested marker", "x:segment[1]:segment[2]", `kind "x:segment[1]" has '[' at byte 9`},
 		{"only bracket", "]", `no ":segment["`},
+		// The character named is the one in the input, not its first byte
+		// read as Latin-1.
+		{"non-ASCII kind", "café", `kind "café" has 'é' at byte 3`},
+		{"non-ASCII per-segment kind", "naïve:segment[1]", `kind "naïve" has 'ï' at byte 2`},
+		{"invalid UTF-8", "ab\xff", `kind "ab\xff" has byte '\xff' at byte 2`},
 	}
 	for _, tc := range malformed {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"unicode/utf8"
 
 	dgraph "github.com/dominikbraun/graph"
 
@@ -391,7 +392,13 @@ func nameProblem(s string) string {
 			return fmt.Sprintf("%q must start with a letter or a digit", s)
 		}
 		if !alnum && c != '_' && c != '.' && c != ':' && c != '/' && c != '-' {
-			return fmt.Sprintf("%q has %q at byte %d: allowed are A-Z a-z 0-9 _ . : / -", s, rune(c), i)
+			// Name the character as written: a non-ASCII byte starts a
+			// character of several bytes, or is not UTF-8 at all.
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return fmt.Sprintf("%q has byte '\\x%02x' at byte %d, which is not UTF-8: allowed are A-Z a-z 0-9 _ . : / -", s, c, i)
+			}
+			return fmt.Sprintf("%q has %q at byte %d: allowed are A-Z a-z 0-9 _ . : / -", s, r, i)
 		}
 	}
 	return ""
