@@ -286,9 +286,16 @@ func TestParseTemplate(t *testing.T) {
 	}{
 		{"empty input", ``, []string{"bad JSON"}},
 		{"not JSON", `kinds`, []string{"bad JSON", "invalid character"}},
-		{"unknown top-level field", `{"kinds": [{"name": "a"}], "extra": 1}`, []string{"bad JSON", `unknown field "extra"`}},
-		{"unknown kind field", `{"kinds": [{"name": "a", "colour": "red"}]}`, []string{`unknown field "colour"`}},
-		{"unknown dep field", `{"kinds": [{"name": "a"}, {"name": "b", "deps": [{"kind": "a", "scope": "global", "weight": 1}]}]}`, []string{`unknown field "weight"`}},
+		// An unknown key is named with the object that holds it and the
+		// keys that object allows.
+		{"unknown top-level field", `{"kinds": [{"name": "a"}], "extra": 1}`, []string{"bad JSON", `unknown field "extra"; allowed fields: kinds`}},
+		{"unknown kind field", `{"kinds": [{"name": "a", "colour": "red"}]}`, []string{`bad JSON: unknown field "colour" in kinds[0]; allowed fields: batchKey, concurrency, deps, name, perSegment`}},
+		{"unknown dep field", `{"kinds": [{"name": "a"}, {"name": "b", "deps": [{"kind": "a", "scope": "global", "weight": 1}]}]}`, []string{`unknown field "weight" in kinds[1].deps[0]; allowed fields: kind, scope`}},
+		{"misspelt deps", `{"kinds": [{"name": "a"}, {"name": "b", "dpes": [{"kind": "a", "scope": "global"}]}]}`, []string{`unknown field "dpes" in kinds[1]; allowed fields: batchKey, concurrency, deps, name, perSegment`}},
+		{"dependency key in a kind", `{"kinds": [{"name": "a", "kind": "x"}]}`, []string{`unknown field "kind" in kinds[0]; allowed fields: batchKey, concurrency, deps, name, perSegment`}},
+		{"dependency key in a kind, in another case", `{"kinds": [{"name": "a", "Kind": "x"}]}`, []string{`unknown field "Kind" in kinds[0]; allowed fields: batchKey, concurrency, deps, name, perSegment`}},
+		{"kind key in a dependency", `{"kinds": [{"name": "a"}, {"name": "b", "deps": [{"name": "a", "scope": "global"}]}]}`, []string{`unknown field "name" in kinds[1].deps[0]; allowed fields: kind, scope`}},
+		{"kinds key in a kind", `{"kinds": [{"name": "a", "kinds": []}]}`, []string{`unknown field "kinds" in kinds[0]`}},
 		{"key in another case", `{"KINDS": [{"name": "a"}]}`, []string{"bad JSON", `key "KINDS" does not match "kinds": names are case-sensitive`}},
 		{"field in another case", `{"kinds": [{"name": "a", "PerSegment": true, "BATCHKEY": "k", "Concurrency": 2}]}`, []string{`key "PerSegment" in kinds[0] does not match "perSegment"`}},
 		{"repeated key", `{"kinds": [{"name": "a"}], "kinds": [{"name": "b"}]}`, []string{`key "kinds" appears twice in one object`}},
