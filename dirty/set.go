@@ -338,12 +338,14 @@ func (s *Set) Graph() *graph.Graph { return s.g }
 func (s *Set) Len() int { return len(s.nodes) }
 
 // Nodes returns the set's nodes in ascending order. The slice is shared:
-// the caller must not modify it.
-func (s *Set) Nodes() []graph.Node { return s.nodes }
+// the caller must not modify it. It has no capacity beyond its length, so
+// appending to it copies it.
+func (s *Set) Nodes() []graph.Node { return slices.Clip(s.nodes) }
 
 // Whys returns the reasons of the set's nodes, in the order of
-// [Set.Nodes]. The slice is shared: the caller must not modify it.
-func (s *Set) Whys() []Why { return s.whys }
+// [Set.Nodes]. The slice is shared: the caller must not modify it. It has
+// no capacity beyond its length, so appending to it copies it.
+func (s *Set) Whys() []Why { return slices.Clip(s.whys) }
 
 // Has reports whether n is in the set. O(1).
 func (s *Set) Has(n graph.Node) bool {

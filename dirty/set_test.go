@@ -514,3 +514,39 @@ func TestReasonString(t *testing.T) {
 		assert.Equal(t, s, r.String())
 	}
 }
+
+// TestSetSlicesAreClipped: Nodes and Whys share the set's slices, so they
+// must have no room beyond their length: two callers appending to them
+// (each to a copy of its own, as a planner adds nodes) would otherwise
+// write into the same spare array and see each other's nodes, a data race
+// on a set documented as safe for concurrent use.
+func TestSetSlicesAreClipped(t *testing.T) {
+	g := lecture(t, 120)
+	tests := []struct {
+		name string
+		in   dirty.Input
+	}{
+		{"one edit", dirty.Input{States: cleanStates(g), Marks: []dirty.Mark{{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}}}},
+		{"script edited", dirty.Input{States: cleanStates(g), Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}}},
+		{"new lecture", dirty.Input{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := dirty.Compute(g, tc.in)
+			require.NoError(t, err)
+			nodes, whys := s.Nodes(), s.Whys()
+			assert.Equal(t, len(nodes), cap(nodes), "Nodes has spare capacity")
+			assert.Equal(t, len(whys), cap(whys), "Whys has spare capacity")
+
+			a := append(s.Nodes(), 1000)
+			b := append(s.Nodes(), 2000)
+			assert.Equal(t, graph.Node(1000), a[len(a)-1], "a caller's append was overwritten by another's")
+			assert.Equal(t, graph.Node(2000), b[len(b)-1])
+			wa := append(s.Whys(), dirty.Why{Reason: dirty.ReasonEdited})
+			wb := append(s.Whys(), dirty.Why{Reason: dirty.ReasonForced})
+			assert.Equal(t, dirty.ReasonEdited, wa[len(wa)-1].Reason, "a caller's append was overwritten by another's")
+			assert.Equal(t, dirty.ReasonForced, wb[len(wb)-1].Reason)
+			checkSet(t, s)
+		})
+	}
+}
