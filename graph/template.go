@@ -416,7 +416,7 @@ func compile(t Template) (*compiled, error) {
 		for _, d := range kd.Deps {
 			j, ok := c.index(d.Kind)
 			if !ok {
-				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("depends on unknown kind %q", d.Kind)}
+				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("depends on unknown kind %q: the template's kinds are %s", d.Kind, c.kindList())}
 			}
 			if p := scopeProblem(kd, &c.kinds[j], d.Scope); p != "" {
 				return nil, &TemplateError{Kind: kd.Name, Problem: p}
@@ -461,6 +461,25 @@ func compile(t Template) (*compiled, error) {
 		})
 	}
 	return c, nil
+}
+
+// maxListedKinds is the most kind names an error lists.
+const maxListedKinds = 16
+
+// kindList returns the names of c's kinds in template order, for an error:
+// the first maxListedKinds of them, then how many more there are.
+func (c *compiled) kindList() string {
+	var b strings.Builder
+	for i := range min(len(c.kinds), maxListedKinds) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.kinds[i].Name)
+	}
+	if more := len(c.kinds) - maxListedKinds; more > 0 {
+		fmt.Fprintf(&b, " and %d more", more)
+	}
+	return b.String()
 }
 
 func otherScope(a, b Scope) Scope {

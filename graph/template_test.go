@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,7 +121,10 @@ func TestValidateRefuses(t *testing.T) {
 		{"name with invalid UTF-8", tmpl(glob("a\xc3")), "a\xc3", []string{`"a\xc3" has byte '\xc3' at byte 1`}},
 		{"batch key with non-ASCII", tmpl(batched(glob("a"), "clé", 1)), "a", []string{`batchKey "clé" has 'é' at byte 2`}},
 		{"bad batch key", tmpl(batched(glob("a"), "a b", 1)), "a", []string{`batchKey "a b"`}},
-		{"unknown dependency kind", tmpl(glob("a", dep("x", graph.ScopeGlobal))), "a", []string{`depends on unknown kind "x"`}},
+		{"unknown dependency kind", tmpl(glob("a", dep("x", graph.ScopeGlobal))), "a", []string{`depends on unknown kind "x": the template's kinds are a`}},
+		{"misspelt dependency kind", tmpl(per("asset:image"), per("asset:video", dep("asset:imgae", graph.ScopeSameSegment))), "asset:video", []string{`depends on unknown kind "asset:imgae": the template's kinds are asset:image, asset:video`}},
+		{"unknown dependency kind among many", graph.Template{Kinds: append(slices.Clone(tenWithDup[:9]), glob("z", dep("k", graph.ScopeGlobal)))}, "z", []string{`depends on unknown kind "k": the template's kinds are k0, k1, k2, k3, k4, k5, k6, k7, k8, z`}},
+		{"unknown dependency kind among too many to list", graph.Template{Kinds: append(slices.Clone(tooMany[:40]), glob("z", dep("k", graph.ScopeGlobal)))}, "z", []string{`depends on unknown kind "k": the template's kinds are k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12, k13, k14, k15 and 25 more`}},
 		{"global scope on a per-segment kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a", which is per segment`}},
 		{"global scope from a per-segment kind on a per-segment kind", tmpl(per("a"), per("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a"`}},
 		{"same-segment from a global kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeSameSegment))), "b", []string{`scope same-segment needs two per-segment kinds, but "b" is global and "a" is per segment`}},
