@@ -85,7 +85,8 @@ func (e *CycleError) Error() string {
 // Unwrap returns [ErrCycle] and [ErrInvalidTemplate].
 func (e *CycleError) Unwrap() []error { return []error{ErrCycle, ErrInvalidTemplate} }
 
-// SizeError reports a graph that would exceed a size limit.
+// SizeError reports a graph that would exceed a size limit: its message
+// names the [Options] field that raises the limit, and how far.
 type SizeError struct {
 	// What is "nodes" or "edges".
 	What string
@@ -94,7 +95,14 @@ type SizeError struct {
 }
 
 func (e *SizeError) Error() string {
-	return fmt.Sprintf("%v: %d %s exceed the limit of %d", ErrTooLarge, e.Count, e.What, e.Limit)
+	if e.Limit >= maxIndex {
+		return fmt.Sprintf("%v: %d %s exceed the limit of %d, the most a graph can hold", ErrTooLarge, e.Count, e.What, e.Limit)
+	}
+	option := "MaxNodes"
+	if e.What == "edges" {
+		option = "MaxEdges"
+	}
+	return fmt.Sprintf("%v: %d %s exceed the limit of %d; Options.%s raises it, up to %d", ErrTooLarge, e.Count, e.What, e.Limit, option, maxIndex)
 }
 
 // Unwrap returns [ErrTooLarge].
