@@ -165,3 +165,57 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLookup looks up any text in the graph of a random template (kinds
+// listed out of dependency order, global and per-segment, with "asset:"
+// prefixes) of 1 to 12 segments: it finds the node whose ID is that text,
+// or says why there is none with an *IDError, one line, that wraps
+// ErrMalformedID or ErrUnknownNode as ParseID decides. Every node's own
+// ID finds it. Nothing panics.
+func FuzzLookup(f *testing.F) {
+	for i, s := range []string{
+		"k0", "k1:segment[0]", "asset:k2:segment[11]", "k3:segment[12]", "k0:segment[0]",
+		"k1", "asset:k1", "k9", "", "k1:segment[-1]", "k1:segment[999999999]", "script",
+	} {
+		f.Add(uint64(i), uint8(i), s)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, segs uint8, s string) {
+		tm := testgraph.RandomTemplate(rand.New(rand.NewPCG(seed, seed>>32)))
+		g, err := graph.Build(tm, 10*(1+int(segs)%12))
+		if err != nil {
+			t.Fatalf("Build of a valid template: %v", err)
+		}
+		n, err := g.Lookup(s)
+		_, perr := graph.ParseID(s)
+		if err != nil {
+			var ie *graph.IDError
+			switch {
+			case !errors.As(err, &ie):
+				t.Fatalf("Lookup(%q) = %v (%T): want an *IDError", s, err, err)
+			case perr != nil && !errors.Is(err, graph.ErrMalformedID):
+				t.Fatalf("Lookup(%q) = %v for a malformed ID: want ErrMalformedID", s, err)
+			case perr == nil && !errors.Is(err, graph.ErrUnknownNode):
+				t.Fatalf("Lookup(%q) = %v for a well-formed ID: want ErrUnknownNode", s, err)
+			case strings.Contains(err.Error(), "\n"):
+				t.Fatalf("Lookup(%q): message has a newline: %q", s, err)
+			case n != graph.None:
+				t.Fatalf("Lookup(%q) = %d with an error", s, n)
+			}
+			for i := range g.Len() {
+				if g.NodeID(graph.Node(i)) == s {
+					t.Fatalf("Lookup(%q) refused node %d's own ID: %v", s, i, err)
+				}
+			}
+			return
+		}
+		if !g.Contains(n) || g.NodeID(n) != s {
+			t.Fatalf("Lookup(%q) = %d, whose ID is %q", s, n, g.NodeID(n))
+		}
+		for i := range g.Len() {
+			id := g.NodeID(graph.Node(i))
+			if m, err := g.Lookup(id); err != nil || m != graph.Node(i) {
+				t.Fatalf("Lookup(%q) = %d, %v: want node %d", id, m, err, i)
+			}
+		}
+	})
+}
