@@ -168,10 +168,11 @@ type rootMark struct {
 // that depends on one of them, directly or not. Nothing else is in it.
 //
 // Marks are checked first; a bad one is a [*MarkError] and nothing is
-// computed. Compute is pure. It reads every node's status only when some
-// node is not clean, and otherwise costs O(D + E_D + V/64) for D nodes in
-// the set with E_D edges leaving them; it never allocates per node outside
-// the set, except one bit.
+// computed. Compute is pure. It reads every node's status when some node
+// is not clean or Input.AssetExists is set (which it then calls for every
+// clean node that no mark covers: O(V) calls). Otherwise it costs
+// O(D + E_D + V/64) for D nodes in the set with E_D edges leaving them.
+// It never allocates per node outside the set, except one bit.
 func Compute(g *graph.Graph, in Input) (*Set, error) {
 	v := g.Len()
 	if in.States != nil && in.States.Len() != v {
