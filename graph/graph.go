@@ -91,13 +91,18 @@ func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
 		// Below one segment, no duration could pass.
 		return nil, &DurationError{Seconds: maxSec, Option: "MaxSeconds", Rule: fmt.Sprintf("is not a valid Options.MaxSeconds: allowed are %d to %d (1 to %d segments), or 0 for the default", SegmentSeconds, MaxSecondsLimit, MaxSecondsLimit/SegmentSeconds)}
 	}
+	// The longest duration allowed: the limit, or the multiple of the
+	// segment length below it.
+	longest := maxSec - maxSec%SegmentSeconds
 	switch {
 	case totalSeconds <= 0:
-		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("must be positive: a multiple of %ds from %ds to %ds", SegmentSeconds, SegmentSeconds, maxSec)}
+		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("must be positive: a multiple of %ds from %ds to %ds", SegmentSeconds, SegmentSeconds, longest)}
 	case totalSeconds%SegmentSeconds != 0:
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("is not a multiple of %ds", SegmentSeconds)}
 	case totalSeconds > MaxSecondsLimit:
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the largest limit, MaxSecondsLimit: %ds (%d segments)", MaxSecondsLimit, MaxSecondsLimit/SegmentSeconds)}
+	case totalSeconds > maxSec && longest != maxSec:
+		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds: at most %ds (%d segments); Options.MaxSeconds raises it", maxSec, longest, longest/SegmentSeconds)}
 	case totalSeconds > maxSec:
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds (%d segments); Options.MaxSeconds raises it", maxSec, maxSec/SegmentSeconds)}
 	}

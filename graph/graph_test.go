@@ -194,6 +194,11 @@ func TestBuildDuration(t *testing.T) {
 		{"limit below a segment", graph.Options{MaxSeconds: 5}, one, 10, "5s is not a valid Options.MaxSeconds: allowed are 10 to"},
 		{"limit of one segment", graph.Options{MaxSeconds: 10}, one, 10, ""},
 		{"a lower limit", graph.Options{MaxSeconds: 20}, one, 30, "30s exceeds the limit of 20s (2 segments)"},
+		// A limit between two multiples of 10 allows the lower one: the
+		// errors say so, not that the limit itself is allowed.
+		{"zero under a limit between multiples", graph.Options{MaxSeconds: 95}, one, 0, "graph: invalid duration: 0s must be positive: a multiple of 10s from 10s to 90s"},
+		{"above a limit between multiples", graph.Options{MaxSeconds: 95}, one, 100, "graph: invalid duration: 100s exceeds the limit of 95s: at most 90s (9 segments); Options.MaxSeconds raises it"},
+		{"at the multiple under a limit", graph.Options{MaxSeconds: 95}, one, 90, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
