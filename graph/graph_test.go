@@ -337,7 +337,7 @@ func TestLookup(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"unknown kind", "asset:sound", graph.ErrUnknownNode, `graph: unknown node "asset:sound": the template has no kind "asset:sound"`},
+		{"unknown kind", "asset:sound", graph.ErrUnknownNode, `graph: unknown node "asset:sound": the template has no kind "asset:sound": its kinds are script, asset:narration, asset:image, asset:video, asset:music, timeline`},
 		{"unknown per-segment kind", "asset:sound:segment[0]", graph.ErrUnknownNode, `the template has no kind "asset:sound"`},
 		{"segment out of range", "asset:image:segment[3]", graph.ErrUnknownNode, `graph: unknown node "asset:image:segment[3]": segment 3 is out of range: the graph has 3 segments (0 to 2)`},
 		{"segment far out of range", "asset:image:segment[999999999]", graph.ErrUnknownNode, "segment 999999999 is out of range"},

@@ -229,7 +229,7 @@ func TestPlanError(t *testing.T) {
 	assert.Empty(t, pe.Problem)
 	require.ErrorIs(t, pe, graph.ErrUnknownNode)
 	require.ErrorIs(t, pe, planner.ErrInvalidPlan)
-	assert.Equal(t, `planner: invalid plan: stage 0 group 1: graph: unknown node "asset:sound": the template has no kind "asset:sound"`, pe.Error())
+	assert.Equal(t, `planner: invalid plan: stage 0 group 1: graph: unknown node "asset:sound": the template has no kind "asset:sound": its kinds are script, asset:narration, asset:image, asset:video, asset:music, timeline`, pe.Error())
 
 	pe = decode(`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]}]}]}`)
 	assert.Equal(t, planner.PlanError{Stage: 0, Group: 0, Node: "asset:music",
