@@ -620,8 +620,12 @@ func (r *run) spawn() {
 
 // workerCount is the pool size: the plan's batch concurrency plus its
 // singles, up to 64 of them without a global cap; a global cap lowers it
-// but never raises it, since more workers than that could never all run.
+// but never raises it, since more workers than that could never all run,
+// and neither can more than the plan's nodes. A key's concurrency counts
+// up to the plan's nodes, so that a host's "no limit" (math.MaxInt) does
+// not overflow the sum.
 func workerCount(p *planner.Plan, cap int) int {
+	nodes := p.Len()
 	seen := map[string]bool{}
 	total, singles := 0, 0
 	for _, st := range p.Stages {
@@ -630,14 +634,14 @@ func workerCount(p *planner.Plan, cap int) int {
 				singles += len(grp.Nodes)
 			} else if !seen[grp.BatchKey] {
 				seen[grp.BatchKey] = true
-				total += grp.Concurrency
+				total = min(total+min(grp.Concurrency, nodes), nodes)
 			}
 		}
 	}
 	if cap > 0 {
-		return max(min(cap, total+singles), 1)
+		return max(min(cap, total+singles, nodes), 1)
 	}
-	return max(total+min(singles, 64), 1)
+	return max(min(total+min(singles, 64), nodes), 1)
 }
 
 // work is one worker: it takes what the machine says may start, runs it
