@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -101,7 +102,10 @@ type Rate struct {
 // nodes with E_D dependency edges among them and K kinds, and
 // O(D + E_D + S·K) with Staged, for S stages. Nodes that are
 // not in p.Graph, which only a plan assembled by hand can hold, cost
-// nothing; a plan without a Graph has a bound of 0.
+// nothing; a plan without a Graph has a bound of 0. A bound longer than
+// the longest Duration (costs of centuries over millions of nodes) is
+// the longest Duration, math.MaxInt64, and so is one whose work summed
+// past it.
 func (p *Plan) LowerBound(c Costs) time.Duration {
 	q := p.indexed()
 	g := q.Graph
@@ -177,7 +181,11 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 			if c.Running != nil {
 				var spent time.Duration
 				if spent, started = c.Running(n); started {
-					d = max(d-spent, 0)
+					if spent < 0 { // starts again after a wait: that long more
+						d = addSat(d, -max(spent, -math.MaxInt64))
+					} else {
+						d = max(d-spent, 0)
+					}
 				}
 			}
 		} else {
@@ -192,15 +200,15 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 				ready = max(ready, finish[j])
 			}
 		}
-		finish[i] = ready + d
+		finish[i] = addSat(ready, d)
 		if limited {
 			dur[i] = d
 		}
 		critical[s] = max(critical[s], finish[i])
-		total[s] += d
+		total[s] = addSat(total[s], d)
 		if key := keyOf[ki]; key >= 0 {
 			t := &tally[s*len(keys)+key]
-			t.work += d
+			t.work = addSat(t.work, d)
 			if rates[key].Starts > 0 && !started {
 				waiting[i] = true
 				if t.waiting == 0 || ready < t.head {
@@ -224,7 +232,7 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 			}
 			for _, dep := range g.Deps(n) {
 				if j, ok := q.pos(dep); ok {
-					after[j] = max(after[j], dur[i]+after[i])
+					after[j] = max(after[j], addSat(dur[i], after[i]))
 				}
 			}
 		}
@@ -253,26 +261,53 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 				if l := c.Limits[key]; l > 0 {
 					conc = min(conc, l)
 				}
-				sb = max(sb, tally[s*len(keys)+keyOf[ki]].work/time.Duration(conc))
+				sb = max(sb, divSat(tally[s*len(keys)+keyOf[ki]].work, conc))
 			}
 		}
 		if c.Workers > 0 {
-			sb = max(sb, total[s]/time.Duration(c.Workers))
+			sb = max(sb, divSat(total[s], c.Workers))
 		}
-		end := bound + sb
+		end := addSat(bound, sb)
 		for key, r := range rates {
 			t := tally[s*len(keys)+key]
 			if r.Starts <= 0 || t.waiting == 0 {
 				continue
 			}
-			first := bound + t.head
+			first := addSat(bound, t.head)
 			if !wait[key] {
 				first, wait[key] = max(first, r.Wait), true
 			}
-			windows := time.Duration((t.waiting - 1) / r.Starts)
-			end = max(end, first+windows*r.Per+t.least+t.tail)
+			windows := (t.waiting - 1) / r.Starts
+			end = max(end, addSat(addSat(addSat(first, mulSat(windows, r.Per)), t.least), t.tail))
 		}
 		bound = end
 	}
 	return bound
+}
+
+// addSat returns a+b for durations not negative, or the longest Duration
+// if the sum overflows it.
+func addSat(a, b time.Duration) time.Duration {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxInt64
+}
+
+// divSat returns d/n for n positive, or the longest Duration if d is:
+// a sum that saturated stays so.
+func divSat(d time.Duration, n int) time.Duration {
+	if d == math.MaxInt64 {
+		return d
+	}
+	return d / time.Duration(n)
+}
+
+// mulSat returns n·d for n and d not negative, or the longest Duration if
+// the product overflows it.
+func mulSat(n int, d time.Duration) time.Duration {
+	if n > 0 && d > math.MaxInt64/time.Duration(n) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * d
 }
