@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/planner"
@@ -17,15 +18,22 @@ import (
 // barWidth is the width of a progress bar, in characters.
 const barWidth = 24
 
+// defaultWidth is the width of a terminal that does not say its own, in
+// columns: the usual 80.
+const defaultWidth = 80
+
 // display is the live progress view. As a [progress.Sink] it only counts
 // the run's events, under a lock, so that it never slows the run; a
 // renderer goroutine draws the counts every tick. On a terminal it
-// redraws a bar per kind in place with ANSI codes; otherwise it prints
-// plain lines. It shows one run at a time: see begin and start.
+// redraws a bar per kind in place with ANSI codes, each bar cut to the
+// terminal's width (80 columns if it does not say) so that none wraps;
+// otherwise it prints plain lines. It shows one run at a time: see begin
+// and start.
 type display struct {
 	w     io.Writer
 	tty   bool
 	every time.Duration
+	width int // columns of the terminal; 0: ask it at each draw
 
 	mu      sync.Mutex
 	label   string // "run 1"
@@ -198,6 +206,15 @@ func (d *display) start() (stop func()) {
 // render draws what changed since the last time: the new log lines, then
 // the bars (on a terminal, over the previous ones) or one plain line.
 func (d *display) render(final bool) {
+	width := d.width
+	if d.tty && width <= 0 {
+		width = defaultWidth
+		if f, ok := d.w.(*os.File); ok {
+			if cols, ok := terminalWidth(f); ok {
+				width = cols
+			}
+		}
+	}
 	d.mu.Lock()
 	if !d.changed && !final {
 		d.mu.Unlock()
@@ -208,7 +225,7 @@ func (d *display) render(final bool) {
 	d.logs = nil
 	var bars []string
 	if d.tty {
-		bars = d.barLines()
+		bars = d.barLines(width)
 	} else if !final {
 		bars = []string{d.label + ": " + d.statusLine()}
 	}
@@ -216,7 +233,9 @@ func (d *display) render(final bool) {
 
 	var b strings.Builder
 	if d.tty && d.drawn > 0 {
-		fmt.Fprintf(&b, "\x1b[%dA", d.drawn) // back to the first bar
+		// Back to the first bar, and clear it and everything below: a log
+		// line longer than the width takes more than one row.
+		fmt.Fprintf(&b, "\x1b[%dA\r\x1b[J", d.drawn)
 	}
 	for _, l := range logs {
 		if d.tty {
@@ -248,15 +267,21 @@ func (d *display) statusLine() string {
 	if running > 0 {
 		s += fmt.Sprintf(", %d running", running)
 	}
-	end := d.ended
-	if end.IsZero() {
-		end = time.Now()
-	}
-	s += ", " + round(end.Sub(d.started)).String() + " elapsed"
+	s += ", " + round(d.elapsed()).String() + " elapsed"
 	if eta := d.etaLeft(); eta > 0 {
 		s += ", ETA " + round(eta).String()
 	}
 	return s
+}
+
+// elapsed is the run's time so far, or its whole time once it ended.
+// Called with mu held.
+func (d *display) elapsed() time.Duration {
+	end := d.ended
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(d.started)
 }
 
 // etaLeft counts the last ETA down to now. Called with mu held.
@@ -267,37 +292,75 @@ func (d *display) etaLeft() time.Duration {
 	return max(d.eta-time.Since(d.etaAt), 0)
 }
 
-// barLines draws a bar per kind and one for the run. Called with mu
-// held.
-func (d *display) barLines() []string {
-	kw := len("all")
+// barLines draws a bar per kind and one for the run, each line at most
+// width-1 characters: a line that wrapped would take two rows, and the
+// next redraw, which moves up one row per bar, would leave one behind
+// (the last column stays free, as some terminals wrap on it at once).
+// The bars shrink to make room for the counts, down to 6 characters;
+// past that a line is cut. Called with mu held.
+func (d *display) barLines(width int) []string {
+	kw, sw := len("all"), 0
 	for _, b := range d.bars {
-		kw = max(kw, len(b.kind))
+		kw, sw = max(kw, len(b.kind)), max(sw, len(b.stages))
 	}
-	lines := make([]string, 0, len(d.bars)+1)
+	type line struct{ head, tail string }
+	lines := make([]line, 0, len(d.bars)+1)
 	for _, b := range d.bars {
-		l := fmt.Sprintf("  %-*s  %-10s %s %3d/%-3d", kw, b.kind, b.stages, drawBar(b.settled(), b.total), b.done, b.total)
+		tail := fmt.Sprintf(" %3d/%-3d", b.done, b.total)
 		for _, c := range []struct {
 			n    int
 			what string
 		}{{len(b.running), "running"}, {b.retries, "retried"}, {b.failed, "failed"}, {b.skipped, "skipped"}, {b.other, "cancelled or superseded"}} {
 			if c.n > 0 {
-				l += fmt.Sprintf("  %d %s", c.n, c.what)
+				tail += fmt.Sprintf("  %d %s", c.n, c.what)
 			}
 		}
-		lines = append(lines, l)
+		lines = append(lines, line{fmt.Sprintf("  %-*s  %-*s ", kw, b.kind, sw, b.stages), tail})
 	}
-	return append(lines, fmt.Sprintf("  %-*s  %-10s %s %3d/%-3d  %s", kw, "all", "", drawBar(d.done, d.total), d.done, d.total,
-		strings.TrimPrefix(d.statusLine(), fmt.Sprintf("%d/%d done, ", d.done, d.total))))
+	// The run's line leaves the running nodes to the kinds' lines.
+	status := round(d.elapsed()).String() + " elapsed"
+	if eta := d.etaLeft(); eta > 0 {
+		status += ", ETA " + round(eta).String()
+	}
+	lines = append(lines, line{fmt.Sprintf("  %-*s  %-*s ", kw, "all", sw, ""), fmt.Sprintf(" %3d/%-3d  %s", d.done, d.total, status)})
+	bw := barWidth
+	for _, l := range lines {
+		room := width - 1 - utf8.RuneCountInString(l.head+l.tail) - len("[]")
+		bw = max(min(bw, room), 6)
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		done, total := d.done, d.total
+		if i < len(d.bars) {
+			done, total = d.bars[i].settled(), d.bars[i].total
+		}
+		out[i] = cut(strings.TrimRight(l.head+drawBar(done, total, bw)+l.tail, " "), width-1)
+	}
+	return out
 }
 
-// drawBar draws done of total as "[#####.....]".
-func drawBar(done, total int) string {
-	fill := barWidth
-	if total > 0 {
-		fill = min(done*barWidth/total, barWidth)
+// cut returns s cut to at most n characters (runes).
+func cut(s string, n int) string {
+	n = max(n, 1)
+	if utf8.RuneCountInString(s) <= n {
+		return s
 	}
-	return "[" + strings.Repeat("#", fill) + strings.Repeat(".", barWidth-fill) + "]"
+	i := 0
+	for range n {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i]
+}
+
+// drawBar draws done of total as "[#####.....]", width characters
+// between the brackets.
+func drawBar(done, total, width int) string {
+	fill := width
+	if total > 0 {
+		fill = min(done*width/total, width)
+	}
+	return "[" + strings.Repeat("#", fill) + strings.Repeat(".", width-fill) + "]"
 }
 
 // round rounds a duration for display: to 10 µs below 10 ms (a run of

@@ -364,14 +364,15 @@ func TestTerminalDisplay(t *testing.T) {
 		ev(progress.NodeStarted, "asset:image:segment[0]", 0), ev(progress.NodeRetrying, "asset:image:segment[0]", 0),
 		ev(progress.NodeStarted, "asset:image:segment[1]", 0), ev(progress.NodeFailed, "asset:image:segment[1]", 2),
 		ev(progress.NodeSkipped, "asset:video:segment[1]", 3)))
+	d.width = 120 // room for whole bars
 	d.render(false)
 	first := out.String()
 	assert.Contains(t, first, "\r\x1b[2Krun 1: Regenerating 12 of 12 nodes in 4 stages (dataflow)\n")
-	assert.Contains(t, first, "\r\x1b[2K  script           stage 0    [########################]   1/1  \n")
-	assert.Contains(t, first, "\r\x1b[2K  asset:image      stage 1    [########................]   0/3    1 running  1 retried  1 failed\n")
-	assert.Contains(t, first, "\r\x1b[2K  asset:video      stage 2    [########................]   0/3    1 skipped\n")
-	assert.Contains(t, first, "\r\x1b[2K  all                         [######..................]   3/12   1 running, ")
-	assert.Contains(t, first, "ETA 3s\n")
+	assert.Contains(t, first, "\r\x1b[2K  script           stage 0 [########################]   1/1\n")
+	assert.Contains(t, first, "\r\x1b[2K  asset:image      stage 1 [########................]   0/3    1 running  1 retried  1 failed\n")
+	assert.Contains(t, first, "\r\x1b[2K  asset:video      stage 2 [########................]   0/3    1 skipped\n")
+	assert.Contains(t, first, "\r\x1b[2K  all                      [######..................]   3/12   ")
+	assert.Contains(t, first, " elapsed, ETA 3s\n")
 	assert.Equal(t, 7, d.drawn, "six kinds and the total")
 
 	out.Reset()
@@ -380,7 +381,7 @@ func TestTerminalDisplay(t *testing.T) {
 
 	require.NoError(t, d.Publish(context.Background(), ev(progress.NodeSucceeded, "asset:image:segment[0]", 4)))
 	d.render(true)
-	assert.True(t, strings.HasPrefix(out.String(), "\x1b[7A"), "redraws over the bars: %q", out.String())
+	assert.True(t, strings.HasPrefix(out.String(), "\x1b[7A\r\x1b[J"), "redraws over the bars: %q", out.String())
 	assert.Equal(t, 0, d.drawn, "the final bars stay")
 }
 
