@@ -50,7 +50,8 @@
 // the node, never from the scheduling.
 //
 // Interrupting the command (SIGINT) cancels the run in progress; the
-// interrupted nodes are recorded as cancelled.
+// interrupted nodes are recorded as cancelled. A run interrupted before
+// it began is reported as cancelled too, with nothing done.
 //
 // The exit status is 0 when every run succeeded, 1 when a run failed or
 // was cancelled, and 2 on bad flags, with one line on stderr.
@@ -305,15 +306,24 @@ func generate(ctx context.Context, e *executor.Executor, g *graph.Graph, disp *d
 		TriggeredBy: "examples/lecture", Reason: title, RunID: fmt.Sprintf("run-%d", number)}
 	if disp != nil {
 		p, err := plan(ctx, e.States(), g, marks)
-		if err != nil {
+		switch {
+		case err == nil:
+			fmt.Fprintf(disp.w, "Run %d: %s\n", number, title)
+			disp.begin(fmt.Sprintf("run %d", number), p)
+			stop := disp.start()
+			defer stop()
+		case ctx.Err() == nil:
 			return outcome{title: title, err: err}
-		}
-		fmt.Fprintf(disp.w, "Run %d: %s\n", number, title)
-		disp.begin(fmt.Sprintf("run %d", number), p)
-		stop := disp.start()
-		defer stop()
+		} // interrupted: the executor says so
 	}
 	rep, err := e.Run(ctx, req)
+	if rep == nil && errors.Is(err, executor.ErrCancelled) {
+		// Interrupted before the executor began the run: nothing ran, and
+		// the run is reported as cancelled, as one interrupted later is.
+		now := time.Now()
+		rep = &executor.Report{Record: executor.Record{ID: req.RunID, GraphKey: graphKey,
+			TriggeredBy: req.TriggeredBy, Reason: title, Status: executor.RunCancelled, StartedAt: now, EndedAt: now}}
+	}
 	return outcome{title: title, rep: rep, err: err}
 }
 

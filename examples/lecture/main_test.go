@@ -422,3 +422,34 @@ func TestRound(t *testing.T) {
 		assert.Equal(t, tc.want, round(tc.in), "round(%v)", tc.in)
 	}
 }
+
+// TestCancelledBeforeTheRunStarts: an interrupt that comes before the
+// executor has started the first run (the context is already done)
+// still reports that run, as cancelled with nothing done: -json printed
+// {"runs":[]} and the table "not started", as for a run that could not
+// start, and a JSON consumer could not tell an interrupt from an error.
+func TestCancelledBeforeTheRunStarts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"json", []string{"-json"}, `{"runs":[{"status":"cancelled","generated":[],"failed":[],"skipped":[],"attempts":0}]}` + "\n"},
+		{"text", nil, "1    new lecture  cancelled  0          0          0       0        0         "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCtx(t, ctx, append(tt.args, fast...)...)
+			assert.Equal(t, 1, r.code)
+			assert.Empty(t, r.stderr)
+			if tt.args != nil {
+				assert.Equal(t, tt.want, r.stdout)
+				return
+			}
+			assert.Contains(t, r.stdout, tt.want)
+			assert.Contains(t, r.stdout, "The edit run is skipped: run 1 did not succeed.\n")
+			assert.NotContains(t, r.stdout, "not started")
+		})
+	}
+}
