@@ -6,7 +6,8 @@
 // It publishes the run's events to Redis Streams when the Redis at
 // REGEN_REDIS_URL (default redis://127.0.0.1:6379/0) answers, with an
 // in-memory archive beside it and a Buffered wrapper so that a Redis outage
-// never fails the run; otherwise to the in-memory progress.Memory. It
+// never fails the run; otherwise to the in-memory progress.Memory, with
+// the same archive for the events its ring no longer holds. It
 // serves GET /runs/{run}/events with progress/sse, prints a curl command
 // that watches the run, follows the stream itself with the Go SSE client,
 // and checks that it received every event once, in order. After the run
@@ -233,7 +234,11 @@ func pickBackend(ctx context.Context, logger *slog.Logger, ttl time.Duration) ba
 		_ = client.Close()
 	}
 	logger.Warn("Redis unavailable; using the in-memory progress stream", "url", url, "err", err)
-	mem := progress.NewMemory(progress.MemoryOptions{})
-	return backend{name: "the in-memory stream (Redis did not answer)", sink: mem, source: mem,
+	// The stream keeps a run's latest 10,000 events; the archive keeps
+	// them all, so that a reader behind, or a late one, gets the whole run.
+	hist := progress.NewMemoryHistory()
+	mem := progress.NewMemory(progress.MemoryOptions{History: hist})
+	return backend{name: "the in-memory stream (Redis did not answer; archived in memory)",
+		sink: progress.NewFanout(progress.NewArchive(hist), mem), source: mem,
 		close: func(context.Context) {}}
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// output is stdout for a run in the background: it says when a line
+// holding a given text was written.
+type output struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	when  string
+	ready chan struct{}
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, err := o.buf.Write(p)
+	if o.ready != nil && strings.Contains(o.buf.String(), o.when) {
+		close(o.ready)
+		o.ready = nil
+	}
+	return n, err
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// TestLateCurlReplaysTheWholeRun: while the command lingers, a client
+// that connects from the start receives the whole run, as the command's
+// doc says, whatever the run's size. A run of more than 10,000 events
+// (6,003 nodes) lost its first events from the in-memory stream, whose
+// ring keeps 10,000 a run: the late client started at a later seq, and
+// the command's own client, when it fell behind, found a gap and exited 1.
+func TestLateCurlReplaysTheWholeRun(t *testing.T) {
+	for _, tt := range []struct {
+		name, redisURL string
+	}{
+		{"memory", "redis://127.0.0.1:1/0"}, // nothing listens on port 1
+		{"redis", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := tt.redisURL
+			if url == "" {
+				url = testenv.RedisURL()
+				testenv.RequireReachable(t, "Redis", url)
+			}
+			t.Setenv("REGEN_REDIS_URL", url)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := &output{when: "Serving for", ready: make(chan struct{})}
+			ready := out.ready
+			var errOut bytes.Buffer
+			code := make(chan int, 1)
+			go func() {
+				code <- run(ctx, []string{"-addr", "127.0.0.1:0", "-linger", "1h", "-latency", "0", "-duration", "20000"}, out, &errOut)
+			}()
+			select {
+			case <-ready:
+			case c := <-code:
+				t.Fatalf("exited %d before lingering; stdout:\n%s\nstderr:\n%s", c, out, errOut.String())
+			}
+			assert.Contains(t, out.String(), "succeeded: 6003 nodes generated")
+			assert.Contains(t, out.String(), "The SSE client received all", "the command's own client")
+
+			m := regexp.MustCompile(`curl -N (\S+)`).FindStringSubmatch(out.String())
+			require.NotNil(t, m, "a curl command in:\n%s", out)
+			var got []progress.Event
+			errDone := errors.New("final event")
+			err := sse.NewClient(m[1], sse.ClientOptions{}).Events(ctx, func(e progress.Event) error {
+				got = append(got, e)
+				if e.Type.Final() {
+					return errDone
+				}
+				return nil
+			})
+			require.ErrorIs(t, err, errDone)
+			require.NotEmpty(t, got)
+			assert.Equal(t, uint64(1), got[0].Seq, "the late client starts at the run's first event")
+			assert.NoError(t, checkStream(got), "the late client's stream")
+
+			cancel()
+			assert.Equal(t, 0, <-code, "stderr:\n%s", errOut.String())
+		})
+	}
+}
