@@ -253,8 +253,12 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}()
 
 	if !c.json {
-		fmt.Fprintf(stdout, "Lecture of %d s: %d segments, %d nodes; fake latency %v (median); %s mode; seed %d\n\n",
-			c.g.Segments()*graph.SegmentSeconds, c.g.Segments(), c.g.Len(), c.latency, c.mode, c.seed)
+		segments := fmt.Sprintf("%d segments", c.g.Segments())
+		if c.g.Segments() == 1 {
+			segments = "1 segment"
+		}
+		fmt.Fprintf(stdout, "Lecture of %d s: %s, %d nodes; fake latency %v (median); %s mode; seed %d\n\n",
+			c.g.Segments()*graph.SegmentSeconds, segments, c.g.Len(), c.latency, c.mode, c.seed)
 	}
 	var runs []outcome
 	do := func(title string, marks []dirty.Mark) bool {

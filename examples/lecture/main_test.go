@@ -326,7 +326,10 @@ func TestTextOutput(t *testing.T) {
 			"The edit run is skipped: run 1 did not succeed.\n",
 			"1    new lecture  failed  9          0          1       2        10        ",
 		}, []string{"Run 2"}},
-		{"no edit", []string{"-edit", "none", "-duration", "10"}, 0, []string{"1    new lecture  succeeded  6 "}, []string{"Run 2", "edit run is skipped"}},
+		{"no edit", []string{"-edit", "none", "-duration", "10"}, 0, []string{
+			"Lecture of 10 s: 1 segment, 6 nodes; ", // not "1 segments"
+			"1    new lecture  succeeded  6 ",
+		}, []string{"Run 2", "edit run is skipped"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
