@@ -26,7 +26,8 @@
 //
 // The flags:
 //
-//	-duration SECONDS  the lecture's length, a multiple of 10 (default 120)
+//	-duration SECONDS  the lecture's length, a multiple of 10 up to 86400
+//	                   (default 120)
 //	-latency DURATION  the median latency of every fake generator (default
 //	                   100ms); each attempt's latency is log-normal around it
 //	-seed N            seeds the latencies and the flaky failures (default 1)
@@ -143,6 +144,11 @@ func parse(args []string) (*config, error) {
 	secs, err := strconv.Atoi(*duration)
 	if err != nil {
 		return nil, fmt.Errorf("-duration %q is not a whole number of seconds", *duration)
+	}
+	if secs > graph.DefaultMaxSeconds && secs%graph.SegmentSeconds == 0 {
+		// The graph's message names Options.MaxSeconds, which no flag sets.
+		return nil, fmt.Errorf("-duration %d: the longest lecture is %d s (%d segments)",
+			secs, graph.DefaultMaxSeconds, graph.DefaultMaxSeconds/graph.SegmentSeconds)
 	}
 	if c.g, err = graph.Build(graph.Lecture(), secs); err != nil {
 		return nil, fmt.Errorf("-duration: %w", err)

@@ -248,6 +248,9 @@ func TestBadFlags(t *testing.T) {
 		{"duration not a multiple of 10", []string{"-duration", "125"}, "not a multiple of 10"},
 		{"duration zero", []string{"-duration", "0"}, "-duration: graph: invalid duration"},
 		{"duration negative", []string{"-duration", "-10"}, "-duration: graph: invalid duration"},
+		// The limit, not the graph's Options.MaxSeconds, which no flag sets.
+		{"duration above a day", []string{"-duration", "86410"}, "-duration 86410: the longest lecture is 86400 s (8640 segments)"},
+		{"duration above the largest limit", []string{"-duration", "100000010"}, "-duration 100000010: the longest lecture is 86400 s (8640 segments)"},
 		{"latency not a duration", []string{"-latency", "fast"}, `-latency "fast"`},
 		{"latency negative", []string{"-latency", "-1s"}, `-latency "-1s"`},
 		{"seed negative", []string{"-seed", "-1"}, `-seed "-1"`},

@@ -76,6 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "progress: unexpected argument %q: every input is a flag\n", fs.Arg(0))
 		return 2
 	}
+	if *seconds > graph.DefaultMaxSeconds && *seconds%graph.SegmentSeconds == 0 {
+		// The graph's message names Options.MaxSeconds, which no flag sets.
+		fmt.Fprintf(stderr, "progress: -duration %d: the longest lecture is %d s (%d segments)\n",
+			*seconds, graph.DefaultMaxSeconds, graph.DefaultMaxSeconds/graph.SegmentSeconds)
+		return 2
+	}
 	g, err := graph.Build(graph.Lecture(), *seconds)
 	if err != nil {
 		fmt.Fprintf(stderr, "progress: -duration: %v\n", err)

@@ -43,10 +43,21 @@ func TestWithoutRedis(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-duration", "25"}, {"-latency", "-1s"}, {"-nope"}} {
-		code, out, errOut := runExample(t, args...)
-		assert.Equal(t, 2, code, "%v", args)
+	for _, tt := range []struct {
+		args []string
+		want string // in the line on stderr
+	}{
+		{[]string{"-duration", "25"}, "-duration: graph: invalid duration: 25s is not a multiple of 10s"},
+		{[]string{"-latency", "-1s"}, "-latency and -linger must not be negative"},
+		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		// The limit, not the graph's Options.MaxSeconds, which no flag sets.
+		{[]string{"-duration", "86410"}, "-duration 86410: the longest lecture is 86400 s (8640 segments)"},
+	} {
+		code, out, errOut := runExample(t, tt.args...)
+		assert.Equal(t, 2, code, "%v", tt.args)
 		assert.Empty(t, out)
 		assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line on stderr: %q", errOut)
+		assert.Contains(t, errOut, tt.want)
+		assert.NotContains(t, errOut, "Options.")
 	}
 }
