@@ -111,11 +111,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /runs/{run}/events", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Streams never end on their own (a client may wait for a run that is
+	// not here), so stopping cancels the requests' context rather than
+	// wait for them.
+	reqCtx, stopRequests := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return reqCtx }}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		stopRequests()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-served
@@ -188,6 +194,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 var errFinal = errors.New("final event")
+
+// shutdownGrace bounds the wait for the requests in progress when the
+// command stops.
+var shutdownGrace = 5 * time.Second
 
 // checkStream checks a whole run: seq 1..N and a final event last.
 func checkStream(events []progress.Event) error {

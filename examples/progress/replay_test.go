@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,4 +104,55 @@ func TestLateCurlReplaysTheWholeRun(t *testing.T) {
 			assert.Equal(t, 0, <-code, "stderr:\n%s", errOut.String())
 		})
 	}
+}
+
+// TestInterruptEndsOpenStreams: Ctrl-C exits at once, even while a client
+// waits on a run that does not exist here (a browser tab on a run of an
+// earlier invocation, whose EventSource reconnects): the server's
+// shutdown waited for that stream, which never ends on its own, for its
+// whole grace period (5 s, then the command exited anyway). The grace is
+// made an hour here, so that the bug shows as a stream that does not end.
+func TestInterruptEndsOpenStreams(t *testing.T) {
+	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
+	shutdownGrace = time.Hour
+	t.Setenv("REGEN_REDIS_URL", "redis://127.0.0.1:1/0") // nothing listens on port 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &output{when: "Serving for", ready: make(chan struct{})}
+	ready := out.ready
+	var errOut bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, []string{"-addr", "127.0.0.1:0", "-linger", "1h", "-latency", "0", "-duration", "30"}, out, &errOut)
+	}()
+	select {
+	case <-ready:
+	case c := <-code:
+		t.Fatalf("exited %d before lingering; stdout:\n%s\nstderr:\n%s", c, out, errOut.String())
+	}
+	m := regexp.MustCompile(`curl -N (http://[^/]+)/`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, "a curl command in:\n%s", out)
+
+	// A guard against a hang, not a measure: the stream ends at once
+	// with the fix, and never without it.
+	cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+	defer ccancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, m[1]+"/runs/no-such-run/events", nil)
+	require.NoError(t, err)
+	// The request is in the handler once its connection is accepted and
+	// read; a second request on another connection, answered, says the
+	// server has read the first.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(m[1], "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, req.Write(conn))
+	resp, err := http.Get(m[1] + "/nothing")
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	cancel() // Ctrl-C
+	require.NoError(t, conn.SetDeadline(time.Now().Add(time.Minute)))
+	_, err = io.Copy(io.Discard, conn)
+	require.NoError(t, err, "the waiting stream ends when the command stops")
+	assert.Equal(t, 0, <-code, "stderr:\n%s", errOut.String())
 }
