@@ -165,6 +165,7 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 	}
 	b.enqueued += uint64(len(events))
 	b.queue = append(b.queue, events...)
+	var warn uint64 // the drops so far, if this call starts an episode of drops
 	if over := len(b.queue) - b.queueSize; over > 0 {
 		clear(b.queue[:over])
 		b.queue = b.queue[over:]
@@ -173,14 +174,18 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 		b.progressLocked()
 		if !b.dropping {
 			b.dropping = true
-			b.logger.Warn("progress: buffered sink queue full, dropping oldest events",
-				"queueSize", b.queueSize, "dropped", b.stats.Dropped)
+			warn = b.stats.Dropped
 		}
 	}
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:
 	default:
+	}
+	if warn > 0 {
+		// Logged without the lock: a slow handler delays this call only.
+		b.logger.Warn("progress: buffered sink queue full, dropping oldest events",
+			"queueSize", b.queueSize, "dropped", warn)
 	}
 	return nil
 }

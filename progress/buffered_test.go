@@ -288,3 +288,46 @@ func TestBufferedDownstreamPanicIsAFailure(t *testing.T) {
 		assert.Equal(t, progress.BufferedStats{Errors: 1, FallbackErrors: 3}, b.Stats())
 	})
 }
+
+// gatedHandler is a slog.Handler whose Handle signals entered, then waits
+// for gate: a slow log destination.
+type gatedHandler struct {
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (h *gatedHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *gatedHandler) Handle(context.Context, slog.Record) error {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.gate
+	return nil
+}
+func (h *gatedHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *gatedHandler) WithGroup(string) slog.Handler      { return h }
+
+// A slow log handler delays the Publish that logs the queue-full warning,
+// never the others: the warning is logged outside the lock that every
+// Publish takes.
+func TestBufferedQueueFullWarningDoesNotHoldOtherPublishers(t *testing.T) {
+	ctx := context.Background()
+	h := &gatedHandler{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	b := progress.NewBuffered(&recorder{}, progress.BufferedOptions{Logger: slog.New(h), QueueSize: 1})
+	all := sinktest.Events("r", 1, 4)
+	warned := make(chan error, 1)
+	go func() { warned <- b.Publish(ctx, all[:3]...) }() // 3 events in a queue of 1: a warning
+	<-h.entered                                          // the warning is being logged
+	other := make(chan error, 1)
+	go func() { other <- b.Publish(ctx, all[3]) }()
+	select {
+	case err := <-other:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second): // a bound against a hang, not a timing assertion
+		t.Error("a Publish waited for another Publish's queue-full warning to be logged")
+	}
+	close(h.gate)
+	require.NoError(t, <-warned)
+	require.NoError(t, b.Close(ctx))
+}
