@@ -89,6 +89,8 @@ type Buffered struct {
 	mu         sync.Mutex
 	queue      []Event
 	closed     bool
+	late       []Event // published after Close while the worker drains; for the fallback, after it
+	drained    bool    // the worker is done with the fallback: Publish calls it
 	dropping   bool
 	enqueued   uint64        // events accepted by Publish, ever
 	head       uint64        // the number of queue[0]
@@ -146,8 +148,10 @@ func NewBuffered(next Sink, opts BufferedOptions) *Buffered {
 
 // Publish queues events and returns at once. An invalid event fails the
 // whole call with [ErrInvalidEvent]; downstream failures never reach the
-// caller. After Close, events go straight to the fallback sink and
-// Publish returns [ErrClosed].
+// caller. After Close, events go to the fallback sink and Publish
+// returns [ErrClosed]: while Close still drains the queue, they wait (at
+// most QueueSize of them, the oldest dropped) to follow, in order, the
+// queued events that the fallback may yet get.
 func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -159,6 +163,14 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 	}
 	b.mu.Lock()
 	if b.closed {
+		if !b.drained {
+			// The worker may still hand events to the fallback: it
+			// hands these after them, so that the fallback gets every
+			// event in order.
+			b.late = appendBounded(b.late, events, b.queueSize, &b.stats.Dropped)
+			b.mu.Unlock()
+			return ErrClosed
+		}
 		b.mu.Unlock()
 		b.toFallback(events)
 		return ErrClosed
@@ -270,11 +282,13 @@ func (b *Buffered) run() {
 				continue
 			case <-b.stop:
 			}
-			// Closed: take whatever Publish queued before Close, then exit.
+			// Closed: take whatever Publish queued before Close, then
+			// hand the fallback what was published since, and exit.
 			b.mu.Lock()
 			empty := len(b.queue) == 0
 			b.mu.Unlock()
 			if empty {
+				b.drainLate()
 				return
 			}
 			continue
@@ -311,6 +325,34 @@ func (b *Buffered) deliver(batch []Event) {
 			"attempt", attempt, "events", len(batch), "firstSeq", batch[0].Seq, "error", err)
 	}
 	b.toFallback(batch)
+}
+
+// drainLate hands the events published after Close to the fallback,
+// until none is left; Publish then calls the fallback itself.
+func (b *Buffered) drainLate() {
+	for {
+		b.mu.Lock()
+		late := b.late
+		b.late = nil
+		b.drained = len(late) == 0
+		b.mu.Unlock()
+		if len(late) == 0 {
+			return
+		}
+		b.toFallback(late)
+	}
+}
+
+// appendBounded appends events to q and drops the oldest of q beyond
+// limit, adding their number to dropped.
+func appendBounded(q, events []Event, limit int, dropped *uint64) []Event {
+	q = append(q, events...)
+	if over := len(q) - limit; over > 0 {
+		clear(q[:over])
+		q = q[over:]
+		*dropped += uint64(over)
+	}
+	return q
 }
 
 // pause waits RetryDelay; it reports false if the worker is cancelled.

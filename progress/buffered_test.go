@@ -331,3 +331,51 @@ func TestBufferedQueueFullWarningDoesNotHoldOtherPublishers(t *testing.T) {
 	require.NoError(t, <-warned)
 	require.NoError(t, b.Close(ctx))
 }
+
+// Events published after Close, while the queue is still being drained,
+// reach the fallback after the drained events that the downstream sink
+// failed to take: the fallback gets them all in order.
+func TestBufferedPublishDuringCloseKeepsFallbackOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{gate: make(chan struct{}), fail: func(int) error { return errors.New("redis: connection refused") }}
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback, Attempts: 1})
+		all := sinktest.Events("r", 1, 5)
+		require.NoError(t, b.Publish(ctx, all[0]))
+		synctest.Wait() // the worker holds event 1 at the gate
+		require.NoError(t, b.Publish(ctx, all[1:3]...))
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(ctx) }()
+		synctest.Wait() // Close waits for the queue to drain
+		assert.ErrorIs(t, b.Publish(ctx, all[3]), progress.ErrClosed)
+		close(down.gate)
+		require.NoError(t, <-closed)
+		assert.ErrorIs(t, b.Publish(ctx, all[4]), progress.ErrClosed)
+		assert.Equal(t, sinktest.Span(1, 5), fallback.seqs(), "the fallback gets the events in order")
+		assert.Equal(t, progress.BufferedStats{Errors: 2, Fallback: 5}, b.Stats())
+	})
+}
+
+// The events published after Close while the queue drains are bounded by
+// QueueSize too.
+func TestBufferedPublishDuringCloseIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		down := &recorder{gate: make(chan struct{})}
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback, QueueSize: 2})
+		all := sinktest.Events("r", 1, 4)
+		require.NoError(t, b.Publish(ctx, all[0]))
+		synctest.Wait() // the worker holds event 1 at the gate
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(ctx) }()
+		synctest.Wait()
+		assert.ErrorIs(t, b.Publish(ctx, all[1:]...), progress.ErrClosed)
+		close(down.gate)
+		require.NoError(t, <-closed)
+		assert.Equal(t, []uint64{1}, down.seqs())
+		assert.Equal(t, []uint64{3, 4}, fallback.seqs())
+		assert.Equal(t, progress.BufferedStats{Published: 1, Batches: 1, Fallback: 2, Dropped: 1}, b.Stats())
+	})
+}
