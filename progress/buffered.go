@@ -2,6 +2,7 @@ package progress
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -57,7 +58,9 @@ type BufferedStats struct {
 // Buffered is a [Sink] that decouples a run from a slow or failing sink:
 // Publish only queues the events and returns, and one goroutine, owned by
 // the Buffered and ended by [Buffered.Close], hands them downstream in
-// batches of what accumulated while the previous batch was being written.
+// batches of what accumulated while the previous batch was being written
+// (each downstream call runs in a goroutine of its own, so that Close can
+// stop waiting for it).
 // When the downstream sink fails (returns an error or panics), the batch
 // is retried, then handed to the fallback sink, and the error counter
 // rises; the caller never sees the failure. Memory is bounded by QueueSize; what does not fit is dropped and
@@ -228,10 +231,13 @@ func (b *Buffered) Flush(ctx context.Context) error {
 }
 
 // Close stops accepting events, hands the queued ones downstream and stops
-// the goroutine. If ctx ends first, the write in progress is cancelled,
-// the events still queued go to the fallback sink, and Close returns
-// context.Cause(ctx) after the goroutine has exited. Close does not close
-// the downstream sink. Calling it again waits for the same exit.
+// the goroutine. If ctx ends first, the write in progress is cancelled and
+// no longer waited for (a downstream sink that ignores its context is
+// abandoned: its call's goroutine ends when the call returns), the events
+// still queued go to the fallback sink, and Close returns
+// context.Cause(ctx) after the goroutine has exited. Past ctx's end, Close
+// waits only for the fallback, never for the downstream sink. Close does
+// not close the downstream sink. Calling it again waits for the same exit.
 func (b *Buffered) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if !b.closed {
@@ -266,6 +272,9 @@ func (b *Buffered) run() {
 	for {
 		b.mu.Lock()
 		n := min(len(b.queue), b.batchSize)
+		if b.ctx.Err() != nil {
+			n = len(b.queue) // Close gave up: the rest to the fallback in one call
+		}
 		batch = append(batch[:0], b.queue[:n]...)
 		clear(b.queue[:n])
 		b.queue = b.queue[n:]
@@ -293,7 +302,10 @@ func (b *Buffered) run() {
 			}
 			continue
 		}
-		b.deliver(batch)
+		if b.deliver(batch) {
+			// An abandoned call may still read batch: never reuse it.
+			batch = make([]Event, 0, b.batchSize)
+		}
 		b.mu.Lock()
 		b.inflight = 0
 		b.progressLocked()
@@ -301,22 +313,24 @@ func (b *Buffered) run() {
 	}
 }
 
-// deliver offers batch to the downstream sink, then to the fallback.
-func (b *Buffered) deliver(batch []Event) {
+// deliver offers batch to the downstream sink, then to the fallback. It
+// reports whether it abandoned a downstream call that was still running
+// when Close gave up: that call may still read batch.
+func (b *Buffered) deliver(batch []Event) (abandoned bool) {
 	var err error
 	for attempt := 1; attempt <= b.attempts && b.ctx.Err() == nil; attempt++ {
 		if attempt > 1 && !b.pause() {
 			break
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
-		err = publishRecover(ctx, b.next, batch)
+		abandoned, err = b.publishNext(ctx, batch)
 		cancel()
 		if err == nil {
 			b.mu.Lock()
 			b.stats.Published += uint64(len(batch))
 			b.stats.Batches++
 			b.mu.Unlock()
-			return
+			return false
 		}
 		b.mu.Lock()
 		b.stats.Errors++
@@ -325,6 +339,27 @@ func (b *Buffered) deliver(batch []Event) {
 			"attempt", attempt, "events", len(batch), "firstSeq", batch[0].Seq, "error", err)
 	}
 	b.toFallback(batch)
+	return abandoned
+}
+
+// publishNext publishes batch to the downstream sink from a goroutine of
+// its own, and waits for it until Close gives up: then a sink that
+// ignores ctx is abandoned (its goroutine ends when it returns), so that
+// it cannot hold Close.
+func (b *Buffered) publishNext(ctx context.Context, batch []Event) (abandoned bool, err error) {
+	done := make(chan error, 1)
+	go func() { done <- publishRecover(ctx, b.next, batch) }()
+	select {
+	case err = <-done:
+		return false, err
+	case <-b.ctx.Done():
+	}
+	select {
+	case err = <-done: // it honoured ctx
+		return false, err
+	default:
+		return true, fmt.Errorf("abandoned when Close gave up: %w", context.Cause(b.ctx))
+	}
 }
 
 // drainLate hands the events published after Close to the fallback,

@@ -379,3 +379,38 @@ func TestBufferedPublishDuringCloseIsBounded(t *testing.T) {
 		assert.Equal(t, progress.BufferedStats{Published: 1, Batches: 1, Fallback: 2, Dropped: 1}, b.Stats())
 	})
 }
+
+// Close returns once its ctx ends, even when the downstream sink ignores
+// its context: the write is abandoned, and what is left, the abandoned
+// batch first, goes to the fallback.
+func TestBufferedCloseDoesNotWaitForASinkThatIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stuck := make(chan struct{})
+		down := progress.SinkFunc(func(context.Context, ...progress.Event) error {
+			<-stuck // ignores its context
+			return nil
+		})
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback})
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 1, 1)...))
+		synctest.Wait() // the worker is stuck in the downstream sink
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 2, 4)...))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- b.Close(ctx) }()
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		select {
+		case err := <-closed:
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Equal(t, sinktest.Span(1, 4), fallback.seqs(), "the abandoned batch and the queue went to the fallback")
+			assert.Equal(t, progress.BufferedStats{Errors: 1, Fallback: 4}, b.Stats())
+		default:
+			t.Error("Close still waits, past its ctx's end, for a sink that ignores its context")
+		}
+		close(stuck) // the abandoned call returns; its goroutine ends
+		synctest.Wait()
+		assert.NoError(t, b.Close(context.Background()))
+	})
+}
