@@ -88,6 +88,12 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
+	done, err := s.admit()
+	if err != nil {
+		s.startFailed(w, err)
+		return
+	}
+	defer done()
 	key, ok := lectureKey(w, r)
 	if !ok {
 		return
@@ -123,6 +129,15 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
+	// Admitted before anything is saved: a shutdown that begins later
+	// waits for this edit's run to start, so that an edit is either
+	// refused with nothing saved (503) or saved and given its run (202).
+	done, err := s.admit()
+	if err != nil {
+		s.startFailed(w, err)
+		return
+	}
+	defer done()
 	key, ok := lectureKey(w, r)
 	if !ok {
 		return
@@ -185,6 +200,12 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.logger.Info("edited", "lecture", key, "node", node)
 	runID, after, err := s.startOrQueue(key, g, "edit of "+node)
+	if errors.Is(err, errClosing) {
+		// Only when the shutdown gave up waiting for this request.
+		httpError(w, http.StatusServiceUnavailable, errors.New("the edit was saved, but its run did not start: "+
+			"the service is shutting down; the lecture's next run regenerates what the edit affects"))
+		return
+	}
 	if err != nil {
 		s.startFailed(w, err)
 		return

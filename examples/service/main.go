@@ -23,10 +23,12 @@
 //   - Retention: every -prune-every, PruneAssets and PruneRuns on the
 //     store and Prune on the History, with the age -retain, which must be
 //     longer than the longest run.
-//   - Shutdown on SIGINT or SIGTERM: the runs are cancelled, then
-//     Executor.Close, each Buffered's Close, the Stream's Close, and last
-//     the Redis client and the Postgres pool. A second signal kills the
-//     process at once.
+//   - Shutdown on SIGINT or SIGTERM: a request that may save an edit or
+//     start a run is answered 503, having changed nothing, from then on;
+//     those taken before are carried out in full (an edit saved gets its
+//     run). Then the runs are cancelled, then Executor.Close, each
+//     Buffered's Close, the Stream's Close, and last the Redis client and
+//     the Postgres pool. A second signal kills the process at once.
 //
 // # Endpoints
 //

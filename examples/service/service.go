@@ -58,10 +58,12 @@ type service struct {
 	cancelRuns context.CancelFunc
 
 	mu       sync.Mutex
-	closing  bool                // shutting down: no run starts
+	closing  bool                // shutting down: no request is admitted (see admit)
+	stopping bool                // the admitted requests are done: no run starts
 	lectures map[string]*lecture // by graph key, while a run is on
 	reports  map[string]*report  // by run ID, the reports of this process's runs
 	runs     sync.WaitGroup      // a run reserved (see reserve) until its report is kept
+	admitted sync.WaitGroup      // the requests admitted (see admit), until they are answered
 }
 
 // lecture is the state of a lecture while one of its runs is on.
@@ -85,6 +87,13 @@ func serve(ctx context.Context, c config, logger *slog.Logger, ready func(net.Ad
 	if err != nil {
 		return err
 	}
+	return s.serve(ctx, ready)
+}
+
+// serve is serve once started: it listens, serves until ctx ends, and
+// shuts the service down.
+func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
+	c, logger := s.cfg, s.logger
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		err = fmt.Errorf("listen on %s: %w", c.addr, err)
@@ -239,8 +248,16 @@ func (s *service) shutdown(ctx context.Context) error {
 		go func() { srvDone <- s.srv.Shutdown(ctx) }()
 	}
 
+	// No request is admitted from now on; those admitted before are
+	// carried out in full (an edit saved gets its run), then no run starts.
 	s.mu.Lock()
 	s.closing = true
+	s.mu.Unlock()
+	if err := waitGroup(ctx, &s.admitted); err != nil {
+		errs = append(errs, fmt.Errorf("wait for the requests under way: %w", err))
+	}
+	s.mu.Lock()
+	s.stopping = true
 	s.mu.Unlock()
 	s.cancelRuns()
 	if s.exec != nil {
@@ -283,6 +300,38 @@ func (s *service) shutdown(ctx context.Context) error {
 		s.pool.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// waitGroup waits for wg, or returns context.Cause(ctx) if ctx ends
+// first; the goroutine that waits then ends with wg.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// admit admits a request that may save an edit or start a run, or
+// returns errClosing once the shutdown has begun, before the request has
+// changed anything. The shutdown waits for the requests admitted before
+// it began, so that each is carried out in full: an edit that is saved
+// gets its run started or queued, and a run started is then cancelled by
+// the shutdown, and recorded. Call done once the request is answered.
+func (s *service) admit() (done func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errClosing
+	}
+	s.admitted.Add(1)
+	return s.admitted.Done, nil
 }
 
 // retain deletes, every pruneEvery until ctx ends, what is older than
@@ -350,7 +399,7 @@ func (s *service) startRun(key string, g *graph.Graph, runID, reason string) err
 // new run's ID and the ID of the run it waits for, if any.
 func (s *service) startOrQueue(key string, g *graph.Graph, reason string) (runID, after string, err error) {
 	s.mu.Lock()
-	if l := s.lectures[key]; l != nil && !s.closing {
+	if l := s.lectures[key]; l != nil && !s.stopping {
 		if l.next == "" {
 			l.next = newRunID()
 		}
@@ -370,7 +419,7 @@ func (s *service) startOrQueue(key string, g *graph.Graph, reason string) (runID
 // reserve marks the lecture as running runID. s.mu must be held.
 func (s *service) reserve(key string, g *graph.Graph, runID string) error {
 	switch {
-	case s.closing:
+	case s.stopping:
 		return errClosing
 	case s.lectures[key] != nil:
 		return errBusy

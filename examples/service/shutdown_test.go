@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// An edit that the service took before its shutdown began is carried out
+// in full and answered 202: its parameters and its edit are saved, and its
+// run is started (the shutdown then cancels it). One sent once the
+// shutdown has begun is answered 503 and saves nothing. A 503 never comes
+// after the edit was saved.
+func TestEditDuringShutdown(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	rd := testenv.NewRedis(t)
+	leaks := goleak.IgnoreCurrent()
+	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
+	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	addr := make(chan net.Addr, 1)
+	served := make(chan error, 1)
+	go func() { served <- s.serve(ctx, func(a net.Addr) { addr <- a }) }()
+	h := &harness{t: t, base: "http://" + (<-addr).String(), hc: &http.Client{Transport: &http.Transport{}}}
+	defer h.hc.CloseIdleConnections()
+
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
+	h.getRun(first.RunID) // the run has ended: an edit starts a run of its own
+	const node = "asset:image:segment[0]"
+	rev := func() int64 {
+		var r int64
+		require.NoError(t, pg.Pool.QueryRow(context.Background(), fmt.Sprintf(
+			`SELECT rev FROM %s.node_states WHERE graph_key = 'l' AND node_id = $1`, pgx.Identifier{pg.Schema}.Sanitize()), node).Scan(&r))
+		return r
+	}
+	before := rev()
+
+	// The store is held: the edit waits in Executor.Edit.
+	tx, err := pg.Pool.Begin(context.Background())
+	require.NoError(t, err)
+	defer tx.Rollback(context.Background())
+	_, err = tx.Exec(context.Background(), fmt.Sprintf(`LOCK TABLE %s.node_states IN ACCESS EXCLUSIVE MODE`, pgx.Identifier{pg.Schema}.Sanitize()))
+	require.NoError(t, err)
+	edited := make(chan int, 1)
+	var run started
+	go func() {
+		edited <- h.do("POST", "/lectures/l/edits", `{"node": "`+node+`", "params": {"style": "ink"}}`, &run)
+	}()
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		var n int
+		require.NoError(t, pg.Pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, pg.Schema).Scan(&n))
+		return n > 0
+	}, time.Minute, 5*time.Millisecond, "the edit waits for the store")
+
+	stop() // the shutdown begins
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.closing
+	}, time.Minute, time.Millisecond)
+	late := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/lectures/l/edits", strings.NewReader(`{"node": "`+node+`", "params": {"style": "oil"}}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		s.routes().ServeHTTP(w, req)
+		late <- w
+	}()
+	select {
+	case w := <-late: // refused at once, while the first edit still waits
+		assert.Equal(t, http.StatusServiceUnavailable, w.Code, "an edit sent during the shutdown: %s", w.Body)
+		late <- w
+	case <-time.After(10 * time.Second): // a bound against a hang
+		t.Error("an edit sent during the shutdown waited for the store instead of being refused")
+	}
+	require.NoError(t, tx.Rollback(context.Background())) // the store answers again
+
+	assert.Equal(t, http.StatusAccepted, <-edited, "the edit taken before the shutdown")
+	w := <-late
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "%s", w.Body)
+	require.NoError(t, <-served)
+	assert.Equal(t, before+1, rev(), "the first edit is saved, and only it")
+	if run.RunID != "" {
+		store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+		require.NoError(t, err)
+		rec, err := store.GetRun(context.Background(), run.RunID)
+		require.NoError(t, err, "the edit's run was started")
+		assert.Contains(t, []executor.RunStatus{executor.RunCancelled, executor.RunSucceeded}, rec.Status)
+	}
+	h.hc.CloseIdleConnections()
+	goleak.VerifyNone(t, leaks)
+}
