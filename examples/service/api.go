@@ -90,7 +90,7 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	done, err := s.admit()
 	if err != nil {
-		s.startFailed(w, err)
+		s.startFailed(w, r, err)
 		return
 	}
 	defer done()
@@ -114,7 +114,7 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, errBusy):
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; wait for its end", key, err))
 	case err != nil:
-		s.startFailed(w, err)
+		s.startFailed(w, r, err)
 	default:
 		s.params.setSeconds(key, body.Seconds)
 		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
@@ -134,7 +134,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	// refused with nothing saved (503) or saved and given its run (202).
 	done, err := s.admit()
 	if err != nil {
-		s.startFailed(w, err)
+		s.startFailed(w, r, err)
 		return
 	}
 	defer done()
@@ -160,7 +160,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		records, err := s.store.ListRuns(r.Context(), key)
 		if err != nil {
-			httpError(w, http.StatusInternalServerError, fmt.Errorf("list the runs of %q: %w", key, err))
+			s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
 			return
 		}
 		if len(records) == 0 {
@@ -171,7 +171,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	}
 	g, err := graph.Build(graph.Lecture(), seconds)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, fmt.Errorf("lecture %q: %w", key, err))
+		s.internalError(w, r, fmt.Sprintf("building the graph of lecture %q", key), err)
 		return
 	}
 	n, err := g.Lookup(body.Node)
@@ -195,7 +195,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	s.params.set(key, node, params.Bytes())
 	if _, err := s.exec.Edit(ctx, g, key, node); err != nil {
-		httpError(w, http.StatusInternalServerError, fmt.Errorf("edit %s of %q: %w", node, key, err))
+		s.internalError(w, r, fmt.Sprintf("recording the edit of %s of lecture %q", node, key), err)
 		return
 	}
 	s.logger.Info("edited", "lecture", key, "node", node)
@@ -207,7 +207,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.startFailed(w, err)
+		s.startFailed(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, newStarted(runID, after))
@@ -254,7 +254,7 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, fmt.Errorf("get run %q: %w", runID, err))
+		s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
 		return
 	}
 	v := runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec}
@@ -298,16 +298,27 @@ func lectureKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 }
 
 // startFailed answers a run that could not start.
-func (s *service) startFailed(w http.ResponseWriter, err error) {
+func (s *service) startFailed(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errClosing):
 		httpError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, executor.ErrInvalidRequest):
 		httpError(w, http.StatusBadRequest, err)
 	default:
-		s.logger.Error("run did not start", "err", err)
-		httpError(w, http.StatusInternalServerError, fmt.Errorf("the run did not start: %w", err))
+		s.internalError(w, r, "starting the run", err)
 	}
+}
+
+// internalError logs err, with the request and a reference, and answers
+// 500 with what failed and the reference only: a store's error names its
+// schema, its tables and its servers, which a client has no business
+// seeing; the log has them.
+func (s *service) internalError(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails
+	ref := hex.EncodeToString(b[:])
+	s.logger.Error(what+" failed", "err", err, "ref", ref, "method", r.Method, "path", r.URL.Path)
+	httpError(w, http.StatusInternalServerError, fmt.Errorf("%s failed; the service's log has the details under ref %s", what, ref))
 }
 
 // decode reads the request's JSON body into v, or answers 413 to a body

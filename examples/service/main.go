@@ -56,7 +56,9 @@
 //
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
 // body is at most 64 KiB (413 above). Bad input is answered 400, with
-// the reason in {"error": "..."}.
+// the reason in {"error": "..."}. A failure of the servers is answered
+// 500 with what failed and a reference to the log line that has the
+// details, never the details themselves (they name schemas and servers).
 //
 // One run at a time per lecture, in this process: a host with several
 // processes takes a lock of its own (a Postgres advisory lock, say).

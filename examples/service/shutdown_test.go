@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -110,4 +111,33 @@ func TestEditDuringShutdown(t *testing.T) {
 	}
 	h.hc.CloseIdleConnections()
 	goleak.VerifyNone(t, leaks)
+}
+
+// A store failure is answered 500 with a message that names no internals
+// (the schema, the SQL error): the details go to the service's log.
+func TestInternalErrorsDoNotLeak(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	_, err := h.pg.Pool.Exec(context.Background(), fmt.Sprintf(`DROP TABLE %s.runs`, pgx.Identifier{h.pg.Schema}.Sanitize()))
+	require.NoError(t, err)
+	for _, tc := range []struct{ name, method, path, body string }{
+		{"a run", "GET", "/runs/run-x", ""},
+		{"an edit of a lecture not made in this process", "POST", "/lectures/old/edits", `{"node": "script", "params": {}}`},
+		{"a new run", "POST", "/lectures/new/runs", `{"seconds": 10}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, h.base+tc.path, strings.NewReader(tc.body))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := h.hc.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "%s", body)
+			for _, secret := range []string{h.pg.Schema, "SQLSTATE", "relation"} {
+				assert.NotContains(t, string(body), secret)
+			}
+		})
+	}
+	require.NoError(t, h.shutdown())
 }
