@@ -142,6 +142,13 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A run slot too, unless the edit's run will be queued after one.
+	sl, err := s.holdSlot(key)
+	if err != nil {
+		s.startFailed(w, r, err)
+		return
+	}
+	defer sl.release()
 	var body struct {
 		Node   string          `json:"node"`
 		Params json.RawMessage `json:"params"`
@@ -199,7 +206,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.Info("edited", "lecture", key, "node", node)
-	runID, after, err := s.startOrQueue(key, g, "edit of "+node)
+	runID, after, err := s.startOrQueue(key, g, "edit of "+node, sl)
 	if errors.Is(err, errClosing) {
 		// Only when the shutdown gave up waiting for this request.
 		httpError(w, http.StatusServiceUnavailable, errors.New("the edit was saved, but its run did not start: "+
@@ -301,6 +308,9 @@ func lectureKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 func (s *service) startFailed(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errClosing):
+		httpError(w, http.StatusServiceUnavailable, err)
+	case errors.Is(err, errFull):
+		w.Header().Set("Retry-After", "10")
 		httpError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, executor.ErrInvalidRequest):
 		httpError(w, http.StatusBadRequest, err)

@@ -3,6 +3,7 @@
 //
 //	go run ./examples/service [-addr 127.0.0.1:8080] [-schema regen_service]
 //	    [-prefix regen_service:] [-latency 200ms] [-retain 24h] [-prune-every 1h]
+//	    [-max-runs 8]
 //
 // # Wiring
 //
@@ -39,14 +40,16 @@
 // see (a browser's EventSource cannot set headers: it sends a cookie).
 //
 //	POST /lectures/{key}/runs   body {"seconds": 60}
-//	    generates a lecture of that many seconds (a multiple of 10) under
-//	    the graph key: 202 {"runId", "events"}; 409 while a run of the
-//	    lecture goes on.
+//	    generates a lecture of that many seconds (a multiple of 10, at
+//	    most a day) under the graph key: 202 {"runId", "events"}; 409
+//	    while a run of the lecture goes on; 503, with Retry-After, while
+//	    -max-runs runs of other lectures go on.
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
 //	    saves the node's new parameters, then records the edit
 //	    (Executor.Edit) and starts a run that regenerates what it affects:
 //	    202 {"runId", "events"}. While a run of the lecture goes on, the
 //	    new run is queued after it ("queuedAfter"), under the ID returned.
+//	    While -max-runs runs of other lectures go on: 503, nothing saved.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
 //	    its report: the nodes generated, unchanged, failed, skipped...
@@ -104,7 +107,7 @@ func main() {
 }
 
 const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
-    [-latency 200ms] [-retain 24h] [-prune-every 1h]
+    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-max-runs 8]
 env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
 `
 
@@ -119,7 +122,11 @@ type config struct {
 	latency     time.Duration // each fake generator call's latency
 	retain      time.Duration // the age of what the retention deletes
 	pruneEvery  time.Duration // how often the retention runs
+	maxRuns     int           // the runs going on at once, across lectures; 0 for defaultMaxRuns
 }
+
+// defaultMaxRuns is -max-runs' default.
+const defaultMaxRuns = 8
 
 // Defaults of the environment.
 const (
@@ -145,6 +152,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "latency of each fake generator call")
 	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "age of the runs, events and unused assets that retention deletes")
 	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "how often retention runs")
+	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the runs going on at once, across lectures")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
@@ -164,6 +172,8 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-retain %v: want at least 1m, and longer than the longest run", c.retain)
 	case c.pruneEvery <= 0:
 		return c, fmt.Errorf("-prune-every %v: want a positive duration, such as 1h", c.pruneEvery)
+	case c.maxRuns < 1:
+		return c, fmt.Errorf("-max-runs %d: want 1 or more", c.maxRuns)
 	case c.prefix == "":
 		return c, errors.New(`-prefix "": want a prefix of the service's own, such as "regen_service:"`)
 	}

@@ -59,6 +59,13 @@ type harness struct {
 
 func startService(t *testing.T, latency time.Duration) *harness {
 	t.Helper()
+	return startServiceWith(t, latency, nil)
+}
+
+// startServiceWith is startService with the config changed by edit, if
+// not nil.
+func startServiceWith(t *testing.T, latency time.Duration, edit func(*config)) *harness {
+	t.Helper()
 	pg := testenv.NewPostgres(t)
 	rd := testenv.NewRedis(t)
 	h := &harness{t: t, hc: &http.Client{Transport: &http.Transport{}}, pg: pg, redis: rd, done: make(chan error, 1),
@@ -66,6 +73,9 @@ func startService(t *testing.T, latency time.Duration) *harness {
 	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
 		schema: pg.Schema, prefix: rd.Prefix, token: token, latency: latency,
 		retain: time.Hour, pruneEvery: 20 * time.Millisecond} // retention runs, and deletes nothing
+	if edit != nil {
+		edit(&c)
+	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
@@ -366,7 +376,7 @@ func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-addr", "0.0.0.0:8080"}, {"-addr", "8080"}, {"-retain", "0s"}, {"-prune-every", "0s"},
 		{"-latency", "-1s"}, {"-prefix", ""}, {"-nope"}, {"-x\ny"}, {"extra"},
-		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"},
+		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"}, {"-max-runs", "0"},
 	} {
 		code, out, errOut := runCommand(t, nil, args...)
 		assert.Equal(t, 2, code, "%q: %s", args, errOut)

@@ -61,6 +61,7 @@ type service struct {
 	closing  bool                // shutting down: no request is admitted (see admit)
 	stopping bool                // the admitted requests are done: no run starts
 	lectures map[string]*lecture // by graph key, while a run is on
+	held     int                 // run slots held by edits (see holdSlot), besides the lectures
 	reports  map[string]*report  // by run ID, the reports of this process's runs
 	runs     sync.WaitGroup      // a run reserved (see reserve) until its report is kept
 	admitted sync.WaitGroup      // the requests admitted (see admit), until they are answered
@@ -379,13 +380,21 @@ func (s *service) forgetReports(age time.Duration) int {
 // errBusy: a run of the lecture is on.
 var errBusy = errors.New("a run of this lecture is going on")
 
+// errFull: as many runs as -max-runs allows are going on.
+var errFull = errors.New("as many lectures as the service runs at once are being generated; retry later")
+
 // errClosing: the service is shutting down.
 var errClosing = errors.New("the service is shutting down")
 
 // startRun starts a run of g on key with the given ID, or returns
-// errBusy, or errClosing.
+// errBusy, errFull, or errClosing. Each lecture that runs takes one of
+// -max-runs slots, as does each slot an edit holds (see holdSlot).
 func (s *service) startRun(key string, g *graph.Graph, runID, reason string) error {
 	s.mu.Lock()
+	if s.lectures[key] == nil && !s.stopping && len(s.lectures)+s.held >= s.maxRuns() {
+		s.mu.Unlock()
+		return errFull
+	}
 	if err := s.reserve(key, g, runID); err != nil {
 		s.mu.Unlock()
 		return err
@@ -394,11 +403,65 @@ func (s *service) startRun(key string, g *graph.Graph, runID, reason string) err
 	return s.launch(key, g, runID, reason)
 }
 
-// startOrQueue starts a run of g on key, or, while one is on, queues one
-// after it (one at most: edits made meanwhile share it). It returns the
-// new run's ID and the ID of the run it waits for, if any.
-func (s *service) startOrQueue(key string, g *graph.Graph, reason string) (runID, after string, err error) {
+// maxRuns is -max-runs.
+func (s *service) maxRuns() int {
+	if s.cfg.maxRuns > 0 {
+		return s.cfg.maxRuns
+	}
+	return defaultMaxRuns
+}
+
+// slot is a run slot that an edit holds from before it saves anything
+// until its run starts, so that an edit refused for want of a slot has
+// saved nothing.
+type slot struct {
+	s    *service
+	held bool
+}
+
+// holdSlot holds a run slot for an edit of key, unless a run of key is
+// on (the edit's run will be queued after it), or returns errFull.
+func (s *service) holdSlot(key string) (*slot, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := &slot{s: s}
+	if s.lectures[key] == nil {
+		if len(s.lectures)+s.held >= s.maxRuns() {
+			return nil, errFull
+		}
+		s.held++
+		sl.held = true
+	}
+	return sl, nil
+}
+
+// release gives the slot back, if still held.
+func (sl *slot) release() {
+	sl.s.mu.Lock()
+	defer sl.s.mu.Unlock()
+	sl.releaseLocked()
+}
+
+func (sl *slot) releaseLocked() {
+	if sl.held {
+		sl.s.held--
+		sl.held = false
+	}
+}
+
+// startOrQueue starts a run of g on key, in the slot sl holds if any, or,
+// while one is on, queues one after it (one at most: edits made meanwhile
+// share it). It returns the new run's ID and the ID of the run it waits
+// for, if any.
+func (s *service) startOrQueue(key string, g *graph.Graph, reason string, sl *slot) (runID, after string, err error) {
+	s.mu.Lock()
+	// The slot sl held, if any, is the one the run takes. An edit that
+	// held none found its lecture running; if that run has ended since,
+	// the edit, saved by now, starts its run in the slot just freed
+	// (another request may have taken it: the cap is then passed by one
+	// run, rather than refuse an edit that is saved). A run queued by
+	// edits is started likewise when its turn comes (see ended).
+	sl.releaseLocked()
 	if l := s.lectures[key]; l != nil && !s.stopping {
 		if l.next == "" {
 			l.next = newRunID()

@@ -141,3 +141,54 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 	}
 	require.NoError(t, h.shutdown())
 }
+
+// The runs going on at once, across lectures, are capped (-max-runs, 8 by
+// default): past the cap, a new lecture's run is refused with 503 and a
+// Retry-After, and a lecture's own runs are still refused with 409.
+func TestRunsAreCapped(t *testing.T) {
+	h := startService(t, time.Hour) // every run goes on until the shutdown
+	for i := range 8 {
+		require.Equal(t, http.StatusAccepted, h.do("POST", fmt.Sprintf("/lectures/l%d/runs", i), `{"seconds": 10}`, &started{}), "lecture %d", i)
+	}
+	req, err := http.NewRequest("POST", h.base+"/lectures/l8/runs", strings.NewReader(`{"seconds": 10}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "a ninth lecture")
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.Equal(t, http.StatusConflict, h.do("POST", "/lectures/l0/runs", `{"seconds": 10}`, nil), "a second run of a lecture")
+	require.NoError(t, h.shutdown())
+}
+
+// An edit that would start a run past the cap is refused with 503 before
+// it saves anything; one whose run is queued after its lecture's needs no
+// slot of its own.
+func TestEditPastTheCapSavesNothing(t *testing.T) {
+	h := startServiceWith(t, time.Hour, func(c *config) { c.maxRuns = 1 })
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/a/runs", `{"seconds": 10}`, &first))
+	// Lecture b was made before this process started: only its record is left.
+	store, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, store.PutRun(context.Background(), executor.Record{ID: "run-old", GraphKey: "b", Seconds: 10,
+		Status: executor.RunSucceeded, StartedAt: now, EndedAt: now}))
+
+	req, err := http.NewRequest("POST", h.base+"/lectures/b/edits", strings.NewReader(`{"node": "script", "params": {"topic": "x"}}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	snap, err := store.Load(context.Background(), "b")
+	require.NoError(t, err)
+	assert.Empty(t, snap.States, "the refused edit saved nothing")
+
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/a/edits", `{"node": "script", "params": {"topic": "y"}}`, &queued))
+	assert.Equal(t, first.RunID, queued.QueuedAfter)
+	require.NoError(t, h.shutdown())
+}
