@@ -200,8 +200,11 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	// parameters are saved.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
 	defer cancel()
-	s.params.set(key, node, params.Bytes())
+	sv := s.params.swap(key, node, params.Bytes())
 	if _, err := s.exec.Edit(ctx, g, key, node); err != nil {
+		// The client is told the edit failed: its parameters must not
+		// be used by a later run, with no revision that stands for them.
+		s.params.restore(sv)
 		s.internalError(w, r, fmt.Sprintf("recording the edit of %s of lecture %q", node, key), err)
 		return
 	}

@@ -21,10 +21,12 @@ type paramStore struct {
 	mu      sync.Mutex
 	m       map[string]map[string]json.RawMessage // graph key -> node ID -> parameters
 	seconds map[string]int                        // graph key -> the lecture's length
+	swaps   uint64                                // swaps made
+	last    map[string]uint64                     // graph key NUL node ID -> its last swap's number
 }
 
 func newParamStore() *paramStore {
-	return &paramStore{m: map[string]map[string]json.RawMessage{}, seconds: map[string]int{}}
+	return &paramStore{m: map[string]map[string]json.RawMessage{}, seconds: map[string]int{}, last: map[string]uint64{}}
 }
 
 // setSeconds saves a lecture's length, once a run of it has started.
@@ -42,14 +44,41 @@ func (p *paramStore) lectureSeconds(key string) (int, bool) {
 	return n, ok
 }
 
-// set saves a node's parameters.
-func (p *paramStore) set(key, nodeID string, params json.RawMessage) {
+// saved is what swap replaced, for restore.
+type saved struct {
+	key, nodeID string
+	seq         uint64 // the swap's number
+	old         json.RawMessage
+	had         bool
+}
+
+// swap saves a node's parameters and returns what it replaced.
+func (p *paramStore) swap(key, nodeID string, params json.RawMessage) saved {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	old, had := p.m[key][nodeID]
 	if p.m[key] == nil {
 		p.m[key] = map[string]json.RawMessage{}
 	}
 	p.m[key][nodeID] = params
+	p.swaps++
+	p.last[key+"\x00"+nodeID] = p.swaps
+	return saved{key: key, nodeID: nodeID, seq: p.swaps, old: old, had: had}
+}
+
+// restore puts back the parameters that a swap replaced, unless another
+// swap of the node came after it.
+func (p *paramStore) restore(sv saved) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last[sv.key+"\x00"+sv.nodeID] != sv.seq {
+		return
+	}
+	if sv.had {
+		p.m[sv.key][sv.nodeID] = sv.old
+	} else {
+		delete(p.m[sv.key], sv.nodeID)
+	}
 }
 
 // get returns a node's parameters, or {} when none were saved.

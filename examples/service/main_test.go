@@ -48,6 +48,7 @@ const token = "test-token"
 // test's own, which testenv drops and deletes when the test ends.
 type harness struct {
 	t     *testing.T
+	s     *service
 	base  string       // http://127.0.0.1:PORT
 	hc    *http.Client // its own transport, so that its connections can be closed
 	pg    *testenv.Postgres
@@ -80,7 +81,13 @@ func startServiceWith(t *testing.T, latency time.Duration, edit func(*config)) *
 	ctx, stop := context.WithCancel(context.Background())
 	h.stop = stop
 	addr := make(chan net.Addr, 1)
-	go func() { h.done <- serve(ctx, c, logger, func(a net.Addr) { addr <- a }) }()
+	s, err := start(ctx, c, logger)
+	if err != nil {
+		stop()
+		t.Fatalf("the service did not start: %v", err)
+	}
+	h.s = s
+	go func() { h.done <- s.serve(ctx, func(a net.Addr) { addr <- a }) }()
 	select {
 	case a := <-addr:
 		h.base = "http://" + a.String()

@@ -192,3 +192,21 @@ func TestEditPastTheCapSavesNothing(t *testing.T) {
 	assert.Equal(t, first.RunID, queued.QueuedAfter)
 	require.NoError(t, h.shutdown())
 }
+
+// An edit that the store fails to record leaves the node's parameters as
+// they were: the client was told it failed, and a later run of the node
+// must not make it from parameters that no revision stands for.
+func TestFailedEditKeepsTheOldParameters(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
+	h.getRun(first.RunID)
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "old"}}`, &started{}))
+	// The store fails: the node states' table is gone.
+	_, err := h.pg.Pool.Exec(context.Background(), fmt.Sprintf(`DROP TABLE %s.node_states`, pgx.Identifier{h.pg.Schema}.Sanitize()))
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusInternalServerError, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "new"}}`, nil))
+	assert.JSONEq(t, `{"topic": "old"}`, string(h.s.params.get("l", "script")))
+	require.NoError(t, h.shutdown())
+}
