@@ -88,12 +88,6 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	done, err := s.admit()
-	if err != nil {
-		s.startFailed(w, r, err)
-		return
-	}
-	defer done()
 	key, ok := lectureKey(w, r)
 	if !ok {
 		return
@@ -109,6 +103,14 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("seconds: %w", err))
 		return
 	}
+	// Admitted once its body is read: one still arriving does not hold
+	// a shutdown.
+	done, err := s.admit()
+	if err != nil {
+		s.startFailed(w, r, err)
+		return
+	}
+	defer done()
 	runID := newRunID()
 	switch err := s.startRun(key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds)); {
 	case errors.Is(err, errBusy):
@@ -129,26 +131,10 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	// Admitted before anything is saved: a shutdown that begins later
-	// waits for this edit's run to start, so that an edit is either
-	// refused with nothing saved (503) or saved and given its run (202).
-	done, err := s.admit()
-	if err != nil {
-		s.startFailed(w, r, err)
-		return
-	}
-	defer done()
 	key, ok := lectureKey(w, r)
 	if !ok {
 		return
 	}
-	// A run slot too, unless the edit's run will be queued after one.
-	sl, err := s.holdSlot(key)
-	if err != nil {
-		s.startFailed(w, r, err)
-		return
-	}
-	defer sl.release()
 	var body struct {
 		Node   string          `json:"node"`
 		Params json.RawMessage `json:"params"`
@@ -160,6 +146,23 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New(`params: want a JSON object, such as {"text": "..."}`))
 		return
 	}
+	// Admitted once its body is read (one still arriving does not hold a
+	// shutdown) and before anything is saved: a shutdown that begins
+	// later waits for this edit's run to start, so that an edit is either
+	// refused with nothing saved (503) or saved and given its run (202).
+	done, err := s.admit()
+	if err != nil {
+		s.startFailed(w, r, err)
+		return
+	}
+	defer done()
+	// A run slot too, unless the edit's run will be queued after one.
+	sl, err := s.holdSlot(key)
+	if err != nil {
+		s.startFailed(w, r, err)
+		return
+	}
+	defer sl.release()
 	// The lecture's graph, from its length: the one saved, or, for a
 	// lecture made before this process started, its last run's, while
 	// retention keeps its records.

@@ -210,3 +210,52 @@ func TestFailedEditKeepsTheOldParameters(t *testing.T) {
 	assert.JSONEq(t, `{"topic": "old"}`, string(h.s.params.get("l", "script")))
 	require.NoError(t, h.shutdown())
 }
+
+// A request whose body is still arriving has changed nothing yet: it does
+// not hold the shutdown, which cancels the runs without waiting for it.
+func TestShutdownDoesNotWaitForABodyStillArriving(t *testing.T) {
+	pg := testenv.NewPostgres(t)
+	rd := testenv.NewRedis(t)
+	leaks := goleak.IgnoreCurrent()
+	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
+	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	require.NoError(t, err)
+	var writers []*io.PipeWriter
+	answered := make(chan int, 2)
+	shutting := make(chan struct{})
+	rest := map[string]string{"/lectures/l/runs": `seconds": 10}`, "/lectures/l/edits": `node": "script", "params": {}}`}
+	for path := range rest {
+		body, write := io.Pipe()
+		writers = append(writers, write)
+		defer write.Close()
+		req := httptest.NewRequest("POST", path, body)
+		req.Header.Set("Authorization", "Bearer "+token)
+		go func() {
+			w := httptest.NewRecorder()
+			s.routes().ServeHTTP(w, req)
+			body.Close()
+			answered <- w.Code
+		}()
+		go func() { // the rest of the body, once the shutdown has begun
+			<-shutting
+			_, _ = write.Write([]byte(rest[path]))
+			write.Close()
+		}()
+		_, err := write.Write([]byte(`{"`)) // read by the handler: it is decoding
+		require.NoError(t, err)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- s.shutdown(testenv.Context(t, time.Minute)) }()
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.stopping
+	}, 20*time.Second, time.Millisecond, "the shutdown waits for requests whose bodies are still arriving")
+	require.NoError(t, <-shut)
+	close(shutting)
+	for range writers {
+		assert.Equal(t, http.StatusServiceUnavailable, <-answered, "a request whose body came after the shutdown began")
+	}
+	goleak.VerifyNone(t, leaks)
+}
