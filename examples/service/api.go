@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ const (
 	// editTimeout bounds the commit of an edit.
 	editTimeout = 30 * time.Second
 )
+
+// bodyTimeout bounds the reading of a request's body, from the moment its
+// handler starts; a variable for the tests.
+var bodyTimeout = 30 * time.Second
 
 // routes returns the service's endpoints (see the package documentation).
 func (s *service) routes() http.Handler {
@@ -340,12 +345,20 @@ func (s *service) internalError(w http.ResponseWriter, r *http.Request, what str
 // decode reads the request's JSON body into v, or answers 413 to a body
 // over maxBody and 400 to any other bad body.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A body that trickles in must not hold the handler, its connection
+	// and the shutdown for good. The server has no ReadTimeout, which
+	// would cut the event streams too.
+	// The deadline stays after a failure, for the server's read of what
+	// is left of the body.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout)) // ErrNotSupported: a test's recorder
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
 		switch err = dec.Decode(&struct{}{}); err {
 		case io.EOF:
+			_ = rc.SetReadDeadline(time.Time{})
 			return true
 		case nil:
 			err = errors.New("one JSON object only")
@@ -353,6 +366,11 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("body: over %d bytes", tooLarge.Limit))
+		return false
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		httpError(w, http.StatusRequestTimeout, fmt.Errorf("body: not received within %v", bodyTimeout))
 		return false
 	}
 	httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))

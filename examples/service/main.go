@@ -58,7 +58,8 @@
 //	    Last-Event-ID resume; the stream ends after the run's final event.
 //
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
-// body is at most 64 KiB (413 above). Bad input is answered 400, with
+// body is at most 64 KiB (413 above) and must arrive within 30 s (408).
+// Bad input is answered 400, with
 // the reason in {"error": "..."}. A failure of the servers is answered
 // 500 with what failed and a reference to the log line that has the
 // details, never the details themselves (they name schemas and servers).

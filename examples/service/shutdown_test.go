@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -258,4 +259,26 @@ func TestShutdownDoesNotWaitForABodyStillArriving(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, <-answered, "a request whose body came after the shutdown began")
 	}
 	goleak.VerifyNone(t, leaks)
+}
+
+// A client that sends its body slowly, or never finishes it, is answered
+// 408 once bodyTimeout has passed, rather than holding its handler and
+// its connection for good (and the shutdown, which waits for it).
+func TestSlowBodyIsCutOff(t *testing.T) {
+	defer func(d time.Duration) { bodyTimeout = d }(bodyTimeout)
+	bodyTimeout = 100 * time.Millisecond
+	h := startService(t, time.Millisecond)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /lectures/l/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 20\r\n\r\n{\"sec", token)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(20*time.Second))) // a bound against a hang
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err, "the server never answered a body that never came")
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode, "%s", b)
+	assert.NotContains(t, string(b), "127.0.0.1", "no address in the answer")
+	require.NoError(t, h.shutdown())
 }
