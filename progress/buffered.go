@@ -25,7 +25,10 @@ type BufferedOptions struct {
 	// BatchSize bounds the events handed to one downstream Publish.
 	// Default: 256.
 	BatchSize int
-	// Timeout bounds one downstream Publish call. Default: 5s.
+	// Timeout bounds one downstream Publish call, through its context.
+	// A sink that ignores its context holds the goroutine until it
+	// returns (the queue then fills, and drops its oldest events), except
+	// at Close, which abandons it when its ctx ends. Default: 5s.
 	Timeout time.Duration
 	// Attempts is how many times a batch is offered to the downstream sink
 	// before it goes to the Fallback. Retrying is safe for a sink that
