@@ -142,6 +142,34 @@
 // generator that reports a provider's whole response cannot make an
 // event too large for a stream or a client.
 //
+// A progress display may rely on the order of a run's events:
+//   - run.started comes first, and one final event (run.finished,
+//     run.failed or run.cancelled) last: none follows it.
+//   - A node that is called gets node.started once, with Attempt 1 (and
+//     "in a batch of N" when a bulk generator takes it); before each
+//     further attempt a node.retrying, whose Attempt is that next attempt
+//     and whose Error is the failed one's; meanwhile its generator's
+//     message events; and then one settling event: node.succeeded,
+//     node.failed, node.superseded or node.cancelled. A node that makes
+//     no call gets only its settling event: node.unchanged when early
+//     cutoff keeps it, node.skipped (naming the upstream node) when a
+//     dependency failed or was superseded, node.failed when its
+//     dependencies' outputs cannot be read. In a cancelled run, the nodes
+//     that had not started get no event.
+//   - A stage's stage.started comes before the node.started of its first
+//     node, and its stage.finished after its last node settled; each
+//     comes at most once a round, and stages finish in order. Skips may report a
+//     stage's nodes before the stage starts (a stage whose nodes are all
+//     skipped starts and finishes after them). In Dataflow mode a stage
+//     starts as soon as one of its nodes may, so a stage may start before
+//     the one before it finished, and the stages' events interleave. A
+//     cancelled run ends without the stage.finished of the stages it had
+//     not finished.
+//   - Each planned node settles once a round. With Options.Converge, a
+//     later round starts with a message event ("Round 2: ..."), and its
+//     nodes settle again; Total grows by the round's nodes.
+//   - Done never goes back.
+//
 // # Stores
 //
 // Graph metadata ([StateStore]) is kept apart from heavy asset data

@@ -139,9 +139,30 @@ func review4Stress(t *testing.T, i int) {
 	lastDone := 0
 	stageStarted, stageFinished := map[int]bool{}, map[int]bool{}
 	lastFinished := -1
+	started := map[string]bool{} // nodes that got node.started
 	for _, ev := range evs {
 		require.GreaterOrEqual(t, ev.Done, lastDone, "Done went back at %+v", ev)
 		lastDone = ev.Done
+		// The order the package doc promises a node's events.
+		if ev.Node != "" {
+			_, settled := settledBy[ev.Node]
+			require.False(t, settled, "event after node %s settled: %+v", ev.Node, ev)
+		}
+		switch ev.Type {
+		case progress.NodeStarted:
+			require.False(t, started[ev.Node], "node %s started twice", ev.Node)
+			require.True(t, stageStarted[ev.Stage], "node %s started before its stage %d", ev.Node, ev.Stage)
+			require.Equal(t, 1, ev.Attempt, "node.started of %s", ev.Node)
+			started[ev.Node] = true
+		case progress.NodeRetrying, progress.Message:
+			require.True(t, started[ev.Node], "%s of node %s before node.started", ev.Type, ev.Node)
+		}
+		switch ev.Type {
+		case progress.NodeSucceeded, progress.NodeSuperseded, progress.NodeCancelled:
+			require.True(t, started[ev.Node], "%s of node %s, which never started", ev.Type, ev.Node)
+		case progress.NodeUnchanged, progress.NodeSkipped:
+			require.False(t, started[ev.Node], "%s of node %s, which started", ev.Type, ev.Node)
+		}
 		switch ev.Type {
 		case progress.NodeSucceeded, progress.NodeUnchanged, progress.NodeFailed, progress.NodeSkipped,
 			progress.NodeSuperseded, progress.NodeCancelled:
