@@ -41,7 +41,8 @@
 //	-json              print only a JSON summary on stdout (no display):
 //	                   {"runs": [{"status": "succeeded"|"failed"|"cancelled",
 //	                   "generated": [ids], "failed": [ids], "skipped": [ids],
-//	                   "attempts": N}]}, every list of IDs sorted
+//	                   "attempts": N}]}, every list of IDs sorted in
+//	                   byte order (segment[10] before segment[2])
 //
 // A -fail node fails at its first attempt for good (its error is
 // permanent); a -flaky failure is retried, up to 5 attempts in all, after
