@@ -126,124 +126,14 @@ func (t Template) Clone() Template {
 	return Template{Kinds: kinds}
 }
 
-// keyLevel is one kind of object in a template's JSON form: the keys it
-// allows, sorted, and for a key whose value is an array of objects, the
-// level of those objects.
-type keyLevel struct {
-	keys  []string
-	items map[string]*keyLevel
-}
-
-// templateLevel describes a template's JSON form, object by object, for
-// [checkKeys].
-var templateLevel = func() *keyLevel {
-	dep := &keyLevel{keys: strictjson.Names(Dep{})}
-	kind := &keyLevel{keys: []string{"batchKey", "concurrency", "deps", "name", "perSegment"},
-		items: map[string]*keyLevel{"deps": dep}}
-	return &keyLevel{keys: []string{"kinds"}, items: map[string]*keyLevel{"kinds": kind}}
+// templateForm is a template's JSON form, object by object, for
+// strictjson.CheckForm.
+var templateForm = func() *strictjson.Object {
+	dep := &strictjson.Object{Keys: strictjson.Names(Dep{})}
+	kind := &strictjson.Object{Keys: []string{"batchKey", "concurrency", "deps", "name", "perSegment"},
+		Items: map[string]*strictjson.Object{"deps": dep}}
+	return &strictjson.Object{Keys: []string{"kinds"}, Items: map[string]*strictjson.Object{"kinds": kind}}
 }()
-
-// checkKeys returns an error for the first key of a template's JSON form
-// that its object does not allow, that matches an allowed key only when
-// case is ignored, or that repeats a key of its object (a
-// [*strictjson.KeyError] for the last two); the error names the object
-// ("kinds[1].deps[0]") and the keys it allows. encoding/json matches keys
-// whatever their case, keeps the last of repeated keys, and names an
-// unknown key without its object or what is allowed. Objects and arrays
-// where the form has none (a string field given an object) are left to
-// the decoder. Malformed JSON gives the decoder's syntax error; data
-// after the value is ignored.
-func checkKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		object  bool
-		level   *keyLevel // an object's level, an array's elements'; nil for neither
-		path    string
-		seen    map[string]bool // an object's keys so far
-		key     string          // an object's current key, when inValue
-		inValue bool            // an object's key was read, its value not yet
-		index   int             // an array's current index
-	}
-	var stack []frame
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("unexpected end of JSON input: %w", io.ErrUnexpectedEOF)
-		}
-		if err != nil {
-			return err
-		}
-		key, isKey := tok.(string) // a string where an object expects a key is one
-		if n := len(stack); isKey && n > 0 && stack[n-1].object && !stack[n-1].inValue {
-			f := &stack[n-1]
-			if f.level != nil {
-				lv := f.level
-				if f.seen[key] {
-					return &strictjson.KeyError{Key: key, Path: f.path, Duplicate: true, Allowed: lv.keys}
-				}
-				if _, ok := slices.BinarySearch(lv.keys, key); !ok {
-					for _, name := range lv.keys {
-						if strings.EqualFold(name, key) {
-							return &strictjson.KeyError{Key: key, Path: f.path, Want: name, Allowed: lv.keys}
-						}
-					}
-					// Worded as encoding/json words it, with where and what is allowed.
-					where := ""
-					if f.path != "" {
-						where = " in " + f.path
-					}
-					return fmt.Errorf("unknown field %q%s; allowed fields: %s", key, where, strings.Join(lv.keys, ", "))
-				}
-				f.seen[key] = true
-			}
-			f.key, f.inValue = key, true
-			continue
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			child := frame{object: tok == json.Delim('{')}
-			switch n := len(stack); {
-			case n == 0:
-				if child.object {
-					child.level = templateLevel
-				}
-			case stack[n-1].object:
-				p := &stack[n-1]
-				child.path = p.key
-				if p.path != "" {
-					child.path = p.path + "." + p.key
-				}
-				if p.level != nil && !child.object {
-					child.level = p.level.items[p.key] // nil for a key without one
-				}
-			default:
-				p := &stack[n-1]
-				child.path = fmt.Sprintf("%s[%d]", p.path, p.index)
-				if child.object {
-					child.level = p.level
-				}
-			}
-			if child.object && child.level != nil {
-				child.seen = map[string]bool{}
-			}
-			stack = append(stack, child)
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-		// A value ended: its object expects a key again, its array moves on.
-		if n := len(stack); n > 0 {
-			if f := &stack[n-1]; f.object {
-				f.inValue = false
-			} else {
-				f.index++
-			}
-		} else {
-			return nil // the value is complete
-		}
-	}
-}
 
 // ParseTemplate reads a template from JSON in this form:
 //
@@ -259,7 +149,7 @@ func checkKeys(data []byte) error {
 func ParseTemplate(data []byte) (Template, error) {
 	// encoding/json matches keys whatever their case and keeps the last of
 	// repeated keys: a typo or a repeat would change the template silently.
-	if err := checkKeys(data); err != nil {
+	if err := strictjson.CheckForm(data, templateForm); err != nil {
 		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))

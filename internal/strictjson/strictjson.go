@@ -44,7 +44,8 @@ func (e *KeyError) Error() string {
 	case e.Want != "":
 		return fmt.Sprintf("key %q%s does not match %q: names are case-sensitive", e.Key, where, e.Want)
 	default:
-		return fmt.Sprintf("unknown key %q%s; allowed keys: %s", e.Key, where, strings.Join(e.Allowed, ", "))
+		// Worded as encoding/json words it, with where and what is allowed.
+		return fmt.Sprintf("unknown field %q%s; allowed fields: %s", e.Key, where, strings.Join(e.Allowed, ", "))
 	}
 }
 
@@ -52,18 +53,44 @@ func (e *KeyError) Error() string {
 // first object key that is not exactly one of names, or that repeats a
 // key of its object. names holds every key allowed at any depth: Check
 // does not know which object may hold which key, and leaves that to the
-// decoder. Malformed JSON gives the decoder's syntax error; data after
-// the value is ignored.
+// decoder ([CheckForm] does know). Malformed JSON gives the decoder's
+// syntax error; data after the value is ignored.
 func Check(data []byte, names ...string) error {
-	allowed := slices.Clone(names)
-	slices.Sort(allowed)
-	allowed = slices.Compact(allowed)
+	every := &Object{Keys: slices.Compact(slices.Sorted(slices.Values(names)))}
+	every.Nested = every
+	return CheckForm(data, every)
+}
+
+// Object is the form of one kind of JSON object, for [CheckForm]: the
+// keys it allows, and the forms of the objects within it.
+type Object struct {
+	// Keys are the keys the object allows, sorted, each once (as [Names]
+	// gives them).
+	Keys []string
+	// Items gives, by key, the form of the objects that the key's value
+	// holds: the value itself when it is an object, its elements when it
+	// is an array.
+	Items map[string]*Object
+	// Nested is the form of the objects under the keys that Items does
+	// not list. Nil leaves them unchecked, to the decoder.
+	Nested *Object
+}
+
+// CheckForm walks the JSON value in data and returns a [*KeyError] for
+// the first object key that its object's form does not allow, or that
+// repeats a key of its object; form is the top-level object's. The error
+// names the object that holds the key ("kinds[1].deps[0]") and the keys
+// that it allows. Objects that no form covers are left to the decoder.
+// Malformed JSON gives the decoder's syntax error; data after the value
+// is ignored.
+func CheckForm(data []byte, form *Object) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	// One frame per open object or array.
 	type frame struct {
 		object  bool
-		seen    map[string]bool // an object's keys so far
+		form    *Object         // an object's form, or an array's elements'; nil for none
+		seen    map[string]bool // an object's keys so far, when it has a form
 		key     string          // an object's current key, when inValue
 		inValue bool            // an object's key was read, its value not yet
 		index   int             // an array's current index
@@ -84,21 +111,10 @@ func Check(data []byte, names ...string) error {
 		}
 		return b.String()
 	}
-	// valueDone records that a value ended: the enclosing object expects
-	// a key again, and the enclosing array moves on.
-	valueDone := func() {
-		if n := len(stack); n > 0 {
-			if f := &stack[n-1]; f.object {
-				f.inValue = false
-			} else {
-				f.index++
-			}
-		}
-	}
 	for {
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
-			// Check returns as soon as the value is complete.
+			// CheckForm returns as soon as the value is complete.
 			return fmt.Errorf("unexpected end of JSON input: %w", io.ErrUnexpectedEOF)
 		}
 		if err != nil {
@@ -107,36 +123,62 @@ func Check(data []byte, names ...string) error {
 		if n := len(stack); n > 0 && stack[n-1].object && !stack[n-1].inValue {
 			if key, ok := tok.(string); ok {
 				f := &stack[n-1]
-				if f.seen[key] {
-					return &KeyError{Key: key, Path: path(), Duplicate: true, Allowed: allowed}
-				}
-				if _, ok := slices.BinarySearch(allowed, key); !ok {
-					e := &KeyError{Key: key, Path: path(), Allowed: allowed}
-					for _, name := range allowed {
-						if strings.EqualFold(name, key) {
-							e.Want = name
-							break
-						}
+				if f.form != nil {
+					allowed := f.form.Keys
+					if f.seen[key] {
+						return &KeyError{Key: key, Path: path(), Duplicate: true, Allowed: allowed}
 					}
-					return e
+					if _, ok := slices.BinarySearch(allowed, key); !ok {
+						e := &KeyError{Key: key, Path: path(), Allowed: allowed}
+						for _, name := range allowed {
+							if strings.EqualFold(name, key) {
+								e.Want = name
+								break
+							}
+						}
+						return e
+					}
+					f.seen[key] = true
 				}
-				f.seen[key], f.key, f.inValue = true, key, true
+				f.key, f.inValue = key, true
 				continue
 			}
 		}
 		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{object: true, seen: map[string]bool{}})
-			continue
-		case json.Delim('['):
-			stack = append(stack, frame{})
+		case json.Delim('{'), json.Delim('['):
+			child := frame{object: tok == json.Delim('{')}
+			switch n := len(stack); {
+			case n == 0:
+				if child.object {
+					child.form = form
+				}
+			case stack[n-1].object:
+				if p := stack[n-1]; p.form != nil {
+					child.form = p.form.Nested
+					if f, ok := p.form.Items[p.key]; ok {
+						child.form = f
+					}
+				}
+			default:
+				child.form = stack[n-1].form // an array's elements share its form
+			}
+			if child.object && child.form != nil {
+				child.seen = map[string]bool{}
+			}
+			stack = append(stack, child)
 			continue
 		case json.Delim('}'), json.Delim(']'):
 			stack = stack[:len(stack)-1]
 		}
-		valueDone()
-		if len(stack) == 0 {
+		// A value ended: its object expects a key again, its array moves on.
+		n := len(stack)
+		if n == 0 {
 			return nil // the value is complete
+		}
+		if f := &stack[n-1]; f.object {
+			f.inValue = false
+		} else {
+			f.index++
 		}
 	}
 }

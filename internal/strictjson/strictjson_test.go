@@ -48,7 +48,7 @@ func TestCheck(t *testing.T) {
 		{
 			name: "unknown key", in: `{"colour":1}`,
 			want: &strictjson.KeyError{Key: "colour"},
-			msg:  `unknown key "colour"; allowed keys: deps, kind, kinds, name, perSegment, scope`,
+			msg:  `unknown field "colour"; allowed fields: deps, kind, kinds, name, perSegment, scope`,
 		},
 		{
 			name: "empty key", in: `{"":1}`,
@@ -110,4 +110,41 @@ func FuzzCheck(f *testing.F) {
 		// decoder fail, and Valid rules that out.
 		t.Fatalf("valid JSON %q: %v", data, err)
 	})
+}
+
+// TestCheckForm: each object is checked against its own form's keys, and
+// named with its place and the keys that place allows; objects that no
+// form covers are the decoder's.
+func TestCheckForm(t *testing.T) {
+	dep := &strictjson.Object{Keys: []string{"kind", "scope"}}
+	kind := &strictjson.Object{Keys: []string{"deps", "name"}, Items: map[string]*strictjson.Object{"deps": dep}}
+	top := &strictjson.Object{Keys: []string{"kinds", "meta"}, Items: map[string]*strictjson.Object{"kinds": kind}}
+	for _, tc := range []struct {
+		name, in string
+		msg      string // "": accepted
+	}{
+		{"exact keys", `{"kinds":[{"name":"a","deps":[{"kind":"b","scope":"global"}]}]}`, ""},
+		{"an object no form covers", `{"meta":{"anything":1,"anything":2}}`, ""},
+		{"a key of another object", `{"kinds":[{"name":"a","kind":"x"}]}`,
+			`unknown field "kind" in kinds[0]; allowed fields: deps, name`},
+		{"a key of another object, in another case", `{"kinds":[{"name":"a","Kind":"x"}]}`,
+			`unknown field "Kind" in kinds[0]; allowed fields: deps, name`},
+		{"a case variant of its own key", `{"kinds":[{"name":"a","deps":[{"kind":"b","Scope":"global"}]}]}`,
+			`key "Scope" in kinds[0].deps[0] does not match "scope": names are case-sensitive`},
+		{"a repeat", `{"kinds":[{"name":"a"},{"name":"b","name":"c"}]}`,
+			`key "name" appears twice in one object in kinds[1]; give each field once`},
+		{"an array's arrays share its form", `{"kinds":[[{"colour":1}]]}`,
+			`unknown field "colour" in kinds[0][0]; allowed fields: deps, name`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := strictjson.CheckForm([]byte(tc.in), top)
+			if tc.msg == "" {
+				require.NoError(t, err)
+				return
+			}
+			var ke *strictjson.KeyError
+			require.ErrorAs(t, err, &ke)
+			assert.Equal(t, tc.msg, err.Error())
+		})
+	}
 }
