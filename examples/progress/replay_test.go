@@ -47,6 +47,31 @@ func (o *output) String() string {
 	return o.buf.String()
 }
 
+// lingering is the command run in the background with args, once it
+// serves its run: its stdout and stderr, and its exit status when it
+// exits (cancel ctx to stop it).
+type lingering struct {
+	out    *output
+	errOut *bytes.Buffer
+	code   chan int
+}
+
+// startLingering runs the command with args in the background and
+// returns once it says it serves the run; it fails the test if the
+// command exits before.
+func startLingering(t *testing.T, ctx context.Context, args ...string) lingering {
+	t.Helper()
+	l := lingering{out: &output{when: "Serving for", ready: make(chan struct{})}, errOut: new(bytes.Buffer), code: make(chan int, 1)}
+	ready := l.out.ready
+	go func() { l.code <- run(ctx, args, l.out, l.errOut) }()
+	select {
+	case <-ready:
+	case c := <-l.code:
+		t.Fatalf("exited %d before lingering; stdout:\n%s\nstderr:\n%s", c, l.out, l.errOut.String())
+	}
+	return l
+}
+
 // TestLateCurlReplaysTheWholeRun: while the command lingers, a client
 // that connects from the start receives the whole run, as the command's
 // doc says, whatever the run's size. A run of more than 10,000 events
@@ -69,18 +94,8 @@ func TestLateCurlReplaysTheWholeRun(t *testing.T) {
 			t.Setenv("REGEN_REDIS_URL", url)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			out := &output{when: "Serving for", ready: make(chan struct{})}
-			ready := out.ready
-			var errOut bytes.Buffer
-			code := make(chan int, 1)
-			go func() {
-				code <- run(ctx, []string{"-addr", "127.0.0.1:0", "-linger", "1h", "-latency", "0", "-duration", "20000"}, out, &errOut)
-			}()
-			select {
-			case <-ready:
-			case c := <-code:
-				t.Fatalf("exited %d before lingering; stdout:\n%s\nstderr:\n%s", c, out, errOut.String())
-			}
+			l := startLingering(t, ctx, "-addr", "127.0.0.1:0", "-linger", "1h", "-latency", "0", "-duration", "20000")
+			out, errOut, code := l.out, l.errOut, l.code
 			assert.Contains(t, out.String(), "succeeded: 6003 nodes generated")
 			assert.Contains(t, out.String(), "The SSE client received all", "the command's own client")
 
@@ -118,18 +133,8 @@ func TestInterruptEndsOpenStreams(t *testing.T) {
 	t.Setenv("REGEN_REDIS_URL", "redis://127.0.0.1:1/0") // nothing listens on port 1
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &output{when: "Serving for", ready: make(chan struct{})}
-	ready := out.ready
-	var errOut bytes.Buffer
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"-addr", "127.0.0.1:0", "-linger", "1h", "-latency", "0", "-duration", "30"}, out, &errOut)
-	}()
-	select {
-	case <-ready:
-	case c := <-code:
-		t.Fatalf("exited %d before lingering; stdout:\n%s\nstderr:\n%s", c, out, errOut.String())
-	}
+	l := startLingering(t, ctx, "-addr", "127.0.0.1:0", "-linger", "1h", "-latency", "0", "-duration", "30")
+	out, errOut, code := l.out, l.errOut, l.code
 	m := regexp.MustCompile(`curl -N (http://[^/]+)/`).FindStringSubmatch(out.String())
 	require.NotNil(t, m, "a curl command in:\n%s", out)
 

@@ -99,6 +99,21 @@ func startServiceWith(t *testing.T, latency time.Duration, edit func(*config)) *
 	return h
 }
 
+// startUnserved starts a service on a schema and a key prefix of its own,
+// and does not serve it: the test drives it directly. leaks leaves out the
+// goroutines of the test's own pool and client.
+func startUnserved(t *testing.T) (s *service, pg *testenv.Postgres, leaks goleak.Option) {
+	t.Helper()
+	pg = testenv.NewPostgres(t)
+	rd := testenv.NewRedis(t)
+	leaks = goleak.IgnoreCurrent()
+	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
+	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
+	require.NoError(t, err)
+	return s, pg, leaks
+}
+
 // shutdown stops the service as SIGTERM does and waits for serve's
 // result; the second call returns nil.
 func (h *harness) shutdown() error {
@@ -451,13 +466,7 @@ func TestFollowQueuedRun(t *testing.T) {
 // starts it on the runs' context, cancelled by then: it is answered as
 // any request during a shutdown is, and frees its lecture.
 func TestStartDuringShutdown(t *testing.T) {
-	pg := testenv.NewPostgres(t)
-	rd := testenv.NewRedis(t)
-	leaks := goleak.IgnoreCurrent()
-	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
-		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
-	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
-	require.NoError(t, err)
+	s, _, leaks := startUnserved(t)
 	g, err := graph.Build(graph.Lecture(), 10)
 	require.NoError(t, err)
 

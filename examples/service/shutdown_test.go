@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,13 +28,7 @@ import (
 // shutdown has begun is answered 503 and saves nothing. A 503 never comes
 // after the edit was saved.
 func TestEditDuringShutdown(t *testing.T) {
-	pg := testenv.NewPostgres(t)
-	rd := testenv.NewRedis(t)
-	leaks := goleak.IgnoreCurrent()
-	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
-		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
-	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
-	require.NoError(t, err)
+	s, pg, leaks := startUnserved(t)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	addr := make(chan net.Addr, 1)
@@ -215,13 +208,7 @@ func TestFailedEditKeepsTheOldParameters(t *testing.T) {
 // A request whose body is still arriving has changed nothing yet: it does
 // not hold the shutdown, which cancels the runs without waiting for it.
 func TestShutdownDoesNotWaitForABodyStillArriving(t *testing.T) {
-	pg := testenv.NewPostgres(t)
-	rd := testenv.NewRedis(t)
-	leaks := goleak.IgnoreCurrent()
-	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
-		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
-	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
-	require.NoError(t, err)
+	s, _, leaks := startUnserved(t)
 	var writers []*io.PipeWriter
 	answered := make(chan int, 2)
 	shutting := make(chan struct{})
