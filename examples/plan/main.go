@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if limit == 0 {
 		limit = graph.DefaultMaxSeconds
 	}
-	g, err := graph.Options{MaxSeconds: *maxSecs}.Build(tmpl, secs)
+	g, err := buildOptions(*maxSecs).Build(tmpl, secs)
 	var de *graph.DurationError
 	switch {
 	case errors.As(err, &de) && de.Option == "MaxSeconds":
@@ -171,4 +172,17 @@ func count(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// buildOptions returns the graph's options for -max-seconds maxSecs. The
+// duration is the one limit the command lets its user set: with
+// -max-seconds, a graph as long as it allows is not refused for its nodes
+// or edges (a lecture of more than 66,666,660 s has over 20,000,000
+// nodes), which no flag could raise.
+func buildOptions(maxSecs int) graph.Options {
+	opts := graph.Options{MaxSeconds: maxSecs}
+	if maxSecs > 0 {
+		opts.MaxNodes, opts.MaxEdges = math.MaxInt, math.MaxInt
+	}
+	return opts
 }

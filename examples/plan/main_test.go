@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -507,5 +508,22 @@ func TestMaxSecondsHintOnlyForTheLimit(t *testing.T) {
 		assert.Equal(t, 2, code, "%v", tc.args)
 		assert.Empty(t, out)
 		assert.Equal(t, "plan: graph: invalid duration: "+tc.want+"\n", errOut, "%v", tc.args)
+	}
+}
+
+// TestBuildOptions: with -max-seconds, the graph's node and edge limits
+// are lifted, so that a lecture as long as the flag allows is not refused
+// for its size (70,000,000 s, 21,000,003 nodes, was refused past
+// 20,000,000 with advice about graph.Options.MaxNodes, which no flag
+// sets); without it, the graph's defaults hold.
+func TestBuildOptions(t *testing.T) {
+	for _, tc := range []struct {
+		maxSecs int
+		want    graph.Options
+	}{
+		{0, graph.Options{}},
+		{graph.MaxSecondsLimit, graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt, MaxEdges: math.MaxInt}},
+	} {
+		assert.Equal(t, tc.want, buildOptions(tc.maxSecs), "-max-seconds %d", tc.maxSecs)
 	}
 }
