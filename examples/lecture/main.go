@@ -217,10 +217,12 @@ type outcome struct {
 	err   error
 }
 
-// run is the command; it returns the exit status. SIGINT cancels it.
+// run is the command; it returns the exit status. SIGINT cancels it; a
+// second one, while the run winds down, kills the process at once.
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	context.AfterFunc(ctx, stop)
 	return runContext(ctx, args, stdout, stderr)
 }
 
