@@ -60,7 +60,10 @@
 //
 // New is O((D + E_D) log D + N) for D planned nodes with E_D edges among
 // them in a graph of N nodes; a whole run costs about the same, for a
-// plan made by planner.New or assembled by hand alike, with allocations
-// that grow with D and N, not per call (see BenchmarkMachine). A Machine is not safe for
+// plan made by planner.New or assembled by hand alike. Next, More and
+// Succeed allocate nothing per call beyond what grows with D and N (see
+// BenchmarkMachine); a Fail, Supersede or Invalidate allocates for the
+// dependents it skips (its Result's list and a walk's queue), and an
+// Invalidate a set of the nodes it visits. A Machine is not safe for
 // concurrent use: the driver serializes its calls.
 package schedule
