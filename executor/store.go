@@ -231,6 +231,12 @@ type Record struct {
 	GraphKey string `json:"graphKey"`
 	// Seconds is the graph's duration, so the run can be resumed.
 	Seconds int `json:"seconds"`
+	// Graph is the fingerprint of the run's graph: its number of
+	// segments, and its template's kinds with their dependencies (batch
+	// keys and concurrency do not count), as [GraphStateID] records it.
+	// Hosts compare it only for equality. It is empty in records written
+	// before this field existed.
+	Graph string `json:"graph,omitempty"`
 	// TriggeredBy is who started the run, as the host says.
 	TriggeredBy string `json:"triggeredBy,omitempty"`
 	// Reason is why, as the host says.
@@ -251,7 +257,8 @@ type Record struct {
 	Error string `json:"error,omitempty"`
 }
 
-// RunStore keeps run records. It must be safe for concurrent use. IDs
+// RunStore keeps run records. It must be safe for concurrent use. It
+// keeps every field of a [Record], Record.Graph included. IDs
 // and graph keys are compared exactly. StartedAt and EndedAt keep at
 // least microseconds, any finer part truncated and never rounded, as for
 // a [StateStore]; a zero time comes back as the zero time. A store may

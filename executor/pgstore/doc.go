@@ -42,8 +42,9 @@
 //	  length_ns bigint (Asset.Length in nanoseconds), meta jsonb,
 //	  put_at timestamptz (the last Put, or the last release by a commit)
 //	runs            one row per run record
-//	  id text PRIMARY KEY, graph_key text, seconds bigint, triggered_by text,
-//	  reason text, marks jsonb ([{"id": ..., "reason": "edited"}], in order),
+//	  id text PRIMARY KEY, graph_key text, seconds bigint,
+//	  graph text (executor.Record.Graph, '' in records of before layout 4),
+//	  triggered_by text, reason text, marks jsonb ([{"id": ..., "reason": "edited"}], in order),
 //	  status text, started_at timestamptz, ended_at timestamptz,
 //	  counts jsonb (executor.Counts), failed text[], error text;
 //	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
@@ -108,10 +109,12 @@
 // LEFT JOIN node_states), so they come from one snapshot. Put, PutRun and
 // the reads are single statements.
 //
-// [Store.Migrate] runs CREATE SCHEMA and CREATE TABLE ... IF NOT EXISTS in
-// one transaction that first takes pg_advisory_xact_lock on a key derived
-// from the schema name, so that two processes migrating at once do not
-// collide in the system catalogs. The lock ends with the transaction. A
+// [Store.Migrate] runs CREATE SCHEMA and CREATE TABLE ... IF NOT EXISTS,
+// and on a schema of an older layout the ALTER TABLE ... ADD COLUMN IF
+// NOT EXISTS of the columns added since, in one transaction that first
+// takes pg_advisory_xact_lock on a key derived from the schema name, so
+// that two processes migrating at once do not collide in the system
+// catalogs. The lock ends with the transaction. A
 // schema that a later release migrated (its schema_version records a
 // layout above [SchemaVersion]) is refused with a [*SchemaVersionError]
 // before any change, so that an older release rolled back to never
@@ -149,7 +152,14 @@
 // at every prune, and for each batch of a large one); [Store.Migrate]
 // adds it to an older schema (CREATE INDEX, which blocks PutRun, and so
 // the start and end of runs, while it runs: seconds for millions of
-// records).
+// records). Layout version 4 added the runs table's graph column, which
+// keeps executor.Record.Graph, the fingerprint of a run's graph that
+// executor.Executor.Resume checks; [Store.Migrate] adds it to an older
+// schema (ALTER TABLE ... ADD COLUMN with a constant default, which
+// rewrites no row but waits for the statements on runs going on, and
+// holds off the next ones until the migration commits: a moment, unless
+// a long query on runs is running). The records of before read with an
+// empty Graph, which Resume checks by their duration only.
 //
 // # Errors
 //

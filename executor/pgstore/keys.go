@@ -163,7 +163,8 @@ func checkRecord(r executor.Record) error {
 		return func() string { return fmt.Sprintf("run %q %s", r.ID, name) }
 	}
 	for _, f := range [...]struct{ name, value string }{
-		{"TriggeredBy", r.TriggeredBy}, {"Reason", r.Reason}, {"Status", string(r.Status)}, {"Error", r.Error},
+		{"Graph", r.Graph}, {"TriggeredBy", r.TriggeredBy}, {"Reason", r.Reason}, {"Status", string(r.Status)},
+		{"Error", r.Error},
 	} {
 		if err := checkText(field(f.name), f.value); err != nil {
 			return err

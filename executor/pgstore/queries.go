@@ -14,6 +14,9 @@ import (
 // as Go compares strings.
 type queries struct {
 	ddl string
+	// upgrades bring tables of an older layout up to date where ddl's
+	// CREATE TABLE IF NOT EXISTS does not, in version order.
+	upgrades []upgrade
 
 	load, version, commitFirst, commitNext string
 
@@ -24,8 +27,18 @@ type queries struct {
 	deleteGraph, deleteGraphStates, deleteGraphRuns, pruneAssets, pruneRuns string
 }
 
-// ddl creates the tables; each statement is idempotent. {s} is the schema.
-// The version table, schema_version, is made by pgschema.Version.
+// upgrade is a statement that Migrate runs on a schema of a layout older
+// than version: it makes what ddl makes for a new schema, in a table
+// that an older layout made. It is idempotent.
+type upgrade struct {
+	version int
+	sql     string
+}
+
+// ddl creates the tables, as of the current layout; each statement is
+// idempotent. {s} is the schema. The version table, schema_version, is
+// made by pgschema.Version. A table made by an older layout is upgraded by
+// the statements that follow (indexes) or by upgrades (columns).
 const ddl = `
 CREATE TABLE IF NOT EXISTS {s}.graphs (
 	graph_key  text COLLATE "C" PRIMARY KEY,
@@ -58,6 +71,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 	id           text COLLATE "C" PRIMARY KEY,
 	graph_key    text COLLATE "C" NOT NULL,
 	seconds      bigint      NOT NULL,
+	graph        text        NOT NULL DEFAULT '',
 	triggered_by text        NOT NULL,
 	reason       text        NOT NULL,
 	marks        jsonb       NOT NULL,
@@ -78,6 +92,11 @@ func newQueries(schema string) queries {
 	f := r.Replace
 	return queries{
 		ddl: f(ddl),
+		upgrades: []upgrade{
+			// Record.Graph. The default is a constant, so no row is
+			// rewritten; the records of before read as "", no fingerprint.
+			{4, f(`ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS graph text NOT NULL DEFAULT ''`)},
+		},
 
 		// One statement, so one snapshot: the version and the states
 		// agree. A graph without states gives one row with NULL states.
@@ -113,9 +132,9 @@ WHERE key = ANY($1::text[])`),
 WHERE NOT EXISTS (SELECT 1 FROM {s}.assets a WHERE a.key = u.k COLLATE "C")`),
 
 		putRun: f(`INSERT INTO {s}.runs
-	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12)
-ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds,
+	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12, $13)
+ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds, graph = excluded.graph,
 	triggered_by = excluded.triggered_by, reason = excluded.reason, marks = excluded.marks,
 	status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
 	counts = excluded.counts, failed = excluded.failed, error = excluded.error`),
@@ -189,4 +208,4 @@ SELECT version FROM cas`
 var refKeyStart = strconv.Itoa(len(RefPrefix) + 1)
 
 // runColumns are the columns scanRun reads, in its order.
-const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error`
+const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error, graph`

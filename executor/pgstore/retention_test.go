@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
@@ -376,15 +377,19 @@ func TestPruneAfterEdit(t *testing.T) {
 	assert.Equal(t, calls, gen.Calls())
 }
 
-// Migrating a schema of an older layout version adds the indexes of the
-// versions after it, and records the current one.
+// Migrating a schema of an older layout version adds the indexes and
+// columns of the versions after it, and records the current one. A run
+// record written before layout 4 reads back as it was, with no Graph, and
+// the store then keeps the Graph of the records it puts.
 func TestMigrateFromOlderVersions(t *testing.T) {
 	for _, tc := range []struct {
 		version int
 		added   []string // the indexes of the later versions
 	}{
+		{0, []string{"node_states_asset_ref", "runs_age"}}, // made before versions were recorded
 		{1, []string{"node_states_asset_ref", "runs_age"}},
 		{2, []string{"runs_age"}},
+		{3, nil},
 	} {
 		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
 			t.Parallel() // each test has its own schema
@@ -397,9 +402,22 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 			for _, index := range tc.added {
 				q(`DROP INDEX %s.` + index)
 			}
+			q(`ALTER TABLE %s.runs DROP COLUMN graph`) // layout 4's
 			q(`DELETE FROM %s.schema_version`)
-			q(fmt.Sprintf(`INSERT INTO %%s.schema_version (version) VALUES (%d)`, tc.version))
+			if tc.version > 0 {
+				q(fmt.Sprintf(`INSERT INTO %%s.schema_version (version) VALUES (%d)`, tc.version))
+			}
+			// A record as the release of that layout wrote it.
+			started := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+			old := executor.Record{ID: "old", GraphKey: "g", Seconds: 30, TriggeredBy: "ada", Reason: "edit",
+				Status: executor.RunFailed, StartedAt: started, EndedAt: started.Add(time.Minute),
+				Counts: executor.Counts{Planned: 3, Failed: 1}, Failed: []string{"script"}, Error: "failed"}
+			q(`INSERT INTO %s.runs (id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at,
+	counts, failed, error) VALUES ('old', 'g', 30, 'ada', 'edit', '[]', 'failed', '2025-03-14T15:09:26Z',
+	'2025-03-14T15:10:26Z', '{"planned": 3, "failed": 1}', '{script}', 'failed')`)
+
 			require.NoError(t, s.Migrate(ctx))
+			require.NoError(t, s.Migrate(ctx), "Migrate again")
 			var indexes int
 			require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
 WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&indexes))
@@ -408,7 +426,23 @@ WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&index
 			require.NoError(t, err)
 			versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
 			require.NoError(t, err)
-			assert.Equal(t, []int{tc.version, pgstore.SchemaVersion}, versions)
+			if tc.version == 0 {
+				assert.Equal(t, []int{pgstore.SchemaVersion}, versions)
+			} else {
+				assert.Equal(t, []int{tc.version, pgstore.SchemaVersion}, versions)
+			}
+
+			got, err := s.GetRun(ctx, old.ID)
+			require.NoError(t, err)
+			if d := cmp.Diff(old, got); d != "" {
+				t.Errorf("the record of before the upgrade (-want +got):\n%s", d)
+			}
+			fresh := old
+			fresh.ID, fresh.Graph = "new", "fingerprint"
+			require.NoError(t, s.PutRun(ctx, fresh))
+			got, err = s.GetRun(ctx, fresh.ID)
+			require.NoError(t, err)
+			assert.Equal(t, "fingerprint", got.Graph)
 		})
 	}
 }

@@ -26,7 +26,7 @@ func TestTextNotStorableIsPermanent(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := t.Context()
 	started := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
-	rec := executor.Record{ID: "run", GraphKey: "g", Status: executor.RunFailed, StartedAt: started,
+	rec := executor.Record{ID: "run", GraphKey: "g", Graph: "fingerprint", Status: executor.RunFailed, StartedAt: started,
 		Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}, Failed: []string{"script"}, Error: "failed"}
 	require.NoError(t, s.PutRun(ctx, rec))
 	st := dirty.State{Status: dirty.StatusClean, Rev: 1, InputHash: "in", OutputHash: "out", AssetRef: "pg:a",
@@ -62,6 +62,7 @@ func TestTextNotStorableIsPermanent(t *testing.T) {
 			}},
 			{"Error", func() error { r := rec; r.Error = bad; return s.PutRun(ctx, r) }},
 			{"TriggeredBy", func() error { r := rec; r.TriggeredBy = bad; return s.PutRun(ctx, r) }},
+			{"Graph", func() error { r := rec; r.Graph = bad; return s.PutRun(ctx, r) }},
 			{"Failed", func() error { r := rec; r.Failed = []string{"script", bad}; return s.PutRun(ctx, r) }},
 			{"Marks", func() error {
 				r := rec

@@ -28,8 +28,8 @@ type markJSON struct {
 // longer than [MaxRunIDBytes], or a graph key longer than
 // [MaxGraphKeyBytes], or either not valid UTF-8 without NUL, gives an
 // error wrapping a [*KeyError] (in executor.Permanent), before any SQL;
-// another text of r (TriggeredBy, Reason, Status, Error, a Failed ID, a
-// mark's ID) that is not, a [*TextError] so wrapped. It returns ctx.Err(), with no
+// another text of r (Graph, TriggeredBy, Reason, Status, Error, a Failed
+// ID, a mark's ID) that is not, a [*TextError] so wrapped. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {
@@ -64,7 +64,7 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	}
 	if _, err := s.pool.Exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
 		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
-		string(countsJSON), failed, r.Error); err != nil {
+		string(countsJSON), failed, r.Error, r.Graph); err != nil {
 		return s.wrapErr(err, "put run %q", r.ID)
 	}
 	return nil
@@ -140,7 +140,7 @@ func scanRun(row pgx.Row) (executor.Record, error) {
 		errMarks, errCounts error
 	)
 	if err := row.Scan(&r.ID, &r.GraphKey, &seconds, &r.TriggeredBy, &r.Reason, &marksJSON, &status,
-		&startedAt, &endedAt, &counts, &r.Failed, &r.Error); err != nil {
+		&startedAt, &endedAt, &counts, &r.Failed, &r.Error, &r.Graph); err != nil {
 		return executor.Record{}, err
 	}
 	r.Seconds = int(seconds)

@@ -28,10 +28,11 @@ const DefaultSchema = "regen"
 
 // SchemaVersion is the version of the table layout that [Store.Migrate]
 // creates and records in the schema_version table. Version 2 added the
-// node_states_asset_ref index, for [Store.PruneAssets], and version 3 the
-// runs_age index, for [Store.PruneRuns]; migrating an older schema adds
+// node_states_asset_ref index, for [Store.PruneAssets], version 3 the
+// runs_age index, for [Store.PruneRuns], and version 4 the runs table's
+// graph column, for executor.Record.Graph; migrating an older schema adds
 // them.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // versionTable is the table that records the layout versions applied.
 const versionTable = "schema_version"
@@ -155,11 +156,12 @@ func (s *Store) Schema() string { return s.schema }
 // runs in one transaction that first takes a transaction-scoped advisory
 // lock (pg_advisory_xact_lock) derived from the schema name, so
 // concurrent migrations of one schema run one after the other. It never
-// drops or alters anything that exists. A schema that records a layout
-// newer than SchemaVersion, migrated by a later release, is refused with
-// a [*SchemaVersionError], changing nothing: this release would misread
-// it (a rollback of a deployment, say). It returns ctx.Err() if ctx is
-// done.
+// drops anything, and alters only what an older layout made: it adds the
+// graph column to the runs table of a schema of layout 3 or older. A
+// schema that records a layout newer than SchemaVersion, migrated by a
+// later release, is refused with a [*SchemaVersionError], changing
+// nothing: this release would misread it (a rollback of a deployment,
+// say). It returns ctx.Err() if ctx is done.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -178,6 +180,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: create tables: %w", s.schema, err)
+	}
+	for _, u := range s.q.upgrades {
+		if u.version <= found {
+			continue
+		}
+		if _, err := tx.Exec(ctx, u.sql); err != nil {
+			return fmt.Errorf("pgstore: migrate schema %s: upgrade to layout version %d: %w", s.schema, u.version, err)
+		}
 	}
 	if err := pgschema.RecordVersion(ctx, tx, s.schema, versionTable, SchemaVersion); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)

@@ -59,10 +59,11 @@
 // with other content replaces the asset; the caller may reuse Data and
 // Meta after Put; concurrent use; a done context.
 //
-// Run stores: every field of [executor.Record] round-trips, zero and
+// Run stores: every field of [executor.Record] round-trips, Graph (the
+// run's graph fingerprint, which Resume checks) and zero and
 // finer-than-microsecond times included; PutRun replaces a record with
-// the same ID, one of another graph included, which then moves from the
-// one graph's list to the other's; an unknown ID is not found; ListRuns filters by graph and
+// the same ID, every field, one of another graph included, which then
+// moves from the one graph's list to the other's; an unknown ID is not found; ListRuns filters by graph and
 // orders by start time (a zero one first), then ID; an unknown graph
 // lists nothing; records are copied in and out; concurrent use; a done
 // context.

@@ -35,12 +35,20 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 	})
 }
 
+// graphFingerprint and otherFingerprint stand for the fingerprints of two
+// graphs, as the executor records them in Record.Graph.
+const (
+	graphFingerprint = "9b2f0c7d41e8a3b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2"
+	otherFingerprint = "0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d"
+)
+
 // record returns a finished run's record with every field set.
 func record(id, graphKey string, started time.Time) executor.Record {
 	return executor.Record{
 		ID:          id,
 		GraphKey:    graphKey,
 		Seconds:     120,
+		Graph:       graphFingerprint,
 		TriggeredBy: "user:ada@example.com",
 		Reason:      "edit of segment 3's narration — “shorter”\nsecond line",
 		Marks: []dirty.Mark{
@@ -114,6 +122,7 @@ func testRunRunning(t *testing.T, s executor.RunStore) {
 		ID:        Unique(t, "run"),
 		GraphKey:  Unique(t, "graph"),
 		Seconds:   30,
+		Graph:     graphFingerprint,
 		Status:    executor.RunRunning,
 		StartedAt: baseTime,
 	}
@@ -199,10 +208,11 @@ func testRunReplace(t *testing.T, s executor.RunStore) {
 	assert.Equal(t, []string{r.ID}, ids(rs), "ListRuns after replacing a record twice")
 
 	// Replaced by a record of another graph, under the same ID: it moves
-	// to that graph's list, and leaves the first one's.
+	// to that graph's list, and leaves the first one's, with the other
+	// graph's fingerprint.
 	other := Unique(t, "other-graph")
 	moved := again
-	moved.GraphKey = other
+	moved.GraphKey, moved.Graph = other, otherFingerprint
 	putRun(t, s, moved)
 	requireRun(t, s, moved)
 	assert.Empty(t, ids(listRuns(t, s, key)), "ListRuns(%q) after its record was replaced by one of graph %q", key, other)
