@@ -448,9 +448,13 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 
 // Resume starts a run that finishes what run id left undone: it
 // regenerates the nodes of its graph that are not clean. Nodes committed
-// clean are never run again. g must be the run's graph: a graph of
-// another duration is refused with [ErrInvalidRequest], and so is a run
-// still going on in this executor. A run recorded as still running, but
+// clean are never run again. g must be the run's graph, built again from
+// its template and Record.Seconds: a graph whose fingerprint is not the
+// one the run's record keeps (Record.Graph), of another template or
+// duration, is refused with [ErrInvalidRequest] alone, before anything
+// is committed; a record written before Record.Graph existed is checked
+// by its duration only. A run still going on in this executor is refused
+// with ErrInvalidRequest too. A run recorded as still running, but
 // not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted]. (A run
 // truly going on in another process then records its outcome over it
@@ -459,6 +463,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
 // resume would make the older graph the key's again (see [GraphStateID]);
 // a run started with [Executor.Start] does that, if the host means to.
+// For a record that keeps Record.Graph, ErrGraphReplaced says that the
+// key's graph is another run's, never that g is not the run's graph.
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "resume")
 	if err != nil {
@@ -495,7 +501,10 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 
 // RerunFailed starts a run that forces the nodes that failed in run id,
 // and so regenerates them and what depends on them. g must be the run's
-// graph, as for [Executor.Resume]. Like every run, it also regenerates
+// graph, as for [Executor.Resume]: another (its fingerprint not the one
+// in Record.Graph, or in an older record without it, its duration not
+// Record.Seconds) is refused with [ErrInvalidRequest] alone, before
+// anything is committed. Like every run, it also regenerates
 // the nodes that are not clean; a run recorded as still running, but not
 // going on here, was interrupted, and its record then says
 // [RunInterrupted], as with Resume. It is refused, as Resume is, when the
@@ -520,8 +529,9 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	return r, nil
 }
 
-// recordFor returns run id's record, checking that g has the run's
-// duration.
+// recordFor returns run id's record, checking that g is the run's graph:
+// that it has the fingerprint the record keeps, or, in a record written
+// before Record.Graph existed, the run's duration.
 func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what string) (Record, error) {
 	if g == nil {
 		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
@@ -556,8 +566,16 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 			ErrInvalidRequest, what, id)
 	}
 	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
-		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again with its Record.Seconds",
+		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",
 			ErrInvalidRequest, what, id, rec.Seconds, secs)
+	}
+	if fp := fingerprint(g); rec.Graph != "" && fp != rec.Graph {
+		other := "another template" // the durations agree
+		if rec.Seconds == 0 {
+			other = "another template or duration"
+		}
+		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %s than this one (fingerprint %s, not %s): build the run's graph again from its template and Record.Seconds",
+			ErrInvalidRequest, what, id, other, short(rec.Graph), short(fp))
 	}
 	return rec, nil
 }

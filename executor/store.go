@@ -234,8 +234,10 @@ type Record struct {
 	// Graph is the fingerprint of the run's graph: its number of
 	// segments, and its template's kinds with their dependencies (batch
 	// keys and concurrency do not count), as [GraphStateID] records it.
-	// Hosts compare it only for equality. It is empty in records written
-	// before this field existed.
+	// [Executor.Resume] and [Executor.RerunFailed] refuse a graph with
+	// another fingerprint. Hosts compare it only for equality. It is
+	// empty in records written before this field existed, which are
+	// checked by Seconds alone.
 	Graph string `json:"graph,omitempty"`
 	// TriggeredBy is who started the run, as the host says.
 	TriggeredBy string `json:"triggeredBy,omitempty"`
@@ -258,7 +260,9 @@ type Record struct {
 }
 
 // RunStore keeps run records. It must be safe for concurrent use. It
-// keeps every field of a [Record], Record.Graph included. IDs
+// keeps every field of a [Record]: a store that dropped Record.Graph
+// would leave Resume and RerunFailed to check a run's graph by its
+// duration only, and resume a run on a graph of another template. IDs
 // and graph keys are compared exactly. StartedAt and EndedAt keep at
 // least microseconds, any finer part truncated and never rounded, as for
 // a [StateStore]; a zero time comes back as the zero time. A store may
