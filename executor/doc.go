@@ -114,7 +114,13 @@
 // Options.StoreTimeout. (A sink that may stall goes behind
 // progress.Buffered.) [Executor.Resume] regenerates what a run left
 // undone; [Executor.RerunFailed] forces its failed nodes again; both
-// refuse a run still going on in the executor. Every run leaves a
+// refuse a run still going on in the executor, or that another of them
+// is finishing. Both take the run's graph, built again from its template
+// and Record.Seconds: the run's [Record] keeps its graph's fingerprint
+// (Record.Graph), and another graph, of another template or duration, is
+// refused with [ErrInvalidRequest] alone; [ErrGraphReplaced] then means
+// only that the key's graph is another run's. A record written before
+// Record.Graph existed is checked by its duration. Every run leaves a
 // [Record] in the [RunStore]. On shutdown a host cancels its runs, then
 // calls [Executor.Close], which starts no run any more and waits for
 // those in flight to record their outcome, before it closes its stores.

@@ -43,11 +43,15 @@ type Executor struct {
 
 	// live holds the IDs of the runs being started or running, so that
 	// two Starts with one ID at once cannot both pass the check of the
-	// RunStore, and a Resume of a run that is going on is refused. closed
-	// is set by Close.
-	startMu sync.Mutex
-	live    map[string]bool
-	closed  bool
+	// RunStore, and a Resume of a run that is going on is refused.
+	// resuming holds, by the ID of a run that a Resume or RerunFailed
+	// finishes, the ID of that run while it is live, so that a second one
+	// is refused rather than pay the generators again. closed is set by
+	// Close.
+	startMu  sync.Mutex
+	live     map[string]bool
+	resuming map[string]string
+	closed   bool
 }
 
 // New returns an executor. Options.Generators is required; every other
@@ -169,9 +173,11 @@ func (e *Executor) Close(ctx context.Context) error {
 
 // begin counts a run that is starting, under ID id, unless the executor
 // is closed or id is live: a run ID names one run, its record, its
-// events and its stream. A run that ends, or fails to start, calls forget
-// and then e.runs.done.
-func (e *Executor) begin(id string) error {
+// events and its stream. of is the ID of the run that it resumes (Resume,
+// RerunFailed), or "": a run that another live run already resumes is
+// refused. A run that ends, or fails to start, calls forget and then
+// e.runs.done.
+func (e *Executor) begin(id, of string) error {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.closed {
@@ -181,18 +187,38 @@ func (e *Executor) begin(id string) error {
 		return fmt.Errorf("%w: RunRequest.RunID %q is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
 			ErrInvalidRequest, id)
 	}
+	if err := e.resumedLocked(of); err != nil {
+		return err
+	}
 	if e.live == nil {
-		e.live = map[string]bool{}
+		e.live, e.resuming = map[string]bool{}, map[string]string{}
 	}
 	e.live[id] = true
+	if of != "" {
+		e.resuming[of] = id
+	}
 	e.runs.add()
 	return nil
 }
 
-// forget takes run id off the live runs.
-func (e *Executor) forget(id string) {
+// resumedLocked refuses run of, if another live run of this executor
+// already resumes it. Called with startMu held.
+func (e *Executor) resumedLocked(of string) error {
+	if by, ok := e.resuming[of]; ok && of != "" {
+		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is starting or running in this executor: wait for it to end, or cancel it first",
+			ErrInvalidRequest, of, by)
+	}
+	return nil
+}
+
+// forget takes run id, which resumes run of (or "" for none), off the
+// live runs.
+func (e *Executor) forget(id, of string) {
 	e.startMu.Lock()
 	delete(e.live, id)
+	if of != "" && e.resuming[of] == id {
+		delete(e.resuming, of)
+	}
 	e.startMu.Unlock()
 }
 
@@ -314,12 +340,14 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // with a new template. A closed executor starts no run: it returns
 // [ErrClosed].
 func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
-	return e.start(ctx, req, false)
+	return e.start(ctx, req, "")
 }
 
-// start is Start; resume says that the run finishes an earlier run's work
-// (Resume, RerunFailed): it refuses a key whose graph is no longer its own.
-func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run, error) {
+// start is Start; of is the ID of the earlier run whose work the run
+// finishes (Resume, RerunFailed), or "": such a run refuses a key whose
+// graph is no longer its own, and a run that another one already
+// finishes.
+func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, error) {
 	if req.Graph == nil {
 		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
 	}
@@ -338,13 +366,13 @@ func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run
 	}
 	// From here the run counts for Close, and its ID is live: a Resume of
 	// it is refused while it starts too.
-	if err := e.begin(req.RunID); err != nil {
+	if err := e.begin(req.RunID, of); err != nil {
 		return nil, err
 	}
 	started := false
 	defer func() {
 		if !started {
-			e.forget(req.RunID)
+			e.forget(req.RunID, of)
 			e.runs.done()
 		}
 	}()
@@ -367,7 +395,7 @@ func (e *Executor) start(ctx context.Context, req RunRequest, resume bool) (*Run
 			return nil, fmt.Errorf("check run ID %q: %w", req.RunID, err)
 		}
 	}
-	r, err := e.prepare(ctx, req, resume)
+	r, err := e.prepare(ctx, req, of)
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
 			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
@@ -454,7 +482,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // duration, is refused with [ErrInvalidRequest] alone, before anything
 // is committed; a record written before Record.Graph existed is checked
 // by its duration only. A run still going on in this executor is refused
-// with ErrInvalidRequest too. A run recorded as still running, but
+// with ErrInvalidRequest too, and so is one that another Resume or
+// RerunFailed of this executor is finishing (a retry pressed twice would
+// pay for the nodes left twice); across processes, a host runs one run
+// at a time per graph key (see the package doc). A run recorded as still running, but
 // not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted]. (A run
 // truly going on in another process then records its outcome over it
@@ -471,7 +502,7 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run,
 		return nil, err
 	}
 	r, err := e.start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
-		Reason: "resume of run " + id}, true)
+		Reason: "resume of run " + id}, id)
 	if err != nil {
 		return nil, err
 	}
@@ -508,7 +539,8 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // the nodes that are not clean; a run recorded as still running, but not
 // going on here, was interrupted, and its record then says
 // [RunInterrupted], as with Resume. It is refused, as Resume is, when the
-// run's graph is no longer the key's.
+// run's graph is no longer the key's, and while the run is going on or
+// being finished by another Resume or RerunFailed of this executor.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
@@ -519,7 +551,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
 	}
 	r, err := e.start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
-		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id}, true)
+		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id}, id)
 	if err != nil {
 		return nil, err
 	}
@@ -559,11 +591,14 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	// record until after its last, so a record read while the run starts
 	// or runs is caught here.
 	e.startMu.Lock()
-	live := e.live[id]
+	live, resumed := e.live[id], e.resumedLocked(id)
 	e.startMu.Unlock()
 	if live {
 		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",
 			ErrInvalidRequest, what, id)
+	}
+	if resumed != nil {
+		return Record{}, fmt.Errorf("%s run %s: %w", what, id, resumed)
 	}
 	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
 		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",

@@ -68,6 +68,7 @@ type run struct {
 	fp     string          // the graph's fingerprint (see GraphStateID)
 	made   string          // its graph state's OutputHash when the run started (see GraphStateID)
 	resume bool            // a Resume or RerunFailed: the key's graph must be the run's
+	of     string          // with resume, the ID of the run whose work it finishes
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
@@ -202,12 +203,12 @@ func (r *run) nameAll(plan *planner.Plan) {
 const unnamed = "\x00"
 
 // prepare loads, marks, plans and commits the start of a run.
-func (e *Executor) prepare(ctx context.Context, req RunRequest, resume bool) (*run, error) {
+func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
 		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
-	r.fp, r.resume = fingerprint(r.g), resume
+	r.fp, r.resume, r.of = fingerprint(r.g), of != "", of
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
 	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
@@ -518,7 +519,7 @@ func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph,
 func (r *run) execute() {
 	defer r.e.runs.done() // after done: Close returns once Done is closed
 	defer close(r.handle.done)
-	defer r.e.forget(r.handle.id) // before done: a Resume after Wait finds it ended
+	defer r.e.forget(r.handle.id, r.of) // before done: a Resume after Wait finds it ended
 	defer r.handle.cancel(nil)
 	defer r.endStoreCalls() // before the cancel above, which would start the bound
 	for {

@@ -168,6 +168,41 @@ func TestResumeRefusesALiveRun(t *testing.T) {
 	})
 }
 
+// A Resume or RerunFailed of a run that another Resume of this executor
+// is finishing is refused: two of them (a retry button pressed twice)
+// would each pay for the nodes left. Once that one ended, they take the
+// run again.
+func TestResumeRefusesARunAlreadyBeingResumed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		r.Cancel()
+		_, err = r.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+
+		first, err := e.Resume(context.Background(), l.g, r.ID())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		_, err = e.Resume(context.Background(), l.g, r.ID())
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, "already being finished by run "+first.ID())
+		_, err = e.RerunFailed(context.Background(), l.g, r.ID())
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		first.Cancel()
+		_, err = first.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+
+		again, err := e.Resume(context.Background(), l.g, r.ID())
+		require.NoError(t, err, "the first Resume ended")
+		_, err = again.Wait()
+		require.NoError(t, err)
+		l.requireAllClean()
+	})
+}
+
 // A run recorded as running but not going on (its process crashed) is
 // recorded as interrupted once a Resume of it has started; a run that
 // recorded its outcome keeps it.
