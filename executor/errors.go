@@ -3,9 +3,12 @@ package executor
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/regengraph/regen/planner"
 )
 
 // Sentinel errors of the executor.
@@ -48,10 +51,39 @@ var (
 // Nothing ran.
 type MissingGeneratorError struct {
 	Kinds []string
+	// Unused lists, sorted, the names in Options.Generators that the
+	// graph has no kind of: a misspelt kind is among them.
+	Unused []string
 }
 
 func (e *MissingGeneratorError) Error() string {
-	return fmt.Sprintf("%v for kinds %s: register one per kind in Options.Generators", ErrMissingGenerator, strings.Join(e.Kinds, ", "))
+	msg := fmt.Sprintf("%v for kinds %s: register one per kind in Options.Generators", ErrMissingGenerator, strings.Join(e.Kinds, ", "))
+	if len(e.Unused) > 0 {
+		msg += fmt.Sprintf(" (it has generators for names the graph has no kind of: %s)", strings.Join(e.Unused, ", "))
+	}
+	return msg
+}
+
+// missingGenerators returns a *MissingGeneratorError if some kind of plan
+// has no generator in reg, and nil otherwise.
+func missingGenerators(reg Registry, plan *planner.Plan) error {
+	missing := reg.Missing(planKinds(plan)...)
+	if len(missing) == 0 {
+		return nil
+	}
+	g := plan.Graph
+	kinds := make(map[string]bool, g.Kinds())
+	for k := range g.Kinds() {
+		kinds[g.KindName(k)] = true
+	}
+	var unused []string
+	for name := range reg {
+		if !kinds[name] {
+			unused = append(unused, name)
+		}
+	}
+	slices.Sort(unused)
+	return &MissingGeneratorError{Kinds: missing, Unused: unused}
 }
 
 // Unwrap returns [ErrMissingGenerator].

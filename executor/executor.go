@@ -468,8 +468,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 		return nil, nil, err
 	}
 	plan := planner.New(set)
-	if missing := e.opts.Generators.Missing(planKinds(plan)...); len(missing) > 0 {
-		return nil, nil, &MissingGeneratorError{Kinds: missing}
+	if err := missingGenerators(e.opts.Generators, plan); err != nil {
+		return nil, nil, err
 	}
 	return plan, set, nil
 }

@@ -316,8 +316,8 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			return err
 		}
 		plan := planner.New(set)
-		if missing := opts.Generators.Missing(planKinds(plan)...); len(missing) > 0 {
-			return &MissingGeneratorError{Kinds: missing}
+		if err := missingGenerators(opts.Generators, plan); err != nil {
+			return err
 		}
 		if rs, ok := opts.States.(reserver); ok && len(snap.States) == 0 {
 			rs.reserve(r.key, r.g.Len()+1, opts.Assets) // the nodes, and the graph state

@@ -472,6 +472,7 @@ func TestStoryMissingGenerator(t *testing.T) {
 		require.ErrorAs(t, err, &me)
 		require.ErrorIs(t, err, executor.ErrMissingGenerator)
 		assert.Equal(t, []string{graph.KindMusic, graph.KindVideo}, me.Kinds)
+		assert.Empty(t, me.Unused)
 		assert.Empty(t, l.calledIDs())
 		assert.Zero(t, l.snapshot().Version, "nothing committed")
 		// A plan without those kinds runs: only an image edit... which
@@ -479,6 +480,15 @@ func TestStoryMissingGenerator(t *testing.T) {
 		// plan? No: an edit of the script needs everything.
 		_, err = l.run(e, dirty.Mark{ID: "script", Reason: dirty.ReasonEdited})
 		require.ErrorIs(t, err, executor.ErrMissingGenerator)
+
+		// A misspelt kind is named among the generators of no kind.
+		reg["asset:musc"], reg["asset:vdeo"] = l, l
+		e = l.executor(executor.Options{Generators: reg})
+		_, err = l.run(e)
+		require.ErrorAs(t, err, &me)
+		assert.Equal(t, []string{"asset:musc", "asset:vdeo"}, me.Unused)
+		assert.EqualError(t, err, "executor: missing generator for kinds asset:music, asset:video: register one per kind in Options.Generators"+
+			" (it has generators for names the graph has no kind of: asset:musc, asset:vdeo)")
 	})
 }
 
