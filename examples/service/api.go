@@ -216,6 +216,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, fmt.Sprintf("recording the edit of %s of lecture %q", node, key), err)
 		return
 	}
+	s.params.keep(sv)
 	s.logger.Info("edited", "lecture", key, "node", node)
 	runID, after, err := s.startOrQueue(key, g, "edit of "+node, sl)
 	if errors.Is(err, errClosing) {

@@ -21,12 +21,19 @@ type paramStore struct {
 	mu      sync.Mutex
 	m       map[string]map[string]json.RawMessage // graph key -> node ID -> parameters
 	seconds map[string]int                        // graph key -> the lecture's length
-	swaps   uint64                                // swaps made
-	last    map[string]uint64                     // graph key NUL node ID -> its last swap's number
+	pending map[string]*pending                   // graph key NUL node ID -> its edits being recorded
+}
+
+// pending is what a node's parameters were before the oldest of its edits
+// whose recording has not settled, and its edits since, oldest first.
+type pending struct {
+	base  json.RawMessage
+	had   bool // the node had parameters: base
+	edits []*saved
 }
 
 func newParamStore() *paramStore {
-	return &paramStore{m: map[string]map[string]json.RawMessage{}, seconds: map[string]int{}, last: map[string]uint64{}}
+	return &paramStore{m: map[string]map[string]json.RawMessage{}, seconds: map[string]int{}, pending: map[string]*pending{}}
 }
 
 // setSeconds saves a lecture's length, once a run of it has started.
@@ -44,40 +51,73 @@ func (p *paramStore) lectureSeconds(key string) (int, bool) {
 	return n, ok
 }
 
-// saved is what swap replaced, for restore.
+// saved is an edit's parameters, saved by swap, until keep or restore
+// settles it.
 type saved struct {
 	key, nodeID string
-	seq         uint64 // the swap's number
-	old         json.RawMessage
-	had         bool
+	params      json.RawMessage
+	settled     bool
+	failed      bool // restored: its edit was not recorded
 }
 
-// swap saves a node's parameters and returns what it replaced.
-func (p *paramStore) swap(key, nodeID string, params json.RawMessage) saved {
+// swap saves a node's parameters, for an edit about to be recorded. Call
+// keep once the edit is recorded, or restore if it failed.
+func (p *paramStore) swap(key, nodeID string, params json.RawMessage) *saved {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	old, had := p.m[key][nodeID]
+	k := key + "\x00" + nodeID
+	pd := p.pending[k]
+	if pd == nil {
+		pd = &pending{}
+		pd.base, pd.had = p.m[key][nodeID]
+		p.pending[k] = pd
+	}
+	sv := &saved{key: key, nodeID: nodeID, params: params}
+	pd.edits = append(pd.edits, sv)
 	if p.m[key] == nil {
 		p.m[key] = map[string]json.RawMessage{}
 	}
 	p.m[key][nodeID] = params
-	p.swaps++
-	p.last[key+"\x00"+nodeID] = p.swaps
-	return saved{key: key, nodeID: nodeID, seq: p.swaps, old: old, had: had}
+	return sv
 }
 
-// restore puts back the parameters that a swap replaced, unless another
-// swap of the node came after it.
-func (p *paramStore) restore(sv saved) {
+// keep settles a swap whose edit was recorded.
+func (p *paramStore) keep(sv *saved) { p.settle(sv, false) }
+
+// restore settles a swap whose edit failed: the node's parameters become
+// those of its newest edit that has not failed (recorded or still being
+// recorded), or else those from before its edits.
+func (p *paramStore) restore(sv *saved) { p.settle(sv, true) }
+
+func (p *paramStore) settle(sv *saved, failed bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.last[sv.key+"\x00"+sv.nodeID] != sv.seq {
+	k := sv.key + "\x00" + sv.nodeID
+	pd := p.pending[k]
+	if pd == nil || sv.settled {
 		return
 	}
-	if sv.had {
-		p.m[sv.key][sv.nodeID] = sv.old
+	sv.settled, sv.failed = true, failed
+	params, had := pd.base, pd.had
+	for _, e := range pd.edits {
+		if !e.failed {
+			params, had = e.params, true
+		}
+	}
+	if had {
+		p.m[sv.key][sv.nodeID] = params
 	} else {
 		delete(p.m[sv.key], sv.nodeID)
+	}
+	// The settled edits before the oldest unsettled one are past.
+	for len(pd.edits) > 0 && pd.edits[0].settled {
+		if e := pd.edits[0]; !e.failed {
+			pd.base, pd.had = e.params, true
+		}
+		pd.edits = pd.edits[1:]
+	}
+	if len(pd.edits) == 0 {
+		delete(p.pending, k)
 	}
 }
 
