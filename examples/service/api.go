@@ -100,7 +100,7 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Seconds int `json:"seconds"`
 	}
-	if !decode(w, r, &body) {
+	if !s.decode(w, r, &body) {
 		return
 	}
 	g, err := graph.Build(graph.Lecture(), body.Seconds)
@@ -144,7 +144,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		Node   string          `json:"node"`
 		Params json.RawMessage `json:"params"`
 	}
-	if !decode(w, r, &body) {
+	if !s.decode(w, r, &body) {
 		return
 	}
 	if len(body.Params) == 0 || body.Params[0] != '{' {
@@ -344,8 +344,10 @@ func (s *service) internalError(w http.ResponseWriter, r *http.Request, what str
 }
 
 // decode reads the request's JSON body into v, or answers 413 to a body
-// over maxBody and 400 to any other bad body.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// over maxBody, 408 to one that does not arrive within bodyTimeout, 503
+// to one still arriving when the shutdown begins, and 400 to any other
+// bad body.
+func (s *service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	// A body that trickles in must not hold the handler, its connection
 	// and the shutdown for good. The server has no ReadTimeout, which
 	// would cut the event streams too.
@@ -353,6 +355,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	// is left of the body.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout)) // ErrNotSupported: a test's recorder
+	reading, cerr := s.readingBody(rc)
+	if cerr != nil {
+		w.Header().Set("Connection", "close")
+		httpError(w, http.StatusServiceUnavailable, cerr)
+		return false
+	}
+	defer reading()
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -371,6 +380,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		w.Header().Set("Connection", "close")
+		if s.isClosing() { // the shutdown cut the body short
+			httpError(w, http.StatusServiceUnavailable, errClosing)
+			return false
+		}
 		httpError(w, http.StatusRequestTimeout, fmt.Errorf("body: not received within %v", bodyTimeout))
 		return false
 	}

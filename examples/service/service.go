@@ -58,13 +58,14 @@ type service struct {
 	cancelRuns context.CancelFunc
 
 	mu       sync.Mutex
-	closing  bool                // shutting down: no request is admitted (see admit)
-	stopping bool                // the admitted requests are done: no run starts
-	lectures map[string]*lecture // by graph key, while a run is on
-	held     int                 // run slots held by edits (see holdSlot), besides the lectures
-	reports  map[string]*report  // by run ID, the reports of this process's runs
-	runs     sync.WaitGroup      // a run reserved (see reserve) until its report is kept
-	admitted sync.WaitGroup      // the requests admitted (see admit), until they are answered
+	closing  bool                              // shutting down: no request is admitted (see admit)
+	stopping bool                              // the admitted requests are done: no run starts
+	lectures map[string]*lecture               // by graph key, while a run is on
+	held     int                               // run slots held by edits (see holdSlot), besides the lectures
+	reading  map[*http.ResponseController]bool // the requests whose bodies are being read (see readingBody)
+	reports  map[string]*report                // by run ID, the reports of this process's runs
+	runs     sync.WaitGroup                    // a run reserved (see reserve) until its report is kept
+	admitted sync.WaitGroup                    // the requests admitted (see admit), until they are answered
 }
 
 // lecture is the state of a lecture while one of its runs is on.
@@ -139,7 +140,8 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 // executor. On an error it closes what it opened.
 func start(ctx context.Context, c config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: c, logger: logger, params: newParamStore(),
-		lectures: map[string]*lecture{}, reports: map[string]*report{}}
+		lectures: map[string]*lecture{}, reports: map[string]*report{},
+		reading: map[*http.ResponseController]bool{}}
 	s.runCtx, s.cancelRuns = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -251,8 +253,14 @@ func (s *service) shutdown(ctx context.Context) error {
 
 	// No request is admitted from now on; those admitted before are
 	// carried out in full (an edit saved gets its run), then no run starts.
+	// The bodies still arriving are cut short: their requests, not
+	// admitted yet, would be refused once read, and one that trickles in
+	// would hold the HTTP server's shutdown.
 	s.mu.Lock()
 	s.closing = true
+	for rc := range s.reading {
+		_ = rc.SetReadDeadline(time.Now())
+	}
 	s.mu.Unlock()
 	if err := waitGroup(ctx, &s.admitted); err != nil {
 		errs = append(errs, fmt.Errorf("wait for the requests under way: %w", err))
@@ -333,6 +341,31 @@ func (s *service) admit() (done func(), err error) {
 	}
 	s.admitted.Add(1)
 	return s.admitted.Done, nil
+}
+
+// readingBody registers a request whose body is about to be read, so
+// that the shutdown can cut the reading short, or returns errClosing once
+// the shutdown has begun. Call the function returned before the handler
+// returns: rc must not be used after.
+func (s *service) readingBody(rc *http.ResponseController) (done func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errClosing
+	}
+	s.reading[rc] = true
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.reading, rc)
+	}, nil
+}
+
+// isClosing reports whether the shutdown has begun.
+func (s *service) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // retain deletes, every pruneEvery until ctx ends, what is older than

@@ -269,3 +269,33 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 	assert.NotContains(t, string(b), "127.0.0.1", "no address in the answer")
 	require.NoError(t, h.shutdown())
 }
+
+// A body still arriving when the shutdown begins is cut short and its
+// request answered 503 at once: it would be refused once read anyway (it
+// is admitted only then), and waiting for it held the HTTP server's
+// shutdown for up to bodyTimeout, as long as the whole shutdown may take.
+func TestShutdownCutsOffABodyStillArriving(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(2*time.Minute))) // a bound against a hang
+	_, err = fmt.Fprintf(conn, "POST /lectures/l/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Length: 20\r\nExpect: 100-continue\r\n\r\n", token)
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusContinue, resp.StatusCode, "the handler reads the body")
+	_, err = fmt.Fprint(conn, `{"sec`)
+	require.NoError(t, err)
+
+	shut := make(chan error, 1)
+	go func() { shut <- h.shutdown() }()
+	resp, err = http.ReadResponse(br, nil)
+	require.NoError(t, err, "the server never answered")
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", b)
+	require.NoError(t, <-shut)
+}
