@@ -2,6 +2,7 @@ package planner
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"time"
 
@@ -104,8 +105,8 @@ type Rate struct {
 // not in p.Graph, which only a plan assembled by hand can hold, cost
 // nothing; a plan without a Graph has a bound of 0. A bound longer than
 // the longest Duration (costs of centuries over millions of nodes) is
-// the longest Duration, math.MaxInt64, and so is one whose work summed
-// past it.
+// the longest Duration, math.MaxInt64; a work that sums past it is
+// divided over the workers or a key's concurrency exactly.
 func (p *Plan) LowerBound(c Costs) time.Duration {
 	q := p.indexed()
 	g := q.Graph
@@ -147,14 +148,14 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 	// total work and the critical path; with rates, the key's nodes not
 	// started yet.
 	type keyTally struct {
-		work    time.Duration
+		work    work
 		waiting int           // nodes not started yet, with a rate
 		head    time.Duration // the earliest of those may start
 		least   time.Duration // the shortest of those
 		tail    time.Duration // the shortest chain after one of those
 	}
 	tally := make([]keyTally, stages*len(keys))
-	total := make([]time.Duration, stages)
+	total := make([]work, stages)
 	critical := make([]time.Duration, stages)
 	kindOf := kindIndexer(g)
 	stageOf := func(i int) int {
@@ -205,10 +206,10 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 			dur[i] = d
 		}
 		critical[s] = max(critical[s], finish[i])
-		total[s] = addSat(total[s], d)
+		total[s].add(d)
 		if key := keyOf[ki]; key >= 0 {
 			t := &tally[s*len(keys)+key]
-			t.work = addSat(t.work, d)
+			t.work.add(d)
 			if rates[key].Starts > 0 && !started {
 				waiting[i] = true
 				if t.waiting == 0 || ready < t.head {
@@ -261,11 +262,11 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 				if l := c.Limits[key]; l > 0 {
 					conc = min(conc, l)
 				}
-				sb = max(sb, divSat(tally[s*len(keys)+keyOf[ki]].work, conc))
+				sb = max(sb, tally[s*len(keys)+keyOf[ki]].work.div(conc))
 			}
 		}
 		if c.Workers > 0 {
-			sb = max(sb, divSat(total[s], c.Workers))
+			sb = max(sb, total[s].div(c.Workers))
 		}
 		end := addSat(bound, sb)
 		for key, r := range rates {
@@ -294,13 +295,26 @@ func addSat(a, b time.Duration) time.Duration {
 	return math.MaxInt64
 }
 
-// divSat returns d/n for n positive, or the longest Duration if d is:
-// a sum that saturated stays so.
-func divSat(d time.Duration, n int) time.Duration {
-	if d == math.MaxInt64 {
-		return d
+// work is a sum of durations not negative, exact past the longest
+// Duration (it holds 2^64 of them), so that a work divided over workers
+// is its true share, and saturates only if that share does.
+type work struct{ hi, lo uint64 }
+
+// add adds d, not negative, to w.
+func (w *work) add(d time.Duration) {
+	var carry uint64
+	w.lo, carry = bits.Add64(w.lo, uint64(d), 0)
+	w.hi += carry
+}
+
+// div returns w/n for n positive, or the longest Duration if the
+// quotient is longer.
+func (w work) div(n int) time.Duration {
+	if w.hi >= uint64(n) { // the quotient needs more than 64 bits
+		return math.MaxInt64
 	}
-	return d / time.Duration(n)
+	q, _ := bits.Div64(w.hi, w.lo, uint64(n))
+	return time.Duration(min(q, math.MaxInt64))
 }
 
 // mulSat returns n·d for n and d not negative, or the longest Duration if

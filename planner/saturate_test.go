@@ -38,3 +38,33 @@ func TestLowerBoundSaturates(t *testing.T) {
 		})
 	}
 }
+
+// TestLowerBoundDividesWorkPastTheLongestDuration: a work that sums past
+// the longest Duration, divided over more workers or a key's concurrency,
+// is the exact quotient: a bound of the longest Duration would be above
+// what a schedule takes, so no lower bound.
+func TestLowerBoundDividesWorkPastTheLongestDuration(t *testing.T) {
+	// 3 segments of one kind, each node costing 2/5 of the longest
+	// Duration: 6/5 of it in all, none depending on another.
+	tm := graph.Template{Kinds: []graph.Kind{{Name: "a", PerSegment: true, BatchKey: "a", Concurrency: 3}}}
+	g := build(t, tm, 3*graph.SegmentSeconds)
+	p := planOf(t, g, nil)
+	const longest = time.Duration(math.MaxInt64)
+	per := longest / 5 * 2
+	for _, tc := range []struct {
+		name string
+		c    planner.Costs
+		want time.Duration
+	}{
+		// 3·per, past the longest Duration, over 3.
+		{"the key's work over its concurrency", planner.Costs{Default: per}, per},
+		{"the key's work over its limit", planner.Costs{Default: per, Limits: map[string]int{"a": 2}}, 3 * (per / 2)},
+		{"the total over the workers", planner.Costs{Default: per, Workers: 2}, 3 * (per / 2)},
+		{"the total over the workers, staged", planner.Costs{Default: per, Workers: 2, Staged: true}, 3 * (per / 2)},
+		{"the total over one worker", planner.Costs{Default: per, Workers: 1}, longest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, p.LowerBound(tc.c))
+		})
+	}
+}
