@@ -166,8 +166,9 @@
 // A conflict is a *executor.ConflictError; an unknown asset or run wraps
 // executor.ErrNotFound. A done context gives ctx.Err() with no effect.
 // Driver errors are wrapped with what was being done ("pgstore: commit
-// graph ..."); when the schema or a table is missing they also wrap
-// [ErrNotMigrated]. A refused schema name is a [*SchemaError], a schema
+// graph ..."); when the schema, a table or a column of the current
+// layout is missing (a schema of an older layout, not migrated yet) they
+// also wrap [ErrNotMigrated]. A refused schema name is a [*SchemaError], a schema
 // of a newer layout a [*SchemaVersionError] (wrapping [ErrSchemaTooNew]);
 // a key or ID
 // over its limit gives a [*KeyError], wrapping [ErrKeyTooLong] (or

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/fake"
 )
@@ -102,5 +103,43 @@ func TestResumeChecksTheRunsTemplate(t *testing.T) {
 			require.ErrorIs(t, err, executor.ErrRunFailed, "transcript:segment[2] fails for good")
 			assert.Equal(t, stored.Graph, again.Record.Graph, "the resume's record")
 		})
+	}
+}
+
+// A schema of layout 3, which this release has not migrated yet (a
+// deployment that starts before its Migrate), has no graph column: the
+// run records' calls say that the store is not migrated, as they do for
+// a missing table, rather than give a bare driver error; once migrated,
+// they work.
+func TestRunsOfAnUnmigratedLayoutSayNotMigrated(t *testing.T) {
+	s, pg := newStore(t)
+	ctx := t.Context()
+	for _, sql := range []string{
+		`ALTER TABLE "` + pg.Schema + `".runs DROP COLUMN graph`,
+		`DELETE FROM "` + pg.Schema + `".schema_version`,
+		`INSERT INTO "` + pg.Schema + `".schema_version (version) VALUES (3)`,
+	} {
+		_, err := pg.Pool.Exec(ctx, sql)
+		require.NoError(t, err)
+	}
+	rec := executor.Record{ID: "r", GraphKey: "g", Seconds: 30, Graph: "fingerprint", Status: executor.RunRunning}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"PutRun", func() error { return s.PutRun(ctx, rec) }},
+		{"GetRun", func() error { _, err := s.GetRun(ctx, rec.ID); return err }},
+		{"ListRuns", func() error { _, err := s.ListRuns(ctx, rec.GraphKey); return err }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.call()
+			require.ErrorIs(t, err, pgstore.ErrNotMigrated)
+			assert.ErrorContains(t, err, "graph")
+		})
+	}
+	require.NoError(t, s.Migrate(ctx))
+	for _, c := range calls {
+		assert.NoError(t, c.call(), "%s after Migrate", c.name)
 	}
 }

@@ -44,8 +44,10 @@ var (
 	ErrInvalidSchema = errors.New("pgstore: invalid schema name")
 	// ErrNoPool: [New] was given a nil pool.
 	ErrNoPool = errors.New("pgstore: no pool")
-	// ErrNotMigrated: the schema or its tables do not exist. Call
-	// [Store.Migrate] once before using the store.
+	// ErrNotMigrated: the schema or its tables do not exist, or a table
+	// lacks a column of the current layout (one migrated by an older
+	// release, before version 4's runs.graph). Call [Store.Migrate] once
+	// before using the store.
 	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
 	// ErrInvalidAge: a retention method got a negative age. It is
 	// executor.ErrInvalidAge, which executor.MemoryStore returns too, so
@@ -217,12 +219,16 @@ func rollbackConn(ctx context.Context, conn *pgxpool.Conn) {
 }
 
 // wrapErr wraps a driver error with what was being done. An error that
-// says the schema or a table does not exist also wraps [ErrNotMigrated].
+// says the schema, a table or a column does not exist also wraps
+// [ErrNotMigrated].
 func (s *Store) wrapErr(err error, format string, args ...any) error {
 	what := fmt.Sprintf(format, args...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
 		return fmt.Errorf("%w: schema %s: %s: %w", ErrNotMigrated, s.schema, what, err)
+	}
+	if errors.As(err, &pe) && pe.Code == "42703" { // undefined_column: a table of an older layout
+		return fmt.Errorf("%w: schema %s is of an older layout than version %d: %s: %w", ErrNotMigrated, s.schema, SchemaVersion, what, err)
 	}
 	return fmt.Errorf("pgstore: %s: %w", what, err)
 }
