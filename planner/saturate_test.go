@@ -25,7 +25,10 @@ func TestLowerBoundSaturates(t *testing.T) {
 	}{
 		{"a key's work", planner.Costs{PerKind: map[string]time.Duration{graph.KindVideo: per}}},
 		{"a key's work, staged", planner.Costs{PerKind: map[string]time.Duration{graph.KindVideo: per}, Staged: true}},
-		{"the total over the workers", planner.Costs{Default: per, Workers: 1000}},
+		// The videos cost nothing, so that no key's work saturates: 723
+		// nodes of per over 5 workers do.
+		{"the total over the workers", planner.Costs{Default: per, Workers: 5,
+			PerKind: map[string]time.Duration{graph.KindVideo: 0}}},
 		{"the critical path", planner.Costs{Default: longest / 3}},
 		{"a rate's windows", planner.Costs{Rates: map[string]planner.Rate{graph.KindVideo: {Starts: 1, Per: per}}}},
 		{"a rate's wait and windows, staged", planner.Costs{Default: time.Second, Staged: true,
