@@ -52,17 +52,28 @@ var (
 type MissingGeneratorError struct {
 	Kinds []string
 	// Unused lists, sorted, the names in Options.Generators that the
-	// graph has no kind of: a misspelt kind is among them.
+	// graph has no kind of: a misspelt kind is among them. The error's
+	// text names the first 8.
 	Unused []string
 }
 
 func (e *MissingGeneratorError) Error() string {
 	msg := fmt.Sprintf("%v for kinds %s: register one per kind in Options.Generators", ErrMissingGenerator, strings.Join(e.Kinds, ", "))
 	if len(e.Unused) > 0 {
-		msg += fmt.Sprintf(" (it has generators for names the graph has no kind of: %s)", strings.Join(e.Unused, ", "))
+		// A registry shared by many templates may hold many: the text
+		// names the first few, as a hint.
+		names := strings.Join(e.Unused[:min(len(e.Unused), maxUnusedNamed)], ", ")
+		if more := len(e.Unused) - maxUnusedNamed; more > 0 {
+			names += fmt.Sprintf(" and %d more", more)
+		}
+		msg += fmt.Sprintf(" (it has generators for names the graph has no kind of: %s)", names)
 	}
 	return msg
 }
+
+// maxUnusedNamed is the most names of MissingGeneratorError.Unused that
+// its text names.
+const maxUnusedNamed = 8
 
 // missingGenerators returns a *MissingGeneratorError if some kind of plan
 // has no generator in reg, and nil otherwise.

@@ -489,6 +489,14 @@ func TestStoryMissingGenerator(t *testing.T) {
 		assert.Equal(t, []string{"asset:musc", "asset:vdeo"}, me.Unused)
 		assert.EqualError(t, err, "executor: missing generator for kinds asset:music, asset:video: register one per kind in Options.Generators"+
 			" (it has generators for names the graph has no kind of: asset:musc, asset:vdeo)")
+		// A registry shared with other templates: the text names a few.
+		for i := range 10 {
+			reg[fmt.Sprintf("other:%d", i)] = l
+		}
+		_, err = l.run(l.executor(executor.Options{Generators: reg}))
+		require.ErrorAs(t, err, &me)
+		assert.Len(t, me.Unused, 12)
+		assert.ErrorContains(t, err, "no kind of: asset:musc, asset:vdeo, other:0, other:1, other:2, other:3, other:4, other:5 and 4 more)")
 	})
 }
 
