@@ -235,12 +235,13 @@ func (b *Buffered) Flush(ctx context.Context) error {
 
 // Close stops accepting events, hands the queued ones downstream and stops
 // the goroutine. If ctx ends first, the write in progress is cancelled and
-// no longer waited for (a downstream sink that ignores its context is
-// abandoned: its call's goroutine ends when the call returns), the events
-// still queued go to the fallback sink, and Close returns
-// context.Cause(ctx) after the goroutine has exited. Past ctx's end, Close
-// waits only for the fallback, never for the downstream sink. Close does
-// not close the downstream sink. Calling it again waits for the same exit.
+// waited for 100 ms more at most (a downstream sink that ignores its
+// context is then abandoned: its call's goroutine ends when the call
+// returns), the events still queued go to the fallback sink, and Close
+// returns context.Cause(ctx) after the goroutine has exited. Past ctx's
+// end, Close waits only for the fallback and that grace, never longer for
+// the downstream sink. Close does not close the downstream sink. Calling
+// it again waits for the same exit.
 func (b *Buffered) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if !b.closed {
@@ -357,13 +358,23 @@ func (b *Buffered) publishNext(ctx context.Context, batch []Event) (abandoned bo
 		return false, err
 	case <-b.ctx.Done():
 	}
+	// ctx, under b.ctx, is cancelled too: a sink that honours it returns
+	// at once, and is waited for, so that it is not still writing when
+	// its client is closed after Close.
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
 	select {
-	case err = <-done: // it honoured ctx
+	case err = <-done:
 		return false, err
-	default:
+	case <-t.C:
 		return true, fmt.Errorf("abandoned when Close gave up: %w", context.Cause(b.ctx))
 	}
 }
+
+// closeGrace is how long Close, once its ctx ended, waits for the
+// downstream call under way, whose context it cancelled, before it
+// abandons the call.
+const closeGrace = 100 * time.Millisecond
 
 // drainLate hands the events published after Close to the fallback,
 // until none is left; Publish then calls the fallback itself.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -383,6 +384,30 @@ func TestBufferedPublishDuringCloseIsBounded(t *testing.T) {
 // Close returns once its ctx ends, even when the downstream sink ignores
 // its context: the write is abandoned, and what is left, the abandoned
 // batch first, goes to the fallback.
+// A downstream sink that honours its context, and returns a moment after
+// Close's ctx ended cancelled it, is waited for: it is not still writing
+// (to a client the host closes next) once Close returned.
+func TestBufferedCloseWaitsForASinkThatHonoursItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var returned atomic.Bool
+		down := progress.SinkFunc(func(ctx context.Context, _ ...progress.Event) error {
+			<-ctx.Done()
+			time.Sleep(time.Millisecond) // the driver's cancel takes a moment
+			returned.Store(true)
+			return ctx.Err()
+		})
+		fallback := &recorder{}
+		b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fallback, Timeout: time.Hour})
+		require.NoError(t, b.Publish(context.Background(), sinktest.Events("r", 1, 2)...))
+		synctest.Wait() // the worker is in the downstream sink
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		assert.ErrorIs(t, b.Close(ctx), context.DeadlineExceeded)
+		assert.True(t, returned.Load(), "the downstream call had returned when Close did")
+		assert.Equal(t, sinktest.Span(1, 2), fallback.seqs())
+	})
+}
+
 func TestBufferedCloseDoesNotWaitForASinkThatIgnoresItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		stuck := make(chan struct{})
