@@ -66,8 +66,12 @@ type BufferedStats struct {
 // stop waiting for it).
 // When the downstream sink fails (returns an error or panics), the batch
 // is retried, then handed to the fallback sink, and the error counter
-// rises; the caller never sees the failure. Memory is bounded by QueueSize; what does not fit is dropped and
-// counted. Event order is kept.
+// rises; the caller never sees the failure. Memory is bounded by
+// QueueSize events waiting, and as many again published during Close,
+// while the queue drains; what does not fit is dropped and counted. Event
+// order is kept. A downstream call that Close abandons counts as failed,
+// and its batch goes to the fallback: if the call succeeds after all,
+// those events reach both sinks, and Stats counts them as Fallback only.
 //
 // A Buffered is safe for concurrent use. Publish ignores ctx, so that a
 // run's final event is queued even when the run's context was cancelled.
