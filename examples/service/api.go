@@ -161,13 +161,6 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	// A run slot too, unless the edit's run will be queued after one.
-	sl, err := s.holdSlot(key)
-	if err != nil {
-		s.startFailed(w, r, err)
-		return
-	}
-	defer sl.release()
 	// The lecture's graph, from its length: the one saved, or, for a
 	// lecture made before this process started, its last run's, while
 	// retention keeps its records.
@@ -200,6 +193,15 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("params: %w", err))
 		return
 	}
+	// A run slot too, unless the edit's run will be queued after one:
+	// taken once the request is known to be good (a bad node is told so
+	// even when the service is full), and before anything is saved.
+	sl, err := s.holdSlot(key)
+	if err != nil {
+		s.startFailed(w, r, err)
+		return
+	}
+	defer sl.release()
 	// First the parameters, where the generators read them; then the edit,
 	// which gives the node a new revision and makes it and its dependents
 	// dirty. In the other order, a run going on could make the node at

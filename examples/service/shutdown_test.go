@@ -181,6 +181,9 @@ func TestEditPastTheCapSavesNothing(t *testing.T) {
 	snap, err := store.Load(context.Background(), "b")
 	require.NoError(t, err)
 	assert.Empty(t, snap.States, "the refused edit saved nothing")
+	// A bad request is told what is wrong, full or not.
+	assert.Equal(t, http.StatusBadRequest, h.do("POST", "/lectures/b/edits", `{"node": "asset:sound", "params": {}}`, nil))
+	assert.Equal(t, http.StatusNotFound, h.do("POST", "/lectures/nosuch/edits", `{"node": "script", "params": {}}`, nil))
 
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/a/edits", `{"node": "script", "params": {"topic": "y"}}`, &queued))
 	assert.Equal(t, first.RunID, queued.QueuedAfter)
