@@ -87,20 +87,27 @@ func newStarted(runID, after string) started {
 	return started{RunID: runID, Events: "/runs/" + runID + "/events", QueuedAfter: after}
 }
 
+// readLecture reads a request about a lecture: its token, the lecture's
+// key and its JSON body into body. When one is bad it answers the client
+// and returns false.
+func (s *service) readLecture(w http.ResponseWriter, r *http.Request, body any) (key string, ok bool) {
+	if !s.allowed(w, r) {
+		return "", false
+	}
+	if key, ok = lectureKey(w, r); !ok {
+		return "", false
+	}
+	return key, s.decode(w, r, body)
+}
+
 // createRun is POST /lectures/{key}/runs {"seconds": N}: it builds the
 // lecture's graph and starts a run of it.
 func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
-	if !s.allowed(w, r) {
-		return
-	}
-	key, ok := lectureKey(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		Seconds int `json:"seconds"`
 	}
-	if !s.decode(w, r, &body) {
+	key, ok := s.readLecture(w, r, &body)
+	if !ok {
 		return
 	}
 	g, err := graph.Build(graph.Lecture(), body.Seconds)
@@ -133,18 +140,12 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 // (or queues one after the run going on) that regenerates what the edit
 // affects.
 func (s *service) edit(w http.ResponseWriter, r *http.Request) {
-	if !s.allowed(w, r) {
-		return
-	}
-	key, ok := lectureKey(w, r)
-	if !ok {
-		return
-	}
 	var body struct {
 		Node   string          `json:"node"`
 		Params json.RawMessage `json:"params"`
 	}
-	if !s.decode(w, r, &body) {
+	key, ok := s.readLecture(w, r, &body)
+	if !ok {
 		return
 	}
 	if len(body.Params) == 0 || body.Params[0] != '{' {
