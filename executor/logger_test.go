@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
 )
 
 // Without Options.Logger, warnings go to slog's default logger (as those
@@ -27,10 +27,7 @@ func TestLoggerDefault(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			prev := slog.Default()
-			slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
-			defer slog.SetDefault(prev)
+			buf := testenv.DefaultLog(t)
 			g, err := graph.Build(graph.Lecture(), 30)
 			require.NoError(t, err)
 			e, err := executor.New(executor.Options{Generators: registryFor(g, noop), Logger: tt.logger,

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -85,10 +86,7 @@ func TestFanoutSinkPanics(t *testing.T) {
 
 // A nil logger is slog's default one.
 func TestSlogNilLoggerIsTheDefault(t *testing.T) {
-	var buf bytes.Buffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
-	defer slog.SetDefault(prev)
+	buf := testenv.DefaultLog(t)
 	require.NoError(t, progress.NewSlog(nil, progress.SlogOptions{}).Publish(context.Background(),
 		progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted}))
 	assert.Contains(t, buf.String(), "msg=run.started runId=r seq=1")

@@ -3,6 +3,8 @@ package testenv_test
 import (
 	"context"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -236,4 +238,18 @@ func TestFreePortBelowTheEphemeralRange(t *testing.T) {
 		require.NoError(t, err, "port %d is free", port)
 		require.NoError(t, l.Close())
 	}
+}
+
+// DefaultLog catches slog's default logger, and gives slog and the log
+// package their own back at the end: without the log package's, every
+// later default log line of the test binary would grow the buffer.
+func TestDefaultLog(t *testing.T) {
+	logger, out := slog.Default(), log.Writer()
+	t.Run("caught", func(t *testing.T) {
+		buf := testenv.DefaultLog(t)
+		slog.Info("caught line")
+		assert.Contains(t, buf.String(), "caught line")
+	})
+	assert.Same(t, logger, slog.Default())
+	assert.Equal(t, out, log.Writer(), "the log package's output")
 }
