@@ -184,8 +184,8 @@ func (e *Executor) begin(id, of string) error {
 		return fmt.Errorf("%w: it starts no run", ErrClosed)
 	}
 	if e.live[id] {
-		return fmt.Errorf("%w: RunRequest.RunID %q is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
-			ErrInvalidRequest, id)
+		return fmt.Errorf("%w: RunRequest.RunID %s is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
+			ErrInvalidRequest, quote(id))
 	}
 	if err := e.resumedLocked(of); err != nil {
 		return err
@@ -387,12 +387,12 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 		}
 		switch {
 		case err == nil:
-			return nil, fmt.Errorf("%w: RunRequest.RunID %q is taken by a run of graph %q started at %v: give each run its own ID, or none for a random one",
-				ErrInvalidRequest, req.RunID, rec.GraphKey, rec.StartedAt.Format(time.RFC3339))
+			return nil, fmt.Errorf("%w: RunRequest.RunID %s is taken by a run of graph %s started at %v: give each run its own ID, or none for a random one",
+				ErrInvalidRequest, quote(req.RunID), quote(rec.GraphKey), rec.StartedAt.Format(time.RFC3339))
 		case ctx.Err() != nil && !errors.Is(err, ErrNotFound):
-			return nil, fmt.Errorf("%w: while it started: check run ID %q: %w", ErrCancelled, req.RunID, err)
+			return nil, fmt.Errorf("%w: while it started: check run ID %s: %w", ErrCancelled, quote(req.RunID), err)
 		case !errors.Is(err, ErrNotFound):
-			return nil, fmt.Errorf("check run ID %q: %w", req.RunID, err)
+			return nil, fmt.Errorf("check run ID %s: %w", quote(req.RunID), err)
 		}
 	}
 	r, err := e.prepare(ctx, req, of)
@@ -657,11 +657,11 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	nodes = slices.Compact(nodes)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("edit %q: %w", graphKey, err)
+			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}
 		snap, err := e.opts.States.Load(ctx, graphKey)
 		if err != nil {
-			return 0, fmt.Errorf("edit: load %q: %w", graphKey, err)
+			return 0, fmt.Errorf("edit: load %s: %w", quote(graphKey), err)
 		}
 		if snap.States == nil { // a graph never committed
 			snap.States = make(map[string]dirty.State, len(nodes))
@@ -682,7 +682,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("edit: commit %q: %w", graphKey, err)
+			return 0, fmt.Errorf("edit: commit %s: %w", quote(graphKey), err)
 		}
 		return v, nil
 	}

@@ -379,7 +379,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				}
 			}
 			if err != nil {
-				return fmt.Errorf("commit the plan of %q: %w", r.key, err)
+				return fmt.Errorf("commit the plan of %s: %w", quote(r.key), err)
 			}
 		}
 		r.mu.Lock()
@@ -407,7 +407,7 @@ func (e *Executor) load(ctx context.Context, runID, graphKey string) (Snapshot, 
 		})
 	}
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("load states of %q: %w", graphKey, err)
+		return Snapshot{}, fmt.Errorf("load states of %s: %w", quote(graphKey), err)
 	}
 	return snap, nil
 }

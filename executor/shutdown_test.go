@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -471,4 +472,24 @@ func TestResumeOfAReplacedOrDeletedGraphIsRefused(t *testing.T) {
 			})
 		})
 	}
+}
+
+// An error about a long run ID or graph key quotes its start, not the
+// whole of it: a host's keys may be long, and the error would be mostly
+// key.
+func TestLongKeysAreCutInErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{})
+		id := strings.Repeat("r", 1300)
+		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: id})
+		require.NoError(t, err)
+		_, err = e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: id})
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.Less(t, len(err.Error()), 400, "the error: %v", err)
+		assert.ErrorContains(t, err, "… (1300 bytes)")
+		r.Cancel()
+		_, err = r.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+	})
 }

@@ -27,7 +27,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%v: graph %q is at version %d, not %d", ErrConflict, e.GraphKey, e.Actual, e.Expected)
+	return fmt.Sprintf("%v: graph %s is at version %d, not %d", ErrConflict, quote(e.GraphKey), e.Actual, e.Expected)
 }
 
 // Unwrap returns [ErrConflict].
