@@ -11,22 +11,8 @@ import (
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/fake"
+	"github.com/regengraph/regen/internal/testgraph"
 )
-
-// episodeGraphs returns the embedder's two templates built for 30 s: A
-// with transcripts only, and B, the same with subtitles added, as a host
-// that adds a kind has.
-func episodeGraphs(t *testing.T) (gA, gB *graph.Graph) {
-	t.Helper()
-	tA := graph.Template{Kinds: []graph.Kind{{Name: "transcript", PerSegment: true}}}
-	tB := graph.Template{Kinds: []graph.Kind{{Name: "transcript", PerSegment: true},
-		{Name: "subtitles", PerSegment: true, Deps: []graph.Dep{{Kind: "transcript", Scope: graph.ScopeSameSegment}}}}}
-	gA, err := graph.Build(tA, 30)
-	require.NoError(t, err)
-	gB, err = graph.Build(tB, 30)
-	require.NoError(t, err)
-	return gA, gB
-}
 
 // episodeExecutor returns an executor on the given stores (the embedded
 // default for zero Options) whose transcript of segment 2 fails for good.
@@ -75,7 +61,7 @@ func TestResumeChecksTheRunsTemplate(t *testing.T) {
 		} {
 			t.Run(rs.name+"/"+st.name, func(t *testing.T) {
 				ctx := t.Context()
-				gA, gB := episodeGraphs(t)
+				gA, gB, _ := testgraph.Episode(t)
 				e := episodeExecutor(t, st.opts())
 				load := func() executor.Snapshot {
 					snap, err := e.States().Load(ctx, "ep")
@@ -140,9 +126,7 @@ func TestRunRecordKeepsItsGraph(t *testing.T) {
 	for _, rs := range resumers {
 		t.Run(rs.name, func(t *testing.T) {
 			ctx := t.Context()
-			gA, gB := episodeGraphs(t)
-			gA60, err := graph.Build(gA.Template(), 60)
-			require.NoError(t, err)
+			gA, gB, gA60 := testgraph.Episode(t)
 			e := episodeExecutor(t, executor.Options{})
 			fps := map[string]string{}
 			for _, tc := range []struct {
@@ -180,9 +164,7 @@ func TestResumeOfAnOlderRecordChecksItsDuration(t *testing.T) {
 	for _, rs := range resumers {
 		t.Run(rs.name, func(t *testing.T) {
 			ctx := t.Context()
-			gA, gB := episodeGraphs(t)
-			gA60, err := graph.Build(gA.Template(), 60)
-			require.NoError(t, err)
+			gA, gB, gA60 := testgraph.Episode(t)
 			e := episodeExecutor(t, executor.Options{})
 			rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "ep", Graph: gA})
 			require.ErrorIs(t, err, executor.ErrRunFailed)

@@ -11,6 +11,7 @@ import (
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/fake"
+	"github.com/regengraph/regen/internal/testgraph"
 )
 
 // The embedder's story on Postgres: Resume and RerunFailed of a run
@@ -22,15 +23,7 @@ import (
 // both are refused with ErrInvalidRequest alone. A record written before
 // layout 4, without it, is checked by its duration, as before.
 func TestResumeChecksTheRunsTemplate(t *testing.T) {
-	tA := graph.Template{Kinds: []graph.Kind{{Name: "transcript", PerSegment: true}}}
-	tB := graph.Template{Kinds: []graph.Kind{{Name: "transcript", PerSegment: true},
-		{Name: "subtitles", PerSegment: true, Deps: []graph.Dep{{Kind: "transcript", Scope: graph.ScopeSameSegment}}}}}
-	gA, err := graph.Build(tA, 30)
-	require.NoError(t, err)
-	gB, err := graph.Build(tB, 30)
-	require.NoError(t, err)
-	gA60, err := graph.Build(tA, 60)
-	require.NoError(t, err)
+	gA, gB, gA60 := testgraph.Episode(t)
 	for _, rs := range []struct {
 		name string
 		call func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string) (*executor.Run, error)

@@ -128,3 +128,25 @@ func LectureIDs(t testing.TB, seconds int) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// Episode returns an embedder's two templates of the same length, as
+// graphs: a, with transcripts only, and b, the same with subtitles added,
+// as a host that adds a kind has, both of 30 s; and a60, a of 60 s.
+func Episode(t testing.TB) (a, b, a60 *graph.Graph) {
+	t.Helper()
+	tA := graph.Template{Kinds: []graph.Kind{{Name: "transcript", PerSegment: true}}}
+	tB := graph.Template{Kinds: []graph.Kind{{Name: "transcript", PerSegment: true},
+		{Name: "subtitles", PerSegment: true, Deps: []graph.Dep{{Kind: "transcript", Scope: graph.ScopeSameSegment}}}}}
+	for _, x := range []struct {
+		g    **graph.Graph
+		t    graph.Template
+		secs int
+	}{{&a, tA, 30}, {&b, tB, 30}, {&a60, tA, 60}} {
+		g, err := graph.Build(x.t, x.secs)
+		if err != nil {
+			t.Fatalf("testgraph: episode: %v", err)
+		}
+		*x.g = g
+	}
+	return a, b, a60
+}
