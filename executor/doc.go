@@ -117,7 +117,7 @@
 // refuse a run still going on in the executor, or that another of them
 // is finishing. Both take the run's graph, built again from its template
 // and Record.Seconds: the run's [Record] keeps its graph's fingerprint
-// (Record.Graph), and another graph, of another template or duration, is
+// (Record.Graph, which [Fingerprint] computes), and another graph, of another template or duration, is
 // refused with [ErrInvalidRequest] alone; [ErrGraphReplaced] then means
 // only that the key's graph is another run's. A record written before
 // Record.Graph existed is checked by its duration. Every run leaves a

@@ -117,3 +117,40 @@ func Example_ownTemplate() {
 	// show-notes: upstream chapter:summary:segment[1], from chapter:transcript:segment[1] edited
 	// succeeded [chapter:summary:segment[1] chapter:summary:segment[2] chapter:transcript:segment[1] chapter:voice:segment[1] mix show-notes] <nil>
 }
+
+// A host that lets users change a lecture's length finds which length a
+// run was made with, to build its graph again for Resume, by comparing
+// the run's Record.Graph with the fingerprints of the lengths it offers.
+func ExampleFingerprint() {
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte(req.NodeID), Length: graph.SegmentLength}, nil
+	})
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	e, _ := executor.New(executor.Options{Generators: reg})
+	defer e.Close(context.Background())
+	ctx := context.Background()
+
+	made, _ := graph.Build(graph.Lecture(), 90)
+	rep, _ := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-7", Graph: made, RunID: "run-1"})
+
+	rec, _ := e.Runs().GetRun(ctx, rep.Record.ID)
+	for _, seconds := range []int{60, 90, 120} {
+		g, _ := graph.Build(graph.Lecture(), seconds)
+		if executor.Fingerprint(g) == rec.Graph {
+			fmt.Println("run-1 was made with", seconds, "s")
+			r, err := e.Resume(ctx, g, rec.ID)
+			if err != nil {
+				fmt.Println(err)
+				return
+			}
+			rep, err := r.Wait()
+			fmt.Println(rep.Record.Status, len(rep.Generated), err)
+		}
+	}
+	// Output:
+	// run-1 was made with 90 s
+	// succeeded 0 <nil>
+}

@@ -477,8 +477,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // Resume starts a run that finishes what run id left undone: it
 // regenerates the nodes of its graph that are not clean. Nodes committed
 // clean are never run again. g must be the run's graph, built again from
-// its template and Record.Seconds: a graph whose fingerprint is not the
-// one the run's record keeps (Record.Graph), of another template or
+// its template and Record.Seconds: a graph whose fingerprint
+// ([Fingerprint]) is not the one the run's record keeps (Record.Graph),
+// of another template or
 // duration, is refused with [ErrInvalidRequest] alone, before anything
 // is committed; a record written before Record.Graph existed is checked
 // by its duration only. A run still going on in this executor is refused
@@ -604,7 +605,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",
 			ErrInvalidRequest, what, id, rec.Seconds, secs)
 	}
-	if fp := fingerprint(g); rec.Graph != "" && fp != rec.Graph {
+	if fp := Fingerprint(g); rec.Graph != "" && fp != rec.Graph {
 		other := "another template" // the durations agree
 		if rec.Seconds == 0 {
 			other = "another template or duration"

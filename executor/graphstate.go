@@ -14,9 +14,10 @@ import (
 )
 
 // GraphStateID is the ID of the one state that the executor keeps for a
-// graph key beside its nodes' states: its InputHash is the fingerprint of
-// the graph of the key's newest run (its number of segments, and its
-// kinds with their dependencies), and its Status is clean. No node has
+// graph key beside its nodes' states: its InputHash is the fingerprint
+// ([Fingerprint]) of the graph of the key's newest run (its number of
+// segments, and its kinds with their dependencies), and its Status is
+// clean. No node has
 // this ID: a kind name cannot hold "~". A host that lists a snapshot's
 // states may skip it.
 //
@@ -49,11 +50,27 @@ import (
 // before, must not be committed into theirs.
 const GraphStateID = "~graph"
 
-// fingerprint identifies a graph's nodes and edges: its number of
-// segments and its kinds, in name order, each with its scope and its
-// dependencies in order. Batch keys and concurrency do not count, as they
-// change the plan, not the graph.
-func fingerprint(g *graph.Graph) string {
+// Fingerprint returns the fingerprint of g's nodes and edges, as the
+// executor records it in [Record].Graph and under [GraphStateID]: 64
+// lowercase hex digits, a SHA-256 of g's number of segments and of its
+// kinds, in name order, each with whether it is per segment and its
+// dependencies (kind and scope) in order. Batch keys, concurrency and the
+// order of the template's kinds do not count, as they change the plan,
+// not the graph. A host compares it with Record.Graph before it calls
+// [Executor.Resume] or [Executor.RerunFailed] (which refuse a graph with
+// another one), to find the template and length a run was made with.
+//
+// The same layout (segments, kinds, dependencies) has the same
+// fingerprint in every release and every process: the executor compares
+// it with fingerprints recorded by earlier releases, so a change of its
+// encoding would be a breaking change. It returns "" for a nil graph,
+// which no record holds (an empty Record.Graph is a record written
+// before the field existed). It is safe for concurrent use and costs
+// O(kinds + dependencies).
+func Fingerprint(g *graph.Graph) string {
+	if g == nil {
+		return ""
+	}
 	t := g.Template()
 	slices.SortFunc(t.Kinds, func(a, b graph.Kind) int { return cmp.Compare(a.Name, b.Name) })
 	b := make([]byte, 0, 256)

@@ -208,7 +208,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
 		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
-	r.fp, r.resume, r.of = fingerprint(r.g), of != "", of
+	r.fp, r.resume, r.of = Fingerprint(r.g), of != "", of
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
 	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }

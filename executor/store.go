@@ -231,11 +231,13 @@ type Record struct {
 	GraphKey string `json:"graphKey"`
 	// Seconds is the graph's duration, so the run can be resumed.
 	Seconds int `json:"seconds"`
-	// Graph is the fingerprint of the run's graph: its number of
-	// segments, and its template's kinds with their dependencies (batch
-	// keys and concurrency do not count), as [GraphStateID] records it.
-	// [Executor.Resume] and [Executor.RerunFailed] refuse a graph with
-	// another fingerprint. Hosts compare it only for equality. It is
+	// Graph is the fingerprint of the run's graph, [Fingerprint] of it:
+	// its number of segments, and its template's kinds with their
+	// dependencies (batch keys and concurrency do not count), as
+	// [GraphStateID] records it. [Executor.Resume] and
+	// [Executor.RerunFailed] refuse a graph with another fingerprint; a
+	// host compares it with Fingerprint of the graphs it can build, for
+	// equality only, to find the one to resume with. It is
 	// empty in records written before this field existed, which are
 	// checked by Seconds alone.
 	Graph string `json:"graph,omitempty"`
