@@ -626,6 +626,18 @@ const maxEditConflicts = 64
 // conflict Edit reloads and applies its own change again, up to 64 times.
 // It returns the graph's new version.
 //
+// g must be the key's graph: the graph of its newest run, whose
+// fingerprint ([Fingerprint]) the key's states keep under
+// [GraphStateID]. Another graph (a lecture of another length, another
+// template) is refused with [ErrInvalidRequest], and nothing is
+// committed: its nodes are not the key's. As for [Executor.Start], a
+// graph becomes the key's when a run of it starts: a host that changes
+// the lecture's length starts a run of the new graph, with the edits as
+// edited marks (RunRequest.Marks), which bump their revisions as Edit
+// does, or edits once that run has started. A key without states (never
+// run, or deleted), or whose states an executor older than GraphStateID
+// kept, takes any graph.
+//
 // The executor keeps no parameters, only their revision (Request.Rev):
 // the host keeps them, and its generators read them when called. Save the
 // new parameters before calling Edit, never after: a run in progress may
@@ -656,6 +668,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
+	fp := Fingerprint(g)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
@@ -663,6 +676,9 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		snap, err := e.opts.States.Load(ctx, graphKey)
 		if err != nil {
 			return 0, fmt.Errorf("edit: load %s: %w", quote(graphKey), err)
+		}
+		if err := editable(snap, fp); err != nil {
+			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}
 		if snap.States == nil { // a graph never committed
 			snap.States = make(map[string]dirty.State, len(nodes))

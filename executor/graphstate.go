@@ -126,6 +126,19 @@ func resumable(snap Snapshot, fp string) error {
 	return nil
 }
 
+// editable returns the error that refuses an Edit with the graph of
+// fingerprint fp when snap is what the store holds: nil unless the key's
+// graph is another. A key without a graph state (no states, or states
+// kept by an executor older than GraphStateID) takes any graph.
+func editable(snap Snapshot, fp string) error {
+	if st, ok := snap.States[GraphStateID]; ok && st.InputHash != fp {
+		return fmt.Errorf("%w: the graph given (fingerprint %s) is not the key's graph (%s, of its newest run): "+
+			"edit with the graph of the key's newest run (see Fingerprint and Record.Graph), or, to change the key's graph, "+
+			"start a run of the new graph with the edits as its edited marks", ErrInvalidRequest, short(fp), short(st.InputHash))
+	}
+	return nil
+}
+
 // graphState is the state that records fingerprint fp, for a new making
 // of the key's graph: its OutputHash is random (128 bits or more), so
 // that a run of an earlier making of the same graph (deleted, or

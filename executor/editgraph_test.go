@@ -1,0 +1,95 @@
+package executor_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
+)
+
+// Edit took any graph: given one that is not the key's (a 60 s lecture
+// for a key of a 120 s one, or another template), it committed states
+// for nodes the key's graph does not have, and bumped the key's version,
+// and the host learnt nothing of its mistake. It now refuses it with
+// ErrInvalidRequest, naming both fingerprints and what to do, and
+// commits nothing. The key's graph is the graph of its newest run, as
+// for Run: a key without states takes any graph, and a new graph (the
+// lecture made longer) is the key's once a run of it has started.
+func TestEditRefusesAGraphNotTheKeys(t *testing.T) {
+	build := func(tmpl graph.Template, seconds int) *graph.Graph {
+		t.Helper()
+		g, err := graph.Build(tmpl, seconds)
+		require.NoError(t, err)
+		return g
+	}
+	l60, l120, podcast := build(graph.Lecture(), 60), build(graph.Lecture(), 120), build(testgraph.Podcast(), 60)
+	const narration0, narration9 = "asset:narration:segment[0]", "asset:narration:segment[9]"
+	for _, tc := range []struct {
+		name  string
+		made  *graph.Graph // the graph run on the key first; nil for none
+		then  *graph.Graph // a graph run on the key next, or nil
+		reset bool         // the key's graph deleted before the edit
+		edit  *graph.Graph
+		node  string
+		want  string // a part of the refusal, or "" for an edit that goes through
+	}{
+		{name: "a shorter lecture, on a node both have", made: l120, edit: l60, node: narration0,
+			want: "is not the key's graph"},
+		{name: "a longer lecture, on a node only it has", made: l60, edit: l120, node: narration9,
+			want: "is not the key's graph"},
+		{name: "another template", made: l60, edit: podcast, node: "brief",
+			want: "start a run of the new graph"},
+		{name: "the graph of a run the key's newest replaced", made: l120, then: l60, edit: l120, node: narration9,
+			want: "is not the key's graph"},
+		{name: "the key's graph", made: l60, edit: l60, node: narration0},
+		{name: "the graph of the key's newest run", made: l120, then: l60, edit: l60, node: narration0},
+		{name: "a key without states", edit: l120, node: narration9},
+		{name: "a key whose graph was deleted", made: l60, reset: true, edit: l120, node: narration9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			e := lectureExecutor(t)
+			for _, g := range []*graph.Graph{tc.made, tc.then} {
+				if g != nil {
+					_, err := e.Run(ctx, executor.RunRequest{GraphKey: "l", Graph: g})
+					require.NoError(t, err)
+				}
+			}
+			if tc.reset {
+				_, err := e.States().(*executor.MemoryStore).DeleteGraph(ctx, "l")
+				require.NoError(t, err)
+			}
+			before, err := e.States().Load(ctx, "l")
+			require.NoError(t, err)
+
+			v, err := e.Edit(ctx, tc.edit, "l", tc.node)
+
+			after, lerr := e.States().Load(ctx, "l")
+			require.NoError(t, lerr)
+			if tc.want != "" {
+				require.ErrorIs(t, err, executor.ErrInvalidRequest)
+				assert.ErrorContains(t, err, tc.want)
+				assert.ErrorContains(t, err, executor.Fingerprint(tc.edit)[:12], "names the graph given")
+				assert.Zero(t, v)
+				assert.Empty(t, cmp.Diff(before, after), "the edit changed the stored states")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, before.Version+1, v)
+			st := after.States[tc.node]
+			assert.Equal(t, before.States[tc.node].Rev+1, st.Rev, "the edit's new revision")
+			assert.Equal(t, dirty.StatusDirty, st.Status)
+			// A run of the graph edited takes the edit.
+			rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "l", Graph: tc.edit})
+			require.NoError(t, err)
+			assert.Contains(t, rep.Generated, tc.node)
+			assert.Empty(t, rep.Dirty)
+		})
+	}
+}
