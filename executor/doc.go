@@ -116,8 +116,10 @@
 // Options.StoreTimeout. (A sink that may stall goes behind
 // progress.Buffered.) [Executor.Resume] regenerates what a run left
 // undone; [Executor.RerunFailed] forces its failed nodes again; both
-// refuse a run still going on in the executor, or that another of them
-// is finishing. Both take the run's graph, built again from its template
+// refuse a run still going on in the executor, and a run of a graph key
+// while another of them, of any run of the key (the same run, one of its
+// chain of resumes, or another), is starting or running: each makes the
+// key's nodes that are not clean. Both take the run's graph, built again from its template
 // and Record.Seconds: the run's [Record] keeps its graph's fingerprint
 // (Record.Graph, which [Fingerprint] computes), and another graph, of another template or duration, is
 // refused with [ErrInvalidRequest] alone; [ErrGraphReplaced] then means

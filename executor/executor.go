@@ -44,15 +44,20 @@ type Executor struct {
 	// live holds the IDs of the runs being started or running, so that
 	// two Starts with one ID at once cannot both pass the check of the
 	// RunStore, and a Resume of a run that is going on is refused.
-	// resuming holds, by the ID of a run that a Resume or RerunFailed
-	// finishes, the ID of that run while it is live, so that a second one
-	// is refused rather than pay the generators again. closed is set by
+	// finishing holds, by graph key, the Resume or RerunFailed of the key
+	// that is live: every one of a key finishes the same work, the key's
+	// nodes that are not clean, whichever of its runs it names (the same
+	// run, the run that resumed it, or another), so a second one is
+	// refused rather than pay the generators again. closed is set by
 	// Close.
-	startMu  sync.Mutex
-	live     map[string]bool
-	resuming map[string]string
-	closed   bool
+	startMu   sync.Mutex
+	live      map[string]bool
+	finishing map[string]finisher
+	closed    bool
 }
+
+// finisher is a live Resume or RerunFailed: run id, which finishes run of.
+type finisher struct{ id, of string }
 
 // New returns an executor. Options.Generators is required; every other
 // field has a default.
@@ -171,13 +176,13 @@ func (e *Executor) Close(ctx context.Context) error {
 	return e.calls.wait(ctx)
 }
 
-// begin counts a run that is starting, under ID id, unless the executor
-// is closed or id is live: a run ID names one run, its record, its
-// events and its stream. of is the ID of the run that it resumes (Resume,
-// RerunFailed), or "": a run that another live run already resumes is
-// refused. A run that ends, or fails to start, calls forget and then
-// e.runs.done.
-func (e *Executor) begin(id, of string) error {
+// begin counts a run of graph key that is starting, under ID id, unless
+// the executor is closed or id is live: a run ID names one run, its
+// record, its events and its stream. of is the ID of the run that it
+// resumes (Resume, RerunFailed), or "": a Resume or RerunFailed is
+// refused while another one of the key is live (see finishedLocked). A
+// run that ends, or fails to start, calls forget and then e.runs.done.
+func (e *Executor) begin(id, of, key string) error {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.closed {
@@ -187,37 +192,46 @@ func (e *Executor) begin(id, of string) error {
 		return fmt.Errorf("%w: RunRequest.RunID %s is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
 			ErrInvalidRequest, quote(id))
 	}
-	if err := e.resumedLocked(of); err != nil {
+	if err := e.finishedLocked(of, key); err != nil {
 		return err
 	}
 	if e.live == nil {
-		e.live, e.resuming = map[string]bool{}, map[string]string{}
+		e.live, e.finishing = map[string]bool{}, map[string]finisher{}
 	}
 	e.live[id] = true
 	if of != "" {
-		e.resuming[of] = id
+		e.finishing[key] = finisher{id: id, of: of}
 	}
 	e.runs.add()
 	return nil
 }
 
-// resumedLocked refuses run of, if another live run of this executor
-// already resumes it. Called with startMu held.
-func (e *Executor) resumedLocked(of string) error {
-	if by, ok := e.resuming[of]; ok && of != "" {
+// finishedLocked refuses a Resume or RerunFailed of run of, of graph
+// key, if another one of the key is live in this executor: it finishes
+// the same work, the key's nodes that are not clean, whether it resumes
+// the same run, a run of its chain (the run that resumed of, or that of
+// resumed) or another run of the key. It returns nil for of "" (a Start).
+// Called with startMu held.
+func (e *Executor) finishedLocked(of, key string) error {
+	f, ok := e.finishing[key]
+	switch {
+	case of == "" || !ok:
+		return nil
+	case f.of == of:
 		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is starting or running in this executor: wait for it to end, or cancel it first",
-			ErrInvalidRequest, of, by)
+			ErrInvalidRequest, of, f.id)
 	}
-	return nil
+	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is starting or running in this executor: each one of a graph key makes the same nodes, those not clean: wait for it to end, or cancel it first",
+		ErrInvalidRequest, of, f.id, f.of, quote(key))
 }
 
-// forget takes run id, which resumes run of (or "" for none), off the
-// live runs.
-func (e *Executor) forget(id, of string) {
+// forget takes run id, of graph key, which resumes run of (or "" for
+// none), off the live runs.
+func (e *Executor) forget(id, of, key string) {
 	e.startMu.Lock()
 	delete(e.live, id)
-	if of != "" && e.resuming[of] == id {
-		delete(e.resuming, of)
+	if of != "" && e.finishing[key].id == id {
+		delete(e.finishing, key)
 	}
 	e.startMu.Unlock()
 }
@@ -366,13 +380,13 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 	}
 	// From here the run counts for Close, and its ID is live: a Resume of
 	// it is refused while it starts too.
-	if err := e.begin(req.RunID, of); err != nil {
+	if err := e.begin(req.RunID, of, req.GraphKey); err != nil {
 		return nil, err
 	}
 	started := false
 	defer func() {
 		if !started {
-			e.forget(req.RunID, of)
+			e.forget(req.RunID, of, req.GraphKey)
 			e.runs.done()
 		}
 	}()
@@ -483,10 +497,13 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // duration, is refused with [ErrInvalidRequest] alone, before anything
 // is committed; a record written before Record.Graph existed is checked
 // by its duration only. A run still going on in this executor is refused
-// with ErrInvalidRequest too, and so is one that another Resume or
-// RerunFailed of this executor is finishing (a retry pressed twice would
-// pay for the nodes left twice); across processes, a host runs one run
-// at a time per graph key (see the package doc). A run recorded as still running, but
+// with ErrInvalidRequest too, and so is every run of its graph key while
+// another Resume or RerunFailed of the key is starting or running in this
+// executor, whichever run that one names: this run, the run that resumed
+// it, the run it resumed, or another run of the key. Each makes the same
+// nodes, the key's that are not clean (a retry pressed twice, or on two
+// runs of one chain, would pay for them twice). Across processes, a host
+// runs one run at a time per graph key (see the package doc). A run recorded as still running, but
 // not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted]. (A run
 // truly going on in another process then records its outcome over it
@@ -540,8 +557,9 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // the nodes that are not clean; a run recorded as still running, but not
 // going on here, was interrupted, and its record then says
 // [RunInterrupted], as with Resume. It is refused, as Resume is, when the
-// run's graph is no longer the key's, and while the run is going on or
-// being finished by another Resume or RerunFailed of this executor.
+// run's graph is no longer the key's, while the run is going on, and
+// while another Resume or RerunFailed of its graph key is starting or
+// running in this executor.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
@@ -592,7 +610,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	// record until after its last, so a record read while the run starts
 	// or runs is caught here.
 	e.startMu.Lock()
-	live, resumed := e.live[id], e.resumedLocked(id)
+	live, resumed := e.live[id], e.finishedLocked(id, rec.GraphKey)
 	e.startMu.Unlock()
 	if live {
 		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",

@@ -519,7 +519,7 @@ func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph,
 func (r *run) execute() {
 	defer r.e.runs.done() // after done: Close returns once Done is closed
 	defer close(r.handle.done)
-	defer r.e.forget(r.handle.id, r.of) // before done: a Resume after Wait finds it ended
+	defer r.e.forget(r.handle.id, r.of, r.key) // before done: a Resume after Wait finds it ended
 	defer r.handle.cancel(nil)
 	defer r.endStoreCalls() // before the cancel above, which would start the bound
 	for {

@@ -1,0 +1,84 @@
+package executor_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+)
+
+// A Resume or RerunFailed was refused while another one finished the same
+// run, but not along a chain: with Y the resume of X (cancelled), a
+// Resume of Y and a Resume of X could run at once, in either order, and
+// each paid its providers for the nodes X left. Every Resume and
+// RerunFailed of a graph key finishes the same work, the key's nodes that
+// are not clean: a second one of the key is now refused, with the error
+// of the same-run check, while the first starts or runs, whichever run of
+// the chain each names; once it ended, the others are taken again.
+func TestResumeRefusesTheChainOfARunBeingFinished(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		first string // "X" or "Y": the run the Resume that goes on finishes
+		then  string // the run of the second one, refused
+	}{
+		{name: "X while the resume of Y runs", first: "Y", then: "X"},
+		{name: "Y while a second resume of X runs", first: "X", then: "Y"},
+		// V, an earlier run of the key, left nothing: its resume would
+		// make the same nodes, those X left.
+		{name: "an earlier run of the key while the resume of Y runs", first: "Y", then: "V"},
+	} {
+		for _, first := range resumers {
+			for _, then := range resumers {
+				t.Run(tc.name+"/"+first.name+" then "+then.name, func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						ctx := context.Background()
+						l := newLab(t, 60)
+						e := l.executor(executor.Options{})
+						v, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+						require.NoError(t, err)
+						x, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+							Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}})
+						require.NoError(t, err)
+						time.Sleep(time.Second)
+						x.Cancel()
+						_, err = x.Wait()
+						require.ErrorIs(t, err, executor.ErrCancelled)
+						y, err := e.Resume(ctx, l.g, x.ID())
+						require.NoError(t, err)
+						time.Sleep(21 * time.Second) // the script is made; narrations run
+						y.Cancel()
+						_, err = y.Wait()
+						require.ErrorIs(t, err, executor.ErrCancelled)
+						ids := map[string]string{"V": v.Record.ID, "X": x.ID(), "Y": y.ID()}
+
+						running, err := first.call(e, ctx, l.g, ids[tc.first])
+						require.NoError(t, err)
+						time.Sleep(time.Second)
+						_, err = then.call(e, ctx, l.g, ids[tc.then])
+						require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second run would pay for the same nodes")
+						assert.ErrorContains(t, err, "already being finished by run "+running.ID())
+						_, err = e.Runs().GetRun(ctx, running.ID())
+						require.NoError(t, err)
+						recs, err := e.Runs().ListRuns(ctx, "lecture")
+						require.NoError(t, err)
+						assert.Len(t, recs, 4, "the refused one recorded no run")
+
+						_, err = running.Wait()
+						require.NoError(t, err)
+						l.requireAllClean()
+						again, err := then.call(e, ctx, l.g, ids[tc.then])
+						require.NoError(t, err, "the first one ended")
+						_, err = again.Wait()
+						require.NoError(t, err)
+					})
+				})
+			}
+		}
+	}
+}
