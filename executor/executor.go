@@ -159,10 +159,13 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 
 // Close shuts the executor down: it starts no run from then on (Start,
 // Run, Resume and RerunFailed return [ErrClosed]), and it waits until
-// every run it started has ended, its outcome recorded, and every
-// generator call it started has returned, including calls abandoned at a
-// timeout, a cancel or the end of a run; or until ctx ends, and then
-// returns ctx.Err(). It does not cancel the runs: cancel their contexts
+// every run it started has ended, its outcome recorded, every Resume and
+// RerunFailed under way has returned (with the record of the run it
+// resumed as interrupted, or with ErrClosed), and every generator call
+// it started has returned, including calls abandoned at a timeout, a
+// cancel or the end of a run; or until ctx ends, and then returns
+// ctx.Err(). Once it has returned nil, no run of the executor calls its
+// stores again, and the host may close them. It does not cancel the runs: cancel their contexts
 // (or [Run.Cancel]) first to stop them sooner, as a host does on
 // shutdown before it closes the stores' connections. Close may be called
 // again, for example with a longer ctx.
@@ -515,6 +518,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // For a record that keeps Record.Graph, ErrGraphReplaced says that the
 // key's graph is another run's, never that g is not the run's graph.
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
+	if err := e.enter("resume", id); err != nil {
+		return nil, err
+	}
+	defer e.runs.done()
 	rec, err := e.recordFor(ctx, g, id, "resume")
 	if err != nil {
 		return nil, err
@@ -561,6 +568,10 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // while another Resume or RerunFailed of its graph key is starting or
 // running in this executor.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
+	if err := e.enter("rerun failed nodes of", id); err != nil {
+		return nil, err
+	}
+	defer e.runs.done()
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
 		return nil, err
@@ -580,18 +591,27 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	return r, nil
 }
 
+// enter counts a Resume or RerunFailed of run id as a run for Close, from
+// its first store call (the read of the run's record) to its last (the
+// record of the run as interrupted), unless the executor is closed: so
+// Close, once it returns, leaves no such call behind. The caller calls
+// e.runs.done when it returns; its run counts for itself.
+func (e *Executor) enter(what, id string) error {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	if e.closed {
+		return fmt.Errorf("%w: it starts no run: %s run %s", ErrClosed, what, id)
+	}
+	e.runs.add()
+	return nil
+}
+
 // recordFor returns run id's record, checking that g is the run's graph:
 // that it has the fingerprint the record keeps, or, in a record written
 // before Record.Graph existed, the run's duration.
 func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what string) (Record, error) {
 	if g == nil {
 		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
-	}
-	e.startMu.Lock()
-	closed := e.closed
-	e.startMu.Unlock()
-	if closed {
-		return Record{}, fmt.Errorf("%w: it starts no run: %s run %s", ErrClosed, what, id)
 	}
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {
