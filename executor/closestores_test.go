@@ -15,20 +15,21 @@ import (
 
 // closeWatch wraps a lab's stores and records every call made after
 // Close returned, or still in flight then: a host closes its stores'
-// connections once Close returns. It can hold the nth GetRun of one run
-// ID until release is closed, and closes held when that call begins.
+// connections once Close returns. It can hold the nth call named hold
+// (such as "GetRun crashed") until release is closed, and closes held
+// when that call begins.
 type closeWatch struct {
 	states executor.StateStore
 	assets executor.AssetStore
 	runs   executor.RunStore
 
-	holdID  string
+	hold    string
 	holdNth int
 	held    chan struct{}
 	release chan struct{}
 
 	mu     sync.Mutex
-	gets   int
+	seen   int      // calls named hold
 	in     int      // calls in flight
 	closed bool     // Close returned
 	late   []string // calls in flight when Close returned, or made after
@@ -36,11 +37,20 @@ type closeWatch struct {
 
 func (w *closeWatch) enter(call string) func() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
 		w.late = append(w.late, call)
 	}
 	w.in++
+	hold := false
+	if call == w.hold {
+		w.seen++
+		hold = w.seen == w.holdNth
+	}
+	w.mu.Unlock()
+	if hold {
+		close(w.held)
+		<-w.release
+	}
 	return func() {
 		w.mu.Lock()
 		w.in--
@@ -66,17 +76,6 @@ func (w *closeWatch) lateCalls() []string {
 
 func (w *closeWatch) GetRun(ctx context.Context, id string) (executor.Record, error) {
 	defer w.enter("GetRun " + id)()
-	w.mu.Lock()
-	hold := false
-	if id == w.holdID {
-		w.gets++
-		hold = w.gets == w.holdNth
-	}
-	w.mu.Unlock()
-	if hold {
-		close(w.held)
-		<-w.release
-	}
 	return w.runs.GetRun(ctx, id)
 }
 
@@ -137,7 +136,7 @@ func TestCloseWaitsForAResumesStoreCalls(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				l := newLab(t, 30)
-				w := &closeWatch{states: l.states, assets: l.assets, runs: l.runs, holdID: "crashed",
+				w := &closeWatch{states: l.states, assets: l.assets, runs: l.runs, hold: "GetRun crashed",
 					holdNth: tc.holdNth, held: make(chan struct{}), release: make(chan struct{})}
 				e, err := executor.New(executor.Options{Generators: l.registry(l), States: w, Assets: w, Runs: w})
 				require.NoError(t, err)
@@ -176,6 +175,53 @@ func TestCloseWaitsForAResumesStoreCalls(t *testing.T) {
 					require.NoError(t, err)
 					assert.Equal(t, executor.RunInterrupted, rec.Status)
 				}
+				assert.Empty(t, w.lateCalls(), "store calls once Close returned")
+			})
+		})
+	}
+}
+
+// Edit and Plan went on calling the stores after Close: one under way
+// when Close was called made its calls after Close returned (a host's
+// request handler, still running at shutdown, hit the stores it had
+// closed), and one called after Close made them all. Close now waits
+// for those under way, and a closed executor refuses them with
+// ErrClosed, before any store call.
+func TestCloseWaitsForEditAndPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		call func(e *executor.Executor, l *lab) error
+	}{
+		{"Edit", func(e *executor.Executor, l *lab) error {
+			_, err := e.Edit(context.Background(), l.g, "lecture", "script")
+			return err
+		}},
+		{"Plan", func(e *executor.Executor, l *lab) error {
+			_, _, err := e.Plan(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				w := &closeWatch{states: l.states, assets: l.assets, runs: l.runs, hold: "Load lecture", holdNth: 1,
+					held: make(chan struct{}), release: make(chan struct{})}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: w, Assets: w, Runs: w})
+				require.NoError(t, err)
+				called := make(chan error, 1)
+				go func() { called <- tc.call(e, l) }()
+				<-w.held
+				closed := make(chan error, 1)
+				go func() {
+					err := e.Close(context.Background())
+					w.closeReturned()
+					closed <- err
+				}()
+				synctest.Wait() // Close returned, or waits for the call
+				close(w.release)
+				require.NoError(t, <-closed)
+				require.NoError(t, <-called, "a call under way when Close was called ends as it would have")
+				require.ErrorIs(t, tc.call(e, l), executor.ErrClosed, "a call after Close")
 				assert.Empty(t, w.lateCalls(), "store calls once Close returned")
 			})
 		})

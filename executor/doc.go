@@ -127,7 +127,10 @@
 // Record.Graph existed is checked by its duration. Every run leaves a
 // [Record] in the [RunStore]. On shutdown a host cancels its runs, then
 // calls [Executor.Close], which starts no run any more and waits for
-// those in flight to record their outcome, before it closes its stores.
+// those in flight to record their outcome, and for the Resume,
+// RerunFailed, Edit and Plan calls under way to return (later ones
+// return [ErrClosed]), before it closes its stores: the executor then
+// calls them no more.
 //
 // # Progress
 //

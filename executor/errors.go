@@ -28,8 +28,8 @@ var (
 	ErrInvalidOutput = errors.New("executor: invalid output")
 	// ErrInvalidRequest: a bad [RunRequest] or [Options] value.
 	ErrInvalidRequest = errors.New("executor: invalid request")
-	// ErrClosed: the executor was closed ([Executor.Close]) and starts no
-	// run.
+	// ErrClosed: the executor was closed ([Executor.Close]): it starts no
+	// run, and calls its stores no more (Edit and Plan).
 	ErrClosed = errors.New("executor: closed")
 	// ErrGraphReplaced: a run of another graph on the run's graph key (a
 	// lecture made longer or shorter, another template) started after it,

@@ -158,14 +158,15 @@ func (e *Executor) Assets() AssetStore { return e.opts.Assets }
 func (e *Executor) Runs() RunStore { return e.opts.Runs }
 
 // Close shuts the executor down: it starts no run from then on (Start,
-// Run, Resume and RerunFailed return [ErrClosed]), and it waits until
-// every run it started has ended, its outcome recorded, every Resume and
-// RerunFailed under way has returned (with the record of the run it
-// resumed as interrupted, or with ErrClosed), and every generator call
-// it started has returned, including calls abandoned at a timeout, a
-// cancel or the end of a run; or until ctx ends, and then returns
-// ctx.Err(). Once it has returned nil, no run of the executor calls its
-// stores again, and the host may close them. It does not cancel the runs: cancel their contexts
+// Run, Resume and RerunFailed return [ErrClosed]), nor calls its stores
+// (Edit and Plan return ErrClosed too), and it waits until every run it
+// started has ended, its outcome recorded, every Resume, RerunFailed,
+// Edit and Plan under way has returned (a Resume with the record of the
+// run it resumed as interrupted, or with ErrClosed), and every generator
+// call it started has returned, including calls abandoned at a timeout,
+// a cancel or the end of a run; or until ctx ends, and then returns
+// ctx.Err(). Once it has returned nil, the executor calls its stores no
+// more, and the host may close them. It does not cancel the runs: cancel their contexts
 // (or [Run.Cancel]) first to stop them sooner, as a host does on
 // shutdown before it closes the stores' connections. Close may be called
 // again, for example with a longer ctx.
@@ -460,7 +461,8 @@ func newRunID() string {
 // Plan returns the plan that a run of req would execute if it started
 // now, and the dirty set it comes from, which says why each node is in it
 // ([dirty.Set.Explain]), without committing or running anything: a
-// preview, such as "this edit regenerates 3 nodes". It loads the stored
+// preview, such as "this edit regenerates 3 nodes". A closed executor
+// returns [ErrClosed]. It loads the stored
 // states and checks the clean nodes' assets as [Executor.Start] does
 // (retrying a store's passing failure as it does), and returns its errors: an invalid request or mark, a store's error, or a
 // [*MissingGeneratorError]. req.RunID, TriggeredBy and Reason are not
@@ -476,6 +478,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 	if err := checkRequestField("RunRequest.GraphKey", req.GraphKey); err != nil {
 		return nil, nil, err
 	}
+	if !e.enter() {
+		return nil, nil, fmt.Errorf("%w: it calls its stores no more: plan a run of %s", ErrClosed, quote(req.GraphKey))
+	}
+	defer e.runs.done()
 	snap, err := e.load(ctx, "", req.GraphKey)
 	if err != nil {
 		return nil, nil, err
@@ -518,8 +524,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // For a record that keeps Record.Graph, ErrGraphReplaced says that the
 // key's graph is another run's, never that g is not the run's graph.
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
-	if err := e.enter("resume", id); err != nil {
-		return nil, err
+	if !e.enter() {
+		return nil, fmt.Errorf("%w: it starts no run: resume run %s", ErrClosed, id)
 	}
 	defer e.runs.done()
 	rec, err := e.recordFor(ctx, g, id, "resume")
@@ -568,8 +574,8 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // while another Resume or RerunFailed of its graph key is starting or
 // running in this executor.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
-	if err := e.enter("rerun failed nodes of", id); err != nil {
-		return nil, err
+	if !e.enter() {
+		return nil, fmt.Errorf("%w: it starts no run: rerun failed nodes of run %s", ErrClosed, id)
 	}
 	defer e.runs.done()
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
@@ -591,19 +597,21 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	return r, nil
 }
 
-// enter counts a Resume or RerunFailed of run id as a run for Close, from
-// its first store call (the read of the run's record) to its last (the
-// record of the run as interrupted), unless the executor is closed: so
-// Close, once it returns, leaves no such call behind. The caller calls
-// e.runs.done when it returns; its run counts for itself.
-func (e *Executor) enter(what, id string) error {
+// enter counts a call that calls the stores outside a run (Resume and
+// RerunFailed, from the read of the run's record to the record of the
+// run as interrupted; Edit; Plan) as a run for Close, unless the executor
+// is closed: it then returns false, and the caller returns ErrClosed
+// before any store call. So Close, once it returns, leaves no such call
+// behind. The caller calls e.runs.done when it returns; a run it starts
+// counts for itself.
+func (e *Executor) enter() bool {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.closed {
-		return fmt.Errorf("%w: it starts no run: %s run %s", ErrClosed, what, id)
+		return false
 	}
 	e.runs.add()
-	return nil
+	return true
 }
 
 // recordFor returns run id's record, checking that g is the run's graph:
@@ -662,7 +670,8 @@ const maxEditConflicts = 64
 // edited once. A run in progress that
 // is generating one of them will not keep its result. On a version
 // conflict Edit reloads and applies its own change again, up to 64 times.
-// It returns the graph's new version.
+// It returns the graph's new version. A closed executor returns
+// [ErrClosed] ([Executor.Close] waits for an Edit under way).
 //
 // g must be the key's graph: the graph of its newest run, whose
 // fingerprint ([Fingerprint]) the key's states keep under
@@ -706,6 +715,10 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 	slices.Sort(nodes)
 	nodes = slices.Compact(nodes)
+	if !e.enter() {
+		return 0, fmt.Errorf("%w: it calls its stores no more: edit %s", ErrClosed, quote(graphKey))
+	}
+	defer e.runs.done()
 	fp := Fingerprint(g)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
