@@ -1,7 +1,10 @@
 package executor_test
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
@@ -91,5 +94,50 @@ func TestEditRefusesAGraphNotTheKeys(t *testing.T) {
 			assert.Contains(t, rep.Generated, tc.node)
 			assert.Empty(t, rep.Dirty)
 		})
+	}
+}
+
+// An Edit of a deleted graph (which it takes, with any graph, as the key
+// has no graph then) left states without the key's graph state, which
+// Resume and RerunFailed took for a key kept by an executor older than
+// GraphStateID: a resume of a run of the deleted graph then went
+// through, and made that graph the key's again, over the edit of
+// another graph. A key without a graph state whose states hold no
+// result of a run (only edits) is now no run's graph: such a resume is
+// refused with ErrGraphDeleted, as it is before the edit.
+func TestResumeAfterAnEditOfADeletedGraphIsRefused(t *testing.T) {
+	podcast, err := graph.Build(testgraph.Podcast(), 30)
+	require.NoError(t, err)
+	for _, rs := range resumers {
+		for _, edit := range []struct {
+			name string
+			g    func(l *lab) *graph.Graph
+			node string
+		}{
+			{"with the deleted graph", func(l *lab) *graph.Graph { return l.g }, "script"},
+			{"with another template", func(*lab) *graph.Graph { return podcast }, "brief"},
+		} {
+			t.Run(rs.name+"/"+edit.name, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					ctx := context.Background()
+					l := newLab(t, 30)
+					l.set("asset:video:segment[1]", fail(executor.Permanent(errors.New("refused"))))
+					e := l.executor(executor.Options{})
+					rep, err := l.run(e)
+					require.ErrorIs(t, err, executor.ErrRunFailed)
+					l.set("asset:video:segment[1]", nil)
+					_, err = l.states.DeleteGraph(ctx, "lecture")
+					require.NoError(t, err)
+					_, err = e.Edit(ctx, edit.g(l), "lecture", edit.node)
+					require.NoError(t, err, "a deleted key takes any graph")
+					before := l.snapshot()
+
+					_, err = rs.call(e, ctx, l.g, rep.Record.ID)
+					require.ErrorIs(t, err, executor.ErrInvalidRequest)
+					require.ErrorIs(t, err, executor.ErrGraphDeleted)
+					assert.Equal(t, before, l.snapshot(), "a refused resume changed the states")
+				})
+			})
+		}
 	}
 }

@@ -683,7 +683,8 @@ const maxEditConflicts = 64
 // edited marks (RunRequest.Marks), which bump their revisions as Edit
 // does, or edits once that run has started. A key without states (never
 // run, or deleted), or whose states an executor older than GraphStateID
-// kept, takes any graph.
+// kept, takes any graph; an edit of a deleted graph does not make it the
+// key's again: a Resume of a run of it is still refused.
 //
 // The executor keeps no parameters, only their revision (Request.Rev):
 // the host keeps them, and its generators read them when called. Save the

@@ -111,19 +111,32 @@ func graphGone(snap Snapshot, fp, made string) error {
 
 // resumable returns the error that refuses a Resume or RerunFailed of a
 // run of the graph with fingerprint fp when snap is what the store holds:
-// nil unless the key's graph is another or was deleted (no states, at a
-// version past 0). A key with states but no graph state, as one kept by
-// an executor older than GraphStateID, counts as the run's.
+// nil unless the key's graph is another or was deleted (no graph state at
+// a version past 0, and no result of a run: no states, or only those of
+// edits since). A key with results but no graph state, as one kept by an
+// executor older than GraphStateID, counts as the run's.
 func resumable(snap Snapshot, fp string) error {
 	st, ok := snap.States[GraphStateID]
 	switch {
 	case ok && st.InputHash != fp:
 		return fmt.Errorf("%w: %w: the key's graph is now %s, not the run's %s: start a new run of this graph to make it the key's again",
 			ErrInvalidRequest, ErrGraphReplaced, short(st.InputHash), short(fp))
-	case !ok && snap.Version > 0 && len(snap.States) == 0:
+	case !ok && snap.Version > 0 && !hasResults(snap):
 		return fmt.Errorf("%w: %w: start a new run of this graph to make it again", ErrInvalidRequest, ErrGraphDeleted)
 	}
 	return nil
+}
+
+// hasResults reports whether some node state of snap holds a run's
+// result (an output hash): an Edit of a key that has none, as after a
+// DeleteGraph, writes states with none.
+func hasResults(snap Snapshot) bool {
+	for id, st := range snap.States {
+		if st.OutputHash != "" && id != GraphStateID {
+			return true
+		}
+	}
+	return false
 }
 
 // editable returns the error that refuses an Edit with the graph of
