@@ -44,8 +44,8 @@
 //     the run at its start and its outcome, the Load of the states and
 //     the check of the clean nodes' assets at its start (and in
 //     [Executor.Plan]), the read of the run's record by [Executor.Resume]
-//     and [Executor.RerunFailed], and so is a commit of states, which
-//     reloads first.
+//     and [Executor.RerunFailed], and so is a commit of states (a run's,
+//     or [Executor.Edit]'s, with its Load), which reloads first.
 //
 // The scheduling decisions live in the pure state machine of the
 // executor/schedule package; the runner here drives it with a pool of

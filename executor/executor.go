@@ -670,7 +670,12 @@ const maxEditConflicts = 64
 // edited once. A run in progress that
 // is generating one of them will not keep its result. On a version
 // conflict Edit reloads and applies its own change again, up to 64 times.
-// It returns the graph's new version. A closed executor returns
+// A store call that fails with an error that may pass (a lost
+// connection) is made again with backoff, as a run's are, up to 5 calls
+// in all, unless the error is wrapped in [Permanent] or ctx ends; after
+// a commit that failed so, Edit reloads first, and a commit that went
+// through, its reply lost, is not made again (the nodes get one new
+// revision). It returns the graph's new version. A closed executor returns
 // [ErrClosed] ([Executor.Close] waits for an Edit under way).
 //
 // g must be the key's graph: the graph of its newest run, whose
@@ -721,14 +726,31 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 	defer e.runs.done()
 	fp := Fingerprint(g)
+	var (
+		failures int
+		lost     []Change // the changes of a commit that failed, which may have gone through
+		lostAt   int64    // the version that commit expected
+	)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}
 		snap, err := e.opts.States.Load(ctx, graphKey)
 		if err != nil {
+			err = e.retryStore(ctx, "", err, "edit: load the states of", graphKey, func() (err error) {
+				snap, err = e.opts.States.Load(ctx, graphKey)
+				return err
+			})
+		}
+		if err != nil {
 			return 0, fmt.Errorf("edit: load %s: %w", quote(graphKey), err)
 		}
+		if lost != nil && snap.Version > lostAt && stored(snap, lost) {
+			// The commit went through, and only its reply was lost:
+			// committed again, the edit would get a second revision.
+			return lostAt + 1, nil
+		}
+		lost = nil
 		if err := editable(snap, fp); err != nil {
 			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}
@@ -749,6 +771,16 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
 		if errors.Is(err, ErrConflict) && try < maxEditConflicts {
 			continue
+		}
+		if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil {
+			// A lost connection: reload, to find whether the commit went
+			// through, and commit again if it did not.
+			failures++
+			lost, lostAt = changes, snap.Version
+			e.log.Warn("regen: commit of an edit failed, retrying", "graph", graphKey, "err", err)
+			if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+				continue
+			}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("edit: commit %s: %w", quote(graphKey), err)
