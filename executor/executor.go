@@ -502,27 +502,28 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // clean are never run again. g must be the run's graph, built again from
 // its template and Record.Seconds: a graph whose fingerprint
 // ([Fingerprint]) is not the one the run's record keeps (Record.Graph),
-// of another template or
-// duration, is refused with [ErrInvalidRequest] alone, before anything
-// is committed; a record written before Record.Graph existed is checked
-// by its duration only. A run still going on in this executor is refused
-// with ErrInvalidRequest too, and so is every run of its graph key while
-// another Resume or RerunFailed of the key is starting or running in this
-// executor, whichever run that one names: this run, the run that resumed
-// it, the run it resumed, or another run of the key. Each makes the same
-// nodes, the key's that are not clean (a retry pressed twice, or on two
-// runs of one chain, would pay for them twice). Across processes, a host
-// runs one run at a time per graph key (see the package doc). A run recorded as still running, but
-// not going on here, was interrupted (its process crashed): once the
+// of another template or duration, is refused with [ErrInvalidRequest]
+// alone, before anything is committed; a record written before
+// Record.Graph existed is checked by its duration only. A run still
+// going on in this executor is refused with ErrInvalidRequest too, and
+// so is every run of its graph key while another Resume or RerunFailed
+// of the key is starting or running in this executor, whichever run that
+// one names: this run, the run that resumed it, the run it resumed, or
+// another run of the key. Each makes the same nodes, the key's that are
+// not clean (a retry pressed twice, or on two runs of one chain, would
+// pay for them twice). Across processes, a host runs one run at a time
+// per graph key (see the package doc). A run recorded as still running,
+// but not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted]. (A run
 // truly going on in another process then records its outcome over it
 // when it ends.) A run whose graph is no longer the key's, as a run of
 // another graph started since or the graph was deleted, is refused with
 // [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
-// resume would make the older graph the key's again (see [GraphStateID]);
-// a run started with [Executor.Start] does that, if the host means to.
-// For a record that keeps Record.Graph, ErrGraphReplaced says that the
-// key's graph is another run's, never that g is not the run's graph.
+// resume would make the older graph the key's again (see
+// [GraphStateID]); a run started with [Executor.Start] does that, if the
+// host means to. For a record that keeps Record.Graph, ErrGraphReplaced
+// says that the key's graph is another run's, never that g is not the
+// run's graph.
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
 	if !e.enter() {
 		return nil, fmt.Errorf("%w: it starts no run: resume run %s", ErrClosed, id)
@@ -656,7 +657,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		if rec.Seconds == 0 {
 			other = "another template or duration"
 		}
-		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %s than this one (fingerprint %s, not %s): build the run's graph again from its template and Record.Seconds",
+		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %s than this one (fingerprint %s, not %s): build the run's graph again from its template and Record.Seconds, the one whose Fingerprint is Record.Graph",
 			ErrInvalidRequest, what, id, other, short(rec.Graph), short(fp))
 	}
 	return rec, nil

@@ -70,6 +70,15 @@ func TestFingerprint(t *testing.T) {
 		}
 		assert.Empty(t, executor.Fingerprint(nil), "a nil graph")
 	})
+	t.Run("Resume's refusal says how to find the graph", func(t *testing.T) {
+		e := lectureExecutor(t)
+		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: "l", Graph: lecture60})
+		require.NoError(t, err)
+		other := build(testgraph.Podcast(), 60)
+		_, err = e.Resume(t.Context(), other, rep.Record.ID)
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, "the one whose Fingerprint is Record.Graph")
+	})
 	t.Run("what records hold", func(t *testing.T) {
 		e := lectureExecutor(t)
 		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: "l", Graph: lecture60})
