@@ -28,8 +28,17 @@ type Request struct {
 	// Attempt counts from 1.
 	Attempt int
 	// IdempotencyKey is stable for the same graph, node and inputs:
-	// "<graph key>/<node ID>/<input hash>". Pass it to a provider that
-	// deduplicates requests, so a retried attempt is not billed twice.
+	// "<graph key>/<node ID>/<input hash>/<making>", where making tells
+	// one making of the key's graph from the next (a graph deleted and
+	// made again, whose revisions start again from 0, gets new keys). It
+	// is the same for every attempt of the node, in this run and in a
+	// resume, and for a later run of the same inputs. A node made again
+	// from the same inputs because it was forced (another take), or
+	// because its stored output was lost, gets a key of its own, ending
+	// in "/after-<16 hex digits>" that name the output it replaces, so
+	// that a provider that deduplicates makes a new output rather than
+	// return the old one. Pass it to a provider that deduplicates
+	// requests, so a retried attempt is not billed twice.
 	IdempotencyKey string
 	// Progress reports node-level progress to the run's events. It is
 	// never nil and is safe for concurrent use. Notes sent after Generate

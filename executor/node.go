@@ -147,16 +147,40 @@ func (r *run) hashInputs(j *job) {
 	for _, d := range j.deps {
 		hashes = append(hashes, d.hash)
 	}
-	// One string holds both: the input hash is the key's tail.
-	var buf [192]byte
+	// One string holds both: the input hash is within the key.
+	var buf [256]byte
 	b := append(buf[:0], r.key...)
 	b = append(b, '/')
 	b = append(b, j.id...)
 	b = append(b, '/')
 	prefix := len(b)
 	b = dirty.AppendInputHash(b, j.prev.Rev, hashes)
+	end := len(b)
+	b = appendTake(b, r.made, j.prev)
 	j.idem = string(b)
-	j.in = j.idem[prefix:]
+	j.in = j.idem[prefix:end]
+}
+
+// appendTake appends to an idempotency key what tells this making of a
+// node from the others made from the same inputs: made, the token of the
+// making of the key's graph (see GraphStateID), so that a graph deleted
+// and made again, whose revisions start again from 0, gets new keys; and,
+// for a node whose stored output was disowned (forced, or its asset lost:
+// its state forgot its inputs but keeps its output), the output it
+// replaces, so that a provider that deduplicates makes another take
+// instead of returning the one replaced. Both are stored before the node
+// runs, so the key is the same for every attempt, and on a resume.
+func appendTake(b []byte, made string, prev dirty.State) []byte {
+	if made != "" {
+		b = append(b, '/')
+		b = append(b, made...)
+	}
+	if prev.InputHash == "" && prev.OutputHash != "" {
+		sum := sha256.Sum256([]byte(prev.OutputHash))
+		b = append(b, "/after-"...)
+		b = hex.AppendEncode(b, sum[:8])
+	}
+	return b
 }
 
 // load reads the dependencies' assets for the node's request.

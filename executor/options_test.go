@@ -266,6 +266,69 @@ func TestForcedRegeneratesEvenIfUnchanged(t *testing.T) {
 	})
 }
 
+// TestIdempotencyKeyTakes: a provider that deduplicates by the
+// idempotency key must make another take of a forced node, and of a
+// graph deleted and made again (whose revisions start again from 0),
+// and must get the same key for every attempt of one making, so that a
+// retry is not billed twice.
+func TestIdempotencyKeyTakes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		var keys, scripts []string // of the music's and the script's attempts, in order
+		failNext := false
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if req.NodeID == "script" {
+				l.mu.Lock()
+				scripts = append(scripts, req.IdempotencyKey)
+				l.mu.Unlock()
+			}
+			if req.NodeID == "asset:music" {
+				l.mu.Lock()
+				keys = append(keys, req.IdempotencyKey)
+				fail := failNext
+				failNext = false
+				l.mu.Unlock()
+				if fail {
+					return executor.Asset{}, errors.New("provider hiccup")
+				}
+				// A take of its own: a provider that deduplicates would
+				// return the take of the first request with the key.
+				return executor.Asset{Data: []byte(req.IdempotencyKey)}, nil
+			}
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(executor.Options{Generators: l.registry(gen)})
+		forced := dirty.Mark{ID: "asset:music", Reason: dirty.ReasonForced}
+
+		_, err := l.run(e)
+		require.NoError(t, err)
+		_, err = l.run(e, forced) // another take
+		require.NoError(t, err)
+		l.mu.Lock()
+		failNext = true
+		l.mu.Unlock()
+		_, err = l.run(e, forced) // another again, whose first attempt fails
+		require.NoError(t, err)
+		require.Len(t, keys, 4)
+		assert.NotEqual(t, keys[0], keys[1], "a forced node must not repeat the key of the take it replaces")
+		assert.NotEqual(t, keys[1], keys[2], "a second force must not repeat the first's key")
+		assert.NotEqual(t, keys[0], keys[2])
+		assert.Equal(t, keys[2], keys[3], "a retry repeats its attempt's key")
+		assert.Contains(t, keys[1], "/after-")
+
+		// The script's key holds for runs of one making of the graph; a
+		// graph deleted and made again gets new keys, though its
+		// revisions, and so its input hashes, start again from 0.
+		first := scripts[0]
+		_, err = l.states.DeleteGraph(context.Background(), "lecture")
+		require.NoError(t, err)
+		_, err = l.run(e)
+		require.NoError(t, err)
+		require.Len(t, scripts, 2)
+		assert.NotEqual(t, first, scripts[1], "a graph made again must not repeat the keys of the deleted one")
+	})
+}
+
 func TestIdempotencyKeyAndDeps(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
@@ -288,7 +351,8 @@ func TestIdempotencyKeyAndDeps(t *testing.T) {
 		assert.Equal(t, snap.States["asset:image:segment[2]"].OutputHash, v.Deps[1].Asset.Hash)
 		assert.Equal(t, defaultData(seen["asset:image:segment[2]"]), v.Deps[1].Asset.Data)
 		in := snap.States["asset:video:segment[2]"].InputHash
-		assert.Equal(t, "lecture/asset:video:segment[2]/"+in, v.IdempotencyKey)
+		making := snap.States[executor.GraphStateID].OutputHash
+		assert.Equal(t, "lecture/asset:video:segment[2]/"+in+"/"+making, v.IdempotencyKey)
 		assert.Equal(t, 1, v.Attempt)
 		tl := seen["timeline"]
 		assert.Len(t, tl.Deps, 2*3+1)
