@@ -113,7 +113,12 @@ type Outcome struct {
 // Generate, within the cap on singles (see Options.Workers). It returns one
 // outcome per request, in order. A node that fails in the batch is
 // retried alone with Generate; the others are kept. A panic fails the
-// whole call, and every node is then retried alone.
+// whole call, and every node is then retried alone. The kind's Timeout
+// bounds the whole call: at its end the call's context ends, and the
+// call has a grace of a tenth of the timeout, at most a second, to return
+// what it has made, which is kept, while each node cut short (its outcome
+// the context's error) is retried alone, as timed out. A call that does
+// not return in its grace is abandoned, and all its nodes retried alone.
 type BatchGenerator interface {
 	Generator
 	GenerateBatch(ctx context.Context, reqs []Request) []Outcome

@@ -456,7 +456,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if r.callAt != nil {
 			r.callAt[j.step.Node].Store(now.UnixNano())
 		}
-		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, j.wg, j); cause != nil {
+		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, 0, j.wg, j); cause != nil {
 			c.release()
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
@@ -705,7 +705,8 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
-	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), jobs[idx[0]].ko.Timeout, wg, rescueFunc(func(err error) bool {
+	timeout := jobs[idx[0]].ko.Timeout
+	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, nil, err))
 	})); cause != nil {
 		return cancelAll(cause)
@@ -729,6 +730,16 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	}
 	if !r.watch.end(c) {
 		return nil, false
+	}
+	if r.watch.timedOut(c) {
+		// The call returned in its grace, after its timeout: the
+		// outcomes it made are kept, and those its context's end cut
+		// short are timeouts, retried alone.
+		for k := range outs {
+			if e := outs[k].Err; errors.Is(e, context.DeadlineExceeded) || errors.Is(e, context.Canceled) {
+				outs[k].Err = &TimeoutError{Timeout: timeout}
+			}
+		}
 	}
 	return finish(outs, checks, err), true
 }

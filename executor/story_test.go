@@ -979,3 +979,94 @@ func TestStoryAppliedCommitDoesNotUndoALaterForce(t *testing.T) {
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
+
+// slowOne is a bulk generator for images, honouring its context, in which
+// one image takes far longer than the others: at the end of the call's
+// context it returns what it has made, and its context's error for the
+// slow one. ignore makes it ignore its context instead, returning only
+// after the slow image is done.
+type slowOne struct {
+	*lab
+	slow   string
+	ignore bool
+}
+
+func (b *slowOne) GenerateBatch(ctx context.Context, reqs []executor.Request) []executor.Outcome {
+	out := make([]executor.Outcome, len(reqs))
+	b.mu.Lock()
+	for _, r := range reqs {
+		b.calls[r.NodeID]++
+	}
+	b.mu.Unlock()
+	for i, r := range reqs {
+		out[i].Asset = executor.Asset{Data: defaultData(r)}
+		if r.NodeID != b.slow {
+			continue
+		}
+		if b.ignore {
+			time.Sleep(time.Hour)
+			continue
+		}
+		select {
+		case <-time.After(time.Hour):
+		case <-ctx.Done():
+			out[i] = executor.Outcome{Err: ctx.Err()}
+		}
+	}
+	return out
+}
+
+// TestStoryBulkTimeoutKeepsFinishedOutcomes: one slow image in a bulk call
+// that honours its context does not throw its batch's finished images
+// away at the kind's timeout, to be made (and billed) again one by one:
+// the call's context ends, the call returns in its grace, the finished
+// images are kept, and the slow one alone is retried, as timed out. A
+// bulk call that ignores its context is still abandoned after its grace,
+// and every node of it retried alone.
+func TestStoryBulkTimeoutKeepsFinishedOutcomes(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprint("ignore=", ignore), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				slow := "asset:image:segment[1]"
+				b := &slowOne{lab: l, slow: slow, ignore: ignore}
+				reg := l.registry(l)
+				reg[graph.KindImage] = b
+				e := l.executor(executor.Options{Generators: reg, Kinds: map[string]executor.KindOptions{
+					graph.KindImage: {Timeout: time.Minute},
+				}})
+				rep, err := l.run(e)
+				require.NoError(t, err)
+				assert.Len(t, rep.Generated, l.g.Len())
+				l.mu.Lock()
+				defer l.mu.Unlock()
+				// Each image was in the bulk call; the slow one was then
+				// retried alone with Generate (the lab's, which is quick).
+				assert.Equal(t, 2, l.calls[slow], "the bulk call, then one alone")
+				for _, id := range ids(l, graph.KindImage, 0, 2) {
+					if ignore {
+						assert.Equal(t, 2, l.calls[id], "%s: abandoned with its call, then retried alone", id)
+					} else {
+						assert.Equal(t, 1, l.calls[id], "%s: kept from the bulk call, not made again", id)
+					}
+				}
+				var retries []string
+				for _, ev := range l.events {
+					if ev.Type == progress.NodeRetrying {
+						retries = append(retries, ev.Node+": "+ev.Error)
+					}
+				}
+				want := []string{slow + ": executor: attempt timed out after 1m0s"}
+				if ignore {
+					want = sorted(ids(l, graph.KindImage, 0, 1, 2)...)
+					for i := range want {
+						want[i] += ": executor: attempt timed out after 1m0s"
+					}
+					slices.Sort(retries)
+				}
+				assert.Equal(t, want, retries)
+				l.requireAllClean()
+			})
+		})
+	}
+}

@@ -94,8 +94,15 @@ type inflight struct {
 	timeout  time.Duration
 	deadline time.Time
 	index    int // in the watch's heap; -1 when out
-	state    atomic.Uint64
-	begun    uint64 // the state word of the call under way
+	// grace is how long the call may still take to return once its
+	// context is cancelled at its timeout, before it is abandoned: a bulk
+	// call's (see bulkGrace), so that the outcomes it has made are kept.
+	// graced says that it is in its grace. Guarded by the watch's mu
+	// while the call is in its heap.
+	grace  time.Duration
+	graced bool
+	state  atomic.Uint64
+	begun  uint64 // the state word of the call under way
 	// wg is the group of the goroutine making the call; a rescuer takes
 	// its place in it.
 	wg *sync.WaitGroup
@@ -163,12 +170,14 @@ func (h *callHeap) Pop() any {
 }
 
 // begin registers c, a call that the calling goroutine, a member of wg, is
-// about to make at now, with ctx, new and zero, as its context. c is new,
-// or a worker's inflight whose last call returned. Once the run is
-// cancelled it refuses the call and returns the run's cause: the caller
-// must not make it, so that nothing starts after a cancel.
-func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout time.Duration, wg *sync.WaitGroup, r rescuer) error {
+// about to make at now, with ctx, new and zero, as its context, and with
+// grace (see inflight.grace). c is new, or a worker's inflight whose last
+// call returned. Once the run is cancelled it refuses the call and
+// returns the run's cause: the caller must not make it, so that nothing
+// starts after a cancel.
+func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grace time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
+	c.grace, c.graced = grace, false
 	ctx.parent, ctx.deadline = w.r.ctx, c.deadline
 	c.ctx = ctx
 	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
@@ -221,16 +230,27 @@ func (w *watch) end(c *inflight) bool {
 	return true
 }
 
-// fire abandons the calls past their deadline and re-arms the timer for
-// the earliest one left. The timer is not re-armed when a call ends, so it
-// may fire early; it then just re-arms.
+// fire abandons the calls past their deadline, after their grace for
+// those that have one, and re-arms the timer for the earliest one left.
+// The timer is not re-armed when a call ends, so it may fire early; it
+// then just re-arms.
 func (w *watch) fire() {
 	now := time.Now()
 	var late []lateCall
+	var graced []*attemptCtx
 	w.mu.Lock()
 	for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
 		c := heap.Pop(&w.calls).(*inflight)
-		late = append(late, lateCall{c, c.state.Load(), c.timeout})
+		word := c.state.Load()
+		if c.grace > 0 && !c.graced && word&callStateMask == callRunning {
+			// Timed out: its context ends now, and it may still return
+			// what it has made within its grace.
+			c.graced, c.deadline = true, now.Add(c.grace)
+			heap.Push(&w.calls, c)
+			graced = append(graced, c.ctx)
+			continue
+		}
+		late = append(late, lateCall{c, word, c.timeout})
 	}
 	if len(w.calls) > 0 && w.timer != nil {
 		w.armed = w.calls[0].deadline
@@ -239,9 +259,26 @@ func (w *watch) fire() {
 		w.armed = now.Add(365 * 24 * time.Hour)
 	}
 	w.mu.Unlock()
+	for _, ctx := range graced {
+		ctx.cancel(context.DeadlineExceeded)
+	}
 	for _, l := range late {
 		w.abandon(l, &TimeoutError{Timeout: l.timeout}, context.DeadlineExceeded)
 	}
+}
+
+// bulkGrace is the grace of a bulk call with timeout (see inflight.grace):
+// a tenth of it, at most a second.
+func bulkGrace(timeout time.Duration) time.Duration {
+	return min(timeout/10, time.Second)
+}
+
+// timedOut reports whether c, a call that returned, was in its grace:
+// it timed out.
+func (w *watch) timedOut(c *inflight) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return c.graced
 }
 
 // cancelAll abandons every call in flight with the run's cause; begin
