@@ -451,7 +451,7 @@ func TestOpsConcurrentRuns(t *testing.T) {
 				p := newProvider()
 				e := newExecutor(t, s, p.registry())
 				for _, id := range edited {
-					_, err := e.Edit(t.Context(), build(t, 60), key, id)
+					_, err := e.Edit(t.Context(), build(t, tc.seconds[1]), key, id)
 					require.NoError(t, err)
 				}
 			}
