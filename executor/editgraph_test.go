@@ -141,3 +141,20 @@ func TestResumeAfterAnEditOfADeletedGraphIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// Edit with no node IDs committed an empty change: it bumped the key's
+// version, which made every run of the key reload, and edited nothing.
+// It is refused, and changes nothing.
+func TestEditWithoutNodesIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		before := l.snapshot()
+		_, err = e.Edit(context.Background(), l.g, "lecture")
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, `no node ID given: name the nodes whose parameters changed, such as "script"`)
+		assert.Empty(t, cmp.Diff(before, l.snapshot()))
+	})
+}

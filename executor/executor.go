@@ -668,7 +668,8 @@ const maxEditConflicts = 64
 
 // Edit records that the parameters of the given nodes changed: each gets
 // a new revision and becomes dirty, in one commit; a node named twice is
-// edited once. A run in progress that
+// edited once, and an Edit that names none is refused with
+// [ErrInvalidRequest]. A run in progress that
 // is generating one of them will not keep its result. On a version
 // conflict Edit reloads and applies its own change again, up to 64 times.
 // A store call that fails with an error that may pass (a lost
@@ -711,6 +712,10 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	}
 	if err := checkRequestField("edit: the graph key", graphKey); err != nil {
 		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, fmt.Errorf("%w: edit %s: no node ID given: name the nodes whose parameters changed, such as %q",
+			ErrInvalidRequest, quote(graphKey), g.NodeID(0))
 	}
 	nodes := make([]graph.Node, len(ids))
 	for i, id := range ids {
