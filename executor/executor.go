@@ -524,7 +524,14 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // host means to. For a record that keeps Record.Graph, ErrGraphReplaced
 // says that the key's graph is another run's, never that g is not the
 // run's graph.
-func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
+//
+// opts, at most one, names the new run and says who started it and why
+// (see [ResumeOptions]); by default its TriggeredBy is the resumed run's.
+func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
+	o, err := oneResumeOptions(opts, "resume", id)
+	if err != nil {
+		return nil, err
+	}
 	if !e.enter() {
 		return nil, fmt.Errorf("%w: it starts no run: resume run %s", ErrClosed, id)
 	}
@@ -533,8 +540,7 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string) (*Run,
 	if err != nil {
 		return nil, err
 	}
-	r, err := e.start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, TriggeredBy: rec.TriggeredBy,
-		Reason: "resume of run " + id}, id)
+	r, err := e.start(ctx, o.request(rec, g, nil, "resume of run "+id), id)
 	if err != nil {
 		return nil, err
 	}
@@ -573,8 +579,12 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // [RunInterrupted], as with Resume. It is refused, as Resume is, when the
 // run's graph is no longer the key's, while the run is going on, and
 // while another Resume or RerunFailed of its graph key is starting or
-// running in this executor.
-func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (*Run, error) {
+// running in this executor. opts are as for Resume.
+func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
+	o, err := oneResumeOptions(opts, "rerun failed nodes of", id)
+	if err != nil {
+		return nil, err
+	}
 	if !e.enter() {
 		return nil, fmt.Errorf("%w: it starts no run: rerun failed nodes of run %s", ErrClosed, id)
 	}
@@ -587,8 +597,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 	for i, n := range rec.Failed {
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
 	}
-	r, err := e.start(ctx, RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks,
-		TriggeredBy: rec.TriggeredBy, Reason: "rerun of the failed nodes of run " + id}, id)
+	r, err := e.start(ctx, o.request(rec, g, marks, "rerun of the failed nodes of run "+id), id)
 	if err != nil {
 		return nil, err
 	}
@@ -596,6 +605,49 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string) (
 		e.markInterrupted(ctx, id, r.ID())
 	}
 	return r, nil
+}
+
+// ResumeOptions tunes the run that [Executor.Resume] or
+// [Executor.RerunFailed] starts, for its record and its events, as the
+// fields of the same names of [RunRequest] do. The zero value of each
+// field gives its default.
+type ResumeOptions struct {
+	// RunID is the new run's ID, checked as RunRequest.RunID is.
+	// Default: a random one.
+	RunID string
+	// TriggeredBy is who started the new run: the user who pressed
+	// "retry", say. Default: the resumed run's TriggeredBy.
+	TriggeredBy string
+	// Reason is why. Default: "resume of run <ID>", or "rerun of the
+	// failed nodes of run <ID>", naming the run it finishes.
+	Reason string
+}
+
+// oneResumeOptions returns the one ResumeOptions of opts, or the zero
+// value for none; more than one is refused.
+func oneResumeOptions(opts []ResumeOptions, what, id string) (ResumeOptions, error) {
+	switch len(opts) {
+	case 0:
+		return ResumeOptions{}, nil
+	case 1:
+		return opts[0], nil
+	}
+	return ResumeOptions{}, fmt.Errorf("%w: %s run %s: %d ResumeOptions given: give at most one",
+		ErrInvalidRequest, what, quote(id), len(opts))
+}
+
+// request returns the request of a run that finishes rec's, with marks,
+// reason being the default Reason.
+func (o ResumeOptions) request(rec Record, g *graph.Graph, marks []dirty.Mark, reason string) RunRequest {
+	req := RunRequest{GraphKey: rec.GraphKey, Graph: g, Marks: marks, RunID: o.RunID,
+		TriggeredBy: o.TriggeredBy, Reason: o.Reason}
+	if req.TriggeredBy == "" {
+		req.TriggeredBy = rec.TriggeredBy
+	}
+	if req.Reason == "" {
+		req.Reason = reason
+	}
+	return req
 }
 
 // enter counts a call that calls the stores outside a run (Resume and

@@ -34,7 +34,7 @@ func episodeExecutor(t *testing.T, opts executor.Options) *executor.Executor {
 // run's graph alike.
 var resumers = []struct {
 	name string
-	call func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string) (*executor.Run, error)
+	call func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string, opts ...executor.ResumeOptions) (*executor.Run, error)
 }{
 	{"Resume", (*executor.Executor).Resume},
 	{"RerunFailed", (*executor.Executor).RerunFailed},

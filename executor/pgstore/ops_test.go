@@ -320,7 +320,7 @@ func TestOpsCrashedProcessIsResumed(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	for _, tc := range []struct {
 		name   string
-		finish func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string) (*executor.Run, error)
+		finish func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string, opts ...executor.ResumeOptions) (*executor.Run, error)
 	}{
 		{"Resume", (*executor.Executor).Resume},
 		{"RerunFailed", (*executor.Executor).RerunFailed},

@@ -26,7 +26,7 @@ func TestResumeChecksTheRunsTemplate(t *testing.T) {
 	gA, gB, gA60 := testgraph.Episode(t)
 	for _, rs := range []struct {
 		name string
-		call func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string) (*executor.Run, error)
+		call func(e *executor.Executor, ctx context.Context, g *graph.Graph, id string, opts ...executor.ResumeOptions) (*executor.Run, error)
 	}{
 		{"Resume", (*executor.Executor).Resume},
 		{"RerunFailed", (*executor.Executor).RerunFailed},
