@@ -197,7 +197,10 @@ type Options struct {
 	Rates map[string]Rate
 	// Limits caps the generator calls in flight of a batch key across all
 	// the runs of the executor, for a provider's concurrency quota; each
-	// run also keeps to its plan's concurrency for the key. A node of a
+	// run also keeps to its plan's concurrency for the key, and runs at
+	// most the limit of its nodes at once when that is lower (so that a
+	// bulk call gets as many nodes as the limit allows, not what is left
+	// of a slot the limit has no room for). A node of a
 	// bulk call counts as one call, and a bulk call takes no more nodes
 	// than the limit. A call waits for room before its attempt's timeout
 	// starts, holding its worker and its run's slot. A call abandoned at

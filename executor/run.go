@@ -557,7 +557,7 @@ func (r *run) execute() {
 // round runs one plan to its end with a pool of workers.
 func (r *run) round() {
 	opts := &r.e.opts
-	m, err := schedule.New(r.plan, schedule.Config{Mode: opts.Mode, Workers: opts.Workers, Rates: opts.Rates})
+	m, err := schedule.New(r.plan, schedule.Config{Mode: opts.Mode, Workers: opts.Workers, Rates: opts.Rates, Caps: opts.Limits})
 	if err != nil {
 		// Options were validated in New; this is a programming error.
 		panic("executor: " + err.Error())

@@ -49,6 +49,12 @@ type Config struct {
 	Workers int
 	// Rates limits starts per batch key. Default: none.
 	Rates map[string]Rate
+	// Caps lowers batch keys' concurrency: a key with a cap below its
+	// concurrency runs at most that many of its nodes at once, as a
+	// host's cap on a provider's calls in flight (the executor's
+	// Options.Limits) allows, so that no node starts only to wait for
+	// room. A cap of a key the plan has not is ignored. Default: none.
+	Caps map[string]int
 }
 
 // ErrInvalidConfig is wrapped by the errors of [New].
@@ -209,6 +215,19 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 			return nil, fmt.Errorf("%w: rate for batch key %q is %d per %v: want at least 1 start per positive period", ErrInvalidConfig, key, r.Starts, r.Per)
 		}
 	}
+	capKeys := make([]string, 0, len(c.Caps))
+	for key := range c.Caps {
+		capKeys = append(capKeys, key)
+	}
+	slices.Sort(capKeys)
+	for _, key := range capKeys {
+		if key == "" {
+			return nil, fmt.Errorf("%w: a cap for the empty batch key: caps apply to batch keys, and singles have none", ErrInvalidConfig)
+		}
+		if n := c.Caps[key]; n < 1 {
+			return nil, fmt.Errorf("%w: cap for batch key %q is %d: want at least 1", ErrInvalidConfig, key, n)
+		}
+	}
 	g := p.Graph
 	nodes := p.Nodes()
 	for k, n := range nodes {
@@ -284,6 +303,9 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		}
 	}
 	for ki := range m.keys {
+		if n, ok := c.Caps[m.keys[ki].name]; ok && ki > 0 {
+			m.keys[ki].limit = min(m.keys[ki].limit, n)
+		}
 		// The window of start times grows with the starts, up to
 		// r.Starts: a large Starts costs nothing up front.
 		if r, ok := c.Rates[m.keys[ki].name]; ok && ki > 0 {

@@ -571,6 +571,14 @@ func TestConfigErrors(t *testing.T) {
 		{name: "good rate for a key the plan does not use", p: edit, c: schedule.Config{Rates: map[string]schedule.Rate{"asset:image": {Starts: 1, Per: time.Second}}}},
 		{name: "huge rate", p: p, c: schedule.Config{Rates: map[string]schedule.Rate{"asset:image": {Starts: math.MaxInt, Per: time.Hour}}}},
 		{name: "staged with a cap", p: p, c: schedule.Config{Mode: schedule.Staged, Workers: 1}},
+		{name: "zero cap", p: p, c: schedule.Config{Caps: map[string]int{"asset:image": 0}},
+			want: `schedule: invalid config: cap for batch key "asset:image" is 0: want at least 1`},
+		{name: "first bad cap in key order", p: p, c: schedule.Config{Caps: map[string]int{"asset:video": -2, "asset:image": -1}},
+			want: `schedule: invalid config: cap for batch key "asset:image" is -1: want at least 1`},
+		{name: "cap of the empty batch key", p: p, c: schedule.Config{Caps: map[string]int{"": 1}},
+			want: "schedule: invalid config: a cap for the empty batch key: caps apply to batch keys, and singles have none"},
+		{name: "cap of a key the plan does not use", p: edit, c: schedule.Config{Caps: map[string]int{"asset:image": 1}}},
+		{name: "cap above the concurrency", p: p, c: schedule.Config{Caps: map[string]int{"asset:image": math.MaxInt}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

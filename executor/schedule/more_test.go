@@ -82,6 +82,21 @@ func TestMore(t *testing.T) {
 			},
 		},
 		{
+			name: "a cap below the key's concurrency",
+			tm:   lecture, secs: 60,
+			cfg: schedule.Config{Caps: map[string]int{graph.KindNarration: 3, graph.KindImage: 9, "other": 1}},
+			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+			},
+			batches: [][]string{
+				{"asset:narration:segment[0]", "asset:narration:segment[1]", "asset:narration:segment[2]"},
+				{"asset:image:segment[0]", "asset:image:segment[1]", "asset:image:segment[2]", "asset:image:segment[3]", "asset:image:segment[4]"},
+				{"asset:music"},
+				nil,
+			},
+		},
+		{
 			name: "the rate",
 			tm:   lecture, secs: 60,
 			cfg: schedule.Config{Rates: map[string]schedule.Rate{graph.KindNarration: {Starts: 2, Per: time.Minute}}},
