@@ -275,7 +275,7 @@ func TestIdempotencyKeyTakes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		var keys, scripts []string // of the music's and the script's attempts, in order
-		failNext := false
+		failNext, hang := false, false
 		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
 			if req.NodeID == "script" {
 				l.mu.Lock()
@@ -285,11 +285,15 @@ func TestIdempotencyKeyTakes(t *testing.T) {
 			if req.NodeID == "asset:music" {
 				l.mu.Lock()
 				keys = append(keys, req.IdempotencyKey)
-				fail := failNext
-				failNext = false
+				fail, wait := failNext, hang
+				failNext, hang = false, false
 				l.mu.Unlock()
 				if fail {
 					return executor.Asset{}, errors.New("provider hiccup")
+				}
+				if wait {
+					<-ctx.Done() // until the run is cancelled
+					return executor.Asset{}, ctx.Err()
 				}
 				// A take of its own: a provider that deduplicates would
 				// return the take of the first request with the key.
@@ -315,6 +319,27 @@ func TestIdempotencyKeyTakes(t *testing.T) {
 		assert.NotEqual(t, keys[0], keys[2])
 		assert.Equal(t, keys[2], keys[3], "a retry repeats its attempt's key")
 		assert.Contains(t, keys[1], "/after-")
+
+		// A forced run cancelled in the call, then resumed (as after a
+		// crash): the resume's call repeats the interrupted call's key,
+		// so a provider that deduplicates bills it once.
+		l.mu.Lock()
+		hang = true
+		l.mu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g, Marks: []dirty.Mark{forced}})
+		require.NoError(t, err)
+		synctest.Wait()
+		cancel()
+		rep, err := r.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		r, err = e.Resume(context.Background(), l.g, rep.Record.ID)
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.NoError(t, err)
+		require.Len(t, keys, 6)
+		assert.Equal(t, keys[4], keys[5], "a resume repeats the interrupted call's key")
+		assert.NotEqual(t, keys[3], keys[4], "a third force must not repeat the second's key")
 
 		// The script's key holds for runs of one making of the graph; a
 		// graph deleted and made again gets new keys, though its
