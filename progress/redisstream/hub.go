@@ -508,13 +508,19 @@ const maxRetryDelay = 2 * time.Second
 
 // wait decides what to do about err: the reader's own errors and Redis's
 // permanent ones are returned; transient ones are counted, logged once per
-// outage, and waited out. It returns context.Cause(ctx) if ctx ends.
+// outage, and waited out. It returns context.Cause(ctx) if ctx ends, and
+// ErrClosed once the Stream is closed, so that Close ends a reader that
+// retries an outage (whose client the host may then close, which would
+// fail every try).
 func (b *backoff) wait(ctx context.Context, err error) error {
 	if de := (*deliverError)(nil); errors.As(err, &de) {
 		return de.err
 	}
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
+	}
+	if b.s.ctx.Err() != nil {
+		return ErrClosed
 	}
 	if !retryable(err) {
 		return err
@@ -530,6 +536,8 @@ func (b *backoff) wait(ctx context.Context, err error) error {
 	case <-t.C:
 	case <-ctx.Done():
 		return context.Cause(ctx)
+	case <-b.s.ctx.Done():
+		return ErrClosed
 	}
 	b.delay = min(2*b.delay, maxRetryDelay)
 	return nil
