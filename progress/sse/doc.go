@@ -26,7 +26,9 @@
 // X-Accel-Buffering no (so nginx does not buffer it). It opens with a
 // retry field, then writes each event as "id: <seq>" and "data: <JSON>"
 // and flushes it. While no event comes, a comment line keeps the
-// connection open about every 15 s.
+// connection open about every 15 s. A HEAD request (which net/http's
+// ServeMux routes to a GET pattern) gets the headers that its GET would
+// get, or the same refusal or 204, and no body.
 //
 // Each write (an event or a comment, with its flush) has a deadline of
 // its own, [HandlerOptions].WriteTimeout (30 s by default), in place of

@@ -124,7 +124,8 @@ type HandlerStats struct {
 	// event or are being looked up.
 	Active int
 	// Served counts the requests served under MaxStreams since creation:
-	// the streams opened, and the requests answered 204 No Content.
+	// the streams opened, the requests answered 204 No Content, and the
+	// HEAD requests answered with a stream's headers.
 	Served uint64
 	// Rejected counts the requests refused with 503 by MaxStreams.
 	Rejected uint64
@@ -234,7 +235,10 @@ var (
 	errStopReplay = errors.New("sse: stop replay")
 )
 
-// ServeHTTP serves one stream. The resume point is the Last-Event-ID
+// ServeHTTP serves one stream. A HEAD request is answered as its GET
+// would be, with the stream's headers (or the GET's refusal, or its 204)
+// and no body, at once: it reads no event. Other methods than GET and
+// HEAD get 405. The resume point is the Last-Event-ID
 // header, or for a first connect the lastEventId query parameter; a
 // malformed one gets 400. It returns when the client goes away, when a
 // write fails or exceeds WriteTimeout, after the final event if
@@ -244,8 +248,8 @@ var (
 // Unwrap method) could never deliver an event: the request gets 500, and
 // the handler logs an error.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
 		httpError(w, http.StatusMethodNotAllowed, "sse: method "+r.Method+" not allowed; use GET")
 		return
 	}
@@ -305,6 +309,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if r.Method == http.MethodHead {
+		// The stream's headers, without waiting for or reading an event.
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 
 	rc := http.NewResponseController(w)
 	// A server's WriteTimeout must not cut a long-lived stream: each write
@@ -330,10 +340,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// open starts the response: its header, the keep-alive timer and the
 	// retry field.
 	open := func() error {
-		hdr := w.Header()
-		hdr.Set("Content-Type", "text/event-stream")
-		hdr.Set("Cache-Control", "no-cache")
-		hdr.Set("X-Accel-Buffering", "no")
+		setStreamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		// The keep-alive is a timer, not a goroutine per stream: it fires
 		// only after KeepAlive of silence, and every write pushes it back.
@@ -422,6 +429,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.logger.Warn("sse: stream ended by its source", "runId", runID, "error", err)
 	}
+}
+
+// setStreamHeaders sets the header of an event stream's response.
+func setStreamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
 }
 
 // tail writes the run's events after after to s until ctx ends, a write

@@ -338,7 +338,7 @@ func TestHandlerMethodNotAllowed(t *testing.T) {
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
-	assert.Equal(t, "GET", resp.Header.Get("Allow"))
+	assert.Equal(t, "GET, HEAD", resp.Header.Get("Allow"))
 }
 
 func TestNewHandlerRejectsBadOptions(t *testing.T) {
