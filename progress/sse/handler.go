@@ -335,7 +335,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logger.Warn("sse: cannot set a write deadline; the connection is likely gone", "runId", runID, "error", err)
 		return
 	}
-	s := &stream{w: w, rc: rc, keepAlive: h.keepAlive, writeTimeout: h.writeTimeout, deadlines: deadlines}
+	s := &stream{w: w, rc: rc, keepAlive: h.keepAlive, writeTimeout: h.writeTimeout, deadlines: deadlines, http1: r.ProtoMajor == 1}
 	defer s.close() // no write reaches w once ServeHTTP returns
 	// open starts the response: its header, the keep-alive timer and the
 	// retry field.
@@ -698,6 +698,7 @@ type stream struct {
 	keepAlive    time.Duration
 	writeTimeout time.Duration
 	deadlines    bool // each write sets a deadline of writeTimeout
+	http1        bool // HTTP/1.x: net/http writes the response's end after ServeHTTP
 	err          error
 }
 
@@ -750,7 +751,15 @@ func (s *stream) fail(err error) error {
 }
 
 // close stops the keep-alive timer and makes later writes fail, so that a
-// timer callback running late never touches the finished response.
+// timer callback running late never touches the finished response. Over
+// HTTP/1.x it sets a last write deadline, of writeTimeout: net/http writes
+// the end of the response (a stream's last chunk, or the header of a 204)
+// after ServeHTTP returns, and with the server's own deadline cleared for
+// the stream, that write to a client that has stopped reading would block
+// for good, keeping the connection and its goroutine. (net/http clears
+// the deadline once the response is done, before it reads the next
+// request on the connection. HTTP/2 ends a stream with a frame that flow
+// control does not hold back.)
 func (s *stream) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -759,6 +768,9 @@ func (s *stream) close() {
 	}
 	if s.err == nil {
 		s.err = errStreamClosed
+	}
+	if s.http1 {
+		_ = s.setDeadline(time.Now().Add(s.writeTimeout))
 	}
 }
 
