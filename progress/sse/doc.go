@@ -54,7 +54,9 @@
 // stream stays open after the run's final event; with
 // [HandlerOptions].CloseOnFinal it ends after it, and a client that
 // reconnects having seen the final event (or with an ID past it) gets 204
-// No Content, which stops EventSource's reconnecting. With CloseOnFinal
+// No Content, which stops EventSource's reconnecting (each 204 says
+// Cache-Control no-store, as it answers one request's last event ID, so
+// that no cache gives it to another). With CloseOnFinal
 // too, a client whose ID is ahead of a run still going (or not started)
 // waits; if the run ends below its ID, its response ends there (or is
 // that 204, if it had not opened), and its reconnect gets 204. (If the

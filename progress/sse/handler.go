@@ -306,7 +306,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	ended, empty, from, unsure, unsureEmpty := h.probe(ctx, runID, after)
 	if ended {
-		w.WriteHeader(http.StatusNoContent)
+		noContent(w)
 		return
 	}
 	if r.Method == http.MethodHead {
@@ -385,7 +385,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(context.Cause(ctx), errEmptyRun), errors.Is(err, errFinal):
 			// No event in time, or the run's first events were at or
 			// below the client's last event ID, and ended the run.
-			w.WriteHeader(http.StatusNoContent)
+			noContent(w)
 			return
 		case r.Context().Err() == nil:
 			// The source failed before the run's first event: an event
@@ -775,6 +775,14 @@ func (s *stream) close() {
 }
 
 var errStreamClosed = errors.New("sse: stream closed")
+
+// noContent answers 204 No Content, which stops EventSource. It answers
+// this request's Last-Event-ID, or the moment, so no cache may store it
+// for another request: a 204 is cacheable by default (RFC 9110, 15.3.5).
+func noContent(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
 
 func httpError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
