@@ -44,3 +44,34 @@ func TestCloseEndsATailRetryingAnOutage(t *testing.T) {
 		})
 	}
 }
+
+// A duration written without its unit (HistoryPoll: 5, meaning seconds)
+// is nanoseconds. New refuses one below a millisecond, as it refuses
+// such a BlockTime: before, HistoryPoll 5ns made the shared reader of
+// each run with readers read the History (a host's database) at each of
+// its reads, about ten times a second where the default is once in 5s,
+// and about a thousand times a second for a run beyond MaxBlockingReads;
+// and RetryDelay 100ns made each reader's first retries of an outage
+// come back to back.
+func TestNewRefusesSubMillisecondDurations(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer client.Close()
+	tests := []struct {
+		name string
+		opts redisstream.Options
+		want string
+	}{
+		{"HistoryPoll", redisstream.Options{HistoryPoll: 5}, "HistoryPoll 5ns is below 1ms"},
+		{"RetryDelay", redisstream.Options{RetryDelay: 100}, "RetryDelay 100ns is below 1ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := redisstream.New(client, tt.opts)
+			if err == nil {
+				s.Close()
+			}
+			assert.ErrorIs(t, err, redisstream.ErrInvalidOptions)
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
+}

@@ -98,7 +98,8 @@ type Options struct {
 	// Redis itself until it catches up. Default: 1024.
 	HubBuffer int
 	// RetryDelay is the first pause after a failed read; it doubles up to
-	// 2s while Redis stays unreachable. Default: 100ms.
+	// 2s while Redis stays unreachable. It must be at least 1ms.
+	// Default: 100ms.
 	RetryDelay time.Duration
 	// HistoryPoll is how often the reading goroutine of a run with readers
 	// reads the History for events the stream does not have, until the
@@ -110,7 +111,7 @@ type Options struct {
 	// while it polls, its XREAD blocks no longer than until the next poll.
 	// Events after a gap in the History wait one more poll, so that Redis
 	// may deliver the missing ones first. It applies only with a History.
-	// Default: 5s.
+	// It must be at least 1ms. Default: 5s.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
 	// XREAD at once, each holding a pooled connection of the client while
@@ -289,6 +290,16 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	}
 	if opts.BlockTime > 0 && opts.BlockTime < time.Millisecond {
 		return nil, fmt.Errorf("%w: BlockTime %v is below Redis's resolution of 1ms", ErrInvalidOptions, opts.BlockTime)
+	}
+	for _, o := range []struct {
+		name  string
+		value time.Duration
+	}{{"HistoryPoll", opts.HistoryPoll}, {"RetryDelay", opts.RetryDelay}} {
+		// Most likely a number without its unit (5, meant as 5s): a poll
+		// of the History, or a retry of Redis, a few nanoseconds apart.
+		if o.value > 0 && o.value < time.Millisecond {
+			return nil, fmt.Errorf("%w: %s %v is below 1ms; give a duration with its unit (5 * time.Second, not 5)", ErrInvalidOptions, o.name, o.value)
+		}
 	}
 	if opts.FinishedTTL > 0 && opts.FinishedTTL < time.Second {
 		return nil, fmt.Errorf("%w: FinishedTTL %v is below 1s", ErrInvalidOptions, opts.FinishedTTL)
