@@ -47,7 +47,8 @@ type HandlerOptions struct {
 	Authorize func(r *http.Request) (runID string, err error)
 	// KeepAlive is how long a stream may stay silent before the handler
 	// writes a comment line, so that proxies and browsers keep it open.
-	// Default: 15s.
+	// It must be at least 1ms, as must Retry, a positive WriteTimeout and
+	// EmptyRunTimeout. Default: 15s.
 	KeepAlive time.Duration
 	// Retry is the reconnection delay sent to the client in a retry field
 	// when the stream opens. Default: 3s.
@@ -180,6 +181,19 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 			ErrInvalidOptions, opts.KeepAlive, opts.Retry, opts.MaxStreams)
 	case opts.EmptyRunTimeout < 0:
 		return nil, fmt.Errorf("%w: EmptyRunTimeout is %v; it must be 0 (no bound) or positive", ErrInvalidOptions, opts.EmptyRunTimeout)
+	}
+	for _, o := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"KeepAlive", opts.KeepAlive}, {"Retry", opts.Retry},
+		{"WriteTimeout", opts.WriteTimeout}, {"EmptyRunTimeout", opts.EmptyRunTimeout},
+	} {
+		// Most likely a number without its unit (15, meant as 15s): a
+		// keep-alive comment written back to back, every write timed out.
+		if o.value > 0 && o.value < time.Millisecond {
+			return nil, fmt.Errorf("%w: %s %v is below 1ms; give a duration with its unit (15 * time.Second, not 15)", ErrInvalidOptions, o.name, o.value)
+		}
 	}
 	h := &Handler{
 		src:          src,
