@@ -82,8 +82,12 @@ type Options struct {
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
-	// expired or Redis restarted without persistence. Default: nil, and
-	// such events are skipped (counted in Stats.Skipped).
+	// expired or Redis restarted without persistence. A History that
+	// fails (its database restarts) does not end a Tail: the reader
+	// follows the stream, waits with backoff only for a gap that the
+	// History alone can fill, and the run's shared reader reads the
+	// History again at its next poll. Default: nil, and such events are
+	// skipped (counted in Stats.Skipped).
 	History progress.History
 	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
 	// blocked read when its context is cancelled, so this is the longest a
@@ -631,7 +635,9 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // Tail delivers the events of runID with Seq > after, then live events
 // until ctx ends; see progress.Source. It survives Redis outages: reads
 // are retried with backoff, and on reconnecting the reader continues from
-// the last Seq it delivered, filling any gap from the History. It returns
+// the last Seq it delivered, filling any gap from the History; and
+// outages of the History, which it waits out only for a gap that the
+// History alone can fill (see Options.History). It returns
 // promptly when ctx ends; a blocked XREAD left behind belongs to the
 // run's shared reading goroutine, which exits within BlockTime once the
 // run has no readers. A reader that has delivered the run's final event,
@@ -652,7 +658,11 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	}
 	defer s.removeReader(r)
 	t := &tail{s: s, runID: runID, r: r, b: s.newBackoff(), pos: after}
-	t.cur = progress.NewCursor(runID, after, s.history, func(e progress.Event) error {
+	var hist progress.History
+	if s.history != nil {
+		hist = markedHistory{s.history}
+	}
+	t.cur = progress.NewCursor(runID, after, hist, func(e progress.Event) error {
 		if err := fn(e); err != nil {
 			return err
 		}
@@ -761,15 +771,59 @@ type tail struct {
 // to a gap only: Redis, behind a Buffered, may yet deliver what the
 // History lacks, and the run's shared reader passes over a gap that lasts
 // (see pollHistory).
+//
+// A History that fails here is passed over (counted in Stats.ReadErrors
+// and logged): what it holds beyond the stream, the run's shared reader
+// reads at its next poll, so that a reader follows the stream while the
+// History is down, rather than end.
 func (t *tail) fill(ctx context.Context) error {
 	if t.s.history == nil || t.cur.Final() {
 		return nil
 	}
 	if err := t.cur.FillContiguous(ctx); err != nil {
-		return fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
+		if !isHistoryError(err) || ctx.Err() != nil {
+			return fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
+		}
+		t.s.historyFailed(t.runID, err)
 	}
 	t.pos = max(t.pos, t.cur.Last())
 	return nil
+}
+
+// historyFailed counts and logs a failure of the History that a reader
+// passes over.
+func (s *Stream) historyFailed(runID string, err error) {
+	s.readErrors.Add(1)
+	s.logger.Warn("redisstream: the history failed; following the stream without it", "run", runID, "error", err)
+}
+
+// historyError is a failure of the History, which a reader waits out with
+// backoff, as a failure of Redis, or passes over where the stream may
+// have what it needs.
+type historyError struct{ err error }
+
+func (e *historyError) Error() string { return e.err.Error() }
+func (e *historyError) Unwrap() error { return e.err }
+
+func isHistoryError(err error) bool {
+	var he *historyError
+	return errors.As(err, &he)
+}
+
+// markedHistory is the History as a reader's Cursor reads it: its errors
+// are historyErrors, which the Cursor wraps with "history:".
+type markedHistory struct{ progress.History }
+
+func (h markedHistory) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	var fnErr error
+	err := h.History.Replay(ctx, runID, after, func(e progress.Event) error {
+		fnErr = fn(e)
+		return fnErr
+	})
+	if err != nil && (fnErr == nil || !errors.Is(err, fnErr)) {
+		return &historyError{err}
+	}
+	return err
 }
 
 // follow delivers the run's events from its shared reader h, which the
@@ -834,11 +888,23 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			}
 			continue
 		}
+		var failed error
 		for _, e := range buf {
 			if err := t.cur.Deliver(ctx, e); err != nil {
-				return err
+				if !isHistoryError(err) {
+					return err
+				}
+				failed = err // filling a gap: wait for the History
+				break
 			}
 		}
+		if failed != nil {
+			if err := t.b.wait(ctx, failed); err != nil {
+				return err
+			}
+			continue
+		}
+		t.b.reset()
 		n := len(buf) // at most followBatch: the window may hold more
 		if cap(buf) > followBatch {
 			buf = nil // an idle reader holds no large buffer
@@ -858,9 +924,16 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 // so that a reader at pos has nothing more to receive, and the ID (as a
 // Seq) of the stream's newest entry, 0 if it has none. It costs one
 // lookup: see LastEvent.
+//
+// If the History fails, the stream's answer stands: the run's shared
+// reader, which the reader then follows, polls the History for the end
+// of a run that only the History holds.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
 	e, top, ok, err := s.lastEvent(ctx, runID)
-	if err != nil {
+	switch {
+	case isHistoryError(err) && ctx.Err() == nil:
+		s.historyFailed(runID, err)
+	case err != nil:
 		return false, 0, err
 	}
 	return ok && e.Type.Final() && e.Seq <= pos, top, nil
@@ -895,14 +968,14 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 		return progress.Event{}, false, ErrClosed
 	}
 	e, _, ok, err := s.lastEvent(ctx, runID)
-	if de := (*deliverError)(nil); errors.As(err, &de) {
-		err = de.err
+	if err != nil {
+		return progress.Event{}, false, err
 	}
-	return e, ok, err
+	return e, ok, nil
 }
 
-// lastEvent is LastEvent, with the History's error in a deliverError,
-// which the readers' retry loops return instead of retrying. It also
+// lastEvent is LastEvent, with the History's error in a historyError,
+// returned with the stream's answer (see endedBy). It also
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
 func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
@@ -947,7 +1020,8 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 	h, ok, err := progress.LastArchived(ctx, s.history, runID, last.Seq)
 	switch {
 	case err != nil:
-		return progress.Event{}, 0, false, &deliverError{fmt.Errorf("redisstream: last event %q: history: %w", runID, err)}
+		// With the stream's answer, which endedBy keeps.
+		return last, top, last.Seq != 0, &historyError{fmt.Errorf("redisstream: last event %q: history: %w", runID, err)}
 	case ok:
 		return h, top, true, nil
 	}
@@ -986,14 +1060,19 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 			continue
 		}
 		if err := cur.Deliver(ctx, e); err != nil {
+			if isHistoryError(err) {
+				// Filling a gap: a Tail waits for the History with
+				// backoff, and reads the page again.
+				return pos, false, err
+			}
 			return pos, false, &deliverError{err}
 		}
 	}
 	return pos, int64(len(msgs)) < s.pageSize, nil
 }
 
-// deliverError carries the reader's own error (its callback's, or the
-// History's) through the retry loops, which must not retry it.
+// deliverError carries the reader's own error (its callback's) through
+// the retry loops, which must not retry it.
 type deliverError struct{ err error }
 
 func (e *deliverError) Error() string { return e.err.Error() }
