@@ -106,6 +106,7 @@ type Buffered struct {
 	head       uint64        // the number of queue[0]
 	inflightAt uint64        // the number of the batch's first event
 	inflight   int           // the size of the batch in flight, 0 if none
+	batch      []Event       // the batch in flight, while inflight > 0; the worker's, read under mu only
 	progress   chan struct{} // closed and replaced when the oldest unsettled event moves
 	stats      BufferedStats
 }
@@ -263,6 +264,53 @@ func (b *Buffered) Close(ctx context.Context) error {
 	}
 }
 
+// LastEvent returns the newest event of runID that the Buffered was
+// given: the downstream sink's answer, if it implements
+// [LastEventReader], unless an event of the run still waits in the
+// Buffered's queue, or is being handed downstream, with a higher Seq:
+// that one wins, since the sink does not hold it yet. If the sink does
+// not implement LastEventReader, or answers [ErrUnsupported], so does
+// LastEvent, whatever waits; a sink's error is returned, prefixed with
+// "buffered sink:". A waiting event counts even if the sink then fails
+// to take it (it goes to the Fallback) or the queue drops it. It costs
+// the sink's lookup and a scan of the events waiting. LastEvent
+// implements LastEventReader, so that a host that publishes a run's last
+// event itself (the executor, for a run it finds interrupted) can number
+// it; it is safe for concurrent use, and after Close.
+func (b *Buffered) LastEvent(ctx context.Context, runID string) (Event, bool, error) {
+	lr, ok := b.next.(LastEventReader)
+	if !ok {
+		return Event{}, false, fmt.Errorf("%w: buffered sink: its downstream sink does not implement LastEventReader", ErrUnsupported)
+	}
+	// The queue is read before the sink: an event that moves from one to
+	// the other meanwhile is then found in the sink, never missed.
+	b.mu.Lock()
+	waiting, found := newestOf(b.queue, runID)
+	if !found && b.inflight > 0 {
+		waiting, found = newestOf(b.batch, runID)
+	}
+	b.mu.Unlock()
+	e, ok, err := lr.LastEvent(ctx, runID)
+	switch {
+	case err != nil:
+		return Event{}, false, fmt.Errorf("buffered sink: %w", err)
+	case found && (!ok || waiting.Seq > e.Seq):
+		return waiting, true, nil
+	}
+	return e, ok, nil
+}
+
+// newestOf returns the event of runID with the highest Seq in events.
+func newestOf(events []Event, runID string) (Event, bool) {
+	var last Event
+	for i := len(events) - 1; i >= 0; i-- {
+		if e := events[i]; e.RunID == runID && e.Seq > last.Seq {
+			last = e
+		}
+	}
+	return last, last.Seq != 0
+}
+
 // Stats returns a snapshot of the counters.
 func (b *Buffered) Stats() BufferedStats {
 	b.mu.Lock()
@@ -286,7 +334,7 @@ func (b *Buffered) run() {
 		batch = append(batch[:0], b.queue[:n]...)
 		clear(b.queue[:n])
 		b.queue = b.queue[n:]
-		b.inflightAt, b.inflight = b.head, n
+		b.inflightAt, b.inflight, b.batch = b.head, n, batch
 		b.head += uint64(n)
 		if len(b.queue) == 0 {
 			b.queue = nil
@@ -315,7 +363,7 @@ func (b *Buffered) run() {
 			batch = make([]Event, 0, b.batchSize)
 		}
 		b.mu.Lock()
-		b.inflight = 0
+		b.inflight, b.batch = 0, nil
 		b.progressLocked()
 		b.mu.Unlock()
 	}

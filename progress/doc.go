@@ -89,6 +89,11 @@
 // host's own History checks itself with progress/sinktest's History. A source or
 // History that can find a run's newest event in one lookup implements
 // [LastEventReader], so that a reader resuming at or past the run's final
-// event learns cheaply that nothing more will come. The conformance kit
+// event learns cheaply that nothing more will come. [Buffered], [Fanout]
+// and [Archive] implement it too, passing on the answer of what they wrap
+// (a Buffered's own queue first, a Fanout's highest Seq), or
+// [ErrUnsupported] when nothing they wrap can say: so the executor, which
+// has only a Sink, can number the final event it publishes for a run
+// that it finds interrupted. The conformance kit
 // in progress/sinktest checks a Sink/Source pair against this contract.
 package progress

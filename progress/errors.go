@@ -13,4 +13,10 @@ var (
 	ErrInvalidJSON = errors.New("progress: invalid event JSON")
 	// ErrClosed is returned by a sink used after its Close.
 	ErrClosed = errors.New("progress: sink closed")
+	// ErrUnsupported is returned by the optional method of a wrapper
+	// ([Buffered], [Fanout], [Archive]) when what it wraps cannot answer:
+	// LastEvent when no wrapped sink or History implements
+	// [LastEventReader]. The caller treats it as it treats a sink that
+	// does not implement the method.
+	ErrUnsupported = errors.New("progress: not supported by the wrapped sink")
 )

@@ -119,6 +119,23 @@ func NewArchive(h History) *Archive {
 	return &Archive{history: h}
 }
 
+// LastEvent returns the History's newest event of runID, if the History
+// implements [LastEventReader], and [ErrUnsupported] if it does not
+// (replaying the run to find it could read thousands of events). It
+// implements LastEventReader, so that a [Fanout] or [Buffered] over an
+// Archive passes the History's answer on.
+func (a *Archive) LastEvent(ctx context.Context, runID string) (Event, bool, error) {
+	lr, ok := a.history.(LastEventReader)
+	if !ok {
+		return Event{}, false, fmt.Errorf("%w: archive: its History does not implement LastEventReader", ErrUnsupported)
+	}
+	e, ok, err := lr.LastEvent(ctx, runID)
+	if err != nil {
+		return Event{}, false, fmt.Errorf("archive: %w", err)
+	}
+	return e, ok, nil
+}
+
 // Publish appends events to the History. An invalid event fails the whole
 // call with [ErrInvalidEvent]; the History's own error is wrapped with
 // "archive:".

@@ -45,9 +45,12 @@ type History interface {
 // lookup, the end of a stream. A reader that resumes at or past a run's
 // final event learns from it, at the cost of one lookup, that nothing more
 // will come: no event follows a final one ([Type.Final]). [Memory],
-// [MemoryHistory] and progress/redisstream's Stream implement it; so
-// should a host's History, where one query does it (the highest Seq of
-// the run).
+// [MemoryHistory], progress/redisstream's Stream and progress/pghistory
+// implement it; so should a host's History, where one query does it (the
+// highest Seq of the run). [Buffered], [Fanout] and [Archive] pass on the
+// answer of what they wrap, or return [ErrUnsupported] when it cannot
+// say. The executor asks its Sink, when it implements LastEventReader,
+// to number the final event it publishes for a run it finds interrupted.
 type LastEventReader interface {
 	// LastEvent returns the event with the highest Seq held for runID,
 	// and false if none is held. A Source counts what its History holds.
@@ -57,6 +60,9 @@ type LastEventReader interface {
 var (
 	_ LastEventReader = (*Memory)(nil)
 	_ LastEventReader = (*MemoryHistory)(nil)
+	_ LastEventReader = (*Buffered)(nil)
+	_ LastEventReader = (*Fanout)(nil)
+	_ LastEventReader = (*Archive)(nil)
 )
 
 // LastArchived returns the newest event of runID that h holds with Seq
