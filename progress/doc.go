@@ -35,6 +35,9 @@
 //	done        number  always; finished nodes of the run so far
 //	total       number  always; planned nodes of the run
 //	etaMs       number  omitted when unknown; time left, in milliseconds
+//	resumedBy   string  omitted when empty; on the run.cancelled event of
+//	                    a run found interrupted (its process stopped), the
+//	                    ID of the run that resumed it (see Event.ResumedBy)
 //
 // For example:
 //

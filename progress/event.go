@@ -75,6 +75,12 @@ type Event struct {
 	Done, Total int
 	// ETA is the estimated time left in the run, 0 when unknown.
 	ETA time.Duration
+	// ResumedBy is the ID of the run that resumed this one, on the final
+	// event (of type RunCancelled) that the executor publishes for a run
+	// that a Resume or RerunFailed found interrupted (its process stopped
+	// without recording its outcome); else "". A view that followed this
+	// run can follow that one next.
+	ResumedBy string
 }
 
 // Validate reports whether e can be stored: it needs a RunID, a Seq of

@@ -25,6 +25,7 @@ type eventJSON struct {
 	Done       int    `json:"done"`
 	Total      int    `json:"total"`
 	ETAMs      int64  `json:"etaMs,omitempty"`
+	ResumedBy  string `json:"resumedBy,omitempty"`
 }
 
 // MarshalJSON writes e in the stable wire form described in the package
@@ -56,6 +57,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Done:       e.Done,
 		Total:      e.Total,
 		ETAMs:      e.ETA.Round(time.Millisecond).Milliseconds(),
+		ResumedBy:  e.ResumedBy,
 	}
 	if e.Stage >= 0 {
 		stage := e.Stage
@@ -136,6 +138,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		Done:       w.Done,
 		Total:      w.Total,
 		ETA:        time.Duration(w.ETAMs) * time.Millisecond,
+		ResumedBy:  w.ResumedBy,
 	}
 	return nil
 }

@@ -32,9 +32,15 @@ func TestEventJSONWireForm(t *testing.T) {
 			event: progress.Event{
 				RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: t0, Type: progress.NodeRetrying,
 				Node: "asset:narration:segment[3]", Stage: 1, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
-				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second,
+				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second, ResumedBy: "r2",
 			},
-			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","stage":1,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000}`,
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","stage":1,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
+		},
+		{
+			name: "the final event of a run found interrupted names the run that resumed it",
+			event: progress.Event{RunID: "r1", GraphKey: "g", Seq: 8, Time: t0, Type: progress.RunCancelled, Stage: progress.NoStage,
+				Message: "interrupted", Error: "executor: run cancelled: run r1: interrupted", Done: 3, Total: 9, ResumedBy: "r2"},
+			want: `{"runId":"r1","graphKey":"g","seq":8,"time":"2025-01-02T03:04:05.123456789Z","type":"run.cancelled","message":"interrupted","error":"executor: run cancelled: run r1: interrupted","done":3,"total":9,"resumedBy":"r2"}`,
 		},
 		{
 			name:  "stage 0 is written",
@@ -66,6 +72,8 @@ func TestEventJSONRoundTrip(t *testing.T) {
 	events = append(events,
 		progress.Event{RunID: "r", Seq: 51, Type: progress.RunFinished, Stage: progress.NoStage, Time: t0},
 		progress.Event{RunID: "r", Seq: 52, Type: progress.RunCancelled, Stage: 0, Time: time.Time{}},
+		progress.Event{RunID: "r", Seq: 53, Type: progress.RunCancelled, Stage: progress.NoStage, Time: t0,
+			Message: "interrupted", Error: "cancelled", ResumedBy: "r-next"},
 	)
 	for _, e := range events {
 		data, err := json.Marshal(e)
@@ -95,6 +103,11 @@ func TestEventUnmarshalJSON(t *testing.T) {
 			name: "unknown keys ignored, missing stage is NoStage",
 			in:   `{"runId":"r","seq":3,"time":"2025-01-02T03:04:05Z","type":"node.started","node":"n","future":{"x":1},"done":1,"total":2}`,
 			want: progress.Event{RunID: "r", Seq: 3, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.NodeStarted, Node: "n", Stage: progress.NoStage, Done: 1, Total: 2},
+		},
+		{
+			name: "resumedBy read",
+			in:   `{"runId":"r","seq":4,"time":"2025-01-02T03:04:05Z","type":"run.cancelled","done":1,"total":2,"resumedBy":"r2"}`,
+			want: progress.Event{RunID: "r", Seq: 4, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunCancelled, Stage: progress.NoStage, Done: 1, Total: 2, ResumedBy: "r2"},
 		},
 		{
 			name: "offset time converted to UTC",

@@ -33,6 +33,11 @@ func TestSlog(t *testing.T) {
 			event: progress.Event{RunID: "r", Seq: 9, Type: progress.RunFailed, Stage: progress.NoStage, Message: "2 nodes failed"},
 			want:  "level=WARN msg=run.failed runId=r seq=9 message=\"2 nodes failed\" done=0 total=0\n",
 		},
+		{
+			name:  "the final event of a run found interrupted",
+			event: progress.Event{RunID: "r", Seq: 4, Type: progress.RunCancelled, Stage: progress.NoStage, Message: "interrupted", Done: 2, Total: 9, ResumedBy: "r2"},
+			want:  "level=INFO msg=run.cancelled runId=r seq=4 message=interrupted done=2 total=9 resumedBy=r2\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

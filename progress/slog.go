@@ -79,6 +79,9 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 		if e.ETA > 0 {
 			attrs = append(attrs, slog.Duration("eta", e.ETA))
 		}
+		if e.ResumedBy != "" {
+			attrs = append(attrs, slog.String("resumedBy", e.ResumedBy))
+		}
 		s.logger.LogAttrs(ctx, level, string(e.Type), attrs...)
 	}
 	return nil
