@@ -183,6 +183,32 @@
 //     nodes settle again; Total grows by the round's nodes.
 //   - Done never goes back.
 //
+// A run whose process stopped (it crashed, or was killed) publishes no
+// final event: its stream ends where the process stopped, and its record
+// still says running. A Resume or RerunFailed of it, once it records the
+// run as [RunInterrupted], ends the stream for the run's viewers, which
+// would otherwise wait forever: it publishes one final event of the old
+// run, a run.cancelled (the run was cut short and is being finished, as
+// after a cancel; no node of it failed, as run.failed would say) at the
+// Seq after the run's newest event, with the run's Done and Total, the
+// record's text as Message, an Error as a cancelled run's, "executor: run
+// cancelled: run <id>: interrupted", and ResumedBy, the ID of the
+// resuming run, which a view may follow next. The executor has only a
+// Sink: it learns the newest event by asking the Sink, if it implements
+// progress.LastEventReader (as progress.Memory does, and
+// progress.Buffered, Fanout and Archive do over sinks that do). It
+// publishes nothing when the Sink does not implement it, cannot say
+// (progress.ErrUnsupported) or fails, when it holds no event of the run
+// (a view of a run without events has a bound of its own, as
+// progress/sse's EmptyRunTimeout), or when the run's newest event is
+// final already (its process stopped after it, or another Resume
+// published it): so a stream gets at most one final event, and one that
+// replays sees it once (sinks ignore a Seq they hold). The Sink's calls
+// get Options.StoreTimeout, and their failures are logged: the Resume
+// goes on regardless. A host that runs a run's process while another
+// resumes it breaks the rule of one run at a time per graph key: the two
+// then publish the same Seq, and the sinks keep the first.
+//
 // # Stores
 //
 // Graph metadata ([StateStore]) is kept apart from heavy asset data

@@ -514,9 +514,12 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // pay for them twice). Across processes, a host runs one run at a time
 // per graph key (see the package doc). A run recorded as still running,
 // but not going on here, was interrupted (its process crashed): once the
-// resuming run has started, its record says [RunInterrupted]. (A run
-// truly going on in another process then records its outcome over it
-// when it ends.) A run whose graph is no longer the key's, as a run of
+// resuming run has started, its record says [RunInterrupted], and its
+// event stream, which the crash left without a final event, gets one
+// (a run.cancelled naming the resuming run), so that its viewers end,
+// when Options.Sink can say the run's last event (see the package doc's
+// Progress). (A run truly going on in another process then records its
+// outcome over it when it ends.) A run whose graph is no longer the key's, as a run of
 // another graph started since or the graph was deleted, is refused with
 // [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
 // resume would make the older graph the key's again (see
@@ -551,20 +554,27 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 }
 
 // markInterrupted records run id, which its record says is running, as
-// interrupted and resumed by run by. It reads the record again just
-// before, so as not to write over an outcome recorded meanwhile; a
-// failure is logged, since the resuming run goes on regardless.
+// interrupted and resumed by run by, and then ends its event stream
+// (endInterrupted). It reads the record again just before, so as not to
+// write over an outcome recorded meanwhile; a failure is logged, since
+// the resuming run goes on regardless, and leaves the stream as it is.
+// The store calls and the sink's get Options.StoreTimeout each.
 func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
-	rec, err := e.opts.Runs.GetRun(ctx, id)
+	rec, err := e.opts.Runs.GetRun(sctx, id)
+	marked := false
 	if err == nil && rec.Status == RunRunning {
 		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
-		rec.Error = fmt.Sprintf("interrupted: it ended without recording its outcome; resumed by run %s", by)
-		err = e.opts.Runs.PutRun(ctx, rec)
+		rec.Error = interruptedText(by)
+		err = e.opts.Runs.PutRun(sctx, rec)
+		marked = err == nil
 	}
 	if err != nil {
 		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
+	}
+	if marked {
+		e.endInterrupted(ctx, rec, by)
 	}
 }
 
@@ -576,7 +586,7 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // anything is committed. Like every run, it also regenerates
 // the nodes that are not clean; a run recorded as still running, but not
 // going on here, was interrupted, and its record then says
-// [RunInterrupted], as with Resume. It is refused, as Resume is, when the
+// [RunInterrupted], and its stream ends, as with Resume. It is refused, as Resume is, when the
 // run's graph is no longer the key's, while the run is going on, and
 // while another Resume or RerunFailed of its graph key is starting or
 // running in this executor. opts are as for Resume.
@@ -652,7 +662,7 @@ func (o ResumeOptions) request(rec Record, g *graph.Graph, marks []dirty.Mark, r
 
 // enter counts a call that calls the stores outside a run (Resume and
 // RerunFailed, from the read of the run's record to the record of the
-// run as interrupted; Edit; Plan) as a run for Close, unless the executor
+// run as interrupted and the end of its event stream; Edit; Plan) as a run for Close, unless the executor
 // is closed: it then returns false, and the caller returns ErrClosed
 // before any store call. So Close, once it returns, leaves no such call
 // behind. The caller calls e.runs.done when it returns; a run it starts

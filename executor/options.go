@@ -170,7 +170,11 @@ type Options struct {
 	// fails a run; wrap a slow one in progress.Buffered. A run logs its
 	// failures when they start, once a minute while they go on, when the
 	// sink recovers and at the run's end, with the count of events lost,
-	// not once an event. Default: none.
+	// not once an event. A sink that also implements
+	// progress.LastEventReader (progress.Memory, Buffered and Fanout over
+	// such sinks, progress/redisstream's Stream) lets a Resume or
+	// RerunFailed end the stream of a run it finds interrupted with a
+	// final event (see the package doc's Progress). Default: none.
 	Sink progress.Sink
 	// Logger logs what goes wrong outside a run's result, as warnings: a
 	// failing sink, a store call retried, names in Kinds, Rates or Limits
@@ -238,7 +242,9 @@ type Options struct {
 	// not recorded; its final record then gets as long again (if it fails
 	// too, the stored record still says running, as after a crash). So a
 	// stalled store holds a cancelled run at most twice this, plus Grace.
-	// The Sink is not bounded: wrap a sink that may stall in
+	// The Sink is not bounded (except when a Resume or RerunFailed ends
+	// the stream of a run it finds interrupted: the Sink's calls get this
+	// long, as the run's record does): wrap a sink that may stall in
 	// progress.Buffered, which never blocks. StoreTimeout also bounds the
 	// final record of a run that was not cancelled; until a run is
 	// cancelled its commits wait for the state store. Default: 30 seconds.

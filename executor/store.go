@@ -191,7 +191,9 @@ const (
 	// RunInterrupted: the run ended without recording its outcome (its
 	// process crashed, or its stores stalled past Options.StoreTimeout),
 	// as [Executor.Resume] or [Executor.RerunFailed] found when it
-	// resumed it. Its record's Error names the run that resumed it.
+	// resumed it. Its record's Error names the run that resumed it, as
+	// does the final event that its stream then gets, if the Sink can
+	// number it (progress.Event.ResumedBy).
 	RunInterrupted RunStatus = "interrupted"
 )
 

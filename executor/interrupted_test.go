@@ -1,0 +1,336 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+)
+
+// crashingSink passes the first n events on to next, and drops the rest:
+// the process of their run was killed, and nothing more reached next.
+type crashingSink struct {
+	next progress.Sink
+	mu   sync.Mutex
+	left int
+}
+
+func (s *crashingSink) Publish(ctx context.Context, events ...progress.Event) error {
+	s.mu.Lock()
+	n := min(s.left, len(events))
+	s.left -= n
+	s.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return s.next.Publish(ctx, events[:n]...)
+}
+
+// errViewerEnded ends a viewer's Tail at a final event, as progress/sse's
+// Handler ends a stream there.
+var errViewerEnded = errors.New("viewer saw the final event")
+
+// A run's process was killed: its stream holds its events up to the
+// crash, without a final event, and its record still says running. The
+// viewers that follow its stream (an EventSource through progress/sse)
+// waited forever, even once another process resumed it, since nothing
+// published the run's end. Now a Resume or RerunFailed that records the
+// run as interrupted also publishes its final event, run.cancelled, at
+// the Seq after its newest one, naming the run that resumed it, when the
+// Sink can say what that newest event is (progress.LastEventReader, which
+// Memory, Buffered, Fanout and Archive implement); once only, and nothing
+// when the sink cannot say.
+func TestStoryCrashedRunsViewersEndWhenItIsResumed(t *testing.T) {
+	const crashAfter = 10 // events of the run that reached its stream
+	tests := []struct {
+		name string
+		// sink is the resuming executor's Sink, over the run's stream
+		// (and, in production wiring, its archive).
+		sink      func(t *testing.T, stream *progress.Memory, archive *progress.MemoryHistory) progress.Sink
+		wantFinal bool
+	}{
+		{"progress.Memory", func(t *testing.T, stream *progress.Memory, _ *progress.MemoryHistory) progress.Sink {
+			return stream
+		}, true},
+		{"a Fanout of a Buffered Archive and a Buffered stream", func(t *testing.T, stream *progress.Memory, archive *progress.MemoryHistory) progress.Sink {
+			return progress.NewFanout(buffered(t, progress.NewArchive(archive)), buffered(t, stream))
+		}, true},
+		{"a sink without LastEventReader", func(t *testing.T, stream *progress.Memory, _ *progress.MemoryHistory) progress.Sink {
+			return progress.SinkFunc(stream.Publish)
+		}, false},
+		{"a Buffered over a sink without LastEventReader", func(t *testing.T, stream *progress.Memory, _ *progress.MemoryHistory) progress.Sink {
+			return buffered(t, progress.SinkFunc(stream.Publish))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				l := newLab(t, 60)
+				stream, archive := progress.NewMemory(progress.MemoryOptions{}), progress.NewMemoryHistory()
+				crashed := &crashingSink{next: progress.NewFanout(stream, progress.NewArchive(archive)), left: crashAfter}
+				old := newExecutor(t, l, crashed)
+				r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g, TriggeredBy: "test"})
+				require.NoError(t, err)
+				_, err = r.Wait()
+				require.NoError(t, err)
+				// Its process died before it recorded its outcome.
+				rec, err := l.runs.GetRun(ctx, r.ID())
+				require.NoError(t, err)
+				rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
+				require.NoError(t, l.runs.PutRun(ctx, rec))
+				before := replay(t, stream, r.ID())
+				require.Len(t, before, crashAfter)
+
+				// A viewer follows the run.
+				viewCtx, stopViewer := context.WithCancel(ctx)
+				defer stopViewer()
+				viewer := make(chan error, 1)
+				go func() {
+					viewer <- stream.Tail(viewCtx, r.ID(), 0, func(e progress.Event) error {
+						if e.Type.Final() {
+							return errViewerEnded
+						}
+						return nil
+					})
+				}()
+				synctest.Wait()
+
+				// Another process resumes it.
+				sink := tt.sink(t, stream, archive)
+				e := newExecutor(t, l, sink)
+				resumed, err := e.Resume(ctx, l.g, r.ID())
+				require.NoError(t, err)
+				_, err = resumed.Wait()
+				require.NoError(t, err)
+				flush(t, sink)
+				synctest.Wait()
+				rec, err = l.runs.GetRun(ctx, r.ID())
+				require.NoError(t, err)
+				assert.Equal(t, executor.RunInterrupted, rec.Status)
+
+				ended := false
+				select {
+				case err := <-viewer:
+					ended = true
+					assert.ErrorIs(t, err, errViewerEnded)
+				default:
+				}
+				assert.Equal(t, tt.wantFinal, ended, "the viewer ended")
+				if !ended {
+					stopViewer()
+					assert.ErrorIs(t, <-viewer, context.Canceled)
+				}
+				got := replay(t, stream, r.ID())
+				if !tt.wantFinal {
+					assert.Empty(t, cmp.Diff(before, got), "the run's stream (-before +after)")
+					return
+				}
+				want := progress.Event{RunID: r.ID(), GraphKey: "lecture", Seq: crashAfter + 1, Time: rec.EndedAt,
+					Type: progress.RunCancelled, Stage: progress.NoStage,
+					Message: "interrupted: it ended without recording its outcome; resumed by run " + resumed.ID(),
+					Error:   "executor: run cancelled: run " + r.ID() + ": interrupted",
+					Done:    before[crashAfter-1].Done, Total: before[crashAfter-1].Total,
+					ResumedBy: resumed.ID()}
+				assert.Empty(t, cmp.Diff(append(before, want), got), "the run's stream (-want +got)")
+				assert.Equal(t, rec.Error, want.Message, "the record and the stream say the same")
+				if tt.name != "progress.Memory" {
+					assert.Empty(t, cmp.Diff(got, replay(t, archive, r.ID())), "the archive (-stream +archive)")
+				}
+
+				// Once only: a Resume or RerunFailed of the run finds it
+				// interrupted, and publishes nothing; nor does one that read
+				// its record before it said so (another process's), as its
+				// stream has ended.
+				again, err := e.Resume(ctx, l.g, r.ID())
+				require.NoError(t, err)
+				_, err = again.Wait()
+				require.NoError(t, err)
+				rerun, err := e.RerunFailed(ctx, l.g, r.ID())
+				require.NoError(t, err)
+				_, err = rerun.Wait()
+				require.NoError(t, err)
+				rec.Status, rec.Error = executor.RunRunning, ""
+				require.NoError(t, l.runs.PutRun(ctx, rec))
+				other := newExecutor(t, l, sink)
+				third, err := other.RerunFailed(ctx, l.g, r.ID())
+				require.NoError(t, err)
+				_, err = third.Wait()
+				require.NoError(t, err)
+				rec, err = l.runs.GetRun(ctx, r.ID())
+				require.NoError(t, err)
+				assert.Contains(t, rec.Error, "resumed by run "+third.ID(), "recorded as interrupted again")
+				flush(t, sink)
+				assert.Empty(t, cmp.Diff(got, replay(t, stream, r.ID())), "the run's stream after more resumes (-before +after)")
+			})
+		})
+	}
+}
+
+// newExecutor returns an executor over l's stores and generators that
+// publishes to sink: another process of the host.
+func newExecutor(t *testing.T, l *lab, sink progress.Sink) *executor.Executor {
+	t.Helper()
+	e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+		Runs: l.runs, Sink: sink})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	return e
+}
+
+// buffered returns a Buffered over next, closed at the test's end.
+func buffered(t *testing.T, next progress.Sink) *progress.Buffered {
+	b := progress.NewBuffered(next, progress.BufferedOptions{})
+	t.Cleanup(func() { require.NoError(t, b.Close(context.Background())) })
+	return b
+}
+
+// flush waits until the Buffered sinks in sink have handed on what they
+// were given.
+func flush(t *testing.T, sink progress.Sink) {
+	t.Helper()
+	synctest.Wait()
+	if b, ok := sink.(*progress.Buffered); ok {
+		require.NoError(t, b.Flush(context.Background()))
+	}
+	synctest.Wait()
+}
+
+// replay returns the events of runID that src holds.
+func replay(t *testing.T, src interface {
+	Replay(context.Context, string, uint64, func(progress.Event) error) error
+}, runID string) []progress.Event {
+	t.Helper()
+	var out []progress.Event
+	require.NoError(t, src.Replay(context.Background(), runID, 0, func(e progress.Event) error {
+		out = append(out, e)
+		return nil
+	}))
+	return out
+}
+
+// fakeStream is a Sink and a progress.LastEventReader whose answers for
+// run "crashed" are set by the test; the events of other runs are taken.
+type fakeStream struct {
+	last         progress.Event
+	lastErr      error
+	lastPanics   bool
+	stallLast    bool // LastEvent waits for its context to end
+	publishErr   error
+	stallPublish bool // Publish of run "crashed" waits for its context to end
+
+	mu        sync.Mutex
+	published []progress.Event // of run "crashed"
+}
+
+func (s *fakeStream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
+	if runID != "crashed" {
+		return progress.Event{}, false, nil
+	}
+	switch {
+	case s.lastPanics:
+		panic("sink bug")
+	case s.stallLast:
+		<-ctx.Done()
+		return progress.Event{}, false, ctx.Err()
+	}
+	return s.last, s.last.Seq != 0, s.lastErr
+}
+
+func (s *fakeStream) Publish(ctx context.Context, events ...progress.Event) error {
+	for _, e := range events {
+		if e.RunID != "crashed" {
+			continue
+		}
+		s.mu.Lock()
+		s.published = append(s.published, e)
+		s.mu.Unlock()
+		if s.stallPublish {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return s.publishErr
+	}
+	return nil
+}
+
+// The final event of a run found interrupted never fails, nor holds for
+// long, the Resume that found it: a sink that fails or panics is logged,
+// and one that stalls is given up after Options.StoreTimeout.
+func TestResumeOfACrashedRunNeverFailsForItsSink(t *testing.T) {
+	const storeTimeout = 7 * time.Second
+	last := progress.Event{RunID: "crashed", GraphKey: "lecture", Seq: 4, Type: progress.NodeStarted, Stage: 0, Done: 1, Total: 9}
+	tests := []struct {
+		name      string
+		sink      *fakeStream
+		took      time.Duration // Resume's time
+		published bool          // the final event was offered to the sink
+		log       string        // in the warning
+	}{
+		{"LastEvent fails", &fakeStream{lastErr: errors.New("redis: down")}, 0, false,
+			`msg="regen: read the last event of an interrupted run; its stream gets no final event" run=crashed resumed_by=`},
+		{"LastEvent panics", &fakeStream{lastPanics: true}, 0, false, `err="sink panicked: sink bug"`},
+		{"LastEvent stalls", &fakeStream{stallLast: true}, storeTimeout, false, `err="context deadline exceeded"`},
+		{"Publish fails", &fakeStream{last: last, publishErr: errors.New("redis: down")}, 0, true,
+			`msg="regen: progress sink failed the final event of an interrupted run" run=crashed seq=5 resumed_by=`},
+		{"Publish stalls", &fakeStream{last: last, stallPublish: true}, storeTimeout, true, `err="context deadline exceeded"`},
+		{"the last event is final already", &fakeStream{last: progress.Event{RunID: "crashed", Seq: 9, Type: progress.RunFailed}}, 0, false, ""},
+		{"the sink holds no event of the run", &fakeStream{}, 0, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				l := newLab(t, 60)
+				logs := &testenv.LogBuffer{}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+					Runs: l.runs, Sink: tt.sink, StoreTimeout: storeTimeout, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+				require.NoError(t, err)
+				defer func() { require.NoError(t, e.Close(ctx)) }()
+				require.NoError(t, l.runs.PutRun(ctx, executor.Record{ID: "crashed", GraphKey: "lecture", Seconds: 60,
+					Status: executor.RunRunning, StartedAt: time.Now().Add(-time.Hour)}))
+
+				start := time.Now()
+				r, err := e.Resume(ctx, l.g, "crashed")
+				require.NoError(t, err, "the sink never fails the Resume")
+				assert.Equal(t, tt.took, time.Since(start), "Resume's time, in the bubble's clock")
+				_, err = r.Wait()
+				require.NoError(t, err)
+				rec, err := l.runs.GetRun(ctx, "crashed")
+				require.NoError(t, err)
+				assert.Equal(t, executor.RunInterrupted, rec.Status)
+
+				tt.sink.mu.Lock()
+				published := tt.sink.published
+				tt.sink.mu.Unlock()
+				if tt.published {
+					require.Len(t, published, 1)
+					assert.Equal(t, uint64(5), published[0].Seq)
+					assert.Equal(t, progress.RunCancelled, published[0].Type)
+					assert.Equal(t, r.ID(), published[0].ResumedBy)
+					assert.Equal(t, 1, published[0].Done)
+					assert.Equal(t, 9, published[0].Total)
+				} else {
+					assert.Empty(t, published)
+				}
+				if tt.log == "" {
+					assert.NotContains(t, logs.String(), "interrupted run")
+				} else {
+					assert.Contains(t, logs.String(), "level=WARN")
+					assert.Contains(t, logs.String(), tt.log)
+				}
+			})
+		})
+	}
+}
