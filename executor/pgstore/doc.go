@@ -146,7 +146,11 @@
 // index that PruneAssets looks references up with (a hash index has no
 // limit on the length of a reference); [Store.Migrate] adds it to a
 // version 1 schema (CREATE INDEX, which blocks writes to node_states while
-// it runs). Layout version 3 added the index on the runs' age that
+// it runs), and makes it again, as a hash index, in a schema that the
+// first release of version 2 migrated, which made it a btree under the
+// same name (so that a commit of a reference over about 2,700 bytes
+// failed there): DROP INDEX and CREATE INDEX, which hold off reads and
+// writes of node_states while they run. Layout version 3 added the index on the runs' age that
 // PruneRuns finds old records with, so that a prune costs what it
 // deletes, not a scan of every record kept (73 ms for 200,000 records,
 // at every prune, and for each batch of a large one); [Store.Migrate]

@@ -14,6 +14,9 @@ import (
 // as Go compares strings.
 type queries struct {
 	ddl string
+	// refIndexMethod reads the access method of node_states_asset_ref,
+	// and hashRefIndex makes it a hash index (see Store.Migrate).
+	refIndexMethod, hashRefIndex string
 	// upgrades bring tables of an older layout up to date where ddl's
 	// CREATE TABLE IF NOT EXISTS does not, in version order.
 	upgrades []upgrade
@@ -87,11 +90,25 @@ CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (
 CREATE INDEX IF NOT EXISTS runs_age ON {s}.runs ((coalesce(ended_at, started_at)));
 `
 
+// refIndexMethodSQL returns the access method of the index
+// node_states_asset_ref of the schema $1, from the catalogs. The first
+// release of layout version 2 made it a btree, which refuses a reference
+// longer than about 2,700 bytes; the next made it a hash index, under the
+// same name and version, so that CREATE INDEX IF NOT EXISTS keeps a
+// btree made before.
+const refIndexMethodSQL = `SELECT am.amname FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	JOIN pg_catalog.pg_am am ON am.oid = c.relam
+	WHERE n.nspname = $1 AND c.relname = 'node_states_asset_ref'`
+
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
 	f := r.Replace
 	return queries{
-		ddl: f(ddl),
+		ddl:            f(ddl),
+		refIndexMethod: refIndexMethodSQL,
+		hashRefIndex: f(`DROP INDEX {s}.node_states_asset_ref;
+CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),
 		upgrades: []upgrade{
 			// Record.Graph. The default is a constant, so no row is
 			// rewritten; the records of before read as "", no fingerprint.

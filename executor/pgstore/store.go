@@ -158,8 +158,11 @@ func (s *Store) Schema() string { return s.schema }
 // runs in one transaction that first takes a transaction-scoped advisory
 // lock (pg_advisory_xact_lock) derived from the schema name, so
 // concurrent migrations of one schema run one after the other. It never
-// drops anything, and alters only what an older layout made: it adds the
-// graph column to the runs table of a schema of layout 3 or older. A
+// drops anything that holds data, and alters only what an older layout
+// made: it adds the graph column to the runs table of a schema of layout
+// 3 or older, and makes node_states_asset_ref a hash index where the
+// first release of layout 2 made it a btree (which refuses references
+// over about 2,700 bytes), dropping the btree. A
 // schema that records a layout newer than SchemaVersion, migrated by a
 // later release, is refused with a [*SchemaVersionError], changing
 // nothing: this release would misread it (a rollback of a deployment,
@@ -182,6 +185,18 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: create tables: %w", s.schema, err)
+	}
+	// The first release of layout 2 made the index on references a
+	// btree (see refIndexMethodSQL), which later layouts kept: make it
+	// the hash index that takes references of any length.
+	var method string
+	if err := tx.QueryRow(ctx, s.q.refIndexMethod, s.schema).Scan(&method); err != nil {
+		return fmt.Errorf("pgstore: migrate schema %s: look up the index on references: %w", s.schema, err)
+	}
+	if method != "hash" {
+		if _, err := tx.Exec(ctx, s.q.hashRefIndex); err != nil {
+			return fmt.Errorf("pgstore: migrate schema %s: make the index on references a hash index: %w", s.schema, err)
+		}
 	}
 	for _, u := range s.q.upgrades {
 		if u.version <= found {
