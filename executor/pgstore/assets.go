@@ -48,7 +48,7 @@ func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, 
 		meta = &m
 	}
 	if _, err := s.pool.Exec(ctx, s.q.putAsset, key, a.Data, a.URL, a.Hash, int64(a.Length), meta); err != nil {
-		return "", s.wrapErr(err, "put asset %q", key)
+		return "", s.wrapErr(ctx, err, "put asset %q", key)
 	}
 	return RefPrefix + key, nil
 }
@@ -75,7 +75,7 @@ func (s *Store) Get(ctx context.Context, ref string) (executor.Asset, error) {
 		return executor.Asset{}, fmt.Errorf("get asset %q: %w", ref, executor.ErrNotFound)
 	}
 	if err != nil {
-		return executor.Asset{}, s.wrapErr(err, "get asset %q", ref)
+		return executor.Asset{}, s.wrapErr(ctx, err, "get asset %q", ref)
 	}
 	return finishAsset(ref, a, length, meta)
 }
@@ -120,7 +120,7 @@ func (s *Store) GetMany(ctx context.Context, refs []string) ([]executor.Asset, e
 	}
 	rows, err := s.pool.Query(ctx, s.q.getAssets, keys)
 	if err != nil {
-		return nil, s.wrapErr(err, "get %d assets", len(keys))
+		return nil, s.wrapErr(ctx, err, "get %d assets", len(keys))
 	}
 	found := make(map[string]executor.Asset, len(keys))
 	var (
@@ -139,7 +139,7 @@ func (s *Store) GetMany(ctx context.Context, refs []string) ([]executor.Asset, e
 		return nil, metaErr
 	}
 	if err != nil {
-		return nil, s.wrapErr(err, "get %d assets", len(keys))
+		return nil, s.wrapErr(ctx, err, "get %d assets", len(keys))
 	}
 	used := make(map[string]bool, len(keys))
 	for i, ref := range refs {
@@ -171,7 +171,7 @@ func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
 	}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, s.q.assetExists, key).Scan(&exists); err != nil {
-		return false, s.wrapErr(err, "asset %q exists", ref)
+		return false, s.wrapErr(ctx, err, "asset %q exists", ref)
 	}
 	return exists, nil
 }
@@ -207,11 +207,11 @@ func (s *Store) Missing(ctx context.Context, refs []string) ([]string, error) {
 	}
 	rows, err := s.pool.Query(ctx, s.q.missingAssets, keys)
 	if err != nil {
-		return nil, s.wrapErr(err, "check %d assets", len(keys))
+		return nil, s.wrapErr(ctx, err, "check %d assets", len(keys))
 	}
 	gone, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, s.wrapErr(err, "check %d assets", len(keys))
+		return nil, s.wrapErr(ctx, err, "check %d assets", len(keys))
 	}
 	for _, key := range gone {
 		missing = append(missing, RefPrefix+key)

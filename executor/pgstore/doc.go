@@ -168,7 +168,11 @@
 // # Errors
 //
 // A conflict is a *executor.ConflictError; an unknown asset or run wraps
-// executor.ErrNotFound. A done context gives ctx.Err() with no effect.
+// executor.ErrNotFound. A done context gives ctx.Err() with no effect;
+// one that ends during a call gives an error wrapping ctx.Err(), also
+// when the pool cancels statements with a cancel request
+// (pgconn.CancelRequestContextWatcherHandler), which keeps the
+// connection, rather than by closing it, as pgx does by default.
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema, a table or a column of the current
 // layout is missing (a schema of an older layout, not migrated yet) they

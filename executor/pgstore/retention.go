@@ -50,7 +50,7 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return false, s.wrapErr(err, "delete graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete graph %q", graphKey)
 	}
 	defer pgschema.Rollback(ctx, tx)
 	// The graphs row first: the update locks it, so a commit racing with
@@ -60,18 +60,18 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	// READ COMMITTED they see the states of a commit that ended while
 	// the update waited for it.
 	if _, err := tx.Exec(ctx, s.q.deleteGraph, graphKey); err != nil {
-		return false, s.wrapErr(err, "delete graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete graph %q", graphKey)
 	}
 	states, err := tx.Exec(ctx, s.q.deleteGraphStates, graphKey)
 	if err != nil {
-		return false, s.wrapErr(err, "delete node states of graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete node states of graph %q", graphKey)
 	}
 	runs, err := tx.Exec(ctx, s.q.deleteGraphRuns, graphKey)
 	if err != nil {
-		return false, s.wrapErr(err, "delete runs of graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete runs of graph %q", graphKey)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, s.wrapErr(err, "delete graph %q: commit", graphKey)
+		return false, s.wrapErr(ctx, err, "delete graph %q: commit", graphKey)
 	}
 	return states.RowsAffected()+runs.RowsAffected() > 0, nil
 }
@@ -121,7 +121,7 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 		err := s.pool.QueryRow(ctx, s.q.pruneAssets, after, s.batchSize(), olderThan.Microseconds(), RefPrefix, first).
 			Scan(&last, &seen, &deleted)
 		if err != nil {
-			return total, s.wrapErr(err, "prune assets older than %v", olderThan)
+			return total, s.wrapErr(ctx, err, "prune assets older than %v", olderThan)
 		}
 		total += deleted
 		if last == nil || seen < int64(s.batchSize()) {
@@ -150,7 +150,7 @@ func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, 
 		}
 		tag, err := s.pool.Exec(ctx, s.q.pruneRuns, olderThan.Microseconds(), s.batchSize())
 		if err != nil {
-			return total, s.wrapErr(err, "prune runs older than %v", olderThan)
+			return total, s.wrapErr(ctx, err, "prune runs older than %v", olderThan)
 		}
 		total += tag.RowsAffected()
 		if tag.RowsAffected() < int64(s.batchSize()) {

@@ -65,7 +65,7 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if _, err := s.pool.Exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
 		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
 		string(countsJSON), failed, r.Error, r.Graph); err != nil {
-		return s.wrapErr(err, "put run %q", r.ID)
+		return s.wrapErr(ctx, err, "put run %q", r.ID)
 	}
 	return nil
 }
@@ -82,18 +82,18 @@ func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) 
 	}
 	rows, err := s.pool.Query(ctx, s.q.getRun, id)
 	if err != nil {
-		return executor.Record{}, s.wrapErr(err, "get run %q", id)
+		return executor.Record{}, s.wrapErr(ctx, err, "get run %q", id)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return executor.Record{}, s.wrapErr(err, "get run %q", id)
+			return executor.Record{}, s.wrapErr(ctx, err, "get run %q", id)
 		}
 		return executor.Record{}, fmt.Errorf("get run %q: %w", id, executor.ErrNotFound)
 	}
 	r, err := scanRun(rows)
 	if err != nil {
-		return executor.Record{}, s.wrapErr(err, "get run %q", id)
+		return executor.Record{}, s.wrapErr(ctx, err, "get run %q", id)
 	}
 	return r, nil
 }
@@ -112,18 +112,18 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 	}
 	rows, err := s.pool.Query(ctx, s.q.listRuns, graphKey)
 	if err != nil {
-		return nil, s.wrapErr(err, "list runs of graph %q", graphKey)
+		return nil, s.wrapErr(ctx, err, "list runs of graph %q", graphKey)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
-			return nil, s.wrapErr(err, "list runs of graph %q", graphKey)
+			return nil, s.wrapErr(ctx, err, "list runs of graph %q", graphKey)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.wrapErr(err, "list runs of graph %q", graphKey)
+		return nil, s.wrapErr(ctx, err, "list runs of graph %q", graphKey)
 	}
 	return out, nil
 }

@@ -30,7 +30,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 	}
 	rows, err := s.pool.Query(ctx, s.q.load, graphKey)
 	if err != nil {
-		return executor.Snapshot{}, s.wrapErr(err, "load graph %q", graphKey)
+		return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %q", graphKey)
 	}
 	defer rows.Close()
 	var (
@@ -44,7 +44,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 	for rows.Next() {
 		if err := rows.Scan(&snap.Version, &hasState, &id, &status, &st.Rev, &st.InputHash, &st.OutputHash,
 			&st.AssetRef, &attempts, &st.LastError, &updated); err != nil {
-			return executor.Snapshot{}, s.wrapErr(err, "load graph %q", graphKey)
+			return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %q", graphKey)
 		}
 		if !hasState {
 			continue
@@ -55,7 +55,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 		snap.States[id] = st
 	}
 	if err := rows.Err(); err != nil {
-		return executor.Snapshot{}, s.wrapErr(err, "load graph %q", graphKey)
+		return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %q", graphKey)
 	}
 	return snap, nil
 }
@@ -116,7 +116,7 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return 0, s.wrapErr(err, "commit graph %q: acquire a connection", graphKey)
+		return 0, s.wrapErr(ctx, err, "commit graph %q: acquire a connection", graphKey)
 	}
 	defer conn.Release()
 	// BEGIN and the statement go in one round trip; COMMIT in a second,
@@ -145,14 +145,14 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 		return 0, &executor.ConflictError{GraphKey: graphKey, Expected: expect, Actual: actual}
 	}
 	if err != nil {
-		return 0, s.wrapErr(err, "commit graph %q at version %d: %d node states", graphKey, expect, len(cols.ids))
+		return 0, s.wrapErr(ctx, err, "commit graph %q at version %d: %d node states", graphKey, expect, len(cols.ids))
 	}
 	tag, err := conn.Exec(ctx, "COMMIT")
 	if err == nil && tag.String() != "COMMIT" {
 		err = pgx.ErrTxCommitRollback
 	}
 	if err != nil {
-		return 0, s.wrapErr(err, "commit graph %q at version %d", graphKey, expect)
+		return 0, s.wrapErr(ctx, err, "commit graph %q at version %d", graphKey, expect)
 	}
 	return version, nil
 }
@@ -173,7 +173,7 @@ func (s *Store) versionOf(ctx context.Context, q querier, graphKey string) (int6
 		return 0, nil
 	}
 	if err != nil {
-		return 0, s.wrapErr(err, "read version of graph %q", graphKey)
+		return 0, s.wrapErr(ctx, err, "read version of graph %q", graphKey)
 	}
 	return v, nil
 }

@@ -173,29 +173,29 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	tx, err := pgschema.BeginMigrate(ctx, s.pool, s.schema)
 	if err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
+		return s.migrateErr(ctx, err, "")
 	}
 	defer pgschema.Rollback(ctx, tx)
 	found, err := pgschema.Version(ctx, tx, s.schema, versionTable)
 	if err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
+		return s.migrateErr(ctx, err, "")
 	}
 	if found > SchemaVersion {
 		return &SchemaVersionError{Schema: s.schema, Found: found, Supported: SchemaVersion}
 	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: create tables: %w", s.schema, err)
+		return s.migrateErr(ctx, err, "create tables")
 	}
 	// The first release of layout 2 made the index on references a
 	// btree (see refIndexMethodSQL), which later layouts kept: make it
 	// the hash index that takes references of any length.
 	var method string
 	if err := tx.QueryRow(ctx, s.q.refIndexMethod, s.schema).Scan(&method); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: look up the index on references: %w", s.schema, err)
+		return s.migrateErr(ctx, err, "look up the index on references")
 	}
 	if method != "hash" {
 		if _, err := tx.Exec(ctx, s.q.hashRefIndex); err != nil {
-			return fmt.Errorf("pgstore: migrate schema %s: make the index on references a hash index: %w", s.schema, err)
+			return s.migrateErr(ctx, err, "make the index on references a hash index")
 		}
 	}
 	for _, u := range s.q.upgrades {
@@ -203,16 +203,28 @@ func (s *Store) Migrate(ctx context.Context) error {
 			continue
 		}
 		if _, err := tx.Exec(ctx, u.sql); err != nil {
-			return fmt.Errorf("pgstore: migrate schema %s: upgrade to layout version %d: %w", s.schema, u.version, err)
+			return s.migrateErr(ctx, err, fmt.Sprintf("upgrade to layout version %d", u.version))
 		}
 	}
 	if err := pgschema.RecordVersion(ctx, tx, s.schema, versionTable, SchemaVersion); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
+		return s.migrateErr(ctx, err, "")
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("pgstore: migrate schema %s: commit: %w", s.schema, err)
+		return s.migrateErr(ctx, err, "commit")
 	}
 	return nil
+}
+
+// migrateErr wraps an error of Migrate's step (none if "") with the
+// schema, and with ctx.Err() once ctx is done, as wrapErr does.
+func (s *Store) migrateErr(ctx context.Context, err error, step string) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w: %w", cerr, err)
+	}
+	if step != "" {
+		return fmt.Errorf("pgstore: migrate schema %s: %s: %w", s.schema, step, err)
+	}
+	return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 }
 
 // beginReadCommitted starts a commit's transaction, as
@@ -235,8 +247,15 @@ func rollbackConn(ctx context.Context, conn *pgxpool.Conn) {
 
 // wrapErr wraps a driver error with what was being done. An error that
 // says the schema, a table or a column does not exist also wraps
-// [ErrNotMigrated].
-func (s *Store) wrapErr(err error, format string, args ...any) error {
+// [ErrNotMigrated]. Once ctx is done the error wraps ctx.Err() too: a
+// pool whose connections cancel a statement with a cancel request
+// (pgconn.CancelRequestContextWatcherHandler) gets the server's "canceling
+// statement due to user request" (SQLSTATE 57014), which carries no
+// context error, where pgx's default handler gives one that does.
+func (s *Store) wrapErr(ctx context.Context, err error, format string, args ...any) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		err = fmt.Errorf("%w: %w", cerr, err)
+	}
 	what := fmt.Sprintf(format, args...)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000") { // undefined_table, invalid_schema_name
