@@ -114,7 +114,11 @@
 // NOT EXISTS of the columns added since, in one transaction that first
 // takes pg_advisory_xact_lock on a key derived from the schema name, so
 // that two processes migrating at once do not collide in the system
-// catalogs. The lock ends with the transaction. A
+// catalogs. The lock ends with the transaction. Its CREATE INDEX IF NOT
+// EXISTS statements lock their tables even when the indexes exist, until
+// it commits, in the order in which the writers lock them (node_states,
+// then runs, as DeleteGraph), so that a Migrate at the start of a process
+// never deadlocks with the writes of the others. A
 // schema that a later release migrated (its schema_version records a
 // layout above [SchemaVersion]) is refused with a [*SchemaVersionError]
 // before any change, so that an older release rolled back to never

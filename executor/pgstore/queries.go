@@ -42,6 +42,16 @@ type upgrade struct {
 // idempotent. {s} is the schema. The version table, schema_version, is
 // made by pgschema.Version. A table made by an older layout is upgraded by
 // the statements that follow (indexes) or by upgrades (columns).
+//
+// CREATE INDEX IF NOT EXISTS takes a share lock on its table even when the
+// index exists, held until Migrate commits, so the indexes are made in
+// the order in which the writers lock their tables: node_states, then
+// runs, as DeleteGraph does. In the other order, a DeleteGraph that held
+// node_states while Migrate held runs would wait for runs while Migrate
+// waited for node_states, and Postgres would abort one of them as a
+// deadlock. (Commit locks graphs, assets and node_states, none of which
+// Migrate locks before node_states; the later steps of Migrate, the
+// upgrades, lock node_states and runs again, in that order.)
 const ddl = `
 CREATE TABLE IF NOT EXISTS {s}.graphs (
 	graph_key  text COLLATE "C" PRIMARY KEY,
@@ -85,8 +95,8 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 	failed       text[]      NOT NULL,
 	error        text        NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
 CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (asset_ref);
+CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
 CREATE INDEX IF NOT EXISTS runs_age ON {s}.runs ((coalesce(ended_at, started_at)));
 `
 
