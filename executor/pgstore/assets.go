@@ -47,7 +47,7 @@ func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, 
 		m := string(b)
 		meta = &m
 	}
-	if _, err := s.pool.Exec(ctx, s.q.putAsset, key, a.Data, a.URL, a.Hash, int64(a.Length), meta); err != nil {
+	if err := s.exec(ctx, s.q.putAsset, key, a.Data, a.URL, a.Hash, int64(a.Length), meta); err != nil {
 		return "", s.wrapErr(ctx, err, "put asset %q", key)
 	}
 	return RefPrefix + key, nil

@@ -107,7 +107,12 @@
 //
 // [Store.Load] reads the version and the states in one statement (graphs
 // LEFT JOIN node_states), so they come from one snapshot. Put, PutRun and
-// the reads are single statements.
+// the reads are single statements. Every write runs in READ COMMITTED,
+// whatever level the role or the database defaults to
+// (default_transaction_isolation): Put, PutRun and each batch of
+// PruneAssets in a transaction of its own, whose BEGIN and COMMIT go in
+// one round trip with the statement. (At a stricter level, a write that
+// waited for a row that another one renewed failed with SQLSTATE 40001.)
 //
 // [Store.Migrate] runs CREATE SCHEMA and CREATE TABLE ... IF NOT EXISTS,
 // and on a schema of an older layout the ALTER TABLE ... ADD COLUMN IF

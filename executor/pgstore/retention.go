@@ -118,8 +118,9 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 			last          *string
 			seen, deleted int64
 		)
-		err := s.pool.QueryRow(ctx, s.q.pruneAssets, after, s.batchSize(), olderThan.Microseconds(), RefPrefix, first).
-			Scan(&last, &seen, &deleted)
+		err := pgschema.ReadCommitted(ctx, s.pool, s.q.pruneAssets,
+			[]any{after, s.batchSize(), olderThan.Microseconds(), RefPrefix, first},
+			func(r pgx.BatchResults) error { return r.QueryRow().Scan(&last, &seen, &deleted) })
 		if err != nil {
 			return total, s.wrapErr(ctx, err, "prune assets older than %v", olderThan)
 		}

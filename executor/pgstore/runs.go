@@ -62,7 +62,7 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if failed == nil {
 		failed = []string{} // the column is NOT NULL
 	}
-	if _, err := s.pool.Exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
+	if err := s.exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
 		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
 		string(countsJSON), failed, r.Error, r.Graph); err != nil {
 		return s.wrapErr(ctx, err, "put run %q", r.ID)

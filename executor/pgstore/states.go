@@ -11,6 +11,7 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // Load returns the graph's node states and version, read in one statement
@@ -122,9 +123,9 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 	// BEGIN and the statement go in one round trip; COMMIT in a second,
 	// once the statement succeeded, so that a commit whose context ends
 	// before then is rolled back.
-	defer rollbackConn(ctx, conn)
+	defer pgschema.RollbackConn(ctx, conn)
 	batch := &pgx.Batch{}
-	batch.Queue(beginReadCommitted)
+	batch.Queue(pgschema.BeginReadCommitted)
 	batch.Queue(stmt, args...)
 	results := conn.SendBatch(ctx, batch)
 	var version int64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -227,22 +228,15 @@ func (s *Store) migrateErr(ctx context.Context, err error, step string) error {
 	return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 }
 
-// beginReadCommitted starts a commit's transaction, as
-// pgx.TxOptions{IsoLevel: pgx.ReadCommitted} does.
-const beginReadCommitted = "BEGIN ISOLATION LEVEL READ COMMITTED"
-
-// rollbackConn rolls back the transaction open on conn, if any, as
-// rollback does for a pgx.Tx: even when ctx is done, so that the
-// connection goes back to the pool clean. pgxpool destroys a connection
-// released with a transaction still open, or after a failed rollback.
-func rollbackConn(ctx context.Context, conn *pgxpool.Conn) {
-	pc := conn.Conn().PgConn()
-	if pc.IsClosed() || pc.TxStatus() == 'I' {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgschema.RollbackTimeout)
-	defer cancel()
-	_, _ = conn.Exec(ctx, "ROLLBACK")
+// exec runs a write of one statement in a READ COMMITTED transaction of
+// its own, whatever the session's default level, in one round trip (see
+// pgschema.ReadCommitted): the store's statements rely on READ COMMITTED
+// to go on with a row that a concurrent writer committed.
+func (s *Store) exec(ctx context.Context, sql string, args ...any) error {
+	return pgschema.ReadCommitted(ctx, s.pool, sql, args, func(r pgx.BatchResults) error {
+		_, err := r.Exec()
+		return err
+	})
 }
 
 // wrapErr wraps a driver error with what was being done. An error that

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -72,6 +73,63 @@ func Rollback(ctx context.Context, tx pgx.Tx) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
 	defer cancel()
 	_ = tx.Rollback(ctx)
+}
+
+// BeginReadCommitted starts a transaction in READ COMMITTED, as
+// pgx.TxOptions{IsoLevel: pgx.ReadCommitted} does, for a batch.
+const BeginReadCommitted = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+// RollbackConn rolls back the transaction open on conn, if any, as
+// Rollback does for a pgx.Tx: even when ctx is done, so that the
+// connection goes back to the pool clean. pgxpool destroys a connection
+// released with a transaction still open, or after a failed rollback.
+func RollbackConn(ctx context.Context, conn *pgxpool.Conn) {
+	pc := conn.Conn().PgConn()
+	if pc.IsClosed() || pc.TxStatus() == 'I' {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout)
+	defer cancel()
+	_, _ = conn.Exec(ctx, "ROLLBACK")
+}
+
+// ReadCommitted runs sql, one statement, with args, in a READ COMMITTED
+// transaction of its own on a connection of pool, whatever level the
+// session defaults to (a role or a database may set
+// default_transaction_isolation to 'repeatable read' or 'serializable'):
+// the adapters' statements go on, in READ COMMITTED, with a row that a
+// concurrent writer they waited for committed, where a stricter level
+// fails them with SQLSTATE 40001. It costs one round trip, as the
+// statement alone: BEGIN, the statement and COMMIT go in one batch. read
+// reads the statement's result, with Exec or QueryRow, and nothing else.
+// On an error the transaction is rolled back (see RollbackConn). The
+// error is the driver's, or read's.
+func ReadCommitted(ctx context.Context, pool *pgxpool.Pool, sql string, args []any, read func(pgx.BatchResults) error) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	defer RollbackConn(ctx, conn)
+	batch := &pgx.Batch{}
+	batch.Queue(BeginReadCommitted)
+	batch.Queue(sql, args...)
+	batch.Queue("COMMIT")
+	results := conn.SendBatch(ctx, batch)
+	_, err = results.Exec()
+	if err == nil {
+		err = read(results)
+	}
+	if err == nil {
+		var tag pgconn.CommandTag
+		if tag, err = results.Exec(); err == nil && tag.String() != "COMMIT" {
+			err = pgx.ErrTxCommitRollback
+		}
+	}
+	if cerr := results.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // BeginMigrate starts the transaction of an adapter's Migrate of schema:

@@ -60,7 +60,9 @@
 // [History.Append] is one statement, one round trip, whatever the number
 // of events and runs: an INSERT ... SELECT FROM unnest(...) ON CONFLICT
 // DO NOTHING, which also renews the last_at of the runs that got an
-// event. [History.Replay] reads a page ([Options].PageSize events, 500 by
+// event, in a READ COMMITTED transaction of its own whatever the
+// database's default level (BEGIN and COMMIT go in the same round trip).
+// [History.Replay] reads a page ([Options].PageSize events, 500 by
 // default) per query through the primary key, resuming after the last
 // Seq read, and calls its function only once the page is read and the
 // connection released. [History.LastEvent] is one query through the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/regengraph/regen/internal/pgschema"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -26,7 +27,11 @@ import (
 // and writes invalid UTF-8 as U+FFFD, as every backend does.
 //
 // All the events go in one statement, one round trip, that also renews
-// the archive time of their runs; a failed call stores nothing. Appends
+// the archive time of their runs; a failed call stores nothing. The
+// statement runs in a READ COMMITTED transaction of its own (BEGIN and
+// COMMIT go in the same round trip), whatever level the role or the
+// database defaults to, so that an append that waits for its run's row,
+// which another append renews, goes on. Appends
 // of one run from several goroutines or processes at once are safe, and
 // never deadlock. It returns context.Cause(ctx) if ctx is done before or
 // while it runs.
@@ -59,7 +64,13 @@ func (h *History) Append(ctx context.Context, events ...progress.Event) error {
 		}
 		runIDs[i], seqs[i], data[i] = e.RunID, int64(e.Seq), b
 	}
-	if _, err := h.pool.Exec(ctx, h.q.appendEvents, runIDs, seqs, data); err != nil {
+	// In READ COMMITTED whatever the session's default, so that an append
+	// that waits for a run's row, which another append renews, goes on.
+	if err := pgschema.ReadCommitted(ctx, h.pool, h.q.appendEvents, []any{runIDs, seqs, data},
+		func(r pgx.BatchResults) error {
+			_, err := r.Exec()
+			return err
+		}); err != nil {
 		return h.fail(ctx, err, "append %s", describe(events))
 	}
 	return nil

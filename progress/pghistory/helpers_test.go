@@ -54,7 +54,8 @@ func newStream(t *testing.T, opts redisstream.Options) *redisstream.Stream {
 	return s
 }
 
-// tripCounter counts the queries a pool sends: its round trips.
+// tripCounter counts the queries a pool sends, a batch as one: its round
+// trips.
 type tripCounter struct{ n atomic.Int64 }
 
 func (c *tripCounter) count() int64 { return c.n.Load() }
@@ -65,6 +66,15 @@ func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 }
 
 func (c *tripCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 // count returns the rows of a table of the test's schema.
 func count(t *testing.T, pg *testenv.Postgres, table string) int {
