@@ -123,7 +123,11 @@
 // EXISTS statements lock their tables even when the indexes exist, until
 // it commits, in the order in which the writers lock them (node_states,
 // then runs, as DeleteGraph), so that a Migrate at the start of a process
-// never deadlocks with the writes of the others. A
+// never deadlocks with the writes of the others. A schema that is up to
+// date (it records [SchemaVersion] and has every table, index and column
+// of the layout, as at most start-ups) is only read, from the catalogs:
+// Migrate then locks none of its tables, and so neither waits for the
+// writes under way nor holds off the next ones. A
 // schema that a later release migrated (its schema_version records a
 // layout above [SchemaVersion]) is refused with a [*SchemaVersionError]
 // before any change, so that an older release rolled back to never

@@ -15,7 +15,7 @@ import (
 )
 
 // Migrate runs at the start of every process, while the others write (a
-// rolling deploy, a scale-up). Its CREATE INDEX IF NOT EXISTS statements
+// rolling deploy that upgrades the layout). Its CREATE INDEX IF NOT EXISTS statements
 // take a share lock on their table even when the index exists, and hold
 // it until Migrate commits. They took runs first, then node_states; a
 // DeleteGraph takes node_states (its states), then runs (its records).
@@ -33,6 +33,11 @@ func TestMigrateBesideDeleteGraph(t *testing.T) {
 	_, err := s.Commit(ctx, "g", 0, []executor.Change{{ID: "n", State: st}})
 	require.NoError(t, err)
 	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "r", GraphKey: "g", Status: executor.RunSucceeded}))
+	// A schema of layout 3, which the Migrate of a new release upgrades
+	// while the processes of the old one go on.
+	_, err = pg.Pool.Exec(ctx, fmt.Sprintf(`ALTER TABLE "%[1]s".runs DROP COLUMN graph;
+DELETE FROM "%[1]s".schema_version; INSERT INTO "%[1]s".schema_version (version) VALUES (3)`, pg.Schema))
+	require.NoError(t, err)
 
 	holder, err := pg.Pool.Begin(ctx)
 	require.NoError(t, err)
@@ -73,4 +78,61 @@ WHERE wait_event_type = 'Lock' AND position($1 in query) > 0`, pg.Schema).Scan(&
 	runs, err := s.ListRuns(ctx, "g")
 	require.NoError(t, err)
 	assert.Empty(t, runs)
+}
+
+// Every process runs Migrate at start-up, on a schema that is most often
+// up to date already. Its CREATE INDEX IF NOT EXISTS statements took a
+// share lock on node_states and runs even so, which waits for the writes
+// under way on those tables and holds off every write that comes after
+// it until it has the lock: behind a long write (a DeleteGraph of a large
+// graph, a commit whose process froze until idle_in_transaction_session_
+// timeout), a process that started stalled the commits of every graph,
+// and every PutRun, until that write ended. A Migrate of a schema that
+// has the whole current layout now changes nothing and locks no table.
+func TestMigrateUpToDateLocksNoTable(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	st := dirty.State{Status: dirty.StatusClean, Rev: 1}
+	for _, g := range []string{"held", "other"} {
+		_, err := s.Commit(ctx, g, 0, []executor.Change{{ID: "n", State: st}})
+		require.NoError(t, err)
+	}
+
+	// A long write on both tables, holding them until the end.
+	holder, err := pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer holder.Rollback(context.Background()) //nolint:errcheck // the test's end
+	for _, table := range []string{"node_states", "runs"} {
+		_, err = holder.Exec(ctx, fmt.Sprintf(`LOCK TABLE "%s".%s IN ROW EXCLUSIVE MODE`, pg.Schema, table))
+		require.NoError(t, err)
+	}
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second) // it waited for the holder
+	defer cancel()
+	require.NoError(t, s.Migrate(mctx), "Migrate of an up-to-date schema, beside a long write")
+	_, err = s.Commit(ctx, "other", 1, []executor.Change{{ID: "n", State: st}})
+	require.NoError(t, err, "a commit of another graph")
+	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "r", GraphKey: "other", Status: executor.RunRunning}))
+	require.NoError(t, holder.Rollback(ctx))
+}
+
+// A schema that records the current layout but lacks part of it (an
+// index dropped by hand, say) is not up to date: Migrate makes what is
+// missing, as before.
+func TestMigrateMakesWhatACurrentSchemaLacks(t *testing.T) {
+	t.Parallel()
+	for _, index := range []string{"runs_age", "runs_graph_started", "node_states_asset_ref"} {
+		t.Run(index, func(t *testing.T) {
+			t.Parallel() // each has its own schema
+			s, pg := newStore(t)
+			ctx := t.Context()
+			_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`DROP INDEX "%s".%s`, pg.Schema, index))
+			require.NoError(t, err)
+			require.NoError(t, s.Migrate(ctx))
+			var n int
+			require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1
+AND indexname IN ('runs_age', 'runs_graph_started', 'node_states_asset_ref')`, pg.Schema).Scan(&n))
+			assert.Equal(t, 3, n)
+		})
+	}
 }

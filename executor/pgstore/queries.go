@@ -17,6 +17,9 @@ type queries struct {
 	// refIndexMethod reads the access method of node_states_asset_ref,
 	// and hashRefIndex makes it a hash index (see Store.Migrate).
 	refIndexMethod, hashRefIndex string
+	// upToDate reports whether the schema has the whole current layout
+	// (see Store.Migrate).
+	upToDate string
 	// upgrades bring tables of an older layout up to date where ddl's
 	// CREATE TABLE IF NOT EXISTS does not, in version order.
 	upgrades []upgrade
@@ -111,12 +114,31 @@ const refIndexMethodSQL = `SELECT am.amname FROM pg_catalog.pg_class c
 	JOIN pg_catalog.pg_am am ON am.oid = c.relam
 	WHERE n.nspname = $1 AND c.relname = 'node_states_asset_ref'`
 
+// upToDateSQL reports whether the schema $1 has every table, index and
+// column that ddl and upgrades make, as the current layout has them: its
+// four tables, its three indexes (valid, the one on references a hash
+// index) and the runs' graph column, the only column added since layout
+// 1. It reads the catalogs only, which locks no table. Keep it in step
+// with ddl.
+const upToDateSQL = `SELECT
+	(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname IN ('graphs', 'node_states', 'assets', 'runs')) = 4
+	AND (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid JOIN pg_catalog.pg_am am ON am.oid = c.relam
+		WHERE n.nspname = $1 AND i.indisvalid
+			AND ((c.relname IN ('runs_graph_started', 'runs_age') AND am.amname = 'btree')
+				OR (c.relname = 'node_states_asset_ref' AND am.amname = 'hash'))) = 3
+	AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = 'runs' AND a.attname = 'graph' AND NOT a.attisdropped)`
+
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
 	f := r.Replace
 	return queries{
 		ddl:            f(ddl),
 		refIndexMethod: refIndexMethodSQL,
+		upToDate:       upToDateSQL,
 		hashRefIndex: f(`DROP INDEX {s}.node_states_asset_ref;
 CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),
 		upgrades: []upgrade{

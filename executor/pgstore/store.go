@@ -167,7 +167,11 @@ func (s *Store) Schema() string { return s.schema }
 // schema that records a layout newer than SchemaVersion, migrated by a
 // later release, is refused with a [*SchemaVersionError], changing
 // nothing: this release would misread it (a rollback of a deployment,
-// say). It returns ctx.Err() if ctx is done.
+// say). A schema that records SchemaVersion and has every table, index
+// and column of its layout, as at most start-ups, is left as it is, read
+// from the catalogs only: Migrate then locks none of its tables, and so
+// never waits for the writes of other processes, nor holds theirs off.
+// It returns ctx.Err() if ctx is done.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -183,6 +187,19 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if found > SchemaVersion {
 		return &SchemaVersionError{Schema: s.schema, Found: found, Supported: SchemaVersion}
+	}
+	if found == SchemaVersion {
+		// Up to date, as at most start-ups: the DDL below would lock
+		// node_states and runs (CREATE INDEX IF NOT EXISTS takes a share
+		// lock even when the index exists), so that behind a long write
+		// every write after it would wait for this Migrate.
+		var upToDate bool
+		if err := tx.QueryRow(ctx, s.q.upToDate, s.schema).Scan(&upToDate); err != nil {
+			return s.migrateErr(ctx, err, "look up the layout")
+		}
+		if upToDate {
+			return nil // nothing to change: the deferred rollback ends the transaction
+		}
 	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
 		return s.migrateErr(ctx, err, "create tables")
