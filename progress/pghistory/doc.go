@@ -47,7 +47,8 @@
 // which layout a database holds, and refuses one newer than it supports
 // with a [*SchemaVersionError]. (A schema made before versions were
 // recorded has an archived_at column in progress_events, which Migrate
-// drops: it was written and never read.)
+// drops: it was written and never read.) On a schema that is up to date,
+// as at most start-ups, it only reads the catalogs, and locks no table.
 //
 // An event is stored as its JSON form ([progress.Event.MarshalJSON]),
 // the bytes a Redis stream holds and a browser parses: NUL and control

@@ -220,8 +220,11 @@ func (h *History) Schema() string { return h.schema }
 // schema made before versions were recorded drops its progress_events
 // column archived_at, which nothing read, first, in a transaction of its
 // own (under the same lock) that locks no other table, so that it never
-// deadlocks with an append or a delete under way. It returns
-// context.Cause(ctx) if ctx is done.
+// deadlocks with an append or a delete under way. A schema that records
+// SchemaVersion and has the whole layout, as at most start-ups, is left
+// as it is, read from the catalogs only: Migrate then locks none of its
+// tables, and so never waits for the writes of other processes, nor holds
+// theirs off. It returns context.Cause(ctx) if ctx is done.
 func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
@@ -255,6 +258,19 @@ func (h *History) migrate(ctx context.Context, dropFirst bool) (again bool, err 
 	}
 	if found > SchemaVersion {
 		return false, &SchemaVersionError{Schema: h.schema, Found: found, Supported: SchemaVersion}
+	}
+	if found == SchemaVersion {
+		// Up to date, as at most start-ups: the DDL below would lock
+		// progress_runs (CREATE INDEX IF NOT EXISTS takes a share lock
+		// even when the index exists), so that behind a long write every
+		// append after it would wait for this Migrate.
+		var upToDate bool
+		if err := tx.QueryRow(ctx, upToDateSQL, h.schema).Scan(&upToDate); err != nil {
+			return false, h.fail(ctx, err, "migrate schema %s: look up the layout", h.schema)
+		}
+		if upToDate {
+			return false, nil // nothing to change: the deferred rollback ends the transaction
+		}
 	}
 	var archivedAt bool
 	if found < 1 {

@@ -38,6 +38,21 @@ CREATE INDEX IF NOT EXISTS progress_runs_last_at ON {s}.progress_runs (last_at);
 // drops a column in its catalog only, without rewriting the table.
 const upgradeTo1 = `ALTER TABLE {s}.progress_events DROP COLUMN IF EXISTS archived_at`
 
+// upToDateSQL reports whether the schema $1 has the whole current layout,
+// as ddl and upgradeTo1 make it: its two tables, the index
+// progress_runs_last_at (valid), and no archived_at column in
+// progress_events. It reads the catalogs only, which locks no table. Keep
+// it in step with ddl.
+const upToDateSQL = `SELECT
+	(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname IN ('progress_events', 'progress_runs')) = 2
+	AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+		WHERE n.nspname = $1 AND c.relname = 'progress_runs_last_at' AND i.indisvalid)
+	AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = 'progress_events' AND a.attname = 'archived_at' AND NOT a.attisdropped)`
+
 // hasArchivedAtSQL reports whether the progress_events table of the
 // schema $1 has the column archived_at, from the catalogs, which takes
 // no lock on the table.

@@ -1,0 +1,58 @@
+package pghistory_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress/pghistory"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// Every process runs Migrate at start-up, on a schema that is most often
+// up to date already. Its CREATE INDEX IF NOT EXISTS took a share lock on
+// progress_runs even so, which waits for the writes under way and holds
+// off every write after it until it has the lock: behind a long one (a
+// DeleteRun of a long run, which holds the run's row while it deletes its
+// events), a process that started stalled the appends of every run until
+// that write ended. A Migrate of a schema that has the whole current
+// layout now changes nothing and locks no table.
+func TestMigrateUpToDateLocksNoTable(t *testing.T) {
+	t.Parallel()
+	h, pg := newHistory(t, pgx.QueryExecModeCacheStatement, pghistory.Options{}, nil)
+	ctx := testenv.Context(t, 30*time.Second)
+	holder, err := pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer holder.Rollback(ctx) //nolint:errcheck // the test's end
+	for _, table := range []string{"progress_runs", "progress_events"} {
+		_, err = holder.Exec(ctx, "LOCK TABLE "+pgx.Identifier{pg.Schema, table}.Sanitize()+" IN ROW EXCLUSIVE MODE")
+		require.NoError(t, err)
+	}
+	mctx, cancel := context.WithTimeout(ctx, 10*time.Second) // it waited for the holder
+	defer cancel()
+	require.NoError(t, h.Migrate(mctx), "Migrate of an up-to-date schema, beside a long write")
+	run := sinktest.RunID(t)
+	require.NoError(t, h.Append(ctx, sinktest.Events(run, 1, 2)...))
+	require.NoError(t, holder.Rollback(ctx))
+	assert.Equal(t, []int{pghistory.SchemaVersion}, versions(t, pg))
+}
+
+// A schema that records the current layout but lacks its index (dropped
+// by hand, say) is not up to date: Migrate makes it, as before.
+func TestMigrateMakesWhatACurrentSchemaLacks(t *testing.T) {
+	t.Parallel()
+	h, pg := newHistory(t, pgx.QueryExecModeCacheStatement, pghistory.Options{}, nil)
+	ctx := t.Context()
+	_, err := pg.Pool.Exec(ctx, "DROP INDEX "+pgx.Identifier{pg.Schema, "progress_runs_last_at"}.Sanitize())
+	require.NoError(t, err)
+	require.NoError(t, h.Migrate(ctx))
+	var n int
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes
+WHERE schemaname = $1 AND indexname = 'progress_runs_last_at'`, pg.Schema).Scan(&n))
+	assert.Equal(t, 1, n)
+}
