@@ -42,13 +42,13 @@ func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, 
 	if len(a.Meta) > 0 {
 		b, err := json.Marshal(a.Meta)
 		if err != nil { // a map[string]string always marshals
-			return "", fmt.Errorf("pgstore: put asset %q: meta: %w", key, err)
+			return "", fmt.Errorf("pgstore: put asset %s: meta: %w", quote(key), err)
 		}
 		m := string(b)
 		meta = &m
 	}
 	if err := s.exec(ctx, s.q.putAsset, key, a.Data, a.URL, a.Hash, int64(a.Length), meta); err != nil {
-		return "", s.wrapErr(ctx, err, "put asset %q", key)
+		return "", s.wrapErr(ctx, err, "put asset %s", quote(key))
 	}
 	return RefPrefix + key, nil
 }
@@ -75,7 +75,7 @@ func (s *Store) Get(ctx context.Context, ref string) (executor.Asset, error) {
 		return executor.Asset{}, fmt.Errorf("get asset %q: %w", ref, executor.ErrNotFound)
 	}
 	if err != nil {
-		return executor.Asset{}, s.wrapErr(ctx, err, "get asset %q", ref)
+		return executor.Asset{}, s.wrapErr(ctx, err, "get asset %s", quote(ref))
 	}
 	return finishAsset(ref, a, length, meta)
 }
@@ -85,7 +85,7 @@ func finishAsset(ref string, a executor.Asset, length int64, meta *string) (exec
 	a.Length = time.Duration(length)
 	if meta != nil {
 		if err := json.Unmarshal([]byte(*meta), &a.Meta); err != nil {
-			return executor.Asset{}, fmt.Errorf("pgstore: get asset %q: meta is not a JSON object of strings: %w", ref, err)
+			return executor.Asset{}, fmt.Errorf("pgstore: get asset %s: meta is not a JSON object of strings: %w", quote(ref), err)
 		}
 	}
 	return a, nil
@@ -171,7 +171,7 @@ func (s *Store) Exists(ctx context.Context, ref string) (bool, error) {
 	}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, s.q.assetExists, key).Scan(&exists); err != nil {
-		return false, s.wrapErr(ctx, err, "asset %q exists", ref)
+		return false, s.wrapErr(ctx, err, "asset %s exists", quote(ref))
 	}
 	return exists, nil
 }

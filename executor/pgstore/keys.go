@@ -90,6 +90,10 @@ func (e *KeyError) Unwrap() error {
 	return ErrKeyTooLong
 }
 
+// quote quotes a key, ID or reference for an error, cut after 64 bytes
+// with its length (see pgschema.QuoteKey).
+func quote(s string) string { return pgschema.QuoteKey(s) }
+
 // checkKey returns a [*KeyError], wrapped in executor.Permanent, if key
 // is longer than max bytes, or is not valid UTF-8 without NUL.
 func checkKey(field, key string, max int) error {
@@ -149,7 +153,7 @@ func checkState(id string, st dirty.State) error {
 		{"InputHash", st.InputHash}, {"OutputHash", st.OutputHash}, {"AssetRef", st.AssetRef},
 		{"LastError", st.LastError},
 	} {
-		if err := checkText(func() string { return fmt.Sprintf("node %q %s", id, f.name) }, f.value); err != nil {
+		if err := checkText(func() string { return fmt.Sprintf("node %s %s", quote(id), f.name) }, f.value); err != nil {
 			return err
 		}
 	}
@@ -160,7 +164,7 @@ func checkState(id string, st dirty.State) error {
 // r, other than its ID and graph key, that Postgres cannot hold, or nil.
 func checkRecord(r executor.Record) error {
 	field := func(name string) func() string {
-		return func() string { return fmt.Sprintf("run %q %s", r.ID, name) }
+		return func() string { return fmt.Sprintf("run %s %s", quote(r.ID), name) }
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"Graph", r.Graph}, {"TriggeredBy", r.TriggeredBy}, {"Reason", r.Reason}, {"Status", string(r.Status)},
@@ -188,7 +192,7 @@ func checkRecord(r executor.Record) error {
 // its Hash, and its Meta's keys and values, in key order.
 func checkAsset(key string, a executor.Asset) error {
 	field := func(name string) func() string {
-		return func() string { return fmt.Sprintf("asset %q %s", key, name) }
+		return func() string { return fmt.Sprintf("asset %s %s", quote(key), name) }
 	}
 	if err := checkText(field("URL"), a.URL); err != nil {
 		return err

@@ -50,7 +50,7 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	}
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return false, s.wrapErr(ctx, err, "delete graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete graph %s", quote(graphKey))
 	}
 	defer pgschema.Rollback(ctx, tx)
 	// The graphs row first: the update locks it, so a commit racing with
@@ -60,18 +60,18 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	// READ COMMITTED they see the states of a commit that ended while
 	// the update waited for it.
 	if _, err := tx.Exec(ctx, s.q.deleteGraph, graphKey); err != nil {
-		return false, s.wrapErr(ctx, err, "delete graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete graph %s", quote(graphKey))
 	}
 	states, err := tx.Exec(ctx, s.q.deleteGraphStates, graphKey)
 	if err != nil {
-		return false, s.wrapErr(ctx, err, "delete node states of graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete node states of graph %s", quote(graphKey))
 	}
 	runs, err := tx.Exec(ctx, s.q.deleteGraphRuns, graphKey)
 	if err != nil {
-		return false, s.wrapErr(ctx, err, "delete runs of graph %q", graphKey)
+		return false, s.wrapErr(ctx, err, "delete runs of graph %s", quote(graphKey))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, s.wrapErr(ctx, err, "delete graph %q: commit", graphKey)
+		return false, s.wrapErr(ctx, err, "delete graph %s: commit", quote(graphKey))
 	}
 	return states.RowsAffected()+runs.RowsAffected() > 0, nil
 }

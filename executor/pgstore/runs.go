@@ -39,10 +39,10 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 		return err
 	}
 	if err := checkKey(fieldGraphKey, r.GraphKey, MaxGraphKeyBytes); err != nil {
-		return fmt.Errorf("put run %q: %w", r.ID, err)
+		return fmt.Errorf("put run %s: %w", quote(r.ID), err)
 	}
 	if err := checkRecord(r); err != nil {
-		return fmt.Errorf("put run %q: %w", r.ID, err)
+		return fmt.Errorf("put run %s: %w", quote(r.ID), err)
 	}
 	marks := make([]markJSON, len(r.Marks))
 	for i, m := range r.Marks {
@@ -52,11 +52,11 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	// at every call: permanent.
 	marksJSON, err := json.Marshal(marks)
 	if err != nil {
-		return executor.Permanent(fmt.Errorf("pgstore: put run %q: marks: %w", r.ID, err))
+		return executor.Permanent(fmt.Errorf("pgstore: put run %s: marks: %w", quote(r.ID), err))
 	}
 	countsJSON, err := json.Marshal(r.Counts)
 	if err != nil {
-		return executor.Permanent(fmt.Errorf("pgstore: put run %q: counts: %w", r.ID, err))
+		return executor.Permanent(fmt.Errorf("pgstore: put run %s: counts: %w", quote(r.ID), err))
 	}
 	failed := r.Failed
 	if failed == nil {
@@ -65,7 +65,7 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := s.exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
 		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
 		string(countsJSON), failed, r.Error, r.Graph); err != nil {
-		return s.wrapErr(ctx, err, "put run %q", r.ID)
+		return s.wrapErr(ctx, err, "put run %s", quote(r.ID))
 	}
 	return nil
 }
@@ -78,22 +78,22 @@ func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) 
 		return executor.Record{}, err
 	}
 	if !fits(id, MaxRunIDBytes) {
-		return executor.Record{}, fmt.Errorf("get run %q: %w", id, executor.ErrNotFound)
+		return executor.Record{}, fmt.Errorf("get run %s: %w", quote(id), executor.ErrNotFound)
 	}
 	rows, err := s.pool.Query(ctx, s.q.getRun, id)
 	if err != nil {
-		return executor.Record{}, s.wrapErr(ctx, err, "get run %q", id)
+		return executor.Record{}, s.wrapErr(ctx, err, "get run %s", quote(id))
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return executor.Record{}, s.wrapErr(ctx, err, "get run %q", id)
+			return executor.Record{}, s.wrapErr(ctx, err, "get run %s", quote(id))
 		}
-		return executor.Record{}, fmt.Errorf("get run %q: %w", id, executor.ErrNotFound)
+		return executor.Record{}, fmt.Errorf("get run %s: %w", quote(id), executor.ErrNotFound)
 	}
 	r, err := scanRun(rows)
 	if err != nil {
-		return executor.Record{}, s.wrapErr(ctx, err, "get run %q", id)
+		return executor.Record{}, s.wrapErr(ctx, err, "get run %s", quote(id))
 	}
 	return r, nil
 }
@@ -112,18 +112,18 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 	}
 	rows, err := s.pool.Query(ctx, s.q.listRuns, graphKey)
 	if err != nil {
-		return nil, s.wrapErr(ctx, err, "list runs of graph %q", graphKey)
+		return nil, s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
-			return nil, s.wrapErr(ctx, err, "list runs of graph %q", graphKey)
+			return nil, s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.wrapErr(ctx, err, "list runs of graph %q", graphKey)
+		return nil, s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
 	}
 	return out, nil
 }
@@ -154,7 +154,7 @@ func scanRun(row pgx.Row) (executor.Record, error) {
 	}
 	errCounts = json.Unmarshal([]byte(counts), &r.Counts)
 	if err := errors.Join(errMarks, errCounts); err != nil {
-		return executor.Record{}, fmt.Errorf("run %q: bad marks or counts column: %w", r.ID, err)
+		return executor.Record{}, fmt.Errorf("run %s: bad marks or counts column: %w", quote(r.ID), err)
 	}
 	if len(r.Failed) == 0 {
 		r.Failed = nil

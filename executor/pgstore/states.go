@@ -31,7 +31,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 	}
 	rows, err := s.pool.Query(ctx, s.q.load, graphKey)
 	if err != nil {
-		return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %q", graphKey)
+		return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %s", quote(graphKey))
 	}
 	defer rows.Close()
 	var (
@@ -45,7 +45,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 	for rows.Next() {
 		if err := rows.Scan(&snap.Version, &hasState, &id, &status, &st.Rev, &st.InputHash, &st.OutputHash,
 			&st.AssetRef, &attempts, &st.LastError, &updated); err != nil {
-			return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %q", graphKey)
+			return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %s", quote(graphKey))
 		}
 		if !hasState {
 			continue
@@ -56,7 +56,7 @@ func (s *Store) Load(ctx context.Context, graphKey string) (executor.Snapshot, e
 		snap.States[id] = st
 	}
 	if err := rows.Err(); err != nil {
-		return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %q", graphKey)
+		return executor.Snapshot{}, s.wrapErr(ctx, err, "load graph %s", quote(graphKey))
 	}
 	return snap, nil
 }
@@ -95,10 +95,10 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 	}
 	for _, c := range changes {
 		if err := checkKey(fieldNodeID, c.ID, MaxNodeIDBytes); err != nil {
-			return 0, fmt.Errorf("commit graph %q: %w", graphKey, err)
+			return 0, fmt.Errorf("commit graph %s: %w", quote(graphKey), err)
 		}
 		if err := checkState(c.ID, c.State); err != nil {
-			return 0, fmt.Errorf("commit graph %q: %w", graphKey, err)
+			return 0, fmt.Errorf("commit graph %s: %w", quote(graphKey), err)
 		}
 	}
 	if expect < 0 { // no graph is ever at a negative version
@@ -117,7 +117,7 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return 0, s.wrapErr(ctx, err, "commit graph %q: acquire a connection", graphKey)
+		return 0, s.wrapErr(ctx, err, "commit graph %s: acquire a connection", quote(graphKey))
 	}
 	defer conn.Release()
 	// BEGIN and the statement go in one round trip; COMMIT in a second,
@@ -146,14 +146,14 @@ func (s *Store) Commit(ctx context.Context, graphKey string, expect int64, chang
 		return 0, &executor.ConflictError{GraphKey: graphKey, Expected: expect, Actual: actual}
 	}
 	if err != nil {
-		return 0, s.wrapErr(ctx, err, "commit graph %q at version %d: %d node states", graphKey, expect, len(cols.ids))
+		return 0, s.wrapErr(ctx, err, "commit graph %s at version %d: %d node states", quote(graphKey), expect, len(cols.ids))
 	}
 	tag, err := conn.Exec(ctx, "COMMIT")
 	if err == nil && tag.String() != "COMMIT" {
 		err = pgx.ErrTxCommitRollback
 	}
 	if err != nil {
-		return 0, s.wrapErr(ctx, err, "commit graph %q at version %d", graphKey, expect)
+		return 0, s.wrapErr(ctx, err, "commit graph %s at version %d", quote(graphKey), expect)
 	}
 	return version, nil
 }
@@ -174,7 +174,7 @@ func (s *Store) versionOf(ctx context.Context, q querier, graphKey string) (int6
 		return 0, nil
 	}
 	if err != nil {
-		return 0, s.wrapErr(ctx, err, "read version of graph %q", graphKey)
+		return 0, s.wrapErr(ctx, err, "read version of graph %s", quote(graphKey))
 	}
 	return v, nil
 }

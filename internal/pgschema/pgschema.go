@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -54,6 +55,27 @@ func MigrateLockKey(schema string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte("github.com/regengraph/regen/executor/pgstore.Migrate:" + schema))
 	return int64(h.Sum64())
+}
+
+// maxQuoted is the most bytes of a key or ID that QuoteKey quotes, as
+// the executor's errors quote graph keys and run IDs.
+const maxQuoted = 64
+
+// QuoteKey returns a key, ID or reference quoted for an error, as %q
+// does, cut after 64 bytes at a character boundary with a note of its
+// length, as the executor's errors quote graph keys and run IDs: a host's
+// keys may be long (a URL, a document's hash, up to the adapters' limits
+// of 1,200 and 2,600 bytes), and an error that quoted them whole would be
+// mostly key.
+func QuoteKey(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	end := maxQuoted
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return strconv.Quote(s[:end]) + fmt.Sprintf("… (%d bytes)", len(s))
 }
 
 // Storable reports whether Postgres can hold s in a text column: valid

@@ -42,3 +42,21 @@ func TestMigrateLockKey(t *testing.T) {
 	assert.NotEqual(t, pgschema.MigrateLockKey("regen"), pgschema.MigrateLockKey("regen2"))
 	assert.Equal(t, `"regen"`, pgschema.Quote("regen"))
 }
+
+// QuoteKey quotes keys whole up to 64 bytes, and past that cuts them at a
+// character boundary, with their length, as the executor's errors do.
+func TestQuoteKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"short", "lecture-1", `"lecture-1"`},
+		{"64 bytes", strings.Repeat("k", 64), `"` + strings.Repeat("k", 64) + `"`},
+		{"long", strings.Repeat("k", 1200), `"` + strings.Repeat("k", 64) + `"… (1200 bytes)`},
+		{"a character across the cut", strings.Repeat("k", 63) + "é" + strings.Repeat("k", 10), `"` + strings.Repeat("k", 63) + `"… (75 bytes)`},
+		{"quoted as %q quotes", "a\x00b", `"a\x00b"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, pgschema.QuoteKey(tc.in))
+		})
+	}
+}

@@ -83,14 +83,14 @@ func describe(events []progress.Event) string {
 	lo, hi := first.Seq, first.Seq
 	for _, e := range events[1:] {
 		if e.RunID != first.RunID {
-			return fmt.Sprintf("%d events of several runs (run %q seq %d first)", len(events), first.RunID, first.Seq)
+			return fmt.Sprintf("%d events of several runs (run %s seq %d first)", len(events), pgschema.QuoteKey(first.RunID), first.Seq)
 		}
 		lo, hi = min(lo, e.Seq), max(hi, e.Seq)
 	}
 	if lo == hi {
-		return fmt.Sprintf("run %q seq %d", first.RunID, lo)
+		return fmt.Sprintf("run %s seq %d", pgschema.QuoteKey(first.RunID), lo)
 	}
-	return fmt.Sprintf("run %q seq %d..%d (%d events)", first.RunID, lo, hi, len(events))
+	return fmt.Sprintf("run %s seq %d..%d (%d events)", pgschema.QuoteKey(first.RunID), lo, hi, len(events))
 }
 
 // Replay calls fn for each stored event of runID with Seq greater than
@@ -137,22 +137,22 @@ func (h *History) Replay(ctx context.Context, runID string, after uint64, fn fun
 func (h *History) readPage(ctx context.Context, runID string, after int64, page []progress.Event) ([]progress.Event, error) {
 	rows, err := h.pool.Query(ctx, h.q.replay, runID, after, h.pageSize)
 	if err != nil {
-		return nil, h.fail(ctx, err, "replay run %q after seq %d", runID, after)
+		return nil, h.fail(ctx, err, "replay run %s after seq %d", pgschema.QuoteKey(runID), after)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
-			return nil, h.fail(ctx, err, "replay run %q after seq %d", runID, after)
+			return nil, h.fail(ctx, err, "replay run %s after seq %d", pgschema.QuoteKey(runID), after)
 		}
 		var e progress.Event
 		if err := e.UnmarshalJSON(data); err != nil {
-			return nil, fmt.Errorf("pghistory: replay run %q after seq %d: stored event: %w", runID, after, err)
+			return nil, fmt.Errorf("pghistory: replay run %s after seq %d: stored event: %w", pgschema.QuoteKey(runID), after, err)
 		}
 		page = append(page, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, h.fail(ctx, err, "replay run %q after seq %d", runID, after)
+		return nil, h.fail(ctx, err, "replay run %s after seq %d", pgschema.QuoteKey(runID), after)
 	}
 	return page, nil
 }
@@ -174,11 +174,11 @@ func (h *History) LastEvent(ctx context.Context, runID string) (progress.Event, 
 	case errors.Is(err, pgx.ErrNoRows):
 		return progress.Event{}, false, nil
 	case err != nil:
-		return progress.Event{}, false, h.fail(ctx, err, "last event of run %q", runID)
+		return progress.Event{}, false, h.fail(ctx, err, "last event of run %s", pgschema.QuoteKey(runID))
 	}
 	var e progress.Event
 	if err := e.UnmarshalJSON(data); err != nil {
-		return progress.Event{}, false, fmt.Errorf("pghistory: last event of run %q: stored event: %w", runID, err)
+		return progress.Event{}, false, fmt.Errorf("pghistory: last event of run %s: stored event: %w", pgschema.QuoteKey(runID), err)
 	}
 	return e, true, nil
 }

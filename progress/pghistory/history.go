@@ -341,7 +341,7 @@ func checkEvent(e progress.Event) error {
 	case !pgschema.Storable(e.RunID):
 		return &RunIDError{RunID: e.RunID, Seq: e.Seq, NotText: true}
 	case e.Seq > MaxSeq:
-		return fmt.Errorf("%w: run %q seq %d is over %d, the largest Postgres bigint", progress.ErrInvalidEvent, e.RunID, e.Seq, uint64(MaxSeq))
+		return fmt.Errorf("%w: run %s seq %d is over %d, the largest Postgres bigint", progress.ErrInvalidEvent, pgschema.QuoteKey(e.RunID), e.Seq, uint64(MaxSeq))
 	}
 	return nil
 }

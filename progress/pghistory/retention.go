@@ -37,21 +37,21 @@ func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
 	}
 	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return 0, h.fail(ctx, err, "delete run %q", runID)
+		return 0, h.fail(ctx, err, "delete run %s", pgschema.QuoteKey(runID))
 	}
 	defer pgschema.Rollback(ctx, tx)
 	// The run's row first: it waits for an append of the run in flight,
 	// so that the next statement, with a snapshot of its own, sees that
 	// append's events and deletes them too.
 	if _, err := tx.Exec(ctx, h.q.deleteRun, runID); err != nil {
-		return 0, h.fail(ctx, err, "delete run %q", runID)
+		return 0, h.fail(ctx, err, "delete run %s", pgschema.QuoteKey(runID))
 	}
 	tag, err := tx.Exec(ctx, h.q.deleteRunEvents, runID)
 	if err != nil {
-		return 0, h.fail(ctx, err, "delete events of run %q", runID)
+		return 0, h.fail(ctx, err, "delete events of run %s", pgschema.QuoteKey(runID))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, h.fail(ctx, err, "delete run %q: commit", runID)
+		return 0, h.fail(ctx, err, "delete run %s: commit", pgschema.QuoteKey(runID))
 	}
 	return tag.RowsAffected(), nil
 }
