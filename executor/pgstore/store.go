@@ -170,8 +170,11 @@ func (s *Store) Schema() string { return s.schema }
 // say). A schema that records SchemaVersion and has every table, index
 // and column of its layout, as at most start-ups, is left as it is, read
 // from the catalogs only: Migrate then locks none of its tables, and so
-// never waits for the writes of other processes, nor holds theirs off.
-// It returns ctx.Err() if ctx is done.
+// never waits for the writes of other processes, nor holds theirs off;
+// and it needs no privilege but reading schema_version, so that a service
+// whose role may only read and write rows (another role owning the
+// tables) can call it at start-up too. It returns ctx.Err() if ctx is
+// done.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -195,9 +195,18 @@ func BeginMigrate(ctx context.Context, pool *pgxpool.Pool, schema string) (pgx.T
 // adapter.
 func Version(ctx context.Context, tx pgx.Tx, schema, table string) (int, error) {
 	t := Quote(schema) + "." + table
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+
-		" (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
-		return 0, fmt.Errorf("create %s: %w", table, err)
+	// CREATE TABLE IF NOT EXISTS needs the CREATE privilege on the schema
+	// even when the table exists: made only if missing, so that a role
+	// that may only read and write rows migrates an up-to-date schema.
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("look up %s: %w", table, err)
+	}
+	if !exists {
+		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+
+			" (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			return 0, fmt.Errorf("create %s: %w", table, err)
+		}
 	}
 	var v int
 	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+t).Scan(&v); err != nil {

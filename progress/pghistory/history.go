@@ -224,7 +224,9 @@ func (h *History) Schema() string { return h.schema }
 // SchemaVersion and has the whole layout, as at most start-ups, is left
 // as it is, read from the catalogs only: Migrate then locks none of its
 // tables, and so never waits for the writes of other processes, nor holds
-// theirs off. It returns context.Cause(ctx) if ctx is done.
+// theirs off; and it needs no privilege but reading the version table, so
+// that a service whose role may only read and write rows can call it at
+// start-up too. It returns context.Cause(ctx) if ctx is done.
 func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)
