@@ -34,7 +34,7 @@ import (
 // which another append renews, goes on. Appends
 // of one run from several goroutines or processes at once are safe, and
 // never deadlock. It returns context.Cause(ctx) if ctx is done before or
-// while it runs.
+// while it runs; an Append of no events does nothing, and returns nil.
 func (h *History) Append(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := checkEvent(e); err != nil {
