@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/regengraph/regen/executor/schedule"
 	"github.com/regengraph/regen/graph"
+	quotepkg "github.com/regengraph/regen/internal/quote"
 	"github.com/regengraph/regen/planner"
 	"github.com/regengraph/regen/progress"
 )
@@ -344,20 +344,6 @@ func countdown(v, elapsed time.Duration) time.Duration {
 	return max(v-elapsed, minETA)
 }
 
-// maxQuoted is the most bytes of a graph key or run ID that an error
-// quotes: a host's keys may be long (a URL, a hash of a document), and an
-// error that quoted them whole would be mostly key.
-const maxQuoted = 64
-
-// quote returns s quoted, as %q does, cut after maxQuoted bytes at a
-// character boundary with a note of its length.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	end := maxQuoted
-	for end > 0 && !utf8.RuneStart(s[end]) {
-		end--
-	}
-	return strconv.Quote(s[:end]) + fmt.Sprintf("… (%d bytes)", len(s))
-}
+// quote returns a graph key or run ID quoted for an error, cut after 64
+// bytes (see internal/quote).
+func quote(s string) string { return quotepkg.Key(s) }

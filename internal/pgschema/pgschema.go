@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/regengraph/regen/internal/quote"
 )
 
 // Valid reports whether name is a schema name the adapters take: a plain
@@ -57,26 +58,10 @@ func MigrateLockKey(schema string) int64 {
 	return int64(h.Sum64())
 }
 
-// maxQuoted is the most bytes of a key or ID that QuoteKey quotes, as
-// the executor's errors quote graph keys and run IDs.
-const maxQuoted = 64
-
-// QuoteKey returns a key, ID or reference quoted for an error, as %q
-// does, cut after 64 bytes at a character boundary with a note of its
-// length, as the executor's errors quote graph keys and run IDs: a host's
-// keys may be long (a URL, a document's hash, up to the adapters' limits
-// of 1,200 and 2,600 bytes), and an error that quoted them whole would be
-// mostly key.
-func QuoteKey(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	end := maxQuoted
-	for end > 0 && !utf8.RuneStart(s[end]) {
-		end--
-	}
-	return strconv.Quote(s[:end]) + fmt.Sprintf("… (%d bytes)", len(s))
-}
+// QuoteKey returns a key, ID or reference quoted for an error, cut after
+// 64 bytes, as the executor's errors quote graph keys and run IDs (see
+// [quote.Key]).
+func QuoteKey(s string) string { return quote.Key(s) }
 
 // Storable reports whether Postgres can hold s in a text column: valid
 // UTF-8 without NUL.
