@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -68,4 +70,49 @@ func schemaName(t testing.TB) string {
 		name = name[len(name)-n:]
 	}
 	return prefix + name
+}
+
+// RowWriterPool returns a pool on p's Postgres whose connections act as a
+// new role that may only use p.Schema and read and write the rows of its
+// tables (as many hosts run their service): one that may not create or
+// alter anything. Make the tables first: the role gets the rows of the
+// tables there when it is called. The test skips (fails in CI) if its
+// user may not create a role. When the test ends, the pool is closed and
+// the role dropped, with what it owns and its grants, before p's schema.
+func (p *Postgres) RowWriterPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	name := UniqueName(t)
+	role := pgx.Identifier{"regentest_" + name[len(name)-12:]}.Sanitize() // the random suffix
+	if _, err := p.Pool.Exec(ctx, "CREATE ROLE "+role+" NOLOGIN"); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			Unavailable(t, "the test's Postgres user may not create a role (%v)", err)
+			return nil
+		}
+		t.Fatalf("testenv: create role %s: %v", role, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := p.Pool.Exec(ctx, "DROP OWNED BY "+role+"; DROP ROLE "+role); err != nil {
+			t.Errorf("testenv: drop role %s: %v", role, err)
+		}
+	})
+	schema := pgx.Identifier{p.Schema}.Sanitize()
+	if _, err := p.Pool.Exec(ctx, "GRANT USAGE ON SCHEMA "+schema+" TO "+role+
+		"; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "+schema+" TO "+role); err != nil {
+		t.Fatalf("testenv: grant role %s the rows of %s: %v", role, p.Schema, err)
+	}
+	cfg := p.Pool.Config()
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET ROLE "+role)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("testenv: pool of role %s: %v", role, err)
+	}
+	t.Cleanup(pool.Close) // runs before the role is dropped
+	return pool
 }
