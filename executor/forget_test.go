@@ -1,0 +1,112 @@
+package executor_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
+)
+
+// A lecture made shorter left its dropped segments' states in the store
+// for good, and they kept their assets from PruneAssets: only DeleteGraph
+// removed them (an embedder's finding). Forget drops them, and a prune
+// then deletes their assets; the key's own nodes, and their assets, stay.
+// A lecture made longer again regenerates the dropped nodes, with their
+// revisions kept.
+func TestForgetDroppedNodes(t *testing.T) {
+	ctx := context.Background()
+	build := func(seconds int) *graph.Graph {
+		g, err := graph.Build(graph.Lecture(), seconds)
+		require.NoError(t, err)
+		return g
+	}
+	long, short := build(60), build(30)
+	e := lectureExecutor(t)
+	store := e.States().(*executor.MemoryStore)
+	const key = "lecture"
+	_, err := e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: long})
+	require.NoError(t, err)
+	_, err = e.Edit(ctx, long, key, "asset:narration:segment[4]") // revision 1
+	require.NoError(t, err)
+	_, err = e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: long})
+	require.NoError(t, err)
+	_, err = e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: short})
+	require.NoError(t, err)
+
+	var dropped []string
+	for seg := 3; seg < 6; seg++ {
+		for _, kind := range []string{graph.KindNarration, graph.KindImage, graph.KindVideo} {
+			dropped = append(dropped, fmt.Sprintf("%s:segment[%d]", kind, seg))
+		}
+	}
+	before, err := store.Load(ctx, key)
+	require.NoError(t, err)
+	refs := map[string]string{}
+	for id, st := range before.States {
+		refs[id] = st.AssetRef
+	}
+
+	// Not the key's graph: refused, and nothing changes.
+	_, err = e.Forget(ctx, long, key)
+	require.ErrorIs(t, err, executor.ErrInvalidRequest)
+	assert.ErrorContains(t, err, "is not the key's graph")
+	podcast, err := graph.Build(testgraph.Podcast(), 30)
+	require.NoError(t, err)
+	_, err = e.Forget(ctx, podcast, key)
+	require.ErrorIs(t, err, executor.ErrInvalidRequest)
+	_, err = e.Forget(ctx, short, "never run")
+	require.ErrorIs(t, err, executor.ErrInvalidRequest)
+	assert.ErrorContains(t, err, "the key has no graph yet")
+	_, err = e.Forget(ctx, nil, key)
+	require.ErrorIs(t, err, executor.ErrInvalidRequest)
+	unchanged, err := store.Load(ctx, key)
+	require.NoError(t, err)
+	assert.Equal(t, before, unchanged)
+
+	n, err := e.Forget(ctx, short, key)
+	require.NoError(t, err)
+	assert.Equal(t, len(dropped), n)
+	after, err := store.Load(ctx, key)
+	require.NoError(t, err)
+	for _, id := range dropped {
+		st := after.States[id]
+		assert.Equal(t, dirty.StatusMissing, st.Status, id)
+		assert.Empty(t, st.AssetRef, id)
+		assert.Empty(t, st.OutputHash, id)
+	}
+	assert.Equal(t, int64(1), after.States["asset:narration:segment[4]"].Rev, "its revision stays")
+	n, err = e.Forget(ctx, short, key)
+	require.NoError(t, err)
+	assert.Zero(t, n, "dropped already")
+
+	_, err = store.PruneAssets(ctx, 0)
+	require.NoError(t, err)
+	delete(refs, executor.GraphStateID) // it has no asset
+	for id, ref := range refs {
+		ok, err := store.Exists(ctx, ref)
+		require.NoError(t, err)
+		if _, err := short.Lookup(id); err == nil {
+			assert.True(t, ok, "%s: the key's node keeps its asset", id)
+		} else {
+			assert.False(t, ok, "%s: the dropped node's asset is pruned", id)
+		}
+	}
+
+	// Longer again: the dropped nodes are made again, with their revisions.
+	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: long})
+	require.NoError(t, err)
+	for _, id := range dropped {
+		assert.Contains(t, rep.Generated, id)
+	}
+	final, err := store.Load(ctx, key)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), final.States["asset:narration:segment[4]"].Rev)
+	assert.Equal(t, dirty.StatusClean, final.States["asset:narration:segment[4]"].Status)
+}
