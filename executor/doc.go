@@ -93,7 +93,8 @@
 // free: each pays its provider for the nodes it makes, and a result that
 // the other run committed first is thrown away; a host that lets users
 // start runs should run one at a time per graph key (a lock of its own,
-// such as a Postgres advisory lock). A run of another graph on the key (a
+// such as pgstore.Store's LockGraph, a Postgres advisory lock that ends
+// with its holder's process). A run of another graph on the key (a
 // lecture made longer or shorter, another template) that starts later
 // wins: the key's graph is then its graph, and the older run stops,
 // cancelled with [ErrGraphReplaced], without writing its results over the
@@ -219,7 +220,9 @@
 // pass. Two optional interfaces save round trips to a database: an
 // [AssetChecker] checks the clean nodes' assets at the start of a run in
 // one call, and an [AssetBatchGetter] reads the assets of a node's many
-// dependencies in one.
+// dependencies in one. A third, [RunStatusLister], is for the host: it
+// lists the runs recorded as running on every graph key, which a host
+// resumes at start-up when the process that ran them stopped.
 //
 // # Retention
 //

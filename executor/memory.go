@@ -23,6 +23,7 @@ var (
 
 	_ AssetChecker     = (*MemoryAssets)(nil)
 	_ AssetBatchGetter = (*MemoryAssets)(nil)
+	_ RunStatusLister  = (*MemoryRuns)(nil)
 )
 
 // MemoryStates is a [StateStore] that keeps every graph's states in
@@ -908,6 +909,41 @@ func (m *MemoryRuns) ListRuns(ctx context.Context, graphKey string) ([]Record, e
 		out[i] = copyRecord(out[i])
 	}
 	return out, nil
+}
+
+// RunsByStatus returns copies of the records whose Status is status, of
+// every graph, oldest first: by StartedAt, then by ID (see
+// [RunStatusLister]). It costs O(records) under the read lock, as a
+// memory store is not meant for many: a store of its own is gone with
+// its process, so its running records are those of the runs still going
+// on. It returns ctx.Err() if ctx is done.
+func (m *MemoryRuns) RunsByStatus(ctx context.Context, status RunStatus) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []Record{}
+	m.mu.RLock()
+	for _, r := range m.runs {
+		if r.Status == status {
+			out = append(out, r)
+		}
+	}
+	m.mu.RUnlock()
+	sortRecords(out)
+	for i := range out {
+		out[i] = copyRecord(out[i])
+	}
+	return out, nil
+}
+
+// sortRecords sorts rs oldest first: by StartedAt, then by ID.
+func sortRecords(rs []Record) {
+	slices.SortFunc(rs, func(a, b Record) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // copyRecord returns r with its slices copied.

@@ -14,6 +14,7 @@ var (
 	_ AssetChecker     = (*MemoryStore)(nil)
 	_ AssetBatchGetter = (*MemoryStore)(nil)
 	_ RunStore         = (*MemoryStore)(nil)
+	_ RunStatusLister  = (*MemoryStore)(nil)
 )
 
 // ErrInvalidAge: a retention method got a negative age.
@@ -25,7 +26,7 @@ var ErrInvalidAge = errors.New("executor: invalid age")
 // [MemoryStore.PruneAssets] and [MemoryStore.PruneRuns], with the same
 // names and meanings, so that a host can move from one to the other
 // without surprises. It implements [StateStore], [AssetStore],
-// [AssetChecker], [AssetBatchGetter] and [RunStore], so one value fills
+// [AssetChecker], [AssetBatchGetter], [RunStore] and [RunStatusLister], so one value fills
 // all three store fields of [Options]; it knows what its states refer to
 // only when it is the StateStore of every executor that puts assets into
 // it. It is safe for concurrent use, and passes the [storetest] kit, its
@@ -125,6 +126,11 @@ func (m *MemoryStore) GetRun(ctx context.Context, id string) (Record, error) {
 // ListRuns is [MemoryRuns.ListRuns].
 func (m *MemoryStore) ListRuns(ctx context.Context, graphKey string) ([]Record, error) {
 	return m.runs.ListRuns(ctx, graphKey)
+}
+
+// RunsByStatus is [MemoryRuns.RunsByStatus]; see [RunStatusLister].
+func (m *MemoryStore) RunsByStatus(ctx context.Context, status RunStatus) ([]Record, error) {
+	return m.runs.RunsByStatus(ctx, status)
 }
 
 // DeleteGraph deletes a graph's node states and its run records, and

@@ -283,3 +283,23 @@ type RunStore interface {
 	// then by ID. It returns an empty list for an unknown graph.
 	ListRuns(ctx context.Context, graphKey string) ([]Record, error)
 }
+
+// RunStatusLister is an optional interface of a [RunStore] that lists the
+// records of one status across every graph key, where ListRuns takes one
+// key. A host calls it at start-up with [RunRunning] to find the runs
+// that a process which stopped (it crashed, or was killed) left recorded
+// as running, on whatever key: each is then resumed ([Executor.Resume])
+// by one process, under a lock on its graph key that the process which
+// ran it no longer holds (pgstore.Store's LockGraph is such a lock). A
+// record says running while its run goes on, too, in this process or
+// another: the lock tells the two apart. The executor itself never calls
+// it. MemoryRuns, MemoryStore and pgstore's Store implement it, and the
+// executor/storetest kit checks it when a RunStore has it.
+type RunStatusLister interface {
+	// RunsByStatus returns the records whose Status is exactly status,
+	// of every graph key, oldest first: by StartedAt (a zero one first),
+	// then by ID, as ListRuns orders one graph's. It returns an empty
+	// list, and no error, when there are none, also for a status that no
+	// record has. The records are the caller's.
+	RunsByStatus(ctx context.Context, status RunStatus) ([]Record, error)
+}

@@ -66,7 +66,11 @@
 // moves from the one graph's list to the other's; an unknown ID is not found; ListRuns filters by graph and
 // orders by start time (a zero one first), then ID; an unknown graph
 // lists nothing; records are copied in and out; concurrent use; a done
-// context.
+// context. A RunStore that is also an [executor.RunStatusLister] has
+// RunsByStatus checked: it lists the records of a status across graph
+// keys, by their last status put, in the order of ListRuns (start time,
+// a zero one first, then ID), every field, the caller's own, and a done
+// context gives an error.
 //
 // Retainers:
 //   - DeleteGraph removes the graph's states and run records and nothing

@@ -32,6 +32,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 		{"Copies", testRunCopies},
 		{"Concurrent", testRunConcurrent},
 		{"CancelledContext", testRunCancelled},
+		{"RunsByStatus", testRunsByStatus},
 	})
 }
 
@@ -360,4 +361,86 @@ func testRunCancelled(t *testing.T, s executor.RunStore) {
 	_, err = s.GetRun(t.Context(), fresh.ID)
 	assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a record put with a cancelled context")
 	assert.Equal(t, []string{r.ID}, ids(listRuns(t, s, key)), "ListRuns after PutRun with a cancelled context")
+}
+
+// testRunsByStatus checks the optional RunStatusLister: the records of a
+// status, across graph keys, oldest first by StartedAt then ID, with
+// their status as last put, every field, and the caller's own. The kit
+// shares the store with others, so it looks only at its own records.
+func testRunsByStatus(t *testing.T, s executor.RunStore) {
+	l, ok := s.(executor.RunStatusLister)
+	if !ok {
+		t.Log("the store is not an executor.RunStatusLister: ListRuns alone serves")
+		return
+	}
+	prefix := Unique(t, "run")
+	keys := []string{Unique(t, "graph-a"), Unique(t, "graph-b"), Unique(t, "graph-c")}
+	west := time.FixedZone("UTC-08", -8*3600)
+	rec := func(name string, key int, status executor.RunStatus, started time.Time) executor.Record {
+		r := record(prefix+"-"+name, keys[key], started)
+		r.Status = status
+		if status == executor.RunRunning {
+			r.EndedAt, r.Counts, r.Failed, r.Error = time.Time{}, executor.Counts{}, nil, ""
+		}
+		return r
+	}
+	running := []executor.Record{
+		rec("1-zero-start", 2, executor.RunRunning, time.Time{}),
+		rec("2-early", 1, executor.RunRunning, baseTime),
+		rec("3-tie-a", 0, executor.RunRunning, baseTime.Add(time.Hour).In(west)),
+		rec("3-tie-b", 2, executor.RunRunning, baseTime.Add(time.Hour)),
+		rec("4-late", 0, executor.RunRunning, baseTime.Add(24*time.Hour)),
+	}
+	interrupted := []executor.Record{rec("5-interrupted", 1, executor.RunInterrupted, baseTime.Add(time.Minute))}
+	others := []executor.Record{
+		rec("6-succeeded", 0, executor.RunSucceeded, baseTime),
+		rec("7-failed", 1, executor.RunFailed, baseTime.Add(-time.Hour)),
+	}
+	// A record put running, then ended: listed by its last status only.
+	ended := rec("8-ended", 2, executor.RunRunning, baseTime.Add(2*time.Hour))
+	for _, i := range []int{3, 0, 4, 1, 2} {
+		putRun(t, s, running[i])
+	}
+	for _, r := range append(append([]executor.Record{ended}, interrupted...), others...) {
+		putRun(t, s, r)
+	}
+	ended.Status, ended.EndedAt = executor.RunSucceeded, ended.StartedAt.Add(time.Minute)
+	putRun(t, s, ended)
+	others = append(others, ended)
+
+	byStatus := func(status executor.RunStatus) []executor.Record {
+		t.Helper()
+		all, err := l.RunsByStatus(t.Context(), status)
+		require.NoError(t, err, "RunsByStatus(%q)", status)
+		var mine []executor.Record
+		for _, r := range all {
+			if strings.HasPrefix(r.ID, prefix+"-") {
+				mine = append(mine, r)
+			}
+		}
+		return mine
+	}
+	for _, tc := range []struct {
+		status executor.RunStatus
+		want   []executor.Record
+	}{
+		{executor.RunRunning, running},
+		{executor.RunInterrupted, interrupted},
+		{executor.RunSucceeded, []executor.Record{others[0], ended}},
+		{executor.RunStatus(Unique(t, "no-such-status")), nil},
+	} {
+		got := byStatus(tc.status)
+		require.Equal(t, ids(tc.want), ids(got), "RunsByStatus(%q): want its records of every graph, oldest first, by StartedAt then ID", tc.status)
+		if d := diff(tc.want, got); d != "" {
+			t.Errorf("RunsByStatus(%q) (-want +got):\n%s", tc.status, d)
+		}
+	}
+
+	// The records are the caller's.
+	got := byStatus(executor.RunSucceeded)
+	got[0].Marks[0].ID, got[0].Failed[0] = "changed", "changed"
+	requireRun(t, s, others[0])
+
+	_, err := l.RunsByStatus(cancelled(t), executor.RunRunning)
+	assert.ErrorIs(t, err, context.Canceled, "RunsByStatus with a cancelled context")
 }

@@ -89,6 +89,11 @@ var bugs = []struct {
 	{"RunStore", "ignore-ctx", []string{"CancelledContext"}},
 	{"RunStore", "drop-graph", []string{"RoundTrip", "RunningRecord", "Replace"}},
 	{"RunStore", "keep-first-graph", []string{"Replace"}},
+	{"RunStore", "status-unsorted", []string{"RunsByStatus"}},
+	{"RunStore", "status-first-put", []string{"RunsByStatus"}},
+	{"RunStore", "status-one-graph", []string{"RunsByStatus"}},
+	{"RunStore", "status-no-copy", []string{"RunsByStatus"}},
+	{"RunStore", "status-ignore-ctx", []string{"RunsByStatus"}},
 	{"Retention", "drop-graph", []string{"DeleteGraph", "DeleteGraphNeverReusesVersions"}},
 	{"Retention", "keep-runs", []string{"DeleteGraph", "DeleteGraphOfRunsOnly"}},
 	{"Retention", "prefix-delete", []string{"DeleteGraph", "PruneAssetsAfterDeleteGraph"}},
@@ -395,9 +400,10 @@ func (f *fakeAssets) GetMany(ctx context.Context, refs []string) ([]executor.Ass
 
 // fakeRuns is a RunStore that makes the mistake named by bug, or none.
 type fakeRuns struct {
-	bug  string
-	mu   sync.Mutex
-	runs []executor.Record // in the order put
+	bug   string
+	mu    sync.Mutex
+	runs  []executor.Record             // in the order put
+	first map[string]executor.RunStatus // the status each ID was first put with
 }
 
 func newFakeRuns(bug string) *fakeRuns { return &fakeRuns{bug: bug} }
@@ -430,6 +436,12 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.first[r.ID]; !ok {
+		if f.first == nil {
+			f.first = map[string]executor.RunStatus{}
+		}
+		f.first[r.ID] = r.Status
+	}
 	if i := slices.IndexFunc(f.runs, func(x executor.Record) bool { return x.ID == r.ID }); i >= 0 && f.bug != "append" {
 		if f.bug == "keep-first-graph" { // an upsert that does not set the column
 			r.Graph = f.runs[i].Graph
@@ -477,6 +489,37 @@ func (f *fakeRuns) ListRuns(ctx context.Context, key string) ([]executor.Record,
 			return strings.Compare(a.StartedAt.Format(time.DateTime), b.StartedAt.Format(time.DateTime))
 		})
 	default:
+		slices.SortStableFunc(out, func(a, b executor.Record) int {
+			if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+	}
+	return out, nil
+}
+
+// RunsByStatus is a RunStatusLister with the bugs named "status-...".
+func (f *fakeRuns) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
+	if err := ctx.Err(); err != nil && f.bug != "status-ignore-ctx" {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []executor.Record
+	for _, r := range f.runs {
+		if f.bug == "status-first-put" { // an index of the status first put
+			r.Status = f.first[r.ID]
+		}
+		if r.Status != status || (f.bug == "status-one-graph" && len(out) > 0 && out[0].GraphKey != r.GraphKey) {
+			continue
+		}
+		if f.bug != "status-no-copy" {
+			r = f.copy(r)
+		}
+		out = append(out, r)
+	}
+	if f.bug != "status-unsorted" {
 		slices.SortStableFunc(out, func(a, b executor.Record) int {
 			if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 				return c
