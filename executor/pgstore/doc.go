@@ -2,7 +2,8 @@
 // records in PostgreSQL, through github.com/jackc/pgx/v5. A [Store]
 // implements executor.StateStore, executor.AssetStore and
 // executor.RunStore, so one value fills all three store fields of
-// executor.Options. It passes the executor/storetest conformance kit.
+// executor.Options, and executor.RunStatusLister, which lists the runs
+// left running across graph keys. It passes the executor/storetest conformance kit.
 //
 // # Usage
 //
@@ -49,6 +50,8 @@
 //	  counts jsonb (executor.Counts), failed text[], error text;
 //	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
 //	  INDEX runs_age ((coalesce(ended_at, started_at))), for PruneRuns
+//	  INDEX runs_running (started_at NULLS FIRST, id) WHERE status = 'running',
+//	    for RunsByStatus
 //	  INDEX node_states_asset_ref USING hash (asset_ref), for PruneAssets
 //	schema_version  the layout versions applied ([SchemaVersion])
 //
@@ -176,7 +179,14 @@
 // rewrites no row but waits for the statements on runs going on, and
 // holds off the next ones until the migration commits: a moment, unless
 // a long query on runs is running). The records of before read with an
-// empty Graph, which Resume checks by their duration only.
+// empty Graph, which Resume checks by their duration only. Layout version
+// 5 added the partial index runs_running, which holds the running
+// records only, so that [Store.RunsByStatus] of executor.RunRunning, which
+// a host calls at start-up to find the runs that a crashed process left
+// running, costs what it returns rather than a scan of every record
+// kept; [Store.Migrate] adds it to an older schema (CREATE INDEX, which
+// blocks PutRun while it runs, as layout 3's did, but reads the table
+// only once: seconds for millions of records).
 //
 // # Errors
 //

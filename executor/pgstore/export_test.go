@@ -12,3 +12,7 @@ func CommitSQL(schema string) string { return newQueries(schema).commitNext }
 
 // PruneRunsSQL returns PruneRuns's statement in schema.
 func PruneRunsSQL(schema string) string { return newQueries(schema).pruneRuns }
+
+// RunsRunningSQL returns the statement of RunsByStatus(RunRunning) in
+// schema.
+func RunsRunningSQL(schema string) string { return newQueries(schema).runsRunning }

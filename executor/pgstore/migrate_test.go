@@ -123,7 +123,7 @@ func TestMigrateUpToDateLocksNoTable(t *testing.T) {
 // missing, as before.
 func TestMigrateMakesWhatACurrentSchemaLacks(t *testing.T) {
 	t.Parallel()
-	for _, index := range []string{"runs_age", "runs_graph_started", "node_states_asset_ref"} {
+	for _, index := range []string{"runs_age", "runs_graph_started", "node_states_asset_ref", "runs_running"} {
 		t.Run(index, func(t *testing.T) {
 			t.Parallel() // each has its own schema
 			s, pg := newStore(t)
@@ -133,8 +133,8 @@ func TestMigrateMakesWhatACurrentSchemaLacks(t *testing.T) {
 			require.NoError(t, s.Migrate(ctx))
 			var n int
 			require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1
-AND indexname IN ('runs_age', 'runs_graph_started', 'node_states_asset_ref')`, pg.Schema).Scan(&n))
-			assert.Equal(t, 3, n)
+AND indexname IN ('runs_age', 'runs_graph_started', 'node_states_asset_ref', 'runs_running')`, pg.Schema).Scan(&n))
+			assert.Equal(t, 4, n)
 		})
 	}
 }

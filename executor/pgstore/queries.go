@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/internal/pgschema"
 )
 
@@ -28,7 +29,7 @@ type queries struct {
 
 	putAsset, getAsset, getAssets, assetExists, missingAssets string
 
-	putRun, getRun, listRuns string
+	putRun, getRun, listRuns, runsRunning, runsByStatus string
 
 	deleteGraph, deleteGraphStates, deleteGraphRuns, pruneAssets, pruneRuns string
 }
@@ -101,6 +102,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (asset_ref);
 CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
 CREATE INDEX IF NOT EXISTS runs_age ON {s}.runs ((coalesce(ended_at, started_at)));
+CREATE INDEX IF NOT EXISTS runs_running ON {s}.runs (started_at NULLS FIRST, id) WHERE status = 'running';
 `
 
 // refIndexMethodSQL returns the access method of the index
@@ -116,7 +118,7 @@ const refIndexMethodSQL = `SELECT am.amname FROM pg_catalog.pg_class c
 
 // upToDateSQL reports whether the schema $1 has every table, index and
 // column that ddl and upgrades make, as the current layout has them: its
-// four tables, its three indexes (valid, the one on references a hash
+// four tables, its four indexes (valid, the one on references a hash
 // index) and the runs' graph column, the only column added since layout
 // 1. It reads the catalogs only, which locks no table. Keep it in step
 // with ddl.
@@ -126,8 +128,8 @@ const upToDateSQL = `SELECT
 	AND (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid JOIN pg_catalog.pg_am am ON am.oid = c.relam
 		WHERE n.nspname = $1 AND i.indisvalid
-			AND ((c.relname IN ('runs_graph_started', 'runs_age') AND am.amname = 'btree')
-				OR (c.relname = 'node_states_asset_ref' AND am.amname = 'hash'))) = 3
+			AND ((c.relname IN ('runs_graph_started', 'runs_age', 'runs_running') AND am.amname = 'btree')
+				OR (c.relname = 'node_states_asset_ref' AND am.amname = 'hash'))) = 4
 	AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = 'runs' AND a.attname = 'graph' AND NOT a.attisdropped)`
@@ -189,6 +191,16 @@ ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = exclude
 	counts = excluded.counts, failed = excluded.failed, error = excluded.error`),
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),
 		listRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+ORDER BY started_at NULLS FIRST, id`),
+		// The running records, of every graph, from the partial index
+		// runs_running, in its order. The status is a literal, not a
+		// parameter: a generic plan of "status = $1" could not use an
+		// index whose predicate is "status = 'running'".
+		runsRunning: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE status = '` + string(executor.RunRunning) + `'
+ORDER BY started_at NULLS FIRST, id`),
+		// The records of another status: a scan of the table, which no
+		// index serves.
+		runsByStatus: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE status = $1
 ORDER BY started_at NULLS FIRST, id`),
 
 		deleteGraph:       f(deleteGraphSQL),

@@ -386,10 +386,11 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 		version int
 		added   []string // the indexes of the later versions
 	}{
-		{0, []string{"node_states_asset_ref", "runs_age"}}, // made before versions were recorded
-		{1, []string{"node_states_asset_ref", "runs_age"}},
-		{2, []string{"runs_age"}},
-		{3, nil},
+		{0, []string{"node_states_asset_ref", "runs_age", "runs_running"}}, // made before versions were recorded
+		{1, []string{"node_states_asset_ref", "runs_age", "runs_running"}},
+		{2, []string{"runs_age", "runs_running"}},
+		{3, []string{"runs_running"}},
+		{4, []string{"runs_running"}},
 	} {
 		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
 			t.Parallel() // each test has its own schema
@@ -402,19 +403,24 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 			for _, index := range tc.added {
 				q(`DROP INDEX %s.` + index)
 			}
-			q(`ALTER TABLE %s.runs DROP COLUMN graph`) // layout 4's
+			if tc.version < 4 {
+				q(`ALTER TABLE %s.runs DROP COLUMN graph`) // layout 4's
+			}
 			q(`DELETE FROM %s.schema_version`)
 			if tc.version > 0 {
 				q(fmt.Sprintf(`INSERT INTO %%s.schema_version (version) VALUES (%d)`, tc.version))
 			}
-			// A record as the release of that layout wrote it.
+			// Records as the release of that layout wrote them: one that
+			// ended, and one that its crashed process left running.
 			started := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 			old := executor.Record{ID: "old", GraphKey: "g", Seconds: 30, TriggeredBy: "ada", Reason: "edit",
 				Status: executor.RunFailed, StartedAt: started, EndedAt: started.Add(time.Minute),
 				Counts: executor.Counts{Planned: 3, Failed: 1}, Failed: []string{"script"}, Error: "failed"}
+			left := executor.Record{ID: "left", GraphKey: "h", Seconds: 30, Status: executor.RunRunning, StartedAt: started}
 			q(`INSERT INTO %s.runs (id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at,
 	counts, failed, error) VALUES ('old', 'g', 30, 'ada', 'edit', '[]', 'failed', '2025-03-14T15:09:26Z',
-	'2025-03-14T15:10:26Z', '{"planned": 3, "failed": 1}', '{script}', 'failed')`)
+	'2025-03-14T15:10:26Z', '{"planned": 3, "failed": 1}', '{script}', 'failed'),
+	('left', 'h', 30, '', '', '[]', 'running', '2025-03-14T15:09:26Z', NULL, '{}', '{}', '')`)
 
 			require.NoError(t, s.Migrate(ctx))
 			require.NoError(t, s.Migrate(ctx), "Migrate again")
@@ -436,6 +442,11 @@ WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&index
 			require.NoError(t, err)
 			if d := cmp.Diff(old, got); d != "" {
 				t.Errorf("the record of before the upgrade (-want +got):\n%s", d)
+			}
+			running, err := s.RunsByStatus(ctx, executor.RunRunning)
+			require.NoError(t, err)
+			if d := cmp.Diff([]executor.Record{left}, running); d != "" {
+				t.Errorf("the running records of before the upgrade (-want +got):\n%s", d)
 			}
 			fresh := old
 			fresh.ID, fresh.Graph = "new", "fingerprint"

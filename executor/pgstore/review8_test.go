@@ -19,7 +19,7 @@ import (
 // of any length. Migrate now makes that index a hash index, whatever
 // version the schema records.
 func TestMigrateMakesTheBtreeRefIndexAHashIndex(t *testing.T) {
-	for _, recorded := range [][]int{{2}, {1, 2}, {2, 3, 4}} {
+	for _, recorded := range [][]int{{2}, {1, 2}, {2, 3, 4}, {2, 3, 4, 5}} {
 		t.Run(fmt.Sprint(recorded), func(t *testing.T) {
 			t.Parallel() // each test has its own schema
 			s, pg := newStore(t)
@@ -41,6 +41,9 @@ DELETE FROM %[1]s.schema_version`)
 			}
 			if recorded[len(recorded)-1] < 4 {
 				q(`ALTER TABLE %s.runs DROP COLUMN graph`)
+			}
+			if recorded[len(recorded)-1] < 5 {
+				q(`DROP INDEX %s.runs_running`)
 			}
 
 			require.NoError(t, s.Migrate(ctx))

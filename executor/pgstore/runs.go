@@ -11,6 +11,7 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/pgschema"
 )
 
 // markJSON is a dirty.Mark in the runs table's marks column:
@@ -124,6 +125,47 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 	}
 	if err := rows.Err(); err != nil {
 		return nil, s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+	}
+	return out, nil
+}
+
+// RunsByStatus returns the records whose status is exactly status, of
+// every graph, oldest first: by StartedAt (a zero one first), then by ID,
+// byte by byte; see executor.RunStatusLister. For executor.RunRunning,
+// what a host asks at start-up to find the runs that a process which
+// stopped left running, it reads the partial index runs_running (layout
+// version 5), which holds the running records only: it costs what it
+// returns, however many records the table keeps. Another status is read
+// with a scan of the table: it costs every record kept. A status that is
+// not valid UTF-8 without NUL, which no record can have, gives an empty
+// slice without asking the server. None gives an empty slice and no
+// error. It returns ctx.Err() if ctx is done.
+func (s *Store) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []executor.Record{}
+	if !pgschema.Storable(string(status)) {
+		return out, nil
+	}
+	sql, args := s.q.runsByStatus, []any{string(status)}
+	if status == executor.RunRunning {
+		sql, args = s.q.runsRunning, nil
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, s.wrapErr(ctx, err, "list runs of status %s", quote(string(status)))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, s.wrapErr(ctx, err, "list runs of status %s", quote(string(status)))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrapErr(ctx, err, "list runs of status %s", quote(string(status)))
 	}
 	return out, nil
 }

@@ -22,6 +22,7 @@ var (
 	_ executor.AssetChecker     = (*Store)(nil)
 	_ executor.AssetBatchGetter = (*Store)(nil)
 	_ executor.RunStore         = (*Store)(nil)
+	_ executor.RunStatusLister  = (*Store)(nil)
 )
 
 // DefaultSchema is the schema of the tables when [Options].Schema is "".
@@ -30,10 +31,11 @@ const DefaultSchema = "regen"
 // SchemaVersion is the version of the table layout that [Store.Migrate]
 // creates and records in the schema_version table. Version 2 added the
 // node_states_asset_ref index, for [Store.PruneAssets], version 3 the
-// runs_age index, for [Store.PruneRuns], and version 4 the runs table's
-// graph column, for executor.Record.Graph; migrating an older schema adds
-// them.
-const SchemaVersion = 4
+// runs_age index, for [Store.PruneRuns], version 4 the runs table's
+// graph column, for executor.Record.Graph, and version 5 the partial
+// index runs_running, for [Store.RunsByStatus]; migrating an older schema
+// adds them.
+const SchemaVersion = 5
 
 // versionTable is the table that records the layout versions applied.
 const versionTable = "schema_version"
@@ -161,7 +163,7 @@ func (s *Store) Schema() string { return s.schema }
 // concurrent migrations of one schema run one after the other. It never
 // drops anything that holds data, and alters only what an older layout
 // made: it adds the graph column to the runs table of a schema of layout
-// 3 or older, and makes node_states_asset_ref a hash index where the
+// 3 or older, the runs_running index to one of layout 4 or older, and makes node_states_asset_ref a hash index where the
 // first release of layout 2 made it a btree (which refuses references
 // over about 2,700 bytes), dropping the btree. A
 // schema that records a layout newer than SchemaVersion, migrated by a
