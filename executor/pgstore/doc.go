@@ -188,6 +188,79 @@
 // blocks PutRun while it runs, as layout 3's did, but reads the table
 // only once: seconds for millions of records).
 //
+// # Locking a graph key
+//
+// The executor makes runs of one graph key safe together, but not free:
+// two processes that start the same work, or a Resume of a run that goes
+// on in another process, pay the provider for the same nodes twice (and
+// the Resume records the live run as interrupted). A host runs one run at
+// a time per graph key, across its processes, with [Store.LockGraph]: a
+// Postgres session advisory lock on a 64-bit key derived from the schema
+// and the graph key ([Store.GraphLockKey]), held by a connection of its
+// own. Postgres frees it when that session ends, so that a process that
+// dies, or whose connection drops, never leaves a key locked. The recipe
+// for a run:
+//
+//	lock, err := store.LockGraph(ctx, key) // or TryLockGraph, to refuse at once
+//	if err != nil { ... }                   // a *LockedError from TryLockGraph: the key runs elsewhere
+//	defer lock.Unlock(context.WithoutCancel(ctx))
+//	run, err := e.Start(ctx, req)           // or e.Resume(ctx, g, runID)
+//	if err != nil { ... }
+//	select {
+//	case <-lock.Lost(): // the lock's connection ended: another process may take the key
+//		run.Cancel()
+//	case <-run.Done():
+//	}
+//	report, err := run.Wait()
+//	... lock.Unlock(ctx) ...               // nil once the server freed the lock
+//
+// and for start-up recovery, of the runs that a process which stopped
+// left recorded as running, on every key: list them with
+// [Store.RunsByStatus] (executor.RunRunning, from an index of the running
+// records only); for each, take its key's lock with LockGraph, which
+// waits while the process that runs it lives and returns once that
+// process is gone, read the record again with GetRun (another process
+// may have resumed it meanwhile) and, if it still says running, Resume
+// it under the lock as above. A record says running while its run goes
+// on, too: only the lock tells a live run from one left behind.
+//
+// What to know:
+//
+//   - Connections. A lock held, or waited for, takes a connection out of
+//     the pool (pgxpool.Conn.Hijack), so that locks never starve the
+//     store's own statements: each is one server connection beyond the
+//     pool's MaxConns, closed at Unlock. Closing the pool neither waits
+//     for the locks' connections nor frees the locks: Unlock them.
+//   - Loss. A goroutine of each GraphLock reads its idle connection, so
+//     that Lost is closed at once when the server ends the session (an
+//     administrator's pg_terminate_backend, a restart, a failover) or the
+//     connection closes; Unlock and Check then return an error wrapping
+//     [ErrLockLost]. A network that fails silently is found when TCP gives
+//     up on the connection (keepalives), or at once by [GraphLock.Check],
+//     one round trip. Meanwhile the server frees the lock when it sees
+//     the session end: at once for a process that dies on a live host,
+//     after its own TCP keepalives for a host that vanished
+//     (tcp_keepalives_idle, tcp_keepalives_interval and
+//     tcp_keepalives_count; a minute or two is a sensible bound). Do not
+//     set idle_session_timeout for the store's role: it ends a lock's idle
+//     session, and so loses the lock.
+//   - Collisions. Keys are 64-bit FNV-1a hashes: two graph keys (or a
+//     graph key and another advisory lock of the database) that collide
+//     share one lock, which makes one wait for the other, never lets two
+//     holders in at once.
+//   - Poolers. Session advisory locks need a connection that keeps its
+//     server session: a direct connection, or PgBouncer in session mode.
+//     PgBouncer in transaction or statement mode hands the session to
+//     other clients between statements, which would share the lock, and
+//     cannot hold one: point the lock's pool at Postgres directly, or at
+//     a session-mode pooler. Check and Unlock find a connection moved to
+//     another session, and say so with ErrLockLost. The simple protocol
+//     itself (pgx.QueryExecModeSimpleProtocol) works, on such a
+//     connection: the tests take locks in both query modes.
+//   - Key limits. A graph key that Commit would refuse (longer than
+//     [MaxGraphKeyBytes], or not valid UTF-8 without NUL) is refused with
+//     the same [*KeyError], before any SQL.
+//
 // # Errors
 //
 // A conflict is a *executor.ConflictError; an unknown asset or run wraps
@@ -209,6 +282,9 @@
 // Error, an asset's URL or Meta...) that is not valid UTF-8 without NUL
 // gives a [*TextError] wrapping [ErrNotText], so wrapped too, before any
 // SQL; a negative age given to a prune wraps [ErrInvalidAge].
+// [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
+// wrapping [ErrGraphLocked]; a lock that lost its session gives errors
+// wrapping [ErrLockLost].
 //
 // # Pools and PgBouncer
 //
@@ -216,7 +292,9 @@
 // so the store works with the pool's default query mode, which prepares
 // and caches statements, and with pgx.QueryExecModeSimpleProtocol, which
 // PgBouncer in transaction mode needs. The tests run the conformance kit
-// in both.
+// in both, on direct connections. The graph locks are the exception:
+// they need a session of their own, which PgBouncer in transaction mode
+// does not keep (see Locking a graph key).
 //
 // A commit holds its graph's version row locked until it ends, so a
 // process that freezes inside one (a paused VM, a stuck client) holds

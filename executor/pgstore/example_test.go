@@ -135,3 +135,115 @@ func ExampleStore_PruneAssets() {
 	}
 	fmt.Printf("deleted %d assets and %d run records\n", assets, runs)
 }
+
+// ExampleStore_TryLockGraph runs a user's edit of a lecture under the
+// key's lock, so that no other process of the host runs the key at the
+// same time: a second request, from this process or another, is refused
+// while this one runs. The run is cancelled if the lock is lost (its
+// connection dropped), as another process may then take the key.
+func ExampleStore_TryLockGraph() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool, pgstore.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	e, err := executor.New(executor.Options{Generators: executor.Registry{ /* ... */ },
+		States: store, Assets: store, Runs: store})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer e.Close(ctx)
+	g, err := graph.Build(graph.Lecture(), 120)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	lock, err := store.TryLockGraph(ctx, "lecture-42")
+	if errors.Is(err, pgstore.ErrGraphLocked) {
+		fmt.Println("lecture-42 is being regenerated: try again when it is done")
+		return
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer lock.Unlock(context.WithoutCancel(ctx))
+	run, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g,
+		Marks: []dirty.Mark{{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	select {
+	case <-lock.Lost():
+		run.Cancel()
+	case <-run.Done():
+	}
+	rep, err := run.Wait()
+	if err != nil {
+		log.Print(err)
+	}
+	if err := lock.Unlock(ctx); err != nil {
+		log.Print(err) // lost before the end: the run may have overlapped another
+	}
+	fmt.Println(rep.Record.Status)
+}
+
+// ExampleStore_RunsByStatus is a host's start-up recovery: it resumes the
+// runs that a process which stopped left recorded as running, on every
+// key. LockGraph waits while the process that runs one still lives, and
+// returns once it is gone; the record is read again under the lock, as
+// another process may have resumed the run meanwhile.
+func ExampleStore_RunsByStatus() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool, pgstore.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	e, err := executor.New(executor.Options{Generators: executor.Registry{ /* ... */ },
+		States: store, Assets: store, Runs: store})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer e.Close(ctx)
+
+	running, err := store.RunsByStatus(ctx, executor.RunRunning)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, rec := range running {
+		lock, err := store.LockGraph(ctx, rec.GraphKey)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if rec, err = store.GetRun(ctx, rec.ID); err == nil && rec.Status == executor.RunRunning {
+			// The host builds the graph the run had: rec.Graph is its
+			// fingerprint, rec.Seconds its duration.
+			g, err := graph.Build(graph.Lecture(), rec.Seconds)
+			if err != nil {
+				log.Fatal(err)
+			}
+			if run, err := e.Resume(ctx, g, rec.ID); err == nil {
+				select {
+				case <-lock.Lost():
+					run.Cancel()
+				case <-run.Done():
+				}
+				rep, _ := run.Wait()
+				fmt.Println(rec.ID, "resumed by", rep.Record.ID)
+			} else {
+				log.Print(err)
+			}
+		}
+		if err := lock.Unlock(ctx); err != nil {
+			log.Print(err)
+		}
+	}
+}

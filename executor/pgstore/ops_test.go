@@ -146,6 +146,9 @@ type childConfig struct {
 	Hold []string `json:"hold"`
 	// Jitter makes every call take up to 3 ms.
 	Jitter bool `json:"jitter"`
+	// Lock makes the child take the graph key's lock (LockGraph) before
+	// it starts the run, and print "locked"; it never unlocks it.
+	Lock bool `json:"lock"`
 }
 
 // opsChild is the second process of the multi-process tests: TestMain
@@ -198,6 +201,12 @@ func opsChild(raw string) int {
 	e, err := executor.New(executor.Options{Generators: p.registry(), States: s, Assets: s, Runs: s})
 	if err != nil {
 		return fail(err)
+	}
+	if cfg.Lock {
+		if _, err := s.LockGraph(context.Background(), cfg.GraphKey); err != nil {
+			return fail(err)
+		}
+		say("locked")
 	}
 	r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: cfg.GraphKey, Graph: g, TriggeredBy: "child"})
 	if err != nil {

@@ -1,0 +1,364 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regengraph/regen/internal/pgschema"
+)
+
+// Errors of the graph locks, for errors.Is.
+var (
+	// ErrGraphLocked: [Store.TryLockGraph] found the graph key's lock held
+	// by another session (another process, or another GraphLock of this
+	// one). A [*LockedError] wraps it.
+	ErrGraphLocked = errors.New("pgstore: graph locked")
+	// ErrLockLost: a [GraphLock] does not hold its lock any more, or may
+	// not: its connection ended (the server ended the session, or the
+	// network failed) or moved to another server session (a pooler in
+	// transaction mode) before Unlock, or Check was called after Unlock.
+	// Another process may have taken the lock since.
+	ErrLockLost = errors.New("pgstore: graph lock lost")
+)
+
+// LockedError reports that [Store.TryLockGraph] found a graph key's lock
+// held by another session: a run of the key goes on elsewhere, or
+// another process is about to start or resume one. It wraps
+// [ErrGraphLocked].
+type LockedError struct {
+	// Schema is the store's schema, part of the lock's key.
+	Schema string
+	// GraphKey is the graph key whose lock is held.
+	GraphKey string
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%v: graph %s of schema %s is locked by another session: "+
+		"wait for it with LockGraph, or start or resume no run of the key",
+		ErrGraphLocked, quote(e.GraphKey), e.Schema)
+}
+
+// Unwrap returns [ErrGraphLocked].
+func (e *LockedError) Unwrap() error { return ErrGraphLocked }
+
+// lockKeyPrefix starts what GraphLockKey hashes; Migrate's lock
+// (pgschema.MigrateLockKey) hashes another prefix.
+const lockKeyPrefix = "github.com/regengraph/regen/executor/pgstore.LockGraph:"
+
+// GraphLockKey returns the 64-bit key of the Postgres advisory lock that
+// [Store.LockGraph] takes for graphKey: the FNV-1a 64-bit hash of
+// "github.com/regengraph/regen/executor/pgstore.LockGraph:", the store's
+// schema, ":" and the graph key, as a signed integer. (A schema name
+// holds no ":", so that no two pairs of a schema and a key hash the same
+// text.) pg_locks shows it as a lock of locktype 'advisory' with objsubid
+// 1, its high 32 bits in classid and its low 32 bits in objid: a host
+// finds the session that holds a key's lock with
+//
+//	SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+//		AND ((classid::bigint << 32) | objid::bigint) = <key>
+//
+// Two keys whose hashes collide (of two graph keys, or of a graph key and
+// another advisory lock of the database, such as Migrate's or a host's
+// own) share one lock: a holder of the one then keeps the other waiting,
+// which costs time but never lets two holders in at once. The odds are
+// those of a 64-bit hash: for a million graph keys, about one in 36
+// million that any two collide.
+func (s *Store) GraphLockKey(graphKey string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(lockKeyPrefix + s.schema + ":" + graphKey))
+	return int64(h.Sum64())
+}
+
+// LockGraph takes the lock of graphKey, waiting until no other session
+// holds it or ctx ends, and returns it held. A host takes it before it
+// starts or resumes a run of the key, and unlocks it once the run has
+// ended (see "Locking a graph key" in the package documentation), so
+// that one process at a time runs the key: a Resume of a run that goes
+// on in another process, or a second start of the same work, then waits
+// (or, with [Store.TryLockGraph], is refused) rather than paying its
+// provider for every node twice.
+//
+// The lock is a Postgres session advisory lock (pg_advisory_lock) on
+// [Store.GraphLockKey] of graphKey, held by a connection of its own,
+// taken from the pool (pgxpool.Conn.Hijack), which then neither counts
+// against the pool's MaxConns nor goes back to it: each lock held or
+// waited for is one connection more to the server. Postgres frees the
+// lock when that session ends: at Unlock, and also when the holder's
+// process dies or its connection drops, without an Unlock. Closing the
+// pool does not free it. Session locks are reentrant for one session,
+// but each GraphLock has a session of its own: a second LockGraph of the
+// key in the same process waits for the first GraphLock, as another
+// process would.
+//
+// ctx bounds the wait: once it ends, LockGraph stops the server's wait
+// (a cancel request), closes the connection, and returns an error
+// wrapping ctx.Err(), holding nothing. A graph key longer than
+// [MaxGraphKeyBytes], or not valid UTF-8 without NUL, which no graph of
+// the store can have, gives a [*KeyError] (wrapped in executor.Permanent)
+// before any SQL, as Commit does.
+func (s *Store) LockGraph(ctx context.Context, graphKey string) (*GraphLock, error) {
+	return s.lockGraph(ctx, graphKey, true)
+}
+
+// TryLockGraph takes the lock of graphKey if no other session holds it,
+// and returns at once: the lock held, or, if another session holds it, a
+// [*LockedError] (wrapping [ErrGraphLocked]). A host calls it where it
+// must not wait: a Resume asked for while the run goes on in another
+// process is then refused, and the live run's record left as it is. It
+// is [Store.LockGraph] otherwise; a refusal gives the connection back to
+// the pool. It returns ctx.Err() if ctx is done.
+func (s *Store) TryLockGraph(ctx context.Context, graphKey string) (*GraphLock, error) {
+	return s.lockGraph(ctx, graphKey, false)
+}
+
+func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*GraphLock, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := checkKey(fieldGraphKey, graphKey, MaxGraphKeyBytes); err != nil {
+		return nil, fmt.Errorf("lock graph: %w", err)
+	}
+	key := s.GraphLockKey(graphKey)
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, s.wrapErr(ctx, err, "lock graph %s", quote(graphKey))
+	}
+	var conn *pgx.Conn
+	var pid int32
+	if wait {
+		// The wait may be long: the connection leaves the pool first.
+		conn = pc.Hijack()
+		err = conn.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) AS l`, key).Scan(&pid)
+		if err != nil {
+			if ctx.Err() != nil {
+				// The server may still be waiting for the lock, and
+				// would take it later for a session nobody uses.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgschema.RollbackTimeout)
+				_ = conn.PgConn().CancelRequest(cctx)
+				cancel()
+			}
+			closeConn(ctx, conn)
+			return nil, s.wrapErr(ctx, err, "lock graph %s", quote(graphKey))
+		}
+	} else {
+		var ok bool
+		err = pc.QueryRow(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&ok, &pid)
+		if err != nil {
+			// Whatever the server did, the session ends with the
+			// connection, and holds nothing.
+			closeConn(ctx, pc.Hijack())
+			return nil, s.wrapErr(ctx, err, "lock graph %s", quote(graphKey))
+		}
+		if !ok {
+			pc.Release() // holding nothing: back to the pool
+			return nil, &LockedError{Schema: s.schema, GraphKey: graphKey}
+		}
+		conn = pc.Hijack()
+	}
+	l := &GraphLock{schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{})}
+	l.watch()
+	return l, nil
+}
+
+// GraphLock is a held lock of one graph key, from [Store.LockGraph] or
+// [Store.TryLockGraph]: a Postgres session advisory lock, held by a
+// connection of its own until [GraphLock.Unlock], or until that
+// connection ends. Its methods are safe for concurrent use.
+//
+// A goroutine of the lock reads its idle connection, so that it learns
+// at once when the server ends the session (pg_terminate_backend, a
+// restart, a failover) or the connection closes: [GraphLock.Lost] is
+// then closed, and the lock is not held any more. A network that fails
+// without a word is found when the client's TCP gives up on the
+// connection (TCP keepalives; pgx's default dialer sends the first after
+// 5 minutes idle), or at once by [GraphLock.Check], which asks the
+// server. The goroutine ends at Unlock, or when the lock is lost: call
+// Unlock in every case.
+type GraphLock struct {
+	schema, graphKey string
+	key              int64
+	conn             *pgx.Conn
+	pid              int32 // the server session that took the lock
+
+	lost     chan struct{} // closed by lose
+	lostOnce sync.Once
+	lostErr  error // why the lock was lost; set before lost is closed
+
+	mu       sync.Mutex    // serialises Check and Unlock, which use conn
+	stopping atomic.Bool   // tells the watcher that pause interrupts its read
+	watching chan struct{} // closed when the watcher returns
+	unlocked bool
+}
+
+// GraphKey returns the graph key that the lock is of.
+func (l *GraphLock) GraphKey() string { return l.graphKey }
+
+// Lost returns a channel that is closed when the lock is lost without an
+// Unlock: its connection ended, so Postgres freed it, and another process
+// may hold it now. A host that runs under the lock cancels its run then
+// (Run.Cancel), as the run's results may now race another process's.
+// An Unlock of a held lock does not close it.
+func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
+
+// watch starts the goroutine that reads the idle connection until pause
+// interrupts it or the connection fails. The caller holds mu, or the
+// lock is new.
+func (l *GraphLock) watch() {
+	l.stopping.Store(false)
+	done := make(chan struct{})
+	l.watching = done
+	go func() {
+		defer close(done)
+		for {
+			// Nothing arrives on an idle session but an error (or a
+			// notification, which the lock ignores); a failed read
+			// closes the connection. With context.Background, pgx
+			// watches no context: pause interrupts the read with a
+			// deadline of its own, whatever the pool's
+			// BuildContextWatcherHandler (a cancel request, which the
+			// server ignores on an idle session, would not end it).
+			err := l.conn.PgConn().WaitForNotification(context.Background())
+			if l.stopping.Load() {
+				return // a failure meanwhile shows at the next statement
+			}
+			if err != nil {
+				l.lose(err)
+				return
+			}
+		}
+	}()
+}
+
+// pause stops the watcher and waits for it to return, so that the caller
+// may use the connection: a read deadline in the past interrupts its
+// read, which pgx then ends with a timeout that keeps the connection (as
+// its own DeadlineContextWatcherHandler does). The caller holds mu.
+func (l *GraphLock) pause() {
+	l.stopping.Store(true)
+	nc := l.conn.PgConn().Conn()
+	_ = nc.SetReadDeadline(time.Unix(1, 0)) // an error: the connection is closed, and the watcher returns
+	<-l.watching
+	_ = nc.SetReadDeadline(time.Time{})
+}
+
+// lose records that the lock was lost, for cause, once.
+func (l *GraphLock) lose(cause error) {
+	l.lostOnce.Do(func() {
+		l.lostErr = fmt.Errorf("%w: graph %s of schema %s is not held any more (its connection ended, "+
+			"or reaches another session), and another session may hold it now: %w", ErrLockLost, quote(l.graphKey), l.schema, cause)
+		close(l.lost)
+	})
+}
+
+// lostError returns why the lock was lost, or nil if it was not.
+func (l *GraphLock) lostError() error {
+	select {
+	case <-l.lost:
+		return l.lostErr
+	default:
+		return nil
+	}
+}
+
+// Check asks the server whether the lock is still held, by the session
+// that took it, and returns nil if it is. Otherwise it returns an error
+// wrapping [ErrLockLost] (and closes Lost): the connection failed, the
+// session no longer holds the lock, or the connection now reaches
+// another server session than the one that took it (a pooler such as
+// PgBouncer in transaction mode, under which session locks do not
+// work). After Unlock it returns an error wrapping ErrLockLost too. It
+// costs one round trip. A ctx done before the call gives ctx.Err() and
+// changes nothing; one that ends during the check interrupts it, which
+// closes the connection (pgx closes a connection whose statement it
+// interrupts) and so frees the lock: the error then wraps both ctx.Err()
+// and ErrLockLost, and Lost is closed.
+func (l *GraphLock) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unlocked {
+		return fmt.Errorf("%w: graph %s of schema %s was unlocked", ErrLockLost, quote(l.graphKey), l.schema)
+	}
+	if err := l.lostError(); err != nil {
+		return err
+	}
+	l.pause()
+	var held bool
+	err := l.conn.QueryRow(ctx, `SELECT pg_backend_pid() = $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks
+	WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+		AND ((classid::bigint << 32) | objid::bigint) = $1)`, l.key, l.pid).Scan(&held)
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+		l.lose(err)
+		closeConn(ctx, l.conn)
+		return l.lostErr
+	case !held:
+		l.lose(fmt.Errorf("server session %d does not hold it (a pooler in transaction mode moves a connection between sessions)", l.pid))
+		closeConn(ctx, l.conn)
+		return l.lostErr
+	}
+	l.watch()
+	return nil
+}
+
+// Unlock frees the lock and closes its connection. It returns nil once
+// the server has freed the lock, so that another process's LockGraph may
+// take it at once. If the lock was lost before (see
+// [GraphLock.Lost]), it returns that error, wrapping [ErrLockLost]: the
+// run under it may have overlapped another process's. If the server
+// cannot be told (ctx ends, or the connection fails), it closes the
+// connection anyway, and returns the error: the server frees the lock
+// when it sees the session end, at once unless the network is down (then
+// when its TCP keepalives give up). So Unlock always lets go of the lock,
+// whatever ctx, and the deferred Unlock of a host is enough; with a ctx
+// already done it only closes the connection. A second Unlock does
+// nothing and returns nil.
+func (l *GraphLock) Unlock(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unlocked {
+		return nil
+	}
+	l.unlocked = true
+	l.pause()
+	defer closeConn(ctx, l.conn)
+	if err := l.lostError(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pgstore: unlock graph %s: %w (the lock is freed when the server sees its connection closed)", quote(l.graphKey), err)
+	}
+	var released bool
+	err := l.conn.QueryRow(ctx, `SELECT pg_advisory_unlock($1)`, l.key).Scan(&released)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+		return fmt.Errorf("pgstore: unlock graph %s: %w (the lock is freed when the server sees its connection closed)", quote(l.graphKey), err)
+	}
+	if !released {
+		l.lose(fmt.Errorf("the connection's session did not hold it at Unlock (a pooler in transaction mode moves a connection between sessions)"))
+		return l.lostErr
+	}
+	return nil
+}
+
+// closeConn closes a lock's connection, even when ctx is done, within
+// pgschema.RollbackTimeout.
+func closeConn(ctx context.Context, conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pgschema.RollbackTimeout)
+	defer cancel()
+	_ = conn.Close(ctx)
+}

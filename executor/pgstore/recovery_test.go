@@ -1,0 +1,267 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// recoverRuns is the start-up recovery of the package documentation, as
+// a host writes it: it lists the runs recorded as running on every key,
+// and for each takes the key's lock, waiting while the process that runs
+// it lives, reads the record again (another process may have resumed it
+// while this one waited), resumes it if it still says running, waits for
+// the resume, and unlocks. It returns the resumed runs' reports.
+func recoverRuns(ctx context.Context, s *pgstore.Store, e *executor.Executor) ([]*executor.Report, error) {
+	running, err := s.RunsByStatus(ctx, executor.RunRunning)
+	if err != nil {
+		return nil, err
+	}
+	var reports []*executor.Report
+	for _, rec := range running {
+		rep, err := func() (*executor.Report, error) {
+			lock, err := s.LockGraph(ctx, rec.GraphKey)
+			if err != nil {
+				return nil, err
+			}
+			defer lock.Unlock(context.WithoutCancel(ctx)) //nolint:errcheck // a lost lock is seen below
+			if rec, err = s.GetRun(ctx, rec.ID); err != nil || rec.Status != executor.RunRunning {
+				return nil, err // resumed by another process meanwhile, or pruned
+			}
+			g, err := graph.Build(graph.Lecture(), rec.Seconds) // the host's template for rec.Graph
+			if err != nil {
+				return nil, err
+			}
+			r, err := e.Resume(ctx, g, rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			select {
+			case <-lock.Lost():
+				r.Cancel() // another process may hold the key now
+			case <-r.Done():
+			}
+			rep, err := r.Wait()
+			if errors.Is(err, executor.ErrRunFailed) {
+				err = nil // the nodes that failed are in the report
+			}
+			return rep, errors.Join(err, lock.Unlock(ctx))
+		}()
+		if err != nil {
+			return reports, fmt.Errorf("recover run %s: %w", rec.ID, err)
+		}
+		if rep != nil {
+			reports = append(reports, rep)
+		}
+	}
+	return reports, nil
+}
+
+// The whole recipe, across processes. Process 1 (a child) takes the
+// key's lock, starts a run and dies (SIGKILL) in the middle, never
+// unlocking. Process 2 starts meanwhile: while process 1 lives, its
+// TryLockGraph is refused, so that it neither resumes the live run (which
+// rewrote the live run's record as interrupted and paid for its nodes
+// twice) nor starts the same work; its start-up recovery finds the run
+// left running, takes the lock only once process 1 is gone (Postgres
+// frees it when the session ends), and resumes the run to the end,
+// regenerating only what process 1 did not commit.
+func TestCrashRecoveryRecipe(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 120*time.Second)
+	g := build(t, 60)
+	key := testenv.UniqueName(t)
+	held := "asset:video:segment[1]"
+	c := startChild(t, childConfig{Schema: pg.Schema, GraphKey: key, Seconds: 60, Lock: true, Hold: []string{held}})
+	c.waitLine(t, "locked")
+	runID := c.waitLine(t, "run ")
+	c.waitLine(t, "started "+held)
+
+	// Process 2, while process 1 runs.
+	p := newProvider()
+	e := newExecutor(t, s, p.registry())
+	_, err := s.TryLockGraph(ctx, key)
+	require.ErrorIs(t, err, pgstore.ErrGraphLocked, "a Resume (or a second start) while process 1 runs the key")
+	rec, err := s.GetRun(ctx, runID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunRunning, rec.Status, "the live run's record")
+	assert.Empty(t, p.called(), "process 2 made nothing")
+
+	recovered := make(chan []*executor.Report, 1)
+	go func() {
+		reps, err := recoverRuns(ctx, s, e)
+		assert.NoError(t, err)
+		recovered <- reps
+	}()
+	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), false, 1) // recovery waits for the lock
+	select {
+	case <-recovered:
+		t.Fatal("recovery went on while process 1 held the lock")
+	default:
+	}
+	assert.Empty(t, p.called(), "process 2 made nothing while process 1 lived")
+	snap, err := s.Load(ctx, key)
+	require.NoError(t, err)
+	want := downstream(g, snap) // an upper bound: process 1 may commit more before it dies
+
+	c.kill(t)
+	var reps []*executor.Report
+	select {
+	case reps = <-recovered:
+	case <-ctx.Done():
+		t.Fatal("recovery did not end once process 1 died")
+	}
+	require.Len(t, reps, 1, "the run left running")
+	rep := reps[0]
+	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+	called := p.called()
+	assert.Contains(t, called, held, "the node process 1 never finished")
+	for id := range called {
+		assert.True(t, want[id], "%s was committed clean by process 1 and was regenerated", id)
+	}
+
+	final, err := s.Load(ctx, key)
+	require.NoError(t, err)
+	assert.Empty(t, checkCurrent(t, s, g, final, true))
+	rec, err = s.GetRun(ctx, runID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunInterrupted, rec.Status, "process 1's record")
+	assert.Contains(t, rec.Error, rep.Record.ID)
+	running, err := s.RunsByStatus(ctx, executor.RunRunning)
+	require.NoError(t, err)
+	assert.False(t, slices.ContainsFunc(running, func(r executor.Record) bool { return r.GraphKey == key }),
+		"a run of the key still recorded as running: %+v", running)
+	assert.Zero(t, lockSessions(t, pg.Pool, s.GraphLockKey(key), true), "recovery unlocked")
+}
+
+// A process that holds a key's lock and loses it (its connection
+// dropped: the server ended the session) learns it at once from Lost,
+// and cancels its run, which another process may now resume beside it.
+// The run then ends cancelled, its record saying so.
+func TestLostLockCancelsTheRun(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	key := testenv.UniqueName(t)
+	p := newProvider()
+	started := make(chan struct{}, 1)
+	p.hook = func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind == graph.KindVideo {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done() // until the run is cancelled
+			return ctx.Err()
+		}
+		return nil
+	}
+	e := newExecutor(t, s, p.registry())
+	lock, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	r, err := e.Start(ctx, executor.RunRequest{GraphKey: key, Graph: build(t, 30)})
+	require.NoError(t, err)
+	<-started
+
+	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		s.GraphLockKey(key))
+	require.NoError(t, err)
+	select {
+	case <-lock.Lost():
+		r.Cancel()
+	case <-r.Done():
+		t.Fatal("the run ended by itself")
+	case <-ctx.Done():
+		t.Fatal("Lost was not closed")
+	}
+	rep, err := r.Wait()
+	require.ErrorIs(t, err, executor.ErrCancelled)
+	assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+	require.ErrorIs(t, lock.Unlock(ctx), pgstore.ErrLockLost)
+}
+
+// Two executors on two pools, as two processes: the first runs a key
+// under its lock; the second is asked to resume that run (a user's retry,
+// a recovery that took the live run for a crashed one). Before, its
+// Resume was accepted: it rewrote the live run's record as interrupted
+// and made the nodes again. Under the recipe its TryLockGraph is refused:
+// it resumes nothing, the live record stays running, and the first run
+// ends as it would have.
+func TestResumeRefusedWhileLockedElsewhere(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	s2, _ := otherProcess(t, pg, pgx.QueryExecModeCacheStatement)
+	key := testenv.UniqueName(t)
+	g := build(t, 30)
+
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	p1 := newProvider()
+	p1.hook = func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind != graph.KindVideo {
+			return nil
+		}
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	e1 := newExecutor(t, s, p1.registry())
+	lock, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	r1, err := e1.Start(ctx, executor.RunRequest{GraphKey: key, Graph: g})
+	require.NoError(t, err)
+	<-started
+
+	p2 := newProvider()
+	e2 := newExecutor(t, s2, p2.registry())
+	resume := func() error { // the second process's handler of "resume run r1"
+		l, err := s2.TryLockGraph(ctx, key)
+		if err != nil {
+			return err
+		}
+		defer l.Unlock(ctx) //nolint:errcheck // the test fails before
+		r, err := e2.Resume(ctx, g, r1.ID())
+		if err != nil {
+			return err
+		}
+		_, err = r.Wait()
+		return err
+	}
+	err = resume()
+	var le *pgstore.LockedError
+	require.ErrorAs(t, err, &le, "a Resume while the run goes on under the lock elsewhere")
+	assert.Equal(t, key, le.GraphKey)
+	rec, err := s2.GetRun(ctx, r1.ID())
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunRunning, rec.Status, "the live run's record")
+	assert.Empty(t, p2.called(), "the second process made nothing")
+
+	close(release)
+	rep, err := r1.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+	assert.Len(t, rep.Generated, g.Len())
+	require.NoError(t, lock.Unlock(ctx))
+}
