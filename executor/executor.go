@@ -193,8 +193,8 @@ func (e *Executor) begin(id, of, key string) error {
 		return fmt.Errorf("%w: it starts no run", ErrClosed)
 	}
 	if e.live[id] {
-		return fmt.Errorf("%w: RunRequest.RunID %s is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
-			ErrInvalidRequest, quote(id))
+		return fmt.Errorf("%w: %s %s is taken by a run that is starting or running in this executor: give each run its own ID, or none for a random one",
+			ErrInvalidRequest, runIDField(of), quote(id))
 	}
 	if err := e.finishedLocked(of, key); err != nil {
 		return err
@@ -227,6 +227,16 @@ func (e *Executor) finishedLocked(of, key string) error {
 	}
 	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is starting or running in this executor: each one of a graph key makes the same nodes, those not clean: wait for it to end, or cancel it first",
 		ErrInvalidRequest, of, f.id, f.of, quote(key))
+}
+
+// runIDField names the field that gave the ID of a run that resumes
+// run of ("" for a Start): ResumeOptions.RunID for a Resume or
+// RerunFailed, whose caller built no RunRequest.
+func runIDField(of string) string {
+	if of != "" {
+		return "ResumeOptions.RunID"
+	}
+	return "RunRequest.RunID"
 }
 
 // forget takes run id, of graph key, which resumes run of (or "" for
@@ -405,8 +415,8 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 		}
 		switch {
 		case err == nil:
-			return nil, fmt.Errorf("%w: RunRequest.RunID %s is taken by a run of graph %s started at %v: give each run its own ID, or none for a random one",
-				ErrInvalidRequest, quote(req.RunID), quote(rec.GraphKey), rec.StartedAt.Format(time.RFC3339))
+			return nil, fmt.Errorf("%w: %s %s is taken by a run of graph %s started at %v: give each run its own ID, or none for a random one",
+				ErrInvalidRequest, runIDField(of), quote(req.RunID), quote(rec.GraphKey), rec.StartedAt.Format(time.RFC3339))
 		case ctx.Err() != nil && !errors.Is(err, ErrNotFound):
 			return nil, fmt.Errorf("%w: while it started: check run ID %s: %w", ErrCancelled, quote(req.RunID), err)
 		case !errors.Is(err, ErrNotFound):
@@ -634,16 +644,27 @@ type ResumeOptions struct {
 }
 
 // oneResumeOptions returns the one ResumeOptions of opts, or the zero
-// value for none; more than one is refused.
+// value for none; more than one is refused, and so is a field that is
+// not storable text, named as the caller gave it (the RunRequest that
+// Resume builds from it would name RunRequest's).
 func oneResumeOptions(opts []ResumeOptions, what, id string) (ResumeOptions, error) {
 	switch len(opts) {
 	case 0:
 		return ResumeOptions{}, nil
 	case 1:
-		return opts[0], nil
+	default:
+		return ResumeOptions{}, fmt.Errorf("%w: %s run %s: %d ResumeOptions given: give at most one",
+			ErrInvalidRequest, what, quote(id), len(opts))
 	}
-	return ResumeOptions{}, fmt.Errorf("%w: %s run %s: %d ResumeOptions given: give at most one",
-		ErrInvalidRequest, what, quote(id), len(opts))
+	o := opts[0]
+	for _, f := range [...]struct{ name, value string }{
+		{"ResumeOptions.RunID", o.RunID}, {"ResumeOptions.TriggeredBy", o.TriggeredBy}, {"ResumeOptions.Reason", o.Reason},
+	} {
+		if err := checkRequestField(f.name, f.value); err != nil {
+			return ResumeOptions{}, err
+		}
+	}
+	return o, nil
 }
 
 // request returns the request of a run that finishes rec's, with marks,

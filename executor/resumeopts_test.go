@@ -96,3 +96,62 @@ func TestResumeOptionsRefused(t *testing.T) {
 		assert.Len(t, runs, 1)
 	})
 }
+
+// A refusal of a ResumeOptions field named RunRequest's field of the same
+// name ("RunRequest.RunID ... is taken", "RunRequest.TriggeredBy ... is
+// not valid UTF-8"), which the caller of Resume or RerunFailed never
+// built: it names the ResumeOptions field the caller gave.
+func TestResumeOptionsRefusalsNameTheirField(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		ctx := context.Background()
+		first, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		id := first.Record.ID
+		for _, tc := range []struct {
+			name  string
+			opts  executor.ResumeOptions
+			field string
+		}{
+			{"a taken RunID", executor.ResumeOptions{RunID: id}, "ResumeOptions.RunID"},
+			{"a RunID with NUL", executor.ResumeOptions{RunID: "a\x00b"}, "ResumeOptions.RunID"},
+			{"a TriggeredBy with NUL", executor.ResumeOptions{TriggeredBy: "user\x00"}, "ResumeOptions.TriggeredBy"},
+			{"a Reason not UTF-8", executor.ResumeOptions{Reason: "\xff"}, "ResumeOptions.Reason"},
+		} {
+			for _, rerun := range []bool{false, true} {
+				if rerun {
+					_, err = e.RerunFailed(ctx, l.g, id, tc.opts)
+				} else {
+					_, err = e.Resume(ctx, l.g, id, tc.opts)
+				}
+				require.ErrorIs(t, err, executor.ErrInvalidRequest, "%s, rerun=%v", tc.name, rerun)
+				assert.ErrorContains(t, err, tc.field, "%s, rerun=%v", tc.name, rerun)
+				assert.NotContains(t, err.Error(), "RunRequest", "%s, rerun=%v", tc.name, rerun)
+			}
+		}
+		runs, err := l.runs.ListRuns(ctx, "lecture")
+		require.NoError(t, err)
+		assert.Len(t, runs, 1)
+	})
+}
+
+// A ResumeOptions.RunID taken by a run going on in the executor is
+// refused naming ResumeOptions.RunID, not RunRequest.RunID.
+func TestResumeOptionsLiveRunIDNamesTheField(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		ctx := context.Background()
+		first, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		live, err := e.Start(ctx, executor.RunRequest{GraphKey: "other", Graph: l.g, RunID: "live-1"})
+		require.NoError(t, err)
+		_, err = e.Resume(ctx, l.g, first.Record.ID, executor.ResumeOptions{RunID: "live-1"})
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.ErrorContains(t, err, "ResumeOptions.RunID")
+		assert.NotContains(t, err.Error(), "RunRequest")
+		_, err = live.Wait()
+		require.NoError(t, err)
+	})
+}
