@@ -169,18 +169,26 @@ func (r *run) hashInputs(j *job) {
 // its state forgot its inputs but keeps its output), the output it
 // replaces, so that a provider that deduplicates makes another take
 // instead of returning the one replaced. Both are stored before the node
-// runs, so the key is the same for every attempt, and on a resume.
+// runs, so the key is the same for every attempt, and on a resume. (An
+// output that early cutoff finds lost, its state not disowned, gets the
+// same ending there: see cutoff.)
 func appendTake(b []byte, made string, prev dirty.State) []byte {
 	if made != "" {
 		b = append(b, '/')
 		b = append(b, made...)
 	}
 	if prev.InputHash == "" && prev.OutputHash != "" {
-		sum := sha256.Sum256([]byte(prev.OutputHash))
-		b = append(b, "/after-"...)
-		b = hex.AppendEncode(b, sum[:8])
+		b = appendAfter(b, prev.OutputHash)
 	}
 	return b
+}
+
+// appendAfter appends to an idempotency key the output it replaces, whose
+// hash is output: "/after-" and 16 hex digits.
+func appendAfter(b []byte, output string) []byte {
+	sum := sha256.Sum256([]byte(output))
+	b = append(b, "/after-"...)
+	return hex.AppendEncode(b, sum[:8])
 }
 
 // load reads the dependencies' assets for the node's request.
@@ -309,6 +317,14 @@ func (r *run) cutoff(j *job) bool {
 			ok, err = r.e.opts.Assets.Exists(r.ctx, p.AssetRef)
 			return err
 		})
+	}
+	if err == nil && !ok {
+		// Its output, made from these very inputs, is lost: it is made
+		// again as another take, with a key of its own (see appendTake),
+		// as a node whose asset the check at the start of the run found
+		// lost. The asset stays lost on a resume, which gets the same key.
+		// (j.in, which held a part of the old key, keeps it.)
+		j.idem = string(appendAfter([]byte(j.idem), p.OutputHash))
 	}
 	return err == nil && ok
 }

@@ -987,3 +987,80 @@ func TestRegrownSegmentsMadeFromOldInputsRegenerate(t *testing.T) {
 		l.requireAllClean()
 	})
 }
+
+// A node whose stored output is lost, found so only by early cutoff (its
+// inputs unchanged, its asset gone: it was not clean when the run
+// started, or Options.SkipAssetCheck skipped the check, or the asset went
+// during the run), was made again with the very key of the take whose
+// asset was lost, so a provider that deduplicates by the key returned
+// that take again, where the asset check at a run's start gives the key
+// of a new take ("/after-"), as Request.IdempotencyKey's doc says of
+// every node made again because its stored output was lost. The key is
+// the same in a resume of a call cut short, as the asset is still lost.
+func TestIdempotencyKeyOfAnOutputLostAtCutoff(t *testing.T) {
+	for _, skipCheck := range []bool{false, true} {
+		t.Run(fmt.Sprint("SkipAssetCheck=", skipCheck), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				var keys []string // of the music's calls, in order
+				var lose func()
+				hang := false
+				gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+					l.mu.Lock()
+					f, wait := lose, false
+					if req.NodeID == "script" {
+						lose = nil
+					}
+					if req.NodeID == "asset:music" {
+						keys = append(keys, req.IdempotencyKey)
+						wait, hang = hang, false
+					}
+					l.mu.Unlock()
+					if req.NodeID == "script" && f != nil {
+						f()
+					}
+					if wait {
+						<-ctx.Done() // until the run is cancelled
+						return executor.Asset{}, ctx.Err()
+					}
+					return l.Generate(ctx, req)
+				})
+				e := l.executor(executor.Options{Generators: l.registry(gen), SkipAssetCheck: skipCheck})
+				_, err := l.run(e)
+				require.NoError(t, err)
+				require.Len(t, keys, 1)
+				ref := l.snapshot().States["asset:music"].AssetRef
+				deleteMusic := func() { require.True(t, l.assets.Delete(ref)) }
+				if skipCheck {
+					deleteMusic() // before the run, which trusts the clean states
+				} else {
+					l.mu.Lock()
+					lose = deleteMusic // during the run, after its asset check
+					l.mu.Unlock()
+				}
+				l.mu.Lock()
+				hang = true
+				l.mu.Unlock()
+				// The script is made again, with the same output: the
+				// music's inputs are unchanged, but its asset is gone.
+				ctx, cancel := context.WithCancel(context.Background())
+				r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+					Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonForced}}})
+				require.NoError(t, err)
+				synctest.Wait()
+				cancel()
+				rep, err := r.Wait()
+				require.ErrorIs(t, err, executor.ErrCancelled)
+				r, err = e.Resume(context.Background(), l.g, rep.Record.ID)
+				require.NoError(t, err)
+				_, err = r.Wait()
+				require.NoError(t, err)
+				require.Len(t, keys, 3)
+				assert.NotEqual(t, keys[0], keys[1], "the take whose asset was lost must not lend its key to the next")
+				assert.True(t, strings.HasPrefix(keys[1], keys[0]+"/after-"), "%s: want the key of another take, after %s", keys[1], keys[0])
+				assert.Equal(t, keys[1], keys[2], "a resume repeats the interrupted call's key")
+				l.requireAllClean()
+			})
+		})
+	}
+}
