@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -131,6 +132,12 @@ func New(opts Options) (*Executor, error) {
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
 	}
+	// The runs read the maps for as long as the executor lives: they are
+	// copied, so that a host that changes its own afterwards (reusing its
+	// Options for another executor, say) changes nothing here, where the
+	// quotas and limits below were made from them.
+	opts.Generators, opts.Kinds = maps.Clone(opts.Generators), maps.Clone(opts.Kinds)
+	opts.Rates, opts.Limits = maps.Clone(opts.Rates), maps.Clone(opts.Limits)
 	e := &Executor{opts: opts, log: opts.Logger, quotas: newQuotas(opts.Rates), limits: newLimits(opts.Limits),
 		batchReadMin: batchReadMin}
 	if _, ok := opts.Assets.(localAssets); ok {

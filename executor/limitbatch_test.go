@@ -109,3 +109,47 @@ func TestLimitBelowConcurrencyKeepsBatchesWhole(t *testing.T) {
 		}
 	}
 }
+
+// The executor kept the host's Options.Limits map, not a copy: its
+// semaphores were made from the map New was given, while each round read
+// the map again for its caps and its batch sizes, so a host that changed
+// the map after New (reusing its Options for another executor, say) got
+// a run that hung forever (a limit deleted or raised: a bulk call of 4
+// nodes waited for 4 calls in flight under a limit of 3), or a panic
+// ("executor: schedule: invalid config") for a limit set to 0, besides a
+// data race with the runs. New now copies it, as it copies the other maps
+// that a run reads.
+func TestLimitsAreCopiedByNew(t *testing.T) {
+	tm := graph.Template{Kinds: []graph.Kind{
+		{Name: "notes", PerSegment: true},
+		{Name: "voice", PerSegment: true, Deps: []graph.Dep{{Kind: "notes", Scope: graph.ScopeSameSegment}}, BatchKey: "tts", Concurrency: 4},
+	}}
+	g, err := graph.Build(tm, 80)
+	require.NoError(t, err)
+	for _, change := range []string{"deleted", "set to 0", "raised"} {
+		t.Run(change, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b := &sizedBulk{}
+				notes := executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
+					return executor.Asset{Data: []byte("n")}, nil
+				})
+				opts := executor.Options{Generators: executor.Registry{"notes": notes, "voice": b},
+					Limits: map[string]int{"tts": 3}}
+				e, err := executor.New(opts)
+				require.NoError(t, err)
+				defer func() { require.NoError(t, e.Close(context.Background())) }()
+				switch change {
+				case "deleted":
+					delete(opts.Limits, "tts")
+				case "set to 0":
+					opts.Limits["tts"] = 0
+				case "raised":
+					opts.Limits["tts"] = 10
+				}
+				_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "k", Graph: g})
+				require.NoError(t, err)
+				assert.Equal(t, []int{3, 3, 2}, b.sizes)
+			})
+		})
+	}
+}

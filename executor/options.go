@@ -151,7 +151,8 @@ type KindOptions struct {
 }
 
 // Options configures an [Executor]. The zero value of every field but
-// Generators gives its default.
+// Generators gives its default. [New] copies its maps (Generators, Rates,
+// Limits, Kinds): changing them afterwards changes nothing.
 type Options struct {
 	// Generators regenerate nodes, one per kind. Required.
 	Generators Registry
