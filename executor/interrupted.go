@@ -10,9 +10,11 @@ import (
 
 // interruptedText is the text that run id's record (Record.Error) and the
 // final event of its stream (its Message) give once a Resume or
-// RerunFailed, starting run by, found it interrupted.
+// RerunFailed, starting run by, found it interrupted, cut to MaxEventText
+// as every error text the executor records (by, from
+// ResumeOptions.RunID, may be long).
 func interruptedText(by string) string {
-	return fmt.Sprintf("interrupted: it ended without recording its outcome; resumed by run %s", by)
+	return cutText(fmt.Sprintf("interrupted: it ended without recording its outcome; resumed by run %s", by))
 }
 
 // endInterrupted publishes the final event of run rec, which its record

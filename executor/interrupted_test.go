@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -333,4 +334,44 @@ func TestResumeOfACrashedRunNeverFailsForItsSink(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A run found interrupted recorded "resumed by run <ID>" whole in its
+// Record.Error, which its doc says is cut to MaxEventText bytes, as every
+// error text the executor records is: with ResumeOptions.RunID, the ID
+// is the host's, of any length (a store without a limit on IDs keeps a
+// long one), and the record then held it all, and said another text than
+// the final event of its stream, whose Message is cut.
+func TestInterruptedRecordOfALongResumingRunIDIsCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		stream := progress.NewMemory(progress.MemoryOptions{})
+		old := newExecutor(t, l, &crashingSink{next: stream, left: 3})
+		r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.NoError(t, err)
+		rec, err := l.runs.GetRun(ctx, r.ID())
+		require.NoError(t, err)
+		rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
+		require.NoError(t, l.runs.PutRun(ctx, rec))
+
+		e := newExecutor(t, l, stream)
+		long := strings.Repeat("r", executor.MaxEventText+100)
+		resumed, err := e.Resume(ctx, l.g, r.ID(), executor.ResumeOptions{RunID: long})
+		require.NoError(t, err)
+		_, err = resumed.Wait()
+		require.NoError(t, err)
+		rec, err = l.runs.GetRun(ctx, r.ID())
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunInterrupted, rec.Status)
+		assert.LessOrEqual(t, len(rec.Error), executor.MaxEventText)
+		assert.True(t, strings.HasPrefix(rec.Error, "interrupted: it ended without recording its outcome; resumed by run rrr"), rec.Error[:100])
+		got := replay(t, stream, r.ID())
+		require.Len(t, got, 4)
+		assert.Equal(t, progress.RunCancelled, got[3].Type)
+		assert.Equal(t, rec.Error, got[3].Message, "the record and the stream say the same")
+		assert.Equal(t, long, got[3].ResumedBy)
+	})
 }
