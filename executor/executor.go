@@ -229,10 +229,10 @@ func (e *Executor) finishedLocked(of, key string) error {
 	case of == "" || !ok:
 		return nil
 	case f.of == of:
-		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is starting or running in this executor: wait for it to end, or cancel it first",
+		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is starting or running in this executor: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
 			ErrInvalidRequest, of, f.id)
 	}
-	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is starting or running in this executor: each one of a graph key makes the same nodes, those not clean: wait for it to end, or cancel it first",
+	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is starting or running in this executor: each one of a graph key makes the same nodes, those not clean: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
 		ErrInvalidRequest, of, f.id, f.of, quote(key))
 }
 
@@ -732,7 +732,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	live, resumed := e.live[id], e.finishedLocked(id, rec.GraphKey)
 	e.startMu.Unlock()
 	if live {
-		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end, or cancel it first",
+		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
 			ErrInvalidRequest, what, id)
 	}
 	if resumed != nil {

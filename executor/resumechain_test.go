@@ -2,6 +2,8 @@ package executor_test
 
 import (
 	"context"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -81,4 +83,54 @@ func TestResumeRefusesTheChainOfARunBeingFinished(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A Resume refused because a run of the key, or the run itself, was
+// still going on told the user to "wait for it to end, or cancel it
+// first": a host that did cancel it (Run.Cancel, which does not wait)
+// and then pressed retry was refused again with the same advice, since
+// the cancelled run still counts until it has ended. The refusal now
+// says to wait for its end, after a cancel too.
+func TestResumeRefusalAfterACancelSaysToWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		var hang atomic.Bool
+		script := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if hang.Load() {
+				time.Sleep(time.Hour) // ignores its context: the run ends after Options.Grace
+			}
+			return l.Generate(ctx, req)
+		})
+		reg := l.registry(l)
+		reg["script"] = script
+		e := l.executor(executor.Options{Generators: reg, Logger: slog.New(slog.DiscardHandler)})
+		_, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		hang.Store(true)
+		x, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		x.Cancel()
+		_, err = x.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		y, err := e.Resume(ctx, l.g, x.ID())
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		y.Cancel() // as the user asked; the run ends once its generator's grace is over
+		for _, id := range []string{x.ID(), y.ID()} {
+			_, err = e.Resume(ctx, l.g, id)
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			assert.NotContains(t, err.Error(), "or cancel it first")
+			assert.ErrorContains(t, err, "wait for it to end")
+		}
+		_, err = y.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		hang.Store(false)
+		again, err := e.Resume(ctx, l.g, y.ID())
+		require.NoError(t, err, "it ended")
+		_, err = again.Wait()
+		require.NoError(t, err)
+	})
 }
