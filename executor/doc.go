@@ -119,7 +119,8 @@
 // undone; [Executor.RerunFailed] forces its failed nodes again; both
 // refuse a run still going on in the executor, and a run of a graph key
 // while another of them, of any run of the key (the same run, one of its
-// chain of resumes, or another), is starting or running: each makes the
+// chain of resumes, or another), is under way (its call, or the run it
+// started): each makes the
 // key's nodes that are not clean. Both take the run's graph, built again from its template
 // and Record.Seconds: the run's [Record] keeps its graph's fingerprint
 // (Record.Graph, which [Fingerprint] computes), and another graph, of another template or duration, is

@@ -57,8 +57,15 @@ type Executor struct {
 	closed    bool
 }
 
-// finisher is a live Resume or RerunFailed: run id, which finishes run of.
-type finisher struct{ id, of string }
+// finisher is a live Resume or RerunFailed: run id, which finishes run
+// of. It holds its key until both its run has ended and the call that
+// started it has returned (refs counts them), since the call records
+// the run it finishes as interrupted after its own run started, and that
+// run may end at once.
+type finisher struct {
+	id, of string
+	refs   int
+}
 
 // New returns an executor. Options.Generators is required; every other
 // field has a default.
@@ -211,14 +218,15 @@ func (e *Executor) begin(id, of, key string) error {
 	}
 	e.live[id] = true
 	if of != "" {
-		e.finishing[key] = finisher{id: id, of: of}
+		e.finishing[key] = finisher{id: id, of: of, refs: 2} // the run and its Resume's call
 	}
 	e.runs.add()
 	return nil
 }
 
 // finishedLocked refuses a Resume or RerunFailed of run of, of graph
-// key, if another one of the key is live in this executor: it finishes
+// key, if another one of the key is under way in this executor (its call
+// or its run; see finisher): it finishes
 // the same work, the key's nodes that are not clean, whether it resumes
 // the same run, a run of its chain (the run that resumed of, or that of
 // resumed) or another run of the key. It returns nil for of "" (a Start).
@@ -229,10 +237,10 @@ func (e *Executor) finishedLocked(of, key string) error {
 	case of == "" || !ok:
 		return nil
 	case f.of == of:
-		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is starting or running in this executor: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
+		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is under way in this executor (its call not returned, or its run not ended): wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
 			ErrInvalidRequest, of, f.id)
 	}
-	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is starting or running in this executor: each one of a graph key makes the same nodes, those not clean: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
+	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is under way in this executor (its call not returned, or its run not ended): each one of a graph key makes the same nodes, those not clean: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
 		ErrInvalidRequest, of, f.id, f.of, quote(key))
 }
 
@@ -247,14 +255,36 @@ func runIDField(of string) string {
 }
 
 // forget takes run id, of graph key, which resumes run of (or "" for
-// none), off the live runs.
+// none), off the live runs; the key stays finished by it until the
+// Resume or RerunFailed that started it has returned too (see unfinish).
 func (e *Executor) forget(id, of, key string) {
 	e.startMu.Lock()
 	delete(e.live, id)
-	if of != "" && e.finishing[key].id == id {
-		delete(e.finishing, key)
+	if of != "" {
+		e.unfinishLocked(id, key)
 	}
 	e.startMu.Unlock()
+}
+
+// unfinish is called by the Resume or RerunFailed that started run id,
+// of graph key, when it returns: once the run has ended too, another one
+// of the key may start.
+func (e *Executor) unfinish(id, key string) {
+	e.startMu.Lock()
+	e.unfinishLocked(id, key)
+	e.startMu.Unlock()
+}
+
+func (e *Executor) unfinishLocked(id, key string) {
+	f, ok := e.finishing[key]
+	if !ok || f.id != id {
+		return
+	}
+	if f.refs--; f.refs > 0 {
+		e.finishing[key] = f
+		return
+	}
+	delete(e.finishing, key)
 }
 
 // RunRequest asks for a run.
@@ -408,6 +438,9 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 	defer func() {
 		if !started {
 			e.forget(req.RunID, of, req.GraphKey)
+			if of != "" {
+				e.unfinish(req.RunID, req.GraphKey) // its Resume's hold: no run to wait for
+			}
 			e.runs.done()
 		}
 	}()
@@ -524,7 +557,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // Record.Graph existed is checked by its duration only. A run still
 // going on in this executor is refused with ErrInvalidRequest too, and
 // so is every run of its graph key while another Resume or RerunFailed
-// of the key is starting or running in this executor, whichever run that
+// of the key is under way in this executor (until both that call has
+// returned and the run it started has ended), whichever run that
 // one names: this run, the run that resumed it, the run it resumed, or
 // another run of the key. Each makes the same nodes, the key's that are
 // not clean (a retry pressed twice, or on two runs of one chain, would
@@ -564,6 +598,7 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 	if err != nil {
 		return nil, err
 	}
+	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
 	if rec.Status == RunRunning {
 		e.markInterrupted(ctx, id, r.ID())
 	}
@@ -605,8 +640,8 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // going on here, was interrupted, and its record then says
 // [RunInterrupted], and its stream ends, as with Resume. It is refused, as Resume is, when the
 // run's graph is no longer the key's, while the run is going on, and
-// while another Resume or RerunFailed of its graph key is starting or
-// running in this executor. opts are as for Resume.
+// while another Resume or RerunFailed of its graph key is under way in
+// this executor (its call, or its run). opts are as for Resume.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
 	o, err := oneResumeOptions(opts, "rerun failed nodes of", id)
 	if err != nil {
@@ -628,6 +663,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 	if err != nil {
 		return nil, err
 	}
+	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
 	if rec.Status == RunRunning {
 		e.markInterrupted(ctx, id, r.ID())
 	}

@@ -375,3 +375,97 @@ func TestInterruptedRecordOfALongResumingRunIDIsCut(t *testing.T) {
 		assert.Equal(t, long, got[3].ResumedBy)
 	})
 }
+
+// heldRuns is a RunStore whose first PutRun that records run id as
+// interrupted waits until release is closed.
+type heldRuns struct {
+	*executor.MemoryRuns
+	id      string
+	held    chan struct{} // closed once that PutRun waits
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *heldRuns) PutRun(ctx context.Context, r executor.Record) error {
+	if r.ID == s.id && r.Status == executor.RunInterrupted {
+		first := false
+		s.once.Do(func() { first = true })
+		if first {
+			close(s.held)
+			<-s.release
+		}
+	}
+	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+// A Resume of a crashed run is refused while another Resume or
+// RerunFailed of its graph key is under way, but the refusal ended with
+// the other's run: when that run had nothing left to make (the process
+// crashed after its last node, before its record), it ended at once,
+// while its Resume still recorded the crashed run as interrupted and
+// ended its stream. A second Resume (a retry pressed twice) was then
+// taken: both recorded the run as interrupted, each naming itself, and
+// the record ended up naming one run while the stream's final event
+// (ResumedBy) named the other. The second is now refused until the
+// first Resume has returned too.
+func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
+	for _, second := range resumers {
+		t.Run(second.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				l := newLab(t, 30)
+				stream := progress.NewMemory(progress.MemoryOptions{})
+				old := newExecutor(t, l, &crashingSink{next: stream, left: 5})
+				r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+				require.NoError(t, err)
+				_, err = r.Wait()
+				require.NoError(t, err)
+				rec, err := l.runs.GetRun(ctx, r.ID())
+				require.NoError(t, err)
+				rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
+				require.NoError(t, l.runs.PutRun(ctx, rec))
+
+				runs := &heldRuns{MemoryRuns: l.runs, id: r.ID(), held: make(chan struct{}), release: make(chan struct{})}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+					Runs: runs, Sink: stream})
+				require.NoError(t, err)
+				defer func() { require.NoError(t, e.Close(ctx)) }()
+				var releaseOnce sync.Once
+				release := func() { releaseOnce.Do(func() { close(runs.release) }) }
+				defer release() // before Close, were the test to fail
+				type resumed struct {
+					run *executor.Run
+					err error
+				}
+				first := make(chan resumed, 1)
+				go func() {
+					run, err := e.Resume(ctx, l.g, r.ID())
+					first <- resumed{run, err}
+				}()
+				<-runs.held
+				synctest.Wait() // its run, with nothing to make, has ended
+				_, err = second.call(e, ctx, l.g, r.ID())
+				require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second one while the first is under way")
+				assert.ErrorContains(t, err, "already being finished by run")
+				release()
+				got := <-first
+				require.NoError(t, got.err)
+				_, err = got.run.Wait()
+				require.NoError(t, err)
+
+				rec, err = l.runs.GetRun(ctx, r.ID())
+				require.NoError(t, err)
+				assert.Equal(t, "interrupted: it ended without recording its outcome; resumed by run "+got.run.ID(), rec.Error)
+				evs := replay(t, stream, r.ID())
+				require.Len(t, evs, 6)
+				assert.Equal(t, got.run.ID(), evs[5].ResumedBy, "the record and the stream name the same run")
+
+				// Once it returned, the key is free again.
+				again, err := second.call(e, ctx, l.g, r.ID())
+				require.NoError(t, err)
+				_, err = again.Wait()
+				require.NoError(t, err)
+			})
+		})
+	}
+}
