@@ -610,7 +610,8 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 // (endInterrupted). It reads the record again just before, so as not to
 // write over an outcome recorded meanwhile; a failure is logged, since
 // the resuming run goes on regardless, and leaves the stream as it is.
-// The store calls and the sink's get Options.StoreTimeout each.
+// The two store calls share one Options.StoreTimeout, and the sink's
+// calls get one of their own.
 func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()

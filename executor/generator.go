@@ -117,8 +117,10 @@ type Outcome struct {
 // bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome
-// the context's error) is retried alone, as timed out. A call that does
-// not return in its grace is abandoned, and all its nodes retried alone.
+// the context's error) is retried alone, as timed out. The kind's
+// Validate checks the outputs within that grace too. A call that does
+// not return, or whose checks do not end, in its grace is abandoned, and
+// all its nodes are retried alone.
 type BatchGenerator interface {
 	Generator
 	GenerateBatch(ctx context.Context, reqs []Request) []Outcome
