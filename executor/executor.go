@@ -575,7 +575,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
 // resume would make the older graph the key's again (see
 // [GraphStateID]); a run started with [Executor.Start] does that, if the
-// host means to. For a record that keeps Record.Graph, ErrGraphReplaced
+// host means to. (The DeleteGraph of MemoryStore and of pgstore deletes
+// the graph's run records too: a Resume of a run of a graph deleted so
+// finds no record, and returns an error wrapping [ErrNotFound].) For a
+// record that keeps Record.Graph, ErrGraphReplaced
 // says that the key's graph is another run's, never that g is not the
 // run's graph.
 //

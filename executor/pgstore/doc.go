@@ -217,11 +217,13 @@
 // and for start-up recovery, of the runs that a process which stopped
 // left recorded as running, on every key: list them with
 // [Store.RunsByStatus] (executor.RunRunning, from an index of the running
-// records only); for each, take its key's lock with LockGraph, which
-// waits while the process that runs it lives and returns once that
-// process is gone, read the record again with GetRun (another process
-// may have resumed it meanwhile) and, if it still says running, Resume
-// it under the lock as above. A record says running while its run goes
+// records only); for each, try its key's lock with TryLockGraph: a
+// *LockedError says that a live process runs the key (skip it: LockGraph
+// would wait for that run's end, and a replica starting while others run
+// would wait for each of their runs in turn), and a lock taken says that
+// the process that ran it is gone; then read the record again with
+// GetRun (another process may have resumed it meanwhile) and, if it
+// still says running, Resume it under the lock as above. A record says running while its run goes
 // on, too: only the lock tells a live run from one left behind.
 //
 // What to know:

@@ -219,7 +219,10 @@ func ExampleStore_RunsByStatus() {
 		log.Fatal(err)
 	}
 	for _, rec := range running {
-		lock, err := store.LockGraph(ctx, rec.GraphKey)
+		lock, err := store.TryLockGraph(ctx, rec.GraphKey)
+		if errors.Is(err, pgstore.ErrGraphLocked) {
+			continue // a live process runs it
+		}
 		if err != nil {
 			log.Fatal(err)
 		}
