@@ -367,6 +367,20 @@ func (r *Run) Plan() *planner.Plan { return r.plan }
 // as cancelled. It does not wait; see [Run.Wait].
 func (r *Run) Cancel() { r.cancel(ErrCancelled) }
 
+// CancelCause is Cancel with a cause, as context.WithCancelCause's
+// function is: the run's error wraps [ErrCancelled] and cause, and its
+// record's Error says it, so that a host tells a user's cancel from its
+// own shutdown or a lost lock (a run cancelled by its shutdown is one to
+// resume at the next start, say). A nil cause is ErrCancelled. Only the
+// first cancel counts, whether by Cancel, CancelCause or the run's
+// context.
+func (r *Run) CancelCause(cause error) {
+	if cause == nil {
+		cause = ErrCancelled
+	}
+	r.cancel(cause)
+}
+
 // Done is closed when the run has ended.
 func (r *Run) Done() <-chan struct{} { return r.done }
 
