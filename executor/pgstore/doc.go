@@ -208,7 +208,7 @@
 //	if err != nil { ... }
 //	select {
 //	case <-lock.Lost(): // the lock's connection ended: another process may take the key
-//		run.Cancel()
+//		run.CancelCause(pgstore.ErrLockLost)
 //	case <-run.Done():
 //	}
 //	report, err := run.Wait()

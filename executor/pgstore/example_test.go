@@ -178,7 +178,7 @@ func ExampleStore_TryLockGraph() {
 	}
 	select {
 	case <-lock.Lost():
-		run.Cancel()
+		run.CancelCause(pgstore.ErrLockLost)
 	case <-run.Done():
 	}
 	rep, err := run.Wait()
@@ -236,7 +236,7 @@ func ExampleStore_RunsByStatus() {
 			if run, err := e.Resume(ctx, g, rec.ID); err == nil {
 				select {
 				case <-lock.Lost():
-					run.Cancel()
+					run.CancelCause(pgstore.ErrLockLost)
 				case <-run.Done():
 				}
 				rep, _ := run.Wait()
