@@ -77,6 +77,26 @@
 //		progress.NewBuffered(stream, progress.BufferedOptions{}),
 //	)
 //
+// # Crashes
+//
+// A process that is killed loses the events that its progress.Buffered
+// sinks still queued. With the archive behind a Buffered of its own too
+// (as the README's production wiring has it), many of those may have
+// reached Redis and not the History. A Resume or RerunFailed of the
+// executor that finds the run interrupted publishes the run's final
+// event (a run.cancelled whose ResumedBy names the resuming run); the
+// Stream, publishing it, copies what the run's stream holds into the
+// History ([Stream.Publish]), so that readers get those events from the
+// History once the stream has expired or been trimmed. A crash still
+// loses, to readers that come after the stream is gone: the events that
+// reached neither Redis nor the History; those that the stream no longer
+// holds when the final event is published (trimmed by MaxLen, expired by
+// IdleTTL before the resume, lost with a Redis restart without
+// persistence); those of a run that is never resumed, which gets no
+// final event and no copy; and those of a copy that failed (the History
+// was down: logged, and counted in [Stats].CopyErrors). So resume a
+// crashed run well within IdleTTL.
+//
 // # Faults
 //
 // Put the stream behind a progress.Buffered: if Redis is down when a run

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,8 +87,12 @@ type Options struct {
 	// fails (its database restarts) does not end a Tail: the reader
 	// follows the stream, waits with backoff only for a gap that the
 	// History alone can fill, and the run's shared reader reads the
-	// History again at its next poll. Default: nil, and such events are
-	// skipped (counted in Stats.Skipped).
+	// History again at its next poll. It is also written to, once a run
+	// that crashed is resumed: Publish copies the run's stream into it
+	// with the run's final event (see [Stream.Publish]), so that what
+	// reached Redis and not the archive is kept; give the History that
+	// the progress.Archive beside the Stream appends to. Default: nil,
+	// and such events are skipped (counted in Stats.Skipped).
 	History progress.History
 	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
 	// blocked read when its context is cancelled, so this is the longest a
@@ -164,6 +169,10 @@ type Stats struct {
 	Skipped uint64
 	// Corrupt counts the stream entries skipped as not being events.
 	Corrupt uint64
+	// CopyErrors counts the failed copies of an interrupted run's stream
+	// into the History, which Publish makes with the run's final event
+	// (see [Stream.Publish]); each is logged.
+	CopyErrors uint64
 }
 
 // Stream is a [progress.Sink] and [progress.Source] over Redis Streams,
@@ -214,7 +223,7 @@ type Stream struct {
 	readers map[*reader]struct{}
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
-	readErrors, skipped, corrupt                  atomic.Uint64
+	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
 }
 
 // maxBlockingReads returns the cap on blocked XREADs: n if set, else
@@ -373,6 +382,21 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // with XADD NOMKSTREAM, and those that found the stream gone are written
 // again in a second round trip, a transaction that creates the stream
 // with FinishedTTL (see Options.FinishedTTL).
+//
+// With a History, a call that writes the final event of a run that a
+// Resume or RerunFailed found interrupted (its ResumedBy is set), or
+// finds it written already (a retry), then copies what the run's stream
+// holds into the History: XRANGE in pages of PageSize, one History.Append
+// a page, which ignores the events the History holds (a stream of 5000
+// entries is 10 pages by default). The run's process stopped without its
+// final event, and the events it had queued for an archive of the History
+// behind a progress.Buffered of its own died with it, although many
+// reached Redis through the Stream's Buffered: copied, they are not lost
+// to readers when the stream expires or is trimmed. The copy is bounded by
+// ctx (behind a Buffered, by its Timeout, off the path of every run). It
+// never fails the call, whose final event is written: a failure is logged
+// and counted in Stats.CopyErrors. Other events, and the final events of
+// runs that ended by themselves, cost nothing more.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -454,6 +478,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	var failed int
 	var firstErr error
 	var tops map[string]streamTop // of the runs with a refused event, looked up once
+	var interrupted []string      // the runs whose final event ends them interrupted
 	for i, cmd := range adds {
 		err := cmd.Err()
 		duplicate := isDuplicate(err)
@@ -482,7 +507,14 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("seq %d of run %q: %w", events[i].Seq, events[i].RunID, err)
 			}
+			continue
 		}
+		if e := events[i]; s.history != nil && e.ResumedBy != "" && e.Type.Final() && !slices.Contains(interrupted, e.RunID) {
+			interrupted = append(interrupted, e.RunID)
+		}
+	}
+	for _, runID := range interrupted {
+		s.copyInterrupted(ctx, runID)
 	}
 	for _, cmd := range expires {
 		if err := cmd.Err(); err != nil && firstErr == nil {
@@ -495,6 +527,67 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		return fmt.Errorf("redisstream: publish: %d of %d events not written: %w", failed, len(events), firstErr)
 	}
 	return nil
+}
+
+// copyInterrupted copies what runID's stream holds into the History, for
+// the final event of the run, which Publish has just written: the run's
+// process stopped without its final event (it was killed, say), and a
+// Resume or RerunFailed that found it interrupted published that event
+// (progress.Event.ResumedBy). Events that the process had handed to both
+// the Stream and an Archive of the History, each behind a Buffered of its
+// own, may have reached Redis and not the History, whose queue died with
+// the process; once the stream expires or is trimmed, the History is all
+// that readers have, and they would skip those events. The History
+// ignores the events it holds already.
+//
+// It is bounded by Publish's ctx. A failure is counted in
+// Stats.CopyErrors and logged, never returned: the final event was
+// written.
+func (s *Stream) copyInterrupted(ctx context.Context, runID string) {
+	n, err := s.copyToHistory(ctx, runID)
+	if err != nil {
+		s.copyErrors.Add(1)
+		s.logger.Warn("redisstream: could not copy the stream of an interrupted run to the history; once the stream expires, readers skip the events that only it holds",
+			"run", runID, "copied", n, "error", err)
+		return
+	}
+	s.logger.Debug("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", n)
+}
+
+// copyToHistory appends to the History every event that runID's stream
+// holds, read with XRANGE in pages of PageSize, one Append a page. It
+// stops at another writer's entry, as readers do, and passes over corrupt
+// entries, which readers count. It returns how many events it appended
+// (some of which the History may have held already).
+func (s *Stream) copyToHistory(ctx context.Context, runID string) (int, error) {
+	key := s.Key(runID)
+	n := 0
+	for start := "-"; ; {
+		msgs, err := s.client.XRangeN(ctx, key, start, "+", s.pageSize).Result()
+		if err != nil {
+			return n, fmt.Errorf("xrange %s: %w", key, err)
+		}
+		events := make([]progress.Event, 0, len(msgs)) // the History's to keep
+		foreign := false
+		for _, m := range msgs {
+			if foreign = foreignID(m.ID); foreign {
+				break
+			}
+			if e, _, err := decodeEntry(runID, m); err == nil {
+				events = append(events, e)
+			}
+		}
+		if len(events) > 0 {
+			if err := s.history.Append(ctx, events...); err != nil {
+				return n, fmt.Errorf("history: %w", err)
+			}
+			n += len(events)
+		}
+		if foreign || int64(len(msgs)) < s.pageSize {
+			return n, nil
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
 }
 
 // runInCall is what Publish needs to know of a run's events in a call.
@@ -1171,6 +1264,7 @@ func (s *Stream) Stats() Stats {
 		ReadErrors:    s.readErrors.Load(),
 		Skipped:       s.skipped.Load(),
 		Corrupt:       s.corrupt.Load(),
+		CopyErrors:    s.copyErrors.Load(),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
