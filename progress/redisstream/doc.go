@@ -93,9 +93,11 @@
 // holds when the final event is published (trimmed by MaxLen, expired by
 // IdleTTL before the resume, lost with a Redis restart without
 // persistence); those of a run that is never resumed, which gets no
-// final event and no copy; and those of a copy that failed (the History
-// was down: logged, and counted in [Stats].CopyErrors). So resume a
-// crashed run well within IdleTTL.
+// final event and no copy; and those of a copy that failed until the
+// stream was gone, or for an hour, or until [Stream.Close] (the History
+// was down: a failed copy is retried in the background with backoff,
+// logged, and counted in [Stats].CopyErrors). So resume a crashed run
+// well within IdleTTL, and set FinishedTTL well above a History outage.
 //
 // # Faults
 //

@@ -190,7 +190,7 @@ func (h *failingHistory) Append(ctx context.Context, events ...progress.Event) e
 func TestFailedCopyKeepsTheFinalEvent(t *testing.T) {
 	h := &failingHistory{MemoryHistory: progress.NewMemoryHistory()}
 	logs := &syncBuffer{}
-	s, _ := newStream(t, redisstream.Options{History: h, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	s, _ := newStream(t, redisstream.Options{History: h, RetryDelay: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 8)
 	all = append(all, interruptedEnd(all[7], run+"-resume"))
@@ -204,6 +204,58 @@ func TestFailedCopyKeepsTheFinalEvent(t *testing.T) {
 	assert.Zero(t, st.PublishErrors)
 	assert.Zero(t, st.Dropped)
 	assert.Equal(t, uint64(1), st.CopyErrors)
+	assert.Equal(t, 1, st.Copying, "copies waiting for a retry")
 	assert.Contains(t, logs.String(), errAppendDown.Error())
 	assert.Empty(t, sinktest.Diff(all, sinktest.Replay(t, s, run, 0)), "the run read from Redis")
+}
+
+// A copy that the History failed is retried in the background, until
+// it succeeds or finds nothing left to copy, and Close ends the retries:
+// before, the copy was tried once, and a History down at that moment
+// (its database restarting) lost the events only the stream held for
+// good, once the stream expired.
+func TestFailedCopyIsRetried(t *testing.T) {
+	tests := []struct {
+		name     string
+		then     func(t *testing.T, s *redisstream.Stream, r *testenv.Redis, h *failingHistory, run string)
+		archived uint64 // the History holds 1..archived in the end
+		wantLog  string
+	}{
+		{"until the history is back", func(t *testing.T, _ *redisstream.Stream, _ *testenv.Redis, h *failingHistory, _ string) {
+			h.down.Store(false)
+		}, 9, "copied the stream of an interrupted run to the history"},
+		{"until the stream is gone", func(t *testing.T, s *redisstream.Stream, r *testenv.Redis, h *failingHistory, run string) {
+			require.NoError(t, r.Client.Del(context.Background(), s.Key(run)).Err())
+			h.down.Store(false)
+		}, 5, "the run's stream is gone"},
+		{"until Close", func(t *testing.T, s *redisstream.Stream, _ *testenv.Redis, _ *failingHistory, _ string) {
+			require.NoError(t, s.Close())
+		}, 5, "the Stream was closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &failingHistory{MemoryHistory: progress.NewMemoryHistory()}
+			logs := &syncBuffer{}
+			s, r := newStream(t, redisstream.Options{History: h, RetryDelay: 5 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			ctx, run := context.Background(), sinktest.RunID(t)
+			all := sinktest.Events(run, 1, 8)
+			all = append(all, interruptedEnd(all[7], run+"-resume"))
+			require.NoError(t, s.Publish(ctx, all[:8]...))
+			require.NoError(t, h.Append(ctx, all[:5]...))
+			h.down.Store(true)
+			require.NoError(t, s.Publish(ctx, all[8]))
+			require.Equal(t, 1, s.Stats().Copying, "copies waiting for a retry")
+
+			tt.then(t, s, r, h, run)
+			wait := testenv.Context(t, 10*time.Second)
+			for s.Stats().Copying != 0 {
+				require.NoError(t, wait.Err(), "the retry never ended")
+				time.Sleep(time.Millisecond) // polling real I/O, bounded by wait
+			}
+			assert.Equal(t, int(tt.archived), h.Len(run), "events in the History")
+			assert.GreaterOrEqual(t, s.Stats().CopyErrors, uint64(1))
+			assert.Contains(t, logs.String(), tt.wantLog)
+		})
+	}
 }

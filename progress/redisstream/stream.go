@@ -171,8 +171,11 @@ type Stats struct {
 	Corrupt uint64
 	// CopyErrors counts the failed copies of an interrupted run's stream
 	// into the History, which Publish makes with the run's final event
-	// (see [Stream.Publish]); each is logged.
+	// (see [Stream.Publish]), and the failed retries of them.
 	CopyErrors uint64
+	// Copying is the number of interrupted runs whose copy failed and
+	// waits to be retried.
+	Copying int
 }
 
 // Stream is a [progress.Sink] and [progress.Source] over Redis Streams,
@@ -215,12 +218,13 @@ type Stream struct {
 
 	ctx    context.Context // the hubs'; cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // one per hub goroutine
+	wg     sync.WaitGroup // one per hub goroutine and per copy retried
 
 	mu      sync.Mutex
 	closed  bool
 	hubs    map[string]*hub
 	readers map[*reader]struct{}
+	copying map[string]struct{} // the runs whose copy is retried
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
@@ -338,6 +342,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		logger:     opts.Logger,
 		hubs:       make(map[string]*hub),
 		readers:    make(map[*reader]struct{}),
+		copying:    make(map[string]struct{}),
 		blocking:   make(chan struct{}, blockingReads),
 		reads:      make(chan struct{}, max(blockingReads/2, 1)),
 	}
@@ -394,9 +399,14 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // reached Redis through the Stream's Buffered: copied, they are not lost
 // to readers when the stream expires or is trimmed. The copy is bounded by
 // ctx (behind a Buffered, by its Timeout, off the path of every run). It
-// never fails the call, whose final event is written: a failure is logged
-// and counted in Stats.CopyErrors. Other events, and the final events of
-// runs that ended by themselves, cost nothing more.
+// never fails the call, whose final event is written: a failure (the
+// History is down) is logged and counted in Stats.CopyErrors, and the
+// copy is retried in the background, with backoff from RetryDelay
+// doubling up to 30s, each try bounded by 30s, until it succeeds, the
+// run's stream is gone (nothing is left to copy), the Stream is closed,
+// or an hour has passed; each outcome is logged (Stats.Copying counts
+// the runs it waits for). Other events, and the final events of runs
+// that ended by themselves, cost nothing more.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -542,16 +552,83 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 //
 // It is bounded by Publish's ctx. A failure is counted in
 // Stats.CopyErrors and logged, never returned: the final event was
-// written.
+// written. The copy is then retried in the background (retryCopy).
 func (s *Stream) copyInterrupted(ctx context.Context, runID string) {
 	n, err := s.copyToHistory(ctx, runID)
-	if err != nil {
-		s.copyErrors.Add(1)
-		s.logger.Warn("redisstream: could not copy the stream of an interrupted run to the history; once the stream expires, readers skip the events that only it holds",
-			"run", runID, "copied", n, "error", err)
+	if err == nil {
+		s.logger.Debug("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", n)
 		return
 	}
-	s.logger.Debug("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", n)
+	s.copyErrors.Add(1)
+	s.logger.Warn("redisstream: could not copy the stream of an interrupted run to the history; retrying in the background (until then, once the stream expires, readers skip the events that only it holds)",
+		"run", runID, "copied", n, "error", err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.copying[runID]; ok || s.closed {
+		return // retried already; or Publish raced with Close
+	}
+	s.copying[runID] = struct{}{}
+	s.wg.Add(1)
+	go s.retryCopy(runID)
+}
+
+// The retries of a failed copy (retryCopy): the pause before each
+// doubles from RetryDelay up to maxCopyRetryDelay, each try is bounded by
+// copyTryTimeout, and none starts copyRetryFor after the first retry.
+const (
+	maxCopyRetryDelay = 30 * time.Second
+	copyTryTimeout    = 30 * time.Second
+	copyRetryFor      = time.Hour
+)
+
+// retryCopy retries the copy of runID's stream into the History, which
+// copyInterrupted could not make, until it succeeds, finds the stream
+// gone (it expired: what it alone held is lost), the Stream is closed,
+// or copyRetryFor has passed. Close ends it, and waits for it. It logs
+// the outcome, and counts each failed try in Stats.CopyErrors.
+func (s *Stream) retryCopy(runID string) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.copying, runID)
+		s.mu.Unlock()
+	}()
+	giveUp := time.Now().Add(copyRetryFor)
+	delay := s.retryDelay
+	for tries := 2; ; tries++ {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history: the Stream was closed",
+				"run", runID, "tries", tries-1)
+			return
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, copyTryTimeout)
+		n, err := s.copyToHistory(ctx, runID)
+		cancel()
+		switch {
+		case err == nil && n == 0:
+			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history: the run's stream is gone (expired or deleted); readers skip the events that only it held",
+				"run", runID, "tries", tries)
+			return
+		case err == nil:
+			s.logger.Info("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", n, "tries", tries)
+			return
+		case s.ctx.Err() != nil:
+			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history: the Stream was closed",
+				"run", runID, "tries", tries, "error", err)
+			return
+		}
+		s.copyErrors.Add(1)
+		if !time.Now().Before(giveUp) {
+			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history after "+copyRetryFor.String()+"; once the stream expires, readers skip the events that only it holds",
+				"run", runID, "tries", tries, "error", err)
+			return
+		}
+		delay = min(2*delay, maxCopyRetryDelay)
+	}
 }
 
 // copyToHistory appends to the History every event that runID's stream
@@ -1235,8 +1312,10 @@ func checkRunID(runID string) error {
 	return nil
 }
 
-// Close stops the runs' reading goroutines and waits for them, at most
-// about BlockTime; Tail calls still in progress return [ErrClosed]. It
+// Close stops the runs' reading goroutines, and the retries of copies to
+// the History (see Publish), and waits for them, at most about BlockTime
+// (and a try of a copy, if the History does not honour its context);
+// Tail calls still in progress return [ErrClosed]. It
 // does not close the Redis client. Later calls of Publish, Replay and
 // Tail return ErrClosed.
 func (s *Stream) Close() error {
@@ -1270,6 +1349,7 @@ func (s *Stream) Stats() Stats {
 	defer s.mu.Unlock()
 	st.Readers = len(s.readers)
 	st.Runs = len(s.hubs)
+	st.Copying = len(s.copying)
 	for r := range s.readers {
 		st.Lag = max(st.Lag, r.lag())
 	}
