@@ -63,9 +63,10 @@
 // run's graph fingerprint, which Resume checks) and zero and
 // finer-than-microsecond times included; PutRun replaces a record with
 // the same ID, every field, one of another graph included, which then
-// moves from the one graph's list to the other's; an unknown ID is not found; ListRuns filters by graph and
-// orders by start time (a zero one first), then ID; an unknown graph
-// lists nothing; records are copied in and out; concurrent use; a done
+// moves from the one graph's list to the other's; an unknown ID is not found; IDs are
+// compared exactly (case, spaces, Unicode normalisation); ListRuns filters by graph and
+// orders by start time (a zero one first), then ID byte by byte (not by
+// a locale's collation); an unknown graph lists nothing; records are copied in and out; concurrent use; a done
 // context. A RunStore that is also an [executor.RunStatusLister] has
 // RunsByStatus checked: it lists the records of a status across graph
 // keys, by their last status put, in the order of ListRuns (start time,

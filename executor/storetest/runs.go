@@ -26,6 +26,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 		{"SubMicrosecondTimes", testRunSubMicrosecond},
 		{"Replace", testRunReplace},
 		{"NotFound", testRunNotFound},
+		{"IDsAreExact", testRunIDsAreExact},
 		{"ListOrder", testRunListOrder},
 		{"ListFiltersByGraph", testRunListFilters},
 		{"ListUnknownGraph", testRunListUnknown},
@@ -228,6 +229,31 @@ func testRunNotFound(t *testing.T, s executor.RunStore) {
 	}
 }
 
+// testRunIDsAreExact puts records under IDs that a case-insensitive or
+// space-padding collation, or a Unicode normalisation, would take for one:
+// each is a record of its own, and an ID never put is not found.
+func testRunIDsAreExact(t *testing.T, s executor.RunStore) {
+	base := Unique(t, "")
+	key := Unique(t, "graph")
+	names := []string{base + "-run", base + "-Run", base + "-RUN", base + "-run ", base + "-run  ", base + "- run",
+		base + "-cafe\u0301", base + "-caf\u00e9"}
+	want := make([]executor.Record, len(names))
+	for i, id := range names {
+		r := record(id, key, baseTime.Add(time.Duration(i)*time.Second))
+		r.Seconds, r.Reason = 10+i, fmt.Sprintf("record %d of %d", i, len(names))
+		putRun(t, s, r)
+		want[i] = r
+	}
+	for _, r := range want {
+		requireRun(t, s, r)
+	}
+	assert.Equal(t, names, ids(listRuns(t, s, key)), "ListRuns(%q) of records whose IDs differ by case, spaces or normalisation", key)
+	for _, id := range []string{base + "-rUn", base + "-run   ", base + "-ruN "} {
+		got, err := s.GetRun(t.Context(), id)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun(%q), an ID never put, like others put: got %+v", id, got)
+	}
+}
+
 func testRunListOrder(t *testing.T, s executor.RunStore) {
 	key := Unique(t, "graph")
 	prefix := Unique(t, "run")
@@ -247,9 +273,16 @@ func testRunListOrder(t *testing.T, s executor.RunStore) {
 		record(id("3-tie-a"), key, utc.Add(time.Hour)),
 		record(id("3-tie-b"), key, utc.Add(time.Hour).In(west)),
 		record(id("4-micro"), key, utc.Add(time.Hour+time.Microsecond)),
+		// Ties broken byte by byte, as Go compares strings ('B' < 'C' <
+		// 'a', '-' < '_'), not by a locale's collation, which ignores
+		// case and punctuation: "6-tie_0" first, then "a", "B", "C".
+		record(id("6-tie-B"), key, utc.Add(2*time.Hour)),
+		record(id("6-tie-C"), key, utc.Add(2*time.Hour).In(west)),
+		record(id("6-tie-a"), key, utc.Add(2*time.Hour)),
+		record(id("6-tie_0"), key, utc.Add(2*time.Hour)),
 		record(id("5-latest"), key, utc.Add(24*time.Hour)),
 	}
-	for _, i := range []int{4, 1, 3, 5, 0, 2} {
+	for _, i := range []int{4, 1, 9, 7, 3, 5, 0, 8, 2, 6} {
 		putRun(t, s, want[i])
 	}
 	got := listRuns(t, s, key)
