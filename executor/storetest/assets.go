@@ -30,6 +30,7 @@ func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
 		{"NearMissRefs", testAssetNearMissRefs},
 		{"DistinctKeys", testAssetDistinctKeys},
 		{"KeysAreExact", testAssetKeysAreExact},
+		{"LongKeys", testAssetLongKeys},
 		{"SameKeyAgain", testAssetSameKeyAgain},
 		{"SameKeyReplaces", testAssetSameKeyReplaces},
 		{"CallerMayReuseInput", testAssetCallerMutation},
@@ -226,6 +227,38 @@ func testAssetKeysAreExact(t *testing.T, s executor.AssetStore) {
 	}
 	for i, k := range keys {
 		requireAsset(t, s, refs[i], asset(k))
+	}
+}
+
+// testAssetLongKeys puts assets under long keys: a store keeps each
+// apart, or refuses the Put with a permanent error; then, if its
+// references are a prefix and the key, as the kit's stores' are, a
+// reference to the refused key finds nothing.
+func testAssetLongKeys(t *testing.T, s executor.AssetStore) {
+	probe := assetKey(t, "asset:image:segment[0]", "probe")
+	prefix, prefixed := strings.CutSuffix(put(t, s, probe, asset("probe")), probe)
+	for _, n := range longKeyLengths {
+		ka, kb := longKeys(Unique(t, "")+"/asset:image:segment[1]/", n)
+		a, b := asset("long-a"), asset("long-b")
+		ra, err := s.Put(t.Context(), ka, a)
+		if err != nil {
+			assertPermanent(t, err, fmt.Sprintf("Put under a %d-byte key", n))
+			if !prefixed {
+				continue
+			}
+			for _, ref := range []string{prefix + ka, prefix + kb} {
+				ok, err := s.Exists(t.Context(), ref)
+				require.NoError(t, err, "Exists of a reference to a %d-byte key, which the store refuses", n)
+				assert.False(t, ok, "Exists of a reference to a %d-byte key, which the store refuses", n)
+				_, err = s.Get(t.Context(), ref)
+				assert.ErrorIs(t, err, executor.ErrNotFound, "Get of a reference to a %d-byte key, which the store refuses", n)
+			}
+			continue
+		}
+		rb := put(t, s, kb, b)
+		assert.NotEqual(t, ra, rb, "references of two %d-byte keys that differ in their last byte", n)
+		requireAsset(t, s, ra, a)
+		requireAsset(t, s, rb, b)
 	}
 }
 

@@ -43,6 +43,10 @@
 //   - later changes to the same node in one commit win;
 //   - graphs are independent, and keys and node IDs are compared exactly
 //     (case, spaces, Unicode normalisation);
+//   - long graph keys and node IDs (1,500 to 10,000 bytes) are kept
+//     exactly, or refused: the commit fails with an error wrapped in
+//     [executor.Permanent], returns version 0 and applies nothing, and a
+//     Load of the refused key finds a graph never committed;
 //   - a loaded snapshot is the caller's: later commits and the caller's
 //     own changes to it leave the store and each other alone;
 //   - a Load while another goroutine commits returns one version's
@@ -55,7 +59,8 @@
 // Exists; an unknown reference is not found, nor is one made from a real
 // reference (with a suffix, cut short, in upper case, or the store's
 // prefix with another key); distinct keys give distinct references, and
-// keys are compared exactly; Put again under the same key succeeds, and
+// keys are compared exactly; long keys are kept apart, or refused with a
+// permanent error, and then a reference to one finds nothing; Put again under the same key succeeds, and
 // with other content replaces the asset; the caller may reuse Data and
 // Meta after Put; concurrent use; a done context.
 //
@@ -64,7 +69,9 @@
 // finer-than-microsecond times included; PutRun replaces a record with
 // the same ID, every field, one of another graph included, which then
 // moves from the one graph's list to the other's; an unknown ID is not found; IDs are
-// compared exactly (case, spaces, Unicode normalisation); ListRuns filters by graph and
+// compared exactly (case, spaces, Unicode normalisation); long IDs and graph keys are
+// kept exactly, or refused with a permanent error, and then GetRun and
+// ListRuns of one find nothing; ListRuns filters by graph and
 // orders by start time (a zero one first), then ID byte by byte (not by
 // a locale's collation); an unknown graph lists nothing; records are copied in and out; concurrent use; a done
 // context. A RunStore that is also an [executor.RunStatusLister] has
@@ -112,7 +119,8 @@
 //
 // Keys, IDs and references are byte strings compared exactly: no case
 // folding, no trimming. The kit's keys, IDs and references are valid
-// UTF-8 of at most 200 bytes, and its strings hold no NUL byte (which a
+// UTF-8 of at most 200 bytes, but for those of the LongKeys checks, which a
+// store may refuse as the contract allows; its strings hold no NUL byte (which a
 // Postgres text column refuses); asset Data holds every byte value.
 //
 // Put under a key already used must succeed: the executor puts again after a

@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,6 +31,18 @@ var review8Bugs = []struct {
 	// ListRuns broke ties of StartedAt by a locale's collation (case and
 	// punctuation ignored), not byte by byte.
 	{"RunStore", "collated-ties", []string{"ListOrder"}},
+	// Graph keys and node IDs, asset keys, run IDs and graph keys of
+	// records were cut to 1,000 bytes: two keys that differ past it were
+	// one. The kit's keys were at most 200 bytes.
+	{"StateStore", "truncate-keys", []string{"LongKeys"}},
+	{"AssetStore", "truncate-keys", []string{"LongKeys"}},
+	{"RunStore", "truncate-ids", []string{"LongKeys"}},
+	// A commit of a key over the store's limit was refused, but with an
+	// error that is not executor.Permanent: the executor retries it.
+	{"StateStore", "long-not-permanent", []string{"LongKeys"}},
+	// GetRun and ListRuns of an ID or graph key over the store's limit
+	// failed with an error, where they must find nothing.
+	{"RunStore", "long-lookup-fails", []string{"LongKeys"}},
 }
 
 // TestReview8KitCatchesBugs runs the kit, in a child process, against
@@ -68,6 +81,16 @@ func TestReview8BuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return &foldIDs{MemoryRuns: executor.NewMemoryRuns()} }
 	case "RunStore/collated-ties":
 		f.Runs = func(*testing.T) executor.RunStore { return collatedTies{executor.NewMemoryRuns()} }
+	case "StateStore/truncate-keys":
+		f.States = func(*testing.T) executor.StateStore { return truncStates{executor.NewMemoryStates()} }
+	case "StateStore/long-not-permanent":
+		f.States = func(*testing.T) executor.StateStore { return plainRefusal{executor.NewMemoryStates()} }
+	case "AssetStore/truncate-keys":
+		f.Assets = func(*testing.T) executor.AssetStore { return truncAssets{executor.NewMemoryAssets()} }
+	case "RunStore/truncate-ids":
+		f.Runs = func(*testing.T) executor.RunStore { return truncRuns{executor.NewMemoryRuns()} }
+	case "RunStore/long-lookup-fails":
+		f.Runs = func(*testing.T) executor.RunStore { return longLookupFails{executor.NewMemoryRuns()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -134,4 +157,91 @@ func (s collatedTies) ListRuns(ctx context.Context, graphKey string) ([]executor
 		return strings.Compare(collate(a.ID), collate(b.ID))
 	})
 	return rs, err
+}
+
+// maxKey is the key length of the stores below that limit keys.
+const maxKey = 1000
+
+// trunc cuts s to maxKey bytes.
+func trunc(s string) string { return s[:min(len(s), maxKey)] }
+
+// truncStates keeps graph keys and node IDs cut to maxKey bytes.
+type truncStates struct{ *executor.MemoryStates }
+
+func (s truncStates) Load(ctx context.Context, graphKey string) (executor.Snapshot, error) {
+	return s.MemoryStates.Load(ctx, trunc(graphKey))
+}
+
+func (s truncStates) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	cut := make([]executor.Change, len(changes))
+	for i, c := range changes {
+		cut[i] = executor.Change{ID: trunc(c.ID), State: c.State}
+	}
+	return s.MemoryStates.Commit(ctx, trunc(graphKey), expect, cut)
+}
+
+// plainRefusal refuses keys over maxKey bytes with an error that is not
+// executor.Permanent: the executor retries it.
+type plainRefusal struct{ *executor.MemoryStates }
+
+func (s plainRefusal) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	long := len(graphKey) > maxKey
+	for _, c := range changes {
+		long = long || len(c.ID) > maxKey
+	}
+	if long {
+		return 0, fmt.Errorf("commit graph %.20q: key longer than %d bytes", graphKey, maxKey)
+	}
+	return s.MemoryStates.Commit(ctx, graphKey, expect, changes)
+}
+
+// truncAssets keeps asset keys cut to maxKey bytes.
+type truncAssets struct{ *executor.MemoryAssets }
+
+func (s truncAssets) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	return s.MemoryAssets.Put(ctx, trunc(key), a)
+}
+
+// truncRuns keeps run IDs and graph keys cut to maxKey bytes.
+type truncRuns struct{ *executor.MemoryRuns }
+
+func (s truncRuns) PutRun(ctx context.Context, r executor.Record) error {
+	r.ID, r.GraphKey = trunc(r.ID), trunc(r.GraphKey)
+	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+func (s truncRuns) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	return s.MemoryRuns.GetRun(ctx, trunc(id))
+}
+
+func (s truncRuns) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
+	return s.MemoryRuns.ListRuns(ctx, trunc(graphKey))
+}
+
+// longLookupFails refuses IDs and graph keys over maxKey bytes, rightly,
+// but then fails GetRun and ListRuns of one with an error, rather than
+// finding nothing.
+type longLookupFails struct{ *executor.MemoryRuns }
+
+var errTooLong = errors.New("key too long")
+
+func (s longLookupFails) PutRun(ctx context.Context, r executor.Record) error {
+	if len(r.ID) > maxKey || len(r.GraphKey) > maxKey {
+		return executor.Permanent(errTooLong)
+	}
+	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+func (s longLookupFails) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if len(id) > maxKey {
+		return executor.Record{}, errTooLong
+	}
+	return s.MemoryRuns.GetRun(ctx, id)
+}
+
+func (s longLookupFails) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
+	if len(graphKey) > maxKey {
+		return nil, errTooLong
+	}
+	return s.MemoryRuns.ListRuns(ctx, graphKey)
 }

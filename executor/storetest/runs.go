@@ -27,6 +27,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 		{"Replace", testRunReplace},
 		{"NotFound", testRunNotFound},
 		{"IDsAreExact", testRunIDsAreExact},
+		{"LongKeys", testRunLongKeys},
 		{"ListOrder", testRunListOrder},
 		{"ListFiltersByGraph", testRunListFilters},
 		{"ListUnknownGraph", testRunListUnknown},
@@ -251,6 +252,46 @@ func testRunIDsAreExact(t *testing.T, s executor.RunStore) {
 	for _, id := range []string{base + "-rUn", base + "-run   ", base + "-ruN "} {
 		got, err := s.GetRun(t.Context(), id)
 		assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun(%q), an ID never put, like others put: got %+v", id, got)
+	}
+}
+
+// testRunLongKeys puts records with long IDs, and of graphs with long
+// keys: a store keeps each exactly, or refuses the PutRun with a permanent
+// error, and then GetRun and ListRuns of the refused ID or key find
+// nothing, without an error.
+func testRunLongKeys(t *testing.T, s executor.RunStore) {
+	for _, n := range longKeyLengths {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			key := Unique(t, "graph")
+			ia, ib := longKeys(Unique(t, "run-"), n)
+			ra, rb := record(ia, key, baseTime), record(ib, key, baseTime)
+			rb.Status, rb.Reason = executor.RunSucceeded, "the other record"
+			if err := s.PutRun(t.Context(), ra); err != nil {
+				assertPermanent(t, err, fmt.Sprintf("PutRun of a %d-byte ID", n))
+				_, err := s.GetRun(t.Context(), ia)
+				assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a %d-byte ID, which the store refuses", n)
+				assert.Empty(t, ids(listRuns(t, s, key)), "ListRuns after PutRun of a %d-byte ID failed", n)
+			} else {
+				putRun(t, s, rb)
+				requireRun(t, s, ra)
+				requireRun(t, s, rb)
+				assert.Equal(t, []string{ia, ib}, ids(listRuns(t, s, key)), "ListRuns of records with %d-byte IDs", n)
+			}
+
+			ga, gb := longKeys(Unique(t, "graph-"), n)
+			r1, r2 := record(Unique(t, "a"), ga, baseTime), record(Unique(t, "b"), gb, baseTime)
+			if err := s.PutRun(t.Context(), r1); err != nil {
+				assertPermanent(t, err, fmt.Sprintf("PutRun of a %d-byte graph key", n))
+				_, err := s.GetRun(t.Context(), r1.ID)
+				assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a record PutRun refused")
+				assert.Empty(t, listRuns(t, s, ga), "ListRuns of a %d-byte graph key, which the store refuses", n)
+				return
+			}
+			putRun(t, s, r2)
+			requireRun(t, s, r1)
+			assert.Equal(t, []string{r1.ID}, ids(listRuns(t, s, ga)), "ListRuns of a %d-byte graph key", n)
+			assert.Equal(t, []string{r2.ID}, ids(listRuns(t, s, gb)), "ListRuns of a %d-byte graph key", n)
+		})
 	}
 }
 

@@ -35,6 +35,7 @@ func StateStore(t *testing.T, newStore func(t *testing.T) executor.StateStore) {
 		{"FirstCommitAtWrongVersion", testFirstCommitWrongVersion},
 		{"GraphsIndependent", testGraphsIndependent},
 		{"KeysAreExact", testKeysAreExact},
+		{"LongKeys", testStateLongKeys},
 		{"LoadIsolatedFromCommits", testLoadIsolatedFromCommits},
 		{"LoadIsolatedFromCaller", testLoadIsolatedFromCaller},
 		{"LoadIsOneSnapshot", testLoadIsOneSnapshot},
@@ -372,6 +373,43 @@ func testKeysAreExact(t *testing.T, s executor.StateStore) {
 	}
 	commit(t, s, key, 0, changes...)
 	requireSnapshot(t, s, key, 1, want)
+}
+
+// testStateLongKeys commits long graph keys and node IDs: a store keeps
+// each exactly, or refuses the commit with a permanent error and applies
+// nothing, and then finds no graph under the refused key. A store that
+// cut keys to a length would mix up two that differ past it.
+func testStateLongKeys(t *testing.T, s executor.StateStore) {
+	for _, n := range longKeyLengths {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			sa, sb := state(1, dirty.StatusClean), state(2, dirty.StatusDirty)
+			ka, kb := longKeys(Unique(t, "graph-"), n)
+			v, err := s.Commit(t.Context(), ka, 0, []executor.Change{change("n", sa)})
+			if err != nil {
+				assertPermanent(t, err, fmt.Sprintf("Commit of a %d-byte graph key", n))
+				assert.Zero(t, v, "Commit of a %d-byte graph key failed: the version returned with an error, want 0", n)
+				requireSnapshot(t, s, ka, 0, nil) // a graph never committed
+			} else {
+				require.Equal(t, int64(1), v, "Commit of a %d-byte graph key at version 0: new version", n)
+				commit(t, s, kb, 0, change("n", sb))
+				requireSnapshot(t, s, ka, 1, map[string]dirty.State{"n": sa})
+				requireSnapshot(t, s, kb, 1, map[string]dirty.State{"n": sb})
+			}
+
+			key := Unique(t, "nodes")
+			commit(t, s, key, 0, change("n", sa))
+			ia, ib := longKeys("node-", n)
+			v, err = s.Commit(t.Context(), key, 1, []executor.Change{change(ia, sa), change("n", sb), change(ib, sb)})
+			if err != nil {
+				assertPermanent(t, err, fmt.Sprintf("Commit of %d-byte node IDs", n))
+				assert.Zero(t, v, "Commit of %d-byte node IDs failed: the version returned with an error, want 0", n)
+				requireSnapshot(t, s, key, 1, map[string]dirty.State{"n": sa}) // applied nothing
+				return
+			}
+			require.Equal(t, int64(2), v, "Commit of %d-byte node IDs at version 1: new version", n)
+			requireSnapshot(t, s, key, 2, map[string]dirty.State{"n": sb, ia: sa, ib: sb})
+		})
+	}
 }
 
 func testLoadIsolatedFromCommits(t *testing.T, s executor.StateStore) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/executor"
 )
@@ -126,4 +127,29 @@ func cancelled(t *testing.T) context.Context {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	return ctx
+}
+
+// longKeyLengths are the lengths, in bytes, of the long keys, IDs and
+// references the kit tries: a store may refuse them, as past the limit it
+// documents, or keep them exactly, never cut or otherwise changed.
+// Postgres refuses a btree index entry over 2,704 bytes, so a SQL store
+// that indexes its keys has a limit among these lengths.
+var longKeyLengths = []int{1500, 3000, 10000}
+
+// longKeys returns two keys of n bytes that start with base and differ
+// in their last byte only: a store that cuts keys to a length takes them
+// for one.
+func longKeys(base string, n int) (a, b string) {
+	pad := strings.Repeat("k", max(0, n-len(base)-1))
+	return base + pad + "a", base + pad + "b"
+}
+
+// assertPermanent checks that err, a store's refusal of a key, ID or
+// reference longer than it allows, is wrapped in [executor.Permanent], so
+// that the executor does not call again.
+func assertPermanent(t *testing.T, err error, call string) bool {
+	t.Helper()
+	var p *executor.PermanentError
+	return assert.ErrorAs(t, err, &p,
+		"%s failed; a store that refuses a key longer than it allows wraps its error in executor.Permanent, so that the executor does not retry it", call)
 }
