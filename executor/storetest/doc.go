@@ -37,6 +37,9 @@
 //     commit changes only the nodes it names;
 //   - a time finer than a microsecond comes back whole or truncated to
 //     the microsecond, never rounded;
+//   - text of every kind (line breaks, control characters, emoji, trailing
+//     spaces), and a LastError of [executor.MaxEventText] bytes, as the
+//     executor records, come back byte for byte;
 //   - a commit at a stale version fails with a [*executor.ConflictError]
 //     (wrapping [executor.ErrConflict]) that carries the expected and the
 //     actual versions, returns version 0, and applies nothing;
@@ -66,7 +69,9 @@
 //
 // Run stores: every field of [executor.Record] round-trips, Graph (the
 // run's graph fingerprint, which Resume checks) and zero and
-// finer-than-microsecond times included; PutRun replaces a record with
+// finer-than-microsecond times included, Failed in its order (the
+// Report's, not the text's), and text of every kind with an Error of
+// MaxEventText bytes; PutRun replaces a record with
 // the same ID, every field, one of another graph included, which then
 // moves from the one graph's list to the other's; an unknown ID is not found; IDs are
 // compared exactly (case, spaces, Unicode normalisation); long IDs and graph keys are

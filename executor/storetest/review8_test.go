@@ -43,6 +43,14 @@ var review8Bugs = []struct {
 	// GetRun and ListRuns of an ID or graph key over the store's limit
 	// failed with an error, where they must find nothing.
 	{"RunStore", "long-lookup-fails", []string{"LongKeys"}},
+	// A state's LastError and a record's Error and Reason were cut to
+	// 8 KiB, though the executor records up to MaxEventText (32 KiB):
+	// the kit's longest text was 4.6 KB.
+	{"StateStore", "cap-text", []string{"Text"}},
+	{"RunStore", "cap-text", []string{"Text"}},
+	// Record.Failed was kept as a set, sorted: the kit's list was sorted
+	// already, so its order, the Report's, was never checked.
+	{"RunStore", "sort-failed", []string{"RoundTrip"}},
 }
 
 // TestReview8KitCatchesBugs runs the kit, in a child process, against
@@ -91,6 +99,12 @@ func TestReview8BuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return truncRuns{executor.NewMemoryRuns()} }
 	case "RunStore/long-lookup-fails":
 		f.Runs = func(*testing.T) executor.RunStore { return longLookupFails{executor.NewMemoryRuns()} }
+	case "StateStore/cap-text":
+		f.States = func(*testing.T) executor.StateStore { return capStateText{executor.NewMemoryStates()} }
+	case "RunStore/sort-failed":
+		f.Runs = func(*testing.T) executor.RunStore { return sortFailed{executor.NewMemoryRuns()} }
+	case "RunStore/cap-text":
+		f.Runs = func(*testing.T) executor.RunStore { return capRunText{executor.NewMemoryRuns()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -244,4 +258,31 @@ func (s longLookupFails) ListRuns(ctx context.Context, graphKey string) ([]execu
 		return nil, errTooLong
 	}
 	return s.MemoryRuns.ListRuns(ctx, graphKey)
+}
+
+// capStateText keeps 8 KiB of a state's LastError.
+type capStateText struct{ *executor.MemoryStates }
+
+func (s capStateText) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	cut := slices.Clone(changes)
+	for i := range cut {
+		cut[i].State.LastError = cut[i].State.LastError[:min(len(cut[i].State.LastError), 8<<10)]
+	}
+	return s.MemoryStates.Commit(ctx, graphKey, expect, cut)
+}
+
+// sortFailed keeps Record.Failed sorted, as a set.
+type sortFailed struct{ *executor.MemoryRuns }
+
+func (s sortFailed) PutRun(ctx context.Context, r executor.Record) error {
+	r.Failed = slices.Sorted(slices.Values(r.Failed))
+	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+// capRunText keeps 8 KiB of a record's Error and Reason.
+type capRunText struct{ *executor.MemoryRuns }
+
+func (s capRunText) PutRun(ctx context.Context, r executor.Record) error {
+	r.Error, r.Reason = r.Error[:min(len(r.Error), 8<<10)], r.Reason[:min(len(r.Reason), 8<<10)]
+	return s.MemoryRuns.PutRun(ctx, r)
 }

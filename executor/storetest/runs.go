@@ -24,6 +24,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 		{"RunningRecord", testRunRunning},
 		{"ZeroTimes", testRunZeroTimes},
 		{"SubMicrosecondTimes", testRunSubMicrosecond},
+		{"Text", testRunText},
 		{"Replace", testRunReplace},
 		{"NotFound", testRunNotFound},
 		{"IDsAreExact", testRunIDsAreExact},
@@ -63,11 +64,14 @@ func record(id, graphKey string, started time.Time) executor.Record {
 		StartedAt: started,
 		EndedAt:   started.Add(93*time.Second + 417*time.Microsecond),
 		Counts: executor.Counts{
-			Planned: 1449, Generated: 1400, Unchanged: 30, Failed: 2,
+			Planned: 1449, Generated: 1400, Unchanged: 30, Failed: 3,
 			Skipped: 12, Superseded: 3, Cancelled: 1, Attempts: 1460,
 		},
-		Failed: []string{"asset:image:segment[12]", "asset:video:segment[5]"},
-		Error:  "executor: 2 nodes failed:\nasset:image:segment[12]: provider: 503\nasset:video:segment[5]: timeout",
+		// In the order of the Report (by kind, then segment number), which
+		// is not the order of the text.
+		Failed: []string{"asset:image:segment[5]", "asset:image:segment[12]", "asset:video:segment[3]"},
+		Error: "executor: 3 nodes failed:\nasset:image:segment[5]: provider: 503\nasset:image:segment[12]: provider: 503\n" +
+			"asset:video:segment[3]: timeout",
 	}
 }
 
@@ -187,6 +191,18 @@ func testRunSubMicrosecond(t *testing.T, s executor.RunStore) {
 			t.Errorf("GetRun(%q): the fields other than the times (-want +got):\n%s", r.ID, d)
 		}
 	}
+}
+
+// testRunText puts a record with text of every kind, and an Error as
+// long as the executor records ([executor.MaxEventText] bytes): it comes
+// back byte for byte, not cut, trimmed nor cleaned.
+func testRunText(t *testing.T, s executor.RunStore) {
+	r := record(Unique(t, "run"), Unique(t, "graph"), baseTime)
+	r.Error, r.Reason, r.TriggeredBy = text(executor.MaxEventText), text(4096), "user:🎬 \t\r\n "
+	r.Marks = append(r.Marks, dirty.Mark{ID: "🎬 node\t\x01 ", Reason: dirty.ReasonEdited})
+	r.Failed = append(r.Failed, "🎬 node\t\x01 ")
+	putRun(t, s, r)
+	requireRun(t, s, r)
 }
 
 func testRunReplace(t *testing.T, s executor.RunStore) {

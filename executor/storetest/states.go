@@ -29,6 +29,7 @@ func StateStore(t *testing.T, newStore func(t *testing.T) executor.StateStore) {
 		{"EmptyCommitBumpsVersion", testEmptyCommit},
 		{"RoundTrip", testStateRoundTrip},
 		{"SubMicrosecondTimes", testStateSubMicrosecond},
+		{"Text", testStateText},
 		{"CommitChangesOnlyNamedNodes", testCommitChangesOnlyNamed},
 		{"LastChangeWins", testLastChangeWins},
 		{"StaleCommitConflicts", testStaleCommit},
@@ -248,6 +249,26 @@ func testStateSubMicrosecond(t *testing.T, s executor.StateStore) {
 		got.UpdatedAt = c.State.UpdatedAt
 		assert.Equal(t, c.State, got, "node %s: the fields other than UpdatedAt", c.ID)
 	}
+}
+
+// testStateText commits text of every kind, and a LastError as long as
+// the executor records ([executor.MaxEventText] bytes): it comes back
+// byte for byte, not cut, trimmed nor cleaned.
+func testStateText(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	long := state(1, dirty.StatusFailed)
+	long.LastError = text(executor.MaxEventText)
+	short := state(2, dirty.StatusClean)
+	short.InputHash, short.OutputHash = text(100), text(64)
+	short.AssetRef = "https://cdn.example.com/🎬/a b.mp4?x=ü&y=%2F"
+	short.LastError = " \t\r\n "
+	want := map[string]dirty.State{"long": long, "🎬 node\t\x01 ": short}
+	var changes []executor.Change
+	for id, st := range want {
+		changes = append(changes, change(id, st))
+	}
+	commit(t, s, key, 0, changes...)
+	requireSnapshot(t, s, key, 1, want)
 }
 
 func testCommitChangesOnlyNamed(t *testing.T, s executor.StateStore) {

@@ -153,3 +153,23 @@ func assertPermanent(t *testing.T, err error, call string) bool {
 	return assert.ErrorAs(t, err, &p,
 		"%s failed; a store that refuses a key longer than it allows wraps its error in executor.Permanent, so that the executor does not retry it", call)
 }
+
+// textPieces are the kinds of text a store's strings must keep: any valid
+// UTF-8 but NUL.
+var textPieces = []string{
+	"line 1\r\nline 2\n", "\ttabbed ", "controls \x01\x1f\x7f ", "ünïcødé ✓ ", "東京 ", "emoji 🎬🔊 ",
+	"\u2028\u2029 separators ", "\ufffd replacement ", `"quotes" 'single' \backslash\ `, "<b>&amp;</b> ",
+	"%s %d {} ", "\u00a0no-break ",
+}
+
+// text returns n bytes of valid UTF-8 made of every kind of textPieces,
+// ending with a space and a line break, which a store that trims would
+// drop.
+func text(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		b.WriteString(textPieces[i%len(textPieces)])
+	}
+	s := strings.ToValidUTF8(b.String()[:n-2], "")
+	return s + strings.Repeat(".", n-2-len(s)) + " \n"
+}
