@@ -375,6 +375,20 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 		}
 	}
 	assert.ElementsMatch(t, want, got, "Missing(%q): the refs Exists reports false, each once", refs)
+
+	// Thousands of references, as the executor checks a long lecture's
+	// clean nodes in one call, the missing ones past the first thousand.
+	var many, gone []string
+	for range 600 {
+		many = append(many, r1, r2)
+	}
+	for i := range 300 {
+		gone = append(gone, fmt.Sprintf("%s-gone-%d", r1, i))
+	}
+	many = append(append(many, gone...), r2, gone[0])
+	got, err = c.Missing(t.Context(), many)
+	require.NoError(t, err, "Missing of %d references", len(many))
+	assert.ElementsMatch(t, gone, got, "Missing of %d references: the %d after the first 1,200, each once", len(many), len(gone))
 	none, err := c.Missing(t.Context(), nil)
 	require.NoError(t, err, "Missing(nil)")
 	assert.Empty(t, none, "Missing(nil)")
@@ -393,7 +407,8 @@ func testAssetGetMany(t *testing.T, s executor.AssetStore) {
 	}
 	one, two := asset("many-one"), asset("many-two")
 	url := executor.Asset{URL: "https://cdn.example.com/many/three.mp4", Hash: hash("many-three")}
-	r1 := put(t, s, assetKey(t, "asset:image:segment[1]", "many-one"), one)
+	k1 := assetKey(t, "asset:image:segment[1]", "many-one")
+	r1 := put(t, s, k1, one)
 	r2 := put(t, s, assetKey(t, "asset:narration:segment[1]", "many-two"), two)
 	r3 := put(t, s, assetKey(t, "asset:video:segment[1]", "many-three"), url)
 	refs := []string{r2, r1, r3, r1}
@@ -422,6 +437,42 @@ func testAssetGetMany(t *testing.T, s executor.AssetStore) {
 			assert.Contains(t, err.Error(), fmt.Sprintf("%q", bad), "GetMany(%q): the error names the missing reference", refs)
 		}
 	}
+
+	// A Put under a key already used replaces the asset for GetMany too:
+	// a run must not read a result that was replaced.
+	replaced := asset("many-one-replaced")
+	put(t, s, k1, replaced)
+	got, err = bg.GetMany(t.Context(), []string{r1, r2, r1})
+	require.NoError(t, err, "GetMany after a Put replaced an asset")
+	if d := diff([]executor.Asset{replaced, two, replaced}, got); d != "" {
+		t.Errorf("GetMany(%q) after a Put under %q replaced the asset (-want +got):\n%s", []string{r1, r2, r1}, k1, d)
+	}
+
+	// Hundreds of references, as a timeline over every segment's video
+	// and narration reads: each in its place, repeats included.
+	const distinct, reads = 40, 600
+	refs, want := make([]string, distinct), make([]executor.Asset, distinct)
+	for i := range distinct {
+		want[i] = executor.Asset{Data: fmt.Appendf(nil, "segment %d", i), Hash: hash(fmt.Sprint("many-", i)),
+			Length: time.Duration(i) * time.Second}
+		refs[i] = put(t, s, assetKey(t, fmt.Sprintf("asset:video:segment[%d]", i), fmt.Sprint("many-", i)), want[i])
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	order := make([]int, reads)
+	manyRefs := make([]string, reads)
+	for i := range order {
+		order[i] = r.IntN(distinct)
+		manyRefs[i] = refs[order[i]]
+	}
+	got, err = bg.GetMany(t.Context(), manyRefs)
+	require.NoError(t, err, "GetMany of %d references", reads)
+	require.Len(t, got, reads, "GetMany of %d references: one asset for each", reads)
+	for i, j := range order {
+		if d := diff(want[j], got[i]); d != "" {
+			t.Fatalf("GetMany of %d references: asset %d, of %q (-want +got):\n%s", reads, i, manyRefs[i], d)
+		}
+	}
+
 	_, err = bg.GetMany(cancelled(t), []string{r1, r2})
 	assert.ErrorIs(t, err, context.Canceled, "GetMany with a cancelled context")
 }

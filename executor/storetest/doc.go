@@ -64,8 +64,14 @@
 // prefix with another key); distinct keys give distinct references, and
 // keys are compared exactly; long keys are kept apart, or refused with a
 // permanent error, and then a reference to one finds nothing; Put again under the same key succeeds, and
-// with other content replaces the asset; the caller may reuse Data and
-// Meta after Put; concurrent use; a done context.
+// with other content replaces the asset, for GetMany too; the caller may reuse Data and
+// Meta after Put; concurrent use; a done context. A store that is an
+// [executor.AssetChecker] or an [executor.AssetBatchGetter] is checked
+// against Exists and Get: Missing lists each reference that Exists
+// reports false once, among thousands in one call; GetMany returns what
+// Get does, in the order of the references, among hundreds in one call
+// and after a Put replaced one, and fails with [executor.ErrNotFound],
+// naming it, at a reference that points to nothing.
 //
 // Run stores: every field of [executor.Record] round-trips, Graph (the
 // run's graph fingerprint, which Resume checks) and zero and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -51,6 +52,16 @@ var review8Bugs = []struct {
 	// Record.Failed was kept as a set, sorted: the kit's list was sorted
 	// already, so its order, the Report's, was never checked.
 	{"RunStore", "sort-failed", []string{"RoundTrip"}},
+	// GetMany answered from a cache that a Put under the same key did not
+	// update: the executor read a replaced result.
+	{"AssetStore", "many-cache", []string{"GetManyAgreesWithGet"}},
+	// GetMany put the assets of its second page of references (past 256)
+	// in the wrong places: the kit read at most 4 at once, the executor
+	// reads hundreds for a timeline.
+	{"AssetStore", "many-paged", []string{"GetManyAgreesWithGet"}},
+	// Missing checked the first 1,000 references only: the kit checked
+	// 10, the executor checks every clean node's in one call.
+	{"AssetStore", "missing-capped", []string{"MissingAgreesWithExists"}},
 }
 
 // TestReview8KitCatchesBugs runs the kit, in a child process, against
@@ -105,6 +116,12 @@ func TestReview8BuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return sortFailed{executor.NewMemoryRuns()} }
 	case "RunStore/cap-text":
 		f.Runs = func(*testing.T) executor.RunStore { return capRunText{executor.NewMemoryRuns()} }
+	case "AssetStore/many-cache":
+		f.Assets = func(*testing.T) executor.AssetStore { return &cachedMany{MemoryAssets: executor.NewMemoryAssets()} }
+	case "AssetStore/many-paged":
+		f.Assets = func(*testing.T) executor.AssetStore { return pagedMany{executor.NewMemoryAssets()} }
+	case "AssetStore/missing-capped":
+		f.Assets = func(*testing.T) executor.AssetStore { return cappedMissing{executor.NewMemoryAssets()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -285,4 +302,66 @@ type capRunText struct{ *executor.MemoryRuns }
 func (s capRunText) PutRun(ctx context.Context, r executor.Record) error {
 	r.Error, r.Reason = r.Error[:min(len(r.Error), 8<<10)], r.Reason[:min(len(r.Reason), 8<<10)]
 	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+// cachedMany answers GetMany from a cache of the assets it read before,
+// which a Put under the same key does not update.
+type cachedMany struct {
+	*executor.MemoryAssets
+	mu    sync.Mutex
+	cache map[string]executor.Asset
+}
+
+func (s *cachedMany) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cache == nil {
+		s.cache = map[string]executor.Asset{}
+	}
+	out := make([]executor.Asset, len(refs))
+	for i, ref := range refs {
+		a, ok := s.cache[ref]
+		if !ok {
+			var err error
+			if a, err = s.MemoryAssets.Get(ctx, ref); err != nil {
+				return nil, err
+			}
+			s.cache[ref] = a
+		}
+		a.Meta = maps.Clone(a.Meta)
+		out[i] = a
+	}
+	return out, nil
+}
+
+// pagedMany reads in pages of 256 references, and returns the assets of
+// each page after the first in the order of their references sorted, as
+// a query by key without ORDER BY whose rows are taken by position.
+type pagedMany struct{ *executor.MemoryAssets }
+
+func (s pagedMany) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	var out []executor.Asset
+	for page := 0; page*256 < len(refs); page++ {
+		refs := refs[page*256 : min(len(refs), page*256+256)]
+		if page > 0 {
+			refs = slices.Sorted(slices.Values(refs))
+		}
+		got, err := s.MemoryAssets.GetMany(ctx, refs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, ctx.Err()
+}
+
+// cappedMissing checks the first 1,000 references only, as a store that
+// caps the list it sends in one query.
+type cappedMissing struct{ *executor.MemoryAssets }
+
+func (s cappedMissing) Missing(ctx context.Context, refs []string) ([]string, error) {
+	return s.MemoryAssets.Missing(ctx, refs[:min(len(refs), 1000)])
 }
