@@ -102,7 +102,11 @@
 //     re-created graph got; a graph never committed stays at version 0;
 //   - PruneAssets(0) deletes exactly the assets that no state of any graph
 //     refers to, those that a commit stopped referring to and those of a
-//     deleted graph included, and returns their number;
+//     deleted graph included, and returns their number: a reference keeps
+//     its asset whatever its state's status, and whatever its graph (an
+//     asset put under one graph's key that only another graph refers to
+//     outlives the first); Missing and GetMany, when the store has them,
+//     see the assets a prune deleted, though they read them before it;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
 //   - PruneRuns deletes the records that ended, or that never ended but
 //     started, more than the age ago, and keeps a record with no time;

@@ -57,6 +57,8 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"PruneAssetsKeepsYoung", testPruneAssetsYoung},
 		{"PruneAssetsAfterReplace", testPruneAssetsReplaced},
 		{"PruneAssetsAfterDeleteGraph", testPruneAssetsDeletedGraph},
+		{"PruneAssetsKeepsEveryReference", testPruneAssetsEveryReference},
+		{"PruneAssetsSeenByBatchReads", testPruneAssetsBatchReads},
 		{"PruneRuns", testPruneRuns},
 		{"NegativeAge", testRetentionNegativeAge},
 		{"CancelledContext", testRetentionCancelled},
@@ -233,6 +235,82 @@ func testPruneAssetsDeletedGraph(t *testing.T, s Retainer) {
 	deleteGraph(t, s, a, true, "a graph with states")
 	prune(t, s, 0, 1, "the deleted graph's asset")
 	assert.Equal(t, []bool{false, true}, exist(t, s, x, y), "assets left: the deleted graph's, another graph's")
+}
+
+// testPruneAssetsEveryReference checks that a reference keeps its asset
+// whatever the status of the state that holds it (a dirty or failed node
+// keeps its last result), and whatever the graph: an asset put under one
+// graph's key may be referred to by another's states only (a host that
+// copies a graph), and then outlives the first graph.
+func testPruneAssetsEveryReference(t *testing.T, s Retainer) {
+	a, b := Unique(t, "a"), Unique(t, "b")
+	var (
+		changes []executor.Change
+		refs    []string
+	)
+	for i, status := range statuses {
+		ref := put(t, s, a+"/"+nodeID(i)+"/"+hash(nodeID(i)), asset(nodeID(i)))
+		st := refState(ref)
+		st.Status = status
+		changes, refs = append(changes, change(nodeID(i), st)), append(refs, ref)
+	}
+	commit(t, s, a, 0, changes...)
+	shared := put(t, s, a+"/n/"+hash("shared"), asset("shared"))
+	commit(t, s, b, 0, change("n", refState(shared)))
+	loose := put(t, s, a+"/m/"+hash("loose"), asset("loose"))
+
+	prune(t, s, 0, 1, "the one asset that no state refers to, whatever the states' status and graph")
+	want := make([]bool, len(refs))
+	for i := range want {
+		want[i] = true
+	}
+	assert.Equal(t, append(want, true, false), exist(t, s, append(refs, shared, loose)...),
+		"assets left: those of a state of each status, one of graph a's referred to by graph b only, one unreferenced")
+
+	deleteGraph(t, s, a, true, "a graph with states")
+	prune(t, s, 0, int64(len(refs)), "the assets of the deleted graph's states, not the one another graph refers to")
+	assert.Equal(t, []bool{true}, exist(t, s, shared), "an asset put under a deleted graph's key, that another graph refers to")
+	requireAsset(t, s, shared, asset("shared"))
+}
+
+// testPruneAssetsBatchReads checks that the optional batch reads,
+// [executor.AssetChecker] and [executor.AssetBatchGetter], see what a
+// prune deleted, as Exists and Get do, though they read the assets
+// before it.
+func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
+	c, checks := s.(executor.AssetChecker)
+	bg, gets := s.(executor.AssetBatchGetter)
+	if !checks && !gets {
+		t.Skip("the store is neither an executor.AssetChecker nor an executor.AssetBatchGetter")
+	}
+	key := Unique(t, "")
+	kept := put(t, s, key+"/n/"+hash("kept"), asset("kept"))
+	loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+	commit(t, s, key, 0, change("n", refState(kept)))
+	both := []string{kept, loose}
+	if checks { // a run's check, before the prune
+		missing, err := c.Missing(t.Context(), both)
+		require.NoError(t, err, "Missing(%q)", both)
+		assert.Empty(t, missing, "Missing(%q) before a prune", both)
+	}
+	if gets { // a run's read, before the prune
+		_, err := bg.GetMany(t.Context(), both)
+		require.NoError(t, err, "GetMany(%q)", both)
+	}
+
+	prune(t, s, 0, 1, "the asset no state refers to")
+	if checks {
+		missing, err := c.Missing(t.Context(), append(both, loose))
+		require.NoError(t, err, "Missing(%q)", both)
+		assert.Equal(t, []string{loose}, missing, "Missing(%q) after a prune deleted %q", both, loose)
+	}
+	if gets {
+		got, err := bg.GetMany(t.Context(), both)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "GetMany(%q) after a prune deleted %q: got %+v", both, loose, got)
+		got, err = bg.GetMany(t.Context(), []string{kept})
+		require.NoError(t, err, "GetMany(%q) after a prune", kept)
+		assert.Empty(t, diff([]executor.Asset{asset("kept")}, got), "GetMany(%q) after a prune", kept)
+	}
 }
 
 func testPruneRuns(t *testing.T, s Retainer) {

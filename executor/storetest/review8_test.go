@@ -62,6 +62,10 @@ var review8Bugs = []struct {
 	// Missing checked the first 1,000 references only: the kit checked
 	// 10, the executor checks every clean node's in one call.
 	{"AssetStore", "missing-capped", []string{"MissingAgreesWithExists"}},
+	// Missing answered from the references Put returned, which a prune
+	// did not forget: the kit never pruned and then called Missing, and
+	// a clean node whose asset was pruned stayed clean.
+	{"Retention", "missing-cache", []string{"PruneAssetsSeenByBatchReads"}},
 }
 
 // TestReview8KitCatchesBugs runs the kit, in a child process, against
@@ -122,6 +126,8 @@ func TestReview8BuggyStore(t *testing.T) {
 		f.Assets = func(*testing.T) executor.AssetStore { return pagedMany{executor.NewMemoryAssets()} }
 	case "AssetStore/missing-capped":
 		f.Assets = func(*testing.T) executor.AssetStore { return cappedMissing{executor.NewMemoryAssets()} }
+	case "Retention/missing-cache":
+		f.Retainer = func(*testing.T) storetest.Retainer { return &knownRefs{MemoryStore: executor.NewMemoryStore()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -364,4 +370,42 @@ type cappedMissing struct{ *executor.MemoryAssets }
 
 func (s cappedMissing) Missing(ctx context.Context, refs []string) ([]string, error) {
 	return s.MemoryAssets.Missing(ctx, refs[:min(len(refs), 1000)])
+}
+
+// knownRefs answers Missing from the references it returned from Put,
+// which a prune does not forget.
+type knownRefs struct {
+	*executor.MemoryStore
+	mu  sync.Mutex
+	put map[string]bool
+}
+
+func (s *knownRefs) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	ref, err := s.MemoryStore.Put(ctx, key, a)
+	if err == nil {
+		s.mu.Lock()
+		if s.put == nil {
+			s.put = map[string]bool{}
+		}
+		s.put[ref] = true
+		s.mu.Unlock()
+	}
+	return ref, err
+}
+
+func (s *knownRefs) Missing(ctx context.Context, refs []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var missing []string
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		if !s.put[ref] && !seen[ref] {
+			missing = append(missing, ref)
+		}
+		seen[ref] = true
+	}
+	return missing, nil
 }

@@ -101,6 +101,8 @@ var bugs = []struct {
 	{"Retention", "prune-referenced", []string{"PruneAssetsKeepsReferenced", "PruneAssetsAfterReplace"}},
 	{"Retention", "prune-young", []string{"PruneAssetsKeepsYoung"}},
 	{"Retention", "count-zero", []string{"PruneAssetsKeepsReferenced"}},
+	{"Retention", "prune-clean-only", []string{"PruneAssetsKeepsEveryReference"}},
+	{"Retention", "prune-own-graph", []string{"PruneAssetsKeepsEveryReference"}},
 	{"Retention", "runs-by-start", []string{"PruneRuns"}},
 	{"Retention", "timeless-old", []string{"PruneRuns"}},
 	{"Retention", "negative-age", []string{"NegativeAge"}},
@@ -601,8 +603,14 @@ func (f *fakeRetainer) PruneAssets(ctx context.Context, olderThan time.Duration)
 	cutoff := time.Now().Add(-olderThan)
 	inUse := map[string]bool{}
 	f.fakeStates.mu.Lock()
-	for _, g := range f.fakeStates.graphs {
+	for k, g := range f.fakeStates.graphs {
 		for _, st := range g.states {
+			if f.bug == "prune-clean-only" && st.Status != dirty.StatusClean {
+				continue
+			}
+			if f.bug == "prune-own-graph" && !strings.HasPrefix(st.AssetRef, "fake:"+k+"/") {
+				continue // only a graph's own assets count as its references
+			}
 			inUse[st.AssetRef] = f.bug != "prune-referenced"
 		}
 	}
