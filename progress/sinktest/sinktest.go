@@ -44,7 +44,11 @@
 //     once the pair is cleaned up;
 //   - a callback error ends Tail with that error;
 //   - runs are isolated, and invalid events are refused with
-//     [progress.ErrInvalidEvent].
+//     [progress.ErrInvalidEvent];
+//   - [progress.LastEventReader], of the source and of the sink when they
+//     implement it: none for a run never published, then the event with
+//     the highest Seq held, field for field, whatever duplicates of older
+//     events came after it (a sink may say [progress.ErrUnsupported]).
 //
 // RunHistory checks, with events appended to the History alone:
 //
@@ -57,7 +61,10 @@
 //     the rest make one run, with no gap and no duplicate;
 //   - a reader at or past the final event of a run that only the History
 //     holds gets nothing, and its Tail still returns context.Cause when
-//     its context ends.
+//     its context ends;
+//   - the source's LastEvent, if it has one, counts what the History
+//     holds: a run only the History holds, or more of it than the live
+//     copy, and a live copy that goes on past the History.
 //
 // History checks, with a History alone:
 //
@@ -146,6 +153,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"CancelTail", testCancelTail},
 		{"RunsIsolated", testRunsIsolated},
 		{"InvalidEvent", testInvalidEvent},
+		{"LastEvent", testLastEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -164,6 +172,7 @@ func RunHistory(t *testing.T, newPair NewHistoryPair) {
 		{"HistoryOnly", testHistoryOnly},
 		{"HistoryThenLive", testHistoryThenLive},
 		{"HistoryOnlyEnded", testHistoryOnlyEnded},
+		{"HistoryLastEvent", testHistoryLastEventSource},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -615,6 +624,72 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
 }
 
+// assertLast checks that r's LastEvent of runID is want, or that r holds
+// none of its events when want is nil. One that cannot say may fail with
+// [progress.ErrUnsupported], as progress.Buffered does over a sink
+// without LastEvent: the executor then publishes no final event for an
+// interrupted run, which is better than one under a Seq already used.
+func assertLast(t *testing.T, r progress.LastEventReader, what, runID string, want *progress.Event, why string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	e, found, err := r.LastEvent(ctx, runID)
+	if errors.Is(err, progress.ErrUnsupported) {
+		return
+	}
+	if !assert.NoError(t, err, "%s LastEvent(%q) %s", what, runID, why) {
+		return
+	}
+	if want == nil {
+		assert.False(t, found, "%s LastEvent(%q) %s: found seq %d, want none", what, runID, why, e.Seq)
+		return
+	}
+	if assert.True(t, found, "%s LastEvent(%q) %s: found none, want seq %d", what, runID, why, want.Seq) {
+		assert.Empty(t, Diff([]progress.Event{*want}, []progress.Event{e}), "%s LastEvent(%q) %s", what, runID, why)
+	}
+}
+
+// testLastEvent checks the Source's [progress.LastEventReader], and the
+// Sink's, when they implement it: the event with the highest Seq held,
+// field for field, whatever duplicates came after it, and none for a run
+// never published. The executor numbers the final event of a run it found
+// interrupted after it: an answer too low gives that event a Seq already
+// used, which every sink drops as a duplicate.
+func testLastEvent(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	var readers []progress.LastEventReader
+	var names []string
+	if lr, ok := src.(progress.LastEventReader); ok {
+		readers, names = append(readers, lr), append(names, "the source's")
+	}
+	if lr, ok := sink.(progress.LastEventReader); ok {
+		readers, names = append(readers, lr), append(names, "the sink's")
+	}
+	if len(readers) == 0 {
+		t.Skip("neither the sink nor the source implements progress.LastEventReader")
+	}
+	run, other := RunID(t), RunID(t)+"-other"
+	all := Events(run, 1, 30)
+	all[29].Type = progress.RunFinished
+	for i, r := range readers {
+		assertLast(t, r, names[i], run, nil, "of a run never published")
+	}
+	publishInBatches(t, sink, all[:20], 7)
+	for i, r := range readers {
+		assertLast(t, r, names[i], run, &all[19], "after 1..20")
+	}
+	publishInBatches(t, sink, all[20:], 4)
+	// A retry publishes old events again, one with other contents.
+	old := all[6]
+	old.Message = "a duplicate, to be ignored"
+	publish(t, sink, all[4], all[5], old)
+	publish(t, sink, Events(other, 1, 40)...)
+	for i, r := range readers {
+		assertLast(t, r, names[i], run, &all[29], "after 1..30 and duplicates of older events")
+		assertLast(t, r, names[i], other, &Events(other, 40, 40)[0], "of another run")
+	}
+}
+
 func archive(t *testing.T, h progress.History, events ...progress.Event) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -699,6 +774,39 @@ func testHistoryOnlyEnded(t *testing.T, newPair NewHistoryPair) {
 		err := tl.Stop(t, cause) // fails the test if anything more came
 		assert.ErrorIs(t, err, cause, "Tail(%d) of a finished run must last until its context ends", after)
 	}
+}
+
+// testHistoryLastEventSource checks the Source's LastEvent, if it has
+// one, against what its History holds: "a Source counts what its History
+// holds", whether the History holds a run's start, all of it, or more
+// of it than the live copy.
+func testHistoryLastEventSource(t *testing.T, newPair NewHistoryPair) {
+	sink, src, hist := newPair(t)
+	lr, ok := src.(progress.LastEventReader)
+	if !ok {
+		t.Skip("the source does not implement progress.LastEventReader")
+	}
+	const what = "the source's"
+	run := RunID(t)
+	all := Events(run, 1, 120)
+	archive(t, hist, all[:100]...)
+	assertLast(t, lr, what, run, &all[99], "of a run only the History holds (1..100)")
+	publishInBatches(t, sink, all[94:], 9)
+	assertLast(t, lr, what, run, &all[119], "of a run the History holds 1..100 of, the live copy 95..120")
+
+	// A finished run that only the History holds.
+	ended := RunID(t) + "-ended"
+	events := Events(ended, 1, 30)
+	events[29].Type = progress.RunFinished
+	archiveInBatches(t, hist, events, 11)
+	assertLast(t, lr, what, ended, &events[29], "of a finished run only the History holds")
+
+	// The live copy holds the start, the History the whole run.
+	whole := RunID(t) + "-whole"
+	events = Events(whole, 1, 60)
+	publish(t, sink, events[:20]...)
+	archive(t, hist, events...)
+	assertLast(t, lr, what, whole, &events[59], "of a run the live copy holds 1..20 of, the History 1..60")
 }
 
 // HeldPerReader measures what readers of a burst of events hold while

@@ -1,0 +1,164 @@
+package sinktest_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// lastFirst answers LastEvent with the run's first event held, not its
+// last.
+type lastFirst struct{ *progress.Memory }
+
+func (l lastFirst) LastEvent(ctx context.Context, run string) (progress.Event, bool, error) {
+	var first progress.Event
+	stop := errors.New("stop")
+	err := l.Memory.Replay(ctx, run, 0, func(e progress.Event) error { first = e; return stop })
+	if err != nil && !errors.Is(err, stop) {
+		return progress.Event{}, false, err
+	}
+	return first, first.Seq != 0, nil
+}
+
+// lastGiven is a sink whose LastEvent is the newest event of the last
+// call that had one of the run, a duplicate of an old event included.
+type lastGiven struct {
+	*progress.Memory
+	mu   sync.Mutex
+	last map[string]progress.Event
+}
+
+func (l *lastGiven) Publish(ctx context.Context, events ...progress.Event) error {
+	if err := l.Memory.Publish(ctx, events...); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range events {
+		l.last[e.RunID] = e
+	}
+	return nil
+}
+
+func (l *lastGiven) LastEvent(_ context.Context, run string) (progress.Event, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.last[run]
+	return e, ok, nil
+}
+
+// lastOfLiveCopy answers LastEvent from the live copy alone, not counting
+// what the History holds.
+type lastOfLiveCopy struct {
+	*progress.Memory
+	live *progress.Memory // gets what the sink publishes, without a History
+}
+
+func (l lastOfLiveCopy) LastEvent(ctx context.Context, run string) (progress.Event, bool, error) {
+	return l.live.LastEvent(ctx, run)
+}
+
+// TestReview8BrokenPair runs Run against one broken pair.
+func TestReview8BrokenPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestReview8KitCatchesBroken")
+	}
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		switch os.Getenv(brokenEnv) {
+		case "lastFirst":
+			return m, lastFirst{m}
+		case "lastGiven":
+			return &lastGiven{Memory: m, last: map[string]progress.Event{}}, m
+		}
+		return m, m
+	})
+}
+
+// TestReview8BrokenHistoryPair runs RunHistory against one broken triple.
+func TestReview8BrokenHistoryPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestReview8KitCatchesBroken")
+	}
+	sinktest.RunHistory(t, func(t *testing.T) (progress.Sink, progress.Source, progress.History) {
+		h := progress.NewMemoryHistory()
+		m := progress.NewMemory(progress.MemoryOptions{History: h})
+		switch os.Getenv(brokenEnv) {
+		case "lastOfLiveCopy":
+			live := progress.NewMemory(progress.MemoryOptions{})
+			return progress.NewFanout(m, live), lastOfLiveCopy{Memory: m, live: live}, h
+		}
+		return m, m, h
+	})
+}
+
+// TestReview8BrokenHistory runs History against one broken History.
+func TestReview8BrokenHistory(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestReview8KitCatchesBroken")
+	}
+	sinktest.History(t, func(*testing.T) progress.History {
+		h := progress.NewMemoryHistory()
+		switch os.Getenv(brokenEnv) {
+		}
+		return h
+	})
+}
+
+// TestReview8KitCatchesBroken runs the kit, in a child process, against
+// pairs, triples and Histories that each break one rule that the kit let
+// through before review 8, and checks that the subtests meant to catch it
+// fail, and that the correct ones pass them.
+func TestReview8KitCatchesBroken(t *testing.T) {
+	tests := []struct {
+		test    string // TestReview8BrokenPair, ...HistoryPair or ...History
+		broken  string
+		failing []string // subtests that must fail
+		passing []string // and some that must pass
+	}{
+		// LastEvent answered the run's first event held, not its last.
+		{"TestReview8BrokenPair", "lastFirst", []string{"LastEvent"}, nil},
+		// The sink's LastEvent was the newest event of its last call, a
+		// retried old one included.
+		{"TestReview8BrokenPair", "lastGiven", []string{"LastEvent"}, nil},
+		// The source's LastEvent did not count what its History holds.
+		{"TestReview8BrokenHistoryPair", "lastOfLiveCopy", []string{"HistoryLastEvent"}, nil},
+		{"TestReview8BrokenPair", "correct", nil, []string{
+			"LastEvent",
+		}},
+		{"TestReview8BrokenHistoryPair", "correct", nil, []string{
+			"HistoryLastEvent",
+		}},
+		{"TestReview8BrokenHistory", "correct", nil, []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^"+tt.test+"$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
+			out, err := cmd.CombinedOutput()
+			if len(tt.failing) > 0 {
+				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
+			} else {
+				assert.NoError(t, err)
+			}
+			for _, name := range tt.failing {
+				assert.Contains(t, string(out), "--- FAIL: "+tt.test+"/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
+			}
+			for _, name := range tt.passing {
+				assert.Contains(t, string(out), "--- PASS: "+tt.test+"/"+name+" ", "subtest %s", name)
+			}
+			if t.Failed() {
+				t.Logf("child output:\n%s", lastLines(string(out), 60))
+			}
+		})
+	}
+}
