@@ -55,6 +55,37 @@ func (l *lastGiven) LastEvent(_ context.Context, run string) (progress.Event, bo
 	return e, ok, nil
 }
 
+// lastPointer is a sink that answers LastEvent through a pointer into
+// the last slice it was given, which the caller has reused since.
+type lastPointer struct {
+	*progress.Memory
+	mu   sync.Mutex
+	last map[string]*progress.Event
+}
+
+func (l *lastPointer) Publish(ctx context.Context, events ...progress.Event) error {
+	if err := l.Memory.Publish(ctx, events...); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range events {
+		if p := l.last[events[i].RunID]; p == nil || events[i].Seq > p.Seq {
+			l.last[events[i].RunID] = &events[i]
+		}
+	}
+	return nil
+}
+
+func (l *lastPointer) LastEvent(_ context.Context, run string) (progress.Event, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p := l.last[run]; p != nil {
+		return *p, true, nil
+	}
+	return progress.Event{}, false, nil
+}
+
 // lastOfLiveCopy answers LastEvent from the live copy alone, not counting
 // what the History holds.
 type lastOfLiveCopy struct {
@@ -78,6 +109,8 @@ func TestReview8BrokenPair(t *testing.T) {
 			return m, lastFirst{m}
 		case "lastGiven":
 			return &lastGiven{Memory: m, last: map[string]progress.Event{}}, m
+		case "lastPointer":
+			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		}
 		return m, m
 	})
@@ -131,7 +164,11 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		{"TestReview8BrokenPair", "lastGiven", []string{"LastEvent"}, nil},
 		// The source's LastEvent did not count what its History holds.
 		{"TestReview8BrokenHistoryPair", "lastOfLiveCopy", []string{"HistoryLastEvent"}, nil},
+		// The sink's LastEvent read the caller's slice after Publish
+		// returned.
+		{"TestReview8BrokenPair", "lastPointer", []string{"CallerOwnsEvents"}, nil},
 		{"TestReview8BrokenPair", "correct", nil, []string{
+			"CallerOwnsEvents",
 			"LastEvent",
 		}},
 		{"TestReview8BrokenHistoryPair", "correct", nil, []string{

@@ -45,6 +45,9 @@
 //   - a callback error ends Tail with that error;
 //   - runs are isolated, and invalid events are refused with
 //     [progress.ErrInvalidEvent];
+//   - the events slice is the caller's: Publish does not change it, and
+//     once it returns what the pair delivers (LastEvent included) does
+//     not change when the caller reuses the slice;
 //   - [progress.LastEventReader], of the source and of the sink when they
 //     implement it: none for a run never published, then the event with
 //     the highest Seq held, field for field, whatever duplicates of older
@@ -154,6 +157,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"RunsIsolated", testRunsIsolated},
 		{"InvalidEvent", testInvalidEvent},
 		{"LastEvent", testLastEvent},
+		{"CallerOwnsEvents", testCallerOwnsEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -622,6 +626,37 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 		assert.ErrorIs(t, err, progress.ErrInvalidEvent, tt.name)
 	}
 	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
+}
+
+// testCallerOwnsEvents checks that a sink neither changes the events
+// slice it is given nor reads it once Publish has returned: the caller
+// reuses it for its next batch, as progress.Buffered does, or hands it to
+// the next sink, as progress.Fanout does.
+func testCallerOwnsEvents(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 40)
+	batch := slices.Clone(all[:20])
+	publish(t, sink, batch...)
+	if diff := Diff(all[:20], batch); diff != "" {
+		t.Errorf("Publish changed the caller's events (-before +after):\n%s", diff)
+	}
+	copy(batch, all[20:]) // the next batch, in the same slice
+	publish(t, sink, batch...)
+	if diff := Diff(all[20:], batch); diff != "" {
+		t.Errorf("Publish changed the caller's events (-before +after):\n%s", diff)
+	}
+	for i := range batch { // and the slice reused for something else
+		batch[i].Message, batch[i].Done = "overwritten by the caller after Publish returned", -1
+	}
+	if diff := Diff(all, Replay(t, src, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) after the caller reused the slices it published (-want +got):\n%s", diff)
+	}
+	for _, r := range []any{sink, src} {
+		if lr, ok := r.(progress.LastEventReader); ok {
+			assertLast(t, lr, fmt.Sprintf("the %T's", r), run, &all[39], "after the caller reused the slices it published")
+		}
+	}
 }
 
 // assertLast checks that r's LastEvent of runID is want, or that r holds
