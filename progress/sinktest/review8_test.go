@@ -55,6 +55,13 @@ func (l *lastGiven) LastEvent(_ context.Context, run string) (progress.Event, bo
 	return e, ok, nil
 }
 
+// swallowsErrors replays on, and returns nil, when its callback fails.
+type swallowsErrors struct{ *progress.Memory }
+
+func (s swallowsErrors) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return s.Memory.Replay(ctx, run, after, func(e progress.Event) error { _ = fn(e); return nil })
+}
+
 // lastPointer is a sink that answers LastEvent through a pointer into
 // the last slice it was given, which the caller has reused since.
 type lastPointer struct {
@@ -109,6 +116,8 @@ func TestReview8BrokenPair(t *testing.T) {
 			return m, lastFirst{m}
 		case "lastGiven":
 			return &lastGiven{Memory: m, last: map[string]progress.Event{}}, m
+		case "swallowsErrors":
+			return m, swallowsErrors{m}
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		}
@@ -128,6 +137,8 @@ func TestReview8BrokenHistoryPair(t *testing.T) {
 		case "lastOfLiveCopy":
 			live := progress.NewMemory(progress.MemoryOptions{})
 			return progress.NewFanout(m, live), lastOfLiveCopy{Memory: m, live: live}, h
+		case "swallowsErrors":
+			return m, swallowsErrors{m}, h
 		}
 		return m, m, h
 	})
@@ -167,11 +178,16 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		// The sink's LastEvent read the caller's slice after Publish
 		// returned.
 		{"TestReview8BrokenPair", "lastPointer", []string{"CallerOwnsEvents"}, nil},
+		// Replay went on, and returned nil, when its callback failed.
+		{"TestReview8BrokenPair", "swallowsErrors", []string{"ReplayCallbackError"}, nil},
+		{"TestReview8BrokenHistoryPair", "swallowsErrors", []string{"HistoryCallbackError"}, nil},
 		{"TestReview8BrokenPair", "correct", nil, []string{
+			"ReplayCallbackError",
 			"CallerOwnsEvents",
 			"LastEvent",
 		}},
 		{"TestReview8BrokenHistoryPair", "correct", nil, []string{
+			"HistoryCallbackError",
 			"HistoryLastEvent",
 		}},
 		{"TestReview8BrokenHistory", "correct", nil, []string{}},

@@ -42,7 +42,8 @@
 //     of its context's cancellation (it should take microseconds; the
 //     margin is for a loaded CI machine), and leaves no goroutine behind
 //     once the pair is cleaned up;
-//   - a callback error ends Tail with that error;
+//   - a callback error ends Replay and Tail with that error, and stops
+//     their delivery there;
 //   - runs are isolated, and invalid events are refused with
 //     [progress.ErrInvalidEvent];
 //   - the events slice is the caller's: Publish does not change it, and
@@ -65,6 +66,8 @@
 //   - a reader at or past the final event of a run that only the History
 //     holds gets nothing, and its Tail still returns context.Cause when
 //     its context ends;
+//   - a callback error at an event only the History holds ends Replay and
+//     Tail with that error, and stops their delivery there;
 //   - the source's LastEvent, if it has one, counts what the History
 //     holds: a run only the History holds, or more of it than the live
 //     copy, and a live copy that goes on past the History.
@@ -158,6 +161,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"InvalidEvent", testInvalidEvent},
 		{"LastEvent", testLastEvent},
 		{"CallerOwnsEvents", testCallerOwnsEvents},
+		{"ReplayCallbackError", testReplayCallbackError},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -177,6 +181,7 @@ func RunHistory(t *testing.T, newPair NewHistoryPair) {
 		{"HistoryThenLive", testHistoryThenLive},
 		{"HistoryOnlyEnded", testHistoryOnlyEnded},
 		{"HistoryLastEvent", testHistoryLastEventSource},
+		{"HistoryCallbackError", testHistoryCallbackErrorSource},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -628,6 +633,28 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
 }
 
+// testReplayCallbackError stops a replay with its callback's error.
+func testReplayCallbackError(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	publish(t, sink, Events(run, 1, 10)...)
+	for _, at := range []uint64{1, 5, 10} {
+		stop := fmt.Errorf("sinktest: stop at %d", at)
+		var got []uint64
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		err := src.Replay(ctx, run, 0, func(e progress.Event) error {
+			got = append(got, e.Seq)
+			if e.Seq == at {
+				return stop
+			}
+			return nil
+		})
+		cancel()
+		assert.ErrorIs(t, err, stop, "Replay must return its callback's error")
+		assert.Equal(t, Span(1, at), got, "Replay must stop delivering at the callback's error (at %d)", at)
+	}
+}
+
 // testCallerOwnsEvents checks that a sink neither changes the events
 // slice it is given nor reads it once Publish has returned: the caller
 // reuses it for its next batch, as progress.Buffered does, or hands it to
@@ -808,6 +835,31 @@ func testHistoryOnlyEnded(t *testing.T, newPair NewHistoryPair) {
 		cause := errors.New("sinktest: reader left")
 		err := tl.Stop(t, cause) // fails the test if anything more came
 		assert.ErrorIs(t, err, cause, "Tail(%d) of a finished run must last until its context ends", after)
+	}
+}
+
+// testHistoryCallbackErrorSource stops a replay and a tail with their
+// callback's error at an event that only the History holds.
+func testHistoryCallbackErrorSource(t *testing.T, newPair NewHistoryPair) {
+	_, src, hist := newPair(t)
+	run := RunID(t)
+	archive(t, hist, Events(run, 1, 50)...)
+	for name, read := range map[string]func(context.Context, string, uint64, func(progress.Event) error) error{
+		"Replay": src.Replay, "Tail": src.Tail,
+	} {
+		stop := errors.New("sinktest: stop at 20")
+		var got []uint64
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		err := read(ctx, run, 0, func(e progress.Event) error {
+			got = append(got, e.Seq)
+			if e.Seq == 20 {
+				return stop
+			}
+			return nil
+		})
+		cancel()
+		assert.ErrorIs(t, err, stop, "%s of a run only the History holds must return its callback's error", name)
+		assert.Equal(t, Span(1, 20), got, "%s of a run only the History holds must stop delivering at the callback's error", name)
 	}
 }
 
