@@ -40,6 +40,7 @@ func History(t *testing.T, newHistory NewHistory) {
 		{"InvalidEvent", testHistoryInvalidEvent},
 		{"RunsIsolated", testHistoryRunsIsolated},
 		{"Text", testHistoryText},
+		{"AllFields", testHistoryAllFields},
 		{"LastEvent", testHistoryLastEvent},
 		{"Concurrent", testHistoryConcurrent},
 	}
@@ -291,6 +292,18 @@ func testHistoryText(t *testing.T, newHistory NewHistory) {
 	archive(t, h, events...)
 	if diff := Diff(events, replayHistory(t, h, run, 0)); diff != "" {
 		t.Fatalf("Replay(0) of events with every kind of text (-want +got):\n%s", diff)
+	}
+}
+
+// testHistoryAllFields appends an event of every type with every field
+// set, ResumedBy included: a replay returns each field for field.
+func testHistoryAllFields(t *testing.T, newHistory NewHistory) {
+	h := newHistory(t)
+	run := RunID(t)
+	want := append(Events(run, 1, 5), AllFields(run, 6)...)
+	archive(t, h, shuffled(want, 3)...)
+	if diff := Diff(want, replayHistory(t, h, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) of events of every type with every field set (-want +got):\n%s", diff)
 	}
 }
 

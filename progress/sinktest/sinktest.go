@@ -32,7 +32,8 @@
 // # What it checks
 //
 //   - order: a replay returns every published event, field for field, in
-//     Seq order;
+//     Seq order: events of every type with every field set too
+//     (Event.ResumedBy included, see [AllFields]);
 //   - replay after a Seq, and of an unknown run;
 //   - tail after a Seq: stored events, then live ones;
 //   - no duplicates, when a batch or part of a batch is published again;
@@ -88,7 +89,8 @@
 //     and nothing is stored;
 //   - runs appended in one call stay apart;
 //   - free text (line breaks, NUL and other control characters, non-ASCII,
-//     64 KiB) comes back as it went in;
+//     64 KiB) comes back as it went in, and so does every field of events
+//     of every type (Event.ResumedBy included);
 //   - [progress.LastEventReader], when implemented: the highest Seq held,
 //     whatever the order of the appends, and not a duplicate's contents;
 //   - appends of one run from several goroutines at once, overlapping,
@@ -162,6 +164,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"LastEvent", testLastEvent},
 		{"CallerOwnsEvents", testCallerOwnsEvents},
 		{"ReplayCallbackError", testReplayCallbackError},
+		{"AllFields", testAllFields},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -230,6 +233,47 @@ func Events(runID string, from, to uint64) []progress.Event {
 			e.Error = fmt.Sprintf("provider: 503 (attempt %d)", e.Attempt)
 		}
 		out = append(out, e)
+	}
+	return out
+}
+
+// AllFields returns one event of runID for each [progress.Type], from
+// Seq from on, with every field set (ResumedBy included, on the final
+// run.cancelled event, as the executor sets it), deterministic for the
+// same arguments. Times are in UTC with microseconds, ETAs whole
+// milliseconds, so that they survive the JSON form unchanged.
+func AllFields(runID string, from uint64) []progress.Event {
+	types := []progress.Type{
+		progress.RunStarted, progress.StageStarted, progress.NodeStarted, progress.Message, progress.NodeRetrying,
+		progress.NodeSucceeded, progress.NodeUnchanged, progress.NodeFailed, progress.NodeSkipped,
+		progress.NodeSuperseded, progress.NodeCancelled, progress.StageFinished, progress.RunFinished,
+		progress.RunFailed, progress.RunCancelled,
+	}
+	base := time.Date(2025, 6, 7, 8, 9, 10, 123_456_000, time.UTC)
+	out := make([]progress.Event, len(types))
+	for i, typ := range types {
+		s := from + uint64(i)
+		out[i] = progress.Event{
+			RunID:      runID,
+			GraphKey:   "graph-" + runID,
+			Seq:        s,
+			Time:       base.Add(time.Duration(i) * 1_234_567 * time.Microsecond),
+			Type:       typ,
+			Node:       fmt.Sprintf("asset:narration:segment[%d]", i),
+			Stage:      i % 3,
+			Attempt:    i%4 + 1,
+			Message:    fmt.Sprintf("message of %s ✓", typ),
+			PreviewURL: fmt.Sprintf("https://example.test/preview/%d.png?a=1&b=2", i),
+			Reasoning:  fmt.Sprintf("reasoning of %s", typ),
+			Error:      fmt.Sprintf("error of %s: provider: 503", typ),
+			Done:       i,
+			Total:      len(types) + 3,
+			ETA:        time.Duration(i)*time.Minute + 1234*time.Millisecond,
+			ResumedBy:  fmt.Sprintf("run-after-%d", i),
+		}
+		if i%5 == 0 {
+			out[i].Stage = progress.NoStage
+		}
 	}
 	return out
 }
@@ -631,6 +675,18 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 		assert.ErrorIs(t, err, progress.ErrInvalidEvent, tt.name)
 	}
 	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
+}
+
+// testAllFields publishes an event of every type with every field set,
+// ResumedBy included: a replay returns each field for field.
+func testAllFields(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	want := append(Events(run, 1, 5), AllFields(run, 6)...)
+	publishInBatches(t, sink, want, 4)
+	if diff := Diff(want, Replay(t, src, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) of events of every type with every field set (-want +got):\n%s", diff)
+	}
 }
 
 // testReplayCallbackError stops a replay with its callback's error.
