@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
@@ -231,6 +232,8 @@ func testHistoryInvalidEvent(t *testing.T, newHistory NewHistory) {
 		{"no run ID", []progress.Event{{Seq: 1, Type: progress.RunStarted}}},
 		{"valid then invalid", append(valid[:2:2], progress.Event{RunID: run, Seq: 0})},
 		{"invalid then valid", append([]progress.Event{{Seq: 4}}, valid...)},
+		{"time past the year 9999", append(valid[:1:1], progress.Event{RunID: run, Seq: 2, Type: progress.Message,
+			Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})},
 	}
 	for _, tt := range tests {
 		err := h.Append(ctx, tt.events...)

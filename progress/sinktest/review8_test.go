@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -106,6 +107,31 @@ func (l *lastPointer) LastEvent(_ context.Context, run string) (progress.Event, 
 	return progress.Event{}, false, nil
 }
 
+// lenientTime refuses events without a run ID or Seq, but stores one whose
+// Time RFC 3339 cannot write with the zero time.
+func lenientTime(events []progress.Event) ([]progress.Event, error) {
+	events = slices.Clone(events)
+	for i, e := range events {
+		if e.RunID == "" || e.Seq == 0 {
+			return nil, e.Validate()
+		}
+		if e.Validate() != nil {
+			events[i].Time = time.Time{}
+		}
+	}
+	return events, nil
+}
+
+type timeLenient struct{ *progress.Memory }
+
+func (l timeLenient) Publish(ctx context.Context, events ...progress.Event) error {
+	events, err := lenientTime(events)
+	if err != nil {
+		return err
+	}
+	return l.Memory.Publish(ctx, events...)
+}
+
 // lastOfLiveCopy answers LastEvent from the live copy alone, not counting
 // what the History holds.
 type lastOfLiveCopy struct {
@@ -128,6 +154,18 @@ func (h historyDropsResumedBy) Append(ctx context.Context, events ...progress.Ev
 	return h.MemoryHistory.Append(ctx, events...)
 }
 
+// historyTimeLenient archives an event whose Time RFC 3339 cannot write
+// with the zero time.
+type historyTimeLenient struct{ *progress.MemoryHistory }
+
+func (h historyTimeLenient) Append(ctx context.Context, events ...progress.Event) error {
+	events, err := lenientTime(events)
+	if err != nil {
+		return err
+	}
+	return h.MemoryHistory.Append(ctx, events...)
+}
+
 // TestReview8BrokenPair runs Run against one broken pair.
 func TestReview8BrokenPair(t *testing.T) {
 	if os.Getenv(brokenEnv) == "" {
@@ -146,6 +184,8 @@ func TestReview8BrokenPair(t *testing.T) {
 			return dropsResumedBy{m}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
+		case "timeLenient":
+			return timeLenient{m}, m
 		}
 		return m, m
 	})
@@ -180,6 +220,8 @@ func TestReview8BrokenHistory(t *testing.T) {
 		switch os.Getenv(brokenEnv) {
 		case "historyDropsResumedBy":
 			return historyDropsResumedBy{h}
+		case "historyTimeLenient":
+			return historyTimeLenient{h}
 		}
 		return h
 	})
@@ -212,11 +254,16 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		// ResumedBy was not kept: no event of the kit had it.
 		{"TestReview8BrokenPair", "dropsResumedBy", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsResumedBy", []string{"AllFields"}, nil},
+		// An event whose Time RFC 3339 cannot write was stored, with the
+		// zero time, rather than refused.
+		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},
+		{"TestReview8BrokenHistory", "historyTimeLenient", []string{"InvalidEvent"}, nil},
 		{"TestReview8BrokenPair", "correct", nil, []string{
 			"AllFields",
 			"ReplayCallbackError",
 			"CallerOwnsEvents",
 			"LastEvent",
+			"InvalidEvent",
 		}},
 		{"TestReview8BrokenHistoryPair", "correct", nil, []string{
 			"HistoryCallbackError",
@@ -224,6 +271,7 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		}},
 		{"TestReview8BrokenHistory", "correct", nil, []string{
 			"AllFields",
+			"InvalidEvent",
 		}},
 	}
 	for _, tt := range tests {

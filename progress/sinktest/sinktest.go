@@ -45,8 +45,9 @@
 //     once the pair is cleaned up;
 //   - a callback error ends Replay and Tail with that error, and stops
 //     their delivery there;
-//   - runs are isolated, and invalid events are refused with
-//     [progress.ErrInvalidEvent];
+//   - runs are isolated, and invalid events (no run ID, Seq 0, a Time
+//     outside the years 0000 to 9999, see [progress.Event.Validate]) are
+//     refused with [progress.ErrInvalidEvent];
 //   - the events slice is the caller's: Publish does not change it, and
 //     once it returns what the pair delivers (LastEvent included) does
 //     not change when the caller reuses the slice;
@@ -669,6 +670,8 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 		{"seq 0", []progress.Event{{RunID: run, Seq: 0, Type: progress.RunStarted}}},
 		{"no run ID", []progress.Event{{Seq: 1, Type: progress.RunStarted}}},
 		{"valid then invalid", append(Events(run, 1, 2), progress.Event{RunID: run})},
+		{"time past the year 9999", []progress.Event{{RunID: run, Seq: 1, Type: progress.RunStarted,
+			Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}},
 	}
 	for _, tt := range tests {
 		err := sink.Publish(ctx, tt.events...)
