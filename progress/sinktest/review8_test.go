@@ -132,6 +132,48 @@ func (l timeLenient) Publish(ctx context.Context, events ...progress.Event) erro
 	return l.Memory.Publish(ctx, events...)
 }
 
+// replacesDuplicates keeps the contents of the last duplicate published
+// of each Seq, and delivers those.
+type replacesDuplicates struct {
+	*progress.Memory
+	mu   sync.Mutex
+	last map[string]map[uint64]progress.Event
+}
+
+func (r *replacesDuplicates) Publish(ctx context.Context, events ...progress.Event) error {
+	if err := r.Memory.Publish(ctx, events...); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range events {
+		if r.last[e.RunID] == nil {
+			r.last[e.RunID] = map[uint64]progress.Event{}
+		}
+		r.last[e.RunID][e.Seq] = e
+	}
+	return nil
+}
+
+func (r *replacesDuplicates) latest(fn func(progress.Event) error) func(progress.Event) error {
+	return func(e progress.Event) error {
+		r.mu.Lock()
+		if l, ok := r.last[e.RunID][e.Seq]; ok {
+			e = l
+		}
+		r.mu.Unlock()
+		return fn(e)
+	}
+}
+
+func (r *replacesDuplicates) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return r.Memory.Replay(ctx, run, after, r.latest(fn))
+}
+
+func (r *replacesDuplicates) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return r.Memory.Tail(ctx, run, after, r.latest(fn))
+}
+
 // lastOfLiveCopy answers LastEvent from the live copy alone, not counting
 // what the History holds.
 type lastOfLiveCopy struct {
@@ -186,6 +228,9 @@ func TestReview8BrokenPair(t *testing.T) {
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		case "timeLenient":
 			return timeLenient{m}, m
+		case "replacesDuplicates":
+			r := &replacesDuplicates{Memory: m, last: map[string]map[uint64]progress.Event{}}
+			return r, r
 		}
 		return m, m
 	})
@@ -258,12 +303,15 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		// zero time, rather than refused.
 		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},
 		{"TestReview8BrokenHistory", "historyTimeLenient", []string{"InvalidEvent"}, nil},
+		// A duplicate with other contents replaced the event stored.
+		{"TestReview8BrokenPair", "replacesDuplicates", []string{"NoDuplicates"}, nil},
 		{"TestReview8BrokenPair", "correct", nil, []string{
 			"AllFields",
 			"ReplayCallbackError",
 			"CallerOwnsEvents",
 			"LastEvent",
 			"InvalidEvent",
+			"NoDuplicates",
 		}},
 		{"TestReview8BrokenHistoryPair", "correct", nil, []string{
 			"HistoryCallbackError",
