@@ -154,9 +154,13 @@ func testAssetExists(t *testing.T, s executor.AssetStore) {
 	}
 }
 
-// unknownRefs returns references that no store returned.
+// unknownRefs returns references that no store returned: malformed
+// ones too, which a store cannot have returned (not valid UTF-8, with a
+// NUL byte, 10,000 bytes long), and whose lookups must find nothing, not
+// fail, since the executor checks whatever references the states hold.
 func unknownRefs(t *testing.T) []string {
-	return []string{"", Unique(t, "never-put"), "storetest:unknown/" + Unique(t, "")}
+	return []string{"", Unique(t, "never-put"), "storetest:unknown/" + Unique(t, ""),
+		"not UTF-8 \xff\xfe" + Unique(t, ""), "NUL \x00 " + Unique(t, ""), Unique(t, strings.Repeat("r", 10000))}
 }
 
 func testAssetUnknownRef(t *testing.T, s executor.AssetStore) {
@@ -359,6 +363,7 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 	r2 := put(t, s, assetKey(t, "asset:video", "two"), asset("two"))
 	refs := []string{r1, r2, r1, r1 + "-missing", r2[:len(r2)-1], "", "not a reference", "mem:" + Unique(t, "never"),
 		r1 + "-missing", strings.ToUpper(r2)}
+	refs = append(refs, unknownRefs(t)...)
 	got, err := c.Missing(t.Context(), refs)
 	require.NoError(t, err, "Missing")
 	var want []string

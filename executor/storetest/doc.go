@@ -135,15 +135,17 @@
 // Keys, IDs and references are byte strings compared exactly: no case
 // folding, no trimming. The kit's keys, IDs and references are valid
 // UTF-8 of at most 200 bytes, but for those of the LongKeys checks, which a
-// store may refuse as the contract allows; its strings hold no NUL byte (which a
+// store may refuse as the contract allows, and for the malformed asset
+// references it looks up (never puts); its strings hold no NUL byte (which a
 // Postgres text column refuses); asset Data holds every byte value.
 //
 // Put under a key already used must succeed: the executor puts again after a
 // crash between Put and Commit. It replaces the asset under that key.
 //
 // An unknown asset reference, whatever its form (the empty string, a
-// string the store never returned, or one that differs from a returned
-// reference by a byte), is not found: Get returns an error wrapping
+// string the store never returned, one that differs from a returned
+// reference by a byte, or one that is not valid UTF-8, holds a NUL byte or
+// is 10,000 bytes long), is not found: Get returns an error wrapping
 // [executor.ErrNotFound] and Exists returns false and no error.
 //
 // With a done context every method returns an error wrapping

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 
@@ -66,6 +67,11 @@ var review8Bugs = []struct {
 	// did not forget: the kit never pruned and then called Missing, and
 	// a clean node whose asset was pruned stayed clean.
 	{"Retention", "missing-cache", []string{"PruneAssetsSeenByBatchReads"}},
+	// Lookups of a reference that is not valid UTF-8 or holds NUL failed
+	// with an error, as a store that passes it to a Postgres text
+	// parameter does, where Exists must report false and Get, Missing and
+	// GetMany not found: one such reference in a state stops every run.
+	{"AssetStore", "text-refs", []string{"Exists", "UnknownRef", "MissingAgreesWithExists", "GetManyAgreesWithGet"}},
 }
 
 // TestReview8KitCatchesBugs runs the kit, in a child process, against
@@ -128,6 +134,8 @@ func TestReview8BuggyStore(t *testing.T) {
 		f.Assets = func(*testing.T) executor.AssetStore { return cappedMissing{executor.NewMemoryAssets()} }
 	case "Retention/missing-cache":
 		f.Retainer = func(*testing.T) storetest.Retainer { return &knownRefs{MemoryStore: executor.NewMemoryStore()} }
+	case "AssetStore/text-refs":
+		f.Assets = func(*testing.T) executor.AssetStore { return textRefs{executor.NewMemoryAssets()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -408,4 +416,46 @@ func (s *knownRefs) Missing(ctx context.Context, refs []string) ([]string, error
 		seen[ref] = true
 	}
 	return missing, nil
+}
+
+// textRefs fails the lookups of a reference that is not valid UTF-8 or
+// holds NUL, as a store that passes it to a Postgres text parameter does
+// ("invalid byte sequence for encoding UTF8").
+type textRefs struct{ *executor.MemoryAssets }
+
+func checkRef(refs ...string) error {
+	for _, ref := range refs {
+		if !utf8.ValidString(ref) || strings.ContainsRune(ref, 0) {
+			return fmt.Errorf("ERROR: invalid byte sequence for encoding \"UTF8\" (SQLSTATE 22021)")
+		}
+	}
+	return nil
+}
+
+func (s textRefs) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if err := checkRef(ref); err != nil {
+		return executor.Asset{}, err
+	}
+	return s.MemoryAssets.Get(ctx, ref)
+}
+
+func (s textRefs) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := checkRef(ref); err != nil {
+		return false, err
+	}
+	return s.MemoryAssets.Exists(ctx, ref)
+}
+
+func (s textRefs) Missing(ctx context.Context, refs []string) ([]string, error) {
+	if err := checkRef(refs...); err != nil {
+		return nil, err
+	}
+	return s.MemoryAssets.Missing(ctx, refs)
+}
+
+func (s textRefs) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	if err := checkRef(refs...); err != nil {
+		return nil, err
+	}
+	return s.MemoryAssets.GetMany(ctx, refs)
 }
