@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +56,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"DeleteGraph", testDeleteGraph},
 		{"DeleteGraphNeverReusesVersions", testDeleteGraphVersions},
 		{"DeleteGraphOfRunsOnly", testDeleteGraphRunsOnly},
+		{"DeleteGraphWhileCommitting", testDeleteGraphWhileCommitting},
 		{"PruneAssetsKeepsReferenced", testPruneAssetsReferenced},
 		{"PruneAssetsKeepsYoung", testPruneAssetsYoung},
 		{"PruneAssetsAfterReplace", testPruneAssetsReplaced},
@@ -174,6 +178,65 @@ func testDeleteGraphVersions(t *testing.T, s Retainer) {
 			}
 			requireSnapshot(t, s, key, now.Version, now.States)
 		})
+	}
+}
+
+// testDeleteGraphWhileCommitting deletes a graph while a run commits to
+// it again and again, each time at the version its last commit returned,
+// as a run does between its loads. The deletion must be one step, as a
+// commit is: after it the graph has no states and a version above every
+// one a commit returned, and the run's next commit conflicts. A
+// DeleteGraph that read the version and then deleted apart let a commit
+// in between, and then set a version that commit had already returned.
+func testDeleteGraphWhileCommitting(t *testing.T, s Retainer) {
+	const rounds = 10
+	for round := range rounds {
+		key := Unique(t, fmt.Sprint(round))
+		commit(t, s, key, 0, change("n", state(0, dirty.StatusClean)))
+		var (
+			deleted  atomic.Bool
+			started  = make(chan struct{})
+			returned int64   // the highest version a commit returned
+			after    []int64 // expected versions of commits issued after DeleteGraph returned, that succeeded
+			wg       sync.WaitGroup
+		)
+		wg.Go(func() {
+			defer func() {
+				select {
+				case <-started:
+				default:
+					close(started)
+				}
+			}()
+			last := int64(1)
+			for i := 1; ; i++ {
+				if i == 3 {
+					close(started) // a few commits in, the deletion begins
+				}
+				wasDeleted := deleted.Load()
+				v, err := s.Commit(t.Context(), key, last, []executor.Change{change("n", state(i, dirty.StatusDirty))})
+				if err != nil {
+					assert.ErrorIs(t, err, executor.ErrConflict, "round %d: Commit(%q) at version %d while DeleteGraph ran", round, key, last)
+					return
+				}
+				last, returned = v, v
+				if wasDeleted {
+					after = append(after, last-1)
+					return
+				}
+			}
+		})
+		<-started
+		deleteGraph(t, s, key, true, "a graph with states, while a run commits to it")
+		deleted.Store(true)
+		wg.Wait()
+		if len(after) > 0 {
+			t.Errorf("round %d: commits at versions %v succeeded after DeleteGraph(%q) returned, at versions the run had from before the deletion", round, after, key)
+		}
+		snap := load(t, s, key)
+		assert.Empty(t, snap.States, "round %d: Load(%q) after DeleteGraph: states", round, key)
+		assert.Greater(t, snap.Version, returned,
+			"round %d: Load(%q) after DeleteGraph: the version must be above every version a commit returned before it", round, key)
 	}
 }
 

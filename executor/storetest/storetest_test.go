@@ -98,6 +98,7 @@ var bugs = []struct {
 	{"Retention", "keep-runs", []string{"DeleteGraph", "DeleteGraphOfRunsOnly"}},
 	{"Retention", "prefix-delete", []string{"DeleteGraph", "PruneAssetsAfterDeleteGraph"}},
 	{"Retention", "tombstone-never-committed", []string{"DeleteGraph", "DeleteGraphOfRunsOnly"}},
+	{"Retention", "racy-delete", []string{"DeleteGraphWhileCommitting"}},
 	{"Retention", "prune-referenced", []string{"PruneAssetsKeepsReferenced", "PruneAssetsAfterReplace"}},
 	{"Retention", "prune-young", []string{"PruneAssetsKeepsYoung"}},
 	{"Retention", "count-zero", []string{"PruneAssetsKeepsReferenced"}},
@@ -565,6 +566,18 @@ func (f *fakeRetainer) DeleteGraph(ctx context.Context, key string) (bool, error
 			continue
 		}
 		deleted = deleted || len(g.states) > 0
+		if f.bug == "racy-delete" {
+			// Reads the version, then deletes in a second critical
+			// section, setting the version it read, plus one.
+			read := g.version
+			f.fakeStates.mu.Unlock()
+			runtime.Gosched()
+			time.Sleep(time.Millisecond)
+			f.fakeStates.mu.Lock()
+			g.states = map[string]dirty.State{}
+			g.version = read + 1
+			continue
+		}
 		if f.bug == "drop-graph" {
 			delete(f.fakeStates.graphs, k)
 			continue
