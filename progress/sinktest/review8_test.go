@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -228,6 +229,9 @@ func TestReview8BrokenPair(t *testing.T) {
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		case "timeLenient":
 			return timeLenient{m}, m
+		case "scratch":
+			sc := &scratch{Memory: m}
+			return sc, m
 		case "replacesDuplicates":
 			r := &replacesDuplicates{Memory: m, last: map[string]map[uint64]progress.Event{}}
 			return r, r
@@ -305,7 +309,11 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		{"TestReview8BrokenHistory", "historyTimeLenient", []string{"InvalidEvent"}, nil},
 		// A duplicate with other contents replaced the event stored.
 		{"TestReview8BrokenPair", "replacesDuplicates", []string{"NoDuplicates"}, nil},
+		// A sink reused one buffer for every call, without a lock: the
+		// kit never published from two goroutines at once.
+		{"TestReview8BrokenPair", "scratch", []string{"ConcurrentRuns"}, nil},
 		{"TestReview8BrokenPair", "correct", nil, []string{
+			"ConcurrentRuns",
 			"AllFields",
 			"ReplayCallbackError",
 			"CallerOwnsEvents",
@@ -344,4 +352,17 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// scratch reuses one buffer for every call, without a lock: calls at the
+// same time overwrite each other's events.
+type scratch struct {
+	*progress.Memory
+	buf []progress.Event
+}
+
+func (s *scratch) Publish(ctx context.Context, events ...progress.Event) error {
+	s.buf = append(s.buf[:0], events...)
+	runtime.Gosched()
+	return s.Memory.Publish(ctx, s.buf...)
 }

@@ -47,6 +47,7 @@
 //     once the pair is cleaned up;
 //   - a callback error ends Replay and Tail with that error, and stops
 //     their delivery there;
+//   - runs published at once from several goroutines each replay whole;
 //   - runs are isolated, and invalid events (no run ID, Seq 0, a Time
 //     outside the years 0000 to 9999, see [progress.Event.Validate]) are
 //     refused with [progress.ErrInvalidEvent];
@@ -165,6 +166,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"RunsIsolated", testRunsIsolated},
 		{"InvalidEvent", testInvalidEvent},
 		{"LastEvent", testLastEvent},
+		{"ConcurrentRuns", testConcurrentRuns},
 		{"CallerOwnsEvents", testCallerOwnsEvents},
 		{"ReplayCallbackError", testReplayCallbackError},
 		{"AllFields", testAllFields},
@@ -816,6 +818,42 @@ func testLastEvent(t *testing.T, newPair NewPair) {
 	for i, r := range readers {
 		assertLast(t, r, names[i], run, &all[29], "after 1..30 and duplicates of older events")
 		assertLast(t, r, names[i], other, &Events(other, 40, 40)[0], "of another run")
+	}
+}
+
+// testConcurrentRuns publishes several runs at once, each from a
+// goroutine of its own, as executors sharing one sink do: a sink must be
+// safe for concurrent use, and each run replays whole.
+func testConcurrentRuns(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	const runs, each = 6, 300
+	base := RunID(t)
+	all := make([][]progress.Event, runs)
+	for r := range all {
+		all[r] = Events(fmt.Sprintf("%s-%d", base, r), 1, each)
+	}
+	errs := make([]error, runs)
+	var wg sync.WaitGroup
+	for r, events := range all {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			for i := 0; len(events) > 0; i++ {
+				n := min(1+(i+r)%9, len(events))
+				if err := sink.Publish(ctx, events[:n]...); err != nil {
+					errs[r] = fmt.Errorf("run %d: publish seq %d..: %w", r, events[0].Seq, err)
+					return
+				}
+				events = events[n:]
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	for _, want := range all {
+		if diff := Diff(want, Replay(t, src, want[0].RunID, 0)); diff != "" {
+			t.Errorf("Replay(0) of run %s, published while %d others were (-want +got):\n%s", want[0].RunID, runs-1, diff)
+		}
 	}
 }
 
