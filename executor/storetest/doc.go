@@ -73,7 +73,8 @@
 // and after a Put replaced one, and fails with [executor.ErrNotFound],
 // naming it, at a reference that points to nothing.
 //
-// Run stores: every field of [executor.Record] round-trips, Graph (the
+// Run stores: every field of [executor.Record] round-trips, every status
+// and every mark reason, Graph (the
 // run's graph fingerprint, which Resume checks) and zero and
 // finer-than-microsecond times included, Failed in its order (the
 // Report's, not the text's), and text of every kind with an Error of

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/storetest"
 )
@@ -71,6 +72,9 @@ var review8Bugs = []struct {
 	// with an error, as a store that passes it to a Postgres text
 	// parameter does, where Exists must report false and Get, Missing and
 	// GetMany not found: one such reference in a state stops every run.
+	// Mark reasons after the first three came back as the zero Reason:
+	// the kit's record used three of the ten.
+	{"RunStore", "old-reasons", []string{"RoundTrip"}},
 	{"AssetStore", "text-refs", []string{"Exists", "UnknownRef", "MissingAgreesWithExists", "GetManyAgreesWithGet"}},
 }
 
@@ -136,6 +140,8 @@ func TestReview8BuggyStore(t *testing.T) {
 		f.Retainer = func(*testing.T) storetest.Retainer { return &knownRefs{MemoryStore: executor.NewMemoryStore()} }
 	case "AssetStore/text-refs":
 		f.Assets = func(*testing.T) executor.AssetStore { return textRefs{executor.NewMemoryAssets()} }
+	case "RunStore/old-reasons":
+		f.Runs = func(*testing.T) executor.RunStore { return oldReasons{executor.NewMemoryRuns()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -458,4 +464,18 @@ func (s textRefs) GetMany(ctx context.Context, refs []string) ([]executor.Asset,
 		return nil, err
 	}
 	return s.MemoryAssets.GetMany(ctx, refs)
+}
+
+// oldReasons keeps the mark reasons of its first release only (edited,
+// forced, asset missing): a later one comes back as the zero Reason.
+type oldReasons struct{ *executor.MemoryRuns }
+
+func (s oldReasons) PutRun(ctx context.Context, r executor.Record) error {
+	r.Marks = slices.Clone(r.Marks)
+	for i := range r.Marks {
+		if r.Marks[i].Reason > dirty.ReasonAssetMissing {
+			r.Marks[i].Reason = 0
+		}
+	}
+	return s.MemoryRuns.PutRun(ctx, r)
 }

@@ -121,6 +121,15 @@ func testRunRoundTrip(t *testing.T, s executor.RunStore) {
 		putRun(t, s, r)
 		requireRun(t, s, r)
 	}
+
+	// Every mark reason, in an order that is not theirs.
+	all := record(Unique(t, "reasons"), r.GraphKey, baseTime.Add(time.Minute))
+	all.Marks = nil
+	for reason := dirty.ReasonUpstream; reason >= dirty.ReasonEdited; reason-- {
+		all.Marks = append(all.Marks, dirty.Mark{ID: fmt.Sprintf("node-%d", reason), Reason: reason})
+	}
+	putRun(t, s, all)
+	requireRun(t, s, all)
 }
 
 func testRunRunning(t *testing.T, s executor.RunStore) {
