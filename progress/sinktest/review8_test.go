@@ -254,6 +254,9 @@ func TestReview8BrokenHistoryPair(t *testing.T) {
 			return progress.NewFanout(m, live), lastOfLiveCopy{Memory: m, live: live}, h
 		case "swallowsErrors":
 			return m, swallowsErrors{m}, h
+		case "fillOnlyWhenEmpty":
+			live := progress.NewMemory(progress.MemoryOptions{})
+			return live, fillOnlyWhenEmpty{live: live, h: h}, h
 		}
 		return m, m, h
 	})
@@ -321,7 +324,11 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 			"InvalidEvent",
 			"NoDuplicates",
 		}},
+		// The source read the History past its live copy's newest event
+		// only when the live copy had none.
+		{"TestReview8BrokenHistoryPair", "fillOnlyWhenEmpty", []string{"HistoryPastLive"}, nil},
 		{"TestReview8BrokenHistoryPair", "correct", nil, []string{
+			"HistoryPastLive",
 			"HistoryCallbackError",
 			"HistoryLastEvent",
 		}},
@@ -365,4 +372,41 @@ func (s *scratch) Publish(ctx context.Context, events ...progress.Event) error {
 	s.buf = append(s.buf[:0], events...)
 	runtime.Gosched()
 	return s.Memory.Publish(ctx, s.buf...)
+}
+
+// fillOnlyWhenEmpty reads the History for the events before the first of
+// its live copy, but for those after its newest only when the live copy
+// has none: the events that only the History got after the live copy
+// stopped getting them (a Redis outage, while the archive went on) are
+// lost.
+type fillOnlyWhenEmpty struct {
+	live *progress.Memory // without a History
+	h    progress.History
+}
+
+func (f fillOnlyWhenEmpty) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	cur := progress.NewCursor(run, after, f.h, fn)
+	n := 0
+	if err := f.live.Replay(ctx, run, after, func(e progress.Event) error { n++; return cur.Deliver(ctx, e) }); err != nil {
+		return err
+	}
+	if n == 0 {
+		return cur.FillFromHistory(ctx)
+	}
+	return nil
+}
+
+func (f fillOnlyWhenEmpty) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	cur := progress.NewCursor(run, after, f.h, fn)
+	n := 0
+	deliver := func(e progress.Event) error { n++; return cur.Deliver(ctx, e) }
+	if err := f.live.Replay(ctx, run, after, deliver); err != nil {
+		return err
+	}
+	if n == 0 {
+		if err := cur.FillFromHistory(ctx); err != nil {
+			return err
+		}
+	}
+	return f.live.Tail(ctx, run, cur.Last(), deliver)
 }

@@ -68,6 +68,9 @@
 //     History's;
 //   - a History that holds the start of a run and a live copy that holds
 //     the rest make one run, with no gap and no duplicate;
+//   - so do a live copy that holds the start of a run and a History that
+//     holds more of it: the events past the live copy's newest are read
+//     from the History;
 //   - a reader at or past the final event of a run that only the History
 //     holds gets nothing, and its Tail still returns context.Cause when
 //     its context ends;
@@ -189,6 +192,7 @@ func RunHistory(t *testing.T, newPair NewHistoryPair) {
 		{"HistoryThenLive", testHistoryThenLive},
 		{"HistoryOnlyEnded", testHistoryOnlyEnded},
 		{"HistoryLastEvent", testHistoryLastEventSource},
+		{"HistoryPastLive", testHistoryPastLive},
 		{"HistoryCallbackError", testHistoryCallbackErrorSource},
 	}
 	for _, tt := range tests {
@@ -941,6 +945,29 @@ func testHistoryOnlyEnded(t *testing.T, newPair NewHistoryPair) {
 		err := tl.Stop(t, cause) // fails the test if anything more came
 		assert.ErrorIs(t, err, cause, "Tail(%d) of a finished run must last until its context ends", after)
 	}
+}
+
+// testHistoryPastLive reads a run whose live copy got its start only
+// and whose History got more of it (the live copy's backend was down
+// while the archive went on): a reader gets every event once, the
+// History's past the live copy's newest included, then the live ones.
+func testHistoryPastLive(t *testing.T, newPair NewHistoryPair) {
+	sink, src, hist := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 70)
+	publish(t, sink, all[:20]...)
+	archive(t, hist, all[:60]...)
+	if diff := Diff(all[:60], Replay(t, src, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) of a run the live copy holds 1..20 of, the History 1..60 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Span(31, 60), Seqs(Replay(t, src, run, 30))); diff != "" {
+		t.Errorf("Replay(30) (-want +got):\n%s", diff)
+	}
+	tl := StartTail(t, src, run, 10)
+	tl.Expect(t, Span(11, 60))
+	publishInBatches(t, sink, all[60:], 3)
+	tl.Expect(t, Span(61, 70))
+	tl.Stop(t, context.Canceled)
 }
 
 // testHistoryCallbackErrorSource stops a replay and a tail with their
