@@ -70,7 +70,15 @@ func TestHandlerCloseOnFinalAheadOfTheRun(t *testing.T) {
 				f.publish(t, all[tt.stored:]...)
 				require.NoError(t, <-done, "the run ended below the client's last event ID; its stream must end with a 204")
 				assert.Empty(t, *got, "events at or below the client's last event ID")
-				assert.Equal(t, 1, c.Connects(), "one stream, ended at the run's final event")
+				if opened == 0 {
+					// Nothing tells when the handler has looked the run up:
+					// if it did after the run ended, it answered 204 at
+					// once, without a stream; otherwise the run's first
+					// event opened one, ended at the final event.
+					assert.LessOrEqual(t, c.Connects(), 1, "at most one stream, ended at the run's final event")
+				} else {
+					assert.Equal(t, 1, c.Connects(), "one stream, ended at the run's final event")
+				}
 				assert.Equal(t, "9", c.LastEventID())
 				s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": {"9"}})
 				assert.Equal(t, http.StatusNoContent, s.resp.StatusCode, "a reconnect past the end")
