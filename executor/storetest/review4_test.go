@@ -3,13 +3,10 @@ package storetest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/storetest"
@@ -17,41 +14,25 @@ import (
 
 // review4Bugs are contract violations that the kit let through: each a
 // memory store with one mistake, and the subtest that must catch it.
-var review4Bugs = []struct {
-	store, bug, fails string
-}{
+var review4Bugs = []kitBug{
 	// Put with a done context replaced the asset under its key, then
 	// returned the context's error: the kit said it could not check Put,
 	// whose reference it did not know, but it knows it for a replacement.
-	{"AssetStore", "put-applies-cancelled", "CancelledContext"},
+	{"AssetStore", "put-applies-cancelled", []string{"CancelledContext"}},
 	// PutRun of a record with a new graph key (same ID) left it listed
 	// under its old graph, as a store that indexes records by graph and
 	// adds the new entry without removing the old one does.
-	{"RunStore", "stale-graph-index", "Replace"},
+	{"RunStore", "stale-graph-index", []string{"Replace"}},
 	// Commit with a done context returned the error with a version other
 	// than 0, though "on error the returned version is 0".
-	{"StateStore", "cancel-version", "CancelledContext"},
+	{"StateStore", "cancel-version", []string{"CancelledContext"}},
 }
 
 // TestReview4KitCatchesBugs runs the kit, in a child process, against
 // each store of review4Bugs, and checks that the subtest meant to catch
 // its bug fails.
 func TestReview4KitCatchesBugs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts child processes")
-	}
-	for _, b := range review4Bugs {
-		t.Run(b.store+"/"+b.bug, func(t *testing.T) {
-			t.Parallel()
-			run := "^TestReview4BuggyStore$/^" + b.store + "$/^" + b.fails + "$"
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+run, "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), "STORETEST_REVIEW4_BUG="+b.store+"/"+b.bug)
-			out, err := cmd.CombinedOutput()
-			assert.Error(t, err, "the kit passed a store with bug %q:\n%s", b.bug, out)
-			assert.Contains(t, string(out), "--- FAIL: TestReview4BuggyStore/"+b.store+"/"+b.fails+" ",
-				"subtest %s did not catch bug %q:\n%s", b.fails, b.bug, out)
-		})
-	}
+	checkKitCatches(t, "TestReview4BuggyStore", "STORETEST_REVIEW4_BUG", review4Bugs)
 }
 
 // TestReview4BuggyStore runs the kit against the buggy store that

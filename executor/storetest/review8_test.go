@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
@@ -23,10 +20,7 @@ import (
 // review8Bugs are contract violations that the kit let through before
 // review 8: each a memory store wrapped to make one mistake, and the
 // subtests that must catch it.
-var review8Bugs = []struct {
-	store, bug string
-	fails      []string
-}{
+var review8Bugs = []kitBug{
 	// PutRun and GetRun matched IDs case-insensitively and without
 	// trailing spaces, as a MySQL-style collation does: a record put under
 	// "Run-1" replaced the one under "run-1".
@@ -82,23 +76,7 @@ var review8Bugs = []struct {
 // each store of review8Bugs, and checks that the subtests meant to catch
 // its bug fail.
 func TestReview8KitCatchesBugs(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts child processes")
-	}
-	for _, b := range review8Bugs {
-		t.Run(b.store+"/"+b.bug, func(t *testing.T) {
-			t.Parallel()
-			run := fmt.Sprintf("^TestReview8BuggyStore$/^%s$/^(%s)$", b.store, strings.Join(b.fails, "|"))
-			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+run, "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), "STORETEST_REVIEW8_BUG="+b.store+"/"+b.bug)
-			out, err := cmd.CombinedOutput()
-			assert.Error(t, err, "the kit passed a store with bug %q:\n%s", b.bug, out)
-			for _, f := range b.fails {
-				assert.Contains(t, string(out), "--- FAIL: TestReview8BuggyStore/"+b.store+"/"+f+" ",
-					"subtest %s did not catch bug %q:\n%s", f, b.bug, out)
-			}
-		})
-	}
+	checkKitCatches(t, "TestReview8BuggyStore", "STORETEST_REVIEW8_BUG", review8Bugs)
 }
 
 // TestReview8BuggyStore runs the kit against the buggy store that

@@ -41,11 +41,7 @@ func TestFakeStoresWithoutBugsPass(t *testing.T) {
 
 // bugs are mistakes a store could make, each with the kit's subtests
 // that must catch it.
-var bugs = []struct {
-	store string // "StateStore", "AssetStore" or "RunStore"
-	bug   string
-	fails []string
-}{
+var bugs = []kitBug{
 	{"StateStore", "no-cas", []string{"StaleCommitConflicts", "FirstCommitAtWrongVersion", "ConcurrentCommits"}},
 	{"StateStore", "racy-cas", []string{"ConcurrentCommits"}},
 	{"StateStore", "apply-then-check", []string{"StaleCommitConflicts", "FirstCommitAtWrongVersion"}},
@@ -113,20 +109,33 @@ var bugs = []struct {
 // TestKitCatchesBugs runs the kit, in a child process, against fake stores
 // with one bug each, and checks that the subtests meant to catch that bug
 // fail.
-func TestKitCatchesBugs(t *testing.T) {
+func TestKitCatchesBugs(t *testing.T) { checkKitCatches(t, "TestBuggyStore", "STORETEST_BUG", bugs) }
+
+// kitBug is a store with one bug: its kind ("StateStore", "AssetStore",
+// "RunStore" or "Retention"), the bug's name, and the kit's subtests
+// meant to catch it.
+type kitBug struct {
+	store, bug string
+	fails      []string
+}
+
+// checkKitCatches runs test, a test of this binary that runs the kit
+// against the buggy store that env names, in a child process for each of
+// bugs, and checks that the subtests meant to catch the bug fail.
+func checkKitCatches(t *testing.T, test, env string, bugs []kitBug) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
 	for _, b := range bugs {
 		t.Run(b.store+"/"+b.bug, func(t *testing.T) {
 			t.Parallel()
-			run := fmt.Sprintf("^TestBuggyStore$/^%s$/^(%s)$", b.store, strings.Join(b.fails, "|"))
+			run := fmt.Sprintf("^%s$/^%s$/^(%s)$", test, b.store, strings.Join(b.fails, "|"))
 			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run="+run, "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), "STORETEST_BUG="+b.store+"/"+b.bug)
+			cmd.Env = append(os.Environ(), env+"="+b.store+"/"+b.bug)
 			out, err := cmd.CombinedOutput()
 			assert.Error(t, err, "the kit passed a store with bug %q:\n%s", b.bug, out)
 			for _, f := range b.fails {
-				assert.Contains(t, string(out), "--- FAIL: TestBuggyStore/"+b.store+"/"+f+" ",
+				assert.Contains(t, string(out), "--- FAIL: "+test+"/"+b.store+"/"+f+" ",
 					"subtest %s did not catch bug %q:\n%s", f, b.bug, out)
 			}
 		})
