@@ -227,9 +227,9 @@ func ExampleStore_RunsByStatus() {
 			log.Fatal(err)
 		}
 		if rec, err = store.GetRun(ctx, rec.ID); err == nil && rec.Status == executor.RunRunning {
-			// The host builds the graph the run had: rec.Graph is its
-			// fingerprint, rec.Seconds its duration.
-			g, err := graph.Build(graph.Lecture(), rec.Seconds)
+			// The graph the run had, from the host's templates: rec.Graph
+			// is its fingerprint, rec.Seconds its duration.
+			g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
 			if err != nil {
 				log.Fatal(err)
 			}
