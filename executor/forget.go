@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/regengraph/regen/dirty"
@@ -44,6 +45,10 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 	}
 	defer e.runs.done()
 	fp := Fingerprint(g)
+	// The states sent by commits that failed, which may have gone
+	// through (their reply was lost): a reload that finds one counts it
+	// as dropped by this Forget.
+	var sent map[string][]dirty.State
 	for try, failures := 0, 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("forget %s: %w", quote(graphKey), err)
@@ -69,10 +74,17 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 		}
 		now := time.Now()
 		var changes []Change
+		dropped := 0 // by a commit of this Forget whose reply was lost
 		for _, id := range sortedKeys(snap.States) {
 			st := snap.States[id]
-			if id == GraphStateID || st == (dirty.State{Status: dirty.StatusMissing, Rev: st.Rev, UpdatedAt: st.UpdatedAt}) {
-				continue // the executor's own, or dropped already
+			if id == GraphStateID {
+				continue // the executor's own
+			}
+			if st == (dirty.State{Status: dirty.StatusMissing, Rev: st.Rev, UpdatedAt: st.UpdatedAt}) {
+				if slices.ContainsFunc(sent[id], func(s dirty.State) bool { return sameState(st, s) }) {
+					dropped++
+				}
+				continue // dropped already
 			}
 			if _, err := g.Lookup(id); err == nil {
 				continue // a node of the key's graph
@@ -80,18 +92,24 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 			changes = append(changes, Change{ID: id, State: dirty.State{Status: dirty.StatusMissing, Rev: st.Rev, UpdatedAt: now}})
 		}
 		if len(changes) == 0 {
-			return 0, nil
+			return dropped, nil
 		}
 		_, err = e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
 		switch {
 		case err == nil:
-			return len(changes), nil
+			return dropped + len(changes), nil
 		case errors.Is(err, ErrConflict) && try < maxEditConflicts:
 			continue
 		case !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil:
 			// A lost connection: the commit may have gone through; the
 			// reload tells, and the same changes again do no harm.
 			failures++
+			if sent == nil {
+				sent = make(map[string][]dirty.State, len(changes))
+			}
+			for _, c := range changes {
+				sent[c.ID] = append(sent[c.ID], c.State)
+			}
 			e.log.Warn("regen: commit of a forget failed, retrying", "graph", graphKey, "err", err)
 			if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 				continue

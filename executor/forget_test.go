@@ -2,8 +2,10 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -109,4 +111,46 @@ func TestForgetDroppedNodes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), final.States["asset:narration:segment[4]"].Rev)
 	assert.Equal(t, dirty.StatusClean, final.States["asset:narration:segment[4]"].Status)
+}
+
+// Forget retried a commit whose reply was lost (a connection reset after
+// the store applied it): the reload found the nodes dropped already, and
+// it returned 0, so a host told its user that nothing was dropped, and
+// logged no prune to make, though Forget had dropped every node.
+func TestForgetCountsACommitWhoseReplyWasLost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		build := func(seconds int) *graph.Graph {
+			g, err := graph.Build(graph.Lecture(), seconds)
+			require.NoError(t, err)
+			return g
+		}
+		long, short := build(60), build(30)
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			return executor.Asset{Data: fmt.Appendf(nil, "%s@%d", req.NodeID, req.Rev), Length: graph.SegmentLength}, nil
+		})
+		reg := executor.Registry{}
+		for _, k := range graph.Lecture().Kinds {
+			reg[k.Name] = gen
+		}
+		s := &editOutage{MemoryStates: executor.NewMemoryStates(), err: errors.New("connection reset")}
+		e, err := executor.New(executor.Options{Generators: reg, States: s})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(ctx)) }()
+		const key = "lecture"
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: long})
+		require.NoError(t, err)
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: short})
+		require.NoError(t, err)
+
+		s.mu.Lock()
+		s.lost = map[int]bool{s.commits + 1: true}
+		s.mu.Unlock()
+		n, err := e.Forget(ctx, short, key)
+		require.NoError(t, err)
+		assert.Equal(t, 9, n, "the nodes of segments 3 to 5 (narration, image, video)")
+		snap, err := s.MemoryStates.Load(ctx, key)
+		require.NoError(t, err)
+		assert.Equal(t, dirty.StatusMissing, snap.States["asset:video:segment[5]"].Status)
+	})
 }

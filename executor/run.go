@@ -1182,17 +1182,22 @@ func (r *run) madeFromView(n graph.Node, rev int64, inputHash string) bool {
 // to the microsecond, which is what stores keep).
 func stored(snap Snapshot, changes []Change) bool {
 	for _, c := range changes {
-		got, ok := snap.States[c.ID]
-		want := c.State
-		if !ok || !got.UpdatedAt.Truncate(time.Microsecond).Equal(want.UpdatedAt.Truncate(time.Microsecond)) {
-			return false
-		}
-		got.UpdatedAt, want.UpdatedAt = time.Time{}, time.Time{}
-		if got != want {
+		if got, ok := snap.States[c.ID]; !ok || !sameState(got, c.State) {
 			return false
 		}
 	}
 	return true
+}
+
+// sameState reports whether got, a state a store gave back, is want, as
+// written: its UpdatedAt may be in another location, and cut to
+// microseconds (as Postgres keeps it).
+func sameState(got, want dirty.State) bool {
+	if !got.UpdatedAt.Truncate(time.Microsecond).Equal(want.UpdatedAt.Truncate(time.Microsecond)) {
+		return false
+	}
+	got.UpdatedAt, want.UpdatedAt = time.Time{}, time.Time{}
+	return got == want
 }
 
 // settle moves committed results through the machine and reports them.
