@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -18,6 +19,9 @@ import (
 // embedder's friction); CancelCause gives one, as a context's cause does.
 func TestCancelCause(t *testing.T) {
 	errShutdown := errors.New("host shutting down")
+	// A host's cause may wrap ErrCancelled, so that code that checks
+	// for a cancel alone still finds it; it was dropped, as Cancel's.
+	errStopping := fmt.Errorf("%w: host stopping", executor.ErrCancelled)
 	for _, tc := range []struct {
 		name   string
 		cancel func(*executor.Run)
@@ -27,6 +31,7 @@ func TestCancelCause(t *testing.T) {
 		{"Cancel", (*executor.Run).Cancel, nil, "run cancelled"},
 		{"CancelCause", func(r *executor.Run) { r.CancelCause(errShutdown) }, errShutdown, "host shutting down"},
 		{"CancelCause nil", func(r *executor.Run) { r.CancelCause(nil) }, nil, "run cancelled"},
+		{"CancelCause wrapping ErrCancelled", func(r *executor.Run) { r.CancelCause(errStopping) }, errStopping, "host stopping"},
 		{"first cancel counts", func(r *executor.Run) { r.CancelCause(errShutdown); r.Cancel() }, errShutdown, "host shutting down"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1398,9 +1398,13 @@ func (r *run) finish() {
 	switch {
 	case r.ctx.Err() != nil:
 		rec.Status = RunCancelled
-		err = fmt.Errorf("%w: run %s: %w", ErrCancelled, r.handle.id, context.Cause(r.ctx))
-		if errors.Is(context.Cause(r.ctx), ErrCancelled) {
+		switch cause := context.Cause(r.ctx); {
+		case cause == ErrCancelled: // Cancel, or CancelCause(nil)
 			err = fmt.Errorf("%w: run %s", ErrCancelled, r.handle.id)
+		case errors.Is(cause, ErrCancelled): // a host's cause that says it already
+			err = fmt.Errorf("run %s: %w", r.handle.id, cause)
+		default:
+			err = fmt.Errorf("%w: run %s: %w", ErrCancelled, r.handle.id, cause)
 		}
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:
