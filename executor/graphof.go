@@ -33,6 +33,10 @@ func GraphOf(rec Record, opts graph.Options, templates ...graph.Template) (*grap
 		}
 		tried = append(tried, fmt.Sprintf("template %d: fingerprint %s", i, short(fp)))
 	}
-	return nil, fmt.Errorf("%w: the graph of run %s (%d s, fingerprint %s) is of none of the templates given: %s",
-		ErrInvalidRequest, quote(rec.ID), rec.Seconds, short(rec.Graph), strings.Join(tried, "; "))
+	fp := "fingerprint " + short(rec.Graph)
+	if rec.Graph == "" {
+		fp = "no fingerprint: an older release's record"
+	}
+	return nil, fmt.Errorf("%w: the graph of run %s (%d s, %s) is of none of the templates given: %s",
+		ErrInvalidRequest, quote(rec.ID), rec.Seconds, fp, strings.Join(tried, "; "))
 }

@@ -49,6 +49,10 @@ func TestGraphOf(t *testing.T) {
 		{"no template", rec, nil, "no template given"},
 		{"none matches", rec, []graph.Template{testgraph.Podcast()}, "is of none of the templates given: template 0: fingerprint"},
 		{"a duration no template builds", executor.Record{ID: "r", Seconds: 15, Graph: rec.Graph}, []graph.Template{graph.Lecture()}, "template 0: graph:"},
+		// An older release's record has no fingerprint: the message said
+		// "fingerprint )", as if it had an empty one.
+		{"a record without Graph no template builds", executor.Record{ID: "r", Seconds: 15}, []graph.Template{graph.Lecture()},
+			`the graph of run "r" (15 s, no fingerprint: an older release's record) is of none of the templates given: template 0: graph:`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := executor.GraphOf(tc.rec, graph.Options{}, tc.templates...)
