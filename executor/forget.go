@@ -115,6 +115,9 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 				continue
 			}
 		}
+		if ctx.Err() != nil {
+			err = stoppedBy(ctx, err) // ended in the backoff, or during the commit
+		}
 		return 0, fmt.Errorf("forget: commit %s: %w", quote(graphKey), err)
 	}
 }

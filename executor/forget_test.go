@@ -154,3 +154,49 @@ func TestForgetCountsACommitWhoseReplyWasLost(t *testing.T) {
 		assert.Equal(t, dirty.StatusMissing, snap.States["asset:video:segment[5]"].Status)
 	})
 }
+
+// A Forget whose ctx ended while it waited to commit again, after a
+// failed commit, returned the store's error alone ("connection reset"),
+// without ctx's: a host that tells a cancel from a store failure with
+// errors.Is(err, context.Canceled) saw a store failure.
+func TestForgetCancelledInItsBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		build := func(seconds int) *graph.Graph {
+			g, err := graph.Build(graph.Lecture(), seconds)
+			require.NoError(t, err)
+			return g
+		}
+		long, short := build(60), build(30)
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			return executor.Asset{Data: fmt.Appendf(nil, "%s@%d", req.NodeID, req.Rev), Length: graph.SegmentLength}, nil
+		})
+		reg := executor.Registry{}
+		for _, k := range graph.Lecture().Kinds {
+			reg[k.Name] = gen
+		}
+		s := &editOutage{MemoryStates: executor.NewMemoryStates(), err: errors.New("connection reset")}
+		e, err := executor.New(executor.Options{Generators: reg, States: s})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		const key = "lecture"
+		_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: long})
+		require.NoError(t, err)
+		_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: short})
+		require.NoError(t, err)
+
+		s.mu.Lock()
+		s.failAll = true
+		s.mu.Unlock()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.Forget(ctx, short, key)
+			done <- err
+		}()
+		synctest.Wait() // in its backoff, after a failed commit
+		cancel()
+		err = <-done
+		require.ErrorIs(t, err, context.Canceled)
+		assert.ErrorContains(t, err, "connection reset", "and the failure it was retrying")
+	})
+}
