@@ -203,7 +203,11 @@
 //
 //	lock, err := store.LockGraph(ctx, key) // or TryLockGraph, to refuse at once
 //	if err != nil { ... }                   // a *LockedError from TryLockGraph: the key runs elsewhere
-//	defer lock.Unlock(context.WithoutCancel(ctx))
+//	defer func() { // bounded: on a dead network the server cannot be told
+//		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+//		defer cancel()
+//		lock.Unlock(uctx)
+//	}()
 //	run, err := e.Start(ctx, req)           // or e.Resume(ctx, g, runID)
 //	if err != nil { ... }
 //	select {

@@ -170,7 +170,11 @@ func ExampleStore_TryLockGraph() {
 	} else if err != nil {
 		log.Fatal(err)
 	}
-	defer lock.Unlock(context.WithoutCancel(ctx))
+	defer func() { // bounded: on a dead network the server cannot be told
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx) // closes the connection whatever happens
+	}()
 	run, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g,
 		Marks: []dirty.Mark{{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited}}})
 	if err != nil {
