@@ -594,7 +594,7 @@ func (s *Stream) retryCopy(runID string) {
 		s.mu.Unlock()
 	}()
 	giveUp := time.Now().Add(copyRetryFor)
-	delay := s.retryDelay
+	delay := min(s.retryDelay, maxCopyRetryDelay)
 	for tries := 2; ; tries++ {
 		t := time.NewTimer(delay)
 		select {
