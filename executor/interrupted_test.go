@@ -80,18 +80,10 @@ func TestStoryCrashedRunsViewersEndWhenItIsResumed(t *testing.T) {
 				ctx := context.Background()
 				l := newLab(t, 60)
 				stream, archive := progress.NewMemory(progress.MemoryOptions{}), progress.NewMemoryHistory()
-				crashed := &crashingSink{next: progress.NewFanout(stream, progress.NewArchive(archive)), left: crashAfter}
-				old := newExecutor(t, l, crashed)
-				r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g, TriggeredBy: "test"})
-				require.NoError(t, err)
-				_, err = r.Wait()
-				require.NoError(t, err)
 				// Its process died before it recorded its outcome.
-				rec, err := l.runs.GetRun(ctx, r.ID())
-				require.NoError(t, err)
-				rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
-				require.NoError(t, l.runs.PutRun(ctx, rec))
-				before := replay(t, stream, r.ID())
+				rec := crashRun(t, l, progress.NewFanout(stream, progress.NewArchive(archive)), crashAfter,
+					executor.RunRequest{GraphKey: "lecture", Graph: l.g, TriggeredBy: "test"})
+				before := replay(t, stream, rec.ID)
 				require.Len(t, before, crashAfter)
 
 				// A viewer follows the run.
@@ -99,7 +91,7 @@ func TestStoryCrashedRunsViewersEndWhenItIsResumed(t *testing.T) {
 				defer stopViewer()
 				viewer := make(chan error, 1)
 				go func() {
-					viewer <- stream.Tail(viewCtx, r.ID(), 0, func(e progress.Event) error {
+					viewer <- stream.Tail(viewCtx, rec.ID, 0, func(e progress.Event) error {
 						if e.Type.Final() {
 							return errViewerEnded
 						}
@@ -111,13 +103,13 @@ func TestStoryCrashedRunsViewersEndWhenItIsResumed(t *testing.T) {
 				// Another process resumes it.
 				sink := tt.sink(t, stream, archive)
 				e := newExecutor(t, l, sink)
-				resumed, err := e.Resume(ctx, l.g, r.ID())
+				resumed, err := e.Resume(ctx, l.g, rec.ID)
 				require.NoError(t, err)
 				_, err = resumed.Wait()
 				require.NoError(t, err)
 				flush(t, sink)
 				synctest.Wait()
-				rec, err = l.runs.GetRun(ctx, r.ID())
+				rec, err = l.runs.GetRun(ctx, rec.ID)
 				require.NoError(t, err)
 				assert.Equal(t, executor.RunInterrupted, rec.Status)
 
@@ -133,47 +125,47 @@ func TestStoryCrashedRunsViewersEndWhenItIsResumed(t *testing.T) {
 					stopViewer()
 					assert.ErrorIs(t, <-viewer, context.Canceled)
 				}
-				got := replay(t, stream, r.ID())
+				got := replay(t, stream, rec.ID)
 				if !tt.wantFinal {
 					assert.Empty(t, cmp.Diff(before, got), "the run's stream (-before +after)")
 					return
 				}
-				want := progress.Event{RunID: r.ID(), GraphKey: "lecture", Seq: crashAfter + 1, Time: rec.EndedAt,
+				want := progress.Event{RunID: rec.ID, GraphKey: "lecture", Seq: crashAfter + 1, Time: rec.EndedAt,
 					Type: progress.RunCancelled, Stage: progress.NoStage,
 					Message: "interrupted: it ended without recording its outcome; resumed by run " + resumed.ID(),
-					Error:   "executor: run cancelled: run " + r.ID() + ": interrupted",
+					Error:   "executor: run cancelled: run " + rec.ID + ": interrupted",
 					Done:    before[crashAfter-1].Done, Total: before[crashAfter-1].Total,
 					ResumedBy: resumed.ID()}
 				assert.Empty(t, cmp.Diff(append(before, want), got), "the run's stream (-want +got)")
 				assert.Equal(t, rec.Error, want.Message, "the record and the stream say the same")
 				if tt.name != "progress.Memory" {
-					assert.Empty(t, cmp.Diff(got, replay(t, archive, r.ID())), "the archive (-stream +archive)")
+					assert.Empty(t, cmp.Diff(got, replay(t, archive, rec.ID)), "the archive (-stream +archive)")
 				}
 
 				// Once only: a Resume or RerunFailed of the run finds it
 				// interrupted, and publishes nothing; nor does one that read
 				// its record before it said so (another process's), as its
 				// stream has ended.
-				again, err := e.Resume(ctx, l.g, r.ID())
+				again, err := e.Resume(ctx, l.g, rec.ID)
 				require.NoError(t, err)
 				_, err = again.Wait()
 				require.NoError(t, err)
-				rerun, err := e.RerunFailed(ctx, l.g, r.ID())
+				rerun, err := e.RerunFailed(ctx, l.g, rec.ID)
 				require.NoError(t, err)
 				_, err = rerun.Wait()
 				require.NoError(t, err)
 				rec.Status, rec.Error = executor.RunRunning, ""
 				require.NoError(t, l.runs.PutRun(ctx, rec))
 				other := newExecutor(t, l, sink)
-				third, err := other.RerunFailed(ctx, l.g, r.ID())
+				third, err := other.RerunFailed(ctx, l.g, rec.ID)
 				require.NoError(t, err)
 				_, err = third.Wait()
 				require.NoError(t, err)
-				rec, err = l.runs.GetRun(ctx, r.ID())
+				rec, err = l.runs.GetRun(ctx, rec.ID)
 				require.NoError(t, err)
 				assert.Contains(t, rec.Error, "resumed by run "+third.ID(), "recorded as interrupted again")
 				flush(t, sink)
-				assert.Empty(t, cmp.Diff(got, replay(t, stream, r.ID())), "the run's stream after more resumes (-before +after)")
+				assert.Empty(t, cmp.Diff(got, replay(t, stream, rec.ID)), "the run's stream after more resumes (-before +after)")
 			})
 		})
 	}
@@ -188,6 +180,24 @@ func newExecutor(t *testing.T, l *lab, sink progress.Sink) *executor.Executor {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
 	return e
+}
+
+// crashRun runs l's lecture on an executor whose sink crashes after left
+// events, and then records the run as running again, as a process that
+// died before it recorded its outcome leaves it; it returns the record.
+func crashRun(t *testing.T, l *lab, sink progress.Sink, left int, req executor.RunRequest) executor.Record {
+	t.Helper()
+	ctx := context.Background()
+	old := newExecutor(t, l, &crashingSink{next: sink, left: left})
+	r, err := old.Start(ctx, req)
+	require.NoError(t, err)
+	_, err = r.Wait()
+	require.NoError(t, err)
+	rec, err := l.runs.GetRun(ctx, r.ID())
+	require.NoError(t, err)
+	rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
+	require.NoError(t, l.runs.PutRun(ctx, rec))
+	return rec
 }
 
 // buffered returns a Buffered over next, closed at the test's end.
@@ -347,28 +357,20 @@ func TestInterruptedRecordOfALongResumingRunIDIsCut(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 30)
 		stream := progress.NewMemory(progress.MemoryOptions{})
-		old := newExecutor(t, l, &crashingSink{next: stream, left: 3})
-		r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
-		_, err = r.Wait()
-		require.NoError(t, err)
-		rec, err := l.runs.GetRun(ctx, r.ID())
-		require.NoError(t, err)
-		rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
-		require.NoError(t, l.runs.PutRun(ctx, rec))
+		rec := crashRun(t, l, stream, 3, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
 
 		e := newExecutor(t, l, stream)
 		long := strings.Repeat("r", executor.MaxEventText+100)
-		resumed, err := e.Resume(ctx, l.g, r.ID(), executor.ResumeOptions{RunID: long})
+		resumed, err := e.Resume(ctx, l.g, rec.ID, executor.ResumeOptions{RunID: long})
 		require.NoError(t, err)
 		_, err = resumed.Wait()
 		require.NoError(t, err)
-		rec, err = l.runs.GetRun(ctx, r.ID())
+		rec, err = l.runs.GetRun(ctx, rec.ID)
 		require.NoError(t, err)
 		assert.Equal(t, executor.RunInterrupted, rec.Status)
 		assert.LessOrEqual(t, len(rec.Error), executor.MaxEventText)
 		assert.True(t, strings.HasPrefix(rec.Error, "interrupted: it ended without recording its outcome; resumed by run rrr"), rec.Error[:100])
-		got := replay(t, stream, r.ID())
+		got := replay(t, stream, rec.ID)
 		require.Len(t, got, 4)
 		assert.Equal(t, progress.RunCancelled, got[3].Type)
 		assert.Equal(t, rec.Error, got[3].Message, "the record and the stream say the same")
@@ -415,17 +417,9 @@ func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
 				ctx := context.Background()
 				l := newLab(t, 30)
 				stream := progress.NewMemory(progress.MemoryOptions{})
-				old := newExecutor(t, l, &crashingSink{next: stream, left: 5})
-				r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-				require.NoError(t, err)
-				_, err = r.Wait()
-				require.NoError(t, err)
-				rec, err := l.runs.GetRun(ctx, r.ID())
-				require.NoError(t, err)
-				rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
-				require.NoError(t, l.runs.PutRun(ctx, rec))
+				rec := crashRun(t, l, stream, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
 
-				runs := &heldRuns{MemoryRuns: l.runs, id: r.ID(), held: make(chan struct{}), release: make(chan struct{})}
+				runs := &heldRuns{MemoryRuns: l.runs, id: rec.ID, held: make(chan struct{}), release: make(chan struct{})}
 				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
 					Runs: runs, Sink: stream})
 				require.NoError(t, err)
@@ -439,12 +433,12 @@ func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
 				}
 				first := make(chan resumed, 1)
 				go func() {
-					run, err := e.Resume(ctx, l.g, r.ID())
+					run, err := e.Resume(ctx, l.g, rec.ID)
 					first <- resumed{run, err}
 				}()
 				<-runs.held
 				synctest.Wait() // its run, with nothing to make, has ended
-				_, err = second.call(e, ctx, l.g, r.ID())
+				_, err = second.call(e, ctx, l.g, rec.ID)
 				require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second one while the first is under way")
 				assert.ErrorContains(t, err, "already being finished by run")
 				release()
@@ -453,15 +447,15 @@ func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
 				_, err = got.run.Wait()
 				require.NoError(t, err)
 
-				rec, err = l.runs.GetRun(ctx, r.ID())
+				rec, err = l.runs.GetRun(ctx, rec.ID)
 				require.NoError(t, err)
 				assert.Equal(t, "interrupted: it ended without recording its outcome; resumed by run "+got.run.ID(), rec.Error)
-				evs := replay(t, stream, r.ID())
+				evs := replay(t, stream, rec.ID)
 				require.Len(t, evs, 6)
 				assert.Equal(t, got.run.ID(), evs[5].ResumedBy, "the record and the stream name the same run")
 
 				// Once it returned, the key is free again.
-				again, err := second.call(e, ctx, l.g, r.ID())
+				again, err := second.call(e, ctx, l.g, rec.ID)
 				require.NoError(t, err)
 				_, err = again.Wait()
 				require.NoError(t, err)
