@@ -95,6 +95,15 @@ func TestFingerprint(t *testing.T) {
 // end.
 func lectureExecutor(t *testing.T) *executor.Executor {
 	t.Helper()
+	e, err := executor.New(executor.Options{Generators: lectureRegistry()})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	return e
+}
+
+// lectureRegistry gives every kind of the lecture a generator whose output
+// depends on the node and its revision only.
+func lectureRegistry() executor.Registry {
 	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
 		return executor.Asset{Data: fmt.Appendf(nil, "%s@%d", req.NodeID, req.Rev), Length: graph.SegmentLength}, nil
 	})
@@ -102,8 +111,5 @@ func lectureExecutor(t *testing.T) *executor.Executor {
 	for _, k := range graph.Lecture().Kinds {
 		reg[k.Name] = gen
 	}
-	e, err := executor.New(executor.Options{Generators: reg})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
-	return e
+	return reg
 }

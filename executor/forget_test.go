@@ -120,28 +120,8 @@ func TestForgetDroppedNodes(t *testing.T) {
 func TestForgetCountsACommitWhoseReplyWasLost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		build := func(seconds int) *graph.Graph {
-			g, err := graph.Build(graph.Lecture(), seconds)
-			require.NoError(t, err)
-			return g
-		}
-		long, short := build(60), build(30)
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			return executor.Asset{Data: fmt.Appendf(nil, "%s@%d", req.NodeID, req.Rev), Length: graph.SegmentLength}, nil
-		})
-		reg := executor.Registry{}
-		for _, k := range graph.Lecture().Kinds {
-			reg[k.Name] = gen
-		}
-		s := &editOutage{MemoryStates: executor.NewMemoryStates(), err: errors.New("connection reset")}
-		e, err := executor.New(executor.Options{Generators: reg, States: s})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, e.Close(ctx)) }()
+		s, e, short := shrunkOnOutage(t)
 		const key = "lecture"
-		_, err = e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: long})
-		require.NoError(t, err)
-		_, err = e.Run(ctx, executor.RunRequest{GraphKey: key, Graph: short})
-		require.NoError(t, err)
 
 		s.mu.Lock()
 		s.lost = map[int]bool{s.commits + 1: true}
@@ -161,28 +141,8 @@ func TestForgetCountsACommitWhoseReplyWasLost(t *testing.T) {
 // errors.Is(err, context.Canceled) saw a store failure.
 func TestForgetCancelledInItsBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		build := func(seconds int) *graph.Graph {
-			g, err := graph.Build(graph.Lecture(), seconds)
-			require.NoError(t, err)
-			return g
-		}
-		long, short := build(60), build(30)
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			return executor.Asset{Data: fmt.Appendf(nil, "%s@%d", req.NodeID, req.Rev), Length: graph.SegmentLength}, nil
-		})
-		reg := executor.Registry{}
-		for _, k := range graph.Lecture().Kinds {
-			reg[k.Name] = gen
-		}
-		s := &editOutage{MemoryStates: executor.NewMemoryStates(), err: errors.New("connection reset")}
-		e, err := executor.New(executor.Options{Generators: reg, States: s})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		s, e, short := shrunkOnOutage(t)
 		const key = "lecture"
-		_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: long})
-		require.NoError(t, err)
-		_, err = e.Run(t.Context(), executor.RunRequest{GraphKey: key, Graph: short})
-		require.NoError(t, err)
 
 		s.mu.Lock()
 		s.failAll = true
@@ -195,8 +155,30 @@ func TestForgetCancelledInItsBackoff(t *testing.T) {
 		}()
 		synctest.Wait() // in its backoff, after a failed commit
 		cancel()
-		err = <-done
+		err := <-done
 		require.ErrorIs(t, err, context.Canceled)
 		assert.ErrorContains(t, err, "connection reset", "and the failure it was retrying")
 	})
+}
+
+// shrunkOnOutage runs a 60 s lecture, then a 30 s one, on key "lecture" of
+// an executor whose states are s, a store whose failures the test sets;
+// it returns them and the 30 s graph. The executor is closed when the
+// test ends.
+func shrunkOnOutage(t *testing.T) (*editOutage, *executor.Executor, *graph.Graph) {
+	t.Helper()
+	ctx := context.Background()
+	s := &editOutage{MemoryStates: executor.NewMemoryStates(), err: errors.New("connection reset")}
+	e, err := executor.New(executor.Options{Generators: lectureRegistry(), States: s})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	var short *graph.Graph
+	for _, seconds := range []int{60, 30} {
+		g, err := graph.Build(graph.Lecture(), seconds)
+		require.NoError(t, err)
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g})
+		require.NoError(t, err)
+		short = g
+	}
+	return s, e, short
 }
