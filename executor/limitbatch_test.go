@@ -96,9 +96,19 @@ func TestLimitBelowConcurrencyKeepsBatchesWhole(t *testing.T) {
 					// Three rounds of calls of 30 s: 3, 3 and 2 nodes (and
 					// the workers' short waits for instant notes).
 					assert.InDelta(t, 90*time.Second, time.Since(start), float64(time.Second))
-					if bulk {
+					switch {
+					case bulk && mode == executor.Staged:
 						assert.Equal(t, []int{3, 3, 2}, b.sizes)
-					} else {
+					case bulk:
+						// Dataflow takes the voices as their notes end: its
+						// batches may be smaller, never over the limit.
+						total := 0
+						for _, n := range b.sizes {
+							assert.LessOrEqual(t, n, 3)
+							total += n
+						}
+						assert.Equal(t, 8, total)
+					default:
 						assert.Len(t, b.sizes, 8)
 					}
 					mu.Lock()
@@ -133,8 +143,10 @@ func TestLimitsAreCopiedByNew(t *testing.T) {
 				notes := executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
 					return executor.Asset{Data: []byte("n")}, nil
 				})
+				// Staged: every voice is ready when the first is taken, so
+				// the batches are as large as the limit allows.
 				opts := executor.Options{Generators: executor.Registry{"notes": notes, "voice": b},
-					Limits: map[string]int{"tts": 3}}
+					Limits: map[string]int{"tts": 3}, Mode: executor.Staged}
 				e, err := executor.New(opts)
 				require.NoError(t, err)
 				defer func() { require.NoError(t, e.Close(context.Background())) }()
