@@ -124,13 +124,19 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 	runID := newRunID()
-	switch err := s.startRun(key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds)); {
+	switch err := s.startRun(r.Context(), key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds)); {
 	case errors.Is(err, errBusy):
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; wait for its end", key, err))
 	case err != nil:
 		s.startFailed(w, r, err)
 	default:
-		s.params.setSeconds(key, body.Seconds)
+		// The run has started: a failure here is logged, and an edit
+		// then finds the length in the lecture's run records.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
+		defer cancel()
+		if err := s.params.setSeconds(ctx, key, body.Seconds); err != nil {
+			s.logger.Warn("lecture length not saved", "lecture", key, "run", runID, "err", err)
+		}
 		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
 	}
 }
@@ -162,10 +168,18 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
+	// The edit does not stop half-way when the client goes away: once
+	// its parameters are saved, it is carried out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
+	defer cancel()
 	// The lecture's graph, from its length: the one saved, or, for a
-	// lecture made before this process started, its last run's, while
+	// lecture made before the length was saved, its last run's, while
 	// retention keeps its records.
-	seconds, ok := s.params.lectureSeconds(key)
+	seconds, ok, err := s.params.lectureSeconds(ctx, key)
+	if err != nil {
+		s.internalError(w, r, fmt.Sprintf("reading the length of lecture %q", key), err)
+		return
+	}
 	if !ok {
 		records, err := s.store.ListRuns(r.Context(), key)
 		if err != nil {
@@ -194,10 +208,16 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("params: %w", err))
 		return
 	}
-	// A run slot too, unless the edit's run will be queued after one:
-	// taken once the request is known to be good (a bad node is told so
-	// even when the service is full), and before anything is saved.
-	sl, err := s.holdSlot(key)
+	// A run slot and the lecture's lock too, unless the edit's run will
+	// be queued after one of this process: taken once the request is
+	// known to be good (a bad node is told so even when the service is
+	// full), and before anything is saved. A lecture that another process
+	// runs is answered 409, with nothing saved.
+	sl, err := s.holdSlot(ctx, key)
+	if errors.Is(err, errBusy) {
+		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; nothing was saved: edit it again once the run has ended", key, err))
+		return
+	}
 	if err != nil {
 		s.startFailed(w, r, err)
 		return
@@ -207,21 +227,35 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	// which gives the node a new revision and makes it and its dependents
 	// dirty. In the other order, a run going on could make the node at
 	// its new revision from its old parameters, and keep that result.
-	// The edit does not stop half-way when the client goes away: its
-	// parameters are saved.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
-	defer cancel()
-	sv := s.params.swap(key, node, params.Bytes())
+	sv, err := s.params.swap(ctx, key, node, params.Bytes())
+	if err != nil {
+		s.internalError(w, r, fmt.Sprintf("saving the parameters of %s of lecture %q", node, key), err)
+		return
+	}
 	if _, err := s.exec.Edit(ctx, g, key, node); err != nil {
 		// The client is told the edit failed: its parameters must not
 		// be used by a later run, with no revision that stands for them.
-		s.params.restore(sv)
+		// On a context of its own: Edit may have used ctx up.
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		defer rcancel()
+		if rerr := s.params.restore(rctx, sv); rerr != nil {
+			s.logger.Error("the parameters of a failed edit were not taken back", "lecture", key, "node", node, "err", rerr)
+		}
 		s.internalError(w, r, fmt.Sprintf("recording the edit of %s of lecture %q", node, key), err)
 		return
 	}
-	s.params.keep(sv)
+	if err := s.params.keep(ctx, sv); err != nil { // only tidies up: the edit stands
+		s.logger.Warn("the older parameters of an edited node were not deleted", "lecture", key, "node", node, "err", err)
+	}
 	s.logger.Info("edited", "lecture", key, "node", node)
-	runID, after, err := s.startOrQueue(key, g, "edit of "+node, sl)
+	runID, after, err := s.startOrQueue(ctx, key, g, "edit of "+node, sl)
+	if errors.Is(err, errBusy) {
+		// Only when the run before it ended in the meantime, and another
+		// process took the lecture at once.
+		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; the edit was saved, "+
+			"but its run did not start: the lecture's next run regenerates what the edit affects", key, err))
+		return
+	}
 	if errors.Is(err, errClosing) {
 		// Only when the shutdown gave up waiting for this request.
 		httpError(w, http.StatusServiceUnavailable, errors.New("the edit was saved, but its run did not start: "+

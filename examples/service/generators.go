@@ -3,132 +3,165 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"sync"
+	"hash/fnv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 )
 
 // paramStore keeps the nodes' parameters, where the generators read them,
-// and each lecture's length, from which an edit builds its graph. The
-// executor keeps only the parameters' revision: a host saves new
-// parameters here before it calls Executor.Edit, never after. A real host
-// keeps both in its database; this one keeps them in memory, and loses
-// them on restart. It is safe for concurrent use.
+// and each lecture's length, from which an edit builds its graph, in two
+// tables of the service's schema (see migrate), so that they survive a
+// restart and every process of the service sees the same. The executor
+// keeps only the parameters' revision: a host saves new parameters here
+// before it calls Executor.Edit, never after. It is safe for concurrent
+// use, by several processes too.
+//
+// Each edit is a row of its own (swap inserts it), numbered in the order
+// the edits were saved, and a node's parameters are those of its newest
+// row: the newest edit that has not failed, recorded or still being
+// recorded. An edit whose recording fails deletes its row (restore), which
+// puts back the parameters of the newest edit left, whichever process
+// made it, and only if its row is still the newest; one that is recorded
+// deletes the rows older than its own (keep), which no read needs any
+// more. No transaction spans a save and Executor.Edit, which commits in
+// the executor's store: a process that dies between the two leaves its
+// row as if the edit had been recorded (whether it was is not known),
+// the parameters then being used from the node's next generation on, as
+// with any host that saves its parameters before Edit.
 type paramStore struct {
-	mu      sync.Mutex
-	m       map[string]map[string]json.RawMessage // graph key -> node ID -> parameters
-	seconds map[string]int                        // graph key -> the lecture's length
-	pending map[string]*pending                   // graph key NUL node ID -> its edits being recorded
+	pool     *pgxpool.Pool
+	schema   string
+	lectures string // the quoted name of the lectures' table
+	params   string // the quoted name of the parameters' table
 }
 
-// pending is what a node's parameters were before the oldest of its edits
-// whose recording has not settled, and its edits since, oldest first.
-type pending struct {
-	base  json.RawMessage
-	had   bool // the node had parameters: base
-	edits []*saved
+func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
+	return &paramStore{pool: pool, schema: schema,
+		lectures: pgx.Identifier{schema, "service_lectures"}.Sanitize(),
+		params:   pgx.Identifier{schema, "service_params"}.Sanitize()}
 }
 
-func newParamStore() *paramStore {
-	return &paramStore{m: map[string]map[string]json.RawMessage{}, seconds: map[string]int{}, pending: map[string]*pending{}}
+// migrate creates the tables if they are not there, in the schema that
+// the store's Migrate created. Processes that start together take turns,
+// under a transaction-scoped advisory lock: two CREATE TABLE IF NOT
+// EXISTS of one table at once may fail.
+func (p *paramStore) migrate(ctx context.Context) error {
+	h := fnv.New64a()
+	h.Write([]byte("github.com/regengraph/regen/examples/service.migrate:" + p.schema))
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+		return err
+	}
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS ` + p.lectures + ` (
+	graph_key text PRIMARY KEY,
+	seconds integer NOT NULL
+)`,
+		`CREATE TABLE IF NOT EXISTS ` + p.params + ` (
+	graph_key text NOT NULL,
+	node_id text NOT NULL,
+	edit bigint GENERATED ALWAYS AS IDENTITY,
+	params text NOT NULL,
+	PRIMARY KEY (graph_key, node_id, edit)
+)`,
+	} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit(ctx)
 }
 
 // setSeconds saves a lecture's length, once a run of it has started.
-func (p *paramStore) setSeconds(key string, seconds int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seconds[key] = seconds
+func (p *paramStore) setSeconds(ctx context.Context, key string, seconds int) error {
+	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.lectures+` (graph_key, seconds) VALUES ($1, $2)
+ON CONFLICT (graph_key) DO UPDATE SET seconds = EXCLUDED.seconds`, key, seconds)
+	if err != nil {
+		return fmt.Errorf("save the length of lecture %q: %w", key, err)
+	}
+	return nil
 }
 
 // lectureSeconds returns a lecture's length, if saved.
-func (p *paramStore) lectureSeconds(key string) (int, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n, ok := p.seconds[key]
-	return n, ok
+func (p *paramStore) lectureSeconds(ctx context.Context, key string) (int, bool, error) {
+	var n int
+	err := p.pool.QueryRow(ctx, `SELECT seconds FROM `+p.lectures+` WHERE graph_key = $1`, key).Scan(&n)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("read the length of lecture %q: %w", key, err)
+	}
+	return n, true, nil
 }
 
 // saved is an edit's parameters, saved by swap, until keep or restore
 // settles it.
 type saved struct {
 	key, nodeID string
-	params      json.RawMessage
-	settled     bool
-	failed      bool // restored: its edit was not recorded
+	edit        int64 // its row
 }
 
-// swap saves a node's parameters, for an edit about to be recorded. Call
-// keep once the edit is recorded, or restore if it failed.
-func (p *paramStore) swap(key, nodeID string, params json.RawMessage) *saved {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k := key + "\x00" + nodeID
-	pd := p.pending[k]
-	if pd == nil {
-		pd = &pending{}
-		pd.base, pd.had = p.m[key][nodeID]
-		p.pending[k] = pd
+// swap saves a node's parameters, for an edit about to be recorded: they
+// are the node's from now on. Call keep once the edit is recorded, or
+// restore if it failed.
+func (p *paramStore) swap(ctx context.Context, key, nodeID string, params json.RawMessage) (*saved, error) {
+	sv := &saved{key: key, nodeID: nodeID}
+	err := p.pool.QueryRow(ctx, `INSERT INTO `+p.params+` (graph_key, node_id, params) VALUES ($1, $2, $3)
+RETURNING edit`, key, nodeID, string(params)).Scan(&sv.edit)
+	if err != nil {
+		return nil, fmt.Errorf("save the parameters of %s of lecture %q: %w", nodeID, key, err)
 	}
-	sv := &saved{key: key, nodeID: nodeID, params: params}
-	pd.edits = append(pd.edits, sv)
-	if p.m[key] == nil {
-		p.m[key] = map[string]json.RawMessage{}
-	}
-	p.m[key][nodeID] = params
-	return sv
+	return sv, nil
 }
 
-// keep settles a swap whose edit was recorded.
-func (p *paramStore) keep(sv *saved) { p.settle(sv, false) }
+// keep settles a swap whose edit was recorded: the node's older edits,
+// settled or not, can no longer be its newest, and are deleted.
+func (p *paramStore) keep(ctx context.Context, sv *saved) error {
+	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.params+` WHERE graph_key = $1 AND node_id = $2 AND edit < $3`,
+		sv.key, sv.nodeID, sv.edit)
+	if err != nil {
+		return fmt.Errorf("forget the older parameters of %s of lecture %q: %w", sv.nodeID, sv.key, err)
+	}
+	return nil
+}
 
-// restore settles a swap whose edit failed: the node's parameters become
-// those of its newest edit that has not failed (recorded or still being
-// recorded), or else those from before its edits.
-func (p *paramStore) restore(sv *saved) { p.settle(sv, true) }
-
-func (p *paramStore) settle(sv *saved, failed bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k := sv.key + "\x00" + sv.nodeID
-	pd := p.pending[k]
-	if pd == nil || sv.settled {
-		return
+// restore settles a swap whose edit failed: its row is deleted, and the
+// node's parameters become those of its newest edit that has not failed
+// (recorded or still being recorded, in any process), or else those from
+// before its edits, or none.
+func (p *paramStore) restore(ctx context.Context, sv *saved) error {
+	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.params+` WHERE graph_key = $1 AND node_id = $2 AND edit = $3`,
+		sv.key, sv.nodeID, sv.edit)
+	if err != nil {
+		return fmt.Errorf("restore the parameters of %s of lecture %q: %w", sv.nodeID, sv.key, err)
 	}
-	sv.settled, sv.failed = true, failed
-	params, had := pd.base, pd.had
-	for _, e := range pd.edits {
-		if !e.failed {
-			params, had = e.params, true
-		}
-	}
-	if had {
-		p.m[sv.key][sv.nodeID] = params
-	} else {
-		delete(p.m[sv.key], sv.nodeID)
-	}
-	// The settled edits before the oldest unsettled one are past.
-	for len(pd.edits) > 0 && pd.edits[0].settled {
-		if e := pd.edits[0]; !e.failed {
-			pd.base, pd.had = e.params, true
-		}
-		pd.edits = pd.edits[1:]
-	}
-	if len(pd.edits) == 0 {
-		delete(p.pending, k)
-	}
+	return nil
 }
 
 // get returns a node's parameters, or {} when none were saved.
-func (p *paramStore) get(key, nodeID string) json.RawMessage {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if params, ok := p.m[key][nodeID]; ok {
-		return params
+func (p *paramStore) get(ctx context.Context, key, nodeID string) (json.RawMessage, error) {
+	var params string
+	err := p.pool.QueryRow(ctx, `SELECT params FROM `+p.params+` WHERE graph_key = $1 AND node_id = $2
+ORDER BY edit DESC LIMIT 1`, key, nodeID).Scan(&params)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return json.RawMessage("{}"), nil
+	case err != nil:
+		return nil, fmt.Errorf("read the parameters of %s of lecture %q: %w", nodeID, key, err)
 	}
-	return json.RawMessage("{}")
+	return json.RawMessage(params), nil
 }
 
 // generator is a fake generator for every kind of the lecture template:
@@ -162,7 +195,10 @@ func (g *generator) Generate(ctx context.Context, req executor.Request) (executo
 	case <-ctx.Done():
 		return executor.Asset{}, ctx.Err()
 	}
-	params := g.params.get(req.GraphKey, req.NodeID)
+	params, err := g.params.get(ctx, req.GraphKey, req.NodeID)
+	if err != nil {
+		return executor.Asset{}, err
+	}
 	data := fmt.Appendf(nil, "%s from %s", req.NodeID, params)
 	for _, d := range req.Deps {
 		data = fmt.Appendf(data, " <%s>", d.Asset.Hash)

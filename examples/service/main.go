@@ -8,7 +8,29 @@
 // # Wiring
 //
 //   - Stores: one executor/pgstore Store, migrated at start-up, is the
-//     executor's States, Assets and Runs.
+//     executor's States, Assets and Runs. The lectures' lengths and the
+//     nodes' parameters are in two tables of the service's own in the
+//     same schema, made at start-up after the store's Migrate: they
+//     survive a restart, and every process of the service sees the same.
+//     An edit's parameters are a row of their own, saved before
+//     Executor.Edit; if Edit fails the row is deleted, which puts back
+//     those of the newest edit that did not fail, in whichever process.
+//   - One run per lecture, across processes: every run (started, queued
+//     after another, or resumed) runs under its lecture's lock,
+//     Store.TryLockGraph, a Postgres advisory lock; a run queued after
+//     another takes the lock over. A lecture whose lock another process
+//     holds is answered 409, as one running in this process is. A run
+//     whose lock is lost (its connection ended) is cancelled, as another
+//     process may take the lecture then.
+//   - Recovery at start-up: the runs recorded as running
+//     (Store.RunsByStatus) whose lecture's lock is free were left by a
+//     process that died, and are resumed (Executor.Resume, on the graph
+//     that executor.GraphOf builds back from the record), under the lock,
+//     as runs of this process, as are the runs that a shutdown cancelled
+//     (their records' Error says "the service shut down") that are still
+//     their lecture's newest run. A lecture locked elsewhere is left to
+//     the process that runs it. Past -max-runs the rest wait for a later
+//     start.
 //   - Progress: the executor's Sink is a progress.Fanout of a
 //     progress/redisstream Stream and a progress.Archive of a
 //     progress/pghistory History, each behind a progress.Buffered of its
@@ -18,8 +40,7 @@
 //   - Browsers follow a run through progress/sse, served from the Stream.
 //   - Generators: fake ones for the lecture template, which wait -latency
 //     as a provider would and make each output from the node's parameters
-//     (kept in memory here; a real host keeps them in its database) and
-//     its dependencies' outputs.
+//     (read from the database) and its dependencies' outputs.
 //   - Logs: through log/slog, on stderr.
 //   - Retention: every -prune-every, PruneAssets and PruneRuns on the
 //     store and Prune on the History, with the age -retain, which must be
@@ -27,7 +48,8 @@
 //   - Shutdown on SIGINT or SIGTERM: a request that may save an edit or
 //     start a run is answered 503, having changed nothing, from then on;
 //     those taken before are carried out in full (an edit saved gets its
-//     run). Then the runs are cancelled, then Executor.Close, each
+//     run). Then the runs are cancelled, with a cause that their records
+//     keep (the next start resumes them), then Executor.Close, each
 //     Buffered's Close, the Stream's Close, and last the Redis client and
 //     the Postgres pool. A second signal kills the process at once.
 //
@@ -42,14 +64,17 @@
 //	POST /lectures/{key}/runs   body {"seconds": 60}
 //	    generates a lecture of that many seconds (a multiple of 10, at
 //	    most a day) under the graph key: 202 {"runId", "events"}; 409
-//	    while a run of the lecture goes on; 503, with Retry-After, while
-//	    -max-runs runs of other lectures go on.
+//	    while a run of the lecture goes on, in this process or another;
+//	    503, with Retry-After, while -max-runs runs of other lectures go
+//	    on.
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
 //	    saves the node's new parameters, then records the edit
 //	    (Executor.Edit) and starts a run that regenerates what it affects:
 //	    202 {"runId", "events"}. While a run of the lecture goes on, the
 //	    new run is queued after it ("queuedAfter"), under the ID returned.
 //	    While -max-runs runs of other lectures go on: 503, nothing saved.
+//	    While a run of the lecture goes on in another process: 409,
+//	    nothing saved.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
 //	    its report: the nodes generated, unchanged, failed, skipped...
@@ -64,8 +89,8 @@
 // 500 with what failed and a reference to the log line that has the
 // details, never the details themselves (they name schemas and servers).
 //
-// One run at a time per lecture, in this process: a host with several
-// processes takes a lock of its own (a Postgres advisory lock, say).
+// One run at a time per lecture, across the processes of the service
+// that share a schema: each takes the lecture's lock (see Wiring).
 //
 // # Servers
 //

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +35,11 @@ func TestMain(m *testing.M) {
 	// go-redis logs dial failures through a package-level logger;
 	// TestUnreachable causes some on purpose.
 	redis.SetLogger(discardLogger{})
+	// The crash tests run this binary again as the service to kill (see
+	// startChild).
+	if raw := os.Getenv(childEnv); raw != "" {
+		os.Exit(runChild(raw))
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -67,8 +73,15 @@ func startService(t *testing.T, latency time.Duration) *harness {
 // not nil.
 func startServiceWith(t *testing.T, latency time.Duration, edit func(*config)) *harness {
 	t.Helper()
-	pg := testenv.NewPostgres(t)
-	rd := testenv.NewRedis(t)
+	return startServiceOn(t, testenv.NewPostgres(t), testenv.NewRedis(t), latency, edit)
+}
+
+// startServiceOn is startServiceWith on the schema of pg and under the
+// prefix of rd, which another service (this process's or another's) may
+// use too: a second process of the same service, or the same one
+// started again.
+func startServiceOn(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis, latency time.Duration, edit func(*config)) *harness {
+	t.Helper()
 	h := &harness{t: t, hc: &http.Client{Transport: &http.Transport{}}, pg: pg, redis: rd, done: make(chan error, 1),
 		leaks: goleak.IgnoreCurrent()} // the test's own pool and client
 	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
@@ -135,7 +148,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// do sends a request with the token and decodes a JSON answer into out.
+// do sends a request with the token and decodes a JSON answer into out:
+// a success's, or any answer's into a *map[string]string.
 func (h *harness) do(method, path, body string, out any) int {
 	h.t.Helper()
 	return h.doAs(token, method, path, body, out)
@@ -153,6 +167,10 @@ func (h *harness) doAs(tok, method, path, body string, out any) int {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(h.t, err)
+	if m, ok := out.(*map[string]string); ok { // an error's body, say
+		require.NoError(h.t, json.Unmarshal(b, m), "%s %s: %s", method, path, b)
+		return resp.StatusCode
+	}
 	if out != nil && resp.StatusCode < 300 {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
@@ -470,16 +488,21 @@ func TestStartDuringShutdown(t *testing.T) {
 	g, err := graph.Build(graph.Lecture(), 10)
 	require.NoError(t, err)
 
+	lock, err := s.store.TryLockGraph(t.Context(), "l") // startRun's first half
+	require.NoError(t, err)
 	s.mu.Lock()
-	require.NoError(t, s.reserve("l", g, newRunID())) // startRun's first half
+	require.NoError(t, s.reserve("l", g, newRunID(), lock))
 	runID := s.lectures["l"].runID
 	s.mu.Unlock()
-	s.cancelRuns()                        // the shutdown begins
-	err = s.launch("l", g, runID, "test") // startRun's second half
+	s.cancelRuns(errShutdown)              // the shutdown begins
+	err = s.launch("l", runID, "test", "") // startRun's second half
 	assert.ErrorIs(t, err, errClosing)
 	s.mu.Lock()
 	assert.Empty(t, s.lectures, "the lecture is free")
 	s.mu.Unlock()
+	again, err := s.store.TryLockGraph(t.Context(), "l")
+	require.NoError(t, err, "the lecture's lock is free")
+	require.NoError(t, again.Unlock(t.Context()))
 
 	require.NoError(t, s.shutdown(testenv.Context(t, time.Minute)))
 	goleak.VerifyNone(t, leaks)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,10 @@ const (
 	// finishedTTL is how long a run's Redis stream stays after its final
 	// event; later readers read the History.
 	finishedTTL = time.Hour
+	// unlockTimeout bounds the Unlock of a lecture's lock: on a dead
+	// network the server cannot be told, and frees the lock when it sees
+	// the session end.
+	unlockTimeout = 10 * time.Second
 )
 
 // service is the running service: what serve wires, and the state of the
@@ -53,9 +58,10 @@ type service struct {
 	events  *sse.Handler // GET /runs/{run}/events
 	srv     *http.Server
 
-	// runCtx is the context of every run; cancelRuns cancels them all.
+	// runCtx is the context of every run; cancelRuns cancels them all,
+	// with errShutdown as the cause.
 	runCtx     context.Context
-	cancelRuns context.CancelFunc
+	cancelRuns context.CancelCauseFunc
 
 	mu       sync.Mutex
 	closing  bool                              // shutting down: no request is admitted (see admit)
@@ -73,6 +79,12 @@ type lecture struct {
 	runID string // the run going on, or starting
 	g     *graph.Graph
 	next  string // a run queued after it by an edit, or ""
+	// lock is the lecture's lock (Store.TryLockGraph), held from before
+	// its first run is reserved until no run of it is left to start:
+	// a run queued after another takes it over, so that no other
+	// process starts a run of the lecture between the two. It is nil
+	// while the run that ended gives it up (see next).
+	lock *pgstore.GraphLock
 }
 
 // report is what the service keeps of a run that ended.
@@ -139,10 +151,10 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 // start connects to Postgres and Redis, migrates the schema and wires the
 // executor. On an error it closes what it opened.
 func start(ctx context.Context, c config, logger *slog.Logger) (*service, error) {
-	s := &service{cfg: c, logger: logger, params: newParamStore(),
+	s := &service{cfg: c, logger: logger,
 		lectures: map[string]*lecture{}, reports: map[string]*report{},
 		reading: map[*http.ResponseController]bool{}}
-	s.runCtx, s.cancelRuns = context.WithCancel(context.Background())
+	s.runCtx, s.cancelRuns = context.WithCancelCause(context.Background())
 	ok := false
 	defer func() {
 		if !ok {
@@ -174,6 +186,7 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	if s.store, err = pgstore.New(s.pool, pgstore.Options{Schema: c.schema}); err != nil {
 		return nil, &flagError{"-schema", err}
 	}
+	s.params = newParamStore(s.pool, c.schema)
 	if s.hist, err = pghistory.New(s.pool, pghistory.Options{Schema: c.schema}); err != nil {
 		return nil, &flagError{"-schema", err}
 	}
@@ -202,6 +215,9 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	}
 	if err := s.hist.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate the history in schema %s: %w", c.schema, err)
+	}
+	if err := s.params.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate the parameters' tables in schema %s: %w", c.schema, err)
 	}
 
 	// Each remote sink behind a Buffered of its own: it batches, and an
@@ -233,6 +249,9 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events handler: %w", err)
+	}
+	if err := s.recoverRuns(ctx); err != nil {
+		return nil, err
 	}
 	ok = true
 	return s, nil
@@ -268,7 +287,7 @@ func (s *service) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopping = true
 	s.mu.Unlock()
-	s.cancelRuns()
+	s.cancelRuns(errShutdown)
 	if s.exec != nil {
 		if err := s.exec.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close the executor: %w", err))
@@ -413,27 +432,87 @@ func (s *service) forgetReports(age time.Duration) int {
 // errBusy: a run of the lecture is on.
 var errBusy = errors.New("a run of this lecture is going on")
 
+// errBusyElsewhere: the lecture's lock is held by another process of the
+// service (or, for a moment, by another request of this one, about to
+// start a run).
+var errBusyElsewhere = fmt.Errorf("%w, in another process of the service", errBusy)
+
 // errFull: as many runs as -max-runs allows are going on.
 var errFull = errors.New("as many lectures as the service runs at once are being generated; retry later")
 
 // errClosing: the service is shutting down.
 var errClosing = errors.New("the service is shutting down")
 
-// startRun starts a run of g on key with the given ID, or returns
-// errBusy, errFull, or errClosing. Each lecture that runs takes one of
-// -max-runs slots, as does each slot an edit holds (see holdSlot).
-func (s *service) startRun(key string, g *graph.Graph, runID, reason string) error {
-	s.mu.Lock()
-	if s.lectures[key] == nil && !s.stopping && len(s.lectures)+s.held >= s.maxRuns() {
-		s.mu.Unlock()
+// errShutdown is the cause with which the shutdown cancels the runs: the
+// records of the runs so cancelled say it (Record.Error), and the next
+// start of the service resumes them (see recoverRuns).
+var errShutdown = errors.New("examples/service: the service shut down")
+
+// tryLock takes the lecture's lock (Store.TryLockGraph), or returns
+// errBusyElsewhere if another session holds it.
+func (s *service) tryLock(ctx context.Context, key string) (*pgstore.GraphLock, error) {
+	lock, err := s.store.TryLockGraph(ctx, key)
+	switch {
+	case errors.Is(err, pgstore.ErrGraphLocked):
+		return nil, errBusyElsewhere
+	case err != nil:
+		return nil, fmt.Errorf("lock lecture %q: %w", key, err)
+	}
+	return lock, nil
+}
+
+// unlock gives a lecture's lock up, within unlockTimeout. A lock lost
+// before (its connection ended) is logged: the run under it may have
+// overlapped another process's.
+func (s *service) unlock(lock *pgstore.GraphLock) {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	if err := lock.Unlock(ctx); err != nil {
+		s.logger.Warn("unlock lecture", "lecture", lock.GraphKey(), "err", err)
+	}
+}
+
+// admissible returns errClosing, errBusy or errFull if a run of key may
+// not start now. s.mu must be held.
+func (s *service) admissible(key string) error {
+	switch {
+	case s.stopping:
+		return errClosing
+	case s.lectures[key] != nil:
+		return errBusy
+	case len(s.lectures)+s.held >= s.maxRuns():
 		return errFull
 	}
-	if err := s.reserve(key, g, runID); err != nil {
-		s.mu.Unlock()
+	return nil
+}
+
+// startRun starts a run of g on key with the given ID, under the
+// lecture's lock, or returns errBusy (errBusyElsewhere when another
+// process holds the lock), errFull, or errClosing. Each lecture that runs
+// takes one of -max-runs slots, as does each slot an edit holds (see
+// holdSlot).
+func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runID, reason string) error {
+	s.mu.Lock()
+	err := s.admissible(key)
+	s.mu.Unlock()
+	if err != nil {
 		return err
 	}
+	// Outside s.mu: a round trip to the server.
+	lock, err := s.tryLock(ctx, key)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if err = s.admissible(key); err == nil {
+		err = s.reserve(key, g, runID, lock)
+	}
 	s.mu.Unlock()
-	return s.launch(key, g, runID, reason)
+	if err != nil {
+		s.unlock(lock)
+		return err
+	}
+	return s.launch(key, runID, reason, "")
 }
 
 // maxRuns is -max-runs.
@@ -444,35 +523,64 @@ func (s *service) maxRuns() int {
 	return defaultMaxRuns
 }
 
-// slot is a run slot that an edit holds from before it saves anything
-// until its run starts, so that an edit refused for want of a slot has
-// saved nothing.
+// slot is a run slot, and the lecture's lock, that an edit holds from
+// before it saves anything until its run starts, so that an edit refused
+// for want of either has saved nothing.
 type slot struct {
 	s    *service
 	held bool
+	lock *pgstore.GraphLock // until a run takes it over
 }
 
-// holdSlot holds a run slot for an edit of key, unless a run of key is
-// on (the edit's run will be queued after it), or returns errFull.
-func (s *service) holdSlot(key string) (*slot, error) {
+// holdSlot holds a run slot and the lecture's lock for an edit of key,
+// unless a run of key is on in this process (the edit's run will be
+// queued after it), or returns errFull, or errBusyElsewhere when another
+// process holds the lock.
+func (s *service) holdSlot(ctx context.Context, key string) (*slot, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	sl := &slot{s: s}
-	if s.lectures[key] == nil {
-		if len(s.lectures)+s.held >= s.maxRuns() {
-			return nil, errFull
-		}
-		s.held++
-		sl.held = true
+	if s.lectures[key] != nil {
+		s.mu.Unlock()
+		return sl, nil
 	}
+	if len(s.lectures)+s.held >= s.maxRuns() {
+		s.mu.Unlock()
+		return nil, errFull
+	}
+	s.held++
+	sl.held = true
+	s.mu.Unlock()
+	lock, err := s.tryLock(ctx, key)
+	if errors.Is(err, errBusyElsewhere) {
+		s.mu.Lock()
+		running := s.lectures[key] != nil // a run of this process took the lock meanwhile
+		if running {
+			sl.releaseLocked()
+		}
+		s.mu.Unlock()
+		if running {
+			return sl, nil
+		}
+	}
+	if err != nil {
+		sl.release()
+		return nil, err
+	}
+	sl.lock = lock
 	return sl, nil
 }
 
-// release gives the slot back, if still held.
+// release gives the slot back, if still held, and the lock, unless a run
+// took it over.
 func (sl *slot) release() {
 	sl.s.mu.Lock()
-	defer sl.s.mu.Unlock()
 	sl.releaseLocked()
+	lock := sl.lock
+	sl.lock = nil
+	sl.s.mu.Unlock()
+	if lock != nil {
+		sl.s.unlock(lock)
+	}
 }
 
 func (sl *slot) releaseLocked() {
@@ -482,55 +590,94 @@ func (sl *slot) releaseLocked() {
 	}
 }
 
-// startOrQueue starts a run of g on key, in the slot sl holds if any, or,
-// while one is on, queues one after it (one at most: edits made meanwhile
-// share it). It returns the new run's ID and the ID of the run it waits
-// for, if any.
-func (s *service) startOrQueue(key string, g *graph.Graph, reason string, sl *slot) (runID, after string, err error) {
-	s.mu.Lock()
-	// The slot sl held, if any, is the one the run takes. An edit that
-	// held none found its lecture running; if that run has ended since,
-	// the edit, saved by now, starts its run in the slot just freed
-	// (another request may have taken it: the cap is then passed by one
-	// run, rather than refuse an edit that is saved). A run queued by
-	// edits is started likewise when its turn comes (see ended).
-	sl.releaseLocked()
-	if l := s.lectures[key]; l != nil && !s.stopping {
-		if l.next == "" {
-			l.next = newRunID()
+// startOrQueue starts a run of g on key, in the slot sl holds if any and
+// under its lock, or, while one is on in this process, queues one after
+// it (one at most: edits made meanwhile share it). It returns the new
+// run's ID and the ID of the run it waits for, if any. When the lock is
+// held by another process it returns errBusyElsewhere.
+func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, reason string, sl *slot) (runID, after string, err error) {
+	for tried := false; ; tried = true {
+		s.mu.Lock()
+		// The slot sl held, if any, is the one the run takes. An edit
+		// that held none found its lecture running; if that run has ended
+		// since, the edit, saved by now, starts its run in the slot just
+		// freed (another request may have taken it: the cap is then
+		// passed by one run, rather than refuse an edit that is saved),
+		// once it has taken the lock. A run queued by edits is started
+		// likewise when its turn comes (see next), under the lock of the
+		// run before it.
+		if l := s.lectures[key]; sl.lock == nil && l != nil && !s.stopping {
+			sl.releaseLocked()
+			if l.next == "" {
+				l.next = newRunID()
+			}
+			runID, after = l.next, l.runID
+			s.mu.Unlock()
+			return runID, after, nil
 		}
-		runID, after = l.next, l.runID
+		if sl.lock != nil || s.stopping {
+			sl.releaseLocked()
+			runID = newRunID()
+			err = s.reserve(key, g, runID, sl.lock)
+			if err == nil {
+				sl.lock = nil // the run's now
+			}
+			s.mu.Unlock()
+			if err != nil {
+				return "", "", err
+			}
+			return runID, "", s.launch(key, runID, reason, "")
+		}
 		s.mu.Unlock()
-		return runID, after, nil
+		if tried {
+			return "", "", errBusyElsewhere
+		}
+		lock, err := s.tryLock(ctx, key)
+		switch {
+		case errors.Is(err, errBusyElsewhere):
+			// Unless a run of this process took it meanwhile (the loop
+			// then queues after it).
+		case err != nil:
+			return "", "", err
+		default:
+			sl.lock = lock
+		}
 	}
-	runID = newRunID()
-	err = s.reserve(key, g, runID)
-	s.mu.Unlock()
-	if err != nil {
-		return "", "", err
-	}
-	return runID, "", s.launch(key, g, runID, reason)
 }
 
-// reserve marks the lecture as running runID. s.mu must be held.
-func (s *service) reserve(key string, g *graph.Graph, runID string) error {
+// reserve marks the lecture as running runID, under lock, which the run
+// takes over. s.mu must be held.
+func (s *service) reserve(key string, g *graph.Graph, runID string, lock *pgstore.GraphLock) error {
 	switch {
 	case s.stopping:
 		return errClosing
 	case s.lectures[key] != nil:
 		return errBusy
 	}
-	s.lectures[key] = &lecture{runID: runID, g: g}
+	s.lectures[key] = &lecture{runID: runID, g: g, lock: lock}
 	s.runs.Add(1)
 	return nil
 }
 
-// launch starts the run that reserve made room for, and a goroutine that
-// waits for its end. The runs' context is the service's, not a request's.
-func (s *service) launch(key string, g *graph.Graph, runID, reason string) error {
-	run, err := s.exec.Start(s.runCtx, executor.RunRequest{
-		GraphKey: key, Graph: g, RunID: runID, TriggeredBy: "examples/service", Reason: reason,
-	})
+// launch starts the run that reserve made room for: a resume of run
+// resumes if not "", or else a run of the lecture's graph. A goroutine
+// then waits for its end, and cancels it if the lecture's lock is lost
+// meanwhile: another process may take the lecture then. The runs'
+// context is the service's, not a request's.
+func (s *service) launch(key, runID, reason, resumes string) error {
+	s.mu.Lock()
+	l := s.lectures[key]
+	g, lock := l.g, l.lock
+	s.mu.Unlock()
+	var run *executor.Run
+	var err error
+	if resumes == "" {
+		run, err = s.exec.Start(s.runCtx, executor.RunRequest{
+			GraphKey: key, Graph: g, RunID: runID, TriggeredBy: "examples/service", Reason: reason,
+		})
+	} else {
+		run, err = s.exec.Resume(s.runCtx, g, resumes, executor.ResumeOptions{RunID: runID, Reason: reason})
+	}
 	if err != nil {
 		// Closed, or the runs' context cancelled: a shutdown began after
 		// reserve.
@@ -541,15 +688,26 @@ func (s *service) launch(key string, g *graph.Graph, runID, reason string) error
 		return err
 	}
 	s.logger.Info("run started", "run", runID, "lecture", key, "nodes", run.Plan().Len(), "reason", reason)
+	var lost <-chan struct{}
+	if lock != nil {
+		lost = lock.Lost()
+	}
 	go func() {
+		select {
+		case <-lost:
+			s.logger.Warn("the lecture's lock was lost: its run is cancelled, as another process may take the lecture",
+				"run", runID, "lecture", key)
+			run.CancelCause(pgstore.ErrLockLost)
+		case <-run.Done():
+		}
 		rep, err := run.Wait()
 		s.ended(key, runID, rep, err)
 	}()
 	return nil
 }
 
-// ended records a run's end, frees its lecture, and starts the run queued
-// after it.
+// ended records a run's end, then starts the run queued after it, or
+// gives the lecture's lock up and frees the lecture (see next).
 func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 	defer s.runs.Done()
 	log := s.logger.With("run", runID, "lecture", key)
@@ -568,18 +726,60 @@ func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 		s.reports[runID] = &report{ended: time.Now(), rep: rep}
 	}
 	l := s.lectures[key]
-	delete(s.lectures, key)
-	next := ""
-	if l != nil && l.next != "" && s.reserve(key, l.g, l.next) == nil {
-		next = l.next
-	}
 	s.mu.Unlock()
-	if l != nil && l.next != "" && next == "" {
-		log.Info("queued run not started: the service is shutting down", "queued", l.next)
+	if l != nil {
+		s.next(key, l, runID)
 	}
-	if next != "" {
-		if err := s.launch(key, l.g, next, "edits made during run "+runID); err != nil && !errors.Is(err, errClosing) {
-			log.Error("queued run did not start", "queued", next, "err", err)
+}
+
+// next starts the run queued after run prev, under the lecture's lock,
+// or else gives the lock up and then frees the lecture. The lecture
+// stays in s.lectures while its lock is given up, so that an edit made
+// meanwhile queues a run (which next then starts, taking the lock again)
+// rather than find the lock held by this very process.
+func (s *service) next(key string, l *lecture, prev string) {
+	log := s.logger.With("run", prev, "lecture", key)
+	for {
+		s.mu.Lock()
+		switch {
+		case l.next != "" && !s.stopping && l.lock != nil:
+			l.runID, l.next = l.next, ""
+			s.runs.Add(1)
+			runID := l.runID
+			s.mu.Unlock()
+			if err := s.launch(key, runID, "edits made during run "+prev, ""); err != nil && !errors.Is(err, errClosing) {
+				log.Error("queued run did not start", "queued", runID, "err", err)
+			}
+			return
+		case l.lock != nil:
+			lock := l.lock
+			l.lock = nil
+			s.mu.Unlock()
+			s.unlock(lock)
+		case l.next != "" && !s.stopping:
+			// An edit queued a run while the lock was given up.
+			s.mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+			lock, err := s.tryLock(ctx, key)
+			cancel()
+			s.mu.Lock()
+			if err != nil {
+				queued := l.next
+				delete(s.lectures, key)
+				s.mu.Unlock()
+				log.Warn("queued run not started: the lecture's next run regenerates what its edits affect", "queued", queued, "err", err)
+				return
+			}
+			l.lock = lock
+			s.mu.Unlock()
+		default:
+			queued := l.next
+			delete(s.lectures, key)
+			s.mu.Unlock()
+			if queued != "" {
+				log.Info("queued run not started: the service is shutting down", "queued", queued)
+			}
+			return
 		}
 	}
 }
@@ -595,4 +795,100 @@ func (s *service) queued(runID string) (key string, ok bool) {
 		}
 	}
 	return "", false
+}
+
+// recoverRuns resumes, at start-up, the runs that a process of the
+// service left undone: those recorded as running, which a process that
+// died left so (a crash, a SIGKILL, a lost host), and those that a
+// shutdown cancelled (their records' Error names errShutdown), if still
+// the newest run of their lecture. Each is resumed under its lecture's
+// lock, as a run of this process: a lecture whose lock another process
+// holds is running there, and is left to it. Past -max-runs, the rest
+// are left for a later start. It returns an error only if the runs
+// cannot be listed.
+func (s *service) recoverRuns(ctx context.Context) error {
+	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
+	if err != nil {
+		return fmt.Errorf("list the runs left running: %w", err)
+	}
+	// Read with a scan of the runs table (only running records have an
+	// index of their own): a cost at start-up that grows with -retain.
+	cancelled, err := s.store.RunsByStatus(ctx, executor.RunCancelled)
+	if err != nil {
+		return fmt.Errorf("list the runs cancelled: %w", err)
+	}
+	for _, rec := range cancelled {
+		if strings.Contains(rec.Error, errShutdown.Error()) {
+			running = append(running, rec)
+		}
+	}
+	for _, rec := range running {
+		s.mu.Lock()
+		full := len(s.lectures) >= s.maxRuns()
+		s.mu.Unlock()
+		if full {
+			s.logger.Warn("run not resumed: -max-runs runs are going on; a later start resumes it", "run", rec.ID, "lecture", rec.GraphKey)
+			continue
+		}
+		s.recoverRun(ctx, rec)
+	}
+	return nil
+}
+
+// recoverRun resumes run rec, if its lecture's lock is free and, read
+// again under the lock, it is still to resume.
+func (s *service) recoverRun(ctx context.Context, rec executor.Record) {
+	log := s.logger.With("run", rec.ID, "lecture", rec.GraphKey, "status", rec.Status)
+	lock, err := s.tryLock(ctx, rec.GraphKey)
+	if errors.Is(err, errBusy) {
+		log.Info("run not resumed: a live run of its lecture holds the lecture's lock")
+		return
+	}
+	if err != nil {
+		log.Warn("run not resumed", "err", err)
+		return
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			s.unlock(lock)
+		}
+	}()
+	// Another process may have resumed it before this one took the lock.
+	if rec, err = s.store.GetRun(ctx, rec.ID); err != nil {
+		log.Warn("run not resumed", "err", err)
+		return
+	}
+	why := "left running by a process of the service that stopped"
+	switch {
+	case rec.Status == executor.RunRunning:
+	case rec.Status == executor.RunCancelled && strings.Contains(rec.Error, errShutdown.Error()):
+		runs, err := s.store.ListRuns(ctx, rec.GraphKey)
+		if err != nil {
+			log.Warn("run not resumed", "err", err)
+			return
+		}
+		if len(runs) == 0 || runs[len(runs)-1].ID != rec.ID {
+			return // a later run of the lecture, or a resume of it, came after
+		}
+		why = "cancelled by a shutdown"
+	default:
+		return // resumed, or ended, meanwhile
+	}
+	g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
+	if err != nil {
+		log.Error("run not resumed", "err", err)
+		return
+	}
+	runID := newRunID()
+	s.mu.Lock()
+	err = s.reserve(rec.GraphKey, g, runID, lock)
+	s.mu.Unlock()
+	if err != nil {
+		log.Warn("run not resumed", "err", err)
+		return
+	}
+	resumed = true // the run's now, or next's, which unlocks it
+	log.Info("resuming run", "by", runID, "why", why)
+	_ = s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID) // ended logs a failure
 }

@@ -204,7 +204,13 @@ func TestFailedEditKeepsTheOldParameters(t *testing.T) {
 	_, err := h.pg.Pool.Exec(context.Background(), fmt.Sprintf(`DROP TABLE %s.node_states`, pgx.Identifier{h.pg.Schema}.Sanitize()))
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusInternalServerError, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "new"}}`, nil))
-	assert.JSONEq(t, `{"topic": "old"}`, string(h.s.params.get("l", "script")))
+	params, err := h.s.params.get(t.Context(), "l", "script")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"topic": "old"}`, string(params))
+	// In the database, for every process of the service and the next start.
+	params, err = newParamStore(h.pg.Pool, h.pg.Schema).get(t.Context(), "l", "script")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"topic": "old"}`, string(params), "the parameters in the database")
 	require.NoError(t, h.shutdown())
 }
 

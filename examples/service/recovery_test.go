@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/internal/testgraph"
+)
+
+// childEnv is the environment variable that makes the test binary run
+// the service (runChild) instead of the tests: the JSON of its arguments.
+const childEnv = "REGEN_SERVICE_TEST_CHILD"
+
+// runChild is the service as a process of its own, for the tests that
+// kill it: TestMain runs it when childEnv is set, with the arguments
+// that childEnv holds, until it is killed.
+func runChild(raw string) int {
+	var args []string
+	if err := json.Unmarshal([]byte(raw), &args); err != nil {
+		fmt.Fprintln(os.Stderr, "service child:", err)
+		return 2
+	}
+	return run(context.Background(), args, os.Stdout, os.Stderr)
+}
+
+// child is the service running in a process of its own.
+type child struct {
+	*harness // base and hc reach the child; the rest is unused
+	cmd      *exec.Cmd
+	done     chan struct{} // closed once its stdout is read to the end
+}
+
+// startChild starts the service in a process of its own, on the schema of
+// pg and under the prefix of rd, and waits until it serves. It is killed
+// when the test ends, if not before.
+func startChild(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis, latency time.Duration) *child {
+	t.Helper()
+	raw, err := json.Marshal([]string{"-addr", "127.0.0.1:0", "-schema", pg.Schema, "-prefix", rd.Prefix,
+		"-latency", latency.String()})
+	require.NoError(t, err)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+string(raw), "REGEN_SERVICE_TOKEN="+token,
+		"REGEN_POSTGRES_URL="+testenv.PostgresURL(), "REGEN_REDIS_URL="+testenv.RedisURL())
+	cmd.Stderr = testWriter{t} // its log
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	c := &child{harness: &harness{t: t, hc: &http.Client{Transport: &http.Transport{}}}, cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(c.kill)
+	addr := make(chan string, 1)
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "Serving on "); ok {
+				addr <- strings.TrimSuffix(rest, ". Try:")
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	select {
+	case a := <-addr:
+		c.base = a
+	case <-c.done:
+		t.Fatal("the service's process exited before it served")
+	case <-time.After(time.Minute): // a bound against a hang
+		t.Fatal("the service's process did not serve within a minute")
+	}
+	return c
+}
+
+// kill kills the child with SIGKILL (its own PID only): it has no chance
+// to shut down. It waits for the process's end.
+func (c *child) kill() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	<-c.done
+	_ = c.cmd.Wait()
+	c.hc.CloseIdleConnections()
+}
+
+// waitUnlocked waits until no session holds the lecture's lock: the
+// server frees a dead process's lock once it sees its session end.
+func waitUnlocked(t *testing.T, pg *testenv.Postgres, store *pgstore.Store, key string) {
+	t.Helper()
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		var n int
+		require.NoError(t, pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, store.GraphLockKey(key)).Scan(&n))
+		return n == 0
+	}, time.Minute, 10*time.Millisecond, "the lock of lecture %q is still held", key)
+}
+
+// newestRun returns the newest run record of the lecture.
+func newestRun(t *testing.T, store *pgstore.Store, key string) executor.Record {
+	t.Helper()
+	recs, err := store.ListRuns(t.Context(), key)
+	require.NoError(t, err)
+	require.NotEmpty(t, recs)
+	return recs[len(recs)-1]
+}
+
+// assetData returns the data of the node's current asset.
+func assetData(t *testing.T, store *pgstore.Store, key, nodeID string) string {
+	t.Helper()
+	snap, err := store.Load(t.Context(), key)
+	require.NoError(t, err)
+	st, ok := snap.States[nodeID]
+	require.True(t, ok, "the state of %s", nodeID)
+	a, err := store.Get(t.Context(), st.AssetRef)
+	require.NoError(t, err)
+	return string(a.Data)
+}
+
+// A service killed with SIGKILL during a run leaves the run recorded as
+// running, its lecture's lock freed by Postgres with the process's
+// session, and its edit's parameters in the database. The service started
+// again on the same schema resumes the run at start-up, under the lock;
+// the resuming run, followed through SSE, makes every node, the edited
+// one from the parameters that the killed process saved; the killed
+// run's record ends interrupted.
+func TestKilledServiceRunIsResumedAtStart(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	c := startChild(t, pg, rd, time.Hour) // its runs go on until it is killed
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits",
+		`{"node": "script", "params": {"topic": "persisted"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	c.kill()
+
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(t.Context(), first.RunID)
+	require.NoError(t, err)
+	require.Equal(t, executor.RunRunning, rec.Status, "the killed process's run")
+	waitUnlocked(t, pg, store, "k")
+
+	h := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	resumed := newestRun(t, store, "k")
+	require.NotEqual(t, first.RunID, resumed.ID, "a run that resumes it")
+	assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")))
+	v := h.getRun(resumed.ID)
+	assert.Equal(t, "succeeded", v.Status)
+	assert.Contains(t, v.Record.Reason, first.RunID)
+	assert.Equal(t, `script from {"topic":"persisted"}`, assetData(t, store, "k", "script"))
+	rec, err = store.GetRun(t.Context(), first.RunID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunInterrupted, rec.Status)
+	_, err = store.GetRun(t.Context(), queued.RunID)
+	assert.ErrorIs(t, err, executor.ErrNotFound, "the killed process's queued run never started: the resume made what the edit affects")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run that a shutdown cancelled is resumed by the service's next start,
+// if no later run of its lecture came after it; a start after that
+// resumes nothing more.
+func TestShutdownCancelledRunIsResumedAtStart(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // the run goes on until the shutdown
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.NoError(t, h.shutdown())
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(t.Context(), first.RunID)
+	require.NoError(t, err)
+	require.Equal(t, executor.RunCancelled, rec.Status)
+	assert.Contains(t, rec.Error, errShutdown.Error(), "the record says why")
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	resumed := newestRun(t, store, "l")
+	require.NotEqual(t, first.RunID, resumed.ID, "a run that resumes it")
+	assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")))
+	assert.Equal(t, "succeeded", h.getRun(resumed.ID).Status)
+	require.NoError(t, h.shutdown())
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	assert.Equal(t, resumed.ID, newestRun(t, store, "l").ID, "nothing more is resumed")
+	h.s.mu.Lock()
+	assert.Empty(t, h.s.lectures)
+	h.s.mu.Unlock()
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// Two processes of the service share a schema: while one runs a lecture,
+// the other refuses to start a run of it, or to save an edit of it, with
+// 409, as a run already going on in the same process is refused; other
+// lectures are not held up, and once the run has ended the other process
+// runs the lecture.
+func TestSecondProcessCannotRunALectureTheFirstRuns(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // its run goes on until its shutdown
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	leaks := h1.leaks
+	var first started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+
+	var refused map[string]string
+	assert.Equal(t, http.StatusConflict, h2.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &refused), "a second run of the lecture")
+	assert.Contains(t, refused["error"], "another process")
+	assert.Equal(t, http.StatusConflict, h2.do("POST", "/lectures/l/edits",
+		`{"node": "script", "params": {"topic": "x"}}`, &refused), "an edit of the lecture")
+	assert.Contains(t, refused["error"], "nothing was saved")
+	params, err := h2.s.params.get(t.Context(), "l", "script")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{}`, string(params), "the refused edit saved nothing")
+	var other started
+	require.Equal(t, http.StatusAccepted, h2.do("POST", "/lectures/m/runs", `{"seconds": 10}`, &other), "another lecture")
+	requireWholeRun(t, other.RunID, h2.follow(other.RunID, ""))
+
+	require.NoError(t, h1.shutdown()) // the run ends, cancelled, and the lock is freed
+	var again started
+	require.Equal(t, http.StatusAccepted, h2.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &again))
+	requireWholeRun(t, again.RunID, h2.follow(again.RunID, ""))
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
+
+// A lecture's length and its nodes' parameters survive a restart: the
+// service started again builds the lecture's graph for an edit from the
+// length it saved (the run records being pruned), and reads the
+// parameters saved before.
+func TestParametersSurviveARestart(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	var first, edited started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 30}`, &first))
+	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
+	h.getRun(first.RunID) // its report is kept: the run has ended
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "kept"}}`, &edited))
+	requireWholeRun(t, edited.RunID, h.follow(edited.RunID, ""))
+	h.getRun(edited.RunID)
+	require.NoError(t, h.shutdown())
+	_, err := pg.Pool.Exec(t.Context(), fmt.Sprintf(`DELETE FROM %s.runs`, pgx.Identifier{pg.Schema}.Sanitize()))
+	require.NoError(t, err)
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	params, err := h.s.params.get(t.Context(), "l", "script")
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"topic": "kept"}`, string(params))
+	var second started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits",
+		`{"node": "asset:narration:segment[1]", "params": {"text": "Shorter."}}`, &second), "an edit after the restart")
+	want := []string{"asset:narration:segment[1]", "asset:video:segment[1]", "timeline"}
+	assert.Equal(t, want, requireWholeRun(t, second.RunID, h.follow(second.RunID, "")))
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
