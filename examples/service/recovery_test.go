@@ -268,3 +268,27 @@ func TestParametersSurviveARestart(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A run whose lecture's lock is lost (here, the server ends the lock's
+// session) is cancelled, with a cause that says so, as another process
+// may take the lecture then; the lecture is free again afterwards, and
+// the run is not one that the next start resumes.
+func TestRunIsCancelledWhenItsLockIsLost(t *testing.T) {
+	h := startService(t, time.Hour) // the run goes on until it is cancelled
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	var ended int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey("l")).Scan(&ended))
+	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+
+	v := h.getRun(first.RunID)
+	assert.Equal(t, "cancelled", v.Status)
+	assert.Contains(t, v.Record.Error, pgstore.ErrLockLost.Error())
+	assert.NotContains(t, v.Record.Error, errShutdown.Error(), "not a run to resume at the next start")
+	var again started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &again), "the lecture is free")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
