@@ -204,18 +204,26 @@ func TestShutdownCancelledRunIsResumedAtStart(t *testing.T) {
 	goleak.VerifyNone(t, h.leaks)
 }
 
-// Two processes of the service share a schema: while one runs a lecture,
-// the other refuses to start a run of it, or to save an edit of it, with
-// 409, as a run already going on in the same process is refused; other
-// lectures are not held up, and once the run has ended the other process
-// runs the lecture.
+// Two processes of the service share a schema: the second, started while
+// the first runs a lecture, leaves that run alone (its lecture's lock is
+// held: it is live, not left by a process that died); it refuses to start
+// a run of the lecture, or to save an edit of it, with 409, as a run
+// already going on in the same process is refused; other lectures are
+// not held up, and once the run has ended the second process runs the
+// lecture.
 func TestSecondProcessCannotRunALectureTheFirstRuns(t *testing.T) {
 	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
 	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // its run goes on until its shutdown
-	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
 	leaks := h1.leaks
 	var first started
 	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	h2.s.mu.Lock()
+	assert.Empty(t, h2.s.lectures, "the second process resumed a live run")
+	h2.s.mu.Unlock()
+	rec, err := h2.s.store.GetRun(t.Context(), first.RunID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunRunning, rec.Status, "the live run's record")
 
 	var refused map[string]string
 	assert.Equal(t, http.StatusConflict, h2.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &refused), "a second run of the lecture")
@@ -226,6 +234,9 @@ func TestSecondProcessCannotRunALectureTheFirstRuns(t *testing.T) {
 	params, err := h2.s.params.get(t.Context(), "l", "script")
 	require.NoError(t, err)
 	assert.JSONEq(t, `{}`, string(params), "the refused edit saved nothing")
+	snap, err := h2.s.store.Load(t.Context(), "l")
+	require.NoError(t, err)
+	assert.Zero(t, snap.States["script"].Rev, "the refused edit recorded nothing")
 	var other started
 	require.Equal(t, http.StatusAccepted, h2.do("POST", "/lectures/m/runs", `{"seconds": 10}`, &other), "another lecture")
 	requireWholeRun(t, other.RunID, h2.follow(other.RunID, ""))
@@ -289,6 +300,24 @@ func TestRunIsCancelledWhenItsLockIsLost(t *testing.T) {
 	assert.NotContains(t, v.Record.Error, errShutdown.Error(), "not a run to resume at the next start")
 	var again started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &again), "the lecture is free")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// The runs that a start resumes take run slots as other runs do: past
+// -max-runs, the rest are left for a later start.
+func TestResumesAreCapped(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
+	for _, key := range []string{"a", "b"} {
+		require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/"+key+"/runs", `{"seconds": 10}`, &started{}))
+	}
+	require.NoError(t, h.shutdown()) // both are cancelled, to be resumed
+
+	h = startServiceOn(t, pg, rd, time.Hour, func(c *config) { c.maxRuns = 1 })
+	h.s.mu.Lock()
+	assert.Len(t, h.s.lectures, 1, "the lectures resumed")
+	h.s.mu.Unlock()
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
