@@ -321,3 +321,27 @@ func TestResumesAreCapped(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A run queued after another takes the lecture's lock over from it: no
+// other process starts a run of the lecture between the two.
+func TestQueuedRunKeepsTheLectureLocked(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	// A lecture of 10 s takes 4 generator calls one after another: each
+	// of its runs lasts at least 2 s.
+	h1 := startServiceOn(t, pg, rd, 500*time.Millisecond, nil)
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	// The script, the first node, is being made: the edit makes the
+	// whole lecture stale again, for the queued run.
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	requireWholeRun(t, first.RunID, h1.follow(first.RunID, ""))
+	// The queued run starts, or is about to, under the first run's lock.
+	assert.Equal(t, http.StatusConflict, h2.do("POST", "/lectures/l/runs", `{"seconds": 10}`, nil), "a run from the other process between the two")
+	assert.NotEmpty(t, requireWholeRun(t, queued.RunID, h1.follow(queued.RunID, "")))
+	require.NoError(t, h1.shutdown())
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}

@@ -163,6 +163,7 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 			_ = s.shutdown(sctx)
 		}
 	}()
+	parent := ctx // for the recovery, which has a bound of its own
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 
@@ -250,7 +251,10 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	if err != nil {
 		return nil, fmt.Errorf("events handler: %w", err)
 	}
-	if err := s.recoverRuns(ctx); err != nil {
+	// The recovery has a bound of its own: it may resume many runs.
+	rctx, rcancel := context.WithTimeout(parent, startTimeout)
+	defer rcancel()
+	if err := s.recoverRuns(rctx); err != nil {
 		return nil, err
 	}
 	ok = true
