@@ -21,7 +21,8 @@
 //     another takes the lock over. A lecture whose lock another process
 //     holds is answered 409, as one running in this process is. A run
 //     whose lock is lost (its connection ended) is cancelled, as another
-//     process may take the lecture then.
+//     process may take the lecture then. Each lock held is a Postgres
+//     connection of its own, beyond the pool's: up to -max-runs more.
 //   - Recovery at start-up: the runs recorded as running
 //     (Store.RunsByStatus) whose lecture's lock is free were left by a
 //     process that died, and are resumed (Executor.Resume, on the graph
