@@ -86,8 +86,10 @@ func goEnv(gobin string) (cgo, cc string, err error) {
 
 // command returns go test's arguments for the arguments given: -race
 // -count=1 (-race only if race says the race detector can run), then
-// args, or ./... if there are none. A note says why -race is missing;
-// under ci that is an error instead.
+// args, and ./... after them if they name no package (none, or flags
+// only, such as -v: go test would otherwise test the module root, which
+// has no Go files). A note says why -race is missing; under ci that is an
+// error instead.
 func command(args []string, race, ci bool) (argv []string, note string, err error) {
 	if !race {
 		if ci {
@@ -101,8 +103,36 @@ func command(args []string, race, ci bool) (argv []string, note string, err erro
 		argv = append(argv, "-race")
 	}
 	argv = append(argv, "-count=1")
-	if len(args) == 0 {
-		args = []string{"./..."}
+	argv = append(argv, args...)
+	if !namesPackages(args) {
+		argv = append(argv, "./...")
 	}
-	return append(argv, args...), note, nil
+	return argv, note, nil
+}
+
+// boolFlags are the flags of go test and go build that take no value of
+// their own (a value may still follow "="): every other flag written
+// without "=" takes the next argument as its value.
+var boolFlags = map[string]bool{
+	"v": true, "short": true, "failfast": true, "benchmem": true, "json": true, "cover": true,
+	"race": true, "msan": true, "asan": true, "a": true, "n": true, "x": true, "work": true,
+	"trimpath": true, "linkshared": true, "modcacherw": true, "fullpath": true, "i": true,
+}
+
+// namesPackages reports whether args, go test's arguments, name a
+// package: an argument that is neither a flag nor a flag's value. After
+// "--" or the first package, the rest goes to the tests.
+func namesPackages(args []string) bool {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			return a != "--"
+		}
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") || boolFlags[name] {
+			continue
+		}
+		i++ // the flag's value
+	}
+	return false
 }

@@ -21,6 +21,12 @@ func TestCommand(t *testing.T) {
 		{"under CI", nil, true, true, []string{"test", "-race", "-count=1", "./..."}, false, ""},
 		{"flags and packages given", []string{"-run", "TestX", "./graph"}, true, false,
 			[]string{"test", "-race", "-count=1", "-run", "TestX", "./graph"}, false, ""},
+		{"flags only: every package", []string{"-v", "-run", "TestStory"}, true, false,
+			[]string{"test", "-race", "-count=1", "-v", "-run", "TestStory", "./..."}, false, ""},
+		{"a flag's value is no package", []string{"-run=TestX", "-timeout", "5m", "-short"}, true, false,
+			[]string{"test", "-race", "-count=1", "-run=TestX", "-timeout", "5m", "-short", "./..."}, false, ""},
+		{"a package after flags", []string{"-v", "./executor", "-run", "X"}, true, false,
+			[]string{"test", "-race", "-count=1", "-v", "./executor", "-run", "X"}, false, ""},
 		{"no C compiler", nil, false, false, []string{"test", "-count=1", "./..."}, true, ""},
 		{"no C compiler under CI", nil, false, true, nil, false, "CI=true and the race detector cannot run here"},
 	} {
