@@ -71,8 +71,14 @@
 // unknown run ID at once with [ErrNotFound] (404). Beyond
 // [HandlerOptions].MaxStreams concurrent streams a request gets 503 with
 // Retry-After (the handler's retry delay in whole seconds, at least 1),
-// which EventSource gives up on and [Client] waits out. An Authorize hook refuses a request with [ErrUnauthorized]
-// (401), [ErrForbidden] (403) or [ErrNotFound] (404).
+// which EventSource gives up on and [Client] waits out. An Authorize hook
+// refuses a request with [ErrUnauthorized] (401), [ErrForbidden] (403) or
+// [ErrNotFound] (404). Any other error of the hook (its session store is
+// down for a moment) is no refusal: it is logged and answered with that
+// 503 too, which [Client] waits out; a browser's EventSource gives up on
+// it as on every status but 200, so a page that should ride out such an
+// outage opens a new EventSource from its error handler after a delay
+// (see [HandlerOptions].Authorize).
 //
 // # Client
 //

@@ -39,10 +39,25 @@ type HandlerOptions struct {
 	// an error wrapping ErrUnauthorized (401), ErrForbidden (403) or
 	// ErrNotFound (404); the error's text is the response body, so it
 	// should say what to fix ("sse: forbidden: run r1 belongs to another
-	// course"). Each stops a browser's EventSource. The handler cannot
-	// tell a run ID never used from a run not started yet; a host that
-	// knows its runs (executor.RunStore) refuses an unknown one here. Any
-	// other error answers 500 with a generic body, and is logged.
+	// course"). The handler cannot tell a run ID never used from a run
+	// not started yet; a host that knows its runs (executor.RunStore)
+	// refuses an unknown one here.
+	//
+	// Any other error is taken for a failure to decide, not a refusal:
+	// the session store or the database behind the check is down for a
+	// moment. It is logged, and answered 503 Service Unavailable with a
+	// generic body, Retry-After (the retry delay in whole seconds, at
+	// least 1) and Cache-Control no-store, as the stream limit's 503 is:
+	// [Client] waits it out and reconnects with its last event ID. A
+	// browser's EventSource does not: under the HTML standard it fails
+	// the connection for good (readyState CLOSED, an error event) on any
+	// response but a 200 text/event-stream, a 401, 403, 404, 500 or 503
+	// alike; it reconnects only after a network error or the end of an
+	// open stream. A page that should ride out such an outage opens a new
+	// EventSource from its error handler, once readyState is CLOSED,
+	// after a delay of its own (it cannot read the status, nor the
+	// Retry-After). A run ID of "" with a nil error is a bug of the hook:
+	// it answers 500, and is logged.
 	// Required.
 	Authorize func(r *http.Request) (runID string, err error)
 	// KeepAlive is how long a stream may stay silent before the handler
@@ -111,8 +126,8 @@ type HandlerOptions struct {
 	// request for a run without events waits for them as long as the
 	// client stays.
 	EmptyRunTimeout time.Duration
-	// Logger reports source failures, refused authorizations' internal
-	// errors, a ResponseWriter that cannot flush or set write deadlines,
+	// Logger reports source failures, Authorize's errors other than
+	// refusals (answered 503), a ResponseWriter that cannot flush or set write deadlines,
 	// and (at Info) streams ended by WriteTimeout. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -279,8 +294,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, err.Error())
 		return
 	case err != nil:
-		h.logger.Error("sse: authorize failed", "error", err, "path", r.URL.Path)
-		httpError(w, http.StatusInternalServerError, "sse: authorization failed; try again later")
+		if r.Context().Err() == nil { // else the client is gone, and so is the answer
+			h.logger.Error("sse: authorize failed; answered 503, to be retried", "error", err, "path", r.URL.Path)
+		}
+		h.unavailable(w, "sse: authorization is unavailable; retry later")
 		return
 	case runID == "":
 		h.logger.Error("sse: authorize returned an empty run ID", "path", r.URL.Path)
@@ -309,8 +326,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := h.active.Add(1); n > h.maxStreams {
 		h.active.Add(-1)
 		h.rejected.Add(1)
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(h.retry/time.Second, 1))))
-		httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("sse: too many streams (limit %d); retry later", h.maxStreams))
+		h.unavailable(w, fmt.Sprintf("sse: too many streams (limit %d); retry later", h.maxStreams))
 		return
 	}
 	defer h.active.Add(-1)
@@ -796,6 +812,16 @@ var errStreamClosed = errors.New("sse: stream closed")
 func noContent(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// unavailable answers 503 Service Unavailable with msg, a Retry-After of
+// the retry delay in whole seconds (at least 1), and Cache-Control
+// no-store: the answer holds for this moment only, and no cache must give
+// it to a later request.
+func (h *Handler) unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(max(h.retry/time.Second, 1))))
+	w.Header().Set("Cache-Control", "no-store")
+	httpError(w, http.StatusServiceUnavailable, msg)
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) {

@@ -304,33 +304,78 @@ func TestHandlerMalformedID(t *testing.T) {
 	}
 }
 
+// A refusal of the Authorize hook answers its status with the hook's
+// text; any other error of the hook (its session store is down for a
+// moment) is no refusal, and is answered 503 with Retry-After, which
+// Client waits out (TestClientWaitsOutAFailingAuthorize), where it was
+// 500, which ends Client.Stream for good. A hook's bug stays a 500.
 func TestHandlerAuthorize(t *testing.T) {
 	tests := []struct {
-		name     string
-		err      error
-		runID    string
-		wantCode int
-		wantBody string
+		name         string
+		err          error
+		runID        string
+		wantCode     int
+		wantBody     string
+		retryAfter   string // the Retry-After expected, "" for none
+		cacheControl string // the Cache-Control expected
 	}{
-		{"no credentials", fmt.Errorf("%w: sign in to watch this run", sse.ErrUnauthorized), "", 401, "sse: unauthorized: sign in to watch this run\n"},
-		{"not allowed", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden), "", 403, "sse: forbidden: run r1 belongs to another course\n"},
-		{"no such run", fmt.Errorf("%w: no run r1", sse.ErrNotFound), "", 404, "sse: not found: no run r1\n"},
-		{"internal failure hidden", errors.New("db: connection reset"), "", 500, "sse: authorization failed; try again later\n"},
-		{"empty run ID", nil, "", 500, "sse: authorization failed; try again later\n"},
+		{"no credentials", fmt.Errorf("%w: sign in to watch this run", sse.ErrUnauthorized), "", 401, "sse: unauthorized: sign in to watch this run\n", "", ""},
+		{"not allowed", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden), "", 403, "sse: forbidden: run r1 belongs to another course\n", "", ""},
+		{"no such run", fmt.Errorf("%w: no run r1", sse.ErrNotFound), "", 404, "sse: not found: no run r1\n", "", ""},
+		{"a refusal wrapped twice", fmt.Errorf("check session: %w", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden)), "", 403,
+			"check session: sse: forbidden: run r1 belongs to another course\n", "", ""},
+		{"session store down: retry, text hidden", errors.New("sessions: dial tcp 10.0.0.7:6379: connection refused"), "", 503,
+			"sse: authorization is unavailable; retry later\n", "3", "no-store"},
+		{"timed out: retry", fmt.Errorf("load session: %w", context.DeadlineExceeded), "", 503,
+			"sse: authorization is unavailable; retry later\n", "3", "no-store"},
+		{"refusal and failure joined: the refusal", errors.Join(errors.New("audit log down"), sse.ErrForbidden), "", 403,
+			"audit log down\nsse: forbidden\n", "", ""},
+		{"empty run ID: the hook's bug", nil, "", 500, "sse: authorization failed; try again later\n", "", ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, sse.HandlerOptions{Authorize: func(*http.Request) (string, error) { return tt.runID, tt.err }})
-			resp, err := http.Get(f.url("r1"))
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			assert.Equal(t, tt.wantCode, resp.StatusCode)
-			assert.Equal(t, tt.wantBody, string(body))
-			assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
-		})
+		for _, method := range []string{http.MethodGet, http.MethodHead} {
+			t.Run(tt.name+" "+method, func(t *testing.T) {
+				var logs strings.Builder
+				var mu sync.Mutex
+				logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					return logs.Write(p)
+				}), nil))
+				f := newFixture(t, sse.HandlerOptions{Logger: logger,
+					Authorize: func(*http.Request) (string, error) { return tt.runID, tt.err }})
+				req, err := http.NewRequest(method, f.url("r1"), nil)
+				require.NoError(t, err)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				assert.Equal(t, tt.wantCode, resp.StatusCode)
+				if method == http.MethodGet {
+					assert.Equal(t, tt.wantBody, string(body))
+				}
+				assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+				assert.Equal(t, tt.retryAfter, resp.Header.Get("Retry-After"))
+				assert.Equal(t, tt.cacheControl, resp.Header.Get("Cache-Control"))
+				mu.Lock()
+				defer mu.Unlock()
+				if tt.wantCode >= 500 {
+					assert.Contains(t, logs.String(), "level=ERROR", "a failure of the hook is logged")
+					if tt.err != nil {
+						assert.Contains(t, logs.String(), tt.err.Error())
+					}
+				} else {
+					assert.Empty(t, logs.String(), "a refusal is not logged")
+				}
+			})
+		}
 	}
 }
+
+// writerFunc adapts a function to an io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func TestHandlerMethodNotAllowed(t *testing.T) {
 	f := newFixture(t, sse.HandlerOptions{})
@@ -399,6 +444,7 @@ func TestHandlerStreamLimit(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.Equal(t, "2", resp.Header.Get("Retry-After"))
+	assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 	assert.Equal(t, "sse: too many streams (limit 2); retry later\n", string(body))
 	st := f.handler.Stats()
 	assert.Equal(t, 2, st.Active)
