@@ -87,7 +87,9 @@
 // event (a run.cancelled whose ResumedBy names the resuming run); the
 // Stream, publishing it, copies what the run's stream holds into the
 // History ([Stream.Publish]), so that readers get those events from the
-// History once the stream has expired or been trimmed. A crash still
+// History once the stream has expired or been trimmed (all but its
+// corrupt entries, and events the History refuses as invalid, which are
+// counted in [Stats].Corrupt and logged). A crash still
 // loses, to readers that come after the stream is gone: the events that
 // reached neither Redis nor the History; those that the stream no longer
 // holds when the final event is published (trimmed by MaxLen, expired by

@@ -167,7 +167,11 @@ type Stats struct {
 	// Skipped counts the events that readers jumped over because neither
 	// the stream nor the History had them.
 	Skipped uint64
-	// Corrupt counts the stream entries skipped as not being events.
+	// Corrupt counts the stream entries skipped as not being events of
+	// their run, by readers (at each read of them) and by the copy of an
+	// interrupted run's stream into the History (see [Stream.Publish]),
+	// and the events of such a copy that the History refused as invalid
+	// (progress.ErrInvalidEvent), which are not copied either.
 	Corrupt uint64
 	// CopyErrors counts the failed copies of an interrupted run's stream
 	// into the History, which Publish makes with the run's final event
@@ -393,7 +397,10 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // finds it written already (a retry), then copies what the run's stream
 // holds into the History: XRANGE in pages of PageSize, one History.Append
 // a page, which ignores the events the History holds (a stream of 5000
-// entries is 10 pages by default). The run's process stopped without its
+// entries is 10 pages by default). Corrupt entries, and events that the
+// History refuses as invalid (progress.ErrInvalidEvent), are passed over,
+// counted in Stats.Corrupt and logged: every other event is copied, in
+// order. The run's process stopped without its
 // final event, and the events it had queued for an archive of the History
 // behind a progress.Buffered of its own died with it, although many
 // reached Redis through the Stream's Buffered: copied, they are not lost
@@ -554,14 +561,19 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 // Stats.CopyErrors and logged, never returned: the final event was
 // written. The copy is then retried in the background (retryCopy).
 func (s *Stream) copyInterrupted(ctx context.Context, runID string) {
-	n, err := s.copyToHistory(ctx, runID)
-	if err == nil {
-		s.logger.Debug("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", n)
+	c, err := s.copyToHistory(ctx, runID)
+	switch {
+	case err == nil && c.skipped() == 0:
+		s.logger.Debug("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", c.copied)
+		return
+	case err == nil:
+		s.logger.Warn("redisstream: copied the stream of an interrupted run to the history, but for its corrupt entries and the events the history refused",
+			"run", runID, "events", c.copied, "corrupt", c.corrupt, "refused", c.refused)
 		return
 	}
 	s.copyErrors.Add(1)
 	s.logger.Warn("redisstream: could not copy the stream of an interrupted run to the history; retrying in the background (until then, once the stream expires, readers skip the events that only it holds)",
-		"run", runID, "copied", n, "error", err)
+		"run", runID, "copied", c.copied, "error", err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.copying[runID]; ok || s.closed {
@@ -606,15 +618,19 @@ func (s *Stream) retryCopy(runID string) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, copyTryTimeout)
-		n, err := s.copyToHistory(ctx, runID)
+		c, err := s.copyToHistory(ctx, runID)
 		cancel()
 		switch {
-		case err == nil && n == 0:
+		case err == nil && c.read == 0:
 			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history: the run's stream is gone (expired or deleted); readers skip the events that only it held",
 				"run", runID, "tries", tries)
 			return
+		case err == nil && c.skipped() == 0:
+			s.logger.Info("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", c.copied, "tries", tries)
+			return
 		case err == nil:
-			s.logger.Info("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", n, "tries", tries)
+			s.logger.Warn("redisstream: copied the stream of an interrupted run to the history, but for its corrupt entries and the events the history refused",
+				"run", runID, "events", c.copied, "corrupt", c.corrupt, "refused", c.refused, "tries", tries)
 			return
 		case s.ctx.Err() != nil:
 			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history: the Stream was closed",
@@ -631,40 +647,96 @@ func (s *Stream) retryCopy(runID string) {
 	}
 }
 
+// copied is what a copy of a run's stream into the History did.
+type copied struct {
+	read    int // the entries read, corrupt and another writer's included
+	copied  int // the events appended (some of which the History may have held)
+	corrupt int // the entries passed over as not events of the run
+	refused int // the events that the History refused as invalid
+}
+
+func (c copied) skipped() int { return c.corrupt + c.refused }
+
 // copyToHistory appends to the History every event that runID's stream
-// holds, read with XRANGE in pages of PageSize, one Append a page. It
-// stops at another writer's entry, as readers do, and passes over corrupt
-// entries, which readers count. It returns how many events it appended
-// (some of which the History may have held already).
-func (s *Stream) copyToHistory(ctx context.Context, runID string) (int, error) {
+// holds, in order, read with XRANGE in pages of PageSize, one Append a
+// page. It stops at another writer's entry, as readers do, and passes
+// over corrupt entries, which it counts in Stats.Corrupt and logs, as
+// readers do: each entry that decodes is copied, whatever its
+// neighbours. An Append that the History refuses with
+// progress.ErrInvalidEvent (one event it cannot hold refuses the whole
+// call) is split in halves, down to the events refused, which are
+// counted in Stats.Corrupt too and passed over: so that one such event
+// does not keep the page, and the retries, from copying anything until
+// the stream is gone. Such a page costs about two Appends for each event
+// refused and each halving. Other errors of the History end the copy.
+func (s *Stream) copyToHistory(ctx context.Context, runID string) (copied, error) {
 	key := s.Key(runID)
-	n := 0
+	var c copied
+	var refusal error // the History's first refusal, logged once a copy
+	defer func() {
+		if refusal != nil {
+			s.logger.Warn("redisstream: the history refused events of an interrupted run's stream as invalid; they are not copied",
+				"run", runID, "refused", c.refused, "error", refusal)
+		}
+	}()
 	for start := "-"; ; {
 		msgs, err := s.client.XRangeN(ctx, key, start, "+", s.pageSize).Result()
 		if err != nil {
-			return n, fmt.Errorf("xrange %s: %w", key, err)
+			return c, fmt.Errorf("xrange %s: %w", key, err)
 		}
+		c.read += len(msgs)
 		events := make([]progress.Event, 0, len(msgs)) // the History's to keep
 		foreign := false
 		for _, m := range msgs {
-			if foreign = foreignID(m.ID); foreign {
-				break
-			}
-			if e, _, err := decodeEntry(runID, m); err == nil {
+			foreign = foreignID(m.ID)
+			e, _, err := s.parse(runID, m) // counted and logged if corrupt
+			if err != nil {
+				c.corrupt++
+			} else {
 				events = append(events, e)
 			}
-		}
-		if len(events) > 0 {
-			if err := s.history.Append(ctx, events...); err != nil {
-				return n, fmt.Errorf("history: %w", err)
+			if foreign {
+				break
 			}
-			n += len(events)
+		}
+		if err := s.appendCopy(ctx, events, &c, &refusal); err != nil {
+			return c, err
 		}
 		if foreign || int64(len(msgs)) < s.pageSize {
-			return n, nil
+			return c, nil
 		}
 		start = "(" + msgs[len(msgs)-1].ID
 	}
+}
+
+// appendCopy appends events, in order, to the History for copyToHistory,
+// halving a call that the History refuses with progress.ErrInvalidEvent
+// down to the events it refuses, which it passes over, counting them in
+// c and in Stats.Corrupt, and keeping the first refusal in refusal.
+func (s *Stream) appendCopy(ctx context.Context, events []progress.Event, c *copied, refusal *error) error {
+	if len(events) == 0 {
+		return nil
+	}
+	err := s.history.Append(ctx, events...)
+	switch {
+	case err == nil:
+		c.copied += len(events)
+		return nil
+	case !errors.Is(err, progress.ErrInvalidEvent) || ctx.Err() != nil:
+		return fmt.Errorf("history: %w", err)
+	case len(events) == 1:
+		c.refused++
+		s.corrupt.Add(1)
+		if *refusal == nil {
+			*refusal = err
+		}
+		return nil
+	}
+	half := len(events) / 2
+	if err := s.appendCopy(ctx, events[:half], c, refusal); err != nil {
+		return err
+	}
+	return s.appendCopy(ctx, events[half:], c, refusal)
 }
 
 // runInCall is what Publish needs to know of a run's events in a call.
