@@ -89,17 +89,21 @@
 // History ([Stream.Publish]), so that readers get those events from the
 // History once the stream has expired or been trimmed (all but its
 // corrupt entries, and events the History refuses as invalid, which are
-// counted in [Stats].Corrupt and logged). A crash still
-// loses, to readers that come after the stream is gone: the events that
-// reached neither Redis nor the History; those that the stream no longer
-// holds when the final event is published (trimmed by MaxLen, expired by
-// IdleTTL before the resume, lost with a Redis restart without
-// persistence); those of a run that is never resumed, which gets no
-// final event and no copy; and those of a copy that failed until the
-// stream was gone, or for an hour, or until [Stream.Close] (the History
-// was down: a failed copy is retried in the background with backoff,
-// logged, and counted in [Stats].CopyErrors). So resume a crashed run
-// well within IdleTTL, and set FinishedTTL well above a History outage.
+// counted in [Stats].Corrupt and logged). With [Options].IdleTTL too, a
+// stream that has been idle for half IdleTTL without its run's final
+// event is copied into the History in the same way before it expires,
+// by every Stream with that History (a sweep every IdleTTL/4, which
+// scans the keys of the KeyTemplate): so a run resumed after IdleTTL, or
+// never, keeps what reached Redis. A crash still loses, to readers that
+// come after the stream is gone: the events that reached neither Redis
+// nor the History; those that the stream no longer holds when it is
+// copied (trimmed by MaxLen, lost with a Redis restart without
+// persistence, expired while no Stream with a History swept); those of
+// a run that is never resumed, without IdleTTL; and those of a copy
+// that failed until the stream was gone, or for an hour, or until
+// [Stream.Close] (the History was down: a failed copy is retried in the
+// background with backoff, logged, and counted in [Stats].CopyErrors).
+// So set FinishedTTL well above a History outage.
 //
 // # Faults
 //

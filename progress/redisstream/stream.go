@@ -79,7 +79,30 @@ type Options struct {
 	// user's ACL must allow EVAL (the @scripting category): where it does
 	// not, each Publish returns an error for the expiry it could not set,
 	// although its events were written (and not counted in
-	// Stats.Dropped). Default: 0, no expiry before the final event.
+	// Stats.Dropped).
+	//
+	// With a History too, the Stream copies into it the streams that
+	// IdleTTL is about to expire without their run's final event, so
+	// that the events that only Redis held (a killed process's queue for
+	// the archive died with it) are not lost when the stream expires
+	// before the run is resumed, or because it never is. Every IdleTTL/4
+	// it scans the keys of KeyTemplate (SCAN MATCH ... TYPE stream, which
+	// takes Redis 6 or later, on each master of a cluster) and looks up
+	// their expiry (PTTL, pipelined a page); a stream with IdleTTL/2 or
+	// less left, whose newest entry (one XREVRANGE) is not a final event,
+	// is copied as an interrupted run's is (see [Stream.Publish]), once
+	// by each Stream for each newest entry: every Stream of the hosts'
+	// servers copies it, and the History ignores what it holds. A scan
+	// costs a round trip per 1,000 keys of the Redis database (SCAN reads
+	// the whole keyspace, whatever the pattern): give the Streams a
+	// database of their own if it holds millions of keys. The ACL must
+	// allow SCAN and PTTL (@keyspace). A failed scan is logged and counted
+	// in Stats.ReadErrors, a failed copy in Stats.CopyErrors, and the
+	// next sweep tries again while the stream is left. Still lost are the
+	// entries that MaxLen trimmed, and a stream gone before a sweep
+	// copied it (Redis restarted without persistence, the sweeps failed,
+	// or no Stream with a History ran while it was idle).
+	// Default: 0, no expiry before the final event.
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
@@ -90,8 +113,10 @@ type Options struct {
 	// History again at its next poll. It is also written to, once a run
 	// that crashed is resumed: Publish copies the run's stream into it
 	// with the run's final event (see [Stream.Publish]), so that what
-	// reached Redis and not the archive is kept; give the History that
-	// the progress.Archive beside the Stream appends to. Default: nil,
+	// reached Redis and not the archive is kept, and with IdleTTL, a
+	// stream about to expire without its run's final event is copied
+	// into it (see IdleTTL); give the History that the progress.Archive
+	// beside the Stream appends to. Default: nil,
 	// and such events are skipped (counted in Stats.Skipped).
 	History progress.History
 	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
@@ -155,6 +180,8 @@ type Stats struct {
 	// fallback sink.
 	Dropped uint64
 	// ReadErrors counts the failed reads; readers retry them with backoff.
+	// It counts the failed sweeps for idle streams too (see
+	// [Options].IdleTTL), which the next sweep makes again.
 	ReadErrors uint64
 	// Readers is the number of Tail calls in progress.
 	Readers int
@@ -175,7 +202,9 @@ type Stats struct {
 	Corrupt uint64
 	// CopyErrors counts the failed copies of an interrupted run's stream
 	// into the History, which Publish makes with the run's final event
-	// (see [Stream.Publish]), and the failed retries of them.
+	// (see [Stream.Publish]), and the failed retries of them; and the
+	// failed copies of a stream that IdleTTL is about to expire (see
+	// [Options].IdleTTL).
 	CopyErrors uint64
 	// Copying is the number of interrupted runs whose copy failed and
 	// waits to be retried.
@@ -354,6 +383,10 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		s.logger = slog.Default()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.history != nil && s.idleTTL > 0 {
+		s.wg.Add(1)
+		go s.sweepIdle()
+	}
 	return s, nil
 }
 
@@ -1384,8 +1417,9 @@ func checkRunID(runID string) error {
 	return nil
 }
 
-// Close stops the runs' reading goroutines, and the retries of copies to
-// the History (see Publish), and waits for them, at most about BlockTime
+// Close stops the runs' reading goroutines, the retries of copies to
+// the History (see Publish) and the sweep for idle streams (see
+// Options.IdleTTL), and waits for them, at most about BlockTime
 // (and a try of a copy, if the History does not honour its context);
 // Tail calls still in progress return [ErrClosed]. It
 // does not close the Redis client. Later calls of Publish, Replay and

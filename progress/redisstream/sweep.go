@@ -1,0 +1,171 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// sweepScanCount is the COUNT of each SCAN of a sweep for idle streams.
+const sweepScanCount = 1000
+
+// sweepIdle copies into the History, every IdleTTL/4, the streams of the
+// Stream's KeyTemplate that have been idle for half IdleTTL or more
+// without their run's final event, before IdleTTL expires them: the
+// streams of runs whose process stopped (killed, say), which may hold
+// events that the History lacks, and which a Resume, coming after the
+// expiry, could no longer copy (see copyInterrupted). It runs only with
+// a History and IdleTTL, exits when the Stream is closed, and Close waits
+// for it.
+func (s *Stream) sweepIdle() {
+	defer s.wg.Done()
+	interval := s.idleTTL / 4
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	copied := make(map[string]sweptStream) // by key: what this Stream copied
+	for {
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
+		}
+		s.sweep(copied)
+	}
+}
+
+// sweptStream is a stream that a sweep copied: its newest entry then, and
+// when it expires, unless a publish came since.
+type sweptStream struct {
+	top     string
+	expires time.Time
+}
+
+// sweep is one pass of sweepIdle: SCAN (TYPE stream) for the keys of the
+// KeyTemplate, their PTTL in one pipeline a page, and for each stream
+// with an expiry of at most IdleTTL/2 left, its newest entry (XREVRANGE
+// COUNT 1): unless it is the run's final event, or the entry that this
+// Stream copied the stream up to already, the stream is copied into the
+// History as an interrupted run's is (copyToHistory). A failure is
+// logged and counted in Stats.CopyErrors, and the next sweep tries again
+// while the stream is left.
+func (s *Stream) sweep(copied map[string]sweptStream) {
+	now := time.Now()
+	for key, c := range copied {
+		if now.After(c.expires) {
+			delete(copied, key)
+		}
+	}
+	err := s.scanKeys(s.ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
+		pipe := c.Pipeline()
+		ttls := make([]*redis.DurationCmd, len(keys))
+		for i, key := range keys {
+			ttls[i] = pipe.PTTL(ctx, key)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for i, key := range keys {
+			ttl, err := ttls[i].Result()
+			if err != nil || ttl <= 0 || ttl > s.idleTTL/2 {
+				continue // no expiry, gone, or not idle long enough
+			}
+			runID, ok := s.runOf(key)
+			if !ok {
+				continue
+			}
+			s.sweepStream(ctx, runID, key, ttl, copied)
+		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.readErrors.Add(1)
+		s.logger.Warn("redisstream: the sweep for idle streams to copy to the history failed; it tries again in IdleTTL/4",
+			"error", err)
+	}
+}
+
+// sweepStream copies the idle stream key of runID into the History,
+// unless its run has ended, or this Stream copied it already.
+func (s *Stream) sweepStream(ctx context.Context, runID, key string, ttl time.Duration, copied map[string]sweptStream) {
+	msgs, err := s.client.XRevRangeN(ctx, key, "+", "-", 1).Result()
+	if err != nil || len(msgs) == 0 {
+		return // gone, or Redis fails: the next sweep looks again
+	}
+	top := msgs[0].ID
+	if c, ok := copied[key]; ok && c.top == top {
+		return
+	}
+	if e, _, err := decodeEntry(runID, msgs[0]); err == nil && e.Type.Final() {
+		return // the run ended: the History had its events, or the copy of an interrupted run was made
+	}
+	cctx, cancel := context.WithTimeout(ctx, copyTryTimeout)
+	c, err := s.copyToHistory(cctx, runID)
+	cancel()
+	if err != nil {
+		s.copyErrors.Add(1)
+		s.logger.Warn("redisstream: could not copy the idle stream of a run without its final event to the history; the next sweep tries again while the stream is left (once it expires, readers skip the events that only it held)",
+			"run", runID, "copied", c.copied, "expiresIn", ttl, "error", err)
+		return
+	}
+	copied[key] = sweptStream{top: top, expires: time.Now().Add(ttl)}
+	s.logger.Info("redisstream: copied the idle stream of a run without its final event to the history, before IdleTTL expires it",
+		"run", runID, "events", c.copied, "corrupt", c.corrupt, "refused", c.refused, "expiresIn", ttl)
+}
+
+// runOf returns the run ID of key, a key of the KeyTemplate.
+func (s *Stream) runOf(key string) (string, bool) {
+	if len(key) <= len(s.keyPrefix)+len(s.keySuffix) || !strings.HasPrefix(key, s.keyPrefix) || !strings.HasSuffix(key, s.keySuffix) {
+		return "", false
+	}
+	return key[len(s.keyPrefix) : len(key)-len(s.keySuffix)], true
+}
+
+// scanKeys calls fn with each page of the stream keys that match the
+// KeyTemplate (SCAN MATCH ... TYPE stream), on each master of a cluster
+// and each shard of a ring, and on the one server of other clients.
+func (s *Stream) scanKeys(ctx context.Context, fn func(context.Context, redis.Cmdable, []string) error) error {
+	match := globEscape(s.keyPrefix) + "*" + globEscape(s.keySuffix)
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		for cursor := uint64(0); ; {
+			if !s.takeRead(ctx) {
+				return ctx.Err()
+			}
+			keys, next, err := c.ScanType(ctx, cursor, match, sweepScanCount, "stream").Result()
+			<-s.reads
+			if err != nil {
+				return fmt.Errorf("scan %s: %w", match, err)
+			}
+			if len(keys) > 0 {
+				if err := fn(ctx, c, keys); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+	case *redis.Ring:
+		return c.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return scan(ctx, n) })
+	}
+	return scan(ctx, s.client)
+}
+
+// globEscape escapes the characters that a SCAN MATCH pattern gives a
+// meaning to.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
