@@ -132,7 +132,7 @@ func TestInterruptedCopyPassesOverBadEntries(t *testing.T) {
 				assert.Contains(t, logs.String(), "skipping corrupt stream entry")
 			}
 			if len(tt.refused) > 0 {
-				assert.Contains(t, logs.String(), "the history refused events of an interrupted run's stream as invalid")
+				assert.Contains(t, logs.String(), "the history refused, as invalid, events of a run's stream copied to it")
 			}
 			assert.Contains(t, logs.String(), "but for its corrupt entries and the events the history refused")
 			assert.NotContains(t, logs.String(), "stream is gone")

@@ -195,10 +195,10 @@ type Stats struct {
 	// the stream nor the History had them.
 	Skipped uint64
 	// Corrupt counts the stream entries skipped as not being events of
-	// their run, by readers (at each read of them) and by the copy of an
-	// interrupted run's stream into the History (see [Stream.Publish]),
-	// and the events of such a copy that the History refused as invalid
-	// (progress.ErrInvalidEvent), which are not copied either.
+	// their run, by readers and by the copies of a run's stream into the
+	// History (see [Stream.Publish] and [Options].IdleTTL), at each read
+	// of them, and the events of such a copy that the History refused as
+	// invalid (progress.ErrInvalidEvent), which are not copied either.
 	Corrupt uint64
 	// CopyErrors counts the failed copies of an interrupted run's stream
 	// into the History, which Publish makes with the run's final event
@@ -708,7 +708,7 @@ func (s *Stream) copyToHistory(ctx context.Context, runID string) (copied, error
 	var refusal error // the History's first refusal, logged once a copy
 	defer func() {
 		if refusal != nil {
-			s.logger.Warn("redisstream: the history refused events of an interrupted run's stream as invalid; they are not copied",
+			s.logger.Warn("redisstream: the history refused, as invalid, events of a run's stream copied to it; they are not copied",
 				"run", runID, "refused", c.refused, "error", refusal)
 		}
 	}()
