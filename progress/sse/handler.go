@@ -275,7 +275,9 @@ var (
 // (with 204), or when the source fails. A ResponseWriter that
 // cannot flush (a middleware's wrapper that hides http.Flusher and has no
 // Unwrap method) could never deliver an event: the request gets 500, and
-// the handler logs an error.
+// the handler logs an error. Every answer but a stream says
+// Cache-Control: no-store, so that no cache gives one user's refusal, or
+// one moment's, to another request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -824,7 +826,12 @@ func (h *Handler) unavailable(w http.ResponseWriter, msg string) {
 	httpError(w, http.StatusServiceUnavailable, msg)
 }
 
+// httpError answers code with msg as plain text, and Cache-Control
+// no-store: every refusal of the handler holds for this request's user
+// and moment (a 404 and a 405 are cacheable by default, RFC 9110 15.1,
+// and a shared cache would give one user's 404 to another).
 func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)

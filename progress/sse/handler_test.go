@@ -319,18 +319,18 @@ func TestHandlerAuthorize(t *testing.T) {
 		retryAfter   string // the Retry-After expected, "" for none
 		cacheControl string // the Cache-Control expected
 	}{
-		{"no credentials", fmt.Errorf("%w: sign in to watch this run", sse.ErrUnauthorized), "", 401, "sse: unauthorized: sign in to watch this run\n", "", ""},
-		{"not allowed", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden), "", 403, "sse: forbidden: run r1 belongs to another course\n", "", ""},
-		{"no such run", fmt.Errorf("%w: no run r1", sse.ErrNotFound), "", 404, "sse: not found: no run r1\n", "", ""},
+		{"no credentials", fmt.Errorf("%w: sign in to watch this run", sse.ErrUnauthorized), "", 401, "sse: unauthorized: sign in to watch this run\n", "", "no-store"},
+		{"not allowed", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden), "", 403, "sse: forbidden: run r1 belongs to another course\n", "", "no-store"},
+		{"no such run", fmt.Errorf("%w: no run r1", sse.ErrNotFound), "", 404, "sse: not found: no run r1\n", "", "no-store"},
 		{"a refusal wrapped twice", fmt.Errorf("check session: %w", fmt.Errorf("%w: run r1 belongs to another course", sse.ErrForbidden)), "", 403,
-			"check session: sse: forbidden: run r1 belongs to another course\n", "", ""},
+			"check session: sse: forbidden: run r1 belongs to another course\n", "", "no-store"},
 		{"session store down: retry, text hidden", errors.New("sessions: dial tcp 10.0.0.7:6379: connection refused"), "", 503,
 			"sse: authorization is unavailable; retry later\n", "3", "no-store"},
 		{"timed out: retry", fmt.Errorf("load session: %w", context.DeadlineExceeded), "", 503,
 			"sse: authorization is unavailable; retry later\n", "3", "no-store"},
 		{"refusal and failure joined: the refusal", errors.Join(errors.New("audit log down"), sse.ErrForbidden), "", 403,
-			"audit log down\nsse: forbidden\n", "", ""},
-		{"empty run ID: the hook's bug", nil, "", 500, "sse: authorization failed; try again later\n", "", ""},
+			"audit log down\nsse: forbidden\n", "", "no-store"},
+		{"empty run ID: the hook's bug", nil, "", 500, "sse: authorization failed; try again later\n", "", "no-store"},
 	}
 	for _, tt := range tests {
 		for _, method := range []string{http.MethodGet, http.MethodHead} {
