@@ -35,6 +35,21 @@
 // [Rate.Per]. The driver passes the time to Next and More; when only a
 // rate holds a ready node back, [Machine.Wake] says when to ask again.
 //
+// # Batch windows
+//
+// In Dataflow mode the nodes of a kind become ready one by one, as their
+// dependencies end, so a driver that starts them in bulk calls (Next,
+// then More) would mostly call with one node. [Config.Windows] gives a
+// kind a window: the head of its key's queue waits, up to the window
+// since it became ready, while a call could take more of its kind than
+// are ready and more of them are still pending; it starts at once when
+// the call is full or when none of the kind is pending any more
+// (skipped after a failure, say), and never in Staged mode, where a
+// stage's nodes are ready at once. The window counts from the time
+// passed to [Machine.SucceedAt] (or, after [Machine.Succeed], to the next
+// call that takes a time), and [Machine.Wake] says when it ends. A halt
+// ends every wait.
+//
 // # Failures, cancels and stages
 //
 // A failed or superseded node's planned dependents, direct or not, are

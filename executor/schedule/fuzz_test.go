@@ -17,8 +17,8 @@ import (
 // changed in place (a group added, dropped or repeated), against their
 // immutability. New must not panic, and must refuse with ErrInvalidConfig
 // what it cannot run; a plan it accepts runs to its end in either mode,
-// under a cap and rates, with failures: every node settles, and the run
-// never stalls. go test -fuzz FuzzNewPlans ./executor/schedule/
+// under a cap, rates and batch windows, with failures: every node
+// settles, and the run never stalls. go test -fuzz FuzzNewPlans ./executor/schedule/
 func FuzzNewPlans(f *testing.F) {
 	g, err := graph.Build(graph.Lecture(), 20)
 	if err != nil {
@@ -35,6 +35,9 @@ func FuzzNewPlans(f *testing.F) {
 	f.Add([]byte{1, 1, 4, 0, 0, 9}, true, uint8(0))
 	f.Add([]byte{1, 1, 4, 0, 1, 1}, true, uint8(1))
 	f.Add([]byte{1, 1, 4, 0, 2, 0}, true, uint8(3))
+	// Batch windows, with a MaxBatch.
+	f.Add([]byte{0, 1, 0, 2, 3, 4, 1, 9, 8, 7, 255, 3}, false, uint8(0x30))
+	f.Add([]byte{1, 2, 4, 1, 0, 0}, true, uint8(0x58))
 	kinds := []planner.GroupKind{planner.Single, planner.Batch, "", "pair"}
 	keys := []string{"", graph.KindNarration, graph.KindVideo, "k"}
 	f.Fuzz(func(t *testing.T, data []byte, changeNew bool, cfgBits uint8) {
@@ -96,6 +99,10 @@ func FuzzNewPlans(f *testing.F) {
 		cfg := schedule.Config{Mode: schedule.Mode(cfgBits % 2), Workers: int(cfgBits/2) % 3}
 		if cfgBits&8 != 0 {
 			cfg.Rates = map[string]schedule.Rate{graph.KindVideo: {Starts: 1, Per: time.Second}, "k": {Starts: 2, Per: 3 * time.Second}}
+		}
+		if cfgBits&16 != 0 {
+			cfg.Windows = map[string]time.Duration{graph.KindVideo: 2 * time.Second, graph.KindImage: time.Second, "k": time.Second}
+			cfg.MaxBatch = int(cfgBits>>5) % 3
 		}
 		m, err := schedule.New(p, cfg)
 		if err != nil {

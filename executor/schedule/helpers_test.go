@@ -121,6 +121,9 @@ type sim struct {
 	// refund is the chance that a started node gives its rate start back
 	// at once, as a node kept by early cutoff does.
 	refund float64
+	// timed settles succeeded nodes with SucceedAt, not Succeed: the
+	// batch windows of the nodes they release count from now either way.
+	timed bool
 
 	fails, supersedes map[graph.Node]bool
 	// invalidates are invalidated when they succeed, or, outside the
@@ -147,6 +150,9 @@ type sim struct {
 	// Ready (0: initially), for first come, first served across keys.
 	readyAt     []int
 	transitions int
+	// readyTime is, by node, when the model made it Ready, for the batch
+	// windows.
+	readyTime []time.Time
 	// idleChecks counts the calls of checkIdle and checkFirstCome, which
 	// scan the plan: on large plans only every 16th scans.
 	idleChecks int
@@ -168,7 +174,7 @@ func newSim(t testing.TB, p *planner.Plan, cfg schedule.Config, seed uint64) *si
 		planned: make([]bool, p.Graph.Len()), stageOf: make([]int, p.Graph.Len()), limit: map[string]int{},
 		state: make([]schedule.State, p.Graph.Len()), perKey: map[string]int{}, starts: map[string][]time.Time{},
 		stageRun: make([]bool, len(p.Stages)), stageSet: make([]int, len(p.Stages)), stageLen: make([]int, len(p.Stages)),
-		maxKey: map[string]int{}, readyAt: make([]int, p.Graph.Len()),
+		maxKey: map[string]int{}, readyAt: make([]int, p.Graph.Len()), readyTime: make([]time.Time, p.Graph.Len()),
 	}
 	for si, st := range p.Stages {
 		for _, grp := range st.Groups {
@@ -329,6 +335,9 @@ func (s *sim) complete(j job) {
 		want = s.wantSkipped(n)
 		r, err = s.m.Supersede(n)
 		verb, finalState = "supersede", schedule.Superseded
+	case s.timed:
+		r, err = s.m.SucceedAt(n, s.now)
+		verb, finalState = "succeed", schedule.Succeeded
 	default:
 		r, err = s.m.Succeed(n)
 		verb, finalState = "succeed", schedule.Succeeded
@@ -416,6 +425,7 @@ func (s *sim) readyUp() {
 		if s.state[x] == schedule.Pending && s.depsDone(x) && s.open(x) {
 			s.state[x] = schedule.Ready
 			s.readyAt[x] = s.transitions
+			s.readyTime[x] = s.now
 		}
 	}
 }
@@ -465,6 +475,7 @@ func (s *sim) run() []string {
 	for _, n := range s.p.Nodes() {
 		if s.depsDone(n) && s.open(n) {
 			s.state[n] = schedule.Ready
+			s.readyTime[n] = s.now
 		}
 	}
 	for _, n := range s.p.Nodes() {
@@ -489,7 +500,7 @@ func (s *sim) run() []string {
 			}
 			s.checkFirstCome(st.Node)
 			s.start(st)
-			for s.bulk {
+			for call := 1; s.bulk && (s.cfg.MaxBatch == 0 || call < s.cfg.MaxBatch); call++ {
 				more, ok := s.m.More(s.now, st.Node)
 				if !ok {
 					break
@@ -628,9 +639,11 @@ func (s *sim) blocked(key string) (bool, time.Time) {
 
 // checkIdle checks, when Next starts nothing, that the machine holds no
 // node back without cause: every Ready node is stopped by the halt, the
-// global cap, its key's concurrency or its key's rate; and that Wake is
-// exactly when the earliest rate that alone stops a Ready node allows a
-// start, or none.
+// global cap, its key's concurrency or its key's rate, or waits behind
+// its key's head for the head's batch window, which holds it back for
+// less than the window since it became ready; and that Wake is exactly
+// when the earliest rate that alone stops a Ready node allows a start,
+// or the earliest such window ends, or none.
 func (s *sim) checkIdle() {
 	t := s.t
 	t.Helper()
@@ -638,40 +651,52 @@ func (s *sim) checkIdle() {
 		return
 	}
 	var want time.Time
+	holds := s.windowHolds()
 	for _, n := range s.p.Nodes() {
 		if s.state[n] != schedule.Ready {
 			continue
 		}
 		stop, at := s.blocked(s.keyOf(n))
-		require.True(t, stop, "at %v Next started nothing, but %s is ready and nothing stops it", s.now.Sub(t0), s.g.NodeID(n))
+		if !stop {
+			h, held := holds[s.keyOf(n)]
+			require.True(t, held, "at %v Next started nothing, but %s is ready and nothing stops it", s.now.Sub(t0), s.g.NodeID(n))
+			require.Less(t, s.now.Sub(s.readyTime[n]), h.window, "at %v: %s held back for the window of %s for longer than it",
+				s.now.Sub(t0), s.g.NodeID(n), s.g.NodeID(h.head))
+			at = h.until
+		}
 		if !at.IsZero() && (want.IsZero() || at.Before(want)) {
 			want = at
 		}
 	}
 	wake, ok := s.m.Wake()
 	if want.IsZero() {
-		require.False(t, ok, "at %v: Wake %v, but no rate holds a ready node back", s.now.Sub(t0), wake.Sub(t0))
+		require.False(t, ok, "at %v: Wake %v, but no rate or window holds a ready node back", s.now.Sub(t0), wake.Sub(t0))
 		return
 	}
-	require.True(t, ok, "at %v: no Wake, but a rate holds a ready node back until %v", s.now.Sub(t0), want.Sub(t0))
+	require.True(t, ok, "at %v: no Wake, but a rate or window holds a ready node back until %v", s.now.Sub(t0), want.Sub(t0))
 	require.Equal(t, want.Sub(t0), wake.Sub(t0), "at %v: Wake", s.now.Sub(t0))
 }
 
 // checkFirstCome checks that Next's node n became ready no later than
 // any Ready node that could start instead: first come, first served
-// across keys.
+// across keys; and that no batch window holds n back.
 func (s *sim) checkFirstCome(n graph.Node) {
 	t := s.t
 	t.Helper()
 	if s.skipScan() {
 		return
 	}
+	holds := s.windowHolds()
+	if h, held := holds[s.keyOf(n)]; held {
+		t.Fatalf("at %v Next started %s, which the window of %s holds until %v", s.now.Sub(t0), s.g.NodeID(n), s.g.NodeID(h.head), h.until.Sub(t0))
+	}
 	for _, x := range s.p.Nodes() {
 		if s.state[x] != schedule.Ready || s.readyAt[x] >= s.readyAt[n] {
 			continue
 		}
 		stop, _ := s.blocked(s.keyOf(x))
-		require.True(t, stop, "at %v Next started %s (ready after transition %d) before %s (ready after %d), which nothing stops",
+		_, held := holds[s.keyOf(x)]
+		require.True(t, stop || held, "at %v Next started %s (ready after transition %d) before %s (ready after %d), which nothing stops",
 			s.now.Sub(t0), s.g.NodeID(n), s.readyAt[n], s.g.NodeID(x), s.readyAt[x])
 	}
 }
@@ -681,4 +706,81 @@ func (s *sim) checkFirstCome(n graph.Node) {
 func (s *sim) skipScan() bool {
 	s.idleChecks++
 	return s.p.Len() > 400 && s.idleChecks%16 != 0
+}
+
+// window returns kind k's batch window in the model: none for a kind
+// without a batch key, and in Staged mode.
+func (s *sim) window(k int) time.Duration {
+	if key, _ := s.g.BatchKey(k); key == "" || s.cfg.Mode != schedule.Dataflow {
+		return 0
+	}
+	return s.cfg.Windows[s.g.KindName(k)]
+}
+
+// room returns how many nodes of key a bulk call could take now: the
+// key's free slots, within the global cap, MaxBatch and the key's rate.
+func (s *sim) room(key string) int {
+	room := s.limit[key] - s.perKey[key]
+	if s.cfg.Workers > 0 {
+		room = min(room, s.cfg.Workers-len(s.running))
+	}
+	if s.cfg.MaxBatch > 0 {
+		room = min(room, s.cfg.MaxBatch)
+	}
+	if r, ok := s.cfg.Rates[key]; ok {
+		live := 0
+		for _, at := range s.starts[key] {
+			if s.now.Before(at.Add(r.Per)) {
+				live++
+			}
+		}
+		room = min(room, r.Starts-live)
+	}
+	return room
+}
+
+// hold is a batch window that holds a key's head back.
+type hold struct {
+	head   graph.Node
+	window time.Duration
+	until  time.Time
+}
+
+// windowHolds returns, by batch key, the window that holds the key's
+// head back at now, in the model: the head is the key's Ready node that
+// became ready first (ties by node, the order in which a transition
+// makes nodes ready), and its window holds it while fewer nodes of its
+// kind are Ready than a call of the key could take, more are Pending,
+// and now is within the window since it became ready.
+func (s *sim) windowHolds() map[string]hold {
+	if len(s.cfg.Windows) == 0 {
+		return nil
+	}
+	ready, pending := map[int]int{}, map[int]int{}
+	heads := map[string]graph.Node{}
+	for _, n := range s.p.Nodes() {
+		k := s.g.KindOf(n)
+		switch s.state[n] {
+		case schedule.Pending:
+			pending[k]++
+		case schedule.Ready:
+			ready[k]++
+			key := s.keyOf(n)
+			if h, ok := heads[key]; !ok || s.readyAt[n] < s.readyAt[h] {
+				heads[key] = n // ascending nodes: ties keep the first
+			}
+		}
+	}
+	out := map[string]hold{}
+	for key, h := range heads {
+		k := s.g.KindOf(h)
+		w := s.window(k)
+		if key == "" || w == 0 || pending[k] == 0 || ready[k] >= s.room(key) {
+			continue
+		}
+		if until := s.readyTime[h].Add(w); s.now.Before(until) {
+			out[key] = hold{head: h, window: w, until: until}
+		}
+	}
+	return out
 }

@@ -55,6 +55,27 @@ type Config struct {
 	// Options.Limits) allows, so that no node starts only to wait for
 	// room. A cap of a key the plan has not is ignored. Default: none.
 	Caps map[string]int
+	// Windows gives kinds, by name, a batch window, for a driver that
+	// starts a key's nodes in bulk calls ([Machine.Next], then
+	// [Machine.More] while it returns nodes): in Dataflow mode, a node of
+	// such a kind at the head of its key's queue waits to start until
+	// the window has passed since it became ready, while more nodes of
+	// its kind are Pending and fewer are Ready than a call could take
+	// (its key's free slots, its rate's starts left, the room under
+	// Workers and MaxBatch). It then starts, or sooner once enough nodes
+	// are ready or none of the kind is Pending any more; [Machine.Wake]
+	// says when the window ends. A node's window counts from the time
+	// passed to [Machine.SucceedAt] when it became ready, or else to the
+	// first [Machine.Next], [Machine.More] or [Machine.SucceedAt] after.
+	// A window of a kind without a batch key, or that the graph has
+	// not, is ignored, as are all windows in Staged mode, where a stage's
+	// nodes are ready at once. Each window must be positive. Default:
+	// none.
+	Windows map[string]time.Duration
+	// MaxBatch is the most nodes a driver takes in one bulk call, for
+	// the windows: a window never waits for more. Default: 0, no cap
+	// beyond the key's free slots.
+	MaxBatch int
 }
 
 // ErrInvalidConfig is wrapped by the errors of [New].
@@ -174,6 +195,17 @@ type Machine struct {
 	wake    time.Time
 	startAt []time.Time // by position: when a node of a rate-limited key started
 	counted []bool      // by position: its start counts against the rate
+
+	// The batch windows (Config.Windows): all nil without one, and in
+	// Staged mode.
+	win      []time.Duration // by kind: 0 for none
+	maxBatch int
+	kindAt   []int32     // by position: the node's kind
+	pending  []int32     // by kind: nodes Pending
+	readyN   []int32     // by kind: nodes Ready
+	readyAt  []time.Time // by position: when a node of a windowed kind became Ready; zero until known
+	fresh    []int32     // Ready positions of windowed kinds whose readyAt is not known yet
+	stamp    time.Time   // during SucceedAt: the time its nodes become Ready
 }
 
 // New returns a machine for the plan. Every node starts Pending, and the
@@ -200,6 +232,19 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 	}
 	if c.Workers < 0 {
 		return nil, fmt.Errorf("%w: workers %d: want 0 (no cap) or more", ErrInvalidConfig, c.Workers)
+	}
+	if c.MaxBatch < 0 {
+		return nil, fmt.Errorf("%w: max batch %d: want 0 (no cap) or more", ErrInvalidConfig, c.MaxBatch)
+	}
+	winKinds := make([]string, 0, len(c.Windows))
+	for kind := range c.Windows {
+		winKinds = append(winKinds, kind)
+	}
+	slices.Sort(winKinds)
+	for _, kind := range winKinds {
+		if w := c.Windows[kind]; w <= 0 {
+			return nil, fmt.Errorf("%w: window for kind %q is %v: want a positive duration (leave the kind out for none)", ErrInvalidConfig, kind, w)
+		}
 	}
 	// Rates, in key order so that a bad one is reported deterministically.
 	rateKeys := make([]string, 0, len(c.Rates))
@@ -315,6 +360,9 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 			}
 		}
 	}
+	if c.Mode == Dataflow {
+		m.windows(c)
+	}
 	for i, n := range nodes {
 		for _, dep := range g.Deps(n) {
 			j := at[dep]
@@ -334,6 +382,35 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		}
 	}
 	return m, nil
+}
+
+// windows sets up the batch windows of c, if any applies: to a kind with
+// a batch key and a node in the plan. Called by New before any node is
+// ready.
+func (m *Machine) windows(c Config) {
+	if len(c.Windows) == 0 {
+		return
+	}
+	win := make([]time.Duration, m.g.Kinds())
+	for k := range win {
+		if key, _ := m.g.BatchKey(k); key != "" {
+			win[k] = c.Windows[m.g.KindName(k)]
+		}
+	}
+	kindAt := make([]int32, len(m.nodes))
+	pending := make([]int32, len(win))
+	used := false
+	for i, n := range m.nodes {
+		k := m.g.KindOf(n)
+		kindAt[i] = int32(k)
+		pending[k]++
+		used = used || win[k] > 0
+	}
+	if !used {
+		return
+	}
+	m.win, m.maxBatch, m.kindAt, m.pending = win, c.MaxBatch, kindAt, pending
+	m.readyN, m.readyAt = make([]int32, len(win)), make([]time.Time, len(m.nodes))
 }
 
 // changed explains why a plan's groups disagree with its nodes.
@@ -373,6 +450,67 @@ func (m *Machine) ready(i int32) {
 	m.order[i] = m.seq
 	ks := &m.keys[m.key[i]]
 	ks.queue = append(ks.queue, i)
+	if m.win != nil {
+		k := m.kindAt[i]
+		m.pending[k]--
+		m.readyN[k]++
+		if m.win[k] > 0 {
+			if m.stamp.IsZero() {
+				m.fresh = append(m.fresh, i)
+			} else {
+				m.readyAt[i] = m.stamp
+			}
+		}
+	}
+}
+
+// tick notes now as the time at which the nodes of windowed kinds that
+// became Ready without a known time did.
+func (m *Machine) tick(now time.Time) {
+	if len(m.fresh) == 0 || now.IsZero() {
+		return
+	}
+	for _, i := range m.fresh {
+		if m.state[i] == Ready && m.readyAt[i].IsZero() {
+			m.readyAt[i] = now
+		}
+	}
+	m.fresh = m.fresh[:0]
+}
+
+// holds reports whether the batch window of head i, the first Ready node
+// of key ks, holds it back at now, and if so until when: while a bulk
+// call could take more nodes of its kind than are Ready, and more of
+// them are Pending, for up to the kind's window since i became Ready.
+// A head whose time is not known yet counts as Ready since now, as the
+// next Next at now would note. It changes nothing.
+func (m *Machine) holds(ks *keyState, i int32, now time.Time) (time.Time, bool) {
+	k := m.kindAt[i]
+	w := m.win[k]
+	if w == 0 || m.pending[k] == 0 {
+		return time.Time{}, false
+	}
+	room := ks.limit - ks.running
+	if m.limit > 0 {
+		room = min(room, m.limit-m.running)
+	}
+	if m.maxBatch > 0 {
+		room = min(room, m.maxBatch)
+	}
+	if ks.rate.Starts > 0 {
+		room = min(room, ks.rate.Starts-(len(ks.starts)-ks.live(now)))
+	}
+	if int(m.readyN[k]) >= room {
+		return time.Time{}, false // a full call
+	}
+	since := m.readyAt[i]
+	if since.IsZero() {
+		since = now
+	}
+	if until := since.Add(w); now.Before(until) {
+		return until, true
+	}
+	return time.Time{}, false
 }
 
 // headOf returns the first Ready position in the key's queue, dropping
@@ -444,11 +582,14 @@ func (ks *keyState) refund(t time.Time) bool {
 
 // Next returns the node to start now, if any may: the one that became
 // ready first among the keys with a free slot and rate, within the
-// global cap. The node becomes Running and holds a slot of its key until
-// it settles. When nothing may start because of a rate limit, [Machine.Wake]
-// says when to ask again. now is the driver's clock, read only for the
-// rate limits; it must not go back between calls.
+// global cap, and that no batch window holds back ([Config.Windows]).
+// The node becomes Running and holds a slot of its key until it settles.
+// When nothing may start because of a rate limit or a batch window,
+// [Machine.Wake] says when to ask again. now is the driver's clock, read
+// only for the rate limits and the batch windows; it must not go back
+// between calls.
 func (m *Machine) Next(now time.Time) (Step, bool) {
+	m.tick(now)
 	best, bestKey, wake := m.pick(now)
 	m.wake = wake
 	if best < 0 {
@@ -459,17 +600,18 @@ func (m *Machine) Next(now time.Time) (Step, bool) {
 }
 
 // CanStart reports whether [Machine.Next] would return a node at now. It
-// changes nothing; a driver uses it to wake an idle worker only when there
-// is work for it.
+// changes nothing (a node whose batch window has no start time yet
+// counts as ready since now, as Next at now would note); a driver uses it
+// to wake an idle worker only when there is work for it.
 func (m *Machine) CanStart(now time.Time) bool {
 	best, _, _ := m.pick(now)
 	return best >= 0
 }
 
-// WakeAt reports when a rate limit next allows a start, if no node may
-// start at now and a rate holds a ready one back: a driver that did not
-// just call [Machine.Next] uses it to know when to ask again. It changes
-// nothing.
+// WakeAt reports when a rate limit next allows a start, or a batch
+// window ends, if no node may start at now and a rate or a window holds
+// a ready one back: a driver that did not just call [Machine.Next] uses
+// it to know when to ask again. It changes nothing.
 func (m *Machine) WakeAt(now time.Time) (time.Time, bool) {
 	best, _, wake := m.pick(now)
 	if best >= 0 || wake.IsZero() {
@@ -479,7 +621,7 @@ func (m *Machine) WakeAt(now time.Time) (time.Time, bool) {
 }
 
 // pick returns the position and key of the node Next would start, or -1,
-// and when a rate limit would next allow a start.
+// and when a rate limit would next allow a start or a batch window end.
 func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) {
 	best, bestKey = -1, -1
 	if m.halted || (m.limit > 0 && m.running >= m.limit) {
@@ -492,6 +634,12 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 			continue
 		}
 		ok, at := ks.allowed(now)
+		if ok && m.win != nil {
+			var held bool
+			if at, held = m.holds(ks, i, now); held {
+				ok = false
+			}
+		}
 		if !ok {
 			if !at.IsZero() && (wake.IsZero() || at.Before(wake)) {
 				wake = at
@@ -508,8 +656,10 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 // More returns another node than like to start now, with the same batch
 // key and kind as like (usually a node just started), for a bulk
 // generator that takes many nodes in one call. It honours the same limits
-// as [Machine.Next].
+// as [Machine.Next], but no batch window: the window held back the call,
+// whose first node Next returned.
 func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
+	m.tick(now)
 	li := m.pos(like)
 	if li < 0 || m.halted || (m.limit > 0 && m.running >= m.limit) {
 		return Step{}, false
@@ -540,14 +690,18 @@ func (m *Machine) start(i int32, now time.Time) Step {
 	}
 	m.running++
 	m.state[i] = Running
+	if m.win != nil {
+		m.readyN[m.kindAt[i]]--
+	}
 	s := m.stage[i]
 	first := !m.started[s]
 	m.started[s] = true
 	return Step{Node: m.nodes[i], Key: ks.name, Stage: int(s), StageStarted: first}
 }
 
-// Wake returns when a rate-limited node may start, after a call to
-// [Machine.Next] that returned nothing because of a rate limit.
+// Wake returns when a rate-limited node may start, or a batch window
+// ends, after a call to [Machine.Next] that returned nothing because of
+// a rate limit or a window.
 func (m *Machine) Wake() (time.Time, bool) { return m.wake, !m.wake.IsZero() }
 
 // mustRunning returns the position of n, which must be Running.
@@ -567,9 +721,18 @@ func (m *Machine) mustRunning(n graph.Node) (int32, error) {
 // settle settles position i in state s, releasing its slots if it runs,
 // and reports the stages that this finishes.
 func (m *Machine) settle(i int32, s State, r *Result) {
-	if m.state[i] == Running {
+	switch m.state[i] {
+	case Running:
 		m.keys[m.key[i]].running--
 		m.running--
+	case Pending:
+		if m.win != nil {
+			m.pending[m.kindAt[i]]--
+		}
+	case Ready:
+		if m.win != nil {
+			m.readyN[m.kindAt[i]]--
+		}
 	}
 	m.state[i] = s
 	m.settled++
@@ -599,11 +762,25 @@ func (m *Machine) advance(r *Result) {
 }
 
 // Succeed settles a running node as done and releases the dependents
-// whose dependencies are now all done.
+// whose dependencies are now all done. It is [Machine.SucceedAt] without
+// a time: the batch windows ([Config.Windows]) of the nodes it releases
+// count from the time passed to the next call that takes one.
 func (m *Machine) Succeed(n graph.Node) (Result, error) {
+	return m.SucceedAt(n, time.Time{})
+}
+
+// SucceedAt is [Machine.Succeed] at now, the driver's clock, which must
+// not go back between calls: the batch windows ([Config.Windows]) of the
+// nodes it releases count from now. A zero now is not known, as for
+// Succeed. Without windows, now is not read.
+func (m *Machine) SucceedAt(n graph.Node, now time.Time) (Result, error) {
 	i, err := m.mustRunning(n)
 	if err != nil {
 		return Result{}, err
+	}
+	if m.win != nil {
+		m.tick(now)
+		m.stamp = now
 	}
 	var r Result
 	m.settle(i, Succeeded, &r)
@@ -617,6 +794,7 @@ func (m *Machine) Succeed(n graph.Node) (Result, error) {
 			m.ready(int32(j))
 		}
 	}
+	m.stamp = time.Time{}
 	return r, nil
 }
 

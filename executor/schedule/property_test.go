@@ -24,6 +24,7 @@ type randomCase struct {
 	fails, supersedes []graph.Node
 	invalidates       []graph.Node // any nodes of the graph, planned or not
 	bulk              bool
+	timed             bool // settle with SucceedAt
 }
 
 func newRandomCase(t testing.TB, seed uint64) randomCase {
@@ -64,6 +65,18 @@ func newRandomCase(t testing.TB, seed uint64) randomCase {
 			}
 		}
 	}
+	// Batch windows, for a third of the cases, of any kinds (those
+	// without a batch key have none), drawn last too.
+	if r.IntN(3) == 0 {
+		c.cfg.Windows = map[string]time.Duration{}
+		for ki := range g.Kinds() {
+			if r.IntN(2) == 0 {
+				c.cfg.Windows[g.KindName(ki)] = time.Duration(1+r.IntN(8)) * time.Second
+			}
+		}
+		c.cfg.MaxBatch = r.IntN(4)
+		c.timed = r.IntN(2) == 0
+	}
 	return c
 }
 
@@ -71,7 +84,7 @@ func (c randomCase) sim(t testing.TB, mode schedule.Mode, seed uint64) *sim {
 	cfg := c.cfg
 	cfg.Mode = mode
 	s := newSim(t, c.plan, cfg, seed)
-	s.bulk = c.bulk
+	s.bulk, s.timed = c.bulk, c.timed
 	for _, n := range c.fails {
 		s.fails[n] = true
 	}
