@@ -148,6 +148,27 @@ type KindOptions struct {
 	// duration seen or an estimate, and the ETA is unknown (0) while no
 	// kind has either.
 	Estimate time.Duration
+	// BatchWindow lets a bulk call of the kind wait for more nodes, in
+	// Dataflow mode, when the kind's generator is a [BatchGenerator] and
+	// the kind has a batch key. There its nodes become ready one by one,
+	// as their dependencies end, and without a window a call takes those
+	// ready when a worker is free: often one. With a window, a call that
+	// could take more nodes than are ready (its key's free slots allow
+	// more, within MaxBatch, Limits, Rates and Workers), while more nodes
+	// of the kind in the run's plan still wait on their dependencies,
+	// waits up to BatchWindow, counted from when its first node became
+	// ready, for more to become ready; it then starts with those that
+	// are. It never waits once the call is full, nor when no more nodes
+	// of the kind can come (every other one has started or settled, or
+	// was skipped after a failure upstream), nor in Staged mode, where a
+	// stage's nodes are ready at once; a cancel ends the wait at once.
+	// Other kinds' nodes start meanwhile, but a node behind the waiting
+	// one under the same batch key waits with it. A node of the kind that
+	// depends on another of the kind (a previous-segment dependency)
+	// cannot become ready before that one ends, yet counts as one that
+	// may come: such a kind's calls wait the window out. Negative is
+	// refused. Default: 0, no window: the behaviour without one.
+	BatchWindow time.Duration
 }
 
 // Options configures an [Executor]. The zero value of every field but
@@ -293,28 +314,52 @@ func (o *Options) kindOptions(kind string) KindOptions {
 	if k.Estimate <= 0 {
 		k.Estimate = o.Default.Estimate
 	}
+	if k.BatchWindow <= 0 {
+		k.BatchWindow = o.Default.BatchWindow
+	}
 	return k
 }
 
+// checkKinds refuses the KindOptions that no run can use: a negative
+// BatchWindow, in Default or in Kinds (in name order, so that the same
+// options give the same error).
+func (o *Options) checkKinds() error {
+	if w := o.Default.BatchWindow; w < 0 {
+		return fmt.Errorf("%w: Options.Default.BatchWindow %v: want 0 (no window) or more", ErrInvalidRequest, w)
+	}
+	for _, name := range sortedKeys(o.Kinds) {
+		if w := o.Kinds[name].BatchWindow; w < 0 {
+			return fmt.Errorf("%w: Options.Kinds[%q].BatchWindow %v: want 0 (no window) or more", ErrInvalidRequest, name, w)
+		}
+	}
+	return nil
+}
+
 // warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
-// and the keys of Options.Rates and Options.Limits that no kind of g
-// batches under, once per run.
+// the keys of Options.Rates and Options.Limits that no kind of g batches
+// under, and the kinds of Options.Kinds with a BatchWindow that no bulk
+// call of g's takes (no batch key, or a generator that is not a
+// BatchGenerator), once per run.
 func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
 	o := &e.opts
 	if len(o.Kinds) == 0 && len(o.Rates) == 0 && len(o.Limits) == 0 {
 		return
 	}
 	kinds, keys := map[string]bool{}, map[string]bool{}
+	bulk := map[string]bool{} // kinds with a batch key and a bulk generator
 	for ki := range g.Kinds() {
 		kinds[g.KindName(ki)] = true
 		if key, _ := g.BatchKey(ki); key != "" {
 			keys[key] = true
+			_, bulk[g.KindName(ki)] = o.Generators[g.KindName(ki)].(BatchGenerator)
 		}
 	}
-	var unknownKinds, unknownKeys []string
+	var unknownKinds, unknownKeys, noBatch []string
 	for _, name := range sortedKeys(o.Kinds) {
 		if !kinds[name] {
 			unknownKinds = append(unknownKinds, name)
+		} else if o.Kinds[name].BatchWindow > 0 && !bulk[name] {
+			noBatch = append(noBatch, name)
 		}
 	}
 	for _, key := range append(sortedKeys(o.Rates), sortedKeys(o.Limits)...) {
@@ -329,5 +374,9 @@ func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
 	if len(unknownKeys) > 0 {
 		e.log.Warn("regen: Options.Rates or Options.Limits name batch keys no kind of the graph has; they apply to nothing",
 			"run", runID, "keys", unknownKeys)
+	}
+	if len(noBatch) > 0 {
+		e.log.Warn("regen: Options.Kinds gives a BatchWindow to kinds that no bulk call takes (no batch key, or a generator that is not a BatchGenerator); it applies to nothing",
+			"run", runID, "kinds", noBatch)
 	}
 }

@@ -110,6 +110,10 @@ type run struct {
 	committing bool
 	wakeTimer  *time.Timer
 	wakeAt     time.Time
+	// timed says that the machine reads the clock: for Options.Rates, or
+	// for the round's batch windows (KindOptions.BatchWindow), which
+	// windowed says it has.
+	timed, windowed bool
 	// fast says that the last node to end took less than helpDelay: the
 	// workers then wake each other lazily (see wakeIdle). helpTimer wakes
 	// an idle worker once the busy ones made no progress for helpDelay:
@@ -204,6 +208,11 @@ const unnamed = "\x00"
 
 // prepare loads, marks, plans and commits the start of a run.
 func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run, error) {
+	if err := e.opts.checkKinds(); err != nil {
+		// New does not check KindOptions: a run refuses them, before
+		// anything is committed.
+		return nil, err
+	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
@@ -557,13 +566,17 @@ func (r *run) execute() {
 // round runs one plan to its end with a pool of workers.
 func (r *run) round() {
 	opts := &r.e.opts
-	m, err := schedule.New(r.plan, schedule.Config{Mode: opts.Mode, Workers: opts.Workers, Rates: opts.Rates, Caps: opts.Limits})
+	windows := r.windows()
+	m, err := schedule.New(r.plan, schedule.Config{Mode: opts.Mode, Workers: opts.Workers, Rates: opts.Rates, Caps: opts.Limits,
+		Windows: windows, MaxBatch: opts.MaxBatch})
 	if err != nil {
 		// Options were validated in New; this is a programming error.
 		panic("executor: " + err.Error())
 	}
 	r.mu.Lock()
 	r.m = m
+	r.windowed = len(windows) > 0
+	r.timed = len(opts.Rates) > 0 || r.windowed
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
 	if r.em.sink != nil { // the ETA is reported with events only
@@ -604,6 +617,30 @@ func (r *run) round() {
 	}
 	r.helpArmed, r.stalled, r.fast = false, false, false
 	r.mu.Unlock()
+}
+
+// windows returns the batch windows of the round's plan, by kind name:
+// those of its kinds with a batch key whose generator is a
+// BatchGenerator, in Dataflow mode; nil for none.
+func (r *run) windows() map[string]time.Duration {
+	if r.e.opts.Mode != Dataflow {
+		return nil
+	}
+	var out map[string]time.Duration
+	for ki, k := range r.kinds {
+		name := r.g.KindName(ki)
+		if key, _ := r.g.BatchKey(ki); k.BatchWindow <= 0 || key == "" {
+			continue
+		}
+		if _, ok := r.e.opts.Generators[name].(BatchGenerator); !ok {
+			continue
+		}
+		if out == nil {
+			out = map[string]time.Duration{}
+		}
+		out[name] = k.BatchWindow
+	}
+	return out
 }
 
 // spawn starts one more worker of the pool; it counts as woken until it
@@ -686,7 +723,7 @@ func (r *run) work(locked bool) bool {
 				r.mu.Unlock()
 				return true
 			}
-			if len(r.e.opts.Rates) > 0 { // the machine reads the clock for rates only
+			if r.timed { // the machine reads the clock for rates and batch windows only
 				now = time.Now()
 			}
 			if yield && r.fast && !r.stalled && (r.seeking.Load() > 1 || r.back.Load() > 0) {
@@ -798,7 +835,7 @@ func (r *run) wakeIdle(now time.Time, self bool) {
 		}
 		return
 	}
-	if len(r.e.opts.Rates) > 0 && now.IsZero() {
+	if r.timed && now.IsZero() {
 		now = time.Now()
 	}
 	if !r.m.CanStart(now) {
@@ -1204,6 +1241,12 @@ func sameState(got, want dirty.State) bool {
 // Called with mu held.
 func (r *run) settle(batch []result) {
 	var now time.Time // read by report when there is a sink
+	var readyAt time.Time
+	if r.windowed {
+		// When the nodes that the batch releases became ready, for the
+		// batch windows.
+		readyAt = time.Now()
+	}
 	for i := range batch {
 		res := &batch[i]
 		ev := progress.Event{Node: res.id, Stage: res.stage, Attempt: res.attempts}
@@ -1211,7 +1254,7 @@ func (r *run) settle(batch []result) {
 		var err error
 		switch res.outcome {
 		case generated, unchanged:
-			sr, err = r.m.Succeed(res.n)
+			sr, err = r.m.SucceedAt(res.n, readyAt)
 			ev.Type = progress.NodeSucceeded
 			if res.outcome == unchanged {
 				ev.Type = progress.NodeUnchanged
