@@ -124,3 +124,59 @@ func ExampleMachine_Fail() {
 	// stages finished: [2 3]
 	// done: true
 }
+
+// A batch window for the lecture's videos, 3 at a time: a bulk call
+// waits, up to the window, for more videos to become ready than the
+// first, and starts at once when it is full or no more can come. A driver
+// passes its clock to SucceedAt, so that a window counts from when its
+// video became ready, and asks again at Wake.
+func ExampleConfig_windows() {
+	g, _ := graph.Build(graph.Lecture(), 40)
+	set, _ := dirty.Compute(g, dirty.Input{})
+	m, _ := schedule.New(planner.New(set), schedule.Config{
+		Windows: map[string]time.Duration{graph.KindVideo: 5 * time.Second}})
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	node := func(id string) graph.Node { n, _ := g.Lookup(id); return n }
+	// call starts a bulk call of videos, if the machine lets one start.
+	call := func(now time.Time) {
+		st, ok := m.Next(now)
+		if !ok {
+			wake, _ := m.Wake()
+			fmt.Printf("%v: no call; ask again at %v\n", now.Sub(t0), wake.Sub(t0))
+			return
+		}
+		ids := []string{g.NodeID(st.Node)}
+		for {
+			more, ok := m.More(now, st.Node)
+			if !ok {
+				break
+			}
+			ids = append(ids, g.NodeID(more.Node))
+		}
+		fmt.Printf("%v: a call of %v\n", now.Sub(t0), ids)
+	}
+	m.Next(t0) // the script
+	m.SucceedAt(node("script"), t0)
+	for { // the narrations, images and music
+		if _, ok := m.Next(t0); !ok {
+			break
+		}
+	}
+	// ready ends a segment's narration and image at 'at' seconds: its
+	// video is ready.
+	ready := func(seg, at int) time.Time {
+		now := t0.Add(time.Duration(at) * time.Second)
+		m.SucceedAt(node(fmt.Sprintf("asset:narration:segment[%d]", seg)), now)
+		m.SucceedAt(node(fmt.Sprintf("asset:image:segment[%d]", seg)), now)
+		return now
+	}
+	call(ready(0, 0))             // 3 videos could start, 1 is ready
+	call(ready(1, 1))             // 2 are ready
+	call(t0.Add(5 * time.Second)) // the window of video 0 ends
+	call(ready(2, 6))             // one slot left: a full call
+	// Output:
+	// 0s: no call; ask again at 5s
+	// 1s: no call; ask again at 5s
+	// 5s: a call of [asset:video:segment[0] asset:video:segment[1]]
+	// 6s: a call of [asset:video:segment[2]]
+}
