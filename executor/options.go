@@ -166,8 +166,10 @@ type KindOptions struct {
 	// one under the same batch key waits with it. A node of the kind that
 	// depends on another of the kind (a previous-segment dependency)
 	// cannot become ready before that one ends, yet counts as one that
-	// may come: such a kind's calls wait the window out. Negative is
-	// refused. Default: 0, no window: the behaviour without one.
+	// may come: such a kind's calls wait the window out. The ETA of a
+	// run's events does not count the waits. A negative
+	// window is refused when a run starts. Default: 0, no window: a call
+	// takes the nodes ready when a worker takes its first.
 	BatchWindow time.Duration
 }
 
