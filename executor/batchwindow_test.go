@@ -110,31 +110,39 @@ func windowOptions(reg executor.Registry, mode executor.Mode, window time.Durati
 // slots were full in either case until the first calls ended.
 func TestBatchWindowGathersDataflowBatches(t *testing.T) {
 	tests := []struct {
-		name   string
-		window time.Duration
-		sizes  []int
-		at     []time.Duration // when each call started
+		name     string
+		window   time.Duration
+		maxBatch int
+		sizes    []int
+		at       []time.Duration // when each call started
 	}{
 		// No window: one video a call, as each becomes ready, then one a
 		// call as the slots free up.
-		{"none", 0, []int{1, 1, 1, 1, 1, 1}, []time.Duration{28, 29, 30, 58, 59, 60}},
+		{"none", 0, 0, []int{1, 1, 1, 1, 1, 1}, []time.Duration{28, 29, 30, 58, 59, 60}},
 		// 5 s: the first three videos are ready within the window of the
 		// first (28 s to 33 s): a full call at 30 s, without waiting out
 		// the window; the other three when the slots free up at 60 s, at
 		// once since no more videos can come.
-		{"5s", 5 * time.Second, []int{3, 3}, []time.Duration{30, 60}},
+		{"5s", 5 * time.Second, 0, []int{3, 3}, []time.Duration{30, 60}},
 		// 1.5 s: the window of the first video ends at 29.5 s with two
 		// ready, which start; the third starts alone as soon as it is
 		// ready (30 s), as only one slot is free (the call is full); the
 		// fourth and fifth take the two slots free at 59.5 s, and the
 		// last, the only one left to come, the slot free at 60 s.
-		{"1.5s", 1500 * time.Millisecond, []int{2, 1, 2, 1}, []time.Duration{29500, 30000, 59500, 60000}},
+		{"1.5s", 1500 * time.Millisecond, 0, []int{2, 1, 2, 1}, []time.Duration{29500, 30000, 59500, 60000}},
+		// An hour, with Options.MaxBatch 2: a call of two is full (29 s);
+		// then one slot is left (30 s); then two free up (59 s), and the
+		// last video, with nothing more to come, takes the slot free at
+		// 60 s.
+		{"MaxBatch 2", time.Hour, 2, []int{2, 1, 2, 1}, []time.Duration{29, 30, 59, 60}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l, b, reg := windowLab(t)
-				e := l.executor(windowOptions(reg, executor.Dataflow, tt.window))
+				opts := windowOptions(reg, executor.Dataflow, tt.window)
+				opts.MaxBatch = tt.maxBatch
+				e := l.executor(opts)
 				rep, err := l.run(e)
 				require.NoError(t, err)
 				assert.Len(t, rep.Generated, l.g.Len())
