@@ -755,9 +755,14 @@ func TestOpsKilledAnywhere(t *testing.T) {
 			s, pg := newStore(t)
 			g := build(t, 120)
 			key := testenv.UniqueName(t)
-			// The timeline, last, hangs: the child never ends its run.
+			// The music hangs, so the timeline never starts: the child
+			// never ends its run. (Held, the timeline would not do: the
+			// edit below makes it stale, and the child, once it sees the
+			// edit, skips it and ends its run, succeeded, if it gets there
+			// before it is killed, as it did under load.) Nothing the edit
+			// makes stale depends on the music but the timeline.
 			c := startChild(t, childConfig{Schema: pg.Schema, GraphKey: key, Seconds: 120, Jitter: true,
-				Hold: []string{"timeline"}})
+				Hold: []string{"asset:music"}})
 			runID := c.waitLine(t, "run ")
 			for range after {
 				c.waitLine(t, "started ")
