@@ -216,9 +216,13 @@
 // published it): so a stream gets at most one final event, and one that
 // replays sees it once (sinks ignore a Seq they hold). The Sink's calls
 // get Options.StoreTimeout, and their failures are logged: the Resume
-// goes on regardless. A host that runs a run's process while another
-// resumes it breaks the rule of one run at a time per graph key: the two
-// then publish the same Seq, and the sinks keep the first.
+// goes on regardless, and a later Resume or RerunFailed of the run, which
+// finds it recorded as interrupted, asks again, and publishes the same
+// final event (the record's text, ResumedBy naming the run that found it
+// interrupted) if the stream's newest event is still not final. A host
+// that runs a run's process while another resumes it breaks the rule of
+// one run at a time per graph key: the two then publish the same Seq,
+// and the sinks keep the first.
 //
 // # Stores
 //

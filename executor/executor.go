@@ -583,7 +583,11 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // event stream, which the crash left without a final event, gets one
 // (a run.cancelled naming the resuming run), so that its viewers end,
 // when Options.Sink can say the run's last event (see the package doc's
-// Progress). (A run truly going on in another process then records its
+// Progress). A run recorded as interrupted already, whose stream still
+// ends without a final event (the Sink failed when a Resume found it
+// interrupted), gets that event now, naming the run its record names:
+// the stream gets one final event however often the run is resumed.
+// (A run truly going on in another process then records its
 // outcome over it when it ends.) A run whose graph is no longer the key's, as a run of
 // another graph started since or the graph was deleted, is refused with
 // [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
@@ -616,9 +620,7 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 		return nil, err
 	}
 	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
-	if rec.Status == RunRunning {
-		e.markInterrupted(ctx, id, r.ID())
-	}
+	e.interrupted(ctx, rec, r.ID())
 	return r, nil
 }
 
@@ -656,7 +658,8 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
 // anything is committed. Like every run, it also regenerates
 // the nodes that are not clean; a run recorded as still running, but not
 // going on here, was interrupted, and its record then says
-// [RunInterrupted], and its stream ends, as with Resume. It is refused, as Resume is, when the
+// [RunInterrupted], and its stream ends, as with Resume (also that of a
+// run recorded as interrupted whose stream has no final event yet). It is refused, as Resume is, when the
 // run's graph is no longer the key's, while the run is going on, and
 // while another Resume or RerunFailed of its graph key is under way in
 // this executor (its call, or its run). opts are as for Resume.
@@ -682,9 +685,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 		return nil, err
 	}
 	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
-	if rec.Status == RunRunning {
-		e.markInterrupted(ctx, id, r.ID())
-	}
+	e.interrupted(ctx, rec, r.ID())
 	return r, nil
 }
 

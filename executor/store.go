@@ -193,7 +193,8 @@ const (
 	// as [Executor.Resume] or [Executor.RerunFailed] found when it
 	// resumed it. Its record's Error names the run that resumed it, as
 	// does the final event that its stream then gets, if the Sink can
-	// number it (progress.Event.ResumedBy).
+	// number it (progress.Event.ResumedBy); if the Sink failed then, a
+	// later Resume or RerunFailed of the run publishes that event.
 	RunInterrupted RunStatus = "interrupted"
 )
 
