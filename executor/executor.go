@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	mrand "math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -808,15 +809,30 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	return rec, nil
 }
 
-// maxEditConflicts bounds how often Edit reloads after losing a commit race.
+// maxEditConflicts bounds how often Edit (and Forget) reloads after
+// losing a commit race.
 const maxEditConflicts = 64
+
+// conflictPause is how long Edit or Forget waits before it reloads after
+// losing its try-th commit race (try from 0): 1 ms, doubled at each try up
+// to 16 ms, each drawn at random between half of it and all of it, so
+// that writers which lost to each other do not reload in step, nor spin
+// against a run that commits often. The 64 retries wait about 1 s at most
+// in all.
+func conflictPause(try int) time.Duration {
+	d := time.Millisecond << min(try, 4)
+	return d/2 + mrand.N(d/2+1)
+}
 
 // Edit records that the parameters of the given nodes changed: each gets
 // a new revision and becomes dirty, in one commit; a node named twice is
 // edited once, and an Edit that names none is refused with
 // [ErrInvalidRequest]. A run in progress that
 // is generating one of them will not keep its result. On a version
-// conflict Edit reloads and applies its own change again, up to 64 times.
+// conflict Edit reloads and applies its own change again, up to 64 times,
+// after a short pause that grows from about 1 ms to 16 ms, jittered
+// (about 1 s at most in all); a ctx that ends in a pause ends the Edit at
+// once, with an error that wraps ctx's cause and the conflict.
 // A store call that fails with an error that may pass (a lost
 // connection) is made again with backoff, as a run's are, up to 5 calls
 // in all, unless the error is wrapped in [Permanent] or ctx ends; after
@@ -920,8 +936,10 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			snap.States[id] = st
 		}
 		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
-		if errors.Is(err, ErrConflict) && try < maxEditConflicts {
-			continue
+		if errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil {
+			if sleep(ctx, conflictPause(try)) {
+				continue
+			}
 		}
 		if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil {
 			// A lost connection: reload, to find whether the commit went
@@ -934,6 +952,9 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			}
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				err = stoppedBy(ctx, err) // ended in a pause, or during the commit
+			}
 			return 0, fmt.Errorf("edit: commit %s: %w", quote(graphKey), err)
 		}
 		return v, nil

@@ -28,7 +28,9 @@ import (
 // executor, is refused with [ErrInvalidRequest], and nothing changes,
 // since Forget would otherwise drop nodes of the key's real graph. A
 // version conflict (a run commits meanwhile) reloads and tries again, up
-// to 64 times; a store failure that may pass is retried with backoff, as
+// to 64 times, after a short jittered pause as [Executor.Edit] does (a
+// ctx that ends in it ends Forget at once, with an error that wraps
+// ctx's cause); a store failure that may pass is retried with backoff, as
 // a run's are. A closed executor returns [ErrClosed].
 func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) (int, error) {
 	if g == nil {
@@ -98,8 +100,10 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 		switch {
 		case err == nil:
 			return dropped + len(changes), nil
-		case errors.Is(err, ErrConflict) && try < maxEditConflicts:
-			continue
+		case errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil:
+			if sleep(ctx, conflictPause(try)) {
+				continue
+			}
 		case !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil:
 			// A lost connection: the commit may have gone through; the
 			// reload tells, and the same changes again do no harm.
