@@ -196,10 +196,11 @@
 //
 // A run whose process stopped (it crashed, or was killed) publishes no
 // final event: its stream ends where the process stopped, and its record
-// still says running. A Resume or RerunFailed of it, once it records the
-// run as [RunInterrupted], ends the stream for the run's viewers, which
-// would otherwise wait forever: it publishes one final event of the old
-// run, a run.cancelled (the run was cut short and is being finished, as
+// still says running. A Resume or RerunFailed of it records the run as
+// [RunInterrupted], with the counts that the key's states show for it
+// and its stream's last Total as Planned (see Record.Counts), and then
+// ends the stream for the run's viewers, which would otherwise wait
+// forever: it publishes one final event of the old run, a run.cancelled (the run was cut short and is being finished, as
 // after a cancel; no node of it failed, as run.failed would say) at the
 // Seq after the run's newest event, with the run's Done and Total, the
 // record's text as Message, an Error as a cancelled run's, "executor: run

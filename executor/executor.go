@@ -580,7 +580,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // pay for them twice). Across processes, a host runs one run at a time
 // per graph key (see the package doc). A run recorded as still running,
 // but not going on here, was interrupted (its process crashed): once the
-// resuming run has started, its record says [RunInterrupted], and its
+// resuming run has started, its record says [RunInterrupted], with the
+// counts that the key's states show for it (see Record.Counts), and its
 // event stream, which the crash left without a final event, gets one
 // (a run.cancelled naming the resuming run), so that its viewers end,
 // when Options.Sink can say the run's last event (see the package doc's
@@ -616,39 +617,14 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 	if err != nil {
 		return nil, err
 	}
+	tally := e.tallyInterrupted(ctx, g, rec) // before the new run commits
 	r, err := e.start(ctx, o.request(rec, g, nil, "resume of run "+id), id)
 	if err != nil {
 		return nil, err
 	}
 	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
-	e.interrupted(ctx, rec, r.ID())
+	e.interrupted(ctx, rec, r.ID(), tally)
 	return r, nil
-}
-
-// markInterrupted records run id, which its record says is running, as
-// interrupted and resumed by run by, and then ends its event stream
-// (endInterrupted). It reads the record again just before, so as not to
-// write over an outcome recorded meanwhile; a failure is logged, since
-// the resuming run goes on regardless, and leaves the stream as it is.
-// The two store calls share one Options.StoreTimeout, and the sink's
-// calls get one of their own.
-func (e *Executor) markInterrupted(ctx context.Context, id, by string) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
-	defer cancel()
-	rec, err := e.opts.Runs.GetRun(sctx, id)
-	marked := false
-	if err == nil && rec.Status == RunRunning {
-		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
-		rec.Error = interruptedText(by)
-		err = e.opts.Runs.PutRun(sctx, rec)
-		marked = err == nil
-	}
-	if err != nil {
-		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
-	}
-	if marked {
-		e.endInterrupted(ctx, rec, by)
-	}
 }
 
 // RerunFailed starts a run that forces the nodes that failed in run id,
@@ -677,6 +653,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 	if err != nil {
 		return nil, err
 	}
+	tally := e.tallyInterrupted(ctx, g, rec) // before the new run commits
 	marks := make([]dirty.Mark, len(rec.Failed))
 	for i, n := range rec.Failed {
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
@@ -686,7 +663,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 		return nil, err
 	}
 	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
-	e.interrupted(ctx, rec, r.ID())
+	e.interrupted(ctx, rec, r.ID(), tally)
 	return r, nil
 }
 

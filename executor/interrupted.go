@@ -1,11 +1,16 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -17,7 +22,8 @@ const interruptedPrefix = "interrupted: it ended without recording its outcome; 
 // final event of its stream (its Message) give once a Resume or
 // RerunFailed, starting run by, found it interrupted, cut to MaxEventText
 // as every error text the executor records (by, from
-// ResumeOptions.RunID, may be long).
+// ResumeOptions.RunID, may be long). The record's counts say what the
+// run did (interruptedCounts); the text does not repeat them.
 func interruptedText(by string) string {
 	return cutText(interruptedPrefix + by)
 }
@@ -34,28 +40,151 @@ func resumedBy(rec Record) (string, bool) {
 	return by, true
 }
 
+// interruptedTally is what the key's states show that a run found
+// interrupted did (interruptedCounts): the counts and the failed nodes
+// of its record, if ok.
+type interruptedTally struct {
+	counts Counts
+	failed []string
+	ok     bool
+}
+
+// tallyInterrupted returns what the key's states show that run rec did,
+// if its record says running: a Resume or RerunFailed calls it before it
+// starts its own run, whose commits would hide the nodes that rec's run
+// committed. Its store calls get Options.StoreTimeout within ctx; a
+// failure is logged, and the record then keeps its counts.
+func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Record) interruptedTally {
+	if rec.Status != RunRunning {
+		return interruptedTally{}
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.StoreTimeout)
+	defer cancel()
+	t, err := e.interruptedCounts(ctx, g, rec)
+	if err != nil {
+		e.log.Warn("regen: count what an interrupted run did; its record keeps the counts it had", "run", rec.ID, "err", err)
+	}
+	return t
+}
+
 // interrupted does what a Resume or RerunFailed, which started run by to
 // finish run rec (as its record read before said), owes a run that
 // ended without recording its outcome. A record that says running is
-// recorded as interrupted, and its stream ended (markInterrupted). A
-// record that says interrupted already (an earlier Resume found it so)
-// gets its stream ended now if that Resume could not (its sink failed
-// then, or stalled): the final event is the one the earlier Resume would
-// have published, with the record's text and naming the run that the
-// record names (by, when the text names none whole), and nothing is
-// published when the stream's newest event is final already, so a
-// stream gets one final event however often its run is resumed. The
-// sink's failures are logged, as in endInterrupted, never returned.
-func (e *Executor) interrupted(ctx context.Context, rec Record, by string) {
+// recorded as interrupted, with the tally taken before run by started,
+// and its stream ended (markInterrupted). A record that says interrupted
+// already (an earlier Resume found it so) gets its stream ended now if
+// that Resume could not (its sink failed then, or stalled): the final
+// event is the one the earlier Resume would have published, with the
+// record's text and naming the run that the record names (by, when the
+// text names none whole), and nothing is published when the stream's
+// newest event is final already, so a stream gets one final event
+// however often its run is resumed. The sink's failures are logged, as
+// in endInterrupted, never returned.
+func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally interruptedTally) {
 	switch rec.Status {
 	case RunRunning:
-		e.markInterrupted(ctx, rec.ID, by)
+		e.markInterrupted(ctx, rec.ID, by, tally)
 	case RunInterrupted:
 		if named, ok := resumedBy(rec); ok {
 			by = named
 		}
 		e.endInterrupted(ctx, rec, by)
 	}
+}
+
+// markInterrupted records run id, which its record says is running, as
+// interrupted and resumed by run by, with the counts of tally, and the
+// Total of its stream's last event as Planned, and then ends its event
+// stream (publishInterrupted). It reads the record again just before, so
+// as not to write over an outcome recorded meanwhile; a failure is
+// logged, since the resuming run goes on regardless, and leaves the
+// stream as it is (a later Resume ends it; see interrupted). The two
+// store calls share one Options.StoreTimeout, and the sink's calls get
+// one of their own; the sink is asked first, for the run's last event.
+func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally interruptedTally) {
+	kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
+	defer kcancel()
+	last, found := e.interruptedLast(kctx, id, by)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
+	defer cancel()
+	rec, err := e.opts.Runs.GetRun(sctx, id)
+	marked := false
+	if err == nil && rec.Status == RunRunning {
+		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
+		rec.Error = interruptedText(by)
+		if tally.ok {
+			rec.Counts, rec.Failed = tally.counts, tally.failed
+		}
+		if found {
+			rec.Counts.Planned = last.Total
+		}
+		err = e.opts.Runs.PutRun(sctx, rec)
+		marked = err == nil
+	}
+	if err != nil {
+		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
+	}
+	if marked && found && !last.Type.Final() {
+		e.publishInterrupted(kctx, rec, by, last)
+	}
+}
+
+// interruptedCounts returns what the key's states show that run rec,
+// found interrupted, did in its time: from its start to the start of the
+// key's next run (one started in between; else now, before the run that
+// resumes it starts), as ListRuns says. Generated counts the nodes of g
+// that it committed clean (those whose result it kept unchanged among
+// them: the states do not tell them apart), Failed and Cancelled those
+// it committed failed or cancelled, and the failed ones are listed in the
+// order of [Report]. A node committed again since (by a run in between,
+// or made dirty by an Edit) no longer shows. Planned, Unchanged, Skipped,
+// Superseded and Attempts are 0: the states do not say them.
+func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Record) (interruptedTally, error) {
+	runs, err := e.opts.Runs.ListRuns(ctx, rec.GraphKey)
+	if err != nil {
+		return interruptedTally{}, fmt.Errorf("list the runs of %s: %w", quote(rec.GraphKey), err)
+	}
+	// The window is [from, until), or [from, until] when until is now.
+	from := rec.StartedAt.Truncate(time.Microsecond)
+	until, next := time.Now().Truncate(time.Microsecond), false
+	for _, o := range runs { // oldest first
+		if o.ID != rec.ID && o.StartedAt.Truncate(time.Microsecond).After(from) {
+			until, next = o.StartedAt.Truncate(time.Microsecond), true
+			break
+		}
+	}
+	snap, err := e.opts.States.Load(ctx, rec.GraphKey)
+	if err != nil {
+		return interruptedTally{}, fmt.Errorf("load the states of %s: %w", quote(rec.GraphKey), err)
+	}
+	t := interruptedTally{ok: true}
+	var failed []graph.ID
+	for id, st := range snap.States {
+		at := st.UpdatedAt.Truncate(time.Microsecond)
+		if at.Before(from) || at.After(until) || next && at.Equal(until) {
+			continue
+		}
+		n, err := g.Lookup(id) // GraphStateID is no node
+		if err != nil {
+			continue
+		}
+		switch st.Status {
+		case dirty.StatusClean:
+			t.counts.Generated++
+		case dirty.StatusFailed:
+			t.counts.Failed++
+			failed = append(failed, g.ID(n))
+		case dirty.StatusCancelled:
+			t.counts.Cancelled++
+		}
+	}
+	slices.SortFunc(failed, func(a, b graph.ID) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), cmp.Compare(a.Segment, b.Segment))
+	})
+	for _, id := range failed {
+		t.failed = append(t.failed, id.String())
+	}
+	return t, nil
 }
 
 // endInterrupted publishes the final event of run rec, which its record
@@ -76,26 +205,40 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string) {
 // run goes on regardless, and a later Resume or RerunFailed of the run
 // tries again (interrupted).
 func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
-	sink := e.opts.Sink
-	lr, ok := sink.(progress.LastEventReader)
-	if !ok {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
-	last, found, err := lastEvent(ctx, lr, rec.ID)
+	if last, found := e.interruptedLast(ctx, rec.ID, by); found && !last.Type.Final() {
+		e.publishInterrupted(ctx, rec, by, last)
+	}
+}
+
+// interruptedLast returns the newest event of the stream of run id, found
+// interrupted and resumed by run by, and whether the sink holds one; it
+// logs the sink's failure, and reports none when the sink cannot say
+// (see endInterrupted).
+func (e *Executor) interruptedLast(ctx context.Context, id, by string) (progress.Event, bool) {
+	lr, ok := e.opts.Sink.(progress.LastEventReader)
+	if !ok {
+		return progress.Event{}, false
+	}
+	last, found, err := lastEvent(ctx, lr, id)
 	switch {
 	case errors.Is(err, progress.ErrUnsupported):
 		e.log.Debug("regen: the progress sink cannot say an interrupted run's last event; its stream gets no final event",
-			"run", rec.ID, "resumed_by", by, "err", err)
-		return
+			"run", id, "resumed_by", by, "err", err)
+		return progress.Event{}, false
 	case err != nil:
 		e.log.Warn("regen: read the last event of an interrupted run; its stream gets no final event",
-			"run", rec.ID, "resumed_by", by, "err", err)
-		return
-	case !found || last.Type.Final():
-		return
+			"run", id, "resumed_by", by, "err", err)
+		return progress.Event{}, false
 	}
+	return last, found
+}
+
+// publishInterrupted publishes the final event of run rec, found
+// interrupted and resumed by run by, after last, its stream's newest
+// event (see endInterrupted); a failure is logged.
+func (e *Executor) publishInterrupted(ctx context.Context, rec Record, by string, last progress.Event) {
 	msg := rec.Error
 	if msg == "" {
 		msg = interruptedText(by)
@@ -105,7 +248,7 @@ func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
 		Error: fmt.Sprintf("%v: run %s: interrupted", ErrCancelled, rec.ID),
 		Done:  last.Done, Total: last.Total, ResumedBy: by}
 	capText(&ev)
-	em := emitter{sink: sink, ctx: ctx}
+	em := emitter{sink: e.opts.Sink, ctx: ctx}
 	if err := em.publish(ev); err != nil {
 		e.log.Warn("regen: progress sink failed the final event of an interrupted run",
 			"run", rec.ID, "seq", ev.Seq, "resumed_by", by, "err", err)

@@ -194,7 +194,9 @@ const (
 	// resumed it. Its record's Error names the run that resumed it, as
 	// does the final event that its stream then gets, if the Sink can
 	// number it (progress.Event.ResumedBy); if the Sink failed then, a
-	// later Resume or RerunFailed of the run publishes that event.
+	// later Resume or RerunFailed of the run publishes that event. Its
+	// Counts and Failed are what the key's states show it did (see
+	// Record.Counts).
 	RunInterrupted RunStatus = "interrupted"
 )
 
@@ -255,9 +257,22 @@ type Record struct {
 	StartedAt time.Time `json:"startedAt"`
 	// EndedAt is zero while the run is running.
 	EndedAt time.Time `json:"endedAt"`
-	Counts  Counts    `json:"counts"`
+	// Counts tallies what the run did, once it has ended; they are zero
+	// while it runs. A run found interrupted ([RunInterrupted]) never
+	// counted its nodes: the Resume or RerunFailed that found it counts
+	// what the key's states still show that the run did, from its start
+	// to the start of the key's next run. Its Generated then counts the
+	// nodes it committed clean (those whose result it kept unchanged among
+	// them), Failed and Cancelled those it committed so; Planned is the
+	// Total of its stream's last event, when the Sink can say it
+	// (progress.LastEventReader), else 0; and Unchanged, Skipped,
+	// Superseded and Attempts are 0, as the states do not say them. A
+	// node committed again since (by a run started in between, or made
+	// dirty by an Edit) is not counted: the counts are a lower bound.
+	Counts Counts `json:"counts"`
 	// Failed lists the IDs of the nodes that failed, in the order of
-	// [Report]: by kind name, then segment number.
+	// [Report]: by kind name, then segment number. For a run found
+	// interrupted, those that Counts.Failed counts.
 	Failed []string `json:"failed,omitempty"`
 	// Error is the run's error text, if it ended with one, cut to
 	// [MaxEventText] bytes.
