@@ -815,7 +815,12 @@ func conflictPause(try int) time.Duration {
 // in all, unless the error is wrapped in [Permanent] or ctx ends; after
 // a commit that failed so, Edit reloads first, and a commit that went
 // through, its reply lost, is not made again (the nodes get one new
-// revision). It returns the graph's new version. A closed executor returns
+// revision), even if another commit of its nodes (a run's) followed it;
+// nor is a commit made again when each node got a new revision from
+// another edit since Edit loaded, which came after the new parameters
+// were saved (see below), and so did what this one would. It returns the
+// graph's new version (after a lost reply, the version at which Edit
+// found its nodes so). A closed executor returns
 // [ErrClosed] ([Executor.Close] waits for an Edit under way).
 //
 // g must be the key's graph: the graph of its newest run, whose
@@ -889,10 +894,20 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		if err != nil {
 			return 0, fmt.Errorf("edit: load %s: %w", quote(graphKey), err)
 		}
-		if lost != nil && snap.Version > lostAt && stored(snap, lost) {
-			// The commit went through, and only its reply was lost:
-			// committed again, the edit would get a second revision.
-			return lostAt + 1, nil
+		if lost != nil && snap.Version > lostAt {
+			switch {
+			case stored(snap, lost):
+				// The commit went through, and only its reply was lost:
+				// committed again, the edit would get a second revision.
+				return lostAt + 1, nil
+			case revised(snap, lost):
+				// Each node has a newer revision than when Edit loaded:
+				// its commit went through and another commit of the node
+				// followed (a run made it), or another edit, committed
+				// after that load and so after the host saved the
+				// parameters, did what this one would.
+				return snap.Version, nil
+			}
 		}
 		lost = nil
 		if err := editable(snap, fp); err != nil {
@@ -936,6 +951,19 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		}
 		return v, nil
 	}
+}
+
+// revised reports whether each node of changes, an Edit's, has at least
+// the revision that changes give it in snap: an edit committed since the
+// Edit loaded, its own or another, gave it a new one. (A node's revision
+// never goes back while its graph is kept.)
+func revised(snap Snapshot, changes []Change) bool {
+	for _, c := range changes {
+		if snap.States[c.ID].Rev < c.State.Rev {
+			return false
+		}
+	}
+	return true
 }
 
 // statesOf turns a snapshot into dense states. IDs the graph does not
