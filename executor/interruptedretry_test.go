@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -108,4 +109,42 @@ func TestCrashedRunsStreamEndsAfterTheSinkFailedTheFirstResume(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The later Resume names, in ResumedBy, the run that the record names;
+// when the record's text names none whole (the first resuming run's ID
+// was so long that the text was cut), it names itself, and the event's
+// Message is still the record's text.
+func TestCrashedRunsLateFinalEventWhenTheRecordsTextWasCut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		sink := &downSink{Memory: progress.NewMemory(progress.MemoryOptions{})}
+		rec := crashRun(t, l, sink.Memory, 3, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+			Runs: l.runs, Sink: sink, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(ctx)) }()
+
+		sink.publishDown.Store(true)
+		long := strings.Repeat("r", executor.MaxEventText)
+		first, err := e.Resume(ctx, l.g, rec.ID, executor.ResumeOptions{RunID: long})
+		require.NoError(t, err)
+		_, err = first.Wait()
+		require.NoError(t, err)
+		sink.publishDown.Store(false)
+		again, err := e.Resume(ctx, l.g, rec.ID)
+		require.NoError(t, err)
+		_, err = again.Wait()
+		require.NoError(t, err)
+
+		rec, err = l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		require.Contains(t, rec.Error, "[cut from")
+		got := replay(t, sink.Memory, rec.ID)
+		require.Len(t, got, 4)
+		assert.Equal(t, progress.RunCancelled, got[3].Type)
+		assert.Equal(t, rec.Error, got[3].Message, "the record and the stream say the same")
+		assert.Equal(t, again.ID(), got[3].ResumedBy, "a run a view can follow")
+	})
 }
