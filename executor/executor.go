@@ -113,6 +113,9 @@ func New(opts Options) (*Executor, error) {
 			return bad("Options.Limits[%q] is %d: want at least 1 call in flight", key, n)
 		}
 	}
+	if err := opts.checkKinds(); err != nil {
+		return nil, err
+	}
 	if opts.States == nil && opts.Assets == nil {
 		// One value, so that its assets can be pruned: it knows what
 		// states refer to.

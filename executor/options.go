@@ -168,7 +168,7 @@ type KindOptions struct {
 	// cannot become ready before that one ends, yet counts as one that
 	// may come: such a kind's calls wait the window out. The ETA of a
 	// run's events does not count the waits. A negative
-	// window is refused when a run starts. Default: 0, no window: a call
+	// window is refused by New. Default: 0, no window: a call
 	// takes the nodes ready when a worker takes its first.
 	BatchWindow time.Duration
 }

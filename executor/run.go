@@ -208,11 +208,6 @@ const unnamed = "\x00"
 
 // prepare loads, marks, plans and commits the start of a run.
 func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run, error) {
-	if err := e.opts.checkKinds(); err != nil {
-		// New does not check KindOptions: a run refuses them, before
-		// anything is committed.
-		return nil, err
-	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
