@@ -207,8 +207,9 @@
 // cancelled: run <id>: interrupted", and ResumedBy, the ID of the
 // resuming run, which a view may follow next. The executor has only a
 // Sink: it learns the newest event by asking the Sink, if it implements
-// progress.LastEventReader (as progress.Memory does, and
-// progress.Buffered, Fanout and Archive do over sinks that do). It
+// progress.LastEventReader (as progress.Memory does, progress.Buffered
+// and Fanout do over sinks that do, and progress.Archive does over a
+// History that does). It
 // publishes nothing when the Sink does not implement it, cannot say
 // (progress.ErrUnsupported) or fails, when it holds no event of the run
 // (a view of a run without events has a bound of its own, as
