@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,7 +26,7 @@ func (s *Stream) sweepIdle() {
 	interval := s.idleTTL / 4
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	copied := make(map[string]sweptStream) // by key: what this Stream copied
+	copied := &sweptStreams{m: make(map[string]sweptStream)}
 	for {
 		select {
 		case <-t.C:
@@ -34,6 +35,14 @@ func (s *Stream) sweepIdle() {
 		}
 		s.sweep(copied)
 	}
+}
+
+// sweptStreams is what this Stream's sweeps copied, by key. The scans of
+// a cluster's masters, or a ring's shards, run at once (go-redis's
+// ForEachMaster and ForEachShard), each in a goroutine: mu guards m.
+type sweptStreams struct {
+	mu sync.Mutex
+	m  map[string]sweptStream
 }
 
 // sweptStream is a stream that a sweep copied: its newest entry then, and
@@ -51,13 +60,15 @@ type sweptStream struct {
 // History as an interrupted run's is (copyToHistory). A failure is
 // logged and counted in Stats.CopyErrors, and the next sweep tries again
 // while the stream is left.
-func (s *Stream) sweep(copied map[string]sweptStream) {
+func (s *Stream) sweep(copied *sweptStreams) {
 	now := time.Now()
-	for key, c := range copied {
+	copied.mu.Lock()
+	for key, c := range copied.m {
 		if now.After(c.expires) {
-			delete(copied, key)
+			delete(copied.m, key)
 		}
 	}
+	copied.mu.Unlock()
 	err := s.scanKeys(s.ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
 		pipe := c.Pipeline()
 		ttls := make([]*redis.DurationCmd, len(keys))
@@ -89,13 +100,16 @@ func (s *Stream) sweep(copied map[string]sweptStream) {
 
 // sweepStream copies the idle stream key of runID into the History,
 // unless its run has ended, or this Stream copied it already.
-func (s *Stream) sweepStream(ctx context.Context, runID, key string, ttl time.Duration, copied map[string]sweptStream) {
+func (s *Stream) sweepStream(ctx context.Context, runID, key string, ttl time.Duration, copied *sweptStreams) {
 	msgs, err := s.client.XRevRangeN(ctx, key, "+", "-", 1).Result()
 	if err != nil || len(msgs) == 0 {
 		return // gone, or Redis fails: the next sweep looks again
 	}
 	top := msgs[0].ID
-	if c, ok := copied[key]; ok && c.top == top {
+	copied.mu.Lock()
+	was, ok := copied.m[key]
+	copied.mu.Unlock()
+	if ok && was.top == top {
 		return
 	}
 	if e, _, err := decodeEntry(runID, msgs[0]); err == nil && e.Type.Final() {
@@ -110,7 +124,9 @@ func (s *Stream) sweepStream(ctx context.Context, runID, key string, ttl time.Du
 			"run", runID, "copied", c.copied, "expiresIn", ttl, "error", err)
 		return
 	}
-	copied[key] = sweptStream{top: top, expires: time.Now().Add(ttl)}
+	copied.mu.Lock()
+	copied.m[key] = sweptStream{top: top, expires: time.Now().Add(ttl)}
+	copied.mu.Unlock()
 	s.logger.Info("redisstream: copied the idle stream of a run without its final event to the history, before IdleTTL expires it",
 		"run", runID, "events", c.copied, "corrupt", c.corrupt, "refused", c.refused, "expiresIn", ttl)
 }
