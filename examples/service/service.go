@@ -746,7 +746,7 @@ func (s *service) next(key string, l *lecture, prev string) {
 	for {
 		s.mu.Lock()
 		switch {
-		case l.next != "" && !s.stopping && l.lock != nil:
+		case l.next != "" && !s.stopping && l.lock != nil && !lost(l.lock):
 			l.runID, l.next = l.next, ""
 			s.runs.Add(1)
 			runID := l.runID
@@ -756,6 +756,8 @@ func (s *service) next(key string, l *lecture, prev string) {
 			}
 			return
 		case l.lock != nil:
+			// No run queued, or the lock was lost (the run before was
+			// cancelled for it): a queued run then takes it again below.
 			lock := l.lock
 			l.lock = nil
 			s.mu.Unlock()
@@ -785,6 +787,17 @@ func (s *service) next(key string, l *lecture, prev string) {
 			}
 			return
 		}
+	}
+}
+
+// lost reports whether lock was lost (see pgstore.GraphLock.Lost): a
+// run queued after the run it was lost under must not take it over.
+func lost(lock *pgstore.GraphLock) bool {
+	select {
+	case <-lock.Lost():
+		return true
+	default:
+		return false
 	}
 }
 

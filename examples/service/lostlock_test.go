@@ -1,0 +1,51 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/executor/pgstore"
+)
+
+// A run cancelled because its lecture's lock was lost handed that lost
+// lock over to the run an edit had queued after it: the queued run
+// started without holding the lecture's lock (no session held it, so
+// another process could take the lecture), and its watcher cancelled it
+// at once, for the lock lost before it started: the edit, answered 202,
+// got no run. The queued run now takes the lock again, as one queued
+// while the lock is given up does.
+func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
+	h := startService(t, time.Hour) // the runs go on until they are cancelled
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	locks := func() (n int) {
+		require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, h.s.store.GraphLockKey("l")).Scan(&n))
+		return n
+	}
+	var ended int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey("l")).Scan(&ended))
+	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+	assert.Contains(t, h.getRun(first.RunID).Record.Error, pgstore.ErrLockLost.Error())
+
+	// The queued run's record is written once it has started.
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		_, err := h.s.store.GetRun(t.Context(), queued.RunID)
+		return err == nil
+	}, 20*time.Second, 10*time.Millisecond, "the queued run never started")
+	assert.Equal(t, 1, locks(), "the lecture's lock, held by a session for the queued run")
+	rec, err := h.s.store.GetRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error())
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
