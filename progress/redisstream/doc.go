@@ -91,8 +91,10 @@
 // corrupt entries, and events the History refuses as invalid, which are
 // counted in [Stats].Corrupt and logged). With [Options].IdleTTL too, a
 // stream that has been idle for half IdleTTL without its run's final
-// event is copied into the History in the same way before it expires,
-// by every Stream with that History (a sweep every IdleTTL/4, which
+// event, or with a final event that the History lacks (the process was
+// killed after its final event reached Redis), is copied into the
+// History in the same way before it expires, by every Stream with that
+// History (a sweep every IdleTTL/4, which
 // scans the keys of the KeyTemplate): so a run resumed after IdleTTL, or
 // never, keeps what reached Redis. A crash still loses, to readers that
 // come after the stream is gone: the events that reached neither Redis

@@ -90,8 +90,11 @@ type Options struct {
 	// takes Redis 6 or later, on each master of a cluster) and looks up
 	// their expiry (PTTL, pipelined a page); a stream with IdleTTL/2 or
 	// less left, whose newest entry (one XREVRANGE) is not a final event,
-	// is copied as an interrupted run's is (see [Stream.Publish]), once
-	// by each Stream for each newest entry: every Stream of the hosts'
+	// or is one that the History lacks (one Replay of the History: the
+	// process was killed after its final event reached Redis, before its
+	// archive's queue reached the History), is copied as an interrupted
+	// run's is (see [Stream.Publish]), once by each Stream for each newest
+	// entry: every Stream of the hosts'
 	// servers copies it, and the History ignores what it holds. A scan
 	// costs a round trip per 1,000 keys of the Redis database (SCAN reads
 	// the whole keyspace, whatever the pattern): give the Streams a

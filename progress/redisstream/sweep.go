@@ -2,12 +2,15 @@ package redisstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/regengraph/regen/progress"
 )
 
 // sweepScanCount is the COUNT of each SCAN of a sweep for idle streams.
@@ -55,9 +58,10 @@ type sweptStream struct {
 // sweep is one pass of sweepIdle: SCAN (TYPE stream) for the keys of the
 // KeyTemplate, their PTTL in one pipeline a page, and for each stream
 // with an expiry of at most IdleTTL/2 left, its newest entry (XREVRANGE
-// COUNT 1): unless it is the run's final event, or the entry that this
-// Stream copied the stream up to already, the stream is copied into the
-// History as an interrupted run's is (copyToHistory). A failure is
+// COUNT 1): unless it is the run's final event and the History holds it
+// (one Replay of the History), or the entry that this Stream copied the
+// stream up to, or found in the History, already, the stream is copied
+// into the History as an interrupted run's is (copyToHistory). A failure is
 // logged and counted in Stats.CopyErrors, and the next sweep tries again
 // while the stream is left.
 func (s *Stream) sweep(copied *sweptStreams) {
@@ -99,7 +103,8 @@ func (s *Stream) sweep(copied *sweptStreams) {
 }
 
 // sweepStream copies the idle stream key of runID into the History,
-// unless its run has ended, or this Stream copied it already.
+// unless its run has ended and the History holds its final event, or
+// this Stream copied it, or found it so, already.
 func (s *Stream) sweepStream(ctx context.Context, runID, key string, ttl time.Duration, copied *sweptStreams) {
 	msgs, err := s.client.XRevRangeN(ctx, key, "+", "-", 1).Result()
 	if err != nil || len(msgs) == 0 {
@@ -113,22 +118,50 @@ func (s *Stream) sweepStream(ctx context.Context, runID, key string, ttl time.Du
 		return
 	}
 	if e, _, err := decodeEntry(runID, msgs[0]); err == nil && e.Type.Final() {
-		return // the run ended: the History had its events, or the copy of an interrupted run was made
+		// The run ended. Its process may still have been killed before
+		// its archive's queue reached the History (the final event
+		// reached Redis alone): the History is all that readers have
+		// once the stream expires, so it is copied unless the History
+		// holds the final event too. A failed lookup is taken for a
+		// History without it: the copy then says what fails.
+		if held, err := s.historyHolds(ctx, runID, e.Seq); err == nil && held {
+			copied.mu.Lock()
+			copied.m[key] = sweptStream{top: top, expires: time.Now().Add(ttl)}
+			copied.mu.Unlock()
+			return
+		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, copyTryTimeout)
 	c, err := s.copyToHistory(cctx, runID)
 	cancel()
 	if err != nil {
 		s.copyErrors.Add(1)
-		s.logger.Warn("redisstream: could not copy the idle stream of a run without its final event to the history; the next sweep tries again while the stream is left (once it expires, readers skip the events that only it held)",
+		s.logger.Warn("redisstream: could not copy the idle stream of a run to the history; the next sweep tries again while the stream is left (once it expires, readers skip the events that only it held)",
 			"run", runID, "copied", c.copied, "expiresIn", ttl, "error", err)
 		return
 	}
 	copied.mu.Lock()
 	copied.m[key] = sweptStream{top: top, expires: time.Now().Add(ttl)}
 	copied.mu.Unlock()
-	s.logger.Info("redisstream: copied the idle stream of a run without its final event to the history, before IdleTTL expires it",
+	s.logger.Info("redisstream: copied the idle stream of a run to the history, before IdleTTL expires it",
 		"run", runID, "events", c.copied, "corrupt", c.corrupt, "refused", c.refused, "expiresIn", ttl)
+}
+
+// errHeld stops historyHolds's Replay at the first event.
+var errHeld = errors.New("redisstream: the history holds the event")
+
+// historyHolds reports whether the History holds runID's event seq, with
+// one Replay from it that reads one event.
+func (s *Stream) historyHolds(ctx context.Context, runID string, seq uint64) (bool, error) {
+	held := false
+	err := s.history.Replay(ctx, runID, seq-1, func(e progress.Event) error {
+		held = e.Seq == seq
+		return errHeld
+	})
+	if err != nil && !errors.Is(err, errHeld) {
+		return false, err
+	}
+	return held, nil
 }
 
 // runOf returns the run ID of key, a key of the KeyTemplate.
