@@ -71,7 +71,7 @@ func (s *service) authorizeEvents(r *http.Request) (string, error) {
 		if errors.Is(err, executor.ErrNotFound) {
 			return "", fmt.Errorf("%w: no run %q", sse.ErrNotFound, runID)
 		}
-		return "", fmt.Errorf("look run %q up: %w", runID, err) // 500, logged
+		return "", fmt.Errorf("look run %q up: %w", runID, err) // 503 with Retry-After, logged
 	}
 	return runID, nil
 }
