@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
 )
 
 // A run cancelled because its lecture's lock was lost handed that lost
@@ -47,5 +49,46 @@ func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error())
 	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// An edit holds the lecture's lock from before it saves anything until
+// its run starts (holdSlot): a lock lost meanwhile (its session ended
+// while the edit was being saved) was handed to the edit's run, which
+// then started without holding it, and was cancelled at once by its
+// watcher, for the loss that came before it started: the edit, answered
+// 202, got no run. The run now takes the lock again.
+func TestEditRunAfterItsLockWasLostTakesTheLockAgain(t *testing.T) {
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	sl, err := h.s.holdSlot(t.Context(), "l")
+	require.NoError(t, err)
+	require.NotNil(t, sl.lock, "the edit holds the lecture's lock")
+	var ended int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey("l")).Scan(&ended))
+	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+	select {
+	case <-sl.lock.Lost():
+	case <-time.After(20 * time.Second): // a bound against a hang, not a timing assertion
+		t.Fatal("the lock's loss was never seen")
+	}
+
+	runID, after, err := h.s.startOrQueue(t.Context(), "l", g, "edit of script", sl)
+	sl.release() // as the edit's handler does
+	require.NoError(t, err)
+	assert.Empty(t, after)
+	var locks int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, h.s.store.GraphLockKey("l")).Scan(&locks))
+	assert.Equal(t, 1, locks, "the lecture's lock, held by a session for the edit's run")
+	require.NoError(t, h.shutdown())
+	store, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(context.Background(), runID)
+	require.NoError(t, err)
+	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error(), "the edit's run")
 	goleak.VerifyNone(t, h.leaks)
 }

@@ -602,6 +602,15 @@ func (sl *slot) releaseLocked() {
 func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, reason string, sl *slot) (runID, after string, err error) {
 	for tried := false; ; tried = true {
 		s.mu.Lock()
+		if sl.lock != nil && lost(sl.lock) {
+			// Lost since it was taken (its session ended while the edit
+			// was saved): no run starts under it. It is taken again.
+			lock := sl.lock
+			sl.lock = nil
+			s.mu.Unlock()
+			s.unlock(lock)
+			s.mu.Lock()
+		}
 		// The slot sl held, if any, is the one the run takes. An edit
 		// that held none found its lecture running; if that run has ended
 		// since, the edit, saved by now, starts its run in the slot just
