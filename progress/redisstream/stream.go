@@ -104,7 +104,8 @@ type Options struct {
 	// next sweep tries again while the stream is left. Still lost are the
 	// entries that MaxLen trimmed, and a stream gone before a sweep
 	// copied it (Redis restarted without persistence, the sweeps failed,
-	// or no Stream with a History ran while it was idle).
+	// no Stream with a History ran while it was idle, or, for a run that
+	// ended, a FinishedTTL below IdleTTL/4 expired it between sweeps).
 	// Default: 0, no expiry before the final event.
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
