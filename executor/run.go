@@ -292,9 +292,10 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	opts := &r.e.opts
 	failures := 0
 	var (
-		lost     []Change // the changes of a commit that failed, which may have gone through
-		lostAt   int64    // the version that commit expected
-		recorded bool     // the marks are stored: a commit went through before its error
+		lost     []Change             // the changes of a commit that failed, which may have gone through
+		lostAt   int64                // the version that commit expected
+		recorded bool                 // the marks are stored: a commit went through before its error
+		gave     map[graph.Node]int64 // the revisions that lost commits gave edited nodes
 	)
 	for try := 0; ; try++ {
 		snap, err := r.e.load(ctx, r.handle.id, r.key)
@@ -350,7 +351,13 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			st.Status, st.UpdatedAt = dirty.StatusDirty, now
 			switch reason {
 			case dirty.ReasonEdited:
-				st.Rev++
+				// Not when the node has the revision a lost commit gave it:
+				// that commit went through, and another commit of the node
+				// followed (so stored is false), or another edit, committed
+				// after this run loaded, did what the mark would.
+				if rev, ok := gave[n]; !ok || st.Rev < rev {
+					st.Rev++
+				}
 			case dirty.ReasonForced, dirty.ReasonAssetMissing, dirty.ReasonInputsChanged:
 				st.InputHash = ""
 			}
@@ -377,6 +384,14 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				// reload shows it, and the marks are not applied twice).
 				failures++
 				lost, lostAt = changes, snap.Version
+				for _, n := range set.Nodes() {
+					if marked[n] == dirty.ReasonEdited {
+						if gave == nil {
+							gave = map[graph.Node]int64{}
+						}
+						gave[n] = view.Get(n).Rev
+					}
+				}
 				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
 				if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 					continue
