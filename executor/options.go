@@ -162,8 +162,8 @@ type KindOptions struct {
 	// of the kind can come (every other one has started or settled, or
 	// was skipped after a failure upstream), nor in Staged mode, where a
 	// stage's nodes are ready at once; a cancel ends the wait at once.
-	// Other kinds' nodes start meanwhile, but a node behind the waiting
-	// one under the same batch key waits with it. A node of the kind that
+	// Other kinds' nodes start meanwhile, those that share the batch key
+	// too (they may make the nodes the call waits for). A node of the kind that
 	// depends on another of the kind (a previous-segment dependency)
 	// cannot become ready before that one ends, yet counts as one that
 	// may come: such a kind's calls wait the window out. The ETA of a

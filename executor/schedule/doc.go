@@ -45,7 +45,9 @@
 // are ready and more of them are still pending; it starts at once when
 // the call is full or when none of the kind is pending any more
 // (skipped after a failure, say), and never in Staged mode, where a
-// stage's nodes are ready at once. The window counts from the time
+// stage's nodes are ready at once. It holds back its own kind only: a
+// node of another kind that shares the key starts meanwhile, as it may
+// make the nodes the window waits for. The window counts from the time
 // passed to [Machine.SucceedAt] (or, after [Machine.Succeed], to the next
 // call that takes a time), and [Machine.Wake] says when it ends. A halt
 // ends every wait.

@@ -640,7 +640,7 @@ func (s *sim) blocked(key string) (bool, time.Time) {
 // checkIdle checks, when Next starts nothing, that the machine holds no
 // node back without cause: every Ready node is stopped by the halt, the
 // global cap, its key's concurrency or its key's rate, or waits behind
-// its key's head for the head's batch window, which holds it back for
+// its kind's head for the head's batch window, which holds it back for
 // less than the window since it became ready; and that Wake is exactly
 // when the earliest rate that alone stops a Ready node allows a start,
 // or the earliest such window ends, or none.
@@ -658,7 +658,7 @@ func (s *sim) checkIdle() {
 		}
 		stop, at := s.blocked(s.keyOf(n))
 		if !stop {
-			h, held := holds[s.keyOf(n)]
+			h, held := holds[s.g.KindOf(n)]
 			require.True(t, held, "at %v Next started nothing, but %s is ready and nothing stops it", s.now.Sub(t0), s.g.NodeID(n))
 			require.Less(t, s.now.Sub(s.readyTime[n]), h.window, "at %v: %s held back for the window of %s for longer than it",
 				s.now.Sub(t0), s.g.NodeID(n), s.g.NodeID(h.head))
@@ -687,7 +687,7 @@ func (s *sim) checkFirstCome(n graph.Node) {
 		return
 	}
 	holds := s.windowHolds()
-	if h, held := holds[s.keyOf(n)]; held {
+	if h, held := holds[s.g.KindOf(n)]; held {
 		t.Fatalf("at %v Next started %s, which the window of %s holds until %v", s.now.Sub(t0), s.g.NodeID(n), s.g.NodeID(h.head), h.until.Sub(t0))
 	}
 	for _, x := range s.p.Nodes() {
@@ -695,7 +695,7 @@ func (s *sim) checkFirstCome(n graph.Node) {
 			continue
 		}
 		stop, _ := s.blocked(s.keyOf(x))
-		_, held := holds[s.keyOf(x)]
+		_, held := holds[s.g.KindOf(x)]
 		require.True(t, stop || held, "at %v Next started %s (ready after transition %d) before %s (ready after %d), which nothing stops",
 			s.now.Sub(t0), s.g.NodeID(n), s.readyAt[n], s.g.NodeID(x), s.readyAt[x])
 	}
@@ -739,25 +739,27 @@ func (s *sim) room(key string) int {
 	return room
 }
 
-// hold is a batch window that holds a key's head back.
+// hold is a batch window that holds a kind's head back.
 type hold struct {
 	head   graph.Node
 	window time.Duration
 	until  time.Time
 }
 
-// windowHolds returns, by batch key, the window that holds the key's
-// head back at now, in the model: the head is the key's Ready node that
+// windowHolds returns, by kind, the window that holds the kind's head
+// back at now, in the model: the head is the kind's Ready node that
 // became ready first (ties by node, the order in which a transition
-// makes nodes ready), and its window holds it while fewer nodes of its
-// kind are Ready than a call of the key could take, more are Pending,
-// and now is within the window since it became ready.
-func (s *sim) windowHolds() map[string]hold {
+// makes nodes ready), and its window holds it, and the kind's other
+// Ready nodes, while fewer nodes of its kind are Ready than a call of
+// its key could take, more are Pending, and now is within the window
+// since it became ready. Nodes of other kinds that share the key are
+// not held.
+func (s *sim) windowHolds() map[int]hold {
 	if len(s.cfg.Windows) == 0 {
 		return nil
 	}
 	ready, pending := map[int]int{}, map[int]int{}
-	heads := map[string]graph.Node{}
+	heads := map[int]graph.Node{}
 	for _, n := range s.p.Nodes() {
 		k := s.g.KindOf(n)
 		switch s.state[n] {
@@ -765,21 +767,20 @@ func (s *sim) windowHolds() map[string]hold {
 			pending[k]++
 		case schedule.Ready:
 			ready[k]++
-			key := s.keyOf(n)
-			if h, ok := heads[key]; !ok || s.readyAt[n] < s.readyAt[h] {
-				heads[key] = n // ascending nodes: ties keep the first
+			if h, ok := heads[k]; !ok || s.readyAt[n] < s.readyAt[h] {
+				heads[k] = n // ascending nodes: ties keep the first
 			}
 		}
 	}
-	out := map[string]hold{}
-	for key, h := range heads {
-		k := s.g.KindOf(h)
+	out := map[int]hold{}
+	for k, h := range heads {
+		key := s.keyOf(h)
 		w := s.window(k)
 		if key == "" || w == 0 || pending[k] == 0 || ready[k] >= s.room(key) {
 			continue
 		}
 		if until := s.readyTime[h].Add(w); s.now.Before(until) {
-			out[key] = hold{head: h, window: w, until: until}
+			out[k] = hold{head: h, window: w, until: until}
 		}
 	}
 	return out

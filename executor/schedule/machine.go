@@ -62,7 +62,8 @@ type Config struct {
 	// the window has passed since it became ready, while more nodes of
 	// its kind are Pending and fewer are Ready than a call could take
 	// (its key's free slots, its rate's starts left, the room under
-	// Workers and MaxBatch). It then starts, or sooner once enough nodes
+	// Workers and MaxBatch); nodes of other kinds behind it under the
+	// same key start meanwhile. It then starts, or sooner once enough nodes
 	// are ready or none of the kind is Pending any more; [Machine.Wake]
 	// says when the window ends. A node's window counts from the time
 	// passed to [Machine.SucceedAt] when it became ready, or else to the
@@ -204,6 +205,7 @@ type Machine struct {
 	pending  []int32     // by kind: nodes Pending
 	readyN   []int32     // by kind: nodes Ready
 	readyAt  []time.Time // by position: when a node of a windowed kind became Ready; zero until known
+	mixed    []bool      // by key: nodes of more than one kind share it
 	fresh    []int32     // Ready positions of windowed kinds whose readyAt is not known yet
 	stamp    time.Time   // during SucceedAt: the time its nodes become Ready
 }
@@ -400,16 +402,25 @@ func (m *Machine) windows(c Config) {
 	kindAt := make([]int32, len(m.nodes))
 	pending := make([]int32, len(win))
 	used := false
+	keyKind, mixed := make([]int32, len(m.keys)), make([]bool, len(m.keys))
+	for i := range keyKind {
+		keyKind[i] = -1
+	}
 	for i, n := range m.nodes {
 		k := m.g.KindOf(n)
 		kindAt[i] = int32(k)
 		pending[k]++
 		used = used || win[k] > 0
+		if ki := m.key[i]; keyKind[ki] < 0 {
+			keyKind[ki] = int32(k)
+		} else if keyKind[ki] != int32(k) {
+			mixed[ki] = true
+		}
 	}
 	if !used {
 		return
 	}
-	m.win, m.maxBatch, m.kindAt, m.pending = win, c.MaxBatch, kindAt, pending
+	m.win, m.maxBatch, m.kindAt, m.pending, m.mixed = win, c.MaxBatch, kindAt, pending, mixed
 	m.readyN, m.readyAt = make([]int32, len(win)), make([]time.Time, len(m.nodes))
 }
 
@@ -513,6 +524,33 @@ func (m *Machine) holds(ks *keyState, i int32, now time.Time) (time.Time, bool) 
 	return time.Time{}, false
 }
 
+// behind returns the first Ready position of key ks after its head, of
+// another kind than head's, that no batch window holds back at now, or
+// -1; and the earliest end of the windows that hold back the kinds it
+// passes over (after head's), if any. A window holds back its own kind
+// only: a node of another kind that shares the key starts meanwhile (it
+// may make the nodes that the window waits for). It changes nothing.
+func (m *Machine) behind(ks *keyState, head int32, now time.Time) (int32, time.Time) {
+	var buf [4]int32
+	held := append(buf[:0], m.kindAt[head])
+	var wake time.Time
+	for j := ks.head + 1; j < len(ks.queue); j++ {
+		i := ks.queue[j]
+		if m.state[i] != Ready || slices.Contains(held, m.kindAt[i]) {
+			continue
+		}
+		until, ok := m.holds(ks, i, now)
+		if !ok {
+			return i, wake
+		}
+		held = append(held, m.kindAt[i])
+		if wake.IsZero() || until.Before(wake) {
+			wake = until
+		}
+	}
+	return -1, wake
+}
+
 // headOf returns the first Ready position in the key's queue, dropping
 // stale entries, or -1.
 func (ks *keyState) headOf(state []State) int32 {
@@ -595,7 +633,9 @@ func (m *Machine) Next(now time.Time) (Step, bool) {
 	if best < 0 {
 		return Step{}, false
 	}
-	m.keys[bestKey].head++
+	if ks := &m.keys[bestKey]; ks.queue[ks.head] == best {
+		ks.head++
+	} // else a node behind a head that a batch window holds (behind)
 	return m.start(best, now), true
 }
 
@@ -635,9 +675,16 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 		}
 		ok, at := ks.allowed(now)
 		if ok && m.win != nil {
-			var held bool
-			if at, held = m.holds(ks, i, now); held {
-				ok = false
+			if until, held := m.holds(ks, i, now); held {
+				at, ok = until, false
+				if m.mixed[ki] {
+					var later time.Time
+					if i, later = m.behind(ks, i, now); i >= 0 {
+						ok = true
+					} else if !later.IsZero() && later.Before(at) {
+						at = later
+					}
+				}
 			}
 		}
 		if !ok {
