@@ -159,15 +159,16 @@ type KindOptions struct {
 	// waits up to BatchWindow, counted from when its first node became
 	// ready, for more to become ready; it then starts with those that
 	// are. It never waits once the call is full, nor when no more nodes
-	// of the kind can come (every other one has started or settled, or
-	// was skipped after a failure upstream), nor in Staged mode, where a
+	// of the kind can come (every other one has started or settled, was
+	// skipped after a failure upstream, or waits on a node of the kind
+	// that has not started), nor in Staged mode, where a
 	// stage's nodes are ready at once; a cancel ends the wait at once.
 	// Other kinds' nodes start meanwhile, those that share the batch key
-	// too (they may make the nodes the call waits for). A node of the kind that
-	// depends on another of the kind (a previous-segment dependency)
-	// cannot become ready before that one ends, yet counts as one that
-	// may come: such a kind's calls wait the window out. The ETA of a
-	// run's events does not count the waits. A negative
+	// too (they may make the nodes the call waits for). A node of the
+	// kind that waits on another of the kind only through nodes of other
+	// kinds cannot come before that one ends either, yet counts as one
+	// that may come: such calls wait the window out. The ETA of a run's
+	// events does not count the waits. A negative
 	// window is refused by New. Default: 0, no window: a call
 	// takes the nodes ready when a worker takes its first.
 	BatchWindow time.Duration

@@ -43,8 +43,9 @@
 // kind a window: the head of its key's queue waits, up to the window
 // since it became ready, while a call could take more of its kind than
 // are ready and more of them are still pending; it starts at once when
-// the call is full or when none of the kind is pending any more
-// (skipped after a failure, say), and never in Staged mode, where a
+// the call is full or when none of the kind that is pending can come
+// (they were skipped after a failure, say, or each waits on a node of
+// the kind that has not started, as in a chain of segments), and never in Staged mode, where a
 // stage's nodes are ready at once. It holds back its own kind only: a
 // node of another kind that shares the key starts meanwhile, as it may
 // make the nodes the window waits for. The window counts from the time

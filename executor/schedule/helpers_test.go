@@ -739,6 +739,18 @@ func (s *sim) room(key string) int {
 	return room
 }
 
+// waitsOnOwnKind reports whether n, Pending, waits on a planned node of
+// its kind that has not started: n cannot come while its kind's window
+// holds that one back.
+func (s *sim) waitsOnOwnKind(n graph.Node) bool {
+	for _, d := range s.g.Deps(n) {
+		if s.planned[d] && s.g.KindOf(d) == s.g.KindOf(n) && (s.state[d] == schedule.Pending || s.state[d] == schedule.Ready) {
+			return true
+		}
+	}
+	return false
+}
+
 // hold is a batch window that holds a kind's head back.
 type hold struct {
 	head   graph.Node
@@ -751,7 +763,8 @@ type hold struct {
 // became ready first (ties by node, the order in which a transition
 // makes nodes ready), and its window holds it, and the kind's other
 // Ready nodes, while fewer nodes of its kind are Ready than a call of
-// its key could take, more are Pending, and now is within the window
+// its key could take, more are Pending (but for those that wait on one
+// of their kind that has not started), and now is within the window
 // since it became ready. Nodes of other kinds that share the key are
 // not held.
 func (s *sim) windowHolds() map[int]hold {
@@ -764,7 +777,9 @@ func (s *sim) windowHolds() map[int]hold {
 		k := s.g.KindOf(n)
 		switch s.state[n] {
 		case schedule.Pending:
-			pending[k]++
+			if !s.waitsOnOwnKind(n) {
+				pending[k]++
+			}
 		case schedule.Ready:
 			ready[k]++
 			if h, ok := heads[k]; !ok || s.readyAt[n] < s.readyAt[h] {

@@ -64,7 +64,8 @@ type Config struct {
 	// (its key's free slots, its rate's starts left, the room under
 	// Workers and MaxBatch); nodes of other kinds behind it under the
 	// same key start meanwhile. It then starts, or sooner once enough nodes
-	// are ready or none of the kind is Pending any more; [Machine.Wake]
+	// are ready or none of the kind that is Pending can come (none is, or
+	// each waits on a node of its kind that has not started); [Machine.Wake]
 	// says when the window ends. A node's window counts from the time
 	// passed to [Machine.SucceedAt] when it became ready, or else to the
 	// first [Machine.Next], [Machine.More] or [Machine.SucceedAt] after.
@@ -203,6 +204,8 @@ type Machine struct {
 	maxBatch int
 	kindAt   []int32     // by position: the node's kind
 	pending  []int32     // by kind: nodes Pending
+	blocked  []int32     // by kind: nodes Pending that wait on a node of their kind that has not started
+	sameWait []int32     // by position: dependencies of a windowed node's kind that have not started
 	readyN   []int32     // by kind: nodes Ready
 	readyAt  []time.Time // by position: when a node of a windowed kind became Ready; zero until known
 	mixed    []bool      // by key: nodes of more than one kind share it
@@ -421,6 +424,23 @@ func (m *Machine) windows(c Config) {
 		return
 	}
 	m.win, m.maxBatch, m.kindAt, m.pending, m.mixed = win, c.MaxBatch, kindAt, pending, mixed
+	// A node that waits on a node of its own kind (a previous-segment
+	// dependency) cannot come while its kind's window holds that one back.
+	m.blocked, m.sameWait = make([]int32, len(win)), make([]int32, len(m.nodes))
+	for i, n := range m.nodes {
+		k := kindAt[i]
+		if win[k] == 0 {
+			continue
+		}
+		for _, dep := range m.g.Deps(n) {
+			if j := m.at[dep]; j >= 0 && kindAt[j] == k {
+				m.sameWait[i]++
+			}
+		}
+		if m.sameWait[i] > 0 {
+			m.blocked[k]++
+		}
+	}
 	m.readyN, m.readyAt = make([]int32, len(win)), make([]time.Time, len(m.nodes))
 }
 
@@ -492,14 +512,16 @@ func (m *Machine) tick(now time.Time) {
 // holds reports whether the batch window of head i, the first Ready node
 // of key ks, holds it back at now, and if so until when: while a bulk
 // call could take more nodes of its kind than are Ready, and more of
-// them are Pending, for up to the kind's window since i became Ready.
+// them are Pending, not counting those that wait on a node of their kind
+// that has not started (they cannot come while the window holds it),
+// for up to the kind's window since i became Ready.
 // A head whose time is not known yet counts as Ready since now, as the
 // next Next at now would note. It changes nothing.
 func (m *Machine) holds(ks *keyState, i int32, now time.Time) (time.Time, bool) {
 	k := m.kindAt[i]
 	w := m.win[k]
-	if w == 0 || m.pending[k] == 0 {
-		return time.Time{}, false
+	if w == 0 || m.pending[k] == m.blocked[k] {
+		return time.Time{}, false // none can come
 	}
 	room := ks.limit - ks.running
 	if m.limit > 0 {
@@ -738,7 +760,17 @@ func (m *Machine) start(i int32, now time.Time) Step {
 	m.running++
 	m.state[i] = Running
 	if m.win != nil {
-		m.readyN[m.kindAt[i]]--
+		k := m.kindAt[i]
+		m.readyN[k]--
+		if m.win[k] > 0 {
+			for _, c := range m.g.Dependents(m.nodes[i]) {
+				if j := m.pos(c); j >= 0 && m.kindAt[j] == k {
+					if m.sameWait[j]--; m.sameWait[j] == 0 && m.state[j] == Pending {
+						m.blocked[k]--
+					}
+				}
+			}
+		}
 	}
 	s := m.stage[i]
 	first := !m.started[s]
@@ -775,6 +807,9 @@ func (m *Machine) settle(i int32, s State, r *Result) {
 	case Pending:
 		if m.win != nil {
 			m.pending[m.kindAt[i]]--
+			if m.sameWait[i] > 0 {
+				m.blocked[m.kindAt[i]]--
+			}
 		}
 	case Ready:
 		if m.win != nil {

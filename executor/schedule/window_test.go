@@ -119,11 +119,14 @@ func TestWindow(t *testing.T) {
 		{
 			// Each x waits on the one before: the window waits for a node
 			// that cannot come, and is waited out (see Config.Windows).
-			name: "a chain of its own kind waits the window out",
+			// Each x waits on the one before it, which has not started:
+			// none can come while the head waits, so it does not wait.
+			name: "a chain of its own kind: nothing can come, no wait",
 			tm:   chain, cfg: schedule.Config{Windows: map[string]time.Duration{"x": 5 * time.Second}},
 			steps: []at{
-				{offset: 0, wake: 5 * time.Second},
-				{offset: 5 * time.Second, calls: []string{"x:segment[0]"}},
+				{offset: 0, calls: []string{"x:segment[0]"}},
+				{offset: time.Second, succeed: []string{"x:segment[0]"}, calls: []string{"x:segment[1]"}},
+				{offset: 2 * time.Second, succeed: []string{"x:segment[1]"}, calls: []string{"x:segment[2]"}},
 			},
 		},
 		{
