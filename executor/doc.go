@@ -136,7 +136,13 @@
 // refused with [ErrInvalidRequest] alone; [ErrGraphReplaced] then means
 // only that the key's graph is another run's. A record written before
 // Record.Graph existed is checked by its duration. Every run leaves a
-// [Record] in the [RunStore]. On shutdown a host cancels its runs, then
+// [Record] in the [RunStore]: who started it and why (TriggeredBy and
+// Reason, as the host says), and, for a run that Resume or RerunFailed
+// started, the run it finishes (Record.Resumes, empty for a run that
+// Start or Run started), so that a host finds whether a run was resumed
+// by listing its key's records (ListRuns) for one whose Resumes names
+// it, rather than by rewriting the resumed run's record, which stays as
+// that run ended. On shutdown a host cancels its runs, then
 // calls [Executor.Close], which starts no run any more and waits for
 // those in flight to record their outcome, and for the Resume,
 // RerunFailed, Edit and Plan calls under way to return (later ones

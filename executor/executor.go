@@ -605,8 +605,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // says that the key's graph is another run's, never that g is not the
 // run's graph.
 //
-// opts, at most one, names the new run and says who started it and why
-// (see [ResumeOptions]); by default its TriggeredBy is the resumed run's.
+// The new run's record names run id in Record.Resumes, from its first
+// record on, whatever [ResumeOptions] says; its Marks are empty. opts, at
+// most one, names the new run and says who started it and why (see
+// [ResumeOptions]); by default its TriggeredBy is the resumed run's.
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
 	o, err := oneResumeOptions(opts, "resume", id)
 	if err != nil {
@@ -642,7 +644,10 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 // run recorded as interrupted whose stream has no final event yet). It is refused, as Resume is, when the
 // run's graph is no longer the key's, while the run is going on, and
 // while another Resume or RerunFailed of its graph key is under way in
-// this executor (its call, or its run). opts are as for Resume.
+// this executor (its call, or its run). The new run's record names run
+// id in Record.Resumes, as a Resume's does, and its Marks force the
+// nodes of id's Record.Failed (dirty.ReasonForced). opts are as for
+// Resume.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
 	o, err := oneResumeOptions(opts, "rerun failed nodes of", id)
 	if err != nil {
@@ -682,7 +687,8 @@ type ResumeOptions struct {
 	// "retry", say. Default: the resumed run's TriggeredBy.
 	TriggeredBy string
 	// Reason is why. Default: "resume of run <ID>", or "rerun of the
-	// failed nodes of run <ID>", naming the run it finishes.
+	// failed nodes of run <ID>", naming the run it finishes. Whatever it
+	// says, the record names that run in Record.Resumes.
 	Reason string
 }
 

@@ -232,7 +232,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	}
 	r.handle.plan = r.plan
 	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
-		Graph: r.fp, TriggeredBy: req.TriggeredBy, Reason: req.Reason, Marks: req.Marks, Status: RunRunning,
+		Graph: r.fp, TriggeredBy: req.TriggeredBy, Reason: req.Reason, Resumes: of, Marks: req.Marks, Status: RunRunning,
 		StartedAt: time.Now()}
 	// The plan is committed: a lost connection must not end the run
 	// here, as the key's graph is its graph from now on.

@@ -250,6 +250,22 @@ type Record struct {
 	TriggeredBy string `json:"triggeredBy,omitempty"`
 	// Reason is why, as the host says.
 	Reason string `json:"reason,omitempty"`
+	// Resumes is the ID of the run that this run finishes: the run whose
+	// [Executor.Resume] started it, or whose failed nodes
+	// [Executor.RerunFailed] reruns. It is empty for a run started with
+	// [Executor.Start] or [Executor.Run], and in records written before
+	// this field existed. A resume of a resume names the run it resumed,
+	// not the first of the chain. The two tell apart by Marks: a
+	// RerunFailed's forces the failed nodes of the run it finishes
+	// (dirty.ReasonForced), and a Resume's are empty, as it makes only
+	// what is not clean (a RerunFailed of a run that failed no node then
+	// does the same). The record of the run it names is left as that run
+	// ended, unless it still said running: it then says [RunInterrupted].
+	// To find whether run X was resumed, list its
+	// graph key's records (ListRuns) and look for Resumes == X, which
+	// holds after the resuming run's first record is stored, from its
+	// start.
+	Resumes string `json:"resumes,omitempty"`
 	// Marks are the marks applied at the start.
 	Marks []dirty.Mark `json:"marks,omitempty"`
 	// Status is where the run stands.
@@ -282,11 +298,14 @@ type Record struct {
 // RunStore keeps run records. It must be safe for concurrent use. It
 // keeps every field of a [Record]: a store that dropped Record.Graph
 // would leave Resume and RerunFailed to check a run's graph by its
-// duration only, and resume a run on a graph of another template. IDs
+// duration only, and resume a run on a graph of another template; one
+// that dropped Record.Resumes would leave a host unable to tell which
+// runs were resumed, and so resume a run again at every start. IDs
 // and graph keys are compared exactly. StartedAt and EndedAt keep at
 // least microseconds, any finer part truncated and never rounded, as for
 // a [StateStore]; a zero time comes back as the zero time. A store may
-// document a maximum length for IDs and graph keys; it must refuse a
+// document a maximum length for IDs (a record's ID, and its Resumes,
+// which is one) and graph keys; it must refuse a
 // PutRun with a longer one with an error, never truncate or otherwise
 // change it, and GetRun and ListRuns of one find nothing.
 type RunStore interface {

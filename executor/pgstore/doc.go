@@ -45,7 +45,9 @@
 //	runs            one row per run record
 //	  id text PRIMARY KEY, graph_key text, seconds bigint,
 //	  graph text (executor.Record.Graph, '' in records of before layout 4),
-//	  triggered_by text, reason text, marks jsonb ([{"id": ..., "reason": "edited"}], in order),
+//	  triggered_by text, reason text,
+//	  resumes text (executor.Record.Resumes, '' in records of before layout 6),
+//	  marks jsonb ([{"id": ..., "reason": "edited"}], in order),
 //	  status text, started_at timestamptz, ended_at timestamptz,
 //	  counts jsonb (executor.Counts), failed text[], error text;
 //	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
@@ -186,7 +188,15 @@
 // running, costs what it returns rather than a scan of every record
 // kept; [Store.Migrate] adds it to an older schema (CREATE INDEX, which
 // blocks PutRun while it runs, as layout 3's did, but reads the table
-// only once: seconds for millions of records).
+// only once: seconds for millions of records). Layout version 6 added the
+// runs table's resumes column, which keeps executor.Record.Resumes, the
+// run that a run started by Resume or RerunFailed finishes;
+// [Store.Migrate] adds it to an older schema as layout 4's graph column
+// (ALTER TABLE ... ADD COLUMN with a constant default: no row rewritten,
+// a moment's lock on runs). The records of before read with an empty
+// Resumes, as records of runs that finished none, as do the records that
+// a process of an older release, still going on during the upgrade (a
+// rolling deploy), puts new: it does not know the column.
 //
 // # Locking a graph key
 //

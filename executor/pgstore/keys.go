@@ -51,6 +51,7 @@ const (
 	fieldNodeID   = "node ID"
 	fieldAssetKey = "asset key"
 	fieldRunID    = "run ID"
+	fieldResumes  = "resumed run ID" // a run record's Resumes
 )
 
 // KeyError reports a key or ID that a write refused because it is longer
@@ -60,13 +61,15 @@ const (
 // executor.Permanent, so that the executor does not retry the call;
 // errors.As finds it through that.
 type KeyError struct {
-	// Field is what the key is: "graph key", "node ID", "asset key" or
-	// "run ID".
+	// Field is what the key is: "graph key", "node ID", "asset key",
+	// "run ID", or "resumed run ID" (a run record's Resumes, which names
+	// a run).
 	Field string
 	// Key is the key given.
 	Key string
 	// Max is the limit for Field, in bytes: [MaxGraphKeyBytes],
-	// [MaxNodeIDBytes], [MaxAssetKeyBytes] or [MaxRunIDBytes].
+	// [MaxNodeIDBytes], [MaxAssetKeyBytes] or [MaxRunIDBytes] (for a
+	// resumed run ID too).
 	Max int
 	// NotText says that the key is refused for not being valid UTF-8
 	// without NUL, rather than for its length.
@@ -78,8 +81,12 @@ func (e *KeyError) Error() string {
 		return fmt.Sprintf("%v: %s %.64q is not valid UTF-8 without NUL: Postgres text holds only that",
 			ErrKeyNotText, e.Field, e.Key)
 	}
-	return fmt.Sprintf("%v: %s %.32q... is %d bytes long: want at most %d bytes (Postgres indexes it)",
-		ErrKeyTooLong, e.Field, e.Key, len(e.Key), e.Max)
+	why := "Postgres indexes it"
+	if e.Field == fieldResumes {
+		why = "it names a run, and no run ID is longer"
+	}
+	return fmt.Sprintf("%v: %s %.32q... is %d bytes long: want at most %d bytes (%s)",
+		ErrKeyTooLong, e.Field, e.Key, len(e.Key), e.Max, why)
 }
 
 // Unwrap returns [ErrKeyNotText] if NotText is set, else [ErrKeyTooLong].
@@ -160,9 +167,14 @@ func checkState(id string, st dirty.State) error {
 	return nil
 }
 
-// checkRecord returns the error of checkText for the first text field of
-// r, other than its ID and graph key, that Postgres cannot hold, or nil.
+// checkRecord returns the error of checkKey for r's Resumes, which names
+// a run as an ID does, or else the error of checkText for the first text
+// field of r, other than its ID and graph key, that Postgres cannot hold,
+// or nil.
 func checkRecord(r executor.Record) error {
+	if err := checkKey(fieldResumes, r.Resumes, MaxRunIDBytes); err != nil {
+		return err
+	}
 	field := func(name string) func() string {
 		return func() string { return fmt.Sprintf("run %s %s", quote(r.ID), name) }
 	}

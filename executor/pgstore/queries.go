@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 	graph        text        NOT NULL DEFAULT '',
 	triggered_by text        NOT NULL,
 	reason       text        NOT NULL,
+	resumes      text        NOT NULL DEFAULT '',
 	marks        jsonb       NOT NULL,
 	status       text        NOT NULL,
 	started_at   timestamptz,
@@ -119,9 +120,9 @@ const refIndexMethodSQL = `SELECT am.amname FROM pg_catalog.pg_class c
 // upToDateSQL reports whether the schema $1 has every table, index and
 // column that ddl and upgrades make, as the current layout has them: its
 // four tables, its four indexes (valid, the one on references a hash
-// index) and the runs' graph column, the only column added since layout
-// 1. It reads the catalogs only, which locks no table. Keep it in step
-// with ddl.
+// index) and the runs' graph and resumes columns, the only columns added
+// since layout 1 (by layouts 4 and 6). It reads the catalogs only, which
+// locks no table. Keep it in step with ddl.
 const upToDateSQL = `SELECT
 	(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname IN ('graphs', 'node_states', 'assets', 'runs')) = 4
@@ -130,9 +131,9 @@ const upToDateSQL = `SELECT
 		WHERE n.nspname = $1 AND i.indisvalid
 			AND ((c.relname IN ('runs_graph_started', 'runs_age', 'runs_running') AND am.amname = 'btree')
 				OR (c.relname = 'node_states_asset_ref' AND am.amname = 'hash'))) = 4
-	AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+	AND (SELECT count(*) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = 'runs' AND a.attname = 'graph' AND NOT a.attisdropped)`
+		WHERE n.nspname = $1 AND c.relname = 'runs' AND a.attname IN ('graph', 'resumes') AND NOT a.attisdropped) = 2`
 
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
@@ -147,6 +148,9 @@ CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),
 			// Record.Graph. The default is a constant, so no row is
 			// rewritten; the records of before read as "", no fingerprint.
 			{4, f(`ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS graph text NOT NULL DEFAULT ''`)},
+			// Record.Resumes, likewise: the records of before read as "",
+			// finishing no run.
+			{6, f(`ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS resumes text NOT NULL DEFAULT ''`)},
 		},
 
 		// One statement, so one snapshot: the version and the states
@@ -183,10 +187,10 @@ WHERE key = ANY($1::text[])`),
 WHERE NOT EXISTS (SELECT 1 FROM {s}.assets a WHERE a.key = u.k COLLATE "C")`),
 
 		putRun: f(`INSERT INTO {s}.runs
-	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12, $13)
+	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph, resumes)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12, $13, $14)
 ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds, graph = excluded.graph,
-	triggered_by = excluded.triggered_by, reason = excluded.reason, marks = excluded.marks,
+	triggered_by = excluded.triggered_by, reason = excluded.reason, resumes = excluded.resumes, marks = excluded.marks,
 	status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
 	counts = excluded.counts, failed = excluded.failed, error = excluded.error`),
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),
@@ -269,4 +273,4 @@ SELECT version FROM cas`
 var refKeyStart = strconv.Itoa(len(RefPrefix) + 1)
 
 // runColumns are the columns scanRun reads, in its order.
-const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error, graph`
+const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error, graph, resumes`

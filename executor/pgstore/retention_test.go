@@ -379,8 +379,9 @@ func TestPruneAfterEdit(t *testing.T) {
 
 // Migrating a schema of an older layout version adds the indexes and
 // columns of the versions after it, and records the current one. A run
-// record written before layout 4 reads back as it was, with no Graph, and
-// the store then keeps the Graph of the records it puts.
+// record written before layout 4 reads back as it was, with no Graph, one
+// written before layout 6 with no Resumes, and the store then keeps the
+// Graph and the Resumes of the records it puts.
 func TestMigrateFromOlderVersions(t *testing.T) {
 	for _, tc := range []struct {
 		version int
@@ -391,6 +392,7 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 		{2, []string{"runs_age", "runs_running"}},
 		{3, []string{"runs_running"}},
 		{4, []string{"runs_running"}},
+		{5, []string{}}, // layout 6 added a column only
 	} {
 		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
 			t.Parallel() // each test has its own schema
@@ -405,6 +407,9 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 			}
 			if tc.version < 4 {
 				q(`ALTER TABLE %s.runs DROP COLUMN graph`) // layout 4's
+			}
+			if tc.version < 6 {
+				q(`ALTER TABLE %s.runs DROP COLUMN resumes`) // layout 6's
 			}
 			q(`DELETE FROM %s.schema_version`)
 			if tc.version > 0 {
@@ -449,11 +454,12 @@ WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&index
 				t.Errorf("the running records of before the upgrade (-want +got):\n%s", d)
 			}
 			fresh := old
-			fresh.ID, fresh.Graph = "new", "fingerprint"
+			fresh.ID, fresh.Graph, fresh.Resumes = "new", "fingerprint", "old"
 			require.NoError(t, s.PutRun(ctx, fresh))
 			got, err = s.GetRun(ctx, fresh.ID)
 			require.NoError(t, err)
 			assert.Equal(t, "fingerprint", got.Graph)
+			assert.Equal(t, "old", got.Resumes)
 		})
 	}
 }

@@ -32,10 +32,11 @@ const DefaultSchema = "regen"
 // creates and records in the schema_version table. Version 2 added the
 // node_states_asset_ref index, for [Store.PruneAssets], version 3 the
 // runs_age index, for [Store.PruneRuns], version 4 the runs table's
-// graph column, for executor.Record.Graph, and version 5 the partial
-// index runs_running, for [Store.RunsByStatus]; migrating an older schema
+// graph column, for executor.Record.Graph, version 5 the partial index
+// runs_running, for [Store.RunsByStatus], and version 6 the runs table's
+// resumes column, for executor.Record.Resumes; migrating an older schema
 // adds them.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // versionTable is the table that records the layout versions applied.
 const versionTable = "schema_version"
@@ -49,19 +50,21 @@ var (
 	ErrNoPool = errors.New("pgstore: no pool")
 	// ErrNotMigrated: the schema or its tables do not exist, or a table
 	// lacks a column of the current layout (one migrated by an older
-	// release, before version 4's runs.graph). Call [Store.Migrate] once
+	// release, before version 4's runs.graph or version 6's
+	// runs.resumes). Call [Store.Migrate] once
 	// before using the store.
 	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
 	// ErrInvalidAge: a retention method got a negative age. It is
 	// executor.ErrInvalidAge, which executor.MemoryStore returns too, so
 	// that a host checks one value whichever store it runs on.
 	ErrInvalidAge = executor.ErrInvalidAge
-	// ErrKeyTooLong: a graph key, node ID, asset key or run ID is longer
-	// than the store can index (see [MaxGraphKeyBytes]). A [*KeyError]
+	// ErrKeyTooLong: a graph key, node ID, asset key or run ID (a
+	// record's own, or the one its Resumes names) is longer than the
+	// store can index (see [MaxGraphKeyBytes]). A [*KeyError]
 	// wraps it.
 	ErrKeyTooLong = errors.New("pgstore: key too long")
-	// ErrKeyNotText: a graph key, node ID, asset key or run ID to write
-	// is not valid UTF-8 without NUL, which a text column cannot hold. A
+	// ErrKeyNotText: a graph key, node ID, asset key or run ID (a
+	// record's own, or the one its Resumes names) to write is not valid UTF-8 without NUL, which a text column cannot hold. A
 	// [*KeyError] wraps it.
 	ErrKeyNotText = errors.New("pgstore: key is not text")
 	// ErrNotText: a text field to write that is not a key (a node state's
@@ -163,7 +166,8 @@ func (s *Store) Schema() string { return s.schema }
 // concurrent migrations of one schema run one after the other. It never
 // drops anything that holds data, and alters only what an older layout
 // made: it adds the graph column to the runs table of a schema of layout
-// 3 or older, the runs_running index to one of layout 4 or older, and makes node_states_asset_ref a hash index where the
+// 3 or older, the runs_running index to one of layout 4 or older, the
+// resumes column to the runs table of one of layout 5 or older, and makes node_states_asset_ref a hash index where the
 // first release of layout 2 made it a btree (which refuses references
 // over about 2,700 bytes), dropping the btree. A
 // schema that records a layout newer than SchemaVersion, migrated by a

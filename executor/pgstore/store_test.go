@@ -185,7 +185,7 @@ func TestEveryFieldHasAColumn(t *testing.T) {
 	}{
 		{reflect.TypeFor[dirty.State](), 8},
 		{reflect.TypeFor[executor.Asset](), 5},
-		{reflect.TypeFor[executor.Record](), 13},
+		{reflect.TypeFor[executor.Record](), 14},
 		{reflect.TypeFor[dirty.Mark](), 2},
 	} {
 		assert.Equal(t, tc.fields, tc.typ.NumField(), "%v gained or lost a field: store it in pgstore", tc.typ)
