@@ -46,6 +46,10 @@ const (
 	otherFingerprint = "0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e5d6c7b8a9f0e1d"
 )
 
+// resumedRun stands for the ID of the run that a record's run finishes,
+// as the executor records it in Record.Resumes.
+const resumedRun = "run-2026-11-26T09:14:03Z-7f3a"
+
 // record returns a finished run's record with every field set.
 func record(id, graphKey string, started time.Time) executor.Record {
 	return executor.Record{
@@ -55,6 +59,7 @@ func record(id, graphKey string, started time.Time) executor.Record {
 		Graph:       graphFingerprint,
 		TriggeredBy: "user:ada@example.com",
 		Reason:      "edit of segment 3's narration — “shorter”\nsecond line",
+		Resumes:     resumedRun,
 		Marks: []dirty.Mark{
 			{ID: "asset:narration:segment[3]", Reason: dirty.ReasonEdited},
 			{ID: "script", Reason: dirty.ReasonForced},
@@ -133,12 +138,14 @@ func testRunRoundTrip(t *testing.T, s executor.RunStore) {
 }
 
 func testRunRunning(t *testing.T, s executor.RunStore) {
-	// A run just started: zero EndedAt and Counts, no marks, no failures.
+	// A run just started (by a Resume): zero EndedAt and Counts, no
+	// marks, no failures.
 	r := executor.Record{
 		ID:        Unique(t, "run"),
 		GraphKey:  Unique(t, "graph"),
 		Seconds:   30,
 		Graph:     graphFingerprint,
+		Resumes:   resumedRun,
 		Status:    executor.RunRunning,
 		StartedAt: baseTime,
 	}
@@ -208,6 +215,7 @@ func testRunSubMicrosecond(t *testing.T, s executor.RunStore) {
 func testRunText(t *testing.T, s executor.RunStore) {
 	r := record(Unique(t, "run"), Unique(t, "graph"), baseTime)
 	r.Error, r.Reason, r.TriggeredBy = text(executor.MaxEventText), text(4096), "user:🎬 \t\r\n "
+	r.Resumes = "🎬 run\t\x01 "
 	r.Marks = append(r.Marks, dirty.Mark{ID: "🎬 node\t\x01 ", Reason: dirty.ReasonEdited})
 	r.Failed = append(r.Failed, "🎬 node\t\x01 ")
 	putRun(t, s, r)
@@ -228,7 +236,7 @@ func testRunReplace(t *testing.T, s executor.RunStore) {
 
 	// Replaced again with shorter lists and empty fields.
 	again := done
-	again.Marks, again.Failed, again.Error, again.Reason = nil, []string{"script"}, "", ""
+	again.Marks, again.Failed, again.Error, again.Reason, again.Resumes = nil, []string{"script"}, "", "", ""
 	putRun(t, s, again)
 	requireRun(t, s, again)
 
@@ -237,10 +245,10 @@ func testRunReplace(t *testing.T, s executor.RunStore) {
 
 	// Replaced by a record of another graph, under the same ID: it moves
 	// to that graph's list, and leaves the first one's, with the other
-	// graph's fingerprint.
+	// graph's fingerprint, finishing another run.
 	other := Unique(t, "other-graph")
 	moved := again
-	moved.GraphKey, moved.Graph = other, otherFingerprint
+	moved.GraphKey, moved.Graph, moved.Resumes = other, otherFingerprint, resumedRun+"-other"
 	putRun(t, s, moved)
 	requireRun(t, s, moved)
 	assert.Empty(t, ids(listRuns(t, s, key)), "ListRuns(%q) after its record was replaced by one of graph %q", key, other)

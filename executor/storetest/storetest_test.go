@@ -85,6 +85,8 @@ var bugs = []kitBug{
 	{"RunStore", "ignore-ctx", []string{"CancelledContext"}},
 	{"RunStore", "drop-graph", []string{"RoundTrip", "RunningRecord", "Replace"}},
 	{"RunStore", "keep-first-graph", []string{"Replace"}},
+	{"RunStore", "drop-resumes", []string{"RoundTrip", "RunningRecord", "Text", "Replace"}},
+	{"RunStore", "keep-first-resumes", []string{"Replace"}},
 	{"RunStore", "status-unsorted", []string{"RunsByStatus"}},
 	{"RunStore", "status-first-put", []string{"RunsByStatus"}},
 	{"RunStore", "status-one-graph", []string{"RunsByStatus"}},
@@ -445,6 +447,8 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 		r.StartedAt, r.EndedAt = r.StartedAt.Round(time.Microsecond), r.EndedAt.Round(time.Microsecond)
 	case "drop-graph": // a store without a column for Record.Graph
 		r.Graph = ""
+	case "drop-resumes": // a store without a column for Record.Resumes
+		r.Resumes = ""
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -457,6 +461,9 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 	if i := slices.IndexFunc(f.runs, func(x executor.Record) bool { return x.ID == r.ID }); i >= 0 && f.bug != "append" {
 		if f.bug == "keep-first-graph" { // an upsert that does not set the column
 			r.Graph = f.runs[i].Graph
+		}
+		if f.bug == "keep-first-resumes" {
+			r.Resumes = f.runs[i].Resumes
 		}
 		f.runs[i] = r
 		return nil
