@@ -163,3 +163,44 @@ func TestRecordResumesJSON(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "resumes")
 }
+
+// A resume whose process crashed (its record left running) is recorded as
+// interrupted by the Resume that finds it, which rewrites its record: the
+// record still names the run it resumed, and the new run's names it.
+func TestAnInterruptedResumeKeepsTheRunItFinished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		x, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "x",
+			Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		x.Cancel()
+		_, err = x.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		y, err := e.Resume(ctx, l.g, "x", executor.ResumeOptions{RunID: "y"})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		y.Cancel()
+		_, err = y.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		// y's process crashed instead: its record says running.
+		rec, err := l.runs.GetRun(ctx, "y")
+		require.NoError(t, err)
+		rec.Status, rec.EndedAt, rec.Counts, rec.Error = executor.RunRunning, time.Time{}, executor.Counts{}, ""
+		require.NoError(t, l.runs.PutRun(ctx, rec))
+
+		z, err := e.Resume(ctx, l.g, "y", executor.ResumeOptions{RunID: "z"})
+		require.NoError(t, err)
+		rep, err := z.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, "y", rep.Record.Resumes)
+		got, err := l.runs.GetRun(ctx, "y")
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunInterrupted, got.Status)
+		assert.Contains(t, got.Error, "z", "the interrupted record names the run that resumed it")
+		assert.Equal(t, "x", got.Resumes, "the interrupted record still names the run it resumed")
+		l.requireAllClean()
+	})
+}
