@@ -250,21 +250,20 @@ type Record struct {
 	TriggeredBy string `json:"triggeredBy,omitempty"`
 	// Reason is why, as the host says.
 	Reason string `json:"reason,omitempty"`
-	// Resumes is the ID of the run that this run finishes: the run whose
-	// [Executor.Resume] started it, or whose failed nodes
-	// [Executor.RerunFailed] reruns. It is empty for a run started with
+	// Resumes is the ID of the run that this run finishes: the run
+	// resumed by the [Executor.Resume] that started this one, or the run
+	// whose failed nodes it reruns ([Executor.RerunFailed]). It is empty for a run started with
 	// [Executor.Start] or [Executor.Run], and in records written before
 	// this field existed. A resume of a resume names the run it resumed,
-	// not the first of the chain. The two tell apart by Marks: a
-	// RerunFailed's forces the failed nodes of the run it finishes
-	// (dirty.ReasonForced), and a Resume's are empty, as it makes only
-	// what is not clean (a RerunFailed of a run that failed no node then
-	// does the same). The record of the run it names is left as that run
-	// ended, unless it still said running: it then says [RunInterrupted].
-	// To find whether run X was resumed, list its
-	// graph key's records (ListRuns) and look for Resumes == X, which
-	// holds after the resuming run's first record is stored, from its
-	// start.
+	// not the first of the chain. Marks tell the two apart: a
+	// RerunFailed's record's Marks force the failed nodes of the run it
+	// finishes (dirty.ReasonForced), and a Resume's are empty, as it
+	// makes only what is not clean (as does a RerunFailed of a run that
+	// failed no node). The record of the run it names is left as that
+	// run ended, unless it still said running: it then says
+	// [RunInterrupted]. To find whether run X was resumed, list its graph
+	// key's records (ListRuns) and look for one whose Resumes is X: the
+	// resuming run's records say so from the first, stored as it starts.
 	Resumes string `json:"resumes,omitempty"`
 	// Marks are the marks applied at the start.
 	Marks []dirty.Mark `json:"marks,omitempty"`
