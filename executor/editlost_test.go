@@ -15,25 +15,35 @@ import (
 	"github.com/regengraph/regen/executor"
 )
 
-// racedCommit fails its first commit with a lost connection, applied or
-// not (applied), and lets another writer commit the node "script" (then
-// by) before the reply: as a run or another Edit does between the lost
-// commit and the Edit's reload.
+// racedCommit, once armed, fails the next commit with a lost
+// connection, applied or not (applied), and lets another writer commit
+// the node "script" (then) before the reply: as a run or an Edit does
+// between the lost commit and the reload of the Edit or run that made
+// it. commits counts the commits made through it, the failed one too.
 type racedCommit struct {
 	*executor.MemoryStates
 	applied bool
 	then    func(st dirty.State) dirty.State
 
 	mu      sync.Mutex
-	commits int // the Edit's
+	armed   bool
+	commits int
+}
+
+// arm makes the next commit the one that fails.
+func (s *racedCommit) arm() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed = true
 }
 
 func (s *racedCommit) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
 	s.mu.Lock()
 	s.commits++
-	n := s.commits
+	armed := s.armed
+	s.armed = false
 	s.mu.Unlock()
-	if n > 1 {
+	if !armed {
 		return s.MemoryStates.Commit(ctx, key, expect, changes)
 	}
 	v := expect
@@ -55,6 +65,19 @@ func (s *racedCommit) Commit(ctx context.Context, key string, expect int64, chan
 	return 0, errors.New("connection reset")
 }
 
+// madeByARun and editedAgain are what racedCommit's other writer does to
+// the node: a run makes it, at its revision; or an Edit gives it the next.
+func madeByARun(st dirty.State) dirty.State {
+	st.Status, st.OutputHash, st.AssetRef = dirty.StatusClean, "h", "ref"
+	return st
+}
+
+func editedAgain(st dirty.State) dirty.State {
+	st.Rev++
+	st.Status = dirty.StatusDirty
+	return st
+}
+
 // An Edit whose commit went through, its reply lost, found on its reload
 // that it had not, when another commit of the node (a run that made it
 // clean) had landed meanwhile: it committed again, and the node got two
@@ -63,15 +86,7 @@ func (s *racedCommit) Commit(ctx context.Context, key string, expect int64, chan
 // another edit, which, committed after that load, came after the host
 // saved the parameters too; it commits again only when none has.
 func TestEditWhoseLostCommitWasFollowedByAnother(t *testing.T) {
-	made := func(st dirty.State) dirty.State { // a run made the node, at its revision
-		st.Status, st.OutputHash, st.AssetRef = dirty.StatusClean, "h", "ref"
-		return st
-	}
-	edited := func(st dirty.State) dirty.State { // another Edit
-		st.Rev++
-		st.Status = dirty.StatusDirty
-		return st
-	}
+	made, edited := madeByARun, editedAgain
 	for _, tc := range []struct {
 		name    string
 		applied bool
@@ -89,7 +104,7 @@ func TestEditWhoseLostCommitWasFollowedByAnother(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
 				l := newLab(t, 30)
-				s := &racedCommit{MemoryStates: executor.NewMemoryStates(), applied: tc.applied, then: tc.then}
+				s := &racedCommit{MemoryStates: executor.NewMemoryStates(), applied: tc.applied, then: tc.then, armed: true}
 				e, err := executor.New(executor.Options{Generators: l.registry(l), States: s})
 				require.NoError(t, err)
 				defer func() { require.NoError(t, e.Close(ctx)) }()
