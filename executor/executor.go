@@ -598,7 +598,11 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
 // resume would make the older graph the key's again (see
 // [GraphStateID]); a run started with [Executor.Start] does that, if the
-// host means to. (The DeleteGraph of MemoryStore and of pgstore deletes
+// host means to. A run so refused whose record still says running is
+// recorded as [RunInterrupted] all the same, resumed by no run, and its
+// stream ends, as above: no Resume of it can start, and
+// RunStatusLister.RunsByStatus would otherwise list it as running for
+// good. (The DeleteGraph of MemoryStore and of pgstore deletes
 // the graph's run records too: a Resume of a run of a graph deleted so
 // finds no record, and returns an error wrapping [ErrNotFound].) For a
 // record that keeps Record.Graph, ErrGraphReplaced
@@ -625,6 +629,7 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 	tally := e.tallyInterrupted(ctx, g, rec) // before the new run commits
 	r, err := e.start(ctx, o.request(rec, g, nil, "resume of run "+id), id)
 	if err != nil {
+		e.notResumed(ctx, rec, err, tally)
 		return nil, err
 	}
 	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted
@@ -668,6 +673,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 	}
 	r, err := e.start(ctx, o.request(rec, g, marks, "rerun of the failed nodes of run "+id), id)
 	if err != nil {
+		e.notResumed(ctx, rec, err, tally)
 		return nil, err
 	}
 	defer e.unfinish(r.ID(), rec.GraphKey) // once the run it resumes is recorded as interrupted

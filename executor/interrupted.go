@@ -25,7 +25,30 @@ const interruptedPrefix = "interrupted: it ended without recording its outcome; 
 // ResumeOptions.RunID, may be long). The record's counts say what the
 // run did (interruptedCounts); the text does not repeat them.
 func interruptedText(by string) string {
+	if by == "" {
+		return notResumedText
+	}
 	return cutText(interruptedPrefix + by)
+}
+
+// notResumedText is interruptedText of a run found running by a Resume or
+// RerunFailed that was refused, its graph no longer the key's (see
+// notResumed): no run resumes it.
+const notResumedText = "interrupted: it ended without recording its outcome; not resumed: its graph is no longer the key's (a run of another graph started on the key since, or the graph was deleted)"
+
+// notResumed records run rec as interrupted, resumed by no run, and ends
+// its stream, when a Resume or RerunFailed of it, which found its record
+// running, was refused with err because its graph is no longer the key's
+// (ErrGraphReplaced or ErrGraphDeleted): the caller takes the run for
+// dead, as for any Resume, and no later Resume of it can start, so that
+// its record would otherwise say running for good, and a host that
+// resumes at start-up what RunsByStatus lists as running would find it
+// every time. Other refusals change nothing.
+func (e *Executor) notResumed(ctx context.Context, rec Record, err error, tally interruptedTally) {
+	if rec.Status != RunRunning || !errors.Is(err, ErrGraphReplaced) && !errors.Is(err, ErrGraphDeleted) {
+		return
+	}
+	e.markInterrupted(ctx, rec.ID, "", tally)
 }
 
 // resumedBy returns the ID of the run that rec, the record of a run found
@@ -93,7 +116,7 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 }
 
 // markInterrupted records run id, which its record says is running, as
-// interrupted and resumed by run by, with the counts of tally, and the
+// interrupted and resumed by run by (by none if by is ""), with the counts of tally, and the
 // Total of its stream's last event as Planned, and then ends its event
 // stream (publishInterrupted). It reads the record again just before, so
 // as not to write over an outcome recorded meanwhile; a failure is
