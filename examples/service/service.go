@@ -673,10 +673,10 @@ func (s *service) reserve(key string, g *graph.Graph, runID string, lock *pgstor
 }
 
 // launch starts the run that reserve made room for: a resume of run
-// resumes if not "", or else a run of the lecture's graph. A goroutine
-// then waits for its end, and cancels it if the lecture's lock is lost
-// meanwhile: another process may take the lecture then. The runs'
-// context is the service's, not a request's.
+// resumes if not "", or else a run of the lecture's graph. The lock's
+// Guard cancels it if the lecture's lock is lost meanwhile (another
+// process may take the lecture then), and a goroutine waits for its end.
+// The runs' context is the service's, not a request's.
 func (s *service) launch(key, runID, reason, resumes string) error {
 	s.mu.Lock()
 	l := s.lectures[key]
@@ -701,18 +701,12 @@ func (s *service) launch(key, runID, reason, resumes string) error {
 		return err
 	}
 	s.logger.Info("run started", "run", runID, "lecture", key, "nodes", run.Plan().Len(), "reason", reason)
-	var lost <-chan struct{}
 	if lock != nil {
-		lost = lock.Lost()
+		// A lost lock cancels the run, with the loss as its cause (ended
+		// logs it): another process may take the lecture then.
+		lock.Guard(run)
 	}
 	go func() {
-		select {
-		case <-lost:
-			s.logger.Warn("the lecture's lock was lost: its run is cancelled, as another process may take the lecture",
-				"run", runID, "lecture", key)
-			run.CancelCause(pgstore.ErrLockLost)
-		case <-run.Done():
-		}
 		rep, err := run.Wait()
 		s.ended(key, runID, rep, err)
 	}()

@@ -220,11 +220,7 @@
 //	}()
 //	run, err := e.Start(ctx, req)           // or e.Resume(ctx, g, runID)
 //	if err != nil { ... }
-//	select {
-//	case <-lock.Lost(): // the lock's connection ended: another process may take the key
-//		run.CancelCause(pgstore.ErrLockLost)
-//	case <-run.Done():
-//	}
+//	lock.Guard(run) // cancels the run if the lock is lost: another process may take the key
 //	report, err := run.Wait()
 //	... lock.Unlock(ctx) ...               // nil once the server freed the lock
 //

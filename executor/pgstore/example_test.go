@@ -180,11 +180,7 @@ func ExampleStore_TryLockGraph() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	select {
-	case <-lock.Lost():
-		run.CancelCause(pgstore.ErrLockLost)
-	case <-run.Done():
-	}
+	lock.Guard(run) // cancels the run if the lock is lost: another process may take the key
 	rep, err := run.Wait()
 	if err != nil {
 		log.Print(err)
@@ -238,11 +234,7 @@ func ExampleStore_RunsByStatus() {
 				log.Fatal(err)
 			}
 			if run, err := e.Resume(ctx, g, rec.ID); err == nil {
-				select {
-				case <-lock.Lost():
-					run.CancelCause(pgstore.ErrLockLost)
-				case <-run.Done():
-				}
+				lock.Guard(run)
 				rep, _ := run.Wait()
 				fmt.Println(rec.ID, "resumed by", rep.Record.ID)
 			} else {

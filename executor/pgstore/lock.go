@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/internal/pgschema"
 )
 
@@ -202,10 +203,31 @@ func (l *GraphLock) GraphKey() string { return l.graphKey }
 
 // Lost returns a channel that is closed when the lock is lost without an
 // Unlock: its connection ended, so Postgres freed it, and another process
-// may hold it now. A host that runs under the lock cancels its run then
-// (Run.Cancel), as the run's results may now race another process's.
+// may hold it now. A host that runs under the lock cancels its run then,
+// as the run's results may now race another process's: [GraphLock.Guard]
+// does it.
 // An Unlock of a held lock does not close it.
 func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
+
+// Guard cancels run if the lock is lost before the run ends: another
+// process may take the key then, and must not find this run going on
+// beside its own. The run's cause is the loss, an error wrapping
+// [ErrLockLost] (errors.Is(err, pgstore.ErrLockLost) on the run's
+// error), and its record says it. Guard returns at once; the goroutine it
+// starts ends when the run ends or the lock is lost, whichever is first,
+// and an Unlock before the run's end does not cancel it. A host calls it
+// as soon as it has started or resumed a run under the lock (see
+// "Locking a graph key" in the package documentation), in place of
+// watching Lost itself.
+func (l *GraphLock) Guard(run *executor.Run) {
+	go func() {
+		select {
+		case <-l.lost:
+			run.CancelCause(l.lostError())
+		case <-run.Done():
+		}
+	}()
+}
 
 // watch starts the goroutine that reads the idle connection until pause
 // interrupts it or the connection fails. The caller holds mu, or the

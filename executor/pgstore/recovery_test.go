@@ -48,11 +48,7 @@ func recoverRuns(ctx context.Context, s *pgstore.Store, e *executor.Executor) ([
 			if err != nil {
 				return nil, err
 			}
-			select {
-			case <-lock.Lost():
-				r.Cancel() // another process may hold the key now
-			case <-r.Done():
-			}
+			lock.Guard(r) // another process may hold the key once it is lost
 			rep, err := r.Wait()
 			if errors.Is(err, executor.ErrRunFailed) {
 				err = nil // the nodes that failed are in the report
@@ -149,8 +145,9 @@ func TestCrashRecoveryRecipe(t *testing.T) {
 
 // A process that holds a key's lock and loses it (its connection
 // dropped: the server ended the session) learns it at once from Lost,
-// and cancels its run, which another process may now resume beside it.
-// The run then ends cancelled, its record saying so.
+// and Guard cancels its run, which another process may now resume beside
+// it. The run then ends cancelled, with the loss as its cause, its record
+// saying so.
 func TestLostLockCancelsTheRun(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg := newStore(t)
@@ -174,6 +171,7 @@ func TestLostLockCancelsTheRun(t *testing.T) {
 	require.NoError(t, err)
 	r, err := e.Start(ctx, executor.RunRequest{GraphKey: key, Graph: build(t, 30)})
 	require.NoError(t, err)
+	lock.Guard(r)
 	<-started
 
 	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
@@ -181,17 +179,45 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint <
 		s.GraphLockKey(key))
 	require.NoError(t, err)
 	select {
-	case <-lock.Lost():
-		r.Cancel()
 	case <-r.Done():
-		t.Fatal("the run ended by itself")
 	case <-ctx.Done():
-		t.Fatal("Lost was not closed")
+		t.Fatal("the run was not cancelled when its lock was lost")
 	}
 	rep, err := r.Wait()
 	require.ErrorIs(t, err, executor.ErrCancelled)
+	require.ErrorIs(t, err, pgstore.ErrLockLost, "the run's cause")
 	assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+	assert.Contains(t, rep.Record.Error, "is not held any more")
 	require.ErrorIs(t, lock.Unlock(ctx), pgstore.ErrLockLost)
+}
+
+// Guard's goroutine ends with a run that ends under a lock that is not
+// lost (TestMain's goleak checks it), and an Unlock, even before the
+// run's end, cancels nothing.
+func TestGuardEndsWithTheRun(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	key := testenv.UniqueName(t)
+	p := newProvider()
+	release := make(chan struct{})
+	p.hook = func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind == graph.KindTimeline {
+			<-release
+		}
+		return nil
+	}
+	e := newExecutor(t, s, p.registry())
+	lock, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	r, err := e.Start(ctx, executor.RunRequest{GraphKey: key, Graph: build(t, 30)})
+	require.NoError(t, err)
+	lock.Guard(r)
+	require.NoError(t, lock.Unlock(ctx))
+	close(release)
+	rep, err := r.Wait()
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
 }
 
 // Two executors on two pools, as two processes: the first runs a key
