@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,5 +289,35 @@ func TestBatchWindowIgnoredWithoutBulkGenerator(t *testing.T) {
 			58 * time.Second, 59 * time.Second, 60 * time.Second}, roundMs(b.at))
 		assert.Contains(t, buf.String(), "Options.Kinds gives a BatchWindow to kinds that no bulk call takes")
 		assert.Contains(t, buf.String(), `kinds="[asset:image asset:video script]"`)
+	})
+}
+
+// A bulk call's requests came in the order its nodes were taken, which
+// follows the order they became ready in, and so the providers' latencies
+// of the run: the same batch was called in another order from one run to
+// the next. They are now in node order. Here the images of the later
+// segments end first, so the videos become ready from the last segment
+// down.
+func TestBulkCallsAreInNodeOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, b, reg := windowLab(t)
+		reg[graph.KindImage] = executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			if err := pause(ctx, time.Duration(5-req.ID.Segment)*time.Second); err != nil {
+				return executor.Asset{}, err
+			}
+			return l.Generate(ctx, req)
+		})
+		e := l.executor(windowOptions(reg, executor.Dataflow, time.Hour))
+		_, err := l.run(e)
+		require.NoError(t, err)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		require.NotEmpty(t, b.calls)
+		many := false
+		for _, call := range b.calls {
+			many = many || len(call) > 1
+			assert.True(t, slices.IsSorted(call), "a call's nodes out of order: %v", call)
+		}
+		assert.True(t, many, "no call of more than one node: %v", b.calls)
 	})
 }

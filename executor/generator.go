@@ -108,7 +108,8 @@ type Outcome struct {
 // one kind in one call, for hosts whose orchestrators already batch
 // prompts and throttle providers. The executor detects it by type
 // assertion and calls GenerateBatch with the ready nodes of one kind and
-// batch key, up to the free slots of the key (each node holds one). In
+// batch key, up to the free slots of the key (each node holds one), in
+// node order (by segment). In
 // Dataflow mode nodes become ready one by one, as their dependencies end,
 // so that a call often gets one node: the kind's
 // [KindOptions].BatchWindow lets a call wait a moment for more. The

@@ -790,6 +790,9 @@ func (r *run) work(locked bool) bool {
 			}
 			steps = append(steps, st)
 		}
+		// The call's requests in node order, whatever order its nodes
+		// became ready in: the same batch makes the same call.
+		slices.SortFunc(steps, func(a, b schedule.Step) int { return cmp.Compare(a.Node, b.Node) })
 		jobs := make([]*job, len(steps))
 		for i, st := range steps {
 			if st.StageStarted {
