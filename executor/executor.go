@@ -343,7 +343,9 @@ type Report struct {
 	// can succeed and leave nodes dirty: an edit during the run supersedes
 	// a node and skips its dependents, without failing the run (see
 	// Options.Converge). An empty Dirty says the run left the whole graph
-	// clean, short of an edit after its last commit.
+	// clean, short of an edit after its last commit. Dirty names those
+	// nodes only, not what depends on them, which the next run makes too:
+	// [Executor.Plan] says what that run would make, and why.
 	Dirty []string
 	// Rounds is the number of plans run: 1, plus convergence rounds.
 	Rounds int

@@ -31,7 +31,10 @@ type Rate = schedule.Rate
 
 // RetryPolicy says how a kind's failed attempts are retried. Zero fields
 // take their defaults. An error wrapped with [Permanent], and a generator's
-// panic ([PanicError]), are never retried.
+// panic ([PanicError]), are never retried. A node waits out its backoff
+// holding its worker and its batch key's slot, so that the nodes behind
+// it under the key wait too; a node that failed in a bulk call is retried
+// alone, with Generate.
 type RetryPolicy struct {
 	// MaxAttempts is the most attempts per node, the first included.
 	// An output made and paid for whose Put kept failing is not made
@@ -164,11 +167,10 @@ type KindOptions struct {
 	// that has not started), nor in Staged mode, where a
 	// stage's nodes are ready at once; a cancel ends the wait at once.
 	// Other kinds' nodes start meanwhile, those that share the batch key
-	// too (they may make the nodes the call waits for). A node of the
-	// kind that waits on another of the kind only through nodes of other
-	// kinds cannot come before that one ends either, yet counts as one
-	// that may come: such calls wait the window out. The ETA of a run's
-	// events does not count the waits. A negative
+	// too (they may make the nodes the call waits for). Options.Workers
+	// counts each node of a call: a cap below the key's concurrency makes
+	// the calls smaller. The ETA of a run's events does not count the
+	// waits. A negative
 	// window is refused by New. Default: 0, no window: a call
 	// takes the nodes ready when a worker takes its first.
 	BatchWindow time.Duration
@@ -211,6 +213,8 @@ type Options struct {
 	// Mode is Dataflow or Staged. Default: Dataflow.
 	Mode Mode
 	// Workers caps the nodes running at once across all batch keys.
+	// Each node of a bulk call counts, as it holds a slot of its batch
+	// key: a cap below a key's concurrency makes its bulk calls smaller.
 	// Default: 0, no cap beyond the batch keys' concurrency, and at most
 	// 64 singles at once.
 	Workers int

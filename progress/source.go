@@ -23,7 +23,11 @@ type Source interface {
 	// Tail delivers the stored events with Seq > after and then the live
 	// ones as they are published, with no gap and no duplicate at the
 	// seam, until ctx ends; then it returns promptly with
-	// context.Cause(ctx), having started nothing that outlives it.
+	// context.Cause(ctx), having started nothing that outlives it. It
+	// does not return at the run's final event, as a run's stream may be
+	// followed before its run starts: a reader that should stop there
+	// returns an error of its own from fn when ev.Type.Final() (fn's
+	// error ends Tail, which returns it).
 	Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error
 }
 
