@@ -31,10 +31,14 @@ func interruptedText(by string) string {
 	return cutText(interruptedPrefix + by)
 }
 
+// notResumedPrefix starts the text of a run recorded as interrupted that
+// no run resumes (see notResumed and Abandon); why follows.
+const notResumedPrefix = "interrupted: it ended without recording its outcome; not resumed: "
+
 // notResumedText is interruptedText of a run found running by a Resume or
 // RerunFailed that was refused, its graph no longer the key's (see
 // notResumed): no run resumes it.
-const notResumedText = "interrupted: it ended without recording its outcome; not resumed: its graph is no longer the key's (a run of another graph started on the key since, or the graph was deleted)"
+const notResumedText = notResumedPrefix + "its graph is no longer the key's (a run of another graph started on the key since, or the graph was deleted)"
 
 // notResumed records run rec as interrupted, resumed by no run, and ends
 // its stream, when a Resume or RerunFailed of it, which found its record
@@ -125,6 +129,14 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 // store calls share one Options.StoreTimeout, and the sink's calls get
 // one of their own; the sink is asked first, for the run's last event.
 func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally interruptedTally) {
+	if err := e.recordInterrupted(ctx, id, by, interruptedText(by), tally); err != nil {
+		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
+	}
+}
+
+// recordInterrupted is markInterrupted with text as the record's Error,
+// returning the store's error.
+func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, tally interruptedTally) error {
 	kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer kcancel()
 	last, found := e.interruptedLast(kctx, id, by)
@@ -134,7 +146,7 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally int
 	marked := false
 	if err == nil && rec.Status == RunRunning {
 		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
-		rec.Error = interruptedText(by)
+		rec.Error = text
 		if tally.ok {
 			rec.Counts, rec.Failed = tally.counts, tally.failed
 		}
@@ -144,12 +156,76 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally int
 		err = e.opts.Runs.PutRun(sctx, rec)
 		marked = err == nil
 	}
-	if err != nil {
-		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
-	}
 	if marked && found && !last.Type.Final() {
 		e.publishInterrupted(kctx, rec, by, last)
 	}
+	return err
+}
+
+// Abandon records run id, whose record says running, as [RunInterrupted]
+// without resuming it, and ends its event stream as a Resume does (a
+// run.cancelled that names no resuming run): for a run that no process
+// runs any more (it crashed, or was killed) and that the host will not
+// resume, such as one whose graph it can no longer build ([GraphOf]
+// fails: the run's template was dropped). RunStatusLister.RunsByStatus
+// then stops listing it. The record's Error is "interrupted: it ended
+// without recording its outcome; not resumed: " and reason (storable
+// text; cut to MaxEventText); its counts stay as they were, but Planned,
+// the Total of its stream's last event when the Sink can say it. A
+// record that does not say running is left as it is, and Abandon
+// returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
+// run going on in this executor, or one that a Resume or RerunFailed of
+// this executor is finishing, is refused with [ErrInvalidRequest]. As
+// for a Resume, the caller vouches that the run goes on nowhere else:
+// with pgstore, it holds the run's key's lock (TryLockGraph). Store
+// calls are retried as Edit's are; the sink's failures are logged.
+func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: abandon run: the run ID is empty", ErrInvalidRequest)
+	case !storableText(id):
+		return checkRequestField("the run ID", id)
+	}
+	if err := checkRequestField("the reason", reason); err != nil {
+		return err
+	}
+	if !e.enter() {
+		return fmt.Errorf("%w: abandon run %s", ErrClosed, quote(id))
+	}
+	defer e.runs.done()
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	if err != nil {
+		err = e.retryStore(ctx, id, err, "read the record of", id, func() (err error) {
+			rec, err = e.opts.Runs.GetRun(ctx, id)
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("abandon run %s: %w", quote(id), err)
+	}
+	if rec.Status != RunRunning {
+		return nil
+	}
+	e.startMu.Lock()
+	live, finishing := e.live[id], e.finishedLocked(id, rec.GraphKey)
+	e.startMu.Unlock()
+	switch {
+	case live:
+		return fmt.Errorf("%w: abandon run %s: it is still running in this executor: cancel it (Run.Cancel) instead",
+			ErrInvalidRequest, quote(id))
+	case finishing != nil:
+		return fmt.Errorf("abandon run %s: %w", quote(id), finishing)
+	}
+	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), interruptedTally{})
+	if err != nil {
+		err = e.retryStore(ctx, id, err, "record as interrupted", id, func() error {
+			return e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), interruptedTally{})
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("abandon run %s: %w", quote(id), err)
+	}
+	return nil
 }
 
 // interruptedCounts returns what the key's states show that run rec,

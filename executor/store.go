@@ -191,14 +191,16 @@ const (
 	// RunInterrupted: the run ended without recording its outcome (its
 	// process crashed, or its stores stalled past Options.StoreTimeout),
 	// as [Executor.Resume] or [Executor.RerunFailed] found when it
-	// resumed it. Its record's Error names the run that resumed it (or,
-	// for a Resume refused because the run's graph is no longer the
-	// key's, says that no run resumed it), as does the final event that
+	// resumed it, or as [Executor.Abandon] recorded it. Its record's
+	// Error names the run that resumed it (or, for a Resume refused
+	// because the run's graph is no longer the key's, and for Abandon,
+	// says that no run resumed it, and why), as does the final event that
 	// its stream then gets, if the Sink can
 	// number it (progress.Event.ResumedBy); if the Sink failed then, a
 	// later Resume or RerunFailed of the run publishes that event. Its
 	// Counts and Failed are what the key's states show it did (see
-	// Record.Counts).
+	// Record.Counts); Abandon, which has no graph, leaves them as they
+	// were, but Planned.
 	RunInterrupted RunStatus = "interrupted"
 )
 

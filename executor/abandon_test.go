@@ -1,0 +1,81 @@
+package executor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/progress"
+)
+
+// A run whose process crashed, which the host will not resume (its
+// graph's template was dropped in a deploy, so GraphOf fails): Abandon
+// records it as interrupted, not resumed, with the host's reason, and
+// ends its stream, so that RunsByStatus stops listing it at every
+// start-up. There was no call for it: the host had to write the record
+// itself.
+func TestAbandonRecordsACrashedRunInterrupted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		sink := progress.NewMemory(progress.MemoryOptions{})
+		rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		e := newExecutor(t, l, sink)
+
+		require.NoError(t, e.Abandon(ctx, rec.ID, "template podcast-v1 was retired"))
+		got, err := l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunInterrupted, got.Status)
+		assert.Equal(t, "interrupted: it ended without recording its outcome; not resumed: template podcast-v1 was retired", got.Error)
+		assert.False(t, got.EndedAt.IsZero())
+		assert.Equal(t, 12, got.Counts.Planned, "its stream's last Total")
+		running, err := l.runs.RunsByStatus(ctx, executor.RunRunning)
+		require.NoError(t, err)
+		assert.Empty(t, running)
+		events := replay(t, sink, rec.ID)
+		require.Len(t, events, 6, "the stream's final event")
+		last := events[5]
+		assert.Equal(t, progress.RunCancelled, last.Type)
+		assert.Empty(t, last.ResumedBy)
+		assert.Equal(t, got.Error, last.Message)
+
+		// Again: the record no longer says running, and nothing changes.
+		require.NoError(t, e.Abandon(ctx, rec.ID, "again"))
+		again, err := l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		assert.Equal(t, got, again)
+		assert.Len(t, replay(t, sink, rec.ID), 6)
+	})
+}
+
+func TestAbandonRefusals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		e := newExecutor(t, l, nil)
+
+		err := e.Abandon(ctx, "nope", "gone")
+		require.ErrorIs(t, err, executor.ErrNotFound)
+		require.ErrorIs(t, e.Abandon(ctx, "", "gone"), executor.ErrInvalidRequest)
+		require.ErrorIs(t, e.Abandon(ctx, "x", "bad\x00reason"), executor.ErrInvalidRequest)
+
+		// A run going on in this executor is refused, and left as it is.
+		r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}})
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		err = e.Abandon(ctx, r.ID(), "mine")
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.True(t, strings.Contains(err.Error(), "still running in this executor"), err.Error())
+		rep, err := r.Wait()
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+	})
+}
