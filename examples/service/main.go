@@ -30,7 +30,9 @@
 //     as runs of this process, as are the runs that a shutdown cancelled
 //     (their records' Error says "the service shut down") that are still
 //     their lecture's newest run. A lecture locked elsewhere is left to
-//     the process that runs it. Past -max-runs the rest wait for a later
+//     the process that runs it. A run whose graph no template of the
+//     service builds is abandoned (Executor.Abandon): recorded as
+//     interrupted, not resumed, so that it is not found again. Past -max-runs the rest wait for a later
 //     start.
 //   - Progress: the executor's Sink is a progress.Fanout of a
 //     progress/redisstream Stream and a progress.Archive of a

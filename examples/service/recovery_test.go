@@ -345,3 +345,28 @@ func TestQueuedRunKeepsTheLectureLocked(t *testing.T) {
 	require.NoError(t, h2.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// A run left running whose graph no template of the service builds (its
+// template was dropped in a deploy, say) cannot be resumed: the start-up
+// recovery abandons it (Executor.Abandon), so that it is not found, and
+// refused, at every start.
+func TestRunOfAnUnknownTemplateIsAbandonedAtStart(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Millisecond, nil) // it migrates the schema
+	require.NoError(t, h.shutdown())
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	require.NoError(t, store.PutRun(t.Context(), executor.Record{ID: "old", GraphKey: "l", Seconds: 10,
+		Graph: "a-template-gone", Status: executor.RunRunning, StartedAt: time.Now().Add(-time.Hour)}))
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	rec, err := store.GetRun(t.Context(), "old")
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunInterrupted, rec.Status)
+	assert.Contains(t, rec.Error, "not resumed: examples/service has no template for its graph")
+	running, err := store.RunsByStatus(t.Context(), executor.RunRunning)
+	require.NoError(t, err)
+	assert.Empty(t, running)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}

@@ -897,7 +897,13 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record) {
 	}
 	g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
 	if err != nil {
-		log.Error("run not resumed", "err", err)
+		// No template of this service builds its graph: it will never
+		// be resumed, and is recorded so, rather than found at every
+		// start.
+		log.Error("run not resumed: no template builds its graph; it is abandoned", "err", err)
+		if err := s.exec.Abandon(ctx, rec.ID, "examples/service has no template for its graph"); err != nil {
+			log.Warn("abandon run", "err", err)
+		}
 		return
 	}
 	runID := newRunID()
