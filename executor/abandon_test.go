@@ -2,7 +2,9 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -77,5 +79,50 @@ func TestAbandonRefusals(t *testing.T) {
 		rep, err := r.Wait()
 		require.NoError(t, err)
 		assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+	})
+}
+
+// lostReply is a run store whose first PutRun of an interrupted record
+// goes through and then fails, as when the connection drops before the
+// reply arrives.
+type lostReply struct {
+	*executor.MemoryRuns
+	lost atomic.Bool
+}
+
+func (s *lostReply) PutRun(ctx context.Context, rec executor.Record) error {
+	if err := s.MemoryRuns.PutRun(ctx, rec); err != nil {
+		return err
+	}
+	if rec.Status == executor.RunInterrupted && s.lost.CompareAndSwap(false, true) {
+		return errors.New("connection reset by peer")
+	}
+	return nil
+}
+
+// An Abandon whose record went through, its reply lost, is retried, and
+// the retry finds the record interrupted: the stream must still get its
+// final event, which only the first try would have published.
+func TestAbandonAfterALostReplyEndsTheStream(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		sink := progress.NewMemory(progress.MemoryOptions{})
+		rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		runs := &lostReply{MemoryRuns: l.runs}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+			Runs: runs, Sink: sink})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+
+		require.NoError(t, e.Abandon(ctx, rec.ID, "template podcast-v1 was retired"))
+		require.True(t, runs.lost.Load(), "the reply was lost")
+		got, err := l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunInterrupted, got.Status)
+		events := replay(t, sink, rec.ID)
+		require.Len(t, events, 6, "the stream's final event")
+		assert.Equal(t, progress.RunCancelled, events[5].Type)
+		assert.Equal(t, got.Error, events[5].Message)
 	})
 }

@@ -155,6 +155,10 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 		}
 		err = e.opts.Runs.PutRun(sctx, rec)
 		marked = err == nil
+	} else if err == nil && rec.Status == RunInterrupted && rec.Error == text {
+		// An earlier try of this call (Abandon retries it) went through,
+		// its reply lost: its stream still waits for its final event.
+		marked = true
 	}
 	if marked && found && !last.Type.Final() {
 		e.publishInterrupted(kctx, rec, by, last)
