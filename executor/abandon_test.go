@@ -126,3 +126,48 @@ func TestAbandonAfterALostReplyEndsTheStream(t *testing.T) {
 		assert.Equal(t, got.Error, events[5].Message)
 	})
 }
+
+// A Resume of a run that an Abandon is recording as interrupted was
+// taken: both had found the record running, the Resume's run finished
+// the crashed run's work, and the Abandon then recorded that no run
+// resumed it. A Resume or RerunFailed of the run is now refused while an
+// Abandon of it is under way, as Abandon refuses one under a Resume.
+func TestResumeRefusedDuringAbandon(t *testing.T) {
+	for _, second := range resumers {
+		t.Run(second.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				l := newLab(t, 30)
+				sink := progress.NewMemory(progress.MemoryOptions{})
+				rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+				runs := &heldRuns{MemoryRuns: l.runs, id: rec.ID, held: make(chan struct{}), release: make(chan struct{})}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+					Runs: runs, Sink: sink})
+				require.NoError(t, err)
+				t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+
+				abandoned := make(chan error, 1)
+				go func() { abandoned <- e.Abandon(ctx, rec.ID, "template podcast-v1 was retired") }()
+				<-runs.held
+				r, err := second.call(e, ctx, l.g, rec.ID)
+				if r != nil {
+					_, _ = r.Wait()
+				}
+				close(runs.release)
+				require.ErrorIs(t, err, executor.ErrInvalidRequest, "taken while an Abandon of the run is under way")
+				assert.Contains(t, err.Error(), "being abandoned")
+				require.NoError(t, <-abandoned)
+
+				// Once the Abandon has returned, the run is no longer
+				// running: a Resume is taken, and finds it interrupted.
+				r, err = second.call(e, ctx, l.g, rec.ID)
+				require.NoError(t, err)
+				_, err = r.Wait()
+				require.NoError(t, err)
+				got, err := l.runs.GetRun(ctx, rec.ID)
+				require.NoError(t, err)
+				assert.Equal(t, "interrupted: it ended without recording its outcome; not resumed: template podcast-v1 was retired", got.Error)
+			})
+		})
+	}
+}

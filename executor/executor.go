@@ -50,12 +50,14 @@ type Executor struct {
 	// that is live: every one of a key finishes the same work, the key's
 	// nodes that are not clean, whichever of its runs it names (the same
 	// run, the run that resumed it, or another), so a second one is
-	// refused rather than pay the generators again. closed is set by
-	// Close.
-	startMu   sync.Mutex
-	live      map[string]bool
-	finishing map[string]finisher
-	closed    bool
+	// refused rather than pay the generators again. abandoning holds the
+	// runs that an Abandon is recording as interrupted: a Resume or
+	// RerunFailed of one is refused meanwhile. closed is set by Close.
+	startMu    sync.Mutex
+	live       map[string]bool
+	finishing  map[string]finisher
+	abandoning map[string]bool
+	closed     bool
 }
 
 // finisher is a live Resume or RerunFailed: run id, which finishes run
@@ -238,6 +240,9 @@ func (e *Executor) begin(id, of, key string) error {
 func (e *Executor) finishedLocked(of, key string) error {
 	f, ok := e.finishing[key]
 	switch {
+	case of != "" && e.abandoning[of]:
+		return fmt.Errorf("%w: run %s is being abandoned (an Executor.Abandon of it is under way in this executor): once it returns, the run's record says interrupted, not resumed",
+			ErrInvalidRequest, of)
 	case of == "" || !ok:
 		return nil
 	case f.of == of:
@@ -582,7 +587,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // one names: this run, the run that resumed it, the run it resumed, or
 // another run of the key. Each makes the same nodes, the key's that are
 // not clean (a retry pressed twice, or on two runs of one chain, would
-// pay for them twice). Across processes, a host runs one run at a time
+// pay for them twice). It is refused so, too, while an [Executor.Abandon]
+// of run id is under way. Across processes, a host runs one run at a time
 // per graph key (see the package doc). A run recorded as still running,
 // but not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted], with the

@@ -179,7 +179,9 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // record that does not say running is left as it is, and Abandon
 // returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
 // run going on in this executor, or one that a Resume or RerunFailed of
-// this executor is finishing, is refused with [ErrInvalidRequest]. As
+// this executor is finishing, or another Abandon is abandoning, is
+// refused with [ErrInvalidRequest], and so is a Resume or RerunFailed of
+// the run while Abandon is under way. As
 // for a Resume, the caller vouches that the run goes on nowhere else:
 // with pgstore, it holds the run's key's lock (TryLockGraph). Store
 // calls are retried as Edit's are; the sink's failures are logged.
@@ -212,6 +214,19 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	}
 	e.startMu.Lock()
 	live, finishing := e.live[id], e.finishedLocked(id, rec.GraphKey)
+	if !live && finishing == nil {
+		// Held until it returns: a Resume of the run taken meanwhile
+		// would finish it while its record is written not resumed.
+		if e.abandoning == nil {
+			e.abandoning = map[string]bool{}
+		}
+		e.abandoning[id] = true
+		defer func() {
+			e.startMu.Lock()
+			delete(e.abandoning, id)
+			e.startMu.Unlock()
+		}()
+	}
 	e.startMu.Unlock()
 	switch {
 	case live:
