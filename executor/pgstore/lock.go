@@ -218,8 +218,11 @@ func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
 // and an Unlock before the run's end does not cancel it. A host calls it
 // as soon as it has started or resumed a run under the lock (see
 // "Locking a graph key" in the package documentation), in place of
-// watching Lost itself.
+// watching Lost itself. A nil run panics (in the caller).
 func (l *GraphLock) Guard(run *executor.Run) {
+	if run == nil {
+		panic("pgstore: GraphLock.Guard with a nil run")
+	}
 	go func() {
 		select {
 		case <-l.lost:

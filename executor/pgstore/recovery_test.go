@@ -291,3 +291,18 @@ func TestResumeRefusedWhileLockedElsewhere(t *testing.T) {
 	assert.Len(t, rep.Generated, g.Len())
 	require.NoError(t, lock.Unlock(ctx))
 }
+
+// Guard of a nil run (the run of a Start whose error the host did not
+// check) panicked in the goroutine it started, which no recover of the
+// host's can catch, and crashed the process with a nil dereference that
+// named neither pgstore nor Guard. It now panics in the caller's
+// goroutine, saying what was wrong.
+func TestGuardOfANilRunPanicsInTheCaller(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	lock, err := s.LockGraph(ctx, testenv.UniqueName(t))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, lock.Unlock(ctx)) }()
+	assert.PanicsWithValue(t, "pgstore: GraphLock.Guard with a nil run", func() { lock.Guard(nil) })
+}
