@@ -67,6 +67,11 @@ func TestAbandonRefusals(t *testing.T) {
 		require.ErrorIs(t, err, executor.ErrNotFound)
 		require.ErrorIs(t, e.Abandon(ctx, "", "gone"), executor.ErrInvalidRequest)
 		require.ErrorIs(t, e.Abandon(ctx, "x", "bad\x00reason"), executor.ErrInvalidRequest)
+		// An empty reason would leave a record saying "not resumed: ",
+		// and why not, nowhere.
+		err = e.Abandon(ctx, "x", "")
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		assert.Contains(t, err.Error(), "the reason is empty")
 
 		// A run going on in this executor is refused, and left as it is.
 		r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,

@@ -174,7 +174,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // fails: the run's template was dropped). RunStatusLister.RunsByStatus
 // then stops listing it. The record's Error is "interrupted: it ended
 // without recording its outcome; not resumed: " and reason (storable
-// text; cut to MaxEventText); its counts stay as they were, but Planned,
+// text, not empty; cut to MaxEventText); its counts stay as they were, but Planned,
 // the Total of its stream's last event when the Sink can say it. A
 // record that does not say running is left as it is, and Abandon
 // returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
@@ -191,6 +191,10 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("%w: abandon run: the run ID is empty", ErrInvalidRequest)
 	case !storableText(id):
 		return checkRequestField("the run ID", id)
+	}
+	if reason == "" {
+		return fmt.Errorf("%w: abandon run %s: the reason is empty: say why the run is not resumed (its record's Error ends with it)",
+			ErrInvalidRequest, quote(id))
 	}
 	if err := checkRequestField("the reason", reason); err != nil {
 		return err
