@@ -176,3 +176,35 @@ func TestResumeRefusedDuringAbandon(t *testing.T) {
 		})
 	}
 }
+
+// An Abandon whose sink was down left the run's stream without its final
+// event; a later Resume of the run (the host changed its mind) published
+// it with the record's text, "not resumed: ...", but naming the resuming
+// run as ResumedBy, which the text denies and the Abandon would not
+// have. The event is now the one the Abandon would have published.
+func TestResumeEndsAnAbandonedRunsStreamAsAbandonWould(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		sink := &downSink{Memory: progress.NewMemory(progress.MemoryOptions{})}
+		rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		e := newExecutor(t, l, sink)
+
+		sink.publishDown.Store(true)
+		require.NoError(t, e.Abandon(ctx, rec.ID, "template podcast-v1 was retired"))
+		sink.publishDown.Store(false)
+		require.Len(t, replay(t, sink.Memory, rec.ID), 5, "no final event yet")
+
+		r, err := e.Resume(ctx, l.g, rec.ID)
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.NoError(t, err)
+		got, err := l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		events := replay(t, sink.Memory, rec.ID)
+		require.Len(t, events, 6, "the stream's final event")
+		assert.Equal(t, progress.RunCancelled, events[5].Type)
+		assert.Equal(t, got.Error, events[5].Message)
+		assert.Empty(t, events[5].ResumedBy, "the record says that no run resumed it")
+	})
+}

@@ -103,7 +103,8 @@ func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Rec
 // that Resume could not (its sink failed then, or stalled): the final
 // event is the one the earlier Resume would have published, with the
 // record's text and naming the run that the record names (by, when the
-// text names none whole), and nothing is published when the stream's
+// text names none whole, and none when the text says that no run resumed
+// it: Abandon or notResumed recorded it), and nothing is published when the stream's
 // newest event is final already, so a stream gets one final event
 // however often its run is resumed. The sink's failures are logged, as
 // in endInterrupted, never returned.
@@ -114,6 +115,8 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 	case RunInterrupted:
 		if named, ok := resumedBy(rec); ok {
 			by = named
+		} else if strings.HasPrefix(rec.Error, notResumedPrefix) {
+			by = "" // recorded so by Abandon or notResumed: the event they would have published
 		}
 		e.endInterrupted(ctx, rec, by)
 	}
