@@ -144,12 +144,7 @@ func TestResumeRefusedDuringAbandon(t *testing.T) {
 				ctx := context.Background()
 				l := newLab(t, 30)
 				sink := progress.NewMemory(progress.MemoryOptions{})
-				rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-				runs := &heldRuns{MemoryRuns: l.runs, id: rec.ID, held: make(chan struct{}), release: make(chan struct{})}
-				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
-					Runs: runs, Sink: sink})
-				require.NoError(t, err)
-				t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+				rec, e, runs := crashedAndHeld(t, l, sink)
 
 				abandoned := make(chan error, 1)
 				go func() { abandoned <- e.Abandon(ctx, rec.ID, "template podcast-v1 was retired") }()
@@ -158,7 +153,7 @@ func TestResumeRefusedDuringAbandon(t *testing.T) {
 				if r != nil {
 					_, _ = r.Wait()
 				}
-				close(runs.release)
+				runs.free()
 				require.ErrorIs(t, err, executor.ErrInvalidRequest, "taken while an Abandon of the run is under way")
 				assert.Contains(t, err.Error(), "being abandoned")
 				require.NoError(t, <-abandoned)

@@ -382,10 +382,30 @@ func TestInterruptedRecordOfALongResumingRunIDIsCut(t *testing.T) {
 // interrupted waits until release is closed.
 type heldRuns struct {
 	*executor.MemoryRuns
-	id      string
-	held    chan struct{} // closed once that PutRun waits
-	release chan struct{}
-	once    sync.Once
+	id          string
+	held        chan struct{} // closed once that PutRun waits
+	release     chan struct{}
+	once        sync.Once
+	releaseOnce sync.Once
+}
+
+// free lets the held PutRun go on; it may be called again.
+func (s *heldRuns) free() { s.releaseOnce.Do(func() { close(s.release) }) }
+
+// crashedAndHeld crashes a run of l's lecture, its events on sink (see
+// crashRun), and returns its record and a new executor whose run store
+// holds the first PutRun that records it as interrupted until free.
+// The executor is closed at the test's end, the store freed first.
+func crashedAndHeld(t *testing.T, l *lab, sink progress.Sink) (executor.Record, *executor.Executor, *heldRuns) {
+	t.Helper()
+	rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+	runs := &heldRuns{MemoryRuns: l.runs, id: rec.ID, held: make(chan struct{}), release: make(chan struct{})}
+	e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+		Runs: runs, Sink: sink})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	t.Cleanup(runs.free) // before Close, were the test to fail
+	return rec, e, runs
 }
 
 func (s *heldRuns) PutRun(ctx context.Context, r executor.Record) error {
@@ -417,16 +437,7 @@ func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
 				ctx := context.Background()
 				l := newLab(t, 30)
 				stream := progress.NewMemory(progress.MemoryOptions{})
-				rec := crashRun(t, l, stream, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-
-				runs := &heldRuns{MemoryRuns: l.runs, id: rec.ID, held: make(chan struct{}), release: make(chan struct{})}
-				e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
-					Runs: runs, Sink: stream})
-				require.NoError(t, err)
-				defer func() { require.NoError(t, e.Close(ctx)) }()
-				var releaseOnce sync.Once
-				release := func() { releaseOnce.Do(func() { close(runs.release) }) }
-				defer release() // before Close, were the test to fail
+				rec, e, runs := crashedAndHeld(t, l, stream)
 				type resumed struct {
 					run *executor.Run
 					err error
@@ -438,10 +449,10 @@ func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
 				}()
 				<-runs.held
 				synctest.Wait() // its run, with nothing to make, has ended
-				_, err = second.call(e, ctx, l.g, rec.ID)
+				_, err := second.call(e, ctx, l.g, rec.ID)
 				require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second one while the first is under way")
 				assert.ErrorContains(t, err, "already being finished by run")
-				release()
+				runs.free()
 				got := <-first
 				require.NoError(t, got.err)
 				_, err = got.run.Wait()
