@@ -50,15 +50,26 @@ type Executor struct {
 	// that is live: every one of a key finishes the same work, the key's
 	// nodes that are not clean, whichever of its runs it names (the same
 	// run, the run that resumed it, or another), so a second one is
-	// refused rather than pay the generators again. abandoning holds the
-	// runs that an Abandon is recording as interrupted: a Resume or
-	// RerunFailed of one is refused meanwhile. closed is set by Close.
-	startMu    sync.Mutex
-	live       map[string]bool
-	finishing  map[string]finisher
-	abandoning map[string]bool
-	closed     bool
+	// refused rather than pay the generators again. ending holds the
+	// runs whose record a call is writing as interrupted, not resumed,
+	// and which call: an Abandon, or a Resume or RerunFailed refused as
+	// the run's graph is no longer the key's (notResumed). A Resume,
+	// RerunFailed or Abandon of one is refused meanwhile, so that one
+	// call writes the record and ends the stream. closed is set by Close.
+	startMu   sync.Mutex
+	live      map[string]bool
+	finishing map[string]finisher
+	ending    map[string]endingBy
+	closed    bool
 }
+
+// endingBy says which call holds a run in Executor.ending.
+type endingBy int
+
+const (
+	endingAbandon endingBy = iota + 1 // Abandon
+	endingRefused                     // a refused Resume or RerunFailed (notResumed)
+)
 
 // finisher is a live Resume or RerunFailed: run id, which finishes run
 // of. It holds its key until both its run has ended and the call that
@@ -240,9 +251,8 @@ func (e *Executor) begin(id, of, key string) error {
 func (e *Executor) finishedLocked(of, key string) error {
 	f, ok := e.finishing[key]
 	switch {
-	case of != "" && e.abandoning[of]:
-		return fmt.Errorf("%w: run %s is being abandoned (an Executor.Abandon of it is under way in this executor): once it returns, the run's record says interrupted, not resumed",
-			ErrInvalidRequest, of)
+	case of != "" && e.ending[of] != 0:
+		return endingError(of, e.ending[of])
 	case of == "" || !ok:
 		return nil
 	case f.of == of:
@@ -588,7 +598,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // another run of the key. Each makes the same nodes, the key's that are
 // not clean (a retry pressed twice, or on two runs of one chain, would
 // pay for them twice). It is refused so, too, while an [Executor.Abandon]
-// of run id is under way. Across processes, a host runs one run at a time
+// of run id is under way, or a Resume or RerunFailed of it that was
+// refused as its graph is no longer the key's (see below) is recording
+// it as interrupted, not resumed. Across processes, a host runs one run at a time
 // per graph key (see the package doc). A run recorded as still running,
 // but not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted], with the
@@ -610,7 +622,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // recorded as [RunInterrupted] all the same, resumed by no run, and its
 // stream ends, as above: no Resume of it can start, and
 // RunStatusLister.RunsByStatus would otherwise list it as running for
-// good. (The DeleteGraph of MemoryStore and of pgstore deletes
+// good; the Resume holds the run meanwhile, as Abandon does (an Abandon
+// under way then records it instead, with its reason). (The DeleteGraph of MemoryStore and of pgstore deletes
 // the graph's run records too: a Resume of a run of a graph deleted so
 // finds no record, and returns an error wrapping [ErrNotFound].) For a
 // record that keeps Record.Graph, ErrGraphReplaced

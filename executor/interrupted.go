@@ -48,11 +48,60 @@ const notResumedText = notResumedPrefix + "its graph is no longer the key's (a r
 // its record would otherwise say running for good, and a host that
 // resumes at start-up what RunsByStatus lists as running would find it
 // every time. Other refusals change nothing.
+//
+// It holds the run as Abandon does (holdEnding), as its caller let go of
+// the run when its start was refused: an Abandon of the run meanwhile is
+// refused, so that one of them writes the record and ends the stream. A
+// run that another call holds already (an Abandon, another refused
+// Resume, or a Resume that is finishing it) is left to that call.
 func (e *Executor) notResumed(ctx context.Context, rec Record, err error, tally interruptedTally) {
 	if rec.Status != RunRunning || !errors.Is(err, ErrGraphReplaced) && !errors.Is(err, ErrGraphDeleted) {
 		return
 	}
+	release, herr := e.holdEnding(rec.ID, rec.GraphKey, endingRefused)
+	if herr != nil {
+		e.log.Debug("regen: a refused resume leaves the run's record to another call", "run", rec.ID, "err", herr)
+		return
+	}
+	defer release()
 	e.markInterrupted(ctx, rec.ID, "", tally)
+}
+
+// holdEnding takes run id, of graph key, for a call by that records it as
+// interrupted, not resumed (Abandon, notResumed), until release is
+// called; a Resume, RerunFailed or Abandon of it is refused meanwhile
+// (see finishedLocked). It refuses, with [ErrInvalidRequest], a run going
+// on in this executor, one that another such call holds, and one that a
+// Resume or RerunFailed of this executor is finishing.
+func (e *Executor) holdEnding(id, key string, by endingBy) (release func(), err error) {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	if e.live[id] {
+		return nil, fmt.Errorf("%w: it is still running in this executor: cancel it (Run.Cancel) instead", ErrInvalidRequest)
+	}
+	if err := e.finishedLocked(id, key); err != nil {
+		return nil, err
+	}
+	if e.ending == nil {
+		e.ending = map[string]endingBy{}
+	}
+	e.ending[id] = by
+	return func() {
+		e.startMu.Lock()
+		delete(e.ending, id)
+		e.startMu.Unlock()
+	}, nil
+}
+
+// endingError is the refusal of a call about run id while a call by
+// records it as interrupted, not resumed (see holdEnding).
+func endingError(id string, by endingBy) error {
+	if by == endingAbandon {
+		return fmt.Errorf("%w: run %s is being abandoned (an Executor.Abandon of it is under way in this executor): once it returns, the run's record says interrupted, not resumed",
+			ErrInvalidRequest, id)
+	}
+	return fmt.Errorf("%w: run %s is being recorded as interrupted, not resumed, by a Resume or RerunFailed of it that was refused (its graph is no longer the key's) in this executor: once that call returns, the record says so: a Resume of the run is refused, and an Abandon of it returns nil",
+		ErrInvalidRequest, id)
 }
 
 // resumedBy returns the ID of the run that rec, the record of a run found
@@ -182,9 +231,12 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // record that does not say running is left as it is, and Abandon
 // returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
 // run going on in this executor, or one that a Resume or RerunFailed of
-// this executor is finishing, or another Abandon is abandoning, is
-// refused with [ErrInvalidRequest], and so is a Resume or RerunFailed of
-// the run while Abandon is under way. As
+// this executor is finishing, or another Abandon is abandoning, or a
+// Resume or RerunFailed refused as its graph is no longer the key's is
+// recording as interrupted (see Resume), is refused with
+// [ErrInvalidRequest], and so is a Resume or RerunFailed of the run while
+// Abandon is under way: one call records the run, and its stream gets
+// one final event. As
 // for a Resume, the caller vouches that the run goes on nowhere else:
 // with pgstore, it holds the run's key's lock (TryLockGraph). Store
 // calls are retried as Edit's are; the sink's failures are logged.
@@ -219,29 +271,14 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	if rec.Status != RunRunning {
 		return nil
 	}
-	e.startMu.Lock()
-	live, finishing := e.live[id], e.finishedLocked(id, rec.GraphKey)
-	if !live && finishing == nil {
-		// Held until it returns: a Resume of the run taken meanwhile
-		// would finish it while its record is written not resumed.
-		if e.abandoning == nil {
-			e.abandoning = map[string]bool{}
-		}
-		e.abandoning[id] = true
-		defer func() {
-			e.startMu.Lock()
-			delete(e.abandoning, id)
-			e.startMu.Unlock()
-		}()
+	// Held until it returns: a Resume of the run taken meanwhile would
+	// finish it while its record is written not resumed, and a refused
+	// one would write the record too.
+	release, err := e.holdEnding(id, rec.GraphKey, endingAbandon)
+	if err != nil {
+		return fmt.Errorf("abandon run %s: %w", quote(id), err)
 	}
-	e.startMu.Unlock()
-	switch {
-	case live:
-		return fmt.Errorf("%w: abandon run %s: it is still running in this executor: cancel it (Run.Cancel) instead",
-			ErrInvalidRequest, quote(id))
-	case finishing != nil:
-		return fmt.Errorf("abandon run %s: %w", quote(id), finishing)
-	}
+	defer release()
 	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), interruptedTally{})
 	if err != nil {
 		err = e.retryStore(ctx, id, err, "record as interrupted", id, func() error {
