@@ -72,15 +72,23 @@ func (e *Executor) notResumed(ctx context.Context, rec Record, err error, tally 
 // called; a Resume, RerunFailed or Abandon of it is refused meanwhile
 // (see finishedLocked). It refuses, with [ErrInvalidRequest], a run going
 // on in this executor, one that another such call holds, and one that a
-// Resume or RerunFailed of this executor is finishing.
+// Resume or RerunFailed of this executor resumes (the key's finisher,
+// until its call has returned and its run has ended): that call records
+// the run. A Resume or RerunFailed of another run of the key is no
+// reason: it writes that run's record, and makes the key's nodes, which
+// the caller makes none of.
 func (e *Executor) holdEnding(id, key string, by endingBy) (release func(), err error) {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.live[id] {
 		return nil, fmt.Errorf("%w: it is still running in this executor: cancel it (Run.Cancel) instead", ErrInvalidRequest)
 	}
-	if err := e.finishedLocked(id, key); err != nil {
-		return nil, err
+	if holder := e.ending[id]; holder != 0 {
+		return nil, endingError(id, holder)
+	}
+	if f, ok := e.finishing[key]; ok && f.of == id {
+		return nil, fmt.Errorf("%w: run %s is being resumed by run %s, a Resume or RerunFailed of it under way in this executor, which records it as interrupted, resumed by that run (or, if refused as the run's graph is no longer the key's, not resumed): retry once that call has returned: Abandon then finds the record no longer running, and returns nil (were it still running, the run store having failed that call, retry once run %s has ended too)",
+			ErrInvalidRequest, id, f.id, f.id)
 	}
 	if e.ending == nil {
 		e.ending = map[string]endingBy{}
@@ -231,12 +239,15 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // record that does not say running is left as it is, and Abandon
 // returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
 // run going on in this executor, or one that a Resume or RerunFailed of
-// this executor is finishing, or another Abandon is abandoning, or a
-// Resume or RerunFailed refused as its graph is no longer the key's is
-// recording as interrupted (see Resume), is refused with
-// [ErrInvalidRequest], and so is a Resume or RerunFailed of the run while
-// Abandon is under way: one call records the run, and its stream gets
-// one final event. As
+// it in this executor is resuming (retry once that call has returned: it
+// records the run as interrupted, and Abandon then returns nil), or
+// another Abandon is abandoning, or a Resume or RerunFailed refused as
+// its graph is no longer the key's is recording as interrupted (see
+// Resume), is refused with [ErrInvalidRequest], and so is a Resume or
+// RerunFailed of the run while Abandon is under way: one call records
+// the run, and its stream gets one final event. A Resume or RerunFailed
+// of another run of the key does not stop it: it writes that run's
+// record, not this one's. As
 // for a Resume, the caller vouches that the run goes on nowhere else:
 // with pgstore, it holds the run's key's lock (TryLockGraph). Store
 // calls are retried as Edit's are; the sink's failures are logged.
