@@ -672,8 +672,10 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 // while another Resume or RerunFailed of its graph key is under way in
 // this executor (its call, or its run). The new run's record names run
 // id in Record.Resumes, as a Resume's does, and its Marks force the
-// nodes of id's Record.Failed (dirty.ReasonForced). opts are as for
-// Resume.
+// nodes of id's Record.Failed (dirty.ReasonForced): for a run found
+// interrupted, the nodes that the key's states show it failed, which its
+// record then lists (see Record.Counts), or, if the states cannot be
+// read, those its record listed. opts are as for Resume.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
 	o, err := oneResumeOptions(opts, "rerun failed nodes of", id)
 	if err != nil {
@@ -688,8 +690,14 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 		return nil, err
 	}
 	tally := e.tallyInterrupted(ctx, g, rec) // before the new run commits
-	marks := make([]dirty.Mark, len(rec.Failed))
-	for i, n := range rec.Failed {
+	failed := rec.Failed
+	if tally.ok {
+		// A record that says running lists no failed node yet: the
+		// tally finds them, and the record will list them.
+		failed = tally.failed
+	}
+	marks := make([]dirty.Mark, len(failed))
+	for i, n := range failed {
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
 	}
 	r, err := e.start(ctx, o.request(rec, g, marks, "rerun of the failed nodes of run "+id), id)

@@ -106,3 +106,46 @@ func TestInterruptedRecordCountsWhatTheRunDid(t *testing.T) {
 		})
 	}
 }
+
+// RerunFailed of a run whose record still said running (its process
+// crashed) built its marks from the record's Failed before the tally of
+// the key's states filled it: the record then listed the failed nodes,
+// but the rerun's Marks forced none of them, and its record read as a
+// Resume's. It now forces the nodes that the tally found failed, as for
+// a record that listed them already.
+func TestRerunFailedOfACrashedRunForcesTheNodesItFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		l.set("asset:narration:segment[1]", fail(executor.Permanent(errors.New("tts: voice not found"))))
+		stream := progress.NewMemory(progress.MemoryOptions{})
+		old := newExecutor(t, l, &crashingSink{next: stream, left: 8})
+		r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.ErrorAs(t, err, new(*executor.RunError))
+		rec, err := l.runs.GetRun(ctx, r.ID())
+		require.NoError(t, err)
+		require.Equal(t, []string{"asset:narration:segment[1]"}, rec.Failed)
+		// Its process died before it recorded its outcome.
+		rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
+		rec.Counts, rec.Failed = executor.Counts{}, nil
+		require.NoError(t, l.runs.PutRun(ctx, rec))
+
+		time.Sleep(time.Minute)
+		l.set("asset:narration:segment[1]", nil) // the voice is found again
+		e := newExecutor(t, l, stream)
+		rerun, err := e.RerunFailed(ctx, l.g, rec.ID)
+		require.NoError(t, err)
+		rep, err := rerun.Wait()
+		require.NoError(t, err)
+
+		got, err := l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		require.Equal(t, executor.RunInterrupted, got.Status)
+		require.Equal(t, []string{"asset:narration:segment[1]"}, got.Failed, "the tally")
+		want := []dirty.Mark{{ID: "asset:narration:segment[1]", Reason: dirty.ReasonForced}}
+		assert.Empty(t, cmp.Diff(want, rep.Record.Marks), "the rerun's marks (-want +got)")
+		assert.Contains(t, rep.Generated, "asset:narration:segment[1]")
+	})
+}
