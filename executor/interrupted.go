@@ -136,7 +136,7 @@ type interruptedTally struct {
 // tallyInterrupted returns what the key's states show that run rec did,
 // if its record says running: a Resume or RerunFailed calls it before it
 // starts its own run, whose commits would hide the nodes that rec's run
-// committed. Its store calls get Options.StoreTimeout within ctx; a
+// committed, and Abandon, with g nil (see interruptedCounts). Its store calls get Options.StoreTimeout within ctx; a
 // failure is logged, and the record then keeps its counts.
 func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Record) interruptedTally {
 	if rec.Status != RunRunning {
@@ -234,8 +234,12 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // fails: the run's template was dropped). RunStatusLister.RunsByStatus
 // then stops listing it. The record's Error is "interrupted: it ended
 // without recording its outcome; not resumed: " and reason (storable
-// text, not empty; cut to MaxEventText); its counts stay as they were, but Planned,
-// the Total of its stream's last event when the Sink can say it. A
+// text, not empty; cut to MaxEventText). Its counts and failed nodes are
+// what the key's states show that it did, as a Resume records them (see
+// Record.Counts), though Abandon has no graph: the node IDs are in the
+// states; if the states cannot be read (the failure is logged), they
+// stay as they were but Planned, the Total of its stream's last event
+// when the Sink can say it. A
 // record that does not say running is left as it is, and Abandon
 // returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
 // run going on in this executor, or one that a Resume or RerunFailed of
@@ -290,10 +294,11 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("abandon run %s: %w", quote(id), err)
 	}
 	defer release()
-	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), interruptedTally{})
+	tally := e.tallyInterrupted(ctx, nil, rec)
+	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), tally)
 	if err != nil {
 		err = e.retryStore(ctx, id, err, "record as interrupted", id, func() error {
-			return e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), interruptedTally{})
+			return e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), tally)
 		})
 	}
 	if err != nil {
@@ -311,7 +316,11 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 // it committed failed or cancelled, and the failed ones are listed in the
 // order of [Report]. A node committed again since (by a run in between,
 // or made dirty by an Edit) no longer shows. Planned, Unchanged, Skipped,
-// Superseded and Attempts are 0: the states do not say them.
+// Superseded and Attempts are 0: the states do not say them. g may be
+// nil (Abandon has no graph): every state with a node ID counts then. It
+// counts the same: a run commits its own graph's nodes only, and a run
+// of another graph on the key either started in the window, and ends
+// it, or stopped (ErrGraphReplaced) at rec's run's first commit.
 func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Record) (interruptedTally, error) {
 	runs, err := e.opts.Runs.ListRuns(ctx, rec.GraphKey)
 	if err != nil {
@@ -337,16 +346,21 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 		if at.Before(from) || at.After(until) || next && at.Equal(until) {
 			continue
 		}
-		n, err := g.Lookup(id) // GraphStateID is no node
+		nid, err := graph.ParseID(id) // GraphStateID is no node ID
 		if err != nil {
 			continue
+		}
+		if g != nil {
+			if _, err := g.Node(nid); err != nil {
+				continue
+			}
 		}
 		switch st.Status {
 		case dirty.StatusClean:
 			t.counts.Generated++
 		case dirty.StatusFailed:
 			t.counts.Failed++
-			failed = append(failed, g.ID(n))
+			failed = append(failed, nid)
 		case dirty.StatusCancelled:
 			t.counts.Cancelled++
 		}

@@ -149,3 +149,44 @@ func TestRerunFailedOfACrashedRunForcesTheNodesItFailed(t *testing.T) {
 		assert.Contains(t, rep.Generated, "asset:narration:segment[1]")
 	})
 }
+
+// Abandon, which takes no graph, recorded a crashed run with the counts
+// of its start, all zero but Planned, and no failed node, where a Resume
+// of it recorded what the key's states show it did: a host that lists
+// the runs read "0 generated, 0 failed" for a run that made most of the
+// lecture. The states say it without the graph (the node IDs are in
+// them): Abandon now records the same counts and failed nodes as a
+// Resume would.
+func TestAbandonCountsWhatTheRunDid(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		l.set("asset:narration:segment[1]", fail(executor.Permanent(errors.New("tts: voice not found"))))
+		stream := progress.NewMemory(progress.MemoryOptions{})
+		old := newExecutor(t, l, &crashingSink{next: stream, left: 8})
+		r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.ErrorAs(t, err, new(*executor.RunError))
+		rec, err := l.runs.GetRun(ctx, r.ID())
+		require.NoError(t, err)
+		full := rec.Counts
+		require.NotZero(t, full.Generated)
+		// Its process died before it recorded its outcome.
+		rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
+		rec.Counts, rec.Failed = executor.Counts{}, nil
+		require.NoError(t, l.runs.PutRun(ctx, rec))
+		evs := replay(t, stream, rec.ID)
+		require.Len(t, evs, 8)
+
+		time.Sleep(time.Minute)
+		e := newExecutor(t, l, stream)
+		require.NoError(t, e.Abandon(ctx, rec.ID, "template podcast-v1 was retired"))
+		got, err := l.runs.GetRun(ctx, rec.ID)
+		require.NoError(t, err)
+		require.Equal(t, executor.RunInterrupted, got.Status)
+		want := executor.Counts{Planned: evs[7].Total, Generated: full.Generated, Failed: full.Failed}
+		assert.Empty(t, cmp.Diff(want, got.Counts), "the abandoned run's counts (-want +got)")
+		assert.Equal(t, []string{"asset:narration:segment[1]"}, got.Failed)
+	})
+}

@@ -199,8 +199,7 @@ const (
 	// number it (progress.Event.ResumedBy); if the Sink failed then, a
 	// later Resume or RerunFailed of the run publishes that event. Its
 	// Counts and Failed are what the key's states show it did (see
-	// Record.Counts); Abandon, which has no graph, leaves them as they
-	// were, but Planned.
+	// Record.Counts), as Abandon records them too.
 	RunInterrupted RunStatus = "interrupted"
 )
 
@@ -278,7 +277,8 @@ type Record struct {
 	EndedAt time.Time `json:"endedAt"`
 	// Counts tallies what the run did, once it has ended; they are zero
 	// while it runs. A run found interrupted ([RunInterrupted]) never
-	// counted its nodes: the Resume or RerunFailed that found it counts
+	// counted its nodes: the Resume or RerunFailed that found it (or the
+	// [Executor.Abandon] that recorded it) counts
 	// what the key's states still show that the run did, from its start
 	// to the start of the key's next run. Its Generated then counts the
 	// nodes it committed clean (those whose result it kept unchanged among
