@@ -266,7 +266,8 @@
 //     other clients between statements, which would share the lock, and
 //     cannot hold one: point the lock's pool at Postgres directly, or at
 //     a session-mode pooler. Check and Unlock find a connection moved to
-//     another session, and say so with ErrLockLost. The simple protocol
+//     another session, say so with ErrLockLost, and close Lost (Guard
+//     then cancels the run, if it is still going on). The simple protocol
 //     itself (pgx.QueryExecModeSimpleProtocol) works, on such a
 //     connection: the tests take locks in both query modes.
 //   - Key limits. A graph key that Commit would refuse (longer than

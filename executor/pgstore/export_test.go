@@ -1,5 +1,7 @@
 package pgstore
 
+import "context"
+
 // SetPruneBatch sets how many rows one prune statement of s deletes.
 func SetPruneBatch(s *Store, n int) { s.batch = n }
 
@@ -16,3 +18,16 @@ func PruneRunsSQL(schema string) string { return newQueries(schema).pruneRuns }
 // RunsRunningSQL returns the statement of RunsByStatus(RunRunning) in
 // schema.
 func RunsRunningSQL(schema string) string { return newQueries(schema).runsRunning }
+
+// UnlockInSession frees l's advisory lock in l's own session behind its
+// back, the connection kept: the session no longer holds the lock, as
+// after a pooler in transaction mode moved the connection to another
+// session, and only Check or Unlock can find it.
+func UnlockInSession(ctx context.Context, l *GraphLock) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pause()
+	defer l.watch()
+	_, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key)
+	return err
+}

@@ -201,21 +201,28 @@ type GraphLock struct {
 // GraphKey returns the graph key that the lock is of.
 func (l *GraphLock) GraphKey() string { return l.graphKey }
 
-// Lost returns a channel that is closed when the lock is lost without an
-// Unlock: its connection ended, so Postgres freed it, and another process
-// may hold it now. A host that runs under the lock cancels its run then,
-// as the run's results may now race another process's: [GraphLock.Guard]
-// does it.
-// An Unlock of a held lock does not close it.
+// Lost returns a channel that is closed when the lock is found lost: its
+// connection ended, so Postgres freed it, or [GraphLock.Check] or
+// [GraphLock.Unlock] found that its session no longer holds it (a pooler
+// in transaction mode moved the connection to another session); another
+// process may hold it now. A host that runs under the lock cancels its
+// run then, as the run's results may now race another process's:
+// [GraphLock.Guard] does it. An Unlock that frees the lock does not
+// close it; one that finds it lost already does, as Check would have.
 func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
 
-// Guard cancels run if the lock is lost before the run ends: another
-// process may take the key then, and must not find this run going on
-// beside its own. The run's cause is the loss, an error wrapping
-// [ErrLockLost] (errors.Is(err, pgstore.ErrLockLost) on the run's
-// error), and its record says it. Guard returns at once; the goroutine it
-// starts ends when the run ends or the lock is lost, whichever is first,
-// and an Unlock before the run's end does not cancel it. A host calls it
+// Guard cancels run if the lock is found lost (Lost is closed) before the
+// run ends: another process may take the key then, and must not find
+// this run going on beside its own. The run's cause is the loss, an error
+// wrapping [ErrLockLost] (errors.Is(err, pgstore.ErrLockLost) on the
+// run's error), and its record says it. Guard returns at once; the
+// goroutine it starts ends when the run ends or Lost is closed, whichever
+// is first. An Unlock before the run's end that frees the lock does not
+// cancel the run, which goes on unguarded; one that finds the lock lost
+// already (its session no longer held it) closes Lost, and so cancels
+// the run if it has not ended: the lock was lost while the run went on,
+// as if the watcher or Check had found it. In the recipe, which unlocks
+// after the run's end, neither cancels anything. A host calls it
 // as soon as it has started or resumed a run under the lock (see
 // "Locking a graph key" in the package documentation), in place of
 // watching Lost itself. A nil run panics (in the caller).
@@ -343,9 +350,13 @@ func (l *GraphLock) Check(ctx context.Context) error {
 // take it at once. If the lock was lost before (see
 // [GraphLock.Lost]), it returns that error, wrapping [ErrLockLost]: the
 // run under it may have overlapped another process's. If the server
-// cannot be told (ctx ends, or the connection fails), it closes the
-// connection anyway, and returns the error: the server frees the lock
-// when it sees the session end, at once unless the network is down (then
+// answers that the session did not hold the lock (a pooler in
+// transaction mode moved the connection to another session), the lock
+// was lost too: it returns an error wrapping ErrLockLost, and closes
+// Lost, which cancels a run that [GraphLock.Guard] guards, if it has not
+// ended. If the server cannot be told (ctx ends, or the connection
+// fails), it closes the connection anyway, and returns the error: the
+// server frees the lock when it sees the session end, at once unless the network is down (then
 // when its TCP keepalives give up). So Unlock always lets go of the lock,
 // whatever ctx, and the deferred Unlock of a host is enough; with a ctx
 // already done it only closes the connection. A second Unlock does

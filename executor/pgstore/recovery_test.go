@@ -192,8 +192,9 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint <
 }
 
 // Guard's goroutine ends with a run that ends under a lock that is not
-// lost (TestMain's goleak checks it), and an Unlock, even before the
-// run's end, cancels nothing.
+// lost (TestMain's goleak checks it), and an Unlock that frees the lock,
+// even before the run's end, cancels nothing (one that finds it lost
+// does: TestUnlockThatFindsTheLockLostCancelsTheGuardedRun).
 func TestGuardEndsWithTheRun(t *testing.T) {
 	t.Parallel() // its own schema
 	s, _ := newStore(t)
@@ -218,6 +219,65 @@ func TestGuardEndsWithTheRun(t *testing.T) {
 	rep, err := r.Wait()
 	require.NoError(t, err)
 	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+}
+
+// The doc of Guard said that an Unlock before the run's end does not
+// cancel it, but an Unlock that finds the lock lost already (its session
+// no longer held it, as under a pooler in transaction mode) closes Lost,
+// and Guard then cancels the run. That is kept, and now said: the lock
+// was lost while the run went on, which another process may have
+// resumed beside it, as when the watcher or Check finds the loss. An
+// Unlock that frees the lock cancels nothing (TestGuardEndsWithTheRun).
+func TestUnlockThatFindsTheLockLostCancelsTheGuardedRun(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	key := testenv.UniqueName(t)
+	p := newProvider()
+	started := make(chan struct{}, 1)
+	p.hook = func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind == graph.KindVideo {
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			<-ctx.Done() // until the run is cancelled
+			return ctx.Err()
+		}
+		return nil
+	}
+	e := newExecutor(t, s, p.registry())
+	lock, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	r, err := e.Start(ctx, executor.RunRequest{GraphKey: key, Graph: build(t, 30)})
+	require.NoError(t, err)
+	lock.Guard(r)
+	<-started
+
+	require.NoError(t, pgstore.UnlockInSession(ctx, lock))
+	assert.Zero(t, lockSessions(t, pg.Pool, s.GraphLockKey(key), true), "no session holds the lock")
+	select {
+	case <-lock.Lost():
+		t.Fatal("Lost closed before Check or Unlock found the loss")
+	default:
+	}
+	err = lock.Unlock(ctx)
+	require.ErrorIs(t, err, pgstore.ErrLockLost, "Unlock finds the lock lost")
+	select {
+	case <-lock.Lost():
+	default:
+		t.Fatal("Unlock found the lock lost, and did not close Lost")
+	}
+	select {
+	case <-r.Done():
+	case <-ctx.Done():
+		t.Fatal("the run was not cancelled when Unlock found its lock lost")
+	}
+	rep, err := r.Wait()
+	require.ErrorIs(t, err, executor.ErrCancelled)
+	require.ErrorIs(t, err, pgstore.ErrLockLost, "the run's cause")
+	assert.Equal(t, executor.RunCancelled, rep.Record.Status)
+	assert.Contains(t, rep.Record.Error, "did not hold it at Unlock")
 }
 
 // Two executors on two pools, as two processes: the first runs a key
