@@ -600,8 +600,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // pay for them twice). It is refused so, too, while an [Executor.Abandon]
 // of run id is under way, or a Resume or RerunFailed of it that was
 // refused as its graph is no longer the key's (see below) is recording
-// it as interrupted, not resumed. Across processes, a host runs one run at a time
-// per graph key (see the package doc). A run recorded as still running,
+// it as interrupted, not resumed. Across processes, a host runs one run
+// at a time per graph key (see the package doc). A run recorded as still running,
 // but not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted], with the
 // counts that the key's states show for it (see Record.Counts), and its
@@ -623,8 +623,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // stream ends, as above: no Resume of it can start, and
 // RunStatusLister.RunsByStatus would otherwise list it as running for
 // good; the Resume holds the run meanwhile, as Abandon does (an Abandon
-// under way then records it instead, with its reason). (The DeleteGraph of MemoryStore and of pgstore deletes
-// the graph's run records too: a Resume of a run of a graph deleted so
+// under way then records it instead, with its reason). (The DeleteGraph
+// of MemoryStore and of pgstore deletes the graph's run records too: a Resume of a run of a graph deleted so
 // finds no record, and returns an error wrapping [ErrNotFound].) For a
 // record that keeps Record.Graph, ErrGraphReplaced
 // says that the key's graph is another run's, never that g is not the

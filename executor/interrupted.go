@@ -136,8 +136,9 @@ type interruptedTally struct {
 // tallyInterrupted returns what the key's states show that run rec did,
 // if its record says running: a Resume or RerunFailed calls it before it
 // starts its own run, whose commits would hide the nodes that rec's run
-// committed, and Abandon, with g nil (see interruptedCounts). Its store calls get Options.StoreTimeout within ctx; a
-// failure is logged, and the record then keeps its counts.
+// committed, and Abandon, with g nil (see interruptedCounts). Its store
+// calls get Options.StoreTimeout within ctx; a failure is logged, and
+// the record then keeps its counts.
 func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Record) interruptedTally {
 	if rec.Status != RunRunning {
 		return interruptedTally{}
@@ -239,9 +240,8 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // Record.Counts), though Abandon has no graph: the node IDs are in the
 // states; if the states cannot be read (the failure is logged), they
 // stay as they were but Planned, the Total of its stream's last event
-// when the Sink can say it. A
-// record that does not say running is left as it is, and Abandon
-// returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
+// when the Sink can say it. A record that does not say running is left
+// as it is, and Abandon returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
 // run going on in this executor, or one that a Resume or RerunFailed of
 // it in this executor is resuming (retry once that call has returned: it
 // records the run as interrupted, and Abandon then returns nil), or
