@@ -143,7 +143,15 @@ func parse(args []string) (*config, error) {
 	}
 	c := &config{json: *asJSON, fail: map[string]bool{}}
 	secs, err := strconv.Atoi(*duration)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && secs < 0:
+		// A whole number, but past what an int holds: say why it is refused.
+		return nil, fmt.Errorf("-duration %s: a lecture lasts a positive number of seconds, a multiple of %d up to %d",
+			*duration, graph.SegmentSeconds, graph.DefaultMaxSeconds)
+	case errors.Is(err, strconv.ErrRange):
+		return nil, fmt.Errorf("-duration %s: the longest lecture is %d s (%d segments)",
+			*duration, graph.DefaultMaxSeconds, graph.DefaultMaxSeconds/graph.SegmentSeconds)
+	case err != nil:
 		return nil, fmt.Errorf("-duration %q is not a whole number of seconds", *duration)
 	}
 	if secs > graph.DefaultMaxSeconds && secs%graph.SegmentSeconds == 0 {

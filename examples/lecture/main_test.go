@@ -251,6 +251,9 @@ func TestBadFlags(t *testing.T) {
 		// The limit, not the graph's Options.MaxSeconds, which no flag sets.
 		{"duration above a day", []string{"-duration", "86410"}, "-duration 86410: the longest lecture is 86400 s (8640 segments)"},
 		{"duration above the largest limit", []string{"-duration", "100000010"}, "-duration 100000010: the longest lecture is 86400 s (8640 segments)"},
+		// Whole numbers past what an int holds are not "not a whole number".
+		{"duration past an int", []string{"-duration", "99999999999999999990"}, "-duration 99999999999999999990: the longest lecture is 86400 s (8640 segments)"},
+		{"duration past an int, negative", []string{"-duration", "-99999999999999999990"}, "-duration -99999999999999999990: a lecture lasts a positive number of seconds, a multiple of 10 up to 86400"},
 		{"latency not a duration", []string{"-latency", "fast"}, `-latency "fast"`},
 		{"latency negative", []string{"-latency", "-1s"}, `-latency "-1s"`},
 		{"seed negative", []string{"-seed", "-1"}, `-seed "-1"`},

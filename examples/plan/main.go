@@ -70,7 +70,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail("-duration is required: a lecture length in seconds, a multiple of 10")
 	}
 	secs, err := strconv.Atoi(*duration)
-	if err != nil {
+	switch {
+	case errors.Is(err, strconv.ErrRange) && secs < 0:
+		// A whole number, but past what an int holds: say why it is refused.
+		return fail("-duration %s: a duration is a positive number of seconds, a multiple of %d", *duration, graph.SegmentSeconds)
+	case errors.Is(err, strconv.ErrRange):
+		return fail("-duration %s exceeds the largest limit: %d s (%d segments), whatever -max-seconds says",
+			*duration, graph.MaxSecondsLimit, graph.MaxSecondsLimit/graph.SegmentSeconds)
+	case err != nil:
 		return fail("-duration %q is not a whole number of seconds", *duration)
 	}
 	switch *format {

@@ -428,7 +428,9 @@ func TestBadInput(t *testing.T) {
 		{"duration not a number", []string{"-duration", "ten"}, `-duration "ten" is not a whole number of seconds`},
 		{"duration with a unit", []string{"-duration", "30s"}, `-duration "30s"`},
 		{"duration fractional", []string{"-duration", "30.0"}, `-duration "30.0"`},
-		{"duration huge", []string{"-duration", "99999999999999999999999"}, "-duration"},
+		// Whole numbers past what an int holds are not "not a whole number".
+		{"duration huge", []string{"-duration", "99999999999999999999999"}, "-duration 99999999999999999999999 exceeds the largest limit: 100000000 s (10000000 segments), whatever -max-seconds says"},
+		{"duration huge, negative", []string{"-duration", "-99999999999999999999999"}, "-duration -99999999999999999999999: a duration is a positive number of seconds, a multiple of 10"},
 		{"duration empty", []string{"-duration", ""}, "-duration is required"},
 		{"duration without value", []string{"-duration"}, "flag needs an argument: -duration"},
 		{"duration zero", []string{"-duration", "0"}, "graph: invalid duration: 0s must be positive"},
