@@ -69,6 +69,11 @@ func TestParseID(t *testing.T) {
 		{"non-ASCII kind", "café", `kind "café" has 'é' at byte 3`},
 		{"non-ASCII per-segment kind", "naïve:segment[1]", `kind "naïve" has 'ï' at byte 2`},
 		{"invalid UTF-8", "ab\xff", `kind "ab\xff" has byte '\xff' at byte 2`},
+		// A character allowed nowhere is named as such, even first: "é"
+		// is a letter, which "must start with a letter" denied.
+		{"non-ASCII first", "élan", `kind "élan" has 'é' at byte 0: allowed are A-Z a-z 0-9 _ . : / -`},
+		{"invalid UTF-8 first", "\xffa", `kind "\xffa" has byte '\xff' at byte 0`},
+		{"space first", " a", `kind " a" has ' ' at byte 0`},
 	}
 	for _, tc := range malformed {
 		t.Run(tc.name, func(t *testing.T) {

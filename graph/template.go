@@ -416,10 +416,13 @@ func nameProblem(s string) string {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if i == 0 && !alnum {
-			return fmt.Sprintf("%q must start with a letter or a digit", s)
+		punct := c == '_' || c == '.' || c == ':' || c == '/' || c == '-'
+		if i == 0 && punct {
+			// A character allowed elsewhere; one allowed nowhere ("é", a
+			// letter but not A-Z) is named below as such.
+			return fmt.Sprintf("%q must start with a letter or a digit (A-Z a-z 0-9)", s)
 		}
-		if !alnum && c != '_' && c != '.' && c != ':' && c != '/' && c != '-' {
+		if !alnum && !punct {
 			// Name the character as written: a non-ASCII byte starts a
 			// character of several bytes, or is not UTF-8 at all.
 			r, size := utf8.DecodeRuneInString(s[i:])
