@@ -40,5 +40,6 @@
 // a graph whose nodes are all clean, without [Input.AssetExists], it
 // touches only the nodes of the set and their edges, plus one bit a node;
 // with it, it also reads every node's status and asks about every clean
-// node that no mark covers. [Set.Has] and [Set.Index] are O(1).
+// node that no edited, forced or asset missing mark covers. [Set.Has]
+// and [Set.Index] are O(1).
 package dirty

@@ -122,7 +122,7 @@ func FuzzCompute(f *testing.F) {
 				case dirty.StatusCancelled:
 					r = dirty.ReasonCancelled
 				case dirty.StatusClean:
-					if own[n] == 0 && byte0(states, n)&0x10 != 0 {
+					if (own[n] == 0 || own[n] > dirty.ReasonAssetMissing) && byte0(states, n)&0x10 != 0 {
 						r = dirty.ReasonAssetMissing
 					}
 				}

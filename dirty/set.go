@@ -103,7 +103,9 @@ type Input struct {
 	Marks []Mark
 	// AssetExists is the integrity check: it reports whether a clean node's
 	// asset is still stored. It is called once for every clean node that
-	// no mark already covers, in node order. Nil trusts the states.
+	// no mark of a stronger reason (edited, forced, asset missing) already
+	// covers, in node order: a node marked inputs changed is asked, as a
+	// missing asset is the stronger reason. Nil trusts the states.
 	AssetExists func(n graph.Node, s State) bool
 }
 
@@ -170,7 +172,8 @@ type rootMark struct {
 // Marks are checked first; a bad one is a [*MarkError] and nothing is
 // computed. Compute is pure. It reads every node's status when some node
 // is not clean or Input.AssetExists is set (which it then calls for every
-// clean node that no mark covers: O(V) calls). Otherwise it costs
+// clean node that no edited, forced or asset missing mark covers: O(V)
+// calls). Otherwise it costs
 // O(D + E_D + V/64) for D nodes in the set with E_D edges leaving them.
 // It never allocates per node outside the set, except one bit.
 func Compute(g *graph.Graph, in Input) (*Set, error) {
@@ -212,7 +215,7 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 	for _, m := range marks {
 		add(m.n)
 	}
-	var missing []graph.Node // clean, asset gone, not marked
+	var missing []graph.Node // clean, asset gone, not marked with a stronger reason
 	st := in.States
 	if st.Count(StatusClean) < v || in.AssetExists != nil {
 		mi := 0
@@ -223,7 +226,7 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 			}
 			if st.status[n] != StatusClean {
 				add(node)
-			} else if in.AssetExists != nil && (mi == len(marks) || marks[mi].n != node) && !in.AssetExists(node, st.recs[n]) {
+			} else if in.AssetExists != nil && (mi == len(marks) || marks[mi].n != node || marks[mi].r > ReasonAssetMissing) && !in.AssetExists(node, st.recs[n]) {
 				add(node)
 				missing = append(missing, node)
 			}
@@ -267,7 +270,7 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 		}
 		if ai < len(missing) && missing[ai] == n {
 			ai++
-			if r == 0 {
+			if r == 0 || r > ReasonAssetMissing { // a weaker mark: inputs changed
 				r = ReasonAssetMissing
 			}
 		}

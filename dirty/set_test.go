@@ -332,6 +332,11 @@ func TestComputeReasonPriority(t *testing.T) {
 		{"status beats upstream", dirty.StatusFailed, 0, false, true, "last attempt failed"},
 		{"cancelled beats upstream", dirty.StatusCancelled, 0, false, true, "cancelled"},
 		{"missing asset beats upstream", dirty.StatusClean, 0, true, true, "asset missing"},
+		// A clean node whose inputs changed and whose asset is gone: both
+		// apply, and the missing asset is the stronger.
+		{"missing asset beats inputs changed", dirty.StatusClean, dirty.ReasonInputsChanged, true, false, "asset missing"},
+		{"inputs changed with the asset there", dirty.StatusClean, dirty.ReasonInputsChanged, false, false, "inputs changed"},
+		{"forced beats missing asset", dirty.StatusClean, dirty.ReasonForced, true, false, "forced"},
 		{"upstream alone", dirty.StatusClean, 0, false, true, "upstream asset:narration:segment[0] edited"},
 		{"clean and present", dirty.StatusClean, 0, false, false, ""},
 	}
