@@ -208,3 +208,42 @@ func BenchmarkLowerBound(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWideTemplate plans one edit of a template of graph.MaxKinds
+// kinds, each with a batch key of its own, a chain through all of them,
+// and bounds the plan: the plan of one node, and the bound of the whole
+// graph. Both cost what their docs say, linear in kinds, not quadratic.
+func BenchmarkWideTemplate(b *testing.B) {
+	var t graph.Template
+	for i := range graph.MaxKinds {
+		kd := graph.Kind{Name: fmt.Sprintf("k%d", i), PerSegment: true, BatchKey: fmt.Sprintf("key%d", i), Concurrency: 2}
+		if i > 0 {
+			kd.Deps = []graph.Dep{{Kind: fmt.Sprintf("k%d", i-1), Scope: graph.ScopeSameSegment}}
+		}
+		t.Kinds = append(t.Kinds, kd)
+	}
+	g, err := graph.Build(t, 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	last := fmt.Sprintf("k%d:segment[0]", graph.MaxKinds-1)
+	one, err := dirty.Compute(g, dirty.Input{States: cleanStates(g), Marks: []dirty.Mark{{ID: last, Reason: dirty.ReasonEdited}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	all, _ := dirty.Compute(g, dirty.Input{})
+	b.Run("New", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = planner.New(one)
+		}
+	})
+	p := planner.New(all)
+	costs := planner.Costs{Default: time.Second}
+	b.Run("LowerBound", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = p.LowerBound(costs)
+		}
+	})
+}

@@ -99,9 +99,9 @@ type Rate struct {
 // while the stages before the rate's own stage do, and delays that stage
 // only beyond their end. A node under way (Running) costs only what is left of
 // its duration. No schedule can finish sooner, whatever its order, if
-// each node takes its kind's duration. It costs O(D + E_D + K) for D
-// nodes with E_D dependency edges among them and K kinds, and
-// O(D + E_D + S·K) with Staged, for S stages. Nodes that are
+// each node takes its kind's duration. It costs O(D + E_D + K log K) for
+// D nodes with E_D dependency edges among them and K kinds, and
+// O(D + E_D + S·K + K log K) with Staged, for S stages. Nodes that are
 // not in p.Graph, which only a plan assembled by hand can hold, cost
 // nothing; a plan without a Graph has a bound of 0. A bound longer than
 // the longest Duration (costs of centuries over millions of nodes) is
@@ -119,6 +119,7 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 	keyOf := make([]int, k)
 	var keys []string
 	var rates []Rate
+	keyIndex := map[string]int{}
 	for ki := range k {
 		cost[ki] = c.Default
 		if d, ok := c.PerKind[g.KindName(ki)]; ok {
@@ -127,9 +128,11 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 		cost[ki] = max(cost[ki], 0) // no node takes less than no time
 		keyOf[ki] = -1
 		if key, _ := g.BatchKey(ki); key != "" {
-			keyOf[ki] = slices.Index(keys, key)
-			if keyOf[ki] < 0 {
+			i, ok := keyIndex[key]
+			keyOf[ki] = i
+			if !ok {
 				keyOf[ki] = len(keys)
+				keyIndex[key] = len(keys)
 				keys = append(keys, key)
 				r := c.Rates[key]
 				if r.Starts <= 0 || r.Per <= 0 {

@@ -150,16 +150,23 @@ func New(set *dirty.Set) *Plan {
 
 // leaders returns, for each kind, the first kind in template order with
 // the same batch key: the kind whose batch it joins.
+// O(K).
 func leaders(g *graph.Graph) []int {
 	leader := make([]int, g.Kinds())
+	var first map[string]int // a shared key's first kind
 	for ki := range leader {
 		leader[ki] = ki
 		key, _ := g.BatchKey(ki)
-		for kj := 0; kj < ki && key != ""; kj++ {
-			if kk, _ := g.BatchKey(kj); kk == key {
-				leader[ki] = leader[kj]
-				break
-			}
+		if key == "" {
+			continue
+		}
+		if first == nil {
+			first = map[string]int{}
+		}
+		if kj, ok := first[key]; ok {
+			leader[ki] = kj
+		} else {
+			first[key] = ki
 		}
 	}
 	return leader
@@ -218,7 +225,8 @@ func (b *batcher) add(ki int, si int32, run []graph.Node) {
 }
 
 // kindIndexer returns a function from node to template kind index that
-// is O(1) for nodes visited in ascending order.
+// is O(1) amortised for nodes visited in ascending order, and O(log K)
+// for any other. Making it costs O(K log K). n must be a node of g.
 func kindIndexer(g *graph.Graph) func(graph.Node) int {
 	// Kinds' node ranges in ascending node order.
 	type span struct {
@@ -230,18 +238,27 @@ func kindIndexer(g *graph.Graph) func(graph.Node) int {
 		first, count := g.KindNodes(ki)
 		spans = append(spans, span{first, first + graph.Node(count), ki})
 	}
-	cur := -1
+	slices.SortFunc(spans, func(a, b span) int { return int(a.first - b.first) })
+	cur := 0
 	return func(n graph.Node) int {
-		if cur >= 0 && n >= spans[cur].first && n < spans[cur].end {
+		if n >= spans[cur].first && n < spans[cur].end {
 			return spans[cur].kind
 		}
-		for i := range spans {
-			if n >= spans[i].first && n < spans[i].end {
-				cur = i
-				return spans[i].kind
-			}
+		if cur+1 < len(spans) && n >= spans[cur+1].first && n < spans[cur+1].end {
+			cur++ // the next kind, in an ascending visit
+			return spans[cur].kind
 		}
-		return 0
+		cur, _ = slices.BinarySearchFunc(spans, n, func(s span, n graph.Node) int {
+			switch {
+			case n < s.first:
+				return 1
+			case n >= s.end:
+				return -1
+			}
+			return 0
+		})
+		cur = min(cur, len(spans)-1)
+		return spans[cur].kind
 	}
 }
 
