@@ -30,7 +30,8 @@
 // topological order, with adjacency in both directions stored once in
 // compressed sparse rows. Node IDs ("script", "asset:image:segment[3]")
 // are derived on demand by [Graph.ID] and parsed by [ParseID] and
-// [Graph.Lookup]. Building is linear in nodes plus edges.
+// [Graph.Lookup]. Building is linear in nodes plus edges, once the
+// template is checked (quadratic in its kinds, at most [MaxKinds]).
 //
 // # Export
 //

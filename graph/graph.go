@@ -81,7 +81,9 @@ func Build(t Template, totalSeconds int) (*Graph, error) {
 // A duration that is not positive, not a multiple of 10 or above
 // MaxSeconds is a [*DurationError]; an invalid template is a
 // [*TemplateError] or a [*CycleError]; a graph over the size limits is a
-// [*SizeError]. Build is O(K + V + E) and deterministic.
+// [*SizeError]. Build is O(V + E) for V nodes and E edges, plus the
+// template's validation ([Template.Validate]: O(K² + D·log D) for K
+// kinds with D dependencies), and deterministic.
 func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
 	maxSec := o.MaxSeconds
 	if maxSec == 0 {

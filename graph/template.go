@@ -184,8 +184,9 @@ func ParseTemplate(data []byte) (Template, error) {
 //     BatchKey have the same Concurrency;
 //   - no cycle among kinds.
 //
-// Validate costs O(K² + D) for K kinds with D dependencies in all, and
-// O(K² + (K + D)·log D) when it names a cycle.
+// Validate costs O(K² + D·log D) for K kinds with D dependencies in all
+// (each kind's dependencies are sorted), and O(K² + (K + D)·log D) when
+// it names a cycle.
 func (t Template) Validate() error {
 	_, err := compile(t)
 	return err
