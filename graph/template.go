@@ -389,6 +389,10 @@ func scopeProblem(from, to *Kind, s Scope) string {
 	}
 	switch s {
 	case ScopeGlobal:
+		if to.PerSegment && !from.PerSegment {
+			// Same-segment and previous-segment need two per-segment kinds.
+			return fmt.Sprintf("scope global on %q, which is per segment: use all-segments", to.Name)
+		}
 		if to.PerSegment {
 			return fmt.Sprintf("scope global on %q, which is per segment: use same-segment, previous-segment or all-segments", to.Name)
 		}

@@ -125,8 +125,10 @@ func TestValidateRefuses(t *testing.T) {
 		{"misspelt dependency kind", tmpl(per("asset:image"), per("asset:video", dep("asset:imgae", graph.ScopeSameSegment))), "asset:video", []string{`depends on unknown kind "asset:imgae": the template's kinds are asset:image, asset:video`}},
 		{"unknown dependency kind among many", graph.Template{Kinds: append(slices.Clone(tenWithDup[:9]), glob("z", dep("k", graph.ScopeGlobal)))}, "z", []string{`depends on unknown kind "k": the template's kinds are k0, k1, k2, k3, k4, k5, k6, k7, k8, z`}},
 		{"unknown dependency kind among too many to list", graph.Template{Kinds: append(slices.Clone(tooMany[:40]), glob("z", dep("k", graph.ScopeGlobal)))}, "z", []string{`depends on unknown kind "k": the template's kinds are k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12, k13, k14, k15 and 25 more`}},
-		{"global scope on a per-segment kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a", which is per segment`}},
-		{"global scope from a per-segment kind on a per-segment kind", tmpl(per("a"), per("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a"`}},
+		// A global kind has one scope on a per-segment kind: all-segments
+		// (same-segment and previous-segment need two per-segment kinds).
+		{"global scope on a per-segment kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a", which is per segment: use all-segments`}},
+		{"global scope from a per-segment kind on a per-segment kind", tmpl(per("a"), per("b", dep("a", graph.ScopeGlobal))), "b", []string{`scope global on "a", which is per segment: use same-segment, previous-segment or all-segments`}},
 		{"same-segment from a global kind", tmpl(per("a"), glob("b", dep("a", graph.ScopeSameSegment))), "b", []string{`scope same-segment needs two per-segment kinds, but "b" is global and "a" is per segment`}},
 		{"same-segment on a global kind", tmpl(glob("a"), per("b", dep("a", graph.ScopeSameSegment))), "b", []string{`scope same-segment needs two per-segment kinds, but "b" is per segment and "a" is global`}},
 		{"same-segment between global kinds", tmpl(glob("a"), glob("b", dep("a", graph.ScopeSameSegment))), "b", []string{"scope same-segment needs two per-segment kinds"}},
