@@ -397,8 +397,13 @@ func scopeProblem(from, to *Kind, s Scope) string {
 			return fmt.Sprintf("scope global on %q, which is per segment: use same-segment, previous-segment or all-segments", to.Name)
 		}
 	case ScopeSameSegment, ScopePreviousSegment:
-		if !from.PerSegment || !to.PerSegment {
-			return fmt.Sprintf("scope %s needs two per-segment kinds, but %q is %s and %q is %s", s, from.Name, per(from), to.Name, per(to))
+		switch {
+		case from == to && !from.PerSegment:
+			return fmt.Sprintf("scope %s needs two per-segment kinds, but %q is global: only a per-segment kind may depend on itself", s, from.Name)
+		case !to.PerSegment:
+			return fmt.Sprintf("scope %s needs two per-segment kinds, but %q is %s and %q is %s: use global", s, from.Name, per(from), to.Name, per(to))
+		case !from.PerSegment:
+			return fmt.Sprintf("scope %s needs two per-segment kinds, but %q is %s and %q is %s: use all-segments", s, from.Name, per(from), to.Name, per(to))
 		}
 	case ScopeAllSegments:
 		if !to.PerSegment {
