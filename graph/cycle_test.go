@@ -138,3 +138,14 @@ func TestValidateLargeTemplate(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, []string{"k0", "k511"}, ce.Kinds)
 }
+
+// TestCycleErrorWithoutKinds: a CycleError a host makes itself, as in a
+// test's want value, has no Kinds; its message says what it can rather
+// than panic on the missing first kind.
+func TestCycleErrorWithoutKinds(t *testing.T) {
+	for _, e := range []*graph.CycleError{{}, {Kinds: []string{}}} {
+		require.NotPanics(t, func() { _ = e.Error() })
+		require.Equal(t, "graph: cycle among kinds", e.Error())
+		require.ErrorIs(t, e, graph.ErrCycle)
+	}
+}

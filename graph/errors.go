@@ -73,7 +73,10 @@ type CycleError struct {
 }
 
 func (e *CycleError) Error() string {
-	if len(e.Kinds) == 1 {
+	switch len(e.Kinds) {
+	case 0: // made by hand, not by this package
+		return ErrCycle.Error()
+	case 1:
 		// The one cycle a host writes on purpose: say what is allowed.
 		return fmt.Sprintf("%v: %s -> %s (only a per-segment kind may depend on itself, with scope previous-segment: each segment on the one before)",
 			ErrCycle, e.Kinds[0], e.Kinds[0])
