@@ -314,7 +314,8 @@ func (g *Graph) Contains(n Node) bool { return n >= 0 && int(n) < g.Len() }
 // KindOf returns the template index of n's kind. n must be a node of g.
 func (g *Graph) KindOf(n Node) int { return g.tmpl.layout[g.position(n)] }
 
-// SegmentOf returns n's segment index, or NoSegment for a global node.
+// SegmentOf returns n's segment index, or NoSegment for a global node. n
+// must be a node of g.
 func (g *Graph) SegmentOf(n Node) int {
 	p := g.position(n)
 	if !g.tmpl.kinds[g.tmpl.layout[p]].PerSegment {
@@ -376,14 +377,14 @@ func (g *Graph) Lookup(s string) (Node, error) {
 }
 
 // Deps returns the nodes n depends on, in ascending order. The slice is
-// shared: the caller must not modify it.
+// shared: the caller must not modify it. n must be a node of g.
 func (g *Graph) Deps(n Node) []Node {
 	a, b := g.depOff[n], g.depOff[n+1]
 	return g.deps[a:b:b]
 }
 
 // Dependents returns the nodes that depend on n, in ascending order. The
-// slice is shared: the caller must not modify it.
+// slice is shared: the caller must not modify it. n must be a node of g.
 func (g *Graph) Dependents(n Node) []Node {
 	a, b := g.outOff[n], g.outOff[n+1]
 	return g.dependents[a:b:b]
