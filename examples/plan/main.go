@@ -87,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	tmpl := graph.Lecture()
 	if *tmplFile != "" {
-		data, err := os.ReadFile(*tmplFile)
+		data, err := readTemplate(*tmplFile)
 		if err != nil {
 			return fail("-template: %v", err)
 		}
@@ -171,6 +171,33 @@ func write(w io.Writer, format string, g *graph.Graph, set *dirty.Set, p *planne
 	}
 	_, err := io.WriteString(w, sb.String())
 	return err
+}
+
+// maxTemplateBytes is the largest template file read: far more than a
+// template of graph.MaxKinds kinds, each depending on every other, takes.
+var maxTemplateBytes int64 = 256 << 20
+
+// readTemplate reads a template file of at most maxTemplateBytes, so
+// that a file without end (-template /dev/zero, or a pipe that never
+// closes its data) is refused rather than read until memory runs out.
+func readTemplate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxTemplateBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > maxTemplateBytes {
+		size := fmt.Sprintf("%d bytes", maxTemplateBytes)
+		if maxTemplateBytes%(1<<20) == 0 {
+			size = fmt.Sprintf("%d MiB", maxTemplateBytes>>20)
+		}
+		return nil, fmt.Errorf("%s is larger than %s, the most a template takes", path, size)
+	}
+	return data, nil
 }
 
 // count writes n and a noun, plural unless n is 1.

@@ -529,3 +529,30 @@ func TestBuildOptions(t *testing.T) {
 		assert.Equal(t, tc.want, buildOptions(tc.maxSecs), "-max-seconds %d", tc.maxSecs)
 	}
 }
+
+// TestTemplateTooLarge: a template file is read up to a limit, so that
+// one without end (/dev/zero) is refused, on one line, rather than read
+// until memory runs out. The limit is lowered here; a file of the limit
+// is read.
+func TestTemplateTooLarge(t *testing.T) {
+	defer func(n int64) { maxTemplateBytes = n }(maxTemplateBytes)
+	tmpl := `{"kinds": [{"name": "a", "perSegment": true}]}`
+	maxTemplateBytes = int64(len(tmpl))
+	code, out, errOut := runCLI("-duration", "10", "-template", writeFile(t, "t.json", tmpl))
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "1 segment, 1 node, 1 dirty\nStage 0: Generating 1 a node\nWhy:\n  a:segment[0]: never generated\n", out)
+
+	big := writeFile(t, "big.json", tmpl+" ")
+	code, out, errOut = runCLI("-duration", "10", "-template", big)
+	assert.Equal(t, 2, code)
+	assert.Empty(t, out)
+	assert.Equal(t, "plan: -template: "+big+" is larger than 46 bytes, the most a template takes\n", errOut)
+
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		maxTemplateBytes = 1 << 20
+		code, out, errOut = runCLI("-duration", "10", "-template", "/dev/zero")
+		assert.Equal(t, 2, code)
+		assert.Empty(t, out)
+		assert.Equal(t, "plan: -template: /dev/zero is larger than 1 MiB, the most a template takes\n", errOut)
+	}
+}
