@@ -160,8 +160,8 @@ func (em *emitter) publish(ev progress.Event) (err error) {
 type reporter struct {
 	run     *run
 	node    string
-	stage   int
-	attempt int
+	stage   int32 // int32s: see attemptCtx
+	attempt int32
 	call    *inflight
 	word    uint64 // the call's state word while it runs
 }
@@ -174,7 +174,7 @@ func (r *reporter) Report(n Note) {
 	if run.em.sink == nil {
 		return
 	}
-	ev := progress.Event{Type: progress.Message, Node: r.node, Stage: r.stage, Attempt: r.attempt,
+	ev := progress.Event{Type: progress.Message, Node: r.node, Stage: int(r.stage), Attempt: int(r.attempt),
 		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning,
 		Done: int(run.settled.Load()), Total: int(run.planned.Load()), ETA: run.etaNow()}
 	if r.call == nil {

@@ -63,10 +63,12 @@ type job struct {
 	callBlock []callState
 }
 
-// Sizes of a job's blocks (see job.blocks), in elements.
+// Sizes of a job's blocks (see job.blocks), in elements: each fills
+// most of a size class of the allocator (6 KiB of 96-byte Deps, 4 KiB of
+// 112-byte callStates).
 const (
 	depBlockLen  = 64
-	callBlockLen = 32
+	callBlockLen = 36
 )
 
 // takeDeps returns a new slice of n Deps, from the job's block if it
@@ -223,7 +225,7 @@ type localAssets interface{ local() }
 // they are read one by one, so that an error names the dependency (and a
 // passing failure of the store may pass).
 func (r *run) readDeps(j *job, deps []Dep) error {
-	if bg, ok := r.e.opts.Assets.(AssetBatchGetter); ok && len(j.deps) >= r.e.batchReadMin {
+	if bg := r.batchGet; bg != nil && len(j.deps) >= r.e.batchReadMin {
 		refs := make([]string, len(j.deps))
 		for i, d := range j.deps {
 			refs[i] = d.ref
@@ -413,8 +415,10 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				r.backoffs.Add(1)
 				r.callAt[j.step.Node].Store(time.Now().Add(wait).UnixNano())
 			}
-			r.nodeEvent(progress.NodeRetrying, j, next, prev,
-				fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
+			if r.em.sink != nil { // no text that nobody reads
+				r.nodeEvent(progress.NodeRetrying, j, next, prev,
+					fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
+			}
 			slept := sleep(r.ctx, wait)
 			if r.callAt != nil {
 				r.backoffs.Add(-1)
@@ -447,7 +451,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		// Each call gets its own reporter and context, in one piece (see
 		// takeCall): a generator may keep them.
 		cs := j.takeCall()
-		cs.rep = reporter{run: r, node: j.id, stage: j.step.Stage, attempt: next, call: c}
+		cs.rep = reporter{run: r, node: j.id, stage: int32(j.step.Stage), attempt: int32(next), call: c}
 		rep := &cs.rep
 		req := j.request(next, rep)
 		j.attempt = next
@@ -650,7 +654,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			results[i] = r.loadFailure(j, err)
 			continue
 		}
-		rep := &reporter{run: r, node: j.id, stage: j.step.Stage, attempt: 1, call: c}
+		rep := &reporter{run: r, node: j.id, stage: int32(j.step.Stage), attempt: 1, call: c}
 		reps = append(reps, rep)
 		reqs, idx = append(reqs, j.request(1, rep)), append(idx, i)
 	}
@@ -664,8 +668,11 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		}
 		return results, true
 	}
-	for _, i := range idx {
-		r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, fmt.Sprintf("in a batch of %d", len(jobs)))
+	if r.em.sink != nil { // no text that nobody reads
+		msg := fmt.Sprintf("in a batch of %d", len(jobs))
+		for _, i := range idx {
+			r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, msg)
+		}
 	}
 	key := jobs[idx[0]].step.Key
 	if err := r.acquire(c, key, len(reqs)); err != nil {

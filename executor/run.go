@@ -82,6 +82,12 @@ type run struct {
 	em       *emitter
 	rec      Record
 	kinds    []KindOptions // by template index
+	// gens holds each kind's generator, by template index, and bulks its
+	// BatchGenerator, if it is one: looked up once, not once a node.
+	gens  []Generator
+	bulks []BatchGenerator
+	// batchGet is the asset store, if it is an AssetBatchGetter.
+	batchGet AssetBatchGetter
 
 	attempts tally          // this run's generator calls in flight
 	workers  sync.WaitGroup // the round's workers, rescuers included
@@ -222,8 +228,13 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	// so that a run whose state store stalled still publishes its end.
 	r.em = &emitter{sink: e.opts.Sink, log: e.log, ctx: context.WithoutCancel(ctx), runID: req.RunID, key: req.GraphKey}
 	r.kinds = make([]KindOptions, r.g.Kinds())
+	r.gens, r.bulks = make([]Generator, r.g.Kinds()), make([]BatchGenerator, r.g.Kinds())
+	r.batchGet, _ = e.opts.Assets.(AssetBatchGetter)
 	for ki := range r.kinds {
-		r.kinds[ki] = e.opts.kindOptions(r.g.KindName(ki))
+		name := r.g.KindName(ki)
+		r.kinds[ki] = e.opts.kindOptions(name)
+		r.gens[ki] = e.opts.Generators[name] // nil for a kind without one: see missingGenerators
+		r.bulks[ki], _ = r.gens[ki].(BatchGenerator)
 	}
 	e.warnUnknownKeys(r.g, req.RunID)
 	if err := r.replan(ctx, req.Marks); err != nil {
@@ -755,12 +766,11 @@ func (r *run) work(locked bool) bool {
 				r.woken--
 			}
 		}
-		kind := r.g.KindName(r.g.KindOf(steps[0].Node))
-		gen := r.e.opts.Generators[kind]
+		ki := r.g.KindOf(steps[0].Node)
+		kind, gen, bulk := r.g.KindName(ki), r.gens[ki], r.bulks[ki]
 		// A kind without a batch key has no batch: its nodes are called
 		// one by one, within the cap on singles, even by a bulk generator.
-		bulk, isBulk := gen.(BatchGenerator)
-		if !isBulk || steps[0].Key == "" {
+		if bulk == nil || steps[0].Key == "" {
 			if steps[0].StageStarted {
 				r.stageEvent(progress.StageStarted, steps[0].Stage)
 			}
@@ -957,9 +967,9 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 		// is committed.
 		batch := r.pending
 		r.pending = r.spare[:0]
-		r.commit(batch, now)
+		at := r.commit(batch, now)
 		now = time.Time{}
-		r.settle(batch)
+		r.settle(batch, at)
 		r.stalled = false // progress: the busy workers keep up
 		r.wakeIdle(time.Time{}, true)
 		clear(batch)
@@ -974,12 +984,15 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // conflict, commit reloads the states and applies only its own results
 // again; it never retries blindly. It is called with mu held, and lets it
 // go only while it calls the store; only one commit runs at a time. now
-// is the commit's time, or zero to read the clock.
-func (r *run) commit(batch []result, now time.Time) {
+// is the commit's time, or zero to read the clock. It returns the time
+// that the states it recorded were stamped with (read before the store's
+// call), for the events that report them, or zero when it recorded none
+// of the batch's.
+func (r *run) commit(batch []result, now time.Time) time.Time {
 	opts := &r.e.opts
 	if r.gone != nil {
 		r.stop(r.gone, batch)
-		return
+		return time.Time{}
 	}
 	conflicts, failures := 0, 0
 	for {
@@ -1065,7 +1078,7 @@ func (r *run) commit(batch []result, now time.Time) {
 		}
 		r.changeBuf, r.nodeBuf = changes, nodes
 		if len(changes) == 0 {
-			return
+			return stamp
 		}
 		r.mu.Unlock()
 		v, err := opts.States.Commit(r.bg, r.key, version, changes)
@@ -1075,7 +1088,7 @@ func (r *run) commit(batch []result, now time.Time) {
 			for i, c := range changes {
 				r.view.Set(nodes[i], c.State)
 			}
-			return
+			return stamp
 		}
 		// A conflict, or an error after which the commit may or may not
 		// have been applied: reload before anything else.
@@ -1084,7 +1097,7 @@ func (r *run) commit(batch []result, now time.Time) {
 			if gone := graphGone(snap, r.fp, r.made); gone != nil {
 				r.mu.Lock()
 				r.stop(gone, batch)
-				return
+				return time.Time{}
 			}
 		}
 		if lerr == nil {
@@ -1107,7 +1120,7 @@ func (r *run) commit(batch []result, now time.Time) {
 			r.shared = true
 			r.invalidateEdited(prev)
 			if applied {
-				return // the commit went through before the error
+				return time.Time{} // the commit went through before the error
 			}
 			if errors.Is(err, ErrConflict) {
 				if conflicts++; conflicts < maxCommitConflicts {
@@ -1129,7 +1142,7 @@ func (r *run) commit(batch []result, now time.Time) {
 					batch[i].err = fmt.Errorf("record result: %w", err)
 				}
 			}
-			return
+			return time.Time{}
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
 		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
@@ -1251,9 +1264,11 @@ func sameState(got, want dirty.State) bool {
 }
 
 // settle moves committed results through the machine and reports them.
-// Called with mu held.
-func (r *run) settle(batch []result) {
-	var now time.Time // read by report when there is a sink
+// at is the time commit stamped them with, which their events' ETAs are
+// computed at (one clock reading for the batch); if zero, each event
+// reads the clock. Called with mu held.
+func (r *run) settle(batch []result, at time.Time) {
+	now := at
 	var readyAt time.Time
 	if r.windowed {
 		// When the nodes that the batch releases became ready, for the
@@ -1282,12 +1297,14 @@ func (r *run) settle(batch []result) {
 		case superseded:
 			sr, err = r.m.Supersede(res.n)
 			ev.Type = progress.NodeSuperseded
-			ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
-			if res.stale {
-				ev.Message = r.staleWhy(res.n)
-			}
-			if r.gone != nil {
+			switch {
+			case r.em.sink == nil: // no text that nobody reads
+			case r.gone != nil:
 				ev.Message = "its result was not kept: " + errText(r.gone)
+			case res.stale:
+				ev.Message = r.staleWhy(res.n)
+			default:
+				ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
 			}
 		case cancelled:
 			sr, err = r.m.Cancel(res.n)
@@ -1329,9 +1346,12 @@ func (r *run) staleWhy(n graph.Node) string {
 func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 	for _, s := range sr.Skipped {
 		r.skipped = append(r.skipped, s)
-		stage, _ := r.plan.StageOf(s)
-		r.report(progress.Event{Type: progress.NodeSkipped, Node: r.id(s), Stage: stage,
-			Message: fmt.Sprintf("skipped: upstream %s %s", upstream, why)}, now)
+		ev := progress.Event{Type: progress.NodeSkipped}
+		if r.em.sink != nil { // no text that nobody reads
+			ev.Node, ev.Message = r.id(s), fmt.Sprintf("skipped: upstream %s %s", upstream, why)
+			ev.Stage, _ = r.plan.StageOf(s)
+		}
+		r.report(ev, now)
 	}
 	for _, s := range sr.StagesFinished {
 		if !r.stageShown[s] {
@@ -1382,6 +1402,9 @@ func (r *run) invalidateEdited(prev *dirty.States) {
 func (r *run) stageEvent(t progress.Type, s int) {
 	if t == progress.StageStarted {
 		r.stageShown[s] = true
+	}
+	if r.em.sink == nil {
+		return // no summary that nobody reads
 	}
 	r.em.emit(progress.Event{Type: t, Stage: s, Message: r.plan.Summary(s),
 		Done: r.done + r.m.Settled(), Total: r.total, ETA: r.etaNow()})

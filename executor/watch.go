@@ -21,9 +21,12 @@ import (
 // generator that ignores its context never holds the run.
 
 // attemptCtx is a call's context: the run's values, the call's deadline,
-// and a Done channel made only if the generator asks for it.
+// and a Done channel made only if the generator asks for it. Its parent
+// is its run's context, reached through run: one pointer, not an
+// interface, so that a call's context and reporter (see callState) fit a
+// smaller size class.
 type attemptCtx struct {
-	parent   context.Context
+	run      *run
 	deadline time.Time
 	mu       sync.Mutex
 	done     chan struct{}
@@ -36,7 +39,7 @@ func (c *attemptCtx) Deadline() (time.Time, bool) {
 	c.mu.Lock()
 	deadline := c.deadline
 	c.mu.Unlock()
-	if d, ok := c.parent.Deadline(); ok && d.Before(deadline) {
+	if d, ok := c.run.ctx.Deadline(); ok && d.Before(deadline) {
 		return d, true
 	}
 	return deadline, true
@@ -60,7 +63,7 @@ func (c *attemptCtx) Err() error {
 	return c.err
 }
 
-func (c *attemptCtx) Value(key any) any { return c.parent.Value(key) }
+func (c *attemptCtx) Value(key any) any { return c.run.ctx.Value(key) }
 
 func (c *attemptCtx) cancel(err error) {
 	c.mu.Lock()
@@ -178,7 +181,7 @@ func (h *callHeap) Pop() any {
 func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grace time.Duration, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
 	c.grace, c.graced = grace, false
-	ctx.parent, ctx.deadline = w.r.ctx, c.deadline
+	ctx.run, ctx.deadline = w.r, c.deadline
 	c.ctx = ctx
 	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
 	c.state.Store(c.begun)
