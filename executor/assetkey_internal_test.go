@@ -3,15 +3,19 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
 )
 
@@ -112,5 +116,89 @@ func TestAssetKeysBesideIdempotencyKeys(t *testing.T) {
 			assert.Equal(t, copies[id], idem, "the idempotency key of %s changed", id)
 			assert.True(t, strings.HasPrefix(idem, key+"/"+id+"/"), idem)
 		}
+	})
+}
+
+// scriptRefusal is a state store that refuses, for good, every commit
+// that records the script clean once refuse is set.
+type scriptRefusal struct {
+	StateStore
+	refuse atomic.Bool
+}
+
+func (s *scriptRefusal) Commit(ctx context.Context, key string, expect int64, changes []Change) (int64, error) {
+	for _, c := range changes {
+		if s.refuse.Load() && c.ID == "script" && c.State.Status == dirty.StatusClean {
+			return 0, Permanent(errors.New("refused"))
+		}
+	}
+	return s.StateStore.Commit(ctx, key, expect, changes)
+}
+
+// The in-memory stores get an asset's key as bytes (see memAssetsOf): the
+// references are those of their Put, and a MemoryStore still dates each
+// asset at its Put, so that a prune keeps an asset put more recently than
+// its cutoff, here one whose commit was refused.
+func TestMemoryAssetKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := graph.Build(graph.Lecture(), 30)
+		require.NoError(t, err)
+		var take atomic.Int64
+		gen := GeneratorFunc(func(_ context.Context, req Request) (Asset, error) {
+			return Asset{Data: fmt.Appendf(nil, "%s take %d", req.NodeID, take.Load()), Length: graph.SegmentLength}, nil
+		})
+		reg := Registry{}
+		for i := range g.Kinds() {
+			reg[g.KindName(i)] = gen
+		}
+		for _, c := range []struct {
+			name   string
+			assets AssetStore
+		}{{"MemoryAssets", NewMemoryAssets()}, {"MemoryStore", NewMemoryStore()}} {
+			states := NewMemoryStates()
+			e, err := New(Options{Generators: reg, States: states, Assets: c.assets})
+			require.NoError(t, err)
+			_, err = e.Run(t.Context(), RunRequest{GraphKey: c.name, Graph: g})
+			require.NoError(t, err)
+			snap, err := states.Load(t.Context(), c.name)
+			require.NoError(t, err)
+			for n := range graph.Node(g.Len()) {
+				st := snap.States[g.NodeID(n)]
+				assert.Equal(t, memRefPrefix+c.name+"/"+g.NodeID(n)+"/"+st.OutputHash, st.AssetRef, c.name)
+				a, err := c.assets.Get(t.Context(), st.AssetRef)
+				require.NoError(t, err)
+				assert.Equal(t, st.OutputHash, contentHash(a), c.name)
+			}
+		}
+
+		s := NewMemoryStore()
+		states := &scriptRefusal{StateStore: s}
+		e, err := New(Options{Generators: reg, States: states, Assets: s, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		_, err = e.Run(t.Context(), RunRequest{GraphKey: "k", Graph: g})
+		require.NoError(t, err)
+		edit := RunRequest{GraphKey: "k", Graph: g, Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonEdited}}}
+		take.Add(1)
+		_, err = e.Run(t.Context(), edit) // dates the assets it replaces
+		require.NoError(t, err)
+		time.Sleep(2 * time.Hour)
+		take.Add(1)
+		states.refuse.Store(true)
+		_, err = e.Run(t.Context(), edit)
+		require.Error(t, err) // the script's new take is put, and never recorded
+		unrecorded := memRefPrefix + "k/script/" + contentHash(Asset{Data: []byte("script take 2")})
+		ok, err := s.Exists(t.Context(), unrecorded)
+		require.NoError(t, err)
+		require.True(t, ok)
+		_, err = s.PruneAssets(t.Context(), time.Hour)
+		require.NoError(t, err)
+		ok, err = s.Exists(t.Context(), unrecorded)
+		require.NoError(t, err)
+		assert.True(t, ok, "the asset put an hour after the cutoff was pruned")
+		_, err = s.PruneAssets(t.Context(), 0)
+		require.NoError(t, err)
+		ok, err = s.Exists(t.Context(), unrecorded)
+		require.NoError(t, err)
+		assert.False(t, ok, "the unrecorded take was kept")
 	})
 }

@@ -606,8 +606,27 @@ func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 	if h := int32(min(len(a.Hash), maxKeyRoom)); r.roomy && h != r.hashLen.Load() {
 		r.hashLen.Store(h)
 	}
-	key := j.assetKey(a.Hash)
-	ref, err := r.e.opts.Assets.Put(r.bg, key, a)
+	var (
+		key string
+		ref string
+		err error
+	)
+	if m := r.memAssets; m != nil {
+		// The in-memory store copies the key into its reference: it is
+		// built on the stack, and made a string only for a retry.
+		var buf [256]byte
+		k := append(append(buf[:0], j.idem[:j.prefix]...), a.Hash...)
+		var at int64
+		if r.memDated {
+			at = m.sinceNow()
+		}
+		if ref, err = m.putKey(r.bg, k, a, at); err != nil {
+			key = string(k)
+		}
+	} else {
+		key = j.assetKey(a.Hash)
+		ref, err = r.e.opts.Assets.Put(r.bg, key, a)
+	}
 	if err != nil {
 		err = r.retryStore(r.bg, err, "store the asset of", j.id, func() (err error) {
 			ref, err = r.e.opts.Assets.Put(r.bg, key, a)
