@@ -365,6 +365,18 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 			}
 		}
 	}
+	// Each key's queue has room for all its nodes from the start, in one
+	// array: a node is queued once each time it becomes ready, so a queue
+	// grows (apart from the others) only if a node becomes ready again.
+	room := make([]int, len(m.keys))
+	for _, k := range m.key {
+		room[k]++
+	}
+	queues, off := make([]int32, d), 0
+	for ki := range m.keys {
+		m.keys[ki].queue = queues[off : off : off+room[ki]]
+		off += room[ki]
+	}
 	if c.Mode == Dataflow {
 		m.windows(c)
 	}
