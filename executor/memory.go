@@ -474,32 +474,6 @@ func (m *MemoryAssets) Put(ctx context.Context, key string, a Asset) (string, er
 
 // put is Put, with at as the asset's time, as since gives it (0: none).
 func (m *MemoryAssets) put(ctx context.Context, key string, a Asset, at int64) (string, error) {
-	return putAsset(m, ctx, key, a, at)
-}
-
-// putKey is put with the key's bytes, which it copies and never keeps:
-// the executor builds an asset's key in a buffer of its own (see
-// memAssetsOf).
-func (m *MemoryAssets) putKey(ctx context.Context, key []byte, a Asset, at int64) (string, error) {
-	return putAsset(m, ctx, key, a, at)
-}
-
-// memAssetsOf returns the MemoryAssets that the asset store s is or
-// holds, exactly (not a type that embeds it, whose Put may differ), and
-// whether its Put dates an asset (a MemoryStore's does: see since); nil
-// for any other store.
-func memAssetsOf(s AssetStore) (*MemoryAssets, bool) {
-	switch s := s.(type) {
-	case *MemoryAssets:
-		return s, false
-	case *MemoryStore:
-		return &s.assets, true
-	}
-	return nil, false
-}
-
-// putAsset is put, for a key given as a string or as bytes.
-func putAsset[K string | []byte](m *MemoryAssets, ctx context.Context, key K, a Asset, at int64) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -531,10 +505,10 @@ const maxRefData = 1 << 10
 // alive. (Measured, one allocation is as fast as two up to 16 KiB; a
 // large one is slower, as make clears it and bytes.Clone does not: 50
 // against 38 us for 256 KiB.)
-func refAndData[K string | []byte](key K, data []byte) (string, []byte) {
+func refAndData(key string, data []byte) (string, []byte) {
 	if len(data) == 0 || len(data) > maxRefData {
 		d := bytes.Clone(data)
-		return memRefPrefix + string(key), d[:len(d):len(d)]
+		return memRefPrefix + key, d[:len(d):len(d)]
 	}
 	n := len(memRefPrefix) + len(key)
 	b := make([]byte, n+len(data))

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor/schedule"
@@ -37,11 +36,6 @@ type job struct {
 	in      string // the input hash
 	idem    string // the idempotency key
 	start   time.Time
-	// keyRoom is room left after the idempotency key's bytes, in the same
-	// allocation, for the key of the node's asset (see assetKey), which
-	// starts as the idempotency key does, with its first prefix bytes.
-	keyRoom []byte
-	prefix  int
 
 	// What a rescuer needs to continue the node's attempts after the
 	// call of attempt number attempt was abandoned.
@@ -129,7 +123,7 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	ds := r.g.Deps(n)
 	j.r, j.step, j.id, j.kind, j.ko = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)]
 	j.prev = r.view.Get(n)
-	j.reqDeps, j.in, j.idem, j.start, j.keyRoom = nil, "", "", time.Time{}, nil
+	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
 	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
 	j.unput = nil // another node's output is not this one's
 	j.deps = j.depBuf[:0]
@@ -165,34 +159,8 @@ func (r *run) hashInputs(j *job) {
 	b = dirty.AppendInputHash(b, j.prev.Rev, hashes)
 	end := len(b)
 	b = appendTake(b, r.made, j.prev)
-	// One allocation holds the key and room for the asset's key (see
-	// assetKey), sized for an output hash as long as the last one stored.
-	// The key's bytes are never written again, so a string may hold them.
-	room := 0
-	if h := int(r.hashLen.Load()); h > 0 {
-		room = prefix + h
-	}
-	key := make([]byte, len(b), len(b)+room)
-	copy(key, b)
-	j.idem = unsafe.String(unsafe.SliceData(key), len(key))
+	j.idem = string(b)
 	j.in = j.idem[prefix:end]
-	j.keyRoom, j.prefix = key[len(key):], prefix
-}
-
-// assetKey returns the key that the node's asset, whose hash is hash, is
-// stored under: the graph key, the node's ID and the hash, joined by
-// slashes. It is written in the room left after the idempotency key's
-// bytes if it fits there, once (see hashInputs): a node that runs then
-// costs one allocation for both keys.
-func (j *job) assetKey(hash string) string {
-	n := j.prefix + len(hash)
-	if cap(j.keyRoom) < n {
-		return j.idem[:j.prefix] + hash
-	}
-	k := append(j.keyRoom[:0], j.idem[:j.prefix]...)
-	k = append(k, hash...)
-	j.keyRoom = nil // a string holds these bytes from now on
-	return unsafe.String(unsafe.SliceData(k), len(k))
 }
 
 // appendTake appends to an idempotency key what tells this making of a
@@ -223,20 +191,6 @@ func appendAfter(b []byte, output string) []byte {
 	sum := sha256.Sum256([]byte(output))
 	b = append(b, "/after-"...)
 	return hex.AppendEncode(b, sum[:8])
-}
-
-// maxKeyRoom bounds the room that hashInputs leaves for an asset's hash:
-// a longer hash gets a key of its own.
-const maxKeyRoom = 128
-
-// roomFor reports whether the idempotency keys of a run whose state store
-// is states leave room for the asset keys (see assetKey): not with a
-// store in the process, such as MemoryStates, which keeps the input hash,
-// a part of the idempotency key, as it is given, and so would keep the
-// room too for as long as it keeps the state.
-func roomFor(states StateStore) bool {
-	_, local := states.(reserver)
-	return !local
 }
 
 // load reads the dependencies' assets for the node's request.
@@ -603,30 +557,8 @@ func (r *run) accept(j *job, a Asset, attempt int) (result, error) {
 // used up the node's next attempt puts the asset again, or, if the run is
 // cancelled first, its cancel (see cancelledAfter).
 func (r *run) store(j *job, a Asset, attempt int) (result, error) {
-	if h := int32(min(len(a.Hash), maxKeyRoom)); r.roomy && h != r.hashLen.Load() {
-		r.hashLen.Store(h)
-	}
-	var (
-		key string
-		ref string
-		err error
-	)
-	if m := r.memAssets; m != nil {
-		// The in-memory store copies the key into its reference: it is
-		// built on the stack, and made a string only for a retry.
-		var buf [256]byte
-		k := append(append(buf[:0], j.idem[:j.prefix]...), a.Hash...)
-		var at int64
-		if r.memDated {
-			at = m.sinceNow()
-		}
-		if ref, err = m.putKey(r.bg, k, a, at); err != nil {
-			key = string(k)
-		}
-	} else {
-		key = j.assetKey(a.Hash)
-		ref, err = r.e.opts.Assets.Put(r.bg, key, a)
-	}
+	key := r.key + "/" + j.id + "/" + a.Hash
+	ref, err := r.e.opts.Assets.Put(r.bg, key, a)
 	if err != nil {
 		err = r.retryStore(r.bg, err, "store the asset of", j.id, func() (err error) {
 			ref, err = r.e.opts.Assets.Put(r.bg, key, a)

@@ -149,17 +149,7 @@ type run struct {
 	// with a sink.
 	backoffs atomic.Int32
 	planned  atomic.Int64 // total, for events sent outside mu
-	// hashLen is the length of the last output hash stored, up to
-	// maxKeyRoom: the room hashInputs leaves for the next asset's key,
-	// if roomy (see roomFor).
-	hashLen atomic.Int32
-	roomy   bool
-	// memAssets is the asset store if it is an in-memory one, whose Put
-	// the run calls with a key on the stack (see memAssetsOf); memDated
-	// says that its Put dates assets.
-	memAssets *MemoryAssets
-	memDated  bool
-	seeking   atomic.Int32 // workers on their way to take a node
+	seeking  atomic.Int32 // workers on their way to take a node
 	// back counts the workers back from a node on their way to submit
 	// it, for a worker that may leave the next node to them (see work).
 	back     atomic.Int32
@@ -240,8 +230,6 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	r.kinds = make([]KindOptions, r.g.Kinds())
 	r.gens, r.bulks = make([]Generator, r.g.Kinds()), make([]BatchGenerator, r.g.Kinds())
 	r.batchGet, _ = e.opts.Assets.(AssetBatchGetter)
-	r.memAssets, r.memDated = memAssetsOf(e.opts.Assets)
-	r.roomy = roomFor(e.opts.States) && r.memAssets == nil
 	for ki := range r.kinds {
 		name := r.g.KindName(ki)
 		r.kinds[ki] = e.opts.kindOptions(name)
