@@ -339,17 +339,23 @@ type RunRequest struct {
 	RunID string
 }
 
-// Report is the outcome of a run.
+// Report is the outcome of a run. It marshals to JSON with lower camel
+// case names, as its Record does.
 type Report struct {
 	// Record is the run's audit record, as stored.
-	Record Record
+	Record Record `json:"record"`
 	// The nodes by outcome, as IDs sorted by kind name, then by segment
 	// number (so segment[2] comes before segment[10]); never nil, so they
 	// marshal as [] when empty. Cancelled lists the nodes running when the
 	// run was cancelled; planned nodes that a cancel kept from starting
 	// are in no list, and stay dirty for a resume. With Converge, a node
 	// can have an outcome in each round (superseded, then generated).
-	Generated, Unchanged, Failed, Skipped, Superseded, Cancelled []string
+	Generated  []string `json:"generated"`
+	Unchanged  []string `json:"unchanged"`
+	Failed     []string `json:"failed"`
+	Skipped    []string `json:"skipped"`
+	Superseded []string `json:"superseded"`
+	Cancelled  []string `json:"cancelled"`
 	// Dirty lists, in the same order and never nil, the nodes of the graph
 	// that are not clean as the run last saw the states (at its last
 	// commit): those it planned and did not make (failed, skipped,
@@ -361,9 +367,9 @@ type Report struct {
 	// clean, short of an edit after its last commit. Dirty names those
 	// nodes only, not what depends on them, which the next run makes too:
 	// [Executor.Plan] says what that run would make, and why.
-	Dirty []string
+	Dirty []string `json:"dirty"`
 	// Rounds is the number of plans run: 1, plus convergence rounds.
-	Rounds int
+	Rounds int `json:"rounds"`
 }
 
 // Run is a handle on a run that [Executor.Start] started.
