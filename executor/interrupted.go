@@ -137,15 +137,26 @@ type interruptedTally struct {
 // if its record says running: a Resume or RerunFailed calls it before it
 // starts its own run, whose commits would hide the nodes that rec's run
 // committed, and Abandon, with g nil (see interruptedCounts). Its store
-// calls get Options.StoreTimeout within ctx; a failure is logged, and
-// the record then keeps its counts.
+// calls get Options.StoreTimeout within ctx, each try its own; a failure
+// that may pass is tried again as the calls' other store calls are
+// (retryStore), and one that remains is logged, and the record then
+// keeps its counts.
 func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Record) interruptedTally {
 	if rec.Status != RunRunning {
 		return interruptedTally{}
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.opts.StoreTimeout)
-	defer cancel()
-	t, err := e.interruptedCounts(ctx, g, rec)
+	var t interruptedTally
+	count := func() error {
+		cctx, cancel := context.WithTimeout(ctx, e.opts.StoreTimeout)
+		defer cancel()
+		var err error
+		t, err = e.interruptedCounts(cctx, g, rec)
+		return err
+	}
+	err := count()
+	if err != nil {
+		err = e.retryStore(ctx, rec.ID, err, "count what it did: interrupted run", rec.ID, count)
+	}
 	if err != nil {
 		e.log.Warn("regen: count what an interrupted run did; its record keeps the counts it had", "run", rec.ID, "err", err)
 	}
