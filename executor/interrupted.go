@@ -265,7 +265,11 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // record, not this one's. As
 // for a Resume, the caller vouches that the run goes on nowhere else:
 // with pgstore, it holds the run's key's lock (TryLockGraph). Store
-// calls are retried as Edit's are; the sink's failures are logged.
+// calls are retried as Edit's are; the sink's failures are logged. A ctx
+// that ends before Abandon writes the record (while it reads the record,
+// or counts what the run did) returns an error wrapping ctx's cause, and
+// the record is left as it was; once written, the stream's final event
+// is published regardless.
 func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	switch {
 	case id == "":
@@ -306,6 +310,11 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	}
 	defer release()
 	tally := e.tallyInterrupted(ctx, nil, rec)
+	if ctx.Err() != nil {
+		// The tally may have failed for it: the record would say that the
+		// run did nothing.
+		return fmt.Errorf("abandon run %s: before it recorded the run: %w", quote(id), context.Cause(ctx))
+	}
 	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), tally)
 	if err != nil {
 		err = e.retryStore(ctx, id, err, "record as interrupted", id, func() error {
