@@ -342,13 +342,15 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 // of another graph on the key either started in the window, and ends
 // it, or stopped (ErrGraphReplaced) at rec's run's first commit.
 func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Record) (interruptedTally, error) {
+	// The window is [from, until), or [from, until] when until is now:
+	// read before ListRuns is called, so that a run it does not list, its
+	// record stored after it read, committed its nodes after now too.
+	from := rec.StartedAt.Truncate(time.Microsecond)
+	until, next := time.Now().Truncate(time.Microsecond), false
 	runs, err := e.opts.Runs.ListRuns(ctx, rec.GraphKey)
 	if err != nil {
 		return interruptedTally{}, fmt.Errorf("list the runs of %s: %w", quote(rec.GraphKey), err)
 	}
-	// The window is [from, until), or [from, until] when until is now.
-	from := rec.StartedAt.Truncate(time.Microsecond)
-	until, next := time.Now().Truncate(time.Microsecond), false
 	for _, o := range runs { // oldest first
 		if o.ID != rec.ID && o.StartedAt.Truncate(time.Microsecond).After(from) {
 			until, next = o.StartedAt.Truncate(time.Microsecond), true
