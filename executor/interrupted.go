@@ -198,8 +198,9 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 // as not to write over an outcome recorded meanwhile; a failure is
 // logged, since the resuming run goes on regardless, and leaves the
 // stream as it is (a later Resume ends it; see interrupted). The two
-// store calls share one Options.StoreTimeout, and the sink's calls get
-// one of their own; the sink is asked first, for the run's last event.
+// store calls share one Options.StoreTimeout, and each of the sink's two
+// calls gets one of its own: the sink is asked first, for the run's last
+// event, and the final event is published after the store calls.
 func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally interruptedTally) {
 	if err := e.recordInterrupted(ctx, id, by, interruptedText(by), tally); err != nil {
 		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
@@ -233,7 +234,11 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 		marked = true
 	}
 	if marked && found && !last.Type.Final() {
-		e.publishInterrupted(kctx, rec, by, last)
+		// A timeout of its own: the store calls may have taken most of
+		// kctx's.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
+		defer pcancel()
+		e.publishInterrupted(pctx, rec, by, last)
 	}
 	return err
 }
