@@ -190,10 +190,11 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 
 // Close shuts the executor down: it starts no run from then on (Start,
 // Run, Resume and RerunFailed return [ErrClosed]), nor calls its stores
-// (Edit and Plan return ErrClosed too), and it waits until every run it
-// started has ended, its outcome recorded, every Resume, RerunFailed,
-// Edit and Plan under way has returned (a Resume with the record of the
-// run it resumed as interrupted, or with ErrClosed), and every generator
+// (Edit, Plan and Abandon return ErrClosed too), and it waits until every
+// run it started has ended, its outcome recorded, every Resume,
+// RerunFailed, Edit, Plan and Abandon under way has returned (a Resume
+// with the record of the run it resumed as interrupted, or with
+// ErrClosed), and every generator
 // call it started has returned, including calls abandoned at a timeout,
 // a cancel or the end of a run; or until ctx ends, and then returns
 // ctx.Err(). Once it has returned nil, the executor calls its stores no
@@ -773,7 +774,8 @@ func (o ResumeOptions) request(rec Record, g *graph.Graph, marks []dirty.Mark, r
 
 // enter counts a call that calls the stores outside a run (Resume and
 // RerunFailed, from the read of the run's record to the record of the
-// run as interrupted and the end of its event stream; Edit; Plan) as a run for Close, unless the executor
+// run as interrupted and the end of its event stream; Abandon; Edit;
+// Plan) as a run for Close, unless the executor
 // is closed: it then returns false, and the caller returns ErrClosed
 // before any store call. So Close, once it returns, leaves no such call
 // behind. The caller calls e.runs.done when it returns; a run it starts
