@@ -38,7 +38,7 @@ type MemoryStats struct {
 	// Evicted counts the events dropped from full rings or evicted runs.
 	Evicted uint64
 	// Skipped counts the Seqs that readers jumped over because neither the
-	// ring nor the History had them.
+	// ring nor the History had them, as they jump over them.
 	Skipped uint64
 }
 
@@ -235,6 +235,11 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	}
 	m.mu.Unlock()
 	cur := NewCursor(runID, after, m.history, fn)
+	cur.OnSkip(func(first, last uint64) {
+		m.mu.Lock()
+		m.stats.Skipped += last - first + 1
+		m.mu.Unlock()
+	})
 	defer func() {
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -245,7 +250,6 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		if r.readers == 0 && r.elem == nil && m.runs[runID] == r {
 			delete(m.runs, runID)
 		}
-		m.stats.Skipped += cur.Skipped()
 	}()
 
 	replayed := false

@@ -115,6 +115,7 @@ type Cursor struct {
 	fn      func(Event) error
 	final   bool
 	skipped uint64
+	onSkip  func(first, last uint64)
 }
 
 // NewCursor returns a Cursor for runID that has delivered everything up to
@@ -135,6 +136,21 @@ func (c *Cursor) Final() bool { return c.final }
 // source nor the History had them.
 func (c *Cursor) Skipped() uint64 { return c.skipped }
 
+// OnSkip sets f, which the cursor calls each time it jumps over Seqs that
+// neither the source nor the History had, first to last inclusive, as it
+// jumps: before it delivers the event after them. A source counts and
+// reports the gap there, while its reader goes on following the run,
+// rather than once the reader leaves. f must not call the Cursor.
+func (c *Cursor) OnSkip(f func(first, last uint64)) { c.onSkip = f }
+
+// skip counts the Seqs from first to last, which the cursor jumps over.
+func (c *Cursor) skip(first, last uint64) {
+	c.skipped += last - first + 1
+	if c.onSkip != nil {
+		c.onSkip(first, last)
+	}
+}
+
 // Deliver passes e on unless it was already delivered. If e.Seq leaves a
 // gap after the last delivered event, the gap is first filled from the
 // History. It returns fn's error, or the History's error wrapped with
@@ -151,7 +167,7 @@ func (c *Cursor) Deliver(ctx context.Context, e Event) error {
 			return err
 		}
 		if e.Seq > c.last+1 {
-			c.skipped += e.Seq - c.last - 1
+			c.skip(c.last+1, e.Seq-1)
 		}
 	}
 	return c.emit(e)
@@ -193,7 +209,7 @@ func (c *Cursor) fill(ctx context.Context, before uint64, contiguous bool) error
 			if contiguous {
 				return errStop
 			}
-			c.skipped += h.Seq - c.last - 1
+			c.skip(c.last+1, h.Seq-1)
 		}
 		if err := c.emit(h); err != nil {
 			fnErr = err

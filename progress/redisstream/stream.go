@@ -121,7 +121,8 @@ type Options struct {
 	// stream about to expire without its run's final event is copied
 	// into it (see IdleTTL); give the History that the progress.Archive
 	// beside the Stream appends to. Default: nil,
-	// and such events are skipped (counted in Stats.Skipped).
+	// and such events are skipped (counted in Stats.Skipped, and logged,
+	// as the reader jumps over them).
 	History progress.History
 	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
 	// blocked read when its context is cancelled, so this is the longest a
@@ -165,7 +166,9 @@ type Options struct {
 	// for a *redis.ClusterClient or a *redis.Ring (every run's stream may
 	// be on one node); and 16 for other clients.
 	MaxBlockingReads int
-	// Logger reports read errors and corrupt entries. Default:
+	// Logger reports read errors, corrupt entries, and the events a
+	// reader skips because neither the stream nor the History holds them
+	// (a warning for each gap, naming its first and last Seq). Default:
 	// slog.Default().
 	Logger *slog.Logger
 }
@@ -196,7 +199,7 @@ type Stats struct {
 	// deliver, of those its stream is known to hold.
 	Lag uint64
 	// Skipped counts the events that readers jumped over because neither
-	// the stream nor the History had them.
+	// the stream nor the History had them, as they jump over them.
 	Skipped uint64
 	// Corrupt counts the stream entries skipped as not being events of
 	// their run, by readers and by the copies of a run's stream into the
@@ -888,7 +891,7 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 		return ErrClosed
 	}
 	cur := progress.NewCursor(runID, after, s.history, fn)
-	defer func() { s.skipped.Add(cur.Skipped()) }()
+	cur.OnSkip(s.skipFunc(runID))
 	pos := after
 	for {
 		next, short, err := s.page(ctx, runID, nil, cur, pos)
@@ -949,7 +952,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 		return nil
 	})
 	r.delivered.Store(after)
-	defer func() { s.skipped.Add(t.cur.Skipped()) }()
+	t.cur.OnSkip(s.skipFunc(runID))
 
 	// A reader that the run's running shared reader can serve from its
 	// position joins it without reading Redis itself: the shared
@@ -1067,6 +1070,18 @@ func (t *tail) fill(ctx context.Context) error {
 	}
 	t.pos = max(t.pos, t.cur.Last())
 	return nil
+}
+
+// skipFunc returns the function that a reader's Cursor calls when it
+// jumps over events that neither the stream nor the History holds: it
+// counts them in Stats.Skipped at once, and logs the gap, which the
+// reader's client sees only as a jump in Seq.
+func (s *Stream) skipFunc(runID string) func(first, last uint64) {
+	return func(first, last uint64) {
+		s.skipped.Add(last - first + 1)
+		s.logger.Warn("redisstream: a reader skipped events that neither the stream nor the history holds",
+			"run", runID, "firstSeq", first, "lastSeq", last, "history", s.history != nil)
+	}
 }
 
 // historyFailed counts and logs a failure of the History that a reader

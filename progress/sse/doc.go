@@ -44,7 +44,12 @@
 // A reconnecting EventSource sends the last id it saw as the Last-Event-ID
 // header; a first connect may pass the same as the lastEventId query
 // parameter (the header wins when both are present). The handler then
-// sends exactly the events after it, from the stream or its archive. An
+// sends exactly the events after it, from the stream or its archive;
+// events that neither holds any more (trimmed or expired, with no
+// History, or lost with a Redis restart) are skipped, which a client sees
+// as a jump in the events' seq, and the source counts and reports (see
+// progress.Source; redisstream logs each gap and counts it in its
+// Stats.Skipped). An
 // ID that is not a decimal sequence number gets 400 (see
 // [ParseLastEventID]).
 //
