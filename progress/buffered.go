@@ -246,7 +246,8 @@ func (b *Buffered) Flush(ctx context.Context) error {
 // returns context.Cause(ctx) after the goroutine has exited. Past ctx's
 // end, Close waits only for the fallback and that grace, never longer for
 // the downstream sink. Close does not close the downstream sink. Calling
-// it again waits for the same exit.
+// it again waits for the same exit, and returns nil once the goroutine
+// has exited.
 func (b *Buffered) Close(ctx context.Context) error {
 	b.mu.Lock()
 	if !b.closed {
@@ -254,6 +255,13 @@ func (b *Buffered) Close(ctx context.Context) error {
 		close(b.stop)
 	}
 	b.mu.Unlock()
+	select {
+	case <-b.exited:
+		// Exited already (an earlier Close): nothing to give up on,
+		// whatever ctx says. A select would pick at random.
+		return nil
+	default:
+	}
 	select {
 	case <-b.exited:
 		return nil
