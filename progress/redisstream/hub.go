@@ -232,6 +232,14 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	// returns it again at once, so that the hub waits out its block
 	// instead (see foreignID).
 	var foreign string
+	// holdAt is the window's last Seq when an XREAD found entries after a
+	// gap that the History did not fill (it may lag behind Redis, behind
+	// a progress.Buffered of its own), and holdSince when: the entries
+	// after the gap wait, up to HistoryPoll, for the History to fill it.
+	var (
+		holdAt    uint64
+		holdSince time.Time
+	)
 	for ctx.Err() == nil {
 		block := s.blockTime
 		if s.history != nil && h.polling() {
@@ -327,9 +335,22 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 			continue
 		}
-		events, last = s.fillGaps(ctx, h, from, last, events)
+		pass := !holdSince.IsZero() && holdAt == from && time.Since(holdSince) >= s.poll
+		events, last, held := s.fillGaps(ctx, h, from, last, events, pass)
 		h.add(events, last, s.hubBuffer)
 		h.setStale(false)
+		if !held {
+			holdSince = time.Time{}
+			continue
+		}
+		if holdSince.IsZero() || holdAt != last {
+			holdAt, holdSince = last, time.Now()
+		}
+		// Ask the History again soon: the next XREAD returns the entries
+		// after the gap again at once.
+		if !sleepCtx(ctx, max(min(s.retryDelay, s.poll-time.Since(holdSince)), time.Millisecond)) {
+			break
+		}
 	}
 	if s.ctx.Err() != nil {
 		h.fail(ErrClosed)
@@ -427,17 +448,24 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // the run's readers find no gap in the window and each reads nothing from
 // the History itself: one read of the History per run, not one per
 // reader. Redis refuses an ID below the stream's newest entry, so such a
-// gap is never filled by Redis later. It returns at most a window's worth
+// gap is never filled by Redis later; but the History, behind a
+// progress.Buffered of its own, may get the missing events a moment after
+// Redis got the later ones: unless pass is set, it returns the events up
+// to the first gap that the History did not fill, and the Seq before the
+// gap as the entry ID to read on from, with held true, so that the hub
+// asks again, and passes over the gap (pass) only once it has waited
+// HistoryPoll for it. It returns at most a window's worth
 // (HubBuffer) of events, and the entry ID to read on from: when the
 // merged events would not fit in the window, which would then drop the
 // start of them, below its readers, it returns the first window's worth
 // and the Seq of its last event, so that the next XREAD reads the entries
 // after it again (Redis keeps them) and the next call fills on. A History
-// that fails or lacks the events leaves the gaps, which the readers then
-// fill or skip on their own.
-func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events []progress.Event) ([]progress.Event, uint64) {
+// that fails leaves the gaps, which the readers then fill (waiting for
+// the History with backoff) on their own, as do the gaps that the History
+// lacked for HistoryPoll, which the readers skip.
+func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events []progress.Event, pass bool) ([]progress.Event, uint64, bool) {
 	if s.history == nil || len(events) == 0 {
-		return events, last
+		return events, last, false
 	}
 	gap, prev := false, from
 	for _, e := range events {
@@ -448,7 +476,7 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 		prev = e.Seq
 	}
 	if !gap {
-		return events, last
+		return events, last, false
 	}
 	top := events[len(events)-1].Seq
 	merged := make([]progress.Event, 0, min(len(events), s.hubBuffer))
@@ -481,14 +509,26 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 		if ctx.Err() == nil {
 			s.logger.Warn("redisstream: read the history", "run", h.runID, "error", err)
 		}
-		return events, last
+		return events, last, false
 	}
 	if room := s.hubBuffer - len(merged); full || len(events)-i > room {
 		// A window's worth: the next XREAD reads on after it.
 		merged = append(merged, events[i:i+max(0, min(room, len(events)-i))]...)
-		return merged, merged[len(merged)-1].Seq
+		last = merged[len(merged)-1].Seq
+	} else {
+		merged = append(merged, events[i:]...)
 	}
-	return append(merged, events[i:]...), last
+	if !pass {
+		prev := from
+		for k, e := range merged {
+			if e.Seq > prev+1 {
+				// The History lacks the gap's events, for now.
+				return merged[:k], prev, true
+			}
+			prev = e.Seq
+		}
+	}
+	return merged, last, false
 }
 
 // errPollFull ends a poll of the History that read a window's worth.

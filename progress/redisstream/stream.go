@@ -149,7 +149,13 @@ type Options struct {
 	// after an outage. One read per run, whatever its number of readers;
 	// while it polls, its XREAD blocks no longer than until the next poll.
 	// Events after a gap in the History wait one more poll, so that Redis
-	// may deliver the missing ones first. It applies only with a History.
+	// may deliver the missing ones first; and entries of the stream after
+	// a gap that the History cannot fill yet (Redis refused a batch and
+	// took the next, while the History, behind a progress.Buffered of its
+	// own, is a moment behind) wait up to one HistoryPoll for the History
+	// to get the missing events, which the run's shared reader asks it for
+	// every RetryDelay meanwhile, before its readers pass over the gap. It
+	// applies only with a History.
 	// It must be at least 1ms. Default: 5s.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
