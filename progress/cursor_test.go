@@ -53,6 +53,17 @@ func TestCursor(t *testing.T) {
 				got = append(got, e.Seq)
 				return nil
 			})
+			var hooked uint64
+			c.OnSkip(func(first, last uint64) {
+				// Called as the cursor jumps: right after the event before the gap.
+				prev := tt.after
+				if len(got) > 0 {
+					prev = got[len(got)-1]
+				}
+				assert.Equal(t, prev+1, first, "OnSkip's first Seq follows the last delivered")
+				assert.LessOrEqual(t, first, last)
+				hooked += last - first + 1
+			})
 			for _, e := range tt.feed {
 				require.NoError(t, c.Deliver(ctx, e))
 			}
@@ -61,6 +72,7 @@ func TestCursor(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, got)
 			assert.Equal(t, tt.wantSkipped, c.Skipped(), "Skipped")
+			assert.Equal(t, tt.wantSkipped, hooked, "the Seqs OnSkip was told of")
 			if len(tt.want) > 0 {
 				assert.Equal(t, tt.want[len(tt.want)-1], c.Last(), "Last")
 			}
