@@ -71,8 +71,8 @@
 // progress.Buffered of its own), so the shared reader waits up to
 // [Options].HistoryPoll for it to fill such a gap, asking it again
 // every RetryDelay, before its readers pass over the gap (counted in
-// [Stats].Skipped, and logged). Fan a progress.Archive out beside the stream so the
-// archive receives every event:
+// [Stats].Skipped, and logged). Fan a progress.Archive out beside the
+// stream so the archive receives every event:
 //
 //	hist := progress.NewMemoryHistory()
 //	stream, err := redisstream.New(client, redisstream.Options{History: hist})
