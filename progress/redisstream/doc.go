@@ -69,8 +69,9 @@
 // run's readers, so that a restart does not cost the History one read per
 // browser tab. The History may be a moment behind Redis (behind a
 // progress.Buffered of its own), so the shared reader waits up to
-// [Options].HistoryPoll for it to fill such a gap, asking it again
-// every RetryDelay, before its readers pass over the gap (counted in
+// [Options].HistoryPoll for it to fill such a gap that one of its
+// readers needs, asking it again every RetryDelay, before its readers
+// pass over the gap (counted in
 // [Stats].Skipped, and logged). Fan a progress.Archive out beside the
 // stream so the archive receives every event:
 //

@@ -451,10 +451,11 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // gap is never filled by Redis later; but the History, behind a
 // progress.Buffered of its own, may get the missing events a moment after
 // Redis got the later ones: unless pass is set, it returns the events up
-// to the first gap that the History did not fill, and the Seq before the
-// gap as the entry ID to read on from, with held true, so that the hub
-// asks again, and passes over the gap (pass) only once it has waited
-// HistoryPoll for it. It returns at most a window's worth
+// to the first gap that the History did not fill and that a reader
+// following the hub has yet to deliver, and the Seq before the gap as the
+// entry ID to read on from, with held true, so that the hub asks again,
+// and passes over the gap (pass) only once it has waited HistoryPoll for
+// it. It returns at most a window's worth
 // (HubBuffer) of events, and the entry ID to read on from: when the
 // merged events would not fit in the window, which would then drop the
 // start of them, below its readers, it returns the first window's worth
@@ -521,7 +522,7 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 	if !pass {
 		prev := from
 		for k, e := range merged {
-			if e.Seq > prev+1 {
+			if e.Seq > prev+1 && s.followerNeeds(h, e.Seq-1) {
 				// The History lacks the gap's events, for now.
 				return merged[:k], prev, true
 			}
@@ -529,6 +530,20 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 		}
 	}
 	return merged, last, false
+}
+
+// followerNeeds reports whether a reader that follows h has yet to
+// deliver seq: the hub holds a gap that ends at seq only for such a
+// reader, not for readers that resumed past it (they had its events).
+func (s *Stream) followerNeeds(h *hub, seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for r := range s.readers {
+		if r.hub.Load() == h && r.delivered.Load() < seq {
+			return true
+		}
+	}
+	return false
 }
 
 // errPollFull ends a poll of the History that read a window's worth.

@@ -77,3 +77,30 @@ func TestFollowersWaitForAHistoryBehindRedis(t *testing.T) {
 		})
 	}
 }
+
+// The run's shared reader waits for the History to fill a gap only while
+// a reader that follows it still needs the gap's events: once the reader
+// that did has left, a reader that resumed past the hole (its browser
+// had those events before Redis lost them) gets the next live event at
+// once, not after HistoryPoll.
+func TestFollowersPastAGapDoNotWaitForIt(t *testing.T) {
+	h := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 31)
+	// Redis has 1 to 5; 6 to 30 never reached it, and the History lacks
+	// 6 and 7 for good.
+	require.NoError(t, s.Publish(ctx, all[:5]...))
+	require.NoError(t, h.Append(ctx, all[:5]...))
+	require.NoError(t, h.Append(ctx, all[7:30]...))
+	behind := sinktest.StartTail(t, s, run, 0)
+	behind.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	past := sinktest.StartTail(t, s, run, 7)
+	past.Expect(t, sinktest.Span(8, 30))
+	behind.Stop(t, context.Canceled)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(h), s).Publish(ctx, all[30]))
+	past.Expect(t, []uint64{31}) // within the kit's wait, far below HistoryPoll
+	past.Stop(t, context.Canceled)
+}

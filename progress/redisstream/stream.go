@@ -154,8 +154,9 @@ type Options struct {
 	// took the next, while the History, behind a progress.Buffered of its
 	// own, is a moment behind) wait up to one HistoryPoll for the History
 	// to get the missing events, which the run's shared reader asks it for
-	// every RetryDelay meanwhile, before its readers pass over the gap. It
-	// applies only with a History.
+	// every RetryDelay meanwhile, before its readers pass over the gap;
+	// they wait only while a reader that follows the run has yet to
+	// deliver the gap's events. It applies only with a History.
 	// It must be at least 1ms. Default: 5s.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
