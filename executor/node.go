@@ -461,7 +461,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if next == 1 {
 			// The rate counts starts: taken once there is room for the
 			// call, so that waiting for room does not bunch them.
-			if err := r.awaitQuota(j.step.Key); err != nil {
+			if err := r.awaitQuota(j.step.Key, 1); err != nil {
 				c.release()
 				return r.newResult(j, cancelled, 0, err), true
 			}
@@ -679,11 +679,11 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		return cancelAll(err)
 	}
 	// Each node of the bulk call is a start for the key's quota, taken
-	// once there is room for the call.
-	for range reqs {
-		if err := r.awaitQuota(key); err != nil {
-			return cancelAll(err)
-		}
+	// once there is room for the call, all at once and stamped with the
+	// call's start: taken one by one, the first stamps would be earlier
+	// than the nodes' real start, and let the next call start too soon.
+	if err := r.awaitQuota(key, len(reqs)); err != nil {
+		return cancelAll(err)
 	}
 	// finish takes the bulk call's outcomes (or its error) to results,
 	// retrying failures alone; checks holds the validator's verdicts on

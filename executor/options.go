@@ -224,7 +224,10 @@ type Options struct {
 	// a start back when early cutoff keeps the node, which makes no call;
 	// a quota shared by all the runs of the executor then spaces the
 	// generator calls of their first attempts (retries are not counted),
-	// taken once the call has room under Limits. A node waits for the
+	// taken once the call has room under Limits. A bulk call takes the
+	// starts of all its nodes at once, when it starts, so that the window
+	// holds for the nodes' real starts; the calls waiting for the quota
+	// take their turns in the order they came. A node waits for the
 	// quota holding its worker and its batch slot; cancelling the run ends
 	// the wait. Default: none.
 	Rates map[string]Rate

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,31 +14,98 @@ import (
 // provider's quota does not reset because two lectures are generated at
 // once. Each run's scheduling machine applies the same rate to the run's
 // own starts, deterministically; the quota then spaces the starts of all
-// runs together. A node whose run let it start waits here, holding its
-// slot, until the quota allows it.
+// runs together. A call whose run let it start waits here, holding its
+// slot, until the quota allows all its nodes to start.
+//
+// A call takes the starts of all its nodes at once, each stamped with the
+// moment the call starts, so that the stamps are the nodes' real starts:
+// taken one by one, a bulk call that got its first starts early and then
+// waited for its last started all its nodes late, beside the next call,
+// which the early stamps no longer held back. The calls waiting take
+// their turns in the order they came, so that a bulk call is not starved
+// by single calls that each need one start.
 type quota struct {
 	rate   Rate
 	mu     sync.Mutex
 	starts []time.Time // ring of the last rate.Starts start times
 	next   int         // ring position of the oldest start
+	// queue holds the calls waiting, in the order they came: each one's
+	// channel is closed when it heads the queue, and it then takes its
+	// starts once the window allows them.
+	queue []chan struct{}
 }
 
-// take records a start at now if the quota allows one; otherwise it
-// returns when it may.
-func (q *quota) take(now time.Time) (time.Time, bool) {
+// take records n starts at now if the quota allows them all (n above
+// rate.Starts counts as rate.Starts: a window never holds more);
+// otherwise it returns when it may. Called with mu held.
+func (q *quota) take(now time.Time, n int) (time.Time, bool) {
+	n = min(max(n, 1), q.rate.Starts)
+	// The oldest need starts must have left the window.
+	if need := len(q.starts) + n - q.rate.Starts; need > 0 {
+		// Oldest first from next: a ring is full before next moves.
+		at := q.starts[(q.next+need-1)%len(q.starts)].Add(q.rate.Per)
+		if now.Before(at) {
+			return at, false
+		}
+	}
+	for range n {
+		if len(q.starts) < q.rate.Starts {
+			q.starts = append(q.starts, now)
+			continue
+		}
+		q.starts[q.next] = now
+		q.next = (q.next + 1) % q.rate.Starts
+	}
+	return time.Time{}, true
+}
+
+// await waits until the quota allows n starts, the calls that came first
+// served first, and takes them at the moment it returns. It returns ctx's
+// cause if ctx ends first, having taken nothing.
+func (q *quota) await(ctx context.Context, n int) error {
+	q.mu.Lock()
+	if len(q.queue) == 0 {
+		if _, ok := q.take(time.Now(), n); ok {
+			q.mu.Unlock()
+			return nil
+		}
+	}
+	turn := make(chan struct{})
+	if len(q.queue) == 0 {
+		close(turn)
+	}
+	q.queue = append(q.queue, turn)
+	q.mu.Unlock()
+	defer q.leave(turn)
+	select {
+	case <-turn:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	for {
+		q.mu.Lock()
+		now := time.Now()
+		at, ok := q.take(now, n)
+		q.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if !sleep(ctx, at.Sub(now)) {
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// leave takes turn off the queue and, if it headed it, gives the next
+// call its turn.
+func (q *quota) leave(turn chan struct{}) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.starts) < q.rate.Starts {
-		q.starts = append(q.starts, now)
-		return time.Time{}, true
+	i := slices.Index(q.queue, turn)
+	q.queue = slices.Delete(q.queue, i, i+1)
+	if i == 0 && len(q.queue) > 0 {
+		close(q.queue[0])
 	}
-	at := q.starts[q.next].Add(q.rate.Per)
-	if now.Before(at) {
-		return at, false
-	}
-	q.starts[q.next] = now
-	q.next = (q.next + 1) % q.rate.Starts
-	return time.Time{}, true
 }
 
 // newQuotas returns a quota per rated batch key.
@@ -52,24 +120,17 @@ func newQuotas(rates map[string]Rate) map[string]*quota {
 	return qs
 }
 
-// awaitQuota waits until the executor's quota of the batch key allows a
-// start, and takes it. It returns the run's cause if the run is cancelled
-// first. Keys without a rate return at once.
-func (r *run) awaitQuota(key string) error {
+// awaitQuota waits until the executor's quota of the batch key allows the
+// n nodes of a call to start, and takes their starts, stamped with the
+// moment it returns: the caller starts the call at once. It returns the
+// run's cause if the run is cancelled first. Keys without a rate return at
+// once.
+func (r *run) awaitQuota(key string, n int) error {
 	q := r.e.quotas[key]
 	if q == nil {
 		return nil
 	}
-	for {
-		now := time.Now()
-		at, ok := q.take(now)
-		if ok {
-			return nil
-		}
-		if !sleep(r.ctx, at.Sub(now)) {
-			return context.Cause(r.ctx)
-		}
-	}
+	return q.await(r.ctx, n)
 }
 
 // newLimits returns a semaphore per limited batch key.

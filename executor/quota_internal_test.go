@@ -1,0 +1,87 @@
+package executor
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A call takes the starts of all its nodes at once, or none: a call of 3
+// nodes that finds 2 starts free waits until 3 are, and its stamps are
+// then all the moment it starts.
+func TestQuotaTakesACallsStartsAtOnce(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	q := newQuotas(map[string]Rate{"k": {Starts: 4, Per: 300 * time.Millisecond}})["k"]
+	_, ok := q.take(ms(0), 2)
+	require.True(t, ok)
+	_, ok = q.take(ms(30), 1)
+	require.True(t, ok)
+	at, ok := q.take(ms(40), 3)
+	require.False(t, ok, "3 starts with 1 free")
+	assert.Equal(t, ms(300), at, "when the two starts at 0 leave the window")
+	_, ok = q.take(ms(300), 3)
+	require.True(t, ok)
+	at, ok = q.take(ms(310), 1)
+	require.False(t, ok)
+	assert.Equal(t, ms(330), at, "the start at 30 leaves first")
+	at, ok = q.take(ms(330), 2)
+	require.False(t, ok)
+	assert.Equal(t, ms(600), at, "the call's starts are stamped 300, all of them")
+}
+
+// The calls waiting for a quota take their turns in the order they came:
+// a bulk call is not starved by single calls that need one start each.
+func TestQuotaServesCallsInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQuotas(map[string]Rate{"k": {Starts: 3, Per: time.Second}})["k"]
+		ctx := context.Background()
+		require.NoError(t, q.await(ctx, 1)) // at 0
+		time.Sleep(500 * time.Millisecond)
+		require.NoError(t, q.await(ctx, 2)) // at 0.5s: full
+		var mu sync.Mutex
+		var order []string
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			assert.NoError(t, q.await(ctx, 3))
+			mu.Lock()
+			order = append(order, "bulk")
+			mu.Unlock()
+		})
+		synctest.Wait()
+		for range 3 {
+			wg.Go(func() {
+				assert.NoError(t, q.await(ctx, 1))
+				mu.Lock()
+				order = append(order, "single")
+				mu.Unlock()
+			})
+			synctest.Wait()
+		}
+		wg.Wait()
+		assert.Equal(t, []string{"bulk", "single", "single", "single"}, order)
+	})
+}
+
+// A call that gives up its wait (its run cancelled) takes nothing and
+// hands its turn on.
+func TestQuotaWaitEndsWithContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQuotas(map[string]Rate{"k": {Starts: 1, Per: time.Hour}})["k"]
+		require.NoError(t, q.await(context.Background(), 1))
+		ctx, cancel := context.WithCancel(context.Background())
+		errs := make(chan error, 1)
+		go func() { errs <- q.await(ctx, 1) }()
+		synctest.Wait()
+		cancel()
+		require.ErrorIs(t, <-errs, context.Canceled)
+		assert.Empty(t, q.queue)
+		time.Sleep(time.Hour)
+		require.NoError(t, q.await(context.Background(), 1), "the start was not taken")
+	})
+}
