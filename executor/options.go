@@ -30,30 +30,37 @@ const (
 type Rate = schedule.Rate
 
 // RetryPolicy says how a kind's failed attempts are retried. Zero fields
-// take their defaults. An error wrapped with [Permanent], and a generator's
+// take their defaults; [New] refuses a value out of the range a field's
+// doc gives. An error wrapped with [Permanent], and a generator's
 // panic ([PanicError]), are never retried. A node waits out its backoff
 // holding its worker and its batch key's slot, so that the nodes behind
 // it under the key wait too; a node that failed in a bulk call is retried
 // alone, with Generate.
 type RetryPolicy struct {
-	// MaxAttempts is the most attempts per node, the first included.
-	// An output made and paid for whose Put kept failing is not made
-	// again: the node's next attempts only put it again, and each counts
-	// as an attempt; a cancel of the run puts it once more, as the next
-	// attempt, if one is left. Default: 3.
+	// MaxAttempts is the most attempts per node, the first included: 0
+	// (the default) or more. An output made and paid for whose Put kept
+	// failing is not made again: the node's next attempts only put it
+	// again, and each counts as an attempt; a cancel of the run puts it
+	// once more, as the next attempt, if one is left. Default: 3.
 	MaxAttempts int
-	// InitialInterval is the wait before the second attempt. Default: 1s.
+	// InitialInterval is the wait before the second attempt: 0 (the
+	// default) or more. Default: 1s.
 	InitialInterval time.Duration
-	// BackoffFactor multiplies the wait after each retry. Default: 2.
+	// BackoffFactor multiplies the wait after each retry: 0 (the
+	// default) or a finite factor of at least 1 (1 keeps the wait the
+	// same; a factor below 1, NaN or an infinity is refused). Default: 2.
 	BackoffFactor float64
-	// MaxInterval caps the wait. Default: 1 minute, or InitialInterval
-	// when that is longer.
+	// MaxInterval caps the wait: 0 (the default) or more. Default: 1
+	// minute, or InitialInterval when that is longer.
 	MaxInterval time.Duration
 	// Jitter spreads each wait uniformly over ±Jitter of itself, from 0
 	// to 1. Default: 0, no jitter.
 	Jitter float64
 }
 
+// withDefaults fills the zero fields with their defaults, and takes the
+// values that New refuses (see check) as their defaults too, for
+// [RetryPolicy.Backoff], which has no error to return.
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.MaxAttempts <= 0 {
 		p.MaxAttempts = 3
@@ -61,18 +68,45 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.InitialInterval <= 0 {
 		p.InitialInterval = time.Second
 	}
-	if p.BackoffFactor <= 0 {
+	if !validFactor(p.BackoffFactor) || p.BackoffFactor == 0 {
 		p.BackoffFactor = 2
 	}
 	if p.MaxInterval <= 0 {
 		p.MaxInterval = max(time.Minute, p.InitialInterval)
 	}
-	p.Jitter = min(max(p.Jitter, 0), 1)
+	if !(p.Jitter >= 0 && p.Jitter <= 1) { // NaN too
+		p.Jitter = 0
+	}
 	return p
 }
 
+// validFactor reports whether f is a BackoffFactor New takes: 0 (the
+// default) or a finite factor of at least 1.
+func validFactor(f float64) bool {
+	return f == 0 || f >= 1 && !math.IsInf(f, 0)
+}
+
+// check refuses the fields out of range, naming them after where, the
+// policy's place in Options ("Options.Default.Retry").
+func (p RetryPolicy) check(where string) error {
+	switch {
+	case p.MaxAttempts < 0:
+		return fmt.Errorf("%w: %s.MaxAttempts %d: want 0 (default: 3) or more", ErrInvalidRequest, where, p.MaxAttempts)
+	case p.InitialInterval < 0:
+		return fmt.Errorf("%w: %s.InitialInterval %v: want 0 (default: 1s) or more", ErrInvalidRequest, where, p.InitialInterval)
+	case !validFactor(p.BackoffFactor):
+		return fmt.Errorf("%w: %s.BackoffFactor %v: want 0 (default: 2) or a finite factor of at least 1 (1 keeps the wait the same)", ErrInvalidRequest, where, p.BackoffFactor)
+	case p.MaxInterval < 0:
+		return fmt.Errorf("%w: %s.MaxInterval %v: want 0 (default) or more", ErrInvalidRequest, where, p.MaxInterval)
+	case !(p.Jitter >= 0 && p.Jitter <= 1): // NaN too
+		return fmt.Errorf("%w: %s.Jitter %v: want from 0 (default: none) to 1", ErrInvalidRequest, where, p.Jitter)
+	}
+	return nil
+}
+
 // Backoff returns the wait before attempt number next (2 for the first
-// retry), before jitter.
+// retry), before jitter. A field that [New] would refuse counts as its
+// default.
 func (p RetryPolicy) Backoff(next int) time.Duration {
 	p = p.withDefaults()
 	d := float64(p.InitialInterval) * math.Pow(p.BackoffFactor, float64(next-2))
@@ -133,11 +167,14 @@ func defaultNarration(req Request, out Asset) error {
 	return nil
 }
 
-// KindOptions tunes one kind of node.
+// KindOptions tunes one kind of node. Zero fields take their defaults
+// (in Options.Kinds, those of Options.Default first); [New] refuses a
+// value out of the range a field's doc gives.
 type KindOptions struct {
 	// Retry is the kind's retry policy. Default: see [RetryPolicy].
 	Retry RetryPolicy
-	// Timeout bounds each attempt. Default: 10 minutes.
+	// Timeout bounds each attempt: 0 (the default) or more. Default: 10
+	// minutes.
 	Timeout time.Duration
 	// Validate checks each output before it is accepted. Default: none,
 	// except ValidateNarration for a kind named asset:narration, as the
@@ -146,10 +183,10 @@ type KindOptions struct {
 	// a Validate of its own (one that returns nil accepts everything).
 	Validate Validator
 	// Estimate is the expected duration of one node, for the ETA before
-	// any node of the kind has been generated. Default: 0, none: until
-	// then a node of the kind counts as the mean of the kinds with a
-	// duration seen or an estimate, and the ETA is unknown (0) while no
-	// kind has either.
+	// any node of the kind has been generated: 0 or more. Default: 0,
+	// none: until then a node of the kind counts as the mean of the kinds
+	// with a duration seen or an estimate, and the ETA is unknown (0)
+	// while no kind has either.
 	Estimate time.Duration
 	// BatchWindow lets a bulk call of the kind wait for more nodes, in
 	// Dataflow mode, when the kind's generator is a [BatchGenerator] and
@@ -177,7 +214,9 @@ type KindOptions struct {
 }
 
 // Options configures an [Executor]. The zero value of every field but
-// Generators gives its default. [New] copies its maps (Generators, Rates,
+// Generators gives its default; [New] refuses a value out of the range a
+// field's doc gives (a negative duration or count, say) with an error
+// wrapping [ErrInvalidRequest] that names the field and what it allows. [New] copies its maps (Generators, Rates,
 // Limits, Kinds): changing them afterwards changes nothing.
 type Options struct {
 	// Generators regenerate nodes, one per kind. Required.
@@ -330,19 +369,34 @@ func (o *Options) kindOptions(kind string) KindOptions {
 	return k
 }
 
-// checkKinds refuses the KindOptions that no run can use: a negative
-// BatchWindow, in Default or in Kinds (in name order, so that the same
+// checkKinds refuses the KindOptions that no run can use: a value out of
+// its range (a negative duration or count, a BackoffFactor or Jitter out
+// of range), in Default or in Kinds (in name order, so that the same
 // options give the same error).
 func (o *Options) checkKinds() error {
-	if w := o.Default.BatchWindow; w < 0 {
-		return fmt.Errorf("%w: Options.Default.BatchWindow %v: want 0 (no window) or more", ErrInvalidRequest, w)
+	if err := o.Default.check("Options.Default"); err != nil {
+		return err
 	}
 	for _, name := range sortedKeys(o.Kinds) {
-		if w := o.Kinds[name].BatchWindow; w < 0 {
-			return fmt.Errorf("%w: Options.Kinds[%q].BatchWindow %v: want 0 (no window) or more", ErrInvalidRequest, name, w)
+		if err := o.Kinds[name].check(fmt.Sprintf("Options.Kinds[%q]", name)); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// check refuses the fields of k out of range, naming them after where,
+// k's place in Options.
+func (k KindOptions) check(where string) error {
+	switch {
+	case k.Timeout < 0:
+		return fmt.Errorf("%w: %s.Timeout %v: want 0 (default: 10m0s) or more", ErrInvalidRequest, where, k.Timeout)
+	case k.Estimate < 0:
+		return fmt.Errorf("%w: %s.Estimate %v: want 0 (none) or more", ErrInvalidRequest, where, k.Estimate)
+	case k.BatchWindow < 0:
+		return fmt.Errorf("%w: %s.BatchWindow %v: want 0 (no window) or more", ErrInvalidRequest, where, k.BatchWindow)
+	}
+	return k.Retry.check(where + ".Retry")
 }
 
 // warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
