@@ -200,9 +200,9 @@ const minETA = time.Second
 // of that, from the start of its attempt, and during a retry's backoff
 // what is left of the wait as well. The bound follows the mode (one
 // stage after another in Staged) and the rates and limits of the batch
-// keys. It is recomputed when a kind's first duration is seen and at
-// most once a second otherwise; in between it counts down. It is guarded
-// by the run's mu.
+// keys. It is recomputed when a kind's first duration is seen, when a
+// node starts a retry's backoff (see afresh), and at most once a second
+// otherwise; in between it counts down. It is guarded by the run's mu.
 type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
@@ -333,6 +333,14 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 	}
 	e.value = max(e.plan.LowerBound(e.costs), minETA)
 	return e.value
+}
+
+// afresh returns the ETA at now, with left nodes not settled in the
+// round, computed again rather than counted down from the last: a node
+// that starts a retry's backoff adds the wait to what is left.
+func (e *eta) afresh(now time.Time, left int) time.Duration {
+	e.last = time.Time{}
+	return e.at(now, left)
 }
 
 // countdown returns an ETA of v computed elapsed ago: 0 (unknown) stays 0,

@@ -341,6 +341,20 @@ func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg str
 		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: r.etaNow()})
 }
 
+// retryingEvent emits the event of a node about to wait out its backoff
+// before attempt number next, from a worker, outside mu. Its ETA is
+// computed at once, the backoff counted (its node's next call is set
+// after it): the last ETA counted down would not count the wait.
+func (r *run) retryingEvent(j *job, next int, err error, msg string) {
+	r.mu.Lock()
+	now := time.Now()
+	eta := r.eta.afresh(now, r.m.Len()-r.m.Settled())
+	r.setETA(eta, now)
+	r.mu.Unlock()
+	r.em.emit(progress.Event{Type: progress.NodeRetrying, Node: j.id, Stage: j.step.Stage, Attempt: next,
+		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: eta})
+}
+
 func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
 	return result{n: j.step.Node, id: j.id, kind: j.kind, outcome: o, rev: j.prev.Rev,
 		attempts: attempts, err: err, stage: j.step.Stage}
@@ -416,7 +430,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				r.callAt[j.step.Node].Store(time.Now().Add(wait).UnixNano())
 			}
 			if r.em.sink != nil { // no text that nobody reads
-				r.nodeEvent(progress.NodeRetrying, j, next, prev,
+				r.retryingEvent(j, next, prev,
 					fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
 			}
 			slept := sleep(r.ctx, wait)
