@@ -10,7 +10,7 @@ import (
 // GraphOf builds the graph that run record rec was made with, for
 // [Executor.Resume] or [Executor.RerunFailed]: from the first of the
 // templates that, at rec.Seconds, has the fingerprint the record keeps
-// (Record.Graph; see [Fingerprint]), with opts as [graph.BuildWith]
+// (Record.Graph; see [Fingerprint]), with opts as [graph.Options.Build]
 // takes them (a host that raised MaxSeconds passes it again). A record
 // written before Record.Graph existed matches the first template that
 // builds at its duration. A host that has one template passes it; one
