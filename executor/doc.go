@@ -144,10 +144,12 @@
 // it, rather than by rewriting the resumed run's record, which stays as
 // that run ended. On shutdown a host cancels its runs, then
 // calls [Executor.Close], which starts no run any more and waits for
-// those in flight to record their outcome, and for the Resume,
+// those in flight to record their outcome, for the Resume,
 // RerunFailed, Edit and Plan calls under way to return (later ones
-// return [ErrClosed]), before it closes its stores: the executor then
-// calls them no more.
+// return [ErrClosed]), and for every generator call it started, before
+// it closes its stores: the executor then calls them no more. Its
+// context should be bounded (context.WithTimeout): a generator that
+// ignores its context would hold a Close without a deadline forever.
 //
 // # Progress
 //

@@ -26,6 +26,7 @@ func Example() {
 		reg[g.KindName(i)] = gen
 	}
 	e, _ := executor.New(executor.Options{Generators: reg})
+	defer closeWithin(e, 30*time.Second)
 	ctx := context.Background()
 
 	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-1", Graph: g, TriggeredBy: "example"})
@@ -89,7 +90,7 @@ func Example_ownTemplate() {
 		fmt.Println(err)
 		return
 	}
-	defer e.Close(context.Background())
+	defer closeWithin(e, 30*time.Second)
 	ctx := context.Background()
 
 	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "episode-12", Graph: g})
@@ -130,7 +131,7 @@ func ExampleFingerprint() {
 		reg[k.Name] = gen
 	}
 	e, _ := executor.New(executor.Options{Generators: reg})
-	defer e.Close(context.Background())
+	defer closeWithin(e, 30*time.Second)
 	ctx := context.Background()
 
 	made, _ := graph.Build(graph.Lecture(), 90)
@@ -153,4 +154,17 @@ func ExampleFingerprint() {
 	// Output:
 	// run-1 was made with 90 s
 	// succeeded 0 <nil>
+}
+
+// closeWithin closes e, waiting at most d: [Executor.Close] waits for
+// every generator call the executor started, and a generator that ignores
+// its context would hold a Close with an unbounded context (such as
+// context.Background()) forever. On a timeout Close returns ctx's error,
+// and the host goes on with its shutdown (and logs it).
+func closeWithin(e *executor.Executor, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := e.Close(ctx); err != nil {
+		fmt.Println("close:", err) // a generator that ignores its context
+	}
 }

@@ -56,7 +56,15 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer e.Close(ctx)
+	defer func() {
+		// Bounded: Close waits for every generator call, and one whose
+		// generator ignores its context would hold it forever.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	g, err := graph.Build(graph.Lecture(), 120)
 	if err != nil {
@@ -157,7 +165,15 @@ func ExampleStore_TryLockGraph() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer e.Close(ctx)
+	defer func() {
+		// Bounded: Close waits for every generator call, and one whose
+		// generator ignores its context would hold it forever.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
 	g, err := graph.Build(graph.Lecture(), 120)
 	if err != nil {
 		log.Fatal(err)
@@ -212,7 +228,15 @@ func ExampleStore_RunsByStatus() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer e.Close(ctx)
+	defer func() {
+		// Bounded: Close waits for every generator call, and one whose
+		// generator ignores its context would hold it forever.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
 
 	running, err := store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
