@@ -313,9 +313,11 @@ type Options struct {
 	// not recorded; its final record then gets as long again (if it fails
 	// too, the stored record still says running, as after a crash). So a
 	// stalled store holds a cancelled run at most twice this, plus Grace.
-	// The Sink is not bounded (except when a Resume or RerunFailed ends
-	// the stream of a run it finds interrupted: the Sink's calls get this
-	// long, as the run's record does): wrap a sink that may stall in
+	// The Sink is not bounded (except when a Resume, RerunFailed or
+	// Abandon ends the stream of a run it records as interrupted: the
+	// look-up of the stream's last event and the publish of its final
+	// event get this long each, as the run's record does): wrap a sink
+	// that may stall in
 	// progress.Buffered, which never blocks. StoreTimeout also bounds the
 	// final record of a run that was not cancelled; until a run is
 	// cancelled its commits wait for the state store. Default: 30 seconds.
