@@ -52,8 +52,9 @@ type Executor struct {
 	// run, the run that resumed it, or another), so a second one is
 	// refused rather than pay the generators again. ending holds the
 	// runs whose record a call is writing as interrupted, not resumed,
-	// and which call: an Abandon, or a Resume or RerunFailed refused as
-	// the run's graph is no longer the key's (notResumed). A Resume,
+	// or whose stream an Abandon of a run recorded so is ending, and
+	// which call: an Abandon, or a Resume or RerunFailed refused as the
+	// run's graph is no longer the key's (notResumed). A Resume,
 	// RerunFailed or Abandon of one is refused meanwhile, so that one
 	// call writes the record and ends the stream. closed is set by Close.
 	startMu   sync.Mutex

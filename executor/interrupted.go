@@ -256,12 +256,21 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // Record.Counts), though Abandon has no graph: the node IDs are in the
 // states; if the states cannot be read (the failure is logged), they
 // stay as they were but Planned, the Total of its stream's last event
-// when the Sink can say it. A record that does not say running is left
-// as it is, and Abandon returns nil. An unknown run gives an error wrapping [ErrNotFound]; a
-// run going on in this executor, or one that a Resume or RerunFailed of
-// it in this executor is resuming (retry once that call has returned: it
-// records the run as interrupted, and Abandon then returns nil), or
-// another Abandon is abandoning, or a Resume or RerunFailed refused as
+// when the Sink can say it. A record that says interrupted, not resumed,
+// already (an earlier Abandon recorded it, or a Resume or RerunFailed
+// refused as its graph is no longer the key's) is left as it is, and
+// Abandon returns nil; but if its stream's newest event is not final
+// (the Sink failed that call's final event), Abandon publishes the event
+// that call would have, so that a run that no Resume will end gets its
+// final event by an Abandon again: one final event, however often the
+// run is abandoned. Any other record that does not say running is left
+// as it is, and Abandon returns nil. An unknown run gives an error
+// wrapping [ErrNotFound]. A run, its record saying running or
+// interrupted, not resumed, that is going on in this executor, or that a
+// Resume or RerunFailed of it in this executor is resuming (retry once
+// that call has returned: it records the run as interrupted, or ends its
+// stream, and Abandon then returns nil), or that another Abandon is
+// abandoning, or a Resume or RerunFailed refused as
 // its graph is no longer the key's is recording as interrupted (see
 // Resume), is refused with [ErrInvalidRequest], and so is a Resume or
 // RerunFailed of the run while Abandon is under way: one call records
@@ -303,17 +312,28 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return fmt.Errorf("abandon run %s: %w", quote(id), err)
 	}
-	if rec.Status != RunRunning {
+	// A record already interrupted, not resumed (an earlier Abandon, or
+	// a refused Resume: notResumed) may have left its stream without its
+	// final event, its sink failing then; no Resume will end it.
+	ended := rec.Status == RunInterrupted && strings.HasPrefix(rec.Error, notResumedPrefix)
+	if rec.Status != RunRunning && !ended {
 		return nil
 	}
 	// Held until it returns: a Resume of the run taken meanwhile would
 	// finish it while its record is written not resumed, and a refused
-	// one would write the record too.
+	// one would write the record too; and either, or another Abandon,
+	// would publish a final event too.
 	release, err := e.holdEnding(id, rec.GraphKey, endingAbandon)
 	if err != nil {
 		return fmt.Errorf("abandon run %s: %w", quote(id), err)
 	}
 	defer release()
+	if ended {
+		// The event the call that recorded it would have published, if
+		// the stream's newest event is not final: read under the hold.
+		e.endInterrupted(ctx, rec, "")
+		return nil
+	}
 	tally := e.tallyInterrupted(ctx, nil, rec)
 	if ctx.Err() != nil {
 		// The tally may have failed for it: the record would say that the
@@ -417,7 +437,7 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 // are bounded by Options.StoreTimeout, from ctx's values but not its
 // cancel, and their failures are logged, never returned: the resuming
 // run goes on regardless, and a later Resume or RerunFailed of the run
-// tries again (interrupted).
+// tries again (interrupted), or, of a run not resumed, a later Abandon.
 func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
