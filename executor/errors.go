@@ -41,8 +41,11 @@ var (
 	ErrGraphReplaced = errors.New("executor: graph replaced by a newer run")
 	// ErrGraphDeleted: the graph's states were deleted during the run
 	// (DeleteGraph): the run stopped, as cancelled, and committed nothing
-	// more, so that it does not make the graph again; or a Resume or
-	// RerunFailed of a run of a deleted graph was refused (with
+	// more, so that it does not make the graph again; nor does it write
+	// its record again if the deletion deleted it (the DeleteGraph of
+	// MemoryStore and of pgstore deletes the graph's run records too):
+	// its Report keeps the record, and its stream still ends. Or a Resume
+	// or RerunFailed of a run of a deleted graph was refused (with
 	// [ErrInvalidRequest]).
 	ErrGraphDeleted = errors.New("executor: graph deleted during the run")
 )

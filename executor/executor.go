@@ -632,7 +632,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // RunStatusLister.RunsByStatus would otherwise list it as running for
 // good; the Resume holds the run meanwhile, as Abandon does (an Abandon
 // under way then records it instead, with its reason). (The DeleteGraph
-// of MemoryStore and of pgstore deletes the graph's run records too: a Resume of a run of a graph deleted so
+// of MemoryStore and of pgstore deletes the graph's run records too, and
+// a run of the graph going on then does not write its record again when
+// it stops ([ErrGraphDeleted]): a Resume of a run of a graph deleted so
 // finds no record, and returns an error wrapping [ErrNotFound].) For a
 // record that keeps Record.Graph, ErrGraphReplaced
 // says that the key's graph is another run's, never that g is not the

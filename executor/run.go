@@ -1458,7 +1458,8 @@ func cleanText(s string) string {
 	return cutText(strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", ""))
 }
 
-// finish records the run's outcome and emits its final event.
+// finish records the run's outcome (unless the deletion of its graph
+// deleted its record: see recordDeleted) and emits its final event.
 func (r *run) finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -1506,7 +1507,10 @@ func (r *run) finish() {
 	// PutRun is tried again: a record left saying "running" would wait
 	// for a Resume to say "interrupted".
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.bg), r.e.opts.StoreTimeout)
-	perr := r.e.opts.Runs.PutRun(ctx, *rec)
+	var perr error
+	if !r.recordDeleted(ctx) {
+		perr = r.e.opts.Runs.PutRun(ctx, *rec)
+	}
 	if perr != nil {
 		perr = r.retryStore(ctx, perr, "record run", r.handle.id, func() error { return r.e.opts.Runs.PutRun(ctx, *rec) })
 	}
@@ -1520,6 +1524,34 @@ func (r *run) finish() {
 	r.waitAttempts()
 	r.mu.Lock()
 	r.handle.report, r.handle.err = rep, err
+}
+
+// recordDeleted reports whether the record of the run, stopped as its
+// graph was deleted or replaced (r.gone), was deleted with the graph's
+// states (DeleteGraph of MemoryStore, pgstore): the run then writes it
+// not again, so that a host that deleted the graph holds no record of it
+// (the Report keeps it). A record found, put after the deletion (the
+// run's first, once its plan was committed) or kept by a store that
+// deletes the states alone, is written as ever, and so is one that the
+// store cannot say: it must not say running for good. Called with mu
+// held.
+func (r *run) recordDeleted(ctx context.Context) bool {
+	if r.gone == nil {
+		return false
+	}
+	get := func() error {
+		_, err := r.e.opts.Runs.GetRun(ctx, r.handle.id)
+		return err
+	}
+	err := get()
+	if err != nil {
+		err = r.retryStore(ctx, err, "read the record of", r.handle.id, get)
+	}
+	if errors.Is(err, ErrNotFound) {
+		r.e.log.Debug("regen: the run's graph was deleted, and its record with it: not written again", "run", r.handle.id)
+		return true
+	}
+	return false
 }
 
 // notClean returns the nodes that the view holds not clean, in node
