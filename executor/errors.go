@@ -26,7 +26,23 @@ var (
 	// ErrInvalidOutput: a kind's validator refused a generator's output,
 	// or its URL, Hash or Meta is not valid UTF-8 without NUL.
 	ErrInvalidOutput = errors.New("executor: invalid output")
-	// ErrInvalidRequest: a bad [RunRequest] or [Options] value.
+	// ErrInvalidRequest: the caller's input was refused, and nothing was
+	// done: a bad [Options] value ([New]); a bad [RunRequest] of Start,
+	// Run or Plan (no graph, an empty graph key, text that is not valid
+	// UTF-8 without NUL, a run ID taken, or a bad mark, whose
+	// [*dirty.MarkError] it wraps too, and so [dirty.ErrInvalidMark] and
+	// the graph's error); an Edit of no node, of a malformed or unknown
+	// node ID (a [*graph.IDError], wrapping [graph.ErrMalformedID] or
+	// [graph.ErrUnknownNode], which it wraps too), or with a graph not the
+	// key's; a Forget with a graph not the key's, or of a key without
+	// one; a Resume or RerunFailed with a graph not the run's, or of a
+	// run whose graph is no longer the key's (with [ErrGraphReplaced] or
+	// [ErrGraphDeleted]), or bad [ResumeOptions]; an Abandon with an
+	// empty run ID or reason; and a call about a run that is going on in
+	// this executor, or that another call of it holds (a Resume,
+	// RerunFailed or Abandon under way). errors.Is finds it, and
+	// errors.As the specific error, in each: a host answers all of them
+	// as bad input (HTTP 400, say) by this one check.
 	ErrInvalidRequest = errors.New("executor: invalid request")
 	// ErrClosed: the executor was closed ([Executor.Close]): it starts no
 	// run, and calls its stores no more (Edit and Plan).

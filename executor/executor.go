@@ -319,7 +319,9 @@ type RunRequest struct {
 	// Graph is the graph to regenerate. Required.
 	Graph *graph.Graph
 	// Marks say what changed. An edited mark bumps the node's parameters
-	// revision when the run starts. Without marks the run regenerates
+	// revision when the run starts. A bad mark (a malformed or unknown
+	// node ID, a reason that cannot be marked) is refused with
+	// [ErrInvalidRequest] and the [*dirty.MarkError] that says which. Without marks the run regenerates
 	// what is not clean: a new graph, or the rest of an interrupted run.
 	Marks []dirty.Mark
 	// TriggeredBy says who started the run, for the audit record.
@@ -557,7 +559,9 @@ func newRunID() string {
 // preview, such as "this edit regenerates 3 nodes". A closed executor
 // returns [ErrClosed]. It loads the stored
 // states and checks the clean nodes' assets as [Executor.Start] does
-// (retrying a store's passing failure as it does), and returns its errors: an invalid request or mark, a store's error, or a
+// (retrying a store's passing failure as it does), and returns its
+// errors: an invalid request or mark (wrapping [ErrInvalidRequest], and
+// for a mark the [*dirty.MarkError] too), a store's error, or a
 // [*MissingGeneratorError]. req.RunID, TriggeredBy and Reason are not
 // used. A run started later may plan differently if the states change
 // meanwhile.
@@ -858,7 +862,8 @@ func conflictPause(try int) time.Duration {
 
 // Edit records that the parameters of the given nodes changed: each gets
 // a new revision and becomes dirty, in one commit; a node named twice is
-// edited once, and an Edit that names none is refused with
+// edited once, and an Edit that names none, or a malformed or unknown
+// node ID (with the [*graph.IDError] that says why), is refused with
 // [ErrInvalidRequest]. A run in progress that
 // is generating one of them will not keep its result. On a version
 // conflict Edit reloads and applies its own change again, up to 64 times,
@@ -919,7 +924,9 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	for i, id := range ids {
 		n, err := g.Lookup(id)
 		if err != nil {
-			return 0, fmt.Errorf("edit: %w", err)
+			// A *graph.IDError, wrapping graph.ErrMalformedID or
+			// graph.ErrUnknownNode.
+			return 0, fmt.Errorf("%w: edit %s: %w", ErrInvalidRequest, quote(graphKey), err)
 		}
 		nodes[i] = n
 	}

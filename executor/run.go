@@ -467,6 +467,11 @@ func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap 
 	}
 	set, err := dirty.Compute(g, dirty.Input{States: view, Marks: all,
 		AssetExists: func(n graph.Node, _ dirty.State) bool { return !lost[n] }})
+	if errors.Is(err, dirty.ErrInvalidMark) {
+		// A mark of the caller's (RunRequest.Marks, or a RerunFailed's
+		// of a graph not the run's): the *dirty.MarkError stays reachable.
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
 	if err != nil {
 		return nil, nil, nil, err
 	}
