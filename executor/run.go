@@ -1532,16 +1532,18 @@ func (r *run) finish() {
 }
 
 // recordDeleted reports whether the record of the run, stopped as its
-// graph was deleted or replaced (r.gone), was deleted with the graph's
-// states (DeleteGraph of MemoryStore, pgstore): the run then writes it
-// not again, so that a host that deleted the graph holds no record of it
-// (the Report keeps it). A record found, put after the deletion (the
-// run's first, once its plan was committed) or kept by a store that
-// deletes the states alone, is written as ever, and so is one that the
-// store cannot say: it must not say running for good. Called with mu
-// held.
+// graph was deleted (r.gone is ErrGraphDeleted), was deleted with the
+// graph's states (DeleteGraph of MemoryStore, pgstore): the run then
+// writes it not again, so that a host that deleted the graph holds no
+// record of it (the Report keeps it). A record found, put after the
+// deletion (the run's first, once its plan was committed) or kept by a
+// store that deletes the states alone, is written as ever, and so is one
+// that the store cannot say: it must not say running for good. A run
+// stopped as its graph was replaced (ErrGraphReplaced, also when the
+// graph was deleted and then made again) writes its record as ever: the
+// key's history goes on. Called with mu held.
 func (r *run) recordDeleted(ctx context.Context) bool {
-	if r.gone == nil {
+	if !errors.Is(r.gone, ErrGraphDeleted) {
 		return false
 	}
 	get := func() error {
