@@ -201,8 +201,10 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 // ctx.Err(). Once it has returned nil, the executor calls its stores no
 // more, and the host may close them. It does not cancel the runs: cancel their contexts
 // (or [Run.Cancel]) first to stop them sooner, as a host does on
-// shutdown before it closes the stores' connections. Close may be called
-// again, for example with a longer ctx.
+// shutdown before it closes the stores' connections. Give ctx a
+// deadline (context.WithTimeout): a generator that ignores its context
+// never returns, and Close, waiting for its call, would wait for good.
+// Close may be called again, for example with a longer ctx.
 func (e *Executor) Close(ctx context.Context) error {
 	e.startMu.Lock()
 	e.closed = true
