@@ -2,10 +2,13 @@
 // Server-Sent Events, the way a host backend would.
 //
 //	go run ./examples/progress [-addr 127.0.0.1:8080] [-duration 120] [-latency 300ms] [-linger 1m]
+//	    [-prefix regen-example:]
 //
 // It publishes the run's events to Redis Streams when the Redis at
-// REGEN_REDIS_URL (default redis://127.0.0.1:6379/0) answers, with an
-// in-memory archive beside it and a Buffered wrapper so that a Redis outage
+// REGEN_REDIS_URL (default redis://127.0.0.1:6379/0) answers, one stream
+// per run under the key -prefix + "run:{runId}" (by default
+// "regen-example:run:demo-<nanoseconds>", which expires a minute after
+// -linger ends), with an in-memory archive beside it and a Buffered wrapper so that a Redis outage
 // never fails the run; otherwise to the in-memory progress.Memory, with
 // the same archive for the events its ring no longer holds. It
 // serves GET /runs/{run}/events with progress/sse, prints a curl command
@@ -13,7 +16,9 @@
 // and checks that it received every event once, in order. After the run
 // it keeps serving for -linger (replay works: a late curl gets the whole
 // run), then exits; Ctrl-C exits at once. Exit status: 0 when the run
-// succeeded and the stream was complete, 1 otherwise, 2 on bad flags.
+// succeeded and the stream was complete, 1 otherwise, 2 on bad flags,
+// with one line on stderr; -h prints the usage and the flags on stdout and
+// exits 0.
 package main
 
 import (
@@ -57,6 +62,18 @@ type backend struct {
 	close  func(context.Context)
 }
 
+// usage is the synopsis -h prints before the flags.
+const usage = `usage: progress [-addr HOST:PORT] [-duration SECONDS] [-latency DURATION] [-linger DURATION]
+    [-prefix PREFIX]
+
+Runs a lecture with fake generators, serves its events as Server-Sent
+Events at /runs/{run}/events and follows them with the Go SSE client.
+Events go to Redis Streams at REGEN_REDIS_URL (default
+redis://127.0.0.1:6379/0) when it answers, to memory otherwise.
+
+Flags:
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("progress", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -64,9 +81,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	seconds := fs.Int("duration", 120, "lecture length in seconds, a multiple of 10")
 	latency := fs.Duration("latency", 300*time.Millisecond, "median fake generator latency")
 	linger := fs.Duration("linger", time.Minute, "how long to keep serving after the run")
+	prefix := fs.String("prefix", defaultPrefix, `prefix of the Redis keys: a run's stream is PREFIX + "run:{runId}"`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stdout, "usage: progress [-addr HOST:PORT] [-duration SECONDS] [-latency DURATION] [-linger DURATION]")
+			fmt.Fprint(stdout, usage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return 0
 		}
 		// One line, whatever the input: the flag package names an
@@ -93,13 +113,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "progress: -latency and -linger must not be negative")
 		return 2
 	}
+	if *prefix == "" || strings.Contains(*prefix, redisstream.RunIDPlaceholder) {
+		fmt.Fprintf(stderr, "progress: -prefix %q: want a non-empty prefix of the example's own, without %s, such as %q\n",
+			*prefix, redisstream.RunIDPlaceholder, defaultPrefix)
+		return 2
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "progress: listen on %s: %v\n", *addr, err)
 		return 1
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	be := pickBackend(ctx, logger, *linger+time.Minute)
+	be := pickBackend(ctx, logger, *prefix, *linger+time.Minute)
 	defer be.close(context.Background())
 
 	h, err := sse.NewHandler(be.source, sse.HandlerOptions{
@@ -197,6 +222,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 var errFinal = errors.New("final event")
 
+// defaultPrefix is -prefix's default: the Redis is shared, so the
+// example's keys say whose they are.
+const defaultPrefix = "regen-example:"
+
 // shutdownGrace bounds the wait for the requests in progress when the
 // command stops.
 var shutdownGrace = 5 * time.Second
@@ -217,9 +246,10 @@ func checkStream(events []progress.Event) error {
 	return nil
 }
 
-// pickBackend uses Redis when it answers, and memory otherwise. A
-// finished run's stream expires after ttl.
-func pickBackend(ctx context.Context, logger *slog.Logger, ttl time.Duration) backend {
+// pickBackend uses Redis when it answers, and memory otherwise. A run's
+// stream is the key prefix + "run:{runId}"; a finished run's expires
+// after ttl.
+func pickBackend(ctx context.Context, logger *slog.Logger, prefix string, ttl time.Duration) backend {
 	url := os.Getenv("REGEN_REDIS_URL")
 	if url == "" {
 		url = "redis://127.0.0.1:6379/0"
@@ -232,12 +262,13 @@ func pickBackend(ctx context.Context, logger *slog.Logger, ttl time.Duration) ba
 		cancel()
 		if err == nil {
 			hist := progress.NewMemoryHistory()
-			stream, serr := redisstream.New(client, redisstream.Options{History: hist,
+			key := prefix + "run:" + redisstream.RunIDPlaceholder
+			stream, serr := redisstream.New(client, redisstream.Options{KeyTemplate: key, History: hist,
 				FinishedTTL: ttl, Logger: logger})
 			if serr == nil {
 				buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: logger})
 				return backend{
-					name:   "Redis Streams at " + opts.Addr + " (key lecture:{runId}, archived in memory)",
+					name:   "Redis Streams at " + opts.Addr + " (key " + key + ", archived in memory)",
 					sink:   progress.NewFanout(progress.NewArchive(hist), buffered),
 					source: stream,
 					close: func(ctx context.Context) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -23,11 +24,17 @@ func runExample(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestWithRedis(t *testing.T) {
-	testenv.RequireReachable(t, "Redis", testenv.RedisURL())
+	rd := testenv.NewRedis(t)
 	t.Setenv("REGEN_REDIS_URL", testenv.RedisURL())
-	code, out, errOut := runExample(t, "-duration", "60")
+	code, out, errOut := runExample(t, "-duration", "60", "-prefix", rd.Prefix)
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	assert.Contains(t, out, "Events go to Redis Streams")
+	assert.Contains(t, out, "(key "+rd.Prefix+"run:{runId},")
+	// The run's stream is under -prefix, which the test's clean-up
+	// deletes, and nowhere else on the shared Redis.
+	keys := rd.Keys(t)
+	require.Len(t, keys, 1)
+	assert.Regexp(t, `^`+regexp.QuoteMeta(rd.Prefix)+`run:demo-\d+$`, keys[0])
 	assert.Contains(t, out, "curl -N http://127.0.0.1:")
 	assert.Contains(t, out, "succeeded: 21 nodes generated")
 	assert.Contains(t, out, "ending with run.finished")
@@ -50,6 +57,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-duration", "25"}, "-duration: graph: invalid duration: 25s is not a multiple of 10s"},
 		{[]string{"-latency", "-1s"}, "-latency and -linger must not be negative"},
 		{[]string{"-nope"}, "flag provided but not defined: -nope"},
+		{[]string{"-prefix", ""}, `-prefix "": want a non-empty prefix of the example's own`},
+		{[]string{"-prefix", "p:{runId}:"}, `-prefix "p:{runId}:": want a non-empty prefix of the example's own, without {runId}`},
 		// The limit, not the graph's Options.MaxSeconds, which no flag sets.
 		{[]string{"-duration", "86410"}, "-duration 86410: the longest lecture is 86400 s (8640 segments)"},
 	} {
@@ -59,5 +68,23 @@ func TestBadFlags(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line on stderr: %q", errOut)
 		assert.Contains(t, errOut, tt.want)
 		assert.NotContains(t, errOut, "Options.")
+	}
+}
+
+// TestHelp: -h prints the synopsis, then every flag with its
+// description and default, on stdout, and exits 0.
+func TestHelp(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-h"}, &out, &errOut))
+	assert.Empty(t, errOut.String())
+	assert.True(t, strings.HasPrefix(out.String(), usage), "%q", out.String())
+	for _, want := range []string{
+		"-addr string\n    \taddress to serve on (loopback) (default \"127.0.0.1:8080\")",
+		"-duration int\n    \tlecture length in seconds, a multiple of 10 (default 120)",
+		"-latency duration\n    \tmedian fake generator latency (default 300ms)",
+		"-linger duration\n    \thow long to keep serving after the run (default 1m0s)",
+		"-prefix string\n    \tprefix of the Redis keys: a run's stream is PREFIX + \"run:{runId}\" (default \"regen-example:\")",
+	} {
+		assert.Contains(t, out.String(), want)
 	}
 }
