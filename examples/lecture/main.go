@@ -56,7 +56,8 @@
 // it began is reported as cancelled too, with nothing done.
 //
 // The exit status is 0 when every run succeeded, 1 when a run failed or
-// was cancelled, and 2 on bad flags, with one line on stderr.
+// was cancelled, and 2 on bad flags, with one line on stderr. -h prints the
+// usage, with a line on each flag, on stdout and exits 0.
 package main
 
 import (
@@ -95,8 +96,16 @@ func defaultEdit(g *graph.Graph) string {
 // graphKey names the lecture in the stores.
 const graphKey = "lecture"
 
+// usage is the synopsis -h prints before the flags.
 const usage = `usage: lecture [-duration SECONDS] [-latency DURATION] [-seed N] [-edit NODEID|none]...
     [-fail NODEID]... [-flaky RATE] [-mode dataflow|staged] [-json]
+
+Generates a lecture with fake generators, then edits a node and regenerates
+only what the edit affects. The edit run happens only when the first run
+succeeded. Exit status: 0 when every run succeeded, 1 when one failed or
+was cancelled, 2 on bad flags.
+
+Flags:
 `
 
 type idList []string
@@ -119,19 +128,35 @@ type config struct {
 // errHelp asks for the usage text.
 var errHelp = errors.New("help requested")
 
-// parse reads the flags. Its errors are one line each.
-func parse(args []string) (*config, error) {
+// flags are the raw values of the command line's flags.
+type flags struct {
+	duration, latency, seed, flaky, mode *string
+	edits, fails                         idList
+	json                                 *bool
+}
+
+// newFlagSet defines the flags, with the usage text -h prints for each.
+// Its output is discarded.
+func newFlagSet() (*flag.FlagSet, *flags) {
 	fs := flag.NewFlagSet("lecture", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	duration := fs.String("duration", "120", "lecture length in seconds, a multiple of 10")
-	latency := fs.String("latency", "100ms", "median fake latency")
-	seed := fs.String("seed", "1", "seed of the fake latencies and failures")
-	var edits, fails idList
-	fs.Var(&edits, "edit", `node to edit before the second run (repeatable), or "none"`)
-	fs.Var(&fails, "fail", "node whose generator always fails (repeatable)")
-	flaky := fs.String("flaky", "0", "probability that an attempt fails, from 0 to 1")
-	mode := fs.String("mode", "dataflow", "dataflow or staged")
-	asJSON := fs.Bool("json", false, "print only a JSON summary on stdout")
+	f := &flags{}
+	f.duration = fs.String("duration", "120", "the lecture's length in `SECONDS`, a multiple of 10 up to 86400")
+	f.latency = fs.String("latency", "100ms", "the median `DURATION` of each fake generator call, such as 100ms or 2s")
+	f.seed = fs.String("seed", "1", "the seed `N` of the fake latencies and failures, a whole number")
+	fs.Var(&f.edits, "edit", "a `NODEID` to edit before the second run (repeatable; default segment 3's narration); none skips that run")
+	fs.Var(&f.fails, "fail", "a `NODEID` whose generator always fails (repeatable); the edit run is then skipped")
+	f.flaky = fs.String("flaky", "0", "the `RATE`, from 0 to 1, at which attempts fail and are retried")
+	f.mode = fs.String("mode", "dataflow", "the executor's `MODE`: dataflow or staged")
+	f.json = fs.Bool("json", false, "print only a JSON summary of the runs on stdout, without the live display")
+	return fs, f
+}
+
+// parse reads the flags. Its errors are one line each.
+func parse(args []string) (*config, error) {
+	fs, f := newFlagSet()
+	duration, latency, seed, flaky, mode, asJSON := f.duration, f.latency, f.seed, f.flaky, f.mode, f.json
+	edits, fails := &f.edits, &f.fails
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -179,16 +204,16 @@ func parse(args []string) (*config, error) {
 	default:
 		return nil, fmt.Errorf("-mode %q: want dataflow or staged", *mode)
 	}
-	other := slices.IndexFunc(edits, func(s string) bool { return s != "none" })
+	other := slices.IndexFunc(*edits, func(s string) bool { return s != "none" })
 	switch {
-	case len(edits) == 0:
+	case len(*edits) == 0:
 		c.edits = []string{defaultEdit(c.g)}
-	case slices.Contains(edits, "none") && other >= 0:
-		return nil, fmt.Errorf("-edit none skips the second run: it cannot be combined with -edit %s", edits[other])
+	case slices.Contains(*edits, "none") && other >= 0:
+		return nil, fmt.Errorf("-edit none skips the second run: it cannot be combined with -edit %s", (*edits)[other])
 	case other < 0:
 		c.edits = nil // -edit none
 	default:
-		for _, id := range edits {
+		for _, id := range *edits {
 			n, err := c.g.Lookup(id)
 			if err != nil {
 				return nil, fmt.Errorf("-edit: %w", err)
@@ -198,7 +223,7 @@ func parse(args []string) (*config, error) {
 			}
 		}
 	}
-	for _, id := range fails {
+	for _, id := range *fails {
 		n, err := c.g.Lookup(id)
 		if err != nil {
 			return nil, fmt.Errorf("-fail: %w", err)
@@ -240,6 +265,9 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	c, err := parse(args)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
+		fs, _ := newFlagSet()
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return 0
 	}
 	if err != nil {
