@@ -7,7 +7,8 @@
 //
 // Without -edit, -force or -missing the lecture is new: every node is
 // missing, so every node is dirty. With any of them, every other node is
-// taken as clean. Bad input prints one line on stderr and exits with 2.
+// taken as clean. Bad input prints one line on stderr and exits with 2;
+// -h prints the usage, with a line on each flag, on stdout and exits 0.
 package main
 
 import (
@@ -34,21 +35,29 @@ type idList []string
 func (l *idList) String() string     { return strings.Join(*l, ",") }
 func (l *idList) Set(s string) error { *l = append(*l, s); return nil }
 
+// usage is the synopsis -h prints before the flags.
 const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid] [-max-seconds SECONDS]
+
+Prints which nodes of a lecture a set of changes makes dirty, why, and in
+which stages they run. Without -edit, -force or -missing the lecture is new
+and every node is dirty; with any of them every other node is clean. Bad
+input prints one line on stderr and exits 2.
+
+Flags:
 `
 
 // run is the command; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	duration := fs.String("duration", "", "lecture length in seconds, a multiple of 10")
+	duration := fs.String("duration", "", "the lecture's length in `SECONDS`, a multiple of 10 (required)")
 	var edits, forces, missing idList
-	fs.Var(&edits, "edit", "node whose parameters changed (repeatable)")
-	fs.Var(&forces, "force", "node to regenerate even if unchanged (repeatable)")
-	fs.Var(&missing, "missing", "node whose asset is missing (repeatable)")
-	tmplFile := fs.String("template", "", "template JSON file (default: the built-in lecture template)")
-	format := fs.String("format", "text", "output format: text, json, dot or mermaid")
-	maxSecs := fs.Int("max-seconds", 0, "longest duration accepted, in seconds (0: graph's default, 86400)")
+	fs.Var(&edits, "edit", "a `NODEID` whose parameters changed (repeatable)")
+	fs.Var(&forces, "force", "a `NODEID` to regenerate even if unchanged (repeatable)")
+	fs.Var(&missing, "missing", "a `NODEID` whose asset is missing (repeatable)")
+	tmplFile := fs.String("template", "", "a template `FILE.json`, in graph.Template's JSON form (default: the built-in lecture template)")
+	format := fs.String("format", "text", "the output `FORMAT`: text, json, dot or mermaid")
+	maxSecs := fs.Int("max-seconds", 0, "the longest duration accepted, in `SECONDS` (0: the default, 86400)")
 	fail := func(format string, args ...any) int {
 		// One line, whatever the input: a file name or an ID may hold a
 		// newline.
@@ -59,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
 			return 0
 		}
 		return fail("%v", err)

@@ -556,3 +556,29 @@ func TestTemplateTooLarge(t *testing.T) {
 		assert.Equal(t, "plan: -template: /dev/zero is larger than 1 MiB, the most a template takes\n", errOut)
 	}
 }
+
+// TestHelp: -h prints the synopsis, then every flag with a line that says
+// what it does, on stdout, and exits 0. It printed the synopsis alone.
+func TestHelp(t *testing.T) {
+	code, out, errOut := runCLI("-h")
+	assert.Equal(t, 0, code)
+	assert.Empty(t, errOut)
+	require.True(t, strings.HasPrefix(out, usage), "%q", out)
+	for _, tt := range []struct{ flag, desc string }{
+		{"-duration SECONDS", "a multiple of 10 (required)"},
+		{"-edit NODEID", "whose parameters changed (repeatable)"},
+		{"-force NODEID", "to regenerate even if unchanged (repeatable)"},
+		{"-missing NODEID", "whose asset is missing (repeatable)"},
+		{"-template FILE.json", "(default: the built-in lecture template)"},
+		{"-format FORMAT", "text, json, dot or mermaid (default \"text\")"},
+		{"-max-seconds SECONDS", "the longest duration accepted"},
+	} {
+		line := "\n  " + tt.flag + "\n    \t"
+		i := strings.Index(out, line)
+		if !assert.GreaterOrEqual(t, i, 0, "no line for %s in %q", tt.flag, out) {
+			continue
+		}
+		desc, _, _ := strings.Cut(out[i+len(line):], "\n")
+		assert.Contains(t, desc, tt.desc, tt.flag)
+	}
+}
