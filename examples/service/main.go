@@ -175,13 +175,13 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		redisURL:    getenv("REGEN_REDIS_URL"),
 		token:       getenv("REGEN_SERVICE_TOKEN"),
 	}
-	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to serve on, a loopback one")
-	fs.StringVar(&c.schema, "schema", "regen_service", "Postgres schema of the stores")
-	fs.StringVar(&c.prefix, "prefix", "regen_service:", "prefix of the Redis keys")
-	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "latency of each fake generator call")
-	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "age of the runs, events and unused assets that retention deletes")
-	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "how often retention runs")
-	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the runs going on at once, across lectures")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "the loopback `HOST:PORT` to serve on")
+	fs.StringVar(&c.schema, "schema", "regen_service", "the Postgres `SCHEMA` of the stores and the event history")
+	fs.StringVar(&c.prefix, "prefix", "regen_service:", "the `PREFIX` of the service's Redis keys, not empty")
+	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "the `DURATION` of each fake generator call")
+	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "the `AGE`, at least 1m, past which retention deletes runs, events and unused assets")
+	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
+	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
