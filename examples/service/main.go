@@ -101,7 +101,10 @@
 // postgres://root@127.0.0.1:5432/test?sslmode=disable), in the schema
 // -schema; Redis at REGEN_REDIS_URL (default redis://127.0.0.1:6379/0),
 // with keys that start with -prefix. It listens on -addr, which must be a
-// loopback address.
+// loopback address. -schema is 1 to 63 lowercase ASCII letters, digits and
+// underscores, starting with a letter or an underscore, not "pg_...";
+// -prefix is 1 to 128 printable ASCII characters without spaces. Every
+// flag is checked before any server is touched.
 //
 // The exit status is 0 after a clean shutdown, 1 when the service cannot
 // start (a server unreachable, a schema it cannot migrate, the address
@@ -124,6 +127,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/regengraph/regen/progress/redisstream"
 )
 
 func main() {
@@ -206,6 +211,15 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	case c.prefix == "":
 		return c, errors.New(`-prefix "": want a prefix of the service's own, such as "regen_service:"`)
 	}
+	// Checked here, before any server is touched: the libraries take an
+	// empty schema as their default one, which the service must not use.
+	if !validSchema(c.schema) {
+		return c, fmt.Errorf("-schema %q: want 1 to 63 lowercase ASCII letters, digits and underscores, "+
+			"starting with a letter or an underscore, and not starting with \"pg_\"", c.schema)
+	}
+	if !validPrefix(c.prefix) {
+		return c, fmt.Errorf("-prefix %q: want 1 to %d printable ASCII characters, no space, and not %q", c.prefix, maxPrefix, redisstream.RunIDPlaceholder)
+	}
 	if c.postgresURL == "" {
 		c.postgresURL = defaultPostgresURL
 	}
@@ -213,6 +227,42 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		c.redisURL = defaultRedisURL
 	}
 	return c, nil
+}
+
+// validSchema reports whether name is a schema the stores take
+// (pgstore.New's rule): [a-z_][a-z0-9_]{0,62}, not "pg_...".
+func validSchema(name string) bool {
+	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c == '_':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// maxPrefix bounds -prefix's length.
+const maxPrefix = 128
+
+// validPrefix reports whether prefix is a Redis key prefix the service
+// takes: printable ASCII without spaces, without the run ID's
+// placeholder of the Stream's key template.
+func validPrefix(prefix string) bool {
+	if len(prefix) == 0 || len(prefix) > maxPrefix || strings.Contains(prefix, redisstream.RunIDPlaceholder) {
+		return false
+	}
+	for i := range len(prefix) {
+		if c := prefix[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // checkLoopback refuses an address that is not HOST:PORT with a loopback

@@ -413,12 +413,21 @@ func runCommand(t *testing.T, env map[string]string, args ...string) (int, strin
 }
 
 func TestBadFlags(t *testing.T) {
+	// Servers that are not there: a bad flag is refused before any server
+	// is touched (an empty -schema once migrated the libraries' default
+	// schema, then failed with the server's error, exit 1).
+	env := map[string]string{
+		"REGEN_POSTGRES_URL": "postgres://root@127.0.0.1:1/test?sslmode=disable&connect_timeout=1",
+		"REGEN_REDIS_URL":    "redis://127.0.0.1:1/0",
+	}
 	for _, args := range [][]string{
 		{"-addr", "0.0.0.0:8080"}, {"-addr", "8080"}, {"-retain", "0s"}, {"-prune-every", "0s"},
 		{"-latency", "-1s"}, {"-prefix", ""}, {"-nope"}, {"-x\ny"}, {"extra"},
 		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"}, {"-max-runs", "0"},
+		{"-schema", ""}, {"-schema", "pg_catalog"}, {"-schema", "1x"}, {"-schema", strings.Repeat("a", 64)},
+		{"-prefix", "a b"}, {"-prefix", "p\n"},
 	} {
-		code, out, errOut := runCommand(t, nil, args...)
+		code, out, errOut := runCommand(t, env, args...)
 		assert.Equal(t, 2, code, "%q: %s", args, errOut)
 		assert.Empty(t, out, "%q", args)
 		assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line on stderr for %q: %q", args, errOut)
