@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -90,14 +91,14 @@ func newStarted(runID, after string) started {
 // readLecture reads a request about a lecture: its token, the lecture's
 // key and its JSON body into body. When one is bad it answers the client
 // and returns false.
-func (s *service) readLecture(w http.ResponseWriter, r *http.Request, body any) (key string, ok bool) {
+func (s *service) readLecture(w http.ResponseWriter, r *http.Request, body any, example string) (key string, ok bool) {
 	if !s.allowed(w, r) {
 		return "", false
 	}
 	if key, ok = lectureKey(w, r); !ok {
 		return "", false
 	}
-	return key, s.decode(w, r, body)
+	return key, s.decode(w, r, body, example)
 }
 
 // createRun is POST /lectures/{key}/runs {"seconds": N}: it builds the
@@ -106,7 +107,7 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Seconds int `json:"seconds"`
 	}
-	key, ok := s.readLecture(w, r, &body)
+	key, ok := s.readLecture(w, r, &body, `{"seconds": 120}`)
 	if !ok {
 		return
 	}
@@ -150,7 +151,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		Node   string          `json:"node"`
 		Params json.RawMessage `json:"params"`
 	}
-	key, ok := s.readLecture(w, r, &body)
+	key, ok := s.readLecture(w, r, &body, `{"node": "script", "params": {"text": "..."}}`)
 	if !ok {
 		return
 	}
@@ -383,8 +384,8 @@ func (s *service) internalError(w http.ResponseWriter, r *http.Request, what str
 // decode reads the request's JSON body into v, or answers 413 to a body
 // over maxBody, 408 to one that does not arrive within bodyTimeout, 503
 // to one still arriving when the shutdown begins, and 400 to any other
-// bad body.
-func (s *service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+// bad body, with what was wrong and a body like example.
+func (s *service) decode(w http.ResponseWriter, r *http.Request, v any, example string) bool {
 	// A body that trickles in must not hold the handler, its connection
 	// and the shutdown for good. The server has no ReadTimeout, which
 	// would cut the event streams too.
@@ -424,8 +425,62 @@ func (s *service) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		httpError(w, http.StatusRequestTimeout, fmt.Errorf("body: not received within %v", bodyTimeout))
 		return false
 	}
-	httpError(w, http.StatusBadRequest, fmt.Errorf("body: %w", err))
+	httpError(w, http.StatusBadRequest, badBody(err, example))
 	return false
+}
+
+// badBody says what is wrong with a body that json refused, and what is
+// wanted, in the client's terms: json's own texts name Go types and
+// say "EOF".
+func badBody(err error, example string) error {
+	want := "want a JSON object like " + example
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return errors.New("empty body: " + want)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("body: the JSON ends too soon; " + want)
+	case errors.As(err, &syntax):
+		return fmt.Errorf("body: not JSON (%s, at byte %d); %s", strings.TrimPrefix(syntax.Error(), "json: "), syntax.Offset, want)
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Errorf("body must be a JSON object like %s, not %s", example, jsonKind(typ.Value))
+	case errors.As(err, &typ):
+		return fmt.Errorf("%s: want %s, not %s", typ.Field, goKind(typ.Type), jsonKind(typ.Value))
+	}
+	return fmt.Errorf("body: %s; %s", strings.TrimPrefix(err.Error(), "json: "), want)
+}
+
+// jsonKind names the JSON value json.UnmarshalTypeError.Value describes:
+// "array", "number", "number 1e30", "string"...
+func jsonKind(v string) string {
+	switch {
+	case strings.HasPrefix(v, "number "):
+		return "a number (" + strings.TrimPrefix(v, "number ") + ")"
+	case v == "array", v == "object":
+		return "an " + v
+	case v == "":
+		return "that"
+	}
+	return "a " + v
+}
+
+// goKind names, in JSON's terms, the value a field of Go type t takes.
+func goKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer in range"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
 }
 
 // writeJSON answers v as JSON.

@@ -401,6 +401,36 @@ func TestRefusals(t *testing.T) {
 	goleak.VerifyNone(t, h.leaks)
 }
 
+// TestBadBodiesAreExplained checks that a bad body is answered 400 with
+// what was wrong in the client's terms: json's own texts named Go types
+// ("cannot unmarshal array into Go value of type struct { Seconds int
+// ...}") and said "body: EOF" for an empty body.
+func TestBadBodiesAreExplained(t *testing.T) {
+	h := startService(t, 2*time.Millisecond)
+	for _, tc := range []struct {
+		name, path, body, want string
+	}{
+		{"an empty body", "/lectures/l/runs", "", `empty body: want a JSON object like {"seconds": 120}`},
+		{"an array", "/lectures/l/runs", `[1]`, `body must be a JSON object like {"seconds": 120}, not an array`},
+		{"a string", "/lectures/l/runs", `"x"`, `body must be a JSON object like {"seconds": 120}, not a string`},
+		{"seconds as a string", "/lectures/l/runs", `{"seconds": "60"}`, `seconds: want an integer in range, not a string`},
+		{"seconds over an int", "/lectures/l/runs", `{"seconds": 1e30}`, `seconds: want an integer in range, not a number (1e30)`},
+		{"cut short", "/lectures/l/runs", `{"seconds": 6`, `body: the JSON ends too soon; want a JSON object like {"seconds": 120}`},
+		{"not JSON", "/lectures/l/runs", `seconds=60`, `body: not JSON (invalid character 's' looking for beginning of value, at byte 1); want a JSON object like {"seconds": 120}`},
+		{"an unknown field", "/lectures/l/runs", `{"secs": 60}`, `body: unknown field "secs"; want a JSON object like {"seconds": 120}`},
+		{"two objects", "/lectures/l/runs", `{"seconds": 60}{}`, `body: one JSON object only; want a JSON object like {"seconds": 120}`},
+		{"an empty edit", "/lectures/l/edits", "", `empty body: want a JSON object like {"node": "script", "params": {"text": "..."}}`},
+		{"a node as a number", "/lectures/l/edits", `{"node": 3, "params": {}}`, `node: want a string, not a number`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e map[string]string
+			assert.Equal(t, http.StatusBadRequest, h.do("POST", tc.path, tc.body, &e))
+			assert.Equal(t, tc.want, e["error"])
+		})
+	}
+	require.NoError(t, h.shutdown())
+}
+
 // runCommand runs the command as main does, with env set for it.
 func runCommand(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
