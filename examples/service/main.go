@@ -19,7 +19,11 @@
 //     after another, or resumed) runs under its lecture's lock,
 //     Store.TryLockGraph, a Postgres advisory lock; a run queued after
 //     another takes the lock over. A lecture whose lock another process
-//     holds is answered 409, as one running in this process is. A run
+//     holds is answered 409, as one running in this process is. The
+//     requests of a lecture in this process take its lock one at a time:
+//     a request waits while another takes or holds it (an edit being
+//     saved, a run starting), then finds the lecture running (an edit
+//     queues its run after it) or takes the lock in turn. A run
 //     whose lock is lost (its connection ended) is cancelled, as another
 //     process may take the lecture then. Each lock held is a Postgres
 //     connection of its own, beyond the pool's: up to -max-runs more.

@@ -68,6 +68,7 @@ type service struct {
 	stopping bool                              // the admitted requests are done: no run starts
 	lectures map[string]*lecture               // by graph key, while a run is on
 	held     int                               // run slots held by edits (see holdSlot), besides the lectures
+	locking  map[string]*locking               // by graph key: a request taking or holding the lock of a lecture not running (see lockLecture)
 	reading  map[*http.ResponseController]bool // the requests whose bodies are being read (see readingBody)
 	reports  map[string]*report                // by run ID, the reports of this process's runs
 	runs     sync.WaitGroup                    // a run reserved (see reserve) until its report is kept
@@ -85,6 +86,16 @@ type lecture struct {
 	// process starts a run of the lecture between the two. It is nil
 	// while the run that ended gives it up (see next).
 	lock *pgstore.GraphLock
+}
+
+// locking is a request of this process that takes, or holds, the lock of
+// a lecture that is not running (not in service.lectures), until a run
+// of the lecture takes it over or the request gives it up: the other
+// requests of the lecture wait for it, rather than find its lock held, as
+// if by another process.
+type locking struct {
+	done    chan struct{} // closed when it ends
+	waiters int           // the requests waiting for it
 }
 
 // report is what the service keeps of a run that ended.
@@ -152,7 +163,7 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 // executor. On an error it closes what it opened.
 func start(ctx context.Context, c config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: c, logger: logger,
-		lectures: map[string]*lecture{}, reports: map[string]*report{},
+		lectures: map[string]*lecture{}, reports: map[string]*report{}, locking: map[string]*locking{},
 		reading: map[*http.ResponseController]bool{}}
 	s.runCtx, s.cancelRuns = context.WithCancelCause(context.Background())
 	ok := false
@@ -437,8 +448,8 @@ func (s *service) forgetReports(age time.Duration) int {
 var errBusy = errors.New("a run of this lecture is going on")
 
 // errBusyElsewhere: the lecture's lock is held by another process of the
-// service (or, for a moment, by another request of this one, about to
-// start a run).
+// service. A request of this process that takes or holds it is waited
+// for (see waitLocking), never taken for another process.
 var errBusyElsewhere = fmt.Errorf("%w, in another process of the service", errBusy)
 
 // errFull: as many runs as -max-runs allows are going on.
@@ -497,26 +508,77 @@ func (s *service) admissible(key string) error {
 // holdSlot).
 func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runID, reason string) error {
 	s.mu.Lock()
-	err := s.admissible(key)
-	s.mu.Unlock()
+	err := s.waitLocking(ctx, key)
+	if err == nil {
+		err = s.admissible(key)
+	}
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
+	s.beginLocking(key)
+	s.mu.Unlock()
 	// Outside s.mu: a round trip to the server.
 	lock, err := s.tryLock(ctx, key)
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
-	if err = s.admissible(key); err == nil {
-		err = s.reserve(key, g, runID, lock)
+	if err == nil {
+		if err = s.admissible(key); err == nil {
+			err = s.reserve(key, g, runID, lock)
+		}
+		if err != nil {
+			s.mu.Unlock()
+			s.unlock(lock)
+			s.mu.Lock()
+		}
 	}
+	s.endLocking(key) // the lecture is running, or its lock free
 	s.mu.Unlock()
 	if err != nil {
-		s.unlock(lock)
 		return err
 	}
 	return s.launch(key, runID, reason, "")
+}
+
+// waitLocking waits, with s.mu held (it unlocks it while it waits), while
+// another request of this process takes or holds the lock of key, a
+// lecture not running, or until ctx ends. Once it returns nil, the
+// caller, with s.mu still held, finds the lecture running (s.lectures),
+// or may call beginLocking.
+func (s *service) waitLocking(ctx context.Context, key string) error {
+	for {
+		l := s.locking[key]
+		if l == nil {
+			return nil
+		}
+		l.waiters++
+		s.mu.Unlock()
+		var err error
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		s.mu.Lock()
+		l.waiters--
+		if err != nil {
+			return fmt.Errorf("wait for another request of lecture %q: %w", key, err)
+		}
+	}
+}
+
+// beginLocking marks key's lock as being taken by the caller, which
+// calls endLocking once a run has taken it over (reserve), or it has
+// given it up. s.mu must be held, and waitLocking must have returned nil.
+func (s *service) beginLocking(key string) {
+	s.locking[key] = &locking{done: make(chan struct{})}
+}
+
+// endLocking ends what beginLocking began. s.mu must be held.
+func (s *service) endLocking(key string) {
+	if l := s.locking[key]; l != nil {
+		close(l.done)
+		delete(s.locking, key)
+	}
 }
 
 // maxRuns is -max-runs.
@@ -531,18 +593,25 @@ func (s *service) maxRuns() int {
 // before it saves anything until its run starts, so that an edit refused
 // for want of either has saved nothing.
 type slot struct {
-	s    *service
-	held bool
-	lock *pgstore.GraphLock // until a run takes it over
+	s       *service
+	key     string
+	held    bool
+	locking bool               // it began locking key (see beginLocking)
+	lock    *pgstore.GraphLock // until a run takes it over
 }
 
 // holdSlot holds a run slot and the lecture's lock for an edit of key,
 // unless a run of key is on in this process (the edit's run will be
 // queued after it), or returns errFull, or errBusyElsewhere when another
-// process holds the lock.
+// process holds the lock. While another request of this process takes
+// or holds the lecture's lock, it waits for it (see waitLocking).
 func (s *service) holdSlot(ctx context.Context, key string) (*slot, error) {
 	s.mu.Lock()
-	sl := &slot{s: s}
+	if err := s.waitLocking(ctx, key); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	sl := &slot{s: s, key: key}
 	if s.lectures[key] != nil {
 		s.mu.Unlock()
 		return sl, nil
@@ -553,19 +622,10 @@ func (s *service) holdSlot(ctx context.Context, key string) (*slot, error) {
 	}
 	s.held++
 	sl.held = true
+	s.beginLocking(key)
+	sl.locking = true
 	s.mu.Unlock()
 	lock, err := s.tryLock(ctx, key)
-	if errors.Is(err, errBusyElsewhere) {
-		s.mu.Lock()
-		running := s.lectures[key] != nil // a run of this process took the lock meanwhile
-		if running {
-			sl.releaseLocked()
-		}
-		s.mu.Unlock()
-		if running {
-			return sl, nil
-		}
-	}
 	if err != nil {
 		sl.release()
 		return nil, err
@@ -585,12 +645,26 @@ func (sl *slot) release() {
 	if lock != nil {
 		sl.s.unlock(lock)
 	}
+	// Once the lock is free: the requests that wait take it.
+	sl.s.mu.Lock()
+	sl.endLocking()
+	sl.s.mu.Unlock()
 }
 
+// releaseLocked gives the run slot back, if still held. s.mu must be held.
 func (sl *slot) releaseLocked() {
 	if sl.held {
 		sl.s.held--
 		sl.held = false
+	}
+}
+
+// endLocking ends the slot's locking of its lecture (see beginLocking),
+// if it began it. s.mu must be held.
+func (sl *slot) endLocking() {
+	if sl.locking {
+		sl.s.endLocking(sl.key)
+		sl.locking = false
 	}
 }
 
@@ -600,7 +674,7 @@ func (sl *slot) releaseLocked() {
 // run's ID and the ID of the run it waits for, if any. When the lock is
 // held by another process it returns errBusyElsewhere.
 func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, reason string, sl *slot) (runID, after string, err error) {
-	for tried := false; ; tried = true {
+	for tried := false; ; {
 		s.mu.Lock()
 		if sl.lock != nil && lost(sl.lock) {
 			// Lost since it was taken (its session ended while the edit
@@ -634,6 +708,7 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 			err = s.reserve(key, g, runID, sl.lock)
 			if err == nil {
 				sl.lock = nil // the run's now
+				sl.endLocking()
 			}
 			s.mu.Unlock()
 			if err != nil {
@@ -641,15 +716,30 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 			}
 			return runID, "", s.launch(key, runID, reason, "")
 		}
-		s.mu.Unlock()
 		if tried {
+			s.mu.Unlock()
 			return "", "", errBusyElsewhere
 		}
+		if !sl.locking {
+			// The lecture's run ended since the edit found it running:
+			// another request of this process may be taking its lock.
+			if err := s.waitLocking(ctx, key); err != nil {
+				s.mu.Unlock()
+				return "", "", err
+			}
+			if s.lectures[key] != nil {
+				s.mu.Unlock()
+				continue // it started a run: queue after it
+			}
+			s.beginLocking(key)
+			sl.locking = true
+		}
+		s.mu.Unlock()
 		lock, err := s.tryLock(ctx, key)
+		tried = true
 		switch {
 		case errors.Is(err, errBusyElsewhere):
-			// Unless a run of this process took it meanwhile (the loop
-			// then queues after it).
+			// Another process holds it: the loop answers so.
 		case err != nil:
 			return "", "", err
 		default:

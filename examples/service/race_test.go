@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+)
+
+// idleLecture records a finished run of lecture key, of 10 s, as a
+// process before this one would have: the lecture is there, and idle.
+func idleLecture(t *testing.T, h *harness, key string) {
+	t.Helper()
+	store, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, store.PutRun(context.Background(), executor.Record{ID: "run-old-" + key, GraphKey: key, Seconds: 10,
+		Status: executor.RunSucceeded, StartedAt: now, EndedAt: now}))
+}
+
+// answer is a request's status and error text.
+type answer struct {
+	status int
+	err    string
+}
+
+// Requests of the same idle lecture at once: the first took the
+// lecture's lock, and the others found it held and were answered 409 "in
+// another process of the service" (an edit lost, though 409 is for a
+// lecture another process runs). They now wait for the first: an edit
+// then queues its run after the first's, and a run is refused as one of
+// a lecture running in this process.
+func TestRequestsOfAnIdleLectureAtOnceWaitForEachOther(t *testing.T) {
+	h := startServiceWith(t, time.Hour, func(c *config) { c.maxRuns = 16 }) // the runs go on until the shutdown
+	post := func(path, body string) answer {
+		var e map[string]string
+		status := h.do("POST", path, body, &e)
+		return answer{status, e["error"]}
+	}
+	for round := range 5 {
+		edits := fmt.Sprintf("l%d", round)
+		idleLecture(t, h, edits)
+		mixed := fmt.Sprintf("m%d", round)
+		idleLecture(t, h, mixed)
+		answers := make([]answer, 5)
+		var wg sync.WaitGroup
+		for i := range 3 {
+			wg.Go(func() {
+				answers[i] = post("/lectures/"+edits+"/edits", fmt.Sprintf(`{"node": "script", "params": {"topic": "t%d"}}`, i))
+			})
+		}
+		wg.Go(func() { answers[3] = post("/lectures/"+mixed+"/edits", `{"node": "script", "params": {"topic": "x"}}`) })
+		wg.Go(func() { answers[4] = post("/lectures/"+mixed+"/runs", `{"seconds": 10}`) })
+		wg.Wait()
+		for i, a := range answers[:4] {
+			assert.Equal(t, http.StatusAccepted, a.status, "round %d, edit %d: %s", round, i, a.err)
+		}
+		run := answers[4]
+		if run.status != http.StatusAccepted {
+			assert.Equal(t, http.StatusConflict, run.status, "round %d, the run: %s", round, run.err)
+			assert.NotContains(t, run.err, "another process", "round %d, the run", round)
+		}
+	}
+	require.NoError(t, h.shutdown())
+}
