@@ -125,19 +125,12 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 	}
 	defer done()
 	runID := newRunID()
-	switch err := s.startRun(r.Context(), key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds)); {
+	switch err := s.startRun(r.Context(), key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds), body.Seconds); {
 	case errors.Is(err, errBusy):
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; wait for its end", key, err))
 	case err != nil:
 		s.startFailed(w, r, err)
 	default:
-		// The run has started: a failure here is logged, and an edit
-		// then finds the length in the lecture's run records.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
-		defer cancel()
-		if err := s.params.setSeconds(ctx, key, body.Seconds); err != nil {
-			s.logger.Warn("lecture length not saved", "lecture", key, "run", runID, "err", err)
-		}
 		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
 	}
 }
@@ -173,29 +166,10 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	// its parameters are saved, it is carried out.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), editTimeout)
 	defer cancel()
-	// The lecture's graph, from its length: the one saved, or, for a
-	// lecture made before the length was saved, its last run's, while
-	// retention keeps its records.
-	seconds, ok, err := s.params.lectureSeconds(ctx, key)
-	if err != nil {
-		s.internalError(w, r, fmt.Sprintf("reading the length of lecture %q", key), err)
-		return
-	}
+	// The lecture's graph, to check the request before it waits for a
+	// slot: it is read again once the edit has its turn (below).
+	g, seconds, ok := s.editGraph(ctx, w, r, key)
 	if !ok {
-		records, err := s.store.ListRuns(r.Context(), key)
-		if err != nil {
-			s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
-			return
-		}
-		if len(records) == 0 {
-			httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
-			return
-		}
-		seconds = records[len(records)-1].Seconds
-	}
-	g, err := graph.Build(graph.Lecture(), seconds)
-	if err != nil {
-		s.internalError(w, r, fmt.Sprintf("building the graph of lecture %q", key), err)
 		return
 	}
 	n, err := g.Lookup(body.Node)
@@ -224,6 +198,28 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sl.release()
+	// The lecture's graph now that the edit has its turn: a run of
+	// another length may have started, or ended, while it waited. That
+	// of the run going on, if any, which the edit's run is queued after;
+	// or else the length saved, which no request of this process changes
+	// while the edit holds the lecture's lock.
+	s.mu.Lock()
+	running := s.lectures[key]
+	if running != nil && sl.lock == nil {
+		g = running.g
+	}
+	s.mu.Unlock()
+	if running == nil || sl.lock != nil {
+		if g, _, ok = s.editGraph(ctx, w, r, key); !ok {
+			return
+		}
+	}
+	if n, err = g.Lookup(body.Node); err != nil {
+		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q changed from %d s while the edit waited for its turn, "+
+			"and has no node %q now; nothing was saved", key, seconds, body.Node))
+		return
+	}
+	node = g.NodeID(n)
 	// First the parameters, where the generators read them; then the edit,
 	// which gives the node a new revision and makes it and its dependents
 	// dirty. In the other order, a run going on could make the node at
@@ -241,6 +237,14 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		defer rcancel()
 		if rerr := s.params.restore(rctx, sv); rerr != nil {
 			s.logger.Error("the parameters of a failed edit were not taken back", "lecture", key, "node", node, "err", rerr)
+		}
+		if errors.Is(err, executor.ErrInvalidRequest) {
+			// The lecture changed under the edit (a run of another
+			// length, from another process): the caller may edit again.
+			s.logger.Warn("edit refused", "lecture", key, "node", node, "err", err)
+			httpError(w, http.StatusConflict, fmt.Errorf("lecture %q changed while the edit was saved; "+
+				"the edit was not recorded and its parameters were taken back: edit it again", key))
+			return
 		}
 		s.internalError(w, r, fmt.Sprintf("recording the edit of %s of lecture %q", node, key), err)
 		return
@@ -268,6 +272,36 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, newStarted(runID, after))
+}
+
+// editGraph returns the graph of lecture key, from its length, and the
+// length: the one saved, or, for a lecture made before the length was
+// saved, its last run's, while retention keeps its records. It answers
+// 404 to an unknown lecture, 500 to a failure, and returns false then.
+func (s *service) editGraph(ctx context.Context, w http.ResponseWriter, r *http.Request, key string) (*graph.Graph, int, bool) {
+	seconds, ok, err := s.params.lectureSeconds(ctx, key)
+	if err != nil {
+		s.internalError(w, r, fmt.Sprintf("reading the length of lecture %q", key), err)
+		return nil, 0, false
+	}
+	if !ok {
+		records, err := s.store.ListRuns(ctx, key)
+		if err != nil {
+			s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
+			return nil, 0, false
+		}
+		if len(records) == 0 {
+			httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
+			return nil, 0, false
+		}
+		seconds = records[len(records)-1].Seconds
+	}
+	g, err := graph.Build(graph.Lecture(), seconds)
+	if err != nil {
+		s.internalError(w, r, fmt.Sprintf("building the graph of lecture %q", key), err)
+		return nil, 0, false
+	}
+	return g, seconds, true
 }
 
 // runView is the answer of GET /runs/{run}.

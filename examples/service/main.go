@@ -81,7 +81,11 @@
 //	    new run is queued after it ("queuedAfter"), under the ID returned.
 //	    While -max-runs runs of other lectures go on: 503, nothing saved.
 //	    While a run of the lecture goes on in another process: 409,
-//	    nothing saved.
+//	    nothing saved. The lecture's graph is read once the edit has its
+//	    turn (requests of a lecture in this process wait for one another);
+//	    a lecture that changed under the edit all the same (a run of
+//	    another length, from another process) is answered 409, with the
+//	    edit not recorded.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
 //	    its report: the nodes generated, unchanged, failed, skipped...

@@ -13,6 +13,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
 )
 
 // idleLecture records a finished run of lecture key, of 10 s, as a
@@ -69,5 +70,49 @@ func TestRequestsOfAnIdleLectureAtOnceWaitForEachOther(t *testing.T) {
 			assert.NotContains(t, run.err, "another process", "round %d, the run", round)
 		}
 	}
+	require.NoError(t, h.shutdown())
+}
+
+// waiters is the number of requests waiting for the one that takes or
+// holds the lock of lecture key (see waitLocking).
+func waiters(s *service, key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.locking[key]; l != nil {
+		return l.waiters
+	}
+	return 0
+}
+
+// An edit read its lecture's length before it waited for the lecture: a
+// run of another length that started meanwhile made Executor.Edit refuse
+// the edit's graph ("the graph given ... is not the key's graph"), and
+// the client got 500. The edit now takes its lecture's graph once it has
+// its turn: the running one's, when its run is queued after it.
+func TestEditWhileTheLectureChangesLength(t *testing.T) {
+	h := startService(t, time.Hour) // the runs go on until the shutdown
+	idleLecture(t, h, "k")          // 10 s
+	ctx := t.Context()
+	sl, err := h.s.holdSlot(ctx, "k") // as a request that is about to start a run of 20 s
+	require.NoError(t, err)
+	edited := make(chan map[string]string, 1)
+	go func() {
+		var e map[string]string
+		status := h.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &e)
+		e["status"] = fmt.Sprint(status)
+		edited <- e
+	}()
+	require.Eventually(t, func() bool { return waiters(h.s, "k") == 1 }, 20*time.Second, time.Millisecond,
+		"the edit waits for the request that holds its lecture") // a bound against a hang, not a timing assertion
+	g, err := graph.Build(graph.Lecture(), 20)
+	require.NoError(t, err)
+	runID, after, err := h.s.startOrQueue(ctx, "k", g, "a lecture of 20 s", sl)
+	require.NoError(t, err)
+	require.Empty(t, after)
+	sl.release()
+	a := <-edited
+	require.Equal(t, "202", a["status"], a["error"])
+	assert.Equal(t, runID, a["queuedAfter"], "the edit's run is queued after the run of 20 s")
+	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+runID, "", nil))
 	require.NoError(t, h.shutdown())
 }

@@ -501,12 +501,12 @@ func (s *service) admissible(key string) error {
 	return nil
 }
 
-// startRun starts a run of g on key with the given ID, under the
+// startRun starts a run of g, of seconds, on key with the given ID, under the
 // lecture's lock, or returns errBusy (errBusyElsewhere when another
 // process holds the lock), errFull, or errClosing. Each lecture that runs
 // takes one of -max-runs slots, as does each slot an edit holds (see
 // holdSlot).
-func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runID, reason string) error {
+func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runID, reason string, seconds int) error {
 	s.mu.Lock()
 	err := s.waitLocking(ctx, key)
 	if err == nil {
@@ -535,6 +535,14 @@ func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runI
 	s.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	// Saved while the lecture is reserved, before its run starts: an edit
+	// that has the lecture after it reads this length. A failure is
+	// logged, and an edit then finds the length in the run's record.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), editTimeout)
+	defer cancel()
+	if err := s.params.setSeconds(sctx, key, seconds); err != nil {
+		s.logger.Warn("lecture length not saved", "lecture", key, "run", runID, "err", err)
 	}
 	return s.launch(key, runID, reason, "")
 }
