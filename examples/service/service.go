@@ -945,12 +945,40 @@ func (s *service) recoverRuns(ctx context.Context) error {
 		full := len(s.lectures) >= s.maxRuns()
 		s.mu.Unlock()
 		if full {
-			s.logger.Warn("run not resumed: -max-runs runs are going on; a later start resumes it", "run", rec.ID, "lecture", rec.GraphKey)
+			// Only of a run still to resume: not of one that a later run
+			// resumed, or came after.
+			switch _, ok, err := s.toResume(ctx, rec); {
+			case err != nil:
+				s.logger.Warn("run not resumed", "run", rec.ID, "lecture", rec.GraphKey, "err", err)
+			case ok:
+				s.logger.Warn("run not resumed: -max-runs runs are going on; a later start resumes it", "run", rec.ID, "lecture", rec.GraphKey)
+			}
 			continue
 		}
 		s.recoverRun(ctx, rec)
 	}
 	return nil
+}
+
+// toResume reports whether run rec is one to resume, and why: left
+// running, or cancelled by a shutdown and still its lecture's newest run
+// (not one that a later run of the lecture, or a resume of it, came
+// after).
+func (s *service) toResume(ctx context.Context, rec executor.Record) (why string, ok bool, err error) {
+	switch {
+	case rec.Status == executor.RunRunning:
+		return "left running by a process of the service that stopped", true, nil
+	case rec.Status == executor.RunCancelled && strings.Contains(rec.Error, errShutdown.Error()):
+		runs, err := s.store.ListRuns(ctx, rec.GraphKey)
+		if err != nil {
+			return "", false, err
+		}
+		if len(runs) == 0 || runs[len(runs)-1].ID != rec.ID {
+			return "", false, nil
+		}
+		return "cancelled by a shutdown", true, nil
+	}
+	return "", false, nil
 }
 
 // recoverRun resumes run rec, if its lecture's lock is free and, read
@@ -977,21 +1005,13 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record) {
 		log.Warn("run not resumed", "err", err)
 		return
 	}
-	why := "left running by a process of the service that stopped"
-	switch {
-	case rec.Status == executor.RunRunning:
-	case rec.Status == executor.RunCancelled && strings.Contains(rec.Error, errShutdown.Error()):
-		runs, err := s.store.ListRuns(ctx, rec.GraphKey)
-		if err != nil {
-			log.Warn("run not resumed", "err", err)
-			return
-		}
-		if len(runs) == 0 || runs[len(runs)-1].ID != rec.ID {
-			return // a later run of the lecture, or a resume of it, came after
-		}
-		why = "cancelled by a shutdown"
-	default:
-		return // resumed, or ended, meanwhile
+	why, ok, err := s.toResume(ctx, rec)
+	if err != nil {
+		log.Warn("run not resumed", "err", err)
+		return
+	}
+	if !ok {
+		return // resumed, or ended, meanwhile, or a later run came after
 	}
 	g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
 	if err != nil {
