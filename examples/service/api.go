@@ -33,13 +33,57 @@ const (
 var bodyTimeout = 30 * time.Second
 
 // routes returns the service's endpoints (see the package documentation).
+// Every answer of the service's own is JSON: a method an endpoint does
+// not take is answered 405 with Allow, an unknown path 404 (the mux's
+// own answers are plain text).
 func (s *service) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /lectures/{key}/runs", s.createRun)
 	mux.HandleFunc("POST /lectures/{key}/edits", s.edit)
 	mux.HandleFunc("GET /runs/{run}", s.getRun)
-	mux.Handle("GET /runs/{run}/events", s.events)
+	mux.HandleFunc("GET /runs/{run}/events", s.serveEvents)
+	for path, allow := range map[string]string{
+		"/lectures/{key}/runs": "POST", "/lectures/{key}/edits": "POST",
+		"/runs/{run}": "GET, HEAD", "/runs/{run}/events": "GET, HEAD",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			httpError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %.20q: %s takes %s", r.Method, path, allow))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no endpoint %.200q: see the service's documentation", r.URL.Path))
+	})
 	return mux
+}
+
+// serveEvents is GET /runs/{run}/events: it answers a request without
+// the token (401, with WWW-Authenticate), with another token (403), with
+// a malformed Last-Event-ID (400) and of an unknown run (404) itself, in
+// JSON as the other endpoints do, then hands the request to the SSE
+// handler, whose own answers (503 when the store or the stream fails) are
+// plain text.
+func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) {
+		return
+	}
+	// As the handler reads it: the header, else the query parameter.
+	id := r.URL.Query().Get("lastEventId")
+	if v := r.Header.Values("Last-Event-ID"); len(v) > 0 {
+		id = v[0]
+	}
+	if _, err := sse.ParseLastEventID(id); err != nil {
+		httpError(w, http.StatusBadRequest, err)
+		return
+	}
+	runID := r.PathValue("run")
+	if _, ok := s.queued(runID); !ok {
+		if _, err := s.store.GetRun(r.Context(), runID); errors.Is(err, executor.ErrNotFound) {
+			httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
+			return
+		} // any other failure: the handler's Authorize meets it again, and answers 503
+	}
+	s.events.ServeHTTP(w, r)
 }
 
 // authenticate checks the request's bearer token. It returns an error

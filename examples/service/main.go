@@ -96,9 +96,16 @@
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
 // body is at most 64 KiB (413 above) and must arrive within 30 s (408).
 // Bad input is answered 400, with
-// the reason in {"error": "..."}. A failure of the servers is answered
+// the reason in {"error": "..."}, as is every refusal of the service's
+// own (401 with WWW-Authenticate: Bearer, 403, 404, 405 with Allow, 409,
+// 413, 503): JSON, {"error": "..."}. A failure of the servers is answered
 // 500 with what failed and a reference to the log line that has the
 // details, never the details themselves (they name schemas and servers).
+// The one exception: GET /runs/{run}/events, once the service has checked
+// the token, the Last-Event-ID and the run, is served by progress/sse's
+// handler, whose own answers are plain text: 503 with Retry-After when
+// the store or the stream cannot be read; and its 204 (no body) tells a
+// client that resumes after the run's final event that nothing is left.
 //
 // One run at a time per lecture, across the processes of the service
 // that share a schema: each takes the lecture's lock (see Wiring).
