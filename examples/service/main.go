@@ -56,7 +56,12 @@
 //     start a run is answered 503, having changed nothing, from then on;
 //     those taken before are carried out in full (an edit saved gets its
 //     run). Then the runs are cancelled, with a cause that their records
-//     keep (the next start resumes them), then Executor.Close, each
+//     keep (the next start resumes them). A run queued after one of them
+//     (by an edit) does not start: it is recorded, under the ID its edit
+//     was given, as cancelled by the shutdown, with a run.cancelled as the
+//     one event of its stream, and the next start resumes it as the
+//     lecture's newest run (the resume's record names it in "resumes"),
+//     making what its edits affect. Then Executor.Close, each
 //     Buffered's Close, the Stream's Close, and last the Redis client and
 //     the Postgres pool. A second signal kills the process at once.
 //

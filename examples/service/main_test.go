@@ -304,9 +304,14 @@ func TestEditAfterRecordsPruned(t *testing.T) {
 }
 
 // An edit during a run queues a run after it; a shutdown then cancels the
-// run, records it as cancelled, and starts nothing more.
+// run, records it as cancelled, and starts nothing more. The queued run,
+// whose ID the edit was given, was forgotten: its stream ended without a
+// final event, and after a restart its ID was unknown (404), its edit's
+// run never made. It is now recorded as cancelled by the shutdown, its
+// stream ends with a run.cancelled, and the next start resumes it.
 func TestEditDuringRunThenShutdown(t *testing.T) {
-	h := startService(t, time.Hour) // the run goes on until the shutdown
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // the run goes on until the shutdown
 	var first, second, third started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
 	require.Equal(t, http.StatusConflict, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, nil), "a second run of the lecture")
@@ -341,8 +346,22 @@ func TestEditDuringRunThenShutdown(t *testing.T) {
 	rec, err := store.GetRun(context.Background(), first.RunID)
 	require.NoError(t, err)
 	assert.Equal(t, executor.RunCancelled, rec.Status)
-	_, err = store.GetRun(context.Background(), second.RunID)
-	assert.ErrorIs(t, err, executor.ErrNotFound, "the queued run never started")
+	rec, err = store.GetRun(context.Background(), second.RunID)
+	require.NoError(t, err, "the queued run is recorded")
+	assert.Equal(t, executor.RunCancelled, rec.Status)
+	assert.Contains(t, rec.Error, errShutdown.Error())
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	events := h.follow(second.RunID, "")
+	require.Len(t, events, 1, "the queued run's stream: %+v", events)
+	assert.Equal(t, progress.RunCancelled, events[0].Type)
+	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+second.RunID, "", &v))
+	assert.Equal(t, "cancelled", v.Status)
+	resumed := newestRun(t, store, "l")
+	assert.Equal(t, second.RunID, resumed.Resumes, "the next start resumes the queued run")
+	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "asset:image:segment[0]", "the edited node is made")
+	assert.Equal(t, "succeeded", h.getRun(resumed.ID).Status)
+	require.NoError(t, h.shutdown())
 }
 
 func sorted(ids []string) []string {

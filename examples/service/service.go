@@ -53,6 +53,7 @@ type service struct {
 	stream  *redisstream.Stream
 	toRedis *progress.Buffered // the Stream, behind its Buffered
 	toPG    *progress.Buffered // the Archive of the History, behind its Buffered
+	sink    progress.Sink      // the executor's: a Fanout of toRedis and toPG
 	exec    *executor.Executor
 	params  *paramStore
 	events  *sse.Handler // GET /runs/{run}/events
@@ -236,12 +237,13 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	// outage of one never fails nor slows a run, nor holds the other.
 	s.toRedis = progress.NewBuffered(s.stream, progress.BufferedOptions{Logger: logger})
 	s.toPG = progress.NewBuffered(progress.NewArchive(s.hist), progress.BufferedOptions{Logger: logger})
+	s.sink = progress.NewFanout(s.toRedis, s.toPG)
 	s.exec, err = executor.New(executor.Options{
 		Generators: lectureGenerators(s.params, c.latency),
 		States:     s.store,
 		Assets:     s.store,
 		Runs:       s.store,
-		Sink:       progress.NewFanout(s.toRedis, s.toPG),
+		Sink:       s.sink,
 		Logger:     logger,
 		Default:    executor.KindOptions{Estimate: c.latency},
 	})
@@ -850,9 +852,13 @@ func (s *service) next(key string, l *lecture, prev string) {
 		case l.next != "" && !s.stopping && l.lock != nil && !lost(l.lock):
 			l.runID, l.next = l.next, ""
 			s.runs.Add(1)
-			runID := l.runID
+			runID, g := l.runID, l.g
 			s.mu.Unlock()
-			if err := s.launch(key, runID, "edits made during run "+prev, ""); err != nil && !errors.Is(err, errClosing) {
+			switch err := s.launch(key, runID, "edits made during run "+prev, ""); {
+			case errors.Is(err, errClosing):
+				// The shutdown began meanwhile: as below.
+				s.shelve(key, runID, prev, g)
+			case err != nil:
 				log.Error("queued run did not start", "queued", runID, "err", err)
 			}
 			return
@@ -880,15 +886,44 @@ func (s *service) next(key string, l *lecture, prev string) {
 			l.lock = lock
 			s.mu.Unlock()
 		default:
-			queued := l.next
+			queued, g := l.next, l.g
 			delete(s.lectures, key)
 			s.mu.Unlock()
-			if queued != "" {
-				log.Info("queued run not started: the service is shutting down", "queued", queued)
+			if queued != "" { // the shutdown is on
+				s.shelve(key, queued, prev, g)
 			}
 			return
 		}
 	}
+}
+
+// shelve records run runID, queued after run prev and not started for the
+// shutdown, as cancelled by the shutdown, with a final run.cancelled on
+// its stream: the client was given its ID, which stays meaningful (GET
+// /runs/{run} finds it, its events end), and the next start resumes it
+// as it resumes the runs a shutdown cancelled (see recoverRuns), being
+// its lecture's newest run. The shutdown calls it before it closes the
+// sinks (it waits for the runs' ends, which call next).
+func (s *service) shelve(key, runID, prev string, g *graph.Graph) {
+	log := s.logger.With("run", prev, "lecture", key, "queued", runID)
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	now := time.Now()
+	why := fmt.Sprintf("queued after run %s, not started: %v; the next start of the service runs it", prev, errShutdown)
+	rec := executor.Record{ID: runID, GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
+		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run " + prev,
+		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why}
+	if err := s.store.PutRun(ctx, rec); err != nil {
+		// The edits stand: the lecture's next run regenerates what they
+		// affect.
+		log.Error("queued run not started nor recorded: the service is shutting down", "err", err)
+		return
+	}
+	if err := s.sink.Publish(ctx, progress.Event{RunID: runID, GraphKey: key, Seq: 1, Time: now,
+		Type: progress.RunCancelled, Stage: progress.NoStage, Message: why, Error: errShutdown.Error()}); err != nil {
+		log.Warn("the final event of a queued run was not published", "err", err)
+	}
+	log.Info("queued run not started: the service is shutting down; recorded as cancelled by the shutdown, for the next start to run it")
 }
 
 // lost reports whether lock was lost (see pgstore.GraphLock.Lost): a
