@@ -216,12 +216,10 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	n, err := g.Lookup(body.Node)
-	if err != nil {
+	if _, err := g.Lookup(body.Node); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("node: %w", err))
 		return
 	}
-	node := g.NodeID(n)
 	var params bytes.Buffer
 	if err := json.Compact(&params, body.Params); err != nil {
 		httpError(w, http.StatusBadRequest, fmt.Errorf("params: %w", err))
@@ -258,12 +256,13 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if n, err = g.Lookup(body.Node); err != nil {
+	n, err := g.Lookup(body.Node)
+	if err != nil {
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q changed from %d s while the edit waited for its turn, "+
 			"and has no node %q now; nothing was saved", key, seconds, body.Node))
 		return
 	}
-	node = g.NodeID(n)
+	node := g.NodeID(n)
 	// First the parameters, where the generators read them; then the edit,
 	// which gives the node a new revision and makes it and its dependents
 	// dirty. In the other order, a run going on could make the node at
