@@ -116,3 +116,37 @@ func TestEditWhileTheLectureChangesLength(t *testing.T) {
 	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+runID, "", nil))
 	require.NoError(t, h.shutdown())
 }
+
+// A run of another length and an edit of a lecture at once: the edit,
+// woken once the run was reserved but before it had started, recorded
+// itself on the run's graph while the lecture's graph was still the old
+// one, and was refused ("changed while the edit was saved"). A request
+// now waits until the run has started.
+func TestEditRacingARunOfAnotherLength(t *testing.T) {
+	h := startService(t, 2*time.Millisecond)
+	for round := range 5 {
+		key := fmt.Sprintf("k%d", round)
+		var first started
+		require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/"+key+"/runs", `{"seconds": 10}`, &first))
+		requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
+		var edit, run answer
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			var e map[string]string
+			edit.status = h.do("POST", "/lectures/"+key+"/edits", `{"node": "script", "params": {"topic": "x"}}`, &e)
+			edit.err = e["error"]
+		})
+		wg.Go(func() {
+			var e map[string]string
+			run.status = h.do("POST", "/lectures/"+key+"/runs", `{"seconds": 20}`, &e)
+			run.err = e["error"]
+		})
+		wg.Wait()
+		assert.Equal(t, http.StatusAccepted, edit.status, "round %d, the edit: %s", round, edit.err)
+		if run.status != http.StatusAccepted {
+			assert.Equal(t, http.StatusConflict, run.status, "round %d, the run: %s", round, run.err)
+			assert.NotContains(t, run.err, "another process", "round %d, the run", round)
+		}
+	}
+	require.NoError(t, h.shutdown())
+}

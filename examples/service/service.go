@@ -533,11 +533,12 @@ func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runI
 			s.mu.Lock()
 		}
 	}
-	s.endLocking(key) // the lecture is running, or its lock free
-	s.mu.Unlock()
 	if err != nil {
+		s.endLocking(key) // the lock is free
+		s.mu.Unlock()
 		return err
 	}
+	s.mu.Unlock()
 	// Saved while the lecture is reserved, before its run starts: an edit
 	// that has the lecture after it reads this length. A failure is
 	// logged, and an edit then finds the length in the run's record.
@@ -546,7 +547,13 @@ func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runI
 	if err := s.params.setSeconds(sctx, key, seconds); err != nil {
 		s.logger.Warn("lecture length not saved", "lecture", key, "run", runID, "err", err)
 	}
-	return s.launch(key, runID, reason, "")
+	err = s.launch(key, runID, reason, "")
+	// Once the run has started (its graph is the lecture's now) or
+	// failed to: a request that waited then edits the lecture's graph.
+	s.mu.Lock()
+	s.endLocking(key)
+	s.mu.Unlock()
+	return err
 }
 
 // waitLocking waits, with s.mu held (it unlocks it while it waits), while
@@ -718,13 +725,17 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 			err = s.reserve(key, g, runID, sl.lock)
 			if err == nil {
 				sl.lock = nil // the run's now
-				sl.endLocking()
 			}
 			s.mu.Unlock()
 			if err != nil {
 				return "", "", err
 			}
-			return runID, "", s.launch(key, runID, reason, "")
+			err = s.launch(key, runID, reason, "")
+			// Once the run has started, or failed to: see startRun.
+			s.mu.Lock()
+			sl.endLocking()
+			s.mu.Unlock()
+			return runID, "", err
 		}
 		if tried {
 			s.mu.Unlock()
