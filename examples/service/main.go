@@ -191,15 +191,11 @@ const (
 // errHelp asks for the usage text.
 var errHelp = errors.New("help requested")
 
-// parse reads the flags and the environment. Its errors are one line each.
-func parse(args []string, getenv func(string) string) (config, error) {
+// newFlagSet returns the command's flags, which set c's fields; its
+// output is discarded (run prints the usage and the flags' texts).
+func newFlagSet(c *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("service", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	c := config{
-		postgresURL: getenv("REGEN_POSTGRES_URL"),
-		redisURL:    getenv("REGEN_REDIS_URL"),
-		token:       getenv("REGEN_SERVICE_TOKEN"),
-	}
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "the loopback `HOST:PORT` to serve on")
 	fs.StringVar(&c.schema, "schema", "regen_service", "the Postgres `SCHEMA` of the stores and the event history")
 	fs.StringVar(&c.prefix, "prefix", "regen_service:", "the `PREFIX` of the service's Redis keys, not empty")
@@ -207,6 +203,17 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "the `AGE`, at least 1m, past which retention deletes runs, events and unused assets")
 	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
+	return fs
+}
+
+// parse reads the flags and the environment. Its errors are one line each.
+func parse(args []string, getenv func(string) string) (config, error) {
+	c := config{
+		postgresURL: getenv("REGEN_POSTGRES_URL"),
+		redisURL:    getenv("REGEN_REDIS_URL"),
+		token:       getenv("REGEN_SERVICE_TOKEN"),
+	}
+	fs := newFlagSet(&c)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
@@ -304,6 +311,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, err := parse(args, os.Getenv)
 	if errors.Is(err, errHelp) {
 		fmt.Fprint(stdout, usage)
+		fs := newFlagSet(&config{})
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
 		return 0
 	}
 	if err != nil {

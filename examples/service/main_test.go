@@ -484,6 +484,10 @@ func TestBadFlags(t *testing.T) {
 	code, out, errOut := runCommand(t, nil, "-h")
 	assert.Equal(t, 0, code)
 	assert.True(t, strings.HasPrefix(out, "usage: service"), out)
+	// Every flag with what it does, not the synopsis alone.
+	for _, f := range []string{"-addr HOST:PORT", "-schema SCHEMA", "-prefix PREFIX", "-latency DURATION", "-retain AGE", "-prune-every INTERVAL", "-max-runs RUNS"} {
+		assert.Contains(t, out, "  "+f+"\n    \t", "-h describes %s", f)
+	}
 	assert.Empty(t, errOut)
 }
 
