@@ -80,7 +80,8 @@
 // parameters that changed meanwhile is not kept (a node.superseded event
 // says so) and the edit is never lost. Edit takes the key's graph, that
 // of its newest run: another graph is refused, as its nodes are not the
-// key's; a new graph becomes the key's when a run of it starts. On a conflict the runner reloads
+// key's; a new graph becomes the key's when a run of it starts (a Start
+// that fails leaves the key's graph as it was). On a conflict the runner reloads
 // and re-applies only its own results, and, once another run has
 // committed during this one, only those made from the outputs that the
 // store now holds for their dependencies, all clean: so several runs on

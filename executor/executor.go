@@ -334,7 +334,8 @@ type RunRequest struct {
 	// already recorded, or given to a run this executor is starting, is
 	// refused; executors in several processes that share a RunStore need
 	// IDs unique by construction, such as the random default. An ID whose
-	// Start failed after recording the run stays taken. An ID used again
+	// Start failed after recording the run (its record then says failed
+	// or cancelled; see Executor.Start) stays taken. An ID used again
 	// once its record is gone (PruneRuns, DeleteGraph, or an in-memory
 	// RunStore after a restart) is not refused, but a sink that still
 	// holds the earlier run's events under it (a Redis stream without
@@ -437,13 +438,21 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // Start plans a run and starts it in the background. Before anything
 // runs it loads the graph's states, checks the assets of clean nodes,
 // computes the dirty set from the marks, checks that every kind in the
-// plan has a generator, and commits the plan's nodes as dirty (and the
-// edited ones with a new revision), so that a crash leaves them to be
-// resumed. A store call there that fails with an error that may pass (a
-// lost connection) is made again with backoff, as a node's store calls
-// are, up to 5 calls in all (about 1.5 s), unless the error is wrapped in
+// plan has a generator, stores the run's record (running), and commits
+// the plan's nodes as dirty (and the edited ones with a new revision) and
+// the graph as the key's, so that a crash leaves them to be resumed. A
+// store call there that fails with an error that may pass (a lost
+// connection) is made again with backoff, as a node's store calls are, up
+// to 5 calls in all (about 1.5 s), unless the error is wrapped in
 // [Permanent] or ctx ends; any failure that remains is returned, and
-// nothing has run. Cancelling ctx cancels the run.
+// nothing has run. A Start that fails changes nothing in the key's states
+// (its graph does not become the key's, and a run of the key's graph goes
+// on): the record is stored before anything is committed, and a failure
+// after it (the commit's) records the run as failed, or cancelled if ctx
+// ended, without counts. A crash between the two leaves a record that
+// says running of a run that committed nothing: a Resume of it is
+// refused if the key's graph is another ([ErrGraphReplaced]), and
+// finishes the key's work otherwise. Cancelling ctx cancels the run.
 //
 // A clean node whose recorded input hash does not match its dependencies'
 // current outputs is regenerated too ([dirty.ReasonInputsChanged]): its
@@ -512,9 +521,6 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 	}
 	r, err := e.prepare(ctx, req, of)
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
-			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
-		}
 		return nil, err
 	}
 	started = true

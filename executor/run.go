@@ -81,7 +81,10 @@ type run struct {
 	bgEnded  bool
 	em       *emitter
 	rec      Record
-	kinds    []KindOptions // by template index
+	// recordPut says that the run's first record (running) is stored:
+	// replan stores it before the run commits anything (see putRecord).
+	recordPut bool
+	kinds     []KindOptions // by template index
 	// gens holds each kind's generator, by template index, and bulks its
 	// BatchGenerator, if it is one: looked up once, not once a node.
 	gens  []Generator
@@ -237,22 +240,20 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		r.bulks[ki], _ = r.gens[ki].(BatchGenerator)
 	}
 	e.warnUnknownKeys(r.g, req.RunID)
+	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
+		Graph: r.fp, TriggeredBy: req.TriggeredBy, Reason: req.Reason, Resumes: of, Marks: req.Marks, Status: RunRunning,
+		StartedAt: time.Now()}
 	if err := r.replan(ctx, req.Marks); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
+			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
+		}
+		if r.recordPut {
+			r.failedStart(ctx, err)
+		}
 		cancel(err)
 		return nil, err
 	}
 	r.handle.plan = r.plan
-	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
-		Graph: r.fp, TriggeredBy: req.TriggeredBy, Reason: req.Reason, Resumes: of, Marks: req.Marks, Status: RunRunning,
-		StartedAt: time.Now()}
-	// The plan is committed: a lost connection must not end the run
-	// here, as the key's graph is its graph from now on.
-	if err := e.opts.Runs.PutRun(ctx, r.rec); err != nil {
-		if err = r.retryStore(ctx, err, "record run", req.RunID, func() error { return e.opts.Runs.PutRun(ctx, r.rec) }); err != nil {
-			cancel(err)
-			return nil, fmt.Errorf("record run %s: %w", req.RunID, err)
-		}
-	}
 	if r.em.sink != nil {
 		r.callAt = make([]atomic.Int64, r.g.Len())
 		now := time.Now()
@@ -263,6 +264,50 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 			len(r.plan.Stages), e.opts.Mode)})
 	r.bgStop = context.AfterFunc(rctx, r.boundStoreCalls)
 	return r, nil
+}
+
+// putRecord stores the run's first record, which says it runs, before
+// the run commits anything (see replan): a Start that cannot record its
+// run changes nothing, and a record left running by a crash between the
+// two is of a run of a graph that the key may not have: a Resume of it is
+// refused if the key's graph is another (ErrGraphReplaced), and so never
+// makes its graph the key's over the newer one, and it finishes the run
+// otherwise, as after any crash. (Committed first, a new graph would be
+// the key's with no record of a run of it, and the key's run in progress
+// stopped, although Start failed.) A failure that may pass (a lost
+// connection) is retried, as a node's store calls are.
+func (r *run) putRecord(ctx context.Context) error {
+	put := func() error { return r.e.opts.Runs.PutRun(ctx, r.rec) }
+	if err := put(); err != nil {
+		if err = r.retryStore(ctx, err, "record run", r.handle.id, put); err != nil {
+			return fmt.Errorf("record run %s: %w", r.handle.id, err)
+		}
+	}
+	r.recordPut = true
+	return nil
+}
+
+// failedStart records that the start of the run failed with err once its
+// first record was stored: the run ended, as failed (or cancelled, if
+// ctx ended), without running anything. Its store call has
+// Options.StoreTimeout, even when ctx has ended; if it fails, the
+// record stays running (see putRecord), and the failure is logged.
+func (r *run) failedStart(ctx context.Context, err error) {
+	rec := r.rec
+	rec.Status, rec.EndedAt, rec.Error = RunFailed, time.Now(), cleanText(err.Error())
+	if ctx.Err() != nil {
+		rec.Status = RunCancelled
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.opts.StoreTimeout)
+	defer cancel()
+	put := func() error { return r.e.opts.Runs.PutRun(pctx, rec) }
+	perr := put()
+	if perr != nil {
+		perr = r.retryStore(pctx, perr, "record run", r.handle.id, put)
+	}
+	if perr != nil {
+		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
+	}
 }
 
 // boundStoreCalls runs when the run is cancelled: from then on its store
@@ -382,6 +427,11 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			gs.UpdatedAt = now
 			made = gs.OutputHash
 			changes = append(changes, Change{ID: GraphStateID, State: gs})
+		}
+		if r.rounds == 0 && !r.recordPut {
+			if err := r.putRecord(ctx); err != nil {
+				return err
+			}
 		}
 		version := snap.Version
 		if len(changes) > 0 {
