@@ -179,16 +179,24 @@
 //   - run.started comes first, and one final event (run.finished,
 //     run.failed or run.cancelled) last: none follows it.
 //   - A node that is called gets node.started once, with Attempt 1 (and
-//     "in a batch of N" when a bulk generator takes it); before each
-//     further attempt a node.retrying, whose Attempt is that next attempt
-//     and whose Error is the failed one's; meanwhile its generator's
+//     "in a batch of N" when a bulk generator takes it), as its first
+//     call is about to start: once its inputs are read and the call has
+//     room under Options.Limits and a start under Options.Rates (a node
+//     that waits for them has not started), if the run is not cancelled
+//     by then. (A cancel that comes as node.started goes out, before the
+//     call, settles the node as node.cancelled with Attempt 0 and no
+//     call: it is in Report.Cancelled, as its event said it started.)
+//     Before each further attempt a node.retrying, whose Attempt is that
+//     next attempt and whose Error is the failed one's; meanwhile its generator's
 //     message events; and then one settling event: node.succeeded,
 //     node.failed, node.superseded or node.cancelled. A node that makes
 //     no call gets only its settling event: node.unchanged when early
 //     cutoff keeps it, node.skipped (naming the upstream node) when a
 //     dependency failed or was superseded, node.failed when its
 //     dependencies' outputs cannot be read. In a cancelled run, the nodes
-//     that had not started get no event.
+//     that had not started get no event, and are in no list of the
+//     [Report]: those never taken, and those that were reading their
+//     inputs or waiting for room or a start when the cancel came.
 //   - A stage's stage.started comes before the node.started of its first
 //     node, and its stage.finished after its last node settled; each
 //     comes at most once a round, and stages finish in order. Skips may report a

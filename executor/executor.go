@@ -354,8 +354,12 @@ type Report struct {
 	// The nodes by outcome, as IDs sorted by kind name, then by segment
 	// number (so segment[2] comes before segment[10]); never nil, so they
 	// marshal as [] when empty. Cancelled lists the nodes running when the
-	// run was cancelled; planned nodes that a cancel kept from starting
-	// are in no list, and stay dirty for a resume. With Converge, a node
+	// run was cancelled, those that had started (node.started; see the
+	// package doc's Progress); planned
+	// nodes that a cancel kept from starting (among them those still
+	// reading their inputs, or waiting for room under Options.Limits or
+	// for a start under Options.Rates) are in no list, and stay dirty for
+	// a resume. With Converge, a node
 	// can have an outcome in each round (superseded, then generated).
 	Generated  []string `json:"generated"`
 	Unchanged  []string `json:"unchanged"`

@@ -355,6 +355,24 @@ func (r *run) retryingEvent(j *job, next int, err error, msg string) {
 		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: eta})
 }
 
+// started publishes node.started for j's node, with msg, unless the run
+// is cancelled first: the check is made under the emitter's lock, so
+// that a cancel either comes before the event, and the node has not
+// started (see unstarted), or after it, and the node settles with an
+// event too (node.cancelled, with no call if the call had not begun). It
+// reports whether the node started. Without a sink, it checks the run's
+// context alone.
+func (r *run) started(j *job, msg string) bool {
+	if r.em.sink == nil {
+		return r.ctx.Err() == nil
+	}
+	ok := false
+	r.em.emitIf(progress.Event{Type: progress.NodeStarted, Node: j.id, Stage: j.step.Stage, Attempt: 1, Message: msg,
+		Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: r.etaNow()},
+		func() bool { ok = r.ctx.Err() == nil; return ok })
+	return ok
+}
+
 func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
 	return result{n: j.step.Node, id: j.id, kind: j.kind, outcome: o, rev: j.prev.Rev,
 		attempts: attempts, err: err, stage: j.step.Stage}
@@ -393,14 +411,13 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 	if err := r.load(j); err != nil {
 		return r.loadFailure(j, err), true
 	}
-	r.nodeEvent(progress.NodeStarted, j, 1, nil, "")
 	j.gen, j.wg, j.then = gen, wg, then
 	return r.tryFrom(j, 1, nil)
 }
 
 func (r *run) loadFailure(j *job, err error) result {
 	if r.ctx.Err() != nil {
-		return r.newResult(j, cancelled, 0, context.Cause(r.ctx))
+		return r.newResult(j, unstarted, 0, nil) // the cancel kept it from starting
 	}
 	return r.newResult(j, failed, 0, err)
 }
@@ -470,19 +487,23 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		req := j.request(next, rep)
 		j.attempt = next
 		if err := r.acquire(c, j.step.Key, 1); err != nil {
+			if next == 1 {
+				return r.newResult(j, unstarted, 0, nil), true
+			}
 			return r.newResult(j, cancelled, next-1, err), true
 		}
 		if next == 1 {
 			// The rate counts starts: taken once there is room for the
 			// call, so that waiting for room does not bunch them.
-			if err := r.awaitQuota(j.step.Key, 1); err != nil {
+			if err := r.awaitQuota(j.step.Key, 1); err != nil || !r.started(j, "") {
 				c.release()
-				return r.newResult(j, cancelled, 0, err), true
+				return r.newResult(j, unstarted, 0, nil), true
 			}
 		}
 		// The timeout runs from the call, not from the start of the node:
-		// loading its inputs, publishing its start and waiting for room
-		// under Options.Limits do not shorten it.
+		// loading its inputs, waiting for room under Options.Limits or for
+		// a start under Options.Rates, and publishing its start do not
+		// shorten it.
 		now := time.Now()
 		if j.start.IsZero() {
 			j.start = now
@@ -491,6 +512,8 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			r.callAt[j.step.Node].Store(now.UnixNano())
 		}
 		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, 0, j.wg, j); cause != nil {
+			// Cancelled since it started: its node.started went out, so
+			// it settles as cancelled, with no call.
 			c.release()
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
@@ -675,29 +698,35 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	if len(reqs) == 0 {
 		return results, true
 	}
-	cancelAll := func(cause error) ([]result, bool) {
+	// A cancel before the nodes' start is published keeps them from
+	// starting (unstarted); one after it, before the call, cancels them.
+	cancelAll := func(o outcome, cause error) ([]result, bool) {
 		c.release()
 		for _, i := range idx {
-			results[i] = r.newResult(jobs[i], cancelled, 0, cause)
+			results[i] = r.newResult(jobs[i], o, 0, cause)
 		}
 		return results, true
 	}
-	if r.em.sink != nil { // no text that nobody reads
-		msg := fmt.Sprintf("in a batch of %d", len(jobs))
-		for _, i := range idx {
-			r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, msg)
-		}
-	}
 	key := jobs[idx[0]].step.Key
 	if err := r.acquire(c, key, len(reqs)); err != nil {
-		return cancelAll(err)
+		return cancelAll(unstarted, nil)
 	}
 	// Each node of the bulk call is a start for the key's quota, taken
 	// once there is room for the call, all at once and stamped with the
 	// call's start: taken one by one, the first stamps would be earlier
 	// than the nodes' real start, and let the next call start too soon.
 	if err := r.awaitQuota(key, len(reqs)); err != nil {
-		return cancelAll(err)
+		return cancelAll(unstarted, nil)
+	}
+	msg := ""
+	if r.em.sink != nil { // no text that nobody reads
+		msg = fmt.Sprintf("in a batch of %d", len(jobs))
+	}
+	if !r.started(jobs[idx[0]], msg) {
+		return cancelAll(unstarted, nil)
+	}
+	for _, i := range idx[1:] { // the batch has started: all its nodes are
+		r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, msg)
 	}
 	// finish takes the bulk call's outcomes (or its error) to results,
 	// retrying failures alone; checks holds the validator's verdicts on
@@ -746,7 +775,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, nil, err))
 	})); cause != nil {
-		return cancelAll(cause)
+		return cancelAll(cancelled, cause)
 	}
 	for _, rep := range reps {
 		rep.word = c.begun

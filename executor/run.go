@@ -41,6 +41,13 @@ const (
 	failed
 	cancelled
 	superseded
+	// unstarted is a node that a worker took but did not call, as the run
+	// was cancelled first: it was reading its inputs, or waiting for room
+	// under Options.Limits or for a start under Options.Rates. It
+	// published no node.started, is in no list of the report and counts no
+	// attempt; it stays as the plan committed it, as the planned nodes
+	// that the cancel kept from being taken do.
+	unstarted
 )
 
 // result is one settled node, waiting to be committed.
@@ -156,10 +163,14 @@ type run struct {
 	// back counts the workers back from a node on their way to submit
 	// it, for a worker that may leave the next node to them (see work).
 	back     atomic.Int32
-	outcomes [5][]graph.Node
-	skipped  []graph.Node
-	failures []*NodeError
-	rounds   int
+	outcomes [unstarted][]graph.Node // by outcome: those listed in the report
+	// unstarted counts the nodes of the round that the machine settled
+	// as cancelled but that never started (see outcome unstarted): they
+	// are not among the settled nodes that events count.
+	unstarted int
+	skipped   []graph.Node
+	failures  []*NodeError
+	rounds    int
 	// gone is ErrGraphReplaced or ErrGraphDeleted once a reload found
 	// the key's graph replaced or deleted: the run is cancelled, and
 	// commits nothing more.
@@ -627,7 +638,7 @@ func (r *run) execute() {
 			break // finish counts the last round's settled nodes
 		}
 		r.mu.Lock()
-		r.done += r.m.Settled()
+		r.done += r.settledNodes()
 		r.mu.Unlock()
 		if r.em.sink != nil { // the new round's bound, until its nodes settle
 			now := time.Now()
@@ -650,7 +661,7 @@ func (r *run) round() {
 		panic("executor: " + err.Error())
 	}
 	r.mu.Lock()
-	r.m = m
+	r.m, r.unstarted = m, 0
 	r.windowed = len(windows) > 0
 	r.timed = len(opts.Rates) > 0 || r.windowed
 	// Most nodes end generated: room for all of them at once.
@@ -1079,7 +1090,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 				if r.madeFromView(res.n, cur.Rev, cur.InputHash) {
 					// Its result is current: it stands for this run's, as
 					// with early cutoff, whatever this run's attempt gave.
-					if res.outcome != cancelled {
+					if res.outcome != cancelled && res.outcome != unstarted {
 						res.outcome, res.err = unchanged, nil
 					}
 					continue
@@ -1332,6 +1343,17 @@ func (r *run) settle(batch []result, at time.Time) {
 	}
 	for i := range batch {
 		res := &batch[i]
+		if res.outcome == unstarted {
+			// The machine lets it go; no event, no list, no attempt.
+			if _, err := r.m.Cancel(res.n); err != nil {
+				panic("executor: " + err.Error()) // the machine and the runner disagree: a bug
+			}
+			r.unstarted++
+			if r.callAt != nil {
+				r.callAt[res.n].Store(0)
+			}
+			continue
+		}
 		ev := progress.Event{Node: res.id, Stage: res.stage, Attempt: res.attempts}
 		var sr schedule.Result
 		var err error
@@ -1462,7 +1484,7 @@ func (r *run) stageEvent(t progress.Type, s int) {
 		return // no summary that nobody reads
 	}
 	r.em.emit(progress.Event{Type: t, Stage: s, Message: r.plan.Summary(s),
-		Done: r.done + r.m.Settled(), Total: r.total, ETA: r.etaNow()})
+		Done: r.done + r.settledNodes(), Total: r.total, ETA: r.etaNow()})
 }
 
 // setETA records the ETA computed at now, for the events that follow.
@@ -1482,10 +1504,15 @@ func (r *run) etaNow() time.Duration {
 	return countdown(time.Duration(r.etaValue.Load()), time.Since(time.Unix(0, at)))
 }
 
+// settledNodes returns the number of the round's nodes that settled,
+// for the events' Done: the machine's count, but for the nodes that it
+// let go unstarted, which no event counts. Called with mu held.
+func (r *run) settledNodes() int { return r.m.Settled() - r.unstarted }
+
 // report emits a node event with the counts and the ETA. Called with mu
 // held.
 func (r *run) report(ev progress.Event, now time.Time) {
-	settled := r.m.Settled()
+	settled := r.settledNodes()
 	ev.Done, ev.Total = r.done+settled, r.total
 	r.settled.Store(int64(ev.Done))
 	if r.em.sink == nil {
@@ -1529,7 +1556,7 @@ func (r *run) finish() {
 		Cancelled: len(rep.Cancelled), Attempts: rec.Counts.Attempts}
 	rec.Failed = rep.Failed
 	var err error
-	final := progress.Event{Stage: progress.NoStage, Done: r.done + r.m.Settled(), Total: r.total}
+	final := progress.Event{Stage: progress.NoStage, Done: r.done + r.settledNodes(), Total: r.total}
 	switch {
 	case r.ctx.Err() != nil:
 		rec.Status = RunCancelled
