@@ -207,8 +207,10 @@
 //     cancelled run ends without the stage.finished of the stages it had
 //     not finished.
 //   - Each planned node settles once a round. With Options.Converge, a
-//     later round starts with a message event ("Round 2: ..."), and its
-//     nodes settle again; Total grows by the round's nodes.
+//     later round starts with a message event ("Round 2: 3 nodes to
+//     remake after changes during the run": the nodes of its plan, those
+//     changed and what depends on them), and its nodes settle again;
+//     Total grows by the round's nodes.
 //   - Done never goes back.
 //
 // A run whose process stopped (it crashed, or was killed) publishes no

@@ -644,8 +644,14 @@ func (r *run) execute() {
 			now := time.Now()
 			r.setETA(newETA(r.plan, nil, nil, nil, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
 		}
+		// The round remakes what changed during the run (edited, or made
+		// stale) and what depends on it: it counts the nodes to remake.
+		what := "nodes"
+		if r.plan.Len() == 1 {
+			what = "node"
+		}
 		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
-			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d nodes changed during the run", r.rounds+1, r.plan.Len())})
+			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d %s to remake after changes during the run", r.rounds+1, r.plan.Len(), what)})
 	}
 	r.finish()
 }
