@@ -12,24 +12,6 @@ import (
 	"github.com/regengraph/regen/progress"
 )
 
-// deleteOnStart is a MemoryStore whose DeleteGraph of the graph is made
-// just before the first running record of a run is put: after the run
-// committed its plan, before its record.
-type deleteOnStart struct {
-	*executor.MemoryStore
-	done bool
-}
-
-func (s *deleteOnStart) PutRun(ctx context.Context, rec executor.Record) error {
-	if rec.Status == executor.RunRunning && !s.done {
-		s.done = true
-		if _, err := s.DeleteGraph(ctx, rec.GraphKey); err != nil {
-			return err
-		}
-	}
-	return s.MemoryStore.PutRun(ctx, rec)
-}
-
 // A graph deleted during a run (MemoryStore.DeleteGraph, which deletes
 // its states and its run records): the run stopped, with
 // ErrGraphDeleted, and then wrote its record again at its end, so the
@@ -62,7 +44,18 @@ func TestRunOfADeletedGraphWritesNoRecordAgain(t *testing.T) {
 			}
 		}, true},
 		{"record put after the deletion", func(ms *executor.MemoryStore, _ *lab) (executor.StateStore, executor.RunStore, func()) {
-			return ms, &deleteOnStart{MemoryStore: ms}, nil
+			// A run puts its running record before it commits its
+			// plan, so the record is put back after the deletion, as
+			// a writer that raced the deletion would.
+			return ms, ms, func() {
+				ctx := context.Background()
+				recs, err := ms.ListRuns(ctx, "lecture")
+				require.NoError(t, err)
+				require.Len(t, recs, 1)
+				_, err = ms.DeleteGraph(ctx, "lecture")
+				require.NoError(t, err)
+				require.NoError(t, ms.PutRun(ctx, recs[0]))
+			}
 		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
