@@ -148,6 +148,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/progress/redisstream"
 )
 
@@ -240,9 +241,11 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	}
 	// Checked here, before any server is touched: the libraries take an
 	// empty schema as their default one, which the service must not use.
-	if !validSchema(c.schema) {
-		return c, fmt.Errorf("-schema %q: want 1 to 63 lowercase ASCII letters, digits and underscores, "+
-			"starting with a letter or an underscore, and not starting with \"pg_\"", c.schema)
+	if c.schema == "" {
+		return c, errors.New(`-schema "": want a schema of the service's own, such as "regen_service"`)
+	}
+	if err := pgstore.CheckSchema(c.schema); err != nil {
+		return c, fmt.Errorf("-schema: %w", err)
 	}
 	if !validPrefix(c.prefix) {
 		return c, fmt.Errorf("-prefix %q: want 1 to %d printable ASCII characters, no space, and not %q", c.prefix, maxPrefix, redisstream.RunIDPlaceholder)
@@ -254,24 +257,6 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		c.redisURL = defaultRedisURL
 	}
 	return c, nil
-}
-
-// validSchema reports whether name is a schema the stores take
-// (pgstore.New's rule): [a-z_][a-z0-9_]{0,62}, not "pg_...".
-func validSchema(name string) bool {
-	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
-		return false
-	}
-	for i := range len(name) {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c == '_':
-		case c >= '0' && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // maxPrefix bounds -prefix's length.

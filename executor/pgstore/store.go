@@ -149,10 +149,21 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	if !pgschema.Valid(schema) {
-		return nil, &SchemaError{Schema: schema}
+	if err := CheckSchema(schema); err != nil {
+		return nil, err
 	}
 	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch}, nil
+}
+
+// CheckSchema returns the [*SchemaError] that New would return for
+// opts.Schema set to schema, or nil if New takes it ("" names
+// [DefaultSchema], which it takes). A host checks a configured name with
+// it before it connects, as progress/pghistory takes the same names.
+func CheckSchema(schema string) error {
+	if schema != "" && !pgschema.Valid(schema) {
+		return &SchemaError{Schema: schema}
+	}
+	return nil
 }
 
 // Schema returns the name of the schema that holds the store's tables.

@@ -91,6 +91,8 @@ func TestNewOptions(t *testing.T) {
 	} {
 		t.Run(tc.schema, func(t *testing.T) {
 			s, err := pgstore.New(pool, pgstore.Options{Schema: tc.schema})
+			// CheckSchema says what New says, without a pool.
+			assert.Equal(t, err, pgstore.CheckSchema(tc.schema))
 			if tc.want != "" {
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, s.Schema())
