@@ -679,9 +679,6 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	var idx []int
 	for i, j := range jobs {
 		j.start = start
-		if r.callAt != nil {
-			r.callAt[j.step.Node].Store(start.UnixNano())
-		}
 		r.hashInputs(j)
 		if r.cutoff(j) {
 			results[i] = r.kept(j)
@@ -727,6 +724,14 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	}
 	for _, i := range idx[1:] { // the batch has started: all its nodes are
 		r.nodeEvent(progress.NodeStarted, jobs[i], 1, nil, msg)
+	}
+	if r.callAt != nil {
+		// For the ETA, the nodes are under way from here, as a single's
+		// node is from its call: not while they wait for room or quota.
+		at := time.Now().UnixNano()
+		for _, i := range idx {
+			r.callAt[jobs[i].step.Node].Store(at)
+		}
 	}
 	// finish takes the bulk call's outcomes (or its error) to results,
 	// retrying failures alone; checks holds the validator's verdicts on
