@@ -25,10 +25,12 @@ import (
 // their turns in the order they came, so that a bulk call is not starved
 // by single calls that each need one start.
 type quota struct {
-	rate   Rate
-	mu     sync.Mutex
-	starts []time.Time // ring of the last rate.Starts start times
-	next   int         // ring position of the oldest start
+	rate Rate
+	mu   sync.Mutex
+	// starts holds the start times still in the window, oldest first:
+	// at most rate.Starts, and no more than the starts of the last Per,
+	// however large rate.Starts is.
+	starts []time.Time
 	// queue holds the calls waiting, in the order they came: each one's
 	// channel is closed when it heads the queue, and it then takes its
 	// starts once the window allows them.
@@ -37,24 +39,24 @@ type quota struct {
 
 // take records n starts at now if the quota allows them all (n above
 // rate.Starts counts as rate.Starts: a window never holds more);
-// otherwise it returns when it may. Called with mu held.
+// otherwise it returns when it may. now is never before the last start
+// taken (time.Now, monotonic, under mu). Called with mu held.
 func (q *quota) take(now time.Time, n int) (time.Time, bool) {
 	n = min(max(n, 1), q.rate.Starts)
+	// The starts that have left the window count no more, and are
+	// dropped: with a large rate.Starts, keeping the last rate.Starts
+	// would keep every start the executor ever made.
+	left := 0
+	for left < len(q.starts) && !now.Before(q.starts[left].Add(q.rate.Per)) {
+		left++
+	}
+	q.starts = q.starts[left:]
 	// The oldest need starts must have left the window.
 	if need := len(q.starts) + n - q.rate.Starts; need > 0 {
-		// Oldest first from next: a ring is full before next moves.
-		at := q.starts[(q.next+need-1)%len(q.starts)].Add(q.rate.Per)
-		if now.Before(at) {
-			return at, false
-		}
+		return q.starts[need-1].Add(q.rate.Per), false
 	}
 	for range n {
-		if len(q.starts) < q.rate.Starts {
-			q.starts = append(q.starts, now)
-			continue
-		}
-		q.starts[q.next] = now
-		q.next = (q.next + 1) % q.rate.Starts
+		q.starts = append(q.starts, now)
 	}
 	return time.Time{}, true
 }
@@ -115,7 +117,7 @@ func newQuotas(rates map[string]Rate) map[string]*quota {
 	}
 	qs := make(map[string]*quota, len(rates))
 	for key, r := range rates {
-		qs[key] = &quota{rate: r, starts: make([]time.Time, 0, min(r.Starts, 1024))}
+		qs[key] = &quota{rate: r}
 	}
 	return qs
 }

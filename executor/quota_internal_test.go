@@ -85,3 +85,52 @@ func TestQuotaWaitEndsWithContext(t *testing.T) {
 		require.NoError(t, q.await(context.Background(), 1), "the start was not taken")
 	})
 }
+
+// A quota kept the last rate.Starts starts, however long ago they were:
+// with a large Starts (a quota of a million an hour), a long-lived
+// executor held every start it ever made, up to Starts of them. It now
+// keeps the starts still in the window alone.
+func TestQuotaKeepsOnlyTheStartsInItsWindow(t *testing.T) {
+	q := newQuotas(map[string]Rate{"k": {Starts: 1 << 40, Per: time.Second}})["k"]
+	t0 := time.Unix(1000, 0)
+	for i := range 10000 {
+		_, ok := q.take(t0.Add(time.Duration(i)*500*time.Millisecond), 3)
+		require.True(t, ok)
+	}
+	assert.LessOrEqual(t, len(q.starts), 6, "the starts of the last second")
+	assert.LessOrEqual(t, cap(q.starts), 64)
+}
+
+// The window rule holds however the starts came, the window not yet
+// full or full, calls of one and of several: checked against every
+// window of the starts taken.
+func TestQuotaWindowRule(t *testing.T) {
+	const per = 100 * time.Millisecond
+	t0 := time.Unix(1000, 0)
+	for _, starts := range []int{1, 2, 3, 5} {
+		q := newQuotas(map[string]Rate{"k": {Starts: starts, Per: per}})["k"]
+		var taken []time.Time
+		now := t0
+		for i := range 300 {
+			n := 1 + i*7%starts
+			at, ok := q.take(now, n)
+			if !ok {
+				require.True(t, at.After(now), "starts %d: retry at %v, now %v", starts, at, now)
+				now = at
+				_, ok = q.take(now, n)
+				require.True(t, ok, "starts %d: at the time given", starts)
+			}
+			for range n {
+				taken = append(taken, now)
+			}
+			now = now.Add(time.Duration(i*13%40) * time.Millisecond)
+		}
+		for i := range taken {
+			in := 0
+			for j := i; j < len(taken) && taken[j].Sub(taken[i]) < per; j++ {
+				in++
+			}
+			require.LessOrEqual(t, in, starts, "starts %d: window from %v", starts, taken[i].Sub(t0))
+		}
+	}
+}
