@@ -86,24 +86,6 @@ func validFactor(f float64) bool {
 	return f == 0 || f >= 1 && !math.IsInf(f, 0)
 }
 
-// check refuses the fields out of range, naming them after where, the
-// policy's place in Options ("Options.Default.Retry").
-func (p RetryPolicy) check(where string) error {
-	switch {
-	case p.MaxAttempts < 0:
-		return fmt.Errorf("%w: %s.MaxAttempts %d: want 0 (default: 3) or more", ErrInvalidRequest, where, p.MaxAttempts)
-	case p.InitialInterval < 0:
-		return fmt.Errorf("%w: %s.InitialInterval %v: want 0 (default: 1s) or more", ErrInvalidRequest, where, p.InitialInterval)
-	case !validFactor(p.BackoffFactor):
-		return fmt.Errorf("%w: %s.BackoffFactor %v: want 0 (default: 2) or a finite factor of at least 1 (1 keeps the wait the same)", ErrInvalidRequest, where, p.BackoffFactor)
-	case p.MaxInterval < 0:
-		return fmt.Errorf("%w: %s.MaxInterval %v: want 0 (default) or more", ErrInvalidRequest, where, p.MaxInterval)
-	case !(p.Jitter >= 0 && p.Jitter <= 1): // NaN too
-		return fmt.Errorf("%w: %s.Jitter %v: want from 0 (default: none) to 1", ErrInvalidRequest, where, p.Jitter)
-	}
-	return nil
-}
-
 // Backoff returns the wait before attempt number next (2 for the first
 // retry), before jitter. A field that [New] would refuse counts as its
 // default.
@@ -333,40 +315,50 @@ func (o *Options) kindOptions(kind string) KindOptions {
 	if !ok {
 		k = o.Default
 	}
-	d := o.Default.Retry
-	if k.Retry.MaxAttempts <= 0 {
-		k.Retry.MaxAttempts = d.MaxAttempts
-	}
-	if k.Retry.InitialInterval <= 0 {
-		k.Retry.InitialInterval = d.InitialInterval
-	}
-	if k.Retry.BackoffFactor <= 0 {
-		k.Retry.BackoffFactor = d.BackoffFactor
-	}
-	if k.Retry.MaxInterval <= 0 {
-		k.Retry.MaxInterval = d.MaxInterval
-	}
-	if k.Retry.Jitter <= 0 {
-		k.Retry.Jitter = d.Jitter
-	}
-	k.Retry = k.Retry.withDefaults()
-	if k.Timeout <= 0 {
-		k.Timeout = o.Default.Timeout
-	}
-	if k.Timeout <= 0 {
-		k.Timeout = 10 * time.Minute
-	}
-	if k.Validate == nil {
-		k.Validate = o.Default.Validate
-	}
+	k = resolve(k, &o.Default)
 	if k.Validate == nil && kind == graph.KindNarration {
 		k.Validate = defaultNarration
 	}
-	if k.Estimate <= 0 {
-		k.Estimate = o.Default.Estimate
+	return k
+}
+
+// resolve returns k with its zero fields filled from base (Options.Default
+// for an entry of Options.Kinds; nil for Options.Default itself) and then
+// from their defaults.
+func resolve(k KindOptions, base *KindOptions) KindOptions {
+	if base != nil {
+		d := base.Retry
+		if k.Retry.MaxAttempts <= 0 {
+			k.Retry.MaxAttempts = d.MaxAttempts
+		}
+		if k.Retry.InitialInterval <= 0 {
+			k.Retry.InitialInterval = d.InitialInterval
+		}
+		if k.Retry.BackoffFactor <= 0 {
+			k.Retry.BackoffFactor = d.BackoffFactor
+		}
+		if k.Retry.MaxInterval <= 0 {
+			k.Retry.MaxInterval = d.MaxInterval
+		}
+		if k.Retry.Jitter <= 0 {
+			k.Retry.Jitter = d.Jitter
+		}
+		if k.Timeout <= 0 {
+			k.Timeout = base.Timeout
+		}
+		if k.Validate == nil {
+			k.Validate = base.Validate
+		}
+		if k.Estimate <= 0 {
+			k.Estimate = base.Estimate
+		}
+		if k.BatchWindow <= 0 {
+			k.BatchWindow = base.BatchWindow
+		}
 	}
-	if k.BatchWindow <= 0 {
-		k.BatchWindow = o.Default.BatchWindow
+	k.Retry = k.Retry.withDefaults()
+	if k.Timeout <= 0 {
+		k.Timeout = 10 * time.Minute
 	}
 	return k
 }
@@ -376,11 +368,11 @@ func (o *Options) kindOptions(kind string) KindOptions {
 // of range), in Default or in Kinds (in name order, so that the same
 // options give the same error).
 func (o *Options) checkKinds() error {
-	if err := o.Default.check("Options.Default"); err != nil {
+	if err := o.Default.check("Options.Default", nil); err != nil {
 		return err
 	}
 	for _, name := range sortedKeys(o.Kinds) {
-		if err := o.Kinds[name].check(fmt.Sprintf("Options.Kinds[%q]", name)); err != nil {
+		if err := o.Kinds[name].check(fmt.Sprintf("Options.Kinds[%q]", name), &o.Default); err != nil {
 			return err
 		}
 	}
@@ -388,17 +380,67 @@ func (o *Options) checkKinds() error {
 }
 
 // check refuses the fields of k out of range, naming them after where,
-// k's place in Options.
-func (k KindOptions) check(where string) error {
+// k's place in Options, and saying what 0 gives there: in an entry of
+// Options.Kinds (base, Options.Default, not nil), Options.Default's value
+// when it has one.
+func (k KindOptions) check(where string, base *KindOptions) error {
+	// zero returns k with one field set to 0, resolved in its place and
+	// without Options.Default.
+	zero := func(set func(*KindOptions)) (here, own KindOptions) {
+		z := k
+		set(&z)
+		return resolve(z, base), resolve(z, nil)
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s.%s", ErrInvalidRequest, where, fmt.Sprintf(format, args...))
+	}
+	p := k.Retry
 	switch {
 	case k.Timeout < 0:
-		return fmt.Errorf("%w: %s.Timeout %v: want 0 (default: 10m0s) or more", ErrInvalidRequest, where, k.Timeout)
+		d, o := zero(func(z *KindOptions) { z.Timeout = 0 })
+		return bad("Timeout %v: want 0 (%s) or more", k.Timeout, zeroGives(d.Timeout, o.Timeout, ""))
 	case k.Estimate < 0:
-		return fmt.Errorf("%w: %s.Estimate %v: want 0 (none) or more", ErrInvalidRequest, where, k.Estimate)
+		d, o := zero(func(z *KindOptions) { z.Estimate = 0 })
+		return bad("Estimate %v: want 0 (%s) or more", k.Estimate, zeroGives(d.Estimate, o.Estimate, "none"))
 	case k.BatchWindow < 0:
-		return fmt.Errorf("%w: %s.BatchWindow %v: want 0 (no window) or more", ErrInvalidRequest, where, k.BatchWindow)
+		d, o := zero(func(z *KindOptions) { z.BatchWindow = 0 })
+		return bad("BatchWindow %v: want 0 (%s) or more", k.BatchWindow, zeroGives(d.BatchWindow, o.BatchWindow, "no window"))
+	case p.MaxAttempts < 0:
+		d, o := zero(func(z *KindOptions) { z.Retry.MaxAttempts = 0 })
+		return bad("Retry.MaxAttempts %d: want 0 (%s) or more", p.MaxAttempts, zeroGives(d.Retry.MaxAttempts, o.Retry.MaxAttempts, ""))
+	case p.InitialInterval < 0:
+		d, o := zero(func(z *KindOptions) { z.Retry.InitialInterval = 0 })
+		return bad("Retry.InitialInterval %v: want 0 (%s) or more", p.InitialInterval, zeroGives(d.Retry.InitialInterval, o.Retry.InitialInterval, ""))
+	case !validFactor(p.BackoffFactor):
+		d, o := zero(func(z *KindOptions) { z.Retry.BackoffFactor = 0 })
+		return bad("Retry.BackoffFactor %v: want 0 (%s) or a finite factor of at least 1 (1 keeps the wait the same)", p.BackoffFactor, zeroGives(d.Retry.BackoffFactor, o.Retry.BackoffFactor, ""))
+	case p.MaxInterval < 0:
+		// Its own default follows InitialInterval: 1 minute, or
+		// InitialInterval when that is longer.
+		gives := "default"
+		if base != nil && base.Retry.MaxInterval > 0 {
+			gives = fmt.Sprintf("Options.Default's: %v", base.Retry.MaxInterval)
+		}
+		return bad("Retry.MaxInterval %v: want 0 (%s) or more", p.MaxInterval, gives)
+	case !(p.Jitter >= 0 && p.Jitter <= 1): // NaN too
+		d, o := zero(func(z *KindOptions) { z.Retry.Jitter = 0 })
+		return bad("Retry.Jitter %v: want from 0 (%s) to 1", p.Jitter, zeroGives(d.Retry.Jitter, o.Retry.Jitter, "default: none"))
 	}
-	return k.Retry.check(where + ".Retry")
+	return nil
+}
+
+// zeroGives says what 0 gives a field, here in its place and own without
+// Options.Default: Options.Default's value when that differs, else its
+// default (none when that is 0).
+func zeroGives[T comparable](here, own T, none string) string {
+	var zero T
+	switch {
+	case here != own:
+		return fmt.Sprintf("Options.Default's: %v", here)
+	case here == zero:
+		return none
+	}
+	return fmt.Sprintf("default: %v", here)
 }
 
 // warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
