@@ -119,3 +119,62 @@ func TestQuotaHoldsUnderManyRuns(t *testing.T) {
 		})
 	}
 }
+
+// callSizes records the size of each bulk call.
+type callSizes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *callSizes) Generate(ctx context.Context, req executor.Request) (executor.Asset, error) {
+	return executor.Asset{Data: []byte(req.NodeID)}, nil
+}
+
+func (c *callSizes) GenerateBatch(ctx context.Context, reqs []executor.Request) []executor.Outcome {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(reqs))
+	c.mu.Unlock()
+	out := make([]executor.Outcome, len(reqs))
+	for i, r := range reqs {
+		out[i].Asset = executor.Asset{Data: []byte(r.NodeID)}
+	}
+	return out
+}
+
+// A bulk call never takes more nodes than its key's Rate.Starts, however
+// many slots the key has free (the quota counts a larger call as
+// Rate.Starts, which would break the window rule): each run's schedule
+// allows at most Starts starts of the key in a window, a call's nodes
+// included.
+func TestBulkCallsNoLargerThanTheRate(t *testing.T) {
+	tm := graph.Template{Kinds: []graph.Kind{
+		{Name: "brief"},
+		{Name: "voice", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: graph.ScopeGlobal}}, BatchKey: "tts", Concurrency: 8},
+	}}
+	g, err := graph.Build(tm, 12*graph.SegmentSeconds)
+	require.NoError(t, err)
+	plain := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte(req.NodeID)}, nil
+	})
+	for _, mode := range []executor.Mode{executor.Dataflow, executor.Staged} {
+		synctest.Test(t, func(t *testing.T) {
+			voice := &callSizes{}
+			e, err := executor.New(executor.Options{Mode: mode,
+				Generators: executor.Registry{"brief": plain, "voice": voice},
+				Rates:      map[string]executor.Rate{"tts": {Starts: 3, Per: time.Second}},
+			})
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			for i := range 3 {
+				wg.Go(func() {
+					_, err := e.Run(context.Background(), executor.RunRequest{GraphKey: fmt.Sprint("g", i), Graph: g})
+					assert.NoError(t, err)
+				})
+			}
+			wg.Wait()
+			require.NoError(t, e.Close(context.Background()))
+			require.NotEmpty(t, voice.sizes)
+			assert.Equal(t, 3, slices.Max(voice.sizes), "mode %v: call sizes %v: want calls of 3 at most, and some of 3", mode, voice.sizes)
+		})
+	}
+}
