@@ -169,7 +169,8 @@
 // while nodes are left it is never less than a second, even when one
 // runs late. It is the current round's: a Converge round starts with a
 // bound of its own. It is recomputed when a kind's first duration is
-// seen, and at most once a second otherwise. A sink that fails never
+// seen, at each node.retrying event (so that it counts the backoff
+// ahead), and at most once a second otherwise. A sink that fails never
 // fails the run. An event's free text (a note's Message, Reasoning and
 // PreviewURL, an error's text) is cut to [MaxEventText] bytes, so that a
 // generator that reports a provider's whole response cannot make an
