@@ -87,6 +87,12 @@ type lecture struct {
 	// process starts a run of the lecture between the two. It is nil
 	// while the run that ended gives it up (see next).
 	lock *pgstore.GraphLock
+	// releasing is made when no run of the lecture is left to start (its
+	// last run ended, or the run queued is not started), and closed once
+	// its lock is given up and the lecture freed: meanwhile no run is
+	// queued after it, and the requests of the lecture wait for it (see
+	// waitLocking), rather than be refused as if a run were going on.
+	releasing chan struct{}
 }
 
 // locking is a request of this process that takes, or holds, the lock of
@@ -558,25 +564,34 @@ func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runI
 
 // waitLocking waits, with s.mu held (it unlocks it while it waits), while
 // another request of this process takes or holds the lock of key, a
-// lecture not running, or until ctx ends. Once it returns nil, the
-// caller, with s.mu still held, finds the lecture running (s.lectures),
-// or may call beginLocking.
+// lecture not running, or while the lecture is released (its last run
+// ended, its lock being given up: see lecture.releasing), or until ctx
+// ends. Once it returns nil, the caller, with s.mu still held, finds the
+// lecture running (s.lectures), or may call beginLocking.
 func (s *service) waitLocking(ctx context.Context, key string) error {
 	for {
+		var done <-chan struct{}
 		l := s.locking[key]
-		if l == nil {
+		switch lec := s.lectures[key]; {
+		case l != nil:
+			done = l.done
+			l.waiters++
+		case lec != nil && lec.releasing != nil:
+			done = lec.releasing
+		default:
 			return nil
 		}
-		l.waiters++
 		s.mu.Unlock()
 		var err error
 		select {
-		case <-l.done:
+		case <-done:
 		case <-ctx.Done():
 			err = context.Cause(ctx)
 		}
 		s.mu.Lock()
-		l.waiters--
+		if l != nil {
+			l.waiters--
+		}
 		if err != nil {
 			return fmt.Errorf("wait for another request of lecture %q: %w", key, err)
 		}
@@ -710,7 +725,7 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 		// once it has taken the lock. A run queued by edits is started
 		// likewise when its turn comes (see next), under the lock of the
 		// run before it.
-		if l := s.lectures[key]; sl.lock == nil && l != nil && !s.stopping {
+		if l := s.lectures[key]; sl.lock == nil && l != nil && l.releasing == nil && !s.stopping {
 			sl.releaseLocked()
 			if l.next == "" {
 				l.next = newRunID()
@@ -840,10 +855,16 @@ func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 		log.Info("run ended", "status", rep.Record.Status, "generated", len(rep.Generated), "dirty", len(rep.Dirty))
 	}
 	s.mu.Lock()
+	l := s.lectures[key]
+	if l != nil && l.next == "" && l.releasing == nil {
+		// With its report: a client that sees the run ended (GET
+		// /runs/{run}) and starts another waits while the lock is given
+		// up, rather than find the lecture busy.
+		l.releasing = make(chan struct{})
+	}
 	if rep != nil {
 		s.reports[runID] = &report{ended: time.Now(), rep: rep}
 	}
-	l := s.lectures[key]
 	s.mu.Unlock()
 	if l != nil {
 		s.next(key, l, runID)
@@ -852,89 +873,127 @@ func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 
 // next starts the run queued after run prev, under the lecture's lock,
 // or else gives the lock up and then frees the lecture. The lecture
-// stays in s.lectures while its lock is given up, so that an edit made
-// meanwhile queues a run (which next then starts, taking the lock again)
-// rather than find the lock held by this very process.
+// stays in s.lectures while the lock is given up: an edit made while a
+// run queued retakes the lock queues its run on it, and the requests made
+// while the lecture is released wait for it (see releasing).
 func (s *service) next(key string, l *lecture, prev string) {
 	log := s.logger.With("run", prev, "lecture", key)
 	for {
 		s.mu.Lock()
 		switch {
-		case l.next != "" && !s.stopping && l.lock != nil && !lost(l.lock):
+		case l.next == "":
+			s.mu.Unlock()
+			s.release(key, l)
+			return
+		case !s.stopping && l.lock != nil && !lost(l.lock):
 			l.runID, l.next = l.next, ""
 			s.runs.Add(1)
 			runID, g := l.runID, l.g
 			s.mu.Unlock()
 			switch err := s.launch(key, runID, "edits made during run "+prev, ""); {
 			case errors.Is(err, errClosing):
-				// The shutdown began meanwhile: as below.
-				s.shelve(key, runID, prev, g)
+				// The shutdown began meanwhile: as below. The run's end
+				// (ended) has released the lecture.
+				s.shelve(key, runID, prev, g, errShutdown, "the next start of the service runs it")
 			case err != nil:
 				log.Error("queued run did not start", "queued", runID, "err", err)
 			}
 			return
 		case l.lock != nil:
-			// No run queued, or the lock was lost (the run before was
-			// cancelled for it): a queued run then takes it again below.
+			// The lock was lost (the run before was cancelled for it), or
+			// the shutdown is on: it is given up, and a queued run takes
+			// it again below.
 			lock := l.lock
 			l.lock = nil
 			s.mu.Unlock()
 			s.unlock(lock)
-		case l.next != "" && !s.stopping:
-			// An edit queued a run while the lock was given up.
+		case !s.stopping:
+			// A run is queued and the lock was given up.
 			s.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 			lock, err := s.tryLock(ctx, key)
 			cancel()
-			s.mu.Lock()
 			if err != nil {
+				s.mu.Lock()
 				queued := l.next
-				delete(s.lectures, key)
 				s.mu.Unlock()
 				log.Warn("queued run not started: the lecture's next run regenerates what its edits affect", "queued", queued, "err", err)
+				s.release(key, l)
 				return
 			}
+			s.mu.Lock()
 			l.lock = lock
 			s.mu.Unlock()
 		default:
-			queued, g := l.next, l.g
-			delete(s.lectures, key)
 			s.mu.Unlock()
-			if queued != "" { // the shutdown is on
-				s.shelve(key, queued, prev, g)
-			}
+			s.drop(key, l, prev, errShutdown, "the next start of the service runs it")
 			return
 		}
 	}
 }
 
-// shelve records run runID, queued after run prev and not started for the
-// shutdown, as cancelled by the shutdown, with a final run.cancelled on
-// its stream: the client was given its ID, which stays meaningful (GET
-// /runs/{run} finds it, its events end), and the next start resumes it
-// as it resumes the runs a shutdown cancelled (see recoverRuns), being
-// its lecture's newest run. The shutdown calls it before it closes the
-// sinks (it waits for the runs' ends, which call next).
-func (s *service) shelve(key, runID, prev string, g *graph.Graph) {
+// release gives the lock of lecture l up, if held, and frees the
+// lecture, when no run of it is left to start.
+func (s *service) release(key string, l *lecture) {
+	s.mu.Lock()
+	if l.releasing == nil {
+		l.releasing = make(chan struct{})
+	}
+	lock := l.lock
+	l.lock = nil
+	s.mu.Unlock()
+	if lock != nil {
+		s.unlock(lock)
+	}
+	s.mu.Lock()
+	delete(s.lectures, key)
+	close(l.releasing)
+	s.mu.Unlock()
+}
+
+// drop records the run queued on lecture l, after run prev, as not
+// started for cause (see shelve), then releases the lecture. The lecture
+// stays queued (GET /runs/{run} finds it) until its record is written.
+func (s *service) drop(key string, l *lecture, prev string, cause error, then string) {
+	s.mu.Lock()
+	if l.releasing == nil {
+		l.releasing = make(chan struct{}) // no edit queues on it from now on
+	}
+	queued, g := l.next, l.g
+	s.mu.Unlock()
+	s.shelve(key, queued, prev, g, cause, then)
+	s.release(key, l)
+}
+
+// shelve records run runID, queued after run prev and not started for
+// cause, as cancelled, with a final run.cancelled on its stream that says
+// why and what then (what becomes of its edits): the client was given its
+// ID, which stays meaningful (GET /runs/{run} finds it, its events end).
+// When cause is errShutdown, the next start resumes it as it resumes the
+// runs a shutdown cancelled (see recoverRuns), being its lecture's
+// newest run; the shutdown calls it before it closes the sinks (it waits
+// for the runs' ends, which call next). When another process took the
+// lecture, that process's runs regenerate what the edits affect.
+func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, then string) {
 	log := s.logger.With("run", prev, "lecture", key, "queued", runID)
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
 	now := time.Now()
-	why := fmt.Sprintf("queued after run %s, not started: %v; the next start of the service runs it", prev, errShutdown)
+	why := fmt.Sprintf("queued after run %s, not started: %v; %s", prev, cause, then)
 	rec := executor.Record{ID: runID, GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
 		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run " + prev,
 		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why}
 	if err := s.store.PutRun(ctx, rec); err != nil {
 		// The edits stand: the lecture's next run regenerates what they
 		// affect.
-		log.Error("queued run not started nor recorded: the service is shutting down", "err", err)
+		log.Error("queued run not started nor recorded", "cause", cause, "err", err)
 		return
 	}
 	if err := s.sink.Publish(ctx, progress.Event{RunID: runID, GraphKey: key, Seq: 1, Time: now,
-		Type: progress.RunCancelled, Stage: progress.NoStage, Message: why, Error: errShutdown.Error()}); err != nil {
+		Type: progress.RunCancelled, Stage: progress.NoStage, Message: why, Error: cause.Error()}); err != nil {
 		log.Warn("the final event of a queued run was not published", "err", err)
 	}
-	log.Info("queued run not started: the service is shutting down; recorded as cancelled by the shutdown, for the next start to run it")
+	log.Info("queued run not started; recorded as cancelled", "cause", cause, "then", then)
 }
 
 // lost reports whether lock was lost (see pgstore.GraphLock.Lost): a
