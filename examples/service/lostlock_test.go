@@ -12,6 +12,7 @@ import (
 
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
 )
 
 // A run cancelled because its lecture's lock was lost handed that lost
@@ -90,5 +91,54 @@ func TestEditRunAfterItsLockWasLostTakesTheLockAgain(t *testing.T) {
 	rec, err := store.GetRun(context.Background(), runID)
 	require.NoError(t, err)
 	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error(), "the edit's run")
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run queued after another whose lecture's lock was lost, and taken
+// by another process before the queued run could take it again, was
+// dropped with a log line alone: the edit had been answered 202 with
+// the run's ID, which then had no record (GET /runs/{run} 404 once the
+// lecture was freed) and no final event (its readers waited for good).
+// It is now recorded as cancelled, with a run.cancelled that says why,
+// and is not a run that the next start resumes.
+func TestQueuedRunIsRecordedWhenAnotherProcessTakesTheLecture(t *testing.T) {
+	h := startService(t, time.Hour) // the runs go on until they are cancelled
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+
+	// The lock is lost, and another process (the test) takes it before
+	// the first run's end is handled: the service is held meanwhile.
+	other, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	var lock *pgstore.GraphLock
+	func() {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		var ended int
+		require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+			h.s.store.GraphLockKey("l")).Scan(&ended))
+		require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+		require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+			lock, err = other.TryLockGraph(t.Context(), "l")
+			return err == nil
+		}, 20*time.Second, 10*time.Millisecond, "the lecture's lock was never free")
+	}()
+
+	events := h.follow(queued.RunID, "")
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	e := events[0]
+	assert.Equal(t, progress.RunCancelled, e.Type)
+	assert.Contains(t, e.Error, errBusyElsewhere.Error())
+	var v runView
+	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+queued.RunID, "", &v))
+	assert.Equal(t, "cancelled", v.Status)
+	require.NotNil(t, v.Record)
+	assert.Contains(t, v.Record.Error, errBusyElsewhere.Error())
+	assert.NotContains(t, v.Record.Error, errShutdown.Error(), "not a run to resume at the next start")
+	require.NoError(t, lock.Unlock(t.Context()))
+	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

@@ -25,7 +25,11 @@
 //     saved, a run starting), then finds the lecture running (an edit
 //     queues its run after it) or takes the lock in turn. A run
 //     whose lock is lost (its connection ended) is cancelled, as another
-//     process may take the lecture then. Each lock held is a Postgres
+//     process may take the lecture then; a run queued after it takes the
+//     lock again, and if another process took the lecture meanwhile, the
+//     queued run is recorded, under the ID its edit was given, as
+//     cancelled for that (a run.cancelled ends its stream), and that
+//     process's runs regenerate what its edits affect. Each lock held is a Postgres
 //     connection of its own, beyond the pool's: up to -max-runs more.
 //   - Recovery at start-up: the runs recorded as running
 //     (Store.RunsByStatus) whose lecture's lock is free were left by a

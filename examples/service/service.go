@@ -914,11 +914,10 @@ func (s *service) next(key string, l *lecture, prev string) {
 			lock, err := s.tryLock(ctx, key)
 			cancel()
 			if err != nil {
-				s.mu.Lock()
-				queued := l.next
-				s.mu.Unlock()
-				log.Warn("queued run not started: the lecture's next run regenerates what its edits affect", "queued", queued, "err", err)
-				s.release(key, l)
+				// Another process took the lecture between the two runs,
+				// or the server failed.
+				s.drop(key, l, prev, fmt.Errorf("the lecture's lock was not taken again: %w", err),
+					"the lecture's next run regenerates what its edits affect")
 				return
 			}
 			s.mu.Lock()
