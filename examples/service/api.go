@@ -24,9 +24,12 @@ import (
 const (
 	// maxBody bounds a request's body.
 	maxBody = 64 << 10
-	// editTimeout bounds the commit of an edit.
-	editTimeout = 30 * time.Second
 )
+
+// editTimeout bounds an edit once admitted: the wait for its turn (see
+// holdSlot), its saving, and the start of its run; a variable for the
+// tests.
+var editTimeout = 30 * time.Second
 
 // bodyTimeout bounds the reading of a request's body, from the moment its
 // handler starts; a variable for the tests.
@@ -235,6 +238,11 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; nothing was saved: edit it again once the run has ended", key, err))
 		return
 	}
+	if errors.Is(err, errNoTurn) {
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; nothing was saved", err))
+		return
+	}
 	if err != nil {
 		s.startFailed(w, r, err)
 		return
@@ -302,6 +310,14 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		// process took the lecture at once.
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; the edit was saved, "+
 			"but its run did not start: the lecture's next run regenerates what the edit affects", key, err))
+		return
+	}
+	if errors.Is(err, errNoTurn) {
+		// The run before it ended meanwhile, and another request of the
+		// lecture held it past the edit's bound.
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; the edit was saved, but its run did not start: "+
+			"the lecture's next run regenerates what the edit affects", err))
 		return
 	}
 	if errors.Is(err, errClosing) {
@@ -438,6 +454,9 @@ func (s *service) startFailed(w http.ResponseWriter, r *http.Request, err error)
 		httpError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, errFull):
 		w.Header().Set("Retry-After", "10")
+		httpError(w, http.StatusServiceUnavailable, err)
+	case errors.Is(err, errNoTurn):
+		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, executor.ErrInvalidRequest):
 		httpError(w, http.StatusBadRequest, err)

@@ -91,7 +91,9 @@
 //	    While -max-runs runs of other lectures go on: 503, nothing saved.
 //	    While a run of the lecture goes on in another process: 409,
 //	    nothing saved. The lecture's graph is read once the edit has its
-//	    turn (requests of a lecture in this process wait for one another);
+//	    turn (requests of a lecture in this process wait for one another;
+//	    an edit that gives up waiting, after 30 s, is answered 503 with
+//	    Retry-After, nothing saved);
 //	    a lecture that changed under the edit all the same (a run of
 //	    another length, from another process) is answered 409, with the
 //	    edit not recorded.

@@ -463,6 +463,10 @@ var errBusyElsewhere = fmt.Errorf("%w, in another process of the service", errBu
 // errFull: as many runs as -max-runs allows are going on.
 var errFull = errors.New("as many lectures as the service runs at once are being generated; retry later")
 
+// errNoTurn: a request gave up waiting for its turn at its lecture (see
+// waitLocking), its bound or its client gone; it changed nothing.
+var errNoTurn = errors.New("other requests of this lecture hold it: retry in a moment")
+
 // errClosing: the service is shutting down.
 var errClosing = errors.New("the service is shutting down")
 
@@ -593,7 +597,7 @@ func (s *service) waitLocking(ctx context.Context, key string) error {
 			l.waiters--
 		}
 		if err != nil {
-			return fmt.Errorf("wait for another request of lecture %q: %w", key, err)
+			return fmt.Errorf("lecture %q: %w (%w)", key, errNoTurn, err)
 		}
 	}
 }

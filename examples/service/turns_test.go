@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -22,6 +25,42 @@ func TestLectureIsFreeOnceItsRunHasEnded(t *testing.T) {
 		require.Equal(t, http.StatusAccepted, status, "round %d: %s", round, e["error"])
 		h.getRun(e["runId"]) // its report is kept: the run has ended
 	}
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// An edit that gave up waiting for its turn (another request of its
+// lecture took or held the lecture's lock longer than the edit's bound)
+// was answered 500 "starting the run failed", as if a server had failed:
+// it is now answered 503 with Retry-After, nothing saved, as an edit
+// past -max-runs is.
+func TestEditThatGivesUpWaitingForItsTurnIs503(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	idleLecture(t, h, "l")
+	defer func(d time.Duration) { editTimeout = d }(editTimeout)
+	editTimeout = 100 * time.Millisecond
+	h.s.mu.Lock()
+	h.s.beginLocking("l") // another request's turn, which does not end
+	h.s.mu.Unlock()
+
+	req, err := http.NewRequest("POST", h.base+"/lectures/l/edits", strings.NewReader(`{"node": "script", "params": {"topic": "b"}}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var e map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, e["error"])
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.Contains(t, e["error"], "nothing was saved")
+	params, err := h.s.params.get(t.Context(), "l", "script")
+	require.NoError(t, err)
+	assert.NotContains(t, string(params), `"b"`, "the edit's parameters")
+
+	h.s.mu.Lock()
+	h.s.endLocking("l")
+	h.s.mu.Unlock()
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
