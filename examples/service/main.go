@@ -37,7 +37,8 @@
 //     that executor.GraphOf builds back from the record), under the lock,
 //     as runs of this process, as are the runs that a shutdown cancelled
 //     (their records' Error says "the service shut down") that are still
-//     their lecture's newest run. A lecture locked elsewhere is left to
+//     their lecture's newest run (a queued run recorded as not started,
+//     for another process took its lecture, does not count). A lecture locked elsewhere is left to
 //     the process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as
 //     interrupted, not resumed, so that it is not found again. Past -max-runs the rest wait for a later

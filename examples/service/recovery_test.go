@@ -20,6 +20,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/internal/testgraph"
 )
@@ -367,6 +368,35 @@ func TestRunOfAnUnknownTemplateIsAbandonedAtStart(t *testing.T) {
 	running, err := store.RunsByStatus(t.Context(), executor.RunRunning)
 	require.NoError(t, err)
 	assert.Empty(t, running)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run queued in one process and recorded as not started, because
+// another process took its lecture (see shelve), made every run of that
+// process that started before the record was written look older than it:
+// one of them that a shutdown cancelled was then not resumed by the next
+// start, as if a later run had come after it. A queued run not started
+// for that is no run that came after: the run is resumed.
+func TestShutdownCancelledRunIsResumedPastAQueuedRunNotStarted(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // the run goes on until the shutdown
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.NoError(t, h.shutdown())
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, store.PutRun(t.Context(), executor.Record{ID: "run-queued-elsewhere", GraphKey: "l", Seconds: 10,
+		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run run-other",
+		Status: executor.RunCancelled, StartedAt: now, EndedAt: now,
+		Error: notStarted("run-other", fmt.Errorf("the lecture's lock was not taken again: %w", errBusyElsewhere), "the lecture's next run regenerates what its edits affect")}))
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	resumed := newestRun(t, store, "l")
+	assert.Equal(t, first.RunID, resumed.Resumes, "the newest run resumes the one the shutdown cancelled")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -982,7 +983,7 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
 	now := time.Now()
-	why := fmt.Sprintf("queued after run %s, not started: %v; %s", prev, cause, then)
+	why := notStarted(prev, cause, then)
 	rec := executor.Record{ID: runID, GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
 		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run " + prev,
 		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why}
@@ -997,6 +998,21 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 		log.Warn("the final event of a queued run was not published", "err", err)
 	}
 	log.Info("queued run not started; recorded as cancelled", "cause", cause, "then", then)
+}
+
+// notStarted is the Error of the record of a run queued after run prev
+// and not started for cause (see shelve); then says what becomes of its
+// edits.
+func notStarted(prev string, cause error, then string) string {
+	return fmt.Sprintf("queued after run %s, not started: %v; %s", prev, cause, then)
+}
+
+// droppedQueued reports whether rec is the record of a run queued and
+// not started for another cause than the shutdown (see notStarted): a
+// run that no start resumes.
+func droppedQueued(rec executor.Record) bool {
+	return rec.Status == executor.RunCancelled && strings.HasPrefix(rec.Error, "queued after run ") &&
+		strings.Contains(rec.Error, ", not started: ") && !strings.Contains(rec.Error, errShutdown.Error())
 }
 
 // lost reports whether lock was lost (see pgstore.GraphLock.Lost): a
@@ -1081,6 +1097,12 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 		if err != nil {
 			return "", false, err
 		}
+		// A queued run that never started for want of the lecture's lock
+		// (see shelve) is no run that came after: another process took
+		// the lecture, and its runs may have started before the record.
+		runs = slices.DeleteFunc(runs, func(r executor.Record) bool {
+			return r.ID != rec.ID && droppedQueued(r)
+		})
 		if len(runs) == 0 || runs[len(runs)-1].ID != rec.ID {
 			return "", false, nil
 		}
