@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -13,6 +14,7 @@ import (
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/pghistory"
 )
 
 // A run cancelled because its lecture's lock was lost handed that lost
@@ -140,5 +142,36 @@ func TestQueuedRunIsRecordedWhenAnotherProcessTakesTheLecture(t *testing.T) {
 	assert.NotContains(t, v.Record.Error, errShutdown.Error(), "not a run to resume at the next start")
 	require.NoError(t, lock.Unlock(t.Context()))
 	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A queued run not started, whose record could not be written, had no
+// final event either: the readers of its stream waited for one that
+// never came. Its stream now ends with a run.cancelled all the same,
+// which says that it was not recorded.
+func TestQueuedRunNotRecordedStillEndsItsStream(t *testing.T) {
+	h := startService(t, time.Hour) // the runs go on until they are cancelled
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
+	_, err := h.pg.Pool.Exec(t.Context(), `CREATE FUNCTION `+schema+`.refuse() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`)
+	require.NoError(t, err)
+	_, err = h.pg.Pool.Exec(t.Context(), `CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON `+schema+`.runs
+	FOR EACH ROW WHEN (NEW.id = '`+queued.RunID+`') EXECUTE FUNCTION `+schema+`.refuse()`)
+	require.NoError(t, err)
+
+	require.NoError(t, h.shutdown()) // the queued run is not started, nor recorded
+	hist, err := pghistory.New(h.pg.Pool, pghistory.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	e, ok, err := hist.LastEvent(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.True(t, ok, "the queued run's final event")
+	assert.Equal(t, progress.RunCancelled, e.Type)
+	assert.Equal(t, uint64(1), e.Seq)
+	assert.Contains(t, e.Message, "not written")
+	assert.NotContains(t, e.Message, "the next start of the service runs it")
 	goleak.VerifyNone(t, h.leaks)
 }

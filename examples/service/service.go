@@ -972,7 +972,9 @@ func (s *service) drop(key string, l *lecture, prev string, cause error, then st
 // shelve records run runID, queued after run prev and not started for
 // cause, as cancelled, with a final run.cancelled on its stream that says
 // why and what then (what becomes of its edits): the client was given its
-// ID, which stays meaningful (GET /runs/{run} finds it, its events end).
+// ID, which stays meaningful (GET /runs/{run} finds it, its events end;
+// if the record cannot be written, the events end all the same, saying
+// so).
 // When cause is errShutdown, the next start resumes it as it resumes the
 // runs a shutdown cancelled (see recoverRuns), being its lecture's
 // newest run; the shutdown calls it before it closes the sinks (it waits
@@ -987,17 +989,21 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 	rec := executor.Record{ID: runID, GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
 		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run " + prev,
 		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why}
-	if err := s.store.PutRun(ctx, rec); err != nil {
+	recErr := s.store.PutRun(ctx, rec)
+	if recErr != nil {
 		// The edits stand: the lecture's next run regenerates what they
-		// affect.
-		log.Error("queued run not started nor recorded", "cause", cause, "err", err)
-		return
+		// affect. The stream ends all the same: its readers wait for
+		// nothing more.
+		log.Error("queued run not started nor recorded", "cause", cause, "err", recErr)
+		why = notStarted(prev, cause, "its record was not written: the lecture's next run regenerates what its edits affect")
 	}
 	if err := s.sink.Publish(ctx, progress.Event{RunID: runID, GraphKey: key, Seq: 1, Time: now,
 		Type: progress.RunCancelled, Stage: progress.NoStage, Message: why, Error: cause.Error()}); err != nil {
 		log.Warn("the final event of a queued run was not published", "err", err)
 	}
-	log.Info("queued run not started; recorded as cancelled", "cause", cause, "then", then)
+	if recErr == nil {
+		log.Info("queued run not started; recorded as cancelled", "cause", cause, "then", then)
+	}
 }
 
 // notStarted is the Error of the record of a run queued after run prev
