@@ -71,8 +71,10 @@
 // progress.Buffered of its own), so the shared reader waits up to
 // [Options].HistoryPoll for it to fill such a gap that one of its
 // readers needs, asking it again every RetryDelay, before its readers
-// pass over the gap (counted in
-// [Stats].Skipped, and logged). Fan a progress.Archive out beside the
+// pass over the gap (counted in [Stats].Skipped, and logged); a reader
+// that connects meanwhile stops at that gap and waits with them, while a
+// reader that finds another gap (a trimmed run whose History lacks the
+// old part) waits for nothing. Fan a progress.Archive out beside the
 // stream so the archive receives every event:
 //
 //	hist := progress.NewMemoryHistory()

@@ -42,6 +42,11 @@ type hub struct {
 	// stale says that the last XREAD failed: the window may lag behind
 	// the stream by more than a round trip.
 	stale bool
+	// held says that the hub holds the entries of the stream after a gap
+	// right after its window's last Seq, waiting for the History to fill
+	// the gap (see fillGaps): a reader that reaches the gap in Redis
+	// stops there and follows the hub, rather than skip the gap's events.
+	held bool
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -149,9 +154,28 @@ func (h *hub) add(events []progress.Event, last uint64, limit int) {
 		clear(h.events[:over])
 		h.events = h.events[over:]
 	}
+	if last > h.last {
+		h.held = false // the window moved past the gap it held at
+	}
 	h.last = max(h.last, last)
 	close(h.notify)
 	h.notify = make(chan struct{})
+}
+
+// setHeld records whether the hub holds the entries after a gap right
+// after its window's last Seq.
+func (h *hub) setHeld(held bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = held
+}
+
+// holding returns the window's last Seq, right before a gap whose entries
+// after it the hub holds, and false if it holds none.
+func (h *hub) holding() (uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last, h.held && h.err == nil
 }
 
 func (h *hub) setStale(stale bool) {
@@ -339,6 +363,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		events, last, held := s.fillGaps(ctx, h, from, last, events, pass)
 		h.add(events, last, s.hubBuffer)
 		h.setStale(false)
+		h.setHeld(held)
 		if !held {
 			holdSince = time.Time{}
 			continue

@@ -156,7 +156,9 @@ type Options struct {
 	// to get the missing events, which the run's shared reader asks it for
 	// every RetryDelay meanwhile, before its readers pass over the gap;
 	// they wait only while a reader that follows the run has yet to
-	// deliver the gap's events. It applies only with a History.
+	// deliver the gap's events, and a reader that reaches that gap in the
+	// stream meanwhile (it connected during the wait) waits with them. It
+	// applies only with a History.
 	// It must be at least 1ms. Default: 5s.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
@@ -1356,10 +1358,25 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 			return pos, true, nil
 		}
 		e, seq, err := s.parse(runID, m)
-		pos = max(pos, seq)
 		if err != nil {
+			pos = max(pos, seq)
 			continue
 		}
+		if r != nil && e.Seq > cur.Last()+1 {
+			held, err := s.atHeldGap(ctx, runID, cur, e.Seq)
+			if err != nil {
+				if isHistoryError(err) {
+					return pos, false, err // a Tail waits for it
+				}
+				return pos, false, &deliverError{err}
+			}
+			if held {
+				// Read no further: the reader follows the shared
+				// reader from here.
+				return pos, true, nil
+			}
+		}
+		pos = max(pos, seq)
 		if err := cur.Deliver(ctx, e); err != nil {
 			if isHistoryError(err) {
 				// Filling a gap: a Tail waits for the History with
@@ -1370,6 +1387,36 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 	}
 	return pos, int64(len(msgs)) < s.pageSize, nil
+}
+
+// atHeldGap reports whether a reader whose next entry in the stream is
+// seq, after a gap, has reached the gap that the run's shared reader
+// holds the live entries after, waiting for the History to fill it (see
+// fillGaps): then the reader reads no further from Redis and follows the
+// shared reader, which passes the gap's events on once the History has
+// them, rather than skip them as a reader skips a gap that neither Redis
+// nor the History holds. A reader that reaches any other gap (a trimmed
+// run whose History lacks the old part, say) waits for nothing. It first
+// delivers from the History the events that directly follow the reader's
+// last one, up to the shared reader's gap, and returns the History's
+// error.
+func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Cursor, seq uint64) (bool, error) {
+	s.mu.Lock()
+	h := s.hubs[runID]
+	s.mu.Unlock()
+	if h == nil {
+		return false, nil
+	}
+	at, held := h.holding()
+	if !held || at < cur.Last() || at+1 >= seq {
+		return false, nil
+	}
+	if at > cur.Last() {
+		if err := cur.FillContiguous(ctx); err != nil {
+			return false, err
+		}
+	}
+	return cur.Last() == at, nil
 }
 
 // deliverError carries the reader's own error (its callback's) through

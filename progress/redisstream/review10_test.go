@@ -1,0 +1,62 @@
+package redisstream_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// replaysAfter is a History that counts its replays after one Seq.
+type replaysAfter struct {
+	progress.History
+	seq uint64
+	n   atomic.Int64
+}
+
+func (h *replaysAfter) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	if after == h.seq {
+		h.n.Add(1)
+	}
+	return h.History.Replay(ctx, runID, after, fn)
+}
+
+// A reader that connects while the run's shared reader holds the live
+// entries after a gap, waiting for a History behind Redis to fill it,
+// waits with the readers that follow the run: it gets the gap's events
+// once the History has them, in order, rather than read past the gap in
+// Redis and skip them for good a moment before the History holds them.
+func TestReaderConnectingDuringAHoldWaitsForIt(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	follower := sinktest.StartTail(t, s, run, 0)
+	follower.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	// 6 and 7 are not in Redis, nor yet in the History; 8 to 10 are in
+	// Redis. The shared reader asks the History after 5 again and again:
+	// it holds 8 to 10 for the follower.
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+
+	late := sinktest.StartTail(t, s, run, 0)
+	late.Expect(t, sinktest.Span(1, 5))
+	require.NoError(t, mem.Append(ctx, all[5:]...))
+	late.Expect(t, sinktest.Span(6, 10))
+	follower.Expect(t, sinktest.Span(6, 10))
+	late.Stop(t, context.Canceled)
+	follower.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
+}
