@@ -475,12 +475,12 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // reader. Redis refuses an ID below the stream's newest entry, so such a
 // gap is never filled by Redis later; but the History, behind a
 // progress.Buffered of its own, may get the missing events a moment after
-// Redis got the later ones: unless pass is set, it returns the events up
-// to the first gap that the History did not fill and that a reader
-// following the hub has yet to deliver, and the Seq before the gap as the
-// entry ID to read on from, with held true, so that the hub asks again,
-// and passes over the gap (pass) only once it has waited HistoryPoll for
-// it. It returns at most a window's worth
+// Redis got the later ones: it returns the events up to the first gap
+// that the History did not fill and that a reader following the hub has
+// yet to deliver, and the Seq before the gap as the entry ID to read on
+// from, with held true, so that the hub asks again, and passes over the
+// gap right after from (pass) only once it has waited HistoryPoll for
+// it; a later gap is then held in its turn. It returns at most a window's worth
 // (HubBuffer) of events, and the entry ID to read on from: when the
 // merged events would not fit in the window, which would then drop the
 // start of them, below its readers, it returns the first window's worth
@@ -544,15 +544,16 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 	} else {
 		merged = append(merged, events[i:]...)
 	}
-	if !pass {
-		prev := from
-		for k, e := range merged {
-			if e.Seq > prev+1 && s.followerNeeds(h, e.Seq-1) {
-				// The History lacks the gap's events, for now.
-				return merged[:k], prev, true
-			}
-			prev = e.Seq
+	prev = from
+	for k, e := range merged {
+		// pass passes over the gap right after from, which the hub held
+		// at; a later one, whose entries may have reached Redis a moment
+		// ago, is held in its turn.
+		if e.Seq > prev+1 && !(pass && prev == from) && s.followerNeeds(h, e.Seq-1) {
+			// The History lacks the gap's events, for now.
+			return merged[:k], prev, true
 		}
+		prev = e.Seq
 	}
 	return merged, last, false
 }

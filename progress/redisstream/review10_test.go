@@ -60,3 +60,35 @@ func TestReaderConnectingDuringAHoldWaitsForIt(t *testing.T) {
 	follower.Stop(t, context.Canceled)
 	assert.Zero(t, s.Stats().Skipped)
 }
+
+// When the run's shared reader has waited HistoryPoll for the History to
+// fill a gap, it passes over that gap alone: a later gap, whose entries
+// reached Redis during the wait, is waited for in its turn, so that the
+// History, a moment behind Redis, fills it rather than the readers skip
+// it with the first.
+func TestAHoldPassesOverItsGapAlone(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 2 * time.Second, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 15)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	// 6 and 7 are lost for good; 8 to 10 reach Redis (the History, which
+	// would let the shared reader's poll pass over the gap, gets them
+	// later).
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:10]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	// During the wait for 6 and 7, 13 to 15 reach Redis, and 11 and 12
+	// reach the History only once the wait is over.
+	require.NoError(t, s.Publish(ctx, all[12:]...))
+	tl.Expect(t, sinktest.Span(8, 10))
+	require.NoError(t, mem.Append(ctx, all[10:]...))
+	tl.Expect(t, sinktest.Span(11, 15))
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(2), s.Stats().Skipped)
+}
