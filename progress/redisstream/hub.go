@@ -486,9 +486,10 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // start of them, below its readers, it returns the first window's worth
 // and the Seq of its last event, so that the next XREAD reads the entries
 // after it again (Redis keeps them) and the next call fills on. A History
-// that fails leaves the gaps, which the readers then fill (waiting for
-// the History with backoff) on their own, as do the gaps that the History
-// lacked for HistoryPoll, which the readers skip.
+// that fails holds the entries after a gap as one that lacks the gap's
+// events does, up to HistoryPoll; then it leaves the gap, which the
+// readers fill (waiting for the History with backoff) on their own, as
+// they skip the gaps that the History lacked for HistoryPoll.
 func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events []progress.Event, pass bool) ([]progress.Event, uint64, bool) {
 	if s.history == nil || len(events) == 0 {
 		return events, last, false
@@ -532,8 +533,13 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 		return nil
 	})
 	if err != nil && !errors.Is(err, errPollFull) {
-		if ctx.Err() == nil {
+		if _, holding := h.holding(); ctx.Err() == nil && !holding {
 			s.logger.Warn("redisstream: read the history", "run", h.runID, "error", err)
+		}
+		// The History may lack the gap's events, for now, as much as it
+		// may fail: hold as for a gap it lacks, asking it again.
+		if k, prev, held := s.heldGap(h, from, events, pass); held {
+			return events[:k], prev, true
 		}
 		return events, last, false
 	}
@@ -544,18 +550,28 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 	} else {
 		merged = append(merged, events[i:]...)
 	}
+	if k, prev, held := s.heldGap(h, from, merged, pass); held {
+		// The History lacks the gap's events, for now.
+		return merged[:k], prev, true
+	}
+	return merged, last, false
+}
+
+// heldGap finds the first gap among events, which follow the entry ID
+// from, that a reader following h has yet to deliver: the hub holds the
+// events from index k on, and reads on from prev, the Seq before the gap.
+// pass passes over the gap right after from, which the hub held at for
+// HistoryPoll; a later one, whose entries may have reached Redis a moment
+// ago, is held in its turn.
+func (s *Stream) heldGap(h *hub, from uint64, events []progress.Event, pass bool) (k int, prev uint64, held bool) {
 	prev = from
-	for k, e := range merged {
-		// pass passes over the gap right after from, which the hub held
-		// at; a later one, whose entries may have reached Redis a moment
-		// ago, is held in its turn.
+	for k, e := range events {
 		if e.Seq > prev+1 && !(pass && prev == from) && s.followerNeeds(h, e.Seq-1) {
-			// The History lacks the gap's events, for now.
-			return merged[:k], prev, true
+			return k, prev, true
 		}
 		prev = e.Seq
 	}
-	return merged, last, false
+	return 0, 0, false
 }
 
 // followerNeeds reports whether a reader that follows h has yet to

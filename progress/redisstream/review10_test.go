@@ -2,6 +2,7 @@ package redisstream_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,4 +92,55 @@ func TestAHoldPassesOverItsGapAlone(t *testing.T) {
 	tl.Expect(t, sinktest.Span(11, 15))
 	tl.Stop(t, context.Canceled)
 	assert.Equal(t, uint64(2), s.Stats().Skipped)
+}
+
+// flakyHistory fails its replays while fail is set, and counts the
+// replays after seq that it answers.
+type flakyHistory struct {
+	progress.History
+	seq    uint64
+	fail   atomic.Bool
+	failed atomic.Int64
+	n      atomic.Int64
+}
+
+func (h *flakyHistory) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	if h.fail.Load() {
+		h.failed.Add(1)
+		return errors.New("history down")
+	}
+	if after == h.seq {
+		h.n.Add(1)
+	}
+	return h.History.Replay(ctx, runID, after, fn)
+}
+
+// A History that fails while the run's shared reader waits for it to
+// fill a gap in the live entries does not end the wait: the readers do
+// not get the entries after the gap to skip it on their own at the
+// History's first answer, a moment before the History holds the gap's
+// events.
+func TestAHistoryOutageDoesNotEndAHold(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &flakyHistory{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.fail.Store(true)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.failed.Load() >= 3 }, 10*time.Second, time.Millisecond)
+	// The History answers again, without 6 and 7 yet; they come once it
+	// has answered.
+	h.n.Store(0)
+	h.fail.Store(false)
+	require.Eventually(t, func() bool { return h.n.Load() >= 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, mem.Append(ctx, all[5:7]...))
+	tl.Expect(t, sinktest.Span(6, 10))
+	tl.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
 }
