@@ -47,6 +47,9 @@ type hub struct {
 	// the gap (see fillGaps): a reader that reaches the gap in Redis
 	// stops there and follows the hub, rather than skip the gap's events.
 	held bool
+	// read is the highest entry ID (as a Seq) read from the stream, held
+	// after a gap or not: a reader's lag counts up to it.
+	read uint64
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -136,6 +139,21 @@ func (h *hub) lastSeq() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.last
+}
+
+// readSeq returns the highest Seq that the hub knows the stream to hold:
+// its window's last, or the last entry it read and holds after a gap.
+func (h *hub) readSeq() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return max(h.last, h.read)
+}
+
+// setRead records the highest entry ID (as a Seq) that an XREAD read.
+func (h *hub) setRead(seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.read = max(h.read, seq)
 }
 
 // add appends events read from Redis, up to the entry ID last, keeping at
@@ -352,6 +370,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 		}
 		read = max(read, last)
+		h.setRead(read)
 		if stuck && last == from {
 			h.setStale(false)
 			if !sleepCtx(ctx, pause) {

@@ -144,3 +144,27 @@ func TestAHistoryOutageDoesNotEndAHold(t *testing.T) {
 	tl.Stop(t, context.Canceled)
 	assert.Zero(t, s.Stats().Skipped)
 }
+
+// Stats.Lag counts the entries that the run's shared reader holds after a
+// gap, waiting for the History to fill it: its readers have yet to
+// deliver them, for as long as HistoryPoll, and an operator sees them
+// wait.
+func TestLagCountsTheEntriesAHoldKeeps(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	assert.Equal(t, uint64(5), s.Stats().Lag, "10 read from Redis, 5 delivered")
+	require.NoError(t, mem.Append(ctx, all[5:7]...))
+	tl.Expect(t, sinktest.Span(6, 10))
+	tl.Stop(t, context.Canceled)
+}

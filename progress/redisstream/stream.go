@@ -1554,7 +1554,7 @@ func (r *reader) seen(seq uint64) {
 func (r *reader) lag() uint64 {
 	head := r.head.Load()
 	if h := r.hub.Load(); h != nil {
-		head = max(head, h.lastSeq())
+		head = max(head, h.readSeq())
 	}
 	if d := r.delivered.Load(); head > d {
 		return head - d
