@@ -69,8 +69,9 @@
 // run's readers, so that a restart does not cost the History one read per
 // browser tab. The History may be a moment behind Redis (behind a
 // progress.Buffered of its own), so the shared reader waits up to
-// [Options].HistoryPoll for it to fill such a gap that one of its
-// readers needs, asking it again every RetryDelay, before its readers
+// [Options].HistoryPoll (for each gap) for it to fill such a gap that
+// one of its readers needs, asking it again every RetryDelay (also while
+// it fails), before its readers
 // pass over the gap (counted in [Stats].Skipped, and logged); a reader
 // that connects meanwhile stops at that gap and waits with them, while a
 // reader that finds another gap (a trimmed run whose History lacks the

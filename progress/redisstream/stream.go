@@ -154,8 +154,10 @@ type Options struct {
 	// took the next, while the History, behind a progress.Buffered of its
 	// own, is a moment behind) wait up to one HistoryPoll for the History
 	// to get the missing events, which the run's shared reader asks it for
-	// every RetryDelay meanwhile, before its readers pass over the gap;
-	// they wait only while a reader that follows the run has yet to
+	// every RetryDelay meanwhile, before its readers pass over the gap
+	// (one HistoryPoll for each gap, and a failing History is waited for
+	// as one that lacks the events; the wait starts again when the History
+	// fills a part of the gap); they wait only while a reader that follows the run has yet to
 	// deliver the gap's events, and a reader that reaches that gap in the
 	// stream meanwhile (it connected during the wait) waits with them. It
 	// applies only with a History.
