@@ -73,7 +73,8 @@
 // one of its readers needs, asking it again every RetryDelay (also while
 // it fails), before its readers
 // pass over the gap (counted in [Stats].Skipped, and logged); a reader
-// that connects meanwhile stops at that gap and waits with them, while a
+// that connects meanwhile (a browser reconnecting, even one that was the
+// run's last reader) stops at that gap and waits with them, while a
 // reader that finds another gap (a trimmed run whose History lacks the
 // old part) waits for nothing. Fan a progress.Archive out beside the
 // stream so the archive receives every event:

@@ -105,12 +105,16 @@ func (s *Stream) joinHub(runID string, pos uint64) *hub {
 }
 
 // releaseHub drops a reader's reference; the last one stops the hub,
-// whose goroutine exits when its XREAD returns.
+// whose goroutine exits when its XREAD returns. A hub that holds the
+// entries after a gap, waiting for the History to fill it, goes on until
+// its hold ends (see endIdleHold), so that a reader that left at the gap
+// and reconnects (a browser's EventSource does at once) waits for it as
+// before, rather than skip the gap.
 func (s *Stream) releaseHub(h *hub) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h.refs--
-	if h.refs == 0 {
+	if _, held := h.holding(); h.refs == 0 && !held {
 		if s.hubs[h.runID] == h {
 			delete(s.hubs, h.runID)
 		}
@@ -249,6 +253,22 @@ func (h *hub) polling() bool {
 	return h.finalSeq == 0 || h.last < h.finalSeq
 }
 
+// endIdleHold stops h if no reader refers to it any more, when its hold
+// has ended: it outlived its last reader only to hold a gap for a reader
+// that reconnects. It reports whether it stopped h.
+func (s *Stream) endIdleHold(h *hub) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h.refs > 0 {
+		return false
+	}
+	if s.hubs[h.runID] == h {
+		delete(s.hubs, h.runID)
+	}
+	h.stop()
+	return true
+}
+
 // fail records why the hub stopped and wakes its readers.
 func (h *hub) fail(err error) {
 	h.mu.Lock()
@@ -385,6 +405,9 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		h.setHeld(held)
 		if !held {
 			holdSince = time.Time{}
+			if s.endIdleHold(h) {
+				break
+			}
 			continue
 		}
 		if holdSince.IsZero() || holdAt != last {
@@ -599,6 +622,11 @@ func (s *Stream) heldGap(h *hub, from uint64, events []progress.Event, pass bool
 func (s *Stream) followerNeeds(h *hub, seq uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if h.refs == 0 {
+		// It holds for no reader: for one that left at the gap and may
+		// reconnect (see releaseHub).
+		return true
+	}
 	for r := range s.readers {
 		if r.hub.Load() == h && r.delivered.Load() < seq {
 			return true

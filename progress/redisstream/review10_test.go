@@ -168,3 +168,56 @@ func TestLagCountsTheEntriesAHoldKeeps(t *testing.T) {
 	tl.Expect(t, sinktest.Span(6, 10))
 	tl.Stop(t, context.Canceled)
 }
+
+// A browser that was the only reader of its run, and reconnects while the
+// run's shared reader held the live entries after a gap for it, waits
+// for the History as it did before it left: the shared reader goes on
+// holding, for no reader, until the History fills the gap or HistoryPoll
+// passes, rather than stop with its last reader, which left the reader
+// that reconnects to skip the gap at once.
+func TestAReconnectDuringAHoldWaitsForIt(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	tl.Stop(t, context.Canceled)
+
+	again := sinktest.StartTail(t, s, run, 5) // the browser reconnects
+	require.Eventually(t, func() bool { return s.Stats().Readers == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, mem.Append(ctx, all[5:7]...))
+	again.Expect(t, sinktest.Span(6, 10))
+	again.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
+}
+
+// A shared reader that holds a gap for no reader stops once the History
+// fills it: it outlives its last reader no longer than its hold.
+func TestAHoldForNoReaderEnds(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 10)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	tl.Stop(t, context.Canceled)
+	require.NoError(t, mem.Append(ctx, all[5:7]...))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, time.Millisecond)
+}

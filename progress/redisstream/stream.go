@@ -159,8 +159,11 @@ type Options struct {
 	// as one that lacks the events; the wait starts again when the History
 	// fills a part of the gap); they wait only while a reader that follows the run has yet to
 	// deliver the gap's events, and a reader that reaches that gap in the
-	// stream meanwhile (it connected during the wait) waits with them. It
-	// applies only with a History.
+	// stream meanwhile (it connected during the wait) waits with them;
+	// when the last of them leaves, the wait goes on, for no reader,
+	// until the History fills the gap or HistoryPoll passes, so that a
+	// browser that reconnects at the gap waits too. It applies only with
+	// a History.
 	// It must be at least 1ms. Default: 5s.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
@@ -204,7 +207,10 @@ type Stats struct {
 	// Readers is the number of Tail calls in progress.
 	Readers int
 	// Runs is the number of runs with a reading goroutine (one per run
-	// with readers short of its final event, whatever their number).
+	// with readers short of its final event, whatever their number; and,
+	// up to HistoryPoll, one per run whose last reader left while that
+	// goroutine held the entries after a gap for it, see
+	// [Options].HistoryPoll).
 	Runs int
 	// Lag is how many events the furthest-behind reader has yet to
 	// deliver, of those its stream is known to hold.
