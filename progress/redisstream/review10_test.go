@@ -29,37 +29,58 @@ func (h *replaysAfter) Replay(ctx context.Context, runID string, after uint64, f
 	return h.History.Replay(ctx, runID, after, fn)
 }
 
+// hold is a run whose shared reader holds the live entries after a gap:
+// events 1 to 5 reached Redis and the History, a tail from 0 (tl) got
+// them, 6 and 7 reached neither, and 8 to up reached Redis alone; the
+// History h, asked after 5 twice since, lacks 6 and 7 until the test
+// appends them to mem.
+type hold struct {
+	s   *redisstream.Stream
+	h   *replaysAfter
+	mem *progress.MemoryHistory
+	run string
+	all []progress.Event // 1 to n
+	tl  *sinktest.Tailer
+}
+
+// holding returns a hold on a new Stream whose HistoryPoll is poll, of a
+// run of n events, 8 to up of which reached Redis.
+func holding(t *testing.T, poll time.Duration, n uint64, up int) *hold {
+	t.Helper()
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: poll, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, n)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:up]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	return &hold{s: s, h: h, mem: mem, run: run, all: all, tl: tl}
+}
+
 // A reader that connects while the run's shared reader holds the live
 // entries after a gap, waiting for a History behind Redis to fill it,
 // waits with the readers that follow the run: it gets the gap's events
 // once the History has them, in order, rather than read past the gap in
 // Redis and skip them for good a moment before the History holds them.
 func TestReaderConnectingDuringAHoldWaitsForIt(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	follower := sinktest.StartTail(t, s, run, 0)
-	follower.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
 	// 6 and 7 are not in Redis, nor yet in the History; 8 to 10 are in
 	// Redis. The shared reader asks the History after 5 again and again:
 	// it holds 8 to 10 for the follower.
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-
-	late := sinktest.StartTail(t, s, run, 0)
+	x := holding(t, time.Hour, 10, 10)
+	late := sinktest.StartTail(t, x.s, x.run, 0)
 	late.Expect(t, sinktest.Span(1, 5))
-	require.NoError(t, mem.Append(ctx, all[5:]...))
+	require.NoError(t, x.mem.Append(context.Background(), x.all[5:]...))
 	late.Expect(t, sinktest.Span(6, 10))
-	follower.Expect(t, sinktest.Span(6, 10))
+	x.tl.Expect(t, sinktest.Span(6, 10))
 	late.Stop(t, context.Canceled)
-	follower.Stop(t, context.Canceled)
-	assert.Zero(t, s.Stats().Skipped)
+	x.tl.Stop(t, context.Canceled)
+	assert.Zero(t, x.s.Stats().Skipped)
 }
 
 // When the run's shared reader has waited HistoryPoll for the History to
@@ -68,30 +89,19 @@ func TestReaderConnectingDuringAHoldWaitsForIt(t *testing.T) {
 // History, a moment behind Redis, fills it rather than the readers skip
 // it with the first.
 func TestAHoldPassesOverItsGapAlone(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: 2 * time.Second, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 15)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
 	// 6 and 7 are lost for good; 8 to 10 reach Redis (the History, which
 	// would let the shared reader's poll pass over the gap, gets them
 	// later).
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:10]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	x := holding(t, 2*time.Second, 15, 10)
+	ctx := context.Background()
 	// During the wait for 6 and 7, 13 to 15 reach Redis, and 11 and 12
 	// reach the History only once the wait is over.
-	require.NoError(t, s.Publish(ctx, all[12:]...))
-	tl.Expect(t, sinktest.Span(8, 10))
-	require.NoError(t, mem.Append(ctx, all[10:]...))
-	tl.Expect(t, sinktest.Span(11, 15))
-	tl.Stop(t, context.Canceled)
-	assert.Equal(t, uint64(2), s.Stats().Skipped)
+	require.NoError(t, x.s.Publish(ctx, x.all[12:]...))
+	x.tl.Expect(t, sinktest.Span(8, 10))
+	require.NoError(t, x.mem.Append(ctx, x.all[10:]...))
+	x.tl.Expect(t, sinktest.Span(11, 15))
+	x.tl.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(2), x.s.Stats().Skipped)
 }
 
 // flakyHistory fails its replays while fail is set, and counts the
@@ -150,23 +160,11 @@ func TestAHistoryOutageDoesNotEndAHold(t *testing.T) {
 // deliver them, for as long as HistoryPoll, and an operator sees them
 // wait.
 func TestLagCountsTheEntriesAHoldKeeps(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	assert.Equal(t, uint64(5), s.Stats().Lag, "10 read from Redis, 5 delivered")
-	require.NoError(t, mem.Append(ctx, all[5:7]...))
-	tl.Expect(t, sinktest.Span(6, 10))
-	tl.Stop(t, context.Canceled)
+	x := holding(t, time.Hour, 10, 10)
+	assert.Equal(t, uint64(5), x.s.Stats().Lag, "10 read from Redis, 5 delivered")
+	require.NoError(t, x.mem.Append(context.Background(), x.all[5:7]...))
+	x.tl.Expect(t, sinktest.Span(6, 10))
+	x.tl.Stop(t, context.Canceled)
 }
 
 // A browser that was the only reader of its run, and reconnects while the
@@ -176,48 +174,24 @@ func TestLagCountsTheEntriesAHoldKeeps(t *testing.T) {
 // passes, rather than stop with its last reader, which left the reader
 // that reconnects to skip the gap at once.
 func TestAReconnectDuringAHoldWaitsForIt(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	tl.Stop(t, context.Canceled)
+	x := holding(t, time.Hour, 10, 10)
+	x.tl.Stop(t, context.Canceled)
 
-	again := sinktest.StartTail(t, s, run, 5) // the browser reconnects
-	require.Eventually(t, func() bool { return s.Stats().Readers == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, mem.Append(ctx, all[5:7]...))
+	again := sinktest.StartTail(t, x.s, x.run, 5) // the browser reconnects
+	require.Eventually(t, func() bool { return x.s.Stats().Readers == 1 }, 10*time.Second, time.Millisecond)
+	x.h.n.Store(0)
+	require.Eventually(t, func() bool { return x.h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, x.mem.Append(context.Background(), x.all[5:7]...))
 	again.Expect(t, sinktest.Span(6, 10))
 	again.Stop(t, context.Canceled)
-	assert.Zero(t, s.Stats().Skipped)
+	assert.Zero(t, x.s.Stats().Skipped)
 }
 
 // A shared reader that holds a gap for no reader stops once the History
 // fills it: it outlives its last reader no longer than its hold.
 func TestAHoldForNoReaderEnds(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 10)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	tl.Stop(t, context.Canceled)
-	require.NoError(t, mem.Append(ctx, all[5:7]...))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, time.Millisecond)
+	x := holding(t, time.Hour, 10, 10)
+	x.tl.Stop(t, context.Canceled)
+	require.NoError(t, x.mem.Append(context.Background(), x.all[5:7]...))
+	require.Eventually(t, func() bool { return x.s.Stats().Runs == 0 }, 10*time.Second, time.Millisecond)
 }
