@@ -143,13 +143,11 @@ func TestCrashRecoveryRecipe(t *testing.T) {
 	assert.Zero(t, lockSessions(t, pg.Pool, s.GraphLockKey(key), true), "recovery unlocked")
 }
 
-// A process that holds a key's lock and loses it (its connection
-// dropped: the server ended the session) learns it at once from Lost,
-// and Guard cancels its run, which another process may now resume beside
-// it. The run then ends cancelled, with the loss as its cause, its record
-// saying so.
-func TestLostLockCancelsTheRun(t *testing.T) {
-	t.Parallel() // its own schema
+// guardedRun starts a run of a new key, on a store of its own schema,
+// under the key's lock and guarded by it, and returns once a video of it
+// is being made: its videos wait until the run is cancelled.
+func guardedRun(t *testing.T) (*pgstore.Store, *testenv.Postgres, context.Context, string, *pgstore.GraphLock, *executor.Run) {
+	t.Helper()
 	s, pg := newStore(t)
 	ctx := testenv.Context(t, 60*time.Second)
 	key := testenv.UniqueName(t)
@@ -173,8 +171,19 @@ func TestLostLockCancelsTheRun(t *testing.T) {
 	require.NoError(t, err)
 	lock.Guard(r)
 	<-started
+	return s, pg, ctx, key, lock, r
+}
 
-	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
+// A process that holds a key's lock and loses it (its connection
+// dropped: the server ended the session) learns it at once from Lost,
+// and Guard cancels its run, which another process may now resume beside
+// it. The run then ends cancelled, with the loss as its cause, its record
+// saying so.
+func TestLostLockCancelsTheRun(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg, ctx, key, lock, r := guardedRun(t)
+
+	_, err := pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
 WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
 		s.GraphLockKey(key))
 	require.NoError(t, err)
@@ -230,29 +239,7 @@ func TestGuardEndsWithTheRun(t *testing.T) {
 // Unlock that frees the lock cancels nothing (TestGuardEndsWithTheRun).
 func TestUnlockThatFindsTheLockLostCancelsTheGuardedRun(t *testing.T) {
 	t.Parallel() // its own schema
-	s, pg := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	key := testenv.UniqueName(t)
-	p := newProvider()
-	started := make(chan struct{}, 1)
-	p.hook = func(ctx context.Context, req executor.Request) error {
-		if req.ID.Kind == graph.KindVideo {
-			select {
-			case started <- struct{}{}:
-			default:
-			}
-			<-ctx.Done() // until the run is cancelled
-			return ctx.Err()
-		}
-		return nil
-	}
-	e := newExecutor(t, s, p.registry())
-	lock, err := s.LockGraph(ctx, key)
-	require.NoError(t, err)
-	r, err := e.Start(ctx, executor.RunRequest{GraphKey: key, Graph: build(t, 30)})
-	require.NoError(t, err)
-	lock.Guard(r)
-	<-started
+	s, pg, ctx, key, lock, r := guardedRun(t)
 
 	require.NoError(t, pgstore.UnlockInSession(ctx, lock))
 	assert.Zero(t, lockSessions(t, pg.Pool, s.GraphLockKey(key), true), "no session holds the lock")
@@ -261,7 +248,7 @@ func TestUnlockThatFindsTheLockLostCancelsTheGuardedRun(t *testing.T) {
 		t.Fatal("Lost closed before Check or Unlock found the loss")
 	default:
 	}
-	err = lock.Unlock(ctx)
+	err := lock.Unlock(ctx)
 	require.ErrorIs(t, err, pgstore.ErrLockLost, "Unlock finds the lock lost")
 	select {
 	case <-lock.Lost():
