@@ -453,7 +453,14 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // (its graph does not become the key's, and a run of the key's graph goes
 // on): the record is stored before anything is committed, and a failure
 // after it (the commit's) records the run as failed, or cancelled if ctx
-// ended, without counts. A crash between the two leaves a record that
+// ended, without counts. A commit whose every try failed with an error
+// that may pass may have gone through all the same, its reply lost: Start
+// then loads the states again, and if they hold its plan, the run goes
+// on, and Start returns it; if not (or they cannot be read), the run is
+// recorded as failed. (A ctx that ends first leaves this unknown: the
+// record says cancelled, and if the commit went through, the key's graph
+// is the run's, its plan's nodes dirty, and a Resume of the run finishes
+// it.) A crash between the two leaves a record that
 // says running of a run that committed nothing: a Resume of it is
 // refused if the key's graph is another ([ErrGraphReplaced]), and
 // finishes the key's work otherwise. Cancelling ctx cancels the run.

@@ -354,7 +354,12 @@ func (r *run) endStoreCalls() {
 // ErrGraphDeleted if the key's graph is no longer the run's. On a
 // version conflict it starts over, and after another failure of its
 // commit (a lost connection) too, with backoff, up to maxCommitFailures
-// commits in all.
+// commits in all. After the last of them it reloads once more, as after
+// the others: a commit whose reply was lost may have gone through, and
+// if it did (planApplied), the plan stands and replan returns nil, as the
+// key's states hold it (at the start, its graph is the key's); if not,
+// or if the reload fails, it returns the commit's error. (Once ctx has
+// ended it returns the error without a reload.)
 func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	opts := &r.e.opts
 	failures := 0
@@ -363,16 +368,29 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		lostAt   int64                // the version that commit expected
 		recorded bool                 // the marks are stored: a commit went through before its error
 		gave     map[graph.Node]int64 // the revisions that lost commits gave edited nodes
+		last     error                // the error of the last commit allowed, lost: the reload tells whether it went through
 	)
 	for try := 0; ; try++ {
 		snap, err := r.e.load(ctx, r.handle.id, r.key)
 		if err != nil {
+			if last != nil {
+				return fmt.Errorf("commit the plan of %s: %w (reload to find whether it went through: %w)", quote(r.key), last, err)
+			}
 			return err
 		}
 		if lost != nil {
 			// Applied again, an edit would get a second revision.
-			recorded = recorded || snap.Version > lostAt && stored(snap, lost)
+			applied := planApplied(snap, lostAt, lost)
+			recorded = recorded || applied
 			lost = nil
+			if last != nil && !applied {
+				return fmt.Errorf("commit the plan of %s: %w", quote(r.key), last)
+			}
+			if last != nil {
+				r.e.log.Warn("regen: commit of a plan failed, but it went through, its reply lost: the run goes on",
+					"run", r.handle.id, "err", last)
+			}
+			last = nil
 		}
 		if r.rounds > 0 { // a new round: the graph must still be this run's
 			if err := graphGone(snap, r.fp, r.made); err != nil {
@@ -450,10 +468,12 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			if errors.Is(err, ErrConflict) && try < maxPrepareConflicts {
 				continue
 			}
-			if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil {
+			if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && ctx.Err() == nil {
 				// A lost connection: reload, and commit again (the same
 				// plan if the commit did not go through; if it did, the
 				// reload shows it, and the marks are not applied twice).
+				// After the last commit allowed, the reload alone: if it
+				// went through, the plan stands.
 				failures++
 				lost, lostAt = changes, snap.Version
 				for _, n := range set.Nodes() {
@@ -463,6 +483,10 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 						}
 						gave[n] = view.Get(n).Rev
 					}
+				}
+				if failures >= maxCommitFailures {
+					last = err
+					continue
 				}
 				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
 				if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
@@ -1311,6 +1335,25 @@ func (r *run) madeFromView(n graph.Node, rev int64, inputHash string) bool {
 		hashes[i] = r.view.Get(d).OutputHash
 	}
 	return string(dirty.AppendInputHash(nil, rev, hashes)) == inputHash
+}
+
+// planApplied reports whether snap, loaded after a commit of a plan's
+// changes (expecting version at) failed with an error after which it may
+// or may not have been applied, shows that it went through: its version
+// is past at, and it holds the graph state the commit gave the key (a
+// new making of its graph, whose random token no other commit writes),
+// or, for a commit without one, every change as given (stored).
+func planApplied(snap Snapshot, at int64, changes []Change) bool {
+	if snap.Version <= at {
+		return false
+	}
+	for _, c := range changes {
+		if c.ID == GraphStateID {
+			got, ok := snap.States[GraphStateID]
+			return ok && got.OutputHash == c.State.OutputHash
+		}
+	}
+	return stored(snap, changes)
 }
 
 // stored reports whether a snapshot holds every change as given (times
