@@ -355,17 +355,20 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 // interruptedCounts returns what the key's states show that run rec,
 // found interrupted, did in its time: from its start to the start of the
 // key's next run (one started in between; else now, before the run that
-// resumes it starts), as ListRuns says. Generated counts the nodes of g
-// that it committed clean (those whose result it kept unchanged among
-// them: the states do not tell them apart), Failed and Cancelled those
-// it committed failed or cancelled, and the failed ones are listed in the
-// order of [Report]. A node committed again since (by a run in between,
-// or made dirty by an Edit) no longer shows. Planned, Unchanged, Skipped,
-// Superseded and Attempts are 0: the states do not say them. g may be
-// nil (Abandon has no graph): every state with a node ID counts then. It
-// counts the same: a run commits its own graph's nodes only, and a run
-// of another graph on the key either started in the window, and ends
-// it, or stopped (ErrGraphReplaced) at rec's run's first commit.
+// resumes it starts), as ListRuns says; a run whose record says that it
+// ended without committing a node (committedNone: a Start whose plan
+// commit failed records one) ends nothing, as no commit after its start
+// is its. Generated counts the nodes of g that it committed clean (those
+// whose result it kept unchanged among them: the states do not tell them
+// apart), Failed and Cancelled those it committed failed or cancelled,
+// and the failed ones are listed in the order of [Report]. A node
+// committed again since (by a run in between, or made dirty by an Edit)
+// no longer shows. Planned, Unchanged, Skipped, Superseded and Attempts
+// are 0: the states do not say them. g may be nil (Abandon has no
+// graph): every state with a node ID counts then. It counts the same: a
+// run commits its own graph's nodes only, and a run of another graph on
+// the key either started in the window, and ends it (or committed no
+// node), or stopped (ErrGraphReplaced) at rec's run's first commit.
 func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Record) (interruptedTally, error) {
 	// The window is [from, until), or [from, until] when until is now:
 	// read before ListRuns is called, so that a run it does not list, its
@@ -377,7 +380,7 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 		return interruptedTally{}, fmt.Errorf("list the runs of %s: %w", quote(rec.GraphKey), err)
 	}
 	for _, o := range runs { // oldest first
-		if o.ID != rec.ID && o.StartedAt.Truncate(time.Microsecond).After(from) {
+		if o.ID != rec.ID && o.StartedAt.Truncate(time.Microsecond).After(from) && !committedNone(o) {
 			until, next = o.StartedAt.Truncate(time.Microsecond), true
 			break
 		}
@@ -419,6 +422,24 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 		t.failed = append(t.failed, id.String())
 	}
 	return t, nil
+}
+
+// committedNone reports whether rec is the record of a run that ended
+// (succeeded, failed or cancelled) without committing a node that
+// interruptedCounts counts: its counts say that it generated, kept
+// unchanged, failed and cancelled none (a node whose commit failed
+// counts too, so a run that committed one says so). A Start whose plan
+// commit failed records one, with all counts 0. Its start does not end
+// the count of what a run found interrupted did: no commit after it is
+// its. A record that says running, or interrupted, has no counts of its
+// own that tell (see Record.Counts), and is never such a record.
+func committedNone(rec Record) bool {
+	switch rec.Status {
+	case RunSucceeded, RunFailed, RunCancelled:
+		c := rec.Counts
+		return c.Generated == 0 && c.Unchanged == 0 && c.Failed == 0 && c.Cancelled == 0
+	}
+	return false
 }
 
 // endInterrupted publishes the final event of run rec, which its record
