@@ -280,7 +280,9 @@ type Record struct {
 	// counted its nodes: the Resume or RerunFailed that found it (or the
 	// [Executor.Abandon] that recorded it) counts
 	// what the key's states still show that the run did, from its start
-	// to the start of the key's next run. Its Generated then counts the
+	// to the start of the key's next run (passing over the ended runs
+	// that committed no node, such as a Start whose plan commit failed).
+	// Its Generated then counts the
 	// nodes it committed clean (those whose result it kept unchanged among
 	// them), Failed and Cancelled those it committed so; Planned is the
 	// Total of its stream's last event, when the Sink can say it
