@@ -468,6 +468,10 @@ var errFull = errors.New("as many lectures as the service runs at once are being
 // waitLocking), its bound or its client gone; it changed nothing.
 var errNoTurn = errors.New("other requests of this lecture hold it: retry in a moment")
 
+// errStartPanicked: the start of a run panicked (net/http recovers the
+// panic of a request's); the run did not start.
+var errStartPanicked = errors.New("the run's start panicked")
+
 // errClosing: the service is shutting down.
 var errClosing = errors.New("the service is shutting down")
 
@@ -475,6 +479,10 @@ var errClosing = errors.New("the service is shutting down")
 // records of the runs so cancelled say it (Record.Error), and the next
 // start of the service resumes them (see recoverRuns).
 var errShutdown = errors.New("examples/service: the service shut down")
+
+// startHook, if not nil, is called by startRun once the lecture is
+// reserved for the run, before the run starts; a variable for the tests.
+var startHook func(key string)
 
 // tryLock takes the lecture's lock (Store.TryLockGraph), or returns
 // errBusyElsewhere if another session holds it.
@@ -531,40 +539,53 @@ func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runI
 	}
 	s.beginLocking(key)
 	s.mu.Unlock()
-	// Outside s.mu: a round trip to the server.
-	lock, err := s.tryLock(ctx, key)
-	s.mu.Lock()
-	if err == nil {
-		if err = s.admissible(key); err == nil {
-			err = s.reserve(key, g, runID, lock)
+	// The turn ends on every path, a panic's too (net/http recovers it),
+	// or the lecture's other requests would wait for it for good. Before
+	// it ends, a lock that no run took over is given up, and a lecture
+	// reserved for a run that launch was not given is freed (see ended).
+	var lock *pgstore.GraphLock // held, until reserve hands it to the run
+	reserved := false           // until launch takes the run over
+	defer func() {
+		if reserved {
+			s.ended(key, runID, nil, errStartPanicked) // frees the lecture and its lock
 		}
-		if err != nil {
-			s.mu.Unlock()
+		if lock != nil {
 			s.unlock(lock)
-			s.mu.Lock()
 		}
-	}
-	if err != nil {
-		s.endLocking(key) // the lock is free
+		// Once the lock is free, or the run has started (its graph is the
+		// lecture's now), or failed to: a request that waited then edits
+		// the lecture's graph.
+		s.mu.Lock()
+		s.endLocking(key)
 		s.mu.Unlock()
+	}()
+	// Outside s.mu: a round trip to the server.
+	lock, err = s.tryLock(ctx, key)
+	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	if err = s.admissible(key); err == nil {
+		err = s.reserve(key, g, runID, lock)
+	}
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	lock, reserved = nil, true
 	// Saved while the lecture is reserved, before its run starts: an edit
 	// that has the lecture after it reads this length. A failure is
 	// logged, and an edit then finds the length in the run's record.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), editTimeout)
 	defer cancel()
+	if startHook != nil {
+		startHook(key)
+	}
 	if err := s.params.setSeconds(sctx, key, seconds); err != nil {
 		s.logger.Warn("lecture length not saved", "lecture", key, "run", runID, "err", err)
 	}
-	err = s.launch(key, runID, reason, "")
-	// Once the run has started (its graph is the lecture's now) or
-	// failed to: a request that waited then edits the lecture's graph.
-	s.mu.Lock()
-	s.endLocking(key)
-	s.mu.Unlock()
-	return err
+	reserved = false
+	return s.launch(key, runID, reason, "")
 }
 
 // waitLocking waits, with s.mu held (it unlocks it while it waits), while
@@ -662,12 +683,18 @@ func (s *service) holdSlot(ctx context.Context, key string) (*slot, error) {
 	s.beginLocking(key)
 	sl.locking = true
 	s.mu.Unlock()
+	// The turn ends on every path but the slot's return, a panic's too.
+	ok := false
+	defer func() {
+		if !ok {
+			sl.release()
+		}
+	}()
 	lock, err := s.tryLock(ctx, key)
 	if err != nil {
-		sl.release()
 		return nil, err
 	}
-	sl.lock = lock
+	sl.lock, ok = lock, true
 	return sl, nil
 }
 
@@ -813,6 +840,14 @@ func (s *service) launch(key, runID, reason, resumes string) error {
 	l := s.lectures[key]
 	g, lock := l.g, l.lock
 	s.mu.Unlock()
+	// A panic before the run's end is in hand (net/http recovers it)
+	// frees the lecture all the same.
+	owned := false // ended was called, or the watcher calls it
+	defer func() {
+		if !owned {
+			s.ended(key, runID, nil, errStartPanicked)
+		}
+	}()
 	var run *executor.Run
 	var err error
 	if resumes == "" {
@@ -828,19 +863,21 @@ func (s *service) launch(key, runID, reason, resumes string) error {
 		if errors.Is(err, executor.ErrClosed) || s.runCtx.Err() != nil {
 			err = errClosing
 		}
+		owned = true
 		s.ended(key, runID, nil, err)
 		return err
 	}
+	go func() {
+		rep, err := run.Wait()
+		s.ended(key, runID, rep, err)
+	}()
+	owned = true
 	s.logger.Info("run started", "run", runID, "lecture", key, "nodes", run.Plan().Len(), "reason", reason)
 	if lock != nil {
 		// A lost lock cancels the run, with the loss as its cause (ended
 		// logs it): another process may take the lecture then.
 		lock.Guard(run)
 	}
-	go func() {
-		rep, err := run.Wait()
-		s.ended(key, runID, rep, err)
-	}()
 	return nil
 }
 

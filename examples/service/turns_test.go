@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +63,43 @@ func TestEditThatGivesUpWaitingForItsTurnIs503(t *testing.T) {
 	h.s.mu.Lock()
 	h.s.endLocking("l")
 	h.s.mu.Unlock()
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A panic while a run request started its run (net/http recovers it)
+// left the lecture's turn taken for good, since the turn was ended
+// without a defer: every later request of the lecture waited for it as
+// long as its client did. The turn now ends on every path, the lock
+// taken is given up and the lecture freed, and the next request starts
+// its run.
+func TestPanicWhileARunStartsEndsItsTurn(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var panicked atomic.Bool
+	startHook = func(string) {
+		if panicked.CompareAndSwap(false, true) {
+			panic("the test's start hook")
+		}
+	}
+	defer func() { startHook = nil }()
+	post := func(ctx context.Context) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, "POST", h.base+"/lectures/l/runs", strings.NewReader(`{"seconds": 10}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		return h.hc.Do(req)
+	}
+	_, err := post(t.Context())
+	require.Error(t, err, "the handler panicked: net/http closes the connection")
+	require.True(t, panicked.Load())
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a bound against a hang, not a timing assertion
+	defer cancel()
+	resp, err := post(ctx)
+	require.NoError(t, err, "the next request of the lecture")
+	defer resp.Body.Close()
+	var e map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode, e["error"])
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
