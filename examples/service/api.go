@@ -31,6 +31,11 @@ const (
 // tests.
 var editTimeout = 30 * time.Second
 
+// runTimeout bounds a run request once admitted: the wait for its turn
+// and the taking of the lecture's lock (see startRun); a variable for the
+// tests.
+var runTimeout = 30 * time.Second
+
 // bodyTimeout bounds the reading of a request's body, from the moment its
 // handler starts; a variable for the tests.
 var bodyTimeout = 30 * time.Second
@@ -171,8 +176,12 @@ func (s *service) createRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
+	// Bounded, as an edit is: a Postgres that stalls, or a turn that does
+	// not end, is answered 503 with Retry-After, nothing changed.
+	ctx, cancel := context.WithTimeout(r.Context(), runTimeout)
+	defer cancel()
 	runID := newRunID()
-	switch err := s.startRun(r.Context(), key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds), body.Seconds); {
+	switch err := s.startRun(ctx, key, g, runID, fmt.Sprintf("lecture of %d s", body.Seconds), body.Seconds); {
 	case errors.Is(err, errBusy):
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; wait for its end", key, err))
 	case err != nil:
@@ -238,7 +247,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q: %w; nothing was saved: edit it again once the run has ended", key, err))
 		return
 	}
-	if errors.Is(err, errNoTurn) {
+	if errors.Is(err, errNoTurn) || errors.Is(err, errLockTimeout) {
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; nothing was saved", err))
 		return
@@ -312,9 +321,10 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 			"but its run did not start: the lecture's next run regenerates what the edit affects", key, err))
 		return
 	}
-	if errors.Is(err, errNoTurn) {
+	if errors.Is(err, errNoTurn) || errors.Is(err, errLockTimeout) {
 		// The run before it ended meanwhile, and another request of the
-		// lecture held it past the edit's bound.
+		// lecture held it past the edit's bound, or its lock could not be
+		// taken within it.
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("%w; the edit was saved, but its run did not start: "+
 			"the lecture's next run regenerates what the edit affects", err))
@@ -455,7 +465,7 @@ func (s *service) startFailed(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, errFull):
 		w.Header().Set("Retry-After", "10")
 		httpError(w, http.StatusServiceUnavailable, err)
-	case errors.Is(err, errNoTurn):
+	case errors.Is(err, errNoTurn), errors.Is(err, errLockTimeout):
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, executor.ErrInvalidRequest):

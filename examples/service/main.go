@@ -83,7 +83,9 @@
 //	    most a day) under the graph key: 202 {"runId", "events"}; 409
 //	    while a run of the lecture goes on, in this process or another;
 //	    503, with Retry-After, while -max-runs runs of other lectures go
-//	    on.
+//	    on, and when the request gives up, after 30 s, waiting for its
+//	    turn or taking the lecture's lock (Postgres stalled), having
+//	    changed nothing.
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
 //	    saves the node's new parameters, then records the edit
 //	    (Executor.Edit) and starts a run that regenerates what it affects:

@@ -472,6 +472,10 @@ var errNoTurn = errors.New("other requests of this lecture hold it: retry in a m
 // panic of a request's); the run did not start.
 var errStartPanicked = errors.New("the run's start panicked")
 
+// errLockTimeout: a request's bound passed while it took its lecture's
+// lock (Postgres stalled); it changed nothing.
+var errLockTimeout = errors.New("the lecture's lock could not be taken in time: retry in a moment")
+
 // errClosing: the service is shutting down.
 var errClosing = errors.New("the service is shutting down")
 
@@ -485,12 +489,15 @@ var errShutdown = errors.New("examples/service: the service shut down")
 var startHook func(key string)
 
 // tryLock takes the lecture's lock (Store.TryLockGraph), or returns
-// errBusyElsewhere if another session holds it.
+// errBusyElsewhere if another session holds it, or errLockTimeout if ctx
+// ends first (Postgres stalls).
 func (s *service) tryLock(ctx context.Context, key string) (*pgstore.GraphLock, error) {
 	lock, err := s.store.TryLockGraph(ctx, key)
 	switch {
 	case errors.Is(err, pgstore.ErrGraphLocked):
 		return nil, errBusyElsewhere
+	case err != nil && ctx.Err() != nil:
+		return nil, fmt.Errorf("lecture %q: %w (%w)", key, errLockTimeout, context.Cause(ctx))
 	case err != nil:
 		return nil, fmt.Errorf("lock lecture %q: %w", key, err)
 	}

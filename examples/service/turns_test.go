@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -102,4 +104,68 @@ func TestPanicWhileARunStartsEndsItsTurn(t *testing.T) {
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode, e["error"])
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run request took the lecture's lock, and waited for its turn, on the
+// request's own context, which has no deadline: with Postgres stalled
+// (no connection to be had), it and the lecture's other requests waited
+// as long as their clients did. It is now bounded by runTimeout, and
+// answered 503 with Retry-After when the bound passes, as an edit that
+// gives up is, having changed nothing.
+func TestRunRequestThatCannotTakeTheLockIs503(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stall func(t *testing.T, h *harness) (undo func())
+	}{
+		{"Postgres stalls", func(t *testing.T, h *harness) func() {
+			var conns []*pgxpool.Conn // every connection of the service's pool, held
+			for range h.s.pool.Stat().MaxConns() {
+				c, err := h.s.pool.Acquire(t.Context())
+				require.NoError(t, err)
+				conns = append(conns, c)
+			}
+			return func() {
+				for _, c := range conns {
+					c.Release()
+				}
+			}
+		}},
+		{"another request's turn does not end", func(t *testing.T, h *harness) func() {
+			h.s.mu.Lock()
+			h.s.beginLocking("l")
+			h.s.mu.Unlock()
+			return func() {
+				h.s.mu.Lock()
+				h.s.endLocking("l")
+				h.s.mu.Unlock()
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startService(t, time.Millisecond)
+			defer func(d time.Duration) { runTimeout = d }(runTimeout)
+			runTimeout = time.Second
+			undo := sync.OnceFunc(tc.stall(t, h))
+			defer undo()
+
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a bound against a hang, not a timing assertion
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, "POST", h.base+"/lectures/l/runs", strings.NewReader(`{"seconds": 10}`))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := h.hc.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var e map[string]string
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, e["error"])
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+
+			undo()
+			var s started
+			require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &s), "once it passed")
+			require.NoError(t, h.shutdown())
+			goleak.VerifyNone(t, h.leaks)
+		})
+	}
 }
