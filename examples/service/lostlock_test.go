@@ -175,3 +175,49 @@ func TestQueuedRunNotRecordedStillEndsItsStream(t *testing.T) {
 	assert.NotContains(t, e.Message, "the next start of the service runs it")
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A run queued after another that failed to start for another cause
+// than the shutdown or another process's taking its lecture (a store
+// error: its first record refused) was only logged: the edit had been
+// answered 202 with its ID, which then had no record and no final
+// event. It is now recorded as cancelled, with a cause that says why,
+// and a run.cancelled ends its stream; no start resumes it.
+func TestQueuedRunThatFailsToStartIsRecorded(t *testing.T) {
+	h := startService(t, time.Hour) // the runs go on until they are cancelled
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
+	_, err := h.pg.Pool.Exec(t.Context(), `CREATE FUNCTION `+schema+`.refuse() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`)
+	require.NoError(t, err)
+	_, err = h.pg.Pool.Exec(t.Context(), `CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON `+schema+`.runs
+	FOR EACH ROW WHEN (NEW.id = '`+queued.RunID+`' AND NEW.status <> 'cancelled') EXECUTE FUNCTION `+schema+`.refuse()`)
+	require.NoError(t, err)
+	// The first run is cancelled for its lost lock; the queued run takes
+	// the lock again, and its start fails.
+	var ended int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey("l")).Scan(&ended))
+	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		_, err := h.s.store.GetRun(t.Context(), queued.RunID)
+		return err == nil
+	}, 20*time.Second, 10*time.Millisecond, "the queued run was never recorded")
+	events := h.follow(queued.RunID, "")
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	assert.Equal(t, progress.RunCancelled, events[0].Type)
+	assert.Contains(t, events[0].Error, "refused by the test")
+	var v runView
+	require.Equal(t, http.StatusOK, h.do("GET", "/runs/"+queued.RunID, "", &v))
+	assert.Equal(t, "cancelled", v.Status)
+	require.NotNil(t, v.Record)
+	assert.Contains(t, v.Record.Error, "not started")
+	assert.Contains(t, v.Record.Error, "refused by the test")
+	assert.True(t, droppedQueued(*v.Record), "not a run to resume at the next start")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}

@@ -29,7 +29,10 @@
 //     lock again, and if another process took the lecture meanwhile, the
 //     queued run is recorded, under the ID its edit was given, as
 //     cancelled for that (a run.cancelled ends its stream), and that
-//     process's runs regenerate what its edits affect. Each lock held is a Postgres
+//     process's runs regenerate what its edits affect; a queued run whose
+//     start fails otherwise (a store error) is recorded so too, with
+//     that cause, and the lecture's next run regenerates what its edits
+//     affect. Each lock held is a Postgres
 //     connection of its own, beyond the pool's: up to -max-runs more.
 //   - Recovery at start-up: the runs recorded as running
 //     (Store.RunsByStatus) whose lecture's lock is free were left by a

@@ -926,7 +926,6 @@ func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 // run queued retakes the lock queues its run on it, and the requests made
 // while the lecture is released wait for it (see releasing).
 func (s *service) next(key string, l *lecture, prev string) {
-	log := s.logger.With("run", prev, "lecture", key)
 	for {
 		s.mu.Lock()
 		switch {
@@ -945,7 +944,12 @@ func (s *service) next(key string, l *lecture, prev string) {
 				// (ended) has released the lecture.
 				s.shelve(key, runID, prev, g, errShutdown, "the next start of the service runs it")
 			case err != nil:
-				log.Error("queued run did not start", "queued", runID, "err", err)
+				// Its start failed otherwise (a store error, say): its
+				// edit was given its ID, which is recorded so, as when
+				// another process took the lecture (ended logged the
+				// error).
+				s.shelve(key, runID, prev, g, fmt.Errorf("its start failed: %w", err),
+					"the lecture's next run regenerates what its edits affect")
 			}
 			return
 		case l.lock != nil:
@@ -1023,7 +1027,8 @@ func (s *service) drop(key string, l *lecture, prev string, cause error, then st
 // runs a shutdown cancelled (see recoverRuns), being its lecture's
 // newest run; the shutdown calls it before it closes the sinks (it waits
 // for the runs' ends, which call next). When another process took the
-// lecture, that process's runs regenerate what the edits affect.
+// lecture, that process's runs regenerate what the edits affect; when the
+// run's start failed otherwise, the lecture's next run does.
 func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, then string) {
 	log := s.logger.With("run", prev, "lecture", key, "queued", runID)
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
