@@ -17,6 +17,32 @@ import (
 	"github.com/regengraph/regen/progress/pghistory"
 )
 
+// queuedBehindARun starts a service whose runs go on until they are
+// cancelled, a run of lecture l (first), and an edit of l, whose run
+// (queued) is queued after it.
+func queuedBehindARun(t *testing.T) (h *harness, first, queued started) {
+	t.Helper()
+	h = startService(t, time.Hour)
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	return h, first, queued
+}
+
+// refuseRecords makes the service's runs table refuse every write of run
+// id's record, and only those whose row also meets and (SQL on NEW, such
+// as " AND NEW.status <> 'cancelled'"; "" for all).
+func refuseRecords(t *testing.T, h *harness, id, and string) {
+	t.Helper()
+	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
+	_, err := h.pg.Pool.Exec(t.Context(), `CREATE FUNCTION `+schema+`.refuse() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`)
+	require.NoError(t, err)
+	_, err = h.pg.Pool.Exec(t.Context(), `CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON `+schema+`.runs
+	FOR EACH ROW WHEN (NEW.id = '`+id+`'`+and+`) EXECUTE FUNCTION `+schema+`.refuse()`)
+	require.NoError(t, err)
+}
+
 // A run cancelled because its lecture's lock was lost handed that lost
 // lock over to the run an edit had queued after it: the queued run
 // started without holding the lecture's lock (no session held it, so
@@ -25,11 +51,7 @@ import (
 // got no run. The queued run now takes the lock again, as one queued
 // while the lock is given up does.
 func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
-	h := startService(t, time.Hour) // the runs go on until they are cancelled
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
+	h, first, queued := queuedBehindARun(t)
 	locks := func() (n int) {
 		require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
 	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, h.s.store.GraphLockKey("l")).Scan(&n))
@@ -104,11 +126,7 @@ func TestEditRunAfterItsLockWasLostTakesTheLockAgain(t *testing.T) {
 // It is now recorded as cancelled, with a run.cancelled that says why,
 // and is not a run that the next start resumes.
 func TestQueuedRunIsRecordedWhenAnotherProcessTakesTheLecture(t *testing.T) {
-	h := startService(t, time.Hour) // the runs go on until they are cancelled
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
+	h, _, queued := queuedBehindARun(t)
 
 	// The lock is lost, and another process (the test) takes it before
 	// the first run's end is handled: the service is held meanwhile.
@@ -150,18 +168,8 @@ func TestQueuedRunIsRecordedWhenAnotherProcessTakesTheLecture(t *testing.T) {
 // never came. Its stream now ends with a run.cancelled all the same,
 // which says that it was not recorded.
 func TestQueuedRunNotRecordedStillEndsItsStream(t *testing.T) {
-	h := startService(t, time.Hour) // the runs go on until they are cancelled
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
-	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
-	_, err := h.pg.Pool.Exec(t.Context(), `CREATE FUNCTION `+schema+`.refuse() RETURNS trigger LANGUAGE plpgsql
-	AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`)
-	require.NoError(t, err)
-	_, err = h.pg.Pool.Exec(t.Context(), `CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON `+schema+`.runs
-	FOR EACH ROW WHEN (NEW.id = '`+queued.RunID+`') EXECUTE FUNCTION `+schema+`.refuse()`)
-	require.NoError(t, err)
+	h, _, queued := queuedBehindARun(t)
+	refuseRecords(t, h, queued.RunID, ``)
 
 	require.NoError(t, h.shutdown()) // the queued run is not started, nor recorded
 	hist, err := pghistory.New(h.pg.Pool, pghistory.Options{Schema: h.pg.Schema})
@@ -183,18 +191,8 @@ func TestQueuedRunNotRecordedStillEndsItsStream(t *testing.T) {
 // event. It is now recorded as cancelled, with a cause that says why,
 // and a run.cancelled ends its stream; no start resumes it.
 func TestQueuedRunThatFailsToStartIsRecorded(t *testing.T) {
-	h := startService(t, time.Hour) // the runs go on until they are cancelled
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
-	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
-	_, err := h.pg.Pool.Exec(t.Context(), `CREATE FUNCTION `+schema+`.refuse() RETURNS trigger LANGUAGE plpgsql
-	AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`)
-	require.NoError(t, err)
-	_, err = h.pg.Pool.Exec(t.Context(), `CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON `+schema+`.runs
-	FOR EACH ROW WHEN (NEW.id = '`+queued.RunID+`' AND NEW.status <> 'cancelled') EXECUTE FUNCTION `+schema+`.refuse()`)
-	require.NoError(t, err)
+	h, _, queued := queuedBehindARun(t)
+	refuseRecords(t, h, queued.RunID, ` AND NEW.status <> 'cancelled'`)
 	// The first run is cancelled for its lost lock; the queued run takes
 	// the lock again, and its start fails.
 	var ended int
