@@ -117,23 +117,10 @@ func TestRerunFailedOfACrashedRunForcesTheNodesItFailed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 30)
-		l.set("asset:narration:segment[1]", fail(executor.Permanent(errors.New("tts: voice not found"))))
 		stream := progress.NewMemory(progress.MemoryOptions{})
-		old := newExecutor(t, l, &crashingSink{next: stream, left: 8})
-		r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
-		_, err = r.Wait()
-		require.ErrorAs(t, err, new(*executor.RunError))
-		rec, err := l.runs.GetRun(ctx, r.ID())
-		require.NoError(t, err)
-		require.Equal(t, []string{"asset:narration:segment[1]"}, rec.Failed)
-		// Its process died before it recorded its outcome.
-		rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
-		rec.Counts, rec.Failed = executor.Counts{}, nil
-		require.NoError(t, l.runs.PutRun(ctx, rec))
+		rec, _ := crashFailing(t, l, stream) // the voice is found again since
 
 		time.Sleep(time.Minute)
-		l.set("asset:narration:segment[1]", nil) // the voice is found again
 		e := newExecutor(t, l, stream)
 		rerun, err := e.RerunFailed(ctx, l.g, rec.ID)
 		require.NoError(t, err)
@@ -161,21 +148,9 @@ func TestAbandonCountsWhatTheRunDid(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 30)
-		l.set("asset:narration:segment[1]", fail(executor.Permanent(errors.New("tts: voice not found"))))
 		stream := progress.NewMemory(progress.MemoryOptions{})
-		old := newExecutor(t, l, &crashingSink{next: stream, left: 8})
-		r, err := old.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
-		_, err = r.Wait()
-		require.ErrorAs(t, err, new(*executor.RunError))
-		rec, err := l.runs.GetRun(ctx, r.ID())
-		require.NoError(t, err)
-		full := rec.Counts
+		rec, full := crashFailing(t, l, stream)
 		require.NotZero(t, full.Generated)
-		// Its process died before it recorded its outcome.
-		rec.Status, rec.EndedAt, rec.Error = executor.RunRunning, time.Time{}, ""
-		rec.Counts, rec.Failed = executor.Counts{}, nil
-		require.NoError(t, l.runs.PutRun(ctx, rec))
 		evs := replay(t, stream, rec.ID)
 		require.Len(t, evs, 8)
 
