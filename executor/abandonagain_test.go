@@ -58,14 +58,9 @@ func TestAbandonAgainEndsTheStreamTheSinkFailed(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					ctx := context.Background()
 					l := newLab(t, 30)
-					sink := &downSink{Memory: progress.NewMemory(progress.MemoryOptions{})}
-					rec := crashRun(t, l, sink.Memory, crashAfter, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+					sink, rec, e := crashedOnDownSink(t, l, crashAfter)
 					before := replay(t, sink.Memory, rec.ID)
 					require.Len(t, before, crashAfter)
-					e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
-						Runs: l.runs, Sink: sink, Logger: slog.New(slog.DiscardHandler)})
-					require.NoError(t, err)
-					defer func() { require.NoError(t, e.Close(ctx)) }()
 
 					down.set(sink, true)
 					first.call(t, e, l, rec.ID)

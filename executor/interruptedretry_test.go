@@ -40,6 +40,21 @@ func (s *downSink) Publish(ctx context.Context, events ...progress.Event) error 
 	return s.Memory.Publish(ctx, events...)
 }
 
+// crashedOnDownSink makes a crashed run of l's lecture whose stream got
+// left events (crashRun), and an executor over l's stores whose sink is
+// a downSink over that stream, its warnings discarded, closed at the
+// test's end.
+func crashedOnDownSink(t *testing.T, l *lab, left int) (*downSink, executor.Record, *executor.Executor) {
+	t.Helper()
+	sink := &downSink{Memory: progress.NewMemory(progress.MemoryOptions{})}
+	rec := crashRun(t, l, sink.Memory, left, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+	e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+		Runs: l.runs, Sink: sink, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	return sink, rec, e
+}
+
 // A Resume that found a crashed run recorded it as interrupted, and then
 // failed to end its stream, its sink down: every later Resume or
 // RerunFailed found the record interrupted already and published
@@ -62,14 +77,9 @@ func TestCrashedRunsStreamEndsAfterTheSinkFailedTheFirstResume(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
 						ctx := context.Background()
 						l := newLab(t, 30)
-						sink := &downSink{Memory: progress.NewMemory(progress.MemoryOptions{})}
-						rec := crashRun(t, l, sink.Memory, crashAfter, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+						sink, rec, e := crashedOnDownSink(t, l, crashAfter)
 						before := replay(t, sink.Memory, rec.ID)
 						require.Len(t, before, crashAfter)
-						e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
-							Runs: l.runs, Sink: sink, Logger: slog.New(slog.DiscardHandler)})
-						require.NoError(t, err)
-						defer func() { require.NoError(t, e.Close(ctx)) }()
 
 						down.set(sink, true)
 						resumed, err := first.call(e, ctx, l.g, rec.ID)
@@ -119,12 +129,7 @@ func TestCrashedRunsLateFinalEventWhenTheRecordsTextWasCut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 30)
-		sink := &downSink{Memory: progress.NewMemory(progress.MemoryOptions{})}
-		rec := crashRun(t, l, sink.Memory, 3, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
-			Runs: l.runs, Sink: sink, Logger: slog.New(slog.DiscardHandler)})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, e.Close(ctx)) }()
+		sink, rec, e := crashedOnDownSink(t, l, 3)
 
 		sink.publishDown.Store(true)
 		long := strings.Repeat("r", executor.MaxEventText)
