@@ -88,10 +88,12 @@ var statusReason = [numStatus]Reason{
 
 // Mark says that a node changed. ID is a node ID such as
 // "asset:narration:segment[3]"; Reason is ReasonEdited, ReasonForced,
-// ReasonAssetMissing or ReasonInputsChanged.
+// ReasonAssetMissing or ReasonInputsChanged. It marshals to JSON with
+// lower camel case names, as a [State] does, the reason in words:
+// {"id": "script", "reason": "edited"}.
 type Mark struct {
-	ID     string
-	Reason Reason
+	ID     string `json:"id"`
+	Reason Reason `json:"reason"`
 }
 
 // Input is what [Compute] works from.

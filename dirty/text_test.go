@@ -36,13 +36,18 @@ func TestReasonText(t *testing.T) {
 		assert.Equal(t, dirty.ReasonForced, r, "unchanged on error")
 	}
 
-	// A mark keeps its reason's words in JSON, whatever the constants' order.
+	// A mark keeps its reason's words in JSON, whatever the constants'
+	// order, under lower camel case names as a State's.
 	b, err := json.Marshal(dirty.Mark{ID: "script", Reason: dirty.ReasonEdited})
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"ID": "script", "Reason": "edited"}`, string(b))
+	assert.JSONEq(t, `{"id": "script", "reason": "edited"}`, string(b))
 	var m dirty.Mark
 	require.NoError(t, json.Unmarshal(b, &m))
 	assert.Equal(t, dirty.Mark{ID: "script", Reason: dirty.ReasonEdited}, m)
+	// The names' older spelling still reads.
+	m = dirty.Mark{}
+	require.NoError(t, json.Unmarshal([]byte(`{"ID": "script", "Reason": "forced"}`), &m))
+	assert.Equal(t, dirty.Mark{ID: "script", Reason: dirty.ReasonForced}, m)
 }
 
 // FuzzText checks the text forms of Status and Reason: whatever parses
