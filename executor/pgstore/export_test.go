@@ -31,3 +31,12 @@ func UnlockInSession(ctx context.Context, l *GraphLock) error {
 	_, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key)
 	return err
 }
+
+// StopWatching stops l's watcher and leaves it stopped, as Unlock's or
+// Check's pause does: the watcher then does not see the connection end,
+// as when the session ends a moment before an Unlock interrupts its read.
+func StopWatching(l *GraphLock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pause()
+}

@@ -354,11 +354,16 @@ func (l *GraphLock) Check(ctx context.Context) error {
 // transaction mode moved the connection to another session), the lock
 // was lost too: it returns an error wrapping ErrLockLost, and closes
 // Lost, which cancels a run that [GraphLock.Guard] guards, if it has not
-// ended. If the server cannot be told (ctx ends, or the connection
-// fails), it closes the connection anyway, and returns the error: the
-// server frees the lock when it sees the session end, at once unless the network is down (then
-// when its TCP keepalives give up). So Unlock always lets go of the lock,
-// whatever ctx, and the deferred Unlock of a host is enough; with a ctx
+// ended. If the connection has ended (the server ended the session, or
+// the network failed), before Unlock or during it, the lock was lost too,
+// or may have been: it returns an error wrapping ErrLockLost and closes
+// Lost, as Check would have, even when the watcher had not seen the end
+// yet. If ctx ends before the server answers (the error then wraps
+// ctx.Err()), or the server refuses the statement on a live session, it
+// closes the connection anyway, and returns the error: the server frees
+// the lock when it sees the session end, at once unless the network is
+// down (then when its TCP keepalives give up). So Unlock always lets go
+// of the lock, whatever ctx, and the deferred Unlock of a host is enough; with a ctx
 // already done it only closes the connection. A second Unlock does
 // nothing and returns nil.
 func (l *GraphLock) Unlock(ctx context.Context) error {
@@ -379,6 +384,13 @@ func (l *GraphLock) Unlock(ctx context.Context) error {
 	var released bool
 	err := l.conn.QueryRow(ctx, `SELECT pg_advisory_unlock($1)`, l.key).Scan(&released)
 	if err != nil {
+		if ctx.Err() == nil && l.conn.IsClosed() {
+			// The connection ended before the unlock, or while it was
+			// sent: its session ended, or will, without an unlock, and
+			// the watcher, stopped by pause, may not have seen it.
+			l.lose(err)
+			return l.lostErr
+		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}

@@ -334,3 +334,37 @@ func TestGraphLockWithCancelRequestHandler(t *testing.T) {
 	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey("lecture-1"), false, 0)
 	assert.Zero(t, lockSessions(t, pg.Pool, s.GraphLockKey("lecture-1"), true))
 }
+
+// The package doc says that once the server ends a lock's session, Unlock
+// and Check return an error wrapping ErrLockLost. Unlock did only when
+// the watcher had seen the session end first: one that came before (its
+// pause stops the watcher, and a watcher stopped meanwhile leaves the
+// failure to the next statement) got the failure of its own
+// pg_advisory_unlock, "unlock graph ...: terminating connection", which
+// did not wrap ErrLockLost, and Lost stayed open, so a guarded run went
+// on. Now a failed unlock statement that ctx did not interrupt says the
+// lock is lost (its session ended, or may have, before Unlock), and
+// closes Lost.
+func TestUnlockAfterTheSessionEndedUnseenSaysLost(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	const key = "lecture-1"
+	l, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	pgstore.StopWatching(l)
+	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		s.GraphLockKey(key))
+	require.NoError(t, err)
+	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
+
+	err = l.Unlock(ctx)
+	require.ErrorIs(t, err, pgstore.ErrLockLost, "Unlock after the session ended")
+	assert.Contains(t, err.Error(), "another session may hold it now")
+	select {
+	case <-l.Lost():
+	default:
+		t.Fatal("Unlock found the lock lost, and did not close Lost")
+	}
+}
