@@ -1,6 +1,9 @@
 package pgstore
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // SetPruneBatch sets how many rows one prune statement of s deletes.
 func SetPruneBatch(s *Store, n int) { s.batch = n }
@@ -39,4 +42,16 @@ func StopWatching(l *GraphLock) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pause()
+}
+
+// ReadStopped reads l's connection once, within a second, as a watcher
+// does that pause stopped just as its read returned: a read that finds
+// the session ended closes the connection, and the stopped watcher
+// leaves the failure to the next statement. Call it after StopWatching.
+func ReadStopped(ctx context.Context, l *GraphLock) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return l.conn.PgConn().WaitForNotification(ctx)
 }

@@ -347,25 +347,25 @@ func (l *GraphLock) Check(ctx context.Context) error {
 
 // Unlock frees the lock and closes its connection. It returns nil once
 // the server has freed the lock, so that another process's LockGraph may
-// take it at once. If the lock was lost before (see
-// [GraphLock.Lost]), it returns that error, wrapping [ErrLockLost]: the
-// run under it may have overlapped another process's. If the server
-// answers that the session did not hold the lock (a pooler in
-// transaction mode moved the connection to another session), the lock
-// was lost too: it returns an error wrapping ErrLockLost, and closes
-// Lost, which cancels a run that [GraphLock.Guard] guards, if it has not
-// ended. If the connection has ended (the server ended the session, or
-// the network failed), before Unlock or during it, the lock was lost too,
-// or may have been: it returns an error wrapping ErrLockLost and closes
-// Lost, as Check would have, even when the watcher had not seen the end
-// yet. If ctx ends before the server answers (the error then wraps
-// ctx.Err()), or the server refuses the statement on a live session, it
-// closes the connection anyway, and returns the error: the server frees
-// the lock when it sees the session end, at once unless the network is
-// down (then when its TCP keepalives give up). So Unlock always lets go
-// of the lock, whatever ctx, and the deferred Unlock of a host is enough; with a ctx
-// already done it only closes the connection. A second Unlock does
-// nothing and returns nil.
+// take it at once. If the lock was lost before (see [GraphLock.Lost]), it
+// returns that error, wrapping [ErrLockLost]: the run under it may have
+// overlapped another process's. If the server answers that the session
+// did not hold the lock (a pooler in transaction mode moved the
+// connection to another session), the lock was lost too: it returns an
+// error wrapping ErrLockLost, and closes Lost, which cancels a run that
+// [GraphLock.Guard] guards, if it has not ended. So it does, as Check
+// would, if the connection has ended (the server ended the session, or
+// the network failed) before Unlock or during it, even when the watcher
+// had not seen the end yet: the lock was lost, or may have been. (With a
+// ctx already done, Unlock sends nothing, and so finds the end only if
+// the connection was already seen closed.) If ctx ends before the server
+// answers (the error then wraps ctx.Err()), or the server refuses the
+// statement on a live session, it closes the connection anyway, and
+// returns the error: the server frees the lock when it sees the session
+// end, at once unless the network is down (then when its TCP keepalives
+// give up). So Unlock always lets go of the lock, whatever ctx, and the
+// deferred Unlock of a host is enough; with a ctx already done it only
+// closes the connection. A second Unlock does nothing and returns nil.
 func (l *GraphLock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -375,6 +375,11 @@ func (l *GraphLock) Unlock(ctx context.Context) error {
 	l.unlocked = true
 	l.pause()
 	defer closeConn(ctx, l.conn)
+	if l.conn.IsClosed() {
+		// The watcher's read found the connection ended as pause
+		// stopped it, and left the failure to the next statement.
+		l.lose(errors.New("its connection was found closed at Unlock"))
+	}
 	if err := l.lostError(); err != nil {
 		return err
 	}

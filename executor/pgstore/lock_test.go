@@ -368,3 +368,34 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint <
 		t.Fatal("Unlock found the lock lost, and did not close Lost")
 	}
 }
+
+// The same when the stopped watcher's read had seen the session end, and
+// closed the connection, and Unlock's ctx is done: Unlock returned the
+// ctx's error, as when it only closes a live session's connection, though
+// the lock was lost before it. A closed connection now says the lock is
+// lost, whatever ctx.
+func TestUnlockWithADoneContextAfterTheSessionEndedSaysLost(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	const key = "lecture-1"
+	l, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	pgstore.StopWatching(l)
+	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		s.GraphLockKey(key))
+	require.NoError(t, err)
+	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
+	require.Error(t, pgstore.ReadStopped(ctx, l), "the read finds the session ended")
+
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	err = l.Unlock(done)
+	require.ErrorIs(t, err, pgstore.ErrLockLost, "Unlock after the session ended")
+	select {
+	case <-l.Lost():
+	default:
+		t.Fatal("Unlock found the lock lost, and did not close Lost")
+	}
+}
