@@ -115,7 +115,7 @@
 // the reads are single statements. Every write runs in READ COMMITTED,
 // whatever level the role or the database defaults to
 // (default_transaction_isolation): Put, PutRun and each batch of
-// PruneAssets in a transaction of its own, whose BEGIN and COMMIT go in
+// PruneAssets and of PruneRuns in a transaction of its own, whose BEGIN and COMMIT go in
 // one round trip with the statement. (At a stricter level, a write that
 // waited for a row that another one renewed failed with SQLSTATE 40001.)
 //

@@ -137,9 +137,10 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 // but started more than olderThan ago, by the database's clock, and
 // returns how many it deleted. A run whose record was deleted while it
 // went on writes its record again when it ends. It deletes in batches,
-// like [Store.PruneAssets], each found through the runs_age index: it
-// costs the records it deletes, not the records kept. A negative
-// olderThan is an error wrapping [ErrInvalidAge].
+// like [Store.PruneAssets], each found through the runs_age index and
+// each a READ COMMITTED transaction of its own, whatever the session's
+// default level: it costs the records it deletes, not the records kept.
+// A negative olderThan is an error wrapping [ErrInvalidAge].
 func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
 	if err := checkAge("prune runs", olderThan); err != nil {
 		return 0, err
@@ -149,12 +150,19 @@ func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, 
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		tag, err := s.pool.Exec(ctx, s.q.pruneRuns, olderThan.Microseconds(), s.batchSize())
+		var deleted int64
+		err := pgschema.ReadCommitted(ctx, s.pool, s.q.pruneRuns,
+			[]any{olderThan.Microseconds(), s.batchSize()},
+			func(r pgx.BatchResults) error {
+				tag, err := r.Exec()
+				deleted = tag.RowsAffected()
+				return err
+			})
 		if err != nil {
 			return total, s.wrapErr(ctx, err, "prune runs older than %v", olderThan)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < int64(s.batchSize()) {
+		total += deleted
+		if deleted < int64(s.batchSize()) {
 			return total, nil
 		}
 	}
