@@ -492,10 +492,13 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			}
 			return r.newResult(j, cancelled, next-1, err), true
 		}
+		var rated taken
 		if next == 1 {
 			// The rate counts starts: taken once there is room for the
 			// call, so that waiting for room does not bunch them.
-			if err := r.awaitQuota(j.step.Key, 1); err != nil || !r.started(j, "") {
+			var err error
+			if rated, err = r.awaitQuota(j.step.Key, 1); err != nil || !r.started(j, "") {
+				rated.giveBack() // no call
 				c.release()
 				return r.newResult(j, unstarted, 0, nil), true
 			}
@@ -514,6 +517,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, 0, j.wg, j); cause != nil {
 			// Cancelled since it started: its node.started went out, so
 			// it settles as cancelled, with no call.
+			rated.giveBack()
 			c.release()
 			return r.newResult(j, cancelled, next-1, cause), true
 		}
@@ -712,7 +716,8 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	// once there is room for the call, all at once and stamped with the
 	// call's start: taken one by one, the first stamps would be earlier
 	// than the nodes' real start, and let the next call start too soon.
-	if err := r.awaitQuota(key, len(reqs)); err != nil {
+	rated, err := r.awaitQuota(key, len(reqs))
+	if err != nil {
 		return cancelAll(unstarted, nil)
 	}
 	msg := ""
@@ -720,6 +725,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		msg = fmt.Sprintf("in a batch of %d", len(jobs))
 	}
 	if !r.started(jobs[idx[0]], msg) {
+		rated.giveBack() // no call
 		return cancelAll(unstarted, nil)
 	}
 	for _, i := range idx[1:] { // the batch has started: all its nodes are
@@ -780,6 +786,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, nil, err))
 	})); cause != nil {
+		rated.giveBack() // no call
 		return cancelAll(cancelled, cause)
 	}
 	for _, rep := range reps {

@@ -248,7 +248,10 @@ type Options struct {
 	// taken once the call has room under Limits. A bulk call takes the
 	// starts of all its nodes at once, when it starts, so that the window
 	// holds for the nodes' real starts; the calls waiting for the quota
-	// take their turns in the order they came. A node waits for the
+	// take their turns in the order they came. A call whose run is
+	// cancelled after it took its starts, before its generator is
+	// called, gives them back: the quota counts the calls made, and a
+	// resume's do not wait for those never made. A node waits for the
 	// quota holding its worker and its batch slot; cancelling the run ends
 	// the wait. Default: none.
 	Rates map[string]Rate

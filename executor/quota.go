@@ -35,6 +35,44 @@ type quota struct {
 	// channel is closed when it heads the queue, and it then takes its
 	// starts once the window allows them.
 	queue []chan struct{}
+	// freed, made by the call that heads the queue when it must wait, is
+	// closed when starts are given back (see taken.giveBack), so that it
+	// looks again at once rather than when the starts it waited for leave
+	// the window.
+	freed chan struct{}
+}
+
+// taken is the starts that a call took of a quota (none when q is nil):
+// stamped at, n of them.
+type taken struct {
+	q  *quota
+	at time.Time
+	n  int
+}
+
+// giveBack gives back the starts of a call that was never made: its run
+// was cancelled after it took them, before its generator was called. A
+// quota counts provider calls: kept, they would hold back, for a whole
+// window, the calls of a resume or of the executor's other runs. Those
+// that have left the window meanwhile count no more anyway.
+func (t taken) giveBack() {
+	q := t.q
+	if q == nil {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	back := 0
+	for i := len(q.starts) - 1; i >= 0 && back < t.n; i-- {
+		if q.starts[i].Equal(t.at) {
+			q.starts = slices.Delete(q.starts, i, i+1)
+			back++
+		}
+	}
+	if back > 0 && q.freed != nil {
+		close(q.freed)
+		q.freed = nil
+	}
 }
 
 // take records n starts at now if the quota allows them all (n above
@@ -62,14 +100,17 @@ func (q *quota) take(now time.Time, n int) (time.Time, bool) {
 }
 
 // await waits until the quota allows n starts, the calls that came first
-// served first, and takes them at the moment it returns. It returns ctx's
-// cause if ctx ends first, having taken nothing.
-func (q *quota) await(ctx context.Context, n int) error {
+// served first, and takes them at the moment it returns: it returns what
+// it took, for giveBack. It returns ctx's cause if ctx ends first, having
+// taken nothing.
+func (q *quota) await(ctx context.Context, n int) (taken, error) {
+	took := func(now time.Time) taken { return taken{q: q, at: now, n: min(max(n, 1), q.rate.Starts)} }
 	q.mu.Lock()
 	if len(q.queue) == 0 {
-		if _, ok := q.take(time.Now(), n); ok {
+		now := time.Now()
+		if _, ok := q.take(now, n); ok {
 			q.mu.Unlock()
-			return nil
+			return took(now), nil
 		}
 	}
 	turn := make(chan struct{})
@@ -82,18 +123,31 @@ func (q *quota) await(ctx context.Context, n int) error {
 	select {
 	case <-turn:
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return taken{}, context.Cause(ctx)
 	}
 	for {
 		q.mu.Lock()
 		now := time.Now()
 		at, ok := q.take(now, n)
+		var freed chan struct{}
+		if !ok {
+			if q.freed == nil {
+				q.freed = make(chan struct{})
+			}
+			freed = q.freed
+		}
 		q.mu.Unlock()
 		if ok {
-			return nil
+			return took(now), nil
 		}
-		if !sleep(ctx, at.Sub(now)) {
-			return context.Cause(ctx)
+		t := time.NewTimer(at.Sub(now))
+		select {
+		case <-t.C:
+		case <-freed:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return taken{}, context.Cause(ctx)
 		}
 	}
 }
@@ -124,13 +178,14 @@ func newQuotas(rates map[string]Rate) map[string]*quota {
 
 // awaitQuota waits until the executor's quota of the batch key allows the
 // n nodes of a call to start, and takes their starts, stamped with the
-// moment it returns: the caller starts the call at once. It returns the
-// run's cause if the run is cancelled first. Keys without a rate return at
-// once.
-func (r *run) awaitQuota(key string, n int) error {
+// moment it returns: the caller starts the call at once, or, if its run
+// is cancelled before it calls the generator, gives them back. It returns
+// the run's cause if the run is cancelled first. Keys without a rate
+// return at once.
+func (r *run) awaitQuota(key string, n int) (taken, error) {
 	q := r.e.quotas[key]
 	if q == nil {
-		return nil
+		return taken{}, nil
 	}
 	return q.await(r.ctx, n)
 }

@@ -41,14 +41,14 @@ func TestQuotaServesCallsInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newQuotas(map[string]Rate{"k": {Starts: 3, Per: time.Second}})["k"]
 		ctx := context.Background()
-		require.NoError(t, q.await(ctx, 1)) // at 0
+		require.NoError(t, awaitErr(q, ctx, 1)) // at 0
 		time.Sleep(500 * time.Millisecond)
-		require.NoError(t, q.await(ctx, 2)) // at 0.5s: full
+		require.NoError(t, awaitErr(q, ctx, 2)) // at 0.5s: full
 		var mu sync.Mutex
 		var order []string
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			assert.NoError(t, q.await(ctx, 3))
+			assert.NoError(t, awaitErr(q, ctx, 3))
 			mu.Lock()
 			order = append(order, "bulk")
 			mu.Unlock()
@@ -56,7 +56,7 @@ func TestQuotaServesCallsInOrder(t *testing.T) {
 		synctest.Wait()
 		for range 3 {
 			wg.Go(func() {
-				assert.NoError(t, q.await(ctx, 1))
+				assert.NoError(t, awaitErr(q, ctx, 1))
 				mu.Lock()
 				order = append(order, "single")
 				mu.Unlock()
@@ -73,16 +73,16 @@ func TestQuotaServesCallsInOrder(t *testing.T) {
 func TestQuotaWaitEndsWithContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		q := newQuotas(map[string]Rate{"k": {Starts: 1, Per: time.Hour}})["k"]
-		require.NoError(t, q.await(context.Background(), 1))
+		require.NoError(t, awaitErr(q, context.Background(), 1))
 		ctx, cancel := context.WithCancel(context.Background())
 		errs := make(chan error, 1)
-		go func() { errs <- q.await(ctx, 1) }()
+		go func() { errs <- awaitErr(q, ctx, 1) }()
 		synctest.Wait()
 		cancel()
 		require.ErrorIs(t, <-errs, context.Canceled)
 		assert.Empty(t, q.queue)
 		time.Sleep(time.Hour)
-		require.NoError(t, q.await(context.Background(), 1), "the start was not taken")
+		require.NoError(t, awaitErr(q, context.Background(), 1), "the start was not taken")
 	})
 }
 
@@ -133,4 +133,43 @@ func TestQuotaWindowRule(t *testing.T) {
 			require.LessOrEqual(t, in, starts, "starts %d: window from %v", starts, taken[i].Sub(t0))
 		}
 	}
+}
+
+// awaitErr is q.await's error alone.
+func awaitErr(q *quota, ctx context.Context, n int) error {
+	_, err := q.await(ctx, n)
+	return err
+}
+
+// Starts given back (their call was never made) free the quota at once:
+// the call waiting for them starts then, not when they would have left
+// the window; the window rule still holds for the starts kept.
+func TestQuotaGiveBackWakesTheNextCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := newQuotas(map[string]Rate{"k": {Starts: 3, Per: time.Hour}})["k"]
+		ctx := context.Background()
+		_, err := q.await(ctx, 1) // kept
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+		unused, err := q.await(ctx, 2)
+		require.NoError(t, err)
+		t0 := time.Now()
+		done := make(chan taken)
+		go func() {
+			tk, err := q.await(ctx, 2)
+			assert.NoError(t, err)
+			done <- tk
+		}()
+		synctest.Wait()
+		unused.giveBack()
+		tk := <-done
+		assert.Equal(t, t0, tk.at, "the call started when the starts were given back")
+		assert.Len(t, q.starts, 3, "the start kept and the call's two")
+		at, ok := q.take(time.Now(), 1)
+		require.False(t, ok, "the window is full")
+		assert.Equal(t, t0.Add(-time.Minute).Add(time.Hour), at, "the kept start leaves first")
+		tk.giveBack()
+		tk.giveBack() // a second time gives nothing more back
+		assert.Len(t, q.starts, 1, "the kept start alone")
+	})
 }
