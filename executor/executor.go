@@ -453,7 +453,10 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // (its graph does not become the key's, and a run of the key's graph goes
 // on): the record is stored before anything is committed, and a failure
 // after it (the commit's) records the run as failed, or cancelled if ctx
-// ended, without counts. A commit whose every try failed with an error
+// ended, without counts. So does a failure of that record's PutRun that
+// may have gone through all the same (its reply lost, or ctx ended as
+// the store wrote it), if the run store then holds the record: no record
+// says running of a run that never ran. A commit whose every try failed with an error
 // that may pass may have gone through all the same, its reply lost: Start
 // then loads the states again, and if they hold its plan, the run goes
 // on, and Start returns it; if not (or they cannot be read), the run is

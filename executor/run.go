@@ -90,8 +90,11 @@ type run struct {
 	rec      Record
 	// recordPut says that the run's first record (running) is stored:
 	// replan stores it before the run commits anything (see putRecord).
-	recordPut bool
-	kinds     []KindOptions // by template index
+	// recordTried says that its PutRun was called: failed, it may have
+	// gone through all the same (see lostStart).
+	recordPut, recordTried bool
+
+	kinds []KindOptions // by template index
 	// gens holds each kind's generator, by template index, and bulks its
 	// BatchGenerator, if it is one: looked up once, not once a node.
 	gens  []Generator
@@ -258,8 +261,12 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
 			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
 		}
-		if r.recordPut {
+		switch {
+		case r.recordPut:
 			r.failedStart(ctx, err)
+		case r.recordTried && retryable(err):
+			// The record's PutRun failed, and may have gone through.
+			r.lostStart(ctx, err)
 		}
 		cancel(err)
 		return nil, err
@@ -288,6 +295,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 // stopped, although Start failed.) A failure that may pass (a lost
 // connection) is retried, as a node's store calls are.
 func (r *run) putRecord(ctx context.Context) error {
+	r.recordTried = true
 	put := func() error { return r.e.opts.Runs.PutRun(ctx, r.rec) }
 	if err := put(); err != nil {
 		if err = r.retryStore(ctx, err, "record run", r.handle.id, put); err != nil {
@@ -318,6 +326,39 @@ func (r *run) failedStart(ctx context.Context, err error) {
 	}
 	if perr != nil {
 		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
+	}
+}
+
+// lostStart records that the start of the run failed with err, the
+// error of its first record's PutRun, which may have gone through all
+// the same (its reply lost, or ctx ended as the store wrote it): if the
+// run store holds the record, as the run put it (running, started when
+// the run did), it is recorded as failed, or cancelled (failedStart), so
+// that no record says running of a run that never ran, which a host
+// would take for one that a crash interrupted. A store that did not keep
+// it is left without one. The read has Options.StoreTimeout, even when
+// ctx has ended; its failure is logged.
+func (r *run) lostStart(ctx context.Context, err error) {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.opts.StoreTimeout)
+	defer cancel()
+	var rec Record
+	get := func() (gerr error) {
+		rec, gerr = r.e.opts.Runs.GetRun(gctx, r.handle.id)
+		return gerr
+	}
+	gerr := get()
+	if gerr != nil {
+		gerr = r.retryStore(gctx, gerr, "read the record of", r.handle.id, get)
+	}
+	switch {
+	case errors.Is(gerr, ErrNotFound):
+		return
+	case gerr != nil:
+		r.e.log.Error("regen: read the record of a run whose start failed, to record it as failed", "run", r.handle.id, "err", gerr)
+		return
+	}
+	if rec.Status == RunRunning && rec.StartedAt.Truncate(time.Microsecond).Equal(r.rec.StartedAt.Truncate(time.Microsecond)) {
+		r.failedStart(ctx, err)
 	}
 }
 

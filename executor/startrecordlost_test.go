@@ -1,0 +1,95 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+)
+
+// wroteRecord stores the running record of run "lost" and then fails the
+// call, as a store does whose reply is lost (a connection reset after
+// the write) or that writes the record as the caller's context ends.
+type wroteRecord struct {
+	executor.RunStore
+	mu     sync.Mutex
+	how    string             // "reply" or "cancel"
+	cancel context.CancelFunc // the Start's context, for "cancel"
+}
+
+func (l *wroteRecord) PutRun(ctx context.Context, rec executor.Record) error {
+	if rec.ID != "lost" || rec.Status != executor.RunRunning {
+		return l.RunStore.PutRun(ctx, rec)
+	}
+	if err := l.RunStore.PutRun(context.WithoutCancel(ctx), rec); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.how == "cancel" {
+		l.cancel() // the client that called Start went away as the write went through
+		return ctx.Err()
+	}
+	return errors.New("runs table: connection reset by peer")
+}
+
+// A Start whose first PutRun went through but failed all the same (its
+// reply lost at every try, or its context ended as the write went
+// through) returned an error and left the record saying running, of a
+// run that never ran: RunsByStatus listed it as running for good, and a
+// host that resumes at start-up what it lists resumed a run that had
+// never started; Start's doc says a Start that failed after recording
+// its run leaves a record that says failed or cancelled. Such a record
+// is now recorded as failed, or cancelled if the Start's context ended;
+// a store that did not keep it is left without one.
+func TestStartWhoseRecordReplyWasLost(t *testing.T) {
+	for _, tc := range []struct {
+		how  string
+		want executor.RunStatus
+	}{
+		{how: "reply", want: executor.RunFailed},
+		{how: "cancel", want: executor.RunCancelled},
+	} {
+		t.Run(tc.how, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				g, err := graph.Build(graph.Template{Kinds: []graph.Kind{{Name: "x"}}}, graph.SegmentSeconds)
+				require.NoError(t, err)
+				runs := &wroteRecord{RunStore: executor.NewMemoryRuns(), how: tc.how}
+				gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+					return executor.Asset{Data: []byte(req.NodeID)}, nil
+				})
+				e, err := executor.New(executor.Options{Generators: registryFor(g, gen), Runs: runs})
+				require.NoError(t, err)
+				defer func() { require.NoError(t, e.Close(ctx)) }()
+
+				sctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				runs.mu.Lock()
+				runs.cancel = cancel
+				runs.mu.Unlock()
+				_, err = e.Start(sctx, executor.RunRequest{GraphKey: "key", Graph: g, RunID: "lost"})
+				require.Error(t, err)
+
+				rec, err := runs.GetRun(ctx, "lost")
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, rec.Status, "the record of a Start that failed")
+				assert.NotEmpty(t, rec.Error)
+				assert.False(t, rec.EndedAt.IsZero())
+				running, err := runs.RunStore.(executor.RunStatusLister).RunsByStatus(ctx, executor.RunRunning)
+				require.NoError(t, err)
+				assert.Empty(t, running, "runs listed as running")
+				snap, err := e.States().Load(ctx, "key")
+				require.NoError(t, err)
+				assert.Empty(t, snap.States, "a Start that failed committed nothing")
+			})
+		})
+	}
+}
