@@ -100,6 +100,9 @@ func TestExecutorReusedAfterManyCancels(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		// A run leaves e.runs just after its Done closes: Wait may return
+		// before.
+		require.NoError(t, e.runs.wait(context.Background()), "runs ended, waited for")
 		require.NoError(t, e.calls.wait(context.Background()), "calls abandoned, waited for")
 
 		assert.Zero(t, e.runs.n.Load(), "runs counted")
