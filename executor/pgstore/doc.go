@@ -272,7 +272,9 @@
 //     connection: the tests take locks in both query modes.
 //   - Key limits. A graph key that Commit would refuse (longer than
 //     [MaxGraphKeyBytes], or not valid UTF-8 without NUL) is refused with
-//     the same [*KeyError], before any SQL.
+//     the same [*KeyError], before any SQL, and so is an empty one, which
+//     the executor refuses as a RunRequest's GraphKey (the KeyError then
+//     wraps executor.ErrInvalidRequest).
 //
 // # Errors
 //

@@ -57,9 +57,12 @@ const (
 // KeyError reports a key or ID that a write refused because it is longer
 // than the store can index (it then wraps [ErrKeyTooLong]), or because it
 // is not valid UTF-8 without NUL, which Postgres text cannot hold (it then
-// wraps [ErrKeyNotText]). The store returns it wrapped in
-// executor.Permanent, so that the executor does not retry the call;
-// errors.As finds it through that.
+// wraps [ErrKeyNotText]), or a graph key that [Store.LockGraph] or
+// [Store.TryLockGraph] refused because it is empty, as the executor
+// refuses an empty executor.RunRequest.GraphKey (it then wraps
+// executor.ErrInvalidRequest, as the executor's refusal does). The store
+// returns it wrapped in executor.Permanent, so that the executor does not
+// retry the call; errors.As finds it through that.
 type KeyError struct {
 	// Field is what the key is: "graph key", "node ID", "asset key",
 	// "run ID", or "resumed run ID" (a run record's Resumes, which names
@@ -74,9 +77,16 @@ type KeyError struct {
 	// NotText says that the key is refused for not being valid UTF-8
 	// without NUL, rather than for its length.
 	NotText bool
+	// Empty says that the key is refused for being empty: a graph key
+	// given to LockGraph or TryLockGraph.
+	Empty bool
 }
 
 func (e *KeyError) Error() string {
+	if e.Empty {
+		return fmt.Sprintf("%v: %s is empty: want 1 to %d bytes of valid UTF-8 without NUL, as executor.RunRequest.GraphKey takes",
+			executor.ErrInvalidRequest, e.Field, e.Max)
+	}
 	if e.NotText {
 		return fmt.Sprintf("%v: %s %.64q is not valid UTF-8 without NUL: Postgres text holds only that",
 			ErrKeyNotText, e.Field, e.Key)
@@ -89,8 +99,12 @@ func (e *KeyError) Error() string {
 		ErrKeyTooLong, e.Field, e.Key, len(e.Key), e.Max, why)
 }
 
-// Unwrap returns [ErrKeyNotText] if NotText is set, else [ErrKeyTooLong].
+// Unwrap returns executor.ErrInvalidRequest if Empty is set,
+// [ErrKeyNotText] if NotText is, else [ErrKeyTooLong].
 func (e *KeyError) Unwrap() error {
+	if e.Empty {
+		return executor.ErrInvalidRequest
+	}
 	if e.NotText {
 		return ErrKeyNotText
 	}

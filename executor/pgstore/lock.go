@@ -103,7 +103,9 @@ func (s *Store) GraphLockKey(graphKey string) int64 {
 // wrapping ctx.Err(), holding nothing. A graph key longer than
 // [MaxGraphKeyBytes], or not valid UTF-8 without NUL, which no graph of
 // the store can have, gives a [*KeyError] (wrapped in executor.Permanent)
-// before any SQL, as Commit does.
+// before any SQL, as Commit does; so does an empty one, which the
+// executor refuses as a RunRequest's GraphKey: that KeyError says Empty,
+// and wraps executor.ErrInvalidRequest, as the executor's refusal does.
 func (s *Store) LockGraph(ctx context.Context, graphKey string) (*GraphLock, error) {
 	return s.lockGraph(ctx, graphKey, true)
 }
@@ -122,6 +124,11 @@ func (s *Store) TryLockGraph(ctx context.Context, graphKey string) (*GraphLock, 
 func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*GraphLock, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if graphKey == "" {
+		// The executor refuses an empty RunRequest.GraphKey: no run of
+		// the store has one, and no run can be locked under it.
+		return nil, fmt.Errorf("lock graph: %w", executor.Permanent(&KeyError{Field: fieldGraphKey, Max: MaxGraphKeyBytes, Empty: true}))
 	}
 	if err := checkKey(fieldGraphKey, graphKey, MaxGraphKeyBytes); err != nil {
 		return nil, fmt.Errorf("lock graph: %w", err)

@@ -271,6 +271,39 @@ func TestLockGraphRefusesBadKeys(t *testing.T) {
 	assert.True(t, errors.Is(err, context.Canceled), "TryLockGraph with a done context: %v", err)
 }
 
+// An empty graph key, which the executor refuses as a RunRequest's
+// (ErrInvalidRequest), no run of the store can have: LockGraph and
+// TryLockGraph took a lock of it all the same. They now refuse it, before
+// any SQL (the pool here never connects), with a *KeyError that says so
+// and what is allowed, wrapping executor.ErrInvalidRequest as the
+// executor's refusal does.
+func TestLockGraphRefusesAnEmptyKey(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	s, err := pgstore.New(pool, pgstore.Options{})
+	require.NoError(t, err)
+	for name, lock := range map[string]func(context.Context, string) (*pgstore.GraphLock, error){
+		"LockGraph": s.LockGraph, "TryLockGraph": s.TryLockGraph,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			l, err := lock(ctx, "")
+			assert.Nil(t, l)
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			var ke *pgstore.KeyError
+			require.ErrorAs(t, err, &ke)
+			assert.Equal(t, pgstore.KeyError{Field: "graph key", Max: pgstore.MaxGraphKeyBytes, Empty: true}, *ke)
+			assert.EqualError(t, err, "lock graph: executor: invalid request: graph key is empty: "+
+				"want 1 to 1200 bytes of valid UTF-8 without NUL, as executor.RunRequest.GraphKey takes")
+			var pe *executor.PermanentError
+			assert.ErrorAs(t, err, &pe, "a key no retry can fix: wrapped in executor.Permanent")
+		})
+	}
+}
+
 // The lock's key is the documented hash of the schema and the graph key:
 // it must not change between releases (two releases of a host running at
 // once in a rolling deploy would not exclude each other), and differs
