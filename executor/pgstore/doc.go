@@ -136,7 +136,11 @@
 // schema that a later release migrated (its schema_version records a
 // layout above [SchemaVersion]) is refused with a [*SchemaVersionError]
 // before any change, so that an older release rolled back to never
-// writes to a layout it does not know.
+// writes to a layout it does not know. So is a schema whose
+// schema_version is not the store's (another tool's table of that name,
+// such as Flyway's before its release 5: its columns are not version
+// integer and applied_at timestamptz), with a [*VersionTableError]: the
+// store shares no schema with other tools' tables of its names.
 //
 // # Retention
 //
@@ -288,7 +292,9 @@
 // graph ..."); when the schema, a table or a column of the current
 // layout is missing (a schema of an older layout, not migrated yet) they
 // also wrap [ErrNotMigrated]. A refused schema name is a [*SchemaError], a schema
-// of a newer layout a [*SchemaVersionError] (wrapping [ErrSchemaTooNew]);
+// of a newer layout a [*SchemaVersionError] (wrapping [ErrSchemaTooNew]),
+// a schema whose schema_version is another tool's table a
+// [*VersionTableError] (wrapping [ErrForeignVersionTable]);
 // a key or ID
 // over its limit gives a [*KeyError], wrapping [ErrKeyTooLong] (or
 // [ErrKeyNotText] for one that is not valid UTF-8 without NUL), itself

@@ -183,3 +183,53 @@ func TestMigrateAsARoleThatOnlyWritesRows(t *testing.T) {
 	err = rs.Migrate(ctx)
 	require.ErrorIs(t, err, pgstore.ErrSchemaTooNew, "a newer layout")
 }
+
+// A schema that holds another tool's schema_version table (Flyway's
+// releases before 5 name theirs so) broke Migrate with "COALESCE types
+// text and integer cannot be matched", and one whose version column was
+// an integer with a unique index got the store's version written into
+// it. Migrate now refuses such a schema with a *VersionTableError that
+// names the table and the schema and says to use another schema, and
+// changes nothing: the table keeps its rows, and no table of the store is
+// made beside it.
+func TestMigrateRefusesAnotherToolsVersionTable(t *testing.T) {
+	t.Parallel()
+	for name, ddl := range map[string]string{
+		"Flyway's": `CREATE TABLE %[1]s.schema_version (installed_rank integer PRIMARY KEY, version varchar(50),
+	description varchar(200) NOT NULL, success boolean NOT NULL);
+INSERT INTO %[1]s.schema_version VALUES (1, '1', 'init', true)`,
+		"an integer version": `CREATE TABLE %[1]s.schema_version (version integer PRIMARY KEY, script text NOT NULL DEFAULT '');
+INSERT INTO %[1]s.schema_version VALUES (3, 'V3__x.sql')`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // its own schema
+			pg := testenv.NewPostgres(t)
+			ctx := testenv.Context(t, 30*time.Second)
+			schema := pgx.Identifier{pg.Schema}.Sanitize()
+			_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+schema+"; "+fmt.Sprintf(ddl, schema))
+			require.NoError(t, err)
+			rows := func() string {
+				var s string
+				require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT json_agg(t)::text FROM "+schema+".schema_version t").Scan(&s))
+				return s
+			}
+			before := rows()
+
+			s, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+			require.NoError(t, err)
+			err = s.Migrate(ctx)
+			require.ErrorIs(t, err, pgstore.ErrForeignVersionTable)
+			var vte *pgstore.VersionTableError
+			require.ErrorAs(t, err, &vte)
+			assert.Equal(t, pg.Schema, vte.Schema)
+			assert.Equal(t, "schema_version", vte.Table)
+			assert.Contains(t, err.Error(), "give the store a schema of its own")
+
+			assert.Equal(t, before, rows(), "the table keeps its rows")
+			var tables []string
+			require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = $1`,
+				pg.Schema).Scan(&tables))
+			assert.Equal(t, []string{"schema_version"}, tables, "no table of the store is made")
+		})
+	}
+}

@@ -76,7 +76,21 @@ var (
 	// [SchemaVersion], migrated by a later release, which this one can
 	// neither use nor migrate. A [*SchemaVersionError] wraps it.
 	ErrSchemaTooNew = errors.New("pgstore: schema layout too new")
+	// ErrForeignVersionTable: the schema holds a schema_version that is
+	// not the store's (another tool's table, such as Flyway's before its
+	// release 5, or a view), which [Store.Migrate] refuses, changing
+	// nothing. A [*VersionTableError] wraps it.
+	ErrForeignVersionTable = pgschema.ErrForeignVersionTable
 )
+
+// VersionTableError reports the relation named schema_version of the
+// store's schema that [Store.Migrate] refused because it is not the
+// store's version table (version integer, applied_at timestamptz): its
+// schema, its name, what it is (Kind: "table", "view"...) and its
+// columns. The store would misread such a table, or write its version
+// into it: give the store a schema of its own ([Options].Schema). It
+// wraps [ErrForeignVersionTable].
+type VersionTableError = pgschema.VersionTableError
 
 // SchemaError reports an [Options].Schema that New refused: what was
 // given and what is allowed. It wraps [ErrInvalidSchema].
@@ -184,7 +198,9 @@ func (s *Store) Schema() string { return s.schema }
 // schema that records a layout newer than SchemaVersion, migrated by a
 // later release, is refused with a [*SchemaVersionError], changing
 // nothing: this release would misread it (a rollback of a deployment,
-// say). A schema that records SchemaVersion and has every table, index
+// say). A schema whose schema_version is not the store's (a table of
+// another tool by that name, with other columns) is refused with a
+// [*VersionTableError], changing nothing. A schema that records SchemaVersion and has every table, index
 // and column of its layout, as at most start-ups, is left as it is, read
 // from the catalogs only: Migrate then locks none of its tables, and so
 // never waits for the writes of other processes, nor holds theirs off;

@@ -7,8 +7,10 @@ package pgschema
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -170,22 +172,86 @@ func BeginMigrate(ctx context.Context, pool *pgxpool.Pool, schema string) (pgx.T
 	return tx, nil
 }
 
+// ErrForeignVersionTable: the schema holds a relation by the name of an
+// adapter's version table that is not one (another tool's table, such as
+// the schema_version of Flyway's releases before 5). A
+// [*VersionTableError] wraps it.
+var ErrForeignVersionTable = errors.New("the schema's version table is not regen's")
+
+// versionColumns are the columns of an adapter's version table, as
+// columnsSQL lists them, in order.
+var versionColumns = []string{"version integer", "applied_at timestamp with time zone"}
+
+// VersionTableError reports a relation of the schema, named as an
+// adapter's version table, that is not one: [Version] refuses it before
+// it reads or writes it, so that Migrate changes nothing. It wraps
+// [ErrForeignVersionTable].
+type VersionTableError struct {
+	// Schema and Table name the relation.
+	Schema, Table string
+	// Kind is what the relation is: "table", "view", "materialized
+	// view", "foreign table", "sequence", "index" or "other".
+	Kind string
+	// Columns are its columns, in order, each its name and its type
+	// ("version character varying(50)"); none for a sequence or an index.
+	Columns []string
+}
+
+func (e *VersionTableError) Error() string {
+	return fmt.Sprintf("%v: %s %s of schema %s has columns (%s), not the version table's (%s): "+
+		"another tool made it (Flyway's releases before 5 name their table schema_version), and Migrate would misread it "+
+		"or write into it: give the store a schema of its own (a schema that does not exist is created), and leave this one as it is",
+		ErrForeignVersionTable, e.Kind, e.Table, e.Schema, strings.Join(e.Columns, ", "), strings.Join(versionColumns, ", "))
+}
+
+// Unwrap returns [ErrForeignVersionTable].
+func (e *VersionTableError) Unwrap() error { return ErrForeignVersionTable }
+
+// relationSQL says what the relation named $2 in schema $1 is, and its
+// columns (see versionColumns), if there is one; none if there is not. A
+// catalog read, which locks nothing.
+const relationSQL = `SELECT c.relkind::text, coalesce(array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+	ORDER BY a.attnum) FILTER (WHERE a.attnum > 0 AND NOT a.attisdropped), '{}')
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+WHERE n.nspname = $1 AND c.relname = $2 GROUP BY c.relkind`
+
+// relationKinds names pg_class.relkind's values.
+var relationKinds = map[string]string{
+	"r": "table", "p": "table", "v": "view", "m": "materialized view", "f": "foreign table",
+	"S": "sequence", "i": "index", "I": "index",
+}
+
 // Version creates, if it does not exist, an adapter's version table in
 // schema, a row per layout version applied (version integer PRIMARY KEY,
 // applied_at timestamptz), and returns the newest version it records, 0
 // if none: a schema made before the adapter recorded versions, or a new
-// one. tx is the transaction of a Migrate, which holds the migration
-// lock (see BeginMigrate), so that what it reads stays true until the
-// commit. The table name must be a plain identifier, a constant of the
-// adapter.
+// one. A relation of that name that is not such a table (a table with
+// other columns, made by another tool, or a view) is refused with a
+// [*VersionTableError] before Version reads or writes it. tx is the
+// transaction of a Migrate, which holds the migration lock (see
+// BeginMigrate), so that what it reads stays true until the commit. The
+// table name must be a plain identifier, a constant of the adapter.
 func Version(ctx context.Context, tx pgx.Tx, schema, table string) (int, error) {
 	t := Quote(schema) + "." + table
 	// CREATE TABLE IF NOT EXISTS needs the CREATE privilege on the schema
 	// even when the table exists: made only if missing, so that a role
 	// that may only read and write rows migrates an up-to-date schema.
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t).Scan(&exists); err != nil {
+	var (
+		kind    string
+		columns []string
+	)
+	err := tx.QueryRow(ctx, relationSQL, schema, table).Scan(&kind, &columns)
+	exists := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("look up %s: %w", table, err)
+	}
+	if exists && (kind != "r" && kind != "p" || !slices.Equal(columns, versionColumns)) {
+		name, ok := relationKinds[kind]
+		if !ok {
+			name = "other"
+		}
+		return 0, &VersionTableError{Schema: schema, Table: table, Kind: name, Columns: columns}
 	}
 	if !exists {
 		if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+
