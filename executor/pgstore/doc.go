@@ -229,7 +229,8 @@
 //	... lock.Unlock(ctx) ...               // nil once the server freed the lock
 //
 // and for start-up recovery, of the runs that a process which stopped
-// left recorded as running, on every key: list them with
+// left recorded as running, on every key, [Store.ResumeLeftRunning] does
+// what follows, and says per run what it did. By hand: list them with
 // [Store.RunsByStatus] (executor.RunRunning, from an index of the running
 // records only); for each, try its key's lock with TryLockGraph: a
 // *LockedError says that a live process runs the key (skip it: LockGraph
@@ -305,7 +306,8 @@
 // SQL; a negative age given to a prune wraps [ErrInvalidAge].
 // [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
 // wrapping [ErrGraphLocked]; a lock that lost its session gives errors
-// wrapping [ErrLockLost].
+// wrapping [ErrLockLost]. [Store.ResumeLeftRunning] reports a run whose
+// graph the host's graphOf could not build with a [*GraphOfError].
 //
 // # Pools and PgBouncer
 //

@@ -207,11 +207,12 @@ func ExampleStore_TryLockGraph() {
 	fmt.Println(rep.Record.Status)
 }
 
-// ExampleStore_RunsByStatus is a host's start-up recovery: it resumes the
-// runs that a process which stopped left recorded as running, on every
-// key. LockGraph waits while the process that runs one still lives, and
-// returns once it is gone; the record is read again under the lock, as
-// another process may have resumed the run meanwhile.
+// ExampleStore_RunsByStatus is a host's start-up recovery by hand: it
+// resumes the runs that a process which stopped left recorded as
+// running, on every key. TryLockGraph is refused while a live process
+// runs the key, which is skipped; the record is read again under the
+// lock, as another process may have resumed the run meanwhile.
+// ([Store.ResumeLeftRunning] does this in one call: see its example.)
 func ExampleStore_RunsByStatus() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
@@ -266,6 +267,72 @@ func ExampleStore_RunsByStatus() {
 			}
 		}
 		if err := lock.Unlock(ctx); err != nil {
+			log.Print(err)
+		}
+	}
+}
+
+// ExampleStore_ResumeLeftRunning is a host's start-up recovery in one
+// call: it resumes, each under its key's lock, the runs that a process
+// which stopped left recorded as running, skips those that a live process
+// runs or that another process resumed meanwhile, and abandons those
+// whose graph no template of the host builds any more. Replicas that
+// start at once may all call it: each run is resumed by one of them.
+func ExampleStore_ResumeLeftRunning() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool, pgstore.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	e, err := executor.New(executor.Options{Generators: executor.Registry{ /* ... */ },
+		States: store, Assets: store, Runs: store})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		// Bounded: Close waits for every generator call, and one whose
+		// generator ignores its context would hold it forever.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := e.Close(ctx); err != nil {
+			log.Print(err)
+		}
+	}()
+
+	// The graph each run had, from the host's templates: rec.Graph is its
+	// fingerprint, rec.Seconds its duration. graphOf runs under the key's
+	// lock: a run whose graph no template builds any more is abandoned
+	// there, recorded as interrupted, not resumed, so that it is not
+	// listed again.
+	graphOf := func(rec executor.Record) (*graph.Graph, error) {
+		g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
+		if err != nil {
+			if aerr := e.Abandon(ctx, rec.ID, "no template builds its graph"); aerr != nil {
+				log.Print(aerr)
+			}
+		}
+		return g, err
+	}
+	recs, err := store.ResumeLeftRunning(ctx, e, graphOf, executor.ResumeOptions{TriggeredBy: "start-up recovery"})
+	if err != nil {
+		log.Print(err) // the runs listed so far are in recs all the same
+	}
+	for _, r := range recs {
+		switch r.Outcome {
+		case pgstore.Resumed:
+			fmt.Println(r.Record.ID, "resumed by", r.Run.ID())
+		case pgstore.NotResumed:
+			log.Printf("run %s not resumed: %v", r.Record.ID, r.Err)
+		}
+	}
+	// The resumed runs go on; each unlocks its key when it ends.
+	for _, r := range recs {
+		if _, err := r.Wait(); err != nil && r.Outcome == pgstore.Resumed {
 			log.Print(err)
 		}
 	}

@@ -1,0 +1,259 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+)
+
+// RecoveryOutcome says what [Store.ResumeLeftRunning] did with one run
+// left running.
+type RecoveryOutcome int
+
+const (
+	// Resumed: the run was resumed, under its key's lock, which is
+	// released once the resuming run ([Recovery].Run) has ended.
+	Resumed RecoveryOutcome = iota + 1
+	// SkippedLocked: another session holds the key's lock, so a live
+	// process runs the key (maybe this very run, which then only looks
+	// left running), or is resuming it: nothing was done.
+	SkippedLocked
+	// SkippedNotRunning: read again under the key's lock, the record no
+	// longer says running: another process resumed or abandoned the run
+	// after it was listed. [Recovery].Record is the record so read.
+	SkippedNotRunning
+	// NotResumed: the run still to resume was not resumed, for
+	// [Recovery].Err: graphOf failed, the lock or the record could not be
+	// read, or Executor.Resume refused it.
+	NotResumed
+)
+
+var outcomeNames = [...]string{Resumed: "resumed", SkippedLocked: "skipped (locked)",
+	SkippedNotRunning: "skipped (not running)", NotResumed: "not resumed"}
+
+// String returns "resumed", "skipped (locked)", "skipped (not running)"
+// or "not resumed".
+func (o RecoveryOutcome) String() string {
+	if o >= Resumed && o <= NotResumed {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("RecoveryOutcome(%d)", int(o))
+}
+
+// Recovery is what [Store.ResumeLeftRunning] did with one run that
+// RunsByStatus listed as running.
+type Recovery struct {
+	// Record is the run's record: as read again under the key's lock
+	// when it was, else as listed.
+	Record executor.Record
+	// Outcome says what was done.
+	Outcome RecoveryOutcome
+	// Run is the run that resumes it, for Resumed; nil otherwise. It is
+	// guarded by the key's lock ([GraphLock.Guard]: it is cancelled if
+	// the lock is lost), which is unlocked once it has ended.
+	Run *executor.Run
+	// Err says why the run was not resumed, for NotResumed; nil
+	// otherwise.
+	Err error
+
+	unlocked  <-chan struct{} // closed once the lock of a resumed run is unlocked
+	unlockErr *error          // Unlock's error, set before unlocked is closed
+}
+
+// Wait waits until the resuming run has ended and its key's lock has
+// been unlocked, and returns the run's report and error (see
+// executor.Run.Wait), joined with Unlock's error if that says something
+// the run's error does not (a lock lost during the run cancels it, with
+// an error wrapping [ErrLockLost]). For another outcome it returns nil
+// and Err.
+func (r Recovery) Wait() (*executor.Report, error) {
+	if r.Outcome != Resumed || r.Run == nil {
+		return nil, r.Err
+	}
+	rep, err := r.Run.Wait()
+	<-r.unlocked
+	if uerr := *r.unlockErr; uerr != nil && !(errors.Is(uerr, ErrLockLost) && errors.Is(err, ErrLockLost)) {
+		err = errors.Join(err, uerr)
+	}
+	return rep, err
+}
+
+// GraphOfError is the Err of a [Recovery] whose run was not resumed
+// because the graphOf given to [Store.ResumeLeftRunning] failed for it:
+// the host cannot build the run's graph (with executor.GraphOf: no
+// template of the host has the run's fingerprint at its duration). If
+// that will not change, the host calls executor.Executor.Abandon for the
+// run, which records it as interrupted, not resumed, so that
+// RunsByStatus stops listing it: best from graphOf, under the key's lock
+// (see ResumeLeftRunning). It wraps graphOf's error.
+type GraphOfError struct {
+	// RunID is the run's ID.
+	RunID string
+	// Err is graphOf's error.
+	Err error
+}
+
+func (e *GraphOfError) Error() string {
+	return fmt.Sprintf("pgstore: resume run %s: build its graph: %v (if no template of the host builds it, abandon the run: Executor.Abandon)",
+		quote(e.RunID), e.Err)
+}
+
+// Unwrap returns graphOf's error.
+func (e *GraphOfError) Unwrap() error { return e.Err }
+
+// unlockTimeout bounds the Unlock of a recovered run's lock: on a dead
+// network the server cannot be told, and the connection is closed
+// anyway.
+const unlockTimeout = 10 * time.Second
+
+// ResumeLeftRunning resumes the runs that a process which stopped left
+// recorded as running, on every key, as a host does at start-up, each
+// under its key's lock (see "Locking a graph key" in the package
+// documentation), and reports, in the order of RunsByStatus (oldest
+// first), what it did with each. For each run it takes the key's lock
+// with TryLockGraph; reads the record again under it with GetRun (another
+// process may have resumed the run since it was listed); and if it still
+// says running, builds the run's graph with graphOf (typically a call of
+// executor.GraphOf with the host's templates), resumes it with e.Resume
+// and opts, and guards the new run with the lock ([GraphLock.Guard]),
+// which a goroutine unlocks once the run has ended. It does not wait for
+// the runs: they go on, those of different keys side by side, after it
+// returns; [Recovery.Wait] waits for one, and for its unlock.
+//
+// So processes that call it at once, on one schema, never resume a run
+// twice: one of them takes the key's lock, and the others find it held
+// ([SkippedLocked]) or, once the resuming run has ended and its lock is
+// free, the record no longer running ([SkippedNotRunning]): Resume
+// records the resumed run as interrupted before it returns. (If the run
+// store failed that write, which Resume logs and does not return, the
+// record still says running once the resuming run has ended, and a later
+// call resumes it again, after that run, never beside it.) A run whose
+// process is alive and holds its key's lock, as the recipe has it, is
+// skipped too: a record says running while its run goes on; only the
+// lock tells a live run from one left behind. A process that ran a key
+// without its lock cannot be told from one that crashed.
+//
+// A run that is not resumed is [NotResumed], with the reason in Err, and
+// the lock is unlocked at once: graphOf failed (Err is a [*GraphOfError]
+// then: if no template of the host builds the run's graph, the host may
+// call e.Abandon, which records the run as interrupted, not resumed, so
+// that RunsByStatus stops listing it; best from graphOf itself, which
+// runs under the key's lock, as Abandon asks, before it returns its
+// error); e.Resume refused it
+// (a run whose graph is no longer the key's is recorded as interrupted by
+// that refusal, see executor.Executor.Resume); the lock or the record
+// could not be read (an error wrapping executor.ErrNotFound: the record
+// was deleted since it was listed); or this call resumes another run of
+// the same key already (two runs of one key left running): the executor
+// resumes one run of a key at a time, and the later one is refused with
+// an error wrapping executor.ErrInvalidRequest: call ResumeLeftRunning
+// again once that run has ended.
+//
+// graphOf is called under the key's lock. opts is passed to each Resume:
+// its RunID must be empty, as it would name every run (an error wrapping
+// executor.ErrInvalidRequest otherwise); by default each new run's
+// TriggeredBy is its resumed run's. A nil e or graphOf is refused so
+// too, before anything is done.
+//
+// ctx bounds the whole call, and is the resumed runs' context too, as
+// Resume's: cancelling it cancels them. The error is RunsByStatus's, or,
+// if ctx ends during the call, ctx's cause with the recoveries made until
+// then (the runs already resumed among them go on, and unlock their keys
+// when they end): the rest of the runs listed are not reported. Unlocks
+// of keys whose run was not resumed are not reported: Unlock closes the
+// lock's connection in any case, and the server frees the lock.
+func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions) ([]Recovery, error) {
+	switch {
+	case e == nil:
+		return nil, fmt.Errorf("%w: pgstore: resume the runs left running: the executor is nil", executor.ErrInvalidRequest)
+	case graphOf == nil:
+		return nil, fmt.Errorf("%w: pgstore: resume the runs left running: graphOf is nil: pass a function that builds a run's graph from its record, such as one that calls executor.GraphOf with the host's templates",
+			executor.ErrInvalidRequest)
+	case opts.RunID != "":
+		return nil, fmt.Errorf("%w: pgstore: resume the runs left running: ResumeOptions.RunID %s would name every resuming run: leave it empty, for random IDs",
+			executor.ErrInvalidRequest, quote(opts.RunID))
+	}
+	running, err := s.RunsByStatus(ctx, executor.RunRunning)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: resume the runs left running: %w", err)
+	}
+	out := make([]Recovery, 0, len(running))
+	resumedOf := map[string]Recovery{} // graph key -> the run this call resumed of it
+	for _, rec := range running {
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("pgstore: resume the runs left running: %w", context.Cause(ctx))
+		}
+		if first, ok := resumedOf[rec.GraphKey]; ok {
+			out = append(out, Recovery{Record: rec, Outcome: NotResumed,
+				Err: fmt.Errorf("%w: pgstore: resume run %s: this call resumed run %s of graph %s already, by run %s, which makes the key's nodes that are not clean, and the executor resumes one run of a key at a time: call ResumeLeftRunning again once run %s has ended",
+					executor.ErrInvalidRequest, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), quote(first.Run.ID()))})
+			continue
+		}
+		r := s.recoverRun(ctx, e, graphOf, opts, rec)
+		if r.Outcome == Resumed {
+			resumedOf[rec.GraphKey] = r
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// recoverRun is ResumeLeftRunning's work on the run of rec, listed as
+// running.
+func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, rec executor.Record) Recovery {
+	notResumed := func(err error) Recovery {
+		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: %w", quote(rec.ID), err)}
+	}
+	lock, err := s.TryLockGraph(ctx, rec.GraphKey)
+	if errors.Is(err, ErrGraphLocked) {
+		return Recovery{Record: rec, Outcome: SkippedLocked}
+	}
+	if err != nil {
+		return notResumed(err)
+	}
+	unlock := func() error {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+		defer cancel()
+		return lock.Unlock(uctx)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = unlock() // Unlock closes the connection anyway: the server frees the lock
+		}
+	}()
+	// Another process may have resumed, or abandoned, the run between the
+	// listing and the lock.
+	again, err := s.GetRun(ctx, rec.ID)
+	if err != nil {
+		return notResumed(err)
+	}
+	rec = again
+	if rec.Status != executor.RunRunning {
+		return Recovery{Record: rec, Outcome: SkippedNotRunning}
+	}
+	g, err := graphOf(rec)
+	if err != nil {
+		return Recovery{Record: rec, Outcome: NotResumed, Err: &GraphOfError{RunID: rec.ID, Err: err}}
+	}
+	run, err := e.Resume(ctx, g, rec.ID, opts)
+	if err != nil {
+		return notResumed(err)
+	}
+	resumed = true
+	lock.Guard(run)
+	unlocked := make(chan struct{})
+	var unlockErr error
+	go func() {
+		defer close(unlocked)
+		<-run.Done()
+		unlockErr = unlock()
+	}()
+	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlocked: unlocked, unlockErr: &unlockErr}
+}
