@@ -75,8 +75,9 @@
 // pass over the gap (counted in [Stats].Skipped, and logged); a reader
 // that connects meanwhile (a browser reconnecting, even one that was the
 // run's last reader) stops at that gap and waits with them, while a
-// reader that finds another gap (a trimmed run whose History lacks the
-// old part) waits for nothing. Fan a progress.Archive out beside the
+// reader past the gap (its Last-Event-ID is above it) gets the entries
+// after it as they come, and a reader that finds another gap (a trimmed
+// run whose History lacks the old part) waits for nothing. Fan a progress.Archive out beside the
 // stream so the archive receives every event:
 //
 //	hist := progress.NewMemoryHistory()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -47,6 +48,12 @@ type hub struct {
 	// the gap (see fillGaps): a reader that reaches the gap in Redis
 	// stops there and follows the hub, rather than skip the gap's events.
 	held bool
+	// ahead is, while held, the entries that the hub read after the gap
+	// and holds, in ascending Seq: a reader past the gap (it resumed
+	// above it, or got its events from the History itself) had the gap's
+	// events, and takes these at once rather than wait with the readers
+	// below the gap.
+	ahead []progress.Event
 	// read is the highest entry ID (as a Seq) read from the stream, held
 	// after a gap or not: a reader's lag counts up to it.
 	read uint64
@@ -129,14 +136,25 @@ func (s *Stream) releaseHub(h *hub) {
 const followBatch = 16
 
 // since appends to dst the hub's first events with Seq > after, at most
-// followBatch of them, and returns the hub's base, the Seq of the run's
+// followBatch of them (for a reader past the gap that the hub holds the
+// entries after, the held entries that directly follow after), and returns the hub's base, the Seq of the run's
 // final event if known (else 0), a channel closed at the next change,
 // and the hub's error.
 func (h *hub) since(after uint64, dst []progress.Event) (events []progress.Event, base, final uint64, notify <-chan struct{}, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	i := sort.Search(len(h.events), func(i int) bool { return h.events[i].Seq > after })
-	return append(dst, h.events[i:min(len(h.events), i+followBatch)]...), h.base, h.finalSeq, h.notify, h.err
+	events = append(dst, h.events[i:min(len(h.events), i+followBatch)]...)
+	if len(events) == 0 && h.held {
+		// Past the window: the held entries, if they go on from after
+		// with no gap (a reader at or below the gap waits for it).
+		j := sort.Search(len(h.ahead), func(j int) bool { return h.ahead[j].Seq > after })
+		for prev := after; j < len(h.ahead) && h.ahead[j].Seq == prev+1 && len(events) < followBatch; j++ {
+			events = append(events, h.ahead[j])
+			prev = h.ahead[j].Seq
+		}
+	}
+	return events, h.base, h.finalSeq, h.notify, h.err
 }
 
 func (h *hub) lastSeq() uint64 {
@@ -161,8 +179,9 @@ func (h *hub) setRead(seq uint64) {
 }
 
 // add appends events read from Redis, up to the entry ID last, keeping at
-// most limit of them.
-func (h *hub) add(events []progress.Event, last uint64, limit int) {
+// most limit of them, and records the entries that it holds after a gap
+// right after last (ahead, nil if it holds none; see hub.held).
+func (h *hub) add(events []progress.Event, last uint64, limit int, ahead []progress.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.events = append(h.events, events...)
@@ -177,19 +196,22 @@ func (h *hub) add(events []progress.Event, last uint64, limit int) {
 		h.events = h.events[over:]
 	}
 	if last > h.last {
-		h.held = false // the window moved past the gap it held at
+		// The window moved past the gap it held at.
+		h.held, h.ahead = false, nil
 	}
 	h.last = max(h.last, last)
+	if ahead != nil {
+		h.held, h.ahead = true, ahead
+	}
 	close(h.notify)
 	h.notify = make(chan struct{})
 }
 
-// setHeld records whether the hub holds the entries after a gap right
-// after its window's last Seq.
-func (h *hub) setHeld(held bool) {
+// unhold records that the hub holds no entries after a gap.
+func (h *hub) unhold() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.held = held
+	h.held, h.ahead = false, nil
 }
 
 // holding returns the window's last Seq, right before a gap whose entries
@@ -399,11 +421,11 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			continue
 		}
 		pass := !holdSince.IsZero() && holdAt == from && time.Since(holdSince) >= s.poll
-		events, last, held := s.fillGaps(ctx, h, from, last, events, pass)
-		h.add(events, last, s.hubBuffer)
+		events, last, ahead := s.fillGaps(ctx, h, from, last, events, pass)
+		h.add(events, last, s.hubBuffer, ahead)
 		h.setStale(false)
-		h.setHeld(held)
-		if !held {
+		if ahead == nil {
+			h.unhold()
 			holdSince = time.Time{}
 			if s.endIdleHold(h) {
 				break
@@ -503,7 +525,7 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 	h.gap, h.gapAt = gap, prev
 	h.mu.Unlock()
 	if keep > 0 {
-		h.add(events[:keep], prev, s.hubBuffer)
+		h.add(events[:keep], prev, s.hubBuffer, nil)
 	}
 	return more && !gap
 }
@@ -520,7 +542,8 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // Redis got the later ones: it returns the events up to the first gap
 // that the History did not fill and that a reader following the hub has
 // yet to deliver, and the Seq before the gap as the entry ID to read on
-// from, with held true, so that the hub asks again, and passes over the
+// from, with the events after the gap that it holds (ahead, nil when it
+// holds none), so that the hub asks again, and passes over the
 // gap right after from (pass) only once it has waited HistoryPoll for
 // it; a later gap is then held in its turn. It returns at most a window's worth
 // (HubBuffer) of events, and the entry ID to read on from: when the
@@ -532,9 +555,9 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // events does, up to HistoryPoll; then it leaves the gap, which the
 // readers fill (waiting for the History with backoff) on their own, as
 // they skip the gaps that the History lacked for HistoryPoll.
-func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events []progress.Event, pass bool) ([]progress.Event, uint64, bool) {
+func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events []progress.Event, pass bool) (_ []progress.Event, _ uint64, ahead []progress.Event) {
 	if s.history == nil || len(events) == 0 {
-		return events, last, false
+		return events, last, nil
 	}
 	gap, prev := false, from
 	for _, e := range events {
@@ -545,7 +568,7 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 		prev = e.Seq
 	}
 	if !gap {
-		return events, last, false
+		return events, last, nil
 	}
 	top := events[len(events)-1].Seq
 	merged := make([]progress.Event, 0, min(len(events), s.hubBuffer))
@@ -581,9 +604,9 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 		// The History may lack the gap's events, for now, as much as it
 		// may fail: hold as for a gap it lacks, asking it again.
 		if k, prev, held := s.heldGap(h, from, events, pass); held {
-			return events[:k], prev, true
+			return events[:k], prev, slices.Clone(events[k:])
 		}
-		return events, last, false
+		return events, last, nil
 	}
 	if room := s.hubBuffer - len(merged); full || len(events)-i > room {
 		// A window's worth: the next XREAD reads on after it.
@@ -594,9 +617,9 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 	}
 	if k, prev, held := s.heldGap(h, from, merged, pass); held {
 		// The History lacks the gap's events, for now.
-		return merged[:k], prev, true
+		return merged[:k], prev, slices.Clone(merged[k:])
 	}
-	return merged, last, false
+	return merged, last, nil
 }
 
 // heldGap finds the first gap among events, which follow the entry ID

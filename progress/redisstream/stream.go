@@ -159,7 +159,9 @@ type Options struct {
 	// as one that lacks the events; the wait starts again when the History
 	// fills a part of the gap); they wait only while a reader that follows the run has yet to
 	// deliver the gap's events, and a reader that reaches that gap in the
-	// stream meanwhile (it connected during the wait) waits with them;
+	// stream meanwhile (it connected during the wait) waits with them,
+	// while a reader past the gap (it resumed above it) gets the entries
+	// after it as they come;
 	// when the last of them leaves, the wait goes on, for no reader,
 	// until the History fills the gap or HistoryPoll passes, so that a
 	// browser that reconnects at the gap waits too. It applies only with

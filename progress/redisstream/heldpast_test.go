@@ -1,0 +1,40 @@
+package redisstream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A reader that resumes past the gap that the run's shared reader holds
+// the live entries after (a browser whose Last-Event-ID is above it) had
+// the gap's events already: it gets the live entries as they come, not
+// once the hold ends (HistoryPoll, an hour here), while the reader below
+// the gap still waits for the History.
+func TestReaderPastAHeldGapIsNotHeld(t *testing.T) {
+	x := holding(t, time.Hour, 14, 10)
+	ctx := context.Background()
+	past := sinktest.StartTail(t, x.s, x.run, 9)
+	past.Expect(t, sinktest.Span(10, 10))
+	require.NoError(t, x.s.Publish(ctx, x.all[10:12]...))
+	past.Expect(t, sinktest.Span(11, 12))
+	// A reader that connects past the gap while the hold goes on.
+	late := sinktest.StartTail(t, x.s, x.run, 7)
+	late.Expect(t, sinktest.Span(8, 12))
+	require.NoError(t, x.s.Publish(ctx, x.all[12:]...))
+	past.Expect(t, sinktest.Span(13, 14))
+	late.Expect(t, sinktest.Span(13, 14))
+	// The reader below the gap still waits for it, and gets it once the
+	// History has it.
+	require.NoError(t, x.mem.Append(ctx, x.all[5:]...))
+	x.tl.Expect(t, sinktest.Span(6, 14))
+	for _, tl := range []*sinktest.Tailer{past, late, x.tl} {
+		tl.Stop(t, context.Canceled)
+	}
+	assert.Zero(t, x.s.Stats().Skipped)
+}
