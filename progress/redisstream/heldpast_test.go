@@ -38,3 +38,18 @@ func TestReaderPastAHeldGapIsNotHeld(t *testing.T) {
 	}
 	assert.Zero(t, x.s.Stats().Skipped)
 }
+
+// Replay reads what the stream and the History hold when it is called:
+// it does not wait for a gap that the run's shared reader holds the live
+// entries after, and skips the gap's events that the History lacks yet,
+// counting them in Stats.Skipped, as its doc says.
+func TestReplayDoesNotWaitForAHold(t *testing.T) {
+	x := holding(t, time.Hour, 10, 10)
+	got := sinktest.Replay(t, x.s, x.run, 0)
+	assert.Equal(t, append(sinktest.Span(1, 5), sinktest.Span(8, 10)...), sinktest.Seqs(got))
+	assert.Equal(t, uint64(2), x.s.Stats().Skipped)
+	// The reader that follows the run still waits for the gap's events.
+	require.NoError(t, x.mem.Append(context.Background(), x.all[5:]...))
+	x.tl.Expect(t, sinktest.Span(6, 10))
+	x.tl.Stop(t, context.Canceled)
+}

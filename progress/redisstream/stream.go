@@ -901,6 +901,13 @@ func isDuplicate(err error) bool {
 
 // Replay delivers the events of runID with Seq > after: from the stream
 // with XRANGE, paged, and from the History for what the stream lacks.
+// It reads what the two hold when it reads them, and waits for nothing:
+// not for a gap in the live entries that the run's shared reader holds
+// the entries after, waiting for a History a moment behind Redis (see
+// [Options].HistoryPoll), as a Tail does. So the gap's events that the
+// History lacks yet are skipped, as events that neither holds are
+// (counted in [Stats].Skipped, and logged), though a Tail delivers them
+// once the History has them.
 // Redis errors are returned, wrapped; see progress.Source.
 func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
