@@ -70,15 +70,21 @@
 // browser tab. The History may be a moment behind Redis (behind a
 // progress.Buffered of its own), so the shared reader waits up to
 // [Options].HistoryPoll (for each gap) for it to fill such a gap that
-// one of its readers needs, asking it again every RetryDelay (also while
-// it fails), before its readers
-// pass over the gap (counted in [Stats].Skipped, and logged); a reader
-// that connects meanwhile (a browser reconnecting, even one that was the
-// run's last reader) stops at that gap and waits with them, while a
-// reader past the gap (its Last-Event-ID is above it) gets the entries
-// after it as they come, and a reader that finds another gap (a trimmed
-// run whose History lacks the old part) waits for nothing. Fan a progress.Archive out beside the
-// stream so the archive receives every event:
+// one of the run's readers needs (one that follows the run, or is still
+// replaying it below the gap), asking it again every RetryDelay (also
+// while it fails), before its readers pass over the gap (counted in
+// [Stats].Skipped, and logged). A reader that connects meanwhile (a
+// browser reconnecting, even one that was the run's last reader) stops at
+// that gap and waits with them, and so does one whose replay finds a gap
+// right after an entry of the stream that the History does not fill yet,
+// before the shared reader has read past it (it is the run's first
+// reader, say), unless the event after the gap is older than HistoryPoll
+// (by its Time): it follows the shared reader from there, which holds the
+// gap for it. A reader past the gap (its Last-Event-ID is above it) gets
+// the entries after it as they come, and a reader that finds another gap
+// (a trimmed run whose History lacks the old part) waits for nothing.
+// Fan a progress.Archive out beside the stream so the archive receives
+// every event:
 //
 //	hist := progress.NewMemoryHistory()
 //	stream, err := redisstream.New(client, redisstream.Options{History: hist})

@@ -639,9 +639,12 @@ func (s *Stream) heldGap(h *hub, from uint64, events []progress.Event, pass bool
 	return 0, 0, false
 }
 
-// followerNeeds reports whether a reader that follows h has yet to
-// deliver seq: the hub holds a gap that ends at seq only for such a
-// reader, not for readers that resumed past it (they had its events).
+// followerNeeds reports whether a reader of h's run has yet to deliver
+// seq: the hub holds a gap that ends at seq only for such a reader, not
+// for readers that resumed past it (they had its events). A reader still
+// replaying the stream counts too, before it follows h: it stops at the
+// gap that h holds (see atHeldGap), and would otherwise skip the gap's
+// events that the History lacks when it gets there.
 func (s *Stream) followerNeeds(h *hub, seq uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -651,7 +654,7 @@ func (s *Stream) followerNeeds(h *hub, seq uint64) bool {
 		return true
 	}
 	for r := range s.readers {
-		if r.hub.Load() == h && r.delivered.Load() < seq {
+		if r.runID == h.runID && r.delivered.Load() < seq {
 			return true
 		}
 	}

@@ -157,9 +157,12 @@ type Options struct {
 	// every RetryDelay meanwhile, before its readers pass over the gap
 	// (one HistoryPoll for each gap, and a failing History is waited for
 	// as one that lacks the events; the wait starts again when the History
-	// fills a part of the gap); they wait only while a reader that follows the run has yet to
-	// deliver the gap's events, and a reader that reaches that gap in the
-	// stream meanwhile (it connected during the wait) waits with them,
+	// fills a part of the gap); they wait only while a reader of the run
+	// (one that follows it, or still replays it) has yet to deliver the
+	// gap's events, and a reader that reaches that gap in the stream
+	// meanwhile (it connected during the wait, or before the shared reader
+	// read past the gap, if the event after the gap is younger than
+	// HistoryPoll) waits with them,
 	// while a reader past the gap (it resumed above it) gets the entries
 	// after it as they come;
 	// when the last of them leaves, the wait goes on, for no reader,
@@ -960,7 +963,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	r := &reader{}
+	r := &reader{runID: runID}
 	if err := s.addReader(r); err != nil {
 		return err
 	}
@@ -1368,6 +1371,9 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 			r.seen(seq)
 		}
 	}
+	// prev is the ID (as a Seq) of the entry before m in this page, 0 for
+	// the first.
+	var prev uint64
 	for _, m := range msgs {
 		if foreignID(m.ID) {
 			// Another writer's entry: no event of the run follows it.
@@ -1376,13 +1382,16 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 		e, seq, err := s.parse(runID, m)
 		if err != nil {
-			pos = max(pos, seq)
+			pos, prev = max(pos, seq), seq
 			continue
 		}
 		if r != nil && e.Seq > cur.Last()+1 {
 			held, err := s.atHeldGap(ctx, runID, cur, e.Seq)
+			if err == nil && !held {
+				held, err = s.atLiveGap(ctx, runID, cur, e, prev)
+			}
 			if err != nil {
-				if isHistoryError(err) {
+				if isHistoryError(err) || isRedisError(err) {
 					return pos, false, err // a Tail waits for it
 				}
 				return pos, false, &deliverError{err}
@@ -1393,6 +1402,7 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 				return pos, true, nil
 			}
 		}
+		prev = seq
 		pos = max(pos, seq)
 		if err := cur.Deliver(ctx, e); err != nil {
 			if isHistoryError(err) {
@@ -1434,6 +1444,59 @@ func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Curs
 		}
 	}
 	return cur.Last() == at, nil
+}
+
+// atLiveGap reports whether a reader whose next entry in the stream is
+// e, after a gap that starts right after an entry of the stream (prev,
+// the entry before e in the reader's page, or one that it looks up),
+// has reached a gap in the live entries that the History does not fill
+// yet: Redis refused a batch (which went to a progress.Buffered's
+// fallback) and took the next, and the History, behind a Buffered of its
+// own, may get the missing events a moment later. Then the reader reads
+// no further from Redis and follows the run's shared reader, which holds
+// the entries after the gap for it up to HistoryPoll (see fillGaps),
+// whether it runs already or the reader starts it, rather than skip the
+// gap's events at once. A gap that does not start after an entry of the
+// stream (trimmed, expired, lost with a Redis restart) is not waited for,
+// nor one whose next event e is older than HistoryPoll (by its Time): the
+// History has had that long to fill it (a finished run whose History
+// never got the gap's events), and each new reader would wait again.
+// It first delivers from the History the events that directly follow the
+// reader's last one, and returns the History's error, or Redis's.
+func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Cursor, e progress.Event, prev uint64) (bool, error) {
+	last, seq := cur.Last(), e.Seq
+	if s.history == nil || last == 0 || time.Since(e.Time) >= s.poll {
+		return false, nil
+	}
+	if err := cur.FillContiguous(ctx); err != nil {
+		return false, err
+	}
+	if cur.Last()+1 >= seq || prev == last {
+		return cur.Last()+1 < seq, nil
+	}
+	// Was the reader's last event, before the gap, an entry of the stream?
+	key := s.Key(runID)
+	if !s.takeRead(ctx) {
+		return false, context.Cause(ctx)
+	}
+	msgs, err := s.client.XRangeN(ctx, key, entryID(last), entryID(last), 1).Result()
+	<-s.reads
+	if err != nil {
+		return false, &redisError{fmt.Errorf("redisstream: xrange %s: %w", key, err)}
+	}
+	return len(msgs) > 0, nil
+}
+
+// redisError is a failure of Redis in a reader's page, which a Tail waits
+// out with backoff.
+type redisError struct{ err error }
+
+func (e *redisError) Error() string { return e.err.Error() }
+func (e *redisError) Unwrap() error { return e.err }
+
+func isRedisError(err error) bool {
+	var re *redisError
+	return errors.As(err, &re)
 }
 
 // deliverError carries the reader's own error (its callback's) through
@@ -1554,6 +1617,7 @@ func (s *Stream) Stats() Stats {
 
 // reader is one Tail call, for Stats.
 type reader struct {
+	runID     string
 	delivered atomic.Uint64 // last Seq delivered
 	head      atomic.Uint64 // highest Seq read from Redis directly
 	hub       atomic.Pointer[hub]
