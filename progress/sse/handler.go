@@ -81,7 +81,9 @@ type HandlerOptions struct {
 	// logs a warning once. Default: 30s.
 	WriteTimeout time.Duration
 	// MaxStreams bounds the streams served at once; a request beyond it
-	// gets 503 with Retry-After. A request counts from the time it is
+	// gets 503 with Retry-After, which [Client] waits out and a browser's
+	// EventSource gives up on, as on Authorize's 503 (see there for what
+	// a page does about it). A request counts from the time it is
 	// authorized: one that waits for a run's first event (see
 	// EmptyRunTimeout) takes a slot too. Default: 1000.
 	MaxStreams int
