@@ -57,6 +57,10 @@ type hub struct {
 	// read is the highest entry ID (as a Seq) read from the stream, held
 	// after a gap or not: a reader's lag counts up to it.
 	read uint64
+	// full says that the last XREAD read a whole page (PageSize entries):
+	// the stream may hold more after read, which a hub that holds the
+	// entries after a gap does not read (it reads from the gap again).
+	full bool
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -171,11 +175,24 @@ func (h *hub) readSeq() uint64 {
 	return max(h.last, h.read)
 }
 
-// setRead records the highest entry ID (as a Seq) that an XREAD read.
-func (h *hub) setRead(seq uint64) {
+// setRead records the highest entry ID (as a Seq) that an XREAD read, and
+// whether it read a whole page.
+func (h *hub) setRead(seq uint64, full bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.read = max(h.read, seq)
+	h.full = full
+}
+
+// beyondHold reports whether a reader whose last event is after is past
+// everything that the hub holds after a gap, while the stream may hold
+// more than the hub read (its last XREAD read a whole page): the hub
+// reads from the gap again, so that such a reader reads on from Redis
+// itself.
+func (h *hub) beyondHold(after uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held && h.err == nil && h.full && after >= h.read
 }
 
 // add appends events read from Redis, up to the entry ID last, keeping at
@@ -412,7 +429,11 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 		}
 		read = max(read, last)
-		h.setRead(read)
+		entries := 0
+		for _, stream := range res {
+			entries += len(stream.Messages)
+		}
+		h.setRead(read, int64(entries) >= s.pageSize)
 		if stuck && last == from {
 			h.setStale(false)
 			if !sleepCtx(ctx, pause) {

@@ -164,7 +164,9 @@ type Options struct {
 	// read past the gap, if the event after the gap is younger than
 	// HistoryPoll) waits with them,
 	// while a reader past the gap (it resumed above it) gets the entries
-	// after it as they come;
+	// after it as they come (from the shared reader, or, past the PageSize
+	// entries after the gap that the shared reader reads again and again,
+	// from Redis itself, once every RetryDelay);
 	// when the last of them leaves, the wait goes on, for no reader,
 	// until the History fills the gap or HistoryPoll passes, so that a
 	// browser that reconnects at the gap waits too. It applies only with
@@ -1233,6 +1235,23 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			buf = nil // an idle reader holds no large buffer
 		}
 		t.pos = max(t.pos, t.cur.Last())
+		if n == 0 && h.beyondHold(t.cur.Last()) {
+			// Past what the hub holds after a gap, and the stream has
+			// more: read it directly, as the hub reads from the gap.
+			last := t.cur.Last()
+			next, _, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
+			if err != nil {
+				if err := t.b.wait(ctx, err); err != nil {
+					return err
+				}
+				continue
+			}
+			t.b.reset()
+			t.pos = max(next, t.cur.Last())
+			if t.cur.Last() > last {
+				continue
+			}
+		}
 		if n == 0 {
 			select {
 			case <-notify:
