@@ -162,15 +162,14 @@ type Options struct {
 	// gap's events, and a reader that reaches that gap in the stream
 	// meanwhile (it connected during the wait, or before the shared reader
 	// read past the gap, if the event after the gap is younger than
-	// HistoryPoll) waits with them,
-	// while a reader past the gap (it resumed above it) gets the entries
-	// after it as they come (from the shared reader, or, past the PageSize
-	// entries after the gap that the shared reader reads again and again,
-	// from Redis itself, once every RetryDelay);
-	// when the last of them leaves, the wait goes on, for no reader,
-	// until the History fills the gap or HistoryPoll passes, so that a
-	// browser that reconnects at the gap waits too. It applies only with
-	// a History.
+	// HistoryPoll) waits with them, while a reader past the gap (it
+	// resumed above it) gets the entries after it as they come (from the
+	// shared reader, or, past the PageSize entries after the gap that the
+	// shared reader reads again and again, from Redis itself, once every
+	// RetryDelay); when the last reader that waits leaves, the wait goes
+	// on, for no reader, until the History fills the gap or HistoryPoll passes, so
+	// that a browser that reconnects at the gap waits too. It applies only
+	// with a History.
 	// It must be at least 1ms. Default: 5s.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
