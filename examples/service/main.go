@@ -133,7 +133,9 @@
 // postgres://root@127.0.0.1:5432/test?sslmode=disable), in the schema
 // -schema; Redis at REGEN_REDIS_URL (default redis://127.0.0.1:6379/0),
 // with keys that start with -prefix. It listens on -addr, which must be a
-// loopback address. -schema is 1 to 63 lowercase ASCII letters, digits and
+// loopback address with a port from 0 to 65535, and takes it before it
+// touches any server: a second process started on a taken address exits
+// 1 having changed nothing. -schema is 1 to 63 lowercase ASCII letters, digits and
 // underscores, starting with a letter or an underscore, not "pg_...";
 // -prefix is 1 to 128 printable ASCII characters without spaces. Every
 // flag is checked before any server is touched.
@@ -292,12 +294,17 @@ func validPrefix(prefix string) bool {
 // checkLoopback refuses an address that is not HOST:PORT with a loopback
 // HOST: the example serves this machine only.
 func checkLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("-addr %q: want HOST:PORT, such as 127.0.0.1:8080", addr)
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return fmt.Errorf("-addr %q: want a loopback address, such as 127.0.0.1:8080; the example serves this machine only", addr)
+	}
+	// Checked here, as the listener would, rather than once the servers
+	// are migrated and the runs left running resumed.
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("-addr %q: want a port from 0 to 65535, such as 127.0.0.1:8080", addr)
 	}
 	return nil
 }

@@ -475,6 +475,9 @@ func TestBadFlags(t *testing.T) {
 		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"}, {"-max-runs", "0"},
 		{"-schema", ""}, {"-schema", "pg_catalog"}, {"-schema", "1x"}, {"-schema", strings.Repeat("a", 64)},
 		{"-prefix", "a b"}, {"-prefix", "p\n"},
+		// A port that no listener takes: once found only after the
+		// migration and the recovery of the runs left running.
+		{"-addr", "127.0.0.1:99999"}, {"-addr", "127.0.0.1:-1"}, {"-addr", "127.0.0.1:nope"},
 	} {
 		code, out, errOut := runCommand(t, env, args...)
 		assert.Equal(t, 2, code, "%q: %s", args, errOut)
@@ -517,6 +520,18 @@ func TestUnreachable(t *testing.T) {
 			"-addr", ln.Addr().String(), "-schema", pg.Schema, "-prefix", rd.Prefix)
 		assert.Equal(t, 1, code)
 		assert.Contains(t, errOut, fmt.Sprintf("service: listen on %s", ln.Addr()))
+	})
+	t.Run("address taken, before the servers are touched", func(t *testing.T) {
+		// A second process started on the address of the first: it must
+		// not resume the runs left running, only to cancel them at once.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		code, _, errOut := runCommand(t, map[string]string{"REGEN_POSTGRES_URL": "postgres://root@127.0.0.1:1/test?sslmode=disable",
+			"REGEN_SERVICE_TOKEN": token}, "-addr", ln.Addr().String())
+		assert.Equal(t, 1, code)
+		assert.True(t, strings.HasPrefix(errOut, fmt.Sprintf("service: listen on %s: ", ln.Addr())), errOut)
+		assert.NotContains(t, errOut, "Postgres", "the address is checked before any server is touched")
 	})
 }
 

@@ -58,6 +58,7 @@ type service struct {
 	exec    *executor.Executor
 	params  *paramStore
 	events  *sse.Handler // GET /runs/{run}/events
+	ln      net.Listener // taken before start, or else by serve
 	srv     *http.Server
 
 	// runCtx is the context of every run; cancelRuns cancels them all,
@@ -115,24 +116,36 @@ type report struct {
 // serve starts the service, calls ready (if not nil) with its address once
 // it listens, serves until ctx ends, and shuts down. It returns nil after
 // a clean shutdown; a flag that the libraries refuse is a *flagError.
+// The address is taken first, before any server is touched: a process
+// started on an address another one serves must not migrate, nor resume
+// the runs left running only to cancel them at once.
 func serve(ctx context.Context, c config, logger *slog.Logger, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.addr, err)
+	}
 	s, err := start(ctx, c, logger)
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
+	s.ln = ln
 	return s.serve(ctx, ready)
 }
 
-// serve is serve once started: it listens, serves until ctx ends, and
-// shuts the service down.
+// serve is serve once started: it listens (unless s.ln is set), serves
+// until ctx ends, and shuts the service down.
 func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 	c, logger := s.cfg, s.logger
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		err = fmt.Errorf("listen on %s: %w", c.addr, err)
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		return errors.Join(err, s.shutdown(sctx))
+	ln := s.ln
+	var err error
+	if ln == nil {
+		if ln, err = net.Listen("tcp", c.addr); err != nil {
+			err = fmt.Errorf("listen on %s: %w", c.addr, err)
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			return errors.Join(err, s.shutdown(sctx))
+		}
 	}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
