@@ -87,8 +87,10 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 	runID := r.PathValue("run")
 	if _, ok := s.queued(runID); !ok {
 		if _, err := s.store.GetRun(r.Context(), runID); errors.Is(err, executor.ErrNotFound) {
-			httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
-			return
+			if _, ok, err := s.params.queuedRun(r.Context(), runID); !ok && err == nil {
+				httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
+				return
+			}
 		} // any other failure: the handler's Authorize meets it again, and answers 503
 	}
 	s.events.ServeHTTP(w, r)
@@ -120,10 +122,16 @@ func (s *service) authorizeEvents(r *http.Request) (string, error) {
 	if _, ok := s.queued(runID); ok {
 		return runID, nil
 	}
-	if _, err := s.store.GetRun(r.Context(), runID); err != nil {
-		if errors.Is(err, executor.ErrNotFound) {
+	_, err := s.store.GetRun(r.Context(), runID)
+	if errors.Is(err, executor.ErrNotFound) {
+		// Queued by another process, or by one that died (the next start
+		// runs it): its events come once it starts.
+		var ok bool
+		if _, ok, err = s.params.queuedRun(r.Context(), runID); err == nil && !ok {
 			return "", fmt.Errorf("%w: no run %q", sse.ErrNotFound, runID)
 		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("look run %q up: %w", runID, err) // 503 with Retry-After, logged
 	}
 	return runID, nil
@@ -406,7 +414,18 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 	runID := r.PathValue("run")
 	rec, err := s.store.GetRun(r.Context(), runID)
 	if errors.Is(err, executor.ErrNotFound) {
-		if key, ok := s.queued(runID); ok {
+		key, ok := s.queued(runID)
+		if !ok {
+			// Queued by another process, or by one that died (the next
+			// start runs it).
+			var q queuedRun
+			if q, ok, err = s.params.queuedRun(r.Context(), runID); err != nil {
+				s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
+				return
+			}
+			key = q.key
+		}
+		if ok {
 			writeJSON(w, http.StatusOK, runView{ID: runID, GraphKey: key, Status: "queued"})
 			return
 		}

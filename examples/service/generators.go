@@ -16,9 +16,10 @@ import (
 )
 
 // paramStore keeps the nodes' parameters, where the generators read them,
-// and each lecture's length, from which an edit builds its graph, in two
-// tables of the service's schema (see migrate), so that they survive a
-// restart and every process of the service sees the same. The executor
+// and each lecture's length, from which an edit builds its graph, and the
+// runs queued after another (see queuedRun), in three tables of the
+// service's schema (see migrate), so that they survive a restart and
+// every process of the service sees the same. The executor
 // keeps only the parameters' revision: a host saves new parameters here
 // before it calls Executor.Edit, never after. It is safe for concurrent
 // use, by several processes too.
@@ -40,12 +41,14 @@ type paramStore struct {
 	schema   string
 	lectures string // the quoted name of the lectures' table
 	params   string // the quoted name of the parameters' table
+	queued   string // the quoted name of the queued runs' table
 }
 
 func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
 	return &paramStore{pool: pool, schema: schema,
 		lectures: pgx.Identifier{schema, "service_lectures"}.Sanitize(),
-		params:   pgx.Identifier{schema, "service_params"}.Sanitize()}
+		params:   pgx.Identifier{schema, "service_params"}.Sanitize(),
+		queued:   pgx.Identifier{schema, "service_queued"}.Sanitize()}
 }
 
 // migrate creates the tables if they are not there, in the schema that
@@ -74,6 +77,12 @@ func (p *paramStore) migrate(ctx context.Context) error {
 	edit bigint GENERATED ALWAYS AS IDENTITY,
 	params text NOT NULL,
 	PRIMARY KEY (graph_key, node_id, edit)
+)`,
+		`CREATE TABLE IF NOT EXISTS ` + p.queued + ` (
+	run_id text PRIMARY KEY,
+	graph_key text NOT NULL,
+	after_run text NOT NULL,
+	queued_at timestamptz NOT NULL DEFAULT now()
 )`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {

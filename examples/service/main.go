@@ -8,8 +8,10 @@
 // # Wiring
 //
 //   - Stores: one executor/pgstore Store, migrated at start-up, is the
-//     executor's States, Assets and Runs. The lectures' lengths and the
-//     nodes' parameters are in two tables of the service's own in the
+//     executor's States, Assets and Runs. The lectures' lengths, the
+//     nodes' parameters and the runs queued after another (from the
+//     moment an edit is given the queued run's ID until the run's record
+//     is written) are in three tables of the service's own in the
 //     same schema, made at start-up after the store's Migrate: they
 //     survive a restart, and every process of the service sees the same.
 //     An edit's parameters are a row of their own, saved before
@@ -44,8 +46,13 @@
 //     for another process took its lecture, does not count). A lecture locked elsewhere is left to
 //     the process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as
-//     interrupted, not resumed, so that it is not found again. Past -max-runs the rest wait for a later
-//     start.
+//     interrupted, not resumed, so that it is not found again. A run
+//     that the dead process had queued after one it ran is not lost: the
+//     resume of the run before it is made under the queued run's ID (its
+//     record names the run it resumes), or, if that run had ended, the
+//     queued run starts under its ID, as a run of the lecture's length;
+//     either makes what its edits affect, and its readers get it. Past
+//     -max-runs the rest wait for a later start.
 //   - Progress: the executor's Sink is a progress.Fanout of a
 //     progress/redisstream Stream and a progress.Archive of a
 //     progress/pghistory History, each behind a progress.Buffered of its
@@ -105,7 +112,9 @@
 //	    edit not recorded.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
-//	    its report: the nodes generated, unchanged, failed, skipped...
+//	    its report: the nodes generated, unchanged, failed, skipped...;
+//	    {"id", "graphKey", "status": "queued"} for a run queued after
+//	    another, by any process of the service.
 //	GET  /runs/{run}/events
 //	    the run's events as Server-Sent Events, with replay and
 //	    Last-Event-ID resume; the stream ends after the run's final event.

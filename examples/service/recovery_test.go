@@ -158,7 +158,11 @@ func TestKilledServiceRunIsResumedAtStart(t *testing.T) {
 
 	h := startServiceOn(t, pg, rd, time.Millisecond, nil)
 	resumed := newestRun(t, store, "k")
-	require.NotEqual(t, first.RunID, resumed.ID, "a run that resumes it")
+	// Under the ID of the run that the killed process queued after it,
+	// which the edit was given: its readers get the run that makes what
+	// the edit affects (that ID was once never recorded: 404 for good).
+	require.Equal(t, queued.RunID, resumed.ID, "the queued run resumes it")
+	assert.Equal(t, first.RunID, resumed.Resumes)
 	assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")))
 	v := h.getRun(resumed.ID)
 	assert.Equal(t, "succeeded", v.Status)
@@ -167,8 +171,9 @@ func TestKilledServiceRunIsResumedAtStart(t *testing.T) {
 	rec, err = store.GetRun(t.Context(), first.RunID)
 	require.NoError(t, err)
 	assert.Equal(t, executor.RunInterrupted, rec.Status)
-	_, err = store.GetRun(t.Context(), queued.RunID)
-	assert.ErrorIs(t, err, executor.ErrNotFound, "the killed process's queued run never started: the resume made what the edit affects")
+	_, ok, err := h.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the row of the queued run is deleted once it has started")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

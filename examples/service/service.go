@@ -440,8 +440,9 @@ func (s *service) retain(ctx context.Context) {
 		assets, errA := s.store.PruneAssets(ctx, age)
 		runs, errR := s.store.PruneRuns(ctx, age)
 		events, errH := s.hist.Prune(ctx, age)
+		_, errQ := s.params.pruneQueued(ctx, age)
 		reports := s.forgetReports(age)
-		if err := errors.Join(errA, errR, errH); err != nil && ctx.Err() == nil {
+		if err := errors.Join(errA, errR, errH, errQ); err != nil && ctx.Err() == nil {
 			s.logger.Warn("retention failed", "err", err)
 		}
 		level := slog.LevelDebug
@@ -779,11 +780,21 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 		// run before it.
 		if l := s.lectures[key]; sl.lock == nil && l != nil && l.releasing == nil && !s.stopping {
 			sl.releaseLocked()
-			if l.next == "" {
+			made := l.next == ""
+			if made {
 				l.next = newRunID()
 			}
 			runID, after = l.next, l.runID
 			s.mu.Unlock()
+			if made {
+				// Every process of the service knows it from now on, and a
+				// start after this process died runs it (see recoverRuns).
+				// Written after the run may have started already (the run
+				// before it ended meanwhile): its record is read first.
+				if err := s.params.queue(ctx, runID, key, after); err != nil {
+					s.logger.Warn("queued run not saved: only this process knows it", "run", runID, "lecture", key, "err", err)
+				}
+			}
 			return runID, after, nil
 		}
 		if sl.lock != nil || s.stopping {
@@ -951,7 +962,11 @@ func (s *service) next(key string, l *lecture, prev string) {
 			s.runs.Add(1)
 			runID, g := l.runID, l.g
 			s.mu.Unlock()
-			switch err := s.launch(key, runID, "edits made during run "+prev, ""); {
+			err := s.launch(key, runID, "edits made during run "+prev, "")
+			if err == nil {
+				s.unqueued(runID) // its record is written
+			}
+			switch {
 			case errors.Is(err, errClosing):
 				// The shutdown began meanwhile: as below. The run's end
 				// (ended) has released the lecture.
@@ -1066,6 +1081,9 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 	if recErr == nil {
 		log.Info("queued run not started; recorded as cancelled", "cause", cause, "then", then)
 	}
+	// Its stream has ended, whether its record was written or not: no
+	// start may run it.
+	s.unqueued(runID)
 }
 
 // notStarted is the Error of the record of a run queued after run prev
@@ -1132,6 +1150,31 @@ func (s *service) recoverRuns(ctx context.Context) error {
 			running = append(running, rec)
 		}
 	}
+	// The runs queued after another whose process died before their
+	// start: a run resumed is resumed under the ID of the run queued
+	// after it, whose edits it makes too; the others start (see
+	// recoverQueued).
+	queued, err := s.params.queuedRuns(ctx)
+	if err != nil {
+		return err
+	}
+	next := map[string]string{} // the queued runs without a record, by the run each waits for
+	var orphans []queuedRun
+	for _, q := range queued {
+		switch _, err := s.store.GetRun(ctx, q.runID); {
+		case err == nil:
+			s.unqueued(q.runID) // it started, or was recorded: a row left over
+		case errors.Is(err, executor.ErrNotFound):
+			next[q.after] = q.runID
+			orphans = append(orphans, q)
+		default:
+			s.logger.Warn("queued run not started", "run", q.runID, "lecture", q.key, "err", err)
+		}
+	}
+	resumable := map[string]bool{}
+	for _, rec := range running {
+		resumable[rec.ID] = true
+	}
 	for _, rec := range running {
 		s.mu.Lock()
 		full := len(s.lectures) >= s.maxRuns()
@@ -1147,7 +1190,20 @@ func (s *service) recoverRuns(ctx context.Context) error {
 			}
 			continue
 		}
-		s.recoverRun(ctx, rec)
+		s.recoverRun(ctx, rec, next[rec.ID])
+	}
+	for _, q := range orphans {
+		if resumable[q.after] {
+			continue // resumed under its ID, or left with the run it waits for
+		}
+		s.mu.Lock()
+		full := len(s.lectures) >= s.maxRuns()
+		s.mu.Unlock()
+		if full {
+			s.logger.Warn("queued run not started: -max-runs runs are going on; a later start runs it", "run", q.runID, "lecture", q.key)
+			continue
+		}
+		s.recoverQueued(ctx, q)
 	}
 	return nil
 }
@@ -1180,8 +1236,10 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 }
 
 // recoverRun resumes run rec, if its lecture's lock is free and, read
-// again under the lock, it is still to resume.
-func (s *service) recoverRun(ctx context.Context, rec executor.Record) {
+// again under the lock, it is still to resume: under the ID queued, if
+// not "", of the run that a process that died queued after it (its
+// edits are made too), or else under a new one.
+func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued string) {
 	log := s.logger.With("run", rec.ID, "lecture", rec.GraphKey, "status", rec.Status)
 	lock, err := s.tryLock(ctx, rec.GraphKey)
 	if errors.Is(err, errBusy) {
@@ -1222,7 +1280,10 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record) {
 		}
 		return
 	}
-	runID := newRunID()
+	runID := queued
+	if runID == "" {
+		runID = newRunID()
+	}
 	s.mu.Lock()
 	err = s.reserve(rec.GraphKey, g, runID, lock)
 	s.mu.Unlock()
@@ -1232,5 +1293,71 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record) {
 	}
 	resumed = true // the run's now, or next's, which unlocks it
 	log.Info("resuming run", "by", runID, "why", why)
-	_ = s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID) // ended logs a failure
+	if err := s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID); err == nil && queued != "" {
+		s.unqueued(queued)
+	} // ended logs a failure
+}
+
+// recoverQueued starts run q, queued by a process that died before it
+// started it, after a run that is not to resume (it ended), if its
+// lecture's lock is free and, read again under the lock, it is still
+// queued without a record: a run of the lecture's length saved, which
+// makes what its edits affect.
+func (s *service) recoverQueued(ctx context.Context, q queuedRun) {
+	log := s.logger.With("run", q.runID, "lecture", q.key, "after", q.after)
+	lock, err := s.tryLock(ctx, q.key)
+	if errors.Is(err, errBusy) {
+		log.Info("queued run not started here: a live process of the service holds its lecture's lock")
+		return
+	}
+	if err != nil {
+		log.Warn("queued run not started", "err", err)
+		return
+	}
+	started := false
+	defer func() {
+		if !started {
+			s.unlock(lock)
+		}
+	}()
+	// The process that queued it may have started or recorded it before
+	// this one took the lock.
+	switch _, err := s.store.GetRun(ctx, q.runID); {
+	case err == nil:
+		s.unqueued(q.runID)
+		return
+	case !errors.Is(err, executor.ErrNotFound):
+		log.Warn("queued run not started", "err", err)
+		return
+	}
+	if _, ok, err := s.params.queuedRun(ctx, q.runID); err != nil || !ok {
+		if err != nil {
+			log.Warn("queued run not started", "err", err)
+		}
+		return
+	}
+	seconds, ok, err := s.params.lectureSeconds(ctx, q.key)
+	if err == nil && !ok {
+		err = errors.New("the lecture's length was not saved")
+	}
+	var g *graph.Graph
+	if err == nil {
+		g, err = graph.Build(graph.Lecture(), seconds)
+	}
+	if err != nil {
+		log.Warn("queued run not started", "err", err)
+		return
+	}
+	s.mu.Lock()
+	err = s.reserve(q.key, g, q.runID, lock)
+	s.mu.Unlock()
+	if err != nil {
+		log.Warn("queued run not started", "err", err)
+		return
+	}
+	started = true // the run's now, or next's, which unlocks it
+	log.Info("starting a queued run: the process that queued it stopped before it started")
+	if err := s.launch(q.key, q.runID, "edits made during run "+q.after+", queued by a process of the service that stopped", ""); err == nil {
+		s.unqueued(q.runID)
+	} // ended logs a failure
 }

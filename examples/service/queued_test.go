@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/internal/testgraph"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// followAll reads a run's events from the start to its final event, as
+// follow does, without requiring a whole run.
+func (h *harness) followAll(runID string) []progress.Event {
+	h.t.Helper()
+	c := sse.NewClient(h.base+"/runs/"+runID+"/events", sse.ClientOptions{HTTPClient: h.hc,
+		Header: http.Header{"Authorization": {"Bearer " + token}}, Retry: 100 * time.Millisecond})
+	var events []progress.Event
+	ctx := testenv.Context(h.t, time.Minute) // a bound against a hang, not a timing assertion
+	require.NoError(h.t, c.Follow(ctx, func(e progress.Event) error {
+		events = append(events, e)
+		return nil
+	}), "follow run %s", runID)
+	return events
+}
+
+// Two processes of the service behind one address: the ID of a run that
+// an edit queued in the first is known to the second too, while queued
+// (it was answered 404 there, and its events' 404 stops an EventSource
+// for good), and its events, followed there, end with it.
+func TestQueuedRunIsKnownToAnotherProcess(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // its run goes on until its shutdown
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits",
+		`{"node": "script", "params": {"topic": "x"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+
+	var v runView
+	require.Equal(t, http.StatusOK, h2.do("GET", "/runs/"+queued.RunID, "", &v), "the other process's queued run")
+	assert.Equal(t, runView{ID: queued.RunID, GraphKey: "l", Status: "queued"}, v)
+	events := make(chan []progress.Event, 1)
+	go func() { events <- h2.followAll(queued.RunID) }()
+	// The shutdown records the queued run as cancelled, its stream ending
+	// with a run.cancelled, which the second process's reader gets.
+	require.NoError(t, h1.shutdown())
+	got := <-events
+	require.Len(t, got, 1)
+	assert.Equal(t, progress.RunCancelled, got[0].Type)
+	v = runView{}
+	require.Equal(t, http.StatusOK, h2.do("GET", "/runs/"+queued.RunID, "", &v))
+	assert.Equal(t, "cancelled", v.Status)
+	_, ok, err := h2.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the row of a queued run recorded is deleted")
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
+
+// A process that dies after the run before a queued run ended, and
+// before it started the queued run, leaves it saved as queued: the next
+// start runs it under its ID, which its edit was given, and its readers
+// get the whole run.
+func TestQueuedRunOfAProcessThatDiedIsStartedAtStart(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	leaks := h.leaks
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
+	require.NoError(t, h.shutdown())
+	// What the dead process left: an edit recorded, its run queued.
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	p := newParamStore(pg.Pool, pg.Schema)
+	keep(t, p, swap(t, p, "l", "script", `{"topic":"after"}`))
+	e, err := executor.New(executor.Options{Generators: lectureGenerators(p, 0), States: store, Assets: store, Runs: store})
+	require.NoError(t, err)
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	_, err = e.Edit(t.Context(), g, "l", "script")
+	require.NoError(t, err)
+	require.NoError(t, e.Close(context.Background()))
+	queuedID := newRunID()
+	require.NoError(t, p.queue(t.Context(), queuedID, "l", first.RunID))
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, queuedID, h.follow(queuedID, "")))
+	v := h.getRun(queuedID)
+	assert.Equal(t, "succeeded", v.Status)
+	assert.Contains(t, v.Record.Reason, first.RunID)
+	assert.Equal(t, `script from {"topic":"after"}`, assetData(t, store, "l", "script"))
+	_, ok, err := p.queuedRun(t.Context(), queuedID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the row is deleted once the run has started")
+	require.NoError(t, h.shutdown())
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	assert.Equal(t, queuedID, newestRun(t, store, "l").ID, "nothing more is started")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
