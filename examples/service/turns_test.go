@@ -42,7 +42,10 @@ func TestEditThatGivesUpWaitingForItsTurnIs503(t *testing.T) {
 	h := startService(t, time.Millisecond)
 	idleLecture(t, h, "l")
 	defer func(d time.Duration) { editTimeout = d }(editTimeout)
-	editTimeout = 100 * time.Millisecond
+	// Long enough for the edit's reads before it waits (the lecture's
+	// length), which on a busy machine under -race took over 100 ms and
+	// were answered 500.
+	editTimeout = time.Second
 	h.s.mu.Lock()
 	h.s.beginLocking("l") // another request's turn, which does not end
 	h.s.mu.Unlock()
