@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,11 +48,12 @@ var bodyTimeout = 30 * time.Second
 func (s *service) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /lectures/{key}/runs", s.createRun)
+	mux.HandleFunc("GET /lectures/{key}/runs", s.listRuns)
 	mux.HandleFunc("POST /lectures/{key}/edits", s.edit)
 	mux.HandleFunc("GET /runs/{run}", s.getRun)
 	mux.HandleFunc("GET /runs/{run}/events", s.serveEvents)
 	for path, allow := range map[string]string{
-		"/lectures/{key}/runs": "POST", "/lectures/{key}/edits": "POST",
+		"/lectures/{key}/runs": "GET, HEAD, POST", "/lectures/{key}/edits": "POST",
 		"/runs/{run}": "GET, HEAD", "/runs/{run}/events": "GET, HEAD",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -446,6 +448,66 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
+}
+
+// listRuns is GET /lectures/{key}/runs: the lecture's runs, oldest
+// first, each with its record (no report: GET /runs/{run} has it), then
+// the run queued after the one going on, if any, in whichever process.
+// A lecture without runs, queued or recorded, is answered 404.
+func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) {
+		return
+	}
+	key, ok := lectureKey(w, r)
+	if !ok {
+		return
+	}
+	records, err := s.store.ListRuns(r.Context(), key)
+	if err != nil {
+		s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
+		return
+	}
+	queued, err := s.params.queuedRuns(r.Context(), key)
+	if err != nil {
+		s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
+		return
+	}
+	out := struct {
+		Runs []runView `json:"runs"`
+	}{Runs: []runView{}}
+	recorded := map[string]bool{}
+	for i := range records {
+		rec := &records[i]
+		recorded[rec.ID] = true
+		out.Runs = append(out.Runs, runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: rec})
+	}
+	// Read after the records: a queued run that started between the two
+	// reads has a record by now, read below.
+	var ids []string
+	for _, q := range queued {
+		if !recorded[q.runID] {
+			ids = append(ids, q.runID)
+		}
+	}
+	if id, ok := s.queuedOf(key); ok && !recorded[id] && !slices.Contains(ids, id) {
+		ids = append(ids, id) // not saved (its row failed), or not yet
+	}
+	for _, id := range ids {
+		switch rec, err := s.store.GetRun(r.Context(), id); {
+		case err == nil:
+			out.Runs = append(out.Runs, runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec})
+		case errors.Is(err, executor.ErrNotFound):
+			out.Runs = append(out.Runs, runView{ID: id, GraphKey: key, Status: "queued"})
+		default:
+			s.internalError(w, r, fmt.Sprintf("reading run %q", id), err)
+			return
+		}
+	}
+	if len(out.Runs) == 0 {
+		httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // allowed answers 401 or 403 to a request without the token.

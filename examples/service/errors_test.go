@@ -29,7 +29,7 @@ func TestErrorsAreJSON(t *testing.T) {
 		want                      int
 		header, value             string
 	}{
-		{"GET of runs", token, "GET", "/lectures/l/runs", http.StatusMethodNotAllowed, "Allow", "POST"},
+		{"PUT of runs", token, "PUT", "/lectures/l/runs", http.StatusMethodNotAllowed, "Allow", "GET, HEAD, POST"},
 		{"PUT of edits", token, "PUT", "/lectures/l/edits", http.StatusMethodNotAllowed, "Allow", "POST"},
 		{"DELETE of a run", token, "DELETE", "/runs/" + run.RunID, http.StatusMethodNotAllowed, "Allow", "GET, HEAD"},
 		{"POST of events", token, "POST", "/runs/" + run.RunID + "/events", http.StatusMethodNotAllowed, "Allow", "GET, HEAD"},

@@ -96,6 +96,11 @@
 //	    on, and when the request gives up, after 30 s, waiting for its
 //	    turn or taking the lecture's lock (Postgres stalled), having
 //	    changed nothing.
+//	GET  /lectures/{key}/runs
+//	    the lecture's runs, oldest first: {"runs": [{"id", "graphKey",
+//	    "status", "record"}...]}, the run queued after the one going on,
+//	    if any, last, with the status "queued" and no record; 404 for a
+//	    lecture without runs (retention deletes the old records).
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
 //	    saves the node's new parameters, then records the edit
 //	    (Executor.Edit) and starts a run that regenerates what it affects:

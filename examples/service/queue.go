@@ -41,9 +41,11 @@ func (p *paramStore) queuedRun(ctx context.Context, runID string) (queuedRun, bo
 	return q, true, nil
 }
 
-// queuedRuns returns every run saved as queued, oldest first.
-func (p *paramStore) queuedRuns(ctx context.Context) ([]queuedRun, error) {
-	rows, err := p.pool.Query(ctx, `SELECT run_id, graph_key, after_run FROM `+p.queued+` ORDER BY queued_at, run_id`)
+// queuedRuns returns the runs saved as queued, oldest first: those of
+// lecture key, or every one if key is "".
+func (p *paramStore) queuedRuns(ctx context.Context, key string) ([]queuedRun, error) {
+	rows, err := p.pool.Query(ctx, `SELECT run_id, graph_key, after_run FROM `+p.queued+`
+WHERE $1 = '' OR graph_key = $1 ORDER BY queued_at, run_id`, key)
 	if err != nil {
 		return nil, fmt.Errorf("list the queued runs: %w", err)
 	}

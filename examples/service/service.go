@@ -1125,6 +1125,17 @@ func (s *service) queued(runID string) (key string, ok bool) {
 	return "", false
 }
 
+// queuedOf returns the run queued in this process after the run of
+// lecture key going on, if any.
+func (s *service) queuedOf(key string) (runID string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.lectures[key]; l != nil && l.next != "" {
+		return l.next, true
+	}
+	return "", false
+}
+
 // recoverRuns resumes, at start-up, the runs that a process of the
 // service left undone: those recorded as running, which a process that
 // died left so (a crash, a SIGKILL, a lost host), and those that a
@@ -1154,7 +1165,7 @@ func (s *service) recoverRuns(ctx context.Context) error {
 	// start: a run resumed is resumed under the ID of the run queued
 	// after it, whose edits it makes too; the others start (see
 	// recoverQueued).
-	queued, err := s.params.queuedRuns(ctx)
+	queued, err := s.params.queuedRuns(ctx, "")
 	if err != nil {
 		return err
 	}
