@@ -52,9 +52,10 @@ func (s *service) routes() http.Handler {
 	mux.HandleFunc("POST /lectures/{key}/edits", s.edit)
 	mux.HandleFunc("GET /runs/{run}", s.getRun)
 	mux.HandleFunc("GET /runs/{run}/events", s.serveEvents)
+	mux.HandleFunc("POST /runs/{run}/cancel", s.cancelRun)
 	for path, allow := range map[string]string{
 		"/lectures/{key}/runs": "GET, HEAD, POST", "/lectures/{key}/edits": "POST",
-		"/runs/{run}": "GET, HEAD", "/runs/{run}/events": "GET, HEAD",
+		"/runs/{run}": "GET, HEAD", "/runs/{run}/events": "GET, HEAD", "/runs/{run}/cancel": "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -508,6 +509,51 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// cancelRun is POST /runs/{run}/cancel: it cancels a run that this
+// process runs, or has queued, with errCancelledByRequest as the cause,
+// and answers 202 {"runId", "events"}: the run's stream ends with a
+// run.cancelled, and its record says why. A run of another process is
+// answered 409 (cancel it there), as is a run that has ended; an unknown
+// one 404; during the shutdown, which cancels the runs, 503.
+func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
+	if !s.allowed(w, r) {
+		return
+	}
+	runID := r.PathValue("run")
+	done, err := s.admit()
+	if err != nil {
+		s.startFailed(w, r, err)
+		return
+	}
+	defer done()
+	switch ok, err := s.cancel(runID); {
+	case errors.Is(err, errStarting):
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("run %q: %w", runID, err))
+		return
+	case ok:
+		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
+		return
+	}
+	rec, err := s.store.GetRun(r.Context(), runID)
+	switch {
+	case errors.Is(err, executor.ErrNotFound):
+		if _, ok, err := s.params.queuedRun(r.Context(), runID); err != nil {
+			s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
+		} else if ok {
+			httpError(w, http.StatusConflict, fmt.Errorf("run %q is queued by another process of the service: cancel it there", runID))
+		} else {
+			httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
+		}
+	case err != nil:
+		s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
+	case rec.Status == executor.RunRunning:
+		httpError(w, http.StatusConflict, fmt.Errorf("run %q goes on in another process of the service: cancel it there", runID))
+	default:
+		httpError(w, http.StatusConflict, fmt.Errorf("run %q has ended: %s", runID, rec.Status))
+	}
 }
 
 // allowed answers 401 or 403 to a request without the token.

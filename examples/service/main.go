@@ -123,6 +123,16 @@
 //	GET  /runs/{run}/events
 //	    the run's events as Server-Sent Events, with replay and
 //	    Last-Event-ID resume; the stream ends after the run's final event.
+//	POST /runs/{run}/cancel
+//	    cancels a run going on, or queued, in this process: 202 {"runId",
+//	    "events"}; its stream ends with a run.cancelled and its record's
+//	    error says it was cancelled by a request (no start resumes it). A
+//	    run queued after the one cancelled then starts (cancel it too, if
+//	    need be); the edits of a queued run cancelled stand, and the
+//	    lecture's next run makes what they affect. 409 for a run that has
+//	    ended, and for one that another process of the service runs or
+//	    queues (cancel it there); 503, with Retry-After, while the run
+//	    starts or ends, and during the shutdown.
 //
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
 // body is at most 64 KiB (413 above) and must arrive within 30 s (408).

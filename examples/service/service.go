@@ -82,7 +82,8 @@ type service struct {
 type lecture struct {
 	runID string // the run going on, or starting
 	g     *graph.Graph
-	next  string // a run queued after it by an edit, or ""
+	next  string        // a run queued after it by an edit, or ""
+	run   *executor.Run // the run runID once started, for POST /runs/{run}/cancel
 	// lock is the lecture's lock (Store.TryLockGraph), held from before
 	// its first run is reserved until no run of it is left to start:
 	// a run queued after another takes it over, so that no other
@@ -493,6 +494,52 @@ var errLockTimeout = errors.New("the lecture's lock could not be taken in time: 
 // errClosing: the service is shutting down.
 var errClosing = errors.New("the service is shutting down")
 
+// errCancelledByRequest is the cause with which POST /runs/{run}/cancel
+// cancels a run: the record of the run says it (Record.Error), and no
+// start resumes it.
+var errCancelledByRequest = errors.New("examples/service: cancelled by a request (POST /runs/{run}/cancel)")
+
+// errStarting: the run is starting (or its watcher ending it): retry.
+var errStarting = errors.New("the run is starting or ending: retry in a moment")
+
+// cancel cancels run runID if this process runs it, or has it queued
+// (the run queued is recorded as cancelled: see shelve). It reports
+// whether it did; errStarting while the run starts.
+func (s *service) cancel(runID string) (bool, error) {
+	s.mu.Lock()
+	for key, l := range s.lectures {
+		switch {
+		case l.next == runID && l.releasing == nil:
+			// Not started, nor being started or dropped (see next): its
+			// edits stand, and the lecture's next run makes what they
+			// affect.
+			l.next = ""
+			prev, g := l.runID, l.g
+			s.mu.Unlock()
+			s.shelve(key, runID, prev, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect")
+			return true, nil
+		case l.next == runID:
+			s.mu.Unlock()
+			return false, errStarting
+		case l.runID == runID && l.run != nil && l.run.ID() == runID:
+			run := l.run
+			s.mu.Unlock()
+			select {
+			case <-run.Done():
+				return false, nil // ended: its record says so
+			default:
+			}
+			run.CancelCause(errCancelledByRequest)
+			return true, nil
+		case l.runID == runID:
+			s.mu.Unlock()
+			return false, errStarting
+		}
+	}
+	s.mu.Unlock()
+	return false, nil
+}
+
 // errShutdown is the cause with which the shutdown cancels the runs: the
 // records of the runs so cancelled say it (Record.Error), and the next
 // start of the service resumes them (see recoverRuns).
@@ -898,6 +945,11 @@ func (s *service) launch(key, runID, reason, resumes string) error {
 		s.ended(key, runID, nil, err)
 		return err
 	}
+	s.mu.Lock()
+	if l := s.lectures[key]; l != nil && l.runID == runID {
+		l.run = run
+	}
+	s.mu.Unlock()
 	go func() {
 		rep, err := run.Wait()
 		s.ended(key, runID, rep, err)
@@ -1041,7 +1093,9 @@ func (s *service) drop(key string, l *lecture, prev string, cause error, then st
 	}
 	queued, g := l.next, l.g
 	s.mu.Unlock()
-	s.shelve(key, queued, prev, g, cause, then)
+	if queued != "" { // not cancelled meanwhile (see cancelQueued)
+		s.shelve(key, queued, prev, g, cause, then)
+	}
 	s.release(key, l)
 }
 
