@@ -15,10 +15,11 @@
 // that watches the run, follows the stream itself with the Go SSE client,
 // and checks that it received every event once, in order. After the run
 // it keeps serving for -linger (replay works: a late curl gets the whole
-// run), then exits; Ctrl-C exits at once. Exit status: 0 when the run
-// succeeded and the stream was complete, 1 otherwise, 2 on bad flags,
-// with one line on stderr; -h prints the usage and the flags on stdout and
-// exits 0.
+// run), then exits; Ctrl-C exits at once. -addr must be a
+// loopback HOST:PORT: the example serves this machine only. Exit status:
+// 0 when the run succeeded and the stream was complete, 1 otherwise, 2 on
+// bad flags, with one line on stderr; -h prints the usage and the flags
+// on stdout and exits 0.
 package main
 
 import (
@@ -116,6 +117,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *prefix == "" || strings.Contains(*prefix, redisstream.RunIDPlaceholder) {
 		fmt.Fprintf(stderr, "progress: -prefix %q: want a non-empty prefix of the example's own, without %s, such as %q\n",
 			*prefix, redisstream.RunIDPlaceholder, defaultPrefix)
+		return 2
+	}
+	if err := checkLoopback(*addr); err != nil {
+		fmt.Fprintf(stderr, "progress: %v\n", err)
 		return 2
 	}
 	ln, err := net.Listen("tcp", *addr)
@@ -229,6 +234,23 @@ const defaultPrefix = "regen-example:"
 // shutdownGrace bounds the wait for the requests in progress when the
 // command stops.
 var shutdownGrace = 5 * time.Second
+
+// checkLoopback refuses an address that is not HOST:PORT with a loopback
+// HOST and a port the listener takes: the example serves this machine
+// only.
+func checkLoopback(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: want HOST:PORT, such as 127.0.0.1:8080", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-addr %q: want a loopback address, such as 127.0.0.1:8080; the example serves this machine only", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("-addr %q: want a port from 0 to 65535, such as 127.0.0.1:8080", addr)
+	}
+	return nil
+}
 
 // checkStream checks a whole run: seq 1..N and a final event last.
 func checkStream(events []progress.Event) error {

@@ -61,6 +61,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-prefix", "p:{runId}:"}, `-prefix "p:{runId}:": want a non-empty prefix of the example's own, without {runId}`},
 		// The limit, not the graph's Options.MaxSeconds, which no flag sets.
 		{[]string{"-duration", "86410"}, "-duration 86410: the longest lecture is 86400 s (8640 segments)"},
+		// Its help says loopback: it served every interface.
+		{[]string{"-addr", "0.0.0.0:0"}, `-addr "0.0.0.0:0": want a loopback address`},
+		{[]string{"-addr", "8080"}, `-addr "8080": want HOST:PORT`},
+		// Once refused by the listener only, exit 1.
+		{[]string{"-addr", "127.0.0.1:99999"}, `-addr "127.0.0.1:99999": want a port from 0 to 65535`},
 	} {
 		code, out, errOut := runExample(t, tt.args...)
 		assert.Equal(t, 2, code, "%v", tt.args)
