@@ -15,7 +15,9 @@
 // that watches the run, follows the stream itself with the Go SSE client,
 // and checks that it received every event once, in order. After the run
 // it keeps serving for -linger (replay works: a late curl gets the whole
-// run), then exits; Ctrl-C exits at once. -addr must be a
+// run), then exits; Ctrl-C exits at once. Ctrl-C during the run cancels
+// it: the command's client still receives the run.cancelled that ends the
+// stream, and the command exits without lingering. -addr must be a
 // loopback HOST:PORT: the example serves this machine only. Exit status:
 // 0 when the run succeeded and the stream was complete, 1 otherwise, 2 on
 // bad flags, with one line on stderr; -h prints the usage and the flags
@@ -169,7 +171,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err    error
 	}
 	follow := make(chan followed, 1)
-	fctx, cancelFollow := context.WithTimeout(ctx, 10*time.Minute)
+	// Not ended by Ctrl-C: the run's cancellation ends its stream with a
+	// run.cancelled, which the client still receives (see followGrace).
+	fctx, cancelFollow := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancelFollow()
 	go func() {
 		var f followed
@@ -201,7 +205,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Run %s %s: %d nodes generated.\n", runID, rep.Record.Status, len(rep.Generated))
 
-	got := <-follow
+	var got followed
+	if ctx.Err() == nil {
+		got = <-follow // within fctx's bound, however far behind the client is
+	} else {
+		// Interrupted: the client gets a moment for the final event.
+		grace := time.NewTimer(followGrace)
+		select {
+		case got = <-follow:
+		case <-grace.C: // the final event did not come: say so below
+			cancelFollow()
+			got = <-follow
+		}
+		grace.Stop()
+	}
 	code := 0
 	if runErr != nil {
 		code = 1
@@ -213,7 +230,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "The SSE client received all %d events, seq 1 to %d, in order, ending with %s.\n",
 			len(got.events), len(got.events), got.events[len(got.events)-1].Type)
 	}
-	if *linger > 0 {
+	if *linger > 0 && ctx.Err() == nil {
 		fmt.Fprintf(stdout, "Serving for %v more; a late curl replays the whole run. Ctrl-C to stop.\n", *linger)
 		t := time.NewTimer(*linger)
 		defer t.Stop()
@@ -234,6 +251,10 @@ const defaultPrefix = "regen-example:"
 // shutdownGrace bounds the wait for the requests in progress when the
 // command stops.
 var shutdownGrace = 5 * time.Second
+
+// followGrace bounds the wait, once a run interrupted by Ctrl-C has
+// ended, for the command's own client to receive its final event.
+var followGrace = 10 * time.Second
 
 // checkLoopback refuses an address that is not HOST:PORT with a loopback
 // HOST and a port the listener takes: the example serves this machine
