@@ -21,7 +21,9 @@
 //     after another, or resumed) runs under its lecture's lock,
 //     Store.TryLockGraph, a Postgres advisory lock; a run queued after
 //     another takes the lock over. A lecture whose lock another process
-//     holds is answered 409, as one running in this process is. The
+//     holds is answered 409, as one running in this process is (but a
+//     request made as another process gives the lock up, the lecture's
+//     newest run ended and none queued, waits for it, up to 2 s). The
 //     requests of a lecture in this process take its lock one at a time:
 //     a request waits while another takes or holds it (an edit being
 //     saved, a run starting), then finds the lecture running (an edit

@@ -565,6 +565,45 @@ func (s *service) tryLock(ctx context.Context, key string) (*pgstore.GraphLock, 
 	return lock, nil
 }
 
+// settleWait bounds how long a request waits for a lecture's lock that
+// another process holds after the lecture's newest run has ended (see
+// tryLockSettled); a variable for the tests.
+var settleWait = 2 * time.Second
+
+// tryLockSettled is tryLock, for a request: while another process holds
+// the lock but the lecture's newest run has ended, and no run is queued
+// on it, that process is giving the lock up (a client that saw the run's
+// final event may ask at once), and the lock is tried again, every 50
+// ms, for up to settleWait, before errBusyElsewhere.
+func (s *service) tryLockSettled(ctx context.Context, key string) (*pgstore.GraphLock, error) {
+	deadline := time.Now().Add(settleWait)
+	for {
+		lock, err := s.tryLock(ctx, key)
+		if !errors.Is(err, errBusyElsewhere) || time.Now().After(deadline) || !s.endedElsewhere(ctx, key) {
+			return lock, err
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+	}
+}
+
+// endedElsewhere reports whether the newest run of lecture key has
+// ended, and no run is queued on it: a process that holds its lock is
+// giving it up. A failure to tell is taken for no.
+func (s *service) endedElsewhere(ctx context.Context, key string) bool {
+	records, err := s.store.ListRuns(ctx, key)
+	if err != nil || len(records) == 0 || records[len(records)-1].Status == executor.RunRunning {
+		return false
+	}
+	queued, err := s.params.queuedRuns(ctx, key)
+	return err == nil && len(queued) == 0
+}
+
 // unlock gives a lecture's lock up, within unlockTimeout. A lock lost
 // before (its connection ended) is logged: the run under it may have
 // overlapped another process's.
@@ -628,7 +667,7 @@ func (s *service) startRun(ctx context.Context, key string, g *graph.Graph, runI
 		s.mu.Unlock()
 	}()
 	// Outside s.mu: a round trip to the server.
-	lock, err = s.tryLock(ctx, key)
+	lock, err = s.tryLockSettled(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -758,7 +797,7 @@ func (s *service) holdSlot(ctx context.Context, key string) (*slot, error) {
 			sl.release()
 		}
 	}()
-	lock, err := s.tryLock(ctx, key)
+	lock, err := s.tryLockSettled(ctx, key)
 	if err != nil {
 		return nil, err
 	}
