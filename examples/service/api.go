@@ -454,7 +454,8 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 // listRuns is GET /lectures/{key}/runs: the lecture's runs, oldest
 // first, each with its record (no report: GET /runs/{run} has it), then
 // the run queued after the one going on, if any, in whichever process.
-// A lecture without runs, queued or recorded, is answered 404.
+// A lecture without runs, queued or recorded, is answered 404, unless
+// its length is saved: the retention deleted its records ({"runs": []}).
 func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
@@ -505,8 +506,17 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(out.Runs) == 0 {
-		httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
-		return
+		// A lecture whose records the retention deleted is one still: an
+		// edit of it builds its graph from the length saved.
+		_, ok, err := s.params.lectureSeconds(r.Context(), key)
+		if err != nil {
+			s.internalError(w, r, fmt.Sprintf("reading the length of lecture %q", key), err)
+			return
+		}
+		if !ok {
+			httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

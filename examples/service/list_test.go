@@ -39,6 +39,14 @@ func TestListRunsOfALecture(t *testing.T) {
 	}
 	assert.Equal(t, [][2]string{{"run-old", "succeeded"}, {running.RunID, "running"}, {queued.RunID, "queued"}}, got)
 
+	// A lecture whose records the retention deleted is still a lecture:
+	// an edit of it works (its length is saved).
+	require.NoError(t, h.s.params.setSeconds(t.Context(), "pruned", 10))
+	list = runList{}
+	require.Equal(t, http.StatusOK, h.do("GET", "/lectures/pruned/runs", "", &list))
+	assert.Empty(t, list.Runs)
+	assert.NotNil(t, list.Runs, "[], not null")
+
 	var refused map[string]string
 	assert.Equal(t, http.StatusNotFound, h.do("GET", "/lectures/none/runs", "", &refused))
 	assert.Contains(t, refused["error"], `no lecture "none"`)

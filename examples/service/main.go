@@ -101,8 +101,9 @@
 //	GET  /lectures/{key}/runs
 //	    the lecture's runs, oldest first: {"runs": [{"id", "graphKey",
 //	    "status", "record"}...]}, the run queued after the one going on,
-//	    if any, last, with the status "queued" and no record; 404 for a
-//	    lecture without runs (retention deletes the old records).
+//	    if any, last, with the status "queued" and no record; an empty
+//	    list for a lecture whose records the retention deleted; 404 for
+//	    a lecture never run.
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
 //	    saves the node's new parameters, then records the edit
 //	    (Executor.Edit) and starts a run that regenerates what it affects:
