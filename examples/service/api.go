@@ -550,20 +550,32 @@ func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
 	rec, err := s.store.GetRun(r.Context(), runID)
 	switch {
 	case errors.Is(err, executor.ErrNotFound):
-		if _, ok, err := s.params.queuedRun(r.Context(), runID); err != nil {
+		_, ok, err := s.params.queuedRun(r.Context(), runID)
+		if err != nil {
 			s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
-		} else if ok {
-			httpError(w, http.StatusConflict, fmt.Errorf("run %q is queued by another process of the service: cancel it there", runID))
-		} else {
+		} else if !ok {
 			httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
+		} else {
+			s.cancelElsewhere(w, r, runID) // queued by another process
 		}
 	case err != nil:
 		s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
 	case rec.Status == executor.RunRunning:
-		httpError(w, http.StatusConflict, fmt.Errorf("run %q goes on in another process of the service: cancel it there", runID))
+		s.cancelElsewhere(w, r, runID)
 	default:
 		httpError(w, http.StatusConflict, fmt.Errorf("run %q has ended: %s", runID, rec.Status))
 	}
+}
+
+// cancelElsewhere saves the cancel of run runID, which another process
+// of the service runs or has queued: that process carries it out within
+// a moment (see pollCancels). 202.
+func (s *service) cancelElsewhere(w http.ResponseWriter, r *http.Request, runID string) {
+	if err := s.params.requestCancel(r.Context(), runID); err != nil {
+		s.internalError(w, r, fmt.Sprintf("saving the cancel of run %q", runID), err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
 }
 
 // allowed answers 401 or 403 to a request without the token.

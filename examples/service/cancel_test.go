@@ -69,3 +69,71 @@ func TestCancelRun(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// A run that another process of the service runs, or has queued, was
+// answered 409 "cancel it there", which a client behind a load balancer
+// cannot do. The cancel is now saved for that process, which cancels the
+// run within a moment (it polls every cancelPoll): 202, and the run ends
+// as one cancelled in its own process does.
+func TestCancelRunOfAnotherProcess(t *testing.T) {
+	defer func(d time.Duration) { cancelPoll = d }(cancelPoll)
+	cancelPoll = 20 * time.Millisecond
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the run goes on until cancelled
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
+	var running, queued started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &running))
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
+
+	var answer started
+	require.Equal(t, http.StatusAccepted, h2.do("POST", "/runs/"+queued.RunID+"/cancel", "", &answer), "the queued run")
+	events := h2.followAll(queued.RunID)
+	require.Len(t, events, 1)
+	assert.Equal(t, progress.RunCancelled, events[0].Type)
+	assert.Contains(t, h2.getRecord(queued.RunID).Record.Error, errCancelledByRequest.Error())
+
+	require.Equal(t, http.StatusAccepted, h2.do("POST", "/runs/"+running.RunID+"/cancel", "", &answer), "the run going on")
+	events = h2.followAll(running.RunID)
+	assert.Equal(t, progress.RunCancelled, events[len(events)-1].Type)
+	v := h1.getRun(running.RunID)
+	assert.Equal(t, "cancelled", v.Status)
+	assert.Contains(t, v.Record.Error, errCancelledByRequest.Error())
+	require.Eventually(t, func() bool { // the saved cancels are deleted once carried out
+		var n int
+		require.NoError(t, pg.Pool.QueryRow(t.Context(), "SELECT count(*) FROM "+h1.s.params.cancels).Scan(&n))
+		return n == 0
+	}, time.Minute, 10*time.Millisecond)
+	require.NoError(t, h2.shutdown())
+	require.NoError(t, h1.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
+
+// A run left running by a process that died, cancelled by a request to
+// another process: the next start does not resume it, but records it as
+// ended (abandoned), with the cancel as the reason.
+func TestCancelledRunOfADeadProcessIsNotResumed(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the run
+	leaks := h.leaks
+	c := startChild(t, pg, rd, time.Hour)
+	var running started
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	c.kill()
+	waitUnlocked(t, pg, h.s.store, "k")
+	var answer started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+running.RunID+"/cancel", "", &answer))
+	require.NoError(t, h.shutdown())
+
+	h = startServiceOn(t, pg, rd, time.Hour, nil)
+	h.s.mu.Lock()
+	assert.Empty(t, h.s.lectures, "the run cancelled is not resumed")
+	h.s.mu.Unlock()
+	v := h.getRecord(running.RunID)
+	assert.Equal(t, "interrupted", v.Status)
+	assert.Contains(t, v.Record.Error, errCancelledByRequest.Error())
+	events := h.followAll(running.RunID)
+	assert.True(t, events[len(events)-1].Type.Final(), "its stream ends")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, leaks)
+}

@@ -16,8 +16,9 @@ import (
 )
 
 // paramStore keeps the nodes' parameters, where the generators read them,
-// and each lecture's length, from which an edit builds its graph, and the
-// runs queued after another (see queuedRun), in three tables of the
+// and each lecture's length, from which an edit builds its graph, the
+// runs queued after another (see queuedRun) and the cancels requested of
+// another process (see requestCancel), in four tables of the
 // service's schema (see migrate), so that they survive a restart and
 // every process of the service sees the same. The executor
 // keeps only the parameters' revision: a host saves new parameters here
@@ -42,13 +43,15 @@ type paramStore struct {
 	lectures string // the quoted name of the lectures' table
 	params   string // the quoted name of the parameters' table
 	queued   string // the quoted name of the queued runs' table
+	cancels  string // the quoted name of the cancels' table
 }
 
 func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
 	return &paramStore{pool: pool, schema: schema,
 		lectures: pgx.Identifier{schema, "service_lectures"}.Sanitize(),
 		params:   pgx.Identifier{schema, "service_params"}.Sanitize(),
-		queued:   pgx.Identifier{schema, "service_queued"}.Sanitize()}
+		queued:   pgx.Identifier{schema, "service_queued"}.Sanitize(),
+		cancels:  pgx.Identifier{schema, "service_cancels"}.Sanitize()}
 }
 
 // migrate creates the tables if they are not there, in the schema that
@@ -83,6 +86,10 @@ func (p *paramStore) migrate(ctx context.Context) error {
 	graph_key text NOT NULL,
 	after_run text NOT NULL,
 	queued_at timestamptz NOT NULL DEFAULT now()
+)`,
+		`CREATE TABLE IF NOT EXISTS ` + p.cancels + ` (
+	run_id text PRIMARY KEY,
+	requested_at timestamptz NOT NULL DEFAULT now()
 )`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {

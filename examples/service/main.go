@@ -9,9 +9,10 @@
 //
 //   - Stores: one executor/pgstore Store, migrated at start-up, is the
 //     executor's States, Assets and Runs. The lectures' lengths, the
-//     nodes' parameters and the runs queued after another (from the
+//     nodes' parameters, the runs queued after another (from the
 //     moment an edit is given the queued run's ID until the run's record
-//     is written) are in three tables of the service's own in the
+//     is written) and the cancels requested of another process (POST
+//     /runs/{run}/cancel) are in four tables of the service's own in the
 //     same schema, made at start-up after the store's Migrate: they
 //     survive a restart, and every process of the service sees the same.
 //     An edit's parameters are a row of their own, saved before
@@ -127,15 +128,17 @@
 //	    the run's events as Server-Sent Events, with replay and
 //	    Last-Event-ID resume; the stream ends after the run's final event.
 //	POST /runs/{run}/cancel
-//	    cancels a run going on, or queued, in this process: 202 {"runId",
-//	    "events"}; its stream ends with a run.cancelled and its record's
-//	    error says it was cancelled by a request (no start resumes it). A
-//	    run queued after the one cancelled then starts (cancel it too, if
-//	    need be); the edits of a queued run cancelled stand, and the
-//	    lecture's next run makes what they affect. 409 for a run that has
-//	    ended, and for one that another process of the service runs or
-//	    queues (cancel it there); 503, with Retry-After, while the run
-//	    starts or ends, and during the shutdown.
+//	    cancels a run going on, or queued: 202 {"runId", "events"}; its
+//	    stream ends with a run.cancelled and its record's error says it
+//	    was cancelled by a request (no start resumes it). A run of another
+//	    process of the service is cancelled by that process, which reads
+//	    the cancels saved for its runs every 500 ms; one left running by
+//	    a process that died is recorded as interrupted by the next start,
+//	    not resumed. A run queued after the one cancelled then starts
+//	    (cancel it too, if need be); the edits of a queued run cancelled
+//	    stand, and the lecture's next run makes what they affect. 409 for
+//	    a run that has ended; 503, with Retry-After, while the run starts
+//	    or ends, and during the shutdown.
 //
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
 // body is at most 64 KiB (413 above) and must arrive within 30 s (408).

@@ -88,3 +88,91 @@ func (s *service) unqueued(runID string) {
 		s.logger.Warn("the row of a queued run was not deleted", "run", runID, "err", err)
 	}
 }
+
+// requestCancel saves a cancel of run runID, for the process that runs
+// it, or has it queued (see service.pollCancels).
+func (p *paramStore) requestCancel(ctx context.Context, runID string) error {
+	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.cancels+` (run_id) VALUES ($1) ON CONFLICT (run_id) DO NOTHING`, runID)
+	if err != nil {
+		return fmt.Errorf("save the cancel of run %q: %w", runID, err)
+	}
+	return nil
+}
+
+// cancelsOf returns those of runIDs whose cancel is saved.
+func (p *paramStore) cancelsOf(ctx context.Context, runIDs []string) ([]string, error) {
+	rows, err := p.pool.Query(ctx, `SELECT run_id FROM `+p.cancels+` WHERE run_id = ANY($1) ORDER BY run_id`, runIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read the cancels: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the cancels: %w", err)
+	}
+	return ids, nil
+}
+
+// clearCancel deletes the saved cancel of run runID, once carried out.
+func (p *paramStore) clearCancel(ctx context.Context, runID string) error {
+	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.cancels+` WHERE run_id = $1`, runID); err != nil {
+		return fmt.Errorf("delete the cancel of run %q: %w", runID, err)
+	}
+	return nil
+}
+
+// pruneCancels deletes the cancels older than age: of runs that ended
+// before their process read them.
+func (p *paramStore) pruneCancels(ctx context.Context, age time.Duration) (int64, error) {
+	tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.cancels+` WHERE requested_at < now() - make_interval(secs => $1)`, age.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("prune the cancels: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// cancelPoll is how often a process reads the cancels saved for its runs
+// by other processes; a variable for the tests.
+var cancelPoll = 500 * time.Millisecond
+
+// pollCancels carries out, every cancelPoll until ctx ends, the cancels
+// that other processes saved for the runs of this one (see
+// requestCancel), and deletes them.
+func (s *service) pollCancels(ctx context.Context) {
+	t := time.NewTicker(cancelPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var ids []string
+		for _, l := range s.lectures {
+			ids = append(ids, l.runID)
+			if l.next != "" {
+				ids = append(ids, l.next)
+			}
+		}
+		s.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		cancels, err := s.params.cancelsOf(ctx, ids)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.Warn("cancels not read", "err", err)
+			}
+			continue
+		}
+		for _, id := range cancels {
+			if _, err := s.cancel(id); errors.Is(err, errStarting) {
+				continue // the next poll cancels it
+			}
+			s.logger.Info("run cancelled by a request to another process", "run", id)
+			if err := s.params.clearCancel(ctx, id); err != nil && ctx.Err() == nil {
+				s.logger.Warn("cancel not deleted", "run", id, "err", err)
+			}
+		}
+	}
+}

@@ -153,9 +153,14 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 	go func() { served <- s.srv.Serve(ln) }()
 	pruned := make(chan struct{})
 	pctx, stopPruning := context.WithCancel(context.Background())
+	polled := make(chan struct{})
 	go func() {
 		defer close(pruned)
 		s.retain(pctx)
+	}()
+	go func() {
+		defer close(polled)
+		s.pollCancels(pctx)
 	}()
 	logger.Info("serving", "addr", ln.Addr().String(), "schema", c.schema, "prefix", c.prefix)
 	if ready != nil {
@@ -174,6 +179,7 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 	defer cancel()
 	stopPruning()
 	<-pruned
+	<-polled
 	err = errors.Join(serveErr, s.shutdown(sctx))
 	if err == nil {
 		logger.Info("shut down cleanly")
@@ -442,8 +448,9 @@ func (s *service) retain(ctx context.Context) {
 		runs, errR := s.store.PruneRuns(ctx, age)
 		events, errH := s.hist.Prune(ctx, age)
 		_, errQ := s.params.pruneQueued(ctx, age)
+		_, errC := s.params.pruneCancels(ctx, age)
 		reports := s.forgetReports(age)
-		if err := errors.Join(errA, errR, errH, errQ); err != nil && ctx.Err() == nil {
+		if err := errors.Join(errA, errR, errH, errQ, errC); err != nil && ctx.Err() == nil {
 			s.logger.Warn("retention failed", "err", err)
 		}
 		level := slog.LevelDebug
@@ -1218,6 +1225,27 @@ func (s *service) queued(runID string) (key string, ok bool) {
 	return "", false
 }
 
+// cancelRequested reports whether a request saved a cancel of run
+// runID (see requestCancel); a failure to tell is logged, and taken for
+// no.
+func (s *service) cancelRequested(ctx context.Context, runID string) bool {
+	ids, err := s.params.cancelsOf(ctx, []string{runID})
+	if err != nil {
+		s.logger.Warn("cancels not read", "run", runID, "err", err)
+	}
+	return len(ids) > 0
+}
+
+// clearCancel deletes the saved cancel of run runID, logging a failure
+// (the retention deletes it later).
+func (s *service) clearCancel(runID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	if err := s.params.clearCancel(ctx, runID); err != nil {
+		s.logger.Warn("cancel not deleted", "run", runID, "err", err)
+	}
+}
+
 // queuedOf returns the run queued in this process after the run of
 // lecture key going on, if any.
 func (s *service) queuedOf(key string) (runID string, ok bool) {
@@ -1373,6 +1401,16 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 	if !ok {
 		return // resumed, or ended, meanwhile, or a later run came after
 	}
+	if s.cancelRequested(ctx, rec.ID) {
+		// Cancelled by a request after its process died: ended for good.
+		if err := s.exec.Abandon(ctx, rec.ID, errCancelledByRequest.Error()); err != nil {
+			log.Warn("run cancelled by a request not abandoned", "err", err)
+			return
+		}
+		log.Info("run not resumed: a request cancelled it; abandoned")
+		s.clearCancel(rec.ID)
+		return
+	}
 	g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
 	if err != nil {
 		// No template of this service builds its graph: it will never
@@ -1441,6 +1479,14 @@ func (s *service) recoverQueued(ctx context.Context, q queuedRun) {
 		return
 	}
 	seconds, ok, err := s.params.lectureSeconds(ctx, q.key)
+	if err == nil && ok && s.cancelRequested(ctx, q.runID) {
+		// Cancelled by a request after its process died.
+		if g, err := graph.Build(graph.Lecture(), seconds); err == nil {
+			s.shelve(q.key, q.runID, q.after, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect")
+			s.clearCancel(q.runID)
+			return
+		}
+	}
 	if err == nil && !ok {
 		err = errors.New("the lecture's length was not saved")
 	}
