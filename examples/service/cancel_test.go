@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
 )
 
 // getRecord is GET /runs/{run} once the run has a record.
@@ -119,6 +121,10 @@ func TestCancelledRunOfADeadProcessIsNotResumed(t *testing.T) {
 	c := startChild(t, pg, rd, time.Hour)
 	var running started
 	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	// Once its stream holds an event: the final event that ends a stream
+	// left behind is numbered after the newest one (see
+	// executor.Abandon), and a stream without any gets none.
+	firstEvent(t, c.harness, running.RunID)
 	c.kill()
 	waitUnlocked(t, pg, h.s.store, "k")
 	var answer started
@@ -136,4 +142,15 @@ func TestCancelledRunOfADeadProcessIsNotResumed(t *testing.T) {
 	assert.True(t, events[len(events)-1].Type.Final(), "its stream ends")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, leaks)
+}
+
+// firstEvent waits until the run's stream holds its first event.
+func firstEvent(t *testing.T, h *harness, runID string) {
+	t.Helper()
+	ctx := testenv.Context(t, time.Minute) // a bound against a hang, not a timing assertion
+	errBegun := errors.New("begun")
+	err := sse.NewClient(h.base+"/runs/"+runID+"/events", sse.ClientOptions{HTTPClient: h.hc,
+		Header: http.Header{"Authorization": {"Bearer " + token}}, Retry: 100 * time.Millisecond}).
+		Events(ctx, func(progress.Event) error { return errBegun })
+	require.ErrorIs(t, err, errBegun)
 }

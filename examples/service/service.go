@@ -1263,7 +1263,10 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // shutdown cancelled (their records' Error names errShutdown), if still
 // the newest run of their lecture. Each is resumed under its lecture's
 // lock, as a run of this process: a lecture whose lock another process
-// holds is running there, and is left to it. Past -max-runs, the rest
+// holds is running there, and is left to it. A run that a process which
+// died had queued after another is not lost: it resumes the run before
+// it (see recoverRun), or starts (see recoverQueued). A run whose cancel
+// was requested is ended rather than resumed. Past -max-runs, the rest
 // are left for a later start. It returns an error only if the runs
 // cannot be listed.
 func (s *service) recoverRuns(ctx context.Context) error {
