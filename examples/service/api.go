@@ -71,7 +71,8 @@ func (s *service) routes() http.Handler {
 // serveEvents is GET /runs/{run}/events: it answers a request without
 // the token (401, with WWW-Authenticate), with another token (403), with
 // a malformed Last-Event-ID (400) and of an unknown run (404) itself, in
-// JSON as the other endpoints do, then hands the request to the SSE
+// JSON as the other endpoints do, and of a run that ended without any
+// event in its stream (204, no body), then hands the request to the SSE
 // handler, whose own answers (503 when the store or the stream fails) are
 // plain text.
 func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
@@ -89,12 +90,23 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	runID := r.PathValue("run")
 	if _, ok := s.queued(runID); !ok {
-		if _, err := s.store.GetRun(r.Context(), runID); errors.Is(err, executor.ErrNotFound) {
+		rec, err := s.store.GetRun(r.Context(), runID)
+		if errors.Is(err, executor.ErrNotFound) {
 			if _, ok, err := s.params.queuedRun(r.Context(), runID); !ok && err == nil {
 				httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
 				return
 			}
 		} // any other failure: the handler's Authorize meets it again, and answers 503
+		if err == nil && rec.Status != executor.RunRunning {
+			// A run that ended with no event in its stream (its process
+			// was killed before its first events reached Redis: nothing
+			// numbers a final event then) would keep its readers waiting
+			// for good. 204, as after a final event: nothing is left.
+			if _, found, err := s.stream.LastEvent(r.Context(), runID); err == nil && !found {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
 	}
 	s.events.ServeHTTP(w, r)
 }

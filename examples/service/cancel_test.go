@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sse"
@@ -153,4 +154,27 @@ func firstEvent(t *testing.T, h *harness, runID string) {
 		Header: http.Header{"Authorization": {"Bearer " + token}}, Retry: 100 * time.Millisecond}).
 		Events(ctx, func(progress.Event) error { return errBegun })
 	require.ErrorIs(t, err, errBegun)
+}
+
+// A run that ended without any event in its stream (its process was
+// killed before its first events reached Redis, and the Abandon or
+// Resume that ended it had none to number its final event after) kept
+// its readers waiting for good: the stream had nothing, and never would.
+// The service now answers 204 for such a run, as for one whose final
+// event a reader has seen.
+func TestEventsOfARunEndedWithoutEventsAre204(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	rec := executor.Record{ID: "run-silent", GraphKey: "l", Seconds: 10, TriggeredBy: "test", Status: executor.RunInterrupted,
+		StartedAt: time.Now(), EndedAt: time.Now(), Error: "interrupted: it ended without recording its outcome"}
+	require.NoError(t, h.s.store.PutRun(t.Context(), rec))
+	ctx := testenv.Context(t, 10*time.Second) // a bound against a hang, not a timing assertion
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+"/runs/run-silent/events", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
 }

@@ -152,7 +152,10 @@
 // the token, the Last-Event-ID and the run, is served by progress/sse's
 // handler, whose own answers are plain text: 503 with Retry-After when
 // the store or the stream cannot be read; and its 204 (no body) tells a
-// client that resumes after the run's final event that nothing is left.
+// client that resumes after the run's final event that nothing is left,
+// as the service's own 204 does for a run that ended without any event
+// in its stream (its process killed before its first events reached
+// Redis).
 //
 // One run at a time per lecture, across the processes of the service
 // that share a schema: each takes the lecture's lock (see Wiring).
