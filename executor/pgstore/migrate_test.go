@@ -223,7 +223,7 @@ INSERT INTO %[1]s.schema_version VALUES (3, 'V3__x.sql')`,
 			require.ErrorAs(t, err, &vte)
 			assert.Equal(t, pg.Schema, vte.Schema)
 			assert.Equal(t, "schema_version", vte.Table)
-			assert.Contains(t, err.Error(), "give the store a schema of its own")
+			assert.Contains(t, err.Error(), "give the adapter a schema of its own")
 
 			assert.Equal(t, before, rows(), "the table keeps its rows")
 			var tables []string

@@ -200,7 +200,7 @@ type VersionTableError struct {
 func (e *VersionTableError) Error() string {
 	return fmt.Sprintf("%v: %s %s of schema %s has columns (%s), not the version table's (%s): "+
 		"another tool made it (Flyway's releases before 5 name their table schema_version), and Migrate would misread it "+
-		"or write into it: give the store a schema of its own (a schema that does not exist is created), and leave this one as it is",
+		"or write into it: give the adapter a schema of its own (a schema that does not exist is created), and leave this one as it is",
 		ErrForeignVersionTable, e.Kind, e.Table, e.Schema, strings.Join(e.Columns, ", "), strings.Join(versionColumns, ", "))
 }
 

@@ -71,7 +71,7 @@ INSERT INTO %[1]s.schema_version (version) VALUES (3)`, "table", []string{"versi
 				t.Errorf("error (-want +got):\n%s", diff)
 			}
 			for _, s := range []string{"schema_version", pg.Schema, "version integer, applied_at timestamp with time zone",
-				"give the store a schema of its own"} {
+				"give the adapter a schema of its own"} {
 				assert.Contains(t, err.Error(), s)
 			}
 			pgschema.Rollback(ctx, tx)

@@ -45,7 +45,9 @@
 //
 // Migrate records the layout version, so that a later release can tell
 // which layout a database holds, and refuses one newer than it supports
-// with a [*SchemaVersionError]. (A schema made before versions were
+// with a [*SchemaVersionError], and a progress_schema_version that is not
+// its table (another tool's) with a [*VersionTableError], changing
+// nothing. (A schema made before versions were
 // recorded has an archived_at column in progress_events, which Migrate
 // drops: it was written and never read.) On a schema that is up to date,
 // as at most start-ups, it only reads the catalogs, and locks no table.
@@ -100,7 +102,8 @@
 // what was being done ("pghistory: append run ..."); when the schema or a
 // table is missing they also wrap [ErrNotMigrated]. A refused schema name
 // is a [*SchemaError]; a schema of a newer layout, a
-// [*SchemaVersionError] from Migrate; a negative age given to Prune wraps
+// [*SchemaVersionError] from Migrate, and another tool's version table a
+// [*VersionTableError]; a negative age given to Prune wraps
 // [ErrInvalidAge].
 //
 // # Pools and PgBouncer

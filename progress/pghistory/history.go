@@ -67,6 +67,11 @@ var (
 	// [SchemaVersion], made by a later release, which this one must not
 	// use nor migrate. A [*SchemaVersionError] wraps it.
 	ErrSchemaTooNew = errors.New("pghistory: schema layout too new")
+	// ErrForeignVersionTable: the schema holds a progress_schema_version
+	// that is not the History's (another tool's table, or a view), which
+	// [History.Migrate] refuses, changing nothing. A [*VersionTableError]
+	// wraps it. It is pgstore's ErrForeignVersionTable too.
+	ErrForeignVersionTable = pgschema.ErrForeignVersionTable
 	// ErrInvalidAge: [History.Prune] got a negative age.
 	ErrInvalidAge = errors.New("pghistory: invalid age")
 	// ErrRunIDTooLong: a run ID to append is longer than
@@ -90,6 +95,16 @@ func (e *SchemaError) Error() string {
 
 // Unwrap returns [ErrInvalidSchema].
 func (e *SchemaError) Unwrap() error { return ErrInvalidSchema }
+
+// VersionTableError reports the relation named progress_schema_version
+// of the History's schema that [History.Migrate] refused because it is
+// not the History's version table (version integer, applied_at
+// timestamptz): its schema, its name, what it is (Kind: "table",
+// "view"...) and its columns. The History would misread such a table,
+// or write its version into it: give the History a schema of its own
+// ([Options].Schema). It wraps [ErrForeignVersionTable], and is pgstore's
+// VersionTableError too.
+type VersionTableError = pgschema.VersionTableError
 
 // SchemaVersionError reports a schema whose recorded table layout is
 // newer than this release supports: [History.Migrate] refuses it,

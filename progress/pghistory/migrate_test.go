@@ -80,3 +80,33 @@ func TestMigrateAsARoleThatOnlyWritesRows(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, rh.Migrate(ctx), pghistory.ErrSchemaTooNew, "a newer layout")
 }
+
+// A relation by the name of the History's version table that is not one
+// (another tool's) is refused by Migrate, changing nothing, with an error
+// that a host can match from this package: errors.Is of
+// ErrForeignVersionTable and errors.As of *VersionTableError, which name
+// the table and say to give the History a schema of its own.
+func TestMigrateRefusesAnotherToolsVersionTable(t *testing.T) {
+	t.Parallel() // its own schema
+	pg := testenv.NewPostgres(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	schema := pgx.Identifier{pg.Schema}.Sanitize()
+	_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+
+		".progress_schema_version (version varchar(50) PRIMARY KEY, script text); INSERT INTO "+schema+
+		".progress_schema_version VALUES ('1', 'V1__init.sql')")
+	require.NoError(t, err)
+	h, err := pghistory.New(pg.Pool, pghistory.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	err = h.Migrate(ctx)
+	require.ErrorIs(t, err, pghistory.ErrForeignVersionTable)
+	var vte *pghistory.VersionTableError
+	require.ErrorAs(t, err, &vte)
+	assert.Equal(t, pg.Schema, vte.Schema)
+	assert.Equal(t, "progress_schema_version", vte.Table)
+	assert.Contains(t, err.Error(), "a schema of its own")
+	assert.NotContains(t, err.Error(), "the store", "pghistory is no store")
+	var tables []string
+	require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT array_agg(tablename::text ORDER BY tablename) FROM pg_tables WHERE schemaname = $1`,
+		pg.Schema).Scan(&tables))
+	assert.Equal(t, []string{"progress_schema_version"}, tables, "no table of the History is made")
+}
