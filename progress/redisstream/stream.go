@@ -140,37 +140,42 @@ type Options struct {
 	// 2s while Redis stays unreachable. It must be at least 1ms.
 	// Default: 100ms.
 	RetryDelay time.Duration
-	// HistoryPoll is how often the reading goroutine of a run with readers
-	// reads the History for events the stream does not have, until the
-	// run's final event is known: events that reached the History but not
-	// Redis (Redis was down or refused them), and that no later entry of
-	// the stream reveals as a gap, such as the end of a run during an
-	// outage. It also reads the History as soon as Redis answers again
-	// after an outage. One read per run, whatever its number of readers;
-	// while it polls, its XREAD blocks no longer than until the next poll.
-	// Events after a gap in the History wait one more poll, so that Redis
-	// may deliver the missing ones first; and entries of the stream after
-	// a gap that the History cannot fill yet (Redis refused a batch and
-	// took the next, while the History, behind a progress.Buffered of its
-	// own, is a moment behind) wait up to one HistoryPoll for the History
-	// to get the missing events, which the run's shared reader asks it for
-	// every RetryDelay meanwhile, before its readers pass over the gap
-	// (one HistoryPoll for each gap, and a failing History is waited for
-	// as one that lacks the events; the wait starts again when the History
-	// fills a part of the gap); they wait only while a reader of the run
-	// (one that follows it, or still replays it) has yet to deliver the
-	// gap's events, and a reader that reaches that gap in the stream
-	// meanwhile (it connected during the wait, or before the shared reader
-	// read past the gap, if the event after the gap is younger than
-	// HistoryPoll) waits with them, while a reader past the gap (it
-	// resumed above it) gets the entries after it as they come (from the
-	// shared reader, or, past the PageSize entries after the gap that the
-	// shared reader reads again and again, from Redis itself, once every
-	// RetryDelay); when the last reader that waits leaves, the wait goes
-	// on, for no reader, until the History fills the gap or HistoryPoll passes, so
-	// that a browser that reconnects at the gap waits too. It applies only
-	// with a History.
-	// It must be at least 1ms. Default: 5s.
+	// HistoryPoll bounds how long readers wait for the History, and sets
+	// how often the run's reading goroutine asks it for events that Redis
+	// lacks. It applies only with a History. It must be at least 1ms.
+	// Default: 5s.
+	//
+	// Polling: until the run's final event is known, the run's reading
+	// goroutine (one per run with readers, whatever their number) reads
+	// the History every HistoryPoll, and as soon as Redis answers again
+	// after an outage, for events that reached the History but not Redis
+	// and that no later entry of the stream reveals as a gap, such as the
+	// end of a run during an outage. While it polls, its XREAD blocks no
+	// longer than until the next poll. Events after a gap in the History
+	// wait one more poll, so that Redis may deliver the missing ones
+	// first.
+	//
+	// Holding a gap: when the stream's entries skip events that the
+	// History lacks too (Redis refused a batch and took the next, while
+	// the History, behind a progress.Buffered of its own, is a moment
+	// behind), the run's shared reader holds the entries after the gap for
+	// up to one HistoryPoll, and asks the History again every RetryDelay.
+	// The wait starts again when the History fills a part of the gap; a
+	// failing History counts as one that lacks the events. Then the
+	// readers pass over the gap, which they see as a jump in Seq.
+	//   - Only readers that have yet to deliver the gap's events wait:
+	//     those that follow the run, those still replaying it, and those
+	//     that connect meanwhile at or before the gap (or before the shared
+	//     reader has read past it, if the event after the gap is younger
+	//     than HistoryPoll).
+	//   - A reader that resumed past the gap reads on at once: from the
+	//     shared reader, or, past the PageSize entries after the gap that
+	//     the shared reader reads again and again, from Redis itself, once
+	//     every RetryDelay.
+	//   - When the last reader that waits leaves, the hold goes on, for no
+	//     reader, until the History fills the gap or HistoryPoll passes, so
+	//     that a browser that reconnects at the gap waits too.
+	//   - Each gap is held once: a later gap is held in its turn.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
 	// XREAD at once, each holding a pooled connection of the client while
