@@ -77,8 +77,10 @@
 //
 // Every commit is a compare-and-swap on the graph's version. A user may
 // edit nodes while a run goes on ([Executor.Edit]); a result made from
-// parameters that changed meanwhile is not kept (a node.superseded event
-// says so) and the edit is never lost. Edit takes the key's graph, that
+// parameters that changed meanwhile is not kept, nor is a failure of
+// them, which is no failure of the node's new parameters (a
+// node.superseded event says so, and the node's dependents are skipped),
+// and the edit is never lost. Edit takes the key's graph, that
 // of its newest run: another graph is refused, as its nodes are not the
 // key's; a new graph becomes the key's when a run of it starts (a Start
 // that fails leaves the key's graph as it was). On a conflict the runner reloads

@@ -279,7 +279,9 @@ type Options struct {
 	// Converge re-plans at the end of a run, while nodes are dirty (for
 	// example edits made during the run), for at most this many extra
 	// rounds. A round with a failed node ends the run: it is not retried
-	// by another round. Default: 0, no extra round: nodes edited during
+	// by another round. (A node edited while it ran is superseded, not
+	// failed, even if its attempts failed: a later round remakes it with
+	// its new parameters.) Default: 0, no extra round: nodes edited during
 	// the run are left dirty (and listed as superseded), and the run still
 	// succeeds; [Report].Dirty lists them.
 	Converge int

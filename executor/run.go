@@ -1116,8 +1116,9 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 }
 
 // commit records a batch of results in one compare-and-swap commit. A
-// result made with a parameters revision that is no longer the stored one
-// was superseded by an edit: it is not recorded, and the edit stays. On a
+// result made, or a failure, with a parameters revision that is no longer
+// the stored one was superseded by an edit: it is not recorded, and the
+// edit stays. On a
 // conflict, commit reloads the states and applies only its own results
 // again; it never retries blindly. It is called with mu held, and lets it
 // go only while it calls the store; only one commit runs at a time. now
@@ -1149,7 +1150,11 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			cur := r.view.Get(res.n)
 			made := res.outcome == generated || res.outcome == unchanged
 			if cur.Rev != res.rev {
-				if made {
+				// Edited while it ran: what it made is not kept, and a
+				// failure is not the edited node's, whose new parameters
+				// were never tried. Both are superseded: the node stays
+				// dirty, for the next round or run.
+				if made || res.outcome == failed {
 					res.outcome = superseded
 				}
 				continue
@@ -1470,6 +1475,14 @@ func (r *run) settle(batch []result, at time.Time) {
 				ev.Message = "its result was not kept: " + errText(r.gone)
 			case res.stale:
 				ev.Message = r.staleWhy(res.n)
+			case res.err != nil && res.attempts == 0:
+				// It failed before its call (its inputs could not be read).
+				ev.Message = fmt.Sprintf("edited while it ran: it failed before its call (%s): "+
+					"the failure was not recorded, and it stays dirty", errText(res.err))
+			case res.err != nil:
+				// Its attempts failed on its old parameters.
+				ev.Message = fmt.Sprintf("edited while it ran: attempt %d, of its old parameters, failed (%s): "+
+					"the failure was not recorded, and it stays dirty", res.attempts, errText(res.err))
 			default:
 				ev.Message = "edited while it ran: its result was not kept, and it stays dirty"
 			}

@@ -223,7 +223,9 @@ type Counts struct {
 	Skipped int `json:"skipped"`
 	// Superseded nodes were edited while they ran, or their inputs were
 	// (or another run committed them or their inputs): their results were
-	// not kept, and they stay dirty.
+	// not kept, and they stay dirty. A node edited while it ran whose
+	// attempts failed is superseded too, not failed: its new parameters
+	// were never tried.
 	Superseded int `json:"superseded"`
 	// Cancelled nodes were running when the run was cancelled.
 	Cancelled int `json:"cancelled"`
