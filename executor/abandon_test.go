@@ -158,12 +158,12 @@ func TestResumeRefusedDuringAbandon(t *testing.T) {
 				assert.Contains(t, err.Error(), "being abandoned")
 				require.NoError(t, <-abandoned)
 
-				// Once the Abandon has returned, the run is no longer
-				// running: a Resume is taken, and finds it interrupted.
+				// Once the Abandon has returned, the run is abandoned: a
+				// Resume is refused, as it was abandoned.
 				r, err = second.call(e, ctx, l.g, rec.ID)
-				require.NoError(t, err)
-				_, err = r.Wait()
-				require.NoError(t, err)
+				require.ErrorIs(t, err, executor.ErrInvalidRequest)
+				require.Nil(t, r)
+				assert.Contains(t, err.Error(), "the run was abandoned")
 				got, err := l.runs.GetRun(ctx, rec.ID)
 				require.NoError(t, err)
 				assert.Equal(t, "interrupted: it ended without recording its outcome; not resumed: template podcast-v1 was retired", got.Error)
@@ -176,7 +176,8 @@ func TestResumeRefusedDuringAbandon(t *testing.T) {
 // event; a later Resume of the run (the host changed its mind) published
 // it with the record's text, "not resumed: ...", but naming the resuming
 // run as ResumedBy, which the text denies and the Abandon would not
-// have. The event is now the one the Abandon would have published.
+// have. The event is now the one the Abandon would have published, and
+// the Resume, of a run abandoned, is refused.
 func TestResumeEndsAnAbandonedRunsStreamAsAbandonWould(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -190,10 +191,8 @@ func TestResumeEndsAnAbandonedRunsStreamAsAbandonWould(t *testing.T) {
 		sink.publishDown.Store(false)
 		require.Len(t, replay(t, sink.Memory, rec.ID), 5, "no final event yet")
 
-		r, err := e.Resume(ctx, l.g, rec.ID)
-		require.NoError(t, err)
-		_, err = r.Wait()
-		require.NoError(t, err)
+		_, err := e.Resume(ctx, l.g, rec.ID)
+		require.ErrorIs(t, err, executor.ErrInvalidRequest, "a run abandoned is not resumed")
 		got, err := l.runs.GetRun(ctx, rec.ID)
 		require.NoError(t, err)
 		events := replay(t, sink.Memory, rec.ID)

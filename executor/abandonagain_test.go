@@ -108,10 +108,11 @@ func (s *heldLast) LastEvent(ctx context.Context, runID string) (progress.Event,
 }
 
 // An Abandon that ends the stream of a run recorded as not resumed holds
-// the run as the first Abandon did: while a Resume of the run is ending
-// the same stream, the Abandon is refused, so that the two do not both
-// publish a final event; once the Resume has returned, an Abandon finds
-// the final event there, and publishes nothing.
+// the run as the first Abandon did: while a Resume of the run, refused as
+// the run was abandoned, is ending the same stream, the Abandon is
+// refused, so that the two do not both publish a final event; once the
+// Resume has returned, an Abandon finds the final event there, and
+// publishes nothing.
 func TestAbandonAgainIsRefusedWhileAResumeEndsTheStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -132,18 +133,15 @@ func TestAbandonAgainIsRefusedWhileAResumeEndsTheStream(t *testing.T) {
 		sink.armed.Store(true)
 		resumed := make(chan error, 1)
 		go func() {
-			r, err := e.Resume(ctx, l.g, rec.ID)
-			if err == nil {
-				_, err = r.Wait()
-			}
+			_, err := e.Resume(ctx, l.g, rec.ID)
 			resumed <- err
 		}()
 		<-sink.held
 		err = e.Abandon(ctx, rec.ID, "the host tries again")
 		close(sink.release)
 		require.ErrorIs(t, err, executor.ErrInvalidRequest, "taken while a Resume ends the same stream")
-		assert.Contains(t, err.Error(), "being resumed by run")
-		require.NoError(t, <-resumed)
+		assert.Contains(t, err.Error(), "refused as the run was abandoned")
+		require.ErrorIs(t, <-resumed, executor.ErrInvalidRequest, "a run abandoned is not resumed")
 
 		require.NoError(t, e.Abandon(ctx, rec.ID, "the host tries again"))
 		events := replay(t, sink.Memory, rec.ID)

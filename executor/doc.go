@@ -116,7 +116,8 @@
 // lecture does, or replaced, and then run again) stops with
 // ErrGraphReplaced, its results not committed into theirs. A Resume or
 // RerunFailed of a run is refused while its graph is not the key's (a
-// run of another graph started since, or the graph was deleted).
+// run of another graph started since, or the graph was deleted), and so
+// is one of a run that [Executor.Abandon] recorded as not resumed.
 // The executor keeps the fingerprint of the key's graph for this in one
 // state beside the nodes' own, under [GraphStateID].
 //

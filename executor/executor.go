@@ -54,7 +54,8 @@ type Executor struct {
 	// runs whose record a call is writing as interrupted, not resumed,
 	// or whose stream an Abandon of a run recorded so is ending, and
 	// which call: an Abandon, or a Resume or RerunFailed refused as the
-	// run's graph is no longer the key's (notResumed). A Resume,
+	// run's graph is no longer the key's (notResumed) or as the run was
+	// abandoned (refuseAbandoned, which ends the stream only). A Resume,
 	// RerunFailed or Abandon of one is refused meanwhile, so that one
 	// call writes the record and ends the stream. closed is set by Close.
 	startMu   sync.Mutex
@@ -68,8 +69,9 @@ type Executor struct {
 type endingBy int
 
 const (
-	endingAbandon endingBy = iota + 1 // Abandon
-	endingRefused                     // a refused Resume or RerunFailed (notResumed)
+	endingAbandon   endingBy = iota + 1 // Abandon
+	endingRefused                       // a Resume or RerunFailed refused as the run's graph is no longer the key's (notResumed)
+	endingAbandoned                     // a Resume or RerunFailed refused as the run was abandoned (refuseAbandoned)
 )
 
 // finisher is a live Resume or RerunFailed: run id, which finishes run
@@ -634,8 +636,15 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // pay for them twice). It is refused so, too, while an [Executor.Abandon]
 // of run id is under way, or a Resume or RerunFailed of it that was
 // refused as its graph is no longer the key's (see below) is recording
-// it as interrupted, not resumed. Across processes, a host runs one run
-// at a time per graph key (see the package doc). A run recorded as still running,
+// it as interrupted, not resumed. A run that [Executor.Abandon]
+// recorded as interrupted, not resumed, is refused with ErrInvalidRequest,
+// saying that it was abandoned and why: its record says that no run
+// resumes it, and a new run of its graph (Start or Run) makes the key's
+// nodes that are not clean; if its stream still ends without a final
+// event (the Sink failed the Abandon's), the refused call publishes the
+// one the Abandon would have, as another Abandon would. Across
+// processes, a host runs one run at a time per graph key (see the
+// package doc). A run recorded as still running,
 // but not going on here, was interrupted (its process crashed): once the
 // resuming run has started, its record says [RunInterrupted], with the
 // counts that the key's states show for it (see Record.Counts), and its
@@ -644,8 +653,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // when Options.Sink can say the run's last event (see the package doc's
 // Progress). A run recorded as interrupted already, whose stream still
 // ends without a final event (the Sink failed when a Resume found it
-// interrupted), gets that event now, naming the run its record names:
-// the stream gets one final event however often the run is resumed.
+// interrupted, or when a Resume refused as below recorded it), gets that
+// event now, naming the run its record names (none, for a refused
+// Resume's): the stream gets one final event however often the run is
+// resumed.
 // (A run truly going on in another process then records its
 // outcome over it when it ends.) A run whose graph is no longer the key's, as a run of
 // another graph started since or the graph was deleted, is refused with
@@ -657,7 +668,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // stream ends, as above: no Resume of it can start, and
 // RunStatusLister.RunsByStatus would otherwise list it as running for
 // good; the Resume holds the run meanwhile, as Abandon does (an Abandon
-// under way then records it instead, with its reason). (The DeleteGraph
+// under way then records it instead, with its reason). Such a record is
+// not one that Abandon made: a later Resume of the run is refused so
+// while its graph is not the key's, and taken once a run of its graph
+// (Start) has made that graph the key's again. (The DeleteGraph
 // of MemoryStore and of pgstore deletes the graph's run records too, and
 // a run of the graph going on then does not write its record again when
 // it stops ([ErrGraphDeleted]): a Resume of a run of a graph deleted so
@@ -706,7 +720,8 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 // run recorded as interrupted whose stream has no final event yet). It is refused, as Resume is, when the
 // run's graph is no longer the key's, while the run is going on, and
 // while another Resume or RerunFailed of its graph key is under way in
-// this executor (its call, or its run). The new run's record names run
+// this executor (its call, or its run), and when Abandon recorded the run
+// (ErrInvalidRequest, saying it was abandoned). The new run's record names run
 // id in Record.Resumes, as a Resume's does, and its Marks force the
 // nodes of id's Record.Failed (dirty.ReasonForced): for a run found
 // interrupted, the nodes that the key's states show it failed, which its
@@ -819,9 +834,10 @@ func (e *Executor) enter() bool {
 	return true
 }
 
-// recordFor returns run id's record, checking that g is the run's graph:
-// that it has the fingerprint the record keeps, or, in a record written
-// before Record.Graph existed, the run's duration.
+// recordFor returns run id's record, checking that the run was not
+// abandoned (refuseAbandoned, which ends its stream if need be) and that
+// g is the run's graph: that it has the fingerprint the record keeps, or,
+// in a record written before Record.Graph existed, the run's duration.
 func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what string) (Record, error) {
 	if g == nil {
 		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
@@ -851,6 +867,9 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	}
 	if resumed != nil {
 		return Record{}, fmt.Errorf("%s run %s: %w", what, id, resumed)
+	}
+	if err := e.refuseAbandoned(ctx, rec, what); err != nil {
+		return Record{}, err
 	}
 	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
 		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",

@@ -104,12 +104,51 @@ func (e *Executor) holdEnding(id, key string, by endingBy) (release func(), err 
 // endingError is the refusal of a call about run id while a call by
 // records it as interrupted, not resumed (see holdEnding).
 func endingError(id string, by endingBy) error {
-	if by == endingAbandon {
+	switch by {
+	case endingAbandon:
 		return fmt.Errorf("%w: run %s is being abandoned (an Executor.Abandon of it is under way in this executor): once it returns, the run's record says interrupted, not resumed",
+			ErrInvalidRequest, id)
+	case endingAbandoned:
+		return fmt.Errorf("%w: run %s, abandoned, is getting its stream's final event from a Resume or RerunFailed of it, refused as the run was abandoned, in this executor: once that call returns, an Abandon of it returns nil, and a Resume of it is refused",
 			ErrInvalidRequest, id)
 	}
 	return fmt.Errorf("%w: run %s is being recorded as interrupted, not resumed, by a Resume or RerunFailed of it that was refused (its graph is no longer the key's) in this executor: once that call returns, the record says so: a Resume of the run is refused, and an Abandon of it returns nil",
 		ErrInvalidRequest, id)
+}
+
+// abandonedReason returns the reason that [Executor.Abandon] recorded in
+// rec, and true, when rec says that Abandon recorded the run as
+// interrupted, not resumed: its text is notResumedPrefix and a reason
+// (cut, as the record's text was), not notResumedText, which a Resume
+// refused as the run's graph is no longer the key's records (notResumed).
+func abandonedReason(rec Record) (string, bool) {
+	if rec.Status != RunInterrupted || rec.Error == notResumedText {
+		return "", false
+	}
+	return strings.CutPrefix(rec.Error, notResumedPrefix)
+}
+
+// refuseAbandoned returns the refusal of a Resume or RerunFailed (what
+// says which) of run rec when Abandon recorded it (abandonedReason): a
+// run abandoned is never resumed, as its record says, and a new run of
+// its graph makes what is not clean. Before it returns, it ends the
+// run's stream if the Sink failed the Abandon's final event, as another
+// Abandon would (endInterrupted, naming no resuming run), holding the
+// run as Abandon does (holdEnding), so that one call publishes it; a run
+// that another call holds (an Abandon) is left to that call.
+func (e *Executor) refuseAbandoned(ctx context.Context, rec Record, what string) error {
+	reason, ok := abandonedReason(rec)
+	if !ok {
+		return nil
+	}
+	if release, err := e.holdEnding(rec.ID, rec.GraphKey, endingAbandoned); err != nil {
+		e.log.Debug("regen: a refused resume of an abandoned run leaves its stream to another call", "run", rec.ID, "err", err)
+	} else {
+		e.endInterrupted(ctx, rec, "")
+		release()
+	}
+	return fmt.Errorf("%w: %s run %s: the run was abandoned (Executor.Abandon, with the reason %s), and its record says that no run resumes it: a new run of its graph (Executor.Start or Run) makes the key's nodes that are not clean",
+		ErrInvalidRequest, what, rec.ID, quote(reason))
 }
 
 // resumedBy returns the ID of the run that rec, the record of a run found
@@ -173,7 +212,8 @@ func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Rec
 // event is the one the earlier Resume would have published, with the
 // record's text and naming the run that the record names (by, when the
 // text names none whole, and none when the text says that no run resumed
-// it: Abandon or notResumed recorded it), and nothing is published when the stream's
+// it: notResumed recorded it; a Resume of a run that Abandon recorded is
+// refused, see refuseAbandoned), and nothing is published when the stream's
 // newest event is final already, so a stream gets one final event
 // however often its run is resumed. The sink's failures are logged, as
 // in endInterrupted, never returned.
@@ -185,7 +225,7 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 		if named, ok := resumedBy(rec); ok {
 			by = named
 		} else if strings.HasPrefix(rec.Error, notResumedPrefix) {
-			by = "" // recorded so by Abandon or notResumed: the event they would have published
+			by = "" // recorded so by notResumed: the event it would have published
 		}
 		e.endInterrupted(ctx, rec, by)
 	}
@@ -274,7 +314,13 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // its graph is no longer the key's is recording as interrupted (see
 // Resume), is refused with [ErrInvalidRequest], and so is a Resume or
 // RerunFailed of the run while Abandon is under way: one call records
-// the run, and its stream gets one final event. A Resume or RerunFailed
+// the run, and its stream gets one final event. Once Abandon has
+// recorded the run, a Resume or RerunFailed of it is refused with
+// ErrInvalidRequest, saying that it was abandoned, and why (a new run of
+// its graph, with Start or Run, makes the key's nodes that are not
+// clean); if its stream's newest event is still not final, the refused
+// call publishes the final event, as another Abandon would, holding the
+// run meanwhile as Abandon does (an Abandon then is refused). A Resume or RerunFailed
 // of another run of the key does not stop it: it writes that run's
 // record, not this one's. As
 // for a Resume, the caller vouches that the run goes on nowhere else:
@@ -458,7 +504,8 @@ func committedNone(rec Record) bool {
 // are bounded by Options.StoreTimeout, from ctx's values but not its
 // cancel, and their failures are logged, never returned: the resuming
 // run goes on regardless, and a later Resume or RerunFailed of the run
-// tries again (interrupted), or, of a run not resumed, a later Abandon.
+// tries again (interrupted, or refuseAbandoned), or, of a run not
+// resumed, a later Abandon.
 func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()

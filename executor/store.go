@@ -197,7 +197,9 @@ const (
 	// says that no run resumed it, and why), as does the final event that
 	// its stream then gets, if the Sink can
 	// number it (progress.Event.ResumedBy); if the Sink failed then, a
-	// later Resume or RerunFailed of the run publishes that event. Its
+	// later Resume or RerunFailed of the run publishes that event (or an
+	// Abandon, for a run not resumed; a Resume or RerunFailed of a run
+	// that Abandon recorded is refused, and publishes it all the same). Its
 	// Counts and Failed are what the key's states show it did (see
 	// Record.Counts), as Abandon records them too.
 	RunInterrupted RunStatus = "interrupted"
