@@ -115,8 +115,12 @@ type Outcome struct {
 // [KindOptions].BatchWindow lets a call wait a moment for more. The
 // nodes of a kind without a batch key are no batch: each is a call of
 // Generate, within the cap on singles (see Options.Workers). It returns one
-// outcome per request, in order. A node that fails in the batch is
-// retried alone with Generate; the others are kept. A panic fails the
+// outcome per request, in order. A call that returns another number of
+// outcomes fails as a whole: the executor logs a warning (Options.Logger)
+// that names the kind, the batch key and the two counts, and retries
+// every node of the call alone with Generate, as after a failed first
+// attempt (a kind whose Retry allows one attempt fails them). A node that
+// fails in the batch is retried alone with Generate; the others are kept. A panic fails the
 // whole call, and every node is then retried alone. The kind's Timeout
 // bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return

@@ -744,7 +744,12 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	// the outcomes, made within the call, if the kind has a validator.
 	finish := func(outs []Outcome, checks []error, err error) []result {
 		if err == nil && len(outs) != len(reqs) {
+			// A broken generator: the run may well succeed on the
+			// retries, so nothing else would say that its bulk calls
+			// turn into single ones.
 			err = fmt.Errorf("bulk generator returned %d outcomes for %d requests", len(outs), len(reqs))
+			r.e.log.Warn("regen: bulk generator returned another number of outcomes than its requests; the call fails, and each of its nodes is retried alone",
+				"run", r.handle.id, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs), "outcomes", len(outs))
 		}
 		if pe := (*PanicError)(nil); errors.As(err, &pe) {
 			// A panic in the bulk call says nothing about each node: each
