@@ -236,6 +236,42 @@ func Permanent(err error) error {
 	return &PermanentError{Err: err}
 }
 
+// errPrefix starts the text of every sentinel error of the package.
+const errPrefix = "executor: "
+
+// wrapError is an error of the package that wraps one of its sentinels,
+// outer, and another error, inner: a second sentinel, or an error whose
+// text may start with one (a run's cancel cause, a store's error). Its
+// text says "executor:" once: outer's text, what it is about (if any),
+// inner's text without its "executor: ", and a detail (if any), joined
+// by ": ", as in "executor: invalid request: graph replaced by a newer
+// run: ...". errors.Is and errors.As find both. Make one with wrap.
+type wrapError struct {
+	outer, inner error
+	what, detail string
+}
+
+// wrap returns the error of outer, about what, for inner, with a
+// detail; what and detail may be empty.
+func wrap(outer error, what string, inner error, detail string) error {
+	return &wrapError{outer: outer, inner: inner, what: what, detail: detail}
+}
+
+func (e *wrapError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.outer.Error())
+	for _, s := range [...]string{e.what, strings.TrimPrefix(errText(e.inner), errPrefix), e.detail} {
+		if s != "" {
+			b.WriteString(": ")
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns outer and inner.
+func (e *wrapError) Unwrap() []error { return []error{e.outer, e.inner} }
+
 // retryable reports whether err may be retried.
 func retryable(err error) bool {
 	var p *PermanentError

@@ -495,7 +495,7 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: before it started: %w", ErrCancelled, context.Cause(ctx))
+		return nil, wrap(ErrCancelled, "before it started", context.Cause(ctx), "")
 	}
 	given := req.RunID != ""
 	if !given {
@@ -530,7 +530,7 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 			return nil, fmt.Errorf("%w: %s %s is taken by a run of graph %s started at %v: give each run its own ID, or none for a random one",
 				ErrInvalidRequest, runIDField(of), quote(req.RunID), quote(rec.GraphKey), rec.StartedAt.Format(time.RFC3339))
 		case ctx.Err() != nil && !errors.Is(err, ErrNotFound):
-			return nil, fmt.Errorf("%w: while it started: check run ID %s: %w", ErrCancelled, quote(req.RunID), err)
+			return nil, wrap(ErrCancelled, "while it started: check run ID "+quote(req.RunID), err, "")
 		case !errors.Is(err, ErrNotFound):
 			return nil, fmt.Errorf("check run ID %s: %w", quote(req.RunID), err)
 		}
@@ -851,7 +851,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	}
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ErrNotFound) {
-			return Record{}, fmt.Errorf("%w: before it started: %s run %s: %w", ErrCancelled, what, id, err)
+			return Record{}, wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s", what, id), err, "")
 		}
 		return Record{}, fmt.Errorf("%s run %s: %w", what, id, err)
 	}
@@ -967,7 +967,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		if err != nil {
 			// A *graph.IDError, wrapping graph.ErrMalformedID or
 			// graph.ErrUnknownNode.
-			return 0, fmt.Errorf("%w: edit %s: %w", ErrInvalidRequest, quote(graphKey), err)
+			return 0, wrap(ErrInvalidRequest, "edit "+quote(graphKey), err, "")
 		}
 		nodes[i] = n
 	}

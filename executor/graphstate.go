@@ -119,10 +119,10 @@ func resumable(snap Snapshot, fp string) error {
 	st, ok := snap.States[GraphStateID]
 	switch {
 	case ok && st.InputHash != fp:
-		return fmt.Errorf("%w: %w: the key's graph is now %s, not the run's %s: the run cannot be resumed, and a record of it left running is recorded as interrupted; nothing is left to do for it (only a new run of its graph, started on purpose, would make that graph the key's again, over the newer one)",
-			ErrInvalidRequest, ErrGraphReplaced, short(st.InputHash), short(fp))
+		return wrap(ErrInvalidRequest, "", ErrGraphReplaced, fmt.Sprintf("the key's graph is now %s, not the run's %s: the run cannot be resumed, and a record of it left running is recorded as interrupted; nothing is left to do for it (only a new run of its graph, started on purpose, would make that graph the key's again, over the newer one)",
+			short(st.InputHash), short(fp)))
 	case !ok && snap.Version > 0 && !hasResults(snap):
-		return fmt.Errorf("%w: %w: the run cannot be resumed, and a record of it left running is recorded as interrupted (a new run of its graph would make the graph again)", ErrInvalidRequest, ErrGraphDeleted)
+		return wrap(ErrInvalidRequest, "", ErrGraphDeleted, "the run cannot be resumed, and a record of it left running is recorded as interrupted (a new run of its graph would make the graph again)")
 	}
 	return nil
 }

@@ -574,7 +574,7 @@ func check(v Validator, req *Request, a Asset) error {
 	}
 	var pe *PanicError
 	if !errors.Is(err, ErrInvalidOutput) && !errors.As(err, &pe) {
-		err = fmt.Errorf("%w: %w", ErrInvalidOutput, err)
+		err = wrap(ErrInvalidOutput, "", err, "")
 	}
 	return err
 }

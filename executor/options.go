@@ -132,7 +132,7 @@ type Validator func(req Request, out Asset) error
 // Length must fit its 10-second segment within ±5% (graph.CheckNarration).
 func ValidateNarration(_ Request, out Asset) error {
 	if err := graph.CheckNarration(out.Length.Seconds()); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidOutput, err)
+		return wrap(ErrInvalidOutput, "", err, "")
 	}
 	return nil
 }

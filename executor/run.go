@@ -259,7 +259,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		StartedAt: time.Now()}
 	if err := r.replan(ctx, req.Marks); err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ErrCancelled) {
-			err = fmt.Errorf("%w: while it started: %w", ErrCancelled, err)
+			err = wrap(ErrCancelled, "while it started", err, "")
 		}
 		switch {
 		case r.recordPut:
@@ -596,7 +596,7 @@ func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap 
 	if errors.Is(err, dirty.ErrInvalidMark) {
 		// A mark of the caller's (RunRequest.Marks, or a RerunFailed's
 		// of a graph not the run's): the *dirty.MarkError stays reachable.
-		return nil, nil, nil, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+		return nil, nil, nil, wrap(ErrInvalidRequest, "", err, "")
 	}
 	if err != nil {
 		return nil, nil, nil, err
@@ -1669,7 +1669,7 @@ func (r *run) finish() {
 		case errors.Is(cause, ErrCancelled): // a host's cause that says it already
 			err = fmt.Errorf("run %s: %w", r.handle.id, cause)
 		default:
-			err = fmt.Errorf("%w: run %s: %w", ErrCancelled, r.handle.id, cause)
+			err = wrap(ErrCancelled, "run "+r.handle.id, cause, "")
 		}
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:

@@ -1,0 +1,59 @@
+package executor_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
+)
+
+// An error that wraps two of the package's errors read with the prefix
+// twice: "executor: invalid request: executor: graph replaced by a newer
+// run: ...". It now says "executor:" once, and errors.Is still finds
+// both.
+func TestErrorsOfTwoSentinelsSayExecutorOnce(t *testing.T) {
+	t.Run("a Resume of a run whose graph was replaced", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			l := newLab(t, 30)
+			sink := progress.NewMemory(progress.MemoryOptions{})
+			rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			e := newExecutor(t, l, sink)
+			longer, err := graph.Build(graph.Lecture(), 60)
+			require.NoError(t, err)
+			_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: longer})
+			require.NoError(t, err)
+			_, err = e.Resume(ctx, l.g, rec.ID)
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			require.ErrorIs(t, err, executor.ErrGraphReplaced)
+			assert.True(t, strings.HasPrefix(err.Error(),
+				"executor: invalid request: graph replaced by a newer run: the key's graph is now "+executor.Fingerprint(longer)[:12]), err.Error())
+			assert.Equal(t, 1, strings.Count(err.Error(), "executor:"), err.Error())
+		})
+	})
+	t.Run("a run whose graph was deleted", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			l := newLab(t, 30)
+			e := l.executor(executor.Options{})
+			r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			require.NoError(t, err)
+			time.Sleep(25 * time.Second) // the script is made: its commit comes next
+			synctest.Wait()
+			_, err = l.states.DeleteGraph(ctx, "lecture")
+			require.NoError(t, err)
+			_, err = r.Wait()
+			require.ErrorIs(t, err, executor.ErrCancelled)
+			require.ErrorIs(t, err, executor.ErrGraphDeleted)
+			assert.Equal(t, "executor: run cancelled: run "+r.ID()+": graph deleted during the run", err.Error())
+		})
+	})
+}
