@@ -170,6 +170,7 @@ func New(opts Options) (*Executor, error) {
 	if _, ok := opts.Assets.(localAssets); ok {
 		e.batchReadMin = localBatchReadMin
 	}
+	e.warnStagedWindows()
 	return e, nil
 }
 

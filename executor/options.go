@@ -184,7 +184,8 @@ type KindOptions struct {
 	// of the kind can come (every other one has started or settled, was
 	// skipped after a failure upstream, or waits on a node of the kind
 	// that has not started), nor in Staged mode, where a
-	// stage's nodes are ready at once; a cancel ends the wait at once.
+	// stage's nodes are ready at once (New logs a warning for a window
+	// set with Options.Mode Staged); a cancel ends the wait at once.
 	// Other kinds' nodes start meanwhile, those that share the batch key
 	// too (they may make the nodes the call waits for). Options.Workers
 	// counts each node of a call: a cap below the key's concurrency makes
@@ -226,8 +227,10 @@ type Options struct {
 	Sink progress.Sink
 	// Logger logs what goes wrong outside a run's result, as warnings: a
 	// failing sink, a store call retried, names in Kinds, Rates or Limits
-	// that a run's graph has none of, generators that ignore their
-	// context. Default: slog.Default() when New is called, as in
+	// that a run's graph has none of, a BatchWindow that applies to
+	// nothing (New warns of one in Staged mode), a bulk generator that
+	// returns another number of outcomes than its requests, generators
+	// that ignore their context. Default: slog.Default() when New is called, as in
 	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)
 	// silences it.
 	Logger *slog.Logger
@@ -446,6 +449,30 @@ func zeroGives[T comparable](here, own T, none string) string {
 		return none
 	}
 	return fmt.Sprintf("default: %v", here)
+}
+
+// warnStagedWindows logs, once, at New, the kinds whose BatchWindow
+// applies to nothing as Options.Mode is Staged (see
+// KindOptions.BatchWindow): Options.Default's window first, named so,
+// then the kinds of Options.Kinds with a window of their own.
+func (e *Executor) warnStagedWindows() {
+	o := &e.opts
+	if o.Mode != Staged {
+		return
+	}
+	var kinds []string
+	if o.Default.BatchWindow > 0 {
+		kinds = append(kinds, "Options.Default")
+	}
+	for _, name := range sortedKeys(o.Kinds) {
+		if o.Kinds[name].BatchWindow > 0 {
+			kinds = append(kinds, name)
+		}
+	}
+	if len(kinds) > 0 {
+		e.log.Warn("regen: Options.Kinds or Options.Default gives a BatchWindow, but Options.Mode is Staged, where a stage's nodes are ready at once and no bulk call waits; it applies to nothing",
+			"kinds", kinds)
+	}
 }
 
 // warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
