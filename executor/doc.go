@@ -225,7 +225,9 @@
 // ends the stream for the run's viewers, which would otherwise wait
 // forever: it publishes one final event of the old run, a run.cancelled (the run was cut short and is being finished, as
 // after a cancel; no node of it failed, as run.failed would say) at the
-// Seq after the run's newest event, with the run's Done and Total, the
+// Seq after the run's newest event (Seq 1 when the Sink holds none: its
+// process stopped before any reached the Sink, and its viewers wait for
+// the first), with the run's Done and Total, the
 // record's text as Message, an Error as a cancelled run's, "executor: run
 // cancelled: run <id>: interrupted", and ResumedBy, the ID of the
 // resuming run, which a view may follow next. The executor has only a
@@ -234,9 +236,7 @@
 // and Fanout do over sinks that do, and progress.Archive does over a
 // History that does). It
 // publishes nothing when the Sink does not implement it, cannot say
-// (progress.ErrUnsupported) or fails, when it holds no event of the run
-// (a view of a run without events has a bound of its own, as
-// progress/sse's EmptyRunTimeout), or when the run's newest event is
+// (progress.ErrUnsupported) or fails, or when the run's newest event is
 // final already (its process stopped after it, or another Resume
 // published it): so a stream gets at most one final event, and one that
 // replays sees it once (sinks ignore a Seq they hold). The Sink's calls

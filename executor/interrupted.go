@@ -252,7 +252,7 @@ func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally int
 func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, tally interruptedTally) error {
 	kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer kcancel()
-	last, found := e.interruptedLast(kctx, id, by)
+	last, known := e.interruptedLast(kctx, id, by)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
 	rec, err := e.opts.Runs.GetRun(sctx, id)
@@ -263,7 +263,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 		if tally.ok {
 			rec.Counts, rec.Failed = tally.counts, tally.failed
 		}
-		if found {
+		if known && last.Seq > 0 {
 			rec.Counts.Planned = last.Total
 		}
 		err = e.opts.Runs.PutRun(sctx, rec)
@@ -273,7 +273,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 		// its reply lost: its stream still waits for its final event.
 		marked = true
 	}
-	if marked && found && !last.Type.Final() {
+	if marked && known && !last.Type.Final() {
 		// A timeout of its own: the store calls may have taken most of
 		// kctx's.
 		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
@@ -495,12 +495,13 @@ func committedNone(rec Record) bool {
 // was cut short, and is resumed, as after a cancel; no node of it
 // failed), with the record's text (Record.Error) as its Message,
 // numbered after the run's newest event, which only a sink that
-// implements progress.LastEventReader can tell. So nothing is published
-// when the sink does not implement it (or answers
-// progress.ErrUnsupported), when it holds no event of the run (a view
-// then waits for its first one, which progress/sse's EmptyRunTimeout
-// bounds), or when the run's newest event is final already (its process
-// stopped after it, or an earlier Resume published it). The sink's calls
+// implements progress.LastEventReader can tell: Seq 1 when it holds no
+// event of the run (its process stopped before any reached the sink),
+// so that the views that wait for its first event end too. So nothing is
+// published when the sink does not implement it (or answers
+// progress.ErrUnsupported, or fails), or when the run's newest event is
+// final already (its process stopped after it, or an earlier Resume
+// published it). The sink's calls
 // are bounded by Options.StoreTimeout, from ctx's values but not its
 // cancel, and their failures are logged, never returned: the resuming
 // run goes on regardless, and a later Resume or RerunFailed of the run
@@ -509,21 +510,24 @@ func committedNone(rec Record) bool {
 func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
-	if last, found := e.interruptedLast(ctx, rec.ID, by); found && !last.Type.Final() {
+	if last, known := e.interruptedLast(ctx, rec.ID, by); known && !last.Type.Final() {
 		e.publishInterrupted(ctx, rec, by, last)
 	}
 }
 
 // interruptedLast returns the newest event of the stream of run id, found
-// interrupted and resumed by run by, and whether the sink holds one; it
-// logs the sink's failure, and reports none when the sink cannot say
-// (see endInterrupted).
+// interrupted and resumed by run by (the zero Event, Seq 0, when the sink
+// holds none), and whether the sink could say; it logs the sink's
+// failure (see endInterrupted).
 func (e *Executor) interruptedLast(ctx context.Context, id, by string) (progress.Event, bool) {
 	lr, ok := e.opts.Sink.(progress.LastEventReader)
 	if !ok {
 		return progress.Event{}, false
 	}
 	last, found, err := lastEvent(ctx, lr, id)
+	if err == nil && !found {
+		last = progress.Event{}
+	}
 	switch {
 	case errors.Is(err, progress.ErrUnsupported):
 		e.log.Debug("regen: the progress sink cannot say an interrupted run's last event; its stream gets no final event",
@@ -534,7 +538,7 @@ func (e *Executor) interruptedLast(ctx context.Context, id, by string) (progress
 			"run", id, "resumed_by", by, "err", err)
 		return progress.Event{}, false
 	}
-	return last, found
+	return last, true
 }
 
 // publishInterrupted publishes the final event of run rec, found
