@@ -291,7 +291,10 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // fails: the run's template was dropped). RunStatusLister.RunsByStatus
 // then stops listing it. The record's Error is "interrupted: it ended
 // without recording its outcome; not resumed: " and reason (storable
-// text, not empty; cut to MaxEventText). Its counts and failed nodes are
+// text, not empty, and not the text that a Resume refused as the run's
+// graph is no longer the key's records after that prefix, which would
+// make the record one that a later Resume takes up: ErrInvalidRequest;
+// cut to MaxEventText). Its counts and failed nodes are
 // what the key's states show that it did, as a Resume records them (see
 // Record.Counts), though Abandon has no graph: the node IDs are in the
 // states; if the states cannot be read (the failure is logged), they
@@ -343,6 +346,12 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	}
 	if err := checkRequestField("the reason", reason); err != nil {
 		return err
+	}
+	if notResumedPrefix+reason == notResumedText {
+		// Its record could not be told from a refused Resume's
+		// (abandonedReason), and a Resume of the run would be taken.
+		return fmt.Errorf("%w: abandon run %s: the reason %s is the text of a Resume refused as the run's graph is no longer the key's, whose record a later Resume may take up: say why this run is not resumed in other words",
+			ErrInvalidRequest, quote(id), quote(reason))
 	}
 	if !e.enter() {
 		return fmt.Errorf("%w: abandon run %s", ErrClosed, quote(id))
