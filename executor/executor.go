@@ -57,11 +57,14 @@ type Executor struct {
 	// run's graph is no longer the key's (notResumed) or as the run was
 	// abandoned (refuseAbandoned, which ends the stream only). A Resume,
 	// RerunFailed or Abandon of one is refused meanwhile, so that one
-	// call writes the record and ends the stream. closed is set by Close.
+	// call writes the record and ends the stream. abandons counts the
+	// Abandons that have let go of their run (see recheckAbandoned).
+	// closed is set by Close.
 	startMu   sync.Mutex
 	live      map[string]bool
 	finishing map[string]finisher
 	ending    map[string]endingBy
+	abandons  uint64
 	closed    bool
 }
 
@@ -478,14 +481,15 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // with a new template. A closed executor starts no run: it returns
 // [ErrClosed].
 func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
-	return e.start(ctx, req, "")
+	return e.start(ctx, req, "", nil)
 }
 
 // start is Start; of is the ID of the earlier run whose work the run
 // finishes (Resume, RerunFailed), or "": such a run refuses a key whose
 // graph is no longer its own, and a run that another one already
-// finishes.
-func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, error) {
+// finishes. recheck, if not nil, is called once the run has taken run of
+// (begin), before anything is stored: its error refuses the run.
+func (e *Executor) start(ctx context.Context, req RunRequest, of string, recheck func(context.Context) error) (*Run, error) {
 	if req.Graph == nil {
 		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
 	}
@@ -517,6 +521,11 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string) (*Run, 
 			e.runs.done()
 		}
 	}()
+	if recheck != nil {
+		if err := recheck(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if given {
 		// A run ID names one run: its record, its events and its stream.
 		rec, err := e.opts.Runs.GetRun(ctx, req.RunID)
@@ -639,7 +648,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // refused as its graph is no longer the key's (see below) is recording
 // it as interrupted, not resumed. A run that [Executor.Abandon]
 // recorded as interrupted, not resumed, is refused with ErrInvalidRequest,
-// saying that it was abandoned and why: its record says that no run
+// saying that it was abandoned and why (also when an Abandon of it in this
+// executor recorded it while the Resume read its record: the record is
+// read again then, before the new run stores anything): its record says that no run
 // resumes it, and a new run of its graph (Start or Run) makes the key's
 // nodes that are not clean; if its stream still ends without a final
 // event (the Sink failed the Abandon's), the refused call publishes the
@@ -694,12 +705,13 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 		return nil, fmt.Errorf("%w: it starts no run: resume run %s", ErrClosed, id)
 	}
 	defer e.runs.done()
+	recheck := e.recheckAbandoned(e.abandonsSeen(), id, "resume")
 	rec, err := e.recordFor(ctx, g, id, "resume")
 	if err != nil {
 		return nil, err
 	}
 	tally := e.tallyInterrupted(ctx, g, rec) // before the new run commits
-	r, err := e.start(ctx, o.request(rec, g, nil, "resume of run "+id), id)
+	r, err := e.start(ctx, o.request(rec, g, nil, "resume of run "+id), id, recheck)
 	if err != nil {
 		e.notResumed(ctx, rec, err, tally)
 		return nil, err
@@ -737,6 +749,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 		return nil, fmt.Errorf("%w: it starts no run: rerun failed nodes of run %s", ErrClosed, id)
 	}
 	defer e.runs.done()
+	recheck := e.recheckAbandoned(e.abandonsSeen(), id, "rerun failed nodes of")
 	rec, err := e.recordFor(ctx, g, id, "rerun failed nodes of")
 	if err != nil {
 		return nil, err
@@ -752,7 +765,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 	for i, n := range failed {
 		marks[i] = dirty.Mark{ID: n, Reason: dirty.ReasonForced}
 	}
-	r, err := e.start(ctx, o.request(rec, g, marks, "rerun of the failed nodes of run "+id), id)
+	r, err := e.start(ctx, o.request(rec, g, marks, "rerun of the failed nodes of run "+id), id, recheck)
 	if err != nil {
 		e.notResumed(ctx, rec, err, tally)
 		return nil, err

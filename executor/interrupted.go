@@ -97,6 +97,9 @@ func (e *Executor) holdEnding(id, key string, by endingBy) (release func(), err 
 	return func() {
 		e.startMu.Lock()
 		delete(e.ending, id)
+		if by == endingAbandon {
+			e.abandons++ // see recheckAbandoned
+		}
 		e.startMu.Unlock()
 	}, nil
 }
@@ -147,8 +150,56 @@ func (e *Executor) refuseAbandoned(ctx context.Context, rec Record, what string)
 		e.endInterrupted(ctx, rec, "")
 		release()
 	}
+	return abandonedError(what, rec.ID, reason)
+}
+
+// abandonedError is the refusal of a Resume or RerunFailed (what says
+// which) of run id, which Abandon recorded with reason.
+func abandonedError(what, id, reason string) error {
 	return fmt.Errorf("%w: %s run %s: the run was abandoned (Executor.Abandon, with the reason %s), and its record says that no run resumes it: a new run of its graph (Executor.Start or Run) makes the key's nodes that are not clean",
-		ErrInvalidRequest, what, rec.ID, quote(reason))
+		ErrInvalidRequest, what, id, quote(reason))
+}
+
+// abandonsSeen returns the count of the Abandons of this executor that
+// have let go of their run (see recheckAbandoned).
+func (e *Executor) abandonsSeen() uint64 {
+	e.startMu.Lock()
+	defer e.startMu.Unlock()
+	return e.abandons
+}
+
+// recheckAbandoned returns the check that a Resume or RerunFailed (what
+// says which) of run id makes once its new run has taken the run
+// (begin), before it commits anything: an Abandon of the run in this
+// executor may have recorded it between the Resume's read of its record
+// (recordFor, which refuses an abandoned run) and that moment, when an
+// Abandon is no longer taken (holdEnding). seen is abandonsSeen before
+// the read: if no Abandon has let go of its run since, the record is not
+// read again. The check refuses a run so abandoned as recordFor would
+// (its Abandon published the final event).
+func (e *Executor) recheckAbandoned(seen uint64, id, what string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if e.abandonsSeen() == seen {
+			return nil
+		}
+		rec, err := e.opts.Runs.GetRun(ctx, id)
+		if err != nil {
+			err = e.retryStore(ctx, id, err, "read the record of", id, func() (err error) {
+				rec, err = e.opts.Runs.GetRun(ctx, id)
+				return err
+			})
+		}
+		switch {
+		case err != nil && ctx.Err() != nil && !errors.Is(err, ErrNotFound):
+			return wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s: read its record again", what, id), err, "")
+		case err != nil:
+			return fmt.Errorf("%s run %s: read its record again: %w", what, id, err)
+		}
+		if reason, ok := abandonedReason(rec); ok {
+			return abandonedError(what, id, reason)
+		}
+		return nil
+	}
 }
 
 // resumedBy returns the ID of the run that rec, the record of a run found
