@@ -74,3 +74,29 @@ func TestAnInterruptedRunWithNoEventGetsItsFinalEvent(t *testing.T) {
 		})
 	}
 }
+
+// A run found interrupted already, whose stream the sink no longer holds
+// (expired, or evicted), gets no final event from a later Resume,
+// RerunFailed or Abandon: the call that recorded it interrupted ended its
+// stream, and a lone final event at Seq 1 would be a second one.
+func TestARunFoundInterruptedAlreadyWithNoEventGetsNone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 60)
+		sink := progress.NewMemory(progress.MemoryOptions{})
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
+			Runs: l.runs, Sink: sink})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(ctx)) }()
+		require.NoError(t, l.runs.PutRun(ctx, executor.Record{ID: "crashed", GraphKey: "lecture", Seconds: 60,
+			Status: executor.RunInterrupted, Error: "interrupted: it ended without recording its outcome; resumed by run gone",
+			StartedAt: time.Now().Add(-time.Hour), EndedAt: time.Now().Add(-time.Minute)}))
+		r, err := e.RerunFailed(ctx, l.g, "crashed")
+		require.NoError(t, err)
+		_, err = r.Wait()
+		require.NoError(t, err)
+		n := 0
+		require.NoError(t, sink.Replay(ctx, "crashed", 0, func(progress.Event) error { n++; return nil }))
+		assert.Zero(t, n)
+	})
+}
