@@ -345,3 +345,32 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint <
 	assert.Equal(t, 1, strings.Count(err.Error(), "is not held any more"), "the loss, said once: %v", err)
 	assert.Equal(t, executor.RunCancelled, rep.Record.Status)
 }
+
+// A ctx that ends while ResumeLeftRunning handles the last run it listed
+// gives ctx's cause, as the doc says of a ctx that ends during the call,
+// with the recoveries made until then: before, the cause was checked only
+// before each run, and the call returned nil. Wait of a Recovery that the
+// host built itself returns its Err rather than panicking.
+func TestResumeLeftRunningGivesTheCauseOfACtxEndedAtTheLastRun(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	e := newExecutor(t, s, newProvider().registry())
+	g, err := graph.Build(graph.Lecture(), 20)
+	require.NoError(t, err)
+	leftRunning(t, ctx, s, "last", "k-last", g, time.Now().Add(-time.Minute))
+	cause := errors.New("the host shuts down")
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	recs, err := s.ResumeLeftRunning(cctx, e, func(rec executor.Record) (*graph.Graph, error) {
+		cancel(cause)
+		return nil, cause
+	}, executor.ResumeOptions{})
+	require.ErrorIs(t, err, cause)
+	require.Len(t, recs, 1)
+	assert.Equal(t, pgstore.NotResumed, recs[0].Outcome)
+
+	rep, err := pgstore.Recovery{Outcome: pgstore.Resumed, Err: cause}.Wait()
+	assert.Nil(t, rep)
+	assert.ErrorIs(t, err, cause)
+}

@@ -74,6 +74,9 @@ func (r Recovery) Wait() (*executor.Report, error) {
 	if r.Outcome != Resumed || r.Run == nil {
 		return nil, r.Err
 	}
+	if r.unlockErr == nil { // built by the host, not by ResumeLeftRunning
+		return r.Run.Wait()
+	}
 	rep, err := r.Run.Wait()
 	<-r.unlocked
 	if uerr := *r.unlockErr; uerr != nil && !(errors.Is(uerr, ErrLockLost) && errors.Is(err, ErrLockLost)) {
@@ -199,6 +202,9 @@ func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 			resumedOf[rec.GraphKey] = r
 		}
 		out = append(out, r)
+	}
+	if ctx.Err() != nil { // during the last run listed
+		return out, fmt.Errorf("pgstore: resume the runs left running: %w", context.Cause(ctx))
 	}
 	return out, nil
 }
