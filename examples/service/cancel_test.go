@@ -12,6 +12,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/internal/testgraph"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sse"
 )
@@ -177,4 +178,40 @@ func TestEventsOfARunEndedWithoutEventsAre204(t *testing.T) {
 	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run left running by a process that died, with a run queued after it
+// by an edit, cancelled by a request to another process: the next start
+// abandoned the run cancelled, and left the run queued after it queued
+// (GET /runs/{run} said "queued", its readers waited) until a later
+// start. As the documentation says of a cancel, the run queued after
+// the one cancelled starts, under the ID its edit was given.
+func TestRunQueuedAfterARunCancelledInADeadProcessStarts(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the runs
+	leaks := h.leaks
+	c := startChild(t, pg, rd, time.Hour)
+	var running, queued started
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
+	require.Equal(t, running.RunID, queued.QueuedAfter)
+	firstEvent(t, c.harness, running.RunID) // see TestCancelledRunOfADeadProcessIsNotResumed
+	c.kill()
+	waitUnlocked(t, pg, h.s.store, "k")
+	var answer started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+running.RunID+"/cancel", "", &answer))
+	require.NoError(t, h.shutdown())
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	assert.Equal(t, "interrupted", h.getRecord(running.RunID).Status, "the run cancelled is not resumed")
+	assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, queued.RunID, h.follow(queued.RunID, "")),
+		"the run queued after it starts")
+	v := h.getRun(queued.RunID)
+	assert.Equal(t, "succeeded", v.Status)
+	assert.Empty(t, v.Record.Resumes, "it resumes nothing: the run before it was cancelled")
+	_, ok, err := h.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the row is deleted once the run has started")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, leaks)
 }

@@ -52,8 +52,9 @@
 //     interrupted, not resumed, so that it is not found again. A run
 //     that the dead process had queued after one it ran is not lost: the
 //     resume of the run before it is made under the queued run's ID (its
-//     record names the run it resumes), or, if that run had ended, the
-//     queued run starts under its ID, as a run of the lecture's length;
+//     record names the run it resumes), or, if that run had ended or is
+//     abandoned now (a request cancelled it, or no template builds its
+//     graph), the queued run starts under its ID, as a run of the lecture's length;
 //     either makes what its edits affect, and its readers get it. Past
 //     -max-runs the rest wait for a later start.
 //   - Progress: the executor's Sink is a progress.Fanout of a

@@ -1266,7 +1266,8 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // holds is running there, and is left to it. A run that a process which
 // died had queued after another is not lost: it resumes the run before
 // it (see recoverRun), or starts (see recoverQueued). A run whose cancel
-// was requested is ended rather than resumed. Past -max-runs, the rest
+// was requested is ended rather than resumed, and the run queued after
+// it then starts. Past -max-runs, the rest
 // are left for a later start. It returns an error only if the runs
 // cannot be listed.
 func (s *service) recoverRuns(ctx context.Context) error {
@@ -1310,6 +1311,10 @@ func (s *service) recoverRuns(ctx context.Context) error {
 	for _, rec := range running {
 		resumable[rec.ID] = true
 	}
+	// The runs that ended, read again under their lecture's lock, rather
+	// than be resumed (abandoned, for a request cancelled them; resumed or
+	// ended meanwhile elsewhere): the run queued after one of them starts.
+	ended := map[string]bool{}
 	for _, rec := range running {
 		s.mu.Lock()
 		full := len(s.lectures) >= s.maxRuns()
@@ -1325,10 +1330,12 @@ func (s *service) recoverRuns(ctx context.Context) error {
 			}
 			continue
 		}
-		s.recoverRun(ctx, rec, next[rec.ID])
+		if s.recoverRun(ctx, rec, next[rec.ID]) {
+			ended[rec.ID] = true
+		}
 	}
 	for _, q := range orphans {
-		if resumable[q.after] {
+		if resumable[q.after] && !ended[q.after] {
 			continue // resumed under its ID, or left with the run it waits for
 		}
 		s.mu.Lock()
@@ -1373,17 +1380,21 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 // recoverRun resumes run rec, if its lecture's lock is free and, read
 // again under the lock, it is still to resume: under the ID queued, if
 // not "", of the run that a process that died queued after it (its
-// edits are made too), or else under a new one.
-func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued string) {
+// edits are made too), or else under a new one. It reports whether the
+// run has ended without that resume: abandoned (a request cancelled it,
+// or no template builds its graph), or found resumed or ended
+// meanwhile; the run queued after it, if any, is then to start (see
+// recoverQueued).
+func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued string) (ended bool) {
 	log := s.logger.With("run", rec.ID, "lecture", rec.GraphKey, "status", rec.Status)
 	lock, err := s.tryLock(ctx, rec.GraphKey)
 	if errors.Is(err, errBusy) {
 		log.Info("run not resumed: a live run of its lecture holds the lecture's lock")
-		return
+		return false
 	}
 	if err != nil {
 		log.Warn("run not resumed", "err", err)
-		return
+		return false
 	}
 	resumed := false
 	defer func() {
@@ -1394,25 +1405,25 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 	// Another process may have resumed it before this one took the lock.
 	if rec, err = s.store.GetRun(ctx, rec.ID); err != nil {
 		log.Warn("run not resumed", "err", err)
-		return
+		return false
 	}
 	why, ok, err := s.toResume(ctx, rec)
 	if err != nil {
 		log.Warn("run not resumed", "err", err)
-		return
+		return false
 	}
 	if !ok {
-		return // resumed, or ended, meanwhile, or a later run came after
+		return true // resumed, or ended, meanwhile, or a later run came after
 	}
 	if s.cancelRequested(ctx, rec.ID) {
 		// Cancelled by a request after its process died: ended for good.
 		if err := s.exec.Abandon(ctx, rec.ID, errCancelledByRequest.Error()); err != nil {
 			log.Warn("run cancelled by a request not abandoned", "err", err)
-			return
+			return false
 		}
 		log.Info("run not resumed: a request cancelled it; abandoned")
 		s.clearCancel(rec.ID)
-		return
+		return true
 	}
 	g, err := executor.GraphOf(rec, graph.Options{}, graph.Lecture())
 	if err != nil {
@@ -1422,8 +1433,9 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 		log.Error("run not resumed: no template builds its graph; it is abandoned", "err", err)
 		if err := s.exec.Abandon(ctx, rec.ID, "examples/service has no template for its graph"); err != nil {
 			log.Warn("abandon run", "err", err)
+			return false
 		}
-		return
+		return true
 	}
 	runID := queued
 	if runID == "" {
@@ -1434,13 +1446,14 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 	s.mu.Unlock()
 	if err != nil {
 		log.Warn("run not resumed", "err", err)
-		return
+		return false
 	}
 	resumed = true // the run's now, or next's, which unlocks it
 	log.Info("resuming run", "by", runID, "why", why)
 	if err := s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID); err == nil && queued != "" {
 		s.unqueued(queued)
 	} // ended logs a failure
+	return false
 }
 
 // recoverQueued starts run q, queued by a process that died before it
