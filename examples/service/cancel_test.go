@@ -215,3 +215,44 @@ func TestRunQueuedAfterARunCancelledInADeadProcessStarts(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// A run queued by an edit after a run of a process that died, cancelled
+// by a request to another process, the run before it not: the next start
+// resumed that run under the queued run's ID, then carried the cancel
+// out on the resume, so that the run no request cancelled was never
+// resumed. The queued run is now recorded as cancelled by the request,
+// its stream ending with a run.cancelled, and the run before it is
+// resumed under an ID of its own.
+func TestCancelOfAQueuedRunOfADeadProcessSparesTheRunBefore(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the runs
+	leaks := h.leaks
+	c := startChild(t, pg, rd, time.Hour)
+	var running, queued started
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
+	firstEvent(t, c.harness, running.RunID)
+	c.kill()
+	waitUnlocked(t, pg, h.s.store, "k")
+	var answer started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+queued.RunID+"/cancel", "", &answer))
+	require.NoError(t, h.shutdown())
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	events := h.followAll(queued.RunID)
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	assert.Equal(t, progress.RunCancelled, events[0].Type)
+	v := h.getRecord(queued.RunID)
+	assert.Equal(t, "cancelled", v.Status)
+	assert.Contains(t, v.Record.Error, errCancelledByRequest.Error())
+	assert.Empty(t, v.Record.Resumes, "the queued run resumes nothing")
+	var resume executor.Record
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		resume = newestRun(t, h.s.store, "k")
+		return resume.Status != executor.RunRunning && resume.ID != queued.RunID
+	}, time.Minute, 10*time.Millisecond, "the run before the queued one is resumed")
+	assert.Equal(t, running.RunID, resume.Resumes)
+	assert.Equal(t, executor.RunSucceeded, resume.Status, "%s", resume.Error)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, leaks)
+}

@@ -135,7 +135,8 @@
 //	    process of the service is cancelled by that process, which reads
 //	    the cancels saved for its runs every 500 ms; one left running by
 //	    a process that died is recorded as interrupted by the next start,
-//	    not resumed. A run queued after the one cancelled then starts
+//	    not resumed, and one that it had queued is recorded as cancelled
+//	    then (the run before it, if left running, is resumed). A run queued after the one cancelled then starts
 //	    (cancel it too, if need be); the edits of a queued run cancelled
 //	    stand, and the lecture's next run makes what they affect. 409 for
 //	    a run that has ended; 503, with Retry-After, while the run starts

@@ -1380,7 +1380,8 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 // recoverRun resumes run rec, if its lecture's lock is free and, read
 // again under the lock, it is still to resume: under the ID queued, if
 // not "", of the run that a process that died queued after it (its
-// edits are made too), or else under a new one. It reports whether the
+// edits are made too), unless a request cancelled that run (it is
+// recorded as cancelled then), or else under a new one. It reports whether the
 // run has ended without that resume: abandoned (a request cancelled it,
 // or no template builds its graph), or found resumed or ended
 // meanwhile; the run queued after it, if any, is then to start (see
@@ -1436,6 +1437,14 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 			return false
 		}
 		return true
+	}
+	if queued != "" && s.cancelRequested(ctx, queued) {
+		// The run queued after it was cancelled by a request after its
+		// process died, not the run itself: the one is recorded so, and
+		// the other resumed under an ID of its own.
+		s.shelve(rec.GraphKey, queued, rec.ID, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect")
+		s.clearCancel(queued)
+		queued = ""
 	}
 	runID := queued
 	if runID == "" {
