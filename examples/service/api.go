@@ -536,9 +536,12 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 // cancelRun is POST /runs/{run}/cancel: it cancels a run that this
 // process runs, or has queued, with errCancelledByRequest as the cause,
 // and answers 202 {"runId", "events"}: the run's stream ends with a
-// run.cancelled, and its record says why. A run of another process is
-// answered 409 (cancel it there), as is a run that has ended; an unknown
-// one 404; during the shutdown, which cancels the runs, 503.
+// run.cancelled, and its record says why. The cancel of a run that
+// another process runs or has queued, or that a process left for the
+// next start to resume (left running, or cancelled by a shutdown), is
+// saved for that process, or that start (see cancelElsewhere): 202 too.
+// A run that has ended is answered 409; an unknown one 404; during the
+// shutdown, which cancels the runs, 503.
 func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
@@ -575,13 +578,24 @@ func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
 	case rec.Status == executor.RunRunning:
 		s.cancelElsewhere(w, r, runID)
 	default:
-		httpError(w, http.StatusConflict, fmt.Errorf("run %q has ended: %s", runID, rec.Status))
+		// A run that a shutdown cancelled has not ended for good: the
+		// next start resumes it, unless its cancel is saved.
+		_, resumable, err := s.toResume(r.Context(), rec)
+		switch {
+		case err != nil:
+			s.internalError(w, r, fmt.Sprintf("reading the runs of lecture %q", rec.GraphKey), err)
+		case resumable:
+			s.cancelElsewhere(w, r, runID)
+		default:
+			httpError(w, http.StatusConflict, fmt.Errorf("run %q has ended: %s", runID, rec.Status))
+		}
 	}
 }
 
 // cancelElsewhere saves the cancel of run runID, which another process
 // of the service runs or has queued: that process carries it out within
-// a moment (see pollCancels). 202.
+// a moment (see pollCancels), or, if none does, the next start (see
+// recoverRun). 202.
 func (s *service) cancelElsewhere(w http.ResponseWriter, r *http.Request, runID string) {
 	if err := s.params.requestCancel(r.Context(), runID); err != nil {
 		s.internalError(w, r, fmt.Sprintf("saving the cancel of run %q", runID), err)

@@ -256,3 +256,37 @@ func TestCancelOfAQueuedRunOfADeadProcessSparesTheRunBefore(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// A run that a shutdown cancelled is resumed by the next start: it has
+// not ended for good. Its cancel, asked of another process meanwhile,
+// was answered 409 "has ended: cancelled", and the next start resumed it
+// all the same. The cancel is now saved (202), and the next start
+// records the run as cancelled by the request rather than resume it, as
+// do the starts after it.
+func TestCancelOfARunAShutdownCancelled(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the run
+	leaks := h2.leaks
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil)
+	var running started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	firstEvent(t, h1, running.RunID)
+	require.NoError(t, h1.shutdown())
+	require.Contains(t, h2.getRecord(running.RunID).Record.Error, errShutdown.Error())
+	var body map[string]string
+	require.Equal(t, http.StatusAccepted, h2.do("POST", "/runs/"+running.RunID+"/cancel", "", &body), "%v", body)
+	require.NoError(t, h2.shutdown())
+
+	for range 2 { // neither the next start nor the one after resumes it
+		h := startServiceOn(t, pg, rd, time.Millisecond, nil)
+		h.s.mu.Lock()
+		assert.Empty(t, h.s.lectures, "the run cancelled is not resumed")
+		h.s.mu.Unlock()
+		v := h.getRecord(running.RunID)
+		assert.Equal(t, "cancelled", v.Status)
+		assert.Contains(t, v.Record.Error, errCancelledByRequest.Error())
+		assert.Equal(t, running.RunID, newestRun(t, h.s.store, "k").ID, "no run of the lecture started")
+		require.NoError(t, h.shutdown())
+	}
+	goleak.VerifyNone(t, leaks)
+}

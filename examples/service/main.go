@@ -136,10 +136,12 @@
 //	    the cancels saved for its runs every 500 ms; one left running by
 //	    a process that died is recorded as interrupted by the next start,
 //	    not resumed, and one that it had queued is recorded as cancelled
-//	    then (the run before it, if left running, is resumed). A run queued after the one cancelled then starts
-//	    (cancel it too, if need be); the edits of a queued run cancelled
-//	    stand, and the lecture's next run makes what they affect. 409 for
-//	    a run that has ended; 503, with Retry-After, while the run starts
+//	    then (the run before it, if left running, is resumed); one that
+//	    a shutdown cancelled, which the next start would resume, is
+//	    recorded as cancelled by the request by that start. A run queued
+//	    after the one cancelled then starts (cancel it too, if need be);
+//	    the edits of a queued run cancelled stand, and the lecture's next
+//	    run makes what they affect. 409 for a run that has ended; 503, with Retry-After, while the run starts
 //	    or ends, and during the shutdown.
 //
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a

@@ -1282,7 +1282,7 @@ func (s *service) recoverRuns(ctx context.Context) error {
 		return fmt.Errorf("list the runs cancelled: %w", err)
 	}
 	for _, rec := range cancelled {
-		if strings.Contains(rec.Error, errShutdown.Error()) {
+		if shutDown(rec) {
 			running = append(running, rec)
 		}
 	}
@@ -1350,6 +1350,13 @@ func (s *service) recoverRuns(ctx context.Context) error {
 	return nil
 }
 
+// shutDown reports whether rec is the record of a run that a shutdown
+// cancelled, and no request since (see recoverRun).
+func shutDown(rec executor.Record) bool {
+	return rec.Status == executor.RunCancelled && strings.Contains(rec.Error, errShutdown.Error()) &&
+		!strings.Contains(rec.Error, errCancelledByRequest.Error())
+}
+
 // toResume reports whether run rec is one to resume, and why: left
 // running, or cancelled by a shutdown and still its lecture's newest run
 // (not one that a later run of the lecture, or a resume of it, came
@@ -1358,7 +1365,7 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 	switch {
 	case rec.Status == executor.RunRunning:
 		return "left running by a process of the service that stopped", true, nil
-	case rec.Status == executor.RunCancelled && strings.Contains(rec.Error, errShutdown.Error()):
+	case shutDown(rec):
 		runs, err := s.store.ListRuns(ctx, rec.GraphKey)
 		if err != nil {
 			return "", false, err
@@ -1415,6 +1422,18 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 	}
 	if !ok {
 		return true // resumed, or ended, meanwhile, or a later run came after
+	}
+	if rec.Status != executor.RunRunning && s.cancelRequested(ctx, rec.ID) {
+		// Cancelled by a shutdown, then by a request: its record says so
+		// from now on, and no start resumes it.
+		rec.Error += "; then " + errCancelledByRequest.Error()
+		if err := s.store.PutRun(ctx, rec); err != nil {
+			log.Warn("run cancelled by a request not recorded so", "err", err)
+			return false
+		}
+		log.Info("run not resumed: a request cancelled it")
+		s.clearCancel(rec.ID)
+		return true
 	}
 	if s.cancelRequested(ctx, rec.ID) {
 		// Cancelled by a request after its process died: ended for good.
