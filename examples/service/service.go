@@ -600,15 +600,26 @@ func (s *service) tryLockSettled(ctx context.Context, key string) (*pgstore.Grap
 }
 
 // endedElsewhere reports whether the newest run of lecture key has
-// ended, and no run is queued on it: a process that holds its lock is
-// giving it up. A failure to tell is taken for no.
+// ended, and no run is queued on it (a row of a run recorded does not
+// count): a process that holds its lock is giving it up. A failure to
+// tell is taken for no.
 func (s *service) endedElsewhere(ctx context.Context, key string) bool {
 	records, err := s.store.ListRuns(ctx, key)
 	if err != nil || len(records) == 0 || records[len(records)-1].Status == executor.RunRunning {
 		return false
 	}
 	queued, err := s.params.queuedRuns(ctx, key)
-	return err == nil && len(queued) == 0
+	if err != nil {
+		return false
+	}
+	// A row whose run has a record is left over (see startOrQueue): read
+	// after the records, a run that started meanwhile is still queued.
+	for _, q := range queued {
+		if !slices.ContainsFunc(records, func(r executor.Record) bool { return r.ID == q.runID }) {
+			return false
+		}
+	}
+	return true
 }
 
 // unlock gives a lecture's lock up, within unlockTimeout. A lock lost
