@@ -54,7 +54,9 @@
 //     resume of the run before it is made under the queued run's ID (its
 //     record names the run it resumes), or, if that run had ended or is
 //     abandoned now (a request cancelled it, or no template builds its
-//     graph), the queued run starts under its ID, as a run of the lecture's length;
+//     graph), or its resume is refused (another process ran the lecture
+//     since, with a graph of another length), the queued run starts
+//     under its ID, as a run of the lecture's length;
 //     either makes what its edits affect, and its readers get it. Past
 //     -max-runs the rest wait for a later start.
 //   - Progress: the executor's Sink is a progress.Fanout of a

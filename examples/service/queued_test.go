@@ -113,3 +113,37 @@ func TestQueuedRunOfAProcessThatDiedIsStartedAtStart(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// A run left running by a process that died, with a run queued after it,
+// whose lecture another process ran meanwhile with a graph of another
+// length: the next start resumed the run under the queued run's ID, the
+// executor refused the resume (the graph was replaced) and recorded the
+// run as interrupted, and the queued run was left queued, without a
+// record (its readers waited) until a later start ran it. It now starts
+// at once, as a run queued after a run that ended does, under its ID.
+func TestQueuedRunStartsWhenTheRunBeforeCannotBeResumed(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Millisecond, nil) // a live process
+	leaks := h.leaks
+	c := startChild(t, pg, rd, time.Hour)
+	var running, queued, other started
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
+	firstEvent(t, c.harness, running.RunID) // see TestCancelledRunOfADeadProcessIsNotResumed
+	c.kill()
+	waitUnlocked(t, pg, h.s.store, "k")
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/k/runs", `{"seconds": 20}`, &other))
+	requireWholeRun(t, other.RunID, h.follow(other.RunID, ""))
+	require.NoError(t, h.shutdown())
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	assert.Empty(t, requireWholeRun(t, queued.RunID, h.follow(queued.RunID, "")),
+		"the queued run: the other process's run made what its edit affects")
+	assert.Equal(t, "succeeded", h.getRun(queued.RunID).Status)
+	assert.Equal(t, "interrupted", h.getRecord(running.RunID).Status, "the run before it, not resumed")
+	_, ok, err := h.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the row is deleted once the run has started")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, leaks)
+}

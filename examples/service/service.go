@@ -1399,10 +1399,11 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 // again under the lock, it is still to resume: under the ID queued, if
 // not "", of the run that a process that died queued after it (its
 // edits are made too), unless a request cancelled that run (it is
-// recorded as cancelled then), or else under a new one. It reports whether the
-// run has ended without that resume: abandoned (a request cancelled it,
-// or no template builds its graph), or found resumed or ended
-// meanwhile; the run queued after it, if any, is then to start (see
+// recorded as cancelled then), or else under a new one. It reports
+// whether the run has ended without that resume: abandoned (a request
+// cancelled it, or no template builds its graph), found resumed or
+// ended meanwhile, or its resume refused (its graph is no longer its
+// lecture's); the run queued after it, if any, is then to start (see
 // recoverQueued).
 func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued string) (ended bool) {
 	log := s.logger.With("run", rec.ID, "lecture", rec.GraphKey, "status", rec.Status)
@@ -1489,9 +1490,17 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 	}
 	resumed = true // the run's now, or next's, which unlocks it
 	log.Info("resuming run", "by", runID, "why", why)
-	if err := s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID); err == nil && queued != "" {
+	err = s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID)
+	switch {
+	case err == nil && queued != "":
 		s.unqueued(queued)
-	} // ended logs a failure
+	case errors.Is(err, executor.ErrInvalidRequest):
+		// Refused, and recorded as interrupted (its graph is no longer
+		// its lecture's: another process ran the lecture since): it has
+		// ended, and the run queued after it, if any, starts. ended
+		// logged the refusal, and gave the lock up.
+		return true
+	} // ended logs another failure: a later start tries again
 	return false
 }
 
