@@ -1323,8 +1323,9 @@ func (s *service) recoverRuns(ctx context.Context) error {
 		resumable[rec.ID] = true
 	}
 	// The runs that ended, read again under their lecture's lock, rather
-	// than be resumed (abandoned, for a request cancelled them; resumed or
-	// ended meanwhile elsewhere): the run queued after one of them starts.
+	// than be resumed (abandoned, or recorded as cancelled, for a request
+	// cancelled them; resumed or ended meanwhile elsewhere; their resume
+	// refused): the run queued after one of them starts (see recoverRun).
 	ended := map[string]bool{}
 	for _, rec := range running {
 		s.mu.Lock()
