@@ -43,6 +43,7 @@ import (
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/fake"
+	"github.com/regengraph/regen/internal/loopback"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sse"
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			*prefix, redisstream.RunIDPlaceholder, defaultPrefix)
 		return 2
 	}
-	if err := checkLoopback(*addr); err != nil {
+	if err := loopback.Check(*addr); err != nil {
 		fmt.Fprintf(stderr, "progress: %v\n", err)
 		return 2
 	}
@@ -255,23 +256,6 @@ var shutdownGrace = 5 * time.Second
 // followGrace bounds the wait, once a run interrupted by Ctrl-C has
 // ended, for the command's own client to receive its final event.
 var followGrace = 10 * time.Second
-
-// checkLoopback refuses an address that is not HOST:PORT with a loopback
-// HOST and a port the listener takes: the example serves this machine
-// only.
-func checkLoopback(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("-addr %q: want HOST:PORT, such as 127.0.0.1:8080", addr)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-addr %q: want a loopback address, such as 127.0.0.1:8080; the example serves this machine only", addr)
-	}
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("-addr %q: want a port from 0 to 65535, such as 127.0.0.1:8080", addr)
-	}
-	return nil
-}
 
 // checkStream checks a whole run: seq 1..N and a final event last.
 func checkStream(events []progress.Event) error {

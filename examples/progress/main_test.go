@@ -66,6 +66,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-addr", "8080"}, `-addr "8080": want HOST:PORT`},
 		// Once refused by the listener only, exit 1.
 		{[]string{"-addr", "127.0.0.1:99999"}, `-addr "127.0.0.1:99999": want a port from 0 to 65535`},
+		{[]string{"-addr", "127.0.0.1:http"}, `-addr "127.0.0.1:http": want a port from 0 to 65535 in digits`}, // port 80, not what its -h says
 	} {
 		code, out, errOut := runExample(t, tt.args...)
 		assert.Equal(t, 2, code, "%v", tt.args)

@@ -202,6 +202,7 @@ import (
 	"time"
 
 	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/internal/loopback"
 	"github.com/regengraph/regen/progress/redisstream"
 )
 
@@ -277,7 +278,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: every input is a flag", fs.Arg(0))
 	}
-	if err := checkLoopback(c.addr); err != nil {
+	if err := loopback.Check(c.addr); err != nil {
 		return c, err
 	}
 	switch {
@@ -328,24 +329,6 @@ func validPrefix(prefix string) bool {
 		}
 	}
 	return true
-}
-
-// checkLoopback refuses an address that is not HOST:PORT with a loopback
-// HOST: the example serves this machine only.
-func checkLoopback(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("-addr %q: want HOST:PORT, such as 127.0.0.1:8080", addr)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-addr %q: want a loopback address, such as 127.0.0.1:8080; the example serves this machine only", addr)
-	}
-	// Checked here, as the listener would, rather than once the servers
-	// are migrated and the runs left running resumed.
-	if _, err := net.LookupPort("tcp", port); err != nil {
-		return fmt.Errorf("-addr %q: want a port from 0 to 65535, such as 127.0.0.1:8080", addr)
-	}
-	return nil
 }
 
 // run is the command; it returns the exit status. The end of ctx (a

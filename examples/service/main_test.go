@@ -478,6 +478,8 @@ func TestBadFlags(t *testing.T) {
 		// A port that no listener takes: once found only after the
 		// migration and the recovery of the runs left running.
 		{"-addr", "127.0.0.1:99999"}, {"-addr", "127.0.0.1:-1"}, {"-addr", "127.0.0.1:nope"},
+		// A service name, port 80, not "a port from 0 to 65535".
+		{"-addr", "127.0.0.1:http"}, {"-addr", "127.0.0.1:+80"},
 	} {
 		code, out, errOut := runCommand(t, env, args...)
 		assert.Equal(t, 2, code, "%q: %s", args, errOut)
