@@ -75,12 +75,13 @@
 // while it fails), before its readers pass over the gap (counted in
 // [Stats].Skipped, and logged). A reader that connects meanwhile (a
 // browser reconnecting, even one that was the run's last reader) stops at
-// that gap and waits with them, and so does one whose replay finds a gap
-// right after an entry of the stream that the History does not fill yet,
-// before the shared reader has read past it (it is the run's first
-// reader, say), unless the event after the gap is older than HistoryPoll
-// (by its Time): it follows the shared reader from there, which holds the
-// gap for it. A reader past the gap (its Last-Event-ID is above it) gets
+// that gap (or inside it: it resumed from an event of the gap that the
+// History got) and waits with them, and so does one whose replay finds a
+// gap between two entries of the stream, at it or inside it, that the
+// History does not fill yet, before the shared reader has read past it
+// (it is the run's first reader, say), unless the event after the gap is
+// older than HistoryPoll (by its Time): it follows the shared reader from
+// there, which holds the gap for it. A reader past the gap (its Last-Event-ID is above it) gets
 // the entries after it as they come, and a reader that finds another gap
 // (a trimmed run whose History lacks the old part) waits for nothing.
 // Fan a progress.Archive out beside the stream so the archive receives

@@ -234,9 +234,19 @@ func (h *hub) unhold() {
 // holding returns the window's last Seq, right before a gap whose entries
 // after it the hub holds, and false if it holds none.
 func (h *hub) holding() (uint64, bool) {
+	at, _, held := h.heldGap()
+	return at, held
+}
+
+// heldGap is holding, with the Seq of the first entry that the hub holds
+// after the gap (the gap is (at, next)).
+func (h *hub) heldGap() (at, next uint64, held bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.last, h.held && h.err == nil
+	if !h.held || h.err != nil || len(h.ahead) == 0 {
+		return h.last, 0, false
+	}
+	return h.last, h.ahead[0].Seq, true
 }
 
 func (h *hub) setStale(stale bool) {

@@ -165,9 +165,9 @@ type Options struct {
 	// readers pass over the gap, which they see as a jump in Seq.
 	//   - Only readers that have yet to deliver the gap's events wait:
 	//     those that follow the run, those still replaying it, and those
-	//     that connect meanwhile at or before the gap (or before the shared
-	//     reader has read past it, if the event after the gap is younger
-	//     than HistoryPoll).
+	//     that connect meanwhile at, inside or before the gap (or before
+	//     the shared reader has read past it, if the event after the gap
+	//     is younger than HistoryPoll).
 	//   - A reader that resumed past the gap reads on at once: from the
 	//     shared reader, or, past the PageSize entries after the gap that
 	//     the shared reader reads again and again, from Redis itself, once
@@ -1442,14 +1442,15 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 // atHeldGap reports whether a reader whose next entry in the stream is
 // seq, after a gap, has reached the gap that the run's shared reader
 // holds the live entries after, waiting for the History to fill it (see
-// fillGaps): then the reader reads no further from Redis and follows the
-// shared reader, which passes the gap's events on once the History has
-// them, rather than skip them as a reader skips a gap that neither Redis
-// nor the History holds. A reader that reaches any other gap (a trimmed
-// run whose History lacks the old part, say) waits for nothing. It first
+// fillGaps), or is inside it (it resumed from an event of the gap that
+// the History got after the shared reader last asked it): then the
+// reader reads no further from Redis and follows the shared reader,
+// which passes the gap's events on once the History has them, rather
+// than skip them as a reader skips a gap that neither Redis nor the
+// History holds. A reader that reaches any other gap (a trimmed run
+// whose History lacks the old part, say) waits for nothing. It first
 // delivers from the History the events that directly follow the reader's
-// last one, up to the shared reader's gap, and returns the History's
-// error.
+// last one, and returns the History's error.
 func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Cursor, seq uint64) (bool, error) {
 	s.mu.Lock()
 	h := s.hubs[runID]
@@ -1457,30 +1458,31 @@ func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Curs
 	if h == nil {
 		return false, nil
 	}
-	at, held := h.holding()
-	if !held || at < cur.Last() || at+1 >= seq {
+	at, next, held := h.heldGap()
+	if !held || cur.Last() >= next || at+1 >= seq {
 		return false, nil
 	}
-	if at > cur.Last() {
+	if at != cur.Last() {
 		if err := cur.FillContiguous(ctx); err != nil {
 			return false, err
 		}
 	}
-	return cur.Last() == at, nil
+	return cur.Last() >= at && cur.Last()+1 < seq, nil
 }
 
 // atLiveGap reports whether a reader whose next entry in the stream is
-// e, after a gap that starts right after an entry of the stream (prev,
-// the entry before e in the reader's page, or one that it looks up),
-// has reached a gap in the live entries that the History does not fill
-// yet: Redis refused a batch (which went to a progress.Buffered's
+// e, after a gap between two entries of the stream (prev, the entry
+// before e in the reader's page, or one at or before the reader's last
+// event that it looks up: a reader that resumed inside the gap, from an
+// event of it that the History got, is in it too), has reached a gap in
+// the live entries that the History does not fill yet: Redis refused a batch (which went to a progress.Buffered's
 // fallback) and took the next, and the History, behind a Buffered of its
 // own, may get the missing events a moment later. Then the reader reads
 // no further from Redis and follows the run's shared reader, which holds
 // the entries after the gap for it up to HistoryPoll (see fillGaps),
 // whether it runs already or the reader starts it, rather than skip the
-// gap's events at once. A gap that does not start after an entry of the
-// stream (trimmed, expired, lost with a Redis restart) is not waited for,
+// gap's events at once. A gap below the stream's first entry (trimmed,
+// expired, lost with a Redis restart) is not waited for,
 // nor one whose next event e is older than HistoryPoll (by its Time): the
 // History has had that long to fill it (a finished run whose History
 // never got the gap's events), and each new reader would wait again.
@@ -1497,12 +1499,14 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	if cur.Last()+1 >= seq || prev == last {
 		return cur.Last()+1 < seq, nil
 	}
-	// Was the reader's last event, before the gap, an entry of the stream?
+	// Has the stream an entry at or before the reader's last event (the
+	// reader is at or inside a gap between two entries), or is the gap
+	// below its first entry (trimmed, or lost with a restart)?
 	key := s.Key(runID)
 	if !s.takeRead(ctx) {
 		return false, context.Cause(ctx)
 	}
-	msgs, err := s.client.XRangeN(ctx, key, entryID(last), entryID(last), 1).Result()
+	msgs, err := s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
 	<-s.reads
 	if err != nil {
 		return false, &redisError{fmt.Errorf("redisstream: xrange %s: %w", key, err)}

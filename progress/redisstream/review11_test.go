@@ -1,0 +1,107 @@
+package redisstream_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// readerCtx marks the context of a reader started through marked: the
+// History tells its reads apart from the run's shared reader's.
+type readerCtx struct{}
+
+// marked is a Source whose Tail calls mark their context (readerCtx).
+type marked struct{ *redisstream.Stream }
+
+func (m marked) Tail(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	return m.Stream.Tail(context.WithValue(ctx, readerCtx{}, true), runID, after, fn)
+}
+
+// view is a History that counts the reads after seq of readers started
+// through marked, and, until fresh is set, shows those readers only the
+// events up to readerTop and the run's shared reader only those up to
+// hubTop (0: all): its answers are a moment old.
+type view struct {
+	progress.History
+	seq               uint64
+	n                 atomic.Int64
+	readerTop, hubTop uint64
+	fresh             atomic.Bool
+}
+
+func (h *view) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	reader := ctx.Value(readerCtx{}) != nil
+	if reader && after == h.seq {
+		defer h.n.Add(1)
+	}
+	top := h.hubTop
+	if reader {
+		top = h.readerTop
+	}
+	if top == 0 || h.fresh.Load() {
+		return h.History.Replay(ctx, runID, after, fn)
+	}
+	return h.History.Replay(ctx, runID, after, func(e progress.Event) error {
+		if e.Seq > top {
+			return nil
+		}
+		return fn(e)
+	})
+}
+
+// A reader that resumes inside a gap in the live entries (its
+// Last-Event-ID is 6, which it got from the History, between 5 and 8,
+// two entries of the stream) waits for the rest of the gap (7) as a
+// reader at the gap does, rather than skip it at once: while the run's
+// shared reader holds the gap, not having seen the History's 6 yet, and
+// as the run's first reader, which the shared reader then holds the gap
+// for.
+func TestReaderInsideALiveGapWaitsForItsRest(t *testing.T) {
+	for _, held := range []bool{true, false} {
+		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
+			mem := progress.NewMemoryHistory()
+			h := &view{History: mem, seq: 6, readerTop: 6, hubTop: 5}
+			asks := &replaysAfter{History: h, seq: 5}
+			s, _ := newStream(t, redisstream.Options{History: asks, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+			ctx := context.Background()
+			run := sinktest.RunID(t)
+			all := recent(sinktest.Events(run, 1, 10))
+			require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+			var below *sinktest.Tailer
+			if held {
+				below = sinktest.StartTail(t, s, run, 0)
+				below.Expect(t, sinktest.Span(1, 5))
+				require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+				asks.n.Store(0)
+			}
+			require.NoError(t, s.Publish(ctx, all[7:]...))
+			if held {
+				require.Eventually(t, func() bool { return asks.n.Load() >= 2 }, 10*time.Second, time.Millisecond,
+					"the shared reader holds the entries after 5")
+			}
+			require.NoError(t, mem.Append(ctx, all[5]))
+			inside := sinktest.StartTail(t, marked{s}, run, 6)
+			// It asked the History after 6 (for 7, which it lacks)
+			// twice: it decided whether to wait, and skipped 7 if not.
+			require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+			require.NoError(t, mem.Append(ctx, all[6:]...))
+			h.fresh.Store(true)
+			inside.Expect(t, sinktest.Span(7, 10))
+			inside.Stop(t, context.Canceled)
+			if held {
+				below.Expect(t, sinktest.Span(6, 10))
+				below.Stop(t, context.Canceled)
+			}
+			assert.Zero(t, s.Stats().Skipped)
+		})
+	}
+}
