@@ -71,9 +71,10 @@
 // progress.Buffered of its own), so the shared reader waits up to
 // [Options].HistoryPoll (for each gap) for it to fill such a gap that
 // one of the run's readers needs (one that follows the run, or is still
-// replaying it below the gap), asking it again every RetryDelay (also
-// while it fails), before its readers pass over the gap (counted in
-// [Stats].Skipped, and logged). A reader that connects meanwhile (a
+// replaying it below the gap), or that one may reconnect at (the event
+// after the gap is younger than HistoryPoll), asking it again every
+// RetryDelay (also while it fails), before its readers pass over the gap
+// (counted in [Stats].Skipped, and logged). A reader that connects meanwhile (a
 // browser reconnecting, even one that was the run's last reader) stops at
 // that gap (or inside it: it resumed from an event of the gap that the
 // History got) and waits with them, and so does one whose replay finds a

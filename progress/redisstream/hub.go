@@ -572,8 +572,8 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 // progress.Buffered of its own, may get the missing events a moment after
 // Redis got the later ones: it returns the events up to the first gap
 // that the History did not fill and that a reader following the hub has
-// yet to deliver, and the Seq before the gap as the entry ID to read on
-// from, with the events after the gap that it holds (ahead, nil when it
+// yet to deliver, or that is young (see heldGap), and the Seq before the
+// gap as the entry ID to read on from, with the events after the gap that it holds (ahead, nil when it
 // holds none), so that the hub asks again, and passes over the
 // gap right after from (pass) only once it has waited HistoryPoll for
 // it; a later gap is then held in its turn. It returns at most a window's worth
@@ -654,15 +654,17 @@ func (s *Stream) fillGaps(ctx context.Context, h *hub, from, last uint64, events
 }
 
 // heldGap finds the first gap among events, which follow the entry ID
-// from, that a reader following h has yet to deliver: the hub holds the
-// events from index k on, and reads on from prev, the Seq before the gap.
-// pass passes over the gap right after from, which the hub held at for
-// HistoryPoll; a later one, whose entries may have reached Redis a moment
-// ago, is held in its turn.
+// from, that a reader of h's run has yet to deliver, or that a reader may
+// yet connect at (the event after it is younger than HistoryPoll, by its
+// Time: a browser that left at the gap reconnects, while readers past the
+// gap follow the run): the hub holds the events from index k on, and
+// reads on from prev, the Seq before the gap. pass passes over the gap
+// right after from, which the hub held at for HistoryPoll; a later one,
+// whose entries may have reached Redis a moment ago, is held in its turn.
 func (s *Stream) heldGap(h *hub, from uint64, events []progress.Event, pass bool) (k int, prev uint64, held bool) {
 	prev = from
 	for k, e := range events {
-		if e.Seq > prev+1 && !(pass && prev == from) && s.followerNeeds(h, e.Seq-1) {
+		if e.Seq > prev+1 && !(pass && prev == from) && (time.Since(e.Time) < s.poll || s.followerNeeds(h, e.Seq-1)) {
 			return k, prev, true
 		}
 		prev = e.Seq

@@ -105,3 +105,46 @@ func TestReaderInsideALiveGapWaitsForItsRest(t *testing.T) {
 		})
 	}
 }
+
+// When the reader that the run's shared reader held a gap for leaves
+// while another reader, past the gap, follows the run, the shared
+// reader does not pass over the gap at once: a browser that reconnects
+// at the gap a moment later waits for the History to fill it, as it
+// would had no other reader followed the run.
+func TestHoldOutlivesItsReaderBesideAReaderPastIt(t *testing.T) {
+	x := holdingRecent(t)
+	past := sinktest.StartTail(t, x.s, x.run, 7)
+	past.Expect(t, sinktest.Span(8, 10))
+	x.tl.Stop(t, context.Canceled)
+	// The shared reader asks the History again with no reader below the
+	// gap.
+	n := x.h.n.Load()
+	require.Eventually(t, func() bool { return x.h.n.Load() > n+1 }, 10*time.Second, time.Millisecond,
+		"the shared reader asks the History again for the gap (it passed over it if not)")
+	back := sinktest.StartTail(t, x.s, x.run, 5)
+	require.NoError(t, x.mem.Append(context.Background(), x.all[5:]...))
+	back.Expect(t, sinktest.Span(6, 10))
+	back.Stop(t, context.Canceled)
+	past.Stop(t, context.Canceled)
+	assert.Zero(t, x.s.Stats().Skipped)
+}
+
+// holdingRecent is holding(t, time.Hour, 10, 10) with events whose Time
+// is now.
+func holdingRecent(t *testing.T) *hold {
+	t.Helper()
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 10))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	return &hold{s: s, h: h, mem: mem, run: run, all: all, tl: tl}
+}

@@ -174,7 +174,10 @@ type Options struct {
 	//     every RetryDelay.
 	//   - When the last reader that waits leaves, the hold goes on, for no
 	//     reader, until the History fills the gap or HistoryPoll passes, so
-	//     that a browser that reconnects at the gap waits too.
+	//     that a browser that reconnects at the gap waits too; and so
+	//     does a hold that no reader waits for, because the readers that
+	//     follow the run are past the gap, while the event after the gap
+	//     is younger than HistoryPoll (by its Time).
 	//   - Each gap is held once: a later gap is held in its turn.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
