@@ -82,7 +82,9 @@
 // History does not fill yet, before the shared reader has read past it
 // (it is the run's first reader, say), unless the event after the gap is
 // older than HistoryPoll (by its Time): it follows the shared reader from
-// there, which holds the gap for it. A reader past the gap (its Last-Event-ID is above it) gets
+// there, which holds the gap for it (or, if the shared reader is past the
+// gap already, asks the History itself every RetryDelay, up to
+// HistoryPoll). A reader past the gap (its Last-Event-ID is above it) gets
 // the entries after it as they come, and a reader that finds another gap
 // (a trimmed run whose History lacks the old part) waits for nothing.
 // Fan a progress.Archive out beside the stream so the archive receives

@@ -148,3 +148,62 @@ func holdingRecent(t *testing.T) *hold {
 	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
 	return &hold{s: s, h: h, mem: mem, run: run, all: all, tl: tl}
 }
+
+// A reader whose replay stops at a gap in the live entries that the
+// History does not fill yet, below the window of the run's shared
+// reader (which started above the gap, for a reader that resumed past
+// it), neither waits for the run's next event nor skips the entries
+// after the gap that Redis holds: it gets the gap's events once the
+// History has them, and the entries after it from Redis.
+func TestReaderAtALiveGapBelowTheSharedReader(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &view{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 12))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	require.NoError(t, s.Publish(ctx, all[7:10]...))
+	ahead := sinktest.StartTail(t, s, run, 10)
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	below := sinktest.StartTail(t, marked{s}, run, 0)
+	below.Expect(t, sinktest.Span(1, 5))
+	// It asked the History after 5 in its replay and again as it
+	// followed the shared reader: it waits at the gap.
+	require.Eventually(t, func() bool { return h.n.Load() >= 4 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, mem.Append(ctx, all[5:7]...))
+	below.Expect(t, sinktest.Span(6, 10))
+	require.NoError(t, s.Publish(ctx, all[10:]...))
+	below.Expect(t, sinktest.Span(11, 12))
+	ahead.Expect(t, sinktest.Span(11, 12))
+	below.Stop(t, context.Canceled)
+	ahead.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
+}
+
+// The reader of TestReaderAtALiveGapBelowTheSharedReader waits for the
+// History up to HistoryPoll by its own clock, not by the events' Time: a
+// publisher whose clock is an hour ahead does not make it wait an hour
+// for a gap that the History never fills. It then passes over the gap.
+func TestReaderAtALiveGapBelowTheSharedReaderWithSkewedTimes(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: mem, HistoryPoll: 200 * time.Millisecond, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 12)
+	for i := range all {
+		all[i].Time = time.Now().Add(time.Hour)
+	}
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	require.NoError(t, s.Publish(ctx, all[7:10]...))
+	ahead := sinktest.StartTail(t, s, run, 10)
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	below := sinktest.StartTail(t, s, run, 0)
+	below.Expect(t, []uint64{1, 2, 3, 4, 5, 8, 9, 10})
+	require.NoError(t, s.Publish(ctx, all[10:]...))
+	below.Expect(t, sinktest.Span(11, 12))
+	ahead.Expect(t, sinktest.Span(11, 12))
+	below.Stop(t, context.Canceled)
+	ahead.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(2), s.Stats().Skipped)
+}

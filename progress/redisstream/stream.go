@@ -178,6 +178,10 @@ type Options struct {
 	//     does a hold that no reader waits for, because the readers that
 	//     follow the run are past the gap, while the event after the gap
 	//     is younger than HistoryPoll (by its Time).
+	//   - A reader that waits at a gap below everything that the shared
+	//     reader holds (it started above the gap, for a reader that
+	//     resumed past it) asks the History itself, and Redis, once every
+	//     RetryDelay, up to HistoryPoll by its own clock.
 	//   - Each gap is held once: a later gap is held in its turn.
 	HistoryPoll time.Duration
 	// MaxBlockingReads caps how many runs' reading goroutines block in
@@ -932,7 +936,7 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 	cur.OnSkip(s.skipFunc(runID))
 	pos := after
 	for {
-		next, short, err := s.page(ctx, runID, nil, cur, pos)
+		next, short, _, err := s.page(ctx, runID, nil, cur, pos)
 		if err != nil {
 			if de := (*deliverError)(nil); errors.As(err, &de) {
 				return de.err
@@ -1010,7 +1014,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 
 	// Replay what is stored.
 	for {
-		next, short, err := s.page(ctx, runID, r, t.cur, t.pos)
+		next, short, _, err := s.page(ctx, runID, r, t.cur, t.pos)
 		if err != nil {
 			if err := t.b.wait(ctx, err); err != nil {
 				return err
@@ -1085,6 +1089,11 @@ type tail struct {
 	cur   *progress.Cursor
 	b     *backoff
 	pos   uint64 // the last entry ID (as a Seq) read from Redis, or past it
+	// gapAt is the reader's last Seq when it found a gap in the live
+	// entries below the window of the run's shared reader, and gapSince
+	// when: it waits for the History up to HistoryPoll (see waitGap).
+	gapAt    uint64
+	gapSince time.Time
 }
 
 // fill reads the History's events that follow the last delivered one, up
@@ -1201,7 +1210,7 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 		}
 		if t.pos < base {
 			// Behind the hub's window: read Redis directly up to it.
-			next, short, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
+			next, short, stopped, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
 			if err != nil {
 				if err := t.b.wait(ctx, err); err != nil {
 					return err
@@ -1210,6 +1219,17 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			}
 			t.b.reset()
 			t.pos = next
+			if stopped && t.cur.Last() < base {
+				// At a gap in the live entries below the window, which
+				// the shared reader, past it, does not hold: wait for
+				// the History here. (At a gap in the window or after
+				// it, the reader follows the shared reader, which holds
+				// the gap.)
+				if err := t.waitGap(ctx); err != nil {
+					return err
+				}
+				continue
+			}
 			if short {
 				// Redis has nothing more below the window: what it
 				// lacks there is in the History, or nowhere.
@@ -1246,7 +1266,7 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			// Past what the hub holds after a gap, and the stream has
 			// more: read it directly, as the hub reads from the gap.
 			last := t.cur.Last()
-			next, _, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
+			next, _, _, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
 			if err != nil {
 				if err := t.b.wait(ctx, err); err != nil {
 					return err
@@ -1266,6 +1286,35 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 				return context.Cause(ctx)
 			}
 		}
+	}
+}
+
+// waitGap waits for the History to fill the gap in the live entries
+// right after the reader's last event, below the window of the run's
+// shared reader, which is past the gap and so does not hold it: it
+// returns after RetryDelay, so that the reader reads the page after its
+// last event again (asking the History again), up to HistoryPoll from
+// when the reader reached the gap (the wait starts again when the
+// History fills a part of it). Then it returns at once, and the reader
+// passes over the gap.
+func (t *tail) waitGap(ctx context.Context) error {
+	if last := t.cur.Last(); t.gapSince.IsZero() || t.gapAt != last {
+		t.gapAt, t.gapSince = last, time.Now()
+	}
+	left := t.s.poll - time.Since(t.gapSince)
+	if left <= 0 {
+		t.r.pass = t.gapAt
+		return nil
+	}
+	timer := time.NewTimer(min(t.s.retryDelay, left))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.s.ctx.Done():
+		return ErrClosed
 	}
 }
 
@@ -1379,16 +1428,19 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 
 // page reads one XRANGE page of entries after pos and delivers them. It
 // returns the ID (as a Seq) of the last entry read, or pos, and whether
-// the page was short: then the stream had nothing more when it was read.
-func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (uint64, bool, error) {
+// the page was short: then the stream had nothing more when it was read,
+// or it stopped at a gap that the reader waits for (see atHeldGap and
+// atLiveGap); and whether it stopped at a gap in the live entries that
+// the run's shared reader does not hold yet (see atLiveGap).
+func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (_ uint64, short, stopped bool, err error) {
 	key := s.Key(runID)
 	if !s.takeRead(ctx) {
-		return pos, false, context.Cause(ctx)
+		return pos, false, false, context.Cause(ctx)
 	}
 	msgs, err := s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
 	<-s.reads
 	if err != nil {
-		return pos, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
+		return pos, false, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
 	}
 	if r != nil && len(msgs) > 0 {
 		// The whole page has been read, whatever its delivery will take:
@@ -1404,7 +1456,7 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		if foreignID(m.ID) {
 			// Another writer's entry: no event of the run follows it.
 			s.parse(runID, m) // counted and logged as corrupt
-			return pos, true, nil
+			return pos, true, false, nil
 		}
 		e, seq, err := s.parse(runID, m)
 		if err != nil {
@@ -1413,19 +1465,21 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 		if r != nil && e.Seq > cur.Last()+1 {
 			held, err := s.atHeldGap(ctx, runID, cur, e.Seq)
-			if err == nil && !held {
+			live := false
+			if err == nil && !held && r.pass != cur.Last() {
 				held, err = s.atLiveGap(ctx, runID, cur, e, prev)
+				live = held
 			}
 			if err != nil {
 				if isHistoryError(err) || isRedisError(err) {
-					return pos, false, err // a Tail waits for it
+					return pos, false, false, err // a Tail waits for it
 				}
-				return pos, false, &deliverError{err}
+				return pos, false, false, &deliverError{err}
 			}
 			if held {
 				// Read no further: the reader follows the shared
 				// reader from here.
-				return pos, true, nil
+				return pos, true, live, nil
 			}
 		}
 		prev = seq
@@ -1434,12 +1488,12 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 			if isHistoryError(err) {
 				// Filling a gap: a Tail waits for the History with
 				// backoff, and reads the page again.
-				return pos, false, err
+				return pos, false, false, err
 			}
-			return pos, false, &deliverError{err}
+			return pos, false, false, &deliverError{err}
 		}
 	}
-	return pos, int64(len(msgs)) < s.pageSize, nil
+	return pos, int64(len(msgs)) < s.pageSize, false, nil
 }
 
 // atHeldGap reports whether a reader whose next entry in the stream is
@@ -1651,6 +1705,10 @@ type reader struct {
 	delivered atomic.Uint64 // last Seq delivered
 	head      atomic.Uint64 // highest Seq read from Redis directly
 	hub       atomic.Pointer[hub]
+	// pass is the reader's last Seq when it gave up waiting for the gap
+	// in the live entries after it (see tail.waitGap): its page passes
+	// over that gap. Only its Tail's goroutine uses it.
+	pass uint64
 }
 
 func (r *reader) seen(seq uint64) {
