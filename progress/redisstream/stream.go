@@ -227,8 +227,7 @@ type Stats struct {
 	// Runs is the number of runs with a reading goroutine (one per run
 	// with readers short of its final event, whatever their number; and,
 	// up to HistoryPoll, one per run whose last reader left while that
-	// goroutine held the entries after a gap for it, see
-	// [Options].HistoryPoll).
+	// goroutine held the entries after a gap, see [Options].HistoryPoll).
 	Runs int
 	// Lag is how many events the furthest-behind reader has yet to
 	// deliver, of those its stream is known to hold.
