@@ -224,6 +224,19 @@ func (h *hub) add(events []progress.Event, last uint64, limit int, ahead []progr
 	h.notify = make(chan struct{})
 }
 
+// passHold ends a hold whose entries after the gap are gone from the
+// stream: the window takes the entries that it holds, over the gap.
+func (h *hub) passHold(limit int) {
+	h.mu.Lock()
+	ahead := h.ahead
+	h.mu.Unlock()
+	if len(ahead) == 0 {
+		h.unhold()
+		return
+	}
+	h.add(ahead, ahead[len(ahead)-1].Seq, limit, nil)
+}
+
 // unhold records that the hub holds no entries after a gap.
 func (h *hub) unhold() {
 	h.mu.Lock()
@@ -300,6 +313,13 @@ func (h *hub) polling() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.finalSeq == 0 || h.last < h.finalSeq
+}
+
+// idle reports whether no reader refers to h.
+func (h *hub) idle(s *Stream) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return h.refs == 0
 }
 
 // endIdleHold stops h if no reader refers to it any more, when its hold
@@ -394,6 +414,17 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			if b.reset() {
 				polled = time.Time{} // Redis is back: read what it missed
 			}
+			if !holdSince.IsZero() && time.Since(holdSince) >= s.poll {
+				// The entries after the held gap are gone from the
+				// stream (it expired, or Redis restarted without
+				// persistence): the hold ends as one that lasted
+				// HistoryPoll does, over the gap.
+				h.passHold(s.hubBuffer)
+				holdSince = time.Time{}
+				if s.endIdleHold(h) {
+					break
+				}
+			}
 			if wait > 0 && !sleepCtx(ctx, wait) {
 				break
 			}
@@ -409,6 +440,14 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 					h.fail(err)
 				}
 				break
+			}
+			if !holdSince.IsZero() && time.Since(holdSince) >= s.poll && h.idle(s) {
+				// Its hold is over, and no reader follows it: it does
+				// not wait for Redis to come back.
+				h.passHold(s.hubBuffer)
+				if s.endIdleHold(h) {
+					break
+				}
 			}
 			continue
 		}

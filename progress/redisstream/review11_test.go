@@ -207,3 +207,76 @@ func TestReaderAtALiveGapBelowTheSharedReaderWithSkewedTimes(t *testing.T) {
 	ahead.Stop(t, context.Canceled)
 	assert.Equal(t, uint64(2), s.Stats().Skipped)
 }
+
+// A hold that outlives its last reader (for a browser that reconnects at
+// the gap) ends within HistoryPoll also when the entries after the gap
+// are gone from the stream (it expired, or Redis restarted without
+// persistence): the run's shared reader stops, rather than read the
+// empty stream until Close.
+func TestIdleHoldEndsWhenTheStreamIsGone(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, r := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 10))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	tl.Stop(t, context.Canceled)
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+	require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the run's shared reader stops once its hold has lasted HistoryPoll")
+}
+
+// The same while Redis is down: the run's shared reader, with no reader
+// and its hold over, stops rather than retry Redis until it comes back.
+func TestIdleHoldEndsWhileRedisIsDown(t *testing.T) {
+	var h *replaysAfter
+	p := newPrivateStream(t, func(o *redisstream.Options) {
+		h = &replaysAfter{History: o.History, seq: 5}
+		o.History, o.HistoryPoll = h, time.Second
+	})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 10))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(p.history), p.stream).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, p.stream, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return p.stream.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, p.stream.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	tl.Stop(t, context.Canceled)
+	p.server.Kill()
+	require.Eventually(t, func() bool { return p.stream.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond,
+		"the run's shared reader stops once its hold has lasted HistoryPoll")
+}
+
+// A reader at a held gap whose entries after it are then gone from the
+// stream gets the held entries once the hold has lasted HistoryPoll, the
+// gap skipped, rather than wait for good for a History that lacks
+// everything after the gap.
+func TestReaderAtAHoldWhoseStreamIsGone(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, r := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 10))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
+	tl.Expect(t, sinktest.Span(8, 10))
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(2), s.Stats().Skipped)
+}
