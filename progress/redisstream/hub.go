@@ -185,14 +185,18 @@ func (h *hub) setRead(seq uint64, full bool) {
 }
 
 // beyondHold reports whether a reader whose last event is after is past
-// everything that the hub holds after a gap, while the stream may hold
-// more than the hub read (its last XREAD read a whole page): the hub
-// reads from the gap again, so that such a reader reads on from Redis
-// itself.
+// everything that the hub holds after a gap, while the stream holds more
+// than the hub holds (it read more than a window's worth, HubBuffer, and
+// holds a window's worth) or may hold more than it read (its last XREAD
+// read a whole page): the hub reads from the gap again, so that such a
+// reader reads on from Redis itself.
 func (h *hub) beyondHold(after uint64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.held && h.err == nil && h.full && after >= h.read
+	if !h.held || h.err != nil || len(h.ahead) == 0 || after < h.ahead[len(h.ahead)-1].Seq {
+		return false
+	}
+	return h.full || h.read > after
 }
 
 // add appends events read from Redis, up to the entry ID last, keeping at

@@ -280,3 +280,33 @@ func TestReaderAtAHoldWhoseStreamIsGone(t *testing.T) {
 	tl.Stop(t, context.Canceled)
 	assert.Equal(t, uint64(2), s.Stats().Skipped)
 }
+
+// A reader past a held gap gets the live entries also when the run's
+// shared reader holds fewer of the entries after the gap than it read
+// (a HubBuffer below PageSize: it holds a window's worth): past what it
+// holds, the reader reads on from Redis itself, rather than wait for the
+// hold to end (HistoryPoll, an hour here).
+func TestReaderPastAHeldGapBeyondASmallWindow(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &replaysAfter{History: mem, seq: 5}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond, PageSize: 20, HubBuffer: 4})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 24))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 5))
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
+	h.n.Store(0)
+	require.NoError(t, s.Publish(ctx, all[7:20]...))
+	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	past := sinktest.StartTail(t, s, run, 10)
+	past.Expect(t, sinktest.Span(11, 20))
+	require.NoError(t, s.Publish(ctx, all[20:]...))
+	past.Expect(t, sinktest.Span(21, 24))
+	require.NoError(t, mem.Append(ctx, all[5:]...))
+	tl.Expect(t, sinktest.Span(6, 24))
+	past.Stop(t, context.Canceled)
+	tl.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
+}

@@ -169,9 +169,10 @@ type Options struct {
 	//     the shared reader has read past it, if the event after the gap
 	//     is younger than HistoryPoll).
 	//   - A reader that resumed past the gap reads on at once: from the
-	//     shared reader, or, past the PageSize entries after the gap that
-	//     the shared reader reads again and again, from Redis itself, once
-	//     every RetryDelay.
+	//     shared reader, or, past the entries after the gap that the
+	//     shared reader reads again and again and holds (PageSize of them
+	//     at most, and HubBuffer), from Redis itself, once every
+	//     RetryDelay.
 	//   - When the last reader that waits leaves, the hold goes on, for no
 	//     reader, until the History fills the gap or HistoryPoll passes, so
 	//     that a browser that reconnects at the gap waits too; and so
