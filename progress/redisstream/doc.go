@@ -78,7 +78,9 @@
 // browser reconnecting, even one that was the run's last reader) stops at
 // that gap (or inside it: it resumed from an event of the gap that the
 // History got) and waits with them, and so does one whose replay finds a
-// gap between two entries of the stream, at it or inside it, that the
+// gap between two entries of the stream, at it or inside it, or below the
+// stream's first entry if the stream has lost no entry (the run's first
+// events missed Redis, or a restart lost them; Redis 7 tells), that the
 // History does not fill yet, before the shared reader has read past it
 // (it is the run's first reader, say), unless the event after the gap is
 // older than HistoryPoll (by its Time): it follows the shared reader from

@@ -310,3 +310,42 @@ func TestReaderPastAHeldGapBeyondASmallWindow(t *testing.T) {
 	tl.Stop(t, context.Canceled)
 	assert.Zero(t, s.Stats().Skipped)
 }
+
+// The run's first events that missed Redis (it was down when the run
+// started: they went to the Buffered's fallback) while the History, a
+// moment behind, lacks them yet, are a gap below the stream's first
+// entry that trimming did not leave: a reader from the run's start waits
+// for the History to fill it, as at a gap between two entries, rather
+// than skip those events for good.
+func TestReaderWaitsForTheRunsFirstEventsThatMissedRedis(t *testing.T) {
+	mem := progress.NewMemoryHistory()
+	h := &view{History: mem, seq: 0}
+	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := recent(sinktest.Events(run, 1, 10))
+	require.NoError(t, s.Publish(ctx, all[3:]...))
+	tl := sinktest.StartTail(t, marked{s}, run, 0)
+	// It asked the History for the run's start: it skipped 1 to 3 then
+	// if it does not wait.
+	require.Eventually(t, func() bool { return h.n.Load() >= 1 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, mem.Append(ctx, all...))
+	tl.Expect(t, sinktest.Span(1, 10))
+	tl.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
+}
+
+// A gap below the stream's first entry that trimming left is not waited
+// for, young as its entries are: the reader skips at once what the
+// History lacks.
+func TestReaderDoesNotWaitForAYoungTrimmedGap(t *testing.T) {
+	s, r := newStream(t, redisstream.Options{History: progress.NewMemoryHistory(), HistoryPoll: time.Hour})
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, recent(sinktest.Events(run, 1, 10))...))
+	require.NoError(t, r.Client.XTrimMinID(ctx, s.Key(run), "0-4").Err())
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(4, 10))
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(3), s.Stats().Skipped)
+}

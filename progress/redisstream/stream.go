@@ -1303,7 +1303,7 @@ func (t *tail) waitGap(ctx context.Context) error {
 	}
 	left := t.s.poll - time.Since(t.gapSince)
 	if left <= 0 {
-		t.r.pass = t.gapAt
+		t.r.pass = t.gapAt + 1
 		return nil
 	}
 	timer := time.NewTimer(min(t.s.retryDelay, left))
@@ -1466,7 +1466,7 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		if r != nil && e.Seq > cur.Last()+1 {
 			held, err := s.atHeldGap(ctx, runID, cur, e.Seq)
 			live := false
-			if err == nil && !held && r.pass != cur.Last() {
+			if err == nil && !held && r.pass != cur.Last()+1 {
 				held, err = s.atLiveGap(ctx, runID, cur, e, prev)
 				live = held
 			}
@@ -1538,8 +1538,11 @@ func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Curs
 // no further from Redis and follows the run's shared reader, which holds
 // the entries after the gap for it up to HistoryPoll (see fillGaps),
 // whether it runs already or the reader starts it, rather than skip the
-// gap's events at once. A gap below the stream's first entry (trimmed,
-// expired, lost with a Redis restart) is not waited for,
+// gap's events at once. A gap below the stream's first entry is waited
+// for too (the run's first events missed Redis, or Redis lost them with
+// a restart), unless trimming left it (the stream has lost an entry, by
+// XINFO STREAM's entries-added; Redis before 7 does not tell, and such a
+// gap is not waited for),
 // nor one whose next event e is older than HistoryPoll (by its Time): the
 // History has had that long to fill it (a finished run whose History
 // never got the gap's events), and each new reader would wait again.
@@ -1547,28 +1550,47 @@ func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Curs
 // reader's last one, and returns the History's error, or Redis's.
 func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Cursor, e progress.Event, prev uint64) (bool, error) {
 	last, seq := cur.Last(), e.Seq
-	if s.history == nil || last == 0 || time.Since(e.Time) >= s.poll {
+	if s.history == nil || time.Since(e.Time) >= s.poll {
 		return false, nil
 	}
 	if err := cur.FillContiguous(ctx); err != nil {
 		return false, err
 	}
-	if cur.Last()+1 >= seq || prev == last {
+	if cur.Last()+1 >= seq || last > 0 && prev == last {
 		return cur.Last()+1 < seq, nil
 	}
 	// Has the stream an entry at or before the reader's last event (the
-	// reader is at or inside a gap between two entries), or is the gap
-	// below its first entry (trimmed, or lost with a restart)?
+	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
+	if cur.Last() > 0 {
+		if !s.takeRead(ctx) {
+			return false, context.Cause(ctx)
+		}
+		msgs, err := s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
+		<-s.reads
+		if err != nil {
+			return false, &redisError{fmt.Errorf("redisstream: xrange %s: %w", key, err)}
+		}
+		if len(msgs) > 0 {
+			return true, nil
+		}
+	}
+	// The gap is below the stream's first entry: trimming left it if the
+	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
+	// counts every entry ever added); if not, the run's first events
+	// missed Redis, or Redis lost them with a restart.
 	if !s.takeRead(ctx) {
 		return false, context.Cause(ctx)
 	}
-	msgs, err := s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
+	info, err := s.client.XInfoStream(ctx, key).Result()
 	<-s.reads
 	if err != nil {
-		return false, &redisError{fmt.Errorf("redisstream: xrange %s: %w", key, err)}
+		if errors.As(err, new(redis.Error)) {
+			return false, nil // gone, say: do not wait
+		}
+		return false, &redisError{fmt.Errorf("redisstream: xinfo stream %s: %w", key, err)}
 	}
-	return len(msgs) > 0, nil
+	return info.EntriesAdded > 0 && info.EntriesAdded == info.Length, nil
 }
 
 // redisError is a failure of Redis in a reader's page, which a Tail waits
@@ -1705,9 +1727,9 @@ type reader struct {
 	delivered atomic.Uint64 // last Seq delivered
 	head      atomic.Uint64 // highest Seq read from Redis directly
 	hub       atomic.Pointer[hub]
-	// pass is the reader's last Seq when it gave up waiting for the gap
-	// in the live entries after it (see tail.waitGap): its page passes
-	// over that gap. Only its Tail's goroutine uses it.
+	// pass is 1 + the reader's last Seq when it gave up waiting for the
+	// gap in the live entries after it (see tail.waitGap), 0 before: its
+	// page passes over that gap. Only its Tail's goroutine uses it.
 	pass uint64
 }
 
