@@ -146,6 +146,23 @@ func TestCancelledRunOfADeadProcessIsNotResumed(t *testing.T) {
 	goleak.VerifyNone(t, leaks)
 }
 
+// diedWithAQueuedRun has a child process of the service, beside h on the
+// same database and Redis, start a run of lecture k and queue an edit's
+// run after it, then kills it once the run's stream has an event (see
+// TestCancelledRunOfADeadProcessIsNotResumed): the run is left running,
+// the edit's run queued, and the lecture's lock free.
+func diedWithAQueuedRun(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis, h *harness) (running, queued started) {
+	t.Helper()
+	c := startChild(t, pg, rd, time.Hour)
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
+	require.Equal(t, running.RunID, queued.QueuedAfter)
+	firstEvent(t, c.harness, running.RunID)
+	c.kill()
+	waitUnlocked(t, pg, h.s.store, "k")
+	return running, queued
+}
+
 // firstEvent waits until the run's stream holds its first event.
 func firstEvent(t *testing.T, h *harness, runID string) {
 	t.Helper()
@@ -190,14 +207,7 @@ func TestRunQueuedAfterARunCancelledInADeadProcessStarts(t *testing.T) {
 	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
 	h := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the runs
 	leaks := h.leaks
-	c := startChild(t, pg, rd, time.Hour)
-	var running, queued started
-	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
-	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
-	require.Equal(t, running.RunID, queued.QueuedAfter)
-	firstEvent(t, c.harness, running.RunID) // see TestCancelledRunOfADeadProcessIsNotResumed
-	c.kill()
-	waitUnlocked(t, pg, h.s.store, "k")
+	running, queued := diedWithAQueuedRun(t, pg, rd, h)
 	var answer started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+running.RunID+"/cancel", "", &answer))
 	require.NoError(t, h.shutdown())
@@ -227,13 +237,7 @@ func TestCancelOfAQueuedRunOfADeadProcessSparesTheRunBefore(t *testing.T) {
 	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
 	h := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the runs
 	leaks := h.leaks
-	c := startChild(t, pg, rd, time.Hour)
-	var running, queued started
-	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
-	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
-	firstEvent(t, c.harness, running.RunID)
-	c.kill()
-	waitUnlocked(t, pg, h.s.store, "k")
+	running, queued := diedWithAQueuedRun(t, pg, rd, h)
 	var answer started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+queued.RunID+"/cancel", "", &answer))
 	require.NoError(t, h.shutdown())

@@ -125,13 +125,8 @@ func TestQueuedRunStartsWhenTheRunBeforeCannotBeResumed(t *testing.T) {
 	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
 	h := startServiceOn(t, pg, rd, time.Millisecond, nil) // a live process
 	leaks := h.leaks
-	c := startChild(t, pg, rd, time.Hour)
-	var running, queued, other started
-	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
-	require.Equal(t, http.StatusAccepted, c.do("POST", "/lectures/k/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
-	firstEvent(t, c.harness, running.RunID) // see TestCancelledRunOfADeadProcessIsNotResumed
-	c.kill()
-	waitUnlocked(t, pg, h.s.store, "k")
+	running, queued := diedWithAQueuedRun(t, pg, rd, h)
+	var other started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/k/runs", `{"seconds": 20}`, &other))
 	requireWholeRun(t, other.RunID, h.follow(other.RunID, ""))
 	require.NoError(t, h.shutdown())

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
 )
@@ -61,26 +60,5 @@ func TestReplayDoesNotWaitForAHold(t *testing.T) {
 // PageSize): the shared reader holds the first page after the gap, and
 // the reader, past it, reads on from Redis itself.
 func TestReaderPastALongHeldGapIsNotHeld(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond, PageSize: 5})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 24)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:20]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	past := sinktest.StartTail(t, s, run, 15)
-	past.Expect(t, sinktest.Span(16, 20))
-	require.NoError(t, s.Publish(ctx, all[20:]...))
-	past.Expect(t, sinktest.Span(21, 24))
-	require.NoError(t, mem.Append(ctx, all[5:]...))
-	tl.Expect(t, sinktest.Span(6, 24))
-	past.Stop(t, context.Canceled)
-	tl.Stop(t, context.Canceled)
-	assert.Zero(t, s.Stats().Skipped)
+	pastAHeldGap(t, holdingOn(t, redisstream.Options{HistoryPoll: time.Hour, PageSize: 5}, sinktest.Events(sinktest.RunID(t), 1, 24), 20), 15)
 }

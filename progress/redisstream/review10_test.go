@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -36,6 +37,7 @@ func (h *replaysAfter) Replay(ctx context.Context, runID string, after uint64, f
 // appends them to mem.
 type hold struct {
 	s   *redisstream.Stream
+	r   *testenv.Redis
 	h   *replaysAfter
 	mem *progress.MemoryHistory
 	run string
@@ -47,12 +49,23 @@ type hold struct {
 // run of n events, 8 to up of which reached Redis.
 func holding(t *testing.T, poll time.Duration, n uint64, up int) *hold {
 	t.Helper()
+	return holdingOn(t, redisstream.Options{HistoryPoll: poll}, sinktest.Events(sinktest.RunID(t), 1, n), up)
+}
+
+// holdingOn returns a hold on a new Stream made with o (its History the
+// hold's; its RetryDelay 20ms unless set), of the run of events all (1
+// to n), 8 to up of which reached Redis.
+func holdingOn(t *testing.T, o redisstream.Options, all []progress.Event, up int) *hold {
+	t.Helper()
 	mem := progress.NewMemoryHistory()
 	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: poll, RetryDelay: 20 * time.Millisecond})
+	o.History = h
+	if o.RetryDelay == 0 {
+		o.RetryDelay = 20 * time.Millisecond
+	}
+	s, r := newStream(t, o)
 	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, n)
+	run := all[0].RunID
 	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
 	tl := sinktest.StartTail(t, s, run, 0)
 	tl.Expect(t, sinktest.Span(1, 5))
@@ -60,7 +73,7 @@ func holding(t *testing.T, poll time.Duration, n uint64, up int) *hold {
 	h.n.Store(0)
 	require.NoError(t, s.Publish(ctx, all[7:up]...))
 	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	return &hold{s: s, h: h, mem: mem, run: run, all: all, tl: tl}
+	return &hold{s: s, r: r, h: h, mem: mem, run: run, all: all, tl: tl}
 }
 
 // A reader that connects while the run's shared reader holds the live

@@ -214,22 +214,10 @@ func TestReaderAtALiveGapBelowTheSharedReaderWithSkewedTimes(t *testing.T) {
 // persistence): the run's shared reader stops, rather than read the
 // empty stream until Close.
 func TestIdleHoldEndsWhenTheStreamIsGone(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, r := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := recent(sinktest.Events(run, 1, 10))
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	tl.Stop(t, context.Canceled)
-	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
-	require.Eventually(t, func() bool { return s.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond,
+	x := holdingOn(t, redisstream.Options{HistoryPoll: time.Second}, recent(sinktest.Events(sinktest.RunID(t), 1, 10)), 10)
+	x.tl.Stop(t, context.Canceled)
+	require.NoError(t, x.r.Client.Del(context.Background(), x.s.Key(x.run)).Err())
+	require.Eventually(t, func() bool { return x.s.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond,
 		"the run's shared reader stops once its hold has lasted HistoryPoll")
 }
 
@@ -262,23 +250,11 @@ func TestIdleHoldEndsWhileRedisIsDown(t *testing.T) {
 // gap skipped, rather than wait for good for a History that lacks
 // everything after the gap.
 func TestReaderAtAHoldWhoseStreamIsGone(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, r := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Second, RetryDelay: 20 * time.Millisecond})
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := recent(sinktest.Events(run, 1, 10))
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err())
-	tl.Expect(t, sinktest.Span(8, 10))
-	tl.Stop(t, context.Canceled)
-	assert.Equal(t, uint64(2), s.Stats().Skipped)
+	x := holdingOn(t, redisstream.Options{HistoryPoll: time.Second}, recent(sinktest.Events(sinktest.RunID(t), 1, 10)), 10)
+	require.NoError(t, x.r.Client.Del(context.Background(), x.s.Key(x.run)).Err())
+	x.tl.Expect(t, sinktest.Span(8, 10))
+	x.tl.Stop(t, context.Canceled)
+	assert.Equal(t, uint64(2), x.s.Stats().Skipped)
 }
 
 // A reader past a held gap gets the live entries also when the run's
@@ -287,28 +263,27 @@ func TestReaderAtAHoldWhoseStreamIsGone(t *testing.T) {
 // holds, the reader reads on from Redis itself, rather than wait for the
 // hold to end (HistoryPoll, an hour here).
 func TestReaderPastAHeldGapBeyondASmallWindow(t *testing.T) {
-	mem := progress.NewMemoryHistory()
-	h := &replaysAfter{History: mem, seq: 5}
-	s, _ := newStream(t, redisstream.Options{History: h, HistoryPoll: time.Hour, RetryDelay: 20 * time.Millisecond, PageSize: 20, HubBuffer: 4})
+	x := holdingOn(t, redisstream.Options{HistoryPoll: time.Hour, PageSize: 20, HubBuffer: 4},
+		recent(sinktest.Events(sinktest.RunID(t), 1, 24)), 20)
+	pastAHeldGap(t, x, 10)
+}
+
+// pastAHeldGap checks, on hold x of 24 events (8 to 20 in Redis), that a
+// reader from seq past, above the gap, gets the entries after it at once,
+// 21 to 24 as they come, and the hold's tail all of them once the
+// History has the gap's.
+func pastAHeldGap(t *testing.T, x *hold, past uint64) {
+	t.Helper()
 	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := recent(sinktest.Events(run, 1, 24))
-	require.NoError(t, progress.NewFanout(progress.NewArchive(mem), s).Publish(ctx, all[:5]...))
-	tl := sinktest.StartTail(t, s, run, 0)
-	tl.Expect(t, sinktest.Span(1, 5))
-	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 10*time.Second, time.Millisecond)
-	h.n.Store(0)
-	require.NoError(t, s.Publish(ctx, all[7:20]...))
-	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
-	past := sinktest.StartTail(t, s, run, 10)
-	past.Expect(t, sinktest.Span(11, 20))
-	require.NoError(t, s.Publish(ctx, all[20:]...))
-	past.Expect(t, sinktest.Span(21, 24))
-	require.NoError(t, mem.Append(ctx, all[5:]...))
-	tl.Expect(t, sinktest.Span(6, 24))
-	past.Stop(t, context.Canceled)
+	tl := sinktest.StartTail(t, x.s, x.run, past)
+	tl.Expect(t, sinktest.Span(past+1, 20))
+	require.NoError(t, x.s.Publish(ctx, x.all[20:]...))
+	tl.Expect(t, sinktest.Span(21, 24))
+	require.NoError(t, x.mem.Append(ctx, x.all[5:]...))
+	x.tl.Expect(t, sinktest.Span(6, 24))
 	tl.Stop(t, context.Canceled)
-	assert.Zero(t, s.Stats().Skipped)
+	x.tl.Stop(t, context.Canceled)
+	assert.Zero(t, x.s.Stats().Skipped)
 }
 
 // The run's first events that missed Redis (it was down when the run
