@@ -628,74 +628,96 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 	return plan, set, nil
 }
 
-// Resume starts a run that finishes what run id left undone: it
-// regenerates the nodes of its graph that are not clean. Nodes committed
-// clean are never run again. g must be the run's graph, built again from
-// its template and Record.Seconds: a graph whose fingerprint
-// ([Fingerprint]) is not the one the run's record keeps (Record.Graph),
-// of another template or duration, is refused with [ErrInvalidRequest]
-// alone, before anything is committed; a record written before
-// Record.Graph existed is checked by its duration only. A run still
-// going on in this executor is refused with ErrInvalidRequest too, and
-// so is every run of its graph key while another Resume or RerunFailed
-// of the key is under way in this executor (until both that call has
-// returned and the run it started has ended), whichever run that
-// one names: this run, the run that resumed it, the run it resumed, or
-// another run of the key. Each makes the same nodes, the key's that are
-// not clean (a retry pressed twice, or on two runs of one chain, would
-// pay for them twice). It is refused so, too, while an [Executor.Abandon]
-// of run id is under way, or a Resume or RerunFailed of it that was
-// refused as its graph is no longer the key's (see below) is recording
-// it as interrupted, not resumed. A run that [Executor.Abandon]
-// recorded as interrupted, not resumed, is refused with ErrInvalidRequest,
-// saying that it was abandoned and why (also when an Abandon of it in this
-// executor recorded it while the Resume read its record: the record is
-// read again then, before the new run stores anything): its record says that no run
-// resumes it, and a new run of its graph (Start or Run) makes the key's
-// nodes that are not clean; if its stream still ends without a final
-// event (the Sink failed the Abandon's), the refused call publishes the
-// one the Abandon would have, as another Abandon would. Across
-// processes, a host runs one run at a time per graph key (see the
-// package doc). A run recorded as still running,
-// but not going on here, was interrupted (its process crashed): once the
-// resuming run has started, its record says [RunInterrupted], with the
-// counts that the key's states show for it (see Record.Counts), and its
-// event stream, which the crash left without a final event, gets one
-// (a run.cancelled naming the resuming run), so that its viewers end,
-// when Options.Sink can say the run's last event (see the package doc's
-// Progress). A run recorded as interrupted already, whose stream still
-// ends without a final event (the Sink failed when a Resume found it
-// interrupted, or when a Resume refused as below recorded it), gets that
-// event now, naming the run its record names (none, for a refused
-// Resume's): the stream gets one final event however often the run is
-// resumed.
-// (A run truly going on in another process then records its
-// outcome over it when it ends.) A run whose graph is no longer the key's, as a run of
-// another graph started since or the graph was deleted, is refused with
-// [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]: a
-// resume would make the older graph the key's again (see
-// [GraphStateID]); a run started with [Executor.Start] does that, if the
-// host means to. A run so refused whose record still says running is
-// recorded as [RunInterrupted] all the same, resumed by no run, and its
-// stream ends, as above: no Resume of it can start, and
-// RunStatusLister.RunsByStatus would otherwise list it as running for
-// good; the Resume holds the run meanwhile, as Abandon does (an Abandon
-// under way then records it instead, with its reason). Such a record is
-// not one that Abandon made: a later Resume of the run is refused so
-// while its graph is not the key's, and taken once a run of its graph
-// (Start) has made that graph the key's again. (The DeleteGraph
-// of MemoryStore and of pgstore deletes the graph's run records too, and
-// a run of the graph going on then does not write its record again when
-// it stops ([ErrGraphDeleted]): a Resume of a run of a graph deleted so
-// finds no record, and returns an error wrapping [ErrNotFound].) For a
-// record that keeps Record.Graph, ErrGraphReplaced
+// Resume starts a run that finishes what run id left undone. The new run
+// regenerates the nodes of the run's graph that are not clean; nodes
+// committed clean are never run again. Resume returns the new run, or the
+// error that refused it.
+//
+// g must be the run's graph, built again from its template and
+// Record.Seconds. Its fingerprint ([Fingerprint]) must be the one that the
+// run's record keeps in Record.Graph. A graph of another template or
+// duration is refused with [ErrInvalidRequest] alone, before anything is
+// committed. A record written before Record.Graph existed is checked by
+// its duration only.
+//
+// Resume is refused with ErrInvalidRequest too:
+//   - while run id is still going on in this executor;
+//   - while another Resume or RerunFailed of the run's graph key is under
+//     way in this executor, whichever run that one names: this run, the
+//     run that resumed it, the run it resumed, or another run of the key.
+//     It is under way until both that call has returned and the run it
+//     started has ended. Each makes the same nodes, the key's that are
+//     not clean: a retry pressed twice, or on two runs of one chain, would
+//     pay for them twice;
+//   - while an [Executor.Abandon] of run id is under way;
+//   - while a Resume or RerunFailed of run id, refused because its graph
+//     is no longer the key's (see below), is recording it as interrupted,
+//     not resumed;
+//   - when [Executor.Abandon] recorded the run as interrupted, not
+//     resumed. The error says that it was abandoned, and why.
+//
+// An abandoned run is refused even when an Abandon of it in this executor
+// recorded it while the Resume read its record: the record is read again
+// then, before the new run stores anything. Its record says that no run
+// resumes it. A new run of its graph, with Start or Run, makes the key's
+// nodes that are not clean. If its stream still ends without a final
+// event, because the Sink failed the Abandon's, the refused call publishes
+// the one the Abandon would have, as another Abandon would.
+//
+// A run whose graph is no longer the key's is refused with
+// [ErrInvalidRequest] and [ErrGraphReplaced] or [ErrGraphDeleted]. That is
+// the case when a run of another graph started since, or the graph was
+// deleted. A resume would make the older graph the key's again (see
+// [GraphStateID]). A run started with [Executor.Start] does that, if the
+// host means to. For a record that keeps Record.Graph, ErrGraphReplaced
 // says that the key's graph is another run's, never that g is not the
 // run's graph.
 //
+// A run so refused whose record still says running is recorded as
+// [RunInterrupted] all the same, resumed by no run, and its stream ends,
+// as for a crashed run below. No Resume of it can start, and
+// RunStatusLister.RunsByStatus would otherwise list it as running for
+// good. The Resume holds the run meanwhile, as Abandon does: an Abandon
+// under way then records it instead, with its reason. Such a record is
+// not one that Abandon made. A later Resume of the run is refused so while
+// its graph is not the key's. It is taken once a run of its graph, with
+// Start, has made that graph the key's again.
+//
+// The DeleteGraph of MemoryStore and of pgstore deletes the graph's run
+// records too. A run of the graph going on then does not write its record
+// again when it stops ([ErrGraphDeleted]). A Resume of a run of a graph
+// deleted so finds no record, and returns an error wrapping [ErrNotFound].
+//
+// Crashed runs: a run recorded as still running, but not going on here,
+// was interrupted, as its process crashed. Once the resuming run has
+// started:
+//   - the old run's record says [RunInterrupted], with the counts that the
+//     key's states show for it (see Record.Counts);
+//   - its event stream, which the crash left without a final event, gets
+//     one: a run.cancelled naming the resuming run, so that its viewers
+//     end. This needs an Options.Sink that can say the run's last event
+//     (see the package doc's Progress).
+//
+// A run recorded as interrupted already, whose stream still ends without a
+// final event, gets that event now. Its stream lacks it when the Sink
+// failed as a Resume found the run interrupted, or as a refused Resume
+// recorded it. The event names the run that its record names: none, for a
+// refused Resume's. So the stream gets one final event however often the
+// run is resumed.
+//
+// Across processes, a host runs one run at a time per graph key (see the
+// package doc). The caller vouches that run id goes on nowhere else: with
+// pgstore, it holds the key's lock (TryLockGraph).
+// pgstore.Store.ResumeLeftRunning does this recovery at start-up, for the
+// runs left running on every key. A run truly going on in another process
+// then records its outcome over the interrupted record when it ends.
+//
 // The new run's record names run id in Record.Resumes, from its first
-// record on, whatever [ResumeOptions] says; its Marks are empty. opts, at
+// record on, whatever [ResumeOptions] says. Its Marks are empty. opts, at
 // most one, names the new run and says who started it and why (see
-// [ResumeOptions]); by default its TriggeredBy is the resumed run's.
+// [ResumeOptions]). By default its TriggeredBy is the resumed run's. The
+// new run starts as [Executor.Start] starts one: see it for store retries
+// and ctx. A closed executor returns [ErrClosed].
 func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
 	o, err := oneResumeOptions(opts, "resume", id)
 	if err != nil {
