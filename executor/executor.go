@@ -744,24 +744,34 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 }
 
 // RerunFailed starts a run that forces the nodes that failed in run id,
-// and so regenerates them and what depends on them. g must be the run's
-// graph, as for [Executor.Resume]: another (its fingerprint not the one
-// in Record.Graph, or in an older record without it, its duration not
-// Record.Seconds) is refused with [ErrInvalidRequest] alone, before
-// anything is committed. Like every run, it also regenerates
-// the nodes that are not clean; a run recorded as still running, but not
-// going on here, was interrupted, and its record then says
-// [RunInterrupted], and its stream ends, as with Resume (also that of a
-// run recorded as interrupted whose stream has no final event yet). It is refused, as Resume is, when the
-// run's graph is no longer the key's, while the run is going on, and
-// while another Resume or RerunFailed of its graph key is under way in
-// this executor (its call, or its run), and when Abandon recorded the run
-// (ErrInvalidRequest, saying it was abandoned). The new run's record names run
-// id in Record.Resumes, as a Resume's does, and its Marks force the
-// nodes of id's Record.Failed (dirty.ReasonForced): for a run found
-// interrupted, the nodes that the key's states show it failed, which its
-// record then lists (see Record.Counts), or, if the states cannot be
-// read, those its record listed. opts are as for Resume.
+// and so regenerates them and what depends on them. Like every run, it
+// also regenerates the nodes that are not clean. RerunFailed returns the
+// new run, or the error that refused it.
+//
+// g must be the run's graph, as for [Executor.Resume]. Another graph is
+// refused with [ErrInvalidRequest] alone, before anything is committed:
+// one whose fingerprint is not the one in Record.Graph, or, for an older
+// record without it, one whose duration is not Record.Seconds.
+//
+// It is refused as Resume is:
+//   - when the run's graph is no longer the key's;
+//   - while the run is going on;
+//   - while another Resume or RerunFailed of its graph key is under way in
+//     this executor: its call, or its run;
+//   - when Abandon recorded the run: ErrInvalidRequest, saying that it was
+//     abandoned.
+//
+// Crashed runs are handled as with Resume. A run recorded as still
+// running, but not going on here, was interrupted: its record then says
+// [RunInterrupted], and its stream ends. So does the stream of a run
+// recorded as interrupted whose stream has no final event yet.
+//
+// The new run's record names run id in Record.Resumes, as a Resume's does.
+// Its Marks force the nodes of id's Record.Failed (dirty.ReasonForced).
+// For a run found interrupted, these are the nodes that the key's states
+// show it failed, which its record then lists (see Record.Counts). If the
+// states cannot be read, they are those its record listed. opts are as
+// for Resume.
 func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, opts ...ResumeOptions) (*Run, error) {
 	o, err := oneResumeOptions(opts, "rerun failed nodes of", id)
 	if err != nil {
