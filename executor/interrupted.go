@@ -338,55 +338,76 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 }
 
 // Abandon records run id, whose record says running, as [RunInterrupted]
-// without resuming it, and ends its event stream as a Resume does (a
-// run.cancelled that names no resuming run): for a run that no process
-// runs any more (it crashed, or was killed) and that the host will not
-// resume, such as one whose graph it can no longer build ([GraphOf]
-// fails: the run's template was dropped). RunStatusLister.RunsByStatus
-// then stops listing it. The record's Error is "interrupted: it ended
-// without recording its outcome; not resumed: " and reason (storable
-// text, not empty, and not the text that a Resume refused as the run's
-// graph is no longer the key's records after that prefix, which would
-// make the record one that a later Resume takes up: ErrInvalidRequest;
-// cut to MaxEventText). Its counts and failed nodes are
-// what the key's states show that it did, as a Resume records them (see
-// Record.Counts), though Abandon has no graph: the node IDs are in the
-// states; if the states cannot be read (the failure is logged), they
-// stay as they were but Planned, the Total of its stream's last event
-// when the Sink can say it. A record that says interrupted, not resumed,
-// already (an earlier Abandon recorded it, or a Resume or RerunFailed
-// refused as its graph is no longer the key's) is left as it is, and
-// Abandon returns nil; but if its stream's newest event is not final
-// (the Sink failed that call's final event), Abandon publishes the event
-// that call would have, so that a run that no Resume will end gets its
-// final event by an Abandon again: one final event, however often the
-// run is abandoned. Any other record that does not say running is left
-// as it is, and Abandon returns nil. An unknown run gives an error
-// wrapping [ErrNotFound]. A run, its record saying running or
-// interrupted, not resumed, that is going on in this executor, or that a
-// Resume or RerunFailed of it in this executor is resuming (retry once
-// that call has returned: it records the run as interrupted, or ends its
-// stream, and Abandon then returns nil), or that another Abandon is
-// abandoning, or a Resume or RerunFailed refused as
-// its graph is no longer the key's is recording as interrupted (see
-// Resume), is refused with [ErrInvalidRequest], and so is a Resume or
-// RerunFailed of the run while Abandon is under way: one call records
-// the run, and its stream gets one final event. Once Abandon has
-// recorded the run, a Resume or RerunFailed of it is refused with
-// ErrInvalidRequest, saying that it was abandoned, and why (a new run of
-// its graph, with Start or Run, makes the key's nodes that are not
-// clean); if its stream's newest event is still not final, the refused
-// call publishes the final event, as another Abandon would, holding the
-// run meanwhile as Abandon does (an Abandon then is refused). A Resume or RerunFailed
-// of another run of the key does not stop it: it writes that run's
-// record, not this one's. As
-// for a Resume, the caller vouches that the run goes on nowhere else:
-// with pgstore, it holds the run's key's lock (TryLockGraph). Store
-// calls are retried as Edit's are; the sink's failures are logged. A ctx
-// that ends before Abandon writes the record (while it reads the record,
-// or counts what the run did) returns an error wrapping ctx's cause, and
-// the record is left as it was; once written, the stream's final event
-// is published regardless.
+// without resuming it. It ends the run's event stream as a Resume does,
+// with a run.cancelled that names no resuming run. It returns nil once the
+// run is recorded, or when there is nothing to record (see below), and an
+// error otherwise.
+//
+// Abandon is for a run that no process runs any more, as it crashed or
+// was killed, and that the host will not resume. An example is a run whose
+// graph the host can no longer build: [GraphOf] fails, as the run's
+// template was dropped. RunStatusLister.RunsByStatus then stops listing
+// the run.
+//
+// The record's Error is "interrupted: it ended without recording its
+// outcome; not resumed: " and reason, cut to MaxEventText. reason must be
+// storable text and not empty. It must not be the text that a Resume,
+// refused as the run's graph is no longer the key's, records after that
+// prefix: that would make the record one that a later Resume takes up. A
+// reason that breaks these rules is refused with [ErrInvalidRequest], and
+// so is an empty run ID.
+//
+// The record's counts and failed nodes are what the key's states show
+// that the run did, as a Resume records them (see Record.Counts). Abandon
+// has no graph: the node IDs are in the states. If the states cannot be
+// read, the failure is logged, and the counts stay as they were but
+// Planned. Planned is then the Total of the stream's last event, when the
+// Sink can say it.
+//
+// Records that do not say running:
+//   - a record that says interrupted, not resumed, already is left as it
+//     is, and Abandon returns nil. An earlier Abandon recorded it, or a
+//     Resume or RerunFailed refused as its graph is no longer the key's.
+//     But if its stream's newest event is not final, as the Sink failed
+//     that call's final event, Abandon publishes the event that call
+//     would have. So a run that no Resume will end gets its final event by
+//     an Abandon again: one final event, however often the run is
+//     abandoned;
+//   - any other record that does not say running is left as it is, and
+//     Abandon returns nil;
+//   - an unknown run gives an error wrapping [ErrNotFound].
+//
+// A run whose record says running, or interrupted, not resumed, is
+// refused with [ErrInvalidRequest] when:
+//   - it is going on in this executor;
+//   - a Resume or RerunFailed of it in this executor is resuming it. Retry
+//     once that call has returned: it records the run as interrupted, or
+//     ends its stream, and Abandon then returns nil;
+//   - another Abandon is abandoning it;
+//   - a Resume or RerunFailed refused as its graph is no longer the key's
+//     is recording it as interrupted (see Resume).
+//
+// A Resume or RerunFailed of the run while Abandon is under way is refused
+// with ErrInvalidRequest too: one call records the run, and its stream
+// gets one final event. Once Abandon has recorded the run, a Resume or
+// RerunFailed of it is refused with ErrInvalidRequest, saying that it was
+// abandoned, and why. A new run of its graph, with Start or Run, makes the
+// key's nodes that are not clean. If the stream's newest event is still
+// not final, the refused call publishes the final event, as another
+// Abandon would. It holds the run meanwhile as Abandon does, so an Abandon
+// then is refused. A Resume or RerunFailed of another run of the key does
+// not stop an Abandon of this run: it writes that run's record, not this
+// one's.
+//
+// As for a Resume, the caller vouches that the run goes on nowhere else:
+// with pgstore, it holds the run's key's lock (TryLockGraph).
+//
+// Store calls are retried as Edit's are; the sink's failures are logged. A
+// ctx that ends before Abandon writes the record returns an error wrapping
+// ctx's cause, and the record is left as it was. That covers a ctx that
+// ends while Abandon reads the record, or counts what the run did. Once
+// the record is written, the stream's final event is published
+// regardless.
 func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	switch {
 	case id == "":
