@@ -445,41 +445,60 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 	return r.Wait()
 }
 
-// Start plans a run and starts it in the background. Before anything
-// runs it loads the graph's states, checks the assets of clean nodes,
-// computes the dirty set from the marks, checks that every kind in the
-// plan has a generator, stores the run's record (running), and commits
-// the plan's nodes as dirty (and the edited ones with a new revision) and
-// the graph as the key's, so that a crash leaves them to be resumed. A
-// store call there that fails with an error that may pass (a lost
-// connection) is made again with backoff, as a node's store calls are, up
-// to 5 calls in all (about 1.5 s), unless the error is wrapped in
-// [Permanent] or ctx ends; any failure that remains is returned, and
-// nothing has run. A Start that fails changes nothing in the key's states
-// (its graph does not become the key's, and a run of the key's graph goes
-// on): the record is stored before anything is committed, and a failure
-// after it (the commit's) records the run as failed, or cancelled if ctx
-// ended, without counts. So does a failure of that record's PutRun that
-// may have gone through all the same (its reply lost, or ctx ended as
-// the store wrote it), if the run store then holds the record: no record
-// says running of a run that never ran. A commit whose every try failed with an error
-// that may pass may have gone through all the same, its reply lost: Start
-// then loads the states again, and if they hold its plan, the run goes
-// on, and Start returns it; if not (or they cannot be read), the run is
-// recorded as failed. (A ctx that ends first leaves this unknown: the
-// record says cancelled, and if the commit went through, the key's graph
-// is the run's, its plan's nodes dirty, and a Resume of the run finishes
-// it.) A crash between the two leaves a record that
-// says running of a run that committed nothing: a Resume of it is
-// refused if the key's graph is another ([ErrGraphReplaced]), and
-// finishes the key's work otherwise. Cancelling ctx cancels the run.
+// Start plans a run and starts it in the background. It returns the run's
+// handle once the run is recorded and its plan committed, or an error; a
+// failed Start has run nothing. Cancelling ctx cancels the run. A closed
+// executor starts no run: it returns [ErrClosed].
+//
+// Before anything runs, Start:
+//   - loads the graph's states;
+//   - checks the assets of clean nodes;
+//   - computes the dirty set from the marks;
+//   - checks that every kind in the plan has a generator;
+//   - stores the run's record, which says running;
+//   - commits the plan's nodes as dirty, and the edited ones with a new
+//     revision, and the graph as the key's, so that a crash leaves them to
+//     be resumed.
+//
+// A request that [RunRequest]'s field docs refuse gives an error wrapping
+// [ErrInvalidRequest]. A plan with a kind that has no generator gives an
+// error that holds a [*MissingGeneratorError].
 //
 // A clean node whose recorded input hash does not match its dependencies'
-// current outputs is regenerated too ([dirty.ReasonInputsChanged]): its
-// dependencies changed since it was made, as the timeline's do when the
-// lecture is made longer or shorter on the same graph key, or any kind's
-// with a new template. A closed executor starts no run: it returns
-// [ErrClosed].
+// current outputs is regenerated too ([dirty.ReasonInputsChanged]). Its
+// dependencies changed since it was made. The timeline's do when the
+// lecture is made longer or shorter on the same graph key, and any kind's
+// do with a new template.
+//
+// Store retries: a store call before the run starts that fails with an
+// error that may pass, such as a lost connection, is made again with
+// backoff, as a node's store calls are. It is made up to 5 calls in all,
+// about 1.5 s, unless the error is wrapped in [Permanent] or ctx ends. Any
+// failure that remains is returned, and nothing has run.
+//
+// A Start that fails changes nothing in the key's states: its graph does
+// not become the key's, and a run of the key's graph goes on. The record
+// is stored before anything is committed. A failure after it, the
+// commit's, records the run as failed, or cancelled if ctx ended, without
+// counts. So does a failure of that record's PutRun that may have gone
+// through all the same, if the run store then holds the record. Its reply
+// may have been lost, or ctx ended as the store wrote it. So no record
+// says running of a run that never ran.
+//
+// A commit whose every try failed with an error that may pass may have
+// gone through all the same, its reply lost. Start then loads the states
+// again:
+//   - if they hold its plan, the run goes on, and Start returns it;
+//   - if not, or they cannot be read, the run is recorded as failed.
+//
+// A ctx that ends first leaves this unknown. The record says cancelled.
+// If the commit went through, the key's graph is the run's, its plan's
+// nodes are dirty, and a Resume of the run finishes it.
+//
+// A crash between the record and the commit leaves a record that says
+// running of a run that committed nothing. A Resume of it is refused if
+// the key's graph is another ([ErrGraphReplaced]), and finishes the key's
+// work otherwise.
 func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 	return e.start(ctx, req, "", nil)
 }
