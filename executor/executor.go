@@ -319,36 +319,43 @@ func (e *Executor) unfinishLocked(id, key string) {
 // RunRequest asks for a run.
 type RunRequest struct {
 	// GraphKey identifies the graph in the stores, for example the
-	// lecture's ID. Required. It, RunID, TriggeredBy and Reason must be
-	// valid UTF-8 without NUL bytes, as stores keep them as text: other
-	// text is refused with [ErrInvalidRequest] before anything is
-	// committed.
+	// lecture's ID. Required.
+	//
+	// GraphKey, RunID, TriggeredBy and Reason must be valid UTF-8
+	// without NUL bytes, as stores keep them as text. Other text is
+	// refused with [ErrInvalidRequest] before anything is committed.
 	GraphKey string
 	// Graph is the graph to regenerate. Required.
 	Graph *graph.Graph
 	// Marks say what changed. An edited mark bumps the node's parameters
-	// revision when the run starts. A bad mark (a malformed or unknown
-	// node ID, a reason that cannot be marked) is refused with
-	// [ErrInvalidRequest] and the [*dirty.MarkError] that says which. Without marks the run regenerates
+	// revision when the run starts. Without marks the run regenerates
 	// what is not clean: a new graph, or the rest of an interrupted run.
+	//
+	// A bad mark is refused with [ErrInvalidRequest] and the
+	// [*dirty.MarkError] that says which. A mark is bad when its node ID
+	// is malformed or unknown, or its reason cannot be marked.
 	Marks []dirty.Mark
 	// TriggeredBy says who started the run, for the audit record.
 	TriggeredBy string
 	// Reason says why, for the audit record.
 	Reason string
-	// RunID names the run: its record, its events and its stream. An ID
-	// already recorded, or given to a run this executor is starting, is
-	// refused; executors in several processes that share a RunStore need
-	// IDs unique by construction, such as the random default. An ID whose
-	// Start failed after recording the run (its record then says failed
-	// or cancelled; see Executor.Start) stays taken. An ID used again
-	// once its record is gone (PruneRuns, DeleteGraph, or an in-memory
-	// RunStore after a restart) is not refused, but a sink that still
-	// holds the earlier run's events under it (a Redis stream without
-	// FinishedTTL, progress.Memory) takes the new run's events for
+	// RunID names the run: its record, its events and its stream.
+	// Default: a random ID. Never reuse an ID.
+	//
+	// An ID already recorded, or given to a run this executor is
+	// starting, is refused. Executors in several processes that share a
+	// RunStore need IDs unique by construction, such as the random
+	// default. An ID whose Start failed after recording the run stays
+	// taken: its record then says failed or cancelled (see
+	// Executor.Start).
+	//
+	// An ID used again once its record is gone is not refused. The record
+	// is gone after PruneRuns or DeleteGraph, or in an in-memory RunStore
+	// after a restart. But a sink may still hold the earlier run's events
+	// under the ID, as a Redis stream without FinishedTTL or
+	// progress.Memory does. It then takes the new run's events for
 	// duplicates and drops them, and its readers get the earlier run's
-	// events, of another graph perhaps: never reuse an ID. Default: a
-	// random ID.
+	// events, of another graph perhaps.
 	RunID string
 }
 
@@ -827,9 +834,9 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 }
 
 // ResumeOptions tunes the run that [Executor.Resume] or
-// [Executor.RerunFailed] starts, for its record and its events, as the
-// fields of the same names of [RunRequest] do. The zero value of each
-// field gives its default.
+// [Executor.RerunFailed] starts, for its record and its events. Its
+// fields work as the fields of the same names of [RunRequest] do. The
+// zero value of each field gives its default.
 type ResumeOptions struct {
 	// RunID is the new run's ID, checked as RunRequest.RunID is.
 	// Default: a random one.
