@@ -330,10 +330,7 @@ func TestResumeLeftRunningGuardsTheRun(t *testing.T) {
 	require.Len(t, recs, 1)
 	require.Equal(t, pgstore.Resumed, recs[0].Outcome, "%v", recs[0].Err)
 
-	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
-WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		s.GraphLockKey(key))
-	require.NoError(t, err)
+	endLockSession(t, ctx, pg, s, key)
 	select {
 	case <-recs[0].Run.Done():
 	case <-ctx.Done():

@@ -179,10 +179,7 @@ func TestGraphLockLostWhenItsConnectionDrops(t *testing.T) {
 	l1, err := s.LockGraph(ctx, key)
 	require.NoError(t, err)
 
-	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
-WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		s.GraphLockKey(key))
-	require.NoError(t, err)
+	endLockSession(t, ctx, pg, s, key)
 	select {
 	case <-l1.Lost():
 	case <-ctx.Done():
@@ -386,10 +383,7 @@ func TestUnlockAfterTheSessionEndedUnseenSaysLost(t *testing.T) {
 	l, err := s.LockGraph(ctx, key)
 	require.NoError(t, err)
 	pgstore.StopWatching(l)
-	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
-WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		s.GraphLockKey(key))
-	require.NoError(t, err)
+	endLockSession(t, ctx, pg, s, key)
 	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
 
 	err = l.Unlock(ctx)
@@ -415,10 +409,7 @@ func TestUnlockWithADoneContextAfterTheSessionEndedSaysLost(t *testing.T) {
 	l, err := s.LockGraph(ctx, key)
 	require.NoError(t, err)
 	pgstore.StopWatching(l)
-	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
-WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		s.GraphLockKey(key))
-	require.NoError(t, err)
+	endLockSession(t, ctx, pg, s, key)
 	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
 	require.Error(t, pgstore.ReadStopped(ctx, l), "the read finds the session ended")
 
@@ -431,4 +422,15 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint <
 	default:
 		t.Fatal("Unlock found the lock lost, and did not close Lost")
 	}
+}
+
+// endLockSession has the server end the session that holds the lock of
+// key on s (pg_terminate_backend of that backend alone), as when the
+// lock's connection drops.
+func endLockSession(t *testing.T, ctx context.Context, pg *testenv.Postgres, s *pgstore.Store, key string) {
+	t.Helper()
+	_, err := pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		s.GraphLockKey(key))
+	require.NoError(t, err)
 }

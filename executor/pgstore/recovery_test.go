@@ -183,10 +183,7 @@ func TestLostLockCancelsTheRun(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg, ctx, key, lock, r := guardedRun(t)
 
-	_, err := pg.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_catalog.pg_locks
-WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		s.GraphLockKey(key))
-	require.NoError(t, err)
+	endLockSession(t, ctx, pg, s, key)
 	select {
 	case <-r.Done():
 	case <-ctx.Done():
