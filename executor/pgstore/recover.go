@@ -156,6 +156,12 @@ const unlockTimeout = 10 * time.Second
 // an error wrapping executor.ErrInvalidRequest: call ResumeLeftRunning
 // again once that run has ended.
 //
+// Each resumed run holds its key's lock, and so a server connection
+// taken out of the pool (see [GraphLock]), until it ends: as many runs
+// left running, as many connections, beside the pool's. A run whose lock
+// the server refuses a connection for (max_connections) is NotResumed,
+// and a later call resumes it.
+//
 // graphOf is called under the key's lock. opts is passed to each Resume:
 // its RunID must be empty, as it would name every run (an error wrapping
 // executor.ErrInvalidRequest otherwise); by default each new run's
