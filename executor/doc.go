@@ -239,7 +239,9 @@
 // (progress.ErrUnsupported) or fails, or when the run's newest event is
 // final already (its process stopped after it, or another Resume
 // published it): so a stream gets at most one final event, and one that
-// replays sees it once (sinks ignore a Seq they hold). The Sink's calls
+// replays sees it once (sinks ignore a Seq they hold). (A stream that the
+// Sink no longer holds, expired or evicted, gets a final event again,
+// alone, at Seq 1, if a later Resume, RerunFailed or Abandon asks again.) The Sink's calls
 // get Options.StoreTimeout, and their failures are logged: the Resume
 // goes on regardless, and a later Resume or RerunFailed of the run, which
 // finds it recorded as interrupted, asks again, and publishes the same

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -75,28 +76,42 @@ func TestAnInterruptedRunWithNoEventGetsItsFinalEvent(t *testing.T) {
 	}
 }
 
-// A run found interrupted already, whose stream the sink no longer holds
-// (expired, or evicted), gets no final event from a later Resume,
-// RerunFailed or Abandon: the call that recorded it interrupted ended its
-// stream, and a lone final event at Seq 1 would be a second one.
-func TestARunFoundInterruptedAlreadyWithNoEventGetsNone(t *testing.T) {
+// A run whose events never reached the sink, found interrupted by a
+// Resume while the sink could not say its last event (Redis down at the
+// host's start-up recovery: the Resume publishes nothing), gets its final
+// event, at Seq 1, from a later Resume or RerunFailed once the sink
+// answers, as a run with events does: a view of it waited for good,
+// as the later calls published only after an event the sink held (an
+// embedder trial found it).
+func TestALaterCallEndsTheStreamOfARunWithNoEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 60)
-		sink := progress.NewMemory(progress.MemoryOptions{})
+		sink := &fakeStream{lastErr: errors.New("redis: down")}
 		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
 			Runs: l.runs, Sink: sink})
 		require.NoError(t, err)
 		defer func() { require.NoError(t, e.Close(ctx)) }()
 		require.NoError(t, l.runs.PutRun(ctx, executor.Record{ID: "crashed", GraphKey: "lecture", Seconds: 60,
-			Status: executor.RunInterrupted, Error: "interrupted: it ended without recording its outcome; resumed by run gone",
-			StartedAt: time.Now().Add(-time.Hour), EndedAt: time.Now().Add(-time.Minute)}))
-		r, err := e.RerunFailed(ctx, l.g, "crashed")
+			Status: executor.RunRunning, StartedAt: time.Now().Add(-time.Hour)}))
+		r, err := e.Resume(ctx, l.g, "crashed")
 		require.NoError(t, err)
 		_, err = r.Wait()
 		require.NoError(t, err)
-		n := 0
-		require.NoError(t, sink.Replay(ctx, "crashed", 0, func(progress.Event) error { n++; return nil }))
-		assert.Zero(t, n)
+		sink.mu.Lock()
+		require.Empty(t, sink.published, "the sink could not say the run's last event")
+		sink.lastErr = nil // Redis is back, and holds no event of the run
+		sink.mu.Unlock()
+
+		again, err := e.RerunFailed(ctx, l.g, "crashed")
+		require.NoError(t, err)
+		_, err = again.Wait()
+		require.NoError(t, err)
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		require.Len(t, sink.published, 1)
+		assert.Equal(t, uint64(1), sink.published[0].Seq)
+		assert.Equal(t, progress.RunCancelled, sink.published[0].Type)
+		assert.Equal(t, r.ID(), sink.published[0].ResumedBy, "the event the Resume would have published")
 	})
 }

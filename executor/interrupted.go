@@ -288,7 +288,7 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 // stream (publishInterrupted): after the stream's newest event, or as its
 // first (Seq 1) when the sink holds none, since its process stopped
 // before any reached the sink and its views wait for the first (a stream
-// expired since the crash gets that one event too). It reads the record again just before, so
+// expired since the crash gets that one event too; see endInterrupted). It reads the record again just before, so
 // as not to write over an outcome recorded meanwhile; a failure is
 // logged, since the resuming run goes on regardless, and leaves the
 // stream as it is (a later Resume ends it; see interrupted). The two
@@ -579,14 +579,18 @@ func committedNone(rec Record) bool {
 // was cut short, and is resumed, as after a cancel; no node of it
 // failed), with the record's text (Record.Error) as its Message,
 // numbered after the run's newest event, which only a sink that
-// implements progress.LastEventReader can tell. It is for a record found
-// interrupted already, by an earlier call whose final event the sink
-// failed: so nothing is published when the sink holds no event of the
-// run (the earlier call published the first, at Seq 1, or the stream has
-// expired since), when the sink does not implement LastEventReader (or
+// implements progress.LastEventReader can tell: Seq 1 when it holds
+// none. It is for a record found interrupted already, by an earlier call
+// that could not end the stream (the sink failed, or could not say the
+// run's last event, as when Redis was down at a host's start-up
+// recovery), and it publishes the event that call would have. So nothing
+// is published when the sink does not implement LastEventReader (or
 // answers progress.ErrUnsupported, or fails), or when the run's newest
 // event is final already (its process stopped after it, or an earlier
-// Resume published it). The sink's calls are bounded by
+// call published it). A stream that expired, or was evicted, since the
+// earlier call ended it gets its final event again, alone: a view of it
+// ends, rather than wait for good, as a view of a run whose events never
+// reached the sink would. The sink's calls are bounded by
 // Options.StoreTimeout, from ctx's values but not its cancel, and their
 // failures are logged, never returned: the resuming run goes on
 // regardless, and a later Resume or RerunFailed of the run tries again
@@ -595,7 +599,7 @@ func committedNone(rec Record) bool {
 func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
-	if last, known := e.interruptedLast(ctx, rec.ID, by); known && last.Seq > 0 && !last.Type.Final() {
+	if last, known := e.interruptedLast(ctx, rec.ID, by); known && !last.Type.Final() {
 		e.publishInterrupted(ctx, rec, by, last)
 	}
 }

@@ -256,6 +256,8 @@ func (s *fakeStream) LastEvent(ctx context.Context, runID string) (progress.Even
 		<-ctx.Done()
 		return progress.Event{}, false, ctx.Err()
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.last, s.last.Seq != 0, s.lastErr
 }
 
