@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,6 @@ import (
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer for a logger that goroutines share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // Past -max-runs, the start-up logged "run not resumed ... a later start
 // resumes it" for every run left, even one that no start resumes: a run
@@ -58,7 +38,7 @@ func TestRecoveryLogsOnlyTheRunsLeftToResume(t *testing.T) {
 	} {
 		require.NoError(t, store.PutRun(t.Context(), rec))
 	}
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
 		schema: pg.Schema, prefix: rd.Prefix, token: token, latency: time.Hour, retain: time.Hour, pruneEvery: time.Hour, maxRuns: 1}
 	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)))

@@ -2,17 +2,12 @@ package redisstream_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
 )
@@ -25,53 +20,18 @@ func TestChurnWithoutHistory(t *testing.T) {
 	s, _ := newStream(t, redisstream.Options{HubBuffer: 8, PageSize: 5, BlockTime: 50 * time.Millisecond})
 	run := sinktest.RunID(t)
 	const n = 200
-	all := sinktest.Events(run, 1, n)
-	for i := range all {
-		all[i].Type = progress.Message
-	}
-	all[n-1].Type = progress.RunFinished
+	all := churnEvents(run, n)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(5, 6))
-	errs := make(chan error, 256)
-	var readers sync.WaitGroup
+	c := newChurn(t, s, run, 30*time.Second)
 	for i := 0; i < n; {
 		k := min(1+rng.IntN(6), n-i)
 		require.NoError(t, s.Publish(ctx, all[i:i+k]...))
 		i += k
 		for range rng.IntN(3) {
-			after := uint64(rng.IntN(i + 3))
-			slow := rng.IntN(3) == 0
-			readers.Add(1)
-			go func() {
-				defer readers.Done()
-				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				defer cancel()
-				next := after + 1
-				errDone := errors.New("done")
-				err := s.Tail(rctx, run, after, func(e progress.Event) error {
-					if e.Seq != next {
-						return fmt.Errorf("got seq %d, want %d", e.Seq, next)
-					}
-					next++
-					if slow {
-						time.Sleep(time.Millisecond)
-					}
-					if e.Type.Final() {
-						return errDone
-					}
-					return nil
-				})
-				if !errors.Is(err, errDone) {
-					errs <- fmt.Errorf("reader from %d: %w (next %d)", after, err, next)
-				}
-			}()
+			c.read(uint64(rng.IntN(i+3)), n, rng.IntN(3) == 0)
 		}
 		time.Sleep(time.Duration(rng.IntN(5)) * time.Millisecond)
 	}
-	readers.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	assert.Zero(t, s.Stats().Skipped)
+	c.wait()
 }

@@ -73,7 +73,7 @@ func TestInterruptedCopyPassesOverBadEntries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &pickyHistory{History: tt.newHistory(t), refuse: tt.refused}
-			logs := &syncBuffer{}
+			logs := &testenv.LogBuffer{}
 			s, r := newStream(t, redisstream.Options{History: h, PageSize: tt.pageSize, FinishedTTL: time.Hour,
 				RetryDelay: 5 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			ctx, run := context.Background(), sinktest.RunID(t)

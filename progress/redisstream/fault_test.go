@@ -1,11 +1,9 @@
 package redisstream_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,12 +27,12 @@ type privateStream struct {
 	history  *progress.MemoryHistory
 	buffered *progress.Buffered
 	sink     progress.Sink
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 }
 
 func newPrivateStream(t *testing.T, options ...func(*redisstream.Options)) *privateStream {
 	t.Helper()
-	p := &privateStream{server: testenv.StartRedisServer(t), history: progress.NewMemoryHistory(), logs: &syncBuffer{}}
+	p := &privateStream{server: testenv.StartRedisServer(t), history: progress.NewMemoryHistory(), logs: &testenv.LogBuffer{}}
 	opts, err := redis.ParseURL(p.server.URL)
 	require.NoError(t, err)
 	opts.MaxRetries = -1 // fail fast while the server is down; Buffered and readers retry
@@ -61,23 +59,6 @@ func newPrivateStream(t *testing.T, options ...func(*redisstream.Options)) *priv
 	t.Cleanup(func() { p.buffered.Close(context.Background()) })
 	p.sink = progress.NewFanout(progress.NewArchive(p.history), p.buffered)
 	return p
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeRun publishes a run's events one by one, as the executor does, and

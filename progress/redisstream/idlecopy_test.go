@@ -45,7 +45,7 @@ func TestIdleStreamIsCopiedBeforeItExpires(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			h := &callCounter{MemoryHistory: progress.NewMemoryHistory()}
-			logs := &syncBuffer{}
+			logs := &testenv.LogBuffer{}
 			opts := redisstream.Options{History: h, IdleTTL: idleTTL, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 			r := testenv.NewRedis(t)
 			opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder

@@ -189,7 +189,7 @@ func (h *failingHistory) Append(ctx context.Context, events ...progress.Event) e
 // dropped), and the failure is logged and counted in Stats.CopyErrors.
 func TestFailedCopyKeepsTheFinalEvent(t *testing.T) {
 	h := &failingHistory{MemoryHistory: progress.NewMemoryHistory()}
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	s, _ := newStream(t, redisstream.Options{History: h, RetryDelay: time.Hour, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 8)
@@ -235,7 +235,7 @@ func TestFailedCopyIsRetried(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &failingHistory{MemoryHistory: progress.NewMemoryHistory()}
-			logs := &syncBuffer{}
+			logs := &testenv.LogBuffer{}
 			s, r := newStream(t, redisstream.Options{History: h, RetryDelay: 5 * time.Millisecond,
 				Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			ctx, run := context.Background(), sinktest.RunID(t)

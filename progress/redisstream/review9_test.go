@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -19,7 +20,7 @@ import (
 // follows a run for as long as the run goes on, and Stats.Skipped and the
 // log are how an operator learns of the gap it was given.
 func TestSkippedCountedWhileTheReaderFollows(t *testing.T) {
-	var log syncBuffer
+	var log testenv.LogBuffer
 	s, r := newStream(t, redisstream.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	ctx := context.Background()
 	run := sinktest.RunID(t)
