@@ -35,6 +35,9 @@ type Executor struct {
 	// Options.Limits, shared by all runs.
 	quotas map[string]*quota
 	limits map[string]*semaphore.Weighted
+	// reorderWarn warns once of a StateStore whose Commit reordered the
+	// changes it was given (see realign).
+	reorderWarn sync.Once
 	// batchReadMin is the fewest dependencies read with one GetMany call
 	// from the asset store (see readDeps).
 	batchReadMin int

@@ -1224,6 +1224,18 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		}
 		r.mu.Unlock()
 		v, err := opts.States.Commit(r.bg, r.key, version, changes)
+		if !r.realign(changes, nodes) {
+			// Beyond repair: the run cannot tell which state is whose.
+			err = fmt.Errorf("%w: the StateStore's Commit changed the node IDs of the changes it was given", ErrInvalidRequest)
+			r.mu.Lock()
+			for i := range batch {
+				if batch[i].outcome == generated || batch[i].outcome == unchanged {
+					batch[i].outcome = failed
+					batch[i].err = fmt.Errorf("record result: %w", err)
+				}
+			}
+			return time.Time{}
+		}
 		if err == nil {
 			r.mu.Lock()
 			r.version = v
@@ -1290,6 +1302,42 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
 		r.mu.Lock()
 	}
+}
+
+// realign puts the changes of a commit back in the order of nodes, the
+// nodes they are of, when the store's Commit reordered them (sorted them
+// for its lock order, say), against StateStore's contract: what the run
+// records in its view, and hands to generators as their inputs, must be
+// each node's own state. A store that did is warned of once. It reports
+// false when the changes are no longer those of nodes (the store changed
+// their IDs). It reads the IDs of nodes, which are set (by id) before
+// their changes are made, so it runs without mu.
+func (r *run) realign(changes []Change, nodes []graph.Node) bool {
+	i := 0
+	for i < len(changes) && changes[i].ID == r.ids[nodes[i]] {
+		i++
+	}
+	if i == len(changes) {
+		return true
+	}
+	r.e.reorderWarn.Do(func() {
+		r.e.log.Warn("regen: the StateStore's Commit reordered the changes it was given; it must not modify them",
+			"run", r.handle.id)
+	})
+	// The last change of a node is the one recorded, in the store's
+	// order as in the run's.
+	last := make(map[string]dirty.State, len(changes))
+	for _, c := range changes {
+		last[c.ID] = c.State
+	}
+	for k, n := range nodes {
+		st, ok := last[r.ids[n]]
+		if !ok {
+			return false
+		}
+		changes[k] = Change{ID: r.ids[n], State: st}
+	}
+	return true
 }
 
 // stop ends the run once its graph was replaced or deleted (gone): it is

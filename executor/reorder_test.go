@@ -1,0 +1,102 @@
+package executor_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// reordering is a StateStore whose Commit writes the changes in another
+// order than given, reversing the caller's slice, as a SQL store may sort
+// it for a stable lock order, against StateStore's contract; it takes a
+// round trip's time, so that results queue up for one commit.
+type reordering struct{ *executor.MemoryStates }
+
+func (s reordering) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	slices.Reverse(changes)
+	time.Sleep(2 * time.Millisecond)
+	return s.MemoryStates.Commit(ctx, key, expect, changes)
+}
+
+// A store that reorders the changes it is given breaks its contract, but
+// it must not make the run hand a node another node's output as its
+// input, nor record a node with another's: the run's view of the states
+// follows the store's, not the slice it gave.
+func TestAStoreThatReordersTheChangesMixesNoOutputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 60)
+		mixed := map[string]string{}
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			for _, d := range req.Deps {
+				if !strings.HasPrefix(string(d.Asset.Data), d.NodeID+"@") {
+					l.mu.Lock()
+					mixed[req.NodeID+" <- "+d.NodeID] = string(d.Asset.Data)
+					l.mu.Unlock()
+				}
+			}
+			return l.Generate(ctx, req)
+		})
+		logs := &testenv.LogBuffer{}
+		e, err := executor.New(executor.Options{Generators: l.registry(gen), States: reordering{l.states},
+			Assets: l.assets, Runs: l.runs, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		require.Len(t, rep.Generated, l.g.Len())
+		require.Empty(t, mixed, "inputs that are another node's output")
+		snap := l.snapshot()
+		for id, st := range snap.States {
+			if id == executor.GraphStateID {
+				continue
+			}
+			a, err := l.assets.Get(context.Background(), st.AssetRef)
+			require.NoError(t, err)
+			require.Equal(t, dirty.StatusClean, st.Status, id)
+			require.True(t, strings.HasPrefix(string(a.Data), id+"@"), "%s holds %q", id, a.Data)
+		}
+		_, set, err := e.Plan(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		require.Zero(t, set.Len(), "nodes to remake after a run that made them all")
+		require.Equal(t, 1, strings.Count(logs.String(), "reordered the changes"), "warnings:\n%s", logs)
+	})
+}
+
+// renaming is a StateStore whose Commit changes the node IDs of the
+// changes it was given, after it stored them as given.
+type renaming struct{ *executor.MemoryStates }
+
+func (s renaming) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	v, err := s.MemoryStates.Commit(ctx, key, expect, changes)
+	for i := range changes {
+		changes[i].ID = "renamed"
+	}
+	return v, err
+}
+
+// A store that changes the IDs of the changes it is given leaves the run
+// unable to tell whose each state is: the results it was given are not
+// counted as made, and the run fails saying why.
+func TestAStoreThatRenamesTheChangesFailsTheirNodes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 10)
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: renaming{l.states},
+			Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		rep, err := l.run(e)
+		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		require.ErrorContains(t, err, "changed the node IDs")
+		require.Empty(t, rep.Generated)
+	})
+}
