@@ -100,3 +100,37 @@ func TestAStoreThatRenamesTheChangesFailsTheirNodes(t *testing.T) {
 		require.Empty(t, rep.Generated)
 	})
 }
+
+// reversingChecker is an AssetStore whose Missing reverses the refs it
+// is given before it answers, against AssetChecker's contract.
+type reversingChecker struct{ *executor.MemoryAssets }
+
+func (s reversingChecker) Missing(ctx context.Context, refs []string) ([]string, error) {
+	slices.Reverse(refs)
+	return s.MemoryAssets.Missing(ctx, refs)
+}
+
+// A store that reorders the refs given to Missing must not make the run
+// take another node's asset for the one lost.
+func TestAStoreThatReordersMissingsRefsLosesNoOtherAsset(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		_, err := l.run(l.executor(executor.Options{}))
+		require.NoError(t, err)
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states,
+			Assets: reversingChecker{l.assets}, Runs: l.runs})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		lost := "asset:image:segment[0]"
+		require.True(t, l.assets.Delete(l.snapshot().States[lost].AssetRef))
+		_, set, err := e.Plan(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		var missing []string
+		for _, n := range set.Nodes() {
+			if why, _ := set.Why(n); why.Reason == dirty.ReasonAssetMissing {
+				missing = append(missing, l.g.NodeID(n))
+			}
+		}
+		require.Equal(t, []string{lost}, missing)
+	})
+}

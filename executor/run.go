@@ -642,8 +642,10 @@ func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph,
 		for _, ref := range missing {
 			gone[ref] = true
 		}
-		for i, n := range nodes {
-			if gone[refs[i]] {
+		for _, n := range nodes {
+			// From the view, not refs: the store must not modify refs,
+			// but one that sorted them would lose other nodes' assets.
+			if gone[view.Get(n).AssetRef] {
 				lost[n] = true
 			}
 		}
