@@ -230,7 +230,7 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 		for i, d := range j.deps {
 			refs[i] = d.ref
 		}
-		if assets, err := bg.GetMany(r.ctx, refs); err == nil && len(assets) == len(refs) {
+		if assets, err := bg.GetMany(r.ctx, refs); err == nil && len(assets) == len(refs) && sameRefs(refs, j.deps) {
 			for i, d := range j.deps {
 				deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: assets[i]}
 			}
@@ -251,6 +251,19 @@ func (r *run) readDeps(j *job, deps []Dep) error {
 		deps[i] = Dep{Node: d.n, NodeID: d.id, Asset: a}
 	}
 	return nil
+}
+
+// sameRefs reports whether refs still holds deps' refs, in their order:
+// a store that reordered them (against AssetBatchGetter's contract) may
+// have answered in its order, and its answer is not used (the refs are
+// then read one by one).
+func sameRefs(refs []string, deps []depRef) bool {
+	for i, d := range deps {
+		if refs[i] != d.ref {
+			return false
+		}
+	}
+	return true
 }
 
 // retryStore calls a store's call again, after the backoff of a failed

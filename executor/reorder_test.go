@@ -134,3 +134,39 @@ func TestAStoreThatReordersMissingsRefsLosesNoOtherAsset(t *testing.T) {
 		require.Equal(t, []string{lost}, missing)
 	})
 }
+
+// sortingGetter is an AssetStore whose GetMany sorts the refs it is
+// given, and answers in that order, against AssetBatchGetter's contract.
+type sortingGetter struct{ *executor.MemoryAssets }
+
+func (s sortingGetter) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	slices.Sort(refs)
+	return s.MemoryAssets.GetMany(ctx, refs)
+}
+
+// A store that reorders the refs given to GetMany must not make the run
+// hand a node one dependency's output as another's: the timeline reads
+// its 4 dependencies (3 videos and the music) with one GetMany.
+func TestAStoreThatReordersGetManysRefsMixesNoInputs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		mixed := map[string]string{}
+		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			for _, d := range req.Deps {
+				if !strings.HasPrefix(string(d.Asset.Data), d.NodeID+"@") {
+					l.mu.Lock()
+					mixed[req.NodeID+" <- "+d.NodeID] = string(d.Asset.Data)
+					l.mu.Unlock()
+				}
+			}
+			return l.Generate(ctx, req)
+		})
+		e, err := executor.New(executor.Options{Generators: l.registry(gen), States: l.states,
+			Assets: sortingGetter{l.assets}, Runs: l.runs})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(context.Background())) }()
+		_, err = l.run(e)
+		require.NoError(t, err)
+		require.Empty(t, mixed, "inputs that are another node's output")
+	})
+}
