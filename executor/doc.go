@@ -146,14 +146,16 @@
 // Start or Run started), so that a host finds whether a run was resumed
 // by listing its key's records (ListRuns) for one whose Resumes names
 // it, rather than by rewriting the resumed run's record, which stays as
-// that run ended. On shutdown a host cancels its runs, then
-// calls [Executor.Close], which starts no run any more and waits for
-// those in flight to record their outcome, for the Resume,
-// RerunFailed, Edit and Plan calls under way to return (later ones
-// return [ErrClosed]), and for every generator call it started, before
-// it closes its stores: the executor then calls them no more. Its
-// context should be bounded (context.WithTimeout): a generator that
-// ignores its context would hold a Close without a deadline forever.
+// that run ended.
+//
+// On shutdown a host cancels its runs, then calls [Executor.Close]. Close
+// starts no run any more. It waits for the runs in flight to record their
+// outcome, for the Resume, RerunFailed, Edit, Plan, Abandon and Forget
+// calls under way to return (later ones return [ErrClosed]), and for
+// every generator call it started. Once it has returned nil, the executor
+// calls its stores no more, and the host may close them. Give it a
+// bounded context (context.WithTimeout): a generator that ignores its
+// context would hold a Close without a deadline forever.
 //
 // # Progress
 //

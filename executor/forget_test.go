@@ -182,3 +182,18 @@ func shrunkOnOutage(t *testing.T) (*editOutage, *executor.Executor, *graph.Graph
 	}
 	return s, e, short
 }
+
+// Forget calls the stores, so a closed executor refuses it with
+// ErrClosed, as Close's callers read in the package doc and the README,
+// which named only Resume, RerunFailed, Edit and Plan.
+func TestForgetAfterCloseIsRefused(t *testing.T) {
+	ctx := context.Background()
+	g, err := graph.Build(graph.Lecture(), 30)
+	require.NoError(t, err)
+	e := lectureExecutor(t)
+	_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g})
+	require.NoError(t, err)
+	require.NoError(t, e.Close(ctx))
+	_, err = e.Forget(ctx, g, "lecture")
+	require.ErrorIs(t, err, executor.ErrClosed)
+}
