@@ -101,8 +101,9 @@
 // sends "retry: 0" or ends every connection at once does not get a tight
 // reconnect loop from each client. No wait is shorter than the base. A
 // connection that delivers an event, or stays open for MaxBackoff, resets
-// the backoff. A 503 Service Unavailable or 429 Too Many Requests (the
-// handler's answer beyond MaxStreams) counts as a failed connection: the
+// the backoff. A 503 Service Unavailable (the handler's answer beyond
+// MaxStreams, or when Authorize fails) or a 429 Too Many Requests (a
+// proxy's rate limit) counts as a failed connection: the
 // client waits the backoff, but at least the response's Retry-After
 // capped at MaxBackoff, plus a random extra of up to half of that, then
 // reconnects with Last-Event-ID. Any other status but 200 and 204, 500,
