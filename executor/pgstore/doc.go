@@ -217,16 +217,16 @@
 //
 //	lock, err := store.LockGraph(ctx, key) // or TryLockGraph, to refuse at once
 //	if err != nil { ... }                   // a *LockedError from TryLockGraph: the key runs elsewhere
-//	defer func() { // bounded: on a dead network the server cannot be told
+//	defer func() { // on every path; bounded: on a dead network the server cannot be told
 //		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 //		defer cancel()
-//		lock.Unlock(uctx)
+//		lock.Unlock(uctx) // does nothing after the Unlock below
 //	}()
 //	run, err := e.Start(ctx, req)           // or e.Resume(ctx, g, runID)
 //	if err != nil { ... }
 //	lock.Guard(run) // cancels the run if the lock is lost: another process may take the key
 //	report, err := run.Wait()
-//	... lock.Unlock(ctx) ...               // nil once the server freed the lock
+//	if err := lock.Unlock(ctx); err != nil { ... } // ErrLockLost: the run may have overlapped another
 //
 // and for start-up recovery, of the runs that a process which stopped
 // left recorded as running, on every key, [Store.ResumeLeftRunning] does
