@@ -80,6 +80,10 @@
 //		progress.NewBuffered(stream, progress.BufferedOptions{Logger: logger}),
 //	)
 //
+// The executor waits for each Publish of a sink that is not buffered. So
+// the README's production wiring, and examples/service, put the archive
+// of a database History behind a Buffered of its own too.
+//
 // # Sources, replay and resume
 //
 // A [Source] reads a run back: [Source.Replay] delivers what is stored
