@@ -5,8 +5,11 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,4 +86,56 @@ func TestSnippetsCompile(t *testing.T) {
 func TestGoBlocks(t *testing.T) {
 	md := "text\n```go\na := 1\n\nfmt.Print(a)\n```\n```sh\ngo run .\n```\n```go\nb\n```\n"
 	assert.Equal(t, []string{"a := 1\n\nfmt.Print(a)", "b"}, goBlocks(md))
+}
+
+// mdLink matches a Markdown link's target: [text](target).
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// anchor returns GitHub's anchor of a heading's text: lower case, spaces
+// as hyphens, and punctuation other than hyphens and underscores dropped.
+func anchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// TestLinksResolve checks that every relative link of README.md names a
+// file or directory of the module, and every #anchor one of its
+// headings, so that a newcomer who follows one lands somewhere.
+func TestLinksResolve(t *testing.T) {
+	md, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	anchors := map[string]bool{}
+	for line := range strings.Lines(string(md)) {
+		if h, ok := strings.CutPrefix(line, "#"); ok {
+			anchors[anchor(strings.TrimSpace(strings.TrimLeft(h, "#")))] = true
+		}
+	}
+	links := mdLink.FindAllStringSubmatch(string(md), -1)
+	require.NotEmpty(t, links, "README.md has no link: has the syntax changed?")
+	for _, m := range links {
+		target := m[1]
+		switch {
+		case strings.Contains(target, "://"):
+		case strings.HasPrefix(target, "#"):
+			assert.True(t, anchors[target[1:]], "README.md links to %s, which no heading makes", target)
+		default:
+			path, _, _ := strings.Cut(target, "#")
+			_, err := os.Stat(filepath.Join("../..", filepath.FromSlash(path)))
+			assert.NoError(t, err, "README.md links to %s, which is not in the module", target)
+		}
+	}
+}
+
+func TestAnchor(t *testing.T) {
+	assert.Equal(t, "executorpgstore", anchor("executor/pgstore"))
+	assert.Equal(t, "a-30-second-tour", anchor("A 30-second tour"))
+	assert.Equal(t, "the-plan-cli", anchor("The plan CLI"))
 }
