@@ -1,10 +1,13 @@
 package readme_test
 
 import (
+	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/planner"
 )
@@ -40,4 +43,55 @@ func Example_tour() {
 	// Stage 0: Generating 1 asset:narration node in batches of 4
 	// Stage 1: Generating 1 asset:video node in batches of 3
 	// Stage 2: Generating 1 timeline node
+}
+
+// Example_embed is the README's snippet of "The executor", line for line
+// (TestSnippetsCompile checks it): keep them the same.
+func Example_embed() {
+	g, err := graph.Build(graph.Lecture(), 60) // 6 segments, 21 nodes
+	if err != nil {
+		log.Fatal(err)
+	}
+	// One generator per node kind: a real host calls its providers here.
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		a := executor.Asset{Data: fmt.Appendf(nil, "%s rev %d", req.NodeID, req.Rev)}
+		if req.ID.Kind == graph.KindNarration {
+			a.Length = 10 * time.Second // a narration must fit its segment
+		}
+		return a, nil
+	})
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	e, err := executor.New(executor.Options{Generators: reg}) // in-memory stores
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rep.Record.Status, len(rep.Generated), "generated")
+
+	// A user edits segment 3's narration: save its new parameters where its
+	// generator reads them, then Edit; the next run makes what depends on it.
+	if _, err := e.Edit(ctx, g, "lecture-42", "asset:narration:segment[3]"); err != nil {
+		log.Fatal(err)
+	}
+	rep, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rep.Record.Status, rep.Generated)
+
+	closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := e.Close(closeCtx); err != nil {
+		log.Print(err)
+	}
+	// Output:
+	// succeeded 21 generated
+	// succeeded [asset:narration:segment[3] asset:video:segment[3] timeline]
 }
