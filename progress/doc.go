@@ -22,7 +22,8 @@
 //	graphKey    string  omitted when empty; the graph the run works on
 //	seq         number  always; 1, 2, 3, ... per run
 //	time        string  always; RFC 3339 with nanoseconds, in UTC
-//	                    ("2025-01-02T03:04:05.123456789Z")
+//	                    ("2025-01-02T03:04:05.123456789Z"; the fraction's
+//	                    trailing zeros are dropped: "2025-01-02T03:04:05Z")
 //	type        string  always; "run.started", "node.failed", "message", ...
 //	node        string  omitted when empty; the node ID
 //	stage       number  omitted when the event is not about a stage
@@ -55,7 +56,8 @@
 // order, and never fails a run because a sink failed. This package has:
 //
 //   - [Memory], a bounded ring per run that is also a [Source]: the
-//     embedded default for a single process;
+//     choice for a single process (the executor has no sink unless
+//     Options.Sink names one);
 //   - [Slog], which writes each event through a *slog.Logger;
 //   - [Fanout], which feeds several sinks;
 //   - [Buffered], which batches writes for a slow or remote sink, never
