@@ -60,7 +60,7 @@
 // executor/schedule package; the runner here drives it with a pool of
 // workers and group commits.
 //
-// # Change, resume and cancel
+// # Early cutoff and changed inputs
 //
 // Just before a node runs, its input hash (dirty.InputHash: its
 // parameters revision and its dependencies' output hashes) is compared
@@ -68,40 +68,47 @@
 // asset is there, the node keeps its result (early cutoff), so an
 // unchanged output stops the regeneration downstream. The comparison
 // needs only the dependencies' output hashes, from their states: a node
-// that keeps its result reads none of its dependencies' assets. At the start of a
-// run the same comparison finds the clean nodes whose dependencies
+// that keeps its result reads none of its dependencies' assets. At the
+// start of a run the same comparison finds the clean nodes whose dependencies
 // changed since they were made (a lecture made longer or shorter changes
 // the timeline's; a new template may change any kind's): they are forced,
 // so a graph rebuilt on the same key never keeps results made from other
 // inputs. [Executor.Plan] shows them before anything runs.
 //
-// Every commit is a compare-and-swap on the graph's version. A user may
-// edit nodes while a run goes on ([Executor.Edit]); a result made from
-// parameters that changed meanwhile is not kept, nor is a failure of
-// them, which is no failure of the node's new parameters (a
-// node.superseded event says so, and the node's dependents are skipped),
-// and the edit is never lost. Edit takes the key's graph, that
-// of its newest run: another graph is refused, as its nodes are not the
-// key's; a new graph becomes the key's when a run of it starts (a Start
-// that fails leaves the key's graph as it was). On a conflict the runner reloads
-// and re-applies only its own results, and, once another run has
-// committed during this one, only those made from the outputs that the
-// store now holds for their dependencies, all clean: so several runs on
-// one graph never leave a node clean but made from stale inputs. A node
-// that another run committed clean meanwhile keeps that result when it is
-// current (the run counts it as unchanged, as with early cutoff, even if
-// its own attempt failed); a current result of the run replaces a stale
-// one, and a new output makes dirty the dependents that another run made
-// clean from the old one. An edit or a force learnt of on a reload, of a
-// node that already succeeded in the run or is not in its plan, makes the
-// inputs of that node's dependents stale: those that have not started
-// are skipped ("upstream ... was edited during the run", or "was made
-// stale" or "was deleted" for another run's force and a deleted graph)
-// rather than made from stale inputs, and stay dirty. Options.Converge
-// re-plans at the end of a run until nothing is dirty, so each such node
-// is made once.
+// # Edits and concurrent runs
 //
-// Concurrent runs of one graph on one key are safe in this sense, but not
+// Every commit is a compare-and-swap on the graph's version. A user may
+// edit nodes while a run goes on ([Executor.Edit]), and the edit is never
+// lost. A result made from parameters that changed meanwhile is not kept,
+// nor is a failure of them, which is no failure of the node's new
+// parameters: a node.superseded event says so, and the node's dependents
+// are skipped. Edit takes the key's graph, that of its newest run: another
+// graph is refused, as its nodes are not the key's. A new graph becomes
+// the key's when a run of it starts (a Start that fails leaves the key's
+// graph as it was).
+//
+// On a conflict the runner reloads and re-applies only its own results.
+// Once another run has committed during this one, it re-applies only
+// those made from the outputs that the store now holds for their
+// dependencies, all clean: so several runs on one graph never leave a
+// node clean but made from stale inputs. A node that another run
+// committed clean meanwhile keeps that result when it is current (the run
+// counts it as unchanged, as with early cutoff, even if its own attempt
+// failed). A current result of the run replaces a stale one, and a new
+// output makes dirty the dependents that another run made clean from the
+// old one.
+//
+// An edit or a force learnt of on a reload, of a node that already
+// succeeded in the run or is not in its plan, makes the inputs of that
+// node's dependents stale. Those that have not started are skipped
+// ("upstream ... was edited during the run", or "was made stale" or "was
+// deleted" for another run's force and a deleted graph) rather than made
+// from stale inputs, and stay dirty. Options.Converge re-plans at the end
+// of a run until nothing is dirty, so each such node is made once.
+//
+// # One run per graph key
+//
+// Concurrent runs of one graph on one key are safe, as above, but not
 // free: each pays its provider for the nodes it makes, and a result that
 // the other run committed first is thrown away; a host that lets users
 // start runs should run one at a time per graph key (a lock of its own,
@@ -121,6 +128,8 @@
 // The executor keeps the fingerprint of the key's graph for this in one
 // state beside the nodes' own, under [GraphStateID].
 //
+// # Cancel and resume
+//
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the
 // interrupted nodes as cancelled. A generator that ignores its context
@@ -128,25 +137,32 @@
 // abandoned and its late result thrown away. Nor does a store that
 // stalls: a cancelled run's store calls are bounded by
 // Options.StoreTimeout. (A sink that may stall goes behind
-// progress.Buffered.) [Executor.Resume] regenerates what a run left
-// undone; [Executor.RerunFailed] forces its failed nodes again; both
-// refuse a run still going on in the executor, and a run of a graph key
-// while another of them, of any run of the key (the same run, one of its
-// chain of resumes, or another), is under way (its call, or the run it
-// started): each makes the
-// key's nodes that are not clean. Both take the run's graph, built again from its template
-// and Record.Seconds: the run's [Record] keeps its graph's fingerprint
-// (Record.Graph, which [Fingerprint] computes), and another graph, of another template or duration, is
-// refused with [ErrInvalidRequest] alone; [ErrGraphReplaced] then means
-// only that the key's graph is another run's. A record written before
-// Record.Graph existed is checked by its duration. Every run leaves a
-// [Record] in the [RunStore]: who started it and why (TriggeredBy and
-// Reason, as the host says), and, for a run that Resume or RerunFailed
-// started, the run it finishes (Record.Resumes, empty for a run that
-// Start or Run started), so that a host finds whether a run was resumed
-// by listing its key's records (ListRuns) for one whose Resumes names
-// it, rather than by rewriting the resumed run's record, which stays as
-// that run ended.
+// progress.Buffered.)
+//
+// [Executor.Resume] regenerates what a run left undone, and
+// [Executor.RerunFailed] forces its failed nodes again. Both refuse a run
+// still going on in the executor. Both refuse a run of a graph key while
+// another of them, of any run of the key (the same run, one of its chain
+// of resumes, or another), is under way (its call, or the run it
+// started): each makes the key's nodes that are not clean.
+//
+// Both take the run's graph, built again from its template and
+// Record.Seconds. The run's [Record] keeps its graph's fingerprint
+// (Record.Graph, which [Fingerprint] computes): another graph, of another
+// template or duration, is refused with [ErrInvalidRequest] alone, and
+// [ErrGraphReplaced] then means only that the key's graph is another
+// run's. A record written before Record.Graph existed is checked by its
+// duration.
+//
+// Every run leaves a [Record] in the [RunStore]: who started it and why
+// (TriggeredBy and Reason, as the host says). The record of a run that
+// Resume or RerunFailed started names the run it finishes
+// (Record.Resumes, empty for a run that Start or Run started), and the
+// resumed run's record stays as that run ended. So a host finds whether a
+// run was resumed by listing its key's records (ListRuns) for one whose
+// Resumes names it.
+//
+// # Shutdown
 //
 // On shutdown a host cancels its runs, then calls [Executor.Close]. Close
 // starts no run any more. It waits for the runs in flight to record their
@@ -218,6 +234,8 @@
 //     changed and what depends on them), and its nodes settle again;
 //     Total grows by the round's nodes.
 //   - Done never goes back.
+//
+// # Crashed runs
 //
 // A run whose process stopped (it crashed, or was killed) publishes no
 // final event: its stream ends where the process stopped, and its record
