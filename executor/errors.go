@@ -239,13 +239,46 @@ func Permanent(err error) error {
 // errPrefix starts the text of every sentinel error of the package.
 const errPrefix = "executor: "
 
+// sentinels are the package's sentinel errors, whose text starts with
+// errPrefix.
+var sentinels = [...]error{
+	ErrMissingGenerator, ErrRunFailed, ErrCancelled, ErrTimeout, ErrInvalidOutput,
+	ErrInvalidRequest, ErrClosed, ErrGraphReplaced, ErrGraphDeleted,
+	ErrInvalidAge, ErrConflict, ErrNotFound, errStoresLate,
+}
+
+// errStoresLate is the cause with which the store calls of a cancelled run
+// end when the stores have not answered within Options.StoreTimeout of the
+// cancel (see run.boundStoreCalls).
+var errStoresLate = errors.New("executor: the stores did not answer")
+
+// ownText returns the text of err without its "executor: " if the
+// package's words start it: the text starts with that of a sentinel of
+// the package which err wraps (the sentinel itself, a wrapError, an
+// error made by fmt.Errorf("%w: ...", sentinel)). The text of any other
+// error, a host's whose text happens to start with "executor: " too, is
+// returned whole.
+func ownText(err error) string {
+	text := errText(err)
+	if !strings.HasPrefix(text, errPrefix) {
+		return text
+	}
+	for _, s := range sentinels {
+		if strings.HasPrefix(text, s.Error()) && errors.Is(err, s) {
+			return strings.TrimPrefix(text, errPrefix)
+		}
+	}
+	return text
+}
+
 // wrapError is an error of the package that wraps one of its sentinels,
 // outer, and another error, inner: a second sentinel, or an error whose
 // text may start with one (a run's cancel cause, a store's error). Its
 // text says "executor:" once: outer's text, what it is about (if any),
-// inner's text without its "executor: ", and a detail (if any), joined
-// by ": ", as in "executor: invalid request: graph replaced by a newer
-// run: ...". errors.Is and errors.As find both. Make one with wrap.
+// inner's text without the "executor: " of the package's own (see
+// ownText), and a detail (if any), joined by ": ", as in "executor:
+// invalid request: graph replaced by a newer run: ...". errors.Is and
+// errors.As find both. Make one with wrap.
 type wrapError struct {
 	outer, inner error
 	what, detail string
@@ -260,7 +293,7 @@ func wrap(outer error, what string, inner error, detail string) error {
 func (e *wrapError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.outer.Error())
-	for _, s := range [...]string{e.what, strings.TrimPrefix(errText(e.inner), errPrefix), e.detail} {
+	for _, s := range [...]string{e.what, ownText(e.inner), e.detail} {
 		if s != "" {
 			b.WriteString(": ")
 			b.WriteString(s)

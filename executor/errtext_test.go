@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -54,6 +55,48 @@ func TestErrorsOfTwoSentinelsSayExecutorOnce(t *testing.T) {
 			require.ErrorIs(t, err, executor.ErrCancelled)
 			require.ErrorIs(t, err, executor.ErrGraphDeleted)
 			assert.Equal(t, "executor: run cancelled: run "+r.ID()+": graph deleted during the run", err.Error())
+		})
+	})
+}
+
+// A host's error whose text happens to start with "executor: " (a cancel
+// cause, a validator's refusal) lost those words in the executor's error
+// that wraps it, as if they were the package's duplicated prefix: only
+// the package's own errors lose it, and the host's text is kept whole.
+func TestWrappedHostErrorKeepsItsText(t *testing.T) {
+	errHost := errors.New("executor: lock of the worker lost")
+	t.Run("a cancel cause", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			l := newLab(t, 30)
+			e := l.executor(executor.Options{})
+			r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			require.NoError(t, err)
+			time.Sleep(time.Second)
+			r.CancelCause(errHost)
+			_, err = r.Wait()
+			require.ErrorIs(t, err, errHost)
+			assert.Equal(t, "executor: run cancelled: run "+r.ID()+": executor: lock of the worker lost", err.Error())
+		})
+	})
+	t.Run("a validator's refusal", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			l := newLab(t, 30)
+			e := l.executor(executor.Options{Kinds: map[string]executor.KindOptions{
+				graph.KindImage: {
+					Retry: executor.RetryPolicy{MaxAttempts: 1},
+					Validate: func(req executor.Request, _ executor.Asset) error {
+						if req.NodeID == "asset:image:segment[1]" {
+							return errHost
+						}
+						return nil
+					},
+				},
+			}})
+			_, err := l.run(e)
+			var ne *executor.NodeError
+			require.ErrorAs(t, err, &ne)
+			require.ErrorIs(t, ne, errHost)
+			assert.Equal(t, "executor: invalid output: executor: lock of the worker lost", ne.Err.Error())
 		})
 	})
 }

@@ -373,7 +373,7 @@ func (r *run) boundStoreCalls() {
 	}
 	d := r.e.opts.StoreTimeout
 	r.bgTimer = time.AfterFunc(d, func() {
-		r.bgCancel(fmt.Errorf("executor: run %s: the stores did not answer within Options.StoreTimeout (%v) of its cancel", r.handle.id, d))
+		r.bgCancel(fmt.Errorf("%w within Options.StoreTimeout (%v) of the cancel of run %s", errStoresLate, d, r.handle.id))
 	})
 }
 
