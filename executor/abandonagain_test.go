@@ -74,7 +74,7 @@ func TestAbandonAgainEndsTheStreamTheSinkFailed(t *testing.T) {
 					require.NoError(t, e.Abandon(ctx, rec.ID, "the host tries again"))
 					want := progress.Event{RunID: rec.ID, GraphKey: "lecture", Seq: crashAfter + 1, Time: recorded.EndedAt,
 						Type: progress.RunCancelled, Stage: progress.NoStage, Message: recorded.Error,
-						Error: "executor: run cancelled: run " + rec.ID + ": interrupted",
+						Error: `executor: run cancelled: run "` + rec.ID + `": interrupted`,
 						Done:  before[crashAfter-1].Done, Total: before[crashAfter-1].Total}
 					got := replay(t, sink.Memory, rec.ID)
 					assert.Empty(t, cmp.Diff(append(before, want), got), "the run's stream (-want +got)")

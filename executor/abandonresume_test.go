@@ -51,7 +51,7 @@ func TestResumeOfAnAbandonedRunIsRefused(t *testing.T) {
 					require.ErrorIs(t, err, executor.ErrInvalidRequest)
 					require.Nil(t, r)
 					assert.NotErrorIs(t, err, executor.ErrGraphReplaced)
-					assert.Contains(t, err.Error(), "run "+rec.ID+": the run was abandoned")
+					assert.Contains(t, err.Error(), `run "`+rec.ID+`": the run was abandoned`)
 					assert.Contains(t, err.Error(), `(Executor.Abandon, with the reason "template podcast-v1 was retired")`)
 					assert.Contains(t, err.Error(), "a new run of its graph (Executor.Start or Run) makes")
 
@@ -64,7 +64,7 @@ func TestResumeOfAnAbandonedRunIsRefused(t *testing.T) {
 
 					want := progress.Event{RunID: rec.ID, GraphKey: "lecture", Seq: crashAfter + 1, Time: abandoned.EndedAt,
 						Type: progress.RunCancelled, Stage: progress.NoStage, Message: abandoned.Error,
-						Error: "executor: run cancelled: run " + rec.ID + ": interrupted",
+						Error: `executor: run cancelled: run "` + rec.ID + `": interrupted`,
 						Done:  before[crashAfter-1].Done, Total: before[crashAfter-1].Total}
 					got := replay(t, sink.Memory, rec.ID)
 					assert.Empty(t, cmp.Diff(append(before, want), got), "one final event (-want +got)")

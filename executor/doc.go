@@ -248,8 +248,8 @@
 // Seq after the run's newest event (Seq 1 when the Sink holds none: its
 // process stopped before any reached the Sink, and its viewers wait for
 // the first), with the run's Done and Total, the
-// record's text as Message, an Error as a cancelled run's, "executor: run
-// cancelled: run <id>: interrupted", and ResumedBy, the ID of the
+// record's text as Message, an Error as a cancelled run's, `executor: run
+// cancelled: run "<id>": interrupted`, and ResumedBy, the ID of the
 // resuming run, which a view may follow next. The executor has only a
 // Sink: it learns the newest event by asking the Sink, if it implements
 // progress.LastEventReader (as progress.Memory does, progress.Buffered

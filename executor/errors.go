@@ -158,7 +158,7 @@ const (
 // or a provider's error is a whole page. Failed holds them all, in full.
 func (e *RunError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%v: run %s: %d node(s) failed", ErrRunFailed, e.RunID, len(e.Failed))
+	fmt.Fprintf(&b, "%v: run %s: %d node(s) failed", ErrRunFailed, quote(e.RunID), len(e.Failed))
 	for i, f := range e.Failed {
 		if i == maxListedFailures {
 			fmt.Fprintf(&b, "\n\t... and %d more", len(e.Failed)-i)

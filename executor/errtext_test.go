@@ -54,7 +54,7 @@ func TestErrorsOfTwoSentinelsSayExecutorOnce(t *testing.T) {
 			_, err = r.Wait()
 			require.ErrorIs(t, err, executor.ErrCancelled)
 			require.ErrorIs(t, err, executor.ErrGraphDeleted)
-			assert.Equal(t, "executor: run cancelled: run "+r.ID()+": graph deleted during the run", err.Error())
+			assert.Equal(t, `executor: run cancelled: run "`+r.ID()+`": graph deleted during the run`, err.Error())
 		})
 	})
 }
@@ -75,7 +75,7 @@ func TestWrappedHostErrorKeepsItsText(t *testing.T) {
 			r.CancelCause(errHost)
 			_, err = r.Wait()
 			require.ErrorIs(t, err, errHost)
-			assert.Equal(t, "executor: run cancelled: run "+r.ID()+": executor: lock of the worker lost", err.Error())
+			assert.Equal(t, `executor: run cancelled: run "`+r.ID()+`": executor: lock of the worker lost`, err.Error())
 		})
 	})
 	t.Run("a validator's refusal", func(t *testing.T) {
@@ -99,4 +99,81 @@ func TestWrappedHostErrorKeepsItsText(t *testing.T) {
 			assert.Equal(t, "executor: invalid output: executor: lock of the worker lost", ne.Err.Error())
 		})
 	})
+}
+
+// Some of the executor's errors named a run ID quoted (an Abandon's, a
+// GraphOf's) and others bare (a failed or cancelled run's, a refused
+// Resume's), so a log search or a reader could not count on one form.
+// Every error text quotes it, as keys are quoted, and as pgstore does.
+func TestErrorsQuoteRunIDs(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// text returns an error text of the executor that names a run,
+		// and the run's ID.
+		text func(t *testing.T, l *lab) (string, string)
+	}{
+		{"a failed run", func(t *testing.T, l *lab) (string, string) {
+			l.set("asset:image:segment[1]", fail(executor.Permanent(errors.New("provider refused"))))
+			rep, err := l.run(l.executor(executor.Options{}))
+			require.ErrorIs(t, err, executor.ErrRunFailed)
+			assert.Equal(t, err.Error(), rep.Record.Error)
+			return err.Error(), rep.Record.ID
+		}},
+		{"a cancelled run", func(t *testing.T, l *lab) (string, string) {
+			r, err := l.executor(executor.Options{}).Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			require.NoError(t, err)
+			time.Sleep(time.Second)
+			r.Cancel()
+			_, err = r.Wait()
+			require.ErrorIs(t, err, executor.ErrCancelled)
+			return err.Error(), r.ID()
+		}},
+		{"a Resume of a run still running", func(t *testing.T, l *lab) (string, string) {
+			e := l.executor(executor.Options{})
+			r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			require.NoError(t, err)
+			time.Sleep(time.Second)
+			_, err = e.Resume(ctx, l.g, r.ID())
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			r.Cancel()
+			_, _ = r.Wait()
+			return err.Error(), r.ID()
+		}},
+		{"a Resume of an unknown run", func(t *testing.T, l *lab) (string, string) {
+			_, err := l.executor(executor.Options{}).Resume(ctx, l.g, "no-such-run")
+			require.ErrorIs(t, err, executor.ErrNotFound)
+			return err.Error(), "no-such-run"
+		}},
+		{"a Resume without a graph", func(t *testing.T, l *lab) (string, string) {
+			_, err := l.executor(executor.Options{}).Resume(ctx, nil, "r1")
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			return err.Error(), "r1"
+		}},
+		{"a RerunFailed after Close", func(t *testing.T, l *lab) (string, string) {
+			e := l.executor(executor.Options{})
+			require.NoError(t, e.Close(ctx))
+			_, err := e.RerunFailed(ctx, l.g, "r1")
+			require.ErrorIs(t, err, executor.ErrClosed)
+			return err.Error(), "r1"
+		}},
+		{"the final event of a run found interrupted", func(t *testing.T, l *lab) (string, string) {
+			sink := progress.NewMemory(progress.MemoryOptions{})
+			rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+			r, err := newExecutor(t, l, sink).Resume(ctx, l.g, rec.ID)
+			require.NoError(t, err)
+			_, err = r.Wait()
+			require.NoError(t, err)
+			evs := replay(t, sink, rec.ID)
+			return evs[len(evs)-1].Error, rec.ID
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				text, id := tc.text(t, newLab(t, 30))
+				assert.Contains(t, text, `run "`+id+`"`)
+				assert.NotContains(t, text, "run "+id)
+			})
+		})
+	}
 }

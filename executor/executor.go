@@ -270,10 +270,10 @@ func (e *Executor) finishedLocked(of, key string) error {
 		return nil
 	case f.of == of:
 		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is under way in this executor (its call not returned, or its run not ended): wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
-			ErrInvalidRequest, of, f.id)
+			ErrInvalidRequest, quote(of), quote(f.id))
 	}
 	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is under way in this executor (its call not returned, or its run not ended): each one of a graph key makes the same nodes, those not clean: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
-		ErrInvalidRequest, of, f.id, f.of, quote(key))
+		ErrInvalidRequest, quote(of), quote(f.id), quote(f.of), quote(key))
 }
 
 // runIDField names the field that gave the ID of a run that resumes
@@ -753,7 +753,7 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 		return nil, err
 	}
 	if !e.enter() {
-		return nil, fmt.Errorf("%w: it starts no run: resume run %s", ErrClosed, id)
+		return nil, fmt.Errorf("%w: it starts no run: resume run %s", ErrClosed, quote(id))
 	}
 	defer e.runs.done()
 	recheck := e.recheckAbandoned(e.abandonsSeen(), id, "resume")
@@ -807,7 +807,7 @@ func (e *Executor) RerunFailed(ctx context.Context, g *graph.Graph, id string, o
 		return nil, err
 	}
 	if !e.enter() {
-		return nil, fmt.Errorf("%w: it starts no run: rerun failed nodes of run %s", ErrClosed, id)
+		return nil, fmt.Errorf("%w: it starts no run: rerun failed nodes of run %s", ErrClosed, quote(id))
 	}
 	defer e.runs.done()
 	recheck := e.recheckAbandoned(e.abandonsSeen(), id, "rerun failed nodes of")
@@ -915,7 +915,7 @@ func (e *Executor) enter() bool {
 // in a record written before Record.Graph existed, the run's duration.
 func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what string) (Record, error) {
 	if g == nil {
-		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, id)
+		return Record{}, fmt.Errorf("%w: %s run %s: the graph is nil", ErrInvalidRequest, what, quote(id))
 	}
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {
@@ -926,9 +926,9 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	}
 	if err != nil {
 		if ctx.Err() != nil && !errors.Is(err, ErrNotFound) {
-			return Record{}, wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s", what, id), err, "")
+			return Record{}, wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s", what, quote(id)), err, "")
 		}
-		return Record{}, fmt.Errorf("%s run %s: %w", what, id, err)
+		return Record{}, fmt.Errorf("%s run %s: %w", what, quote(id), err)
 	}
 	// Checked after the read: a run's ID is live from before its first
 	// record until after its last, so a record read while the run starts
@@ -938,17 +938,17 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	e.startMu.Unlock()
 	if live {
 		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
-			ErrInvalidRequest, what, id)
+			ErrInvalidRequest, what, quote(id))
 	}
 	if resumed != nil {
-		return Record{}, fmt.Errorf("%s run %s: %w", what, id, resumed)
+		return Record{}, fmt.Errorf("%s run %s: %w", what, quote(id), resumed)
 	}
 	if err := e.refuseAbandoned(ctx, rec, what); err != nil {
 		return Record{}, err
 	}
 	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
 		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",
-			ErrInvalidRequest, what, id, rec.Seconds, secs)
+			ErrInvalidRequest, what, quote(id), rec.Seconds, secs)
 	}
 	if fp := Fingerprint(g); rec.Graph != "" && fp != rec.Graph {
 		other := "another template" // the durations agree
@@ -956,7 +956,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 			other = "another template or duration"
 		}
 		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %s than this one (fingerprint %s, not %s): build the run's graph again from its template and Record.Seconds, the one whose Fingerprint is Record.Graph",
-			ErrInvalidRequest, what, id, other, short(rec.Graph), short(fp))
+			ErrInvalidRequest, what, quote(id), other, short(rec.Graph), short(fp))
 	}
 	return rec, nil
 }

@@ -88,7 +88,7 @@ func (e *Executor) holdEnding(id, key string, by endingBy) (release func(), err 
 	}
 	if f, ok := e.finishing[key]; ok && f.of == id {
 		return nil, fmt.Errorf("%w: run %s is being resumed by run %s, a Resume or RerunFailed of it under way in this executor, which records it as interrupted, resumed by that run (or, if refused as the run's graph is no longer the key's, not resumed): retry once that call has returned: Abandon then finds the record no longer running, and returns nil (were it still running, the run store having failed that call, retry once run %s has ended too)",
-			ErrInvalidRequest, id, f.id, f.id)
+			ErrInvalidRequest, quote(id), quote(f.id), quote(f.id))
 	}
 	if e.ending == nil {
 		e.ending = map[string]endingBy{}
@@ -110,13 +110,13 @@ func endingError(id string, by endingBy) error {
 	switch by {
 	case endingAbandon:
 		return fmt.Errorf("%w: run %s is being abandoned (an Executor.Abandon of it is under way in this executor): once it returns, the run's record says interrupted, not resumed",
-			ErrInvalidRequest, id)
+			ErrInvalidRequest, quote(id))
 	case endingAbandoned:
 		return fmt.Errorf("%w: run %s, abandoned, is getting its stream's final event from a Resume or RerunFailed of it, refused as the run was abandoned, in this executor: once that call returns, an Abandon of it returns nil, and a Resume of it is refused",
-			ErrInvalidRequest, id)
+			ErrInvalidRequest, quote(id))
 	}
 	return fmt.Errorf("%w: run %s is being recorded as interrupted, not resumed, by a Resume or RerunFailed of it that was refused (its graph is no longer the key's) in this executor: once that call returns, the record says so: a Resume of the run is refused, and an Abandon of it returns nil",
-		ErrInvalidRequest, id)
+		ErrInvalidRequest, quote(id))
 }
 
 // abandonedReason returns the reason that [Executor.Abandon] recorded in
@@ -157,7 +157,7 @@ func (e *Executor) refuseAbandoned(ctx context.Context, rec Record, what string)
 // which) of run id, which Abandon recorded with reason.
 func abandonedError(what, id, reason string) error {
 	return fmt.Errorf("%w: %s run %s: the run was abandoned (Executor.Abandon, with the reason %s), and its record says that no run resumes it: a new run of its graph (Executor.Start or Run) makes the key's nodes that are not clean",
-		ErrInvalidRequest, what, id, quote(reason))
+		ErrInvalidRequest, what, quote(id), quote(reason))
 }
 
 // abandonsSeen returns the count of the Abandons of this executor that
@@ -191,9 +191,9 @@ func (e *Executor) recheckAbandoned(seen uint64, id, what string) func(context.C
 		}
 		switch {
 		case err != nil && ctx.Err() != nil && !errors.Is(err, ErrNotFound):
-			return wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s: read its record again", what, id), err, "")
+			return wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s: read its record again", what, quote(id)), err, "")
 		case err != nil:
-			return fmt.Errorf("%s run %s: read its record again: %w", what, id, err)
+			return fmt.Errorf("%s run %s: read its record again: %w", what, quote(id), err)
 		}
 		if reason, ok := abandonedReason(rec); ok {
 			return abandonedError(what, id, reason)
@@ -640,7 +640,7 @@ func (e *Executor) publishInterrupted(ctx context.Context, rec Record, by string
 	}
 	ev := progress.Event{RunID: rec.ID, GraphKey: rec.GraphKey, Seq: last.Seq + 1, Time: rec.EndedAt,
 		Type: progress.RunCancelled, Stage: progress.NoStage, Message: msg,
-		Error: fmt.Sprintf("%v: run %s: interrupted", ErrCancelled, rec.ID),
+		Error: fmt.Sprintf("%v: run %s: interrupted", ErrCancelled, quote(rec.ID)),
 		Done:  last.Done, Total: last.Total, ResumedBy: by}
 	capText(&ev)
 	em := emitter{sink: e.opts.Sink, ctx: ctx}

@@ -133,7 +133,7 @@ func TestStoryCrashedRunsViewersEndWhenItIsResumed(t *testing.T) {
 				want := progress.Event{RunID: rec.ID, GraphKey: "lecture", Seq: crashAfter + 1, Time: rec.EndedAt,
 					Type: progress.RunCancelled, Stage: progress.NoStage,
 					Message: "interrupted: it ended without recording its outcome; resumed by run " + resumed.ID(),
-					Error:   "executor: run cancelled: run " + rec.ID + ": interrupted",
+					Error:   `executor: run cancelled: run "` + rec.ID + `": interrupted`,
 					Done:    before[crashAfter-1].Done, Total: before[crashAfter-1].Total,
 					ResumedBy: resumed.ID()}
 				assert.Empty(t, cmp.Diff(append(before, want), got), "the run's stream (-want +got)")

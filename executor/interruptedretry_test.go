@@ -98,7 +98,7 @@ func TestCrashedRunsStreamEndsAfterTheSinkFailedTheFirstResume(t *testing.T) {
 						require.NoError(t, err)
 						want := progress.Event{RunID: rec.ID, GraphKey: "lecture", Seq: crashAfter + 1, Time: rec.EndedAt,
 							Type: progress.RunCancelled, Stage: progress.NoStage, Message: rec.Error,
-							Error: "executor: run cancelled: run " + rec.ID + ": interrupted",
+							Error: `executor: run cancelled: run "` + rec.ID + `": interrupted`,
 							Done:  before[crashAfter-1].Done, Total: before[crashAfter-1].Total,
 							ResumedBy: resumed.ID()}
 						assert.Equal(t, "interrupted: it ended without recording its outcome; resumed by run "+resumed.ID(), rec.Error)

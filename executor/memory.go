@@ -877,7 +877,7 @@ func (m *MemoryRuns) GetRun(ctx context.Context, id string) (Record, error) {
 	r, ok := m.runs[id]
 	m.mu.RUnlock()
 	if !ok {
-		return Record{}, fmt.Errorf("get run %q: %w", id, ErrNotFound)
+		return Record{}, fmt.Errorf("get run %s: %w", quote(id), ErrNotFound)
 	}
 	return copyRecord(r), nil
 }

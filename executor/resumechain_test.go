@@ -64,7 +64,7 @@ func TestResumeRefusesTheChainOfARunBeingFinished(t *testing.T) {
 						time.Sleep(time.Second)
 						_, err = then.call(e, ctx, l.g, ids[tc.then])
 						require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second run would pay for the same nodes")
-						assert.ErrorContains(t, err, "already being finished by run "+running.ID())
+						assert.ErrorContains(t, err, `already being finished by run "`+running.ID()+`"`)
 						_, err = e.Runs().GetRun(ctx, running.ID())
 						require.NoError(t, err)
 						recs, err := e.Runs().ListRuns(ctx, "lecture")

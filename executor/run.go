@@ -299,7 +299,7 @@ func (r *run) putRecord(ctx context.Context) error {
 	put := func() error { return r.e.opts.Runs.PutRun(ctx, r.rec) }
 	if err := put(); err != nil {
 		if err = r.retryStore(ctx, err, "record run", r.handle.id, put); err != nil {
-			return fmt.Errorf("record run %s: %w", r.handle.id, err)
+			return fmt.Errorf("record run %s: %w", quote(r.handle.id), err)
 		}
 	}
 	r.recordPut = true
@@ -373,7 +373,7 @@ func (r *run) boundStoreCalls() {
 	}
 	d := r.e.opts.StoreTimeout
 	r.bgTimer = time.AfterFunc(d, func() {
-		r.bgCancel(fmt.Errorf("%w within Options.StoreTimeout (%v) of the cancel of run %s", errStoresLate, d, r.handle.id))
+		r.bgCancel(fmt.Errorf("%w within Options.StoreTimeout (%v) of the cancel of run %s", errStoresLate, d, quote(r.handle.id)))
 	})
 }
 
@@ -1715,11 +1715,11 @@ func (r *run) finish() {
 		rec.Status = RunCancelled
 		switch cause := context.Cause(r.ctx); {
 		case cause == ErrCancelled: // Cancel, or CancelCause(nil)
-			err = fmt.Errorf("%w: run %s", ErrCancelled, r.handle.id)
+			err = fmt.Errorf("%w: run %s", ErrCancelled, quote(r.handle.id))
 		case errors.Is(cause, ErrCancelled): // a host's cause that says it already
-			err = fmt.Errorf("run %s: %w", r.handle.id, cause)
+			err = fmt.Errorf("run %s: %w", quote(r.handle.id), cause)
 		default:
-			err = wrap(ErrCancelled, "run "+r.handle.id, cause, "")
+			err = wrap(ErrCancelled, "run "+quote(r.handle.id), cause, "")
 		}
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:

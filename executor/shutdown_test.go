@@ -189,7 +189,7 @@ func TestResumeRefusesARunAlreadyBeingResumed(t *testing.T) {
 		time.Sleep(time.Second)
 		_, err = e.Resume(context.Background(), l.g, r.ID())
 		require.ErrorIs(t, err, executor.ErrInvalidRequest)
-		assert.ErrorContains(t, err, "already being finished by run "+first.ID())
+		assert.ErrorContains(t, err, `already being finished by run "`+first.ID()+`"`)
 		_, err = e.RerunFailed(context.Background(), l.g, r.ID())
 		require.ErrorIs(t, err, executor.ErrInvalidRequest)
 		first.Cancel()
