@@ -303,7 +303,7 @@
 //     their reference, at least a given age ago. With an age longer than
 //     the longest run, it is safe while runs go on.
 //   - [MemoryStore.PruneRuns] deletes the run records that ended, or never
-//     ended but started, at least a given age ago.
+//     ended but started, more than a given age ago.
 //
 // [MemoryStates.DeleteGraph] and [MemoryRuns.PruneRuns] serve the separate
 // defaults; a [MemoryAssets] of its own does not know what states refer

@@ -953,10 +953,11 @@ func copyRecord(r Record) Record {
 	return r
 }
 
-// PruneRuns deletes the records that ended olderThan or longer ago, and
+// PruneRuns deletes the records that ended more than olderThan ago, and
 // those that never ended (a run cut short by the process's end leaves
-// them "running") but started olderThan or longer ago, and returns how
-// many it deleted. A record with neither time is kept. Ages are measured
+// them "running") but started more than olderThan ago, and returns how
+// many it deleted: a record exactly olderThan old is kept, as pgstore
+// keeps it. A record with neither time is kept. Ages are measured
 // by time.Now against the records' times, which the executor takes from
 // the same clock. A run whose record was deleted while it went on writes
 // its record again when it ends. It costs O(records) under the lock. A
@@ -978,7 +979,7 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 		if at.IsZero() {
 			at = r.StartedAt
 		}
-		if !at.IsZero() && !at.After(cutoff) {
+		if !at.IsZero() && at.Before(cutoff) {
 			delete(m.runs, id)
 			m.unindex(r)
 			n++

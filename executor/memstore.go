@@ -222,7 +222,7 @@ func (m *MemoryStore) PruneAssets(ctx context.Context, olderThan time.Duration) 
 }
 
 // PruneRuns is [MemoryRuns.PruneRuns]: it deletes the run records that
-// ended, or that never ended but started, olderThan or longer ago, and
+// ended, or that never ended but started, more than olderThan ago, and
 // returns how many it deleted.
 func (m *MemoryStore) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
 	return m.runs.PruneRuns(ctx, olderThan)

@@ -114,7 +114,10 @@
 //     see the assets a prune deleted, though they read them before it;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
 //   - PruneRuns deletes the records that ended, or that never ended but
-//     started, more than the age ago, and keeps a record with no time;
+//     started, more than the age ago, and keeps a record with no time,
+//     and one exactly the age old (checked on the fake clock of a
+//     testing/synctest bubble, which stands still: a store that reads
+//     another clock, a database's, is not checked there);
 //   - a negative age is an error, and a done context gives an error with
 //     no effect.
 //
@@ -125,7 +128,9 @@
 // # Requirements on the store
 //
 // newStore is called once per subtest; it should register any cleanup
-// with t.Cleanup. Every subtest uses graph keys, asset keys and run IDs
+// with t.Cleanup. The check of a run record exactly the age old calls
+// PutRun, PruneRuns and ListRuns inside a testing/synctest bubble: a
+// goroutine that a store starts in those calls must end with them. Every subtest uses graph keys, asset keys and run IDs
 // unique to it and to the process, so stores may share one database with
 // each other, with earlier runs and with other tests.
 //

@@ -104,6 +104,7 @@ var bugs = []kitBug{
 	{"Retention", "prune-own-graph", []string{"PruneAssetsKeepsEveryReference"}},
 	{"Retention", "runs-by-start", []string{"PruneRuns"}},
 	{"Retention", "timeless-old", []string{"PruneRuns"}},
+	{"Retention", "prune-runs-at-age", []string{"PruneRunsKeepsTheAge"}},
 	{"Retention", "negative-age", []string{"NegativeAge"}},
 	{"Retention", "ignore-ctx", []string{"CancelledContext"}},
 }
@@ -678,7 +679,7 @@ func (f *fakeRetainer) PruneRuns(ctx context.Context, olderThan time.Duration) (
 		if at.IsZero() || f.bug == "runs-by-start" {
 			at = r.StartedAt
 		}
-		if (!at.IsZero() || f.bug == "timeless-old") && !at.After(cutoff) {
+		if (!at.IsZero() || f.bug == "timeless-old") && (at.Before(cutoff) || (f.bug == "prune-runs-at-age" && at.Equal(cutoff))) {
 			n++
 			continue
 		}
