@@ -41,6 +41,10 @@ type Executor struct {
 	// batchReadMin is the fewest dependencies read with one GetMany call
 	// from the asset store (see readDeps).
 	batchReadMin int
+	// unbatched holds, under its mutex, the kinds already warned of for a
+	// BatchGenerator without a batch key (see warnUnbatched).
+	unbatchedMu sync.Mutex
+	unbatched   map[string]bool
 
 	// runs counts the runs started and not ended, those being started
 	// included; Close waits for them.

@@ -114,7 +114,10 @@ type Outcome struct {
 // so that a call often gets one node: the kind's
 // [KindOptions].BatchWindow lets a call wait a moment for more. The
 // nodes of a kind without a batch key are no batch: each is a call of
-// Generate, within the cap on singles (see Options.Workers). It returns one
+// Generate, within the cap on singles (see Options.Workers), and the
+// first run of a graph with such a kind whose generator is a
+// BatchGenerator logs a warning (Options.Logger) that names the kind,
+// once per kind, as its GenerateBatch goes unused. It returns one
 // outcome per request, in order. A call that returns another number of
 // outcomes fails as a whole: the executor logs a warning (Options.Logger)
 // that names the kind, the batch key and the two counts, and retries

@@ -228,7 +228,8 @@ type Options struct {
 	// Logger logs what goes wrong outside a run's result, as warnings: a
 	// failing sink, a store call retried, names in Kinds, Rates or Limits
 	// that a run's graph has none of, a BatchWindow that applies to
-	// nothing (New warns of one in Staged mode), a bulk generator that
+	// nothing (New warns of one in Staged mode), a BatchGenerator of a
+	// kind without a batch key (once per kind), a bulk generator that
 	// returns another number of outcomes than its requests, generators
 	// that ignore their context. Default: slog.Default() when New is called, as in
 	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)
@@ -472,6 +473,35 @@ func (e *Executor) warnStagedWindows() {
 	if len(kinds) > 0 {
 		e.log.Warn("regen: Options.Kinds or Options.Default gives a BatchWindow, but Options.Mode is Staged, where a stage's nodes are ready at once and no bulk call waits; it applies to nothing",
 			"kinds", kinds)
+	}
+}
+
+// warnUnbatched logs the kinds of g that have no batch key and whose
+// generator is a BatchGenerator, which the executor calls node by node,
+// with Generate (see BatchGenerator): its GenerateBatch goes unused. The
+// graph is known only when a run starts: each kind is warned of once, at
+// the first run of a graph that has it.
+func (e *Executor) warnUnbatched(g *graph.Graph, runID string) {
+	var kinds []string
+	e.unbatchedMu.Lock()
+	for ki := range g.Kinds() {
+		name := g.KindName(ki)
+		if key, _ := g.BatchKey(ki); key != "" || e.unbatched[name] {
+			continue
+		}
+		if _, ok := e.opts.Generators[name].(BatchGenerator); ok {
+			if e.unbatched == nil {
+				e.unbatched = map[string]bool{}
+			}
+			e.unbatched[name] = true
+			kinds = append(kinds, name)
+		}
+	}
+	e.unbatchedMu.Unlock()
+	if len(kinds) > 0 {
+		slices.Sort(kinds)
+		e.log.Warn("regen: Options.Generators gives a BatchGenerator to kinds without a batch key; the executor calls their Generate, a node a call, and never GenerateBatch (give the kinds a batch key in the template to batch them)",
+			"run", runID, "kinds", kinds)
 	}
 }
 

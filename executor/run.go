@@ -254,6 +254,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		r.bulks[ki], _ = r.gens[ki].(BatchGenerator)
 	}
 	e.warnUnknownKeys(r.g, req.RunID)
+	e.warnUnbatched(r.g, req.RunID)
 	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
 		Graph: r.fp, TriggeredBy: req.TriggeredBy, Reason: req.Reason, Resumes: of, Marks: req.Marks, Status: RunRunning,
 		StartedAt: time.Now()}
