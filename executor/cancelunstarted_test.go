@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ type callLog struct {
 	mu     sync.Mutex
 	calls  map[string]map[string]int      // by run, then node
 	events map[string]map[string][]string // event types, by run, then node
+	stages map[string][]string            // stage events ("stage.started 0"), by run
 	called chan string
 	// hold, if set, blocks the publish of node.started of that node
 	// until release is closed, after signalling holding.
@@ -47,7 +49,7 @@ type callLog struct {
 }
 
 func newCallLog() *callLog {
-	return &callLog{calls: map[string]map[string]int{}, events: map[string]map[string][]string{},
+	return &callLog{calls: map[string]map[string]int{}, events: map[string]map[string][]string{}, stages: map[string][]string{},
 		called: make(chan string, 16), holding: make(chan struct{}, 1), release: make(chan struct{})}
 }
 
@@ -82,6 +84,11 @@ func (c *callLog) GenerateBatch(ctx context.Context, reqs []executor.Request) []
 
 func (c *callLog) Publish(_ context.Context, evs ...progress.Event) error {
 	for _, ev := range evs {
+		if ev.Type == progress.StageStarted || ev.Type == progress.StageFinished {
+			c.mu.Lock()
+			c.stages[ev.RunID] = append(c.stages[ev.RunID], fmt.Sprintf("%s %d", ev.Type, ev.Stage))
+			c.mu.Unlock()
+		}
 		if ev.Node == "" {
 			continue
 		}
@@ -113,6 +120,11 @@ func (c *callLog) Publish(_ context.Context, evs ...progress.Event) error {
 // cancelled by then; only a node whose node.started went out as the
 // cancel came, before its call, settles cancelled without a call
 // (Attempt 0), as its event said it started (TestReviewNoCallAfterCancel).
+// A stage whose first node taken was kept so from starting published
+// stage.started all the same, when the worker took the node: a browser
+// saw a stage start that ran nothing, and never finished. A stage now
+// starts with the first event of one of its nodes, so a stage none of
+// whose nodes started gets no event either.
 func TestCancelledNodesThatNeverRan(t *testing.T) {
 	waiting := graph.Template{Kinds: []graph.Kind{
 		{Name: "x", BatchKey: "k", Concurrency: 2},
@@ -134,19 +146,22 @@ func TestCancelledNodesThatNeverRan(t *testing.T) {
 		// hold delays the publish of the node.started of this node, while
 		// the run is cancelled.
 		hold string
-		// The cancelled run's events by node, and its Report.Cancelled.
+		// The cancelled run's events by node, its stage events, and its
+		// Report.Cancelled.
 		want      map[string][]string
+		stages    []string
 		cancelled []string
 	}{
 		{name: "reading its inputs", tmpl: loading,
-			want: map[string][]string{"a": {"node.started", "node.succeeded"}}},
+			want: map[string][]string{"a": {"node.started", "node.succeeded"}}, stages: []string{"stage.started 0", "stage.finished 0"}},
 		{name: "waiting for room under Limits", tmpl: waiting, other: true, opts: executor.Options{Limits: limit}},
 		{name: "a bulk call waiting for room under Limits", tmpl: waiting, other: true, bulk: true,
 			opts: executor.Options{Limits: limit}},
 		{name: "waiting for a start under Rates", tmpl: waiting, other: true,
 			opts: executor.Options{Rates: map[string]executor.Rate{"k": {Starts: 1, Per: time.Hour}}}},
 		{name: "its start published as the cancel came", tmpl: graph.Template{Kinds: []graph.Kind{{Name: "x"}}},
-			hold: "x", want: map[string][]string{"x": {"node.started", "node.cancelled"}}, cancelled: []string{"x"}},
+			hold: "x", want: map[string][]string{"x": {"node.started", "node.cancelled"}}, stages: []string{"stage.started 0", "stage.finished 0"},
+			cancelled: []string{"x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -189,7 +204,7 @@ func TestCancelledNodesThatNeverRan(t *testing.T) {
 				require.ErrorIs(t, err, executor.ErrCancelled)
 
 				c.mu.Lock()
-				calls, events := c.calls["cancelled"], c.events["cancelled"]
+				calls, events, stages := c.calls["cancelled"], c.events["cancelled"], c.stages["cancelled"]
 				c.mu.Unlock()
 				want := tc.want
 				if want == nil {
@@ -199,6 +214,7 @@ func TestCancelledNodesThatNeverRan(t *testing.T) {
 					events = map[string][]string{}
 				}
 				assert.Empty(t, cmp.Diff(want, events), "the events by node (-want +got)")
+				assert.Empty(t, cmp.Diff(tc.stages, stages), "the stage events (-want +got)")
 				assert.ElementsMatch(t, tc.cancelled, rep.Cancelled, "Report.Cancelled")
 				assert.Equal(t, len(tc.cancelled), rep.Record.Counts.Cancelled, "Counts.Cancelled")
 				attempts := 0

@@ -219,15 +219,18 @@
 //     that had not started get no event, and are in no list of the
 //     [Report]: those never taken, and those that were reading their
 //     inputs or waiting for room or a start when the cancel came.
-//   - A stage's stage.started comes before the node.started of its first
-//     node, and its stage.finished after its last node settled; each
-//     comes at most once a round, and stages finish in order. Skips may report a
-//     stage's nodes before the stage starts (a stage whose nodes are all
-//     skipped starts and finishes after them). In Dataflow mode a stage
-//     starts as soon as one of its nodes may, so a stage may start before
-//     the one before it finished, and the stages' events interleave. A
-//     cancelled run ends without the stage.finished of the stages it had
-//     not finished.
+//   - A stage's stage.started comes just before the first event of one
+//     of its nodes that is not a skip (a node.started, or the settling
+//     event of a node that made no call), and its stage.finished after
+//     its last node settled; each comes at most once a round, and stages
+//     finish in order. Skips may report a stage's nodes before the stage
+//     starts (a stage whose nodes are all skipped starts and finishes
+//     after them). In Dataflow mode a stage starts as soon as one of its
+//     nodes does, so a stage may start before the one before it
+//     finished, and the stages' events interleave. A cancelled run ends
+//     without the stage.finished of the stages it had not finished, and
+//     a stage none of whose nodes started or settled before the cancel
+//     gets no event at all.
 //   - Each planned node settles once a round. With Options.Converge, a
 //     later round starts with a message event ("Round 2: 3 nodes to
 //     remake after changes during the run": the nodes of its plan, those

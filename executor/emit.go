@@ -35,6 +35,43 @@ type emitter struct {
 	lost     int       // events the sink failed to take, in all
 	failing  int       // of those, since the last one it took
 	warnedAt time.Time // the last warning of a failing sink
+	// stages holds the summary line of each stage of the round's plan,
+	// and shown which stages' stage.started went out, this round (see
+	// opens): a stage starts with the first event of one of its nodes
+	// that started or settled, not when a worker takes its first node,
+	// which a cancel may keep from starting. Nil outside a run's rounds.
+	stages []string
+	shown  []bool
+}
+
+// newRound sets the stages of a round's plan, by their summary lines,
+// none of them started yet.
+func (em *emitter) newRound(stages []string) {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	em.stages, em.shown = stages, make([]bool, len(stages))
+}
+
+// opens reports the stage that ev starts, if its stage.started has not
+// gone out yet this round: ev is a node's start, or its settlement
+// without a start (node.unchanged, node.failed), or the stage.finished
+// of a stage whose nodes were all skipped. A skipped node's event may
+// come before its stage starts (see the package doc's Progress). Called
+// with mu held.
+func (em *emitter) opens(ev *progress.Event) (int, bool) {
+	if em.shown == nil || ev.Stage < 0 || ev.Stage >= len(em.shown) || em.shown[ev.Stage] {
+		return 0, false
+	}
+	switch ev.Type {
+	case progress.NodeSkipped, progress.NodeRetrying, progress.Message:
+		return 0, false
+	case progress.StageFinished:
+	default:
+		if ev.Node == "" {
+			return 0, false
+		}
+	}
+	return ev.Stage, true
 }
 
 // sinkWarnEvery is how often a sink that keeps failing is logged again.
@@ -44,7 +81,10 @@ func (em *emitter) emit(ev progress.Event) { em.emitIf(ev, nil) }
 
 // emitIf emits ev if ok, when given, reports true under the emitter's
 // lock: a note is checked against its call's state there, so that one
-// sent as the call returns goes out before the node's end, or not at all.
+// sent as the call returns goes out before the node's end, or not at all,
+// and a node's start against the run's cancel. The first event of a stage
+// this round (see opens) goes out after the stage's stage.started, which
+// so goes out only once one of its nodes has started or settled.
 func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 	if em.sink == nil {
 		return
@@ -59,6 +99,16 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 		// event must stay the last (progress.Type.Final).
 		return
 	}
+	if s, ok := em.opens(&ev); ok {
+		em.shown[s] = true
+		em.put(progress.Event{Type: progress.StageStarted, Stage: s, Message: em.stages[s],
+			Done: em.done, Total: ev.Total, ETA: ev.ETA})
+	}
+	em.put(ev)
+}
+
+// put numbers ev and publishes it. Called with mu held.
+func (em *emitter) put(ev progress.Event) {
 	em.closed = ev.Type.Final()
 	capText(&ev)
 	// Events sent from workers (node started or retrying, generator notes)

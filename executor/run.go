@@ -118,9 +118,8 @@ type run struct {
 	plan       *planner.Plan
 	m          *schedule.Machine
 	eta        *eta
-	stageShown []bool // stage.started emitted, this round
-	idle       int    // workers waiting on cond
-	woken      int    // workers signalled and not yet back under mu
+	idle       int // workers waiting on cond
+	woken      int // workers signalled and not yet back under mu
 	changeBuf  []Change
 	nodeBuf    []graph.Node
 	shared     bool // view was reloaded: another writer committed, so results are checked
@@ -743,7 +742,13 @@ func (r *run) round() {
 	if r.em.sink != nil { // the ETA is reported with events only
 		r.eta = newETA(r.plan, m, r.callAt, &r.backoffs, opts, r.eta)
 	}
-	r.stageShown = make([]bool, len(r.plan.Stages))
+	if r.em.sink != nil { // no summary that nobody reads
+		stages := make([]string, len(r.plan.Stages))
+		for s := range stages {
+			stages[s] = r.plan.Summary(s)
+		}
+		r.em.newRound(stages)
+	}
 	r.mu.Unlock()
 	halted := make(chan struct{})
 	stop := context.AfterFunc(r.ctx, func() {
@@ -911,9 +916,6 @@ func (r *run) work(locked bool) bool {
 		// A kind without a batch key has no batch: its nodes are called
 		// one by one, within the cap on singles, even by a bulk generator.
 		if bulk == nil || steps[0].Key == "" {
-			if steps[0].StageStarted {
-				r.stageEvent(progress.StageStarted, steps[0].Stage)
-			}
 			if own == nil {
 				own = &job{blocks: true}
 			}
@@ -945,9 +947,6 @@ func (r *run) work(locked bool) bool {
 		slices.SortFunc(steps, func(a, b schedule.Step) int { return cmp.Compare(a.Node, b.Node) })
 		jobs := make([]*job, len(steps))
 		for i, st := range steps {
-			if st.StageStarted {
-				r.stageEvent(progress.StageStarted, st.Stage)
-			}
 			jobs[i] = new(job)
 			r.newJob(jobs[i], st, kind)
 		}
@@ -1585,11 +1584,9 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 		r.report(ev, now)
 	}
 	for _, s := range sr.StagesFinished {
-		if !r.stageShown[s] {
-			// Every node of the stage was skipped: it never started.
-			r.stageEvent(progress.StageStarted, s)
-		}
-		r.stageEvent(progress.StageFinished, s)
+		// A stage whose nodes were all skipped starts here (see
+		// emitter.opens).
+		r.stageFinished(s)
 	}
 }
 
@@ -1628,16 +1625,14 @@ func (r *run) invalidateEdited(prev *dirty.States) {
 	}
 }
 
-// stageEvent emits a stage event with the planner's summary line. Called
-// with mu held.
-func (r *run) stageEvent(t progress.Type, s int) {
-	if t == progress.StageStarted {
-		r.stageShown[s] = true
-	}
+// stageFinished emits stage s's stage.finished, with the planner's
+// summary line. (Its stage.started, the emitter sends before the first
+// event of the stage: see emitter.opens.) Called with mu held.
+func (r *run) stageFinished(s int) {
 	if r.em.sink == nil {
 		return // no summary that nobody reads
 	}
-	r.em.emit(progress.Event{Type: t, Stage: s, Message: r.plan.Summary(s),
+	r.em.emit(progress.Event{Type: progress.StageFinished, Stage: s, Message: r.plan.Summary(s),
 		Done: r.done + r.settledNodes(), Total: r.total, ETA: r.etaNow()})
 }
 
