@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/regengraph/regen/executor"
 )
@@ -19,6 +20,59 @@ import (
 // reference is RefPrefix followed by the asset's key.
 const RefPrefix = "pg:"
 
+// The largest asset a [Store] puts: Data, URL, Hash and Meta (as JSON)
+// together, in bytes. A message of the Postgres protocol carries at most
+// 1 GiB, and Put sends an asset, and Get receives it, in one. A pool
+// whose DefaultQueryExecMode sends values as text
+// (pgx.QueryExecModeSimpleProtocol, which PgBouncer in transaction mode
+// needs, and pgx.QueryExecModeExec) sends Data as hex, two bytes for
+// each, and the simple protocol as a literal, which Postgres reads into
+// at most 512 MiB: such a pool takes MaxAssetTextBytes. Keep larger
+// media elsewhere, and its address in the asset's URL.
+const (
+	// MaxAssetBytes is the limit on a pool that sends values in binary,
+	// as pgx's default query mode does: 1 GiB less 1 MiB.
+	MaxAssetBytes = 1<<30 - 1<<20
+	// MaxAssetTextBytes is the limit on a pool that sends values as
+	// text: 250 MiB.
+	MaxAssetTextBytes = 250 << 20
+)
+
+// AssetSizeError reports an asset that Put refused because it is larger
+// than a message of the Postgres protocol carries: its key, its size
+// and the limit of the pool's query mode. It wraps [ErrAssetTooLarge].
+// The store returns it wrapped in executor.Permanent, so that the
+// executor does not retry the call.
+type AssetSizeError struct {
+	// Key is the asset's key.
+	Key string
+	// Size is the bytes of its Data, URL, Hash and Meta (as JSON)
+	// together.
+	Size int
+	// Max is the limit: [MaxAssetBytes], or [MaxAssetTextBytes] on a
+	// pool that sends values as text.
+	Max int
+}
+
+func (e *AssetSizeError) Error() string {
+	return fmt.Sprintf("%v: asset %s takes %d bytes (Data, URL, Hash and Meta): want at most %d, "+
+		"which a Postgres message carries in the pool's query mode: keep larger media elsewhere, and its address in the URL",
+		ErrAssetTooLarge, quote(e.Key), e.Size, e.Max)
+}
+
+// Unwrap returns [ErrAssetTooLarge].
+func (e *AssetSizeError) Unwrap() error { return ErrAssetTooLarge }
+
+// maxAssetBytes returns the largest asset that the pool's query mode
+// carries (see MaxAssetBytes).
+func maxAssetBytes(pool *pgxpool.Pool) int {
+	switch pool.Config().ConnConfig.DefaultQueryExecMode {
+	case pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec:
+		return MaxAssetTextBytes
+	}
+	return MaxAssetBytes
+}
+
 // Put stores a under key in the assets table, replacing any asset already
 // there, and returns its reference, [RefPrefix] + key. It is one upsert,
 // one round trip; Data goes as bytea, Meta as jsonb. Put does not keep a,
@@ -26,8 +80,10 @@ const RefPrefix = "pg:"
 // [MaxAssetKeyBytes], or not valid UTF-8 without NUL, gives an error
 // wrapping a [*KeyError] (in executor.Permanent), before any SQL; a URL,
 // Hash, or Meta key or value that is not valid UTF-8 without NUL, a
-// [*TextError] so wrapped. It returns ctx.Err(), with no
-// effect, if ctx is done.
+// [*TextError] so wrapped; an asset larger than [MaxAssetBytes] (or
+// [MaxAssetTextBytes] on a pool that sends values as text), an
+// [*AssetSizeError] so wrapped, before any SQL. It returns ctx.Err(),
+// with no effect, if ctx is done.
 func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -39,6 +95,7 @@ func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, 
 		return "", err
 	}
 	var meta *string // NULL for no metadata
+	size := len(a.Data) + len(a.URL) + len(a.Hash)
 	if len(a.Meta) > 0 {
 		b, err := json.Marshal(a.Meta)
 		if err != nil { // a map[string]string always marshals
@@ -46,6 +103,11 @@ func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, 
 		}
 		m := string(b)
 		meta = &m
+		size += len(m)
+	}
+	if max := s.maxAsset; size > max {
+		// Sent, it would fail in the driver or the server, at every try.
+		return "", executor.Permanent(&AssetSizeError{Key: key, Size: size, Max: max})
 	}
 	if err := s.exec(ctx, s.q.putAsset, key, a.Data, a.URL, a.Hash, int64(a.Length), meta); err != nil {
 		return "", s.wrapErr(ctx, err, "put asset %s", quote(key))

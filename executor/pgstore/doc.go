@@ -75,6 +75,15 @@
 // nothing, as for a key never stored. Asset references, in node states, have no
 // limit: their index is a hash index.
 //
+// An asset goes to Postgres, and comes back, in one message of its
+// protocol, which carries at most 1 GiB: Put takes an asset whose Data,
+// URL, Hash and Meta (as JSON) hold at most [MaxAssetBytes] together (1
+// GiB less 1 MiB), or [MaxAssetTextBytes] (250 MiB) on a pool that sends
+// values as text (pgx.QueryExecModeSimpleProtocol, which sends Data as
+// hex, or pgx.QueryExecModeExec), and refuses a larger one with an
+// [*AssetSizeError] before any SQL. Keep larger media elsewhere, and its
+// address in the asset's URL.
+//
 // # Transactions
 //
 // A graph has one version number, the version column of its graphs row; a
@@ -303,7 +312,8 @@
 // another text field to write (a node state's LastError, a run record's
 // Error, an asset's URL or Meta...) that is not valid UTF-8 without NUL
 // gives a [*TextError] wrapping [ErrNotText], so wrapped too, before any
-// SQL; a negative age given to a prune wraps [ErrInvalidAge].
+// SQL, and an asset larger than a message carries an [*AssetSizeError]
+// wrapping [ErrAssetTooLarge], so wrapped too; a negative age given to a prune wraps [ErrInvalidAge].
 // [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
 // wrapping [ErrGraphLocked]; a lock that lost its session gives errors
 // wrapping [ErrLockLost]. [Store.ResumeLeftRunning] reports a run whose

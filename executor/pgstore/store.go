@@ -72,6 +72,10 @@ var (
 	// URL, Hash or Meta) is not valid UTF-8 without NUL, which Postgres
 	// text and jsonb cannot hold. A [*TextError] wraps it.
 	ErrNotText = errors.New("pgstore: text is not valid UTF-8 without NUL")
+	// ErrAssetTooLarge: an asset to put is larger than a message of
+	// the Postgres protocol carries (see [MaxAssetBytes]). An
+	// [*AssetSizeError] wraps it.
+	ErrAssetTooLarge = errors.New("pgstore: asset too large")
 	// ErrSchemaTooNew: the schema holds a table layout newer than
 	// [SchemaVersion], migrated by a later release, which this one can
 	// neither use nor migrate. A [*SchemaVersionError] wraps it.
@@ -149,6 +153,9 @@ type Store struct {
 	schema string
 	q      queries
 	batch  int // rows a prune statement deletes at most
+	// maxAsset is the largest asset Put sends, for the pool's query
+	// mode (pgxpool.Pool.Config copies the config at every call).
+	maxAsset int
 }
 
 // New returns a Store on pool, with its tables in opts.Schema. It checks
@@ -166,7 +173,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if err := CheckSchema(schema); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch}, nil
+	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch, maxAsset: maxAssetBytes(pool)}, nil
 }
 
 // CheckSchema returns the [*SchemaError] that New would return for

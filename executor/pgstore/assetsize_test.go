@@ -1,0 +1,59 @@
+package pgstore_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+)
+
+// An asset larger than a Postgres message carries in the pool's query
+// mode was sent, and failed in the driver ("message body too large") or
+// the server ("invalid memory alloc request size", after half a minute),
+// with an error that the executor took as passing and tried again. Put
+// refuses one over the mode's limit before any SQL, with an
+// *AssetSizeError in executor.Permanent. (Data is allocated, never
+// written: it costs no memory. An asset of the limit itself, put and read
+// back with Get and GetMany in each mode, takes seconds and gigabytes:
+// it was checked once, by hand.)
+func TestPutRefusesAnAssetLargerThanAMessage(t *testing.T) {
+	t.Parallel() // a schema of its own
+	_, pg := newStore(t)
+	for _, tc := range []struct {
+		mode pgx.QueryExecMode
+		max  int
+	}{
+		{pgx.QueryExecModeCacheStatement, pgstore.MaxAssetBytes},
+		{pgx.QueryExecModeSimpleProtocol, pgstore.MaxAssetTextBytes},
+		{pgx.QueryExecModeExec, pgstore.MaxAssetTextBytes},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			trips := &tripCounter{}
+			s := poolStore(t, pg.Schema, func(c *pgxpool.Config) {
+				c.ConnConfig.DefaultQueryExecMode = tc.mode
+				c.ConnConfig.Tracer = trips
+			})
+			meta := map[string]string{"voice": "ada"} // {"voice":"ada"}, 15 bytes
+			for _, a := range []executor.Asset{
+				{Data: make([]byte, tc.max+1)},
+				{Data: make([]byte, tc.max-15-3+1), URL: "u", Hash: "hh", Meta: meta},
+			} {
+				_, err := s.Put(t.Context(), "big", a)
+				var se *pgstore.AssetSizeError
+				require.ErrorAs(t, err, &se)
+				assert.ErrorIs(t, err, pgstore.ErrAssetTooLarge)
+				var pe *executor.PermanentError
+				assert.ErrorAs(t, err, &pe, "wrapped in executor.Permanent, so that the executor does not retry it")
+				assert.Equal(t, pgstore.AssetSizeError{Key: "big", Size: tc.max + 1, Max: tc.max}, *se)
+				assert.Contains(t, err.Error(), fmt.Sprintf("takes %d bytes", tc.max+1))
+			}
+			assert.Zero(t, trips.count(), "statements sent")
+		})
+	}
+}
