@@ -247,7 +247,9 @@
 // would wait for each of their runs in turn), and a lock taken says that
 // the process that ran it is gone; then read the record again with
 // GetRun (another process may have resumed it meanwhile) and, if it
-// still says running, Resume it under the lock as above. A record says running while its run goes
+// still says running, check that the lock is still held
+// ([GraphLock.Check]: its session may have ended since, and another
+// process taken it) and Resume it under the lock as above. A record says running while its run goes
 // on, too: only the lock tells a live run from one left behind.
 //
 // What to know:

@@ -258,7 +258,11 @@ func ExampleStore_RunsByStatus() {
 			if err != nil {
 				log.Fatal(err)
 			}
-			if run, err := e.Resume(ctx, g, rec.ID); err == nil {
+			// The lock's session may have ended since it was taken, and
+			// another process taken the lock: ask the server, just before.
+			if err := lock.Check(ctx); err != nil {
+				log.Print(err)
+			} else if run, err := e.Resume(ctx, g, rec.ID); err == nil {
 				lock.Guard(run)
 				rep, _ := run.Wait()
 				fmt.Println(rec.ID, "resumed by", rep.Record.ID)

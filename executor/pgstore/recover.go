@@ -28,7 +28,8 @@ const (
 	SkippedNotRunning
 	// NotResumed: the run still to resume was not resumed, for
 	// [Recovery].Err: graphOf failed, the lock or the record could not be
-	// read, or Executor.Resume refused it.
+	// read, the lock was lost before the run could be resumed, or
+	// Executor.Resume refused it.
 	NotResumed
 )
 
@@ -121,8 +122,9 @@ const unlockTimeout = 10 * time.Second
 // with TryLockGraph; reads the record again under it with GetRun (another
 // process may have resumed the run since it was listed); and if it still
 // says running, builds the run's graph with graphOf (typically a call of
-// executor.GraphOf with the host's templates), resumes it with e.Resume
-// and opts, and guards the new run with the lock ([GraphLock.Guard]),
+// executor.GraphOf with the host's templates), checks with the server
+// that it still holds the lock ([GraphLock.Check]), resumes the run with
+// e.Resume and opts, and guards the new run with the lock ([GraphLock.Guard]),
 // which a goroutine unlocks once the run has ended. It does not wait for
 // the runs: they go on, those of different keys side by side, after it
 // returns; [Recovery.Wait] waits for one, and for its unlock.
@@ -150,7 +152,10 @@ const unlockTimeout = 10 * time.Second
 // (a run whose graph is no longer the key's is recorded as interrupted by
 // that refusal, see executor.Executor.Resume); the lock or the record
 // could not be read (an error wrapping executor.ErrNotFound: the record
-// was deleted since it was listed); or this call resumes another run of
+// was deleted since it was listed); the lock was lost before the run was
+// resumed (an error wrapping [ErrLockLost]: its session ended since it
+// was taken, so that another process may have taken it and resumed the
+// run; the record is left as it is, for a later call); or this call resumes another run of
 // the same key already (two runs of one key left running): the executor
 // resumes one run of a key at a time, and the later one is refused with
 // an error wrapping executor.ErrInvalidRequest: call ResumeLeftRunning
@@ -253,6 +258,13 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	g, err := graphOf(rec)
 	if err != nil {
 		return Recovery{Record: rec, Outcome: NotResumed, Err: &GraphOfError{RunID: rec.ID, Err: err}}
+	}
+	// The lock may have been lost since it was taken (its session ended
+	// while graphOf or GetRun ran), and another process may hold it and
+	// resume the run too: ask the server, just before the run is resumed.
+	// From there on the guard cancels the run if the lock is lost.
+	if err := lock.Check(ctx); err != nil {
+		return notResumed(err)
 	}
 	run, err := e.Resume(ctx, g, rec.ID, opts)
 	if err != nil {
