@@ -181,7 +181,10 @@
 // first release of version 2 migrated, which made it a btree under the
 // same name (so that a commit of a reference over about 2,700 bytes
 // failed there): DROP INDEX and CREATE INDEX, which hold off reads and
-// writes of node_states while they run. Layout version 3 added the index on the runs' age that
+// writes of node_states until the migration commits. It then locks
+// node_states so (ACCESS EXCLUSIVE) before anything else, so that the
+// commits of the other processes, which read node_states before they
+// write it, wait for it without a deadlock. Layout version 3 added the index on the runs' age that
 // PruneRuns finds old records with, so that a prune costs what it
 // deletes, not a scan of every record kept (73 ms for 200,000 records,
 // at every prune, and for each batch of a large one); [Store.Migrate]

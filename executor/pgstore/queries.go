@@ -16,8 +16,9 @@ import (
 type queries struct {
 	ddl string
 	// refIndexMethod reads the access method of node_states_asset_ref,
-	// and hashRefIndex makes it a hash index (see Store.Migrate).
-	refIndexMethod, hashRefIndex string
+	// and hashRefIndex makes it a hash index, under lockStates (see
+	// Store.Migrate).
+	refIndexMethod, hashRefIndex, lockStates string
 	// upToDate reports whether the schema has the whole current layout
 	// (see Store.Migrate).
 	upToDate string
@@ -142,6 +143,7 @@ func newQueries(schema string) queries {
 		ddl:            f(ddl),
 		refIndexMethod: refIndexMethodSQL,
 		upToDate:       upToDateSQL,
+		lockStates:     f(`LOCK TABLE {s}.node_states IN ACCESS EXCLUSIVE MODE`),
 		hashRefIndex: f(`DROP INDEX {s}.node_states_asset_ref;
 CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),
 		upgrades: []upgrade{

@@ -244,17 +244,32 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return nil // nothing to change: the deferred rollback ends the transaction
 		}
 	}
+	// The first release of layout 2 made the index on references a
+	// btree (see refIndexMethodSQL), which later layouts kept: it is made
+	// again, as the hash index that takes references of any length. (No
+	// index yet, the DDL makes a hash index.)
+	var method string
+	err = tx.QueryRow(ctx, s.q.refIndexMethod, s.schema).Scan(&method)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return s.migrateErr(ctx, err, "look up the index on references")
+	}
+	rebuild := err == nil && method != "hash"
+	if rebuild {
+		// Its DROP INDEX locks node_states in ACCESS EXCLUSIVE mode,
+		// which the DDL's CREATE INDEX IF NOT EXISTS would have locked
+		// in SHARE mode before: a commit whose statement holds ACCESS
+		// SHARE on node_states (it reads the states it replaces) while
+		// it waits behind that SHARE for its ROW EXCLUSIVE would hold
+		// the upgrade off, and Postgres would abort one of the two as a
+		// deadlock. The strongest lock first, then.
+		if _, err := tx.Exec(ctx, s.q.lockStates); err != nil {
+			return s.migrateErr(ctx, err, "lock node_states")
+		}
+	}
 	if _, err := tx.Exec(ctx, s.q.ddl); err != nil {
 		return s.migrateErr(ctx, err, "create tables")
 	}
-	// The first release of layout 2 made the index on references a
-	// btree (see refIndexMethodSQL), which later layouts kept: make it
-	// the hash index that takes references of any length.
-	var method string
-	if err := tx.QueryRow(ctx, s.q.refIndexMethod, s.schema).Scan(&method); err != nil {
-		return s.migrateErr(ctx, err, "look up the index on references")
-	}
-	if method != "hash" {
+	if rebuild {
 		if _, err := tx.Exec(ctx, s.q.hashRefIndex); err != nil {
 			return s.migrateErr(ctx, err, "make the index on references a hash index")
 		}
