@@ -274,7 +274,9 @@
 //     (tcp_keepalives_idle, tcp_keepalives_interval and
 //     tcp_keepalives_count; a minute or two is a sensible bound). Do not
 //     set idle_session_timeout for the store's role: it ends a lock's idle
-//     session, and so loses the lock.
+//     session, and so loses the lock. (statement_timeout and lock_timeout
+//     may be set: LockGraph turns them off on the lock's connection, so
+//     that its ctx alone bounds its wait.)
 //   - Collisions. Keys are 64-bit FNV-1a hashes: two graph keys (or a
 //     graph key and another advisory lock of the database) that collide
 //     share one lock, which makes one wait for the other, never lets two

@@ -100,7 +100,9 @@ func (s *Store) GraphLockKey(graphKey string) int64 {
 //
 // ctx bounds the wait: once it ends, LockGraph stops the server's wait
 // (a cancel request), closes the connection, and returns an error
-// wrapping ctx.Err(), holding nothing. A graph key longer than
+// wrapping ctx.Err(), holding nothing. ctx alone: LockGraph turns
+// statement_timeout and lock_timeout off on the lock's connection before
+// it waits, so that those of the role or the pool do not end the wait. A graph key longer than
 // [MaxGraphKeyBytes], or not valid UTF-8 without NUL, which no graph of
 // the store can have, gives a [*KeyError] (wrapped in executor.Permanent)
 // before any SQL, as Commit does; so does an empty one, which the
@@ -143,7 +145,13 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 	if wait {
 		// The wait may be long: the connection leaves the pool first.
 		conn = pc.Hijack()
-		err = conn.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) AS l`, key).Scan(&pid)
+		// A role or the pool may set statement_timeout or lock_timeout,
+		// which would end the wait: both off, on this connection, which
+		// is the lock's alone and never goes back to the pool.
+		_, err = conn.Exec(ctx, `SELECT set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)`)
+		if err == nil {
+			err = conn.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) AS l`, key).Scan(&pid)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				// The server may still be waiting for the lock, and
