@@ -45,7 +45,8 @@ var (
 	// as bad input (HTTP 400, say) by this one check.
 	ErrInvalidRequest = errors.New("executor: invalid request")
 	// ErrClosed: the executor was closed ([Executor.Close]): it starts no
-	// run, and calls its stores no more (Edit and Plan).
+	// run, and calls its stores no more (Edit, Plan, Abandon and
+	// Forget).
 	ErrClosed = errors.New("executor: closed")
 	// ErrGraphReplaced: a run of another graph on the run's graph key (a
 	// lecture made longer or shorter, another template) started after it,
