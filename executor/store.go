@@ -101,6 +101,12 @@ type StateStore interface {
 	// nothing and returns a [*ConflictError]. Later changes to the same
 	// node win. An empty change list still bumps the version. On error the
 	// returned version is 0.
+	//
+	// Commit must not modify changes, even temporarily, nor reorder them
+	// (a store that sorts them by ID, for a stable lock order, sorts a
+	// copy), on success or error. Implementations must not retain
+	// changes: the executor reads the slice after Commit returns, the
+	// change at i for its node at i, and reuses it for its next commit.
 	Commit(ctx context.Context, graphKey string, expect int64, changes []Change) (int64, error)
 }
 

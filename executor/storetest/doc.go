@@ -44,6 +44,9 @@
 //     (wrapping [executor.ErrConflict]) that carries the expected and the
 //     actual versions, returns version 0, and applies nothing;
 //   - later changes to the same node in one commit win;
+//   - Commit leaves the caller's changes as they were, in their order,
+//     on success and on a conflict, and does not keep them: the executor
+//     reads and reuses the slice after Commit;
 //   - graphs are independent, and keys and node IDs are compared exactly
 //     (case, spaces, Unicode normalisation);
 //   - long graph keys and node IDs (1,500 to 10,000 bytes) are kept

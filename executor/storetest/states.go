@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,7 @@ func StateStore(t *testing.T, newStore func(t *testing.T) executor.StateStore) {
 		{"Text", testStateText},
 		{"CommitChangesOnlyNamedNodes", testCommitChangesOnlyNamed},
 		{"LastChangeWins", testLastChangeWins},
+		{"CommitLeavesChanges", testCommitLeavesChanges},
 		{"StaleCommitConflicts", testStaleCommit},
 		{"FirstCommitAtWrongVersion", testFirstCommitWrongVersion},
 		{"GraphsIndependent", testGraphsIndependent},
@@ -311,6 +313,68 @@ func testLastChangeWins(t *testing.T, s executor.StateStore) {
 		a: state(4, dirty.StatusClean),
 		b: state(6, dirty.StatusClean),
 	})
+}
+
+// testCommitLeavesChanges checks that Commit neither modifies the
+// caller's changes, not even to reorder them, nor keeps them once it
+// returns, on success and on a conflict: the executor reads the slice
+// after Commit, change i for node i of its own list, and reuses it for
+// its next commit. A store that sorts the changes by ID in place (for a
+// stable lock order, say) made the executor record each node's result
+// as another node's.
+func testCommitLeavesChanges(t *testing.T, s executor.StateStore) {
+	key := Unique(t, "")
+	// Out of ID order, and a node twice, as the executor's commits are.
+	changes := []executor.Change{
+		change("script", state(3, dirty.StatusClean)),
+		change(nodeID(2), state(2, dirty.StatusRunning)),
+		change("asset:music", state(1, dirty.StatusFailed)),
+		change("script", state(4, dirty.StatusDirty)),
+		change(nodeID(0), state(0, dirty.StatusClean)),
+	}
+	before := slices.Clone(changes)
+	assertChangesLeft := func(call string) {
+		t.Helper()
+		d := diff(before, changes)
+		if d == "" {
+			return
+		}
+		if ib, ia := changeIDs(before), changeIDs(changes); !slices.Equal(ib, ia) {
+			d = fmt.Sprintf("node IDs in order, before: %q\nafter: %q", ib, ia)
+		} else {
+			d = "(-before +after):\n" + d
+		}
+		t.Errorf("%s modified the caller's changes, which the executor reads after it returns "+
+			"(a store that sorts or otherwise rearranges them works on a copy); %s", call, d)
+	}
+	commit(t, s, key, 0, changes...)
+	assertChangesLeft(fmt.Sprintf("Commit(%q) at version 0", key))
+	want := map[string]dirty.State{}
+	for _, c := range before {
+		want[c.ID] = c.State
+	}
+	// The caller reuses the slice: the store must not have kept it.
+	for i := range changes {
+		changes[i] = change("reused", state(9, dirty.StatusCancelled))
+	}
+	commit(t, s, key, 1)
+	requireSnapshot(t, s, key, 2, want)
+
+	// A commit that conflicts leaves them alone too.
+	copy(changes, before)
+	v, err := s.Commit(t.Context(), key, 1, changes)
+	assertConflict(t, v, err, key, 1, 2)
+	assertChangesLeft(fmt.Sprintf("Commit(%q) at a stale version", key))
+	requireSnapshot(t, s, key, 2, want)
+}
+
+// changeIDs returns the node IDs of changes, in order.
+func changeIDs(changes []executor.Change) []string {
+	out := make([]string, len(changes))
+	for i, c := range changes {
+		out[i] = c.ID
+	}
+	return out
 }
 
 func testStaleCommit(t *testing.T, s executor.StateStore) {
