@@ -138,6 +138,12 @@ type Asset struct {
 // length; it must refuse a Put with a longer key with an error, never
 // truncate or otherwise change the key, and Get and Exists of a reference
 // to such a key find nothing. It must be safe for concurrent use.
+//
+// Get and Exists answer as of the call, as do the optional [AssetChecker]
+// and [AssetBatchGetter]: an asset that the store deleted (a prune of the
+// assets no state refers to, say) is not found, though a call found it
+// before. A store that caches their answers drops an asset's from the
+// cache when it deletes the asset, as when a Put replaces it.
 type AssetStore interface {
 	// Put stores an asset under key, replacing any asset already there,
 	// and returns its reference.

@@ -113,8 +113,9 @@
 //     deleted graph included, and returns their number: a reference keeps
 //     its asset whatever its state's status, and whatever its graph (an
 //     asset put under one graph's key that only another graph refers to
-//     outlives the first); Missing and GetMany, when the store has them,
-//     see the assets a prune deleted, though they read them before it;
+//     outlives the first); Exists and Get, and Missing and GetMany when
+//     the store has them, see the assets a prune deleted, though they
+//     read them before it;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
 //   - PruneRuns deletes the records that ended, or that never ended but
 //     started, more than the age ago, and keeps a record with no time,

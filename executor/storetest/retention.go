@@ -68,6 +68,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"PruneAssetsAfterReplace", testPruneAssetsReplaced},
 		{"PruneAssetsAfterDeleteGraph", testPruneAssetsDeletedGraph},
 		{"PruneAssetsKeepsEveryReference", testPruneAssetsEveryReference},
+		{"PruneAssetsSeenByReads", testPruneAssetsReads},
 		{"PruneAssetsSeenByBatchReads", testPruneAssetsBatchReads},
 		{"PruneRuns", testPruneRuns},
 		{"PruneRunsKeepsTheAge", testPruneRunsAge},
@@ -343,10 +344,35 @@ func testPruneAssetsEveryReference(t *testing.T, s Retainer) {
 	requireAsset(t, s, shared, asset("shared"))
 }
 
+// testPruneAssetsReads checks that Exists and Get do not find an asset
+// that a prune deleted, though they found it before the prune: a store
+// that caches their positive answers, and forgets them at a Put but not
+// at a prune, has the executor trust a clean node whose asset is gone.
+func testPruneAssetsReads(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	kept := put(t, s, key+"/n/"+hash("kept"), asset("kept"))
+	loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+	commit(t, s, key, 0, change("n", refState(kept)))
+	// A run's check and reads, before the prune.
+	require.Equal(t, []bool{true, true}, exist(t, s, kept, loose), "Exists before a prune")
+	requireAsset(t, s, kept, asset("kept"))
+	requireAsset(t, s, loose, asset("loose"))
+
+	prune(t, s, 0, 1, "the asset no state refers to")
+	assert.Equal(t, []bool{true, false}, exist(t, s, kept, loose),
+		"Exists after a prune deleted %q: the asset a state refers to, and the deleted one", loose)
+	if _, err := s.Get(t.Context(), loose); err == nil {
+		t.Errorf("Get(%q) found the asset after a prune deleted it (a cache of what Get found, that the prune left?)", loose)
+	} else {
+		assert.ErrorIs(t, err, executor.ErrNotFound, "Get(%q) after a prune deleted it", loose)
+	}
+	requireAsset(t, s, kept, asset("kept"))
+}
+
 // testPruneAssetsBatchReads checks that the optional batch reads,
 // [executor.AssetChecker] and [executor.AssetBatchGetter], see what a
-// prune deleted, as Exists and Get do, though they read the assets
-// before it.
+// prune deleted, as Exists and Get do (testPruneAssetsReads), though they
+// read the assets before it.
 func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 	c, checks := s.(executor.AssetChecker)
 	bg, gets := s.(executor.AssetBatchGetter)

@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -25,6 +26,10 @@ var trialBugs = []kitBug{
 	// reads: the executor's next commit, reusing the slice, changed what
 	// the store held.
 	{"StateStore", "retain-changes", []string{"CommitLeavesChanges"}},
+	// Exists and Get answered from a cache of what they found, which a
+	// Put updated but a prune did not: the kit checked only Missing and
+	// GetMany after a prune.
+	{"Retention", "read-cache", []string{"PruneAssetsSeenByReads"}},
 }
 
 // TestTrialKitCatchesBugs runs the kit, in a child process, against each
@@ -47,6 +52,8 @@ func TestTrialBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return sortChanges{executor.NewMemoryStates()} }
 	case "StateStore/retain-changes":
 		f.States = func(*testing.T) executor.StateStore { return &retainChanges{MemoryStates: executor.NewMemoryStates()} }
+	case "Retention/read-cache":
+		f.Retainer = func(*testing.T) storetest.Retainer { return &readCache{MemoryStore: executor.NewMemoryStore()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -94,4 +101,60 @@ func (s *retainChanges) Load(ctx context.Context, graphKey string) (executor.Sna
 		snap.States[c.ID] = c.State
 	}
 	return snap, nil
+}
+
+// readCache answers Get and Exists from a cache of the assets they found,
+// which a Put under the same reference updates and a prune does not.
+type readCache struct {
+	*executor.MemoryStore
+	mu    sync.Mutex
+	cache map[string]executor.Asset
+}
+
+func (s *readCache) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	ref, err := s.MemoryStore.Put(ctx, key, a)
+	s.mu.Lock()
+	delete(s.cache, ref)
+	s.mu.Unlock()
+	return ref, err
+}
+
+func (s *readCache) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if err := ctx.Err(); err != nil {
+		return executor.Asset{}, err
+	}
+	s.mu.Lock()
+	a, ok := s.cache[ref]
+	s.mu.Unlock()
+	if ok {
+		a.Meta = maps.Clone(a.Meta)
+		return a, nil
+	}
+	a, err := s.MemoryStore.Get(ctx, ref)
+	if err == nil {
+		s.mu.Lock()
+		if s.cache == nil {
+			s.cache = map[string]executor.Asset{}
+		}
+		s.cache[ref] = a
+		s.mu.Unlock()
+		a.Meta = maps.Clone(a.Meta)
+	}
+	return a, err
+}
+
+func (s *readCache) Exists(ctx context.Context, ref string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	_, ok := s.cache[ref]
+	s.mu.Unlock()
+	if ok {
+		return true, nil
+	}
+	if _, err := s.Get(ctx, ref); err != nil {
+		return false, nil
+	}
+	return true, nil
 }
