@@ -330,7 +330,11 @@ type Record struct {
 // PutRun with a longer one with an error, never truncate or otherwise
 // change it, and GetRun and ListRuns of one find nothing.
 type RunStore interface {
-	// PutRun creates or replaces the record with r.ID.
+	// PutRun creates or replaces the record with r.ID. A replacement is
+	// one step for readers: a GetRun or ListRuns meanwhile finds the old
+	// record or the new one, whole, never neither (a DELETE and then an
+	// INSERT outside a transaction) nor one half written (a file written
+	// in place).
 	PutRun(ctx context.Context, r Record) error
 	// GetRun returns the record with that ID, or an error wrapping
 	// [ErrNotFound].

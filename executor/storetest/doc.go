@@ -84,7 +84,9 @@
 // Report's, not the text's), and text of every kind with an Error of
 // MaxEventText bytes; PutRun replaces a record with
 // the same ID, every field, one of another graph included, which then
-// moves from the one graph's list to the other's; an unknown ID is not found; IDs are
+// moves from the one graph's list to the other's, and GetRun and ListRuns
+// meanwhile find the old record or the new one, never neither nor a
+// record half written; an unknown ID is not found; IDs are
 // compared exactly (case, spaces, Unicode normalisation); long IDs and graph keys are
 // kept exactly, or refused with a permanent error, and then GetRun and
 // ListRuns of one find nothing; ListRuns filters by graph and

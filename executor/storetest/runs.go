@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 		{"SubMicrosecondTimes", testRunSubMicrosecond},
 		{"Text", testRunText},
 		{"Replace", testRunReplace},
+		{"ReplaceIsAtomic", testRunReplaceAtomic},
 		{"NotFound", testRunNotFound},
 		{"IDsAreExact", testRunIDsAreExact},
 		{"LongKeys", testRunLongKeys},
@@ -253,6 +255,97 @@ func testRunReplace(t *testing.T, s executor.RunStore) {
 	requireRun(t, s, moved)
 	assert.Empty(t, ids(listRuns(t, s, key)), "ListRuns(%q) after its record was replaced by one of graph %q", key, other)
 	assert.Equal(t, []string{r.ID}, ids(listRuns(t, s, other)), "ListRuns(%q) after a record moved to it", other)
+}
+
+// testRunReplaceAtomic replaces a record again and again, the running
+// record by the ended one and back, while readers get and list it: each
+// read finds the old record or the new one, whole. A PutRun that
+// deletes the record and then inserts it apart, or writes it in place,
+// has a reader meanwhile find no record, or one it cannot decode; a
+// host's status page, or a Resume, then takes the run for gone.
+func testRunReplaceAtomic(t *testing.T, s executor.RunStore) {
+	const (
+		rounds = 300             // PutRuns
+		limit  = 2 * time.Second // or fewer, if they take longer
+	)
+	key := Unique(t, "graph")
+	ended := record(Unique(t, "run"), key, baseTime)
+	running := ended
+	running.Status, running.EndedAt, running.Counts, running.Failed, running.Error =
+		executor.RunRunning, time.Time{}, executor.Counts{}, nil, ""
+	putRun(t, s, running)
+	// check returns what is wrong with a record read while PutRun
+	// replaced it, or "".
+	check := func(got executor.Record) string {
+		if diff(running, got) == "" || diff(ended, got) == "" {
+			return ""
+		}
+		return fmt.Sprintf("a record that PutRun never put (-running +got):\n%s", diff(running, got))
+	}
+	var (
+		wg    sync.WaitGroup
+		ready sync.WaitGroup
+		done  = make(chan struct{})
+	)
+	stop := sync.OnceFunc(func() { close(done); wg.Wait() })
+	defer stop()
+	// read reads the record in a loop with get, which returns it, or
+	// what is wrong instead.
+	read := func(call string, get func() (executor.Record, string)) {
+		ready.Add(1)
+		wg.Go(func() {
+			started := sync.OnceFunc(ready.Done)
+			defer started()
+			for reads := 0; ; reads++ {
+				got, what := get()
+				if what == "" {
+					what = check(got)
+				}
+				if what != "" {
+					t.Errorf("%s, read %d while PutRun replaced the record, found %s; "+
+						"a PutRun that replaces a record does it in one step (one upsert or transaction; a new file renamed over the old)",
+						call, reads, what)
+					return
+				}
+				started()
+				select {
+				case <-done:
+					return
+				default:
+				}
+			}
+		})
+	}
+	read(fmt.Sprintf("GetRun(%q)", running.ID), func() (executor.Record, string) {
+		r, err := s.GetRun(t.Context(), running.ID)
+		if err != nil {
+			return r, "the error " + err.Error()
+		}
+		return r, ""
+	})
+	read(fmt.Sprintf("ListRuns(%q)", key), func() (executor.Record, string) {
+		rs, err := s.ListRuns(t.Context(), key)
+		switch {
+		case err != nil:
+			return executor.Record{}, "the error " + err.Error()
+		case len(rs) != 1:
+			return executor.Record{}, fmt.Sprintf("%d records, %q, where one was put", len(rs), ids(rs))
+		}
+		return rs[0], ""
+	})
+	ready.Wait()
+	start := time.Now()
+	last := running
+	for i := range rounds {
+		last = [2]executor.Record{ended, running}[i%2]
+		putRun(t, s, last)
+		if time.Since(start) > limit {
+			break
+		}
+		runtime.Gosched() // let the readers in between puts too
+	}
+	stop()
+	requireRun(t, s, last)
 }
 
 func testRunNotFound(t *testing.T, s executor.RunStore) {

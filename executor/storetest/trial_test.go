@@ -2,12 +2,14 @@ package storetest_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/storetest"
@@ -30,6 +32,12 @@ var trialBugs = []kitBug{
 	// Put updated but a prune did not: the kit checked only Missing and
 	// GetMany after a prune.
 	{"Retention", "read-cache", []string{"PruneAssetsSeenByReads"}},
+	// PutRun replaced a record with a DELETE and then an INSERT, outside
+	// a transaction: a GetRun in between found no record. And PutRun
+	// wrote the record's file in place: a GetRun meanwhile read half of
+	// it. The kit never read a record while it was replaced.
+	{"RunStore", "delete-insert", []string{"ReplaceIsAtomic"}},
+	{"RunStore", "write-in-place", []string{"ReplaceIsAtomic"}},
 }
 
 // TestTrialKitCatchesBugs runs the kit, in a child process, against each
@@ -54,6 +62,11 @@ func TestTrialBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return &retainChanges{MemoryStates: executor.NewMemoryStates()} }
 	case "Retention/read-cache":
 		f.Retainer = func(*testing.T) storetest.Retainer { return &readCache{MemoryStore: executor.NewMemoryStore()} }
+	case "RunStore/delete-insert", "RunStore/write-in-place":
+		_, bug, _ := strings.Cut(name, "/")
+		f.Runs = func(*testing.T) executor.RunStore {
+			return &twoStepRuns{MemoryRuns: executor.NewMemoryRuns(), bug: bug}
+		}
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -157,4 +170,63 @@ func (s *readCache) Exists(ctx context.Context, ref string) (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// twoStepRuns replaces a record in two steps, between which a reader
+// finds, for bug "delete-insert", no record (a DELETE then an INSERT
+// outside a transaction), or for "write-in-place" a record it cannot
+// decode (a file written in place, read half written).
+type twoStepRuns struct {
+	*executor.MemoryRuns
+	bug  string
+	mu   sync.Mutex
+	busy map[string]int // the IDs being replaced
+}
+
+func (s *twoStepRuns) PutRun(ctx context.Context, r executor.Record) error {
+	if _, err := s.MemoryRuns.GetRun(ctx, r.ID); err != nil {
+		return s.MemoryRuns.PutRun(ctx, r) // a new record: one step
+	}
+	s.mu.Lock()
+	if s.busy == nil {
+		s.busy = map[string]int{}
+	}
+	s.busy[r.ID]++
+	s.mu.Unlock()
+	time.Sleep(20 * time.Microsecond) // the round trip between the two steps
+	err := s.MemoryRuns.PutRun(ctx, r)
+	s.mu.Lock()
+	s.busy[r.ID]--
+	s.mu.Unlock()
+	return err
+}
+
+// replacing reports whether the record id is being replaced.
+func (s *twoStepRuns) replacing(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy[id] > 0
+}
+
+func (s *twoStepRuns) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if s.replacing(id) {
+		if s.bug == "write-in-place" {
+			return executor.Record{}, fmt.Errorf("run %q: decode: unexpected end of JSON input", id)
+		}
+		return executor.Record{}, fmt.Errorf("run %q: %w", id, executor.ErrNotFound)
+	}
+	return s.MemoryRuns.GetRun(ctx, id)
+}
+
+func (s *twoStepRuns) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
+	rs, err := s.MemoryRuns.ListRuns(ctx, graphKey)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		if s.replacing(r.ID) && s.bug == "write-in-place" {
+			return nil, fmt.Errorf("run %q: decode: unexpected end of JSON input", r.ID)
+		}
+	}
+	return slices.DeleteFunc(rs, func(r executor.Record) bool { return s.replacing(r.ID) }), nil
 }
