@@ -150,7 +150,8 @@ type AssetStore interface {
 	Put(ctx context.Context, key string, a Asset) (ref string, err error)
 	// Get returns the asset a reference points to, or an error wrapping
 	// [ErrNotFound]. Its Data may be shared with the store: callers must
-	// not modify it.
+	// not modify it. Its Meta is the caller's, who may write into it: a
+	// store that keeps the map returns a copy of it.
 	Get(ctx context.Context, ref string) (Asset, error)
 	// Exists reports whether the reference still points to an asset. It
 	// returns false and no error for any ref it does not hold, including
@@ -188,6 +189,8 @@ type AssetBatchGetter interface {
 	// ref points to no asset (Get would fail with [ErrNotFound]), it
 	// returns an error wrapping ErrNotFound that names that ref. Data may
 	// be shared with the store, as Get's: callers must not modify it.
+	// Meta is the caller's, as Get's: each asset's a map of its own, also
+	// for a ref that repeats.
 	GetMany(ctx context.Context, refs []string) ([]Asset, error)
 }
 

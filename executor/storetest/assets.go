@@ -34,6 +34,7 @@ func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
 		{"SameKeyAgain", testAssetSameKeyAgain},
 		{"SameKeyReplaces", testAssetSameKeyReplaces},
 		{"CallerMayReuseInput", testAssetCallerMutation},
+		{"CallerMayChangeMeta", testAssetCallerMeta},
 		{"Concurrent", testAssetConcurrent},
 		{"MissingAgreesWithExists", testAssetMissing},
 		{"GetManyAgreesWithGet", testAssetGetMany},
@@ -304,6 +305,29 @@ func testAssetCallerMutation(t *testing.T, s executor.AssetStore) {
 	a.Meta["voice"] = "changed"
 	a.Meta["added"] = "yes"
 	requireAsset(t, s, ref, want)
+}
+
+// testAssetCallerMeta checks that the Meta map Get returns is the
+// caller's: writing into it changes neither the stored asset nor what
+// another Get returned. (Data, which Get may share with the store, the
+// caller must not modify.)
+func testAssetCallerMeta(t *testing.T, s executor.AssetStore) {
+	want := asset("get-meta")
+	ref := put(t, s, assetKey(t, "asset:image:segment[7]", "get-meta"), want)
+	a, b := get(t, s, ref), get(t, s, ref)
+	require.NotNil(t, a.Meta, "Get(%q): Meta of an asset put with Meta", ref)
+	a.Meta["voice"] = "changed"
+	a.Meta["added"] = "yes"
+	delete(a.Meta, "seed")
+	got := get(t, s, ref)
+	if d := diff(want.Meta, got.Meta); d != "" {
+		t.Errorf("Get(%q) returned the store's own Meta map: the caller's writes into it changed the stored asset; "+
+			"Get returns a copy (-put +got after the writes):\n%s", ref, d)
+	}
+	if d := diff(want.Meta, b.Meta); d != "" {
+		t.Errorf("Get(%q) returned one Meta map to two calls: the caller's writes into one changed the other "+
+			"(-put +got after the writes):\n%s", ref, d)
+	}
 }
 
 func testAssetConcurrent(t *testing.T, s executor.AssetStore) {

@@ -68,7 +68,8 @@
 // keys are compared exactly; long keys are kept apart, or refused with a
 // permanent error, and then a reference to one finds nothing; Put again under the same key succeeds, and
 // with other content replaces the asset, for GetMany too; the caller may reuse Data and
-// Meta after Put; concurrent use; a done context. A store that is an
+// Meta after Put, and write into the Meta that Get returns; concurrent
+// use; a done context. A store that is an
 // [executor.AssetChecker] or an [executor.AssetBatchGetter] is checked
 // against Exists and Get: Missing lists each reference that Exists
 // reports false once, among thousands in one call; GetMany returns what

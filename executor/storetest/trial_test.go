@@ -38,6 +38,10 @@ var trialBugs = []kitBug{
 	// it. The kit never read a record while it was replaced.
 	{"RunStore", "delete-insert", []string{"ReplaceIsAtomic"}},
 	{"RunStore", "write-in-place", []string{"ReplaceIsAtomic"}},
+	// Get handed out the store's own copy of an asset's Meta, which a
+	// caller's write then changed: only GetMany's check of a repeated
+	// reference caught a shared Meta, so a plain AssetStore passed.
+	{"AssetStore", "shared-get-meta", []string{"CallerMayChangeMeta"}},
 }
 
 // TestTrialKitCatchesBugs runs the kit, in a child process, against each
@@ -66,6 +70,10 @@ func TestTrialBuggyStore(t *testing.T) {
 		_, bug, _ := strings.Cut(name, "/")
 		f.Runs = func(*testing.T) executor.RunStore {
 			return &twoStepRuns{MemoryRuns: executor.NewMemoryRuns(), bug: bug}
+		}
+	case "AssetStore/shared-get-meta":
+		f.Assets = func(*testing.T) executor.AssetStore {
+			return plainAssets{&sharedGetMeta{MemoryAssets: executor.NewMemoryAssets()}}
 		}
 	default:
 		t.Fatalf("unknown bug %q", name)
@@ -229,4 +237,38 @@ func (s *twoStepRuns) ListRuns(ctx context.Context, graphKey string) ([]executor
 		}
 	}
 	return slices.DeleteFunc(rs, func(r executor.Record) bool { return s.replacing(r.ID) }), nil
+}
+
+// plainAssets hides the optional methods of the AssetStore it embeds.
+type plainAssets struct{ executor.AssetStore }
+
+// sharedGetMeta is an AssetStore that keeps a copy of each asset's Meta,
+// and returns that copy from Get.
+type sharedGetMeta struct {
+	*executor.MemoryAssets
+	mu   sync.Mutex
+	meta map[string]map[string]string // by reference
+}
+
+func (s *sharedGetMeta) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	ref, err := s.MemoryAssets.Put(ctx, key, a)
+	if err == nil {
+		s.mu.Lock()
+		if s.meta == nil {
+			s.meta = map[string]map[string]string{}
+		}
+		s.meta[ref] = maps.Clone(a.Meta)
+		s.mu.Unlock()
+	}
+	return ref, err
+}
+
+func (s *sharedGetMeta) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	a, err := s.MemoryAssets.Get(ctx, ref)
+	if err == nil {
+		s.mu.Lock()
+		a.Meta = s.meta[ref]
+		s.mu.Unlock()
+	}
+	return a, err
 }
