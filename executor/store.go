@@ -144,6 +144,13 @@ type Asset struct {
 // assets no state refers to, say) is not found, though a call found it
 // before. A store that caches their answers drops an asset's from the
 // cache when it deletes the asset, as when a Put replaces it.
+//
+// A store that also deletes the assets no node state refers to (as the
+// PruneAssets of MemoryStore and of pgstore's Store do, given an age)
+// counts an asset's age from its last Put, or from the last commit that
+// stopped referring to it (a release), whichever is later: a run that
+// started before that commit may still read the asset, so a prune with
+// an age longer than the longest run is safe while runs go on.
 type AssetStore interface {
 	// Put stores an asset under key, replacing any asset already there,
 	// and returns its reference.

@@ -120,6 +120,10 @@
 //     the store has them, see the assets a prune deleted, though they
 //     read them before it;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
+//   - a commit that releases an asset restarts its age: PruneAssets of
+//     a second keeps an asset put 1.5 s before but released just now, and
+//     deletes one put as long ago that no state referred to (a check in
+//     real time, skipped with -short);
 //   - PruneRuns deletes the records that ended, or that never ended but
 //     started, more than the age ago, and keeps a record with no time,
 //     and one exactly the age old (checked on the fake clock of a
@@ -128,9 +132,8 @@
 //   - a negative age is an error, and a done context gives an error with
 //     no effect.
 //
-// The kit cannot make a store's clock move: the ages in between, and that
-// a commit releasing an asset renews its age, are for the store's own
-// tests.
+// The kit cannot make a store's clock move: but for the release's check,
+// which waits, the ages in between are for the store's own tests.
 //
 // # Requirements on the store
 //
@@ -171,6 +174,7 @@
 // there; it cannot check a Put under a new key, whose reference it does
 // not know.
 //
-// The kit runs well under a second against the memory stores, and is
-// meant for go test -race.
+// The kit runs in about two seconds against the memory stores, most of
+// them the 1.5 s that the release's check waits (well under a second
+// with -short, which skips it), and is meant for go test -race.
 package storetest

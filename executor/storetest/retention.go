@@ -22,6 +22,14 @@ import (
 // executor.MemoryStore and pgstore.Store do. The executor never deletes
 // anything itself: a host calls these methods, from a timer or when a
 // user deletes a graph. [Retention] checks one.
+//
+// A commit that stops referring to an asset releases it, and the release
+// restarts the asset's age for PruneAssets, as a Put does: a run that
+// started before the commit may still read the asset, as the output of a
+// node it loaded then. So PruneAssets with an age longer than the
+// longest run is safe while runs go on; a store that counted the age
+// from the Put only would delete an asset that a run still reads, at
+// any age.
 type Retainer interface {
 	executor.StateStore
 	executor.AssetStore
@@ -49,13 +57,14 @@ type Retainer interface {
 // subtest per property, each on a store from newStore. The checks prune
 // the whole store, so each store must be one of its own: no other test
 // may use it at the same time. The kit cannot make a store's clock move,
-// so it checks asset ages only at 0 (any unreferenced asset put before
-// the call goes) and at an hour (what was just put or released stays); a
-// store's own tests check the ages in between. It checks that a run
-// record exactly the age old is kept on the fake clock of a
-// testing/synctest bubble, which stands still, when the store reads the
-// process's clock; a store that reads another (a database's) is checked
-// there by its own tests.
+// so it checks asset ages at 0 (any unreferenced asset put before the
+// call goes), at an hour (what was just put or released stays), and once
+// in real time at a second (an asset put 1.5 s before, released just now,
+// stays; skipped with -short); a store's own tests check the other ages.
+// It checks that a run record exactly the age old is kept on the fake
+// clock of a testing/synctest bubble, which stands still, when the store
+// reads the process's clock; a store that reads another (a database's) is
+// checked there by its own tests.
 func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 	t.Helper()
 	runChecks(t, newStore, []check[Retainer]{
@@ -65,6 +74,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"DeleteGraphWhileCommitting", testDeleteGraphWhileCommitting},
 		{"PruneAssetsKeepsReferenced", testPruneAssetsReferenced},
 		{"PruneAssetsKeepsYoung", testPruneAssetsYoung},
+		{"PruneAssetsAfterRelease", testPruneAssetsAfterRelease},
 		{"PruneAssetsAfterReplace", testPruneAssetsReplaced},
 		{"PruneAssetsAfterDeleteGraph", testPruneAssetsDeletedGraph},
 		{"PruneAssetsKeepsEveryReference", testPruneAssetsEveryReference},
@@ -283,6 +293,62 @@ func testPruneAssetsYoung(t *testing.T, s Retainer) {
 	commit(t, s, key, 1, change("n", refState(y))) // releases x
 	prune(t, s, time.Hour, 0, "an asset put or released just now is younger than an hour")
 	assert.Equal(t, []bool{true, true, true}, exist(t, s, x, y, loose), "assets left")
+}
+
+// releaseAge is the age at which testPruneAssetsAfterRelease prunes, and
+// releaseWait how long it waits between a Put and the commit that
+// releases the asset: longer than the age, with a margin.
+const (
+	releaseAge  = time.Second
+	releaseWait = releaseAge + releaseAge/2
+)
+
+// testPruneAssetsAfterRelease checks, in real time, that a commit that
+// stops referring to an asset restarts its age: an asset put longer than
+// the age ago, and released just now, stays. A run that started before
+// the commit may still read it (it loaded the node's state before), so
+// a store that counted the age from the Put only would make PruneAssets
+// unsafe while runs go on, whatever the age. An asset put as long ago,
+// that no state ever referred to, goes, so the store does count ages.
+//
+// The kit cannot make a store's clock move, so it waits: releaseWait,
+// skipped with -short. A correct store keeps the asset when the commit
+// and the prune take less than releaseAge together; if a loaded machine
+// stalls them longer, the check tries again, twice, then skips.
+func testPruneAssetsAfterRelease(t *testing.T, s Retainer) {
+	if testing.Short() {
+		t.Skipf("waits %v for an asset to age", releaseWait)
+	}
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		key := Unique(t, fmt.Sprint(attempt))
+		x := put(t, s, key+"/n/"+hash("x"), asset("x"))
+		loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+		commit(t, s, key, 0, change("n", refState(x)))
+		time.Sleep(releaseWait)
+		y := put(t, s, key+"/n/"+hash("y"), asset("y"))
+		released := time.Now()
+		commit(t, s, key, 1, change("n", refState(y))) // releases x
+		_, err := s.PruneAssets(t.Context(), releaseAge)
+		took := time.Since(released)
+		require.NoError(t, err, "PruneAssets(%v)", releaseAge)
+		if took >= releaseAge {
+			if attempt < attempts {
+				t.Logf("attempt %d: the releasing commit and the prune took %v, not less than the age %v: trying again", attempt, took, releaseAge)
+				continue
+			}
+			t.Skipf("the releasing commit and the prune took %v, not less than the age %v, %d times: the machine is too slow for the check", took, releaseAge, attempts)
+		}
+		left := exist(t, s, x, y, loose)
+		if !left[0] {
+			t.Errorf("PruneAssets(%v) deleted %q, put %v or more before it but released by a commit less than %v before it: "+
+				"a commit that stops referring to an asset restarts its age, since a run that started before the commit may still read it",
+				releaseAge, x, releaseWait, took)
+		}
+		assert.True(t, left[1], "PruneAssets(%v) deleted %q, which a state refers to", releaseAge, y)
+		assert.False(t, left[2], "PruneAssets(%v) kept %q, put %v before it, that no state ever referred to", releaseAge, loose, releaseWait)
+		return
+	}
 }
 
 func testPruneAssetsReplaced(t *testing.T, s Retainer) {

@@ -99,6 +99,7 @@ var bugs = []kitBug{
 	{"Retention", "racy-delete", []string{"DeleteGraphWhileCommitting"}},
 	{"Retention", "prune-referenced", []string{"PruneAssetsKeepsReferenced", "PruneAssetsAfterReplace"}},
 	{"Retention", "prune-young", []string{"PruneAssetsKeepsYoung"}},
+	{"Retention", "no-release", []string{"PruneAssetsAfterRelease"}},
 	{"Retention", "count-zero", []string{"PruneAssetsKeepsReferenced"}},
 	{"Retention", "prune-clean-only", []string{"PruneAssetsKeepsEveryReference"}},
 	{"Retention", "prune-own-graph", []string{"PruneAssetsKeepsEveryReference"}},
@@ -172,6 +173,9 @@ type fakeStates struct {
 	bug    string
 	mu     sync.Mutex
 	graphs map[string]*fakeGraph
+	// release, if not nil, is called with the asset reference that a
+	// change stops referring to, with mu held.
+	release func(ref string)
 }
 
 type fakeGraph struct {
@@ -296,8 +300,12 @@ func (f *fakeStates) graph(key string) *fakeGraph {
 func (f *fakeStates) apply(g *fakeGraph, changes []executor.Change) {
 	for _, c := range changes {
 		id, st := f.key(c.ID), c.State
-		if _, ok := g.states[id]; ok && f.bug == "first-change-wins" {
+		old, ok := g.states[id]
+		if ok && f.bug == "first-change-wins" {
 			continue
+		}
+		if ok && f.release != nil && old.AssetRef != st.AssetRef {
+			f.release(old.AssetRef)
 		}
 		if st == (dirty.State{}) && f.bug == "drop-zero" {
 			continue
@@ -551,9 +559,8 @@ func (f *fakeRuns) RunsByStatus(ctx context.Context, status executor.RunStatus) 
 }
 
 // fakeRetainer is a Retainer made of the fake stores, whose retention
-// methods make the mistake named by bug, or none. It does not release the
-// assets a commit stops referring to: the kit, which cannot make time
-// pass, cannot tell.
+// methods make the mistake named by bug, or none. A commit that stops
+// referring to an asset restarts its age, but for bug "no-release".
 type fakeRetainer struct {
 	bug string
 	*fakeStates
@@ -562,7 +569,17 @@ type fakeRetainer struct {
 }
 
 func newFakeRetainer(bug string) *fakeRetainer {
-	return &fakeRetainer{bug: bug, fakeStates: newFakeStates(""), fakeAssets: newFakeAssets(""), fakeRuns: newFakeRuns("")}
+	f := &fakeRetainer{bug: bug, fakeStates: newFakeStates(""), fakeAssets: newFakeAssets(""), fakeRuns: newFakeRuns("")}
+	if bug != "no-release" {
+		f.fakeStates.release = func(ref string) {
+			f.fakeAssets.mu.Lock()
+			defer f.fakeAssets.mu.Unlock()
+			if _, ok := f.fakeAssets.putAt[ref]; ok {
+				f.fakeAssets.putAt[ref] = time.Now()
+			}
+		}
+	}
+	return f
 }
 
 func (f *fakeRetainer) age(olderThan time.Duration) error {
