@@ -85,16 +85,16 @@ func record(id, graphKey string, started time.Time) executor.Record {
 // putRun stores r and fails the test on error.
 func putRun(t *testing.T, s executor.RunStore, r executor.Record) {
 	t.Helper()
-	require.NoError(t, s.PutRun(t.Context(), r), "PutRun(%q)", r.ID)
+	require.NoError(t, s.PutRun(t.Context(), r), "PutRun(%s)", short(r.ID))
 }
 
 // requireRun fails the test unless the record with want.ID is want.
 func requireRun(t *testing.T, s executor.RunStore, want executor.Record) {
 	t.Helper()
 	got, err := s.GetRun(t.Context(), want.ID)
-	require.NoError(t, err, "GetRun(%q)", want.ID)
+	require.NoError(t, err, "GetRun(%s)", short(want.ID))
 	if d := diff(want, got); d != "" {
-		t.Fatalf("GetRun(%q) (-want +got):\n%s", want.ID, d)
+		t.Fatalf("GetRun(%s) (-want +got):\n%s", short(want.ID), d)
 	}
 }
 
@@ -102,7 +102,7 @@ func requireRun(t *testing.T, s executor.RunStore, want executor.Record) {
 func listRuns(t *testing.T, s executor.RunStore, graphKey string) []executor.Record {
 	t.Helper()
 	rs, err := s.ListRuns(t.Context(), graphKey)
-	require.NoError(t, err, "ListRuns(%q)", graphKey)
+	require.NoError(t, err, "ListRuns(%s)", short(graphKey))
 	return rs
 }
 
@@ -492,11 +492,26 @@ func testRunCopies(t *testing.T, s executor.RunStore) {
 	key := Unique(t, "graph")
 	want := record(Unique(t, "run"), key, baseTime)
 
+	// requireCopies fails the test unless GetRun and ListRuns return
+	// want, after the caller changed the slices named by what.
+	requireCopies := func(what, wrong string) {
+		t.Helper()
+		got, err := s.GetRun(t.Context(), want.ID)
+		require.NoError(t, err, "GetRun(%s)", short(want.ID))
+		if d := diff(want, got); d != "" {
+			t.Fatalf("GetRun(%s) after the caller changed %s: %s (-want +got):\n%s", short(want.ID), what, wrong, d)
+		}
+		if d := diff([]executor.Record{want}, listRuns(t, s, key)); d != "" {
+			t.Fatalf("ListRuns(%s) after the caller changed %s: %s (-want +got):\n%s", short(key), what, wrong, d)
+		}
+	}
+
 	// The caller may reuse its record's slices after PutRun.
 	r := record(want.ID, key, baseTime)
 	putRun(t, s, r)
 	r.Marks[0].ID, r.Failed[0] = "changed", "changed"
-	requireRun(t, s, want)
+	requireCopies("the Marks and Failed of the record it had put",
+		"the store kept the caller's slices, which the caller may reuse after PutRun; PutRun copies them")
 
 	// And may change what GetRun and ListRuns return.
 	got, err := s.GetRun(t.Context(), want.ID)
@@ -505,10 +520,8 @@ func testRunCopies(t *testing.T, s executor.RunStore) {
 	rs := listRuns(t, s, key)
 	require.Len(t, rs, 1)
 	rs[0].Marks[0].ID, rs[0].Failed[0] = "changed", "changed"
-	requireRun(t, s, want)
-	if d := diff([]executor.Record{want}, listRuns(t, s, key)); d != "" {
-		t.Fatalf("ListRuns after the caller changed returned records (-want +got):\n%s", d)
-	}
+	requireCopies("the Marks and Failed of records that GetRun and ListRuns returned",
+		"the store handed out its own slices, which are the caller's to change; GetRun and ListRuns return copies")
 }
 
 func testRunConcurrent(t *testing.T, s executor.RunStore) {

@@ -90,7 +90,7 @@ func change(id string, s dirty.State) executor.Change {
 func load(t *testing.T, s executor.StateStore, key string) executor.Snapshot {
 	t.Helper()
 	snap, err := s.Load(t.Context(), key)
-	require.NoError(t, err, "Load(%q)", key)
+	require.NoError(t, err, "Load(%s)", short(key))
 	return snap
 }
 
@@ -99,8 +99,8 @@ func load(t *testing.T, s executor.StateStore, key string) executor.Snapshot {
 func commit(t *testing.T, s executor.StateStore, key string, expect int64, changes ...executor.Change) {
 	t.Helper()
 	v, err := s.Commit(t.Context(), key, expect, changes)
-	require.NoError(t, err, "Commit(%q) at version %d", key, expect)
-	require.Equal(t, expect+1, v, "Commit(%q) at version %d: new version", key, expect)
+	require.NoError(t, err, "Commit(%s) at version %d", short(key), expect)
+	require.Equal(t, expect+1, v, "Commit(%s) at version %d: new version", short(key), expect)
 }
 
 // requireSnapshot fails the test unless the graph is at version with
@@ -108,9 +108,9 @@ func commit(t *testing.T, s executor.StateStore, key string, expect int64, chang
 func requireSnapshot(t *testing.T, s executor.StateStore, key string, version int64, want map[string]dirty.State) {
 	t.Helper()
 	snap := load(t, s, key)
-	require.Equal(t, version, snap.Version, "Load(%q): version", key)
+	require.Equal(t, version, snap.Version, "Load(%s): version", short(key))
 	if d := diffStates(want, snap.States); d != "" {
-		t.Fatalf("Load(%q): states (-want +got):\n%s", key, d)
+		t.Fatalf("Load(%s): states (-want +got):\n%s", short(key), d)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +174,24 @@ func text(n int) string {
 	}
 	s := strings.ToValidUTF8(b.String()[:n-2], "")
 	return s + strings.Repeat(".", n-2-len(s)) + " \n"
+}
+
+// short returns s quoted, as %q does, but for a string longer than 200
+// bytes (a long key of the LongKeys checks, a 10,000-byte malformed
+// reference), which it cuts to its first 100 bytes and its length, so
+// that a message stays readable.
+func short(s string) string {
+	if len(s) <= 200 {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:100], len(s))
+}
+
+// shortList returns the strings of list, each as short gives it.
+func shortList(list []string) string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = short(s)
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }
