@@ -174,6 +174,9 @@ type AssetChecker interface {
 	// Missing returns the references among refs that point to no asset
 	// (those for which Exists would report false), each once, in any
 	// order. refs may repeat, and may hold "" and malformed references.
+	// Missing must not modify refs, even temporarily, nor reorder them (a
+	// store that sorts them for its query sorts a copy), and must not
+	// retain them.
 	Missing(ctx context.Context, refs []string) ([]string, error)
 }
 
@@ -197,7 +200,9 @@ type AssetBatchGetter interface {
 	// returns an error wrapping ErrNotFound that names that ref. Data may
 	// be shared with the store, as Get's: callers must not modify it.
 	// Meta is the caller's, as Get's: each asset's a map of its own, also
-	// for a ref that repeats.
+	// for a ref that repeats. GetMany must not modify refs, even
+	// temporarily, nor reorder them, and must not retain them, as
+	// Missing.
 	GetMany(ctx context.Context, refs []string) ([]Asset, error)
 }
 

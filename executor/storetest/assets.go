@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -407,8 +408,10 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 	refs := []string{r1, r2, r1, r1 + "-missing", r2[:len(r2)-1], "", "not a reference", "mem:" + Unique(t, "never"),
 		r1 + "-missing", strings.ToUpper(r2)}
 	refs = append(refs, unknownRefs(t)...)
+	before := slices.Clone(refs)
 	got, err := c.Missing(t.Context(), refs)
 	require.NoError(t, err, "Missing")
+	assertRefsLeft(t, "Missing", before, refs)
 	var want []string
 	seen := map[string]bool{}
 	for _, ref := range refs {
@@ -436,8 +439,10 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 		gone = append(gone, fmt.Sprintf("%s-gone-%d", r1, i))
 	}
 	many = append(append(many, gone...), r2, gone[0])
+	before = slices.Clone(many)
 	got, err = c.Missing(t.Context(), many)
 	require.NoError(t, err, "Missing of %d references", len(many))
+	assertRefsLeft(t, fmt.Sprintf("Missing of %d references", len(many)), before, many)
 	if d := missingDiff(gone, got); d != "" {
 		t.Errorf("Missing of %d references: want the %d after the first 1,200, each once; %s", len(many), len(gone), d)
 	}
@@ -446,6 +451,18 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 	assert.Empty(t, none, "Missing(nil)")
 	_, err = c.Missing(cancelled(t), []string{r1})
 	assert.ErrorIs(t, err, context.Canceled, "Missing with a cancelled context")
+}
+
+// assertRefsLeft checks that call, Missing or GetMany, left the caller's
+// refs, after, as they were before it: the executor reads them after the
+// call.
+func assertRefsLeft(t *testing.T, call string, before, after []string) {
+	t.Helper()
+	if !slices.Equal(before, after) {
+		t.Errorf("%s modified the caller's refs, which the caller reads after it returns "+
+			"(a store that sorts or otherwise rearranges them works on a copy); before: %s\nafter: %s",
+			call, shortList(before), shortList(after))
+	}
 }
 
 // missingDiff returns what is wrong with got, the answer of Missing, if
@@ -500,8 +517,11 @@ func testAssetGetMany(t *testing.T, s executor.AssetStore) {
 	r2 := put(t, s, assetKey(t, "asset:narration:segment[1]", "many-two"), two)
 	r3 := put(t, s, assetKey(t, "asset:video:segment[1]", "many-three"), url)
 	refs := []string{r2, r1, r3, r1}
+	before := slices.Clone(refs)
 	got, err := bg.GetMany(t.Context(), refs)
 	require.NoError(t, err, "GetMany(%q)", refs)
+	assertRefsLeft(t, "GetMany", before, refs)
+	refs = before
 	require.Len(t, got, len(refs), "GetMany(%q): one asset for each ref", refs)
 	for i, ref := range refs {
 		if d := diff(get(t, s, ref), got[i]); d != "" {
@@ -552,8 +572,11 @@ func testAssetGetMany(t *testing.T, s executor.AssetStore) {
 		order[i] = r.IntN(distinct)
 		manyRefs[i] = refs[order[i]]
 	}
+	before = slices.Clone(manyRefs)
 	got, err = bg.GetMany(t.Context(), manyRefs)
 	require.NoError(t, err, "GetMany of %d references", reads)
+	assertRefsLeft(t, fmt.Sprintf("GetMany of %d references", reads), before, manyRefs)
+	manyRefs = before
 	require.Len(t, got, reads, "GetMany of %d references: one asset for each", reads)
 	for i, j := range order {
 		if d := diff(want[j], got[i]); d != "" {

@@ -187,11 +187,16 @@ func short(s string) string {
 	return fmt.Sprintf("%q… (%d bytes)", s[:100], len(s))
 }
 
-// shortList returns the strings of list, each as short gives it.
+// shortList returns the strings of list, each as short gives it, the
+// first 20 of a longer list only.
 func shortList(list []string) string {
-	out := make([]string, len(list))
-	for i, s := range list {
-		out[i] = short(s)
+	const most = 20
+	out := make([]string, 0, min(len(list), most+1))
+	for _, s := range list[:min(len(list), most)] {
+		out = append(out, short(s))
+	}
+	if len(list) > most {
+		out = append(out, fmt.Sprintf("… (%d in all)", len(list)))
 	}
 	return "[" + strings.Join(out, " ") + "]"
 }

@@ -42,6 +42,13 @@ var trialBugs = []kitBug{
 	// caller's write then changed: only GetMany's check of a repeated
 	// reference caught a shared Meta, so a plain AssetStore passed.
 	{"AssetStore", "shared-get-meta", []string{"CallerMayChangeMeta"}},
+	// Missing sorted the caller's refs in place, for its query, as the
+	// trial's Commit did its changes: Missing's answer is a set, so the
+	// kit passed it, and the executor, which read refs[i] as node i's
+	// after the call, took one node's asset for lost and another's for
+	// there. (GetMany doing the same failed the kit's later reads, as a
+	// wrong order only.)
+	{"AssetStore", "sort-refs", []string{"MissingAgreesWithExists", "GetManyAgreesWithGet"}},
 }
 
 // TestTrialKitCatchesBugs runs the kit, in a child process, against each
@@ -75,6 +82,8 @@ func TestTrialBuggyStore(t *testing.T) {
 		f.Assets = func(*testing.T) executor.AssetStore {
 			return plainAssets{&sharedGetMeta{MemoryAssets: executor.NewMemoryAssets()}}
 		}
+	case "AssetStore/sort-refs":
+		f.Assets = func(*testing.T) executor.AssetStore { return sortRefs{executor.NewMemoryAssets()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -271,4 +280,18 @@ func (s *sharedGetMeta) Get(ctx context.Context, ref string) (executor.Asset, er
 		s.mu.Unlock()
 	}
 	return a, err
+}
+
+// sortRefs sorts the caller's refs in place before it checks or reads
+// them.
+type sortRefs struct{ *executor.MemoryAssets }
+
+func (s sortRefs) Missing(ctx context.Context, refs []string) ([]string, error) {
+	slices.Sort(refs)
+	return s.MemoryAssets.Missing(ctx, refs)
+}
+
+func (s sortRefs) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	slices.Sort(refs)
+	return s.MemoryAssets.GetMany(ctx, refs)
 }
