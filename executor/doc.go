@@ -303,7 +303,7 @@
 //     graph re-created after.
 //   - [MemoryStore.PruneAssets] deletes the assets that no node state
 //     refers to and that were put, or released by a commit that replaced
-//     their reference, at least a given age ago. With an age longer than
+//     their reference, more than a given age ago. With an age longer than
 //     the longest run, it is safe while runs go on.
 //   - [MemoryStore.PruneRuns] deletes the run records that ended, or never
 //     ended but started, more than a given age ago.

@@ -683,19 +683,19 @@ func (m *MemoryAssets) release(ref string, now time.Time) {
 // its lock.
 const pruneBatch = 1024
 
-// prune deletes the assets not in inUse whose time is not after cutoff,
-// and returns how many it deleted. It walks each shard's slots in
-// batches, each under the shard's lock, so that Put and Get wait for one
-// batch at most, except when a shard ends under a quarter full: its
-// compaction (see shrink), once, holds its lock for O(its assets), about
-// 100 ns an asset left; an asset put or released meanwhile has a time
-// after cutoff. It stops at the first batch that finds ctx done, returning the
-// count so far and ctx.Err().
+// prune deletes the assets not in inUse whose time is before cutoff, and
+// returns how many it deleted: an asset whose time is cutoff is kept. It
+// walks each shard's slots in batches, each under the shard's lock, so
+// that Put and Get wait for one batch at most, except when a shard ends
+// under a quarter full: its compaction (see shrink), once, holds its lock
+// for O(its assets), about 100 ns an asset left; an asset put or released
+// meanwhile has a time after cutoff. It stops at the first batch that
+// finds ctx done, returning the count so far and ctx.Err().
 func (m *MemoryAssets) prune(ctx context.Context, cutoff time.Time, inUse map[string]struct{}) (int64, error) {
 	var n int64
-	last := m.since(cutoff)
+	cut := m.since(cutoff)
 	for k := range m.shards {
-		d, err := m.shards[k].prune(ctx, last, inUse)
+		d, err := m.shards[k].prune(ctx, cut, inUse)
 		n += d
 		if err != nil {
 			return n, err
@@ -704,10 +704,10 @@ func (m *MemoryAssets) prune(ctx context.Context, cutoff time.Time, inUse map[st
 	return n, nil
 }
 
-// prune is MemoryAssets.prune for one shard, with cutoff as since gives
-// it. The shard's slots stay where they are until it is done, when it
+// prune is MemoryAssets.prune for one shard, with cut the cutoff as
+// since gives it. The shard's slots stay where they are until it is done, when it
 // compacts the shard if it deleted enough (see shrink).
-func (s *assetShard) prune(ctx context.Context, last int64, inUse map[string]struct{}) (int64, error) {
+func (s *assetShard) prune(ctx context.Context, cut int64, inUse map[string]struct{}) (int64, error) {
 	s.mu.Lock()
 	s.walkers++
 	s.mu.Unlock()
@@ -726,7 +726,7 @@ func (s *assetShard) prune(ctx context.Context, last int64, inUse map[string]str
 		end := min(start+pruneBatch, s.assets.len())
 		for i := start; i < end; i++ {
 			e := s.assets.at(i)
-			if e.ref == "" || e.at > last {
+			if e.ref == "" || e.at >= cut {
 				continue
 			}
 			if _, ok := inUse[e.ref]; ok {

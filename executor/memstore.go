@@ -165,8 +165,9 @@ func (m *MemoryStore) DeleteGraph(ctx context.Context, graphKey string) (bool, e
 }
 
 // PruneAssets deletes the assets that no node state of the store refers
-// to and that were put, or released, olderThan or longer ago, and returns
-// how many it deleted. Regenerating a node puts a new asset and releases
+// to and that were put, or released, more than olderThan ago, and returns
+// how many it deleted: an asset exactly olderThan old is kept, as
+// pgstore keeps it. Regenerating a node puts a new asset and releases
 // the old one; deleted graphs, and results that were never committed,
 // leave theirs behind too. PruneAssets is the garbage collector for all of
 // them. A commit that replaces a node's reference releases the asset it

@@ -90,8 +90,9 @@ func (h storeHarness) exist(refs ...string) []bool {
 }
 
 // PruneAssets deletes an asset once no state refers to it and its last
-// Put, or its last release by a commit, is at least olderThan ago; a
-// virtual clock makes the time pass.
+// Put, or its last release by a commit, is more than olderThan ago: an
+// asset exactly olderThan old is kept, as pgstore keeps it. A virtual
+// clock makes the time pass.
 func TestMemoryStorePruneAssetsAges(t *testing.T) {
 	const olderThan = time.Hour
 	for _, tc := range []struct {
@@ -107,9 +108,14 @@ func TestMemoryStorePruneAssetsAges(t *testing.T) {
 			time.Sleep(olderThan - time.Second)
 			return []string{x}
 		}, 0, []bool{true}},
-		{"unreferenced, put olderThan ago: pruned", func(h storeHarness) []string {
+		{"unreferenced, put exactly olderThan ago: kept", func(h storeHarness) []string {
 			x := h.put("g", "x")
 			time.Sleep(olderThan)
+			return []string{x}
+		}, 0, []bool{true}},
+		{"unreferenced, put a nanosecond more than olderThan ago: pruned", func(h storeHarness) []string {
+			x := h.put("g", "x")
+			time.Sleep(olderThan + time.Nanosecond)
 			return []string{x}
 		}, 1, []bool{false}},
 		{"referenced, put long ago: kept", func(h storeHarness) []string {
@@ -125,6 +131,8 @@ func TestMemoryStorePruneAssetsAges(t *testing.T) {
 			time.Sleep(olderThan / 2)
 			h.prune(olderThan, 0)
 			time.Sleep(olderThan / 2)
+			h.prune(olderThan, 0) // exactly olderThan after the Put
+			time.Sleep(time.Nanosecond)
 			return []string{x}
 		}, 1, []bool{false}},
 		{"released by a commit since: kept until olderThan after that", func(h storeHarness) []string {
@@ -135,6 +143,8 @@ func TestMemoryStorePruneAssetsAges(t *testing.T) {
 			time.Sleep(olderThan - time.Second)
 			h.prune(olderThan, 0)
 			time.Sleep(time.Second)
+			h.prune(olderThan, 0) // exactly olderThan after the release
+			time.Sleep(time.Nanosecond)
 			return []string{x, y}
 		}, 1, []bool{false, true}},
 		{"released by a commit that sets several nodes: each replaced one renewed", func(h storeHarness) []string {
@@ -322,7 +332,7 @@ func TestMemoryStorePruneDuringRun(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, ok, "the junk asset")
 
-		time.Sleep(time.Hour)
+		time.Sleep(time.Hour + time.Second) // the run's last commit released an asset: more than an hour ago now
 		n, err := s.PruneAssets(ctx, time.Hour)
 		require.NoError(t, err)
 		assert.Equal(t, int64(3), n, "the assets the edit replaced")

@@ -121,6 +121,9 @@
 //     the store has them, see the assets a prune deleted, though they
 //     read them before it;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
+//     PruneAssets deletes an asset put, or released by a commit, more than
+//     the age ago, and keeps one exactly the age old (checked as for
+//     PruneRuns below);
 //   - a commit that releases an asset restarts its age: PruneAssets of
 //     a second keeps an asset put 1.5 s before but released just now, and
 //     deletes one put as long ago that no state referred to (a check in
@@ -133,17 +136,22 @@
 //   - a negative age is an error, and a done context gives an error with
 //     no effect.
 //
-// The kit cannot make a store's clock move: but for the release's check,
-// which waits, the ages in between are for the store's own tests.
+// The kit checks ages at 0, at an hour, exactly at the age on the fake
+// clock of a bubble, and once in real time for the release's check,
+// which waits. The ages in between are for the store's own tests; so are,
+// for a store that reads another clock than the process's, the ages
+// exactly at the boundary.
 //
 // # Requirements on the store
 //
 // newStore is called once per subtest; it should register any cleanup
 // with t.Cleanup. The check of a run record exactly the age old calls
-// PutRun, PruneRuns and ListRuns inside a testing/synctest bubble: a
-// goroutine that a store starts in those calls must end with them. Every subtest uses graph keys, asset keys and run IDs
-// unique to it and to the process, so stores may share one database with
-// each other, with earlier runs and with other tests.
+// PutRun, PruneRuns and ListRuns inside a testing/synctest bubble, and
+// that of an asset calls Put, Commit, PruneAssets and Exists in one: a
+// goroutine that a store starts in those calls must end with them. Every
+// subtest uses graph keys, asset keys and run IDs unique to it and to the
+// process, so stores may share one database with each other, with earlier
+// runs and with other tests.
 //
 // Times (State.UpdatedAt, Record.StartedAt and EndedAt) are compared as
 // instants with [time.Time.Equal]: a store may drop the location and the

@@ -99,13 +99,14 @@ var bugs = []kitBug{
 	{"Retention", "racy-delete", []string{"DeleteGraphWhileCommitting"}},
 	{"Retention", "prune-referenced", []string{"PruneAssetsKeepsReferenced", "PruneAssetsAfterReplace"}},
 	{"Retention", "prune-young", []string{"PruneAssetsKeepsYoung"}},
-	{"Retention", "no-release", []string{"PruneAssetsAfterRelease"}},
+	{"Retention", "no-release", []string{"PruneAssetsAfterRelease", "PruneAssetsKeepsTheAge"}},
 	{"Retention", "count-zero", []string{"PruneAssetsKeepsReferenced"}},
 	{"Retention", "prune-clean-only", []string{"PruneAssetsKeepsEveryReference"}},
 	{"Retention", "prune-own-graph", []string{"PruneAssetsKeepsEveryReference"}},
 	{"Retention", "runs-by-start", []string{"PruneRuns"}},
 	{"Retention", "timeless-old", []string{"PruneRuns"}},
 	{"Retention", "prune-runs-at-age", []string{"PruneRunsKeepsTheAge"}},
+	{"Retention", "prune-assets-at-age", []string{"PruneAssetsKeepsTheAge"}},
 	{"Retention", "negative-age", []string{"NegativeAge"}},
 	{"Retention", "ignore-ctx", []string{"CancelledContext"}},
 }
@@ -666,7 +667,11 @@ func (f *fakeRetainer) PruneAssets(ctx context.Context, olderThan time.Duration)
 	defer f.fakeAssets.mu.Unlock()
 	var n int64
 	for ref, at := range f.fakeAssets.putAt {
-		if inUse[ref] || (at.After(cutoff) && f.bug != "prune-young") {
+		young := !at.Before(cutoff) // an asset exactly olderThan old is kept
+		if f.bug == "prune-assets-at-age" {
+			young = at.After(cutoff)
+		}
+		if inUse[ref] || (young && f.bug != "prune-young") {
 			continue
 		}
 		delete(f.fakeAssets.assets, ref)
