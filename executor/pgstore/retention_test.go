@@ -698,3 +698,74 @@ func TestLostCommitReleasesNothing(t *testing.T) {
 	assert.Equal(t, int64(2), snap.Version)
 	assert.Equal(t, refs[0], snap.States["n"].AssetRef, "the lost commit wrote its state")
 }
+
+// PruneRuns and PruneAssets delete what is more than olderThan old, and
+// keep what is exactly olderThan old, as their docs and the in-memory
+// store's say. Their statements run here in one transaction, where now()
+// stands still: a record that ended, or never ended but started, and an
+// asset put (or released: a release sets put_at), exactly now() -
+// olderThan are kept, and those a microsecond older deleted.
+func TestPruneKeepsTheAge(t *testing.T) {
+	t.Parallel() // each test has its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	for _, id := range []string{"ended-before", "ended-at", "ended-after", "running-before", "running-at"} {
+		require.NoError(t, s.PutRun(ctx, executor.Record{ID: id, GraphKey: "g", Status: executor.RunSucceeded}))
+	}
+	for _, k := range []string{"g/n/before", "g/n/at", "g/n/after"} {
+		_, err := s.Put(ctx, k, executor.Asset{Hash: "h"})
+		require.NoError(t, err)
+	}
+	const us = `$2::bigint * interval '1 microsecond'`
+	for _, age := range []time.Duration{0, time.Hour, 30 * 24 * time.Hour} {
+		t.Run(age.String(), func(t *testing.T) {
+			tx, err := pg.Pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			a := age.Microseconds()
+			for _, r := range []struct {
+				id     string
+				at     int64 // microseconds before now()
+				ending bool  // the time is the end; else the start, of a record that never ended
+			}{
+				{"ended-before", a + 1, true}, {"ended-at", a, true}, {"ended-after", a - 1, true},
+				{"running-before", a + 1, false}, {"running-at", a, false},
+			} {
+				set := `started_at = now() - ` + us + `, ended_at = NULL, status = 'running'`
+				if r.ending {
+					set = `started_at = now() - (` + us + `) - interval '1 hour', ended_at = now() - ` + us
+				}
+				_, err := tx.Exec(ctx, `UPDATE "`+pg.Schema+`".runs SET `+set+` WHERE id = $1`, r.id, r.at)
+				require.NoError(t, err, "set the time of %s", r.id)
+			}
+			for k, at := range map[string]int64{"g/n/before": a + 1, "g/n/at": a, "g/n/after": a - 1} {
+				_, err := tx.Exec(ctx, `UPDATE "`+pg.Schema+`".assets SET put_at = now() - `+us+` WHERE key = $1`, k, at)
+				require.NoError(t, err, "set the put_at of %s", k)
+			}
+
+			tag, err := tx.Exec(ctx, pgstore.PruneRunsSQL(pg.Schema), a, 1000)
+			require.NoError(t, err, "PruneRuns's statement")
+			assert.Equal(t, int64(2), tag.RowsAffected(), "records deleted by PruneRuns(%v): those a microsecond older than %v", age, age)
+			rows, err := tx.Query(ctx, `SELECT id FROM "`+pg.Schema+`".runs ORDER BY id`)
+			require.NoError(t, err)
+			left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			assert.Equal(t, []string{"ended-after", "ended-at", "running-at"}, left,
+				"records left by PruneRuns(%v): one that ended, or never ended but started, exactly %v ago is kept", age, age)
+
+			var (
+				last          *string
+				seen, deleted int64
+			)
+			require.NoError(t, tx.QueryRow(ctx, pgstore.PruneAssetsSQL(pg.Schema), "", 1000, a, pgstore.RefPrefix, true).
+				Scan(&last, &seen, &deleted), "PruneAssets's statement")
+			assert.Equal(t, int64(1), deleted, "assets deleted by PruneAssets(%v): the one put a microsecond more than %v ago", age, age)
+			rows, err = tx.Query(ctx, `SELECT key FROM "`+pg.Schema+`".assets ORDER BY key`)
+			require.NoError(t, err)
+			left, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			assert.Equal(t, []string{"g/n/after", "g/n/at"}, left,
+				"assets left by PruneAssets(%v): one put, or released, exactly %v ago is kept", age, age)
+		})
+	}
+}
