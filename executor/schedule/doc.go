@@ -64,8 +64,8 @@
 // running ones go on. A cancelled node's dependents stay pending;
 // [Machine.Halt] stops all starts, and the run is done once nothing runs.
 // [Result.StagesFinished] reports each stage once, in order, as soon as it
-// and every earlier stage have settled; [Step.StageStarted] marks the
-// first node started in its stage.
+// and every earlier stage have settled; [Step.Stage] names each started
+// node's stage.
 //
 // # Errors
 //

@@ -30,9 +30,11 @@ func Example() {
 	}
 	var now time.Time
 	var running []graph.Node
+	begun := make([]bool, len(p.Stages))
 	for !m.Done() {
 		if st, ok := m.Next(now); ok {
-			if st.StageStarted {
+			if !begun[st.Stage] { // the first node of its stage
+				begun[st.Stage] = true
 				fmt.Println(p.Summary(st.Stage))
 			}
 			fmt.Println("  start", g.NodeID(st.Node))

@@ -138,10 +138,9 @@ type sim struct {
 	running  []job
 	perKey   map[string]int
 	starts   map[string][]time.Time
-	stageRun []bool // a node of the stage has started
-	stageSet []int  // settled nodes per stage
-	stageLen []int  // nodes per stage
-	finished []int  // StagesFinished, in report order
+	stageSet []int // settled nodes per stage
+	stageLen []int // nodes per stage
+	finished []int // StagesFinished, in report order
 	maxKey   map[string]int
 	maxAll   int
 	// completions counts the completed jobs.
@@ -173,7 +172,7 @@ func newSim(t testing.TB, p *planner.Plan, cfg schedule.Config, seed uint64) *si
 		fails: map[graph.Node]bool{}, supersedes: map[graph.Node]bool{}, invalidates: map[graph.Node]bool{},
 		planned: make([]bool, p.Graph.Len()), stageOf: make([]int, p.Graph.Len()), limit: map[string]int{},
 		state: make([]schedule.State, p.Graph.Len()), perKey: map[string]int{}, starts: map[string][]time.Time{},
-		stageRun: make([]bool, len(p.Stages)), stageSet: make([]int, len(p.Stages)), stageLen: make([]int, len(p.Stages)),
+		stageSet: make([]int, len(p.Stages)), stageLen: make([]int, len(p.Stages)),
 		maxKey: map[string]int{}, readyAt: make([]int, p.Graph.Len()), readyTime: make([]time.Time, p.Graph.Len()),
 	}
 	for si, st := range p.Stages {
@@ -220,13 +219,11 @@ func (s *sim) start(st schedule.Step) {
 	require.True(t, s.depsDone(n), "started %s before its planned dependencies succeeded", id)
 	require.Equal(t, s.keyOf(n), st.Key, "step key of %s", id)
 	require.Equal(t, s.stageOf[n], st.Stage, "step stage of %s", id)
-	require.Equal(t, !s.stageRun[st.Stage], st.StageStarted, "StageStarted of %s (stage %d)", id, st.Stage)
 	if s.cfg.Mode == schedule.Staged {
 		for e := range st.Stage {
 			require.Equal(t, s.stageCount(e), s.stageSet[e], "staged: %s of stage %d started before stage %d settled", id, st.Stage, e)
 		}
 	}
-	s.stageRun[st.Stage] = true
 	s.state[n] = schedule.Running
 	if st.Key != "" {
 		s.perKey[st.Key]++
@@ -260,7 +257,7 @@ func (s *sim) start(st schedule.Step) {
 	require.Equal(t, len(s.running), s.m.Running())
 	st2, _ := s.m.State(n)
 	require.Equal(t, schedule.Running, st2)
-	s.logf("start %s key=%q stage=%d first=%v", id, st.Key, st.Stage, st.StageStarted)
+	s.logf("start %s key=%q stage=%d", id, st.Key, st.Stage)
 }
 
 func (s *sim) stageCount(si int) int { return s.stageLen[si] }

@@ -127,8 +127,6 @@ type Step struct {
 	Key string
 	// Stage is the node's plan stage.
 	Stage int
-	// StageStarted is true for the first node started in its stage.
-	StageStarted bool
 }
 
 // Result is what a transition changed besides its own node.
@@ -187,7 +185,6 @@ type Machine struct {
 	running   int
 	settled   int
 	stageLeft []int32 // nodes of each stage not yet settled
-	started   []bool
 	// current is the first stage not settled: the stages before it are
 	// reported finished. In Staged mode it is the last stage allowed to
 	// start.
@@ -302,8 +299,8 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		state: make([]State, d), wait: make([]int32, d), stage: make([]int32, d),
 		key: make([]int32, d), order: make([]uint64, d),
 		keys:      []keyState{{name: ""}},
-		stageLeft: make([]int32, len(p.Stages)), started: make([]bool, len(p.Stages)),
-		held: make([][]int32, len(p.Stages)),
+		stageLeft: make([]int32, len(p.Stages)),
+		held:      make([][]int32, len(p.Stages)),
 	}
 	// A plan made by planner.New, or decoded, keeps the index of nodes it
 	// was built with: stages changed afterwards disagree with it. Every
@@ -784,10 +781,7 @@ func (m *Machine) start(i int32, now time.Time) Step {
 			}
 		}
 	}
-	s := m.stage[i]
-	first := !m.started[s]
-	m.started[s] = true
-	return Step{Node: m.nodes[i], Key: ks.name, Stage: int(s), StageStarted: first}
+	return Step{Node: m.nodes[i], Key: ks.name, Stage: int(m.stage[i])}
 }
 
 // Wake returns when a rate-limited node may start, or a batch window

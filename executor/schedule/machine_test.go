@@ -223,36 +223,6 @@ func TestStagedHoldsLaterStages(t *testing.T) {
 	}
 }
 
-func TestStageStarted(t *testing.T) {
-	g := build(t, graph.Lecture(), 20)
-	m := newMachine(t, planOf(t, g), schedule.Config{})
-	var got []string
-	start := func() {
-		for {
-			st, ok := m.Next(t0)
-			if !ok {
-				return
-			}
-			if st.StageStarted {
-				got = append(got, g.NodeID(st.Node))
-			}
-		}
-	}
-	start()
-	succeed(t, m, g, "script")
-	start()
-	succeed(t, m, g, "asset:narration:segment[0]", "asset:image:segment[0]")
-	start()
-	succeed(t, m, g, "asset:narration:segment[1]", "asset:image:segment[1]", "asset:music")
-	start()
-	succeed(t, m, g, "asset:video:segment[0]", "asset:video:segment[1]")
-	start()
-	want := []string{"script", "asset:narration:segment[0]", "asset:video:segment[0]", "timeline"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("StageStarted steps (-want +got):\n%s", diff)
-	}
-}
-
 // op is one call to the machine in a scripted test.
 type op struct {
 	call string // "succeed", "fail", "supersede", "cancel", "invalidate", "start"

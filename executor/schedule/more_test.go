@@ -27,7 +27,6 @@ func bulk(t *testing.T, m *schedule.Machine, g *graph.Graph, now time.Time) []st
 			return out
 		}
 		assert.Equal(t, st.Key, more.Key)
-		assert.False(t, more.StageStarted, "More started a stage")
 		out = append(out, g.NodeID(more.Node))
 	}
 }
