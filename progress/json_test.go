@@ -39,8 +39,8 @@ func TestEventJSONWireForm(t *testing.T) {
 		{
 			name: "the final event of a run found interrupted names the run that resumed it",
 			event: progress.Event{RunID: "r1", GraphKey: "g", Seq: 8, Time: t0, Type: progress.RunCancelled, Stage: progress.NoStage,
-				Message: "interrupted", Error: "executor: run cancelled: run r1: interrupted", Done: 3, Total: 9, ResumedBy: "r2"},
-			want: `{"runId":"r1","graphKey":"g","seq":8,"time":"2025-01-02T03:04:05.123456789Z","type":"run.cancelled","message":"interrupted","error":"executor: run cancelled: run r1: interrupted","done":3,"total":9,"resumedBy":"r2"}`,
+				Message: "interrupted", Error: `executor: run cancelled: run "r1": interrupted`, Done: 3, Total: 9, ResumedBy: "r2"},
+			want: `{"runId":"r1","graphKey":"g","seq":8,"time":"2025-01-02T03:04:05.123456789Z","type":"run.cancelled","message":"interrupted","error":"executor: run cancelled: run \"r1\": interrupted","done":3,"total":9,"resumedBy":"r2"}`,
 		},
 		{
 			name:  "stage 0 is written",
