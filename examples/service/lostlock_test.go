@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,53 @@ func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
 	rec, err := h.s.store.GetRun(t.Context(), queued.RunID)
 	require.NoError(t, err)
 	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error())
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run queued after one whose lecture's lock was lost found the lock
+// still held when the session that had held it had not ended yet
+// (Postgres frees a killed session's locks a moment after), and was
+// dropped as if another process had taken the lecture: the edit,
+// answered 202, got no run (a test failed so under load). The queued run
+// now tries the lock again for a while. Here a session of the test holds
+// the lock for 300 ms after the lost session frees it.
+func TestQueuedRunWaitsForTheLostLocksSessionToEnd(t *testing.T) {
+	h, _, queued := queuedBehindARun(t)
+	other, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
+	require.NoError(t, err)
+	unlocked := make(chan error, 1)
+	var once sync.Once
+	retakeHook = func(key string) {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			lock, err := other.LockGraph(ctx, key)
+			if err != nil {
+				unlocked <- err
+				return
+			}
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				unlocked <- lock.Unlock(context.Background())
+			}()
+		})
+	}
+	defer func() { retakeHook = nil }()
+	var ended int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey("l")).Scan(&ended))
+	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		_, err := h.s.store.GetRun(t.Context(), queued.RunID)
+		return err == nil
+	}, 20*time.Second, 10*time.Millisecond, "the queued run was never recorded")
+	require.NoError(t, <-unlocked)
+	rec, err := h.s.store.GetRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.Equal(t, "running", string(rec.Status), "the queued run, started: %s", rec.Error)
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

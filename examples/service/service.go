@@ -583,10 +583,16 @@ var settleWait = 2 * time.Second
 // final event may ask at once), and the lock is tried again, every 50
 // ms, for up to settleWait, before errBusyElsewhere.
 func (s *service) tryLockSettled(ctx context.Context, key string) (*pgstore.GraphLock, error) {
+	return s.tryLockWhile(ctx, key, func() bool { return s.endedElsewhere(ctx, key) })
+}
+
+// tryLockWhile is tryLock, tried again every 50 ms for up to settleWait
+// while the lock is held elsewhere and again says to look again.
+func (s *service) tryLockWhile(ctx context.Context, key string, again func() bool) (*pgstore.GraphLock, error) {
 	deadline := time.Now().Add(settleWait)
 	for {
 		lock, err := s.tryLock(ctx, key)
-		if !errors.Is(err, errBusyElsewhere) || time.Now().After(deadline) || !s.endedElsewhere(ctx, key) {
+		if !errors.Is(err, errBusyElsewhere) || time.Now().After(deadline) || !again() {
 			return lock, err
 		}
 		t := time.NewTimer(50 * time.Millisecond)
@@ -598,6 +604,10 @@ func (s *service) tryLockSettled(ctx context.Context, key string) (*pgstore.Grap
 		}
 	}
 }
+
+// retakeHook, if not nil, is called before a queued run takes its
+// lecture's lock again; a variable for the tests.
+var retakeHook func(key string)
 
 // endedElsewhere reports whether the newest run of lecture key has
 // ended, and no run is queued on it (a row of a run recorded does not
@@ -1101,7 +1111,13 @@ func (s *service) next(key string, l *lecture, prev string) {
 			// A run is queued and the lock was given up.
 			s.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-			lock, err := s.tryLock(ctx, key)
+			if retakeHook != nil {
+				retakeHook(key)
+			}
+			// The session that held the lock, when it was lost, may not
+			// have ended yet: Postgres frees its locks a moment after. It
+			// is tried again for a while (see tryLockWhile).
+			lock, err := s.tryLockWhile(ctx, key, func() bool { return true })
 			cancel()
 			if err != nil {
 				// Another process took the lecture between the two runs,
