@@ -542,6 +542,39 @@ func (s *Stream) takeRead(ctx context.Context) bool {
 	}
 }
 
+// readFor makes cmd, a reader's read of Redis, under one of the tokens of
+// reads that do not block (see Stream.reads), and returns its result, or
+// context.Cause(ctx) as soon as ctx ends. go-redis does not interrupt a
+// command in flight when its context is cancelled (only the command's
+// deadline, the client's ReadTimeout, ends it), so that against a Redis
+// that does not answer (paused, or cut off by a network fault that sends
+// no reset) a reader whose client has left would wait that long, and
+// with it the SSE handler's stream slot. cmd goes on in a goroutine of
+// its own, which keeps the token until cmd returns, so that the reads in
+// flight stay capped.
+func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if !s.takeRead(ctx) {
+		return zero, context.Cause(ctx)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() { <-s.reads }()
+		v, err := cmd(ctx)
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, context.Cause(ctx)
+	}
+}
+
 // sleepCtx waits d, or until ctx ends; it reports whether d passed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

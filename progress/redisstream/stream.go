@@ -962,9 +962,12 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // the last Seq it delivered, filling any gap from the History; and
 // outages of the History, which it waits out only for a gap that the
 // History alone can fill (see Options.History). It returns
-// promptly when ctx ends; a blocked XREAD left behind belongs to the
-// run's shared reading goroutine, which exits within BlockTime once the
-// run has no readers. A reader that has delivered the run's final event,
+// promptly when ctx ends, even while Redis does not answer (paused, or
+// cut off by a network fault): a read of its own left in flight ends by
+// itself within the client's ReadTimeout, as go-redis does not interrupt
+// a command when its context is cancelled; a blocked XREAD left behind
+// belongs to the run's shared reading goroutine, which exits within
+// BlockTime once the run has no readers (while Redis answers). A reader that has delivered the run's final event,
 // or that starts at or past it, or that waits ahead of its run when the
 // run's final event comes at or below its position, reads nothing more:
 // no event follows a final one, so it leaves the run's shared reader
@@ -1390,11 +1393,9 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 	}
 	key := s.Key(runID)
 	for end := "+"; ; {
-		if !s.takeRead(ctx) {
-			return progress.Event{}, 0, false, context.Cause(ctx)
-		}
-		msgs, err := s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
-		<-s.reads
+		msgs, err := readFor(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+			return s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
+		})
 		if err != nil {
 			return progress.Event{}, 0, false, fmt.Errorf("redisstream: xrevrange %s: %w", key, err)
 		}
@@ -1434,11 +1435,9 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 // the run's shared reader does not hold yet (see atLiveGap).
 func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (_ uint64, short, stopped bool, err error) {
 	key := s.Key(runID)
-	if !s.takeRead(ctx) {
-		return pos, false, false, context.Cause(ctx)
-	}
-	msgs, err := s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
-	<-s.reads
+	msgs, err := readFor(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		return s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
+	})
 	if err != nil {
 		return pos, false, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
 	}
@@ -1563,11 +1562,9 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
 	if cur.Last() > 0 {
-		if !s.takeRead(ctx) {
-			return false, context.Cause(ctx)
-		}
-		msgs, err := s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
-		<-s.reads
+		msgs, err := readFor(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+			return s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
+		})
 		if err != nil {
 			return false, &redisError{fmt.Errorf("redisstream: xrange %s: %w", key, err)}
 		}
@@ -1579,11 +1576,9 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
 	// counts every entry ever added); if not, the run's first events
 	// missed Redis, or Redis lost them with a restart.
-	if !s.takeRead(ctx) {
-		return false, context.Cause(ctx)
-	}
-	info, err := s.client.XInfoStream(ctx, key).Result()
-	<-s.reads
+	info, err := readFor(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
+		return s.client.XInfoStream(ctx, key).Result()
+	})
 	if err != nil {
 		if errors.As(err, new(redis.Error)) {
 			return false, nil // gone, say: do not wait

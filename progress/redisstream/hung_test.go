@@ -1,0 +1,90 @@
+package redisstream_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A reader whose context ends returns at once even while Redis does not
+// answer (paused, or cut off by a network fault that sends no reset)
+// rather than when the client's ReadTimeout ends the read in flight:
+// go-redis does not interrupt a command when its context is cancelled.
+// Before, each call here returned some 5s after its cancel (the default
+// ReadTimeout of 3s, and a retry), so that the SSE handler of a browser
+// that had left kept its stream slot as long.
+func TestReaderLeavesWhileRedisHangs(t *testing.T) {
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	pid := redisPID(t, client)
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{History: hist, BlockTime: 100 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 3)
+	ctx := context.Background()
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all...))
+
+	// The process goes on once the test ends, for the server's cleanup.
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	ignore := func(progress.Event) error { return nil }
+	for _, tc := range []struct {
+		name string
+		call func(ctx context.Context) error
+	}{
+		{"Tail replaying", func(ctx context.Context) error { return s.Tail(ctx, run, 0, ignore) }},
+		{"Tail ahead of the run", func(ctx context.Context) error { return s.Tail(ctx, run, 9, ignore) }},
+		{"Replay", func(ctx context.Context) error { return s.Replay(ctx, run, 0, ignore) }},
+		{"LastEvent", func(ctx context.Context) error { _, _, err := s.LastEvent(ctx, run); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- tc.call(cctx) }()
+			time.Sleep(100 * time.Millisecond) // its read is in flight
+			cancel()
+			select {
+			case err := <-done:
+				assert.ErrorIs(t, err, context.Canceled)
+			case <-time.After(time.Second):
+				t.Fatal("still reading a second after its context ended")
+			}
+		})
+	}
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	assert.Eventually(t, func() bool { return s.Stats().Readers == 0 && s.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// redisPID returns the process ID of the redis-server that client talks
+// to: a private one that the test started.
+func redisPID(t *testing.T, client *redis.Client) int {
+	t.Helper()
+	info, err := client.Info(context.Background(), "server").Result()
+	require.NoError(t, err)
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			pid, err := strconv.Atoi(v)
+			require.NoError(t, err)
+			return pid
+		}
+	}
+	t.Fatal("INFO server has no process_id")
+	return 0
+}
