@@ -517,6 +517,13 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 	}
 	if s.ctx.Err() != nil {
 		h.fail(ErrClosed)
+		// Its readers may have returned already (they return ErrClosed
+		// at once), without taking it out as the last of them does.
+		s.mu.Lock()
+		if s.hubs[h.runID] == h {
+			delete(s.hubs, h.runID)
+		}
+		s.mu.Unlock()
 	}
 }
 
@@ -544,7 +551,8 @@ func (s *Stream) takeRead(ctx context.Context) bool {
 
 // readFor makes cmd, a reader's read of Redis, under one of the tokens of
 // reads that do not block (see Stream.reads), and returns its result, or
-// context.Cause(ctx) as soon as ctx ends. go-redis does not interrupt a
+// context.Cause(ctx) as soon as ctx ends (ErrClosed once the Stream is
+// closed). go-redis does not interrupt a
 // command in flight when its context is cancelled (only the command's
 // deadline, the client's ReadTimeout, ends it), so that against a Redis
 // that does not answer (paused, or cut off by a network fault that sends
@@ -554,8 +562,12 @@ func (s *Stream) takeRead(ctx context.Context) bool {
 // flight stay capped.
 func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if !s.takeRead(ctx) {
+	select {
+	case s.reads <- struct{}{}:
+	case <-ctx.Done():
 		return zero, context.Cause(ctx)
+	case <-s.ctx.Done():
+		return zero, ErrClosed
 	}
 	type result struct {
 		v   T
@@ -572,6 +584,8 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 		return r.v, r.err
 	case <-ctx.Done():
 		return zero, context.Cause(ctx)
+	case <-s.ctx.Done():
+		return zero, ErrClosed
 	}
 }
 

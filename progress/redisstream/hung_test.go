@@ -72,6 +72,51 @@ func TestReaderLeavesWhileRedisHangs(t *testing.T) {
 	assert.Eventually(t, func() bool { return s.Stats().Readers == 0 && s.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond)
 }
 
+// Close ends the Tail calls in progress at once, with ErrClosed, even
+// while Redis does not answer: before, a reader that followed the run's
+// shared reader returned only once that reader's XREAD did, some 10s on
+// (BlockTime, and go-redis's margin on a blocking command), and one that
+// replayed once its XRANGE did.
+func TestCloseWhileRedisHangs(t *testing.T) {
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	pid := redisPID(t, client)
+	s, err := redisstream.New(client, redisstream.Options{BlockTime: 100 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	run := sinktest.RunID(t)
+	ctx := context.Background()
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
+	ignore := func(progress.Event) error { return nil }
+	following := make(chan error, 1)
+	go func() { following <- s.Tail(ctx, run, 0, ignore) }()
+	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 5*time.Second, time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // in a blocked XREAD
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	replaying := make(chan error, 1)
+	go func() { replaying <- s.Tail(ctx, run, 0, ignore) }()
+	time.Sleep(100 * time.Millisecond) // its XRANGE is in flight
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	for name, done := range map[string]chan error{"following": following, "replaying": replaying} {
+		select {
+		case err := <-done:
+			assert.ErrorIs(t, err, redisstream.ErrClosed, name)
+		case <-time.After(time.Second):
+			t.Errorf("the Tail %s was not ended by Close within a second", name)
+		}
+	}
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	<-closed
+}
+
 // redisPID returns the process ID of the redis-server that client talks
 // to: a private one that the test started.
 func redisPID(t *testing.T, client *redis.Client) int {

@@ -1287,6 +1287,10 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			case <-notify:
 			case <-ctx.Done():
 				return context.Cause(ctx)
+			case <-s.ctx.Done():
+				// Closed: the shared reader may be blocked in an XREAD
+				// for long yet, while Redis does not answer.
+				return ErrClosed
 			}
 		}
 	}
@@ -1674,10 +1678,12 @@ func checkRunID(runID string) error {
 // Close stops the runs' reading goroutines, the retries of copies to
 // the History (see Publish) and the sweep for idle streams (see
 // Options.IdleTTL), and waits for them, at most about BlockTime
-// (and a try of a copy, if the History does not honour its context);
-// Tail calls still in progress return [ErrClosed]. It
-// does not close the Redis client. Later calls of Publish, Replay and
-// Tail return ErrClosed.
+// (and a try of a copy, if the History does not honour its context;
+// while Redis does not answer, a blocked XREAD holds it for BlockTime
+// and go-redis's margin of 10s on a blocking command, and another read
+// for the client's ReadTimeout). Tail calls still in progress return
+// [ErrClosed] at once. It does not close the Redis client. Later calls
+// of Publish, Replay and Tail return ErrClosed.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	s.closed = true
