@@ -403,16 +403,11 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 				break
 			}
 		}
-		res, err := s.client.XRead(ctx, &redis.XReadArgs{
+		res, err := s.hubRead(ctx, h, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
 			Count:   s.pageSize,
 			Block:   block,
-		}).Result()
-		if blocks {
-			<-s.blocking
-		} else {
-			<-s.reads
-		}
+		}, blocks, max(block, wait), &polled)
 		if errors.Is(err, redis.Nil) {
 			h.setStale(false)
 			if b.reset() {
@@ -494,6 +489,12 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			}
 			continue
 		}
+		if now := h.lastSeq(); now > from {
+			// A poll of the History while the XREAD hung (see hubRead)
+			// took the window past from: it holds the entries up to now.
+			events = slices.DeleteFunc(events, func(e progress.Event) bool { return e.Seq <= now })
+			from, last = now, max(last, now)
+		}
 		pass := !holdSince.IsZero() && holdAt == from && time.Since(holdSince) >= s.poll
 		events, last, ahead := s.fillGaps(ctx, h, from, last, events, pass)
 		h.add(events, last, s.hubBuffer, ahead)
@@ -524,6 +525,63 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			delete(s.hubs, h.runID)
 		}
 		s.mu.Unlock()
+	}
+}
+
+// hungAfter is how much longer than its block, or its wait for a read
+// without one, the hub's XREAD may take before hubRead takes Redis for
+// unresponsive and polls the History while it waits.
+const hungAfter = time.Second
+
+// hubRead makes the hub's XREAD with args, and gives back the token it was
+// made with (a blocking one if blocks) once it returns. With a History,
+// while the XREAD takes more than block (its block, or its wait) and
+// hungAfter (Redis does not answer: go-redis gives a blocking command 10s
+// more than its block, and another its ReadTimeout), it polls the History
+// every HistoryPoll, as the hub's loop does between reads, so that the
+// run's readers get the events that only the History holds, the run's
+// end among them, within about HistoryPoll as while Redis answers. It
+// makes one XREAD at a time, in a goroutine of the Stream (Close waits
+// for it), and waits for it to return.
+func (s *Stream) hubRead(ctx context.Context, h *hub, args *redis.XReadArgs, blocks bool, block time.Duration, polled *time.Time) ([]redis.XStream, error) {
+	token := s.reads
+	if blocks {
+		token = s.blocking
+	}
+	if s.history == nil {
+		defer func() { <-token }()
+		return s.client.XRead(ctx, args).Result()
+	}
+	type result struct {
+		res []redis.XStream
+		err error
+	}
+	done := make(chan result, 1)
+	s.wg.Add(1) // while the hub's goroutine holds one: never from zero
+	go func() {
+		defer s.wg.Done()
+		res, err := s.client.XRead(ctx, args).Result()
+		<-token
+		done <- result{res, err}
+	}()
+	hung := time.Now().Add(block + hungAfter)
+	for {
+		if !h.polling() || ctx.Err() != nil {
+			r := <-done
+			return r.res, r.err
+		}
+		t := time.NewTimer(max(time.Until(hung), time.Until(polled.Add(s.poll)), time.Millisecond))
+		select {
+		case r := <-done:
+			t.Stop()
+			return r.res, r.err
+		case <-t.C:
+		}
+		more := s.pollHistory(ctx, h)
+		*polled = time.Now()
+		if more {
+			*polled = time.Time{} // more to read: at once
+		}
 	}
 }
 

@@ -117,6 +117,43 @@ func TestCloseWhileRedisHangs(t *testing.T) {
 	<-closed
 }
 
+// While Redis does not answer, the run's shared reader still polls the
+// History every HistoryPoll, so that its readers get the events that only
+// the History holds, the run's end among them, as the package doc says
+// ("in any case within HistoryPoll"). Before, it waited for its XREAD in
+// flight, which go-redis gives 10s more than its block, between polls.
+func TestHistoryPolledWhileRedisHangs(t *testing.T) {
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	pid := redisPID(t, client)
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{History: hist, BlockTime: 100 * time.Millisecond,
+		HistoryPoll: 500 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	all[4].Type = progress.RunFinished
+	ctx := context.Background()
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all[:3]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 3))
+	time.Sleep(200 * time.Millisecond) // the shared reader is in a blocked XREAD
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	time.Sleep(200 * time.Millisecond) // and in the next one
+	start := time.Now()
+	require.NoError(t, hist.Append(ctx, all[3:]...)) // Redis is stuck: the archive alone has the end
+	tl.Expect(t, sinktest.Span(4, 5))
+	assert.Less(t, time.Since(start), 3*time.Second, "the run's end, which the History alone holds, came")
+	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	tl.Stop(t, context.Canceled)
+}
+
 // redisPID returns the process ID of the redis-server that client talks
 // to: a private one that the test started.
 func redisPID(t *testing.T, client *redis.Client) int {

@@ -151,7 +151,10 @@ type Options struct {
 	// after an outage, for events that reached the History but not Redis
 	// and that no later entry of the stream reveals as a gap, such as the
 	// end of a run during an outage. While it polls, its XREAD blocks no
-	// longer than until the next poll. Events after a gap in the History
+	// longer than until the next poll; and while Redis does not answer
+	// (paused, or cut off by a network fault), so that the XREAD takes
+	// more than a second over its block, it polls as it waits for the
+	// XREAD to return. Events after a gap in the History
 	// wait one more poll, so that Redis may deliver the missing ones
 	// first.
 	//
