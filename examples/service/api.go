@@ -97,18 +97,46 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		} // any other failure: the handler's Authorize meets it again, and answers 503
-		if err == nil && rec.Status != executor.RunRunning {
+		if err == nil && rec.Status != executor.RunRunning && s.endedWithoutEvents(r.Context(), runID, rec.EndedAt) {
 			// A run that ended with no event in its stream (its process
 			// was killed before its first events reached Redis: nothing
 			// numbers a final event then) would keep its readers waiting
 			// for good. 204, as after a final event: nothing is left.
-			if _, found, err := s.stream.LastEvent(r.Context(), runID); err == nil && !found {
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
+			w.WriteHeader(http.StatusNoContent)
+			return
 		}
 	}
 	s.events.ServeHTTP(w, r)
+}
+
+// finalGrace is how long after a run's record says it ended its final
+// event may still be on its way: a queued run that is not started has
+// its record written, then its run.cancelled published (see shelve). A
+// variable for the tests.
+var finalGrace = 2 * time.Second
+
+// endedWithoutEvents reports whether the stream of run runID, whose
+// record says it ended at ended, holds no event, and none can come: it
+// looks again, every 50 ms, until finalGrace after ended. An error of
+// the stream reports false (the handler then meets it).
+func (s *service) endedWithoutEvents(ctx context.Context, runID string, ended time.Time) bool {
+	for {
+		_, found, err := s.stream.LastEvent(ctx, runID)
+		if err != nil || found {
+			return false
+		}
+		wait := time.Until(ended.Add(finalGrace))
+		if wait <= 0 {
+			return true
+		}
+		t := time.NewTimer(min(wait, 50*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		}
+	}
 }
 
 // authenticate checks the request's bearer token. It returns an error

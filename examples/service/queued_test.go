@@ -142,3 +142,39 @@ func TestQueuedRunStartsWhenTheRunBeforeCannotBeResumed(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// A queued run that is not started has its record written as cancelled,
+// then its run.cancelled published: a reader in another process that
+// came between the two found the run ended with no event and was
+// answered 204, which stops an EventSource, and never got the final
+// event (a test failed so, once, under load). Such a reader now looks
+// for the final event for a while after the record's end.
+func TestReaderBetweenAShelvedRunsRecordAndEventGetsTheEvent(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // its run goes on until its shutdown
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits",
+		`{"node": "script", "params": {"topic": "x"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+
+	recorded := make(chan struct{})
+	shelveHook = func(runID string) {
+		if runID == queued.RunID {
+			close(recorded)
+			time.Sleep(300 * time.Millisecond) // the event is on its way
+		}
+	}
+	defer func() { shelveHook = nil }()
+	shut := make(chan error, 1)
+	go func() { shut <- h1.shutdown() }() // shelves the queued run
+	<-recorded
+	got := h2.followAll(queued.RunID)
+	require.Len(t, got, 1, "the queued run's final event")
+	assert.Equal(t, progress.RunCancelled, got[0].Type)
+	require.NoError(t, <-shut)
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}

@@ -1172,6 +1172,10 @@ func (s *service) drop(key string, l *lecture, prev string, cause error, then st
 	s.release(key, l)
 }
 
+// shelveHook, if not nil, is called by shelve between the record of the
+// run it shelves and its final event; a variable for the tests.
+var shelveHook func(runID string)
+
 // shelve records run runID, queued after run prev and not started for
 // cause, as cancelled, with a final run.cancelled on its stream that says
 // why and what then (what becomes of its edits): the client was given its
@@ -1194,6 +1198,9 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run " + prev,
 		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why}
 	recErr := s.store.PutRun(ctx, rec)
+	if shelveHook != nil {
+		shelveHook(runID)
+	}
 	if recErr != nil {
 		// The edits stand: the lecture's next run regenerates what they
 		// affect. The stream ends all the same: its readers wait for
