@@ -272,11 +272,11 @@
 //     the session end: at once for a process that dies on a live host,
 //     after its own TCP keepalives for a host that vanished
 //     (tcp_keepalives_idle, tcp_keepalives_interval and
-//     tcp_keepalives_count; a minute or two is a sensible bound). Do not
-//     set idle_session_timeout for the store's role: it ends a lock's idle
-//     session, and so loses the lock. (statement_timeout and lock_timeout
-//     may be set: LockGraph turns them off on the lock's connection, so
-//     that its ctx alone bounds its wait.)
+//     tcp_keepalives_count; a minute or two is a sensible bound).
+//     statement_timeout, lock_timeout and idle_session_timeout may be set
+//     for the store's role or pool: LockGraph and TryLockGraph turn them
+//     off on the lock's connection, so that its ctx alone bounds its wait
+//     and an idle session does not end, and lose the lock, during a run.
 //   - Collisions. Keys are 64-bit FNV-1a hashes: two graph keys (or a
 //     graph key and another advisory lock of the database) that collide
 //     share one lock, which makes one wait for the other, never lets two

@@ -101,8 +101,10 @@ func (s *Store) GraphLockKey(graphKey string) int64 {
 // ctx bounds the wait: once it ends, LockGraph stops the server's wait
 // (a cancel request), closes the connection, and returns an error
 // wrapping ctx.Err(), holding nothing. ctx alone: LockGraph turns
-// statement_timeout and lock_timeout off on the lock's connection before
-// it waits, so that those of the role or the pool do not end the wait. A graph key longer than
+// statement_timeout, lock_timeout and idle_session_timeout off on the
+// lock's connection before it waits, so that those of the role or the
+// pool end neither the wait nor, later, the idle session that holds the
+// lock (TryLockGraph turns them off once it has the lock). A graph key longer than
 // [MaxGraphKeyBytes], or not valid UTF-8 without NUL, which no graph of
 // the store can have, gives a [*KeyError] (wrapped in executor.Permanent)
 // before any SQL, as Commit does; so does an empty one, which the
@@ -145,10 +147,11 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 	if wait {
 		// The wait may be long: the connection leaves the pool first.
 		conn = pc.Hijack()
-		// A role or the pool may set statement_timeout or lock_timeout,
-		// which would end the wait: both off, on this connection, which
-		// is the lock's alone and never goes back to the pool.
-		_, err = conn.Exec(ctx, `SELECT set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)`)
+		// A role or the pool may set timeouts that would end the wait,
+		// or the session while it holds the lock: off, on this
+		// connection, which is the lock's alone and never goes back to
+		// the pool.
+		_, err = conn.Exec(ctx, `SELECT `+untimed("true"))
 		if err == nil {
 			err = conn.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) AS l`, key).Scan(&pid)
 		}
@@ -165,7 +168,10 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		}
 	} else {
 		var ok bool
-		err = pc.QueryRow(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid()`, key).Scan(&ok, &pid)
+		// The timeouts go off only with the lock taken: a refused
+		// connection goes back to the pool as it was.
+		err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+untimed("l")+` FROM pg_try_advisory_lock($1) AS l`,
+			key).Scan(&ok, &pid, nil)
 		if err != nil {
 			// Whatever the server did, the session ends with the
 			// connection, and holds nothing.
@@ -181,6 +187,19 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 	l := &GraphLock{schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{})}
 	l.watch()
 	return l, nil
+}
+
+// lockTimeouts are the settings that a role or a pool may set to bound
+// its queries or sessions, which would end a lock's wait
+// (statement_timeout, lock_timeout) or its idle session, and so the lock
+// (idle_session_timeout, of Postgres 14 and later).
+const lockTimeouts = `'statement_timeout', 'lock_timeout', 'idle_session_timeout'`
+
+// untimed returns an SQL expression that turns lockTimeouts off for the
+// session, those the server has, if cond, an SQL boolean, holds.
+func untimed(cond string) string {
+	return `(SELECT count(set_config(s.name, '0', false)) FROM pg_settings AS s WHERE ` + cond +
+		` AND s.name IN (` + lockTimeouts + `))`
 }
 
 // GraphLock is a held lock of one graph key, from [Store.LockGraph] or

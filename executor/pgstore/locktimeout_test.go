@@ -1,12 +1,14 @@
 package pgstore_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/internal/testenv"
 )
 
@@ -34,4 +36,61 @@ func TestLockGraphWaitsPastTheSessionsTimeouts(t *testing.T) {
 			require.NoError(t, l.Unlock(ctx))
 		})
 	}
+}
+
+// A role or a pool that sets idle_session_timeout (Postgres 14 and later)
+// had the server end the lock's session once it sat idle that long, which
+// it does for the whole run it guards: the lock was lost, and Guard
+// cancelled the run, a timeout into every run. The lock's connection is
+// its own, never back in the pool: LockGraph and TryLockGraph turn it off
+// on it. Here the lock is held for ten times the timeout.
+func TestGraphLockOutlivesTheSessionsIdleTimeout(t *testing.T) {
+	t.Parallel() // its own schema
+	for _, wait := range []bool{true, false} {
+		t.Run(fmt.Sprintf("wait=%v", wait), func(t *testing.T) {
+			t.Parallel() // its own schema
+			_, pg := newStore(t)
+			ctx := testenv.Context(t, 30*time.Second)
+			s := poolStore(t, pg.Schema, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["idle_session_timeout"] = "50" })
+			lock := s.TryLockGraph
+			if wait {
+				lock = s.LockGraph
+			}
+			l, err := lock(ctx, testenv.UniqueName(t))
+			require.NoError(t, err)
+			select {
+			case <-l.Lost():
+				t.Fatal("the lock was lost while its session sat idle")
+			case <-time.After(500 * time.Millisecond):
+			}
+			require.NoError(t, l.Check(ctx), "the lock after its session sat idle")
+			require.NoError(t, l.Unlock(ctx))
+		})
+	}
+}
+
+// TryLockGraph turns the timeouts off only once it has the lock: a
+// refusal gives the pool its connection back as it was.
+func TestTryLockGraphRefusedKeepsThePoolsTimeouts(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	cfg.ConnConfig.RuntimeParams["idle_session_timeout"] = "60000"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	ts, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	key := testenv.UniqueName(t)
+	held, err := s.LockGraph(ctx, key)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, held.Unlock(ctx)) }()
+	_, err = ts.TryLockGraph(ctx, key)
+	require.ErrorIs(t, err, pgstore.ErrGraphLocked)
+	var v string
+	require.NoError(t, pool.QueryRow(ctx, `SHOW idle_session_timeout`).Scan(&v))
+	require.Equal(t, "1min", v, "the pool's connection after a refused TryLockGraph")
 }
