@@ -36,6 +36,11 @@ const (
 	// MaxAssetTextBytes is the limit on a pool that sends values as
 	// text: 250 MiB.
 	MaxAssetTextBytes = 250 << 20
+	// MaxAssetMetaBytes is the limit on Meta alone, as the jsonb that
+	// holds it takes it: 4 bytes, 8 a key and its value, and their
+	// bytes, at most 256 MiB less one byte, the most a jsonb value
+	// holds.
+	MaxAssetMetaBytes = 1<<28 - 1
 )
 
 // AssetSizeError reports an asset that Put refused because it is larger
@@ -50,11 +55,19 @@ type AssetSizeError struct {
 	// together.
 	Size int
 	// Max is the limit: [MaxAssetBytes], or [MaxAssetTextBytes] on a
-	// pool that sends values as text.
+	// pool that sends values as text; [MaxAssetMetaBytes] if Meta.
 	Max int
+	// Meta reports that Meta alone is too large: Size is then its
+	// size as jsonb (see MaxAssetMetaBytes).
+	Meta bool
 }
 
 func (e *AssetSizeError) Error() string {
+	if e.Meta {
+		return fmt.Sprintf("%v: asset %s: its Meta takes %d bytes as jsonb (4, 8 a key and its value, and their bytes): want at most %d, "+
+			"which a jsonb value holds: keep larger metadata in Data, or elsewhere",
+			ErrAssetTooLarge, quote(e.Key), e.Size, e.Max)
+	}
 	return fmt.Sprintf("%v: asset %s takes %d bytes (Data, URL, Hash and Meta): want at most %d, "+
 		"which a Postgres message carries in the pool's query mode: keep larger media elsewhere, and its address in the URL",
 		ErrAssetTooLarge, quote(e.Key), e.Size, e.Max)
@@ -81,8 +94,9 @@ func maxAssetBytes(pool *pgxpool.Pool) int {
 // wrapping a [*KeyError] (in executor.Permanent), before any SQL; a URL,
 // Hash, or Meta key or value that is not valid UTF-8 without NUL, a
 // [*TextError] so wrapped; an asset larger than [MaxAssetBytes] (or
-// [MaxAssetTextBytes] on a pool that sends values as text), an
-// [*AssetSizeError] so wrapped, before any SQL. It returns ctx.Err(),
+// [MaxAssetTextBytes] on a pool that sends values as text), or whose
+// Meta is larger than [MaxAssetMetaBytes], an [*AssetSizeError] so
+// wrapped, before any SQL. It returns ctx.Err(),
 // with no effect, if ctx is done.
 func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	if err := ctx.Err(); err != nil {
@@ -97,6 +111,16 @@ func (s *Store) Put(ctx context.Context, key string, a executor.Asset) (string, 
 	var meta *string // NULL for no metadata
 	size := len(a.Data) + len(a.URL) + len(a.Hash)
 	if len(a.Meta) > 0 {
+		// Meta goes as jsonb, which holds less than a message carries:
+		// its size there, before it is marshalled.
+		jsonb := 4 + 8*len(a.Meta)
+		for k, v := range a.Meta {
+			jsonb += len(k) + len(v)
+		}
+		if jsonb > MaxAssetMetaBytes {
+			// Sent, it would fail in the server, at every try.
+			return "", executor.Permanent(&AssetSizeError{Key: key, Size: jsonb, Max: MaxAssetMetaBytes, Meta: true})
+		}
 		b, err := json.Marshal(a.Meta)
 		if err != nil { // a map[string]string always marshals
 			return "", fmt.Errorf("pgstore: put asset %s: meta: %w", quote(key), err)

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -56,4 +57,30 @@ func TestPutRefusesAnAssetLargerThanAMessage(t *testing.T) {
 			assert.Zero(t, trips.count(), "statements sent")
 		})
 	}
+}
+
+// Meta goes as jsonb, which holds at most 256 MiB less one byte (its
+// header, 8 bytes a key and value, and their bytes): a larger Meta, within
+// MaxAssetBytes, was sent and refused by the server ("total size of jsonb
+// object elements exceeds the maximum", SQLSTATE 54000), with an error
+// that the executor took as passing and tried again. Put refuses it before
+// any SQL, with an *AssetSizeError that says Meta. (The limit itself was
+// checked against the server by hand: a Meta at MaxAssetMetaBytes is
+// stored, one byte more is refused.)
+func TestPutRefusesAMetaLargerThanJSONBHolds(t *testing.T) {
+	t.Parallel() // a schema of its own
+	_, pg := newStore(t)
+	trips := &tripCounter{}
+	s := poolStore(t, pg.Schema, func(c *pgxpool.Config) { c.ConnConfig.Tracer = trips })
+	// The jsonb of {"n": "", "m": v}: 4 + 2×8 + 2 + len(v) bytes.
+	meta := map[string]string{"n": "", "m": strings.Repeat("a", pgstore.MaxAssetMetaBytes-4-16-2+1)}
+	_, err := s.Put(t.Context(), "big", executor.Asset{URL: "https://example.com/a.mp4", Meta: meta})
+	var se *pgstore.AssetSizeError
+	require.ErrorAs(t, err, &se)
+	assert.ErrorIs(t, err, pgstore.ErrAssetTooLarge)
+	var pe *executor.PermanentError
+	assert.ErrorAs(t, err, &pe, "wrapped in executor.Permanent, so that the executor does not retry it")
+	assert.Equal(t, pgstore.AssetSizeError{Key: "big", Size: pgstore.MaxAssetMetaBytes + 1, Max: pgstore.MaxAssetMetaBytes, Meta: true}, *se)
+	assert.Contains(t, err.Error(), fmt.Sprintf("Meta takes %d bytes as jsonb", pgstore.MaxAssetMetaBytes+1))
+	assert.Zero(t, trips.count(), "statements sent")
 }

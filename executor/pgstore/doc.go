@@ -81,8 +81,10 @@
 // GiB less 1 MiB), or [MaxAssetTextBytes] (250 MiB) on a pool that sends
 // values as text (pgx.QueryExecModeSimpleProtocol, which sends Data as
 // hex, or pgx.QueryExecModeExec), and refuses a larger one with an
-// [*AssetSizeError] before any SQL. Keep larger media elsewhere, and its
-// address in the asset's URL.
+// [*AssetSizeError] before any SQL. Meta goes as jsonb, which holds at
+// most [MaxAssetMetaBytes] (256 MiB less one byte): Put refuses a larger
+// Meta the same way. Keep larger media elsewhere, and its address in the
+// asset's URL.
 //
 // # Transactions
 //
@@ -319,8 +321,9 @@
 // another text field to write (a node state's LastError, a run record's
 // Error, an asset's URL or Meta...) that is not valid UTF-8 without NUL
 // gives a [*TextError] wrapping [ErrNotText], so wrapped too, before any
-// SQL, and an asset larger than a message carries an [*AssetSizeError]
-// wrapping [ErrAssetTooLarge], so wrapped too; a negative age given to a prune wraps [ErrInvalidAge].
+// SQL, and an asset larger than a message carries (or with a Meta larger
+// than jsonb holds) an [*AssetSizeError] wrapping [ErrAssetTooLarge], so
+// wrapped too; a negative age given to a prune wraps [ErrInvalidAge].
 // [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
 // wrapping [ErrGraphLocked]; a lock that lost its session gives errors
 // wrapping [ErrLockLost]. [Store.ResumeLeftRunning] reports a run whose

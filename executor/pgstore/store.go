@@ -73,7 +73,8 @@ var (
 	// text and jsonb cannot hold. A [*TextError] wraps it.
 	ErrNotText = errors.New("pgstore: text is not valid UTF-8 without NUL")
 	// ErrAssetTooLarge: an asset to put is larger than a message of
-	// the Postgres protocol carries (see [MaxAssetBytes]). An
+	// the Postgres protocol carries (see [MaxAssetBytes]), or its Meta
+	// larger than jsonb holds ([MaxAssetMetaBytes]). An
 	// [*AssetSizeError] wraps it.
 	ErrAssetTooLarge = errors.New("pgstore: asset too large")
 	// ErrSchemaTooNew: the schema holds a table layout newer than
