@@ -191,9 +191,11 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 
 // lockTimeouts are the settings that a role or a pool may set to bound
 // its queries or sessions, which would end a lock's wait
-// (statement_timeout, lock_timeout) or its idle session, and so the lock
-// (idle_session_timeout, of Postgres 14 and later).
-const lockTimeouts = `'statement_timeout', 'lock_timeout', 'idle_session_timeout'`
+// (statement_timeout, lock_timeout, and transaction_timeout of Postgres
+// 17 and later) or its idle session, and so the lock
+// (idle_session_timeout, of Postgres 14 and later). A server without one
+// of them has no such setting in pg_settings, and untimed skips it.
+const lockTimeouts = `'statement_timeout', 'lock_timeout', 'transaction_timeout', 'idle_session_timeout'`
 
 // untimed returns an SQL expression that turns lockTimeouts off for the
 // session, those the server has, if cond, an SQL boolean, holds.
