@@ -61,7 +61,10 @@
 // stored output went stale during the run (an edit after it succeeded, or
 // of a node outside the plan): its dependents that have not started are
 // skipped the same way, since they would run on stale inputs, while
-// running ones go on. A cancelled node's dependents stay pending;
+// running ones go on. Invalidating a running node changes nothing, and
+// the machine does not remember it: the driver settles that node with
+// [Machine.Supersede] when it ends (a [Machine.Succeed] would release
+// its dependents). A cancelled node's dependents stay pending;
 // [Machine.Halt] stops all starts, and the run is done once nothing runs.
 // [Result.StagesFinished] reports each stage once, in order, as soon as it
 // and every earlier stage have settled; [Step.Stage] names each started

@@ -137,3 +137,49 @@ func TestInvalidateOutsideTheGraph(t *testing.T) {
 	assert.Equal(t, 1, m.Running())
 	assert.Equal(t, []string{"script"}, before)
 }
+
+// TestInvalidateRunning pins what Invalidate does to a running node:
+// nothing, and the machine does not remember it, so the driver's own
+// settle decides: Supersede skips the node's dependents, and Succeed,
+// accepted as for any running node, releases them.
+func TestInvalidateRunning(t *testing.T) {
+	tests := []struct {
+		name        string
+		settle      string
+		wantSkipped []string
+		wantReady   []string
+	}{
+		{
+			name:        "superseded by the driver: its dependents are skipped",
+			settle:      "supersede",
+			wantSkipped: []string{"asset:narration:segment[0]", "asset:image:segment[0]", "asset:video:segment[0]", "asset:music", "timeline"},
+		},
+		{
+			name:      "succeeded by the driver: its dependents are released",
+			settle:    "succeed",
+			wantReady: []string{"asset:narration:segment[0]", "asset:image:segment[0]", "asset:music"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := build(t, graph.Lecture(), 10)
+			p := planOf(t, g)
+			m := newMachine(t, p, schedule.Config{})
+			script := node(t, g, "script")
+			require.Equal(t, []string{"script"}, drain(m, g, t0))
+			r, err := m.Invalidate(script)
+			require.NoError(t, err)
+			assert.Empty(t, r.Skipped, "Invalidate of a running node skips nothing")
+			st, _ := m.State(script)
+			assert.Equal(t, schedule.Running, st, "Invalidate of a running node leaves it running")
+			if tt.settle == "supersede" {
+				r, err = m.Supersede(script)
+			} else {
+				r, err = m.Succeed(script)
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantSkipped, ids(g, r.Skipped))
+			assert.Equal(t, tt.wantReady, readyIDs(m, p))
+		})
+	}
+}

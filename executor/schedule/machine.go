@@ -926,11 +926,15 @@ func (m *Machine) drop(n graph.Node, s State) (Result, error) {
 // depends on n, directly or not, and has not started is skipped, since it
 // would run on stale inputs; nodes that run go on, and n itself keeps its
 // state. It is a no-op for a planned node that has not succeeded: one
-// that has not started runs later with its new parameters, a running one
-// is superseded when it ends, the dependents of a failed, superseded or
-// skipped one are skipped already, and a cancelled one ends the run. It returns an error wrapping [ErrNotInPlan], and
-// changes nothing, only for a node that is not in the graph. It costs
-// O(dependents of n, transitively).
+// that has not started runs later with its new parameters, the
+// dependents of a failed, superseded or skipped one are skipped already,
+// and a cancelled one ends the run. For a running node the machine
+// neither changes nor remembers anything: it is the driver's to settle
+// that node with [Machine.Supersede] when it ends, as its result will be
+// stale, which skips its dependents; a [Machine.Succeed] of it is
+// accepted as for any running node and releases them. It returns an
+// error wrapping [ErrNotInPlan], and changes nothing, only for a node
+// that is not in the graph. It costs O(dependents of n, transitively).
 func (m *Machine) Invalidate(n graph.Node) (Result, error) {
 	if !m.g.Contains(n) {
 		return Result{}, fmt.Errorf("%w: node %d: the graph has nodes 0 to %d", ErrNotInPlan, n, m.g.Len()-1)
