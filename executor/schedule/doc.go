@@ -11,7 +11,8 @@
 // outcome with [Machine.Succeed], [Machine.Fail], [Machine.Supersede] or
 // [Machine.Cancel]; it stops when [Machine.Done] is true. A driver whose
 // generator takes many nodes in one call asks [Machine.More] for further
-// nodes of the same batch key and kind after each Next. The executor's
+// nodes of the same batch key and kind after each Next, which gives a
+// call no more than [Config.MaxBatch] nodes. The executor's
 // goroutine runner is one driver; a workflow engine that replays its code
 // can be another, because the machine itself never decides anything from
 // a goroutine, a clock or a map's order.

@@ -74,9 +74,10 @@ type Config struct {
 	// nodes are ready at once. Each window must be positive. Default:
 	// none.
 	Windows map[string]time.Duration
-	// MaxBatch is the most nodes a driver takes in one bulk call, for
-	// the windows: a window never waits for more. Default: 0, no cap
-	// beyond the key's free slots.
+	// MaxBatch is the most nodes a driver takes in one bulk call: a
+	// call of [Machine.Next]'s node and the nodes [Machine.More] adds
+	// to it never has more, and a window never waits for more. Default:
+	// 0, no cap beyond the key's free slots.
 	MaxBatch int
 }
 
@@ -194,6 +195,9 @@ type Machine struct {
 	wake    time.Time
 	startAt []time.Time // by position: when a node of a rate-limited key started
 	counted []bool      // by position: its start counts against the rate
+	// The bulk calls, for Config.MaxBatch: nil without it.
+	callOf  []int32 // by position: the first node of a started node's call
+	callLen []int32 // by position of a call's first node: its nodes
 
 	// The batch windows (Config.Windows): all nil without one, and in
 	// Staged mode.
@@ -374,6 +378,10 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 		m.keys[ki].queue = queues[off : off : off+room[ki]]
 		off += room[ki]
 	}
+	if c.MaxBatch > 0 {
+		m.maxBatch = c.MaxBatch
+		m.callOf, m.callLen = make([]int32, d), make([]int32, d)
+	}
 	if c.Mode == Dataflow {
 		m.windows(c)
 	}
@@ -432,7 +440,7 @@ func (m *Machine) windows(c Config) {
 	if !used {
 		return
 	}
-	m.win, m.maxBatch, m.kindAt, m.pending, m.mixed = win, c.MaxBatch, kindAt, pending, mixed
+	m.win, m.kindAt, m.pending, m.mixed = win, kindAt, pending, mixed
 	// A node that waits on a node of its own kind (a previous-segment
 	// dependency) cannot come while its kind's window holds that one back.
 	m.blocked, m.sameWait = make([]int32, len(win)), make([]int32, len(m.nodes))
@@ -667,6 +675,9 @@ func (m *Machine) Next(now time.Time) (Step, bool) {
 	if ks := &m.keys[bestKey]; ks.queue[ks.head] == best {
 		ks.head++
 	} // else a node behind a head that a batch window holds (behind)
+	if m.callOf != nil {
+		m.callOf[best], m.callLen[best] = best, 1
+	}
 	return m.start(best, now), true
 }
 
@@ -736,11 +747,23 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 // generator that takes many nodes in one call. It honours the same limits
 // as [Machine.Next], but no batch window: the window held back the call,
 // whose first node Next returned.
+//
+// With [Config.MaxBatch], it returns nothing once like's call has
+// MaxBatch nodes: the call of a node that Next returned is that node and
+// those that More returned for it, or for another node of the call, as
+// like, whether they still run or not. A node that More returns for a
+// like that is not running starts a call of its own.
 func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 	m.tick(now)
 	li := m.pos(like)
 	if li < 0 || m.halted || (m.limit > 0 && m.running >= m.limit) {
 		return Step{}, false
+	}
+	call := int32(-1) // like's call, if it runs
+	if m.callOf != nil && m.state[li] == Running {
+		if call = m.callOf[li]; int(m.callLen[call]) >= m.maxBatch {
+			return Step{}, false
+		}
 	}
 	ks := &m.keys[m.key[li]]
 	if ok, _ := ks.allowed(now); !ok {
@@ -752,6 +775,13 @@ func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 		if int(i) != li && m.state[i] == Ready && m.g.KindOf(m.nodes[i]) == kind {
 			if j == ks.head {
 				ks.head++
+			}
+			if m.callOf != nil {
+				if call < 0 {
+					call = i
+				}
+				m.callOf[i] = call
+				m.callLen[call]++
 			}
 			return m.start(i, now), true
 		}

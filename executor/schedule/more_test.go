@@ -111,6 +111,23 @@ func TestMore(t *testing.T) {
 			},
 		},
 		{
+			name: "MaxBatch, with a free slot and ready nodes left",
+			tm:   lecture, secs: 60, cfg: schedule.Config{MaxBatch: 2},
+			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
+				drain(m, g, t0)
+				succeed(t, m, g, "script")
+			},
+			batches: [][]string{
+				{"asset:narration:segment[0]", "asset:narration:segment[1]"},
+				{"asset:narration:segment[2]", "asset:narration:segment[3]"}, // the key is full
+				{"asset:image:segment[0]", "asset:image:segment[1]"},
+				{"asset:image:segment[2]", "asset:image:segment[3]"},
+				{"asset:image:segment[4]"}, // the key's last free slot
+				{"asset:music"},
+				nil,
+			},
+		},
+		{
 			name: "settled nodes free slots for the take",
 			tm:   lecture, secs: 60,
 			prepare: func(t *testing.T, m *schedule.Machine, g *graph.Graph) {
@@ -229,4 +246,41 @@ func TestMoreNeverReturnsLike(t *testing.T) {
 	m = newMachine(t, planOf(t, one), schedule.Config{})
 	_, ok = m.More(t0, node(t, one, "a:segment[0]"))
 	assert.False(t, ok, "the only node of the kind is like itself")
+}
+
+// TestMoreCallOfMaxBatch checks which nodes count towards a call's
+// MaxBatch: the node Next returned and those More returned for any node
+// of its call, while a node that More returns for a like that is not
+// running starts a call of its own.
+func TestMoreCallOfMaxBatch(t *testing.T) {
+	g := build(t, tmpl(batched(per("a"), "k", 9)), 80) // a:segment[0] to [7]
+	p := planOf(t, g)
+	m := newMachine(t, p, schedule.Config{MaxBatch: 3})
+	more := func(like string) string {
+		st, ok := m.More(t0, node(t, g, like))
+		if !ok {
+			return "none"
+		}
+		return g.NodeID(st.Node)
+	}
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	require.Equal(t, "a:segment[0]", g.NodeID(st.Node))
+	assert.Equal(t, "a:segment[1]", more("a:segment[0]"))
+	assert.Equal(t, "a:segment[2]", more("a:segment[1]"), "like may be any node of the call")
+	assert.Equal(t, "none", more("a:segment[0]"), "the call has 3 nodes")
+	assert.Equal(t, "none", more("a:segment[2]"), "the call has 3 nodes")
+	// A like that is not running: the node More returns starts a call.
+	assert.Equal(t, "a:segment[3]", more("a:segment[7]"))
+	assert.Equal(t, "a:segment[4]", more("a:segment[3]"))
+	assert.Equal(t, "a:segment[5]", more("a:segment[4]"))
+	assert.Equal(t, "none", more("a:segment[3]"), "that call has 3 nodes")
+	// A call's nodes count when they settle too: the call stays full.
+	succeed(t, m, g, "a:segment[0]", "a:segment[1]")
+	assert.Equal(t, "none", more("a:segment[2]"), "the call had 3 nodes")
+	st, ok = m.Next(t0)
+	require.True(t, ok)
+	assert.Equal(t, "a:segment[6]", g.NodeID(st.Node))
+	assert.Equal(t, "a:segment[7]", more("a:segment[6]"))
+	assert.Equal(t, 6, m.Running())
 }
