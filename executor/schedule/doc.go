@@ -9,7 +9,9 @@
 // loops: [Machine.Next] returns a [Step], the node to start now, until it
 // returns false; the driver runs the nodes it got and reports each
 // outcome with [Machine.Succeed], [Machine.Fail], [Machine.Supersede] or
-// [Machine.Cancel]; it stops when [Machine.Done] is true. A driver whose
+// [Machine.Cancel]; it stops when [Machine.Done] is true.
+// [Machine.RunningNodes] lists the nodes started and not settled, for a
+// driver that rebuilds its own bookkeeping, as after a replay. A driver whose
 // generator takes many nodes in one call asks [Machine.More] for further
 // nodes of the same batch key and kind after each Next, which gives a
 // call no more than [Config.MaxBatch] nodes. The executor's

@@ -699,3 +699,25 @@ func TestPlanChangedAfterNew(t *testing.T) {
 		})
 	}
 }
+
+func TestRunningNodes(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	p := planOf(t, g)
+	m := newMachine(t, p, schedule.Config{Rates: map[string]schedule.Rate{graph.KindNarration: {Starts: 1, Per: time.Minute}}})
+	assert.Nil(t, m.RunningNodes(), "nothing runs")
+	drain(m, g, t0)
+	assert.Equal(t, []string{"script"}, ids(g, m.RunningNodes()))
+	succeed(t, m, g, "script")
+	require.Equal(t, []string{"asset:narration:segment[0]", "asset:image:segment[0]", "asset:image:segment[1]", "asset:image:segment[2]", "asset:music"},
+		drain(m, g, t0))
+	require.Equal(t, []string{"asset:narration:segment[1]"}, drain(m, g, t0.Add(time.Minute)))
+	_, err := m.Fail(node(t, g, "asset:image:segment[1]"))
+	require.NoError(t, err)
+	// Listed in node order, not in the order they started.
+	want := []string{"asset:narration:segment[0]", "asset:narration:segment[1]", "asset:image:segment[0]", "asset:image:segment[2]", "asset:music"}
+	got := m.RunningNodes()
+	assert.Equal(t, want, ids(g, got))
+	assert.Len(t, got, m.Running())
+	got[0] = graph.None // the caller's own slice
+	assert.Equal(t, want, ids(g, m.RunningNodes()))
+}
