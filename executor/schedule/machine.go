@@ -753,6 +753,12 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 // those that More returned for it, or for another node of the call, as
 // like, whether they still run or not. A node that More returns for a
 // like that is not running starts a call of its own.
+//
+// like need not be running: it names the key and kind, and a Ready node
+// names them too. A like that is not in the plan, or not in the graph,
+// has neither: More returns false for it, as when no node may start, and
+// changes nothing; [Machine.State] of like, whose second result is then
+// false, tells the two apart.
 func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 	m.tick(now)
 	li := m.pos(like)

@@ -284,3 +284,36 @@ func TestMoreCallOfMaxBatch(t *testing.T) {
 	assert.Equal(t, "a:segment[7]", more("a:segment[6]"))
 	assert.Equal(t, 6, m.Running())
 }
+
+// TestMoreLikeOutsideThePlan: a like that is not in the plan returns
+// false, as when no node may start, and State tells the two apart.
+func TestMoreLikeOutsideThePlan(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	p := planOf(t, g, "asset:narration:segment[1]", "asset:narration:segment[2]")
+	tests := []struct {
+		name   string
+		like   graph.Node
+		want   string // the node More returns, or ""
+		inPlan bool
+	}{
+		{name: "a clean node, outside the plan", like: node(t, g, "asset:narration:segment[0]")},
+		{name: "not in the graph", like: graph.Node(g.Len())},
+		{name: "a ready node of the plan names its kind", like: node(t, g, "asset:narration:segment[2]"),
+			want: "asset:narration:segment[1]", inPlan: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMachine(t, p, schedule.Config{})
+			before := states(m, p)
+			st, ok := m.More(t0, tt.like)
+			if tt.want == "" {
+				assert.False(t, ok)
+				assert.Equal(t, before, states(m, p), "More changed nothing")
+			} else if assert.True(t, ok) {
+				assert.Equal(t, tt.want, g.NodeID(st.Node))
+			}
+			_, in := m.State(tt.like)
+			assert.Equal(t, tt.inPlan, in, "State tells a like outside the plan")
+		})
+	}
+}
