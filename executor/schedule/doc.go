@@ -73,6 +73,17 @@
 // and every earlier stage have settled; [Step.Stage] names each started
 // node's stage.
 //
+// # Stability
+//
+// A driver that records its calls, as a workflow's history does, makes
+// the machine's decisions part of that record: a change of a tie-break,
+// or of when a window or a rate lets a node start, would change what a
+// workflow that is running sees when it replays. The package's
+// TestGoldenTrace compares every decision of a fixed run of a lecture,
+// in both modes, with a worker cap, a rate, a batch window, a failure, a
+// retry and a cancel, with testdata/lecture.trace: a change of that file
+// is a change of the machine's decisions, and must be called out as one.
+//
 // # Errors
 //
 // A bad configuration, or a plan assembled by hand that the machine
