@@ -73,6 +73,40 @@
 // and every earlier stage have settled; [Step.Stage] names each started
 // node's stage.
 //
+// # Driving it from a workflow
+//
+// The machine's answers depend only on the plan, the Config and the
+// calls made to it, in order, with their nodes and times. A workflow
+// passes its own clock (workflow.Now in Temporal's SDK), or any clock
+// that does not go back, but never the zero time, which SucceedAt and the
+// batch windows take as no time; only the differences between the times
+// matter. [New] ranges over the Config's maps, but only to sort their keys
+// (a check such as Temporal's workflowcheck flags those loops all the
+// same), and no decision depends on a map's order.
+//
+// The queries change nothing: [Machine.CanStart], [Machine.WakeAt],
+// [Machine.Wake], [Machine.RateWait], [Machine.State],
+// [Machine.Unsettled], [Machine.RunningNodes], [Machine.Running],
+// [Machine.Settled], [Machine.Len], [Machine.Done] and [Machine.Halted]
+// may be added to a driver's code, or left out of a replay, and every
+// other call answers the same. Wake answers for the last Next.
+//
+// A Next or More that returns no node changes nothing either, but for
+// one thing: with batch windows, the first call that takes a time after
+// New, or after a Succeed (or a SucceedAt at the zero time), notes that
+// time as when the nodes made Ready since became Ready. A record of the
+// calls may leave out every other Next or More that returned no node
+// (all of them without windows, or in Staged mode); a driver that passes
+// SucceedAt its clock keeps, of those, only the first Next after New.
+//
+// There is no snapshot. To rebuild a machine, after a workflow continues
+// as new, say, call New with the same plan and Config and make the
+// recorded calls again, in order, with their times: the new machine then
+// answers each call as the old one did, and [Machine.RunningNodes] lists
+// the nodes that still run. A machine made from a new plan of the nodes
+// not settled, instead, knows neither the starts its rates counted nor
+// the nodes that were running.
+//
 // # Stability
 //
 // A driver that records its calls, as a workflow's history does, makes

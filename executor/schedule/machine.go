@@ -164,10 +164,11 @@ type keyState struct {
 // Machine is the deterministic scheduling core of a run: which node is
 // ready next, what each completion unblocks, what a failure skips and
 // which slot a batch key frees. It has no goroutines, reads no clock (the
-// driver passes the time in) and never ranges over a map, so the same
-// calls give the same answers, which lets a workflow engine that replays
-// code drive it. It is not safe for concurrent use: the driver serializes
-// calls.
+// driver passes the time in) and ranges over no map but, in [New], its
+// Config's, only to sort their keys: no decision depends on a map's
+// order, so the same calls give the same answers, which lets a workflow
+// engine that replays code drive it (see the package doc). It is not safe
+// for concurrent use: the driver serializes calls.
 type Machine struct {
 	plan  *planner.Plan
 	g     *graph.Graph
