@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -107,6 +108,38 @@ func (s *RedisServer) Restart() {
 	s.t.Helper()
 	if err := s.start(); err != nil {
 		s.t.Fatalf("testenv: restart redis-server on port %d: %v", s.port, err)
+	}
+}
+
+// Pause stops the server's process (SIGSTOP) until Resume, or until the
+// test's cleanups: it keeps its connections open and answers nothing, as
+// a server that hangs, or a network cut that sends no reset, does.
+func (s *RedisServer) Pause() {
+	s.t.Helper()
+	s.signal("Pause", syscall.SIGSTOP)
+	s.t.Cleanup(func() { s.signal("", syscall.SIGCONT) }) // before the clients' cleanups
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *RedisServer) Resume() {
+	s.t.Helper()
+	s.signal("Resume", syscall.SIGCONT)
+}
+
+// signal sends sig to the server's own process; what names the caller,
+// whose test fails if the server is not running ("" for none).
+func (s *RedisServer) signal(what string, sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		if what != "" {
+			s.t.Fatalf("testenv: %s: redis-server on port %d is not running", what, s.port)
+		}
+		return
+	}
+	if err := s.proc.cmd.Process.Signal(sig); err != nil && what != "" { // this process only, by its own PID
+		s.t.Fatalf("testenv: %s: redis-server on port %d: %v", what, s.port, err)
 	}
 }
 

@@ -2,9 +2,6 @@ package redisstream_test
 
 import (
 	"context"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,12 +23,7 @@ import (
 // ReadTimeout of 3s, and a retry), so that the SSE handler of a browser
 // that had left kept its stream slot as long.
 func TestReaderLeavesWhileRedisHangs(t *testing.T) {
-	server := testenv.StartRedisServer(t)
-	opts, err := redis.ParseURL(server.URL)
-	require.NoError(t, err)
-	client := testenv.NewRedisClient(opts)
-	t.Cleanup(func() { client.Close() })
-	pid := redisPID(t, client)
+	server, client := hungRedis(t)
 	hist := progress.NewMemoryHistory()
 	s, err := redisstream.New(client, redisstream.Options{History: hist, BlockTime: 100 * time.Millisecond, Logger: quiet()})
 	require.NoError(t, err)
@@ -42,8 +34,7 @@ func TestReaderLeavesWhileRedisHangs(t *testing.T) {
 	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all...))
 
 	// The process goes on once the test ends, for the server's cleanup.
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	server.Pause()
 	ignore := func(progress.Event) error { return nil }
 	for _, tc := range []struct {
 		name string
@@ -68,7 +59,7 @@ func TestReaderLeavesWhileRedisHangs(t *testing.T) {
 			}
 		})
 	}
-	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	server.Resume()
 	assert.Eventually(t, func() bool { return s.Stats().Readers == 0 && s.Stats().Runs == 0 }, 10*time.Second, 10*time.Millisecond)
 }
 
@@ -78,12 +69,7 @@ func TestReaderLeavesWhileRedisHangs(t *testing.T) {
 // (BlockTime, and go-redis's margin on a blocking command), and one that
 // replayed once its XRANGE did.
 func TestCloseWhileRedisHangs(t *testing.T) {
-	server := testenv.StartRedisServer(t)
-	opts, err := redis.ParseURL(server.URL)
-	require.NoError(t, err)
-	client := testenv.NewRedisClient(opts)
-	t.Cleanup(func() { client.Close() })
-	pid := redisPID(t, client)
+	server, client := hungRedis(t)
 	s, err := redisstream.New(client, redisstream.Options{BlockTime: 100 * time.Millisecond, Logger: quiet()})
 	require.NoError(t, err)
 	run := sinktest.RunID(t)
@@ -95,8 +81,7 @@ func TestCloseWhileRedisHangs(t *testing.T) {
 	require.Eventually(t, func() bool { return s.Stats().Runs == 1 }, 5*time.Second, time.Millisecond)
 	time.Sleep(50 * time.Millisecond) // in a blocked XREAD
 
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	server.Pause()
 	replaying := make(chan error, 1)
 	go func() { replaying <- s.Tail(ctx, run, 0, ignore) }()
 	time.Sleep(100 * time.Millisecond) // its XRANGE is in flight
@@ -113,7 +98,7 @@ func TestCloseWhileRedisHangs(t *testing.T) {
 			t.Errorf("the Tail %s was not ended by Close within a second", name)
 		}
 	}
-	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	server.Resume()
 	<-closed
 }
 
@@ -123,12 +108,7 @@ func TestCloseWhileRedisHangs(t *testing.T) {
 // ("in any case within HistoryPoll"). Before, it waited for its XREAD in
 // flight, which go-redis gives 10s more than its block, between polls.
 func TestHistoryPolledWhileRedisHangs(t *testing.T) {
-	server := testenv.StartRedisServer(t)
-	opts, err := redis.ParseURL(server.URL)
-	require.NoError(t, err)
-	client := testenv.NewRedisClient(opts)
-	t.Cleanup(func() { client.Close() })
-	pid := redisPID(t, client)
+	server, client := hungRedis(t)
 	hist := progress.NewMemoryHistory()
 	s, err := redisstream.New(client, redisstream.Options{History: hist, BlockTime: 100 * time.Millisecond,
 		HistoryPoll: 500 * time.Millisecond, Logger: quiet()})
@@ -143,30 +123,24 @@ func TestHistoryPolledWhileRedisHangs(t *testing.T) {
 	tl.Expect(t, sinktest.Span(1, 3))
 	time.Sleep(200 * time.Millisecond) // the shared reader is in a blocked XREAD
 
-	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	server.Pause()
 	time.Sleep(200 * time.Millisecond) // and in the next one
 	start := time.Now()
 	require.NoError(t, hist.Append(ctx, all[3:]...)) // Redis is stuck: the archive alone has the end
 	tl.Expect(t, sinktest.Span(4, 5))
 	assert.Less(t, time.Since(start), 3*time.Second, "the run's end, which the History alone holds, came")
-	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+	server.Resume()
 	tl.Stop(t, context.Canceled)
 }
 
-// redisPID returns the process ID of the redis-server that client talks
-// to: a private one that the test started.
-func redisPID(t *testing.T, client *redis.Client) int {
+// hungRedis starts a private redis-server, which the test may pause to
+// make Redis hang, and a client of it, closed when the test ends.
+func hungRedis(t *testing.T) (*testenv.RedisServer, *redis.Client) {
 	t.Helper()
-	info, err := client.Info(context.Background(), "server").Result()
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
 	require.NoError(t, err)
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
-			pid, err := strconv.Atoi(v)
-			require.NoError(t, err)
-			return pid
-		}
-	}
-	t.Fatal("INFO server has no process_id")
-	return 0
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return server, client
 }
