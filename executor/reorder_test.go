@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -28,6 +29,28 @@ func (s reordering) Commit(ctx context.Context, key string, expect int64, change
 	return s.MemoryStates.Commit(ctx, key, expect, changes)
 }
 
+// inputChecker returns l's generator, which also notes each input that
+// is not its dependency's own output (the lab's outputs start with their
+// node's ID), and what it noted, by "node <- dependency".
+func inputChecker(l *lab) (executor.Generator, func() map[string]string) {
+	mixed := map[string]string{}
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		for _, d := range req.Deps {
+			if !strings.HasPrefix(string(d.Asset.Data), d.NodeID+"@") {
+				l.mu.Lock()
+				mixed[req.NodeID+" <- "+d.NodeID] = string(d.Asset.Data)
+				l.mu.Unlock()
+			}
+		}
+		return l.Generate(ctx, req)
+	})
+	return gen, func() map[string]string {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return maps.Clone(mixed)
+	}
+}
+
 // A store that reorders the changes it is given breaks its contract, but
 // it must not make the run hand a node another node's output as its
 // input, nor record a node with another's: the run's view of the states
@@ -35,17 +58,7 @@ func (s reordering) Commit(ctx context.Context, key string, expect int64, change
 func TestAStoreThatReordersTheChangesMixesNoOutputs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 60)
-		mixed := map[string]string{}
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			for _, d := range req.Deps {
-				if !strings.HasPrefix(string(d.Asset.Data), d.NodeID+"@") {
-					l.mu.Lock()
-					mixed[req.NodeID+" <- "+d.NodeID] = string(d.Asset.Data)
-					l.mu.Unlock()
-				}
-			}
-			return l.Generate(ctx, req)
-		})
+		gen, mixed := inputChecker(l)
 		logs := &testenv.LogBuffer{}
 		e, err := executor.New(executor.Options{Generators: l.registry(gen), States: reordering{l.states},
 			Assets: l.assets, Runs: l.runs, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -54,7 +67,7 @@ func TestAStoreThatReordersTheChangesMixesNoOutputs(t *testing.T) {
 		rep, err := l.run(e)
 		require.NoError(t, err)
 		require.Len(t, rep.Generated, l.g.Len())
-		require.Empty(t, mixed, "inputs that are another node's output")
+		require.Empty(t, mixed(), "inputs that are another node's output")
 		snap := l.snapshot()
 		for id, st := range snap.States {
 			if id == executor.GraphStateID {
@@ -150,23 +163,13 @@ func (s sortingGetter) GetMany(ctx context.Context, refs []string) ([]executor.A
 func TestAStoreThatReordersGetManysRefsMixesNoInputs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
-		mixed := map[string]string{}
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			for _, d := range req.Deps {
-				if !strings.HasPrefix(string(d.Asset.Data), d.NodeID+"@") {
-					l.mu.Lock()
-					mixed[req.NodeID+" <- "+d.NodeID] = string(d.Asset.Data)
-					l.mu.Unlock()
-				}
-			}
-			return l.Generate(ctx, req)
-		})
+		gen, mixed := inputChecker(l)
 		e, err := executor.New(executor.Options{Generators: l.registry(gen), States: l.states,
 			Assets: sortingGetter{l.assets}, Runs: l.runs})
 		require.NoError(t, err)
 		defer func() { require.NoError(t, e.Close(context.Background())) }()
 		_, err = l.run(e)
 		require.NoError(t, err)
-		require.Empty(t, mixed, "inputs that are another node's output")
+		require.Empty(t, mixed(), "inputs that are another node's output")
 	})
 }

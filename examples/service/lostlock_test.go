@@ -30,6 +30,25 @@ func queuedBehindARun(t *testing.T) (h *harness, first, queued started) {
 	return h, first, queued
 }
 
+// endLockSession ends the Postgres session that holds the lock of
+// lecture key (an administrator, a failover): the service loses the lock.
+func (h *harness) endLockSession(key string) {
+	h.t.Helper()
+	var ended int
+	require.NoError(h.t, h.pg.Pool.QueryRow(h.t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey(key)).Scan(&ended))
+	require.Equal(h.t, 1, ended, "the session that holds the lock of lecture %q", key)
+}
+
+// lockHolders returns how many sessions hold the lock of lecture key.
+func (h *harness) lockHolders(key string) (n int) {
+	h.t.Helper()
+	require.NoError(h.t, h.pg.Pool.QueryRow(h.t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, h.s.store.GraphLockKey(key)).Scan(&n))
+	return n
+}
+
 // refuseRecords makes the service's runs table refuse every write of run
 // id's record, and only those whose row also meets and (SQL on NEW, such
 // as " AND NEW.status <> 'cancelled'"; "" for all).
@@ -53,16 +72,7 @@ func refuseRecords(t *testing.T, h *harness, id, and string) {
 // while the lock is given up does.
 func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
 	h, first, queued := queuedBehindARun(t)
-	locks := func() (n int) {
-		require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
-	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, h.s.store.GraphLockKey("l")).Scan(&n))
-		return n
-	}
-	var ended int
-	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		h.s.store.GraphLockKey("l")).Scan(&ended))
-	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+	h.endLockSession("l")
 	assert.Contains(t, h.getRun(first.RunID).Record.Error, pgstore.ErrLockLost.Error())
 
 	// The queued run's record is written once it has started.
@@ -70,7 +80,7 @@ func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
 		_, err := h.s.store.GetRun(t.Context(), queued.RunID)
 		return err == nil
 	}, 20*time.Second, 10*time.Millisecond, "the queued run never started")
-	assert.Equal(t, 1, locks(), "the lecture's lock, held by a session for the queued run")
+	assert.Equal(t, 1, h.lockHolders("l"), "the lecture's lock, held by a session for the queued run")
 	rec, err := h.s.store.GetRun(t.Context(), queued.RunID)
 	require.NoError(t, err)
 	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error())
@@ -107,11 +117,7 @@ func TestQueuedRunWaitsForTheLostLocksSessionToEnd(t *testing.T) {
 		})
 	}
 	defer func() { retakeHook = nil }()
-	var ended int
-	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		h.s.store.GraphLockKey("l")).Scan(&ended))
-	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+	h.endLockSession("l")
 
 	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
 		_, err := h.s.store.GetRun(t.Context(), queued.RunID)
@@ -138,11 +144,7 @@ func TestEditRunAfterItsLockWasLostTakesTheLockAgain(t *testing.T) {
 	sl, err := h.s.holdSlot(t.Context(), "l")
 	require.NoError(t, err)
 	require.NotNil(t, sl.lock, "the edit holds the lecture's lock")
-	var ended int
-	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		h.s.store.GraphLockKey("l")).Scan(&ended))
-	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+	h.endLockSession("l")
 	select {
 	case <-sl.lock.Lost():
 	case <-time.After(20 * time.Second): // a bound against a hang, not a timing assertion
@@ -153,10 +155,7 @@ func TestEditRunAfterItsLockWasLostTakesTheLockAgain(t *testing.T) {
 	sl.release() // as the edit's handler does
 	require.NoError(t, err)
 	assert.Empty(t, after)
-	var locks int
-	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
-	AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`, h.s.store.GraphLockKey("l")).Scan(&locks))
-	assert.Equal(t, 1, locks, "the lecture's lock, held by a session for the edit's run")
+	assert.Equal(t, 1, h.lockHolders("l"), "the lecture's lock, held by a session for the edit's run")
 	require.NoError(t, h.shutdown())
 	store, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
 	require.NoError(t, err)
@@ -184,11 +183,7 @@ func TestQueuedRunIsRecordedWhenAnotherProcessTakesTheLecture(t *testing.T) {
 	func() {
 		h.s.mu.Lock()
 		defer h.s.mu.Unlock()
-		var ended int
-		require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-			h.s.store.GraphLockKey("l")).Scan(&ended))
-		require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+		h.endLockSession("l")
 		require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
 			lock, err = other.TryLockGraph(t.Context(), "l")
 			return err == nil
@@ -243,11 +238,7 @@ func TestQueuedRunThatFailsToStartIsRecorded(t *testing.T) {
 	refuseRecords(t, h, queued.RunID, ` AND NEW.status <> 'cancelled'`)
 	// The first run is cancelled for its lost lock; the queued run takes
 	// the lock again, and its start fails.
-	var ended int
-	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
-		h.s.store.GraphLockKey("l")).Scan(&ended))
-	require.Equal(t, 1, ended, "the session that holds the lecture's lock")
+	h.endLockSession("l")
 
 	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
 		_, err := h.s.store.GetRun(t.Context(), queued.RunID)

@@ -34,20 +34,30 @@ func (h *harness) followAll(runID string) []progress.Event {
 	return events
 }
 
+// queuedInTwoProcesses starts two processes of the service on one
+// database and one Redis, a run of lecture l in the first (h1), which
+// goes on until its shutdown, and an edit of l there, whose run (queued)
+// is queued after it; the second (h2) runs nothing.
+func queuedInTwoProcesses(t *testing.T) (h1, h2 *harness, queued started) {
+	t.Helper()
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 = startServiceOn(t, pg, rd, time.Hour, nil)
+	h2 = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	var first started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits",
+		`{"node": "script", "params": {"topic": "x"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	return h1, h2, queued
+}
+
 // Two processes of the service behind one address: the ID of a run that
 // an edit queued in the first is known to the second too, while queued
 // (it was answered 404 there, and its events' 404 stops an EventSource
 // for good), and its events, followed there, end with it.
 func TestQueuedRunIsKnownToAnotherProcess(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // its run goes on until its shutdown
+	h1, h2, queued := queuedInTwoProcesses(t)
 	leaks := h1.leaks
-	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits",
-		`{"node": "script", "params": {"topic": "x"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
 
 	var v runView
 	require.Equal(t, http.StatusOK, h2.do("GET", "/runs/"+queued.RunID, "", &v), "the other process's queued run")
@@ -150,15 +160,8 @@ func TestQueuedRunStartsWhenTheRunBeforeCannotBeResumed(t *testing.T) {
 // event (a test failed so, once, under load). Such a reader now looks
 // for the final event for a while after the record's end.
 func TestReaderBetweenAShelvedRunsRecordAndEventGetsTheEvent(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // its run goes on until its shutdown
+	h1, h2, queued := queuedInTwoProcesses(t)
 	leaks := h1.leaks
-	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits",
-		`{"node": "script", "params": {"topic": "x"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
 
 	recorded := make(chan struct{})
 	shelveHook = func(runID string) {
