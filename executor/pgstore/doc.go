@@ -135,7 +135,10 @@
 // NOT EXISTS of the columns added since, in one transaction that first
 // takes pg_advisory_xact_lock on a key derived from the schema name, so
 // that two processes migrating at once do not collide in the system
-// catalogs. The lock ends with the transaction. Its CREATE INDEX IF NOT
+// catalogs. The lock ends with the transaction, in which the
+// statement_timeout, lock_timeout and transaction_timeout of the role or
+// the pool are off (SET LOCAL), so that Migrate's ctx alone bounds its
+// waits for the lock and for the tables. Its CREATE INDEX IF NOT
 // EXISTS statements lock their tables even when the indexes exist, until
 // it commits, in the order in which the writers lock them (node_states,
 // then runs, as DeleteGraph), so that a Migrate at the start of a process

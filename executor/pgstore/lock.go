@@ -151,7 +151,7 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		// or the session while it holds the lock: off, on this
 		// connection, which is the lock's alone and never goes back to
 		// the pool.
-		_, err = conn.Exec(ctx, `SELECT `+untimed("true"))
+		_, err = conn.Exec(ctx, `SELECT `+pgschema.Untimed("true", false))
 		if err == nil {
 			err = conn.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) AS l`, key).Scan(&pid)
 		}
@@ -170,7 +170,7 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		var ok bool
 		// The timeouts go off only with the lock taken: a refused
 		// connection goes back to the pool as it was.
-		err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+untimed("l")+` FROM pg_try_advisory_lock($1) AS l`,
+		err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+pgschema.Untimed("l", false)+` FROM pg_try_advisory_lock($1) AS l`,
 			key).Scan(&ok, &pid, nil)
 		if err != nil {
 			// Whatever the server did, the session ends with the
@@ -187,21 +187,6 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 	l := &GraphLock{schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{})}
 	l.watch()
 	return l, nil
-}
-
-// lockTimeouts are the settings that a role or a pool may set to bound
-// its queries or sessions, which would end a lock's wait
-// (statement_timeout, lock_timeout, and transaction_timeout of Postgres
-// 17 and later) or its idle session, and so the lock
-// (idle_session_timeout, of Postgres 14 and later). A server without one
-// of them has no such setting in pg_settings, and untimed skips it.
-const lockTimeouts = `'statement_timeout', 'lock_timeout', 'transaction_timeout', 'idle_session_timeout'`
-
-// untimed returns an SQL expression that turns lockTimeouts off for the
-// session, those the server has, if cond, an SQL boolean, holds.
-func untimed(cond string) string {
-	return `(SELECT count(set_config(s.name, '0', false)) FROM pg_settings AS s WHERE ` + cond +
-		` AND s.name IN (` + lockTimeouts + `))`
 }
 
 // GraphLock is a held lock of one graph key, from [Store.LockGraph] or

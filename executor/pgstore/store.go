@@ -214,8 +214,15 @@ func (s *Store) Schema() string { return s.schema }
 // never waits for the writes of other processes, nor holds theirs off;
 // and it needs no privilege but reading schema_version, so that a service
 // whose role may only read and write rows (another role owning the
-// tables) can call it at start-up too. It returns ctx.Err() if ctx is
-// done.
+// tables) can call it at start-up too. ctx alone bounds Migrate: it
+// waits for another process's migration of the schema, and for the
+// writes under way on a table that its changes lock, until ctx ends, as
+// it turns statement_timeout, lock_timeout and transaction_timeout off in
+// its own transaction (SET LOCAL), so that a replica that starts while
+// another migrates does not fail for a timeout that the role or the pool
+// sets to bound its queries; the pool's connection has them again after
+// it. It returns ctx.Err() if ctx is done, and an error wrapping
+// ctx.Err() if ctx ends while it waits.
 func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -141,13 +142,37 @@ func ReadCommitted(ctx context.Context, pool *pgxpool.Pool, sql string, args []a
 	return err
 }
 
+// Timeouts are the settings that a role or a pool may set to bound its
+// queries or sessions, which would end a wait that ctx alone must bound
+// (statement_timeout, lock_timeout, and transaction_timeout of Postgres
+// 17 and later), or the idle session that holds a lock
+// (idle_session_timeout, of Postgres 14 and later). A server without one
+// of them has no such setting in pg_settings, and Untimed skips it.
+const Timeouts = `'statement_timeout', 'lock_timeout', 'transaction_timeout', 'idle_session_timeout'`
+
+// Untimed returns an SQL expression that turns Timeouts off, those the
+// server has, if cond, an SQL boolean, holds: for the session, or, if
+// local, for the transaction under way only (as SET LOCAL does), so that
+// the connection goes back to its pool with the settings it had. The
+// statements that follow the one that evaluates it run untimed (a
+// statement's own statement_timeout starts with it).
+func Untimed(cond string, local bool) string {
+	return `(SELECT count(set_config(s.name, '0', ` + strconv.FormatBool(local) + `)) FROM pg_settings AS s WHERE ` + cond +
+		` AND s.name IN (` + Timeouts + `))`
+}
+
 // BeginMigrate starts the transaction of an adapter's Migrate of schema:
-// it takes the MigrateLockKey lock, then creates the schema if it does
-// not exist. (CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on
-// the database even when the schema exists: it is skipped then, so that
-// a host whose administrator made the schema can still migrate.) The
-// caller creates its tables, commits, and defers Rollback. An error says
-// which step failed, and wraps the driver's.
+// it turns Timeouts off for the transaction (see Untimed), takes the
+// MigrateLockKey lock, then creates the schema if it does not exist.
+// (CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
+// even when the schema exists: it is skipped then, so that a host whose
+// administrator made the schema can still migrate.) So ctx alone bounds
+// the waits of the Migrate, for the lock while another process migrates
+// and for the tables that its DDL locks behind the writes under way,
+// whatever timeouts the role or the pool set to bound their queries; the
+// pool's connection has them again once the transaction ends. The caller
+// creates its tables, commits, and defers Rollback. An error says which
+// step failed, and wraps the driver's.
 func BeginMigrate(ctx context.Context, pool *pgxpool.Pool, schema string) (pgx.Tx, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
@@ -156,6 +181,9 @@ func BeginMigrate(ctx context.Context, pool *pgxpool.Pool, schema string) (pgx.T
 	fail := func(step string, err error) (pgx.Tx, error) {
 		Rollback(ctx, tx)
 		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT "+Untimed("true", true)); err != nil {
+		return fail("turn the timeouts off", err)
 	}
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", MigrateLockKey(schema)); err != nil {
 		return fail("advisory lock", err)

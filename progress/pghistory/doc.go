@@ -51,6 +51,10 @@
 // recorded has an archived_at column in progress_events, which Migrate
 // drops: it was written and never read.) On a schema that is up to date,
 // as at most start-ups, it only reads the catalogs, and locks no table.
+// Its ctx alone bounds its waits, for another process's migration and
+// for the tables it locks: the statement_timeout, lock_timeout and
+// transaction_timeout of the role or the pool are off in its
+// transactions (SET LOCAL), and only there.
 //
 // An event is stored as its JSON form ([progress.Event.MarshalJSON]),
 // the bytes a Redis stream holds and a browser parses: NUL and control

@@ -241,7 +241,14 @@ func (h *History) Schema() string { return h.schema }
 // tables, and so never waits for the writes of other processes, nor holds
 // theirs off; and it needs no privilege but reading the version table, so
 // that a service whose role may only read and write rows can call it at
-// start-up too. It returns context.Cause(ctx) if ctx is done.
+// start-up too. ctx alone bounds Migrate: it waits for another
+// process's migration of the schema, and for the writes under way on a
+// table that its changes lock, until ctx ends, as it turns
+// statement_timeout, lock_timeout and transaction_timeout off in its own
+// transactions (SET LOCAL), so that a replica that starts while another
+// migrates does not fail for a timeout that the role or the pool sets to
+// bound its queries; the pool's connection has them again after it. It
+// returns context.Cause(ctx) if ctx is done, or ends while it waits.
 func (h *History) Migrate(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return context.Cause(ctx)

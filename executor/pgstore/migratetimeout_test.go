@@ -1,0 +1,84 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/internal/pgschema"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// A service replica that starts while another process migrates the
+// schema, or while a write holds a table that Migrate must lock to
+// change the layout, waits for it in Migrate. With statement_timeout or
+// lock_timeout set for the role or the pool, as hosts set them to bound
+// their queries, that wait ended once the timeout passed (SQLSTATE 57014
+// or 55P03), and the replica failed its start-up. Migrate turns them off
+// for its own transaction only: here a holder keeps the migration lock,
+// or runs (whose index runs_running Migrate makes again), for ten times
+// the timeout; Migrate must wait and succeed, and the pool's connection,
+// its only one, keeps the pool's timeout afterwards.
+func TestMigrateWaitsPastTheSessionsTimeouts(t *testing.T) {
+	t.Parallel() // each case has its own schema
+	for _, param := range []string{"statement_timeout", "lock_timeout"} {
+		for _, held := range []string{"the migration lock", "runs"} {
+			t.Run(param+"/"+held, func(t *testing.T) {
+				t.Parallel() // its own schema
+				_, pg := newStore(t)
+				ctx := testenv.Context(t, 30*time.Second)
+				holder, err := pg.Pool.Begin(ctx)
+				require.NoError(t, err)
+				defer holder.Rollback(context.Background()) //nolint:errcheck // rolled back below
+				if held == "runs" {
+					_, err = pg.Pool.Exec(ctx, fmt.Sprintf(`DROP INDEX "%s".runs_running`, pg.Schema))
+					require.NoError(t, err)
+					_, err = holder.Exec(ctx, fmt.Sprintf(`LOCK TABLE "%s".runs IN ROW EXCLUSIVE MODE`, pg.Schema))
+				} else {
+					_, err = holder.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, pgschema.MigrateLockKey(pg.Schema))
+				}
+				require.NoError(t, err)
+
+				app := fmt.Sprintf("migrate-%x", rand.Uint64())
+				cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+				require.NoError(t, err)
+				cfg.MaxConns = 1
+				cfg.ConnConfig.RuntimeParams[param] = "50"
+				cfg.ConnConfig.RuntimeParams["application_name"] = app
+				pool, err := pgxpool.NewWithConfig(ctx, cfg)
+				require.NoError(t, err)
+				t.Cleanup(pool.Close)
+				s, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+				require.NoError(t, err)
+
+				migrated := make(chan error, 1)
+				go func() { migrated <- s.Migrate(ctx) }()
+				for waiting := 0; waiting == 0; {
+					select {
+					case err := <-migrated:
+						require.FailNow(t, "Migrate returned before it waited for "+held, "%v", err)
+					case <-time.After(5 * time.Millisecond): // polling the server, bounded by ctx
+					}
+					require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting))
+				}
+				select {
+				case err := <-migrated:
+					require.FailNow(t, "Migrate gave up before "+held+" was free", "%v", err)
+				case <-time.After(500 * time.Millisecond):
+				}
+				require.NoError(t, holder.Rollback(ctx))
+				require.NoError(t, <-migrated, "Migrate after the wait")
+				var v string
+				require.NoError(t, pool.QueryRow(ctx, "SHOW "+param).Scan(&v))
+				require.Equal(t, "50ms", v, "the pool's connection after Migrate")
+			})
+		}
+	}
+}
