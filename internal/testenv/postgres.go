@@ -116,3 +116,62 @@ func (p *Postgres) RowWriterPool(t testing.TB) *pgxpool.Pool {
 	t.Cleanup(pool.Close) // runs before the role is dropped
 	return pool
 }
+
+// TimedPool returns a pool of one connection to [PostgresURL] whose
+// session sets param, a timeout such as lock_timeout or
+// statement_timeout, to 50 ms, as a host bounds its queries, and the
+// application_name that tells that session in pg_stat_activity. The pool
+// is closed when the test ends.
+func (p *Postgres) TimedPool(t testing.TB, param string) (*pgxpool.Pool, string) {
+	t.Helper()
+	name := UniqueName(t)
+	app := "timed-" + name[len(name)-12:] // its random suffix
+	cfg, err := pgxpool.ParseConfig(PostgresURL())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	cfg.MaxConns = 1
+	cfg.ConnConfig.RuntimeParams[param] = "50"
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("testenv: pool with %s: %v", param, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, app
+}
+
+// RequireWaitsPastTimeout checks that call, made on a pool from
+// TimedPool whose application_name is app, waits for a lock that the
+// test holds, for ten times the pool's timeout, and succeeds once release
+// lets the lock go: it calls call in a goroutine, waits until app's
+// session waits for a lock (failing if call returns first), waits 500 ms
+// more (failing if call gives up), then calls release and requires call
+// to return nil.
+func (p *Postgres) RequireWaitsPastTimeout(t testing.TB, ctx context.Context, app, what string, call, release func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	for waiting := 0; waiting == 0; {
+		select {
+		case err := <-done:
+			t.Fatalf("returned before it waited for %s: %v", what, err)
+		case <-time.After(5 * time.Millisecond): // polling the server, bounded by ctx
+		}
+		if err := p.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); err != nil {
+			t.Fatalf("testenv: pg_stat_activity: %v", err)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("gave up before %s was free: %v", what, err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := release(); err != nil {
+		t.Fatalf("testenv: let %s go: %v", what, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after the wait for %s: %v", what, err)
+	}
+}

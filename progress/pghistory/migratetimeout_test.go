@@ -2,13 +2,10 @@ package pghistory_test
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/internal/pgschema"
@@ -46,36 +43,11 @@ func TestMigrateWaitsPastTheSessionsTimeouts(t *testing.T) {
 				}
 				require.NoError(t, err)
 
-				app := fmt.Sprintf("migrate-%x", rand.Uint64())
-				cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-				require.NoError(t, err)
-				cfg.MaxConns = 1
-				cfg.ConnConfig.RuntimeParams[param] = "50"
-				cfg.ConnConfig.RuntimeParams["application_name"] = app
-				pool, err := pgxpool.NewWithConfig(ctx, cfg)
-				require.NoError(t, err)
-				t.Cleanup(pool.Close)
+				pool, app := pg.TimedPool(t, param)
 				h, err := pghistory.New(pool, pghistory.Options{Schema: pg.Schema})
 				require.NoError(t, err)
-
-				migrated := make(chan error, 1)
-				go func() { migrated <- h.Migrate(ctx) }()
-				for waiting := 0; waiting == 0; {
-					select {
-					case err := <-migrated:
-						require.FailNow(t, "Migrate returned before it waited for "+held, "%v", err)
-					case <-time.After(5 * time.Millisecond): // polling the server, bounded by ctx
-					}
-					require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting))
-				}
-				select {
-				case err := <-migrated:
-					require.FailNow(t, "Migrate gave up before "+held+" was free", "%v", err)
-				case <-time.After(500 * time.Millisecond):
-				}
-				require.NoError(t, holder.Rollback(ctx))
-				require.NoError(t, <-migrated, "Migrate after the wait")
+				pg.RequireWaitsPastTimeout(t, ctx, app, held, func() error { return h.Migrate(ctx) },
+					func() error { return holder.Rollback(ctx) })
 				var v string
 				require.NoError(t, pool.QueryRow(ctx, "SHOW "+param).Scan(&v))
 				require.Equal(t, "50ms", v, "the pool's connection after Migrate")
