@@ -1,6 +1,7 @@
 package schedule_test
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -10,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor/schedule"
@@ -168,11 +169,13 @@ func traceRun(t testing.TB, mode schedule.Mode, timed bool, cancelAt time.Durati
 		if r.m.Done() {
 			break
 		}
+		// Compared, not subtracted: a difference of durations does not fit
+		// an int on a 32-bit GOARCH.
 		slices.SortFunc(running, func(a, b job) int {
-			if a.end != b.end {
-				return int(a.end - b.end)
+			if c := cmp.Compare(a.end, b.end); c != 0 {
+				return c
 			}
-			return int(a.n - b.n)
+			return cmp.Compare(a.n, b.n)
 		})
 		wake, waits := r.m.Wake()
 		switch {
@@ -226,7 +229,7 @@ func TestGoldenTrace(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	require.NoError(t, err, "run go test -run TestGoldenTrace -update to write it")
-	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
+	if diff := gocmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
 		t.Errorf("the machine's decisions changed (-%s +now); a workflow replaying its history would see them change:\n%s", path, diff)
 	}
 }
