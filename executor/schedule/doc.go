@@ -94,8 +94,9 @@
 // A Next or More that returns no node changes nothing either, but for
 // one thing: with batch windows, the first call that takes a time after
 // New, or after a Succeed (or a SucceedAt at the zero time), notes that
-// time as when the nodes made Ready since became Ready. A record of the
-// calls may leave out every other Next or More that returned no node
+// time as when the nodes made Ready since became Ready (a More whose like
+// is not in the plan takes no time: it changes nothing at all). A record
+// of the calls may leave out every other Next or More that returned no node
 // (all of them without windows, or in Staged mode); a driver that passes
 // SucceedAt its clock keeps, of those, only the first Next after New.
 //

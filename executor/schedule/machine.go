@@ -761,9 +761,12 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 // changes nothing; [Machine.State] of like, whose second result is then
 // false, tells the two apart.
 func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
-	m.tick(now)
 	li := m.pos(like)
-	if li < 0 || m.halted || (m.limit > 0 && m.running >= m.limit) {
+	if li < 0 {
+		return Step{}, false // a driver's bug: it must change nothing
+	}
+	m.tick(now)
+	if m.halted || (m.limit > 0 && m.running >= m.limit) {
 		return Step{}, false
 	}
 	call := int32(-1) // like's call, if it runs

@@ -164,3 +164,33 @@ func TestReplayRebuildsTheMachine(t *testing.T) {
 		})
 	}
 }
+
+// TestMoreOutsideThePlanNotesNoTime: a More for a like outside the plan
+// or the graph changes nothing, as its doc says, not even the time at
+// which the nodes that a Succeed made ready became ready: the calls after
+// it answer as without it.
+func TestMoreOutsideThePlanNotesNoTime(t *testing.T) {
+	p := lecturePlan(t, 20, "script")
+	g := p.Graph
+	cfg := schedule.Config{Windows: map[string]time.Duration{graph.KindVideo: 5 * time.Second}}
+	calls := []call{
+		{op: "next"}, {op: "succeedAt", n: node(t, g, "script")},
+		{op: "next"}, {op: "next"}, {op: "next"}, {op: "next"}, {op: "next"}, // both narrations and images, the music
+		{op: "succeed", n: node(t, g, "asset:narration:segment[0]"), at: time.Second},
+		{op: "succeed", n: node(t, g, "asset:image:segment[0]"), at: time.Second},
+		{op: "next", at: 3 * time.Second}, // none: video 0 waits for video 1, up to 8 s
+		{op: "next", at: 6 * time.Second},
+	}
+	want := replay(t, p, cfg, t0, calls).log
+	require.Contains(t, want[9], "-> none, wake at 8s")
+	for _, like := range []graph.Node{graph.Node(g.Len()), -1} {
+		t.Run(fmt.Sprint(like), func(t *testing.T) {
+			with := slices.Insert(slices.Clone(calls), 9, call{op: "more", n: like, at: time.Second})
+			got := replay(t, p, cfg, t0, with).log
+			require.Contains(t, got[9], "-> none")
+			if diff := cmp.Diff(want, slices.Delete(got, 9, 10)); diff != "" {
+				t.Errorf("the calls after a More for a like outside the plan answer otherwise (-without +with):\n%s", diff)
+			}
+		})
+	}
+}
