@@ -497,14 +497,24 @@ func (s *sim) run() []string {
 			}
 			s.checkFirstCome(st.Node)
 			s.start(st)
-			for call := 1; s.bulk && (s.cfg.MaxBatch == 0 || call < s.cfg.MaxBatch); call++ {
-				more, ok := s.m.More(s.now, st.Node)
+			// The call takes nodes while More gives them, for any node of
+			// the call as like: the machine, not the driver, stops it at
+			// MaxBatch.
+			for call := []graph.Node{st.Node}; s.bulk; {
+				like := call[int(st.Node)%len(call)]
+				more, ok := s.m.More(s.now, like)
 				if !ok {
+					s.checkMoreNone(like, len(call))
 					break
 				}
 				require.Equal(t, s.g.KindOf(st.Node), s.g.KindOf(more.Node), "More gave another kind")
 				require.Equal(t, st.Key, more.Key, "More gave another key")
 				s.start(more)
+				call = append(call, more.Node)
+				if s.cfg.MaxBatch > 0 {
+					require.LessOrEqual(t, len(call), s.cfg.MaxBatch, "at %v More gave a call of %s more than MaxBatch nodes: %v",
+						s.now.Sub(t0), s.g.NodeID(st.Node), ids(s.g, call))
+				}
 			}
 		}
 		if s.m.Done() {
@@ -632,6 +642,30 @@ func (s *sim) blocked(key string) (bool, time.Time) {
 		return false, time.Time{}
 	}
 	return true, live[0].Add(r.Per)
+}
+
+// checkMoreNone checks, when More for like, a running node of a call
+// of size nodes, returned nothing, that nothing else could start in that
+// call: the call has MaxBatch nodes, or the halt, the global cap or
+// like's key's concurrency or rate stops a start, or no node of like's
+// kind and key but like is Ready.
+func (s *sim) checkMoreNone(like graph.Node, size int) {
+	t := s.t
+	t.Helper()
+	key := s.keyOf(like)
+	if s.m.Halted() || (s.cfg.MaxBatch > 0 && size >= s.cfg.MaxBatch) ||
+		(s.cfg.Workers > 0 && len(s.running) >= s.cfg.Workers) {
+		return
+	}
+	if stop, _ := s.blocked(key); stop {
+		return
+	}
+	for _, n := range s.p.Nodes() {
+		if n != like && s.state[n] == schedule.Ready && s.g.KindOf(n) == s.g.KindOf(like) && s.keyOf(n) == key {
+			t.Fatalf("at %v More(%s) gave nothing to a call of %d nodes (MaxBatch %d), but %s is ready and nothing stops it",
+				s.now.Sub(t0), s.g.NodeID(like), size, s.cfg.MaxBatch, s.g.NodeID(n))
+		}
+	}
 }
 
 // checkIdle checks, when Next starts nothing, that the machine holds no
