@@ -285,6 +285,43 @@ func TestMoreCallOfMaxBatch(t *testing.T) {
 	assert.Equal(t, 6, m.Running())
 }
 
+// TestMoreCallOfASettledLike: a like that has settled is not running,
+// so the node More returns for it starts a call of its own, while the
+// like's call, whose nodes still count, stays full for its running nodes.
+func TestMoreCallOfASettledLike(t *testing.T) {
+	g := build(t, tmpl(batched(per("a"), "k", 9)), 60) // a:segment[0] to [5]
+	p := planOf(t, g)
+	for _, settle := range []string{"succeed", "fail", "supersede"} {
+		t.Run(settle, func(t *testing.T) {
+			m := newMachine(t, p, schedule.Config{MaxBatch: 2})
+			more := func(like string) string {
+				st, ok := m.More(t0, node(t, g, like))
+				if !ok {
+					return "none"
+				}
+				return g.NodeID(st.Node)
+			}
+			require.Equal(t, []string{"a:segment[0]", "a:segment[1]"}, bulk(t, m, g, t0))
+			n := node(t, g, "a:segment[0]")
+			var err error
+			switch settle {
+			case "succeed":
+				_, err = m.Succeed(n)
+			case "fail":
+				_, err = m.Fail(n)
+			case "supersede":
+				_, err = m.Supersede(n)
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "none", more("a:segment[1]"), "the call of segment[0] had 2 nodes")
+			assert.Equal(t, "a:segment[2]", more("a:segment[0]"), "a settled like: a call of its own")
+			assert.Equal(t, "a:segment[3]", more("a:segment[2]"))
+			assert.Equal(t, "none", more("a:segment[3]"), "that call has 2 nodes")
+			assert.Equal(t, []string{"a:segment[1]", "a:segment[2]", "a:segment[3]"}, ids(g, m.RunningNodes()))
+		})
+	}
+}
+
 // TestMoreLikeOutsideThePlan: a like that is not in the plan returns
 // false, as when no node may start, and State tells the two apart.
 func TestMoreLikeOutsideThePlan(t *testing.T) {
