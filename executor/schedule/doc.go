@@ -91,14 +91,18 @@
 // may be added to a driver's code, or left out of a replay, and every
 // other call answers the same. Wake answers for the last Next.
 //
-// A Next or More that returns no node changes nothing either, but for
-// one thing: with batch windows, the first call that takes a time after
-// New, or after a Succeed (or a SucceedAt at the zero time), notes that
-// time as when the nodes made Ready since became Ready (a More whose like
-// is not in the plan takes no time: it changes nothing at all). A record
-// of the calls may leave out every other Next or More that returned no node
-// (all of them without windows, or in Staged mode); a driver that passes
-// SucceedAt its clock keeps, of those, only the first Next after New.
+// A Next that returns no node changes nothing but what Wake answers, and
+// a More that returns none changes nothing, but for one thing: with batch
+// windows, the first call that takes a time after New, or after a Succeed
+// (or a SucceedAt at the zero time), notes that time as when the nodes
+// made Ready since became Ready (a More whose like is not in the plan
+// takes no time: it changes nothing at all). A record of the calls may
+// leave out every other Next or More that returned no node (all of them
+// without windows, or in Staged mode); a driver that passes SucceedAt its
+// clock keeps, of those, only the first Next after New. A machine rebuilt
+// from such a record answers WakeAt, at the time of a Next left out, as
+// that Next's Wake did; its Wake answers for the last Next the record
+// kept.
 //
 // There is no snapshot. To rebuild a machine, after a workflow continues
 // as new, say, call New with the same plan and Config and make the

@@ -194,3 +194,48 @@ func TestMoreOutsideThePlanNotesNoTime(t *testing.T) {
 		})
 	}
 }
+
+// TestWakeAtStandsInForADroppedPoll: where a record leaves out a Next
+// that returned no node, a machine rebuilt from the record answers WakeAt
+// at its time as that Next's Wake did, while Wake, which answers for the
+// last Next made, may not.
+func TestWakeAtStandsInForADroppedPoll(t *testing.T) {
+	wakeDiffers := false
+	for _, tc := range traceCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := traceRun(t, tc.mode, tc.timed, tc.cancelAt)
+			r := newRecorder(t, lecturePlan(t, 120), traceConfig(tc.mode), t0)
+			timeKnown := false
+			dropped := 0
+			for i, c := range rec.calls {
+				if c.op == "next" && strings.Contains(rec.log[i], "-> none") && timeKnown {
+					want := "none"
+					if _, at, ok := strings.Cut(rec.log[i], "wake at "); ok {
+						want, _, _ = strings.Cut(at, " ")
+					}
+					got := "none"
+					if at, ok := r.m.WakeAt(t0.Add(c.at)); ok {
+						got = at.Sub(t0).String()
+					}
+					require.Equal(t, want, got, "call %d: WakeAt in place of %q", i, rec.log[i])
+					last := "none"
+					if at, ok := r.m.Wake(); ok {
+						last = at.Sub(t0).String()
+					}
+					wakeDiffers = wakeDiffers || last != want
+					dropped++
+					continue
+				}
+				switch c.op {
+				case "next", "more", "succeedAt":
+					timeKnown = true
+				case "succeed":
+					timeKnown = false
+				}
+				r.do(c)
+			}
+			require.Positive(t, dropped, "the run has empty polls")
+		})
+	}
+	assert.True(t, wakeDiffers, "Wake answered for a dropped Next in every case")
+}
