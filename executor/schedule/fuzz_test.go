@@ -144,3 +144,134 @@ func FuzzNewPlans(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMoreCalls makes the fuzzer's calls in any order (Next, More with
+// any node as like, every settle, Refund, Invalidate and Halt, at times
+// that move on) with a MaxBatch, and checks More against a model of the
+// calls as its doc defines them: no call has more than MaxBatch nodes,
+// and More gives nothing to a call that is not full only when the halt,
+// the global cap, the key's concurrency or rate, or the lack of another
+// Ready node of like's kind and key explains it.
+// go test -fuzz FuzzMoreCalls ./executor/schedule/
+func FuzzMoreCalls(f *testing.F) {
+	p := lecturePlan(f, 60)
+	g := p.Graph
+	limit := map[string]int{}
+	for _, st := range p.Stages {
+		for _, grp := range st.Groups {
+			if grp.Kind == planner.Batch {
+				limit[grp.BatchKey] = grp.Concurrency
+			}
+		}
+	}
+	f.Add(uint8(2), []byte{0, 1, 1, 1, 2, 0, 0, 1, 1, 1})
+	f.Add(uint8(0x13), []byte{0, 0, 0, 2, 2, 2, 0, 1, 3, 1, 4, 1, 7, 5, 1, 9, 1, 2})
+	f.Fuzz(func(t *testing.T, cfgBits uint8, ops []byte) {
+		cfg := schedule.Config{MaxBatch: 1 + int(cfgBits%3), Workers: int(cfgBits/4) % 4, Mode: schedule.Mode(cfgBits / 16 % 2)}
+		if cfgBits&32 != 0 {
+			cfg.Rates = map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 3 * time.Second}, graph.KindNarration: {Starts: 3, Per: time.Second}}
+		}
+		m, err := schedule.New(p, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(n graph.Node) string { k, _ := g.BatchKey(g.KindOf(n)); return k }
+		callOf := map[graph.Node]int{}
+		var size []int
+		now := t0
+		next := func() int {
+			if len(ops) == 0 {
+				return 0
+			}
+			b := ops[0]
+			ops = ops[1:]
+			return int(b)
+		}
+		for len(ops) > 0 {
+			op := next() % 10
+			switch op {
+			case 0:
+				if st, ok := m.Next(now); ok {
+					callOf[st.Node] = len(size)
+					size = append(size, 1)
+				}
+			case 1, 2:
+				like := graph.Node(next()%(g.Len()+2) - 1)
+				state, in := m.State(like)
+				call := -1
+				if state == schedule.Running {
+					call = callOf[like]
+				}
+				st, ok := m.More(now, like)
+				if !in {
+					if ok {
+						t.Fatalf("More(%d), outside the plan, gave %s", like, g.NodeID(st.Node))
+					}
+					continue
+				}
+				if ok {
+					if call < 0 {
+						call = len(size)
+						size = append(size, 0)
+					}
+					callOf[st.Node] = call
+					size[call]++
+					if size[call] > cfg.MaxBatch {
+						t.Fatalf("More(%s) gave %s, a call of %d nodes over MaxBatch %d", g.NodeID(like), g.NodeID(st.Node), size[call], cfg.MaxBatch)
+					}
+					if g.KindOf(st.Node) != g.KindOf(like) {
+						t.Fatalf("More(%s) gave %s, of another kind", g.NodeID(like), g.NodeID(st.Node))
+					}
+					continue
+				}
+				if (call >= 0 && size[call] >= cfg.MaxBatch) || m.Halted() || (cfg.Workers > 0 && m.Running() >= cfg.Workers) ||
+					key(like) == "" || m.RateWait(key(like), now) > 0 {
+					continue
+				}
+				busy := 0
+				for _, n := range m.RunningNodes() {
+					if key(n) == key(like) {
+						busy++
+					}
+				}
+				if busy >= limit[key(like)] {
+					continue
+				}
+				for _, n := range p.Nodes() {
+					if s, _ := m.State(n); n != like && s == schedule.Ready && g.KindOf(n) == g.KindOf(like) {
+						t.Fatalf("More(%s), %s, gave nothing, but %s is ready and nothing stops it", g.NodeID(like), state, g.NodeID(n))
+					}
+				}
+			default:
+				rs := m.RunningNodes()
+				if len(rs) == 0 {
+					continue
+				}
+				n := rs[next()%len(rs)]
+				var err error
+				switch op {
+				case 3, 4:
+					_, err = m.Succeed(n)
+				case 5:
+					_, err = m.SucceedAt(n, now)
+				case 6:
+					_, err = m.Fail(n)
+				case 7:
+					_, err = m.Supersede(n)
+				case 8:
+					_, err = m.Refund(n)
+				case 9:
+					if next()%8 == 0 {
+						_, err = m.Cancel(n)
+					} else {
+						_, err = m.Invalidate(graph.Node(next() % g.Len()))
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			now = now.Add(time.Duration(next()%4) * 500 * time.Millisecond)
+		}
+	})
+}
