@@ -88,17 +88,14 @@ func TestQueuedRunAfterALostLockTakesTheLockAgain(t *testing.T) {
 	goleak.VerifyNone(t, h.leaks)
 }
 
-// A run queued after one whose lecture's lock was lost found the lock
-// still held when the session that had held it had not ended yet
-// (Postgres frees a killed session's locks a moment after), and was
-// dropped as if another process had taken the lecture: the edit,
-// answered 202, got no run (a test failed so under load). The queued run
-// now tries the lock again for a while. Here a session of the test holds
-// the lock for 300 ms after the lost session frees it.
-func TestQueuedRunWaitsForTheLostLocksSessionToEnd(t *testing.T) {
-	h, _, queued := queuedBehindARun(t)
+// holdOnRetake makes a session of the test take the lecture's lock, as
+// soon as it is free, when the service first goes to take it again
+// after losing it (retakeHook), and hold it 300 ms, as the lost session
+// does until Postgres has ended it. The channel gets the Unlock's error.
+func (h *harness) holdOnRetake() <-chan error {
+	h.t.Helper()
 	other, err := pgstore.New(h.pg.Pool, pgstore.Options{Schema: h.pg.Schema})
-	require.NoError(t, err)
+	require.NoError(h.t, err)
 	unlocked := make(chan error, 1)
 	var once sync.Once
 	retakeHook = func(key string) {
@@ -116,7 +113,20 @@ func TestQueuedRunWaitsForTheLostLocksSessionToEnd(t *testing.T) {
 			}()
 		})
 	}
-	defer func() { retakeHook = nil }()
+	h.t.Cleanup(func() { retakeHook = nil })
+	return unlocked
+}
+
+// A run queued after one whose lecture's lock was lost found the lock
+// still held when the session that had held it had not ended yet
+// (Postgres frees a killed session's locks a moment after), and was
+// dropped as if another process had taken the lecture: the edit,
+// answered 202, got no run (a test failed so under load). The queued run
+// now tries the lock again for a while. Here a session of the test holds
+// the lock for 300 ms after the lost session frees it.
+func TestQueuedRunWaitsForTheLostLocksSessionToEnd(t *testing.T) {
+	h, _, queued := queuedBehindARun(t)
+	unlocked := h.holdOnRetake()
 	h.endLockSession("l")
 
 	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
@@ -162,6 +172,34 @@ func TestEditRunAfterItsLockWasLostTakesTheLockAgain(t *testing.T) {
 	rec, err := store.GetRun(context.Background(), runID)
 	require.NoError(t, err)
 	assert.NotContains(t, rec.Error, pgstore.ErrLockLost.Error(), "the edit's run")
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// The edit's run of TestEditRunAfterItsLockWasLostTakesTheLockAgain
+// found the lock still held when the lost session had not ended yet
+// (Postgres frees its locks a moment after), and the edit was refused as
+// if another process ran the lecture (that test failed so under load).
+// It now tries the lock again for a while.
+func TestEditRunWaitsForTheLostLocksSessionToEnd(t *testing.T) {
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	unlocked := h.holdOnRetake()
+	sl, err := h.s.holdSlot(t.Context(), "l")
+	require.NoError(t, err)
+	h.endLockSession("l")
+	select {
+	case <-sl.lock.Lost():
+	case <-time.After(20 * time.Second): // a bound against a hang, not a timing assertion
+		t.Fatal("the lock's loss was never seen")
+	}
+
+	_, _, err = h.s.startOrQueue(t.Context(), "l", g, "edit of script", sl)
+	sl.release() // as the edit's handler does
+	require.NoError(t, err, "the edit's run")
+	require.NoError(t, <-unlocked)
+	assert.Equal(t, 1, h.lockHolders("l"), "the lecture's lock, held by a session for the edit's run")
+	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
 

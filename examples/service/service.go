@@ -605,8 +605,9 @@ func (s *service) tryLockWhile(ctx context.Context, key string, again func() boo
 	}
 }
 
-// retakeHook, if not nil, is called before a queued run takes its
-// lecture's lock again; a variable for the tests.
+// retakeHook, if not nil, is called before a run takes its lecture's
+// lock again after the lock was lost (a queued run, or an edit's); a
+// variable for the tests.
 var retakeHook func(key string)
 
 // endedElsewhere reports whether the newest run of lecture key has
@@ -873,6 +874,7 @@ func (sl *slot) endLocking() {
 // run's ID and the ID of the run it waits for, if any. When the lock is
 // held by another process it returns errBusyElsewhere.
 func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, reason string, sl *slot) (runID, after string, err error) {
+	relock := false // the slot's lock was lost: its session may not have ended yet
 	for tried := false; ; {
 		s.mu.Lock()
 		if sl.lock != nil && lost(sl.lock) {
@@ -880,6 +882,7 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 			// was saved): no run starts under it. It is taken again.
 			lock := sl.lock
 			sl.lock = nil
+			relock = true
 			s.mu.Unlock()
 			s.unlock(lock)
 			s.mu.Lock()
@@ -948,7 +951,12 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 			sl.locking = true
 		}
 		s.mu.Unlock()
-		lock, err := s.tryLock(ctx, key)
+		// The session of a lock lost may still hold it a moment: Postgres
+		// frees its locks once it has ended (see tryLockWhile).
+		if relock && retakeHook != nil {
+			retakeHook(key)
+		}
+		lock, err := s.tryLockWhile(ctx, key, func() bool { return relock })
 		tried = true
 		switch {
 		case errors.Is(err, errBusyElsewhere):
