@@ -199,7 +199,10 @@ func TestFailedEditKeepsTheOldParameters(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
 	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))
 	h.getRun(first.RunID)
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "old"}}`, &started{}))
+	var edited started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "old"}}`, &edited))
+	// Its run ends first: a DROP TABLE while it commits may deadlock with it.
+	requireWholeRun(t, edited.RunID, h.follow(edited.RunID, ""))
 	// The store fails: the node states' table is gone.
 	_, err := h.pg.Pool.Exec(context.Background(), fmt.Sprintf(`DROP TABLE %s.node_states`, pgx.Identifier{h.pg.Schema}.Sanitize()))
 	require.NoError(t, err)
