@@ -144,3 +144,54 @@ func hungRedis(t *testing.T) (*testenv.RedisServer, *redis.Client) {
 	t.Cleanup(func() { client.Close() })
 	return server, client
 }
+
+// Publish returns as soon as its context ends, even while Redis does not
+// answer, so that a progress.Buffered's Timeout bounds it and its events
+// go to the Fallback in time: go-redis applies a context's deadline to
+// the socket only with redis.Options.ContextTimeoutEnabled, which the
+// client here, as go-redis's default, leaves off. Before, a Publish with
+// a deadline of 500ms returned some 5s later (the client's ReadTimeout of
+// 3s, and a retry).
+func TestPublishWhileRedisHangs(t *testing.T) {
+	server, client := hungRedis(t)
+	s, err := redisstream.New(client, redisstream.Options{Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 6)
+	require.NoError(t, s.Publish(context.Background(), all[:2]...))
+
+	server.Pause()
+	for _, tc := range []struct {
+		name   string
+		ctx    func() (context.Context, context.CancelFunc)
+		events []progress.Event
+		want   error
+	}{
+		{"deadline", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 500*time.Millisecond)
+		}, all[2:4], context.DeadlineExceeded},
+		{"cancel", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(500*time.Millisecond, cancel)
+			return ctx, cancel
+		}, all[4:], context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			start := time.Now()
+			err := s.Publish(ctx, tc.events...)
+			assert.ErrorIs(t, err, tc.want)
+			assert.Less(t, time.Since(start), time.Second, "Publish returned a second after its context ended")
+		})
+	}
+	assert.Equal(t, uint64(2), s.Stats().PublishErrors, "the calls that returned an error")
+	server.Resume()
+	// Writing them again, as Buffered does, is safe: those that reached
+	// Redis after all are duplicates.
+	require.NoError(t, s.Publish(context.Background(), all...))
+	got, err := client.XLen(context.Background(), s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(6), got)
+}

@@ -492,6 +492,15 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // or an hour has passed; each outcome is logged (Stats.Copying counts
 // the runs it waits for). Other events, and the final events of runs
 // that ended by themselves, cost nothing more.
+//
+// Publish returns context.Cause(ctx) as soon as ctx ends, even while
+// Redis does not answer (paused, or cut off by a network fault), so that
+// a progress.Buffered's Timeout bounds it: go-redis applies a context's
+// deadline to a command only with redis.Options.ContextTimeoutEnabled,
+// and never its cancellation. The write goes on in a goroutine of the
+// Stream, which Close waits for, at most until the client's ReadTimeout,
+// and may yet reach Redis: writing the events again is safe. Each call
+// costs that goroutine and a copy of the events slice.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -501,9 +510,31 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if s.isClosed() {
+	events = slices.Clone(events) // the write may outlive the call
+	done := make(chan error, 1)
+	if !s.spawn(func() { done <- s.publish(ctx, events) }) {
 		return ErrClosed
 	}
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		default:
+			err = fmt.Errorf("redisstream: publish: %w", context.Cause(ctx))
+		}
+	}
+	if err != nil {
+		s.publishErrors.Add(1)
+	}
+	return err
+}
+
+// publish is Publish's write of valid events, at least one; it counts
+// the events it did not write in Stats.Dropped, and Publish counts the
+// call in Stats.PublishErrors.
+func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	pipe := s.client.Pipeline()
 	adds := make([]*redis.StringCmd, len(events))
 	var expires []redis.Cmder
@@ -617,7 +648,6 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		}
 	}
 	if firstErr != nil {
-		s.publishErrors.Add(1)
 		s.dropped.Add(uint64(failed))
 		return fmt.Errorf("redisstream: publish: %d of %d events not written: %w", failed, len(events), firstErr)
 	}
@@ -1683,8 +1713,8 @@ func checkRunID(runID string) error {
 // Options.IdleTTL), and waits for them, at most about BlockTime
 // (and a try of a copy, if the History does not honour its context;
 // while Redis does not answer, a blocked XREAD holds it for BlockTime
-// and go-redis's margin of 10s on a blocking command, and another read
-// for the client's ReadTimeout). Tail calls still in progress return
+// and go-redis's margin of 10s on a blocking command, and another read,
+// or a write of Publish, for the client's ReadTimeout). Tail calls still in progress return
 // [ErrClosed] at once. It does not close the Redis client. Later calls
 // of Publish, Replay and Tail return ErrClosed.
 func (s *Stream) Close() error {
@@ -1694,6 +1724,22 @@ func (s *Stream) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	return nil
+}
+
+// spawn runs f in a goroutine of the Stream, which Close waits for; it
+// reports false, running nothing, once the Stream is closed.
+func (s *Stream) spawn(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
 }
 
 func (s *Stream) isClosed() bool {
