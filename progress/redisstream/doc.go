@@ -145,6 +145,17 @@
 // its number of readers. [Stream.Stats] reports publish errors,
 // dropped events, read errors, connected readers and their lag.
 //
+// A Redis that hangs (paused, or cut off by a network fault that sends no
+// reset) holds no call past its context, whatever the client's options:
+// go-redis applies a context's deadline to a command only with
+// redis.Options.ContextTimeoutEnabled, and never its cancellation, so
+// [Stream.Publish] (within the Buffered's Timeout), [Stream.Tail],
+// [Stream.Replay] and [Stream.LastEvent] return as soon as their context
+// ends, and leave their command in flight. Such a command ends at the
+// client's ReadTimeout (a blocking XREAD 10s after its block), and
+// [Stream.Close] waits for it: with a ReadTimeout of -1 (none), only
+// when Redis answers again.
+//
 // Tests run against a real Redis (REGEN_REDIS_URL, by default
 // redis://127.0.0.1:6379/0) and against private redis-server processes
 // that they kill and restart.

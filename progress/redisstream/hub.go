@@ -616,8 +616,8 @@ func (s *Stream) takeRead(ctx context.Context) bool {
 // that does not answer (paused, or cut off by a network fault that sends
 // no reset) a reader whose client has left would wait that long, and
 // with it the SSE handler's stream slot. cmd goes on in a goroutine of
-// its own, which keeps the token until cmd returns, so that the reads in
-// flight stay capped.
+// the Stream, which keeps the token until cmd returns, so that the reads
+// in flight stay capped, and which Close waits for.
 func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
 	select {
@@ -632,11 +632,14 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
+	if !s.spawn(func() {
 		defer func() { <-s.reads }()
 		v, err := cmd(ctx)
 		done <- result{v, err}
-	}()
+	}) {
+		<-s.reads
+		return zero, ErrClosed
+	}
 	select {
 	case r := <-done:
 		return r.v, r.err

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
@@ -194,4 +195,37 @@ func TestPublishWhileRedisHangs(t *testing.T) {
 	got, err := client.XLen(context.Background(), s.Key(run)).Result()
 	require.NoError(t, err)
 	assert.Equal(t, int64(6), got)
+}
+
+// Close returns only once the reads of the readers that left while Redis
+// did not answer have ended, so that nothing of the Stream goes on after
+// it (and touches a client that the host closes next): before, a replay's
+// XRANGE left in flight by a reader whose context ended went on after
+// Close returned, until the client's ReadTimeout.
+func TestCloseWaitsForReadsLeftWhileRedisHangs(t *testing.T) {
+	server, client := hungRedis(t)
+	s, err := redisstream.New(client, redisstream.Options{BlockTime: 100 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(context.Background(), sinktest.Events(run, 1, 3)...))
+
+	server.Pause()
+	before := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, s.Tail(ctx, run, 0, func(progress.Event) error { return nil }), context.DeadlineExceeded)
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		assert.NoError(t, goleak.Find(before), "Close returned while a read of the Stream went on")
+	case <-time.After(500 * time.Millisecond):
+	}
+	server.Resume()
+	<-closed
+	assert.NoError(t, goleak.Find(before))
 }

@@ -997,7 +997,7 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // History alone can fill (see Options.History). It returns
 // promptly when ctx ends, even while Redis does not answer (paused, or
 // cut off by a network fault): a read of its own left in flight ends by
-// itself within the client's ReadTimeout, as go-redis does not interrupt
+// itself within the client's ReadTimeout (Close waits for it), as go-redis does not interrupt
 // a command when its context is cancelled; a blocked XREAD left behind
 // belongs to the run's shared reading goroutine, which exits within
 // BlockTime once the run has no readers (while Redis answers). A reader that has delivered the run's final event,
@@ -1714,7 +1714,8 @@ func checkRunID(runID string) error {
 // (and a try of a copy, if the History does not honour its context;
 // while Redis does not answer, a blocked XREAD holds it for BlockTime
 // and go-redis's margin of 10s on a blocking command, and another read,
-// or a write of Publish, for the client's ReadTimeout). Tail calls still in progress return
+// a write of Publish, or a read left in flight by a reader that
+// returned, for the client's ReadTimeout). Tail calls still in progress return
 // [ErrClosed] at once. It does not close the Redis client. Later calls
 // of Publish, Replay and Tail return ErrClosed.
 func (s *Stream) Close() error {
