@@ -3,7 +3,6 @@ package sse_test
 import (
 	"context"
 	"errors"
-	"io"
 	"math"
 	"net/http"
 	"strings"
@@ -24,6 +23,12 @@ type reply struct {
 	err  error         // a network error, in place of a response
 	body string        // the stream; "" ends at once, with no event
 	hold time.Duration // how long the stream stays open before it ends
+	// open keeps the stream open after body, until the request's context
+	// ends, as a live server's: body then comes one event (up to a blank
+	// line) per read, and after it a comment line every keepAlive if that
+	// is positive, else not a byte more.
+	open      bool
+	keepAlive time.Duration
 }
 
 // fakeServer is an http.RoundTripper for a Client inside a synctest
@@ -58,7 +63,7 @@ func (s *fakeServer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{
 		StatusCode: http.StatusOK,
 		Header:     http.Header{"Content-Type": {"text/event-stream"}},
-		Body:       &fakeBody{s: s, hold: r.hold, r: strings.NewReader(r.body)},
+		Body:       &fakeBody{s: s, reply: r, ctx: req.Context(), r: strings.NewReader(r.body)},
 		Request:    req,
 	}, nil
 }
@@ -83,17 +88,43 @@ func (s *fakeServer) waits() []time.Duration {
 }
 
 type fakeBody struct {
-	s    *fakeServer
-	hold time.Duration
-	r    io.Reader
+	s     *fakeServer
+	reply reply
+	ctx   context.Context // the request's
+	r     *strings.Reader
 }
 
 func (b *fakeBody) Read(p []byte) (int, error) {
-	if b.hold > 0 {
-		time.Sleep(b.hold) // the bubble's time: no real wait
-		b.hold = 0
+	if b.reply.hold > 0 {
+		time.Sleep(b.reply.hold) // the bubble's time: no real wait
+		b.reply.hold = 0
 	}
-	return b.r.Read(p)
+	if !b.reply.open {
+		return b.r.Read(p)
+	}
+	if err := context.Cause(b.ctx); err != nil {
+		return 0, err // as net/http's body, once the request is cancelled
+	}
+	if b.r.Len() > 0 {
+		// One event per read, as a server flushes them.
+		rest := b.reply.body[len(b.reply.body)-b.r.Len():]
+		if i := strings.Index(rest, "\n\n"); i >= 0 && i+2 <= len(p) {
+			p = p[:i+2]
+		}
+		return b.r.Read(p)
+	}
+	var tick <-chan time.Time
+	if b.reply.keepAlive > 0 {
+		t := time.NewTimer(b.reply.keepAlive)
+		defer t.Stop()
+		tick = t.C
+	}
+	select {
+	case <-tick:
+		return copy(p, ": keep-alive\n"), nil
+	case <-b.ctx.Done():
+		return 0, context.Cause(b.ctx)
+	}
 }
 
 func (b *fakeBody) Close() error {

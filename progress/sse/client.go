@@ -75,6 +75,25 @@ type ClientOptions struct {
 	// server's retry of a minute, say) is still waited in full: the cap
 	// never shortens it. Zero or negative gives the default. Default: 30s.
 	MaxBackoff time.Duration
+	// IdleTimeout is how long an open stream may stay silent, not a byte
+	// of an event, a comment or a keep-alive arriving while the client
+	// waits for one, before the client drops the connection and
+	// reconnects as after any dropped connection (with Last-Event-ID,
+	// after the waits described at [Client]). So a connection that died
+	// without a word reaching the client (the server's host gone, a NAT
+	// or a firewall that forgot it, a cable cut: no FIN, no RST) is
+	// noticed, where a read would otherwise wait until TCP gives up,
+	// minutes or hours later. Set it well above the server's keep-alive
+	// interval, which a quiet stream waits between two comments; the
+	// default is three times [HandlerOptions].KeepAlive's default of 15s.
+	// The time the callback given to [Client.Stream] takes does not
+	// count, nor the wait for the response's headers, which a [Handler]
+	// holds back until a run's first event (see
+	// [HandlerOptions].EmptyRunTimeout): that wait is the HTTPClient's.
+	// A negative value turns the timeout off. A positive value below 1ms
+	// (a number without its unit, 45 meant as 45s) is refused: Stream
+	// returns an error wrapping [ErrInvalidOptions]. Default: 45s.
+	IdleTimeout time.Duration
 }
 
 // MinRetry is the shortest delay a [Client] waits before reconnecting,
@@ -89,6 +108,11 @@ const MinRetry = 100 * time.Millisecond
 
 // defaultMaxBackoff is ClientOptions.MaxBackoff's default.
 const defaultMaxBackoff = 30 * time.Second
+
+// defaultIdleTimeout is ClientOptions.IdleTimeout's default: three times
+// the handler's default keep-alive, so that a quiet stream of a Handler
+// may lose two keep-alive comments, or have them late, and stay open.
+const defaultIdleTimeout = 45 * time.Second
 
 // Client reads an event stream and reconnects as a browser's EventSource
 // does: after a dropped connection it waits the retry delay and sends the
@@ -115,6 +139,12 @@ const defaultMaxBackoff = 30 * time.Second
 // stays open for at least MaxBackoff (a quiet stream that a proxy ends
 // now and then), resets the backoff.
 //
+// An open stream on which not a byte arrives for ClientOptions.IdleTimeout
+// (45 s by default; a [Handler] writes a keep-alive comment every 15 s)
+// counts as dropped: the client closes it and reconnects as above, so
+// that it notices a connection that died without a word (the server's
+// host gone, a NAT that forgot it).
+//
 // A response of 503 Service Unavailable or 429 Too Many Requests (what
 // [Handler] answers beyond its MaxStreams) is passing, unlike for
 // EventSource, which gives up: the client counts it as a failed
@@ -133,6 +163,8 @@ type Client struct {
 	hc         *http.Client
 	header     http.Header
 	maxBackoff time.Duration
+	idle       time.Duration  // < 0: no idle timeout
+	optErr     error          // ClientOptions refused: Stream returns it
 	rand       func() float64 // the jitter's draw, in [0, 1)
 
 	mu       sync.Mutex
@@ -141,10 +173,18 @@ type Client struct {
 	connects int
 }
 
-// NewClient returns a Client for url.
+// NewClient returns a Client for url. Options it refuses (an
+// IdleTimeout below 1ms but positive) make every [Client.Stream] return an
+// error wrapping [ErrInvalidOptions], without connecting.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: opts.Header.Clone(), lastID: opts.LastEventID, retry: opts.Retry,
-		maxBackoff: opts.MaxBackoff, rand: rand.Float64}
+		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, rand: rand.Float64}
+	if c.idle > 0 && c.idle < time.Millisecond {
+		// Most likely a number without its unit: every stream dropped
+		// at once.
+		c.optErr = fmt.Errorf("%w: IdleTimeout %v is below 1ms; give a duration with its unit (45 * time.Second, not 45), or a negative one for no timeout",
+			ErrInvalidOptions, c.idle)
+	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
 	}
@@ -153,6 +193,9 @@ func NewClient(url string, opts ClientOptions) *Client {
 	}
 	if c.maxBackoff <= 0 {
 		c.maxBackoff = defaultMaxBackoff
+	}
+	if c.idle == 0 {
+		c.idle = defaultIdleTimeout
 	}
 	return c
 }
@@ -180,7 +223,8 @@ func (c *Client) Connects() int {
 }
 
 // Stream connects and calls fn for each message, reconnecting when the
-// connection fails or ends, or the server answers 503 or 429 (after the
+// connection fails, ends or stays silent for ClientOptions.IdleTimeout,
+// or the server answers 503 or 429 (after the
 // delay described at [Client]; a cancelled ctx ends the wait at once),
 // until ctx ends (it returns context.Cause(ctx)), fn returns an error (it
 // returns that error), or the server answers 204 No Content (it returns
@@ -193,8 +237,13 @@ func (c *Client) Connects() int {
 // *[StatusError], an event over [MaxEventSize] with [ErrTooLarge], and a
 // last event ID (the server's, or ClientOptions.LastEventID) with a
 // control character, which an HTTP header cannot carry, with an error
-// wrapping [ErrBadLastEventID] when it would be sent.
+// wrapping [ErrBadLastEventID] when it would be sent. Options that
+// [NewClient] refused end it at once, with an error wrapping
+// [ErrInvalidOptions].
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
+	if c.optErr != nil {
+		return c.optErr
+	}
 	fails := 0 // consecutive connections that failed or ended without an event
 	for {
 		healthy, done, err := c.connect(ctx, fn)
@@ -372,9 +421,12 @@ func clip(s string, n int) string {
 // done: its err is the *StatusError whose RetryAfter Stream waits out.
 // healthy reports that the
 // connection delivered an event or stayed open for maxBackoff, which
-// resets the backoff.
+// resets the backoff. A stream silent for c.idle is ended as a dropped
+// connection.
 func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+	connCtx, drop := context.WithCancelCause(ctx)
+	defer drop(nil)
+	req, err := http.NewRequestWithContext(connCtx, http.MethodGet, c.url, nil)
 	if err != nil {
 		return false, true, fmt.Errorf("sse: %w", err)
 	}
@@ -412,7 +464,15 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	c.connects++
 	c.mu.Unlock()
 	opened, delivered := time.Now(), false
-	d := NewDecoder(resp.Body)
+	var body io.Reader = resp.Body
+	if c.idle > 0 {
+		// Cancelling the request's context ends a Read that waits.
+		t := time.AfterFunc(c.idle, func() { drop(errIdle) })
+		t.Stop() // armed by each Read
+		defer t.Stop()
+		body = &idleReader{r: resp.Body, timer: t, idle: c.idle}
+	}
+	d := NewDecoder(body)
 	d.idBuf, d.lastID = lastID, lastID
 	for {
 		m, err := d.Next()
@@ -430,7 +490,10 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			return delivered, true, err // the server would send it again
 		}
 		if err != nil {
-			// The connection ended: reconnect.
+			// The connection ended, or went silent: reconnect.
+			if errors.Is(context.Cause(connCtx), errIdle) && ctx.Err() == nil {
+				err = fmt.Errorf("%w after %v: %w", errIdle, c.idle, err)
+			}
 			return delivered || time.Since(opened) >= c.maxBackoff, false, err
 		}
 		if ctx.Err() != nil {
@@ -448,6 +511,27 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		}
 		c.setLastID(m.ID)
 	}
+}
+
+// errIdle is the cause with which a connection whose stream stayed silent
+// for ClientOptions.IdleTimeout is dropped.
+var errIdle = errors.New("sse: no byte of the stream")
+
+// idleReader is a stream's body whose Reads are each bounded by idle: a
+// Read that waits longer for a byte fires timer, which drops the
+// connection, so that the Read returns an error. Only the time spent in
+// Read counts, not the time between Reads that the callback takes.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	idle  time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	r.timer.Reset(r.idle)
+	n, err := r.r.Read(p)
+	r.timer.Stop()
+	return n, err
 }
 
 // setLastID sets the last event ID that LastEventID returns.

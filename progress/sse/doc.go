@@ -101,7 +101,12 @@
 // sends "retry: 0" or ends every connection at once does not get a tight
 // reconnect loop from each client. No wait is shorter than the base. A
 // connection that delivers an event, or stays open for MaxBackoff, resets
-// the backoff. A 503 Service Unavailable (the handler's answer beyond
+// the backoff. An open stream on which not a byte (an event or a comment)
+// arrives for [ClientOptions].IdleTimeout (45 s by default, three times
+// the handler's keep-alive; negative for none) counts as dropped too: the
+// client closes it and reconnects with Last-Event-ID, so that a
+// connection that died without a word (the server's host gone, a NAT
+// that forgot it) does not leave it waiting until TCP gives up. A 503 Service Unavailable (the handler's answer beyond
 // MaxStreams, or when Authorize fails) or a 429 Too Many Requests (a
 // proxy's rate limit) counts as a failed connection: the
 // client waits the backoff, but at least the response's Retry-After

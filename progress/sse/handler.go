@@ -27,7 +27,8 @@ var (
 	ErrForbidden = errors.New("sse: forbidden")
 	// ErrNotFound refuses a request for a run that does not exist: 404.
 	ErrNotFound = errors.New("sse: not found")
-	// ErrInvalidOptions marks options that NewHandler refuses.
+	// ErrInvalidOptions marks options that NewHandler refuses, and those
+	// of a Client, which its Stream refuses.
 	ErrInvalidOptions = errors.New("sse: invalid options")
 )
 
@@ -63,7 +64,9 @@ type HandlerOptions struct {
 	// KeepAlive is how long a stream may stay silent before the handler
 	// writes a comment line, so that proxies and browsers keep it open.
 	// It must be at least 1ms, as must Retry, a positive WriteTimeout and
-	// EmptyRunTimeout. Default: 15s.
+	// EmptyRunTimeout. Keep it well below the ClientOptions.IdleTimeout
+	// of the [Client]s that read the streams (45s by default), or they
+	// drop a quiet stream as dead and reconnect. Default: 15s.
 	KeepAlive time.Duration
 	// Retry is the reconnection delay sent to the client in a retry field
 	// when the stream opens. Default: 3s.

@@ -1,0 +1,155 @@
+package sse_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// A stream that goes silent without ending (the server's host gone, a
+// NAT that forgot the connection: no FIN and no RST reach the client) is
+// dropped after IdleTimeout, and the client reconnects with the last
+// event ID it took, and gets the rest of the run, each event once. The
+// server here sends three events, then holds the connection without a
+// byte more and without watching it, as a host that is gone. Before, the
+// client's read waited until TCP gave up, and Follow never reconnected:
+// it returned only at the test's deadline, with the first three events.
+func TestClientReconnectsAfterASilentStream(t *testing.T) {
+	events := sinktest.Events("r1", 1, 5)
+	events[4].Type = progress.RunFinished
+	gone := make(chan struct{}) // ends the silent handler when the test does
+	var mu sync.Mutex
+	var lastIDs []string
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last := r.Header.Get("Last-Event-ID")
+		mu.Lock()
+		lastIDs = append(lastIDs, last)
+		first := len(lastIDs) == 1
+		mu.Unlock()
+		from := 0
+		if last != "" {
+			n, err := strconv.Atoi(last)
+			if !assert.NoError(t, err) {
+				return
+			}
+			from = n
+		}
+		to := len(events)
+		if first {
+			to = 3
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range events[from:to] {
+			fmt.Fprint(w, strings.Join(frame(t, e), "\n")+"\n")
+		}
+		w.(http.Flusher).Flush()
+		if first {
+			<-gone
+			return
+		}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(server.Close)
+	t.Cleanup(func() { close(gone) }) // before Close, which waits for the handler
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{IdleTimeout: 200 * time.Millisecond, Retry: time.Millisecond})
+	var got []uint64
+	err := c.Follow(ctx, func(e progress.Event) error {
+		got = append(got, e.Seq)
+		return nil
+	})
+	require.NoError(t, err, "Follow did not reconnect after the stream went silent; it got %v", got)
+	assert.Equal(t, sinktest.Span(1, 5), got)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"", "3"}, lastIDs, "the Last-Event-ID of each request")
+	assert.Equal(t, 2, c.Connects())
+}
+
+// IdleTimeout counts the time the client waits for a byte of an open
+// stream: any byte, a keep-alive comment too, starts it again, and the
+// time the callback takes does not count. The default fits the handler's
+// default keep-alive of 15s, and a negative value turns it off.
+func TestClientIdleTimeout(t *testing.T) {
+	const event = "id: 1\ndata: {}\n\n"
+	tests := []struct {
+		name      string
+		opts      sse.ClientOptions
+		reply     reply
+		slow      time.Duration // how long the callback takes for each message
+		reconnect bool          // else the connection stays open until the test's deadline
+		want      time.Duration // how long the first connection is open
+	}{
+		{"the default, silent after an event", sse.ClientOptions{}, reply{body: event, open: true}, 0, true, 45 * time.Second},
+		{"10s, silent after an event", sse.ClientOptions{IdleTimeout: 10 * time.Second}, reply{body: event, open: true}, 0, true, 10 * time.Second},
+		{"10s, silent from the start", sse.ClientOptions{IdleTimeout: 10 * time.Second}, reply{open: true}, 0, true, 10 * time.Second},
+		{"the default, with the handler's default keep-alive", sse.ClientOptions{}, reply{body: event, open: true, keepAlive: 15 * time.Second}, 0, false, time.Hour},
+		{"10s, with keep-alives every 15s", sse.ClientOptions{IdleTimeout: 10 * time.Second}, reply{body: event, open: true, keepAlive: 15 * time.Second}, 0, true, 10 * time.Second},
+		{"off, silent after an event", sse.ClientOptions{IdleTimeout: -1}, reply{body: event, open: true}, 0, false, time.Hour},
+		{"a slow callback", sse.ClientOptions{}, reply{body: event + event + event, open: true}, 2 * time.Minute, true, 6*time.Minute + 45*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				stopped, stop := context.WithCancelCause(context.Background())
+				defer stop(nil)
+				ctx, cancel := context.WithTimeout(stopped, time.Hour)
+				defer cancel()
+				s := &fakeServer{replies: []reply{tt.reply}, stop: 2, cancel: stop} // the reconnection ends the test
+				opts := tt.opts
+				opts.HTTPClient = &http.Client{Transport: s}
+				messages := 0
+				err := sse.NewClient("http://sse.test/runs/r1", opts).Stream(ctx, func(sse.Message) error {
+					messages++
+					time.Sleep(tt.slow)
+					return nil
+				})
+				if tt.reconnect {
+					require.ErrorIs(t, err, errEnough, "the client did not reconnect")
+				} else {
+					require.ErrorIs(t, err, context.DeadlineExceeded, "the client reconnected")
+				}
+				assert.Equal(t, strings.Count(tt.reply.body, "data:"), messages)
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				require.NotEmpty(t, s.ends)
+				assert.Equal(t, tt.want, s.ends[0].Sub(s.starts[0]), "how long the first connection was open")
+			})
+		})
+	}
+}
+
+// A positive IdleTimeout below 1ms is a number given without its unit
+// (45, meant as 45s): the client would drop every stream at once. Stream
+// refuses it before it connects.
+func TestClientRefusesAnIdleTimeoutWithoutItsUnit(t *testing.T) {
+	for _, d := range []time.Duration{1, 45, time.Millisecond - 1} {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			s := &fakeServer{replies: []reply{{body: "id: 1\ndata: {}\n\n"}}, stop: 2, cancel: cancel}
+			c := sse.NewClient("http://sse.test/runs/r1", sse.ClientOptions{HTTPClient: &http.Client{Transport: s},
+				Retry: time.Millisecond, IdleTimeout: d})
+			err := c.Stream(ctx, func(sse.Message) error { return nil })
+			require.ErrorIs(t, err, sse.ErrInvalidOptions)
+			assert.ErrorContains(t, err, fmt.Sprintf("IdleTimeout %v is below 1ms", d))
+			assert.Zero(t, s.connections(), "the client connected")
+		})
+	}
+}
