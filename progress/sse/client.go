@@ -57,7 +57,11 @@ func (e *StatusError) Error() string {
 // ClientOptions configures a [Client]. The zero value gives the defaults.
 type ClientOptions struct {
 	// HTTPClient makes the requests; it must not have a Timeout, which
-	// would cut the stream. Default: http.DefaultClient.
+	// would cut the stream. Each request is made with Request.Close set:
+	// no other request takes its connection, during the stream or after
+	// it (over HTTP/2 the connection is closed once the stream ends), so
+	// that a reconnection after IdleTimeout never goes out on a
+	// connection that died without a word. Default: http.DefaultClient.
 	HTTPClient *http.Client
 	// Header is added to every request, for credentials for example.
 	Header http.Header
@@ -433,6 +437,12 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	for k, v := range c.header {
 		req.Header[k] = append([]string(nil), v...)
 	}
+	// No other request is to take the stream's connection, during the
+	// stream or after it: over HTTP/2, dropping a silent stream resets
+	// only the stream, and the reconnection would go out on the same
+	// connection, dead as it may be, and wait for its headers for good.
+	// Over HTTP/1.1 a stream holds its connection anyway.
+	req.Close = true
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Cache-Control", "no-cache")
 	lastID := c.LastEventID()

@@ -106,7 +106,9 @@
 // the handler's keep-alive; negative for none) counts as dropped too: the
 // client closes it and reconnects with Last-Event-ID, so that a
 // connection that died without a word (the server's host gone, a NAT
-// that forgot it) does not leave it waiting until TCP gives up. A 503 Service Unavailable (the handler's answer beyond
+// that forgot it) does not leave it waiting until TCP gives up. Each
+// request takes a connection that no other request takes after it, so
+// that over HTTP/2 the reconnection does not go out on the dead one. A 503 Service Unavailable (the handler's answer beyond
 // MaxStreams, or when Authorize fails) or a 429 Too Many Requests (a
 // proxy's rate limit) counts as a failed connection: the
 // client waits the backoff, but at least the response's Retry-After

@@ -3,11 +3,13 @@ package sse_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -150,6 +152,122 @@ func TestClientRefusesAnIdleTimeoutWithoutItsUnit(t *testing.T) {
 			require.ErrorIs(t, err, sse.ErrInvalidOptions)
 			assert.ErrorContains(t, err, fmt.Sprintf("IdleTimeout %v is below 1ms", d))
 			assert.Zero(t, s.connections(), "the client connected")
+		})
+	}
+}
+
+// cutConn is a client's connection that a network cut can silence: from
+// then on, what the client writes is lost and nothing more reaches it,
+// without a FIN or a RST, until the client closes it.
+type cutConn struct {
+	net.Conn
+	cut    *atomic.Bool
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.cut.Load() && err == nil {
+		<-c.closed // what came is lost, and nothing more comes
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	if c.cut.Load() {
+		return len(p), nil // lost
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *cutConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// After a network cut, the stream's connection is dead though neither
+// end closed it, over HTTP/1.1 as over HTTP/2. The client drops it after
+// IdleTimeout and reconnects on a new connection, with the last event ID.
+// Over HTTP/2, cancelling the request reset only its stream, and the
+// reconnection went out on the same dead connection, where it waited for
+// its response's headers for good.
+func TestClientReconnectsAfterANetworkCut(t *testing.T) {
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		t.Run(proto, func(t *testing.T) {
+			events := sinktest.Events("r1", 1, 5)
+			events[4].Type = progress.RunFinished
+			var mu sync.Mutex
+			var lastIDs []string
+			server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				assert.Equal(t, proto, r.Proto)
+				last := r.Header.Get("Last-Event-ID")
+				mu.Lock()
+				lastIDs = append(lastIDs, last)
+				first := len(lastIDs) == 1
+				mu.Unlock()
+				from, to := 0, len(events)
+				if last == "3" {
+					from = 3
+				}
+				if first {
+					to = 3
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				for _, e := range events[from:to] {
+					fmt.Fprint(w, strings.Join(frame(t, e), "\n")+"\n")
+				}
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+			}))
+			server.EnableHTTP2 = proto == "HTTP/2.0"
+			server.StartTLS()
+			defer server.Close()
+			var cut atomic.Bool // set for the connections dialled before it
+			var conns []*cutConn
+			defer func() {
+				// A connection left dead would hold the server's Close.
+				mu.Lock()
+				defer mu.Unlock()
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			tr := server.Client().Transport.(*http.Transport).Clone()
+			defer tr.CloseIdleConnections()
+			dial := tr.DialContext
+			if dial == nil {
+				dial = (&net.Dialer{}).DialContext
+			}
+			tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				conn, err := dial(ctx, network, addr)
+				if err != nil || cut.Load() {
+					return conn, err
+				}
+				c := &cutConn{Conn: conn, cut: &cut, closed: make(chan struct{})}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				return c, nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{HTTPClient: &http.Client{Transport: tr},
+				IdleTimeout: 200 * time.Millisecond, Retry: time.Millisecond})
+			var got []uint64
+			err := c.Follow(ctx, func(e progress.Event) error {
+				got = append(got, e.Seq)
+				if e.Seq == 3 {
+					cut.Store(true)
+				}
+				return nil
+			})
+			require.NoError(t, err, "Follow did not get the rest of the run after the cut; it got %v", got)
+			assert.Equal(t, sinktest.Span(1, 5), got)
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, []string{"", "3"}, lastIDs, "the Last-Event-ID of each request the server got")
 		})
 	}
 }
