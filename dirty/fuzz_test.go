@@ -1,6 +1,7 @@
 package dirty_test
 
 import (
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"strings"
@@ -163,6 +164,46 @@ func FuzzCompute(f *testing.F) {
 			if s.Explain(node) == "" {
 				t.Fatalf("%s: no explanation", g.NodeID(node))
 			}
+		}
+	})
+}
+
+// FuzzMarkJSON reads a mark from any JSON, as a host reads marks sent by
+// a client. Whatever the input, nothing panics; a mark read with a
+// reason writes back as JSON that reads as the same mark, and writing
+// that again gives the same bytes. A mark read without one has reason
+// 0, which MarshalText refuses.
+func FuzzMarkJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id": "script", "reason": "edited"}`, `{"ID": "script", "Reason": "forced"}`,
+		`{"id": "asset:image:segment[3]", "reason": "asset missing"}`, `{"id": "x", "reason": "inputs changed"}`,
+		`{"id": "x", "reason": "upstream"}`, `{"id": "x", "reason": "Edited"}`, `{"id": "x", "reason": 1}`,
+		`{"id": "x"}`, `{"id": 7, "reason": "edited"}`, `{"reason": "edited", "reason": "forced"}`,
+		`{}`, `null`, `[]`, `"edited"`, `{"id": "a\u2028\"b", "reason": "never generated"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m dirty.Mark
+		if err := json.Unmarshal(data, &m); err != nil {
+			return
+		}
+		out, err := json.Marshal(m)
+		if err != nil {
+			if m.Reason != 0 {
+				t.Fatalf("Marshal of %+v read from %q: %v", m, data, err)
+			}
+			return
+		}
+		var back dirty.Mark
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("Unmarshal(%s), written from %+v: %v", out, m, err)
+		}
+		if back != m {
+			t.Fatalf("mark %+v read from %q reads back as %+v from %s", m, data, back, out)
+		}
+		if again, err := json.Marshal(back); err != nil || string(again) != string(out) {
+			t.Fatalf("mark %+v writes %s, then %s (%v)", m, out, again, err)
 		}
 	})
 }
