@@ -219,3 +219,74 @@ func FuzzLookup(f *testing.F) {
 		}
 	})
 }
+
+// FuzzExport builds the graph of any template the fuzzer's JSON parses
+// as, of 1 to 20 segments, and writes it as JSON, DOT and Mermaid: no
+// writer fails, a second build writes the same bytes (with the same
+// highlight), and the template in the graph's JSON parses and builds a
+// graph that writes the same JSON.
+func FuzzExport(f *testing.F) {
+	for i, s := range templateSeeds(f) {
+		f.Add(s, uint8(i), uint8(i*7))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, segs, mark uint8) {
+		tm, err := graph.ParseTemplate(data)
+		if err != nil {
+			return
+		}
+		secs := 10 * (1 + int(segs)%20)
+		opts := graph.Options{MaxEdges: 50_000}
+		export := func(g *graph.Graph) []string {
+			t.Helper()
+			highlight := func(n graph.Node) bool { return int(n)%(1+int(mark)%5) == 0 }
+			js, err := g.MarshalJSON()
+			if err != nil {
+				t.Fatalf("MarshalJSON: %v", err)
+			}
+			var dot, mermaid strings.Builder
+			if err := g.WriteDOT(&dot, highlight); err != nil {
+				t.Fatalf("WriteDOT: %v", err)
+			}
+			if err := g.WriteMermaid(&mermaid, highlight); err != nil {
+				t.Fatalf("WriteMermaid: %v", err)
+			}
+			return []string{string(js), dot.String(), mermaid.String()}
+		}
+		g, err := opts.Build(tm, secs)
+		if err != nil {
+			var se *graph.SizeError
+			if !errors.As(err, &se) {
+				t.Fatalf("Build of a parsed template, %d s: %v", secs, err)
+			}
+			return
+		}
+		first := export(g)
+		if !json.Valid([]byte(first[0])) {
+			t.Fatalf("MarshalJSON wrote %s", first[0])
+		}
+		g2, err := opts.Build(tm.Clone(), secs)
+		if err != nil {
+			t.Fatalf("second Build: %v", err)
+		}
+		if diff := cmp.Diff(first, export(g2)); diff != "" {
+			t.Fatalf("a second build writes other bytes (-first +second):\n%s", diff)
+		}
+		var out struct {
+			Template json.RawMessage `json:"template"`
+		}
+		if err := json.Unmarshal([]byte(first[0]), &out); err != nil {
+			t.Fatal(err)
+		}
+		tm3, err := graph.ParseTemplate(out.Template)
+		if err != nil {
+			t.Fatalf("the graph's template %s does not parse: %v", out.Template, err)
+		}
+		g3, err := opts.Build(tm3, secs)
+		if err != nil {
+			t.Fatalf("Build of the graph's template: %v", err)
+		}
+		if js := export(g3)[0]; js != first[0] {
+			t.Fatalf("the graph's template builds another graph:\n%s\n%s", first[0], js)
+		}
+	})
+}
