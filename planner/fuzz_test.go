@@ -168,3 +168,45 @@ func FuzzPlanMethods(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNew plans the random scenario of a seed (a template, states,
+// marks and missing assets, as TestPropertyRandom draws them) twice from
+// scratch: the two plans write the same JSON and text, byte for byte;
+// the plan has every node of the set once; and its JSON reads back as
+// the same plan.
+func FuzzNew(f *testing.F) {
+	for _, seed := range []uint64{0, 1, 7, 97, 114, 1 << 40} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64) {
+		sc := randomScenario(seed)
+		g, set, p := sc.run(t)
+		_, _, p2 := sc.run(t)
+		data, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("MarshalJSON of New's plan: %v", err)
+		}
+		data2, err := json.Marshal(p2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != string(data2) || p.String() != p2.String() {
+			t.Fatalf("seed %d: two plans of one set differ:\n%s\n%s\n%s\n%s", seed, data, data2, p, p2)
+		}
+		if p.Len() != set.Len() {
+			t.Fatalf("seed %d: %d nodes planned of %d", seed, p.Len(), set.Len())
+		}
+		for _, n := range set.Nodes() {
+			if _, ok := p.StageOf(n); !ok {
+				t.Fatalf("seed %d: %s is not planned", seed, g.NodeID(n))
+			}
+		}
+		q := &planner.Plan{Graph: g}
+		if err := json.Unmarshal(data, q); err != nil {
+			t.Fatalf("seed %d: reading %s: %v", seed, data, err)
+		}
+		if diff := cmp.Diff(p.Stages, q.Stages); diff != "" {
+			t.Fatalf("seed %d: the plan read back differs (-New +read):\n%s", seed, diff)
+		}
+	})
+}
