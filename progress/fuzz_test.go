@@ -1,11 +1,14 @@
 package progress_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/regengraph/regen/progress"
 )
@@ -48,8 +51,70 @@ func FuzzEventJSON(f *testing.F) {
 		if err := json.Unmarshal(out, &back); err != nil {
 			t.Fatalf("Unmarshal(Marshal(e)) = %v; JSON %s", err, out)
 		}
-		if diff := cmp.Diff(e, back); diff != "" {
+		if diff := gocmp.Diff(e, back); diff != "" {
 			t.Fatalf("event read from %q does not survive a round trip (-read +again):\n%s\nJSON %s", data, diff, out)
+		}
+	})
+}
+
+// FuzzHistoryEvents reads a list of events from any JSON, as a reader
+// takes them from outside, and appends them to a MemoryHistory one by
+// one: an event is refused, with an error wrapping ErrInvalidEvent,
+// exactly when it has no run ID or a Seq of 0, and each run's replay and
+// last event are those of a model that keeps, for each Seq, the first
+// event appended, in Seq order.
+func FuzzHistoryEvents(f *testing.F) {
+	for _, s := range []string{
+		`[{"runId":"r1","seq":1,"type":"run.started"},{"runId":"r1","seq":3},{"runId":"r1","seq":2,"message":"m"}]`,
+		`[{"runId":"r1","seq":2},{"runId":"r2","seq":1},{"runId":"r1","seq":2,"message":"again"},{"runId":"r1","seq":1}]`,
+		`[{"runId":"","seq":1},{"runId":"r","seq":0},{"seq":5}]`,
+		`[{"runId":"r","seq":18446744073709551615},{"runId":"r","seq":1,"time":"9999-12-31T23:59:59Z"}]`,
+		`[]`, `null`, `[{}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var events []progress.Event
+		if json.Unmarshal(data, &events) != nil {
+			return
+		}
+		ctx := t.Context()
+		h := progress.NewMemoryHistory()
+		model := map[string]map[uint64]progress.Event{}
+		for _, e := range events {
+			err := h.Append(ctx, e)
+			if e.RunID == "" || e.Seq == 0 {
+				if !errors.Is(err, progress.ErrInvalidEvent) {
+					t.Fatalf("Append(%+v) = %v: want ErrInvalidEvent", e, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Append(%+v): %v", e, err)
+			}
+			if model[e.RunID] == nil {
+				model[e.RunID] = map[uint64]progress.Event{}
+			}
+			if _, ok := model[e.RunID][e.Seq]; !ok {
+				model[e.RunID][e.Seq] = e
+			}
+		}
+		for run, bySeq := range model {
+			want := slices.SortedFunc(maps.Values(bySeq), func(a, b progress.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+			var got []progress.Event
+			if err := h.Replay(ctx, run, 0, func(e progress.Event) error { got = append(got, e); return nil }); err != nil {
+				t.Fatalf("Replay(%q): %v", run, err)
+			}
+			if diff := gocmp.Diff(want, got); diff != "" {
+				t.Fatalf("Replay(%q) (-model +history):\n%s", run, diff)
+			}
+			last, ok, err := h.LastEvent(ctx, run)
+			if err != nil || !ok || gocmp.Diff(want[len(want)-1], last) != "" {
+				t.Fatalf("LastEvent(%q) = %+v, %v, %v; want %+v", run, last, ok, err, want[len(want)-1])
+			}
+			if h.Len(run) != len(want) {
+				t.Fatalf("Len(%q) = %d, want %d", run, h.Len(run), len(want))
+			}
 		}
 	})
 }
