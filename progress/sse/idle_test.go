@@ -54,11 +54,7 @@ func TestClientReconnectsAfterASilentStream(t *testing.T) {
 		if first {
 			to = 3
 		}
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, e := range events[from:to] {
-			fmt.Fprint(w, strings.Join(frame(t, e), "\n")+"\n")
-		}
-		w.(http.Flusher).Flush()
+		writeStream(t, w, events[from:to])
 		if first {
 			<-gone
 			return
@@ -214,11 +210,7 @@ func TestClientReconnectsAfterANetworkCut(t *testing.T) {
 				if first {
 					to = 3
 				}
-				w.Header().Set("Content-Type", "text/event-stream")
-				for _, e := range events[from:to] {
-					fmt.Fprint(w, strings.Join(frame(t, e), "\n")+"\n")
-				}
-				w.(http.Flusher).Flush()
+				writeStream(t, w, events[from:to])
 				<-r.Context().Done()
 			}))
 			server.EnableHTTP2 = proto == "HTTP/2.0"
@@ -270,4 +262,15 @@ func TestClientReconnectsAfterANetworkCut(t *testing.T) {
 			assert.Equal(t, []string{"", "3"}, lastIDs, "the Last-Event-ID of each request the server got")
 		})
 	}
+}
+
+// writeStream opens an event stream on w and writes events to it, as the
+// handler frames them, flushed.
+func writeStream(t *testing.T, w http.ResponseWriter, events []progress.Event) {
+	t.Helper()
+	w.Header().Set("Content-Type", "text/event-stream")
+	for _, e := range events {
+		fmt.Fprint(w, strings.Join(frame(t, e), "\n")+"\n")
+	}
+	w.(http.Flusher).Flush()
 }
