@@ -68,7 +68,8 @@ type Config struct {
 	// each waits on a node of its kind that has not started); [Machine.Wake]
 	// says when the window ends. A node's window counts from the time
 	// passed to [Machine.SucceedAt] when it became ready, or else to the
-	// first [Machine.Next], [Machine.More] or [Machine.SucceedAt] after.
+	// first [Machine.Next], [Machine.SucceedAt], or [Machine.More] with a
+	// like in the plan, after.
 	// A window of a kind without a batch key, or that the graph has
 	// not, is ignored, as are all windows in Staged mode, where a stage's
 	// nodes are ready at once. Each window must be positive. Default:
