@@ -8,26 +8,35 @@ import (
 	"strconv"
 )
 
+// AddrError is Check's refusal of an address: what it was given, and
+// what it wants instead.
+type AddrError struct {
+	Addr string // the address refused
+	Want string // what is allowed, with an example
+}
+
+func (e *AddrError) Error() string { return fmt.Sprintf("-addr %q: want %s", e.Addr, e.Want) }
+
 // Check refuses an address that is not HOST:PORT with a loopback HOST
 // (127.0.0.0/8 or ::1, as an IP address) and a PORT of decimal digits from
 // 0 to 65535, as the listener would, so that a command can refuse it
 // with its other flags before it touches anything. Port 0 lets the system
 // pick one. Names are refused: "localhost" may resolve to another
 // interface, and a service name such as "http" to a port the user did
-// not mean.
+// not mean. A refusal is an *AddrError.
 func Check(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("-addr %q: want HOST:PORT, such as 127.0.0.1:8080", addr)
+		return &AddrError{Addr: addr, Want: "HOST:PORT, such as 127.0.0.1:8080"}
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-addr %q: want a loopback address, such as 127.0.0.1:8080; the example serves this machine only", addr)
+		return &AddrError{Addr: addr, Want: "a loopback address, such as 127.0.0.1:8080; the example serves this machine only"}
 	}
 	if !digits(port) {
-		return fmt.Errorf("-addr %q: want a port from 0 to 65535 in digits, such as 127.0.0.1:8080", addr)
+		return &AddrError{Addr: addr, Want: "a port from 0 to 65535 in digits, such as 127.0.0.1:8080"}
 	}
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
-		return fmt.Errorf("-addr %q: want a port from 0 to 65535, such as 127.0.0.1:8080", addr)
+		return &AddrError{Addr: addr, Want: "a port from 0 to 65535, such as 127.0.0.1:8080"}
 	}
 	return nil
 }

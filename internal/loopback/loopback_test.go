@@ -41,7 +41,9 @@ func TestCheck(t *testing.T) {
 				require.NoError(t, err)
 				return
 			}
-			require.Error(t, err)
+			var ae *loopback.AddrError
+			require.ErrorAs(t, err, &ae)
+			assert.Equal(t, tt.addr, ae.Addr)
 			assert.Contains(t, err.Error(), tt.says)
 			assert.Contains(t, err.Error(), fmt.Sprintf("-addr %q", tt.addr))
 		})
