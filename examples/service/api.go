@@ -623,7 +623,8 @@ func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
 // cancelElsewhere saves the cancel of run runID, which another process
 // of the service runs or has queued: that process carries it out within
 // a moment (see pollCancels), or, if none does, the next start (see
-// recoverRun). 202.
+// recoverRun), which cancels the run's resume if it is resuming the run
+// by then (see applyCancels). 202.
 func (s *service) cancelElsewhere(w http.ResponseWriter, r *http.Request, runID string) {
 	if err := s.params.requestCancel(r.Context(), runID); err != nil {
 		s.internalError(w, r, fmt.Sprintf("saving the cancel of run %q", runID), err)

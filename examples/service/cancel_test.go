@@ -294,3 +294,72 @@ func TestCancelOfARunAShutdownCancelled(t *testing.T) {
 	}
 	goleak.VerifyNone(t, leaks)
 }
+
+// A cancel of a run that a start resumes, asked of another process while
+// the resume starts (the run's record still the lecture's newest, so
+// answered 202 and saved for "that start"), was never carried out: the
+// start read the saved cancels before it reserved the lecture, and then
+// polled those of its new run's ID alone, so the resume went on. The
+// cancel now cancels the resume, whose record and stream say it was
+// cancelled by the request, whether it was saved while the lecture was
+// reserved for the resume or once the resume had started (another
+// process having read the run's record before the resume's).
+func TestCancelOfARunBeingResumedCancelsTheResume(t *testing.T) {
+	defer func(d time.Duration) { cancelPoll = d }(cancelPoll)
+	cancelPoll = 20 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		started bool // the cancel is saved once the resume has started
+	}{
+		{"while the resume starts", false},
+		{"once the resume has started", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+			h2 := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the run
+			leaks := h2.leaks
+			h1 := startServiceOn(t, pg, rd, time.Hour, nil)
+			var running started
+			require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+			firstEvent(t, h1, running.RunID)
+			require.NoError(t, h1.shutdown())
+
+			calls := 0
+			resumeHook = func(runID string, started bool) {
+				if runID != running.RunID || started != tc.started {
+					return
+				}
+				calls++
+				if !started {
+					var body map[string]string
+					assert.Equal(t, http.StatusAccepted, h2.do("POST", "/runs/"+runID+"/cancel", "", &body), "%v", body)
+					return
+				}
+				// As h2 does once it has read the run's record before the
+				// resume's: the resume's record is the newest now.
+				assert.NoError(t, h2.s.params.requestCancel(t.Context(), runID))
+			}
+			defer func() { resumeHook = nil }()
+			h := startServiceOn(t, pg, rd, time.Hour, nil) // the resume goes on until cancelled
+			require.Equal(t, 1, calls, "the run is resumed")
+
+			var resume executor.Record
+			require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+				resume = newestRun(t, h.s.store, "k")
+				return resume.ID != running.RunID && resume.Status != executor.RunRunning
+			}, 20*time.Second, 10*time.Millisecond, "the resume ends")
+			assert.Equal(t, running.RunID, resume.Resumes)
+			assert.Equal(t, executor.RunCancelled, resume.Status)
+			assert.Contains(t, resume.Error, errCancelledByRequest.Error())
+			events := h.followAll(resume.ID)
+			require.NotEmpty(t, events)
+			assert.Equal(t, progress.RunCancelled, events[len(events)-1].Type)
+			ids, err := h.s.params.cancelsOf(t.Context(), []string{running.RunID})
+			require.NoError(t, err)
+			assert.Empty(t, ids, "the cancel carried out is deleted")
+			require.NoError(t, h.shutdown())
+			require.NoError(t, h2.shutdown())
+			goleak.VerifyNone(t, leaks)
+		})
+	}
+}

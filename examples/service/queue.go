@@ -135,8 +135,7 @@ func (p *paramStore) pruneCancels(ctx context.Context, age time.Duration) (int64
 var cancelPoll = 500 * time.Millisecond
 
 // pollCancels carries out, every cancelPoll until ctx ends, the cancels
-// that other processes saved for the runs of this one (see
-// requestCancel), and deletes them.
+// that other processes saved for the runs of this one (see applyCancels).
 func (s *service) pollCancels(ctx context.Context) {
 	t := time.NewTicker(cancelPoll)
 	defer t.Stop()
@@ -146,33 +145,55 @@ func (s *service) pollCancels(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		var ids []string
-		for _, l := range s.lectures {
-			ids = append(ids, l.runID)
-			if l.next != "" {
-				ids = append(ids, l.next)
-			}
+		s.applyCancels(ctx)
+	}
+}
+
+// applyCancels carries out the cancels saved (see requestCancel) for the
+// runs of this process, and for the runs that those resume (see
+// recoverRun): a cancel of a run resumed cancels its resume. It deletes
+// each cancel carried out; one of a run that is starting is left for the
+// next poll.
+func (s *service) applyCancels(ctx context.Context) {
+	s.mu.Lock()
+	var ids []string
+	resumes := map[string]string{} // the runs resumed here, by the run each resumes
+	for _, l := range s.lectures {
+		ids = append(ids, l.runID)
+		if l.next != "" {
+			ids = append(ids, l.next)
 		}
-		s.mu.Unlock()
-		if len(ids) == 0 {
-			continue
+		if l.resumes != "" {
+			ids = append(ids, l.resumes)
+			resumes[l.resumes] = l.runID
 		}
-		cancels, err := s.params.cancelsOf(ctx, ids)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.logger.Warn("cancels not read", "err", err)
-			}
-			continue
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	cancels, err := s.params.cancelsOf(ctx, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("cancels not read", "err", err)
 		}
-		for _, id := range cancels {
-			if _, err := s.cancel(id); errors.Is(err, errStarting) {
-				continue // the next poll cancels it
-			}
+		return
+	}
+	for _, id := range cancels {
+		runID := id
+		if r, ok := resumes[id]; ok {
+			runID = r
+		}
+		if _, err := s.cancel(runID); errors.Is(err, errStarting) {
+			continue // the next poll cancels it
+		}
+		if runID != id {
+			s.logger.Info("run cancelled by a request to another process, of the run it resumes", "run", runID, "resumes", id)
+		} else {
 			s.logger.Info("run cancelled by a request to another process", "run", id)
-			if err := s.params.clearCancel(ctx, id); err != nil && ctx.Err() == nil {
-				s.logger.Warn("cancel not deleted", "run", id, "err", err)
-			}
+		}
+		if err := s.params.clearCancel(ctx, id); err != nil && ctx.Err() == nil {
+			s.logger.Warn("cancel not deleted", "run", id, "err", err)
 		}
 	}
 }

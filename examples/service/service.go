@@ -84,6 +84,10 @@ type lecture struct {
 	g     *graph.Graph
 	next  string        // a run queued after it by an edit, or ""
 	run   *executor.Run // the run runID once started, for POST /runs/{run}/cancel
+	// resumes is the run that run runID resumes at start-up (see
+	// recoverRun), or "": a cancel saved for it cancels run runID (see
+	// applyCancels).
+	resumes string
 	// lock is the lecture's lock (Store.TryLockGraph), held from before
 	// its first run is reserved until no run of it is left to start:
 	// a run queued after another takes it over, so that no other
@@ -551,6 +555,12 @@ func (s *service) cancel(runID string) (bool, error) {
 // records of the runs so cancelled say it (Record.Error), and the next
 // start of the service resumes them (see recoverRuns).
 var errShutdown = errors.New("examples/service: the service shut down")
+
+// resumeHook, if not nil, is called by recoverRun with the ID of the run
+// it resumes, once the lecture is reserved for the resume, before the
+// resume starts (started false), and once it has started (true); a
+// variable for the tests.
+var resumeHook func(runID string, started bool)
 
 // startHook, if not nil, is called by startRun once the lecture is
 // reserved for the run, before the run starts; a variable for the tests.
@@ -1085,7 +1095,7 @@ func (s *service) next(key string, l *lecture, prev string) {
 			s.release(key, l)
 			return
 		case !s.stopping && l.lock != nil && !lost(l.lock):
-			l.runID, l.next = l.next, ""
+			l.runID, l.next, l.resumes = l.next, "", ""
 			s.runs.Add(1)
 			runID, g := l.runID, l.g
 			s.mu.Unlock()
@@ -1309,9 +1319,10 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // died had queued after another is not lost: it resumes the run before
 // it (see recoverRun), or starts (see recoverQueued). A run whose cancel
 // was requested is ended rather than resumed, and the run queued after
-// it then starts. Past -max-runs, the rest
-// are left for a later start. It returns an error only if the runs
-// cannot be listed.
+// it then starts; one whose cancel is saved while it is resumed (another
+// process read its record before the resume's) has its resume cancelled
+// (see applyCancels). Past -max-runs, the rest are left for a later
+// start. It returns an error only if the runs cannot be listed.
 func (s *service) recoverRuns(ctx context.Context) error {
 	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
@@ -1514,15 +1525,28 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 		runID = newRunID()
 	}
 	s.mu.Lock()
-	err = s.reserve(rec.GraphKey, g, runID, lock)
-	s.mu.Unlock()
-	if err != nil {
+	if err = s.reserve(rec.GraphKey, g, runID, lock); err != nil {
+		s.mu.Unlock()
 		log.Warn("run not resumed", "err", err)
 		return false
 	}
+	// A cancel of run rec saved from now on (another process read its
+	// record before the resume's) is carried out on the resume.
+	s.lectures[rec.GraphKey].resumes = rec.ID
+	s.mu.Unlock()
 	resumed = true // the run's now, or next's, which unlocks it
+	if resumeHook != nil {
+		resumeHook(rec.ID, false)
+	}
 	log.Info("resuming run", "by", runID, "why", why)
 	err = s.launch(rec.GraphKey, runID, "resume of run "+rec.ID+", "+why, rec.ID)
+	if err == nil {
+		// Saved since it was read above, before the resume started.
+		s.applyCancels(ctx)
+		if resumeHook != nil {
+			resumeHook(rec.ID, true)
+		}
+	}
 	switch {
 	case err == nil && queued != "":
 		s.unqueued(queued)
