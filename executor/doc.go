@@ -244,7 +244,8 @@
 // final event: its stream ends where the process stopped, and its record
 // still says running. A Resume or RerunFailed of it records the run as
 // [RunInterrupted], with the counts that the key's states show for it
-// and its stream's last Total as Planned (see Record.Counts), and then
+// and its stream's last Total as Planned, or the nodes counted when more
+// (see Record.Counts), and then
 // ends the stream for the run's viewers, which would otherwise wait
 // forever: it publishes one final event of the old run, a run.cancelled (the run was cut short and is being finished, as
 // after a cancel; no node of it failed, as run.failed would say) at the

@@ -284,7 +284,8 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 
 // markInterrupted records run id, which its record says is running, as
 // interrupted and resumed by run by (by none if by is ""), with the counts of tally, and the
-// Total of its stream's last event as Planned, and then ends its event
+// Total of its stream's last event as Planned, or the nodes counted when
+// more (see Record.Counts), and then ends its event
 // stream (publishInterrupted): after the stream's newest event, or as its
 // first (Seq 1) when the sink holds none, since its process stopped
 // before any reached the sink and its views wait for the first (a stream
@@ -320,6 +321,9 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 		if known && last.Seq > 0 {
 			rec.Counts.Planned = last.Total
 		}
+		// A run planned the nodes it settled: the stream may hold none of
+		// its events, or not the last round's.
+		rec.Counts.Planned = max(rec.Counts.Planned, settled(rec.Counts))
 		err = e.opts.Runs.PutRun(sctx, rec)
 		marked = err == nil
 	} else if err == nil && rec.Status == RunInterrupted && rec.Error == text {
@@ -361,8 +365,8 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 // that the run did, as a Resume records them (see Record.Counts). Abandon
 // has no graph: the node IDs are in the states. If the states cannot be
 // read, the failure is logged, and the counts stay as they were but
-// Planned. Planned is then the Total of the stream's last event, when the
-// Sink can say it.
+// Planned. Planned is the Total of the stream's last event, when the
+// Sink can say it, or the nodes counted when more.
 //
 // Records that do not say running:
 //   - a record that says interrupted, not resumed, already is left as it
@@ -552,6 +556,12 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 		t.failed = append(t.failed, id.String())
 	}
 	return t, nil
+}
+
+// settled returns the nodes that c counts as settled, each once: a run
+// planned them all, so Planned is never below it.
+func settled(c Counts) int {
+	return c.Generated + c.Unchanged + c.Failed + c.Skipped + c.Superseded + c.Cancelled
 }
 
 // committedNone reports whether rec is the record of a run that ended

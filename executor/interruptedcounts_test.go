@@ -24,6 +24,12 @@ import (
 // now says what the states show (Generated, Failed and Cancelled, and the
 // failed nodes' IDs), and Planned, the last event's Total, when the Sink
 // can say it; the counts the states cannot say stay 0.
+//
+// Planned was 0 when the Sink could not say the last event, or held none
+// of the run's events (its process stopped before any reached the Sink,
+// or they expired): the record said that the run generated nodes of a
+// plan of none, which no run can say. Planned is now at least the nodes
+// counted: the run planned those.
 func TestInterruptedRecordCountsWhatTheRunDid(t *testing.T) {
 	const crashAfter = 8
 	for _, tc := range []struct {
@@ -35,11 +41,16 @@ func TestInterruptedRecordCountsWhatTheRunDid(t *testing.T) {
 		// from the crashed run the nodes it makes.
 		between                   func(t *testing.T, l *lab)
 		lostGenerated, lostFailed int
-		wantPlanned               bool
+		// lastTotal is whether Planned is the last event's Total; else
+		// it is the nodes counted.
+		lastTotal bool
 	}{
-		{name: "a sink that says the last event", sink: func(m *progress.Memory) progress.Sink { return m }, wantPlanned: true},
+		{name: "a sink that says the last event", sink: func(m *progress.Memory) progress.Sink { return m }, lastTotal: true},
 		{name: "a sink that cannot say it", sink: func(m *progress.Memory) progress.Sink { return progress.SinkFunc(m.Publish) }},
-		{name: "another run of the key in between", sink: func(m *progress.Memory) progress.Sink { return m }, wantPlanned: true,
+		{name: "a sink that holds none of its events", sink: func(*progress.Memory) progress.Sink {
+			return progress.NewMemory(progress.MemoryOptions{})
+		}},
+		{name: "another run of the key in between", sink: func(m *progress.Memory) progress.Sink { return m }, lastTotal: true,
 			// It makes the music again, and fails the narration again:
 			// the states no longer show what the crashed run did with them.
 			between: func(t *testing.T, l *lab) {
@@ -90,10 +101,12 @@ func TestInterruptedRecordCountsWhatTheRunDid(t *testing.T) {
 				require.Equal(t, executor.RunInterrupted, got.Status)
 
 				want := executor.Counts{Generated: full.Generated - tc.lostGenerated, Failed: full.Failed - tc.lostFailed}
-				if tc.wantPlanned {
+				want.Planned = want.Generated + want.Failed
+				if tc.lastTotal {
 					want.Planned = evs[crashAfter-1].Total
 				}
 				assert.Empty(t, cmp.Diff(want, got.Counts), "the interrupted run's counts (-want +got)")
+				assert.LessOrEqual(t, got.Counts.Generated+got.Counts.Failed, got.Counts.Planned, "a run planned the nodes it made")
 				if tc.lostFailed > 0 {
 					wantFailed = nil
 				}

@@ -317,7 +317,9 @@ type Record struct {
 	// nodes it committed clean (those whose result it kept unchanged among
 	// them), Failed and Cancelled those it committed so; Planned is the
 	// Total of its stream's last event, when the Sink can say it
-	// (progress.LastEventReader), else 0; and Unchanged, Skipped,
+	// (progress.LastEventReader), or the nodes counted when more (or the
+	// Sink cannot say it): the run planned those, though the Sink may
+	// hold none of its events; and Unchanged, Skipped,
 	// Superseded and Attempts are 0, as the states do not say them. A
 	// node committed again since (by a run started in between, or made
 	// dirty by an Edit) is not counted: the counts are a lower bound.
