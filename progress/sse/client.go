@@ -70,14 +70,19 @@ type ClientOptions struct {
 	LastEventID string
 	// Retry is the base delay before reconnecting, until the server sets
 	// one with a retry field. It is raised to [MinRetry], as the server's
-	// is. Default: 3s.
+	// is. A positive value below 1ms (a number without its unit, 3 meant
+	// as 3s) is refused: Stream returns an error wrapping
+	// [ErrInvalidOptions]. Default: 3s.
 	Retry time.Duration
 	// MaxBackoff caps the delay that grows after consecutive connections
 	// that fail or end without an event (see [Client]), and the
 	// Retry-After of a 503 or a 429 that the client waits out: a longer
 	// one counts as MaxBackoff. A base delay longer than MaxBackoff (a
 	// server's retry of a minute, say) is still waited in full: the cap
-	// never shortens it. Zero or negative gives the default. Default: 30s.
+	// never shortens it. Zero or negative gives the default. A positive
+	// value below 1ms (a number without its unit, 30 meant as 30s) is
+	// refused: Stream returns an error wrapping [ErrInvalidOptions].
+	// Default: 30s.
 	MaxBackoff time.Duration
 	// IdleTimeout is how long an open stream may stay silent, not a byte
 	// of an event, a comment or a keep-alive arriving while the client
@@ -177,17 +182,31 @@ type Client struct {
 	connects int
 }
 
-// NewClient returns a Client for url. Options it refuses (an
-// IdleTimeout below 1ms but positive) make every [Client.Stream] return an
-// error wrapping [ErrInvalidOptions], without connecting.
+// NewClient returns a Client for url. Options it refuses (a Retry,
+// MaxBackoff or IdleTimeout below 1ms but positive) make every
+// [Client.Stream] return an error wrapping [ErrInvalidOptions], without
+// connecting.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: opts.Header.Clone(), lastID: opts.LastEventID, retry: opts.Retry,
 		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, rand: rand.Float64}
-	if c.idle > 0 && c.idle < time.Millisecond {
-		// Most likely a number without its unit: every stream dropped
-		// at once.
-		c.optErr = fmt.Errorf("%w: IdleTimeout %v is below 1ms; give a duration with its unit (45 * time.Second, not 45), or a negative one for no timeout",
-			ErrInvalidOptions, c.idle)
+	for _, o := range []struct {
+		name    string
+		value   time.Duration
+		example string // the option with its unit
+		other   string // what else is allowed
+	}{
+		{"Retry", opts.Retry, "3 * time.Second, not 3", "0 for the default"},
+		{"MaxBackoff", opts.MaxBackoff, "30 * time.Second, not 30", "0 for the default"},
+		{"IdleTimeout", opts.IdleTimeout, "45 * time.Second, not 45", "a negative one for no timeout"},
+	} {
+		// Most likely a number without its unit: a retry of MinRetry
+		// where seconds were meant, a backoff that never grows past
+		// it, every stream dropped at once.
+		if o.value > 0 && o.value < time.Millisecond {
+			c.optErr = fmt.Errorf("%w: %s %v is below 1ms; give a duration with its unit (%s), or %s",
+				ErrInvalidOptions, o.name, o.value, o.example, o.other)
+			break
+		}
 	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient

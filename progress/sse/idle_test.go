@@ -139,17 +139,46 @@ func TestClientIdleTimeout(t *testing.T) {
 func TestClientRefusesAnIdleTimeoutWithoutItsUnit(t *testing.T) {
 	for _, d := range []time.Duration{1, 45, time.Millisecond - 1} {
 		t.Run(d.String(), func(t *testing.T) {
-			ctx, cancel := context.WithCancelCause(context.Background())
-			defer cancel(nil)
-			s := &fakeServer{replies: []reply{{body: "id: 1\ndata: {}\n\n"}}, stop: 2, cancel: cancel}
-			c := sse.NewClient("http://sse.test/runs/r1", sse.ClientOptions{HTTPClient: &http.Client{Transport: s},
-				Retry: time.Millisecond, IdleTimeout: d})
-			err := c.Stream(ctx, func(sse.Message) error { return nil })
-			require.ErrorIs(t, err, sse.ErrInvalidOptions)
-			assert.ErrorContains(t, err, fmt.Sprintf("IdleTimeout %v is below 1ms", d))
-			assert.Zero(t, s.connections(), "the client connected")
+			checkRefused(t, sse.ClientOptions{Retry: time.Millisecond, IdleTimeout: d}, fmt.Sprintf("IdleTimeout %v is below 1ms", d))
 		})
 	}
+}
+
+// Retry and MaxBackoff written without their unit (Retry: 3, MaxBackoff:
+// 30, meant as seconds) are refused as IdleTimeout is. Before, Retry 3ns
+// was raised to MinRetry, so the client waited 100 ms where 3 s was meant,
+// and MaxBackoff 30ns capped the backoff at MinRetry: a client retried a
+// server that was down 10 times a second for as long as it stayed down.
+func TestClientRefusesDurationsWithoutTheirUnit(t *testing.T) {
+	tests := []struct {
+		opts sse.ClientOptions
+		want string
+	}{
+		{sse.ClientOptions{Retry: 3}, "Retry 3ns is below 1ms"},
+		{sse.ClientOptions{Retry: time.Millisecond - 1}, "Retry 999.999µs is below 1ms"},
+		{sse.ClientOptions{MaxBackoff: 30}, "MaxBackoff 30ns is below 1ms"},
+		{sse.ClientOptions{MaxBackoff: time.Millisecond - 1}, "MaxBackoff 999.999µs is below 1ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			checkRefused(t, tt.opts, tt.want)
+		})
+	}
+}
+
+// checkRefused checks that a Client with opts refuses to stream, with an
+// error wrapping ErrInvalidOptions that holds want, without connecting.
+func checkRefused(t *testing.T, opts sse.ClientOptions, want string) {
+	t.Helper()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	s := &fakeServer{replies: []reply{{body: "id: 1\ndata: {}\n\n"}}, stop: 2, cancel: cancel}
+	opts.HTTPClient = &http.Client{Transport: s}
+	c := sse.NewClient("http://sse.test/runs/r1", opts)
+	err := c.Stream(ctx, func(sse.Message) error { return nil })
+	require.ErrorIs(t, err, sse.ErrInvalidOptions)
+	assert.ErrorContains(t, err, want)
+	assert.Zero(t, s.connections(), "the client connected")
 }
 
 // cutConn is a client's connection that a network cut can silence: from
