@@ -261,6 +261,22 @@ func TestCancelOfAQueuedRunOfADeadProcessSparesTheRunBefore(t *testing.T) {
 	goleak.VerifyNone(t, leaks)
 }
 
+// cancelledByAShutdown starts two processes of the service on one
+// database and one Redis, a run of lecture k in the first, which its
+// shutdown then cancels once the run has begun: the second (h2) is a
+// live process that knows nothing of the run.
+func cancelledByAShutdown(t *testing.T) (*testenv.Postgres, *testenv.Redis, *harness, started) {
+	t.Helper()
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil)
+	var running started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
+	firstEvent(t, h1, running.RunID)
+	require.NoError(t, h1.shutdown())
+	return pg, rd, h2, running
+}
+
 // A run that a shutdown cancelled is resumed by the next start: it has
 // not ended for good. Its cancel, asked of another process meanwhile,
 // was answered 409 "has ended: cancelled", and the next start resumed it
@@ -268,14 +284,8 @@ func TestCancelOfAQueuedRunOfADeadProcessSparesTheRunBefore(t *testing.T) {
 // records the run as cancelled by the request rather than resume it, as
 // do the starts after it.
 func TestCancelOfARunAShutdownCancelled(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h2 := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the run
+	pg, rd, h2, running := cancelledByAShutdown(t)
 	leaks := h2.leaks
-	h1 := startServiceOn(t, pg, rd, time.Hour, nil)
-	var running started
-	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
-	firstEvent(t, h1, running.RunID)
-	require.NoError(t, h1.shutdown())
 	require.Contains(t, h2.getRecord(running.RunID).Record.Error, errShutdown.Error())
 	var body map[string]string
 	require.Equal(t, http.StatusAccepted, h2.do("POST", "/runs/"+running.RunID+"/cancel", "", &body), "%v", body)
@@ -315,14 +325,8 @@ func TestCancelOfARunBeingResumedCancelsTheResume(t *testing.T) {
 		{"once the resume has started", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-			h2 := startServiceOn(t, pg, rd, time.Hour, nil) // a live process, which knows nothing of the run
+			pg, rd, h2, running := cancelledByAShutdown(t)
 			leaks := h2.leaks
-			h1 := startServiceOn(t, pg, rd, time.Hour, nil)
-			var running started
-			require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/k/runs", `{"seconds": 10}`, &running))
-			firstEvent(t, h1, running.RunID)
-			require.NoError(t, h1.shutdown())
 
 			calls := 0
 			resumeHook = func(runID string, started bool) {
