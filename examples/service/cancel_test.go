@@ -20,13 +20,7 @@ import (
 // getRecord is GET /runs/{run} once the run has a record.
 func (h *harness) getRecord(runID string) runView {
 	h.t.Helper()
-	var v runView
-	require.EventuallyWithT(h.t, func(c *assert.CollectT) {
-		v = runView{}
-		require.Equal(c, http.StatusOK, h.do("GET", "/runs/"+runID, "", &v))
-		require.NotNil(c, v.Record, "the record of run %s", runID)
-	}, 20*time.Second, 10*time.Millisecond)
-	return v
+	return h.awaitRun(runID, "record", func(v runView) bool { return v.Record != nil })
 }
 
 // POST /runs/{run}/cancel cancels a run going on, or a run queued after

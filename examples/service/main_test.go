@@ -220,11 +220,17 @@ func requireWholeRun(t *testing.T, runID string, events []progress.Event) []stri
 // after its final event, which comes once its record is stored).
 func (h *harness) getRun(runID string) runView {
 	h.t.Helper()
+	return h.awaitRun(runID, "report", func(v runView) bool { return v.Report != nil })
+}
+
+// awaitRun is GET /runs/{run} until its answer has what has, named what.
+func (h *harness) awaitRun(runID, what string, has func(runView) bool) runView {
+	h.t.Helper()
 	var v runView
 	require.EventuallyWithT(h.t, func(c *assert.CollectT) {
 		v = runView{}
 		require.Equal(c, http.StatusOK, h.do("GET", "/runs/"+runID, "", &v))
-		require.NotNil(c, v.Report, "the report of run %s", runID)
+		require.True(c, has(v), "the %s of run %s", what, runID)
 	}, 20*time.Second, 10*time.Millisecond)
 	return v
 }
