@@ -303,6 +303,10 @@ type Stream struct {
 	hubs    map[string]*hub
 	readers map[*reader]struct{}
 	copying map[string]struct{} // the runs whose copy is retried
+	// inFlight holds, by run, the last write that a Publish whose context
+	// ended left in flight, until it ends: the run's next write waits for
+	// it, so that Redis gets the run's events in the order of the calls.
+	inFlight map[string]*write
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
@@ -499,8 +503,11 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // deadline to a command only with redis.Options.ContextTimeoutEnabled,
 // and never its cancellation. The write goes on in a goroutine of the
 // Stream, which Close waits for, at most until the client's ReadTimeout,
-// and may yet reach Redis: writing the events again is safe. Each call
-// costs that goroutine and a copy of the events slice.
+// and may yet reach Redis: writing the events again is safe. A later
+// call with events of the same run writes them only once that write has
+// ended (or the Stream is closed), so that they cannot reach Redis first,
+// and the earlier events be refused as older than the stream's newest.
+// Each call costs that goroutine and a copy of the events slice.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
@@ -512,7 +519,18 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	events = slices.Clone(events) // the write may outlive the call
 	done := make(chan error, 1)
-	if !s.spawn(func() { done <- s.publish(ctx, events) }) {
+	w := &write{ended: make(chan struct{})}
+	ok := s.spawnAfter(events, func(after []*write) {
+		for _, a := range after {
+			select {
+			case <-a.ended:
+			case <-s.ctx.Done():
+			}
+		}
+		done <- s.publish(ctx, events)
+		s.wrote(w, events)
+	})
+	if !ok {
 		return ErrClosed
 	}
 	var err error
@@ -523,12 +541,77 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		case err = <-done:
 		default:
 			err = fmt.Errorf("redisstream: publish: %w", context.Cause(ctx))
+			s.leftInFlight(w, events)
 		}
 	}
 	if err != nil {
 		s.publishErrors.Add(1)
 	}
 	return err
+}
+
+// write is a Publish's write, which a call whose context ended left in
+// flight: the runs' next writes wait for it (see Stream.inFlight).
+type write struct {
+	// state is writeRunning, then writeEnded, or writeLeft once its call
+	// returned before it ended and it is in Stream.inFlight.
+	state atomic.Int32
+	ended chan struct{} // closed once it ended
+}
+
+const (
+	writeRunning = iota
+	writeEnded
+	writeLeft
+)
+
+// spawnAfter runs f in a goroutine of the Stream, as spawn does, with the
+// writes left in flight by earlier calls with events of the same runs,
+// for f to wait for before it writes.
+func (s *Stream) spawnAfter(events []progress.Event, f func(after []*write)) bool {
+	s.mu.Lock()
+	var after []*write
+	if len(s.inFlight) > 0 {
+		for _, e := range events {
+			if w, ok := s.inFlight[e.RunID]; ok && !slices.Contains(after, w) {
+				after = append(after, w)
+			}
+		}
+	}
+	s.mu.Unlock()
+	return s.spawn(func() { f(after) })
+}
+
+// leftInFlight records that w's call returned before w ended: the next
+// writes of its events' runs wait for it, unless it has ended meanwhile.
+func (s *Stream) leftInFlight(w *write, events []progress.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !w.state.CompareAndSwap(writeRunning, writeLeft) {
+		return // ended: nothing to wait for
+	}
+	if s.inFlight == nil {
+		s.inFlight = make(map[string]*write, 1)
+	}
+	for _, e := range events {
+		s.inFlight[e.RunID] = w // a later write waits for the ones before it
+	}
+}
+
+// wrote records that w ended, so that the writes that wait for it go on.
+func (s *Stream) wrote(w *write, events []progress.Event) {
+	if !w.state.CompareAndSwap(writeRunning, writeEnded) {
+		// Left in flight: it is in inFlight, unless a later write took
+		// its place there.
+		s.mu.Lock()
+		for _, e := range events {
+			if s.inFlight[e.RunID] == w {
+				delete(s.inFlight, e.RunID)
+			}
+		}
+		s.mu.Unlock()
+	}
+	close(w.ended)
 }
 
 // publish is Publish's write of valid events, at least one; it counts

@@ -1,0 +1,84 @@
+package redisstream_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A Publish whose context ends before its write reaches Redis leaves the
+// write in flight, and the run's next Publish, which may go out on
+// another connection, waits for it: before, the later events could reach
+// Redis first, so that the stream's newest entry was above the earlier
+// ones, which Redis then refused as older (counted as Duplicates): a
+// live reader never saw them. Here the first write is held on its way
+// (as a network that delays one connection would), and the next call's
+// write went out at once, took seq 4 to 6, and left 1 to 3 out of the
+// stream.
+func TestPublishKeepsTheOrderOfAWriteLeftInFlight(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	hold := &holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}
+	r.Client.AddHook(hold)
+	t.Cleanup(hold.free) // before the Stream's Close, which waits for the write
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 6)
+
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(short, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	second := make(chan error, 1)
+	go func() { second <- s.Publish(ctx, all[3:]...) }()
+	select {
+	case err := <-second:
+		t.Errorf("the next Publish returned (%v) while the write before it was still on its way", err)
+		second <- err
+	case <-time.After(300 * time.Millisecond):
+	}
+	hold.free()
+	require.NoError(t, <-second)
+
+	var seqs []uint64
+	require.NoError(t, s.Replay(ctx, run, 0, func(e progress.Event) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	}))
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, seqs, "the run's stream")
+	assert.Zero(t, s.Stats().Duplicates, "events refused as older than the stream's newest")
+}
+
+// holdFirstPipeline holds a client's first pipeline until free is
+// called, as a network that delays one connection would, and then sends
+// it whatever became of its context; held is closed once it holds it.
+type holdFirstPipeline struct {
+	once, freed   sync.Once
+	held, release chan struct{}
+}
+
+func (h *holdFirstPipeline) free() { h.freed.Do(func() { close(h.release) }) }
+
+func (h *holdFirstPipeline) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *holdFirstPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *holdFirstPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		first := false
+		h.once.Do(func() { first = true })
+		if first {
+			close(h.held)
+			<-h.release
+			// On the wire already: its call's end no longer stops it.
+			ctx = context.WithoutCancel(ctx)
+		}
+		return next(ctx, cmds)
+	}
+}
