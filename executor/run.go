@@ -170,9 +170,13 @@ type run struct {
 	// as cancelled but that never started (see outcome unstarted): they
 	// are not among the settled nodes that events count.
 	unstarted int
-	skipped   []graph.Node
-	failures  []*NodeError
-	rounds    int
+	// unreported counts the nodes that the machine skipped and whose
+	// node.skipped has not gone out yet: an event's Done counts the nodes
+	// settled by the events before it, and by itself.
+	unreported int
+	skipped    []graph.Node
+	failures   []*NodeError
+	rounds     int
 	// gone is ErrGraphReplaced or ErrGraphDeleted once a reload found
 	// the key's graph replaced or deleted: the run is cancelled, and
 	// commits nothing more.
@@ -1548,6 +1552,7 @@ func (r *run) settle(batch []result, at time.Time) {
 			panic("executor: " + err.Error()) // the machine and the runner disagree: a bug
 		}
 		r.outcomes[res.outcome] = append(r.outcomes[res.outcome], res.n)
+		r.unreported = len(sr.Skipped) // settled, but their events follow
 		r.report(ev, now)
 		why := "failed"
 		if res.outcome == superseded {
@@ -1574,7 +1579,9 @@ func (r *run) staleWhy(n graph.Node) string {
 // skip reports the nodes and stages that a transition of the machine
 // skipped and finished because of upstream. Called with mu held.
 func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
+	r.unreported = len(sr.Skipped)
 	for _, s := range sr.Skipped {
+		r.unreported--
 		r.skipped = append(r.skipped, s)
 		ev := progress.Event{Type: progress.NodeSkipped}
 		if r.em.sink != nil { // no text that nobody reads
@@ -1656,7 +1663,7 @@ func (r *run) etaNow() time.Duration {
 // settledNodes returns the number of the round's nodes that settled,
 // for the events' Done: the machine's count, but for the nodes that it
 // let go unstarted, which no event counts. Called with mu held.
-func (r *run) settledNodes() int { return r.m.Settled() - r.unstarted }
+func (r *run) settledNodes() int { return r.m.Settled() - r.unstarted - r.unreported }
 
 // report emits a node event with the counts and the ETA. Called with mu
 // held.
