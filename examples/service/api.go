@@ -53,9 +53,12 @@ func (s *service) routes() http.Handler {
 	mux.HandleFunc("GET /runs/{run}", s.getRun)
 	mux.HandleFunc("GET /runs/{run}/events", s.serveEvents)
 	mux.HandleFunc("POST /runs/{run}/cancel", s.cancelRun)
+	mux.HandleFunc("POST /session", s.createSession)
+	mux.HandleFunc("DELETE /session", s.deleteSession)
 	for path, allow := range map[string]string{
 		"/lectures/{key}/runs": "GET, HEAD, POST", "/lectures/{key}/edits": "POST",
 		"/runs/{run}": "GET, HEAD", "/runs/{run}/events": "GET, HEAD", "/runs/{run}/cancel": "POST",
+		"/session": "DELETE, POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -69,14 +72,15 @@ func (s *service) routes() http.Handler {
 }
 
 // serveEvents is GET /runs/{run}/events: it answers a request without
-// the token (401, with WWW-Authenticate), with another token (403), with
+// the token or a good session cookie (401, with WWW-Authenticate, see
+// authenticateEvents), with another token (403), with
 // a malformed Last-Event-ID (400) and of an unknown run (404) itself, in
 // JSON as the other endpoints do, and of a run that ended without any
 // event in its stream (204, no body), then hands the request to the SSE
 // handler, whose own answers (503 when the store or the stream fails) are
 // plain text.
 func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.allowed(w, r) {
+	if !s.answerAuth(w, s.authenticateEvents(r)) {
 		return
 	}
 	// As the handler reads it: the header, else the query parameter.
@@ -139,10 +143,12 @@ func (s *service) endedWithoutEvents(ctx context.Context, runID string, ended ti
 	}
 }
 
-// authenticate checks the request's bearer token. It returns an error
-// wrapping sse.ErrUnauthorized (no token) or sse.ErrForbidden (another
-// token). A real host checks its user's session here, and then whether
-// the user may see the lecture or the run.
+// authenticate checks the request's bearer token, in constant time. It
+// returns an error wrapping sse.ErrUnauthorized (no token) or
+// sse.ErrForbidden (another token). Every request needs it but a GET or
+// HEAD of the events route, which takes a session cookie instead (see
+// authenticateEvents). A real host checks its user's session here, and
+// then whether the user may see the lecture or the run.
 func (s *service) authenticate(r *http.Request) error {
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	switch {
@@ -154,11 +160,12 @@ func (s *service) authenticate(r *http.Request) error {
 	return nil
 }
 
-// authorizeEvents is the SSE handler's Authorize hook: the token, then a
-// run this service knows (a queued one, or one in the store), so that an
-// unknown ID gets 404 rather than a stream that waits for nothing.
+// authorizeEvents is the SSE handler's Authorize hook: the token or the
+// session cookie (see authenticateEvents), then a run this service knows
+// (a queued one, or one in the store), so that an unknown ID gets 404
+// rather than a stream that waits for nothing.
 func (s *service) authorizeEvents(r *http.Request) (string, error) {
-	if err := s.authenticate(r); err != nil {
+	if err := s.authenticateEvents(r); err != nil {
 		return "", err
 	}
 	runID := r.PathValue("run")
@@ -635,7 +642,12 @@ func (s *service) cancelElsewhere(w http.ResponseWriter, r *http.Request, runID 
 
 // allowed answers 401 or 403 to a request without the token.
 func (s *service) allowed(w http.ResponseWriter, r *http.Request) bool {
-	err := s.authenticate(r)
+	return s.answerAuth(w, s.authenticate(r))
+}
+
+// answerAuth answers 401 (with WWW-Authenticate) or 403 to a request
+// whose authentication failed with err, and reports whether err is nil.
+func (s *service) answerAuth(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, sse.ErrUnauthorized):
 		w.Header().Set("WWW-Authenticate", "Bearer")

@@ -90,10 +90,25 @@
 //
 // Every request needs the header "Authorization: Bearer TOKEN", with the
 // token from env REGEN_SERVICE_TOKEN (a random one, printed at start-up,
-// when it is not set): 401 without it, 403 with another token. A real
-// host checks its users' sessions instead, and which lectures each may
-// see (a browser's EventSource cannot set headers: it sends a cookie).
+// when it is not set): 401 without it, 403 with another token. The one
+// exception is GET (or HEAD) /runs/{run}/events, which a browser's
+// EventSource makes without headers: it takes the session cookie that
+// POST /session sets instead (see Browsers). A real host checks its
+// users' sessions instead of one token, and which lectures each may see.
 //
+//	POST /session
+//	    with the header, sets the session cookie "regen_session" and
+//	    answers 200 {"expires"}: the cookie lets the browser read
+//	    GET /runs/{run}/events, nothing else, for 12 hours. It is
+//	    HttpOnly, SameSite=Strict, Path=/runs/, and Secure unless the
+//	    request came over plain HTTP to a loopback host (a proxy that
+//	    serves HTTPS passes its Host, or X-Forwarded-Proto: https). Its
+//	    value is the expiry and an HMAC-SHA256 made with a key derived
+//	    from the token: not the token, and good in every process of the
+//	    service started with the same token, until it expires or the
+//	    token changes.
+//	DELETE /session
+//	    with the header, has the browser delete the cookie: 204.
 //	POST /lectures/{key}/runs   body {"seconds": 60}
 //	    generates a lecture of that many seconds (a multiple of 10, at
 //	    most a day) under the graph key: 202 {"runId", "events"}; 409
@@ -130,6 +145,9 @@
 //	GET  /runs/{run}/events
 //	    the run's events as Server-Sent Events, with replay and
 //	    Last-Event-ID resume; the stream ends after the run's final event.
+//	    With the header, or without it the session cookie: 401 (with
+//	    WWW-Authenticate: Bearer) to a request with neither, or with a
+//	    cookie expired or not the service's.
 //	POST /runs/{run}/cancel
 //	    cancels a run going on, or queued: 202 {"runId", "events"}; its
 //	    stream ends with a run.cancelled and its record's error says it
@@ -165,6 +183,27 @@
 //
 // One run at a time per lecture, across the processes of the service
 // that share a schema: each takes the lecture's lock (see Wiring).
+//
+// # Browsers
+//
+// A page keeps the token for the requests that change something (with
+// the header, which no cross-site form or link can send, so that the
+// cookie authorizes no request forgery), logs in once, and follows a run
+// with the "events" URL that a create, an edit or a cancel answers:
+//
+//	await fetch("/session", {method: "POST", headers: {Authorization: "Bearer " + token}});
+//	const es = new EventSource(run.events); // the cookie goes with it
+//	es.onmessage = (m) => { const e = JSON.parse(m.data); show(e); if (/^run\.(finished|failed|cancelled)$/.test(e.type)) es.close(); };
+//
+// EventSource resumes after a dropped connection with Last-Event-ID. Once
+// the final event is sent, the service ends the stream and answers the
+// reconnect 204, which stops EventSource; closing it on the final event
+// spares the reconnect. EventSource gives up for good on any other
+// answer: a 401, when the cookie has expired (POST /session again, then
+// open a new EventSource), or a 503. The page must come from the
+// service's origin (a proxy in front of both): the service sends no CORS
+// headers, and the cookie, SameSite=Strict, goes with no request that
+// another site makes.
 //
 // # Servers
 //
@@ -358,7 +397,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "Serving on http://%s. Try:\n\n"+
 			"  curl -H 'Authorization: Bearer %s' -d '{\"seconds\": 60}' http://%[1]s/lectures/demo/runs\n"+
-			"  curl -N -H 'Authorization: Bearer %[2]s' http://%[1]s/runs/RUN_ID/events\n\n", addr, c.token)
+			"  curl -N -H 'Authorization: Bearer %[2]s' http://%[1]s/runs/RUN_ID/events\n\n"+
+			"A browser's EventSource follows a run with the cookie that POST /session sets (see go doc ./examples/service).\n\n", addr, c.token)
 	})
 	var fe *flagError
 	switch {

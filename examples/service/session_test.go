@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// browser is a client that keeps cookies, as a browser does, and sends
+// no Authorization header of its own: a page's EventSource.
+func (h *harness) browser() *http.Client {
+	h.t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(h.t, err)
+	return &http.Client{Transport: h.hc.Transport, Jar: jar}
+}
+
+// send sends a request with the headers given, through hc, and returns
+// its response, whose body it has read and closed.
+func (h *harness) send(hc *http.Client, method, path string, header http.Header) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.base+path, nil)
+	require.NoError(h.t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := hc.Do(req)
+	require.NoError(h.t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// login is POST /session with the token, through the browser hc: its jar
+// keeps the session cookie. It returns the cookie.
+func (h *harness) login(hc *http.Client) *http.Cookie {
+	h.t.Helper()
+	resp := h.send(hc, "POST", "/session", http.Header{"Authorization": {"Bearer " + token}})
+	require.Equal(h.t, http.StatusOK, resp.StatusCode)
+	cookies := resp.Cookies()
+	require.Len(h.t, cookies, 1, "Set-Cookie: %q", resp.Header.Values("Set-Cookie"))
+	return cookies[0]
+}
+
+// followWith follows a run's events with the package's SSE client
+// through hc, without an Authorization header, as EventSource does.
+func (h *harness) followWith(hc *http.Client, runID string) ([]progress.Event, error) {
+	h.t.Helper()
+	c := sse.NewClient(h.base+"/runs/"+runID+"/events", sse.ClientOptions{HTTPClient: hc, Retry: 100 * time.Millisecond})
+	var events []progress.Event
+	ctx := testenv.Context(h.t, time.Minute) // a bound against a hang, not a timing assertion
+	err := c.Follow(ctx, func(e progress.Event) error {
+		events = append(events, e)
+		return nil
+	})
+	return events, err
+}
+
+// requireStatus checks that err is the SSE client's for a server that
+// answered status.
+func requireStatus(t *testing.T, status int, err error, msg string) {
+	t.Helper()
+	var se *sse.StatusError
+	require.ErrorAs(t, err, &se, msg)
+	require.Equal(t, status, se.StatusCode, "%s: %v", msg, err)
+}
+
+// A browser cannot set the Authorization header on an EventSource: it
+// follows a run with the session cookie that POST /session sets. The
+// cookie authorizes reading the events route alone, never a request
+// that changes anything.
+func TestBrowserFollowsARunWithTheSessionCookie(t *testing.T) {
+	h := startService(t, 2*time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 20}`, &run))
+
+	// Without the cookie: 401, as the service handed the URL out.
+	browser := h.browser()
+	_, err := h.followWith(browser, run.RunID)
+	requireStatus(t, http.StatusUnauthorized, err, "an EventSource without the cookie")
+
+	c := h.login(browser)
+	assert.Equal(t, sessionCookie, c.Name)
+	assert.Equal(t, "/runs/", c.Path, "sent to the runs' routes only")
+	assert.True(t, c.HttpOnly, "no script reads it")
+	assert.Equal(t, http.SameSiteStrictMode, c.SameSite, "no cross-site request carries it")
+	assert.False(t, c.Secure, "plain HTTP on loopback: a Secure cookie would not be sent back")
+	assert.Equal(t, int(sessionTTL/time.Second), c.MaxAge)
+	assert.NotContains(t, c.Value, token, "the cookie is not the token")
+
+	events, err := h.followWith(browser, run.RunID)
+	require.NoError(t, err)
+	requireWholeRun(t, run.RunID, events)
+	resp := h.send(browser, "HEAD", run.Events, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "HEAD with the cookie")
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+
+	// The cookie authorizes nothing else: the browser's jar sends it to
+	// every route under /runs/, and a page may send it anywhere, but
+	// every other request still needs the header (no cross-site form can
+	// set it, so no request forgery rides on the cookie).
+	cookie := http.Header{"Cookie": {c.String()}}
+	for _, tc := range []struct {
+		name, method, path string
+		hc                 *http.Client
+		header             http.Header
+		want               int
+	}{
+		{"a cancel, from the jar", "POST", "/runs/" + run.RunID + "/cancel", browser, nil, http.StatusUnauthorized},
+		{"a run's record, from the jar", "GET", "/runs/" + run.RunID, browser, nil, http.StatusUnauthorized},
+		{"a create", "POST", "/lectures/l/runs", h.hc, cookie, http.StatusUnauthorized},
+		{"an edit", "POST", "/lectures/l/edits", h.hc, cookie, http.StatusUnauthorized},
+		{"a list", "GET", "/lectures/l/runs", h.hc, cookie, http.StatusUnauthorized},
+		{"a new session", "POST", "/session", h.hc, cookie, http.StatusUnauthorized},
+		{"a POST to the events", "POST", run.Events, browser, nil, http.StatusMethodNotAllowed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.send(tc.hc, tc.method, tc.path, tc.header)
+			assert.Equal(t, tc.want, resp.StatusCode)
+		})
+	}
+	// The header, when sent, is what counts: another token is refused
+	// with the cookie too.
+	resp = h.send(browser, "GET", run.Events, http.Header{"Authorization": {"Bearer nope"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// DELETE /session ends the session in the browser.
+	resp = h.send(browser, "DELETE", "/session", http.Header{"Authorization": {"Bearer " + token}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	require.Len(t, resp.Cookies(), 1)
+	assert.Equal(t, -1, resp.Cookies()[0].MaxAge, "Max-Age=0: the browser deletes it")
+	assert.Equal(t, "/runs/", resp.Cookies()[0].Path)
+	u, err := url.Parse(h.base + run.Events)
+	require.NoError(t, err)
+	assert.Empty(t, browser.Jar.Cookies(u))
+	_, err = h.followWith(browser, run.RunID)
+	requireStatus(t, http.StatusUnauthorized, err, "after DELETE /session")
+
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A session cookie that is not one the service made, or has expired,
+// is answered 401 with WWW-Authenticate, as a request without a token is:
+// the page logs in again.
+func TestWrongSessionCookie(t *testing.T) {
+	h := startService(t, 2*time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	good := h.login(h.browser()).Value
+	now := time.Now()
+	for _, tc := range []struct{ name, value string }{
+		{"empty", ""},
+		{"garbage", "nope"},
+		{"the token itself", token},
+		{"another token's", sessionValue(sessionKey("another-token"), now.Add(time.Hour))},
+		{"expired", sessionValue(sessionKey(token), now.Add(-time.Second))},
+		{"its time changed", strings.Replace(good, ".", ".9", 1)},
+		{"its MAC changed", good[:len(good)-2] + "AA"},
+		{"its MAC cut", good[:len(good)-1]},
+		{"another version", "v0" + strings.TrimPrefix(good, "v1")},
+		{"a time past int64", "v1.99999999999999999999." + base64.RawURLEncoding.EncodeToString(sessionMAC(sessionKey(token), "v1.99999999999999999999"))},
+		{"its MAC doubled", good + good[strings.LastIndexByte(good, '.')+1:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, method := range []string{"GET", "HEAD"} {
+				resp := h.send(h.hc, method, run.Events, http.Header{"Cookie": {sessionCookie + "=" + tc.value}})
+				assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, method)
+				assert.Equal(t, "Bearer", resp.Header.Get("WWW-Authenticate"), method)
+			}
+		})
+	}
+	// A stale cookie beside a good one (another path, another session):
+	// the good one counts.
+	resp := h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=nope; " + sessionCookie + "=" + good}})
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// The session cookie is Secure, so that a browser sends it over HTTPS
+// only, unless the browser reaches the service over plain HTTP on
+// loopback (a browser sends no Secure cookie over plain HTTP to
+// 127.0.0.1; Go's cookie jar none to any host).
+func TestSessionCookieSecure(t *testing.T) {
+	for _, tc := range []struct {
+		name, target string
+		header       map[string]string
+		want         bool
+	}{
+		{"127.0.0.1", "http://127.0.0.1:8080/session", nil, false},
+		{"localhost", "http://localhost:8080/session", nil, false},
+		{"a name under localhost", "http://app.localhost/session", nil, false},
+		{"::1", "http://[::1]:8080/session", nil, false},
+		{"HTTPS", "https://127.0.0.1:8080/session", nil, true},
+		{"a proxy that passes the host", "http://regen.example.com/session", nil, true},
+		{"a proxy's HTTPS", "http://127.0.0.1:8080/session", map[string]string{"X-Forwarded-Proto": "https"}, true},
+		{"a proxy's plain HTTP", "http://127.0.0.1:8080/session", map[string]string{"X-Forwarded-Proto": "http"}, false},
+		{"Forwarded", "http://127.0.0.1:8080/session", map[string]string{"Forwarded": `for=192.0.2.60;Proto=HTTPS;by=203.0.113.43`}, true},
+		{"another loopback address", "http://127.1.2.3/session", nil, false},
+		{"a private address", "http://10.0.0.1/session", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", tc.target, nil)
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			assert.Equal(t, tc.want, secureCookie(r))
+		})
+	}
+}
