@@ -41,10 +41,11 @@ var runTimeout = 30 * time.Second
 // handler starts; a variable for the tests.
 var bodyTimeout = 30 * time.Second
 
-// routes returns the service's endpoints (see the package documentation).
-// Every answer of the service's own is JSON: a method an endpoint does
-// not take is answered 405 with Allow, an unknown path 404 (the mux's
-// own answers are plain text).
+// routes returns the service's endpoints (see the package documentation),
+// with the CORS answers of -cors-origin, if any (see cors). Every answer
+// of the service's own is JSON: a method an endpoint does not take is
+// answered 405 with Allow, an unknown path 404 (the mux's own answers are
+// plain text).
 func (s *service) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /lectures/{key}/runs", s.createRun)
@@ -68,7 +69,7 @@ func (s *service) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, fmt.Errorf("no endpoint %.200q: see the service's documentation", r.URL.Path))
 	})
-	return mux
+	return s.cors(mux)
 }
 
 // serveEvents is GET /runs/{run}/events: it answers a request without

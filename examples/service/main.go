@@ -3,7 +3,7 @@
 //
 //	go run ./examples/service [-addr 127.0.0.1:8080] [-schema regen_service]
 //	    [-prefix regen_service:] [-latency 200ms] [-retain 24h] [-prune-every 1h]
-//	    [-max-runs 8]
+//	    [-max-runs 8] [-cors-origin ORIGIN]...
 //
 // # Wiring
 //
@@ -200,10 +200,23 @@
 // reconnect 204, which stops EventSource; closing it on the final event
 // spares the reconnect. EventSource gives up for good on any other
 // answer: a 401, when the cookie has expired (POST /session again, then
-// open a new EventSource), or a 503. The page must come from the
-// service's origin (a proxy in front of both): the service sends no CORS
-// headers, and the cookie, SameSite=Strict, goes with no request that
-// another site makes.
+// open a new EventSource), or a 503.
+//
+// A page of another origin (a development server on localhost:5173, say)
+// is allowed with -cors-origin http://localhost:5173 (repeatable: one
+// flag per origin, written as a browser sends it, which the service
+// checks). The service then answers a request with that Origin with
+// Access-Control-Allow-Origin: http://localhost:5173 (the exact origin,
+// never "*") and Access-Control-Allow-Credentials: true, and a preflight
+// (OPTIONS) with the methods and headers it takes, 403 for another
+// origin; every answer has Vary: Origin. The page then calls
+// fetch(url, {method: "POST", credentials: "include", headers: ...}) and
+// new EventSource(url, {withCredentials: true}). The cookie being
+// SameSite=Strict, the page must be of the same site as the service
+// (http://localhost:5173 and http://localhost:8080 are, whatever the
+// port; a page of localhost and a service on 127.0.0.1 are not). Without
+// -cors-origin, no answer has a CORS header, and the page must come from
+// the service's origin (a proxy in front of both).
 //
 // # Servers
 //
@@ -255,7 +268,7 @@ func main() {
 }
 
 const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
-    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-max-runs 8]
+    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-max-runs 8] [-cors-origin ORIGIN]...
 env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
 `
 
@@ -271,6 +284,7 @@ type config struct {
 	retain      time.Duration // the age of what the retention deletes
 	pruneEvery  time.Duration // how often the retention runs
 	maxRuns     int           // the runs going on at once, across lectures; 0 for defaultMaxRuns
+	corsOrigins []string      // the origins whose pages may read the answers with credentials (CORS); none by default
 }
 
 // defaultMaxRuns is -max-runs' default.
@@ -297,6 +311,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "the `AGE`, at least 1m, past which retention deletes runs, events and unused assets")
 	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
+	fs.Var(originsFlag{&c.corsOrigins}, "cors-origin", "an `ORIGIN` (https://app.example.com) whose pages may follow runs "+
+		"and call the service with credentials (CORS); repeatable; none by default")
 	return fs
 }
 
