@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -155,10 +156,19 @@ func (s *service) authenticate(r *http.Request) error {
 	switch {
 	case !strings.EqualFold(scheme, "Bearer") || token == "": // the scheme is case-insensitive
 		return fmt.Errorf("%w: send the header \"Authorization: Bearer TOKEN\"", sse.ErrUnauthorized)
-	case subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.token)) != 1:
+	case !sameToken(token, s.cfg.token):
 		return fmt.Errorf("%w: this token may not use the service", sse.ErrForbidden)
 	}
 	return nil
+}
+
+// sameToken compares two tokens in constant time, lengths included:
+// subtle.ConstantTimeCompare returns at once for slices of different
+// lengths, which would tell the token's length; their SHA-256 sums have
+// one length.
+func sameToken(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
 // authorizeEvents is the SSE handler's Authorize hook: the token or the
