@@ -1028,31 +1028,10 @@ func conflictPause(try int) time.Duration {
 // which bump the revision when the run starts. A host that wants the new
 // revision loads the node's state (States().Load).
 func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, ids ...string) (int64, error) {
-	if g == nil {
-		return 0, fmt.Errorf("%w: edit: the graph is nil", ErrInvalidRequest)
-	}
-	if graphKey == "" {
-		return 0, fmt.Errorf("%w: edit: the graph key is empty", ErrInvalidRequest)
-	}
-	if err := checkRequestField("edit: the graph key", graphKey); err != nil {
+	nodes, err := editNodes(g, graphKey, ids)
+	if err != nil {
 		return 0, err
 	}
-	if len(ids) == 0 {
-		return 0, fmt.Errorf("%w: edit %s: no node ID given: name the nodes whose parameters changed, such as %q",
-			ErrInvalidRequest, quote(graphKey), g.NodeID(0))
-	}
-	nodes := make([]graph.Node, len(ids))
-	for i, id := range ids {
-		n, err := g.Lookup(id)
-		if err != nil {
-			// A *graph.IDError, wrapping graph.ErrMalformedID or
-			// graph.ErrUnknownNode.
-			return 0, wrap(ErrInvalidRequest, "edit "+quote(graphKey), err, "")
-		}
-		nodes[i] = n
-	}
-	slices.Sort(nodes)
-	nodes = slices.Compact(nodes)
 	if !e.enter() {
 		return 0, fmt.Errorf("%w: it calls its stores no more: edit %s", ErrClosed, quote(graphKey))
 	}
@@ -1096,20 +1075,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		if err := editable(snap, fp); err != nil {
 			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}
-		if snap.States == nil { // a graph never committed
-			snap.States = make(map[string]dirty.State, len(nodes))
-		}
-		now := time.Now()
-		changes := make([]Change, 0, len(nodes))
-		for _, n := range nodes {
-			id := g.NodeID(n)
-			st := snap.States[id]
-			st.Rev++
-			st.Status = dirty.StatusDirty
-			st.UpdatedAt = now
-			changes = append(changes, Change{ID: id, State: st})
-			snap.States[id] = st
-		}
+		changes := editChanges(g, nodes, snap, time.Now())
 		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
 		if errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil {
 			if sleep(ctx, conflictPause(try)) {
