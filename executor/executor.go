@@ -1026,7 +1026,10 @@ func conflictPause(try int) time.Duration {
 // new parameters with the old revision, and its result is not kept: the
 // node is made again. The same holds for a RunRequest's edited marks,
 // which bump the revision when the run starts. A host that wants the new
-// revision loads the node's state (States().Load).
+// revision loads the node's state (States().Load). A host that keeps the
+// parameters in the Postgres of pgstore saves them and records the edit
+// in one transaction with pgstore's Store.EditTx instead, so that an
+// Edit that fails after the save cannot lose the edit ([EditChanges]).
 func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, ids ...string) (int64, error) {
 	nodes, err := editNodes(g, graphKey, ids)
 	if err != nil {

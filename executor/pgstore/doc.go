@@ -115,8 +115,8 @@
 // ConflictError: never a lost update, never a unique violation. (The
 // statement reads node_states as of its start, which may be before a
 // commit it then waited for; but that commit moved the version on, so
-// the statement writes nothing. Every writer of node states, Commit and
-// DeleteGraph, moves the graph's version on.) Commits to different
+// the statement writes nothing. Every writer of node states, Commit,
+// DeleteGraph and EditTx, moves the graph's version on.) Commits to different
 // graphs do not wait for each other. A commit that fails applies nothing,
 // except when the connection is lost after COMMIT was sent: then, as the
 // StateStore contract says, it may or may not have been applied.
@@ -155,6 +155,41 @@
 // such as Flyway's before its release 5: its columns are not version
 // integer and applied_at timestamptz), with a [*VersionTableError]: the
 // store shares no schema with other tools' tables of its names.
+//
+// # Edits in the host's transaction
+//
+// executor.Executor.Edit asks the host to save a node's new parameters
+// first, then call it: the executor keeps only the node's revision. A
+// host that committed its save, and whose Edit then failed for good (its
+// context ended, the database stayed down longer than Edit's retries,
+// the process died), has lost the edit: the next run makes nothing from
+// the new parameters, and nothing can tell. A host that keeps its
+// parameters in the same Postgres saves them and records the edit in one
+// transaction of its own with [Store.EditTx], which does what Edit does
+// (a new revision for each node, dirty, and the graph's version moved
+// on, with Edit's checks and errors) in that transaction:
+//
+//	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+//		if _, err := tx.Exec(ctx, `UPDATE narrations SET text = $1 WHERE id = $2`, text, id); err != nil {
+//			return err
+//		}
+//		_, err := store.EditTx(ctx, tx, g, "lecture-42", "asset:narration:segment[3]")
+//		return err // an error rolls both back
+//	})
+//
+// Nothing of it is visible before the commit, and a rollback leaves no
+// trace: the parameters and the edit are stored together or not at all.
+// Once committed, a run in flight, in any process, that started one of
+// the nodes conflicts, reloads and supersedes it, as after Edit, and the
+// next run makes it from the new parameters. EditTx locks the graph's row
+// as Commit does (SELECT ... FOR UPDATE, then Commit's statement), so
+// that every commit of the graph waits for the host's transaction to
+// end: call it last, just before the commit. Prefer it to Edit whenever
+// the parameters live in this database; keep Edit for parameters kept
+// elsewhere. Run the transaction in READ COMMITTED (at a stricter level
+// a commit of the graph since the transaction's snapshot fails EditTx
+// with SQLSTATE 40001, and the host runs its transaction again), and roll
+// it back on any error of EditTx.
 //
 // # Retention
 //
@@ -329,7 +364,9 @@
 // wrapped too; a negative age given to a prune wraps [ErrInvalidAge].
 // [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
 // wrapping [ErrGraphLocked]; a lock that lost its session gives errors
-// wrapping [ErrLockLost]. [Store.ResumeLeftRunning] reports a run whose
+// wrapping [ErrLockLost]. [Store.EditTx] refuses what
+// executor.Executor.Edit refuses with the same errors, wrapping
+// executor.ErrInvalidRequest. [Store.ResumeLeftRunning] reports a run whose
 // graph the host's graphOf could not build with a [*GraphOfError].
 //
 // # Pools and PgBouncer
@@ -347,7 +384,9 @@
 // every commit on that graph. Set idle_in_transaction_session_timeout on
 // the server or the store's role (a few seconds is plenty: a commit is
 // one short transaction) so that Postgres ends such a session; the
-// executor then retries its commits, reloading first.
+// executor then retries its commits, reloading first. [Store.EditTx]
+// holds the row until the host's transaction ends: the same setting
+// bounds a host's transaction left idle after it.
 //
 // # Tests
 //

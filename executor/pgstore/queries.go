@@ -28,6 +28,10 @@ type queries struct {
 
 	load, version, commitFirst, commitNext string
 
+	// lockGraph and editStates are EditTx's lock of a graph's row and its
+	// read of the states it edits, after the lock (see Store.EditTx).
+	lockGraph, editStates string
+
 	putAsset, getAsset, getAssets, assetExists, missingAssets string
 
 	putRun, getRun, listRuns, runsRunning, runsByStatus string
@@ -175,6 +179,10 @@ WHERE g.graph_key = $1`),
 		commitNext: f(strings.Replace(commitSQL, "{cas}", `UPDATE {s}.graphs SET version = version + 1, updated_at = now()
 	WHERE graph_key = $1 AND version = $11 RETURNING version`, 1)),
 
+		lockGraph: f(`SELECT version FROM {s}.graphs WHERE graph_key = $1 FOR UPDATE`),
+		editStates: f(`SELECT node_id, status, rev, input_hash, output_hash, asset_ref, attempts, last_error, updated_at
+FROM {s}.node_states WHERE graph_key = $1 AND node_id = ANY ($2::text[])`),
+
 		putAsset: f(`INSERT INTO {s}.assets (key, data, url, hash, length_ns, meta)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb)
 ON CONFLICT (key) DO UPDATE SET data = excluded.data, url = excluded.url, hash = excluded.hash,
@@ -241,7 +249,7 @@ ORDER BY started_at NULLS FIRST, id`),
 // snapshot may be older than a commit that ended while cas waited for
 // the row lock, but such a commit moved the version on, so cas finds no
 // row at the version expected and nothing is written: every writer of a
-// graph's node states (Commit, DeleteGraph) moves its version on.
+// graph's node states (Commit, DeleteGraph, EditTx) moves its version on.
 var commitSQL = `WITH cas AS (
 	{cas}
 ), c AS (
