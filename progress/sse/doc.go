@@ -28,7 +28,10 @@
 // and flushes it. While no event comes, a comment line keeps the
 // connection open about every 15 s. A HEAD request (which net/http's
 // ServeMux routes to a GET pattern) gets the headers that its GET would
-// get, or the same refusal or 204, and no body.
+// get, or the same refusal or 204, and no body, when its GET would get
+// them: for a run without events and with
+// [HandlerOptions].EmptyRunTimeout, once the run's first event comes or
+// the bound passes.
 //
 // Each write (an event or a comment, with its flush) has a deadline of
 // its own, [HandlerOptions].WriteTimeout (30 s by default), in place of

@@ -127,6 +127,9 @@ type HandlerOptions struct {
 	// bounded. When the lookup of the run fails (the source is down for
 	// a moment), the stream opens at once, and ends if no event comes
 	// within EmptyRunTimeout; the client's reconnect is looked up again.
+	// A HEAD request waits as its GET does, holding a MaxStreams slot,
+	// and gets the same status: a page can ask it whether a stream
+	// would open (200) or the run is over or unknown (204).
 	// It applies with or without CloseOnFinal. Default: 0, a
 	// request for a run without events waits for them as long as the
 	// client stays.
@@ -265,14 +268,19 @@ var (
 	// errEmptyRun ends a request whose run had no event within
 	// EmptyRunTimeout.
 	errEmptyRun = errors.New("sse: no event within the empty-run timeout")
+	// errHeadAnswered ends a HEAD request once its stream's headers are
+	// written.
+	errHeadAnswered = errors.New("sse: HEAD answered")
 	// errStopReplay ends the handler's probing replays early.
 	errStopReplay = errors.New("sse: stop replay")
 )
 
 // ServeHTTP serves one stream. A HEAD request is answered as its GET
 // would be, with the stream's headers (or the GET's refusal, or its 204)
-// and no body, at once: it reads no event. Other methods than GET and
-// HEAD get 405. The resume point is the Last-Event-ID
+// and no body, once its GET would send them: at once for a run with
+// events, and for a run without any, with EmptyRunTimeout, when the
+// run's first event comes (200) or the bound passes (204); it writes no
+// event. Other methods than GET and HEAD get 405. The resume point is the Last-Event-ID
 // header, or for a first connect the lastEventId query parameter; a
 // malformed one gets 400. It returns when the client goes away, when a
 // write fails or exceeds WriteTimeout, after the final event if
@@ -346,13 +354,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		noContent(w)
 		return
 	}
-	if r.Method == http.MethodHead {
-		// The stream's headers, without waiting for or reading an event.
-		setStreamHeaders(w.Header())
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-
 	rc := http.NewResponseController(w)
 	// A server's WriteTimeout must not cut a long-lived stream: each write
 	// sets a deadline of its own instead, and clears it after.
@@ -379,6 +380,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	open := func() error {
 		setStreamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
+		if r.Method == http.MethodHead {
+			// The stream's headers, once its GET would send them, and
+			// no body: no retry field, no event, no keep-alive.
+			return errHeadAnswered
+		}
 		// The keep-alive is a timer, not a goroutine per stream: it fires
 		// only after KeepAlive of silence, and every write pushes it back.
 		s.mu.Lock() // a callback's write waits until s.timer is set
@@ -457,6 +463,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = h.tail(ctx, s, runID, from, after, first)
 	}
 	switch {
+	case errors.Is(err, errHeadAnswered):
 	case errors.Is(err, errFinal):
 		// The run ended.
 	case isWriteError(err):
