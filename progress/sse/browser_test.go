@@ -216,42 +216,17 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	var stderr bytes.Buffer
-	cmd := exec.Command(browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--user-data-dir="+t.TempDir(),
-		srv.URL+"/page")
-	cmd.Stderr = &stderr
-	// Its own process group: Chromium starts helper processes, which end
-	// with it. It is killed, too, if this test binary dies without running
-	// the deferred kill (go test's -timeout panics, a signal): the kernel
-	// sends Pdeathsig when the thread that started it exits, so that
-	// thread stays locked to this goroutine while Chromium runs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	// Helpers that outlive Chromium may hold its stderr open: Wait gives
-	// up on them after WaitDelay.
-	cmd.WaitDelay = 10 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{}) // closed once Wait returned: stderr is then complete
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	stop := sync.OnceFunc(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	defer stop()
+	c := startChromium(t, browser, srv.URL+"/page")
+	defer c.stop()
 
 	var body []byte
 	select {
 	case body = <-result:
-	case <-exited:
-		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", lastLines(stderr.String(), 30))
+	case <-c.exited:
+		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", lastLines(c.stderr.String(), 30))
 	case <-time.After(2 * time.Minute):
-		stop() // so that its stderr is read after the last write
-		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", lastLines(stderr.String(), 30))
+		c.stop() // so that its stderr is read after the last write
+		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", lastLines(c.stderr.String(), 30))
 	}
 	<-ran
 	mu.Lock()
@@ -284,6 +259,50 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 	require.Equal(t, "", ids[0])
 	require.Equal(t, fmt.Sprint(flushed), ids[1])
 	require.GreaterOrEqual(t, page.Errors, 1, "EventSource saw the dropped connection")
+}
+
+// chromium is a headless Chromium showing a page.
+type chromium struct {
+	// exited is closed once Chromium has exited and stderr is complete.
+	exited chan struct{}
+	stderr bytes.Buffer
+	// stop kills Chromium and its helpers and waits for it to exit. The
+	// test calls it, with defer, from the goroutine that started it.
+	stop func()
+}
+
+// startChromium starts browser, headless, on url.
+func startChromium(t *testing.T, browser, url string) *chromium {
+	t.Helper()
+	c := &chromium{exited: make(chan struct{})}
+	cmd := exec.Command(browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--user-data-dir="+t.TempDir(),
+		url)
+	cmd.Stderr = &c.stderr
+	// Its own process group: Chromium starts helper processes, which end
+	// with it. It is killed, too, if this test binary dies without running
+	// the deferred stop (go test's -timeout panics, a signal): the kernel
+	// sends Pdeathsig when the thread that started it exits, so that
+	// thread stays locked to this goroutine until stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	// Helpers that outlive Chromium may hold its stderr open: Wait gives
+	// up on them after WaitDelay.
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Start(); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("start Chromium: %v", err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(c.exited)
+	}()
+	c.stop = sync.OnceFunc(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-c.exited
+		runtime.UnlockOSThread()
+	})
+	return c
 }
 
 // lastLines returns the last n lines of s.

@@ -17,10 +17,7 @@
 //	})
 //	mux.Handle("GET /runs/{run}/events", h)
 //
-// In the browser:
-//
-//	const es = new EventSource("/runs/r1/events");
-//	es.onmessage = (m) => render(JSON.parse(m.data));
+// A page follows it with EventSource (see In the browser, below).
 //
 // The response is text/event-stream, with Cache-Control no-cache and
 // X-Accel-Buffering no (so nginx does not buffer it). It opens with a
@@ -84,9 +81,50 @@
 // [ErrNotFound] (404). Any other error of the hook (its session store is
 // down for a moment) is no refusal: it is logged and answered with that
 // 503 too, which [Client] waits out; a browser's EventSource gives up on
-// it as on every status but 200, so a page that should ride out such an
-// outage opens a new EventSource from its error handler after a delay
-// (see [HandlerOptions].Authorize).
+// it as on every status but 200: a page asks which answer it got, and
+// opens a new EventSource on a 503 (see In the browser).
+//
+// # In the browser
+//
+// EventSource reconnects by itself, with Last-Event-ID, after a dropped
+// connection or the end of a stream. On any other answer than a 200
+// text/event-stream it gives up for good (readyState CLOSED, an error
+// event), and the page cannot read the status: the 204 that ends a run
+// or answers an unknown one, a refusal (401, 403, 404) and a 503 to ride
+// out look the same. Nor does it stop after the run's final event:
+// without CloseOnFinal the stream stays open, holding a MaxStreams slot,
+// until the page closes it. So a page closes its EventSource on the
+// run's final event (run.finished, run.failed or run.cancelled, see
+// progress.Type.Final), and when it finds it CLOSED without one, asks
+// the handler with a HEAD request, answered as its GET would be (the
+// last event ID in the lastEventId parameter), and opens a new
+// EventSource on 200 or 503 only, after a delay; on 204 the run is over
+// or unknown, and on 401, 403 or 404 it is refused:
+//
+//	const url = "/runs/r1/events";
+//	let es, lastId = "";
+//	function follow() {
+//		es = new EventSource(lastId ? url + "?lastEventId=" + lastId : url);
+//		es.onmessage = (m) => {
+//			lastId = m.lastEventId;
+//			const e = JSON.parse(m.data);
+//			render(e);
+//			if (["run.finished", "run.failed", "run.cancelled"].includes(e.type)) es.close();
+//		};
+//		es.onerror = async () => {
+//			if (es.readyState !== EventSource.CLOSED) return; // it reconnects by itself
+//			const q = lastId ? "?lastEventId=" + lastId : "";
+//			const status = await fetch(url + q, {method: "HEAD"}).then((r) => r.status, () => 503);
+//			if (status === 200 || status === 503) setTimeout(follow, 3000);
+//			else stopped(status); // 204: nothing more will come; else refused
+//		};
+//	}
+//	follow();
+//
+// (render and stopped are the page's.) A page that reopened on every
+// error would reopen for good after the run's last 204. With
+// EmptyRunTimeout, the HEAD of a run without events waits as its GET
+// does, up to that bound.
 //
 // # Client
 //

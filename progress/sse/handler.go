@@ -54,11 +54,13 @@ type HandlerOptions struct {
 	// the connection for good (readyState CLOSED, an error event) on any
 	// response but a 200 text/event-stream, a 401, 403, 404, 500 or 503
 	// alike; it reconnects only after a network error or the end of an
-	// open stream. A page that should ride out such an outage opens a new
-	// EventSource from its error handler, once readyState is CLOSED,
-	// after a delay of its own (it cannot read the status, nor the
-	// Retry-After). A run ID of "" with a nil error is a bug of the hook:
-	// it answers 500, and is logged.
+	// open stream. A page that should ride out such an outage cannot
+	// read the status from EventSource, and a 204 that ends the run looks
+	// the same to it: it asks with a HEAD request, answered as the GET
+	// is, and opens a new EventSource after a delay on 503 (or 200)
+	// only; the package doc shows how (In the browser). A run ID of ""
+	// with a nil error is a bug of the hook: it answers 500, and is
+	// logged.
 	// Required.
 	Authorize func(r *http.Request) (runID string, err error)
 	// KeepAlive is how long a stream may stay silent before the handler
@@ -111,7 +113,9 @@ type HandlerOptions struct {
 	// A run whose events the source no longer has at all cannot be told
 	// from one not started yet: its stream stays open, unless
 	// EmptyRunTimeout is set.
-	// Default: false, the stream stays open until the client leaves.
+	// Default: false, the stream stays open until the client leaves: a
+	// page closes its EventSource on the final event (see the package
+	// doc, In the browser).
 	CloseOnFinal bool
 	// EmptyRunTimeout, if positive, bounds how long a request waits for a
 	// run of which the source holds no event at all: a run not started

@@ -1,0 +1,254 @@
+//go:build linux
+
+package sse_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// docSnippet returns the package doc's browser snippet: the lines of
+// doc.go's code block from its "const url" line to its "follow();" line.
+func docSnippet(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("doc.go")
+	require.NoError(t, err)
+	var lines []string
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		code, ok := strings.CutPrefix(line, "//\t")
+		if !ok || (len(lines) == 0 && !strings.HasPrefix(code, "const url = ")) {
+			continue
+		}
+		lines = append(lines, code)
+		if code == "follow();" {
+			return strings.Join(lines, "\n")
+		}
+	}
+	t.Fatalf("doc.go holds no browser snippet from %q to %q", "const url = ", "follow();")
+	return ""
+}
+
+// snippetPage runs the package doc's snippet, with a render and a stopped
+// that post what the page received, and why it stopped, to /result: on
+// the run's final event, once the snippet's own handler has run, or when
+// the snippet calls stopped.
+const snippetPage = `<!doctype html>
+<meta charset="utf-8">
+<title>regen progress</title>
+<script>
+const got = [];
+const report = (stopped) => fetch("/result", {method: "POST", body: JSON.stringify({got: got, stopped: stopped})});
+function render(e) {
+  got.push(e.seq);
+  if (%s.includes(e.type)) setTimeout(() => report(0), 0);
+}
+function stopped(status) { report(status); }
+</script>
+<script>
+%s
+</script>`
+
+// pageRequest is a request of the page for the run's events, as the
+// handler answered it.
+type pageRequest struct {
+	Method, LastEventID, Query string
+	Status                     int
+}
+
+// statusOf records the status a handler answers with.
+type statusOf struct {
+	http.ResponseWriter
+	record func(status int)
+}
+
+func (s *statusOf) WriteHeader(code int) {
+	s.record(code)
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusOf) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+type requestIndex struct{}
+
+// dropAfter fails every write after the first n events, as a dropped
+// connection does: the handler's stream ends, and EventSource
+// reconnects.
+type dropAfter struct {
+	http.ResponseWriter
+	n, events int
+}
+
+func (d *dropAfter) Write(p []byte) (int, error) {
+	if bytes.HasPrefix(p, []byte("id:")) {
+		if d.events == d.n {
+			return 0, errors.New("dropped")
+		}
+		d.events++
+	}
+	return d.ResponseWriter.Write(p)
+}
+
+func (d *dropAfter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
+
+// The package doc's browser snippet, run in a real browser, stops where
+// it should: it closes its EventSource on the run's final event (without
+// CloseOnFinal the stream stays open until the page closes it), stops
+// when the handler answers 204 or refuses the request, and rides out a
+// 503 with a new EventSource that resumes from the last event it got.
+// The old advice (open a new EventSource on every error, once CLOSED)
+// reopened for good after a run's last 204, and the old snippet never
+// closed its stream.
+func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
+	browser := findChromium(t)
+	// The page reopens after 100ms rather than 3s, so that the test
+	// waits less for a reopen that should not come.
+	snippet := docSnippet(t)
+	const delay = "setTimeout(follow, 3000)"
+	require.Equal(t, 1, strings.Count(snippet, delay), "the snippet reopens with %s", delay)
+	snippet = strings.Replace(snippet, delay, "setTimeout(follow, 100)", 1)
+	final, err := json.Marshal([]progress.Type{progress.RunFinished, progress.RunFailed, progress.RunCancelled})
+	require.NoError(t, err)
+	all := sinktest.Events("r1", 1, 5)
+	all[4].Type = progress.RunFinished
+	seqs := []uint64{1, 2, 3, 4, 5}
+	outage := errors.New("session store: connection refused")
+	tests := []struct {
+		name    string
+		opts    sse.HandlerOptions
+		events  []progress.Event
+		refuse  map[int]error // by the request's index
+		cut     int           // events after which the first stream drops, if not 0
+		got     []uint64
+		stopped int // the status the page stopped on; 0 for the final event
+		want    []pageRequest
+	}{
+		{
+			name: "the final event closes the stream", events: all, got: seqs,
+			want: []pageRequest{{"GET", "", "", 200}},
+		},
+		{
+			name: "a 204 for a run without events stops it", opts: sse.HandlerOptions{EmptyRunTimeout: 50 * time.Millisecond},
+			stopped: 204, want: []pageRequest{{"GET", "", "", 204}, {"HEAD", "", "", 204}},
+		},
+		{
+			name: "a refusal stops it", events: all, refuse: map[int]error{0: sse.ErrForbidden, 1: sse.ErrForbidden},
+			stopped: 403, want: []pageRequest{{"GET", "", "", 403}, {"HEAD", "", "", 403}},
+		},
+		{
+			name: "a 503 is ridden out", events: all, refuse: map[int]error{0: outage, 1: outage}, got: seqs,
+			want: []pageRequest{{"GET", "", "", 503}, {"HEAD", "", "", 503}, {"GET", "", "", 200}},
+		},
+		{
+			name: "a 503 mid-run is ridden out from the last event", events: all, cut: 3, refuse: map[int]error{1: outage}, got: seqs,
+			want: []pageRequest{{"GET", "", "", 200}, {"GET", "3", "", 503}, {"HEAD", "", "3", 200}, {"GET", "", "3", 200}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := progress.NewMemory(progress.MemoryOptions{})
+			require.NoError(t, mem.Publish(context.Background(), tt.events...))
+			opts := tt.opts
+			opts.Retry, opts.Logger = 50*time.Millisecond, quiet()
+			opts.Authorize = func(r *http.Request) (string, error) {
+				if err := tt.refuse[r.Context().Value(requestIndex{}).(int)]; err != nil {
+					return "", err
+				}
+				return r.PathValue("run"), nil
+			}
+			h, err := sse.NewHandler(mem, opts)
+			require.NoError(t, err)
+
+			var (
+				mu     sync.Mutex
+				seen   []pageRequest
+				result = make(chan []byte, 1)
+			)
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				fmt.Fprintf(w, snippetPage, final, snippet)
+			})
+			mux.HandleFunc("GET /runs/{run}/events", func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				i := len(seen)
+				seen = append(seen, pageRequest{Method: r.Method, LastEventID: r.Header.Get("Last-Event-ID"),
+					Query: r.URL.Query().Get("lastEventId")})
+				mu.Unlock()
+				rw := &statusOf{ResponseWriter: w, record: func(status int) {
+					mu.Lock()
+					seen[i].Status = status
+					mu.Unlock()
+				}}
+				ctx := context.WithValue(r.Context(), requestIndex{}, i)
+				if i == 0 && tt.cut > 0 {
+					h.ServeHTTP(&dropAfter{ResponseWriter: rw, n: tt.cut}, r.WithContext(ctx))
+					return
+				}
+				h.ServeHTTP(rw, r.WithContext(ctx))
+			})
+			mux.HandleFunc("POST /result", func(w http.ResponseWriter, r *http.Request) {
+				if body, err := io.ReadAll(r.Body); err == nil {
+					select {
+					case result <- body:
+					default:
+					}
+				}
+			})
+			mux.HandleFunc("GET /favicon.ico", http.NotFound)
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+
+			c := startChromium(t, browser, srv.URL+"/page")
+			defer c.stop()
+			var body []byte
+			select {
+			case body = <-result:
+			case <-c.exited:
+				t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", lastLines(c.stderr.String(), 30))
+			case <-time.After(time.Minute):
+				mu.Lock()
+				got := append([]pageRequest(nil), seen...)
+				mu.Unlock()
+				c.stop()
+				t.Fatalf("the page posted no result in a minute; its requests: %+v; Chromium's stderr:\n%s", got, lastLines(c.stderr.String(), 30))
+			}
+			var page struct {
+				Got     []uint64 `json:"got"`
+				Stopped int      `json:"stopped"`
+			}
+			require.NoError(t, json.Unmarshal(body, &page))
+			if diff := cmp.Diff(tt.got, page.Got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("the page's events (-want +got):\n%s", diff)
+			}
+			require.Equal(t, tt.stopped, page.Stopped, "the status the page stopped on")
+			// A page that went on would reconnect after the retry delay
+			// or reopen after its own (50ms, 100ms): give it the time to.
+			time.Sleep(time.Second)
+			waitFor(t, "the page to close its stream", func() bool { return h.Stats().Active == 0 })
+			mu.Lock()
+			defer mu.Unlock()
+			if diff := cmp.Diff(tt.want, seen); diff != "" {
+				t.Errorf("the page's requests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
