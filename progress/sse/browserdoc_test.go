@@ -114,7 +114,8 @@ func (d *dropAfter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 // CloseOnFinal the stream stays open until the page closes it), stops
 // when the handler answers 204 or refuses the request, and rides out a
 // 503 with a new EventSource that resumes from the last event it got.
-// The old advice (open a new EventSource on every error, once CLOSED)
+// A page from another origin does the same through the doc's CORS
+// wrapper. The old advice (open a new EventSource on every error, once CLOSED)
 // reopened for good after a run's last 204, and the old snippet never
 // closed its stream.
 func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
@@ -132,14 +133,17 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 	seqs := []uint64{1, 2, 3, 4, 5}
 	outage := errors.New("session store: connection refused")
 	tests := []struct {
-		name    string
-		opts    sse.HandlerOptions
-		events  []progress.Event
-		refuse  map[int]error // by the request's index
-		cut     int           // events after which the first stream drops, if not 0
-		got     []uint64
-		stopped int // the status the page stopped on; 0 for the final event
-		want    []pageRequest
+		name   string
+		opts   sse.HandlerOptions
+		events []progress.Event
+		refuse map[int]error // by the request's index
+		cut    int           // events after which the first stream drops, if not 0
+		// crossOrigin serves the page from another origin than the
+		// events, whose answers carry Access-Control-Allow-Origin.
+		crossOrigin bool
+		got         []uint64
+		stopped     int // the status the page stopped on; 0 for the final event
+		want        []pageRequest
 	}{
 		{
 			name: "the final event closes the stream", events: all, got: seqs,
@@ -161,6 +165,15 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 			name: "a 503 mid-run is ridden out from the last event", events: all, cut: 3, refuse: map[int]error{1: outage}, got: seqs,
 			want: []pageRequest{{"GET", "", "", 200}, {"GET", "3", "", 503}, {"HEAD", "", "3", 200}, {"GET", "", "3", 200}},
 		},
+		{
+			name: "a page from another origin rides out a 503 mid-run", events: all, cut: 3, refuse: map[int]error{1: outage},
+			crossOrigin: true, got: seqs,
+			want: []pageRequest{{"GET", "", "", 200}, {"GET", "3", "", 503}, {"HEAD", "", "3", 200}, {"GET", "", "3", 200}},
+		},
+		{
+			name: "a page from another origin stops on a 204", opts: sse.HandlerOptions{EmptyRunTimeout: 50 * time.Millisecond},
+			crossOrigin: true, stopped: 204, want: []pageRequest{{"GET", "", "", 204}, {"HEAD", "", "", 204}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,21 +191,31 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 			require.NoError(t, err)
 
 			var (
-				mu     sync.Mutex
-				seen   []pageRequest
-				result = make(chan []byte, 1)
+				mu         sync.Mutex
+				seen       []pageRequest
+				pageOrigin string // set once both servers run
+				eventsURL  = "/runs/r1/events"
+				result     = make(chan []byte, 1)
 			)
 			mux := http.NewServeMux()
 			mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				fmt.Fprintf(w, snippetPage, final, snippet)
+				mu.Lock()
+				page := strings.Replace(snippet, `"/runs/r1/events"`, `"`+eventsURL+`"`, 1)
+				mu.Unlock()
+				fmt.Fprintf(w, snippetPage, final, page)
 			})
 			mux.HandleFunc("GET /runs/{run}/events", func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				i := len(seen)
 				seen = append(seen, pageRequest{Method: r.Method, LastEventID: r.Header.Get("Last-Event-ID"),
 					Query: r.URL.Query().Get("lastEventId")})
+				origin := pageOrigin
 				mu.Unlock()
+				if tt.crossOrigin {
+					// The package doc's CORS wrapper.
+					w.Header().Set("Access-Control-Allow-Origin", origin)
+				}
 				rw := &statusOf{ResponseWriter: w, record: func(status int) {
 					mu.Lock()
 					seen[i].Status = status
@@ -216,8 +239,16 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 			mux.HandleFunc("GET /favicon.ico", http.NotFound)
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
+			pageServer := srv
+			if tt.crossOrigin {
+				pageServer = httptest.NewServer(mux)
+				defer pageServer.Close()
+				mu.Lock()
+				pageOrigin, eventsURL = pageServer.URL, srv.URL+eventsURL
+				mu.Unlock()
+			}
 
-			c := startChromium(t, browser, srv.URL+"/page")
+			c := startChromium(t, browser, pageServer.URL+"/page")
 			defer c.stop()
 			var body []byte
 			select {
@@ -229,7 +260,8 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 				got := append([]pageRequest(nil), seen...)
 				mu.Unlock()
 				c.stop()
-				t.Fatalf("the page posted no result in a minute; its requests: %+v; Chromium's stderr:\n%s", got, lastLines(c.stderr.String(), 30))
+				t.Fatalf("the page posted no result in a minute; its %d requests, the last ones: %+v; Chromium's stderr:\n%s",
+					len(got), got[max(0, len(got)-6):], lastLines(c.stderr.String(), 30))
 			}
 			var page struct {
 				Got     []uint64 `json:"got"`

@@ -126,6 +126,31 @@
 // EmptyRunTimeout, the HEAD of a run without events waits as its GET
 // does, up to that bound.
 //
+// The handler sets no CORS header, so a page from another origin than
+// the handler's gets no event, and its fetch reads no status. The host
+// sets them in a wrapper, before calling the handler, so that every
+// answer carries them, a refusal or a 204 as well as a stream. No
+// preflight comes (EventSource sends Last-Event-ID without one, and a
+// HEAD without headers is a simple request). For cookies, the header
+// names the page's origin (not "*"), Access-Control-Allow-Credentials is
+// true, and the page opens new EventSource(url, {withCredentials: true})
+// and fetches with credentials: "include":
+//
+//	mux.Handle("GET /runs/{run}/events", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		w.Header().Set("Access-Control-Allow-Origin", "https://app.example.com")
+//		w.Header().Set("Access-Control-Allow-Credentials", "true") // for cookies only
+//		h.ServeHTTP(w, r)
+//	}))
+//
+// Over HTTP/1.1 a browser opens at most 6 connections to an origin, over
+// all of a user's tabs, and each open EventSource holds one: beyond
+// them, EventSources stay CONNECTING, and the pages' other requests to
+// the origin wait behind them. Serve the streams over HTTP/2 (TLS; Go's
+// server allows 250 streams per connection), or open one EventSource
+// per run in one place, shared by the user's tabs (a SharedWorker, or
+// one tab that forwards the events to the others over a
+// BroadcastChannel).
+//
 // # Client
 //
 // [Client] reads a stream as EventSource does, for tests and Go hosts: it
