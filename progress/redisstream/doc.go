@@ -53,7 +53,12 @@
 // the shared goroutine, which reads from the stream's newest entry, not
 // from the reader's position: when the run's final event comes at or
 // below the reader, the reader is past the end, and leaves as one that
-// resumes there does.
+// resumes there does. Without a History, once the run's stream is gone
+// from Redis (it expired, or Redis lost it), the shared goroutine, whose
+// XREAD finds nothing new, finds it gone (one EXISTS a BlockTime while it
+// keeps recent events) and drops what it kept: [Stream.LastEvent] and a
+// new reader then find what Redis holds, as in a process that never read
+// the run, while its readers wait on.
 //
 // # Gaps and the archive
 //

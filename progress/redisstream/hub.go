@@ -295,6 +295,41 @@ func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
 	return progress.Event{}, 0, false, false
 }
 
+// windowed reports whether the hub's window holds events.
+func (h *hub) windowed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.events) > 0
+}
+
+// forget empties the window of a stream that is gone from Redis: the
+// readers that follow the hub wait on, and nothing is served from it any
+// more, so that a new reader, and LastEvent, find what Redis holds, as in
+// a process that never read the stream.
+func (h *hub) forget() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.base = h.last
+	clear(h.events)
+	h.events = h.events[:0]
+}
+
+// forgetGone empties h's window if the run's stream is gone from Redis
+// (it expired: its writer stopped, and IdleTTL passed; or Redis lost it).
+// Called by a hub whose XREAD found nothing new, of a Stream without a
+// History, whose window holds nothing but what Redis held: a stream
+// trimmed by MaxLen still exists, and its window is still served.
+func (s *Stream) forgetGone(ctx context.Context, h *hub) {
+	if !s.takeRead(ctx) {
+		return
+	}
+	n, err := s.client.Exists(ctx, h.key).Result()
+	<-s.reads
+	if err == nil && n == 0 {
+		h.forget()
+	}
+}
+
 // failed reports whether the hub stopped for good.
 func (h *hub) failed() bool {
 	h.mu.Lock()
@@ -412,6 +447,9 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			h.setStale(false)
 			if b.reset() {
 				polled = time.Time{} // Redis is back: read what it missed
+			}
+			if s.history == nil && h.windowed() {
+				s.forgetGone(ctx, h)
 			}
 			if !holdSince.IsZero() && time.Since(holdSince) >= s.poll {
 				// The entries after the held gap are gone from the
