@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&missing, "missing", "a `NODEID` whose asset is missing (repeatable)")
 	tmplFile := fs.String("template", "", "a template `FILE.json`, in graph.Template's JSON form (default: the built-in lecture template)")
 	format := fs.String("format", "text", "the output `FORMAT`: text, json, dot or mermaid")
-	maxSecs := fs.Int("max-seconds", 0, "the longest duration accepted, in `SECONDS` (0: the default, 86400)")
+	maxSecsFlag := fs.String("max-seconds", "", "the longest duration accepted, in `SECONDS` (0: the default, 86400)")
 	fail := func(format string, args ...any) int {
 		// One line, whatever the input: a file name or an ID may hold a
 		// newline.
@@ -91,6 +91,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case err != nil:
 		return fail("-duration %q is not a whole number of seconds", *duration)
 	}
+	// -max-seconds is decimal, as -duration is: flag.Int would read 0100
+	// as octal 64 and take 0x100 and 1_000.
+	var maxSecs int
+	var maxErr error
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "max-seconds" {
+			maxSecs, maxErr = strconv.Atoi(*maxSecsFlag)
+		}
+	})
+	switch {
+	case errors.Is(maxErr, strconv.ErrRange):
+		return fail("-max-seconds %s: allowed are %d to %d (1 to %d segments), or 0 for the default (%d)",
+			*maxSecsFlag, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.MaxSecondsLimit/graph.SegmentSeconds, graph.DefaultMaxSeconds)
+	case maxErr != nil:
+		return fail("-max-seconds %q is not a whole number of seconds: allowed are %d to %d, or 0 for the default (%d)",
+			*maxSecsFlag, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.DefaultMaxSeconds)
+	}
 	switch *format {
 	case "text", "json", "dot", "mermaid":
 	default:
@@ -106,11 +123,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return fail("-template %s: %v", *tmplFile, err)
 		}
 	}
-	limit := *maxSecs
+	limit := maxSecs
 	if limit == 0 {
 		limit = graph.DefaultMaxSeconds
 	}
-	g, err := buildOptions(*maxSecs).Build(tmpl, secs)
+	g, err := buildOptions(maxSecs).Build(tmpl, secs)
 	var de *graph.DurationError
 	switch {
 	case errors.As(err, &de) && de.Option == "MaxSeconds":

@@ -109,6 +109,19 @@ func TestMaxSeconds(t *testing.T) {
 	assert.True(t, strings.HasPrefix(out, "8641 segments, 25926 nodes, 3 dirty\n"), out)
 }
 
+// -max-seconds is a decimal number of seconds, as -duration is: a leading
+// zero does not make it octal (0100 was read as 64, so that -duration
+// 0100 -max-seconds 0100 was refused as over a limit of 64s).
+func TestMaxSecondsIsDecimal(t *testing.T) {
+	code, out, errOut := runCLI("-duration", "0100", "-max-seconds", "0100")
+	require.Equal(t, 0, code, errOut)
+	assert.True(t, strings.HasPrefix(out, "10 segments, 33 nodes, 33 dirty\n"), out)
+	code, out, errOut = runCLI("-duration", "110", "-max-seconds", "0100")
+	assert.Equal(t, 2, code)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "110s exceeds the limit of 100s")
+}
+
 func TestTextChanges(t *testing.T) {
 	tests := []struct {
 		name string
@@ -440,6 +453,12 @@ func TestBadInput(t *testing.T) {
 		{"duration above -max-seconds", []string{"-duration", "130", "-max-seconds", "120"}, "130s exceeds the limit of 120s (12 segments); Options.MaxSeconds raises it (here, -max-seconds)"},
 		{"-max-seconds negative", []string{"-duration", "30", "-max-seconds", "-1"}, "-max-seconds: graph: invalid duration: -1s is not a valid Options.MaxSeconds"},
 		{"-max-seconds too large", []string{"-duration", "30", "-max-seconds", "200000000"}, "-max-seconds: graph: invalid duration: 200000000s is not a valid Options.MaxSeconds: allowed are 10 to 100000000"},
+		{"-max-seconds not a number", []string{"-duration", "30", "-max-seconds", "abc"}, `-max-seconds "abc" is not a whole number of seconds: allowed are 10 to 100000000, or 0 for the default (86400)`},
+		{"-max-seconds empty", []string{"-duration", "30", "-max-seconds="}, `-max-seconds "" is not a whole number of seconds`},
+		{"-max-seconds in hexadecimal", []string{"-duration", "30", "-max-seconds", "0x100"}, `-max-seconds "0x100" is not a whole number of seconds`},
+		{"-max-seconds with an underscore", []string{"-duration", "30", "-max-seconds", "1_000"}, `-max-seconds "1_000" is not a whole number of seconds`},
+		{"-max-seconds huge", []string{"-duration", "30", "-max-seconds", "99999999999999999999"}, "-max-seconds 99999999999999999999: allowed are 10 to 100000000 (1 to 10000000 segments), or 0 for the default (86400)"},
+		{"-max-seconds huge, negative", []string{"-duration", "30", "-max-seconds", "-99999999999999999999"}, "-max-seconds -99999999999999999999: allowed are 10 to 100000000 (1 to 10000000 segments), or 0 for the default (86400)"},
 		{"unknown node", []string{"-duration", "30", "-edit", "asset:sound"}, `graph: unknown node "asset:sound"`},
 		{"segment out of range", []string{"-duration", "30", "-edit", "asset:image:segment[3]"}, "segment 3 is out of range"},
 		{"malformed node ID", []string{"-duration", "30", "-force", "asset:image:segment[x]"}, `graph: malformed node ID "asset:image:segment[x]"`},
