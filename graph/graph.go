@@ -104,9 +104,9 @@ func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
 	case totalSeconds > MaxSecondsLimit:
 		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the largest limit, MaxSecondsLimit: %ds (%d segments)", MaxSecondsLimit, MaxSecondsLimit/SegmentSeconds)}
 	case totalSeconds > maxSec && longest != maxSec:
-		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds: at most %ds (%d segments); Options.MaxSeconds raises it", maxSec, longest, longest/SegmentSeconds)}
+		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds: at most %ds (%s); Options.MaxSeconds raises it", maxSec, longest, segmentCount(longest/SegmentSeconds))}
 	case totalSeconds > maxSec:
-		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds (%d segments); Options.MaxSeconds raises it", maxSec, maxSec/SegmentSeconds)}
+		return nil, &DurationError{Seconds: totalSeconds, Rule: fmt.Sprintf("exceeds the limit of %ds (%s); Options.MaxSeconds raises it", maxSec, segmentCount(maxSec/SegmentSeconds))}
 	}
 	maxEdges := int64(DefaultMaxEdges)
 	if o.MaxEdges > 0 {
@@ -237,6 +237,14 @@ func build(c *compiled, segs int, maxNodes, maxEdges int64) (*Graph, error) {
 	return g, nil
 }
 
+// segmentCount returns n and "segment", plural unless n is 1.
+func segmentCount(n int) string {
+	if n == 1 {
+		return "1 segment"
+	}
+	return fmt.Sprintf("%d segments", n)
+}
+
 // rule is a dependency rule resolved to the other kind's node range.
 type rule struct {
 	base, end Node
@@ -355,8 +363,12 @@ func (g *Graph) Node(id ID) (Node, error) {
 	switch {
 	case !per && id.Segment != NoSegment:
 		return unknown("kind %q is global: its node's ID is %q", id.Kind, id.Kind)
+	case per && id.Segment == NoSegment && count == 1:
+		return unknown("kind %q is per segment: the graph has 1 segment, so its node's ID is %q", id.Kind, ID{Kind: id.Kind, Segment: 0})
 	case per && id.Segment == NoSegment:
 		return unknown("kind %q is per segment: use %s:segment[<i>] with i from 0 to %d", id.Kind, id.Kind, count-1)
+	case per && (id.Segment < 0 || id.Segment >= count) && count == 1:
+		return unknown("segment %d is out of range: the graph has 1 segment, segment 0", id.Segment)
 	case per && (id.Segment < 0 || id.Segment >= count):
 		return unknown("segment %d is out of range: the graph has %d segments (0 to %d)", id.Segment, count, count-1)
 	case !per:

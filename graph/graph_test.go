@@ -199,6 +199,9 @@ func TestBuildDuration(t *testing.T) {
 		{"zero under a limit between multiples", graph.Options{MaxSeconds: 95}, one, 0, "graph: invalid duration: 0s must be positive: a multiple of 10s from 10s to 90s"},
 		{"above a limit between multiples", graph.Options{MaxSeconds: 95}, one, 100, "graph: invalid duration: 100s exceeds the limit of 95s: at most 90s (9 segments); Options.MaxSeconds raises it"},
 		{"at the multiple under a limit", graph.Options{MaxSeconds: 95}, one, 90, ""},
+		// One segment is one segment, not "1 segments".
+		{"above a limit of one segment", graph.Options{MaxSeconds: 10}, one, 20, "graph: invalid duration: 20s exceeds the limit of 10s (1 segment); Options.MaxSeconds raises it"},
+		{"above a limit between one and two segments", graph.Options{MaxSeconds: 15}, one, 20, "graph: invalid duration: 20s exceeds the limit of 15s: at most 10s (1 segment); Options.MaxSeconds raises it"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,4 +434,19 @@ func TestImmutability(t *testing.T) {
 		assert.Equal(t, graph.Lecture().Kinds[5], g.Kind(5))
 		assert.Equal(t, "timeline", g.KindName(5))
 	})
+}
+
+// TestLookupOneSegment: the errors of a lookup in a graph of one segment
+// name it as one, not as "1 segments (0 to 0)".
+func TestLookupOneSegment(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	for id, msg := range map[string]string{
+		"asset:image:segment[1]": `graph: unknown node "asset:image:segment[1]": segment 1 is out of range: the graph has 1 segment, segment 0`,
+		"asset:image":            `graph: unknown node "asset:image": kind "asset:image" is per segment: the graph has 1 segment, so its node's ID is "asset:image:segment[0]"`,
+	} {
+		_, err := g.Lookup(id)
+		require.ErrorIs(t, err, graph.ErrUnknownNode)
+		assert.EqualError(t, err, msg, id)
+	}
 }
