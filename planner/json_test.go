@@ -160,7 +160,8 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 		{"missing group kind", stages(`{"nodes":["timeline"]}`), `kind "": want single or batch`},
 		{"empty group", stages(`{"kind":"single","nodes":[]}`), "stage 0 group 0: no nodes"},
 		{"null nodes", stages(`{"kind":"single","nodes":null}`), "no nodes"},
-		{"missing nodes", stages(`{"kind":"single"}`), "stage 0 group 0: nodes: "},
+		// A key left out reads as empty, as the doc says.
+		{"missing nodes", stages(`{"kind":"single"}`), "stage 0 group 0: no nodes: a group holds at least one node"},
 		{"nodes not strings", stages(`{"kind":"single","nodes":[1]}`), "stage 0 group 0: nodes: json: cannot unmarshal number"},
 		{"dependency in the same stage", stages(narr("asset:narration:segment[1]") + "," + grp("batch", "asset:video", 3, "asset:video:segment[1]")),
 			`stage 0 group 1: node "asset:video:segment[1]" depends on "asset:narration:segment[1]", in stage 0: a dependency must come in an earlier stage`},

@@ -630,8 +630,8 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 			bad := func(node, format string, args ...any) error {
 				return &PlanError{Stage: si, Group: gi, Node: node, Problem: fmt.Sprintf(format, args...)}
 			}
-			var ids []string
-			if err := json.Unmarshal(jg.Nodes, &ids); err != nil {
+			var ids []string // "nodes" left out reads as empty, as null does
+			if err := json.Unmarshal(jg.Nodes, &ids); len(jg.Nodes) > 0 && err != nil {
 				return &PlanError{Stage: si, Group: gi, Problem: "nodes", Err: err}
 			}
 			if len(ids) == 0 {
