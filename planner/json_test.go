@@ -3,6 +3,7 @@ package planner_test
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -125,15 +126,22 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 		msg  string
 	}{
 		{"not JSON", `stages`, "planner: invalid plan: invalid character"},
-		{"empty", ``, "planner: invalid plan: EOF"},
-		{"unknown top-level field", `{"stages":[],"graph":{}}`, `unknown field "graph"`},
-		{"unknown group field", stages(`{"kind":"single","nodes":["timeline"],"weight":1}`), `unknown field "weight"`},
+		{"empty", ``, "planner: invalid plan: no JSON value: want one JSON object"},
+		// An unknown key is named with the object that holds it and the
+		// keys that object allows.
+		{"unknown top-level field", `{"stages":[],"graph":{}}`, `planner: invalid plan: unknown field "graph"; allowed fields: stages`},
+		{"unknown group field", stages(`{"kind":"single","nodes":["timeline"],"weight":1}`), `unknown field "weight" in stages[0].groups[0]; allowed fields: batchKey, concurrency, kind, nodes`},
+		{"a stage's key in a group", stages(`{"kind":"single","nodes":["timeline"],"index":0}`), `unknown field "index" in stages[0].groups[0]; allowed fields: batchKey, concurrency, kind, nodes`},
+		{"a group's key in a stage", `{"stages":[{"index":0,"kind":"single","groups":[]}]}`, `unknown field "kind" in stages[0]; allowed fields: groups, index`},
+		{"objects for nodes", stages(`{"kind":"single","nodes":[{"index":1,"index":2}]}`), "stage 0 group 0: nodes: json: cannot unmarshal object"},
 		{"key in another case", `{"STAGES":[]}`, `key "STAGES" does not match "stages": names are case-sensitive`},
 		{"group key in another case", stages(`{"KIND":"single","nodes":["timeline"]}`), `key "KIND" in stages[0].groups[0] does not match "kind"`},
 		{"repeated key", `{"stages":[],"stages":[]}`, `key "stages" appears twice in one object`},
 		{"repeated nodes", stages(`{"kind":"single","nodes":["timeline"],"nodes":["script"]}`), `key "nodes" appears twice`},
-		{"unknown stage field", `{"stages":[{"index":0,"groups":[` + single("timeline") + `],"eta":1}]}`, `unknown field "eta"`},
+		{"unknown stage field", `{"stages":[{"index":0,"groups":[` + single("timeline") + `],"eta":1}]}`, `unknown field "eta" in stages[0]; allowed fields: groups, index`},
 		{"trailing data", `{"stages":[]} {}`, "data after the plan object"},
+		// encoding/json's scanner stops at 10,000 levels of nesting.
+		{"nested too deep", `{"stages":` + strings.Repeat("[", 100_000), "planner: invalid plan: invalid character '[' exceeded max depth"},
 		{"stage index out of order", `{"stages":[{"index":1,"groups":[` + single("timeline") + `]}]}`, "stage 0: index 1: stages are numbered 0, 1, 2, … in order, so this one is 0"},
 		{"stage index repeated", `{"stages":[{"index":0,"groups":[` + single("asset:music") + `]},{"index":0,"groups":[` + single("timeline") + `]}]}`, "stage 1: index 0: stages are numbered"},
 		{"negative index", `{"stages":[{"index":-1,"groups":[` + single("timeline") + `]}]}`, "stage 0: index -1:"},
@@ -335,4 +343,20 @@ func TestPlanValueEncodesAsItsPointer(t *testing.T) {
 
 	assert.Equal(t, p.String(), fmt.Sprint(*p), "fmt of a Plan value")
 	assert.Equal(t, "<nil>", fmt.Sprint((*planner.Plan)(nil)), "fmt of a nil *Plan")
+}
+
+// TestUnmarshalJSONDeepNestingIsCheap: a plan nested a million levels
+// deep is refused at encoding/json's limit of 10,000 levels, in memory
+// about its size. Checking its keys first walked it all, holding a frame
+// for each level: 338 MB allocated for these 1 MB.
+func TestUnmarshalJSONDeepNestingIsCheap(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	data := []byte(`{"stages":` + strings.Repeat("[", 1<<20))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := (&planner.Plan{Graph: g}).UnmarshalJSON(data)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, planner.ErrInvalidPlan)
+	assert.Contains(t, err.Error(), "exceeded max depth")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(data)), "bytes allocated")
 }

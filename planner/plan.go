@@ -548,8 +548,14 @@ func appendString(b []byte, s string) []byte {
 	return strconv.AppendQuote(b, s)
 }
 
-// planKeys are the keys of a plan's JSON form.
-var planKeys = append(strictjson.Names(jsonStage{}), "stages")
+// planForm is a plan's JSON form, object by object, for
+// strictjson.CheckForm. The elements of "nodes" are IDs: objects there
+// are left to the decoder, which refuses them as such.
+var planForm = func() *strictjson.Object {
+	group := &strictjson.Object{Keys: strictjson.Names(jsonGroup{})}
+	stage := &strictjson.Object{Keys: []string{"groups", "index"}, Items: map[string]*strictjson.Object{"groups": group}}
+	return &strictjson.Object{Keys: []string{"stages"}, Items: map[string]*strictjson.Object{"stages": stage}}
+}()
 
 // UnmarshalJSON reads a plan written by [Plan.MarshalJSON]. p.Graph must
 // be set to the graph the plan belongs to; node IDs are resolved against
@@ -578,9 +584,11 @@ var planKeys = append(strictjson.Names(jsonStage{}), "stages")
 // string escapes, and "stages" may be null or left out for a plan of no
 // stages; a key left out reads as zero or empty. Unknown fields, keys
 // that differ in case from those MarshalJSON writes, repeated keys and
-// trailing data are refused. JSON null leaves p as it is, as
-// encoding/json does for a null value. On error p is unchanged. It costs
-// O((D + E) log D) for D nodes with E edges to or from them.
+// trailing data are refused; a refused key is named with the object that
+// holds it ("stages[0].groups[1]") and the keys that object allows.
+// JSON null leaves p as it is, as encoding/json does for a null value. On
+// error p is unchanged. It costs O((D + E) log D) for D nodes with E
+// edges to or from them.
 func (p *Plan) UnmarshalJSON(data []byte) error {
 	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
 		return nil
@@ -588,20 +596,32 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	if p.Graph == nil {
 		return ErrNoGraph
 	}
-	var in struct {
-		Stages []jsonStage `json:"stages"`
-	}
+	// The syntax first: encoding/json's scanner refuses a nesting deeper
+	// than 10,000 levels in constant memory, where CheckForm would hold a
+	// frame for each level of it.
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &PlanError{Stage: -1, Group: -1, Problem: "no JSON value: want one JSON object"}
+		}
 		return &PlanError{Stage: -1, Group: -1, Err: err}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &PlanError{Stage: -1, Group: -1, Problem: "data after the plan object: want one JSON object"}
 	}
 	// encoding/json matches keys whatever their case and keeps the last of
-	// repeated keys: a repeat would change the plan silently.
-	if err := strictjson.Check(data, planKeys...); err != nil {
+	// repeated keys: a repeat would change the plan silently. Its own
+	// unknown-field error says neither where nor what is allowed.
+	if err := strictjson.CheckForm(raw, planForm); err != nil {
+		return &PlanError{Stage: -1, Group: -1, Err: err}
+	}
+	var in struct {
+		Stages []jsonStage `json:"stages"`
+	}
+	dec = json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
 		return &PlanError{Stage: -1, Group: -1, Err: err}
 	}
 	g := p.Graph
