@@ -3,7 +3,9 @@ package graph_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -287,6 +289,119 @@ func FuzzExport(f *testing.F) {
 		}
 		if js := export(g3)[0]; js != first[0] {
 			t.Fatalf("the graph's template builds another graph:\n%s\n%s", first[0], js)
+		}
+	})
+}
+
+// FuzzOptions builds graphs with any Options and duration, which no
+// other target fuzzes (FuzzBuild's limits are fixed), and checks Build
+// against a model of its rules: a MaxSeconds of 0 means 86,400 s and
+// one outside 10 to 100,000,000 is a *DurationError naming the option;
+// else a duration not positive, not a multiple of 10 or over the limit
+// is a *DurationError naming the duration; else a graph of more nodes or
+// edges than MaxNodes or MaxEdges allow (0 or less: the default; above
+// 2,147,483,646: that) is a *SizeError with the counts; else the graph
+// has the nodes and edges the template gives. Every error is one line
+// and names its value; a count of one segment is not "1 segments". The
+// templates are the lecture (3S+3 nodes, 6S+2 edges) and two per-segment
+// kinds, the second on all of the first's segments (2S nodes, S² edges).
+// A graph the model accepts over 200,000 nodes and edges is not built.
+func FuzzOptions(f *testing.F) {
+	for _, s := range []struct {
+		maxSecs, maxNodes, maxEdges, secs int
+		square                            bool
+	}{
+		{0, 0, 0, 30, false}, {0, 0, 0, 86_410, false}, {15, 0, 0, 20, false}, {10, 0, 0, 20, true},
+		{-1, 0, 0, 10, false}, {graph.MaxSecondsLimit + 1, 0, 0, 10, false}, {graph.MaxSecondsLimit, 5, 0, graph.MaxSecondsLimit, false},
+		{0, 9, 0, 20, false}, {0, 0, 99, 100, true}, {0, -1, -1, 100, true}, {0, math.MaxInt, math.MaxInt, 990, true},
+		{95, 0, 0, 90, false}, {0, 0, 0, math.MaxInt, false}, {0, 0, 0, math.MinInt, true}, {0, 0, 0, -10, false},
+	} {
+		f.Add(s.maxSecs, s.maxNodes, s.maxEdges, s.secs, s.square)
+	}
+	square := graph.Template{Kinds: []graph.Kind{
+		{Name: "a", PerSegment: true},
+		{Name: "b", PerSegment: true, Deps: []graph.Dep{{Kind: "a", Scope: graph.ScopeAllSegments}}},
+	}}
+	const maxIndex = math.MaxInt32 - 1
+	limit := func(v, def int) int64 {
+		switch {
+		case v <= 0:
+			return int64(def)
+		case v > maxIndex:
+			return maxIndex
+		}
+		return int64(v)
+	}
+	f.Fuzz(func(t *testing.T, maxSecs, maxNodes, maxEdges, secs int, sq bool) {
+		opts := graph.Options{MaxSeconds: maxSecs, MaxNodes: maxNodes, MaxEdges: maxEdges}
+		tm := graph.Lecture()
+		if sq {
+			tm = square
+		}
+		// The model.
+		ms := maxSecs
+		if ms == 0 {
+			ms = graph.DefaultMaxSeconds
+		}
+		var wantOption string // the option a *DurationError names
+		var wantDuration, wantSize bool
+		var nodes, edges int64
+		switch {
+		case ms < graph.SegmentSeconds || ms > graph.MaxSecondsLimit:
+			wantOption = "MaxSeconds"
+		case secs <= 0 || secs%graph.SegmentSeconds != 0 || secs > ms:
+			wantDuration = true
+		default:
+			s := int64(secs / graph.SegmentSeconds)
+			nodes, edges = 3*s+3, 6*s+2
+			if sq {
+				nodes, edges = 2*s, s*s
+			}
+			wantSize = nodes > limit(maxNodes, graph.DefaultMaxNodes) || edges > limit(maxEdges, graph.DefaultMaxEdges)
+			if !wantSize && nodes+edges > 200_000 {
+				return // valid, but too large to build here
+			}
+		}
+		g, err := opts.Build(tm, secs)
+		if err != nil {
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || strings.Contains(msg, "(1 segments)") {
+				t.Fatalf("Build(%+v, %d): message %q", opts, secs, msg)
+			}
+		}
+		var de *graph.DurationError
+		var se *graph.SizeError
+		switch {
+		case wantOption != "":
+			if !errors.As(err, &de) || !errors.Is(err, graph.ErrInvalidDuration) || de.Option != wantOption || de.Seconds != maxSecs {
+				t.Fatalf("Build(%+v, %d) = %v: want a *DurationError for MaxSeconds %d", opts, secs, err, maxSecs)
+			}
+		case wantDuration:
+			if !errors.As(err, &de) || !errors.Is(err, graph.ErrInvalidDuration) || de.Option != "" || de.Seconds != secs ||
+				!strings.Contains(err.Error(), strconv.Itoa(secs)+"s ") {
+				t.Fatalf("Build(%+v, %d) = %v: want a *DurationError for the duration", opts, secs, err)
+			}
+		case wantSize:
+			if !errors.As(err, &se) || !errors.Is(err, graph.ErrTooLarge) || se.Count <= se.Limit {
+				t.Fatalf("Build(%+v, %d) = %v: want a *SizeError (%d nodes, %d edges)", opts, secs, err, nodes, edges)
+			}
+			want := nodes
+			if se.What == "edges" {
+				want = edges
+			}
+			if se.Count != want {
+				t.Fatalf("Build(%+v, %d) = %v: want a count of %d", opts, secs, err, want)
+			}
+		default:
+			if err != nil {
+				t.Fatalf("Build(%+v, %d) = %v: want %d nodes and %d edges", opts, secs, err, nodes, edges)
+			}
+			if g.Segments() != secs/graph.SegmentSeconds || int64(g.Len()) != nodes || int64(g.Edges()) != edges {
+				t.Fatalf("Build(%+v, %d): %d segments, %d nodes, %d edges; want %d nodes, %d edges", opts, secs, g.Segments(), g.Len(), g.Edges(), nodes, edges)
+			}
+		}
+		if err != nil && g != nil {
+			t.Fatalf("Build(%+v, %d) returned a graph with %v", opts, secs, err)
 		}
 	})
 }
