@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/regengraph/regen/graph"
@@ -181,7 +182,7 @@ type rootMark struct {
 func Compute(g *graph.Graph, in Input) (*Set, error) {
 	v := g.Len()
 	if in.States != nil && in.States.Len() != v {
-		return nil, fmt.Errorf("%w: %d states for %d nodes; make them with NewStates(g.Len()), one per node", ErrStatesMismatch, in.States.Len(), v)
+		return nil, fmt.Errorf("%w: %s for %s; make them with NewStates(g.Len()), one per node", ErrStatesMismatch, count(in.States.Len(), "state"), count(v, "node"))
 	}
 	marks := make([]rootMark, 0, len(in.Marks))
 	for i, m := range in.Marks {
@@ -292,6 +293,14 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// count returns n and a noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // fill makes s the set of every node of a new graph: each never

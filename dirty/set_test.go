@@ -477,6 +477,15 @@ func TestComputeErrors(t *testing.T) {
 			assert.Equal(t, fmt.Sprintf("dirty: states do not match the graph: %d states for 12 nodes; make them with NewStates(g.Len()), one per node", n), err.Error())
 		}
 	})
+	t.Run("states length mismatch, one of either", func(t *testing.T) {
+		// One state, one node: not "1 states" or "1 nodes".
+		_, err := dirty.Compute(g, dirty.Input{States: dirty.NewStates(1)})
+		assert.EqualError(t, err, "dirty: states do not match the graph: 1 state for 12 nodes; make them with NewStates(g.Len()), one per node")
+		one, err := graph.Build(graph.Template{Kinds: []graph.Kind{{Name: "a"}}}, 10)
+		require.NoError(t, err)
+		_, err = dirty.Compute(one, dirty.Input{States: dirty.NewStates(2)})
+		assert.EqualError(t, err, "dirty: states do not match the graph: 2 states for 1 node; make them with NewStates(g.Len()), one per node")
+	})
 	assert.True(t, errors.Is(&dirty.MarkError{Err: errors.New("x")}, dirty.ErrInvalidMark))
 }
 
