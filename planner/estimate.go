@@ -100,7 +100,8 @@ type Rate struct {
 // only beyond their end. A node under way (Running) costs only what is left of
 // its duration. No schedule can finish sooner, whatever its order, if
 // each node takes its kind's duration. It costs O(D + E_D + K log K) for
-// D nodes with E_D dependency edges among them and K kinds, and
+// D nodes with E_D dependency edges into them, from nodes of the plan or
+// not (a timeline's 2S+1 when it alone is planned), and K kinds, and
 // O(D + E_D + S·K + K log K) with Staged, for S stages. Nodes that are
 // not in p.Graph, which only a plan assembled by hand can hold, cost
 // nothing; a plan without a Graph has a bound of 0. A bound longer than
