@@ -72,6 +72,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fs.PrintDefaults()
 			return 0
 		}
+		if strings.HasPrefix(err.Error(), "flag provided but not defined") {
+			// Say what is allowed: the flags, in the order -h lists them.
+			var names []string
+			fs.VisitAll(func(f *flag.Flag) { names = append(names, "-"+f.Name) })
+			last := len(names) - 1
+			return fail("%v: the flags are %s and %s (-h prints the usage)", err, strings.Join(names[:last], ", "), names[last])
+		}
 		return fail("%v", err)
 	}
 	if fs.NArg() > 0 {

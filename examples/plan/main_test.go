@@ -473,7 +473,9 @@ func TestBadInput(t *testing.T) {
 		{"template path with a newline", []string{"-duration", "30", "-template", newlinePath}, `a\nb`},
 		{"missing template path with a newline", []string{"-duration", "30", "-template", newlineDir + "/none"}, "no such file"},
 		{"unknown format", []string{"-duration", "30", "-format", "yaml"}, `-format "yaml": want text, json, dot or mermaid`},
-		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose"},
+		// An unknown flag is named with the flags there are.
+		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose: the flags are -duration, -edit, -force, -format, -max-seconds, -missing and -template (-h prints the usage)"},
+		{"unknown flag first", []string{"--dur", "30"}, "flag provided but not defined: -dur: the flags are -duration,"},
 		{"stray argument", []string{"-duration", "30", "timeline"}, `unexpected argument "timeline"`},
 	}
 	for _, tc := range tests {
