@@ -32,7 +32,10 @@ const (
 type Options struct {
 	// MaxSeconds is the longest duration accepted, in seconds. Pipelines
 	// larger than a day raise it, up to MaxSecondsLimit (10,000,000
-	// segments). Default: DefaultMaxSeconds (86,400 s, 8,640 segments).
+	// segments). Unlike MaxEdges and MaxNodes, a value below 0 is not the
+	// default: any value but 0 and 10 to MaxSecondsLimit makes Build
+	// return a [*DurationError] whose Option is "MaxSeconds". Default:
+	// DefaultMaxSeconds (86,400 s, 8,640 segments).
 	MaxSeconds int
 	// MaxEdges is the most dependency edges the graph may have; a template
 	// with all-segments dependencies between per-segment kinds grows with
@@ -43,7 +46,8 @@ type Options struct {
 	// MaxNodes is the most nodes the graph may have, so that a wide
 	// template on a long duration is refused instead of exhausting memory
 	// (a graph holds about 30 bytes a node). Zero or less means the
-	// default. Default: DefaultMaxNodes (20,000,000).
+	// default; values above 2,147,483,646 are capped there. Default:
+	// DefaultMaxNodes (20,000,000).
 	MaxNodes int
 }
 
@@ -79,7 +83,8 @@ func Build(t Template, totalSeconds int) (*Graph, error) {
 // for S segments.
 //
 // A duration that is not positive, not a multiple of 10 or above
-// MaxSeconds is a [*DurationError]; an invalid template is a
+// MaxSeconds is a [*DurationError], as is a MaxSeconds out of range (its
+// Option says so); an invalid template is a
 // [*TemplateError] or a [*CycleError]; a graph over the size limits is a
 // [*SizeError]. Build is O(V + E) for V nodes and E edges, plus the
 // template's validation ([Template.Validate]: O(K² + D·log D) for K
