@@ -3,8 +3,10 @@ package graph_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,7 +228,8 @@ func FuzzLookup(f *testing.F) {
 // as, of 1 to 20 segments, and writes it as JSON, DOT and Mermaid: no
 // writer fails, a second build writes the same bytes (with the same
 // highlight), and the template in the graph's JSON parses and builds a
-// graph that writes the same JSON.
+// graph that writes the same JSON. Its Dominik graph has the same
+// vertices and, from each, the same edges.
 func FuzzExport(f *testing.F) {
 	for i, s := range templateSeeds(f) {
 		f.Add(s, uint8(i), uint8(i*7))
@@ -265,6 +268,31 @@ func FuzzExport(f *testing.F) {
 		first := export(g)
 		if !json.Valid([]byte(first[0])) {
 			t.Fatalf("MarshalJSON wrote %s", first[0])
+		}
+		// The dominikbraun graph has the same nodes and edges.
+		dg, err := g.Dominik()
+		if err != nil {
+			t.Fatalf("Dominik: %v", err)
+		}
+		order, err := dg.Order()
+		if err != nil || order != g.Len() {
+			t.Fatalf("Dominik: %d vertices (%v), want %d", order, err, g.Len())
+		}
+		adj, err := dg.AdjacencyMap()
+		if err != nil {
+			t.Fatalf("Dominik: %v", err)
+		}
+		for n := range g.Len() {
+			id := g.NodeID(graph.Node(n))
+			var want []string
+			for _, m := range g.Dependents(graph.Node(n)) {
+				want = append(want, g.NodeID(m))
+			}
+			got := slices.Sorted(maps.Keys(adj[id]))
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("Dominik: %s -> %v, want %v", id, got, want)
+			}
 		}
 		g2, err := opts.Build(tm.Clone(), secs)
 		if err != nil {
