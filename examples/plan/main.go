@@ -8,7 +8,15 @@
 // Without -edit, -force or -missing the lecture is new: every node is
 // missing, so every node is dirty. With any of them, every other node is
 // taken as clean. Bad input prints one line on stderr and exits with 2;
-// -h prints the usage, with a line on each flag, on stdout and exits 0.
+// output that cannot be written prints one line on stderr and exits with
+// 1; -h prints the usage, with a line on each flag, on stdout and exits 0.
+//
+// -format json prints one line, one JSON object: {"segments": S,
+// "nodes": N, "dirty": D, "why": {"<node ID>": "<why, in words>", ...},
+// "stages": [...]}, with "why" in node order, in the words of
+// dirty.Set.Explain, and "stages" in the form of planner.Plan.MarshalJSON.
+// -format dot and -format mermaid print the graph, the dirty nodes
+// highlighted.
 package main
 
 import (

@@ -603,3 +603,19 @@ func TestHelp(t *testing.T) {
 		assert.Contains(t, desc, tt.desc, tt.flag)
 	}
 }
+
+// failWriter fails every write.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestWriteError: output that cannot be written is not bad input: the
+// command says so on one line and exits 1, whatever the format.
+func TestWriteError(t *testing.T) {
+	for _, format := range []string{"text", "json", "dot", "mermaid"} {
+		var stderr bytes.Buffer
+		code := run([]string{"-duration", "30", "-format", format}, failWriter{}, &stderr)
+		assert.Equal(t, 1, code, format)
+		assert.Equal(t, "plan: write: disk full\n", stderr.String(), format)
+	}
+}
