@@ -7,7 +7,8 @@
 //
 // Without -edit, -force or -missing the lecture is new: every node is
 // missing, so every node is dirty. With any of them, every other node is
-// taken as clean. Bad input prints one line on stderr and exits with 2;
+// taken as clean. Bad input (a flag other than -edit, -force and -missing
+// given twice among it) prints one line on stderr and exits with 2;
 // output that cannot be written prints one line on stderr and exits with
 // 1; -h prints the usage, with a line on each flag, on stdout and exits 0.
 //
@@ -43,6 +44,23 @@ type idList []string
 func (l *idList) String() string     { return strings.Join(*l, ",") }
 func (l *idList) Set(s string) error { *l = append(*l, s); return nil }
 
+// once is a flag that takes one value: given twice, it is refused, rather
+// than have the last value win silently.
+type once struct {
+	value string
+	set   bool
+}
+
+func (o *once) String() string { return o.value }
+
+func (o *once) Set(s string) error {
+	if o.set {
+		return fmt.Errorf("given twice, %q and %q: give it once", o.value, s)
+	}
+	o.value, o.set = s, true
+	return nil
+}
+
 // usage is the synopsis -h prints before the flags.
 const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid] [-max-seconds SECONDS]
 
@@ -58,14 +76,15 @@ Flags:
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	duration := fs.String("duration", "", "the lecture's length in `SECONDS`, a multiple of 10 (required)")
+	var duration, tmplFile, format, maxSecsFlag once
+	fs.Var(&duration, "duration", "the lecture's length in `SECONDS`, a multiple of 10 (required)")
 	var edits, forces, missing idList
 	fs.Var(&edits, "edit", "a `NODEID` whose parameters changed (repeatable)")
 	fs.Var(&forces, "force", "a `NODEID` to regenerate even if unchanged (repeatable)")
 	fs.Var(&missing, "missing", "a `NODEID` whose asset is missing (repeatable)")
-	tmplFile := fs.String("template", "", "a template `FILE.json`, in graph.Template's JSON form (default: the built-in lecture template)")
-	format := fs.String("format", "text", "the output `FORMAT`: text, json, dot or mermaid")
-	maxSecsFlag := fs.String("max-seconds", "", "the longest duration accepted, in `SECONDS` (0: the default, 86400)")
+	fs.Var(&tmplFile, "template", "a template `FILE.json`, in graph.Template's JSON form (default: the built-in lecture template)")
+	fs.Var(&format, "format", "the output `FORMAT`: text, json, dot or mermaid (default \"text\")")
+	fs.Var(&maxSecsFlag, "max-seconds", "the longest duration accepted, in `SECONDS` (0: the default, 86400)")
 	fail := func(format string, args ...any) int {
 		// One line, whatever the input: a file name or an ID may hold a
 		// newline.
@@ -92,50 +111,51 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return fail("unexpected argument %q: every input is a flag", fs.Arg(0))
 	}
-	if *duration == "" {
+	if duration.value == "" {
 		return fail("-duration is required: a lecture length in seconds, a multiple of 10")
 	}
-	secs, err := strconv.Atoi(*duration)
+	secs, err := strconv.Atoi(duration.value)
 	switch {
 	case errors.Is(err, strconv.ErrRange) && secs < 0:
 		// A whole number, but past what an int holds: say why it is refused.
-		return fail("-duration %s: a duration is a positive number of seconds, a multiple of %d", *duration, graph.SegmentSeconds)
+		return fail("-duration %s: a duration is a positive number of seconds, a multiple of %d", duration.value, graph.SegmentSeconds)
 	case errors.Is(err, strconv.ErrRange):
 		return fail("-duration %s exceeds the largest limit: %d s (%d segments), whatever -max-seconds says",
-			*duration, graph.MaxSecondsLimit, graph.MaxSecondsLimit/graph.SegmentSeconds)
+			duration.value, graph.MaxSecondsLimit, graph.MaxSecondsLimit/graph.SegmentSeconds)
 	case err != nil:
-		return fail("-duration %q is not a whole number of seconds", *duration)
+		return fail("-duration %q is not a whole number of seconds", duration.value)
 	}
 	// -max-seconds is decimal, as -duration is: flag.Int would read 0100
 	// as octal 64 and take 0x100 and 1_000.
 	var maxSecs int
 	var maxErr error
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "max-seconds" {
-			maxSecs, maxErr = strconv.Atoi(*maxSecsFlag)
-		}
-	})
+	if maxSecsFlag.set {
+		maxSecs, maxErr = strconv.Atoi(maxSecsFlag.value)
+	}
 	switch {
 	case errors.Is(maxErr, strconv.ErrRange):
 		return fail("-max-seconds %s: allowed are %d to %d (1 to %d segments), or 0 for the default (%d)",
-			*maxSecsFlag, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.MaxSecondsLimit/graph.SegmentSeconds, graph.DefaultMaxSeconds)
+			maxSecsFlag.value, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.MaxSecondsLimit/graph.SegmentSeconds, graph.DefaultMaxSeconds)
 	case maxErr != nil:
 		return fail("-max-seconds %q is not a whole number of seconds: allowed are %d to %d, or 0 for the default (%d)",
-			*maxSecsFlag, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.DefaultMaxSeconds)
+			maxSecsFlag.value, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.DefaultMaxSeconds)
 	}
-	switch *format {
+	if !format.set {
+		format.value = "text"
+	}
+	switch format.value {
 	case "text", "json", "dot", "mermaid":
 	default:
-		return fail("-format %q: want text, json, dot or mermaid", *format)
+		return fail("-format %q: want text, json, dot or mermaid", format.value)
 	}
 	tmpl := graph.Lecture()
-	if *tmplFile != "" {
-		data, err := readTemplate(*tmplFile)
+	if tmplFile.value != "" {
+		data, err := readTemplate(tmplFile.value)
 		if err != nil {
 			return fail("-template: %v", err)
 		}
 		if tmpl, err = graph.ParseTemplate(data); err != nil {
-			return fail("-template %s: %v", *tmplFile, err)
+			return fail("-template %s: %v", tmplFile.value, err)
 		}
 	}
 	limit := maxSecs
@@ -174,7 +194,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	p := planner.New(set)
-	if err := write(stdout, *format, g, set, p); err != nil {
+	if err := write(stdout, format.value, g, set, p); err != nil {
 		fmt.Fprintf(stderr, "plan: write: %v\n", err)
 		return 1
 	}

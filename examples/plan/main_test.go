@@ -477,6 +477,12 @@ func TestBadInput(t *testing.T) {
 		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose: the flags are -duration, -edit, -force, -format, -max-seconds, -missing and -template (-h prints the usage)"},
 		{"unknown flag first", []string{"--dur", "30"}, "flag provided but not defined: -dur: the flags are -duration,"},
 		{"stray argument", []string{"-duration", "30", "timeline"}, `unexpected argument "timeline"`},
+		// A flag that takes one value, given twice, is refused rather than
+		// have the last one win silently.
+		{"-duration twice", []string{"-duration", "30", "-duration", "40"}, `invalid value "40" for flag -duration: given twice, "30" and "40": give it once`},
+		{"-format twice", []string{"-duration", "30", "-format", "json", "-format", "text"}, `invalid value "text" for flag -format: given twice, "json" and "text": give it once`},
+		{"-template twice", []string{"-duration", "30", "-template", "a.json", "-template", "b.json"}, `for flag -template: given twice, "a.json" and "b.json"`},
+		{"-max-seconds twice", []string{"-duration", "30", "-max-seconds", "100", "-max-seconds=100"}, `for flag -max-seconds: given twice, "100" and "100"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
