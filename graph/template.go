@@ -143,23 +143,38 @@ var templateForm = func() *strictjson.Object {
 //
 // Unknown fields, keys that differ from these in case, repeated keys and
 // trailing data are refused; a refused key is named with the object that
-// holds it ("kinds[1].deps[0]") and the keys that object allows. The
-// template is
-// validated; any problem is an error wrapping [ErrInvalidTemplate].
+// holds it ("kinds[1].deps[0]") and the keys that object allows. As with
+// encoding/json, nesting deeper than 10,000 levels is refused. The
+// template is validated; any problem is an error wrapping
+// [ErrInvalidTemplate].
 func ParseTemplate(data []byte) (Template, error) {
-	// encoding/json matches keys whatever their case and keeps the last of
-	// repeated keys: a typo or a repeat would change the template silently.
-	if err := strictjson.CheckForm(data, templateForm); err != nil {
-		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
-	}
+	// The syntax first: encoding/json's scanner refuses a nesting deeper
+	// than 10,000 levels in constant memory, where CheckForm would hold a
+	// frame for each level of it.
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var t Template
-	if err := dec.Decode(&t); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		switch {
+		case errors.Is(err, io.EOF):
+			return Template{}, &TemplateError{Problem: `bad JSON: no JSON value: want {"kinds": [...]}`}
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return Template{}, &TemplateError{Problem: "bad JSON: unexpected end of JSON input"}
+		}
 		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Template{}, &TemplateError{Problem: "bad JSON: data after the template object"}
+	}
+	// encoding/json matches keys whatever their case and keeps the last of
+	// repeated keys: a typo or a repeat would change the template silently.
+	if err := strictjson.CheckForm(raw, templateForm); err != nil {
+		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
+	}
+	dec = json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var t Template
+	if err := dec.Decode(&t); err != nil {
+		return Template{}, &TemplateError{Problem: "bad JSON: " + err.Error()}
 	}
 	if t.Kinds == nil {
 		return Template{}, &TemplateError{Problem: `missing "kinds"`}

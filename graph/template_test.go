@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -292,7 +293,7 @@ func TestParseTemplate(t *testing.T) {
 		in   string
 		msg  []string
 	}{
-		{"empty input", ``, []string{"bad JSON"}},
+		{"empty input", ``, []string{`bad JSON: no JSON value: want {"kinds": [...]}`}},
 		{"not JSON", `kinds`, []string{"bad JSON", "invalid character"}},
 		// An unknown key is named with the object that holds it and the
 		// keys that object allows.
@@ -311,7 +312,10 @@ func TestParseTemplate(t *testing.T) {
 		{"trailing object", `{"kinds": [{"name": "a"}]} {}`, []string{"data after the template object"}},
 		{"trailing garbage", `{"kinds": [{"name": "a"}]}x`, []string{"data after the template object"}},
 		{"trailing comma", `{"kinds": [{"name": "a"}]},`, []string{"data after the template object"}},
-		{"truncated", `{"kinds": [{"name": "a"}]`, []string{"bad JSON"}},
+		{"truncated", `{"kinds": [{"name": "a"}]`, []string{"bad JSON: unexpected end of JSON input"}},
+		// encoding/json's scanner stops at 10,000 levels of nesting.
+		{"nested too deep", `{"kinds":` + strings.Repeat("[", 100_000), []string{"bad JSON: invalid character '[' exceeded max depth"}},
+		{"nested too deep, closed", `{"kinds":` + strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000) + `}`, []string{"bad JSON: invalid character '[' exceeded max depth"}},
 		{"missing kinds", `{}`, []string{`missing "kinds"`}},
 		{"null", `null`, []string{`missing "kinds"`}},
 		{"null kinds", `{"kinds": null}`, []string{`missing "kinds"`}},
@@ -339,4 +343,20 @@ func TestParseTemplate(t *testing.T) {
 		assert.Equal(t, []string{"a", "b"}, ce.Kinds)
 		assert.True(t, errors.Is(err, graph.ErrInvalidTemplate))
 	})
+}
+
+// TestParseTemplateDeepNestingIsCheap: a template nested a million levels
+// deep is refused at encoding/json's limit of 10,000 levels, in memory
+// about its size. Checking its keys first walked it all, holding a frame
+// for each level: 338 MB allocated for these 1 MB, and a -template file
+// of the plan command's 256 MiB limit would take tens of gigabytes.
+func TestParseTemplateDeepNestingIsCheap(t *testing.T) {
+	data := []byte(`{"kinds":` + strings.Repeat("[", 1<<20))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := graph.ParseTemplate(data)
+	runtime.ReadMemStats(&after)
+	require.ErrorIs(t, err, graph.ErrInvalidTemplate)
+	assert.Contains(t, err.Error(), "exceeded max depth")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(data)), "bytes allocated")
 }
