@@ -360,3 +360,32 @@ func TestParseTemplateDeepNestingIsCheap(t *testing.T) {
 	assert.Contains(t, err.Error(), "exceeded max depth")
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(data)), "bytes allocated")
 }
+
+// TestParseTemplateManyElementsIsCheap: a template of more kinds than
+// MaxKinds, or a kind of more dependencies than any valid one has (two
+// on each kind: same-segment and previous-segment), is refused before it
+// is decoded, in memory about its size. Decoding it first held 72 bytes
+// a kind for each "null," or "{}," of the input: 821 MB for 8 MB.
+func TestParseTemplateManyElementsIsCheap(t *testing.T) {
+	for _, tc := range []struct {
+		name, data, msg string
+	}{
+		{"kinds", `{"kinds":[` + strings.Repeat("null,", 1<<18) + `null]}`,
+			"graph: invalid template: more than 1024 kinds: at most 1024 are allowed"},
+		{"empty kinds", `{"kinds":[` + strings.Repeat("{},", 1<<18) + `{}]}`,
+			"graph: invalid template: more than 1024 kinds: at most 1024 are allowed"},
+		{"dependencies", `{"kinds":[{"name":"a"},{"name":"b","deps":[` + strings.Repeat("{},", 1<<18) + `{}]}]}`,
+			"graph: invalid template: kinds[1] has more than 2048 dependencies: a kind depends on each of at most 1024 kinds at most twice (same-segment and previous-segment)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := graph.ParseTemplate([]byte(tc.data))
+			runtime.ReadMemStats(&after)
+			var te *graph.TemplateError
+			require.ErrorAs(t, err, &te)
+			assert.EqualError(t, err, tc.msg)
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(tc.data)), "bytes allocated")
+		})
+	}
+}
