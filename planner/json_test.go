@@ -360,3 +360,42 @@ func TestUnmarshalJSONDeepNestingIsCheap(t *testing.T) {
 	assert.Contains(t, err.Error(), "exceeded max depth")
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(data)), "bytes allocated")
 }
+
+// TestUnmarshalJSONManyElementsIsCheap: a plan of more stages, groups or
+// node entries than its graph has nodes, which no plan has (a stage
+// holds a group, a group a node, and a node is in one group), is refused
+// before it is decoded, in memory about its size. Decoding it first held
+// 64 bytes a group for each "{}," of the input: 818 MB for 8 MB.
+func TestUnmarshalJSONManyElementsIsCheap(t *testing.T) {
+	g := build(t, graph.Lecture(), 30) // 12 nodes
+	many := func(unit string) string { return strings.Repeat(unit+",", 1<<18) + unit }
+	for _, tc := range []struct {
+		name, data, msg string
+	}{
+		{"stages", `{"stages":[` + many(`{}`) + `]}`,
+			"planner: invalid plan: stage 12: more than 12 stages: a stage holds a node of its own, and the graph has 12 nodes"},
+		{"groups", `{"stages":[{"index":0,"groups":[` + many(`{}`) + `]}]}`,
+			"planner: invalid plan: stage 0 group 12: more than 12 groups: a group holds a node of its own, and the graph has 12 nodes"},
+		{"groups over stages", `{"stages":[` + strings.Repeat(`{"groups":[{},{}]},`, 6) + `{"groups":[{},{}]}]}`,
+			"planner: invalid plan: stage 6 group 0: more than 12 groups"},
+		{"nodes", `{"stages":[{"index":0,"groups":[{"kind":"single","nodes":[` + many(`""`) + `]}]}]}`,
+			"planner: invalid plan: stage 0 group 0: more than 12 nodes: a node is in one group at most, and the graph has 12 nodes"},
+		{"stages of a graph of one node", `{"stages":[{},{}]}`,
+			"planner: invalid plan: stage 1: more than 1 stage: a stage holds a node of its own, and the graph has 1 node"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := g
+			if strings.Contains(tc.name, "one node") {
+				g = build(t, graph.Template{Kinds: []graph.Kind{{Name: "a"}}}, 10)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := (&planner.Plan{Graph: g}).UnmarshalJSON([]byte(tc.data))
+			runtime.ReadMemStats(&after)
+			var pe *planner.PlanError
+			require.ErrorAs(t, err, &pe)
+			assert.Contains(t, err.Error(), tc.msg)
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(tc.data)+1<<16), "bytes allocated")
+		})
+	}
+}

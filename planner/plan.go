@@ -585,7 +585,10 @@ var planForm = func() *strictjson.Object {
 // stages; a key left out reads as zero or empty. Unknown fields, keys
 // that differ in case from those MarshalJSON writes, repeated keys and
 // trailing data are refused; a refused key is named with the object that
-// holds it ("stages[0].groups[1]") and the keys that object allows.
+// holds it ("stages[0].groups[1]") and the keys that object allows. A
+// nesting deeper than 10,000 levels, as for encoding/json, and more
+// stages, groups or nodes than the graph has nodes are refused before
+// the plan is decoded, so that the memory used is about the size of data.
 // JSON null leaves p as it is, as encoding/json does for a null value. On
 // error p is unchanged. It costs O((D + E) log D) for D nodes with E
 // edges to or from them.
@@ -609,6 +612,9 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &PlanError{Stage: -1, Group: -1, Problem: "data after the plan object: want one JSON object"}
+	}
+	if err := checkCounts(raw, p.Graph.Len()); err != nil {
+		return err
 	}
 	// encoding/json matches keys whatever their case and keeps the last of
 	// repeated keys: a repeat would change the plan silently. Its own
@@ -761,6 +767,94 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	}
 	*p = *idx
 	return nil
+}
+
+// checkCounts refuses the JSON of a plan of more stages, groups or node
+// entries than its graph's v nodes, which no plan has (a stage holds a
+// group, a group a node, and a node is in one group at most), before it
+// is decoded: a decoded group holds about 64 bytes, and a stage 32,
+// however few bytes of input make one ("{},"). It reads raw's tokens
+// once, holding a frame for each level of nesting, of which
+// encoding/json's scanner, which has read raw, allows 10,000.
+func checkCounts(raw []byte, v int) error {
+	const (
+		listStages = 1 + iota // the array of "stages"
+		listGroups            // the array of a stage's "groups"
+		listNodes             // the array of a group's "nodes"
+	)
+	type frame struct {
+		object  bool
+		key     string // an object's current key
+		inValue bool   // an object's key was read, its value not yet
+		list    int    // an array's: 0, listStages, listGroups or listNodes
+		count   int    // an array's elements so far
+	}
+	var stack []frame
+	groups, nodes := 0, 0 // in the plan so far
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end of raw, which holds one value
+		}
+		n := len(stack)
+		if n > 0 && stack[n-1].object && !stack[n-1].inValue {
+			if key, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].inValue = key, true
+				continue
+			}
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:n-1]
+		} else {
+			// A value starts.
+			if n > 0 && !stack[n-1].object {
+				f := &stack[n-1]
+				f.count++
+				switch f.list {
+				case listStages:
+					if f.count > v {
+						return &PlanError{Stage: f.count - 1, Group: -1, Problem: fmt.Sprintf("more than %s: a stage holds a node of its own, and the graph has %s", count(v, "stage"), count(v, "node"))}
+					}
+				case listGroups:
+					if groups++; groups > v {
+						return &PlanError{Stage: stack[1].count - 1, Group: f.count - 1, Problem: fmt.Sprintf("more than %s: a group holds a node of its own, and the graph has %s", count(v, "group"), count(v, "node"))}
+					}
+				case listNodes:
+					if nodes++; nodes > v {
+						return &PlanError{Stage: stack[1].count - 1, Group: stack[3].count - 1, Problem: fmt.Sprintf("more than %s: a node is in one group at most, and the graph has %s", count(v, "node"), count(v, "node"))}
+					}
+				}
+			}
+			if d, ok := tok.(json.Delim); ok { // '{' or '['
+				child := frame{object: d == '{'}
+				switch {
+				case d != '[':
+				case n == 1 && stack[0].object && stack[0].key == "stages":
+					child.list = listStages
+				case n == 3 && stack[1].list == listStages && stack[2].object && stack[2].key == "groups":
+					child.list = listGroups
+				case n == 5 && stack[3].list == listGroups && stack[4].object && stack[4].key == "nodes":
+					child.list = listNodes
+				}
+				stack = append(stack, child)
+				continue
+			}
+		}
+		// A value ended: its object expects a key again.
+		if n = len(stack); n == 0 {
+			return nil
+		}
+		stack[n-1].inValue = false
+	}
+}
+
+// count returns n and a noun, plural unless n is 1.
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // collect returns the nodes of the stages in ascending order, with their
