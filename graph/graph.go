@@ -287,11 +287,12 @@ func (g *Graph) Kind(i int) Kind {
 	return kd
 }
 
-// KindName returns the name of the kind at template index i.
+// KindName returns the name of the kind at template index i
+// (0 ≤ i < Kinds()).
 func (g *Graph) KindName(i int) string { return g.tmpl.kinds[i].Name }
 
 // BatchKey returns the batch key and concurrency of the kind at template
-// index i; the key is "" when the kind has none.
+// index i (0 ≤ i < Kinds()); the key is "" when the kind has none.
 func (g *Graph) BatchKey(i int) (key string, concurrency int) {
 	kd := &g.tmpl.kinds[i]
 	return kd.BatchKey, kd.Concurrency
@@ -300,8 +301,9 @@ func (g *Graph) BatchKey(i int) (key string, concurrency int) {
 // KindIndex returns the template index of the kind named name.
 func (g *Graph) KindIndex(name string) (int, bool) { return g.tmpl.index(name) }
 
-// KindNodes returns the nodes of the kind at template index i: count
-// consecutive nodes from first, in segment order.
+// KindNodes returns the nodes of the kind at template index i
+// (0 ≤ i < Kinds()): count consecutive nodes from first, in segment
+// order.
 func (g *Graph) KindNodes(i int) (first Node, count int) {
 	p := g.tmpl.pos[i]
 	return g.starts[p], int(g.starts[p+1] - g.starts[p])
