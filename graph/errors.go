@@ -3,8 +3,25 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/regengraph/regen/internal/quote"
 )
+
+// maxIDLen is the length of the longest valid node ID: a kind name,
+// ":segment[", 9 digits and "]".
+const maxIDLen = maxNameLen + len(segmentMarker) + maxSegmentDigits + 1
+
+// quoteValue quotes s, as %q does, for an error. A value longer than any
+// valid kind name, batch key or node ID is cut, with a note of its length
+// (internal/quote), so that a message names it without being mostly it.
+func quoteValue(s string) string {
+	if len(s) <= maxIDLen {
+		return strconv.Quote(s)
+	}
+	return quote.Key(s)
+}
 
 // Sentinel errors. Every error this package returns wraps one of them
 // (a [*CycleError] two), so callers can branch with errors.Is.
@@ -59,7 +76,7 @@ func (e *TemplateError) Error() string {
 	if e.Kind == "" {
 		return fmt.Sprintf("%v: %s", ErrInvalidTemplate, e.Problem)
 	}
-	return fmt.Sprintf("%v: kind %q: %s", ErrInvalidTemplate, e.Kind, e.Problem)
+	return fmt.Sprintf("%v: kind %s: %s", ErrInvalidTemplate, quoteValue(e.Kind), e.Problem)
 }
 
 // Unwrap returns [ErrInvalidTemplate].
@@ -122,7 +139,7 @@ type IDError struct {
 }
 
 func (e *IDError) Error() string {
-	return fmt.Sprintf("%v %q: %s", e.Err, e.ID, e.Problem)
+	return fmt.Sprintf("%v %s: %s", e.Err, quoteValue(e.ID), e.Problem)
 }
 
 // Unwrap returns ErrMalformedID or ErrUnknownNode.

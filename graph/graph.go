@@ -363,7 +363,7 @@ func (g *Graph) Node(id ID) (Node, error) {
 	}
 	ki, ok := g.tmpl.index(id.Kind)
 	if !ok {
-		return unknown("the template has no kind %q: its kinds are %s", id.Kind, g.tmpl.kindList())
+		return unknown("the template has no kind %s: its kinds are %s", quoteValue(id.Kind), g.tmpl.kindList())
 	}
 	first, count := g.KindNodes(ki)
 	per := g.tmpl.kinds[ki].PerSegment

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -449,4 +450,41 @@ func TestLookupOneSegment(t *testing.T) {
 		require.ErrorIs(t, err, graph.ErrUnknownNode)
 		assert.EqualError(t, err, msg, id)
 	}
+}
+
+// TestLongValuesInErrors: an error names a value too long to be valid (a
+// kind name, a batch key, a scope, a node ID) by its first bytes and its
+// length, as internal/quote does for the executor's keys, not whole: a
+// template with a name of a megabyte was refused with a message of two.
+// Values that can be valid are named whole.
+func TestLongValuesInErrors(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	parse := func(s string) error {
+		_, err := graph.ParseTemplate([]byte(s))
+		return err
+	}
+	g := mustBuild(t, graph.Lecture(), 30)
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"kind name", parse(`{"kinds":[{"name":"` + long + `"}]}`)},
+		{"batch key", parse(`{"kinds":[{"name":"a","batchKey":"` + long + `"}]}`)},
+		{"unknown dependency", parse(`{"kinds":[{"name":"a","deps":[{"kind":"` + long + `","scope":"global"}]}]}`)},
+		{"scope", parse(`{"kinds":[{"name":"a"},{"name":"b","deps":[{"kind":"a","scope":"` + long + `"}]}]}`)},
+		{"ParseID", func() error { _, err := graph.ParseID(long + ":segment[1]"); return err }()},
+		{"Lookup", func() error { _, err := g.Lookup(long); return err }()},
+		{"Node", func() error { _, err := g.Node(graph.ID{Kind: long, Segment: graph.NoSegment}); return err }()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Error(t, tc.err)
+			msg := tc.err.Error()
+			assert.Less(t, len(msg), 1000, "%.300s", msg)
+			assert.Contains(t, msg, `"… (`)
+		})
+	}
+	// A valid name of 128 bytes is named whole.
+	name := strings.Repeat("k", 128)
+	err := parse(`{"kinds":[{"name":"` + name + `","deps":[{"kind":"x","scope":"global"}]}]}`)
+	assert.Contains(t, err.Error(), `kind "`+name+`": depends on unknown kind "x"`)
 }

@@ -370,7 +370,7 @@ func compile(t Template) (*compiled, error) {
 		case kd.BatchKey == "" && kd.Concurrency != 0:
 			return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("concurrency %d without a batchKey: a kind without a batchKey has no concurrency (omit it or set a batchKey)", kd.Concurrency)}
 		case kd.BatchKey != "" && kd.Concurrency <= 0:
-			return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("concurrency %d: a kind with batchKey %q needs a concurrency of at least 1", kd.Concurrency, kd.BatchKey)}
+			return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("concurrency %d: a kind with batchKey %s needs a concurrency of at least 1", kd.Concurrency, quoteValue(kd.BatchKey))}
 		case kd.BatchKey != "":
 			if p := nameProblem(kd.BatchKey); p != "" {
 				return nil, &TemplateError{Kind: kd.Name, Problem: "batchKey " + p}
@@ -398,7 +398,7 @@ func compile(t Template) (*compiled, error) {
 		for _, d := range kd.Deps {
 			j, ok := c.index(d.Kind)
 			if !ok {
-				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("depends on unknown kind %q: the template's kinds are %s", d.Kind, c.kindList())}
+				return nil, &TemplateError{Kind: kd.Name, Problem: fmt.Sprintf("depends on unknown kind %s: the template's kinds are %s", quoteValue(d.Kind), c.kindList())}
 			}
 			if p := scopeProblem(kd, &c.kinds[j], d.Scope); p != "" {
 				return nil, &TemplateError{Kind: kd.Name, Problem: p}
@@ -501,7 +501,7 @@ func scopeProblem(from, to *Kind, s Scope) string {
 			return fmt.Sprintf("scope all-segments on %q, which is global: use global", to.Name)
 		}
 	default:
-		return fmt.Sprintf("dependency on %q has scope %q: allowed are global, same-segment, all-segments and previous-segment", to.Name, string(s))
+		return fmt.Sprintf("dependency on %q has scope %s: allowed are global, same-segment, all-segments and previous-segment", to.Name, quoteValue(string(s)))
 	}
 	return ""
 }
