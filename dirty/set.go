@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/quote"
 )
 
 // Reason says why a node must be regenerated.
@@ -145,7 +146,21 @@ type MarkError struct {
 }
 
 func (e *MarkError) Error() string {
-	return fmt.Sprintf("%v %d (%s %q): %v", ErrInvalidMark, e.Index, e.Mark.Reason, e.Mark.ID, e.Err)
+	return fmt.Sprintf("%v %d (%s %s): %v", ErrInvalidMark, e.Index, e.Mark.Reason, quoteID(e.Mark.ID), e.Err)
+}
+
+// maxIDLen is the length of the longest valid node ID: a kind name of
+// 128 bytes, ":segment[", 9 digits and "]".
+const maxIDLen = 128 + len(":segment[") + 9 + 1
+
+// quoteID quotes a mark's ID, as %q does. One longer than any valid node
+// ID is cut, with a note of its length (internal/quote), so that a
+// message names it without being mostly it.
+func quoteID(s string) string {
+	if len(s) <= maxIDLen {
+		return strconv.Quote(s)
+	}
+	return quote.Key(s)
 }
 
 // Unwrap returns ErrInvalidMark and the underlying error.

@@ -3,6 +3,7 @@ package dirty_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -563,4 +564,22 @@ func TestSetSlicesAreClipped(t *testing.T) {
 			checkSet(t, s)
 		})
 	}
+}
+
+// TestMarkErrorOfALongID: a mark whose ID is too long to be a node's is
+// named by its first bytes and its length, not whole: a mark of a
+// megabyte was refused with a message of two (the ID, then the graph's
+// error about it).
+func TestMarkErrorOfALongID(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 30)
+	require.NoError(t, err)
+	long := strings.Repeat("x", 1<<20)
+	_, err = dirty.Compute(g, dirty.Input{Marks: []dirty.Mark{{ID: long, Reason: dirty.ReasonEdited}}})
+	require.ErrorIs(t, err, dirty.ErrInvalidMark)
+	assert.Less(t, len(err.Error()), 1000, "%.300s", err)
+	assert.Contains(t, err.Error(), `dirty: invalid mark 0 (edited "xxxx`)
+	assert.Contains(t, err.Error(), `"… (1048576 bytes)): graph: malformed node ID "xxxx`)
+	// A valid ID is named whole.
+	_, err = dirty.Compute(g, dirty.Input{Marks: []dirty.Mark{{ID: "asset:image:segment[3]", Reason: dirty.ReasonEdited}}})
+	assert.ErrorContains(t, err, `dirty: invalid mark 0 (edited "asset:image:segment[3]"): graph: unknown node "asset:image:segment[3]"`)
 }
