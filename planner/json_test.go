@@ -399,3 +399,24 @@ func TestUnmarshalJSONManyElementsIsCheap(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmarshalJSONLongValues: a group's kind or batch key too long to
+// be valid is named by its first bytes and its length, not whole: a
+// batch key of a megabyte was refused with a message of a megabyte.
+func TestUnmarshalJSONLongValues(t *testing.T) {
+	g := build(t, graph.Lecture(), 30)
+	long := strings.Repeat("k", 1<<20)
+	for _, data := range []string{
+		`{"stages":[{"index":0,"groups":[{"kind":"single","batchKey":"` + long + `","nodes":["timeline"]}]}]}`,
+		`{"stages":[{"index":0,"groups":[{"kind":"batch","batchKey":"` + long + `","nodes":["timeline"]}]}]}`,
+		`{"stages":[{"index":0,"groups":[{"kind":"batch","batchKey":"` + long + `","concurrency":1,"nodes":["asset:narration:segment[0]"]}]}]}`,
+		`{"stages":[{"index":0,"groups":[{"kind":"` + long + `","nodes":["timeline"]}]}]}`,
+	} {
+		err := (&planner.Plan{Graph: g}).UnmarshalJSON([]byte(data))
+		require.ErrorIs(t, err, planner.ErrInvalidPlan)
+		if !assert.Less(t, len(err.Error()), 1000) {
+			continue
+		}
+		assert.Contains(t, err.Error(), `"… (1048576 bytes)`)
+	}
+}

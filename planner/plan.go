@@ -11,6 +11,7 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/quote"
 	"github.com/regengraph/regen/internal/strictjson"
 )
 
@@ -669,21 +670,21 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 					return bad("", "a single group holds one node, not %d: the nodes of a kind without a batch key are each a single", len(ids))
 				}
 				if jg.BatchKey != "" || jg.Concurrency != 0 {
-					return bad("", "a single group has no batchKey or concurrency, not %q and %d", jg.BatchKey, jg.Concurrency)
+					return bad("", "a single group has no batchKey or concurrency, not %s and %d", quoteValue(jg.BatchKey), jg.Concurrency)
 				}
 			case Batch:
 				if jg.BatchKey == "" || jg.Concurrency < 1 {
-					return bad("", "a batch group needs a batchKey and a concurrency of at least 1, not %q and %d", jg.BatchKey, jg.Concurrency)
+					return bad("", "a batch group needs a batchKey and a concurrency of at least 1, not %s and %d", quoteValue(jg.BatchKey), jg.Concurrency)
 				}
 				if j, ok := batches[jg.BatchKey]; ok {
-					return bad("", "a second batch of key %q, after group %d: a stage has one batch per key, with all its nodes of the key", jg.BatchKey, j)
+					return bad("", "a second batch of key %s, after group %d: a stage has one batch per key, with all its nodes of the key", quoteValue(jg.BatchKey), j)
 				}
 				if batches == nil {
 					batches = map[string]int{}
 				}
 				batches[jg.BatchKey] = gi
 			default:
-				return bad("", "kind %q: want single or batch", jg.Kind)
+				return bad("", "kind %s: want single or batch", quoteValue(string(jg.Kind)))
 			}
 			grp := Group{Kind: jg.Kind, BatchKey: jg.BatchKey, Concurrency: jg.Concurrency, Nodes: make([]graph.Node, len(ids))}
 			for i, id := range ids {
@@ -703,7 +704,7 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 				case jg.Kind == Batch && key == "":
 					return bad(id, "node %q is of kind %q, which has no batch key: it belongs in a single group, not in a batch", id, g.KindName(ki))
 				case jg.Kind == Batch && (key != jg.BatchKey || conc != jg.Concurrency):
-					return bad(id, "node %q has batch key %q and concurrency %d, not %q and %d", id, key, conc, jg.BatchKey, jg.Concurrency)
+					return bad(id, "node %q has batch key %q and concurrency %d, not %s and %d", id, key, conc, quoteValue(jg.BatchKey), jg.Concurrency)
 				}
 				if i > 0 && !before(grp.Nodes[i-1], n) {
 					return bad(id, "node %q is listed after %q: a group's nodes are in template-kind order, then by segment", id, ids[i-1])
@@ -847,6 +848,20 @@ func checkCounts(raw []byte, v int) error {
 		}
 		stack[n-1].inValue = false
 	}
+}
+
+// maxValueLen is the length of the longest valid batch key or node ID: a
+// name of 128 bytes, ":segment[", 9 digits and "]".
+const maxValueLen = 128 + len(":segment[") + 9 + 1
+
+// quoteValue quotes a value read from a plan, as %q does. One longer than
+// any valid batch key or node ID is cut, with a note of its length
+// (internal/quote), so that a message names it without being mostly it.
+func quoteValue(s string) string {
+	if len(s) <= maxValueLen {
+		return strconv.Quote(s)
+	}
+	return quote.Key(s)
 }
 
 // count returns n and a noun, plural unless n is 1.
