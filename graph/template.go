@@ -196,69 +196,35 @@ const maxDeps = 2 * MaxKinds
 // checkCounts refuses the JSON of a template of more kinds than MaxKinds,
 // or with a kind of more dependencies than maxDeps, before it is decoded:
 // a decoded kind holds about 72 bytes, and a dependency 32, however few
-// bytes of input make one ("{},"). It reads raw's tokens once, holding a
-// frame for each level of nesting, of which encoding/json's scanner,
-// which has read raw, allows 10,000.
+// bytes of input make one ("{},"). It counts the elements of "kinds" and
+// of each kind's "deps" with [strictjson.CountArrays], which reads raw's
+// tokens once, holding a frame for each level of nesting, of which
+// encoding/json's scanner, which has read raw, allows 10,000.
 func checkCounts(raw []byte) error {
 	const (
 		listKinds = 1 + iota // the array of "kinds"
 		listDeps             // the array of a kind's "deps"
 	)
-	type frame struct {
-		object  bool
-		key     string // an object's current key
-		inValue bool   // an object's key was read, its value not yet
-		list    int    // an array's: 0, listKinds or listDeps
-		count   int    // an array's elements so far
+	// A path of two keys is asked about only under a picked "kinds".
+	class := func(keys []string) int {
+		switch {
+		case len(keys) == 1 && keys[0] == "kinds":
+			return listKinds
+		case len(keys) == 2 && keys[1] == "deps":
+			return listDeps
+		}
+		return 0
 	}
-	var stack []frame
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // the end of raw, which holds one value
+	return strictjson.CountArrays(raw, class, func(list int, counts []int) error {
+		switch {
+		case list == listKinds && counts[0] > MaxKinds:
+			return &TemplateError{Problem: fmt.Sprintf("more than %d kinds: at most %d are allowed", MaxKinds, MaxKinds)}
+		case list == listDeps && counts[1] > maxDeps:
+			return &TemplateError{Problem: fmt.Sprintf("kinds[%d] has more than %d dependencies: a kind depends on each of at most %d kinds at most twice (same-segment and previous-segment)",
+				counts[0]-1, maxDeps, MaxKinds)}
 		}
-		n := len(stack)
-		if n > 0 && stack[n-1].object && !stack[n-1].inValue {
-			if key, ok := tok.(string); ok {
-				stack[n-1].key, stack[n-1].inValue = key, true
-				continue
-			}
-		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:n-1]
-		} else {
-			// A value starts.
-			if n > 0 && !stack[n-1].object {
-				f := &stack[n-1]
-				f.count++
-				switch {
-				case f.list == listKinds && f.count > MaxKinds:
-					return &TemplateError{Problem: fmt.Sprintf("more than %d kinds: at most %d are allowed", MaxKinds, MaxKinds)}
-				case f.list == listDeps && f.count > maxDeps:
-					return &TemplateError{Problem: fmt.Sprintf("kinds[%d] has more than %d dependencies: a kind depends on each of at most %d kinds at most twice (same-segment and previous-segment)",
-						stack[1].count-1, maxDeps, MaxKinds)}
-				}
-			}
-			if d, ok := tok.(json.Delim); ok { // '{' or '['
-				child := frame{object: d == '{'}
-				switch {
-				case d != '[':
-				case n == 1 && stack[0].object && stack[0].key == "kinds":
-					child.list = listKinds
-				case n == 3 && stack[1].list == listKinds && stack[2].object && stack[2].key == "deps":
-					child.list = listDeps
-				}
-				stack = append(stack, child)
-				continue
-			}
-		}
-		// A value ended: its object expects a key again.
-		if n = len(stack); n == 0 {
-			return nil
-		}
-		stack[n-1].inValue = false
-	}
+		return nil
+	})
 }
 
 // Validate reports the first rule t breaks, as a [*TemplateError] or a

@@ -774,80 +774,48 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 // entries than its graph's v nodes, which no plan has (a stage holds a
 // group, a group a node, and a node is in one group at most), before it
 // is decoded: a decoded group holds about 64 bytes, and a stage 32,
-// however few bytes of input make one ("{},"). It reads raw's tokens
-// once, holding a frame for each level of nesting, of which
-// encoding/json's scanner, which has read raw, allows 10,000.
+// however few bytes of input make one ("{},"). It counts the elements of
+// "stages", of each stage's "groups" and of each group's "nodes" with
+// [strictjson.CountArrays], which reads raw's tokens once, holding a
+// frame for each level of nesting, of which encoding/json's scanner,
+// which has read raw, allows 10,000.
 func checkCounts(raw []byte, v int) error {
 	const (
 		listStages = 1 + iota // the array of "stages"
 		listGroups            // the array of a stage's "groups"
 		listNodes             // the array of a group's "nodes"
 	)
-	type frame struct {
-		object  bool
-		key     string // an object's current key
-		inValue bool   // an object's key was read, its value not yet
-		list    int    // an array's: 0, listStages, listGroups or listNodes
-		count   int    // an array's elements so far
+	// A longer path is asked about only under the picked arrays of the
+	// shorter ones: "stages", then its "groups".
+	class := func(keys []string) int {
+		switch {
+		case len(keys) == 1 && keys[0] == "stages":
+			return listStages
+		case len(keys) == 2 && keys[1] == "groups":
+			return listGroups
+		case len(keys) == 3 && keys[2] == "nodes":
+			return listNodes
+		}
+		return 0
 	}
-	var stack []frame
 	groups, nodes := 0, 0 // in the plan so far
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // the end of raw, which holds one value
-		}
-		n := len(stack)
-		if n > 0 && stack[n-1].object && !stack[n-1].inValue {
-			if key, ok := tok.(string); ok {
-				stack[n-1].key, stack[n-1].inValue = key, true
-				continue
+	return strictjson.CountArrays(raw, class, func(list int, counts []int) error {
+		switch list {
+		case listStages:
+			if counts[0] > v {
+				return &PlanError{Stage: counts[0] - 1, Group: -1, Problem: fmt.Sprintf("more than %s: a stage holds a node of its own, and the graph has %s", count(v, "stage"), count(v, "node"))}
+			}
+		case listGroups:
+			if groups++; groups > v {
+				return &PlanError{Stage: counts[0] - 1, Group: counts[1] - 1, Problem: fmt.Sprintf("more than %s: a group holds a node of its own, and the graph has %s", count(v, "group"), count(v, "node"))}
+			}
+		case listNodes:
+			if nodes++; nodes > v {
+				return &PlanError{Stage: counts[0] - 1, Group: counts[1] - 1, Problem: fmt.Sprintf("more than %s: a node is in one group at most, and the graph has %s", count(v, "node"), count(v, "node"))}
 			}
 		}
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:n-1]
-		} else {
-			// A value starts.
-			if n > 0 && !stack[n-1].object {
-				f := &stack[n-1]
-				f.count++
-				switch f.list {
-				case listStages:
-					if f.count > v {
-						return &PlanError{Stage: f.count - 1, Group: -1, Problem: fmt.Sprintf("more than %s: a stage holds a node of its own, and the graph has %s", count(v, "stage"), count(v, "node"))}
-					}
-				case listGroups:
-					if groups++; groups > v {
-						return &PlanError{Stage: stack[1].count - 1, Group: f.count - 1, Problem: fmt.Sprintf("more than %s: a group holds a node of its own, and the graph has %s", count(v, "group"), count(v, "node"))}
-					}
-				case listNodes:
-					if nodes++; nodes > v {
-						return &PlanError{Stage: stack[1].count - 1, Group: stack[3].count - 1, Problem: fmt.Sprintf("more than %s: a node is in one group at most, and the graph has %s", count(v, "node"), count(v, "node"))}
-					}
-				}
-			}
-			if d, ok := tok.(json.Delim); ok { // '{' or '['
-				child := frame{object: d == '{'}
-				switch {
-				case d != '[':
-				case n == 1 && stack[0].object && stack[0].key == "stages":
-					child.list = listStages
-				case n == 3 && stack[1].list == listStages && stack[2].object && stack[2].key == "groups":
-					child.list = listGroups
-				case n == 5 && stack[3].list == listGroups && stack[4].object && stack[4].key == "nodes":
-					child.list = listNodes
-				}
-				stack = append(stack, child)
-				continue
-			}
-		}
-		// A value ended: its object expects a key again.
-		if n = len(stack); n == 0 {
-			return nil
-		}
-		stack[n-1].inValue = false
-	}
+		return nil
+	})
 }
 
 // maxValueLen is the length of the longest valid batch key or node ID: a

@@ -1,7 +1,10 @@
 // Package strictjson checks what encoding/json lets through when it
 // decodes into structs with DisallowUnknownFields: object keys that match
 // a field only when case is ignored, and keys repeated in one object, of
-// which encoding/json silently keeps the last.
+// which encoding/json silently keeps the last. It also counts the
+// elements of chosen arrays before they are decoded ([CountArrays]), so
+// that a caller can refuse more than it allows in memory about the size
+// of the input, where encoding/json would first decode them all.
 //
 // It is pure: no I/O beyond reading the given bytes.
 package strictjson
