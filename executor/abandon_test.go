@@ -79,7 +79,7 @@ func TestAbandonRefusals(t *testing.T) {
 		require.NoError(t, err)
 		time.Sleep(time.Second)
 		err = e.Abandon(ctx, r.ID(), "mine")
-		require.ErrorIs(t, err, executor.ErrInvalidRequest)
+		require.ErrorIs(t, err, executor.ErrBusy)
 		assert.True(t, strings.Contains(err.Error(), "still running in this executor"), err.Error())
 		rep, err := r.Wait()
 		require.NoError(t, err)
@@ -154,7 +154,7 @@ func TestResumeRefusedDuringAbandon(t *testing.T) {
 					_, _ = r.Wait()
 				}
 				runs.free()
-				require.ErrorIs(t, err, executor.ErrInvalidRequest, "taken while an Abandon of the run is under way")
+				require.ErrorIs(t, err, executor.ErrBusy, "taken while an Abandon of the run is under way")
 				assert.Contains(t, err.Error(), "being abandoned")
 				require.NoError(t, <-abandoned)
 

@@ -139,7 +139,7 @@ func TestAbandonAgainIsRefusedWhileAResumeEndsTheStream(t *testing.T) {
 		<-sink.held
 		err = e.Abandon(ctx, rec.ID, "the host tries again")
 		close(sink.release)
-		require.ErrorIs(t, err, executor.ErrInvalidRequest, "taken while a Resume ends the same stream")
+		require.ErrorIs(t, err, executor.ErrBusy, "taken while a Resume ends the same stream")
 		assert.Contains(t, err.Error(), "refused as the run was abandoned")
 		require.ErrorIs(t, <-resumed, executor.ErrInvalidRequest, "a run abandoned is not resumed")
 

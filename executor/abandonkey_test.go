@@ -69,7 +69,7 @@ func TestAbandonDuringAResumeOfTheKey(t *testing.T) {
 						require.NoError(t, err)
 
 						if tc.wantError != "" {
-							require.ErrorIs(t, abandonErr, executor.ErrInvalidRequest)
+							require.ErrorIs(t, abandonErr, executor.ErrBusy)
 							assert.ErrorContains(t, abandonErr, tc.wantError)
 							assert.ErrorContains(t, abandonErr, res.run.ID())
 							assert.ErrorContains(t, abandonErr, "retry once that call has returned")

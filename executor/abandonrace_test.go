@@ -87,7 +87,7 @@ func TestRefusedResumeAndAbandonEndTheStreamOnce(t *testing.T) {
 				events := replay(t, sink.Memory, rec.ID)
 				require.Len(t, events, 6, "the stream's final event")
 				assert.Equal(t, got.Error, events[5].Message, "the record and the stream say the same")
-				require.ErrorIs(t, abandonErr, executor.ErrInvalidRequest, "taken while the refused call wrote the record")
+				require.ErrorIs(t, abandonErr, executor.ErrBusy, "taken while the refused call wrote the record")
 				assert.ErrorContains(t, abandonErr, "being recorded as interrupted, not resumed, by a Resume or RerunFailed of it that was refused")
 				assert.ErrorContains(t, abandonErr, "returns nil")
 

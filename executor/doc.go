@@ -275,6 +275,17 @@
 // one run at a time per graph key: the two then publish the same Seq,
 // and the sinks keep the first.
 //
+// # Errors
+//
+// A call refused for its input wraps [ErrInvalidRequest]: the same call
+// is refused again, and a host answers it as bad input (HTTP 400). A
+// call refused for what is under way in the executor wraps [ErrBusy]
+// instead: a Resume, RerunFailed or Abandon of a run still going on, a
+// Resume or RerunFailed while another of the key is under way, a call
+// about a run that an Abandon, or a Resume, holds. The request was good,
+// and the same call may be taken once that has ended: a host answers it
+// as a conflict, to retry later (HTTP 409, with Retry-After).
+//
 // # Stores
 //
 // Graph metadata ([StateStore]) is kept apart from heavy asset data

@@ -37,13 +37,29 @@ var (
 	// key's; a Forget with a graph not the key's, or of a key without
 	// one; a Resume or RerunFailed with a graph not the run's, or of a
 	// run whose graph is no longer the key's (with [ErrGraphReplaced] or
-	// [ErrGraphDeleted]), or bad [ResumeOptions]; an Abandon with an
-	// empty run ID or reason; and a call about a run that is going on in
-	// this executor, or that another call of it holds (a Resume,
-	// RerunFailed or Abandon under way). errors.Is finds it, and
-	// errors.As the specific error, in each: a host answers all of them
-	// as bad input (HTTP 400, say) by this one check.
+	// [ErrGraphDeleted]), or of a run that Abandon recorded, or bad
+	// [ResumeOptions]; an Abandon with an empty run ID or reason.
+	// errors.Is finds it, and errors.As the specific error, in each: the
+	// same call made again is refused again, and a host answers all of
+	// them as bad input (HTTP 400, say) by this one check. A call refused
+	// because of what is under way in the executor is no bad input: it
+	// wraps [ErrBusy] instead.
 	ErrInvalidRequest = errors.New("executor: invalid request")
+	// ErrBusy: a call about a run was refused, and nothing was done,
+	// because of a call or a run under way in this executor, which it
+	// must not overlap: a Resume, RerunFailed or Abandon of a run that is
+	// still going on here; a Resume or
+	// RerunFailed of a run of a graph key while another Resume or
+	// RerunFailed of the key is under way (its call, or the run it
+	// started, until that run has ended); a Resume, RerunFailed or
+	// Abandon of a run while an Abandon of it, or a refused Resume that
+	// records it as interrupted, is under way, or an Abandon of a run
+	// that a Resume of it is resuming. The request was good: the same
+	// call made once that has ended may well be taken (the error says
+	// what to wait for), so a host answers it as a conflict to retry
+	// later (HTTP 409, say, with Retry-After), not as bad input. It never
+	// wraps [ErrInvalidRequest].
+	ErrBusy = errors.New("executor: busy")
 	// ErrClosed: the executor was closed ([Executor.Close]): it starts no
 	// run, and calls its stores no more (Edit, Plan, Abandon and
 	// Forget).
@@ -244,7 +260,7 @@ const errPrefix = "executor: "
 // errPrefix.
 var sentinels = [...]error{
 	ErrMissingGenerator, ErrRunFailed, ErrCancelled, ErrTimeout, ErrInvalidOutput,
-	ErrInvalidRequest, ErrClosed, ErrGraphReplaced, ErrGraphDeleted,
+	ErrInvalidRequest, ErrBusy, ErrClosed, ErrGraphReplaced, ErrGraphDeleted,
 	ErrInvalidAge, ErrConflict, ErrNotFound, errStoresLate,
 }
 

@@ -135,7 +135,7 @@ func TestErrorsQuoteRunIDs(t *testing.T) {
 			require.NoError(t, err)
 			time.Sleep(time.Second)
 			_, err = e.Resume(ctx, l.g, r.ID())
-			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			require.ErrorIs(t, err, executor.ErrBusy)
 			r.Cancel()
 			_, _ = r.Wait()
 			return err.Error(), r.ID()

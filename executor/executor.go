@@ -275,10 +275,10 @@ func (e *Executor) finishedLocked(of, key string) error {
 		return nil
 	case f.of == of:
 		return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed that is under way in this executor (its call not returned, or its run not ended): wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
-			ErrInvalidRequest, quote(of), quote(f.id))
+			ErrBusy, quote(of), quote(f.id))
 	}
 	return fmt.Errorf("%w: run %s is already being finished by run %s, a Resume or RerunFailed of run %s, of the same graph %s, that is under way in this executor (its call not returned, or its run not ended): each one of a graph key makes the same nodes, those not clean: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
-		ErrInvalidRequest, quote(of), quote(f.id), quote(f.of), quote(key))
+		ErrBusy, quote(of), quote(f.id), quote(f.of), quote(key))
 }
 
 // runIDField names the field that gave the ID of a run that resumes
@@ -674,7 +674,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // committed. A record written before Record.Graph existed is checked by
 // its duration only.
 //
-// Resume is refused with ErrInvalidRequest too:
+// Resume is refused with [ErrBusy], not ErrInvalidRequest, while what
+// it must not overlap is under way, and the same call may be taken once
+// that has ended (a host answers it as a conflict, to retry later):
 //   - while run id is still going on in this executor;
 //   - while another Resume or RerunFailed of the run's graph key is under
 //     way in this executor, whichever run that one names: this run, the
@@ -686,9 +688,11 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 //   - while an [Executor.Abandon] of run id is under way;
 //   - while a Resume or RerunFailed of run id, refused because its graph
 //     is no longer the key's (see below), is recording it as interrupted,
-//     not resumed;
-//   - when [Executor.Abandon] recorded the run as interrupted, not
-//     resumed. The error says that it was abandoned, and why.
+//     not resumed.
+//
+// It is refused with ErrInvalidRequest, for good, when
+// [Executor.Abandon] recorded the run as interrupted, not resumed. The
+// error says that it was abandoned, and why.
 //
 // An abandoned run is refused even when an Abandon of it in this executor
 // recorded it while the Resume read its record: the record is read again
@@ -788,10 +792,12 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 // record without it, one whose duration is not Record.Seconds.
 //
 // It is refused as Resume is:
-//   - when the run's graph is no longer the key's;
-//   - while the run is going on;
+//   - when the run's graph is no longer the key's (ErrInvalidRequest);
+//   - while the run is going on ([ErrBusy]);
 //   - while another Resume or RerunFailed of its graph key is under way in
-//     this executor: its call, or its run;
+//     this executor: its call, or its run (ErrBusy);
+//   - while an Abandon of the run, or a refused Resume that records it as
+//     interrupted, is under way (ErrBusy);
 //   - when Abandon recorded the run: ErrInvalidRequest, saying that it was
 //     abandoned.
 //
@@ -943,7 +949,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	e.startMu.Unlock()
 	if live {
 		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
-			ErrInvalidRequest, what, quote(id))
+			ErrBusy, what, quote(id))
 	}
 	if resumed != nil {
 		return Record{}, fmt.Errorf("%s run %s: %w", what, quote(id), resumed)

@@ -70,7 +70,7 @@ func (e *Executor) notResumed(ctx context.Context, rec Record, err error, tally 
 // holdEnding takes run id, of graph key, for a call by that records it as
 // interrupted, not resumed (Abandon, notResumed), until release is
 // called; a Resume, RerunFailed or Abandon of it is refused meanwhile
-// (see finishedLocked). It refuses, with [ErrInvalidRequest], a run going
+// (see finishedLocked). It refuses, with [ErrBusy], a run going
 // on in this executor, one that another such call holds, and one that a
 // Resume or RerunFailed of this executor resumes (the key's finisher,
 // until its call has returned and its run has ended): that call records
@@ -81,14 +81,14 @@ func (e *Executor) holdEnding(id, key string, by endingBy) (release func(), err 
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
 	if e.live[id] {
-		return nil, fmt.Errorf("%w: it is still running in this executor: cancel it (Run.Cancel) instead", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: it is still running in this executor: cancel it (Run.Cancel) instead", ErrBusy)
 	}
 	if holder := e.ending[id]; holder != 0 {
 		return nil, endingError(id, holder)
 	}
 	if f, ok := e.finishing[key]; ok && f.of == id {
 		return nil, fmt.Errorf("%w: run %s is being resumed by run %s, a Resume or RerunFailed of it under way in this executor, which records it as interrupted, resumed by that run (or, if refused as the run's graph is no longer the key's, not resumed): retry once that call has returned: Abandon then finds the record no longer running, and returns nil (were it still running, the run store having failed that call, retry once run %s has ended too)",
-			ErrInvalidRequest, quote(id), quote(f.id), quote(f.id))
+			ErrBusy, quote(id), quote(f.id), quote(f.id))
 	}
 	if e.ending == nil {
 		e.ending = map[string]endingBy{}
@@ -110,13 +110,13 @@ func endingError(id string, by endingBy) error {
 	switch by {
 	case endingAbandon:
 		return fmt.Errorf("%w: run %s is being abandoned (an Executor.Abandon of it is under way in this executor): once it returns, the run's record says interrupted, not resumed",
-			ErrInvalidRequest, quote(id))
+			ErrBusy, quote(id))
 	case endingAbandoned:
 		return fmt.Errorf("%w: run %s, abandoned, is getting its stream's final event from a Resume or RerunFailed of it, refused as the run was abandoned, in this executor: once that call returns, an Abandon of it returns nil, and a Resume of it is refused",
-			ErrInvalidRequest, quote(id))
+			ErrBusy, quote(id))
 	}
 	return fmt.Errorf("%w: run %s is being recorded as interrupted, not resumed, by a Resume or RerunFailed of it that was refused (its graph is no longer the key's) in this executor: once that call returns, the record says so: a Resume of the run is refused, and an Abandon of it returns nil",
-		ErrInvalidRequest, quote(id))
+		ErrBusy, quote(id))
 }
 
 // abandonedReason returns the reason that [Executor.Abandon] recorded in
@@ -382,7 +382,8 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 //   - an unknown run gives an error wrapping [ErrNotFound].
 //
 // A run whose record says running, or interrupted, not resumed, is
-// refused with [ErrInvalidRequest] when:
+// refused with [ErrBusy] (not ErrInvalidRequest: once what it waits for
+// has ended, the same call may be taken) when:
 //   - it is going on in this executor;
 //   - a Resume or RerunFailed of it in this executor is resuming it. Retry
 //     once that call has returned: it records the run as interrupted, or
@@ -392,7 +393,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 //     is recording it as interrupted (see Resume).
 //
 // A Resume or RerunFailed of the run while Abandon is under way is refused
-// with ErrInvalidRequest too: one call records the run, and its stream
+// with ErrBusy too: one call records the run, and its stream
 // gets one final event. Once Abandon has recorded the run, a Resume or
 // RerunFailed of it is refused with ErrInvalidRequest, saying that it was
 // abandoned, and why. A new run of its graph, with Start or Run, makes the

@@ -451,7 +451,7 @@ func TestResumeRefusedUntilTheOtherResumeReturns(t *testing.T) {
 				<-runs.held
 				synctest.Wait() // its run, with nothing to make, has ended
 				_, err := second.call(e, ctx, l.g, rec.ID)
-				require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second one while the first is under way")
+				require.ErrorIs(t, err, executor.ErrBusy, "a second one while the first is under way")
 				assert.ErrorContains(t, err, "already being finished by run")
 				runs.free()
 				got := <-first

@@ -63,7 +63,7 @@ func TestResumeRefusesTheChainOfARunBeingFinished(t *testing.T) {
 						require.NoError(t, err)
 						time.Sleep(time.Second)
 						_, err = then.call(e, ctx, l.g, ids[tc.then])
-						require.ErrorIs(t, err, executor.ErrInvalidRequest, "a second run would pay for the same nodes")
+						require.ErrorIs(t, err, executor.ErrBusy, "a second run would pay for the same nodes")
 						assert.ErrorContains(t, err, `already being finished by run "`+running.ID()+`"`)
 						_, err = e.Runs().GetRun(ctx, running.ID())
 						require.NoError(t, err)
@@ -121,7 +121,7 @@ func TestResumeRefusalAfterACancelSaysToWait(t *testing.T) {
 		y.Cancel() // as the user asked; the run ends once its generator's grace is over
 		for _, id := range []string{x.ID(), y.ID()} {
 			_, err = e.Resume(ctx, l.g, id)
-			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			require.ErrorIs(t, err, executor.ErrBusy)
 			assert.NotContains(t, err.Error(), "or cancel it first")
 			assert.ErrorContains(t, err, "wait for it to end")
 		}

@@ -695,6 +695,11 @@ func (s *service) startFailed(w http.ResponseWriter, r *http.Request, err error)
 	case errors.Is(err, errNoTurn), errors.Is(err, errLockTimeout):
 		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, err)
+	case errors.Is(err, executor.ErrBusy):
+		// A good request refused for a run or call under way: the same
+		// request is taken once it has ended.
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusConflict, err)
 	case errors.Is(err, executor.ErrInvalidRequest):
 		httpError(w, http.StatusBadRequest, err)
 	default:
