@@ -141,7 +141,10 @@
 //
 // [Executor.Resume] regenerates what a run left undone, and
 // [Executor.RerunFailed] forces its failed nodes again. Both refuse a run
-// still going on in the executor. Both refuse a run of a graph key while
+// still going on in the executor ([ErrBusy]). A run whose record says
+// that it ended may still wait, up to Options.Grace, for generator calls
+// that ignore their context before its [Run.Done] closes: both wait for
+// it then, rather than refuse it. Both refuse a run of a graph key while
 // another of them, of any run of the key (the same run, one of its chain
 // of resumes, or another), is under way (its call, or the run it
 // started): each makes the key's nodes that are not clean.

@@ -48,7 +48,9 @@ var (
 	// ErrBusy: a call about a run was refused, and nothing was done,
 	// because of a call or a run under way in this executor, which it
 	// must not overlap: a Resume, RerunFailed or Abandon of a run that is
-	// still going on here; a Resume or
+	// still going on here, its record saying running (a Resume or
+	// RerunFailed of a run whose record says it ended waits for its end
+	// instead, see [Executor.Resume]); a Resume or
 	// RerunFailed of a run of a graph key while another Resume or
 	// RerunFailed of the key is under way (its call, or the run it
 	// started, until that run has ended); a Resume, RerunFailed or

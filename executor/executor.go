@@ -73,6 +73,26 @@ type Executor struct {
 	ending    map[string]endingBy
 	abandons  uint64
 	closed    bool
+	// ended is closed, and set to nil, when a live run ends (forget):
+	// calls that wait for a run to end wait for it (see endedLocked).
+	ended chan struct{}
+}
+
+// endedLocked returns a channel that is closed when a run that is live
+// now ends (or another one does: the caller looks again). Called with
+// startMu held.
+func (e *Executor) endedLocked() <-chan struct{} {
+	if e.ended == nil {
+		e.ended = make(chan struct{})
+	}
+	return e.ended
+}
+
+// recordEnded reports whether run id's record says that it ended: one
+// read, whose failure says no.
+func (e *Executor) recordEnded(ctx context.Context, id string) bool {
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	return err == nil && rec.Status != RunRunning
 }
 
 // endingBy says which call holds a run in Executor.ending.
@@ -294,9 +314,14 @@ func runIDField(of string) string {
 // forget takes run id, of graph key, which resumes run of (or "" for
 // none), off the live runs; the key stays finished by it until the
 // Resume or RerunFailed that started it has returned too (see unfinish).
+// It wakes the calls that wait for a run to end (endedLocked).
 func (e *Executor) forget(id, of, key string) {
 	e.startMu.Lock()
 	delete(e.live, id)
+	if e.ended != nil {
+		close(e.ended)
+		e.ended = nil
+	}
 	if of != "" {
 		e.unfinishLocked(id, key)
 	}
@@ -440,7 +465,11 @@ func (r *Run) CancelCause(cause error) {
 	r.cancel(cause)
 }
 
-// Done is closed when the run has ended.
+// Done is closed when the run has ended. Its record and its final event
+// come first: once they are written, the run waits, up to Options.Grace,
+// for the generator calls that ignore their context (Close waits for
+// them longer), and then ends. A Resume or RerunFailed of the run
+// meanwhile waits for Done rather than refuse it (see [Executor.Resume]).
 func (r *Run) Done() <-chan struct{} { return r.done }
 
 // Wait waits for the run to end and returns its report and error: nil
@@ -677,7 +706,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // Resume is refused with [ErrBusy], not ErrInvalidRequest, while what
 // it must not overlap is under way, and the same call may be taken once
 // that has ended (a host answers it as a conflict, to retry later):
-//   - while run id is still going on in this executor;
+//   - while run id is still going on in this executor, its record saying
+//     running;
 //   - while another Resume or RerunFailed of the run's graph key is under
 //     way in this executor, whichever run that one names: this run, the
 //     run that resumed it, the run it resumed, or another run of the key.
@@ -693,6 +723,15 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // It is refused with ErrInvalidRequest, for good, when
 // [Executor.Abandon] recorded the run as interrupted, not resumed. The
 // error says that it was abandoned, and why.
+//
+// A run whose record says that it ended (its final event published)
+// may still be ending in this executor: it waits, up to Options.Grace,
+// for generator calls that ignore their context before its Done closes.
+// A Resume of it then, or while such a run of the key holds it (a
+// Resume's run whose own call has returned), is not refused: it waits
+// for that run to end, as the caller saw it end, and goes on. A ctx that
+// ends first ends the wait with an error wrapping [ErrCancelled] and
+// ctx's cause, and nothing started.
 //
 // An abandoned run is refused even when an Abandon of it in this executor
 // recorded it while the Resume read its record: the record is read again
@@ -793,7 +832,8 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 //
 // It is refused as Resume is:
 //   - when the run's graph is no longer the key's (ErrInvalidRequest);
-//   - while the run is going on ([ErrBusy]);
+//   - while the run is going on ([ErrBusy]): a run whose record says
+//     that it ended, its Done not closed yet, is waited for as by Resume;
 //   - while another Resume or RerunFailed of its graph key is under way in
 //     this executor: its call, or its run (ErrBusy);
 //   - while an Abandon of the run, or a refused Resume that records it as
@@ -946,7 +986,33 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	// or runs is caught here.
 	e.startMu.Lock()
 	live, resumed := e.live[id], e.finishedLocked(id, rec.GraphKey)
+	// The run that holds the key, if its Resume's call has returned: only
+	// the run is left of it.
+	var holder string
+	if f, ok := e.finishing[rec.GraphKey]; ok && resumed != nil && !live && e.ending[id] == 0 && f.refs == 1 && e.live[f.id] {
+		holder = f.id
+	}
+	var ended <-chan struct{}
+	if live || holder != "" {
+		ended = e.endedLocked()
+	}
 	e.startMu.Unlock()
+	// A run whose final record is written waits for its generator calls
+	// that ignore their context, up to Options.Grace, before it ends: the
+	// call waits for that, as its caller saw the run end.
+	if live && rec.Status != RunRunning || holder != "" && e.recordEnded(ctx, holder) {
+		select {
+		case <-ended:
+			return e.recordFor(ctx, g, id, what)
+		case <-ctx.Done():
+			who := quote(id)
+			if !live {
+				who = fmt.Sprintf("%s, which finishes the key's nodes", quote(holder))
+			}
+			return Record{}, wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s: wait for it to end: its record says it ended, and run %s waits for its generator calls that ignore their context (up to Options.Grace)",
+				what, quote(id), who), context.Cause(ctx), "")
+		}
+	}
 	if live {
 		return Record{}, fmt.Errorf("%w: %s run %s: it is still running in this executor: wait for it to end (Run.Wait), even once cancelled: a cancelled run counts until it has ended",
 			ErrBusy, what, quote(id))

@@ -378,7 +378,9 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 //     an Abandon again: one final event, however often the run is
 //     abandoned;
 //   - any other record that does not say running is left as it is, and
-//     Abandon returns nil;
+//     Abandon returns nil: so is the record of a run of this executor
+//     that says it ended while the run still waits for its generator
+//     calls (see Run.Done);
 //   - an unknown run gives an error wrapping [ErrNotFound].
 //
 // A run whose record says running, or interrupted, not resumed, is
