@@ -36,7 +36,10 @@
 //   - A failing node never stops its batch or the unrelated branches: its
 //     dependents are skipped, each reported once, and the run ends with a
 //     [*RunError] that joins the [*NodeError]s. A generator's panic is a
-//     [*PanicError] for that node alone.
+//     [*PanicError] for that node alone, with its stack. A bulk call's
+//     panic is a *PanicError too (In "bulk call"), logged once, with its
+//     stack, through Options.Logger; each node of the call is then
+//     retried alone, and one whose attempts end with it keeps it.
 //   - The asset is stored before the state says clean, so a node is never
 //     clean without its asset.
 //   - An asset store's Get, Put or Exists that fails (a lost connection)

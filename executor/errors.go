@@ -206,13 +206,23 @@ func (e *RunError) Unwrap() []error {
 	return errs
 }
 
-// PanicError is a generator's panic, recovered.
+// PanicError is a generator's panic, recovered, with the stack of the
+// goroutine that panicked. A single generator's panic fails its node at
+// once. A bulk call's panic (In "bulk call") says nothing about each of
+// its nodes: each is retried alone, as after any failed bulk call, and a
+// node whose attempts end with it keeps it in its [*NodeError]; the
+// panic is logged once a call, with its stack, through Options.Logger,
+// as its nodes may well succeed alone.
 type PanicError struct {
 	Value any
 	Stack []byte
-	// In is what panicked: "generator" when empty, or "validator".
+	// In is what panicked: "generator" when empty, "validator", or "bulk
+	// call" (a BatchGenerator's GenerateBatch).
 	In string
 }
+
+// inBulkCall is PanicError.In of a bulk call's panic, which is retried.
+const inBulkCall = "bulk call"
 
 func (e *PanicError) Error() string {
 	in := e.In
@@ -324,9 +334,10 @@ func (e *wrapError) Error() string {
 // Unwrap returns outer and inner.
 func (e *wrapError) Unwrap() []error { return []error{e.outer, e.inner} }
 
-// retryable reports whether err may be retried.
+// retryable reports whether err may be retried: a panic is not, but a
+// bulk call's, whose nodes are retried alone.
 func retryable(err error) bool {
 	var p *PermanentError
 	var pe *PanicError
-	return !errors.As(err, &p) && !errors.As(err, &pe)
+	return !errors.As(err, &p) && (!errors.As(err, &pe) || pe.In == inBulkCall)
 }

@@ -766,8 +766,12 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		}
 		if pe := (*PanicError)(nil); errors.As(err, &pe) {
 			// A panic in the bulk call says nothing about each node: each
-			// is retried alone.
-			err = fmt.Errorf("bulk call panicked: %v", pe.Value)
+			// is retried alone (retryable), and may well succeed, so the
+			// log keeps its stack.
+			pe.In = inBulkCall
+			r.e.log.Warn("regen: bulk generator panicked; the call fails, and each of its nodes is retried alone",
+				"run", r.handle.id, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs),
+				"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 		}
 		var retries sync.WaitGroup
 		for k, i := range idx {
