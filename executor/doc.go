@@ -133,6 +133,10 @@
 //
 // # Cancel and resume
 //
+// The run's context is the one given to Start (or Run, Resume,
+// RerunFailed): it bounds the start and is the run's lifetime, so that a
+// host that starts a run from a request passes a context of its own, not
+// the request's, which ends with its handler (see [Executor.Start]).
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the
 // interrupted nodes as cancelled. A generator that ignores its context

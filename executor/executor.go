@@ -491,8 +491,32 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 
 // Start plans a run and starts it in the background. It returns the run's
 // handle once the run is recorded and its plan committed, or an error; a
-// failed Start has run nothing. Cancelling ctx cancels the run. A closed
-// executor starts no run: it returns [ErrClosed].
+// failed Start has run nothing. A closed executor starts no run: it
+// returns [ErrClosed].
+//
+// ctx bounds the start and is the run's lifetime too: when it ends, even
+// long after Start has returned, the run is cancelled, as by
+// [Run.Cancel], with ctx's cause. So do not pass the context of a
+// request that starts a run in the background: net/http cancels it when
+// the handler returns, and the run with it. Pass one that lives as long
+// as the run may, such as the service's, cancelled at shutdown, or
+// context.WithoutCancel(r.Context()), which keeps the request's values;
+// cancel the run with Run.Cancel or Run.CancelCause. The same holds for
+// Resume, RerunFailed and pgstore's ResumeLeftRunning. Take the key's
+// lock (pgstore's LockGraph) with the request's context, which bounds
+// its wait, and not the run's. To bound the start alone by the request,
+// cancel the run's context from the request's end only until Start has
+// returned:
+//
+//	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(r.Context()))
+//	stop := context.AfterFunc(r.Context(), func() { cancel(context.Cause(r.Context())) })
+//	run, err := e.Start(runCtx, req)
+//	if !stop() && err == nil {
+//		// The request ended as Start returned: the run is cancelled.
+//	}
+//
+// A start cut short so fails as any Start whose ctx ends (see below);
+// cancel(cause) or run.Cancel cancels the run later.
 //
 // Before anything runs, Start:
 //   - loads the graph's states;

@@ -265,23 +265,43 @@
 // and the graph key ([Store.GraphLockKey]), held by a connection of its
 // own. Postgres frees it when that session ends, so that a process that
 // dies, or whose connection drops, never leaves a key locked. The recipe
-// for a run:
+// for a run, in an HTTP handler whose request's context is ctx:
 //
-//	lock, err := store.LockGraph(ctx, key) // or TryLockGraph, to refuse at once
+//	lock, err := store.LockGraph(ctx, key) // or TryLockGraph, to refuse at once; ctx bounds the wait
 //	if err != nil { ... }                   // a *LockedError from TryLockGraph: the key runs elsewhere
-//	defer func() { // on every path; bounded: on a dead network the server cannot be told
+//	unlock := func() { // bounded: on a dead network the server cannot be told
 //		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 //		defer cancel()
-//		lock.Unlock(uctx) // does nothing after the Unlock below
-//	}()
-//	run, err := e.Start(ctx, req)           // or e.Resume(ctx, g, runID)
-//	if err != nil { ... }
+//		if err := lock.Unlock(uctx); err != nil { ... } // ErrLockLost: the run may have overlapped another
+//	}
+//	// Not ctx: Start's context is the run's lifetime, and the request's
+//	// ends when the handler returns. Run.Cancel cancels the run.
+//	run, err := e.Start(context.WithoutCancel(ctx), req) // or e.Resume(context.WithoutCancel(ctx), g, runID)
+//	if err != nil {
+//		unlock()
+//		...
+//	}
 //	lock.Guard(run) // cancels the run if the lock is lost: another process may take the key
-//	report, err := run.Wait()
-//	if err := lock.Unlock(ctx); err != nil { ... } // ErrLockLost: the run may have overlapped another
+//	go func() {     // or wait in place, where nothing ends ctx before the run
+//		defer unlock()
+//		report, err := run.Wait()
+//		...
+//	}()
 //
-// and for start-up recovery, of the runs that a process which stopped
-// left recorded as running, on every key, [Store.ResumeLeftRunning] does
+// ctx bounds the lock's wait, and the run gets a context of its own:
+// context.WithoutCancel(ctx) keeps ctx's values without its cancel (a
+// service's own context, cancelled at its shutdown, does as well). Given
+// ctx itself, the run would be cancelled as soon as the handler returned
+// its answer. The host cancels the run with Run.Cancel or CancelCause (a
+// cancel request, its shutdown), and Guard does on a lost lock; to bound
+// the start itself by the request, see executor.Executor.Start. The lock
+// is held until Wait returns: when a generator ignores its context, that
+// is up to the executor's Options.Grace after the run's record says that
+// it ended (see executor.Run.Done), and a TryLockGraph of the key in
+// that time is refused.
+//
+// For start-up recovery, of the runs that a process which stopped left
+// recorded as running, on every key, [Store.ResumeLeftRunning] does
 // what follows, and says per run what it did. By hand: list them with
 // [Store.RunsByStatus] (executor.RunRunning, from an index of the running
 // records only); for each, try its key's lock with TryLockGraph: a
@@ -294,6 +314,10 @@
 // ([GraphLock.Check]: its session may have ended since, and another
 // process taken it) and Resume it under the lock as above. A record says running while its run goes
 // on, too: only the lock tells a live run from one left behind.
+// ResumeLeftRunning's ctx, as Resume's, is the resumed runs' context
+// too: give it the process's context, which its shutdown cancels, not
+// one bounded for the start-up (context.WithTimeout), whose deadline
+// would cancel every run it resumed.
 //
 // What to know:
 //
