@@ -124,7 +124,8 @@ type Outcome struct {
 // every node of the call alone with Generate, as after a failed first
 // attempt (a kind whose Retry allows one attempt fails them). A node that
 // fails in the batch is retried alone with Generate; the others are kept. A panic fails the
-// whole call, and every node is then retried alone. The kind's Timeout
+// whole call, and every node is then retried alone; it is a [*PanicError]
+// with its stack (In "bulk call"), logged once through Options.Logger. The kind's Timeout
 // bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome

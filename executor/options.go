@@ -32,7 +32,8 @@ type Rate = schedule.Rate
 // RetryPolicy says how a kind's failed attempts are retried. Zero fields
 // take their defaults; [New] refuses a value out of the range a field's
 // doc gives. An error wrapped with [Permanent], and a generator's
-// panic ([PanicError]), are never retried. A node waits out its backoff
+// panic ([PanicError]), are never retried; a bulk call's panic (a
+// PanicError whose In is "bulk call") is, each of its nodes alone. A node waits out its backoff
 // holding its worker and its batch key's slot, so that the nodes behind
 // it under the key wait too; a node that failed in a bulk call is retried
 // alone, with Generate.
@@ -230,7 +231,8 @@ type Options struct {
 	// that a run's graph has none of, a BatchWindow that applies to
 	// nothing (New warns of one in Staged mode), a BatchGenerator of a
 	// kind without a batch key (once per kind), a bulk generator that
-	// returns another number of outcomes than its requests, generators
+	// returns another number of outcomes than its requests, a bulk
+	// generator's panic (once a call, with its stack), generators
 	// that ignore their context. Default: slog.Default() when New is called, as in
 	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)
 	// silences it.

@@ -143,7 +143,8 @@ func TestResumeLeftRunning(t *testing.T) {
 	assert.Equal(t, "d", ge.RunID)
 	assert.False(t, errors.As(recs[4].Err, &ge), "e: Resume's refusal is no GraphOfError")
 	assert.ErrorIs(t, recs[4].Err, executor.ErrInvalidRequest, "e: Resume's refusal")
-	assert.ErrorIs(t, recs[6].Err, executor.ErrInvalidRequest, "f2: f1 of its key is resumed")
+	assert.ErrorIs(t, recs[6].Err, executor.ErrBusy, "f2: f1 of its key is resumed: a busy key, not bad input")
+	assert.NotErrorIs(t, recs[6].Err, executor.ErrInvalidRequest, "f2: f1 of its key is resumed")
 	assert.Contains(t, recs[6].Err.Error(), `run "f1" of graph "`+key("f")+`" already, by run "`+recs[5].Run.ID()+`"`)
 
 	// The resumed runs hold their keys' locks while they go on; the keys

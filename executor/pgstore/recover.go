@@ -158,8 +158,8 @@ const unlockTimeout = 10 * time.Second
 // run; the record is left as it is, for a later call); or this call resumes another run of
 // the same key already (two runs of one key left running): the executor
 // resumes one run of a key at a time, and the later one is refused with
-// an error wrapping executor.ErrInvalidRequest: call ResumeLeftRunning
-// again once that run has ended.
+// an error wrapping executor.ErrBusy: call ResumeLeftRunning again once
+// that run has ended.
 //
 // Each resumed run holds its key's lock, and so a server connection
 // taken out of the pool (see [GraphLock]), until it ends: as many runs
@@ -205,7 +205,7 @@ func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 		if first, ok := resumedOf[rec.GraphKey]; ok {
 			out = append(out, Recovery{Record: rec, Outcome: NotResumed,
 				Err: fmt.Errorf("%w: pgstore: resume run %s: this call resumed run %s of graph %s already, by run %s, which makes the key's nodes that are not clean, and the executor resumes one run of a key at a time: call ResumeLeftRunning again once run %s has ended",
-					executor.ErrInvalidRequest, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), quote(first.Run.ID()))})
+					executor.ErrBusy, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), quote(first.Run.ID()))})
 			continue
 		}
 		r := s.recoverRun(ctx, e, graphOf, opts, rec)
