@@ -3,17 +3,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"runtime"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,34 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 )
-
-// chromiumEnv names a browser binary for TestBrowserPage; without it the
-// test looks for Debian's chromium on PATH (as progress/sse's browser
-// test does).
-const chromiumEnv = "REGEN_CHROMIUM"
-
-// findChromium returns a headless-capable Chromium. When there is none the
-// test skips, except under CI=true, where .ci/run installs Debian's
-// chromium package, so that CI never passes on a skip.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv(chromiumEnv); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no Chromium on PATH (install Debian's chromium package, or set " + chromiumEnv + "): the real-browser test cannot run"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // servicePage is a page of another origin than the service's, allowed by
 // -cors-origin, as a frontend's development server would serve it: it
@@ -97,7 +66,7 @@ const refused = (url) => new Promise((resolve) => {
 // /session, it gets the whole run. The cookie does not authorize a
 // cancel, nor can the page's scripts read it.
 func TestBrowserPage(t *testing.T) {
-	browser := findChromium(t)
+	browser := testenv.FindChromium(t)
 	result := make(chan []byte, 1)
 	var page string // set before the server starts
 	mux := http.NewServeMux()
@@ -124,39 +93,19 @@ func TestBrowserPage(t *testing.T) {
 	pages.Start()
 	defer pages.Close() // a second Close does nothing
 
-	var stderr bytes.Buffer
-	cmd := exec.Command(browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--user-data-dir="+t.TempDir(),
-		pages.URL+"/page")
-	cmd.Stderr = &stderr
-	// Its own process group, killed with it, and killed if this test
-	// binary dies first (see progress/sse's browser test).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cmd.WaitDelay = 10 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	stop := sync.OnceFunc(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	defer stop()
+	c := testenv.StartChromium(t, browser, pages.URL+"/page")
+	defer c.Stop()
 
 	var body []byte
 	select {
 	case body = <-result:
-	case <-exited:
-		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", stderr.String())
+	case <-c.Exited:
+		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", c.Stderr(30))
 	case <-time.After(2 * time.Minute): // a bound against a hang
-		stop()
-		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", stderr.String())
+		c.Stop()
+		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", c.Stderr(30))
 	}
-	stop()
+	c.Stop()
 
 	var got struct {
 		Got           []progress.Event `json:"got"`

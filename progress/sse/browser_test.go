@@ -10,12 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,31 +26,6 @@ import (
 	"github.com/regengraph/regen/progress/sinktest"
 	"github.com/regengraph/regen/progress/sse"
 )
-
-// chromiumEnv names a browser binary for TestBrowserFollowsARun; without
-// it the test looks for Debian's chromium on PATH.
-const chromiumEnv = "REGEN_CHROMIUM"
-
-// findChromium returns a headless-capable Chromium. When there is none the
-// test skips, except under CI=true, where .ci/run installs Debian's
-// chromium package, so that CI never passes on a skip.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv(chromiumEnv); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no Chromium on PATH (install Debian's chromium package, or set " + chromiumEnv + "): the real-browser test cannot run"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 // browserPage follows a run with EventSource, as a host's page would, and
 // posts what it received to /result once the run's final event came.
@@ -119,7 +89,7 @@ func (c *cutAfter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 // every event once, in order, with its sequence number as the event ID;
 // from the in-memory stream, and from Redis Streams with an archive.
 func TestBrowserFollowsARun(t *testing.T) {
-	browser := findChromium(t)
+	browser := testenv.FindChromium(t)
 	for _, tc := range []struct {
 		name    string
 		backend func(t *testing.T) (progress.Sink, progress.Source)
@@ -216,17 +186,17 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	c := startChromium(t, browser, srv.URL+"/page")
-	defer c.stop()
+	c := testenv.StartChromium(t, browser, srv.URL+"/page")
+	defer c.Stop()
 
 	var body []byte
 	select {
 	case body = <-result:
-	case <-c.exited:
-		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", lastLines(c.stderr.String(), 30))
+	case <-c.Exited:
+		t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", c.Stderr(30))
 	case <-time.After(2 * time.Minute):
-		c.stop() // so that its stderr is read after the last write
-		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", lastLines(c.stderr.String(), 30))
+		c.Stop() // so that its stderr is read after the last write
+		t.Fatalf("the page posted no result in 2 minutes; Chromium's stderr:\n%s", c.Stderr(30))
 	}
 	<-ran
 	mu.Lock()
@@ -259,54 +229,4 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 	require.Equal(t, "", ids[0])
 	require.Equal(t, fmt.Sprint(flushed), ids[1])
 	require.GreaterOrEqual(t, page.Errors, 1, "EventSource saw the dropped connection")
-}
-
-// chromium is a headless Chromium showing a page.
-type chromium struct {
-	// exited is closed once Chromium has exited and stderr is complete.
-	exited chan struct{}
-	stderr bytes.Buffer
-	// stop kills Chromium and its helpers and waits for it to exit. The
-	// test calls it, with defer, from the goroutine that started it.
-	stop func()
-}
-
-// startChromium starts browser, headless, on url.
-func startChromium(t *testing.T, browser, url string) *chromium {
-	t.Helper()
-	c := &chromium{exited: make(chan struct{})}
-	cmd := exec.Command(browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--no-default-browser-check", "--disable-extensions", "--user-data-dir="+t.TempDir(),
-		url)
-	cmd.Stderr = &c.stderr
-	// Its own process group: Chromium starts helper processes, which end
-	// with it. It is killed, too, if this test binary dies without running
-	// the deferred stop (go test's -timeout panics, a signal): the kernel
-	// sends Pdeathsig when the thread that started it exits, so that
-	// thread stays locked to this goroutine until stop.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	runtime.LockOSThread()
-	// Helpers that outlive Chromium may hold its stderr open: Wait gives
-	// up on them after WaitDelay.
-	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Start(); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("start Chromium: %v", err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(c.exited)
-	}()
-	c.stop = sync.OnceFunc(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-c.exited
-		runtime.UnlockOSThread()
-	})
-	return c
-}
-
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

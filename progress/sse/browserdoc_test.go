@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sinktest"
 	"github.com/regengraph/regen/progress/sse"
@@ -119,7 +120,7 @@ func (d *dropAfter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 // reopened for good after a run's last 204, and the old snippet never
 // closed its stream.
 func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
-	browser := findChromium(t)
+	browser := testenv.FindChromium(t)
 	// The page reopens after 100ms rather than 3s, so that the test
 	// waits less for a reopen that should not come.
 	snippet := docSnippet(t)
@@ -248,20 +249,20 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 				mu.Unlock()
 			}
 
-			c := startChromium(t, browser, pageServer.URL+"/page")
-			defer c.stop()
+			c := testenv.StartChromium(t, browser, pageServer.URL+"/page")
+			defer c.Stop()
 			var body []byte
 			select {
 			case body = <-result:
-			case <-c.exited:
-				t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", lastLines(c.stderr.String(), 30))
+			case <-c.Exited:
+				t.Fatalf("Chromium exited before the page posted its result; its stderr:\n%s", c.Stderr(30))
 			case <-time.After(time.Minute):
 				mu.Lock()
 				got := append([]pageRequest(nil), seen...)
 				mu.Unlock()
-				c.stop()
+				c.Stop()
 				t.Fatalf("the page posted no result in a minute; its %d requests, the last ones: %+v; Chromium's stderr:\n%s",
-					len(got), got[max(0, len(got)-6):], lastLines(c.stderr.String(), 30))
+					len(got), got[max(0, len(got)-6):], c.Stderr(30))
 			}
 			var page struct {
 				Got     []uint64 `json:"got"`
