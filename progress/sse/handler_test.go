@@ -629,24 +629,28 @@ func TestHandlerEmptyRunTimeoutSparesQuietRuns(t *testing.T) {
 }
 
 // A client that leaves while its request waits for a run's first event
-// ends the request.
+// ends the request, a GET or a HEAD.
 func TestHandlerEmptyRunClientLeaves(t *testing.T) {
-	f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.url("r1"), nil)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
-	waitFor(t, "the request to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
-	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled)
-	waitFor(t, "the handler to return", func() bool { return f.handler.Stats().Active == 0 })
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		t.Run(method, func(t *testing.T) {
+			f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: time.Hour})
+			ctx, cancel := context.WithCancel(t.Context())
+			req, err := http.NewRequestWithContext(ctx, method, f.url("r1"), nil)
+			require.NoError(t, err)
+			done := make(chan error, 1)
+			go func() {
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				done <- err
+			}()
+			waitFor(t, "the request to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
+			cancel()
+			assert.ErrorIs(t, <-done, context.Canceled)
+			waitFor(t, "the handler to return", func() bool { return f.handler.Stats().Active == 0 })
+		})
+	}
 }
 
 // failingSource holds no event and fails every Tail.

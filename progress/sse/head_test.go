@@ -1,7 +1,6 @@
 package sse_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -140,25 +139,4 @@ func TestHandlerHeadWaitsAsItsGetDoes(t *testing.T) {
 			})
 		}
 	}
-}
-
-// A client that leaves while its HEAD request waits for a run's first
-// event ends the request, as it ends its GET.
-func TestHandlerHeadClientLeaves(t *testing.T) {
-	f := newFixture(t, sse.HandlerOptions{EmptyRunTimeout: time.Hour})
-	ctx, cancel := context.WithCancel(t.Context())
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, f.url("r1"), nil)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		done <- err
-	}()
-	waitFor(t, "the request to wait for the run", func() bool { return f.handler.Stats().Active == 1 })
-	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled)
-	waitFor(t, "the handler to return", func() bool { return f.handler.Stats().Active == 0 })
 }
