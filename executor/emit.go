@@ -28,6 +28,11 @@ type emitter struct {
 	seq    uint64
 	done   int  // the highest Done sent
 	closed bool // the final event went out: nothing follows it
+	// eta is the last ETA sent that was known (not 0), and etaAt when:
+	// an event that carries 0 while nodes are left gets it, counted
+	// down (see put).
+	eta   time.Duration
+	etaAt time.Time
 	// A failing sink is logged once when it starts failing, then once a
 	// sinkWarnEvery while it goes on, and once when it recovers, each
 	// time with the count of events it lost: not once an event, which
@@ -119,8 +124,20 @@ func (em *emitter) put(ev progress.Event) {
 		ev.Done = em.done
 	}
 	em.done = max(em.done, ev.Done)
+	now := time.Now()
+	// Once known, the ETA is never 0 (unknown) again while nodes are
+	// left: an event read before it was known (a worker's, or a note's,
+	// outside mu) or the stage.started of a stage whose first event
+	// settles the run's last node (its ETA 0, as nothing is left after
+	// it) gets the last one sent, counted down.
+	if ev.ETA == 0 && em.eta > 0 && !ev.Type.Final() && ev.Done < ev.Total {
+		ev.ETA = countdown(em.eta, now.Sub(em.etaAt))
+	}
+	if ev.ETA > 0 {
+		em.eta, em.etaAt = ev.ETA, now
+	}
 	em.seq++
-	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, time.Now()
+	ev.RunID, ev.GraphKey, ev.Seq, ev.Time = em.runID, em.key, em.seq, now
 	em.logged(em.publish(ev), ev)
 }
 
