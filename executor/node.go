@@ -735,7 +735,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	}
 	msg := ""
 	if r.em.sink != nil { // no text that nobody reads
-		msg = fmt.Sprintf("in a batch of %d", len(jobs))
+		msg = fmt.Sprintf("in a batch of %d", len(reqs))
 	}
 	if !r.started(jobs[idx[0]], msg) {
 		rated.giveBack() // no call
