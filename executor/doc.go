@@ -223,10 +223,13 @@
 //     message events; and then one settling event: node.succeeded,
 //     node.failed, node.superseded or node.cancelled. A node that makes
 //     no call gets only its settling event: node.unchanged when early
-//     cutoff keeps it, node.skipped (naming the upstream node) when a
-//     dependency failed or was superseded, node.failed when its
-//     dependencies' outputs cannot be read. In a cancelled run, the nodes
-//     that had not started get no event, and are in no list of the
+//     cutoff keeps it (node.superseded, with Attempt 0, when an edit of
+//     it, or another run's commit of it, comes before the result it kept
+//     is committed: the result is not kept, and the node stays dirty),
+//     node.skipped (naming the upstream node) when a dependency failed or
+//     was superseded, node.failed when its dependencies' outputs cannot
+//     be read. In a cancelled run, the nodes that had not started get no
+//     event, and are in no list of the
 //     [Report]: those never taken, and those that were reading their
 //     inputs or waiting for room or a start when the cancel came.
 //   - A stage's stage.started comes just before the first event of one
