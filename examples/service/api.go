@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress/sse"
@@ -349,37 +351,37 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	node := g.NodeID(n)
-	// First the parameters, where the generators read them; then the edit,
+	// The parameters, where the generators read them, and the edit,
 	// which gives the node a new revision and makes it and its dependents
-	// dirty. In the other order, a run going on could make the node at
-	// its new revision from its old parameters, and keep that result.
-	sv, err := s.params.swap(ctx, key, node, params.Bytes())
+	// dirty, in one transaction: both are stored, or neither is. Saved
+	// apart, parameters whose edit failed, or whose process died before
+	// it, would be new with no revision that stands for them, and no run
+	// would make anything from them. The edit is recorded last, just
+	// before the commit: a run going on waits for the commit at its next
+	// commit of the lecture, then supersedes what it made from the old
+	// parameters.
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := s.params.save(ctx, tx, key, node, params.Bytes()); err != nil {
+			return err
+		}
+		if savedHook != nil {
+			savedHook(key, node)
+		}
+		_, err := s.store.EditTx(ctx, tx, g, key, node)
+		return err
+	})
+	if errors.Is(err, executor.ErrInvalidRequest) {
+		// The lecture changed under the edit (a run of another length,
+		// from another process): the caller may edit again.
+		s.logger.Warn("edit refused", "lecture", key, "node", node, "err", err)
+		httpError(w, http.StatusConflict, fmt.Errorf("lecture %q changed while the edit was saved; "+
+			"the edit was not recorded and its parameters were not saved: edit it again", key))
+		return
+	}
 	if err != nil {
-		s.internalError(w, r, fmt.Sprintf("saving the parameters of %s of lecture %q", node, key), err)
+		// Rolled back: neither the parameters nor the edit were stored.
+		s.internalError(w, r, fmt.Sprintf("saving the edit of %s of lecture %q", node, key), err)
 		return
-	}
-	if _, err := s.exec.Edit(ctx, g, key, node); err != nil {
-		// The client is told the edit failed: its parameters must not
-		// be used by a later run, with no revision that stands for them.
-		// On a context of its own: Edit may have used ctx up.
-		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
-		defer rcancel()
-		if rerr := s.params.restore(rctx, sv); rerr != nil {
-			s.logger.Error("the parameters of a failed edit were not taken back", "lecture", key, "node", node, "err", rerr)
-		}
-		if errors.Is(err, executor.ErrInvalidRequest) {
-			// The lecture changed under the edit (a run of another
-			// length, from another process): the caller may edit again.
-			s.logger.Warn("edit refused", "lecture", key, "node", node, "err", err)
-			httpError(w, http.StatusConflict, fmt.Errorf("lecture %q changed while the edit was saved; "+
-				"the edit was not recorded and its parameters were taken back: edit it again", key))
-			return
-		}
-		s.internalError(w, r, fmt.Sprintf("recording the edit of %s of lecture %q", node, key), err)
-		return
-	}
-	if err := s.params.keep(ctx, sv); err != nil { // only tidies up: the edit stands
-		s.logger.Warn("the older parameters of an edited node were not deleted", "lecture", key, "node", node, "err", err)
 	}
 	s.logger.Info("edited", "lecture", key, "node", node)
 	runID, after, err := s.startOrQueue(ctx, key, g, "edit of "+node, sl)

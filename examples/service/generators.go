@@ -21,22 +21,18 @@ import (
 // another process (see requestCancel), in four tables of the
 // service's schema (see migrate), so that they survive a restart and
 // every process of the service sees the same. The executor
-// keeps only the parameters' revision: a host saves new parameters here
-// before it calls Executor.Edit, never after. It is safe for concurrent
-// use, by several processes too.
+// keeps only the parameters' revision: a host saves new parameters and
+// records the edit in one transaction (see save), so that the two are
+// stored together or not at all. It is safe for concurrent use, by
+// several processes too.
 //
-// Each edit is a row of its own (swap inserts it), numbered in the order
+// Each edit is a row of its own (save inserts it), numbered in the order
 // the edits were saved, and a node's parameters are those of its newest
-// row: the newest edit that has not failed, recorded or still being
-// recorded. An edit whose recording fails deletes its row (restore), which
-// puts back the parameters of the newest edit left, whichever process
-// made it, and only if its row is still the newest; one that is recorded
-// deletes the rows older than its own (keep), which no read needs any
-// more. No transaction spans a save and Executor.Edit, which commits in
-// the executor's store: a process that dies between the two leaves its
-// row as if the edit had been recorded (whether it was is not known),
-// the parameters then being used from the node's next generation on, as
-// with any host that saves its parameters before Edit.
+// row. An edit saves its row, deletes the node's older rows and records
+// the edit (Store.EditTx) in one transaction: a save whose edit fails, or
+// whose process dies before the commit, is rolled back with it, and
+// leaves nothing, so that no parameters are ever saved without the
+// revision that makes the next run use them.
 type paramStore struct {
 	pool     *pgxpool.Pool
 	schema   string
@@ -122,46 +118,32 @@ func (p *paramStore) lectureSeconds(ctx context.Context, key string) (int, bool,
 	return n, true, nil
 }
 
-// saved is an edit's parameters, saved by swap, until keep or restore
-// settles it.
-type saved struct {
-	key, nodeID string
-	edit        int64 // its row
-}
-
-// swap saves a node's parameters, for an edit about to be recorded: they
-// are the node's from now on. Call keep once the edit is recorded, or
-// restore if it failed.
-func (p *paramStore) swap(ctx context.Context, key, nodeID string, params json.RawMessage) (*saved, error) {
-	sv := &saved{key: key, nodeID: nodeID}
-	err := p.pool.QueryRow(ctx, `INSERT INTO `+p.params+` (graph_key, node_id, params) VALUES ($1, $2, $3)
-RETURNING edit`, key, nodeID, string(params)).Scan(&sv.edit)
-	if err != nil {
-		return nil, fmt.Errorf("save the parameters of %s of lecture %q: %w", nodeID, key, err)
+// save saves a node's parameters in tx, for an edit that the caller
+// records in the same transaction (Store.EditTx) before it commits: they
+// are the node's once tx commits, and never if it rolls back. The node's
+// older rows, which no read needs any more, are deleted. The edits of one
+// node take turns, under a transaction-scoped advisory lock, from the
+// save to the commit: the row of the edit that commits last is the
+// newest, and deletes the others.
+func (p *paramStore) save(ctx context.Context, tx pgx.Tx, key, nodeID string, params json.RawMessage) error {
+	h := fnv.New64a()
+	h.Write([]byte(p.schema + "\x00" + key + "\x00" + nodeID))
+	sum := h.Sum64()
+	// Two int4 keys: another space than the lectures' locks and migrate's
+	// (a bigint key each), so that a node's lock never waits for those.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, int32(sum>>32), int32(sum)); err != nil {
+		return fmt.Errorf("save the parameters of %s of lecture %q: %w", nodeID, key, err)
 	}
-	return sv, nil
-}
-
-// keep settles a swap whose edit was recorded: the node's older edits,
-// settled or not, can no longer be its newest, and are deleted.
-func (p *paramStore) keep(ctx context.Context, sv *saved) error {
-	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.params+` WHERE graph_key = $1 AND node_id = $2 AND edit < $3`,
-		sv.key, sv.nodeID, sv.edit)
+	var edit int64
+	err := tx.QueryRow(ctx, `INSERT INTO `+p.params+` (graph_key, node_id, params) VALUES ($1, $2, $3)
+RETURNING edit`, key, nodeID, string(params)).Scan(&edit)
 	if err != nil {
-		return fmt.Errorf("forget the older parameters of %s of lecture %q: %w", sv.nodeID, sv.key, err)
+		return fmt.Errorf("save the parameters of %s of lecture %q: %w", nodeID, key, err)
 	}
-	return nil
-}
-
-// restore settles a swap whose edit failed: its row is deleted, and the
-// node's parameters become those of its newest edit that has not failed
-// (recorded or still being recorded, in any process), or else those from
-// before its edits, or none.
-func (p *paramStore) restore(ctx context.Context, sv *saved) error {
-	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.params+` WHERE graph_key = $1 AND node_id = $2 AND edit = $3`,
-		sv.key, sv.nodeID, sv.edit)
+	_, err = tx.Exec(ctx, `DELETE FROM `+p.params+` WHERE graph_key = $1 AND node_id = $2 AND edit < $3`,
+		key, nodeID, edit)
 	if err != nil {
-		return fmt.Errorf("restore the parameters of %s of lecture %q: %w", sv.nodeID, sv.key, err)
+		return fmt.Errorf("forget the older parameters of %s of lecture %q: %w", nodeID, key, err)
 	}
 	return nil
 }

@@ -15,9 +15,12 @@
 //     /runs/{run}/cancel) are in four tables of the service's own in the
 //     same schema, made at start-up after the store's Migrate: they
 //     survive a restart, and every process of the service sees the same.
-//     An edit's parameters are a row of their own, saved before
-//     Executor.Edit; if Edit fails the row is deleted, which puts back
-//     those of the newest edit that did not fail, in whichever process.
+//     An edit saves the node's parameters and records the edit
+//     (Store.EditTx, not Executor.Edit) in one transaction: both are
+//     stored or neither is, so that an edit that fails, or whose process
+//     dies, leaves neither new parameters without their revision (which
+//     no run would ever make) nor a revision without its parameters.
+//     The edits of one node take turns from their save to their commit.
 //   - One run per lecture, across processes: every run (started, queued
 //     after another, or resumed) runs under its lecture's lock,
 //     Store.TryLockGraph, a Postgres advisory lock; a run queued after
@@ -124,8 +127,9 @@
 //	    list for a lecture whose records the retention deleted; 404 for
 //	    a lecture never run.
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
-//	    saves the node's new parameters, then records the edit
-//	    (Executor.Edit) and starts a run that regenerates what it affects:
+//	    saves the node's new parameters and records the edit
+//	    (Store.EditTx) in one transaction, then starts a run that
+//	    regenerates what it affects:
 //	    202 {"runId", "events"}. While a run of the lecture goes on, the
 //	    new run is queued after it ("queuedAfter"), under the ID returned.
 //	    While -max-runs runs of other lectures go on: 503, nothing saved.
@@ -135,8 +139,8 @@
 //	    an edit that gives up waiting, after 30 s, is answered 503 with
 //	    Retry-After, nothing saved);
 //	    a lecture that changed under the edit all the same (a run of
-//	    another length, from another process) is answered 409, with the
-//	    edit not recorded.
+//	    another length, from another process) is answered 409, nothing
+//	    saved; a failure to save the edit is answered 500, nothing saved.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
 //	    its report: the nodes generated, unchanged, failed, skipped...;

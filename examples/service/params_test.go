@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
@@ -35,73 +36,75 @@ func paramsOf(t *testing.T, p *paramStore, key, nodeID string) string {
 	return string(params)
 }
 
-// swap, keep and restore, failing the test on an error.
-func swap(t *testing.T, p *paramStore, key, nodeID, params string) *saved {
+// save saves a node's parameters in a transaction of their own, as an
+// edit does (with its EditTx), failing the test on an error.
+func save(t *testing.T, p *paramStore, key, nodeID, params string) {
 	t.Helper()
-	sv, err := p.swap(t.Context(), key, nodeID, json.RawMessage(params))
+	require.NoError(t, pgx.BeginFunc(t.Context(), p.pool, func(tx pgx.Tx) error {
+		return p.save(t.Context(), tx, key, nodeID, json.RawMessage(params))
+	}))
+}
+
+// paramRows returns how many rows of parameters the node has.
+func paramRows(t *testing.T, p *paramStore, key, nodeID string) (n int) {
+	t.Helper()
+	require.NoError(t, p.pool.QueryRow(t.Context(), fmt.Sprintf(`SELECT count(*) FROM %s WHERE graph_key = $1 AND node_id = $2`,
+		p.params), key, nodeID).Scan(&n))
+	return n
+}
+
+// Parameters saved in an edit's transaction are the node's once it
+// commits, and never if it rolls back (its edit failed); each commit
+// leaves the node one row.
+func TestSavedParametersAreTheNodesOnceCommitted(t *testing.T) {
+	p, other := newTestParams(t)
+	assert.JSONEq(t, `{}`, paramsOf(t, p, "l", "script"), "a node without parameters")
+	save(t, p, "l", "script", `{"topic":"a"}`)
+	save(t, other, "l", "script", `{"topic":"b"}`)
+	assert.JSONEq(t, `{"topic":"b"}`, paramsOf(t, p, "l", "script"))
+
+	tx, err := p.pool.Begin(t.Context())
 	require.NoError(t, err)
-	return sv
-}
-
-func keep(t *testing.T, p *paramStore, sv *saved) {
-	t.Helper()
-	require.NoError(t, p.keep(t.Context(), sv))
-}
-
-func restore(t *testing.T, p *paramStore, sv *saved) {
-	t.Helper()
-	require.NoError(t, p.restore(t.Context(), sv))
-}
-
-// Two edits of a node are being recorded at once, and the store fails
-// both: the node keeps the parameters it had before either, whichever
-// failure comes first. Neither edit's parameters may stay, as no revision
-// stands for them and both clients were told their edit failed. The two
-// edits come from two processes of the service, which share the tables.
-func TestConcurrentFailedEditsRestoreTheParametersFromBeforeBoth(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		first int // the edit whose failure comes first: 0 or 1
-	}{{"the older fails first", 0}, {"the newer fails first", 1}} {
-		t.Run(tc.name, func(t *testing.T) {
-			p, other := newTestParams(t)
-			restore(t, p, swap(t, p, "l", "script", `{"topic":"old"}`)) // a failed edit of another time
-			keep(t, p, swap(t, p, "l", "script", `{"topic":"kept"}`))   // its edit was recorded
-			a := swap(t, p, "l", "script", `{"topic":"a"}`)
-			b := swap(t, other, "l", "script", `{"topic":"b"}`)
-			fail := [2]func(){func() { restore(t, p, a) }, func() { restore(t, other, b) }}
-			fail[tc.first]()
-			fail[1-tc.first]()
-			assert.JSONEq(t, `{"topic":"kept"}`, paramsOf(t, p, "l", "script"))
-			assert.JSONEq(t, `{"topic":"kept"}`, paramsOf(t, other, "l", "script"))
-		})
-	}
-}
-
-// An edit that fails puts back neither its parameters nor those it
-// replaced when another edit of the node, recorded or still being
-// recorded, came after it or before it.
-func TestFailedEditKeepsOtherEditsParameters(t *testing.T) {
-	p, _ := newTestParams(t)
-	a := swap(t, p, "l", "script", `{"topic":"a"}`)
-	b := swap(t, p, "l", "script", `{"topic":"b"}`)
-	restore(t, p, a) // b, newer, is still being recorded
-	assert.JSONEq(t, `{"topic":"b"}`, paramsOf(t, p, "l", "script"))
-	keep(t, p, b)
-	assert.JSONEq(t, `{"topic":"b"}`, paramsOf(t, p, "l", "script"))
-
-	c := swap(t, p, "l", "script", `{"topic":"c"}`)
-	d := swap(t, p, "l", "script", `{"topic":"d"}`)
-	keep(t, p, c)
-	restore(t, p, d) // c, older, was recorded
-	assert.JSONEq(t, `{"topic":"c"}`, paramsOf(t, p, "l", "script"))
-	var rows int
-	require.NoError(t, p.pool.QueryRow(t.Context(), fmt.Sprintf(`SELECT count(*) FROM %s`, p.params)).Scan(&rows))
-	assert.Equal(t, 1, rows, "one row is left once every edit is settled")
-
-	restore(t, p, swap(t, p, "l", "new", `{"topic":"x"}`))
-	assert.JSONEq(t, `{}`, paramsOf(t, p, "l", "new"), "a node that had no parameters has none again")
+	require.NoError(t, p.save(t.Context(), tx, "l", "script", json.RawMessage(`{"topic":"failed"}`)))
+	assert.JSONEq(t, `{"topic":"b"}`, paramsOf(t, p, "l", "script"), "not before the commit")
+	require.NoError(t, tx.Rollback(t.Context()))
+	assert.JSONEq(t, `{"topic":"b"}`, paramsOf(t, p, "l", "script"), "a rollback leaves the parameters as they were")
+	assert.Equal(t, 1, paramRows(t, p, "l", "script"), "one row is left once every edit is settled")
 	assert.JSONEq(t, `{}`, paramsOf(t, p, "other", "script"), "parameters are a lecture's own")
+	assert.JSONEq(t, `{}`, paramsOf(t, p, "l", "timeline"), "and a node's own")
+}
+
+// The edits of one node, in two processes, take turns from their save to
+// their commit: the second waits for the first to commit, and then
+// deletes its row, so that the parameters of the edit that commits last
+// are the node's, and one row is left. Without the turns, neither deleted
+// the other's row, uncommitted when it looked, and the node's parameters
+// were those of the edit saved last, whichever committed last.
+func TestEditsOfANodeTakeTurns(t *testing.T) {
+	p, other := newTestParams(t)
+	first, err := p.pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer first.Rollback(context.Background())
+	require.NoError(t, p.save(t.Context(), first, "l", "script", json.RawMessage(`{"topic":"first"}`)))
+
+	second, err := other.pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer second.Rollback(context.Background())
+	var pid int
+	require.NoError(t, second.QueryRow(t.Context(), `SELECT pg_backend_pid()`).Scan(&pid))
+	saved := make(chan error, 1)
+	go func() { saved <- other.save(t.Context(), second, "l", "script", json.RawMessage(`{"topic":"second"}`)) }()
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		var waiting bool
+		require.NoError(t, p.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT FROM pg_locks
+	WHERE pid = $1 AND locktype = 'advisory' AND NOT granted)`, pid).Scan(&waiting))
+		return waiting
+	}, 20*time.Second, 10*time.Millisecond, "the second save waits for the first edit's commit")
+	require.NoError(t, first.Commit(t.Context()))
+	require.NoError(t, <-saved)
+	require.NoError(t, second.Commit(t.Context()))
+	assert.JSONEq(t, `{"topic":"second"}`, paramsOf(t, p, "l", "script"))
+	assert.Equal(t, 1, paramRows(t, p, "l", "script"))
 }
 
 // A lecture's length is saved, and a new length replaces the old.

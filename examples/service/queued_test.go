@@ -96,7 +96,7 @@ func TestQueuedRunOfAProcessThatDiedIsStartedAtStart(t *testing.T) {
 	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
 	require.NoError(t, err)
 	p := newParamStore(pg.Pool, pg.Schema)
-	keep(t, p, swap(t, p, "l", "script", `{"topic":"after"}`))
+	save(t, p, "l", "script", `{"topic":"after"}`)
 	e, err := executor.New(executor.Options{Generators: lectureGenerators(p, 0), States: store, Assets: store, Runs: store})
 	require.NoError(t, err)
 	g, err := graph.Build(graph.Lecture(), 10)

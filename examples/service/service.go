@@ -566,6 +566,12 @@ var resumeHook func(runID string, started bool)
 // reserved for the run, before the run starts; a variable for the tests.
 var startHook func(key string)
 
+// savedHook, if not nil, is called by the edit endpoint (POST
+// /lectures/{key}/edits) once the node's new parameters are saved in the
+// edit's transaction, before the edit is recorded in it; a variable for
+// the tests.
+var savedHook func(key, node string)
+
 // tryLock takes the lecture's lock (Store.TryLockGraph), or returns
 // errBusyElsewhere if another session holds it, or errLockTimeout if ctx
 // ends first (Postgres stalls).
