@@ -475,6 +475,23 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	runID := r.PathValue("run")
+	// The report first, then the record: a run's final record is stored
+	// before its report is kept, so that the record read after a report
+	// is the final one (unless storing it failed, which the executor
+	// logs). Read before, it may say "running" while the run's end keeps
+	// its report.
+	var report *reportView
+	s.mu.Lock()
+	if kept := s.reports[runID]; kept != nil {
+		rep := kept.rep
+		report = &reportView{Generated: rep.Generated, Unchanged: rep.Unchanged, Failed: rep.Failed,
+			Skipped: rep.Skipped, Superseded: rep.Superseded, Cancelled: rep.Cancelled, Dirty: rep.Dirty,
+			Rounds: rep.Rounds}
+	}
+	s.mu.Unlock()
+	if getRunHook != nil {
+		getRunHook(runID)
+	}
 	rec, err := s.store.GetRun(r.Context(), runID)
 	if errors.Is(err, executor.ErrNotFound) {
 		key, ok := s.queued(runID)
@@ -499,15 +516,7 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
 		return
 	}
-	v := runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec}
-	s.mu.Lock()
-	if kept := s.reports[runID]; kept != nil {
-		rep := kept.rep
-		v.Report = &reportView{Generated: rep.Generated, Unchanged: rep.Unchanged, Failed: rep.Failed,
-			Skipped: rep.Skipped, Superseded: rep.Superseded, Cancelled: rep.Cancelled, Dirty: rep.Dirty,
-			Rounds: rep.Rounds}
-	}
-	s.mu.Unlock()
+	v := runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec, Report: report}
 	writeJSON(w, http.StatusOK, v)
 }
 

@@ -572,6 +572,10 @@ var startHook func(key string)
 // the tests.
 var savedHook func(key, node string)
 
+// getRunHook, if not nil, is called by GET /runs/{run} between its reads
+// of the run's report and of its record; a variable for the tests.
+var getRunHook func(runID string)
+
 // tryLock takes the lecture's lock (Store.TryLockGraph), or returns
 // errBusyElsewhere if another session holds it, or errLockTimeout if ctx
 // ends first (Postgres stalls).
