@@ -185,19 +185,45 @@ func (s *service) authorizeEvents(r *http.Request) (string, error) {
 	if _, ok := s.queued(runID); ok {
 		return runID, nil
 	}
-	_, err := s.store.GetRun(r.Context(), runID)
+	// Recorded, or queued by another process, or by one that died (the
+	// next start runs it): a queued run's events come once it starts.
+	_, _, _, err := s.findRun(r.Context(), runID)
 	if errors.Is(err, executor.ErrNotFound) {
-		// Queued by another process, or by one that died (the next start
-		// runs it): its events come once it starts.
-		var ok bool
-		if _, ok, err = s.params.queuedRun(r.Context(), runID); err == nil && !ok {
-			return "", fmt.Errorf("%w: no run %q", sse.ErrNotFound, runID)
-		}
+		return "", fmt.Errorf("%w: no run %q", sse.ErrNotFound, runID)
 	}
 	if err != nil {
 		return "", fmt.Errorf("look run %q up: %w", runID, err) // 503 with Retry-After, logged
 	}
 	return runID, nil
+}
+
+// findRun returns the record of run runID or, for a run queued after
+// another (by this process, another, or one that died) that has no record
+// yet, queued true and the run's lecture; executor.ErrNotFound if
+// neither. The record is read again when the run is found neither
+// recorded nor queued: a queued run's row is deleted once its record is
+// written (it started, or was recorded as not started), which may come
+// between the two reads.
+func (s *service) findRun(ctx context.Context, runID string) (rec executor.Record, key string, queued bool, err error) {
+	rec, err = s.store.GetRun(ctx, runID)
+	if !errors.Is(err, executor.ErrNotFound) {
+		return rec, rec.GraphKey, false, err
+	}
+	if findRunHook != nil {
+		findRunHook(runID)
+	}
+	if key, ok := s.queued(runID); ok {
+		return executor.Record{}, key, true, nil
+	}
+	q, ok, err := s.params.queuedRun(ctx, runID)
+	switch {
+	case err != nil:
+		return executor.Record{}, "", false, err
+	case ok:
+		return executor.Record{}, q.key, true, nil
+	}
+	rec, err = s.store.GetRun(ctx, runID)
+	return rec, rec.GraphKey, false, err
 }
 
 // started is the answer to a request that starts a run.
@@ -492,28 +518,16 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 	if getRunHook != nil {
 		getRunHook(runID)
 	}
-	rec, err := s.store.GetRun(r.Context(), runID)
-	if errors.Is(err, executor.ErrNotFound) {
-		key, ok := s.queued(runID)
-		if !ok {
-			// Queued by another process, or by one that died (the next
-			// start runs it).
-			var q queuedRun
-			if q, ok, err = s.params.queuedRun(r.Context(), runID); err != nil {
-				s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
-				return
-			}
-			key = q.key
-		}
-		if ok {
-			writeJSON(w, http.StatusOK, runView{ID: runID, GraphKey: key, Status: "queued"})
-			return
-		}
+	rec, key, queued, err := s.findRun(r.Context(), runID)
+	switch {
+	case errors.Is(err, executor.ErrNotFound):
 		httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
 		return
-	}
-	if err != nil {
+	case err != nil:
 		s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
+		return
+	case queued:
+		writeJSON(w, http.StatusOK, runView{ID: runID, GraphKey: key, Status: "queued"})
 		return
 	}
 	v := runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec, Report: report}
@@ -619,19 +633,14 @@ func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, newStarted(runID, ""))
 		return
 	}
-	rec, err := s.store.GetRun(r.Context(), runID)
+	rec, _, queued, err := s.findRun(r.Context(), runID)
 	switch {
 	case errors.Is(err, executor.ErrNotFound):
-		_, ok, err := s.params.queuedRun(r.Context(), runID)
-		if err != nil {
-			s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
-		} else if !ok {
-			httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
-		} else {
-			s.cancelElsewhere(w, r, runID) // queued by another process
-		}
+		httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
 	case err != nil:
 		s.internalError(w, r, fmt.Sprintf("reading run %q", runID), err)
+	case queued:
+		s.cancelElsewhere(w, r, runID) // queued by another process
 	case rec.Status == executor.RunRunning:
 		s.cancelElsewhere(w, r, runID)
 	default:

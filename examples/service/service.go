@@ -576,6 +576,11 @@ var savedHook func(key, node string)
 // of the run's report and of its record; a variable for the tests.
 var getRunHook func(runID string)
 
+// findRunHook, if not nil, is called by findRun when the run's record is
+// not found, before it looks for the run among the runs queued; a
+// variable for the tests.
+var findRunHook func(runID string)
+
 // tryLock takes the lecture's lock (Store.TryLockGraph), or returns
 // errBusyElsewhere if another session holds it, or errLockTimeout if ctx
 // ends first (Postgres stalls).
