@@ -241,7 +241,9 @@ func (r *reporter) Report(n Note) {
 	if run.em.sink == nil {
 		return
 	}
-	ev := progress.Event{Type: progress.Message, Node: r.node, Stage: int(r.stage), Attempt: int(r.attempt),
+	// The kind from the ID: a reporter has no room for it (see callState).
+	id, _ := graph.ParseID(r.node)
+	ev := progress.Event{Type: progress.Message, Node: r.node, Kind: id.Kind, Stage: int(r.stage), Attempt: int(r.attempt),
 		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning,
 		Done: int(run.settled.Load()), Total: int(run.planned.Load()), ETA: run.etaNow()}
 	if r.call == nil {

@@ -1503,7 +1503,7 @@ func (r *run) settle(batch []result, at time.Time) {
 			}
 			continue
 		}
-		ev := progress.Event{Node: res.id, Stage: res.stage, Attempt: res.attempts}
+		ev := progress.Event{Node: res.id, Kind: res.kind, Stage: res.stage, Attempt: res.attempts}
 		var sr schedule.Result
 		var err error
 		switch res.outcome {
@@ -1586,6 +1586,7 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 		ev := progress.Event{Type: progress.NodeSkipped}
 		if r.em.sink != nil { // no text that nobody reads
 			ev.Node, ev.Message = r.id(s), fmt.Sprintf("skipped: upstream %s %s", upstream, why)
+			ev.Kind = r.g.KindName(r.g.KindOf(s))
 			ev.Stage, _ = r.plan.StageOf(s)
 		}
 		r.report(ev, now)

@@ -26,6 +26,8 @@
 //	                    trailing zeros are dropped: "2025-01-02T03:04:05Z")
 //	type        string  always; "run.started", "node.failed", "message", ...
 //	node        string  omitted when empty; the node ID
+//	kind        string  omitted when empty; the node's kind (its
+//	                    template's kind name), on events with a node
 //	stage       number  omitted when the event is not about a stage
 //	                    (Stage is NoStage); stage indexes start at 0
 //	attempt     number  omitted when 0; 1-based attempt of a node event
@@ -42,7 +44,7 @@
 //
 // For example:
 //
-//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","stage":1,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
+//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","stage":1,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
 //
 // Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
 // the same form back; the round trip keeps every field, except that Time

@@ -58,6 +58,11 @@ type Event struct {
 	Type Type
 	// Node is the node ID for node.* and message events, else "".
 	Node string
+	// Kind is the node's kind, its template's kind name
+	// ("asset:narration"), on the events that have a Node, else "": a
+	// view groups nodes by kind (a progress bar per kind) without parsing
+	// their IDs.
+	Kind string
 	// Stage is the plan stage index, or NoStage.
 	Stage int
 	// Attempt is the 1-based attempt number for node events, else 0.

@@ -16,6 +16,7 @@ type eventJSON struct {
 	Time       string `json:"time"`
 	Type       Type   `json:"type"`
 	Node       string `json:"node,omitempty"`
+	Kind       string `json:"kind,omitempty"`
 	Stage      *int   `json:"stage,omitempty"`
 	Attempt    int    `json:"attempt,omitempty"`
 	Message    string `json:"message,omitempty"`
@@ -49,6 +50,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Time:       e.Time.UTC().Format(time.RFC3339Nano),
 		Type:       e.Type,
 		Node:       e.Node,
+		Kind:       e.Kind,
 		Attempt:    e.Attempt,
 		Message:    e.Message,
 		PreviewURL: e.PreviewURL,
@@ -129,6 +131,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		Time:       t,
 		Type:       w.Type,
 		Node:       w.Node,
+		Kind:       w.Kind,
 		Stage:      stage,
 		Attempt:    w.Attempt,
 		Message:    w.Message,

@@ -31,10 +31,10 @@ func TestEventJSONWireForm(t *testing.T) {
 			name: "every field",
 			event: progress.Event{
 				RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: t0, Type: progress.NodeRetrying,
-				Node: "asset:narration:segment[3]", Stage: 1, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
+				Node: "asset:narration:segment[3]", Kind: "asset:narration", Stage: 1, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
 				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second, ResumedBy: "r2",
 			},
-			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","stage":1,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","stage":1,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
 		},
 		{
 			name: "the final event of a run found interrupted names the run that resumed it",
