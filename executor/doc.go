@@ -231,7 +231,10 @@
 //     be read. In a cancelled run, the nodes that had not started get no
 //     event, and are in no list of the
 //     [Report]: those never taken, and those that were reading their
-//     inputs or waiting for room or a start when the cancel came.
+//     inputs or waiting for room or a start when the cancel came. A run
+//     that stops because its graph was replaced or deleted is such a
+//     run: a node whose result it made is superseded, and nothing after
+//     it is skipped; one whose result early cutoff kept gets no event.
 //   - A stage's stage.started comes just before the first event of one
 //     of its nodes that is not a skip (a node.started, or the settling
 //     event of a node that made no call), and its stage.finished after

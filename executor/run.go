@@ -1349,7 +1349,9 @@ func (r *run) realign(changes []Change, nodes []graph.Node) bool {
 // stop ends the run once its graph was replaced or deleted (gone): it is
 // cancelled with gone as the cause, and the results of batch, and of
 // every later commit, are not recorded; those that were made are
-// superseded. Called with mu held.
+// superseded (and, the run being cancelled, their dependents are not
+// skipped: they never start), and those that early cutoff kept get no
+// event, as nodes that had not started. Called with mu held.
 func (r *run) stop(gone error, batch []result) {
 	if r.gone == nil {
 		r.gone = gone
@@ -1357,8 +1359,13 @@ func (r *run) stop(gone error, batch []result) {
 		r.handle.cancel(gone)
 	}
 	for i := range batch {
-		if res := &batch[i]; res.outcome == generated || res.outcome == unchanged {
+		switch res := &batch[i]; res.outcome {
+		case generated:
 			res.outcome = superseded
+		case unchanged:
+			// Kept by early cutoff, it made no call: as a node that had
+			// not started when a run is cancelled, it gets no event.
+			res.outcome = unstarted
 		}
 	}
 }
@@ -1521,7 +1528,13 @@ func (r *run) settle(batch []result, at time.Time) {
 			ev.Type, ev.Error = progress.NodeFailed, errText(res.err)
 			r.failures = append(r.failures, &NodeError{Node: res.id, Attempt: res.attempts, Err: res.err})
 		case superseded:
-			sr, err = r.m.Supersede(res.n)
+			if r.gone != nil {
+				// The run stops, as cancelled: the nodes after it never
+				// start, and get no event, as in any cancelled run.
+				sr, err = r.m.Cancel(res.n)
+			} else {
+				sr, err = r.m.Supersede(res.n)
+			}
 			ev.Type = progress.NodeSuperseded
 			switch {
 			case r.em.sink == nil: // no text that nobody reads
