@@ -82,3 +82,37 @@ func (h *holdFirstPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) 
 		return next(ctx, cmds)
 	}
 }
+
+// A Publish whose context ends while its write waits for one left in
+// flight before it leaves its own write in flight too: that write still
+// goes out, once the one before it has ended, as a write whose call
+// returned while it was on its way does. Before, it went out with its
+// call's ended context, which go-redis refuses before sending anything:
+// its events were never written (the stream held seq 1 to 3 and 7 to 9).
+func TestPublishLeftWaitingStillWrites(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	hold := &holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}
+	r.Client.AddHook(hold)
+	t.Cleanup(hold.free) // before the Stream's Close, which waits for the write
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 9)
+
+	first, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(first, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	second, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel2()
+	assert.ErrorIs(t, s.Publish(second, all[3:6]...), context.DeadlineExceeded, "the second write waits for the first")
+	hold.free()
+	require.NoError(t, s.Publish(ctx, all[6:]...))
+
+	var seqs []uint64
+	require.NoError(t, s.Replay(ctx, run, 0, func(e progress.Event) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	}))
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, seqs, "the run's stream")
+	assert.Zero(t, s.Stats().Dropped, "events not written")
+}

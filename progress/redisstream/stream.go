@@ -506,7 +506,9 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // and may yet reach Redis: writing the events again is safe. A later
 // call with events of the same run writes them only once that write has
 // ended (or the Stream is closed), so that they cannot reach Redis first,
-// and the earlier events be refused as older than the stream's newest.
+// and the earlier events be refused as older than the stream's newest;
+// if its context ends while it waits, its write is left in flight too,
+// and goes out once the one before it has ended.
 // Each call costs that goroutine and a copy of the events slice.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
@@ -521,13 +523,26 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	done := make(chan error, 1)
 	w := &write{ended: make(chan struct{})}
 	ok := s.spawnAfter(events, func(after []*write) {
-		for _, a := range after {
-			select {
-			case <-a.ended:
-			case <-s.ctx.Done():
+		wctx := ctx
+		if len(after) > 0 {
+			for _, a := range after {
+				select {
+				case <-a.ended:
+				case <-s.ctx.Done():
+				}
+			}
+			if s.ctx.Err() == nil {
+				// The call may have returned while the write waited, its
+				// ctx ended, which go-redis would refuse before sending
+				// anything: the write goes on, as one left on its way
+				// does, bounded by leftWriteTimeout and by Close.
+				var cancel context.CancelFunc
+				wctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), leftWriteTimeout)
+				defer cancel()
+				defer context.AfterFunc(s.ctx, cancel)()
 			}
 		}
-		done <- s.publish(ctx, events)
+		done <- s.publish(wctx, events)
 		s.wrote(w, events)
 	})
 	if !ok {
@@ -549,6 +564,12 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	return err
 }
+
+// leftWriteTimeout bounds a write that waited for one left in flight by
+// an earlier call: its own call's context may have ended meanwhile, and
+// no longer bounds it (an interrupted run's copy to the History, which
+// its final event's write makes, would otherwise have no bound but Close).
+const leftWriteTimeout = 30 * time.Second
 
 // write is a Publish's write, which a call whose context ended left in
 // flight: the runs' next writes wait for it (see Stream.inFlight).
