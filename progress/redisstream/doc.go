@@ -56,9 +56,10 @@
 // resumes there does. Without a History, once the run's stream is gone
 // from Redis (it expired, or Redis lost it), the shared goroutine, whose
 // XREAD finds nothing new, finds it gone (one EXISTS a BlockTime while it
-// keeps recent events) and drops what it kept: [Stream.LastEvent] and a
+// keeps recent events) and serves no one new: [Stream.LastEvent] and a
 // new reader then find what Redis holds, as in a process that never read
-// the run, while its readers wait on.
+// the run, while the readers that follow it still get the recent events
+// it kept for them, and wait on.
 //
 // # Gaps and the archive
 //

@@ -3,6 +3,8 @@ package redisstream_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,4 +67,74 @@ func TestAStreamGoneIsGoneForEveryReader(t *testing.T) {
 
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
+}
+
+// A reader that follows a run whose stream goes from Redis still gets the
+// events that the run's shared reader held for it, which it was due
+// before the stream went (its client slow, it was behind), and then what
+// a late Publish writes again, while LastEvent and new readers find what
+// Redis holds. Before, the shared reader dropped its window when it found
+// the stream gone: the reader lost seq 3 to 5, counted as skipped.
+func TestAStreamGoneKeepsWhatItsFollowersWereDue(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{HubBuffer: 64}) // the follower stays in the window
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 9)
+	require.NoError(t, s.Publish(ctx, all[:1]...))
+
+	following, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var seen []uint64
+	gate := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Tail(following, run, 0, func(e progress.Event) error {
+			mu.Lock()
+			seen = append(seen, e.Seq)
+			mu.Unlock()
+			if e.Seq == 2 {
+				<-gate // a slow client
+			}
+			return nil
+		})
+	}()
+	got := func() []uint64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+	require.Eventually(t, func() bool { return slices.Equal(got(), []uint64{1}) }, 10*time.Second, 10*time.Millisecond)
+	require.NoError(t, s.Publish(ctx, all[1:5]...))
+	// A reader from seq 4 joins the run's shared reader, and reads
+	// nothing else: once it has seq 5, the shared reader holds 2 to 5.
+	var joined atomic.Uint64
+	joinedDone := make(chan error, 1)
+	go func() {
+		joinedDone <- s.Tail(following, run, 4, func(e progress.Event) error { joined.Store(e.Seq); return nil })
+	}()
+	require.Eventually(t, func() bool { return joined.Load() == 5 }, 10*time.Second, 10*time.Millisecond)
+
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err()) // as Redis losing it would
+	require.Eventually(t, func() bool {
+		_, ok, err := s.LastEvent(ctx, run)
+		return err == nil && !ok
+	}, 5*time.Second, 20*time.Millisecond, "LastEvent of a stream gone")
+	close(gate)
+	require.NoError(t, s.Publish(ctx, all[5:]...)) // a late Publish writes the stream again
+	require.Eventually(t, func() bool { return len(got()) >= 6 && got()[len(got())-1] == 9 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, got(), "the follower's events")
+	assert.Zero(t, s.Stats().Skipped, "events skipped")
+	require.Eventually(t, func() bool { return joined.Load() == 9 }, 10*time.Second, 10*time.Millisecond)
+
+	late, stop := context.WithTimeout(ctx, time.Second)
+	defer stop()
+	var fresh []uint64
+	err := s.Tail(late, run, 0, func(e progress.Event) error { fresh = append(fresh, e.Seq); return nil })
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Equal(t, []uint64{6, 7, 8, 9}, fresh, "a new reader gets what Redis holds")
+
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.ErrorIs(t, <-joinedDone, context.Canceled)
 }

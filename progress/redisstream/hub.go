@@ -61,6 +61,9 @@ type hub struct {
 	// the stream may hold more after read, which a hub that holds the
 	// entries after a gap does not read (it reads from the gap again).
 	full bool
+	// gone says that the stream was found gone from Redis (see forget):
+	// the hub serves the readers that follow it, and no other.
+	gone bool
 }
 
 // acquireHub returns the run's hub, starting one that reads from pos.
@@ -71,9 +74,10 @@ func (s *Stream) acquireHub(runID string, pos uint64) (*hub, error) {
 		return nil, ErrClosed
 	}
 	h := s.hubs[runID]
-	if h != nil && h.failed() {
-		// It stopped for good; its readers are on their way out. A new
-		// reader gets a new one, which tries Redis again.
+	if h != nil && (h.failed() || h.isGone()) {
+		// It stopped for good, and its readers are on their way out; or
+		// its stream is gone, and it serves the readers that follow it
+		// alone. A new reader gets a new one, which tries Redis again.
 		delete(s.hubs, runID)
 		h = nil
 	}
@@ -106,7 +110,7 @@ func (s *Stream) joinHub(runID string, pos uint64) *hub {
 		return nil
 	}
 	h.mu.Lock()
-	ok := h.err == nil && h.base <= pos
+	ok := h.err == nil && !h.gone && h.base <= pos
 	h.mu.Unlock()
 	if !ok {
 		return nil
@@ -284,7 +288,7 @@ func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case h.err != nil, h.stale:
+	case h.err != nil, h.stale, h.gone:
 		return progress.Event{}, 0, false, false
 	case len(h.events) > 0:
 		return h.events[len(h.events)-1], h.last, true, true
@@ -295,26 +299,35 @@ func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
 	return progress.Event{}, 0, false, false
 }
 
-// windowed reports whether the hub's window holds events.
+// windowed reports whether the hub's window holds events of a stream
+// not found gone.
 func (h *hub) windowed() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.events) > 0
+	return len(h.events) > 0 && !h.gone
 }
 
-// forget empties the window of a stream that is gone from Redis: the
-// readers that follow the hub wait on, and nothing is served from it any
-// more, so that a new reader, and LastEvent, find what Redis holds, as in
-// a process that never read the stream.
+// isGone reports whether the hub's stream was found gone (see forget).
+func (h *hub) isGone() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gone
+}
+
+// forget marks the hub of a stream that is gone from Redis: no new
+// reader joins it, nor does LastEvent answer from it, so that they find
+// what Redis holds, as in a process that never read the stream (a new
+// reader gets a new hub); the readers that follow it still get what its
+// window holds, which they were due before the stream went (a reader
+// behind it, its client slow), and then what a late Publish writes to
+// the stream again.
 func (h *hub) forget() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.base = h.last
-	clear(h.events)
-	h.events = h.events[:0]
+	h.gone = true
 }
 
-// forgetGone empties h's window if the run's stream is gone from Redis
+// forgetGone marks h as gone if the run's stream is gone from Redis
 // (it expired: its writer stopped, and IdleTTL passed; or Redis lost it).
 // Called by a hub whose XREAD found nothing new, of a Stream without a
 // History, whose window holds nothing but what Redis held: a stream
