@@ -465,10 +465,10 @@ func (r *Run) CancelCause(cause error) {
 	r.cancel(cause)
 }
 
-// Done is closed when the run has ended. Its record and its final event
-// come first: once they are written, the run waits, up to Options.Grace,
-// for the generator calls that ignore their context (Close waits for
-// them longer), and then ends. A Resume or RerunFailed of the run
+// Done is closed when the run has ended. Its record comes first, then its
+// final event (as long as the sink's Publish takes), and then the run
+// waits, up to Options.Grace, for the generator calls that ignore their
+// context (Close waits for them longer), and ends. A Resume or RerunFailed of the run
 // meanwhile waits for Done rather than refuse it (see [Executor.Resume]).
 func (r *Run) Done() <-chan struct{} { return r.done }
 
@@ -748,9 +748,10 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // [Executor.Abandon] recorded the run as interrupted, not resumed. The
 // error says that it was abandoned, and why.
 //
-// A run whose record says that it ended (its final event published)
-// may still be ending in this executor: it waits, up to Options.Grace,
-// for generator calls that ignore their context before its Done closes.
+// A run whose record says that it ended may still be ending in this
+// executor: it publishes its final event (as long as the sink's Publish
+// takes), then waits, up to Options.Grace, for generator calls that
+// ignore their context, before its Done closes.
 // A Resume of it then, or while such a run of the key holds it (a
 // Resume's run whose own call has returned), is not refused: it waits
 // for that run to end, as the caller saw it end, and goes on. A ctx that
@@ -1021,9 +1022,10 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		ended = e.endedLocked()
 	}
 	e.startMu.Unlock()
-	// A run whose final record is written waits for its generator calls
-	// that ignore their context, up to Options.Grace, before it ends: the
-	// call waits for that, as its caller saw the run end.
+	// A run whose final record is written publishes its final event and
+	// waits for its generator calls that ignore their context, up to
+	// Options.Grace, before it ends: the call waits for that, as its
+	// caller saw the run end; ctx bounds the wait.
 	if live && rec.Status != RunRunning || holder != "" && e.recordEnded(ctx, holder) {
 		select {
 		case <-ended:
