@@ -3,7 +3,7 @@
 //
 //	go run ./examples/plan -duration SECONDS [-edit NODEID]... [-force NODEID]...
 //	    [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid]
-//	    [-max-seconds SECONDS]
+//	    [-max-seconds SECONDS] [-max-nodes N] [-max-edges N]
 //
 // Without -edit, -force or -missing the lecture is new: every node is
 // missing, so every node is dirty. With any of them, every other node is
@@ -11,6 +11,16 @@
 // given twice among it) prints one line on stderr and exits with 2;
 // output that cannot be written prints one line on stderr and exits with
 // 1; -h prints the usage, with a line on each flag, on stdout and exits 0.
+//
+// -max-seconds raises the longest duration accepted (86,400 s by
+// default), as graph.Options.MaxSeconds does, and nothing else: a graph of
+// more than 20,000,000 nodes or 50,000,000 edges (the defaults of
+// graph.Options.MaxNodes and MaxEdges) is refused, as bad input, before
+// it is built, unless -max-nodes or -max-edges raise those limits, up to
+// 2,147,483,646. Memory grows with the graph, and the command holds a
+// few hundred bytes a node (the lecture's 2,000,003 nodes took about
+// 400 MB printed as text, 600 MB as JSON): raise them only as far as the
+// machine holds.
 //
 // -format json prints one line, one JSON object: {"segments": S,
 // "nodes": N, "dirty": D, "why": {"<node ID>": "<why, in words>", ...},
@@ -62,12 +72,14 @@ func (o *once) Set(s string) error {
 }
 
 // usage is the synopsis -h prints before the flags.
-const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid] [-max-seconds SECONDS]
+const usage = `usage: plan -duration SECONDS [-edit NODEID]... [-force NODEID]... [-missing NODEID]... [-template FILE.json] [-format text|json|dot|mermaid] [-max-seconds SECONDS] [-max-nodes N] [-max-edges N]
 
 Prints which nodes of a lecture a set of changes makes dirty, why, and in
 which stages they run. Without -edit, -force or -missing the lecture is new
-and every node is dirty; with any of them every other node is clean. Bad
-input prints one line on stderr and exits 2.
+and every node is dirty; with any of them every other node is clean. A
+graph over the node or edge limit is refused before it is built; -max-nodes
+and -max-edges raise them (-max-seconds does not). Bad input prints one line
+on stderr and exits 2.
 
 Flags:
 `
@@ -76,7 +88,7 @@ Flags:
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var duration, tmplFile, format, maxSecsFlag once
+	var duration, tmplFile, format, maxSecsFlag, maxNodesFlag, maxEdgesFlag once
 	fs.Var(&duration, "duration", "the lecture's length in `SECONDS`, a multiple of 10 (required)")
 	var edits, forces, missing idList
 	fs.Var(&edits, "edit", "a `NODEID` whose parameters changed (repeatable)")
@@ -84,7 +96,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&missing, "missing", "a `NODEID` whose asset is missing (repeatable)")
 	fs.Var(&tmplFile, "template", "a template `FILE.json`, in graph.Template's JSON form (default: the built-in lecture template)")
 	fs.Var(&format, "format", "the output `FORMAT`: text, json, dot or mermaid (default \"text\")")
-	fs.Var(&maxSecsFlag, "max-seconds", "the longest duration accepted, in `SECONDS` (0: the default, 86400)")
+	fs.Var(&maxSecsFlag, "max-seconds", "the longest duration accepted, in `SECONDS` (0: the default, 86400); it raises no other limit")
+	fs.Var(&maxNodesFlag, "max-nodes", fmt.Sprintf("the most nodes the graph may have, `N` from 1 to %d (0: the default, %d); memory grows with them", maxSize, graph.DefaultMaxNodes))
+	fs.Var(&maxEdgesFlag, "max-edges", fmt.Sprintf("the most dependency edges the graph may have, `N` from 1 to %d (0: the default, %d); memory grows with them", maxSize, graph.DefaultMaxEdges))
 	fail := func(format string, args ...any) int {
 		// One line, whatever the input: a file name or an ID may hold a
 		// newline.
@@ -140,6 +154,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail("-max-seconds %q is not a whole number of seconds: allowed are %d to %d, or 0 for the default (%d)",
 			maxSecsFlag.value, graph.SegmentSeconds, graph.MaxSecondsLimit, graph.DefaultMaxSeconds)
 	}
+	maxNodes, msg := parseSize("-max-nodes", maxNodesFlag, graph.DefaultMaxNodes)
+	if msg != "" {
+		return fail("%s", msg)
+	}
+	maxEdges, msg := parseSize("-max-edges", maxEdgesFlag, graph.DefaultMaxEdges)
+	if msg != "" {
+		return fail("%s", msg)
+	}
 	if !format.set {
 		format.value = "text"
 	}
@@ -162,9 +184,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if limit == 0 {
 		limit = graph.DefaultMaxSeconds
 	}
-	g, err := buildOptions(maxSecs).Build(tmpl, secs)
+	g, err := buildOptions(maxSecs, maxNodes, maxEdges).Build(tmpl, secs)
 	var de *graph.DurationError
+	var se *graph.SizeError
 	switch {
+	case errors.As(err, &se) && se.Limit < maxSize:
+		// Refused before anything of its size was allocated; a flag
+		// raises the limit.
+		return fail("%v (here, -max-%s)", err, se.What)
 	case errors.As(err, &de) && de.Option == "MaxSeconds":
 		return fail("-max-seconds: %v", err)
 	case errors.As(err, &de) && secs > limit && secs%graph.SegmentSeconds == 0 && secs <= graph.MaxSecondsLimit:
@@ -271,15 +298,38 @@ func count(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// buildOptions returns the graph's options for -max-seconds maxSecs. The
-// duration is the one limit the command lets its user set: with
-// -max-seconds, a graph as long as it allows is not refused for its nodes
-// or edges (a lecture of more than 66,666,660 s has over 20,000,000
-// nodes), which no flag could raise.
-func buildOptions(maxSecs int) graph.Options {
-	opts := graph.Options{MaxSeconds: maxSecs}
-	if maxSecs > 0 {
-		opts.MaxNodes, opts.MaxEdges = math.MaxInt, math.MaxInt
+// maxSize is the most nodes or edges a graph holds: graph.Options caps
+// MaxNodes and MaxEdges there.
+const maxSize = math.MaxInt32 - 1
+
+// parseSize reads the value of flag name, -max-nodes or -max-edges: a
+// decimal number from 1 to maxSize, or 0 (or the flag not given) for
+// graph.Options' default def, which the message names. It returns the
+// value, or the message of a value refused.
+func parseSize(name string, f once, def int) (int, string) {
+	if !f.set {
+		return 0, ""
 	}
-	return opts
+	allowed := fmt.Sprintf("allowed are 1 to %d, or 0 for the default (%d)", maxSize, def)
+	// Decimal, as -duration is: strconv.Atoi, not flag.Int, which would
+	// read 0100 as octal and take 0x100 and 1_000.
+	n, err := strconv.Atoi(f.value)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Sprintf("%s %s: %s", name, f.value, allowed)
+	case err != nil:
+		return 0, fmt.Sprintf("%s %q is not a whole number: %s", name, f.value, allowed)
+	case n < 0 || n > maxSize:
+		return 0, fmt.Sprintf("%s %d: %s", name, n, allowed)
+	}
+	return n, ""
+}
+
+// buildOptions returns the graph's options for -max-seconds maxSecs,
+// -max-nodes maxNodes and -max-edges maxEdges, 0 for each default. Each
+// flag raises its own limit alone: -max-seconds lifted the node and edge
+// limits to their caps, so that a wide template on a long duration passed
+// every size check and the command died out of memory building it.
+func buildOptions(maxSecs, maxNodes, maxEdges int) graph.Options {
+	return graph.Options{MaxSeconds: maxSecs, MaxNodes: maxNodes, MaxEdges: maxEdges}
 }

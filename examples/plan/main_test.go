@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -459,6 +459,14 @@ func TestBadInput(t *testing.T) {
 		{"-max-seconds with an underscore", []string{"-duration", "30", "-max-seconds", "1_000"}, `-max-seconds "1_000" is not a whole number of seconds`},
 		{"-max-seconds huge", []string{"-duration", "30", "-max-seconds", "99999999999999999999"}, "-max-seconds 99999999999999999999: allowed are 10 to 100000000 (1 to 10000000 segments), or 0 for the default (86400)"},
 		{"-max-seconds huge, negative", []string{"-duration", "30", "-max-seconds", "-99999999999999999999"}, "-max-seconds -99999999999999999999: allowed are 10 to 100000000 (1 to 10000000 segments), or 0 for the default (86400)"},
+		{"-max-nodes negative", []string{"-duration", "30", "-max-nodes", "-1"}, "-max-nodes -1: allowed are 1 to 2147483646, or 0 for the default (20000000)"},
+		{"-max-nodes above the cap", []string{"-duration", "30", "-max-nodes", "2147483647"}, "-max-nodes 2147483647: allowed are 1 to 2147483646, or 0 for the default (20000000)"},
+		{"-max-nodes huge", []string{"-duration", "30", "-max-nodes", "99999999999999999999"}, "-max-nodes 99999999999999999999: allowed are 1 to 2147483646, or 0 for the default (20000000)"},
+		{"-max-nodes not a number", []string{"-duration", "30", "-max-nodes", "many"}, `-max-nodes "many" is not a whole number: allowed are 1 to 2147483646, or 0 for the default (20000000)`},
+		{"-max-nodes in hexadecimal", []string{"-duration", "30", "-max-nodes", "0x100"}, `-max-nodes "0x100" is not a whole number`},
+		{"-max-edges negative", []string{"-duration", "30", "-max-edges", "-5"}, "-max-edges -5: allowed are 1 to 2147483646, or 0 for the default (50000000)"},
+		{"-max-edges with an underscore", []string{"-duration", "30", "-max-edges", "1_000"}, `-max-edges "1_000" is not a whole number: allowed are 1 to 2147483646, or 0 for the default (50000000)`},
+		{"-max-edges empty", []string{"-duration", "30", "-max-edges="}, `-max-edges "" is not a whole number`},
 		{"unknown node", []string{"-duration", "30", "-edit", "asset:sound"}, `graph: unknown node "asset:sound"`},
 		{"segment out of range", []string{"-duration", "30", "-edit", "asset:image:segment[3]"}, "segment 3 is out of range"},
 		{"malformed node ID", []string{"-duration", "30", "-force", "asset:image:segment[x]"}, `graph: malformed node ID "asset:image:segment[x]"`},
@@ -474,7 +482,7 @@ func TestBadInput(t *testing.T) {
 		{"missing template path with a newline", []string{"-duration", "30", "-template", newlineDir + "/none"}, "no such file"},
 		{"unknown format", []string{"-duration", "30", "-format", "yaml"}, `-format "yaml": want text, json, dot or mermaid`},
 		// An unknown flag is named with the flags there are.
-		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose: the flags are -duration, -edit, -force, -format, -max-seconds, -missing and -template (-h prints the usage)"},
+		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose: the flags are -duration, -edit, -force, -format, -max-edges, -max-nodes, -max-seconds, -missing and -template (-h prints the usage)"},
 		{"unknown flag first", []string{"--dur", "30"}, "flag provided but not defined: -dur: the flags are -duration,"},
 		{"stray argument", []string{"-duration", "30", "timeline"}, `unexpected argument "timeline"`},
 		// A flag that takes one value, given twice, is refused rather than
@@ -483,6 +491,8 @@ func TestBadInput(t *testing.T) {
 		{"-format twice", []string{"-duration", "30", "-format", "json", "-format", "text"}, `invalid value "text" for flag -format: given twice, "json" and "text": give it once`},
 		{"-template twice", []string{"-duration", "30", "-template", "a.json", "-template", "b.json"}, `for flag -template: given twice, "a.json" and "b.json"`},
 		{"-max-seconds twice", []string{"-duration", "30", "-max-seconds", "100", "-max-seconds=100"}, `for flag -max-seconds: given twice, "100" and "100"`},
+		{"-max-nodes twice", []string{"-duration", "30", "-max-nodes", "100", "-max-nodes", "200"}, `for flag -max-nodes: given twice, "100" and "200"`},
+		{"-max-edges twice", []string{"-duration", "30", "-max-edges", "100", "-max-edges", "200"}, `for flag -max-edges: given twice, "100" and "200"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -540,20 +550,121 @@ func TestMaxSecondsHintOnlyForTheLimit(t *testing.T) {
 	}
 }
 
-// TestBuildOptions: with -max-seconds, the graph's node and edge limits
-// are lifted, so that a lecture as long as the flag allows is not refused
-// for its size (70,000,000 s, 21,000,003 nodes, was refused past
-// 20,000,000 with advice about graph.Options.MaxNodes, which no flag
-// sets); without it, the graph's defaults hold.
+// TestBuildOptions: -max-seconds raises the longest duration alone; the
+// graph's node and edge limits stay at their defaults unless -max-nodes or
+// -max-edges raise them. Any -max-seconds lifted both to their caps
+// (2,147,483,646), so that a wide template on a long duration went past
+// every size check and died out of memory in graph.Build.
 func TestBuildOptions(t *testing.T) {
 	for _, tc := range []struct {
-		maxSecs int
-		want    graph.Options
+		maxSecs, maxNodes, maxEdges int
+		want                        graph.Options
 	}{
-		{0, graph.Options{}},
-		{graph.MaxSecondsLimit, graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt, MaxEdges: math.MaxInt}},
+		{0, 0, 0, graph.Options{}},
+		{graph.MaxSecondsLimit, 0, 0, graph.Options{MaxSeconds: graph.MaxSecondsLimit}},
+		{graph.MaxSecondsLimit, 30_000_000, 0, graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: 30_000_000}},
+		{0, 0, maxSize, graph.Options{MaxEdges: maxSize}},
 	} {
-		assert.Equal(t, tc.want, buildOptions(tc.maxSecs), "-max-seconds %d", tc.maxSecs)
+		assert.Equal(t, tc.want, buildOptions(tc.maxSecs, tc.maxNodes, tc.maxEdges), "%+v", tc)
+	}
+}
+
+// wideTemplate writes a template of n per-segment kinds, each depending on
+// the one before in the same segment, and returns its path.
+func wideTemplate(t *testing.T, n int) string {
+	t.Helper()
+	var tmpl graph.Template
+	for i := range n {
+		k := graph.Kind{Name: fmt.Sprintf("k%d", i), PerSegment: true}
+		if i > 0 {
+			k.Deps = []graph.Dep{{Kind: fmt.Sprintf("k%d", i-1), Scope: graph.ScopeSameSegment}}
+		}
+		tmpl.Kinds = append(tmpl.Kinds, k)
+	}
+	data, err := json.Marshal(tmpl)
+	require.NoError(t, err)
+	return writeFile(t, "wide.json", string(data))
+}
+
+// runBounded runs the built command with its address space bounded to
+// 1 GiB (ulimit -v), so that a graph the limits let through fails with
+// the runtime's out-of-memory trace instead of taking the machine's
+// memory: the command must refuse the graph before it allocates it.
+func runBounded(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("ulimit -v bounds the command on Linux alone")
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to run the command under ulimit -v")
+	}
+	// exec: the command replaces the shell, under its limit.
+	cmd := exec.CommandContext(t.Context(), sh, append([]string{"-c", `ulimit -v 1048576 && exec "$0" "$@"`, binary}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("running %s: %v", binary, err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+// TestSizeLimitsRefuseBeforeBuilding: a graph over the node or edge limit
+// is refused on one line that names the limit and the flag that raises
+// it, and exits 2, before anything of its size is allocated. With any
+// -max-seconds, 200 per-segment kinds over 10,000,000 s (200,000,000
+// nodes, about 3 GB in the graph alone) passed the size checks and the
+// command died with "fatal error: out of memory" (here, within its 1 GiB
+// bound). Raising one limit leaves the other at its default.
+func TestSizeLimitsRefuseBeforeBuilding(t *testing.T) {
+	wide := wideTemplate(t, 200)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nodes, with -max-seconds", []string{"-duration", "10000000", "-max-seconds", "10000000", "-template", wide},
+			"plan: graph: graph too large: 200000000 nodes exceed the limit of 20000000; Options.MaxNodes raises it, up to 2147483646 (here, -max-nodes)\n"},
+		{"edges, with -max-nodes", []string{"-duration", "10000000", "-max-seconds", "10000000", "-max-nodes", "2147483646", "-template", wide},
+			"plan: graph: graph too large: 199000000 edges exceed the limit of 50000000; Options.MaxEdges raises it, up to 2147483646 (here, -max-edges)\n"},
+		{"nodes, over -max-nodes", []string{"-duration", "10000000", "-max-seconds", "10000000", "-max-nodes", "100000000", "-max-edges", "2147483646", "-template", wide},
+			"plan: graph: graph too large: 200000000 nodes exceed the limit of 100000000; Options.MaxNodes raises it, up to 2147483646 (here, -max-nodes)\n"},
+		{"the lecture, with -max-seconds", []string{"-duration", "70000000", "-max-seconds", "70000000"},
+			"plan: graph: graph too large: 21000003 nodes exceed the limit of 20000000; Options.MaxNodes raises it, up to 2147483646 (here, -max-nodes)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runBounded(t, tc.args...)
+			assert.Equal(t, tc.want, errOut)
+			assert.Equal(t, 2, code, "exit status")
+			assert.Empty(t, out)
+		})
+	}
+}
+
+// -max-nodes and -max-edges raise the graph's limits, as
+// graph.Options.MaxNodes and MaxEdges do; past them, the graph is refused
+// with the flag named. The lecture of 100 s has 33 nodes and 62 edges.
+func TestMaxNodesAndEdges(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // stderr; empty: accepted
+	}{
+		{[]string{"-duration", "100", "-max-nodes", "33", "-max-edges", "62"}, ""},
+		{[]string{"-duration", "100", "-max-nodes", "0033"}, ""},
+		{[]string{"-duration", "100", "-max-nodes", "32"}, "plan: graph: graph too large: 33 nodes exceed the limit of 32; Options.MaxNodes raises it, up to 2147483646 (here, -max-nodes)\n"},
+		{[]string{"-duration", "100", "-max-edges", "61"}, "plan: graph: graph too large: 62 edges exceed the limit of 61; Options.MaxEdges raises it, up to 2147483646 (here, -max-edges)\n"},
+	} {
+		code, out, errOut := runCLI(tc.args...)
+		assert.Equal(t, tc.want, errOut, "%v", tc.args)
+		if tc.want == "" {
+			assert.Equal(t, 0, code, "%v", tc.args)
+			assert.True(t, strings.HasPrefix(out, "10 segments, 33 nodes, 33 dirty\n"), out)
+		} else {
+			assert.Equal(t, 2, code, "%v", tc.args)
+			assert.Empty(t, out)
+		}
 	}
 }
 
@@ -599,6 +710,8 @@ func TestHelp(t *testing.T) {
 		{"-template FILE.json", "(default: the built-in lecture template)"},
 		{"-format FORMAT", "text, json, dot or mermaid (default \"text\")"},
 		{"-max-seconds SECONDS", "the longest duration accepted"},
+		{"-max-nodes N", "the most nodes the graph may have"},
+		{"-max-edges N", "the most dependency edges the graph may have"},
 	} {
 		line := "\n  " + tt.flag + "\n    \t"
 		i := strings.Index(out, line)
