@@ -269,23 +269,22 @@
 //
 //	lock, err := store.LockGraph(ctx, key) // or TryLockGraph, to refuse at once; ctx bounds the wait
 //	if err != nil { ... }                   // a *LockedError from TryLockGraph: the key runs elsewhere
-//	unlock := func() { // bounded: on a dead network the server cannot be told
-//		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-//		defer cancel()
-//		if err := lock.Unlock(uctx); err != nil { ... } // ErrLockLost: the run may have overlapped another
-//	}
 //	// Not ctx: Start's context is the run's lifetime, and the request's
 //	// ends when the handler returns. Run.Cancel cancels the run.
 //	run, err := e.Start(context.WithoutCancel(ctx), req) // or e.Resume(context.WithoutCancel(ctx), g, runID)
 //	if err != nil {
-//		unlock()
+//		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+//		defer cancel()
+//		_ = lock.Unlock(uctx) // bounded: on a dead network the server cannot be told
 //		...
 //	}
-//	lock.Guard(run) // cancels the run if the lock is lost: another process may take the key
-//	go func() {     // or wait in place, where nothing ends ctx before the run
-//		defer unlock()
+//	// Cancels the run if the lock is lost (another process may take the
+//	// key), and unlocks it once the run has ended.
+//	held := lock.Hold(run)
+//	go func() { // or wait in place, where nothing ends ctx before the run
 //		report, err := run.Wait()
 //		...
+//		if err := <-held; err != nil { ... } // ErrLockLost: the run may have overlapped another
 //	}()
 //
 // ctx bounds the lock's wait, and the run gets a context of its own:
@@ -293,12 +292,17 @@
 // service's own context, cancelled at its shutdown, does as well). Given
 // ctx itself, the run would be cancelled as soon as the handler returned
 // its answer. The host cancels the run with Run.Cancel or CancelCause (a
-// cancel request, its shutdown), and Guard does on a lost lock; to bound
-// the start itself by the request, see executor.Executor.Start. The lock
-// is held until Wait returns: when a generator ignores its context, that
-// is up to the executor's Options.Grace after the run's record says that
-// it ended (see executor.Run.Done), and a TryLockGraph of the key in
-// that time is refused.
+// cancel request, its shutdown), and Hold does on a lost lock; to bound
+// the start itself by the request, see executor.Executor.Start.
+// [GraphLock.Hold] unlocks with a bounded context once the run has ended
+// (Run.Done), and its channel then says whether the lock was held to the
+// end: nil, or an error wrapping [ErrLockLost]. Reading it is optional; a
+// host that runs several steps under one lock, or unlocks elsewhere,
+// calls [GraphLock.Guard], which only cancels, and Unlock itself. The
+// lock is held until the run has ended: when a generator ignores its
+// context, that is up to the executor's Options.Grace after the run's
+// record says that it ended (see executor.Run.Done), and a TryLockGraph
+// of the key in that time is refused.
 //
 // For start-up recovery, of the runs that a process which stopped left
 // recorded as running, on every key, [Store.ResumeLeftRunning] does
@@ -330,9 +334,9 @@
 //     that Lost is closed at once when the server ends the session (an
 //     administrator's pg_terminate_backend, a restart, a failover) or the
 //     connection closes; Unlock and Check then return an error wrapping
-//     [ErrLockLost]. A network that fails silently is found when TCP gives
-//     up on the connection (keepalives), or at once by [GraphLock.Check],
-//     one round trip. Meanwhile the server frees the lock when it sees
+//     [ErrLockLost], and Hold's channel delivers one. A network that
+//     fails silently is found when TCP gives up on the connection
+//     (keepalives), or at once by [GraphLock.Check], one round trip. Meanwhile the server frees the lock when it sees
 //     the session end: at once for a process that dies on a live host,
 //     after its own TCP keepalives for a host that vanished
 //     (tcp_keepalives_idle, tcp_keepalives_interval and
@@ -352,8 +356,8 @@
 //     cannot hold one: point the lock's pool at Postgres directly, or at
 //     a session-mode pooler. Check and Unlock find a connection moved to
 //     another session, say so with ErrLockLost, and close Lost (Guard
-//     then cancels the run, if it is still going on). The simple protocol
-//     itself (pgx.QueryExecModeSimpleProtocol) works, on such a
+//     and Hold then cancel the run, if it is still going on). The simple
+//     protocol itself (pgx.QueryExecModeSimpleProtocol) works, on such a
 //     connection: the tests take locks in both query modes.
 //   - Key limits. A graph key that Commit would refuse (longer than
 //     [MaxGraphKeyBytes], or not valid UTF-8 without NUL) is refused with
@@ -388,7 +392,8 @@
 // wrapped too; a negative age given to a prune wraps [ErrInvalidAge].
 // [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
 // wrapping [ErrGraphLocked]; a lock that lost its session gives errors
-// wrapping [ErrLockLost]. [Store.EditTx] refuses what
+// wrapping [ErrLockLost]; a second [GraphLock.Hold] of a lock gives a
+// [*HoldError]. [Store.EditTx] refuses what
 // executor.Executor.Edit refuses with the same errors, wrapping
 // executor.ErrInvalidRequest. [Store.ResumeLeftRunning] reports a run whose
 // graph the host's graphOf could not build with a [*GraphOfError].

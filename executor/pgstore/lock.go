@@ -24,10 +24,32 @@ var (
 	// ErrLockLost: a [GraphLock] does not hold its lock any more, or may
 	// not: its connection ended (the server ended the session, or the
 	// network failed) or moved to another server session (a pooler in
-	// transaction mode) before Unlock, or Check was called after Unlock.
-	// Another process may have taken the lock since.
+	// transaction mode) before Unlock, Check or Hold was called after
+	// Unlock, or an Unlock freed it before the end of the run that
+	// [GraphLock.Hold] held it for. Another process may have taken the
+	// lock since.
 	ErrLockLost = errors.New("pgstore: graph lock lost")
 )
+
+// HoldError is what [GraphLock.Hold] delivers, at once, when the lock is
+// held for a run already: a lock is held for one run, and is unlocked
+// when that run ends.
+type HoldError struct {
+	// GraphKey is the graph key that the lock is of.
+	GraphKey string
+	// RunID is the ID of the run that the lock is held for.
+	RunID string
+}
+
+func (e *HoldError) Error() string {
+	return fmt.Sprintf("pgstore: GraphLock.Hold: the lock of graph %s is held for run %s already, "+
+		"and is unlocked when that run ends: take a lock of its own for each run", quote(e.GraphKey), quote(e.RunID))
+}
+
+// unlockTimeout bounds the Unlock that Hold makes at its run's end, and
+// ResumeLeftRunning's of a run it did not resume: on a dead network the
+// server cannot be told, and the connection is closed anyway.
+const unlockTimeout = 10 * time.Second
 
 // LockedError reports that [Store.TryLockGraph] found a graph key's lock
 // held by another session: a run of the key goes on elsewhere, or
@@ -80,7 +102,8 @@ func (s *Store) GraphLockKey(graphKey string) int64 {
 // LockGraph takes the lock of graphKey, waiting until no other session
 // holds it or ctx ends, and returns it held. A host takes it before it
 // starts or resumes a run of the key, and unlocks it once the run has
-// ended (see "Locking a graph key" in the package documentation), so
+// ended, which [GraphLock.Hold] does (see "Locking a graph key" in the
+// package documentation), so
 // that one process at a time runs the key: a Resume of a run that goes
 // on in another process, or a second start of the same work, then waits
 // (or, with [Store.TryLockGraph], is refused) rather than paying its
@@ -202,7 +225,8 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 // connection (TCP keepalives; pgx's default dialer sends the first after
 // 5 minutes idle), or at once by [GraphLock.Check], which asks the
 // server. The goroutine ends at Unlock, or when the lock is lost: call
-// Unlock in every case.
+// Unlock in every case, or have [GraphLock.Hold] call it when the run
+// under the lock ends.
 type GraphLock struct {
 	schema, graphKey string
 	key              int64
@@ -213,10 +237,11 @@ type GraphLock struct {
 	lostOnce sync.Once
 	lostErr  error // why the lock was lost; set before lost is closed
 
-	mu       sync.Mutex    // serialises Check and Unlock, which use conn
-	stopping atomic.Bool   // tells the watcher that pause interrupts its read
-	watching chan struct{} // closed when the watcher returns
-	unlocked bool
+	mu       sync.Mutex             // serialises Check and Unlock, which use conn
+	stopping atomic.Bool            // tells the watcher that pause interrupts its read
+	watching chan struct{}          // closed when the watcher returns
+	unlocked atomic.Bool            // set by Unlock, under mu; Hold reads it without
+	heldFor  atomic.Pointer[string] // the ID of the run that Hold holds the lock for
 }
 
 // GraphKey returns the graph key that the lock is of.
@@ -228,7 +253,7 @@ func (l *GraphLock) GraphKey() string { return l.graphKey }
 // in transaction mode moved the connection to another session); another
 // process may hold it now. A host that runs under the lock cancels its
 // run then, as the run's results may now race another process's:
-// [GraphLock.Guard] does it. An Unlock that frees the lock does not
+// [GraphLock.Guard] and [GraphLock.Hold] do it. An Unlock that frees the lock does not
 // close it; one that finds it lost already does, as Check would have.
 func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
 
@@ -244,9 +269,11 @@ func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
 // the run if it has not ended: the lock was lost while the run went on,
 // as if the watcher or Check had found it. In the recipe, which unlocks
 // after the run's end, neither cancels anything. A host calls it
-// as soon as it has started or resumed a run under the lock (see
-// "Locking a graph key" in the package documentation), in place of
-// watching Lost itself. A nil run panics (in the caller).
+// as soon as it has started or resumed a run under the lock, in place of
+// watching Lost itself; [GraphLock.Hold] guards the run so and unlocks
+// the lock once the run has ended, as the recipe does (see "Locking a
+// graph key" in the package documentation). A nil run panics (in the
+// caller).
 func (l *GraphLock) Guard(run *executor.Run) {
 	if run == nil {
 		panic("pgstore: GraphLock.Guard with a nil run")
@@ -258,6 +285,90 @@ func (l *GraphLock) Guard(run *executor.Run) {
 		case <-run.Done():
 		}
 	}()
+}
+
+// Hold holds the lock for run, until the run has ended: it guards run as
+// [GraphLock.Guard] does (a lock found lost before the run's end cancels
+// it, with the loss as its cause), and once the run has ended (run.Done
+// is closed) calls [GraphLock.Unlock], bounded by 10 s, as the recipe in
+// "Locking a graph key" of the package documentation does. It returns at
+// once. The channel it returns, buffered, receives Unlock's error once
+// and is then closed: nil once the server has freed the lock, so that
+// another process's TryLockGraph of the key succeeds; an error wrapping
+// [ErrLockLost] if the lock was lost before the run's end (the run was
+// cancelled then, and may have overlapped another process's), or if an
+// Unlock of the host's freed it before the run's end (the run went on
+// without it; that Unlock cancels nothing, as under Guard); or Unlock's
+// error if the unlock itself failed (the server did not answer within
+// the 10 s, say: the connection is closed anyway, and the server frees
+// the lock when it sees it closed). A host need not read the channel, nor call Unlock
+// once Hold has delivered (it does nothing then); its goroutine ends
+// once it has delivered, after the run's end. The lock is held until
+// then: up to the executor's Options.Grace after the run's record says
+// that it ended, for generators that ignore their context (see
+// executor.Run.Done).
+//
+// A lock is held for one run. A second Hold, of any run, is refused:
+// its channel receives a [*HoldError] at once, and is closed, and it
+// neither guards its run nor unlocks anything; the first Hold goes on. A
+// Hold after Unlock is refused so too, with an error wrapping
+// ErrLockLost (its run is not under the lock), and cancels nothing. A
+// Guard beside Hold is harmless, and needless. A nil run panics (in the
+// caller).
+func (l *GraphLock) Hold(run *executor.Run) <-chan error {
+	return l.hold(context.Background(), run)
+}
+
+// hold is Hold, whose Unlock gets ctx's values (without its
+// cancellation), as ResumeLeftRunning's did before Hold.
+func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
+	if run == nil {
+		panic("pgstore: GraphLock.Hold with a nil run")
+	}
+	out := make(chan error, 1)
+	refuse := func(err error) <-chan error {
+		out <- err
+		close(out)
+		return out
+	}
+	if held := l.heldFor.Load(); held != nil {
+		return refuse(&HoldError{GraphKey: l.graphKey, RunID: *held})
+	}
+	if l.unlocked.Load() {
+		return refuse(fmt.Errorf("%w: graph %s of schema %s was unlocked before Hold, and run %s is not under it",
+			ErrLockLost, quote(l.graphKey), l.schema, quote(run.ID())))
+	}
+	id := run.ID()
+	if !l.heldFor.CompareAndSwap(nil, &id) { // another Hold in between
+		return refuse(&HoldError{GraphKey: l.graphKey, RunID: *l.heldFor.Load()})
+	}
+	go func() {
+		defer close(out)
+		select {
+		case <-l.lost:
+			run.CancelCause(l.lostError())
+			<-run.Done()
+		case <-run.Done():
+		}
+		out <- l.release(ctx, id)
+	}()
+	return out
+}
+
+// release is Hold's Unlock, once run runID has ended.
+func (l *GraphLock) release(ctx context.Context, runID string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unlocked.Load() {
+		if err := l.lostError(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: graph %s of schema %s was unlocked before run %s ended, which went on without it, "+
+			"and another session may have held it meanwhile", ErrLockLost, quote(l.graphKey), l.schema, quote(runID))
+	}
+	return l.unlock(ctx)
 }
 
 // watch starts the goroutine that reads the idle connection until pause
@@ -338,7 +449,7 @@ func (l *GraphLock) Check(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.unlocked {
+	if l.unlocked.Load() {
 		return fmt.Errorf("%w: graph %s of schema %s was unlocked", ErrLockLost, quote(l.graphKey), l.schema)
 	}
 	if err := l.lostError(); err != nil {
@@ -374,7 +485,7 @@ func (l *GraphLock) Check(ctx context.Context) error {
 // did not hold the lock (a pooler in transaction mode moved the
 // connection to another session), the lock was lost too: it returns an
 // error wrapping ErrLockLost, and closes Lost, which cancels a run that
-// [GraphLock.Guard] guards, if it has not ended. So it does, as Check
+// [GraphLock.Guard] or [GraphLock.Hold] guards, if it has not ended. So it does, as Check
 // would, if the connection has ended (the server ended the session, or
 // the network failed) before Unlock or during it, even when the watcher
 // had not seen the end yet: the lock was lost, or may have been. (With a
@@ -386,14 +497,20 @@ func (l *GraphLock) Check(ctx context.Context) error {
 // end, at once unless the network is down (then when its TCP keepalives
 // give up). So Unlock always lets go of the lock, whatever ctx, and the
 // deferred Unlock of a host is enough; with a ctx already done it only
-// closes the connection. A second Unlock does nothing and returns nil.
+// closes the connection. A second Unlock does nothing and returns nil,
+// and so does one after Hold's.
 func (l *GraphLock) Unlock(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.unlocked {
+	if l.unlocked.Load() {
 		return nil
 	}
-	l.unlocked = true
+	return l.unlock(ctx)
+}
+
+// unlock is Unlock of a lock not unlocked yet. The caller holds mu.
+func (l *GraphLock) unlock(ctx context.Context) error {
+	l.unlocked.Store(true)
 	l.pause()
 	defer closeConn(ctx, l.conn)
 	if l.conn.IsClosed() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
@@ -108,11 +107,6 @@ func (e *GraphOfError) Error() string {
 
 // Unwrap returns graphOf's error.
 func (e *GraphOfError) Unwrap() error { return e.Err }
-
-// unlockTimeout bounds the Unlock of a recovered run's lock: on a dead
-// network the server cannot be told, and the connection is closed
-// anyway.
-const unlockTimeout = 10 * time.Second
 
 // ResumeLeftRunning resumes the runs that a process which stopped left
 // recorded as running, on every key, as a host does at start-up, each
