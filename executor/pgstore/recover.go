@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
@@ -52,16 +53,15 @@ type Recovery struct {
 	Record executor.Record
 	// Outcome says what was done.
 	Outcome RecoveryOutcome
-	// Run is the run that resumes it, for Resumed; nil otherwise. It is
-	// guarded by the key's lock ([GraphLock.Guard]: it is cancelled if
-	// the lock is lost), which is unlocked once it has ended.
+	// Run is the run that resumes it, for Resumed; nil otherwise. The
+	// key's lock is held for it ([GraphLock.Hold]: it is cancelled if the
+	// lock is lost), and unlocked once it has ended.
 	Run *executor.Run
 	// Err says why the run was not resumed, for NotResumed; nil
 	// otherwise.
 	Err error
 
-	unlocked  <-chan struct{} // closed once the lock of a resumed run is unlocked
-	unlockErr *error          // Unlock's error, set before unlocked is closed
+	unlockErr func() error // waits for the unlock of a resumed run's lock, and returns its error
 }
 
 // Wait waits until the resuming run has ended and its key's lock has
@@ -78,8 +78,7 @@ func (r Recovery) Wait() (*executor.Report, error) {
 		return r.Run.Wait()
 	}
 	rep, err := r.Run.Wait()
-	<-r.unlocked
-	if uerr := *r.unlockErr; uerr != nil && !(errors.Is(uerr, ErrLockLost) && errors.Is(err, ErrLockLost)) {
+	if uerr := r.unlockErr(); uerr != nil && !(errors.Is(uerr, ErrLockLost) && errors.Is(err, ErrLockLost)) {
 		err = errors.Join(err, uerr)
 	}
 	return rep, err
@@ -118,8 +117,9 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // says running, builds the run's graph with graphOf (typically a call of
 // executor.GraphOf with the host's templates), checks with the server
 // that it still holds the lock ([GraphLock.Check]), resumes the run with
-// e.Resume and opts, and guards the new run with the lock ([GraphLock.Guard]),
-// which a goroutine unlocks once the run has ended. It does not wait for
+// e.Resume and opts, and holds the lock for the new run ([GraphLock.Hold]:
+// a lost lock cancels the run, and the lock is unlocked once the run has
+// ended, with ctx's values, bounded by 10 s). It does not wait for
 // the runs: they go on, those of different keys side by side, after it
 // returns; [Recovery.Wait] waits for one, and for its unlock.
 //
@@ -265,13 +265,6 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 		return notResumed(err)
 	}
 	resumed = true
-	lock.Guard(run)
-	unlocked := make(chan struct{})
-	var unlockErr error
-	go func() {
-		defer close(unlocked)
-		<-run.Done()
-		unlockErr = unlock()
-	}()
-	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlocked: unlocked, unlockErr: &unlockErr}
+	held := lock.hold(ctx, run)
+	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
 }
