@@ -1359,13 +1359,15 @@ func (r *run) stop(gone error, batch []result) {
 		r.handle.cancel(gone)
 	}
 	for i := range batch {
-		switch res := &batch[i]; res.outcome {
-		case generated:
-			res.outcome = superseded
-		case unchanged:
+		switch res := &batch[i]; {
+		case res.outcome == unchanged && res.attempts == 0:
 			// Kept by early cutoff, it made no call: as a node that had
 			// not started when a run is cancelled, it gets no event.
 			res.outcome = unstarted
+		case res.outcome == generated, res.outcome == unchanged:
+			// Made (an unchanged result with attempts made them, and
+			// another run committed the node meanwhile): superseded.
+			res.outcome = superseded
 		}
 	}
 }
