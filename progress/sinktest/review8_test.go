@@ -197,6 +197,29 @@ func (h historyDropsResumedBy) Append(ctx context.Context, events ...progress.Ev
 	return h.MemoryHistory.Append(ctx, events...)
 }
 
+// dropsKind stores events without their Kind, as a backend written
+// before the field existed.
+type dropsKind struct{ *progress.Memory }
+
+func (d dropsKind) Publish(ctx context.Context, events ...progress.Event) error {
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].Kind = ""
+	}
+	return d.Memory.Publish(ctx, events...)
+}
+
+// historyDropsKind archives events without their Kind.
+type historyDropsKind struct{ *progress.MemoryHistory }
+
+func (h historyDropsKind) Append(ctx context.Context, events ...progress.Event) error {
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].Kind = ""
+	}
+	return h.MemoryHistory.Append(ctx, events...)
+}
+
 // historyTimeLenient archives an event whose Time RFC 3339 cannot write
 // with the zero time.
 type historyTimeLenient struct{ *progress.MemoryHistory }
@@ -225,6 +248,8 @@ func TestReview8BrokenPair(t *testing.T) {
 			return m, swallowsErrors{m}
 		case "dropsResumedBy":
 			return dropsResumedBy{m}, m
+		case "dropsKind":
+			return dropsKind{m}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		case "timeLenient":
@@ -272,6 +297,8 @@ func TestReview8BrokenHistory(t *testing.T) {
 		switch os.Getenv(brokenEnv) {
 		case "historyDropsResumedBy":
 			return historyDropsResumedBy{h}
+		case "historyDropsKind":
+			return historyDropsKind{h}
 		case "historyTimeLenient":
 			return historyTimeLenient{h}
 		}
@@ -306,6 +333,9 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		// ResumedBy was not kept: no event of the kit had it.
 		{"TestReview8BrokenPair", "dropsResumedBy", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsResumedBy", []string{"AllFields"}, nil},
+		// Kind was not kept: no event of the kit had it.
+		{"TestReview8BrokenPair", "dropsKind", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsKind", []string{"AllFields"}, nil},
 		// An event whose Time RFC 3339 cannot write was stored, with the
 		// zero time, rather than refused.
 		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},

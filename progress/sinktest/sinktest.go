@@ -269,6 +269,7 @@ func AllFields(runID string, from uint64) []progress.Event {
 			Time:       base.Add(time.Duration(i) * 1_234_567 * time.Microsecond),
 			Type:       typ,
 			Node:       fmt.Sprintf("asset:narration:segment[%d]", i),
+			Kind:       "asset:narration",
 			Stage:      i % 3,
 			Attempt:    i%4 + 1,
 			Message:    fmt.Sprintf("message of %s ✓", typ),
