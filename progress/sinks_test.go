@@ -24,8 +24,8 @@ func TestSlog(t *testing.T) {
 	}{
 		{
 			name:  "node event",
-			event: progress.Event{RunID: "r", GraphKey: "g", Seq: 3, Type: progress.NodeFailed, Node: "video/2", Stage: 1, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
-			want:  "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video/2 stage=1 attempt=3 error=boom done=4 total=9 eta=2s\n",
+			event: progress.Event{RunID: "r", GraphKey: "g", Seq: 3, Type: progress.NodeFailed, Node: "video:segment[2]", Kind: "video", Stage: 1, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
+			want:  "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video:segment[2] kind=video stage=1 attempt=3 error=boom done=4 total=9 eta=2s\n",
 		},
 		{
 			name:  "run event at a chosen level",

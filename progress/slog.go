@@ -57,6 +57,9 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 		if e.Node != "" {
 			attrs = append(attrs, slog.String("node", e.Node))
 		}
+		if e.Kind != "" {
+			attrs = append(attrs, slog.String("kind", e.Kind))
+		}
 		if e.Stage >= 0 {
 			attrs = append(attrs, slog.Int("stage", e.Stage))
 		}
