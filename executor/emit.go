@@ -47,6 +47,10 @@ type emitter struct {
 	// which a cancel may keep from starting. Nil outside a run's rounds.
 	stages []string
 	shown  []bool
+	// touched says which stages had an event of one of their nodes this
+	// round: one that had none (its nodes let go unstarted by a cancel)
+	// gets no stage.finished either.
+	touched []bool
 }
 
 // newRound sets the stages of a round's plan, by their summary lines,
@@ -54,7 +58,7 @@ type emitter struct {
 func (em *emitter) newRound(stages []string) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
-	em.stages, em.shown = stages, make([]bool, len(stages))
+	em.stages, em.shown, em.touched = stages, make([]bool, len(stages)), make([]bool, len(stages))
 }
 
 // opens reports the stage that ev starts, if its stage.started has not
@@ -103,6 +107,12 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 		// A late note from a generator that outlived its run: the final
 		// event must stay the last (progress.Type.Final).
 		return
+	}
+	if ev.Type == progress.StageFinished && ev.Stage >= 0 && ev.Stage < len(em.touched) && !em.touched[ev.Stage] {
+		return // none of its nodes started or settled: a cancel let them go
+	}
+	if ev.Node != "" && ev.Stage >= 0 && ev.Stage < len(em.touched) {
+		em.touched[ev.Stage] = true
 	}
 	if s, ok := em.opens(&ev); ok {
 		em.shown[s] = true
