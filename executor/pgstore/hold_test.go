@@ -26,23 +26,8 @@ func heldRun(t *testing.T) (s *pgstore.Store, pg *testenv.Postgres, ctx context.
 	ctx = testenv.Context(t, 60*time.Second)
 	key = testenv.UniqueName(t)
 	p := newProvider()
-	started := make(chan struct{}, 1)
-	release = make(chan struct{})
-	p.hook = func(ctx context.Context, req executor.Request) error {
-		if req.ID.Kind != graph.KindVideo {
-			return nil
-		}
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	var started chan struct{}
+	started, release = p.holdKind(graph.KindVideo)
 	e := newExecutor(t, s, p.registry())
 	lock, err := s.LockGraph(ctx, key)
 	require.NoError(t, err)

@@ -45,6 +45,29 @@ type provider struct {
 
 func newProvider() *provider { return &provider{calls: map[string]int{}} }
 
+// holdKind makes the calls of kind's nodes wait until release is closed
+// (or their context ends), each first signalling started, which holds one
+// signal.
+func (p *provider) holdKind(kind string) (started chan struct{}, release chan struct{}) {
+	started, release = make(chan struct{}, 1), make(chan struct{})
+	p.hook = func(ctx context.Context, req executor.Request) error {
+		if req.ID.Kind != kind {
+			return nil
+		}
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return started, release
+}
+
 func (p *provider) Generate(ctx context.Context, req executor.Request) (executor.Asset, error) {
 	p.mu.Lock()
 	p.calls[req.NodeID]++

@@ -279,24 +279,8 @@ func TestResumeRefusedWhileLockedElsewhere(t *testing.T) {
 	key := testenv.UniqueName(t)
 	g := build(t, 30)
 
-	release := make(chan struct{})
-	started := make(chan struct{}, 1)
 	p1 := newProvider()
-	p1.hook = func(ctx context.Context, req executor.Request) error {
-		if req.ID.Kind != graph.KindVideo {
-			return nil
-		}
-		select {
-		case started <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	started, release := p1.holdKind(graph.KindVideo)
 	e1 := newExecutor(t, s, p1.registry())
 	lock, err := s.LockGraph(ctx, key)
 	require.NoError(t, err)

@@ -26,10 +26,7 @@ import (
 // stream.
 func TestPublishKeepsTheOrderOfAWriteLeftInFlight(t *testing.T) {
 	ctx := context.Background()
-	s, r := newStream(t, redisstream.Options{Logger: quiet()})
-	hold := &holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}
-	r.Client.AddHook(hold)
-	t.Cleanup(hold.free) // before the Stream's Close, which waits for the write
+	s, hold := heldStream(t)
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 6)
 
@@ -55,6 +52,17 @@ func TestPublishKeepsTheOrderOfAWriteLeftInFlight(t *testing.T) {
 	}))
 	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, seqs, "the run's stream")
 	assert.Zero(t, s.Stats().Duplicates, "events refused as older than the stream's newest")
+}
+
+// heldStream returns a Stream whose client holds its first pipeline
+// until hold.free (see holdFirstPipeline), which the test's cleanup
+// calls before the Stream's Close, which waits for the write.
+func heldStream(t *testing.T) (*redisstream.Stream, *holdFirstPipeline) {
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	hold := &holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}
+	r.Client.AddHook(hold)
+	t.Cleanup(hold.free)
+	return s, hold
 }
 
 // holdFirstPipeline holds a client's first pipeline until free is
@@ -91,10 +99,7 @@ func (h *holdFirstPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) 
 // its events were never written (the stream held seq 1 to 3 and 7 to 9).
 func TestPublishLeftWaitingStillWrites(t *testing.T) {
 	ctx := context.Background()
-	s, r := newStream(t, redisstream.Options{Logger: quiet()})
-	hold := &holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}
-	r.Client.AddHook(hold)
-	t.Cleanup(hold.free) // before the Stream's Close, which waits for the write
+	s, hold := heldStream(t)
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 9)
 
