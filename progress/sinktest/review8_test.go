@@ -65,14 +65,17 @@ func (s swallowsErrors) Replay(ctx context.Context, run string, after uint64, fn
 	return s.Memory.Replay(ctx, run, after, func(e progress.Event) error { _ = fn(e); return nil })
 }
 
-// dropsResumedBy stores events without their ResumedBy, as a backend
-// written before the field existed.
-type dropsResumedBy struct{ *progress.Memory }
+// drops stores events without one of their fields (drop clears it), as
+// a backend written before the field existed.
+type drops struct {
+	*progress.Memory
+	drop func(*progress.Event)
+}
 
-func (d dropsResumedBy) Publish(ctx context.Context, events ...progress.Event) error {
+func (d drops) Publish(ctx context.Context, events ...progress.Event) error {
 	events = slices.Clone(events)
 	for i := range events {
-		events[i].ResumedBy = ""
+		d.drop(&events[i])
 	}
 	return d.Memory.Publish(ctx, events...)
 }
@@ -186,39 +189,23 @@ func (l lastOfLiveCopy) LastEvent(ctx context.Context, run string) (progress.Eve
 	return l.live.LastEvent(ctx, run)
 }
 
-// historyDropsResumedBy archives events without their ResumedBy.
-type historyDropsResumedBy struct{ *progress.MemoryHistory }
+// historyDrops archives events without one of their fields (drop
+// clears it).
+type historyDrops struct {
+	*progress.MemoryHistory
+	drop func(*progress.Event)
+}
 
-func (h historyDropsResumedBy) Append(ctx context.Context, events ...progress.Event) error {
+func (h historyDrops) Append(ctx context.Context, events ...progress.Event) error {
 	events = slices.Clone(events)
 	for i := range events {
-		events[i].ResumedBy = ""
+		h.drop(&events[i])
 	}
 	return h.MemoryHistory.Append(ctx, events...)
 }
 
-// dropsKind stores events without their Kind, as a backend written
-// before the field existed.
-type dropsKind struct{ *progress.Memory }
-
-func (d dropsKind) Publish(ctx context.Context, events ...progress.Event) error {
-	events = slices.Clone(events)
-	for i := range events {
-		events[i].Kind = ""
-	}
-	return d.Memory.Publish(ctx, events...)
-}
-
-// historyDropsKind archives events without their Kind.
-type historyDropsKind struct{ *progress.MemoryHistory }
-
-func (h historyDropsKind) Append(ctx context.Context, events ...progress.Event) error {
-	events = slices.Clone(events)
-	for i := range events {
-		events[i].Kind = ""
-	}
-	return h.MemoryHistory.Append(ctx, events...)
-}
+func dropResumedBy(e *progress.Event) { e.ResumedBy = "" }
+func dropKind(e *progress.Event)      { e.Kind = "" }
 
 // historyTimeLenient archives an event whose Time RFC 3339 cannot write
 // with the zero time.
@@ -247,9 +234,9 @@ func TestReview8BrokenPair(t *testing.T) {
 		case "swallowsErrors":
 			return m, swallowsErrors{m}
 		case "dropsResumedBy":
-			return dropsResumedBy{m}, m
+			return drops{m, dropResumedBy}, m
 		case "dropsKind":
-			return dropsKind{m}, m
+			return drops{m, dropKind}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		case "timeLenient":
@@ -296,9 +283,9 @@ func TestReview8BrokenHistory(t *testing.T) {
 		h := progress.NewMemoryHistory()
 		switch os.Getenv(brokenEnv) {
 		case "historyDropsResumedBy":
-			return historyDropsResumedBy{h}
+			return historyDrops{h, dropResumedBy}
 		case "historyDropsKind":
-			return historyDropsKind{h}
+			return historyDrops{h, dropKind}
 		case "historyTimeLenient":
 			return historyTimeLenient{h}
 		}
