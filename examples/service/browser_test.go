@@ -74,14 +74,7 @@ func TestBrowserPage(t *testing.T) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, page)
 	})
-	mux.HandleFunc("POST /result", func(w http.ResponseWriter, r *http.Request) {
-		if body, err := io.ReadAll(r.Body); err == nil {
-			select {
-			case result <- body:
-			default:
-			}
-		}
-	})
+	mux.HandleFunc("POST /result", testenv.PostResult(result))
 	mux.HandleFunc("GET /favicon.ico", http.NotFound)
 	pages := httptest.NewUnstartedServer(mux)
 	origin := "http://" + pages.Listener.Addr().String()

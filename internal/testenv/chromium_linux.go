@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -88,4 +90,18 @@ func StartChromium(t testing.TB, browser, url string) *Chromium {
 		runtime.UnlockOSThread()
 	})
 	return c
+}
+
+// PostResult is the handler of a test page's POST of what it saw: the
+// body goes to result, whose first value is kept (later ones are
+// dropped, as from a page that reports again).
+func PostResult(result chan<- []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if body, err := io.ReadAll(r.Body); err == nil {
+			select {
+			case result <- body:
+			default:
+			}
+		}
+	}
 }

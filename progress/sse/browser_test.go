@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -173,15 +172,7 @@ func followRun(t *testing.T, browser string, sink progress.Sink, src progress.So
 		}
 		h.ServeHTTP(w, r)
 	})
-	mux.HandleFunc("POST /result", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err == nil {
-			select {
-			case result <- body:
-			default:
-			}
-		}
-	})
+	mux.HandleFunc("POST /result", testenv.PostResult(result))
 	mux.HandleFunc("GET /favicon.ico", http.NotFound)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -229,14 +228,7 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 				}
 				h.ServeHTTP(rw, r.WithContext(ctx))
 			})
-			mux.HandleFunc("POST /result", func(w http.ResponseWriter, r *http.Request) {
-				if body, err := io.ReadAll(r.Body); err == nil {
-					select {
-					case result <- body:
-					default:
-					}
-				}
-			})
+			mux.HandleFunc("POST /result", testenv.PostResult(result))
 			mux.HandleFunc("GET /favicon.ico", http.NotFound)
 			srv := httptest.NewServer(mux)
 			defer srv.Close()
