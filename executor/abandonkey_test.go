@@ -44,7 +44,7 @@ func TestAbandonDuringAResumeOfTheKey(t *testing.T) {
 							resumed = crashRun(t, l, sink, 3, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
 								Marks: []dirty.Mark{{ID: "script", Reason: dirty.ReasonForced}}})
 						}
-						runs := &heldRuns{MemoryRuns: l.runs, id: resumed.ID, held: make(chan struct{}), release: make(chan struct{})}
+						runs := &heldRuns{MemoryRuns: l.runs, hold: recordsAs(resumed.ID, executor.RunInterrupted), held: make(chan struct{}), release: make(chan struct{})}
 						e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
 							Runs: runs, Sink: sink})
 						require.NoError(t, err)

@@ -379,11 +379,11 @@ func TestInterruptedRecordOfALongResumingRunIDIsCut(t *testing.T) {
 	})
 }
 
-// heldRuns is a RunStore whose first PutRun that records run id as
-// interrupted waits until release is closed.
+// heldRuns is a RunStore whose first PutRun of a record that hold
+// matches waits until release is closed.
 type heldRuns struct {
 	*executor.MemoryRuns
-	id          string
+	hold        func(executor.Record) bool
 	held        chan struct{} // closed once that PutRun waits
 	release     chan struct{}
 	once        sync.Once
@@ -400,7 +400,7 @@ func (s *heldRuns) free() { s.releaseOnce.Do(func() { close(s.release) }) }
 func crashedAndHeld(t *testing.T, l *lab, sink progress.Sink) (executor.Record, *executor.Executor, *heldRuns) {
 	t.Helper()
 	rec := crashRun(t, l, sink, 5, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-	runs := &heldRuns{MemoryRuns: l.runs, id: rec.ID, held: make(chan struct{}), release: make(chan struct{})}
+	runs := &heldRuns{MemoryRuns: l.runs, hold: recordsAs(rec.ID, executor.RunInterrupted), held: make(chan struct{}), release: make(chan struct{})}
 	e, err := executor.New(executor.Options{Generators: l.registry(l), States: l.states, Assets: l.assets,
 		Runs: runs, Sink: sink})
 	require.NoError(t, err)
@@ -409,8 +409,13 @@ func crashedAndHeld(t *testing.T, l *lab, sink progress.Sink) (executor.Record, 
 	return rec, e, runs
 }
 
+// recordsAs matches the records of run id with that status.
+func recordsAs(id string, status executor.RunStatus) func(executor.Record) bool {
+	return func(r executor.Record) bool { return r.ID == id && r.Status == status }
+}
+
 func (s *heldRuns) PutRun(ctx context.Context, r executor.Record) error {
-	if r.ID == s.id && r.Status == executor.RunInterrupted {
+	if s.hold(r) {
 		first := false
 		s.once.Do(func() { first = true })
 		if first {

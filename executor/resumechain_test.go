@@ -104,8 +104,18 @@ func TestResumeRefusalAfterACancelSaysToWait(t *testing.T) {
 		})
 		reg := l.registry(l)
 		reg["script"] = script
-		e := l.executor(executor.Options{Generators: reg, Logger: slog.New(slog.DiscardHandler)})
-		_, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		// The resume's cancelled record waits: a Resume while it waits
+		// finds the run running, as one that comes before the run has seen
+		// its cancel (once written, a Resume waits for the run's end
+		// instead, see TestResumeOfARunWhoseRecordEndedWaitsForItsEnd).
+		runs := &heldRuns{MemoryRuns: l.runs, held: make(chan struct{}), release: make(chan struct{}),
+			hold: func(r executor.Record) bool { return r.Resumes != "" && r.Status == executor.RunCancelled }}
+		e, err := executor.New(executor.Options{Generators: reg, States: l.states, Assets: l.assets, Runs: runs,
+			Sink: l, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+		t.Cleanup(runs.free) // before Close, were the test to fail
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
 		require.NoError(t, err)
 		hang.Store(true)
 		x, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
@@ -119,12 +129,14 @@ func TestResumeRefusalAfterACancelSaysToWait(t *testing.T) {
 		require.NoError(t, err)
 		time.Sleep(time.Second)
 		y.Cancel() // as the user asked; the run ends once its generator's grace is over
+		<-runs.held
 		for _, id := range []string{x.ID(), y.ID()} {
 			_, err = e.Resume(ctx, l.g, id)
 			require.ErrorIs(t, err, executor.ErrBusy)
 			assert.NotContains(t, err.Error(), "or cancel it first")
 			assert.ErrorContains(t, err, "wait for it to end")
 		}
+		runs.free()
 		_, err = y.Wait()
 		require.ErrorIs(t, err, executor.ErrCancelled)
 		hang.Store(false)
