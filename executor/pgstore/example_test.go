@@ -196,12 +196,14 @@ func ExampleStore_TryLockGraph() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	lock.Guard(run) // cancels the run if the lock is lost: another process may take the key
+	// Hold cancels the run if the lock is lost (another process may then
+	// take the key), and unlocks the key once the run has ended.
+	held := lock.Hold(run)
 	rep, err := run.Wait()
 	if err != nil {
 		log.Print(err)
 	}
-	if err := lock.Unlock(ctx); err != nil {
+	if err := <-held; err != nil {
 		log.Print(err) // lost before the end: the run may have overlapped another
 	}
 	fmt.Println(rep.Record.Status)
@@ -263,9 +265,13 @@ func ExampleStore_RunsByStatus() {
 			if err := lock.Check(ctx); err != nil {
 				log.Print(err)
 			} else if run, err := e.Resume(ctx, g, rec.ID); err == nil {
-				lock.Guard(run)
+				held := lock.Hold(run) // unlocks the key once the run has ended
 				rep, _ := run.Wait()
+				if err := <-held; err != nil {
+					log.Print(err)
+				}
 				fmt.Println(rec.ID, "resumed by", rep.Record.ID)
+				continue
 			} else {
 				log.Print(err)
 			}
