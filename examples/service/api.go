@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"reflect"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
@@ -386,6 +388,7 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	// before the commit: a run going on waits for the commit at its next
 	// commit of the lecture, then supersedes what it made from the old
 	// parameters.
+	committing := false // once set, a failure may have come after the commit took
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := s.params.save(ctx, tx, key, node, params.Bytes()); err != nil {
 			return err
@@ -393,8 +396,11 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		if savedHook != nil {
 			savedHook(key, node)
 		}
-		_, err := s.store.EditTx(ctx, tx, g, key, node)
-		return err
+		if _, err := s.store.EditTx(ctx, tx, g, key, node); err != nil {
+			return err
+		}
+		committing = true
+		return nil
 	})
 	if errors.Is(err, executor.ErrInvalidRequest) {
 		// The lecture changed under the edit (a run of another length,
@@ -404,8 +410,18 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 			"the edit was not recorded and its parameters were not saved: edit it again", key))
 		return
 	}
+	if err != nil && !committing && transient(ctx, err) {
+		// Rolled back, for a cause that passes: the database's connection
+		// dropped, or a lock was not had within the edit's bound.
+		s.logger.Warn("edit failed", "lecture", key, "node", node, "err", err)
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, fmt.Errorf("lecture %q: the database did not take the edit of %s in time "+
+			"or its connection was lost; nothing was saved: edit it again", key, node))
+		return
+	}
 	if err != nil {
-		// Rolled back: neither the parameters nor the edit were stored.
+		// Rolled back (or, when the commit failed, maybe not: the
+		// answer is lost with the connection).
 		s.internalError(w, r, fmt.Sprintf("saving the edit of %s of lecture %q", node, key), err)
 		return
 	}
@@ -687,6 +703,29 @@ func (s *service) answerAuth(w http.ResponseWriter, err error) bool {
 		httpError(w, http.StatusForbidden, err)
 	}
 	return err == nil
+}
+
+// transient reports whether err, which ended an edit's transaction
+// before its commit, has a cause that passes, so that the same edit may
+// be made again: the edit's bound (ctx) ended, the connection failed, or
+// the server refused it for a cause of the moment (a lock not had, a
+// serialization failure or a deadlock, a shutdown, too few resources).
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || pgconn.Timeout(err) || pgconn.SafeToRetry(err) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	if ne := net.Error(nil); errors.As(err, &ne) {
+		return true
+	}
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+		for _, class := range []string{"08", "40", "53", "57", "55P03"} {
+			if strings.HasPrefix(pe.Code, class) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // maxKey bounds a lecture key's length.

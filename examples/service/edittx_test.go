@@ -24,7 +24,9 @@ import (
 // saved with no edit. The parameters and the edit now commit together, in
 // one transaction (Store.EditTx), or not at all: in both cases the node
 // keeps its parameters and its revision, and the same edit made again is
-// recorded and made.
+// recorded and made. A failure that passes (the connection lost before
+// the commit, a lock held past the edit's bound) is answered 503 with
+// Retry-After, not 500: the same edit may be made again.
 func TestEditIsSavedAndRecordedTogetherOrNotAtAll(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -54,6 +56,33 @@ DROP TRIGGER refuse_restore ON `+h.s.params.params)
 				require.NoError(t, err)
 			})
 		}, http.StatusInternalServerError},
+		// A cause that passes is answered 503, to try again: nothing was
+		// saved. It was answered 500, as a fault of the service.
+		{"the database connection drops after the save", func(t *testing.T, h *harness) {
+			savedHook = func(key, node string) {
+				// The edit's own backend, idle in its transaction after
+				// the save into this test's parameters table.
+				var n int
+				err := h.pg.Pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+	FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' AND strpos(query, $1) > 0`,
+					h.s.params.params).Scan(&n)
+				assert.NoError(t, err)
+				assert.Equal(t, 1, n, "the edit's connection is ended")
+			}
+			t.Cleanup(func() { savedHook = nil })
+		}, http.StatusServiceUnavailable},
+		{"the lecture's row stays locked past the edit's bound", func(t *testing.T, h *harness) {
+			tx, err := h.pg.Pool.Begin(t.Context())
+			require.NoError(t, err)
+			_, err = tx.Exec(t.Context(), `SELECT version FROM `+pgx.Identifier{h.pg.Schema}.Sanitize()+`.graphs WHERE graph_key = 'l' FOR UPDATE`)
+			require.NoError(t, err)
+			bound := editTimeout
+			editTimeout = time.Second
+			t.Cleanup(func() {
+				editTimeout = bound
+				require.NoError(t, tx.Rollback(context.Background()))
+			})
+		}, http.StatusServiceUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startService(t, time.Millisecond)
@@ -77,6 +106,9 @@ DROP TRIGGER refuse_restore ON `+h.s.params.params)
 					require.NoError(t, err)
 					resp.Body.Close()
 					require.Equal(t, tc.want, resp.StatusCode)
+					if tc.want == http.StatusServiceUnavailable {
+						assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+					}
 				}
 			})
 			params, err := h.s.params.get(t.Context(), "l", "script")

@@ -140,7 +140,10 @@
 //	    Retry-After, nothing saved);
 //	    a lecture that changed under the edit all the same (a run of
 //	    another length, from another process) is answered 409, nothing
-//	    saved; a failure to save the edit is answered 500, nothing saved.
+//	    saved. A save that the database did not take within the 30 s
+//	    (a lock held), or whose connection was lost before its commit,
+//	    is answered 503 with Retry-After, nothing saved; any other
+//	    failure to save the edit, 500.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
 //	    its report: the nodes generated, unchanged, failed, skipped...;
