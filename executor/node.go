@@ -543,6 +543,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			err = check(j.ko.Validate, &req, a)
 		}
 		if !r.watch.end(c) {
+			r.latePanic(err, "node", j.id, "kind", j.kind, "attempt", next)
 			return result{}, false
 		}
 		if err == nil {
@@ -553,6 +554,19 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		}
 		prev, next = err, next+1
 	}
+}
+
+// latePanic logs err, the outcome of a generator call that was
+// abandoned (at its timeout, or at the run's cancel) before it returned,
+// if it is a panic: its result was thrown away unseen, and the panic
+// would leave no other trace. attrs say which call it was.
+func (r *run) latePanic(err error, attrs ...any) {
+	pe := (*PanicError)(nil)
+	if !errors.As(err, &pe) {
+		return
+	}
+	r.e.log.Warn("regen: generator panicked after its call was abandoned (timed out, or its run cancelled); the attempt had already failed, and the panic changes nothing",
+		append([]any{"run", r.handle.id}, append(attrs, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))...)...)
 }
 
 // cancelledAfter is the result of j's node when the run is cancelled
@@ -829,6 +843,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		}
 	}
 	if !r.watch.end(c) {
+		r.latePanic(err, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs))
 		return nil, false
 	}
 	if r.watch.timedOut(c) {

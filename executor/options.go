@@ -233,7 +233,8 @@ type Options struct {
 	// kind without a batch key (once per kind), a bulk generator that
 	// returns another number of outcomes than its requests, a bulk
 	// generator's panic (once a call, with its stack), generators
-	// that ignore their context. Default: slog.Default() when New is called, as in
+	// that ignore their context, and the panic of a call abandoned at its
+	// timeout or at a cancel, whose outcome is thrown away. Default: slog.Default() when New is called, as in
 	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)
 	// silences it.
 	Logger *slog.Logger
