@@ -1,11 +1,9 @@
 package executor_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
 )
 
 // A generator call abandoned at its timeout (it ignores its context)
@@ -60,7 +59,7 @@ func TestPanicOfAnAbandonedCallIsLogged(t *testing.T) {
 						return l.Generate(ctx, req)
 					})
 				}
-				var buf syncBuffer
+				var buf testenv.LogBuffer
 				e := l.executor(executor.Options{Generators: reg, Logger: slog.New(slog.NewTextHandler(&buf, nil)),
 					Kinds: map[string]executor.KindOptions{tc.kind: {Timeout: time.Minute}}})
 				_, err := l.run(e)
@@ -85,23 +84,4 @@ func TestPanicOfAnAbandonedCallIsLogged(t *testing.T) {
 			})
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a late goroutine may write while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
