@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,13 @@ type Redis struct {
 	Prefix string
 }
 
+// redisDown holds, by RedisURL, why the first test of the binary that
+// found the shared Redis unreachable there skipped: the tests after it
+// skip at once, rather than each wait about 2 s for go-redis's retries
+// of a refused dial (several minutes of skips on a machine without
+// Redis).
+var redisDown sync.Map
+
 // NewRedis connects to the shared Redis at [RedisURL], skipping the test
 // (failing it in CI) if Redis cannot be reached. When the test ends, every
 // key under the returned Prefix is deleted, with SCAN and UNLINK, and the
@@ -29,12 +37,18 @@ func NewRedis(t testing.TB) *Redis {
 	if err != nil {
 		t.Fatalf("testenv: REGEN_REDIS_URL %q: %v", RedisURL(), err)
 	}
+	if why, ok := redisDown.Load(RedisURL()); ok {
+		Unavailable(t, "%s", why)
+		return nil
+	}
 	client := NewRedisClient(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
-		Unavailable(t, "Redis is not reachable at %s (%v)", opts.Addr, err)
+		why := fmt.Sprintf("Redis is not reachable at %s (%v)", opts.Addr, err)
+		redisDown.Store(RedisURL(), why)
+		Unavailable(t, "%s", why)
 		return nil
 	}
 	r := &Redis{Client: client, Prefix: "regentest:" + UniqueName(t) + ":"}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +73,47 @@ func TestRequireReachableSkipsOrFailsInCI(t *testing.T) {
 	run(f, func() { testenv.RequireReachable(f, "Redis", unreachable) })
 	assert.NotEmpty(t, f.failed, "in CI an unreachable server fails")
 	assert.Empty(t, f.skipped)
+}
+
+// Every test that found the shared Redis unreachable waited about 2 s
+// for go-redis's retries of the dial before it skipped: several minutes
+// of skips in all on a machine without Redis. Once a test of the binary
+// has found it unreachable, the tests after it skip at once, with the
+// same message, and dial nothing.
+func TestUnreachableRedisIsDialledOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var dials atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dials.Add(1)
+			c.Close() // no Redis here: every command fails
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	t.Setenv("REGEN_REDIS_URL", "redis://"+ln.Addr().String()+"/0")
+	t.Setenv("CI", "")
+
+	first := &fakeTB{TB: t}
+	run(first, func() { testenv.NewRedis(first) })
+	require.NotEmpty(t, first.skipped, "outside CI an unreachable Redis skips")
+	require.Positive(t, dials.Load())
+	before := dials.Load()
+	second := &fakeTB{TB: t}
+	run(second, func() { testenv.NewRedis(second) })
+	assert.Equal(t, first.skipped, second.skipped, "the same message")
+	assert.Equal(t, before, dials.Load(), "no dial")
+
+	t.Setenv("CI", "true")
+	third := &fakeTB{TB: t}
+	run(third, func() { testenv.NewRedis(third) })
+	assert.NotEmpty(t, third.failed, "in CI it fails")
 }
 
 func TestRedisPrefixIsCleanedUp(t *testing.T) {
