@@ -35,7 +35,8 @@
 //     Seq order: events of every type with every field set too
 //     (Event.ResumedBy included, see [AllFields]);
 //   - replay after a Seq, and of an unknown run;
-//   - tail after a Seq: stored events, then live ones;
+//   - tail after a Seq: stored events, then live ones, past the run's
+//     final event until the context ends;
 //   - no duplicates, when a batch or part of a batch is published again:
 //     a Seq held already is ignored, whatever its contents, the first one
 //     stored stays;
@@ -489,10 +490,14 @@ func testReplayUnknownRun(t *testing.T, newPair NewPair) {
 	assert.Empty(t, Replay(t, src, RunID(t), 0), "Replay of a run never published")
 }
 
+// testTailAfter tails a run from a Seq, through its final event: Tail
+// goes on past it until its context ends, as a reader may follow a run's
+// stream before the run starts.
 func testTailAfter(t *testing.T, newPair NewPair) {
 	sink, src := newPair(t)
 	run := RunID(t)
 	all := Events(run, 1, 150)
+	all[149].Type = progress.RunFinished
 	publish(t, sink, all[:100]...)
 	tl := StartTail(t, src, run, 40)
 	got := tl.Expect(t, Span(41, 100))
@@ -502,7 +507,7 @@ func testTailAfter(t *testing.T, newPair NewPair) {
 	got = append(got, tl.Expect(t, Span(101, 150))...)
 	cause := errors.New("sinktest: done")
 	err := tl.Stop(t, cause)
-	assert.ErrorIs(t, err, cause, "Tail must return context.Cause of its context")
+	assert.ErrorIs(t, err, cause, "Tail must return context.Cause of its context, and not end at the run's final event")
 	if diff := Diff(all[40:], got); diff != "" {
 		t.Fatalf("Tail(40) (-want +got):\n%s", diff)
 	}

@@ -1,0 +1,92 @@
+package sinktest_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// errFinal ends the inner Tail of tailEndsAtFinal.
+var errFinal = errors.New("final event")
+
+// tailEndsAtFinal is a source whose Tail returns nil once it has
+// delivered a final event, where Tail must go on until its context ends.
+type tailEndsAtFinal struct{ *progress.Memory }
+
+func (s tailEndsAtFinal) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	err := s.Memory.Tail(ctx, run, after, func(e progress.Event) error {
+		if err := fn(e); err != nil {
+			return err
+		}
+		if e.Type.Final() {
+			return errFinal
+		}
+		return nil
+	})
+	if errors.Is(err, errFinal) {
+		return nil
+	}
+	return err
+}
+
+// TestMutationBrokenPair runs Run against one broken pair.
+func TestMutationBrokenPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestMutationKitCatchesBroken")
+	}
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		switch os.Getenv(brokenEnv) {
+		case "tailEndsAtFinal":
+			return m, tailEndsAtFinal{m}
+		}
+		return m, m
+	})
+}
+
+// TestMutationKitCatchesBroken runs the kit, in a child process, against
+// pairs that each break one rule of the contract that a mutation test of
+// the kit found it let through, and checks that the subtests meant to
+// catch it fail, and that the correct pair passes them.
+func TestMutationKitCatchesBroken(t *testing.T) {
+	tests := []struct {
+		test    string // TestMutationBrokenPair
+		broken  string
+		failing []string // subtests that must fail
+		passing []string // and some that must pass
+	}{
+		// Tail returned nil at the run's final event: the kit tailed
+		// only runs without one, but for a History's.
+		{"TestMutationBrokenPair", "tailEndsAtFinal", []string{"TailAfter"}, nil},
+		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^"+tt.test+"$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
+			out, err := cmd.CombinedOutput()
+			if len(tt.failing) > 0 {
+				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
+			} else {
+				assert.NoError(t, err)
+			}
+			for _, name := range tt.failing {
+				assert.Contains(t, string(out), "--- FAIL: "+tt.test+"/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
+			}
+			for _, name := range tt.passing {
+				assert.Contains(t, string(out), "--- PASS: "+tt.test+"/"+name+" ", "subtest %s", name)
+			}
+			if t.Failed() {
+				t.Logf("child output:\n%s", lastLines(string(out), 60))
+			}
+		})
+	}
+}
