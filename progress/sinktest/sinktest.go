@@ -36,7 +36,9 @@
 //     (Event.ResumedBy included, see [AllFields]);
 //   - replay after a Seq, and of an unknown run;
 //   - tail after a Seq: stored events, then live ones, past the run's
-//     final event until the context ends;
+//     final event until the context ends; and after a Seq past the
+//     newest event held, or of a run with none: the live events past
+//     that Seq only;
 //   - no duplicates, when a batch or part of a batch is published again:
 //     a Seq held already is ignored, whatever its contents, the first one
 //     stored stays;
@@ -163,6 +165,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"ReplayUnknownRun", testReplayUnknownRun},
 		{"TailAfter", testTailAfter},
 		{"TailBeforeFirstEvent", testTailBeforeFirstEvent},
+		{"TailPastEnd", testTailPastEnd},
 		{"NoDuplicates", testNoDuplicates},
 		{"Seam", testSeam},
 		{"TailCallbackError", testTailCallbackError},
@@ -510,6 +513,42 @@ func testTailAfter(t *testing.T, newPair NewPair) {
 	assert.ErrorIs(t, err, cause, "Tail must return context.Cause of its context, and not end at the run's final event")
 	if diff := Diff(all[40:], got); diff != "" {
 		t.Fatalf("Tail(40) (-want +got):\n%s", diff)
+	}
+}
+
+// testTailPastEnd tails from a Seq past the newest event held, as a
+// reader does whose cursor is ahead of what the backend holds (its copy
+// was trimmed or lost, or the reader saw the events from another): the
+// events up to the cursor, as they are published, are not delivered. A
+// second reader, from 0, shows when each event is out: the kit publishes
+// the events up to the cursor one at a time, each once that reader has
+// the one before, so that the first reader starts while the backend still
+// holds less than its cursor.
+func testTailPastEnd(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	for _, held := range []uint64{5, 0} { // a run with events, one with none yet
+		t.Run(fmt.Sprint("held=", held), func(t *testing.T) {
+			const after, last = 10, 15
+			run := RunID(t)
+			all := Events(run, 1, last)
+			publish(t, sink, all[:held]...)
+			past := StartTail(t, src, run, after)
+			witness := StartTail(t, src, run, 0)
+			witness.Expect(t, Span(1, held))
+			for _, e := range all[held:after] {
+				runtime.Gosched() // let the first reader start too, not only the witness
+				publish(t, sink, e)
+				witness.Expect(t, []uint64{e.Seq})
+			}
+			publishInBatches(t, sink, all[after:], 2)
+			witness.Expect(t, Span(after+1, last))
+			got := past.Expect(t, Span(after+1, last))
+			past.Stop(t, context.Canceled) // fails the test if anything more came
+			witness.Stop(t, context.Canceled)
+			if diff := Diff(all[after:], got); diff != "" {
+				t.Errorf("Tail(%d) of a run that held %d events (-want +got):\n%s", after, held, diff)
+			}
+		})
 	}
 }
 
