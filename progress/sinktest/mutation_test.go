@@ -5,6 +5,9 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -55,6 +58,42 @@ func (s tailClamps) Tail(ctx context.Context, run string, after uint64, fn func(
 	return s.Memory.Tail(ctx, run, after, fn)
 }
 
+// prefixRuns replays, for a run ID, every run whose ID starts with it, as
+// a source that finds a run's events by a prefix scan (a key pattern, a
+// LIKE) does.
+type prefixRuns struct {
+	*progress.Memory
+	mu   sync.Mutex
+	runs map[string]bool
+}
+
+func (s *prefixRuns) Publish(ctx context.Context, events ...progress.Event) error {
+	s.mu.Lock()
+	for _, e := range events {
+		s.runs[e.RunID] = true
+	}
+	s.mu.Unlock()
+	return s.Memory.Publish(ctx, events...)
+}
+
+func (s *prefixRuns) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	s.mu.Lock()
+	var runs []string
+	for r := range s.runs {
+		if strings.HasPrefix(r, run) {
+			runs = append(runs, r)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(runs)
+	for _, r := range runs {
+		if err := s.Memory.Replay(ctx, r, after, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TestMutationBrokenPair runs Run against one broken pair.
 func TestMutationBrokenPair(t *testing.T) {
 	if os.Getenv(brokenEnv) == "" {
@@ -67,6 +106,9 @@ func TestMutationBrokenPair(t *testing.T) {
 			return m, tailEndsAtFinal{m}
 		case "tailClamps":
 			return m, tailClamps{m}
+		case "prefixRuns":
+			p := &prefixRuns{Memory: m, runs: map[string]bool{}}
+			return p, p
 		}
 		return m, m
 	})
@@ -90,7 +132,10 @@ func TestMutationKitCatchesBroken(t *testing.T) {
 		// events up to the cursor as they were published: the kit tailed
 		// only from a Seq held, or from 0.
 		{"TestMutationBrokenPair", "tailClamps", []string{"TailPastEnd"}, nil},
-		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter", "TailPastEnd"}},
+		// Replay of a run delivered the events of the runs whose IDs it
+		// prefixes: no run ID of the kit's Run prefixed another.
+		{"TestMutationBrokenPair", "prefixRuns", []string{"RunsIsolated"}, nil},
+		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter", "TailPastEnd", "RunsIsolated"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {

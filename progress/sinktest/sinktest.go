@@ -51,7 +51,8 @@
 //   - a callback error ends Replay and Tail with that error, and stops
 //     their delivery there;
 //   - runs published at once from several goroutines each replay whole;
-//   - runs are isolated, and invalid events (no run ID, Seq 0, a Time
+//   - runs are isolated, also those whose IDs prefix one another's, and
+//     invalid events (no run ID, Seq 0, a Time
 //     outside the years 0000 to 9999, see [progress.Event.Validate]) are
 //     refused with [progress.ErrInvalidEvent];
 //   - the events slice is the caller's: Publish does not change it, and
@@ -704,17 +705,29 @@ func testCancelTail(t *testing.T, newPair NewPair) {
 	goleak.VerifyNone(t, before)
 }
 
+// testRunsIsolated publishes runs mixed in one batch, among them runs
+// whose IDs are prefixes of one another's, or differ by a character that
+// a pattern (a key pattern, a LIKE) takes for any: each replays alone.
 func testRunsIsolated(t *testing.T, newPair NewPair) {
 	sink, src := newPair(t)
-	a, b := RunID(t)+"-a", RunID(t)+"-b"
-	ea, eb := Events(a, 1, 20), Events(b, 1, 20)
+	base := RunID(t)
+	runs := []string{base + "-a", base + "-b", base + "-a-b", base + "-a%", base + "_a", base + "*"}
+	want := make(map[string][]progress.Event)
+	for i, run := range runs {
+		want[run] = Events(run, 1, uint64(15+i))
+	}
 	var mixed []progress.Event
-	for i := range ea {
-		mixed = append(mixed, ea[i], eb[i])
+	for s := range 20 {
+		for _, run := range runs {
+			if s < len(want[run]) {
+				mixed = append(mixed, want[run][s])
+			}
+		}
 	}
 	publishInBatches(t, sink, mixed, 7)
-	assert.Empty(t, Diff(ea, Replay(t, src, a, 0)), "run %s", a)
-	assert.Empty(t, Diff(eb, Replay(t, src, b, 0)), "run %s", b)
+	for _, run := range runs {
+		assert.Empty(t, Diff(want[run], Replay(t, src, run, 0)), "run %s", run)
+	}
 }
 
 func testInvalidEvent(t *testing.T, newPair NewPair) {
