@@ -272,26 +272,38 @@ func testHistoryRunsIsolated(t *testing.T, newHistory NewHistory) {
 	}
 }
 
-// testHistoryText checks that free text comes back as it went in: line
+// texts are the kinds of free text a backend must keep as they are: line
 // breaks, quotes, HTML, control characters and NUL, non-ASCII letters and
-// emoji, and 64 KiB of it.
+// emoji, spaces at either end, and 64 KiB of it.
+var texts = []string{
+	"line 1\nline 2\r\n\ttabbed",
+	`"quoted" \backslash\ 'single'`,
+	"<b>bold</b> & <script>alert(1)</script>",
+	"nul \x00 in the middle, and \x01\x1f\x7f",
+	"Grüße, 東京, ✓, 🎬",
+	"\u2028\u2029 line and paragraph separators",
+	" \t spaces at either end \n ",
+	strings.Repeat("0123456789abcdef", 4096),
+}
+
+// textEvents returns an event of runID for each of texts, from Seq 1 on,
+// with the text in each of its free-text fields.
+func textEvents(runID string) []progress.Event {
+	events := Events(runID, 1, uint64(len(texts)))
+	for i, s := range texts {
+		events[i].Message, events[i].Error, events[i].Reasoning = s, s, s
+		events[i].Node, events[i].Kind, events[i].GraphKey, events[i].PreviewURL = s, s, s, s
+		events[i].ResumedBy = s
+	}
+	return events
+}
+
+// testHistoryText checks that free text comes back as it went in (see
+// texts).
 func testHistoryText(t *testing.T, newHistory NewHistory) {
 	h := newHistory(t)
 	run := RunID(t)
-	texts := []string{
-		"line 1\nline 2\r\n\ttabbed",
-		`"quoted" \backslash\ 'single'`,
-		"<b>bold</b> & <script>alert(1)</script>",
-		"nul \x00 in the middle, and \x01\x1f\x7f",
-		"Grüße, 東京, ✓, 🎬",
-		"\u2028\u2029 line and paragraph separators",
-		strings.Repeat("0123456789abcdef", 4096),
-	}
-	events := Events(run, 1, uint64(len(texts)))
-	for i, s := range texts {
-		events[i].Message, events[i].Error, events[i].Reasoning = s, s, s
-		events[i].Node, events[i].GraphKey, events[i].PreviewURL = s, s, s
-	}
+	events := textEvents(run)
 	archive(t, h, events...)
 	if diff := Diff(events, replayHistory(t, h, run, 0)); diff != "" {
 		t.Fatalf("Replay(0) of events with every kind of text (-want +got):\n%s", diff)

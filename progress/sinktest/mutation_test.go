@@ -94,6 +94,18 @@ func (s *prefixRuns) Replay(ctx context.Context, run string, after uint64, fn fu
 	return nil
 }
 
+// trimsText stores events with the spaces at either end of their Message
+// and Error trimmed, as a backend that cleans text for display does.
+type trimsText struct{ *progress.Memory }
+
+func (s trimsText) Publish(ctx context.Context, events ...progress.Event) error {
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].Message, events[i].Error = strings.TrimSpace(events[i].Message), strings.TrimSpace(events[i].Error)
+	}
+	return s.Memory.Publish(ctx, events...)
+}
+
 // TestMutationBrokenPair runs Run against one broken pair.
 func TestMutationBrokenPair(t *testing.T) {
 	if os.Getenv(brokenEnv) == "" {
@@ -109,6 +121,8 @@ func TestMutationBrokenPair(t *testing.T) {
 		case "prefixRuns":
 			p := &prefixRuns{Memory: m, runs: map[string]bool{}}
 			return p, p
+		case "trimsText":
+			return trimsText{m}, m
 		}
 		return m, m
 	})
@@ -135,7 +149,10 @@ func TestMutationKitCatchesBroken(t *testing.T) {
 		// Replay of a run delivered the events of the runs whose IDs it
 		// prefixes: no run ID of the kit's Run prefixed another.
 		{"TestMutationBrokenPair", "prefixRuns", []string{"RunsIsolated"}, nil},
-		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter", "TailPastEnd", "RunsIsolated"}},
+		// Text was trimmed: only History checked free text, Run published
+		// none with spaces at its ends.
+		{"TestMutationBrokenPair", "trimsText", []string{"Text"}, nil},
+		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter", "TailPastEnd", "RunsIsolated", "Text"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {

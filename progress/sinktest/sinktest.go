@@ -33,7 +33,9 @@
 //
 //   - order: a replay returns every published event, field for field, in
 //     Seq order: events of every type with every field set too
-//     (Event.ResumedBy included, see [AllFields]);
+//     (Event.ResumedBy included, see [AllFields]), and free text (line
+//     breaks, NUL and other control characters, spaces at either end,
+//     non-ASCII, 64 KiB) as it went in, from a replay and a tail;
 //   - replay after a Seq, and of an unknown run;
 //   - tail after a Seq: stored events, then live ones, past the run's
 //     final event until the context ends; and after a Seq past the
@@ -99,8 +101,8 @@
 //   - an invalid event fails the whole call with [progress.ErrInvalidEvent]
 //     and nothing is stored;
 //   - runs appended in one call stay apart;
-//   - free text (line breaks, NUL and other control characters, non-ASCII,
-//     64 KiB) comes back as it went in, and so does every field of events
+//   - free text (line breaks, NUL and other control characters, spaces
+//     at either end, non-ASCII, 64 KiB) comes back as it went in, and so does every field of events
 //     of every type (Event.ResumedBy included);
 //   - [progress.LastEventReader], when implemented: the highest Seq held,
 //     whatever the order of the appends, and not a duplicate's contents;
@@ -178,6 +180,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"CallerOwnsEvents", testCallerOwnsEvents},
 		{"ReplayCallbackError", testReplayCallbackError},
 		{"AllFields", testAllFields},
+		{"Text", testText},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -750,6 +753,24 @@ func testInvalidEvent(t *testing.T, newPair NewPair) {
 		assert.ErrorIs(t, err, progress.ErrInvalidEvent, tt.name)
 	}
 	assert.Empty(t, Replay(t, src, run, 0), "a refused call must store nothing")
+}
+
+// testText checks that free text comes back as it was published (see
+// texts), from a replay and a tail.
+func testText(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	events := textEvents(run)
+	tl := StartTail(t, src, run, 0)
+	publishInBatches(t, sink, events, 3)
+	if diff := Diff(events, Replay(t, src, run, 0)); diff != "" {
+		t.Errorf("Replay(0) of events with every kind of text (-want +got):\n%s", diff)
+	}
+	got := tl.Expect(t, Seqs(events))
+	tl.Stop(t, context.Canceled)
+	if diff := Diff(events, got); diff != "" {
+		t.Errorf("Tail(0) of events with every kind of text (-want +got):\n%s", diff)
+	}
 }
 
 // testAllFields publishes an event of every type with every field set,
