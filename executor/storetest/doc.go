@@ -51,8 +51,9 @@
 //     (case, spaces, Unicode normalisation);
 //   - long graph keys and node IDs (1,500 to 10,000 bytes) are kept
 //     exactly, or refused: the commit fails with an error wrapped in
-//     [executor.Permanent], returns version 0 and applies nothing, and a
-//     Load of the refused key finds a graph never committed;
+//     [executor.Permanent], returns version 0 and applies nothing (not
+//     even the changes before the long ID), and a Load of the refused key
+//     finds a graph never committed;
 //   - a loaded snapshot is the caller's: later commits and the caller's
 //     own changes to it leave the store and each other alone;
 //   - a Load while another goroutine commits returns one version's

@@ -1,0 +1,66 @@
+package storetest_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/storetest"
+)
+
+// mutationBugs are contract violations that a mutation test of the kit
+// found it let through: each a memory store wrapped to make one mistake,
+// and the subtests that must catch it.
+var mutationBugs = []kitBug{
+	// Commit applied the changes before the first node ID over its limit,
+	// then refused that one with a permanent error: the kit's long ID came
+	// first in its commit, so there was nothing before it to apply.
+	{"StateStore", "apply-before-long", []string{"LongKeys"}},
+}
+
+// TestMutationKitCatchesBugs runs the kit, in a child process, against
+// each store of mutationBugs, and checks that the subtests meant to catch
+// its bug fail.
+func TestMutationKitCatchesBugs(t *testing.T) {
+	checkKitCatches(t, "TestMutationBuggyStore", "STORETEST_MUTATION_BUG", mutationBugs)
+}
+
+// TestMutationBuggyStore runs the kit against the buggy store that
+// TestMutationKitCatchesBugs names in the environment.
+func TestMutationBuggyStore(t *testing.T) {
+	name := os.Getenv("STORETEST_MUTATION_BUG")
+	if name == "" {
+		t.Skip("run by TestMutationKitCatchesBugs")
+	}
+	var f storetest.Factory
+	switch name {
+	case "StateStore/apply-before-long":
+		f.States = func(*testing.T) executor.StateStore { return applyBeforeLong{executor.NewMemoryStates()} }
+	default:
+		t.Fatalf("unknown bug %q", name)
+	}
+	storetest.Run(t, f)
+}
+
+// applyBeforeLong refuses a node ID over maxKey bytes with a permanent
+// error, as the contract allows, but only once it has committed the
+// changes before it, as a store that writes each change as it checks it,
+// outside a transaction, does.
+type applyBeforeLong struct{ *executor.MemoryStates }
+
+func (s applyBeforeLong) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	for i, c := range changes {
+		if len(c.ID) <= maxKey {
+			continue
+		}
+		if i > 0 {
+			if _, err := s.MemoryStates.Commit(ctx, graphKey, expect, changes[:i]); err != nil {
+				return 0, err
+			}
+		}
+		return 0, executor.Permanent(fmt.Errorf("commit graph %.20q: node ID longer than %d bytes", graphKey, maxKey))
+	}
+	return s.MemoryStates.Commit(ctx, graphKey, expect, changes)
+}
