@@ -96,9 +96,10 @@
 // orders by start time (a zero one first), then ID byte by byte (not by
 // a locale's collation); an unknown graph lists nothing; records are copied in and out; concurrent use; a done
 // context. A RunStore that is also an [executor.RunStatusLister] has
-// RunsByStatus checked: it lists the records of a status across graph
-// keys, by their last status put, in the order of ListRuns (start time,
-// a zero one first, then ID), every field, the caller's own, and a done
+// RunsByStatus checked: it lists the records of a status (exactly that
+// one: not by case, spaces or prefix) across graph keys, by their last
+// status put, in the order of ListRuns (start time, a zero one first,
+// then ID), every field, the caller's own, and a done
 // context gives an error.
 //
 // Retainers:

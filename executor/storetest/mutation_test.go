@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/regengraph/regen/executor"
@@ -18,6 +19,12 @@ var mutationBugs = []kitBug{
 	// then refused that one with a permanent error: the kit's long ID came
 	// first in its commit, so there was nothing before it to apply.
 	{"StateStore", "apply-before-long", []string{"LongKeys"}},
+	// RunsByStatus matched statuses case-insensitively, without
+	// surrounding spaces, as a collation does, or as a prefix, as a LIKE
+	// does, where the status must be exactly the one asked for: the kit
+	// asked for the statuses themselves and for one no record had.
+	{"RunStore", "status-fold", []string{"RunsByStatus"}},
+	{"RunStore", "status-prefix", []string{"RunsByStatus"}},
 }
 
 // TestMutationKitCatchesBugs runs the kit, in a child process, against
@@ -38,6 +45,10 @@ func TestMutationBuggyStore(t *testing.T) {
 	switch name {
 	case "StateStore/apply-before-long":
 		f.States = func(*testing.T) executor.StateStore { return applyBeforeLong{executor.NewMemoryStates()} }
+	case "RunStore/status-fold":
+		f.Runs = func(*testing.T) executor.RunStore { return statusFold{executor.NewMemoryRuns()} }
+	case "RunStore/status-prefix":
+		f.Runs = func(*testing.T) executor.RunStore { return statusPrefix{executor.NewMemoryRuns()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -63,4 +74,32 @@ func (s applyBeforeLong) Commit(ctx context.Context, graphKey string, expect int
 		return 0, executor.Permanent(fmt.Errorf("commit graph %.20q: node ID longer than %d bytes", graphKey, maxKey))
 	}
 	return s.MemoryStates.Commit(ctx, graphKey, expect, changes)
+}
+
+// statusFold lists the records whose status is the one asked for, in
+// lower case and without surrounding spaces.
+type statusFold struct{ *executor.MemoryRuns }
+
+func (s statusFold) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
+	return s.MemoryRuns.RunsByStatus(ctx, executor.RunStatus(strings.ToLower(strings.TrimSpace(string(status)))))
+}
+
+// statusPrefix lists the records whose status starts with the one asked
+// for, as a LIKE 'status%' does.
+type statusPrefix struct{ *executor.MemoryRuns }
+
+func (s statusPrefix) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
+	var out []executor.Record
+	for _, st := range []executor.RunStatus{executor.RunRunning, executor.RunSucceeded, executor.RunFailed,
+		executor.RunCancelled, executor.RunInterrupted} {
+		if !strings.HasPrefix(string(st), string(status)) {
+			continue
+		}
+		rs, err := s.MemoryRuns.RunsByStatus(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
 }

@@ -577,7 +577,8 @@ func testRunCancelled(t *testing.T, s executor.RunStore) {
 }
 
 // testRunsByStatus checks the optional RunStatusLister: the records of a
-// status, across graph keys, oldest first by StartedAt then ID, with
+// status (exactly that one: not by case, spaces or prefix), across graph
+// keys, oldest first by StartedAt then ID, with
 // their status as last put, every field, and the caller's own. The kit
 // shares the store with others, so it looks only at its own records.
 func testRunsByStatus(t *testing.T, s executor.RunStore) {
@@ -641,6 +642,15 @@ func testRunsByStatus(t *testing.T, s executor.RunStore) {
 		{executor.RunInterrupted, interrupted},
 		{executor.RunSucceeded, []executor.Record{others[0], ended}},
 		{executor.RunStatus(Unique(t, "no-such-status")), nil},
+		// Exactly the status asked for: not by case, spaces or prefix, as
+		// a collation or a LIKE would match them.
+		{"RUNNING", nil},
+		{"Interrupted", nil},
+		{" running", nil},
+		{"running ", nil},
+		{"runn", nil},
+		{"succeed", nil},
+		{"", nil},
 	} {
 		got := byStatus(tc.status)
 		require.Equal(t, ids(tc.want), ids(got), "RunsByStatus(%q): want its records of every graph, oldest first, by StartedAt then ID", tc.status)
