@@ -97,9 +97,10 @@
 // a locale's collation); an unknown graph lists nothing; records are copied in and out; concurrent use; a done
 // context. A RunStore that is also an [executor.RunStatusLister] has
 // RunsByStatus checked: it lists the records of a status (exactly that
-// one: not by case, spaces or prefix) across graph keys, by their last
-// status put, in the order of ListRuns (start time, a zero one first,
-// then ID), every field, the caller's own, and a done
+// one: not by case, spaces or prefix) across graph keys, each once under
+// its last graph key and by its last status put, in the order of
+// ListRuns (start time, a zero one first, then ID), every field, the
+// caller's own, and a done
 // context gives an error.
 //
 // Retainers:

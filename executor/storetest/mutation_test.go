@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/regengraph/regen/executor"
@@ -25,6 +27,11 @@ var mutationBugs = []kitBug{
 	// asked for the statuses themselves and for one no record had.
 	{"RunStore", "status-fold", []string{"RunsByStatus"}},
 	{"RunStore", "status-prefix", []string{"RunsByStatus"}},
+	// RunsByStatus listed a record that a PutRun had moved to another
+	// graph key under its old key too, as a store whose index of the
+	// records by status is kept per graph, and not updated when a
+	// record's graph changes, does: the kit never moved a record there.
+	{"RunStore", "status-moved", []string{"RunsByStatus"}},
 }
 
 // TestMutationKitCatchesBugs runs the kit, in a child process, against
@@ -49,6 +56,10 @@ func TestMutationBuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return statusFold{executor.NewMemoryRuns()} }
 	case "RunStore/status-prefix":
 		f.Runs = func(*testing.T) executor.RunStore { return statusPrefix{executor.NewMemoryRuns()} }
+	case "RunStore/status-moved":
+		f.Runs = func(*testing.T) executor.RunStore {
+			return &statusMoved{MemoryRuns: executor.NewMemoryRuns(), old: map[string]executor.Record{}}
+		}
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -102,4 +113,46 @@ func (s statusPrefix) RunsByStatus(ctx context.Context, status executor.RunStatu
 		out = append(out, rs...)
 	}
 	return out, nil
+}
+
+// statusMoved keeps listing, in RunsByStatus, a record whose graph key a
+// PutRun changed, as it was under its old key.
+type statusMoved struct {
+	*executor.MemoryRuns
+	mu  sync.Mutex
+	old map[string]executor.Record // by ID
+}
+
+func (s *statusMoved) PutRun(ctx context.Context, r executor.Record) error {
+	prev, err := s.MemoryRuns.GetRun(ctx, r.ID)
+	if err := s.MemoryRuns.PutRun(ctx, r); err != nil {
+		return err
+	}
+	if err == nil && prev.GraphKey != r.GraphKey {
+		s.mu.Lock()
+		s.old[r.ID] = prev
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *statusMoved) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
+	rs, err := s.MemoryRuns.RunsByStatus(ctx, status)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.old {
+		if r.Status == status {
+			rs = append(rs, r)
+		}
+	}
+	slices.SortStableFunc(rs, func(a, b executor.Record) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return rs, nil
 }

@@ -578,7 +578,8 @@ func testRunCancelled(t *testing.T, s executor.RunStore) {
 
 // testRunsByStatus checks the optional RunStatusLister: the records of a
 // status (exactly that one: not by case, spaces or prefix), across graph
-// keys, oldest first by StartedAt then ID, with
+// keys (a record moved to another key listed once, under its new one),
+// oldest first by StartedAt then ID, with
 // their status as last put, every field, and the caller's own. The kit
 // shares the store with others, so it looks only at its own records.
 func testRunsByStatus(t *testing.T, s executor.RunStore) {
@@ -621,6 +622,10 @@ func testRunsByStatus(t *testing.T, s executor.RunStore) {
 	ended.Status, ended.EndedAt = executor.RunSucceeded, ended.StartedAt.Add(time.Minute)
 	putRun(t, s, ended)
 	others = append(others, ended)
+	// A record put again under another graph key: listed once, with its
+	// new key.
+	running[3].GraphKey = keys[0]
+	putRun(t, s, running[3])
 
 	byStatus := func(status executor.RunStatus) []executor.Record {
 		t.Helper()
