@@ -359,8 +359,16 @@ func testHistoryLastEvent(t *testing.T, newHistory NewHistory) {
 	e, _ = last(run)
 	assert.Empty(t, Diff([]progress.Event{all[699]}, []progress.Event{e}), "LastEvent after a duplicate of the last event")
 
-	_, found = last(run + "-other")
-	assert.False(t, found, "LastEvent of another run")
+	// Runs whose IDs start with run's, with higher Seqs: a lookup by a
+	// prefix (a LIKE) finds them.
+	archive(t, h, Events(run+"-other", 1, 800)...)
+	archive(t, h, Events(run+"%", 1, 900)...)
+	e, _ = last(run)
+	assert.Empty(t, Diff([]progress.Event{all[699]}, []progress.Event{e}), "LastEvent after runs whose IDs start with its own got more events")
+	_, found = last(run[:len(run)-1])
+	assert.False(t, found, "LastEvent of a run never appended, whose ID prefixes others'")
+	_, found = last(run + "-oth")
+	assert.False(t, found, "LastEvent of a run never appended, whose ID prefixes another's")
 }
 
 // testHistoryConcurrent appends one run from several goroutines at once,

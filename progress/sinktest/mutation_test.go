@@ -106,6 +106,87 @@ func (s trimsText) Publish(ctx context.Context, events ...progress.Event) error 
 	return s.Memory.Publish(ctx, events...)
 }
 
+// runIDs keeps the run IDs it was given, for the mutants that look runs
+// up by a prefix.
+type runIDs struct {
+	mu   sync.Mutex
+	runs map[string]bool
+}
+
+func (r *runIDs) add(events []progress.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runs == nil {
+		r.runs = map[string]bool{}
+	}
+	for _, e := range events {
+		r.runs[e.RunID] = true
+	}
+}
+
+// withPrefix returns the run IDs given that start with prefix, sorted.
+func (r *runIDs) withPrefix(prefix string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for run := range r.runs {
+		if strings.HasPrefix(run, prefix) {
+			out = append(out, run)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// lastByPrefix returns the event with the highest Seq that last holds of
+// the runs in runs.
+func lastByPrefix(ctx context.Context, last progress.LastEventReader, runs []string) (progress.Event, bool, error) {
+	var best progress.Event
+	found := false
+	for _, run := range runs {
+		e, ok, err := last.LastEvent(ctx, run)
+		if err != nil {
+			return progress.Event{}, false, err
+		}
+		if ok && (!found || e.Seq > best.Seq) {
+			best, found = e, true
+		}
+	}
+	return best, found, nil
+}
+
+// lastPrefix answers LastEvent with the newest event of every run whose
+// ID starts with the one asked for, as a lookup by a prefix (a key
+// pattern, a LIKE) does.
+type lastPrefix struct {
+	*progress.Memory
+	ids runIDs
+}
+
+func (l *lastPrefix) Publish(ctx context.Context, events ...progress.Event) error {
+	l.ids.add(events)
+	return l.Memory.Publish(ctx, events...)
+}
+
+func (l *lastPrefix) LastEvent(ctx context.Context, run string) (progress.Event, bool, error) {
+	return lastByPrefix(ctx, l.Memory, l.ids.withPrefix(run))
+}
+
+// historyLastPrefix is lastPrefix for a History.
+type historyLastPrefix struct {
+	*progress.MemoryHistory
+	ids runIDs
+}
+
+func (h *historyLastPrefix) Append(ctx context.Context, events ...progress.Event) error {
+	h.ids.add(events)
+	return h.MemoryHistory.Append(ctx, events...)
+}
+
+func (h *historyLastPrefix) LastEvent(ctx context.Context, run string) (progress.Event, bool, error) {
+	return lastByPrefix(ctx, h.MemoryHistory, h.ids.withPrefix(run))
+}
+
 // TestMutationBrokenPair runs Run against one broken pair.
 func TestMutationBrokenPair(t *testing.T) {
 	if os.Getenv(brokenEnv) == "" {
@@ -123,8 +204,26 @@ func TestMutationBrokenPair(t *testing.T) {
 			return p, p
 		case "trimsText":
 			return trimsText{m}, m
+		case "lastPrefix":
+			l := &lastPrefix{Memory: m}
+			return l, l
 		}
 		return m, m
+	})
+}
+
+// TestMutationBrokenHistory runs History against one broken History.
+func TestMutationBrokenHistory(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestMutationKitCatchesBroken")
+	}
+	sinktest.History(t, func(*testing.T) progress.History {
+		h := progress.NewMemoryHistory()
+		switch os.Getenv(brokenEnv) {
+		case "historyLastPrefix":
+			return &historyLastPrefix{MemoryHistory: h}
+		}
+		return h
 	})
 }
 
@@ -134,7 +233,7 @@ func TestMutationBrokenPair(t *testing.T) {
 // catch it fail, and that the correct pair passes them.
 func TestMutationKitCatchesBroken(t *testing.T) {
 	tests := []struct {
-		test    string // TestMutationBrokenPair
+		test    string // TestMutationBrokenPair or TestMutationBrokenHistory
 		broken  string
 		failing []string // subtests that must fail
 		passing []string // and some that must pass
@@ -152,7 +251,13 @@ func TestMutationKitCatchesBroken(t *testing.T) {
 		// Text was trimmed: only History checked free text, Run published
 		// none with spaces at its ends.
 		{"TestMutationBrokenPair", "trimsText", []string{"Text"}, nil},
-		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter", "TailPastEnd", "RunsIsolated", "Text"}},
+		// LastEvent answered the newest event of the runs whose IDs start
+		// with the one asked for: the kit's other runs had IDs of their
+		// own.
+		{"TestMutationBrokenPair", "lastPrefix", []string{"LastEvent"}, nil},
+		{"TestMutationBrokenHistory", "historyLastPrefix", []string{"LastEvent"}, nil},
+		{"TestMutationBrokenPair", "correct", nil, []string{"TailAfter", "TailPastEnd", "RunsIsolated", "Text", "LastEvent"}},
+		{"TestMutationBrokenHistory", "correct", nil, []string{"LastEvent"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {

@@ -61,7 +61,8 @@
 //     once it returns what the pair delivers (LastEvent included) does
 //     not change when the caller reuses the slice;
 //   - [progress.LastEventReader], of the source and of the sink when they
-//     implement it: none for a run never published, then the event with
+//     implement it: none for a run never published (one whose ID
+//     prefixes another's too), then the event with
 //     the highest Seq held, field for field, whatever duplicates of older
 //     events came after it (a sink may say [progress.ErrUnsupported]).
 //
@@ -105,7 +106,8 @@
 //     at either end, non-ASCII, 64 KiB) comes back as it went in, and so does every field of events
 //     of every type (Event.ResumedBy included);
 //   - [progress.LastEventReader], when implemented: the highest Seq held,
-//     whatever the order of the appends, and not a duplicate's contents;
+//     whatever the order of the appends, and not a duplicate's contents,
+//     nor another run's whose ID starts with the one asked for;
 //   - appends of one run from several goroutines at once, overlapping,
 //     keep each event once.
 //
@@ -882,7 +884,10 @@ func testLastEvent(t *testing.T, newPair NewPair) {
 	if len(readers) == 0 {
 		t.Skip("neither the sink nor the source implements progress.LastEventReader")
 	}
-	run, other := RunID(t), RunID(t)+"-other"
+	// The other run's ID starts with run's, and its newest Seq is
+	// higher: a lookup by a prefix (a key pattern, a LIKE) finds it.
+	run := RunID(t)
+	other := run + "-other"
 	all := Events(run, 1, 30)
 	all[29].Type = progress.RunFinished
 	for i, r := range readers {
@@ -901,6 +906,7 @@ func testLastEvent(t *testing.T, newPair NewPair) {
 	for i, r := range readers {
 		assertLast(t, r, names[i], run, &all[29], "after 1..30 and duplicates of older events")
 		assertLast(t, r, names[i], other, &Events(other, 40, 40)[0], "of another run")
+		assertLast(t, r, names[i], run[:len(run)-1], nil, "of a run never published, whose ID prefixes the runs'")
 	}
 }
 
