@@ -32,6 +32,13 @@ var mutationBugs = []kitBug{
 	// records by status is kept per graph, and not updated when a
 	// record's graph changes, does: the kit never moved a record there.
 	{"RunStore", "status-moved", []string{"RunsByStatus"}},
+	// DeleteGraph deleted, but reported that it had found nothing: the
+	// kit's check of a deletion while a run commits stopped at that
+	// report and left the run's goroutine committing, which then
+	// reported to the ended test, a panic that ended the kit's process
+	// with no subtest's verdict.
+	{"Retention", "delete-reports-nothing", []string{"DeleteGraph", "DeleteGraphNeverReusesVersions", "DeleteGraphOfRunsOnly",
+		"DeleteGraphWhileCommitting", "PruneAssetsAfterDeleteGraph", "PruneAssetsKeepsEveryReference"}},
 }
 
 // TestMutationKitCatchesBugs runs the kit, in a child process, against
@@ -60,6 +67,8 @@ func TestMutationBuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore {
 			return &statusMoved{MemoryRuns: executor.NewMemoryRuns(), old: map[string]executor.Record{}}
 		}
+	case "Retention/delete-reports-nothing":
+		f.Retainer = func(*testing.T) storetest.Retainer { return deleteReportsNothing{executor.NewMemoryStore()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -155,4 +164,13 @@ func (s *statusMoved) RunsByStatus(ctx context.Context, status executor.RunStatu
 		return strings.Compare(a.ID, b.ID)
 	})
 	return rs, nil
+}
+
+// deleteReportsNothing deletes a graph, and reports that it found
+// nothing to delete.
+type deleteReportsNothing struct{ *executor.MemoryStore }
+
+func (s deleteReportsNothing) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
+	_, err := s.MemoryStore.DeleteGraph(ctx, graphKey)
+	return false, err
 }

@@ -245,9 +245,13 @@ func testDeleteGraphWhileCommitting(t *testing.T, s Retainer) {
 			}
 		})
 		<-started
-		deleteGraph(t, s, key, true, "a graph with states, while a run commits to it")
+		ok, err := s.DeleteGraph(t.Context(), key)
 		deleted.Store(true)
+		// The run's goroutine reports to t: it must end before a check
+		// can end the test.
 		wg.Wait()
+		require.NoError(t, err, "DeleteGraph(%q)", key)
+		require.True(t, ok, "DeleteGraph(%q): something deleted (a graph with states, while a run commits to it)", key)
 		if len(after) > 0 {
 			t.Errorf("round %d: commits at versions %v succeeded after DeleteGraph(%q) returned, at versions the run had from before the deletion", round, after, key)
 		}
