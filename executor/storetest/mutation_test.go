@@ -1,6 +1,7 @@
 package storetest_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -39,6 +40,10 @@ var mutationBugs = []kitBug{
 	// with no subtest's verdict.
 	{"Retention", "delete-reports-nothing", []string{"DeleteGraph", "DeleteGraphNeverReusesVersions", "DeleteGraphOfRunsOnly",
 		"DeleteGraphWhileCommitting", "PruneAssetsAfterDeleteGraph", "PruneAssetsKeepsEveryReference"}},
+	// Put trimmed the white space at the ends of an asset's Data, as a
+	// store that keeps it as text does, though Data may hold any bytes:
+	// the kit's data never began or ended with white space.
+	{"AssetStore", "trim-data", []string{"BinaryData"}},
 }
 
 // TestMutationKitCatchesBugs runs the kit, in a child process, against
@@ -69,6 +74,8 @@ func TestMutationBuggyStore(t *testing.T) {
 		}
 	case "Retention/delete-reports-nothing":
 		f.Retainer = func(*testing.T) storetest.Retainer { return deleteReportsNothing{executor.NewMemoryStore()} }
+	case "AssetStore/trim-data":
+		f.Assets = func(*testing.T) executor.AssetStore { return trimData{executor.NewMemoryAssets()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -173,4 +180,12 @@ type deleteReportsNothing struct{ *executor.MemoryStore }
 func (s deleteReportsNothing) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
 	_, err := s.MemoryStore.DeleteGraph(ctx, graphKey)
 	return false, err
+}
+
+// trimData keeps an asset's Data without the white space at its ends.
+type trimData struct{ *executor.MemoryAssets }
+
+func (s trimData) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	a.Data = bytes.TrimSpace(a.Data)
+	return s.MemoryAssets.Put(ctx, key, a)
 }
