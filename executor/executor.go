@@ -724,7 +724,8 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 // Record.Seconds. Its fingerprint ([Fingerprint]) must be the one that the
 // run's record keeps in Record.Graph. A graph of another template or
 // duration is refused with [ErrInvalidRequest] alone, before anything is
-// committed. A record written before Record.Graph existed is checked by
+// committed, and at once, even while the run goes on or another call
+// below is under way (it is bad input, never [ErrBusy]). A record written before Record.Graph existed is checked by
 // its duration only.
 //
 // Resume is refused with [ErrBusy], not ErrInvalidRequest, while what
@@ -1009,6 +1010,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	// Checked after the read: a run's ID is live from before its first
 	// record until after its last, so a record read while the run starts
 	// or runs is caught here.
+	badGraph := runGraph(g, rec, id, what)
 	e.startMu.Lock()
 	live, resumed := e.live[id], e.finishedLocked(id, rec.GraphKey)
 	// The run that holds the key, if its Resume's call has returned: only
@@ -1016,6 +1018,12 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	var holder string
 	if f, ok := e.finishing[rec.GraphKey]; ok && resumed != nil && !live && e.ending[id] == 0 && f.refs == 1 && e.live[f.id] {
 		holder = f.id
+	}
+	// A g not the run's is bad input, whatever is under way: refused as
+	// busy, it would be refused again once that had ended.
+	if badGraph != nil && (live || resumed != nil) {
+		e.startMu.Unlock()
+		return Record{}, badGraph
 	}
 	var ended <-chan struct{}
 	if live || holder != "" {
@@ -1049,8 +1057,19 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	if err := e.refuseAbandoned(ctx, rec, what); err != nil {
 		return Record{}, err
 	}
+	if badGraph != nil {
+		return Record{}, badGraph
+	}
+	return rec, nil
+}
+
+// runGraph refuses, with ErrInvalidRequest, a g that is not the graph of
+// run id, whose record is rec: its fingerprint is not the one the record
+// keeps, or, in a record written before Record.Graph existed, its
+// duration is not the run's.
+func runGraph(g *graph.Graph, rec Record, id, what string) error {
 	if secs := g.Segments() * graph.SegmentSeconds; rec.Seconds != 0 && secs != rec.Seconds {
-		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",
+		return fmt.Errorf("%w: %s run %s: it ran on a graph of %d s, and this one is of %d s: build the run's graph again from its template and Record.Seconds",
 			ErrInvalidRequest, what, quote(id), rec.Seconds, secs)
 	}
 	if fp := Fingerprint(g); rec.Graph != "" && fp != rec.Graph {
@@ -1058,10 +1077,10 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		if rec.Seconds == 0 {
 			other = "another template or duration"
 		}
-		return Record{}, fmt.Errorf("%w: %s run %s: it ran on a graph of %s than this one (fingerprint %s, not %s): build the run's graph again from its template and Record.Seconds, the one whose Fingerprint is Record.Graph",
+		return fmt.Errorf("%w: %s run %s: it ran on a graph of %s than this one (fingerprint %s, not %s): build the run's graph again from its template and Record.Seconds, the one whose Fingerprint is Record.Graph",
 			ErrInvalidRequest, what, quote(id), other, short(rec.Graph), short(fp))
 	}
-	return rec, nil
+	return nil
 }
 
 // maxEditConflicts bounds how often Edit (and Forget) reloads after
