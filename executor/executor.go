@@ -746,8 +746,9 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 //     not resumed.
 //
 // It is refused with ErrInvalidRequest, for good, when
-// [Executor.Abandon] recorded the run as interrupted, not resumed. The
-// error says that it was abandoned, and why.
+// [Executor.Abandon] recorded the run as interrupted, not resumed, and
+// so even while another call above is under way. The error says that it
+// was abandoned, and why.
 //
 // A run whose record says that it ended may still be ending in this
 // executor: it publishes its final event (as long as the sink's Publish
@@ -1030,6 +1031,13 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 		ended = e.endedLocked()
 	}
 	e.startMu.Unlock()
+	// So is a run that Abandon recorded: refused for good, which no end
+	// of what is under way changes (a live run is never abandoned).
+	if !live && resumed != nil {
+		if err := e.refuseAbandoned(ctx, rec, what); err != nil {
+			return Record{}, err
+		}
+	}
 	// A run whose final record is written publishes its final event and
 	// waits for its generator calls that ignore their context, up to
 	// Options.Grace, before it ends: the call waits for that, as its
