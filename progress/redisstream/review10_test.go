@@ -73,7 +73,22 @@ func holdingOn(t *testing.T, o redisstream.Options, all []progress.Event, up int
 	h.n.Store(0)
 	require.NoError(t, s.Publish(ctx, all[7:up]...))
 	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	waitHeldThrough(t, s, run, uint64(up))
 	return &hold{s: s, r: r, h: h, mem: mem, run: run, all: all, tl: tl}
+}
+
+// waitHeldThrough waits until the run's shared reader holds the entries
+// after a gap and has read the stream through seq (or a whole page of
+// it). Two asks of the History do not say so: an XREAD may return while
+// Publish is still adding its entries (the first alone, say), and the
+// History's poll asks it too; a test that then changes the stream (it
+// deletes it) found the shared reader holding less than it wrote.
+func waitHeldThrough(t *testing.T, s *redisstream.Stream, run string, seq uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		held, read, full, _ := redisstream.HubRead(s, run)
+		return held && (read >= seq || full)
+	}, 10*time.Second, time.Millisecond, "the run's shared reader holds the entries through seq %d", seq)
 }
 
 // A reader that connects while the run's shared reader holds the live

@@ -146,6 +146,7 @@ func holdingRecent(t *testing.T) *hold {
 	h.n.Store(0)
 	require.NoError(t, s.Publish(ctx, all[7:]...))
 	require.Eventually(t, func() bool { return h.n.Load() >= 2 }, 10*time.Second, time.Millisecond)
+	waitHeldThrough(t, s, run, 10)
 	return &hold{s: s, h: h, mem: mem, run: run, all: all, tl: tl}
 }
 

@@ -1,0 +1,18 @@
+package redisstream
+
+// HubRead reports what the run's shared reader has read: whether it
+// holds entries after a gap (see hub.held), the highest entry ID (as a
+// Seq) it has read, and whether its last XREAD read a whole page. ok is
+// false while the run has no shared reader.
+func HubRead(s *Stream, runID string) (held bool, read uint64, full, ok bool) {
+	s.mu.Lock()
+	h := s.hubs[runID]
+	s.mu.Unlock()
+	if h == nil {
+		return false, 0, false, false
+	}
+	_, held = h.holding()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return held, h.read, h.full, true
+}
