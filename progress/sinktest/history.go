@@ -383,13 +383,14 @@ func testHistoryConcurrent(t *testing.T, newHistory NewHistory) {
 	errs := make([]error, writers)
 	for w := range writers {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
 			// Writer w takes every writers-th batch of 16, and the
 			// batch after it again, as a retry would.
 			for b := w; b*16 < total; b += writers {
 				lo, hi := b*16, min(b*16+32, total)
-				if err := h.Append(ctx, shuffled(all[lo:hi], uint64(b))...); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), wait) // each call: see publishWithin
+				err := h.Append(ctx, shuffled(all[lo:hi], uint64(b))...)
+				cancel()
+				if err != nil {
 					errs[w] = fmt.Errorf("writer %d: append seq %d..%d: %w", w, lo+1, hi, err)
 					return
 				}

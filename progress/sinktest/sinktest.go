@@ -155,8 +155,10 @@ type NewPair func(t *testing.T) (progress.Sink, progress.Source)
 // to hold.
 type NewHistoryPair func(t *testing.T) (progress.Sink, progress.Source, progress.History)
 
-// wait bounds every wait of the kit on the backend.
-const wait = 15 * time.Second
+// wait bounds every wait of the kit on the backend: each call, and each
+// event a reader waits for, not a run of them. A variable for the kit's
+// own tests.
+var wait = 15 * time.Second
 
 // Run runs the conformance subtests against pairs from newPair.
 func Run(t *testing.T, newPair NewPair) {
@@ -328,6 +330,16 @@ func publish(t *testing.T, sink progress.Sink, events ...progress.Event) {
 	require.NoError(t, sink.Publish(ctx, events...), "Publish seq %d..", firstSeq(events))
 }
 
+// publishWithin is sink.Publish(events) with a deadline of wait: wait
+// bounds each call, not a run of them, whose time a loaded machine
+// (a -race run of every package at once on two cores) stretches to many
+// times the call's.
+func publishWithin(sink progress.Sink, events ...progress.Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	return sink.Publish(ctx, events...)
+}
+
 func firstSeq(events []progress.Event) uint64 {
 	if len(events) == 0 {
 		return 0
@@ -387,7 +399,9 @@ func StartTail(t testing.TB, src progress.Source, runID string, after uint64) *T
 }
 
 // Next waits until the tailer has delivered n events in all, and returns
-// all of them. It fails the test if that takes too long or Tail ends.
+// all of them. It fails the test if Tail ends, or if an event takes too
+// long to come: the bound is on each event, not on all of them, whose
+// time a loaded machine stretches to many times theirs.
 func (tl *Tailer) Next(t testing.TB, n int) []progress.Event {
 	t.Helper()
 	timer := time.NewTimer(wait)
@@ -396,19 +410,20 @@ func (tl *Tailer) Next(t testing.TB, n int) []progress.Event {
 		select {
 		case e := <-tl.events:
 			tl.got = append(tl.got, e)
+			timer.Reset(wait)
 		case err := <-tl.done:
 			tl.done <- err
 			t.Fatalf("Tail ended after %d of %d events: %v", len(tl.got), n, err)
 		case <-timer.C:
-			t.Fatalf("Tail delivered %d of %d events in %v; last seqs %v", len(tl.got), n, wait, tail(Seqs(tl.got), 5))
+			t.Fatalf("Tail delivered %d of %d events, then none for %v; last seqs %v", len(tl.got), n, wait, tail(Seqs(tl.got), 5))
 		}
 	}
 	return tl.got
 }
 
 // Expect waits for the next events and fails the test at the first one
-// whose Seq is not the next of want, or if they do not come in time. It
-// returns the events it received.
+// whose Seq is not the next of want, or if one does not come in time (as
+// Next, each). It returns the events it received.
 func (tl *Tailer) Expect(t testing.TB, want []uint64) []progress.Event {
 	t.Helper()
 	timer := time.NewTimer(wait)
@@ -418,6 +433,7 @@ func (tl *Tailer) Expect(t testing.TB, want []uint64) []progress.Event {
 		select {
 		case e := <-tl.events:
 			tl.got = append(tl.got, e)
+			timer.Reset(wait)
 			if e.Seq != seq {
 				t.Fatalf("Tail delivered seq %d where seq %d was due (previous: %v)", e.Seq, seq, tail(Seqs(tl.got[:len(tl.got)-1]), 5))
 			}
@@ -425,7 +441,7 @@ func (tl *Tailer) Expect(t testing.TB, want []uint64) []progress.Event {
 			tl.done <- err
 			t.Fatalf("Tail ended after %d of %d expected events: %v", i, len(want), err)
 		case <-timer.C:
-			t.Fatalf("Tail delivered %d of %d expected events in %v; waiting for seq %d", i, len(want), wait, seq)
+			t.Fatalf("Tail delivered %d of %d expected events, then none for %v; waiting for seq %d", i, len(want), wait, seq)
 		}
 	}
 	return slices.Clone(tl.got[start:])
@@ -611,10 +627,8 @@ func testSeam(t *testing.T, newPair NewPair) {
 	tailers := make([]*Tailer, len(starts))
 	published := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
 		for _, e := range all[stored:] {
-			if err := sink.Publish(ctx, e); err != nil {
+			if err := publishWithin(sink, e); err != nil {
 				published <- fmt.Errorf("publish seq %d: %w", e.Seq, err)
 				return
 			}
@@ -925,11 +939,9 @@ func testConcurrentRuns(t *testing.T, newPair NewPair) {
 	var wg sync.WaitGroup
 	for r, events := range all {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			defer cancel()
 			for i := 0; len(events) > 0; i++ {
 				n := min(1+(i+r)%9, len(events))
-				if err := sink.Publish(ctx, events[:n]...); err != nil {
+				if err := publishWithin(sink, events[:n]...); err != nil {
 					errs[r] = fmt.Errorf("run %d: publish seq %d..: %w", r, events[0].Seq, err)
 					return
 				}
