@@ -100,14 +100,14 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	runID := r.PathValue("run")
 	if _, ok := s.queued(runID); !ok {
-		rec, err := s.store.GetRun(r.Context(), runID)
+		// findRun reads the record again when the run is neither recorded
+		// nor queued: another process may record it between the reads.
+		rec, _, queued, err := s.findRun(r.Context(), runID)
 		if errors.Is(err, executor.ErrNotFound) {
-			if _, ok, err := s.params.queuedRun(r.Context(), runID); !ok && err == nil {
-				httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
-				return
-			}
+			httpError(w, http.StatusNotFound, fmt.Errorf("no run %q", runID))
+			return
 		} // any other failure: the handler's Authorize meets it again, and answers 503
-		if err == nil && rec.Status != executor.RunRunning && s.endedWithoutEvents(r.Context(), runID, rec.EndedAt) {
+		if err == nil && !queued && rec.Status != executor.RunRunning && s.endedWithoutEvents(r.Context(), runID, rec.EndedAt) {
 			// A run that ended with no event in its stream (its process
 			// was killed before its first events reached Redis: nothing
 			// numbers a final event then) would keep its readers waiting

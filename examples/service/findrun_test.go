@@ -21,7 +21,10 @@ import (
 // TestCancelRunOfAnotherProcess failed so, once in a run of the package.
 // The record is now read again when the row is not found. Here the run is
 // cancelled in the process that queued it between the two reads
-// (findRunHook).
+// (findRunHook). GET /runs/{run}/events made two reads of its own
+// before the handler's (findRun), and still answered 404 so: this test
+// did with the hook between them, and TestCancelRunOfAnotherProcess
+// did again under load. It now looks the run up with findRun too.
 func TestQueuedRunRecordedWhileLookedUpIsFound(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
