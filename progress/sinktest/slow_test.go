@@ -2,6 +2,7 @@ package sinktest_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,4 +129,37 @@ func TestTailerBoundsEachEvent(t *testing.T) {
 			tl.Stop(t, context.Canceled)
 		})
 	}
+}
+
+// closingSource is a Source whose Tail, once its context ended, leaves a
+// goroutine that ends a second later, as pgx does to close a connection
+// whose query was cancelled (it sends Postgres a cancel request, and
+// drains the connection, in the background).
+type closingSource struct {
+	*progress.Memory
+	closing *sync.WaitGroup
+}
+
+func (s closingSource) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	err := s.Memory.Tail(ctx, run, after, fn)
+	if ctx.Err() != nil {
+		s.closing.Go(func() { time.Sleep(time.Second) })
+	}
+	return err
+}
+
+// CancelTail requires that nothing a Tail started is left once the pair
+// is cleaned up; a goroutine of the backend's driver that ends on its own
+// a moment later is not left. Before, the kit looked for a few hundred
+// milliseconds only (goleak's retries): pghistory's kit failed so under
+// load, with pgx's cleanup of a connection whose query a cancelled Tail
+// had cancelled still running.
+func TestDriverCleanupAfterACancelPassesTheKit(t *testing.T) {
+	sinktest.SetWait(t, 3*time.Second)
+	var closing sync.WaitGroup
+	t.Cleanup(closing.Wait) // what a later subtest left: for TestMain's goleak
+	sinktest.Run(t, func(*testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		return m, closingSource{m, &closing}
+	})
 }
