@@ -108,8 +108,13 @@ func newScaleRig(t *testing.T, o scaleOptions) *scaleRig {
 	rig.stream, err = redisstream.New(rig.client, sopts)
 	require.NoError(t, err)
 	t.Cleanup(func() { rig.stream.Close() })
+	// Timeout bounds a write to a Redis that answers (one that is down
+	// fails at once): the checks of events that missed Redis count a
+	// batch that took longer twice, which a loaded machine made of a
+	// bound of 2s (TestScaleStalledClients: 256 events, a batch, went to
+	// the fallback).
 	rig.buffered = progress.NewBuffered(rig.stream, progress.BufferedOptions{
-		Logger: quiet(), Timeout: 2 * time.Second, RetryDelay: 10 * time.Millisecond,
+		Logger: quiet(), Timeout: wait, RetryDelay: 10 * time.Millisecond,
 	})
 	t.Cleanup(func() { rig.buffered.Close(context.Background()) })
 	rig.sink = rig.buffered
