@@ -12,12 +12,20 @@ import (
 	"github.com/regengraph/regen/internal/testenv"
 )
 
+// sessionTimeout is the timeouts, in milliseconds, of the pools of the
+// tests below. They bound the session before LockGraph's first statement
+// turns them off too: its connection's start-up and that statement, in
+// real time. A second leaves them room on a loaded machine (with 50 ms,
+// a CI-like load ended the session, idle between its start-up and the
+// first statement, or that statement, a few times in 40 runs).
+const sessionTimeout = "1000"
+
 // A host whose role or pool sets statement_timeout or lock_timeout, as
 // many do to bound their queries, got an error from LockGraph once the
 // timeout passed (SQLSTATE 57014 or 55P03), where it waits until the
 // lock is free or its context ends. The lock's connection is its own,
 // never back in the pool: LockGraph turns both timeouts off on it before
-// it waits. Here the holder keeps the lock for ten times the timeout.
+// it waits. Here the holder keeps the lock for five times the timeout.
 func TestLockGraphWaitsPastTheSessionsTimeouts(t *testing.T) {
 	t.Parallel() // its own schema
 	for _, param := range []string{"statement_timeout", "lock_timeout"} {
@@ -25,11 +33,11 @@ func TestLockGraphWaitsPastTheSessionsTimeouts(t *testing.T) {
 			t.Parallel() // its own schema
 			s, pg := newStore(t)
 			ctx := testenv.Context(t, 30*time.Second)
-			ts := poolStore(t, pg.Schema, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams[param] = "50" })
+			ts := poolStore(t, pg.Schema, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams[param] = sessionTimeout })
 			key := testenv.UniqueName(t)
 			held, err := s.LockGraph(ctx, key)
 			require.NoError(t, err)
-			time.AfterFunc(500*time.Millisecond, func() { _ = held.Unlock(ctx) })
+			time.AfterFunc(5*time.Second, func() { _ = held.Unlock(ctx) })
 			l, err := ts.LockGraph(ctx, key)
 			require.NoError(t, err, "LockGraph gave up before the lock was free")
 			require.NoError(t, l.Check(ctx), "the lock's statements after the wait")
@@ -43,7 +51,7 @@ func TestLockGraphWaitsPastTheSessionsTimeouts(t *testing.T) {
 // it does for the whole run it guards: the lock was lost, and Guard
 // cancelled the run, a timeout into every run. The lock's connection is
 // its own, never back in the pool: LockGraph and TryLockGraph turn it off
-// on it. Here the lock is held for ten times the timeout.
+// on it. Here the lock is held for five times the timeout.
 func TestGraphLockOutlivesTheSessionsIdleTimeout(t *testing.T) {
 	t.Parallel() // its own schema
 	for _, wait := range []bool{true, false} {
@@ -51,7 +59,7 @@ func TestGraphLockOutlivesTheSessionsIdleTimeout(t *testing.T) {
 			t.Parallel() // its own schema
 			_, pg := newStore(t)
 			ctx := testenv.Context(t, 30*time.Second)
-			s := poolStore(t, pg.Schema, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["idle_session_timeout"] = "50" })
+			s := poolStore(t, pg.Schema, func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams["idle_session_timeout"] = sessionTimeout })
 			lock := s.TryLockGraph
 			if wait {
 				lock = s.LockGraph
@@ -61,7 +69,7 @@ func TestGraphLockOutlivesTheSessionsIdleTimeout(t *testing.T) {
 			select {
 			case <-l.Lost():
 				t.Fatal("the lock was lost while its session sat idle")
-			case <-time.After(500 * time.Millisecond):
+			case <-time.After(5 * time.Second):
 			}
 			require.NoError(t, l.Check(ctx), "the lock after its session sat idle")
 			require.NoError(t, l.Unlock(ctx))
