@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -30,6 +31,20 @@ var conflictCallers = []struct {
 		t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
 		return s, func(ctx context.Context) error {
 			_, err := e.Edit(ctx, l.g, "lecture", "script")
+			return err
+		}
+	}},
+	// A run's start commits its plan, and lost to a busy key (another
+	// run committing its results, edits) after 16 tries at once: under
+	// load TestEditTxAndRunsLoseNoEdit (pgstore) saw a run fail so.
+	{"Run", func(t *testing.T) (*editOutage, func(ctx context.Context) error) {
+		l := newLab(t, 30)
+		s := &editOutage{MemoryStates: executor.NewMemoryStates()}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+		return s, func(ctx context.Context) error {
+			_, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
 			return err
 		}
 	}},

@@ -1091,13 +1091,13 @@ func runGraph(g *graph.Graph, rec Record, id, what string) error {
 	return nil
 }
 
-// maxEditConflicts bounds how often Edit (and Forget) reloads after
-// losing a commit race.
+// maxEditConflicts bounds how often Edit (and Forget, and the commit of
+// a run's plan) reloads after losing a commit race.
 const maxEditConflicts = 64
 
-// conflictPause is how long Edit or Forget waits before it reloads after
-// losing its try-th commit race (try from 0): 1 ms, doubled at each try up
-// to 16 ms, each drawn at random between half of it and all of it, so
+// conflictPause is how long Edit, Forget or the commit of a run's plan
+// waits before it reloads after losing its try-th commit race (try from
+// 0): 1 ms, doubled at each try up to 16 ms, each drawn at random between half of it and all of it, so
 // that writers which lost to each other do not reload in step, nor spin
 // against a run that commits often. The 64 retries wait about 1 s at most
 // in all.

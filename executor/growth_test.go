@@ -116,7 +116,7 @@ func soak(ctx context.Context, t *testing.T, e *executor.Executor, ms *executor.
 			r, err := e.Start(rctx, executor.RunRequest{GraphKey: key, Graph: g, TriggeredBy: "soak"})
 			if err != nil {
 				// Another run of the key committed between this one's
-				// load and its commit, 16 times: rare, and no leak.
+				// load and its commit, 65 times: rare, and no leak.
 				assert.ErrorIs(t, err, executor.ErrConflict)
 				return
 			}

@@ -19,10 +19,6 @@ import (
 	"github.com/regengraph/regen/progress"
 )
 
-// maxPrepareConflicts bounds how often the start of a run reloads after
-// losing a commit race.
-const maxPrepareConflicts = 16
-
 // maxCommitConflicts bounds how often a commit of results reloads and
 // re-applies after losing a race; maxCommitFailures bounds its retries
 // after other errors. Past either, the results are not recorded and their
@@ -397,7 +393,8 @@ func (r *run) endStoreCalls() {
 // a new revision), with the graph's fingerprint at the start of a run
 // (see GraphStateID); in a later round it returns ErrGraphReplaced or
 // ErrGraphDeleted if the key's graph is no longer the run's. On a
-// version conflict it starts over, and after another failure of its
+// version conflict it starts over after conflictPause, as Edit does, up
+// to maxEditConflicts times, and after another failure of its
 // commit (a lost connection) too, with backoff, up to maxCommitFailures
 // commits in all. After the last of them it reloads once more, as after
 // the others: a commit whose reply was lost may have gone through, and
@@ -510,8 +507,10 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		version := snap.Version
 		if len(changes) > 0 {
 			version, err = opts.States.Commit(ctx, r.key, snap.Version, changes)
-			if errors.Is(err, ErrConflict) && try < maxPrepareConflicts {
-				continue
+			if errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil {
+				if sleep(ctx, conflictPause(try)) {
+					continue
+				}
 			}
 			if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && ctx.Err() == nil {
 				// A lost connection: reload, and commit again (the same
@@ -539,6 +538,9 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				}
 			}
 			if err != nil {
+				if ctx.Err() != nil {
+					err = stoppedBy(ctx, err) // ended in a pause, or during the commit
+				}
 				return fmt.Errorf("commit the plan of %s: %w", quote(r.key), err)
 			}
 		}
