@@ -75,6 +75,12 @@ func TestAStageOfNodesThatNeverStartedGetsNoEvent(t *testing.T) {
 				got = append(got, fmt.Sprintf("%s %d %s", ev.Type, ev.Stage, ev.Node))
 			}
 		}
+		// The narration and the music start at the same instant, each on
+		// a worker of its own: their node.started events come in either
+		// order (the music's first some 1 run in 80 under -cpu 4).
+		if i := slices.Index(got, "node.started 0 asset:narration:segment[0]"); i > 0 && got[i-1] == "node.started 0 asset:music" {
+			got[i-1], got[i] = got[i], got[i-1]
+		}
 		want := []string{
 			"run.started -1 ",
 			"stage.started 0 ",
