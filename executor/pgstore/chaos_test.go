@@ -355,7 +355,7 @@ func runChaos(t *testing.T, s, s2 chaosStore, variant func(*executor.Options)) {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			_, err := s.PruneAssets(context.Background(), 5*time.Second)
+			_, err := s.PruneAssets(context.Background(), pruneAge(t, s, keys))
 			assert.NoError(t, err)
 			_, err = s.PruneRuns(context.Background(), time.Hour)
 			assert.NoError(t, err)
@@ -436,6 +436,28 @@ func runChaos(t *testing.T, s, s2 chaosStore, variant func(*executor.Options)) {
 	sink.mu.Lock()
 	assert.Empty(t, sink.problems)
 	sink.mu.Unlock()
+}
+
+// pruneAge returns the olderThan of the test's PruneAssets: 5 s, or
+// more while a run of keys has gone on longer. PruneAssets is safe with
+// runs in progress when olderThan is longer than the longest run (its
+// doc); a run whose result's Put came more than olderThan before its
+// commit would find the asset pruned, and leave its node clean without
+// it. Under load a run may last more than 5 s: the test saw it so.
+func pruneAge(t *testing.T, s chaosStore, keys []string) time.Duration {
+	age := 5 * time.Second
+	lister, ok := s.(executor.RunStatusLister)
+	if !ok {
+		return age
+	}
+	running, err := lister.RunsByStatus(context.Background(), executor.RunRunning)
+	assert.NoError(t, err)
+	for _, rec := range running {
+		if slices.Contains(keys, rec.GraphKey) {
+			age = max(age, time.Since(rec.StartedAt)+time.Second)
+		}
+	}
+	return age
 }
 
 // tenant runs one tenant's script.
