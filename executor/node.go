@@ -544,6 +544,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		}
 		if !r.watch.end(c) {
 			r.latePanic(err, "node", j.id, "kind", j.kind, "attempt", next)
+			r.watch.ended() // after the log: Close waits for it
 			return result{}, false
 		}
 		if err == nil {
@@ -844,6 +845,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	}
 	if !r.watch.end(c) {
 		r.latePanic(err, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs))
+		r.watch.ended() // after the log: Close waits for it
 		return nil, false
 	}
 	if r.watch.timedOut(c) {

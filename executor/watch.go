@@ -212,13 +212,15 @@ func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grac
 }
 
 // end records that the call returned. It reports false when the call was
-// abandoned meanwhile: the caller must then drop the result and exit.
+// abandoned meanwhile: the caller must then drop the result, log its
+// panic if it was one (latePanic), call ended, and exit. The call counts
+// for Close until ended, so that Close returns only once the executor
+// uses the host's Logger no more for it.
 func (w *watch) end(c *inflight) bool {
-	defer w.r.e.calls.done()
-	defer w.r.attempts.done()
 	if !c.state.CompareAndSwap(c.begun, c.begun|callReturned) {
 		return false
 	}
+	defer w.ended()
 	// The call's context ends with the call, as an HTTP request's does
 	// with its handler: a goroutine the generator started to watch it
 	// ends, whether it asked for Done before the return or after. The
@@ -231,6 +233,14 @@ func (w *watch) end(c *inflight) bool {
 	}
 	w.mu.Unlock()
 	return true
+}
+
+// ended counts a call out of its run's and the executor's calls in
+// flight. end calls it for a call that returned in time; the caller of an
+// end that reported false calls it itself.
+func (w *watch) ended() {
+	w.r.attempts.done()
+	w.r.e.calls.done()
 }
 
 // fire abandons the calls past their deadline, after their grace for
