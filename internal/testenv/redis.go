@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -21,10 +23,10 @@ type Redis struct {
 }
 
 // redisDown holds, by RedisURL, why the first test of the binary that
-// found the shared Redis unreachable there skipped: the tests after it
-// skip at once, rather than each wait about 2 s for go-redis's retries
-// of a refused dial (several minutes of skips on a machine without
-// Redis).
+// found the shared Redis unreachable there (refused or dropped, not
+// timed out) skipped: the tests after it skip at once, rather than each
+// wait about 2 s for go-redis's retries of a refused dial (several
+// minutes of skips on a machine without Redis).
 var redisDown sync.Map
 
 // NewRedis connects to the shared Redis at [RedisURL], skipping the test
@@ -47,7 +49,12 @@ func NewRedis(t testing.TB) *Redis {
 	if err := client.Ping(ctx).Err(); err != nil {
 		client.Close()
 		why := fmt.Sprintf("Redis is not reachable at %s (%v)", opts.Addr, err)
-		redisDown.Store(RedisURL(), why)
+		if !timedOut(err) {
+			// Refused or dropped: no Redis there. One that was only
+			// slow to answer (a loaded machine) is asked again by the
+			// next test, which may then run.
+			redisDown.Store(RedisURL(), why)
+		}
 		Unavailable(t, "%s", why)
 		return nil
 	}
@@ -59,6 +66,12 @@ func NewRedis(t testing.TB) *Redis {
 		client.Close()
 	})
 	return r
+}
+
+// timedOut reports whether err is a wait that ran out, not a refusal.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // NewRedisClient returns a client for opts with the go-redis background
