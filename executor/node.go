@@ -543,7 +543,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			err = check(j.ko.Validate, &req, a)
 		}
 		if !r.watch.end(c) {
-			r.latePanic(err, "node", j.id, "kind", j.kind, "attempt", next)
+			r.latePanic(err, "generator", "node", j.id, "kind", j.kind, "attempt", next)
 			r.watch.ended() // after the log: Close waits for it
 			return result{}, false
 		}
@@ -559,15 +559,21 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 
 // latePanic logs err, the outcome of a generator call that was
 // abandoned (at its timeout, or at the run's cancel) before it returned,
-// if it is a panic: its result was thrown away unseen, and the panic
-// would leave no other trace. attrs say which call it was.
-func (r *run) latePanic(err error, attrs ...any) {
+// if it is a panic, the call's or its validator's: its result was thrown
+// away unseen, and the panic would leave no other trace. call names what
+// panicked when err does not say ("generator", or inBulkCall); attrs say
+// which call it was.
+func (r *run) latePanic(err error, call string, attrs ...any) {
 	pe := (*PanicError)(nil)
 	if !errors.As(err, &pe) {
 		return
 	}
-	r.e.log.Warn("regen: generator panicked after its call was abandoned (timed out, or its run cancelled); the attempt had already failed, and the panic changes nothing",
-		append([]any{"run", r.handle.id}, append(attrs, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))...)...)
+	in := pe.In
+	if in == "" {
+		in = call
+	}
+	r.e.log.Warn("regen: generator or validator panicked after its call was abandoned (timed out, or its run cancelled); the attempt had already failed, and the panic changes nothing",
+		append([]any{"run", r.handle.id}, append(attrs, "in", in, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))...)...)
 }
 
 // cancelledAfter is the result of j's node when the run is cancelled
@@ -844,7 +850,13 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		}
 	}
 	if !r.watch.end(c) {
-		r.latePanic(err, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs))
+		late := err // the bulk call's panic, or else the first of its checks
+		for k := 0; late == nil && k < len(checks); k++ {
+			if pe := (*PanicError)(nil); errors.As(checks[k], &pe) {
+				late = checks[k]
+			}
+		}
+		r.latePanic(late, inBulkCall, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs))
 		r.watch.ended() // after the log: Close waits for it
 		return nil, false
 	}
