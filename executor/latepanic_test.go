@@ -35,30 +35,7 @@ func TestPanicOfAnAbandonedCallIsLogged(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLab(t, 30)
-				var first atomic.Bool
-				first.Store(true)
-				late := func() {
-					if first.CompareAndSwap(true, false) {
-						time.Sleep(time.Hour) // past its timeout: it ignores its context
-						panic("SDK: late nil map")
-					}
-				}
-				reg := l.registry(l)
-				if tc.bulk {
-					reg[tc.kind] = &batchFunc{lab: l, fn: func(ctx context.Context, reqs []executor.Request) []executor.Outcome {
-						late()
-						outs := make([]executor.Outcome, len(reqs))
-						for k, req := range reqs {
-							outs[k].Asset, outs[k].Err = l.Generate(ctx, req)
-						}
-						return outs
-					}}
-				} else {
-					reg[tc.kind] = executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-						late()
-						return l.Generate(ctx, req)
-					})
-				}
+				reg := latePanicking(l, tc.kind, tc.bulk)
 				var buf testenv.LogBuffer
 				e := l.executor(executor.Options{Generators: reg, Logger: slog.New(slog.NewTextHandler(&buf, nil)),
 					Kinds: map[string]executor.KindOptions{tc.kind: {Timeout: time.Minute}}})
@@ -84,4 +61,35 @@ func TestPanicOfAnAbandonedCallIsLogged(t *testing.T) {
 			})
 		})
 	}
+}
+
+// latePanicking returns l's registry with kind's generator (a bulk one
+// if bulk) replaced by one whose first call ignores its context for an
+// hour, past its timeout, then panics; its other calls make l's output.
+func latePanicking(l *lab, kind string, bulk bool) executor.Registry {
+	var first atomic.Bool
+	first.Store(true)
+	late := func() {
+		if first.CompareAndSwap(true, false) {
+			time.Sleep(time.Hour) // past its timeout: it ignores its context
+			panic("SDK: late nil map")
+		}
+	}
+	reg := l.registry(l)
+	if bulk {
+		reg[kind] = &batchFunc{lab: l, fn: func(ctx context.Context, reqs []executor.Request) []executor.Outcome {
+			late()
+			outs := make([]executor.Outcome, len(reqs))
+			for k, req := range reqs {
+				outs[k].Asset, outs[k].Err = l.Generate(ctx, req)
+			}
+			return outs
+		}}
+	} else {
+		reg[kind] = executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+			late()
+			return l.Generate(ctx, req)
+		})
+	}
+	return reg
 }

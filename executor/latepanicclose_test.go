@@ -56,30 +56,7 @@ func TestPanicOfAnAbandonedCallIsLoggedBeforeCloseReturns(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLab(t, 30)
-				var first atomic.Bool
-				first.Store(true)
-				late := func() {
-					if first.CompareAndSwap(true, false) {
-						time.Sleep(time.Hour) // past its timeout: it ignores its context
-						panic("SDK: late nil map")
-					}
-				}
-				reg := l.registry(l)
-				if tc.bulk {
-					reg[tc.kind] = &batchFunc{lab: l, fn: func(ctx context.Context, reqs []executor.Request) []executor.Outcome {
-						late()
-						outs := make([]executor.Outcome, len(reqs))
-						for k, req := range reqs {
-							outs[k].Asset, outs[k].Err = l.Generate(ctx, req)
-						}
-						return outs
-					}}
-				} else {
-					reg[tc.kind] = executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-						late()
-						return l.Generate(ctx, req)
-					})
-				}
+				reg := latePanicking(l, tc.kind, tc.bulk)
 				h := &panicAfterClose{closed: make(chan struct{})}
 				e := l.executor(executor.Options{Generators: reg, Logger: slog.New(h),
 					Kinds: map[string]executor.KindOptions{tc.kind: {Timeout: time.Minute}}})
