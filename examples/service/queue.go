@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/regengraph/regen/executor"
 )
 
 // queuedRun is a run that an edit queued after another, from the moment
@@ -68,14 +70,51 @@ func (p *paramStore) unqueue(ctx context.Context, runID string) error {
 	return nil
 }
 
-// pruneQueued deletes the rows older than age: left by a write that
-// raced the run's start, say, whose record is older still.
-func (p *paramStore) pruneQueued(ctx context.Context, age time.Duration) (int64, error) {
-	tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.queued+` WHERE queued_at < now() - make_interval(secs => $1)`, age.Seconds())
+// queuedBefore returns the runs saved as queued more than age ago,
+// oldest first.
+func (p *paramStore) queuedBefore(ctx context.Context, age time.Duration) ([]queuedRun, error) {
+	rows, err := p.pool.Query(ctx, `SELECT run_id, graph_key, after_run FROM `+p.queued+`
+WHERE queued_at < now() - make_interval(secs => $1) ORDER BY queued_at, run_id`, age.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("list the runs queued before %v: %w", age, err)
+	}
+	qs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (queuedRun, error) {
+		var q queuedRun
+		err := row.Scan(&q.runID, &q.key, &q.after)
+		return q, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the runs queued before %v: %w", age, err)
+	}
+	return qs, nil
+}
+
+// pruneQueued deletes the rows saved more than age ago whose runs have a
+// record: rows left over, by a write that raced the run's start, say, or
+// an unqueue that failed. A row whose run has no record is never
+// deleted, however old: its run is still queued, after a run that lasted
+// longer than age, or left by a process that died, for a recovery to
+// run (see recoverRuns). The retention calls it before PruneRuns, so
+// that no row outlives the record that tells it left over.
+func (s *service) pruneQueued(ctx context.Context, age time.Duration) (int64, error) {
+	qs, err := s.params.queuedBefore(ctx, age)
 	if err != nil {
 		return 0, fmt.Errorf("prune the queued runs: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	var n int64
+	for _, q := range qs {
+		switch _, err := s.store.GetRun(ctx, q.runID); {
+		case errors.Is(err, executor.ErrNotFound):
+			continue // still queued
+		case err != nil:
+			return n, fmt.Errorf("prune the queued runs: %w", err)
+		}
+		if err := s.params.unqueue(ctx, q.runID); err != nil {
+			return n, fmt.Errorf("prune the queued runs: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // unqueued deletes the row of run runID, logging a failure: a row left

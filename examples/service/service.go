@@ -436,8 +436,9 @@ func (s *service) isClosing() bool {
 }
 
 // retain deletes, every pruneEvery until ctx ends, what is older than
-// the retain age: unused assets, run records, archived events, and the
-// reports this process keeps.
+// the retain age: the rows of queued runs that have started or been
+// recorded (see pruneQueued), unused assets, run records, archived
+// events, and the reports this process keeps.
 func (s *service) retain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.pruneEvery)
 	defer t.Stop()
@@ -448,10 +449,12 @@ func (s *service) retain(ctx context.Context) {
 		case <-t.C:
 		}
 		age := s.cfg.retain
+		// The rows of runs queued first: a row is left over only while
+		// its run's record is there to say so.
+		_, errQ := s.pruneQueued(ctx, age)
 		assets, errA := s.store.PruneAssets(ctx, age)
 		runs, errR := s.store.PruneRuns(ctx, age)
 		events, errH := s.hist.Prune(ctx, age)
-		_, errQ := s.params.pruneQueued(ctx, age)
 		_, errC := s.params.pruneCancels(ctx, age)
 		reports := s.forgetReports(age)
 		if err := errors.Join(errA, errR, errH, errQ, errC); err != nil && ctx.Err() == nil {
