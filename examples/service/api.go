@@ -188,7 +188,7 @@ func (s *service) authorizeEvents(r *http.Request) (string, error) {
 		return runID, nil
 	}
 	// Recorded, or queued by another process, or by one that died (the
-	// next start runs it): a queued run's events come once it starts.
+	// next recovery runs it): a queued run's events come once it starts.
 	_, _, _, err := s.findRun(r.Context(), runID)
 	if errors.Is(err, executor.ErrNotFound) {
 		return "", fmt.Errorf("%w: no run %q", sse.ErrNotFound, runID)
@@ -676,7 +676,7 @@ func (s *service) cancelRun(w http.ResponseWriter, r *http.Request) {
 
 // cancelElsewhere saves the cancel of run runID, which another process
 // of the service runs or has queued: that process carries it out within
-// a moment (see pollCancels), or, if none does, the next start (see
+// a moment (see pollCancels), or, if none does, the next recovery (see
 // recoverRun), which cancels the run's resume if it is resuming the run
 // by then (see applyCancels). 202.
 func (s *service) cancelElsewhere(w http.ResponseWriter, r *http.Request, runID string) {

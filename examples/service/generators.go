@@ -40,6 +40,9 @@ type paramStore struct {
 	params   string // the quoted name of the parameters' table
 	queued   string // the quoted name of the queued runs' table
 	cancels  string // the quoted name of the cancels' table
+	// owner is the ID of the process (see service.id) that queue saves
+	// as the owner of the runs it queues: "" saves none.
+	owner string
 }
 
 func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
@@ -83,6 +86,10 @@ func (p *paramStore) migrate(ctx context.Context) error {
 	after_run text NOT NULL,
 	queued_at timestamptz NOT NULL DEFAULT now()
 )`,
+		// The process that queued the run, or that took it over from a
+		// process that died (see service.claimQueued); NULL in the rows
+		// of the service's versions before it.
+		`ALTER TABLE ` + p.queued + ` ADD COLUMN IF NOT EXISTS owner text`,
 		`CREATE TABLE IF NOT EXISTS ` + p.cancels + ` (
 	run_id text PRIMARY KEY,
 	requested_at timestamptz NOT NULL DEFAULT now()

@@ -3,7 +3,7 @@
 //
 //	go run ./examples/service [-addr 127.0.0.1:8080] [-schema regen_service]
 //	    [-prefix regen_service:] [-latency 200ms] [-retain 24h] [-prune-every 1h]
-//	    [-max-runs 8] [-cors-origin ORIGIN]...
+//	    [-recover-every 10s] [-max-runs 8] [-cors-origin ORIGIN]...
 //
 // # Wiring
 //
@@ -41,16 +41,20 @@
 //     start fails otherwise (a store error) is recorded so too, with
 //     that cause, and the lecture's next run regenerates what its edits
 //     affect. Each lock held is a Postgres
-//     connection of its own, beyond the pool's: up to -max-runs more.
-//   - Recovery at start-up: the runs recorded as running
-//     (Store.RunsByStatus) whose lecture's lock is free were left by a
-//     process that died, and are resumed (Executor.Resume, on the graph
-//     that executor.GraphOf builds back from the record), under the lock,
-//     as runs of this process, as are the runs that a shutdown cancelled
-//     (their records' Error says "the service shut down") that are still
-//     their lecture's newest run (a queued run recorded as not started,
-//     for another process took its lecture, does not count). A lecture locked elsewhere is left to
-//     the process that runs it. A run whose graph no template of the
+//     connection of its own, beyond the pool's: up to -max-runs more,
+//     and one for the process's own lock (see Recovery).
+//   - Recovery, at start-up and every -recover-every (10s) while a
+//     process serves: the runs recorded as running (Store.RunsByStatus)
+//     whose lecture's lock is free were left by a process that died,
+//     and are resumed (Executor.Resume, on the graph that
+//     executor.GraphOf builds back from the record), under the lock, as
+//     runs of this process; at start-up, so are the runs that a shutdown
+//     cancelled (their records' Error says "the service shut down") that
+//     are still their lecture's newest run (a queued run recorded as not
+//     started, for another process took its lecture, does not count),
+//     found with a scan of the runs table that the later passes spare. A
+//     lecture locked elsewhere, or run by this process, is left to the
+//     process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as
 //     interrupted, not resumed, so that it is not found again. A run
 //     that the dead process had queued after one it ran is not lost: the
@@ -60,8 +64,27 @@
 //     graph), or its resume is refused (another process ran the lecture
 //     since, with a graph of another length), the queued run starts
 //     under its ID, as a run of the lecture's length;
-//     either makes what its edits affect, and its readers get it. Past
-//     -max-runs the rest wait for a later start.
+//     either makes what its edits affect, and its readers get it. A
+//     queued run is a dead process's when the lock of the process that
+//     queued it is free: each process holds a lock of its own
+//     (Store.TryLockGraph of "examples/service process ID", ID random,
+//     logged as "process" at start-up) from its start to the end of its
+//     shutdown, and saves its ID with the runs it queues. So a live
+//     process's queued runs are never taken, even while their lecture's
+//     lock is free (taken again after it was lost, or given up by a
+//     shutdown), nor is the run before one of them resumed; the process
+//     that takes a queued run over saves its own ID in its row, under the
+//     lecture's lock, so that one process alone runs it, once. A browser
+//     that follows a run of a process that died gets its final event (a
+//     run.cancelled that names the resume) about -recover-every after
+//     Postgres has seen the process's sessions end. A run queued by a
+//     version of the service without process IDs is taken at start-up
+//     only, when its lecture's lock is free. A run whose lecture's lock
+//     alone was lost, its process alive, is cancelled (see above), and
+//     another process may resume it before its record says so, as it
+//     may take the lecture then; a process whose own lock was lost takes
+//     it again at its next pass, and meanwhile another may take over the
+//     runs it queued. Past -max-runs the rest wait for a later pass.
 //   - Progress: the executor's Sink is a progress.Fanout of a
 //     progress/redisstream Stream and a progress.Archive of a
 //     progress/pghistory History, each behind a progress.Buffered of its
@@ -163,9 +186,10 @@
 //	    was cancelled by a request (no start resumes it). A run of another
 //	    process of the service is cancelled by that process, which reads
 //	    the cancels saved for its runs every 500 ms; one left running by
-//	    a process that died is recorded as interrupted by the next start,
-//	    not resumed, and one that it had queued is recorded as cancelled
-//	    then (the run before it, if left running, is resumed); one that
+//	    a process that died is recorded as interrupted by the next
+//	    recovery (a live process's, or a start's), not resumed, and one
+//	    that it had queued is recorded as cancelled then (the run before
+//	    it, if left running, is resumed); one that
 //	    a shutdown cancelled, which the next start would resume, is
 //	    recorded as cancelled by the request by that start. A run queued
 //	    after the one cancelled then starts (cancel it too, if need be);
@@ -277,7 +301,8 @@ func main() {
 }
 
 const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
-    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-max-runs 8] [-cors-origin ORIGIN]...
+    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-recover-every 10s] [-max-runs 8]
+    [-cors-origin ORIGIN]...
 env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
 `
 
@@ -292,12 +317,20 @@ type config struct {
 	latency     time.Duration // each fake generator call's latency
 	retain      time.Duration // the age of what the retention deletes
 	pruneEvery  time.Duration // how often the retention runs
-	maxRuns     int           // the runs going on at once, across lectures; 0 for defaultMaxRuns
-	corsOrigins []string      // the origins whose pages may read the answers with credentials (CORS); none by default
+	// recoverEvery is how often the service looks for the runs that a
+	// process of the service which died left (see recoverRuns); 0 for
+	// defaultRecoverEvery.
+	recoverEvery time.Duration
+	maxRuns      int      // the runs going on at once, across lectures; 0 for defaultMaxRuns
+	corsOrigins  []string // the origins whose pages may read the answers with credentials (CORS); none by default
 }
 
 // defaultMaxRuns is -max-runs' default.
 const defaultMaxRuns = 8
+
+// defaultRecoverEvery is -recover-every's default: a browser that follows
+// a run of a process that died waits about this long for its resume.
+const defaultRecoverEvery = 10 * time.Second
 
 // Defaults of the environment.
 const (
@@ -319,6 +352,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "the `DURATION` of each fake generator call")
 	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "the `AGE`, at least 1m, past which retention deletes runs, events and unused assets")
 	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
+	fs.DurationVar(&c.recoverEvery, "recover-every", defaultRecoverEvery, "the `INTERVAL` between two looks for the runs "+
+		"that a process of the service which died left, to resume them")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
 	fs.Var(originsFlag{&c.corsOrigins}, "cors-origin", "an `ORIGIN` (https://app.example.com) whose pages may follow runs "+
 		"and call the service with credentials (CORS); repeatable; none by default")
@@ -352,6 +387,8 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-retain %v: want at least 1m, and longer than the longest run", c.retain)
 	case c.pruneEvery <= 0:
 		return c, fmt.Errorf("-prune-every %v: want a positive duration, such as 1h", c.pruneEvery)
+	case c.recoverEvery <= 0:
+		return c, fmt.Errorf("-recover-every %v: want a positive duration, such as 10s", c.recoverEvery)
 	case c.maxRuns < 1:
 		return c, fmt.Errorf("-max-runs %d: want 1 or more", c.maxRuns)
 	case c.prefix == "":

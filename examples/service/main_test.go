@@ -86,7 +86,8 @@ func startServiceOn(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis, laten
 		leaks: goleak.IgnoreCurrent()} // the test's own pool and client
 	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
 		schema: pg.Schema, prefix: rd.Prefix, token: token, latency: latency,
-		retain: time.Hour, pruneEvery: 20 * time.Millisecond} // retention runs, and deletes nothing
+		retain: time.Hour, pruneEvery: 20 * time.Millisecond, // retention runs, and deletes nothing
+		recoverEvery: time.Hour} // the start-up's recovery alone, unless the test says otherwise
 	if edit != nil {
 		edit(&c)
 	}
@@ -121,7 +122,7 @@ func startUnserved(t *testing.T) (s *service, pg *testenv.Postgres, leaks goleak
 	rd := testenv.NewRedis(t)
 	leaks = goleak.IgnoreCurrent()
 	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
-		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour}
+		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour, recoverEvery: time.Hour}
 	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(testWriter{t}, nil)))
 	require.NoError(t, err)
 	return s, pg, leaks
@@ -477,6 +478,7 @@ func TestBadFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"-addr", "0.0.0.0:8080"}, {"-addr", "8080"}, {"-retain", "0s"}, {"-prune-every", "0s"},
+		{"-recover-every", "0s"}, {"-recover-every", "-1s"},
 		{"-latency", "-1s"}, {"-prefix", ""}, {"-nope"}, {"-x\ny"}, {"extra"},
 		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"}, {"-max-runs", "0"},
 		{"-schema", ""}, {"-schema", "pg_catalog"}, {"-schema", "1x"}, {"-schema", strings.Repeat("a", 64)},
@@ -496,7 +498,7 @@ func TestBadFlags(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.True(t, strings.HasPrefix(out, "usage: service"), out)
 	// Every flag with what it does, not the synopsis alone.
-	for _, f := range []string{"-addr HOST:PORT", "-schema SCHEMA", "-prefix PREFIX", "-latency DURATION", "-retain AGE", "-prune-every INTERVAL", "-max-runs RUNS"} {
+	for _, f := range []string{"-addr HOST:PORT", "-schema SCHEMA", "-prefix PREFIX", "-latency DURATION", "-retain AGE", "-prune-every INTERVAL", "-recover-every INTERVAL", "-max-runs RUNS"} {
 		assert.Contains(t, out, "  "+f+"\n    \t", "-h describes %s", f)
 	}
 	assert.Empty(t, errOut)

@@ -15,15 +15,20 @@ import (
 // its ID is handed out until its record is written (it starts, or is
 // recorded as not started): a row of the service's own, so that every
 // process of the service knows the ID (GET /runs/{run} and its events),
-// and so that a start after the process that queued it died runs it.
+// and so that a live process runs it after the process that queued it
+// died (see recoverRuns).
 type queuedRun struct {
 	runID, key, after string
+	// owner is the ID of the process that queued it, or took it over
+	// (see service.id); "" in a row of an older version of the service.
+	owner string
 }
 
-// queue saves run runID, queued on lecture key after run after.
+// queue saves run runID, queued on lecture key after run after, by
+// p.owner.
 func (p *paramStore) queue(ctx context.Context, runID, key, after string) error {
-	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.queued+` (run_id, graph_key, after_run) VALUES ($1, $2, $3)
-ON CONFLICT (run_id) DO NOTHING`, runID, key, after)
+	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.queued+` (run_id, graph_key, after_run, owner) VALUES ($1, $2, $3, NULLIF($4, ''))
+ON CONFLICT (run_id) DO NOTHING`, runID, key, after, p.owner)
 	if err != nil {
 		return fmt.Errorf("save queued run %q: %w", runID, err)
 	}
@@ -33,7 +38,7 @@ ON CONFLICT (run_id) DO NOTHING`, runID, key, after)
 // queuedRun returns run runID if it is saved as queued.
 func (p *paramStore) queuedRun(ctx context.Context, runID string) (queuedRun, bool, error) {
 	q := queuedRun{runID: runID}
-	err := p.pool.QueryRow(ctx, `SELECT graph_key, after_run FROM `+p.queued+` WHERE run_id = $1`, runID).Scan(&q.key, &q.after)
+	err := p.pool.QueryRow(ctx, `SELECT graph_key, after_run, COALESCE(owner, '') FROM `+p.queued+` WHERE run_id = $1`, runID).Scan(&q.key, &q.after, &q.owner)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return queuedRun{}, false, nil
@@ -46,20 +51,46 @@ func (p *paramStore) queuedRun(ctx context.Context, runID string) (queuedRun, bo
 // queuedRuns returns the runs saved as queued, oldest first: those of
 // lecture key, or every one if key is "".
 func (p *paramStore) queuedRuns(ctx context.Context, key string) ([]queuedRun, error) {
-	rows, err := p.pool.Query(ctx, `SELECT run_id, graph_key, after_run FROM `+p.queued+`
+	rows, err := p.pool.Query(ctx, `SELECT run_id, graph_key, after_run, COALESCE(owner, '') FROM `+p.queued+`
 WHERE $1 = '' OR graph_key = $1 ORDER BY queued_at, run_id`, key)
 	if err != nil {
 		return nil, fmt.Errorf("list the queued runs: %w", err)
 	}
 	qs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (queuedRun, error) {
 		var q queuedRun
-		err := row.Scan(&q.runID, &q.key, &q.after)
+		err := row.Scan(&q.runID, &q.key, &q.after, &q.owner)
 		return q, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list the queued runs: %w", err)
 	}
 	return qs, nil
+}
+
+// claim makes process to the owner of run runID, saved as queued, if
+// process from owns it ("": a row without an owner), and reports whether
+// it did. It is called under the lecture's lock (see
+// service.claimQueued).
+func (p *paramStore) claim(ctx context.Context, runID, from, to string) (bool, error) {
+	tag, err := p.pool.Exec(ctx, `UPDATE `+p.queued+` SET owner = NULLIF($3, '') WHERE run_id = $1 AND COALESCE(owner, '') = $2`,
+		runID, from, to)
+	if err != nil {
+		return false, fmt.Errorf("take queued run %q over: %w", runID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// locked reports whether a session holds the session advisory lock of
+// key (a GraphLock's: see pgstore.Store.GraphLockKey), in this database.
+func (p *paramStore) locked(ctx context.Context, key int64) (bool, error) {
+	var held bool
+	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND ((classid::bigint << 32) | objid::bigint) = $1)`, key).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("read the locks held: %w", err)
+	}
+	return held, nil
 }
 
 // unqueue deletes the row of run runID, once its record is written.
@@ -119,7 +150,7 @@ func (s *service) pruneQueued(ctx context.Context, age time.Duration) (int64, er
 
 // unqueued deletes the row of run runID, logging a failure: a row left
 // over is harmless (its run's record is read first) and deleted at a
-// later start, or by the retention.
+// later recovery, or by the retention.
 func (s *service) unqueued(runID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()

@@ -40,7 +40,7 @@ func TestRecoveryLogsOnlyTheRunsLeftToResume(t *testing.T) {
 	}
 	var logs testenv.LogBuffer
 	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
-		schema: pg.Schema, prefix: rd.Prefix, token: token, latency: time.Hour, retain: time.Hour, pruneEvery: time.Hour, maxRuns: 1}
+		schema: pg.Schema, prefix: rd.Prefix, token: token, latency: time.Hour, retain: time.Hour, pruneEvery: time.Hour, recoverEvery: time.Hour, maxRuns: 1}
 	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

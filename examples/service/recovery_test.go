@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +48,27 @@ type child struct {
 	*harness // base and hc reach the child; the rest is unused
 	cmd      *exec.Cmd
 	done     chan struct{} // closed once its stdout is read to the end
+	log      *childLog
+	store    *pgstore.Store // of its schema
+}
+
+// childLog sends a child's log to the test's log, and keeps the ID of
+// its process, which its "serving" line says.
+type childLog struct {
+	w       testWriter
+	mu      sync.Mutex
+	process string
+}
+
+var processAttr = regexp.MustCompile(`msg=serving .*process=([0-9a-f]+)`)
+
+func (l *childLog) Write(p []byte) (int, error) {
+	if m := processAttr.FindSubmatch(p); m != nil {
+		l.mu.Lock()
+		l.process = string(m[1])
+		l.mu.Unlock()
+	}
+	return l.w.Write(p)
 }
 
 // startChild starts the service in a process of its own, on the schema of
@@ -53,17 +76,23 @@ type child struct {
 // when the test ends, if not before.
 func startChild(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis, latency time.Duration) *child {
 	t.Helper()
+	// The start-up's recovery alone: the tests that kill it check what a
+	// later start does.
 	raw, err := json.Marshal([]string{"-addr", "127.0.0.1:0", "-schema", pg.Schema, "-prefix", rd.Prefix,
-		"-latency", latency.String()})
+		"-latency", latency.String(), "-recover-every", "1h"})
 	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw), "REGEN_SERVICE_TOKEN="+token,
 		"REGEN_POSTGRES_URL="+testenv.PostgresURL(), "REGEN_REDIS_URL="+testenv.RedisURL())
-	cmd.Stderr = testWriter{t} // its log
+	log := &childLog{w: testWriter{t}}
+	cmd.Stderr = log
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	c := &child{harness: &harness{t: t, hc: &http.Client{Transport: &http.Transport{}}}, cmd: cmd, done: make(chan struct{})}
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	c := &child{harness: &harness{t: t, hc: &http.Client{Transport: &http.Transport{}}, pg: pg}, cmd: cmd,
+		done: make(chan struct{}), log: log, store: store}
 	t.Cleanup(c.kill)
 	addr := make(chan string, 1)
 	go func() {
@@ -88,7 +117,11 @@ func startChild(t *testing.T, pg *testenv.Postgres, rd *testenv.Redis, latency t
 }
 
 // kill kills the child with SIGKILL (its own PID only): it has no chance
-// to shut down. It waits for the process's end.
+// to shut down. It waits for the process's end, and for the server to
+// free its process's lock (see service.procLock), which tells the other
+// processes that the runs it queued are left: the server frees each
+// lock once it sees its session end, the lectures' locks (see
+// waitUnlocked) at about the same time, but not in any given order.
 func (c *child) kill() {
 	if c.cmd.ProcessState != nil {
 		return
@@ -97,6 +130,18 @@ func (c *child) kill() {
 	<-c.done
 	_ = c.cmd.Wait()
 	c.hc.CloseIdleConnections()
+	c.log.mu.Lock()
+	id := c.log.process
+	c.log.mu.Unlock()
+	if id == "" {
+		return // it died before it served
+	}
+	p := newParamStore(c.pg.Pool, c.pg.Schema)
+	require.Eventually(c.t, func() bool { // a bound against a hang, not a timing assertion
+		held, err := p.locked(context.Background(), c.store.GraphLockKey(processLockKey(id)))
+		require.NoError(c.t, err)
+		return !held
+	}, time.Minute, 10*time.Millisecond, "the lock of the killed process %s is still held", id)
 }
 
 // waitUnlocked waits until no session holds the lecture's lock: the

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,6 +62,16 @@ type service struct {
 	events  *sse.Handler // GET /runs/{run}/events
 	ln      net.Listener // taken before start, or else by serve
 	srv     *http.Server
+
+	// id is this process's ID, random, made at start: the owner of the
+	// runs it queues (see queuedRun).
+	id string
+	// procLock is this process's lock (Store.TryLockGraph of
+	// processLockKey(id)), held from start to the end of the shutdown:
+	// while it is held, the other processes take none of the runs this
+	// one queued (see recoverRuns). Only start, the recovery's loop and
+	// the shutdown use it, one after the other.
+	procLock *pgstore.GraphLock
 
 	// runCtx is the context of every run; cancelRuns cancels them all,
 	// with errShutdown as the cause.
@@ -166,7 +178,12 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 		defer close(polled)
 		s.pollCancels(pctx)
 	}()
-	logger.Info("serving", "addr", ln.Addr().String(), "schema", c.schema, "prefix", c.prefix)
+	recovered := make(chan struct{})
+	go func() {
+		defer close(recovered)
+		s.recoverLoop(pctx)
+	}()
+	logger.Info("serving", "addr", ln.Addr().String(), "schema", c.schema, "prefix", c.prefix, "process", s.id)
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -184,6 +201,7 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 	stopPruning()
 	<-pruned
 	<-polled
+	<-recovered
 	err = errors.Join(serveErr, s.shutdown(sctx))
 	if err == nil {
 		logger.Info("shut down cleanly")
@@ -263,6 +281,13 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	if err := s.params.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate the parameters' tables in schema %s: %w", c.schema, err)
 	}
+	// Held before this process queues or takes over any run: the other
+	// processes tell its runs from a dead process's by it.
+	s.id = newProcessID()
+	s.params.owner = s.id
+	if s.procLock, err = s.store.TryLockGraph(ctx, processLockKey(s.id)); err != nil {
+		return nil, fmt.Errorf("take the lock of this process: %w", err)
+	}
 
 	// Each remote sink behind a Buffered of its own: it batches, and an
 	// outage of one never fails nor slows a run, nor holds the other.
@@ -298,7 +323,7 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	// The recovery has a bound of its own: it may resume many runs.
 	rctx, rcancel := context.WithTimeout(parent, startTimeout)
 	defer rcancel()
-	if err := s.recoverRuns(rctx); err != nil {
+	if err := s.recoverRuns(rctx, true); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -359,6 +384,10 @@ func (s *service) shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("close the stream: %w", err))
 		}
 	}
+	// Once the runs have ended and the runs queued are recorded (see
+	// shelve): from now on, another process may take over what is left
+	// of them.
+	s.unlockProcess()
 	if s.srv != nil {
 		// The event streams have ended with the Stream: the requests
 		// left end soon.
@@ -933,7 +962,7 @@ func (s *service) startOrQueue(ctx context.Context, key string, g *graph.Graph, 
 			s.mu.Unlock()
 			if made {
 				// Every process of the service knows it from now on, and a
-				// start after this process died runs it (see recoverRuns).
+				// recovery after this process died runs it (see recoverRuns).
 				// Written after the run may have started already (the run
 				// before it ended meanwhile): its record is read first.
 				if err := s.params.queue(ctx, runID, key, after); err != nil {
@@ -1327,34 +1356,49 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 	return "", false
 }
 
-// recoverRuns resumes, at start-up, the runs that a process of the
-// service left undone: those recorded as running, which a process that
-// died left so (a crash, a SIGKILL, a lost host), and those that a
-// shutdown cancelled (their records' Error names errShutdown), if still
-// the newest run of their lecture. Each is resumed under its lecture's
-// lock, as a run of this process: a lecture whose lock another process
-// holds is running there, and is left to it. A run that a process which
-// died had queued after another is not lost: it resumes the run before
-// it (see recoverRun), or starts (see recoverQueued). A run whose cancel
-// was requested is ended rather than resumed, and the run queued after
-// it then starts; one whose cancel is saved while it is resumed (another
-// process read its record before the resume's) has its resume cancelled
-// (see applyCancels). Past -max-runs, the rest are left for a later
-// start. It returns an error only if the runs cannot be listed.
-func (s *service) recoverRuns(ctx context.Context) error {
+// recoverRuns resumes the runs that a process of the service left
+// undone: at start-up (atStart), and every -recover-every in a live
+// process (see recoverLoop). Those are the runs recorded as running
+// whose lecture's lock is free, which a process that died left so (a
+// crash, a SIGKILL, a lost host): a live process holds the lock of each
+// lecture it runs, and this one's are skipped. At start-up, also those
+// that a shutdown cancelled (their records' Error names errShutdown), if
+// still the newest run of their lecture (read with a scan of the runs
+// table, which the passes of a live process spare). Each is resumed under
+// its lecture's lock, as a run of this process: a lecture whose lock
+// another process holds is running there, and is left to it. A run that
+// a process which died had queued after another is not lost: it resumes
+// the run before it (see recoverRun), or starts (see recoverQueued). A
+// queued run is a dead process's when the lock of the process that saved
+// it (its owner: see procLock) is free; a run this process queued, or
+// that a live process did, is never taken, even while its lecture's lock
+// is free (a lost lock taken again, a shutdown), and one saved without an
+// owner (by an older version of the service) is taken at start-up only,
+// by its lecture's lock alone, as it was then. A process that takes a
+// queued run over becomes its owner, under the lecture's lock, so that
+// no two take it. A run whose cancel was requested is ended rather than
+// resumed, and the run queued after it then starts; one whose cancel is
+// saved while it is resumed (another process read its record before the
+// resume's) has its resume cancelled (see applyCancels). Past -max-runs,
+// the rest are left for a later pass. It returns an error only if the
+// runs cannot be listed.
+func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
 		return fmt.Errorf("list the runs left running: %w", err)
 	}
-	// Read with a scan of the runs table (only running records have an
-	// index of their own): a cost at start-up that grows with -retain.
-	cancelled, err := s.store.RunsByStatus(ctx, executor.RunCancelled)
-	if err != nil {
-		return fmt.Errorf("list the runs cancelled: %w", err)
-	}
-	for _, rec := range cancelled {
-		if shutDown(rec) {
-			running = append(running, rec)
+	if atStart {
+		// Read with a scan of the runs table (only running records have
+		// an index of their own): a cost at start-up that grows with
+		// -retain.
+		cancelled, err := s.store.RunsByStatus(ctx, executor.RunCancelled)
+		if err != nil {
+			return fmt.Errorf("list the runs cancelled: %w", err)
+		}
+		for _, rec := range cancelled {
+			if shutDown(rec) {
+				running = append(running, rec)
+			}
 		}
 	}
 	// The runs queued after another whose process died before their
@@ -1365,15 +1409,25 @@ func (s *service) recoverRuns(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	next := map[string]string{} // the queued runs without a record, by the run each waits for
+	next := map[string]queuedRun{} // the queued runs without a record, of dead processes, by the run each waits for
 	var orphans []queuedRun
+	// The runs after which a process not known dead queued one: a run
+	// left running is its process's, whose death the server tells of one
+	// lock at a time (the lecture's may be free before the process's), or
+	// whose lecture's lock alone was lost (its run is being cancelled).
+	// Either way, a later pass tells.
+	aliveAfter := map[string]bool{}
 	for _, q := range queued {
 		switch _, err := s.store.GetRun(ctx, q.runID); {
 		case err == nil:
 			s.unqueued(q.runID) // it started, or was recorded: a row left over
 		case errors.Is(err, executor.ErrNotFound):
-			next[q.after] = q.runID
-			orphans = append(orphans, q)
+			if s.ownerGone(ctx, q, atStart) {
+				next[q.after] = q
+				orphans = append(orphans, q)
+			} else if q.owner != s.id {
+				aliveAfter[q.after] = true
+			}
 		default:
 			s.logger.Warn("queued run not started", "run", q.runID, "lecture", q.key, "err", err)
 		}
@@ -1388,38 +1442,211 @@ func (s *service) recoverRuns(ctx context.Context) error {
 	// refused): the run queued after one of them starts (see recoverRun).
 	ended := map[string]bool{}
 	for _, rec := range running {
-		s.mu.Lock()
-		full := len(s.lectures) >= s.maxRuns()
-		s.mu.Unlock()
-		if full {
+		if s.full() {
 			// Only of a run still to resume: not of one that a later run
-			// resumed, or came after.
+			// resumed, or came after, nor of one that a live process runs.
 			switch _, ok, err := s.toResume(ctx, rec); {
 			case err != nil:
 				s.logger.Warn("run not resumed", "run", rec.ID, "lecture", rec.GraphKey, "err", err)
-			case ok:
-				s.logger.Warn("run not resumed: -max-runs runs are going on; a later start resumes it", "run", rec.ID, "lecture", rec.GraphKey)
+			case ok && (atStart || s.lockFree(ctx, rec.GraphKey)):
+				s.logger.Warn("run not resumed: -max-runs runs are going on; a later recovery resumes it", "run", rec.ID, "lecture", rec.GraphKey)
 			}
 			continue
 		}
-		if s.recoverRun(ctx, rec, next[rec.ID]) {
+		if aliveAfter[rec.ID] {
+			s.logger.Debug("run not resumed yet: the process that queued a run after it is not known dead", "run", rec.ID, "lecture", rec.GraphKey)
+			continue
+		}
+		var q *queuedRun
+		if n, ok := next[rec.ID]; ok {
+			q = &n
+		}
+		if !s.beginRecovery(rec.GraphKey) {
+			continue // this process runs the lecture, or a request of it takes its lock
+		}
+		if s.recoverRun(ctx, rec, q, atStart) {
 			ended[rec.ID] = true
 		}
+		s.endRecovery(rec.GraphKey)
 	}
 	for _, q := range orphans {
 		if resumable[q.after] && !ended[q.after] {
 			continue // resumed under its ID, or left with the run it waits for
 		}
-		s.mu.Lock()
-		full := len(s.lectures) >= s.maxRuns()
-		s.mu.Unlock()
-		if full {
-			s.logger.Warn("queued run not started: -max-runs runs are going on; a later start runs it", "run", q.runID, "lecture", q.key)
+		if s.full() {
+			s.logger.Warn("queued run not started: -max-runs runs are going on; a later recovery runs it", "run", q.runID, "lecture", q.key)
 			continue
 		}
-		s.recoverQueued(ctx, q)
+		if !s.beginRecovery(q.key) {
+			continue
+		}
+		s.recoverQueued(ctx, q, atStart)
+		s.endRecovery(q.key)
 	}
 	return nil
+}
+
+// full reports whether -max-runs runs, or run slots, are taken.
+func (s *service) full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lectures)+s.held >= s.maxRuns()
+}
+
+// lockFree reports whether the lock of lecture key is free (a failure to
+// tell is taken for no).
+func (s *service) lockFree(ctx context.Context, key string) bool {
+	held, err := s.params.locked(ctx, s.store.GraphLockKey(key))
+	return err == nil && !held
+}
+
+// beginRecovery marks the lock of lecture key as being taken by the
+// recovery (see beginLocking), unless this process runs the lecture, or
+// another request of it takes or holds its lock, or the shutdown has
+// begun: it reports whether it did. The requests of the lecture wait for
+// the recovery until endRecovery, rather than find its lock held as if
+// by another process.
+func (s *service) beginRecovery(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.lectures[key] != nil || s.locking[key] != nil {
+		return false
+	}
+	s.beginLocking(key)
+	return true
+}
+
+// endRecovery ends what beginRecovery began.
+func (s *service) endRecovery(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endLocking(key)
+}
+
+// ownerGone reports whether queued run q, without a record, was left by
+// a process that died: its owner's lock is free. A run of this process's
+// is not; nor is one of a live process, which starts it, or records it
+// as not started, even while its lecture's lock is free. A row without
+// an owner is taken for left at start-up (atStart), and only then, when
+// its lecture's lock is free (see recoverQueued). A failure to tell is
+// logged, and taken for no.
+func (s *service) ownerGone(ctx context.Context, q queuedRun, atStart bool) bool {
+	switch q.owner {
+	case s.id:
+		return false
+	case "":
+		return atStart
+	}
+	held, err := s.params.locked(ctx, s.store.GraphLockKey(processLockKey(q.owner)))
+	if err != nil {
+		s.logger.Warn("queued run not started: its process not told dead", "run", q.runID, "lecture", q.key, "process", q.owner, "err", err)
+		return false
+	}
+	return !held
+}
+
+// claimQueued makes this process the owner of queued run q, which a
+// process that died left, under the lecture's lock, and reports whether
+// it did: not when another process took it over before (and started it,
+// or died too: a later pass finds it). The caller gives it back (see
+// unclaimQueued) unless it starts the run or records it.
+func (s *service) claimQueued(ctx context.Context, q queuedRun) bool {
+	ok, err := s.params.claim(ctx, q.runID, q.owner, s.id)
+	if err != nil {
+		s.logger.Warn("queued run not taken over", "run", q.runID, "lecture", q.key, "err", err)
+		return false
+	}
+	if !ok {
+		s.logger.Info("queued run not taken over: another process took it over meanwhile", "run", q.runID, "lecture", q.key)
+	}
+	return ok
+}
+
+// unclaimQueued gives queued run q back to the process that left it,
+// which is dead, so that a later recovery, of any process, takes it over
+// again.
+func (s *service) unclaimQueued(q queuedRun) {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	if _, err := s.params.claim(ctx, q.runID, s.id, q.owner); err != nil {
+		s.logger.Warn("queued run not given back: only a start of this process's takes it over", "run", q.runID, "lecture", q.key, "err", err)
+	}
+}
+
+// processLockKey is the key of the lock of process id (see
+// service.procLock): no lecture's, which holds no space.
+func processLockKey(id string) string { return "examples/service process " + id }
+
+// newProcessID returns a random process ID, never reused.
+func newProcessID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return hex.EncodeToString(b[:])
+}
+
+// recoverLoop resumes, every -recover-every until ctx ends, the runs that
+// a process of the service which died left (see recoverRuns), and takes
+// this process's lock again if it was lost (its session ended).
+func (s *service) recoverLoop(ctx context.Context) {
+	every := s.cfg.recoverEvery
+	if every <= 0 {
+		every = defaultRecoverEvery
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, startTimeout)
+		s.keepProcessLock(pctx)
+		if err := s.recoverRuns(pctx, false); err != nil && ctx.Err() == nil {
+			s.logger.Warn("recovery failed", "err", err)
+		}
+		cancel()
+		if recoverHook != nil {
+			recoverHook(s)
+		}
+	}
+}
+
+// recoverHook, if not nil, is called after each pass of the periodic
+// recovery (see recoverLoop); a variable for the tests.
+var recoverHook func(s *service)
+
+// keepProcessLock takes this process's lock again if it was lost: its
+// session ended (an administrator's pg_terminate_backend, a restart of
+// Postgres). Meanwhile, the other processes may have taken over the runs
+// it queued, as they may take a lecture whose lock a run lost.
+func (s *service) keepProcessLock(ctx context.Context) {
+	if s.procLock != nil && !lost(s.procLock) {
+		return
+	}
+	if s.procLock != nil {
+		s.logger.Error("this process's lock was lost: other processes may take over the runs it queued", "process", s.id)
+		s.unlockProcess()
+	}
+	lock, err := s.store.TryLockGraph(ctx, processLockKey(s.id))
+	if err != nil {
+		s.logger.Warn("this process's lock not taken again; the next pass tries again", "process", s.id, "err", err)
+		return
+	}
+	s.procLock = lock
+}
+
+// unlockProcess gives this process's lock up, if held.
+func (s *service) unlockProcess() {
+	if s.procLock == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	if err := s.procLock.Unlock(ctx); err != nil && !errors.Is(err, pgstore.ErrLockLost) {
+		s.logger.Warn("unlock this process's lock", "process", s.id, "err", err)
+	}
+	s.procLock = nil
 }
 
 // shutDown reports whether rec is the record of a run that a shutdown
@@ -1457,20 +1684,26 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 }
 
 // recoverRun resumes run rec, if its lecture's lock is free and, read
-// again under the lock, it is still to resume: under the ID queued, if
-// not "", of the run that a process that died queued after it (its
-// edits are made too), unless a request cancelled that run (it is
-// recorded as cancelled then), or else under a new one. It reports
-// whether the run has ended without that resume: abandoned (a request
-// cancelled it, or no template builds its graph), found resumed or
-// ended meanwhile, or its resume refused (its graph is no longer its
-// lecture's); the run queued after it, if any, is then to start (see
-// recoverQueued).
-func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued string) (ended bool) {
+// again under the lock, it is still to resume (at start-up, atStart, as
+// toResume says; in a later pass, if still recorded as running): under
+// the ID of q, if not nil, the run that a process that died queued after
+// it (its edits are made too), once taken over (see claimQueued), unless
+// a request cancelled that run (it is recorded as cancelled then), or
+// else under a new one. It reports whether the run has ended without
+// that resume: abandoned (a request cancelled it, or no template builds
+// its graph), found resumed or ended meanwhile, or its resume refused
+// (its graph is no longer its lecture's); the run queued after it, if
+// any, is then to start (see recoverQueued).
+func (s *service) recoverRun(ctx context.Context, rec executor.Record, q *queuedRun, atStart bool) (ended bool) {
 	log := s.logger.With("run", rec.ID, "lecture", rec.GraphKey, "status", rec.Status)
 	lock, err := s.tryLock(ctx, rec.GraphKey)
 	if errors.Is(err, errBusy) {
-		log.Info("run not resumed: a live run of its lecture holds the lecture's lock")
+		// In a later pass, every pass finds the live processes' runs.
+		level := slog.LevelInfo
+		if !atStart {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "run not resumed: a live run of its lecture holds the lecture's lock")
 		return false
 	}
 	if err != nil {
@@ -1493,7 +1726,7 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 		log.Warn("run not resumed", "err", err)
 		return false
 	}
-	if !ok {
+	if !ok || (!atStart && rec.Status != executor.RunRunning) {
 		return true // resumed, or ended, meanwhile, or a later run came after
 	}
 	if rec.Status != executor.RunRunning && s.cancelRequested(ctx, rec.ID) {
@@ -1530,13 +1763,23 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 		}
 		return true
 	}
+	queued := ""
+	kept := false // the run queued, taken over, is started or recorded
+	if q != nil && s.claimQueued(ctx, *q) {
+		queued = q.runID
+		defer func() {
+			if !kept {
+				s.unclaimQueued(*q) // under the lock still, unless the run's end gave it up
+			}
+		}()
+	}
 	if queued != "" && s.cancelRequested(ctx, queued) {
 		// The run queued after it was cancelled by a request after its
 		// process died, not the run itself: the one is recorded so, and
 		// the other resumed under an ID of its own.
 		s.shelve(rec.GraphKey, queued, rec.ID, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect")
 		s.clearCancel(queued)
-		queued = ""
+		queued, kept = "", true
 	}
 	runID := queued
 	if runID == "" {
@@ -1567,6 +1810,7 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 	}
 	switch {
 	case err == nil && queued != "":
+		kept = true
 		s.unqueued(queued)
 	case errors.Is(err, executor.ErrInvalidRequest):
 		// Refused, and recorded as interrupted (its graph is no longer
@@ -1574,20 +1818,25 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, queued st
 		// ended, and the run queued after it, if any, starts. ended
 		// logged the refusal, and gave the lock up.
 		return true
-	} // ended logs another failure: a later start tries again
+	} // ended logs another failure: a later recovery tries again
 	return false
 }
 
 // recoverQueued starts run q, queued by a process that died before it
 // started it, after a run that is not to resume (it ended), if its
 // lecture's lock is free and, read again under the lock, it is still
-// queued without a record: a run of the lecture's length saved, which
-// makes what its edits affect.
-func (s *service) recoverQueued(ctx context.Context, q queuedRun) {
+// queued without a record, and this process takes it over (see
+// claimQueued): a run of the lecture's length saved, which makes what
+// its edits affect.
+func (s *service) recoverQueued(ctx context.Context, q queuedRun, atStart bool) {
 	log := s.logger.With("run", q.runID, "lecture", q.key, "after", q.after)
 	lock, err := s.tryLock(ctx, q.key)
 	if errors.Is(err, errBusy) {
-		log.Info("queued run not started here: a live process of the service holds its lecture's lock")
+		level := slog.LevelInfo
+		if !atStart {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "queued run not started here: a live process of the service holds its lecture's lock")
 		return
 	}
 	if err != nil {
@@ -1610,18 +1859,22 @@ func (s *service) recoverQueued(ctx context.Context, q queuedRun) {
 		log.Warn("queued run not started", "err", err)
 		return
 	}
-	if _, ok, err := s.params.queuedRun(ctx, q.runID); err != nil || !ok {
-		if err != nil {
-			log.Warn("queued run not started", "err", err)
-		}
-		return
+	if !s.claimQueued(ctx, q) {
+		return // deleted, or taken over by another process, meanwhile
 	}
+	kept := false // started or recorded
+	defer func() {
+		if !kept {
+			s.unclaimQueued(q)
+		}
+	}()
 	seconds, ok, err := s.params.lectureSeconds(ctx, q.key)
 	if err == nil && ok && s.cancelRequested(ctx, q.runID) {
 		// Cancelled by a request after its process died.
 		if g, err := graph.Build(graph.Lecture(), seconds); err == nil {
 			s.shelve(q.key, q.runID, q.after, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect")
 			s.clearCancel(q.runID)
+			kept = true
 			return
 		}
 	}
@@ -1646,6 +1899,7 @@ func (s *service) recoverQueued(ctx context.Context, q queuedRun) {
 	started = true // the run's now, or next's, which unlocks it
 	log.Info("starting a queued run: the process that queued it stopped before it started")
 	if err := s.launch(q.key, q.runID, "edits made during run "+q.after+", queued by a process of the service that stopped", ""); err == nil {
+		kept = true
 		s.unqueued(q.runID)
-	} // ended logs a failure
+	} // ended logs a failure: a later recovery tries again
 }
