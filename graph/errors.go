@@ -42,6 +42,9 @@ var (
 	ErrUnknownNode = errors.New("graph: unknown node")
 	// ErrNarrationLength: a narration length outside the segment tolerance.
 	ErrNarrationLength = errors.New("graph: narration length out of tolerance")
+	// ErrZeroGraph: a zero Graph, which no [Build] made, given to
+	// [Graph.MarshalJSON]: it has no nodes, not even a template.
+	ErrZeroGraph = errors.New("graph: zero Graph: make one with Build")
 )
 
 // DurationError reports a duration that [Build] refuses.

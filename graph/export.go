@@ -109,8 +109,14 @@ type jsonNode struct {
 //	 "segment": i, "deps": ["<id>", ...]}, ...]}
 //
 // with nodes in index order (segment omitted for global nodes) and deps
-// ascending. The output is deterministic.
-func (g *Graph) MarshalJSON() ([]byte, error) {
+// ascending. The output is deterministic. Its receiver is a value, so
+// that a Graph held by value, as in a struct field, is written in this
+// form too, not as {} (its fields are unexported). A zero Graph, which no
+// [Build] made, is [ErrZeroGraph].
+func (g Graph) MarshalJSON() ([]byte, error) {
+	if g.tmpl == nil {
+		return nil, ErrZeroGraph
+	}
 	out := jsonGraph{Segments: g.segments, Template: g.Template(), Nodes: make([]jsonNode, g.Len())}
 	for i := range out.Nodes {
 		n := Node(i)

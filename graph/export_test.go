@@ -219,3 +219,34 @@ func TestDominik(t *testing.T) {
 		})
 	}
 }
+
+// TestGraphValueEncodesAsItsPointer: a Graph held by value, as in a
+// host's struct, encodes in the graph's JSON form, as a *Graph does; its
+// fields are unexported, so it encoded as {}, silently. A zero Graph,
+// which no Build made, is refused with ErrZeroGraph, not encoded as a
+// graph of nothing, and does not panic.
+func TestGraphValueEncodesAsItsPointer(t *testing.T) {
+	g := mustBuild(t, graph.Lecture(), 30)
+	want, err := json.Marshal(g)
+	require.NoError(t, err)
+	require.Contains(t, string(want), `"nodes":[`)
+
+	byValue, err := json.Marshal(*g)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(byValue), "json.Marshal(*g)")
+
+	type record struct {
+		Graph graph.Graph `json:"graph"`
+	}
+	held, err := json.Marshal(record{Graph: *g})
+	require.NoError(t, err)
+	assert.Equal(t, `{"graph":`+string(want)+`}`, string(held), "a Graph field of a struct marshalled by value")
+
+	for name, v := range map[string]any{"value": graph.Graph{}, "pointer": &graph.Graph{}, "field": record{}} {
+		_, err := json.Marshal(v)
+		assert.ErrorIs(t, err, graph.ErrZeroGraph, name)
+	}
+	null, err := json.Marshal((*graph.Graph)(nil))
+	require.NoError(t, err)
+	assert.Equal(t, "null", string(null), "a nil *Graph")
+}
