@@ -168,7 +168,8 @@ func (e *MarkError) Unwrap() []error { return []error{ErrInvalidMark, e.Err} }
 
 // Set is the set of nodes to regenerate, each with the reason why. It is
 // immutable and safe for concurrent use. Its nodes are in ascending index
-// order, which is a topological order.
+// order, which is a topological order. It has no JSON form
+// ([Set.MarshalJSON]).
 type Set struct {
 	g     *graph.Graph
 	bits  []uint64
@@ -359,6 +360,14 @@ func (s *Set) pos(n graph.Node) int {
 	w := int(n) >> 6
 	mask := uint64(1)<<(uint(n)&63) - 1
 	return int(s.rank[w-s.lo]) + bits.OnesCount64(s.bits[w]&mask)
+}
+
+// MarshalJSON refuses to encode s, with an error wrapping
+// [ErrNoJSONForm]: a Set has no JSON form. Encode its plan
+// (planner.Plan.MarshalJSON), or its nodes' IDs with [Set.Explain]. Its
+// receiver is a value, so that a Set held by value is refused too.
+func (s Set) MarshalJSON() ([]byte, error) {
+	return nil, fmt.Errorf("%w: a Set has none; encode its plan (planner.Plan.MarshalJSON), or its nodes' IDs (graph.Graph.NodeID) with Set.Explain", ErrNoJSONForm)
 }
 
 // Graph returns the graph the set belongs to.

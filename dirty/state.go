@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -122,6 +123,7 @@ const inputHashTag = "regen-input-v1"
 // records, so that finding the nodes that are not clean costs nothing on
 // a clean graph and one byte a node otherwise. The zero value is not
 // usable; call [NewStates]. A States is not safe for concurrent mutation.
+// It has no JSON form ([States.MarshalJSON]).
 type States struct {
 	status []Status
 	recs   []State
@@ -162,6 +164,19 @@ func (s *States) Count(st Status) int {
 		return 0
 	}
 	return s.counts[st]
+}
+
+// ErrNoJSONForm is the error of encoding a [States] or a [Set] as JSON:
+// neither has a JSON form, and encoding/json would write {} for their
+// unexported fields, silently.
+var ErrNoJSONForm = errors.New("dirty: no JSON form")
+
+// MarshalJSON refuses to encode s, with an error wrapping
+// [ErrNoJSONForm]: a States has no JSON form. Encode each node's
+// [State] (States.Get), which has one, under its node ID. Its receiver
+// is a value, so that a States held by value is refused too.
+func (s States) MarshalJSON() ([]byte, error) {
+	return nil, fmt.Errorf("%w: a States has none; encode each node's State (States.Get), which has one, under its node ID (graph.Graph.NodeID)", ErrNoJSONForm)
 }
 
 // Clone returns a deep copy of s.

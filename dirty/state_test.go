@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/graph"
 )
 
 func TestStatusText(t *testing.T) {
@@ -176,4 +177,41 @@ func TestAppendInputHash(t *testing.T) {
 			assert.Equal(t, tc.prefix+dirty.InputHash(tc.rev, tc.deps), string(got))
 		})
 	}
+}
+
+// TestStatesAndSetHaveNoJSONForm: a States or a Set, whose fields are
+// unexported, encoded as {}, silently, by pointer, by value or as a
+// field: a host that stored one lost every state. Both are refused with
+// ErrNoJSONForm, which says what to encode instead.
+func TestStatesAndSetHaveNoJSONForm(t *testing.T) {
+	g, err := graph.Build(graph.Lecture(), 30)
+	require.NoError(t, err)
+	states := dirty.NewStates(g.Len())
+	states.Set(0, dirty.State{Status: dirty.StatusClean, OutputHash: "h"})
+	set, err := dirty.Compute(g, dirty.Input{States: states})
+	require.NoError(t, err)
+	type record struct {
+		States dirty.States `json:"states"`
+		Set    dirty.Set    `json:"set"`
+	}
+	for _, tc := range []struct {
+		name string
+		v    any
+		want string
+	}{
+		{"*States", states, "encode each node's State"},
+		{"States", *states, "encode each node's State"},
+		{"*Set", set, "planner.Plan"},
+		{"Set", *set, "planner.Plan"},
+		{"fields", record{States: *states, Set: *set}, "encode each node's State"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(tc.v)
+			require.ErrorIs(t, err, dirty.ErrNoJSONForm, "encoded as %s", b)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	null, err := json.Marshal(struct{ S *dirty.States }{})
+	require.NoError(t, err)
+	assert.Equal(t, `{"S":null}`, string(null), "a nil *States")
 }
