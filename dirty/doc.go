@@ -34,6 +34,16 @@
 // says it in words ("upstream asset:narration:segment[3] edited") and
 // [Set.Chain] follows it back to the root.
 //
+// # JSON
+//
+// A [Mark] and a [State] read and write JSON with lower camel case keys,
+// statuses and reasons in words. Reading is strict, as for the plans of
+// package planner: unknown fields, keys in another case (but a Mark's
+// older {"ID", "Reason"}), repeated keys, trailing data and unknown
+// statuses or reasons are a [*JSONError] wrapping [ErrInvalidJSON].
+// [States] and [Set] have no JSON form: encoding one is an error
+// wrapping [ErrNoJSONForm].
+//
 // # Cost
 //
 // Compute is pure and deterministic: no I/O, no goroutines, no clock. On

@@ -182,12 +182,15 @@ func FuzzMarkJSON(f *testing.F) {
 		`{"id": "x", "reason": "upstream"}`, `{"id": "x", "reason": "Edited"}`, `{"id": "x", "reason": 1}`,
 		`{"id": "x"}`, `{"id": 7, "reason": "edited"}`, `{"reason": "edited", "reason": "forced"}`,
 		`{}`, `null`, `[]`, `"edited"`, `{"id": "a\u2028\"b", "reason": "never generated"}`,
+		`{"Id": "x", "reason": "edited"}`, `{"id": "x", "ID": "y"}`, `{"id": "x", "reason": "edited", "extra": 1}`,
+		`{"id": "x", "reason": "edited"} {}`, `{"id": 1e999}`, `{"id": "x", "reason": "` + strings.Repeat("k", 200) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m dirty.Mark
 		if err := json.Unmarshal(data, &m); err != nil {
+			refused(t, data, err)
 			return
 		}
 		out, err := json.Marshal(m)
@@ -221,13 +224,15 @@ func FuzzStateJSON(f *testing.F) {
 		`{"status":"gone"}`, `{"status":"Clean"}`, `{"status":1}`, `{"Status":"running","REV":3}`,
 		`{"updatedAt":"0000-01-01T00:00:00+01:00"}`, `{"updatedAt":"9999-12-31T23:59:59-23:59"}`,
 		`{"updatedAt":"not a time"}`, `{"updatedAt":null}`, `{"rev":9223372036854775808}`, `{"attempts":1e3}`,
-		`{}`, `null`, `[]`,
+		`{}`, `null`, `[]`, `{"status":"clean","status":"dirty"}`, `{"status":"clean","extra":1}`,
+		`{"rev":` + strings.Repeat("9", 200) + `}`, `{"updatedAt":"` + strings.Repeat("k", 200) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s dirty.State
 		if err := json.Unmarshal(data, &s); err != nil {
+			refused(t, data, err)
 			return
 		}
 		out, err := json.Marshal(s)
@@ -245,4 +250,21 @@ func FuzzStateJSON(f *testing.F) {
 			t.Fatalf("state %+v writes %s, then %s (%v)", s, out, again, err)
 		}
 	})
+}
+
+// refused checks the error of a Mark or a State refused: for JSON that
+// parses, a *dirty.JSONError wrapping ErrInvalidJSON, whose message does
+// not quote a long literal of the input whole.
+func refused(t *testing.T, data []byte, err error) {
+	t.Helper()
+	if !json.Valid(data) {
+		return // encoding/json's syntax error, before the decoder runs
+	}
+	var je *dirty.JSONError
+	if !errors.As(err, &je) || !errors.Is(err, dirty.ErrInvalidJSON) {
+		t.Fatalf("%q refused with %T %v, not a *dirty.JSONError", data, err, err)
+	}
+	if n := len(err.Error()); n > 1024 {
+		t.Fatalf("%q refused with a message of %d bytes: %.300s", data, n, err)
+	}
 }

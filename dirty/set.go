@@ -6,7 +6,6 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/quote"
@@ -67,7 +66,9 @@ func (r Reason) MarshalText() ([]byte, error) {
 	return []byte(reasonText[r]), nil
 }
 
-// UnmarshalText parses a reason in the words MarshalText gives.
+// UnmarshalText parses a reason in the words MarshalText gives. Any
+// other text is a [*NameError] that names the reasons, and leaves r
+// unchanged.
 func (r *Reason) UnmarshalText(b []byte) error {
 	for i := Reason(1); i < numReason; i++ {
 		if string(b) == reasonText[i] {
@@ -75,7 +76,7 @@ func (r *Reason) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("dirty: unknown reason %q: want one of %s", b, strings.Join(reasonText[1:], ", "))
+	return &NameError{Of: "reason", Name: string(b)}
 }
 
 // statusReason is the reason a recorded status gives, or 0 for clean.

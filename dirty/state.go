@@ -51,7 +51,8 @@ func (s Status) MarshalText() ([]byte, error) {
 	return []byte(statusNames[s]), nil
 }
 
-// UnmarshalText parses a status's name.
+// UnmarshalText parses a status's name. Any other text is a
+// [*NameError] that names the statuses, and leaves s unchanged.
 func (s *Status) UnmarshalText(b []byte) error {
 	for i, name := range statusNames {
 		if string(b) == name {
@@ -59,7 +60,7 @@ func (s *Status) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("dirty: unknown status %q: want missing, clean, dirty, running, failed or cancelled", b)
+	return &NameError{Of: "status", Name: string(b)}
 }
 
 // State is what is recorded about one node. The executor and the state
