@@ -3,6 +3,7 @@ package dirty_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -110,6 +111,34 @@ func TestMarkAndStateJSONAreStrict(t *testing.T) {
 			assert.Contains(t, err.Error(), tc.err)
 			assert.Equal(t, tc.unknown, errors.Is(err, dirty.ErrUnknownName), "ErrUnknownName")
 			assert.Equal(t, was, s, "unchanged on error")
+		})
+	}
+}
+
+// TestLongLiteralsInJSONErrors: a literal of a megabyte in the wrong
+// place (a number too large, an unknown key, a status, a reason, a time)
+// is named by its first bytes and its length, not whole: the messages of
+// Status and Reason's UnmarshalText, encoding/json's type error and the
+// time's parse error each quoted all of it.
+func TestLongLiteralsInJSONErrors(t *testing.T) {
+	long, digits := strings.Repeat("k", 1<<20), strings.Repeat("9", 1<<20)
+	var st dirty.Status
+	var r dirty.Reason
+	for name, err := range map[string]error{
+		"Status.UnmarshalText": st.UnmarshalText([]byte(long)),
+		"Reason.UnmarshalText": r.UnmarshalText([]byte(long)),
+		"State status":         new(dirty.State).UnmarshalJSON([]byte(`{"status":"` + long + `"}`)),
+		"State rev":            new(dirty.State).UnmarshalJSON([]byte(`{"rev":` + digits + `}`)),
+		"State attempts":       new(dirty.State).UnmarshalJSON([]byte(`{"attempts":-` + digits + `.5}`)),
+		"State updatedAt":      new(dirty.State).UnmarshalJSON([]byte(`{"updatedAt":"` + long + `"}`)),
+		"State key":            new(dirty.State).UnmarshalJSON([]byte(`{"` + long + `":1}`)),
+		"Mark reason":          new(dirty.Mark).UnmarshalJSON([]byte(`{"reason":"` + long + `"}`)),
+		"Mark key":             new(dirty.Mark).UnmarshalJSON([]byte(`{"ID` + long + `":1}`)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.Error(t, err)
+			assert.Less(t, len(err.Error()), 1000, "%.300s", err)
+			assert.Regexp(t, `… \(\d+ bytes\)`, err.Error())
 		})
 	}
 }

@@ -87,6 +87,8 @@ func FuzzParseTemplate(f *testing.F) {
 	for _, s := range templateSeeds(f) {
 		f.Add(s)
 	}
+	f.Add([]byte(`{"kinds":[{"name":"a","batchKey":"a","concurrency":` + strings.Repeat("9", 5000) + `}]}`))
+	f.Add([]byte(`{"kinds":[{"name":"a","` + strings.Repeat("k", 5000) + `":1}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tm, err := graph.ParseTemplate(data)
 		if err != nil {
@@ -124,6 +126,10 @@ func checkTemplateError(t *testing.T, err error) {
 	}
 	if strings.Contains(err.Error(), "\n") {
 		t.Fatalf("message has a newline: %q", err)
+	}
+	// A long literal of the input is cut: no message is mostly input.
+	if n := len(err.Error()); n > 4096 {
+		t.Fatalf("message of %d bytes: %.300s", n, err)
 	}
 }
 

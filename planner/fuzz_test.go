@@ -3,6 +3,7 @@ package planner_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ func FuzzUnmarshalJSON(f *testing.F) {
 	}
 	for _, s := range []string{
 		`{"stages":[]}`, `{}`, `null`, `{"stages":[{"index":0,"groups":[]}]}`,
+		`{"stages":[{"index":` + strings.Repeat("9", 5000) + `}]}`, `{"stages":[{"index":0,"` + strings.Repeat("k", 5000) + `":1}]}`,
 		`{"stages":[{"index":0,"groups":[{"kind":"batch","nodes":["timeline"]}]}]}`,
 		`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["timeline"]}]},{"index":1,"groups":[{"kind":"single","nodes":["asset:music"]}]}]}`,
 		`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music","asset:music"]}]}]}`,
@@ -44,6 +46,10 @@ func FuzzUnmarshalJSON(f *testing.F) {
 			var pe *planner.PlanError
 			if !errors.Is(err, planner.ErrInvalidPlan) || !errors.As(err, &pe) {
 				t.Fatalf("error %v is not a *PlanError wrapping ErrInvalidPlan", err)
+			}
+			// A long literal of the input is cut: no message is mostly input.
+			if n := len(err.Error()); n > 4096 {
+				t.Fatalf("message of %d bytes: %.300s", n, err)
 			}
 			if diff := cmp.Diff(before, render(p)); diff != "" {
 				t.Fatalf("p changed on error (-before +after):\n%s", diff)
