@@ -11,8 +11,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	dgraph "github.com/dominikbraun/graph"
-
 	"github.com/regengraph/regen/internal/strictjson"
 )
 
@@ -566,11 +564,29 @@ func (c *compiled) kindEdges() []kindEdge {
 	return edges
 }
 
+// cycleCheck holds the buffers of [cycleCheck.acyclic], reused from one
+// call to the next.
+type cycleCheck struct {
+	indeg, off, fill, out, queue []int
+}
+
+// grow returns b resized to n, reusing its memory when it can.
+func grow(b []int, n int) []int {
+	if cap(b) < n {
+		return make([]int, n)
+	}
+	return b[:n]
+}
+
 // acyclic reports whether k kinds with these edges have no cycle. It is
-// O(k + len(edges)).
-func acyclic(k int, edges []kindEdge) bool {
-	indeg := make([]int, k)
-	off := make([]int, k+1)
+// O(k + len(edges)), and allocates only when the edges are more than at
+// any earlier call.
+func (ch *cycleCheck) acyclic(k int, edges []kindEdge) bool {
+	ch.indeg, ch.off, ch.fill = grow(ch.indeg, k), grow(ch.off, k+1), grow(ch.fill, k)
+	ch.out, ch.queue = grow(ch.out, len(edges)), grow(ch.queue, k)[:0]
+	indeg, off, out := ch.indeg, ch.off, ch.out
+	clear(indeg)
+	clear(off)
 	for _, e := range edges {
 		indeg[e.to]++
 		off[e.from+1]++
@@ -578,13 +594,13 @@ func acyclic(k int, edges []kindEdge) bool {
 	for i := range k {
 		off[i+1] += off[i]
 	}
-	out := make([]int, len(edges))
-	fill := slices.Clone(off[:k])
+	fill := ch.fill
+	copy(fill, off[:k])
 	for _, e := range edges {
 		out[fill[e.from]] = e.to
 		fill[e.from]++
 	}
-	queue := make([]int, 0, k)
+	queue := ch.queue
 	for i := range k {
 		if indeg[i] == 0 {
 			queue = append(queue, i)
@@ -605,64 +621,65 @@ func acyclic(k int, edges []kindEdge) bool {
 // the first edge, in template order, that closes one: the edge a
 // dominikbraun graph with PreventCycles would refuse if the edges were
 // added one by one. That edge is found by a binary search over prefixes
-// of the edge list, each checked in linear time, and confirmed with
-// dominikbraun's CreatesCycle on the graph of the edges before it; adding
-// the edges to a PreventCycles graph one by one would cost a full graph
-// traversal per edge. The cycle is that edge plus the shortest path back,
-// found by a breadth-first search that visits kinds in template order so
-// the answer is deterministic. It costs O((K + D)·log D).
+// of the edge list, each checked in linear time with the same buffers;
+// adding the edges to a PreventCycles graph one by one would cost a full
+// graph traversal per edge. The cycle is that edge plus the shortest path
+// back, found by a breadth-first search that visits kinds in template
+// order so the answer is deterministic. It costs O((K + D)·log D), in
+// memory O(K + D).
 func (c *compiled) cycleError() error {
 	k := len(c.kinds)
 	edges := c.kindEdges()
-	j := sort.Search(len(edges), func(j int) bool { return !acyclic(k, edges[:j+1]) })
+	var ch cycleCheck
+	j := sort.Search(len(edges), func(j int) bool { return !ch.acyclic(k, edges[:j+1]) })
 	if j == len(edges) {
 		// Unreachable when sortKinds found a cycle; report it plainly anyway.
 		return &TemplateError{Problem: "cycle among kinds"}
 	}
-	g := dgraph.New(dgraph.IntHash, dgraph.Directed())
-	for i := range k {
-		_ = g.AddVertex(i)
-	}
-	for _, e := range edges[:j] {
-		if err := g.AddEdge(e.from, e.to); err != nil && !errors.Is(err, dgraph.ErrEdgeAlreadyExists) {
-			return &TemplateError{Problem: "checking for cycles: " + err.Error()}
-		}
-	}
-	closes, err := dgraph.CreatesCycle(g, edges[j].from, edges[j].to)
-	if err != nil || !closes {
-		return &TemplateError{Problem: fmt.Sprintf("checking for cycles: edge %q -> %q closes no cycle (%v)", c.kinds[edges[j].from].Name, c.kinds[edges[j].to].Name, err)}
-	}
-	return c.namedCycle(edges[j].from, edges[j].to)
+	return c.namedCycle(edges, edges[j].from, edges[j].to)
 }
 
-// namedCycle returns the cycle closed by the edge from -> to: the shortest
-// path to -> ... -> from along dependency edges, in canonical rotation.
-func (c *compiled) namedCycle(from, to int) error {
+// namedCycle returns the cycle closed by the edge from -> to, one of
+// edges: the shortest path to -> ... -> from along edges, in canonical
+// rotation. The path is searched for breadth first, in O(K + D): a
+// closing edge without one is reported as such (it is not one).
+func (c *compiled) namedCycle(edges []kindEdge, from, to int) error {
 	k := len(c.kinds)
-	// dependents[i]: kinds that depend on i, in template order.
-	dependents := make([][]int, k)
-	for _, e := range c.kindEdges() {
-		dependents[e.from] = append(dependents[e.from], e.to)
+	// dependents of kind i: out[off[i]:off[i+1]], in template order, once
+	// each.
+	off := make([]int, k+1)
+	for _, e := range edges {
+		off[e.from+1]++
 	}
-	for i := range dependents {
-		slices.Sort(dependents[i])
-		dependents[i] = slices.Compact(dependents[i])
+	for i := range k {
+		off[i+1] += off[i]
+	}
+	out := make([]int, len(edges))
+	fill := slices.Clone(off[:k])
+	for _, e := range edges {
+		out[fill[e.from]] = e.to
+		fill[e.from]++
 	}
 	prev := make([]int, k)
 	for i := range prev {
 		prev[i] = -1
 	}
-	queue := []int{to}
+	queue := make([]int, 1, k)
+	queue[0] = to
 	prev[to] = to
-	for len(queue) > 0 && prev[from] < 0 {
-		n := queue[0]
-		queue = queue[1:]
-		for _, m := range dependents[n] {
+	for q := 0; q < len(queue) && prev[from] < 0; q++ {
+		n := queue[q]
+		ds := out[off[n]:off[n+1]]
+		slices.Sort(ds)
+		for _, m := range ds {
 			if prev[m] < 0 {
 				prev[m] = n
 				queue = append(queue, m)
 			}
 		}
+	}
+	if prev[from] < 0 {
+		return &TemplateError{Problem: fmt.Sprintf("checking for cycles: edge %q -> %q closes no cycle", c.kinds[from].Name, c.kinds[to].Name)}
 	}
 	// Walk back from "from" to "to". Each kind on the way depends on the
 	// next one, and "to" depends on "from" through the closing edge.
