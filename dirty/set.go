@@ -246,7 +246,7 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 			}
 			if st.status[n] != StatusClean {
 				add(node)
-			} else if in.AssetExists != nil && (mi == len(marks) || marks[mi].n != node || marks[mi].r > ReasonAssetMissing) && !in.AssetExists(node, st.recs[n]) {
+			} else if in.AssetExists != nil && (mi == len(marks) || marks[mi].n != node || marks[mi].r > ReasonAssetMissing) && !in.AssetExists(node, st.Get(node)) {
 				add(node)
 				missing = append(missing, node)
 			}
@@ -417,7 +417,8 @@ func (s *Set) Why(n graph.Node) (Why, bool) {
 // or the upstream node it came from and the root cause
 // ("upstream asset:narration:segment[3] edited", or
 // "upstream asset:video:segment[3], from asset:narration:segment[3] edited").
-// It returns "" when n is not in the set.
+// It returns "" when n is not in the set. It allocates;
+// [Set.AppendExplain] does not.
 func (s *Set) Explain(n graph.Node) string {
 	w, ok := s.Why(n)
 	if !ok {
@@ -426,15 +427,28 @@ func (s *Set) Explain(n graph.Node) string {
 	if w.Reason != ReasonUpstream {
 		return w.Reason.String()
 	}
+	return string(s.AppendExplain(nil, n))
+}
+
+// AppendExplain appends [Set.Explain] of n to b, and returns the
+// extended slice: nothing when n is not in the set.
+func (s *Set) AppendExplain(b []byte, n graph.Node) []byte {
+	w, ok := s.Why(n)
+	if !ok {
+		return b
+	}
+	if w.Reason != ReasonUpstream {
+		return append(b, w.Reason.String()...)
+	}
 	root, _ := s.Why(w.Root)
-	b := append([]byte("upstream "), s.g.NodeID(w.From)...)
+	b = append(b, "upstream "...)
+	b = s.g.AppendID(b, w.From)
 	if w.From != w.Root {
 		b = append(b, ", from "...)
 		b = s.g.AppendID(b, w.Root)
 	}
 	b = append(b, ' ')
-	b = append(b, root.Reason.String()...)
-	return string(b)
+	return append(b, root.Reason.String()...)
 }
 
 // Chain returns the path from n back to its root cause: n, the node it

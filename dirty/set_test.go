@@ -74,9 +74,11 @@ func checkSet(t testing.TB, s *dirty.Set) {
 			require.Equal(t, 0, idx)
 			require.Equal(t, dirty.Why{}, w)
 			require.Empty(t, s.Explain(n))
+			require.Equal(t, "x", string(s.AppendExplain([]byte("x"), n)), "AppendExplain appends nothing")
 			require.Nil(t, s.Chain(n))
 			continue
 		}
+		require.Equal(t, "x"+s.Explain(n), string(s.AppendExplain([]byte("x"), n)), "AppendExplain(%s)", g.NodeID(n))
 		require.Equal(t, j, idx, "Index(%s)", g.NodeID(n))
 		require.Equal(t, s.Whys()[j], w)
 		for _, c := range g.Dependents(n) {

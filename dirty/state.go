@@ -122,18 +122,23 @@ const inputHashTag = "regen-input-v1"
 // States is the state of every node of one graph, indexed by [graph.Node].
 // It keeps a compact status column and per-status counts beside the full
 // records, so that finding the nodes that are not clean costs nothing on
-// a clean graph and one byte a node otherwise. The zero value is not
+// a clean graph and one byte a node otherwise. The full records are made
+// at the first [States.Set] of a State with more than a Status: until
+// then, as for a host that records statuses alone, a States costs one
+// byte a node, not a record (about 110 bytes) a node. The zero value is not
 // usable; call [NewStates]. A States is not safe for concurrent mutation.
 // It has no JSON form ([States.MarshalJSON]).
 type States struct {
 	status []Status
+	// recs are the full records, or nil while every state set was a
+	// Status alone: a node's record is then State{Status: status[n]}.
 	recs   []State
 	counts [numStatus]int
 }
 
 // NewStates returns the states of n nodes, all missing.
 func NewStates(n int) *States {
-	s := &States{status: make([]Status, n), recs: make([]State, n)}
+	s := &States{status: make([]Status, n)}
 	s.counts[StatusMissing] = n
 	return s
 }
@@ -142,7 +147,12 @@ func NewStates(n int) *States {
 func (s *States) Len() int { return len(s.status) }
 
 // Get returns node n's state. n must be in range.
-func (s *States) Get(n graph.Node) State { return s.recs[n] }
+func (s *States) Get(n graph.Node) State {
+	if s.recs == nil {
+		return State{Status: s.status[n]}
+	}
+	return s.recs[n]
+}
 
 // Status returns node n's status. n must be in range.
 func (s *States) Status(n graph.Node) Status { return s.status[n] }
@@ -156,6 +166,15 @@ func (s *States) Set(n graph.Node, st State) {
 	s.counts[s.status[n]]--
 	s.counts[st.Status]++
 	s.status[n] = st.Status
+	if s.recs == nil {
+		if st == (State{Status: st.Status}) {
+			return
+		}
+		s.recs = make([]State, len(s.status))
+		for i, status := range s.status {
+			s.recs[i].Status = status
+		}
+	}
 	s.recs[n] = st
 }
 
@@ -184,6 +203,8 @@ func (s States) MarshalJSON() ([]byte, error) {
 func (s *States) Clone() *States {
 	c := *s
 	c.status = append([]Status(nil), s.status...)
-	c.recs = append([]State(nil), s.recs...)
+	if s.recs != nil {
+		c.recs = append([]State(nil), s.recs...)
+	}
 	return &c
 }

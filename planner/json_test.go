@@ -1,9 +1,12 @@
 package planner_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -426,4 +429,48 @@ func TestUnmarshalJSONLongValues(t *testing.T) {
 		}
 		assert.Regexp(t, `… \(\d+ bytes\)`, err.Error())
 	}
+}
+
+// chunks records the writes it is given, and fails from the write after
+// failAfter when failAfter is positive.
+type chunks struct {
+	writes    [][]byte
+	failAfter int
+}
+
+func (c *chunks) Write(b []byte) (int, error) {
+	if c.failAfter > 0 && len(c.writes) >= c.failAfter {
+		c.writes = append(c.writes, nil)
+		return 0, errors.New("disk full")
+	}
+	c.writes = append(c.writes, slices.Clone(b))
+	return len(b), nil
+}
+
+// TestWriteStagesJSON: WriteStagesJSON writes what AppendStagesJSON
+// appends, in pieces of about 32 KiB, so that a command that prints a
+// plan of millions of nodes need not hold its JSON whole; a failed write
+// ends it with the writer's error.
+func TestWriteStagesJSON(t *testing.T) {
+	for _, secs := range []int{30, 86_400} {
+		g := build(t, graph.Lecture(), secs)
+		for _, marks := range [][]dirty.Mark{nil, edits("asset:narration:segment[1]")} {
+			p := planOf(t, g, marks)
+			var c chunks
+			require.NoError(t, p.WriteStagesJSON(&c))
+			want := p.AppendStagesJSON(nil)
+			assert.Equal(t, string(want), string(bytes.Join(c.writes, nil)), "%d s", secs)
+			for i, w := range c.writes {
+				assert.LessOrEqual(t, len(w), 33<<10, "write %d of %d", i, len(c.writes))
+			}
+			if secs > 30 && marks == nil {
+				assert.Greater(t, len(c.writes), 20, "writes of %d bytes", len(want))
+			}
+		}
+	}
+	g := build(t, graph.Lecture(), 86_400)
+	c := chunks{failAfter: 2}
+	err := planOf(t, g, nil).WriteStagesJSON(&c)
+	assert.EqualError(t, err, "disk full")
+	assert.Len(t, c.writes, 3, "no write after the failed one")
 }

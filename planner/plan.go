@@ -495,6 +495,36 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 // cannot name, because the plan has no Graph or the node is not in it, is
 // written as "#" and its number, which is no node ID: decoding refuses it.
 func (p *Plan) AppendStagesJSON(b []byte) []byte {
+	return p.appendStages(b, nil)
+}
+
+// writeChunk is about the most bytes [Plan.WriteStagesJSON] holds before
+// it writes them.
+const writeChunk = 32 << 10
+
+// WriteStagesJSON writes the plan's "stages" array to w, as
+// [Plan.AppendStagesJSON] appends it, in pieces of about 32 KiB, so that
+// the memory it uses does not grow with the plan. It returns the first
+// error of w, after which it writes no more.
+func (p *Plan) WriteStagesJSON(w io.Writer) error {
+	var err error
+	b := make([]byte, 0, writeChunk+512)
+	b = p.appendStages(b, func(b []byte) []byte {
+		if err == nil {
+			_, err = w.Write(b)
+		}
+		return b[:0]
+	})
+	if err == nil {
+		_, err = w.Write(b)
+	}
+	return err
+}
+
+// appendStages appends the "stages" array to b. With flush set, it hands
+// b to flush, which returns the slice to go on with, each time b holds
+// writeChunk bytes or more.
+func (p *Plan) appendStages(b []byte, flush func([]byte) []byte) []byte {
 	b = append(b, '[')
 	for si, st := range p.Stages {
 		if si > 0 {
@@ -506,6 +536,9 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 		for gi, grp := range st.Groups {
 			if gi > 0 {
 				b = append(b, ',')
+			}
+			if flush != nil && len(b) >= writeChunk {
+				b = flush(b)
 			}
 			b = append(b, `{"kind":`...)
 			b = appendString(b, string(grp.Kind))
@@ -519,6 +552,9 @@ func (p *Plan) AppendStagesJSON(b []byte) []byte {
 			for ni, n := range grp.Nodes {
 				if ni > 0 {
 					b = append(b, ',')
+				}
+				if flush != nil && len(b) >= writeChunk {
+					b = flush(b)
 				}
 				b = append(b, '"')
 				if p.Graph == nil || !p.Graph.Contains(n) {
