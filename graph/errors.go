@@ -111,15 +111,21 @@ func (e *CycleError) Error() string {
 func (e *CycleError) Unwrap() []error { return []error{ErrCycle, ErrInvalidTemplate} }
 
 // SizeError reports a graph that would exceed a size limit: its message
-// names the [Options] field that raises the limit, and how far.
+// names the [Options] field that raises the limit, and how far. On a
+// 32-bit platform, a graph under the limits may still need more memory
+// than a slice there holds: What is then "bytes", and Limit the most a
+// slice holds.
 type SizeError struct {
-	// What is "nodes" or "edges".
+	// What is "nodes", "edges" or "bytes".
 	What string
 	// Count is how many the graph would have; Limit is the most allowed.
 	Count, Limit int64
 }
 
 func (e *SizeError) Error() string {
+	if e.What == "bytes" {
+		return fmt.Sprintf("%v: its nodes and edges need %d bytes, more than the %d a slice holds on this platform: a shorter duration or fewer edges fit", ErrTooLarge, e.Count, e.Limit)
+	}
 	if e.Limit >= maxIndex {
 		return fmt.Sprintf("%v: %d %s exceed the limit of %d, the most a graph can hold", ErrTooLarge, e.Count, e.What, e.Limit)
 	}

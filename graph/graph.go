@@ -86,7 +86,9 @@ func Build(t Template, totalSeconds int) (*Graph, error) {
 // MaxSeconds is a [*DurationError], as is a MaxSeconds out of range (its
 // Option says so); an invalid template is a
 // [*TemplateError] or a [*CycleError]; a graph over the size limits is a
-// [*SizeError]. Build is O(V + E) for V nodes and E edges, plus the
+// [*SizeError], as is, on a 32-bit platform, one under them whose
+// arrays (4 bytes a node and an edge, twice) a slice there cannot hold.
+// Build is O(V + E) for V nodes and E edges, plus the
 // template's validation ([Template.Validate]: O(K² + D·log D) for K
 // kinds with D dependencies), and deterministic.
 func (o Options) Build(t Template, totalSeconds int) (*Graph, error) {
@@ -156,6 +158,12 @@ func build(c *compiled, segs int, maxNodes, maxEdges int64) (*Graph, error) {
 	}
 	if edges > maxEdges {
 		return nil, &SizeError{What: "edges", Count: edges, Limit: maxEdges}
+	}
+	// The graph's four arrays of 4-byte nodes are one allocation, whose
+	// length in bytes must be an int: on a 32-bit platform a graph under
+	// the caps may need more, and the length overflowed.
+	if bytes := 4 * (2*(nodes+1) + 2*edges); bytes > math.MaxInt {
+		return nil, &SizeError{What: "bytes", Count: bytes, Limit: math.MaxInt}
 	}
 	g := &Graph{tmpl: c, segments: segs}
 	g.starts = make([]Node, k+1)

@@ -2,6 +2,8 @@ package graph_test
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -279,7 +281,7 @@ func TestBuildSize(t *testing.T) {
 		{"quadratic edges over the default", graph.Options{}, square, 86_400, &graph.SizeError{What: "edges", Count: 8640 * 8640, Limit: graph.DefaultMaxEdges},
 			"graph: graph too large: 74649600 edges exceed the limit of 50000000; Options.MaxEdges raises it, up to 2147483646"},
 		{"quadratic edges under a raised limit", graph.Options{MaxEdges: 10_000}, square, 1000, nil, ""},
-		{"too many nodes", graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: 1 << 40}, graph.Template{Kinds: wide}, graph.MaxSecondsLimit, &graph.SizeError{What: "nodes", Count: 3_000_000_000, Limit: 2_147_483_646},
+		{"too many nodes", graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt}, graph.Template{Kinds: wide}, graph.MaxSecondsLimit, &graph.SizeError{What: "nodes", Count: 3_000_000_000, Limit: 2_147_483_646},
 			"graph: graph too large: 3000000000 nodes exceed the limit of 2147483646, the most a graph can hold"},
 		{"nodes over the default MaxNodes", graph.Options{MaxSeconds: graph.MaxSecondsLimit}, graph.Lecture(), graph.MaxSecondsLimit, &graph.SizeError{What: "nodes", Count: 30_000_003, Limit: graph.DefaultMaxNodes},
 			"graph: graph too large: 30000003 nodes exceed the limit of 20000000; Options.MaxNodes raises it, up to 2147483646"},
@@ -493,4 +495,31 @@ func TestLongValuesInErrors(t *testing.T) {
 	name := strings.Repeat("k", 128)
 	err := parse(`{"kinds":[{"name":"` + name + `","deps":[{"kind":"x","scope":"global"}]}]}`)
 	assert.Contains(t, err.Error(), `kind "`+name+`": depends on unknown kind "x"`)
+}
+
+// TestGraphTooLargeForTheAddressSpace: on a 32-bit platform, a graph
+// under the node and edge caps may still need more memory than a slice
+// holds there: 92,680 nodes and 2,147,395,600 edges (a kind depending on
+// all segments of another, 46,340 segments) need arrays of 17 GB. Their
+// length, 2·(V+1) + 2·E, overflowed int, and Build panicked in make
+// ("len out of range"); it now returns a *SizeError that says so. On a
+// 64-bit platform no graph under the caps is too large to address, and
+// the graph would take 17 GB: the case runs with GOARCH=386.
+func TestGraphTooLargeForTheAddressSpace(t *testing.T) {
+	if strconv.IntSize != 32 {
+		t.Skip("a graph under the caps is too large to address on a 32-bit platform alone (GOARCH=386 go test)")
+	}
+	square := graph.Template{Kinds: []graph.Kind{
+		{Name: "a", PerSegment: true},
+		{Name: "b", PerSegment: true, Deps: []graph.Dep{{Kind: "a", Scope: graph.ScopeAllSegments}}},
+	}}
+	opts := graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt, MaxEdges: math.MaxInt}
+	var g *graph.Graph
+	var err error
+	require.NotPanics(t, func() { g, err = opts.Build(square, 463_400) })
+	assert.Nil(t, g)
+	var se *graph.SizeError
+	require.ErrorAs(t, err, &se)
+	assert.ErrorIs(t, err, graph.ErrTooLarge)
+	assert.Equal(t, "graph: graph too large: its nodes and edges need 17179906248 bytes, more than the 2147483647 a slice holds on this platform: a shorter duration or fewer edges fit", err.Error())
 }
