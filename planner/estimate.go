@@ -102,7 +102,9 @@ type Rate struct {
 // each node takes its kind's duration. It costs O(D + E_D + K log K) for
 // D nodes with E_D dependency edges into them, from nodes of the plan or
 // not (a timeline's 2S+1 when it alone is planned), and K kinds, and
-// O(D + E_D + S·K + K log K) with Staged, for S stages. Nodes that are
+// O(D + E_D + S + P log P + K log K) with Staged, for S stages with P
+// pairs of a stage and a batch key that has nodes in it (P ≤ D), and
+// its memory grows with D, S and K alone. Nodes that are
 // not in p.Graph, which only a plan assembled by hand can hold, cost
 // nothing; a plan without a Graph has a bound of 0. A bound longer than
 // the longest Duration (costs of centuries over millions of nodes) is
@@ -158,7 +160,38 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 		least   time.Duration // the shortest of those
 		tail    time.Duration // the shortest chain after one of those
 	}
-	tally := make([]keyTally, stages*len(keys))
+	// tally holds the tallies of the (stage, key) pairs that have nodes,
+	// at most one a node: a dense table of every stage and key could be
+	// far larger than the plan (8,640 stages of a chain beside 1,023 keys,
+	// 500 MB for 10,000 nodes), and its size overflowed int on 32 bits.
+	// last caches each key's latest pair, which most nodes hit.
+	type pair struct{ stage, key, index int }
+	var (
+		tally []keyTally
+		pairs []pair
+		at    map[[2]int]int
+	)
+	last := make([]pair, len(keys))
+	for key := range last {
+		last[key] = pair{stage: -1}
+	}
+	tallyOf := func(s, key int) *keyTally {
+		if l := last[key]; l.stage == s {
+			return &tally[l.index]
+		}
+		i, ok := at[[2]int{s, key}]
+		if !ok {
+			if at == nil {
+				at = map[[2]int]int{}
+			}
+			i = len(tally)
+			tally = append(tally, keyTally{})
+			pairs = append(pairs, pair{s, key, i})
+			at[[2]int{s, key}] = i
+		}
+		last[key] = pair{s, key, i}
+		return &tally[i]
+	}
 	total := make([]work, stages)
 	critical := make([]time.Duration, stages)
 	kindOf := kindIndexer(g)
@@ -212,7 +245,7 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 		critical[s] = max(critical[s], finish[i])
 		total[s].add(d)
 		if key := keyOf[ki]; key >= 0 {
-			t := &tally[s*len(keys)+key]
+			t := tallyOf(s, key)
 			t.work.add(d)
 			if rates[key].Starts > 0 && !started {
 				waiting[i] = true
@@ -246,7 +279,7 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 			if !waiting[i] {
 				continue
 			}
-			t := &tally[keyOf[kindOf(n)]]
+			t := tallyOf(0, keyOf[kindOf(n)])
 			if !seen[keyOf[kindOf(n)]] || after[i] < t.tail {
 				t.tail = after[i]
 			}
@@ -257,24 +290,44 @@ func (p *Plan) LowerBound(c Costs) time.Duration {
 	// earliest the next stage can start. A rate's Wait counts from now
 	// too, so it runs while the stages before its own do, and delays its
 	// first start only beyond their end.
+	// Each key's concurrency, under its limit: kinds that share a key
+	// share its concurrency.
+	conc := make([]int, len(keys))
+	for ki := range k {
+		if key := keyOf[ki]; key >= 0 {
+			_, conc[key] = g.BatchKey(ki)
+			if l := c.Limits[keys[key]]; l > 0 {
+				conc[key] = min(conc[key], l)
+			}
+		}
+	}
+	// The pairs by stage, each stage's in key order.
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if a.stage != b.stage {
+			return a.stage - b.stage
+		}
+		return a.key - b.key
+	})
 	var bound time.Duration
 	wait := make([]bool, len(keys)) // the rate's Wait counted, in the first stage that waits
-	for s := range stages {
+	for s, next := 0, 0; s < stages; s++ {
+		lo := next
+		for next < len(pairs) && pairs[next].stage == s {
+			next++
+		}
+		inStage := pairs[lo:next]
 		sb := critical[s]
-		for ki := range k {
-			if key, conc := g.BatchKey(ki); key != "" && conc > 0 {
-				if l := c.Limits[key]; l > 0 {
-					conc = min(conc, l)
-				}
-				sb = max(sb, tally[s*len(keys)+keyOf[ki]].work.div(conc))
+		for _, pr := range inStage {
+			if conc[pr.key] > 0 {
+				sb = max(sb, tally[pr.index].work.div(conc[pr.key]))
 			}
 		}
 		if c.Workers > 0 {
 			sb = max(sb, total[s].div(c.Workers))
 		}
 		end := addSat(bound, sb)
-		for key, r := range rates {
-			t := tally[s*len(keys)+key]
+		for _, pr := range inStage {
+			key, r, t := pr.key, rates[pr.key], tally[pr.index]
 			if r.Starts <= 0 || t.waiting == 0 {
 				continue
 			}
