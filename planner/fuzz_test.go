@@ -1,6 +1,7 @@
 package planner_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -161,7 +162,14 @@ func FuzzPlanMethods(f *testing.F) {
 		}
 		_ = p.Remaining(nil)
 		_ = p.LowerBound(planner.Costs{Default: time.Second, Workers: 3})
+		_ = p.LowerBound(planner.Costs{Default: time.Second, Staged: true, Limits: map[string]int{"asset:video": 1},
+			Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: time.Second}, "asset:narration": {Starts: 2, Per: time.Minute}}})
+		_ = p.LowerBound(planner.Costs{Default: time.Second, Rates: map[string]planner.Rate{"asset:video": {Starts: 1, Per: time.Second}}})
 		b := p.AppendStagesJSON(nil)
+		var w bytes.Buffer
+		if err := p.WriteStagesJSON(&w); err != nil || w.String() != string(b) {
+			t.Fatalf("WriteStagesJSON %s (%v), AppendStagesJSON %s", w.Bytes(), err, b)
+		}
 		data, err := p.MarshalJSON()
 		if err == nil && string(data) != `{"stages":`+string(b)+`}` {
 			t.Fatalf("MarshalJSON %s, AppendStagesJSON %s", data, b)
