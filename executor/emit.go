@@ -51,14 +51,41 @@ type emitter struct {
 	// round: one that had none (its nodes let go unstarted by a cancel)
 	// gets no stage.finished either.
 	touched []bool
+	// round is the round's number, from 1; sizes holds the number of
+	// nodes of each stage of its plan, and settled the number of each
+	// stage's settling events sent: the Round, StageTotal and StageDone
+	// of every event with a stage, set in put, in Seq order.
+	round   int
+	sizes   []int
+	settled []int
 }
 
-// newRound sets the stages of a round's plan, by their summary lines,
-// none of them started yet.
-func (em *emitter) newRound(stages []string) {
+// newRound sets the stages of round round's plan, by their summary lines
+// and their numbers of nodes, none of them started yet.
+func (em *emitter) newRound(round int, stages []string, sizes []int) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 	em.stages, em.shown, em.touched = stages, make([]bool, len(stages)), make([]bool, len(stages))
+	em.round, em.sizes, em.settled = round, sizes, make([]int, len(stages))
+}
+
+// settling reports whether t settles a node: a stage's StageDone counts
+// these events.
+func settling(t progress.Type) bool {
+	switch t {
+	case progress.NodeSucceeded, progress.NodeUnchanged, progress.NodeFailed, progress.NodeSkipped,
+		progress.NodeSuperseded, progress.NodeCancelled:
+		return true
+	}
+	return false
+}
+
+// batchKeyOf returns the batch key of kind ki of g, "" for none: that of
+// the plan group of each of its nodes, as planner.New makes a batch of
+// every kind with a key.
+func batchKeyOf(g *graph.Graph, ki int) string {
+	key, _ := g.BatchKey(ki)
+	return key
 }
 
 // opens reports the stage that ev starts, if its stage.started has not
@@ -134,6 +161,13 @@ func (em *emitter) put(ev progress.Event) {
 		ev.Done = em.done
 	}
 	em.done = max(em.done, ev.Done)
+	if s := ev.Stage; s >= 0 && s < len(em.sizes) {
+		// Counted here, in Seq order, so that StageDone never goes back.
+		if settling(ev.Type) {
+			em.settled[s]++
+		}
+		ev.Round, ev.StageDone, ev.StageTotal = em.round, em.settled[s], em.sizes[s]
+	}
 	now := time.Now()
 	// Once known, the ETA is never 0 (unknown) again while nodes are
 	// left: an event read before it was known (a worker's, or a note's,
@@ -251,9 +285,14 @@ func (r *reporter) Report(n Note) {
 	if run.em.sink == nil {
 		return
 	}
-	// The kind from the ID: a reporter has no room for it (see callState).
+	// The kind and its batch key from the ID: a reporter has no room for
+	// them (see callState).
 	id, _ := graph.ParseID(r.node)
-	ev := progress.Event{Type: progress.Message, Node: r.node, Kind: id.Kind, Stage: int(r.stage), Attempt: int(r.attempt),
+	var key string
+	if ki, ok := run.g.KindIndex(id.Kind); ok {
+		key = batchKeyOf(run.g, ki)
+	}
+	ev := progress.Event{Type: progress.Message, Node: r.node, Kind: id.Kind, BatchKey: key, Stage: int(r.stage), Attempt: int(r.attempt),
 		Message: n.Message, PreviewURL: n.PreviewURL, Reasoning: n.Reasoning,
 		Done: int(run.settled.Load()), Total: int(run.planned.Load()), ETA: run.etaNow()}
 	if r.call == nil {

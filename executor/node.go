@@ -350,7 +350,7 @@ func (r *run) nodeEvent(t progress.Type, j *job, attempt int, err error, msg str
 	if r.em.sink == nil {
 		return
 	}
-	r.em.emit(progress.Event{Type: t, Node: j.id, Kind: j.kind, Stage: j.step.Stage, Attempt: attempt,
+	r.em.emit(progress.Event{Type: t, Node: j.id, Kind: j.kind, BatchKey: j.step.Key, Stage: j.step.Stage, Attempt: attempt,
 		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: r.etaNow()})
 }
 
@@ -364,7 +364,7 @@ func (r *run) retryingEvent(j *job, next int, err error, msg string) {
 	eta := r.eta.afresh(now, r.m.Len()-r.m.Settled())
 	r.setETA(eta, now)
 	r.mu.Unlock()
-	r.em.emit(progress.Event{Type: progress.NodeRetrying, Node: j.id, Kind: j.kind, Stage: j.step.Stage, Attempt: next,
+	r.em.emit(progress.Event{Type: progress.NodeRetrying, Node: j.id, Kind: j.kind, BatchKey: j.step.Key, Stage: j.step.Stage, Attempt: next,
 		Error: errText(err), Message: msg, Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: eta})
 }
 
@@ -380,14 +380,14 @@ func (r *run) started(j *job, msg string) bool {
 		return r.ctx.Err() == nil
 	}
 	ok := false
-	r.em.emitIf(progress.Event{Type: progress.NodeStarted, Node: j.id, Kind: j.kind, Stage: j.step.Stage, Attempt: 1, Message: msg,
+	r.em.emitIf(progress.Event{Type: progress.NodeStarted, Node: j.id, Kind: j.kind, BatchKey: j.step.Key, Stage: j.step.Stage, Attempt: 1, Message: msg,
 		Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: r.etaNow()},
 		func() bool { ok = r.ctx.Err() == nil; return ok })
 	return ok
 }
 
 func (r *run) newResult(j *job, o outcome, attempts int, err error) result {
-	return result{n: j.step.Node, id: j.id, kind: j.kind, outcome: o, rev: j.prev.Rev,
+	return result{n: j.step.Node, id: j.id, kind: j.kind, key: j.step.Key, outcome: o, rev: j.prev.Rev,
 		attempts: attempts, err: err, stage: j.step.Stage}
 }
 

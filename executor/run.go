@@ -51,6 +51,7 @@ type result struct {
 	n        graph.Node
 	id       string
 	kind     string
+	key      string // the batch key of its plan group, "" for a single
 	outcome  outcome
 	state    dirty.State // the state to record for generated and unchanged
 	rev      int64       // the parameters revision the node ran with
@@ -723,7 +724,7 @@ func (r *run) execute() {
 		if r.plan.Len() == 1 {
 			what = "node"
 		}
-		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: r.done, Total: r.total,
+		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Round: r.rounds + 1, Done: r.done, Total: r.total,
 			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d %s to remake after changes during the run", r.rounds+1, r.plan.Len(), what)})
 	}
 	r.finish()
@@ -750,10 +751,14 @@ func (r *run) round() {
 	}
 	if r.em.sink != nil { // no summary that nobody reads
 		stages := make([]string, len(r.plan.Stages))
-		for s := range stages {
+		sizes := make([]int, len(r.plan.Stages))
+		for s, st := range r.plan.Stages {
 			stages[s] = r.plan.Summary(s)
+			for _, grp := range st.Groups {
+				sizes[s] += len(grp.Nodes)
+			}
 		}
-		r.em.newRound(stages)
+		r.em.newRound(r.rounds, stages, sizes)
 	}
 	r.mu.Unlock()
 	halted := make(chan struct{})
@@ -1514,7 +1519,7 @@ func (r *run) settle(batch []result, at time.Time) {
 			}
 			continue
 		}
-		ev := progress.Event{Node: res.id, Kind: res.kind, Stage: res.stage, Attempt: res.attempts}
+		ev := progress.Event{Node: res.id, Kind: res.kind, BatchKey: res.key, Stage: res.stage, Attempt: res.attempts}
 		var sr schedule.Result
 		var err error
 		switch res.outcome {
@@ -1603,7 +1608,10 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 		ev := progress.Event{Type: progress.NodeSkipped}
 		if r.em.sink != nil { // no text that nobody reads
 			ev.Node, ev.Message = r.id(s), fmt.Sprintf("skipped: upstream %s %s", upstream, why)
-			ev.Kind = r.g.KindName(r.g.KindOf(s))
+			ki := r.g.KindOf(s)
+			// The kind's key is that of the node's plan group: New makes a
+			// batch of every kind with a key.
+			ev.Kind, ev.BatchKey = r.g.KindName(ki), batchKeyOf(r.g, ki)
 			ev.Stage, _ = r.plan.StageOf(s)
 		}
 		r.report(ev, now)

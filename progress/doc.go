@@ -28,8 +28,18 @@
 //	node        string  omitted when empty; the node ID
 //	kind        string  omitted when empty; the node's kind (its
 //	                    template's kind name), on events with a node
+//	batchKey    string  omitted when empty; the node's batch key, on
+//	                    events with a node of a batch (none on stage.*)
+//	round       number  omitted when 0; the run's round, from 1, on
+//	                    events with a stage and on the message that
+//	                    starts a later round
 //	stage       number  omitted when the event is not about a stage
-//	                    (Stage is NoStage); stage indexes start at 0
+//	                    (Stage is NoStage); stage indexes start at 0,
+//	                    in each round
+//	stageDone   number  omitted when 0; settled nodes of the stage in
+//	                    the round so far, on events with a stage
+//	stageTotal  number  omitted when 0; planned nodes of the stage in
+//	                    the round, on events with a stage
 //	attempt     number  omitted when 0; 1-based attempt of a node event
 //	message     string  omitted when empty; human-readable text
 //	previewUrl  string  omitted when empty
@@ -44,7 +54,7 @@
 //
 // For example:
 //
-//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","stage":1,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
+//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":1,"stage":1,"stageDone":2,"stageTotal":7,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
 //
 // Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
 // the same form back; the round trip keeps every field, except that Time

@@ -63,8 +63,34 @@ type Event struct {
 	// view groups nodes by kind (a progress bar per kind) without parsing
 	// their IDs.
 	Kind string
+	// BatchKey is the node's batch key, on the events that have a Node
+	// whose plan group is a batch (its kind has a batch key, as
+	// "asset:video" in "Stage 2: Generating 360 asset:video nodes in
+	// batches of 3"), else "": a view groups nodes by batch key (a
+	// progress bar per key) without parsing the stage's summary. Stage
+	// events have none: a stage may hold several batches and singles, and
+	// the events of its nodes name each one's.
+	BatchKey string
+	// Round is the run's round, from 1, on the events that have a Stage
+	// (stage.* and node events) and on the message event that starts a
+	// later round (see the executor's Options.Converge), else 0. Each
+	// round has a plan of its own, whose stage indexes start at 0 again:
+	// a view keys its per-stage bars by Round and Stage.
+	Round int
 	// Stage is the plan stage index, or NoStage.
 	Stage int
+	// StageDone and StageTotal count the settled and the planned nodes of
+	// the stage in the round's plan, on the events that have a Stage,
+	// else 0: a view draws a per-stage bar from them, as it draws the
+	// run's from Done and Total, without parsing the stage's summary.
+	// StageTotal is the stage's nodes in the round's plan (a later
+	// round's plan, or a resumed run's, holds only what it remakes);
+	// StageDone counts those whose settling event (node.succeeded,
+	// node.unchanged, node.failed, node.skipped, node.superseded or
+	// node.cancelled) is this event or came before it. Like Done, it
+	// never goes back within a round, and it stays below StageTotal when
+	// a cancel lets nodes go unstarted.
+	StageDone, StageTotal int
 	// Attempt is the 1-based attempt number for node events, else 0.
 	Attempt int
 	// Message is human-readable text: a generator's message, a stage's

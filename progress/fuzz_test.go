@@ -23,6 +23,8 @@ func FuzzEventJSON(f *testing.F) {
 		`{"runId":"r","seq":3,"time":"2025-01-02T05:04:05+02:00","type":"message","stage":0,"message":"a\n\"b\"\u2028","done":0,"total":0,"etaMs":2}`,
 		`{"runId":"r","seq":1,"etaMs":9223372036854775807}`,
 		`{"runId":"r1","graphKey":"g","seq":9,"time":"2025-01-02T03:04:05Z","type":"run.cancelled","error":"executor: run cancelled: run \"r1\": interrupted","done":3,"total":9,"resumedBy":"r2"}`,
+		`{"runId":"r","seq":9,"time":"2025-01-02T03:04:05Z","type":"node.succeeded","node":"asset:video:segment[2]","kind":"asset:video","batchKey":"asset:video","round":2,"stage":2,"stageDone":4,"stageTotal":360,"done":9,"total":400}`,
+		`{"runId":"r","seq":1,"round":-1,"stageDone":-2,"stageTotal":1e2,"batchKey":3}`,
 		`{"runId":"r","seq":1,"resumedBy":""}`, `{"runId":"r","seq":1,"resumedBy":7}`,
 		`{"runId":"r","seq":1,"etaMs":-9223372036854775808}`,
 		`{"runId":"r","seq":1,"stage":-1}`,

@@ -17,7 +17,11 @@ type eventJSON struct {
 	Type       Type   `json:"type"`
 	Node       string `json:"node,omitempty"`
 	Kind       string `json:"kind,omitempty"`
+	BatchKey   string `json:"batchKey,omitempty"`
+	Round      int    `json:"round,omitempty"`
 	Stage      *int   `json:"stage,omitempty"`
+	StageDone  int    `json:"stageDone,omitempty"`
+	StageTotal int    `json:"stageTotal,omitempty"`
 	Attempt    int    `json:"attempt,omitempty"`
 	Message    string `json:"message,omitempty"`
 	PreviewURL string `json:"previewUrl,omitempty"`
@@ -51,6 +55,10 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Type:       e.Type,
 		Node:       e.Node,
 		Kind:       e.Kind,
+		BatchKey:   e.BatchKey,
+		Round:      e.Round,
+		StageDone:  e.StageDone,
+		StageTotal: e.StageTotal,
 		Attempt:    e.Attempt,
 		Message:    e.Message,
 		PreviewURL: e.PreviewURL,
@@ -132,7 +140,11 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		Type:       w.Type,
 		Node:       w.Node,
 		Kind:       w.Kind,
+		BatchKey:   w.BatchKey,
+		Round:      w.Round,
 		Stage:      stage,
+		StageDone:  w.StageDone,
+		StageTotal: w.StageTotal,
 		Attempt:    w.Attempt,
 		Message:    w.Message,
 		PreviewURL: w.PreviewURL,

@@ -31,10 +31,11 @@ func TestEventJSONWireForm(t *testing.T) {
 			name: "every field",
 			event: progress.Event{
 				RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: t0, Type: progress.NodeRetrying,
-				Node: "asset:narration:segment[3]", Kind: "asset:narration", Stage: 1, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
+				Node: "asset:narration:segment[3]", Kind: "asset:narration", BatchKey: "asset:narration", Round: 2, Stage: 1, StageDone: 3, StageTotal: 7,
+				Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
 				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second, ResumedBy: "r2",
 			},
-			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","stage":1,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
 		},
 		{
 			name: "the final event of a run found interrupted names the run that resumed it",
@@ -46,6 +47,12 @@ func TestEventJSONWireForm(t *testing.T) {
 			name:  "stage 0 is written",
 			event: progress.Event{RunID: "r", Seq: 2, Time: t0, Type: progress.StageStarted, Stage: 0, Message: "Stage 1: Generating 6 script nodes"},
 			want:  `{"runId":"r","seq":2,"time":"2025-01-02T03:04:05.123456789Z","type":"stage.started","stage":0,"message":"Stage 1: Generating 6 script nodes","done":0,"total":0}`,
+		},
+		{
+			name: "a stage's first event: stageDone 0 left out, stageTotal written",
+			event: progress.Event{RunID: "r", Seq: 2, Time: t0, Type: progress.StageStarted, Round: 1, Stage: 2, StageTotal: 360,
+				Message: "Stage 2: Generating 360 asset:video nodes in batches of 3", Done: 9, Total: 400},
+			want: `{"runId":"r","seq":2,"time":"2025-01-02T03:04:05.123456789Z","type":"stage.started","round":1,"stage":2,"stageTotal":360,"message":"Stage 2: Generating 360 asset:video nodes in batches of 3","done":9,"total":400}`,
 		},
 		{
 			name:  "local time is written in UTC; ETA rounded to ms",
@@ -108,6 +115,12 @@ func TestEventUnmarshalJSON(t *testing.T) {
 			name: "resumedBy read",
 			in:   `{"runId":"r","seq":4,"time":"2025-01-02T03:04:05Z","type":"run.cancelled","done":1,"total":2,"resumedBy":"r2"}`,
 			want: progress.Event{RunID: "r", Seq: 4, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunCancelled, Stage: progress.NoStage, Done: 1, Total: 2, ResumedBy: "r2"},
+		},
+		{
+			name: "batchKey, round, stageDone and stageTotal read",
+			in:   `{"runId":"r","seq":5,"time":"2025-01-02T03:04:05Z","type":"node.succeeded","node":"asset:video:segment[2]","kind":"asset:video","batchKey":"asset:video","round":2,"stage":2,"stageDone":4,"stageTotal":360,"done":9,"total":400}`,
+			want: progress.Event{RunID: "r", Seq: 5, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.NodeSucceeded,
+				Node: "asset:video:segment[2]", Kind: "asset:video", BatchKey: "asset:video", Round: 2, Stage: 2, StageDone: 4, StageTotal: 360, Done: 9, Total: 400},
 		},
 		{
 			name: "offset time converted to UTC",

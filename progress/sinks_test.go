@@ -23,9 +23,15 @@ func TestSlog(t *testing.T) {
 		want  string
 	}{
 		{
-			name:  "node event",
-			event: progress.Event{RunID: "r", GraphKey: "g", Seq: 3, Type: progress.NodeFailed, Node: "video:segment[2]", Kind: "video", Stage: 1, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
-			want:  "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video:segment[2] kind=video stage=1 attempt=3 error=boom done=4 total=9 eta=2s\n",
+			name: "node event",
+			event: progress.Event{RunID: "r", GraphKey: "g", Seq: 3, Type: progress.NodeFailed, Node: "video:segment[2]", Kind: "video", BatchKey: "video",
+				Round: 2, Stage: 1, StageDone: 2, StageTotal: 3, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
+			want: "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video:segment[2] kind=video batchKey=video round=2 stage=1 stageDone=2 stageTotal=3 attempt=3 error=boom done=4 total=9 eta=2s\n",
+		},
+		{
+			name:  "a stage's start: stageDone 0 left out",
+			event: progress.Event{RunID: "r", Seq: 2, Type: progress.StageStarted, Round: 1, Stage: 0, StageTotal: 1, Message: "Stage 0: Generating 1 script node", Total: 9},
+			want:  "level=INFO msg=stage.started runId=r seq=2 round=1 stage=0 stageTotal=1 message=\"Stage 0: Generating 1 script node\" done=0 total=9\n",
 		},
 		{
 			name:  "run event at a chosen level",

@@ -42,7 +42,7 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 	if !s.logger.Enabled(ctx, level) {
 		return nil
 	}
-	attrs := make([]slog.Attr, 0, 16)
+	attrs := make([]slog.Attr, 0, 20)
 	for _, e := range events {
 		attrs = append(attrs[:0],
 			slog.String("runId", e.RunID),
@@ -60,8 +60,20 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 		if e.Kind != "" {
 			attrs = append(attrs, slog.String("kind", e.Kind))
 		}
+		if e.BatchKey != "" {
+			attrs = append(attrs, slog.String("batchKey", e.BatchKey))
+		}
+		if e.Round != 0 {
+			attrs = append(attrs, slog.Int("round", e.Round))
+		}
 		if e.Stage >= 0 {
 			attrs = append(attrs, slog.Int("stage", e.Stage))
+		}
+		if e.StageDone != 0 {
+			attrs = append(attrs, slog.Int("stageDone", e.StageDone))
+		}
+		if e.StageTotal != 0 {
+			attrs = append(attrs, slog.Int("stageTotal", e.StageTotal))
 		}
 		if e.Attempt != 0 {
 			attrs = append(attrs, slog.Int("attempt", e.Attempt))

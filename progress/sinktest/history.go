@@ -293,6 +293,7 @@ func textEvents(runID string) []progress.Event {
 	for i, s := range texts {
 		events[i].Message, events[i].Error, events[i].Reasoning = s, s, s
 		events[i].Node, events[i].Kind, events[i].GraphKey, events[i].PreviewURL = s, s, s, s
+		events[i].BatchKey = s
 		events[i].ResumedBy = s
 	}
 	return events

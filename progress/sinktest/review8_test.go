@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -207,6 +208,17 @@ func (h historyDrops) Append(ctx context.Context, events ...progress.Event) erro
 func dropResumedBy(e *progress.Event) { e.ResumedBy = "" }
 func dropKind(e *progress.Event)      { e.Kind = "" }
 
+// fieldDrops are mutations that each lose one of the fields that a
+// view's per-stage and per-batch-key bars read, by the name of the
+// broken pair ("drops" + the name) or History ("historyDrops" + the
+// name).
+var fieldDrops = map[string]func(*progress.Event){
+	"BatchKey":   func(e *progress.Event) { e.BatchKey = "" },
+	"Round":      func(e *progress.Event) { e.Round = 0 },
+	"StageDone":  func(e *progress.Event) { e.StageDone = 0 },
+	"StageTotal": func(e *progress.Event) { e.StageTotal = 0 },
+}
+
 // historyTimeLenient archives an event whose Time RFC 3339 cannot write
 // with the zero time.
 type historyTimeLenient struct{ *progress.MemoryHistory }
@@ -237,6 +249,8 @@ func TestReview8BrokenPair(t *testing.T) {
 			return drops{m, dropResumedBy}, m
 		case "dropsKind":
 			return drops{m, dropKind}, m
+		case "dropsBatchKey", "dropsRound", "dropsStageDone", "dropsStageTotal":
+			return drops{m, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "drops")]}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
 		case "timeLenient":
@@ -286,6 +300,8 @@ func TestReview8BrokenHistory(t *testing.T) {
 			return historyDrops{h, dropResumedBy}
 		case "historyDropsKind":
 			return historyDrops{h, dropKind}
+		case "historyDropsBatchKey", "historyDropsRound", "historyDropsStageDone", "historyDropsStageTotal":
+			return historyDrops{h, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "historyDrops")]}
 		case "historyTimeLenient":
 			return historyTimeLenient{h}
 		}
@@ -323,6 +339,16 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		// Kind was not kept: no event of the kit had it.
 		{"TestReview8BrokenPair", "dropsKind", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsKind", []string{"AllFields"}, nil},
+		// BatchKey, Round, StageDone or StageTotal was not kept: no event
+		// of the kit had them.
+		{"TestReview8BrokenPair", "dropsBatchKey", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsRound", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsStageDone", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsStageTotal", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsBatchKey", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsRound", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsStageDone", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsStageTotal", []string{"AllFields"}, nil},
 		// An event whose Time RFC 3339 cannot write was stored, with the
 		// zero time, rather than refused.
 		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},

@@ -260,9 +260,11 @@ func Events(runID string, from, to uint64) []progress.Event {
 
 // AllFields returns one event of runID for each [progress.Type], from
 // Seq from on, with every field set (ResumedBy included, on the final
-// run.cancelled event, as the executor sets it), deterministic for the
-// same arguments. Times are in UTC with microseconds, ETAs whole
-// milliseconds, so that they survive the JSON form unchanged.
+// run.cancelled event, as the executor sets it; BatchKey, Round,
+// StageDone and StageTotal too, which a view's per-stage and per-key
+// bars read), deterministic for the same arguments. Times are in UTC
+// with microseconds, ETAs whole milliseconds, so that they survive the
+// JSON form unchanged.
 func AllFields(runID string, from uint64) []progress.Event {
 	types := []progress.Type{
 		progress.RunStarted, progress.StageStarted, progress.NodeStarted, progress.Message, progress.NodeRetrying,
@@ -282,7 +284,11 @@ func AllFields(runID string, from uint64) []progress.Event {
 			Type:       typ,
 			Node:       fmt.Sprintf("asset:narration:segment[%d]", i),
 			Kind:       "asset:narration",
+			BatchKey:   "asset:narration",
+			Round:      i%2 + 1,
 			Stage:      i % 3,
+			StageDone:  i % 4,
+			StageTotal: i%4 + 5,
 			Attempt:    i%4 + 1,
 			Message:    fmt.Sprintf("message of %s ✓", typ),
 			PreviewURL: fmt.Sprintf("https://example.test/preview/%d.png?a=1&b=2", i),
