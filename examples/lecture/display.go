@@ -10,7 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/planner"
 	"github.com/regengraph/regen/progress"
 )
@@ -28,7 +27,8 @@ const defaultWidth = 80
 // redraws a bar per kind in place with ANSI codes, each bar cut to the
 // terminal's width (80 columns if it does not say) so that none wraps;
 // otherwise it prints plain lines. It shows one run at a time: see begin
-// and start.
+// and start. It reads a node's kind from its events' Kind field, never
+// from its ID.
 type display struct {
 	w     io.Writer
 	tty   bool
@@ -154,9 +154,9 @@ func (d *display) apply(ev progress.Event) {
 		}
 		return
 	}
-	kind := ev.Node
-	if id, err := graph.ParseID(ev.Node); err == nil {
-		kind = id.Kind
+	kind := ev.Kind // the executor names the kind of every node's event
+	if kind == "" {
+		kind = ev.Node
 	}
 	b := d.bar(kind)
 	switch ev.Type {

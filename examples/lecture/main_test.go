@@ -384,7 +384,9 @@ func TestTerminalDisplay(t *testing.T) {
 	require.NoError(t, err)
 	d.begin("run 1", p)
 	ev := func(typ progress.Type, node string, done int) progress.Event {
-		return progress.Event{Type: typ, Node: node, Stage: 1, Done: done, Total: 12, Time: time.Now(), ETA: 3 * time.Second}
+		id, err := graph.ParseID(node)
+		require.NoError(t, err)
+		return progress.Event{Type: typ, Node: node, Kind: id.Kind, Stage: 1, Done: done, Total: 12, Time: time.Now(), ETA: 3 * time.Second}
 	}
 	require.NoError(t, d.Publish(context.Background(),
 		progress.Event{Type: progress.RunStarted, Total: 12, Message: "Regenerating 12 of 12 nodes in 4 stages (dataflow)"},

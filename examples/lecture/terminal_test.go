@@ -136,7 +136,9 @@ func testTerminalWidth(t *testing.T, width int) {
 	require.NoError(t, err)
 	d.begin("run 1", p)
 	ev := func(typ progress.Type, node string, done int) progress.Event {
-		return progress.Event{Type: typ, Node: node, Done: done, Total: 12, Time: time.Now(), ETA: 3 * time.Second}
+		id, err := graph.ParseID(node)
+		require.NoError(t, err)
+		return progress.Event{Type: typ, Node: node, Kind: id.Kind, Done: done, Total: 12, Time: time.Now(), ETA: 3 * time.Second}
 	}
 	longLog := "Stage 1: Generating 3 asset:narration nodes in batches of 4, 3 asset:image nodes in batches of 5, 1 asset:music node"
 	scr := &screen{width: width}
