@@ -215,21 +215,23 @@
 // node events) says its round (Event.Round, from 1), the number of the
 // stage's nodes in the round's plan (StageTotal) and how many of them
 // settled by this event (StageDone: their node.succeeded, node.unchanged,
-// node.failed, node.skipped, node.superseded and node.cancelled). Stage
-// events name no batch key: a stage may hold several batches and singles
-// ("Stage 1: Generating 3 asset:narration nodes in batches of 4, 3
-// asset:image nodes in batches of 5, 1 asset:music node"), which the
-// events of its nodes name. A Converge round has a plan of its own, whose
-// stage indexes start at 0 again and whose StageTotals count only what it
-// remakes: its events say Round 2 from the message event that starts it
-// (which says it too), so that a view keys its per-stage bars by round
-// and stage. A Resume or RerunFailed is a run of its own, from round 1,
-// whose stages hold only what its plan remakes. In Dataflow mode, where
-// the stages' events interleave, each stage's counts are its own: a
-// later stage's StageDone may reach its StageTotal before an earlier
-// stage finished, and so before its own stage.finished, as stages finish
-// in order; and skips counted before a stage starts make the StageDone of
-// its stage.started more than 0.
+// node.failed, node.skipped, node.superseded and node.cancelled); one
+// that names a batch key says the same of the node's batch in its stage
+// (BatchTotal, BatchDone). Stage events name no batch key: a stage may
+// hold several batches and singles ("Stage 1: Generating 3
+// asset:narration nodes in batches of 4, 3 asset:image nodes in batches
+// of 5, 1 asset:music node"), which the events of its nodes name; a key
+// whose nodes span several stages has a batch in each. A Converge round
+// has a plan of its own, whose stage indexes start at 0 again and whose
+// StageTotals count only what it remakes: its events say Round 2 from the
+// message event that starts it (which says it too), so that a view keys
+// its per-stage bars by round and stage. A Resume or RerunFailed is a run
+// of its own, from round 1, whose stages and batches hold only what its
+// plan remakes. In Dataflow mode, where the stages' events interleave,
+// each stage's counts are its own: a later stage's StageDone may reach
+// its StageTotal before an earlier stage finished, and so before its own
+// stage.finished, as stages finish in order; and skips counted before a
+// stage starts make the StageDone of its stage.started more than 0.
 //
 // A progress display may rely on the order of a run's events:
 //   - run.started comes first, and one final event (run.finished,
@@ -276,9 +278,10 @@
 //     remake after changes during the run": the nodes of its plan, those
 //     changed and what depends on them), and its nodes settle again;
 //     Total grows by the round's nodes.
-//   - Done never goes back, nor does a stage's StageDone within a round.
-//     A cancelled run's counts may stay below Total and StageTotal: the
-//     nodes that had not started get no event.
+//   - Done never goes back, nor do a stage's StageDone and a batch's
+//     BatchDone within a round. A cancelled run's counts may stay below
+//     Total, StageTotal and BatchTotal: the nodes that had not started
+//     get no event.
 //
 // # Crashed runs
 //

@@ -53,20 +53,31 @@ type emitter struct {
 	touched []bool
 	// round is the round's number, from 1; sizes holds the number of
 	// nodes of each stage of its plan, and settled the number of each
-	// stage's settling events sent: the Round, StageTotal and StageDone
-	// of every event with a stage, set in put, in Seq order.
+	// stage's settling events sent; batches holds each stage's batches,
+	// counted the same way: the Round, StageTotal, StageDone, BatchTotal
+	// and BatchDone of every event with a stage, set in put, in Seq
+	// order.
 	round   int
 	sizes   []int
 	settled []int
+	batches [][]batchCount
 }
 
-// newRound sets the stages of round round's plan, by their summary lines
-// and their numbers of nodes, none of them started yet.
-func (em *emitter) newRound(round int, stages []string, sizes []int) {
+// batchCount counts the nodes of a batch of a stage, and their settling
+// events sent.
+type batchCount struct {
+	key           string
+	size, settled int
+}
+
+// newRound sets the stages of round round's plan, by their summary
+// lines, their numbers of nodes and their batches, none of them started
+// yet.
+func (em *emitter) newRound(round int, stages []string, sizes []int, batches [][]batchCount) {
 	em.mu.Lock()
 	defer em.mu.Unlock()
 	em.stages, em.shown, em.touched = stages, make([]bool, len(stages)), make([]bool, len(stages))
-	em.round, em.sizes, em.settled = round, sizes, make([]int, len(stages))
+	em.round, em.sizes, em.settled, em.batches = round, sizes, make([]int, len(stages)), batches
 }
 
 // settling reports whether t settles a node: a stage's StageDone counts
@@ -162,11 +173,25 @@ func (em *emitter) put(ev progress.Event) {
 	}
 	em.done = max(em.done, ev.Done)
 	if s := ev.Stage; s >= 0 && s < len(em.sizes) {
-		// Counted here, in Seq order, so that StageDone never goes back.
-		if settling(ev.Type) {
+		// Counted here, in Seq order, so that StageDone and BatchDone
+		// never go back.
+		settles := settling(ev.Type)
+		if settles {
 			em.settled[s]++
 		}
 		ev.Round, ev.StageDone, ev.StageTotal = em.round, em.settled[s], em.sizes[s]
+		if ev.BatchKey != "" {
+			// A stage has one batch of each key (planner.Stage), and few.
+			for i := range em.batches[s] {
+				if b := &em.batches[s][i]; b.key == ev.BatchKey {
+					if settles {
+						b.settled++
+					}
+					ev.BatchDone, ev.BatchTotal = b.settled, b.size
+					break
+				}
+			}
+		}
 	}
 	now := time.Now()
 	// Once known, the ETA is never 0 (unknown) again while nodes are

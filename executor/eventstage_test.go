@@ -32,17 +32,35 @@ func settles(t progress.Type) bool {
 // roundStage names a stage of a round.
 type roundStage struct{ round, stage int }
 
+// roundBatch names a batch of a stage of a round.
+type roundBatch struct {
+	round, stage int
+	key          string
+}
+
+// bars are the counts that a view's bars read: by stage, its StageTotal
+// and its settling events; by batch, its BatchTotal and its settling
+// events.
+type bars struct {
+	total, settled           map[roundStage]int
+	batchTotal, batchSettled map[roundBatch]int
+}
+
 // stageBars reads one run's events as a view that draws a bar per round
 // and stage, and per batch key, reads them, from the fields alone, and
 // checks them as it goes: the round is 1 from the start and N from the
 // message that starts round N, on every event with a stage and on that
 // message alone; every event of a stage says the same StageTotal, and a
 // StageDone that counts the stage's settling events up to it; the node
-// events of a batch's node name its key, and no other event names one.
-// It returns each stage's StageTotal and settling events.
-func stageBars(t *testing.T, g *graph.Graph, events []progress.Event) (total, settled map[roundStage]int) {
+// events of a batch's node name its key, and no other event names one;
+// and those that name one say the same BatchTotal, and a BatchDone that
+// counts the settling events of the batch (the stage's nodes of that
+// key) up to it.
+func stageBars(t *testing.T, g *graph.Graph, events []progress.Event) bars {
 	t.Helper()
-	total, settled = map[roundStage]int{}, map[roundStage]int{}
+	b := bars{total: map[roundStage]int{}, settled: map[roundStage]int{},
+		batchTotal: map[roundBatch]int{}, batchSettled: map[roundBatch]int{}}
+	total, settled := b.total, b.settled
 	round := 1
 	for _, ev := range events {
 		at := fmt.Sprintf("event %d, %s %s", ev.Seq, ev.Type, ev.Node)
@@ -76,8 +94,23 @@ func stageBars(t *testing.T, g *graph.Graph, events []progress.Event) (total, se
 			assert.Positive(t, ev.StageTotal, at)
 		}
 		assert.Equal(t, total[rs], ev.StageTotal, "%s: the stage's total changed", at)
+		if ev.BatchKey == "" {
+			assert.Zero(t, ev.BatchDone, at)
+			assert.Zero(t, ev.BatchTotal, at)
+			continue
+		}
+		rb := roundBatch{ev.Round, ev.Stage, ev.BatchKey}
+		if settles(ev.Type) {
+			b.batchSettled[rb]++
+		}
+		assert.Equal(t, b.batchSettled[rb], ev.BatchDone, "%s: the batch's settled nodes so far", at)
+		if _, ok := b.batchTotal[rb]; !ok {
+			b.batchTotal[rb] = ev.BatchTotal
+			assert.Positive(t, ev.BatchTotal, at)
+		}
+		assert.Equal(t, b.batchTotal[rb], ev.BatchTotal, "%s: the batch's total changed", at)
 	}
-	return total, settled
+	return b
 }
 
 // stageSizes returns the number of nodes of each stage of p, as round
@@ -87,6 +120,20 @@ func stageSizes(p *planner.Plan, round int) map[roundStage]int {
 	for _, st := range p.Stages {
 		for _, grp := range st.Groups {
 			out[roundStage{round, st.Index}] += len(grp.Nodes)
+		}
+	}
+	return out
+}
+
+// batchSizes returns the number of nodes of each batch of p, as round
+// round's.
+func batchSizes(p *planner.Plan, round int) map[roundBatch]int {
+	out := map[roundBatch]int{}
+	for _, st := range p.Stages {
+		for _, grp := range st.Groups {
+			if grp.Kind == planner.Batch {
+				out[roundBatch{round, st.Index, grp.BatchKey}] += len(grp.Nodes)
+			}
 		}
 	}
 	return out
@@ -115,10 +162,13 @@ func TestEventsCountTheirStage(t *testing.T) {
 				l.mu.Lock()
 				events := l.events
 				l.mu.Unlock()
-				total, settled := stageBars(t, l.g, events)
+				b := stageBars(t, l.g, events)
 				want := stageSizes(run.Plan(), 1)
-				assert.Equal(t, want, total, "StageTotal of each stage")
-				assert.Equal(t, want, settled, "every planned node settled")
+				assert.Equal(t, want, b.total, "StageTotal of each stage")
+				assert.Equal(t, want, b.settled, "every planned node settled")
+				batches := batchSizes(run.Plan(), 1)
+				assert.Equal(t, batches, b.batchTotal, "BatchTotal of each batch")
+				assert.Equal(t, batches, b.batchSettled, "every node of each batch settled")
 				var stageEvents int
 				for _, ev := range events {
 					if ev.Type == progress.StageStarted || ev.Type == progress.StageFinished {
@@ -155,8 +205,10 @@ func TestEventsOfAConvergeRoundCountItsPlan(t *testing.T) {
 		l.mu.Lock()
 		events := l.events
 		l.mu.Unlock()
-		total, settled := stageBars(t, l.g, events)
-		assert.Equal(t, total, settled, "every planned node settled, in each round")
+		b := stageBars(t, l.g, events)
+		total := b.total
+		assert.Equal(t, total, b.settled, "every planned node settled, in each round")
+		assert.Equal(t, b.batchTotal, b.batchSettled, "every node of each batch settled, in each round")
 		first, second := map[roundStage]int{}, 0
 		for rs, n := range total {
 			if rs.round == 1 {
@@ -194,11 +246,15 @@ func TestEventsOfAResumeCountItsPlan(t *testing.T) {
 		events := l.events
 		l.events = nil
 		l.mu.Unlock()
-		total, settled := stageBars(t, l.g, events)
+		b := stageBars(t, l.g, events)
 		planned := stageSizes(x.Plan(), 1)
-		for rs, n := range total {
+		for rs, n := range b.total {
 			assert.Equal(t, planned[rs], n, "stage %d of the cancelled run", rs.stage)
-			assert.LessOrEqual(t, settled[rs], n, "stage %d of the cancelled run", rs.stage)
+			assert.LessOrEqual(t, b.settled[rs], n, "stage %d of the cancelled run", rs.stage)
+		}
+		plannedBatches := batchSizes(x.Plan(), 1)
+		for rb, n := range b.batchTotal {
+			assert.Equal(t, plannedBatches[rb], n, "batch %s of stage %d of the cancelled run", rb.key, rb.stage)
 		}
 
 		y, err := e.Resume(ctx, l.g, "x", executor.ResumeOptions{RunID: "y"})
@@ -208,10 +264,11 @@ func TestEventsOfAResumeCountItsPlan(t *testing.T) {
 		l.mu.Lock()
 		events = l.events
 		l.mu.Unlock()
-		total, settled = stageBars(t, l.g, events)
+		b = stageBars(t, l.g, events)
 		want := stageSizes(y.Plan(), 1)
-		assert.Equal(t, want, total, "the resume's stages")
-		assert.Equal(t, want, settled, "every node of the resume's plan settled")
+		assert.Equal(t, want, b.total, "the resume's stages")
+		assert.Equal(t, want, b.settled, "every node of the resume's plan settled")
+		assert.Equal(t, batchSizes(y.Plan(), 1), b.batchTotal, "the resume's batches")
 		assert.Less(t, y.Plan().Len(), x.Plan().Len(), "the resume remakes only what was left")
 	})
 }

@@ -752,13 +752,17 @@ func (r *run) round() {
 	if r.em.sink != nil { // no summary that nobody reads
 		stages := make([]string, len(r.plan.Stages))
 		sizes := make([]int, len(r.plan.Stages))
+		batches := make([][]batchCount, len(r.plan.Stages))
 		for s, st := range r.plan.Stages {
 			stages[s] = r.plan.Summary(s)
 			for _, grp := range st.Groups {
 				sizes[s] += len(grp.Nodes)
+				if grp.Kind == planner.Batch {
+					batches[s] = append(batches[s], batchCount{key: grp.BatchKey, size: len(grp.Nodes)})
+				}
 			}
 		}
-		r.em.newRound(r.rounds, stages, sizes)
+		r.em.newRound(r.rounds, stages, sizes, batches)
 	}
 	r.mu.Unlock()
 	halted := make(chan struct{})

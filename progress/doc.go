@@ -40,6 +40,11 @@
 //	                    the round so far, on events with a stage
 //	stageTotal  number  omitted when 0; planned nodes of the stage in
 //	                    the round, on events with a stage
+//	batchDone   number  omitted when 0; settled nodes of the node's
+//	                    batch in its stage so far, on events with a
+//	                    batchKey
+//	batchTotal  number  omitted when 0; planned nodes of the node's
+//	                    batch in its stage, on events with a batchKey
 //	attempt     number  omitted when 0; 1-based attempt of a node event
 //	message     string  omitted when empty; human-readable text
 //	previewUrl  string  omitted when empty
@@ -54,7 +59,7 @@
 //
 // For example:
 //
-//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":1,"stage":1,"stageDone":2,"stageTotal":7,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
+//	{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":1,"stage":1,"stageDone":2,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
 //
 // Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
 // the same form back; the round trip keeps every field, except that Time

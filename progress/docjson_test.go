@@ -32,7 +32,7 @@ func TestDocListsTheJSONKeysInOrder(t *testing.T) {
 	}
 	full := progress.Event{
 		RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
-		Type: progress.NodeRetrying, Node: "script", Kind: "script", BatchKey: "k", Round: 1, Stage: 1, StageDone: 1, StageTotal: 3, Attempt: 2, Message: "m",
+		Type: progress.NodeRetrying, Node: "script", Kind: "script", BatchKey: "k", Round: 1, Stage: 1, StageDone: 1, StageTotal: 3, BatchDone: 1, BatchTotal: 2, Attempt: 2, Message: "m",
 		PreviewURL: "https://example.com/p", Reasoning: "r", Error: "e", Done: 5, Total: 20,
 		ETA: time.Second, ResumedBy: "r2",
 	}

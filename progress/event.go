@@ -91,6 +91,14 @@ type Event struct {
 	// never goes back within a round, and it stays below StageTotal when
 	// a cancel lets nodes go unstarted.
 	StageDone, StageTotal int
+	// BatchDone and BatchTotal count the settled and the planned nodes of
+	// the node's batch in its stage (its plan group: the stage's nodes
+	// with its BatchKey) in the round's plan, on the events that have a
+	// BatchKey, else 0: a view draws a bar per batch key from them, as per
+	// stage from StageDone and StageTotal (a key's nodes may span several
+	// stages: its bar over the run sums those of its stages). BatchDone
+	// counts settling events as StageDone does.
+	BatchDone, BatchTotal int
 	// Attempt is the 1-based attempt number for node events, else 0.
 	Attempt int
 	// Message is human-readable text: a generator's message, a stage's

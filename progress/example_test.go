@@ -16,13 +16,14 @@ func ExampleEvent_MarshalJSON() {
 		RunID: "r1", GraphKey: "lecture-42", Seq: 7,
 		Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		Type: progress.NodeRetrying, Node: "asset:narration:segment[3]", Kind: "asset:narration", BatchKey: "asset:narration",
-		Round: 1, Stage: 1, StageDone: 2, StageTotal: 7, Attempt: 2,
+		Round: 1, Stage: 1, StageDone: 2, StageTotal: 7,
+		BatchDone: 1, BatchTotal: 3, Attempt: 2,
 		Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second,
 	}
 	data, _ := json.Marshal(e)
 	fmt.Println(string(data))
 	// Output:
-	// {"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":1,"stage":1,"stageDone":2,"stageTotal":7,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
+	// {"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":1,"stage":1,"stageDone":2,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"error":"tts: 503","done":5,"total":20,"etaMs":61000}
 }
 
 func ExampleMemory() {

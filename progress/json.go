@@ -22,6 +22,8 @@ type eventJSON struct {
 	Stage      *int   `json:"stage,omitempty"`
 	StageDone  int    `json:"stageDone,omitempty"`
 	StageTotal int    `json:"stageTotal,omitempty"`
+	BatchDone  int    `json:"batchDone,omitempty"`
+	BatchTotal int    `json:"batchTotal,omitempty"`
 	Attempt    int    `json:"attempt,omitempty"`
 	Message    string `json:"message,omitempty"`
 	PreviewURL string `json:"previewUrl,omitempty"`
@@ -59,6 +61,8 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Round:      e.Round,
 		StageDone:  e.StageDone,
 		StageTotal: e.StageTotal,
+		BatchDone:  e.BatchDone,
+		BatchTotal: e.BatchTotal,
 		Attempt:    e.Attempt,
 		Message:    e.Message,
 		PreviewURL: e.PreviewURL,
@@ -145,6 +149,8 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		Stage:      stage,
 		StageDone:  w.StageDone,
 		StageTotal: w.StageTotal,
+		BatchDone:  w.BatchDone,
+		BatchTotal: w.BatchTotal,
 		Attempt:    w.Attempt,
 		Message:    w.Message,
 		PreviewURL: w.PreviewURL,

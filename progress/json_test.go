@@ -32,10 +32,10 @@ func TestEventJSONWireForm(t *testing.T) {
 			event: progress.Event{
 				RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: t0, Type: progress.NodeRetrying,
 				Node: "asset:narration:segment[3]", Kind: "asset:narration", BatchKey: "asset:narration", Round: 2, Stage: 1, StageDone: 3, StageTotal: 7,
-				Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
+				BatchDone: 1, BatchTotal: 3, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
 				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second, ResumedBy: "r2",
 			},
-			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
 		},
 		{
 			name: "the final event of a run found interrupted names the run that resumed it",
@@ -117,10 +117,11 @@ func TestEventUnmarshalJSON(t *testing.T) {
 			want: progress.Event{RunID: "r", Seq: 4, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunCancelled, Stage: progress.NoStage, Done: 1, Total: 2, ResumedBy: "r2"},
 		},
 		{
-			name: "batchKey, round, stageDone and stageTotal read",
-			in:   `{"runId":"r","seq":5,"time":"2025-01-02T03:04:05Z","type":"node.succeeded","node":"asset:video:segment[2]","kind":"asset:video","batchKey":"asset:video","round":2,"stage":2,"stageDone":4,"stageTotal":360,"done":9,"total":400}`,
+			name: "batchKey, round, stageDone, stageTotal, batchDone and batchTotal read",
+			in:   `{"runId":"r","seq":5,"time":"2025-01-02T03:04:05Z","type":"node.succeeded","node":"asset:video:segment[2]","kind":"asset:video","batchKey":"asset:video","round":2,"stage":2,"stageDone":4,"stageTotal":360,"batchDone":2,"batchTotal":120,"done":9,"total":400}`,
 			want: progress.Event{RunID: "r", Seq: 5, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.NodeSucceeded,
-				Node: "asset:video:segment[2]", Kind: "asset:video", BatchKey: "asset:video", Round: 2, Stage: 2, StageDone: 4, StageTotal: 360, Done: 9, Total: 400},
+				Node: "asset:video:segment[2]", Kind: "asset:video", BatchKey: "asset:video", Round: 2, Stage: 2, StageDone: 4, StageTotal: 360,
+				BatchDone: 2, BatchTotal: 120, Done: 9, Total: 400},
 		},
 		{
 			name: "offset time converted to UTC",

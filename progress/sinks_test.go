@@ -25,8 +25,8 @@ func TestSlog(t *testing.T) {
 		{
 			name: "node event",
 			event: progress.Event{RunID: "r", GraphKey: "g", Seq: 3, Type: progress.NodeFailed, Node: "video:segment[2]", Kind: "video", BatchKey: "video",
-				Round: 2, Stage: 1, StageDone: 2, StageTotal: 3, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
-			want: "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video:segment[2] kind=video batchKey=video round=2 stage=1 stageDone=2 stageTotal=3 attempt=3 error=boom done=4 total=9 eta=2s\n",
+				Round: 2, Stage: 1, StageDone: 2, StageTotal: 3, BatchDone: 1, BatchTotal: 3, Attempt: 3, Error: "boom", Done: 4, Total: 9, ETA: 2 * time.Second},
+			want: "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video:segment[2] kind=video batchKey=video round=2 stage=1 stageDone=2 stageTotal=3 batchDone=1 batchTotal=3 attempt=3 error=boom done=4 total=9 eta=2s\n",
 		},
 		{
 			name:  "a stage's start: stageDone 0 left out",

@@ -42,7 +42,7 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 	if !s.logger.Enabled(ctx, level) {
 		return nil
 	}
-	attrs := make([]slog.Attr, 0, 20)
+	attrs := make([]slog.Attr, 0, 22)
 	for _, e := range events {
 		attrs = append(attrs[:0],
 			slog.String("runId", e.RunID),
@@ -74,6 +74,12 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 		}
 		if e.StageTotal != 0 {
 			attrs = append(attrs, slog.Int("stageTotal", e.StageTotal))
+		}
+		if e.BatchDone != 0 {
+			attrs = append(attrs, slog.Int("batchDone", e.BatchDone))
+		}
+		if e.BatchTotal != 0 {
+			attrs = append(attrs, slog.Int("batchTotal", e.BatchTotal))
 		}
 		if e.Attempt != 0 {
 			attrs = append(attrs, slog.Int("attempt", e.Attempt))

@@ -217,6 +217,8 @@ var fieldDrops = map[string]func(*progress.Event){
 	"Round":      func(e *progress.Event) { e.Round = 0 },
 	"StageDone":  func(e *progress.Event) { e.StageDone = 0 },
 	"StageTotal": func(e *progress.Event) { e.StageTotal = 0 },
+	"BatchDone":  func(e *progress.Event) { e.BatchDone = 0 },
+	"BatchTotal": func(e *progress.Event) { e.BatchTotal = 0 },
 }
 
 // historyTimeLenient archives an event whose Time RFC 3339 cannot write
@@ -249,7 +251,7 @@ func TestReview8BrokenPair(t *testing.T) {
 			return drops{m, dropResumedBy}, m
 		case "dropsKind":
 			return drops{m, dropKind}, m
-		case "dropsBatchKey", "dropsRound", "dropsStageDone", "dropsStageTotal":
+		case "dropsBatchKey", "dropsRound", "dropsStageDone", "dropsStageTotal", "dropsBatchDone", "dropsBatchTotal":
 			return drops{m, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "drops")]}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
@@ -300,7 +302,8 @@ func TestReview8BrokenHistory(t *testing.T) {
 			return historyDrops{h, dropResumedBy}
 		case "historyDropsKind":
 			return historyDrops{h, dropKind}
-		case "historyDropsBatchKey", "historyDropsRound", "historyDropsStageDone", "historyDropsStageTotal":
+		case "historyDropsBatchKey", "historyDropsRound", "historyDropsStageDone", "historyDropsStageTotal",
+			"historyDropsBatchDone", "historyDropsBatchTotal":
 			return historyDrops{h, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "historyDrops")]}
 		case "historyTimeLenient":
 			return historyTimeLenient{h}
@@ -339,16 +342,20 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		// Kind was not kept: no event of the kit had it.
 		{"TestReview8BrokenPair", "dropsKind", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsKind", []string{"AllFields"}, nil},
-		// BatchKey, Round, StageDone or StageTotal was not kept: no event
-		// of the kit had them.
+		// BatchKey, Round, StageDone, StageTotal, BatchDone or BatchTotal
+		// was not kept: no event of the kit had them.
 		{"TestReview8BrokenPair", "dropsBatchKey", []string{"AllFields"}, nil},
 		{"TestReview8BrokenPair", "dropsRound", []string{"AllFields"}, nil},
 		{"TestReview8BrokenPair", "dropsStageDone", []string{"AllFields"}, nil},
 		{"TestReview8BrokenPair", "dropsStageTotal", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsBatchDone", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsBatchTotal", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsBatchKey", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsRound", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsStageDone", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsStageTotal", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsBatchDone", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsBatchTotal", []string{"AllFields"}, nil},
 		// An event whose Time RFC 3339 cannot write was stored, with the
 		// zero time, rather than refused.
 		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},

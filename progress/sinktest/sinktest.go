@@ -261,10 +261,10 @@ func Events(runID string, from, to uint64) []progress.Event {
 // AllFields returns one event of runID for each [progress.Type], from
 // Seq from on, with every field set (ResumedBy included, on the final
 // run.cancelled event, as the executor sets it; BatchKey, Round,
-// StageDone and StageTotal too, which a view's per-stage and per-key
-// bars read), deterministic for the same arguments. Times are in UTC
-// with microseconds, ETAs whole milliseconds, so that they survive the
-// JSON form unchanged.
+// StageDone, StageTotal, BatchDone and BatchTotal too, which a view's
+// per-stage and per-key bars read), deterministic for the same
+// arguments. Times are in UTC with microseconds, ETAs whole
+// milliseconds, so that they survive the JSON form unchanged.
 func AllFields(runID string, from uint64) []progress.Event {
 	types := []progress.Type{
 		progress.RunStarted, progress.StageStarted, progress.NodeStarted, progress.Message, progress.NodeRetrying,
@@ -289,6 +289,8 @@ func AllFields(runID string, from uint64) []progress.Event {
 			Stage:      i % 3,
 			StageDone:  i % 4,
 			StageTotal: i%4 + 5,
+			BatchDone:  i % 3,
+			BatchTotal: i%3 + 2,
 			Attempt:    i%4 + 1,
 			Message:    fmt.Sprintf("message of %s ✓", typ),
 			PreviewURL: fmt.Sprintf("https://example.test/preview/%d.png?a=1&b=2", i),
