@@ -2,6 +2,7 @@ package sinktest_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"sync"
@@ -55,8 +56,26 @@ func (a *appendAll) Replay(ctx context.Context, run string, after uint64, fn fun
 	return nil
 }
 
-// lastWins keeps the contents of the last duplicate appended.
+// lastWins keeps the contents of the last duplicate appended. It
+// rebuilds a run's history only for a duplicate, so that the kit's long
+// runs of new events cost what they cost a MemoryHistory (a rebuild at
+// every append made them quadratic, past the kit's deadline under load).
 type lastWins struct{ *progress.MemoryHistory }
+
+// errHeld and errPassed stop lastWins's look for a held event: found,
+// or replayed past.
+var errHeld, errPassed = errors.New("held"), errors.New("passed")
+
+// holds reports whether the history holds run's event seq.
+func (l lastWins) holds(ctx context.Context, run string, seq uint64) bool {
+	err := l.MemoryHistory.Replay(ctx, run, seq-1, func(h progress.Event) error {
+		if h.Seq == seq {
+			return errHeld
+		}
+		return errPassed
+	})
+	return errors.Is(err, errHeld)
+}
 
 func (l lastWins) Append(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
@@ -65,7 +84,7 @@ func (l lastWins) Append(ctx context.Context, events ...progress.Event) error {
 		}
 	}
 	for _, e := range events {
-		if l.Len(e.RunID) > 0 {
+		if l.holds(ctx, e.RunID, e.Seq) {
 			var keep []progress.Event
 			_ = l.MemoryHistory.Replay(ctx, e.RunID, 0, func(h progress.Event) error {
 				if h.Seq != e.Seq {
