@@ -72,7 +72,17 @@
 // incompressible the keys. Commit, Put and PutRun refuse a longer one,
 // or one that is not valid UTF-8 without NUL ([ErrKeyNotText]), with an
 // error wrapping a [*KeyError] before any SQL; a lookup of one finds
-// nothing, as for a key never stored. Asset references, in node states, have no
+// nothing, as for a key never stored. These are limits of a request, for
+// a host to know: an executor.RunRequest whose GraphKey or RunID is longer
+// than 1,200 bytes, or whose graph has a longer node ID, cannot run on
+// the store, and the KeyError of a graph key, node ID or run ID wraps
+// executor.ErrInvalidRequest, as the executor's refusals of bad input do,
+// so that a host answers it as such (HTTP 400): executor.Run and Start
+// return it at once, the run's record refused before anything is
+// written. A host that takes keys or run IDs from its own clients may
+// check them against these limits at its door. An asset key's KeyError
+// does not wrap it (the executor makes the key of the graph key, the node
+// ID and a generator's hash, and the hash alone can make it too long). Asset references, in node states, have no
 // limit: their index is a hash index.
 //
 // An asset goes to Postgres, and comes back, in one message of its
@@ -362,8 +372,8 @@
 //   - Key limits. A graph key that Commit would refuse (longer than
 //     [MaxGraphKeyBytes], or not valid UTF-8 without NUL) is refused with
 //     the same [*KeyError], before any SQL, and so is an empty one, which
-//     the executor refuses as a RunRequest's GraphKey (the KeyError then
-//     wraps executor.ErrInvalidRequest).
+//     the executor refuses as a RunRequest's GraphKey; each wraps
+//     executor.ErrInvalidRequest.
 //
 // # Errors
 //
@@ -382,8 +392,10 @@
 // [*VersionTableError] (wrapping [ErrForeignVersionTable]);
 // a key or ID
 // over its limit gives a [*KeyError], wrapping [ErrKeyTooLong] (or
-// [ErrKeyNotText] for one that is not valid UTF-8 without NUL), itself
-// wrapped in executor.Permanent so that the executor does not retry it;
+// [ErrKeyNotText] for one that is not valid UTF-8 without NUL), and
+// executor.ErrInvalidRequest too but for an asset key (see Limits),
+// itself wrapped in executor.Permanent so that the executor does not
+// retry it;
 // another text field to write (a node state's LastError, a run record's
 // Error, an asset's URL or Meta...) that is not valid UTF-8 without NUL
 // gives a [*TextError] wrapping [ErrNotText], so wrapped too, before any

@@ -59,10 +59,20 @@ const (
 // is not valid UTF-8 without NUL, which Postgres text cannot hold (it then
 // wraps [ErrKeyNotText]), or a graph key that [Store.LockGraph] or
 // [Store.TryLockGraph] refused because it is empty, as the executor
-// refuses an empty executor.RunRequest.GraphKey (it then wraps
-// executor.ErrInvalidRequest, as the executor's refusal does). The store
-// returns it wrapped in executor.Permanent, so that the executor does not
-// retry the call; errors.As finds it through that.
+// refuses an empty executor.RunRequest.GraphKey. The store returns it
+// wrapped in executor.Permanent, so that the executor does not retry the
+// call; errors.As finds it through that.
+//
+// A KeyError of a key that a request names (a graph key, a node ID of its
+// graph, a run ID or a resumed run ID: every Field but "asset key") wraps
+// executor.ErrInvalidRequest too, as the executor's own refusals of bad
+// input do: the same request is refused again, so a host that answers
+// ErrInvalidRequest 400 answers so a RunRequest whose GraphKey or RunID is
+// longer than [MaxGraphKeyBytes] or [MaxRunIDBytes] (executor.Run and
+// Start return the KeyError of the run's record, before any state is
+// written or any node generated). An asset key's does not: the executor
+// makes it of the graph key, the node ID and the hash a generator gives,
+// so one too long is the generator's fault, not the request's.
 type KeyError struct {
 	// Field is what the key is: "graph key", "node ID", "asset key",
 	// "run ID", or "resumed run ID" (a run record's Resumes, which names
@@ -99,16 +109,23 @@ func (e *KeyError) Error() string {
 		ErrKeyTooLong, e.Field, e.Key, len(e.Key), e.Max, why)
 }
 
-// Unwrap returns executor.ErrInvalidRequest if Empty is set,
-// [ErrKeyNotText] if NotText is, else [ErrKeyTooLong].
-func (e *KeyError) Unwrap() error {
-	if e.Empty {
-		return executor.ErrInvalidRequest
+// Unwrap returns executor.ErrInvalidRequest alone if Empty is set;
+// otherwise [ErrKeyNotText] if NotText is, else [ErrKeyTooLong], and
+// executor.ErrInvalidRequest with it unless Field is "asset key".
+func (e *KeyError) Unwrap() []error {
+	var err error
+	switch {
+	case e.Empty:
+		return []error{executor.ErrInvalidRequest}
+	case e.NotText:
+		err = ErrKeyNotText
+	default:
+		err = ErrKeyTooLong
 	}
-	if e.NotText {
-		return ErrKeyNotText
+	if e.Field == fieldAssetKey {
+		return []error{err}
 	}
-	return ErrKeyTooLong
+	return []error{err, executor.ErrInvalidRequest}
 }
 
 // quote quotes a key, ID or reference for an error, cut after 64 bytes

@@ -140,10 +140,24 @@ func TestKeyTooLong(t *testing.T) {
 		{"PutRun graph key", "graph key", pgstore.MaxGraphKeyBytes, over(pgstore.MaxGraphKeyBytes), func(key string) error {
 			return s.PutRun(ctx, executor.Record{ID: "r", GraphKey: key})
 		}},
+		{"PutRun Resumes", "resumed run ID", pgstore.MaxRunIDBytes, over(pgstore.MaxRunIDBytes), func(key string) error {
+			return s.PutRun(ctx, executor.Record{ID: "r", GraphKey: "g", Resumes: key})
+		}},
+		{"LockGraph graph key", "graph key", pgstore.MaxGraphKeyBytes, over(pgstore.MaxGraphKeyBytes), func(key string) error {
+			l, err := s.LockGraph(ctx, key)
+			assert.Nil(t, l)
+			return err
+		}},
+		{"TryLockGraph graph key", "graph key", pgstore.MaxGraphKeyBytes, over(pgstore.MaxGraphKeyBytes), func(key string) error {
+			l, err := s.TryLockGraph(ctx, key)
+			assert.Nil(t, l)
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.write(tc.key)
 			require.ErrorIs(t, err, pgstore.ErrKeyTooLong)
+			requireInvalidRequest(t, tc.field, err)
 			var ke *pgstore.KeyError
 			require.ErrorAs(t, err, &ke)
 			var pe *executor.PermanentError
@@ -220,10 +234,18 @@ func TestKeyNotText(t *testing.T) {
 		{"PutRun graph key", "graph key", "\x00", func(key string) error {
 			return s.PutRun(ctx, executor.Record{ID: "r", GraphKey: key})
 		}},
+		{"PutRun Resumes", "resumed run ID", "q\xff", func(key string) error {
+			return s.PutRun(ctx, executor.Record{ID: "r", GraphKey: "g", Resumes: key})
+		}},
+		{"TryLockGraph graph key", "graph key", "g\x00", func(key string) error {
+			_, err := s.TryLockGraph(ctx, key)
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.write(tc.key)
 			require.ErrorIs(t, err, pgstore.ErrKeyNotText)
+			requireInvalidRequest(t, tc.field, err)
 			assert.NotErrorIs(t, err, pgstore.ErrKeyTooLong)
 			var ke *pgstore.KeyError
 			require.ErrorAs(t, err, &ke)
@@ -233,4 +255,18 @@ func TestKeyNotText(t *testing.T) {
 			assert.Contains(t, err.Error(), fmt.Sprintf("%s %q is not valid UTF-8 without NUL: Postgres text holds only that", tc.field, tc.key))
 		})
 	}
+}
+
+// requireInvalidRequest checks that err, a refused key's, wraps
+// executor.ErrInvalidRequest, which a host answers as bad input (400),
+// when the key is one a request names (a graph key, a node ID of its
+// graph, a run ID), and not for an asset key, which the executor makes
+// of the graph key, the node ID and the hash a generator gives.
+func requireInvalidRequest(t *testing.T, field string, err error) {
+	t.Helper()
+	if field == "asset key" {
+		assert.NotErrorIs(t, err, executor.ErrInvalidRequest, "an asset key is the executor's and a generator's, not the request's")
+		return
+	}
+	assert.ErrorIs(t, err, executor.ErrInvalidRequest, "a %s is the request's: a host answers it 400", field)
 }

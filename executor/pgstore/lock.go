@@ -131,8 +131,9 @@ func (s *Store) GraphLockKey(graphKey string) int64 {
 // [MaxGraphKeyBytes], or not valid UTF-8 without NUL, which no graph of
 // the store can have, gives a [*KeyError] (wrapped in executor.Permanent)
 // before any SQL, as Commit does; so does an empty one, which the
-// executor refuses as a RunRequest's GraphKey: that KeyError says Empty,
-// and wraps executor.ErrInvalidRequest, as the executor's refusal does.
+// executor refuses as a RunRequest's GraphKey: that KeyError says Empty.
+// Each wraps executor.ErrInvalidRequest, as the executor's refusal of
+// such a GraphKey does.
 func (s *Store) LockGraph(ctx context.Context, graphKey string) (*GraphLock, error) {
 	return s.lockGraph(ctx, graphKey, true)
 }

@@ -61,11 +61,12 @@ var (
 	// ErrKeyTooLong: a graph key, node ID, asset key or run ID (a
 	// record's own, or the one its Resumes names) is longer than the
 	// store can index (see [MaxGraphKeyBytes]). A [*KeyError]
-	// wraps it.
+	// wraps it, with executor.ErrInvalidRequest but for an asset key.
 	ErrKeyTooLong = errors.New("pgstore: key too long")
 	// ErrKeyNotText: a graph key, node ID, asset key or run ID (a
 	// record's own, or the one its Resumes names) to write is not valid UTF-8 without NUL, which a text column cannot hold. A
-	// [*KeyError] wraps it.
+	// [*KeyError] wraps it, with executor.ErrInvalidRequest but for an
+	// asset key.
 	ErrKeyNotText = errors.New("pgstore: key is not text")
 	// ErrNotText: a text field to write that is not a key (a node state's
 	// hashes, reference or LastError, a run record's texts, an asset's
