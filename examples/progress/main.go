@@ -179,16 +179,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go func() {
 		var f followed
 		c := sse.NewClient(url, sse.ClientOptions{Retry: 100 * time.Millisecond})
-		f.err = c.Events(fctx, func(e progress.Event) error {
+		// Follow returns nil once the run's final event is taken, rather
+		// than wait to reconnect; a 204 before it (no event of the run
+		// within reach) is an error wrapping sse.ErrNoFinalEvent.
+		f.err = c.Follow(fctx, func(e progress.Event) error {
 			f.events = append(f.events, e)
-			if e.Type.Final() {
-				return errFinal // the run is over: stop, rather than wait to reconnect
-			}
 			return nil
 		})
-		if errors.Is(f.err, errFinal) {
-			f.err = nil
-		}
 		follow <- f
 	}()
 
@@ -242,8 +239,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return code
 }
-
-var errFinal = errors.New("final event")
 
 // defaultPrefix is -prefix's default: the Redis is shared, so the
 // example's keys say whose they are.

@@ -25,7 +25,9 @@ import (
 // the client does not reconnect after it, except after 503 Service
 // Unavailable and 429 Too Many Requests, which it waits out (see
 // [Client]): [Client.Stream] returns a StatusError for any other status,
-// 5xx included.
+// 5xx included. errors.Is matches one of a 401, 403 or 404 with the
+// sentinel a [Handler]'s Authorize refuses with ([ErrUnauthorized],
+// [ErrForbidden], [ErrNotFound]); see [StatusError.Is].
 type StatusError struct {
 	// StatusCode is the response's status code.
 	StatusCode int
@@ -40,6 +42,22 @@ type StatusError struct {
 	// date already past. A host that calls Stream again after a status
 	// that ends it (a 500 or a 502, say) can wait that long first.
 	RetryAfter time.Duration
+}
+
+// Is reports whether target is the sentinel that a [Handler]'s Authorize
+// returns for e's status: [ErrUnauthorized] for 401, [ErrForbidden] for
+// 403, [ErrNotFound] for 404. So errors.Is tells a refusal by the same
+// value on both sides.
+func (e *StatusError) Is(target error) bool {
+	switch e.StatusCode {
+	case http.StatusUnauthorized:
+		return target == ErrUnauthorized
+	case http.StatusForbidden:
+		return target == ErrForbidden
+	case http.StatusNotFound:
+		return target == ErrNotFound
+	}
+	return false
 }
 
 // Error reports the status, the content type and the start of the body,
@@ -320,7 +338,28 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 // after fn has taken the run's final event (run.finished, run.failed or
 // run.cancelled), without waiting for the server to close the stream and
 // refuse the reconnection. [Client.LastEventID] is then the final
-// event's.
+// event's. A nil error means that alone; every other ending is an error:
+//
+//   - The server answered 204 No Content before the final event (a run
+//     unknown, expired, or with no event within the handler's
+//     EmptyRunTimeout; a last event ID at or past the run's end): an
+//     error wrapping [ErrNoFinalEvent], where [Client.Stream] and
+//     [Client.Events] return nil.
+//   - The server refused the request: a *[StatusError], which errors.Is
+//     matches with [ErrUnauthorized] for a 401, [ErrForbidden] for a
+//     403 and [ErrNotFound] for a 404 (a [Handler]'s Authorize refusing
+//     an unknown run); a 400 is a [Handler]'s refusal of the last event
+//     ID, and any other status but 503 and 429 (which the client waits
+//     out) ends it too.
+//   - fn's error, ctx's cause, and the errors of Events: an event over
+//     [MaxEventSize] ([ErrTooLarge]), a message that is no event
+//     (progress.ErrInvalidJSON), a last event ID no header can carry
+//     ([ErrBadLastEventID]), refused options ([ErrInvalidOptions]).
+//
+// A stream that ends, or drops, before the final event is no ending:
+// Follow reconnects with the last event ID, as Stream does, and the
+// answer decides (more events, a 204, a refusal), so that a backend
+// waiting for a run bounds the wait with ctx.
 func (c *Client) Follow(ctx context.Context, fn func(progress.Event) error) error {
 	err := c.Events(ctx, func(e progress.Event) error {
 		if err := fn(e); err != nil {
@@ -331,8 +370,18 @@ func (c *Client) Follow(ctx context.Context, fn func(progress.Event) error) erro
 		}
 		return nil
 	})
-	if errors.Is(err, errFollowEnd) {
+	switch {
+	case errors.Is(err, errFollowEnd):
 		return nil
+	case err == nil:
+		// Stream's nil: a 204, before fn took a final event.
+		if id := c.LastEventID(); id != "" {
+			return fmt.Errorf("%w: the server answered 204 No Content after event id %q: it has no event after it "+
+				"(the run's final event is gone, or was at or before that ID)", ErrNoFinalEvent, clip(id, 64))
+		}
+		return fmt.Errorf("%w: the server answered 204 No Content before any event: it has none of the run "+
+			"(a run ID it does not know, a run expired, or one that had no event within the handler's EmptyRunTimeout)",
+			ErrNoFinalEvent)
 	}
 	return err
 }
@@ -392,6 +441,18 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	return max(at.Sub(now), 0)
 }
+
+// ErrNoFinalEvent ends [Client.Follow] when the server answered 204 No
+// Content before the run's final event reached the callback: it has no
+// event after the client's last event ID, so none will come. From a
+// [Handler], that is a run of which its source holds no event (a run ID
+// it does not know, a run expired, or one not started within
+// [HandlerOptions].EmptyRunTimeout), or a last event ID at or past the
+// run's end (CloseOnFinal), its final event already taken or gone. The
+// run's outcome is then not in its events: a backend looks at its record
+// (executor.RunStore). The error says whether the 204 came before any
+// event or after which event ID.
+var ErrNoFinalEvent = errors.New("sse: no final event")
 
 // errFollowEnd ends Follow's stream at the final event, which fn has
 // taken (connect counts it in the last event ID); it never leaves Follow.

@@ -188,4 +188,18 @@
 // once the callback given to [Client.Stream] has returned nil for it. A
 // callback's error ends Stream and leaves that event untaken, so that the
 // next Stream, or a new Client started from that ID, delivers it again.
+//
+// [Client.Follow], for a backend that waits for a run, returns nil only
+// once the callback has taken the run's final event. A 204 before it,
+// which Stream and Events end with nil, is an error wrapping
+// [ErrNoFinalEvent]: the handler has no event after the client's last
+// event ID, for a run it does not know, a run expired, one with no event
+// within EmptyRunTimeout, or a last event ID at or past the run's end;
+// the run's outcome is then in its record, not in its events. A refusal
+// is a *[StatusError], which errors.Is matches with the sentinel an
+// Authorize hook refuses with: [ErrNotFound] for a 404 (a host's hook
+// that knows its runs refuses an unknown one so), [ErrForbidden] for a
+// 403, [ErrUnauthorized] for a 401. A stream that ends before the final
+// event is no ending: Follow reconnects, and the answer decides; bound
+// the wait with its ctx.
 package sse

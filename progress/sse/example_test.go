@@ -157,3 +157,52 @@ func ExampleStatusError() {
 	// 502 2m0s
 	// sse: server answered 502 (text/plain; charset=utf-8): maintenance
 }
+
+// Follow returns nil only once the run's final event is taken. A run the
+// handler has no event of (unknown, expired, or not started within
+// EmptyRunTimeout) is answered 204, which Follow returns as
+// ErrNoFinalEvent; a run that Authorize refuses as unknown, a
+// *StatusError that errors.Is matches with ErrNotFound.
+func ExampleClient_Follow() {
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	h, _ := sse.NewHandler(mem, sse.HandlerOptions{
+		Authorize: func(r *http.Request) (string, error) {
+			if r.PathValue("run") == "r404" {
+				return "", fmt.Errorf("%w: no run r404", sse.ErrNotFound)
+			}
+			return r.PathValue("run"), nil
+		},
+		EmptyRunTimeout: 10 * time.Millisecond,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /runs/{run}/events", h)
+	server := httptest.NewServer(mux)
+	defer server.Close()
+	_ = mem.Publish(context.Background(),
+		progress.Event{RunID: "r1", Seq: 1, Type: progress.RunStarted, Stage: progress.NoStage, Total: 1},
+		progress.Event{RunID: "r1", Seq: 2, Type: progress.RunFinished, Stage: progress.NoStage, Done: 1, Total: 1})
+
+	for _, run := range []string{"r1", "r2", "r404"} {
+		err := sse.NewClient(server.URL+"/runs/"+run+"/events", sse.ClientOptions{}).Follow(context.Background(),
+			func(e progress.Event) error {
+				fmt.Println(run, e.Seq, e.Type)
+				return nil
+			})
+		switch {
+		case err == nil:
+			fmt.Println(run, "ended")
+		case errors.Is(err, sse.ErrNoFinalEvent):
+			fmt.Println(run, "has no event: look at its record")
+		case errors.Is(err, sse.ErrNotFound):
+			fmt.Println(run, "is unknown")
+		default:
+			fmt.Println(run, err)
+		}
+	}
+	// Output:
+	// r1 1 run.started
+	// r1 2 run.finished
+	// r1 ended
+	// r2 has no event: look at its record
+	// r404 is unknown
+}

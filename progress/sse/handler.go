@@ -18,7 +18,8 @@ import (
 )
 
 // Errors an Authorize hook returns (wrapped, with a reason a person can
-// act on) to refuse a request.
+// act on) to refuse a request. A [Client] refused so returns a
+// *[StatusError] that errors.Is matches with the same value.
 var (
 	// ErrUnauthorized refuses a request without valid credentials: 401.
 	ErrUnauthorized = errors.New("sse: unauthorized")
