@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/regengraph/regen/dirty"
@@ -25,7 +26,7 @@ func FuzzPlanAndEdit(f *testing.F) {
 		{30, "t/1", "script", uint8(dirty.ReasonForced)},
 		{30, "k", "asset:image:segment[3]", uint8(dirty.ReasonEdited)},
 		{125, "k", "timeline", 1},
-		{1 << 31, "k", "timeline", 1},
+		{math.MaxInt, "k", "timeline", 1},
 		{-10, "", "", 0},
 		{10, "k\x00", "script", 2},
 		{10, "k\xff", "script", 2},

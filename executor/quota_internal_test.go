@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -91,7 +92,7 @@ func TestQuotaWaitEndsWithContext(t *testing.T) {
 // executor held every start it ever made, up to Starts of them. It now
 // keeps the starts still in the window alone.
 func TestQuotaKeepsOnlyTheStartsInItsWindow(t *testing.T) {
-	q := newQuotas(map[string]Rate{"k": {Starts: 1 << 40, Per: time.Second}})["k"]
+	q := newQuotas(map[string]Rate{"k": {Starts: math.MaxInt, Per: time.Second}})["k"]
 	t0 := time.Unix(1000, 0)
 	for i := range 10000 {
 		_, ok := q.take(t0.Add(time.Duration(i)*500*time.Millisecond), 3)
