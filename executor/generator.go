@@ -129,10 +129,14 @@ type Outcome struct {
 // bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome
-// the context's error) is retried alone, as timed out. The kind's
+// the context's error) is retried alone, as timed out. A cancel of the
+// run ends the call's context too, with the same grace: the outputs it
+// returns then are kept (stored and committed, as a single generator's
+// output returned before the cancel is), and each node it cut short is
+// cancelled, so that a resume pays only for those. The kind's
 // Validate checks the outputs within that grace too. A call that does
 // not return, or whose checks do not end, in its grace is abandoned, and
-// all its nodes are retried alone.
+// all its nodes are retried alone (cancelled, after a cancel).
 type BatchGenerator interface {
 	Generator
 	GenerateBatch(ctx context.Context, reqs []Request) []Outcome

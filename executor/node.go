@@ -861,12 +861,17 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		return nil, false
 	}
 	if r.watch.timedOut(c) {
-		// The call returned in its grace, after its timeout: the
-		// outcomes it made are kept, and those its context's end cut
-		// short are timeouts, retried alone.
+		// The call returned in its grace, after its timeout or the run's
+		// cancel: the outcomes it made are kept, and those its context's
+		// end cut short are timeouts, retried alone, or cancelled with
+		// the run's cause.
+		var cut error = &TimeoutError{Timeout: timeout}
+		if r.ctx.Err() != nil {
+			cut = context.Cause(r.ctx)
+		}
 		for k := range outs {
 			if e := outs[k].Err; errors.Is(e, context.DeadlineExceeded) || errors.Is(e, context.Canceled) {
-				outs[k].Err = &TimeoutError{Timeout: timeout}
+				outs[k].Err = cut
 			}
 		}
 	}

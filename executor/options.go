@@ -123,7 +123,7 @@ func (p RetryPolicy) wait(next int) time.Duration {
 // run; its late verdict is thrown away. So a cancel that comes while it
 // runs drops the output, as one during the call does (the node is
 // cancelled, and a resume makes it again); a bulk call's timeout covers
-// the checks of all its outcomes; and the output of a call abandoned at
+// the checks of all its outcomes, and so does its grace at a cancel; and the output of a call abandoned at
 // its deadline is not checked. It has no context and should be quick: a
 // check that needs a provider belongs in the generator, under its
 // context.

@@ -98,10 +98,10 @@ type inflight struct {
 	deadline time.Time
 	index    int // in the watch's heap; -1 when out
 	// grace is how long the call may still take to return once its
-	// context is cancelled at its timeout, before it is abandoned: a bulk
-	// call's (see bulkGrace), so that the outcomes it has made are kept.
-	// graced says that it is in its grace. Guarded by the watch's mu
-	// while the call is in its heap.
+	// context is cancelled at its timeout or at the run's cancel, before
+	// it is abandoned: a bulk call's (see bulkGrace), so that the
+	// outcomes it has made are kept. graced says that it is in its
+	// grace. Guarded by the watch's mu while the call is in its heap.
 	grace  time.Duration
 	graced bool
 	state  atomic.Uint64
@@ -271,12 +271,17 @@ func (w *watch) fire() {
 	} else {
 		w.armed = now.Add(365 * 24 * time.Hour)
 	}
+	cancelled := w.cancelled // a call in its grace after a cancel
 	w.mu.Unlock()
 	for _, ctx := range graced {
 		ctx.cancel(context.DeadlineExceeded)
 	}
 	for _, l := range late {
-		w.abandon(l, &TimeoutError{Timeout: l.timeout}, context.DeadlineExceeded)
+		var err error = &TimeoutError{Timeout: l.timeout}
+		if cancelled != nil {
+			err = cancelled
+		}
+		w.abandon(l, err, context.DeadlineExceeded)
 	}
 }
 
@@ -287,7 +292,7 @@ func bulkGrace(timeout time.Duration) time.Duration {
 }
 
 // timedOut reports whether c, a call that returned, was in its grace:
-// it timed out.
+// it timed out, or the run was cancelled.
 func (w *watch) timedOut(c *inflight) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -295,8 +300,13 @@ func (w *watch) timedOut(c *inflight) bool {
 }
 
 // cancelAll abandons every call in flight with the run's cause; begin
-// refuses every later one.
+// refuses every later one. A call with a grace (a bulk call) is not
+// abandoned at once: its context ends, and it has its grace to return
+// what it has made, as at its timeout, so that the outputs it made and
+// paid for are kept; one already in the grace of its timeout keeps it.
+// Once its grace has passed it is abandoned with the cause too.
 func (w *watch) cancelAll(cause error) {
+	now := time.Now()
 	w.mu.Lock()
 	if w.cancelled != nil {
 		w.mu.Unlock()
@@ -304,11 +314,32 @@ func (w *watch) cancelAll(cause error) {
 	}
 	w.cancelled = cause
 	calls := make([]lateCall, 0, len(w.calls))
+	var kept []*inflight
+	var graced []*attemptCtx
 	for len(w.calls) > 0 {
 		c := heap.Pop(&w.calls).(*inflight)
-		calls = append(calls, lateCall{c, c.state.Load(), c.timeout})
+		word := c.state.Load()
+		if c.grace > 0 && word&callStateMask == callRunning {
+			if !c.graced {
+				c.graced, c.deadline = true, now.Add(c.grace)
+				graced = append(graced, c.ctx)
+			}
+			kept = append(kept, c)
+			continue
+		}
+		calls = append(calls, lateCall{c, word, c.timeout})
+	}
+	for _, c := range kept {
+		heap.Push(&w.calls, c)
+	}
+	if len(w.calls) > 0 && w.timer != nil && w.calls[0].deadline.Before(w.armed) {
+		w.armed = w.calls[0].deadline
+		w.timer.Reset(w.armed.Sub(now))
 	}
 	w.mu.Unlock()
+	for _, ctx := range graced {
+		ctx.cancel(context.Canceled)
+	}
 	for _, l := range calls {
 		w.abandon(l, cause, context.Canceled)
 	}
