@@ -24,7 +24,8 @@ var (
 	// [*TimeoutError] wraps it.
 	ErrTimeout = errors.New("executor: attempt timed out")
 	// ErrInvalidOutput: a kind's validator refused a generator's output,
-	// or its URL, Hash or Meta is not valid UTF-8 without NUL.
+	// or its URL, Hash or Meta is not valid UTF-8 without NUL, or a bulk
+	// call's [Outcome] for a node is empty.
 	ErrInvalidOutput = errors.New("executor: invalid output")
 	// ErrInvalidRequest: the caller's input was refused, and nothing was
 	// done: a bad [Options] value ([New]); a bad [RunRequest] of Start,

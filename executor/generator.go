@@ -76,10 +76,12 @@ func (f ReporterFunc) Report(n Note) { f(n) }
 
 // Generator regenerates one node: it makes the node's asset from its
 // request and returns it, with its content hash (when Hash is empty the
-// executor hashes Data, or URL when there is no Data). It must honour ctx;
-// one that does not still cannot hold the run, because the executor stops
-// waiting at the attempt's deadline or at cancellation and throws the late
-// result away. A returned error is retried by the kind's retry policy
+// executor hashes Data, or URL when there is no Data). An asset returned
+// with a nil error is the node's output, a zero Asset too (an empty
+// output), unlike a bulk call's empty [Outcome], a slot left unfilled.
+// It must honour ctx; one that does not still cannot hold the run,
+// because the executor stops waiting at the attempt's deadline or at
+// cancellation and throws the late result away. A returned error is retried by the kind's retry policy
 // unless it wraps a [*PermanentError]. A panic in Generate is recovered
 // and becomes a [*PanicError] for that node alone; the run goes on.
 // Generate may be called concurrently for different nodes. ctx and
@@ -98,10 +100,21 @@ type GeneratorFunc func(ctx context.Context, req Request) (Asset, error)
 // Generate calls f.
 func (f GeneratorFunc) Generate(ctx context.Context, req Request) (Asset, error) { return f(ctx, req) }
 
-// Outcome is one node's result in a bulk call.
+// Outcome is one node's result in a bulk call: its output, or the error
+// of its attempt. An Outcome that is entirely zero (no Asset field set,
+// no Err), as a slot of the call's result that its generator forgot to
+// fill is, is no output: it fails the node's attempt with an error
+// wrapping [ErrInvalidOutput] that names the node, and the node is
+// retried alone, as after any failure in the batch.
 type Outcome struct {
 	Asset Asset
 	Err   error
+}
+
+// empty reports whether o is entirely zero: no output and no error.
+func (o *Outcome) empty() bool {
+	a := &o.Asset
+	return o.Err == nil && a.Data == nil && a.URL == "" && a.Hash == "" && a.Length == 0 && a.Meta == nil
 }
 
 // BatchGenerator is a [Generator] that can also regenerate many nodes of

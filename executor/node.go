@@ -801,6 +801,10 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			if e == nil {
 				e = outs[k].Err
 			}
+			if e == nil && outs[k].empty() {
+				e = fmt.Errorf("%w: the bulk call's outcome %d of %d, for node %s, is empty (no Asset field set, and no Err): want the node's output in Asset, or its error in Err",
+					ErrInvalidOutput, k+1, len(outs), j.id)
+			}
 			if e == nil && checks != nil {
 				e = checks[k]
 			}
@@ -844,7 +848,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			if c.state.Load() != c.begun {
 				break // abandoned: the outcomes are thrown away unchecked
 			}
-			if outs[k].Err == nil {
+			if outs[k].Err == nil && !outs[k].empty() {
 				checks[k] = check(v, &reqs[k], outs[k].Asset)
 			}
 		}
