@@ -150,7 +150,9 @@
 // progress.Buffered.)
 //
 // [Executor.Resume] regenerates what a run left undone, and
-// [Executor.RerunFailed] forces its failed nodes again. Both refuse a run
+// [Executor.RerunFailed] forces again its failed nodes that are still
+// not clean (one made clean since, by an earlier rerun or another run,
+// keeps its result). Both refuse a run
 // still going on in the executor ([ErrBusy]). A run whose record says
 // that it ended may still wait, up to Options.Grace, for generator calls
 // that ignore their context before its [Run.Done] closes: both wait for

@@ -847,9 +847,12 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 	return r, nil
 }
 
-// RerunFailed starts a run that forces the nodes that failed in run id,
-// and so regenerates them and what depends on them. Like every run, it
-// also regenerates the nodes that are not clean. RerunFailed returns the
+// RerunFailed starts a run that forces the nodes that failed in run id
+// and are still not clean, and so regenerates them and what depends on
+// them. A failed node made clean since (by an earlier RerunFailed of the
+// run, or by another run) keeps its result: a second RerunFailed of a
+// run pays for none of those again. Like every run, it also regenerates
+// the nodes that are not clean. RerunFailed returns the
 // new run, or the error that refused it.
 //
 // g must be the run's graph, as for [Executor.Resume]. Another graph is
@@ -874,7 +877,8 @@ func (e *Executor) Resume(ctx context.Context, g *graph.Graph, id string, opts .
 // recorded as interrupted whose stream has no final event yet.
 //
 // The new run's record names run id in Record.Resumes, as a Resume's does.
-// Its Marks force the nodes of id's Record.Failed (dirty.ReasonForced).
+// Its Marks are the nodes of id's Record.Failed (dirty.ReasonForced), all
+// of them, though it forces only those that are not clean as it starts.
 // For a run found interrupted, these are the nodes that the key's states
 // show it failed, which its record then lists (see Record.Counts). If the
 // states cannot be read, they are those its record listed. opts are as

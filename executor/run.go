@@ -444,7 +444,11 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				return err
 			}
 		}
-		view, set, all, err := r.e.plan(ctx, r.handle.id, r.g, snap, marks)
+		ms := marks
+		if r.resume && r.rounds == 0 {
+			ms = unmade(snap, marks)
+		}
+		view, set, all, err := r.e.plan(ctx, r.handle.id, r.g, snap, ms)
 		if err != nil {
 			return err
 		}
@@ -556,6 +560,29 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		r.mu.Unlock()
 		return nil
 	}
+}
+
+// unmade returns the marks of a RerunFailed (a Resume has none) whose
+// nodes are not clean in snap: a failed node of the run that an earlier
+// rerun, or another run, has made clean since keeps its result, rather
+// than be paid for again. marks is not modified.
+func unmade(snap Snapshot, marks []dirty.Mark) []dirty.Mark {
+	var out []dirty.Mark
+	for i, m := range marks {
+		if snap.States[m.ID].Status == dirty.StatusClean {
+			if out == nil {
+				out = append(make([]dirty.Mark, 0, len(marks)), marks[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, m)
+		}
+	}
+	if out == nil {
+		return marks
+	}
+	return out
 }
 
 // load loads the states of graphKey for run runID ("" for a preview),

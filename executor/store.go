@@ -290,8 +290,9 @@ type Record struct {
 	// [Executor.Start] or [Executor.Run], and in records written before
 	// this field existed. A resume of a resume names the run it resumed,
 	// not the first of the chain. Marks tell the two apart: a
-	// RerunFailed's record's Marks force the failed nodes of the run it
-	// finishes (dirty.ReasonForced), and a Resume's are empty, as it
+	// RerunFailed's record's Marks name the failed nodes of the run it
+	// finishes (dirty.ReasonForced; it forces those still not clean as it
+	// starts), and a Resume's are empty, as it
 	// makes only what is not clean (as does a RerunFailed of a run that
 	// failed no node). The record of the run it names is left as that
 	// run ended, unless it still said running: it then says
