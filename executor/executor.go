@@ -405,8 +405,11 @@ type Report struct {
 	// nodes that a cancel kept from starting (among them those still
 	// reading their inputs, or waiting for room under Options.Limits or
 	// for a start under Options.Rates) are in no list, and stay dirty for
-	// a resume. With Converge, a node
-	// can have an outcome in each round (superseded, then generated).
+	// a resume. Each node is in one list at most: with Converge, where a
+	// node settles in each round it is planned in, that of its last
+	// outcome, the one its last settling event says (a node superseded
+	// and then generated is in Generated alone; one superseded and then
+	// kept from starting by a cancel stays in Superseded).
 	Generated  []string `json:"generated"`
 	Unchanged  []string `json:"unchanged"`
 	Failed     []string `json:"failed"`

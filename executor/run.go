@@ -44,6 +44,9 @@ const (
 	// attempt; it stays as the plan committed it, as the planned nodes
 	// that the cancel kept from being taken do.
 	unstarted
+	// skippedOutcome is a node skipped, for run.last alone: skips are
+	// listed in run.skipped.
+	skippedOutcome
 )
 
 // result is one settled node, waiting to be committed.
@@ -178,6 +181,12 @@ type run struct {
 	// the key's graph replaced or deleted: the run is cancelled, and
 	// commits nothing more.
 	gone error
+
+	// last holds each node's last outcome (unstarted for none) once a
+	// run may have more than one round (Options.Converge): a node may
+	// then settle in each round, and the report lists it under its last
+	// outcome alone. nil before.
+	last []outcome
 }
 
 // id returns node n's ID, derived once per run. Called with mu held.
@@ -724,6 +733,11 @@ func (r *run) execute() {
 		r.round()
 		if r.ctx.Err() != nil || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
 			break
+		}
+		if r.last == nil {
+			r.mu.Lock()
+			r.trackLast()
+			r.mu.Unlock()
 		}
 		if err := r.replan(r.ctx, nil); err != nil {
 			if errors.Is(err, ErrGraphReplaced) || errors.Is(err, ErrGraphDeleted) {
@@ -1605,6 +1619,9 @@ func (r *run) settle(batch []result, at time.Time) {
 			panic("executor: " + err.Error()) // the machine and the runner disagree: a bug
 		}
 		r.outcomes[res.outcome] = append(r.outcomes[res.outcome], res.n)
+		if r.last != nil {
+			r.last[res.n] = res.outcome
+		}
 		r.unreported = len(sr.Skipped) // settled, but their events follow
 		r.report(ev, now)
 		why := "failed"
@@ -1636,6 +1653,9 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 	for _, s := range sr.Skipped {
 		r.unreported--
 		r.skipped = append(r.skipped, s)
+		if r.last != nil {
+			r.last[s] = skippedOutcome
+		}
 		ev := progress.Event{Type: progress.NodeSkipped}
 		if r.em.sink != nil { // no text that nobody reads
 			ev.Node, ev.Message = r.id(s), fmt.Sprintf("skipped: upstream %s %s", upstream, why)
@@ -1759,9 +1779,10 @@ func (r *run) finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ids := r.sortedIDs
-	rep := &Report{Generated: ids(r.outcomes[generated]), Unchanged: ids(r.outcomes[unchanged]),
-		Failed: ids(r.outcomes[failed]), Skipped: ids(r.skipped), Superseded: ids(r.outcomes[superseded]),
-		Cancelled: ids(r.outcomes[cancelled]), Dirty: ids(r.notClean()), Rounds: r.rounds}
+	rep := &Report{Generated: r.lastIDs(generated, r.outcomes[generated]), Unchanged: r.lastIDs(unchanged, r.outcomes[unchanged]),
+		Failed: r.lastIDs(failed, r.outcomes[failed]), Skipped: r.lastIDs(skippedOutcome, r.skipped),
+		Superseded: r.lastIDs(superseded, r.outcomes[superseded]), Cancelled: r.lastIDs(cancelled, r.outcomes[cancelled]),
+		Dirty: ids(r.notClean()), Rounds: r.rounds}
 	rec := &r.rec
 	rec.EndedAt = time.Now()
 	rec.Counts = Counts{Planned: r.total, Generated: len(rep.Generated), Unchanged: len(rep.Unchanged),
@@ -1819,6 +1840,35 @@ func (r *run) finish() {
 	r.waitAttempts()
 	r.mu.Lock()
 	r.handle.report, r.handle.err = rep, err
+}
+
+// trackLast starts keeping each node's last outcome (see run.last), at
+// the end of the first round, from the outcomes of that round, in which
+// each node settled once at most. Called with mu held.
+func (r *run) trackLast() {
+	r.last = make([]outcome, r.g.Len())
+	for i := range r.last {
+		r.last[i] = unstarted
+	}
+	for o, nodes := range r.outcomes {
+		for _, n := range nodes {
+			r.last[n] = outcome(o)
+		}
+	}
+	for _, n := range r.skipped {
+		r.last[n] = skippedOutcome
+	}
+}
+
+// lastIDs returns the IDs of nodes, those that had outcome o in some
+// round, for the report (see sortedIDs): with more than one round, only
+// those whose last outcome was o, so that each node is listed once.
+// Called with mu held.
+func (r *run) lastIDs(o outcome, nodes []graph.Node) []string {
+	if r.last != nil {
+		nodes = slices.DeleteFunc(slices.Clone(nodes), func(n graph.Node) bool { return r.last[n] != o })
+	}
+	return r.sortedIDs(nodes)
 }
 
 // recordDeleted reports whether the record of the run, stopped as its

@@ -237,7 +237,8 @@ type Counts struct {
 	// Planned is the number of nodes in the plans of all rounds: with
 	// Options.Converge a node planned in two rounds counts twice, as it
 	// does in the events' Done and Total, while the Report's lists, and
-	// the counts below, name each node once.
+	// the counts below, name each node once, under its last outcome;
+	// Attempts counts those of every round.
 	Planned int `json:"planned"`
 	// Generated nodes were regenerated and committed clean.
 	Generated int `json:"generated"`

@@ -935,7 +935,9 @@ func (c *chaos) checkRun(id string, rep *executor.Report, err error, who, why st
 	for _, ev := range evs[1 : len(evs)-1] {
 		assert.False(t, ev.Type.Final(), "run %s: final event %s before the last", id, ev.Type)
 	}
-	settled := map[progress.Type][]string{}
+	// Each node's last settling event, over all rounds: the report lists
+	// a node once, under its last outcome.
+	lastSettled := map[string]progress.Type{}
 	started := map[string]int{}
 	settles := map[string]int{}
 	lastAttempt := map[string]int{}
@@ -1006,7 +1008,7 @@ func (c *chaos) checkRun(id string, rep *executor.Report, err error, who, why st
 			}
 			settles[ev.Node]++
 			assert.Equal(t, 1, settles[ev.Node], "run %s: %s settled again (%s)", id, ev.Node, ev.Type)
-			settled[ev.Type] = append(settled[ev.Type], ev.Node)
+			lastSettled[ev.Node] = ev.Type
 		case progress.StageStarted:
 			assert.False(t, stageStarted[ev.Stage], "run %s: stage %d started twice", id, ev.Stage)
 			stageStarted[ev.Stage] = true
@@ -1045,6 +1047,10 @@ func (c *chaos) checkRun(id string, rep *executor.Report, err error, who, why st
 				t.Logf("  %d %s", ev.Seq, ev.Type)
 			}
 		}
+	}
+	settled := map[progress.Type][]string{}
+	for n, typ := range lastSettled {
+		settled[typ] = append(settled[typ], n)
 	}
 	for _, x := range []struct {
 		typ  progress.Type
