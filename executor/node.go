@@ -505,16 +505,18 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			}
 			return r.newResult(j, cancelled, next-1, err), true
 		}
-		var rated taken
-		if next == 1 {
-			// The rate counts starts: taken once there is room for the
-			// call, so that waiting for room does not bunch them.
-			var err error
-			if rated, err = r.awaitQuota(j.step.Key, 1); err != nil || !r.started(j, "") {
-				rated.giveBack() // no call
-				c.release()
-				return r.newResult(j, unstarted, 0, nil), true
-			}
+		// The rate counts starts, a retry's too (a provider's quota counts
+		// every call): taken once there is room for the call, so that
+		// waiting for room does not bunch them.
+		rated, err := r.awaitQuota(j.step.Key, 1)
+		if next == 1 && (err != nil || !r.started(j, "")) {
+			rated.giveBack() // no call
+			c.release()
+			return r.newResult(j, unstarted, 0, nil), true
+		}
+		if err != nil {
+			c.release()
+			return r.newResult(j, cancelled, next-1, err), true
 		}
 		// The timeout runs from the call, not from the start of the node:
 		// loading its inputs, waiting for room under Options.Limits or for

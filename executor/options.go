@@ -251,8 +251,9 @@ type Options struct {
 	// scheduling applies the rate to the run's own node starts, and gives
 	// a start back when early cutoff keeps the node, which makes no call;
 	// a quota shared by all the runs of the executor then spaces the
-	// generator calls of their first attempts (retries are not counted),
-	// taken once the call has room under Limits. A bulk call takes the
+	// generator calls of all their attempts (a retry takes a start too: a
+	// provider counts its calls), taken once the call has room under
+	// Limits. A bulk call takes the
 	// starts of all its nodes at once, when it starts, so that the window
 	// holds for the nodes' real starts; the calls waiting for the quota
 	// take their turns in the order they came. A call whose run is
