@@ -74,7 +74,9 @@
 //     lock is free (taken again after it was lost, or given up by a
 //     shutdown), nor is the run before one of them resumed; the process
 //     that takes a queued run over saves its own ID in its row, under the
-//     lecture's lock, so that one process alone runs it, once. A browser
+//     lecture's lock, so that one process alone runs it, once, and only
+//     while the lock of the process that queued it is free, read in the
+//     same statement (a process that took its lock again keeps its runs). A browser
 //     that follows a run of a process that died gets its final event (a
 //     run.cancelled that names the resume) about -recover-every after
 //     Postgres has seen the process's sessions end. A run queued by a

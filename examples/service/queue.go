@@ -70,23 +70,37 @@ WHERE $1 = '' OR graph_key = $1 ORDER BY queued_at, run_id`, key)
 // claim makes process to the owner of run runID, saved as queued, if
 // process from owns it ("": a row without an owner), and reports whether
 // it did. It is called under the lecture's lock (see
-// service.claimQueued).
-func (p *paramStore) claim(ctx context.Context, runID, from, to string) (bool, error) {
-	tag, err := p.pool.Exec(ctx, `UPDATE `+p.queued+` SET owner = NULLIF($3, '') WHERE run_id = $1 AND COALESCE(owner, '') = $2`,
-		runID, from, to)
+// service.claimQueued). When fromLock is not nil, only while no session
+// holds the lock of that key (process from's: see processLockKey), read
+// in the same statement: a process that took its lock again since it
+// was found dead keeps its run.
+func (p *paramStore) claim(ctx context.Context, runID, from, to string, fromLock *int64) (bool, error) {
+	var key int64
+	if fromLock != nil {
+		key = *fromLock
+	}
+	tag, err := p.pool.Exec(ctx, `UPDATE `+p.queued+` SET owner = NULLIF($3, '') WHERE run_id = $1 AND COALESCE(owner, '') = $2
+	AND NOT ($4 AND `+lockHeld("$5")+`)`, runID, from, to, fromLock != nil, key)
 	if err != nil {
 		return false, fmt.Errorf("take queued run %q over: %w", runID, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
+// lockHeld returns the SQL that tells whether a session holds the
+// session advisory lock of the key that param (a placeholder) gives, in
+// this database (see locked).
+func lockHeld(param string) string {
+	return `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND ((classid::bigint << 32) | objid::bigint) = ` + param + `)`
+}
+
 // locked reports whether a session holds the session advisory lock of
 // key (a GraphLock's: see pgstore.Store.GraphLockKey), in this database.
 func (p *paramStore) locked(ctx context.Context, key int64) (bool, error) {
 	var held bool
-	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
-	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND ((classid::bigint << 32) | objid::bigint) = $1)`, key).Scan(&held)
+	err := p.pool.QueryRow(ctx, `SELECT `+lockHeld("$1"), key).Scan(&held)
 	if err != nil {
 		return false, fmt.Errorf("read the locks held: %w", err)
 	}

@@ -1548,16 +1548,23 @@ func (s *service) ownerGone(ctx context.Context, q queuedRun, atStart bool) bool
 // claimQueued makes this process the owner of queued run q, which a
 // process that died left, under the lecture's lock, and reports whether
 // it did: not when another process took it over before (and started it,
-// or died too: a later pass finds it). The caller gives it back (see
+// or died too: a later pass finds it), nor when q's process, found dead
+// by ownerGone, holds its lock again (its session had ended: it took its
+// lock again since, and runs q). The caller gives it back (see
 // unclaimQueued) unless it starts the run or records it.
 func (s *service) claimQueued(ctx context.Context, q queuedRun) bool {
-	ok, err := s.params.claim(ctx, q.runID, q.owner, s.id)
+	var ownerLock *int64
+	if q.owner != "" {
+		key := s.store.GraphLockKey(processLockKey(q.owner))
+		ownerLock = &key
+	}
+	ok, err := s.params.claim(ctx, q.runID, q.owner, s.id, ownerLock)
 	if err != nil {
 		s.logger.Warn("queued run not taken over", "run", q.runID, "lecture", q.key, "err", err)
 		return false
 	}
 	if !ok {
-		s.logger.Info("queued run not taken over: another process took it over meanwhile", "run", q.runID, "lecture", q.key)
+		s.logger.Info("queued run not taken over: another process took it over meanwhile, or its process holds its lock again", "run", q.runID, "lecture", q.key)
 	}
 	return ok
 }
@@ -1568,7 +1575,7 @@ func (s *service) claimQueued(ctx context.Context, q queuedRun) bool {
 func (s *service) unclaimQueued(q queuedRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
-	if _, err := s.params.claim(ctx, q.runID, s.id, q.owner); err != nil {
+	if _, err := s.params.claim(ctx, q.runID, s.id, q.owner, nil); err != nil {
 		s.logger.Warn("queued run not given back: only a start of this process's takes it over", "run", q.runID, "lecture", q.key, "err", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 )
@@ -221,4 +223,55 @@ func TestQueuedRunOfALiveProcessIsNotTakenWhileItsLectureIsUnlocked(t *testing.T
 	require.NoError(t, h1.shutdown())
 	require.NoError(t, h2.shutdown())
 	goleak.VerifyNone(t, leaks)
+}
+
+// A pass of the recovery took a dead process's queued run over by the
+// owner it had listed, whether or not that process had taken its lock
+// again since (its session had ended, and it took it again at its next
+// pass): a live process's run was taken, and then started twice, or
+// started by one process and recorded as not started by the other. The
+// run is now taken over only while its owner's lock is free.
+func TestQueuedRunIsTakenOverOnlyWhileItsOwnersLockIsFree(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ownerLive bool
+		want      bool
+	}{
+		{"owner's lock free", false, true},
+		{"owner's lock taken again", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startService(t, time.Hour)
+			leaks := h.leaks
+			other := *h.s.params
+			other.owner = "other-process"
+			require.NoError(t, other.queue(t.Context(), "run-queued", "l", "run-before"))
+			q, ok, err := h.s.params.queuedRun(t.Context(), "run-queued")
+			require.NoError(t, err)
+			require.True(t, ok)
+			// The pass listed it while its owner's lock was free.
+			require.True(t, h.s.ownerGone(t.Context(), q, false))
+			var lock *pgstore.GraphLock
+			if tc.ownerLive { // it took its lock again since
+				lock, err = h.s.store.TryLockGraph(t.Context(), processLockKey(other.owner))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = lock.Unlock(context.Background()) })
+			}
+
+			assert.Equal(t, tc.want, h.s.claimQueued(t.Context(), q), "taken over")
+			q, ok, err = h.s.params.queuedRun(t.Context(), "run-queued")
+			require.NoError(t, err)
+			require.True(t, ok)
+			want := other.owner
+			if tc.want {
+				want = h.s.id
+			}
+			assert.Equal(t, want, q.owner, "the owner of the queued run")
+			if lock != nil {
+				require.NoError(t, lock.Unlock(t.Context()))
+			}
+			require.NoError(t, h.shutdown())
+			goleak.VerifyNone(t, leaks)
+		})
+	}
 }
