@@ -76,17 +76,20 @@
 //     that takes a queued run over saves its own ID in its row, under the
 //     lecture's lock, so that one process alone runs it, once, and only
 //     while the lock of the process that queued it is free, read in the
-//     same statement (a process that took its lock again keeps its runs). A browser
-//     that follows a run of a process that died gets its final event (a
-//     run.cancelled that names the resume) about -recover-every after
-//     Postgres has seen the process's sessions end. A run queued by a
-//     version of the service without process IDs is taken at start-up
-//     only, when its lecture's lock is free. A run whose lecture's lock
-//     alone was lost, its process alive, is cancelled (see above), and
-//     another process may resume it before its record says so, as it
-//     may take the lecture then; a process whose own lock was lost takes
-//     it again at its next pass, and meanwhile another may take over the
-//     runs it queued. Past -max-runs the rest wait for a later pass.
+//     same statement (a process that took its lock again keeps its
+//     runs). A browser that follows a run of a process that died gets its
+//     final event (a run.cancelled that names the resume) about
+//     -recover-every after Postgres has seen the process's sessions end.
+//     A run queued by a version of the service without process IDs is
+//     taken at start-up only, when its lecture's lock is free. A run
+//     whose lecture's lock alone was lost, its process alive, is
+//     cancelled (see above), and another process may resume it before
+//     its record says so, as it may take the lecture then; a process
+//     whose own lock was lost takes it again at its next pass (or before
+//     it records a run it queued as not started), and meanwhile another
+//     may take over the runs it queued, which it then leaves to that
+//     process: it records none of them as not started. Past -max-runs
+//     the rest wait for a later pass.
 //   - Progress: the executor's Sink is a progress.Fanout of a
 //     progress/redisstream Stream and a progress.Archive of a
 //     progress/pghistory History, each behind a progress.Buffered of its

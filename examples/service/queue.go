@@ -87,6 +87,20 @@ func (p *paramStore) claim(ctx context.Context, runID, from, to string, fromLock
 	return tag.RowsAffected() == 1, nil
 }
 
+// ownerOf returns the owner of run runID ("" for a row without one), if
+// it is saved as queued. It reads the row FOR UPDATE: a takeover under
+// way (see claim) is done first.
+func (p *paramStore) ownerOf(ctx context.Context, runID string) (owner string, ok bool, err error) {
+	err = p.pool.QueryRow(ctx, `SELECT COALESCE(owner, '') FROM `+p.queued+` WHERE run_id = $1 FOR UPDATE`, runID).Scan(&owner)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("read the owner of queued run %q: %w", runID, err)
+	}
+	return owner, true, nil
+}
+
 // lockHeld returns the SQL that tells whether a session holds the
 // session advisory lock of the key that param (a placeholder) gives, in
 // this database (see locked).

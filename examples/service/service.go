@@ -66,12 +66,20 @@ type service struct {
 	// id is this process's ID, random, made at start: the owner of the
 	// runs it queues (see queuedRun).
 	id string
+	// procMu guards procLock, procLost and procDone: start, the
+	// recovery's loop, the shutdown and takenOver use them.
+	procMu sync.Mutex
 	// procLock is this process's lock (Store.TryLockGraph of
 	// processLockKey(id)), held from start to the end of the shutdown:
 	// while it is held, the other processes take none of the runs this
-	// one queued (see recoverRuns). Only start, the recovery's loop and
-	// the shutdown use it, one after the other.
+	// one queued (see recoverRuns).
 	procLock *pgstore.GraphLock
+	// procLost: procLock was lost once at least (see keepProcessLock),
+	// so that another process may have taken over a run this one queued
+	// (see takenOver).
+	procLost bool
+	// procDone: the shutdown gave procLock up; it is not taken again.
+	procDone bool
 
 	// runCtx is the context of every run; cancelRuns cancels them all,
 	// with errShutdown as the cause.
@@ -1257,6 +1265,12 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 	log := s.logger.With("run", prev, "lecture", key, "queued", runID)
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
+	if s.takenOver(ctx, runID) {
+		// This process's lock was lost, and it was taken for dead: the
+		// process that took the run over runs it, or records it.
+		log.Warn("queued run not recorded as not started: another process took it over", "cause", cause)
+		return
+	}
 	now := time.Now()
 	why := notStarted(prev, cause, then)
 	rec := executor.Record{ID: runID, GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
@@ -1626,14 +1640,23 @@ var recoverHook func(s *service)
 // keepProcessLock takes this process's lock again if it was lost: its
 // session ended (an administrator's pg_terminate_backend, a restart of
 // Postgres). Meanwhile, the other processes may have taken over the runs
-// it queued, as they may take a lecture whose lock a run lost.
+// it queued, as they may take a lecture whose lock a run lost (see
+// takenOver).
 func (s *service) keepProcessLock(ctx context.Context) {
-	if s.procLock != nil && !lost(s.procLock) {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	s.keepProcessLockLocked(ctx)
+}
+
+// keepProcessLockLocked is keepProcessLock with s.procMu held.
+func (s *service) keepProcessLockLocked(ctx context.Context) {
+	if s.procDone || (s.procLock != nil && !lost(s.procLock)) {
 		return
 	}
+	s.procLost = true
 	if s.procLock != nil {
 		s.logger.Error("this process's lock was lost: other processes may take over the runs it queued", "process", s.id)
-		s.unlockProcess()
+		s.unlockProcessLocked()
 	}
 	lock, err := s.store.TryLockGraph(ctx, processLockKey(s.id))
 	if err != nil {
@@ -1643,8 +1666,46 @@ func (s *service) keepProcessLock(ctx context.Context) {
 	s.procLock = lock
 }
 
-// unlockProcess gives this process's lock up, if held.
+// takenOver reports whether another process took over run runID, queued
+// by this one and not started, which this process is about to record as
+// not started (see shelve): that may be only once this process's lock
+// has been lost, for a process takes a run over only while its owner's
+// lock is free (see claimQueued). Its lock is then taken again first, if
+// lost still, so that no process takes the run over from then on, and
+// the run's row tells, read once any takeover under way is done: owned
+// by another process, or gone with a record that another process wrote
+// (it started the run). A failure to tell is logged, and taken for no.
+func (s *service) takenOver(ctx context.Context, runID string) bool {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	if !s.procDone && s.procLock != nil && !lost(s.procLock) && !s.procLost {
+		return false // held all along
+	}
+	s.keepProcessLockLocked(ctx)
+	owner, ok, err := s.params.ownerOf(ctx, runID)
+	if err != nil {
+		s.logger.Warn("queued run: whether another process took it over not told", "run", runID, "err", err)
+		return false
+	}
+	if ok {
+		return owner != "" && owner != s.id
+	}
+	_, err = s.store.GetRun(ctx, runID)
+	return err == nil
+}
+
+// unlockProcess gives this process's lock up, if held, at the end of the
+// shutdown: it is not taken again.
 func (s *service) unlockProcess() {
+	s.procMu.Lock()
+	defer s.procMu.Unlock()
+	s.procDone = true
+	s.unlockProcessLocked()
+}
+
+// unlockProcessLocked gives this process's lock up, if held, with
+// s.procMu held.
+func (s *service) unlockProcessLocked() {
 	if s.procLock == nil {
 		return
 	}

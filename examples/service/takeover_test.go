@@ -275,3 +275,73 @@ func TestQueuedRunIsTakenOverOnlyWhileItsOwnersLockIsFree(t *testing.T) {
 		})
 	}
 }
+
+// endProcessLockSession ends the Postgres session that holds the lock of
+// h's process (an administrator, a restart of Postgres), and waits until
+// the process has seen it lost.
+func (h *harness) endProcessLockSession() {
+	h.t.Helper()
+	var ended int
+	require.NoError(h.t, h.pg.Pool.QueryRow(h.t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1`,
+		h.s.store.GraphLockKey(processLockKey(h.s.id))).Scan(&ended))
+	require.Equal(h.t, 1, ended, "the session that holds the lock of the process")
+	h.s.procMu.Lock()
+	lock := h.s.procLock
+	h.s.procMu.Unlock()
+	select {
+	case <-lock.Lost():
+	case <-time.After(time.Minute): // a bound against a hang, not a timing assertion
+		h.t.Fatal("the process never saw its lock lost")
+	}
+}
+
+// A process whose sessions all ended (a restart of Postgres) lost its
+// lecture's lock and its own: another process's recovery took over the
+// run it had queued, as a dead process's, and started it, while the
+// first, which found the lecture's lock taken, recorded the same run as
+// not started (its record overwritten, a run.cancelled on the stream of
+// a run going on). A process now records its queued run as not started
+// only if no other process took it over.
+func TestQueuedRunTakenOverIsNotRecordedAsNotStartedByItsProcess(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
+	_, queued := runQueued(t, h1, "l")
+	store := h1.s.store
+	passed := make(chan error, 1)
+	var once sync.Once
+	retakeHook = func(key string) {
+		once.Do(func() {
+			// The first process goes to take the lecture's lock again:
+			// the second one's pass comes first.
+			waitUnlocked(t, pg, store, key)
+			passed <- h2.s.recoverRuns(context.Background(), false)
+		})
+	}
+	t.Cleanup(func() { retakeHook = nil })
+	h1.endProcessLockSession()
+	h1.endLockSession("l")
+	require.NoError(t, <-passed)
+	h2.s.mu.Lock()
+	require.NotNil(t, h2.s.lectures["l"], "the second process took the queued run over")
+	assert.Equal(t, queued.RunID, h2.s.lectures["l"].runID)
+	h2.s.mu.Unlock()
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		h1.s.mu.Lock()
+		defer h1.s.mu.Unlock()
+		return len(h1.s.lectures) == 0
+	}, time.Minute, 10*time.Millisecond, "the first process gave the lecture up")
+
+	rec, err := store.GetRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.RunRunning, rec.Status, "the queued run, run by the second process: %s", rec.Error)
+	require.NoError(t, h1.shutdown()) // its events are all archived
+	require.NoError(t, h2.s.hist.Replay(t.Context(), queued.RunID, 0, func(e progress.Event) error {
+		assert.NotEqual(t, progress.RunCancelled, e.Type, "an event of the run going on: %+v", e)
+		return nil
+	}))
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
