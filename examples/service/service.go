@@ -567,8 +567,9 @@ func (s *service) cancel(runID string) (bool, error) {
 			l.next = ""
 			prev, g := l.runID, l.g
 			s.mu.Unlock()
-			s.shelve(key, runID, prev, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect")
-			return true, nil
+			// Not if another process took it over (see takenOver): its
+			// cancel is then saved for that process.
+			return s.shelve(key, runID, prev, g, errCancelledByRequest, "the lecture's next run regenerates what its edits affect"), nil
 		case l.next == runID:
 			s.mu.Unlock()
 			return false, errStarting
@@ -1261,7 +1262,10 @@ var shelveHook func(runID string)
 // for the runs' ends, which call next). When another process took the
 // lecture, that process's runs regenerate what the edits affect; when the
 // run's start failed otherwise, the lecture's next run does.
-func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, then string) {
+//
+// It reports false, having done nothing, if another process took the run
+// over (see takenOver), which runs or records it.
+func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, then string) bool {
 	log := s.logger.With("run", prev, "lecture", key, "queued", runID)
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
@@ -1269,7 +1273,7 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 		// This process's lock was lost, and it was taken for dead: the
 		// process that took the run over runs it, or records it.
 		log.Warn("queued run not recorded as not started: another process took it over", "cause", cause)
-		return
+		return false
 	}
 	now := time.Now()
 	why := notStarted(prev, cause, then)
@@ -1297,6 +1301,7 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 	// Its stream has ended, whether its record was written or not: no
 	// start may run it.
 	s.unqueued(runID)
+	return true
 }
 
 // notStarted is the Error of the record of a run queued after run prev

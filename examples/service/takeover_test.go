@@ -345,3 +345,51 @@ func TestQueuedRunTakenOverIsNotRecordedAsNotStartedByItsProcess(t *testing.T) {
 	require.NoError(t, h2.shutdown())
 	goleak.VerifyNone(t, leaks)
 }
+
+// The cancel of a run that its process had queued, and that another
+// process took over while the first had lost its locks, was answered 202
+// by the first process, which no longer ran it (it left the run to the
+// other, recording nothing): the run went on. The cancel is now saved
+// for the process that runs it, which cancels it.
+func TestCancelOfAQueuedRunTakenOverReachesTheProcessThatRunsIt(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
+	_, queued := runQueued(t, h1, "l")
+	store := h1.s.store
+	cancelled := make(chan int, 1)
+	var once sync.Once
+	retakeHook = func(key string) {
+		once.Do(func() {
+			// The first process goes to take the lecture's lock again:
+			// the second one takes the queued run over first, and a
+			// client cancels it through the first.
+			waitUnlocked(t, pg, store, key)
+			if err := h2.s.recoverRuns(context.Background(), false); err != nil {
+				t.Error(err)
+			}
+			cancelled <- h1.do("POST", "/runs/"+queued.RunID+"/cancel", "", nil)
+		})
+	}
+	t.Cleanup(func() { retakeHook = nil })
+	h1.endProcessLockSession()
+	h1.endLockSession("l")
+	require.Equal(t, http.StatusAccepted, <-cancelled)
+
+	require.EventuallyWithT(t, func(c *assert.CollectT) { // a bound against a hang, not a timing assertion
+		rec, err := store.GetRun(t.Context(), queued.RunID)
+		require.NoError(c, err)
+		require.Equal(c, executor.RunCancelled, rec.Status, "the queued run, taken over: %s", rec.Error)
+		assert.Contains(c, rec.Error, errCancelledByRequest.Error())
+	}, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		h2.s.mu.Lock()
+		defer h2.s.mu.Unlock()
+		return len(h2.s.lectures) == 0
+	}, time.Minute, 10*time.Millisecond, "the second process gave the lecture up")
+
+	require.NoError(t, h1.shutdown())
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
