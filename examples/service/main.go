@@ -89,7 +89,8 @@
 //     it records a run it queued as not started), and meanwhile another
 //     may take over the runs it queued, which it then leaves to that
 //     process: it records none of them as not started. Past -max-runs
-//     the rest wait for a later pass.
+//     the rest wait for a later pass. A pass reads the locks held once
+//     (pg_locks), and tries only the lecture locks that it sees free.
 //   - Progress: the executor's Sink is a progress.Fanout of a
 //     progress/redisstream Stream and a progress.Archive of a
 //     progress/pghistory History, each behind a progress.Buffered of its

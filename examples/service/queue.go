@@ -103,20 +103,33 @@ func (p *paramStore) ownerOf(ctx context.Context, runID string) (owner string, o
 
 // lockHeld returns the SQL that tells whether a session holds the
 // session advisory lock of the key that param (a placeholder) gives, in
-// this database (see locked).
+// this database (see heldLocks).
 func lockHeld(param string) string {
 	return `EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
 	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 	AND ((classid::bigint << 32) | objid::bigint) = ` + param + `)`
 }
 
-// locked reports whether a session holds the session advisory lock of
-// key (a GraphLock's: see pgstore.Store.GraphLockKey), in this database.
-func (p *paramStore) locked(ctx context.Context, key int64) (bool, error) {
-	var held bool
-	err := p.pool.QueryRow(ctx, `SELECT `+lockHeld("$1"), key).Scan(&held)
+// heldLocks returns the keys of the session advisory locks that
+// sessions hold in this database (GraphLocks': see
+// pgstore.Store.GraphLockKey), in one read of pg_locks, never nil.
+func (p *paramStore) heldLocks(ctx context.Context) (map[int64]bool, error) {
+	if lockHook != nil {
+		lockHook("read")
+	}
+	rows, err := p.pool.Query(ctx, `SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
 	if err != nil {
-		return false, fmt.Errorf("read the locks held: %w", err)
+		return nil, fmt.Errorf("read the locks held: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("read the locks held: %w", err)
+	}
+	held := make(map[int64]bool, len(keys))
+	for _, k := range keys {
+		held[k] = true
 	}
 	return held, nil
 }

@@ -138,9 +138,9 @@ func (c *child) kill() {
 	}
 	p := newParamStore(c.pg.Pool, c.pg.Schema)
 	require.Eventually(c.t, func() bool { // a bound against a hang, not a timing assertion
-		held, err := p.locked(context.Background(), c.store.GraphLockKey(processLockKey(id)))
+		held, err := p.heldLocks(context.Background())
 		require.NoError(c.t, err)
-		return !held
+		return !held[c.store.GraphLockKey(processLockKey(id))]
 	}, time.Minute, 10*time.Millisecond, "the lock of the killed process %s is still held", id)
 }
 

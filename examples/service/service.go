@@ -626,6 +626,9 @@ var findRunHook func(runID string)
 // errBusyElsewhere if another session holds it, or errLockTimeout if ctx
 // ends first (Postgres stalls).
 func (s *service) tryLock(ctx context.Context, key string) (*pgstore.GraphLock, error) {
+	if lockHook != nil {
+		lockHook("try")
+	}
 	lock, err := s.store.TryLockGraph(ctx, key)
 	switch {
 	case errors.Is(err, pgstore.ErrGraphLocked):
@@ -637,6 +640,11 @@ func (s *service) tryLock(ctx context.Context, key string) (*pgstore.GraphLock, 
 	}
 	return lock, nil
 }
+
+// lockHook, if not nil, is called with "try" by tryLock, before it tries
+// a lecture's lock, and with "read" before each read of the locks held
+// (see paramStore.heldLocks); a variable for the tests.
+var lockHook func(what string)
 
 // settleWait bounds how long a request waits for a lecture's lock that
 // another process holds after the lecture's newest run has ended (see
@@ -1399,8 +1407,10 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // resumed, and the run queued after it then starts; one whose cancel is
 // saved while it is resumed (another process read its record before the
 // resume's) has its resume cancelled (see applyCancels). Past -max-runs,
-// the rest are left for a later pass. It returns an error only if the
-// runs cannot be listed.
+// the rest are left for a later pass. A pass reads the locks held once
+// (pg_locks), and tries the locks of the lectures that it saw free alone:
+// beyond that read, its cost is a read of the record of each run queued.
+// It returns an error only if the runs cannot be listed.
 func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
@@ -1436,12 +1446,27 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	// whose lecture's lock alone was lost (its run is being cancelled).
 	// Either way, a later pass tells.
 	aliveAfter := map[string]bool{}
+	// In a later pass, every pass finds the live processes' runs.
+	level := slog.LevelInfo
+	if !atStart {
+		level = slog.LevelDebug
+	}
+	// One read of the locks held, for the whole pass: whose process is
+	// dead, and which lectures run elsewhere (their locks are not tried).
+	// A lock seen free is tried, and a takeover reads its owner's lock
+	// again (see claimQueued). A failure to read them is logged: the pass
+	// then tries every lecture's lock, and takes no queued run over.
+	held, err := s.params.heldLocks(ctx)
+	if err != nil {
+		s.logger.Warn("the queued runs of dead processes not looked for", "err", err)
+	}
+	lockedElsewhere := func(key string) bool { return held[s.store.GraphLockKey(key)] }
 	for _, q := range queued {
 		switch _, err := s.store.GetRun(ctx, q.runID); {
 		case err == nil:
 			s.unqueued(q.runID) // it started, or was recorded: a row left over
 		case errors.Is(err, executor.ErrNotFound):
-			if s.ownerGone(ctx, q, atStart) {
+			if s.ownerGone(q, atStart, held) {
 				next[q.after] = q
 				orphans = append(orphans, q)
 			} else if q.owner != s.id {
@@ -1467,13 +1492,18 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 			switch _, ok, err := s.toResume(ctx, rec); {
 			case err != nil:
 				s.logger.Warn("run not resumed", "run", rec.ID, "lecture", rec.GraphKey, "err", err)
-			case ok && (atStart || s.lockFree(ctx, rec.GraphKey)):
+			case ok && (atStart || (held != nil && !lockedElsewhere(rec.GraphKey))):
 				s.logger.Warn("run not resumed: -max-runs runs are going on; a later recovery resumes it", "run", rec.ID, "lecture", rec.GraphKey)
 			}
 			continue
 		}
 		if aliveAfter[rec.ID] {
 			s.logger.Debug("run not resumed yet: the process that queued a run after it is not known dead", "run", rec.ID, "lecture", rec.GraphKey)
+			continue
+		}
+		if lockedElsewhere(rec.GraphKey) {
+			// This process's lectures too: skipped below as well.
+			s.logger.Log(ctx, level, "run not resumed: a live run of its lecture holds the lecture's lock", "run", rec.ID, "lecture", rec.GraphKey, "status", rec.Status)
 			continue
 		}
 		var q *queuedRun
@@ -1496,6 +1526,10 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 			s.logger.Warn("queued run not started: -max-runs runs are going on; a later recovery runs it", "run", q.runID, "lecture", q.key)
 			continue
 		}
+		if lockedElsewhere(q.key) {
+			s.logger.Log(ctx, level, "queued run not started here: a live process of the service holds its lecture's lock", "run", q.runID, "lecture", q.key, "after", q.after)
+			continue
+		}
 		if !s.beginRecovery(q.key) {
 			continue
 		}
@@ -1510,13 +1544,6 @@ func (s *service) full() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.lectures)+s.held >= s.maxRuns()
-}
-
-// lockFree reports whether the lock of lecture key is free (a failure to
-// tell is taken for no).
-func (s *service) lockFree(ctx context.Context, key string) bool {
-	held, err := s.params.locked(ctx, s.store.GraphLockKey(key))
-	return err == nil && !held
 }
 
 // beginRecovery marks the lock of lecture key as being taken by the
@@ -1543,25 +1570,22 @@ func (s *service) endRecovery(key string) {
 }
 
 // ownerGone reports whether queued run q, without a record, was left by
-// a process that died: its owner's lock is free. A run of this process's
-// is not; nor is one of a live process, which starts it, or records it
-// as not started, even while its lecture's lock is free. A row without
-// an owner is taken for left at start-up (atStart), and only then, when
-// its lecture's lock is free (see recoverQueued). A failure to tell is
-// logged, and taken for no.
-func (s *service) ownerGone(ctx context.Context, q queuedRun, atStart bool) bool {
-	switch q.owner {
-	case s.id:
+// a process that died: its owner's lock is free in held (see
+// paramStore.heldLocks; nil: not known, and taken for no). A run of this
+// process's is not; nor is one of a live process, which starts it, or
+// records it as not started, even while its lecture's lock is free. A
+// row without an owner is taken for left at start-up (atStart), and only
+// then, when its lecture's lock is free (see recoverQueued).
+func (s *service) ownerGone(q queuedRun, atStart bool, held map[int64]bool) bool {
+	switch {
+	case q.owner == s.id:
 		return false
-	case "":
+	case q.owner == "":
 		return atStart
-	}
-	held, err := s.params.locked(ctx, s.store.GraphLockKey(processLockKey(q.owner)))
-	if err != nil {
-		s.logger.Warn("queued run not started: its process not told dead", "run", q.runID, "lecture", q.key, "process", q.owner, "err", err)
+	case held == nil:
 		return false
 	}
-	return !held
+	return !held[s.store.GraphLockKey(processLockKey(q.owner))]
 }
 
 // claimQueued makes this process the owner of queued run q, which a

@@ -250,7 +250,9 @@ func TestQueuedRunIsTakenOverOnlyWhileItsOwnersLockIsFree(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok)
 			// The pass listed it while its owner's lock was free.
-			require.True(t, h.s.ownerGone(t.Context(), q, false))
+			held, err := h.s.params.heldLocks(t.Context())
+			require.NoError(t, err)
+			require.True(t, h.s.ownerGone(q, false, held))
 			var lock *pgstore.GraphLock
 			if tc.ownerLive { // it took its lock again since
 				lock, err = h.s.store.TryLockGraph(t.Context(), processLockKey(other.owner))
@@ -388,6 +390,51 @@ func TestCancelOfAQueuedRunTakenOverReachesTheProcessThatRunsIt(t *testing.T) {
 		defer h2.s.mu.Unlock()
 		return len(h2.s.lectures) == 0
 	}, time.Minute, 10*time.Millisecond, "the second process gave the lecture up")
+
+	require.NoError(t, h1.shutdown())
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
+
+// Each pass of the recovery read pg_locks once per run queued by another
+// process (whether its process lives), and tried the lock of each
+// lecture that another process runs: in a deployment of P processes,
+// each with runs going on and queued, some P² reads and round trips
+// every -recover-every, and each read of pg_locks takes every partition
+// of the server's lock table. A pass now reads the locks held once, and
+// tries only the locks that it saw free.
+func TestRecoveryPassReadsTheLocksOnce(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
+	for _, key := range []string{"a", "b", "c"} {
+		runQueued(t, h1, key)
+	}
+	var run started // and one without a run queued
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/d/runs", `{"seconds": 10}`, &run))
+	var mu sync.Mutex
+	reads, tries := 0, 0
+	lockHook = func(what string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch what {
+		case "read":
+			reads++
+		case "try":
+			tries++
+		}
+	}
+	t.Cleanup(func() { lockHook = nil })
+
+	require.NoError(t, h2.s.recoverRuns(t.Context(), false))
+	mu.Lock()
+	assert.Equal(t, 1, reads, "reads of the locks held")
+	assert.Zero(t, tries, "locks tried, of lectures that the first process runs")
+	mu.Unlock()
+	h2.s.mu.Lock()
+	assert.Empty(t, h2.s.lectures, "the second process's lectures")
+	h2.s.mu.Unlock()
 
 	require.NoError(t, h1.shutdown())
 	require.NoError(t, h2.shutdown())
