@@ -242,7 +242,9 @@ func (em *emitter) logged(err error, ev progress.Event) {
 // Generators' notes and errors can carry anything, such as a provider's
 // whole response: a longer Message, Reasoning or Error is cut at a
 // character boundary and ends with "… [cut from N bytes]", within the
-// limit, and a longer PreviewURL, which a cut would break, is left out.
+// limit, and a longer PreviewURL, which a cut would break, is left out,
+// and the Message then ends with "[preview URL of N bytes left out]", so
+// that a note of a preview alone does not go out as an empty message.
 // With it an event's JSON stays under 1 MiB (progress/sse's
 // MaxEventSize, which its Client refuses beyond) unless the run ID and
 // graph key take more than 200 KiB, and a sink that keeps a run's last
@@ -256,22 +258,32 @@ const MaxEventText = 32 << 10
 
 // capText cuts ev's free-text fields to MaxEventText.
 func capText(ev *progress.Event) {
-	ev.Message = cutText(ev.Message)
 	ev.Reasoning = cutText(ev.Reasoning)
 	ev.Error = cutText(ev.Error)
-	if len(ev.PreviewURL) > MaxEventText {
+	if n := len(ev.PreviewURL); n > MaxEventText {
 		ev.PreviewURL = ""
+		left := fmt.Sprintf("[preview URL of %d bytes left out]", n)
+		if ev.Message == "" {
+			ev.Message = left
+		} else {
+			ev.Message = cutTo(ev.Message, MaxEventText-len(left)-1) + " " + left
+		}
+		return
 	}
+	ev.Message = cutText(ev.Message)
 }
 
 // cutText returns s if it has at most MaxEventText bytes, else its start,
 // cut at a character boundary, and a marker that says how long it was.
-func cutText(s string) string {
-	if len(s) <= MaxEventText {
+func cutText(s string) string { return cutTo(s, MaxEventText) }
+
+// cutTo is cutText within limit bytes.
+func cutTo(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
 	mark := fmt.Sprintf("… [cut from %d bytes]", len(s))
-	end := MaxEventText - len(mark)
+	end := limit - len(mark)
 	for end > 0 && !utf8.RuneStart(s[end]) {
 		end--
 	}

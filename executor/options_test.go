@@ -407,13 +407,28 @@ func TestEventTextIsCut(t *testing.T) {
 			note: executor.Note{Message: huge, Reasoning: huge, PreviewURL: "data:image/png;base64," + strings.Repeat("A", 1<<21)},
 			err:  huge,
 			want: func(t *testing.T, msg, failed progress.Event) {
-				for name, s := range map[string]string{"message": msg.Message, "reasoning": msg.Reasoning, "error": failed.Error} {
+				// The message also says that the URL was left out.
+				left := fmt.Sprintf(" [preview URL of %d bytes left out]", len("data:image/png;base64,")+1<<21)
+				assert.True(t, strings.HasSuffix(msg.Message, left), "the message says the preview was left out: %q", msg.Message[len(msg.Message)-100:])
+				for name, s := range map[string]string{"message": strings.TrimSuffix(msg.Message, left), "reasoning": msg.Reasoning, "error": failed.Error} {
 					assert.LessOrEqual(t, len(s), executor.MaxEventText, name)
 					assert.True(t, utf8.ValidString(s), "%s is cut at a character boundary", name)
 					assert.True(t, strings.HasPrefix(huge, strings.TrimSuffix(s, fmt.Sprintf("… [cut from %d bytes]", len(huge)))), "%s keeps the start", name)
 					assert.True(t, strings.HasSuffix(s, fmt.Sprintf("… [cut from %d bytes]", len(huge))), "%s says it was cut", name)
 				}
+				assert.LessOrEqual(t, len(msg.Message), executor.MaxEventText)
 				assert.Zero(t, len(msg.PreviewURL), "a cut URL would be broken: it is left out")
+			},
+		},
+		{
+			// A note of a preview alone, too long to send, went out as an
+			// empty message (an embedder's trial).
+			name: "preview alone",
+			note: executor.Note{PreviewURL: "data:image/png;base64," + strings.Repeat("A", executor.MaxEventText)},
+			err:  strings.Repeat("e", 2000),
+			want: func(t *testing.T, msg, _ progress.Event) {
+				assert.Zero(t, len(msg.PreviewURL))
+				assert.Equal(t, fmt.Sprintf("[preview URL of %d bytes left out]", len("data:image/png;base64,")+executor.MaxEventText), msg.Message)
 			},
 		},
 		{
