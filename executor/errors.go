@@ -84,7 +84,62 @@ var (
 	// or RerunFailed of a run of a deleted graph was refused (with
 	// [ErrInvalidRequest]).
 	ErrGraphDeleted = errors.New("executor: graph deleted during the run")
+	// ErrTemplateMismatch: [Executor.CheckTemplates] found Options that
+	// do not match the templates. A [*TemplateMismatchError] wraps it.
+	ErrTemplateMismatch = errors.New("executor: options do not match the templates")
 )
+
+// TemplateMismatchError lists, each sorted, what of an executor's Options
+// matches nothing in the templates that [Executor.CheckTemplates] was
+// given.
+type TemplateMismatchError struct {
+	// Missing: kinds with no generator in Options.Generators.
+	Missing []string
+	// UnknownKinds: names in Options.Kinds that are no kind.
+	UnknownKinds []string
+	// UnknownKeys: keys in Options.Rates or Options.Limits that are no
+	// kind's batch key.
+	UnknownKeys []string
+	// IdleWindows: kinds given a BatchWindow in Options.Kinds that no
+	// bulk call takes: without a batch key, or whose generator is not a
+	// BatchGenerator.
+	IdleWindows []string
+}
+
+func (e *TemplateMismatchError) Error() string {
+	var parts []string
+	for _, p := range []struct {
+		names []string
+		what  string
+	}{
+		{e.Missing, "kinds without a generator in Options.Generators"},
+		{e.UnknownKinds, "names in Options.Kinds that are no kind of the templates"},
+		{e.UnknownKeys, "keys in Options.Rates or Options.Limits that are no batch key of the templates"},
+		{e.IdleWindows, "kinds with a BatchWindow that no bulk call takes (give them a batch key and a BatchGenerator)"},
+	} {
+		if len(p.names) > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %s", p.what, quoteNames(p.names)))
+		}
+	}
+	return fmt.Sprintf("%v: %s", ErrTemplateMismatch, strings.Join(parts, "; "))
+}
+
+// Unwrap returns [ErrTemplateMismatch].
+func (e *TemplateMismatchError) Unwrap() error { return ErrTemplateMismatch }
+
+// quoteNames joins names, quoted, the first maxUnusedNamed of them, and
+// says how many more there are.
+func quoteNames(names []string) string {
+	q := make([]string, 0, min(len(names), maxUnusedNamed))
+	for _, n := range names[:min(len(names), maxUnusedNamed)] {
+		q = append(q, quote(n))
+	}
+	s := strings.Join(q, ", ")
+	if more := len(names) - maxUnusedNamed; more > 0 {
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
+}
 
 // MissingGeneratorError lists the kinds of a plan that have no generator.
 // Nothing ran.

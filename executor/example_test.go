@@ -168,3 +168,24 @@ func closeWithin(e *executor.Executor, d time.Duration) {
 		fmt.Println("close:", err) // a generator that ignores its context
 	}
 }
+
+// A host checks its Options against its templates once, at start-up: a
+// misspelt batch key or kind name fails there, not in a log line of each
+// run.
+func ExampleExecutor_CheckTemplates() {
+	gen := executor.GeneratorFunc(func(context.Context, executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte("x")}, nil
+	})
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	e, _ := executor.New(executor.Options{
+		Generators: reg,
+		Rates:      map[string]executor.Rate{"asset:imag": {Starts: 5, Per: time.Second}}, // a typo
+	})
+	defer closeWithin(e, 30*time.Second)
+	fmt.Println(e.CheckTemplates(graph.Lecture()))
+	// Output:
+	// executor: options do not match the templates: keys in Options.Rates or Options.Limits that are no batch key of the templates: "asset:imag"
+}

@@ -279,7 +279,8 @@ type Options struct {
 	// Kinds tunes kinds by name; kinds not listed use Default. A run logs
 	// a warning for a name its graph has no kind of, as for a batch key of
 	// Rates or Limits that no kind of its graph has: a misspelt key would
-	// otherwise go unnoticed.
+	// otherwise go unnoticed. [Executor.CheckTemplates] finds them at a
+	// host's start-up.
 	Kinds map[string]KindOptions
 	// Default tunes the kinds not in Kinds, and fills zero fields of
 	// those that are.
@@ -519,38 +520,94 @@ func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
 	if len(o.Kinds) == 0 && len(o.Rates) == 0 && len(o.Limits) == 0 {
 		return
 	}
-	kinds, keys := map[string]bool{}, map[string]bool{}
+	kinds := make([]graph.Kind, g.Kinds())
+	for ki := range kinds {
+		key, _ := g.BatchKey(ki)
+		kinds[ki] = graph.Kind{Name: g.KindName(ki), BatchKey: key}
+	}
+	m := o.mismatch(kinds)
+	if len(m.UnknownKinds) > 0 {
+		e.log.Warn("regen: Options.Kinds names kinds the graph does not have; they apply to nothing",
+			"run", runID, "kinds", m.UnknownKinds)
+	}
+	if len(m.UnknownKeys) > 0 {
+		e.log.Warn("regen: Options.Rates or Options.Limits name batch keys no kind of the graph has; they apply to nothing",
+			"run", runID, "keys", m.UnknownKeys)
+	}
+	if len(m.IdleWindows) > 0 {
+		e.log.Warn("regen: Options.Kinds gives a BatchWindow to kinds that no bulk call takes (no batch key, or a generator that is not a BatchGenerator); it applies to nothing",
+			"run", runID, "kinds", m.IdleWindows)
+	}
+}
+
+// mismatch returns what of o names nothing among kinds (their Name and
+// BatchKey alone count), each list sorted but UnknownKeys: the sorted
+// keys of Rates, then those of Limits not among them. Missing is left to
+// the caller.
+func (o *Options) mismatch(kinds []graph.Kind) *TemplateMismatchError {
+	names, keys := map[string]bool{}, map[string]bool{}
 	bulk := map[string]bool{} // kinds with a batch key and a bulk generator
-	for ki := range g.Kinds() {
-		kinds[g.KindName(ki)] = true
-		if key, _ := g.BatchKey(ki); key != "" {
-			keys[key] = true
-			_, bulk[g.KindName(ki)] = o.Generators[g.KindName(ki)].(BatchGenerator)
+	for _, k := range kinds {
+		names[k.Name] = true
+		if k.BatchKey != "" {
+			keys[k.BatchKey] = true
+			_, bulk[k.Name] = o.Generators[k.Name].(BatchGenerator)
 		}
 	}
-	var unknownKinds, unknownKeys, noBatch []string
+	m := &TemplateMismatchError{}
 	for _, name := range sortedKeys(o.Kinds) {
-		if !kinds[name] {
-			unknownKinds = append(unknownKinds, name)
+		if !names[name] {
+			m.UnknownKinds = append(m.UnknownKinds, name)
 		} else if o.Kinds[name].BatchWindow > 0 && !bulk[name] {
-			noBatch = append(noBatch, name)
+			m.IdleWindows = append(m.IdleWindows, name)
 		}
 	}
 	for _, key := range append(sortedKeys(o.Rates), sortedKeys(o.Limits)...) {
-		if !keys[key] && !slices.Contains(unknownKeys, key) {
-			unknownKeys = append(unknownKeys, key)
+		if !keys[key] && !slices.Contains(m.UnknownKeys, key) {
+			m.UnknownKeys = append(m.UnknownKeys, key)
 		}
 	}
-	if len(unknownKinds) > 0 {
-		e.log.Warn("regen: Options.Kinds names kinds the graph does not have; they apply to nothing",
-			"run", runID, "kinds", unknownKinds)
+	return m
+}
+
+// CheckTemplates checks the executor's Options against the templates of
+// every graph it will run, at a host's start-up, so that a misspelt name
+// fails there rather than showing as a warning in the log of each run
+// (see Options.Logger) or as a [*MissingGeneratorError] at the first run
+// of the kind. It returns nil when every kind of the templates has a
+// generator in Options.Generators, every name in Options.Kinds is a kind
+// of one of them, every key in Options.Rates and Options.Limits is one of
+// their batch keys, and every kind given a BatchWindow has a batch key
+// and a BatchGenerator; otherwise a [*TemplateMismatchError] that lists
+// what does not match, wrapping [ErrTemplateMismatch]. Pass all the
+// templates that the executor serves: a key that only one of them uses is
+// not unknown. A template that [graph.Template.Validate] refuses is an
+// error wrapping [ErrInvalidRequest] and its error. A BatchGenerator
+// given to a kind without a batch key, which runs log once, is allowed:
+// one generator may serve every kind.
+func (e *Executor) CheckTemplates(templates ...graph.Template) error {
+	if len(templates) == 0 {
+		return fmt.Errorf("%w: CheckTemplates of no template: pass the templates of the graphs the executor runs", ErrInvalidRequest)
 	}
-	if len(unknownKeys) > 0 {
-		e.log.Warn("regen: Options.Rates or Options.Limits name batch keys no kind of the graph has; they apply to nothing",
-			"run", runID, "keys", unknownKeys)
+	var kinds []graph.Kind
+	for i, t := range templates {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("%w: template %d of %d: %w", ErrInvalidRequest, i+1, len(templates), err)
+		}
+		kinds = append(kinds, t.Kinds...)
 	}
-	if len(noBatch) > 0 {
-		e.log.Warn("regen: Options.Kinds gives a BatchWindow to kinds that no bulk call takes (no batch key, or a generator that is not a BatchGenerator); it applies to nothing",
-			"run", runID, "kinds", noBatch)
+	m := e.opts.mismatch(kinds)
+	seen := map[string]bool{}
+	for _, k := range kinds {
+		if !seen[k.Name] && e.opts.Generators[k.Name] == nil {
+			m.Missing = append(m.Missing, k.Name)
+		}
+		seen[k.Name] = true
 	}
+	slices.Sort(m.Missing)
+	slices.Sort(m.UnknownKeys)
+	if len(m.Missing)+len(m.UnknownKinds)+len(m.UnknownKeys)+len(m.IdleWindows) == 0 {
+		return nil
+	}
+	return m
 }

@@ -68,6 +68,11 @@ func Example_embed() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// At start-up: a kind without a generator, or a misspelt kind or batch key in
+	// Options, fails here rather than at a run.
+	if err := e.CheckTemplates(graph.Lecture()); err != nil {
+		log.Fatal(err)
+	}
 	ctx := context.Background()
 	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-42", Graph: g})
 	if err != nil {
