@@ -40,6 +40,7 @@ func TestNewRefusesKindOptionsOutOfRange(t *testing.T) {
 		{"negative initial interval", executor.KindOptions{Retry: executor.RetryPolicy{InitialInterval: -time.Second}}, "Retry.InitialInterval -1s: want 0 (default: 1s) or more"},
 		{"negative max interval", executor.KindOptions{Retry: executor.RetryPolicy{MaxInterval: -time.Second}}, "Retry.MaxInterval -1s: want 0 (default) or more"},
 		{"negative timeout", executor.KindOptions{Timeout: -time.Second}, "Timeout -1s: want 0 (default: 10m0s) or more"},
+		{"negative batch timeout", executor.KindOptions{BatchTimeout: -time.Second}, "BatchTimeout -1s: want 0 (default: the kind's Timeout) or more"},
 		{"negative estimate", executor.KindOptions{Estimate: -time.Second}, "Estimate -1s: want 0 (none) or more"},
 		{"negative window", executor.KindOptions{BatchWindow: -time.Second}, "BatchWindow -1s: want 0 (no window) or more"},
 	}
@@ -68,7 +69,7 @@ func TestNewTakesKindOptionsAtTheirBounds(t *testing.T) {
 		{},
 		{Retry: executor.RetryPolicy{BackoffFactor: 1, Jitter: 1, MaxAttempts: 1}},
 		{Retry: executor.RetryPolicy{BackoffFactor: 1e6, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}},
-		{Timeout: time.Nanosecond, Estimate: time.Nanosecond, BatchWindow: time.Nanosecond},
+		{Timeout: time.Nanosecond, BatchTimeout: time.Nanosecond, Estimate: time.Nanosecond, BatchWindow: time.Nanosecond},
 	} {
 		e, err := executor.New(executor.Options{Generators: executor.Registry{"script": gen}, Default: ko,
 			Kinds: map[string]executor.KindOptions{"script": ko}})

@@ -831,7 +831,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
-	timeout := jobs[idx[0]].ko.Timeout
+	timeout := jobs[idx[0]].ko.BatchTimeout
 	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, nil, err))
 	})); cause != nil {

@@ -159,6 +159,11 @@ type KindOptions struct {
 	// Timeout bounds each attempt: 0 (the default) or more. Default: 10
 	// minutes.
 	Timeout time.Duration
+	// BatchTimeout bounds each bulk call of the kind (a [BatchGenerator]'s
+	// GenerateBatch, which makes many nodes at once and may take longer
+	// than one node's call); Timeout still bounds each node retried alone
+	// after it: 0 (the default) or more. Default: Timeout.
+	BatchTimeout time.Duration
 	// Validate checks each output before it is accepted. Default: none,
 	// except ValidateNarration for a kind named asset:narration, as the
 	// lecture's is, in any template, whose error then says so: a host
@@ -360,6 +365,9 @@ func resolve(k KindOptions, base *KindOptions) KindOptions {
 		if k.Timeout <= 0 {
 			k.Timeout = base.Timeout
 		}
+		if k.BatchTimeout <= 0 {
+			k.BatchTimeout = base.BatchTimeout
+		}
 		if k.Validate == nil {
 			k.Validate = base.Validate
 		}
@@ -373,6 +381,9 @@ func resolve(k KindOptions, base *KindOptions) KindOptions {
 	k.Retry = k.Retry.withDefaults()
 	if k.Timeout <= 0 {
 		k.Timeout = 10 * time.Minute
+	}
+	if k.BatchTimeout <= 0 {
+		k.BatchTimeout = k.Timeout
 	}
 	return k
 }
@@ -413,6 +424,12 @@ func (k KindOptions) check(where string, base *KindOptions) error {
 	case k.Timeout < 0:
 		d, o := zero(func(z *KindOptions) { z.Timeout = 0 })
 		return bad("Timeout %v: want 0 (%s) or more", k.Timeout, zeroGives(d.Timeout, o.Timeout, ""))
+	case k.BatchTimeout < 0:
+		gives := "default: the kind's Timeout"
+		if base != nil && base.BatchTimeout > 0 {
+			gives = fmt.Sprintf("Options.Default's: %v", base.BatchTimeout)
+		}
+		return bad("BatchTimeout %v: want 0 (%s) or more", k.BatchTimeout, gives)
 	case k.Estimate < 0:
 		d, o := zero(func(z *KindOptions) { z.Estimate = 0 })
 		return bad("Estimate %v: want 0 (%s) or more", k.Estimate, zeroGives(d.Estimate, o.Estimate, "none"))
