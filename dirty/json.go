@@ -8,7 +8,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/regengraph/regen/internal/quote"
 	"github.com/regengraph/regen/internal/strictjson"
@@ -129,7 +128,7 @@ func object(data []byte, typ, want string, form *strictjson.Object) error {
 	// of repeated keys: a typo or a repeat would change the value
 	// silently.
 	if err := strictjson.CheckForm(raw, form); err != nil {
-		return bad("", boundJSON(err))
+		return bad("", strictjson.Bound(err))
 	}
 	return nil
 }
@@ -159,7 +158,7 @@ func (m *Mark) UnmarshalJSON(data []byte) error {
 		OldReason *Reason `json:"Reason"`
 	}
 	if err := json.Unmarshal(data, &in); err != nil {
-		return &JSONError{Type: "Mark", Err: boundJSON(err)}
+		return &JSONError{Type: "Mark", Err: strictjson.Bound(err)}
 	}
 	if in.ID != nil && in.OldID != nil {
 		return &JSONError{Type: "Mark", Problem: `keys "id" and "ID" are the same field: give it once, as "id"`}
@@ -202,62 +201,8 @@ func (s *State) UnmarshalJSON(data []byte) error {
 	}
 	var in stateJSON
 	if err := json.Unmarshal(data, &in); err != nil {
-		return &JSONError{Type: "State", Err: boundJSON(err)}
+		return &JSONError{Type: "State", Err: strictjson.Bound(err)}
 	}
 	*s = State(in)
 	return nil
-}
-
-// boundedError is err with a message of bounded length: a literal of the
-// input that err's own message quotes whole is cut in it.
-type boundedError struct {
-	msg string
-	err error
-}
-
-func (e *boundedError) Error() string { return e.msg }
-func (e *boundedError) Unwrap() error { return e.err }
-
-// maxLiteral is the most bytes of a literal of the input that an error
-// quotes: more than any valid number, time, key or name.
-const maxLiteral = quote.Max
-
-// boundJSON returns err, or an error wrapping it whose message cuts a
-// literal of the input that err's message holds whole: the number of a
-// type error, the key of a key refused, the text of a time.
-func boundJSON(err error) error {
-	var (
-		te *json.UnmarshalTypeError
-		ke *strictjson.KeyError
-		pe *time.ParseError
-	)
-	switch {
-	case errors.As(err, &te) && len(te.Value) > maxLiteral:
-		c := *te
-		kind, lit, _ := strings.Cut(te.Value, " ")
-		c.Value = kind + " " + cutLiteral(lit)
-		return &boundedError{msg: c.Error(), err: err}
-	case errors.As(err, &ke) && len(ke.Key) > maxLiteral:
-		c := *ke
-		c.Key = "\x00"
-		return &boundedError{msg: strings.Replace(c.Error(), strconv.Quote(c.Key), quote.Key(ke.Key), 1), err: err}
-	case errors.As(err, &pe) && len(pe.Value) > maxLiteral:
-		return &boundedError{msg: fmt.Sprintf("parsing time %s: want RFC 3339, as %q", quote.Key(pe.Value), time.RFC3339), err: err}
-	}
-	return err
-}
-
-// cutLiteral returns the first bytes of a literal and a note of its
-// length, unquoted.
-func cutLiteral(s string) string {
-	if len(s) <= maxLiteral {
-		return s
-	}
-	q := quote.Key(s)
-	end := strings.LastIndex(q, `"… (`)
-	head, err := strconv.Unquote(q[:end+1])
-	if err != nil {
-		head = ""
-	}
-	return head + q[end+1:]
 }

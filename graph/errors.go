@@ -1,14 +1,12 @@
 package graph
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/regengraph/regen/internal/quote"
-	"github.com/regengraph/regen/internal/strictjson"
 )
 
 // maxIDLen is the length of the longest valid node ID: a kind name,
@@ -168,46 +166,3 @@ func (e *NarrationError) Error() string {
 
 // Unwrap returns [ErrNarrationLength].
 func (e *NarrationError) Unwrap() error { return ErrNarrationLength }
-
-// maxLiteral is the most bytes of a literal of JSON input that an error
-// quotes: more than any valid number or key of a template.
-const maxLiteral = quote.Max
-
-// jsonProblem returns err's message, for a [TemplateError]. encoding/json's
-// type error quotes a number of the input whole ("cannot unmarshal number
-// 99…"), and a refused key's error the key: one longer than maxLiteral is
-// cut, with a note of its length, so that a megabyte in the wrong place
-// does not make a message of a megabyte.
-func jsonProblem(err error) string {
-	var (
-		te *json.UnmarshalTypeError
-		ke *strictjson.KeyError
-	)
-	switch {
-	case errors.As(err, &te) && len(te.Value) > maxLiteral:
-		c := *te
-		kind, lit, _ := strings.Cut(te.Value, " ")
-		c.Value = kind + " " + cutLiteral(lit)
-		return c.Error()
-	case errors.As(err, &ke) && len(ke.Key) > maxLiteral:
-		c := *ke
-		c.Key = "\x00"
-		return strings.Replace(c.Error(), strconv.Quote(c.Key), quote.Key(ke.Key), 1)
-	}
-	return err.Error()
-}
-
-// cutLiteral returns the first bytes of a literal and a note of its
-// length, as [quote.Key] does, unquoted.
-func cutLiteral(s string) string {
-	if len(s) <= maxLiteral {
-		return s
-	}
-	q := quote.Key(s)
-	end := strings.LastIndex(q, `"… (`)
-	head, err := strconv.Unquote(q[:end+1])
-	if err != nil {
-		head = ""
-	}
-	return head + q[end+1:]
-}

@@ -159,7 +159,7 @@ func ParseTemplate(data []byte) (Template, error) {
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return Template{}, &TemplateError{Problem: "bad JSON: unexpected end of JSON input"}
 		}
-		return Template{}, &TemplateError{Problem: "bad JSON: " + jsonProblem(err)}
+		return Template{}, &TemplateError{Problem: "bad JSON: " + strictjson.Bound(err).Error()}
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return Template{}, &TemplateError{Problem: "bad JSON: data after the template object"}
@@ -170,13 +170,13 @@ func ParseTemplate(data []byte) (Template, error) {
 	// encoding/json matches keys whatever their case and keeps the last of
 	// repeated keys: a typo or a repeat would change the template silently.
 	if err := strictjson.CheckForm(raw, templateForm); err != nil {
-		return Template{}, &TemplateError{Problem: "bad JSON: " + jsonProblem(err)}
+		return Template{}, &TemplateError{Problem: "bad JSON: " + strictjson.Bound(err).Error()}
 	}
 	dec = json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	var t Template
 	if err := dec.Decode(&t); err != nil {
-		return Template{}, &TemplateError{Problem: "bad JSON: " + jsonProblem(err)}
+		return Template{}, &TemplateError{Problem: "bad JSON: " + strictjson.Bound(err).Error()}
 	}
 	if t.Kinds == nil {
 		return Template{}, &TemplateError{Problem: `missing "kinds"`}

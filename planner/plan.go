@@ -8,7 +8,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
@@ -658,7 +657,7 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	// repeated keys: a repeat would change the plan silently. Its own
 	// unknown-field error says neither where nor what is allowed.
 	if err := strictjson.CheckForm(raw, planForm); err != nil {
-		return &PlanError{Stage: -1, Group: -1, Err: boundJSON(err)}
+		return &PlanError{Stage: -1, Group: -1, Err: strictjson.Bound(err)}
 	}
 	var in struct {
 		Stages []jsonStage `json:"stages"`
@@ -666,7 +665,7 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 	dec = json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return &PlanError{Stage: -1, Group: -1, Err: boundJSON(err)}
+		return &PlanError{Stage: -1, Group: -1, Err: strictjson.Bound(err)}
 	}
 	g := p.Graph
 	// before reports whether a sorts before b: template-kind order, then
@@ -696,7 +695,7 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 			}
 			var ids []string // "nodes" left out reads as empty, as null does
 			if err := json.Unmarshal(jg.Nodes, &ids); len(jg.Nodes) > 0 && err != nil {
-				return &PlanError{Stage: si, Group: gi, Problem: "nodes", Err: boundJSON(err)}
+				return &PlanError{Stage: si, Group: gi, Problem: "nodes", Err: strictjson.Bound(err)}
 			}
 			if len(ids) == 0 {
 				return bad("", "no nodes: a group holds at least one node")
@@ -943,56 +942,3 @@ func (p *Plan) StageOf(n graph.Node) (int, bool) {
 // decoded one, and O(D log D) for one assembled by hand, whose index is
 // built at each call.
 func (p *Plan) Index(n graph.Node) (int, bool) { return p.indexed().pos(n) }
-
-// boundedError is an error with a message of bounded length, wrapping
-// the error whose message quoted a literal of the input whole.
-type boundedError struct {
-	msg string
-	err error
-}
-
-func (e *boundedError) Error() string { return e.msg }
-func (e *boundedError) Unwrap() error { return e.err }
-
-// maxLiteral is the most bytes of a literal of JSON input that an error
-// quotes: more than any valid number or key of a plan.
-const maxLiteral = quote.Max
-
-// boundJSON returns err, or an error wrapping it with a shorter message:
-// encoding/json's type error quotes a number of the input whole
-// ("cannot unmarshal number 99…"), and a refused key's error the key;
-// one longer than maxLiteral is cut, with a note of its length, so that a
-// megabyte in the wrong place does not make a message of a megabyte.
-func boundJSON(err error) error {
-	var (
-		te *json.UnmarshalTypeError
-		ke *strictjson.KeyError
-	)
-	switch {
-	case errors.As(err, &te) && len(te.Value) > maxLiteral:
-		c := *te
-		kind, lit, _ := strings.Cut(te.Value, " ")
-		c.Value = kind + " " + cutLiteral(lit)
-		return &boundedError{msg: c.Error(), err: err}
-	case errors.As(err, &ke) && len(ke.Key) > maxLiteral:
-		c := *ke
-		c.Key = "\x00"
-		return &boundedError{msg: strings.Replace(c.Error(), strconv.Quote(c.Key), quote.Key(ke.Key), 1), err: err}
-	}
-	return err
-}
-
-// cutLiteral returns the first bytes of a literal and a note of its
-// length, as quote.Key does, unquoted.
-func cutLiteral(s string) string {
-	if len(s) <= maxLiteral {
-		return s
-	}
-	q := quote.Key(s)
-	end := strings.LastIndex(q, `"… (`)
-	head, err := strconv.Unquote(q[:end+1])
-	if err != nil {
-		head = ""
-	}
-	return head + q[end+1:]
-}
