@@ -105,7 +105,10 @@ func (f GeneratorFunc) Generate(ctx context.Context, req Request) (Asset, error)
 // no Err), as a slot of the call's result that its generator forgot to
 // fill is, is no output: it fails the node's attempt with an error
 // wrapping [ErrInvalidOutput] that names the node, and the node is
-// retried alone, as after any failure in the batch.
+// retried alone, as after any failure in the batch. In a call that
+// returns in its grace, once its context ended (see [BatchGenerator]),
+// such a slot is a node that the call cut short, as one whose Err is the
+// context's error: a timeout, or the run's cancel.
 type Outcome struct {
 	Asset Asset
 	Err   error

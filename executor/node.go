@@ -870,13 +870,14 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		// The call returned in its grace, after its timeout or the run's
 		// cancel: the outcomes it made are kept, and those its context's
 		// end cut short are timeouts, retried alone, or cancelled with
-		// the run's cause.
+		// the run's cause. A slot left unfilled (an empty outcome) is a
+		// node it did not get to, cut short too, not an invalid output.
 		var cut error = &TimeoutError{Timeout: timeout}
 		if r.ctx.Err() != nil {
 			cut = context.Cause(r.ctx)
 		}
 		for k := range outs {
-			if e := outs[k].Err; errors.Is(e, context.DeadlineExceeded) || errors.Is(e, context.Canceled) {
+			if e := outs[k].Err; outs[k].empty() || errors.Is(e, context.DeadlineExceeded) || errors.Is(e, context.Canceled) {
 				outs[k].Err = cut
 			}
 		}
