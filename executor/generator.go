@@ -146,8 +146,9 @@ func (o *Outcome) empty() bool {
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome
 // the context's error) is retried alone, as timed out. A cancel of the
-// run ends the call's context too, with the same grace: the outputs it
-// returns then are kept (stored and committed, as a single generator's
+// run ends the call's context too, with the same grace, cut to
+// Options.StoreTimeout (after which the run stores nothing more): the
+// outputs it returns then are kept (stored and committed, as a single generator's
 // output returned before the cancel is), and each node it cut short is
 // cancelled, so that a resume pays only for those. The kind's
 // Validate checks the outputs within that grace too. A call that does

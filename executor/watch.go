@@ -304,9 +304,14 @@ func (w *watch) timedOut(c *inflight) bool {
 // abandoned at once: its context ends, and it has its grace to return
 // what it has made, as at its timeout, so that the outputs it made and
 // paid for are kept; one already in the grace of its timeout keeps it.
-// Once its grace has passed it is abandoned with the cause too.
+// Once its grace has passed it is abandoned with the cause too. The
+// grace ends with Options.StoreTimeout, the bound of the run's store
+// calls from the cancel on (see run.boundStoreCalls): an output returned
+// later could not be stored, and waiting for it would hold the run past
+// its documented bound.
 func (w *watch) cancelAll(cause error) {
 	now := time.Now()
+	stores := now.Add(w.r.e.opts.StoreTimeout)
 	w.mu.Lock()
 	if w.cancelled != nil {
 		w.mu.Unlock()
@@ -323,6 +328,9 @@ func (w *watch) cancelAll(cause error) {
 			if !c.graced {
 				c.graced, c.deadline = true, now.Add(c.grace)
 				graced = append(graced, c.ctx)
+			}
+			if c.deadline.After(stores) {
+				c.deadline = stores
 			}
 			kept = append(kept, c)
 			continue
