@@ -142,9 +142,10 @@
 // interrupted nodes as cancelled. A generator that ignores its context
 // does not hold the run: at its deadline, or at cancellation, the call is
 // abandoned and its late result thrown away. (A bulk call first has a
-// short grace, as at its timeout, to return what it has made: those
-// outputs are kept, and only the nodes it cut short are cancelled; see
-// [BatchGenerator].) Nor does a store that
+// short grace, as at its timeout, at most a second, to return what it
+// has made: those outputs are kept, only the nodes it cut short are
+// cancelled, and its slots are freed once it returns or is abandoned;
+// see [BatchGenerator].) Nor does a store that
 // stalls: a cancelled run's store calls are bounded by
 // Options.StoreTimeout. (A sink that may stall goes behind
 // progress.Buffered.)

@@ -450,7 +450,8 @@ func (r *Run) ID() string { return r.id }
 func (r *Run) Plan() *planner.Plan { return r.plan }
 
 // Cancel cancels the run: nothing new starts, running generators are
-// cancelled, every slot is freed and the interrupted nodes are recorded
+// cancelled, every slot is freed (a bulk call's once it returns, within
+// its grace: see [BatchGenerator]) and the interrupted nodes are recorded
 // as cancelled. It does not wait; see [Run.Wait].
 func (r *Run) Cancel() { r.cancel(ErrCancelled) }
 
