@@ -499,6 +499,12 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		rep := &cs.rep
 		req := j.request(next, rep)
 		j.attempt = next
+		if next > 1 && r.callAt != nil {
+			// Past its backoff, the node waits for room under Limits or
+			// for a start of the key's quota, as a first attempt does:
+			// for the ETA, not under way until its call starts.
+			r.callAt[j.step.Node].Store(0)
+		}
 		if err := r.acquire(c, j.step.Key, 1); err != nil {
 			if next == 1 {
 				return r.newResult(j, unstarted, 0, nil), true
