@@ -291,6 +291,8 @@ func (e *PanicError) Error() string {
 // TimeoutError is an attempt that outlived its kind's timeout; its late
 // result, if any, was thrown away.
 type TimeoutError struct {
+	// Timeout is the bound it outlived: the kind's Timeout, or for a
+	// node of a bulk call, its KindOptions.BatchTimeout.
 	Timeout time.Duration
 }
 

@@ -141,8 +141,8 @@ func (o *Outcome) empty() bool {
 // attempt (a kind whose Retry allows one attempt fails them). A node that
 // fails in the batch is retried alone with Generate; the others are kept. A panic fails the
 // whole call, and every node is then retried alone; it is a [*PanicError]
-// with its stack (In "bulk call"), logged once through Options.Logger. The kind's Timeout
-// bounds the whole call: at its end the call's context ends, and the
+// with its stack (In "bulk call"), logged once through Options.Logger. The kind's BatchTimeout
+// (by default its Timeout; see [KindOptions]) bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome
 // the context's error) is retried alone, as timed out. A cancel of the

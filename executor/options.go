@@ -156,8 +156,8 @@ func defaultNarration(req Request, out Asset) error {
 type KindOptions struct {
 	// Retry is the kind's retry policy. Default: see [RetryPolicy].
 	Retry RetryPolicy
-	// Timeout bounds each attempt: 0 (the default) or more. Default: 10
-	// minutes.
+	// Timeout bounds each attempt of a node called alone (a bulk call
+	// has BatchTimeout): 0 (the default) or more. Default: 10 minutes.
 	Timeout time.Duration
 	// BatchTimeout bounds each bulk call of the kind (a [BatchGenerator]'s
 	// GenerateBatch, which makes many nodes at once and may take longer
