@@ -208,10 +208,11 @@
 // bound of its own. It is recomputed when a kind's first duration is
 // seen, at each node.retrying event (so that it counts the backoff
 // ahead), and at most once a second otherwise. A sink that fails never
-// fails the run. An event's free text (a note's Message, Reasoning and
-// PreviewURL, an error's text) is cut to [MaxEventText] bytes, so that a
-// generator that reports a provider's whole response cannot make an
-// event too large for a stream or a client.
+// fails the run. An event's free text (a note's Message and Reasoning,
+// an error's text) is cut to [MaxEventText] bytes, and a longer
+// PreviewURL, which a cut would break, is left out (the Message says so),
+// so that a generator that reports a provider's whole response cannot
+// make an event too large for a stream or a client.
 //
 // Events carry what a view needs to draw a bar per kind, per batch key or
 // per stage without parsing node IDs or a stage's summary line ("Stage 2:

@@ -55,7 +55,8 @@ type Dep struct {
 
 // Note is node-level progress from a generator. Its fields longer than
 // [MaxEventText] bytes are cut (Message, Reasoning) or left out
-// (PreviewURL) in the event.
+// (PreviewURL, which a cut would break: the event's Message then ends
+// with "[preview URL of N bytes left out]") in the event.
 type Note struct {
 	Message    string
 	PreviewURL string
