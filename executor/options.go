@@ -258,10 +258,9 @@ type Options struct {
 	// a quota shared by all the runs of the executor then spaces the
 	// generator calls of all their attempts (a retry takes a start too: a
 	// provider counts its calls), taken once the call has room under
-	// Limits. A bulk call takes the
-	// starts of all its nodes at once, when it starts, so that the window
-	// holds for the nodes' real starts; the calls waiting for the quota
-	// take their turns in the order they came. A call whose run is
+	// Limits. A bulk call takes the starts of all its nodes at once, when
+	// it starts, so that the window holds for the nodes' real starts; the
+	// calls waiting for the quota take their turns in the order they came. A call whose run is
 	// cancelled after it took its starts, before its generator is
 	// called, gives them back: the quota counts the calls made, and a
 	// resume's do not wait for those never made. A node waits for the
