@@ -17,6 +17,7 @@ import (
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/internal/pgschema"
+	"github.com/regengraph/regen/internal/testenv"
 )
 
 // A host may have pgx cancel a statement whose context ends with a
@@ -30,6 +31,17 @@ import (
 // Migrate waiting for another's lock too); now
 // the error wraps ctx.Err() too, as with pgx's default, and the
 // connection goes back to the pool clean.
+//
+// Each call's context ends once its statement waits for the lock that
+// the test holds (context.Canceled, which the store wraps as it does
+// DeadlineExceeded). A context that ended sooner, as a 200 ms timeout did
+// on a loaded machine, could send its cancel request while the server had
+// not read the statement yet: the server drops a cancel request that
+// finds no statement running, the statement then waited for the lock
+// until pgx gave up on the connection (DeadlineDelay, 30 s later), and
+// ran once the test let the lock go. The call's error was right (it may
+// or may not have been applied, as with a lost connection), but the test,
+// which checks that nothing changed, failed (Put's "h2").
 func TestCancelRequestGivesContextError(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg := newStore(t)
@@ -84,10 +96,15 @@ func TestCancelRequestGivesContextError(t *testing.T) {
 			defer tx.Rollback(context.Background()) //nolint:errcheck // rolled back below
 			_, err = tx.Exec(ctx, strings.ReplaceAll(tc.lock, "{s}", `"`+s.Schema()+`"`))
 			require.NoError(t, err)
-			callCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			var pid int
+			require.NoError(t, tx.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid))
+			callCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			err = tc.call(callCtx)
-			require.ErrorIs(t, err, context.DeadlineExceeded)
+			done := make(chan error, 1)
+			go func() { done <- tc.call(callCtx) }()
+			waitBlockedBy(t, ctx, pg, pid, done)
+			cancel()
+			require.ErrorIs(t, <-done, context.Canceled)
 			require.NoError(t, tx.Rollback(ctx))
 		})
 	}
@@ -105,4 +122,24 @@ func TestCancelRequestGivesContextError(t *testing.T) {
 	v, err := cs.Commit(ctx, "g", 1, nil)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), v)
+}
+
+// waitBlockedBy waits until a statement waits for a lock that the
+// backend pid holds, and fails the test if the call whose result done
+// gives returns first.
+func waitBlockedBy(t *testing.T, ctx context.Context, pg *testenv.Postgres, pid int, done <-chan error) {
+	t.Helper()
+	for {
+		var n int
+		require.NoError(t, pg.Pool.QueryRow(ctx,
+			"SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid).Scan(&n))
+		if n > 0 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the call returned before it waited for backend %d's lock: %v", pid, err)
+		case <-time.After(5 * time.Millisecond): // polling the server, bounded by the call
+		}
+	}
 }
