@@ -20,7 +20,7 @@ import (
 // their queries, that wait ended once the timeout passed (SQLSTATE 57014
 // or 55P03), and the replica failed its start-up. Migrate turns them off
 // for its own transaction only: here a holder keeps the migration lock,
-// or runs (whose index runs_running Migrate makes again), for ten times
+// or runs (whose index runs_running Migrate makes again), for three times
 // the timeout; Migrate must wait and succeed, and the pool's connection,
 // its only one, keeps the pool's timeout afterwards.
 func TestMigrateWaitsPastTheSessionsTimeouts(t *testing.T) {
@@ -50,7 +50,7 @@ func TestMigrateWaitsPastTheSessionsTimeouts(t *testing.T) {
 					func() error { return holder.Rollback(ctx) })
 				var v string
 				require.NoError(t, pool.QueryRow(ctx, "SHOW "+param).Scan(&v))
-				require.Equal(t, "50ms", v, "the pool's connection after Migrate")
+				require.Equal(t, testenv.TimedPoolTimeout, v, "the pool's connection after Migrate")
 			})
 		}
 	}

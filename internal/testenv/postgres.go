@@ -117,11 +117,19 @@ func (p *Postgres) RowWriterPool(t testing.TB) *pgxpool.Pool {
 	return pool
 }
 
+// TimedPoolTimeout is the timeout that a [Postgres.TimedPool] session
+// sets, as SHOW gives it. It also bounds, in real time, what a call does
+// before its first statement turns it off, that statement included: a
+// second leaves that room on a loaded machine, where 50 ms ended
+// Migrate's first statement ("turn the timeouts off": SQLSTATE 57014)
+// under CI-like load.
+const TimedPoolTimeout = "1s"
+
 // TimedPool returns a pool of one connection to [PostgresURL] whose
 // session sets param, a timeout such as lock_timeout or
-// statement_timeout, to 50 ms, as a host bounds its queries, and the
-// application_name that tells that session in pg_stat_activity. The pool
-// is closed when the test ends.
+// statement_timeout, to [TimedPoolTimeout], as a host bounds its
+// queries, and the application_name that tells that session in
+// pg_stat_activity. The pool is closed when the test ends.
 func (p *Postgres) TimedPool(t testing.TB, param string) (*pgxpool.Pool, string) {
 	t.Helper()
 	name := UniqueName(t)
@@ -131,7 +139,7 @@ func (p *Postgres) TimedPool(t testing.TB, param string) (*pgxpool.Pool, string)
 		t.Fatalf("testenv: %v", err)
 	}
 	cfg.MaxConns = 1
-	cfg.ConnConfig.RuntimeParams[param] = "50"
+	cfg.ConnConfig.RuntimeParams[param] = TimedPoolTimeout
 	cfg.ConnConfig.RuntimeParams["application_name"] = app
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
@@ -143,11 +151,11 @@ func (p *Postgres) TimedPool(t testing.TB, param string) (*pgxpool.Pool, string)
 
 // RequireWaitsPastTimeout checks that call, made on a pool from
 // TimedPool whose application_name is app, waits for a lock that the
-// test holds, for ten times the pool's timeout, and succeeds once release
-// lets the lock go: it calls call in a goroutine, waits until app's
-// session waits for a lock (failing if call returns first), waits 500 ms
-// more (failing if call gives up), then calls release and requires call
-// to return nil.
+// test holds, for three times the pool's timeout, and succeeds once
+// release lets the lock go: it calls call in a goroutine, waits until
+// app's session waits for a lock (failing if call returns first), waits
+// 3 s more (failing if call gives up), then calls release and requires
+// call to return nil.
 func (p *Postgres) RequireWaitsPastTimeout(t testing.TB, ctx context.Context, app, what string, call, release func() error) {
 	t.Helper()
 	done := make(chan error, 1)
@@ -166,7 +174,7 @@ WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); 
 	select {
 	case err := <-done:
 		t.Fatalf("gave up before %s was free: %v", what, err)
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(3 * time.Second): // three times TimedPoolTimeout
 	}
 	if err := release(); err != nil {
 		t.Fatalf("testenv: let %s go: %v", what, err)
