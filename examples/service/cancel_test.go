@@ -352,9 +352,12 @@ func TestCancelOfARunBeingResumedCancelsTheResume(t *testing.T) {
 			events := h.followAll(resume.ID)
 			require.NotEmpty(t, events)
 			assert.Equal(t, progress.RunCancelled, events[len(events)-1].Type)
-			ids, err := h.s.params.cancelsOf(t.Context(), []string{running.RunID})
-			require.NoError(t, err)
-			assert.Empty(t, ids, "the cancel carried out is deleted")
+			// The poll deletes the cancel once it has cancelled the resume,
+			// which may end, and be recorded, first.
+			require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+				ids, err := h.s.params.cancelsOf(t.Context(), []string{running.RunID})
+				return err == nil && len(ids) == 0
+			}, 20*time.Second, 10*time.Millisecond, "the cancel carried out is deleted")
 			require.NoError(t, h.shutdown())
 			require.NoError(t, h2.shutdown())
 			goleak.VerifyNone(t, leaks)
