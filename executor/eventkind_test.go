@@ -20,25 +20,7 @@ import (
 // that are about no node have none.
 func TestEventsNameTheNodesKind(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, 30)
-		flaky := 0
-		l.set("asset:image:segment[1]", func(context.Context, executor.Request) ([]byte, error) {
-			if flaky++; flaky == 1 {
-				return nil, errors.New("image api: 503")
-			}
-			return nil, nil
-		})
-		l.set("asset:narration:segment[2]", fail(executor.Permanent(errors.New("voice banned"))))
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.Progress != nil {
-				req.Progress.Report(executor.Note{Message: "working"})
-			}
-			return l.Generate(ctx, req)
-		})
-		e := l.executor(executor.Options{Generators: l.registry(gen),
-			Kinds: map[string]executor.KindOptions{graph.KindImage: {Retry: executor.RetryPolicy{MaxAttempts: 2}}}})
-		_, err := l.run(e)
-		require.Error(t, err)
+		l := everyNodeEvent(t)
 
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -58,4 +40,31 @@ func TestEventsNameTheNodesKind(t *testing.T) {
 			assert.True(t, seen[typ], "no %s event about a node", typ)
 		}
 	})
+}
+
+// everyNodeEvent runs a lab of 30 s whose run has every kind of event
+// about a node: starts, a retry (an image's), notes, successes, a
+// failure (a narration's) and the skips it makes.
+func everyNodeEvent(t *testing.T) *lab {
+	t.Helper()
+	l := newLab(t, 30)
+	flaky := 0
+	l.set("asset:image:segment[1]", func(context.Context, executor.Request) ([]byte, error) {
+		if flaky++; flaky == 1 {
+			return nil, errors.New("image api: 503")
+		}
+		return nil, nil
+	})
+	l.set("asset:narration:segment[2]", fail(executor.Permanent(errors.New("voice banned"))))
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		if req.Progress != nil {
+			req.Progress.Report(executor.Note{Message: "working"})
+		}
+		return l.Generate(ctx, req)
+	})
+	e := l.executor(executor.Options{Generators: l.registry(gen),
+		Kinds: map[string]executor.KindOptions{graph.KindImage: {Retry: executor.RetryPolicy{MaxAttempts: 2}}}})
+	_, err := l.run(e)
+	require.Error(t, err)
+	return l
 }
