@@ -287,7 +287,7 @@ func TestBatchWindowIgnoredWithoutBulkGenerator(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []time.Duration{28 * time.Second, 29 * time.Second, 30 * time.Second,
 			58 * time.Second, 59 * time.Second, 60 * time.Second}, roundMs(b.at))
-		assert.Contains(t, buf.String(), "Options.Kinds gives a BatchWindow to kinds that no bulk call takes")
+		assert.Contains(t, buf.String(), "Options.Kinds gives a BatchWindow or a BatchTimeout to kinds that no bulk call takes")
 		assert.Contains(t, buf.String(), `kinds="[asset:image asset:video script]"`)
 	})
 }

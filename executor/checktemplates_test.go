@@ -66,10 +66,11 @@ func TestCheckTemplates(t *testing.T) {
 			Rates:  map[string]executor.Rate{"asset:imag": {Starts: 5, Per: time.Second}},
 			Limits: map[string]int{"asset:imag": 2, "vid": 1},
 			Kinds: map[string]executor.KindOptions{"asset:narraton": {Timeout: time.Minute},
-				graph.KindMusic: {BatchWindow: time.Second}, graph.KindImage: {BatchWindow: time.Second}}},
+				graph.KindMusic: {BatchWindow: time.Second}, graph.KindImage: {BatchWindow: time.Second},
+				graph.KindScript: {BatchTimeout: time.Hour}}},
 			templates: []graph.Template{lecture, podcast},
 			want: &executor.TemplateMismatchError{Missing: []string{"brief"}, UnknownKinds: []string{"asset:narraton"},
-				UnknownKeys: []string{"asset:imag", "vid"}, IdleWindows: []string{graph.KindImage, graph.KindMusic}}},
+				UnknownKeys: []string{"asset:imag", "vid"}, IdleBatchOptions: []string{graph.KindImage, graph.KindMusic, graph.KindScript}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +85,7 @@ func TestCheckTemplates(t *testing.T) {
 			var m *executor.TemplateMismatchError
 			require.ErrorAs(t, err, &m)
 			assert.Empty(t, cmp.Diff(tt.want, m))
-			for _, name := range append(append(append(m.Missing, m.UnknownKinds...), m.UnknownKeys...), m.IdleWindows...) {
+			for _, name := range append(append(append(m.Missing, m.UnknownKinds...), m.UnknownKeys...), m.IdleBatchOptions...) {
 				assert.Contains(t, err.Error(), fmt.Sprintf("%q", name))
 			}
 		})

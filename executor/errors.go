@@ -100,10 +100,10 @@ type TemplateMismatchError struct {
 	// UnknownKeys: keys in Options.Rates or Options.Limits that are no
 	// kind's batch key.
 	UnknownKeys []string
-	// IdleWindows: kinds given a BatchWindow in Options.Kinds that no
-	// bulk call takes: without a batch key, or whose generator is not a
-	// BatchGenerator.
-	IdleWindows []string
+	// IdleBatchOptions: kinds given a BatchWindow or a BatchTimeout in
+	// Options.Kinds that no bulk call takes: without a batch key, or
+	// whose generator is not a BatchGenerator.
+	IdleBatchOptions []string
 }
 
 func (e *TemplateMismatchError) Error() string {
@@ -115,7 +115,7 @@ func (e *TemplateMismatchError) Error() string {
 		{e.Missing, "kinds without a generator in Options.Generators"},
 		{e.UnknownKinds, "names in Options.Kinds that are no kind of the templates"},
 		{e.UnknownKeys, "keys in Options.Rates or Options.Limits that are no batch key of the templates"},
-		{e.IdleWindows, "kinds with a BatchWindow that no bulk call takes (give them a batch key and a BatchGenerator)"},
+		{e.IdleBatchOptions, "kinds with a BatchWindow or a BatchTimeout that no bulk call takes (give them a batch key and a BatchGenerator)"},
 	} {
 		if len(p.names) > 0 {
 			parts = append(parts, fmt.Sprintf("%s: %s", p.what, quoteNames(p.names)))

@@ -528,8 +528,8 @@ func (e *Executor) warnUnbatched(g *graph.Graph, runID string) {
 
 // warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
 // the keys of Options.Rates and Options.Limits that no kind of g batches
-// under, and the kinds of Options.Kinds with a BatchWindow that no bulk
-// call of g's takes (no batch key, or a generator that is not a
+// under, and the kinds of Options.Kinds with a BatchWindow or a
+// BatchTimeout that no bulk call of g's takes (no batch key, or a generator that is not a
 // BatchGenerator), once per run.
 func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
 	o := &e.opts
@@ -550,9 +550,9 @@ func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
 		e.log.Warn("regen: Options.Rates or Options.Limits name batch keys no kind of the graph has; they apply to nothing",
 			"run", runID, "keys", m.UnknownKeys)
 	}
-	if len(m.IdleWindows) > 0 {
-		e.log.Warn("regen: Options.Kinds gives a BatchWindow to kinds that no bulk call takes (no batch key, or a generator that is not a BatchGenerator); it applies to nothing",
-			"run", runID, "kinds", m.IdleWindows)
+	if len(m.IdleBatchOptions) > 0 {
+		e.log.Warn("regen: Options.Kinds gives a BatchWindow or a BatchTimeout to kinds that no bulk call takes (no batch key, or a generator that is not a BatchGenerator); it applies to nothing",
+			"run", runID, "kinds", m.IdleBatchOptions)
 	}
 }
 
@@ -574,8 +574,8 @@ func (o *Options) mismatch(kinds []graph.Kind) *TemplateMismatchError {
 	for _, name := range sortedKeys(o.Kinds) {
 		if !names[name] {
 			m.UnknownKinds = append(m.UnknownKinds, name)
-		} else if o.Kinds[name].BatchWindow > 0 && !bulk[name] {
-			m.IdleWindows = append(m.IdleWindows, name)
+		} else if k := o.Kinds[name]; (k.BatchWindow > 0 || k.BatchTimeout > 0) && !bulk[name] {
+			m.IdleBatchOptions = append(m.IdleBatchOptions, name)
 		}
 	}
 	for _, key := range append(sortedKeys(o.Rates), sortedKeys(o.Limits)...) {
@@ -593,8 +593,8 @@ func (o *Options) mismatch(kinds []graph.Kind) *TemplateMismatchError {
 // of the kind. It returns nil when every kind of the templates has a
 // generator in Options.Generators, every name in Options.Kinds is a kind
 // of one of them, every key in Options.Rates and Options.Limits is one of
-// their batch keys, and every kind given a BatchWindow has a batch key
-// and a BatchGenerator; otherwise a [*TemplateMismatchError] that lists
+// their batch keys, and every kind given a BatchWindow or a BatchTimeout
+// has a batch key and a BatchGenerator; otherwise a [*TemplateMismatchError] that lists
 // what does not match, wrapping [ErrTemplateMismatch]. Pass all the
 // templates that the executor serves: a key that only one of them uses is
 // not unknown. A template that [graph.Template.Validate] refuses is an
@@ -622,7 +622,7 @@ func (e *Executor) CheckTemplates(templates ...graph.Template) error {
 	}
 	slices.Sort(m.Missing)
 	slices.Sort(m.UnknownKeys)
-	if len(m.Missing)+len(m.UnknownKinds)+len(m.UnknownKeys)+len(m.IdleWindows) == 0 {
+	if len(m.Missing)+len(m.UnknownKinds)+len(m.UnknownKeys)+len(m.IdleBatchOptions) == 0 {
 		return nil
 	}
 	return m
