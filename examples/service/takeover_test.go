@@ -306,25 +306,12 @@ func (h *harness) endProcessLockSession() {
 // a run going on). A process now records its queued run as not started
 // only if no other process took it over.
 func TestQueuedRunTakenOverIsNotRecordedAsNotStartedByItsProcess(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
-	leaks := h1.leaks
-	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
-	_, queued := runQueued(t, h1, "l")
-	store := h1.s.store
 	passed := make(chan error, 1)
-	var once sync.Once
-	retakeHook = func(key string) {
-		once.Do(func() {
-			// The first process goes to take the lecture's lock again:
-			// the second one's pass comes first.
-			waitUnlocked(t, pg, store, key)
-			passed <- h2.s.recoverRuns(context.Background(), false)
-		})
-	}
-	t.Cleanup(func() { retakeHook = nil })
-	h1.endProcessLockSession()
-	h1.endLockSession("l")
+	h1, h2, queued := losesItsSessions(t, func(h1, h2 *harness, queued started) {
+		// The second one's pass comes first.
+		passed <- h2.s.recoverRuns(context.Background(), false)
+	})
+	leaks, store := h1.leaks, h1.s.store
 	require.NoError(t, <-passed)
 	h2.s.mu.Lock()
 	require.NotNil(t, h2.s.lectures["l"], "the second process took the queued run over")
@@ -354,29 +341,16 @@ func TestQueuedRunTakenOverIsNotRecordedAsNotStartedByItsProcess(t *testing.T) {
 // other, recording nothing): the run went on. The cancel is now saved
 // for the process that runs it, which cancels it.
 func TestCancelOfAQueuedRunTakenOverReachesTheProcessThatRunsIt(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
-	leaks := h1.leaks
-	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
-	_, queued := runQueued(t, h1, "l")
-	store := h1.s.store
 	cancelled := make(chan int, 1)
-	var once sync.Once
-	retakeHook = func(key string) {
-		once.Do(func() {
-			// The first process goes to take the lecture's lock again:
-			// the second one takes the queued run over first, and a
-			// client cancels it through the first.
-			waitUnlocked(t, pg, store, key)
-			if err := h2.s.recoverRuns(context.Background(), false); err != nil {
-				t.Error(err)
-			}
-			cancelled <- h1.do("POST", "/runs/"+queued.RunID+"/cancel", "", nil)
-		})
-	}
-	t.Cleanup(func() { retakeHook = nil })
-	h1.endProcessLockSession()
-	h1.endLockSession("l")
+	h1, h2, queued := losesItsSessions(t, func(h1, h2 *harness, queued started) {
+		// The second one takes the queued run over first, and a client
+		// cancels it through the first.
+		if err := h2.s.recoverRuns(context.Background(), false); err != nil {
+			t.Error(err)
+		}
+		cancelled <- h1.do("POST", "/runs/"+queued.RunID+"/cancel", "", nil)
+	})
+	leaks, store := h1.leaks, h1.s.store
 	require.Equal(t, http.StatusAccepted, <-cancelled)
 
 	require.EventuallyWithT(t, func(c *assert.CollectT) { // a bound against a hang, not a timing assertion
@@ -394,6 +368,31 @@ func TestCancelOfAQueuedRunTakenOverReachesTheProcessThatRunsIt(t *testing.T) {
 	require.NoError(t, h1.shutdown())
 	require.NoError(t, h2.shutdown())
 	goleak.VerifyNone(t, leaks)
+}
+
+// losesItsSessions starts two processes, whose runs go on until their
+// shutdown, queues a run of lecture "l" behind another on the first, and
+// ends both of the first one's sessions, as a restart of Postgres would:
+// its own lock's and the lecture's. As the first goes to take the
+// lecture's lock again (retakeHook), once that lock is free, during runs,
+// once, before the first goes on.
+func losesItsSessions(t *testing.T, during func(h1, h2 *harness, queued started)) (h1, h2 *harness, queued started) {
+	t.Helper()
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 = startServiceOn(t, pg, rd, time.Hour, nil)
+	h2 = startServiceOn(t, pg, rd, time.Hour, nil)
+	_, queued = runQueued(t, h1, "l")
+	var once sync.Once
+	retakeHook = func(key string) {
+		once.Do(func() {
+			waitUnlocked(t, pg, h1.s.store, key)
+			during(h1, h2, queued)
+		})
+	}
+	t.Cleanup(func() { retakeHook = nil })
+	h1.endProcessLockSession()
+	h1.endLockSession("l")
+	return h1, h2, queued
 }
 
 // Each pass of the recovery read pg_locks once per run queued by another
