@@ -118,7 +118,7 @@ func (e *TemplateMismatchError) Error() string {
 		{e.IdleBatchOptions, "kinds with a BatchWindow or a BatchTimeout that no bulk call takes (give them a batch key and a BatchGenerator)"},
 	} {
 		if len(p.names) > 0 {
-			parts = append(parts, fmt.Sprintf("%s: %s", p.what, quoteNames(p.names)))
+			parts = append(parts, fmt.Sprintf("%s: %s", p.what, firstNames(p.names, quote)))
 		}
 	}
 	return fmt.Sprintf("%v: %s", ErrTemplateMismatch, strings.Join(parts, "; "))
@@ -127,14 +127,16 @@ func (e *TemplateMismatchError) Error() string {
 // Unwrap returns [ErrTemplateMismatch].
 func (e *TemplateMismatchError) Unwrap() error { return ErrTemplateMismatch }
 
-// quoteNames joins names, quoted, the first maxUnusedNamed of them, and
-// says how many more there are.
-func quoteNames(names []string) string {
-	q := make([]string, 0, min(len(names), maxUnusedNamed))
-	for _, n := range names[:min(len(names), maxUnusedNamed)] {
-		q = append(q, quote(n))
+// firstNames joins the first maxUnusedNamed of names, each through
+// show when it is not nil, and says how many more there are.
+func firstNames(names []string, show func(string) string) string {
+	shown := slices.Clone(names[:min(len(names), maxUnusedNamed)])
+	if show != nil {
+		for i, n := range shown {
+			shown[i] = show(n)
+		}
 	}
-	s := strings.Join(q, ", ")
+	s := strings.Join(shown, ", ")
 	if more := len(names) - maxUnusedNamed; more > 0 {
 		s += fmt.Sprintf(" and %d more", more)
 	}
@@ -156,11 +158,7 @@ func (e *MissingGeneratorError) Error() string {
 	if len(e.Unused) > 0 {
 		// A registry shared by many templates may hold many: the text
 		// names the first few, as a hint.
-		names := strings.Join(e.Unused[:min(len(e.Unused), maxUnusedNamed)], ", ")
-		if more := len(e.Unused) - maxUnusedNamed; more > 0 {
-			names += fmt.Sprintf(" and %d more", more)
-		}
-		msg += fmt.Sprintf(" (it has generators for names the graph has no kind of: %s)", names)
+		msg += fmt.Sprintf(" (it has generators for names the graph has no kind of: %s)", firstNames(e.Unused, nil))
 	}
 	return msg
 }
