@@ -77,7 +77,10 @@
 //     lecture's lock, so that one process alone runs it, once, and only
 //     while the lock of the process that queued it is free, read in the
 //     same statement (a process that took its lock again keeps its
-//     runs). A browser that follows a run of a process that died gets its
+//     runs). A run taken over and not started (a store error) is given
+//     back to the dead process, for a later pass of any process; a
+//     give-back that fails is tried again, twice at once and then at
+//     each pass of the process. A browser that follows a run of a process that died gets its
 //     final event (a run.cancelled that names the resume) about
 //     -recover-every after Postgres has seen the process's sessions end.
 //     A run queued by a version of the service without process IDs is

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -80,6 +81,12 @@ type service struct {
 	procLost bool
 	// procDone: the shutdown gave procLock up; it is not taken again.
 	procDone bool
+	// givingBack holds, by run ID, the queued runs that this process
+	// took over from a dead one and failed to give back (see
+	// unclaimQueued): owned by this process, which runs none of them.
+	// Each pass of the recovery tries again first (see retryGiveBacks).
+	// Guarded by mu.
+	givingBack map[string]queuedRun
 
 	// runCtx is the context of every run; cancelRuns cancels them all,
 	// with errShutdown as the cause.
@@ -222,7 +229,7 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 func start(ctx context.Context, c config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: c, logger: logger,
 		lectures: map[string]*lecture{}, reports: map[string]*report{}, locking: map[string]*locking{},
-		reading: map[*http.ResponseController]bool{}}
+		reading: map[*http.ResponseController]bool{}, givingBack: map[string]queuedRun{}}
 	s.runCtx, s.cancelRuns = context.WithCancelCause(context.Background())
 	ok := false
 	defer func() {
@@ -1403,7 +1410,9 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // owner (by an older version of the service) is taken at start-up only,
 // by its lecture's lock alone, as it was then. A process that takes a
 // queued run over becomes its owner, under the lecture's lock, so that
-// no two take it. A run whose cancel was requested is ended rather than
+// no two take it, and gives it back if it does not start it; a give-back
+// that failed is tried again at the start of each pass (see
+// unclaimQueued). A run whose cancel was requested is ended rather than
 // resumed, and the run queued after it then starts; one whose cancel is
 // saved while it is resumed (another process read its record before the
 // resume's) has its resume cancelled (see applyCancels). Past -max-runs,
@@ -1412,6 +1421,9 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // beyond that read, its cost is a read of the record of each run queued.
 // It returns an error only if the runs cannot be listed.
 func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
+	// Before the queued runs are read: a run given back is then taken
+	// over as any dead process's.
+	s.retryGiveBacks(ctx)
 	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
 		return fmt.Errorf("list the runs left running: %w", err)
@@ -1469,7 +1481,10 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 			if s.ownerGone(q, atStart, held) {
 				next[q.after] = q
 				orphans = append(orphans, q)
-			} else if q.owner != s.id {
+			} else if q.owner != s.id || s.givenBackLater(q.runID) {
+				// A run of this process's whose give-back failed again is
+				// a dead process's, whose run before it is resumed under
+				// its ID once it is given back (see retryGiveBacks).
 				aliveAfter[q.after] = true
 			}
 		default:
@@ -1612,15 +1627,76 @@ func (s *service) claimQueued(ctx context.Context, q queuedRun) bool {
 	return ok
 }
 
+// giveBackTries bounds the tries of a give-back (see unclaimQueued),
+// giveBackPause the pause after the first failed one, doubled after each.
+const (
+	giveBackTries = 3
+	giveBackPause = 50 * time.Millisecond
+)
+
 // unclaimQueued gives queued run q back to the process that left it,
 // which is dead, so that a later recovery, of any process, takes it over
-// again.
+// again. A failed give-back is tried again, up to giveBackTries times in
+// all, within unlockTimeout; if it still fails, the run is kept in
+// givingBack, for the next pass of the recovery to give back (see
+// retryGiveBacks): while this process owns its row, no other process
+// takes it over, and this one runs it nowhere.
 func (s *service) unclaimQueued(q queuedRun) {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
-	if _, err := s.params.claim(ctx, q.runID, s.id, q.owner, nil); err != nil {
-		s.logger.Warn("queued run not given back: only a start of this process's takes it over", "run", q.runID, "lecture", q.key, "err", err)
+	pause := giveBackPause
+	var err error
+	for try := 1; ; try++ {
+		if _, err = s.params.claim(ctx, q.runID, s.id, q.owner, nil); err == nil {
+			return // given back, or no longer this process's (deleted, or taken over)
+		}
+		if try == giveBackTries {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		pause *= 2
 	}
+	s.logger.Warn("queued run not given back: the next pass of the recovery tries again", "run", q.runID, "lecture", q.key, "err", err)
+	s.mu.Lock()
+	s.givingBack[q.runID] = q
+	s.mu.Unlock()
+}
+
+// retryGiveBacks gives back the queued runs whose give-back failed (see
+// unclaimQueued), in run ID order, once each; those whose give-back
+// fails again are kept for the next pass. A run given back is then taken
+// over as any dead process's, by this pass or another process's.
+func (s *service) retryGiveBacks(ctx context.Context) {
+	s.mu.Lock()
+	qs := slices.SortedFunc(maps.Values(s.givingBack), func(a, b queuedRun) int { return strings.Compare(a.runID, b.runID) })
+	s.mu.Unlock()
+	for _, q := range qs {
+		if _, err := s.params.claim(ctx, q.runID, s.id, q.owner, nil); err != nil {
+			s.logger.Warn("queued run not given back: the next pass of the recovery tries again", "run", q.runID, "lecture", q.key, "err", err)
+			continue
+		}
+		s.logger.Info("queued run given back to the process that left it", "run", q.runID, "lecture", q.key, "owner", q.owner)
+		s.mu.Lock()
+		delete(s.givingBack, q.runID)
+		s.mu.Unlock()
+	}
+}
+
+// givenBackLater reports whether queued run runID is one whose give-back
+// failed (see unclaimQueued).
+func (s *service) givenBackLater(runID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.givingBack[runID]
+	return ok
 }
 
 // processLockKey is the key of the lock of process id (see
