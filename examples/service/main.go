@@ -107,9 +107,11 @@
 //   - Logs: through log/slog, on stderr.
 //   - Retention: every -prune-every, PruneAssets and PruneRuns on the
 //     store and Prune on the History, with the age -retain, which must be
-//     longer than the longest run. The rows of queued runs that -retain
-//     has passed are deleted only once their runs have records: a run
-//     still queued, however long the run before it lasts, is never lost.
+//     longer than the longest run. The rows of queued runs are deleted
+//     once their runs have records, whatever their age, and before the
+//     records, so that no row outlives the record that tells it left
+//     over; a run still queued, however long the run before it lasts, is
+//     never lost.
 //   - Shutdown on SIGINT or SIGTERM: a request that may save an edit or
 //     start a run is answered 503, having changed nothing, from then on;
 //     those taken before are carried out in full (an edit saved gets its

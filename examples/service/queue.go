@@ -142,34 +142,18 @@ func (p *paramStore) unqueue(ctx context.Context, runID string) error {
 	return nil
 }
 
-// queuedBefore returns the runs saved as queued more than age ago,
-// oldest first.
-func (p *paramStore) queuedBefore(ctx context.Context, age time.Duration) ([]queuedRun, error) {
-	rows, err := p.pool.Query(ctx, `SELECT run_id, graph_key, after_run FROM `+p.queued+`
-WHERE queued_at < now() - make_interval(secs => $1) ORDER BY queued_at, run_id`, age.Seconds())
-	if err != nil {
-		return nil, fmt.Errorf("list the runs queued before %v: %w", age, err)
-	}
-	qs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (queuedRun, error) {
-		var q queuedRun
-		err := row.Scan(&q.runID, &q.key, &q.after)
-		return q, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list the runs queued before %v: %w", age, err)
-	}
-	return qs, nil
-}
-
-// pruneQueued deletes the rows saved more than age ago whose runs have a
-// record: rows left over, by a write that raced the run's start, say, or
-// an unqueue that failed. A row whose run has no record is never
-// deleted, however old: its run is still queued, after a run that lasted
-// longer than age, or left by a process that died, for a recovery to
-// run (see recoverRuns). The retention calls it before PruneRuns, so
-// that no row outlives the record that tells it left over.
-func (s *service) pruneQueued(ctx context.Context, age time.Duration) (int64, error) {
-	qs, err := s.params.queuedBefore(ctx, age)
+// pruneQueued deletes the rows whose runs have a record, whatever their
+// age: rows left over, by a write that raced the run's start, say, or an
+// unqueue that failed. A row whose run has no record is never deleted,
+// however old: its run is still queued, after a run that lasted longer
+// than -retain, or left by a process that died, for a recovery to run
+// (see recoverRuns). The retention calls it before PruneRuns, so that no
+// row outlives the record that tells it left over: a row's age says
+// nothing of its record's (a row may be written after its run has
+// ended), and PruneRuns reads the time again, later. Its cost is a read
+// of the record of each run queued, as a pass of the recovery's.
+func (s *service) pruneQueued(ctx context.Context) (int64, error) {
+	qs, err := s.params.queuedRuns(ctx, "")
 	if err != nil {
 		return 0, fmt.Errorf("prune the queued runs: %w", err)
 	}

@@ -479,9 +479,9 @@ func (s *service) isClosing() bool {
 	return s.closing
 }
 
-// retain deletes, every pruneEvery until ctx ends, what is older than
-// the retain age: the rows of queued runs that have started or been
-// recorded (see pruneQueued), unused assets, run records, archived
+// retain deletes, every pruneEvery until ctx ends, the rows of queued
+// runs that have started or been recorded, whatever their age (see
+// pruneQueued), and what is older than the retain age: unused assets, run records, archived
 // events, and the reports this process keeps.
 func (s *service) retain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.pruneEvery)
@@ -495,7 +495,7 @@ func (s *service) retain(ctx context.Context) {
 		age := s.cfg.retain
 		// The rows of runs queued first: a row is left over only while
 		// its run's record is there to say so.
-		_, errQ := s.pruneQueued(ctx, age)
+		_, errQ := s.pruneQueued(ctx)
 		assets, errA := s.store.PruneAssets(ctx, age)
 		runs, errR := s.store.PruneRuns(ctx, age)
 		events, errH := s.hist.Prune(ctx, age)
