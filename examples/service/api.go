@@ -693,9 +693,14 @@ func (s *service) allowed(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // answerAuth answers 401 (with WWW-Authenticate) or 403 to a request
-// whose authentication failed with err, and reports whether err is nil.
+// whose authentication failed with err, or 503 (with Retry-After) when
+// its session could not be checked, and reports whether err is nil.
 func (s *service) answerAuth(w http.ResponseWriter, err error) bool {
 	switch {
+	case errors.Is(err, errSessionsUnread):
+		s.logger.Warn("a session cookie not checked", "err", err)
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, errSessionsUnread)
 	case errors.Is(err, sse.ErrUnauthorized):
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		httpError(w, http.StatusUnauthorized, err)

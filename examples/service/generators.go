@@ -40,6 +40,7 @@ type paramStore struct {
 	params   string // the quoted name of the parameters' table
 	queued   string // the quoted name of the queued runs' table
 	cancels  string // the quoted name of the cancels' table
+	sessions string // the quoted name of the sessions' table (see saveSession)
 	// owner is the ID of the process (see service.id) that queue saves
 	// as the owner of the runs it queues: "" saves none.
 	owner string
@@ -50,7 +51,8 @@ func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
 		lectures: pgx.Identifier{schema, "service_lectures"}.Sanitize(),
 		params:   pgx.Identifier{schema, "service_params"}.Sanitize(),
 		queued:   pgx.Identifier{schema, "service_queued"}.Sanitize(),
-		cancels:  pgx.Identifier{schema, "service_cancels"}.Sanitize()}
+		cancels:  pgx.Identifier{schema, "service_cancels"}.Sanitize(),
+		sessions: pgx.Identifier{schema, "service_sessions"}.Sanitize()}
 }
 
 // migrate creates the tables if they are not there, in the schema that
@@ -93,6 +95,10 @@ func (p *paramStore) migrate(ctx context.Context) error {
 		`CREATE TABLE IF NOT EXISTS ` + p.cancels + ` (
 	run_id text PRIMARY KEY,
 	requested_at timestamptz NOT NULL DEFAULT now()
+)`,
+		`CREATE TABLE IF NOT EXISTS ` + p.sessions + ` (
+	id text PRIMARY KEY,
+	expires_at timestamptz NOT NULL
 )`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {

@@ -11,9 +11,9 @@
 //     executor's States, Assets and Runs. The lectures' lengths, the
 //     nodes' parameters, the runs queued after another (from the
 //     moment an edit is given the queued run's ID until the run's record
-//     is written) and the cancels requested of another process (POST
-//     /runs/{run}/cancel) are in four tables of the service's own in the
-//     same schema, made at start-up after the store's Migrate: they
+//     is written), the cancels requested of another process (POST
+//     /runs/{run}/cancel) and the browsers' sessions (POST /session) are
+//     in five tables of the service's own in the same schema, made at start-up after the store's Migrate: they
 //     survive a restart, and every process of the service sees the same.
 //     An edit saves the node's parameters and records the edit
 //     (Store.EditTx, not Executor.Edit) in one transaction: both are
@@ -136,18 +136,24 @@
 // users' sessions instead of one token, and which lectures each may see.
 //
 //	POST /session
-//	    with the header, sets the session cookie "regen_session" and
-//	    answers 200 {"expires"}: the cookie lets the browser read
+//	    with the header, saves a new session, sets its cookie
+//	    "regen_session" and answers 200 {"expires"} (500 if the session
+//	    could not be saved): the cookie lets the browser read
 //	    GET /runs/{run}/events, nothing else, for 12 hours. It is
-//	    HttpOnly, SameSite=Strict, Path=/runs/, and Secure unless the
+//	    HttpOnly, SameSite=Strict, Path=/, and Secure unless the
 //	    request came over plain HTTP to a loopback host (a proxy that
 //	    serves HTTPS passes its Host, or X-Forwarded-Proto: https). Its
-//	    value is the expiry and an HMAC-SHA256 made with a key derived
-//	    from the token: not the token, and good in every process of the
-//	    service started with the same token, until it expires or the
-//	    token changes.
+//	    value is the expiry, a random session ID, saved in Postgres, and
+//	    an HMAC-SHA256 of both made with a key derived from the token:
+//	    not the token, and good in every process of the service started
+//	    with the same token, until it expires, the token changes, or
+//	    DELETE /session ends its session. The retention deletes the
+//	    sessions expired.
 //	DELETE /session
-//	    with the header, has the browser delete the cookie: 204.
+//	    with the header, ends the session of the cookie sent with it, if
+//	    any: every process refuses that cookie from then on, and every
+//	    copy of it. It answers 204, and has the browser delete the
+//	    cookie; 500, the cookie kept, if the session could not be ended.
 //	POST /lectures/{key}/runs   body {"seconds": 60}
 //	    generates a lecture of that many seconds (a multiple of 10, at
 //	    most a day) under the graph key: 202 {"runId", "events"}; 409
@@ -190,7 +196,8 @@
 //	    Last-Event-ID resume; the stream ends after the run's final event.
 //	    With the header, or without it the session cookie: 401 (with
 //	    WWW-Authenticate: Bearer) to a request with neither, or with a
-//	    cookie expired or not the service's.
+//	    cookie expired, not the service's, or whose session was ended;
+//	    503, with Retry-After, when the sessions cannot be read.
 //	POST /runs/{run}/cancel
 //	    cancels a run going on, or queued: 202 {"runId", "events"}; its
 //	    stream ends with a run.cancelled and its record's error says it
@@ -243,8 +250,10 @@
 // the final event is sent, the service ends the stream and answers the
 // reconnect 204, which stops EventSource; closing it on the final event
 // spares the reconnect. EventSource gives up for good on any other
-// answer: a 401, when the cookie has expired (POST /session again, then
-// open a new EventSource), or a 503.
+// answer: a 401, when the cookie has expired or its session was ended
+// (POST /session again, then open a new EventSource), or a 503. A page
+// logs out with fetch("/session", {method: "DELETE", headers:
+// {Authorization: "Bearer " + token}}).
 //
 // A page of another origin (a development server on localhost:5173, say)
 // is allowed with -cors-origin http://localhost:5173 (repeatable: one

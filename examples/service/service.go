@@ -481,8 +481,9 @@ func (s *service) isClosing() bool {
 
 // retain deletes, every pruneEvery until ctx ends, the rows of queued
 // runs that have started or been recorded, whatever their age (see
-// pruneQueued), and what is older than the retain age: unused assets, run records, archived
-// events, and the reports this process keeps.
+// pruneQueued), the sessions that have expired, and what is older than
+// the retain age: unused assets, run records, archived events, and the
+// reports this process keeps.
 func (s *service) retain(ctx context.Context) {
 	t := time.NewTicker(s.cfg.pruneEvery)
 	defer t.Stop()
@@ -500,8 +501,9 @@ func (s *service) retain(ctx context.Context) {
 		runs, errR := s.store.PruneRuns(ctx, age)
 		events, errH := s.hist.Prune(ctx, age)
 		_, errC := s.params.pruneCancels(ctx, age)
+		_, errS := s.params.pruneSessions(ctx)
 		reports := s.forgetReports(age)
-		if err := errors.Join(errA, errR, errH, errQ, errC); err != nil && ctx.Err() == nil {
+		if err := errors.Join(errA, errR, errH, errQ, errC, errS); err != nil && ctx.Err() == nil {
 			s.logger.Warn("retention failed", "err", err)
 		}
 		level := slog.LevelDebug

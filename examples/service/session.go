@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,19 +19,24 @@ import (
 
 // A browser's EventSource cannot set the Authorization header: a page
 // follows a run with the session cookie that POST /session sets, which
-// authorizes GET and HEAD of /runs/{run}/events and nothing else.
+// authorizes GET and HEAD of /runs/{run}/events and nothing else. Each
+// session is a row of the service's own (see paramStore.saveSession),
+// which DELETE /session deletes: its cookie, and every copy of it, is
+// refused by every process from then on.
 
 const (
 	// sessionCookie is the session cookie's name.
 	sessionCookie = "regen_session"
 	// sessionPath is the session cookie's Path: the browser sends it to
-	// the runs' routes alone, of which only the events route reads it.
-	sessionPath = "/runs/"
+	// every route, of which only the events route, and DELETE /session
+	// (which ends its session), read it.
+	sessionPath = "/"
 	// sessionTTL is how long a session cookie is good for (its Max-Age,
 	// and the time its value carries).
 	sessionTTL = 12 * time.Hour
-	// sessionVersion starts a session cookie's value.
-	sessionVersion = "v1"
+	// sessionVersion starts a session cookie's value. The cookies of
+	// "v1", which no row backed, are refused.
+	sessionVersion = "v2"
 )
 
 // sessionKey returns the key of the session cookies' MACs, derived from
@@ -41,14 +49,21 @@ func sessionKey(token string) []byte {
 	return m.Sum(nil)
 }
 
-// sessionValue returns the value of a session cookie that expires at
-// exp, made with key: "v1.<exp in Unix seconds>.<MAC>", where the MAC is
-// the unpadded base64url HMAC-SHA256 of "v1.<exp>". It holds no secret:
-// the token cannot be read back from it, and it is good for reading
-// events only, until exp.
-func sessionValue(key []byte, exp time.Time) string {
-	payload := sessionVersion + "." + strconv.FormatInt(exp.Unix(), 10)
+// sessionValue returns the value of the cookie of session id that
+// expires at exp, made with key: "v2.<exp in Unix seconds>.<id>.<MAC>",
+// where the MAC is the unpadded base64url HMAC-SHA256 of "v2.<exp>.<id>".
+// The token cannot be read back from it, and it is good for reading
+// events only, until exp, while its session's row is there.
+func sessionValue(key []byte, id string, exp time.Time) string {
+	payload := sessionVersion + "." + strconv.FormatInt(exp.Unix(), 10) + "." + id
 	return payload + "." + base64.RawURLEncoding.EncodeToString(sessionMAC(key, payload))
+}
+
+// newSessionID returns a random session ID, unpadded base64url: no dot.
+func newSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func sessionMAC(key []byte, payload string) []byte {
@@ -58,67 +73,94 @@ func sessionMAC(key []byte, payload string) []byte {
 }
 
 // errBadSession is the refusal of a session cookie that the service did
-// not make, or that has expired.
-var errBadSession = fmt.Errorf("%w: the session cookie %q is not one of this service's, or has expired: "+
-	"POST /session with the header \"Authorization: Bearer TOKEN\" for a new one", sse.ErrUnauthorized, sessionCookie)
+// not make, that has expired, or whose session was ended.
+var errBadSession = fmt.Errorf("%w: the session cookie %q is not one of this service's, or has expired, or its session was ended "+
+	"(DELETE /session): POST /session with the header \"Authorization: Bearer TOKEN\" for a new one", sse.ErrUnauthorized, sessionCookie)
 
-// checkSession reports whether value is a session cookie made with key
-// that has not expired at now. The MAC is compared in constant time.
-func checkSession(key []byte, value string, now time.Time) bool {
-	payload, mac, ok := strings.Cut(value, ".")
-	if !ok || payload != sessionVersion {
-		return false
+// errSessionsUnread: the sessions could not be read (Postgres failed);
+// answered 503 with Retry-After.
+var errSessionsUnread = errors.New("the sessions could not be read: retry in a moment")
+
+// checkSession returns the ID of the session of cookie value, if value
+// is a session cookie made with key that has not expired at now; the
+// caller then checks that the session was not ended (see
+// paramStore.liveSession). The MAC is compared in constant time.
+func checkSession(key []byte, value string, now time.Time) (id string, ok bool) {
+	parts := strings.SplitN(value, ".", 5)
+	if len(parts) != 4 || parts[0] != sessionVersion || parts[2] == "" {
+		return "", false
 	}
-	exp, mac, ok := strings.Cut(mac, ".")
-	if !ok {
-		return false
+	got, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil || !hmac.Equal(got, sessionMAC(key, strings.Join(parts[:3], "."))) {
+		return "", false
 	}
-	payload += "." + exp
-	got, err := base64.RawURLEncoding.DecodeString(mac)
-	if err != nil || !hmac.Equal(got, sessionMAC(key, payload)) {
-		return false
+	unix, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || now.Unix() >= unix {
+		return "", false
 	}
-	unix, err := strconv.ParseInt(exp, 10, 64)
-	return err == nil && now.Unix() < unix
+	return parts[2], true
+}
+
+// sessionIDs returns the IDs of the good session cookies of r (see
+// checkSession), in their order: a browser may hold a stale cookie
+// beside a good one (set under another path, or by another token).
+func (s *service) sessionIDs(r *http.Request) []string {
+	key, now := sessionKey(s.cfg.token), time.Now()
+	var ids []string
+	for _, c := range r.CookiesNamed(sessionCookie) {
+		if id, ok := checkSession(key, c.Value, now); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // authenticateEvents checks a request of the events route: with the
 // Authorization header, as every request (see authenticate); without
 // it, the session cookie, for a GET or a HEAD, which change nothing. A
-// request with neither, or with a session cookie that is not good, wraps
-// sse.ErrUnauthorized (401).
+// request with neither, or with a session cookie that is not good (not
+// the service's, expired, or its session ended), wraps
+// sse.ErrUnauthorized (401); one whose sessions could not be read wraps
+// errSessionsUnread (503). Any good cookie will do.
 func (s *service) authenticateEvents(r *http.Request) error {
 	if _, ok := r.Header["Authorization"]; ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		return s.authenticate(r)
 	}
-	cookies := r.CookiesNamed(sessionCookie)
-	if len(cookies) == 0 {
+	if len(r.CookiesNamed(sessionCookie)) == 0 {
 		return fmt.Errorf("%w: send the header \"Authorization: Bearer TOKEN\", "+
 			"or, from a browser, the cookie %q that POST /session sets", sse.ErrUnauthorized, sessionCookie)
 	}
-	key, now := sessionKey(s.cfg.token), time.Now()
-	// A browser may hold a stale cookie beside a good one (set under
-	// another path, or by another token): any good one will do.
-	for _, c := range cookies {
-		if checkSession(key, c.Value, now) {
-			return nil
-		}
+	ids := s.sessionIDs(r)
+	if len(ids) == 0 {
+		return errBadSession
 	}
-	return errBadSession
+	live, err := s.params.liveSession(r.Context(), ids)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %w", errSessionsUnread, err)
+	case !live:
+		return errBadSession
+	}
+	return nil
 }
 
 // createSession is POST /session: with the token in the Authorization
-// header, it answers 200 {"expires"} and sets the session cookie, which
-// lets a browser's EventSource follow runs (GET /runs/{run}/events)
-// until it expires, sessionTTL later.
+// header, it saves a new session and answers 200 {"expires"}, setting
+// the session's cookie, which lets a browser's EventSource follow runs
+// (GET /runs/{run}/events) until it expires, sessionTTL later, or until
+// DELETE /session ends it.
 func (s *service) createSession(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	exp := time.Now().Add(sessionTTL).Truncate(time.Second)
+	id, exp := newSessionID(), time.Now().Add(sessionTTL).Truncate(time.Second)
+	if err := s.params.saveSession(r.Context(), id, exp); err != nil {
+		s.internalError(w, r, "saving the session", err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    sessionValue(sessionKey(s.cfg.token), exp),
+		Value:    sessionValue(sessionKey(s.cfg.token), id, exp),
 		Path:     sessionPath,
 		MaxAge:   int(sessionTTL / time.Second),
 		Secure:   secureCookie(r),
@@ -132,12 +174,20 @@ func (s *service) createSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteSession is DELETE /session: with the token in the Authorization
-// header, it answers 204 and has the browser delete the session cookie.
-// The cookie holds no state of the service's: one copied before is good
-// until it expires, or until the token changes.
+// header, it ends the sessions of the good session cookies it is sent
+// with (deletes their rows: every copy of those cookies is refused by
+// every process from then on), answers 204 and has the browser delete
+// the cookie. If the sessions cannot be ended, it answers 500 and leaves
+// the cookie, so that the page can try again.
 func (s *service) deleteSession(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
+	}
+	if ids := s.sessionIDs(r); len(ids) > 0 {
+		if err := s.params.endSessions(r.Context(), ids); err != nil {
+			s.internalError(w, r, "ending the session", err)
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: sessionPath, MaxAge: -1,
 		Secure: secureCookie(r), HttpOnly: true, SameSite: http.SameSiteStrictMode})
@@ -182,4 +232,42 @@ func loopbackHost(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// saveSession saves session id, good until exp.
+func (p *paramStore) saveSession(ctx context.Context, id string, exp time.Time) error {
+	if _, err := p.pool.Exec(ctx, `INSERT INTO `+p.sessions+` (id, expires_at) VALUES ($1, $2)`, id, exp); err != nil {
+		return fmt.Errorf("save a session: %w", err)
+	}
+	return nil
+}
+
+// liveSession reports whether one of sessions ids is saved and has not
+// expired, by the database's clock.
+func (p *paramStore) liveSession(ctx context.Context, ids []string) (bool, error) {
+	var live bool
+	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now())`, ids).Scan(&live)
+	if err != nil {
+		return false, fmt.Errorf("read the sessions: %w", err)
+	}
+	return live, nil
+}
+
+// endSessions deletes sessions ids (a logout): their cookies are good
+// no longer.
+func (p *paramStore) endSessions(ctx context.Context, ids []string) error {
+	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("end the sessions: %w", err)
+	}
+	return nil
+}
+
+// pruneSessions deletes the sessions that have expired, and returns how
+// many.
+func (p *paramStore) pruneSessions(ctx context.Context) (int64, error) {
+	tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE expires_at <= now()`)
+	if err != nil {
+		return 0, fmt.Errorf("prune the sessions: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

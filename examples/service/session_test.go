@@ -7,10 +7,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -95,7 +97,7 @@ func TestBrowserFollowsARunWithTheSessionCookie(t *testing.T) {
 
 	c := h.login(browser)
 	assert.Equal(t, sessionCookie, c.Name)
-	assert.Equal(t, "/runs/", c.Path, "sent to the runs' routes only")
+	assert.Equal(t, "/", c.Path, "sent to the events route, and to DELETE /session, which ends its session")
 	assert.True(t, c.HttpOnly, "no script reads it")
 	assert.Equal(t, http.SameSiteStrictMode, c.SameSite, "no cross-site request carries it")
 	assert.False(t, c.Secure, "plain HTTP on loopback: a Secure cookie would not be sent back")
@@ -110,7 +112,7 @@ func TestBrowserFollowsARunWithTheSessionCookie(t *testing.T) {
 	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
 
 	// The cookie authorizes nothing else: the browser's jar sends it to
-	// every route under /runs/, and a page may send it anywhere, but
+	// every route, and a page may send it anywhere, but
 	// every other request still needs the header (no cross-site form can
 	// set it, so no request forgery rides on the cookie).
 	cookie := http.Header{"Cookie": {c.String()}}
@@ -143,7 +145,7 @@ func TestBrowserFollowsARunWithTheSessionCookie(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, resp.StatusCode)
 	require.Len(t, resp.Cookies(), 1)
 	assert.Equal(t, -1, resp.Cookies()[0].MaxAge, "Max-Age=0: the browser deletes it")
-	assert.Equal(t, "/runs/", resp.Cookies()[0].Path)
+	assert.Equal(t, "/", resp.Cookies()[0].Path)
 	u, err := url.Parse(h.base + run.Events)
 	require.NoError(t, err)
 	assert.Empty(t, browser.Jar.Cookies(u))
@@ -152,6 +154,49 @@ func TestBrowserFollowsARunWithTheSessionCookie(t *testing.T) {
 
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
+}
+
+// A session cookie could not be revoked: DELETE /session had the browser
+// delete it, but the service kept no state of its sessions, so a copy
+// taken before (another tab's, a stolen one) read events until it
+// expired, 12 hours later, in every process. Sessions are now rows of the
+// service's own: DELETE /session deletes the session of the cookie it is
+// sent with, and every process of the service refuses that cookie from
+// then on; the other sessions are good still.
+func TestLogoutRevokesTheSessionInEveryProcess(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil)
+	var run started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h1.follow(run.RunID, "")
+	browser := h1.browser()
+	copied := h1.login(browser).Value // a copy of the cookie, kept elsewhere
+	other := h1.login(h1.browser()).Value
+	read := func(h *harness, value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	for _, h := range []*harness{h1, h2} {
+		require.Equal(t, http.StatusOK, read(h, copied), "the session, before its logout")
+		require.Equal(t, http.StatusOK, read(h, other), "another session")
+	}
+
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
+	resp := h1.send(browser, "DELETE", "/session", bearer)
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	for i, h := range []*harness{h1, h2} {
+		assert.Equal(t, http.StatusUnauthorized, read(h, copied), "process %d: the copy of the cookie, after its logout", i+1)
+		assert.Equal(t, http.StatusOK, read(h, other), "process %d: another session, after the first's logout", i+1)
+	}
+	// Again, with the copy: nothing is left to end.
+	resp = h2.send(h2.hc, "DELETE", "/session", http.Header{"Authorization": bearer["Authorization"], "Cookie": {sessionCookie + "=" + copied}})
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+
+	require.NoError(t, h1.shutdown())
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
 }
 
 // A session cookie that is not one the service made, or has expired,
@@ -163,18 +208,27 @@ func TestWrongSessionCookie(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
 	h.follow(run.RunID, "")
 	good := h.login(h.browser()).Value
+	id, ok := checkSession(sessionKey(token), good, time.Now())
+	require.True(t, ok, "the cookie POST /session set")
 	now := time.Now()
 	for _, tc := range []struct{ name, value string }{
 		{"empty", ""},
 		{"garbage", "nope"},
 		{"the token itself", token},
-		{"another token's", sessionValue(sessionKey("another-token"), now.Add(time.Hour))},
-		{"expired", sessionValue(sessionKey(token), now.Add(-time.Second))},
+		{"another token's", sessionValue(sessionKey("another-token"), id, now.Add(time.Hour))},
+		{"expired", sessionValue(sessionKey(token), id, now.Add(-time.Second))},
+		{"its session unknown", sessionValue(sessionKey(token), newSessionID(), now.Add(time.Hour))},
+		{"its session ID changed", strings.Replace(good, "."+id+".", "."+newSessionID()+".", 1)},
+		{"without a session ID", sessionValue(sessionKey(token), "", now.Add(time.Hour))},
 		{"its time changed", strings.Replace(good, ".", ".9", 1)},
 		{"its MAC changed", good[:len(good)-2] + "AA"},
 		{"its MAC cut", good[:len(good)-1]},
-		{"another version", "v0" + strings.TrimPrefix(good, "v1")},
-		{"a time past int64", "v1.99999999999999999999." + base64.RawURLEncoding.EncodeToString(sessionMAC(sessionKey(token), "v1.99999999999999999999"))},
+		{"another version", "v0" + strings.TrimPrefix(good, "v2")},
+		{"a time past int64", "v2.99999999999999999999." + id + "." + base64.RawURLEncoding.EncodeToString(sessionMAC(sessionKey(token), "v2.99999999999999999999."+id))},
+		{"the version before, which no session backed", func() string {
+			payload := "v1." + strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
+			return payload + "." + base64.RawURLEncoding.EncodeToString(sessionMAC(sessionKey(token), payload))
+		}()},
 		{"its MAC doubled", good + good[strings.LastIndexByte(good, '.')+1:]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -223,4 +277,54 @@ func TestSessionCookieSecure(t *testing.T) {
 			assert.Equal(t, tc.want, secureCookie(r))
 		})
 	}
+}
+
+// The retention deletes the sessions that have expired, and those alone.
+func TestExpiredSessionsArePruned(t *testing.T) {
+	p, _ := newTestParams(t)
+	now := time.Now()
+	expired, live := newSessionID(), newSessionID()
+	require.NoError(t, p.saveSession(t.Context(), expired, now.Add(-time.Second)))
+	require.NoError(t, p.saveSession(t.Context(), live, now.Add(time.Hour)))
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{{expired, false}, {live, true}} {
+		ok, err := p.liveSession(t.Context(), []string{tc.id})
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, ok, "session %s", tc.id)
+	}
+
+	n, err := p.pruneSessions(t.Context())
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "the sessions pruned")
+	rows, err := p.pool.Query(t.Context(), `SELECT id FROM `+p.sessions)
+	require.NoError(t, err)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	assert.Equal(t, []string{live}, left, "the sessions left")
+}
+
+// A session that cannot be checked (Postgres fails) is answered 503,
+// with Retry-After, never 401: EventSource gives up on either, but a 401
+// tells the page that its session is over.
+func TestSessionNotCheckedIs503(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	_, err := h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+sessions+` RENAME TO sessions_gone`)
+	require.NoError(t, err)
+
+	resp := h.send(h.hc, "GET", run.Events, cookie)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+
+	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+pgx.Identifier{h.pg.Schema, "sessions_gone"}.Sanitize()+` RENAME TO service_sessions`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, h.send(h.hc, "GET", run.Events, cookie).StatusCode, "once the sessions can be read")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
 }
