@@ -55,3 +55,14 @@ func ReadStopped(ctx context.Context, l *GraphLock) error {
 	defer cancel()
 	return l.conn.PgConn().WaitForNotification(ctx)
 }
+
+// SetUnlockTimeout sets the bound of the Unlock that Hold makes at its
+// run's end (10 s otherwise). Call it before Hold.
+func SetUnlockTimeout(l *GraphLock, d time.Duration) { l.unlockTimeout = d }
+
+// Busy takes l's mutex, as a Check or an Unlock under way holds it, and
+// returns the func that lets it go.
+func Busy(l *GraphLock) (done func()) {
+	l.mu.Lock()
+	return l.mu.Unlock
+}

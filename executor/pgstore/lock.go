@@ -208,7 +208,8 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		}
 		conn = pc.Hijack()
 	}
-	l := &GraphLock{schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{})}
+	l := &GraphLock{schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{}),
+		unlockTimeout: unlockTimeout}
 	l.watch()
 	return l, nil
 }
@@ -232,7 +233,8 @@ type GraphLock struct {
 	schema, graphKey string
 	key              int64
 	conn             *pgx.Conn
-	pid              int32 // the server session that took the lock
+	pid              int32         // the server session that took the lock
+	unlockTimeout    time.Duration // bounds Hold's Unlock: unlockTimeout, but in tests
 
 	lost     chan struct{} // closed by lose
 	lostOnce sync.Once
@@ -292,8 +294,9 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // [GraphLock.Guard] does (a lock found lost before the run's end cancels
 // it, with the loss as its cause), and once the run has ended (run.Done
 // is closed) calls [GraphLock.Unlock], bounded by 10 s, as the recipe in
-// "Locking a graph key" of the package documentation does. It returns at
-// once. The channel it returns, buffered, receives Unlock's error once
+// "Locking a graph key" of the package documentation does. (A Check or
+// Unlock of the host's under way then ends first; the 10 s start after
+// it.) It returns at once. The channel it returns, buffered, receives Unlock's error once
 // and is then closed: nil once the server has freed the lock, so that
 // another process's TryLockGraph of the key succeeds; an error wrapping
 // [ErrLockLost] if the lock was lost before the run's end (the run was
@@ -356,12 +359,14 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 	return out
 }
 
-// release is Hold's Unlock, once run runID has ended.
+// release is Hold's Unlock, once run runID has ended. Its bound starts
+// once it has mu: a Check or Unlock of the host's under way may hold mu
+// for as long as its own ctx allows, and the unlock gets the whole bound.
 func (l *GraphLock) release(ctx context.Context, runID string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
-	defer cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.unlockTimeout)
+	defer cancel()
 	if l.unlocked.Load() {
 		if err := l.lostError(); err != nil {
 			return err
