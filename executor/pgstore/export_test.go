@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"sync"
 	"time"
 )
 
@@ -61,8 +62,8 @@ func ReadStopped(ctx context.Context, l *GraphLock) error {
 func SetUnlockTimeout(l *GraphLock, d time.Duration) { l.unlockTimeout = d }
 
 // Busy takes l's mutex, as a Check or an Unlock under way holds it, and
-// returns the func that lets it go.
+// returns the func that lets it go (once, however often it is called).
 func Busy(l *GraphLock) (done func()) {
 	l.mu.Lock()
-	return l.mu.Unlock
+	return sync.OnceFunc(l.mu.Unlock)
 }

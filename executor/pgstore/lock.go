@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/internal/pgschema"
@@ -239,12 +241,16 @@ type GraphLock struct {
 	lost     chan struct{} // closed by lose
 	lostOnce sync.Once
 	lostErr  error // why the lock was lost; set before lost is closed
+	// lostLate says that the watcher saw the session end after the end
+	// of the run that Hold holds the lock for; set before lost is closed.
+	lostLate bool
 
-	mu       sync.Mutex             // serialises Check and Unlock, which use conn
-	stopping atomic.Bool            // tells the watcher that pause interrupts its read
-	watching chan struct{}          // closed when the watcher returns
-	unlocked atomic.Bool            // set by Unlock, under mu; Hold reads it without
-	heldFor  atomic.Pointer[string] // the ID of the run that Hold holds the lock for
+	mu       sync.Mutex                   // serialises Check and Unlock, which use conn
+	stopping atomic.Bool                  // tells the watcher that pause interrupts its read
+	watching chan struct{}                // closed when the watcher returns
+	unlocked atomic.Bool                  // set by Unlock, under mu; Hold reads it without
+	heldFor  atomic.Pointer[string]       // the ID of the run that Hold holds the lock for
+	heldRun  atomic.Pointer[executor.Run] // that run, set just after heldFor
 }
 
 // GraphKey returns the graph key that the lock is of.
@@ -305,7 +311,13 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // without it; that Unlock cancels nothing, as under Guard); or Unlock's
 // error if the unlock itself failed (the server did not answer within
 // the 10 s, say: the connection is closed anyway, and the server frees
-// the lock when it sees it closed). A host need not read the channel, nor call Unlock
+// the lock when it sees it closed). A session that ends after the run's
+// end, before Hold's unlock, is no loss: when the lock's watcher sees the
+// server end it (its message, or the connection closed by the other end),
+// the channel receives nil, as the server frees the lock as it ends the
+// session (a moment after its message); a session found ended only by the unlock (a network that
+// failed unseen) may have ended during the run, and gives ErrLockLost. A
+// host need not read the channel, nor call Unlock
 // once Hold has delivered (it does nothing then); its goroutine ends
 // once it has delivered, after the run's end. The lock is held until
 // then: up to the executor's Options.Grace after the run's record says
@@ -346,6 +358,7 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 	if !l.heldFor.CompareAndSwap(nil, &id) { // another Hold in between
 		return refuse(&HoldError{GraphKey: l.graphKey, RunID: *l.heldFor.Load()})
 	}
+	l.heldRun.Store(run)
 	go func() {
 		defer close(out)
 		select {
@@ -374,7 +387,39 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 		return fmt.Errorf("%w: graph %s of schema %s was unlocked before run %s ended, which went on without it, "+
 			"and another session may have held it meanwhile", ErrLockLost, quote(l.graphKey), l.schema, quote(runID))
 	}
-	return l.unlock(ctx)
+	err := l.unlock(ctx)
+	if err != nil && l.lostError() != nil && l.lostLate {
+		// The session ended after the run did, as the watcher saw: the
+		// run was under the lock to its end, and the server frees the
+		// lock as it ends the session.
+		return nil
+	}
+	return err
+}
+
+// runEnded reports whether the run that Hold holds the lock for has
+// ended.
+func (l *GraphLock) runEnded() bool {
+	run := l.heldRun.Load()
+	if run == nil {
+		return false
+	}
+	select {
+	case <-run.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// endedNow reports whether err, of the watcher's read, is the end of the
+// session as it happened: the server's own message (a FATAL error, as
+// for pg_terminate_backend or a shutdown) or the connection closed by
+// the other end. Not a network that failed unseen, which TCP gives up on
+// long after the server may have ended the session (a timeout, a reset).
+func endedNow(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // watch starts the goroutine that reads the idle connection until pause
@@ -399,7 +444,9 @@ func (l *GraphLock) watch() {
 				return // a failure meanwhile shows at the next statement
 			}
 			if err != nil {
-				l.lose(err)
+				// Seen as it happened, after the held run's end: the run
+				// was under the lock to its end (see release).
+				l.lose(err, l.runEnded() && endedNow(err))
 				return
 			}
 		}
@@ -418,9 +465,11 @@ func (l *GraphLock) pause() {
 	_ = nc.SetReadDeadline(time.Time{})
 }
 
-// lose records that the lock was lost, for cause, once.
-func (l *GraphLock) lose(cause error) {
+// lose records that the lock was lost, for cause, once; late says that
+// the loss is known to have come after the held run's end.
+func (l *GraphLock) lose(cause error, late bool) {
 	l.lostOnce.Do(func() {
+		l.lostLate = late
 		l.lostErr = fmt.Errorf("%w: graph %s of schema %s is not held any more (its connection ended, "+
 			"or reaches another session), and another session may hold it now: %w", ErrLockLost, quote(l.graphKey), l.schema, cause)
 		close(l.lost)
@@ -471,11 +520,11 @@ func (l *GraphLock) Check(ctx context.Context) error {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
-		l.lose(err)
+		l.lose(err, false)
 		closeConn(ctx, l.conn)
 		return l.lostErr
 	case !held:
-		l.lose(fmt.Errorf("server session %d does not hold it (a pooler in transaction mode moves a connection between sessions)", l.pid))
+		l.lose(fmt.Errorf("server session %d does not hold it (a pooler in transaction mode moves a connection between sessions)", l.pid), false)
 		closeConn(ctx, l.conn)
 		return l.lostErr
 	}
@@ -522,7 +571,7 @@ func (l *GraphLock) unlock(ctx context.Context) error {
 	if l.conn.IsClosed() {
 		// The watcher's read found the connection ended as pause
 		// stopped it, and left the failure to the next statement.
-		l.lose(errors.New("its connection was found closed at Unlock"))
+		l.lose(errors.New("its connection was found closed at Unlock"), false)
 	}
 	if err := l.lostError(); err != nil {
 		return err
@@ -537,7 +586,7 @@ func (l *GraphLock) unlock(ctx context.Context) error {
 			// The connection ended before the unlock, or while it was
 			// sent: its session ended, or will, without an unlock, and
 			// the watcher, stopped by pause, may not have seen it.
-			l.lose(err)
+			l.lose(err, false)
 			return l.lostErr
 		}
 		if ctx.Err() != nil {
@@ -546,7 +595,7 @@ func (l *GraphLock) unlock(ctx context.Context) error {
 		return fmt.Errorf("pgstore: unlock graph %s: %w (the lock is freed when the server sees its connection closed)", quote(l.graphKey), err)
 	}
 	if !released {
-		l.lose(fmt.Errorf("the connection's session did not hold it at Unlock (a pooler in transaction mode moves a connection between sessions)"))
+		l.lose(fmt.Errorf("the connection's session did not hold it at Unlock (a pooler in transaction mode moves a connection between sessions)"), false)
 		return l.lostErr
 	}
 	return nil
