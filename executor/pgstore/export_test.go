@@ -67,3 +67,7 @@ func Busy(l *GraphLock) (done func()) {
 	l.mu.Lock()
 	return sync.OnceFunc(l.mu.Unlock)
 }
+
+// BeforeRelease has l's Hold call f once its run has ended, before it
+// unlocks, as when its goroutine is scheduled late. Call it before Hold.
+func BeforeRelease(l *GraphLock, f func()) { l.beforeRelease = f }

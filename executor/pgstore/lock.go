@@ -245,12 +245,17 @@ type GraphLock struct {
 	// of the run that Hold holds the lock for; set before lost is closed.
 	lostLate bool
 
-	mu       sync.Mutex                   // serialises Check and Unlock, which use conn
-	stopping atomic.Bool                  // tells the watcher that pause interrupts its read
-	watching chan struct{}                // closed when the watcher returns
-	unlocked atomic.Bool                  // set by Unlock, under mu; Hold reads it without
-	heldFor  atomic.Pointer[string]       // the ID of the run that Hold holds the lock for
-	heldRun  atomic.Pointer[executor.Run] // that run, set just after heldFor
+	mu       sync.Mutex    // serialises Check and Unlock, which use conn
+	stopping atomic.Bool   // tells the watcher that pause interrupts its read
+	watching chan struct{} // closed when the watcher returns
+	unlocked atomic.Bool   // set by Unlock, under mu; Hold reads it without
+	// unlockedLate says that an Unlock of the host's came after the end
+	// of the run that Hold holds the lock for; under mu.
+	unlockedLate bool
+	heldFor      atomic.Pointer[string]       // the ID of the run that Hold holds the lock for
+	heldRun      atomic.Pointer[executor.Run] // that run, set just after heldFor
+
+	beforeRelease func() // called by Hold's goroutine before it unlocks, in tests
 }
 
 // GraphKey returns the graph key that the lock is of.
@@ -308,7 +313,8 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // [ErrLockLost] if the lock was lost before the run's end (the run was
 // cancelled then, and may have overlapped another process's), or if an
 // Unlock of the host's freed it before the run's end (the run went on
-// without it; that Unlock cancels nothing, as under Guard); or Unlock's
+// without it; that Unlock cancels nothing, as under Guard: after the
+// run's end, it makes the channel receive nil); or Unlock's
 // error if the unlock itself failed (the server did not answer within
 // the 10 s, say: the connection is closed anyway, and the server frees
 // the lock when it sees it closed). A session that ends after the run's
@@ -367,6 +373,9 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 			<-run.Done()
 		case <-run.Done():
 		}
+		if l.beforeRelease != nil {
+			l.beforeRelease()
+		}
 		out <- l.release(ctx, id)
 	}()
 	return out
@@ -381,8 +390,13 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.unlockTimeout)
 	defer cancel()
 	if l.unlocked.Load() {
-		if err := l.lostError(); err != nil {
+		if err := l.lostError(); err != nil && !l.lostLate {
 			return err
+		}
+		if l.unlockedLate {
+			// The host's Unlock, after the run's end: the run was under
+			// the lock to its end, and that Unlock said how it went.
+			return nil
 		}
 		return fmt.Errorf("%w: graph %s of schema %s was unlocked before run %s ended, which went on without it, "+
 			"and another session may have held it meanwhile", ErrLockLost, quote(l.graphKey), l.schema, quote(runID))
@@ -560,6 +574,7 @@ func (l *GraphLock) Unlock(ctx context.Context) error {
 	if l.unlocked.Load() {
 		return nil
 	}
+	l.unlockedLate = l.runEnded()
 	return l.unlock(ctx)
 }
 
