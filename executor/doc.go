@@ -145,7 +145,8 @@
 // short grace, as at its timeout, at most a second, to return what it
 // has made: those outputs are kept, only the nodes it cut short are
 // cancelled, and its slots are freed once it returns or is abandoned;
-// see [BatchGenerator].) Nor does a store that
+// see [BatchGenerator]. A run stopped because its graph was replaced or
+// deleted gives no grace.) Nor does a store that
 // stalls: a cancelled run's store calls are bounded by
 // Options.StoreTimeout. (A sink that may stall goes behind
 // progress.Buffered.)

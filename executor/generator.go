@@ -151,7 +151,11 @@ func (o *Outcome) empty() bool {
 // Options.StoreTimeout (after which the run stores nothing more): the
 // outputs it returns then are kept (stored and committed, as a single generator's
 // output returned before the cancel is), and each node it cut short is
-// cancelled, so that a resume pays only for those. The kind's
+// cancelled, so that a resume pays only for those. A run that stops
+// because its graph was replaced or deleted ([ErrGraphReplaced],
+// [ErrGraphDeleted]) gives no grace: no resume could use the outputs, so
+// the call is abandoned at once, as a single generator's call is, and its
+// nodes are cancelled, nothing of it stored. The kind's
 // Validate checks the outputs within that grace too. A call that does
 // not return, or whose checks do not end, in its grace is abandoned, and
 // all its nodes are retried alone (cancelled, after a cancel).

@@ -3,6 +3,7 @@ package executor
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -308,10 +309,14 @@ func (w *watch) timedOut(c *inflight) bool {
 // grace ends with Options.StoreTimeout, the bound of the run's store
 // calls from the cancel on (see run.boundStoreCalls): an output returned
 // later could not be stored, and waiting for it would hold the run past
-// its documented bound.
+// its documented bound. A run stopped because its graph was replaced or
+// deleted gives no grace, and takes a call in its grace back from it: the
+// outputs would be superseded, never used by a resume, so every call is
+// abandoned at once, as a single generator's is.
 func (w *watch) cancelAll(cause error) {
 	now := time.Now()
 	stores := now.Add(w.r.e.opts.StoreTimeout)
+	graceful := !errors.Is(cause, ErrGraphReplaced) && !errors.Is(cause, ErrGraphDeleted)
 	w.mu.Lock()
 	if w.cancelled != nil {
 		w.mu.Unlock()
@@ -324,7 +329,7 @@ func (w *watch) cancelAll(cause error) {
 	for len(w.calls) > 0 {
 		c := heap.Pop(&w.calls).(*inflight)
 		word := c.state.Load()
-		if c.grace > 0 && word&callStateMask == callRunning {
+		if graceful && c.grace > 0 && word&callStateMask == callRunning {
 			if !c.graced {
 				c.graced, c.deadline = true, now.Add(c.grace)
 				graced = append(graced, c.ctx)
