@@ -355,31 +355,39 @@ const minETA = time.Second
 // of that, from the start of its attempt, and during a retry's backoff
 // what is left of the wait as well. The bound follows the mode (one
 // stage after another in Staged) and the rates and limits of the batch
-// keys. It is recomputed when a kind's first duration is seen, when a
-// node starts a retry's backoff (see afresh), and at most once a second
-// otherwise; in between it counts down. It is guarded by the run's mu.
+// keys; a key's next start waits for the executor's quota too (see
+// quota.wait), which counts the starts of retries, and a node in a
+// retry's backoff still has its start to take (see at). It is
+// recomputed when a kind's first duration is seen, when a node starts a
+// retry's backoff (see afresh), and at most once a second otherwise; in
+// between it counts down. It is guarded by the run's mu.
 type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
 	callAt   []atomic.Int64    // the run's: by node, when its call started or its retry will (Unix ns)
 	backoffs *atomic.Int32     // the run's: nodes waiting for a retry
-	costs    planner.Costs
-	names    []string        // kind names, by kind index
-	estimate []time.Duration // by kind index
-	sum      []time.Duration
-	count    []int
-	fresh    bool      // a kind's first duration was seen since the last bound
-	now      time.Time // of the bound being computed
-	last     time.Time
-	value    time.Duration
+	quotas   map[string]*quota // the executor's, by batch key
+	// unstarted says that running reports a node in a retry's backoff as
+	// not started, so that its retry counts among its key's starts.
+	unstarted bool
+	costs     planner.Costs
+	names     []string        // kind names, by kind index
+	estimate  []time.Duration // by kind index
+	sum       []time.Duration
+	count     []int
+	fresh     bool      // a kind's first duration was seen since the last bound
+	now       time.Time // of the bound being computed
+	last      time.Time
+	value     time.Duration
 }
 
 // newETA returns the ETA of plan p, run by m (nil before the round), with
 // the durations seen in an earlier round's prev (nil for none).
-func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, backoffs *atomic.Int32, opts *Options, prev *eta) *eta {
+func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, backoffs *atomic.Int32, quotas map[string]*quota,
+	opts *Options, prev *eta) *eta {
 	g := p.Graph
 	k := g.Kinds()
-	e := &eta{plan: p, m: m, callAt: callAt, backoffs: backoffs, names: make([]string, k), estimate: make([]time.Duration, k),
+	e := &eta{plan: p, m: m, callAt: callAt, backoffs: backoffs, quotas: quotas, names: make([]string, k), estimate: make([]time.Duration, k),
 		sum: make([]time.Duration, k), count: make([]int, k)}
 	e.costs = planner.Costs{PerKind: make(map[string]time.Duration, k), Workers: opts.Workers,
 		Staged: opts.Mode == Staged}
@@ -416,7 +424,8 @@ func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, backoff
 }
 
 // running reports a node whose call has started, and the time since;
-// during a retry's backoff, minus the time until its next call.
+// during a retry's backoff, minus the time until its next call (or, with
+// unstarted, not started: its retry has its start to take).
 func (e *eta) running(n graph.Node) (time.Duration, bool) {
 	if s, _ := e.m.State(n); s != schedule.Running {
 		return 0, false
@@ -425,7 +434,11 @@ func (e *eta) running(n graph.Node) (time.Duration, bool) {
 	if at == 0 {
 		return 0, false // it waits for room or for its rate
 	}
-	return e.now.Sub(time.Unix(0, at)), true
+	spent := e.now.Sub(time.Unix(0, at))
+	if spent < 0 && e.unstarted {
+		return 0, false
+	}
+	return spent, true
 }
 
 // observe counts the duration of a node of kind ki that was generated.
@@ -481,12 +494,27 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 		return e.value
 	}
 	for key, r := range e.costs.Rates {
+		r.Wait = 0
 		if e.m != nil {
 			r.Wait = e.m.RateWait(key, now)
-			e.costs.Rates[key] = r
 		}
+		if q := e.quotas[key]; q != nil {
+			// The run's schedule counts its first attempts alone; the
+			// quota counts every start, a retry's (and another run's).
+			r.Wait = max(r.Wait, q.wait(now))
+		}
+		e.costs.Rates[key] = r
 	}
-	e.value = max(e.plan.LowerBound(e.costs), minETA)
+	bound := e.plan.LowerBound(e.costs)
+	if len(e.costs.Rates) > 0 && e.m != nil && e.backoffs != nil && e.backoffs.Load() > 0 {
+		// A node in a retry's backoff costs the wait, and its retry takes
+		// a start of its key's rate: the planner counts one or the other,
+		// so the bound is the larger of the two, each a lower bound.
+		e.unstarted = true
+		bound = max(bound, e.plan.LowerBound(e.costs))
+		e.unstarted = false
+	}
+	e.value = max(bound, minETA)
 	return e.value
 }
 

@@ -265,7 +265,9 @@ type Options struct {
 	// called, gives them back: the quota counts the calls made, and a
 	// resume's do not wait for those never made. A node waits for the
 	// quota holding its worker and its batch slot; cancelling the run ends
-	// the wait. Default: none.
+	// the wait. The ETA counts the starts the quota holds (a retry's and
+	// other runs' too), and the start of each retry still in its backoff.
+	// Default: none.
 	Rates map[string]Rate
 	// Limits caps the generator calls in flight of a batch key across all
 	// the runs of the executor, for a provider's concurrency quota; each

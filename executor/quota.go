@@ -99,6 +99,21 @@ func (q *quota) take(now time.Time, n int) (time.Time, bool) {
 	return time.Time{}, true
 }
 
+// wait returns how long from now until the quota allows a start, for the
+// ETA: it counts every start taken, a retry's and another run's too.
+func (q *quota) wait(now time.Time) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	left := 0
+	for left < len(q.starts) && !now.Before(q.starts[left].Add(q.rate.Per)) {
+		left++
+	}
+	if need := len(q.starts) - left + 1 - q.rate.Starts; need > 0 {
+		return q.starts[left+need-1].Add(q.rate.Per).Sub(now)
+	}
+	return 0
+}
+
 // await waits until the quota allows n starts, the calls that came first
 // served first, and takes them at the moment it returns: it returns what
 // it took, for giveBack. It returns ctx's cause if ctx ends first, having

@@ -285,7 +285,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	if r.em.sink != nil {
 		r.callAt = make([]atomic.Int64, r.g.Len())
 		now := time.Now()
-		r.setETA(newETA(r.plan, nil, nil, nil, &e.opts, nil).at(now, r.plan.Len()), now)
+		r.setETA(newETA(r.plan, nil, nil, nil, e.quotas, &e.opts, nil).at(now, r.plan.Len()), now)
 	}
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
@@ -757,7 +757,7 @@ func (r *run) execute() {
 		r.mu.Unlock()
 		if r.em.sink != nil { // the new round's bound, until its nodes settle
 			now := time.Now()
-			r.setETA(newETA(r.plan, nil, nil, nil, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
+			r.setETA(newETA(r.plan, nil, nil, nil, r.e.quotas, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
 		}
 		// The round remakes what changed during the run (edited, or made
 		// stale) and what depends on it: it counts the nodes to remake.
@@ -788,7 +788,7 @@ func (r *run) round() {
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
 	if r.em.sink != nil { // the ETA is reported with events only
-		r.eta = newETA(r.plan, m, r.callAt, &r.backoffs, opts, r.eta)
+		r.eta = newETA(r.plan, m, r.callAt, &r.backoffs, r.e.quotas, opts, r.eta)
 	}
 	if r.em.sink != nil { // no summary that nobody reads
 		stages := make([]string, len(r.plan.Stages))
