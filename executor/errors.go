@@ -25,7 +25,10 @@ var (
 	ErrTimeout = errors.New("executor: attempt timed out")
 	// ErrInvalidOutput: a kind's validator refused a generator's output,
 	// or its URL, Hash or Meta is not valid UTF-8 without NUL, or a bulk
-	// call's [Outcome] for a node is empty.
+	// call's [Outcome] for a node is empty. A validator's refusal and an
+	// empty Outcome fail the attempt, which is retried; text that is not
+	// valid UTF-8 without NUL, a bug of the generator that a retry would
+	// make again, fails the node at once (a [*PermanentError] wraps it).
 	ErrInvalidOutput = errors.New("executor: invalid output")
 	// ErrInvalidRequest: the caller's input was refused, and nothing was
 	// done: a bad [Options] value ([New]); a bad [RunRequest] of Start,

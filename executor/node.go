@@ -667,17 +667,20 @@ func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 // checkText refuses an asset whose text fields are not valid UTF-8 or
 // hold NUL: stores keep them as text (a SQL database refuses NUL), so the
 // same output is refused whatever the store, and before it is stored.
+// The refusal is permanent: such a field is a bug of the host's generator
+// (a hash's raw bytes, a stray byte in a URL), made again at every
+// attempt, so a retry would pay the provider for nothing.
 func checkText(a Asset) error {
 	bad := func(s string) bool { return !storableText(s) }
 	switch {
 	case bad(a.URL):
-		return fmt.Errorf("%w: URL %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.URL)
+		return Permanent(fmt.Errorf("%w: URL %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.URL))
 	case bad(a.Hash):
-		return fmt.Errorf("%w: Hash %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.Hash)
+		return Permanent(fmt.Errorf("%w: Hash %q is not valid UTF-8 without NUL", ErrInvalidOutput, a.Hash))
 	}
 	for _, k := range sortedKeys(a.Meta) {
 		if bad(k) || bad(a.Meta[k]) {
-			return fmt.Errorf("%w: Meta[%q] = %q is not valid UTF-8 without NUL", ErrInvalidOutput, k, a.Meta[k])
+			return Permanent(fmt.Errorf("%w: Meta[%q] = %q is not valid UTF-8 without NUL", ErrInvalidOutput, k, a.Meta[k]))
 		}
 	}
 	return nil

@@ -31,8 +31,9 @@ type Rate = schedule.Rate
 
 // RetryPolicy says how a kind's failed attempts are retried. Zero fields
 // take their defaults; [New] refuses a value out of the range a field's
-// doc gives. An error wrapped with [Permanent], and a generator's
-// panic ([PanicError]), are never retried; a bulk call's panic (a
+// doc gives. An error wrapped with [Permanent], a generator's
+// panic ([PanicError]), and an output whose URL, Hash or Meta is not
+// valid UTF-8 without NUL (see [ErrInvalidOutput]) are never retried; a bulk call's panic (a
 // PanicError whose In is "bulk call") is, each of its nodes alone. A node waits out its backoff
 // holding its worker and its batch key's slot, so that the nodes behind
 // it under the key wait too; a node that failed in a bulk call is retried

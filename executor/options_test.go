@@ -768,7 +768,7 @@ func TestShortenedLectureRegeneratesWhatDependsOnAllSegments(t *testing.T) {
 
 // An output whose text fields a SQL store could not keep (NUL, invalid
 // UTF-8) is refused as invalid output before it is stored, whatever the
-// store: the attempt fails, and is retried.
+// store: the node fails at once (see TestOutputTextRefusalIsNotRetried).
 func TestOutputTextChecked(t *testing.T) {
 	for _, tc := range []struct {
 		name string
