@@ -479,6 +479,15 @@ func (r *Run) Done() <-chan struct{} { return r.done }
 // Wait waits for the run to end and returns its report and error: nil
 // when it succeeded, a [*RunError] when nodes failed, an error wrapping
 // [ErrCancelled] when it was cancelled. The report is never nil.
+//
+// A cancelled run's error also wraps what cancelled it, for errors.Is:
+// the cause of its context when that ended (context.Canceled,
+// context.DeadlineExceeded, or the cause given to
+// context.WithCancelCause's function), the cause given to
+// [Run.CancelCause], [ErrGraphReplaced] or [ErrGraphDeleted] when it
+// stopped because its graph was replaced or deleted, and nothing more
+// for [Run.Cancel]. Only the first cancel counts. The run's [Record]
+// keeps the error's text alone (Record.Error), which names the cause.
 func (r *Run) Wait() (*Report, error) {
 	<-r.done
 	return r.report, r.err
