@@ -13,7 +13,9 @@
 //	script -> asset:music
 //	asset:video, asset:narration (all segments), asset:music -> timeline
 //
-// Templates are Go values and load from JSON with [ParseTemplate].
+// Templates are Go values and load from JSON with [ParseTemplate], or
+// with encoding/json as part of a host's own configuration
+// ([Template.UnmarshalJSON]), as strictly and with the same errors.
 //
 // A host with other assets writes a template of its own (the executor
 // package's Example_ownTemplate runs one end to end). Its segments need

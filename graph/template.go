@@ -79,7 +79,8 @@ type Kind struct {
 // and the executor then regenerates it, as "inputs changed". Swapping two
 // neighbouring kinds one of which depends on the other changes nothing,
 // nor does a new kind that no existing kind depends on, wherever it is
-// listed. A Template is
+// listed. Its JSON form is that of [ParseTemplate], which encoding/json
+// also reads strictly ([Template.UnmarshalJSON]). A Template is
 // a plain value: [Build] copies it, so changing it later does not change
 // a built graph.
 type Template struct {
@@ -172,10 +173,8 @@ func ParseTemplate(data []byte) (Template, error) {
 	if err := strictjson.CheckForm(raw, templateForm); err != nil {
 		return Template{}, &TemplateError{Problem: "bad JSON: " + strictjson.Bound(err).Error()}
 	}
-	dec = json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var t Template
-	if err := dec.Decode(&t); err != nil {
+	t, err := decodeTemplate(raw)
+	if err != nil {
 		return Template{}, &TemplateError{Problem: "bad JSON: " + strictjson.Bound(err).Error()}
 	}
 	if t.Kinds == nil {
@@ -185,6 +184,47 @@ func ParseTemplate(data []byte) (Template, error) {
 		return Template{}, err
 	}
 	return t, nil
+}
+
+// templateFields is Template, under a name that decodeTemplate can use
+// where a type of its own is named Template.
+type templateFields = Template
+
+// decodeTemplate decodes raw, whose keys CheckForm has checked, refusing
+// unknown fields.
+func decodeTemplate(raw []byte) (Template, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	// This Template has the fields of the package's and its name in
+	// encoding/json's messages ("Go struct field Template.kinds"), but not
+	// its methods: decoding into the package's would call UnmarshalJSON,
+	// which calls ParseTemplate.
+	type Template templateFields
+	var t Template
+	err := dec.Decode(&t)
+	return templateFields(t), err
+}
+
+// UnmarshalJSON reads t from JSON as strictly as [ParseTemplate] does,
+// with the same errors, so that a Template decoded by encoding/json, as
+// a field of a host's own configuration, refuses a misspelt field, a key
+// in another case, a repeated key and an invalid template. The errors are
+// those of ParseTemplate, which encoding/json returns as they are: they
+// name the place of a refused key within the template ("kinds[1]"), not
+// within the host's document. On an error t is left as it was. As the
+// encoding/json convention has it, null leaves t as it is, as
+// encoding/json does with a *Template field or an absent one: a host
+// that needs a template checks [Template.Validate] or that Kinds is set.
+func (t *Template) UnmarshalJSON(data []byte) error {
+	if string(bytes.Trim(data, " \t\r\n")) == "null" {
+		return nil
+	}
+	parsed, err := ParseTemplate(data)
+	if err != nil {
+		return err
+	}
+	*t = parsed
+	return nil
 }
 
 // maxDeps is the most dependencies a kind of a valid template has: two

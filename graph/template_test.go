@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -320,7 +321,7 @@ func TestParseTemplate(t *testing.T) {
 		{"null", `null`, []string{`missing "kinds"`}},
 		{"null kinds", `{"kinds": null}`, []string{`missing "kinds"`}},
 		{"empty kinds", `{"kinds": []}`, []string{"no kinds"}},
-		{"kinds of the wrong type", `{"kinds": {}}`, []string{"bad JSON"}},
+		{"kinds of the wrong type", `{"kinds": {}}`, []string{"bad JSON: json: cannot unmarshal object into Go struct field Template.kinds of type []graph.Kind"}},
 		{"concurrency of the wrong type", `{"kinds": [{"name": "a", "batchKey": "a", "concurrency": "3"}]}`, []string{"bad JSON"}},
 		{"invalid template", `{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}]}`, []string{`kind "a": depends on unknown kind "b"`}},
 		{"issue example alone", `{"kinds": [{"name": "asset:video", "perSegment": true, "deps": [{"kind": "asset:image", "scope": "same-segment"}], "batchKey": "asset:video", "concurrency": 3}]}`, []string{`unknown kind "asset:image"`}},
@@ -388,4 +389,118 @@ func TestParseTemplateManyElementsIsCheap(t *testing.T) {
 			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(16*len(tc.data)), "bytes allocated")
 		})
 	}
+}
+
+// TestTemplateUnmarshalJSON: a Template decoded by encoding/json, as a
+// field of a host's own configuration, is read as strictly as
+// ParseTemplate reads it, with the same errors. It was decoded leniently:
+// a misspelt or unknown field, a key in another case, a repeated key and
+// an invalid template went through without an error.
+func TestTemplateUnmarshalJSON(t *testing.T) {
+	type config struct {
+		Name     string         `json:"name"`
+		Template graph.Template `json:"template"`
+	}
+	roundTrips := map[string]graph.Template{
+		"lecture": graph.Lecture(),
+		"custom":  scopesTemplate(),
+		"podcast": testgraph.Podcast(),
+	}
+	for name, want := range roundTrips {
+		t.Run("round trip "+name, func(t *testing.T) {
+			data, err := json.Marshal(config{Name: "x", Template: want})
+			require.NoError(t, err)
+			var got config
+			require.NoError(t, json.Unmarshal(data, &got))
+			if diff := cmp.Diff(want, got.Template, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("(-want +got):\n%s", diff)
+			}
+			// Directly, and the same as ParseTemplate.
+			data, err = json.Marshal(want)
+			require.NoError(t, err)
+			var direct graph.Template
+			require.NoError(t, unmarshalTemplate(&direct, data))
+			parsed, err := graph.ParseTemplate(data)
+			require.NoError(t, err)
+			if diff := cmp.Diff(parsed, direct); diff != "" {
+				t.Fatalf("UnmarshalJSON (-ParseTemplate +UnmarshalJSON):\n%s", diff)
+			}
+		})
+	}
+
+	bad := []struct {
+		name, template, msg string
+	}{
+		{"unknown field", `{"kinds": [{"name": "a"}], "kindz": []}`, `unknown field "kindz"; allowed fields: kinds`},
+		{"misspelt kind field", `{"kinds": [{"name": "a", "batchKey": "a", "concurency": 2}]}`, `unknown field "concurency" in kinds[0]`},
+		{"field in another case", `{"kinds": [{"name": "a", "BatchKey": "a", "concurrency": 2}]}`, `key "BatchKey" in kinds[0] does not match "batchKey"`},
+		{"repeated key", `{"kinds": [{"name": "a"}], "kinds": [{"name": "b"}]}`, `key "kinds" appears twice in one object`},
+		{"missing kinds", `{}`, `missing "kinds"`},
+		{"empty kinds", `{"kinds": []}`, "no kinds"},
+		{"invalid template", `{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}]}`, `depends on unknown kind "b"`},
+		{"too many kinds", `{"kinds": [` + strings.Repeat("{},", graph.MaxKinds) + `{}]}`, "more than 1024 kinds"},
+		{"cycle", `{"kinds": [{"name": "a", "deps": [{"kind": "b", "scope": "global"}]}, {"name": "b", "deps": [{"kind": "a", "scope": "global"}]}]}`, "cycle"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			_, want := graph.ParseTemplate([]byte(tc.template))
+			require.Error(t, want)
+			require.ErrorContains(t, want, tc.msg)
+
+			// Inside a host's struct: the same error, as it is.
+			got := config{Template: graph.Lecture()}
+			err := json.Unmarshal([]byte(`{"name": "x", "template": `+tc.template+`}`), &got)
+			require.ErrorIs(t, err, graph.ErrInvalidTemplate)
+			assert.Equal(t, want, err)
+			assert.Equal(t, graph.Lecture(), got.Template, "a refused template leaves the field as it was")
+
+			// Directly.
+			direct := graph.Lecture()
+			assert.Equal(t, want, unmarshalTemplate(&direct, []byte(tc.template)))
+			assert.Equal(t, graph.Lecture(), direct)
+		})
+	}
+	t.Run("typed error naming the field", func(t *testing.T) {
+		var c config
+		err := json.Unmarshal([]byte(`{"name": "x", "template": {"kinds": [{"name": "a", "perSegmnet": true}]}}`), &c)
+		var te *graph.TemplateError
+		require.ErrorAs(t, err, &te)
+		assert.EqualError(t, err, `graph: invalid template: bad JSON: unknown field "perSegmnet" in kinds[0]; allowed fields: batchKey, concurrency, deps, name, perSegment`)
+	})
+	// Called directly, UnmarshalJSON sees what encoding/json would refuse
+	// before calling it.
+	for _, tc := range []struct{ name, data, msg string }{
+		{"trailing data", `{"kinds": [{"name": "a"}]} {}`, "data after the template object"},
+		{"empty", ``, "no JSON value"},
+		{"truncated", `{"kinds": [{"name": "a"}]`, "unexpected end of JSON input"},
+	} {
+		t.Run("direct "+tc.name, func(t *testing.T) {
+			_, want := graph.ParseTemplate([]byte(tc.data))
+			var got graph.Template
+			err := unmarshalTemplate(&got, []byte(tc.data))
+			var te *graph.TemplateError
+			require.ErrorAs(t, err, &te)
+			assert.Equal(t, want, err)
+			assert.ErrorContains(t, err, tc.msg)
+		})
+	}
+	// null leaves a Template as it is, as encoding/json does for a
+	// *Template field and for one that is absent.
+	t.Run("null", func(t *testing.T) {
+		got := config{Template: graph.Lecture()}
+		require.NoError(t, json.Unmarshal([]byte(`{"name": "x", "template": null}`), &got))
+		assert.Equal(t, graph.Lecture(), got.Template)
+		direct := graph.Lecture()
+		require.NoError(t, unmarshalTemplate(&direct, []byte(" null\n")))
+		assert.Equal(t, graph.Lecture(), direct)
+	})
+}
+
+// unmarshalTemplate calls t's UnmarshalJSON, as encoding/json would.
+func unmarshalTemplate(t *graph.Template, data []byte) error {
+	u, ok := any(t).(json.Unmarshaler)
+	if !ok {
+		return errors.New("graph.Template has no UnmarshalJSON")
+	}
+	return u.UnmarshalJSON(data)
 }
