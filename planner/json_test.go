@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strings"
@@ -474,3 +475,68 @@ func TestWriteStagesJSON(t *testing.T) {
 	assert.EqualError(t, err, "disk full")
 	assert.Len(t, c.writes, 3, "no write after the failed one")
 }
+
+// errFull is the error of a full writer.
+var errFull = errors.New("disk full")
+
+// budget takes left bytes, then writes what it can of the next write
+// and fails, as a full disk or a closed connection does. With short set,
+// it takes what it can and returns no error, breaking io.Writer's
+// contract.
+type budget struct {
+	got        []byte
+	left       int
+	short      bool
+	writes     int // calls to Write
+	afterError int // calls to Write after one failed
+}
+
+func (w *budget) Write(b []byte) (int, error) {
+	w.writes++
+	if w.left < 0 {
+		w.afterError++
+		return 0, errFull
+	}
+	if len(b) <= w.left {
+		w.got = append(w.got, b...)
+		w.left -= len(b)
+		return len(b), nil
+	}
+	n := w.left
+	w.got = append(w.got, b[:n]...)
+	w.left = -1
+	if w.short {
+		return n, nil
+	}
+	return n, errFull
+}
+
+// TestWriteStagesJSONStopsAtTheFirstError: WriteStagesJSON stops at the
+// writer's first error, after the bytes that the writer took, and returns
+// that error; a writer that takes fewer bytes than it is given without an
+// error is io.ErrShortWrite. Such a short write was taken as whole, and
+// WriteStagesJSON went on, returning nil for JSON with a hole in it.
+func TestWriteStagesJSONStopsAtTheFirstError(t *testing.T) {
+	g := build(t, graph.Lecture(), 86_400)
+	p := planOf(t, g, nil)
+	want := p.AppendStagesJSON(nil)
+	for _, n := range []int{0, 1, 100, writeChunkForTest - 1, writeChunkForTest + 7, 5 * writeChunkForTest, len(want) - 1} {
+		for _, short := range []bool{false, true} {
+			w := budget{left: n, short: short}
+			err := p.WriteStagesJSON(&w)
+			if short {
+				assert.ErrorIs(t, err, io.ErrShortWrite, "after %d bytes", n)
+			} else {
+				assert.ErrorIs(t, err, errFull, "after %d bytes", n)
+			}
+			assert.Equal(t, string(want[:n]), string(w.got), "after %d bytes, short %v", n, short)
+			assert.Zero(t, w.afterError, "writes after the failed one (%d bytes, short %v)", n, short)
+		}
+	}
+	w := budget{left: len(want)}
+	require.NoError(t, p.WriteStagesJSON(&w))
+	assert.Equal(t, string(want), string(w.got))
+}
+
+// writeChunkForTest is about the size of WriteStagesJSON's writes.
+const writeChunkForTest = 32 << 10

@@ -503,26 +503,40 @@ const writeChunk = 32 << 10
 
 // WriteStagesJSON writes the plan's "stages" array to w, as
 // [Plan.AppendStagesJSON] appends it, in pieces of about 32 KiB, so that
-// the memory it uses does not grow with the plan. It returns the first
-// error of w, after which it writes no more.
+// the memory it uses does not grow with the plan. It stops at the first
+// error of w, and returns it as it is: w has then been given no more
+// than the bytes that it took, and the rest of the plan is not walked. A
+// write that takes fewer bytes than it is given without an error is
+// [io.ErrShortWrite].
 func (p *Plan) WriteStagesJSON(w io.Writer) error {
 	var err error
 	b := make([]byte, 0, writeChunk+512)
 	b = p.appendStages(b, func(b []byte) []byte {
-		if err == nil {
-			_, err = w.Write(b)
+		if err = writeAll(w, b); err != nil {
+			return nil
 		}
 		return b[:0]
 	})
-	if err == nil {
-		_, err = w.Write(b)
+	if err != nil {
+		return err
+	}
+	return writeAll(w, b)
+}
+
+// writeAll writes b to w, and makes a short write without an error
+// [io.ErrShortWrite], as bufio.Writer does.
+func writeAll(w io.Writer, b []byte) error {
+	n, err := w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
 	}
 	return err
 }
 
 // appendStages appends the "stages" array to b. With flush set, it hands
 // b to flush, which returns the slice to go on with, each time b holds
-// writeChunk bytes or more.
+// writeChunk bytes or more; when flush returns nil, appendStages stops
+// there and returns nil.
 func (p *Plan) appendStages(b []byte, flush func([]byte) []byte) []byte {
 	b = append(b, '[')
 	for si, st := range p.Stages {
@@ -537,7 +551,9 @@ func (p *Plan) appendStages(b []byte, flush func([]byte) []byte) []byte {
 				b = append(b, ',')
 			}
 			if flush != nil && len(b) >= writeChunk {
-				b = flush(b)
+				if b = flush(b); b == nil {
+					return nil
+				}
 			}
 			b = append(b, `{"kind":`...)
 			b = appendString(b, string(grp.Kind))
@@ -553,7 +569,9 @@ func (p *Plan) appendStages(b []byte, flush func([]byte) []byte) []byte {
 					b = append(b, ',')
 				}
 				if flush != nil && len(b) >= writeChunk {
-					b = flush(b)
+					if b = flush(b); b == nil {
+						return nil
+					}
 				}
 				b = append(b, '"')
 				if p.Graph == nil || !p.Graph.Contains(n) {
