@@ -14,7 +14,8 @@ import (
 // Nodes for which highlight returns true are filled; highlight may be nil.
 // The output is deterministic. (dominikbraun/graph's draw.DOT ranges over
 // Go maps, so its statement order changes from run to run; hosts that
-// want it can call it on [Graph.Dominik].)
+// want it can call it on [Graph.Dominik].) WriteDOT stops at the first
+// error of w and returns it, calling highlight for no node after it.
 func (g *Graph) WriteDOT(w io.Writer, highlight func(Node) bool) error {
 	bw := bufio.NewWriter(w)
 	b := make([]byte, 0, 128)
@@ -34,7 +35,9 @@ func (g *Graph) WriteDOT(w io.Writer, highlight func(Node) bool) error {
 			b = append(b, `, style=filled, fillcolor="#ffd7a8"`...)
 		}
 		b = append(b, "];\n"...)
-		bw.Write(b)
+		if _, err := bw.Write(b); err != nil {
+			return err // the writer's first error: the rest would go nowhere
+		}
 		b = b[:0]
 	}
 	for n := Node(0); int(n) < g.Len(); n++ {
@@ -44,7 +47,9 @@ func (g *Graph) WriteDOT(w io.Writer, highlight func(Node) bool) error {
 			b = append(b, "\" -> \""...)
 			b = g.AppendID(b, m)
 			b = append(b, "\";\n"...)
-			bw.Write(b)
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
 			b = b[:0]
 		}
 	}
@@ -56,6 +61,8 @@ func (g *Graph) WriteDOT(w io.Writer, highlight func(Node) bool) error {
 // and labelled with its ID; edges run from dependency to dependent, in the
 // same order as [Graph.WriteDOT]. Nodes for which highlight returns true
 // get the class "hl"; highlight may be nil. The output is deterministic.
+// WriteMermaid stops at the first error of w and returns it, calling
+// highlight for no node after it.
 func (g *Graph) WriteMermaid(w io.Writer, highlight func(Node) bool) error {
 	bw := bufio.NewWriter(w)
 	b := make([]byte, 0, 128)
@@ -70,7 +77,9 @@ func (g *Graph) WriteMermaid(w io.Writer, highlight func(Node) bool) error {
 			b = append(b, ":::hl"...)
 		}
 		b = append(b, '\n')
-		bw.Write(b)
+		if _, err := bw.Write(b); err != nil {
+			return err // the writer's first error: the rest would go nowhere
+		}
 		b = b[:0]
 	}
 	for n := Node(0); int(n) < g.Len(); n++ {
@@ -80,7 +89,9 @@ func (g *Graph) WriteMermaid(w io.Writer, highlight func(Node) bool) error {
 			b = append(b, " --> n"...)
 			b = strconv.AppendInt(b, int64(m), 10)
 			b = append(b, '\n')
-			bw.Write(b)
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
 			b = b[:0]
 		}
 	}

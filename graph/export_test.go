@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,6 +175,64 @@ func TestExportWriteError(t *testing.T) {
 	g := mustBuild(t, graph.Lecture(), 30)
 	require.ErrorIs(t, g.WriteDOT(failWriter{}, nil), errWrite)
 	require.ErrorIs(t, g.WriteMermaid(failWriter{}, nil), errWrite)
+}
+
+// failAfter takes left bytes, then writes what it can of the next write
+// and fails, as a full disk or a closed connection does.
+type failAfter struct {
+	got    []byte
+	left   int
+	failed bool
+}
+
+func (w *failAfter) Write(b []byte) (int, error) {
+	if w.failed {
+		return 0, errWrite
+	}
+	if len(b) <= w.left {
+		w.got = append(w.got, b...)
+		w.left -= len(b)
+		return len(b), nil
+	}
+	n := w.left
+	w.got = append(w.got, b[:n]...)
+	w.failed = true
+	return n, errWrite
+}
+
+// TestExportStopsAtTheFirstWriteError: WriteDOT and WriteMermaid stop at
+// the writer's first error and return it, having called highlight for no
+// node after it. They went on walking the whole graph, calling the host's
+// highlight for every node (20,000,000 at the graph's default limits)
+// and formatting every edge for nothing.
+func TestExportStopsAtTheFirstWriteError(t *testing.T) {
+	g := mustBuild(t, graph.Lecture(), 86_400)
+	for _, tc := range []struct {
+		name  string
+		write func(g *graph.Graph, w io.Writer, hl func(graph.Node) bool) error
+	}{
+		{"dot", (*graph.Graph).WriteDOT},
+		{"mermaid", (*graph.Graph).WriteMermaid},
+	} {
+		var whole bytes.Buffer
+		require.NoError(t, tc.write(g, &whole, func(graph.Node) bool { return false }))
+		for _, n := range []int{0, 1, 5000, 100_000, whole.Len() - 1} {
+			t.Run(fmt.Sprintf("%s after %d bytes", tc.name, n), func(t *testing.T) {
+				w := failAfter{left: n}
+				calls, after := 0, 0
+				err := tc.write(g, &w, func(graph.Node) bool {
+					calls++
+					if w.failed {
+						after++
+					}
+					return false
+				})
+				require.ErrorIs(t, err, errWrite)
+				assert.Equal(t, whole.String()[:n], string(w.got))
+				assert.Zero(t, after, "highlight calls after the failed write (of %d before it)", calls-after)
+			})
+		}
+	}
 }
 
 func TestDominik(t *testing.T) {
