@@ -3,6 +3,7 @@ package graph_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -108,6 +109,91 @@ func FuzzParseTemplate(f *testing.F) {
 		}
 		if diff := cmp.Diff(tm, back, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}
+
+// FuzzTemplateUnmarshalJSON: Template.UnmarshalJSON, called directly or
+// by encoding/json for a field of a host's struct, gives what
+// ParseTemplate gives: the same template, or an error of the same type
+// and text, leaving the Template as it was; null leaves it as it is. A
+// template it reads encodes and decodes again to the same template, and
+// encodes to the same bytes each time.
+func FuzzTemplateUnmarshalJSON(f *testing.F) {
+	for _, s := range templateSeeds(f) {
+		f.Add(s)
+	}
+	for _, s := range []string{` null `, `[]`, `"x"`, `{"kinds":[{"name":"a","perSegmnet":true}]}`, "\ufeff{}", `{"kinds":[{"name":"a"}],"kinds":[]}`} {
+		f.Add([]byte(s))
+	}
+	type config struct {
+		Name     string         `json:"name"`
+		Template graph.Template `json:"template"`
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, werr := graph.ParseTemplate(data)
+		got := graph.Lecture()
+		err := got.UnmarshalJSON(data)
+		isNull := strings.Trim(string(data), " \t\r\n") == "null"
+		switch {
+		case isNull:
+			if err != nil || cmp.Diff(graph.Lecture(), got) != "" {
+				t.Fatalf("UnmarshalJSON(%q) = %v, %+v: want nil, the template unchanged", data, err, got)
+			}
+		case (err == nil) != (werr == nil):
+			t.Fatalf("UnmarshalJSON(%q) = %v, ParseTemplate %v", data, err, werr)
+		case err != nil:
+			checkTemplateError(t, err)
+			if err.Error() != werr.Error() || fmt.Sprintf("%T", err) != fmt.Sprintf("%T", werr) {
+				t.Fatalf("UnmarshalJSON(%q) = %v (%T), ParseTemplate %v (%T)", data, err, err, werr, werr)
+			}
+			if diff := cmp.Diff(graph.Lecture(), got); diff != "" {
+				t.Fatalf("UnmarshalJSON(%q) = %v changed the template (-before +after):\n%s", data, err, diff)
+			}
+		default:
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("UnmarshalJSON(%q) (-ParseTemplate +UnmarshalJSON):\n%s", data, diff)
+			}
+			enc, err := json.Marshal(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back graph.Template
+			if err := json.Unmarshal(enc, &back); err != nil {
+				t.Fatalf("decoding %s again: %v", enc, err)
+			}
+			if diff := cmp.Diff(got, back, cmpopts.EquateEmpty()); diff != "" {
+				t.Fatalf("round trip of %s (-first +second):\n%s", enc, diff)
+			}
+			if again, _ := json.Marshal(back); string(again) != string(enc) {
+				t.Fatalf("encoded %s, then %s", enc, again)
+			}
+		}
+		// Within a host's document: encoding/json refuses malformed JSON
+		// itself; any other value gets UnmarshalJSON's answer as it is.
+		doc := append(append([]byte(`{"name":"x","template":`), data...), '}')
+		c := config{Template: graph.Lecture()}
+		cerr := json.Unmarshal(doc, &c)
+		switch {
+		case !json.Valid(data):
+			var se *json.SyntaxError
+			if !errors.As(cerr, &se) {
+				t.Fatalf("Unmarshal of malformed %q = %v (%T): want a *json.SyntaxError", data, cerr, cerr)
+			}
+			if diff := cmp.Diff(graph.Lecture(), c.Template); diff != "" {
+				t.Fatalf("Unmarshal of malformed %q changed the template:\n%s", data, diff)
+			}
+		case isNull || err == nil:
+			if cerr != nil || cmp.Diff(got, c.Template) != "" {
+				t.Fatalf("Unmarshal of %s = %v, %+v: want %+v", doc, cerr, c.Template, got)
+			}
+		default:
+			if cerr == nil || cerr.Error() != err.Error() {
+				t.Fatalf("Unmarshal of %s = %v: want %v", doc, cerr, err)
+			}
+			if diff := cmp.Diff(graph.Lecture(), c.Template); diff != "" {
+				t.Fatalf("Unmarshal of %s = %v changed the template:\n%s", doc, cerr, diff)
+			}
 		}
 	})
 }
@@ -226,6 +312,65 @@ func FuzzLookup(f *testing.F) {
 			if m, err := g.Lookup(id); err != nil || m != graph.Node(i) {
 				t.Fatalf("Lookup(%q) = %d, %v: want node %d", id, m, err, i)
 			}
+		}
+	})
+}
+
+// FuzzNode looks up any ID value, as a host may make one without
+// ParseID, in the graph of a random template: an ID of no node is an
+// *IDError wrapping ErrUnknownNode (never ErrMalformedID) that names it,
+// in one line of bounded length, the same each time; any other gives the
+// node whose ID it is. A kind given as "#i" is the template's i-th.
+func FuzzNode(f *testing.F) {
+	for i, s := range []struct {
+		kind string
+		seg  int
+	}{
+		{"#0", graph.NoSegment}, {"#1", 0}, {"#2", 11}, {"#3", 12}, {"#1", -2}, {"#0", 0},
+		{"k9", graph.NoSegment}, {"", 0}, {"", graph.NoSegment}, {"#1", math.MaxInt}, {"#1", math.MinInt},
+		{strings.Repeat("k", 5000), 3}, {"a\nb", 1}, {"k1:segment[0]", graph.NoSegment},
+	} {
+		f.Add(uint64(i), uint8(i), s.kind, s.seg)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, segs uint8, kind string, seg int) {
+		tm := testgraph.RandomTemplate(rand.New(rand.NewPCG(seed, seed>>32)))
+		g, err := graph.Build(tm, 10*(1+int(segs)%12))
+		if err != nil {
+			t.Fatalf("Build of a valid template: %v", err)
+		}
+		if i, err := strconv.Atoi(strings.TrimPrefix(kind, "#")); err == nil && strings.HasPrefix(kind, "#") && i >= 0 {
+			kind = tm.Kinds[i%len(tm.Kinds)].Name
+		}
+		id := graph.ID{Kind: kind, Segment: seg}
+		n, err := g.Node(id)
+		n2, err2 := g.Node(id)
+		if n != n2 || fmt.Sprint(err) != fmt.Sprint(err2) {
+			t.Fatalf("Node(%+v) = %d, %v, then %d, %v", id, n, err, n2, err2)
+		}
+		if err != nil {
+			var ie *graph.IDError
+			switch msg := err.Error(); {
+			case !errors.As(err, &ie) || !errors.Is(err, graph.ErrUnknownNode) || errors.Is(err, graph.ErrMalformedID):
+				t.Fatalf("Node(%+v) = %v (%T): want an *IDError wrapping ErrUnknownNode", id, err, err)
+			case ie.ID != id.String():
+				t.Fatalf("Node(%+v): the error names %q, want %q", id, ie.ID, id.String())
+			case strings.Contains(msg, "\n") || len(msg) > 4096:
+				t.Fatalf("Node(%+v): message of %d bytes: %.300q", id, len(msg), msg)
+			case n != graph.None:
+				t.Fatalf("Node(%+v) = %d with an error", id, n)
+			}
+			for i := range g.Len() {
+				if g.ID(graph.Node(i)) == id {
+					t.Fatalf("Node(%+v) refused node %d: %v", id, i, err)
+				}
+			}
+			return
+		}
+		if !g.Contains(n) || g.ID(n) != id {
+			t.Fatalf("Node(%+v) = %d, whose ID is %+v", id, n, g.ID(n))
+		}
+		if m, err := g.Lookup(id.String()); err != nil || m != n {
+			t.Fatalf("Lookup(%q) = %d, %v: Node gave %d", id.String(), m, err, n)
 		}
 	})
 }
