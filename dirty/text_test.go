@@ -2,6 +2,7 @@ package dirty_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -51,20 +52,39 @@ func TestReasonText(t *testing.T) {
 }
 
 // FuzzText checks the text forms of Status and Reason: whatever parses
-// prints back the same, and nothing panics.
+// prints back the same; anything else is a *NameError wrapping
+// ErrUnknownName that names it, in one line of bounded length, and leaves
+// the value as it was; nothing panics.
 func FuzzText(f *testing.F) {
-	for _, s := range []string{"clean", "missing", "asset missing", "upstream", "", "Clean", "\x00"} {
+	for _, s := range []string{"clean", "missing", "asset missing", "upstream", "", "Clean", "\x00", strings.Repeat("x", 5000), "a\nb"} {
 		f.Add(s)
 	}
+	refused := func(t *testing.T, of, s string, err error) {
+		t.Helper()
+		var ne *dirty.NameError
+		require.ErrorAs(t, err, &ne, "%s %q", of, s)
+		require.ErrorIs(t, err, dirty.ErrUnknownName)
+		require.Equal(t, of, ne.Of)
+		require.Equal(t, s, ne.Name)
+		msg := err.Error()
+		require.NotContains(t, msg, "\n", "%s %q", of, s)
+		require.LessOrEqual(t, len(msg), 512, "%s %q: %.300s", of, s, msg)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
-		var st dirty.Status
-		if st.UnmarshalText([]byte(s)) == nil {
+		st := dirty.StatusRunning
+		if err := st.UnmarshalText([]byte(s)); err != nil {
+			refused(t, "status", s, err)
+			require.Equal(t, dirty.StatusRunning, st, "status after an error")
+		} else {
 			b, err := st.MarshalText()
 			require.NoError(t, err)
 			require.Equal(t, s, string(b))
 		}
-		var r dirty.Reason
-		if r.UnmarshalText([]byte(s)) == nil {
+		r := dirty.ReasonForced
+		if err := r.UnmarshalText([]byte(s)); err != nil {
+			refused(t, "reason", s, err)
+			require.Equal(t, dirty.ReasonForced, r, "reason after an error")
+		} else {
 			b, err := r.MarshalText()
 			require.NoError(t, err)
 			require.Equal(t, s, string(b))
