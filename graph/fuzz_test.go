@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -194,6 +195,75 @@ func FuzzTemplateUnmarshalJSON(f *testing.F) {
 			if diff := cmp.Diff(graph.Lecture(), c.Template); diff != "" {
 				t.Fatalf("Unmarshal of %s = %v changed the template:\n%s", doc, cerr, diff)
 			}
+		}
+	})
+}
+
+// FuzzValidate makes a Template in Go, as a host may, from the fuzzer's
+// bytes: names of any bytes (split at "|", and used again as dependency
+// kinds and batch keys), any scope, any concurrency. Validate and Build
+// give the same answer, the same each time; an error is a template error
+// of one line and bounded length. A template of valid UTF-8 reads back
+// from its JSON with ParseTemplate with the same answer; a valid one
+// builds.
+func FuzzValidate(f *testing.F) {
+	f.Add("a|b", []byte{0, 0, 3, 1, 0, 0})
+	f.Add("script|asset:narration|asset:video", []byte{0, 0, 7, 5, 1, 0, 1, 1, 1, 2})
+	f.Add("a|a", []byte{1, 1})
+	f.Add("p|q", []byte{1, 0, 1, 1, 1, 3, 1, 1, 2, 0, 4})
+	f.Add("\xff|é|"+strings.Repeat("k", 300), []byte{2, 1, 9, 200})
+	scopes := []graph.Scope{graph.ScopeGlobal, graph.ScopeSameSegment, graph.ScopeAllSegments, graph.ScopePreviousSegment, "", "Global"}
+	f.Fuzz(func(t *testing.T, names string, spec []byte) {
+		parts := strings.Split(names, "|")
+		if len(parts) > 12 {
+			parts = parts[:12]
+		}
+		next := func() int {
+			if len(spec) == 0 {
+				return 0
+			}
+			b := spec[0]
+			spec = spec[1:]
+			return int(b)
+		}
+		var tm graph.Template
+		for _, name := range parts {
+			flags := next()
+			kd := graph.Kind{Name: name, PerSegment: flags&1 != 0, Concurrency: flags>>5 - 1}
+			if flags&2 != 0 {
+				kd.BatchKey = parts[(flags>>2)%len(parts)]
+			}
+			for range next() % 4 {
+				kd.Deps = append(kd.Deps, graph.Dep{Kind: parts[next()%len(parts)], Scope: scopes[next()%len(scopes)]})
+			}
+			tm.Kinds = append(tm.Kinds, kd)
+		}
+		err := tm.Validate()
+		if again := tm.Clone().Validate(); fmt.Sprint(again) != fmt.Sprint(err) {
+			t.Fatalf("Validate(%+v) = %v, then %v", tm, err, again)
+		}
+		g, berr := graph.Build(tm, 20)
+		if fmt.Sprint(berr) != fmt.Sprint(err) || (berr == nil) != (g != nil) {
+			t.Fatalf("Validate(%+v) = %v, Build %v", tm, err, berr)
+		}
+		if err != nil {
+			checkTemplateError(t, err)
+		} else if got := g.Template(); cmp.Diff(tm, got, cmpopts.EquateEmpty()) != "" {
+			t.Fatalf("Build(%+v) holds %+v", tm, got)
+		}
+		if !utf8.ValidString(names) {
+			return // JSON would read another template
+		}
+		data, merr := json.Marshal(tm)
+		if merr != nil {
+			t.Fatal(merr)
+		}
+		back, perr := graph.ParseTemplate(data)
+		switch {
+		case fmt.Sprint(perr) != fmt.Sprint(err):
+			t.Fatalf("Validate(%+v) = %v, ParseTemplate(%s) %v", tm, err, data, perr)
+		case err == nil && cmp.Diff(tm, back, cmpopts.EquateEmpty()) != "":
+			t.Fatalf("ParseTemplate(%s) = %+v, from %+v", data, back, tm)
 		}
 	})
 }
