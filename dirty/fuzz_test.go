@@ -3,7 +3,10 @@ package dirty_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -166,6 +169,79 @@ func FuzzCompute(f *testing.F) {
 			if s.Explain(node) == "" {
 				t.Fatalf("%s: no explanation", g.NodeID(node))
 			}
+		}
+	})
+}
+
+// FuzzNewStates makes the states of n nodes and sets them from the
+// fuzzer's bytes (node, status in or out of range, and whether the state
+// has more than a status), against a model: Len, Get, Status and Count
+// agree with it after each Set, and a Clone is equal and independent. A
+// negative n is a caller's mistake: a panic that says so, prefixed
+// "dirty:", never a runtime error.
+func FuzzNewStates(f *testing.F) {
+	f.Add(0, []byte{})
+	f.Add(3, []byte{0, 1, 0, 2, 9, 1, 1, 3, 0, 0, 1, 1})
+	f.Add(1, []byte{0, 255, 1})
+	f.Add(-1, []byte{})
+	f.Fuzz(func(t *testing.T, n int, ops []byte) {
+		if n > 1<<12 {
+			return // the memory is the caller's
+		}
+		if n < 0 {
+			defer func() {
+				msg := fmt.Sprint(recover())
+				if !strings.HasPrefix(msg, "dirty: ") || !strings.Contains(msg, strconv.Itoa(n)) {
+					t.Fatalf("NewStates(%d) panicked with %q: want a dirty: panic naming %d", n, msg, n)
+				}
+			}()
+		}
+		s := dirty.NewStates(n)
+		if n < 0 {
+			t.Fatalf("NewStates(%d) = %+v, without a panic", n, s)
+		}
+		model := make([]dirty.State, n)
+		check := func(s *dirty.States) {
+			t.Helper()
+			var counts [8]int
+			if s.Len() != n {
+				t.Fatalf("Len %d, want %d", s.Len(), n)
+			}
+			for i, want := range model {
+				counts[want.Status]++
+				if got := s.Get(graph.Node(i)); got != want || s.Status(graph.Node(i)) != want.Status {
+					t.Fatalf("node %d: Get %+v, Status %v; want %+v", i, got, s.Status(graph.Node(i)), want)
+				}
+			}
+			for st := range dirty.Status(8) {
+				if s.Count(st) != counts[st] {
+					t.Fatalf("Count(%v) = %d, want %d", st, s.Count(st), counts[st])
+				}
+			}
+		}
+		check(s)
+		var clone *dirty.States
+		var cloned []dirty.State
+		for len(ops) >= 3 && n > 0 {
+			node := graph.Node(int(ops[0]) % n)
+			st := dirty.State{Status: dirty.Status(ops[1] % 8)}
+			if ops[2]&1 != 0 {
+				st.Rev, st.AssetRef = int64(ops[2]), "ref"
+			}
+			ops = ops[3:]
+			s.Set(node, st)
+			if st.Status > dirty.StatusCancelled {
+				st.Status = dirty.StatusDirty
+			}
+			model[node] = st
+			check(s)
+			if clone == nil && len(ops)%2 == 0 {
+				clone, cloned = s.Clone(), slices.Clone(model)
+			}
+		}
+		if clone != nil {
+			model = cloned
+			check(clone)
 		}
 	})
 }

@@ -136,8 +136,13 @@ type States struct {
 	counts [numStatus]int
 }
 
-// NewStates returns the states of n nodes, all missing.
+// NewStates returns the states of n nodes, all missing. n is a graph's
+// Len; a negative n is a caller's mistake, and NewStates panics, saying
+// so.
 func NewStates(n int) *States {
+	if n < 0 {
+		panic(fmt.Sprintf("dirty: NewStates(%d): a count of nodes is at least 0; use the graph's Len", n))
+	}
 	s := &States{status: make([]Status, n)}
 	s.counts[StatusMissing] = n
 	return s
