@@ -11,7 +11,10 @@ import (
 // index than the node. A Node is meaningful only with the graph that made it.
 type Node int32
 
-// None is the Node of no node.
+// None is the Node of no node. [Graph.ID], [Graph.NodeID] and
+// [Graph.AppendID] give it no ID (an empty one), and [Graph.Contains]
+// reports false; the methods whose doc says "n must be a node of g", such
+// as [Graph.Deps] and [Graph.KindOf], must not be given it.
 const None Node = -1
 
 // Limits of [Options].
@@ -347,8 +350,14 @@ func (g *Graph) SegmentOf(n Node) int {
 	return int(n - g.starts[p])
 }
 
-// ID returns n's ID. n must be a node of g.
+// ID returns n's ID. For a Node that is not a node of g, such as [None]
+// (the From of a node's own reason in package dirty) or one of another
+// graph past g's end, it returns ID{Segment: NoSegment}: an empty Kind,
+// whose String is "". It never returns another node's ID.
 func (g *Graph) ID(n Node) ID {
+	if !g.Contains(n) {
+		return ID{Segment: NoSegment}
+	}
 	p := g.position(n)
 	kd := &g.tmpl.kinds[g.tmpl.layout[p]]
 	if !kd.PerSegment {
@@ -357,10 +366,12 @@ func (g *Graph) ID(n Node) ID {
 	return ID{Kind: kd.Name, Segment: int(n - g.starts[p])}
 }
 
-// NodeID returns n's ID in text form. It allocates; [Graph.AppendID] does not.
+// NodeID returns n's ID in text form, or "" for a Node that is not a node
+// of g, such as [None]. It allocates; [Graph.AppendID] does not.
 func (g *Graph) NodeID(n Node) string { return g.ID(n).String() }
 
-// AppendID appends n's ID in text form to b.
+// AppendID appends n's ID in text form to b: nothing for a Node that is
+// not a node of g, such as [None].
 func (g *Graph) AppendID(b []byte, n Node) []byte { return g.ID(n).Append(b) }
 
 // Node returns the node with the given ID, or an [*IDError] wrapping

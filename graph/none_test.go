@@ -1,0 +1,45 @@
+package graph_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/regengraph/regen/graph"
+)
+
+// TestIDOfANodeNotInTheGraph: Graph.ID, NodeID and AppendID of a node
+// that is not in the graph, such as graph.None (a dirty.Why's From for a
+// node with a reason of its own), give no ID. They gave a real node's:
+// None the first node's ("script"), Len() the last node's or a segment
+// past the end, so a host that logged g.NodeID(why.From) wrote a wrong
+// audit trail, silently.
+func TestIDOfANodeNotInTheGraph(t *testing.T) {
+	perSegment := graph.Template{Kinds: []graph.Kind{
+		{Name: "transcript", PerSegment: true},
+		{Name: "voice", PerSegment: true, Deps: []graph.Dep{{Kind: "transcript", Scope: graph.ScopeSameSegment}}},
+	}}
+	for _, tc := range []struct {
+		name string
+		tmpl graph.Template
+	}{
+		{"lecture: global first and last kinds", graph.Lecture()},
+		{"per-segment first and last kinds", perSegment},
+	} {
+		g := mustBuild(t, tc.tmpl, 30)
+		for _, n := range []graph.Node{graph.None, -5, graph.Node(g.Len()), graph.Node(g.Len() + 1), -1 << 31, 1<<31 - 1} {
+			t.Run(fmt.Sprintf("%s/node %d", tc.name, n), func(t *testing.T) {
+				assert.Equal(t, graph.ID{Segment: graph.NoSegment}, g.ID(n))
+				assert.Equal(t, "", g.NodeID(n))
+				assert.Equal(t, "x", string(g.AppendID([]byte("x"), n)))
+			})
+		}
+		// The nodes of the graph keep their IDs.
+		for _, n := range []graph.Node{0, graph.Node(g.Len() - 1)} {
+			m, err := g.Lookup(g.NodeID(n))
+			assert.NoError(t, err, tc.name)
+			assert.Equal(t, n, m, tc.name)
+		}
+	}
+}
