@@ -150,7 +150,7 @@ func TestUnmarshalJSONRefuses(t *testing.T) {
 		{"stage index repeated", `{"stages":[{"index":0,"groups":[` + single("asset:music") + `]},{"index":0,"groups":[` + single("timeline") + `]}]}`, "stage 1: index 0: stages are numbered"},
 		{"negative index", `{"stages":[{"index":-1,"groups":[` + single("timeline") + `]}]}`, "stage 0: index -1:"},
 		{"empty stage", stages(single("asset:music"), ``, single("timeline")), "stage 1: no groups: a stage holds at least one group"},
-		{"unknown node", stages(narr("asset:narration:segment[3]")), `stage 0 group 0: graph: unknown node "asset:narration:segment[3]": segment 3 is out of range`},
+		{"unknown node", stages(narr("asset:narration:segment[3]")), `stage 0 group 0: node "asset:narration:segment[3]" is not in this graph of 12 nodes: the plan was likely made for another graph (another duration or template): graph: unknown node "asset:narration:segment[3]": segment 3 is out of range`},
 		{"unknown kind", stages(single("asset:sound")), `graph: unknown node "asset:sound"`},
 		{"malformed node", stages(narr("asset:narration:segment[01]")), `graph: malformed node ID "asset:narration:segment[01]"`},
 		{"node twice in a group", stages(grp("batch", "asset:narration", 4, "asset:narration:segment[1]", "asset:narration:segment[1]")), `node "asset:narration:segment[1]" appears twice in the plan, first in stage 0 group 0: each node is in one group at most`},
@@ -239,10 +239,10 @@ func TestPlanError(t *testing.T) {
 	assert.Equal(t, 0, pe.Stage)
 	assert.Equal(t, 1, pe.Group)
 	assert.Equal(t, "asset:sound", pe.Node)
-	assert.Empty(t, pe.Problem)
+	assert.Equal(t, `node "asset:sound" is not in this graph of 12 nodes: the plan was likely made for another graph (another duration or template)`, pe.Problem)
 	require.ErrorIs(t, pe, graph.ErrUnknownNode)
 	require.ErrorIs(t, pe, planner.ErrInvalidPlan)
-	assert.Equal(t, `planner: invalid plan: stage 0 group 1: graph: unknown node "asset:sound": the template has no kind "asset:sound": its kinds are script, asset:narration, asset:image, asset:video, asset:music, timeline`, pe.Error())
+	assert.Equal(t, `planner: invalid plan: stage 0 group 1: node "asset:sound" is not in this graph of 12 nodes: the plan was likely made for another graph (another duration or template): graph: unknown node "asset:sound": the template has no kind "asset:sound": its kinds are script, asset:narration, asset:image, asset:video, asset:music, timeline`, pe.Error())
 
 	pe = decode(`{"stages":[{"index":0,"groups":[{"kind":"single","nodes":["asset:music"]}]}]}`)
 	assert.Equal(t, planner.PlanError{Stage: 0, Group: 0, Node: "asset:music",

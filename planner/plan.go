@@ -627,7 +627,11 @@ var planForm = func() *strictjson.Object {
 //   - a batch has a batchKey and a concurrency of at least 1, which are
 //     those of each of its nodes' kinds, and a stage has one batch per
 //     key at most;
-//   - every node is a node of the graph, and in one group at most;
+//   - every node is a node of the graph, and in one group at most: a
+//     well-formed ID of no node of it, as in a plan stored for a longer
+//     lecture or another template, is refused with a Problem that names
+//     it and says that the plan was likely made for another graph, and
+//     an Err wrapping graph.ErrUnknownNode;
 //   - a group's nodes are in template-kind order, then by segment, and a
 //     stage's groups in that order of their first nodes;
 //   - a node's stage is 0 if it depends on no node of the plan, and
@@ -643,7 +647,10 @@ var planForm = func() *strictjson.Object {
 // holds it ("stages[0].groups[1]") and the keys that object allows. A
 // nesting deeper than 10,000 levels, as for encoding/json, and more
 // stages, groups or nodes than the graph has nodes are refused before
-// the plan is decoded, so that the memory used is about the size of data.
+// the plan is decoded, so that the memory used is about the size of data;
+// the error then names the first node entry, if any comes before that
+// count is passed, that is not in the graph or repeats another, as
+// decoding would.
 // JSON null leaves p as it is, as encoding/json does for a null value. On
 // error p is unchanged. It costs O((D + E) log D) for D nodes with E
 // edges to or from them.
@@ -669,6 +676,13 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 		return &PlanError{Stage: -1, Group: -1, Problem: "data after the plan object: want one JSON object"}
 	}
 	if err := checkCounts(raw, p.Graph.Len()); err != nil {
+		// More entries than the graph has nodes: the plan holds a node
+		// that is not in it, or one twice, within its first v+1 node
+		// entries. A stored plan of a graph since made shorter (or of
+		// another template) is the common case; name the node.
+		if e := firstBadNode(raw, p.Graph, err.(*PlanError)); e != nil {
+			return e
+		}
 		return err
 	}
 	// encoding/json matches keys whatever their case and keeps the last of
@@ -692,7 +706,6 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 		ka, kb := g.KindOf(a), g.KindOf(b)
 		return ka < kb || ka == kb && a < b
 	}
-	type place struct{ stage, group int }
 	at := make(map[graph.Node]place)
 	var stages []Stage // nil for no stages, as New makes it
 	if len(in.Stages) > 0 {
@@ -744,7 +757,7 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 			for i, id := range ids {
 				n, err := g.Lookup(id)
 				if err != nil {
-					return &PlanError{Stage: si, Group: gi, Node: id, Err: err}
+					return lookupError(si, gi, id, g.Len(), err)
 				}
 				if first, dup := at[n]; dup {
 					return bad(id, "node %q appears twice in the plan, first in stage %d group %d: each node is in one group at most", id, first.stage, first.group)
@@ -870,6 +883,104 @@ func checkCounts(raw []byte, v int) error {
 		}
 		return nil
 	})
+}
+
+// lookupError is the error of node entry id, in stage si and group gi,
+// that graph.Lookup refused with err on a graph of v nodes. A
+// well-formed ID that names no node of the graph is most likely a node
+// of the graph the plan was made for: a longer lecture, or another
+// template.
+func lookupError(si, gi int, id string, v int, err error) *PlanError {
+	e := &PlanError{Stage: si, Group: gi, Node: id, Err: err}
+	if errors.Is(err, graph.ErrUnknownNode) {
+		e.Problem = fmt.Sprintf("node %s is not in this graph of %s: the plan was likely made for another graph (another duration or template)", quoteValue(id), count(v, "node"))
+	}
+	return e
+}
+
+// place is where a node entry of a plan's JSON is: its stage and group.
+type place struct{ stage, group int }
+
+// firstBadNode returns the error of the first node entry of raw, in
+// order, that is well formed but not a node of g, or that repeats an
+// earlier entry, if it comes no later than where countErr, the error of
+// [checkCounts], is; or nil when there is none, or when a malformed or
+// non-string entry comes first. It reads raw's tokens once, as
+// checkCounts does, and stops after g.Len()+1 node entries, among which
+// a plan whose node entries outnumber g's nodes has such an entry or a
+// malformed one. It holds a frame for each level of nesting and an entry
+// for each node seen: memory about the size of raw.
+func firstBadNode(raw []byte, g *graph.Graph, countErr *PlanError) error {
+	// within reports whether stage si, group gi comes no later than
+	// countErr's place: its group, or, for a stage (Group -1), before it.
+	within := func(si, gi int) bool {
+		return si < countErr.Stage || si == countErr.Stage && gi <= countErr.Group
+	}
+	type frame struct {
+		object  bool
+		key     string // an object's current key
+		inValue bool   // an object's key was read, its value not yet
+		count   int    // an array's elements so far
+	}
+	var stack []frame
+	// nodeList reports whether the innermost frame is the array of
+	// "nodes" of a group of a stage of "stages", as checkCounts counts it.
+	nodeList := func() bool {
+		return len(stack) == 6 && stack[0].key == "stages" && stack[2].key == "groups" && stack[4].key == "nodes"
+	}
+	seen := make(map[graph.Node]place)
+	entries, v := 0, g.Len()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end of raw, which holds one value
+		}
+		n := len(stack)
+		if n > 0 && stack[n-1].object && !stack[n-1].inValue {
+			if key, ok := tok.(string); ok {
+				stack[n-1].key, stack[n-1].inValue = key, true
+				continue
+			}
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:n-1]
+		} else {
+			if n > 0 && !stack[n-1].object {
+				stack[n-1].count++
+			}
+			if nodeList() {
+				si, gi := stack[1].count-1, stack[3].count-1
+				id, ok := tok.(string)
+				if !ok || !within(si, gi) {
+					return nil // decoding refuses it, or the count comes first
+				}
+				if entries++; entries > v+1 {
+					return nil
+				}
+				node, err := g.Lookup(id)
+				switch {
+				case errors.Is(err, graph.ErrUnknownNode):
+					return lookupError(si, gi, id, v, err)
+				case err != nil:
+					return nil // malformed: the count error stands
+				}
+				if first, dup := seen[node]; dup {
+					return &PlanError{Stage: si, Group: gi, Node: id, Problem: fmt.Sprintf("node %q appears twice in the plan, first in stage %d group %d: each node is in one group at most", id, first.stage, first.group)}
+				}
+				seen[node] = place{si, gi}
+			}
+			if d, ok := tok.(json.Delim); ok { // '{' or '['
+				stack = append(stack, frame{object: d == '{'})
+				continue
+			}
+		}
+		// A value ended: its object expects a key again.
+		if n = len(stack); n == 0 {
+			return nil
+		}
+		stack[n-1].inValue = false
+	}
 }
 
 // maxValueLen is the length of the longest valid batch key or node ID: a
