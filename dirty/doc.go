@@ -24,7 +24,9 @@
 // Nothing else is in the set. Nil states mean a new graph: every node is
 // never generated. A mark that names a malformed or unknown node, or has
 // a reason that cannot be marked, is a [*MarkError] wrapping
-// [ErrInvalidMark], and nothing is computed.
+// [ErrInvalidMark], and nothing is computed; so is a nil or zero graph,
+// with an error wrapping [ErrNoGraph]. Nothing in this package panics on
+// input: [NewStates] of a negative count gives the states of no node.
 //
 // # Why
 //

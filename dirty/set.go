@@ -133,6 +133,9 @@ var (
 	ErrInvalidMark = errors.New("dirty: invalid mark")
 	// ErrStatesMismatch: the states do not have one entry per node.
 	ErrStatesMismatch = errors.New("dirty: states do not match the graph")
+	// ErrNoGraph: the graph is nil, or a zero graph.Graph that no
+	// graph.Build made.
+	ErrNoGraph = errors.New("dirty: no graph")
 )
 
 // MarkError reports a mark that [Compute] refused.
@@ -189,14 +192,18 @@ type rootMark struct {
 // are marked, not clean, or clean with a missing asset, and every node
 // that depends on one of them, directly or not. Nothing else is in it.
 //
-// Marks are checked first; a bad one is a [*MarkError] and nothing is
-// computed. Compute is pure. It reads every node's status when some node
+// A nil graph, or a zero graph.Graph that no graph.Build made, is an
+// error wrapping [ErrNoGraph]. Marks are checked first; a bad one is a
+// [*MarkError] and nothing is computed. Compute is pure. It reads every node's status when some node
 // is not clean or Input.AssetExists is set (which it then calls for every
 // clean node that no edited, forced or asset missing mark covers: O(V)
 // calls). Otherwise it costs
 // O(D + E_D + V/64) for D nodes in the set with E_D edges leaving them.
 // It never allocates per node outside the set, except one bit.
 func Compute(g *graph.Graph, in Input) (*Set, error) {
+	if err := checkGraph(g, "Compute"); err != nil {
+		return nil, err
+	}
 	v := g.Len()
 	if in.States != nil && in.States.Len() != v {
 		return nil, fmt.Errorf("%w: %s for %s; make them with NewStates(g.Len()), one per node", ErrStatesMismatch, count(in.States.Len(), "state"), count(v, "node"))
@@ -310,6 +317,16 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 		}
 	}
 	return s, nil
+}
+
+// checkGraph returns an error wrapping ErrNoGraph, for the function
+// named fn, when g is nil or a zero Graph, which has no nodes: every
+// graph that graph.Build makes has one at least.
+func checkGraph(g *graph.Graph, fn string) error {
+	if g == nil || g.Len() == 0 {
+		return fmt.Errorf("%w: %s needs a graph made by graph.Build, not nil or a zero graph.Graph", ErrNoGraph, fn)
+	}
+	return nil
 }
 
 // count returns n and a noun, plural unless n is 1.

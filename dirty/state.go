@@ -136,13 +136,11 @@ type States struct {
 	counts [numStatus]int
 }
 
-// NewStates returns the states of n nodes, all missing. n is a graph's
-// Len; a negative n is a caller's mistake, and NewStates panics, saying
-// so.
+// NewStates returns the states of n nodes, all missing. An n below 0
+// gives the states of no node, as 0 does: Compute then refuses them for
+// any graph with [ErrStatesMismatch].
 func NewStates(n int) *States {
-	if n < 0 {
-		panic(fmt.Sprintf("dirty: NewStates(%d): a count of nodes is at least 0; use the graph's Len", n))
-	}
+	n = max(n, 0)
 	s := &States{status: make([]Status, n)}
 	s.counts[StatusMissing] = n
 	return s

@@ -278,8 +278,14 @@ func (g *Graph) rules(dst []rule, ds []rdep) []rule {
 // Segments returns the number of segments.
 func (g *Graph) Segments() int { return g.segments }
 
-// Len returns the number of nodes.
-func (g *Graph) Len() int { return int(g.starts[len(g.starts)-1]) }
+// Len returns the number of nodes: 0 for a zero Graph, which no [Build]
+// made (every graph Build makes has one node at least).
+func (g *Graph) Len() int {
+	if len(g.starts) == 0 {
+		return 0
+	}
+	return int(g.starts[len(g.starts)-1])
+}
 
 // Edges returns the number of dependency edges.
 func (g *Graph) Edges() int { return len(g.deps) }

@@ -43,3 +43,15 @@ func TestIDOfANodeNotInTheGraph(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroGraph: a zero Graph, which no Build made, has no nodes and
+// names none; Len panicked with an index out of range, and so did
+// dirty.Compute given one.
+func TestZeroGraph(t *testing.T) {
+	var g graph.Graph
+	assert.Equal(t, 0, g.Len())
+	assert.False(t, g.Contains(0))
+	assert.Equal(t, "", g.NodeID(0))
+	_, err := graph.Build(graph.Template{}, 10)
+	assert.ErrorIs(t, err, graph.ErrInvalidTemplate, "every graph Build makes has a node")
+}

@@ -76,8 +76,13 @@ type Plan struct {
 // New returns the plan of a dirty set. It is deterministic: groups in
 // template-kind order, nodes by kind then segment index. It costs
 // O(D + E_D + S·K) for D nodes with E_D edges among them, S stages and K
-// kinds, and never looks at nodes outside the set.
+// kinds, and never looks at nodes outside the set. New(nil), like New of
+// a zero dirty.Set, returns an empty plan with no Graph: no stages, a
+// lower bound of 0, and JSON encoding refuses it with [ErrNoGraph].
 func New(set *dirty.Set) *Plan {
+	if set == nil {
+		return &Plan{}
+	}
 	g := set.Graph()
 	nodes := set.Nodes()
 	p := &Plan{Graph: g, set: set, nodes: nodes}
