@@ -21,6 +21,12 @@
 //     [Input.AssetExists], reports missing;
 //   - every node that depends on one of them, directly or not.
 //
+// Compute trusts a clean status. [StaleInputs] gives a mark of
+// [ReasonInputsChanged] for each clean node whose recorded input hash is
+// not that of its inputs now (a dependency regenerated after it was
+// made, or a graph of another shape), as the executor does at a run's
+// start.
+//
 // Nothing else is in the set. Nil states mean a new graph: every node is
 // never generated. A mark that names a malformed or unknown node, or has
 // a reason that cannot be marked, is a [*MarkError] wrapping

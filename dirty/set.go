@@ -204,10 +204,10 @@ func Compute(g *graph.Graph, in Input) (*Set, error) {
 	if err := checkGraph(g, "Compute"); err != nil {
 		return nil, err
 	}
-	v := g.Len()
-	if in.States != nil && in.States.Len() != v {
-		return nil, fmt.Errorf("%w: %s for %s; make them with NewStates(g.Len()), one per node", ErrStatesMismatch, count(in.States.Len(), "state"), count(v, "node"))
+	if err := checkStates(g, in.States); err != nil {
+		return nil, err
 	}
+	v := g.Len()
 	marks := make([]rootMark, 0, len(in.Marks))
 	for i, m := range in.Marks {
 		if m.Reason != ReasonEdited && m.Reason != ReasonForced && m.Reason != ReasonAssetMissing && m.Reason != ReasonInputsChanged {

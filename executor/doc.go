@@ -72,8 +72,9 @@
 // unchanged output stops the regeneration downstream. The comparison
 // needs only the dependencies' output hashes, from their states: a node
 // that keeps its result reads none of its dependencies' assets. At the
-// start of a run the same comparison finds the clean nodes whose dependencies
-// changed since they were made (a lecture made longer or shorter changes
+// start of a run the same comparison ([dirty.StaleInputs], which a host
+// with a runner of its own calls too) finds the clean nodes whose
+// dependencies changed since they were made (a lecture made longer or shorter changes
 // the timeline's; a new template may change any kind's): they are forced,
 // so a graph rebuilt on the same key never keeps results made from other
 // inputs. [Executor.Plan] shows them before anything runs.

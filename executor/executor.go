@@ -1285,44 +1285,6 @@ func statesOf(g *graph.Graph, snap Snapshot) *dirty.States {
 	return st
 }
 
-// staleInputs returns the clean nodes, with clean dependencies, whose
-// recorded input hash is not the hash of their dependencies' outputs: the
-// graph's dependencies changed since they were made (the lecture's length
-// changed, for a node that depends on all segments, or the template
-// did). It costs one hash of each clean node's inputs: about 0.2 ms for
-// the 1,083 nodes of a 360-segment lecture, at the start of a run. Nodes
-// with a dependency not clean are left out: they are dirty through it
-// anyway.
-func staleInputs(g *graph.Graph, view *dirty.States) []graph.Node {
-	var (
-		stale  []graph.Node
-		hashes []string
-		buf    []byte
-	)
-	if view.Count(dirty.StatusClean) == 0 {
-		return nil // a new graph
-	}
-next:
-	for n := range graph.Node(g.Len()) {
-		if view.Status(n) != dirty.StatusClean {
-			continue
-		}
-		hashes = hashes[:0]
-		for _, d := range g.Deps(n) {
-			if view.Status(d) != dirty.StatusClean {
-				continue next
-			}
-			hashes = append(hashes, view.Get(d).OutputHash)
-		}
-		st := view.Get(n)
-		buf = dirty.AppendInputHash(buf[:0], st.Rev, hashes)
-		if string(buf) != st.InputHash {
-			stale = append(stale, n)
-		}
-	}
-	return stale
-}
-
 // planKinds returns the names of the kinds that have nodes in the plan.
 func planKinds(p *planner.Plan) []string {
 	g, nodes := p.Graph, p.Nodes()

@@ -621,11 +621,12 @@ func (e *Executor) load(ctx context.Context, runID, graphKey string) (Snapshot, 
 func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
 	view := statesOf(g, snap)
 	all := marks
-	if stale := staleInputs(g, view); len(stale) > 0 {
-		all = slices.Clip(marks)
-		for _, n := range stale {
-			all = append(all, dirty.Mark{ID: g.NodeID(n), Reason: dirty.ReasonInputsChanged})
-		}
+	stale, err := dirty.StaleInputs(g, view)
+	if err != nil {
+		return nil, nil, nil, err // not for a graph and its own states
+	}
+	if len(stale) > 0 {
+		all = append(slices.Clip(marks), stale...)
 	}
 	var lost map[graph.Node]bool
 	if !e.opts.SkipAssetCheck {
