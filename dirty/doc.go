@@ -30,17 +30,66 @@
 // Nothing else is in the set. Nil states mean a new graph: every node is
 // never generated. A mark that names a malformed or unknown node, or has
 // a reason that cannot be marked, is a [*MarkError] wrapping
-// [ErrInvalidMark], and nothing is computed; so is a nil or zero graph,
-// with an error wrapping [ErrNoGraph]. Nothing in this package panics on
-// input: [NewStates] of a negative count gives the states of no node.
+// [ErrInvalidMark], and nothing is computed; a nil or zero graph is an
+// error wrapping [ErrNoGraph], and nothing is computed either. Nothing in
+// this package panics on input: [NewStates] of a negative count gives the
+// states of no node.
+//
+// Compute is pure: it returns a set and changes no state. A mark of
+// [ReasonEdited] does not bump the node's [State].Rev, nor does any mark
+// clear an InputHash; that is for whoever runs the set (see below). A
+// node recorded [StatusRunning] is taken as interrupted by a crash
+// ([ReasonInterrupted]): Compute assumes that no run of the graph is
+// going on, so a runner does not compute a graph that it is running.
 //
 // # Why
 //
 // Every node of the set carries a [Why]: its own [Reason], the strongest
 // when several apply, or [ReasonUpstream] with the dependency it came from
-// (the lowest-indexed one in the set) and the root cause. [Set.Explain]
+// (the lowest-indexed one in the set) and the root cause. A node with a
+// reason of its own has a From of graph.None, which has no ID:
+// graph.Graph.NodeID gives "" for it. [Set.Explain]
 // says it in words ("upstream asset:narration:segment[3] edited") and
 // [Set.Chain] follows it back to the root.
+//
+// # Driving the core from your own runner
+//
+// The executor package runs plans with retries, stores and progress. A
+// host with a job runner of its own drives graph, dirty and planner
+// itself; ExampleStaleInputs and Example_ownRunner show it. Each round:
+//
+//  1. Build the graph ([graph.Build]) and load the states: [NewStates]
+//     of g.Len(), then [States.Set] of each stored state under its node
+//     ID ([graph.Graph.Lookup]). A stored ID the graph has not is left
+//     out; a node with no stored state stays missing.
+//  2. Call [StaleInputs], and add its marks to the host's own (edited,
+//     forced, asset missing).
+//  3. Call [Compute], with [Input.AssetExists] if the host checks its
+//     assets, then planner.New of the set.
+//  4. Before anything runs, save each node of the set as
+//     [StatusDirty], so that a crash leaves it dirty rather than clean,
+//     and with it, by its own [Why].Reason: for [ReasonEdited], Rev
+//     bumped (Compute does not bump it: without the bump, the node's
+//     input hash is the one its old result was made from, and the early
+//     cutoff of step 5 keeps that result); for [ReasonForced],
+//     [ReasonAssetMissing] and [ReasonInputsChanged], InputHash cleared
+//     (""), so that the cutoff cannot keep a result that must not be
+//     kept (a forced node's, a missing asset's, one made from other
+//     inputs). The executor does both at a run's start.
+//  5. Run the plan's stages in order, each stage's groups at once (a
+//     batch's nodes at most its Concurrency at a time), a stage once the
+//     one before it is done. Just before a node runs, compute
+//     [InputHash] of its Rev and its dependencies' OutputHash, in
+//     graph.Graph.Deps order, from the states as saved so far: if it
+//     equals the node's InputHash and its asset is still there, keep
+//     the result (early cutoff: an unchanged output then stops the
+//     regeneration downstream); otherwise generate it. Either way, save
+//     it [StatusClean] with that InputHash and the OutputHash and
+//     AssetRef of its result. A node that fails is saved
+//     [StatusFailed], and the nodes that depend on it are not run.
+//  6. Repeat from step 1 at the next edit, or after a crash: what a
+//     crash left running or dirty, and what was made from outputs saved
+//     since, is in the next round's set.
 //
 // # JSON
 //

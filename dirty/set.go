@@ -19,11 +19,18 @@ type Reason uint8
 // can be marked; the others come from recorded states and from
 // propagation.
 const (
-	// ReasonEdited: its parameters changed.
+	// ReasonEdited: its parameters changed. A mark of it does not bump
+	// the node's State.Rev: Compute changes no state. Whoever runs the
+	// set bumps and saves Rev before the node runs, as the executor does;
+	// else the node's input hash is unchanged and the early cutoff keeps
+	// its old result (see the package doc).
 	ReasonEdited Reason = iota + 1
-	// ReasonForced: regenerate even though nothing changed.
+	// ReasonForced: regenerate even though nothing changed. Whoever runs
+	// the set clears the node's State.InputHash first, as the executor
+	// does, so that no early cutoff by input hash keeps its result.
 	ReasonForced
-	// ReasonAssetMissing: recorded clean, but its asset is gone.
+	// ReasonAssetMissing: recorded clean, but its asset is gone. As for
+	// ReasonForced, no early cutoff may keep its result.
 	ReasonAssetMissing
 	// ReasonInputsChanged: recorded clean, but made from other inputs
 	// than its dependencies' outputs now: its dependencies changed (a
@@ -32,6 +39,8 @@ const (
 	// ReasonFailed: its last attempt failed.
 	ReasonFailed
 	// ReasonInterrupted: recorded running when no run was (a crash).
+	// Compute takes every node recorded StatusRunning so: it assumes that
+	// no run of the graph is going on.
 	ReasonInterrupted
 	// ReasonCancelled: a cancelled run interrupted it.
 	ReasonCancelled

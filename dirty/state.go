@@ -23,7 +23,7 @@ const (
 	// StatusDirty: it must be regenerated (an edit, or a result superseded).
 	StatusDirty
 	// StatusRunning: a run is generating it. Found at rest, it means a run
-	// was interrupted.
+	// was interrupted: [Compute] takes it so ([ReasonInterrupted]).
 	StatusRunning
 	// StatusFailed: its last attempt failed.
 	StatusFailed
@@ -69,6 +69,8 @@ type State struct {
 	// Status is where the node stands.
 	Status Status `json:"status"`
 	// Rev is the revision of the node's own parameters; an edit bumps it.
+	// A mark of [ReasonEdited] does not: the executor, or a host's own
+	// runner, bumps and saves it before the node runs.
 	Rev int64 `json:"rev"`
 	// InputHash is the [InputHash] that the last good result was made from.
 	InputHash string `json:"inputHash,omitempty"`
