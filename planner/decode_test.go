@@ -70,6 +70,14 @@ func TestUnmarshalJSONOfAPlanForAnotherGraph(t *testing.T) {
 			stage: 12, group: -1, node: "",
 			msg: `planner: invalid plan: stage 12: more than 12 stages`,
 		},
+		{
+			// Only the strings of a group's "nodes" array are node
+			// entries, as checkCounts counts them.
+			name:  "an ID in an object, not in a nodes array",
+			data:  `{"stages":[{"groups":[{"kind":"single","nodes":{"x":"asset:sound"}}` + strings.Repeat(`,{}`, 12) + `]}]}`,
+			stage: 0, group: 12, node: "",
+			msg: `planner: invalid plan: stage 0 group 12: more than 12 groups`,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := &planner.Plan{Graph: short}

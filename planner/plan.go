@@ -685,8 +685,10 @@ func (p *Plan) UnmarshalJSON(data []byte) error {
 		// that is not in it, or one twice, within its first v+1 node
 		// entries. A stored plan of a graph since made shorter (or of
 		// another template) is the common case; name the node.
-		if e := firstBadNode(raw, p.Graph, err.(*PlanError)); e != nil {
-			return e
+		if pe, ok := err.(*PlanError); ok {
+			if e := firstBadNode(raw, p.Graph, pe); e != nil {
+				return e
+			}
 		}
 		return err
 	}
@@ -931,7 +933,15 @@ func firstBadNode(raw []byte, g *graph.Graph, countErr *PlanError) error {
 	// nodeList reports whether the innermost frame is the array of
 	// "nodes" of a group of a stage of "stages", as checkCounts counts it.
 	nodeList := func() bool {
-		return len(stack) == 6 && stack[0].key == "stages" && stack[2].key == "groups" && stack[4].key == "nodes"
+		if len(stack) != 6 {
+			return false
+		}
+		for i, f := range stack {
+			if f.object != (i%2 == 0) {
+				return false
+			}
+		}
+		return stack[0].key == "stages" && stack[2].key == "groups" && stack[4].key == "nodes"
 	}
 	seen := make(map[graph.Node]place)
 	entries, v := 0, g.Len()
