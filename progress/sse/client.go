@@ -116,12 +116,33 @@ type ClientOptions struct {
 	// The time the callback given to [Client.Stream] takes does not
 	// count, nor the wait for the response's headers, which a [Handler]
 	// holds back until a run's first event (see
-	// [HandlerOptions].EmptyRunTimeout): that wait is the HTTPClient's.
+	// [HandlerOptions].EmptyRunTimeout): that wait is HeaderTimeout's.
 	// A negative value turns the timeout off. A positive value below 1ms
 	// (a number without its unit, 45 meant as 45s) is refused: Stream
 	// returns an error wrapping [ErrInvalidOptions]. Default: 45s.
 	IdleTimeout time.Duration
+	// HeaderTimeout bounds the wait for a response's headers, from the
+	// request's start: a server that accepts the request and never
+	// answers it (a stuck handler or proxy, a host gone after the
+	// connection was made) ends [Client.Stream] with an error wrapping
+	// [ErrHeaderTimeout], as a proxy's 504 Gateway Timeout would end it,
+	// rather than hold it until ctx ends. A [Handler] holds the headers
+	// back until a run's first event, up to its
+	// [HandlerOptions].EmptyRunTimeout: set HeaderTimeout above that
+	// (the default is above the 60s of a proxy's read timeout, which the
+	// EmptyRunTimeout is to stay below), or negative for no bound, for a
+	// Handler without an EmptyRunTimeout, which holds them for as long as
+	// the run has no event. The stream's time, once open, is
+	// IdleTimeout's. A positive value below 1ms (a number without its
+	// unit, 90 meant as 90s) is refused: Stream returns an error wrapping
+	// [ErrInvalidOptions]. Default: 90s.
+	HeaderTimeout time.Duration
 }
+
+// ErrHeaderTimeout ends [Client.Stream] when a response's headers did
+// not come within [ClientOptions].HeaderTimeout: the server took the
+// request and never answered it. The error names the timeout.
+var ErrHeaderTimeout = errors.New("sse: no response headers in time")
 
 // MinRetry is the shortest delay a [Client] waits before reconnecting,
 // whatever the server's retry field or ClientOptions.Retry says: a retry
@@ -140,6 +161,11 @@ const defaultMaxBackoff = 30 * time.Second
 // the handler's default keep-alive, so that a quiet stream of a Handler
 // may lose two keep-alive comments, or have them late, and stay open.
 const defaultIdleTimeout = 45 * time.Second
+
+// defaultHeaderTimeout is ClientOptions.HeaderTimeout's default: above
+// the 60s read timeout of a proxy (nginx's proxy_read_timeout), which a
+// Handler's EmptyRunTimeout is to stay below.
+const defaultHeaderTimeout = 90 * time.Second
 
 // Client reads an event stream and reconnects as a browser's EventSource
 // does: after a dropped connection it waits the retry delay and sends the
@@ -170,7 +196,10 @@ const defaultIdleTimeout = 45 * time.Second
 // (45 s by default; a [Handler] writes a keep-alive comment every 15 s)
 // counts as dropped: the client closes it and reconnects as above, so
 // that it notices a connection that died without a word (the server's
-// host gone, a NAT that forgot it).
+// host gone, a NAT that forgot it). A request whose response's headers
+// do not come within ClientOptions.HeaderTimeout (90 s by default) ends
+// [Client.Stream] with an error wrapping [ErrHeaderTimeout], as a
+// proxy's 504 Gateway Timeout ends it.
 //
 // A response of 503 Service Unavailable or 429 Too Many Requests (what
 // [Handler] answers beyond its MaxStreams) is passing, unlike for
@@ -191,6 +220,7 @@ type Client struct {
 	header     http.Header
 	maxBackoff time.Duration
 	idle       time.Duration  // < 0: no idle timeout
+	headers    time.Duration  // < 0: no bound on the wait for a response's headers
 	optErr     error          // ClientOptions refused: Stream returns it
 	rand       func() float64 // the jitter's draw, in [0, 1)
 
@@ -201,12 +231,12 @@ type Client struct {
 }
 
 // NewClient returns a Client for url. Options it refuses (a Retry,
-// MaxBackoff or IdleTimeout below 1ms but positive) make every
+// MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive) make every
 // [Client.Stream] return an error wrapping [ErrInvalidOptions], without
 // connecting.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: opts.Header.Clone(), lastID: opts.LastEventID, retry: opts.Retry,
-		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, rand: rand.Float64}
+		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, headers: opts.HeaderTimeout, rand: rand.Float64}
 	for _, o := range []struct {
 		name    string
 		value   time.Duration
@@ -216,6 +246,7 @@ func NewClient(url string, opts ClientOptions) *Client {
 		{"Retry", opts.Retry, "3 * time.Second, not 3", "0 for the default"},
 		{"MaxBackoff", opts.MaxBackoff, "30 * time.Second, not 30", "0 for the default"},
 		{"IdleTimeout", opts.IdleTimeout, "45 * time.Second, not 45", "a negative one for no timeout"},
+		{"HeaderTimeout", opts.HeaderTimeout, "90 * time.Second, not 90", "a negative one for no timeout"},
 	} {
 		// Most likely a number without its unit: a retry of MinRetry
 		// where seconds were meant, a backoff that never grows past
@@ -237,6 +268,9 @@ func NewClient(url string, opts ClientOptions) *Client {
 	}
 	if c.idle == 0 {
 		c.idle = defaultIdleTimeout
+	}
+	if c.headers == 0 {
+		c.headers = defaultHeaderTimeout
 	}
 	return c
 }
@@ -275,7 +309,9 @@ func (c *Client) Connects() int {
 // Stream to return, and return nil: once ctx is done, fn is not called
 // again, even for an event already read. Any other response than 200
 // with Content-Type text/event-stream, 204, 503 or 429 ends it with a
-// *[StatusError], an event over [MaxEventSize] with [ErrTooLarge], and a
+// *[StatusError], no response headers within ClientOptions.HeaderTimeout
+// with an error wrapping [ErrHeaderTimeout], an event over
+// [MaxEventSize] with [ErrTooLarge], and a
 // last event ID (the server's, or ClientOptions.LastEventID) with a
 // control character, which an HTTP header cannot carry, with an error
 // wrapping [ErrBadLastEventID] when it would be sent. Options that
@@ -351,6 +387,8 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 //     an unknown run); a 400 is a [Handler]'s refusal of the last event
 //     ID, and any other status but 503 and 429 (which the client waits
 //     out) ends it too.
+//   - The server took the request and sent no response headers within
+//     ClientOptions.HeaderTimeout: an error wrapping [ErrHeaderTimeout].
 //   - fn's error, ctx's cause, and the errors of Events: an event over
 //     [MaxEventSize] ([ErrTooLarge]), a message that is no event
 //     (progress.ErrInvalidJSON), a last event ID no header can carry
@@ -535,7 +573,14 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.do(req, drop)
+	if errors.Is(context.Cause(connCtx), errHeaderTimeout) && ctx.Err() == nil {
+		if resp != nil {
+			resp.Body.Close() // came as the bound passed: too late
+		}
+		return false, true, fmt.Errorf("%w: the server took the request and sent no response headers within %v (ClientOptions.HeaderTimeout)",
+			ErrHeaderTimeout, c.headers)
+	}
 	if err != nil {
 		return false, false, err // a network error: reconnect
 	}
@@ -601,6 +646,35 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		}
 		c.setLastID(m.ID)
 	}
+}
+
+// errHeaderTimeout is the cause with which a request whose response's
+// headers did not come within ClientOptions.HeaderTimeout is dropped.
+var errHeaderTimeout = errors.New("sse: no response headers")
+
+// do makes req, dropping it (with drop, which cancels its context) if
+// its response's headers do not come within c.headers: then the cause of
+// req's context is errHeaderTimeout, also if they came just as the
+// bound passed.
+func (c *Client) do(req *http.Request, drop context.CancelCauseFunc) (*http.Response, error) {
+	if c.headers < 0 {
+		return c.hc.Do(req)
+	}
+	var mu sync.Mutex
+	answered := false
+	t := time.AfterFunc(c.headers, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			drop(errHeaderTimeout)
+		}
+	})
+	defer t.Stop()
+	resp, err := c.hc.Do(req)
+	mu.Lock()
+	answered = true
+	mu.Unlock()
+	return resp, err
 }
 
 // errIdle is the cause with which a connection whose stream stayed silent

@@ -172,7 +172,12 @@
 // the handler's keep-alive; negative for none) counts as dropped too: the
 // client closes it and reconnects with Last-Event-ID, so that a
 // connection that died without a word (the server's host gone, a NAT
-// that forgot it) does not leave it waiting until TCP gives up. Each
+// that forgot it) does not leave it waiting until TCP gives up. A
+// request whose response's headers do not come within
+// [ClientOptions].HeaderTimeout (90 s by default, above the
+// EmptyRunTimeout for which a handler holds them back; negative for
+// none) ends [Client.Stream] with an error wrapping [ErrHeaderTimeout],
+// as a proxy's 504 ends it, rather than wait for ctx to end. Each
 // request takes a connection that no other request takes after it, so
 // that over HTTP/2 the reconnection does not go out on the dead one. A 503 Service Unavailable (the handler's answer beyond
 // MaxStreams, or when Authorize fails) or a 429 Too Many Requests (a

@@ -128,7 +128,8 @@ type HandlerOptions struct {
 	// longest time a run takes to publish its first event once its ID is
 	// handed out, and below the read timeout of any proxy in front
 	// (nginx's proxy_read_timeout is 60s), which would otherwise end the
-	// silent request first. A run with events, however quiet, is not
+	// silent request first, and below the ClientOptions.HeaderTimeout of
+	// the [Client]s that read the streams (90s by default). A run with events, however quiet, is not
 	// bounded. When the lookup of the run fails (the source is down for
 	// a moment), the stream opens at once, and ends if no event comes
 	// within EmptyRunTimeout; the client's reconnect is looked up again.

@@ -1,0 +1,129 @@
+package sse_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sse"
+)
+
+// A server that accepts the request and never answers it (its handler is
+// stuck, or a proxy holds it) ends Follow after HeaderTimeout with an
+// error wrapping ErrHeaderTimeout, as a proxy's 504 Gateway Timeout
+// would end it. Before, the wait for the response's headers had no bound
+// but ctx: Follow returned only at the test's deadline.
+func TestClientGivesUpOnAServerThatNeverAnswers(t *testing.T) {
+	gone := make(chan struct{}) // ends the stuck handler when the test does
+	var requests atomic.Int32
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		<-gone // not a header, not a byte
+	}))
+	t.Cleanup(server.Close)
+	t.Cleanup(func() { close(gone) }) // before Close, which waits for the handler
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{HeaderTimeout: 200 * time.Millisecond, Retry: time.Millisecond})
+	err := c.Follow(ctx, func(progress.Event) error {
+		t.Error("an event from a server that sent nothing")
+		return nil
+	})
+	require.ErrorIs(t, err, sse.ErrHeaderTimeout)
+	assert.NoError(t, ctx.Err(), "Follow returned at the test's deadline")
+	assert.ErrorContains(t, err, "200ms")
+	assert.Equal(t, int32(1), requests.Load(), "requests made")
+	assert.Zero(t, c.Connects(), "streams opened")
+}
+
+// HeaderTimeout bounds the wait for a response's headers alone: by
+// default 90s, above the EmptyRunTimeout that a Handler holds them back
+// for (kept below a proxy's 60s); a set value; none when negative. A
+// response that comes in time opens the stream, however long the stream
+// then stays open.
+func TestClientHeaderTimeout(t *testing.T) {
+	const event = "id: 1\ndata: {\"runId\":\"r1\",\"seq\":1,\"type\":\"run.finished\"}\n\n"
+	tests := []struct {
+		name    string
+		opts    sse.ClientOptions
+		answer  time.Duration // when the server answers; 0: never
+		timeout bool          // else Follow takes the event, or ends at the test's deadline
+		want    time.Duration // when Follow returns
+	}{
+		{"the default, no answer", sse.ClientOptions{}, 0, true, 90 * time.Second},
+		{"the default, an answer at 80s", sse.ClientOptions{}, 80 * time.Second, false, 80 * time.Second},
+		{"10s, no answer", sse.ClientOptions{HeaderTimeout: 10 * time.Second}, 0, true, 10 * time.Second},
+		{"10s, an answer at 9s", sse.ClientOptions{HeaderTimeout: 10 * time.Second}, 9 * time.Second, false, 9 * time.Second},
+		{"off, no answer", sse.ClientOptions{HeaderTimeout: -1}, 0, false, time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+				defer cancel()
+				opts := tt.opts
+				opts.IdleTimeout = -1 // the stream's time is not the headers'
+				opts.HTTPClient = &http.Client{Transport: slowAnswer{after: tt.answer, body: event}}
+				start := time.Now()
+				err := sse.NewClient("http://sse.test/runs/r1", opts).Follow(ctx, func(progress.Event) error { return nil })
+				switch {
+				case tt.timeout:
+					require.ErrorIs(t, err, sse.ErrHeaderTimeout)
+				case tt.answer > 0:
+					require.NoError(t, err)
+				default:
+					require.ErrorIs(t, err, context.DeadlineExceeded)
+				}
+				assert.Equal(t, tt.want, time.Since(start), "when Follow returned")
+			})
+		})
+	}
+}
+
+// slowAnswer is a server that answers each request with body after after,
+// or never if after is 0.
+type slowAnswer struct {
+	after time.Duration
+	body  string
+}
+
+func (s slowAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	var answer <-chan time.Time
+	if s.after > 0 {
+		answer = time.After(s.after)
+	}
+	select {
+	case <-answer:
+	case <-req.Context().Done():
+		return nil, context.Cause(req.Context())
+	}
+	return &http.Response{
+		StatusCode: http.StatusOK,
+		Header:     http.Header{"Content-Type": {"text/event-stream"}},
+		Body:       io.NopCloser(strings.NewReader(s.body)),
+		Request:    req,
+	}, nil
+}
+
+// A positive HeaderTimeout below 1ms is a number given without its unit
+// (90, meant as 90s): every request would time out at once. Stream
+// refuses it before it connects, as it refuses such an IdleTimeout.
+func TestClientRefusesAHeaderTimeoutWithoutItsUnit(t *testing.T) {
+	for _, d := range []time.Duration{1, 90, time.Millisecond - 1} {
+		t.Run(d.String(), func(t *testing.T) {
+			checkRefused(t, sse.ClientOptions{Retry: time.Millisecond, HeaderTimeout: d}, fmt.Sprintf("HeaderTimeout %v is below 1ms", d))
+		})
+	}
+}
