@@ -1,5 +1,7 @@
 package redisstream
 
+import "time"
+
 // HubRead reports what the run's shared reader has read: whether it
 // holds entries after a gap (see hub.held), the highest entry ID (as a
 // Seq) it has read, and whether its last XREAD read a whole page. ok is
@@ -16,3 +18,7 @@ func HubRead(s *Stream, runID string) (held bool, read uint64, full, ok bool) {
 	defer h.mu.Unlock()
 	return held, h.read, h.full, true
 }
+
+// SetLeftWait sets how long a write waits for one left in flight before
+// it (see Stream.leftWait).
+func SetLeftWait(s *Stream, d time.Duration) { s.leftWait = d }

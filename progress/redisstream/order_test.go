@@ -121,3 +121,45 @@ func TestPublishLeftWaitingStillWrites(t *testing.T) {
 	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, seqs, "the run's stream")
 	assert.Zero(t, s.Stats().Dropped, "events not written")
 }
+
+// A write left in flight that never ends (a connection cut without a
+// reset, with a client's ReadTimeout of -1, holds it until TCP gives up)
+// holds the run's next write for a bound only, not for good: the next
+// write then goes out with the events of the write it waited for first,
+// in one pipeline, so that whichever reaches Redis first, the stream
+// holds the run's events in order, and the late one's are duplicates.
+// Before, the next Publish waited for the held write for as long as it
+// was held (every later event of the run missed Redis meanwhile); and a
+// bound alone would have let the held write's events, landing after the
+// next write's, be refused as older than the stream's newest.
+func TestPublishWaitsForAWriteLeftInFlightForABoundOnly(t *testing.T) {
+	ctx := context.Background()
+	s, hold := heldStream(t)
+	redisstream.SetLeftWait(s, 100*time.Millisecond)
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 6)
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(short, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	second := make(chan error, 1)
+	go func() { second <- s.Publish(ctx, all[3:]...) }()
+	select {
+	case err := <-second:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the next Publish still waits for the write left in flight before it")
+	}
+	hold.free() // the held write lands last
+	require.Eventually(t, func() bool { return s.Stats().Duplicates == 3 }, 10*time.Second, time.Millisecond,
+		"the held write's events, written by the next one already, are duplicates when it lands")
+
+	var seqs []uint64
+	require.NoError(t, s.Replay(ctx, run, 0, func(e progress.Event) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	}))
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, seqs, "the run's stream")
+	assert.Equal(t, uint64(6), s.Stats().Published)
+}

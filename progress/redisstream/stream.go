@@ -1,6 +1,7 @@
 package redisstream
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -307,6 +308,10 @@ type Stream struct {
 	// ended left in flight, until it ends: the run's next write waits for
 	// it, so that Redis gets the run's events in the order of the calls.
 	inFlight map[string]*write
+	// leftWait bounds a write's wait for the one left in flight before
+	// it (leftWriteTimeout; tests set it).
+	leftWait time.Duration
+	writes   uint64 // the calls of Publish so far, which number the writes
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
@@ -427,6 +432,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		copying:    make(map[string]struct{}),
 		blocking:   make(chan struct{}, blockingReads),
 		reads:      make(chan struct{}, max(blockingReads/2, 1)),
+		leftWait:   leftWriteTimeout,
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -508,7 +514,14 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // ended (or the Stream is closed), so that they cannot reach Redis first,
 // and the earlier events be refused as older than the stream's newest;
 // if its context ends while it waits, its write is left in flight too,
-// and goes out once the one before it has ended.
+// and goes out once the one before it has ended. It waits 30s at most (a
+// write that a network fault holds without a reset, with a client's
+// ReadTimeout of -1, may not end until TCP gives up, minutes later):
+// then it writes the run's events that the write still in flight sends
+// first, in the same pipeline, so that whichever of the two reaches
+// Redis first, the stream gets the events in order, and the other's are
+// duplicates (counted in Stats.Duplicates; the later call's error, if
+// any, counts the events it wrote again too).
 // Each call costs that goroutine and a copy of the events slice.
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
@@ -521,15 +534,12 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	}
 	events = slices.Clone(events) // the write may outlive the call
 	done := make(chan error, 1)
-	w := &write{ended: make(chan struct{})}
-	ok := s.spawnAfter(events, func(after []*write) {
-		wctx := ctx
+	w := &write{ended: make(chan struct{}), sent: events}
+	ok := s.spawnAfter(w, events, func(after []*write) {
+		wctx, send := ctx, events
 		if len(after) > 0 {
-			for _, a := range after {
-				select {
-				case <-a.ended:
-				case <-s.ctx.Done():
-				}
+			if late := s.waitWrites(after); len(late) > 0 {
+				send = s.resend(w, late, events)
 			}
 			if s.ctx.Err() == nil {
 				// The call may have returned while the write waited, its
@@ -542,7 +552,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 				defer context.AfterFunc(s.ctx, cancel)()
 			}
 		}
-		done <- s.publish(wctx, events)
+		done <- s.publish(wctx, send)
 		s.wrote(w, events)
 	})
 	if !ok {
@@ -565,15 +575,21 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	return err
 }
 
-// leftWriteTimeout bounds a write that waited for one left in flight by
-// an earlier call: its own call's context may have ended meanwhile, and
-// no longer bounds it (an interrupted run's copy to the History, which
-// its final event's write makes, would otherwise have no bound but Close).
+// leftWriteTimeout bounds a write's wait for one left in flight by an
+// earlier call (see Stream.waitWrites), and the write after it: its own
+// call's context may have ended meanwhile, and no longer bounds it (an
+// interrupted run's copy to the History, which its final event's write
+// makes, would otherwise have no bound but Close).
 const leftWriteTimeout = 30 * time.Second
 
 // write is a Publish's write, which a call whose context ended left in
 // flight: the runs' next writes wait for it (see Stream.inFlight).
 type write struct {
+	// seq orders the writes by their calls.
+	seq uint64
+	// sent is what it sends (under Stream.mu): its call's events, after
+	// those of the writes before it that it gave up waiting for.
+	sent []progress.Event
 	// state is writeRunning, then writeEnded, or writeLeft once its call
 	// returned before it ended and it is in Stream.inFlight.
 	state atomic.Int32
@@ -586,11 +602,76 @@ const (
 	writeLeft
 )
 
-// spawnAfter runs f in a goroutine of the Stream, as spawn does, with the
-// writes left in flight by earlier calls with events of the same runs,
-// for f to wait for before it writes.
-func (s *Stream) spawnAfter(events []progress.Event, f func(after []*write)) bool {
+// waitWrites waits for the writes in after to end, up to s.leftWait in
+// all, or until Close. It returns those that have not ended by then, in
+// the order of their calls: a write that a network fault holds without a
+// reset, with a client's ReadTimeout of -1, may not end before TCP gives
+// up, minutes later, and the run's later events would miss Redis as long.
+func (s *Stream) waitWrites(after []*write) (late []*write) {
+	t := time.NewTimer(s.leftWait)
+	defer t.Stop()
+	for i, a := range after {
+		select {
+		case <-a.ended:
+		case <-s.ctx.Done():
+			return nil
+		case <-t.C:
+			for _, b := range after[i:] {
+				select {
+				case <-b.ended:
+				default:
+					late = append(late, b)
+				}
+			}
+			slices.SortFunc(late, func(x, y *write) int { return cmp.Compare(x.seq, y.seq) })
+			return late
+		}
+	}
+	return nil
+}
+
+// resend returns what w, whose call's events are events, sends once it
+// gave up waiting for the writes late, still in flight: first the events
+// of events' runs that those writes send, but for those of events, then
+// events. In one pipeline, on one connection, Redis takes them in that
+// order, so that whichever of the two writes reaches Redis first, the
+// stream gets the run's events in order, and the late write's events
+// that reach it second are refused as duplicates. It records them as
+// w's, for the writes that may give up on w in turn.
+func (s *Stream) resend(w *write, late []*write, events []progress.Event) []progress.Event {
+	type key struct {
+		run string
+		seq uint64
+	}
+	runs := make(map[string]bool, 1)
+	seen := make(map[key]bool, len(events))
+	for _, e := range events {
+		runs[e.RunID] = true
+		seen[key{e.RunID, e.Seq}] = true
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	var send []progress.Event
+	for _, l := range late {
+		for _, e := range l.sent {
+			if k := (key{e.RunID, e.Seq}); runs[e.RunID] && !seen[k] {
+				seen[k] = true
+				send = append(send, e)
+			}
+		}
+	}
+	send = append(send, events...)
+	w.sent = send
+	return send
+}
+
+// spawnAfter runs f, w's write of events, in a goroutine of the Stream,
+// as spawn does, with the writes left in flight by earlier calls with
+// events of the same runs, for f to wait for before it writes.
+func (s *Stream) spawnAfter(w *write, events []progress.Event, f func(after []*write)) bool {
+	s.mu.Lock()
+	s.writes++
+	w.seq = s.writes
 	var after []*write
 	if len(s.inFlight) > 0 {
 		for _, e := range events {
