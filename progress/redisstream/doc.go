@@ -146,9 +146,11 @@
 // never Redis, with no later entry to reveal the gap (a run that ended
 // during the outage), are read from the archive as soon as Redis answers
 // again, and in any case within [Options].HistoryPoll (5s), or two polls
-// after a gap in the archive: the run's shared reading goroutine polls the
-// archive until the run's final event is known, one read per run whatever
-// its number of readers. [Stream.Stats] reports publish errors,
+// after a gap in the archive (with a read that Redis answered between
+// them: while Redis is down or hangs, it may hold the gap's events, and
+// the events after the gap wait for it): the run's shared reading
+// goroutine polls the archive until the run's final event is known, one
+// read per run whatever its number of readers. [Stream.Stats] reports publish errors,
 // dropped events, read errors, connected readers and their lag.
 //
 // A Redis that hangs (paused, or cut off by a network fault that sends no

@@ -36,10 +36,15 @@ type hub struct {
 	// polled until the window reaches it.
 	finalSeq uint64
 	// gap says that the last poll of the History found a gap right after
-	// gapAt (the window's last Seq then): the next poll passes over it if
-	// Redis has not filled it meanwhile.
-	gap   bool
-	gapAt uint64
+	// gapAt (the window's last Seq then): a later poll passes over it if
+	// Redis has not filled it meanwhile, once Redis has answered an XREAD
+	// made since the gap was found (answered): while Redis does not answer
+	// (it hangs, or is down), it may hold the gap's events, which readers
+	// past the gap would skip for good.
+	gap      bool
+	gapAt    uint64
+	gapFound uint64 // counts the gaps found, for answeredSince
+	answered bool
 	// stale says that the last XREAD failed: the window may lag behind
 	// the stream by more than a round trip.
 	stale bool
@@ -399,6 +404,25 @@ func (h *hub) fail(err error) {
 	h.notify = make(chan struct{})
 }
 
+// gaps returns how many gaps in the History the hub has found, for
+// answeredSince.
+func (h *hub) gaps() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.gapFound
+}
+
+// answeredSince records that Redis answered an XREAD made when the hub
+// had found found gaps in the History: if no gap was found since, the
+// last one may be passed over (see pollHistory).
+func (h *hub) answeredSince(found uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.gapFound == found {
+		h.answered = true
+	}
+}
+
 // runHub reads the run's stream with XREAD BLOCK from the last entry ID it
 // has, never from "$", until ctx ends.
 func (s *Stream) runHub(ctx context.Context, h *hub) {
@@ -451,11 +475,15 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 				break
 			}
 		}
+		found := h.gaps()
 		res, err := s.hubRead(ctx, h, &redis.XReadArgs{
 			Streams: []string{h.key, entryID(from)},
 			Count:   s.pageSize,
 			Block:   block,
 		}, blocks, max(block, wait), &polled)
+		if err == nil || errors.Is(err, redis.Nil) {
+			h.answeredSince(found)
+		}
 		if errors.Is(err, redis.Nil) {
 			h.setStale(false)
 			if b.reset() {
@@ -719,12 +747,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // events up to a gap in the History only: events after a gap wait for
 // the next poll, in case Redis delivers the missing ones first, which the
 // readers would otherwise pass over. A poll that finds the same gap again
-// passes over it, and stops at the next one. The hub's readers drop the
+// passes over it, once Redis has answered an XREAD made since the gap was
+// found (not while Redis hangs or is down), and stops at the next one. The hub's readers drop the
 // events they delivered already. A History that fails is logged, and
 // read again at the next poll.
 func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 	h.mu.Lock()
-	last, waited := h.last, h.gap && h.gapAt == h.last
+	last, waited := h.last, h.gap && h.gapAt == h.last && h.answered
 	h.mu.Unlock()
 	var events []progress.Event
 	err := s.history.Replay(ctx, h.runID, last, func(e progress.Event) error {
@@ -755,6 +784,10 @@ func (s *Stream) pollHistory(ctx context.Context, h *hub) (more bool) {
 	}
 	gap := keep < len(events)
 	h.mu.Lock()
+	if gap && (!h.gap || h.gapAt != prev) {
+		h.gapFound++ // a new gap: Redis is to answer a read made from now
+		h.answered = false
+	}
 	h.gap, h.gapAt = gap, prev
 	h.mu.Unlock()
 	if keep > 0 {

@@ -157,7 +157,10 @@ type Options struct {
 	// more than a second over its block, it polls as it waits for the
 	// XREAD to return. Events after a gap in the History
 	// wait one more poll, so that Redis may deliver the missing ones
-	// first.
+	// first, and until Redis has answered an XREAD made since the gap
+	// was found: while it does not answer (it hangs, or is down), it may
+	// hold them, and the readers that passed over them would skip them
+	// for good.
 	//
 	// Holding a gap: when the stream's entries skip events that the
 	// History lacks too (Redis refused a batch and took the next, while
