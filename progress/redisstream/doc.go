@@ -162,7 +162,12 @@
 // ends, and leave their command in flight. Such a command ends at the
 // client's ReadTimeout (a blocking XREAD 10s after its block), and
 // [Stream.Close] waits for it: with a ReadTimeout of -1 (none), only
-// when Redis answers again.
+// when Redis answers again. A run's shared reader's XREAD ends 10s after
+// its block whatever the ReadTimeout (with a ReadTimeout of -1, or one
+// above 10s, the XREAD of a run beyond [Options].MaxBlockingReads is
+// sent with a BLOCK of 1ms for that), so that what holds Close then is
+// a write of Publish, or a read left in flight by a reader that
+// returned.
 //
 // Tests run against a real Redis (REGEN_REDIS_URL, by default
 // redis://127.0.0.1:6379/0) and against private redis-server processes

@@ -471,6 +471,15 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		blocks, wait := s.takeBlocking(), time.Duration(0)
 		if !blocks {
 			block, wait = -1, block // no BLOCK argument
+			if s.blockAll {
+				// A client whose ReadTimeout is -1 (none) would wait for
+				// a read without BLOCK for as long as Redis does not
+				// answer, and Close with it: go-redis bounds one with a
+				// BLOCK at its block and 10s. Redis answers it as one
+				// without, but for the millisecond it waits when the
+				// stream has nothing new.
+				block = time.Millisecond
+			}
 			if !s.takeRead(ctx) {
 				break
 			}

@@ -236,3 +236,49 @@ func TestCloseWaitsForReadsLeftWhileRedisHangs(t *testing.T) {
 	<-closed
 	assert.NoError(t, goleak.Find(before))
 }
+
+// With a client's ReadTimeout of -1 (none), the XREAD of a run's shared
+// reader that reads without blocking (the runs beyond MaxBlockingReads)
+// still ends while Redis does not answer, as a blocking one ends
+// (go-redis gives a command with a BLOCK 10s over its block, whatever
+// the ReadTimeout), so that Close returns. Before, it waited until Redis
+// answered again: the test's Close was still waiting when it resumed
+// Redis after 30s.
+func TestCloseWithoutReadTimeoutWhileRedisHangs(t *testing.T) {
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	opts.ReadTimeout = -1
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{BlockTime: 100 * time.Millisecond, MaxBlockingReads: 1, Logger: quiet()})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ignore := func(progress.Event) error { return nil }
+	tails := make(chan error, 2)
+	for i, run := range []string{sinktest.RunID(t) + "-blocking", sinktest.RunID(t) + "-polling"} {
+		require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
+		go func() { tails <- s.Tail(ctx, run, 0, ignore) }()
+		require.Eventually(t, func() bool { return s.Stats().Runs == i+1 }, 5*time.Second, time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // each run's shared reader is in an XREAD
+
+	server.Pause()
+	time.Sleep(300 * time.Millisecond) // and in the next one, which Redis does not answer
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // the blocking XREAD ends after 10.1s
+		t.Error("Close still waits for an XREAD while Redis does not answer")
+	}
+	server.Resume()
+	<-closed
+	for range 2 {
+		assert.ErrorIs(t, <-tails, redisstream.ErrClosed)
+	}
+}

@@ -196,8 +196,12 @@ type Options struct {
 	// XREAD at once, each holding a pooled connection of the client while
 	// it does. The reading goroutines of other runs read without blocking,
 	// once every BlockTime (their readers then wait up to BlockTime more
-	// for new events), so that watching more runs than the client's pool
-	// holds never takes every connection from Publish and the replays;
+	// for new events; with a client's ReadTimeout of -1, or one above
+	// 10s, with a BLOCK of 1ms, so that go-redis ends such a read 10s on
+	// while Redis does not answer, as it ends a blocking one, rather than
+	// wait with it, and Close, until Redis answers), so that watching
+	// more runs than the client's pool holds never takes every connection
+	// from Publish and the replays;
 	// reads that do not block, theirs and the replays', are capped at
 	// half MaxBlockingReads at once (at least one).
 	// Default: half the client's PoolSize for a *redis.Client (go-redis's
@@ -314,10 +318,42 @@ type Stream struct {
 	// leftWait bounds a write's wait for the one left in flight before
 	// it (leftWriteTimeout; tests set it).
 	leftWait time.Duration
+	// blockAll says that the client's ReadTimeout bounds a command
+	// without a BLOCK later than go-redis bounds one with (its block and
+	// 10s), or not at all (-1): a run's shared reader that reads without
+	// blocking then sends a BLOCK of 1ms (see runHub).
+	blockAll bool
 	writes   uint64 // the calls of Publish so far, which number the writes
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
+}
+
+// blockMargin is what go-redis gives a blocking command over its block
+// before it takes the connection for dead, whatever the client's
+// ReadTimeout.
+const blockMargin = 10 * time.Second
+
+// unboundedReads reports whether client's ReadTimeout bounds a command
+// without a BLOCK later than go-redis bounds one with (its block and
+// blockMargin), or not at all: a ReadTimeout of -1 (none) or -2 (no
+// deadline set), or one above blockMargin. It reports false for a client
+// of another type.
+func unboundedReads(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		// As go-redis keeps it: -1 given is 0, -2 given is -1.
+		rt := c.Options().ReadTimeout
+		return rt <= 0 || rt > blockMargin
+	case *redis.ClusterClient:
+		rt := c.Options().ReadTimeout
+		return rt <= 0 || rt > blockMargin
+	case *redis.Ring:
+		// As given: 0 is go-redis's default of 5s.
+		rt := c.Options().ReadTimeout
+		return rt < 0 || rt > blockMargin
+	}
+	return false
 }
 
 // maxBlockingReads returns the cap on blocked XREADs: n if set, else
@@ -436,6 +472,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		blocking:   make(chan struct{}, blockingReads),
 		reads:      make(chan struct{}, max(blockingReads/2, 1)),
 		leftWait:   leftWriteTimeout,
+		blockAll:   unboundedReads(client),
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -1900,10 +1937,11 @@ func checkRunID(runID string) error {
 // the History (see Publish) and the sweep for idle streams (see
 // Options.IdleTTL), and waits for them, at most about BlockTime
 // (and a try of a copy, if the History does not honour its context;
-// while Redis does not answer, a blocked XREAD holds it for BlockTime
-// and go-redis's margin of 10s on a blocking command, and another read,
+// while Redis does not answer, a run's shared reader's XREAD holds it
+// for BlockTime and go-redis's margin of 10s on a blocking command,
+// whatever the client's ReadTimeout (see Options.MaxBlockingReads), and
 // a write of Publish, or a read left in flight by a reader that
-// returned, for the client's ReadTimeout). Tail calls still in progress return
+// returned, for the client's ReadTimeout: with -1, until Redis answers). Tail calls still in progress return
 // [ErrClosed] at once. It does not close the Redis client. Later calls
 // of Publish, Replay and Tail return ErrClosed.
 func (s *Stream) Close() error {
