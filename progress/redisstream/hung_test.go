@@ -21,7 +21,7 @@ import (
 // rather than when the client's ReadTimeout ends the read in flight:
 // go-redis does not interrupt a command when its context is cancelled.
 // Before, each call here returned some 5s after its cancel (the default
-// ReadTimeout of 3s, and a retry), so that the SSE handler of a browser
+// ReadTimeout of 5s in go-redis v9.22, and a retry), so that the SSE handler of a browser
 // that had left kept its stream slot as long.
 func TestReaderLeavesWhileRedisHangs(t *testing.T) {
 	server, client := hungRedis(t)
@@ -136,7 +136,7 @@ func TestHistoryPolledWhileRedisHangs(t *testing.T) {
 
 // hangBound is how soon after its context ends, or Close, a call must
 // return while Redis hangs: a bound against a call that waits for Redis
-// (the client's 3s ReadTimeout at the least), with room for a machine
+// (the client's default ReadTimeout, 5s in go-redis v9.22, at the least), with room for a machine
 // that runs every package's tests under -race at once, where a second
 // left little.
 const hangBound = 2 * time.Second
