@@ -12,10 +12,15 @@ import (
 type Node int32
 
 // None is the Node of no node. [Graph.ID], [Graph.NodeID] and
-// [Graph.AppendID] give it no ID (an empty one), and [Graph.Contains]
+// [Graph.AppendID] give it no ID (an empty one), [Graph.KindOf] gives
+// [NoKind], [Graph.SegmentOf] gives [NoSegment], and [Graph.Contains]
 // reports false; the methods whose doc says "n must be a node of g", such
-// as [Graph.Deps] and [Graph.KindOf], must not be given it.
+// as [Graph.Deps], must not be given it.
 const None Node = -1
+
+// NoKind is the kind index that [Graph.KindOf] gives for a Node that is not
+// a node of the graph, such as [None]: no template index is negative.
+const NoKind = -1
 
 // Limits of [Options].
 const (
@@ -343,12 +348,23 @@ func (g *Graph) position(n Node) int {
 // Contains reports whether n is a node of g.
 func (g *Graph) Contains(n Node) bool { return n >= 0 && int(n) < g.Len() }
 
-// KindOf returns the template index of n's kind. n must be a node of g.
-func (g *Graph) KindOf(n Node) int { return g.tmpl.layout[g.position(n)] }
+// KindOf returns the template index of n's kind, or [NoKind] for a Node
+// that is not a node of g, such as [None]. It never returns another
+// node's kind.
+func (g *Graph) KindOf(n Node) int {
+	if !g.Contains(n) {
+		return NoKind
+	}
+	return g.tmpl.layout[g.position(n)]
+}
 
-// SegmentOf returns n's segment index, or NoSegment for a global node. n
-// must be a node of g.
+// SegmentOf returns n's segment index, or NoSegment for a global node and
+// for a Node that is not a node of g, such as [None]. It never returns
+// another node's segment.
 func (g *Graph) SegmentOf(n Node) int {
+	if !g.Contains(n) {
+		return NoSegment
+	}
 	p := g.position(n)
 	if !g.tmpl.kinds[g.tmpl.layout[p]].PerSegment {
 		return NoSegment

@@ -55,3 +55,42 @@ func TestZeroGraph(t *testing.T) {
 	_, err := graph.Build(graph.Template{}, 10)
 	assert.ErrorIs(t, err, graph.ErrInvalidTemplate, "every graph Build makes has a node")
 }
+
+// TestKindAndSegmentOfANodeNotInTheGraph: KindOf and SegmentOf of a Node
+// that is not in the graph, such as graph.None or Len(), give NoKind and
+// NoSegment, as ID gives no ID. They gave a real kind's index (None the
+// first kind's, Len() the last kind's) and a real or made-up segment, so a
+// host that grouped nodes by g.KindOf(why.From) counted a kind it never
+// had, silently.
+func TestKindAndSegmentOfANodeNotInTheGraph(t *testing.T) {
+	perSegment := graph.Template{Kinds: []graph.Kind{
+		{Name: "transcript", PerSegment: true},
+		{Name: "voice", PerSegment: true, Deps: []graph.Dep{{Kind: "transcript", Scope: graph.ScopeSameSegment}}},
+	}}
+	for _, tc := range []struct {
+		name string
+		tmpl graph.Template
+	}{
+		{"lecture: global first and last kinds", graph.Lecture()},
+		{"per-segment first and last kinds", perSegment},
+	} {
+		g := mustBuild(t, tc.tmpl, 30)
+		for _, n := range []graph.Node{graph.None, -5, graph.Node(g.Len()), graph.Node(g.Len() + 1), -1 << 31, 1<<31 - 1} {
+			t.Run(fmt.Sprintf("%s/node %d", tc.name, n), func(t *testing.T) {
+				assert.Equal(t, graph.NoKind, g.KindOf(n))
+				assert.Equal(t, graph.NoSegment, g.SegmentOf(n))
+			})
+		}
+		// The nodes of the graph keep their kinds and segments.
+		for n := range graph.Node(g.Len()) {
+			id := g.ID(n)
+			ki, ok := g.KindIndex(id.Kind)
+			assert.True(t, ok, tc.name)
+			assert.Equal(t, ki, g.KindOf(n), "%s: %s", tc.name, id)
+			assert.Equal(t, id.Segment, g.SegmentOf(n), "%s: %s", tc.name, id)
+		}
+	}
+	var zero graph.Graph
+	assert.Equal(t, graph.NoKind, zero.KindOf(0), "zero Graph")
+	assert.Equal(t, graph.NoSegment, zero.SegmentOf(0), "zero Graph")
+}
