@@ -295,11 +295,22 @@ func (g *Graph) Len() int {
 // Edges returns the number of dependency edges.
 func (g *Graph) Edges() int { return len(g.deps) }
 
-// Template returns a deep copy of the template the graph was built from.
-func (g *Graph) Template() Template { return Template{Kinds: g.tmpl.kinds}.Clone() }
+// Template returns a deep copy of the template the graph was built from:
+// the zero Template for a zero Graph, which no [Build] made.
+func (g *Graph) Template() Template {
+	if g.tmpl == nil {
+		return Template{}
+	}
+	return Template{Kinds: g.tmpl.kinds}.Clone()
+}
 
-// Kinds returns the number of kinds.
-func (g *Graph) Kinds() int { return len(g.tmpl.kinds) }
+// Kinds returns the number of kinds: 0 for a zero Graph.
+func (g *Graph) Kinds() int {
+	if g.tmpl == nil {
+		return 0
+	}
+	return len(g.tmpl.kinds)
+}
 
 // Kind returns the kind at template index i (0 ≤ i < Kinds()). The
 // returned Deps slice is a copy.
@@ -320,8 +331,14 @@ func (g *Graph) BatchKey(i int) (key string, concurrency int) {
 	return kd.BatchKey, kd.Concurrency
 }
 
-// KindIndex returns the template index of the kind named name.
-func (g *Graph) KindIndex(name string) (int, bool) { return g.tmpl.index(name) }
+// KindIndex returns the template index of the kind named name. A zero
+// Graph has no kinds.
+func (g *Graph) KindIndex(name string) (int, bool) {
+	if g.tmpl == nil {
+		return 0, false
+	}
+	return g.tmpl.index(name)
+}
 
 // KindNodes returns the nodes of the kind at template index i
 // (0 ≤ i < Kinds()): count consecutive nodes from first, in segment
@@ -397,10 +414,14 @@ func (g *Graph) NodeID(n Node) string { return g.ID(n).String() }
 func (g *Graph) AppendID(b []byte, n Node) []byte { return g.ID(n).Append(b) }
 
 // Node returns the node with the given ID, or an [*IDError] wrapping
-// [ErrUnknownNode] that says why there is none.
+// [ErrUnknownNode] that says why there is none (for every ID of a zero
+// Graph, which has no kinds).
 func (g *Graph) Node(id ID) (Node, error) {
 	unknown := func(format string, args ...any) (Node, error) {
 		return None, &IDError{ID: id.String(), Problem: fmt.Sprintf(format, args...), Err: ErrUnknownNode}
+	}
+	if g.tmpl == nil {
+		return unknown("the graph has no kinds: it is a zero Graph, which no Build made")
 	}
 	ki, ok := g.tmpl.index(id.Kind)
 	if !ok {

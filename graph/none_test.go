@@ -94,3 +94,30 @@ func TestKindAndSegmentOfANodeNotInTheGraph(t *testing.T) {
 	assert.Equal(t, graph.NoKind, zero.KindOf(0), "zero Graph")
 	assert.Equal(t, graph.NoSegment, zero.SegmentOf(0), "zero Graph")
 }
+
+// TestZeroGraphHasNoKinds: a zero Graph, which no Build made, has no kinds,
+// an empty Template, and finds no node; Lookup, Node, Kinds, KindIndex and
+// Template panicked with a nil dereference.
+func TestZeroGraphHasNoKinds(t *testing.T) {
+	var g graph.Graph
+	assert.NotPanics(t, func() {
+		assert.Equal(t, 0, g.Kinds())
+		assert.Equal(t, graph.Template{}, g.Template())
+		_, ok := g.KindIndex("script")
+		assert.False(t, ok)
+		for _, s := range []string{"script", "asset:image:segment[0]"} {
+			n, err := g.Lookup(s)
+			assert.Equal(t, graph.None, n, s)
+			assert.ErrorIs(t, err, graph.ErrUnknownNode, s)
+			var idErr *graph.IDError
+			if assert.ErrorAs(t, err, &idErr, s) {
+				assert.Equal(t, s, idErr.ID)
+				assert.Contains(t, idErr.Problem, "no kinds", s)
+			}
+		}
+		_, err := g.Lookup("not an id!")
+		assert.ErrorIs(t, err, graph.ErrMalformedID)
+		_, err = g.Node(graph.ID{Kind: "script", Segment: graph.NoSegment})
+		assert.ErrorIs(t, err, graph.ErrUnknownNode)
+	})
+}
