@@ -230,10 +230,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// appendExplain is (*dirty.Set).AppendExplain; a test counts its calls.
+var appendExplain = (*dirty.Set).AppendExplain
+
 // write prints the plan in format to w. It writes as it goes, through a
 // buffer of its own, so that its memory does not grow with the graph: a
 // graph at the default limits has 20,000,000 nodes, and their output is
-// gigabytes of text.
+// gigabytes of text. It returns the writer's first error as soon as it
+// comes, without formatting the rest.
 func write(w io.Writer, format string, g *graph.Graph, set *dirty.Set, p *planner.Plan) error {
 	switch format {
 	case "dot":
@@ -254,32 +258,49 @@ func write(w io.Writer, format string, g *graph.Graph, set *dirty.Set, p *planne
 			b = append(b, '"')
 			b = g.AppendID(b, n)
 			b = append(b, '"', ':', '"')
-			b = set.AppendExplain(b, n)
+			b = appendExplain(set, b, n)
 			b = append(b, '"')
-			bw.Write(b)
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
 			b = b[:0]
 		}
-		bw.WriteString(`},"stages":`)
-		p.WriteStagesJSON(bw)
-		bw.WriteString("}\n")
+		if _, err := bw.WriteString(`},"stages":`); err != nil {
+			return err
+		}
+		if err := p.WriteStagesJSON(bw); err != nil {
+			return err
+		}
+		if _, err := bw.WriteString("}\n"); err != nil {
+			return err
+		}
 		return bw.Flush()
 	}
-	fmt.Fprintf(bw, "%s, %s, %d dirty\n", count(g.Segments(), "segment"), count(g.Len(), "node"), set.Len())
+	b = fmt.Appendf(b, "%s, %s, %d dirty\n", count(g.Segments(), "segment"), count(g.Len(), "node"), set.Len())
 	for i := range p.Stages {
-		bw.WriteString(p.Summary(i))
-		bw.WriteByte('\n')
+		b = append(b, p.Summary(i)...)
+		b = append(b, '\n')
+		if _, err := bw.Write(b); err != nil {
+			return err
+		}
+		b = b[:0]
 	}
 	if set.Len() > 0 {
-		bw.WriteString("Why:\n")
+		b = append(b, "Why:\n"...)
 		for _, n := range set.Nodes() {
 			b = append(b, "  "...)
 			b = g.AppendID(b, n)
 			b = append(b, ": "...)
-			b = set.AppendExplain(b, n)
+			b = appendExplain(set, b, n)
 			b = append(b, '\n')
-			bw.Write(b)
+			if _, err := bw.Write(b); err != nil {
+				return err
+			}
 			b = b[:0]
 		}
+	}
+	if _, err := bw.Write(b); err != nil {
+		return err
 	}
 	return bw.Flush()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
 )
 
@@ -736,5 +737,48 @@ func TestWriteError(t *testing.T) {
 		code := run([]string{"-duration", "30", "-format", format}, failWriter{}, &stderr)
 		assert.Equal(t, 1, code, format)
 		assert.Equal(t, "plan: write: disk full\n", stderr.String(), format)
+	}
+}
+
+// countingFailWriter fails every write, and notes how many explanations
+// write had appended when it was first called.
+type countingFailWriter struct {
+	calls          int
+	explainedAtErr int
+	explained      *int
+}
+
+func (w *countingFailWriter) Write([]byte) (int, error) {
+	w.calls++
+	if w.calls == 1 {
+		w.explainedAtErr = *w.explained
+	}
+	return 0, errors.New("disk full")
+}
+
+// TestWriteStopsAtTheFirstError: in the text and json formats, write
+// ignored its buffer's and WriteStagesJSON's errors and went on explaining
+// every dirty node (26,000 for a day) after its writer had failed. It now
+// returns the writer's error at once: no node is explained after the
+// write that failed.
+func TestWriteStopsAtTheFirstError(t *testing.T) {
+	explained := 0
+	defer func(f func(*dirty.Set, []byte, graph.Node) []byte) { appendExplain = f }(appendExplain)
+	appendExplain = func(s *dirty.Set, b []byte, n graph.Node) []byte {
+		explained++
+		return s.AppendExplain(b, n)
+	}
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			explained = 0
+			w := &countingFailWriter{explained: &explained}
+			var stderr bytes.Buffer
+			code := run([]string{"-duration", "86400", "-format", format}, w, &stderr)
+			assert.Equal(t, 1, code)
+			assert.Equal(t, "plan: write: disk full\n", stderr.String())
+			assert.Equal(t, 1, w.calls, "writes after the first error")
+			require.Positive(t, w.explainedAtErr, "the output fails within the explanations")
+			assert.Equal(t, w.explainedAtErr, explained, "nodes explained after the writer failed")
+		})
 	}
 }
