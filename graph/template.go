@@ -215,6 +215,11 @@ func decodeTemplate(raw []byte) (Template, error) {
 // encoding/json convention has it, null leaves t as it is, as
 // encoding/json does with a *Template field or an absent one: a host
 // that needs a template checks [Template.Validate] or that Kinds is set.
+// A struct type that embeds Template gets this method too, so that
+// encoding/json reads the whole struct as a Template alone, refusing its
+// other fields as unknown (and encoding/json writes them beside "kinds"):
+// hold a Template in a named field instead (Template graph.Template
+// `json:"template"`).
 func (t *Template) UnmarshalJSON(data []byte) error {
 	if string(bytes.Trim(data, " \t\r\n")) == "null" {
 		return nil

@@ -504,3 +504,30 @@ func unmarshalTemplate(t *graph.Template, data []byte) error {
 	}
 	return u.UnmarshalJSON(data)
 }
+
+// TestTemplateUnmarshalJSONOfAnEmbeddingStruct pins what Template's doc
+// says of a struct that embeds it: the promoted UnmarshalJSON reads the
+// whole object as a Template, and refuses the struct's own fields, where
+// a named field reads as documented.
+func TestTemplateUnmarshalJSONOfAnEmbeddingStruct(t *testing.T) {
+	type embedding struct {
+		graph.Template
+		Seconds int `json:"seconds"`
+	}
+	data, err := json.Marshal(embedding{Template: graph.Lecture(), Seconds: 120})
+	require.NoError(t, err)
+	var e embedding
+	err = json.Unmarshal(data, &e)
+	require.ErrorIs(t, err, graph.ErrInvalidTemplate)
+	assert.Contains(t, err.Error(), `unknown field "seconds"`)
+
+	type named struct {
+		Template graph.Template `json:"template"`
+		Seconds  int            `json:"seconds"`
+	}
+	data, err = json.Marshal(named{Template: graph.Lecture(), Seconds: 120})
+	require.NoError(t, err)
+	var n named
+	require.NoError(t, json.Unmarshal(data, &n))
+	assert.Equal(t, named{Template: graph.Lecture(), Seconds: 120}, n)
+}
