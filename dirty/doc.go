@@ -75,7 +75,14 @@
 //     [ReasonAssetMissing] and [ReasonInputsChanged], InputHash cleared
 //     (""), so that the cutoff cannot keep a result that must not be
 //     kept (a forced node's, a missing asset's, one made from other
-//     inputs). The executor does both at a run's start.
+//     inputs). The executor does both at a run's start, in one commit.
+//     Save them in one write if the host's store allows it, and forget
+//     the host's own marks only once it is saved: Compute and StaleInputs
+//     find a missing asset and changed inputs again, but an edited or
+//     forced mark lost in a crash during the saves, before its node was
+//     saved dirty, is lost for good, and the node's old result ships.
+//     A mark given again after the saves bumps Rev again, which is
+//     harmless: the node is dirty anyway.
 //  5. Run the plan's stages in order, each stage's groups at once (a
 //     batch's nodes at most its Concurrency at a time), a stage once the
 //     one before it is done. Just before a node runs, compute
