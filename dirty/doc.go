@@ -48,7 +48,8 @@
 // when several apply, or [ReasonUpstream] with the dependency it came from
 // (the lowest-indexed one in the set) and the root cause. A node with a
 // reason of its own has a From of graph.None, which has no ID:
-// graph.Graph.NodeID gives "" for it. [Set.Explain]
+// graph.Graph.NodeID gives "" for it, and graph.Graph.KindOf
+// graph.NoKind. [Set.Explain]
 // says it in words ("upstream asset:narration:segment[3] edited") and
 // [Set.Chain] follows it back to the root.
 //
