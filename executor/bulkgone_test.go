@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -95,6 +96,46 @@ func TestBulkCallOfAGraphGoneGetsNoGrace(t *testing.T) {
 				assert.Empty(t, assets.puts(graph.KindImage), "outputs stored for a graph gone")
 				assert.ElementsMatch(t, images, filterKind(rep.Cancelled, graph.KindImage), "the images cancelled")
 				assert.Empty(t, filterKind(rep.Superseded, graph.KindImage), "the images superseded")
+			})
+		})
+	}
+}
+
+// A bulk call already in the grace of its timeout when the run finds its
+// graph gone is taken back from it: what it returns later is not stored.
+func TestBulkCallInItsTimeoutGraceWhenTheGraphGoes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gone func(t *testing.T, l *lab)
+		want error
+	}{
+		{"deleted", deleteLecture, executor.ErrGraphDeleted},
+		{"replaced", replaceLecture, executor.ErrGraphReplaced},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				// The images' call times out at 10 s and has a grace of 1 s;
+				// the narrations' commits, at 10.5 s, find the graph gone.
+				l.latency[graph.KindNarration] = 10500 * time.Millisecond
+				var once sync.Once
+				reg := l.registry(l)
+				reg[graph.KindImage] = &batchFunc{lab: l, fn: func(ctx context.Context, reqs []executor.Request) []executor.Outcome {
+					once.Do(func() { tc.gone(t, l) })
+					<-ctx.Done()
+					time.Sleep(900 * time.Millisecond) // within its grace
+					return okOutcomes(reqs)
+				}}
+				assets := &assetPuts{AssetStore: l.assets}
+				e, err := executor.New(executor.Options{Generators: reg, States: l.states, Assets: assets, Runs: l.runs,
+					Kinds: map[string]executor.KindOptions{graph.KindImage: {BatchTimeout: 10 * time.Second}}})
+				require.NoError(t, err)
+				defer func() { assert.NoError(t, e.Close(context.Background())) }()
+
+				rep, err := l.run(e)
+				require.ErrorIs(t, err, tc.want)
+				assert.Empty(t, assets.puts(graph.KindImage), "outputs stored for a graph gone")
+				assert.ElementsMatch(t, ids(l, graph.KindImage, 0, 1, 2), filterKind(rep.Cancelled, graph.KindImage), "the images cancelled")
 			})
 		})
 	}
