@@ -50,7 +50,9 @@
 //     calls are used up, the node's next attempt, after its backoff,
 //     puts the output again, and the node fails when its attempts are; a
 //     cancel of the run meanwhile puts it once more, as that attempt,
-//     rather than drop it, so that a resume does not pay for it again);
+//     rather than drop it, so that a resume does not pay for it again,
+//     unless the run stopped because its graph was replaced or deleted:
+//     no resume could use it then);
 //     early cutoff's Exists is called again before the node is
 //     regenerated for want of an answer. So are the PutRuns that record
 //     the run at its start and its outcome, the Load of the states and

@@ -590,9 +590,12 @@ func (r *run) latePanic(err error, call string, attrs ...any) {
 // attempt if its policy allows one: a cancel does not interrupt the
 // upload of a result already made (see store), and were the output
 // dropped, a resume would pay the provider for it again. If that Put
-// fails too, the output is dropped and the node is cancelled.
+// fails too, the output is dropped and the node is cancelled. A run
+// stopped because its graph was replaced or deleted puts nothing: no
+// resume could use the output, which would be superseded (a deleted
+// graph's an orphan), as a bulk call's are (see watch.cancelAll).
 func (r *run) cancelledAfter(j *job, made int, err error) result {
-	if j.unput != nil && made < j.ko.Retry.MaxAttempts {
+	if j.unput != nil && made < j.ko.Retry.MaxAttempts && !stoppedGone(context.Cause(r.ctx)) {
 		if res, perr := r.store(j, *j.unput, made+1); perr == nil {
 			return res
 		}

@@ -43,7 +43,9 @@ type RetryPolicy struct {
 	// (the default) or more. An output made and paid for whose Put kept
 	// failing is not made again: the node's next attempts only put it
 	// again, and each counts as an attempt; a cancel of the run puts it
-	// once more, as the next attempt, if one is left. Default: 3.
+	// once more, as the next attempt, if one is left (not a run stopped
+	// because its graph was replaced or deleted: no resume could use
+	// it). Default: 3.
 	MaxAttempts int
 	// InitialInterval is the wait before the second attempt: 0 (the
 	// default) or more. Default: 1s.

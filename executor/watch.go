@@ -316,7 +316,7 @@ func (w *watch) timedOut(c *inflight) bool {
 func (w *watch) cancelAll(cause error) {
 	now := time.Now()
 	stores := now.Add(w.r.e.opts.StoreTimeout)
-	graceful := !errors.Is(cause, ErrGraphReplaced) && !errors.Is(cause, ErrGraphDeleted)
+	graceful := !stoppedGone(cause)
 	w.mu.Lock()
 	if w.cancelled != nil {
 		w.mu.Unlock()
@@ -356,6 +356,13 @@ func (w *watch) cancelAll(cause error) {
 	for _, l := range calls {
 		w.abandon(l, cause, context.Canceled)
 	}
+}
+
+// stoppedGone reports whether cause, a run's, says that its graph was
+// replaced or deleted: the run's outputs would be superseded then, and no
+// resume could use them.
+func stoppedGone(cause error) bool {
+	return errors.Is(cause, ErrGraphReplaced) || errors.Is(cause, ErrGraphDeleted)
 }
 
 // abandon gives up on a call: its context is cancelled, and a rescuer
