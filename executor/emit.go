@@ -357,7 +357,8 @@ const minETA = time.Second
 // stage after another in Staged) and the rates and limits of the batch
 // keys; a key's next start waits for the executor's quota too (see
 // quota.wait), which counts the starts of retries, and a node in a
-// retry's backoff still has its start to take (see at). It is
+// retry's backoff still has its start to take (see at), unless the
+// retry only puts the output it made (see run.putRetry). It is
 // recomputed when a kind's first duration is seen, when a node starts a
 // retry's backoff (see afresh), and at most once a second otherwise; in
 // between it counts down. It is guarded by the run's mu.
@@ -365,6 +366,7 @@ type eta struct {
 	plan     *planner.Plan
 	m        *schedule.Machine // nil before the round starts
 	callAt   []atomic.Int64    // the run's: by node, when its call started or its retry will (Unix ns)
+	putRetry []atomic.Bool     // the run's: by node, that its retry puts its output alone
 	backoffs *atomic.Int32     // the run's: nodes waiting for a retry
 	quotas   map[string]*quota // the executor's, by batch key
 	// unstarted says that running reports a node in a retry's backoff as
@@ -383,11 +385,11 @@ type eta struct {
 
 // newETA returns the ETA of plan p, run by m (nil before the round), with
 // the durations seen in an earlier round's prev (nil for none).
-func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, backoffs *atomic.Int32, quotas map[string]*quota,
-	opts *Options, prev *eta) *eta {
+func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, putRetry []atomic.Bool, backoffs *atomic.Int32,
+	quotas map[string]*quota, opts *Options, prev *eta) *eta {
 	g := p.Graph
 	k := g.Kinds()
-	e := &eta{plan: p, m: m, callAt: callAt, backoffs: backoffs, quotas: quotas, names: make([]string, k), estimate: make([]time.Duration, k),
+	e := &eta{plan: p, m: m, callAt: callAt, putRetry: putRetry, backoffs: backoffs, quotas: quotas, names: make([]string, k), estimate: make([]time.Duration, k),
 		sum: make([]time.Duration, k), count: make([]int, k)}
 	e.costs = planner.Costs{PerKind: make(map[string]time.Duration, k), Workers: opts.Workers,
 		Staged: opts.Mode == Staged}
@@ -425,7 +427,8 @@ func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, backoff
 
 // running reports a node whose call has started, and the time since;
 // during a retry's backoff, minus the time until its next call (or, with
-// unstarted, not started: its retry has its start to take).
+// unstarted, not started: its retry has its start to take, unless the
+// retry only puts the output made, which takes no start).
 func (e *eta) running(n graph.Node) (time.Duration, bool) {
 	if s, _ := e.m.State(n); s != schedule.Running {
 		return 0, false
@@ -435,7 +438,7 @@ func (e *eta) running(n graph.Node) (time.Duration, bool) {
 		return 0, false // it waits for room or for its rate
 	}
 	spent := e.now.Sub(time.Unix(0, at))
-	if spent < 0 && e.unstarted {
+	if spent < 0 && e.unstarted && !e.putRetry[n].Load() {
 		return 0, false
 	}
 	return spent, true

@@ -457,6 +457,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			if r.callAt != nil {
 				// For the ETA, the node starts over after its backoff.
 				r.backoffs.Add(1)
+				r.putRetry[j.step.Node].Store(j.unput != nil)
 				r.callAt[j.step.Node].Store(time.Now().Add(wait).UnixNano())
 			}
 			if r.em.sink != nil { // no text that nobody reads

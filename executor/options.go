@@ -269,7 +269,8 @@ type Options struct {
 	// resume's do not wait for those never made. A node waits for the
 	// quota holding its worker and its batch slot; cancelling the run ends
 	// the wait. The ETA counts the starts the quota holds (a retry's and
-	// other runs' too), and the start of each retry still in its backoff.
+	// other runs' too), and the start of each retry still in its backoff
+	// (not of one that only puts an output made, which takes none).
 	// Default: none.
 	Rates map[string]Rate
 	// Limits caps the generator calls in flight of a batch key across all

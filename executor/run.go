@@ -157,6 +157,10 @@ type run struct {
 	// callAt holds, by node, when the call of a node that runs started,
 	// or when its retry will (Unix ns), for the ETA: only with a sink.
 	callAt []atomic.Int64
+	// putRetry says, by node, that the retry it waits for puts its
+	// output alone (its Put kept failing): no call, and no start of its
+	// batch key's quota, for the ETA; only with a sink.
+	putRetry []atomic.Bool
 	// backoffs counts the nodes waiting for a retry, for the ETA: only
 	// with a sink.
 	backoffs atomic.Int32
@@ -284,8 +288,9 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	r.handle.plan = r.plan
 	if r.em.sink != nil {
 		r.callAt = make([]atomic.Int64, r.g.Len())
+		r.putRetry = make([]atomic.Bool, r.g.Len())
 		now := time.Now()
-		r.setETA(newETA(r.plan, nil, nil, nil, e.quotas, &e.opts, nil).at(now, r.plan.Len()), now)
+		r.setETA(newETA(r.plan, nil, nil, nil, nil, e.quotas, &e.opts, nil).at(now, r.plan.Len()), now)
 	}
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
@@ -758,7 +763,7 @@ func (r *run) execute() {
 		r.mu.Unlock()
 		if r.em.sink != nil { // the new round's bound, until its nodes settle
 			now := time.Now()
-			r.setETA(newETA(r.plan, nil, nil, nil, r.e.quotas, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
+			r.setETA(newETA(r.plan, nil, nil, nil, nil, r.e.quotas, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
 		}
 		// The round remakes what changed during the run (edited, or made
 		// stale) and what depends on it: it counts the nodes to remake.
@@ -789,7 +794,7 @@ func (r *run) round() {
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
 	if r.em.sink != nil { // the ETA is reported with events only
-		r.eta = newETA(r.plan, m, r.callAt, &r.backoffs, r.e.quotas, opts, r.eta)
+		r.eta = newETA(r.plan, m, r.callAt, r.putRetry, &r.backoffs, r.e.quotas, opts, r.eta)
 	}
 	if r.em.sink != nil { // no summary that nobody reads
 		stages := make([]string, len(r.plan.Stages))
