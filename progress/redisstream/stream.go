@@ -672,23 +672,25 @@ func (s *Stream) waitWrites(after []*write) (late []*write) {
 
 // resend returns what w, whose call's events are events, sends once it
 // gave up waiting for the writes late, still in flight: first the events
-// of events' runs that those writes send, but for those of events, then
-// events. In one pipeline, on one connection, Redis takes them in that
-// order, so that whichever of the two writes reaches Redis first, the
-// stream gets the run's events in order, and the late write's events
-// that reach it second are refused as duplicates. It records them as
-// w's, for the writes that may give up on w in turn.
+// of events' runs that those writes send, then those of events that they
+// do not send. In one pipeline, on one connection, Redis takes them in
+// that order, so that whichever of the two writes reaches Redis first,
+// the stream gets the run's events in order, and the late write's events
+// that reach it second are refused as duplicates. An event of events
+// that a late write sends too goes at its place among the late write's
+// (sent after them, a seq 2 after a late 1 to 3 would be refused as
+// older than the stream's newest). It records them as w's, for the
+// writes that may give up on w in turn.
 func (s *Stream) resend(w *write, late []*write, events []progress.Event) []progress.Event {
 	type key struct {
 		run string
 		seq uint64
 	}
 	runs := make(map[string]bool, 1)
-	seen := make(map[key]bool, len(events))
 	for _, e := range events {
 		runs[e.RunID] = true
-		seen[key{e.RunID, e.Seq}] = true
 	}
+	seen := make(map[key]bool)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var send []progress.Event
@@ -700,7 +702,11 @@ func (s *Stream) resend(w *write, late []*write, events []progress.Event) []prog
 			}
 		}
 	}
-	send = append(send, events...)
+	for _, e := range events {
+		if !seen[key{e.RunID, e.Seq}] {
+			send = append(send, e)
+		}
+	}
 	w.sent = send
 	return send
 }

@@ -1,0 +1,49 @@
+package redisstream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// replaySeqs returns the seqs of run's stream, in order.
+func replaySeqs(t *testing.T, s *redisstream.Stream, run string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	require.NoError(t, s.Replay(context.Background(), run, 0, func(e progress.Event) error {
+		seqs = append(seqs, e.Seq)
+		return nil
+	}))
+	return seqs
+}
+
+// A write that gave up waiting for one left in flight before it sends
+// that write's events first, then its own: an event that both hold goes
+// at its place among the earlier write's, not among the later call's.
+// Before, the events of the later call that the held write also held
+// were taken out of the held write's and sent after them, so that a call
+// of seq 2 and 4, after a held write of 1 to 3, sent 1, 3, 2, 4: Redis
+// refused 2 as older than the stream's newest, and counted it as a
+// duplicate, and the held write, landing last, could not bring it back.
+func TestPublishResendKeepsTheOrderOfEventsBothWritesHold(t *testing.T) {
+	ctx := context.Background()
+	s, hold := heldStream(t)
+	redisstream.SetLeftWait(s, 50*time.Millisecond)
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 4)
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(short, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	require.NoError(t, s.Publish(ctx, all[1], all[3]))
+	assert.Equal(t, []uint64{1, 2, 3, 4}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
+	hold.free()
+}
