@@ -47,3 +47,28 @@ func TestPublishResendKeepsTheOrderOfEventsBothWritesHold(t *testing.T) {
 	assert.Equal(t, []uint64{1, 2, 3, 4}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
 	hold.free()
 }
+
+// Once a write that gave up waiting for one left in flight has written
+// that write's events of its runs, the runs' next writes no longer wait
+// for it. Before, the held write stayed the one that the run's next
+// writes waited for, as long as it was held, when the write that gave
+// up on it was not itself left in flight (its call's context outlived
+// the wait): each next Publish of the run waited the bound (30s) again,
+// and then wrote the held write's events again, duplicates all.
+func TestPublishNoLongerWaitsForAWriteAlreadyResent(t *testing.T) {
+	ctx := context.Background()
+	s, hold := heldStream(t)
+	redisstream.SetLeftWait(s, 50*time.Millisecond)
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 9)
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(short, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	require.NoError(t, s.Publish(ctx, all[3:6]...), "gives up on the held write, and writes its events")
+	require.NoError(t, s.Publish(ctx, all[6:]...))
+	assert.Zero(t, s.Stats().Duplicates, "events written again, the held write still on its way")
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream")
+	hold.free()
+}

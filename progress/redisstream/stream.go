@@ -577,8 +577,9 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	w := &write{ended: make(chan struct{}), sent: events}
 	ok := s.spawnAfter(w, events, func(after []*write) {
 		wctx, send := ctx, events
+		var late []*write
 		if len(after) > 0 {
-			if late := s.waitWrites(after); len(late) > 0 {
+			if late = s.waitWrites(after); len(late) > 0 {
 				send = s.resend(w, late, events)
 			}
 			if s.ctx.Err() == nil {
@@ -592,8 +593,12 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 				defer context.AfterFunc(s.ctx, cancel)()
 			}
 		}
-		done <- s.publish(wctx, send)
-		s.wrote(w, events)
+		err := s.publish(wctx, send)
+		done <- err
+		if err != nil {
+			late = nil // its events may be written by nothing but them
+		}
+		s.wrote(w, events, late)
 	})
 	if !ok {
 		return ErrClosed
@@ -747,13 +752,17 @@ func (s *Stream) leftInFlight(w *write, events []progress.Event) {
 }
 
 // wrote records that w ended, so that the writes that wait for it go on.
-func (s *Stream) wrote(w *write, events []progress.Event) {
-	if !w.state.CompareAndSwap(writeRunning, writeEnded) {
+// resent are the writes still in flight whose events of events' runs w
+// wrote (see Stream.resend): the runs' next writes no longer wait for
+// them, which would otherwise each wait leftWait again, and write their
+// events again, for as long as they are held.
+func (s *Stream) wrote(w *write, events []progress.Event, resent []*write) {
+	if !w.state.CompareAndSwap(writeRunning, writeEnded) || len(resent) > 0 {
 		// Left in flight: it is in inFlight, unless a later write took
-		// its place there.
+		// its place there; and so may be the writes it resent.
 		s.mu.Lock()
 		for _, e := range events {
-			if s.inFlight[e.RunID] == w {
+			if l, ok := s.inFlight[e.RunID]; ok && (l == w || slices.Contains(resent, l)) {
 				delete(s.inFlight, e.RunID)
 			}
 		}
