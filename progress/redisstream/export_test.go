@@ -19,6 +19,10 @@ func HubRead(s *Stream, runID string) (held bool, read uint64, full, ok bool) {
 	return held, h.read, h.full, true
 }
 
-// SetLeftWait sets how long a write waits for one left in flight before
-// it (see Stream.leftWait).
-func SetLeftWait(s *Stream, d time.Duration) { s.leftWait = d }
+// SetLeftWait sets how long the writes of later calls wait for one left
+// in flight before them (see Stream.leftWait).
+func SetLeftWait(s *Stream, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leftWait = d
+}

@@ -72,3 +72,32 @@ func TestPublishNoLongerWaitsForAWriteAlreadyResent(t *testing.T) {
 	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream")
 	hold.free()
 }
+
+// A write that gives up waiting for one left in flight that is itself
+// still waiting for a write before it (their bounds passing at about
+// the same time, the later call's write may give up first) sends the
+// events of both: the one it waited for has yet to add the earlier
+// write's events to its own. Before, it sent only those of the write it
+// waited for, and its own: they reached Redis before the held write's,
+// which Redis then refused as older than the stream's newest (the
+// stream held seq 4 to 9). The test makes the middle write wait for an
+// hour, as a scheduler that runs it late would.
+func TestPublishResendTakesTheEventsOfAWriteStillWaiting(t *testing.T) {
+	ctx := context.Background()
+	s, hold := heldStream(t)
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 9)
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(short, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	redisstream.SetLeftWait(s, time.Hour)
+	gone, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	assert.ErrorIs(t, s.Publish(gone, all[3:6]...), context.Canceled, "left waiting for the held write")
+	redisstream.SetLeftWait(s, 50*time.Millisecond)
+	require.NoError(t, s.Publish(ctx, all[6:]...))
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
+	hold.free()
+}

@@ -579,9 +579,8 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		wctx, send := ctx, events
 		var late []*write
 		if len(after) > 0 {
-			if late = s.waitWrites(after); len(late) > 0 {
-				send = s.resend(w, late, events)
-			}
+			late = s.waitWrites(after, w.wait)
+			send = s.resend(w, late, events)
 			if s.ctx.Err() == nil {
 				// The call may have returned while the write waited, its
 				// ctx ended, which go-redis would refuse before sending
@@ -632,6 +631,14 @@ const leftWriteTimeout = 30 * time.Second
 type write struct {
 	// seq orders the writes by their calls.
 	seq uint64
+	// wait bounds its wait for the writes before it (Stream.leftWait
+	// when its call came).
+	wait time.Duration
+	// after is what it waits for (under Stream.mu), until it stops
+	// waiting: the writes left in flight before it with events of its
+	// runs. A write that gives up on it meanwhile sends their events
+	// too, which it has yet to add to sent (see Stream.resend).
+	after []*write
 	// sent is what it sends (under Stream.mu): its call's events, after
 	// those of the writes before it that it gave up waiting for.
 	sent []progress.Event
@@ -647,13 +654,13 @@ const (
 	writeLeft
 )
 
-// waitWrites waits for the writes in after to end, up to s.leftWait in
-// all, or until Close. It returns those that have not ended by then, in
+// waitWrites waits for the writes in after to end, up to wait in all,
+// or until Close. It returns those that have not ended by then, in
 // the order of their calls: a write that a network fault holds without a
 // reset, with a client's ReadTimeout of -1, may not end before TCP gives
 // up, minutes later, and the run's later events would miss Redis as long.
-func (s *Stream) waitWrites(after []*write) (late []*write) {
-	t := time.NewTimer(s.leftWait)
+func (s *Stream) waitWrites(after []*write, wait time.Duration) (late []*write) {
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for i, a := range after {
 		select {
@@ -676,17 +683,49 @@ func (s *Stream) waitWrites(after []*write) (late []*write) {
 }
 
 // resend returns what w, whose call's events are events, sends once it
-// gave up waiting for the writes late, still in flight: first the events
-// of events' runs that those writes send, then those of events that they
-// do not send. In one pipeline, on one connection, Redis takes them in
-// that order, so that whichever of the two writes reaches Redis first,
-// the stream gets the run's events in order, and the late write's events
-// that reach it second are refused as duplicates. An event of events
-// that a late write sends too goes at its place among the late write's
-// (sent after them, a seq 2 after a late 1 to 3 would be refused as
-// older than the stream's newest). It records them as w's, for the
-// writes that may give up on w in turn.
+// stopped waiting, giving up on the writes late, still in flight: first
+// the events of events' runs that those writes send, then those of
+// events that they do not send. A late write still waiting in its turn
+// has yet to add the events of the writes it waits for to its own: they
+// go first (else they would reach Redis after later events, and be
+// refused as older than the stream's newest). In one pipeline, on one
+// connection, Redis takes them in that order, so that whichever of the
+// writes reaches Redis first, the stream gets the run's events in order,
+// and the late writes' events that reach it after are refused as
+// duplicates. An event of events that a late write sends too goes at
+// its place among the late write's (sent after them, a seq 2 after a
+// late 1 to 3 would be refused as older than the stream's newest). It
+// records them as w's, for the writes that may give up on w in turn,
+// and that w waits no more.
 func (s *Stream) resend(w *write, late []*write, events []progress.Event) []progress.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w.after = nil
+	if len(late) == 0 {
+		return events
+	}
+	// The late writes, and those they still wait for, in the order of
+	// their calls.
+	var all []*write
+	var add func(l *write)
+	add = func(l *write) {
+		if slices.Contains(all, l) {
+			return
+		}
+		select {
+		case <-l.ended:
+			return // its events are in Redis, or nowhere
+		default:
+		}
+		all = append(all, l)
+		for _, a := range l.after {
+			add(a)
+		}
+	}
+	for _, l := range late {
+		add(l)
+	}
+	slices.SortFunc(all, func(x, y *write) int { return cmp.Compare(x.seq, y.seq) })
 	type key struct {
 		run string
 		seq uint64
@@ -696,10 +735,8 @@ func (s *Stream) resend(w *write, late []*write, events []progress.Event) []prog
 		runs[e.RunID] = true
 	}
 	seen := make(map[key]bool)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var send []progress.Event
-	for _, l := range late {
+	for _, l := range all {
 		for _, e := range l.sent {
 			if k := (key{e.RunID, e.Seq}); runs[e.RunID] && !seen[k] {
 				seen[k] = true
@@ -722,7 +759,7 @@ func (s *Stream) resend(w *write, late []*write, events []progress.Event) []prog
 func (s *Stream) spawnAfter(w *write, events []progress.Event, f func(after []*write)) bool {
 	s.mu.Lock()
 	s.writes++
-	w.seq = s.writes
+	w.seq, w.wait = s.writes, s.leftWait
 	var after []*write
 	if len(s.inFlight) > 0 {
 		for _, e := range events {
@@ -731,6 +768,7 @@ func (s *Stream) spawnAfter(w *write, events []progress.Event, f func(after []*w
 			}
 		}
 	}
+	w.after = after
 	s.mu.Unlock()
 	return s.spawn(func() { f(after) })
 }
