@@ -2,9 +2,12 @@ package redisstream_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -100,4 +103,69 @@ func TestPublishResendTakesTheEventsOfAWriteStillWaiting(t *testing.T) {
 	require.NoError(t, s.Publish(ctx, all[6:]...))
 	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
 	hold.free()
+}
+
+// A write that gave up waiting for one left in flight, and failed (the
+// network still down for its new connection), leaves the held write
+// the one that the run's next writes wait for, and write first: the
+// held write's events may still reach Redis. (The failed write was
+// itself left in flight, its call's context ended as it waited, as a
+// progress.Buffered's Timeout ends it.) Before, the failed write
+// ended as one that had written, and the next write went out at once:
+// its events reached Redis first, and the held write's, landing after
+// them, were refused as older than the stream's newest (the stream held
+// seq 7 to 9).
+func TestPublishAfterAFailedResendStillWaitsForTheHeldWrite(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	hold := &holdFirstFailSecond{holdFirstPipeline: holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}}
+	r.Client.AddHook(hold)
+	t.Cleanup(hold.free)
+	redisstream.SetLeftWait(s, 50*time.Millisecond)
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 9)
+
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	assert.ErrorIs(t, s.Publish(short, all[:3]...), context.DeadlineExceeded)
+	<-hold.held
+	short2, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel2()
+	assert.ErrorIs(t, s.Publish(short2, all[3:6]...), context.DeadlineExceeded, "left waiting for the held write")
+	require.Eventually(t, func() bool { return s.Stats().Dropped == 6 }, 10*time.Second, time.Millisecond,
+		"the write that gave up on the held one failed")
+	next := make(chan error, 1)
+	go func() { next <- s.Publish(ctx, all[6:]...) }()
+	select {
+	case err := <-next:
+		next <- err
+	case <-time.After(200 * time.Millisecond):
+	}
+	hold.free() // the held write lands
+	require.NoError(t, <-next)
+	seqs := replaySeqs(t, s, run)
+	assert.Equal(t, []uint64{1, 2, 3}, seqs[:min(3, len(seqs))], "the run's stream starts")
+	assert.Equal(t, []uint64{7, 8, 9}, seqs[max(len(seqs)-3, 0):], "the run's stream ends")
+}
+
+var errNetworkDown = errors.New("network down")
+
+// holdFirstFailSecond holds the first pipeline, as holdFirstPipeline
+// does, and fails the second without sending it.
+type holdFirstFailSecond struct {
+	holdFirstPipeline
+	n atomic.Int32
+}
+
+func (h *holdFirstFailSecond) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	held := h.holdFirstPipeline.ProcessPipelineHook(next)
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.n.Add(1) == 2 {
+			for _, c := range cmds {
+				c.SetErr(errNetworkDown)
+			}
+			return errNetworkDown
+		}
+		return held(ctx, cmds)
+	}
 }

@@ -577,10 +577,9 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	w := &write{ended: make(chan struct{}), sent: events}
 	ok := s.spawnAfter(w, events, func(after []*write) {
 		wctx, send := ctx, events
-		var late []*write
+		var gaveUp []*write
 		if len(after) > 0 {
-			late = s.waitWrites(after, w.wait)
-			send = s.resend(w, late, events)
+			send, gaveUp = s.resend(w, s.waitWrites(after, w.wait), events)
 			if s.ctx.Err() == nil {
 				// The call may have returned while the write waited, its
 				// ctx ended, which go-redis would refuse before sending
@@ -594,10 +593,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		}
 		err := s.publish(wctx, send)
 		done <- err
-		if err != nil {
-			late = nil // its events may be written by nothing but them
-		}
-		s.wrote(w, events, late)
+		s.wrote(w, events, gaveUp, err != nil)
 	})
 	if !ok {
 		return ErrClosed
@@ -696,13 +692,14 @@ func (s *Stream) waitWrites(after []*write, wait time.Duration) (late []*write) 
 // its place among the late write's (sent after them, a seq 2 after a
 // late 1 to 3 would be refused as older than the stream's newest). It
 // records them as w's, for the writes that may give up on w in turn,
-// and that w waits no more.
-func (s *Stream) resend(w *write, late []*write, events []progress.Event) []progress.Event {
+// and that w waits no more. gaveUp are the late writes and those they
+// wait for, in the order of their calls.
+func (s *Stream) resend(w *write, late []*write, events []progress.Event) (send []progress.Event, gaveUp []*write) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w.after = nil
 	if len(late) == 0 {
-		return events
+		return events, nil
 	}
 	// The late writes, and those they still wait for, in the order of
 	// their calls.
@@ -735,7 +732,6 @@ func (s *Stream) resend(w *write, late []*write, events []progress.Event) []prog
 		runs[e.RunID] = true
 	}
 	seen := make(map[key]bool)
-	var send []progress.Event
 	for _, l := range all {
 		for _, e := range l.sent {
 			if k := (key{e.RunID, e.Seq}); runs[e.RunID] && !seen[k] {
@@ -750,7 +746,7 @@ func (s *Stream) resend(w *write, late []*write, events []progress.Event) []prog
 		}
 	}
 	w.sent = send
-	return send
+	return send, all
 }
 
 // spawnAfter runs f, w's write of events, in a goroutine of the Stream,
@@ -790,23 +786,52 @@ func (s *Stream) leftInFlight(w *write, events []progress.Event) {
 }
 
 // wrote records that w ended, so that the writes that wait for it go on.
-// resent are the writes still in flight whose events of events' runs w
-// wrote (see Stream.resend): the runs' next writes no longer wait for
-// them, which would otherwise each wait leftWait again, and write their
-// events again, for as long as they are held.
-func (s *Stream) wrote(w *write, events []progress.Event, resent []*write) {
-	if !w.state.CompareAndSwap(writeRunning, writeEnded) || len(resent) > 0 {
+// gaveUp are the writes still in flight that w gave up waiting for (see
+// Stream.resend), whose events of events' runs it wrote first. Once w
+// has written them, the runs' next writes no longer wait for those,
+// which would otherwise each wait leftWait again, and write their events
+// again, for as long as they are held. If w failed, the runs' next
+// writes wait for the latest of them that is still in flight with
+// events of the run, as they would have if w had not been: else they
+// would go out at once, and reach Redis before the events of those
+// writes, which Redis would then refuse as older than the stream's
+// newest.
+func (s *Stream) wrote(w *write, events []progress.Event, gaveUp []*write, failed bool) {
+	if !w.state.CompareAndSwap(writeRunning, writeEnded) || len(gaveUp) > 0 {
 		// Left in flight: it is in inFlight, unless a later write took
-		// its place there; and so may be the writes it resent.
+		// its place there; and so may be the writes it gave up on.
 		s.mu.Lock()
 		for _, e := range events {
-			if l, ok := s.inFlight[e.RunID]; ok && (l == w || slices.Contains(resent, l)) {
-				delete(s.inFlight, e.RunID)
+			l, ok := s.inFlight[e.RunID]
+			if !ok || l != w && !slices.Contains(gaveUp, l) {
+				continue
+			}
+			delete(s.inFlight, e.RunID)
+			if failed {
+				if p := latestInFlight(gaveUp, e.RunID); p != nil {
+					s.inFlight[e.RunID] = p
+				}
 			}
 		}
 		s.mu.Unlock()
 	}
 	close(w.ended)
+}
+
+// latestInFlight returns the last of writes, in the order of their
+// calls, that has not ended and sends an event of runID, or nil.
+func latestInFlight(writes []*write, runID string) *write {
+	for _, l := range slices.Backward(writes) {
+		select {
+		case <-l.ended:
+			continue
+		default:
+		}
+		if slices.ContainsFunc(l.sent, func(e progress.Event) bool { return e.RunID == runID }) {
+			return l
+		}
+	}
+	return nil
 }
 
 // publish is Publish's write of valid events, at least one; it counts
