@@ -166,8 +166,12 @@
 // its block whatever the ReadTimeout (with a ReadTimeout of -1, or one
 // above 10s, the XREAD of a run beyond [Options].MaxBlockingReads is
 // sent with a BLOCK of 1ms for that), so that what holds Close then is
-// a write of Publish, or a read left in flight by a reader that
-// returned.
+// a write of Publish, a read left in flight by a reader that returned,
+// or a command that no BLOCK can bound: one of the sweep for idle
+// streams ([Options].IdleTTL), of a copy into the History retried in
+// the background, or a run's shared reader's check, after an XREAD that
+// found nothing new, that its stream is still there (without a
+// History).
 //
 // Tests run against a real Redis (REGEN_REDIS_URL, by default
 // redis://127.0.0.1:6379/0) and against private redis-server processes

@@ -2018,8 +2018,11 @@ func checkRunID(runID string) error {
 // while Redis does not answer, a run's shared reader's XREAD holds it
 // for BlockTime and go-redis's margin of 10s on a blocking command,
 // whatever the client's ReadTimeout (see Options.MaxBlockingReads), and
-// a write of Publish, or a read left in flight by a reader that
-// returned, for the client's ReadTimeout: with -1, until Redis answers). Tail calls still in progress return
+// a write of Publish, a read left in flight by a reader that returned,
+// a command of the sweep or of a copy's retry, or a run's shared
+// reader's check that its stream is still there (EXISTS, without a
+// History), for the client's ReadTimeout: with -1, until Redis
+// answers). Tail calls still in progress return
 // [ErrClosed] at once. It does not close the Redis client. Later calls
 // of Publish, Replay and Tail return ErrClosed.
 func (s *Stream) Close() error {
