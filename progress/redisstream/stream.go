@@ -558,11 +558,14 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // write that a network fault holds without a reset, with a client's
 // ReadTimeout of -1, may not end until TCP gives up, minutes later):
 // then it writes the run's events that the write still in flight sends
-// first, in the same pipeline, so that whichever of the two reaches
-// Redis first, the stream gets the events in order, and the other's are
-// duplicates (counted in Stats.Duplicates; the later call's error, if
-// any, counts the events it wrote again too).
-// Each call costs that goroutine and a copy of the events slice.
+// (and those of the writes that one still waits for) first, in the same
+// pipeline, so that whichever of the two reaches Redis first, the stream
+// gets the events in order, and the other's are duplicates (counted in
+// Stats.Duplicates; the later call's error, if any, counts the events it
+// wrote again too). Once it has written them, the run's next writes no
+// longer wait for the held write; if it failed, they still do.
+// Each call costs that goroutine and a copy of the events slice (and of
+// the events that it writes again).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := e.Validate(); err != nil {
