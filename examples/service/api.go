@@ -86,7 +86,8 @@ func (s *service) routes() http.Handler {
 // handler, whose own answers (503 when the store or the stream fails) are
 // plain text.
 func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
-	if !s.answerAuth(w, s.authenticateEvents(r)) {
+	sessions, err := s.authenticateEvents(r)
+	if !s.answerAuth(w, err) {
 		return
 	}
 	// As the handler reads it: the header, else the query parameter.
@@ -115,6 +116,10 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
+	}
+	if sessions != nil {
+		s.serveSessionEvents(w, r, sessions)
+		return
 	}
 	s.events.ServeHTTP(w, r)
 }
@@ -180,7 +185,7 @@ func sameToken(a, b string) bool {
 // (a queued one, or one in the store), so that an unknown ID gets 404
 // rather than a stream that waits for nothing.
 func (s *service) authorizeEvents(r *http.Request) (string, error) {
-	if err := s.authenticateEvents(r); err != nil {
+	if _, err := s.authenticateEvents(r); err != nil {
 		return "", err
 	}
 	runID := r.PathValue("run")

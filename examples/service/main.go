@@ -152,8 +152,10 @@
 //	DELETE /session
 //	    with the header, ends the session of the cookie sent with it, if
 //	    any: every process refuses that cookie from then on, and every
-//	    copy of it. It answers 204, and has the browser delete the
-//	    cookie; 500, the cookie kept, if the session could not be ended.
+//	    copy of it, and ends within about 2 s the event streams open on
+//	    it (see GET /runs/{run}/events). It answers 204, and has the
+//	    browser delete the cookie; 500, the cookie kept, if the session
+//	    could not be ended.
 //	POST /lectures/{key}/runs   body {"seconds": 60}
 //	    generates a lecture of that many seconds (a multiple of 10, at
 //	    most a day) under the graph key: 202 {"runId", "events"}; 409
@@ -197,7 +199,13 @@
 //	    With the header, or without it the session cookie: 401 (with
 //	    WWW-Authenticate: Bearer) to a request with neither, or with a
 //	    cookie expired, not the service's, or whose session was ended;
-//	    503, with Retry-After, when the sessions cannot be read.
+//	    503, with Retry-After, when the sessions cannot be read. Each
+//	    process checks the sessions of the streams it serves on a
+//	    cookie every 2 s, in one query for all of them, and ends the
+//	    streams whose session was ended (in any process) or has
+//	    expired: their reconnection gets 401. When the sessions cannot
+//	    be read, it ends them all, and their reconnections get 503
+//	    until they can.
 //	POST /runs/{run}/cancel
 //	    cancels a run going on, or queued: 202 {"runId", "events"}; its
 //	    stream ends with a run.cancelled and its record's error says it
@@ -251,7 +259,9 @@
 // reconnect 204, which stops EventSource; closing it on the final event
 // spares the reconnect. EventSource gives up for good on any other
 // answer: a 401, when the cookie has expired or its session was ended
-// (POST /session again, then open a new EventSource), or a 503. A page
+// (POST /session again, then open a new EventSource), or a 503. A
+// stream open when its session ends or expires ends within about 2 s,
+// and its reconnection gets that 401. A page
 // logs out with fetch("/session", {method: "DELETE", headers:
 // {Authorization: "Bearer " + token}}).
 //

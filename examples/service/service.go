@@ -88,6 +88,11 @@ type service struct {
 	// Guarded by mu.
 	givingBack map[string]queuedRun
 
+	// streamsMu guards streams: the event streams open on session
+	// cookies, which watchSessions ends when their sessions end.
+	streamsMu sync.Mutex
+	streams   map[*sessionStream]struct{}
+
 	// runCtx is the context of every run; cancelRuns cancels them all,
 	// with errShutdown as the cause.
 	runCtx     context.Context
@@ -198,6 +203,11 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 		defer close(recovered)
 		s.recoverLoop(pctx)
 	}()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watchSessions(pctx)
+	}()
 	logger.Info("serving", "addr", ln.Addr().String(), "schema", c.schema, "prefix", c.prefix, "process", s.id)
 	if ready != nil {
 		ready(ln.Addr())
@@ -217,6 +227,7 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 	<-pruned
 	<-polled
 	<-recovered
+	<-watched
 	err = errors.Join(serveErr, s.shutdown(sctx))
 	if err == nil {
 		logger.Info("shut down cleanly")
@@ -229,7 +240,8 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 func start(ctx context.Context, c config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: c, logger: logger,
 		lectures: map[string]*lecture{}, reports: map[string]*report{}, locking: map[string]*locking{},
-		reading: map[*http.ResponseController]bool{}, givingBack: map[string]queuedRun{}}
+		reading: map[*http.ResponseController]bool{}, givingBack: map[string]queuedRun{},
+		streams: map[*sessionStream]struct{}{}}
 	s.runCtx, s.cancelRuns = context.WithCancelCause(context.Background())
 	ok := false
 	defer func() {

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/regengraph/regen/progress/sse"
 )
@@ -22,7 +25,10 @@ import (
 // authorizes GET and HEAD of /runs/{run}/events and nothing else. Each
 // session is a row of the service's own (see paramStore.saveSession),
 // which DELETE /session deletes: its cookie, and every copy of it, is
-// refused by every process from then on.
+// refused by every process from then on. An event stream already open on
+// a session's cookie ends within sessionPoll of its session's end or
+// expiry, in whichever process serves it (see watchSessions), and its
+// reconnection is refused.
 
 const (
 	// sessionCookie is the session cookie's name.
@@ -72,6 +78,12 @@ func sessionMAC(key []byte, payload string) []byte {
 	return m.Sum(nil)
 }
 
+// sessionPoll is how often each process checks the sessions of the event
+// streams it serves on session cookies (see watchSessions), in one
+// query for all of them: a stream ends at most about that long after its
+// session has ended or expired. A variable for the tests.
+var sessionPoll = 2 * time.Second
+
 // errBadSession is the refusal of a session cookie that the service did
 // not make, that has expired, or whose session was ended.
 var errBadSession = fmt.Errorf("%w: the session cookie %q is not one of this service's, or has expired, or its session was ended "+
@@ -84,7 +96,7 @@ var errSessionsUnread = errors.New("the sessions could not be read: retry in a m
 // checkSession returns the ID of the session of cookie value, if value
 // is a session cookie made with key that has not expired at now; the
 // caller then checks that the session was not ended (see
-// paramStore.liveSession). The MAC is compared in constant time.
+// paramStore.liveSessions). The MAC is compared in constant time.
 func checkSession(key []byte, value string, now time.Time) (id string, ok bool) {
 	parts := strings.SplitN(value, ".", 5)
 	if len(parts) != 4 || parts[0] != sessionVersion || parts[2] == "" {
@@ -121,27 +133,113 @@ func (s *service) sessionIDs(r *http.Request) []string {
 // request with neither, or with a session cookie that is not good (not
 // the service's, expired, or its session ended), wraps
 // sse.ErrUnauthorized (401); one whose sessions could not be read wraps
-// errSessionsUnread (503). Any good cookie will do.
-func (s *service) authenticateEvents(r *http.Request) error {
+// errSessionsUnread (503). Any good cookie will do. It returns the IDs
+// of the live sessions of the request's cookies, nil for a request
+// with the header.
+func (s *service) authenticateEvents(r *http.Request) (sessions []string, err error) {
 	if _, ok := r.Header["Authorization"]; ok || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
-		return s.authenticate(r)
+		return nil, s.authenticate(r)
 	}
 	if len(r.CookiesNamed(sessionCookie)) == 0 {
-		return fmt.Errorf("%w: send the header \"Authorization: Bearer TOKEN\", "+
+		return nil, fmt.Errorf("%w: send the header \"Authorization: Bearer TOKEN\", "+
 			"or, from a browser, the cookie %q that POST /session sets", sse.ErrUnauthorized, sessionCookie)
 	}
 	ids := s.sessionIDs(r)
 	if len(ids) == 0 {
-		return errBadSession
+		return nil, errBadSession
 	}
-	live, err := s.params.liveSession(r.Context(), ids)
+	live, err := s.params.liveSessions(r.Context(), ids)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: %w", errSessionsUnread, err)
-	case !live:
-		return errBadSession
+		return nil, fmt.Errorf("%w: %w", errSessionsUnread, err)
+	case len(live) == 0:
+		return nil, errBadSession
 	}
-	return nil
+	return live, nil
+}
+
+// sessionStream is an event stream served on session cookies: sessions
+// are the IDs of its cookies' live sessions, and end ends its request.
+type sessionStream struct {
+	sessions []string
+	end      context.CancelCauseFunc
+}
+
+// serveSessionEvents hands a request of the events route, authorized by
+// the session cookies of sessions (see authenticateEvents), to the SSE
+// handler, and ends it once none of those sessions is live (see
+// watchSessions), by cancelling its context: the handler then ends the
+// stream (it opens every stream at once, with no EmptyRunTimeout set),
+// and EventSource's reconnection is refused with 401.
+func (s *service) serveSessionEvents(w http.ResponseWriter, r *http.Request, sessions []string) {
+	ctx, end := context.WithCancelCause(r.Context())
+	defer end(nil)
+	st := &sessionStream{sessions: sessions, end: end}
+	s.streamsMu.Lock()
+	s.streams[st] = struct{}{}
+	s.streamsMu.Unlock()
+	defer func() {
+		s.streamsMu.Lock()
+		delete(s.streams, st)
+		s.streamsMu.Unlock()
+	}()
+	s.events.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// watchSessions checks, every sessionPoll until ctx ends, the sessions
+// of the event streams open on session cookies (see checkStreams).
+func (s *service) watchSessions(ctx context.Context) {
+	t := time.NewTicker(sessionPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.checkStreams(ctx)
+	}
+}
+
+// checkStreams reads the sessions of the event streams open on session
+// cookies, in one query, and ends the streams none of whose sessions is
+// live any more (ended, in any process, or expired): their reconnection
+// is refused with 401. If the sessions cannot be read, it ends them all,
+// as it cannot tell which are still good: their reconnection gets 503,
+// with Retry-After, until the sessions can be read.
+func (s *service) checkStreams(ctx context.Context) {
+	s.streamsMu.Lock()
+	streams := make([]*sessionStream, 0, len(s.streams))
+	var ids []string
+	for st := range s.streams {
+		streams = append(streams, st)
+		ids = append(ids, st.sessions...)
+	}
+	s.streamsMu.Unlock()
+	if len(streams) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	live, err := s.params.liveSessions(ctx, slices.Compact(ids))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("sessions not read: the event streams open on session cookies end", "streams", len(streams), "err", err)
+			for _, st := range streams {
+				st.end(fmt.Errorf("%w: %w", errSessionsUnread, err))
+			}
+		}
+		return
+	}
+	ended := 0
+	for _, st := range streams {
+		if !slices.ContainsFunc(st.sessions, func(id string) bool { _, ok := slices.BinarySearch(live, id); return ok }) {
+			st.end(errBadSession)
+			ended++
+		}
+	}
+	if ended > 0 {
+		s.logger.Info("event streams ended: their sessions were ended or have expired", "streams", ended)
+	}
 }
 
 // createSession is POST /session: with the token in the Authorization
@@ -242,13 +340,16 @@ func (p *paramStore) saveSession(ctx context.Context, id string, exp time.Time) 
 	return nil
 }
 
-// liveSession reports whether one of sessions ids is saved and has not
-// expired, by the database's clock.
-func (p *paramStore) liveSession(ctx context.Context, ids []string) (bool, error) {
-	var live bool
-	err := p.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now())`, ids).Scan(&live)
+// liveSessions returns those of sessions ids that are saved and have not
+// expired, by the database's clock, sorted.
+func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := p.pool.Query(ctx, `SELECT id FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now() ORDER BY id`, ids)
 	if err != nil {
-		return false, fmt.Errorf("read the sessions: %w", err)
+		return nil, fmt.Errorf("read the sessions: %w", err)
+	}
+	live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the sessions: %w", err)
 	}
 	return live, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -290,9 +291,9 @@ func TestExpiredSessionsArePruned(t *testing.T) {
 		id   string
 		want bool
 	}{{expired, false}, {live, true}} {
-		ok, err := p.liveSession(t.Context(), []string{tc.id})
+		live, err := p.liveSessions(t.Context(), []string{tc.id})
 		require.NoError(t, err)
-		assert.Equal(t, tc.want, ok, "session %s", tc.id)
+		assert.Equal(t, tc.want, len(live) == 1, "session %s", tc.id)
 	}
 
 	n, err := p.pruneSessions(t.Context())
@@ -325,6 +326,163 @@ func TestSessionNotCheckedIs503(t *testing.T) {
 	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+pgx.Identifier{h.pg.Schema, "sessions_gone"}.Sanitize()+` RENAME TO service_sessions`)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, h.send(h.hc, "GET", run.Events, cookie).StatusCode, "once the sessions can be read")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// followCookie follows a run's events on h with the package's SSE client,
+// with the session cookie of value and no Authorization header, until
+// ctx ends. Each event it takes is sent on got, if there is room.
+func (h *harness) followCookie(ctx context.Context, runID, value string, got chan<- progress.Event) ([]progress.Event, error) {
+	c := sse.NewClient(h.base+"/runs/"+runID+"/events", sse.ClientOptions{HTTPClient: h.hc,
+		Header: http.Header{"Cookie": {sessionCookie + "=" + value}}, Retry: 100 * time.Millisecond})
+	var events []progress.Event
+	err := c.Follow(ctx, func(e progress.Event) error {
+		events = append(events, e)
+		select {
+		case got <- e:
+		default:
+		}
+		return nil
+	})
+	return events, err
+}
+
+// An event stream open when its session ended went on until its run
+// ended, although every process refused the cookie from then on: a
+// copy of a cookie kept reading a run's events, for hours, after its
+// logout, and a session that expired while its stream was open kept
+// reading too. Each process checks the sessions of its open streams
+// every sessionPoll and ends the streams of the sessions ended (in any
+// process) or expired; the reconnect is refused with 401, which ends
+// EventSource. A stream of a session still live goes on.
+func TestOpenStreamEndsWithItsSession(t *testing.T) {
+	defer func(d time.Duration) { sessionPoll = d }(sessionPoll)
+	sessionPoll = 20 * time.Millisecond
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h1 := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until the shutdown
+	leaks := h1.leaks
+	h2 := startServiceOn(t, pg, rd, time.Hour, nil)
+	var run, queued started
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	require.Equal(t, http.StatusAccepted, h1.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "x"}}`, &queued))
+	require.Equal(t, run.RunID, queued.QueuedAfter, "queued: no event of its own until the run before it ends")
+
+	// A stream of another session, open on h2 throughout.
+	bctx, stopBystander := context.WithCancel(t.Context())
+	req, err := http.NewRequestWithContext(bctx, "GET", h2.base+run.Events, nil)
+	require.NoError(t, err)
+	req.Header.Set("Cookie", sessionCookie+"="+h1.login(h1.browser()).Value)
+	resp, err := h2.hc.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	bystander := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		bystander <- err
+	}()
+
+	logout := func(t *testing.T, value string) {
+		// From h1, with a copy of the cookie: the stream's client keeps it.
+		resp := h1.send(h1.hc, "DELETE", "/session", http.Header{"Authorization": {"Bearer " + token},
+			"Cookie": {sessionCookie + "=" + value}})
+		require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	}
+	for _, tc := range []struct {
+		name   string
+		runID  string
+		cookie func(t *testing.T) string
+		end    func(t *testing.T, value string) // nil: the session expires
+	}{
+		{"ended in another process", run.RunID, func(*testing.T) string { return h1.login(h1.browser()).Value }, logout},
+		{"ended while its run has no event yet", queued.RunID, func(*testing.T) string { return h1.login(h1.browser()).Value }, logout},
+		{"expired", run.RunID, func(t *testing.T) string {
+			// Good for 2 to 3 s: long enough to connect.
+			id, exp := newSessionID(), time.Now().Add(3*time.Second).Truncate(time.Second)
+			require.NoError(t, h2.s.params.saveSession(t.Context(), id, exp))
+			return sessionValue(sessionKey(token), id, exp)
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			value := tc.cookie(t)
+			// A bound against a hang, not a timing assertion: the
+			// sessions are checked every 20 ms.
+			ctx := testenv.Context(t, 15*time.Second)
+			got := make(chan progress.Event, 1)
+			type result struct {
+				events []progress.Event
+				err    error
+			}
+			done := make(chan result, 1)
+			active := h2.s.events.Stats().Active
+			go func() {
+				events, err := h2.followCookie(ctx, tc.runID, value, got)
+				done <- result{events, err}
+			}()
+			if tc.runID == run.RunID {
+				select {
+				case <-got: // the stream is open
+				case r := <-done:
+					t.Fatalf("the stream ended before its first event: %v", r.err)
+				}
+			} else {
+				require.Eventually(t, func() bool { return h2.s.events.Stats().Active > active }, 10*time.Second, 5*time.Millisecond,
+					"the stream of a run without events")
+			}
+			if tc.end != nil {
+				tc.end(t, value)
+			}
+			r := <-done
+			requireStatus(t, http.StatusUnauthorized, r.err, "the stream, once its session is over")
+			for _, e := range r.events {
+				assert.False(t, e.Type.Final(), "the run goes on: %v", e)
+			}
+		})
+	}
+
+	select {
+	case err := <-bystander:
+		t.Errorf("the stream of another session ended: %v", err)
+	default:
+	}
+	stopBystander()
+	<-bystander
+	require.NoError(t, h1.shutdown())
+	require.NoError(t, h2.shutdown())
+	goleak.VerifyNone(t, leaks)
+}
+
+// A stream open on a session cookie whose session cannot be checked any
+// more (Postgres fails) ends too, as its session may have ended: its
+// reconnection is answered 503 until the sessions can be read.
+func TestOpenStreamEndsWhenItsSessionCannotBeRead(t *testing.T) {
+	defer func(d time.Duration) { sessionPoll = d }(sessionPoll)
+	sessionPoll = 20 * time.Millisecond
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
+	ctx := testenv.Context(t, 15*time.Second) // a bound against a hang, not a timing assertion
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
+	require.NoError(t, err)
+	req.Header = cookie
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+sessions+` RENAME TO sessions_gone`)
+	require.NoError(t, err)
+	_, err = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, err, "the stream ends (EOF), before the bound")
+	again := h.send(h.hc, "GET", run.Events, cookie)
+	assert.Equal(t, http.StatusServiceUnavailable, again.StatusCode)
+	assert.Equal(t, "1", again.Header.Get("Retry-After"))
+
+	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+pgx.Identifier{h.pg.Schema, "sessions_gone"}.Sanitize()+` RENAME TO service_sessions`)
+	require.NoError(t, err)
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
