@@ -71,3 +71,8 @@ func Busy(l *GraphLock) (done func()) {
 // BeforeRelease has l's Hold call f once its run has ended, before it
 // unlocks, as when its goroutine is scheduled late. Call it before Hold.
 func BeforeRelease(l *GraphLock, f func()) { l.beforeRelease = f }
+
+// AfterClaim has l's Hold call f, in the caller, once it has taken the
+// lock for its run and before its goroutine starts, as when a host's
+// Unlock or the watcher runs beside Hold. Call it before Hold.
+func AfterClaim(l *GraphLock, f func()) { l.afterClaim = f }

@@ -252,10 +252,18 @@ type GraphLock struct {
 	// unlockedLate says that an Unlock of the host's came after the end
 	// of the run that Hold holds the lock for; under mu.
 	unlockedLate bool
-	heldFor      atomic.Pointer[string]       // the ID of the run that Hold holds the lock for
-	heldRun      atomic.Pointer[executor.Run] // that run, set just after heldFor
+	// held is the run that Hold holds the lock for, and its ID, noted
+	// at once, so that Unlock and runEnded see both or neither.
+	held atomic.Pointer[holding]
 
 	beforeRelease func() // called by Hold's goroutine before it unlocks, in tests
+	afterClaim    func() // called by Hold once it holds the lock for its run, in tests
+}
+
+// holding is a run that Hold holds a lock for, and its ID.
+type holding struct {
+	id  string
+	run *executor.Run
 }
 
 // GraphKey returns the graph key that the lock is of.
@@ -353,18 +361,20 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 		close(out)
 		return out
 	}
-	if held := l.heldFor.Load(); held != nil {
-		return refuse(&HoldError{GraphKey: l.graphKey, RunID: *held})
+	if h := l.held.Load(); h != nil {
+		return refuse(&HoldError{GraphKey: l.graphKey, RunID: h.id})
 	}
 	if l.unlocked.Load() {
 		return refuse(fmt.Errorf("%w: graph %s of schema %s was unlocked before Hold, and run %s is not under it",
 			ErrLockLost, quote(l.graphKey), l.schema, quote(run.ID())))
 	}
 	id := run.ID()
-	if !l.heldFor.CompareAndSwap(nil, &id) { // another Hold in between
-		return refuse(&HoldError{GraphKey: l.graphKey, RunID: *l.heldFor.Load()})
+	if !l.held.CompareAndSwap(nil, &holding{id: id, run: run}) { // another Hold in between
+		return refuse(&HoldError{GraphKey: l.graphKey, RunID: l.held.Load().id})
 	}
-	l.heldRun.Store(run)
+	if l.afterClaim != nil {
+		l.afterClaim()
+	}
 	go func() {
 		defer close(out)
 		select {
@@ -414,12 +424,12 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 // runEnded reports whether the run that Hold holds the lock for has
 // ended.
 func (l *GraphLock) runEnded() bool {
-	run := l.heldRun.Load()
-	if run == nil {
+	h := l.held.Load()
+	if h == nil {
 		return false
 	}
 	select {
-	case <-run.Done():
+	case <-h.run.Done():
 		return true
 	default:
 		return false
