@@ -344,9 +344,9 @@
 //     that Lost is closed at once when the server ends the session (an
 //     administrator's pg_terminate_backend, a restart, a failover) or the
 //     connection closes; Unlock and Check then return an error wrapping
-//     [ErrLockLost], and Hold's channel delivers one, unless the watcher
-//     saw the session end after the held run's end (then nil: nothing
-//     was lost). A network that
+//     [ErrLockLost], and Hold's channel delivers one, unless a Check
+//     begun after the held run's end found the lock held before the
+//     watcher saw the session end (then nil: nothing was lost). A network that
 //     fails silently is found when TCP gives up on the connection
 //     (keepalives), or at once by [GraphLock.Check], one round trip. Meanwhile the server frees the lock when it sees
 //     the session end: at once for a process that dies on a live host,

@@ -76,3 +76,8 @@ func BeforeRelease(l *GraphLock, f func()) { l.beforeRelease = f }
 // lock for its run and before its goroutine starts, as when a host's
 // Unlock or the watcher runs beside Hold. Call it before Hold.
 func AfterClaim(l *GraphLock, f func()) { l.afterClaim = f }
+
+// WatcherSaw has l's watcher call f once its read has found the
+// connection ended, before it records the loss, as when the watcher's
+// goroutine is scheduled late.
+func WatcherSaw(l *GraphLock, f func()) { l.watcherSaw.Store(&f) }

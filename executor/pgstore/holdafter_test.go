@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -14,17 +15,42 @@ import (
 // unlock waiting behind a Check of the host's, or Hold's goroutine not yet
 // scheduled, or its select taking Lost when both were ready): the run had
 // ended under the lock and nothing was lost, but a host that alarms on it
-// alarmed, or ran the key again. The watcher sees the server end the
-// session as it happens, so a loss it sees after the run's end is not
-// reported: the server freed the lock with the session, and Hold says nil.
-// A session that ended unseen (the watcher stopped), found only by the
-// unlock, may have ended during the run, and still says ErrLockLost.
+// alarmed, or ran the key again. When a Check of the host's, begun after
+// the run's end, has found the lock held, a session end that the watcher
+// sees later is after the run's end for certain: the server freed the lock
+// with the session, and Hold says nil. Without such a Check, the server's
+// message may have been sent during the run and read only after its end,
+// and Hold still says ErrLockLost; so it does for a session that ended
+// unseen (the watcher stopped), found only by the unlock.
 func TestHoldOfALockLostAfterTheRunsEnd(t *testing.T) {
 	t.Parallel() // its own schemas
-	t.Run("seen by the watcher", func(t *testing.T) {
+	t.Run("seen by the watcher after a Check", func(t *testing.T) {
+		s, pg, ctx, key, lock, r, release := heldRun(t)
+		late := make(chan struct{})
+		goOn := sync.OnceFunc(func() { close(late) })
+		t.Cleanup(goOn)                                // a test that failed early
+		pgstore.BeforeRelease(lock, func() { <-late }) // Hold's goroutine is scheduled late
+		held := lock.Hold(r)
+		close(release)
+		_, err := r.Wait()
+		require.NoError(t, err)
+		require.NoError(t, lock.Check(ctx), "held after the run's end")
+		endLockSession(t, ctx, pg, s, key)
+		select {
+		case <-lock.Lost():
+		case <-ctx.Done():
+			t.Fatal("the watcher did not see the session end")
+		}
+		goOn()
+		require.NoError(t, receive(t, ctx, held), "the lock was held to the run's end")
+		// The server frees the lock as the session ends, a moment after
+		// its message.
+		awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
+	})
+	t.Run("seen by the watcher without a Check", func(t *testing.T) {
 		s, pg, ctx, key, lock, r, release := heldRun(t)
 		held := lock.Hold(r)
-		done := pgstore.Busy(lock) // Hold's unlock waits, as behind a Check
+		done := pgstore.Busy(lock) // Hold's unlock waits, as behind a Check begun during the run
 		defer done()
 		close(release)
 		_, err := r.Wait()
@@ -36,9 +62,7 @@ func TestHoldOfALockLostAfterTheRunsEnd(t *testing.T) {
 			t.Fatal("the watcher did not see the session end")
 		}
 		done()
-		require.NoError(t, receive(t, ctx, held), "the lock was held to the run's end")
-		// The server frees the lock as the session ends, a moment after
-		// its message.
+		require.ErrorIs(t, receive(t, ctx, held), pgstore.ErrLockLost, "the session may have ended during the run")
 		awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
 	})
 	t.Run("unseen before the end", func(t *testing.T) {

@@ -241,8 +241,9 @@ type GraphLock struct {
 	lost     chan struct{} // closed by lose
 	lostOnce sync.Once
 	lostErr  error // why the lock was lost; set before lost is closed
-	// lostLate says that the watcher saw the session end after the end
-	// of the run that Hold holds the lock for; set before lost is closed.
+	// lostLate says that the session is known to have ended after the
+	// end of the run that Hold holds the lock for; set before lost is
+	// closed.
 	lostLate bool
 
 	mu       sync.Mutex    // serialises Check and Unlock, which use conn
@@ -252,12 +253,19 @@ type GraphLock struct {
 	// unlockedLate says that an Unlock of the host's came after the end
 	// of the run that Hold holds the lock for; under mu.
 	unlockedLate bool
+	// heldAfterEnd says that a Check sent after the end of the run that
+	// Hold holds the lock for found the lock held: the run was under the
+	// lock to its end, and a loss found since came after it; under mu.
+	heldAfterEnd bool
 	// held is the run that Hold holds the lock for, and its ID, noted
 	// at once, so that Unlock and runEnded see both or neither.
 	held atomic.Pointer[holding]
 
 	beforeRelease func() // called by Hold's goroutine before it unlocks, in tests
 	afterClaim    func() // called by Hold once it holds the lock for its run, in tests
+	// watcherSaw is called by the watcher once its read has found the
+	// connection ended, before it records the loss, in tests.
+	watcherSaw atomic.Pointer[func()]
 }
 
 // holding is a run that Hold holds a lock for, and its ID.
@@ -326,11 +334,16 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // error if the unlock itself failed (the server did not answer within
 // the 10 s, say: the connection is closed anyway, and the server frees
 // the lock when it sees it closed). A session that ends after the run's
-// end, before Hold's unlock, is no loss: when the lock's watcher sees the
-// server end it (its message, or the connection closed by the other end),
-// the channel receives nil, as the server frees the lock as it ends the
-// session (a moment after its message); a session found ended only by the unlock (a network that
-// failed unseen) may have ended during the run, and gives ErrLockLost. A
+// end, before Hold's unlock, is no loss, when that order is certain: once
+// a [GraphLock.Check] of the host's, begun after the run's end, has found
+// the lock held, a session end that the lock's watcher then sees (the
+// server's message, or the connection closed by the other end) makes the
+// channel receive nil, as the server frees the lock as it ends the
+// session (a moment after its message). Without such a Check, the
+// server's message may have been sent during the run and read only as
+// the run ended, or after: the channel receives ErrLockLost, as it does
+// for a session found ended only by the unlock (a network that failed
+// unseen), which may have ended during the run. A
 // host need not read the channel, nor call Unlock
 // once Hold has delivered (it does nothing then); its goroutine ends
 // once it has delivered, after the run's end. The lock is held until
@@ -413,9 +426,9 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 	}
 	err := l.unlock(ctx)
 	if err != nil && l.lostError() != nil && l.lostLate {
-		// The session ended after the run did, as the watcher saw: the
-		// run was under the lock to its end, and the server frees the
-		// lock as it ends the session.
+		// The session ended after the run did, as a Check after the
+		// run's end found the lock held: the run was under the lock to
+		// its end, and the server frees the lock as it ends the session.
 		return nil
 	}
 	return err
@@ -451,6 +464,7 @@ func endedNow(err error) bool {
 // lock is new.
 func (l *GraphLock) watch() {
 	l.stopping.Store(false)
+	late := l.heldAfterEnd
 	done := make(chan struct{})
 	l.watching = done
 	go func() {
@@ -468,9 +482,15 @@ func (l *GraphLock) watch() {
 				return // a failure meanwhile shows at the next statement
 			}
 			if err != nil {
-				// Seen as it happened, after the held run's end: the run
-				// was under the lock to its end (see release).
-				l.lose(err, l.runEnded() && endedNow(err))
+				if f := l.watcherSaw.Load(); f != nil {
+					(*f)()
+				}
+				// The server's message may have been sent during the
+				// run, and read as the run ended (or after): the loss
+				// came after the run's end for certain only if the read
+				// began after a Check that the server answered after it
+				// (see release).
+				l.lose(err, late && endedNow(err))
 				return
 			}
 		}
@@ -535,6 +555,9 @@ func (l *GraphLock) Check(ctx context.Context) error {
 		return err
 	}
 	l.pause()
+	// Noted before the query is sent: a lock found held then was held
+	// after the run's end.
+	ended := l.runEnded()
 	var held bool
 	err := l.conn.QueryRow(ctx, `SELECT pg_backend_pid() = $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks
 	WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
@@ -551,6 +574,9 @@ func (l *GraphLock) Check(ctx context.Context) error {
 		l.lose(fmt.Errorf("server session %d does not hold it (a pooler in transaction mode moves a connection between sessions)", l.pid), false)
 		closeConn(ctx, l.conn)
 		return l.lostErr
+	}
+	if ended {
+		l.heldAfterEnd = true
 	}
 	l.watch()
 	return nil
