@@ -346,7 +346,8 @@
 //     connection closes; Unlock and Check then return an error wrapping
 //     [ErrLockLost], and Hold's channel delivers one, unless a Check
 //     begun after the held run's end found the lock held before the
-//     watcher saw the session end (then nil: nothing was lost). A network that
+//     server's end of the session was found, by the watcher, a Check or
+//     Hold's unlock (then nil: nothing was lost). A network that
 //     fails silently is found when TCP gives up on the connection
 //     (keepalives), or at once by [GraphLock.Check], one round trip. Meanwhile the server frees the lock when it sees
 //     the session end: at once for a process that dies on a live host,

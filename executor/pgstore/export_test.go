@@ -54,7 +54,11 @@ func ReadStopped(ctx context.Context, l *GraphLock) error {
 	defer l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return l.conn.PgConn().WaitForNotification(ctx)
+	err := l.conn.PgConn().WaitForNotification(ctx)
+	if err != nil && l.conn.IsClosed() {
+		l.readErr = err // as the stopped watcher leaves it
+	}
+	return err
 }
 
 // SetUnlockTimeout sets the bound of the Unlock that Hold makes at its

@@ -257,6 +257,9 @@ type GraphLock struct {
 	// Hold holds the lock for found the lock held: the run was under the
 	// lock to its end, and a loss found since came after it; under mu.
 	heldAfterEnd bool
+	// readErr is the error of a watcher's read that failed, closing the
+	// connection, as pause stopped it; set before watching is closed.
+	readErr error
 	// held is the run that Hold holds the lock for, and its ID, noted
 	// at once, so that Unlock and runEnded see both or neither.
 	held atomic.Pointer[holding]
@@ -336,14 +339,15 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // the lock when it sees it closed). A session that ends after the run's
 // end, before Hold's unlock, is no loss, when that order is certain: once
 // a [GraphLock.Check] of the host's, begun after the run's end, has found
-// the lock held, a session end that the lock's watcher then sees (the
-// server's message, or the connection closed by the other end) makes the
-// channel receive nil, as the server frees the lock as it ends the
-// session (a moment after its message). Without such a Check, the
-// server's message may have been sent during the run and read only as
-// the run ended, or after: the channel receives ErrLockLost, as it does
-// for a session found ended only by the unlock (a network that failed
-// unseen), which may have ended during the run. A
+// the lock held, a session end found later (by the lock's watcher, a
+// Check, or an Unlock, the host's or Hold's) that the server made (its message, or the
+// connection closed by the other end) makes the channel receive nil, as
+// the server frees the lock as it ends the session (a moment after its
+// message). Without such a Check, the server's message may have been
+// sent during the run and read only as the run ended, or after: the
+// channel receives ErrLockLost; so it does for a loss found otherwise (a
+// network that failed unseen, a Check's ctx that ended, a pooler's other
+// session). A
 // host need not read the channel, nor call Unlock
 // once Hold has delivered (it does nothing then); its goroutine ends
 // once it has delivered, after the run's end. The lock is held until
@@ -427,8 +431,9 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 	err := l.unlock(ctx)
 	if err != nil && l.lostError() != nil && l.lostLate {
 		// The session ended after the run did, as a Check after the
-		// run's end found the lock held: the run was under the lock to
-		// its end, and the server frees the lock as it ends the session.
+		// run's end found the lock held (see foundLate): the run was
+		// under the lock to its end, and the server frees the lock as it
+		// ends the session.
 		return nil
 	}
 	return err
@@ -479,7 +484,12 @@ func (l *GraphLock) watch() {
 			// server ignores on an idle session, would not end it).
 			err := l.conn.PgConn().WaitForNotification(context.Background())
 			if l.stopping.Load() {
-				return // a failure meanwhile shows at the next statement
+				// A failure meanwhile shows at the next statement, or,
+				// the connection closed, by readErr.
+				if err != nil && l.conn.IsClosed() {
+					l.readErr = err
+				}
+				return
 			}
 			if err != nil {
 				if f := l.watcherSaw.Load(); f != nil {
@@ -507,6 +517,25 @@ func (l *GraphLock) pause() {
 	_ = nc.SetReadDeadline(time.Unix(1, 0)) // an error: the connection is closed, and the watcher returns
 	<-l.watching
 	_ = nc.SetReadDeadline(time.Time{})
+}
+
+// foundLate reports whether err, which ended the lock's connection and
+// was found by Check or Unlock (the watcher stopped), is known to be a
+// loss after the held run's end: a Check sent after that end found the
+// lock held (heldAfterEnd), and err is the server's end of the session
+// (endedNow), which frees the lock. The caller holds mu.
+func (l *GraphLock) foundLate(err error) bool {
+	return err != nil && l.heldAfterEnd && endedNow(err)
+}
+
+// closedCause is why the connection that op (Check or Unlock) found
+// closed after pause ended: the stopped watcher's read's error. The caller
+// holds mu.
+func (l *GraphLock) closedCause(op string) error {
+	if l.readErr != nil {
+		return l.readErr
+	}
+	return fmt.Errorf("its connection was found closed at %s", op)
 }
 
 // lose records that the lock was lost, for cause, once; late says that
@@ -555,6 +584,12 @@ func (l *GraphLock) Check(ctx context.Context) error {
 		return err
 	}
 	l.pause()
+	if l.conn.IsClosed() {
+		// The watcher's read found the connection ended as pause
+		// stopped it.
+		l.lose(l.closedCause("Check"), l.foundLate(l.readErr))
+		return l.lostErr
+	}
 	// Noted before the query is sent: a lock found held then was held
 	// after the run's end.
 	ended := l.runEnded()
@@ -564,10 +599,11 @@ func (l *GraphLock) Check(ctx context.Context) error {
 		AND ((classid::bigint << 32) | objid::bigint) = $1)`, l.key, l.pid).Scan(&held)
 	switch {
 	case err != nil:
+		late := ctx.Err() == nil && l.foundLate(err)
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %w", ctx.Err(), err)
 		}
-		l.lose(err, false)
+		l.lose(err, late)
 		closeConn(ctx, l.conn)
 		return l.lostErr
 	case !held:
@@ -621,8 +657,8 @@ func (l *GraphLock) unlock(ctx context.Context) error {
 	defer closeConn(ctx, l.conn)
 	if l.conn.IsClosed() {
 		// The watcher's read found the connection ended as pause
-		// stopped it, and left the failure to the next statement.
-		l.lose(errors.New("its connection was found closed at Unlock"), false)
+		// stopped it.
+		l.lose(l.closedCause("Unlock"), l.foundLate(l.readErr))
 	}
 	if err := l.lostError(); err != nil {
 		return err
@@ -637,7 +673,7 @@ func (l *GraphLock) unlock(ctx context.Context) error {
 			// The connection ended before the unlock, or while it was
 			// sent: its session ended, or will, without an unlock, and
 			// the watcher, stopped by pause, may not have seen it.
-			l.lose(err, false)
+			l.lose(err, l.foundLate(err))
 			return l.lostErr
 		}
 		if ctx.Err() != nil {
