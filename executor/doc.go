@@ -246,7 +246,10 @@
 //
 // A progress display may rely on the order of a run's events:
 //   - run.started comes first, and one final event (run.finished,
-//     run.failed or run.cancelled) last: none follows it.
+//     run.failed or run.cancelled) last: none follows it. The final
+//     event's Counts are the [Report]'s: the lengths of its lists, with
+//     Options.Converge the run's whole, each node once, under its last
+//     outcome (Done counts each round's settlements).
 //   - A node that is called gets node.started once, with Attempt 1 (and
 //     "in a batch of N" when a bulk generator takes it), as its first
 //     call is about to start: once its inputs are read and the call has
@@ -307,8 +310,8 @@
 // after a cancel; no node of it failed, as run.failed would say) at the
 // Seq after the run's newest event (Seq 1 when the Sink holds none: its
 // process stopped before any reached the Sink, and its viewers wait for
-// the first), with the run's Done and Total, the
-// record's text as Message, an Error as a cancelled run's, `executor: run
+// the first), with the run's Done and Total (and no Counts: no Report
+// lists its nodes), the record's text as Message, an Error as a cancelled run's, `executor: run
 // cancelled: run "<id>": interrupted`, and ResumedBy, the ID of the
 // resuming run, which a view may follow next. The executor has only a
 // Sink: it learns the newest event by asking the Sink, if it implements

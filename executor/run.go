@@ -1824,6 +1824,11 @@ func (r *run) finish() {
 		rec.Status, rec.Counts.Generated, rec.Counts.Unchanged, rec.Counts.Failed, rec.Counts.Skipped,
 		rec.Counts.Superseded, rec.Counts.Cancelled)
 	final.Error = rec.Error
+	// The Report's counts, the run's whole (each node once, under its
+	// last outcome), as its record's.
+	final.Counts = &progress.Counts{Generated: rec.Counts.Generated, Unchanged: rec.Counts.Unchanged,
+		Failed: rec.Counts.Failed, Skipped: rec.Counts.Skipped, Superseded: rec.Counts.Superseded,
+		Cancelled: rec.Counts.Cancelled}
 	// The record has a bound of its own: commits that used up the run's
 	// after a cancel may have stalled on the state store alone. A failed
 	// PutRun is tried again: a record left saying "running" would wait

@@ -52,6 +52,13 @@
 //	error       string  omitted when empty; the failed attempt's error
 //	done        number  always; finished nodes of the run so far
 //	total       number  always; planned nodes of the run
+//	counts      object  omitted when none; on the final event of a run
+//	                    (run.finished, run.failed, run.cancelled), its
+//	                    nodes by outcome, each key always written:
+//	                    {"generated":9,"unchanged":0,"failed":1,
+//	                    "skipped":2,"superseded":0,"cancelled":0}
+//	                    (see Event.Counts; none on the run.cancelled of a
+//	                    run found interrupted)
 //	etaMs       number  omitted when unknown; time left, in milliseconds
 //	resumedBy   string  omitted when empty; on the run.cancelled event of
 //	                    a run found interrupted (its process stopped), the

@@ -110,8 +110,26 @@ type Event struct {
 	Reasoning string
 	// Error is the error text of a failed or retried attempt.
 	Error string
-	// Done and Total count the run's finished and planned nodes.
+	// Done and Total count the run's finished and planned nodes. Done
+	// counts the failed, skipped, superseded and cancelled ones too:
+	// Counts, on the final event, tells them apart.
 	Done, Total int
+	// Counts tallies the run's nodes by outcome, on the final event
+	// (run.finished, run.failed or run.cancelled) of a run that the
+	// executor ran, else nil: a view draws the run's final status from
+	// it, and a page that reconnects after the end reads it, without
+	// parsing Message. Its counts are those of the executor's Report of
+	// the run (the lengths of its lists, as in its Record.Counts): with
+	// Options.Converge the run's, not its last round's, each node once,
+	// under its last outcome, where Done counts a node in each round
+	// that it settled in; nodes that a cancel kept from starting are in
+	// none. The final event that the executor publishes for a run found
+	// interrupted (see ResumedBy) has none: no Report lists its nodes,
+	// and its record's counts are what the states show. Counts is shared
+	// by the copies of the event: the executor gives each final event one
+	// of its own and never changes it once published, and neither may a
+	// sink or reader, which may keep the pointer as it keeps the event.
+	Counts *Counts
 	// ETA is the estimated time left in the run, 0 when unknown.
 	ETA time.Duration
 	// ResumedBy is the ID of the run that resumed this one, on the final
@@ -120,6 +138,27 @@ type Event struct {
 	// without recording its outcome); else "". A view that followed this
 	// run can follow that one next.
 	ResumedBy string
+}
+
+// Counts tallies a run's nodes by outcome: see [Event.Counts]. Each node
+// is in one count at most.
+type Counts struct {
+	// Generated nodes were made and committed clean.
+	Generated int
+	// Unchanged nodes kept their results: their inputs had not changed
+	// (early cutoff).
+	Unchanged int
+	// Failed nodes ran out of attempts, or could not read their inputs.
+	Failed int
+	// Skipped nodes did not run: a dependency failed or was superseded,
+	// or they were edited (or made stale, or deleted) during the run.
+	Skipped int
+	// Superseded nodes were edited while they ran, or their inputs were:
+	// their results were not kept.
+	Superseded int
+	// Cancelled nodes were running when the run was cancelled, or its
+	// graph replaced or deleted.
+	Cancelled int
 }
 
 // Validate reports whether e can be stored: it needs a RunID, a Seq of

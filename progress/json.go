@@ -10,29 +10,41 @@ import (
 // eventJSON is the wire form of an [Event]; see the package documentation
 // for the contract. Field order here is the order of the keys on the wire.
 type eventJSON struct {
-	RunID      string `json:"runId"`
-	GraphKey   string `json:"graphKey,omitempty"`
-	Seq        uint64 `json:"seq"`
-	Time       string `json:"time"`
-	Type       Type   `json:"type"`
-	Node       string `json:"node,omitempty"`
-	Kind       string `json:"kind,omitempty"`
-	BatchKey   string `json:"batchKey,omitempty"`
-	Round      int    `json:"round,omitempty"`
-	Stage      *int   `json:"stage,omitempty"`
-	StageDone  int    `json:"stageDone,omitempty"`
-	StageTotal int    `json:"stageTotal,omitempty"`
-	BatchDone  int    `json:"batchDone,omitempty"`
-	BatchTotal int    `json:"batchTotal,omitempty"`
-	Attempt    int    `json:"attempt,omitempty"`
-	Message    string `json:"message,omitempty"`
-	PreviewURL string `json:"previewUrl,omitempty"`
-	Reasoning  string `json:"reasoning,omitempty"`
-	Error      string `json:"error,omitempty"`
-	Done       int    `json:"done"`
-	Total      int    `json:"total"`
-	ETAMs      int64  `json:"etaMs,omitempty"`
-	ResumedBy  string `json:"resumedBy,omitempty"`
+	RunID      string      `json:"runId"`
+	GraphKey   string      `json:"graphKey,omitempty"`
+	Seq        uint64      `json:"seq"`
+	Time       string      `json:"time"`
+	Type       Type        `json:"type"`
+	Node       string      `json:"node,omitempty"`
+	Kind       string      `json:"kind,omitempty"`
+	BatchKey   string      `json:"batchKey,omitempty"`
+	Round      int         `json:"round,omitempty"`
+	Stage      *int        `json:"stage,omitempty"`
+	StageDone  int         `json:"stageDone,omitempty"`
+	StageTotal int         `json:"stageTotal,omitempty"`
+	BatchDone  int         `json:"batchDone,omitempty"`
+	BatchTotal int         `json:"batchTotal,omitempty"`
+	Attempt    int         `json:"attempt,omitempty"`
+	Message    string      `json:"message,omitempty"`
+	PreviewURL string      `json:"previewUrl,omitempty"`
+	Reasoning  string      `json:"reasoning,omitempty"`
+	Error      string      `json:"error,omitempty"`
+	Done       int         `json:"done"`
+	Total      int         `json:"total"`
+	Counts     *countsJSON `json:"counts,omitempty"`
+	ETAMs      int64       `json:"etaMs,omitempty"`
+	ResumedBy  string      `json:"resumedBy,omitempty"`
+}
+
+// countsJSON is the wire form of [Counts]: every count is written, 0
+// too, so that a reader finds each one.
+type countsJSON struct {
+	Generated  int `json:"generated"`
+	Unchanged  int `json:"unchanged"`
+	Failed     int `json:"failed"`
+	Skipped    int `json:"skipped"`
+	Superseded int `json:"superseded"`
+	Cancelled  int `json:"cancelled"`
 }
 
 // MarshalJSON writes e in the stable wire form described in the package
@@ -77,6 +89,10 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		stage := e.Stage
 		w.Stage = &stage
 	}
+	if e.Counts != nil {
+		c := countsJSON(*e.Counts)
+		w.Counts = &c
+	}
 	data, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("progress: encode event %d of run %q: %w", e.Seq, e.RunID, err)
@@ -96,7 +112,8 @@ const maxETAMs = int64(math.MaxInt64 / time.Millisecond)
 
 // UnmarshalJSON reads the wire form written by [Event.MarshalJSON]. Unknown
 // keys are ignored, so that fields added later do not break old readers; a
-// missing stage reads as [NoStage] and a missing etaMs as 0. Keys are
+// missing stage reads as [NoStage], a missing etaMs as 0, and a missing
+// (or null) counts as nil, and a count missing from counts as 0. Keys are
 // matched as encoding/json matches them, without regard to case, where
 // JavaScript's JSON.parse matches them exactly: "RUNID" reads as runId,
 // and of a key given twice, in any case, the last wins. MarshalJSON never
@@ -160,6 +177,10 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		Total:      w.Total,
 		ETA:        time.Duration(w.ETAMs) * time.Millisecond,
 		ResumedBy:  w.ResumedBy,
+	}
+	if w.Counts != nil {
+		c := Counts(*w.Counts)
+		e.Counts = &c
 	}
 	return nil
 }

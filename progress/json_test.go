@@ -33,15 +33,29 @@ func TestEventJSONWireForm(t *testing.T) {
 				RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: t0, Type: progress.NodeRetrying,
 				Node: "asset:narration:segment[3]", Kind: "asset:narration", BatchKey: "asset:narration", Round: 2, Stage: 1, StageDone: 3, StageTotal: 7,
 				BatchDone: 1, BatchTotal: 3, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
-				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20, ETA: 61 * time.Second, ResumedBy: "r2",
+				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20,
+				Counts: &progress.Counts{Generated: 1, Unchanged: 2, Failed: 3, Skipped: 4, Superseded: 5, Cancelled: 6},
+				ETA:    61 * time.Second, ResumedBy: "r2",
 			},
-			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"etaMs":61000,"resumedBy":"r2"}`,
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"counts":{"generated":1,"unchanged":2,"failed":3,"skipped":4,"superseded":5,"cancelled":6},"etaMs":61000,"resumedBy":"r2"}`,
 		},
 		{
 			name: "the final event of a run found interrupted names the run that resumed it",
 			event: progress.Event{RunID: "r1", GraphKey: "g", Seq: 8, Time: t0, Type: progress.RunCancelled, Stage: progress.NoStage,
 				Message: "interrupted", Error: `executor: run cancelled: run "r1": interrupted`, Done: 3, Total: 9, ResumedBy: "r2"},
 			want: `{"runId":"r1","graphKey":"g","seq":8,"time":"2025-01-02T03:04:05.123456789Z","type":"run.cancelled","message":"interrupted","error":"executor: run cancelled: run \"r1\": interrupted","done":3,"total":9,"resumedBy":"r2"}`,
+		},
+		{
+			name: "a run's final event has its counts, each written, 0 too",
+			event: progress.Event{RunID: "r1", GraphKey: "g", Seq: 40, Time: t0, Type: progress.RunFailed, Stage: progress.NoStage,
+				Message: "failed: 9 generated, 0 unchanged, 1 failed, 2 skipped, 0 superseded, 0 cancelled", Done: 12, Total: 12,
+				Counts: &progress.Counts{Generated: 9, Failed: 1, Skipped: 2}},
+			want: `{"runId":"r1","graphKey":"g","seq":40,"time":"2025-01-02T03:04:05.123456789Z","type":"run.failed","message":"failed: 9 generated, 0 unchanged, 1 failed, 2 skipped, 0 superseded, 0 cancelled","done":12,"total":12,"counts":{"generated":9,"unchanged":0,"failed":1,"skipped":2,"superseded":0,"cancelled":0}}`,
+		},
+		{
+			name:  "counts all 0 are written: the run settled no node",
+			event: progress.Event{RunID: "r1", Seq: 2, Time: t0, Type: progress.RunFinished, Stage: progress.NoStage, Counts: &progress.Counts{}},
+			want:  `{"runId":"r1","seq":2,"time":"2025-01-02T03:04:05.123456789Z","type":"run.finished","done":0,"total":0,"counts":{"generated":0,"unchanged":0,"failed":0,"skipped":0,"superseded":0,"cancelled":0}}`,
 		},
 		{
 			name:  "stage 0 is written",
@@ -81,6 +95,9 @@ func TestEventJSONRoundTrip(t *testing.T) {
 		progress.Event{RunID: "r", Seq: 52, Type: progress.RunCancelled, Stage: 0, Time: time.Time{}},
 		progress.Event{RunID: "r", Seq: 53, Type: progress.RunCancelled, Stage: progress.NoStage, Time: t0,
 			Message: "interrupted", Error: "cancelled", ResumedBy: "r-next"},
+		progress.Event{RunID: "r", Seq: 54, Type: progress.RunFailed, Stage: progress.NoStage, Time: t0, Done: 12, Total: 12,
+			Counts: &progress.Counts{Generated: 9, Unchanged: 1, Failed: 1, Skipped: 1}},
+		progress.Event{RunID: "r", Seq: 55, Type: progress.RunFinished, Stage: progress.NoStage, Time: t0, Counts: &progress.Counts{}},
 	)
 	for _, e := range events {
 		data, err := json.Marshal(e)
@@ -123,6 +140,19 @@ func TestEventUnmarshalJSON(t *testing.T) {
 				Node: "asset:video:segment[2]", Kind: "asset:video", BatchKey: "asset:video", Round: 2, Stage: 2, StageDone: 4, StageTotal: 360,
 				BatchDone: 2, BatchTotal: 120, Done: 9, Total: 400},
 		},
+		{
+			name: "counts read; a key left out is 0",
+			in:   `{"runId":"r","seq":6,"time":"2025-01-02T03:04:05Z","type":"run.cancelled","done":7,"total":9,"counts":{"generated":4,"failed":1,"skipped":1,"cancelled":1,"future":2}}`,
+			want: progress.Event{RunID: "r", Seq: 6, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunCancelled, Stage: progress.NoStage,
+				Done: 7, Total: 9, Counts: &progress.Counts{Generated: 4, Failed: 1, Skipped: 1, Cancelled: 1}},
+		},
+		{
+			name: "counts null reads as none",
+			in:   `{"runId":"r","seq":6,"type":"run.finished","counts":null}`,
+			want: progress.Event{RunID: "r", Seq: 6, Type: progress.RunFinished, Stage: progress.NoStage},
+		},
+		{name: "counts not an object", in: `{"runId":"r","seq":1,"counts":[1,2]}`, wantErr: true},
+		{name: "a count not a number", in: `{"runId":"r","seq":1,"counts":{"failed":"1"}}`, wantErr: true},
 		{
 			name: "offset time converted to UTC",
 			in:   `{"runId":"r","seq":1,"time":"2025-01-02T05:04:05+02:00","type":"run.started"}`,

@@ -40,6 +40,12 @@ func TestSlog(t *testing.T) {
 			want:  "level=WARN msg=run.failed runId=r seq=9 message=\"2 nodes failed\" done=0 total=0\n",
 		},
 		{
+			name: "a run's final event with its counts",
+			event: progress.Event{RunID: "r", Seq: 12, Type: progress.RunFailed, Stage: progress.NoStage, Done: 4, Total: 4,
+				Counts: &progress.Counts{Generated: 1, Unchanged: 1, Failed: 1, Skipped: 1}},
+			want: "level=INFO msg=run.failed runId=r seq=12 done=4 total=4 counts.generated=1 counts.unchanged=1 counts.failed=1 counts.skipped=1 counts.superseded=0 counts.cancelled=0\n",
+		},
+		{
 			name:  "the final event of a run found interrupted",
 			event: progress.Event{RunID: "r", Seq: 4, Type: progress.RunCancelled, Stage: progress.NoStage, Message: "interrupted", Done: 2, Total: 9, ResumedBy: "r2"},
 			want:  "level=INFO msg=run.cancelled runId=r seq=4 message=interrupted done=2 total=9 resumedBy=r2\n",

@@ -15,7 +15,8 @@ type SlogOptions struct {
 // *slog.Logger: the message is the event type and the attributes are the
 // event's non-empty fields, with the keys of the JSON form, except two:
 // the event's time is eventTime (the record has its own time), and its
-// ETA is a duration, eta, not etaMs. It never fails.
+// ETA is a duration, eta, not etaMs; Counts is a group, counts, of every
+// count. It never fails.
 // It is safe for concurrent use.
 type Slog struct {
 	logger *slog.Logger
@@ -42,7 +43,7 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 	if !s.logger.Enabled(ctx, level) {
 		return nil
 	}
-	attrs := make([]slog.Attr, 0, 22)
+	attrs := make([]slog.Attr, 0, 23)
 	for _, e := range events {
 		attrs = append(attrs[:0],
 			slog.String("runId", e.RunID),
@@ -97,6 +98,11 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 			attrs = append(attrs, slog.String("error", e.Error))
 		}
 		attrs = append(attrs, slog.Int("done", e.Done), slog.Int("total", e.Total))
+		if c := e.Counts; c != nil {
+			attrs = append(attrs, slog.Group("counts", slog.Int("generated", c.Generated), slog.Int("unchanged", c.Unchanged),
+				slog.Int("failed", c.Failed), slog.Int("skipped", c.Skipped), slog.Int("superseded", c.Superseded),
+				slog.Int("cancelled", c.Cancelled)))
+		}
 		if e.ETA > 0 {
 			attrs = append(attrs, slog.Duration("eta", e.ETA))
 		}

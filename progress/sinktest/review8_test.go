@@ -219,6 +219,16 @@ var fieldDrops = map[string]func(*progress.Event){
 	"StageTotal": func(e *progress.Event) { e.StageTotal = 0 },
 	"BatchDone":  func(e *progress.Event) { e.BatchDone = 0 },
 	"BatchTotal": func(e *progress.Event) { e.BatchTotal = 0 },
+	"Counts":     func(e *progress.Event) { e.Counts = nil },
+	// A count lost in a wire form of the backend's own: the pointer is
+	// the caller's, so the copy kept is changed, not the event given.
+	"Skipped": func(e *progress.Event) {
+		if e.Counts != nil {
+			c := *e.Counts
+			c.Skipped = 0
+			e.Counts = &c
+		}
+	},
 }
 
 // historyTimeLenient archives an event whose Time RFC 3339 cannot write
@@ -251,7 +261,8 @@ func TestReview8BrokenPair(t *testing.T) {
 			return drops{m, dropResumedBy}, m
 		case "dropsKind":
 			return drops{m, dropKind}, m
-		case "dropsBatchKey", "dropsRound", "dropsStageDone", "dropsStageTotal", "dropsBatchDone", "dropsBatchTotal":
+		case "dropsBatchKey", "dropsRound", "dropsStageDone", "dropsStageTotal", "dropsBatchDone", "dropsBatchTotal",
+			"dropsCounts", "dropsSkipped":
 			return drops{m, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "drops")]}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
@@ -303,7 +314,7 @@ func TestReview8BrokenHistory(t *testing.T) {
 		case "historyDropsKind":
 			return historyDrops{h, dropKind}
 		case "historyDropsBatchKey", "historyDropsRound", "historyDropsStageDone", "historyDropsStageTotal",
-			"historyDropsBatchDone", "historyDropsBatchTotal":
+			"historyDropsBatchDone", "historyDropsBatchTotal", "historyDropsCounts", "historyDropsSkipped":
 			return historyDrops{h, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "historyDrops")]}
 		case "historyTimeLenient":
 			return historyTimeLenient{h}
@@ -356,6 +367,12 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		{"TestReview8BrokenHistory", "historyDropsStageTotal", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsBatchDone", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsBatchTotal", []string{"AllFields"}, nil},
+		// Counts, or one of its counts, was not kept: no event of the kit
+		// had them.
+		{"TestReview8BrokenPair", "dropsCounts", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsSkipped", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsCounts", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsSkipped", []string{"AllFields"}, nil},
 		// An event whose Time RFC 3339 cannot write was stored, with the
 		// zero time, rather than refused.
 		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},
