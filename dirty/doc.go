@@ -51,7 +51,11 @@
 // graph.Graph.NodeID gives "" for it, and graph.Graph.KindOf
 // graph.NoKind. [Set.Explain]
 // says it in words ("upstream asset:narration:segment[3] edited") and
-// [Set.Chain] follows it back to the root.
+// [Set.Chain] follows it back to the root. That is one root cause; a node
+// downstream of several edits has more. [Set.Causes] gives them all: the
+// nodes of the set with a reason of their own from which the node is
+// reached, in ascending order (with voice:segment[0] and voice:segment[3]
+// edited, the mix's causes are both voices).
 //
 // # Driving the core from your own runner
 //
@@ -116,5 +120,6 @@
 // touches only the nodes of the set and their edges, plus one bit a node;
 // with it, it also reads every node's status and asks about every clean
 // node that no edited, forced or asset missing mark covers. [Set.Has]
-// and [Set.Index] are O(1).
+// and [Set.Index] are O(1). [Set.Causes] costs Compute nothing: each call
+// walks the set upward from its node, over the nodes that reach it.
 package dirty

@@ -73,3 +73,38 @@ func ExampleCompute_error() {
 	// Output:
 	// dirty: invalid mark 0 (edited "asset:image:segment[7]"): graph: unknown node "asset:image:segment[7]": segment 7 is out of range: the graph has 3 segments (0 to 2)
 }
+
+// Two voices of a podcast are edited. The mix's explanation follows one
+// of them; its causes are both, each with its own reason.
+func ExampleSet_Causes() {
+	g, err := graph.Build(graph.Template{Kinds: []graph.Kind{
+		{Name: "voice", PerSegment: true},
+		{Name: "mix", Deps: []graph.Dep{{Kind: "voice", Scope: graph.ScopeAllSegments}}},
+	}}, 4*graph.SegmentSeconds) // 4 chapters
+	if err != nil {
+		panic(err)
+	}
+	states := dirty.NewStates(g.Len())
+	for n := range g.Len() {
+		states.Set(graph.Node(n), dirty.State{Status: dirty.StatusClean})
+	}
+	set, err := dirty.Compute(g, dirty.Input{
+		States: states,
+		Marks: []dirty.Mark{
+			{ID: "voice:segment[3]", Reason: dirty.ReasonEdited},
+			{ID: "voice:segment[0]", Reason: dirty.ReasonEdited},
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	mix, _ := g.Lookup("mix")
+	fmt.Println("mix:", set.Explain(mix))
+	for _, c := range set.Causes(mix) {
+		fmt.Printf("  %s: %s\n", g.NodeID(c), set.Explain(c))
+	}
+	// Output:
+	// mix: upstream voice:segment[0] edited
+	//   voice:segment[0]: edited
+	//   voice:segment[3]: edited
+}

@@ -23,7 +23,8 @@ import (
 // against a naive reference: exactly the marked, not clean and missing
 // nodes and their descendants, each with the strongest reason of its
 // own, or upstream from its lowest-indexed dependency in the set, and a
-// chain back to a root. A bad mark must be a *MarkError, and nothing may
+// chain back to a root, and every root cause (Set.Causes) that a
+// brute-force reachability finds. A bad mark must be a *MarkError, and nothing may
 // panic.
 func FuzzCompute(f *testing.F) {
 	f.Add(uint64(1), uint8(3), []byte{}, []byte{})
@@ -168,6 +169,7 @@ func FuzzCompute(f *testing.F) {
 				t.Fatalf("%s: no explanation", g.NodeID(node))
 			}
 		}
+		checkCauses(t, s)
 	})
 }
 

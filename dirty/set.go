@@ -492,3 +492,68 @@ func (s *Set) Chain(n graph.Node) []graph.Node {
 	}
 	return chain
 }
+
+// Causes returns every root cause of n: the nodes of the set with a
+// reason of their own (any but [ReasonUpstream]) from which n is reached
+// through nodes of the set, in ascending order. A node with a reason of
+// its own is among its causes, and so is every such node upstream of it:
+// its reason hides no edit upstream. Where [Why].Root, [Set.Explain]
+// and [Set.Chain] follow one cause, through lowest-indexed dependencies,
+// Causes gives them all: with voice:segment[0] and voice:segment[3]
+// edited, the mix's Explain names segment[0], and its causes are both
+// voices. [Set.Why] of each cause gives its reason. Causes returns nil
+// when n is not in the set (a clean node, graph.None, a node of no
+// graph), and at least n's Why.Root when it is. It is deterministic, and
+// safe for concurrent use, as the set is.
+//
+// Causes is computed on demand: [Compute] does no work for it. Each call
+// walks the set upward from n through graph.Graph.Deps, in O(A + E +
+// P/64) for the A nodes of the set that it reaches, the E dependencies
+// of those nodes, and the P nodes of the set up to n (P ≤ [Set.Len]). It
+// allocates the slice it returns, and one bit for each of the P nodes
+// when P is over 256; [Set.AppendCauses] appends to a slice of the
+// caller's.
+func (s *Set) Causes(n graph.Node) []graph.Node { return s.AppendCauses(nil, n) }
+
+// AppendCauses appends [Set.Causes] of n to dst, in ascending order, and
+// returns the extended slice: nothing when n is not in the set. A caller
+// that asks about many nodes can pass the slice it got back, emptied
+// (buf[:0]), to allocate nothing more once it is long enough, except the
+// bits of Set.Causes for a set of over 256 nodes up to n.
+func (s *Set) AppendCauses(dst []graph.Node, n graph.Node) []graph.Node {
+	p, ok := s.Index(n)
+	if !ok {
+		return dst
+	}
+	// reach has a bit for each position in s.nodes up to n's: set for the
+	// nodes found to reach n, cleared once taken. Dependencies have lower
+	// positions than their dependents, so taking the highest set bit
+	// first takes each node once, after every node of the set that
+	// depends on it and reaches n: no bit is set again once cleared.
+	var small [4]uint64
+	reach := small[:]
+	if words := p>>6 + 1; words > len(small) {
+		reach = make([]uint64, words)
+	}
+	reach[p>>6] = 1 << (uint(p) & 63)
+	base := len(dst)
+	for w := p >> 6; w >= 0; w-- {
+		for reach[w] != 0 {
+			b := 63 - bits.LeadingZeros64(reach[w])
+			reach[w] &^= 1 << uint(b)
+			i := w<<6 | b
+			node := s.nodes[i]
+			if s.whys[i].Reason != ReasonUpstream {
+				dst = append(dst, node)
+			}
+			for _, d := range s.g.Deps(node) {
+				if s.Has(d) {
+					j := s.pos(d)
+					reach[j>>6] |= 1 << (uint(j) & 63)
+				}
+			}
+		}
+	}
+	slices.Reverse(dst[base:])
+	return dst
+}

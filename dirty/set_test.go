@@ -76,11 +76,13 @@ func checkSet(t testing.TB, s *dirty.Set) {
 			require.Empty(t, s.Explain(n))
 			require.Equal(t, "x", string(s.AppendExplain([]byte("x"), n)), "AppendExplain appends nothing")
 			require.Nil(t, s.Chain(n))
+			require.Nil(t, s.Causes(n))
 			continue
 		}
 		require.Equal(t, "x"+s.Explain(n), string(s.AppendExplain([]byte("x"), n)), "AppendExplain(%s)", g.NodeID(n))
 		require.Equal(t, j, idx, "Index(%s)", g.NodeID(n))
 		require.Equal(t, s.Whys()[j], w)
+		require.Contains(t, s.Causes(n), w.Root, "Causes(%s)", g.NodeID(n))
 		for _, c := range g.Dependents(n) {
 			require.True(t, s.Has(c), "%s is in the set but its dependent %s is not", g.NodeID(n), g.NodeID(c))
 		}
