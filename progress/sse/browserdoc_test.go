@@ -109,13 +109,35 @@ func (d *dropAfter) Write(p []byte) (int, error) {
 
 func (d *dropAfter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
+// stallAfter swallows every write after the first n events, as a proxy
+// that stalls a connection without closing it: the handler's writes,
+// its heartbeats too, succeed, and the browser gets none of them.
+type stallAfter struct {
+	http.ResponseWriter
+	n, events int
+}
+
+func (s *stallAfter) Write(p []byte) (int, error) {
+	if s.events == s.n {
+		return len(p), nil
+	}
+	if bytes.HasPrefix(p, []byte("id:")) {
+		s.events++
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *stallAfter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // The package doc's browser snippet, run in a real browser, stops where
 // it should: it closes its EventSource on the run's final event (without
 // CloseOnFinal the stream stays open until the page closes it), stops
 // when the handler answers 204 or refuses the request, and rides out a
 // 503 with a new EventSource that resumes from the last event it got.
 // A page from another origin does the same through the doc's CORS
-// wrapper. The old advice (open a new EventSource on every error, once CLOSED)
+// wrapper. Its watchdog reopens a stream that a proxy stalls without
+// closing (no event and no heartbeat for three keep-alives) from the
+// last event, and leaves a quiet stream with heartbeats alone. The old advice (open a new EventSource on every error, once CLOSED)
 // reopened for good after a run's last 204, and the old snippet never
 // closed its stream.
 func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
@@ -126,6 +148,11 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 	const delay = "setTimeout(follow, 3000)"
 	require.Equal(t, 1, strings.Count(snippet, delay), "the snippet reopens with %s", delay)
 	snippet = strings.Replace(snippet, delay, "setTimeout(follow, 100)", 1)
+	// Its watchdog reopens after 3s of silence rather than 45s; the
+	// handler's heartbeats come every 50ms.
+	const keepAlive = "const keepAlive = 15000;"
+	require.Equal(t, 1, strings.Count(snippet, keepAlive), "the snippet's keep-alive is %s", keepAlive)
+	snippet = strings.Replace(snippet, keepAlive, "const keepAlive = 1000;", 1)
 	final, err := json.Marshal([]progress.Type{progress.RunFinished, progress.RunFailed, progress.RunCancelled})
 	require.NoError(t, err)
 	all := sinktest.Events("r1", 1, 5)
@@ -138,6 +165,10 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 		events []progress.Event
 		refuse map[int]error // by the request's index
 		cut    int           // events after which the first stream drops, if not 0
+		stall  int           // events after which the first stream stalls, if not 0
+		// later are published once the page has had events[:] for
+		// longer than its watchdog waits.
+		later []progress.Event
 		// crossOrigin serves the page from another origin than the
 		// events, whose answers carry Access-Control-Allow-Origin.
 		crossOrigin bool
@@ -171,6 +202,14 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 			want: []pageRequest{{"GET", "", "", 200}, {"GET", "3", "", 503}, {"HEAD", "", "3", 200}, {"GET", "", "3", 200}},
 		},
 		{
+			name: "heartbeats keep a quiet stream open", events: all[:3], later: all[3:], got: seqs,
+			want: []pageRequest{{"GET", "", "", 200}},
+		},
+		{
+			name: "a stalled stream is reopened from the last event", events: all, stall: 3, got: seqs,
+			want: []pageRequest{{"GET", "", "", 200}, {"GET", "", "3", 200}},
+		},
+		{
 			name: "a page from another origin stops on a 204", opts: sse.HandlerOptions{EmptyRunTimeout: 50 * time.Millisecond},
 			crossOrigin: true, stopped: 204, want: []pageRequest{{"GET", "", "", 204}, {"HEAD", "", "", 204}},
 		},
@@ -181,6 +220,7 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 			require.NoError(t, mem.Publish(context.Background(), tt.events...))
 			opts := tt.opts
 			opts.Retry, opts.Logger = 50*time.Millisecond, quiet()
+			opts.KeepAlive, opts.KeepAliveEvent = 50*time.Millisecond, "heartbeat" // as the snippet expects
 			opts.Authorize = func(r *http.Request) (string, error) {
 				if err := tt.refuse[r.Context().Value(requestIndex{}).(int)]; err != nil {
 					return "", err
@@ -226,6 +266,10 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 					h.ServeHTTP(&dropAfter{ResponseWriter: rw, n: tt.cut}, r.WithContext(ctx))
 					return
 				}
+				if i == 0 && tt.stall > 0 {
+					h.ServeHTTP(&stallAfter{ResponseWriter: rw, n: tt.stall}, r.WithContext(ctx))
+					return
+				}
 				h.ServeHTTP(rw, r.WithContext(ctx))
 			})
 			mux.HandleFunc("POST /result", testenv.PostResult(result))
@@ -243,6 +287,15 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 
 			c := testenv.StartChromium(t, browser, pageServer.URL+"/page")
 			defer c.Stop()
+			if len(tt.later) > 0 {
+				// Chromium may take a while to start: wait as for the result.
+				for deadline := time.Now().Add(time.Minute); h.Stats().Events < uint64(len(tt.events)); {
+					require.True(t, time.Now().Before(deadline), "the page got no stream in a minute")
+					time.Sleep(10 * time.Millisecond)
+				}
+				time.Sleep(4 * time.Second) // longer than the watchdog's 3s: the heartbeats must keep it quiet
+				require.NoError(t, mem.Publish(context.Background(), tt.later...))
+			}
 			var body []byte
 			select {
 			case body = <-result:

@@ -7,6 +7,7 @@
 // (progress.Memory, progress/redisstream). Mount it on a route of your own:
 //
 //	h, err := sse.NewHandler(stream, sse.HandlerOptions{
+//		KeepAliveEvent: "heartbeat", // a keep-alive a page can see
 //		Authorize: func(r *http.Request) (string, error) {
 //			runID := r.PathValue("run")
 //			if !mayWatch(r, runID) {
@@ -22,8 +23,10 @@
 // The response is text/event-stream, with Cache-Control no-cache and
 // X-Accel-Buffering no (so nginx does not buffer it). It opens with a
 // retry field, then writes each event as "id: <seq>" and "data: <JSON>"
-// and flushes it. While no event comes, a comment line keeps the
-// connection open about every 15 s. A HEAD request (which net/http's
+// and flushes it. While no event comes, a keep-alive goes out every
+// [HandlerOptions].KeepAlive (15 s by default): a comment line, or with
+// [HandlerOptions].KeepAliveEvent an event of that type with the data {}
+// and no id, which a page can see. A HEAD request (which net/http's
 // ServeMux routes to a GET pattern) gets the headers that its GET would
 // get, or the same refusal or 204, and no body, when its GET would get
 // them: for a run without events and with
@@ -99,13 +102,24 @@
 // the handler with a HEAD request, answered as its GET would be (the
 // last event ID in the lastEventId parameter), and opens a new
 // EventSource on 200 or 503 only, after a delay; on 204 the run is over
-// or unknown, and on 401, 403 or 404 it is refused:
+// or unknown, and on 401, 403 or 404 it is refused. Nor does EventSource
+// notice a connection that dies without a word (a proxy that stalls it,
+// a NAT that forgot it): it stays OPEN, and the page shows the run going
+// on for ever. With KeepAliveEvent "heartbeat" the page hears something
+// at least every KeepAlive while the stream works, and a watchdog closes
+// an OPEN EventSource that heard nothing for three of them, and opens a
+// new one from the last event ID:
 //
 //	const url = "/runs/r1/events";
-//	let es, lastId = "";
+//	const keepAlive = 15000; // the handler's KeepAlive, in ms
+//	let es, lastId = "", heard = 0;
 //	function follow() {
 //		es = new EventSource(lastId ? url + "?lastEventId=" + lastId : url);
+//		const alive = () => { heard = Date.now(); };
+//		es.onopen = alive;
+//		es.addEventListener("heartbeat", alive); // the handler's KeepAliveEvent
 //		es.onmessage = (m) => {
+//			alive();
 //			lastId = m.lastEventId;
 //			const e = JSON.parse(m.data);
 //			render(e);
@@ -119,12 +133,23 @@
 //			else stopped(status); // 204: nothing more will come; else refused
 //		};
 //	}
+//	// Silent for three keep-alives while OPEN: the connection is dead.
+//	setInterval(() => {
+//		if (es.readyState !== EventSource.OPEN || Date.now() - heard < 3 * keepAlive) return;
+//		es.close();
+//		follow();
+//	}, keepAlive);
 //	follow();
 //
 // (render and stopped are the page's.) A page that reopened on every
 // error would reopen for good after the run's last 204. With
 // EmptyRunTimeout, the HEAD of a run without events waits as its GET
-// does, up to that bound.
+// does, up to that bound. The watchdog leaves a CONNECTING EventSource
+// alone: the request of a run without events gets its headers only with
+// the run's first event, or its 204 after EmptyRunTimeout, and a page
+// that reopened it would never get that 204. A heartbeat's lastEventId is
+// the last progress event's, but the snippet takes lastId from onmessage
+// alone.
 //
 // The handler sets no CORS header, so a page from another origin than
 // the handler's gets no event, and its fetch reads no status. The host

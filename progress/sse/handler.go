@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/regengraph/regen/progress"
 )
@@ -65,17 +67,50 @@ type HandlerOptions struct {
 	// Required.
 	Authorize func(r *http.Request) (runID string, err error)
 	// KeepAlive is how long a stream may stay silent before the handler
-	// writes a comment line, so that proxies and browsers keep it open.
+	// writes a keep-alive, so that proxies and browsers keep it open: a
+	// comment line, ": keep-alive", or the event KeepAliveEvent names.
 	// It must be at least 1ms, as must Retry, a positive WriteTimeout and
 	// EmptyRunTimeout. Keep it well below the ClientOptions.IdleTimeout
 	// of the [Client]s that read the streams (45s by default), or they
 	// drop a quiet stream as dead and reconnect. Default: 15s.
 	KeepAlive time.Duration
+	// KeepAliveEvent, if not empty, makes each keep-alive an event of that
+	// type rather than a comment line, so that a page can see it. Each
+	// one is exactly these three lines, "heartbeat" standing for
+	// KeepAliveEvent:
+	//
+	//	event: heartbeat
+	//	data: {}
+	//	(a blank line)
+	//
+	// It has no id field: under the HTML standard's event stream
+	// interpretation only an id field sets the last event ID, so a
+	// heartbeat leaves the browser's (its lastEventId, and the
+	// Last-Event-ID of its reconnect) at the last progress event's. Like
+	// the comment, one comes after KeepAlive of silence (15s by default),
+	// and any write pushes the next one back; so while the connection
+	// works, a page hears something at least every KeepAlive.
+	// EventSource never shows a comment to JavaScript: without this
+	// option a page cannot tell a quiet stream from one that a proxy
+	// stalls without closing it, and shows the run as going on for ever.
+	// A page listens with addEventListener(KeepAliveEvent, ...), which
+	// onmessage does not see, and reopens its EventSource once it hears
+	// nothing, neither an event nor a heartbeat, for a few KeepAlives;
+	// the package doc's snippet does so (In the browser). It must be
+	// valid UTF-8 without spaces or control characters, and not
+	// "message" (onmessage would take a heartbeat for a progress event).
+	// A [Client] sees each heartbeat as a [Message] of that Type; its
+	// Events and Follow take every message for a progress event, so they
+	// fail on a heartbeat with progress.ErrInvalidJSON: a Go host that
+	// reads such a handler uses [Client.Stream] and skips the messages of
+	// that Type (a Client notices a dead stream by its own IdleTimeout).
+	// Default: "", a comment line.
+	KeepAliveEvent string
 	// Retry is the reconnection delay sent to the client in a retry field
 	// when the stream opens. Default: 3s.
 	Retry time.Duration
 	// WriteTimeout bounds each write to the client: an event or a
-	// keep-alive comment, with its flush. A client that stays connected
+	// keep-alive, with its flush. A client that stays connected
 	// but stops reading has its stream ended once a write has waited
 	// that long, which frees its MaxStreams slot and its reader of the
 	// source. Between writes no deadline is set, so the server's own
@@ -172,7 +207,9 @@ type HandlerStats struct {
 //
 // (see package progress for the JSON form), so the browser's
 // Last-Event-ID is the Seq, which survives a Redis restart and the
-// archive fallback. The streams that send the same event share its
+// archive fallback. A keep-alive, after KeepAlive of silence, is a
+// comment line, or with KeepAliveEvent an event without an id, which
+// leaves that Last-Event-ID as it was. The streams that send the same event share its
 // encoding: the first one encodes it, and the others reuse it from a
 // cache of the 1,024 most recent events (under 4.5 MiB, typically under
 // 1 MiB). It is safe for concurrent use.
@@ -180,6 +217,7 @@ type Handler struct {
 	src          progress.Source
 	authorize    func(*http.Request) (string, error)
 	keepAlive    time.Duration
+	keepAliveMsg []byte // the keep-alive's frame
 	retry        time.Duration
 	writeTimeout time.Duration // < 0: none
 	maxStreams   int64
@@ -210,6 +248,12 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 			ErrInvalidOptions, opts.KeepAlive, opts.Retry, opts.MaxStreams)
 	case opts.EmptyRunTimeout < 0:
 		return nil, fmt.Errorf("%w: EmptyRunTimeout is %v; it must be 0 (no bound) or positive", ErrInvalidOptions, opts.EmptyRunTimeout)
+	case opts.KeepAliveEvent == "message":
+		return nil, fmt.Errorf("%w: KeepAliveEvent %q is the type of the progress events, which onmessage takes; "+
+			"name another, such as \"heartbeat\"", ErrInvalidOptions, opts.KeepAliveEvent)
+	case !eventTypeOK(opts.KeepAliveEvent):
+		return nil, fmt.Errorf("%w: KeepAliveEvent %q must be valid UTF-8 without spaces or control characters, such as \"heartbeat\"",
+			ErrInvalidOptions, opts.KeepAliveEvent)
 	}
 	for _, o := range []struct {
 		name  string
@@ -236,6 +280,11 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 		logger:       opts.Logger,
 	}
 	h.frames.seed = maphash.MakeSeed()
+	h.keepAliveMsg = []byte(": keep-alive\n\n")
+	if opts.KeepAliveEvent != "" {
+		// No id field: the client's last event ID stays the last event's.
+		h.keepAliveMsg = []byte("event: " + opts.KeepAliveEvent + "\ndata: {}\n\n")
+	}
 	if h.keepAlive == 0 {
 		h.keepAlive = 15 * time.Second
 	}
@@ -252,6 +301,21 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 		h.logger = slog.Default()
 	}
 	return h, nil
+}
+
+// eventTypeOK reports whether name can be written as an event field's
+// value and read back the same: valid UTF-8, without spaces (a leading
+// one is stripped) or control characters (CR and LF end the line).
+func eventTypeOK(name string) bool {
+	if !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Stats returns a snapshot of the counters.
@@ -395,7 +459,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// only after KeepAlive of silence, and every write pushes it back.
 		s.mu.Lock() // a callback's write waits until s.timer is set
 		s.timer = time.AfterFunc(h.keepAlive, func() {
-			if err := s.write([]byte(": keep-alive\n\n")); err != nil {
+			if err := s.write(h.keepAliveMsg); err != nil {
 				cancel(err)
 			}
 		})
@@ -739,7 +803,7 @@ func (h *Handler) reprobe(ctx context.Context, runID string, last uint64, cancel
 }
 
 // stream serializes one response's writes: events from the handler's
-// goroutine, comments from the keep-alive timer's.
+// goroutine, keep-alives from the keep-alive timer's.
 type stream struct {
 	mu           sync.Mutex
 	w            http.ResponseWriter
