@@ -330,3 +330,79 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 		})
 	}
 }
+
+// leavingPage runs the package doc's snippet, and once it has three
+// events reloads, and the second time follows a link to /next, which
+// posts to /result.
+const leavingPage = `<!doctype html>
+<meta charset="utf-8">
+<title>regen progress</title>
+<script>
+let got = 0;
+function render(e) {
+  if (++got !== 3) return;
+  if (sessionStorage.getItem("reloaded")) {
+    location.href = "/next";
+  } else {
+    sessionStorage.setItem("reloaded", "1");
+    location.reload();
+  }
+}
+function stopped(status) {}
+</script>
+<script>
+%s
+</script>`
+
+// A page that reloads closes its EventSource, and Chromium fires its
+// error event, with readyState CLOSED, after beforeunload and before
+// pagehide: the old snippet took that for a refusal or a 204 and sent a
+// HEAD request on every reload (a HEAD that with EmptyRunTimeout can
+// hold a MaxStreams slot up to the bound). The snippet now ignores the
+// errors of a page that is leaving.
+func TestBrowserSnippetAsksNothingWhenThePageLeaves(t *testing.T) {
+	browser := testenv.FindChromium(t)
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	require.NoError(t, mem.Publish(context.Background(), sinktest.Events("r1", 1, 3)...)) // no final event
+	h, err := sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, Logger: quiet(), KeepAliveEvent: "heartbeat"})
+	require.NoError(t, err)
+	var (
+		mu     sync.Mutex
+		seen   []string
+		result = make(chan []byte, 1)
+	)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, leavingPage, strings.Replace(docSnippet(t), `"/runs/r1/events"`, `"/runs/r1"`, 1))
+	})
+	mux.HandleFunc("GET /next", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(500 * time.Millisecond)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>next</title><script>fetch("/result", {method: "POST", body: "{}"});</script>`)
+	})
+	mux.HandleFunc("GET /runs/{run}", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method)
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("POST /result", testenv.PostResult(result))
+	mux.HandleFunc("GET /favicon.ico", http.NotFound)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	c := testenv.StartChromium(t, browser, srv.URL+"/page")
+	defer c.Stop()
+	select {
+	case <-result:
+	case <-c.Exited:
+		t.Fatalf("Chromium exited before the next page posted; its stderr:\n%s", c.Stderr(30))
+	case <-time.After(time.Minute):
+		t.Fatalf("the next page posted nothing in a minute; Chromium's stderr:\n%s", c.Stderr(30))
+	}
+	time.Sleep(time.Second) // the old snippet's HEAD came right after the page left
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"GET", "GET"}, seen, "the page's requests for the run's events")
+}

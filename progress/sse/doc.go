@@ -112,7 +112,13 @@
 //
 //	const url = "/runs/r1/events";
 //	const keepAlive = 15000; // the handler's KeepAlive, in ms
-//	let es, lastId = "", heard = 0;
+//	let es, lastId = "", heard = 0, leaving = false;
+//	// A reload closes the EventSource with an error event, readyState
+//	// CLOSED, after beforeunload and before pagehide (Chromium): no answer
+//	// to ask about, and a HEAD would take a stream slot for nothing.
+//	addEventListener("beforeunload", () => { leaving = true; });
+//	addEventListener("pagehide", () => { leaving = true; });
+//	addEventListener("pageshow", () => { leaving = false; });
 //	function follow() {
 //		es = new EventSource(lastId ? url + "?lastEventId=" + lastId : url);
 //		const alive = () => { heard = Date.now(); };
@@ -126,6 +132,7 @@
 //			if (["run.finished", "run.failed", "run.cancelled"].includes(e.type)) es.close();
 //		};
 //		es.onerror = async () => {
+//			if (leaving) return; // the page's own unload, see above
 //			if (es.readyState !== EventSource.CLOSED) return; // it reconnects by itself
 //			const q = lastId ? "?lastEventId=" + lastId : "";
 //			const status = await fetch(url + q, {method: "HEAD"}).then((r) => r.status, () => 503);
