@@ -174,6 +174,20 @@
 //		h.ServeHTTP(w, r)
 //	}))
 //
+// A cookie goes with a request from a page of another site (not only
+// another origin: https://app.example.com and https://api.example.com
+// are one site) only
+// if it says SameSite=None; Secure, and even then a browser that blocks
+// third-party cookies drops it, so the stream is refused. Such a page
+// rather puts a token in the URL, which Authorize checks (EventSource
+// cannot set a header): short-lived, as URLs show in access logs, and
+// good for that run alone. The page then needs
+// neither credentials nor Access-Control-Allow-Credentials. The
+// EventSource's reconnects use the same URL, so the token must outlive
+// them, or the page gets a new one when its HEAD answers 401 and opens a
+// new EventSource with it; and the snippet, given such a URL, joins
+// lastEventId to it with "&", not "?".
+//
 // Over HTTP/1.1 a browser opens at most 6 connections to an origin, over
 // all of a user's tabs, and each open EventSource holds one: beyond
 // them, EventSources stay CONNECTING, and the pages' other requests to
@@ -182,6 +196,42 @@
 // per run in one place, shared by the user's tabs (a SharedWorker, or
 // one tab that forwards the events to the others over a
 // BroadcastChannel).
+//
+// # Events in JavaScript
+//
+// Each message's data is one progress event's JSON (package progress
+// says it in full), which JSON.parse reads. Many keys are left out when
+// empty or 0, so a page tests a key with === undefined (or gives a
+// default with ??), not by its truth:
+//
+//   - Always present: runId, seq, time, type, done and total (done and
+//     total even when 0).
+//   - Omitted when empty or 0: graphKey, node, kind, batchKey, round,
+//     stageDone, stageTotal, batchDone, batchTotal, attempt, message,
+//     previewUrl, reasoning, error, etaMs and resumedBy.
+//   - stage is omitted on events that are about no stage, and present on
+//     those that are, 0 included: the first stage is "stage":0, which
+//     if (e.stage) takes for none.
+//   - etaMs is omitted when the ETA is 0. The executor's ETA is 0
+//     (unknown) until some node kind's cost is known, at least 1000
+//     (a second) while nodes are left once it is, and 0 on the run's
+//     final event (run.finished, run.failed, run.cancelled): an etaMs
+//     absent there means nothing is left, not unknown.
+//   - A page ignores keys it does not know: fields may be added, never
+//     renamed or removed.
+//
+// The runId is the host's run ID (executor.RunRequest.RunID; by default
+// a random one, of no documented form): an opaque string, which a page
+// escapes with encodeURIComponent in a URL. A message's lastEventId is
+// its event's seq, as a string. A heartbeat (KeepAliveEvent) is no event: its
+// data is {}, and onmessage does not see it.
+//
+// A 204 No Content, to the GET (which stops EventSource) or to the HEAD,
+// says only that the handler has nothing to send after the last event
+// ID: the run is unknown, or expired, or had no event within
+// EmptyRunTimeout, or (with CloseOnFinal) the last event ID is at or past
+// its final event. A page cannot tell which from the answer: it asks the
+// host's own API for the run's record.
 //
 // # Client
 //
