@@ -355,13 +355,19 @@ func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 }
 
 // Events is [Client.Stream] with each message's data decoded as a
-// progress.Event. A message that is not an event (data that is not a
-// JSON object, such as "null" or malformed JSON, or an object that is not
-// in the event's documented form) ends it with an error wrapping
+// progress.Event. Only messages of type "message" are events, as only
+// they reach a page's onmessage: a message of another type, such as the
+// heartbeats of a [Handler] with HandlerOptions.KeepAliveEvent, is
+// skipped. A message that is not an event (data that is not a JSON
+// object, such as "null" or malformed JSON, or an object that is not in
+// the event's documented form) ends it with an error wrapping
 // progress.ErrInvalidJSON, and is not taken: [Client.LastEventID] stays
 // before it, as for an event fn returns an error for.
 func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) error {
 	return c.Stream(ctx, func(m Message) error {
+		if m.Type != "message" {
+			return nil // a heartbeat, or an event of the host's own
+		}
 		e, err := decodeEvent(m.Data)
 		if err != nil {
 			return fmt.Errorf("sse: event id %q: %w", m.ID, err)

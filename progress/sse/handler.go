@@ -99,11 +99,10 @@ type HandlerOptions struct {
 	// the package doc's snippet does so (In the browser). It must be
 	// valid UTF-8 without spaces or control characters, and not
 	// "message" (onmessage would take a heartbeat for a progress event).
-	// A [Client] sees each heartbeat as a [Message] of that Type; its
-	// Events and Follow take every message for a progress event, so they
-	// fail on a heartbeat with progress.ErrInvalidJSON: a Go host that
-	// reads such a handler uses [Client.Stream] and skips the messages of
-	// that Type (a Client notices a dead stream by its own IdleTimeout).
+	// A [Client]'s Stream gives each heartbeat as a [Message] of that
+	// Type; its Events and Follow skip messages of a type other than
+	// "message", so they ignore heartbeats (a Client notices a dead
+	// stream by its own IdleTimeout).
 	// Default: "", a comment line.
 	KeepAliveEvent string
 	// Retry is the reconnection delay sent to the client in a retry field

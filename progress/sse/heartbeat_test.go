@@ -1,7 +1,9 @@
 package sse_test
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +125,47 @@ func TestNewHandlerRefusesBadKeepAliveEvents(t *testing.T) {
 		_, err := sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, KeepAliveEvent: name})
 		assert.NoError(t, err, "KeepAliveEvent %q", name)
 	}
+}
+
+// A Client reading a handler with KeepAliveEvent gets each heartbeat as a
+// message of that type, not a progress event: Events and Follow skip it,
+// as a page's onmessage does, rather than fail on its "{}" with
+// progress.ErrInvalidJSON. Before, Follow ended at the first heartbeat.
+func TestClientSkipsHeartbeats(t *testing.T) {
+	mem := progress.NewMemory(progress.MemoryOptions{})
+	h, err := sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, Logger: quiet(),
+		KeepAlive: time.Millisecond, KeepAliveEvent: "heartbeat"})
+	require.NoError(t, err)
+	server := httptest.NewServer(h)
+	t.Cleanup(server.Close)
+	events := sinktest.Events("r1", 1, 3)
+	events[2].Type = progress.RunFinished
+	require.NoError(t, mem.Publish(context.Background(), events[0]))
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	var got []uint64
+	var raw []string
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Hour})
+	err = c.Follow(ctx, func(e progress.Event) error {
+		got = append(got, e.Seq)
+		if e.Seq == 1 {
+			// Heartbeats come once a stream has been quiet for
+			// KeepAlive: let a few pass, on this stream and on
+			// Follow's (opened before it), before the rest.
+			r := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Hour})
+			_ = r.Stream(ctx, func(m sse.Message) error {
+				raw = append(raw, m.Type)
+				if len(raw) == 4 {
+					return errStop
+				}
+				return nil
+			})
+			require.NoError(t, mem.Publish(ctx, events[1:]...))
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, sinktest.Span(1, 3), got)
+	assert.Equal(t, []string{"message", "heartbeat", "heartbeat", "heartbeat"}, raw, "the stream's messages, as Stream gives them")
 }
