@@ -232,6 +232,22 @@ type Machine struct {
 // edges among them, in a graph of N nodes; every transition then finds a
 // node in O(1), for a plan assembled by hand too.
 func New(p *planner.Plan, c Config) (*Machine, error) {
+	m, err := build(p, c)
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.nodes {
+		if m.wait[i] == 0 {
+			m.ready(int32(i))
+		}
+	}
+	return m, nil
+}
+
+// build returns a machine for the plan with every node Pending and none
+// queued, each waiting on all its planned dependencies: New then makes
+// Ready those that wait on none, and Restore sets the snapshot's states.
+func build(p *planner.Plan, c Config) (*Machine, error) {
 	if p == nil || p.Graph == nil {
 		return nil, fmt.Errorf("%w: a plan with a graph is required", ErrInvalidConfig)
 	}
@@ -398,11 +414,6 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 					g.NodeID(n), m.stage[i], g.NodeID(dep), m.stage[j])
 			}
 			m.wait[i]++
-		}
-	}
-	for i := range nodes {
-		if m.wait[i] == 0 {
-			m.ready(int32(i))
 		}
 	}
 	return m, nil
