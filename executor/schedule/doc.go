@@ -87,8 +87,8 @@
 // The queries change nothing: [Machine.CanStart], [Machine.WakeAt],
 // [Machine.Wake], [Machine.RateWait], [Machine.State],
 // [Machine.Unsettled], [Machine.RunningNodes], [Machine.Running],
-// [Machine.Settled], [Machine.Len], [Machine.Done] and [Machine.Halted]
-// may be added to a driver's code, or left out of a replay, and every
+// [Machine.Settled], [Machine.Len], [Machine.Done], [Machine.Halted]
+// and [Machine.Snapshot] may be added to a driver's code, or left out of a replay, and every
 // other call answers the same. Wake answers for the last Next.
 //
 // A Next that returns no node changes nothing but what Wake answers, and
@@ -104,13 +104,19 @@
 // that Next's Wake did; its Wake answers for the last Next the record
 // kept.
 //
-// There is no snapshot. To rebuild a machine, after a workflow continues
-// as new, say, call New with the same plan and Config and make the
-// recorded calls again, in order, with their times: the new machine then
-// answers each call as the old one did, and [Machine.RunningNodes] lists
-// the nodes that still run. A machine made from a new plan of the nodes
-// not settled, instead, knows neither the starts its rates counted nor
-// the nodes that were running.
+// To rebuild a machine, after a workflow continues as new, say, or in
+// another process of a job runner that keeps its state in a database,
+// either call New with the same plan and Config and make the recorded
+// calls again, in order, with their times, or keep a [Snapshot] of the
+// machine instead of its calls: [Machine.Snapshot] takes one, in O(N),
+// its JSON form is versioned and the same state always gives the same
+// bytes, and [Restore] makes a machine of it for the same plan and
+// Config (whose fingerprint the snapshot holds, so that another plan or
+// Config is refused). Either way the new machine then answers each call
+// as the old one did, and [Machine.RunningNodes] lists the nodes that
+// still run; a restored machine's times are in UTC, the same instants. A
+// machine made from a new plan of the nodes not settled, instead, knows
+// neither the starts its rates counted nor the nodes that were running.
 //
 // # Stability
 //
@@ -129,6 +135,10 @@
 // cannot run, is refused by New with an error wrapping
 // [ErrInvalidConfig]. Settling a node that is not running, or not in the
 // plan, is an error that changes nothing; nothing panics on input.
+// [Restore] refuses a snapshot of another plan or Config, of another
+// version, or whose parts disagree, with a [*SnapshotError] wrapping
+// [ErrInvalidSnapshot] that says what is wrong; [Snapshot.UnmarshalJSON]
+// reads the JSON form strictly, and refuses the same way.
 //
 // # Cost and concurrency
 //
@@ -138,6 +148,9 @@
 // Succeed allocate nothing per call beyond what grows with D and N (see
 // BenchmarkMachine); a Fail, Supersede or Invalidate allocates for the
 // dependents it skips (its Result's list and a walk's queue), and an
-// Invalidate a set of the nodes it visits. A Machine is not safe for
+// Invalidate a set of the nodes it visits. [Machine.Snapshot] costs
+// O(D + R log R) for R nodes Ready, and allocates O(D); [Restore]
+// costs about what New does. Neither adds to the cost of the other calls.
+// A Machine is not safe for
 // concurrent use: the driver serializes its calls.
 package schedule

@@ -1,0 +1,698 @@
+package schedule
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/strictjson"
+	"github.com/regengraph/regen/planner"
+)
+
+// SnapshotVersion is the version of the snapshot form that
+// [Machine.Snapshot] writes and [Restore] reads.
+const SnapshotVersion = 1
+
+// ErrInvalidSnapshot is wrapped by the errors of [Restore] and
+// [Snapshot.UnmarshalJSON] for a snapshot they refuse.
+var ErrInvalidSnapshot = errors.New("schedule: invalid snapshot")
+
+// SnapshotError is a snapshot that [Restore] or [Snapshot.UnmarshalJSON]
+// refuses: Problem says what is wrong with it and what is allowed. It
+// wraps [ErrInvalidSnapshot].
+type SnapshotError struct {
+	// Problem says what is wrong.
+	Problem string
+	// Mismatch says the snapshot is of another plan or Config (its
+	// fingerprint is another), rather than corrupt.
+	Mismatch bool
+}
+
+func (e *SnapshotError) Error() string { return "schedule: invalid snapshot: " + e.Problem }
+
+// Unwrap returns [ErrInvalidSnapshot].
+func (e *SnapshotError) Unwrap() error { return ErrInvalidSnapshot }
+
+func badSnapshot(format string, args ...any) error {
+	return &SnapshotError{Problem: fmt.Sprintf(format, args...)}
+}
+
+// stateLetters are the states' letters in a snapshot's "states", by
+// State.
+const stateLetters = "prRsfkSc"
+
+// Snapshot is a machine's state at one point of its run, from
+// [Machine.Snapshot]: [Restore] makes a machine from it that answers
+// every further call as the snapshotted one does. Its zero value is no
+// snapshot, which Restore refuses. It is immutable and shares no memory
+// with the machine: it may be copied, and kept while the machine goes on.
+//
+// # JSON form
+//
+// [Snapshot.MarshalJSON] writes it as one JSON object, version 1, whose
+// keys come in this order, and the same state gives the same bytes:
+//
+//	{"version": 1,
+//	 "fingerprint": "3f1c…",              // 64 hex digits: the plan and Config
+//	 "states": "ssRRrrpp",                // one letter a planned node, in Plan.Nodes order
+//	 "ready": [12, 9],                    // the Ready nodes, in the order they became ready
+//	 "readySince": [{"node": 12, "at": "2025-01-01T00:00:03Z"}],
+//	 "held": [{"stage": 2, "nodes": [14, 13]}],
+//	 "running": [{"node": 3, "rateStart": "2025-01-01T00:00:01Z", "call": 3, "callNodes": 2}],
+//	 "rates": [{"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}],
+//	 "halted": true,
+//	 "wake": "2025-01-01T00:00:05Z"}
+//
+// Nodes are graph.Node numbers, and times are RFC 3339 in UTC, to the
+// nanosecond. The states' letters are p pending, r ready, R running,
+// s succeeded, f failed, k skipped, S superseded and c cancelled.
+// "readySince" gives, by ascending node, when a Ready node of a kind
+// with a batch window ([Config.Windows]) became ready, once a call has
+// noted it; "held" the nodes of each later stage, in Staged mode, whose
+// dependencies have all succeeded, in the order in which they become
+// Ready when their stage opens; "running", by ascending node, the start
+// that a running node's rate counts ([Rate]: none once refunded), and,
+// with [Config.MaxBatch], the first node of its bulk call and how many
+// nodes that call took; "rates" the starts of each rate-limited batch
+// key, by key, that may still be in its window; "wake" what
+// [Machine.Wake] answers. Keys with nothing to say ("readySince", "held",
+// "running", "rates", "halted", "wake", "rateStart", "call",
+// "callNodes") are left out. The nodes running on each key, the workers
+// in use, the stages settled (and so reported by
+// [Result.StagesFinished]) and how many dependencies each node waits on
+// follow from the states, and are not written.
+//
+// "fingerprint" is a SHA-256 of what the machine takes from its plan
+// and [Config]: the graph's template and segments, the plan's nodes with
+// their stages and batch keys, each key's concurrency (after
+// [Config.Caps]) and [Rate], the batch windows that apply, the mode,
+// [Config.Workers] and [Config.MaxBatch]. A Config that differs only in
+// what the machine ignores (a rate of a key the plan has not, say) has
+// the same one. The same plan and Config have the same fingerprint in
+// every process, and in every release that writes version 1.
+//
+// A later release may write another version; Restore then refuses a
+// version it does not know with a [*SnapshotError] that says so.
+type Snapshot struct {
+	s snapshotForm
+}
+
+// snapshotForm is a Snapshot's JSON form.
+type snapshotForm struct {
+	Version     int           `json:"version"`
+	Fingerprint string        `json:"fingerprint"`
+	States      string        `json:"states"`
+	Ready       []graph.Node  `json:"ready"`
+	ReadySince  []nodeTime    `json:"readySince,omitempty"`
+	Held        []heldStage   `json:"held,omitempty"`
+	Running     []runningNode `json:"running,omitempty"`
+	Rates       []rateStarts  `json:"rates,omitempty"`
+	Halted      bool          `json:"halted,omitempty"`
+	Wake        time.Time     `json:"wake,omitzero"`
+}
+
+type nodeTime struct {
+	Node graph.Node `json:"node"`
+	At   time.Time  `json:"at"`
+}
+
+type heldStage struct {
+	Stage int          `json:"stage"`
+	Nodes []graph.Node `json:"nodes"`
+}
+
+type runningNode struct {
+	Node      graph.Node  `json:"node"`
+	RateStart time.Time   `json:"rateStart,omitzero"`
+	Call      *graph.Node `json:"call,omitempty"`
+	CallNodes int         `json:"callNodes,omitempty"`
+}
+
+type rateStarts struct {
+	Key    string      `json:"key"`
+	Starts []time.Time `json:"starts"`
+}
+
+// snapshotShape is the JSON form's objects, for strictjson.CheckForm.
+var snapshotShape = func() *strictjson.Object {
+	return &strictjson.Object{
+		Keys: strictjson.Names(snapshotForm{}),
+		Items: map[string]*strictjson.Object{
+			"readySince": {Keys: strictjson.Names(nodeTime{})},
+			"held":       {Keys: strictjson.Names(heldStage{})},
+			"running":    {Keys: strictjson.Names(runningNode{})},
+			"rates":      {Keys: strictjson.Names(rateStarts{})},
+		},
+	}
+}()
+
+// Version returns the snapshot's version: [SnapshotVersion] for one
+// that [Machine.Snapshot] made or that decoded, 0 for the zero Snapshot.
+func (s Snapshot) Version() int { return s.s.Version }
+
+// MarshalJSON writes the snapshot in its JSON form (see [Snapshot]): the
+// same state gives the same bytes. It fails only for a time outside the
+// years 0 to 9999, as encoding/json does for a time.Time.
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	if s.s.Ready == nil {
+		s.s.Ready = []graph.Node{} // "ready": [], never null
+	}
+	return json.Marshal(s.s)
+}
+
+// UnmarshalJSON reads a snapshot in its JSON form, strictly: unknown
+// keys, keys that differ in case, repeated keys, data after the object
+// and a version other than [SnapshotVersion] are refused with a
+// [*SnapshotError]. It checks the form alone; [Restore] checks the
+// snapshot against its plan and Config. On error it leaves s unchanged.
+func (s *Snapshot) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badSnapshot("bad JSON: no JSON value: want an object")
+		}
+		return badSnapshot("bad JSON: %v", strictjson.Bound(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badSnapshot("bad JSON: data after the snapshot object")
+	}
+	if err := strictjson.CheckForm(raw, snapshotShape); err != nil {
+		return badSnapshot("bad JSON: %v", strictjson.Bound(err))
+	}
+	var f snapshotForm
+	dec = json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return badSnapshot("bad JSON: %v", strictjson.Bound(err))
+	}
+	if f.Version != SnapshotVersion {
+		return badSnapshot("version %d: this release reads version %d", f.Version, SnapshotVersion)
+	}
+	if len(f.Fingerprint) != 2*sha256.Size || strings.ToLower(f.Fingerprint) != f.Fingerprint {
+		return badSnapshot("fingerprint %q: want %d lowercase hex digits", cut(f.Fingerprint), 2*sha256.Size)
+	}
+	if _, err := hex.DecodeString(f.Fingerprint); err != nil {
+		return badSnapshot("fingerprint %q: want %d lowercase hex digits", cut(f.Fingerprint), 2*sha256.Size)
+	}
+	for i, r := range f.States {
+		if !strings.ContainsRune(stateLetters, r) {
+			return badSnapshot("states: %q at %d is no state's letter: want one of %q", string(r), i, stateLetters)
+		}
+	}
+	if f.Ready == nil {
+		return badSnapshot(`missing "ready": want the Ready nodes, [] for none`)
+	}
+	s.s = f
+	return nil
+}
+
+// cut returns s, or its first bytes if it is long, for a message.
+func cut(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// Snapshot returns the machine's state: [Restore], given it with the same
+// plan and Config, makes a machine that answers every further call as
+// this one does (Next, More, the transitions, Refund, Halt and the
+// queries alike), so that a driver, such as a workflow that continues as
+// new, need not keep or replay the calls made so far. It changes
+// nothing, is a query as the package doc lists them, and shares no
+// memory with the machine. It costs O(D + R log R + K) time and
+// allocates O(D) for D planned nodes, R of them Ready, and K kinds; the
+// other calls cost nothing more for it.
+func (m *Machine) Snapshot() Snapshot {
+	f := snapshotForm{Version: SnapshotVersion, Fingerprint: m.fingerprint(), Halted: m.halted, Wake: utc(m.wake)}
+	states := make([]byte, len(m.nodes))
+	var ready []int32
+	for i, st := range m.state {
+		states[i] = stateLetters[st]
+		switch st {
+		case Ready:
+			ready = append(ready, int32(i))
+			if m.win != nil && m.win[m.kindAt[i]] > 0 && !m.readyAt[i].IsZero() {
+				f.ReadySince = append(f.ReadySince, nodeTime{Node: m.nodes[i], At: utc(m.readyAt[i])})
+			}
+		case Running:
+			r := runningNode{Node: m.nodes[i]}
+			if m.startAt != nil && m.counted[i] {
+				r.RateStart = utc(m.startAt[i])
+			}
+			if m.callOf != nil {
+				call := m.nodes[m.callOf[i]]
+				r.Call, r.CallNodes = &call, int(m.callLen[m.callOf[i]])
+			}
+			f.Running = append(f.Running, r)
+		}
+	}
+	f.States = string(states)
+	slices.SortFunc(ready, func(a, b int32) int { return cmp.Compare(m.order[a], m.order[b]) })
+	f.Ready = make([]graph.Node, len(ready))
+	for k, i := range ready {
+		f.Ready[k] = m.nodes[i]
+	}
+	for st := int(m.current) + 1; st < len(m.held); st++ {
+		var nodes []graph.Node
+		for _, i := range m.held[st] {
+			if m.state[i] == Pending {
+				nodes = append(nodes, m.nodes[i])
+			}
+		}
+		if len(nodes) > 0 {
+			f.Held = append(f.Held, heldStage{Stage: st, Nodes: nodes})
+		}
+	}
+	for ki := range m.keys {
+		ks := &m.keys[ki]
+		if ks.rate.Starts == 0 || len(ks.starts) == ks.first {
+			continue
+		}
+		r := rateStarts{Key: ks.name, Starts: make([]time.Time, 0, len(ks.starts)-ks.first)}
+		for _, t := range ks.starts[ks.first:] {
+			r.Starts = append(r.Starts, utc(t))
+		}
+		f.Rates = append(f.Rates, r)
+	}
+	slices.SortFunc(f.Rates, func(a, b rateStarts) int { return strings.Compare(a.Key, b.Key) })
+	return Snapshot{s: f}
+}
+
+// utc returns t in UTC, without its monotonic reading; the zero time
+// stays zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Round(0)
+}
+
+// fingerprint returns the SHA-256, in hex, of what the machine took from
+// its plan and Config (see Snapshot).
+func (m *Machine) fingerprint() string {
+	b := make([]byte, 0, 64+8*len(m.nodes))
+	b = append(b, "regen schedule v1\x00"...)
+	num := func(v int64) { b = binary.AppendVarint(b, v) }
+	str := func(s string) { num(int64(len(s))); b = append(b, s...) }
+	t := m.g.Template()
+	num(int64(m.g.Segments()))
+	num(int64(m.g.Len()))
+	num(int64(len(t.Kinds)))
+	for _, k := range t.Kinds {
+		str(k.Name)
+		if k.PerSegment {
+			num(1)
+		} else {
+			num(0)
+		}
+		str(k.BatchKey)
+		num(int64(k.Concurrency))
+		num(int64(len(k.Deps)))
+		for _, d := range k.Deps {
+			str(d.Kind)
+			str(string(d.Scope))
+		}
+	}
+	num(int64(m.mode))
+	num(int64(m.limit))
+	num(int64(m.maxBatch))
+	num(int64(len(m.stageLeft)))
+	num(int64(len(m.keys)))
+	for _, ks := range m.keys {
+		str(ks.name)
+		num(int64(ks.limit))
+		num(int64(ks.rate.Starts))
+		num(int64(ks.rate.Per))
+	}
+	num(int64(len(m.win)))
+	for _, w := range m.win {
+		num(int64(w))
+	}
+	num(int64(len(m.nodes)))
+	for i, n := range m.nodes {
+		num(int64(n))
+		num(int64(m.stage[i]))
+		num(int64(m.key[i]))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Restore returns a machine for the plan and Config in the state of s, a
+// snapshot that [Machine.Snapshot] took of a machine made by [New] (or
+// Restore) with the same plan and Config: it answers every further call
+// as that machine does from then on. Times read back in UTC, without a
+// monotonic clock reading: its [Machine.Wake] may answer in another zone
+// than the original's, for the same instant (time.Time.Equal holds).
+//
+// A bad Config, or a plan the machine cannot run, is an error wrapping
+// [ErrInvalidConfig], as for New. A snapshot of another plan or Config
+// (its fingerprint differs), of another version, the zero Snapshot, or
+// one whose parts disagree with each other or with the plan (a node
+// Ready whose dependency has not succeeded, a Ready node missing from
+// the order, more nodes running on a key than its concurrency...) is a
+// [*SnapshotError] wrapping [ErrInvalidSnapshot] that says what is
+// wrong. It never panics. It costs O((D + E_D) log D + N) for D planned
+// nodes with E_D edges among them in a graph of N nodes, as New does.
+func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
+	m, err := build(p, c)
+	if err != nil {
+		return nil, err
+	}
+	f := &s.s
+	switch {
+	case f.Version == 0:
+		return nil, badSnapshot("the zero Snapshot: take one with Machine.Snapshot")
+	case f.Version != SnapshotVersion:
+		return nil, badSnapshot("version %d: this release reads version %d", f.Version, SnapshotVersion)
+	}
+	if fp := m.fingerprint(); f.Fingerprint != fp {
+		return nil, &SnapshotError{Mismatch: true, Problem: fmt.Sprintf(
+			"taken of another plan or Config: its fingerprint is %s, this plan and Config's %s", cut(f.Fingerprint), fp)}
+	}
+	if err := m.restore(f); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// name names node n for a snapshot's error.
+func (m *Machine) name(n graph.Node) string {
+	if m.g.Contains(n) {
+		return fmt.Sprintf("%d (%q)", n, m.g.NodeID(n))
+	}
+	return fmt.Sprint(n)
+}
+
+// planned returns the position of node n, of the snapshot's part what,
+// or an error if n is not in the plan.
+func (m *Machine) planned(n graph.Node, what string) (int32, error) {
+	i := m.pos(n)
+	if i < 0 {
+		return -1, badSnapshot("%s: node %s is not in the plan", what, m.name(n))
+	}
+	return int32(i), nil
+}
+
+// restore sets the state of f on a machine fresh from build, checking
+// that its parts agree.
+func (m *Machine) restore(f *snapshotForm) error {
+	if len(f.States) != len(m.nodes) {
+		return badSnapshot("states: %d letters for %d planned nodes", len(f.States), len(m.nodes))
+	}
+	for i := range m.state {
+		st := State(strings.IndexByte(stateLetters, f.States[i]))
+		if st > Cancelled { // -1 as a State
+			return badSnapshot("states: %q at %d is no state's letter: want one of %q", f.States[i], i, stateLetters)
+		}
+		m.state[i] = st
+		if st.Terminal() {
+			m.settled++
+			m.stageLeft[m.stage[i]]-- // build counted every node
+		}
+	}
+	for int(m.current) < len(m.stageLeft) && m.stageLeft[m.current] == 0 {
+		m.current++
+	}
+	m.halted = f.Halted
+	m.wake = f.Wake
+	for i, n := range m.nodes {
+		st := m.state[i]
+		m.wait[i] = 0
+		for _, dep := range m.g.Deps(n) {
+			j := m.at[dep]
+			if j < 0 {
+				continue
+			}
+			switch ds := m.state[j]; {
+			case ds == Succeeded:
+				continue
+			case st != Pending && st != Skipped && st != Ready:
+				return badSnapshot("node %s is %s, but its dependency %s is %s, not succeeded", m.name(n), st, m.name(dep), ds)
+			case st != Skipped && (ds == Failed || ds == Superseded || ds == Skipped):
+				return badSnapshot("node %s is %s, but its dependency %s is %s: it would be skipped", m.name(n), st, m.name(dep), ds)
+			}
+			m.wait[i]++
+		}
+		switch {
+		case st == Ready && m.wait[i] > 0:
+			return badSnapshot("node %s is ready, but a dependency of it has not succeeded", m.name(n))
+		case st == Cancelled && !m.halted:
+			return badSnapshot("node %s is cancelled, but the machine is not halted: a cancel halts it", m.name(n))
+		case st == Ready && m.mode == Staged && m.stage[i] > m.current:
+			return badSnapshot("node %s of stage %d is ready, but stage %d has not settled", m.name(n), m.stage[i], m.current)
+		case st == Pending && m.wait[i] == 0 && (m.mode == Dataflow || m.stage[i] <= m.current):
+			return badSnapshot("node %s is pending, but its dependencies have all succeeded: it is ready", m.name(n))
+		}
+	}
+	if err := m.restoreReady(f); err != nil {
+		return err
+	}
+	if err := m.restoreHeld(f); err != nil {
+		return err
+	}
+	if err := m.restoreRunning(f); err != nil {
+		return err
+	}
+	if err := m.restoreRates(f); err != nil {
+		return err
+	}
+	return m.restoreWindows(f)
+}
+
+// restoreReady queues the Ready nodes in f's order, each numbered in it.
+func (m *Machine) restoreReady(f *snapshotForm) error {
+	for _, n := range f.Ready {
+		i, err := m.planned(n, "ready")
+		if err != nil {
+			return err
+		}
+		if m.state[i] != Ready || m.order[i] != 0 {
+			return badSnapshot("ready: node %s is %s, or listed twice: list each Ready node once", m.name(n), m.state[i])
+		}
+		m.seq++
+		m.order[i] = m.seq
+		ks := &m.keys[m.key[i]]
+		ks.queue = append(ks.queue, i)
+	}
+	for i, st := range m.state {
+		if st == Ready && m.order[i] == 0 {
+			return badSnapshot("ready: node %s is Ready but not listed", m.name(m.nodes[i]))
+		}
+	}
+	return nil
+}
+
+// restoreHeld sets the nodes of later stages that wait for their stage
+// to open, in Staged mode.
+func (m *Machine) restoreHeld(f *snapshotForm) error {
+	if m.mode != Staged && len(f.Held) > 0 {
+		return badSnapshot("held: nodes held for their stage in %s mode: only Staged holds them", m.mode)
+	}
+	prev := int(m.current)
+	held := make([]bool, len(m.nodes))
+	for _, h := range f.Held {
+		if h.Stage <= prev || h.Stage >= len(m.held) || len(h.Nodes) == 0 {
+			return badSnapshot("held: stage %d: want stages after %d (the first not settled) and before %d, ascending, each once with nodes",
+				h.Stage, m.current, len(m.held))
+		}
+		prev = h.Stage
+		for _, n := range h.Nodes {
+			i, err := m.planned(n, fmt.Sprintf("held: stage %d", h.Stage))
+			if err != nil {
+				return err
+			}
+			if int(m.stage[i]) != h.Stage || m.state[i] != Pending || m.wait[i] != 0 || held[i] {
+				return badSnapshot("held: stage %d: node %s is %s in stage %d, or waits on a dependency, or is listed twice: want each pending node of the stage whose dependencies have succeeded, once",
+					h.Stage, m.name(n), m.state[i], m.stage[i])
+			}
+			m.held[h.Stage] = append(m.held[h.Stage], i)
+			held[i] = true
+		}
+	}
+	for i, st := range m.state {
+		if st == Pending && m.wait[i] == 0 && m.mode == Staged && !held[i] {
+			return badSnapshot("held: node %s of stage %d waits for its stage to open, but is not listed", m.name(m.nodes[i]), m.stage[i])
+		}
+	}
+	return nil
+}
+
+// restoreRunning sets the running nodes' slots, rate starts and calls.
+func (m *Machine) restoreRunning(f *snapshotForm) error {
+	prev := graph.Node(-1)
+	for _, r := range f.Running {
+		i, err := m.planned(r.Node, "running")
+		if err != nil {
+			return err
+		}
+		if m.state[i] != Running || r.Node <= prev {
+			return badSnapshot("running: node %s is %s, or out of order: want the Running nodes, ascending, each once", m.name(r.Node), m.state[i])
+		}
+		prev = r.Node
+		ks := &m.keys[m.key[i]]
+		ks.running++
+		m.running++
+		if !r.RateStart.IsZero() {
+			if ks.rate.Starts == 0 {
+				return badSnapshot("running: node %s has a rate start, but its batch key %q has no rate", m.name(r.Node), ks.name)
+			}
+			m.startAt[i], m.counted[i] = r.RateStart, true
+		}
+		if (r.Call != nil) != (m.callOf != nil) || (r.Call == nil && r.CallNodes != 0) {
+			return badSnapshot("running: node %s: a call and its nodes are given with MaxBatch, and only then (MaxBatch is %d)", m.name(r.Node), m.maxBatch)
+		}
+		if r.Call == nil {
+			continue
+		}
+		call, err := m.planned(*r.Call, fmt.Sprintf("running: node %s's call", m.name(r.Node)))
+		if err != nil {
+			return err
+		}
+		switch cs := m.state[call]; {
+		case cs == Pending || cs == Ready || cs == Skipped:
+			return badSnapshot("running: node %s's call begins with node %s, which is %s: a call begins with a node that started", m.name(r.Node), m.name(*r.Call), cs)
+		case m.key[call] != m.key[i] || m.g.KindOf(*r.Call) != m.g.KindOf(r.Node):
+			return badSnapshot("running: node %s's call begins with node %s, of another batch key or kind", m.name(r.Node), m.name(*r.Call))
+		case r.CallNodes < 1 || r.CallNodes > m.maxBatch:
+			return badSnapshot("running: node %s's call has %d nodes: want 1 to MaxBatch, %d", m.name(r.Node), r.CallNodes, m.maxBatch)
+		case m.callLen[call] != 0 && int(m.callLen[call]) != r.CallNodes:
+			return badSnapshot("running: the call of node %s has %d nodes, and %d for another of its nodes", m.name(*r.Call), r.CallNodes, m.callLen[call])
+		}
+		m.callOf[i], m.callLen[call] = call, int32(r.CallNodes)
+	}
+	if n := m.countState(Running); n != m.running {
+		return badSnapshot("running: %d nodes listed, but %d are Running", m.running, n)
+	}
+	for ki := range m.keys {
+		ks := &m.keys[ki]
+		if ks.limit > 0 && ks.running > ks.limit {
+			return badSnapshot("running: %d nodes of batch key %q, over its concurrency %d", ks.running, ks.name, ks.limit)
+		}
+	}
+	if m.limit > 0 && m.running > m.limit {
+		return badSnapshot("running: %d nodes, over Workers %d", m.running, m.limit)
+	}
+	for i, call := range m.callOf {
+		if m.state[i] == Running && m.state[call] == Running && m.callOf[call] != call {
+			return badSnapshot("running: node %s's call begins with node %s, which runs in another call", m.name(m.nodes[i]), m.name(m.nodes[call]))
+		}
+	}
+	if m.callOf != nil {
+		members := make([]int32, len(m.nodes))
+		for _, r := range f.Running {
+			call := m.callOf[m.at[r.Node]]
+			if members[call]++; members[call] > m.callLen[call] {
+				return badSnapshot("running: the call of node %s has %d nodes, but more of them run", m.name(m.nodes[call]), m.callLen[call])
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Machine) countState(s State) int {
+	n := 0
+	for _, st := range m.state {
+		if st == s {
+			n++
+		}
+	}
+	return n
+}
+
+// restoreRates sets the starts in each rate's window.
+func (m *Machine) restoreRates(f *snapshotForm) error {
+	prev := ""
+	for k, r := range f.Rates {
+		if k > 0 && r.Key <= prev {
+			return badSnapshot("rates: key %q after %q: want keys ascending, each once", cut(r.Key), cut(prev))
+		}
+		prev = r.Key
+		ki := -1
+		for j := 1; j < len(m.keys); j++ {
+			if m.keys[j].name == r.Key {
+				ki = j
+			}
+		}
+		if ki < 0 || m.keys[ki].rate.Starts == 0 {
+			return badSnapshot("rates: batch key %q is not a key of the plan with a rate", cut(r.Key))
+		}
+		ks := &m.keys[ki]
+		if len(r.Starts) == 0 || len(r.Starts) > ks.rate.Starts {
+			return badSnapshot("rates: batch key %q has %d starts: want 1 to its rate's %d (leave a key without starts out)", r.Key, len(r.Starts), ks.rate.Starts)
+		}
+		for _, t := range r.Starts {
+			if t.IsZero() {
+				return badSnapshot("rates: batch key %q has a start at the zero time", r.Key)
+			}
+		}
+		ks.starts = slices.Clone(r.Starts)
+	}
+	return nil
+}
+
+// restoreWindows sets the batch windows' counts, and when the Ready
+// nodes of windowed kinds became ready.
+func (m *Machine) restoreWindows(f *snapshotForm) error {
+	if m.win == nil {
+		if len(f.ReadySince) > 0 {
+			return badSnapshot("readySince: given, but no batch window applies to the plan")
+		}
+		return nil
+	}
+	clear(m.pending)
+	clear(m.blocked)
+	clear(m.readyN)
+	for i, st := range m.state {
+		k := m.kindAt[i]
+		switch st {
+		case Pending:
+			m.pending[k]++
+		case Ready:
+			m.readyN[k]++
+		}
+		if m.win[k] == 0 {
+			continue
+		}
+		m.sameWait[i] = 0
+		for _, dep := range m.g.Deps(m.nodes[i]) {
+			if j := m.at[dep]; j >= 0 && m.kindAt[j] == k && (m.state[j] == Pending || m.state[j] == Ready) {
+				m.sameWait[i]++
+			}
+		}
+		if st == Pending && m.sameWait[i] > 0 {
+			m.blocked[k]++
+		}
+	}
+	prev := graph.Node(-1)
+	for _, r := range f.ReadySince {
+		i, err := m.planned(r.Node, "readySince")
+		if err != nil {
+			return err
+		}
+		if m.state[i] != Ready || m.win[m.kindAt[i]] == 0 || r.Node <= prev || r.At.IsZero() {
+			return badSnapshot("readySince: node %s is %s, of a kind without a window, out of order, or at the zero time: want Ready nodes of windowed kinds, ascending, each once, at a time",
+				m.name(r.Node), m.state[i])
+		}
+		prev = r.Node
+		m.readyAt[i] = r.At
+	}
+	for _, n := range f.Ready {
+		if i := m.at[n]; m.win[m.kindAt[i]] > 0 && m.readyAt[i].IsZero() {
+			m.fresh = append(m.fresh, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,626 @@
+package schedule_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
+	"github.com/regengraph/regen/planner"
+)
+
+// randomCall is one call to a machine, drawn by a chaos driver.
+type randomCall struct {
+	op string // next, more, succeed, succeedAt, fail, supersede, cancel, invalidate, refund, halt
+	n  graph.Node
+	at time.Time
+	// later is a time at or after at, at which the queries are asked too.
+	later time.Time
+}
+
+// chaos drives machines with random calls, as a careless driver might
+// (settling nodes that do not run, More of any node, Invalidate of any
+// node, halts, refunds), with a clock that goes on by random steps or
+// to the machine's Wake.
+type chaos struct {
+	p    *planner.Plan
+	g    *graph.Graph
+	rng  *rand.Rand
+	now  time.Time
+	keys []string // the plan's batch keys and one it has not
+	// last is the node that the last Next or More started, the like of
+	// most Mores: a bulk call's.
+	last graph.Node
+}
+
+func newChaos(p *planner.Plan, seed uint64) *chaos {
+	c := &chaos{p: p, g: p.Graph, rng: rand.New(rand.NewPCG(seed, 11)), now: t0, keys: []string{"", "no-such-key"}}
+	for k := range p.Graph.Kinds() {
+		if key, _ := p.Graph.BatchKey(k); key != "" && !slices.Contains(c.keys, key) {
+			c.keys = append(c.keys, key)
+		}
+	}
+	return c
+}
+
+// draw returns the next call, chosen from m's state.
+func (c *chaos) draw(m *schedule.Machine) randomCall {
+	r := c.rng
+	switch x := r.IntN(100); {
+	case x < 50:
+	case x < 85:
+		c.now = c.now.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+	default:
+		if w, ok := m.Wake(); ok && w.After(c.now) {
+			c.now = w
+		}
+	}
+	running := m.RunningNodes()
+	anyNode := func() graph.Node {
+		switch x := r.IntN(100); {
+		case x < 70 && len(running) > 0:
+			return running[r.IntN(len(running))]
+		case x < 90 && c.p.Len() > 0:
+			return c.p.Nodes()[r.IntN(c.p.Len())]
+		case x < 97:
+			return graph.Node(r.IntN(c.g.Len()))
+		}
+		return graph.Node(c.g.Len() + r.IntN(3) - 4*r.IntN(2)) // outside the graph, or -1
+	}
+	call := randomCall{at: c.now, later: c.now.Add(time.Duration(r.IntN(10)) * time.Second)}
+	switch x := r.IntN(1000); {
+	case x < 330:
+		call.op = "next"
+	case x < 450:
+		call.op, call.n = "more", anyNode()
+		if r.IntN(2) == 0 {
+			call.n = c.last
+		}
+	case x < 600:
+		call.op, call.n = "succeedAt", anyNode()
+	case x < 800:
+		call.op, call.n = "succeed", anyNode()
+	case x < 860:
+		call.op, call.n = "fail", anyNode()
+	case x < 900:
+		call.op, call.n = "supersede", anyNode()
+	case x < 903:
+		call.op, call.n = "cancel", anyNode()
+	case x < 950:
+		call.op, call.n = "invalidate", anyNode()
+	case x < 998:
+		call.op, call.n = "refund", anyNode()
+	default:
+		call.op = "halt"
+	}
+	return call
+}
+
+// do makes call c on m and returns its answer and, with full, every
+// query's answer, in a line to compare.
+func (c *chaos) do(m *schedule.Machine, call randomCall, full bool) string {
+	var b strings.Builder
+	at := func(t time.Time) string { return t.Sub(t0).String() }
+	fmt.Fprintf(&b, "%s %s %d: ", at(call.at), call.op, call.n)
+	res := func(r schedule.Result, err error) {
+		fmt.Fprintf(&b, "skipped %v stages %v err %v", r.Skipped, r.StagesFinished, err)
+	}
+	switch call.op {
+	case "next":
+		st, ok := m.Next(call.at)
+		fmt.Fprintf(&b, "%+v %v", st, ok)
+		if ok {
+			c.last = st.Node
+		}
+	case "more":
+		st, ok := m.More(call.at, call.n)
+		fmt.Fprintf(&b, "%+v %v", st, ok)
+		if ok {
+			c.last = st.Node
+		}
+	case "succeedAt":
+		res(m.SucceedAt(call.n, call.at))
+	case "succeed":
+		res(m.Succeed(call.n))
+	case "fail":
+		res(m.Fail(call.n))
+	case "supersede":
+		res(m.Supersede(call.n))
+	case "cancel":
+		res(m.Cancel(call.n))
+	case "invalidate":
+		res(m.Invalidate(call.n))
+	case "refund":
+		ok, err := m.Refund(call.n)
+		fmt.Fprintf(&b, "%v %v", ok, err)
+	case "halt":
+		m.Halt()
+	}
+	w, ok := m.Wake()
+	fmt.Fprintf(&b, " | wake %v %v", at(w), ok)
+	for _, t := range []time.Time{call.at, call.later} {
+		w, ok := m.WakeAt(t)
+		fmt.Fprintf(&b, " wakeAt %v %v canStart %v", at(w), ok, m.CanStart(t))
+		for _, key := range c.keys {
+			fmt.Fprintf(&b, " rateWait %q %v", key, m.RateWait(key, t))
+		}
+	}
+	fmt.Fprintf(&b, " running %d settled %d len %d done %v halted %v", m.Running(), m.Settled(), m.Len(), m.Done(), m.Halted())
+	if full {
+		fmt.Fprintf(&b, " runningNodes %v unsettled %v states", m.RunningNodes(), m.Unsettled())
+		for n := range graph.Node(c.g.Len()) {
+			st, ok := m.State(n)
+			fmt.Fprintf(&b, " %d:%v:%v", n, st, ok)
+		}
+	}
+	return b.String()
+}
+
+// snapshotCase is a plan and Config for the snapshot's property test.
+type snapshotCase struct {
+	name string
+	plan *planner.Plan
+	cfg  schedule.Config
+}
+
+// snapshotCases returns the seed's cases, in both modes: a lecture, fresh
+// or with edits, under a random cap, rates, caps and batch windows; or
+// a podcast's, under random batch windows, a cap and a rate; or the
+// property test's random plan of a random template and Config.
+func snapshotCases(t testing.TB, seed uint64) []snapshotCase {
+	var p *planner.Plan
+	var cfg schedule.Config
+	if seed%3 == 0 {
+		r := rand.New(rand.NewPCG(seed, 5))
+		var edits []string
+		if r.IntN(2) == 0 {
+			edits = []string{"asset:narration:segment[1]", "asset:image:segment[0]"}
+		}
+		p = lecturePlan(t, 20*(1+r.IntN(6)), edits...)
+		cfg = schedule.Config{Workers: r.IntN(6), MaxBatch: r.IntN(4)}
+		if r.IntN(3) > 0 {
+			cfg.Rates = map[string]schedule.Rate{graph.KindImage: {Starts: 1 + r.IntN(3), Per: time.Duration(1+r.IntN(4)) * time.Second}}
+		}
+		if r.IntN(3) > 0 {
+			cfg.Windows = map[string]time.Duration{graph.KindVideo: time.Duration(1+r.IntN(5)) * time.Second}
+			if r.IntN(2) == 0 {
+				cfg.Windows[graph.KindNarration] = 2 * time.Second
+			}
+		}
+		if r.IntN(3) == 0 {
+			cfg.Caps = map[string]int{graph.KindVideo: 1}
+		}
+	} else if seed%3 == 1 {
+		// A host's template, with a previous-segment chain (ch.summary)
+		// and keys that kinds share, one of them windowed (llm).
+		r := rand.New(rand.NewPCG(seed, 6))
+		g := build(t, testgraph.Podcast(), 10*(1+r.IntN(12)))
+		var edits []string
+		if r.IntN(3) == 0 {
+			edits = []string{"brief"}
+		}
+		p = planOf(t, g, edits...)
+		cfg = schedule.Config{Workers: r.IntN(6), MaxBatch: r.IntN(4),
+			Windows: map[string]time.Duration{"ch.summary": time.Duration(1+r.IntN(4)) * time.Second}}
+		if r.IntN(2) == 0 {
+			cfg.Windows["ch:voice"] = 3 * time.Second
+		}
+		if r.IntN(2) == 0 {
+			cfg.Rates = map[string]schedule.Rate{"llm": {Starts: 1 + r.IntN(3), Per: 2 * time.Second}}
+		}
+	} else {
+		c := newRandomCase(t, seed)
+		p, cfg = c.plan, c.cfg
+	}
+	var out []snapshotCase
+	for _, mode := range []schedule.Mode{schedule.Dataflow, schedule.Staged} {
+		c := cfg
+		c.Mode = mode
+		out = append(out, snapshotCase{name: mode.String(), plan: p, cfg: c})
+	}
+	return out
+}
+
+// marshal returns s's JSON form.
+func marshal(t testing.TB, s schedule.Snapshot) []byte {
+	t.Helper()
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	return b
+}
+
+// roundTrip writes s as JSON, reads it back and restores a machine of it.
+func roundTrip(t testing.TB, c snapshotCase, s schedule.Snapshot) *schedule.Machine {
+	t.Helper()
+	var back schedule.Snapshot
+	require.NoError(t, json.Unmarshal(marshal(t, s), &back))
+	m, err := schedule.Restore(c.plan, c.cfg, back)
+	require.NoError(t, err)
+	return m
+}
+
+// TestPropertySnapshotRestore drives machines with random calls (every
+// call of the package, with a clock that goes on, rates and batch
+// windows, in both modes, over lectures, podcasts and random plans),
+// takes a snapshot at a random point, writes it as JSON and reads it
+// back, restores a machine of it, then makes the same further calls on
+// both: every answer, and every query's, must be the same; the restored
+// machine's snapshot must have the same bytes as the original's, then
+// and at the end. The restored machine is restored again, from its own
+// snapshot, after a random fifth of the further calls.
+func TestPropertySnapshotRestore(t *testing.T) {
+	seeds := uint64(300)
+	if testing.Short() {
+		seeds = 40
+	}
+	for seed := range seeds {
+		for _, c := range snapshotCases(t, seed) {
+			t.Run(fmt.Sprintf("seed=%d/%s", seed, c.name), func(t *testing.T) {
+				checkSnapshotRestore(t, c, seed)
+			})
+		}
+	}
+}
+
+func checkSnapshotRestore(t *testing.T, c snapshotCase, seed uint64) {
+	orig := newMachine(t, c.plan, c.cfg)
+	ch := newChaos(c.plan, seed)
+	limit := 6*c.plan.Len() + 60
+	at := ch.rng.IntN(limit)
+	// full compares every query, the states included, after every call on
+	// small plans, after every 8th on larger ones.
+	full := func(i int) bool { return c.plan.Len() <= 150 || i%8 == 0 }
+	i := 0
+	for ; i < at && !orig.Done(); i++ {
+		ch.do(orig, ch.draw(orig), false)
+	}
+	snap := orig.Snapshot()
+	restored := roundTrip(t, c, snap)
+	want := marshal(t, snap)
+	require.Equal(t, string(want), string(marshal(t, restored.Snapshot())), "the restored machine's snapshot, after %d calls", i)
+	require.Equal(t, string(want), string(marshal(t, orig.Snapshot())), "a second snapshot of the original")
+	again := at
+	// Go on past the end: calls after Done answer too.
+	for after := 0; i < limit && after < 20; i++ {
+		if orig.Done() {
+			after++
+		}
+		call := ch.draw(orig)
+		a, b := ch.do(orig, call, full(i)), ch.do(restored, call, full(i))
+		if a != b {
+			t.Fatalf("call %d (snapshot after %d, again after %d) answers otherwise:\n%s", i, at, again, cmp.Diff(a, b))
+		}
+		if ch.rng.IntN(5) == 0 {
+			restored, again = roundTrip(t, c, restored.Snapshot()), i
+		}
+	}
+	require.Equal(t, string(marshal(t, orig.Snapshot())), string(marshal(t, restored.Snapshot())), "the snapshots at the end")
+}
+
+// TestSnapshotOfGoldenTrace takes a snapshot after each call of the
+// golden trace's run, restores a machine of it and makes the rest of
+// the recorded calls on it: they answer as recorded.
+func TestSnapshotOfGoldenTrace(t *testing.T) {
+	for _, tc := range traceCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := traceRun(t, tc.mode, tc.timed, tc.cancelAt)
+			p := lecturePlan(t, 120)
+			c := snapshotCase{plan: p, cfg: traceConfig(tc.mode)}
+			r := newRecorder(t, p, c.cfg, t0)
+			step := max(1, len(rec.calls)/40)
+			for k, call := range rec.calls {
+				if k%step == 0 {
+					again := &recorder{t: t, m: roundTrip(t, c, r.m.Snapshot()), g: p.Graph, t0: t0}
+					for _, rest := range rec.calls[k:] {
+						again.do(rest)
+					}
+					if diff := cmp.Diff(rec.log[k:], again.log); diff != "" {
+						t.Fatalf("restored after call %d, the calls answer otherwise (-recorded +restored):\n%s", k, diff)
+					}
+				}
+				r.do(call)
+			}
+		})
+	}
+}
+
+// snapshotAt returns a snapshot of the 20-second lecture under cfg after
+// calls random calls of a chaos driver, and its JSON.
+func snapshotAt(t testing.TB, p *planner.Plan, cfg schedule.Config, calls int, seed uint64) (schedule.Snapshot, []byte) {
+	m := newMachine(t, p, cfg)
+	ch := newChaos(p, seed)
+	for range calls {
+		ch.do(m, ch.draw(m), false)
+	}
+	s := m.Snapshot()
+	return s, marshal(t, s)
+}
+
+// TestRestoreRefuses: a snapshot of another plan or Config, of another
+// version, the zero Snapshot, or one whose parts disagree, is refused
+// with a *SnapshotError wrapping ErrInvalidSnapshot that says what is
+// wrong; a bad Config with ErrInvalidConfig, as New refuses it.
+func TestRestoreRefuses(t *testing.T) {
+	p := lecturePlan(t, 20) // every node planned: positions are nodes
+	cfg := schedule.Config{Workers: 3, MaxBatch: 2,
+		Rates:   map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 3 * time.Second}},
+		Windows: map[string]time.Duration{graph.KindVideo: 4 * time.Second}}
+	staged := cfg
+	staged.Mode = schedule.Staged
+	// The script done, both narrations and image 0 running, image 1 and
+	// the music ready.
+	m := newMachine(t, p, cfg)
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	_, err := m.SucceedAt(st.Node, t0.Add(time.Second))
+	require.NoError(t, err)
+	for range 3 {
+		_, ok := m.Next(t0.Add(2 * time.Second))
+		require.True(t, ok)
+	}
+	s := m.Snapshot()
+	require.Equal(t, `{"version":1,"fingerprint":"`+fingerprintOf(t, s)+`","states":"sRRRrpprp","ready":[4,7],`+
+		`"running":[{"node":1,"call":1,"callNodes":1},{"node":2,"call":2,"callNodes":1},{"node":3,"rateStart":"2025-01-01T00:00:02Z","call":3,"callNodes":1}],`+
+		`"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:02Z"]}]}`, string(marshal(t, s)))
+	type obj = map[string]any
+	running := func(f obj, k int) obj { return f["running"].([]any)[k].(obj) }
+	for _, tc := range []struct {
+		name     string
+		plan     *planner.Plan
+		cfg      schedule.Config
+		edit     func(f obj) // changes the snapshot's JSON form
+		zero     bool
+		want     string
+		mismatch bool
+		config   bool // ErrInvalidConfig
+	}{
+		{name: "another plan", plan: lecturePlan(t, 30), mismatch: true, want: "taken of another plan or Config"},
+		{name: "edits", plan: lecturePlan(t, 20, "asset:image:segment[0]"), mismatch: true, want: "another plan"},
+		{name: "another mode", cfg: staged, mismatch: true, want: "fingerprint"},
+		{name: "another rate", cfg: func() schedule.Config {
+			c := cfg
+			c.Rates = map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 4 * time.Second}}
+			return c
+		}(), mismatch: true, want: "fingerprint"},
+		{name: "a bad config", cfg: schedule.Config{Workers: -1}, config: true, want: "workers -1"},
+		{name: "the zero Snapshot", zero: true, want: "the zero Snapshot"},
+		{name: "the script pending", edit: func(f obj) { f["states"] = "pRRRrpprp" },
+			want: `node 0 ("script") is pending, but its dependencies have all succeeded`},
+		{name: "a video ready", edit: func(f obj) { f["states"] = "sRRRrrprp"; f["ready"] = []int{4, 7, 5} },
+			want: "is ready, but a dependency of it has not succeeded"},
+		{name: "a video running", edit: func(f obj) { f["states"] = "sRRRrRprp" },
+			want: `node 5 ("asset:video:segment[0]") is running, but its dependency 1 ("asset:narration:segment[0]") is running, not succeeded`},
+		{name: "a pending node of a failed one", edit: func(f obj) { f["states"] = "fRRRrpprp" },
+			want: `is running, but its dependency 0 ("script") is failed`},
+		{name: "too few states", edit: func(f obj) { f["states"] = "sRRRrppr" }, want: "8 letters for 9 planned nodes"},
+		{name: "a node outside the plan", edit: func(f obj) { f["ready"] = []int{4, 7, 999} }, want: "ready: node 999 is not in the plan"},
+		{name: "a ready node left out", edit: func(f obj) { f["ready"] = []int{4} }, want: `ready: node 7 ("asset:music") is Ready but not listed`},
+		{name: "a ready node twice", edit: func(f obj) { f["ready"] = []int{4, 7, 4} }, want: "or listed twice"},
+		{name: "a running node left out", edit: func(f obj) { f["running"] = f["running"].([]any)[1:] }, want: "2 nodes listed, but 3 are Running"},
+		{name: "running out of order", edit: func(f obj) {
+			r := f["running"].([]any)
+			r[0], r[1] = r[1], r[0]
+		}, want: "or out of order"},
+		{name: "a cancel without a halt", edit: func(f obj) { f["states"] = "sRRcrpprp"; f["running"] = f["running"].([]any)[:2] },
+			want: "is cancelled, but the machine is not halted"},
+		{name: "over the workers", edit: func(f obj) {
+			f["states"] = "sRRRRpprp"
+			f["ready"] = []int{7}
+			f["running"] = append(f["running"].([]any), obj{"node": 4, "call": 4, "callNodes": 1})
+		}, want: "4 nodes, over Workers 3"},
+		{name: "a rate start of a key without a rate", edit: func(f obj) { running(f, 0)["rateStart"] = "2025-01-01T00:00:02Z" },
+			want: `has a rate start, but its batch key "asset:narration" has no rate`},
+		{name: "no call with MaxBatch", edit: func(f obj) { delete(running(f, 0), "call") }, want: "given with MaxBatch, and only then"},
+		{name: "a call of a pending node", edit: func(f obj) { running(f, 0)["call"] = 5 },
+			want: `call begins with node 5 ("asset:video:segment[0]"), which is pending`},
+		{name: "a call of another key", edit: func(f obj) { running(f, 2)["call"] = 1 }, want: "of another batch key or kind"},
+		{name: "a call in another call", edit: func(f obj) { running(f, 1)["call"] = 1; running(f, 0)["call"] = 2 },
+			want: "which runs in another call"},
+		{name: "a call too large", edit: func(f obj) { running(f, 0)["callNodes"] = 3 }, want: "has 3 nodes: want 1 to MaxBatch, 2"},
+		{name: "a call too small", edit: func(f obj) { running(f, 1)["call"] = 1 }, want: "has 1 nodes, but more of them run"},
+		{name: "a call's sizes disagree", edit: func(f obj) { running(f, 1)["call"] = 1; running(f, 1)["callNodes"] = 2 },
+			want: "has 2 nodes, and 1 for another of its nodes"},
+		{name: "a rate of a key without one", edit: func(f obj) {
+			f["rates"] = []any{obj{"key": "asset:video", "starts": []string{"2025-01-01T00:00:00Z"}}}
+		}, want: `batch key "asset:video" is not a key of the plan with a rate`},
+		{name: "too many starts", edit: func(f obj) {
+			f["rates"] = []any{obj{"key": "asset:image", "starts": []string{"2025-01-01T00:00:00Z", "2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z"}}}
+		}, want: "has 3 starts: want 1 to its rate's 2"},
+		{name: "held in dataflow", edit: func(f obj) { f["held"] = []any{obj{"stage": 3, "nodes": []int{8}}} }, want: "only Staged holds them"},
+		{name: "a window's time of a pending node", edit: func(f obj) { f["readySince"] = []any{obj{"node": 5, "at": "2025-01-01T00:00:00Z"}} },
+			want: `readySince: node 5 ("asset:video:segment[0]") is pending`},
+		{name: "a window's time of a kind without one", edit: func(f obj) { f["readySince"] = []any{obj{"node": 4, "at": "2025-01-01T00:00:00Z"}} },
+			want: "of a kind without a window"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, c := p, cfg
+			if tc.plan != nil {
+				plan = tc.plan
+			}
+			if tc.cfg.Workers != 0 || tc.cfg.Mode != schedule.Dataflow || tc.cfg.Rates != nil {
+				c = tc.cfg
+			}
+			snap := s
+			switch {
+			case tc.zero:
+				snap = schedule.Snapshot{}
+			case tc.edit != nil:
+				var f obj
+				require.NoError(t, json.Unmarshal(marshal(t, s), &f))
+				tc.edit(f)
+				b, err := json.Marshal(f)
+				require.NoError(t, err)
+				snap = schedule.Snapshot{}
+				require.NoError(t, json.Unmarshal(b, &snap), "the form is good: Restore refuses it")
+			}
+			got, err := schedule.Restore(plan, c, snap)
+			require.Nil(t, got)
+			if tc.config {
+				require.ErrorIs(t, err, schedule.ErrInvalidConfig)
+				require.ErrorContains(t, err, tc.want)
+				return
+			}
+			requireSnapshotError(t, err, tc.mismatch, tc.want)
+		})
+	}
+}
+
+// fingerprintOf returns the fingerprint in s's JSON form.
+func fingerprintOf(t testing.TB, s schedule.Snapshot) string {
+	var f struct{ Fingerprint string }
+	require.NoError(t, json.Unmarshal(marshal(t, s), &f))
+	return f.Fingerprint
+}
+
+func requireSnapshotError(t *testing.T, err error, mismatch bool, want string) {
+	t.Helper()
+	require.ErrorIs(t, err, schedule.ErrInvalidSnapshot)
+	var se *schedule.SnapshotError
+	require.True(t, errors.As(err, &se), "a *SnapshotError: %v", err)
+	require.Equal(t, mismatch, se.Mismatch, "Mismatch of %v", err)
+	require.ErrorContains(t, err, want)
+}
+
+// TestSnapshotDecodeRefuses: the JSON form is read strictly.
+func TestSnapshotDecodeRefuses(t *testing.T) {
+	p := lecturePlan(t, 20)
+	_, good := snapshotAt(t, p, schedule.Config{}, 10, 1)
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", ``, "no JSON value"},
+		{"not an object", `[]`, "cannot unmarshal array"},
+		{"trailing data", string(good) + ` {}`, "data after the snapshot object"},
+		{"unknown key", strings.Replace(string(good), `"version"`, `"extra":1,"version"`, 1), `unknown field "extra"`},
+		{"a key in another case", strings.Replace(string(good), `"version"`, `"Version"`, 1), "names are case-sensitive"},
+		{"a repeated key", strings.Replace(string(good), `"version":1`, `"version":1,"version":1`, 1), "appears twice"},
+		{"another version", strings.Replace(string(good), `"version":1`, `"version":2`, 1), "version 2: this release reads version 1"},
+		{"no version", strings.Replace(string(good), `"version":1,`, ``, 1), "version 0"},
+		{"a short fingerprint", strings.Replace(string(good), `"fingerprint":"`, `"fingerprint":"ab`, 1), "fingerprint"},
+		{"a bad letter", strings.Replace(string(good), `"states":"`, `"states":"z`, 1), `"z" at 0 is no state's letter`},
+		{"no ready", `{"version":1,"fingerprint":"` + strings.Repeat("0", 64) + `","states":"","ready":null}`, `missing "ready"`},
+		{"a bad time", strings.Replace(string(good), `"version":1`, `"version":1,"wake":"yesterday"`, 1), "parsing time"},
+		{"a key in an element", `{"version":1,"running":[{"node":1,"Node":2}]}`, `"Node" in running[0]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s schedule.Snapshot
+			err := s.UnmarshalJSON([]byte(tc.in))
+			requireSnapshotError(t, err, false, tc.want)
+			require.Zero(t, s.Version(), "a refused snapshot leaves the value unchanged")
+		})
+	}
+}
+
+// FuzzSnapshot decodes a snapshot from the fuzzer's bytes, seeded with
+// snapshots of lectures at random points: decoding never panics, and
+// refuses with a *SnapshotError; what it accepts writes back to bytes
+// that read again to the same bytes. Restore, against the lecture's plan
+// and Config, never panics either, refuses with ErrInvalidSnapshot, and
+// a machine it makes writes the same snapshot back and runs to its end.
+// go test -fuzz FuzzSnapshot ./executor/schedule/
+func FuzzSnapshot(f *testing.F) {
+	p := lecturePlan(f, 40)
+	cfgs := []schedule.Config{
+		{Workers: 4, MaxBatch: 2,
+			Rates:   map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 3 * time.Second}},
+			Windows: map[string]time.Duration{graph.KindVideo: 4 * time.Second}},
+		{Mode: schedule.Staged, Workers: 2, Rates: map[string]schedule.Rate{graph.KindVideo: {Starts: 1, Per: time.Second}}},
+	}
+	for k, cfg := range cfgs {
+		for _, calls := range []int{0, 5, 20, 60, 200} {
+			_, b := snapshotAt(f, p, cfg, calls, uint64(calls))
+			f.Add(b, uint8(k))
+		}
+	}
+	f.Add([]byte(`{}`), uint8(0))
+	f.Add([]byte(`{"version":1,"fingerprint":"00","states":"","ready":[]}`), uint8(1))
+	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
+		var s schedule.Snapshot
+		if err := s.UnmarshalJSON(data); err != nil {
+			var se *schedule.SnapshotError
+			require.True(t, errors.As(err, &se), "not a *SnapshotError: %v", err)
+			require.ErrorIs(t, err, schedule.ErrInvalidSnapshot)
+			return
+		}
+		b := marshal(t, s)
+		var again schedule.Snapshot
+		require.NoError(t, again.UnmarshalJSON(b), "reading back %s", b)
+		require.Equal(t, string(b), string(marshal(t, again)), "the round trip")
+		cfg := cfgs[int(which)%len(cfgs)]
+		m, err := schedule.Restore(p, cfg, s)
+		if err != nil {
+			require.ErrorIs(t, err, schedule.ErrInvalidSnapshot)
+			return
+		}
+		require.Equal(t, string(b), string(marshal(t, m.Snapshot())), "the restored machine's snapshot")
+		// It runs to its end, or to a halt.
+		now := t0.Add(24 * time.Hour)
+		running := m.RunningNodes()
+		for steps := 0; !m.Done(); steps++ {
+			require.Less(t, steps, 10*m.Len()+10, "the run does not end")
+			if st, ok := m.Next(now); ok {
+				running = append(running, st.Node)
+				continue
+			}
+			if len(running) > 0 {
+				_, err := m.Succeed(running[0])
+				require.NoError(t, err)
+				running = running[1:]
+				continue
+			}
+			w, ok := m.Wake()
+			require.True(t, ok, "stalled: nothing runs or may start, no wake; unsettled %v", m.Unsettled())
+			now = w
+		}
+	})
+}
+
+// TestSnapshotFingerprintIsStable pins the fingerprints of a few plans
+// and Configs: a snapshot that a driver keeps across an upgrade must
+// still restore, so a change of them breaks the snapshots kept.
+func TestSnapshotFingerprintIsStable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		plan *planner.Plan
+		cfg  schedule.Config
+		want string
+	}{
+		{"lecture", lecturePlan(t, 20), schedule.Config{}, "2a3683f3375ae216dd3b2792c15ac6471189ddb6a9fc39333ce36c0fcd0af59e"},
+		{"lecture, edits", lecturePlan(t, 60, "asset:image:segment[1]"), schedule.Config{Mode: schedule.Staged, Workers: 3}, "53170451c0b89bb9ecfa674dd16c28f0d5445903b14dd4db449442779ceff065"},
+		{"trace", lecturePlan(t, 120), traceConfig(schedule.Dataflow), "5b7d5047b95a5211c69ba9fd96b2211a31614140f50c41279c6342255e9f2c89"},
+		{"trace, a rate of a key not planned", lecturePlan(t, 120), func() schedule.Config {
+			c := traceConfig(schedule.Dataflow)
+			c.Rates = map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 3 * time.Second}, "other": {Starts: 1, Per: time.Second}}
+			return c
+		}(), "5b7d5047b95a5211c69ba9fd96b2211a31614140f50c41279c6342255e9f2c89"},
+		{"podcast", planOf(t, build(t, testgraph.Podcast(), 40)), schedule.Config{Caps: map[string]int{"llm": 1}}, "6e09b8f8bab5ee5d75a41f7b9af6c9b60df37ab0e8353a2dc99820510d1b2ed1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, fingerprintOf(t, newMachine(t, tc.plan, tc.cfg).Snapshot()))
+		})
+	}
+}
+
+// TestSnapshotBytesAreTheState: machines in the same state give the same
+// bytes, whatever the zone of the driver's clock; the golden trace's
+// calls, made from a clock in another zone, give the same snapshot.
+func TestSnapshotBytesAreTheState(t *testing.T) {
+	for _, tc := range traceCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := traceRun(t, tc.mode, tc.timed, tc.cancelAt)
+			p := lecturePlan(t, 120)
+			k := len(rec.calls) / 3
+			utc := replay(t, p, traceConfig(tc.mode), t0, rec.calls[:k]).m.Snapshot()
+			zoned := replay(t, p, traceConfig(tc.mode), t0.In(time.FixedZone("x", 3600)), rec.calls[:k]).m.Snapshot()
+			require.Equal(t, string(marshal(t, utc)), string(marshal(t, zoned)))
+		})
+	}
+}
