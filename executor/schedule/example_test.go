@@ -1,7 +1,9 @@
 package schedule_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/regengraph/regen/dirty"
@@ -181,4 +183,82 @@ func ExampleConfig_windows() {
 	// 1s: no call; ask again at 5s
 	// 5s: a call of [asset:video:segment[0] asset:video:segment[1]]
 	// 6s: a call of [asset:video:segment[2]]
+}
+
+// A driver that must start over, as a workflow that continues as new,
+// keeps a snapshot of the machine as JSON instead of the calls made to
+// it, and restores a machine from it with the same plan and Config: the
+// new machine goes on where the old one stood, with the same nodes
+// running, the same ones ready, in the same order, and the same starts
+// in its rate's window.
+func ExampleRestore() {
+	g, err := graph.Build(graph.Lecture(), 20)
+	if err != nil {
+		panic(err)
+	}
+	set, err := dirty.Compute(g, dirty.Input{})
+	if err != nil {
+		panic(err)
+	}
+	p := planner.New(set)
+	cfg := schedule.Config{Workers: 3, Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: time.Minute}}}
+	m, err := schedule.New(p, cfg)
+	if err != nil {
+		panic(err)
+	}
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	script, _ := m.Next(now)
+	if _, err := m.SucceedAt(script.Node, now); err != nil {
+		panic(err)
+	}
+	for range 3 {
+		st, _ := m.Next(now)
+		fmt.Println("start", g.NodeID(st.Node))
+	}
+	data, err := json.Marshal(m.Snapshot())
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(strings.Replace(string(data), fingerprint(data), "…", 1))
+
+	// Later, in another process: the same plan and Config, and the JSON.
+	var s schedule.Snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		panic(err)
+	}
+	again, err := schedule.Restore(p, cfg, s)
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range again.RunningNodes()[:2] { // the narrations
+		if _, err := again.Succeed(n); err != nil {
+			panic(err)
+		}
+	}
+	now = now.Add(time.Second)
+	for {
+		st, ok := again.Next(now)
+		if !ok {
+			break
+		}
+		fmt.Println("start", g.NodeID(st.Node))
+	}
+	wake, _ := again.Wake()
+	fmt.Println("the next image may start in", wake.Sub(now))
+	// Output:
+	// start asset:narration:segment[0]
+	// start asset:narration:segment[1]
+	// start asset:image:segment[0]
+	// {"version":1,"fingerprint":"…","states":"sRRRrpprp","ready":[4,7],"running":[{"node":1},{"node":2},{"node":3,"rateStart":"2025-01-01T00:00:00Z"}],"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:00Z"]}]}
+	// start asset:music
+	// the next image may start in 59s
+}
+
+// fingerprint returns the fingerprint in a snapshot's JSON.
+func fingerprint(data []byte) string {
+	var f struct{ Fingerprint string }
+	if err := json.Unmarshal(data, &f); err != nil {
+		panic(err)
+	}
+	return f.Fingerprint
 }
