@@ -68,6 +68,7 @@ func TestQueriesChangeNothing(t *testing.T) {
 				r.m.Len()
 				r.m.Done()
 				r.m.Halted()
+				r.m.Snapshot()
 				r.do(c)
 				require.Equal(t, want.log[i], r.log[i], "call %d, after the queries", i)
 			}

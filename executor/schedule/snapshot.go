@@ -144,9 +144,11 @@ type rateStarts struct {
 }
 
 // snapshotShape is the JSON form's objects, for strictjson.CheckForm.
+// The top-level keys are listed: strictjson.Names would add the keys of
+// the objects within.
 var snapshotShape = func() *strictjson.Object {
 	return &strictjson.Object{
-		Keys: strictjson.Names(snapshotForm{}),
+		Keys: []string{"fingerprint", "halted", "held", "rates", "ready", "readySince", "running", "states", "version", "wake"},
 		Items: map[string]*strictjson.Object{
 			"readySince": {Keys: strictjson.Names(nodeTime{})},
 			"held":       {Keys: strictjson.Names(heldStage{})},

@@ -509,6 +509,8 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"no ready", `{"version":1,"fingerprint":"` + strings.Repeat("0", 64) + `","states":"","ready":null}`, `missing "ready"`},
 		{"a bad time", strings.Replace(string(good), `"version":1`, `"version":1,"wake":"yesterday"`, 1), "parsing time"},
 		{"a key in an element", `{"version":1,"running":[{"node":1,"Node":2}]}`, `"Node" in running[0]`},
+		{"a key of an element at the top", strings.Replace(string(good), `"version"`, `"node":1,"version"`, 1),
+			`unknown field "node"; allowed fields: fingerprint, halted, held, rates, ready, readySince, running, states, version, wake`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s schedule.Snapshot
