@@ -88,8 +88,9 @@
 // [Machine.Wake], [Machine.RateWait], [Machine.State],
 // [Machine.Unsettled], [Machine.RunningNodes], [Machine.Running],
 // [Machine.Settled], [Machine.Len], [Machine.Done], [Machine.Halted]
-// and [Machine.Snapshot] may be added to a driver's code, or left out of a replay, and every
-// other call answers the same. Wake answers for the last Next.
+// and [Machine.Snapshot] may be added to a driver's code, or left out of
+// a replay, and every other call answers the same. Wake answers for the
+// last Next.
 //
 // A Next that returns no node changes nothing but what Wake answers, and
 // a More that returns none changes nothing, but for one thing: with batch
@@ -108,8 +109,8 @@
 // another process of a job runner that keeps its state in a database,
 // either call New with the same plan and Config and make the recorded
 // calls again, in order, with their times, or keep a [Snapshot] of the
-// machine instead of its calls: [Machine.Snapshot] takes one, in O(N),
-// its JSON form is versioned and the same state always gives the same
+// machine instead of its calls: [Machine.Snapshot] takes one in time
+// linear in the plan, its JSON form is versioned and the same state always gives the same
 // bytes, and [Restore] makes a machine of it for the same plan and
 // Config (whose fingerprint the snapshot holds, so that another plan or
 // Config is refused). Either way the new machine then answers each call
@@ -128,6 +129,10 @@
 // in both modes, with a worker cap, a rate, a batch window, a failure, a
 // retry and a cancel, with testdata/lecture.trace: a change of that file
 // is a change of the machine's decisions, and must be called out as one.
+// A snapshot kept across an upgrade must restore too: its JSON form is
+// versioned, and TestSnapshotFingerprintIsStable pins the fingerprints
+// of a few plans and Configs, which a change of their encoding would
+// break.
 //
 // # Errors
 //
@@ -149,8 +154,8 @@
 // BenchmarkMachine); a Fail, Supersede or Invalidate allocates for the
 // dependents it skips (its Result's list and a walk's queue), and an
 // Invalidate a set of the nodes it visits. [Machine.Snapshot] costs
-// O(D + R log R) for R nodes Ready, and allocates O(D); [Restore]
-// costs about what New does. Neither adds to the cost of the other calls.
-// A Machine is not safe for
-// concurrent use: the driver serializes its calls.
+// O(D + R log R) for R nodes Ready, and allocates O(D); [Restore] costs
+// about what New does. Neither adds to the cost of the other calls. A
+// Machine is not safe for concurrent use: the driver serializes its
+// calls.
 package schedule
