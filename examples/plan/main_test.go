@@ -483,8 +483,8 @@ func TestBadInput(t *testing.T) {
 		{"missing template path with a newline", []string{"-duration", "30", "-template", newlineDir + "/none"}, "no such file"},
 		{"unknown format", []string{"-duration", "30", "-format", "yaml"}, `-format "yaml": want text, json, dot or mermaid`},
 		// An unknown flag is named with the flags there are.
-		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose: the flags are -duration, -edit, -force, -format, -max-edges, -max-nodes, -max-seconds, -missing and -template (-h prints the usage)"},
-		{"unknown flag first", []string{"--dur", "30"}, "flag provided but not defined: -dur: the flags are -duration,"},
+		{"unknown flag", []string{"-duration", "30", "-verbose"}, "flag provided but not defined: -verbose: the flags are -causes, -duration, -edit, -force, -format, -max-edges, -max-nodes, -max-seconds, -missing, -states and -template (-h prints the usage)"},
+		{"unknown flag first", []string{"--dur", "30"}, "flag provided but not defined: -dur: the flags are -causes, -duration,"},
 		{"stray argument", []string{"-duration", "30", "timeline"}, `unexpected argument "timeline"`},
 		// A flag that takes one value, given twice, is refused rather than
 		// have the last one win silently.
@@ -713,6 +713,8 @@ func TestHelp(t *testing.T) {
 		{"-max-seconds SECONDS", "the longest duration accepted"},
 		{"-max-nodes N", "the most nodes the graph may have"},
 		{"-max-edges N", "the most dependency edges the graph may have"},
+		{"-states FILE.json", "a JSON object of node ID to dirty.State; a node not in it is missing"},
+		{"-causes", "list every root cause of each dirty node"},
 	} {
 		line := "\n  " + tt.flag + "\n    \t"
 		i := strings.Index(out, line)
