@@ -241,6 +241,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		return fail("-format %q: want text, json, dot or mermaid", format.value)
 	}
+	if statesPath.set && statesPath.value == "" {
+		return fail("-states needs a FILE.json: a JSON object of node ID to state")
+	}
 	if causes.value && (format.value == "dot" || format.value == "mermaid") {
 		return fail("-causes: the text and json formats list causes; %s draws none", format.value)
 	}

@@ -274,6 +274,12 @@ func TestBadStatesFile(t *testing.T) {
 		assert.Empty(t, out)
 		assert.Equal(t, "plan: -states: open "+path+": no such file or directory\n", errOut)
 	})
+	t.Run("no path", func(t *testing.T) {
+		code, out, errOut := runCLI("-duration", "30", "-states=")
+		assert.Equal(t, 2, code)
+		assert.Empty(t, out)
+		assert.Equal(t, "plan: -states needs a FILE.json: a JSON object of node ID to state\n", errOut)
+	})
 	t.Run("twice", func(t *testing.T) {
 		code, _, errOut := runCLI("-duration", "30", "-states", "a.json", "-states", "b.json")
 		assert.Equal(t, 2, code)
