@@ -153,6 +153,22 @@
 // read per run whatever its number of readers. [Stream.Stats] reports publish errors,
 // dropped events, read errors, connected readers and their lag.
 //
+// While Redis is down, a reader that cannot read it (one still replaying
+// the run, a browser that connects during the outage, say, or one behind
+// the shared goroutine's window) reads the archive itself, at the first
+// failed read of the outage and then once every HistoryPoll while Redis
+// still fails: it delivers the events that directly follow its position,
+// in order, and stops before the first Seq that the archive lacks, which
+// it waits for Redis to deliver (never passing over it while Redis
+// fails, as the shared goroutine does not either). So a run that the
+// archive holds whole, a finished one, is read to its final event, and
+// the reader ends there without Redis, as does one that resumes at or
+// past that event; a reader of a live run gets the archive's events up
+// to its first gap, and waits for Redis for the rest. While Redis hangs
+// rather than refuses, a read fails, and the reader turns to the
+// archive, only at the client's ReadTimeout. While Redis answers, no
+// reader reads the archive more than before.
+//
 // A Redis that hangs (paused, or cut off by a network fault that sends no
 // reset) holds no call past its context, whatever the client's options:
 // go-redis applies a context's deadline to a command only with

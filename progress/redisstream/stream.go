@@ -1298,9 +1298,16 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // Tail delivers the events of runID with Seq > after, then live events
 // until ctx ends; see progress.Source. It survives Redis outages: reads
 // are retried with backoff, and on reconnecting the reader continues from
-// the last Seq it delivered, filling any gap from the History; and
-// outages of the History, which it waits out only for a gap that the
-// History alone can fill (see Options.History). It returns
+// the last Seq it delivered, filling any gap from the History. Meanwhile
+// it delivers from the History the events that directly follow its last
+// one, at the outage's first failed read and then every HistoryPoll, up
+// to the first Seq that the History lacks, which it waits for Redis to
+// deliver (it never passes over one while Redis fails): so a run that the
+// History holds whole is read to its final event, and the reader ends
+// there, without Redis (one at or past that event delivers nothing and
+// ends too). It survives outages of the History too, which it waits out
+// only for a gap that the History alone can fill (see Options.History).
+// It returns
 // promptly when ctx ends, even while Redis does not answer (paused, or
 // cut off by a network fault): a read of its own left in flight ends by
 // itself within the client's ReadTimeout (Close waits for it), as go-redis does not interrupt
@@ -1358,6 +1365,12 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	for {
 		next, short, _, err := s.page(ctx, runID, r, t.cur, t.pos)
 		if err != nil {
+			// t.pos stays where Redis is: see redisPos below.
+			if done, err := t.outage(ctx, err); err != nil {
+				return err
+			} else if done {
+				return t.wait(ctx)
+			}
 			if err := t.b.wait(ctx, err); err != nil {
 				return err
 			}
@@ -1393,6 +1406,11 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			if ended, top, err = s.endedBy(ctx, runID, after); err == nil {
 				redisPos = min(redisPos, top)
 				break
+			}
+			if done, err := t.outage(ctx, err); err != nil {
+				return err
+			} else if done {
+				return t.wait(ctx)
 			}
 			if err := t.b.wait(ctx, err); err != nil {
 				return err
@@ -1431,6 +1449,9 @@ type tail struct {
 	cur   *progress.Cursor
 	b     *backoff
 	pos   uint64 // the last entry ID (as a Seq) read from Redis, or past it
+	// served is when the reader last read the History for a Redis outage
+	// (see outage).
+	served time.Time
 	// gapAt is the reader's last Seq when it found a gap in the live
 	// entries below the window of the run's shared reader, and gapSince
 	// when: it waits for the History up to HistoryPoll (see waitGap).
@@ -1448,17 +1469,91 @@ type tail struct {
 // reads at its next poll, so that a reader follows the stream while the
 // History is down, rather than end.
 func (t *tail) fill(ctx context.Context) error {
-	if t.s.history == nil || t.cur.Final() {
-		return nil
-	}
-	if err := t.cur.FillContiguous(ctx); err != nil {
-		if !isHistoryError(err) || ctx.Err() != nil {
-			return fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
-		}
-		t.s.historyFailed(t.runID, err)
+	if _, err := t.fillContiguous(ctx); err != nil {
+		return err
 	}
 	t.pos = max(t.pos, t.cur.Last())
 	return nil
+}
+
+// fillContiguous delivers the History's events that directly follow the
+// reader's last one, up to the first Seq that the History lacks. A
+// History that fails is passed over, counted and logged (read false); the
+// reader's own error is returned.
+func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
+	if t.s.history == nil || t.cur.Final() {
+		return false, nil
+	}
+	if err := t.cur.FillContiguous(ctx); err != nil {
+		if !isHistoryError(err) || ctx.Err() != nil {
+			return false, fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
+		}
+		t.s.historyFailed(t.runID, err)
+		return false, nil
+	}
+	return true, nil
+}
+
+// outage serves the reader from the History while Redis fails, err
+// being the read that failed: it delivers the History's events that
+// directly follow the reader's last one, and stops before the first Seq
+// that the History lacks, which Redis may hold (it never passes over
+// one), so that a reader of a run that the History holds whole gets it,
+// its final event included, without Redis. It reads the History at the
+// first failure of an outage, then once every HistoryPoll while Redis
+// still fails (for the events that a live run publishes meanwhile), and
+// not at all when err is no failure of Redis. It reports whether the
+// reader is done: it has delivered the run's final event, or it
+// delivered nothing and the History's final event is at or below its
+// last (it resumed there or past it). It returns the reader's own error;
+// a History that fails is passed over, as Redis's error is then waited
+// out.
+func (t *tail) outage(ctx context.Context, err error) (done bool, _ error) {
+	s := t.s
+	if s.history == nil || !redisDown(ctx, err) || t.b.failing && time.Since(t.served) < s.poll {
+		return false, nil
+	}
+	t.served = time.Now()
+	last := t.cur.Last()
+	read, err := t.fillContiguous(ctx)
+	if err != nil || !read {
+		return false, err
+	}
+	if t.cur.Final() {
+		return true, nil
+	}
+	if t.cur.Last() > last || last == 0 {
+		return false, nil
+	}
+	e, ok, err := s.historyFinal(ctx, t.runID)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.historyFailed(t.runID, &historyError{err})
+		}
+		return false, nil
+	}
+	return ok && e.Seq <= last, nil
+}
+
+// historyFinal returns the run's final event if the History holds it:
+// then it is the run's newest event, whatever Redis holds. It costs one
+// lookup if the History implements progress.LastEventReader, and
+// otherwise a read of the whole run.
+func (s *Stream) historyFinal(ctx context.Context, runID string) (progress.Event, bool, error) {
+	e, ok, err := progress.LastArchived(ctx, s.history, runID, 0)
+	if err != nil || !ok || !e.Type.Final() {
+		return progress.Event{}, false, err
+	}
+	return e, true, nil
+}
+
+// redisDown reports whether err, from a reader's read, is a failure of
+// Redis that the reader waits out (not its own error, nor the History's,
+// nor the end of its context or of the Stream).
+func redisDown(ctx context.Context, err error) bool {
+	var de *deliverError
+	return ctx.Err() == nil && !errors.As(err, &de) && !isHistoryError(err) &&
+		!errors.Is(err, ErrClosed) && retryable(err)
 }
 
 // skipFunc returns the function that a reader's Cursor calls when it
@@ -1554,6 +1649,15 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			// Behind the hub's window: read Redis directly up to it.
 			next, short, stopped, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
 			if err != nil {
+				if done, err := t.outage(ctx, err); err != nil {
+					return err
+				} else if done {
+					if t.cur.Final() {
+						continue // as a reader that delivered it from the hub
+					}
+					return nil
+				}
+				t.pos = max(t.pos, t.cur.Last())
 				if err := t.b.wait(ctx, err); err != nil {
 					return err
 				}
@@ -1610,6 +1714,15 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			last := t.cur.Last()
 			next, _, _, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
 			if err != nil {
+				if done, err := t.outage(ctx, err); err != nil {
+					return err
+				} else if done {
+					if t.cur.Final() {
+						continue // as a reader that delivered it from the hub
+					}
+					return nil
+				}
+				t.pos = max(t.pos, t.cur.Last())
 				if err := t.b.wait(ctx, err); err != nil {
 					return err
 				}
