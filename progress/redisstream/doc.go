@@ -167,7 +167,10 @@
 // to its first gap, and waits for Redis for the rest. While Redis hangs
 // rather than refuses, a read fails, and the reader turns to the
 // archive, only at the client's ReadTimeout. While Redis answers, no
-// reader reads the archive more than before.
+// reader reads the archive more than before. [Stream.LastEvent], which
+// fails while Redis does, answers then with the archive's final event of
+// the run, if it holds one: so progress/sse's handler answers 204 to a
+// browser that resumes at the end of a finished run.
 //
 // A Redis that hangs (paused, or cut off by a network fault that sends no
 // reset) holds no call past its context, whatever the client's options:

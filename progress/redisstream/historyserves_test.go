@@ -120,3 +120,29 @@ func TestTailFollowsALiveRunFromTheHistoryWhileRedisIsDown(t *testing.T) {
 	assert.ErrorIs(t, fromMiddle.Stop(t, context.Canceled), context.Canceled)
 	assert.Zero(t, p.stream.Stats().Skipped, "events skipped")
 }
+
+// While Redis is down, LastEvent answers from the History when it holds
+// the run's final event, the run's newest event whatever Redis holds: so
+// that progress/sse's handler answers 204 to a browser that resumes at
+// the end of a finished run, rather than open a stream that says
+// nothing until Redis is back. For a run whose final event the History
+// lacks, it returns Redis's error, as Redis may hold newer events. Before,
+// it returned Redis's error for both.
+func TestLastEventFromTheHistoryWhileRedisIsDown(t *testing.T) {
+	p := newPrivateStream(t)
+	ctx := context.Background()
+	finished, live := sinktest.RunID(t), sinktest.RunID(t)+"-live"
+	all := sinktest.Events(finished, 1, 46)
+	all[45].Type = progress.RunFinished
+	require.NoError(t, fakeRun(ctx, p.sink, all))
+	require.NoError(t, fakeRun(ctx, p.sink, sinktest.Events(live, 1, 10)))
+	require.NoError(t, p.buffered.Flush(ctx))
+	p.server.Kill()
+
+	e, ok, err := p.stream.LastEvent(ctx, finished)
+	require.NoError(t, err, "the History holds the run's final event")
+	assert.True(t, ok)
+	assert.Empty(t, sinktest.Diff(all[45:], []progress.Event{e}))
+	_, _, err = p.stream.LastEvent(ctx, live)
+	assert.ErrorContains(t, err, "redisstream: xrevrange", "Redis may hold events newer than the History's")
+}

@@ -1814,9 +1814,13 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // lookup if the History implements progress.LastEventReader too, and
 // otherwise a read of what the History has beyond the stream, nothing
 // while the stream is intact, the whole run once it is gone. A final
-// entry in the stream spares the History, as no event follows it. Redis's
-// errors are returned, wrapped with "redisstream:", and the History's with
-// "history:".
+// entry in the stream spares the History, as no event follows it. While
+// Redis fails (not when its context ends), the History's final event of
+// the run, if it holds one, is the answer, as no event follows it: one
+// more lookup (see progress.LastArchived); so a reader that resumes at
+// the end of a finished run learns it without Redis. Otherwise Redis's
+// errors are returned, wrapped with "redisstream:", and the History's
+// with "history:".
 func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
 	if err := checkRunID(runID); err != nil {
 		return progress.Event{}, false, err
@@ -1826,6 +1830,12 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 	}
 	e, _, ok, err := s.lastEvent(ctx, runID)
 	if err != nil {
+		if s.history != nil && redisDown(ctx, err) {
+			// The run's final event is its newest, whatever Redis holds.
+			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
+				return f, true, nil
+			}
+		}
 		return progress.Event{}, false, err
 	}
 	return e, ok, nil
