@@ -241,6 +241,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	default:
 		return fail("-format %q: want text, json, dot or mermaid", format.value)
 	}
+	if tmplFile.set && tmplFile.value == "" {
+		return fail("-template needs a FILE.json: a template in graph.Template's JSON form")
+	}
 	if statesPath.set && statesPath.value == "" {
 		return fail("-states needs a FILE.json: a JSON object of node ID to state")
 	}

@@ -480,6 +480,7 @@ func TestBadInput(t *testing.T) {
 		{"template with an unknown field", []string{"-duration", "30", "-template", unknownField}, `unknown field "colour"`},
 		{"template with a newline in a name", []string{"-duration", "30", "-template", multiline}, "-template"},
 		{"template path with a newline", []string{"-duration", "30", "-template", newlinePath}, `a\nb`},
+		{"template path empty", []string{"-duration", "30", "-template="}, "-template needs a FILE.json: a template in graph.Template's JSON form"},
 		{"missing template path with a newline", []string{"-duration", "30", "-template", newlineDir + "/none"}, "no such file"},
 		{"unknown format", []string{"-duration", "30", "-format", "yaml"}, `-format "yaml": want text, json, dot or mermaid`},
 		// An unknown flag is named with the flags there are.
