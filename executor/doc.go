@@ -244,6 +244,18 @@
 // stage.finished, as stages finish in order; and skips counted before a
 // stage starts make the StageDone of its stage.started more than 0.
 //
+// So that a view draws these bars before the stages start, run.started,
+// and the message event that starts a later round, carry an outline of
+// the round's plan (Event.Plan): its stages in order, each with its
+// number of nodes, the StageTotal of its events, and its groups, the
+// entries of its summary line in order: each batch, with its key, its
+// concurrency, its number of nodes (the BatchTotal of its events) and
+// its kind ("" for a key that several kinds share), and the single nodes
+// of each kind, counted together. A Resume's or a RerunFailed's outline is
+// of its own plan. An outline has at most [MaxOutline] stages and groups
+// together: a plan of more (a chain of thousands of nodes, each a stage
+// of its own) gets none.
+//
 // A progress display may rely on the order of a run's events:
 //   - run.started comes first, and one final event (run.finished,
 //     run.failed or run.cancelled) last: none follows it. The final

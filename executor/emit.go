@@ -249,12 +249,88 @@ func (em *emitter) logged(err error, ev progress.Event) {
 // MaxEventSize, which its Client refuses beyond) unless the run ID and
 // graph key take more than 200 KiB, and a sink that keeps a run's last
 // events (a Redis stream, progress.Memory) holds at most about 4 ×
-// MaxEventText for each. The error texts the executor stores, a failed
-// node's dirty.State.LastError and a run's Record.Error, are cut the same
-// way; the errors that Run and Wait return keep each node's error whole
-// (in [RunError.Failed], whose text lists at most ten, each cut at 1,000
-// bytes).
+// MaxEventText for each, but for the event that starts each round, whose
+// outline of its plan may take more (see MaxOutline). The error texts
+// the executor stores, a failed node's dirty.State.LastError and a run's
+// Record.Error, are cut the same way; the errors that Run and Wait
+// return keep each node's error whole (in [RunError.Failed], whose text
+// lists at most ten, each cut at 1,000 bytes).
 const MaxEventText = 32 << 10
+
+// MaxOutline is the most stages and groups, together, of the outline of
+// a round's plan that the round's first event carries (Event.Plan of
+// run.started, or of the message that starts a later round): a plan
+// whose outline would have more gets none, and a view learns each
+// stage's totals from its events. An outline has a group for each batch
+// of a stage, and one for the single nodes of each kind in it, so a
+// stage has at most one for each kind of the template: the lecture's
+// four stages have seven. A group's JSON takes at most about 320 bytes
+// (a kind name and a batch key of 128 bytes each), so that the largest
+// outline takes about 650 KB, and run.started's JSON stays under
+// progress/sse's MaxEventSize of 1 MiB unless the run ID and graph key
+// take more than 300 KiB; a plan of thousands of stages, a long chain of
+// nodes, has none.
+const MaxOutline = 2048
+
+// outline returns the outline of p, the Plan of the first event of its
+// round (see progress.Event.Plan), or nil if it would have more than
+// MaxOutline stages and groups. Its groups are the entries of each
+// stage's summary line (planner.Plan.Summary), in order: each batch, and
+// each run of single nodes of one kind, which the planner places one
+// after another. It costs O(D) for D planned nodes, the cost of the
+// plan's summary lines, which the round writes too.
+func outline(g *graph.Graph, p *planner.Plan) *progress.Outline {
+	entries := len(p.Stages)
+	if entries > MaxOutline {
+		return nil
+	}
+	out := &progress.Outline{Stages: make([]progress.OutlineStage, len(p.Stages))}
+	for s, st := range p.Stages {
+		os := &out.Stages[s]
+		add := func(grp progress.OutlineGroup) bool {
+			if entries++; entries > MaxOutline {
+				return false
+			}
+			os.Groups = append(os.Groups, grp)
+			return true
+		}
+		for _, grp := range st.Groups {
+			if len(grp.Nodes) == 0 {
+				continue // none in a plan that New made
+			}
+			os.Nodes += len(grp.Nodes)
+			if grp.Kind == planner.Batch {
+				// The batch's kind, as its summary line names it, if it
+				// has one.
+				ki := g.KindOf(grp.Nodes[0])
+				for _, n := range grp.Nodes[1:] {
+					if g.KindOf(n) != ki {
+						ki = -1
+						break
+					}
+				}
+				kind := ""
+				if ki >= 0 {
+					kind = g.KindName(ki)
+				}
+				if !add(progress.OutlineGroup{Kind: kind, BatchKey: grp.BatchKey, Nodes: len(grp.Nodes),
+					Concurrency: grp.Concurrency}) {
+					return nil
+				}
+				continue
+			}
+			for _, n := range grp.Nodes {
+				kind := g.KindName(g.KindOf(n))
+				if last := len(os.Groups) - 1; last >= 0 && os.Groups[last].BatchKey == "" && os.Groups[last].Kind == kind {
+					os.Groups[last].Nodes++
+				} else if !add(progress.OutlineGroup{Kind: kind, Nodes: 1}) {
+					return nil
+				}
+			}
+		}
+	}
+	return out
+}
 
 // capText cuts ev's free-text fields to MaxEventText.
 func capText(ev *progress.Event) {

@@ -294,7 +294,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	}
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
-			len(r.plan.Stages), e.opts.Mode)})
+			len(r.plan.Stages), e.opts.Mode), Plan: r.outline()})
 	r.bgStop = context.AfterFunc(rctx, r.boundStoreCalls)
 	return r, nil
 }
@@ -772,9 +772,19 @@ func (r *run) execute() {
 			what = "node"
 		}
 		r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Round: r.rounds + 1, Done: r.done, Total: r.total,
-			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d %s to remake after changes during the run", r.rounds+1, r.plan.Len(), what)})
+			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d %s to remake after changes during the run", r.rounds+1, r.plan.Len(), what),
+			Plan: r.outline()})
 	}
 	r.finish()
+}
+
+// outline returns the outline of the round's plan, for the event that
+// starts the round, or nil if no sink reads it.
+func (r *run) outline() *progress.Outline {
+	if r.em.sink == nil {
+		return nil
+	}
+	return outline(r.g, r.plan)
 }
 
 // round runs one plan to its end with a pool of workers.

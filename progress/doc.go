@@ -59,6 +59,24 @@
 //	                    "skipped":2,"superseded":0,"cancelled":0}
 //	                    (see Event.Counts; none on the run.cancelled of a
 //	                    run found interrupted)
+//	plan        object  omitted when none; on run.started, and on the
+//	                    message that starts a later round, the outline
+//	                    of the round's plan: its stages in order (the
+//	                    events' stage 0, 1, ...), each with its nodes
+//	                    (the stageTotal of its events) and its groups,
+//	                    the entries of its summary line in order: a
+//	                    batch (batchKey and concurrency set, kind "" if
+//	                    its nodes are of several kinds; its nodes are
+//	                    the batchTotal of its events), or the single
+//	                    nodes of one kind (batchKey "", concurrency 0).
+//	                    Each key always written, a list as [] when empty:
+//	                    {"stages":[{"nodes":1,"groups":[{"kind":"script",
+//	                    "batchKey":"","nodes":1,"concurrency":0}]},
+//	                    {"nodes":3,"groups":[{"kind":"asset:image",
+//	                    "batchKey":"asset:image","nodes":3,
+//	                    "concurrency":5}]}]}
+//	                    (see Event.Plan; none on a plan too large for
+//	                    it, see the executor's MaxOutline)
 //	etaMs       number  omitted when unknown; time left, in milliseconds
 //	resumedBy   string  omitted when empty; on the run.cancelled event of
 //	                    a run found interrupted (its process stopped), the

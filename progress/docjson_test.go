@@ -34,7 +34,7 @@ func TestDocListsTheJSONKeysInOrder(t *testing.T) {
 		RunID: "r1", GraphKey: "lecture-42", Seq: 7, Time: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
 		Type: progress.NodeRetrying, Node: "script", Kind: "script", BatchKey: "k", Round: 1, Stage: 1, StageDone: 1, StageTotal: 3, BatchDone: 1, BatchTotal: 2, Attempt: 2, Message: "m",
 		PreviewURL: "https://example.com/p", Reasoning: "r", Error: "e", Done: 5, Total: 20,
-		Counts: &progress.Counts{Generated: 1}, ETA: time.Second, ResumedBy: "r2",
+		Counts: &progress.Counts{Generated: 1}, Plan: &progress.Outline{}, ETA: time.Second, ResumedBy: "r2",
 	}
 	v := reflect.ValueOf(full)
 	for i := range v.NumField() {

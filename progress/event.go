@@ -130,6 +130,22 @@ type Event struct {
 	// of its own and never changes it once published, and neither may a
 	// sink or reader, which may keep the pointer as it keeps the event.
 	Counts *Counts
+	// Plan outlines the round's plan, on the run.started event of a run
+	// that the executor runs and on the message event that starts a
+	// later round (see Round), else nil: a view draws a bar per stage,
+	// and per batch key or kind within each, before any of them starts,
+	// without parsing Message. Its stages are the round's plan's, in
+	// order (Plan.Stages[i] is Stage i), and they and their groups agree
+	// with what follows: a stage's Nodes is the StageTotal of the stage's
+	// events, a batch group's Nodes the BatchTotal of its key's events
+	// in the stage, and the groups are the entries of the stage's
+	// summary line, the Message of its stage.started, in its order. It
+	// is nil, too, when the outline would be too large (see the
+	// executor's MaxOutline): a view then learns each stage's totals
+	// from its events, as it does without one. Plan is shared by the
+	// copies of the event, as Counts is: neither the executor nor a sink
+	// or reader changes it once published.
+	Plan *Outline
 	// ETA is the estimated time left in the run, 0 when unknown.
 	ETA time.Duration
 	// ResumedBy is the ID of the run that resumed this one, on the final
@@ -159,6 +175,48 @@ type Counts struct {
 	// Cancelled nodes were running when the run was cancelled, or its
 	// graph replaced or deleted.
 	Cancelled int
+}
+
+// Outline is the shape of a run's plan, or of a round's, as a view
+// draws it: its stages, in order, and the groups of each. See
+// [Event.Plan]. The same plan gives the same outline, and the same JSON,
+// byte for byte.
+type Outline struct {
+	// Stages are the plan's stages in order: Stages[i] is the events'
+	// Stage i of the round.
+	Stages []OutlineStage
+}
+
+// OutlineStage is a stage of an [Outline].
+type OutlineStage struct {
+	// Nodes is the number of the stage's nodes: the sum of its groups',
+	// and the StageTotal of the stage's events in the round.
+	Nodes int
+	// Groups are the stage's groups, in the order of the stage's summary
+	// line ("Stage 1: Generating 30 asset:narration nodes in batches of
+	// 4, 30 asset:image nodes in batches of 5, 1 asset:music node"), one
+	// for each of its entries: a batch, or the single nodes of one kind
+	// (each single node is a plan group of its own; here they are
+	// counted together). A stage has one group at most of each batch key,
+	// and of each kind's single nodes.
+	Groups []OutlineGroup
+}
+
+// OutlineGroup is a batch of a stage, or the single nodes of one kind in
+// it: see [OutlineStage.Groups].
+type OutlineGroup struct {
+	// Kind is the kind of the group's nodes, the Kind of their events; ""
+	// for a batch of nodes of several kinds, which share its key.
+	Kind string
+	// BatchKey is the batch's key, the BatchKey of its nodes' events; ""
+	// for single nodes.
+	BatchKey string
+	// Nodes is the number of the group's nodes: a batch's is the
+	// BatchTotal of its key's events in the stage.
+	Nodes int
+	// Concurrency is the batch's limit ("in batches of 3"); 0 for single
+	// nodes.
+	Concurrency int
 }
 
 // Validate reports whether e can be stored: it needs a RunID, a Seq of

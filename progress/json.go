@@ -10,30 +10,31 @@ import (
 // eventJSON is the wire form of an [Event]; see the package documentation
 // for the contract. Field order here is the order of the keys on the wire.
 type eventJSON struct {
-	RunID      string      `json:"runId"`
-	GraphKey   string      `json:"graphKey,omitempty"`
-	Seq        uint64      `json:"seq"`
-	Time       string      `json:"time"`
-	Type       Type        `json:"type"`
-	Node       string      `json:"node,omitempty"`
-	Kind       string      `json:"kind,omitempty"`
-	BatchKey   string      `json:"batchKey,omitempty"`
-	Round      int         `json:"round,omitempty"`
-	Stage      *int        `json:"stage,omitempty"`
-	StageDone  int         `json:"stageDone,omitempty"`
-	StageTotal int         `json:"stageTotal,omitempty"`
-	BatchDone  int         `json:"batchDone,omitempty"`
-	BatchTotal int         `json:"batchTotal,omitempty"`
-	Attempt    int         `json:"attempt,omitempty"`
-	Message    string      `json:"message,omitempty"`
-	PreviewURL string      `json:"previewUrl,omitempty"`
-	Reasoning  string      `json:"reasoning,omitempty"`
-	Error      string      `json:"error,omitempty"`
-	Done       int         `json:"done"`
-	Total      int         `json:"total"`
-	Counts     *countsJSON `json:"counts,omitempty"`
-	ETAMs      int64       `json:"etaMs,omitempty"`
-	ResumedBy  string      `json:"resumedBy,omitempty"`
+	RunID      string       `json:"runId"`
+	GraphKey   string       `json:"graphKey,omitempty"`
+	Seq        uint64       `json:"seq"`
+	Time       string       `json:"time"`
+	Type       Type         `json:"type"`
+	Node       string       `json:"node,omitempty"`
+	Kind       string       `json:"kind,omitempty"`
+	BatchKey   string       `json:"batchKey,omitempty"`
+	Round      int          `json:"round,omitempty"`
+	Stage      *int         `json:"stage,omitempty"`
+	StageDone  int          `json:"stageDone,omitempty"`
+	StageTotal int          `json:"stageTotal,omitempty"`
+	BatchDone  int          `json:"batchDone,omitempty"`
+	BatchTotal int          `json:"batchTotal,omitempty"`
+	Attempt    int          `json:"attempt,omitempty"`
+	Message    string       `json:"message,omitempty"`
+	PreviewURL string       `json:"previewUrl,omitempty"`
+	Reasoning  string       `json:"reasoning,omitempty"`
+	Error      string       `json:"error,omitempty"`
+	Done       int          `json:"done"`
+	Total      int          `json:"total"`
+	Counts     *countsJSON  `json:"counts,omitempty"`
+	Plan       *outlineJSON `json:"plan,omitempty"`
+	ETAMs      int64        `json:"etaMs,omitempty"`
+	ResumedBy  string       `json:"resumedBy,omitempty"`
 }
 
 // countsJSON is the wire form of [Counts]: every count is written, 0
@@ -45,6 +46,59 @@ type countsJSON struct {
 	Skipped    int `json:"skipped"`
 	Superseded int `json:"superseded"`
 	Cancelled  int `json:"cancelled"`
+}
+
+// outlineJSON is the wire form of [Outline]: every key is written, 0
+// and "" too, and a list with no items as [], never null, so that a
+// reader finds each one.
+type outlineJSON struct {
+	Stages []outlineStageJSON `json:"stages"`
+}
+
+// outlineStageJSON is the wire form of [OutlineStage].
+type outlineStageJSON struct {
+	Nodes  int                `json:"nodes"`
+	Groups []outlineGroupJSON `json:"groups"`
+}
+
+// outlineGroupJSON is the wire form of [OutlineGroup].
+type outlineGroupJSON struct {
+	Kind        string `json:"kind"`
+	BatchKey    string `json:"batchKey"`
+	Nodes       int    `json:"nodes"`
+	Concurrency int    `json:"concurrency"`
+}
+
+// toJSON returns o's wire form.
+func (o *Outline) toJSON() *outlineJSON {
+	w := &outlineJSON{Stages: make([]outlineStageJSON, len(o.Stages))}
+	for i, st := range o.Stages {
+		groups := make([]outlineGroupJSON, len(st.Groups))
+		for j, g := range st.Groups {
+			groups[j] = outlineGroupJSON(g)
+		}
+		w.Stages[i] = outlineStageJSON{Nodes: st.Nodes, Groups: groups}
+	}
+	return w
+}
+
+// outline returns the Outline that w writes; an empty list reads as nil,
+// so that what is read reads the same once written again.
+func (w *outlineJSON) outline() *Outline {
+	o := &Outline{}
+	if len(w.Stages) > 0 {
+		o.Stages = make([]OutlineStage, len(w.Stages))
+	}
+	for i, st := range w.Stages {
+		o.Stages[i].Nodes = st.Nodes
+		if len(st.Groups) > 0 {
+			o.Stages[i].Groups = make([]OutlineGroup, len(st.Groups))
+		}
+		for j, g := range st.Groups {
+			o.Stages[i].Groups[j] = OutlineGroup(g)
+		}
+	}
+	return o
 }
 
 // MarshalJSON writes e in the stable wire form described in the package
@@ -93,6 +147,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		c := countsJSON(*e.Counts)
 		w.Counts = &c
 	}
+	if e.Plan != nil {
+		w.Plan = e.Plan.toJSON()
+	}
 	data, err := json.Marshal(w)
 	if err != nil {
 		return nil, fmt.Errorf("progress: encode event %d of run %q: %w", e.Seq, e.RunID, err)
@@ -113,7 +170,9 @@ const maxETAMs = int64(math.MaxInt64 / time.Millisecond)
 // UnmarshalJSON reads the wire form written by [Event.MarshalJSON]. Unknown
 // keys are ignored, so that fields added later do not break old readers; a
 // missing stage reads as [NoStage], a missing etaMs as 0, and a missing
-// (or null) counts as nil, and a count missing from counts as 0. Keys are
+// (or null) counts as nil, and a count missing from counts as 0; so does
+// a missing (or null) plan, and in it a key left out reads as 0 or "",
+// and an empty (or null) list of stages or groups as nil. Keys are
 // matched as encoding/json matches them, without regard to case, where
 // JavaScript's JSON.parse matches them exactly: "RUNID" reads as runId,
 // and of a key given twice, in any case, the last wins. MarshalJSON never
@@ -181,6 +240,9 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	if w.Counts != nil {
 		c := Counts(*w.Counts)
 		e.Counts = &c
+	}
+	if w.Plan != nil {
+		e.Plan = w.Plan.outline()
 	}
 	return nil
 }

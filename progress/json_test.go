@@ -58,6 +58,28 @@ func TestEventJSONWireForm(t *testing.T) {
 			want:  `{"runId":"r1","seq":2,"time":"2025-01-02T03:04:05.123456789Z","type":"run.finished","done":0,"total":0,"counts":{"generated":0,"unchanged":0,"failed":0,"skipped":0,"superseded":0,"cancelled":0}}`,
 		},
 		{
+			name: "run.started has the outline of its plan, each key written, 0 and empty too",
+			event: progress.Event{RunID: "r1", GraphKey: "g", Seq: 1, Time: t0, Type: progress.RunStarted, Stage: progress.NoStage,
+				Message: "Regenerating 5 of 9 nodes in 2 stages (dataflow)", Total: 5,
+				Plan: &progress.Outline{Stages: []progress.OutlineStage{
+					{Nodes: 1, Groups: []progress.OutlineGroup{{Kind: "script", Nodes: 1}}},
+					{Nodes: 4, Groups: []progress.OutlineGroup{{Kind: "asset:image", BatchKey: "asset:image", Nodes: 3, Concurrency: 5},
+						{BatchKey: "tts", Nodes: 1, Concurrency: 2}}},
+				}}},
+			want: `{"runId":"r1","graphKey":"g","seq":1,"time":"2025-01-02T03:04:05.123456789Z","type":"run.started","message":"Regenerating 5 of 9 nodes in 2 stages (dataflow)","done":0,"total":5,` +
+				`"plan":{"stages":[{"nodes":1,"groups":[{"kind":"script","batchKey":"","nodes":1,"concurrency":0}]},{"nodes":4,"groups":[{"kind":"asset:image","batchKey":"asset:image","nodes":3,"concurrency":5},{"kind":"","batchKey":"tts","nodes":1,"concurrency":2}]}]}}`,
+		},
+		{
+			name:  "an outline's empty lists are written as []",
+			event: progress.Event{RunID: "r", Seq: 1, Time: t0, Type: progress.RunStarted, Stage: progress.NoStage, Plan: &progress.Outline{Stages: []progress.OutlineStage{{}}}},
+			want:  `{"runId":"r","seq":1,"time":"2025-01-02T03:04:05.123456789Z","type":"run.started","done":0,"total":0,"plan":{"stages":[{"nodes":0,"groups":[]}]}}`,
+		},
+		{
+			name:  "an outline with no stages",
+			event: progress.Event{RunID: "r", Seq: 1, Time: t0, Type: progress.RunStarted, Stage: progress.NoStage, Plan: &progress.Outline{}},
+			want:  `{"runId":"r","seq":1,"time":"2025-01-02T03:04:05.123456789Z","type":"run.started","done":0,"total":0,"plan":{"stages":[]}}`,
+		},
+		{
 			name:  "stage 0 is written",
 			event: progress.Event{RunID: "r", Seq: 2, Time: t0, Type: progress.StageStarted, Stage: 0, Message: "Stage 1: Generating 6 script nodes"},
 			want:  `{"runId":"r","seq":2,"time":"2025-01-02T03:04:05.123456789Z","type":"stage.started","stage":0,"message":"Stage 1: Generating 6 script nodes","done":0,"total":0}`,
@@ -98,6 +120,15 @@ func TestEventJSONRoundTrip(t *testing.T) {
 		progress.Event{RunID: "r", Seq: 54, Type: progress.RunFailed, Stage: progress.NoStage, Time: t0, Done: 12, Total: 12,
 			Counts: &progress.Counts{Generated: 9, Unchanged: 1, Failed: 1, Skipped: 1}},
 		progress.Event{RunID: "r", Seq: 55, Type: progress.RunFinished, Stage: progress.NoStage, Time: t0, Counts: &progress.Counts{}},
+		progress.Event{RunID: "r", Seq: 56, Type: progress.RunStarted, Stage: progress.NoStage, Time: t0, Total: 7,
+			Plan: &progress.Outline{Stages: []progress.OutlineStage{
+				{Nodes: 1, Groups: []progress.OutlineGroup{{Kind: "script", Nodes: 1}}},
+				{Nodes: 6, Groups: []progress.OutlineGroup{{Kind: "asset:image", BatchKey: "asset:image", Nodes: 3, Concurrency: 5},
+					{BatchKey: "tts", Nodes: 2, Concurrency: 2}, {Kind: "asset:music", Nodes: 1}}},
+			}}},
+		progress.Event{RunID: "r", Seq: 57, Type: progress.Message, Stage: progress.NoStage, Time: t0, Round: 2, Plan: &progress.Outline{}},
+		progress.Event{RunID: "r", Seq: 58, Type: progress.RunStarted, Stage: progress.NoStage, Time: t0,
+			Plan: &progress.Outline{Stages: []progress.OutlineStage{{Nodes: 0}}}},
 	)
 	for _, e := range events {
 		data, err := json.Marshal(e)
@@ -151,6 +182,31 @@ func TestEventUnmarshalJSON(t *testing.T) {
 			in:   `{"runId":"r","seq":6,"type":"run.finished","counts":null}`,
 			want: progress.Event{RunID: "r", Seq: 6, Type: progress.RunFinished, Stage: progress.NoStage},
 		},
+		{
+			name: "plan read; a key left out is 0 or empty, an empty list none",
+			in: `{"runId":"r","seq":1,"type":"run.started","total":4,"plan":{"stages":[{"nodes":1,"groups":[{"kind":"script"}]},` +
+				`{"nodes":3,"groups":[{"batchKey":"tts","nodes":3,"concurrency":2,"future":1}],"future":[]},{"groups":[]},{"groups":null}],"future":{}}}`,
+			want: progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted, Stage: progress.NoStage, Total: 4,
+				Plan: &progress.Outline{Stages: []progress.OutlineStage{
+					{Nodes: 1, Groups: []progress.OutlineGroup{{Kind: "script"}}},
+					{Nodes: 3, Groups: []progress.OutlineGroup{{BatchKey: "tts", Nodes: 3, Concurrency: 2}}},
+					{}, {},
+				}}},
+		},
+		{
+			name: "plan with no stages",
+			in:   `{"runId":"r","seq":1,"plan":{"stages":[]}}`,
+			want: progress.Event{RunID: "r", Seq: 1, Stage: progress.NoStage, Plan: &progress.Outline{}},
+		},
+		{
+			name: "plan null reads as none",
+			in:   `{"runId":"r","seq":1,"type":"run.started","plan":null}`,
+			want: progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted, Stage: progress.NoStage},
+		},
+		{name: "plan not an object", in: `{"runId":"r","seq":1,"plan":[]}`, wantErr: true},
+		{name: "stages not a list", in: `{"runId":"r","seq":1,"plan":{"stages":{}}}`, wantErr: true},
+		{name: "a group's nodes not a number", in: `{"runId":"r","seq":1,"plan":{"stages":[{"groups":[{"nodes":"3"}]}]}}`, wantErr: true},
+		{name: "a group's kind not a string", in: `{"runId":"r","seq":1,"plan":{"stages":[{"groups":[{"kind":3}]}]}}`, wantErr: true},
 		{name: "counts not an object", in: `{"runId":"r","seq":1,"counts":[1,2]}`, wantErr: true},
 		{name: "a count not a number", in: `{"runId":"r","seq":1,"counts":{"failed":"1"}}`, wantErr: true},
 		{

@@ -46,6 +46,16 @@ func TestSlog(t *testing.T) {
 			want: "level=INFO msg=run.failed runId=r seq=12 done=4 total=4 counts.generated=1 counts.unchanged=1 counts.failed=1 counts.skipped=1 counts.superseded=0 counts.cancelled=0\n",
 		},
 		{
+			name: "run.started with the outline of its plan",
+			event: progress.Event{RunID: "r", Seq: 1, Type: progress.RunStarted, Stage: progress.NoStage, Total: 5,
+				Plan: &progress.Outline{Stages: []progress.OutlineStage{
+					{Nodes: 1, Groups: []progress.OutlineGroup{{Kind: "script", Nodes: 1}}},
+					{Nodes: 4, Groups: []progress.OutlineGroup{{Kind: "asset:image", BatchKey: "asset:image", Nodes: 3, Concurrency: 5},
+						{Kind: "asset:music", Nodes: 1}}},
+				}}},
+			want: "level=INFO msg=run.started runId=r seq=1 done=0 total=5 plan.stages=2 plan.groups=3\n",
+		},
+		{
 			name:  "the final event of a run found interrupted",
 			event: progress.Event{RunID: "r", Seq: 4, Type: progress.RunCancelled, Stage: progress.NoStage, Message: "interrupted", Done: 2, Total: 9, ResumedBy: "r2"},
 			want:  "level=INFO msg=run.cancelled runId=r seq=4 message=interrupted done=2 total=9 resumedBy=r2\n",

@@ -16,7 +16,9 @@ type SlogOptions struct {
 // event's non-empty fields, with the keys of the JSON form, except two:
 // the event's time is eventTime (the record has its own time), and its
 // ETA is a duration, eta, not etaMs; Counts is a group, counts, of every
-// count. It never fails.
+// count; and Plan is a group, plan, of the numbers of its stages and of
+// their groups (stages, groups), not the outline, which may be long: the
+// stage.started events log each stage's summary line. It never fails.
 // It is safe for concurrent use.
 type Slog struct {
 	logger *slog.Logger
@@ -43,7 +45,7 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 	if !s.logger.Enabled(ctx, level) {
 		return nil
 	}
-	attrs := make([]slog.Attr, 0, 23)
+	attrs := make([]slog.Attr, 0, 24)
 	for _, e := range events {
 		attrs = append(attrs[:0],
 			slog.String("runId", e.RunID),
@@ -102,6 +104,13 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 			attrs = append(attrs, slog.Group("counts", slog.Int("generated", c.Generated), slog.Int("unchanged", c.Unchanged),
 				slog.Int("failed", c.Failed), slog.Int("skipped", c.Skipped), slog.Int("superseded", c.Superseded),
 				slog.Int("cancelled", c.Cancelled)))
+		}
+		if o := e.Plan; o != nil {
+			groups := 0
+			for _, st := range o.Stages {
+				groups += len(st.Groups)
+			}
+			attrs = append(attrs, slog.Group("plan", slog.Int("stages", len(o.Stages)), slog.Int("groups", groups)))
 		}
 		if e.ETA > 0 {
 			attrs = append(attrs, slog.Duration("eta", e.ETA))

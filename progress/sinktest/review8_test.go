@@ -229,6 +229,17 @@ var fieldDrops = map[string]func(*progress.Event){
 			e.Counts = &c
 		}
 	},
+	"Plan": func(e *progress.Event) { e.Plan = nil },
+	// A group's number lost in a wire form of the backend's own, the
+	// outline copied as deep as it is changed, as the caller's is kept.
+	"Concurrency": func(e *progress.Event) {
+		if e.Plan != nil && len(e.Plan.Stages) > 1 && len(e.Plan.Stages[1].Groups) > 1 {
+			o := progress.Outline{Stages: slices.Clone(e.Plan.Stages)}
+			o.Stages[1].Groups = slices.Clone(o.Stages[1].Groups)
+			o.Stages[1].Groups[1].Concurrency = 0
+			e.Plan = &o
+		}
+	},
 }
 
 // historyTimeLenient archives an event whose Time RFC 3339 cannot write
@@ -262,7 +273,7 @@ func TestReview8BrokenPair(t *testing.T) {
 		case "dropsKind":
 			return drops{m, dropKind}, m
 		case "dropsBatchKey", "dropsRound", "dropsStageDone", "dropsStageTotal", "dropsBatchDone", "dropsBatchTotal",
-			"dropsCounts", "dropsSkipped":
+			"dropsCounts", "dropsSkipped", "dropsPlan", "dropsConcurrency":
 			return drops{m, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "drops")]}, m
 		case "lastPointer":
 			return &lastPointer{Memory: m, last: map[string]*progress.Event{}}, m
@@ -314,7 +325,8 @@ func TestReview8BrokenHistory(t *testing.T) {
 		case "historyDropsKind":
 			return historyDrops{h, dropKind}
 		case "historyDropsBatchKey", "historyDropsRound", "historyDropsStageDone", "historyDropsStageTotal",
-			"historyDropsBatchDone", "historyDropsBatchTotal", "historyDropsCounts", "historyDropsSkipped":
+			"historyDropsBatchDone", "historyDropsBatchTotal", "historyDropsCounts", "historyDropsSkipped",
+			"historyDropsPlan", "historyDropsConcurrency":
 			return historyDrops{h, fieldDrops[strings.TrimPrefix(os.Getenv(brokenEnv), "historyDrops")]}
 		case "historyTimeLenient":
 			return historyTimeLenient{h}
@@ -373,6 +385,12 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 		{"TestReview8BrokenPair", "dropsSkipped", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsCounts", []string{"AllFields"}, nil},
 		{"TestReview8BrokenHistory", "historyDropsSkipped", []string{"AllFields"}, nil},
+		// The outline of a plan, or a number of one of its groups, was not
+		// kept.
+		{"TestReview8BrokenPair", "dropsPlan", []string{"AllFields"}, nil},
+		{"TestReview8BrokenPair", "dropsConcurrency", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsPlan", []string{"AllFields"}, nil},
+		{"TestReview8BrokenHistory", "historyDropsConcurrency", []string{"AllFields"}, nil},
 		// An event whose Time RFC 3339 cannot write was stored, with the
 		// zero time, rather than refused.
 		{"TestReview8BrokenPair", "timeLenient", []string{"InvalidEvent"}, nil},

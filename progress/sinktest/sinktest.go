@@ -33,7 +33,7 @@
 //
 //   - order: a replay returns every published event, field for field, in
 //     Seq order: events of every type with every field set too
-//     (Event.ResumedBy and Event.Counts included, see [AllFields]), and free text (line
+//     (Event.ResumedBy, Event.Counts and Event.Plan included, see [AllFields]), and free text (line
 //     breaks, NUL and other control characters, spaces at either end,
 //     non-ASCII, 64 KiB) as it went in, from a replay and a tail;
 //   - replay after a Seq, and of an unknown run;
@@ -104,7 +104,7 @@
 //   - runs appended in one call stay apart;
 //   - free text (line breaks, NUL and other control characters, spaces
 //     at either end, non-ASCII, 64 KiB) comes back as it went in, and so does every field of events
-//     of every type (Event.ResumedBy and Event.Counts included);
+//     of every type (Event.ResumedBy, Event.Counts and Event.Plan included);
 //   - [progress.LastEventReader], when implemented: the highest Seq held,
 //     whatever the order of the appends, and not a duplicate's contents,
 //     nor another run's whose ID starts with the one asked for;
@@ -262,9 +262,12 @@ func Events(runID string, from, to uint64) []progress.Event {
 // Seq from on, with every field set (ResumedBy included, on the final
 // run.cancelled event, as the executor sets it; BatchKey, Round,
 // StageDone, StageTotal, BatchDone and BatchTotal too, which a view's
-// per-stage and per-key bars read; and Counts, each count other than 0,
-// on the final events alone, as the executor sets it), deterministic for
-// the same arguments. Times are in UTC with microseconds, ETAs whole
+// per-stage and per-key bars read; Counts, each count other than 0, on
+// the final events alone, as the executor sets it; and Plan, an outline
+// of two stages with single and batch groups, each number other than 0,
+// on run.started and the message event, as the executor sets it on the
+// message that starts a later round), deterministic for the same
+// arguments. Times are in UTC with microseconds, ETAs whole
 // milliseconds, so that they survive the JSON form unchanged.
 func AllFields(runID string, from uint64) []progress.Event {
 	types := []progress.Type{
@@ -308,6 +311,16 @@ func AllFields(runID string, from uint64) []progress.Event {
 		if typ.Final() {
 			out[i].Counts = &progress.Counts{Generated: i + 1, Unchanged: i + 2, Failed: i + 3, Skipped: i + 4,
 				Superseded: i + 5, Cancelled: i + 6}
+		}
+		if typ == progress.RunStarted || typ == progress.Message {
+			out[i].Plan = &progress.Outline{Stages: []progress.OutlineStage{
+				{Nodes: i + 1, Groups: []progress.OutlineGroup{{Kind: "script", Nodes: i + 1}}},
+				{Nodes: i + 9, Groups: []progress.OutlineGroup{
+					{Kind: "asset:narration", BatchKey: "asset:narration", Nodes: i + 2, Concurrency: i + 4},
+					{BatchKey: "tts", Nodes: i + 3, Concurrency: i + 5},
+					{Kind: "asset:music", Nodes: 4},
+				}},
+			}}
 		}
 	}
 	return out
