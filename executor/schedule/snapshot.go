@@ -453,8 +453,11 @@ func (m *Machine) restore(f *snapshotForm) error {
 			return badSnapshot("node %s is ready, but a dependency of it has not succeeded", m.name(n))
 		case st == Cancelled && !m.halted:
 			return badSnapshot("node %s is cancelled, but the machine is not halted: a cancel halts it", m.name(n))
-		case st == Ready && m.mode == Staged && m.stage[i] > m.current:
-			return badSnapshot("node %s of stage %d is ready, but stage %d has not settled", m.name(n), m.stage[i], m.current)
+		case m.mode == Staged && m.stage[i] > m.current && st != Pending && st != Skipped:
+			// Staged mode makes a node of a later stage Ready, and so
+			// starts it, only once every earlier stage has settled.
+			return badSnapshot("node %s of stage %d is %s, but stage %d has not settled: in Staged mode a node of a later stage is pending or skipped until it has",
+				m.name(n), m.stage[i], st, m.current)
 		case st == Pending && m.wait[i] == 0 && (m.mode == Dataflow || m.stage[i] <= m.current):
 			return badSnapshot("node %s is pending, but its dependencies have all succeeded: it is ready", m.name(n))
 		}

@@ -626,3 +626,66 @@ func TestSnapshotBytesAreTheState(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreRefusesAStartOfALaterStage: in Staged mode no node starts
+// before every earlier stage has settled, so a snapshot with a node of a
+// later stage running or settled by a run of its own, while an earlier
+// stage has not settled, is refused; a node of a later stage skipped
+// (after a failure) is not.
+func TestRestoreRefusesAStartOfALaterStage(t *testing.T) {
+	p := lecturePlan(t, 20) // every node planned: positions are nodes
+	cfg := schedule.Config{Mode: schedule.Staged}
+	s := newMachine(t, p, cfg).Snapshot()
+	// The script, narration 0 and image 0 done; narration 1 running,
+	// image 1 and the music ready: stage 1 has not settled. Video 0
+	// (stage 2) has its dependencies done.
+	for _, tc := range []struct {
+		name, states string
+		ready        []int
+		running      []any
+		halted       bool
+		want         string
+	}{
+		{name: "running", states: "ssRsrRprp", ready: []int{4, 7}, running: []any{obj{"node": 2}, obj{"node": 5}},
+			want: `node 5 ("asset:video:segment[0]") of stage 2 is running, but stage 1 has not settled`},
+		{name: "succeeded", states: "ssRsrsprp", ready: []int{4, 7}, running: []any{obj{"node": 2}},
+			want: `node 5 ("asset:video:segment[0]") of stage 2 is succeeded, but stage 1 has not settled`},
+		{name: "failed", states: "ssRsrfprk", ready: []int{4, 7}, running: []any{obj{"node": 2}},
+			want: `node 5 ("asset:video:segment[0]") of stage 2 is failed, but stage 1 has not settled`},
+		{name: "cancelled", states: "ssRsrcprp", ready: []int{4, 7}, running: []any{obj{"node": 2}}, halted: true,
+			want: `node 5 ("asset:video:segment[0]") of stage 2 is cancelled, but stage 1 has not settled`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := editSnapshot(t, s, func(f obj) {
+				f["states"], f["ready"], f["running"] = tc.states, tc.ready, tc.running
+				if tc.halted {
+					f["halted"] = true
+				}
+			})
+			m, err := schedule.Restore(p, cfg, snap)
+			require.Nil(t, m)
+			requireSnapshotError(t, err, false, tc.want)
+		})
+	}
+	// A node of a later stage skipped by a failure is consistent.
+	snap := editSnapshot(t, s, func(f obj) {
+		f["states"], f["ready"], f["running"] = "sfRsrkprk", []int{4, 7}, []any{obj{"node": 2}}
+	})
+	_, err := schedule.Restore(p, cfg, snap)
+	require.NoError(t, err)
+}
+
+type obj = map[string]any
+
+// editSnapshot returns s with its JSON form changed by edit.
+func editSnapshot(t testing.TB, s schedule.Snapshot, edit func(f obj)) schedule.Snapshot {
+	t.Helper()
+	var f obj
+	require.NoError(t, json.Unmarshal(marshal(t, s), &f))
+	edit(f)
+	b, err := json.Marshal(f)
+	require.NoError(t, err)
+	var out schedule.Snapshot
+	require.NoError(t, json.Unmarshal(b, &out), "the form is good: Restore refuses it")
+	return out
+}
