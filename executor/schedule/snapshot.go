@@ -74,7 +74,8 @@ const stateLetters = "prRsfkSc"
 //	 "wake": "2025-01-01T00:00:05Z"}
 //
 // Nodes are graph.Node numbers, and times are RFC 3339 in UTC, to the
-// nanosecond. The states' letters are p pending, r ready, R running,
+// nanosecond; a rate's start at the zero time, from a driver whose clock
+// begins there, is written as such (0001-01-01T00:00:00Z). The states' letters are p pending, r ready, R running,
 // s succeeded, f failed, k skipped, S superseded and c cancelled.
 // "readySince" gives, by ascending node, when a Ready node of a kind
 // with a batch window ([Config.Windows]) became ready, once a call has
@@ -132,8 +133,10 @@ type heldStage struct {
 }
 
 type runningNode struct {
-	Node      graph.Node  `json:"node"`
-	RateStart time.Time   `json:"rateStart,omitzero"`
+	Node graph.Node `json:"node"`
+	// RateStart is a pointer so that a start at the zero time, which a
+	// driver whose clock begins there makes, is written too.
+	RateStart *time.Time  `json:"rateStart,omitempty"`
 	Call      *graph.Node `json:"call,omitempty"`
 	CallNodes int         `json:"callNodes,omitempty"`
 }
@@ -251,7 +254,8 @@ func (m *Machine) Snapshot() Snapshot {
 		case Running:
 			r := runningNode{Node: m.nodes[i]}
 			if m.startAt != nil && m.counted[i] {
-				r.RateStart = utc(m.startAt[i])
+				at := utc(m.startAt[i])
+				r.RateStart = &at
 			}
 			if m.callOf != nil {
 				call := m.nodes[m.callOf[i]]
@@ -550,11 +554,11 @@ func (m *Machine) restoreRunning(f *snapshotForm) error {
 		ks := &m.keys[m.key[i]]
 		ks.running++
 		m.running++
-		if !r.RateStart.IsZero() {
+		if r.RateStart != nil {
 			if ks.rate.Starts == 0 {
 				return badSnapshot("running: node %s has a rate start, but its batch key %q has no rate", m.name(r.Node), ks.name)
 			}
-			m.startAt[i], m.counted[i] = r.RateStart, true
+			m.startAt[i], m.counted[i] = *r.RateStart, true
 		}
 		if (r.Call != nil) != (m.callOf != nil) || (r.Call == nil && r.CallNodes != 0) {
 			return badSnapshot("running: node %s: a call and its nodes are given with MaxBatch, and only then (MaxBatch is %d)", m.name(r.Node), m.maxBatch)
@@ -637,11 +641,6 @@ func (m *Machine) restoreRates(f *snapshotForm) error {
 		ks := &m.keys[ki]
 		if len(r.Starts) == 0 || len(r.Starts) > ks.rate.Starts {
 			return badSnapshot("rates: batch key %q has %d starts: want 1 to its rate's %d (leave a key without starts out)", r.Key, len(r.Starts), ks.rate.Starts)
-		}
-		for _, t := range r.Starts {
-			if t.IsZero() {
-				return badSnapshot("rates: batch key %q has a start at the zero time", r.Key)
-			}
 		}
 		ks.starts = slices.Clone(r.Starts)
 	}

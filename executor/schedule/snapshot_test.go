@@ -689,3 +689,48 @@ func editSnapshot(t testing.TB, s schedule.Snapshot, edit func(f obj)) schedule.
 	require.NoError(t, json.Unmarshal(b, &out), "the form is good: Restore refuses it")
 	return out
 }
+
+// TestSnapshotOfStartsAtTheZeroTime: a driver may start its clock at the
+// zero time (TestRefundAtTheZeroTime): a snapshot of a machine whose rate
+// counts starts made then restores, and the restored machine gives the
+// starts back and lets nodes start as the original does.
+func TestSnapshotOfStartsAtTheZeroTime(t *testing.T) {
+	p := lecturePlan(t, 60)
+	c := snapshotCase{plan: p, cfg: schedule.Config{Rates: map[string]schedule.Rate{
+		graph.KindImage: {Starts: 2, Per: 10 * time.Second}}}}
+	var zero time.Time
+	m := newMachine(t, p, c.cfg)
+	_, ok := m.Next(zero)
+	require.True(t, ok)
+	_, err := m.Succeed(node(t, p.Graph, "script"))
+	require.NoError(t, err)
+	var images []graph.Node
+	for st, ok := m.Next(zero); ok; st, ok = m.Next(zero) {
+		if st.Key == graph.KindImage {
+			images = append(images, st.Node)
+		}
+	}
+	require.Len(t, images, 2)
+	for _, decode := range []bool{false, true} {
+		s := m.Snapshot()
+		if decode {
+			s = editSnapshot(t, s, func(obj) {})
+		}
+		restored, err := schedule.Restore(p, c.cfg, s)
+		require.NoError(t, err)
+		require.Equal(t, string(marshal(t, m.Snapshot())), string(marshal(t, restored.Snapshot())))
+		for _, n := range images {
+			a, errA := m.Refund(n)
+			b, errB := restored.Refund(n)
+			require.Equal(t, errA, errB)
+			require.Equal(t, a, b, "Refund of %s", p.Graph.NodeID(n))
+		}
+		for range 3 {
+			a, okA := m.Next(zero.Add(time.Second))
+			b, okB := restored.Next(zero.Add(time.Second))
+			require.Equal(t, okA, okB)
+			require.Equal(t, a, b)
+		}
+		m = restored // and again, from the copy
+	}
+}
