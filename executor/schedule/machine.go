@@ -427,14 +427,8 @@ func (m *Machine) windows(c Config) {
 		return
 	}
 	win := make([]time.Duration, m.g.Kinds())
-	for k := range win {
-		if key, _ := m.g.BatchKey(k); key != "" {
-			win[k] = c.Windows[m.g.KindName(k)]
-		}
-	}
 	kindAt := make([]int32, len(m.nodes))
 	pending := make([]int32, len(win))
-	used := false
 	keyKind, mixed := make([]int32, len(m.keys)), make([]bool, len(m.keys))
 	for i := range keyKind {
 		keyKind[i] = -1
@@ -443,11 +437,20 @@ func (m *Machine) windows(c Config) {
 		k := m.g.KindOf(n)
 		kindAt[i] = int32(k)
 		pending[k]++
-		used = used || win[k] > 0
 		if ki := m.key[i]; keyKind[ki] < 0 {
 			keyKind[ki] = int32(k)
 		} else if keyKind[ki] != int32(k) {
 			mixed[ki] = true
+		}
+	}
+	// A window applies only to a kind with a batch key and a node in the
+	// plan: the others are left at 0, so that the snapshot's fingerprint,
+	// which holds win, does not change with windows the machine ignores.
+	used := false
+	for k := range win {
+		if key, _ := m.g.BatchKey(k); key != "" && pending[k] > 0 {
+			win[k] = c.Windows[m.g.KindName(k)]
+			used = used || win[k] > 0
 		}
 	}
 	if !used {

@@ -734,3 +734,35 @@ func TestSnapshotOfStartsAtTheZeroTime(t *testing.T) {
 		m = restored // and again, from the copy
 	}
 }
+
+// TestFingerprintIgnoresWhatTheMachineIgnores: a Config that differs only
+// in what the machine ignores (a window of a kind the plan has no node
+// of, whether or not another kind's window applies; a rate or a cap of a
+// key it has not) has the same fingerprint, and a snapshot restores
+// under either.
+func TestFingerprintIgnoresWhatTheMachineIgnores(t *testing.T) {
+	p := lecturePlan(t, 20, "asset:image:segment[0]") // an image, a video and the timeline
+	video := map[string]time.Duration{graph.KindVideo: 4 * time.Second}
+	for _, tc := range []struct {
+		name string
+		a, b schedule.Config
+	}{
+		{"a window of a kind not planned", schedule.Config{}, schedule.Config{
+			Windows: map[string]time.Duration{graph.KindNarration: 2 * time.Second}}},
+		{"beside a window that applies", schedule.Config{Windows: video}, schedule.Config{
+			Windows: map[string]time.Duration{graph.KindVideo: 4 * time.Second, graph.KindNarration: 2 * time.Second}}},
+		{"a rate and a cap of a key not planned", schedule.Config{Windows: video}, schedule.Config{Windows: video,
+			Rates: map[string]schedule.Rate{graph.KindNarration: {Starts: 1, Per: time.Second}},
+			Caps:  map[string]int{graph.KindMusic: 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMachine(t, p, tc.a)
+			_, ok := m.Next(t0)
+			require.True(t, ok)
+			s := m.Snapshot()
+			require.Equal(t, fingerprintOf(t, s), fingerprintOf(t, newMachine(t, p, tc.b).Snapshot()))
+			_, err := schedule.Restore(p, tc.b, s)
+			require.NoError(t, err)
+		})
+	}
+}
