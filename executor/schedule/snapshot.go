@@ -368,10 +368,13 @@ func (m *Machine) fingerprint() string {
 // (its fingerprint differs), of another version, the zero Snapshot, or
 // one whose parts disagree with each other or with the plan (a node
 // Ready whose dependency has not succeeded, a Ready node missing from
-// the order, more nodes running on a key than its concurrency...) is a
+// the order, more nodes running on a key than its concurrency, a
+// running node's rate start later than its key's first start but not
+// among them, a node of a later stage started in Staged mode...) is a
 // [*SnapshotError] wrapping [ErrInvalidSnapshot] that says what is
-// wrong. It never panics. It costs O((D + E_D) log D + N) for D planned
-// nodes with E_D edges among them in a graph of N nodes, as New does.
+// wrong. It never panics. It costs O((D + E_D) log D + N + S log S) for
+// D planned nodes with E_D edges among them in a graph of N nodes and S
+// starts in the rates' windows, about what New does.
 func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
 	m, err := build(p, c)
 	if err != nil {
@@ -643,6 +646,45 @@ func (m *Machine) restoreRates(f *snapshotForm) error {
 			return badSnapshot("rates: batch key %q has %d starts: want 1 to its rate's %d (leave a key without starts out)", r.Key, len(r.Starts), ks.rate.Starts)
 		}
 		ks.starts = slices.Clone(r.Starts)
+	}
+	return m.checkRateStarts(f)
+}
+
+// checkRateStarts checks the running nodes' rate starts against their
+// keys' starts: a start leaves a key's starts only once it has left the
+// window, as have all before it, so a counted start not before the
+// first of them is one of them, one for each node that counts it. It
+// costs O((S + R) log(S + R)) for S starts and R running nodes.
+func (m *Machine) checkRateStarts(f *snapshotForm) error {
+	type counted struct {
+		at   time.Time
+		node graph.Node
+	}
+	byKey := make([][]counted, len(m.keys))
+	for _, r := range f.Running {
+		k := m.key[m.at[r.Node]]
+		if ks := &m.keys[k]; r.RateStart != nil && len(ks.starts) > 0 && !r.RateStart.Before(ks.starts[0]) {
+			byKey[k] = append(byKey[k], counted{*r.RateStart, r.Node})
+		}
+	}
+	for k, starts := range byKey {
+		if len(starts) == 0 {
+			continue
+		}
+		ks := &m.keys[k]
+		slices.SortStableFunc(starts, func(a, b counted) int { return a.at.Compare(b.at) })
+		held := slices.SortedFunc(slices.Values(ks.starts), time.Time.Compare)
+		j := 0
+		for _, c := range starts {
+			for j < len(held) && held[j].Before(c.at) {
+				j++
+			}
+			if j == len(held) || !held[j].Equal(c.at) {
+				return badSnapshot("running: node %s has its rate start at %s, which batch key %q does not hold (or holds for another node): a start not before the key's first, %s, is among its starts, once for each node that counts it",
+					m.name(c.node), c.at.Format(time.RFC3339Nano), ks.name, ks.starts[0].Format(time.RFC3339Nano))
+			}
+			j++
+		}
 	}
 	return nil
 }

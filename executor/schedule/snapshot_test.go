@@ -372,7 +372,6 @@ func TestRestoreRefuses(t *testing.T) {
 	require.Equal(t, `{"version":1,"fingerprint":"`+fingerprintOf(t, s)+`","states":"sRRRrpprp","ready":[4,7],`+
 		`"running":[{"node":1,"call":1,"callNodes":1},{"node":2,"call":2,"callNodes":1},{"node":3,"rateStart":"2025-01-01T00:00:02Z","call":3,"callNodes":1}],`+
 		`"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:02Z"]}]}`, string(marshal(t, s)))
-	type obj = map[string]any
 	running := func(f obj, k int) obj { return f["running"].([]any)[k].(obj) }
 	for _, tc := range []struct {
 		name     string
@@ -430,6 +429,15 @@ func TestRestoreRefuses(t *testing.T) {
 		{name: "a call too small", edit: func(f obj) { running(f, 1)["call"] = 1 }, want: "has 1 nodes, but more of them run"},
 		{name: "a call's sizes disagree", edit: func(f obj) { running(f, 1)["call"] = 1; running(f, 1)["callNodes"] = 2 },
 			want: "has 2 nodes, and 1 for another of its nodes"},
+		{name: "a rate start after the window's", edit: func(f obj) { running(f, 2)["rateStart"] = "2025-01-01T00:00:05Z" },
+			want: `running: node 3 ("asset:image:segment[0]") has its rate start at 2025-01-01T00:00:05Z, which batch key "asset:image" does not hold`},
+		{name: "a rate start that two nodes share", edit: func(f obj) {
+			f["states"] = "sRsRRpprp"
+			f["ready"] = []int{7}
+			f["running"] = []any{obj{"node": 1, "call": 1, "callNodes": 1},
+				obj{"node": 3, "rateStart": "2025-01-01T00:00:02Z", "call": 3, "callNodes": 2},
+				obj{"node": 4, "rateStart": "2025-01-01T00:00:02Z", "call": 3, "callNodes": 2}}
+		}, want: `running: node 4 ("asset:image:segment[1]") has its rate start at 2025-01-01T00:00:02Z, which batch key "asset:image" does not hold`},
 		{name: "a rate of a key without one", edit: func(f obj) {
 			f["rates"] = []any{obj{"key": "asset:video", "starts": []string{"2025-01-01T00:00:00Z"}}}
 		}, want: `batch key "asset:video" is not a key of the plan with a rate`},
