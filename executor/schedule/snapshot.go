@@ -178,8 +178,11 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a snapshot in its JSON form, strictly: unknown
 // keys, keys that differ in case, repeated keys, data after the object
 // and a version other than [SnapshotVersion] are refused with a
-// [*SnapshotError]. It checks the form alone; [Restore] checks the
-// snapshot against its plan and Config. On error it leaves s unchanged.
+// [*SnapshotError]. A time written with another offset than UTC is read
+// as the same instant in UTC, so that the snapshot writes back as
+// [Machine.Snapshot] would. It checks the form alone; [Restore] checks
+// the snapshot against its plan and Config. On error it leaves s
+// unchanged.
 func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
@@ -217,6 +220,24 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	}
 	if f.Ready == nil {
 		return badSnapshot(`missing "ready": want the Ready nodes, [] for none`)
+	}
+	// Times written with another offset are the same instants: in UTC,
+	// the snapshot is the one the machine would take, and writes the
+	// same bytes.
+	f.Wake = utc(f.Wake)
+	for k := range f.ReadySince {
+		f.ReadySince[k].At = utc(f.ReadySince[k].At)
+	}
+	for k, r := range f.Running {
+		if r.RateStart != nil {
+			at := utc(*r.RateStart)
+			f.Running[k].RateStart = &at
+		}
+	}
+	for _, r := range f.Rates {
+		for k, t := range r.Starts {
+			r.Starts[k] = utc(t)
+		}
 	}
 	s.s = f
 	return nil

@@ -774,3 +774,44 @@ func TestFingerprintIgnoresWhatTheMachineIgnores(t *testing.T) {
 		})
 	}
 }
+
+// TestSnapshotDecodeTakesTimesToUTC: a snapshot whose times are written
+// with another offset (the same instants) reads as the one written in
+// UTC: it writes back the same bytes, as the machine restored from it
+// does.
+func TestSnapshotDecodeTakesTimesToUTC(t *testing.T) {
+	p := lecturePlan(t, 20)
+	cfg := schedule.Config{MaxBatch: 2,
+		Rates:   map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: 3 * time.Second}},
+		Windows: map[string]time.Duration{graph.KindVideo: 4 * time.Second}}
+	m := newMachine(t, p, cfg)
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	_, err := m.SucceedAt(st.Node, t0.Add(time.Second))
+	require.NoError(t, err)
+	for _, ok := m.Next(t0.Add(2 * time.Second)); ok; _, ok = m.Next(t0.Add(2 * time.Second)) {
+	}
+	for _, n := range m.RunningNodes() {
+		_, err := m.SucceedAt(n, t0.Add(3*time.Second))
+		require.NoError(t, err)
+	}
+	// Image 1 starts as the rate allows; video 0, ready since 3s, waits
+	// for its window.
+	st, ok = m.Next(t0.Add(5 * time.Second))
+	require.True(t, ok)
+	require.Equal(t, "asset:image:segment[1]", p.Graph.NodeID(st.Node))
+	_, ok = m.Next(t0.Add(5 * time.Second))
+	require.False(t, ok)
+	want := string(marshal(t, m.Snapshot()))
+	for _, key := range []string{`"wake"`, `"at"`, `"rateStart"`, `"starts"`} {
+		require.Contains(t, want, key)
+	}
+	zoned := strings.ReplaceAll(want, `T00:00:0`, `T01:00:0`)
+	zoned = strings.ReplaceAll(zoned, `Z"`, `+01:00"`)
+	var s schedule.Snapshot
+	require.NoError(t, json.Unmarshal([]byte(zoned), &s))
+	require.Equal(t, want, string(marshal(t, s)))
+	restored, err := schedule.Restore(p, cfg, s)
+	require.NoError(t, err)
+	require.Equal(t, want, string(marshal(t, restored.Snapshot())))
+}
