@@ -71,8 +71,9 @@ type Config struct {
 	// first [Machine.Next], [Machine.SucceedAt], or [Machine.More] with a
 	// like in the plan, after.
 	// A window of a kind without a batch key, or that the graph has
-	// not, is ignored, as are all windows in Staged mode, where a stage's
-	// nodes are ready at once. Each window must be positive. Default:
+	// not, or with no node in the plan, is ignored (a snapshot's
+	// fingerprint leaves it out), as are all windows in Staged mode,
+	// where a stage's nodes are ready at once. Each window must be positive. Default:
 	// none.
 	Windows map[string]time.Duration
 	// MaxBatch is the most nodes a driver takes in one bulk call: a
