@@ -115,7 +115,9 @@
 // Config (whose fingerprint the snapshot holds, so that another plan or
 // Config is refused). Either way the new machine then answers each call
 // as the old one did, and [Machine.RunningNodes] lists the nodes that
-// still run; a restored machine's times are in UTC, the same instants. A
+// still run; a restored machine's times are in UTC, the same instants,
+// without a monotonic clock reading, so a driver that passes time.Now()
+// gets the same answers from it unless the wall clock jumps. A
 // machine made from a new plan of the nodes not settled, instead, knows
 // neither the starts its rates counted nor the nodes that were running.
 //
