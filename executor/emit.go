@@ -284,7 +284,11 @@ func outline(g *graph.Graph, p *planner.Plan) *progress.Outline {
 	if entries > MaxOutline {
 		return nil
 	}
-	out := &progress.Outline{Stages: make([]progress.OutlineStage, len(p.Stages))}
+	out := &progress.Outline{}
+	if len(p.Stages) > 0 {
+		// No stages is nil, as the event's JSON reads it back.
+		out.Stages = make([]progress.OutlineStage, len(p.Stages))
+	}
 	for s, st := range p.Stages {
 		os := &out.Stages[s]
 		add := func(grp progress.OutlineGroup) bool {

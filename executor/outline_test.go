@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -396,4 +397,29 @@ func TestOutlineBound(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The outline of a plan with nothing to do has no stages, and reads back
+// from its JSON as it went out: a sink that keeps events as JSON (a
+// Redis stream, a Postgres history) replays the run.started that an
+// in-memory sink holds, field for field. It had an empty, not nil, list
+// of stages, which JSON reads back as nil.
+func TestOutlineOfNothingToDoReadsBackAsItWentOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		e := l.executor(executor.Options{})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		rep, err := l.run(e)
+		require.NoError(t, err)
+		require.Zero(t, rep.Record.Counts.Planned, "the second run has nothing to do")
+		for _, ev := range l.eventsOf(progress.RunStarted) {
+			require.NotNil(t, ev.Plan)
+			data, err := json.Marshal(ev)
+			require.NoError(t, err)
+			var back progress.Event
+			require.NoError(t, json.Unmarshal(data, &back))
+			assert.Empty(t, cmp.Diff(ev, back), "run.started, against its JSON read back")
+		}
+	})
 }
