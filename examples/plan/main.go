@@ -26,11 +26,13 @@
 // strictly as a template: an ID that names no node of the graph (a
 // segment past -duration, a kind the template has not), an ID given
 // twice, a state that dirty.State refuses, anything but one object of
-// states, and a file over 256 MiB and 1 KiB a node of the graph are
-// refused, as bad input, with a *StatesError that names the file and the
-// ID. The marks of dirty.StaleInputs are added to those of -edit, -force
-// and -missing, as the executor adds them at a run's start: a clean node
-// whose recorded inputHash is not that of its rev and its dependencies'
+// states, and a file over 256 MiB and 193 KiB a node of the graph (a
+// failed node's error, as the executor keeps it, is up to 32 KiB, whose
+// JSON escapes may take six times as much) are refused, as bad input,
+// with a *StatesError that names the file and the ID. The marks of
+// dirty.StaleInputs are added to those of -edit, -force and -missing,
+// as the executor adds them at a run's start: a clean node whose
+// recorded inputHash is not that of its rev and its dependencies'
 // outputHash now is marked inputs changed, so that a crash between a
 // dependency's new output and its dependent's run shows. This answers
 // "what would run for this episode now?" from a store's states.
@@ -135,7 +137,7 @@ ID to state, each in dirty.State's JSON form, as a store keeps them:
 A node not in the file is missing (never generated), as in a store that
 never saved it: list every node whose state is stored. An ID the graph has
 not (a segment past -duration), an ID given twice, and a file over 256 MiB
-and 1 KiB a node are refused. A clean node whose inputHash is not that of
+and 193 KiB a node are refused. A clean node whose inputHash is not that of
 its rev and its dependencies' outputHash now (a crash between a
 dependency's new output and its own run) is marked inputs changed, as the
 executor does at a run's start; -edit, -force and -missing mark nodes on top.

@@ -40,11 +40,19 @@ func (o *onceBool) Set(s string) error {
 // graph, so that a file without end (a pipe that never closes, or one
 // long string) is refused rather than read until memory runs out. A
 // state as the executor saves it, with its hashes and asset reference,
-// takes about 400 bytes.
+// takes about 400 bytes; a failed node's takes its LastError too, of up
+// to maxLastErrorBytes, whose JSON may escape each byte in six
+// ("\u0001", "\u003c"): each node is allowed 1 KiB and six times
+// maxLastErrorBytes, so that a store whose nodes all failed with long
+// errors (a provider's error page, in an outage) is read.
 var (
 	maxStatesBytes     int64 = 256 << 20
-	maxStateBytesANode int64 = 1 << 10
+	maxStateBytesANode int64 = 1<<10 + 6*maxLastErrorBytes
 )
+
+// maxLastErrorBytes is the longest LastError the executor stores:
+// executor.MaxEventText, to which it cuts a failed node's error.
+const maxLastErrorBytes = 32 << 10
 
 // Errors of readStates, in a [*StatesError].
 var (
@@ -224,7 +232,7 @@ func cut(b []byte) string {
 }
 
 // statesBound says the bound of maxStatesBytes base and each a node in
-// words: "256 MiB, and 1 KiB a node".
+// words: "256 MiB, and 193 KiB a node".
 func statesBound(base, each int64) string {
 	size := func(n int64) string {
 		switch {

@@ -6,12 +6,14 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/dirty"
+	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 )
 
@@ -299,9 +301,9 @@ func TestBadStatesFile(t *testing.T) {
 // that a file without end is refused, on one line, rather than read until
 // memory runs out. The bound is lowered here; a file of the bound is read.
 func TestStatesTooLarge(t *testing.T) {
-	// The default, as -h says: 256 MiB, and 1 KiB a node.
-	assert.Equal(t, "256 MiB, and 1 KiB a node", statesBound(maxStatesBytes, maxStateBytesANode))
-	assert.Contains(t, usage, "a file over 256 MiB\nand 1 KiB a node are refused")
+	// The default, as -h says: 256 MiB, and 193 KiB a node.
+	assert.Equal(t, "256 MiB, and 193 KiB a node", statesBound(maxStatesBytes, maxStateBytesANode))
+	assert.Contains(t, usage, "a file over 256 MiB\nand 193 KiB a node are refused")
 	defer func(base, each int64) { maxStatesBytes, maxStateBytesANode = base, each }(maxStatesBytes, maxStateBytesANode)
 	// The lecture of 10 s has 6 nodes.
 	content := `{"timeline": {"status": "failed"}}`
@@ -470,4 +472,31 @@ func TestCausesWriteStopsAtTheFirstError(t *testing.T) {
 		assert.Equal(t, "plan: write: disk full\n", stderr.String(), format)
 		assert.Equal(t, 1, w.calls, "writes after the first error")
 	}
+}
+
+// TestStatesFileOfFailedNodesWithLongErrors: a node's state may hold a
+// LastError as long as the executor stores (executor.MaxEventText, a
+// provider's error page during an outage), whose JSON escapes may take
+// six bytes a byte; the bound of each node covers such a state, so that
+// the states of a store whose nodes all failed so are read, not refused
+// as "larger than the most the states of N nodes take". The base bound
+// is set to 0 here, so that the nodes' bound alone counts.
+func TestStatesFileOfFailedNodesWithLongErrors(t *testing.T) {
+	assert.Equal(t, executor.MaxEventText, maxLastErrorBytes, "the longest LastError the executor stores")
+	defer func(base int64) { maxStatesBytes = base }(maxStatesBytes)
+	maxStatesBytes = 0
+	g, states := cleanStates(t, graph.Lecture(), 10)
+	for id, st := range states {
+		// Control characters and HTML, each escaped as \u00XX.
+		st.Status, st.LastError = dirty.StatusFailed, strings.Repeat("\x01<", executor.MaxEventText/2)
+		st.UpdatedAt = time.Date(2026, 11, 27, 16, 0, 0, 0, time.UTC)
+		states[id] = st
+	}
+	path := statesFile(t, states)
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Greater(t, fi.Size(), int64(g.Len())*6*executor.MaxEventText, "every byte of each error escaped")
+	code, out, errOut := runCLI("-duration", "10", "-states", path)
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, "1 segment, 6 nodes, 6 dirty\n", out[:strings.Index(out, "\n")+1])
 }
