@@ -264,7 +264,7 @@ const MaxEventText = 32 << 10
 // stage's totals from its events. An outline has a group for each batch
 // of a stage, and one for the single nodes of each kind in it, so a
 // stage has at most one for each kind of the template: the lecture's
-// four stages have seven. A group's JSON takes at most about 320 bytes
+// four stages have six, ten entries in all. A group's JSON takes at most about 320 bytes
 // (a kind name and a batch key of 128 bytes each), so that the largest
 // outline takes about 650 KB, and run.started's JSON stays under
 // progress/sse's MaxEventSize of 1 MiB unless the run ID and graph key
