@@ -250,9 +250,10 @@
 // number of nodes, the StageTotal of its events, and its groups, the
 // entries of its summary line in order: each batch, with its key, its
 // concurrency, its number of nodes (the BatchTotal of its events) and
-// its kind ("" for a key that several kinds share), and the single nodes
-// of each kind, counted together. A Resume's or a RerunFailed's outline is
-// of its own plan. An outline has at most [MaxOutline] stages and groups
+// its kind ("" when its nodes are of several kinds, which share the key;
+// the batch of a shared key whose nodes in the stage are of one kind
+// names it), and the single nodes of each kind, counted together. A
+// Resume's or a RerunFailed's outline is of its own plan. An outline has at most [MaxOutline] stages and groups
 // together: a plan of more (a chain of thousands of nodes, each a stage
 // of its own) gets none.
 //

@@ -423,3 +423,35 @@ func TestOutlineOfNothingToDoReadsBackAsItWentOut(t *testing.T) {
 		}
 	})
 }
+
+// The batch of a key that kinds share names its kind when its nodes in
+// the stage are of one kind, as the stage's summary line does: the
+// outline's Kind is "" only for a batch of several kinds.
+func TestOutlineOfASharedKeyOfOneKind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLab(t, 30)
+		g, err := graph.Build(graph.Template{Kinds: []graph.Kind{
+			{Name: "brief"},
+			{Name: "voice", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: graph.ScopeGlobal}}, BatchKey: "tts", Concurrency: 2},
+			{Name: "effect", PerSegment: true, Deps: []graph.Dep{{Kind: "brief", Scope: graph.ScopeGlobal}}, BatchKey: "tts", Concurrency: 2},
+		}}, 30)
+		require.NoError(t, err)
+		l.g = g
+		e := l.executor(executor.Options{})
+		_, err = l.run(e)
+		require.NoError(t, err)
+		l.takeEvents()
+		_, err = l.run(e, dirty.Mark{ID: "voice:segment[0]", Reason: dirty.ReasonEdited},
+			dirty.Mark{ID: "voice:segment[2]", Reason: dirty.ReasonEdited})
+		require.NoError(t, err)
+		started := l.eventsOf(progress.RunStarted)
+		require.Len(t, started, 1)
+		require.NotNil(t, started[0].Plan)
+		assert.Equal(t, progress.Outline{Stages: []progress.OutlineStage{
+			{Nodes: 2, Groups: []progress.OutlineGroup{{Kind: "voice", BatchKey: "tts", Nodes: 2, Concurrency: 2}}},
+		}}, *started[0].Plan)
+		stages := l.eventsOf(progress.StageStarted)
+		require.Len(t, stages, 1)
+		assert.Equal(t, "Stage 0: Generating 2 voice nodes in batches of 2", stages[0].Message)
+	})
+}
