@@ -217,6 +217,11 @@
 //     (a second) while nodes are left once it is, and 0 on the run's
 //     final event (run.finished, run.failed, run.cancelled): an etaMs
 //     absent there means nothing is left, not unknown.
+//   - Omitted when none: counts, an object on the run's final event (its
+//     nodes by outcome: generated, unchanged, failed, skipped,
+//     superseded and cancelled, zeros included), and plan, an object on
+//     run.started and on the message that starts a later round (the
+//     outline of its stages and their groups, to draw every bar at once).
 //   - A page ignores keys it does not know: fields may be added, never
 //     renamed or removed.
 //

@@ -23,8 +23,9 @@ import (
 // a page gets it: each data line read as JSON.parse reads it, into plain
 // keys. runId, seq, time, type, done and total are always there; stage is
 // there, 0 included, on the stage events; the final event has no etaMs
-// (its ETA is 0: nothing left) and no stage; an etaMs is at least 1000;
-// each frame's id is its event's seq.
+// (its ETA is 0: nothing left) and no stage, and has counts, with every
+// outcome; plan is on run.started alone; an etaMs is at least 1000; each
+// frame's id is its event's seq.
 func TestEventJSONIsAsThePackageDocSays(t *testing.T) {
 	mem := progress.NewMemory(progress.MemoryOptions{})
 	g, err := graph.Build(graph.Lecture(), 30)
@@ -72,8 +73,17 @@ func TestEventJSONIsAsThePackageDocSays(t *testing.T) {
 			withETA++
 			assert.GreaterOrEqual(t, eta.(float64), float64(1000), "a known ETA: %s", data)
 		}
+		_, hasPlan := ev["plan"]
+		assert.Equal(t, typ == progress.RunStarted, hasPlan, "plan only on run.started (no later round here): %s", data)
+		_, hasCounts := ev["counts"]
+		assert.Equal(t, typ.Final(), hasCounts, "counts only on the final event: %s", data)
 		if typ.Final() {
 			assert.Equal(t, progress.RunFinished, typ)
+			counts := ev["counts"].(map[string]any)
+			for _, k := range []string{"generated", "unchanged", "failed", "skipped", "superseded", "cancelled"} {
+				assert.Contains(t, counts, k, "the final event's counts, zeros included: %s", data)
+			}
+			assert.Equal(t, ev["total"], counts["generated"], "every node generated: %s", data)
 			assert.NotContains(t, ev, "etaMs", "the final event: %s", data)
 			assert.NotContains(t, ev, "stage", "the final event: %s", data)
 			assert.Equal(t, ev["total"], ev["done"], "the final event: %s", data)
