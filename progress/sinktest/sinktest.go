@@ -315,7 +315,7 @@ func AllFields(runID string, from uint64) []progress.Event {
 		if typ == progress.RunStarted || typ == progress.Message {
 			out[i].Plan = &progress.Outline{Stages: []progress.OutlineStage{
 				{Nodes: i + 1, Groups: []progress.OutlineGroup{{Kind: "script", Nodes: i + 1}}},
-				{Nodes: i + 9, Groups: []progress.OutlineGroup{
+				{Nodes: 2*i + 9, Groups: []progress.OutlineGroup{
 					{Kind: "asset:narration", BatchKey: "asset:narration", Nodes: i + 2, Concurrency: i + 4},
 					{BatchKey: "tts", Nodes: i + 3, Concurrency: i + 5},
 					{Kind: "asset:music", Nodes: 4},
