@@ -26,3 +26,16 @@ func SetLeftWait(s *Stream, d time.Duration) {
 	defer s.mu.Unlock()
 	s.leftWait = d
 }
+
+// OnHanding sets f to be called by each write of Publish as it hands its
+// result to its call, in the write's goroutine.
+func OnHanding(s *Stream, f func()) { s.handing.Store(&f) }
+
+// WaitsForALeftWrite reports whether the next write of runID waits for
+// a write left in flight before it (see Stream.inFlight).
+func WaitsForALeftWrite(s *Stream, runID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.inFlight[runID]
+	return ok
+}

@@ -324,6 +324,9 @@ type Stream struct {
 	// blocking then sends a BLOCK of 1ms (see runHub).
 	blockAll bool
 	writes   uint64 // the calls of Publish so far, which number the writes
+	// handing, if set, is called by each write of Publish as it hands its
+	// result to its call (tests set it).
+	handing atomic.Pointer[func()]
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
@@ -563,7 +566,8 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // gets the events in order, and the other's are duplicates (counted in
 // Stats.Duplicates; the later call's error, if any, counts the events it
 // wrote again too). Once it has written them, the run's next writes no
-// longer wait for the held write; if it failed, they still do.
+// longer wait for the held write, from before its call returns; if it
+// failed, they still do.
 // Each call costs that goroutine and a copy of the events slice (and of
 // the events that it writes again).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
@@ -595,8 +599,13 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 			}
 		}
 		err := s.publish(wctx, send)
-		done <- err
+		// Recorded before the call returns: the call's next Publish must
+		// not find the writes that this one wrote again still waited for.
 		s.wrote(w, events, gaveUp, err != nil)
+		if f := s.handing.Load(); f != nil {
+			(*f)()
+		}
+		done <- err
 	})
 	if !ok {
 		return ErrClosed
