@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,14 +128,28 @@ func TestPublishResendTakesTheEventsOfAWriteStillWaiting(t *testing.T) {
 // ended as one that had written, and the next write went out at once:
 // its events reached Redis first, and the held write's, landing after
 // them, were refused as older than the stream's newest (the stream held
-// seq 7 to 9).
+// seq 7 to 9). Hooks order the calls: the failed write's resend fails
+// once its call has returned, and the next call comes once that write
+// has ended (a call that comes while it waits is another case).
 func TestPublishAfterAFailedResendStillWaitsForTheHeldWrite(t *testing.T) {
 	ctx := context.Background()
 	s, r := newStream(t, redisstream.Options{Logger: quiet()})
-	hold := &holdFirstFailSecond{holdFirstPipeline: holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})}}
+	hold := &holdFirstFailSecond{
+		holdFirstPipeline: holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})},
+		failing:           make(chan struct{}),
+	}
 	r.Client.AddHook(hold)
 	t.Cleanup(hold.free)
+	fail := sync.OnceFunc(func() { close(hold.failing) })
+	t.Cleanup(fail)
 	redisstream.SetLeftWait(s, 50*time.Millisecond)
+	handed := make(chan struct{}, 1)
+	redisstream.OnHanding(s, func() { // the second write's first: the held one hands last
+		select {
+		case handed <- struct{}{}:
+		default:
+		}
+	})
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 9)
 
@@ -144,36 +159,34 @@ func TestPublishAfterAFailedResendStillWaitsForTheHeldWrite(t *testing.T) {
 	<-hold.held
 	short2, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel2()
+	// Its resend fails only once the call has returned.
 	assert.ErrorIs(t, s.Publish(short2, all[3:6]...), context.DeadlineExceeded, "left waiting for the held write")
-	require.Eventually(t, func() bool { return s.Stats().Dropped == 6 }, 10*time.Second, time.Millisecond,
-		"the write that gave up on the held one failed")
-	next := make(chan error, 1)
-	go func() { next <- s.Publish(ctx, all[6:]...) }()
-	select {
-	case err := <-next:
-		next <- err
-	case <-time.After(200 * time.Millisecond):
-	}
+	fail()
+	<-handed // the write that gave up on the held one has ended
+	assert.Equal(t, uint64(6), s.Stats().Dropped, "the write that gave up on the held one failed")
+	require.NoError(t, s.Publish(ctx, all[6:]...), "gives up on the held write, and writes its events first")
 	hold.free() // the held write lands
-	require.NoError(t, <-next)
-	seqs := replaySeqs(t, s, run)
-	assert.Equal(t, []uint64{1, 2, 3}, seqs[:min(3, len(seqs))], "the run's stream starts")
-	assert.Equal(t, []uint64{7, 8, 9}, seqs[max(len(seqs)-3, 0):], "the run's stream ends")
+	require.Eventually(t, func() bool { return s.Stats().Duplicates == 3 }, 10*time.Second, time.Millisecond,
+		"the held write's events, written again by the third write, land")
+	assert.Equal(t, []uint64{1, 2, 3, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream")
 }
 
 var errNetworkDown = errors.New("network down")
 
 // holdFirstFailSecond holds the first pipeline, as holdFirstPipeline
-// does, and fails the second without sending it.
+// does, and fails the second without sending it, once failing is
+// closed.
 type holdFirstFailSecond struct {
 	holdFirstPipeline
-	n atomic.Int32
+	n       atomic.Int32
+	failing chan struct{}
 }
 
 func (h *holdFirstFailSecond) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	held := h.holdFirstPipeline.ProcessPipelineHook(next)
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if h.n.Add(1) == 2 {
+			<-h.failing
 			for _, c := range cmds {
 				c.SetErr(errNetworkDown)
 			}
