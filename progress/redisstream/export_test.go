@@ -39,3 +39,11 @@ func WaitsForALeftWrite(s *Stream, runID string) bool {
 	_, ok := s.inFlight[runID]
 	return ok
 }
+
+// OnLeftWait sets f to end the waits of the writes of Publish for those
+// left in flight before them, in place of a timer of their bound: each
+// write that waits calls f, in its goroutine, with its number (the calls
+// of Publish so far as its call came, 1 for the Stream's first), and
+// gives up on the writes it still waits for once the channel f returns
+// is ready.
+func OnLeftWait(s *Stream, f func(write uint64) <-chan time.Time) { s.leftTimer.Store(&f) }

@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -193,5 +194,231 @@ func (h *holdFirstFailSecond) ProcessPipelineHook(next redis.ProcessPipelineHook
 			return errNetworkDown
 		}
 		return held(ctx, cmds)
+	}
+}
+
+// A write that waits for one that gives up waiting for a write left in
+// flight, and then fails, waits in turn for the held write, and writes
+// its events first, as a write that comes after the failure does (see
+// TestPublishAfterAFailedResendStillWaitsForTheHeldWrite). Before, it
+// found the write it waited for ended, and went out at once: its events
+// reached Redis first, and the held write's, landing after them, were
+// refused as older than the stream's newest (the stream held seq 7 to
+// 9). The test ends the writes' waits (see leftTimers).
+func TestPublishWaitingForAFailedResendThenWaitsForTheHeldWrite(t *testing.T) {
+	ctx := context.Background()
+	s, hold := failingResendStream(t)
+	timers := newLeftTimers(s)
+	handed := make(chan struct{}, 4)
+	redisstream.OnHanding(s, func() { handed <- struct{}{} })
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 9)
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, s.Publish(gone, all[:3]...), context.Canceled)
+	<-hold.held
+	assert.ErrorIs(t, s.Publish(gone, all[3:6]...), context.Canceled, "left waiting for the held write")
+	require.Equal(t, uint64(2), <-timers.started)
+	third := make(chan error, 1)
+	go func() { third <- s.Publish(ctx, all[6:]...) }()
+	require.Equal(t, uint64(3), <-timers.started, "the third write waits for the second")
+	timers.end(2) // the second gives up on the held write; its resend fails
+	<-handed
+	assert.Equal(t, uint64(6), s.Stats().Dropped, "the second write, which gave up on the held one, failed")
+	timers.end(3)
+	require.NoError(t, <-third, "gives up on the held write, and writes its events first")
+	require.Equal(t, []uint64{1, 2, 3, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
+	hold.free() // the held write lands
+	require.Eventually(t, func() bool { return s.Stats().Duplicates == 3 }, 10*time.Second, time.Millisecond,
+		"the held write's events, written again by the third write, land")
+	assert.Equal(t, []uint64{1, 2, 3, 7, 8, 9}, replaySeqs(t, s, run), "the run's stream")
+}
+
+// A write that gives up waiting for one that is itself still waiting,
+// for a write left in flight that a failed write before it had given up
+// on, sends the held write's events too, first. Before, it took those of
+// the writes that the one it gave up on waited for as its call came,
+// and the failed write, ended, sent nothing: its events (seq 7 to 12)
+// reached Redis before the held write's, which were then refused as
+// older than the stream's newest. The test ends the writes' waits (see
+// leftTimers).
+func TestPublishResendTakesTheHeldWriteThatAFailedOneGaveUpOn(t *testing.T) {
+	ctx := context.Background()
+	s, hold := failingResendStream(t)
+	timers := newLeftTimers(s)
+	handed := make(chan struct{}, 4)
+	redisstream.OnHanding(s, func() { handed <- struct{}{} })
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 12)
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, s.Publish(gone, all[:3]...), context.Canceled)
+	<-hold.held
+	assert.ErrorIs(t, s.Publish(gone, all[3:6]...), context.Canceled, "left waiting for the held write")
+	require.Equal(t, uint64(2), <-timers.started)
+	assert.ErrorIs(t, s.Publish(gone, all[6:9]...), context.Canceled, "left waiting for the second write")
+	require.Equal(t, uint64(3), <-timers.started)
+	fourth := make(chan error, 1)
+	go func() { fourth <- s.Publish(ctx, all[9:]...) }()
+	require.Equal(t, uint64(4), <-timers.started, "the fourth write waits for the third")
+	timers.end(2) // the second gives up on the held write; its resend fails
+	<-handed
+	assert.Equal(t, uint64(6), s.Stats().Dropped, "the second write, which gave up on the held one, failed")
+	timers.end(4) // the fourth gives up on the third, still waiting
+	require.NoError(t, <-fourth, "gives up on the third write, and writes the held write's events first")
+	require.Equal(t, []uint64{1, 2, 3, 7, 8, 9, 10, 11, 12}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
+	timers.end(3)
+	hold.free() // the held write lands
+	require.Eventually(t, func() bool { return s.Stats().Duplicates == 9 }, 10*time.Second, time.Millisecond,
+		"the third write's events and the held write's, written by the fourth, land")
+	assert.Equal(t, []uint64{1, 2, 3, 7, 8, 9, 10, 11, 12}, replaySeqs(t, s, run), "the run's stream")
+}
+
+// A write whose bound passes while it waits for a write left in flight
+// gives up, too, on the write that a failed write it waited for gave up
+// on: their events go first. Here the fourth call has events of two
+// runs, C's first: its write waits for C's held write, while A's second
+// write gives up on A's held write, and fails. Before, the fourth write
+// took only the writes it waited for that had not ended (C's) as those
+// it gave up on, and A's seq 7 to 9 reached Redis before the held 1 to
+// 3, which were then refused as older than the stream's newest. The
+// test ends the writes' waits (see leftTimers).
+func TestPublishGivingUpTakesTheHeldWriteThatAFailedOneGaveUpOn(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	pipes := &pipelineScript{hold: map[int]chan struct{}{1: nil, 2: nil}, fail: 3}
+	pipes.init()
+	r.Client.AddHook(pipes)
+	t.Cleanup(pipes.freeAll)
+	timers := newLeftTimers(s)
+	handed := make(chan struct{}, 8)
+	redisstream.OnHanding(s, func() { handed <- struct{}{} })
+	runA, runC := sinktest.RunID(t)+"-a", sinktest.RunID(t)+"-c"
+	a, c := sinktest.Events(runA, 1, 9), sinktest.Events(runC, 1, 6)
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, s.Publish(gone, a[:3]...), context.Canceled)
+	<-pipes.held(1)
+	assert.ErrorIs(t, s.Publish(gone, a[3:6]...), context.Canceled, "left waiting for A's held write")
+	require.Equal(t, uint64(2), <-timers.started)
+	assert.ErrorIs(t, s.Publish(gone, c[:3]...), context.Canceled)
+	<-pipes.held(2)
+	fourth := make(chan error, 1)
+	go func() { fourth <- s.Publish(ctx, append(slices.Clone(c[3:]), a[6:]...)...) }()
+	require.Equal(t, uint64(4), <-timers.started, "the fourth write waits for C's held write and A's second")
+	timers.end(2) // A's second write gives up on A's held write; its resend fails
+	<-handed
+	assert.Equal(t, uint64(6), s.Stats().Dropped, "A's second write, which gave up on the held one, failed")
+	timers.end(4) // the fourth gives up on C's held write, and A's second has ended
+	require.NoError(t, <-fourth, "writes both held writes' events first")
+	require.Equal(t, []uint64{1, 2, 3, 7, 8, 9}, replaySeqs(t, s, runA), "run A's stream, the held writes still on their way")
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, replaySeqs(t, s, runC), "run C's stream")
+	pipes.freeAll() // the held writes land
+	require.Eventually(t, func() bool { return s.Stats().Duplicates == 6 }, 10*time.Second, time.Millisecond,
+		"the held writes' events, written again by the fourth write, land")
+	assert.Equal(t, []uint64{1, 2, 3, 7, 8, 9}, replaySeqs(t, s, runA), "run A's stream")
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, replaySeqs(t, s, runC), "run C's stream")
+}
+
+// pipelineScript holds or fails a client's pipelines by their number (1
+// for the first): one whose number is a key of hold waits until freeAll,
+// and then goes out whatever became of its context (held(n) is closed
+// once pipeline n is held); the one numbered fail fails without being
+// sent; the others go out.
+type pipelineScript struct {
+	hold    map[int]chan struct{} // made by init
+	fail    int
+	n       atomic.Int32
+	release chan struct{}
+	freed   sync.Once
+}
+
+func (p *pipelineScript) init() {
+	p.release = make(chan struct{})
+	for n := range p.hold {
+		p.hold[n] = make(chan struct{})
+	}
+}
+
+func (p *pipelineScript) held(n int) <-chan struct{} { return p.hold[n] }
+func (p *pipelineScript) freeAll()                   { p.freed.Do(func() { close(p.release) }) }
+
+func (p *pipelineScript) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (p *pipelineScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (p *pipelineScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		n := int(p.n.Add(1))
+		if n == p.fail {
+			for _, c := range cmds {
+				c.SetErr(errNetworkDown)
+			}
+			return errNetworkDown
+		}
+		if held, ok := p.hold[n]; ok {
+			close(held)
+			<-p.release
+			ctx = context.WithoutCancel(ctx) // on the wire already
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// failingResendStream returns a Stream whose client holds its first
+// pipeline until hold.free, and fails its second (see
+// holdFirstFailSecond).
+func failingResendStream(t *testing.T) (*redisstream.Stream, *holdFirstFailSecond) {
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	hold := &holdFirstFailSecond{
+		holdFirstPipeline: holdFirstPipeline{release: make(chan struct{}), held: make(chan struct{})},
+		failing:           make(chan struct{}),
+	}
+	close(hold.failing)
+	r.Client.AddHook(hold)
+	t.Cleanup(hold.free)
+	return s, hold
+}
+
+// leftTimers ends the waits of a Stream's writes for those left in
+// flight before them when the test says, in place of their bound (see
+// redisstream.OnLeftWait): started gets each waiting write's number as
+// it starts waiting, and end(n) ends write n's wait. The test's cleanup
+// ends them all, before the Stream's Close.
+type leftTimers struct {
+	started chan uint64
+	mu      sync.Mutex
+	ends    map[uint64]chan time.Time
+	ended   map[uint64]bool
+}
+
+func newLeftTimers(s *redisstream.Stream) *leftTimers {
+	l := &leftTimers{started: make(chan uint64, 16), ends: make(map[uint64]chan time.Time), ended: make(map[uint64]bool)}
+	redisstream.OnLeftWait(s, func(n uint64) <-chan time.Time {
+		l.started <- n
+		return l.of(n)
+	})
+	return l
+}
+
+func (l *leftTimers) of(n uint64) chan time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.ends[n]
+	if !ok {
+		c = make(chan time.Time)
+		l.ends[n] = c
+	}
+	return c
+}
+
+func (l *leftTimers) end(n uint64) {
+	c := l.of(n)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended[n] {
+		l.ended[n] = true
+		close(c)
 	}
 }

@@ -327,6 +327,10 @@ type Stream struct {
 	// handing, if set, is called by each write of Publish as it hands its
 	// result to its call (tests set it).
 	handing atomic.Pointer[func()]
+	// leftTimer, if set, gives a write that waits for writes left in
+	// flight, by its seq, what ends its wait in place of a timer of its
+	// bound (tests set it).
+	leftTimer atomic.Pointer[func(seq uint64) <-chan time.Time]
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
@@ -567,7 +571,8 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // Stats.Duplicates; the later call's error, if any, counts the events it
 // wrote again too). Once it has written them, the run's next writes no
 // longer wait for the held write, from before its call returns; if it
-// failed, they still do.
+// failed, they still do, and so do the writes that waited for the one
+// that failed.
 // Each call costs that goroutine and a copy of the events slice (and of
 // the events that it writes again).
 func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
@@ -586,7 +591,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		wctx, send := ctx, events
 		var gaveUp []*write
 		if len(after) > 0 {
-			send, gaveUp = s.resend(w, s.waitWrites(after, w.wait), events)
+			send, gaveUp = s.resend(w, s.waitWrites(w, after), events)
 			if s.ctx.Err() == nil {
 				// The call may have returned while the write waited, its
 				// ctx ended, which go-redis would refuse before sending
@@ -650,6 +655,13 @@ type write struct {
 	// sent is what it sends (under Stream.mu): its call's events, after
 	// those of the writes before it that it gave up waiting for.
 	sent []progress.Event
+	// standIns, once it failed, are the writes it gave up waiting for
+	// that were still in flight as it ended, with events of its call's
+	// runs, in the order of their calls: the writes that waited for it
+	// wait for them in its place (see Stream.waitWrites), and give up on
+	// them as they would on it (see Stream.resend), as the runs' next
+	// writes do (see Stream.wrote). Set before ended is closed.
+	standIns []*write
 	// state is writeRunning, then writeEnded, or writeLeft once its call
 	// returned before it ended and it is in Stream.inFlight.
 	state atomic.Int32
@@ -662,25 +674,45 @@ const (
 	writeLeft
 )
 
-// waitWrites waits for the writes in after to end, up to wait in all,
-// or until Close. It returns those that have not ended by then, in
-// the order of their calls: a write that a network fault holds without a
-// reset, with a client's ReadTimeout of -1, may not end before TCP gives
-// up, minutes later, and the run's later events would miss Redis as long.
-func (s *Stream) waitWrites(after []*write, wait time.Duration) (late []*write) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for i, a := range after {
+// waitWrites waits for the writes in after, w's, to end, up to w.wait
+// in all, or until Close. It returns those that have not ended by then,
+// in the order of their calls: a write that a network fault holds
+// without a reset, with a client's ReadTimeout of -1, may not end before
+// TCP gives up, minutes later, and the run's later events would miss
+// Redis as long. For a write that ended failed, it waits for that
+// write's stand-ins (write.standIns) in its place, within the same
+// bound: their events may still reach Redis, and must not find later
+// ones there.
+func (s *Stream) waitWrites(w *write, after []*write) (late []*write) {
+	var timeout <-chan time.Time
+	if f := s.leftTimer.Load(); f != nil {
+		timeout = (*f)(w.seq)
+	} else {
+		t := time.NewTimer(w.wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	waiting := slices.Clone(after)
+	standIn := func(a *write) { // a has ended
+		for _, b := range a.standIns {
+			if !slices.Contains(waiting, b) {
+				waiting = append(waiting, b)
+			}
+		}
+	}
+	for i := 0; i < len(waiting); i++ {
 		select {
-		case <-a.ended:
+		case <-waiting[i].ended:
+			standIn(waiting[i])
 		case <-s.ctx.Done():
 			return nil
-		case <-t.C:
-			for _, b := range after[i:] {
+		case <-timeout:
+			for ; i < len(waiting); i++ {
 				select {
-				case <-b.ended:
+				case <-waiting[i].ended:
+					standIn(waiting[i])
 				default:
-					late = append(late, b)
+					late = append(late, waiting[i])
 				}
 			}
 			slices.SortFunc(late, func(x, y *write) int { return cmp.Compare(x.seq, y.seq) })
@@ -700,12 +732,14 @@ func (s *Stream) waitWrites(after []*write, wait time.Duration) (late []*write) 
 // connection, Redis takes them in that order, so that whichever of the
 // writes reaches Redis first, the stream gets the run's events in order,
 // and the late writes' events that reach it after are refused as
-// duplicates. An event of events that a late write sends too goes at
-// its place among the late write's (sent after them, a seq 2 after a
-// late 1 to 3 would be refused as older than the stream's newest). It
-// records them as w's, for the writes that may give up on w in turn,
-// and that w waits no more. gaveUp are the late writes and those they
-// wait for, in the order of their calls.
+// duplicates. A write that a late write waits for and that has ended
+// failed stands for its stand-ins (write.standIns), which may still be
+// in flight: their events go first too. An event of events that a late
+// write sends too goes at its place among the late write's (sent after
+// them, a seq 2 after a late 1 to 3 would be refused as older than the
+// stream's newest). It records them as w's, for the writes that may give
+// up on w in turn, and that w waits no more. gaveUp are the late writes
+// and those they wait for, in the order of their calls.
 func (s *Stream) resend(w *write, late []*write, events []progress.Event) (send []progress.Event, gaveUp []*write) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -723,7 +757,12 @@ func (s *Stream) resend(w *write, late []*write, events []progress.Event) (send 
 		}
 		select {
 		case <-l.ended:
-			return // its events are in Redis, or nowhere
+			// Its events are in Redis, or nowhere; those of its
+			// stand-ins, if it failed, may be on their way.
+			for _, b := range l.standIns {
+				add(b)
+			}
+			return
 		default:
 		}
 		all = append(all, l)
@@ -807,12 +846,17 @@ func (s *Stream) leftInFlight(w *write, events []progress.Event) {
 // events of the run, as they would have if w had not been: else they
 // would go out at once, and reach Redis before the events of those
 // writes, which Redis would then refuse as older than the stream's
-// newest.
+// newest. And so do the writes already waiting for w as it failed,
+// which took their wait lists before: it records those writes as its
+// stand-ins (write.standIns).
 func (s *Stream) wrote(w *write, events []progress.Event, gaveUp []*write, failed bool) {
 	if !w.state.CompareAndSwap(writeRunning, writeEnded) || len(gaveUp) > 0 {
 		// Left in flight: it is in inFlight, unless a later write took
 		// its place there; and so may be the writes it gave up on.
 		s.mu.Lock()
+		if failed {
+			w.standIns = inFlightOf(gaveUp, events)
+		}
 		for _, e := range events {
 			l, ok := s.inFlight[e.RunID]
 			if !ok || l != w && !slices.Contains(gaveUp, l) {
@@ -828,6 +872,28 @@ func (s *Stream) wrote(w *write, events []progress.Event, gaveUp []*write, faile
 		s.mu.Unlock()
 	}
 	close(w.ended)
+}
+
+// inFlightOf returns the writes of writes that have not ended and send
+// an event of one of events' runs, in the order of writes (under
+// Stream.mu).
+func inFlightOf(writes []*write, events []progress.Event) []*write {
+	runs := make(map[string]bool, 1)
+	for _, e := range events {
+		runs[e.RunID] = true
+	}
+	var in []*write
+	for _, l := range writes {
+		select {
+		case <-l.ended:
+			continue
+		default:
+		}
+		if slices.ContainsFunc(l.sent, func(e progress.Event) bool { return runs[e.RunID] }) {
+			in = append(in, l)
+		}
+	}
+	return in
 }
 
 // latestInFlight returns the last of writes, in the order of their
