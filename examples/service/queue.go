@@ -231,18 +231,7 @@ var cancelPoll = 500 * time.Millisecond
 
 // pollCancels carries out, every cancelPoll until ctx ends, the cancels
 // that other processes saved for the runs of this one (see applyCancels).
-func (s *service) pollCancels(ctx context.Context) {
-	t := time.NewTicker(cancelPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.applyCancels(ctx)
-	}
-}
+func (s *service) pollCancels(ctx context.Context) { tick(ctx, cancelPoll, s.applyCancels) }
 
 // applyCancels carries out the cancels saved (see requestCancel) for the
 // runs of this process, and for the runs that those resume (see

@@ -496,34 +496,28 @@ func (s *service) isClosing() bool {
 // pruneQueued), the sessions that have expired, and what is older than
 // the retain age: unused assets, run records, archived events, and the
 // reports this process keeps.
-func (s *service) retain(ctx context.Context) {
-	t := time.NewTicker(s.cfg.pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		age := s.cfg.retain
-		// The rows of runs queued first: a row is left over only while
-		// its run's record is there to say so.
-		_, errQ := s.pruneQueued(ctx)
-		assets, errA := s.store.PruneAssets(ctx, age)
-		runs, errR := s.store.PruneRuns(ctx, age)
-		events, errH := s.hist.Prune(ctx, age)
-		_, errC := s.params.pruneCancels(ctx, age)
-		_, errS := s.params.pruneSessions(ctx)
-		reports := s.forgetReports(age)
-		if err := errors.Join(errA, errR, errH, errQ, errC, errS); err != nil && ctx.Err() == nil {
-			s.logger.Warn("retention failed", "err", err)
-		}
-		level := slog.LevelDebug
-		if assets+runs+events > 0 || reports > 0 {
-			level = slog.LevelInfo
-		}
-		s.logger.Log(ctx, level, "retention", "olderThan", age, "assets", assets, "runs", runs, "events", events, "reports", reports)
+func (s *service) retain(ctx context.Context) { tick(ctx, s.cfg.pruneEvery, s.prune) }
+
+// prune deletes, once, what is older than the retain age (see retain).
+func (s *service) prune(ctx context.Context) {
+	age := s.cfg.retain
+	// The rows of runs queued first: a row is left over only while
+	// its run's record is there to say so.
+	_, errQ := s.pruneQueued(ctx)
+	assets, errA := s.store.PruneAssets(ctx, age)
+	runs, errR := s.store.PruneRuns(ctx, age)
+	events, errH := s.hist.Prune(ctx, age)
+	_, errC := s.params.pruneCancels(ctx, age)
+	_, errS := s.params.pruneSessions(ctx)
+	reports := s.forgetReports(age)
+	if err := errors.Join(errA, errR, errH, errQ, errC, errS); err != nil && ctx.Err() == nil {
+		s.logger.Warn("retention failed", "err", err)
 	}
+	level := slog.LevelDebug
+	if assets+runs+events > 0 || reports > 0 {
+		level = slog.LevelInfo
+	}
+	s.logger.Log(ctx, level, "retention", "olderThan", age, "assets", assets, "runs", runs, "events", events, "reports", reports)
 }
 
 // forgetReports forgets the reports of runs that ended more than age ago.
@@ -1732,14 +1726,7 @@ func (s *service) recoverLoop(ctx context.Context) {
 	if every <= 0 {
 		every = defaultRecoverEvery
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, every, func(ctx context.Context) {
 		pctx, cancel := context.WithTimeout(ctx, startTimeout)
 		s.keepProcessLock(pctx)
 		if err := s.recoverRuns(pctx, false); err != nil && ctx.Err() == nil {
@@ -1749,6 +1736,23 @@ func (s *service) recoverLoop(ctx context.Context) {
 		if recoverHook != nil {
 			recoverHook(s)
 		}
+	})
+}
+
+// tick calls fn every period until ctx ends: the loop of each of the
+// service's periodic jobs (the retention, the recovery, the cancels'
+// and the sessions' polls). A call that takes longer than period delays
+// the next, as a time.Ticker drops the ticks it could not deliver.
+func tick(ctx context.Context, period time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn(ctx)
 	}
 }
 

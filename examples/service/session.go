@@ -188,18 +188,7 @@ func (s *service) serveSessionEvents(w http.ResponseWriter, r *http.Request, ses
 
 // watchSessions checks, every sessionPoll until ctx ends, the sessions
 // of the event streams open on session cookies (see checkStreams).
-func (s *service) watchSessions(ctx context.Context) {
-	t := time.NewTicker(sessionPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.checkStreams(ctx)
-	}
-}
+func (s *service) watchSessions(ctx context.Context) { tick(ctx, sessionPoll, s.checkStreams) }
 
 // checkStreams reads the sessions of the event streams open on session
 // cookies, in one query, and ends the streams none of whose sessions is
