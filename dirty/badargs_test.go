@@ -1,6 +1,7 @@
 package dirty_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -41,7 +42,7 @@ func TestComputeWithoutAGraph(t *testing.T) {
 // states of no node, as NewStates(0) does. It panicked (makeslice: len
 // out of range).
 func TestNewStatesOfANegativeCount(t *testing.T) {
-	for _, n := range []int{-1, -5, -1 << 40} {
+	for _, n := range []int{-1, -5, math.MinInt} {
 		var s *dirty.States
 		require.NotPanics(t, func() { s = dirty.NewStates(n) }, "NewStates(%d)", n)
 		assert.Equal(t, 0, s.Len())
