@@ -1559,7 +1559,12 @@ func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
 	if t.s.history == nil || t.cur.Final() {
 		return false, nil
 	}
-	if err := t.cur.FillContiguous(ctx); err != nil {
+	hctx, stop := t.s.untilClosed(ctx)
+	defer stop()
+	if err := t.cur.FillContiguous(hctx); err != nil {
+		if ctx.Err() == nil && t.s.ctx.Err() != nil {
+			return false, ErrClosed
+		}
 		if !isHistoryError(err) || ctx.Err() != nil {
 			return false, fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
 		}
@@ -1567,6 +1572,20 @@ func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// untilClosed returns ctx, ended also when the Stream is closed, for a
+// reader's read of the History, which honours its context alone: so that
+// Close ends a Tail at once, as its doc says, also while the History
+// does not answer (a database behind the network fault that cut Redis
+// off, say). stop releases it.
+func (s *Stream) untilClosed(ctx context.Context) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	unhook := context.AfterFunc(s.ctx, func() { cancel(ErrClosed) })
+	return ctx, func() {
+		unhook()
+		cancel(nil)
+	}
 }
 
 // outage serves the reader from the History while Redis fails, err
@@ -1600,9 +1619,15 @@ func (t *tail) outage(ctx context.Context, err error) (done bool, _ error) {
 	if t.cur.Last() > last || last == 0 {
 		return false, nil
 	}
-	e, ok, err := s.historyFinal(ctx, t.runID)
+	hctx, stop := s.untilClosed(ctx)
+	defer stop()
+	e, ok, err := s.historyFinal(hctx, t.runID)
 	if err != nil {
-		if ctx.Err() == nil {
+		switch {
+		case ctx.Err() != nil:
+		case s.ctx.Err() != nil:
+			return false, ErrClosed
+		default:
 			s.historyFailed(t.runID, &historyError{err})
 		}
 		return false, nil
