@@ -2,6 +2,7 @@ package redisstream_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +51,26 @@ func (h *hangingHistory) LastEvent(ctx context.Context, runID string) (progress.
 // History for the outage waited with the reader's context, and the Tail
 // went on until the History answered or the caller gave up.
 func TestCloseWhileTheHistoryHangsInAnOutage(t *testing.T) {
+	s, hist, run := hangingInAnOutage(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends a Tail that Close did not end
+	done := make(chan error, 1)
+	go func() { done <- s.Tail(ctx, run, 0, func(progress.Event) error { return nil }) }()
+	require.Eventually(t, func() bool { return hist.entered.Load() > 0 }, 10*time.Second, time.Millisecond,
+		"the reader reads the History while Redis is down")
+	s.Close()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, redisstream.ErrClosed)
+	case <-time.After(hangBound):
+		t.Errorf("the Tail was not ended by Close within %v", hangBound)
+	}
+}
+
+// hangingInAnOutage returns a Stream whose Redis is down and whose
+// History holds events 1 to 5 of run, and does not answer.
+func hangingInAnOutage(t *testing.T) (*redisstream.Stream, *hangingHistory, string) {
+	t.Helper()
 	server := testenv.StartRedisServer(t)
 	opts, err := redis.ParseURL(server.URL)
 	require.NoError(t, err)
@@ -66,18 +87,19 @@ func TestCloseWhileTheHistoryHangsInAnOutage(t *testing.T) {
 	require.NoError(t, hist.Append(context.Background(), sinktest.Events(run, 1, 5)...))
 	server.Kill()
 	hist.hang.Store(true)
+	return s, hist, run
+}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // ends a Tail that Close did not end
-	done := make(chan error, 1)
-	go func() { done <- s.Tail(ctx, run, 0, func(progress.Event) error { return nil }) }()
+// A Tail whose context ends while it reads the History for a Redis
+// outage returns context.Cause, as progress.Source requires: before, it
+// returned the History's context.Canceled, wrapped with "redisstream:
+// tail", and a caller that cancels with a cause of its own (a handler
+// telling a client's departure from its own shutdown) did not find it.
+func TestTailReturnsTheCauseWhileTheHistoryHangsInAnOutage(t *testing.T) {
+	s, hist, run := hangingInAnOutage(t)
+	tl := sinktest.StartTail(t, s, run, 0)
 	require.Eventually(t, func() bool { return hist.entered.Load() > 0 }, 10*time.Second, time.Millisecond,
 		"the reader reads the History while Redis is down")
-	s.Close()
-	select {
-	case err := <-done:
-		assert.ErrorIs(t, err, redisstream.ErrClosed)
-	case <-time.After(hangBound):
-		t.Errorf("the Tail was not ended by Close within %v", hangBound)
-	}
+	cause := errors.New("the client left")
+	assert.ErrorIs(t, tl.Stop(t, cause), cause)
 }

@@ -1554,7 +1554,8 @@ func (t *tail) fill(ctx context.Context) error {
 // fillContiguous delivers the History's events that directly follow the
 // reader's last one, up to the first Seq that the History lacks. A
 // History that fails is passed over, counted and logged (read false); the
-// reader's own error is returned.
+// reader's own error is returned, and context.Cause(ctx) or ErrClosed if
+// its context ends or the Stream is closed meanwhile.
 func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
 	if t.s.history == nil || t.cur.Final() {
 		return false, nil
@@ -1562,11 +1563,13 @@ func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
 	hctx, stop := t.s.untilClosed(ctx)
 	defer stop()
 	if err := t.cur.FillContiguous(hctx); err != nil {
-		if ctx.Err() == nil && t.s.ctx.Err() != nil {
-			return false, ErrClosed
-		}
-		if !isHistoryError(err) || ctx.Err() != nil {
+		switch {
+		case !isHistoryError(err):
 			return false, fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
+		case ctx.Err() != nil:
+			return false, context.Cause(ctx)
+		case t.s.ctx.Err() != nil:
+			return false, ErrClosed
 		}
 		t.s.historyFailed(t.runID, err)
 		return false, nil
