@@ -165,8 +165,12 @@
 // the reader ends there without Redis, as does one that resumes at or
 // past that event; a reader of a live run gets the archive's events up
 // to its first gap, and waits for Redis for the rest. While Redis hangs
-// rather than refuses, a read fails, and the reader turns to the
-// archive, only at the client's ReadTimeout. While Redis answers, no
+// rather than refuses, a read fails only at the client's ReadTimeout;
+// once one has (the Stream's last read of Redis to end failed), a reader
+// reads the archive before it reads Redis, rather than wait for a read
+// of its own to fail: such reads are few at once (half
+// MaxBlockingReads), and readers that connect together would otherwise
+// be served one ReadTimeout after the other. While Redis answers, no
 // reader reads the archive more than before. [Stream.LastEvent], which
 // fails while Redis does, answers then with the archive's final event of
 // the run, if it holds one: so progress/sse's handler answers 204 to a

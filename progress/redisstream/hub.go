@@ -493,6 +493,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		if err == nil || errors.Is(err, redis.Nil) {
 			h.answeredSince(found)
 		}
+		s.readEnded(ctx, err)
 		if errors.Is(err, redis.Nil) {
 			h.setStale(false)
 			if b.reset() {
@@ -723,6 +724,7 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 	if !s.spawn(func() {
 		defer func() { <-s.reads }()
 		v, err := cmd(ctx)
+		s.readEnded(ctx, err)
 		done <- result{v, err}
 	}) {
 		<-s.reads
@@ -735,6 +737,19 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 		return zero, context.Cause(ctx)
 	case <-s.ctx.Done():
 		return zero, ErrClosed
+	}
+}
+
+// readEnded records how a read of Redis made with ctx ended (see
+// Stream.readsFailing): Redis answered (an error reply that retrying does
+// not cure is an answer too), or failed as it does when down or hung. A
+// read whose context ended says nothing.
+func (s *Stream) readEnded(ctx context.Context, err error) {
+	switch {
+	case err == nil, errors.Is(err, redis.Nil), !retryable(err):
+		s.readsFailing.Store(false)
+	case ctx.Err() == nil:
+		s.readsFailing.Store(true)
 	}
 }
 

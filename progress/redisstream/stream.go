@@ -301,6 +301,11 @@ type Stream struct {
 	// fails a call at once when a client's MaxActiveConns are busy. One
 	// waits for a token at most the reads before it, a round trip each.
 	reads chan struct{}
+	// readsFailing says that the last read of Redis to end, a reader's or
+	// a run's shared reader's, failed as Redis does when it is down or
+	// does not answer: a reader then serves itself from the History
+	// before it reads Redis (see tail.early).
+	readsFailing atomic.Bool
 
 	ctx    context.Context // the hubs'; cancelled by Close
 	cancel context.CancelFunc
@@ -1375,7 +1380,9 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // are retried with backoff, and on reconnecting the reader continues from
 // the last Seq it delivered, filling any gap from the History. Meanwhile
 // it delivers from the History the events that directly follow its last
-// one, at the outage's first failed read and then every HistoryPoll, up
+// one, at the outage's first failed read (its own, or, for a reader that
+// connects once a read of Redis has failed, before its first read) and
+// then every HistoryPoll, up
 // to the first Seq that the History lacks, which it waits for Redis to
 // deliver (it never passes over one while Redis fails): so a run that the
 // History holds whole is read to its final event, and the reader ends
@@ -1438,6 +1445,11 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 
 	// Replay what is stored.
 	for {
+		if done, err := t.early(ctx); err != nil {
+			return err
+		} else if done {
+			return t.wait(ctx)
+		}
 		next, short, _, err := s.page(ctx, runID, r, t.cur, t.pos)
 		if err != nil {
 			// t.pos stays where Redis is: see redisPos below.
@@ -1451,7 +1463,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 			}
 			continue
 		}
-		t.b.reset()
+		t.answered()
 		t.pos = next
 		if short {
 			break
@@ -1478,6 +1490,11 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 				top uint64
 				err error
 			)
+			if done, err := t.early(ctx); err != nil {
+				return err
+			} else if done {
+				return t.wait(ctx)
+			}
 			if ended, top, err = s.endedBy(ctx, runID, after); err == nil {
 				redisPos = min(redisPos, top)
 				break
@@ -1491,7 +1508,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 				return err
 			}
 		}
-		t.b.reset()
+		t.answered()
 	}
 	if !ended {
 		h, err := s.acquireHub(runID, redisPos)
@@ -1525,8 +1542,10 @@ type tail struct {
 	b     *backoff
 	pos   uint64 // the last entry ID (as a Seq) read from Redis, or past it
 	// served is when the reader last read the History for a Redis outage
-	// (see outage).
-	served time.Time
+	// (see outage), and servedEarly that it did so before a read of Redis of
+	// its own failed (see tail.early).
+	served      time.Time
+	servedEarly bool
 	// gapAt is the reader's last Seq when it found a gap in the live
 	// entries below the window of the run's shared reader, and gapSince
 	// when: it waits for the History up to HistoryPoll (see waitGap).
@@ -1607,9 +1626,39 @@ func (s *Stream) untilClosed(ctx context.Context) (_ context.Context, stop func(
 // out.
 func (t *tail) outage(ctx context.Context, err error) (done bool, _ error) {
 	s := t.s
-	if s.history == nil || !redisDown(ctx, err) || t.b.failing && time.Since(t.served) < s.poll {
+	if s.history == nil || !redisDown(ctx, err) || (t.b.failing || t.servedEarly) && time.Since(t.served) < s.poll {
 		return false, nil
 	}
+	return t.serve(ctx)
+}
+
+// early is outage before a read of Redis, while the Stream's last read
+// of Redis to end failed (see Stream.readsFailing): the reader serves
+// itself from the History as at its own first failed read of the
+// outage, then once every HistoryPoll, without waiting for a read of its
+// own to fail. While Redis hangs, each read fails only at the client's
+// ReadTimeout, and holds one of the few tokens of reads that do not
+// block until then (see Stream.reads): readers that connect during the
+// outage would otherwise be served one ReadTimeout after the other.
+func (t *tail) early(ctx context.Context) (done bool, _ error) {
+	s := t.s
+	if s.history == nil || !s.readsFailing.Load() || ctx.Err() != nil ||
+		(t.b.failing || t.servedEarly) && time.Since(t.served) < s.poll {
+		return false, nil
+	}
+	t.servedEarly = true
+	return t.serve(ctx)
+}
+
+// answered records that Redis answered the reader's read.
+func (t *tail) answered() {
+	t.b.reset()
+	t.servedEarly = false
+}
+
+// serve is the read of the History of outage and early.
+func (t *tail) serve(ctx context.Context) (done bool, _ error) {
+	s := t.s
 	t.served = time.Now()
 	last := t.cur.Last()
 	read, err := t.fillContiguous(ctx)
@@ -1750,6 +1799,19 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 		}
 		if t.pos < base {
 			// Behind the hub's window: read Redis directly up to it.
+			last := t.cur.Last()
+			if done, err := t.early(ctx); err != nil {
+				return err
+			} else if done {
+				if t.cur.Final() {
+					continue // as a reader that delivered it from the hub
+				}
+				return nil
+			}
+			if t.cur.Last() > last {
+				t.pos = max(t.pos, t.cur.Last())
+				continue // past the window, maybe
+			}
 			next, short, stopped, err := s.page(ctx, t.runID, t.r, t.cur, t.pos)
 			if err != nil {
 				if done, err := t.outage(ctx, err); err != nil {
@@ -1766,7 +1828,7 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 				}
 				continue
 			}
-			t.b.reset()
+			t.answered()
 			t.pos = next
 			if stopped && t.cur.Last() < base {
 				// At a gap in the live entries below the window, which
