@@ -173,7 +173,8 @@
 // be served one ReadTimeout after the other. While Redis answers, no
 // reader reads the archive more than before. [Stream.LastEvent], which
 // fails while Redis does, answers then with the archive's final event of
-// the run, if it holds one: so progress/sse's handler answers 204 to a
+// the run, if it holds one (once a read of Redis has failed, without
+// asking Redis first): so progress/sse's handler answers 204 to a
 // browser that resumes at the end of a finished run.
 //
 // A Redis that hangs (paused, or cut off by a network fault that sends no

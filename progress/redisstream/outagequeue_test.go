@@ -100,3 +100,49 @@ func TestReadersThatConnectDuringAnOutageDoNotQueueForRedis(t *testing.T) {
 	first.Stop(t, context.Canceled)
 	assert.Zero(t, s.Stats().Skipped)
 }
+
+// Once a read of Redis has failed, LastEvent answers with the History's
+// final event of a run, if it holds one, without waiting for a lookup in
+// Redis to fail: so that while Redis hangs, progress/sse's handler
+// answers 204 to browsers that resume at the end of a finished run at
+// once, rather than each after a ReadTimeout, a few at a time. Before,
+// each waited for its own lookup to fail.
+func TestLastEventDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
+	r := testenv.NewRedis(t)
+	reads := &outageReads{release: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		MaxBlockingReads: 2, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 46)
+	all[45].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all...))
+
+	reads.mode.Store(1)
+	e, ok, err := s.LastEvent(ctx, run) // its lookup in Redis fails
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, uint64(46), e.Seq)
+	reads.mode.Store(2)
+	for range 3 {
+		done := make(chan progress.Event, 1)
+		go func() {
+			e, _, _ := s.LastEvent(ctx, run)
+			done <- e
+		}()
+		select {
+		case e := <-done:
+			assert.Equal(t, uint64(46), e.Seq)
+		case <-time.After(hangBound):
+			t.Fatalf("LastEvent waited for Redis over %v", hangBound)
+		}
+	}
+}

@@ -1983,7 +1983,11 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // Redis fails (not when its context ends), the History's final event of
 // the run, if it holds one, is the answer, as no event follows it: one
 // more lookup (see progress.LastArchived); so a reader that resumes at
-// the end of a finished run learns it without Redis. Otherwise Redis's
+// the end of a finished run learns it without Redis. Once a read of Redis
+// has failed (the Stream's last to end), that lookup comes first, and
+// Redis is not asked if it answers: while Redis hangs, a lookup there
+// fails only at the client's ReadTimeout, and such reads are few at once
+// (half MaxBlockingReads). Otherwise Redis's
 // errors are returned, wrapped with "redisstream:", and the History's
 // with "history:".
 func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
@@ -1993,10 +1997,16 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 	if s.isClosed() {
 		return progress.Event{}, false, ErrClosed
 	}
+	// The run's final event is its newest, whatever Redis holds.
+	asked := s.history != nil && s.readsFailing.Load()
+	if asked {
+		if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
+			return f, true, nil
+		}
+	}
 	e, _, ok, err := s.lastEvent(ctx, runID)
 	if err != nil {
-		if s.history != nil && redisDown(ctx, err) {
-			// The run's final event is its newest, whatever Redis holds.
+		if s.history != nil && !asked && redisDown(ctx, err) {
 			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
 				return f, true, nil
 			}
