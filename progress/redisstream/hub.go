@@ -480,7 +480,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 				// stream has nothing new.
 				block = time.Millisecond
 			}
-			if !s.takeRead(ctx) {
+			if !s.takeReadPolling(ctx, h, &polled) {
 				break
 			}
 		}
@@ -694,6 +694,33 @@ func (s *Stream) takeRead(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// takeReadPolling is takeRead for h's loop: with a History, it polls the
+// History every HistoryPoll while it waits (as hubRead does while its
+// XREAD hangs), polled being when it last did. While Redis does not
+// answer, reads hold the tokens until the client's ReadTimeout, one
+// after another when many wait, and the run's readers would get nothing
+// of what the History alone holds, its end among them, meanwhile.
+func (s *Stream) takeReadPolling(ctx context.Context, h *hub, polled *time.Time) bool {
+	for s.history != nil && h.polling() {
+		t := time.NewTimer(max(time.Until(polled.Add(s.poll)), time.Millisecond))
+		select {
+		case s.reads <- struct{}{}:
+			t.Stop()
+			return true
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		more := s.pollHistory(ctx, h)
+		*polled = time.Now()
+		if more {
+			*polled = time.Time{} // more to read: at once
+		}
+	}
+	return s.takeRead(ctx)
 }
 
 // readFor makes cmd, a reader's read of Redis, under one of the tokens of

@@ -155,7 +155,8 @@ type Options struct {
 	// longer than until the next poll; and while Redis does not answer
 	// (paused, or cut off by a network fault), so that the XREAD takes
 	// more than a second over its block, it polls as it waits for the
-	// XREAD to return. Events after a gap in the History
+	// XREAD to return, and as it waits for its turn to read without
+	// blocking (see MaxBlockingReads). Events after a gap in the History
 	// wait one more poll, so that Redis may deliver the missing ones
 	// first, and until Redis has answered an XREAD made since the gap
 	// was found: while it does not answer (it hangs, or is down), it may
