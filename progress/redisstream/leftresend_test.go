@@ -422,3 +422,53 @@ func (l *leftTimers) end(n uint64) {
 		close(c)
 	}
 }
+
+// A write that waits for a failed write with events of several runs
+// waits in its place only for the stand-ins with events of its own runs:
+// the others' events are not its to keep in order, and it would not
+// send them. Here A's held write is the stand-in of a failed write of A
+// and C, which a write of C alone waited for. Before, the write of C
+// waited for A's held write too, up to its bound (30s, as long as A's
+// write was held): C's events reached Redis that much later, and a
+// caller whose context ended meanwhile (a progress.Buffered's Timeout)
+// left it in flight, for C's next writes to wait for in turn. The test
+// ends the writes' waits (see leftTimers), and never the C write's.
+func TestPublishWaitsOnlyForTheStandInsOfItsRuns(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStream(t, redisstream.Options{Logger: quiet()})
+	pipes := &pipelineScript{hold: map[int]chan struct{}{1: nil}, fail: 2}
+	pipes.init()
+	r.Client.AddHook(pipes)
+	t.Cleanup(pipes.freeAll)
+	timers := newLeftTimers(s)
+	t.Cleanup(func() { timers.end(3) })
+	handed := make(chan struct{}, 8)
+	redisstream.OnHanding(s, func() { handed <- struct{}{} })
+	runA, runC := sinktest.RunID(t)+"-a", sinktest.RunID(t)+"-c"
+	a, c := sinktest.Events(runA, 1, 6), sinktest.Events(runC, 1, 6)
+
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	assert.ErrorIs(t, s.Publish(gone, a[:3]...), context.Canceled)
+	<-pipes.held(1)
+	assert.ErrorIs(t, s.Publish(gone, append(slices.Clone(a[3:]), c[:3]...)...), context.Canceled,
+		"left waiting for A's held write")
+	require.Equal(t, uint64(2), <-timers.started)
+	third := make(chan error, 1)
+	go func() { third <- s.Publish(ctx, c[3:]...) }()
+	require.Equal(t, uint64(3), <-timers.started, "the write of C waits for the write of A and C")
+	timers.end(2) // it gives up on A's held write; its resend fails
+	<-handed
+	assert.Equal(t, uint64(9), s.Stats().Dropped, "the write of A and C, which gave up on A's held write, failed")
+	select {
+	case err := <-third:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write of C still waits, for A's held write, once the write of A and C it waited for failed")
+	}
+	assert.Equal(t, []uint64{4, 5, 6}, replaySeqs(t, s, runC), "run C's stream")
+	<-handed        // the write of C's
+	pipes.freeAll() // A's held write lands
+	<-handed
+	assert.Equal(t, []uint64{1, 2, 3}, replaySeqs(t, s, runA), "run A's stream")
+}

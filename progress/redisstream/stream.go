@@ -597,7 +597,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 		wctx, send := ctx, events
 		var gaveUp []*write
 		if len(after) > 0 {
-			send, gaveUp = s.resend(w, s.waitWrites(w, after), events)
+			send, gaveUp = s.resend(w, s.waitWrites(w, after, events), events)
 			if s.ctx.Err() == nil {
 				// The call may have returned while the write waited, its
 				// ctx ended, which go-redis would refuse before sending
@@ -680,16 +680,18 @@ const (
 	writeLeft
 )
 
-// waitWrites waits for the writes in after, w's, to end, up to w.wait
-// in all, or until Close. It returns those that have not ended by then,
-// in the order of their calls: a write that a network fault holds
-// without a reset, with a client's ReadTimeout of -1, may not end before
-// TCP gives up, minutes later, and the run's later events would miss
-// Redis as long. For a write that ended failed, it waits for that
-// write's stand-ins (write.standIns) in its place, within the same
-// bound: their events may still reach Redis, and must not find later
-// ones there.
-func (s *Stream) waitWrites(w *write, after []*write) (late []*write) {
+// waitWrites waits for the writes in after, w's, whose call's events are
+// events, to end, up to w.wait in all, or until Close. It returns those
+// that have not ended by then, in the order of their calls: a write that
+// a network fault holds without a reset, with a client's ReadTimeout of
+// -1, may not end before TCP gives up, minutes later, and the run's
+// later events would miss Redis as long. For a write that ended failed,
+// it waits for that write's stand-ins (write.standIns) with events of
+// events' runs in its place, within the same bound: their events may
+// still reach Redis, and must not find later ones there. The others,
+// with events of the failed write's other runs alone, are not w's to
+// wait for (it would not send their events).
+func (s *Stream) waitWrites(w *write, after []*write, events []progress.Event) (late []*write) {
 	var timeout <-chan time.Time
 	if f := s.leftTimer.Load(); f != nil {
 		timeout = (*f)(w.seq)
@@ -700,8 +702,15 @@ func (s *Stream) waitWrites(w *write, after []*write) (late []*write) {
 	}
 	waiting := slices.Clone(after)
 	standIn := func(a *write) { // a has ended
+		if len(a.standIns) == 0 {
+			return
+		}
+		// a's standIns, set before it ended, no longer change; those
+		// stand-ins' sent may, under mu.
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		for _, b := range a.standIns {
-			if !slices.Contains(waiting, b) {
+			if !slices.Contains(waiting, b) && sendsOf(b, events) {
 				waiting = append(waiting, b)
 			}
 		}
@@ -900,6 +909,14 @@ func inFlightOf(writes []*write, events []progress.Event) []*write {
 		}
 	}
 	return in
+}
+
+// sendsOf reports whether w sends an event of one of events' runs
+// (under Stream.mu).
+func sendsOf(w *write, events []progress.Event) bool {
+	return slices.ContainsFunc(w.sent, func(e progress.Event) bool {
+		return slices.ContainsFunc(events, func(f progress.Event) bool { return f.RunID == e.RunID })
+	})
 }
 
 // latestInFlight returns the last of writes, in the order of their
