@@ -120,7 +120,8 @@
 //	addEventListener("pagehide", () => { leaving = true; });
 //	addEventListener("pageshow", () => { leaving = false; });
 //	function follow() {
-//		es = new EventSource(lastId ? url + "?lastEventId=" + lastId : url);
+//		const source = es = new EventSource(lastId ? url + "?lastEventId=" + lastId : url);
+//		let done = false; // closed on its final event, or asked about
 //		const alive = () => { heard = Date.now(); };
 //		es.onopen = alive;
 //		es.addEventListener("heartbeat", alive); // the handler's KeepAliveEvent
@@ -129,11 +130,17 @@
 //			lastId = m.lastEventId;
 //			const e = JSON.parse(m.data);
 //			render(e);
-//			if (["run.finished", "run.failed", "run.cancelled"].includes(e.type)) es.close();
+//			if (["run.finished", "run.failed", "run.cancelled"].includes(e.type)) { done = true; es.close(); }
 //		};
-//		es.onerror = async () => {
-//			if (leaving) return; // the page's own unload, see above
-//			if (es.readyState !== EventSource.CLOSED) return; // it reconnects by itself
+//		es.onerror = async function check() {
+//			// The page's own unload, see above; but a navigation that begins
+//			// may not happen (a link to a download, "Stay on page"), and
+//			// then no pageshow comes: ask again in a while.
+//			if (leaving) { leaving = false; setTimeout(check, 3000); return; }
+//			// CONNECTING: it reconnects by itself. A check run late may find
+//			// it replaced or dealt with: one HEAD and one reopen at most.
+//			if (es !== source || done || es.readyState !== EventSource.CLOSED) return;
+//			done = true;
 //			const q = lastId ? "?lastEventId=" + lastId : "";
 //			const status = await fetch(url + q, {method: "HEAD"}).then((r) => r.status, () => 503);
 //			if (status === 200 || status === 503) setTimeout(follow, 3000);
