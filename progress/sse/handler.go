@@ -98,7 +98,9 @@ type HandlerOptions struct {
 	// nothing, neither an event nor a heartbeat, for a few KeepAlives;
 	// the package doc's snippet does so (In the browser). It must be
 	// valid UTF-8 without spaces or control characters, and not
-	// "message" (onmessage would take a heartbeat for a progress event).
+	// "message" (onmessage would take a heartbeat for a progress event),
+	// "error" or "open" (onerror or onopen would take it for the
+	// EventSource's own).
 	// A [Client]'s Stream gives each heartbeat as a [Message] of that
 	// Type; its Events and Follow skip messages of a type other than
 	// "message", so they ignore heartbeats (a Client notices a dead
@@ -250,6 +252,10 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 	case opts.KeepAliveEvent == "message":
 		return nil, fmt.Errorf("%w: KeepAliveEvent %q is the type of the progress events, which onmessage takes; "+
 			"name another, such as \"heartbeat\"", ErrInvalidOptions, opts.KeepAliveEvent)
+	case opts.KeepAliveEvent == "error", opts.KeepAliveEvent == "open":
+		return nil, fmt.Errorf("%w: KeepAliveEvent %q is the type of an EventSource's own %s events, which on%s takes: "+
+			"a page would take each heartbeat for one; name another, such as \"heartbeat\"",
+			ErrInvalidOptions, opts.KeepAliveEvent, opts.KeepAliveEvent, opts.KeepAliveEvent)
 	case !eventTypeOK(opts.KeepAliveEvent):
 		return nil, fmt.Errorf("%w: KeepAliveEvent %q must be valid UTF-8 without spaces or control characters, such as \"heartbeat\"",
 			ErrInvalidOptions, opts.KeepAliveEvent)

@@ -111,10 +111,12 @@ func TestHandlerKeepAliveIsACommentByDefault(t *testing.T) {
 }
 
 // A KeepAliveEvent that would break the frame, or that onmessage would
-// take for a progress event, is refused with what is allowed.
+// take for a progress event, or onerror or onopen for the EventSource's
+// own (an event of a stream named "error" is dispatched as an error
+// event), is refused with what is allowed.
 func TestNewHandlerRefusesBadKeepAliveEvents(t *testing.T) {
 	mem := progress.NewMemory(progress.MemoryOptions{})
-	for _, name := range []string{"message", "heart beat", " heartbeat", "heart\nbeat", "heart\rbeat", "a\x00b", "\xff"} {
+	for _, name := range []string{"message", "error", "open", "heart beat", " heartbeat", "heart\nbeat", "heart\rbeat", "a\x00b", "\xff"} {
 		t.Run(name, func(t *testing.T) {
 			_, err := sse.NewHandler(mem, sse.HandlerOptions{Authorize: byPath, KeepAliveEvent: name})
 			require.ErrorIs(t, err, sse.ErrInvalidOptions)
