@@ -48,11 +48,32 @@ type Chromium struct {
 	// test calls it, with defer, from the goroutine that started it; a
 	// second call does nothing.
 	Stop   func()
-	stderr bytes.Buffer
+	stderr lockedBuffer
 }
 
-// Stderr returns the last n lines of Chromium's stderr, once Exited is
-// closed (or Stop has returned).
+// lockedBuffer is a bytes.Buffer that one goroutine may write while
+// another reads it: Chromium's stderr, copied by exec's goroutine, read
+// by a test that gives up on a page before it stops the browser.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Stderr returns the last n lines of Chromium's stderr so far: all of
+// it once Exited is closed (or Stop has returned). It may be called
+// while Chromium runs.
 func (c *Chromium) Stderr(n int) string {
 	lines := strings.Split(strings.TrimRight(c.stderr.String(), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
