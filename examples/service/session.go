@@ -193,7 +193,9 @@ func (s *service) watchSessions(ctx context.Context) { tick(ctx, sessionPoll, s.
 // checkStreams reads the sessions of the event streams open on session
 // cookies, in one query, and ends the streams none of whose sessions is
 // live any more (ended, in any process, or expired): their reconnection
-// is refused with 401. If the sessions cannot be read, it ends them all,
+// is refused with 401. If the sessions cannot be read (within
+// sessionCheckTimeout: a read that hangs would keep them all open, those
+// of sessions ended among them), it ends them all,
 // as it cannot tell which are still good: their reconnection gets 503,
 // with Retry-After, until the sessions can be read.
 func (s *service) checkStreams(ctx context.Context) {
@@ -209,7 +211,9 @@ func (s *service) checkStreams(ctx context.Context) {
 		return
 	}
 	slices.Sort(ids)
-	live, err := s.params.liveSessions(ctx, slices.Compact(ids))
+	cctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
+	live, err := s.params.liveSessions(cctx, slices.Compact(ids))
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			s.logger.Warn("sessions not read: the event streams open on session cookies end", "streams", len(streams), "err", err)
@@ -361,3 +365,7 @@ func (p *paramStore) pruneSessions(ctx context.Context) (int64, error) {
 	}
 	return tag.RowsAffected(), nil
 }
+
+// sessionCheckTimeout bounds each check of the open streams' sessions
+// (see checkStreams). A variable for the tests.
+var sessionCheckTimeout = 2 * time.Second

@@ -486,3 +486,37 @@ func TestOpenStreamEndsWhenItsSessionCannotBeRead(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A read of the sessions that hangs (Postgres unreachable, a lock on the
+// table) held the check for as long: the streams open on session
+// cookies, those of sessions ended or expired meanwhile among them, went
+// on for good, and nothing was logged. A check that does not answer
+// within sessionCheckTimeout fails, and ends them as any failed read.
+func TestOpenStreamEndsWhenItsSessionsReadHangs(t *testing.T) {
+	defer func(d, c time.Duration) { sessionPoll, sessionCheckTimeout = d, c }(sessionPoll, sessionCheckTimeout)
+	sessionPoll, sessionCheckTimeout = 20*time.Millisecond, 200*time.Millisecond
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
+	ctx := testenv.Context(t, 15*time.Second) // a bound against a hang, not a timing assertion
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
+	require.NoError(t, err)
+	req.Header = cookie
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// The lock makes every read of the table wait until the rollback.
+	tx, err := h.pg.Pool.Begin(t.Context())
+	require.NoError(t, err)
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	_, err = tx.Exec(t.Context(), `LOCK TABLE `+sessions+` IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	_, err = io.Copy(io.Discard, resp.Body)
+	require.NoError(t, tx.Rollback(context.WithoutCancel(t.Context())))
+	require.NoError(t, err, "the stream ends (EOF), before the bound")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
