@@ -147,7 +147,10 @@
 //	    an HMAC-SHA256 of both made with a key derived from the token:
 //	    not the token, and good in every process of the service started
 //	    with the same token, until it expires, the token changes, or
-//	    DELETE /session ends its session. The retention deletes the
+//	    DELETE /session ends its session. The sessions of the cookies
+//	    it is sent with end (500 if they could not be ended), as the new
+//	    cookie replaces theirs: a copy of a replaced cookie does not
+//	    outlive the browser's next logout. The retention deletes the
 //	    sessions expired.
 //	DELETE /session
 //	    with the header, ends the session of the cookie sent with it, if

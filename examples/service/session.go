@@ -239,10 +239,21 @@ func (s *service) checkStreams(ctx context.Context) {
 // header, it saves a new session and answers 200 {"expires"}, setting
 // the session's cookie, which lets a browser's EventSource follow runs
 // (GET /runs/{run}/events) until it expires, sessionTTL later, or until
-// DELETE /session ends it.
+// DELETE /session ends it. It ends the sessions of the good session
+// cookies it is sent with (see deleteSession), whose cookie the new one
+// replaces in the browser, so that no copy of theirs outlives the
+// browser's next logout.
 func (s *service) createSession(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
+	}
+	// The cookie set replaces the browser's: end the sessions of the
+	// cookies sent, or a copy of one would outlive the next logout.
+	if ids := s.sessionIDs(r); len(ids) > 0 {
+		if err := s.params.endSessions(r.Context(), ids); err != nil {
+			s.internalError(w, r, "ending the session replaced", err)
+			return
+		}
 	}
 	id, exp := newSessionID(), time.Now().Add(sessionTTL).Truncate(time.Second)
 	if err := s.params.saveSession(r.Context(), id, exp); err != nil {

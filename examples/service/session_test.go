@@ -520,3 +520,34 @@ func TestOpenStreamEndsWhenItsSessionsReadHangs(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A browser that logged in again (a page reloaded, another tab) had its
+// cookie replaced, and its earlier session was left live: DELETE
+// /session, sent with the new cookie alone, ended the new session, and
+// a copy of the earlier cookie read events for the rest of its 12 hours.
+// POST /session ends the sessions of the cookies it is sent with, whose
+// cookie it replaces.
+func TestLoginAgainEndsTheSessionItReplaces(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	read := func(value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	browser := h.browser()
+	first := h.login(browser).Value // a copy of it, kept elsewhere
+	require.Equal(t, http.StatusOK, read(first))
+	second := h.login(browser).Value // the browser sends the first with it
+	require.NotEqual(t, first, second)
+	assert.Equal(t, http.StatusUnauthorized, read(first), "the session replaced, once the browser logged in again")
+	require.Equal(t, http.StatusOK, read(second), "the new session")
+
+	resp := h.send(browser, "DELETE", "/session", http.Header{"Authorization": {"Bearer " + token}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, read(first), "the first session, after the logout")
+	assert.Equal(t, http.StatusUnauthorized, read(second), "the second session, after the logout")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
