@@ -345,9 +345,10 @@ func (p *paramStore) saveSession(ctx context.Context, id string, exp time.Time) 
 }
 
 // liveSessions returns those of sessions ids that are saved and have not
-// expired, by the database's clock, sorted.
+// expired, by the database's clock, sorted in Go's order (byte order,
+// as slices.BinarySearch wants, whatever the database's collation).
 func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, error) {
-	rows, err := p.pool.Query(ctx, `SELECT id FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now() ORDER BY id`, ids)
+	rows, err := p.pool.Query(ctx, `SELECT id FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now()`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read the sessions: %w", err)
 	}
@@ -355,6 +356,7 @@ func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, 
 	if err != nil {
 		return nil, fmt.Errorf("read the sessions: %w", err)
 	}
+	slices.Sort(live)
 	return live, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -550,4 +551,28 @@ func TestLoginAgainEndsTheSessionItReplaces(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, read(second), "the second session, after the logout")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
+}
+
+// liveSessions answered the sessions sorted by the database's collation
+// (ORDER BY id), and checkStreams looks each stream's sessions up in
+// them by a binary search in Go's byte order: under a language's
+// collation (initdb's under en_US.UTF-8, say), where "a" sorts before
+// "B" and "_" and "-" are all but ignored, a live session was not
+// found, and its stream was ended every sessionPoll. The sessions are
+// now sorted in Go's order, whatever the collation.
+func TestLiveSessionsAreSortedInGoOrder(t *testing.T) {
+	p, _ := newTestParams(t)
+	_, err := p.pool.Exec(t.Context(), `ALTER TABLE `+p.sessions+` ALTER COLUMN id TYPE text COLLATE "und-x-icu"`)
+	require.NoError(t, err)
+	ids := []string{"a", "B", "_c", "-d", "Z", "b", "0e"}
+	for _, id := range ids {
+		require.NoError(t, p.saveSession(t.Context(), id, time.Now().Add(time.Hour)))
+	}
+	live, err := p.liveSessions(t.Context(), ids)
+	require.NoError(t, err)
+	assert.True(t, slices.IsSorted(live), "sorted as checkStreams searches them: %q", live)
+	for _, id := range ids {
+		_, found := slices.BinarySearch(live, id)
+		assert.True(t, found, "session %q found among the live ones", id)
+	}
 }
