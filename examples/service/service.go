@@ -1741,8 +1741,9 @@ func (s *service) recoverLoop(ctx context.Context) {
 
 // tick calls fn every period until ctx ends: the loop of each of the
 // service's periodic jobs (the retention, the recovery, the cancels'
-// and the sessions' polls). A call that takes longer than period delays
-// the next, as a time.Ticker drops the ticks it could not deliver.
+// and the sessions' polls). A call that takes longer than period is
+// followed by the next at once, and then on the period again: a
+// time.Ticker keeps one tick waiting and drops the others.
 func tick(ctx context.Context, period time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(period)
 	defer t.Stop()
