@@ -66,23 +66,7 @@ func (o *outageReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // MaxBlockingReads 2 got the run 0.5 s, 1 s, ..., 5 s after they
 // connected (with go-redis's defaults, 12 s a read for 5 at a time).
 func TestReadersThatConnectDuringAnOutageDoNotQueueForRedis(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &outageReads{release: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
-	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 46)
-	all[45].Type = progress.RunFinished
-	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all...))
+	s, reads, run := finishedRunInOutage(t)
 
 	reads.mode.Store(1)
 	first := sinktest.StartTail(t, s, run, 0)
@@ -108,23 +92,8 @@ func TestReadersThatConnectDuringAnOutageDoNotQueueForRedis(t *testing.T) {
 // once, rather than each after a ReadTimeout, a few at a time. Before,
 // each waited for its own lookup to fail.
 func TestLastEventDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &outageReads{release: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
-	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	s, reads, run := finishedRunInOutage(t)
 	ctx := context.Background()
-	run := sinktest.RunID(t)
-	all := sinktest.Events(run, 1, 46)
-	all[45].Type = progress.RunFinished
-	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all...))
 
 	reads.mode.Store(1)
 	e, ok, err := s.LastEvent(ctx, run) // its lookup in Redis fails
@@ -145,4 +114,28 @@ func TestLastEventDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 			t.Fatalf("LastEvent waited for Redis over %v", hangBound)
 		}
 	}
+}
+
+// finishedRunInOutage publishes a finished run of 46 events to a Stream
+// with a MemoryHistory, on a client whose reads the returned outageReads
+// makes fail or hang (its mode), and returns them with the run's ID.
+func finishedRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, string) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	reads := &outageReads{release: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		MaxBlockingReads: 2, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 46)
+	all[45].Type = progress.RunFinished
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(context.Background(), all...))
+	return s, reads, run
 }
