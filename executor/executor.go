@@ -358,7 +358,8 @@ type RunRequest struct {
 	// without NUL bytes, as stores keep them as text. Other text is
 	// refused with [ErrInvalidRequest] before anything is committed.
 	GraphKey string
-	// Graph is the graph to regenerate. Required.
+	// Graph is the graph to regenerate, made by graph.Build. Required:
+	// nil, or a zero graph.Graph, is refused with [ErrInvalidRequest].
 	Graph *graph.Graph
 	// Marks say what changed. An edited mark bumps the node's parameters
 	// revision when the run starts. Without marks the run regenerates
@@ -590,8 +591,8 @@ func (e *Executor) Start(ctx context.Context, req RunRequest) (*Run, error) {
 // finishes. recheck, if not nil, is called once the run has taken run of
 // (begin), before anything is stored: its error refuses the run.
 func (e *Executor) start(ctx context.Context, req RunRequest, of string, recheck func(context.Context) error) (*Run, error) {
-	if req.Graph == nil {
-		return nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
+	if err := checkRequestGraph(req.Graph); err != nil {
+		return nil, err
 	}
 	if req.GraphKey == "" {
 		return nil, fmt.Errorf("%w: RunRequest.GraphKey is empty", ErrInvalidRequest)
@@ -654,6 +655,18 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string, recheck
 	return r.handle, nil
 }
 
+// checkRequestGraph refuses a request without a graph: nil, or a zero
+// graph.Graph, which no graph.Build made and which has no node to run.
+func checkRequestGraph(g *graph.Graph) error {
+	switch {
+	case g == nil:
+		return fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
+	case g.Len() == 0:
+		return fmt.Errorf("%w: RunRequest.Graph is a zero graph.Graph: build it with graph.Build", ErrInvalidRequest)
+	}
+	return nil
+}
+
 // checkRequestText refuses a request whose graph key, run ID, TriggeredBy
 // or Reason is not valid UTF-8 without NUL: stores keep them as text (a
 // SQL database refuses NUL and invalid UTF-8, and would fail the run's
@@ -700,8 +713,8 @@ func newRunID() string {
 // used. A run started later may plan differently if the states change
 // meanwhile.
 func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *dirty.Set, error) {
-	if req.Graph == nil {
-		return nil, nil, fmt.Errorf("%w: RunRequest.Graph is nil", ErrInvalidRequest)
+	if err := checkRequestGraph(req.Graph); err != nil {
+		return nil, nil, err
 	}
 	if req.GraphKey == "" {
 		return nil, nil, fmt.Errorf("%w: RunRequest.GraphKey is empty", ErrInvalidRequest)
