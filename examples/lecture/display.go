@@ -77,7 +77,7 @@ func newDisplay(w io.Writer) *display {
 // isTerminal reports whether w is a character device, such as a
 // terminal, that understands ANSI codes.
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := file(w)
 	if !ok || os.Getenv("TERM") == "dumb" {
 		return false
 	}
@@ -209,7 +209,7 @@ func (d *display) render(final bool) {
 	width := d.width
 	if d.tty && width <= 0 {
 		width = defaultWidth
-		if f, ok := d.w.(*os.File); ok {
+		if f, ok := file(d.w); ok {
 			if cols, ok := terminalWidth(f); ok {
 				width = cols
 			}

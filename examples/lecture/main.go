@@ -56,7 +56,8 @@
 // it began is reported as cancelled too, with nothing done.
 //
 // The exit status is 0 when every run succeeded, 1 when a run failed or
-// was cancelled, and 2 on bad flags, with one line on stderr. -h prints the
+// was cancelled or the output could not be written (a full disk), and 2
+// on bad flags, with one line on stderr. -h prints the
 // usage, with a line on each flag, on stdout and exits 0.
 package main
 
@@ -73,6 +74,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -103,7 +105,7 @@ const usage = `usage: lecture [-duration SECONDS] [-latency DURATION] [-seed N] 
 Generates a lecture with fake generators, then edits a node and regenerates
 only what the edit affects. The edit run happens only when the first run
 succeeded. Exit status: 0 when every run succeeded, 1 when one failed or
-was cancelled, 2 on bad flags.
+was cancelled or the output could not be written, 2 on bad flags.
 
 Flags:
 `
@@ -278,6 +280,12 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 
 	f := fake.New(fake.Options{Seed: c.seed, Default: c.latency, Sigma: 0.5, Fail: c.fail, Flaky: c.flaky})
+	// The text output is written as the runs go; a write that fails (a
+	// full disk) is remembered, and makes the command fail at the end.
+	out := &errWriter{w: stdout}
+	if !c.json {
+		stdout = out
+	}
 	var disp *display
 	opts := executor.Options{Generators: f.Registry(), Mode: c.mode,
 		Default: executor.KindOptions{Estimate: c.latency, Retry: executor.RetryPolicy{
@@ -338,6 +346,10 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	} else {
 		writeTable(stdout, runs)
+		if err := out.Err(); err != nil {
+			fmt.Fprintf(stderr, "lecture: write: %v\n", err)
+			return 1
+		}
 	}
 	for _, o := range runs {
 		if o.err != nil {
@@ -432,6 +444,46 @@ func writeTable(w io.Writer, runs []outcome) {
 			r.Counts.Unchanged, r.Counts.Failed, r.Counts.Skipped, r.Counts.Attempts, round(r.EndedAt.Sub(r.StartedAt)))
 	}
 	_ = tw.Flush()
+}
+
+// errWriter is a writer that keeps the first error of the writer it
+// wraps, and writes nothing more once one failed. It is safe for
+// concurrent use.
+type errWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	e.err = err
+	return n, err
+}
+
+// Err returns the first write error, or nil.
+func (e *errWriter) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// file returns the *os.File that w writes to, unwrapping an errWriter,
+// so that the display can ask whether it is a terminal, and how wide.
+func file(w io.Writer) (*os.File, bool) {
+	if e, ok := w.(*errWriter); ok {
+		w = e.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
 }
 
 // writeJSON prints the -json object. Runs that could not start are left
