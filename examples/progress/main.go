@@ -19,8 +19,9 @@
 // it: the command's client still receives the run.cancelled that ends the
 // stream, and the command exits without lingering. -addr must be a
 // loopback HOST:PORT: the example serves this machine only. Exit status:
-// 0 when the run succeeded and the stream was complete, 1 otherwise, 2 on
-// bad flags, with one line on stderr; -h prints the usage and the flags
+// 0 when the run succeeded and the stream was complete, 1 otherwise (or
+// when the output could not be written), 2 on bad flags, with one line
+// on stderr; -h prints the usage and the flags
 // on stdout and exits 0.
 package main
 
@@ -36,6 +37,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -126,6 +128,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "progress: %v\n", err)
 		return 2
 	}
+	// A write that fails (a full disk) is remembered: the command then
+	// fails, since nobody saw the curl command or the checks.
+	out := &errWriter{w: stdout}
+	stdout = out
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "progress: listen on %s: %v\n", *addr, err)
@@ -228,6 +234,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "The SSE client received all %d events, seq 1 to %d, in order, ending with %s.\n",
 			len(got.events), len(got.events), got.events[len(got.events)-1].Type)
 	}
+	if err := out.Err(); err != nil {
+		// Nobody was told where to watch the run: no point lingering.
+		fmt.Fprintf(stderr, "progress: write: %v\n", err)
+		return 1
+	}
 	if *linger > 0 && ctx.Err() == nil {
 		fmt.Fprintf(stdout, "Serving for %v more; a late curl replays the whole run. Ctrl-C to stop.\n", *linger)
 		t := time.NewTimer(*linger)
@@ -236,8 +247,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case <-t.C:
 		case <-ctx.Done():
 		}
+		if err := out.Err(); err != nil {
+			fmt.Fprintf(stderr, "progress: write: %v\n", err)
+			return 1
+		}
 	}
 	return code
+}
+
+// errWriter is a writer that keeps the first error of the writer it
+// wraps, and writes nothing more once one failed. It is safe for
+// concurrent use.
+type errWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	e.err = err
+	return n, err
+}
+
+// Err returns the first write error, or nil.
+func (e *errWriter) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
 }
 
 // defaultPrefix is -prefix's default: the Redis is shared, so the
