@@ -462,7 +462,10 @@ func (r *Run) Cancel() { r.cancel(ErrCancelled) }
 // own shutdown or a lost lock (a run cancelled by its shutdown is one to
 // resume at the next start, say). A nil cause is ErrCancelled. Only the
 // first cancel counts, whether by Cancel, CancelCause or the run's
-// context.
+// context: a host that cancels its runs with a shutdown cause of its own
+// starts them on a context that its signal does not end first (one of
+// context.WithCancelCause, not of signal.NotifyContext, whose cause
+// "interrupt signal received" would then be the records').
 func (r *Run) CancelCause(cause error) {
 	if cause == nil {
 		cause = ErrCancelled
@@ -513,7 +516,9 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // [Run.Cancel], with ctx's cause. So do not pass the context of a
 // request that starts a run in the background: net/http cancels it when
 // the handler returns, and the run with it. Pass one that lives as long
-// as the run may, such as the service's, cancelled at shutdown, or
+// as the run may, such as the service's, cancelled at shutdown (with a
+// cause of the host's, which the records then say: see
+// [Run.CancelCause]), or
 // context.WithoutCancel(r.Context()), which keeps the request's values;
 // cancel the run with Run.Cancel or Run.CancelCause. The same holds for
 // Resume, RerunFailed and pgstore's ResumeLeftRunning. Take the key's

@@ -26,7 +26,9 @@ const (
 	Staged = schedule.Staged
 )
 
-// Rate limits the starts of one batch key: at most Starts per Per.
+// Rate limits the starts of one batch key: at most Starts (an int) per
+// Per (a time.Duration), as in Rate{Starts: 3, Per: time.Second}. It is
+// [schedule.Rate], whose fields go doc lists there.
 type Rate = schedule.Rate
 
 // RetryPolicy says how a kind's failed attempts are retried. Zero fields
@@ -271,7 +273,9 @@ type Options struct {
 	// the wait. The ETA counts the starts the quota holds (a retry's and
 	// other runs' too), and the start of each retry still in its backoff
 	// (not of one that only puts an output made, which takes none).
-	// Default: none.
+	// The quota is this executor's, in this process: executors of other
+	// processes keep their own, so that N workers may start N times the
+	// rate at the provider (give each its share). Default: none.
 	Rates map[string]Rate
 	// Limits caps the generator calls in flight of a batch key across all
 	// the runs of the executor, for a provider's concurrency quota; each
@@ -284,7 +288,9 @@ type Options struct {
 	// starts, holding its worker and its run's slot. A call abandoned at
 	// its timeout or at a cancel gives its room back at once, so a
 	// generator that ignores its context can leave more calls running at
-	// the provider than the limit while its retry goes on. Default: none.
+	// the provider than the limit while its retry goes on. Like Rates, the
+	// limit is this executor's: other processes' executors keep their
+	// own. Default: none.
 	Limits map[string]int
 	// Kinds tunes kinds by name; kinds not listed use Default. A run logs
 	// a warning for a name its graph has no kind of, as for a batch key of

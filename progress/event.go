@@ -72,7 +72,8 @@ type Event struct {
 	// the events of its nodes name each one's.
 	BatchKey string
 	// Round is the run's round, from 1, on the events that have a Stage
-	// (stage.* and node events) and on the message event that starts a
+	// (stage.* and node events, and the message events of a node's
+	// generator, which have its stage) and on the message event that starts a
 	// later round (see the executor's Options.Converge), else 0. Each
 	// round has a plan of its own, whose stage indexes start at 0 again:
 	// a view keys its per-stage bars by Round and Stage.
