@@ -1168,7 +1168,10 @@ func conflictPause(try int) time.Duration {
 // fingerprint ([Fingerprint]) the key's states keep under
 // [GraphStateID]. Another graph (a lecture of another length, another
 // template) is refused with [ErrInvalidRequest], and nothing is
-// committed: its nodes are not the key's. As for [Executor.Start], a
+// committed: its nodes are not the key's. A host that does not keep the
+// key's graph itself (its length, its template's version) builds it back
+// from the key's newest run record (the last of RunStore.ListRuns) with
+// [GraphOf], as a resume does. As for [Executor.Start], a
 // graph becomes the key's when a run of it starts: a host that changes
 // the lecture's length starts a run of the new graph, with the edits as
 // edited marks (RunRequest.Marks), which bump their revisions as Edit
