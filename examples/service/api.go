@@ -18,11 +18,13 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress/sse"
 )
@@ -210,8 +212,12 @@ func (s *service) authorizeEvents(r *http.Request) (string, error) {
 // neither. The record is read again when the run is found neither
 // recorded nor queued: a queued run's row is deleted once its record is
 // written (it started, or was recorded as not started), which may come
-// between the two reads.
+// between the two reads. An ID that no run can have (see possibleRunID)
+// is not found, without a read.
 func (s *service) findRun(ctx context.Context, runID string) (rec executor.Record, key string, queued bool, err error) {
+	if !possibleRunID(runID) {
+		return executor.Record{}, "", false, fmt.Errorf("run %.80q: %w", runID, executor.ErrNotFound)
+	}
 	rec, err = s.store.GetRun(ctx, runID)
 	if !errors.Is(err, executor.ErrNotFound) {
 		return rec, rec.GraphKey, false, err
@@ -231,6 +237,14 @@ func (s *service) findRun(ctx context.Context, runID string) (rec executor.Recor
 	}
 	rec, err = s.store.GetRun(ctx, runID)
 	return rec, rec.GraphKey, false, err
+}
+
+// possibleRunID reports whether a run may have ID id: valid UTF-8
+// without NUL, which Postgres text holds (the tables of queued runs and
+// cancels would refuse a read of any other, SQLSTATE 22021), and at most
+// pgstore.MaxRunIDBytes long, as the store takes.
+func possibleRunID(id string) bool {
+	return len(id) <= pgstore.MaxRunIDBytes && utf8.ValidString(id) && !strings.Contains(id, "\x00")
 }
 
 // started is the answer to a request that starts a run.
