@@ -326,6 +326,12 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, errors.New(`params: want a JSON object, such as {"text": "..."}`))
 		return
 	}
+	if !utf8.Valid(body.Params) {
+		// encoding/json keeps a RawMessage's bytes as they came, and
+		// Postgres text, where they are saved, holds UTF-8 only.
+		httpError(w, http.StatusBadRequest, errors.New(`params: not valid UTF-8: send its strings in UTF-8, or as \u escapes`))
+		return
+	}
 	// Admitted once its body is read (one still arriving does not hold a
 	// shutdown) and before anything is saved: a shutdown that begins
 	// later waits for this edit's run to start, so that an edit is either
