@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/regengraph/regen/internal/pgschema"
 )
 
@@ -32,7 +33,9 @@ const pruneBatch = 1000
 // ones. A tombstone is one small row; a host that deletes many graphs
 // may delete tombstones (rows without node states) itself, once no run
 // that loaded those graphs can still commit. A graph that was never
-// committed has no row, and gets none.
+// committed has no row, and gets none: a run of it under way, whose first
+// commit comes after the deletion, goes on, as a run started after it
+// would.
 //
 // The graph's assets are not deleted here: once no node state refers to
 // them, [Store.PruneAssets] removes them like any other unreferenced
@@ -59,12 +62,22 @@ func (s *Store) DeleteGraph(ctx context.Context, graphKey string) (bool, error) 
 	// conflicts). The DELETEs are statements of their own, so that in
 	// READ COMMITTED they see the states of a commit that ended while
 	// the update waited for it.
-	if _, err := tx.Exec(ctx, s.q.deleteGraph, graphKey); err != nil {
+	//
+	// A graph without a row (never committed) had no states as of the
+	// update, which had no row to lock: none are deleted then. A first
+	// commit that lands after the update comes after the deletion; the
+	// DELETE would have deleted its states and left its version, on
+	// which its run would have gone on committing, into a graph with
+	// some of its states gone.
+	tomb, err := tx.Exec(ctx, s.q.deleteGraph, graphKey)
+	if err != nil {
 		return false, s.wrapErr(ctx, err, "delete graph %s", quote(graphKey))
 	}
-	states, err := tx.Exec(ctx, s.q.deleteGraphStates, graphKey)
-	if err != nil {
-		return false, s.wrapErr(ctx, err, "delete node states of graph %s", quote(graphKey))
+	var states pgconn.CommandTag
+	if tomb.RowsAffected() > 0 {
+		if states, err = tx.Exec(ctx, s.q.deleteGraphStates, graphKey); err != nil {
+			return false, s.wrapErr(ctx, err, "delete node states of graph %s", quote(graphKey))
+		}
 	}
 	runs, err := tx.Exec(ctx, s.q.deleteGraphRuns, graphKey)
 	if err != nil {
