@@ -83,10 +83,13 @@ const lockKeyPrefix = "github.com/regengraph/regen/executor/pgstore.LockGraph:"
 // schema, ":" and the graph key, as a signed integer. (A schema name
 // holds no ":", so that no two pairs of a schema and a key hash the same
 // text.) pg_locks shows it as a lock of locktype 'advisory' with objsubid
-// 1, its high 32 bits in classid and its low 32 bits in objid: a host
-// finds the session that holds a key's lock with
+// 1, its high 32 bits in classid and its low 32 bits in objid, in the
+// database of the store's pool (pg_locks shows every database's locks,
+// and a store of the same schema in another database of the server has
+// the same keys): a host finds the session that holds a key's lock with
 //
 //	SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+//		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 //		AND ((classid::bigint << 32) | objid::bigint) = <key>
 //
 // Two keys whose hashes collide (of two graph keys, or of a graph key and
