@@ -190,7 +190,13 @@
 //	    saved. A save that the database did not take within the 30 s
 //	    (a lock held), or whose connection was lost before its commit,
 //	    is answered 503 with Retry-After, nothing saved; any other
-//	    failure to save the edit, 500.
+//	    failure to save the edit, 500. Once the edit is saved, a run that
+//	    cannot start is answered so, the edit saved (the answer says
+//	    it; send it again and the node is edited twice): 409 when the
+//	    run it was to be queued after ended meanwhile and another
+//	    process took the lecture at once, 503 with Retry-After when its
+//	    turn or the lecture's lock was not had within the 30 s, or the
+//	    shutdown began; the lecture's next run makes what it affects.
 //	GET  /runs/{run}
 //	    the run's record (from the store) and, for runs of this process,
 //	    its report: the nodes generated, unchanged, failed, skipped...;
