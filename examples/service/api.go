@@ -412,9 +412,12 @@ func (s *service) edit(w http.ResponseWriter, r *http.Request) {
 	// would make anything from them. The edit is recorded last, just
 	// before the commit: a run going on waits for the commit at its next
 	// commit of the lecture, then supersedes what it made from the old
-	// parameters.
+	// parameters. In READ COMMITTED, as EditTx asks, whatever the
+	// session's default (a role or a database may set a stricter one):
+	// at a stricter level, a run's commit of the lecture since the
+	// transaction's first statement would fail the edit (SQLSTATE 40001).
 	committing := false // once set, a failure may have come after the commit took
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if err := s.params.save(ctx, tx, key, node, params.Bytes()); err != nil {
 			return err
 		}
