@@ -179,7 +179,7 @@
 // (a new revision for each node, dirty, and the graph's version moved
 // on, with Edit's checks and errors) in that transaction:
 //
-//	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+//	err := pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 //		if _, err := tx.Exec(ctx, `UPDATE narrations SET text = $1 WHERE id = $2`, text, id); err != nil {
 //			return err
 //		}
@@ -196,10 +196,12 @@
 // that every commit of the graph waits for the host's transaction to
 // end: call it last, just before the commit. Prefer it to Edit whenever
 // the parameters live in this database; keep Edit for parameters kept
-// elsewhere. Run the transaction in READ COMMITTED (at a stricter level
-// a commit of the graph since the transaction's snapshot fails EditTx
-// with SQLSTATE 40001, and the host runs its transaction again), and roll
-// it back on any error of EditTx.
+// elsewhere. Run the transaction in READ COMMITTED, as above: pgx.Begin
+// takes the session's default_transaction_isolation, which a role or a
+// database may set stricter, and at a stricter level a commit of the
+// graph since the transaction's snapshot fails EditTx with SQLSTATE
+// 40001 (the host then runs its transaction again). Roll it back on any
+// error of EditTx.
 //
 // # Retention
 //

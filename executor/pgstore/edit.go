@@ -49,9 +49,12 @@ const maxFirstEdits = 3
 // and the new version with Commit's statement. Call it last in tx, just
 // before its commit, and commit soon: a transaction held open after it
 // holds off every run of the key. It costs three round trips: the lock,
-// the read and the write. Run tx in READ COMMITTED (pgx's default); at REPEATABLE READ or
-// SERIALIZABLE, a commit of the graph since tx's snapshot makes EditTx
-// fail with SQLSTATE 40001, and the host runs its transaction again.
+// the read and the write. Run tx in READ COMMITTED
+// (pgx.TxOptions{IsoLevel: pgx.ReadCommitted}: pgx.Begin takes the
+// session's default_transaction_isolation, which a role or a database
+// may set stricter); at REPEATABLE READ or SERIALIZABLE, a commit of the
+// graph since tx's snapshot makes EditTx fail with SQLSTATE 40001, and
+// the host runs its transaction again.
 // Two EditTx of one node in tx give it two revisions.
 //
 // It refuses what Edit refuses, with an error wrapping

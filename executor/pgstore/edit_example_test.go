@@ -16,8 +16,9 @@ import (
 
 // ExampleStore_EditTx is a host's handler of a user's new narration text,
 // kept in the host's own table of the same database: the text and the
-// edit commit together, or, on any error, neither does (pgx.BeginFunc
-// rolls back), so that no saved text is ever left without its edit.
+// edit commit together, or, on any error, neither does (pgx.BeginTxFunc
+// rolls back), so that no saved text is ever left without its edit. The
+// transaction is READ COMMITTED, whatever the session's default.
 func ExampleStore_EditTx() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, "postgres://app@127.0.0.1:5432/app?sslmode=disable")
@@ -35,7 +36,7 @@ func ExampleStore_EditTx() {
 	}
 
 	var version int64
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE narrations SET text = $1 WHERE lecture = $2 AND segment = $3`,
 			"A shorter text.", "lecture-42", 3); err != nil {
 			return err
