@@ -1353,13 +1353,15 @@ func lost(lock *pgstore.GraphLock) bool {
 	}
 }
 
-// queued reports whether runID is a run queued in this process, and of
-// which lecture.
+// queued reports whether runID is a run queued in this process, or one
+// that goes on in it (it may have no record yet: a queued run starting),
+// and of which lecture. Not a run that has ended, whose lecture is being
+// released: its record tells, and, were it pruned, the run is no more.
 func (s *service) queued(runID string) (key string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, l := range s.lectures {
-		if l.runID == runID || l.next == runID {
+		if (l.runID == runID && l.releasing == nil) || l.next == runID {
 			return k, true
 		}
 	}
