@@ -17,9 +17,10 @@ import (
 // its save, and a run's commit of the lecture that landed before
 // Store.EditTx locked the lecture's row failed the edit with SQLSTATE
 // 40001: answered 503, whenever a run of the lecture committed in that
-// moment. pgstore's doc asks for READ COMMITTED, which the edit now sets
-// on its transaction. Here the commit lands just after the save
-// (savedHook), on a pool whose sessions default to REPEATABLE READ.
+// moment; and so did its row claims and lock checks (queue.go). pgstore's
+// doc asks for READ COMMITTED, which the edit now sets on its transaction,
+// and the service's pool on every session. Here the commit lands just after the save
+// (savedHook), on a URL whose sessions default to REPEATABLE READ.
 func TestEditOnAStricterDefaultIsolation(t *testing.T) {
 	h := startServiceWith(t, time.Millisecond, func(c *config) {
 		u, err := url.Parse(c.postgresURL)
@@ -30,9 +31,11 @@ func TestEditOnAStricterDefaultIsolation(t *testing.T) {
 		u.RawQuery += "default_transaction_isolation=repeatable%20read" // pgx reads "+" as itself
 		c.postgresURL = u.String()
 	})
+	// The service's sessions keep to READ COMMITTED all the same, for
+	// its row claims and lock checks (queue.go) as for the edit.
 	var isolation string
 	require.NoError(t, h.s.pool.QueryRow(t.Context(), `SHOW default_transaction_isolation`).Scan(&isolation))
-	require.Equal(t, "repeatable read", isolation, "the service's sessions")
+	require.Equal(t, "read committed", isolation, "the service's sessions")
 	var first started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
 	requireWholeRun(t, first.RunID, h.follow(first.RunID, ""))

@@ -261,6 +261,11 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	if err != nil {
 		return nil, fmt.Errorf("REGEN_POSTGRES_URL: %w", err)
 	}
+	// Every transaction of the service's is written for READ COMMITTED,
+	// as pgstore's doc asks: a role, a database or the URL that defaults
+	// to a stricter level would fail its row claims and lock checks with
+	// SQLSTATE 40001 whenever a run commits beside them.
+	pcfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("postgres pool: %w", err)
 	}
