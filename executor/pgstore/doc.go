@@ -57,6 +57,12 @@
 //	  INDEX node_states_asset_ref USING hash (asset_ref), for PruneAssets
 //	schema_version  the layout versions applied ([SchemaVersion])
 //
+// The schema may hold the host's own tables too (those that it writes in
+// an [Store.EditTx] transaction, say), as examples/service's service_*
+// tables and pghistory's progress_* tables share it: Migrate creates and
+// alters only the tables above, and never drops one. Give them names of
+// their own, with a prefix: a later layout may add tables.
+//
 // An asset's reference is [RefPrefix] ("pg:") followed by its key. Get
 // and Exists treat any other reference, and any that Postgres could not
 // hold (NUL bytes, invalid UTF-8, a key over [MaxAssetKeyBytes]), as not

@@ -91,7 +91,10 @@ func (r Recovery) Wait() (*executor.Report, error) {
 // that will not change, the host calls executor.Executor.Abandon for the
 // run, which records it as interrupted, not resumed, so that
 // RunsByStatus stops listing it: best from graphOf, under the key's lock
-// (see ResumeLeftRunning). It wraps graphOf's error.
+// (see ResumeLeftRunning). Only when no version of the host will build
+// it: during a rolling deploy, a process of the old version fails graphOf
+// for a run of the new version's template, which a new process resumes,
+// unless the old one abandoned it first. It wraps graphOf's error.
 type GraphOfError struct {
 	// RunID is the run's ID.
 	RunID string
@@ -100,7 +103,7 @@ type GraphOfError struct {
 }
 
 func (e *GraphOfError) Error() string {
-	return fmt.Sprintf("pgstore: resume run %s: build its graph: %v (if no template of the host builds it, abandon the run: Executor.Abandon)",
+	return fmt.Sprintf("pgstore: resume run %s: build its graph: %v (if no version of the host will build it, abandon the run: Executor.Abandon)",
 		quote(e.RunID), e.Err)
 }
 
@@ -135,6 +138,14 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // skipped too: a record says running while its run goes on; only the
 // lock tells a live run from one left behind. A process that ran a key
 // without its lock cannot be told from one that crashed.
+//
+// Only runs recorded as running are resumed. A run that a lost lock
+// cancelled (Hold's or Guard's doing: its record says cancelled, its
+// Error [ErrLockLost]'s text) or that a shutdown cancelled is not: a
+// host that means such runs to finish resumes them itself (e.Resume,
+// under the key's lock), say at the key's next request, or at start-up
+// from RunsByStatus(ctx, executor.RunCancelled), skipping those that a
+// record's Resumes names already.
 //
 // A run that is not resumed is [NotResumed], with the reason in Err, and
 // the lock is unlocked at once: graphOf failed (Err is a [*GraphOfError]
