@@ -126,14 +126,14 @@ type ClientOptions struct {
 	// answers it (a stuck handler or proxy, a host gone after the
 	// connection was made) ends [Client.Stream] with an error wrapping
 	// [ErrHeaderTimeout], as a proxy's 504 Gateway Timeout would end it,
-	// rather than hold it until ctx ends. A [Handler] holds the headers
-	// back until a run's first event, up to its
-	// [HandlerOptions].EmptyRunTimeout: set HeaderTimeout above that
-	// (the default is above the 60s of a proxy's read timeout, which the
-	// EmptyRunTimeout is to stay below), or negative for no bound, for a
-	// Handler without an EmptyRunTimeout, which holds them for as long as
-	// the run has no event. The stream's time, once open, is
-	// IdleTimeout's. A positive value below 1ms (a number without its
+	// rather than hold it until ctx ends. A [Handler] with an
+	// [HandlerOptions].EmptyRunTimeout holds the headers of a run without
+	// events back until the run's first event, up to that bound: set
+	// HeaderTimeout above it (the default is above the 60s of a proxy's
+	// read timeout, which the EmptyRunTimeout is to stay below). A
+	// Handler without one holds nothing back: it opens the stream of
+	// such a run at once, and the stream waits for the run's events. The
+	// stream's time, once open, is IdleTimeout's. A positive value below 1ms (a number without its
 	// unit, 90 meant as 90s) is refused: Stream returns an error wrapping
 	// [ErrInvalidOptions]. Default: 90s.
 	HeaderTimeout time.Duration

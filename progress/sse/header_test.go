@@ -2,6 +2,7 @@ package sse_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -124,6 +125,32 @@ func TestClientRefusesAHeaderTimeoutWithoutItsUnit(t *testing.T) {
 	for _, d := range []time.Duration{1, 90, time.Millisecond - 1} {
 		t.Run(d.String(), func(t *testing.T) {
 			checkRefused(t, sse.ClientOptions{Retry: time.Millisecond, HeaderTimeout: d}, fmt.Sprintf("HeaderTimeout %v is below 1ms", d))
+		})
+	}
+}
+
+// A Handler without EmptyRunTimeout holds back no response header: the
+// stream of a run without any event opens at once, and waits for the
+// run's events as an open stream, its keep-alives going out. So a Client's
+// HeaderTimeout, however short, never ends a stream of it. (HeaderTimeout's
+// doc said that such a Handler held the headers for as long as the run had
+// no event, and told its clients to turn the bound off.)
+func TestHandlerWithoutEmptyRunTimeoutSendsItsHeadersAtOnce(t *testing.T) {
+	for _, closeOnFinal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CloseOnFinal %v", closeOnFinal), func(t *testing.T) {
+			f := newFixture(t, sse.HandlerOptions{KeepAlive: 10 * time.Millisecond, KeepAliveEvent: "heartbeat", CloseOnFinal: closeOnFinal})
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			heard := errors.New("heard a heartbeat")
+			c := sse.NewClient(f.url("never-started"), sse.ClientOptions{HeaderTimeout: 200 * time.Millisecond, LastEventID: "5"})
+			err := c.Stream(ctx, func(m sse.Message) error {
+				if m.Type == "heartbeat" {
+					cancel(heard)
+				}
+				return nil
+			})
+			require.ErrorIs(t, err, heard, "the stream of a run without events")
+			assert.Equal(t, 1, c.Connects(), "streams opened")
 		})
 	}
 }
