@@ -735,13 +735,44 @@ func (s *Stream) takeReadPolling(ctx context.Context, h *hub, polled *time.Time)
 // the Stream, which keeps the token until cmd returns, so that the reads
 // in flight stay capped, and which Close waits for.
 func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
+	return readWith(ctx, s, true, cmd)
+}
+
+// errReadsBusy fails a read that would wait for a token of reads that do
+// not block, while the Stream's last read of Redis to end failed (see
+// readNow).
+var errReadsBusy = errors.New("no read of Redis can start: the last one failed, and every read that does not block is in flight")
+
+// readNow is readFor without waiting for a token: if none is free, it
+// fails at once with errReadsBusy. While Redis hangs, the reads in
+// flight hold the tokens until the client's ReadTimeout, one after the
+// other when many wait: a caller with an answer of its own for an
+// outage (LastEvent, see there) gives it rather than wait its turn.
+func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
+	return readWith(ctx, s, false, cmd)
+}
+
+// readWith is readFor, waiting for a token if wait, else failing with
+// errReadsBusy if none is free.
+func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
-	select {
-	case s.reads <- struct{}{}:
-	case <-ctx.Done():
-		return zero, context.Cause(ctx)
-	case <-s.ctx.Done():
-		return zero, ErrClosed
+	if !wait {
+		select {
+		case s.reads <- struct{}{}:
+		default:
+			if err := ctx.Err(); err != nil {
+				return zero, context.Cause(ctx)
+			}
+			return zero, errReadsBusy
+		}
+	} else {
+		select {
+		case s.reads <- struct{}{}:
+		case <-ctx.Done():
+			return zero, context.Cause(ctx)
+		case <-s.ctx.Done():
+			return zero, ErrClosed
+		}
 	}
 	type result struct {
 		v   T

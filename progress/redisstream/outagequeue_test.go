@@ -24,6 +24,7 @@ import (
 // ReadTimeout has yet to pass; writes go through.
 type outageReads struct {
 	mode    atomic.Int32
+	hanging atomic.Int32 // the reads that hang (mode 2) so far
 	release chan struct{}
 	freed   sync.Once
 }
@@ -41,6 +42,7 @@ func (o *outageReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 				cmd.SetErr(err)
 				return err
 			case 2:
+				o.hanging.Add(1)
 				<-o.release
 				err := errors.New("read tcp: i/o timeout")
 				cmd.SetErr(err)
@@ -137,5 +139,78 @@ func finishedRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, strin
 	all := sinktest.Events(run, 1, 46)
 	all[45].Type = progress.RunFinished
 	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(context.Background(), all...))
+	return s, reads, run
+}
+
+// Once a read of Redis has failed, LastEvent of a run going on (whose
+// final event the History lacks) does not queue for Redis either: while
+// the reads that do not block are all in flight, held by a Redis that
+// hangs until the client's ReadTimeout, it fails at once rather than
+// wait its turn. So progress/sse's handler, whose lookup of a run (with
+// CloseOnFinal and a Last-Event-ID, or with EmptyRunTimeout) comes before
+// the stream, opens the streams of browsers that connect during the
+// outage at once, and their Tail serves them from the History; its
+// lookups again every KeepAlive do not pile up. Before, each lookup
+// waited for those before it, a ReadTimeout each (a browser that
+// connected during a 5 s pause of Redis with a ReadTimeout of 2s got no
+// response, and no event, for the whole pause).
+func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
+	s, reads, run := liveRunInOutage(t)
+	ctx := context.Background()
+
+	reads.mode.Store(1)
+	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
+	require.Error(t, err)
+	reads.mode.Store(2)
+	hung := make(chan error, 1)
+	go func() { // takes the only token of reads that do not block, and hangs
+		_, _, err := s.LastEvent(ctx, run)
+		hung <- err
+	}()
+	deadline := time.Now().Add(hangBound)
+	for reads.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	for range 3 {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := s.LastEvent(ctx, run)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			assert.Error(t, err, "LastEvent while Redis hangs")
+		case <-time.After(hangBound):
+			t.Fatalf("LastEvent waited for Redis over %v", hangBound)
+		}
+	}
+	reads.free()
+	assert.Error(t, <-hung)
+	reads.mode.Store(0)
+	e, ok, err := s.LastEvent(ctx, run) // Redis answers again
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(30), e.Seq)
+}
+
+// liveRunInOutage is finishedRunInOutage with a run going on: 30 events,
+// none final.
+func liveRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, string) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	reads := &outageReads{release: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		MaxBlockingReads: 2, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	run := sinktest.RunID(t)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(context.Background(), sinktest.Events(run, 1, 30)...))
 	return s, reads, run
 }

@@ -1969,7 +1969,7 @@ func (t *tail) waitGap(ctx context.Context) error {
 // reader, which the reader then follows, polls the History for the end
 // of a run that only the History holds.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
-	e, top, ok, err := s.lastEvent(ctx, runID)
+	e, top, ok, err := s.lastEvent(ctx, runID, false)
 	switch {
 	case isHistoryError(err) && ctx.Err() == nil:
 		s.historyFailed(runID, err)
@@ -2005,7 +2005,13 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // has failed (the Stream's last to end), that lookup comes first, and
 // Redis is not asked if it answers: while Redis hangs, a lookup there
 // fails only at the client's ReadTimeout, and such reads are few at once
-// (half MaxBlockingReads). Otherwise Redis's
+// (half MaxBlockingReads). If it does not (a run going on), Redis is
+// then asked only if such a read can start at once, and otherwise
+// LastEvent fails at once rather than wait for the reads in flight, one
+// ReadTimeout after the other: so progress/sse's handler, which looks
+// the run up before it opens a stream, opens the streams of browsers
+// that connect during the outage without that wait, and their Tail
+// serves them from the History. Otherwise Redis's
 // errors are returned, wrapped with "redisstream:", and the History's
 // with "history:".
 func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
@@ -2022,7 +2028,7 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 			return f, true, nil
 		}
 	}
-	e, _, ok, err := s.lastEvent(ctx, runID)
+	e, _, ok, err := s.lastEvent(ctx, runID, asked)
 	if err != nil {
 		if s.history != nil && !asked && redisDown(ctx, err) {
 			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
@@ -2038,7 +2044,10 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 // returned with the stream's answer (see endedBy). It also
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
-func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
+//
+// If now, it reads Redis only if it can at once (readNow): else it fails
+// with errReadsBusy.
+func (s *Stream) lastEvent(ctx context.Context, runID string, now bool) (last progress.Event, top uint64, ok bool, err error) {
 	if s.history == nil {
 		// The run's shared reader, if running, knows the stream's end.
 		s.mu.Lock()
@@ -2051,8 +2060,12 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 		}
 	}
 	key := s.Key(runID)
+	read := readFor[[]redis.XMessage]
+	if now {
+		read = readNow[[]redis.XMessage]
+	}
 	for end := "+"; ; {
-		msgs, err := readFor(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := read(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
 		})
 		if err != nil {
