@@ -170,7 +170,10 @@
 // reads the archive before it reads Redis, rather than wait for a read
 // of its own to fail: such reads are few at once (half
 // MaxBlockingReads), and readers that connect together would otherwise
-// be served one ReadTimeout after the other. While Redis answers, no
+// be served one ReadTimeout after the other; and a read of its own that
+// would wait for them, all in flight, counts as failed, so that it reads
+// the archive every HistoryPoll meanwhile (for the events that a live
+// run adds to it), rather than wait in their queue. While Redis answers, no
 // reader reads the archive more than before. [Stream.LastEvent], which
 // fails while Redis does, answers then with the archive's final event of
 // the run, if it holds one (once a read of Redis has failed, without

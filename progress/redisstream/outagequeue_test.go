@@ -198,6 +198,14 @@ func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 // none final.
 func liveRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, string) {
 	t.Helper()
+	s, reads, run, _ := liveRunInOutageWith(t, 0)
+	return s, reads, run
+}
+
+// liveRunInOutageWith is liveRunInOutage with a HistoryPoll of poll (0
+// for the default), which also returns the History.
+func liveRunInOutageWith(t *testing.T, poll time.Duration) (*redisstream.Stream, *outageReads, string, *progress.MemoryHistory) {
+	t.Helper()
 	r := testenv.NewRedis(t)
 	reads := &outageReads{release: make(chan struct{})}
 	client := testenv.NewRedisClient(r.Client.Options())
@@ -206,11 +214,46 @@ func liveRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, string) {
 	hist := progress.NewMemoryHistory()
 	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
 		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, Logger: quiet()})
+		MaxBlockingReads: 2, HistoryPoll: poll, Logger: quiet()})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
 	run := sinktest.RunID(t)
 	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(context.Background(), sinktest.Events(run, 1, 30)...))
-	return s, reads, run
+	return s, reads, run, hist
+}
+
+// Once a read of Redis has failed, a reader does not queue for a token of
+// reads that do not block either, while the reads in flight hold them all
+// (a hung Redis holds each until the client's ReadTimeout): it takes its
+// read for failed, and serves itself from the History every HistoryPoll
+// as during any outage, so that it gets the events that a run going on
+// adds to the History meanwhile. Before, after the History's events at
+// its start, it waited in the queue for its turn, one ReadTimeout after
+// the other, and got nothing more until then.
+func TestReaderDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
+	s, reads, run, hist := liveRunInOutageWith(t, 200*time.Millisecond)
+	ctx := context.Background()
+
+	reads.mode.Store(1)
+	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
+	require.Error(t, err)
+	reads.mode.Store(2)
+	go func() { _, _, _ = s.LastEvent(ctx, run) }() // takes the only token, and hangs
+	deadline := time.Now().Add(hangBound)
+	for reads.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	from0 := sinktest.StartTail(t, s, run, 0)
+	from0.Expect(t, sinktest.Span(1, 30))
+	from30 := sinktest.StartTail(t, s, run, 30)
+	// The run goes on; its events reach the History alone, while the
+	// token is still held.
+	require.NoError(t, hist.Append(ctx, sinktest.Events(run, 31, 33)...))
+	from0.Expect(t, sinktest.Span(31, 33))
+	from30.Expect(t, sinktest.Span(31, 33))
+	from0.Stop(t, context.Canceled)
+	from30.Stop(t, context.Canceled)
+	assert.Zero(t, s.Stats().Skipped)
 }

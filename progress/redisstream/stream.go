@@ -1400,7 +1400,10 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // it delivers from the History the events that directly follow its last
 // one, at the outage's first failed read (its own, or, for a reader that
 // connects once a read of Redis has failed, before its first read) and
-// then every HistoryPoll, up
+// then every HistoryPoll (once a read of Redis has failed, a read of its
+// own that would wait for one of the few reads that do not block, all in
+// flight, counts as failed, rather than wait one ReadTimeout after the
+// other for its turn), up
 // to the first Seq that the History lacks, which it waits for Redis to
 // deliver (it never passes over one while Redis fails): so a run that the
 // History holds whole is read to its final event, and the reader ends
@@ -1969,7 +1972,7 @@ func (t *tail) waitGap(ctx context.Context) error {
 // reader, which the reader then follows, polls the History for the end
 // of a run that only the History holds.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
-	e, top, ok, err := s.lastEvent(ctx, runID, false)
+	e, top, ok, err := s.lastEvent(ctx, runID, s.readsFailing.Load())
 	switch {
 	case isHistoryError(err) && ctx.Err() == nil:
 		s.historyFailed(runID, err)
@@ -2107,7 +2110,7 @@ func (s *Stream) lastEvent(ctx context.Context, runID string, now bool) (last pr
 // the run's shared reader does not hold yet (see atLiveGap).
 func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (_ uint64, short, stopped bool, err error) {
 	key := s.Key(runID)
-	msgs, err := readFor(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+	msgs, err := s.readerRead(r != nil)(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 		return s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
 	})
 	if err != nil {
@@ -2165,6 +2168,20 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 	}
 	return pos, int64(len(msgs)) < s.pageSize, false, nil
+}
+
+// readerRead returns how a read of page reads Redis: for a Tail (tail),
+// while the Stream's last read of Redis to end failed, only if it can at
+// once (readNow): else the read fails with errReadsBusy, and the Tail
+// serves itself from the History as in any outage (see tail.outage),
+// rather than wait for the reads in flight, which a hung Redis holds
+// until the client's ReadTimeout, one after the other. A Replay waits
+// for its turn.
+func (s *Stream) readerRead(tail bool) func(context.Context, *Stream, func(context.Context) ([]redis.XMessage, error)) ([]redis.XMessage, error) {
+	if tail && s.readsFailing.Load() {
+		return readNow[[]redis.XMessage]
+	}
+	return readFor[[]redis.XMessage]
 }
 
 // atHeldGap reports whether a reader whose next entry in the stream is
@@ -2234,7 +2251,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
 	if cur.Last() > 0 {
-		msgs, err := readFor(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := s.readerRead(true)(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
 		})
 		if err != nil {
@@ -2248,7 +2265,11 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
 	// counts every entry ever added); if not, the run's first events
 	// missed Redis, or Redis lost them with a restart.
-	info, err := readFor(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
+	read := readFor[*redis.XInfoStream]
+	if s.readsFailing.Load() {
+		read = readNow[*redis.XInfoStream]
+	}
+	info, err := read(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
 		return s.client.XInfoStream(ctx, key).Result()
 	})
 	if err != nil {
