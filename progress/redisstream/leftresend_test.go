@@ -268,9 +268,11 @@ func TestPublishResendTakesTheHeldWriteThatAFailedOneGaveUpOn(t *testing.T) {
 	assert.Equal(t, uint64(6), s.Stats().Dropped, "the second write, which gave up on the held one, failed")
 	timers.end(4) // the fourth gives up on the third, still waiting
 	require.NoError(t, <-fourth, "gives up on the third write, and writes the held write's events first")
+	<-handed // the fourth's, before its call returned
 	require.Equal(t, []uint64{1, 2, 3, 7, 8, 9, 10, 11, 12}, replaySeqs(t, s, run), "the run's stream, the held write still on its way")
-	timers.end(3)
-	hold.free() // the held write lands
+	timers.end(3) // the third gives up on the held write, and writes its events again with its own
+	<-handed      // before the held write lands: else the third finds it ended, and writes its own alone
+	hold.free()   // the held write lands
 	require.Eventually(t, func() bool { return s.Stats().Duplicates == 9 }, 10*time.Second, time.Millisecond,
 		"the third write's events and the held write's, written by the fourth, land")
 	assert.Equal(t, []uint64{1, 2, 3, 7, 8, 9, 10, 11, 12}, replaySeqs(t, s, run), "the run's stream")
