@@ -179,11 +179,12 @@
 // the run, if it holds one (once a read of Redis has failed, without
 // asking Redis first): so progress/sse's handler answers 204 to a
 // browser that resumes at the end of a finished run. For a run going
-// on, it then asks Redis only if a read can start at once, and
-// otherwise fails at once, rather than queue behind the reads that a
-// hung Redis holds: so the handler's lookup of the run does not delay
-// the stream of a browser that connects during the outage, which its
-// Tail serves from the archive.
+// on, and without an archive too, it then asks Redis only if a read can
+// start at once, and otherwise fails at once, rather than queue behind
+// the reads that a hung Redis holds: so the handler's lookup of the run
+// does not delay the stream of a browser that connects during the
+// outage, which its Tail serves from the archive (or holds open, with
+// keep-alives, until Redis answers).
 //
 // A Redis that hangs (paused, or cut off by a network fault that sends no
 // reset) holds no call past its context, whatever the client's options:

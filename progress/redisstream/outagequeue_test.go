@@ -257,3 +257,59 @@ func TestReaderDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	from30.Stop(t, context.Canceled)
 	assert.Zero(t, s.Stats().Skipped)
 }
+
+// Without a History too, LastEvent does not queue for Redis once a read
+// of it has failed: while the reads that do not block are all in flight,
+// it fails at once, so that progress/sse's handler opens the streams of
+// the clients that connect during the outage (whose reads then wait for
+// Redis with backoff), rather than hold their response's headers one
+// ReadTimeout after the other, until a Client's HeaderTimeout ends its
+// Stream for good with ErrHeaderTimeout.
+func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
+	r := testenv.NewRedis(t)
+	reads := &outageReads{release: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
+
+	reads.mode.Store(1)
+	_, _, err = s.LastEvent(ctx, run) // its lookup in Redis fails
+	require.Error(t, err)
+	reads.mode.Store(2)
+	hung := make(chan error, 1)
+	go func() { // takes the only token of reads that do not block, and hangs
+		_, _, err := s.LastEvent(ctx, run)
+		hung <- err
+	}()
+	deadline := time.Now().Add(hangBound)
+	for reads.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.LastEvent(ctx, run)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		assert.Error(t, err, "LastEvent while Redis hangs")
+	case <-time.After(hangBound):
+		t.Fatalf("LastEvent waited for Redis over %v", hangBound)
+	}
+	reads.free()
+	assert.Error(t, <-hung)
+	reads.mode.Store(0)
+	e, ok, err := s.LastEvent(ctx, run) // Redis answers again
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(30), e.Seq)
+}

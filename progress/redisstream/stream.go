@@ -2008,13 +2008,15 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // has failed (the Stream's last to end), that lookup comes first, and
 // Redis is not asked if it answers: while Redis hangs, a lookup there
 // fails only at the client's ReadTimeout, and such reads are few at once
-// (half MaxBlockingReads). If it does not (a run going on), Redis is
-// then asked only if such a read can start at once, and otherwise
-// LastEvent fails at once rather than wait for the reads in flight, one
-// ReadTimeout after the other: so progress/sse's handler, which looks
-// the run up before it opens a stream, opens the streams of browsers
-// that connect during the outage without that wait, and their Tail
-// serves them from the History. Otherwise Redis's
+// (half MaxBlockingReads). If it does not (a run going on), and with
+// or without a History, Redis is then asked only if such a read can
+// start at once, and otherwise LastEvent fails at once rather than wait
+// for the reads in flight, one ReadTimeout after the other: so
+// progress/sse's handler, which looks the run up before it opens a
+// stream, opens the streams of clients that connect during the outage
+// without that wait (their Tail serves them from the History, or waits
+// for Redis), rather than hold their response's headers, until a
+// browser's proxy, or a Client's HeaderTimeout, gives up. Otherwise Redis's
 // errors are returned, wrapped with "redisstream:", and the History's
 // with "history:".
 func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
@@ -2025,13 +2027,14 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 		return progress.Event{}, false, ErrClosed
 	}
 	// The run's final event is its newest, whatever Redis holds.
-	asked := s.history != nil && s.readsFailing.Load()
+	failing := s.readsFailing.Load()
+	asked := s.history != nil && failing
 	if asked {
 		if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
 			return f, true, nil
 		}
 	}
-	e, _, ok, err := s.lastEvent(ctx, runID, asked)
+	e, _, ok, err := s.lastEvent(ctx, runID, failing)
 	if err != nil {
 		if s.history != nil && !asked && redisDown(ctx, err) {
 			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
