@@ -113,6 +113,7 @@ func TestSharedReaderPollsTheHistoryWhileItWaitsForARead(t *testing.T) {
 	require.NoError(t, hist.Append(ctx, all[5:]...))
 	w.Expect(t, sinktest.Span(6, 6))
 	hk.free()
+	rp.Expect(t, sinktest.Span(1, 3)) // its replay, held until now
 	for _, tl := range []*sinktest.Tailer{b, w, rp} {
 		tl.Stop(t, context.Canceled)
 	}
