@@ -132,8 +132,9 @@ type ClientOptions struct {
 	// HeaderTimeout above it (the default is above the 60s of a proxy's
 	// read timeout, which the EmptyRunTimeout is to stay below). A
 	// Handler without one holds nothing back: it opens the stream of
-	// such a run at once, and the stream waits for the run's events. The
-	// stream's time, once open, is IdleTimeout's. A positive value below 1ms (a number without its
+	// such a run as soon as it has looked the run up (with CloseOnFinal
+	// and a last event ID), and the stream waits for the run's events.
+	// The stream's time, once open, is IdleTimeout's. A positive value below 1ms (a number without its
 	// unit, 90 meant as 90s) is refused: Stream returns an error wrapping
 	// [ErrInvalidOptions]. Default: 90s.
 	HeaderTimeout time.Duration
