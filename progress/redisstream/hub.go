@@ -747,7 +747,8 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // fails at once with errReadsBusy. While Redis hangs, the reads in
 // flight hold the tokens until the client's ReadTimeout, one after the
 // other when many wait: a caller with an answer of its own for an
-// outage (LastEvent, see there) gives it rather than wait its turn.
+// outage gives it rather than wait its turn (LastEvent fails at once, a
+// Tail serves itself from the History; see Stream.readerRead).
 func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
 	return readWith(ctx, s, false, cmd)
 }
