@@ -1207,14 +1207,24 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		return time.Time{}
 	}
 	conflicts, failures := 0, 0
+	// unsure says that a commit of the batch failed with an error after
+	// which it may have gone through (its reply lost), and that no reload
+	// has told yet whether it did: the next commit, made at the same
+	// version, conflicts with it if it did.
+	unsure := false
+	var stamp time.Time
 	for {
 		version := r.version
-		if now.IsZero() {
-			now = time.Now()
+		if !unsure {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			// Every state of the commit changes at once; a retry reads
+			// the clock again, but for the changes of a commit that may
+			// have gone through, made again as they were, so that a
+			// reload tells whether the store holds them.
+			stamp = now
 		}
-		// Every state of the commit changes at once; a retry reads the
-		// clock again.
-		stamp := now
 		now = time.Time{}
 		// One committer at a time: its buffers are reused.
 		changes, nodes := r.changeBuf[:0], r.nodeBuf[:0]
@@ -1331,8 +1341,11 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		if lerr == nil {
 			// Other commits may have followed this one: its states, to
 			// the microsecond, or a new output of it, tell it apart. A
-			// conflict, or an error no retry can fix, applied nothing.
-			maybe := !errors.Is(err, ErrConflict) && retryable(err) && snap.Version > version
+			// conflict, or an error no retry can fix, applied nothing,
+			// but a conflict after an earlier commit of the same changes
+			// that may have gone through may be with that one.
+			maybe := (unsure || !errors.Is(err, ErrConflict) && retryable(err)) && snap.Version > version
+			unsure = false
 			exact := maybe && stored(snap, changes)
 			applied := exact || maybe && r.appliedTake(snap, changes, nodes)
 			if applied && !exact {
@@ -1358,9 +1371,10 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			}
 			r.mu.Unlock()
 		} else {
+			unsure = unsure || !errors.Is(err, ErrConflict) && retryable(err)
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
-		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
+		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) && !unsure || !retryable(err) || r.bg.Err() != nil {
 			// The results cannot be recorded, so they do not count; the
 			// nodes stay dirty in the store.
 			r.mu.Lock()
