@@ -1371,10 +1371,12 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			}
 			r.mu.Unlock()
 		} else {
+			// The commit is made again, and the states reloaded again: a
+			// conflict too, which a reload alone resolves.
 			unsure = unsure || !errors.Is(err, ErrConflict) && retryable(err)
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
-		if failures++; failures >= maxCommitFailures || errors.Is(err, ErrConflict) && !unsure || !retryable(err) || r.bg.Err() != nil {
+		if failures++; failures >= maxCommitFailures || lerr == nil && errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
 			// The results cannot be recorded, so they do not count; the
 			// nodes stay dirty in the store.
 			r.mu.Lock()
