@@ -599,8 +599,9 @@ func (m *Machine) restoreRunning(f *snapshotForm) error {
 			return badSnapshot("running: node %s's call begins with node %s, which is %s: a call begins with a node that started", m.name(r.Node), m.name(*r.Call), cs)
 		case m.key[call] != m.key[i] || m.g.KindOf(*r.Call) != m.g.KindOf(r.Node):
 			return badSnapshot("running: node %s's call begins with node %s, of another batch key or kind", m.name(r.Node), m.name(*r.Call))
-		case r.CallNodes < 1 || r.CallNodes > m.maxBatch:
-			return badSnapshot("running: node %s's call has %d nodes: want 1 to MaxBatch, %d", m.name(r.Node), r.CallNodes, m.maxBatch)
+		case r.CallNodes < 1 || r.CallNodes > m.maxBatch || r.CallNodes > len(m.nodes):
+			return badSnapshot("running: node %s's call has %d nodes: want 1 to MaxBatch, %d, and to the plan's %d nodes",
+				m.name(r.Node), r.CallNodes, m.maxBatch, len(m.nodes))
 		case m.callLen[call] != 0 && int(m.callLen[call]) != r.CallNodes:
 			return badSnapshot("running: the call of node %s has %d nodes, and %d for another of its nodes", m.name(*r.Call), r.CallNodes, m.callLen[call])
 		}
