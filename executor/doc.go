@@ -91,7 +91,8 @@
 // are skipped. Edit takes the key's graph, that of its newest run: another
 // graph is refused, as its nodes are not the key's. A new graph becomes
 // the key's when a run of it starts (a Start that fails leaves the key's
-// graph as it was).
+// graph as it was, unless its error says that its commit may have gone
+// through).
 //
 // On a conflict the runner reloads and re-applies only its own results.
 // Once another run has committed during this one, it re-applies only

@@ -563,8 +563,9 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // about 1.5 s, unless the error is wrapped in [Permanent] or ctx ends. Any
 // failure that remains is returned, and nothing has run.
 //
-// A Start that fails changes nothing in the key's states: its graph does
-// not become the key's, and a run of the key's graph goes on. The record
+// A Start that fails changes nothing in the key's states (but for a lost
+// reply, below): its graph does not become the key's, and a run of the
+// key's graph goes on. The record
 // is stored before anything is committed. A failure after it, the
 // commit's, records the run as failed, or cancelled if ctx ended, without
 // counts. So does a failure of that record's PutRun that may have gone
@@ -572,15 +573,20 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // may have been lost, or ctx ended as the store wrote it. So no record
 // says running of a run that never ran.
 //
-// A commit whose every try failed with an error that may pass may have
-// gone through all the same, its reply lost. Start then loads the states
+// A commit that failed with an error that may pass may have gone
+// through all the same, its reply lost. Start then loads the states
 // again:
 //   - if they hold its plan, the run goes on, and Start returns it;
-//   - if not, or they cannot be read, the run is recorded as failed.
+//   - if not, it commits again, or after the last try, the run is
+//     recorded as failed;
+//   - if they cannot be read, it is unknown: the run is recorded as
+//     failed, and Start's error says that the commit may have gone
+//     through, with the commit's error and the reload's.
 //
-// A ctx that ends first leaves this unknown. The record says cancelled.
-// If the commit went through, the key's graph is the run's, its plan's
-// nodes are dirty, and a Resume of the run finishes it.
+// A ctx that ends first leaves this unknown too. The record says
+// cancelled. If the commit went through, the key's graph is the run's,
+// its plan's nodes are dirty, and a Resume of the run finishes it. These
+// are the only failed Starts that may have changed the key's states.
 //
 // A crash between the record and the commit leaves a record that says
 // running of a run that committed nothing. A Resume of it is refused if
@@ -1156,7 +1162,9 @@ func conflictPause(try int) time.Duration {
 // in all, unless the error is wrapped in [Permanent] or ctx ends; after
 // a commit that failed so, Edit reloads first, and a commit that went
 // through, its reply lost, is not made again (the nodes get one new
-// revision), even if another commit of its nodes (a run's) followed it;
+// revision), even if another commit of its nodes (a run's) followed it
+// (when that reload fails, the error says that the commit may have gone
+// through: an Edit made again then gives its nodes another revision);
 // nor is a commit made again when each node got a new revision from
 // another edit since Edit loaded, which came after the new parameters
 // were saved (see below), and so did what this one would. It returns the
@@ -1207,6 +1215,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		failures int
 		lost     []Change // the changes of a commit that failed, which may have gone through
 		lostAt   int64    // the version that commit expected
+		lostErr  error    // the error of that commit
 	)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
@@ -1220,6 +1229,10 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			})
 		}
 		if err != nil {
+			if lost != nil {
+				return 0, fmt.Errorf("edit: commit %s: %w (it may have gone through: the reload to find out failed: %w)",
+					quote(graphKey), lostErr, err)
+			}
 			return 0, fmt.Errorf("edit: load %s: %w", quote(graphKey), err)
 		}
 		if lost != nil && snap.Version > lostAt {
@@ -1252,7 +1265,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			// A lost connection: reload, to find whether the commit went
 			// through, and commit again if it did not.
 			failures++
-			lost, lostAt = changes, snap.Version
+			lost, lostAt, lostErr = changes, snap.Version, err
 			e.log.Warn("regen: commit of an edit failed, retrying", "graph", graphKey, "err", err)
 			if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
 				continue

@@ -426,12 +426,17 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		recorded bool                 // the marks are stored: a commit went through before its error
 		gave     map[graph.Node]int64 // the revisions that lost commits gave edited nodes
 		last     error                // the error of the last commit allowed, lost: the reload tells whether it went through
+		lostErr  error                // the error of the commit of lost
 	)
 	for try := 0; ; try++ {
 		snap, err := r.e.load(ctx, r.handle.id, r.key)
 		if err != nil {
-			if last != nil {
-				return fmt.Errorf("commit the plan of %s: %w (reload to find whether it went through: %w)", quote(r.key), last, err)
+			if lost != nil {
+				// Whether the commit went through is unknown: if it did,
+				// the key's graph is the run's, and its plan's nodes are
+				// dirty (a Resume of the run finishes it).
+				return fmt.Errorf("commit the plan of %s: %w (it may have gone through: the reload to find out failed: %w)",
+					quote(r.key), lostErr, err)
 			}
 			return err
 		}
@@ -538,7 +543,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				// After the last commit allowed, the reload alone: if it
 				// went through, the plan stands.
 				failures++
-				lost, lostAt = changes, snap.Version
+				lost, lostAt, lostErr = changes, snap.Version, err
 				for _, n := range set.Nodes() {
 					if marked[n] == dirty.ReasonEdited {
 						if gave == nil {

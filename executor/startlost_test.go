@@ -113,3 +113,102 @@ func TestStartWhoseLastPlanCommitWasLost(t *testing.T) {
 		})
 	}
 }
+
+// blindAfterLostPlan is a state store whose first commit after arm goes
+// through and loses its reply, and whose every load after that fails, as
+// over a connection that does not come back.
+type blindAfterLostPlan struct {
+	*executor.MemoryStates
+
+	mu    sync.Mutex
+	armed bool
+	blind bool
+}
+
+func (s *blindAfterLostPlan) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	v, err := s.MemoryStates.Commit(ctx, key, expect, changes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || !s.armed {
+		return v, err
+	}
+	s.armed, s.blind = false, true
+	return 0, errors.New("read tcp 127.0.0.1:5432: connection reset by peer")
+}
+
+func (s *blindAfterLostPlan) Load(ctx context.Context, key string) (executor.Snapshot, error) {
+	s.mu.Lock()
+	blind := s.blind
+	s.mu.Unlock()
+	if blind {
+		return executor.Snapshot{}, errors.New("dial tcp 127.0.0.1:5432: connection refused")
+	}
+	return s.MemoryStates.Load(ctx, key)
+}
+
+// A Start whose plan commit went through, its reply lost, and whose
+// reloads then all failed returned only the reload's error ("load states
+// of ..."), as if nothing had been committed, though the key's graph was
+// then the run's and its nodes dirty: a host that took the doc's "a Start
+// that fails changes nothing" at its word had no hint to resume it. The
+// error now says that the commit may have gone through, with both causes.
+func TestStartWhosePlanCommitWasLostAndReloadsFail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		s := &blindAfterLostPlan{MemoryStates: l.states}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(ctx)) }()
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "first"})
+		require.NoError(t, err)
+		g4, err := graph.Build(graph.Lecture(), 40)
+		require.NoError(t, err)
+
+		s.mu.Lock()
+		s.armed = true
+		s.mu.Unlock()
+		_, err = e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: g4, RunID: "new"})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "commit the plan of \"lecture\": read tcp 127.0.0.1:5432: connection reset by peer")
+		assert.Contains(t, err.Error(), "may have gone through")
+		assert.Contains(t, err.Error(), "connection refused")
+		rec, err := l.runs.GetRun(ctx, "new")
+		require.NoError(t, err)
+		assert.Equal(t, executor.RunFailed, rec.Status)
+		assert.Contains(t, rec.Error, "may have gone through")
+		snap, err := l.states.Load(ctx, "lecture")
+		require.NoError(t, err)
+		assert.Equal(t, executor.Fingerprint(g4), snap.States[executor.GraphStateID].InputHash, "the commit went through")
+	})
+}
+
+// Edit's commit too: an Edit whose commit went through, its reply lost,
+// and whose reloads then failed returned "edit: load ...", as if nothing
+// had been committed. Its error now says that it may have gone through.
+func TestEditWhoseCommitWasLostAndReloadsFail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		l := newLab(t, 30)
+		s := &blindAfterLostPlan{MemoryStates: l.states}
+		e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Assets: l.assets, Runs: l.runs})
+		require.NoError(t, err)
+		defer func() { require.NoError(t, e.Close(ctx)) }()
+		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+		require.NoError(t, err)
+		before, err := l.states.Load(ctx, "lecture")
+		require.NoError(t, err)
+
+		s.mu.Lock()
+		s.armed = true
+		s.mu.Unlock()
+		_, err = e.Edit(ctx, l.g, "lecture", "script")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "edit: commit \"lecture\": read tcp 127.0.0.1:5432: connection reset by peer")
+		assert.Contains(t, err.Error(), "may have gone through")
+		assert.Contains(t, err.Error(), "connection refused")
+		after, err := l.states.Load(ctx, "lecture")
+		require.NoError(t, err)
+		assert.Equal(t, before.States["script"].Rev+1, after.States["script"].Rev, "the commit went through")
+	})
+}
