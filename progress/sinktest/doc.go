@@ -46,6 +46,10 @@
 //     stored stays;
 //   - the seam: events published while readers replay and tail are each
 //     delivered once, in order, to every reader;
+//   - a gap: Seqs that never reach the sink (a progress.Buffered dropped
+//     them, or handed them to its fallback) are passed over by Replay at
+//     once, and by Tail within the kit's bound on each wait (15 s), on
+//     to the run's final event;
 //   - context cancellation: Tail returns with context.Cause within 3 s
 //     of its context's cancellation (it should take microseconds; the
 //     margin is for a loaded CI machine), and leaves no goroutine behind

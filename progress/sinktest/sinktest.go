@@ -59,6 +59,7 @@ func Run(t *testing.T, newPair NewPair) {
 		{"ReplayCallbackError", testReplayCallbackError},
 		{"AllFields", testAllFields},
 		{"Text", testText},
+		{"Gap", testGap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -692,6 +693,43 @@ func testText(t *testing.T, newPair NewPair) {
 	tl.Stop(t, context.Canceled)
 	if diff := Diff(events, got); diff != "" {
 		t.Errorf("Tail(0) of events with every kind of text (-want +got):\n%s", diff)
+	}
+}
+
+// testGap publishes a run with a gap in its Seqs, as a progress.Buffered
+// leaves one downstream when its queue drops events or its sink fails a
+// batch, which goes to the fallback: readers pass over the Seqs that no
+// copy holds and go on, to the run's final event. One that stopped at
+// the gap, or waited there for good, would never see the run's end.
+func testGap(t *testing.T, newPair NewPair) {
+	sink, src := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 14)
+	all[13].Type = progress.RunFinished
+	held := append(slices.Clone(all[:5]), all[8:]...) // 6..8 never come
+	following := StartTail(t, src, run, 0)
+	publish(t, sink, all[:5]...)
+	following.Expect(t, Span(1, 5))
+	publish(t, sink, all[8:12]...)
+	if diff := Diff(held[:9], Replay(t, src, run, 0)); diff != "" {
+		t.Errorf("Replay(0) of a run without seqs 6..8 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Span(9, 12), Seqs(Replay(t, src, run, 6))); diff != "" {
+		t.Errorf("Replay(6), inside the gap (-want +got):\n%s", diff)
+	}
+	following.Expect(t, Span(9, 12))
+	late := StartTail(t, src, run, 3)
+	late.Expect(t, Seqs(held[3:9]))
+	publish(t, sink, all[12:]...)
+	following.Expect(t, Span(13, 14))
+	late.Expect(t, Span(13, 14))
+	following.Stop(t, context.Canceled) // fails the test if anything more came
+	late.Stop(t, context.Canceled)
+	if diff := Diff(held, following.got); diff != "" {
+		t.Errorf("Tail(0) across the gap (-want +got):\n%s", diff)
+	}
+	if diff := Diff(held[3:], late.got); diff != "" {
+		t.Errorf("Tail(3) across the gap (-want +got):\n%s", diff)
 	}
 }
 

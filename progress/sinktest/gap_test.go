@@ -1,0 +1,109 @@
+package sinktest_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// errAtGap ends the inner read of stallsAtGap at the first gap.
+var errAtGap = errors.New("gap")
+
+// stallsAtGap is a source that delivers a run's events only as long as
+// their Seqs follow on: its Replay ends at the first gap, and its Tail
+// waits there for the missing Seqs until its context ends. A downstream
+// sink of a progress.Buffered gets such gaps whenever the Buffered drops
+// events or hands a failed batch to its fallback: a reader of this source
+// then never sees the rest of the run, its final event included.
+type stallsAtGap struct{ *progress.Memory }
+
+func (s stallsAtGap) read(ctx context.Context, read func(context.Context, string, uint64, func(progress.Event) error) error,
+	run string, after uint64, fn func(progress.Event) error) error {
+	last := after
+	err := read(ctx, run, after, func(e progress.Event) error {
+		if last != 0 && e.Seq > last+1 {
+			return errAtGap
+		}
+		last = e.Seq
+		return fn(e)
+	})
+	return err
+}
+
+func (s stallsAtGap) Replay(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	err := s.read(ctx, s.Memory.Replay, run, after, fn)
+	if errors.Is(err, errAtGap) {
+		return nil
+	}
+	return err
+}
+
+func (s stallsAtGap) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	err := s.read(ctx, s.Memory.Tail, run, after, fn)
+	if errors.Is(err, errAtGap) {
+		<-ctx.Done() // waits for the missing Seqs, which never come
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// TestGapBrokenPair runs Run against one broken pair.
+func TestGapBrokenPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestGapKitCatchesBroken")
+	}
+	sinktest.SetWait(t, 5*time.Second)
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		switch os.Getenv(brokenEnv) {
+		case "stallsAtGap":
+			return m, stallsAtGap{m}
+		}
+		return m, m
+	})
+}
+
+// TestGapKitCatchesBroken runs the kit, in a child process, against a
+// source that stops at a gap in a run's Seqs, and checks that the subtest
+// meant to catch it fails, and that the correct pair passes it: no
+// subtest of the kit published a run with a gap.
+func TestGapKitCatchesBroken(t *testing.T) {
+	tests := []struct {
+		broken  string
+		failing []string
+		passing []string
+	}{
+		{"stallsAtGap", []string{"Gap"}, nil},
+		{"correct", nil, []string{"Gap"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.broken, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestGapBrokenPair$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
+			out, err := cmd.CombinedOutput()
+			if len(tt.failing) > 0 {
+				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
+			} else {
+				assert.NoError(t, err)
+			}
+			for _, name := range tt.failing {
+				assert.Contains(t, string(out), "--- FAIL: TestGapBrokenPair/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
+			}
+			for _, name := range tt.passing {
+				assert.Contains(t, string(out), "--- PASS: TestGapBrokenPair/"+name+" ", "subtest %s", name)
+			}
+			if t.Failed() {
+				t.Logf("child output:\n%s", lastLines(string(out), 60))
+			}
+		})
+	}
+}
