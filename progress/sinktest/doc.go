@@ -52,7 +52,9 @@
 //     to the run's final event;
 //   - context cancellation: Tail returns with context.Cause within 3 s
 //     of its context's cancellation (it should take microseconds; the
-//     margin is for a loaded CI machine), and leaves no goroutine behind
+//     margin is for a loaded CI machine), whether it waits for live
+//     events, for the first event of a run with none, or past the newest
+//     event held, and leaves no goroutine behind
 //     once the pair is cleaned up;
 //   - a callback error ends Replay and Tail with that error, and stops
 //     their delivery there;

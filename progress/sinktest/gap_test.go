@@ -66,6 +66,8 @@ func TestGapBrokenPair(t *testing.T) {
 		switch os.Getenv(brokenEnv) {
 		case "stallsAtGap":
 			return m, stallsAtGap{m}
+		case "deafBeforeFirst":
+			return m, deafBeforeFirst{m}
 		}
 		return m, m
 	})
@@ -82,7 +84,10 @@ func TestGapKitCatchesBroken(t *testing.T) {
 		passing []string
 	}{
 		{"stallsAtGap", []string{"Gap"}, nil},
-		{"correct", nil, []string{"Gap"}},
+		// Tail waited for a run's first event deaf to its context: the
+		// kit cancelled only tails of runs with events.
+		{"deafBeforeFirst", []string{"CancelTail"}, nil},
+		{"correct", nil, []string{"Gap", "CancelTail"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.broken, func(t *testing.T) {
@@ -106,4 +111,25 @@ func TestGapKitCatchesBroken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deafBeforeFirst is a source whose Tail, once it has checked its
+// context, waits for the first event of a run with none without watching
+// its context (for 6 s here, so that the kit's child process ends), as
+// one that blocks on a read with no deadline does: a browser that
+// connects before its run starts, and leaves, holds a goroutine and a
+// connection until the run starts.
+type deafBeforeFirst struct{ *progress.Memory }
+
+func (s deafBeforeFirst) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); {
+		if _, found, err := s.Memory.LastEvent(context.Background(), run); err != nil || found {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return s.Memory.Tail(ctx, run, after, fn)
 }

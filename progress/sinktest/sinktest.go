@@ -598,6 +598,25 @@ func testCancelTail(t *testing.T, newPair NewPair) {
 		prompt(t, time.Since(start), "waiting for live events")
 		assert.ErrorIs(t, err, cause, "Tail must return context.Cause of its context")
 
+		// Waiting for the first event of a run that has none, and past
+		// the newest event held: a reader may connect before its run
+		// starts, or resume past what the backend holds, and leave.
+		for _, w := range []struct {
+			run   string
+			after uint64
+			what  string
+		}{
+			{RunID(t) + "-none", 0, "waiting for the first event of a run with none"},
+			{run, 10, "waiting past the newest event held"},
+		} {
+			tl := StartTail(t, src, w.run, w.after)
+			time.Sleep(10 * time.Millisecond) // lets Tail start waiting; a correct one passes without it
+			start := time.Now()
+			err := tl.Stop(t, cause)
+			prompt(t, time.Since(start), w.what)
+			assert.ErrorIs(t, err, cause, "%s: Tail must return context.Cause of its context", w.what)
+		}
+
 		// Cancelled while delivering stored events.
 		ctx, cancel := context.WithCancelCause(context.Background())
 		var cancelled time.Time
