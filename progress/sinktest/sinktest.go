@@ -1095,30 +1095,66 @@ func testHistoryLastEventSource(t *testing.T, newPair NewHistoryPair) {
 // burst's first event, and returns the heap that the burst added, per
 // reader, measured after a GC while they are held there (the source's
 // own copy of the burst included). It fails t unless every reader then
-// gets the whole burst. A source whose readers each copy the burst at
-// once holds it per reader; one that reads it in small batches holds a
-// batch.
+// gets the whole burst: at once, rather than wait, if a reader's Tail
+// ends first, and if a reader does not get its next event within the
+// kit's bound on each wait (15 s). It returns once every reader's Tail
+// has returned, t failed or not; burst and readers must be at least 1.
+// A source whose readers each copy the burst at once holds it per
+// reader; one that reads it in small batches holds a batch.
 func HeldPerReader(t testing.TB, sink progress.Sink, src progress.Source, readers, burst int) float64 {
 	t.Helper()
-	ctx, run := context.Background(), RunID(t)
+	if readers < 1 || burst < 1 {
+		t.Fatalf("sinktest: HeldPerReader with %d readers and a burst of %d: want at least 1 of each", readers, burst)
+	}
+	run := RunID(t)
 	all := Events(run, 1, uint64(burst)+1)
-	require.NoError(t, sink.Publish(ctx, all[0]))
+	require.NoError(t, publishWithin(sink, all[0]))
+	ctx, cancel := context.WithCancel(context.Background())
 	hold1, hold2 := make(chan struct{}), make(chan struct{})
-	var at1, at2 sync.WaitGroup
-	at1.Add(readers)
-	at2.Add(readers)
+	release1 := sync.OnceFunc(func() { close(hold1) })
+	release2 := sync.OnceFunc(func() { close(hold2) })
+	at1, at2 := make(chan struct{}, readers), make(chan struct{}, readers)
 	errEnd := errors.New("sinktest: end of the burst")
 	done := make(chan error, readers)
+	returned := 0 // the readers whose Tail returned, taken from done
+	defer func() {
+		// However HeldPerReader ends, t failed included: no reader is
+		// left held, and each one's Tail has returned.
+		release1()
+		release2()
+		cancel()
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		for ; returned < readers; returned++ {
+			select {
+			case <-done:
+			case <-timer.C:
+				t.Errorf("%d of %d readers' Tail did not return within %v of its context's cancellation", readers-returned, readers, wait)
+				return
+			}
+		}
+	}()
+	holdAt := func(at chan<- struct{}, hold <-chan struct{}) error {
+		select {
+		case at <- struct{}{}:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		select {
+		case <-hold:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 	for range readers {
 		go func() {
 			done <- src.Tail(ctx, run, 0, func(e progress.Event) error {
 				switch e.Seq {
 				case 1: // before the burst
-					at1.Done()
-					<-hold1
+					return holdAt(at1, hold1)
 				case 2: // a slow client, at the start of the burst
-					at2.Done()
-					<-hold2
+					return holdAt(at2, hold2)
 				case uint64(burst) + 1:
 					return errEnd
 				}
@@ -1126,7 +1162,25 @@ func HeldPerReader(t testing.TB, sink progress.Sink, src progress.Source, reader
 			})
 		}()
 	}
-	at1.Wait()
+	// arrive waits for every reader at at, failing t if a reader's Tail
+	// ends first, or if a reader takes longer than wait.
+	arrive := func(at <-chan struct{}, seq uint64) {
+		t.Helper()
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		for i := range readers {
+			select {
+			case <-at:
+				timer.Reset(wait)
+			case err := <-done:
+				returned++
+				t.Fatalf("a reader's Tail ended before it got seq %d (%d of %d readers did): %v", seq, i, readers, err)
+			case <-timer.C:
+				t.Fatalf("%d of %d readers did not get seq %d within %v", readers-i, readers, seq, wait)
+			}
+		}
+	}
+	arrive(at1, 1)
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -1134,17 +1188,21 @@ func HeldPerReader(t testing.TB, sink progress.Sink, src progress.Source, reader
 		return ms.HeapAlloc
 	}
 	before := heap()
-	require.NoError(t, sink.Publish(ctx, all[1:]...))
-	close(hold1)
-	at2.Wait()
+	require.NoError(t, publishWithin(sink, all[1:]...))
+	release1()
+	arrive(at2, 2)
 	perReader := float64(heap()-before) / float64(readers)
-	close(hold2)
-	for i := range readers {
+	release2()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for returned < readers {
 		select {
 		case err := <-done:
-			require.ErrorIs(t, err, errEnd)
-		case <-time.After(wait):
-			t.Fatalf("%d of %d readers did not receive the whole burst", readers-i, readers)
+			returned++
+			require.ErrorIs(t, err, errEnd, "a reader's Tail ended before the end of the burst")
+			timer.Reset(wait)
+		case <-timer.C:
+			t.Fatalf("%d of %d readers did not receive the whole burst", readers-returned, readers)
 		}
 	}
 	return perReader
