@@ -104,3 +104,29 @@ func TestHeldPerReaderFailsRatherThanHangs(t *testing.T) {
 		})
 	}
 }
+
+// freesOnBurst is a sink that holds a large buffer from a run's first
+// event until the next publish: the heap shrinks while the burst goes in.
+type freesOnBurst struct {
+	*progress.Memory
+	held []byte
+}
+
+func (s *freesOnBurst) Publish(ctx context.Context, events ...progress.Event) error {
+	if len(events) == 1 && events[0].Seq == 1 {
+		s.held = make([]byte, 64<<20)
+		s.held[len(s.held)-1] = 1
+	} else {
+		s.held = nil
+	}
+	return s.Memory.Publish(ctx, events...)
+}
+
+// A heap that shrinks while the readers are held (the sink, or anything
+// else in the process, frees more than the burst adds) gives 0, not the
+// difference wrapped around to about 1.8e19 bytes per reader.
+func TestHeldPerReaderHeapShrinks(t *testing.T) {
+	m := progress.NewMemory(progress.MemoryOptions{})
+	held := sinktest.HeldPerReader(t, &freesOnBurst{Memory: m}, m, 2, 10)
+	assert.Less(t, held, float64(1<<30), "bytes held per reader")
+}

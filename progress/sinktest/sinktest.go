@@ -1098,7 +1098,8 @@ func testHistoryLastEventSource(t *testing.T, newPair NewHistoryPair) {
 // gets the whole burst: at once, rather than wait, if a reader's Tail
 // ends first, and if a reader does not get its next event within the
 // kit's bound on each wait (15 s). It returns once every reader's Tail
-// has returned, t failed or not; burst and readers must be at least 1.
+// has returned, t failed or not, and 0 if the heap shrank; burst and
+// readers must be at least 1.
 // A source whose readers each copy the burst at once holds it per
 // reader; one that reads it in small batches holds a batch.
 func HeldPerReader(t testing.TB, sink progress.Sink, src progress.Source, readers, burst int) float64 {
@@ -1191,7 +1192,9 @@ func HeldPerReader(t testing.TB, sink progress.Sink, src progress.Source, reader
 	require.NoError(t, publishWithin(sink, all[1:]...))
 	release1()
 	arrive(at2, 2)
-	perReader := float64(heap()-before) / float64(readers)
+	// A heap that shrank meanwhile (something else freed more than the
+	// burst added) counts as 0, rather than wrap around.
+	perReader := float64(max(int64(heap())-int64(before), 0)) / float64(readers)
 	release2()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
