@@ -133,3 +133,39 @@ func (s deafBeforeFirst) Tail(ctx context.Context, run string, after uint64, fn 
 	}
 	return s.Memory.Tail(ctx, run, after, fn)
 }
+
+// deafTail is a source whose Tail never hears its context's
+// cancellation: it returns only when its callback fails.
+type deafTail struct{ *progress.Memory }
+
+func (s deafTail) Tail(ctx context.Context, run string, after uint64, fn func(progress.Event) error) error {
+	return s.Memory.Tail(context.WithoutCancel(ctx), run, after, fn)
+}
+
+// TestDeafTailBrokenPair runs Run's CancelTail against a deaf Tail.
+func TestDeafTailBrokenPair(t *testing.T) {
+	if os.Getenv(brokenEnv) == "" {
+		t.Skip("runs in a child process of TestKitReportsADeafTail")
+	}
+	sinktest.SetWait(t, 2*time.Second)
+	sinktest.Run(t, func(t *testing.T) (progress.Sink, progress.Source) {
+		m := progress.NewMemory(progress.MemoryOptions{})
+		return m, deafTail{m}
+	})
+}
+
+// The kit reports a Tail that does not return once cancelled, rather
+// than wait for it for ever, at its tailer's cleanup, until the test
+// binary's timeout: a panic that names no subtest and prints none of the
+// kit's messages.
+func TestKitReportsADeafTail(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDeafTailBrokenPair$/^CancelTail$", "-test.v", "-test.count=1", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), brokenEnv+"=deafTail")
+	out, err := cmd.CombinedOutput()
+	assert.Error(t, err, "the kit passed a deaf Tail")
+	assert.NotContains(t, string(out), "panic: test timed out", "the kit waited for the deaf Tail until the timeout")
+	assert.Contains(t, string(out), "--- FAIL: TestDeafTailBrokenPair/CancelTail ", "CancelTail should catch a deaf Tail")
+	if t.Failed() {
+		t.Logf("child output:\n%s", lastLines(string(out), 40))
+	}
+}

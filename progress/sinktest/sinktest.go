@@ -281,7 +281,9 @@ type Tailer struct {
 }
 
 // StartTail starts Tail(runID, after) in a goroutine that the returned
-// Tailer owns; [Tailer.Stop] (or the test's cleanup) ends it.
+// Tailer owns; [Tailer.Stop] (or the test's cleanup) ends it. The
+// cleanup fails t if Tail does not return within the kit's bound on each
+// wait (15 s) of its context's cancellation.
 func StartTail(t testing.TB, src progress.Source, runID string, after uint64) *Tailer {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	tl := &Tailer{cancel: cancel, events: make(chan progress.Event, 8192), done: make(chan error, 1)}
@@ -295,7 +297,19 @@ func StartTail(t testing.TB, src progress.Source, runID string, after uint64) *T
 			}
 		})
 	}()
-	t.Cleanup(func() { tl.cancel(errors.New("sinktest: cleanup")); <-tl.done })
+	t.Cleanup(func() {
+		tl.cancel(errors.New("sinktest: cleanup"))
+		// Bounded, as every wait of the kit: a Tail that ignores its
+		// context fails the test here, rather than hold it until the
+		// test binary's timeout, which names no test.
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-tl.done:
+		case <-timer.C:
+			t.Errorf("Tail(%q, %d) did not return within %v of its context's cancellation, at the test's cleanup", runID, after, wait)
+		}
+	})
 	return tl
 }
 
