@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 )
 
 // MemoryOptions configures a [Memory]. The zero value gives the defaults.
@@ -179,7 +180,11 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 
 // Tail delivers the stored events of runID with Seq > after and then the
 // live ones until ctx ends; see [Source]. It waits for a run that has no
-// events yet. It starts no goroutine.
+// events yet. A tailer behind a run that is evicted (see
+// MemoryOptions.MaxRuns) reads what it missed from the History, and asks
+// the History again every second while it lacks those events, as an
+// archive written through a [Buffered] may for a moment. It starts no
+// goroutine.
 func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
 	return m.read(ctx, runID, after, fn, true)
 }
@@ -296,13 +301,36 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		if !tail {
 			return nil
 		}
+		// The run was evicted while the reader was behind, and the archive
+		// lacked what it missed: it may be behind the ring (written
+		// through a Buffered of its own), and no later event of the run
+		// may come to wake the reader (the run may have ended). Ask it
+		// again every evictedPoll until the reader has caught up.
+		var poll <-chan time.Time
+		var timer *time.Timer
+		if evicted && m.history != nil && !cur.Final() {
+			timer = time.NewTimer(evictedPoll)
+			poll = timer.C
+		}
 		select {
 		case <-notify:
+		case <-poll:
+			if err := cur.FillFromHistory(ctx); err != nil {
+				return err
+			}
+			filledAt = cur.Last()
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 }
+
+// evictedPoll is how often a tailer behind an evicted run asks the
+// History again for the events it missed, while the History lacks them.
+const evictedPoll = time.Second
 
 // since appends to dst up to idleBatch events with Seq > after.
 // Called with m.mu held.

@@ -1,0 +1,64 @@
+package progress_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A tailer behind a run that is evicted from the ring while the History
+// lags behind the ring (an archive written through a Buffered of its own,
+// as the package doc advises for a database History) gets the events it
+// missed once the History has them, the run's final event included: it
+// does not wait for a later event of the run, which may never come.
+func TestMemoryTailerBehindAnEvictedRunWaitsForALaggingHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		h := progress.NewMemoryHistory()
+		m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1, History: h})
+		all := sinktest.Events("a", 1, 10)
+		all[9].Type = progress.RunFinished
+		require.NoError(t, m.Publish(ctx, all[:5]...))
+		require.NoError(t, h.Append(ctx, all[:5]...))
+
+		var mu sync.Mutex
+		var got []uint64
+		at5, release := make(chan struct{}), make(chan struct{})
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
+				mu.Lock()
+				got = append(got, e.Seq)
+				mu.Unlock()
+				if e.Seq == 5 {
+					close(at5)
+					<-release
+				}
+				return nil
+			})
+		}()
+		<-at5
+		require.NoError(t, m.Publish(ctx, all[5:]...))                    // the History has them a moment later
+		require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts run a
+		close(release)
+		synctest.Wait() // the tailer has read the History, which lacks 6..10
+		require.NoError(t, h.Append(ctx, all[5:]...))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		cancel()
+		assert.ErrorIs(t, <-done, context.Canceled)
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, sinktest.Span(1, 10), got)
+		assert.Zero(t, m.Stats().Skipped)
+	})
+}
