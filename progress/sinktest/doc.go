@@ -84,6 +84,9 @@
 //   - so do a live copy that holds the start of a run and a History that
 //     holds more of it: the events past the live copy's newest are read
 //     from the History;
+//   - a gap that opens in the live copy while a reader follows it (events
+//     its backend refused, which the History took) is filled from the
+//     History, in order, at the gap;
 //   - a reader at or past the final event of a run that only the History
 //     holds gets nothing, and its Tail still returns context.Cause when
 //     its context ends;

@@ -81,6 +81,7 @@ func RunHistory(t *testing.T, newPair NewHistoryPair) {
 		{"HistoryLastEvent", testHistoryLastEventSource},
 		{"HistoryPastLive", testHistoryPastLive},
 		{"HistoryCallbackError", testHistoryCallbackErrorSource},
+		{"HistoryFillsLiveGap", testHistoryFillsLiveGap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newPair) })
@@ -1042,6 +1043,31 @@ func testHistoryPastLive(t *testing.T, newPair NewHistoryPair) {
 	publishInBatches(t, sink, all[60:], 3)
 	tl.Expect(t, Span(61, 70))
 	tl.Stop(t, context.Canceled)
+}
+
+// testHistoryFillsLiveGap follows a run whose live copy misses events
+// while a reader follows it (its backend refused a batch that the archive
+// took, as a Buffered over the live copy beside an Archive does): the
+// reader gets them from the History, in order, at the gap, not only when
+// it starts.
+func testHistoryFillsLiveGap(t *testing.T, newPair NewHistoryPair) {
+	sink, src, hist := newPair(t)
+	run := RunID(t)
+	all := Events(run, 1, 30)
+	all[29].Type = progress.RunFinished
+	publish(t, sink, all[:20]...)
+	tl := StartTail(t, src, run, 0)
+	tl.Expect(t, Span(1, 20))
+	archive(t, hist, all[20:25]...) // the live copy never gets 21..25
+	publishInBatches(t, sink, all[25:], 2)
+	tl.Expect(t, Span(21, 30))
+	tl.Stop(t, context.Canceled) // fails the test if anything more came
+	if diff := Diff(all, tl.got); diff != "" {
+		t.Errorf("Tail(0) across a gap of the live copy that the History fills (-want +got):\n%s", diff)
+	}
+	if diff := Diff(all, Replay(t, src, run, 0)); diff != "" {
+		t.Errorf("Replay(0) afterwards (-want +got):\n%s", diff)
+	}
 }
 
 // testHistoryCallbackErrorSource stops a replay and a tail with their
