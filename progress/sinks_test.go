@@ -29,6 +29,13 @@ func TestSlog(t *testing.T) {
 			want: "level=INFO msg=node.failed runId=r seq=3 graphKey=g node=video:segment[2] kind=video batchKey=video round=2 stage=1 stageDone=2 stageTotal=3 batchDone=1 batchTotal=3 attempt=3 error=boom done=4 total=9 eta=2s\n",
 		},
 		{
+			// Non-empty, as the JSON form's etaMs, which writes it: an
+			// emitter's bug shows in the log too.
+			name:  "a negative ETA",
+			event: progress.Event{RunID: "r", Seq: 5, Type: progress.Message, Stage: progress.NoStage, Total: 9, ETA: -1500 * time.Millisecond},
+			want:  "level=INFO msg=message runId=r seq=5 done=0 total=9 eta=-1.5s\n",
+		},
+		{
 			name:  "a stage's start: stageDone 0 left out",
 			event: progress.Event{RunID: "r", Seq: 2, Type: progress.StageStarted, Round: 1, Stage: 0, StageTotal: 1, Message: "Stage 0: Generating 1 script node", Total: 9},
 			want:  "level=INFO msg=stage.started runId=r seq=2 round=1 stage=0 stageTotal=1 message=\"Stage 0: Generating 1 script node\" done=0 total=9\n",

@@ -112,7 +112,7 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 			}
 			attrs = append(attrs, slog.Group("plan", slog.Int("stages", len(o.Stages)), slog.Int("groups", groups)))
 		}
-		if e.ETA > 0 {
+		if e.ETA != 0 {
 			attrs = append(attrs, slog.Duration("eta", e.ETA))
 		}
 		if e.ResumedBy != "" {
