@@ -89,8 +89,9 @@
 // Readers must ignore keys they do not know. [Event.UnmarshalJSON] reads
 // the same form back; the round trip keeps every field, except that Time
 // comes back in UTC, ETA is rounded to the millisecond, a negative Stage
-// comes back as NoStage, and invalid UTF-8 in a string comes back with
-// U+FFFD in its place.
+// comes back as NoStage, invalid UTF-8 in a string comes back with
+// U+FFFD in its place, and an empty (not nil) list of a Plan's stages or
+// of a stage's groups comes back nil.
 //
 // # Sinks
 //

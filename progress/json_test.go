@@ -311,6 +311,17 @@ func TestEventJSONRoundTripDocumentedChanges(t *testing.T) {
 			func(e progress.Event) progress.Event { e.ETA = time.Millisecond; return e }},
 		{"negative stage is NoStage", func(e progress.Event) progress.Event { e.Stage = -5; return e },
 			func(e progress.Event) progress.Event { return e }},
+		{"empty lists of a plan come back nil", func(e progress.Event) progress.Event {
+			e.Plan = &progress.Outline{Stages: []progress.OutlineStage{{Nodes: 1, Groups: []progress.OutlineGroup{}}}}
+			return e
+		}, func(e progress.Event) progress.Event {
+			e.Plan = &progress.Outline{Stages: []progress.OutlineStage{{Nodes: 1}}}
+			return e
+		}},
+		{"an empty list of stages comes back nil", func(e progress.Event) progress.Event {
+			e.Plan = &progress.Outline{Stages: []progress.OutlineStage{}}
+			return e
+		}, func(e progress.Event) progress.Event { e.Plan = &progress.Outline{}; return e }},
 		{"invalid UTF-8 becomes U+FFFD", func(e progress.Event) progress.Event { e.Message = "a\xffb"; return e },
 			func(e progress.Event) progress.Event { e.Message = "a\uFFFDb"; return e }},
 	}
