@@ -59,7 +59,8 @@
 //   - a callback error ends Replay and Tail with that error, and stops
 //     their delivery there;
 //   - runs published at once from several goroutines each replay whole;
-//   - runs are isolated, also those whose IDs prefix one another's, and
+//   - runs are isolated, also those whose IDs prefix one another's, in a
+//     replay and in a tail that follows them as they are published, and
 //     invalid events (no run ID, Seq 0, a Time
 //     outside the years 0000 to 9999, see [progress.Event.Validate]) are
 //     refused with [progress.ErrInvalidEvent];

@@ -667,7 +667,9 @@ func testCancelTail(t *testing.T, newPair NewPair) {
 
 // testRunsIsolated publishes runs mixed in one batch, among them runs
 // whose IDs are prefixes of one another's, or differ by a character that
-// a pattern (a key pattern, a LIKE) takes for any: each replays alone.
+// a pattern (a key pattern, a LIKE) takes for any: each replays alone,
+// and each one's tailer, following it while they are published, gets its
+// events alone (a pattern subscription would pass it the others').
 func testRunsIsolated(t *testing.T, newPair NewPair) {
 	sink, src := newPair(t)
 	base := RunID(t)
@@ -684,9 +686,19 @@ func testRunsIsolated(t *testing.T, newPair NewPair) {
 			}
 		}
 	}
+	tailers := make(map[string]*Tailer)
+	for _, run := range runs {
+		tailers[run] = StartTail(t, src, run, 0)
+	}
 	publishInBatches(t, sink, mixed, 7)
 	for _, run := range runs {
 		assert.Empty(t, Diff(want[run], Replay(t, src, run, 0)), "run %s", run)
+	}
+	for _, run := range runs {
+		tl := tailers[run]
+		tl.Expect(t, Seqs(want[run]))
+		tl.Stop(t, context.Canceled) // fails the test if anything more came
+		assert.Empty(t, Diff(want[run], tl.got), "tail of run %s", run)
 	}
 }
 
