@@ -119,7 +119,11 @@
 //     whatever the order of the appends, and not a duplicate's contents,
 //     nor another run's whose ID starts with the one asked for;
 //   - appends of one run from several goroutines at once, overlapping,
-//     keep each event once.
+//     keep each event once;
+//   - the events slice is the caller's: Append does not change it (nor
+//     sorts it in place), and once it returns what the History holds
+//     (LastEvent included) does not change when the caller reuses the
+//     slice, as a progress.Buffered in front of a progress.Archive does.
 //
 // # Requirements on the pair
 //

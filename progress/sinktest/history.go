@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,7 @@ func History(t *testing.T, newHistory NewHistory) {
 		{"AllFields", testHistoryAllFields},
 		{"LastEvent", testHistoryLastEvent},
 		{"Concurrent", testHistoryConcurrent},
+		{"CallerOwnsEvents", testHistoryCallerOwnsEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newHistory) })
@@ -402,5 +404,37 @@ func testHistoryConcurrent(t *testing.T, newHistory NewHistory) {
 	require.NoError(t, errors.Join(errs...))
 	if diff := Diff(all, replayHistory(t, h, run, 0)); diff != "" {
 		t.Fatalf("Replay(0) after concurrent appends (-want +got):\n%s", diff)
+	}
+}
+
+// testHistoryCallerOwnsEvents checks that a History neither changes the
+// events slice it is given (it may get them out of order, and must not
+// sort them in place) nor reads it once Append has returned: an Archive
+// behind a progress.Buffered is handed the Buffered's batch, which the
+// Buffered reuses for its next one.
+func testHistoryCallerOwnsEvents(t *testing.T, newHistory NewHistory) {
+	h := newHistory(t)
+	run := RunID(t)
+	all := Events(run, 1, 40)
+	batch := shuffled(all[:20], 5)
+	given := slices.Clone(batch)
+	archive(t, h, batch...)
+	if diff := Diff(given, batch); diff != "" {
+		t.Errorf("Append changed the caller's events (-before +after):\n%s", diff)
+	}
+	copy(batch, shuffled(all[20:], 6)) // the next batch, in the same slice
+	given = slices.Clone(batch)
+	archive(t, h, batch...)
+	if diff := Diff(given, batch); diff != "" {
+		t.Errorf("Append changed the caller's events (-before +after):\n%s", diff)
+	}
+	for i := range batch { // and the slice reused for something else
+		batch[i].Message, batch[i].Done = "overwritten by the caller after Append returned", -1
+	}
+	if diff := Diff(all, replayHistory(t, h, run, 0)); diff != "" {
+		t.Fatalf("Replay(0) after the caller reused the slices it appended (-want +got):\n%s", diff)
+	}
+	if lr, ok := h.(progress.LastEventReader); ok {
+		assertLast(t, lr, "the History's", run, &all[39], "after the caller reused the slices it appended")
 	}
 }
