@@ -183,8 +183,12 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 // events yet. A tailer behind a run that is evicted (see
 // MemoryOptions.MaxRuns) reads what it missed from the History, and asks
 // the History again every second while it lacks those events, as an
-// archive written through a [Buffered] may for a moment. It starts no
-// goroutine.
+// archive written through a [Buffered] may for a moment; so does a tailer
+// of a run that the ring does not hold (evicted before the reader came,
+// or published by another process that shares the History) once it knows
+// the run (its after is above 0, or the History had events of it), until
+// it has the run's final event: a lookup a second for each such tailer.
+// It starts no goroutine.
 func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
 	return m.read(ctx, runID, after, fn, true)
 }
@@ -267,6 +271,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		m.mu.Lock()
 		batch = r.since(cur.Last(), batch[:0])
 		notify := r.notify
+		ringLast := r.last
 		// Events after the reader's position that the ring no longer has:
 		// the run was evicted while the reader was behind.
 		evicted := len(batch) == 0 && r.last > cur.Last()
@@ -301,14 +306,19 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		if !tail {
 			return nil
 		}
-		// The run was evicted while the reader was behind, and the archive
-		// lacked what it missed: it may be behind the ring (written
-		// through a Buffered of its own), and no later event of the run
-		// may come to wake the reader (the run may have ended). Ask it
-		// again every evictedPoll until the reader has caught up.
+		// The ring lacks what the reader awaits, and no later event of
+		// the run may come to it to wake the reader (the run may have
+		// ended): the run was evicted while the reader was behind, and
+		// the archive lacked what it missed; or the ring holds nothing of
+		// a run that the reader knows of (the archive gave it events, or
+		// it resumes after a Seq), evicted before the reader came, or run
+		// by another process that shares the archive. The archive may be
+		// behind where the run is published (written through a Buffered
+		// of its own): ask it again every evictedPoll, until the reader
+		// has caught up with the ring, or the run's final event.
 		var poll <-chan time.Time
 		var timer *time.Timer
-		if evicted && m.history != nil && !cur.Final() {
+		if m.history != nil && !cur.Final() && (evicted || (ringLast == 0 && cur.Last() > 0)) {
 			timer = time.NewTimer(evictedPoll)
 			poll = timer.C
 		}
@@ -328,8 +338,8 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	}
 }
 
-// evictedPoll is how often a tailer behind an evicted run asks the
-// History again for the events it missed, while the History lacks them.
+// evictedPoll is how often a tailer that the ring cannot serve (its run
+// was evicted, or never published here) asks the History again.
 const evictedPoll = time.Second
 
 // since appends to dst up to idleBatch events with Seq > after.

@@ -62,3 +62,42 @@ func TestMemoryTailerBehindAnEvictedRunWaitsForALaggingHistory(t *testing.T) {
 		assert.Zero(t, m.Stats().Skipped)
 	})
 }
+
+// A tailer of a run that the ring does not hold (evicted with no reader
+// to keep it, or run by another process that shares the History) follows
+// the History, which may lag behind where the run is published (an
+// archive written through a Buffered), until the run's final event: no
+// event of the run will come to the ring to wake it.
+func TestMemoryTailerOfARunOnlyInTheHistoryFollowsIt(t *testing.T) {
+	for _, after := range []uint64{0, 3, 7} {
+		t.Run("", func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				h := progress.NewMemoryHistory()
+				m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1, History: h})
+				all := sinktest.Events("a", 1, 10)
+				all[9].Type = progress.RunFinished
+				require.NoError(t, m.Publish(ctx, all...))
+				require.NoError(t, h.Append(ctx, all[:5]...))                     // the History lags
+				require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts run a, which no one reads
+
+				var got []uint64
+				tctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() {
+					done <- m.Tail(tctx, "a", after, func(e progress.Event) error {
+						got = append(got, e.Seq)
+						return nil
+					})
+				}()
+				synctest.Wait() // the tailer has what the History has, and waits
+				require.NoError(t, h.Append(ctx, all[5:]...))
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				cancel()
+				assert.ErrorIs(t, <-done, context.Canceled)
+				assert.Equal(t, sinktest.Span(after+1, 10), got)
+			})
+		})
+	}
+}
