@@ -226,8 +226,11 @@ type Machine struct {
 // or a concurrency, or a dependency in the same or a later stage, or one
 // made by planner.New (or decoded) whose stages were changed afterwards,
 // so that its groups disagree with its nodes (Plan.Nodes); those errors
-// also wrap planner.ErrInvalidPlan. A plan from planner.New or
-// decoded by Plan.UnmarshalJSON is always accepted. Every rate in
+// also wrap planner.ErrInvalidPlan, as does a nil plan or one without a
+// graph. A plan from planner.New of a dirty.Set, or decoded by
+// Plan.UnmarshalJSON, is always accepted (planner.New(nil), the empty
+// plan of no set, has no graph: a driver with nothing to run needs no
+// machine). Every rate in
 // c.Rates is checked, in key order, whether or not the plan uses its
 // key. New costs O((D + E_D) log D + N) for D planned nodes with E_D
 // edges among them, in a graph of N nodes; every transition then finds a
@@ -250,7 +253,7 @@ func New(p *planner.Plan, c Config) (*Machine, error) {
 // Ready those that wait on none, and Restore sets the snapshot's states.
 func build(p *planner.Plan, c Config) (*Machine, error) {
 	if p == nil || p.Graph == nil {
-		return nil, fmt.Errorf("%w: a plan with a graph is required", ErrInvalidConfig)
+		return nil, invalidPlan("a plan with a graph is required: planner.New of a dirty.Set makes one (planner.New(nil), the empty plan of no set, has none)")
 	}
 	if c.Mode != Dataflow && c.Mode != Staged {
 		return nil, fmt.Errorf("%w: mode %d: want Dataflow or Staged", ErrInvalidConfig, c.Mode)

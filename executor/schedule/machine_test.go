@@ -521,8 +521,8 @@ func TestConfigErrors(t *testing.T) {
 		c    schedule.Config
 		want string // "" for no error
 	}{
-		{name: "nil plan", c: schedule.Config{}, want: "schedule: invalid config: a plan with a graph is required"},
-		{name: "plan without graph", p: &planner.Plan{}, want: "schedule: invalid config: a plan with a graph is required"},
+		{name: "nil plan", c: schedule.Config{}, want: "schedule: invalid config: planner: invalid plan: a plan with a graph is required: planner.New of a dirty.Set makes one (planner.New(nil), the empty plan of no set, has none)"},
+		{name: "plan without graph", p: &planner.Plan{}, want: "schedule: invalid config: planner: invalid plan: a plan with a graph is required: planner.New of a dirty.Set makes one (planner.New(nil), the empty plan of no set, has none)"},
 		{name: "bad mode", p: p, c: schedule.Config{Mode: 7}, want: "schedule: invalid config: mode 7: want Dataflow or Staged"},
 		{name: "negative workers", p: p, c: schedule.Config{Workers: -1}, want: "schedule: invalid config: workers -1: want 0 (no cap) or more"},
 		{name: "zero starts", p: p, c: schedule.Config{Rates: map[string]schedule.Rate{"asset:image": {Per: time.Second}}},
@@ -565,6 +565,21 @@ func TestConfigErrors(t *testing.T) {
 			require.EqualError(t, err, tt.want)
 			assert.ErrorIs(t, err, schedule.ErrInvalidConfig)
 			assert.Nil(t, m)
+		})
+	}
+}
+
+// A nil plan, or one without a graph (planner.New(nil), the empty plan
+// of no set, which New's doc once said was always accepted), is refused
+// as a plan, and the error says where a plan with a graph comes from.
+func TestNewRefusesAPlanWithoutAGraph(t *testing.T) {
+	for name, p := range map[string]*planner.Plan{"nil": nil, "zero": {}, "planner.New(nil)": planner.New(nil)} {
+		t.Run(name, func(t *testing.T) {
+			m, err := schedule.New(p, schedule.Config{})
+			require.Nil(t, m)
+			require.ErrorIs(t, err, schedule.ErrInvalidConfig)
+			require.ErrorIs(t, err, planner.ErrInvalidPlan)
+			require.ErrorContains(t, err, "planner.New of a dirty.Set makes one")
 		})
 	}
 }
