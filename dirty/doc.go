@@ -98,7 +98,12 @@
 //     regeneration downstream); otherwise generate it. Either way, save
 //     it [StatusClean] with that InputHash and the OutputHash and
 //     AssetRef of its result. A node that fails is saved
-//     [StatusFailed], and the nodes that depend on it are not run.
+//     [StatusFailed], and the nodes that depend on it are not run. (A
+//     runner that starts each node as soon as its own dependencies are
+//     done, within the batch keys' concurrency, rates and batch windows,
+//     drives the executor/schedule package's Machine instead of walking
+//     the stages: what it hands out next is the node to hash and run,
+//     and its package doc says how retries and edits fit.)
 //  6. Repeat from step 1 at the next edit, or after a crash: what a
 //     crash left running or dirty, and what was made from outputs saved
 //     since, is in the next round's set.

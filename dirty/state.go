@@ -91,6 +91,11 @@ type State struct {
 // result made from the same inputs is the same result, which is what lets
 // the executor skip work (early cutoff). It is a hex SHA-256 over a
 // length-prefixed encoding, so no two different inputs share an encoding.
+// The encoding is versioned (its tag is "regen-input-v1"), and the same
+// inputs give the same hash in every release: a new encoding would make
+// every stored InputHash look stale, and regenerate every node, so it
+// would come only with a new tag, called out as a breaking change.
+// TestInputHash pins a few.
 func InputHash(rev int64, depOutputHashes []string) string {
 	var out [2 * sha256.Size]byte
 	return string(AppendInputHash(out[:0], rev, depOutputHashes))

@@ -73,6 +73,31 @@
 // and every earlier stage have settled; [Step.Stage] names each started
 // node's stage.
 //
+// # Retries, edits and continuing as new
+//
+// The machine does not see retries: a driver that calls a node's
+// generator again after a failed attempt keeps the node Running, its slot
+// held through the backoff too, and reports only the node's last outcome.
+// [Config.Rates] counts a node's first start only (Next and More); a
+// driver whose provider counts every call counts the retries' calls
+// itself, as the executor's runner does with a quota beside the machine.
+//
+// An edit during a run: [Machine.Invalidate] an edited node that has
+// succeeded (or a node outside the plan whose output changed), so that
+// its dependents not started yet are skipped; settle an edited node that
+// is running with [Machine.Supersede] when it ends; and once the machine
+// is Done, plan a new round of what is left (dirty.Compute, planner.New,
+// New). Halting the machine to plan anew while nodes still run loses what
+// it knows: the starts its rates counted, and the nodes running (which
+// dirty.Compute takes for interrupted).
+//
+// A [Snapshot] holds the nodes running. A driver that continues as new
+// either lets them settle first (it asks Next for no more, and waits
+// until [Machine.Running] is 0; [Machine.Halt] would end the run for
+// good), or carries their calls over and settles each with the restored
+// machine when its result comes; calling them again would pay their
+// provider a second time.
+//
 // # Driving it from a workflow
 //
 // The machine's answers depend only on the plan, the Config and the
