@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -182,8 +183,12 @@ const maxETAMs = int64(math.MaxInt64 / time.Millisecond)
 // as RFC 3339 and kept in UTC; one that is outside the years 0000 to 9999
 // in UTC (9999-12-31T23:00:00-02:00) is refused, since it could not be
 // written again, and so is an etaMs that a time.Duration cannot hold.
-// Errors wrap [ErrInvalidJSON].
+// Errors wrap [ErrInvalidJSON]. JSON null leaves the event as it is, as
+// encoding/json does for a struct.
 func (e *Event) UnmarshalJSON(data []byte) error {
+	if string(bytes.TrimSpace(data)) == "null" {
+		return nil
+	}
 	var w eventJSON
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidJSON, err)

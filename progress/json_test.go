@@ -337,3 +337,19 @@ func TestEventJSONRoundTripDocumentedChanges(t *testing.T) {
 		})
 	}
 }
+
+// JSON null left an event reset to an empty one (with Stage NoStage),
+// where encoding/json's convention, which Unmarshal itself follows for
+// a struct, and graph.Template's UnmarshalJSON, leave the value as it
+// is. A field or an element that is null now keeps the event it holds.
+func TestEventUnmarshalJSONNullLeavesTheEvent(t *testing.T) {
+	ev := progress.Event{RunID: "r1", Seq: 3, Type: progress.NodeStarted, Stage: 2}
+	for _, in := range []string{"null", " null\n"} {
+		got := ev
+		require.NoError(t, got.UnmarshalJSON([]byte(in)))
+		assert.Equal(t, ev, got)
+	}
+	holder := struct{ E progress.Event }{E: ev}
+	require.NoError(t, json.Unmarshal([]byte(`{"E": null}`), &holder))
+	assert.Equal(t, ev, holder.E)
+}
