@@ -3,7 +3,9 @@ package progress
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Type names what an [Event] reports. Its string form is part of the
@@ -220,14 +222,17 @@ type OutlineGroup struct {
 	Concurrency int
 }
 
-// Validate reports whether e can be stored: it needs a RunID, a Seq of
-// at least 1, and a Time within the years 0000 to 9999 in UTC, which its
-// JSON form can write (see [Event.MarshalJSON]). The error wraps
-// [ErrInvalidEvent].
+// Validate reports whether e can be stored: it needs a RunID, valid
+// UTF-8 without NUL (its JSON form would change another, and Postgres
+// holds no NUL), a Seq of at least 1, and a Time within the years 0000
+// to 9999 in UTC, which its JSON form can write (see
+// [Event.MarshalJSON]). The error wraps [ErrInvalidEvent].
 func (e Event) Validate() error {
 	switch {
 	case e.RunID == "":
 		return fmt.Errorf("%w: seq %d has an empty run ID", ErrInvalidEvent, e.Seq)
+	case !utf8.ValidString(e.RunID) || strings.IndexByte(e.RunID, 0) >= 0:
+		return fmt.Errorf("%w: run ID %q: want valid UTF-8 without NUL", ErrInvalidEvent, e.RunID)
 	case e.Seq == 0:
 		return fmt.Errorf("%w: run %q: seq is 0, sequence numbers start at 1", ErrInvalidEvent, e.RunID)
 	case !inRFC3339(e.Time):

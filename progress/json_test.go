@@ -295,6 +295,17 @@ func TestEventValidate(t *testing.T) {
 	for _, at := range []time.Time{{}, time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)} {
 		assert.NoError(t, progress.Event{RunID: "r", Seq: 1, Time: at}.Validate(), "time %v", at)
 	}
+	// A run ID that the JSON form would change (invalid UTF-8 becomes
+	// U+FFFD) or that Postgres cannot hold (NUL): a sink that took it
+	// served the run under another ID, or never (a Redis stream's Replay
+	// of it found nothing).
+	for _, id := range []string{"r\xff", "r\x00", "\xc3"} {
+		e := progress.Event{RunID: id, Seq: 1}
+		assert.ErrorIs(t, e.Validate(), progress.ErrInvalidEvent, "run ID %q", id)
+		assert.ErrorContains(t, e.Validate(), "valid UTF-8 without NUL", "run ID %q", id)
+		assert.ErrorIs(t, progress.NewMemory(progress.MemoryOptions{}).Publish(context.Background(), e), progress.ErrInvalidEvent, "Memory, run ID %q", id)
+	}
+	assert.NoError(t, progress.Event{RunID: "ré-1", Seq: 1}.Validate())
 }
 
 // The round trip changes exactly what the package documentation says it

@@ -356,14 +356,18 @@ func fits(runID string) bool {
 // checkEvent returns why e cannot be appended, or nil: [progress.Event.Validate]'s
 // error, a [*RunIDError], or a Seq over [MaxSeq].
 func checkEvent(e progress.Event) error {
-	if err := e.Validate(); err != nil {
-		return err
-	}
+	// The run ID's own errors first: they say more than Validate's, which
+	// refuses a run ID that is not text too.
 	switch {
 	case len(e.RunID) > MaxRunIDBytes:
 		return &RunIDError{RunID: e.RunID, Seq: e.Seq}
 	case !pgschema.Storable(e.RunID):
 		return &RunIDError{RunID: e.RunID, Seq: e.Seq, NotText: true}
+	}
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	switch {
 	case e.Seq > MaxSeq:
 		return fmt.Errorf("%w: run %s seq %d is over %d, the largest Postgres bigint", progress.ErrInvalidEvent, pgschema.QuoteKey(e.RunID), e.Seq, uint64(MaxSeq))
 	}
