@@ -74,13 +74,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/errwriter"
 	"github.com/regengraph/regen/internal/fake"
 	"github.com/regengraph/regen/planner"
 )
@@ -282,7 +282,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	f := fake.New(fake.Options{Seed: c.seed, Default: c.latency, Sigma: 0.5, Fail: c.fail, Flaky: c.flaky})
 	// The text output is written as the runs go; a write that fails (a
 	// full disk) is remembered, and makes the command fail at the end.
-	out := &errWriter{w: stdout}
+	out := errwriter.New(stdout)
 	if !c.json {
 		stdout = out
 	}
@@ -446,41 +446,11 @@ func writeTable(w io.Writer, runs []outcome) {
 	_ = tw.Flush()
 }
 
-// errWriter is a writer that keeps the first error of the writer it
-// wraps, and writes nothing more once one failed. It is safe for
-// concurrent use.
-type errWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	if err == nil && n < len(p) {
-		err = io.ErrShortWrite
-	}
-	e.err = err
-	return n, err
-}
-
-// Err returns the first write error, or nil.
-func (e *errWriter) Err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
-}
-
 // file returns the *os.File that w writes to, unwrapping an errWriter,
 // so that the display can ask whether it is a terminal, and how wide.
 func file(w io.Writer) (*os.File, bool) {
-	if e, ok := w.(*errWriter); ok {
-		w = e.w
+	if e, ok := w.(*errwriter.Writer); ok {
+		w = e.Unwrap()
 	}
 	f, ok := w.(*os.File)
 	return f, ok

@@ -37,13 +37,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/errwriter"
 	"github.com/regengraph/regen/internal/fake"
 	"github.com/regengraph/regen/internal/loopback"
 	"github.com/regengraph/regen/progress"
@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// A write that fails (a full disk) is remembered: the command then
 	// fails, since nobody saw the curl command or the checks.
-	out := &errWriter{w: stdout}
+	out := errwriter.New(stdout)
 	stdout = out
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -253,36 +253,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
-}
-
-// errWriter is a writer that keeps the first error of the writer it
-// wraps, and writes nothing more once one failed. It is safe for
-// concurrent use.
-type errWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.err != nil {
-		return 0, e.err
-	}
-	n, err := e.w.Write(p)
-	if err == nil && n < len(p) {
-		err = io.ErrShortWrite
-	}
-	e.err = err
-	return n, err
-}
-
-// Err returns the first write error, or nil.
-func (e *errWriter) Err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.err
 }
 
 // defaultPrefix is -prefix's default: the Redis is shared, so the
