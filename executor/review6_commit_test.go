@@ -73,37 +73,8 @@ func TestReview6CommitLostThenReloadFails(t *testing.T) {
 	for _, loads := range []int{1, 2, 3} {
 		t.Run(fmt.Sprintf("loads=%d", loads), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ctx := context.Background()
-				tmpl := graph.Template{Kinds: []graph.Kind{
-					{Name: "text", PerSegment: true},
-					{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
-				}}
-				g, err := graph.Build(tmpl, graph.SegmentSeconds)
-				require.NoError(t, err)
-				var mu sync.Mutex
-				calls := map[string]int{}
-				gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
-					mu.Lock()
-					calls[req.NodeID]++
-					mu.Unlock()
-					return executor.Asset{Data: []byte(req.NodeID)}, nil
-				})
 				states := &lostThenBlind{MemoryStates: executor.NewMemoryStates(), node: "text:segment[0]", loads: loads}
-				e, err := executor.New(executor.Options{Generators: executor.Registry{"text": gen, "chart": gen}, States: states})
-				require.NoError(t, err)
-				defer e.Close(ctx)
-
-				rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "deck", Graph: g})
-				require.NoError(t, err)
-				require.Equal(t, []string{"chart:segment[0]", "text:segment[0]"}, rep.Generated)
-				require.Empty(t, rep.Unchanged)
-				require.Empty(t, rep.Dirty)
-				require.Equal(t, map[string]int{"chart:segment[0]": 1, "text:segment[0]": 1}, calls)
-				snap, err := states.MemoryStates.Load(ctx, "deck")
-				require.NoError(t, err)
-				for _, id := range []string{"text:segment[0]", "chart:segment[0]"} {
-					require.Equal(t, dirty.StatusClean, snap.States[id].Status, id)
-				}
+				requireMadeOnce(t, states, states.MemoryStates)
 			})
 		})
 	}
@@ -166,37 +137,47 @@ func TestReview6CommitConflictThenReloadFails(t *testing.T) {
 	for _, loads := range []int{1, 3} {
 		t.Run(fmt.Sprintf("loads=%d", loads), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				ctx := context.Background()
-				tmpl := graph.Template{Kinds: []graph.Kind{
-					{Name: "text", PerSegment: true},
-					{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
-				}}
-				g, err := graph.Build(tmpl, graph.SegmentSeconds)
-				require.NoError(t, err)
-				var mu sync.Mutex
-				calls := map[string]int{}
-				gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
-					mu.Lock()
-					calls[req.NodeID]++
-					mu.Unlock()
-					return executor.Asset{Data: []byte(req.NodeID)}, nil
-				})
 				states := &conflictThenBlind{MemoryStates: executor.NewMemoryStates(), node: "text:segment[0]", loads: loads}
-				e, err := executor.New(executor.Options{Generators: executor.Registry{"text": gen, "chart": gen}, States: states})
-				require.NoError(t, err)
-				defer e.Close(ctx)
-
-				rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "deck", Graph: g})
-				require.NoError(t, err)
-				require.Equal(t, []string{"chart:segment[0]", "text:segment[0]"}, rep.Generated)
-				require.Empty(t, rep.Dirty)
-				require.Equal(t, map[string]int{"chart:segment[0]": 1, "text:segment[0]": 1}, calls)
-				snap, err := states.MemoryStates.Load(ctx, "deck")
-				require.NoError(t, err)
-				for _, id := range []string{"text:segment[0]", "chart:segment[0]"} {
-					require.Equal(t, dirty.StatusClean, snap.States[id].Status, id)
-				}
+				requireMadeOnce(t, states, states.MemoryStates)
 			})
 		})
+	}
+}
+
+// requireMadeOnce runs a text and its chart, one segment, on a new
+// executor with states (over mem), and requires that each was generated
+// once, reported generated (not unchanged, nor dirty), and is clean in
+// mem.
+func requireMadeOnce(t *testing.T, states executor.StateStore, mem *executor.MemoryStates) {
+	t.Helper()
+	ctx := context.Background()
+	tmpl := graph.Template{Kinds: []graph.Kind{
+		{Name: "text", PerSegment: true},
+		{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
+	}}
+	g, err := graph.Build(tmpl, graph.SegmentSeconds)
+	require.NoError(t, err)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+		mu.Lock()
+		calls[req.NodeID]++
+		mu.Unlock()
+		return executor.Asset{Data: []byte(req.NodeID)}, nil
+	})
+	e, err := executor.New(executor.Options{Generators: executor.Registry{"text": gen, "chart": gen}, States: states})
+	require.NoError(t, err)
+	defer e.Close(ctx)
+
+	rep, err := e.Run(ctx, executor.RunRequest{GraphKey: "deck", Graph: g})
+	require.NoError(t, err)
+	require.Equal(t, []string{"chart:segment[0]", "text:segment[0]"}, rep.Generated)
+	require.Empty(t, rep.Unchanged)
+	require.Empty(t, rep.Dirty)
+	require.Equal(t, map[string]int{"chart:segment[0]": 1, "text:segment[0]": 1}, calls)
+	snap, err := mem.Load(ctx, "deck")
+	require.NoError(t, err)
+	for _, id := range []string{"text:segment[0]", "chart:segment[0]"} {
+		require.Equal(t, dirty.StatusClean, snap.States[id].Status, id)
 	}
 }
