@@ -157,11 +157,7 @@ func TestStartWhosePlanCommitWasLostAndReloadsFail(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 30)
 		s := &blindAfterLostPlan{MemoryStates: l.states}
-		e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Assets: l.assets, Runs: l.runs})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, e.Close(ctx)) }()
-		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "first"})
-		require.NoError(t, err)
+		e := ranOnce(t, l, s)
 		g4, err := graph.Build(graph.Lecture(), 40)
 		require.NoError(t, err)
 
@@ -191,11 +187,7 @@ func TestEditWhoseCommitWasLostAndReloadsFail(t *testing.T) {
 		ctx := context.Background()
 		l := newLab(t, 30)
 		s := &blindAfterLostPlan{MemoryStates: l.states}
-		e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Assets: l.assets, Runs: l.runs})
-		require.NoError(t, err)
-		defer func() { require.NoError(t, e.Close(ctx)) }()
-		_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
+		e := ranOnce(t, l, s)
 		before, err := l.states.Load(ctx, "lecture")
 		require.NoError(t, err)
 
@@ -211,4 +203,17 @@ func TestEditWhoseCommitWasLostAndReloadsFail(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, before.States["script"].Rev+1, after.States["script"].Rev, "the commit went through")
 	})
+}
+
+// ranOnce returns an executor on the lab's stores with states in place
+// of its state store, closed at the test's end, after a first run of the
+// lab's lecture (run ID "first").
+func ranOnce(t *testing.T, l *lab, states executor.StateStore) *executor.Executor {
+	t.Helper()
+	e, err := executor.New(executor.Options{Generators: l.registry(l), States: states, Assets: l.assets, Runs: l.runs})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+	_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g, RunID: "first"})
+	require.NoError(t, err)
+	return e
 }
