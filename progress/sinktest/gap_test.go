@@ -92,23 +92,7 @@ func TestGapKitCatchesBroken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestGapBrokenPair$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
-			} else {
-				assert.NoError(t, err)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: TestGapBrokenPair/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: TestGapBrokenPair/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, "TestGapBrokenPair", tt.broken, tt.failing, tt.passing)
 		})
 	}
 }

@@ -3,11 +3,8 @@ package sinktest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -92,23 +89,7 @@ func TestOwnsKitCatchesBroken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestOwnsBrokenHistory$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s History", tt.broken)
-			} else {
-				assert.NoError(t, err)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: TestOwnsBrokenHistory/"+name+" ", "subtest %s should catch a %s History", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: TestOwnsBrokenHistory/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, "TestOwnsBrokenHistory", tt.broken, tt.failing, tt.passing)
 		})
 	}
 }

@@ -3,11 +3,8 @@ package sinktest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -76,23 +73,7 @@ func TestLiveGapKitCatchesBroken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestLiveGapBrokenHistoryPair$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s triple", tt.broken)
-			} else {
-				assert.NoError(t, err)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: TestLiveGapBrokenHistoryPair/"+name+" ", "subtest %s should catch a %s triple", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: TestLiveGapBrokenHistoryPair/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, "TestLiveGapBrokenHistoryPair", tt.broken, tt.failing, tt.passing)
 		})
 	}
 }

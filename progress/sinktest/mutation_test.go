@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -262,23 +259,7 @@ func TestMutationKitCatchesBroken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^"+tt.test+"$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
-			} else {
-				assert.NoError(t, err)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: "+tt.test+"/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: "+tt.test+"/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, tt.test, tt.broken, tt.failing, tt.passing)
 		})
 	}
 }

@@ -3,13 +3,10 @@ package sinktest_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -117,23 +114,7 @@ func TestPrefixTailKitCatchesBroken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestPrefixTailBrokenPair$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
-			} else {
-				assert.NoError(t, err)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: TestPrefixTailBrokenPair/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: TestPrefixTailBrokenPair/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, "TestPrefixTailBrokenPair", tt.broken, tt.failing, tt.passing)
 		})
 	}
 }

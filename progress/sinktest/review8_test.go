@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -425,23 +422,7 @@ func TestReview8KitCatchesBroken(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^"+tt.test+"$", "-test.v", "-test.count=1")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s pair", tt.broken)
-			} else {
-				assert.NoError(t, err)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: "+tt.test+"/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: "+tt.test+"/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, tt.test, tt.broken, tt.failing, tt.passing)
 		})
 	}
 }

@@ -126,24 +126,32 @@ func TestKitCatchesBrokenPairs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.test+"/"+tt.broken, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^"+tt.test+"$", "-test.v")
-			cmd.Env = append(os.Environ(), brokenEnv+"="+tt.broken)
-			out, err := cmd.CombinedOutput()
-			if len(tt.failing) > 0 {
-				assert.Error(t, err, "the kit passed a %s pair:\n%s", tt.broken, out)
-			} else {
-				assert.NoError(t, err, "%s", out)
-			}
-			for _, name := range tt.failing {
-				assert.Contains(t, string(out), "--- FAIL: "+tt.test+"/"+name+" ", "subtest %s should catch a %s pair", name, tt.broken)
-			}
-			for _, name := range tt.passing {
-				assert.Contains(t, string(out), "--- PASS: "+tt.test+"/"+name+" ", "subtest %s", name)
-			}
-			if t.Failed() {
-				t.Logf("child output:\n%s", lastLines(string(out), 60))
-			}
+			checkBrokenChild(t, tt.test, tt.broken, tt.failing, tt.passing)
 		})
+	}
+}
+
+// checkBrokenChild runs test, a test of the kit on a backend that
+// brokenEnv makes broken (or correct), in a child process, and checks
+// that exactly the subtests failing fail and those passing pass.
+func checkBrokenChild(t *testing.T, test, broken string, failing, passing []string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), brokenEnv+"="+broken)
+	out, err := cmd.CombinedOutput()
+	if len(failing) > 0 {
+		assert.Error(t, err, "the kit passed a %s backend", broken)
+	} else {
+		assert.NoError(t, err)
+	}
+	for _, name := range failing {
+		assert.Contains(t, string(out), "--- FAIL: "+test+"/"+name+" ", "subtest %s should catch a %s backend", name, broken)
+	}
+	for _, name := range passing {
+		assert.Contains(t, string(out), "--- PASS: "+test+"/"+name+" ", "subtest %s", name)
+	}
+	if t.Failed() {
+		t.Logf("child output:\n%s", lastLines(string(out), 60))
 	}
 }
 
