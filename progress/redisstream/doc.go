@@ -171,7 +171,8 @@
 // of its own to fail: such reads are few at once (half
 // MaxBlockingReads), and readers that connect together would otherwise
 // be served one ReadTimeout after the other; and a read of its own that
-// would wait for them, all in flight, counts as failed, so that it reads
+// would wait for them, all in flight, counts as failed if none of them
+// ends within a second, or the one that ends failed, so that it reads
 // the archive every HistoryPoll meanwhile (for the events that a live
 // run adds to it), rather than wait in their queue. While Redis answers, no
 // reader reads the archive more than before. [Stream.LastEvent], which
@@ -180,8 +181,10 @@
 // asking Redis first): so progress/sse's handler answers 204 to a
 // browser that resumes at the end of a finished run. For a run going
 // on, and without an archive too, it then asks Redis only if a read can
-// start at once, and otherwise fails at once, rather than queue behind
-// the reads that a hung Redis holds: so the handler's lookup of the run
+// start within a second (one in flight ends, and did not fail), and
+// otherwise fails, rather than queue behind the reads that a hung Redis
+// holds (while Redis answers, busy, or long after a failed read that no
+// read has ended since, it waits its turn): so the handler's lookup of the run
 // does not delay the stream of a browser that connects during the
 // outage, which its Tail serves from the archive (or holds open, with
 // keep-alives, until Redis answers).

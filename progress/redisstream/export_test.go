@@ -47,3 +47,8 @@ func WaitsForALeftWrite(s *Stream, runID string) bool {
 // gives up on the writes it still waits for once the channel f returns
 // is ready.
 func OnLeftWait(s *Stream, f func(write uint64) <-chan time.Time) { s.leftTimer.Store(&f) }
+
+// SetReadWait sets how long a read of LastEvent or of a Tail waits for a
+// token of reads that do not block while the last read of Redis failed
+// (see Stream.readWait).
+func SetReadWait(s *Stream, d time.Duration) { s.readWait = d }

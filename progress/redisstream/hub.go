@@ -342,6 +342,7 @@ func (s *Stream) forgetGone(ctx context.Context, h *hub) {
 		return
 	}
 	n, err := s.client.Exists(ctx, h.key).Result()
+	s.readEnded(ctx, err)
 	<-s.reads
 	if err == nil && n == 0 {
 		h.forget()
@@ -493,7 +494,6 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 		if err == nil || errors.Is(err, redis.Nil) {
 			h.answeredSince(found)
 		}
-		s.readEnded(ctx, err)
 		if errors.Is(err, redis.Nil) {
 			h.setStale(false)
 			if b.reset() {
@@ -623,7 +623,8 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 const hungAfter = time.Second
 
 // hubRead makes the hub's XREAD with args, and gives back the token it was
-// made with (a blocking one if blocks) once it returns. With a History,
+// made with (a blocking one if blocks) once it returns, having recorded
+// how it ended (see Stream.readsFailing). With a History,
 // while the XREAD takes more than block (its block, or its wait) and
 // hungAfter (Redis does not answer: go-redis gives a blocking command 10s
 // more than its block, and another its ReadTimeout), it polls the History
@@ -638,8 +639,10 @@ func (s *Stream) hubRead(ctx context.Context, h *hub, args *redis.XReadArgs, blo
 		token = s.blocking
 	}
 	if s.history == nil {
-		defer func() { <-token }()
-		return s.client.XRead(ctx, args).Result()
+		res, err := s.client.XRead(ctx, args).Result()
+		s.readEnded(ctx, err) // before the token frees: see readWith
+		<-token
+		return res, err
 	}
 	type result struct {
 		res []redis.XStream
@@ -650,6 +653,7 @@ func (s *Stream) hubRead(ctx context.Context, h *hub, args *redis.XReadArgs, blo
 	go func() {
 		defer s.wg.Done()
 		res, err := s.client.XRead(ctx, args).Result()
+		s.readEnded(ctx, err) // before the token frees: see readWith
 		<-token
 		done <- result{res, err}
 	}()
@@ -738,33 +742,33 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 	return readWith(ctx, s, true, cmd)
 }
 
-// errReadsBusy fails a read that would wait for a token of reads that do
-// not block, while the Stream's last read of Redis to end failed (see
+// errReadsBusy fails a read that found no token of reads that do not
+// block while the Stream's last read of Redis to end failed (see
 // readNow).
 var errReadsBusy = errors.New("no read of Redis can start: the last one failed, and every read that does not block is in flight")
 
-// readNow is readFor without waiting for a token: if none is free, it
-// fails at once with errReadsBusy. While Redis hangs, the reads in
-// flight hold the tokens until the client's ReadTimeout, one after the
-// other when many wait: a caller with an answer of its own for an
-// outage gives it rather than wait its turn (LastEvent fails at once, a
-// Tail serves itself from the History; see Stream.readerRead).
+// readNow is readFor for a caller with an answer of its own for an
+// outage (LastEvent fails, a Tail serves itself from the History; see
+// Stream.readerRead), called while the Stream's last read of Redis to
+// end failed: it waits for a token at most readWait (hungAfter), and
+// fails with errReadsBusy then, or if the read that gave the token back
+// failed too. While Redis hangs, the reads in flight hold the tokens
+// until the client's ReadTimeout, one after the other when many wait,
+// and such a caller gives its answer rather than wait its turn; while
+// Redis answers (it is busy, or the failure was long ago and no read
+// has ended since), a token comes back within a round trip, with the
+// failure cleared, and the caller reads Redis as readFor does, rather
+// than fail.
 func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
 	return readWith(ctx, s, false, cmd)
 }
 
-// readWith is readFor, waiting for a token if wait, else failing with
-// errReadsBusy if none is free.
+// readWith is readFor, waiting for a token if wait, else as readNow.
 func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if !wait {
-		select {
-		case s.reads <- struct{}{}:
-		default:
-			if err := ctx.Err(); err != nil {
-				return zero, context.Cause(ctx)
-			}
-			return zero, errReadsBusy
+		if err := s.takeReadNow(ctx); err != nil {
+			return zero, err
 		}
 	} else {
 		select {
@@ -796,6 +800,39 @@ func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context
 		return zero, context.Cause(ctx)
 	case <-s.ctx.Done():
 		return zero, ErrClosed
+	}
+}
+
+// takeReadNow takes a token of reads that do not block for readNow: at
+// once if one is free; else it waits up to readWait for one, and keeps
+// it only if the Stream's last read of Redis to end (the one that gave
+// it back, as every read records how it ended before it gives its token
+// back) did not fail. Otherwise it returns errReadsBusy, with no token
+// taken, or context.Cause(ctx), or ErrClosed.
+func (s *Stream) takeReadNow(ctx context.Context) error {
+	select {
+	case s.reads <- struct{}{}:
+		return nil
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return context.Cause(ctx)
+	}
+	t := time.NewTimer(s.readWait)
+	defer t.Stop()
+	select {
+	case s.reads <- struct{}{}:
+		if s.readsFailing.Load() {
+			<-s.reads
+			return errReadsBusy
+		}
+		return nil
+	case <-t.C:
+		return errReadsBusy
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.ctx.Done():
+		return ErrClosed
 	}
 }
 

@@ -307,6 +307,10 @@ type Stream struct {
 	// does not answer: a reader then serves itself from the History
 	// before it reads Redis (see tail.early).
 	readsFailing atomic.Bool
+	// readWait bounds how long a read that has an answer of its own for
+	// an outage waits for a token of reads that do not block while
+	// readsFailing (see readNow).
+	readWait time.Duration
 
 	ctx    context.Context // the hubs'; cancelled by Close
 	cancel context.CancelFunc
@@ -485,6 +489,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		blocking:   make(chan struct{}, blockingReads),
 		reads:      make(chan struct{}, max(blockingReads/2, 1)),
 		leftWait:   leftWriteTimeout,
+		readWait:   hungAfter,
 		blockAll:   unboundedReads(client),
 	}
 	if s.logger == nil {
@@ -1402,7 +1407,8 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // connects once a read of Redis has failed, before its first read) and
 // then every HistoryPoll (once a read of Redis has failed, a read of its
 // own that would wait for one of the few reads that do not block, all in
-// flight, counts as failed, rather than wait one ReadTimeout after the
+// flight, counts as failed if none of them ends within a second, or the
+// one that ends failed, rather than wait one ReadTimeout after the
 // other for its turn), up
 // to the first Seq that the History lacks, which it waits for Redis to
 // deliver (it never passes over one while Redis fails): so a run that the
@@ -2010,8 +2016,11 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // fails only at the client's ReadTimeout, and such reads are few at once
 // (half MaxBlockingReads). If it does not (a run going on), and with
 // or without a History, Redis is then asked only if such a read can
-// start at once, and otherwise LastEvent fails at once rather than wait
-// for the reads in flight, one ReadTimeout after the other: so
+// start within a second (a read in flight ends then, and did not fail),
+// and otherwise LastEvent fails rather than wait for the reads in
+// flight, one ReadTimeout after the other (while Redis answers, a read
+// in flight ends within a round trip, and LastEvent waits for it, as
+// when no read has failed): so
 // progress/sse's handler, which looks the run up before it opens a
 // stream, opens the streams of clients that connect during the outage
 // without that wait (their Tail serves them from the History, or waits
@@ -2051,8 +2060,8 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
 //
-// If now, it reads Redis only if it can at once (readNow): else it fails
-// with errReadsBusy.
+// If now, it reads Redis as readNow does: it fails with errReadsBusy if
+// no read can start soon.
 func (s *Stream) lastEvent(ctx context.Context, runID string, now bool) (last progress.Event, top uint64, ok bool, err error) {
 	if s.history == nil {
 		// The run's shared reader, if running, knows the stream's end.
@@ -2174,8 +2183,8 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 }
 
 // readerRead returns how a read of page reads Redis: for a Tail (tail),
-// while the Stream's last read of Redis to end failed, only if it can at
-// once (readNow): else the read fails with errReadsBusy, and the Tail
+// while the Stream's last read of Redis to end failed, only if it can
+// soon (readNow): else the read fails with errReadsBusy, and the Tail
 // serves itself from the History as in any outage (see tail.outage),
 // rather than wait for the reads in flight, which a hung Redis holds
 // until the client's ReadTimeout, one after the other. A Replay waits

@@ -183,6 +183,7 @@ func (s *Stream) scanKeys(ctx context.Context, fn func(context.Context, redis.Cm
 				return ctx.Err()
 			}
 			keys, next, err := c.ScanType(ctx, cursor, match, sweepScanCount, "stream").Result()
+			s.readEnded(ctx, err)
 			<-s.reads
 			if err != nil {
 				return fmt.Errorf("scan %s: %w", match, err)

@@ -1,0 +1,139 @@
+package redisstream_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// busyReads makes the reads of Redis (XRANGE, XREVRANGE, XREAD) fail at
+// once (mode 1), as a connection reset does, or take their time and then
+// get Redis's answer (mode 2), as on a Redis that is up but busy, or for
+// a large page: the read holds its token of reads that do not block
+// until released.
+type busyReads struct {
+	mode    atomic.Int32
+	held    atomic.Int32 // the reads held (mode 2) so far
+	release chan struct{}
+	freed   sync.Once
+}
+
+func (b *busyReads) free() { b.freed.Do(func() { close(b.release) }) }
+
+func (b *busyReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (b *busyReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch cmd.Name() {
+		case "xrange", "xrevrange", "xread":
+			switch b.mode.Load() {
+			case 1:
+				err := errors.New("read tcp: connection reset by peer")
+				cmd.SetErr(err)
+				return err
+			case 2:
+				b.held.Add(1)
+				<-b.release
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (b *busyReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// busyStream returns a Stream without a History, with one token of reads
+// that do not block (MaxBlockingReads 2), on a client that busyReads
+// controls, and a run of 30 events published to it; one read of Redis
+// has failed (a connection reset), and Redis has answered since, but no
+// read has ended since; and one read, a Replay's, holds the token, as a
+// busy Redis's does for a moment: the returned channel gets its error.
+func busyStream(t *testing.T) (*redisstream.Stream, *busyReads, string, <-chan error) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	reads := &busyReads{release: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()})
+	require.NoError(t, err)
+	redisstream.SetReadWait(s, time.Minute) // as long as the test takes: the wait's bound is not what is tested
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
+
+	reads.mode.Store(1)
+	_, _, err = s.LastEvent(ctx, run) // a transient failure
+	require.Error(t, err)
+	reads.mode.Store(2)
+	replayed := make(chan error, 1)
+	go func() { // takes the only token, for as long as Redis takes
+		replayed <- s.Replay(ctx, run, 0, func(progress.Event) error { return nil })
+	}()
+	deadline := time.Now().Add(hangBound)
+	for reads.held.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the replay never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	reads.mode.Store(0) // Redis answers every read that starts from now on
+	return s, reads, run, replayed
+}
+
+// A read of Redis that failed once, long before, while Redis answers
+// every read since, does not make LastEvent fail when no read can start
+// at once because another is in flight (a busy Redis, browsers that
+// connect together): it waits for its turn, as it does while no read has
+// failed. Before (31e2885, 96ae54b), it failed at once until a read ended
+// well, however long ago the failure was: progress/sse's handler then
+// opened the stream of a browser that resumed at the end of a finished
+// run without a History, or asked (with EmptyRunTimeout) for a run
+// unknown, where it answers 204, and a HEAD request got 200 for them.
+func TestLastEventWaitsForABusyRedisAfterAnOldFailure(t *testing.T) {
+	s, reads, run, replayed := busyStream(t)
+	done := make(chan error, 1)
+	var got progress.Event
+	go func() {
+		e, _, err := s.LastEvent(context.Background(), run)
+		got = e
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("LastEvent ended while the read before it was in flight, and Redis answers: %v", err)
+	case <-time.After(100 * time.Millisecond): // it waits; no assertion on how long
+	}
+	reads.free()
+	require.NoError(t, <-replayed)
+	require.NoError(t, <-done)
+	assert.Equal(t, uint64(30), got.Seq)
+}
+
+// Nor does it make a Tail's reads fail, and the reader wait with backoff,
+// counted and logged as a read that failed, while Redis answers. Before
+// (b4697c4), its first page failed at once.
+func TestTailWaitsForABusyRedisAfterAnOldFailure(t *testing.T) {
+	s, reads, run, replayed := busyStream(t)
+	failed := s.Stats().ReadErrors
+	tl := sinktest.StartTail(t, s, run, 0)
+	time.Sleep(100 * time.Millisecond) // lets the Tail reach its read; no assertion on how long
+	reads.free()
+	require.NoError(t, <-replayed)
+	tl.Expect(t, sinktest.Span(1, 30))
+	tl.Stop(t, context.Canceled)
+	assert.Equal(t, failed, s.Stats().ReadErrors, "reads counted as failed while Redis answers")
+}
