@@ -172,7 +172,8 @@
 // MaxBlockingReads), and readers that connect together would otherwise
 // be served one ReadTimeout after the other; and a read of its own that
 // would wait for them, all in flight, counts as failed if none of them
-// ends within a second, or the one that ends failed, so that it reads
+// ends within a second, or the one that ends failed (as does a read
+// that waited for them since before any failed), so that it reads
 // the archive every HistoryPoll meanwhile (for the events that a live
 // run adds to it), rather than wait in their queue. While Redis answers, no
 // reader reads the archive more than before. [Stream.LastEvent], which
@@ -184,7 +185,9 @@
 // start within a second (one in flight ends, and did not fail), and
 // otherwise fails, rather than queue behind the reads that a hung Redis
 // holds (while Redis answers, busy, or long after a failed read that no
-// read has ended since, it waits its turn): so the handler's lookup of the run
+// read has ended since, it waits its turn); a lookup that waited for
+// them since before any failed fails with the first that does: so the
+// handler's lookup of the run
 // does not delay the stream of a browser that connects during the
 // outage, which its Tail serves from the archive (or holds open, with
 // keep-alives, until Redis answers).

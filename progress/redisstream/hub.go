@@ -742,23 +742,25 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 	return readWith(ctx, s, true, cmd)
 }
 
-// errReadsBusy fails a read that found no token of reads that do not
-// block while the Stream's last read of Redis to end failed (see
-// readNow).
+// errReadsBusy fails a read of readNow that found no token of reads
+// that do not block while Redis fails (see readNow).
 var errReadsBusy = errors.New("no read of Redis can start: the last one failed, and every read that does not block is in flight")
 
 // readNow is readFor for a caller with an answer of its own for an
 // outage (LastEvent fails, a Tail serves itself from the History; see
-// Stream.readerRead), called while the Stream's last read of Redis to
-// end failed: it waits for a token at most readWait (hungAfter), and
-// fails with errReadsBusy then, or if the read that gave the token back
-// failed too. While Redis hangs, the reads in flight hold the tokens
-// until the client's ReadTimeout, one after the other when many wait,
-// and such a caller gives its answer rather than wait its turn; while
-// Redis answers (it is busy, or the failure was long ago and no read
-// has ended since), a token comes back within a round trip, with the
-// failure cleared, and the caller reads Redis as readFor does, rather
-// than fail.
+// Stream.readerRead), which does not wait its turn behind reads that
+// Redis holds. It takes a free token at once. Else it waits for one,
+// up to readWait (hungAfter) if the Stream's last read of Redis to end
+// failed, and fails with errReadsBusy then; and it fails so too if the
+// read that gave the token back failed (every read records how it ended
+// before it gives its token back), also if none had when it began to
+// wait. While Redis hangs, the reads in flight hold the tokens until the
+// client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them),
+// and fail one after the other: such a caller fails at the first of
+// them, whenever it came, rather than wait for a read of its own to
+// fail. While Redis answers (it is busy, or a read failed long ago and
+// none has ended since), a token comes back within a round trip, with
+// no failure, and the caller reads Redis as readFor does.
 func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
 	return readWith(ctx, s, false, cmd)
 }
@@ -804,11 +806,11 @@ func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context
 }
 
 // takeReadNow takes a token of reads that do not block for readNow: at
-// once if one is free; else it waits up to readWait for one, and keeps
-// it only if the Stream's last read of Redis to end (the one that gave
-// it back, as every read records how it ended before it gives its token
-// back) did not fail. Otherwise it returns errReadsBusy, with no token
-// taken, or context.Cause(ctx), or ErrClosed.
+// once if one is free; else it waits for one, up to readWait if the
+// Stream's last read of Redis to end failed, and keeps it only if that
+// read (the one that gave it back) did not fail. Otherwise it returns
+// errReadsBusy, with no token taken, or context.Cause(ctx), or
+// ErrClosed.
 func (s *Stream) takeReadNow(ctx context.Context) error {
 	select {
 	case s.reads <- struct{}{}:
@@ -818,8 +820,12 @@ func (s *Stream) takeReadNow(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
-	t := time.NewTimer(s.readWait)
-	defer t.Stop()
+	var bound <-chan time.Time // none while no read has failed
+	if s.readsFailing.Load() {
+		t := time.NewTimer(s.readWait)
+		defer t.Stop()
+		bound = t.C
+	}
 	select {
 	case s.reads <- struct{}{}:
 		if s.readsFailing.Load() {
@@ -827,7 +833,7 @@ func (s *Stream) takeReadNow(ctx context.Context) error {
 			return errReadsBusy
 		}
 		return nil
-	case <-t.C:
+	case <-bound:
 		return errReadsBusy
 	case <-ctx.Done():
 		return context.Cause(ctx)

@@ -137,3 +137,139 @@ func TestTailWaitsForABusyRedisAfterAnOldFailure(t *testing.T) {
 	tl.Stop(t, context.Canceled)
 	assert.Equal(t, failed, s.Stats().ReadErrors, "reads counted as failed while Redis answers")
 }
+
+// stuckReads makes the reads of Redis hang (once hang is set), as while
+// Redis is paused, each until the test fails one (one) or all
+// (failAll), as the client's ReadTimeout does.
+type stuckReads struct {
+	hang    atomic.Bool
+	hanging atomic.Int32 // the reads that hung so far
+	one     chan struct{}
+	all     chan struct{}
+	freed   sync.Once
+}
+
+func (o *stuckReads) failAll() { o.freed.Do(func() { close(o.all) }) }
+
+func (o *stuckReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (o *stuckReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch cmd.Name() {
+		case "xrange", "xrevrange", "xread":
+			if o.hang.Load() {
+				o.hanging.Add(1)
+				select {
+				case <-o.one:
+				case <-o.all:
+				}
+				err := errors.New("read tcp: i/o timeout")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (o *stuckReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A LastEvent that a Redis hang finds waiting for a token of reads that
+// do not block, before any read has failed, fails as soon as a read in
+// flight fails, as one that comes after: it does not go on to wait for
+// its own read to fail. Before, it had chosen to wait its turn when it
+// came, and did, one ReadTimeout after the other (with go-redis's
+// defaults MaxRetries+1 of them a read, 12s): progress/sse's handler held
+// the headers of the browsers that connected in the first moments of
+// the hang as long as 31e2885 and 96ae54b spared those that came later.
+func TestLastEventQueuedAtAHangFailsAtTheFirstFailedRead(t *testing.T) {
+	r := testenv.NewRedis(t)
+	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
+
+	reads.hang.Store(true)
+	first := make(chan error, 1)
+	go func() { // takes the only token of reads that do not block, and hangs
+		_, _, err := s.LastEvent(ctx, run)
+		first <- err
+	}()
+	deadline := time.Now().Add(hangBound)
+	for reads.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	queued := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, _, err := s.LastEvent(ctx, run)
+			queued <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // lets them queue; no assertion on how long
+	reads.one <- struct{}{}            // the first lookup's read fails
+	assert.Error(t, <-first)
+	for range 2 {
+		select {
+		case err := <-queued:
+			assert.Error(t, err, "LastEvent while Redis hangs")
+		case <-time.After(hangBound):
+			t.Fatalf("LastEvent waited for a read of its own to fail, after one had, over %v (reads hung: %d)", hangBound, reads.hanging.Load())
+		}
+	}
+	reads.hang.Store(false)
+	reads.failAll()
+	e, ok, err := s.LastEvent(ctx, run) // Redis answers again
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(30), e.Seq)
+}
+
+// Nor does a Tail's read that waited for a token since before any read
+// failed wait for a read of its own to fail: at the first that does, it
+// counts as failed, and the reader serves itself from the History. Before,
+// it took the token and hung in its turn, and got nothing meanwhile.
+func TestTailQueuedAtAHangServesTheHistoryAtTheFirstFailedRead(t *testing.T) {
+	r := testenv.NewRedis(t)
+	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		MaxBlockingReads: 2, HistoryPoll: 200 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, sinktest.Events(run, 1, 30)...))
+
+	reads.hang.Store(true)
+	first := make(chan error, 1)
+	go func() { // takes the only token of reads that do not block, and hangs
+		_, _, err := s.LastEvent(ctx, run)
+		first <- err
+	}()
+	deadline := time.Now().Add(hangBound)
+	for reads.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	tl := sinktest.StartTail(t, s, run, 0)
+	time.Sleep(100 * time.Millisecond) // lets it queue; no assertion on how long
+	reads.one <- struct{}{}            // the lookup's read fails
+	assert.Error(t, <-first)
+	tl.Expect(t, sinktest.Span(1, 30))
+	tl.Stop(t, context.Canceled)
+}

@@ -1408,8 +1408,9 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // then every HistoryPoll (once a read of Redis has failed, a read of its
 // own that would wait for one of the few reads that do not block, all in
 // flight, counts as failed if none of them ends within a second, or the
-// one that ends failed, rather than wait one ReadTimeout after the
-// other for its turn), up
+// one that ends failed, as does one that waited for them since before
+// any failed, rather than wait one ReadTimeout after the other for its
+// turn), up
 // to the first Seq that the History lacks, which it waits for Redis to
 // deliver (it never passes over one while Redis fails): so a run that the
 // History holds whole is read to its final event, and the reader ends
@@ -1978,7 +1979,7 @@ func (t *tail) waitGap(ctx context.Context) error {
 // reader, which the reader then follows, polls the History for the end
 // of a run that only the History holds.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
-	e, top, ok, err := s.lastEvent(ctx, runID, s.readsFailing.Load())
+	e, top, ok, err := s.lastEvent(ctx, runID)
 	switch {
 	case isHistoryError(err) && ctx.Err() == nil:
 		s.historyFailed(runID, err)
@@ -2020,7 +2021,8 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // and otherwise LastEvent fails rather than wait for the reads in
 // flight, one ReadTimeout after the other (while Redis answers, a read
 // in flight ends within a round trip, and LastEvent waits for it, as
-// when no read has failed): so
+// when no read has failed); a LastEvent that waited for such a read
+// since before any failed fails with the first that does: so
 // progress/sse's handler, which looks the run up before it opens a
 // stream, opens the streams of clients that connect during the outage
 // without that wait (their Tail serves them from the History, or waits
@@ -2036,14 +2038,13 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 		return progress.Event{}, false, ErrClosed
 	}
 	// The run's final event is its newest, whatever Redis holds.
-	failing := s.readsFailing.Load()
-	asked := s.history != nil && failing
+	asked := s.history != nil && s.readsFailing.Load()
 	if asked {
 		if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
 			return f, true, nil
 		}
 	}
-	e, _, ok, err := s.lastEvent(ctx, runID, failing)
+	e, _, ok, err := s.lastEvent(ctx, runID)
 	if err != nil {
 		if s.history != nil && !asked && redisDown(ctx, err) {
 			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
@@ -2060,9 +2061,9 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
 //
-// If now, it reads Redis as readNow does: it fails with errReadsBusy if
-// no read can start soon.
-func (s *Stream) lastEvent(ctx context.Context, runID string, now bool) (last progress.Event, top uint64, ok bool, err error) {
+// It reads Redis with readNow: it fails with errReadsBusy rather than
+// wait for reads that a hung Redis holds.
+func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
 	if s.history == nil {
 		// The run's shared reader, if running, knows the stream's end.
 		s.mu.Lock()
@@ -2075,12 +2076,8 @@ func (s *Stream) lastEvent(ctx context.Context, runID string, now bool) (last pr
 		}
 	}
 	key := s.Key(runID)
-	read := readFor[[]redis.XMessage]
-	if now {
-		read = readNow[[]redis.XMessage]
-	}
 	for end := "+"; ; {
-		msgs, err := read(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
 		})
 		if err != nil {
@@ -2183,14 +2180,13 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 }
 
 // readerRead returns how a read of page reads Redis: for a Tail (tail),
-// while the Stream's last read of Redis to end failed, only if it can
-// soon (readNow): else the read fails with errReadsBusy, and the Tail
-// serves itself from the History as in any outage (see tail.outage),
-// rather than wait for the reads in flight, which a hung Redis holds
-// until the client's ReadTimeout, one after the other. A Replay waits
-// for its turn.
+// with readNow, which fails with errReadsBusy rather than wait for the
+// reads in flight that a hung Redis holds until the client's
+// ReadTimeout, one after the other, and the Tail serves itself from the
+// History as in any outage (see tail.outage). A Replay waits for its
+// turn.
 func (s *Stream) readerRead(tail bool) func(context.Context, *Stream, func(context.Context) ([]redis.XMessage, error)) ([]redis.XMessage, error) {
-	if tail && s.readsFailing.Load() {
+	if tail {
 		return readNow[[]redis.XMessage]
 	}
 	return readFor[[]redis.XMessage]
@@ -2263,7 +2259,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
 	if cur.Last() > 0 {
-		msgs, err := s.readerRead(true)(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
 		})
 		if err != nil {
@@ -2277,11 +2273,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
 	// counts every entry ever added); if not, the run's first events
 	// missed Redis, or Redis lost them with a restart.
-	read := readFor[*redis.XInfoStream]
-	if s.readsFailing.Load() {
-		read = readNow[*redis.XInfoStream]
-	}
-	info, err := read(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
+	info, err := readNow(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
 		return s.client.XInfoStream(ctx, key).Result()
 	})
 	if err != nil {
