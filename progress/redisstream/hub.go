@@ -787,9 +787,12 @@ func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context
 	}
 	done := make(chan result, 1)
 	if !s.spawn(func() {
-		defer func() { <-s.reads }()
 		v, err := cmd(ctx)
 		s.readEnded(ctx, err)
+		// The token frees before the result is handed: a caller that
+		// reads again at once finds it free, and does not take its own
+		// read for one in flight (see readNow).
+		<-s.reads
 		done <- result{v, err}
 	}) {
 		<-s.reads
