@@ -739,7 +739,7 @@ func (s *Stream) takeReadPolling(ctx context.Context, h *hub, polled *time.Time)
 // the Stream, which keeps the token until cmd returns, so that the reads
 // in flight stay capped, and which Close waits for.
 func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
-	return readWith(ctx, s, true, cmd)
+	return readWith(ctx, s, true, false, cmd)
 }
 
 // errReadsBusy fails a read of readNow that found no token of reads
@@ -762,11 +762,23 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // none has ended since), a token comes back within a round trip, with
 // no failure, and the caller reads Redis as readFor does.
 func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
-	return readWith(ctx, s, false, cmd)
+	return readWith(ctx, s, false, false, cmd)
 }
 
-// readWith is readFor, waiting for a token if wait, else as readNow.
-func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context.Context) (T, error)) (T, error) {
+// readTail is readNow for a Tail's reads: while the Stream's last read
+// of Redis to end failed, it waits for its own read up to readWait too,
+// and fails then with errReadHung, so that the reader serves itself from
+// the History every HistoryPoll (see tail.outage) rather than once a
+// ReadTimeout or more (with go-redis's defaults, MaxRetries+1 of them),
+// while Redis hangs. The read goes on, holding its token, and records how
+// it ends, so that a Redis that is back is seen.
+func readTail[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
+	return readWith(ctx, s, false, true, cmd)
+}
+
+// readWith is readFor, waiting for a token if wait, else as readNow, and
+// as readTail if bounded.
+func readWith[T any](ctx context.Context, s *Stream, wait, bounded bool, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if !wait {
 		if err := s.takeReadNow(ctx); err != nil {
@@ -798,15 +810,28 @@ func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context
 		<-s.reads
 		return zero, ErrClosed
 	}
+	var hung <-chan time.Time // readTail's, while the last read failed
+	if bounded && s.readsFailing.Load() {
+		t := time.NewTimer(s.readWait)
+		defer t.Stop()
+		hung = t.C
+	}
 	select {
 	case r := <-done:
 		return r.v, r.err
+	case <-hung:
+		return zero, errReadHung
 	case <-ctx.Done():
 		return zero, context.Cause(ctx)
 	case <-s.ctx.Done():
 		return zero, ErrClosed
 	}
 }
+
+// errReadHung fails a read of readTail that has had no answer within
+// readWait, made while the Stream's last read of Redis to end failed
+// (see readTail). The command goes on, and records how it ends.
+var errReadHung = errors.New("no answer from Redis in time, after a read that failed; the read goes on")
 
 // takeReadNow takes a token of reads that do not block for readNow: at
 // once if one is free; else it waits for one, up to readWait if the

@@ -273,3 +273,57 @@ func TestTailQueuedAtAHangServesTheHistoryAtTheFirstFailedRead(t *testing.T) {
 	tl.Expect(t, sinktest.Span(1, 30))
 	tl.Stop(t, context.Canceled)
 }
+
+// hungStream returns a Stream with a History of a run of 30 events going
+// on, on a client whose reads stuckReads makes hang; one read has hung
+// and failed, and the token of reads that do not block is free. The
+// Stream's wait for a read of a Tail is d.
+func hungStream(t *testing.T, d time.Duration) (*redisstream.Stream, *stuckReads, string, *progress.MemoryHistory) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
+		MaxBlockingReads: 2, HistoryPoll: 200 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	redisstream.SetReadWait(s, d)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
+	ctx := context.Background()
+	run := sinktest.RunID(t)
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, sinktest.Events(run, 1, 30)...))
+
+	reads.hang.Store(true)
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := s.LastEvent(ctx, run)
+		first <- err
+	}()
+	deadline := time.Now().Add(hangBound)
+	for reads.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
+		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
+	}
+	reads.one <- struct{}{} // fails, as at the client's ReadTimeout
+	require.Error(t, <-first)
+	return s, reads, run, hist
+}
+
+// Once a read of Redis has failed, a Tail's read that finds a token free
+// asks Redis, but does not wait for that read past readWait (a second):
+// the reader serves itself from the History every HistoryPoll,
+// as its doc says, rather than once at each of its reads' failures, a
+// ReadTimeout or more apart. Before, it got the events that the History
+// got after its first read only once that read failed.
+func TestTailDuringAHangDoesNotWaitForItsOwnRead(t *testing.T) {
+	s, _, run, hist := hungStream(t, 50*time.Millisecond)
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 30)) // before its first read
+	require.NoError(t, hist.Append(context.Background(), sinktest.Events(run, 31, 33)...))
+	tl.Expect(t, sinktest.Span(31, 33))
+	tl.Stop(t, context.Canceled)
+}

@@ -1410,7 +1410,8 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // flight, counts as failed if none of them ends within a second, or the
 // one that ends failed, as does one that waited for them since before
 // any failed, rather than wait one ReadTimeout after the other for its
-// turn), up
+// turn; and so does one that Redis has not answered within a second,
+// which goes on and tells, when it ends, whether Redis is back), up
 // to the first Seq that the History lacks, which it waits for Redis to
 // deliver (it never passes over one while Redis fails): so a run that the
 // History holds whole is read to its final event, and the reader ends
@@ -1979,7 +1980,7 @@ func (t *tail) waitGap(ctx context.Context) error {
 // reader, which the reader then follows, polls the History for the end
 // of a run that only the History holds.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
-	e, top, ok, err := s.lastEvent(ctx, runID)
+	e, top, ok, err := s.lastEvent(ctx, runID, true)
 	switch {
 	case isHistoryError(err) && ctx.Err() == nil:
 		s.historyFailed(runID, err)
@@ -2044,7 +2045,7 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 			return f, true, nil
 		}
 	}
-	e, _, ok, err := s.lastEvent(ctx, runID)
+	e, _, ok, err := s.lastEvent(ctx, runID, false)
 	if err != nil {
 		if s.history != nil && !asked && redisDown(ctx, err) {
 			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
@@ -2061,9 +2062,9 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
 //
-// It reads Redis with readNow: it fails with errReadsBusy rather than
-// wait for reads that a hung Redis holds.
-func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
+// It reads Redis with readNow, or for a Tail (tail) readTail: it fails
+// with errReadsBusy rather than wait for reads that a hung Redis holds.
+func (s *Stream) lastEvent(ctx context.Context, runID string, tail bool) (last progress.Event, top uint64, ok bool, err error) {
 	if s.history == nil {
 		// The run's shared reader, if running, knows the stream's end.
 		s.mu.Lock()
@@ -2076,8 +2077,12 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 		}
 	}
 	key := s.Key(runID)
+	read := readNow[[]redis.XMessage]
+	if tail {
+		read = readTail[[]redis.XMessage]
+	}
 	for end := "+"; ; {
-		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := read(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
 		})
 		if err != nil {
@@ -2180,14 +2185,14 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 }
 
 // readerRead returns how a read of page reads Redis: for a Tail (tail),
-// with readNow, which fails with errReadsBusy rather than wait for the
-// reads in flight that a hung Redis holds until the client's
-// ReadTimeout, one after the other, and the Tail serves itself from the
-// History as in any outage (see tail.outage). A Replay waits for its
+// with readTail, which fails rather than wait for the reads in flight
+// that a hung Redis holds until the client's ReadTimeout, one after the
+// other, or for its own past readWait, and the Tail serves itself from
+// the History as in any outage (see tail.outage). A Replay waits for its
 // turn.
 func (s *Stream) readerRead(tail bool) func(context.Context, *Stream, func(context.Context) ([]redis.XMessage, error)) ([]redis.XMessage, error) {
 	if tail {
-		return readNow[[]redis.XMessage]
+		return readTail[[]redis.XMessage]
 	}
 	return readFor[[]redis.XMessage]
 }
@@ -2259,7 +2264,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
 	if cur.Last() > 0 {
-		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := readTail(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
 		})
 		if err != nil {
@@ -2273,7 +2278,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
 	// counts every entry ever added); if not, the run's first events
 	// missed Redis, or Redis lost them with a restart.
-	info, err := readNow(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
+	info, err := readTail(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
 		return s.client.XInfoStream(ctx, key).Result()
 	})
 	if err != nil {
