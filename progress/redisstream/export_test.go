@@ -49,6 +49,6 @@ func WaitsForALeftWrite(s *Stream, runID string) bool {
 func OnLeftWait(s *Stream, f func(write uint64) <-chan time.Time) { s.leftTimer.Store(&f) }
 
 // SetReadWait sets how long a read of LastEvent or of a Tail waits for a
-// token of reads that do not block while the last read of Redis failed
-// (see Stream.readWait).
+// token of reads that do not block while the last read of Redis failed,
+// and a Tail's read for Redis's answer (see Stream.readWait).
 func SetReadWait(s *Stream, d time.Duration) { s.readWait = d }

@@ -309,7 +309,8 @@ type Stream struct {
 	readsFailing atomic.Bool
 	// readWait bounds how long a read that has an answer of its own for
 	// an outage waits for a token of reads that do not block while
-	// readsFailing (see readNow).
+	// readsFailing (see readNow), and a Tail's for Redis's answer (see
+	// readTail).
 	readWait time.Duration
 
 	ctx    context.Context // the hubs'; cancelled by Close
