@@ -3,6 +3,7 @@ package progress
 import (
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -187,8 +188,11 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 // of a run that the ring does not hold (evicted before the reader came,
 // or published by another process that shares the History) once it knows
 // the run (its after is above 0, or the History had events of it), until
-// it has the run's final event: a lookup a second for each such tailer.
-// It starts no goroutine.
+// it has the run's final event: a lookup a second for each such tailer,
+// until its ctx ends for a run whose final event never comes (or a run ID
+// that no one publishes). A tailer that resumes at the run's final event,
+// or past it if the History implements [LastEventReader], looks the run
+// up once and then waits without polling. It starts no goroutine.
 func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
 	return m.read(ctx, runID, after, fn, true)
 }
@@ -262,7 +266,8 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	}()
 
 	replayed := false
-	var filledAt uint64 // cur.Last() after the latest fill for evicted events
+	var filledAt uint64               // cur.Last() after the latest fill for evicted events
+	endChecked, ended := false, false // whether the run ended at or before after
 	var batch []Event
 	for {
 		if err := ctx.Err(); err != nil {
@@ -315,10 +320,23 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		// by another process that shares the archive. The archive may be
 		// behind where the run is published (written through a Buffered
 		// of its own): ask it again every evictedPoll, until the reader
-		// has caught up with the ring, or the run's final event.
+		// has caught up with the ring, or the run's final event. A reader
+		// that resumes at or past the run's final event, the ring holding
+		// nothing of the run, has nothing more to come: it asks once.
+		if m.history != nil && !endChecked && ringLast == 0 && after > 0 && cur.Last() == after {
+			endChecked = true
+			var err error
+			if ended, err = endedBy(ctx, m.history, runID, after); err != nil {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				return fmt.Errorf("history: %w", err)
+			}
+		}
+		unserved := evicted || (ringLast == 0 && cur.Last() > 0 && !(ended && cur.Last() == after))
 		var poll <-chan time.Time
 		var timer *time.Timer
-		if m.history != nil && !cur.Final() && (evicted || (ringLast == 0 && cur.Last() > 0)) {
+		if m.history != nil && unserved && !cur.Final() {
 			timer = time.NewTimer(evictedPoll)
 			poll = timer.C
 		}
@@ -336,6 +354,29 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 			timer.Stop()
 		}
 	}
+}
+
+// endedBy reports whether h holds the final event of runID at or below
+// after, which is above 0: a reader resuming there gets nothing more. It
+// is one lookup when h implements [LastEventReader]; otherwise it reads
+// the event at after, and cannot tell of a reader past the final event.
+func endedBy(ctx context.Context, h History, runID string, after uint64) (bool, error) {
+	if lr, ok := h.(LastEventReader); ok {
+		e, ok, err := lr.LastEvent(ctx, runID)
+		if err != nil {
+			return false, err
+		}
+		return ok && e.Seq <= after && e.Type.Final(), nil
+	}
+	ended := false
+	err := h.Replay(ctx, runID, after-1, func(e Event) error {
+		ended = e.RunID == runID && e.Seq == after && e.Type.Final()
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return false, err
+	}
+	return ended, nil
 }
 
 // evictedPoll is how often a tailer that the ring cannot serve (its run
