@@ -54,8 +54,10 @@ func (h *MemoryHistory) Append(_ context.Context, events ...Event) error {
 
 // Replay calls fn for each stored event of runID with Seq > after, in
 // order. fn runs without the lock held, so it may be slow or call back.
+// A replay that finds nothing allocates nothing: a reader polling the
+// History for a run's next events mostly finds none.
 func (h *MemoryHistory) Replay(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
-	batch := make([]Event, 0, readBatch)
+	var batch []Event // grown to at most readBatch events, as needed
 	for {
 		if err := ctx.Err(); err != nil {
 			return context.Cause(ctx)
