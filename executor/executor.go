@@ -584,7 +584,8 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 //     through, with the commit's error and the reload's.
 //
 // A ctx that ends first leaves this unknown too. The record says
-// cancelled. If the commit went through, the key's graph is the run's,
+// cancelled, and Start's error says that the commit may have gone
+// through. If the commit went through, the key's graph is the run's,
 // its plan's nodes are dirty, and a Resume of the run finishes it. These
 // are the only failed Starts that may have changed the key's states.
 //
@@ -1163,8 +1164,9 @@ func conflictPause(try int) time.Duration {
 // a commit that failed so, Edit reloads first, and a commit that went
 // through, its reply lost, is not made again (the nodes get one new
 // revision), even if another commit of its nodes (a run's) followed it
-// (when that reload fails, the error says that the commit may have gone
-// through: an Edit made again then gives its nodes another revision);
+// (when that reload fails, or is not made, as ctx ended or after the
+// last call, the error says that the commit may have gone through: an
+// Edit made again then gives its nodes another revision);
 // nor is a commit made again when each node got a new revision from
 // another edit since Edit loaded, which came after the new parameters
 // were saved (see below), and so did what this one would. It returns the
@@ -1219,6 +1221,10 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
+			if lost != nil {
+				return 0, fmt.Errorf("edit: commit %s: %w (it may have gone through: ctx ended before a reload could find out: %w)",
+					quote(graphKey), lostErr, context.Cause(ctx))
+			}
 			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}
 		snap, err := e.opts.States.Load(ctx, graphKey)
@@ -1272,8 +1278,16 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			}
 		}
 		if err != nil {
+			// Here an error after which the commit may have gone through
+			// (a lost connection, ctx's own) comes only once ctx has
+			// ended, or after the last commit allowed, with no reload to
+			// tell.
+			maybe := !errors.Is(err, ErrConflict) && retryable(err)
 			if ctx.Err() != nil {
 				err = stoppedBy(ctx, err) // ended in a pause, or during the commit
+			}
+			if maybe {
+				return 0, fmt.Errorf("edit: commit %s: %w (it may have gone through)", quote(graphKey), err)
 			}
 			return 0, fmt.Errorf("edit: commit %s: %w", quote(graphKey), err)
 		}

@@ -416,7 +416,8 @@ func (r *run) endStoreCalls() {
 // if it did (planApplied), the plan stands and replan returns nil, as the
 // key's states hold it (at the start, its graph is the key's); if not,
 // or if the reload fails, it returns the commit's error. (Once ctx has
-// ended it returns the error without a reload.)
+// ended it returns the error without a reload, saying that the commit may
+// have gone through.)
 func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	opts := &r.e.opts
 	failures := 0
@@ -562,8 +563,16 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				}
 			}
 			if err != nil {
+				// Here an error after which the commit may have gone
+				// through (a lost connection, ctx's own) comes only once
+				// ctx has ended, with no reload to tell.
+				maybe := !errors.Is(err, ErrConflict) && retryable(err)
 				if ctx.Err() != nil {
 					err = stoppedBy(ctx, err) // ended in a pause, or during the commit
+				}
+				if maybe {
+					return fmt.Errorf("commit the plan of %s: %w (it may have gone through: ctx ended before a reload could find out)",
+						quote(r.key), err)
 				}
 				return fmt.Errorf("commit the plan of %s: %w", quote(r.key), err)
 			}
