@@ -146,8 +146,13 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 		// event must stay the last (progress.Type.Final).
 		return
 	}
-	if ev.Type == progress.StageFinished && ev.Stage >= 0 && ev.Stage < len(em.touched) && !em.touched[ev.Stage] {
-		return // none of its nodes started or settled: a cancel let them go
+	if ev.Type == progress.StageFinished && ev.Stage >= 0 && ev.Stage < len(em.touched) && ev.Stage < len(em.sizes) &&
+		(!em.touched[ev.Stage] || em.settled[ev.Stage] < em.sizes[ev.Stage]) {
+		// None of its nodes started or settled, or some never settled: a
+		// cancel let them go unstarted (the scheduling machine counts
+		// them settled), so the stage did not finish (see the package
+		// doc's Progress).
+		return
 	}
 	if ev.Node != "" && ev.Stage >= 0 && ev.Stage < len(em.touched) {
 		em.touched[ev.Stage] = true
