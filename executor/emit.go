@@ -61,6 +61,9 @@ type emitter struct {
 	sizes   []int
 	settled []int
 	batches [][]batchCount
+	// unfinished says that a stage of the round had its stage.finished
+	// withheld (see emitIf): the stages after it get none either.
+	unfinished bool
 }
 
 // batchCount counts the nodes of a batch of a stage, and their settling
@@ -78,6 +81,7 @@ func (em *emitter) newRound(round int, stages []string, sizes []int, batches [][
 	defer em.mu.Unlock()
 	em.stages, em.shown, em.touched = stages, make([]bool, len(stages)), make([]bool, len(stages))
 	em.round, em.sizes, em.settled, em.batches = round, sizes, make([]int, len(stages)), batches
+	em.unfinished = false
 }
 
 // settling reports whether t settles a node: a stage's StageDone counts
@@ -147,11 +151,13 @@ func (em *emitter) emitIf(ev progress.Event, ok func() bool) {
 		return
 	}
 	if ev.Type == progress.StageFinished && ev.Stage >= 0 && ev.Stage < len(em.touched) && ev.Stage < len(em.sizes) &&
-		(!em.touched[ev.Stage] || em.settled[ev.Stage] < em.sizes[ev.Stage]) {
+		(em.unfinished || !em.touched[ev.Stage] || em.settled[ev.Stage] < em.sizes[ev.Stage]) {
 		// None of its nodes started or settled, or some never settled: a
 		// cancel let them go unstarted (the scheduling machine counts
 		// them settled), so the stage did not finish (see the package
-		// doc's Progress).
+		// doc's Progress); nor do the stages after it, as stages finish
+		// in order.
+		em.unfinished = true
 		return
 	}
 	if ev.Node != "" && ev.Stage >= 0 && ev.Stage < len(em.touched) {
