@@ -32,7 +32,8 @@
 //
 // State stores:
 //   - a graph never committed loads at version 0 with no states;
-//   - each commit bumps the version by one, an empty commit too;
+//   - each commit bumps the version by one, an empty commit too, and an
+//     empty commit at a stale version conflicts as any other;
 //   - every field of [dirty.State] and every status round-trip, and a
 //     commit changes only the nodes it names;
 //   - a time finer than a microsecond comes back whole or truncated to

@@ -191,6 +191,14 @@ func testEmptyCommit(t *testing.T, s executor.StateStore) {
 	commit(t, s, key, 2, c)
 	commit(t, s, key, 3)
 	requireSnapshot(t, s, key, 4, map[string]dirty.State{c.ID: c.State})
+	// An empty commit is a compare-and-swap too: at a stale version it
+	// conflicts and bumps nothing. One that went through would tell its
+	// caller that no one had committed since it loaded the graph.
+	for _, expect := range []int64{3, 0, 5, -1} {
+		v, err := s.Commit(t.Context(), key, expect, nil)
+		assertConflict(t, v, err, key, expect, 4)
+		requireSnapshot(t, s, key, 4, map[string]dirty.State{c.ID: c.State})
+	}
 }
 
 func testStateRoundTrip(t *testing.T, s executor.StateStore) {
