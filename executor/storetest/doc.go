@@ -88,7 +88,8 @@
 // finer-than-microsecond times included, Failed in its order (the
 // Report's, not the text's), and text of every kind with an Error of
 // MaxEventText bytes; PutRun replaces a record with
-// the same ID, every field, one of another graph included, which then
+// the same ID, every field (an empty one too, not kept from the old
+// record), one of another graph included, which then
 // moves from the one graph's list to the other's, and GetRun and ListRuns
 // meanwhile find the old record or the new one, never neither nor a
 // record half written; an unknown ID is not found; IDs are

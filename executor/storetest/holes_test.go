@@ -19,6 +19,10 @@ var holeBugs = []kitBug{
 	// kit's empty commits were all at the right version, and its stale
 	// ones all had changes.
 	{"StateStore", "empty-skips-cas", []string{"EmptyCommitBumpsVersion"}},
+	// PutRun kept a record's Graph, TriggeredBy and Seconds where the
+	// replacement's were empty, as an upsert with COALESCE does: the kit
+	// replaced a record with these fields left as they were.
+	{"RunStore", "keep-empty", []string{"Replace"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -39,6 +43,8 @@ func TestHolesBuggyStore(t *testing.T) {
 	switch name {
 	case "StateStore/empty-skips-cas":
 		f.States = func(*testing.T) executor.StateStore { return emptySkipsCAS{executor.NewMemoryStates()} }
+	case "RunStore/keep-empty":
+		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -57,4 +63,25 @@ func (s emptySkipsCAS) Commit(ctx context.Context, graphKey string, expect int64
 		}
 	}
 	return s.MemoryStates.Commit(ctx, graphKey, expect, changes)
+}
+
+// keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy
+// and Seconds where the new one's are empty, as an upsert that keeps a
+// column's old value where the new one is empty (COALESCE and NULLIF),
+// so that a writer that predates the column does not erase it.
+type keepEmpty struct{ *executor.MemoryRuns }
+
+func (s keepEmpty) PutRun(ctx context.Context, r executor.Record) error {
+	if old, err := s.GetRun(ctx, r.ID); err == nil {
+		if r.Graph == "" {
+			r.Graph = old.Graph
+		}
+		if r.TriggeredBy == "" {
+			r.TriggeredBy = old.TriggeredBy
+		}
+		if r.Seconds == 0 {
+			r.Seconds = old.Seconds
+		}
+	}
+	return s.MemoryRuns.PutRun(ctx, r)
 }

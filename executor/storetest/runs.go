@@ -236,9 +236,13 @@ func testRunReplace(t *testing.T, s executor.RunStore) {
 	putRun(t, s, done)
 	requireRun(t, s, done)
 
-	// Replaced again with shorter lists and empty fields.
+	// Replaced again with shorter lists and empty fields: each empty, not
+	// the old record's (as an upsert that keeps the old value of a column
+	// where the new one is empty would leave it), Graph as in a record
+	// written before that field existed.
 	again := done
 	again.Marks, again.Failed, again.Error, again.Reason, again.Resumes = nil, []string{"script"}, "", "", ""
+	again.Graph, again.TriggeredBy, again.Seconds = "", "", 60
 	putRun(t, s, again)
 	requireRun(t, s, again)
 
