@@ -23,6 +23,9 @@ var holeBugs = []kitBug{
 	// replacement's were empty, as an upsert with COALESCE does: the kit
 	// replaced a record with these fields left as they were.
 	{"RunStore", "keep-empty", []string{"Replace"}},
+	// PutRun stored Counts.Failed as Superseded and the other way round:
+	// the kit's record had 3 of each.
+	{"RunStore", "swap-counts", []string{"RoundTrip"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -45,6 +48,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return emptySkipsCAS{executor.NewMemoryStates()} }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
+	case "RunStore/swap-counts":
+		f.Runs = func(*testing.T) executor.RunStore { return swapCounts{executor.NewMemoryRuns()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -83,5 +88,15 @@ func (s keepEmpty) PutRun(ctx context.Context, r executor.Record) error {
 			r.Seconds = old.Seconds
 		}
 	}
+	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+// swapCounts stores a record's Counts.Failed in the column of
+// Superseded and the other way round, as an INSERT whose column list
+// and values disagree.
+type swapCounts struct{ *executor.MemoryRuns }
+
+func (s swapCounts) PutRun(ctx context.Context, r executor.Record) error {
+	r.Counts.Failed, r.Counts.Superseded = r.Counts.Superseded, r.Counts.Failed
 	return s.MemoryRuns.PutRun(ctx, r)
 }
