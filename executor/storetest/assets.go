@@ -299,6 +299,13 @@ func testAssetSameKeyReplaces(t *testing.T, s executor.AssetStore) {
 	r3 := put(t, s, key, first)
 	requireAsset(t, s, r3, first)
 	requireAsset(t, s, r1, first)
+	// By an asset without Data nor Meta (nil), whose host keeps the bytes:
+	// none of the old asset's is left, as an upsert that keeps the old
+	// value of a column where the new one is NULL would leave it.
+	urlOnly := executor.Asset{URL: "https://host.example.com/replaced.mp3", Hash: hash("url-only")}
+	r4 := put(t, s, key, urlOnly)
+	requireAsset(t, s, r4, urlOnly)
+	requireAsset(t, s, r1, urlOnly)
 }
 
 func testAssetCallerMutation(t *testing.T, s executor.AssetStore) {

@@ -70,7 +70,8 @@
 // prefix with another key); distinct keys give distinct references, and
 // keys are compared exactly; long keys are kept apart, or refused with a
 // permanent error, and then a reference to one finds nothing; Put again under the same key succeeds, and
-// with other content replaces the asset, for GetMany too; the caller may reuse Data and
+// with other content replaces the asset, for GetMany too, and one
+// without Data nor Meta leaves none of the old asset's; the caller may reuse Data and
 // Meta after Put, and write into the Meta that Get returns; concurrent
 // use; a done context. A store that is an
 // [executor.AssetChecker] or an [executor.AssetBatchGetter] is checked

@@ -3,6 +3,7 @@ package storetest_test
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/regengraph/regen/executor"
@@ -26,6 +27,10 @@ var holeBugs = []kitBug{
 	// PutRun stored Counts.Failed as Superseded and the other way round:
 	// the kit's record had 3 of each.
 	{"RunStore", "swap-counts", []string{"RoundTrip"}},
+	// Put under a key already used kept the old asset's Data and Meta
+	// where the new one had none (nil), as an upsert with COALESCE does:
+	// the kit's replacements all had Data and Meta.
+	{"AssetStore", "keep-null", []string{"SameKeyReplaces"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -50,6 +55,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
 		f.Runs = func(*testing.T) executor.RunStore { return swapCounts{executor.NewMemoryRuns()} }
+	case "AssetStore/keep-null":
+		f.Assets = func(*testing.T) executor.AssetStore { return &keepNull{MemoryAssets: executor.NewMemoryAssets()} }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -99,4 +106,36 @@ type swapCounts struct{ *executor.MemoryRuns }
 func (s swapCounts) PutRun(ctx context.Context, r executor.Record) error {
 	r.Counts.Failed, r.Counts.Superseded = r.Counts.Superseded, r.Counts.Failed
 	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+// keepNull replaces an asset but keeps the old one's Data and Meta where
+// the new one has none (nil), as an upsert that sets
+// data = COALESCE(EXCLUDED.data, assets.data).
+type keepNull struct {
+	*executor.MemoryAssets
+	mu   sync.Mutex
+	refs map[string]string // by key
+}
+
+func (s *keepNull) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ref, ok := s.refs[key]; ok {
+		if old, err := s.Get(ctx, ref); err == nil {
+			if a.Data == nil {
+				a.Data = old.Data
+			}
+			if a.Meta == nil {
+				a.Meta = old.Meta
+			}
+		}
+	}
+	ref, err := s.MemoryAssets.Put(ctx, key, a)
+	if err == nil {
+		if s.refs == nil {
+			s.refs = map[string]string{}
+		}
+		s.refs[key] = ref
+	}
+	return ref, err
 }
