@@ -124,7 +124,9 @@
 //     deleted graph included, and returns their number: a reference keeps
 //     its asset whatever its state's status, and whatever its graph (an
 //     asset put under one graph's key that only another graph refers to
-//     outlives the first); Exists and Get, and Missing and GetMany when
+//     outlives the first), and an asset that several states refer to
+//     stays while one does, though a commit or a DeleteGraph released it
+//     from the others; Exists and Get, and Missing and GetMany when
 //     the store has them, see the assets a prune deleted, though they
 //     read them before it;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;

@@ -2,9 +2,12 @@ package storetest_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/storetest"
@@ -31,6 +34,11 @@ var holeBugs = []kitBug{
 	// where the new one had none (nil), as an upsert with COALESCE does:
 	// the kit's replacements all had Data and Meta.
 	{"AssetStore", "keep-null", []string{"SameKeyReplaces"}},
+	// A commit that released an asset from one node marked it
+	// unreferenced, though another state still referred to it, and so did
+	// a DeleteGraph of one of the graphs referring to it: PruneAssets then
+	// deleted an asset in use. The kit's assets each had one reference.
+	{"Retention", "release-flag", []string{"PruneAssetsKeepsShared"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -57,6 +65,10 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return swapCounts{executor.NewMemoryRuns()} }
 	case "AssetStore/keep-null":
 		f.Assets = func(*testing.T) executor.AssetStore { return &keepNull{MemoryAssets: executor.NewMemoryAssets()} }
+	case "Retention/release-flag":
+		f.States = func(*testing.T) executor.StateStore { return newReleaseFlag() }
+		f.Assets = func(*testing.T) executor.AssetStore { return newReleaseFlag() }
+		f.Retainer = func(*testing.T) storetest.Retainer { return newReleaseFlag() }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -138,4 +150,147 @@ func (s *keepNull) Put(ctx context.Context, key string, a executor.Asset) (strin
 		s.refs[key] = ref
 	}
 	return ref, err
+}
+
+// releaseFlag keeps, for each asset reference, a flag that says whether
+// a state refers to it, as a column of the assets' table: a commit that
+// sets a reference raises it, one that stops referring to it (and a
+// DeleteGraph of a graph that referred to it) lowers it, whatever other
+// states still refer to the asset. PruneAssets deletes the assets whose
+// flag is down, as well as those that no state ever referred to. Deleted
+// assets are hidden from reads, rather than deleted, until put again.
+type releaseFlag struct {
+	*executor.MemoryStore
+	mu         sync.Mutex
+	referenced map[string]bool      // by reference: the flag
+	releasedAt map[string]time.Time // by reference: when its flag went down
+	deleted    map[string]bool      // by reference
+}
+
+func newReleaseFlag() *releaseFlag {
+	return &releaseFlag{MemoryStore: executor.NewMemoryStore(), referenced: map[string]bool{},
+		releasedAt: map[string]time.Time{}, deleted: map[string]bool{}}
+}
+
+func (s *releaseFlag) release(ref string) {
+	if ref != "" {
+		s.referenced[ref] = false
+		s.releasedAt[ref] = time.Now()
+	}
+}
+
+func (s *releaseFlag) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := s.MemoryStore.Load(ctx, graphKey)
+	if err != nil {
+		return 0, err
+	}
+	v, err := s.MemoryStore.Commit(ctx, graphKey, expect, changes)
+	if err != nil {
+		return v, err
+	}
+	cur := map[string]string{}
+	for id, st := range snap.States {
+		cur[id] = st.AssetRef
+	}
+	for _, c := range changes {
+		if old := cur[c.ID]; old != c.State.AssetRef {
+			s.release(old)
+		}
+		cur[c.ID] = c.State.AssetRef
+		if c.State.AssetRef != "" {
+			s.referenced[c.State.AssetRef] = true
+		}
+	}
+	return v, nil
+}
+
+func (s *releaseFlag) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := s.MemoryStore.Load(ctx, graphKey)
+	if err != nil {
+		return false, err
+	}
+	ok, err := s.MemoryStore.DeleteGraph(ctx, graphKey)
+	if err == nil {
+		for _, st := range snap.States {
+			s.release(st.AssetRef)
+		}
+	}
+	return ok, err
+}
+
+func (s *releaseFlag) PruneAssets(ctx context.Context, olderThan time.Duration) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, err := s.MemoryStore.PruneAssets(ctx, olderThan)
+	if err != nil {
+		return n, err
+	}
+	cutoff := time.Now().Add(-olderThan)
+	for ref, up := range s.referenced {
+		if up || s.deleted[ref] || !s.releasedAt[ref].Before(cutoff) { // exactly the age old is kept
+			continue
+		}
+		// MemoryStore kept it: a state refers to it.
+		if ok, _ := s.MemoryStore.Exists(ctx, ref); ok {
+			s.deleted[ref] = true
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *releaseFlag) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	ref, err := s.MemoryStore.Put(ctx, key, a)
+	if err == nil {
+		s.mu.Lock()
+		delete(s.deleted, ref)
+		s.mu.Unlock()
+	}
+	return ref, err
+}
+
+func (s *releaseFlag) isDeleted(ref string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleted[ref]
+}
+
+func (s *releaseFlag) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if s.isDeleted(ref) && ctx.Err() == nil {
+		return executor.Asset{}, fmt.Errorf("asset %q: %w", ref, executor.ErrNotFound)
+	}
+	return s.MemoryStore.Get(ctx, ref)
+}
+
+func (s *releaseFlag) Exists(ctx context.Context, ref string) (bool, error) {
+	if s.isDeleted(ref) && ctx.Err() == nil {
+		return false, nil
+	}
+	return s.MemoryStore.Exists(ctx, ref)
+}
+
+func (s *releaseFlag) Missing(ctx context.Context, refs []string) ([]string, error) {
+	missing, err := s.MemoryStore.Missing(ctx, refs)
+	if err != nil {
+		return missing, err
+	}
+	for _, ref := range refs {
+		if s.isDeleted(ref) && !slices.Contains(missing, ref) {
+			missing = append(missing, ref)
+		}
+	}
+	return missing, nil
+}
+
+func (s *releaseFlag) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	for _, ref := range refs {
+		if s.isDeleted(ref) && ctx.Err() == nil {
+			return nil, fmt.Errorf("asset %q: %w", ref, executor.ErrNotFound)
+		}
+	}
+	return s.MemoryStore.GetMany(ctx, refs)
 }

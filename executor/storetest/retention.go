@@ -77,6 +77,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"PruneAssetsAfterReplace", testPruneAssetsReplaced},
 		{"PruneAssetsAfterDeleteGraph", testPruneAssetsDeletedGraph},
 		{"PruneAssetsKeepsEveryReference", testPruneAssetsEveryReference},
+		{"PruneAssetsKeepsShared", testPruneAssetsShared},
 		{"PruneAssetsSeenByReads", testPruneAssetsReads},
 		{"PruneAssetsSeenByBatchReads", testPruneAssetsBatchReads},
 		{"PruneRuns", testPruneRuns},
@@ -412,6 +413,31 @@ func testPruneAssetsEveryReference(t *testing.T, s Retainer) {
 	prune(t, s, 0, int64(len(refs)), "the assets of the deleted graph's states, not the one another graph refers to")
 	assert.Equal(t, []bool{true}, exist(t, s, shared), "an asset put under a deleted graph's key, that another graph refers to")
 	requireAsset(t, s, shared, asset("shared"))
+}
+
+// testPruneAssetsShared checks that an asset that several states refer
+// to stays while one of them does: a commit that stops one node
+// referring to it, or a DeleteGraph of one graph that refers to it,
+// leaves it to the others. A store that marks an asset unreferenced at
+// each release (a flag, where it needs a count of the references) deletes
+// an asset that a clean node still holds.
+func testPruneAssetsShared(t *testing.T, s Retainer) {
+	a, b := Unique(t, "a"), Unique(t, "b")
+	x := put(t, s, a+"/n/"+hash("x"), asset("x"))
+	y := put(t, s, a+"/o/"+hash("y"), asset("y"))
+	commit(t, s, a, 0, change("n", refState(x)), change("m", refState(x)), change("o", refState(y)))
+	commit(t, s, b, 0, change("o", refState(y)))
+	// Node p takes x up, then n lets it go, in one commit; m still holds
+	// it.
+	commit(t, s, a, 1, change("p", refState(x)), change("n", refState("https://cdn.example.com/n")))
+	prune(t, s, 0, 0, "assets that states still refer to, though a commit released one of them")
+	assert.Equal(t, []bool{true, true}, exist(t, s, x, y), "assets left: one that a node let go and others hold, one that two graphs hold")
+
+	deleteGraph(t, s, a, true, "a graph with states")
+	prune(t, s, 0, 1, "the asset that only the deleted graph referred to")
+	assert.Equal(t, []bool{false, true}, exist(t, s, x, y),
+		"assets left: one that only the deleted graph referred to, one that another graph still refers to")
+	requireAsset(t, s, y, asset("y"))
 }
 
 // testPruneAssetsReads checks that Exists and Get do not find an asset
