@@ -138,7 +138,8 @@
 //     deletes one put as long ago that no state referred to (a check in
 //     real time, skipped with -short);
 //   - PruneRuns deletes the records that ended, or that never ended but
-//     started, more than the age ago, and keeps a record with no time,
+//     started, more than the age ago (GetRun finds them no more than
+//     ListRuns lists them), and keeps a record with no time,
 //     and one exactly the age old (checked on the fake clock of a
 //     testing/synctest bubble, which stands still: a store that reads
 //     another clock, a database's, is not checked there);

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,6 +40,9 @@ var holeBugs = []kitBug{
 	// a DeleteGraph of one of the graphs referring to it: PruneAssets then
 	// deleted an asset in use. The kit's assets each had one reference.
 	{"Retention", "release-flag", []string{"PruneAssetsKeepsShared"}},
+	// PruneRuns left the pruned records in an index by ID that GetRun
+	// reads: the kit looked for them with ListRuns only.
+	{"Retention", "prune-keeps-ids", []string{"PruneRuns"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -69,6 +73,13 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return newReleaseFlag() }
 		f.Assets = func(*testing.T) executor.AssetStore { return newReleaseFlag() }
 		f.Retainer = func(*testing.T) storetest.Retainer { return newReleaseFlag() }
+	case "Retention/prune-keeps-ids":
+		_, bug, _ := strings.Cut(name, "/")
+		newStore := func() *runIndex {
+			return &runIndex{MemoryStore: executor.NewMemoryStore(), bug: bug, byID: map[string]executor.Record{}}
+		}
+		f.Runs = func(*testing.T) executor.RunStore { return newStore() }
+		f.Retainer = func(*testing.T) storetest.Retainer { return newStore() }
 	default:
 		t.Fatalf("unknown bug %q", name)
 	}
@@ -293,4 +304,76 @@ func (s *releaseFlag) GetMany(ctx context.Context, refs []string) ([]executor.As
 		}
 	}
 	return s.MemoryStore.GetMany(ctx, refs)
+}
+
+// runIndex keeps a copy of each record by ID, as a second index (a
+// cache, a table by status), which GetRun (bug "prune-keeps-ids") or
+// RunsByStatus (bug "status-index") reads. DeleteGraph and PruneRuns
+// leave it: for "prune-keeps-ids", only PruneRuns does.
+type runIndex struct {
+	*executor.MemoryStore
+	bug  string
+	mu   sync.Mutex
+	byID map[string]executor.Record
+}
+
+func (s *runIndex) PutRun(ctx context.Context, r executor.Record) error {
+	if err := s.MemoryStore.PutRun(ctx, r); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.Marks, r.Failed = slices.Clone(r.Marks), slices.Clone(r.Failed)
+	s.byID[r.ID] = r
+	return nil
+}
+
+func (s *runIndex) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
+	ok, err := s.MemoryStore.DeleteGraph(ctx, graphKey)
+	if err == nil && s.bug == "prune-keeps-ids" {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for id, r := range s.byID {
+			if r.GraphKey == graphKey {
+				delete(s.byID, id)
+			}
+		}
+	}
+	return ok, err
+}
+
+func (s *runIndex) GetRun(ctx context.Context, id string) (executor.Record, error) {
+	if s.bug != "prune-keeps-ids" || ctx.Err() != nil {
+		return s.MemoryStore.GetRun(ctx, id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.byID[id]
+	if !ok {
+		return executor.Record{}, fmt.Errorf("run %q: %w", id, executor.ErrNotFound)
+	}
+	r.Marks, r.Failed = slices.Clone(r.Marks), slices.Clone(r.Failed)
+	return r, nil
+}
+
+func (s *runIndex) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
+	if s.bug != "status-index" || ctx.Err() != nil {
+		return s.MemoryStore.RunsByStatus(ctx, status)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []executor.Record
+	for _, r := range s.byID {
+		if r.Status == status {
+			r.Marks, r.Failed = slices.Clone(r.Marks), slices.Clone(r.Failed)
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b executor.Record) int {
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
 }

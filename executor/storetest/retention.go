@@ -525,16 +525,28 @@ func testPruneRuns(t *testing.T, s Retainer) {
 	left := func() []string {
 		return append(ids(listRuns(t, s, g)), ids(listRuns(t, s, h))...)
 	}
+	// gone checks that GetRun does not find the records pruned, as
+	// ListRuns does not list them.
+	gone := func(call string, pruned ...executor.Record) {
+		t.Helper()
+		for _, r := range pruned {
+			_, err := s.GetRun(t.Context(), r.ID)
+			assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun(%q) after %s deleted it", r.ID, call)
+		}
+	}
 
 	n, err := s.PruneRuns(t.Context(), 24*time.Hour)
 	require.NoError(t, err, "PruneRuns(24h)")
 	assert.Equal(t, int64(2), n, "PruneRuns(24h): records deleted (ended 2 days ago; running, started 2 days ago)")
 	assert.ElementsMatch(t, []string{endedRecent.ID, running.ID, timeless.ID}, left(), "records left after PruneRuns(24h)")
+	gone("PruneRuns(24h)", endedOld, crashedOld)
+	requireRun(t, s, endedRecent)
 
 	n, err = s.PruneRuns(t.Context(), 0)
 	require.NoError(t, err, "PruneRuns(0)")
 	assert.Equal(t, int64(2), n, "PruneRuns(0): records deleted (every one with a time)")
 	assert.Equal(t, []string{timeless.ID}, left(), "records left after PruneRuns(0): one with no time has no age")
+	gone("PruneRuns(0)", endedRecent, running)
 }
 
 // testPruneRunsAge checks that PruneRuns(age) keeps a record that ended,
