@@ -108,10 +108,11 @@
 // context gives an error.
 //
 // Retainers:
-//   - DeleteGraph removes the graph's states and run records and nothing
-//     of another graph, even one whose key it prefixes; it reports whether
-//     there was anything to remove, and a graph with only run records has
-//     them removed;
+//   - DeleteGraph removes the graph's states and run records (which
+//     neither GetRun, ListRuns nor, for an [executor.RunStatusLister],
+//     RunsByStatus then finds) and nothing of another graph, even one
+//     whose key it prefixes; it reports whether there was anything to
+//     remove, and a graph with only run records has them removed;
 //   - the deleted graph loads with no states at a version after every one
 //     it had, and is re-created by a commit at that version; a commit at
 //     any version it had before the deletion conflicts, however far the
@@ -138,8 +139,8 @@
 //     deletes one put as long ago that no state referred to (a check in
 //     real time, skipped with -short);
 //   - PruneRuns deletes the records that ended, or that never ended but
-//     started, more than the age ago (GetRun finds them no more than
-//     ListRuns lists them), and keeps a record with no time,
+//     started, more than the age ago (GetRun and RunsByStatus find them
+//     no more than ListRuns does), and keeps a record with no time,
 //     and one exactly the age old (checked on the fake clock of a
 //     testing/synctest bubble, which stands still: a store that reads
 //     another clock, a database's, is not checked there);

@@ -43,6 +43,10 @@ var holeBugs = []kitBug{
 	// PruneRuns left the pruned records in an index by ID that GetRun
 	// reads: the kit looked for them with ListRuns only.
 	{"Retention", "prune-keeps-ids", []string{"PruneRuns"}},
+	// DeleteGraph and PruneRuns left the records they deleted in an index
+	// by status that RunsByStatus reads, so a host resumed a deleted run:
+	// the kit never listed by status after them.
+	{"Retention", "status-index", []string{"DeleteGraph", "PruneRuns"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -73,7 +77,7 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return newReleaseFlag() }
 		f.Assets = func(*testing.T) executor.AssetStore { return newReleaseFlag() }
 		f.Retainer = func(*testing.T) storetest.Retainer { return newReleaseFlag() }
-	case "Retention/prune-keeps-ids":
+	case "Retention/prune-keeps-ids", "Retention/status-index":
 		_, bug, _ := strings.Cut(name, "/")
 		newStore := func() *runIndex {
 			return &runIndex{MemoryStore: executor.NewMemoryStore(), bug: bug, byID: map[string]executor.Record{}}

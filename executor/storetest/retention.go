@@ -122,6 +122,26 @@ func deleteGraph(t *testing.T, s Retainer, key string, want bool, why string) {
 	require.Equal(t, want, ok, "DeleteGraph(%q): something deleted (%s)", key, why)
 }
 
+// notByStatus checks, when s is an [executor.RunStatusLister], that
+// RunsByStatus lists none of the records that call deleted, whatever
+// their status: a host that resumes the runs it lists as running would
+// resume a deleted one.
+func notByStatus(t *testing.T, s Retainer, call string, deleted ...executor.Record) {
+	t.Helper()
+	l, ok := s.(executor.RunStatusLister)
+	if !ok {
+		return
+	}
+	for _, status := range []executor.RunStatus{executor.RunRunning, executor.RunSucceeded, executor.RunFailed,
+		executor.RunCancelled, executor.RunInterrupted} {
+		rs, err := l.RunsByStatus(t.Context(), status)
+		require.NoError(t, err, "RunsByStatus(%q)", status)
+		for _, r := range deleted {
+			assert.NotContains(t, ids(rs), r.ID, "RunsByStatus(%q) lists record %q after %s deleted it", status, r.ID, call)
+		}
+	}
+}
+
 func testDeleteGraph(t *testing.T, s Retainer) {
 	a := Unique(t, "a")
 	ab := a + "/b" // a is a prefix of it: deleting a must leave it alone
@@ -140,6 +160,7 @@ func testDeleteGraph(t *testing.T, s Retainer) {
 	assert.Empty(t, listRuns(t, s, a), "ListRuns(%q) after DeleteGraph", a)
 	_, err := s.GetRun(t.Context(), ra.ID)
 	require.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a deleted graph's run")
+	notByStatus(t, s, fmt.Sprintf("DeleteGraph(%q)", a), ra)
 
 	requireSnapshot(t, s, ab, 1, map[string]dirty.State{n0.ID: n0.State})
 	assert.Equal(t, []string{rab.ID}, ids(listRuns(t, s, ab)), "ListRuns(%q): another graph's runs", ab)
@@ -525,14 +546,15 @@ func testPruneRuns(t *testing.T, s Retainer) {
 	left := func() []string {
 		return append(ids(listRuns(t, s, g)), ids(listRuns(t, s, h))...)
 	}
-	// gone checks that GetRun does not find the records pruned, as
-	// ListRuns does not list them.
+	// gone checks that GetRun does not find the records pruned, nor
+	// RunsByStatus list them, as ListRuns does not.
 	gone := func(call string, pruned ...executor.Record) {
 		t.Helper()
 		for _, r := range pruned {
 			_, err := s.GetRun(t.Context(), r.ID)
 			assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun(%q) after %s deleted it", r.ID, call)
 		}
+		notByStatus(t, s, call, pruned...)
 	}
 
 	n, err := s.PruneRuns(t.Context(), 24*time.Hour)
