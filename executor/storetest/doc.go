@@ -47,7 +47,8 @@
 //   - later changes to the same node in one commit win;
 //   - Commit leaves the caller's changes as they were, in their order,
 //     on success and on a conflict, and does not keep them: the executor
-//     reads and reuses the slice after Commit;
+//     reads and reuses the slice after Commit; nor does it write into
+//     them while it runs, though it puts them back (with -race only);
 //   - graphs are independent, and keys and node IDs are compared exactly
 //     (case, spaces, Unicode normalisation);
 //   - long graph keys and node IDs (1,500 to 10,000 bytes) are kept

@@ -327,7 +327,9 @@ func testLastChangeWins(t *testing.T, s executor.StateStore) {
 // caller's changes, not even to reorder them, nor keeps them once it
 // returns, on success and on a conflict: the executor reads the slice
 // after Commit, change i for node i of its own list, and reuses it for
-// its next commit. A store that sorts the changes by ID in place (for a
+// its next commit. Nor may Commit write into them while it runs, though
+// it puts them back before it returns: another goroutine reads them
+// meanwhile, and the race detector reports the write. A store that sorts the changes by ID in place (for a
 // stable lock order, say) made the executor record each node's result
 // as another node's.
 func testCommitLeavesChanges(t *testing.T, s executor.StateStore) {
@@ -355,7 +357,7 @@ func testCommitLeavesChanges(t *testing.T, s executor.StateStore) {
 		t.Errorf("%s modified the caller's changes, which the executor reads after it returns "+
 			"(a store that sorts or otherwise rearranges them works on a copy); %s", call, d)
 	}
-	commit(t, s, key, 0, changes...)
+	whileReading(changes, func() { commit(t, s, key, 0, changes...) })
 	assertChangesLeft(fmt.Sprintf("Commit(%q) at version 0", key))
 	want := map[string]dirty.State{}
 	for _, c := range before {
@@ -370,7 +372,11 @@ func testCommitLeavesChanges(t *testing.T, s executor.StateStore) {
 
 	// A commit that conflicts leaves them alone too.
 	copy(changes, before)
-	v, err := s.Commit(t.Context(), key, 1, changes)
+	var (
+		v   int64
+		err error
+	)
+	whileReading(changes, func() { v, err = s.Commit(t.Context(), key, 1, changes) })
 	assertConflict(t, v, err, key, 1, 2)
 	assertChangesLeft(fmt.Sprintf("Commit(%q) at a stale version", key))
 	requireSnapshot(t, s, key, 2, want)

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,6 +92,32 @@ func Unique(t testing.TB, suffix string) string {
 		name += "-" + suffix
 	}
 	return name
+}
+
+// whileReading calls call while another goroutine reads list, a caller's
+// slice that call must not modify even temporarily, as the caller may
+// read it meanwhile; it returns once both are done. A call that writes
+// into list, though it puts it back as it was before it returns, then
+// races with the reads, which the race detector reports, failing the
+// test: the kit checks this under go test -race only.
+func whileReading[E any](list []E, call func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]E, len(list))
+		for {
+			copy(buf, list) // a read of every element, before done is seen
+			select {
+			case <-done:
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(done)
+	call()
 }
 
 // diffOpts are the kit's comparison options: times compare by instant
