@@ -77,8 +77,9 @@
 // use; a done context. A store that is an
 // [executor.AssetChecker] or an [executor.AssetBatchGetter] is checked
 // against Exists and Get, and leaves the caller's refs as they were, in
-// their order: Missing lists each reference that Exists
-// reports false once, among thousands in one call; GetMany returns what
+// their order, not written into even while it runs (with -race only):
+// Missing lists each reference that Exists reports false once, among
+// thousands in one call; GetMany returns what
 // Get does, in the order of the references, among hundreds in one call
 // and after a Put replaced one, and fails with [executor.ErrNotFound],
 // naming it, at a reference that points to nothing.

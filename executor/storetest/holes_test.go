@@ -3,6 +3,7 @@ package storetest_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -57,6 +58,9 @@ var raceHoleBugs = []kitBug{
 	// looked at them only after Commit, and the executor, reading them
 	// meanwhile, read them out of order.
 	{"StateStore", "sort-restore-changes", []string{"CommitLeavesChanges"}},
+	// Missing and GetMany did the same to the caller's refs, which they
+	// may not modify even temporarily either.
+	{"AssetStore", "sort-restore-refs", []string{"MissingAgreesWithExists", "GetManyAgreesWithGet"}},
 }
 
 // TestHolesKitCatchesBugs runs the kit, in a child process, against each
@@ -83,6 +87,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return emptySkipsCAS{executor.NewMemoryStates()} }
 	case "StateStore/sort-restore-changes":
 		f.States = func(*testing.T) executor.StateStore { return sortRestoreChanges{executor.NewMemoryStates()} }
+	case "AssetStore/sort-restore-refs":
+		f.Assets = func(*testing.T) executor.AssetStore { return sortRestoreRefs{executor.NewMemoryAssets()} }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -130,6 +136,39 @@ func (s sortRestoreChanges) Commit(ctx context.Context, graphKey string, expect 
 	slices.SortStableFunc(changes, func(a, b executor.Change) int { return strings.Compare(a.ID, b.ID) })
 	defer copy(changes, order)
 	return s.MemoryStates.Commit(ctx, graphKey, expect, changes)
+}
+
+// sortRestoreRefs sorts the caller's refs in place for Missing and
+// GetMany, and puts them back in the caller's order before it returns.
+type sortRestoreRefs struct{ *executor.MemoryAssets }
+
+func (s sortRestoreRefs) Missing(ctx context.Context, refs []string) ([]string, error) {
+	order := slices.Clone(refs)
+	slices.Sort(refs)
+	defer copy(refs, order)
+	return s.MemoryAssets.Missing(ctx, refs)
+}
+
+func (s sortRestoreRefs) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	order := slices.Clone(refs)
+	slices.Sort(refs)
+	defer copy(refs, order)
+	got, err := s.MemoryAssets.GetMany(ctx, refs)
+	if err != nil {
+		return got, err
+	}
+	// The assets in the caller's order.
+	byRef := make(map[string]executor.Asset, len(refs))
+	for i, ref := range refs {
+		byRef[ref] = got[i]
+	}
+	out := make([]executor.Asset, len(order))
+	for i, ref := range order {
+		a := byRef[ref]
+		a.Meta = maps.Clone(a.Meta)
+		out[i] = a
+	}
+	return out, nil
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy
