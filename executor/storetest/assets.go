@@ -34,6 +34,7 @@ func AssetStore(t *testing.T, newStore func(t *testing.T) executor.AssetStore) {
 		{"LongKeys", testAssetLongKeys},
 		{"SameKeyAgain", testAssetSameKeyAgain},
 		{"SameKeyReplaces", testAssetSameKeyReplaces},
+		{"FoundOncePut", testAssetFoundOncePut},
 		{"CallerMayReuseInput", testAssetCallerMutation},
 		{"CallerMayChangeMeta", testAssetCallerMeta},
 		{"Concurrent", testAssetConcurrent},
@@ -306,6 +307,67 @@ func testAssetSameKeyReplaces(t *testing.T, s executor.AssetStore) {
 	r4 := put(t, s, key, urlOnly)
 	requireAsset(t, s, r4, urlOnly)
 	requireAsset(t, s, r1, urlOnly)
+}
+
+// testAssetFoundOncePut looks a reference up before its asset is put,
+// and again after: Exists, Get, and Missing and GetMany when the store
+// has them, find it then, though they found it missing before. A store
+// that caches the references its reads found missing, and does not
+// forget one at a Put, has the executor make again, at every run, a node
+// whose asset was missing once. The kit knows a reference before its Put
+// only if the store's references are a prefix and the key, as those of
+// the kit's own stores are; it checks nothing of another store.
+func testAssetFoundOncePut(t *testing.T, s executor.AssetStore) {
+	probe := assetKey(t, "asset:image:segment[0]", "probe")
+	prefix, ok := strings.CutSuffix(put(t, s, probe, asset("probe")), probe)
+	if !ok {
+		t.Log("the store's references are not a prefix and the key: the kit cannot know one before its Put")
+		return
+	}
+	key := assetKey(t, "asset:image:segment[1]", "found-once-put")
+	ref := prefix + key
+	c, checks := s.(executor.AssetChecker)
+	bg, gets := s.(executor.AssetBatchGetter)
+	// Each read looks for it before the Put, as the executor's check of
+	// the states' references does for an asset that a prune deleted.
+	ok, err := s.Exists(t.Context(), ref)
+	require.NoError(t, err, "Exists(%q) before its Put", ref)
+	require.False(t, ok, "Exists(%q) before its Put", ref)
+	_, err = s.Get(t.Context(), ref)
+	require.ErrorIs(t, err, executor.ErrNotFound, "Get(%q) before its Put", ref)
+	if checks {
+		missing, err := c.Missing(t.Context(), []string{ref})
+		require.NoError(t, err, "Missing(%q) before its Put", ref)
+		require.Equal(t, []string{ref}, missing, "Missing(%q) before its Put", ref)
+	}
+	if gets {
+		_, err := bg.GetMany(t.Context(), []string{ref})
+		require.ErrorIs(t, err, executor.ErrNotFound, "GetMany(%q) before its Put", ref)
+	}
+
+	a := asset("found-once-put")
+	if got := put(t, s, key, a); got != ref {
+		t.Logf("Put(%q) returned %q, not the store's prefix and the key: the kit checks nothing more", key, got)
+		return
+	}
+	const why = "a reference that a read found missing before its Put is found after it (a cache of missing references forgets one at a Put)"
+	ok, err = s.Exists(t.Context(), ref)
+	require.NoError(t, err, "Exists(%q) after its Put", ref)
+	assert.True(t, ok, "Exists(%q) after its Put: %s", ref, why)
+	if got, err := s.Get(t.Context(), ref); assert.NoError(t, err, "Get(%q) after its Put: %s", ref, why) {
+		assert.Empty(t, diff(a, got), "Get(%q) after its Put", ref)
+	}
+	if checks {
+		missing, err := c.Missing(t.Context(), []string{ref})
+		require.NoError(t, err, "Missing(%q) after its Put", ref)
+		assert.Empty(t, missing, "Missing(%q) after its Put: %s", ref, why)
+	}
+	if gets {
+		got, err := bg.GetMany(t.Context(), []string{ref})
+		if assert.NoError(t, err, "GetMany(%q) after its Put: %s", ref, why) {
+			assert.Empty(t, diff([]executor.Asset{a}, got), "GetMany(%q) after its Put", ref)
+		}
+	}
 }
 
 func testAssetCallerMutation(t *testing.T, s executor.AssetStore) {

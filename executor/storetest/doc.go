@@ -70,7 +70,10 @@
 // reference (with a suffix, cut short, in upper case, or the store's
 // prefix with another key); distinct keys give distinct references, and
 // keys are compared exactly; long keys are kept apart, or refused with a
-// permanent error, and then a reference to one finds nothing; Put again under the same key succeeds, and
+// permanent error, and then a reference to one finds nothing; a
+// reference that reads found missing before its Put is found after it
+// (when the store's references are a prefix and the key, so that the kit
+// knows one before its Put); Put again under the same key succeeds, and
 // with other content replaces the asset, for GetMany too, and one
 // without Data nor Meta leaves none of the old asset's; the caller may reuse Data and
 // Meta after Put, and write into the Meta that Get returns; concurrent
@@ -131,7 +134,7 @@
 //     stays while one does, though a commit or a DeleteGraph released it
 //     from the others; Exists and Get, and Missing and GetMany when
 //     the store has them, see the assets a prune deleted, though they
-//     read them before it;
+//     read them before it, and find one put again under its key after;
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
 //     PruneAssets deletes an asset put, or released by a commit, more than
 //     the age ago, and keeps one exactly the age old (checked as for

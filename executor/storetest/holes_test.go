@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -48,6 +49,13 @@ var holeBugs = []kitBug{
 	// by status that RunsByStatus reads, so a host resumed a deleted run:
 	// the kit never listed by status after them.
 	{"Retention", "status-index", []string{"DeleteGraph", "PruneRuns"}},
+	// Exists, Get, Missing and GetMany cached the references they found
+	// missing, and a Put did not forget them: a node whose asset a prune
+	// deleted was made again, and put under the same key, at every run.
+	// The kit never looked a reference up before it was put, nor put
+	// again an asset that a prune deleted.
+	{"AssetStore", "negative-cache", []string{"FoundOncePut"}},
+	{"Retention", "negative-cache", []string{"PruneAssetsSeenByReads", "PruneAssetsSeenByBatchReads"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -89,6 +97,13 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.States = func(*testing.T) executor.StateStore { return sortRestoreChanges{executor.NewMemoryStates()} }
 	case "AssetStore/sort-restore-refs":
 		f.Assets = func(*testing.T) executor.AssetStore { return sortRestoreRefs{executor.NewMemoryAssets()} }
+	case "AssetStore/negative-cache":
+		f.Assets = func(*testing.T) executor.AssetStore { return newNegativeCache(executor.NewMemoryAssets()) }
+	case "Retention/negative-cache":
+		f.Retainer = func(*testing.T) storetest.Retainer {
+			m := executor.NewMemoryStore()
+			return negativeRetainer{m, newNegativeCache(m)}
+		}
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -169,6 +184,112 @@ func (s sortRestoreRefs) GetMany(ctx context.Context, refs []string) ([]executor
 		out[i] = a
 	}
 	return out, nil
+}
+
+// batchAssets is an asset store with both batch reads.
+type batchAssets interface {
+	executor.AssetStore
+	executor.AssetChecker
+	executor.AssetBatchGetter
+}
+
+// negativeCache remembers the references that its reads found missing,
+// and answers for them without asking the store, until forever: a Put
+// does not forget them.
+type negativeCache struct {
+	batchAssets
+	mu      sync.Mutex
+	missing map[string]bool
+}
+
+func newNegativeCache(s batchAssets) *negativeCache {
+	return &negativeCache{batchAssets: s, missing: map[string]bool{}}
+}
+
+// cached reports whether ref is known missing; found records what a read
+// found.
+func (s *negativeCache) cached(ref string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.missing[ref]
+}
+
+func (s *negativeCache) found(ref string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		s.missing[ref] = true
+	}
+}
+
+func (s *negativeCache) Exists(ctx context.Context, ref string) (bool, error) {
+	if s.cached(ref) && ctx.Err() == nil {
+		return false, nil
+	}
+	ok, err := s.batchAssets.Exists(ctx, ref)
+	if err == nil {
+		s.found(ref, ok)
+	}
+	return ok, err
+}
+
+func (s *negativeCache) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	if s.cached(ref) && ctx.Err() == nil {
+		return executor.Asset{}, fmt.Errorf("asset %q: %w", ref, executor.ErrNotFound)
+	}
+	a, err := s.batchAssets.Get(ctx, ref)
+	if errors.Is(err, executor.ErrNotFound) {
+		s.found(ref, false)
+	}
+	return a, err
+}
+
+func (s *negativeCache) Missing(ctx context.Context, refs []string) ([]string, error) {
+	missing, err := s.batchAssets.Missing(ctx, refs)
+	if err != nil {
+		return missing, err
+	}
+	for _, ref := range missing {
+		s.found(ref, false)
+	}
+	for _, ref := range refs {
+		if s.cached(ref) && !slices.Contains(missing, ref) {
+			missing = append(missing, ref)
+		}
+	}
+	return missing, nil
+}
+
+func (s *negativeCache) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	for _, ref := range refs {
+		if s.cached(ref) && ctx.Err() == nil {
+			return nil, fmt.Errorf("asset %q: %w", ref, executor.ErrNotFound)
+		}
+	}
+	return s.batchAssets.GetMany(ctx, refs)
+}
+
+// negativeRetainer is a MemoryStore whose reads go through a
+// negativeCache.
+type negativeRetainer struct {
+	*executor.MemoryStore
+	c *negativeCache
+}
+
+func (s negativeRetainer) Exists(ctx context.Context, ref string) (bool, error) {
+	return s.c.Exists(ctx, ref)
+}
+
+func (s negativeRetainer) Get(ctx context.Context, ref string) (executor.Asset, error) {
+	return s.c.Get(ctx, ref)
+}
+
+func (s negativeRetainer) Missing(ctx context.Context, refs []string) ([]string, error) {
+	return s.c.Missing(ctx, refs)
+}
+
+func (s negativeRetainer) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
+	return s.c.GetMany(ctx, refs)
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy

@@ -484,6 +484,14 @@ func testPruneAssetsReads(t *testing.T, s Retainer) {
 		assert.ErrorIs(t, err, executor.ErrNotFound, "Get(%q) after a prune deleted it", loose)
 	}
 	requireAsset(t, s, kept, asset("kept"))
+
+	// The asset is made again and put under its key, as the executor
+	// does for a node whose asset a prune deleted: the reads find it, as
+	// a store that remembered the reads' misses would not.
+	again := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+	assert.Equal(t, []bool{true}, exist(t, s, again),
+		"Exists(%q) of an asset put again under its key after a prune deleted it, and reads found it missing", again)
+	requireAsset(t, s, again, asset("loose"))
 }
 
 // testPruneAssetsBatchReads checks that the optional batch reads,
@@ -523,6 +531,22 @@ func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 		got, err = bg.GetMany(t.Context(), []string{kept})
 		require.NoError(t, err, "GetMany(%q) after a prune", kept)
 		assert.Empty(t, diff([]executor.Asset{asset("kept")}, got), "GetMany(%q) after a prune", kept)
+	}
+
+	// The asset is put again under its key, as the executor does for a
+	// node whose asset was missing: the batch reads find it.
+	again := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+	both = []string{kept, again}
+	if checks {
+		missing, err := c.Missing(t.Context(), both)
+		require.NoError(t, err, "Missing(%q)", both)
+		assert.Empty(t, missing, "Missing(%q) after %q was put again under its key, once a prune had deleted it", both, again)
+	}
+	if gets {
+		got, err := bg.GetMany(t.Context(), both)
+		if assert.NoError(t, err, "GetMany(%q) after %q was put again under its key, once a prune had deleted it", both, again) {
+			assert.Empty(t, diff([]executor.Asset{asset("kept"), asset("loose")}, got), "GetMany(%q) after a Put again", both)
+		}
 	}
 }
 
