@@ -56,6 +56,10 @@ var holeBugs = []kitBug{
 	// again an asset that a prune deleted.
 	{"AssetStore", "negative-cache", []string{"FoundOncePut"}},
 	{"Retention", "negative-cache", []string{"PruneAssetsSeenByReads", "PruneAssetsSeenByBatchReads"}},
+	// ListRuns ordered a record by the StartedAt it was first put with,
+	// as an index kept in order at insert and not moved at a replace: the
+	// kit never replaced a record with another start.
+	{"RunStore", "first-start", []string{"ListOrder"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -104,6 +108,8 @@ func TestHolesBuggyStore(t *testing.T) {
 			m := executor.NewMemoryStore()
 			return negativeRetainer{m, newNegativeCache(m)}
 		}
+	case "RunStore/first-start":
+		f.Runs = func(*testing.T) executor.RunStore { return &firstStart{MemoryRuns: executor.NewMemoryRuns()} }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -290,6 +296,42 @@ func (s negativeRetainer) Missing(ctx context.Context, refs []string) ([]string,
 
 func (s negativeRetainer) GetMany(ctx context.Context, refs []string) ([]executor.Asset, error) {
 	return s.c.GetMany(ctx, refs)
+}
+
+// firstStart lists a graph's records by the StartedAt each was first
+// put with, then ID.
+type firstStart struct {
+	*executor.MemoryRuns
+	mu    sync.Mutex
+	first map[string]time.Time // by ID
+}
+
+func (s *firstStart) PutRun(ctx context.Context, r executor.Record) error {
+	if err := s.MemoryRuns.PutRun(ctx, r); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first == nil {
+		s.first = map[string]time.Time{}
+	}
+	if _, ok := s.first[r.ID]; !ok {
+		s.first[r.ID] = r.StartedAt
+	}
+	return nil
+}
+
+func (s *firstStart) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
+	rs, err := s.MemoryRuns.ListRuns(ctx, graphKey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slices.SortStableFunc(rs, func(a, b executor.Record) int {
+		if c := s.first[a.ID].Compare(s.first[b.ID]); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return rs, err
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy

@@ -463,6 +463,20 @@ func testRunListOrder(t *testing.T, s executor.RunStore) {
 	if d := diff(want, got); d != "" {
 		t.Fatalf("ListRuns(%q) (-want +got):\n%s", key, d)
 	}
+
+	// A record replaced with another start moves to its new place: the
+	// oldest becomes the newest, and the newest goes first.
+	moved, first := want[0], want[len(want)-1]
+	moved.StartedAt, moved.EndedAt = utc.Add(48*time.Hour), utc.Add(49*time.Hour)
+	first.StartedAt = early.Add(-time.Hour)
+	putRun(t, s, moved)
+	putRun(t, s, first)
+	want = append(append([]executor.Record{first}, want[1:len(want)-1]...), moved)
+	got = listRuns(t, s, key)
+	require.Equal(t, ids(want), ids(got), "ListRuns after two records were replaced with other starts: want oldest first, by their new StartedAt")
+	if d := diff(want, got); d != "" {
+		t.Fatalf("ListRuns(%q) after two records were replaced with other starts (-want +got):\n%s", key, d)
+	}
 }
 
 func testRunListFilters(t *testing.T, s executor.RunStore) {
