@@ -99,6 +99,13 @@ func testAssetRoundTrip(t *testing.T, s executor.AssetStore) {
 	ref := put(t, s, assetKey(t, "asset:narration:segment[3]", "round-trip"), a)
 	requireAsset(t, s, ref, a)
 	requireAsset(t, s, ref, a) // reading does not consume
+
+	// A whole lecture's timeline: its Length, in microseconds, does not
+	// fit in 32 bits.
+	long := asset("timeline")
+	long.Length = 2*time.Hour + 17*time.Minute + 3*time.Second + 1*time.Microsecond
+	ref = put(t, s, assetKey(t, "timeline", "timeline"), long)
+	requireAsset(t, s, ref, long)
 }
 
 func testAssetURLOnly(t *testing.T, s executor.AssetStore) {

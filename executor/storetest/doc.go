@@ -64,7 +64,8 @@
 //     others conflict, and the graph holds exactly the winner's changes;
 //   - a done context gives an error and version 0, and has no effect.
 //
-// Asset stores: every field round-trips, binary and 1 MiB data included,
+// Asset stores: every field round-trips, binary and 1 MiB data, and a
+// Length of hours to the microsecond, included,
 // and text data with white space at its ends;
 // Exists; an unknown reference is not found, nor is one made from a real
 // reference (with a suffix, cut short, in upper case, or the store's

@@ -60,6 +60,10 @@ var holeBugs = []kitBug{
 	// as an index kept in order at insert and not moved at a replace: the
 	// kit never replaced a record with another start.
 	{"RunStore", "first-start", []string{"ListOrder"}},
+	// Put kept Length in microseconds in 32 bits (a Postgres integer
+	// column), which wraps past 35 minutes: the kit's longest asset was
+	// 39 seconds, and a lecture's timeline runs an hour.
+	{"AssetStore", "int32-length", []string{"RoundTrip"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -110,6 +114,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		}
 	case "RunStore/first-start":
 		f.Runs = func(*testing.T) executor.RunStore { return &firstStart{MemoryRuns: executor.NewMemoryRuns()} }
+	case "AssetStore/int32-length":
+		f.Assets = func(*testing.T) executor.AssetStore { return int32Length{executor.NewMemoryAssets()} }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -332,6 +338,15 @@ func (s *firstStart) ListRuns(ctx context.Context, graphKey string) ([]executor.
 		return strings.Compare(a.ID, b.ID)
 	})
 	return rs, err
+}
+
+// int32Length keeps an asset's Length as a 32-bit count of
+// microseconds, which wraps.
+type int32Length struct{ *executor.MemoryAssets }
+
+func (s int32Length) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	a.Length = time.Duration(int32(a.Length/time.Microsecond)) * time.Microsecond
+	return s.MemoryAssets.Put(ctx, key, a)
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy
