@@ -100,7 +100,8 @@
 // moves from the one graph's list to the other's, and GetRun and ListRuns
 // meanwhile find the old record or the new one, never neither nor a
 // record half written; an unknown ID is not found; IDs are
-// compared exactly (case, spaces, Unicode normalisation); long IDs and graph keys are
+// compared exactly (case, spaces, Unicode normalisation); long IDs (a
+// record's own, and its Resumes) and graph keys are
 // kept exactly, or refused with a permanent error, and then GetRun and
 // ListRuns of one find nothing; ListRuns filters by graph and
 // orders by start time (a zero one first, and a replaced record's new

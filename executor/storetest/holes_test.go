@@ -64,6 +64,10 @@ var holeBugs = []kitBug{
 	// column), which wraps past 35 minutes: the kit's longest asset was
 	// 39 seconds, and a lecture's timeline runs an hour.
 	{"AssetStore", "int32-length", []string{"RoundTrip"}},
+	// PutRun cut a record's Resumes to 1,000 bytes, where the contract
+	// has it refused or kept whole as an ID: the kit's long IDs were
+	// records' own only.
+	{"RunStore", "truncate-resumes", []string{"LongKeys"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -116,6 +120,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return &firstStart{MemoryRuns: executor.NewMemoryRuns()} }
 	case "AssetStore/int32-length":
 		f.Assets = func(*testing.T) executor.AssetStore { return int32Length{executor.NewMemoryAssets()} }
+	case "RunStore/truncate-resumes":
+		f.Runs = func(*testing.T) executor.RunStore { return truncResumes{executor.NewMemoryRuns()} }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -347,6 +353,14 @@ type int32Length struct{ *executor.MemoryAssets }
 func (s int32Length) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
 	a.Length = time.Duration(int32(a.Length/time.Microsecond)) * time.Microsecond
 	return s.MemoryAssets.Put(ctx, key, a)
+}
+
+// truncResumes keeps a record's Resumes cut to 1,000 bytes.
+type truncResumes struct{ *executor.MemoryRuns }
+
+func (s truncResumes) PutRun(ctx context.Context, r executor.Record) error {
+	r.Resumes = r.Resumes[:min(len(r.Resumes), 1000)]
+	return s.MemoryRuns.PutRun(ctx, r)
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy

@@ -410,6 +410,20 @@ func testRunLongKeys(t *testing.T, s executor.RunStore) {
 				assert.Equal(t, []string{ia, ib}, ids(listRuns(t, s, key)), "ListRuns of records with %d-byte IDs", n)
 			}
 
+			// Resumes is an ID too, of the run that the record's finishes.
+			sa, sb := longKeys(Unique(t, "resumed-"), n)
+			r3, r4 := record(Unique(t, "resumes-a"), key, baseTime), record(Unique(t, "resumes-b"), key, baseTime)
+			r3.Resumes, r4.Resumes = sa, sb
+			if err := s.PutRun(t.Context(), r3); err != nil {
+				assertPermanent(t, err, fmt.Sprintf("PutRun of a record whose Resumes has %d bytes", n))
+				_, err := s.GetRun(t.Context(), r3.ID)
+				assert.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a record PutRun refused for its %d-byte Resumes", n)
+			} else {
+				putRun(t, s, r4)
+				requireRun(t, s, r3)
+				requireRun(t, s, r4)
+			}
+
 			ga, gb := longKeys(Unique(t, "graph-"), n)
 			r1, r2 := record(Unique(t, "a"), ga, baseTime), record(Unique(t, "b"), gb, baseTime)
 			if err := s.PutRun(t.Context(), r1); err != nil {
