@@ -35,7 +35,8 @@
 //   - each commit bumps the version by one, an empty commit too, and an
 //     empty commit at a stale version conflicts as any other;
 //   - every field of [dirty.State] and every status round-trip, and a
-//     commit changes only the nodes it names;
+//     commit changes only the nodes it names, each to its new state whole
+//     (empty fields too, not merged with the old state's);
 //   - a time finer than a microsecond comes back whole or truncated to
 //     the microsecond, never rounded;
 //   - text of every kind (line breaks, control characters, emoji, trailing

@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/storetest"
 )
@@ -68,6 +70,12 @@ var holeBugs = []kitBug{
 	// has it refused or kept whole as an ID: the kit's long IDs were
 	// records' own only.
 	{"RunStore", "truncate-resumes", []string{"LongKeys"}},
+	// Commit merged a node's new state into its stored one field by
+	// field, as Postgres's jsonb || does with the JSON of a State, whose
+	// empty fields are left out: a failed node made clean kept its
+	// LastError. Every state the kit committed over another had every
+	// field set.
+	{"StateStore", "merge-fields", []string{"CommitChangesOnlyNamedNodes"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -122,6 +130,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.Assets = func(*testing.T) executor.AssetStore { return int32Length{executor.NewMemoryAssets()} }
 	case "RunStore/truncate-resumes":
 		f.Runs = func(*testing.T) executor.RunStore { return truncResumes{executor.NewMemoryRuns()} }
+	case "StateStore/merge-fields":
+		f.States = func(*testing.T) executor.StateStore { return &mergeFields{MemoryStates: executor.NewMemoryStates()} }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -361,6 +371,46 @@ type truncResumes struct{ *executor.MemoryRuns }
 func (s truncResumes) PutRun(ctx context.Context, r executor.Record) error {
 	r.Resumes = r.Resumes[:min(len(r.Resumes), 1000)]
 	return s.MemoryRuns.PutRun(ctx, r)
+}
+
+// mergeFields commits each change as the JSON of its state merged into
+// that of the node's stored state, key by key.
+type mergeFields struct {
+	*executor.MemoryStates
+	mu sync.Mutex // one Commit at a time, from its Load to its Commit
+}
+
+func (s *mergeFields) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := s.Load(ctx, graphKey)
+	if err != nil {
+		return 0, err
+	}
+	merged := make([]executor.Change, len(changes))
+	for i, c := range changes {
+		merged[i] = c
+		old, ok := snap.States[c.ID]
+		if !ok {
+			continue
+		}
+		var obj map[string]json.RawMessage
+		b, _ := json.Marshal(old)
+		_ = json.Unmarshal(b, &obj)
+		b, _ = json.Marshal(c.State)
+		_ = json.Unmarshal(b, &obj) // the new keys over the old
+		b, _ = json.Marshal(obj)
+		var st dirty.State
+		if err := json.Unmarshal(b, &st); err != nil {
+			return 0, err
+		}
+		merged[i].State = st
+		if snap.States == nil {
+			snap.States = map[string]dirty.State{}
+		}
+		snap.States[c.ID] = st
+	}
+	return s.MemoryStates.Commit(ctx, graphKey, expect, merged)
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy

@@ -297,6 +297,16 @@ func testCommitChangesOnlyNamed(t *testing.T, s executor.StateStore) {
 	commit(t, s, key, 1, upd, add)
 	want[upd.ID], want[add.ID] = upd.State, add.State
 	requireSnapshot(t, s, key, 2, want)
+
+	// A change replaces a node's state whole, its empty fields too: a
+	// failed node made clean has no LastError left, as a store that merges
+	// the new state's fields into the old (Postgres's jsonb ||, given a
+	// State's JSON, which leaves out the empty ones) would leave.
+	bare := change(nodeID(2), dirty.State{Status: dirty.StatusClean, Rev: 3, UpdatedAt: baseTime})
+	zero := change(nodeID(3), dirty.State{})
+	commit(t, s, key, 2, bare, zero)
+	want[bare.ID], want[zero.ID] = bare.State, zero.State
+	requireSnapshot(t, s, key, 3, want)
 }
 
 func testLastChangeWins(t *testing.T, s executor.StateStore) {
