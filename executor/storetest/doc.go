@@ -104,7 +104,8 @@
 // compared exactly (case, spaces, Unicode normalisation); long IDs (a
 // record's own, and its Resumes) and graph keys are
 // kept exactly, or refused with a permanent error, and then GetRun and
-// ListRuns of one find nothing; ListRuns filters by graph and
+// ListRuns of one find nothing; ListRuns filters by graph (keys compared
+// exactly: case, spaces, prefix, Unicode normalisation) and
 // orders by start time (a zero one first, and a replaced record's new
 // one), then ID byte by byte (not by a locale's collation); an unknown graph lists nothing; records are copied in and out; concurrent use; a done
 // context. A RunStore that is also an [executor.RunStatusLister] has

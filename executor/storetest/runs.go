@@ -513,6 +513,17 @@ func testRunListFilters(t *testing.T, s executor.RunStore) {
 	for _, k := range others {
 		assert.Len(t, listRuns(t, s, k), 1, "ListRuns(%q)", k)
 	}
+
+	// Keys that a Unicode normalisation would mix up: "café" with a
+	// combining accent (NFD) and precomposed (NFC). Each lists its own
+	// record, under its key as put.
+	for i, k := range []string{key + "-cafe\u0301", key + "-caf\u00e9"} {
+		r := record(Unique(t, fmt.Sprint("cafe-", i)), k, baseTime)
+		putRun(t, s, r)
+		rs := listRuns(t, s, k)
+		require.Equal(t, []string{r.ID}, ids(rs), "ListRuns(%q) among graphs whose keys differ by Unicode normalisation only", k)
+		assert.Equal(t, k, rs[0].GraphKey, "ListRuns(%q): GraphKey", k)
+	}
 }
 
 func testRunListUnknown(t *testing.T, s executor.RunStore) {
