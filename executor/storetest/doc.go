@@ -128,7 +128,8 @@
 //     re-created graph got; a graph never committed stays at version 0;
 //   - a DeleteGraph while a run commits is one step, as a commit is: the
 //     graph then has no states and a version above every one a commit
-//     returned, and the run's next commit conflicts;
+//     returned, and the run's next commit conflicts; a Load meanwhile
+//     finds the graph whole, or deleted, never some of its states;
 //   - PruneAssets(0) deletes exactly the assets that no state of any graph
 //     refers to, those that a commit stopped referring to and those of a
 //     deleted graph included, and returns their number: a reference keeps

@@ -71,6 +71,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"DeleteGraphNeverReusesVersions", testDeleteGraphVersions},
 		{"DeleteGraphOfRunsOnly", testDeleteGraphRunsOnly},
 		{"DeleteGraphWhileCommitting", testDeleteGraphWhileCommitting},
+		{"DeleteGraphWhileLoading", testDeleteGraphWhileLoading},
 		{"PruneAssetsKeepsReferenced", testPruneAssetsReferenced},
 		{"PruneAssetsKeepsYoung", testPruneAssetsYoung},
 		{"PruneAssetsAfterRelease", testPruneAssetsAfterRelease},
@@ -281,6 +282,63 @@ func testDeleteGraphWhileCommitting(t *testing.T, s Retainer) {
 		assert.Empty(t, snap.States, "round %d: Load(%q) after DeleteGraph: states", round, key)
 		assert.Greater(t, snap.Version, returned,
 			"round %d: Load(%q) after DeleteGraph: the version must be above every version a commit returned before it", round, key)
+	}
+}
+
+// testDeleteGraphWhileLoading deletes a graph of many nodes while other
+// goroutines load it: each Load finds the graph whole at its version, or
+// deleted, with no states at a later version, never some of its states.
+// A DeleteGraph that deletes the states in batches, each in a transaction
+// of its own (to keep locks short), and bumps the version after, shows a
+// graph that no commit made, whose other nodes a run takes for missing.
+func testDeleteGraphWhileLoading(t *testing.T, s Retainer) {
+	const rounds, nodes, readers = 5, 60, 2
+	for round := range rounds {
+		key := Unique(t, fmt.Sprint(round))
+		changes := make([]executor.Change, nodes)
+		for i := range changes {
+			changes[i] = change(nodeID(i), state(i, dirty.StatusClean))
+		}
+		commit(t, s, key, 0, changes...)
+		var (
+			wg    sync.WaitGroup
+			ready sync.WaitGroup
+			done  = make(chan struct{})
+		)
+		ready.Add(readers)
+		for r := range readers {
+			wg.Go(func() {
+				started := sync.OnceFunc(ready.Done)
+				defer started()
+				for loads := 0; ; loads++ {
+					snap, err := s.Load(t.Context(), key)
+					if !assert.NoError(t, err, "Load(%q) while DeleteGraph ran", key) {
+						return
+					}
+					whole := snap.Version == 1 && len(snap.States) == nodes
+					deleted := snap.Version > 1 && len(snap.States) == 0
+					if !whole && !deleted {
+						t.Errorf("round %d, reader %d, load %d: Load(%q) while DeleteGraph ran found version %d with %d of the graph's %d states; "+
+							"a DeleteGraph is one step, as a commit is: a Load finds the graph whole, or deleted", round, r, loads, key, snap.Version, len(snap.States), nodes)
+						return
+					}
+					started()
+					select {
+					case <-done:
+						return
+					default:
+					}
+				}
+			})
+		}
+		ready.Wait()
+		ok, err := s.DeleteGraph(t.Context(), key)
+		close(done)
+		wg.Wait() // the readers report to t: they end before a check can end the test
+		require.NoError(t, err, "DeleteGraph(%q)", key)
+		require.True(t, ok, "DeleteGraph(%q): something deleted (a graph with states, while others load it)", key)
+		snap := load(t, s, key)
+		assert.Empty(t, snap.States, "round %d: Load(%q) after DeleteGraph: states", round, key)
 	}
 }
 

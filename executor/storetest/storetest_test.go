@@ -601,6 +601,26 @@ func (f *fakeRetainer) DeleteGraph(ctx context.Context, key string) (bool, error
 			continue
 		}
 		deleted = deleted || len(g.states) > 0
+		if f.bug == "batched-delete" {
+			// Deletes the states ten at a time, each batch in a critical
+			// section of its own, then bumps the version.
+			for len(g.states) > 0 {
+				n := 0
+				for id := range g.states {
+					if n == 10 {
+						break
+					}
+					delete(g.states, id)
+					n++
+				}
+				f.fakeStates.mu.Unlock()
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
+				f.fakeStates.mu.Lock()
+			}
+			g.version++
+			continue
+		}
 		if f.bug == "racy-delete" {
 			// Reads the version, then deletes in a second critical
 			// section, setting the version it read, plus one.
