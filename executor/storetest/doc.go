@@ -120,8 +120,9 @@
 //   - DeleteGraph removes the graph's states and run records (which
 //     neither GetRun, ListRuns nor, for an [executor.RunStatusLister],
 //     RunsByStatus then finds) and nothing of another graph, even one
-//     whose key it prefixes; it reports whether there was anything to
-//     remove, and a graph with only run records has them removed;
+//     whose key it prefixes, or matches as a LIKE pattern or but for
+//     case; it reports whether there was anything to remove, and a graph
+//     with only run records has them removed;
 //   - the deleted graph loads with no states at a version after every one
 //     it had, and is re-created by a commit at that version; a commit at
 //     any version it had before the deletion conflicts, however far the

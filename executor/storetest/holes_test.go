@@ -89,6 +89,10 @@ var holeBugs = []kitBug{
 	// while commits went on, and committed during a DeleteGraph to a
 	// graph of one node.
 	{"Retention", "batched-delete", []string{"DeleteGraphWhileLoading"}},
+	// DeleteGraph matched graph keys with SQL's LIKE, where '_' stands
+	// for any character: it deleted the graph "a-axb" with "a-a_b". The
+	// kit's other graph was one whose key the deleted one's prefixes.
+	{"Retention", "like-delete", []string{"DeleteGraph"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -149,6 +153,10 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.Runs = func(*testing.T) executor.RunStore { return foldUnicodeGraph{executor.NewMemoryRuns()} }
 	case "Retention/batched-delete":
 		f.Retainer = func(*testing.T) storetest.Retainer { return newFakeRetainer("batched-delete") }
+	case "Retention/like-delete":
+		f.Retainer = func(*testing.T) storetest.Retainer {
+			return &likeDelete{MemoryStore: executor.NewMemoryStore(), keys: map[string]bool{}}
+		}
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":
@@ -441,6 +449,62 @@ func (s foldUnicodeGraph) PutRun(ctx context.Context, r executor.Record) error {
 
 func (s foldUnicodeGraph) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
 	return s.MemoryRuns.ListRuns(ctx, nfc(graphKey))
+}
+
+// likeDelete deletes, at a DeleteGraph, every graph whose key matches
+// the one given as a LIKE pattern without '%': '_' matches any one byte.
+type likeDelete struct {
+	*executor.MemoryStore
+	mu   sync.Mutex
+	keys map[string]bool // every graph key committed or put
+}
+
+func (s *likeDelete) saw(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys[key] = true
+}
+
+func (s *likeDelete) Commit(ctx context.Context, graphKey string, expect int64, changes []executor.Change) (int64, error) {
+	s.saw(graphKey)
+	return s.MemoryStore.Commit(ctx, graphKey, expect, changes)
+}
+
+func (s *likeDelete) PutRun(ctx context.Context, r executor.Record) error {
+	s.saw(r.GraphKey)
+	return s.MemoryStore.PutRun(ctx, r)
+}
+
+func (s *likeDelete) DeleteGraph(ctx context.Context, graphKey string) (bool, error) {
+	s.mu.Lock()
+	var matched []string
+	for k := range s.keys {
+		if len(k) == len(graphKey) && k != graphKey {
+			like := true
+			for i := range len(k) {
+				if graphKey[i] != '_' && graphKey[i] != k[i] {
+					like = false
+					break
+				}
+			}
+			if like {
+				matched = append(matched, k)
+			}
+		}
+	}
+	s.mu.Unlock()
+	deleted, err := s.MemoryStore.DeleteGraph(ctx, graphKey)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range matched {
+		if ok, err := s.MemoryStore.DeleteGraph(ctx, k); err != nil {
+			return false, err
+		} else if ok {
+			deleted = true
+		}
+	}
+	return deleted, nil
 }
 
 // keepEmpty replaces a record but keeps the old one's Graph, TriggeredBy

@@ -177,6 +177,20 @@ func testDeleteGraph(t *testing.T, s Retainer) {
 	// The graph is re-created by a commit at the version it loads at.
 	commit(t, s, a, after.Version, n1)
 	requireSnapshot(t, s, a, after.Version+1, map[string]dirty.State{n1.ID: n1.State})
+
+	// Keys that a LIKE pattern ('_' for any character) or a comparison
+	// without case would match with the deleted one: their graphs stay.
+	like := Unique(t, "like")
+	gone, twins := like+"-a_b", []string{like + "-axb", like + "-A_B"}
+	for i, k := range append([]string{gone}, twins...) {
+		commit(t, s, k, 0, n0)
+		putRun(t, s, record(Unique(t, fmt.Sprint("like-run-", i)), k, baseTime))
+	}
+	deleteGraph(t, s, gone, true, "a graph with states and runs")
+	for _, k := range twins {
+		requireSnapshot(t, s, k, 1, map[string]dirty.State{n0.ID: n0.State})
+		assert.Len(t, listRuns(t, s, k), 1, "ListRuns(%q) after DeleteGraph(%q)", k, gone)
+	}
 }
 
 // testDeleteGraphVersions checks that a version is never used twice: a
