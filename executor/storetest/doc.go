@@ -145,10 +145,11 @@
 //     PruneAssets deletes an asset put, or released by a commit, more than
 //     the age ago, and keeps one exactly the age old (checked as for
 //     PruneRuns below);
-//   - a commit that releases an asset restarts its age: PruneAssets of
-//     a second keeps an asset put 1.5 s before but released just now, and
-//     deletes one put as long ago that no state referred to (a check in
-//     real time, skipped with -short);
+//   - a commit that releases an asset restarts its age, one that leaves
+//     the node with no reference (as Executor.Forget commits) too:
+//     PruneAssets of a second keeps an asset put 1.5 s before but
+//     released just now, and deletes one put as long ago that no state
+//     referred to (a check in real time, skipped with -short);
 //   - PruneRuns deletes the records that ended, or that never ended but
 //     started, more than the age ago (GetRun and RunsByStatus find them
 //     no more than ListRuns does), and keeps a record with no time,

@@ -93,6 +93,11 @@ var holeBugs = []kitBug{
 	// for any character: it deleted the graph "a-axb" with "a-a_b". The
 	// kit's other graph was one whose key the deleted one's prefixes.
 	{"Retention", "like-delete", []string{"DeleteGraph"}},
+	// A commit that stopped referring to an asset restarted its age only
+	// when it referred to another instead, not when it left the node with
+	// no reference (as Executor.Forget commits): the kit's releases all
+	// set another reference.
+	{"Retention", "no-release-at-clear", []string{"PruneAssetsAfterRelease", "PruneAssetsKeepsTheAge"}},
 }
 
 // raceHoleBugs are bugs of holeBugs' kind that only the race detector
@@ -157,6 +162,8 @@ func TestHolesBuggyStore(t *testing.T) {
 		f.Retainer = func(*testing.T) storetest.Retainer {
 			return &likeDelete{MemoryStore: executor.NewMemoryStore(), keys: map[string]bool{}}
 		}
+	case "Retention/no-release-at-clear":
+		f.Retainer = func(*testing.T) storetest.Retainer { return newFakeRetainer("no-release-at-clear") }
 	case "RunStore/keep-empty":
 		f.Runs = func(*testing.T) executor.RunStore { return keepEmpty{executor.NewMemoryRuns()} }
 	case "RunStore/swap-counts":

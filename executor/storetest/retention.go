@@ -95,6 +95,13 @@ func refState(ref string) dirty.State {
 		UpdatedAt: baseTime}
 }
 
+// clearedState returns a state with no asset reference, as Executor.Forget
+// commits for a node no longer in the graph: a commit of it releases the
+// node's asset.
+func clearedState() dirty.State {
+	return dirty.State{Status: dirty.StatusMissing, Rev: 1, UpdatedAt: baseTime}
+}
+
 // exist reports which of refs the store holds.
 func exist(t *testing.T, s executor.AssetStore, refs ...string) []bool {
 	t.Helper()
@@ -421,12 +428,15 @@ func testPruneAssetsAfterRelease(t *testing.T, s Retainer) {
 	for attempt := 1; ; attempt++ {
 		key := Unique(t, fmt.Sprint(attempt))
 		x := put(t, s, key+"/n/"+hash("x"), asset("x"))
+		w := put(t, s, key+"/o/"+hash("w"), asset("w"))
 		loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
-		commit(t, s, key, 0, change("n", refState(x)))
+		commit(t, s, key, 0, change("n", refState(x)), change("o", refState(w)))
 		time.Sleep(releaseWait)
 		y := put(t, s, key+"/n/"+hash("y"), asset("y"))
 		released := time.Now()
-		commit(t, s, key, 1, change("n", refState(y))) // releases x
+		// Releases x, for another reference, and w, for none, as a
+		// Forget's commit does.
+		commit(t, s, key, 1, change("n", refState(y)), change("o", clearedState()))
 		_, err := s.PruneAssets(t.Context(), releaseAge)
 		took := time.Since(released)
 		require.NoError(t, err, "PruneAssets(%v)", releaseAge)
@@ -437,14 +447,16 @@ func testPruneAssetsAfterRelease(t *testing.T, s Retainer) {
 			}
 			t.Skipf("the releasing commit and the prune took %v, not less than the age %v, %d times: the machine is too slow for the check", took, releaseAge, attempts)
 		}
-		left := exist(t, s, x, y, loose)
-		if !left[0] {
-			t.Errorf("PruneAssets(%v) deleted %q, put %v or more before it but released by a commit less than %v before it: "+
-				"a commit that stops referring to an asset restarts its age, since a run that started before the commit may still read it",
-				releaseAge, x, releaseWait, took)
+		left := exist(t, s, x, w, y, loose)
+		for i, ref := range []string{x, w} {
+			if !left[i] {
+				t.Errorf("PruneAssets(%v) deleted %q, put %v or more before it but released by a commit less than %v before it (%s): "+
+					"a commit that stops referring to an asset restarts its age, since a run that started before the commit may still read it",
+					releaseAge, ref, releaseWait, took, []string{"for another reference", "for no reference"}[i])
+			}
 		}
-		assert.True(t, left[1], "PruneAssets(%v) deleted %q, which a state refers to", releaseAge, y)
-		assert.False(t, left[2], "PruneAssets(%v) kept %q, put %v before it, that no state ever referred to", releaseAge, loose, releaseWait)
+		assert.True(t, left[2], "PruneAssets(%v) deleted %q, which a state refers to", releaseAge, y)
+		assert.False(t, left[3], "PruneAssets(%v) kept %q, put %v before it, that no state ever referred to", releaseAge, loose, releaseWait)
 		return
 	}
 }
@@ -772,7 +784,11 @@ func testPruneAssetsAge(t *testing.T, s Retainer) {
 		refer("n", "https://cdn.example.com/n") // releases releasedBefore
 		time.Sleep(time.Microsecond)
 		putAtAge = putAsset("p", "put-at-the-age")
-		refer("m", "https://cdn.example.com/m") // releases releasedAtAge
+		// Releases releasedAtAge, for no reference, as a Forget's commit
+		// does.
+		if _, cerr := s.Commit(ctx, key, version, []executor.Change{change("m", clearedState())}); cerr != nil {
+			t.Fatalf("Commit(%q, %d): %v", key, version, cerr)
+		}
 		time.Sleep(age)
 		now := time.Now()
 		n, err = s.PruneAssets(ctx, age)

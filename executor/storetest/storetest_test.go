@@ -177,6 +177,9 @@ type fakeStates struct {
 	// release, if not nil, is called with the asset reference that a
 	// change stops referring to, with mu held.
 	release func(ref string)
+	// keepAgeAtClear, if set, has a change to a state without an asset
+	// reference not call release.
+	keepAgeAtClear bool
 }
 
 type fakeGraph struct {
@@ -305,7 +308,7 @@ func (f *fakeStates) apply(g *fakeGraph, changes []executor.Change) {
 		if ok && f.bug == "first-change-wins" {
 			continue
 		}
-		if ok && f.release != nil && old.AssetRef != st.AssetRef {
+		if ok && f.release != nil && old.AssetRef != st.AssetRef && (st.AssetRef != "" || !f.keepAgeAtClear) {
 			f.release(old.AssetRef)
 		}
 		if st == (dirty.State{}) && f.bug == "drop-zero" {
@@ -561,7 +564,8 @@ func (f *fakeRuns) RunsByStatus(ctx context.Context, status executor.RunStatus) 
 
 // fakeRetainer is a Retainer made of the fake stores, whose retention
 // methods make the mistake named by bug, or none. A commit that stops
-// referring to an asset restarts its age, but for bug "no-release".
+// referring to an asset restarts its age, but for bug "no-release" (and
+// for "no-release-at-clear", a commit to a state with no reference).
 type fakeRetainer struct {
 	bug string
 	*fakeStates
@@ -571,6 +575,7 @@ type fakeRetainer struct {
 
 func newFakeRetainer(bug string) *fakeRetainer {
 	f := &fakeRetainer{bug: bug, fakeStates: newFakeStates(""), fakeAssets: newFakeAssets(""), fakeRuns: newFakeRuns("")}
+	f.fakeStates.keepAgeAtClear = bug == "no-release-at-clear"
 	if bug != "no-release" {
 		f.fakeStates.release = func(ref string) {
 			f.fakeAssets.mu.Lock()
