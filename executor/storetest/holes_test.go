@@ -64,7 +64,7 @@ var holeBugs = []kitBug{
 	{"RunStore", "first-start", []string{"ListOrder"}},
 	// Put kept Length in microseconds in 32 bits (a Postgres integer
 	// column), which wraps past 35 minutes: the kit's longest asset was
-	// 39 seconds, and a lecture's timeline runs an hour.
+	// 39 seconds, and a lecture's timeline may run for an hour.
 	{"AssetStore", "int32-length", []string{"RoundTrip"}},
 	// PutRun cut a record's Resumes to 1,000 bytes, where the contract
 	// has it refused or kept whole as an ID: the kit's long IDs were
@@ -105,8 +105,8 @@ var holeBugs = []kitBug{
 var raceHoleBugs = []kitBug{
 	// Commit sorted the caller's changes in place, for a stable lock
 	// order, and put them back as they were before it returned: the kit
-	// looked at them only after Commit, and the executor, reading them
-	// meanwhile, read them out of order.
+	// looked at them only after Commit, and a caller reading them
+	// meanwhile, as the contract lets it, read them out of order.
 	{"StateStore", "sort-restore-changes", []string{"CommitLeavesChanges"}},
 	// Missing and GetMany did the same to the caller's refs, which they
 	// may not modify even temporarily either.
