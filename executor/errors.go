@@ -269,7 +269,11 @@ func (e *RunError) Unwrap() []error {
 // its nodes: each is retried alone, as after any failed bulk call, and a
 // node whose attempts end with it keeps it in its [*NodeError]; the
 // panic is logged once a call, with its stack, through Options.Logger,
-// as its nodes may well succeed alone.
+// as its nodes may well succeed alone. An error that a generator, a bulk
+// call's outcome or a validator returned, and whose own methods panic (a
+// typed nil pointer, var e *MyErr; return e, whose Error reads its
+// fields), is replaced by a PanicError too, whose Value says so: it fails
+// its node at once, rather than the host's process when it is reported.
 type PanicError struct {
 	Value any
 	Stack []byte

@@ -704,7 +704,7 @@ func validate(v Validator, req Request, a Asset) (err error) {
 			err = &PanicError{Value: p, Stack: debug.Stack(), In: "validator"}
 		}
 	}()
-	return v(req, a)
+	return hostError(v(req, a), "validator")
 }
 
 // contentHash is the default content hash: SHA-256 of the data, or of
@@ -855,6 +855,9 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		rep.word = c.begun
 	}
 	outs, err := protect(func() ([]Outcome, error) { return bg.GenerateBatch(c.ctx, reqs), nil })
+	for k := range outs {
+		outs[k].Err = hostError(outs[k].Err, "")
+	}
 	var checks []error
 	if v := jobs[idx[0]].ko.Validate; err == nil && v != nil && len(outs) == len(reqs) {
 		// The checks are part of the bulk call (see check).

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -404,5 +405,28 @@ func protect[T any](f func() (T, error)) (v T, err error) {
 			err = &PanicError{Value: p, Stack: debug.Stack()}
 		}
 	}()
-	return f()
+	v, err = f()
+	return v, hostError(err, "")
+}
+
+// hostError returns err, an error that host code returned (a
+// generator's, a bulk call's outcome's, a validator's), or a *PanicError
+// (In in) in its place when its own methods panic, as those of a typed
+// nil pointer that read its fields do (var e *MyErr; return e): the
+// executor calls its Error, Is and As later, to report and classify the
+// attempt, where a panic would end the host's process.
+func hostError(err error, in string) (out error) {
+	if err == nil {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			out = &PanicError{Value: fmt.Sprintf("the error it returned, a %T, panicked in its methods: %v", err, p),
+				Stack: debug.Stack(), In: in}
+		}
+	}()
+	_ = err.Error()
+	_ = retryable(err)
+	_ = errors.Is(err, context.Canceled)
+	return err
 }
