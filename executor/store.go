@@ -324,7 +324,10 @@ type Record struct {
 	// hold none of its events; and Unchanged, Skipped,
 	// Superseded and Attempts are 0, as the states do not say them. A
 	// node committed again since (by a run started in between, or made
-	// dirty by an Edit) is not counted: the counts are a lower bound.
+	// dirty by an Edit) is not counted, and a commit of another run within
+	// that window is (an older run of the key still going when the run
+	// started, or one whose commit has the run's start, to the
+	// microsecond): the counts are what the states show, not a tally.
 	Counts Counts `json:"counts"`
 	// Failed lists the IDs of the nodes that failed, in the order of
 	// [Report]: by kind name, then segment number. For a run found

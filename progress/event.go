@@ -102,7 +102,11 @@ type Event struct {
 	// stages: its bar over the run sums those of its stages). BatchDone
 	// counts settling events as StageDone does.
 	BatchDone, BatchTotal int
-	// Attempt is the 1-based attempt number for node events, else 0.
+	// Attempt is the 1-based attempt number for node events, else 0: on
+	// node.started 1, on node.retrying the attempt about to be made, on
+	// the settling events the attempts made (a node cancelled during a
+	// retry's backoff made one fewer than its node.retrying named), and
+	// on a generator's message the attempt that sent it.
 	Attempt int
 	// Message is human-readable text: a generator's message, a stage's
 	// summary line, the reason a node was skipped or superseded.
