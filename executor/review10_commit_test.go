@@ -11,7 +11,6 @@ import (
 
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
-	"github.com/regengraph/regen/graph"
 )
 
 // lostThenEdited is a state store whose first commit of node's result
@@ -78,12 +77,7 @@ func TestReview10CommitUnsureThenAnEditConflicts(t *testing.T) {
 		t.Run(fmt.Sprintf("loads=%d", loads), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				tmpl := graph.Template{Kinds: []graph.Kind{
-					{Name: "text", PerSegment: true},
-					{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
-				}}
-				g, err := graph.Build(tmpl, graph.SegmentSeconds)
-				require.NoError(t, err)
+				g := textChart(t)
 				var mu sync.Mutex
 				revs := map[string][]int64{}
 				gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {

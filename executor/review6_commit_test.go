@@ -151,12 +151,7 @@ func TestReview6CommitConflictThenReloadFails(t *testing.T) {
 func requireMadeOnce(t *testing.T, states executor.StateStore, mem *executor.MemoryStates) {
 	t.Helper()
 	ctx := context.Background()
-	tmpl := graph.Template{Kinds: []graph.Kind{
-		{Name: "text", PerSegment: true},
-		{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
-	}}
-	g, err := graph.Build(tmpl, graph.SegmentSeconds)
-	require.NoError(t, err)
+	g := textChart(t)
 	var mu sync.Mutex
 	calls := map[string]int{}
 	gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
@@ -180,4 +175,16 @@ func requireMadeOnce(t *testing.T, states executor.StateStore, mem *executor.Mem
 	for _, id := range []string{"text:segment[0]", "chart:segment[0]"} {
 		require.Equal(t, dirty.StatusClean, snap.States[id].Status, id)
 	}
+}
+
+// textChart builds a graph of one segment of a text and its chart.
+func textChart(t *testing.T) *graph.Graph {
+	t.Helper()
+	tmpl := graph.Template{Kinds: []graph.Kind{
+		{Name: "text", PerSegment: true},
+		{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
+	}}
+	g, err := graph.Build(tmpl, graph.SegmentSeconds)
+	require.NoError(t, err)
+	return g
 }
