@@ -754,7 +754,7 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // failed, and fails with errReadsBusy then; and it fails so too if the
 // read that gave the token back failed (every read records how it ended
 // before it gives its token back), also if none had when it began to
-// wait. While Redis hangs, the reads in flight hold the tokens until the
+// wait, and then as soon as any read fails. While Redis hangs, the reads in flight hold the tokens until the
 // client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them),
 // and fail one after the other: such a caller fails at the first of
 // them, whenever it came, rather than wait for a read of its own to
@@ -836,7 +836,9 @@ var errReadHung = errors.New("no answer from Redis in time, after a read that fa
 // takeReadNow takes a token of reads that do not block for readNow: at
 // once if one is free; else it waits for one, up to readWait if the
 // Stream's last read of Redis to end failed, and keeps it only if that
-// read (the one that gave it back) did not fail. Otherwise it returns
+// read (the one that gave it back) did not fail; if none had failed
+// when it began to wait, it stops waiting at the first read that fails
+// (see Stream.readFailed). Otherwise it returns
 // errReadsBusy, with no token taken, or context.Cause(ctx), or
 // ErrClosed.
 func (s *Stream) takeReadNow(ctx context.Context) error {
@@ -848,11 +850,16 @@ func (s *Stream) takeReadNow(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return context.Cause(ctx)
 	}
+	// Taken before readsFailing is: a read that fails after closes it.
+	s.failMu.Lock()
+	failed := s.readFailed
+	s.failMu.Unlock()
 	var bound <-chan time.Time // none while no read has failed
 	if s.readsFailing.Load() {
 		t := time.NewTimer(s.readWait)
 		defer t.Stop()
 		bound = t.C
+		failed = nil
 	}
 	select {
 	case s.reads <- struct{}{}:
@@ -862,6 +869,11 @@ func (s *Stream) takeReadNow(ctx context.Context) error {
 		}
 		return nil
 	case <-bound:
+		return errReadsBusy
+	case <-failed:
+		// The first read to fail since it began to wait: the token it
+		// gives back may go to a read that waits its turn (readFor, a
+		// hub's), and hang in its turn.
 		return errReadsBusy
 	case <-ctx.Done():
 		return context.Cause(ctx)
@@ -879,7 +891,11 @@ func (s *Stream) readEnded(ctx context.Context, err error) {
 	case err == nil, errors.Is(err, redis.Nil), !retryable(err):
 		s.readsFailing.Store(false)
 	case ctx.Err() == nil:
+		s.failMu.Lock()
 		s.readsFailing.Store(true)
+		close(s.readFailed)
+		s.readFailed = make(chan struct{})
+		s.failMu.Unlock()
 	}
 }
 

@@ -307,6 +307,11 @@ type Stream struct {
 	// does not answer: a reader then serves itself from the History
 	// before it reads Redis (see tail.early).
 	readsFailing atomic.Bool
+	// readFailed is closed, and replaced, under failMu, whenever a read
+	// of Redis fails (see readEnded): a read of readNow that waits for a
+	// token since before any failed fails then (see takeReadNow).
+	failMu     sync.Mutex
+	readFailed chan struct{}
 	// readWait bounds how long a read that has an answer of its own for
 	// an outage waits for a token of reads that do not block while
 	// readsFailing (see readNow), and a Tail's for Redis's answer (see
@@ -491,6 +496,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		reads:      make(chan struct{}, max(blockingReads/2, 1)),
 		leftWait:   leftWriteTimeout,
 		readWait:   hungAfter,
+		readFailed: make(chan struct{}),
 		blockAll:   unboundedReads(client),
 	}
 	if s.logger == nil {
