@@ -412,9 +412,13 @@ func protect[T any](f func() (T, error)) (v T, err error) {
 // hostError returns err, an error that host code returned (a
 // generator's, a bulk call's outcome's, a validator's), or a *PanicError
 // (In in) in its place when its own methods panic, as those of a typed
-// nil pointer that read its fields do (var e *MyErr; return e): the
+// nil pointer that read its fields do (var e *MyErr; return e), or
+// when a *PanicError that errors.As finds in it is a nil one: the
 // executor calls its Error, Is and As later, to report and classify the
-// attempt, where a panic would end the host's process.
+// attempt, and reads the In of such a *PanicError (retryable, and
+// latePanic for a call abandoned meanwhile, even when a permanent error
+// in it settles retryable first), where a panic would end the host's
+// process.
 func hostError(err error, in string) (out error) {
 	if err == nil {
 		return nil
@@ -428,5 +432,8 @@ func hostError(err error, in string) (out error) {
 	_ = err.Error()
 	_ = retryable(err)
 	_ = errors.Is(err, context.Canceled)
+	if pe := (*PanicError)(nil); errors.As(err, &pe) {
+		_ = pe.In // a nil one panics here, as in latePanic
+	}
 	return err
 }
