@@ -274,16 +274,22 @@ func (e *RunError) Unwrap() []error {
 // typed nil pointer, var e *MyErr; return e, whose Error reads its
 // fields), is replaced by a PanicError too, whose Value says so: it fails
 // its node at once, rather than the host's process when it is reported.
+// So is a store's error whose methods panic (In "store"): the store call
+// fails, as after any error that no retry can fix.
 type PanicError struct {
 	Value any
 	Stack []byte
-	// In is what panicked: "generator" when empty, "validator", or "bulk
-	// call" (a BatchGenerator's GenerateBatch).
+	// In is what panicked: "generator" when empty, "validator", "bulk
+	// call" (a BatchGenerator's GenerateBatch), or "store" (the methods
+	// of an error that a store returned).
 	In string
 }
 
 // inBulkCall is PanicError.In of a bulk call's panic, which is retried.
 const inBulkCall = "bulk call"
+
+// inStore is PanicError.In of a store's error whose methods panicked.
+const inStore = "store"
 
 func (e *PanicError) Error() string {
 	in := e.In

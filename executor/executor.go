@@ -1262,6 +1262,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		}
 		changes := editChanges(g, nodes, snap, time.Now())
 		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
+		err = hostError(err, inStore)
 		if errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil {
 			if sleep(ctx, conflictPause(try)) {
 				continue

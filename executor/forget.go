@@ -97,6 +97,7 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 			return dropped, nil
 		}
 		_, err = e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
+		err = hostError(err, inStore)
 		switch {
 		case err == nil:
 			return dropped + len(changes), nil

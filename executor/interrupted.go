@@ -311,6 +311,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
 	rec, err := e.opts.Runs.GetRun(sctx, id)
+	err = hostError(err, inStore)
 	marked := false
 	if err == nil && rec.Status == RunRunning {
 		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
@@ -324,7 +325,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 		// A run planned the nodes it settled: the stream may hold none of
 		// its events, or not the last round's.
 		rec.Counts.Planned = max(rec.Counts.Planned, settled(rec.Counts))
-		err = e.opts.Runs.PutRun(sctx, rec)
+		err = hostError(e.opts.Runs.PutRun(sctx, rec), inStore)
 		marked = err == nil
 	} else if err == nil && rec.Status == RunInterrupted && rec.Error == text {
 		// An earlier try of this call (Abandon retries it) went through,
@@ -513,7 +514,7 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 	from := rec.StartedAt.Truncate(time.Microsecond)
 	until, next := time.Now().Truncate(time.Microsecond), false
 	runs, err := e.opts.Runs.ListRuns(ctx, rec.GraphKey)
-	if err != nil {
+	if err = hostError(err, inStore); err != nil {
 		return interruptedTally{}, fmt.Errorf("list the runs of %s: %w", quote(rec.GraphKey), err)
 	}
 	for _, o := range runs { // oldest first
@@ -523,7 +524,7 @@ func (e *Executor) interruptedCounts(ctx context.Context, g *graph.Graph, rec Re
 		}
 	}
 	snap, err := e.opts.States.Load(ctx, rec.GraphKey)
-	if err != nil {
+	if err = hostError(err, inStore); err != nil {
 		return interruptedTally{}, fmt.Errorf("load the states of %s: %w", quote(rec.GraphKey), err)
 	}
 	t := interruptedTally{ok: true}

@@ -88,3 +88,81 @@ func TestTypedNilErrorFailsItsNodeAlone(t *testing.T) {
 		})
 	}
 }
+
+// storeError is a store's error type whose Unwrap reads its field, as a
+// driver's error that wraps its cause may: a nil *storeError panics in
+// errors.Is, which the executor calls on every store error.
+type storeError struct{ cause error }
+
+func (e *storeError) Error() string { return "store: " + e.cause.Error() }
+func (e *storeError) Unwrap() error { return e.cause }
+
+func typedNilStoreError() error {
+	var e *storeError
+	return e
+}
+
+// nilErrAssets returns a typed nil error from every Put of node's asset.
+type nilErrAssets struct {
+	*executor.MemoryAssets
+	node string
+}
+
+func (s *nilErrAssets) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	if string(a.Data) == s.node {
+		return "", typedNilStoreError()
+	}
+	return s.MemoryAssets.Put(ctx, key, a)
+}
+
+// nilErrStates returns a typed nil error from every Commit.
+type nilErrStates struct{ *executor.MemoryStates }
+
+func (s *nilErrStates) Commit(context.Context, string, int64, []executor.Change) (int64, error) {
+	return 0, typedNilStoreError()
+}
+
+// A store whose error was a typed nil pointer with an Unwrap that reads
+// its fields ended the host's process at the executor's errors.Is of the
+// error (in its store retries, its commits' conflict checks). Such an
+// error is now a *PanicError (In "store"): the call fails, as after an
+// error no retry can fix, and the process goes on.
+func TestTypedNilStoreErrorFailsTheCall(t *testing.T) {
+	g, err := graph.Build(graph.Template{Kinds: []graph.Kind{
+		{Name: "text", PerSegment: true},
+		{Name: "chart", PerSegment: true, Deps: []graph.Dep{{Kind: "text", Scope: graph.ScopeSameSegment}}},
+	}}, 2*graph.SegmentSeconds)
+	require.NoError(t, err)
+	gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte(req.NodeID)}, nil
+	})
+	reg := executor.Registry{"text": gen, "chart": gen}
+	t.Run("asset store", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			assets := &nilErrAssets{MemoryAssets: executor.NewMemoryAssets(), node: "text:segment[1]"}
+			e, err := executor.New(executor.Options{Generators: reg, Assets: assets})
+			require.NoError(t, err)
+			defer e.Close(context.Background())
+			rep, err := e.Run(context.Background(), executor.RunRequest{GraphKey: "deck", Graph: g})
+			require.ErrorIs(t, err, executor.ErrRunFailed)
+			var pe *executor.PanicError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, "store", pe.In)
+			assert.Equal(t, []string{"text:segment[1]"}, rep.Failed)
+			assert.Equal(t, []string{"chart:segment[1]"}, rep.Skipped)
+		})
+	})
+	t.Run("state store", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e, err := executor.New(executor.Options{Generators: reg, States: &nilErrStates{executor.NewMemoryStates()}})
+			require.NoError(t, err)
+			defer e.Close(context.Background())
+			_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "deck", Graph: g})
+			var pe *executor.PanicError
+			require.ErrorAs(t, err, &pe)
+			assert.Equal(t, "store", pe.In)
+			_, err = e.Edit(context.Background(), g, "deck", "text:segment[0]")
+			require.ErrorAs(t, err, &pe)
+		})
+	})
+}

@@ -283,6 +283,7 @@ func (r *run) retryStore(ctx context.Context, err error, what, about string, cal
 // ("": a preview of [Executor.Plan]).
 func (e *Executor) retryStore(ctx context.Context, runID string, err error, what, about string, call func() error) error {
 	for failures := 1; ; failures++ {
+		err = hostError(err, inStore)
 		if err == nil || errors.Is(err, ErrNotFound) || !retryable(err) {
 			return err
 		}

@@ -532,6 +532,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		version := snap.Version
 		if len(changes) > 0 {
 			version, err = opts.States.Commit(ctx, r.key, snap.Version, changes)
+			err = hostError(err, inStore)
 			if errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil {
 				if sleep(ctx, conflictPause(try)) {
 					continue
@@ -1322,6 +1323,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		}
 		r.mu.Unlock()
 		v, err := opts.States.Commit(r.bg, r.key, version, changes)
+		err = hostError(err, inStore)
 		if !r.realign(changes, nodes) {
 			// Beyond repair: the run cannot tell which state is whose.
 			err = fmt.Errorf("%w: the StateStore's Commit changed the node IDs of the changes it was given", ErrInvalidRequest)
@@ -1345,6 +1347,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		// A conflict, or an error after which the commit may or may not
 		// have been applied: reload before anything else.
 		snap, lerr := opts.States.Load(r.bg, r.key)
+		lerr = hostError(lerr, inStore)
 		if lerr == nil {
 			if gone := graphGone(snap, r.fp, r.made); gone != nil {
 				r.mu.Lock()

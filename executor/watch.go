@@ -410,8 +410,8 @@ func protect[T any](f func() (T, error)) (v T, err error) {
 }
 
 // hostError returns err, an error that host code returned (a
-// generator's, a bulk call's outcome's, a validator's), or a *PanicError
-// (In in) in its place when its own methods panic, as those of a typed
+// generator's, a bulk call's outcome's, a validator's, a store's), or a
+// *PanicError (In in) in its place when its own methods panic, as those of a typed
 // nil pointer that read its fields do (var e *MyErr; return e), or
 // when a *PanicError that errors.As finds in it is a nil one: the
 // executor calls its Error, Is and As later, to report and classify the
