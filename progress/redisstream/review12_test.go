@@ -183,31 +183,8 @@ func (o *stuckReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // the headers of the browsers that connected in the first moments of
 // the hang as long as 31e2885 and 96ae54b spared those that came later.
 func TestLastEventQueuedAtAHangFailsAtTheFirstFailedRead(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
+	s, reads, run, _, first := hangingLookup(t, false, 0)
 	ctx := context.Background()
-	run := sinktest.RunID(t)
-	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
-
-	reads.hang.Store(true)
-	first := make(chan error, 1)
-	go func() { // takes the only token of reads that do not block, and hangs
-		_, _, err := s.LastEvent(ctx, run)
-		first <- err
-	}()
-	deadline := time.Now().Add(hangBound)
-	for reads.hanging.Load() == 0 {
-		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
-		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
-	}
 	queued := make(chan error, 2)
 	for range 2 {
 		go func() {
@@ -239,33 +216,7 @@ func TestLastEventQueuedAtAHangFailsAtTheFirstFailedRead(t *testing.T) {
 // counts as failed, and the reader serves itself from the History. Before,
 // it took the token and hung in its turn, and got nothing meanwhile.
 func TestTailQueuedAtAHangServesTheHistoryAtTheFirstFailedRead(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
-	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, HistoryPoll: 200 * time.Millisecond, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
-	ctx := context.Background()
-	run := sinktest.RunID(t)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, sinktest.Events(run, 1, 30)...))
-
-	reads.hang.Store(true)
-	first := make(chan error, 1)
-	go func() { // takes the only token of reads that do not block, and hangs
-		_, _, err := s.LastEvent(ctx, run)
-		first <- err
-	}()
-	deadline := time.Now().Add(hangBound)
-	for reads.hanging.Load() == 0 {
-		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
-		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
-	}
+	s, reads, run, _, first := hangingLookup(t, true, 0)
 	tl := sinktest.StartTail(t, s, run, 0)
 	time.Sleep(100 * time.Millisecond) // lets it queue; no assertion on how long
 	reads.one <- struct{}{}            // the lookup's read fails
@@ -280,26 +231,49 @@ func TestTailQueuedAtAHangServesTheHistoryAtTheFirstFailedRead(t *testing.T) {
 // Stream's wait for a read of a Tail is d.
 func hungStream(t *testing.T, d time.Duration) (*redisstream.Stream, *stuckReads, string, *progress.MemoryHistory) {
 	t.Helper()
+	s, reads, run, hist, first := hangingLookup(t, true, d)
+	reads.one <- struct{}{} // fails, as at the client's ReadTimeout
+	require.Error(t, <-first)
+	return s, reads, run, hist
+}
+
+// hangingLookup returns a Stream of a run of 30 events going on (with a
+// History that holds them too if withHistory, and its wait for a read of
+// a Tail set to d if d is above 0), on a client whose reads stuckReads
+// makes hang, once a LastEvent of the run has taken the only token of
+// reads that do not block and hangs: first receives its error.
+func hangingLookup(t *testing.T, withHistory bool, d time.Duration) (*redisstream.Stream, *stuckReads, string, *progress.MemoryHistory, <-chan error) {
+	t.Helper()
 	r := testenv.NewRedis(t)
 	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
 	client := testenv.NewRedisClient(r.Client.Options())
 	client.AddHook(reads)
 	t.Cleanup(func() { client.Close() })
-	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, HistoryPoll: 200 * time.Millisecond, Logger: quiet()})
+	opts := redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()}
+	var hist *progress.MemoryHistory
+	if withHistory {
+		hist = progress.NewMemoryHistory()
+		opts.History, opts.HistoryPoll = hist, 200*time.Millisecond
+	}
+	s, err := redisstream.New(client, opts)
 	require.NoError(t, err)
-	redisstream.SetReadWait(s, d)
+	if d > 0 {
+		redisstream.SetReadWait(s, d)
+	}
 	t.Cleanup(func() { s.Close() })
 	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
 	ctx := context.Background()
 	run := sinktest.RunID(t)
-	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, sinktest.Events(run, 1, 30)...))
+	var sink progress.Sink = s
+	if hist != nil {
+		sink = progress.NewFanout(progress.NewArchive(hist), s)
+	}
+	require.NoError(t, sink.Publish(ctx, sinktest.Events(run, 1, 30)...))
 
 	reads.hang.Store(true)
 	first := make(chan error, 1)
-	go func() {
+	go func() { // takes the only token of reads that do not block, and hangs
 		_, _, err := s.LastEvent(ctx, run)
 		first <- err
 	}()
@@ -308,9 +282,7 @@ func hungStream(t *testing.T, d time.Duration) (*redisstream.Stream, *stuckReads
 		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
 		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
 	}
-	reads.one <- struct{}{} // fails, as at the client's ReadTimeout
-	require.Error(t, <-first)
-	return s, reads, run, hist
+	return s, reads, run, hist, first
 }
 
 // Once a read of Redis has failed, a Tail's read that finds a token free

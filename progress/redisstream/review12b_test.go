@@ -6,12 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
-	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
-	"github.com/regengraph/regen/progress/redisstream"
-	"github.com/regengraph/regen/progress/sinktest"
 )
 
 // Every LastEvent that a Redis hang finds waiting for a token of reads
@@ -22,31 +18,8 @@ import (
 // took it and hung: the lookups queued behind it waited for its read to
 // fail, one ReadTimeout (or more) later.
 func TestLastEventQueuedBehindAReplayFailsAtTheFirstFailedRead(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &stuckReads{one: make(chan struct{}), all: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.failAll) // before the Stream's Close, which waits for the reads
+	s, reads, run, _, first := hangingLookup(t, false, 0)
 	ctx := context.Background()
-	run := sinktest.RunID(t)
-	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
-
-	reads.hang.Store(true)
-	first := make(chan error, 1)
-	go func() { // takes the only token of reads that do not block, and hangs
-		_, _, err := s.LastEvent(ctx, run)
-		first <- err
-	}()
-	deadline := time.Now().Add(hangBound)
-	for reads.hanging.Load() == 0 {
-		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
-		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
-	}
 	lookup := func() <-chan error {
 		done := make(chan error, 1)
 		go func() {
