@@ -33,7 +33,8 @@ type StatusError struct {
 	StatusCode int
 	// ContentType is the response's Content-Type.
 	ContentType string
-	// Body is the start of the response body, at most 1 KiB.
+	// Body is the start of the response body, at most 1 KiB: what came
+	// of it before a silence of ClientOptions.IdleTimeout, if it stalled.
 	Body string
 	// RetryAfter is the response's Retry-After header, parsed: its
 	// delay-seconds, or its HTTP-date less the response's Date (less the
@@ -117,6 +118,9 @@ type ClientOptions struct {
 	// count, nor the wait for the response's headers, which a [Handler]
 	// holds back until a run's first event (see
 	// [HandlerOptions].EmptyRunTimeout): that wait is HeaderTimeout's.
+	// The body of a refusal (a status but 200 and 204, read for
+	// [StatusError].Body) is bounded so too: one that stalls for
+	// IdleTimeout is cut there, and the refusal is answered as ever.
 	// A negative value turns the timeout off. A positive value below 1ms
 	// (a number without its unit, 45 meant as 45s) is refused: Stream
 	// returns an error wrapping [ErrInvalidOptions]. Default: 45s.
@@ -592,28 +596,29 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		return false, false, err // a network error: reconnect
 	}
 	defer resp.Body.Close()
+	var body io.Reader = resp.Body
+	if c.idle > 0 {
+		// Cancelling the request's context ends a Read that waits: that
+		// of a stream, or of a refusal's body that stalls.
+		t := time.AfterFunc(c.idle, func() { drop(errIdle) })
+		t.Stop() // armed by each Read
+		defer t.Stop()
+		body = &idleReader{r: resp.Body, timer: t, idle: c.idle}
+	}
 	ct := resp.Header.Get("Content-Type")
 	switch mediaType, _, _ := mime.ParseMediaType(ct); {
 	case resp.StatusCode == http.StatusNoContent:
 		return false, true, nil
 	case resp.StatusCode != http.StatusOK || mediaType != "text/event-stream":
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		text, _ := io.ReadAll(io.LimitReader(body, 1024))
 		passing := resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests
-		return false, !passing, &StatusError{StatusCode: resp.StatusCode, ContentType: ct, Body: string(body),
+		return false, !passing, &StatusError{StatusCode: resp.StatusCode, ContentType: ct, Body: string(text),
 			RetryAfter: retryAfter(resp.Header, time.Now())}
 	}
 	c.mu.Lock()
 	c.connects++
 	c.mu.Unlock()
 	opened, delivered := time.Now(), false
-	var body io.Reader = resp.Body
-	if c.idle > 0 {
-		// Cancelling the request's context ends a Read that waits.
-		t := time.AfterFunc(c.idle, func() { drop(errIdle) })
-		t.Stop() // armed by each Read
-		defer t.Stop()
-		body = &idleReader{r: resp.Body, timer: t, idle: c.idle}
-	}
 	d := NewDecoder(body)
 	d.idBuf, d.lastID = lastID, lastID
 	for {
