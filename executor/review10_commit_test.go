@@ -18,15 +18,7 @@ import (
 // not (the connection was reset before the store had it); an edit of the
 // node then commits (another writer), and the next loads fail (loads of
 // them).
-type lostThenEdited struct {
-	*executor.MemoryStates
-	node  string
-	loads int
-
-	mu     sync.Mutex
-	lost   bool
-	failed int
-}
+type lostThenEdited struct{ lostThenBlind } // its Load, and its fields
 
 func (s *lostThenEdited) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
 	s.mu.Lock()
@@ -53,19 +45,6 @@ func (s *lostThenEdited) Commit(ctx context.Context, key string, expect int64, c
 	return 0, errReplyLost
 }
 
-func (s *lostThenEdited) Load(ctx context.Context, key string) (executor.Snapshot, error) {
-	s.mu.Lock()
-	blind := s.lost && s.failed < s.loads
-	if blind {
-		s.failed++
-	}
-	s.mu.Unlock()
-	if blind {
-		return executor.Snapshot{}, errReplyLost
-	}
-	return s.MemoryStates.Load(ctx, key)
-}
-
 // A commit of results that may have gone through but did not, whose
 // reload failed, is made again with the same stamp; when it then
 // conflicts with a real other writer (an edit of its node), the run does
@@ -86,7 +65,7 @@ func TestReview10CommitUnsureThenAnEditConflicts(t *testing.T) {
 					mu.Unlock()
 					return executor.Asset{Data: []byte(fmt.Sprintf("%s@%d", req.NodeID, req.Rev))}, nil
 				})
-				states := &lostThenEdited{MemoryStates: executor.NewMemoryStates(), node: "text:segment[0]", loads: loads}
+				states := &lostThenEdited{lostThenBlind{MemoryStates: executor.NewMemoryStates(), node: "text:segment[0]", loads: loads}}
 				e, err := executor.New(executor.Options{Generators: executor.Registry{"text": gen, "chart": gen}, States: states})
 				require.NoError(t, err)
 				defer e.Close(ctx)

@@ -341,17 +341,7 @@ func chaosRun(t *testing.T, seed uint64) {
 		store.mu.Lock()
 		store.on = false
 		store.mu.Unlock()
-		snap, err := store.Load(ctx, "k2")
-		require.NoError(t, err)
-		view := dirty.NewStates(g.Len())
-		for n := range graph.Node(g.Len()) {
-			if st, ok := snap.States[g.NodeID(n)]; ok {
-				view.Set(n, st)
-			}
-		}
-		stale, err := dirty.StaleInputs(g, view)
-		require.NoError(t, err)
-		require.Empty(t, stale, "k2: clean nodes made from stale inputs")
+		requireNoStaleInputs(t, store, "k2", g)
 	}()
 	if rng.IntN(4) == 0 {
 		time.Sleep(time.Duration(rng.IntN(20)) * time.Second)
@@ -408,17 +398,7 @@ func chaosRun(t *testing.T, seed uint64) {
 		store.mu.Lock()
 		store.on = false
 		store.mu.Unlock()
-		snap, err := store.Load(ctx, "k")
-		require.NoError(t, err)
-		view := dirty.NewStates(g2.Len())
-		for n := range graph.Node(g2.Len()) {
-			if st, ok := snap.States[g2.NodeID(n)]; ok {
-				view.Set(n, st)
-			}
-		}
-		stale, err := dirty.StaleInputs(g2, view)
-		require.NoError(t, err)
-		require.Empty(t, stale, "clean nodes of the new graph made from stale inputs")
+		requireNoStaleInputs(t, store, "k", g2)
 		return
 	}
 	cancelled := false
@@ -614,4 +594,21 @@ func chaosRun(t *testing.T, seed uint64) {
 	for n := range graph.Node(g.Len()) {
 		require.Equal(t, dirty.StatusClean, snap.States[g.NodeID(n)].Status, g.NodeID(n))
 	}
+}
+
+// requireNoStaleInputs requires that no clean node of key's states, of
+// graph g, was made from other inputs than its dependencies' outputs.
+func requireNoStaleInputs(t *testing.T, states executor.StateStore, key string, g *graph.Graph) {
+	t.Helper()
+	snap, err := states.Load(context.Background(), key)
+	require.NoError(t, err)
+	view := dirty.NewStates(g.Len())
+	for n := range graph.Node(g.Len()) {
+		if st, ok := snap.States[g.NodeID(n)]; ok {
+			view.Set(n, st)
+		}
+	}
+	stale, err := dirty.StaleInputs(g, view)
+	require.NoError(t, err)
+	require.Empty(t, stale, "%s: clean nodes made from stale inputs", key)
 }
