@@ -104,17 +104,9 @@ func TestLastEventDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	require.Equal(t, uint64(46), e.Seq)
 	reads.mode.Store(2)
 	for range 3 {
-		done := make(chan progress.Event, 1)
-		go func() {
-			e, _, _ := s.LastEvent(ctx, run)
-			done <- e
-		}()
-		select {
-		case e := <-done:
-			assert.Equal(t, uint64(46), e.Seq)
-		case <-time.After(hangBound):
-			t.Fatalf("LastEvent waited for Redis over %v", hangBound)
-		}
+		e, err := lastEventWithin(t, s, run)
+		assert.NoError(t, err)
+		assert.Equal(t, uint64(46), e.Seq)
 	}
 }
 
@@ -173,17 +165,8 @@ func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
 	}
 	for range 3 {
-		done := make(chan error, 1)
-		go func() {
-			_, _, err := s.LastEvent(ctx, run)
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			assert.Error(t, err, "LastEvent while Redis hangs")
-		case <-time.After(hangBound):
-			t.Fatalf("LastEvent waited for Redis over %v", hangBound)
-		}
+		_, err := lastEventWithin(t, s, run)
+		assert.Error(t, err, "LastEvent while Redis hangs")
 	}
 	reads.free()
 	assert.Error(t, <-hung)
@@ -294,17 +277,8 @@ func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T
 		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
 		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := s.LastEvent(ctx, run)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		assert.Error(t, err, "LastEvent while Redis hangs")
-	case <-time.After(hangBound):
-		t.Fatalf("LastEvent waited for Redis over %v", hangBound)
-	}
+	_, err = lastEventWithin(t, s, run)
+	assert.Error(t, err, "LastEvent while Redis hangs")
 	reads.free()
 	assert.Error(t, <-hung)
 	reads.mode.Store(0)
@@ -312,4 +286,26 @@ func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, uint64(30), e.Seq)
+}
+
+// lastEventWithin returns what s.LastEvent of run returns, and fails the
+// test if it waits over hangBound (for a read of Redis that hangs).
+func lastEventWithin(t *testing.T, s *redisstream.Stream, run string) (progress.Event, error) {
+	t.Helper()
+	type answer struct {
+		e   progress.Event
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		e, _, err := s.LastEvent(context.Background(), run)
+		done <- answer{e, err}
+	}()
+	select {
+	case a := <-done:
+		return a.e, a.err
+	case <-time.After(hangBound):
+		t.Fatalf("LastEvent waited for Redis over %v", hangBound)
+		return progress.Event{}, nil
+	}
 }
