@@ -9,7 +9,10 @@
 // loops: [Machine.Next] returns a [Step], the node to start now, until it
 // returns false; the driver runs the nodes it got and reports each
 // outcome with [Machine.Succeed], [Machine.Fail], [Machine.Supersede] or
-// [Machine.Cancel]; it stops when [Machine.Done] is true.
+// [Machine.Cancel]; it stops when [Machine.Done] is true. Each of those
+// returns a [Result], whose [Result.Ready] lists the nodes it made Ready:
+// a driver learns from it that Next may have more to give, but Next
+// still decides what starts, under the limits below.
 // [Machine.RunningNodes] lists the nodes started and not settled, for a
 // driver that rebuilds its own bookkeeping, as after a replay. A driver whose
 // generator takes many nodes in one call asks [Machine.More] for further

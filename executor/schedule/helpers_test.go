@@ -348,7 +348,7 @@ func (s *sim) complete(j job) {
 	wantStages := s.wantFinished()
 	require.Equal(t, wantStages, r.StagesFinished, "%s %s: stages finished", verb, id)
 	s.finished = append(s.finished, r.StagesFinished...)
-	s.readyUp()
+	require.Equal(t, ids(s.g, s.readyUp()), ids(s.g, r.Ready), "%s %s: made ready", verb, id)
 	// Every node's state agrees with the model: checked after every
 	// transition on small plans, and on large ones every 16th and for the
 	// nodes this one touched (starts check the rest as they happen).
@@ -416,15 +416,19 @@ func (s *sim) wantInvalidated(x graph.Node) []graph.Node {
 }
 
 // readyUp makes the model's newly unblocked nodes ready: those whose
-// planned dependencies succeeded, in a stage that is open.
-func (s *sim) readyUp() {
+// planned dependencies succeeded, in a stage that is open. It returns
+// them, ascending, or nil: what the transition's Result.Ready lists.
+func (s *sim) readyUp() []graph.Node {
+	var out []graph.Node
 	for _, x := range s.p.Nodes() {
 		if s.state[x] == schedule.Pending && s.depsDone(x) && s.open(x) {
 			s.state[x] = schedule.Ready
 			s.readyAt[x] = s.transitions
 			s.readyTime[x] = s.now
+			out = append(out, x)
 		}
 	}
+	return out
 }
 
 // invalidate invalidates x in the machine and the model, and checks what
@@ -443,7 +447,7 @@ func (s *sim) invalidate(x graph.Node) {
 	require.Equal(t, s.wantFinished(), r.StagesFinished, "invalidate %s: stages finished", s.g.NodeID(x))
 	s.finished = append(s.finished, r.StagesFinished...)
 	// Skipping the rest of a stage opens the next one, in Staged mode.
-	s.readyUp()
+	require.Equal(t, ids(s.g, s.readyUp()), ids(s.g, r.Ready), "invalidate %s: made ready", s.g.NodeID(x))
 	for _, x := range s.p.Nodes() {
 		got, _ := s.m.State(x)
 		require.Equal(t, s.state[x].String(), got.String(), "after invalidate %s: state of %s", s.g.NodeID(x), s.g.NodeID(x))
@@ -585,7 +589,8 @@ func (s *sim) cancel() {
 		s.settle(j.n, schedule.Cancelled)
 		require.Equal(t, s.wantFinished(), r.StagesFinished, "cancel %s: stages finished", id)
 		s.finished = append(s.finished, r.StagesFinished...)
-		s.readyUp() // a stage the cancel finished opens the next one, halted
+		// A stage the cancel finished opens the next one, halted.
+		require.Equal(t, ids(s.g, s.readyUp()), ids(s.g, r.Ready), "cancel %s: made ready", id)
 		s.logf("cancel %s stages=%v", id, r.StagesFinished)
 		_, ok := s.m.Next(s.now)
 		require.False(t, ok, "a start after cancelling %s", id)

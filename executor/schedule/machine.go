@@ -134,6 +134,24 @@ type Step struct {
 
 // Result is what a transition changed besides its own node.
 type Result struct {
+	// Ready are the nodes this transition made Ready, in ascending order:
+	// the dependents whose planned dependencies have now all succeeded
+	// (in Staged mode, once their stage is open) and, in Staged mode, the
+	// nodes of the stages it opened whose dependencies had succeeded
+	// (a Fail, Supersede, Invalidate or Cancel that settles the rest of a
+	// stage opens the next one too), but for those the same transition
+	// then skipped. Over a run each node is listed once at most, and
+	// those Ready from [New] (or [Restore]) are in no Result.
+	//
+	// Ready is not a start: [Machine.Next] and [Machine.More] still decide
+	// what starts and when, under the batch keys' concurrency, Workers,
+	// the rates and the batch windows, in first come, first served order
+	// across keys; a driver that wants to know only whether to ask Next
+	// again may look at it instead of calling [Machine.CanStart]. The
+	// slice is the caller's: the machine never reads or changes it, and no
+	// later Result shares its memory. Listing it allocates nothing per
+	// call (it is cut from one array of the plan's size, made by New).
+	Ready []graph.Node
 	// Skipped are the nodes newly skipped because this node failed, was
 	// superseded or was invalidated, in ascending order. Each is reported
 	// once.
@@ -215,6 +233,12 @@ type Machine struct {
 	mixed    []bool      // by key: nodes of more than one kind share it
 	fresh    []int32     // Ready positions of windowed kinds whose readyAt is not known yet
 	stamp    time.Time   // during SucceedAt: the time its nodes become Ready
+
+	// made lists the nodes in the order they became Ready, for
+	// Result.Ready: each transition's are the ones it appended, cut off
+	// with their capacity, and never written again. A node becomes Ready
+	// at most once, so its capacity of D planned nodes suffices.
+	made []graph.Node
 }
 
 // New returns a machine for the plan. Every node starts Pending, and the
@@ -327,6 +351,7 @@ func build(p *planner.Plan, c Config) (*Machine, error) {
 		keys:      []keyState{{name: ""}},
 		stageLeft: make([]int32, len(p.Stages)),
 		held:      make([][]int32, len(p.Stages)),
+		made:      make([]graph.Node, 0, d),
 	}
 	// A plan made by planner.New, or decoded, keeps the index of nodes it
 	// was built with: stages changed afterwards disagree with it. Every
@@ -514,6 +539,7 @@ func (m *Machine) ready(i int32) {
 		return
 	}
 	m.state[i] = Ready
+	m.made = append(m.made, m.nodes[i])
 	m.seq++
 	m.order[i] = m.seq
 	ks := &m.keys[m.key[i]]
@@ -530,6 +556,22 @@ func (m *Machine) ready(i int32) {
 			}
 		}
 	}
+}
+
+// madeSince returns, ascending, the nodes made Ready since made had
+// length from and still Ready, for Result.Ready, or nil: a slice of made
+// that no later append writes to, as its capacity ends with it. A node
+// made Ready may be skipped by the same transition: an Invalidate, Fail
+// or Supersede in Staged mode that settles the rest of a stage opens
+// the next one, whose nodes its walk may then reach.
+func (m *Machine) madeSince(from int) []graph.Node {
+	out := m.made[from:len(m.made):len(m.made)]
+	out = slices.DeleteFunc(out, func(n graph.Node) bool { return m.state[m.at[n]] != Ready })
+	if len(out) == 0 {
+		return nil
+	}
+	slices.Sort(out)
+	return out
 }
 
 // tick notes now as the time at which the nodes of windowed kinds that
@@ -929,6 +971,7 @@ func (m *Machine) SucceedAt(n graph.Node, now time.Time) (Result, error) {
 		m.tick(now)
 		m.stamp = now
 	}
+	from := len(m.made)
 	var r Result
 	m.settle(i, Succeeded, &r)
 	for _, c := range m.g.Dependents(n) {
@@ -942,6 +985,7 @@ func (m *Machine) SucceedAt(n graph.Node, now time.Time) (Result, error) {
 		}
 	}
 	m.stamp = time.Time{}
+	r.Ready = m.madeSince(from)
 	return r, nil
 }
 
@@ -958,6 +1002,7 @@ func (m *Machine) drop(n graph.Node, s State) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	from := len(m.made)
 	var r Result
 	m.settle(i, s, &r)
 	// Dependents have higher indices: walk them in ascending order.
@@ -976,6 +1021,7 @@ func (m *Machine) drop(n graph.Node, s State) (Result, error) {
 		}
 	}
 	slices.Sort(r.Skipped)
+	r.Ready = m.madeSince(from)
 	return r, nil
 }
 
@@ -1004,6 +1050,7 @@ func (m *Machine) Invalidate(n graph.Node) (Result, error) {
 	}
 	// Every dependent is walked, whatever its state or plan: a dependent
 	// outside the plan, or one that ran, passes the stale output on.
+	from := len(m.made)
 	seen := map[graph.Node]bool{n: true}
 	queue := []graph.Node{n}
 	for len(queue) > 0 {
@@ -1022,6 +1069,7 @@ func (m *Machine) Invalidate(n graph.Node) (Result, error) {
 		}
 	}
 	slices.Sort(r.Skipped)
+	r.Ready = m.madeSince(from)
 	return r, nil
 }
 
@@ -1035,8 +1083,10 @@ func (m *Machine) Cancel(n graph.Node) (Result, error) {
 		return Result{}, err
 	}
 	m.halted = true
+	from := len(m.made)
 	var r Result
 	m.settle(i, Cancelled, &r)
+	r.Ready = m.madeSince(from)
 	return r, nil
 }
 
