@@ -6,7 +6,8 @@
 // # Driving the machine
 //
 // [New] builds a [Machine] from a plan and a [Config]. A driver then
-// loops: [Machine.Next] returns a [Step], the node to start now, until it
+// loops: [Machine.Next] returns a [Step], the node to start now with its
+// kind, segment, batch key and stage (what a driver dispatches on), until it
 // returns false; the driver runs the nodes it got and reports each
 // outcome with [Machine.Succeed], [Machine.Fail], [Machine.Supersede] or
 // [Machine.Cancel]; it stops when [Machine.Done] is true. Each of those

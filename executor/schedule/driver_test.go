@@ -114,3 +114,44 @@ func TestSucceedAllocatesNothing(t *testing.T) {
 	// Result.StagesFinished allocates once for each of the plan's stages.
 	assert.Equal(t, float64(len(p.Stages)), allocs, "allocations of a whole run of Next and Succeed")
 }
+
+// TestStepNamesKindAndSegment checks that a Step carries what a driver
+// dispatches on without the graph: the node's kind name and segment, for
+// Next and More alike.
+func TestStepNamesKindAndSegment(t *testing.T) {
+	p := lecturePlan(t, 30)
+	g := p.Graph
+	m := newMachine(t, p, schedule.Config{})
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	assert.Equal(t, schedule.Step{Node: node(t, g, "script"), Kind: graph.KindScript, Segment: graph.NoSegment}, st)
+	_, err := m.Succeed(st.Node)
+	require.NoError(t, err)
+	var got []schedule.Step
+	for {
+		st, ok := m.Next(t0)
+		if !ok {
+			break
+		}
+		got = append(got, st)
+		for {
+			more, ok := m.More(t0, st.Node)
+			if !ok {
+				break
+			}
+			got = append(got, more)
+		}
+	}
+	require.Len(t, got, 7)
+	for _, st := range got {
+		id := g.ID(st.Node)
+		assert.Equal(t, id.Kind, st.Kind, "kind of %s", g.NodeID(st.Node))
+		assert.Equal(t, id.Segment, st.Segment, "segment of %s", g.NodeID(st.Node))
+		key, _ := g.BatchKey(g.KindOf(st.Node))
+		assert.Equal(t, key, st.Key, "key of %s", g.NodeID(st.Node))
+	}
+	img := slices.IndexFunc(got, func(st schedule.Step) bool { return g.NodeID(st.Node) == "asset:image:segment[2]" })
+	require.GreaterOrEqual(t, img, 0)
+	assert.Equal(t, "asset:image", got[img].Kind)
+	assert.Equal(t, 2, got[img].Segment)
+}

@@ -219,6 +219,8 @@ func (s *sim) start(st schedule.Step) {
 	require.True(t, s.depsDone(n), "started %s before its planned dependencies succeeded", id)
 	require.Equal(t, s.keyOf(n), st.Key, "step key of %s", id)
 	require.Equal(t, s.stageOf[n], st.Stage, "step stage of %s", id)
+	require.Equal(t, s.g.KindName(s.g.KindOf(n)), st.Kind, "step kind of %s", id)
+	require.Equal(t, s.g.SegmentOf(n), st.Segment, "step segment of %s", id)
 	if s.cfg.Mode == schedule.Staged {
 		for e := range st.Stage {
 			require.Equal(t, s.stageCount(e), s.stageSet[e], "staged: %s of stage %d started before stage %d settled", id, st.Stage, e)

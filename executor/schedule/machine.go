@@ -123,13 +123,20 @@ func (s State) String() string {
 // Terminal reports whether a node in this state has settled.
 func (s State) Terminal() bool { return s >= Succeeded }
 
-// Step is a node the driver should start now.
+// Step is a node the driver should start now, with what a driver needs
+// to dispatch it without looking it up in the plan's graph.
 type Step struct {
 	Node graph.Node
 	// Key is the node's batch key, or "" for a single.
 	Key string
 	// Stage is the node's plan stage.
 	Stage int
+	// Kind is the node's kind name (graph.Graph.KindName of its
+	// graph.Graph.KindOf), by which a driver picks its generator.
+	Kind string
+	// Segment is the node's segment index, or graph.NoSegment for a
+	// global node (graph.Graph.SegmentOf).
+	Segment int
 }
 
 // Result is what a transition changed besides its own node.
@@ -882,7 +889,8 @@ func (m *Machine) start(i int32, now time.Time) Step {
 			}
 		}
 	}
-	return Step{Node: m.nodes[i], Key: ks.name, Stage: int(m.stage[i])}
+	n := m.nodes[i]
+	return Step{Node: n, Key: ks.name, Stage: int(m.stage[i]), Kind: m.g.KindName(m.g.KindOf(n)), Segment: m.g.SegmentOf(n)}
 }
 
 // Wake returns when a rate-limited node may start, or a batch window
