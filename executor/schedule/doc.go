@@ -142,7 +142,10 @@
 // linear in the plan, its JSON form is versioned and the same state always gives the same
 // bytes, and [Restore] makes a machine of it for the same plan and
 // Config (whose fingerprint the snapshot holds, so that another plan or
-// Config is refused). Either way the new machine then answers each call
+// Config is refused, with a [SnapshotError.Differs] that says which part
+// differs), or for the same plan and a Config whose [Config.Rates] alone
+// differ: a provider's new quota applies to a restored machine, which
+// counts the starts the snapshot holds against it. Either way the new machine then answers each call
 // as the old one did, and [Machine.RunningNodes] lists the nodes that
 // still run; a restored machine's times are in UTC, the same instants,
 // without a monotonic clock reading, so a driver that passes time.Now()
@@ -162,8 +165,8 @@
 // is a change of the machine's decisions, and must be called out as one.
 // A snapshot kept across an upgrade must restore too: its JSON form is
 // versioned, and TestSnapshotFingerprintIsStable pins the fingerprints
-// of a few plans and Configs, which a change of their encoding would
-// break.
+// of a few plans and Configs, and the digests of one's parts, which a
+// change of their encoding would break.
 //
 // # Errors
 //

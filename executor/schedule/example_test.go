@@ -219,7 +219,7 @@ func ExampleRestore() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(strings.Replace(string(data), fingerprint(data), "…", 1))
+	fmt.Println(elide(data))
 
 	// Later, in another process: the same plan and Config, and the JSON.
 	var s schedule.Snapshot
@@ -249,16 +249,24 @@ func ExampleRestore() {
 	// start asset:narration:segment[0]
 	// start asset:narration:segment[1]
 	// start asset:image:segment[0]
-	// {"version":1,"fingerprint":"…","states":"sRRRrpprp","ready":[4,7],"running":[{"node":1},{"node":2},{"node":3,"rateStart":"2025-01-01T00:00:00Z"}],"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:00Z"]}]}
+	// {"version":2,"fingerprint":"…","parts":{"plan":"…","mode":"…","workers":"…","caps":"…","rates":"…","windows":"…","maxBatch":"…"},"states":"sRRRrpprp","ready":[4,7],"running":[{"node":1},{"node":2},{"node":3,"rateStart":"2025-01-01T00:00:00Z"}],"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:00Z"]}]}
 	// start asset:music
 	// the next image may start in 59s
 }
 
-// fingerprint returns the fingerprint in a snapshot's JSON.
-func fingerprint(data []byte) string {
-	var f struct{ Fingerprint string }
+// elide returns a snapshot's JSON with its fingerprint and the digests
+// of its parts cut to "…".
+func elide(data []byte) string {
+	var f struct {
+		Fingerprint string
+		Parts       map[string]string
+	}
 	if err := json.Unmarshal(data, &f); err != nil {
 		panic(err)
 	}
-	return f.Fingerprint
+	out := strings.Replace(string(data), f.Fingerprint, "…", 1)
+	for _, d := range f.Parts {
+		out = strings.Replace(out, `"`+d+`"`, `"…"`, 1)
+	}
+	return out
 }

@@ -175,6 +175,7 @@ type Result struct {
 // no limit.
 type keyState struct {
 	name    string
+	conc    int // the plan's concurrency, before Config.Caps
 	limit   int // 0: no limit
 	running int
 	queue   []int32 // ready positions, FIFO; entries no longer Ready are skipped
@@ -526,7 +527,7 @@ func (m *Machine) keyIndex(name string, limit int) int32 {
 			return int32(i)
 		}
 	}
-	m.keys = append(m.keys, keyState{name: name, limit: limit})
+	m.keys = append(m.keys, keyState{name: name, conc: limit, limit: limit})
 	return int32(len(m.keys) - 1)
 }
 

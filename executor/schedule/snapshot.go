@@ -20,8 +20,9 @@ import (
 )
 
 // SnapshotVersion is the version of the snapshot form that
-// [Machine.Snapshot] writes and [Restore] reads.
-const SnapshotVersion = 1
+// [Machine.Snapshot] writes. [Restore] reads it and every earlier one:
+// version 1 is version 2 without "parts" (see [Snapshot]).
+const SnapshotVersion = 2
 
 // ErrInvalidSnapshot is wrapped by the errors of [Restore] and
 // [Snapshot.UnmarshalJSON] for a snapshot they refuse.
@@ -36,6 +37,17 @@ type SnapshotError struct {
 	// Mismatch says the snapshot is of another plan or Config (its
 	// fingerprint is another), rather than corrupt.
 	Mismatch bool
+	// Differs says, with Mismatch, what differs from the snapshot's, in
+	// this order: "plan" (the graph's template or segments, the plan's
+	// nodes, stages or batch keys), then the [Config] fields "Mode",
+	// "Workers", "Caps", "Rates", "Windows" and "MaxBatch", each as the
+	// machine takes it (a cap that lowers no concurrency, say, is no
+	// difference; a change of Mode may change the Windows that apply).
+	// When the plan differs, Caps, Rates and Windows are not compared, as
+	// what the machine takes of them depends on the plan. It is nil when
+	// the snapshot cannot say: one of version 1. A snapshot whose Rates
+	// alone differ is restored, not refused (see [Restore]).
+	Differs []string
 }
 
 func (e *SnapshotError) Error() string { return "schedule: invalid snapshot: " + e.Problem }
@@ -59,11 +71,13 @@ const stateLetters = "prRsfkSc"
 //
 // # JSON form
 //
-// [Snapshot.MarshalJSON] writes it as one JSON object, version 1, whose
+// [Snapshot.MarshalJSON] writes it as one JSON object, version 2, whose
 // keys come in this order, and the same state gives the same bytes:
 //
-//	{"version": 1,
+//	{"version": 2,
 //	 "fingerprint": "3f1c…",              // 64 hex digits: the plan and Config
+//	 "parts": {"plan": "9a0e…", "mode": "…", "workers": "…", "caps": "…",
+//	           "rates": "…", "windows": "…", "maxBatch": "…"}, // 16 hex digits each
 //	 "states": "ssRRrrpp",                // one letter a planned node, in Plan.Nodes order
 //	 "ready": [12, 9],                    // the Ready nodes, in the order they became ready
 //	 "readySince": [{"node": 12, "at": "2025-01-01T00:00:03Z"}],
@@ -100,10 +114,18 @@ const stateLetters = "prRsfkSc"
 // [Config.Workers] and [Config.MaxBatch]. A Config that differs only in
 // what the machine ignores (a rate of a key the plan has not, say) has
 // the same one. The same plan and Config have the same fingerprint in
-// every process, and in every release that writes version 1.
+// every process, and in every release that writes version 1 or 2.
+// "parts" holds the first 8 bytes, in hex, of a SHA-256 of each part of
+// it: the plan (with each batch key's concurrency before Config.Caps)
+// and each Config field as the machine takes it, so that Restore can say
+// which differs ([SnapshotError.Differs]) and restore a snapshot under
+// other rates.
 //
-// A later release may write another version; Restore then refuses a
-// version it does not know with a [*SnapshotError] that says so.
+// Version 1, which earlier releases wrote, is version 2 without "parts":
+// it restores as ever, and the machine then writes version 2, which
+// those releases refuse. A later release may write another version;
+// Restore then refuses a version it does not know with a
+// [*SnapshotError] that says so.
 type Snapshot struct {
 	s snapshotForm
 }
@@ -112,6 +134,7 @@ type Snapshot struct {
 type snapshotForm struct {
 	Version     int           `json:"version"`
 	Fingerprint string        `json:"fingerprint"`
+	Parts       *partsForm    `json:"parts,omitempty"`
 	States      string        `json:"states"`
 	Ready       []graph.Node  `json:"ready"`
 	ReadySince  []nodeTime    `json:"readySince,omitempty"`
@@ -120,6 +143,24 @@ type snapshotForm struct {
 	Rates       []rateStarts  `json:"rates,omitempty"`
 	Halted      bool          `json:"halted,omitempty"`
 	Wake        time.Time     `json:"wake,omitzero"`
+}
+
+// partsForm is a snapshot's "parts": a digest of each part of its
+// fingerprint.
+type partsForm struct {
+	Plan     string `json:"plan"`
+	Mode     string `json:"mode"`
+	Workers  string `json:"workers"`
+	Caps     string `json:"caps"`
+	Rates    string `json:"rates"`
+	Windows  string `json:"windows"`
+	MaxBatch string `json:"maxBatch"`
+}
+
+// list returns the parts' digests and names, in Differs order.
+func (p *partsForm) list() [7]struct{ name, digest string } {
+	return [7]struct{ name, digest string }{{"plan", p.Plan}, {"Mode", p.Mode}, {"Workers", p.Workers},
+		{"Caps", p.Caps}, {"Rates", p.Rates}, {"Windows", p.Windows}, {"MaxBatch", p.MaxBatch}}
 }
 
 type nodeTime struct {
@@ -151,8 +192,9 @@ type rateStarts struct {
 // the objects within.
 var snapshotShape = func() *strictjson.Object {
 	return &strictjson.Object{
-		Keys: []string{"fingerprint", "halted", "held", "rates", "ready", "readySince", "running", "states", "version", "wake"},
+		Keys: []string{"fingerprint", "halted", "held", "parts", "rates", "ready", "readySince", "running", "states", "version", "wake"},
 		Items: map[string]*strictjson.Object{
+			"parts":      {Keys: strictjson.Names(partsForm{})},
 			"readySince": {Keys: strictjson.Names(nodeTime{})},
 			"held":       {Keys: strictjson.Names(heldStage{})},
 			"running":    {Keys: strictjson.Names(runningNode{})},
@@ -162,7 +204,8 @@ var snapshotShape = func() *strictjson.Object {
 }()
 
 // Version returns the snapshot's version: [SnapshotVersion] for one
-// that [Machine.Snapshot] made or that decoded, 0 for the zero Snapshot.
+// that [Machine.Snapshot] made, the version it was written in for one
+// that decoded, 0 for the zero Snapshot.
 func (s Snapshot) Version() int { return s.s.Version }
 
 // MarshalJSON writes the snapshot in its JSON form (see [Snapshot]): the
@@ -176,9 +219,9 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads a snapshot in its JSON form, strictly: unknown
-// keys, keys that differ in case, repeated keys, data after the object
-// and a version other than [SnapshotVersion] are refused with a
-// [*SnapshotError]. A time written with another offset than UTC is read
+// keys, keys that differ in case, repeated keys, data after the object,
+// a version other than 1 to [SnapshotVersion], and "parts" in version 1
+// or missing in a later one, are refused with a [*SnapshotError]. A time written with another offset than UTC is read
 // as the same instant in UTC, so that the snapshot writes back as
 // [Machine.Snapshot] would. It checks the form alone; [Restore] checks
 // the snapshot against its plan and Config. On error it leaves s
@@ -204,13 +247,22 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	if err := dec.Decode(&f); err != nil {
 		return badSnapshot("bad JSON: %v", strictjson.Bound(err))
 	}
-	if f.Version != SnapshotVersion {
-		return badSnapshot("version %d: this release reads version %d", f.Version, SnapshotVersion)
+	if f.Version < 1 || f.Version > SnapshotVersion {
+		return badSnapshot("version %d: this release reads versions 1 to %d", f.Version, SnapshotVersion)
 	}
-	if len(f.Fingerprint) != 2*sha256.Size || strings.ToLower(f.Fingerprint) != f.Fingerprint {
-		return badSnapshot("fingerprint %q: want %d lowercase hex digits", cut(f.Fingerprint), 2*sha256.Size)
+	switch {
+	case f.Version == 1 && f.Parts != nil:
+		return badSnapshot(`"parts" in version 1: it came with version 2`)
+	case f.Version > 1 && f.Parts == nil:
+		return badSnapshot(`missing "parts": version %d has them`, f.Version)
+	case f.Parts != nil:
+		for _, p := range f.Parts.list() {
+			if !isHex(p.digest, partDigest) {
+				return badSnapshot("parts: %s %q: want %d lowercase hex digits", strings.ToLower(p.name[:1])+p.name[1:], cut(p.digest), 2*partDigest)
+			}
+		}
 	}
-	if _, err := hex.DecodeString(f.Fingerprint); err != nil {
+	if !isHex(f.Fingerprint, sha256.Size) {
 		return badSnapshot("fingerprint %q: want %d lowercase hex digits", cut(f.Fingerprint), 2*sha256.Size)
 	}
 	for i, r := range f.States {
@@ -243,6 +295,15 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
+// isHex reports whether s is n bytes in lowercase hex.
+func isHex(s string, n int) bool {
+	if len(s) != 2*n || strings.ToLower(s) != s {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}
+
 // cut returns s, or its first bytes if it is long, for a message.
 func cut(s string) string {
 	if len(s) > 80 {
@@ -261,7 +322,8 @@ func cut(s string) string {
 // allocates O(D) for D planned nodes, R of them Ready, and K kinds; the
 // other calls cost nothing more for it.
 func (m *Machine) Snapshot() Snapshot {
-	f := snapshotForm{Version: SnapshotVersion, Fingerprint: m.fingerprint(), Halted: m.halted, Wake: utc(m.wake)}
+	parts := m.parts()
+	f := snapshotForm{Version: SnapshotVersion, Fingerprint: m.fingerprint(), Parts: &parts, Halted: m.halted, Wake: utc(m.wake)}
 	states := make([]byte, len(m.nodes))
 	var ready []int32
 	for i, st := range m.state {
@@ -377,6 +439,97 @@ func (m *Machine) fingerprint() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// partDigest is the bytes of a part's digest in a snapshot's "parts".
+const partDigest = 8
+
+// parts returns the digests of the parts of the fingerprint (see
+// Snapshot): the plan, and each Config field as the machine took it.
+func (m *Machine) parts() partsForm {
+	var b []byte
+	num := func(v int64) { b = binary.AppendVarint(b, v) }
+	str := func(s string) { num(int64(len(s))); b = append(b, s...) }
+	digest := func(part string, write func()) string {
+		b = append(b[:0], "regen schedule part\x00"...)
+		str(part)
+		write()
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:partDigest])
+	}
+	var p partsForm
+	p.Plan = digest("plan", func() {
+		t := m.g.Template()
+		num(int64(m.g.Segments()))
+		num(int64(m.g.Len()))
+		num(int64(len(t.Kinds)))
+		for _, k := range t.Kinds {
+			str(k.Name)
+			if k.PerSegment {
+				num(1)
+			} else {
+				num(0)
+			}
+			str(k.BatchKey)
+			num(int64(k.Concurrency))
+			num(int64(len(k.Deps)))
+			for _, d := range k.Deps {
+				str(d.Kind)
+				str(string(d.Scope))
+			}
+		}
+		num(int64(len(m.stageLeft)))
+		num(int64(len(m.keys)))
+		for _, ks := range m.keys {
+			str(ks.name)
+			num(int64(ks.conc))
+		}
+		num(int64(len(m.nodes)))
+		for i, n := range m.nodes {
+			num(int64(n))
+			num(int64(m.stage[i]))
+			num(int64(m.key[i]))
+		}
+	})
+	p.Mode = digest("mode", func() { num(int64(m.mode)) })
+	p.Workers = digest("workers", func() { num(int64(m.limit)) })
+	p.Caps = digest("caps", func() {
+		for _, ks := range m.keys {
+			num(int64(ks.limit))
+		}
+	})
+	p.Rates = digest("rates", func() {
+		for _, ks := range m.keys {
+			num(int64(ks.rate.Starts))
+			num(int64(ks.rate.Per))
+		}
+	})
+	p.Windows = digest("windows", func() {
+		num(int64(len(m.win)))
+		for _, w := range m.win {
+			num(int64(w))
+		}
+	})
+	p.MaxBatch = digest("maxBatch", func() { num(int64(m.maxBatch)) })
+	return p
+}
+
+// differs returns what differs between the machine's parts and theirs,
+// in Differs order: Caps, Rates and Windows only if the plan does not.
+func (m *Machine) differs(theirs *partsForm) []string {
+	ours := m.parts()
+	a, b := ours.list(), theirs.list()
+	var out []string
+	for k := range a {
+		if a[k].digest == b[k].digest {
+			continue
+		}
+		if len(out) > 0 && out[0] == "plan" && (a[k].name == "Caps" || a[k].name == "Rates" || a[k].name == "Windows") {
+			continue
+		}
+		out = append(out, a[k].name)
+	}
+	return out
+}
+
 // Restore returns a machine for the plan and Config in the state of s, a
 // snapshot that [Machine.Snapshot] took of a machine made by [New] (or
 // Restore) with the same plan and Config: it answers every further call
@@ -384,9 +537,33 @@ func (m *Machine) fingerprint() string {
 // monotonic clock reading: its [Machine.Wake] may answer in another zone
 // than the original's, for the same instant (time.Time.Equal holds).
 //
+// # Other rates
+//
+// A snapshot of version 2 whose plan and Config differ from p and c in
+// [Config.Rates] alone is restored under c's rates, as a workflow that
+// continues as new with a provider's new quota needs: the rates are not
+// part of the state, only of when a start may come. The new machine
+// counts against each key's new rate the latest of the starts the
+// snapshot holds for it, up to the new Starts (the earlier ones cannot
+// decide when the next start may come); a key that lost its rate
+// forgets its starts, and its running nodes' (a Refund of them gives
+// nothing back); a key that gained one starts with none counted, as the
+// machine kept no starts of a key without a rate. A snapshot holds only
+// the starts that may still be in the old rate's window, so a longer
+// Per does not count the starts that had left it. A running node whose
+// start is no longer held counts it no more, as after a Refund.
+// [Machine.Wake] answers what the snapshotted machine's did, for its
+// last Next under the old rates, until the next Next: a driver asks
+// [Machine.WakeAt] for the new rates' answer. The restored machine's
+// own snapshots are of c, and restore under c (or, again, under other
+// rates).
+//
+// # Errors
+//
 // A bad Config, or a plan the machine cannot run, is an error wrapping
 // [ErrInvalidConfig], as for New. A snapshot of another plan or Config
-// (its fingerprint differs), of another version, the zero Snapshot, or
+// (its fingerprint differs, in more than the rates for version 2; its
+// [SnapshotError.Differs] says in what), of another version, the zero Snapshot, or
 // one whose parts disagree with each other or with the plan (a node
 // Ready whose dependency has not succeeded, a Ready node missing from
 // the order, more nodes running on a key than its concurrency, a
@@ -405,14 +582,36 @@ func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
 	switch {
 	case f.Version == 0:
 		return nil, badSnapshot("the zero Snapshot: take one with Machine.Snapshot")
-	case f.Version != SnapshotVersion:
-		return nil, badSnapshot("version %d: this release reads version %d", f.Version, SnapshotVersion)
+	case f.Version < 0 || f.Version > SnapshotVersion:
+		return nil, badSnapshot("version %d: this release reads versions 1 to %d", f.Version, SnapshotVersion)
 	}
-	if fp := m.fingerprint(); f.Fingerprint != fp {
-		return nil, &SnapshotError{Mismatch: true, Problem: fmt.Sprintf(
-			"taken of another plan or Config: its fingerprint is %s, this plan and Config's %s", cut(f.Fingerprint), fp)}
+	rebase := false
+	switch fp := m.fingerprint(); {
+	case f.Fingerprint == fp && f.Parts != nil && *f.Parts != m.parts():
+		return nil, badSnapshot("parts: they disagree with the fingerprint, which is this plan and Config's")
+	case f.Fingerprint != fp:
+		var differs []string
+		if f.Parts != nil {
+			differs = m.differs(f.Parts)
+		}
+		if slices.Equal(differs, []string{"Rates"}) {
+			rebase = true // see Restore's doc
+			break
+		}
+		what := ""
+		if len(differs) > 0 {
+			names := slices.Clone(differs)
+			for k, d := range names {
+				if d != "plan" {
+					names[k] = "Config." + d
+				}
+			}
+			what = " (differs: " + strings.Join(names, ", ") + ")"
+		}
+		return nil, &SnapshotError{Mismatch: true, Differs: differs, Problem: fmt.Sprintf(
+			"taken of another plan or Config%s: its fingerprint is %s, this plan and Config's %s", what, cut(f.Fingerprint), fp)}
 	}
-	if err := m.restore(f); err != nil {
+	if err := m.restore(f, rebase); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -437,8 +636,9 @@ func (m *Machine) planned(n graph.Node, what string) (int32, error) {
 }
 
 // restore sets the state of f on a machine fresh from build, checking
-// that its parts agree.
-func (m *Machine) restore(f *snapshotForm) error {
+// that its parts agree. With rebase, f was taken under other rates, and
+// its rate starts are fitted to the machine's (see Restore).
+func (m *Machine) restore(f *snapshotForm, rebase bool) error {
 	if len(f.States) != len(m.nodes) {
 		return badSnapshot("states: %d letters for %d planned nodes", len(f.States), len(m.nodes))
 	}
@@ -496,10 +696,10 @@ func (m *Machine) restore(f *snapshotForm) error {
 	if err := m.restoreHeld(f); err != nil {
 		return err
 	}
-	if err := m.restoreRunning(f); err != nil {
+	if err := m.restoreRunning(f, rebase); err != nil {
 		return err
 	}
-	if err := m.restoreRates(f); err != nil {
+	if err := m.restoreRates(f, rebase); err != nil {
 		return err
 	}
 	return m.restoreWindows(f)
@@ -564,7 +764,9 @@ func (m *Machine) restoreHeld(f *snapshotForm) error {
 }
 
 // restoreRunning sets the running nodes' slots, rate starts and calls.
-func (m *Machine) restoreRunning(f *snapshotForm) error {
+// With rebase, the rate start of a node whose key has no rate now is
+// forgotten.
+func (m *Machine) restoreRunning(f *snapshotForm, rebase bool) error {
 	prev := graph.Node(-1)
 	for _, r := range f.Running {
 		i, err := m.planned(r.Node, "running")
@@ -578,7 +780,7 @@ func (m *Machine) restoreRunning(f *snapshotForm) error {
 		ks := &m.keys[m.key[i]]
 		ks.running++
 		m.running++
-		if r.RateStart != nil {
+		if r.RateStart != nil && !(rebase && ks.rate.Starts == 0) {
 			if ks.rate.Starts == 0 {
 				return badSnapshot("running: node %s has a rate start, but its batch key %q has no rate", m.name(r.Node), ks.name)
 			}
@@ -646,8 +848,11 @@ func (m *Machine) countState(s State) int {
 	return n
 }
 
-// restoreRates sets the starts in each rate's window.
-func (m *Machine) restoreRates(f *snapshotForm) error {
+// restoreRates sets the starts in each rate's window. With rebase, the
+// starts of a key without a rate now are forgotten, and of a key's
+// starts only the latest, up to its rate's Starts, are kept, once they
+// are checked against the running nodes' rate starts.
+func (m *Machine) restoreRates(f *snapshotForm, rebase bool) error {
 	prev := ""
 	for k, r := range f.Rates {
 		if k > 0 && r.Key <= prev {
@@ -660,24 +865,47 @@ func (m *Machine) restoreRates(f *snapshotForm) error {
 				ki = j
 			}
 		}
-		if ki < 0 || m.keys[ki].rate.Starts == 0 {
+		switch {
+		case ki < 0:
+			return badSnapshot("rates: batch key %q is not a key of the plan with a rate", cut(r.Key))
+		case m.keys[ki].rate.Starts == 0 && rebase:
+			continue
+		case m.keys[ki].rate.Starts == 0:
 			return badSnapshot("rates: batch key %q is not a key of the plan with a rate", cut(r.Key))
 		}
 		ks := &m.keys[ki]
-		if len(r.Starts) == 0 || len(r.Starts) > ks.rate.Starts {
+		if len(r.Starts) == 0 || (len(r.Starts) > ks.rate.Starts && !rebase) {
 			return badSnapshot("rates: batch key %q has %d starts: want 1 to its rate's %d (leave a key without starts out)", r.Key, len(r.Starts), ks.rate.Starts)
 		}
 		ks.starts = slices.Clone(r.Starts)
 	}
-	return m.checkRateStarts(f)
+	if err := m.checkRateStarts(f, false); err != nil || !rebase {
+		return err
+	}
+	// The latest starts decide when the rate allows the next: with more
+	// than Starts, the earlier ones cannot. A running node whose start is
+	// no longer held counts it no more, as after a Refund.
+	trimmed := false
+	for ki := range m.keys {
+		ks := &m.keys[ki]
+		if n := len(ks.starts) - ks.rate.Starts; ks.rate.Starts > 0 && n > 0 {
+			ks.starts = slices.Delete(ks.starts, 0, n)
+			trimmed = true
+		}
+	}
+	if trimmed {
+		return m.checkRateStarts(f, true)
+	}
+	return nil
 }
 
 // checkRateStarts checks the running nodes' rate starts against their
 // keys' starts: a start leaves a key's starts only once it has left the
 // window, as have all before it, so a counted start not before the
 // first of them is one of them, one for each node that counts it. It
-// costs O((S + R) log(S + R)) for S starts and R running nodes.
-func (m *Machine) checkRateStarts(f *snapshotForm) error {
+// costs O((S + R) log(S + R)) for S starts and R running nodes. With
+// uncount, a node whose start is not held counts it no more, instead.
+func (m *Machine) checkRateStarts(f *snapshotForm, uncount bool) error {
 	type counted struct {
 		at   time.Time
 		node graph.Node
@@ -685,7 +913,7 @@ func (m *Machine) checkRateStarts(f *snapshotForm) error {
 	byKey := make([][]counted, len(m.keys))
 	for _, r := range f.Running {
 		k := m.key[m.at[r.Node]]
-		if ks := &m.keys[k]; r.RateStart != nil && len(ks.starts) > 0 && !r.RateStart.Before(ks.starts[0]) {
+		if ks := &m.keys[k]; r.RateStart != nil && ks.rate.Starts > 0 && len(ks.starts) > 0 && !r.RateStart.Before(ks.starts[0]) {
 			byKey[k] = append(byKey[k], counted{*r.RateStart, r.Node})
 		}
 	}
@@ -700,6 +928,10 @@ func (m *Machine) checkRateStarts(f *snapshotForm) error {
 		for _, c := range starts {
 			for j < len(held) && held[j].Before(c.at) {
 				j++
+			}
+			if (j == len(held) || !held[j].Equal(c.at)) && uncount {
+				m.counted[m.at[c.node]] = false
+				continue
 			}
 			if j == len(held) || !held[j].Equal(c.at) {
 				return badSnapshot("running: node %s has its rate start at %s, which batch key %q does not hold (or holds for another node): a start not before the key's first, %s, is among its starts, once for each node that counts it",

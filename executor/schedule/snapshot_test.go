@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -369,7 +370,7 @@ func TestRestoreRefuses(t *testing.T) {
 		require.True(t, ok)
 	}
 	s := m.Snapshot()
-	require.Equal(t, `{"version":1,"fingerprint":"`+fingerprintOf(t, s)+`","states":"sRRRrpprp","ready":[4,7],`+
+	require.Equal(t, `{"version":2,"fingerprint":"`+fingerprintOf(t, s)+`","parts":`+partsOf(t, s)+`,"states":"sRRRrpprp","ready":[4,7],`+
 		`"running":[{"node":1,"call":1,"callNodes":1},{"node":2,"call":2,"callNodes":1},{"node":3,"rateStart":"2025-01-01T00:00:02Z","call":3,"callNodes":1}],`+
 		`"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:02Z"]}]}`, string(marshal(t, s)))
 	running := func(f obj, k int) obj { return f["running"].([]any)[k].(obj) }
@@ -386,11 +387,8 @@ func TestRestoreRefuses(t *testing.T) {
 		{name: "another plan", plan: lecturePlan(t, 30), mismatch: true, want: "taken of another plan or Config"},
 		{name: "edits", plan: lecturePlan(t, 20, "asset:image:segment[0]"), mismatch: true, want: "another plan"},
 		{name: "another mode", cfg: staged, mismatch: true, want: "fingerprint"},
-		{name: "another rate", cfg: func() schedule.Config {
-			c := cfg
-			c.Rates = map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 4 * time.Second}}
-			return c
-		}(), mismatch: true, want: "fingerprint"},
+		{name: "parts that disagree with the fingerprint", edit: func(f obj) { f["parts"].(obj)["workers"] = "0000000000000000" },
+			want: "parts: they disagree with the fingerprint"},
 		{name: "a bad config", cfg: schedule.Config{Workers: -1}, config: true, want: "workers -1"},
 		{name: "the zero Snapshot", zero: true, want: "the zero Snapshot"},
 		{name: "the script pending", edit: func(f obj) { f["states"] = "pRRRrpprp" },
@@ -483,6 +481,13 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 }
 
+// partsOf returns the "parts" in s's JSON form, as JSON.
+func partsOf(t testing.TB, s schedule.Snapshot) string {
+	var f struct{ Parts json.RawMessage }
+	require.NoError(t, json.Unmarshal(marshal(t, s), &f))
+	return string(f.Parts)
+}
+
 // fingerprintOf returns the fingerprint in s's JSON form.
 func fingerprintOf(t testing.TB, s schedule.Snapshot) string {
 	var f struct{ Fingerprint string }
@@ -509,16 +514,20 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"trailing data", string(good) + ` {}`, "data after the snapshot object"},
 		{"unknown key", strings.Replace(string(good), `"version"`, `"extra":1,"version"`, 1), `unknown field "extra"`},
 		{"a key in another case", strings.Replace(string(good), `"version"`, `"Version"`, 1), "names are case-sensitive"},
-		{"a repeated key", strings.Replace(string(good), `"version":1`, `"version":1,"version":1`, 1), "appears twice"},
-		{"another version", strings.Replace(string(good), `"version":1`, `"version":2`, 1), "version 2: this release reads version 1"},
-		{"no version", strings.Replace(string(good), `"version":1,`, ``, 1), "version 0"},
+		{"a repeated key", strings.Replace(string(good), `"version":2`, `"version":2,"version":2`, 1), "appears twice"},
+		{"another version", strings.Replace(string(good), `"version":2`, `"version":3`, 1), "version 3: this release reads versions 1 to 2"},
+		{"no version", strings.Replace(string(good), `"version":2,`, ``, 1), "version 0"},
+		{"parts in version 1", strings.Replace(string(good), `"version":2`, `"version":1`, 1), `"parts" in version 1`},
+		{"no parts in version 2", regexp.MustCompile(`"parts":\{[^}]*\},`).ReplaceAllString(string(good), ""), `missing "parts": version 2 has them`},
+		{"a short part", regexp.MustCompile(`"workers":"[0-9a-f]*"`).ReplaceAllString(string(good), `"workers":"abc"`), `parts: workers "abc": want 16 lowercase hex digits`},
+		{"an unknown part", strings.Replace(string(good), `"plan":`, `"other":"x","plan":`, 1), `unknown field "other"`},
 		{"a short fingerprint", strings.Replace(string(good), `"fingerprint":"`, `"fingerprint":"ab`, 1), "fingerprint"},
 		{"a bad letter", strings.Replace(string(good), `"states":"`, `"states":"z`, 1), `"z" at 0 is no state's letter`},
 		{"no ready", `{"version":1,"fingerprint":"` + strings.Repeat("0", 64) + `","states":"","ready":null}`, `missing "ready"`},
-		{"a bad time", strings.Replace(string(good), `"version":1`, `"version":1,"wake":"yesterday"`, 1), "parsing time"},
+		{"a bad time", strings.Replace(string(good), `"version":2`, `"version":2,"wake":"yesterday"`, 1), "parsing time"},
 		{"a key in an element", `{"version":1,"running":[{"node":1,"Node":2}]}`, `"Node" in running[0]`},
 		{"a key of an element at the top", strings.Replace(string(good), `"version"`, `"node":1,"version"`, 1),
-			`unknown field "node"; allowed fields: fingerprint, halted, held, rates, ready, readySince, running, states, version, wake`},
+			`unknown field "node"; allowed fields: fingerprint, halted, held, parts, rates, ready, readySince, running, states, version, wake`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s schedule.Snapshot
@@ -534,7 +543,8 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 // refuses with a *SnapshotError; what it accepts writes back to bytes
 // that read again to the same bytes. Restore, against the lecture's plan
 // and Config, never panics either, refuses with ErrInvalidSnapshot, and
-// a machine it makes writes the same snapshot back and runs to its end.
+// a machine it makes writes the same snapshot back (or, restored under
+// other rates, one that restores to the same bytes) and runs to its end.
 // go test -fuzz FuzzSnapshot ./executor/schedule/
 func FuzzSnapshot(f *testing.F) {
 	p := lecturePlan(f, 40)
@@ -570,7 +580,16 @@ func FuzzSnapshot(f *testing.F) {
 			require.ErrorIs(t, err, schedule.ErrInvalidSnapshot)
 			return
 		}
-		require.Equal(t, string(b), string(marshal(t, m.Snapshot())), "the restored machine's snapshot")
+		mine := m.Snapshot()
+		if fingerprintOf(t, mine) == fingerprintOf(t, s) {
+			require.Equal(t, string(b), string(marshal(t, mine)), "the restored machine's snapshot")
+		} else {
+			// Taken under other rates (its "parts" say so): the restored
+			// machine's snapshot is of cfg, and restores under it.
+			again, err := schedule.Restore(p, cfg, mine)
+			require.NoError(t, err, "the snapshot of a machine restored under other rates")
+			require.Equal(t, string(marshal(t, mine)), string(marshal(t, again.Snapshot())))
+		}
 		// It runs to its end, or to a halt.
 		now := t0.Add(24 * time.Hour)
 		running := m.RunningNodes()
@@ -617,6 +636,11 @@ func TestSnapshotFingerprintIsStable(t *testing.T) {
 			require.Equal(t, tc.want, fingerprintOf(t, newMachine(t, tc.plan, tc.cfg).Snapshot()))
 		})
 	}
+	// So are the digests of its parts, by which Restore says what differs
+	// and restores a snapshot under other rates.
+	require.Equal(t, `{"plan":"32ad34ee442ddc0c","mode":"78e1989f01eb9e9b","workers":"abb4fd7017cf4b6a","caps":"37c36b613c05a109",`+
+		`"rates":"11095f3de5516e59","windows":"645e61ad99727a4c","maxBatch":"92f80c5522ce5582"}`,
+		partsOf(t, newMachine(t, lecturePlan(t, 120), traceConfig(schedule.Dataflow)).Snapshot()))
 }
 
 // TestSnapshotBytesAreTheState: machines in the same state give the same
