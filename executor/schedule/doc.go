@@ -135,8 +135,9 @@
 // kept.
 //
 // To rebuild a machine, after a workflow continues as new, say, or in
-// another process of a job runner that keeps its state in a database,
-// either call New with the same plan and Config and make the recorded
+// another process of a job runner that keeps its state in a database
+// (the Config too: [Config.MarshalJSON] writes it, and the same Config
+// as the same bytes), either call New with the same plan and Config and make the recorded
 // calls again, in order, with their times, or keep a [Snapshot] of the
 // machine instead of its calls: [Machine.Snapshot] takes one in time
 // linear in the plan, its JSON form is versioned and the same state always gives the same
@@ -172,7 +173,8 @@
 //
 // A bad configuration, or a plan assembled by hand that the machine
 // cannot run, is refused by New with an error wrapping
-// [ErrInvalidConfig]. Settling a node that is not running, or not in the
+// [ErrInvalidConfig]: for the configuration, a [*ConfigError] that names
+// the field, as [Config.UnmarshalJSON] refuses a bad JSON form. Settling a node that is not running, or not in the
 // plan, is an error that changes nothing; nothing panics on input.
 // [Restore] refuses a snapshot of another plan or Config, of another
 // version, or whose parts disagree, with a [*SnapshotError] wrapping

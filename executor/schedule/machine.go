@@ -40,7 +40,9 @@ type Rate struct {
 	Per    time.Duration
 }
 
-// Config configures a [Machine].
+// Config configures a [Machine]. It has a JSON form
+// ([Config.MarshalJSON]), so that a driver that keeps a [Snapshot], as a
+// workflow engine does, can keep the Config beside it.
 type Config struct {
 	// Mode is Dataflow or Staged. Default: Dataflow.
 	Mode Mode
@@ -252,8 +254,9 @@ type Machine struct {
 // New returns a machine for the plan. Every node starts Pending, and the
 // nodes whose planned dependencies are all outside the plan are Ready.
 //
-// A bad Config is an error wrapping [ErrInvalidConfig]; so is a plan
-// that the machine cannot run, such as one assembled by hand with a node
+// A bad Config is a [*ConfigError], which wraps [ErrInvalidConfig] and
+// names the field; a plan that the machine cannot run is an error
+// wrapping ErrInvalidConfig too, such as one assembled by hand with a node
 // outside its graph, a node twice, an empty stage, a batch without a key
 // or a concurrency, or a dependency in the same or a later stage, or one
 // made by planner.New (or decoded) whose stages were changed afterwards,
@@ -287,51 +290,8 @@ func build(p *planner.Plan, c Config) (*Machine, error) {
 	if p == nil || p.Graph == nil {
 		return nil, invalidPlan("a plan with a graph is required: planner.New of a dirty.Set makes one (planner.New(nil), the empty plan of no set, has none)")
 	}
-	if c.Mode != Dataflow && c.Mode != Staged {
-		return nil, fmt.Errorf("%w: mode %d: want Dataflow or Staged", ErrInvalidConfig, c.Mode)
-	}
-	if c.Workers < 0 {
-		return nil, fmt.Errorf("%w: workers %d: want 0 (no cap) or more", ErrInvalidConfig, c.Workers)
-	}
-	if c.MaxBatch < 0 {
-		return nil, fmt.Errorf("%w: max batch %d: want 0 (no cap) or more", ErrInvalidConfig, c.MaxBatch)
-	}
-	winKinds := make([]string, 0, len(c.Windows))
-	for kind := range c.Windows {
-		winKinds = append(winKinds, kind)
-	}
-	slices.Sort(winKinds)
-	for _, kind := range winKinds {
-		if w := c.Windows[kind]; w <= 0 {
-			return nil, fmt.Errorf("%w: window for kind %q is %v: want a positive duration (leave the kind out for none)", ErrInvalidConfig, kind, w)
-		}
-	}
-	// Rates, in key order so that a bad one is reported deterministically.
-	rateKeys := make([]string, 0, len(c.Rates))
-	for key := range c.Rates {
-		rateKeys = append(rateKeys, key)
-	}
-	slices.Sort(rateKeys)
-	for _, key := range rateKeys {
-		if key == "" {
-			return nil, fmt.Errorf("%w: a rate for the empty batch key: rates apply to batch keys, and singles have none", ErrInvalidConfig)
-		}
-		if r := c.Rates[key]; r.Starts <= 0 || r.Per <= 0 {
-			return nil, fmt.Errorf("%w: rate for batch key %q is %d per %v: want at least 1 start per positive period", ErrInvalidConfig, key, r.Starts, r.Per)
-		}
-	}
-	capKeys := make([]string, 0, len(c.Caps))
-	for key := range c.Caps {
-		capKeys = append(capKeys, key)
-	}
-	slices.Sort(capKeys)
-	for _, key := range capKeys {
-		if key == "" {
-			return nil, fmt.Errorf("%w: a cap for the empty batch key: caps apply to batch keys, and singles have none", ErrInvalidConfig)
-		}
-		if n := c.Caps[key]; n < 1 {
-			return nil, fmt.Errorf("%w: cap for batch key %q is %d: want at least 1", ErrInvalidConfig, key, n)
-		}
+	if err := c.check(); err != nil {
+		return nil, err
 	}
 	g := p.Graph
 	nodes := p.Nodes()

@@ -1,0 +1,255 @@
+package schedule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/regengraph/regen/internal/strictjson"
+)
+
+// ConfigError is a [Config] that [New], [Restore], [Config.MarshalJSON]
+// or [Config.UnmarshalJSON] refuses: Field names the field that is wrong,
+// as Config spells it ("Mode", "Workers", "Rates", "Caps", "Windows" or
+// "MaxBatch"), or is "" for a JSON form that does not read as a Config
+// at all; Problem says what is wrong and what is allowed. It wraps
+// [ErrInvalidConfig].
+type ConfigError struct {
+	// Field is the Config field that is wrong, or "".
+	Field string
+	// Problem says what is wrong.
+	Problem string
+}
+
+func (e *ConfigError) Error() string { return "schedule: invalid config: " + e.Problem }
+
+// Unwrap returns [ErrInvalidConfig].
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+func badConfig(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// check returns a *ConfigError for the first thing wrong with c, in field
+// order, and each map in key order, so that a bad Config is reported
+// deterministically; nil if the machine takes c. It does not need the
+// plan: a rate or a cap of a key the plan has not is checked too.
+func (c Config) check() error {
+	if c.Mode != Dataflow && c.Mode != Staged {
+		return badConfig("Mode", "mode %d: want Dataflow or Staged", c.Mode)
+	}
+	if c.Workers < 0 {
+		return badConfig("Workers", "workers %d: want 0 (no cap) or more", c.Workers)
+	}
+	if c.MaxBatch < 0 {
+		return badConfig("MaxBatch", "max batch %d: want 0 (no cap) or more", c.MaxBatch)
+	}
+	for _, kind := range sortedKeys(c.Windows) {
+		if w := c.Windows[kind]; w <= 0 {
+			return badConfig("Windows", "window for kind %q is %v: want a positive duration (leave the kind out for none)", cut(kind), w)
+		}
+	}
+	for _, key := range sortedKeys(c.Rates) {
+		if key == "" {
+			return badConfig("Rates", "a rate for the empty batch key: rates apply to batch keys, and singles have none")
+		}
+		if r := c.Rates[key]; r.Starts <= 0 || r.Per <= 0 {
+			return badConfig("Rates", "rate for batch key %q is %d per %v: want at least 1 start per positive period", cut(key), r.Starts, r.Per)
+		}
+	}
+	for _, key := range sortedKeys(c.Caps) {
+		if key == "" {
+			return badConfig("Caps", "a cap for the empty batch key: caps apply to batch keys, and singles have none")
+		}
+		if n := c.Caps[key]; n < 1 {
+			return badConfig("Caps", "cap for batch key %q is %d: want at least 1", cut(key), n)
+		}
+	}
+	return nil
+}
+
+// sortedKeys returns the keys of m, sorted: the only way the package
+// ranges over a map, so that nothing depends on a map's order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// configForm is a Config's JSON form.
+type configForm struct {
+	Mode     string       `json:"mode,omitempty"`
+	Workers  int          `json:"workers,omitempty"`
+	Rates    []rateForm   `json:"rates,omitempty"`
+	Caps     []capForm    `json:"caps,omitempty"`
+	Windows  []windowForm `json:"windows,omitempty"`
+	MaxBatch int          `json:"maxBatch,omitempty"`
+}
+
+type rateForm struct {
+	Key    string `json:"key"`
+	Starts int    `json:"starts"`
+	Per    string `json:"per"`
+}
+
+type capForm struct {
+	Key string `json:"key"`
+	Cap int    `json:"cap"`
+}
+
+type windowForm struct {
+	Kind   string `json:"kind"`
+	Window string `json:"window"`
+}
+
+// configShape is the JSON form's objects, for strictjson.CheckForm. The
+// top-level keys are listed: strictjson.Names would add the keys of the
+// objects within.
+var configShape = &strictjson.Object{
+	Keys: []string{"caps", "maxBatch", "mode", "rates", "windows", "workers"},
+	Items: map[string]*strictjson.Object{
+		"rates":   {Keys: strictjson.Names(rateForm{})},
+		"caps":    {Keys: strictjson.Names(capForm{})},
+		"windows": {Keys: strictjson.Names(windowForm{})},
+	},
+}
+
+// MarshalJSON writes c as one JSON object, whose keys come in this
+// order, each left out when it is the field's default, and the same
+// Config gives the same bytes:
+//
+//	{"mode": "staged",                                    // or "dataflow", the default
+//	 "workers": 8,
+//	 "rates": [{"key": "asset:image", "starts": 2, "per": "1.5s"}],
+//	 "caps": [{"key": "llm", "cap": 1}],
+//	 "windows": [{"kind": "asset:video", "window": "4s"}],
+//	 "maxBatch": 3}
+//
+// The lists are by ascending key or kind, and durations are written as
+// time.Duration.String writes them, which time.ParseDuration reads back
+// to the same duration. An empty map is written as a nil one: both
+// mean none. A driver that keeps a [Snapshot] keeps its Config so, and
+// gives [Restore] the Config it reads back, which the machine takes as
+// the same (a snapshot's fingerprint is the same).
+//
+// A Config that [New] would refuse for itself, whatever the plan, is
+// refused with a [*ConfigError] instead, so that what MarshalJSON writes
+// always reads back.
+func (c Config) MarshalJSON() ([]byte, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	f := configForm{Workers: c.Workers, MaxBatch: c.MaxBatch}
+	if c.Mode == Staged {
+		f.Mode = Staged.String()
+	}
+	for _, key := range sortedKeys(c.Rates) {
+		r := c.Rates[key]
+		f.Rates = append(f.Rates, rateForm{Key: key, Starts: r.Starts, Per: r.Per.String()})
+	}
+	for _, key := range sortedKeys(c.Caps) {
+		f.Caps = append(f.Caps, capForm{Key: key, Cap: c.Caps[key]})
+	}
+	for _, kind := range sortedKeys(c.Windows) {
+		f.Windows = append(f.Windows, windowForm{Kind: kind, Window: c.Windows[kind].String()})
+	}
+	return json.Marshal(f)
+}
+
+// UnmarshalJSON reads a Config in the JSON form that [Config.MarshalJSON]
+// writes, strictly: unknown keys, keys that differ in case, repeated
+// keys, data after the object, a key or kind listed twice, a duration
+// time.ParseDuration does not read, and a Config that [New] would refuse
+// for itself (a negative Workers, a rate of no starts...) are refused
+// with a [*ConfigError] that names the field. The lists may come in any
+// order. On error it leaves c unchanged.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badConfig("", "bad JSON: no JSON value: want an object")
+		}
+		return badConfig("", "bad JSON: %v", strictjson.Bound(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badConfig("", "bad JSON: data after the Config object")
+	}
+	if err := strictjson.CheckForm(raw, configShape); err != nil {
+		return badConfig("", "bad JSON: %v", strictjson.Bound(err))
+	}
+	var f configForm
+	dec = json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return badConfig("", "bad JSON: %v", strictjson.Bound(err))
+	}
+	out := Config{Workers: f.Workers, MaxBatch: f.MaxBatch}
+	switch f.Mode {
+	case "", Dataflow.String():
+	case Staged.String():
+		out.Mode = Staged
+	default:
+		return badConfig("Mode", "mode %q: want %q or %q", cut(f.Mode), Dataflow.String(), Staged.String())
+	}
+	for _, r := range f.Rates {
+		per, err := duration(r.Per)
+		if err != nil {
+			return badConfig("Rates", "rate for batch key %q: per %q: %v", cut(r.Key), cut(r.Per), err)
+		}
+		if _, ok := out.Rates[r.Key]; ok {
+			return badConfig("Rates", "a rate for batch key %q twice: give each key once", cut(r.Key))
+		}
+		if out.Rates == nil {
+			out.Rates = make(map[string]Rate, len(f.Rates))
+		}
+		out.Rates[r.Key] = Rate{Starts: r.Starts, Per: per}
+	}
+	for _, cp := range f.Caps {
+		if _, ok := out.Caps[cp.Key]; ok {
+			return badConfig("Caps", "a cap for batch key %q twice: give each key once", cut(cp.Key))
+		}
+		if out.Caps == nil {
+			out.Caps = make(map[string]int, len(f.Caps))
+		}
+		out.Caps[cp.Key] = cp.Cap
+	}
+	for _, w := range f.Windows {
+		d, err := duration(w.Window)
+		if err != nil {
+			return badConfig("Windows", "window for kind %q: %q: %v", cut(w.Kind), cut(w.Window), err)
+		}
+		if _, ok := out.Windows[w.Kind]; ok {
+			return badConfig("Windows", "a window for kind %q twice: give each kind once", cut(w.Kind))
+		}
+		if out.Windows == nil {
+			out.Windows = make(map[string]time.Duration, len(f.Windows))
+		}
+		out.Windows[w.Kind] = d
+	}
+	if err := out.check(); err != nil {
+		return err
+	}
+	*c = out
+	return nil
+}
+
+// duration reads a duration of the JSON form: "" is 0, which the checks
+// then refuse as not positive.
+func duration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New(`want a duration such as "1s" or "1m30s"`)
+	}
+	return d, nil
+}
