@@ -92,8 +92,11 @@
 // is running with [Machine.Supersede] when it ends; and once the machine
 // is Done, plan a new round of what is left (dirty.Compute, planner.New,
 // New). Halting the machine to plan anew while nodes still run loses what
-// it knows: the starts its rates counted, and the nodes running (which
-// dirty.Compute takes for interrupted).
+// it knows: the nodes running (which dirty.Compute takes for
+// interrupted), and the starts its rates counted, unless the new machine
+// inherits them: [Machine.RateStarts] of the old one, given to
+// [Machine.Inherit] of the new one before its first Next, carries the
+// providers' quotas over to the next plan.
 //
 // A [Snapshot] holds the nodes running. A driver that continues as new
 // either lets them settle first (it asks Next for no more, and waits
@@ -114,7 +117,7 @@
 // same), and no decision depends on a map's order.
 //
 // The queries change nothing: [Machine.CanStart], [Machine.WakeAt],
-// [Machine.Wake], [Machine.RateWait], [Machine.State],
+// [Machine.Wake], [Machine.RateWait], [Machine.RateStarts], [Machine.State],
 // [Machine.Unsettled], [Machine.RunningNodes], [Machine.Running],
 // [Machine.Settled], [Machine.Len], [Machine.Done], [Machine.Halted]
 // and [Machine.Snapshot] may be added to a driver's code, or left out of
@@ -152,7 +155,8 @@
 // without a monotonic clock reading, so a driver that passes time.Now()
 // gets the same answers from it unless the wall clock jumps. A
 // machine made from a new plan of the nodes not settled, instead, knows
-// neither the starts its rates counted nor the nodes that were running.
+// neither the nodes that were running nor, unless it inherits them
+// ([Machine.Inherit]), the starts its rates counted.
 //
 // # Stability
 //

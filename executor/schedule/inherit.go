@@ -1,0 +1,94 @@
+package schedule
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrInvalidRateStarts is wrapped by the errors of [Machine.Inherit].
+var ErrInvalidRateStarts = errors.New("schedule: invalid rate starts")
+
+// RateStarts is the starts of one batch key that its [Rate] counts, from
+// [Machine.RateStarts], for [Machine.Inherit].
+type RateStarts struct {
+	// Key is the batch key.
+	Key string
+	// Starts are the times of the starts, oldest first.
+	Starts []time.Time
+}
+
+// RateStarts returns, by ascending batch key, the starts that each
+// key's rate still counts at now, oldest first, leaving out the keys
+// with none: what a machine of the next plan inherits with
+// [Machine.Inherit] when a driver continues as new (a workflow that
+// starts anew with a new plan, say), so that its providers' quotas
+// carry over. It changes nothing, and returns new slices that the caller
+// owns. It costs O(K log K + S) for K batch keys and S starts.
+func (m *Machine) RateStarts(now time.Time) []RateStarts {
+	var out []RateStarts
+	for ki := 1; ki < len(m.keys); ki++ {
+		ks := &m.keys[ki]
+		if ks.rate.Starts == 0 {
+			continue
+		}
+		if first := ks.live(now); first < len(ks.starts) {
+			out = append(out, RateStarts{Key: ks.name, Starts: slices.Clone(ks.starts[first:])})
+		}
+	}
+	slices.SortFunc(out, func(a, b RateStarts) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+// Inherit counts starts that an earlier machine made against this one's
+// rates, as if they were its own: a driver that continues as new with a
+// new plan gives it what the earlier machine's [Machine.RateStarts]
+// returned, before the first [Machine.Next] or [Machine.More]. Of a
+// key's starts it keeps the latest, up to its rate's Starts (the earlier
+// ones cannot decide when the next start may come); a key that the plan
+// has not, or that has no rate in this machine's Config, is ignored.
+// The starts count until their rate's Per after them, as any start does,
+// and a [Snapshot] holds them; no node counts them, so none is refunded.
+//
+// It refuses, with an error wrapping [ErrInvalidRateStarts], and changes
+// nothing: starts of a key out of order, a key given twice, and any call
+// once a node has started or a rate has counted a start (a machine
+// restored from a snapshot of a run that started nodes, say). Like every
+// other call it is part of the driver's record: a replay makes it again.
+func (m *Machine) Inherit(starts []RateStarts) error {
+	for i, s := range m.state {
+		if s == Running || (s.Terminal() && s != Skipped) {
+			return fmt.Errorf("%w: node %q is %s: a node has started: inherit the starts before the first Next", ErrInvalidRateStarts, m.g.NodeID(m.nodes[i]), s)
+		}
+	}
+	for ki := range m.keys {
+		if len(m.keys[ki].starts) > 0 {
+			return fmt.Errorf("%w: batch key %q has counted starts already: inherit the starts before the first Next", ErrInvalidRateStarts, cut(m.keys[ki].name))
+		}
+	}
+	seen := make(map[string]bool, len(starts))
+	for _, rs := range starts {
+		if seen[rs.Key] {
+			return fmt.Errorf("%w: batch key %q twice: give each key once", ErrInvalidRateStarts, cut(rs.Key))
+		}
+		seen[rs.Key] = true
+		for k := 1; k < len(rs.Starts); k++ {
+			if rs.Starts[k].Before(rs.Starts[k-1]) {
+				return fmt.Errorf("%w: batch key %q: start %d at %s is before start %d at %s: want them in the order they were made",
+					ErrInvalidRateStarts, cut(rs.Key), k, rs.Starts[k].Format(time.RFC3339Nano), k-1, rs.Starts[k-1].Format(time.RFC3339Nano))
+			}
+		}
+	}
+	for _, rs := range starts {
+		for ki := 1; ki < len(m.keys); ki++ {
+			ks := &m.keys[ki]
+			if ks.name != rs.Key || ks.rate.Starts == 0 || len(rs.Starts) == 0 {
+				continue
+			}
+			ks.starts, ks.first = slices.Clone(rs.Starts[max(0, len(rs.Starts)-ks.rate.Starts):]), 0
+		}
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package schedule_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
+)
+
+// TestInheritRateStarts: a machine of a new plan, as a workflow that
+// continues as new makes, inherits the starts an earlier machine's rates
+// still count, and its rates count them as its own: the provider's quota
+// carries over.
+func TestInheritRateStarts(t *testing.T) {
+	rates := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}}
+	old := newMachine(t, lecturePlan(t, 40), rates)
+	st, ok := old.Next(t0)
+	require.True(t, ok)
+	_, err := old.Succeed(st.Node)
+	require.NoError(t, err)
+	for k := range 2 { // two images, at 0s and 1s
+		now := t0.Add(time.Duration(k) * time.Second)
+		for {
+			st, ok := old.Next(now)
+			require.True(t, ok)
+			if st.Kind == graph.KindImage {
+				break
+			}
+		}
+	}
+	at := t0.Add(3 * time.Second)
+	got := old.RateStarts(at)
+	require.Equal(t, []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0, t0.Add(time.Second)}}}, got)
+	assert.Empty(t, old.RateStarts(t0.Add(11*time.Second)), "both have left the window at 11s")
+	got[0].Starts[0] = time.Time{}
+	assert.Equal(t, t0, old.RateStarts(at)[0].Starts[0], "the caller owns the slices")
+
+	// The new plan: two images edited.
+	p := lecturePlan(t, 40, "asset:image:segment[2]", "asset:image:segment[3]")
+	m := newMachine(t, p, rates)
+	require.NoError(t, m.Inherit(old.RateStarts(at)))
+	assert.Equal(t, 7*time.Second, m.RateWait(graph.KindImage, at))
+	_, ok = m.Next(at)
+	require.False(t, ok, "the inherited starts fill the rate")
+	wake, ok := m.Wake()
+	require.True(t, ok)
+	assert.Equal(t, t0.Add(10*time.Second), wake)
+	st, ok = m.Next(wake)
+	require.True(t, ok)
+	assert.Equal(t, graph.KindImage, st.Kind)
+	_, ok = m.Next(wake)
+	require.False(t, ok, "the start at 1s still counts")
+	st, ok = m.Next(t0.Add(11 * time.Second))
+	require.True(t, ok)
+	// A snapshot holds the inherited starts, and restores.
+	r, err := schedule.Restore(p, rates, m.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, string(marshal(t, m.Snapshot())), string(marshal(t, r.Snapshot())))
+	assert.Equal(t, []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0.Add(10 * time.Second), t0.Add(11 * time.Second)}}},
+		r.RateStarts(t0.Add(11*time.Second)))
+}
+
+// TestInheritRateStartsFits: Inherit keeps of each key's starts the
+// latest, up to its rate's Starts, and ignores a key that the plan has
+// not, or that has no rate; it refuses starts out of order, and any once
+// a node has started, changing nothing.
+func TestInheritRateStartsFits(t *testing.T) {
+	p := lecturePlan(t, 40)
+	rates := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: 10 * time.Second}}}
+	m := newMachine(t, p, rates)
+	require.NoError(t, m.Inherit([]schedule.RateStarts{
+		{Key: "elsewhere", Starts: []time.Time{t0}},
+		{Key: graph.KindVideo, Starts: []time.Time{t0}},
+		{Key: graph.KindImage, Starts: []time.Time{t0, t0.Add(2 * time.Second)}},
+	}))
+	assert.Equal(t, []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0.Add(2 * time.Second)}}}, m.RateStarts(t0))
+	assert.Equal(t, 9*time.Second, m.RateWait(graph.KindImage, t0.Add(3*time.Second)))
+
+	for _, tc := range []struct {
+		name   string
+		starts []schedule.RateStarts
+		want   string
+	}{
+		{"out of order", []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0.Add(time.Second), t0}}},
+			`batch key "asset:image": start 1 at 2025-01-01T00:00:00Z is before start 0 at 2025-01-01T00:00:01Z: want them in the order they were made`},
+		{"a key twice", []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0}}, {Key: graph.KindImage, Starts: []time.Time{t0}}},
+			`batch key "asset:image" twice: give each key once`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMachine(t, p, rates)
+			err := m.Inherit(tc.starts)
+			require.ErrorIs(t, err, schedule.ErrInvalidRateStarts)
+			require.ErrorContains(t, err, tc.want)
+			assert.Empty(t, m.RateStarts(t0), "a refused Inherit changes nothing")
+		})
+	}
+	t.Run("after a start", func(t *testing.T) {
+		m := newMachine(t, p, rates)
+		_, ok := m.Next(t0)
+		require.True(t, ok)
+		err := m.Inherit([]schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0}}})
+		require.True(t, errors.Is(err, schedule.ErrInvalidRateStarts))
+		require.ErrorContains(t, err, "a node has started: inherit the starts before the first Next")
+		assert.Empty(t, m.RateStarts(t0))
+	})
+}
