@@ -183,9 +183,22 @@
 // run was resumed by listing its key's records (ListRuns) for one whose
 // Resumes names it.
 //
+// A cancelled run's record says what cancelled it as a code
+// (Record.CancelledBy): [CancelledByCancel] for [Run.Cancel],
+// [CancelledByContext] or [CancelledByDeadline] for its context,
+// [CancelledByGraphReplaced] or [CancelledByGraphDeleted], and
+// [CancelledByHost] for a cause of the host's without a code. A host
+// names its own cancels with [CancelCode] (pgstore records its own for a
+// lost graph lock), so that it tells, at its next start, the runs that it
+// cancelled (to resume) from those that a user cancelled, without reading
+// Record.Error.
+//
 // # Shutdown
 //
-// On shutdown a host cancels its runs, then calls [Executor.Close]. Close
+// On shutdown a host cancels its runs, with a code of its own
+// (run.CancelCause(executor.CancelCode("shutdown", nil)), or the same
+// cause given to the cancel of the runs' context), then calls
+// [Executor.Close]. Close
 // starts no run any more. It waits for the runs in flight to record their
 // outcome, for the Resume, RerunFailed, Edit, Plan, Abandon and Forget
 // calls under way to return (later ones return [ErrClosed]), and for

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -188,4 +189,72 @@ func ExampleExecutor_CheckTemplates() {
 	fmt.Println(e.CheckTemplates(graph.Lecture()))
 	// Output:
 	// executor: options do not match the templates: keys in Options.Rates or Options.Limits that are no batch key of the templates: "asset:imag"
+}
+
+// A host that shuts down cancels its runs with a code of its own, and at
+// its next start resumes the runs that its shutdown cancelled, by their
+// record's CancelledBy, and not those that a user cancelled.
+func ExampleCancelCode() {
+	g, _ := graph.Build(graph.Lecture(), 60)
+	store := executor.NewMemoryStore() // a real host's store outlives the process: pgstore, say
+	registry := func(gen executor.GeneratorFunc) executor.Registry {
+		reg := executor.Registry{}
+		for i := range g.Kinds() {
+			reg[g.KindName(i)] = gen
+		}
+		return reg
+	}
+	// The first process's providers are slow: its runs are under way at
+	// its shutdown.
+	slow := registry(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		<-ctx.Done()
+		return executor.Asset{}, ctx.Err()
+	})
+	e, _ := executor.New(executor.Options{Generators: slow, States: store, Assets: store, Runs: store})
+	// The runs' context, which the host cancels at shutdown with its code.
+	const shutdownCode = "shutdown"
+	service, shutdown := context.WithCancelCause(context.Background())
+	first, _ := e.Start(service, executor.RunRequest{GraphKey: "lecture-1", Graph: g, RunID: "first"})
+	second, _ := e.Start(service, executor.RunRequest{GraphKey: "lecture-2", Graph: g, RunID: "second"})
+	second.Cancel() // a user's cancel
+	_, err := second.Wait()
+	fmt.Println(err)
+	shutdown(executor.CancelCode(shutdownCode, errors.New("service stopping")))
+	_, err = first.Wait()
+	fmt.Println(err)
+	closeWithin(e, 30*time.Second)
+
+	// The next start: resume what the shutdown cancelled.
+	fast := registry(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		a := executor.Asset{Data: fmt.Appendf(nil, "%s rev %d", req.NodeID, req.Rev)}
+		if req.ID.Kind == graph.KindNarration {
+			a.Length = 10 * time.Second
+		}
+		return a, nil
+	})
+	e, _ = executor.New(executor.Options{Generators: fast, States: store, Assets: store, Runs: store})
+	defer closeWithin(e, 30*time.Second)
+	ctx := context.Background()
+	cancelled, _ := store.RunsByStatus(ctx, executor.RunCancelled)
+	for _, rec := range cancelled {
+		fmt.Printf("run %s cancelled by %q\n", rec.ID, rec.CancelledBy)
+		if rec.CancelledBy != shutdownCode {
+			continue // a user's cancel stands
+		}
+		// (A host that may start twice first skips the runs that a
+		// record's Resumes names already.)
+		r, err := e.Resume(ctx, g, rec.ID, executor.ResumeOptions{RunID: "resume-" + rec.ID})
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		rep, err := r.Wait()
+		fmt.Println(rep.Record.ID, "resumes", rep.Record.Resumes, rep.Record.Status, err)
+	}
+	// Output:
+	// executor: run cancelled: run "second"
+	// executor: run cancelled: run "first": service stopping
+	// run first cancelled by "shutdown"
+	// resume-first resumes first succeeded <nil>
+	// run second cancelled by "cancel"
 }

@@ -465,7 +465,10 @@ func (r *Run) Cancel() { r.cancel(ErrCancelled) }
 // context: a host that cancels its runs with a shutdown cause of its own
 // starts them on a context that its signal does not end first (one of
 // context.WithCancelCause, not of signal.NotifyContext, whose cause
-// "interrupt signal received" would then be the records').
+// "interrupt signal received" would then be the records'). A cause made
+// with [CancelCode] also names a code of the host's, which the record
+// keeps in Record.CancelledBy, for the host to find such runs by code
+// rather than by Error's text.
 func (r *Run) CancelCause(cause error) {
 	if cause == nil {
 		cause = ErrCancelled
@@ -491,7 +494,14 @@ func (r *Run) Done() <-chan struct{} { return r.done }
 // [Run.CancelCause], [ErrGraphReplaced] or [ErrGraphDeleted] when it
 // stopped because its graph was replaced or deleted, and nothing more
 // for [Run.Cancel]. Only the first cancel counts. The run's [Record]
-// keeps the error's text alone (Record.Error), which names the cause.
+// keeps the error's text (Record.Error), which names the cause, and a
+// code for what cancelled it (Record.CancelledBy): the executor's
+// ([CancelledByCancel] for Run.Cancel, [CancelledByContext],
+// [CancelledByDeadline], [CancelledByGraphReplaced],
+// [CancelledByGraphDeleted], [CancelledByHost] for a host's cause
+// without a code) or the host's, given with [CancelCode]. A host's code
+// that [CheckCancelCode] refuses is recorded as CancelledByHost, and
+// the error then wraps [ErrInvalidCancelCode] too and says so.
 func (r *Run) Wait() (*Report, error) {
 	<-r.done
 	return r.report, r.err

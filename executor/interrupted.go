@@ -315,7 +315,7 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, t
 	marked := false
 	if err == nil && rec.Status == RunRunning {
 		rec.Status, rec.EndedAt = RunInterrupted, time.Now()
-		rec.Error = text
+		rec.Error, rec.CancelledBy = text, "" // not cancelled: its process stopped
 		if tally.ok {
 			rec.Counts, rec.Failed = tally.counts, tally.failed
 		}

@@ -330,7 +330,11 @@ func (r *run) failedStart(ctx context.Context, err error) {
 	rec := r.rec
 	rec.Status, rec.EndedAt, rec.Error = RunFailed, time.Now(), cleanText(err.Error())
 	if ctx.Err() != nil {
-		rec.Status = RunCancelled
+		code, bad := cancelledBy(context.Cause(ctx), ctx.Err())
+		if bad != nil {
+			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
+		}
+		rec.Status, rec.CancelledBy = RunCancelled, code
 	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.opts.StoreTimeout)
 	defer cancel()
@@ -1843,13 +1847,20 @@ func (r *run) finish() {
 	switch {
 	case r.ctx.Err() != nil:
 		rec.Status = RunCancelled
-		switch cause := context.Cause(r.ctx); {
+		cause := context.Cause(r.ctx)
+		code, bad := cancelledBy(cause, r.ctx.Err())
+		rec.CancelledBy = code
+		switch {
 		case cause == ErrCancelled: // Cancel, or CancelCause(nil)
 			err = fmt.Errorf("%w: run %s", ErrCancelled, quote(r.handle.id))
 		case errors.Is(cause, ErrCancelled): // a host's cause that says it already
 			err = fmt.Errorf("run %s: %w", quote(r.handle.id), cause)
 		default:
 			err = wrap(ErrCancelled, "run "+quote(r.handle.id), cause, "")
+		}
+		if bad != nil { // the cancel stands; the record says CancelledByHost
+			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
+			err = fmt.Errorf("%w (recorded as cancelled by %q: %w)", err, code, bad)
 		}
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:

@@ -20,8 +20,8 @@ import (
 type wroteRecord struct {
 	executor.RunStore
 	mu     sync.Mutex
-	how    string             // "reply" or "cancel"
-	cancel context.CancelFunc // the Start's context, for "cancel"
+	how    string // "reply", "cancel" or "shutdown"
+	cancel func() // cancels the Start's context, for "cancel" and "shutdown"
 }
 
 func (l *wroteRecord) PutRun(ctx context.Context, rec executor.Record) error {
@@ -33,7 +33,7 @@ func (l *wroteRecord) PutRun(ctx context.Context, rec executor.Record) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.how == "cancel" {
+	if l.how != "reply" {
 		l.cancel() // the client that called Start went away as the write went through
 		return ctx.Err()
 	}
@@ -48,14 +48,18 @@ func (l *wroteRecord) PutRun(ctx context.Context, rec executor.Record) error {
 // never started; Start's doc says a Start that failed after recording
 // its run leaves a record that says failed or cancelled. Such a record
 // is now recorded as failed, or cancelled if the Start's context ended;
-// a store that did not keep it is left without one.
+// a store that did not keep it is left without one. A cancelled one says
+// what cancelled it (Record.CancelledBy), as a run that ends cancelled
+// does.
 func TestStartWhoseRecordReplyWasLost(t *testing.T) {
 	for _, tc := range []struct {
 		how  string
 		want executor.RunStatus
+		code string
 	}{
 		{how: "reply", want: executor.RunFailed},
-		{how: "cancel", want: executor.RunCancelled},
+		{how: "cancel", want: executor.RunCancelled, code: executor.CancelledByContext},
+		{how: "shutdown", want: executor.RunCancelled, code: "shutdown"},
 	} {
 		t.Run(tc.how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -70,7 +74,11 @@ func TestStartWhoseRecordReplyWasLost(t *testing.T) {
 				require.NoError(t, err)
 				defer func() { require.NoError(t, e.Close(ctx)) }()
 
-				sctx, cancel := context.WithCancel(ctx)
+				sctx, cancelCause := context.WithCancelCause(ctx)
+				cancel := func() { cancelCause(nil) }
+				if tc.how == "shutdown" {
+					cancel = func() { cancelCause(executor.CancelCode("shutdown", errors.New("host stopping"))) }
+				}
 				defer cancel()
 				runs.mu.Lock()
 				runs.cancel = cancel
@@ -81,6 +89,7 @@ func TestStartWhoseRecordReplyWasLost(t *testing.T) {
 				rec, err := runs.GetRun(ctx, "lost")
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, rec.Status, "the record of a Start that failed")
+				assert.Equal(t, tc.code, rec.CancelledBy)
 				assert.NotEmpty(t, rec.Error)
 				assert.False(t, rec.EndedAt.IsZero())
 				running, err := runs.RunStore.(executor.RunStatusLister).RunsByStatus(ctx, executor.RunRunning)

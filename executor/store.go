@@ -336,6 +336,18 @@ type Record struct {
 	// Error is the run's error text, if it ended with one, cut to
 	// [MaxEventText] bytes.
 	Error string `json:"error,omitempty"`
+	// CancelledBy is what cancelled the run, as a cancel code, when its
+	// Status is [RunCancelled]: one of the executor's
+	// ([CancelledByCancel], [CancelledByContext], [CancelledByDeadline],
+	// [CancelledByGraphReplaced], [CancelledByGraphDeleted],
+	// [CancelledByHost]) or a host's, given with [CancelCode] (such as
+	// pgstore's for a lost graph lock), for a program to branch on where
+	// Error says it for a person: a host resumes, at its next start, the
+	// runs that its own shutdown cancelled, and not those that a user did.
+	// It is empty for a run of any other status (a run found
+	// [RunInterrupted] was not cancelled: its process stopped), and in
+	// records written before this field existed.
+	CancelledBy string `json:"cancelledBy,omitempty"`
 }
 
 // RunStore keeps run records. It must be safe for concurrent use. It
@@ -343,7 +355,9 @@ type Record struct {
 // would leave Resume and RerunFailed to check a run's graph by its
 // duration only, and resume a run on a graph of another template; one
 // that dropped Record.Resumes would leave a host unable to tell which
-// runs were resumed, and so resume a run again at every start. IDs
+// runs were resumed, and so resume a run again at every start; one that
+// dropped Record.CancelledBy would leave it unable to tell the runs
+// that its shutdown cancelled from those that a user did. IDs
 // and graph keys are compared exactly. StartedAt and EndedAt keep at
 // least microseconds, any finer part truncated and never rounded, as for
 // a [StateStore]; a zero time comes back as the zero time. A store may
