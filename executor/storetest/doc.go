@@ -92,7 +92,10 @@
 // Run stores: every field of [executor.Record] round-trips, every status
 // and every mark reason, Graph (the
 // run's graph fingerprint, which Resume checks), Resumes (the run that
-// the run finishes, by which a host finds the runs resumed) and zero and
+// the run finishes, by which a host finds the runs resumed), CancelledBy
+// (a cancelled run's cancel code, by which a host finds the runs its
+// shutdown cancelled: in GetRun, ListRuns and RunsByStatus alike, and
+// emptied when a record without one replaces it) and zero and
 // finer-than-microsecond times included, Failed in its order (the
 // Report's, not the text's), and text of every kind with an Error of
 // MaxEventText bytes; PutRun replaces a record with

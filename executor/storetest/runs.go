@@ -38,6 +38,7 @@ func RunStore(t *testing.T, newStore func(t *testing.T) executor.RunStore) {
 		{"Concurrent", testRunConcurrent},
 		{"CancelledContext", testRunCancelled},
 		{"RunsByStatus", testRunsByStatus},
+		{"CancelledBy", testRunCancelledBy},
 	})
 }
 
@@ -716,4 +717,54 @@ func testRunsByStatus(t *testing.T, s executor.RunStore) {
 
 	_, err := l.RunsByStatus(cancelled(t), executor.RunRunning)
 	assert.ErrorIs(t, err, context.Canceled, "RunsByStatus with a cancelled context")
+}
+
+// testRunCancelledBy puts cancelled records with cancel codes (a host's,
+// and one of the executor's) beside one that has none: GetRun, ListRuns
+// and RunsByStatus (if the store has it) give each code back as put. A
+// record replaced by one without a code (as a host might rewrite it)
+// comes back without one, not with the old record's. A store that drops
+// Record.CancelledBy, in any of its reads, leaves a host unable to tell
+// the runs that its shutdown cancelled, to resume them, from those that
+// a user cancelled.
+func testRunCancelledBy(t *testing.T, s executor.RunStore) {
+	key := Unique(t, "graph")
+	rec := func(name, code string, started time.Time) executor.Record {
+		r := record(Unique(t, name), key, started)
+		r.Status, r.CancelledBy, r.Failed = executor.RunCancelled, code, nil
+		r.Error = "executor: run cancelled: run \"" + r.ID + "\": host stopping"
+		return r
+	}
+	want := []executor.Record{
+		rec("shutdown", "acme:shutdown.v2_1-x", baseTime),
+		rec("user", executor.CancelledByCancel, baseTime.Add(time.Second)),
+		rec("none", "", baseTime.Add(2*time.Second)), // written before the field existed
+	}
+	for _, r := range want {
+		putRun(t, s, r)
+		requireRun(t, s, r)
+	}
+	if d := diff(want, listRuns(t, s, key)); d != "" {
+		t.Fatalf("ListRuns(%s) (-want +got):\n%s", short(key), d)
+	}
+	if l, ok := s.(executor.RunStatusLister); ok {
+		all, err := l.RunsByStatus(t.Context(), executor.RunCancelled)
+		require.NoError(t, err, "RunsByStatus(cancelled)")
+		var got []executor.Record
+		for _, r := range all {
+			if r.GraphKey == key {
+				got = append(got, r)
+			}
+		}
+		if d := diff(want, got); d != "" {
+			t.Fatalf("RunsByStatus(cancelled), the records of graph %s (-want +got):\n%s", short(key), d)
+		}
+	}
+	again := want[0]
+	again.CancelledBy = ""
+	putRun(t, s, again)
+	requireRun(t, s, again)
+	again.CancelledBy = "lock-lost"
+	putRun(t, s, again)
+	requireRun(t, s, again)
 }

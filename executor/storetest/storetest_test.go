@@ -87,6 +87,10 @@ var bugs = []kitBug{
 	{"RunStore", "keep-first-graph", []string{"Replace"}},
 	{"RunStore", "drop-resumes", []string{"RoundTrip", "RunningRecord", "Text", "Replace"}},
 	{"RunStore", "keep-first-resumes", []string{"Replace"}},
+	{"RunStore", "drop-cancelled-by", []string{"CancelledBy"}},
+	{"RunStore", "keep-first-cancelled-by", []string{"CancelledBy"}},
+	{"RunStore", "list-drop-cancelled-by", []string{"CancelledBy"}},
+	{"RunStore", "status-drop-cancelled-by", []string{"CancelledBy"}},
 	{"RunStore", "status-unsorted", []string{"RunsByStatus"}},
 	{"RunStore", "status-first-put", []string{"RunsByStatus"}},
 	{"RunStore", "status-one-graph", []string{"RunsByStatus"}},
@@ -462,6 +466,8 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 		r.Graph = ""
 	case "drop-resumes": // a store without a column for Record.Resumes
 		r.Resumes = ""
+	case "drop-cancelled-by": // a store without a column for Record.CancelledBy
+		r.CancelledBy = ""
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -477,6 +483,9 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 		}
 		if f.bug == "keep-first-resumes" {
 			r.Resumes = f.runs[i].Resumes
+		}
+		if f.bug == "keep-first-cancelled-by" && r.CancelledBy == "" {
+			r.CancelledBy = f.runs[i].CancelledBy
 		}
 		f.runs[i] = r
 		return nil
@@ -511,7 +520,11 @@ func (f *fakeRuns) ListRuns(ctx context.Context, key string) ([]executor.Record,
 	var out []executor.Record
 	for _, r := range f.runs {
 		if r.GraphKey == key || (f.bug == "prefix-filter" && strings.HasPrefix(r.GraphKey, key)) {
-			out = append(out, f.copy(r))
+			r = f.copy(r)
+			if f.bug == "list-drop-cancelled-by" { // a list query that misses the column
+				r.CancelledBy = ""
+			}
+			out = append(out, r)
 		}
 	}
 	switch f.bug {
@@ -548,6 +561,9 @@ func (f *fakeRuns) RunsByStatus(ctx context.Context, status executor.RunStatus) 
 		}
 		if f.bug != "status-no-copy" {
 			r = f.copy(r)
+		}
+		if f.bug == "status-drop-cancelled-by" {
+			r.CancelledBy = ""
 		}
 		out = append(out, r)
 	}
