@@ -49,7 +49,8 @@
 //	  resumes text (executor.Record.Resumes, '' in records of before layout 6),
 //	  marks jsonb ([{"id": ..., "reason": "edited"}], in order),
 //	  status text, started_at timestamptz, ended_at timestamptz,
-//	  counts jsonb (executor.Counts), failed text[], error text;
+//	  counts jsonb (executor.Counts), failed text[], error text,
+//	  cancelled_by text (executor.Record.CancelledBy, '' in records of before layout 7);
 //	  INDEX runs_graph_started (graph_key, started_at NULLS FIRST, id)
 //	  INDEX runs_age ((coalesce(ended_at, started_at))), for PruneRuns
 //	  INDEX runs_running (started_at NULLS FIRST, id) WHERE status = 'running',
@@ -270,7 +271,12 @@
 // a moment's lock on runs). The records of before read with an empty
 // Resumes, as records of runs that finished none, as do the records that
 // a process of an older release, still going on during the upgrade (a
-// rolling deploy), puts new: it does not know the column.
+// rolling deploy), puts new: it does not know the column. Layout version
+// 7 added the runs table's cancelled_by column, which keeps
+// executor.Record.CancelledBy, a cancelled run's cancel code (such as
+// [CancelledByLockLost]), the same way: the records of before, and those
+// that a process of an older release puts during the upgrade, read with
+// no code.
 //
 // # Locking a graph key
 //

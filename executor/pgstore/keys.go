@@ -211,7 +211,7 @@ func checkRecord(r executor.Record) error {
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"Graph", r.Graph}, {"TriggeredBy", r.TriggeredBy}, {"Reason", r.Reason}, {"Status", string(r.Status)},
-		{"Error", r.Error},
+		{"Error", r.Error}, {"CancelledBy", r.CancelledBy},
 	} {
 		if err := checkText(field(f.name), f.value); err != nil {
 			return err

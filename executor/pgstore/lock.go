@@ -33,6 +33,14 @@ var (
 	ErrLockLost = errors.New("pgstore: graph lock lost")
 )
 
+// CancelledByLockLost is the cancel code that [GraphLock.Guard] and
+// [GraphLock.Hold] give the run they cancel when the lock is lost
+// (executor.CancelCode, with the loss, an error wrapping [ErrLockLost],
+// as the cause): the run's record says it in Record.CancelledBy, so that
+// a host finds the runs to resume that a lost lock cancelled, as those
+// of its own shutdown, by code.
+const CancelledByLockLost = "lock-lost"
+
 // HoldError is what [GraphLock.Hold] delivers, at once, when the lock is
 // held for a run already: a lock is held for one run, and is unlocked
 // when that run ends.
@@ -297,7 +305,8 @@ func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
 // run ends: another process may take the key then, and must not find
 // this run going on beside its own. The run's cause is the loss, an error
 // wrapping [ErrLockLost] (errors.Is(err, pgstore.ErrLockLost) on the
-// run's error), and its record says it. Guard returns at once; the
+// run's error), and its record says it: in Error, and as the cancel code
+// [CancelledByLockLost] in CancelledBy. Guard returns at once; the
 // goroutine it starts ends when the run ends or Lost is closed, whichever
 // is first. An Unlock before the run's end that frees the lock does not
 // cancel the run, which goes on unguarded; one that finds the lock lost
@@ -317,7 +326,7 @@ func (l *GraphLock) Guard(run *executor.Run) {
 	go func() {
 		select {
 		case <-l.lost:
-			run.CancelCause(l.lostError())
+			run.CancelCause(executor.CancelCode(CancelledByLockLost, l.lostError()))
 		case <-run.Done():
 		}
 	}()
@@ -399,7 +408,7 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 		defer close(out)
 		select {
 		case <-l.lost:
-			run.CancelCause(l.lostError())
+			run.CancelCause(executor.CancelCode(CancelledByLockLost, l.lostError()))
 			<-run.Done()
 		case <-run.Done():
 		}

@@ -137,10 +137,10 @@ AND indexname IN ('runs_age', 'runs_graph_started', 'node_states_asset_ref', 'ru
 			assert.Equal(t, 4, n)
 		})
 	}
-	// A column added by an upgrade (layouts 4 and 6) and dropped by hand:
+	// A column added by an upgrade (layouts 4, 6 and 7) and dropped by hand:
 	// Migrate ran no upgrade of a layout the schema records, and the run
 	// records stayed unreadable (ErrNotMigrated) however often it ran.
-	for _, column := range []string{"graph", "resumes"} {
+	for _, column := range []string{"graph", "resumes", "cancelled_by"} {
 		t.Run(column, func(t *testing.T) {
 			t.Parallel() // each has its own schema
 			s, pg := newStore(t)
@@ -148,12 +148,14 @@ AND indexname IN ('runs_age', 'runs_graph_started', 'node_states_asset_ref', 'ru
 			_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`ALTER TABLE "%s".runs DROP COLUMN %s`, pg.Schema, column))
 			require.NoError(t, err)
 			require.NoError(t, s.Migrate(ctx))
-			rec := executor.Record{ID: "r", GraphKey: "k", Seconds: 10, Graph: "fp", Resumes: "q", Status: executor.RunRunning}
+			rec := executor.Record{ID: "r", GraphKey: "k", Seconds: 10, Graph: "fp", Resumes: "q", Status: executor.RunCancelled,
+				CancelledBy: "shutdown"}
 			require.NoError(t, s.PutRun(ctx, rec))
 			got, err := s.GetRun(ctx, "r")
 			require.NoError(t, err)
 			assert.Equal(t, "fp", got.Graph)
 			assert.Equal(t, "q", got.Resumes)
+			assert.Equal(t, "shutdown", got.CancelledBy)
 		})
 	}
 }

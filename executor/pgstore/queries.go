@@ -103,7 +103,8 @@ CREATE TABLE IF NOT EXISTS {s}.runs (
 	ended_at     timestamptz,
 	counts       jsonb       NOT NULL,
 	failed       text[]      NOT NULL,
-	error        text        NOT NULL
+	error        text        NOT NULL,
+	cancelled_by text        NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (asset_ref);
 CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
@@ -125,8 +126,8 @@ const refIndexMethodSQL = `SELECT am.amname FROM pg_catalog.pg_class c
 // upToDateSQL reports whether the schema $1 has every table, index and
 // column that ddl and upgrades make, as the current layout has them: its
 // four tables, its four indexes (valid, the one on references a hash
-// index) and the runs' graph and resumes columns, the only columns added
-// since layout 1 (by layouts 4 and 6). It reads the catalogs only, which
+// index) and the runs' graph, resumes and cancelled_by columns, the only
+// columns added since layout 1 (by layouts 4, 6 and 7). It reads the catalogs only, which
 // locks no table. Keep it in step with ddl.
 const upToDateSQL = `SELECT
 	(SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -138,7 +139,7 @@ const upToDateSQL = `SELECT
 				OR (c.relname = 'node_states_asset_ref' AND am.amname = 'hash'))) = 4
 	AND (SELECT count(*) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = 'runs' AND a.attname IN ('graph', 'resumes') AND NOT a.attisdropped) = 2`
+		WHERE n.nspname = $1 AND c.relname = 'runs' AND a.attname IN ('graph', 'resumes', 'cancelled_by') AND NOT a.attisdropped) = 3`
 
 func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
@@ -157,6 +158,9 @@ CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),
 			// Record.Resumes, likewise: the records of before read as "",
 			// finishing no run.
 			{6, f(`ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS resumes text NOT NULL DEFAULT ''`)},
+			// Record.CancelledBy, likewise: the records of before read as
+			// "", no cancel code.
+			{7, f(`ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS cancelled_by text NOT NULL DEFAULT ''`)},
 		},
 
 		// One statement, so one snapshot: the version and the states
@@ -197,12 +201,13 @@ WHERE key = ANY($1::text[])`),
 WHERE NOT EXISTS (SELECT 1 FROM {s}.assets a WHERE a.key = u.k COLLATE "C")`),
 
 		putRun: f(`INSERT INTO {s}.runs
-	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph, resumes)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12, $13, $14)
+	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph, resumes,
+	cancelled_by)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12, $13, $14, $15)
 ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds, graph = excluded.graph,
 	triggered_by = excluded.triggered_by, reason = excluded.reason, resumes = excluded.resumes, marks = excluded.marks,
 	status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
-	counts = excluded.counts, failed = excluded.failed, error = excluded.error`),
+	counts = excluded.counts, failed = excluded.failed, error = excluded.error, cancelled_by = excluded.cancelled_by`),
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),
 		listRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
 ORDER BY started_at NULLS FIRST, id`),
@@ -283,4 +288,4 @@ SELECT version FROM cas`
 var refKeyStart = strconv.Itoa(len(RefPrefix) + 1)
 
 // runColumns are the columns scanRun reads, in its order.
-const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error, graph, resumes`
+const runColumns = `id, graph_key, seconds, triggered_by, reason, marks::text, status, started_at, ended_at, counts::text, failed, error, graph, resumes, cancelled_by`

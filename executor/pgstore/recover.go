@@ -140,12 +140,15 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // without its lock cannot be told from one that crashed.
 //
 // Only runs recorded as running are resumed. A run that a lost lock
-// cancelled (Hold's or Guard's doing: its record says cancelled, its
-// Error [ErrLockLost]'s text) or that a shutdown cancelled is not: a
-// host that means such runs to finish resumes them itself (e.Resume,
-// under the key's lock), say at the key's next request, or at start-up
-// from RunsByStatus(ctx, executor.RunCancelled), skipping those that a
-// record's Resumes names already.
+// cancelled (Hold's or Guard's doing: its record says cancelled, with
+// the cancel code [CancelledByLockLost] in Record.CancelledBy) or that a
+// shutdown cancelled (with a code of the host's, if it cancelled its
+// runs with executor.CancelCode, as it should) is not: a host that
+// means such runs to finish resumes them itself (e.Resume, under the
+// key's lock), say at the key's next request, or at start-up from
+// RunsByStatus(ctx, executor.RunCancelled), picking them by their
+// record's CancelledBy (never by Error's text, which is for people and
+// may change) and skipping those that a record's Resumes names already.
 //
 // A run that is not resumed is [NotResumed], with the reason in Err, and
 // the lock is unlocked at once: graphOf failed (Err is a [*GraphOfError]

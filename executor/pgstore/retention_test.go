@@ -393,6 +393,7 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 		{3, []string{"runs_running"}},
 		{4, []string{"runs_running"}},
 		{5, []string{}}, // layout 6 added a column only
+		{6, []string{}}, // and so did layout 7
 	} {
 		t.Run(fmt.Sprint("version ", tc.version), func(t *testing.T) {
 			t.Parallel() // each test has its own schema
@@ -410,6 +411,9 @@ func TestMigrateFromOlderVersions(t *testing.T) {
 			}
 			if tc.version < 6 {
 				q(`ALTER TABLE %s.runs DROP COLUMN resumes`) // layout 6's
+			}
+			if tc.version < 7 {
+				q(`ALTER TABLE %s.runs DROP COLUMN cancelled_by`) // layout 7's
 			}
 			q(`DELETE FROM %s.schema_version`)
 			if tc.version > 0 {
@@ -454,12 +458,13 @@ WHERE schemaname = $1 AND indexname = ANY($2)`, pg.Schema, tc.added).Scan(&index
 				t.Errorf("the running records of before the upgrade (-want +got):\n%s", d)
 			}
 			fresh := old
-			fresh.ID, fresh.Graph, fresh.Resumes = "new", "fingerprint", "old"
+			fresh.ID, fresh.Graph, fresh.Resumes, fresh.CancelledBy = "new", "fingerprint", "old", "shutdown"
 			require.NoError(t, s.PutRun(ctx, fresh))
 			got, err = s.GetRun(ctx, fresh.ID)
 			require.NoError(t, err)
 			assert.Equal(t, "fingerprint", got.Graph)
 			assert.Equal(t, "old", got.Resumes)
+			assert.Equal(t, "shutdown", got.CancelledBy)
 		})
 	}
 }

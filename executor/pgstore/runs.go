@@ -32,8 +32,8 @@ type markJSON struct {
 // as does a Resumes (the ID of a run, which the store would refuse as a
 // record's ID) longer than MaxRunIDBytes or not valid UTF-8 without NUL,
 // the KeyError's Field then "resumed run ID"; another text of r (Graph,
-// TriggeredBy, Reason, Status, Error, a Failed ID, a mark's ID) that is
-// not, a [*TextError] so wrapped. It returns ctx.Err(), with no
+// TriggeredBy, Reason, Status, Error, CancelledBy, a Failed ID, a mark's
+// ID) that is not, a [*TextError] so wrapped. It returns ctx.Err(), with no
 // effect, if ctx is done.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {
@@ -68,7 +68,7 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	}
 	if err := s.exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
 		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
-		string(countsJSON), failed, r.Error, r.Graph, r.Resumes); err != nil {
+		string(countsJSON), failed, r.Error, r.Graph, r.Resumes, r.CancelledBy); err != nil {
 		return s.wrapErr(ctx, err, "put run %s", quote(r.ID))
 	}
 	return nil
@@ -185,7 +185,7 @@ func scanRun(row pgx.Row) (executor.Record, error) {
 		errMarks, errCounts error
 	)
 	if err := row.Scan(&r.ID, &r.GraphKey, &seconds, &r.TriggeredBy, &r.Reason, &marksJSON, &status,
-		&startedAt, &endedAt, &counts, &r.Failed, &r.Error, &r.Graph, &r.Resumes); err != nil {
+		&startedAt, &endedAt, &counts, &r.Failed, &r.Error, &r.Graph, &r.Resumes, &r.CancelledBy); err != nil {
 		return executor.Record{}, err
 	}
 	r.Seconds = int(seconds)

@@ -33,10 +33,11 @@ const DefaultSchema = "regen"
 // node_states_asset_ref index, for [Store.PruneAssets], version 3 the
 // runs_age index, for [Store.PruneRuns], version 4 the runs table's
 // graph column, for executor.Record.Graph, version 5 the partial index
-// runs_running, for [Store.RunsByStatus], and version 6 the runs table's
-// resumes column, for executor.Record.Resumes; migrating an older schema
-// adds them.
-const SchemaVersion = 6
+// runs_running, for [Store.RunsByStatus], version 6 the runs table's
+// resumes column, for executor.Record.Resumes, and version 7 its
+// cancelled_by column, for executor.Record.CancelledBy; migrating an
+// older schema adds them.
+const SchemaVersion = 7
 
 // versionTable is the table that records the layout versions applied.
 const versionTable = "schema_version"
@@ -50,8 +51,8 @@ var (
 	ErrNoPool = errors.New("pgstore: no pool")
 	// ErrNotMigrated: the schema or its tables do not exist, or a table
 	// lacks a column of the current layout (one migrated by an older
-	// release, before version 4's runs.graph or version 6's
-	// runs.resumes). Call [Store.Migrate] once
+	// release, before version 4's runs.graph, version 6's runs.resumes
+	// or version 7's runs.cancelled_by). Call [Store.Migrate] once
 	// before using the store.
 	ErrNotMigrated = errors.New("pgstore: tables missing (call Store.Migrate first)")
 	// ErrInvalidAge: a retention method got a negative age. It is
@@ -201,7 +202,8 @@ func (s *Store) Schema() string { return s.schema }
 // drops anything that holds data, and alters only what an older layout
 // made: it adds the graph column to the runs table of a schema of layout
 // 3 or older, the runs_running index to one of layout 4 or older, the
-// resumes column to the runs table of one of layout 5 or older, and makes node_states_asset_ref a hash index where the
+// resumes column to the runs table of one of layout 5 or older, the
+// cancelled_by column to the runs table of one of layout 6 or older, and makes node_states_asset_ref a hash index where the
 // first release of layout 2 made it a btree (which refuses references
 // over about 2,700 bytes), dropping the btree. A
 // schema that records a layout newer than SchemaVersion, migrated by a
