@@ -278,6 +278,14 @@
 // that a process of an older release puts during the upgrade, read with
 // no code.
 //
+// A newer release may also know a dirty.Reason that this one does not,
+// and write it in a record's marks. This release reads such a record all
+// the same, the marks of reasons it does not know left out of
+// Record.Marks (the rest as stored), so that GetRun, ListRuns,
+// RunsByStatus and [Store.ResumeLeftRunning] do not fail for it; and its
+// PutRun of the record (the executor recording it as interrupted, say)
+// keeps those marks in the table, after the others (see [Store.PutRun]).
+//
 // # Locking a graph key
 //
 // The executor makes runs of one graph key safe together, but not free:

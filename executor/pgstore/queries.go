@@ -200,12 +200,20 @@ WHERE key = ANY($1::text[])`),
 		missingAssets: f(`SELECT DISTINCT u.k FROM unnest($1::text[]) AS u (k)
 WHERE NOT EXISTS (SELECT 1 FROM {s}.assets a WHERE a.key = u.k COLLATE "C")`),
 
-		putRun: f(`INSERT INTO {s}.runs
+		// A record replaced keeps, after the new marks, the stored marks
+		// whose reason is none of $16, the reasons this release knows:
+		// those of a newer release (a rolling deploy), which scanRun
+		// leaves out of the record read, and so out of the record put
+		// back (see Store.PutRun).
+		putRun: f(`INSERT INTO {s}.runs AS r
 	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph, resumes,
 	cancelled_by)
 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12, $13, $14, $15)
 ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds, graph = excluded.graph,
-	triggered_by = excluded.triggered_by, reason = excluded.reason, resumes = excluded.resumes, marks = excluded.marks,
+	triggered_by = excluded.triggered_by, reason = excluded.reason, resumes = excluded.resumes,
+	marks = excluded.marks || coalesce((SELECT jsonb_agg(u.m ORDER BY u.i)
+		FROM jsonb_array_elements(r.marks) WITH ORDINALITY AS u (m, i)
+		WHERE NOT coalesce(u.m->>'reason', '') = ANY ($16::text[])), '[]'::jsonb),
 	status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
 	counts = excluded.counts, failed = excluded.failed, error = excluded.error, cancelled_by = excluded.cancelled_by`),
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),

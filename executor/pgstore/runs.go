@@ -23,6 +23,27 @@ type markJSON struct {
 	Reason dirty.Reason `json:"reason"`
 }
 
+// storedMark is a mark as scanRun reads it: its reason as text, which may
+// be one that this release does not know (see scanRun).
+type storedMark struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+}
+
+// knownReasons are the words of every dirty.Reason that this release
+// knows, for putRun's $16: the stored marks with another reason are kept
+// when a record is replaced.
+var knownReasons = func() []string {
+	var out []string
+	for r := dirty.Reason(1); ; r++ {
+		b, err := r.MarshalText()
+		if err != nil {
+			return out
+		}
+		out = append(out, string(b))
+	}
+}()
+
 // PutRun creates or replaces the record with r.ID, in one upsert. Marks
 // (in order) and Counts are stored as jsonb, Failed as text[]; a zero
 // StartedAt or EndedAt as NULL. PutRun does not keep r's slices. An ID
@@ -35,6 +56,14 @@ type markJSON struct {
 // TriggeredBy, Reason, Status, Error, CancelledBy, a Failed ID, a mark's
 // ID) that is not, a [*TextError] so wrapped. It returns ctx.Err(), with no
 // effect, if ctx is done.
+//
+// A record replaced keeps, after r's marks, those of its stored marks
+// whose reason this release does not know: a newer release's (in a
+// rolling deploy), which GetRun, ListRuns and RunsByStatus leave out of
+// the record they read, so that this release's read, change and put of
+// such a record (an executor recording it as interrupted, say) loses
+// none of them. A record whose stored marks this release reads whole is
+// replaced whole.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -68,7 +97,7 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	}
 	if err := s.exec(ctx, s.q.putRun, r.ID, r.GraphKey, int64(r.Seconds), r.TriggeredBy, r.Reason,
 		string(marksJSON), string(r.Status), toTimestamptz(r.StartedAt), toTimestamptz(r.EndedAt),
-		string(countsJSON), failed, r.Error, r.Graph, r.Resumes, r.CancelledBy); err != nil {
+		string(countsJSON), failed, r.Error, r.Graph, r.Resumes, r.CancelledBy, knownReasons); err != nil {
 		return s.wrapErr(ctx, err, "put run %s", quote(r.ID))
 	}
 	return nil
@@ -77,6 +106,15 @@ func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 // GetRun returns the record with that ID, or an error wrapping
 // [executor.ErrNotFound]. The record's slices are the caller's; its
 // times are in UTC. It returns ctx.Err() if ctx is done.
+//
+// A stored mark whose reason is none that this release knows (a newer
+// release wrote it, in a rolling deploy) is left out of Record.Marks,
+// the rest of the record read as stored, rather than fail the read: the
+// marks say what started the run, which an older release need not know
+// to list, resume or abandon it; PutRun keeps such marks (see
+// [Store.PutRun]). So do ListRuns and RunsByStatus. The marks are
+// checked strictly where a host gives them (executor.RunRequest,
+// dirty.Mark's UnmarshalJSON), never here.
 func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return executor.Record{}, err
@@ -105,7 +143,8 @@ func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) 
 // ListRuns returns the graph's records, oldest first: by StartedAt, then
 // by ID, byte by byte. A graph without records gives an empty slice and
 // no error. It uses the runs_graph_started index. It returns ctx.Err() if
-// ctx is done.
+// ctx is done. A mark whose reason this release does not know is left out
+// of its record's Marks, as GetRun does.
 func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -142,7 +181,9 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 // with a scan of the table: it costs every record kept. A status that is
 // not valid UTF-8 without NUL, which no record can have, gives an empty
 // slice without asking the server. None gives an empty slice and no
-// error. It returns ctx.Err() if ctx is done.
+// error. It returns ctx.Err() if ctx is done. A mark whose reason this
+// release does not know is left out of its record's Marks, as GetRun
+// does.
 func (s *Store) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]executor.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -173,7 +214,10 @@ func (s *Store) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]
 	return out, nil
 }
 
-// scanRun reads one row of runColumns.
+// scanRun reads one row of runColumns. A mark whose reason this release
+// does not know is left out of the record's Marks (see Store.GetRun); a
+// marks column that is not an array of {"id", "reason"} objects with
+// text values fails the read.
 func scanRun(row pgx.Row) (executor.Record, error) {
 	var (
 		r                   executor.Record
@@ -181,7 +225,7 @@ func scanRun(row pgx.Row) (executor.Record, error) {
 		marksJSON, counts   string
 		status              string
 		startedAt, endedAt  pgtype.Timestamptz
-		marks               []markJSON
+		marks               []storedMark
 		errMarks, errCounts error
 	)
 	if err := row.Scan(&r.ID, &r.GraphKey, &seconds, &r.TriggeredBy, &r.Reason, &marksJSON, &status,
@@ -192,9 +236,16 @@ func scanRun(row pgx.Row) (executor.Record, error) {
 	r.Status = executor.RunStatus(status)
 	r.StartedAt, r.EndedAt = fromTimestamptz(startedAt), fromTimestamptz(endedAt)
 	if errMarks = json.Unmarshal([]byte(marksJSON), &marks); errMarks == nil && len(marks) > 0 {
-		r.Marks = make([]dirty.Mark, len(marks))
-		for i, m := range marks {
-			r.Marks[i] = dirty.Mark{ID: m.ID, Reason: m.Reason}
+		r.Marks = make([]dirty.Mark, 0, len(marks))
+		for _, m := range marks {
+			var reason dirty.Reason
+			if reason.UnmarshalText([]byte(m.Reason)) != nil {
+				continue // a newer release's reason: left out, and kept by PutRun
+			}
+			r.Marks = append(r.Marks, dirty.Mark{ID: m.ID, Reason: reason})
+		}
+		if len(r.Marks) == 0 {
+			r.Marks = nil
 		}
 	}
 	errCounts = json.Unmarshal([]byte(counts), &r.Counts)
