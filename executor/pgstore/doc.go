@@ -355,6 +355,20 @@
 // one bounded for the start-up (context.WithTimeout), whose deadline
 // would cancel every run it resumed.
 //
+// The runs that the host's shutdown or a lost lock cancelled are not left
+// running: their records say cancelled, with a cancel code
+// (executor.Record.CancelledBy: the host's, given with
+// executor.CancelCode at shutdown, or [CancelledByLockLost]).
+// [Store.ResumeCancelled] resumes those of the codes given, the same way,
+// unless a run of their key started since (their resume among them)
+// superseded them; a user's cancel (executor.CancelledByCancel) is left
+// alone unless asked for:
+//
+//	shutdown := executor.CancelCode("shutdown", errors.New("service stopping"))
+//	// at shutdown: cancel(shutdown) of the runs' context, then e.Close
+//	// at start-up, after ResumeLeftRunning:
+//	recs, err := s.ResumeCancelled(ctx, e, graphOf, executor.ResumeOptions{}, "shutdown", pgstore.CancelledByLockLost)
+//
 // What to know:
 //
 //   - Connections. A lock held, or waited for, takes a connection out of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/regengraph/regen/executor"
@@ -11,7 +12,7 @@ import (
 )
 
 // RecoveryOutcome says what [Store.ResumeLeftRunning] did with one run
-// left running.
+// left running, or [Store.ResumeCancelled] with one cancelled run.
 type RecoveryOutcome int
 
 const (
@@ -23,7 +24,8 @@ const (
 	// left running), or is resuming it: nothing was done.
 	SkippedLocked
 	// SkippedNotRunning: read again under the key's lock, the record no
-	// longer says running: another process resumed or abandoned the run
+	// longer says running (for ResumeCancelled: cancelled, with one of
+	// the codes asked for): another process resumed or abandoned the run
 	// after it was listed. [Recovery].Record is the record so read.
 	SkippedNotRunning
 	// NotResumed: the run still to resume was not resumed, for
@@ -31,22 +33,28 @@ const (
 	// read, the lock was lost before the run could be resumed, or
 	// Executor.Resume refused it.
 	NotResumed
+	// SkippedSuperseded: for ResumeCancelled, under the key's lock, a
+	// record of the key names the run in its Resumes, or is of a run
+	// started after it: another process resumed the run after it was
+	// listed, or a later run of the key made what the key needs.
+	SkippedSuperseded
 )
 
 var outcomeNames = [...]string{Resumed: "resumed", SkippedLocked: "skipped (locked)",
-	SkippedNotRunning: "skipped (not running)", NotResumed: "not resumed"}
+	SkippedNotRunning: "skipped (not running)", NotResumed: "not resumed", SkippedSuperseded: "skipped (superseded)"}
 
-// String returns "resumed", "skipped (locked)", "skipped (not running)"
-// or "not resumed".
+// String returns "resumed", "skipped (locked)", "skipped (not running)",
+// "not resumed" or "skipped (superseded)".
 func (o RecoveryOutcome) String() string {
-	if o >= Resumed && o <= NotResumed {
+	if o >= Resumed && o <= SkippedSuperseded {
 		return outcomeNames[o]
 	}
 	return fmt.Sprintf("RecoveryOutcome(%d)", int(o))
 }
 
 // Recovery is what [Store.ResumeLeftRunning] did with one run that
-// RunsByStatus listed as running.
+// RunsByStatus listed as running, or [Store.ResumeCancelled] with one
+// cancelled run that it found to resume.
 type Recovery struct {
 	// Record is the run's record: as read again under the key's lock
 	// when it was, else as listed.
@@ -190,48 +198,77 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // lock's connection in any case, and the server frees the lock.
 func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions) ([]Recovery, error) {
+	running := func() ([]executor.Record, error) { return s.RunsByStatus(ctx, executor.RunRunning) }
+	still := func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error) {
+		if rec.Status != executor.RunRunning {
+			return SkippedNotRunning, nil
+		}
+		return 0, nil
+	}
+	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: "the runs left running", call: "ResumeLeftRunning",
+		list: running, still: still})
+}
+
+// resumeJob is what [Store.ResumeLeftRunning] or [Store.ResumeCancelled]
+// asks of resumeAll: what (the runs to resume, for errors) and call (its
+// name); list lists the runs to resume, oldest first; and still, given a
+// run's record read again under its key's lock, says whether to resume
+// it (0), or skip it (the outcome), or returns an error (NotResumed).
+type resumeJob struct {
+	what, call string
+	list       func() ([]executor.Record, error)
+	still      func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error)
+}
+
+// resumeAll is the work of ResumeLeftRunning and ResumeCancelled: each
+// run that job lists, resumed under its key's lock (recoverRun), one run
+// of a key at a time.
+func (s *Store) resumeAll(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, job resumeJob) ([]Recovery, error) {
 	switch {
 	case e == nil:
-		return nil, fmt.Errorf("%w: pgstore: resume the runs left running: the executor is nil", executor.ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: pgstore: resume %s: the executor is nil", executor.ErrInvalidRequest, job.what)
 	case graphOf == nil:
-		return nil, fmt.Errorf("%w: pgstore: resume the runs left running: graphOf is nil: pass a function that builds a run's graph from its record, such as one that calls executor.GraphOf with the host's templates",
-			executor.ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: pgstore: resume %s: graphOf is nil: pass a function that builds a run's graph from its record, such as one that calls executor.GraphOf with the host's templates",
+			executor.ErrInvalidRequest, job.what)
 	case opts.RunID != "":
-		return nil, fmt.Errorf("%w: pgstore: resume the runs left running: ResumeOptions.RunID %s would name every resuming run: leave it empty, for random IDs",
-			executor.ErrInvalidRequest, quote(opts.RunID))
+		return nil, fmt.Errorf("%w: pgstore: resume %s: ResumeOptions.RunID %s would name every resuming run: leave it empty, for random IDs",
+			executor.ErrInvalidRequest, job.what, quote(opts.RunID))
 	}
-	running, err := s.RunsByStatus(ctx, executor.RunRunning)
+	listed, err := job.list()
 	if err != nil {
-		return nil, fmt.Errorf("pgstore: resume the runs left running: %w", err)
+		return nil, fmt.Errorf("pgstore: resume %s: %w", job.what, err)
 	}
-	out := make([]Recovery, 0, len(running))
+	out := make([]Recovery, 0, len(listed))
 	resumedOf := map[string]Recovery{} // graph key -> the run this call resumed of it
-	for _, rec := range running {
+	for _, rec := range listed {
 		if ctx.Err() != nil {
-			return out, fmt.Errorf("pgstore: resume the runs left running: %w", context.Cause(ctx))
+			return out, fmt.Errorf("pgstore: resume %s: %w", job.what, context.Cause(ctx))
 		}
 		if first, ok := resumedOf[rec.GraphKey]; ok {
 			out = append(out, Recovery{Record: rec, Outcome: NotResumed,
-				Err: fmt.Errorf("%w: pgstore: resume run %s: this call resumed run %s of graph %s already, by run %s, which makes the key's nodes that are not clean, and the executor resumes one run of a key at a time: call ResumeLeftRunning again once run %s has ended",
-					executor.ErrBusy, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), quote(first.Run.ID()))})
+				Err: fmt.Errorf("%w: pgstore: resume run %s: this call resumed run %s of graph %s already, by run %s, which makes the key's nodes that are not clean, and the executor resumes one run of a key at a time: call %s again once run %s has ended",
+					executor.ErrBusy, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), job.call, quote(first.Run.ID()))})
 			continue
 		}
-		r := s.recoverRun(ctx, e, graphOf, opts, rec)
+		r := s.recoverRun(ctx, e, graphOf, opts, rec, job.still)
 		if r.Outcome == Resumed {
 			resumedOf[rec.GraphKey] = r
 		}
 		out = append(out, r)
 	}
 	if ctx.Err() != nil { // during the last run listed
-		return out, fmt.Errorf("pgstore: resume the runs left running: %w", context.Cause(ctx))
+		return out, fmt.Errorf("pgstore: resume %s: %w", job.what, context.Cause(ctx))
 	}
 	return out, nil
 }
 
-// recoverRun is ResumeLeftRunning's work on the run of rec, listed as
-// running.
+// recoverRun is resumeAll's work on the run of rec, as listed; still
+// says whether its record, read again under the key's lock, is still one
+// to resume.
 func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
-	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, rec executor.Record) Recovery {
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, rec executor.Record,
+	still func(context.Context, executor.Record) (RecoveryOutcome, error)) Recovery {
 	notResumed := func(err error) Recovery {
 		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: %w", quote(rec.ID), err)}
 	}
@@ -260,8 +297,11 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 		return notResumed(err)
 	}
 	rec = again
-	if rec.Status != executor.RunRunning {
-		return Recovery{Record: rec, Outcome: SkippedNotRunning}
+	switch skip, err := still(ctx, rec); {
+	case err != nil:
+		return notResumed(err)
+	case skip != 0:
+		return Recovery{Record: rec, Outcome: skip}
 	}
 	g, err := graphOf(rec)
 	if err != nil {
@@ -281,4 +321,92 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	resumed = true
 	held := lock.hold(ctx, run)
 	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
+}
+
+// ResumeCancelled resumes the runs recorded as cancelled with one of
+// codes (Record.CancelledBy), such as the host's own shutdown code (see
+// executor.CancelCode) and [CancelledByLockLost], that a host means to
+// finish: at start-up, say, after ResumeLeftRunning. It works as
+// [Store.ResumeLeftRunning] does, and says so per run (one run of a key
+// at a time, each under the key's lock, read again under it; graphOf,
+// opts, ctx, the Recovery outcomes and the error are as there), but
+// for the runs that it lists: RunsByStatus(ctx, executor.RunCancelled),
+// those whose CancelledBy is one of codes, and of them those still to
+// finish: the newest record of their key (the last of ListRuns), which
+// no record's Resumes names. A run of the key started after the
+// cancelled one (its resume, by this call of another process or by the
+// host, or a run a user started) made the key's nodes that were not
+// clean, or was meant to replace it: the cancelled run is left as it is,
+// and out of the report. Read again under the key's lock, a run whose
+// record no longer says cancelled with one of codes is
+// [SkippedNotRunning], and one that a record of the key, read under the
+// lock too, supersedes so is [SkippedSuperseded]. A ListRuns that fails
+// as the runs are listed leaves the run listed, to be read again under
+// the lock, where the failure makes it [NotResumed].
+//
+// RunsByStatus of cancelled runs scans the runs table, and ListRuns is
+// called once for each key of a run so listed: a host that keeps many
+// records prunes them (PruneRuns). codes must name one code at least,
+// and none empty (an error wrapping executor.ErrInvalidRequest
+// otherwise, before anything is done); they are compared exactly.
+func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, codes ...string) ([]Recovery, error) {
+	const what = "the cancelled runs"
+	if len(codes) == 0 {
+		return nil, fmt.Errorf("%w: pgstore: resume %s: no cancel code given: name the codes of the cancels to resume, such as the host's shutdown code and pgstore.CancelledByLockLost",
+			executor.ErrInvalidRequest, what)
+	}
+	if slices.Contains(codes, "") {
+		return nil, fmt.Errorf("%w: pgstore: resume %s: an empty cancel code, which only runs that were not cancelled have: give codes that executor.CheckCancelCode takes, or the executor's or pgstore's",
+			executor.ErrInvalidRequest, what)
+	}
+	// superseded reports whether a record of runs, the list of rec's key,
+	// supersedes rec.
+	superseded := func(rec executor.Record, runs []executor.Record) bool {
+		if len(runs) > 0 && runs[len(runs)-1].ID != rec.ID {
+			return true
+		}
+		return slices.ContainsFunc(runs, func(r executor.Record) bool { return r.Resumes == rec.ID })
+	}
+	list := func() ([]executor.Record, error) {
+		cancelled, err := s.RunsByStatus(ctx, executor.RunCancelled)
+		if err != nil {
+			return nil, err
+		}
+		of := map[string][]executor.Record{} // graph key -> its records
+		out := []executor.Record{}
+		for _, rec := range cancelled {
+			if !slices.Contains(codes, rec.CancelledBy) {
+				continue
+			}
+			runs, ok := of[rec.GraphKey]
+			if !ok {
+				if runs, err = s.ListRuns(ctx, rec.GraphKey); err != nil {
+					if ctx.Err() != nil {
+						return nil, err
+					}
+					runs = nil // read again under the lock, which says what failed
+				}
+				of[rec.GraphKey] = runs
+			}
+			if !superseded(rec, runs) {
+				out = append(out, rec)
+			}
+		}
+		return out, nil
+	}
+	still := func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error) {
+		if rec.Status != executor.RunCancelled || !slices.Contains(codes, rec.CancelledBy) {
+			return SkippedNotRunning, nil
+		}
+		runs, err := s.ListRuns(ctx, rec.GraphKey)
+		if err != nil {
+			return 0, err
+		}
+		if superseded(rec, runs) {
+			return SkippedSuperseded, nil
+		}
+		return 0, nil
+	}
+	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still})
 }

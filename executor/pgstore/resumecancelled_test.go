@@ -1,0 +1,140 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// A host that resumed at start-up the runs that its shutdown or a lost
+// lock cancelled wrote ResumeLeftRunning's delicate loop again, with a
+// check that no later run had resumed or replaced the run. ResumeCancelled
+// does it, by cancel code: of the runs cancelled with one of the codes,
+// it resumes, under the key's lock, those that are still the newest of
+// their key, and leaves out those that a user cancelled, that were
+// resumed already, or that a later run of the key superseded; a run
+// whose key another session holds is skipped, and one that another
+// process resumed between the listing and the lock is superseded.
+func TestResumeCancelledByCode(t *testing.T) {
+	t.Parallel() // its own schema
+	_, pg := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	g := build(t, 30)
+	name := testenv.UniqueName(t)
+	key := func(k string) string { return name + "-" + k }
+	errStop := errors.New("service stopping")
+	other, _ := otherProcess(t, pg, pgx.QueryExecModeCacheStatement)
+	var meanwhile string // the run that another process resumes between the listing and the lock
+	var changed error
+	s := poolStore(t, pg.Schema, func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.Tracer = &onTryLock{key: other.GraphLockKey(key("f")), do: func() {
+			changed = other.PutRun(ctx, executor.Record{ID: meanwhile + "-resume", GraphKey: key("f"), Seconds: 30,
+				Resumes: meanwhile, Status: executor.RunRunning, StartedAt: time.Now()})
+		}}
+	})
+
+	// The first process: every run waits in its videos until cancelled.
+	slow := newProvider()
+	slow.holdKind(graph.KindVideo)
+	first := newExecutor(t, s, slow.registry())
+	cancelled := func(k string, cause error) string {
+		r, err := first.Start(context.Background(), executor.RunRequest{GraphKey: key(k), Graph: g})
+		require.NoError(t, err)
+		r.CancelCause(cause)
+		_, err = r.Wait()
+		require.ErrorIs(t, err, executor.ErrCancelled)
+		return r.ID()
+	}
+	shutdown := executor.CancelCode("shutdown", errStop)
+	toResume := cancelled("a", shutdown)
+	cancelled("b", nil) // a user's cancel
+	resumedAlready := cancelled("c", shutdown)
+	lost := cancelled("d", executor.CancelCode(pgstore.CancelledByLockLost, pgstore.ErrLockLost))
+	locked := cancelled("e", shutdown)
+	meanwhile = cancelled("f", shutdown)
+
+	next := newExecutor(t, s, newProvider().registry())
+	r, err := next.Resume(ctx, g, resumedAlready)
+	require.NoError(t, err)
+	_, err = r.Wait()
+	require.NoError(t, err)
+	_, err = next.Run(ctx, executor.RunRequest{GraphKey: key("d"), Graph: g}) // a user's run after the lost lock's
+	require.NoError(t, err)
+	held, err := other.TryLockGraph(ctx, key("e"))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, held.Unlock(context.Background())) }()
+
+	recs, err := s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown", pgstore.CancelledByLockLost)
+	require.NoError(t, err)
+	require.NoError(t, changed)
+	var got []outcome
+	for _, rc := range recs {
+		got = append(got, outcome{rc.Record.ID, rc.Outcome})
+	}
+	want := []outcome{{toResume, pgstore.Resumed}, {locked, pgstore.SkippedLocked}, {meanwhile, pgstore.SkippedSuperseded}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("ResumeCancelled (-want +got):\n%s\n(lost lock's run %s)", d, lost)
+	}
+	rep, err := recs[0].Wait()
+	require.NoError(t, err)
+	assert.Equal(t, toResume, rep.Record.Resumes)
+	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
+
+	// Again: the resumed run is superseded by its resume, and left out.
+	recs, err = s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown")
+	require.NoError(t, err)
+	got = nil
+	for _, rc := range recs {
+		got = append(got, outcome{rc.Record.ID, rc.Outcome})
+	}
+	if d := cmp.Diff([]outcome{{locked, pgstore.SkippedLocked}}, got); d != "" {
+		t.Errorf("ResumeCancelled again (-want +got):\n%s", d)
+	}
+}
+
+// ResumeCancelled with no code, or an empty one, would resume nothing
+// or runs that were not cancelled: it is refused before anything is
+// done, as are the arguments that ResumeLeftRunning refuses.
+func TestResumeCancelledRefusals(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := t.Context()
+	e := newExecutor(t, s, newProvider().registry())
+	for _, tc := range []struct {
+		name  string
+		call  func() ([]pgstore.Recovery, error)
+		about string
+	}{
+		{"no code", func() ([]pgstore.Recovery, error) {
+			return s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{})
+		}, "no cancel code"},
+		{"an empty code", func() ([]pgstore.Recovery, error) {
+			return s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown", "")
+		}, "an empty cancel code"},
+		{"no executor", func() ([]pgstore.Recovery, error) {
+			return s.ResumeCancelled(ctx, nil, lectureOf, executor.ResumeOptions{}, "shutdown")
+		}, "the executor is nil"},
+		{"a run ID", func() ([]pgstore.Recovery, error) {
+			return s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{RunID: "x"}, "shutdown")
+		}, `ResumeOptions.RunID "x" would name every resuming run`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, err := tc.call()
+			require.ErrorIs(t, err, executor.ErrInvalidRequest)
+			assert.ErrorContains(t, err, "pgstore: resume the cancelled runs: "+tc.about)
+			assert.Nil(t, recs)
+		})
+	}
+}
