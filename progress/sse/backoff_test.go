@@ -346,3 +346,46 @@ func TestClientStreamCancelledWhileWaiting(t *testing.T) {
 		})
 	}
 }
+
+// A connection that carries only heartbeats (a Handler's KeepAliveEvent:
+// an event of another type than "message", without an id) or nothing at
+// all until IdleTimeout drops it made no progress: the backoff grows
+// after it, as after a connection that ends without an event. Before, a
+// heartbeat counted as an event, and a connection silent until the idle
+// timeout counted as one that stayed open for MaxBackoff: each reset the
+// backoff, so that a server that ended every stream after a heartbeat,
+// or a proxy that took the request and then sent nothing, was asked
+// again at the base delay for ever.
+func TestClientBackoffIgnoresHeartbeats(t *testing.T) {
+	const maxBackoff = 10 * time.Second
+	base := [2]time.Duration{sse.MinRetry, sse.MinRetry * 3 / 2}
+	grow := backoff(sse.MinRetry, maxBackoff, 6)
+	event := reply{body: "retry: 0\nid: 1\ndata: {}\n\n"}
+	tests := []struct {
+		name    string
+		opts    sse.ClientOptions
+		replies []reply
+		want    [][2]time.Duration
+	}{
+		{"a heartbeat, then the end", sse.ClientOptions{MaxBackoff: maxBackoff},
+			[]reply{{body: "retry: 0\n\nevent: heartbeat\ndata: {}\n\n"}}, grow},
+		{"heartbeats after an event", sse.ClientOptions{MaxBackoff: maxBackoff},
+			[]reply{event, {body: "event: heartbeat\ndata: {}\n\nevent: heartbeat\ndata: {}\n\n"}},
+			append([][2]time.Duration{base}, grow[:5]...)},
+		{"an event of the host's own type with a new id resets", sse.ClientOptions{MaxBackoff: maxBackoff},
+			[]reply{{body: "retry: 0\n\n"}, {body: "retry: 0\n\n"}, {body: "event: step\nid: 7\ndata: {}\n\n"}, {body: "retry: 0\n\n"}},
+			[][2]time.Duration{grow[0], grow[1], base, grow[0], grow[1]}},
+		{"an event without an id resets", sse.ClientOptions{MaxBackoff: maxBackoff},
+			[]reply{{body: "retry: 0\n\n"}, {body: "retry: 0\n\n"}, {body: "data: {}\n\n"}, {body: "retry: 0\n\n"}},
+			[][2]time.Duration{grow[0], grow[1], base, grow[0], grow[1]}},
+		{"silent until IdleTimeout", sse.ClientOptions{MaxBackoff: maxBackoff, IdleTimeout: 2 * maxBackoff},
+			[]reply{{body: "retry: 0\n\n", open: true}}, grow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkWaits(t, tt.want, followFake(t, tt.opts, len(tt.want)+1, tt.replies...))
+			})
+		})
+	}
+}

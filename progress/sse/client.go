@@ -194,8 +194,17 @@ const defaultHeaderTimeout = 90 * time.Second
 // client reconnects 3-4.5 s after a connection that delivered events
 // drops, and a server that is down is retried after 3-6 s, 6-12 s,
 // 12-24 s, then every 15-30 s. A connection that delivers an event, or
-// stays open for at least MaxBackoff (a quiet stream that a proxy ends
-// now and then), resets the backoff.
+// stays open for at least MaxBackoff with a byte (a comment, a
+// heartbeat) arriving that long after it opened (a quiet stream that a
+// proxy ends now and then), resets the backoff; nothing else does. An
+// event here is a message of type "message", or one whose id field
+// moved the last event ID on: a message of another type that leaves
+// the last event ID as it was, such as a heartbeat of a [Handler] with
+// HandlerOptions.KeepAliveEvent, is no event, and neither is the
+// silence before a drop for IdleTimeout. So a server that ends each
+// stream after a heartbeat, or a proxy that takes the request and then
+// sends nothing, is retried with the growing backoff, not at the base
+// delay for ever.
 //
 // An open stream on which not a byte arrives for ClientOptions.IdleTimeout
 // (45 s by default; a [Handler] writes a keep-alive comment every 15 s)
@@ -553,9 +562,10 @@ func clip(s string, n int) string {
 // reconnected; err is then what Stream returns. A 503 or a 429 is not
 // done: its err is the *StatusError whose RetryAfter Stream waits out.
 // healthy reports that the
-// connection delivered an event or stayed open for maxBackoff, which
-// resets the backoff. A stream silent for c.idle is ended as a dropped
-// connection.
+// connection delivered an event (a message of type "message", or one
+// that moved the last event ID on; not a heartbeat) or had a byte
+// arriving maxBackoff or more after it opened, which resets the
+// backoff. A stream silent for c.idle is ended as a dropped connection.
 func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
 	connCtx, drop := context.WithCancelCause(ctx)
 	defer drop(nil)
@@ -619,7 +629,8 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	c.connects++
 	c.mu.Unlock()
 	opened, delivered := time.Now(), false
-	d := NewDecoder(body)
+	tracked := &lastByteReader{r: body, last: opened}
+	d := NewDecoder(tracked)
 	d.idBuf, d.lastID = lastID, lastID
 	for {
 		m, err := d.Next()
@@ -641,13 +652,18 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			if errors.Is(context.Cause(connCtx), errIdle) && ctx.Err() == nil {
 				err = fmt.Errorf("%w after %v: %w", errIdle, c.idle, err)
 			}
-			return delivered || time.Since(opened) >= c.maxBackoff, false, err
+			// Up for maxBackoff counts to the last byte: not the silence
+			// that IdleTimeout cut, which is no sign of a live server.
+			return delivered || tracked.last.Sub(opened) >= c.maxBackoff, false, err
 		}
 		if ctx.Err() != nil {
 			// Cancelled, maybe by fn for the last event: no event after.
 			return delivered, true, context.Cause(ctx)
 		}
-		delivered = true
+		// Progress: an event of the type "message", or one that moved
+		// the last event ID on. A heartbeat (a message of another type
+		// without an id, as a Handler's KeepAliveEvent) is none.
+		delivered = delivered || m.Type == "message" || m.ID != d.beforeID
 		if err := fn(m); err != nil {
 			if errors.Is(err, errFollowEnd) {
 				c.setLastID(m.ID) // taken
@@ -707,6 +723,20 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	r.timer.Reset(r.idle)
 	n, err := r.r.Read(p)
 	r.timer.Stop()
+	return n, err
+}
+
+// lastByteReader is a stream's body that records when the last byte came.
+type lastByteReader struct {
+	r    io.Reader
+	last time.Time
+}
+
+func (r *lastByteReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.last = time.Now()
+	}
 	return n, err
 }
 

@@ -260,8 +260,10 @@
 // [ClientOptions].MaxBackoff (30 s by default), so that a server that
 // sends "retry: 0" or ends every connection at once does not get a tight
 // reconnect loop from each client. No wait is shorter than the base. A
-// connection that delivers an event, or stays open for MaxBackoff, resets
-// the backoff. An open stream on which not a byte (an event or a comment)
+// connection that delivers an event, or stays open for MaxBackoff with
+// bytes still arriving, resets the backoff; a heartbeat (a message of
+// another type than "message" that leaves the last event ID as it was)
+// does not. An open stream on which not a byte (an event or a comment)
 // arrives for [ClientOptions].IdleTimeout (45 s by default, three times
 // the handler's keep-alive; negative for none) counts as dropped too: the
 // client closes it and reconnects with Last-Event-ID, so that a
