@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +84,12 @@ type ClientOptions struct {
 	// that a reconnection after IdleTimeout never goes out on a
 	// connection that died without a word. Default: http.DefaultClient.
 	HTTPClient *http.Client
-	// Header is added to every request, for credentials for example.
+	// Header is added to every request, for credentials for example. It
+	// must not hold Last-Event-ID, in any spelling of the key: the Client
+	// sends its own (LastEventID, then the ID of the last event it saw),
+	// and a second one would leave the server to choose. Such a Header
+	// is refused: Stream returns an error wrapping [ErrInvalidOptions].
+	// Default: none.
 	Header http.Header
 	// LastEventID is sent as Last-Event-ID on the first request, to
 	// resume after an event seen earlier. Default: "", from the start.
@@ -245,7 +252,8 @@ type Client struct {
 }
 
 // NewClient returns a Client for url. Options it refuses (a Retry,
-// MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive) make every
+// MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
+// Header with Last-Event-ID) make every
 // [Client.Stream] return an error wrapping [ErrInvalidOptions], without
 // connecting.
 func NewClient(url string, opts ClientOptions) *Client {
@@ -269,6 +277,17 @@ func NewClient(url string, opts ClientOptions) *Client {
 			c.optErr = fmt.Errorf("%w: %s %v is below 1ms; give a duration with its unit (%s), or %s",
 				ErrInvalidOptions, o.name, o.value, o.example, o.other)
 			break
+		}
+	}
+	if c.optErr == nil {
+		for _, k := range slices.Sorted(maps.Keys(opts.Header)) {
+			// Sent beside the Client's own, the server would pick one of
+			// the two: a resume from the wrong event, or a start over.
+			if strings.EqualFold(k, "Last-Event-ID") {
+				c.optErr = fmt.Errorf("%w: Header %q is the Last-Event-ID, which the Client sends itself; "+
+					"set ClientOptions.LastEventID to resume after an event", ErrInvalidOptions, k)
+				break
+			}
 		}
 	}
 	if c.hc == nil {

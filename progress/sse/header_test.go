@@ -154,3 +154,40 @@ func TestHandlerWithoutEmptyRunTimeoutSendsItsHeadersAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// A Header that holds Last-Event-ID, in any spelling, is refused: the
+// Client sends its own (ClientOptions.LastEventID, then the last event it
+// saw), and a second value beside it left the server to pick one, so that
+// a stream could resume from the wrong event, or start over. Before, a key
+// spelt otherwise than "Last-Event-Id" was sent beside the Client's, and
+// one spelt so replaced it, or was sent on a first request that was to
+// start from the beginning.
+func TestClientRefusesALastEventIDHeader(t *testing.T) {
+	for _, key := range []string{"Last-Event-ID", "Last-Event-Id", "last-event-id", "LAST-EVENT-ID"} {
+		t.Run(key, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := sse.ClientOptions{Header: http.Header{"Authorization": {"Bearer x"}, key: {"5"}}}
+				checkRefused(t, opts, fmt.Sprintf("Header %q is the Last-Event-ID, which the Client sends itself; "+
+					"set ClientOptions.LastEventID to resume after an event", key))
+			})
+		})
+	}
+}
+
+// The Header's other keys are sent, and the Last-Event-ID is the
+// Client's alone.
+func TestClientSendsItsHeaderAndOneLastEventID(t *testing.T) {
+	got := make(chan http.Header, 1)
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(server.Close)
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{LastEventID: "7",
+		Header: http.Header{"Authorization": {"Bearer x"}, "x-tenant": {"a", "b"}}})
+	require.NoError(t, c.Stream(context.Background(), func(sse.Message) error { return nil }))
+	h := <-got
+	assert.Equal(t, []string{"Bearer x"}, h.Values("Authorization"))
+	assert.Equal(t, []string{"a", "b"}, h.Values("X-Tenant"))
+	assert.Equal(t, []string{"7"}, h.Values("Last-Event-ID"))
+}
