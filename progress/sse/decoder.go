@@ -277,7 +277,10 @@ func (d *Decoder) skipBOM() error {
 // Encode writes m in the event stream format: an id field if m.ID is set,
 // an event field if m.Type is set and not "message", one data field per
 // line of m.Data (CR, LF and CRLF all end a line), and a blank line. ID
-// and Type must not contain CR, LF or NUL.
+// must not contain CR, LF or NUL (a [Decoder], as a browser, ignores an id
+// field with NUL), and Type must not contain CR or LF: Encode returns an
+// error for such a message and writes nothing. A NUL in Type or Data is
+// written as it is, and a Decoder gives it back as it was.
 func Encode(w io.Writer, m Message) error {
 	if strings.ContainsAny(m.ID, "\r\n\x00") {
 		return fmt.Errorf("sse: encode: id %q contains CR, LF or NUL", m.ID)

@@ -122,6 +122,8 @@ func TestEncode(t *testing.T) {
 		{sse.Message{ID: "3", Data: `{"a":1}`}, "id: 3\ndata: {\"a\":1}\n\n"},
 		{sse.Message{Type: "ping", Data: "a\r\nb\rc\nd"}, "event: ping\ndata: a\ndata: b\ndata: c\ndata: d\n\n"},
 		{sse.Message{Type: "message", Data: ""}, "data: \n\n"},
+		// NUL is only refused in an id, which a decoder would ignore.
+		{sse.Message{Type: "a\x00b", Data: "c\x00d"}, "event: a\x00b\ndata: c\x00d\n\n"},
 	}
 	for _, tt := range tests {
 		var b strings.Builder
@@ -130,6 +132,13 @@ func TestEncode(t *testing.T) {
 	}
 	assert.Error(t, sse.Encode(io.Discard, sse.Message{ID: "1\n2"}))
 	assert.Error(t, sse.Encode(io.Discard, sse.Message{Type: "a\rb"}))
+	assert.Error(t, sse.Encode(io.Discard, sse.Message{ID: "1\x002"}))
+	// What Encode writes for a type with NUL, the decoder reads back.
+	var b strings.Builder
+	require.NoError(t, sse.Encode(&b, sse.Message{ID: "1", Type: "a\x00b", Data: "x"}))
+	got := decodeAll(strings.NewReader(b.String()))
+	require.NoError(t, got.err)
+	assert.Equal(t, []sse.Message{{ID: "1", Type: "a\x00b", Data: "x"}}, got.msgs)
 }
 
 // FuzzDecoder checks that no input panics the parser, that chunking does
@@ -166,6 +175,7 @@ func FuzzEncodeDecode(f *testing.F) {
 	f.Add("1", "", "{\"a\":1}")
 	f.Add("", "ping", "a\nb")
 	f.Add(" x", " y", " z\r\n")
+	f.Add("1", "a\x00b", "c\x00d")
 	f.Fuzz(func(t *testing.T, id, typ, data string) {
 		if !utf8.ValidString(id) || !utf8.ValidString(typ) || !utf8.ValidString(data) {
 			t.Skip("Encode writes valid UTF-8 only; the decoder's own fuzz target covers invalid input")
