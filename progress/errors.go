@@ -19,4 +19,9 @@ var (
 	// [LastEventReader]. The caller treats it as it treats a sink that
 	// does not implement the method.
 	ErrUnsupported = errors.New("progress: not supported by the wrapped sink")
+	// ErrInvalidOptions marks options that cannot be used: a
+	// [MemoryOptions].HistoryPoll below 1ms but positive, which
+	// [Memory.Tail] and [Memory.Replay] refuse (NewMemory returns no
+	// error). The error names the option and what is allowed.
+	ErrInvalidOptions = errors.New("progress: invalid options")
 )

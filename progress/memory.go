@@ -22,6 +22,16 @@ type MemoryOptions struct {
 	// no longer has, or that were never published here. Default: nil, and
 	// such events are skipped.
 	History History
+	// HistoryPoll is how often a tailer that the ring cannot serve asks
+	// the History again, while the History lacks what the tailer awaits
+	// (see [Memory.Tail]): each such tailer makes one lookup per
+	// HistoryPoll until it has what it awaits, or the run's final event,
+	// or its ctx ends. A History that is a database may be asked less
+	// often, at the cost of a later delivery. Zero or negative gives the
+	// default. A positive value below 1ms (a number without its unit, 1
+	// meant as 1s) is refused: Tail and Replay return an error wrapping
+	// [ErrInvalidOptions]. Default: 1s.
+	HistoryPoll time.Duration
 }
 
 // MemoryStats is a snapshot of a [Memory]'s counters.
@@ -55,6 +65,8 @@ type Memory struct {
 	capacity int
 	maxRuns  int
 	history  History
+	poll     time.Duration // HistoryPoll
+	optErr   error         // MemoryOptions refused: Tail and Replay return it
 
 	mu      sync.Mutex
 	runs    map[string]*memRun
@@ -75,14 +87,26 @@ type memRun struct {
 	readers int
 }
 
-// NewMemory returns an empty Memory.
+// NewMemory returns an empty Memory. Options it refuses (a HistoryPoll
+// below 1ms but positive) make every [Memory.Tail] and [Memory.Replay]
+// return an error wrapping [ErrInvalidOptions], which names the option.
 func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
 		capacity: opts.Capacity,
 		maxRuns:  opts.MaxRuns,
 		history:  opts.History,
+		poll:     opts.HistoryPoll,
 		runs:     make(map[string]*memRun),
 		lru:      list.New(),
+	}
+	if m.poll > 0 && m.poll < time.Millisecond {
+		// Most likely a number without its unit: each tailer waiting on
+		// the History would ask it without pause.
+		m.optErr = fmt.Errorf("%w: HistoryPoll %v is below 1ms; give a duration with its unit (time.Second, not 1), or 0 for the default",
+			ErrInvalidOptions, m.poll)
+	}
+	if m.poll <= 0 {
+		m.poll = defaultHistoryPoll
 	}
 	if m.capacity <= 0 {
 		m.capacity = 10000
@@ -176,6 +200,9 @@ func (m *Memory) Stats() MemoryStats {
 // Replay delivers the stored events of runID with Seq > after, filling
 // gaps from the History; see [Source].
 func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
+	if m.optErr != nil {
+		return m.optErr
+	}
 	return m.read(ctx, runID, after, fn, false)
 }
 
@@ -183,17 +210,20 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 // live ones until ctx ends; see [Source]. It waits for a run that has no
 // events yet. A tailer behind a run that is evicted (see
 // MemoryOptions.MaxRuns) reads what it missed from the History, and asks
-// the History again every second while it lacks those events, as an
-// archive written through a [Buffered] may for a moment; so does a tailer
-// of a run that the ring does not hold (evicted before the reader came,
-// or published by another process that shares the History) once it knows
-// the run (its after is above 0, or the History had events of it), until
-// it has the run's final event: a lookup a second for each such tailer,
-// until its ctx ends for a run whose final event never comes (or a run ID
-// that no one publishes). A tailer that resumes at the run's final event,
+// the History again every MemoryOptions.HistoryPoll (1s by default) while
+// it lacks those events, as an archive written through a [Buffered] may
+// for a moment; so does a tailer of a run that the ring does not hold
+// (evicted before the reader came, or published by another process that
+// shares the History) once it knows the run (its after is above 0, or the
+// History had events of it), until it has the run's final event: a lookup
+// per HistoryPoll for each such tailer, until its ctx ends for a run
+// whose final event never comes (or a run ID that no one publishes). A tailer that resumes at the run's final event,
 // or past it if the History implements [LastEventReader], looks the run
 // up once and then waits without polling. It starts no goroutine.
 func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
+	if m.optErr != nil {
+		return m.optErr
+	}
 	return m.read(ctx, runID, after, fn, true)
 }
 
@@ -319,7 +349,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		// it resumes after a Seq), evicted before the reader came, or run
 		// by another process that shares the archive. The archive may be
 		// behind where the run is published (written through a Buffered
-		// of its own): ask it again every evictedPoll, until the reader
+		// of its own): ask it again every m.poll, until the reader
 		// has caught up with the ring, or the run's final event. A reader
 		// that resumes at or past the run's final event, the ring holding
 		// nothing of the run, has nothing more to come: it asks once.
@@ -337,7 +367,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		var poll <-chan time.Time
 		var timer *time.Timer
 		if m.history != nil && unserved && !cur.Final() {
-			timer = time.NewTimer(evictedPoll)
+			timer = time.NewTimer(m.poll)
 			poll = timer.C
 		}
 		select {
@@ -379,9 +409,10 @@ func endedBy(ctx context.Context, h History, runID string, after uint64) (bool, 
 	return ended, nil
 }
 
-// evictedPoll is how often a tailer that the ring cannot serve (its run
-// was evicted, or never published here) asks the History again.
-const evictedPoll = time.Second
+// defaultHistoryPoll is MemoryOptions.HistoryPoll's default: how often a
+// tailer that the ring cannot serve (its run was evicted, or never
+// published here) asks the History again.
+const defaultHistoryPoll = time.Second
 
 // since appends to dst up to idleBatch events with Seq > after.
 // Called with m.mu held.
