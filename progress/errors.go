@@ -20,8 +20,8 @@ var (
 	// does not implement the method.
 	ErrUnsupported = errors.New("progress: not supported by the wrapped sink")
 	// ErrInvalidOptions marks options that cannot be used: a
-	// [MemoryOptions].HistoryPoll below 1ms but positive, which
-	// [Memory.Tail] and [Memory.Replay] refuse (NewMemory returns no
-	// error). The error names the option and what is allowed.
+	// [MemoryOptions].HistoryPoll or HistoryWait below 1ms but positive,
+	// which [Memory.Tail] and [Memory.Replay] refuse (NewMemory returns
+	// no error). The error names the option and what is allowed.
 	ErrInvalidOptions = errors.New("progress: invalid options")
 )

@@ -32,6 +32,22 @@ type MemoryOptions struct {
 	// meant as 1s) is refused: Tail and Replay return an error wrapping
 	// [ErrInvalidOptions]. Default: 1s.
 	HistoryPoll time.Duration
+	// HistoryWait is how long a tailer that fell behind the ring waits for
+	// the History to hold the events the ring trimmed before it skips
+	// them. When the ring's oldest event is past the tailer's position,
+	// the events between are only in the History, which may be behind
+	// where the run is published (an archive written through a
+	// [Buffered], as the package doc advises): with HistoryWait, the
+	// tailer delivers what the History holds and asks it again every
+	// HistoryPoll until it holds the rest, for up to HistoryWait, and only
+	// then skips what it still lacks. Meanwhile the tailer delivers
+	// nothing newer, so that its events stay in order. Replay does not
+	// wait. Zero or negative: no wait, the missing events are skipped at
+	// once. A positive value below 1ms (a number without its unit) is
+	// refused: Tail and Replay return an error wrapping
+	// [ErrInvalidOptions]. Without a History it does nothing.
+	// Default: 0.
+	HistoryWait time.Duration
 }
 
 // MemoryStats is a snapshot of a [Memory]'s counters.
@@ -50,7 +66,8 @@ type MemoryStats struct {
 	// Evicted counts the events dropped from full rings or evicted runs.
 	Evicted uint64
 	// Skipped counts the Seqs that readers jumped over because neither the
-	// ring nor the History had them, as they jump over them.
+	// ring nor the History had them, as they jump over them (after
+	// MemoryOptions.HistoryWait, for a tailer).
 	Skipped uint64
 }
 
@@ -66,6 +83,7 @@ type Memory struct {
 	maxRuns  int
 	history  History
 	poll     time.Duration // HistoryPoll
+	wait     time.Duration // HistoryWait; <= 0: none
 	optErr   error         // MemoryOptions refused: Tail and Replay return it
 
 	mu      sync.Mutex
@@ -87,8 +105,8 @@ type memRun struct {
 	readers int
 }
 
-// NewMemory returns an empty Memory. Options it refuses (a HistoryPoll
-// below 1ms but positive) make every [Memory.Tail] and [Memory.Replay]
+// NewMemory returns an empty Memory. Options it refuses (a HistoryPoll or
+// HistoryWait below 1ms but positive) make every [Memory.Tail] and [Memory.Replay]
 // return an error wrapping [ErrInvalidOptions], which names the option.
 func NewMemory(opts MemoryOptions) *Memory {
 	m := &Memory{
@@ -96,14 +114,25 @@ func NewMemory(opts MemoryOptions) *Memory {
 		maxRuns:  opts.MaxRuns,
 		history:  opts.History,
 		poll:     opts.HistoryPoll,
+		wait:     opts.HistoryWait,
 		runs:     make(map[string]*memRun),
 		lru:      list.New(),
 	}
-	if m.poll > 0 && m.poll < time.Millisecond {
+	for _, o := range []struct {
+		name    string
+		value   time.Duration
+		example string // the option with its unit
+	}{
+		{"HistoryPoll", opts.HistoryPoll, "time.Second, not 1"},
+		{"HistoryWait", opts.HistoryWait, "10 * time.Second, not 10"},
+	} {
 		// Most likely a number without its unit: each tailer waiting on
-		// the History would ask it without pause.
-		m.optErr = fmt.Errorf("%w: HistoryPoll %v is below 1ms; give a duration with its unit (time.Second, not 1), or 0 for the default",
-			ErrInvalidOptions, m.poll)
+		// the History would ask it without pause, or not wait at all.
+		if o.value > 0 && o.value < time.Millisecond {
+			m.optErr = fmt.Errorf("%w: %s %v is below 1ms; give a duration with its unit (%s), or 0 for the default",
+				ErrInvalidOptions, o.name, o.value, o.example)
+			break
+		}
 	}
 	if m.poll <= 0 {
 		m.poll = defaultHistoryPoll
@@ -217,7 +246,14 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 // shares the History) once it knows the run (its after is above 0, or the
 // History had events of it), until it has the run's final event: a lookup
 // per HistoryPoll for each such tailer, until its ctx ends for a run
-// whose final event never comes (or a run ID that no one publishes). A tailer that resumes at the run's final event,
+// whose final event never comes (or a run ID that no one publishes).
+// A tailer that falls behind the ring, which trims a run's oldest events
+// past MemoryOptions.Capacity, gets the events it missed from the
+// History; those the History does not hold are skipped, at once by
+// default, or after MemoryOptions.HistoryWait if the History does not
+// get them by then. A skip shows to fn as a gap in the Seqs, which are
+// gap-free per run (an event whose Seq is above the previous one's plus
+// one), and is counted in [MemoryStats].Skipped. A tailer that resumes at the run's final event,
 // or past it if the History implements [LastEventReader], looks the run
 // up once and then waits without polling. It starts no goroutine.
 func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
@@ -312,6 +348,12 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		evicted := len(batch) == 0 && r.last > cur.Last()
 		m.mu.Unlock()
 		for _, e := range batch {
+			if tail && e.Seq > cur.Last()+1 {
+				// The ring trimmed what the reader awaits.
+				if err := m.awaitHistory(ctx, cur, e.Seq); err != nil {
+					return err
+				}
+			}
 			if err := cur.Deliver(ctx, e); err != nil {
 				return err
 			}
@@ -382,6 +424,35 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		}
 		if timer != nil {
 			timer.Stop()
+		}
+	}
+}
+
+// awaitHistory delivers from the History the events that cur lacks
+// before seq, the oldest the ring holds past cur, asking it again every
+// m.poll while it lacks them, for up to m.wait (MemoryOptions.HistoryWait):
+// a History written through a Buffered gets them a moment after the ring.
+// It returns at once without a wait or a History; what is still missing
+// then is for cur.Deliver to skip.
+func (m *Memory) awaitHistory(ctx context.Context, cur *Cursor, seq uint64) error {
+	if m.wait <= 0 || m.history == nil {
+		return nil
+	}
+	deadline := time.Now().Add(m.wait)
+	for {
+		if err := cur.FillContiguous(ctx); err != nil {
+			return err
+		}
+		left := time.Until(deadline)
+		if cur.Last()+1 >= seq || cur.Final() || left <= 0 {
+			return nil
+		}
+		t := time.NewTimer(min(m.poll, left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
 		}
 	}
 }

@@ -1,0 +1,135 @@
+package progress_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// lagTail runs a tailer of run "a" on a Memory with a ring of 5 and opts,
+// whose History h lags: the tailer is held at Seq 5 while 6..20 are
+// published (the ring keeps 16..20) and h holds 1..10; then it goes on,
+// and after lag h gets 11..20 (never if lag is 0). It returns the Seqs
+// the tailer had at each of the times in at, from its release.
+func lagTail(t *testing.T, opts progress.MemoryOptions, lag time.Duration, at ...time.Duration) ([][]uint64, *progress.Memory) {
+	t.Helper()
+	ctx := context.Background()
+	h := progress.NewMemoryHistory()
+	opts.Capacity, opts.History = 5, h
+	m := progress.NewMemory(opts)
+	all := sinktest.Events("a", 1, 20)
+	require.NoError(t, m.Publish(ctx, all[:5]...))
+	require.NoError(t, h.Append(ctx, all[:5]...))
+
+	var mu sync.Mutex
+	var got []uint64
+	at5, release := make(chan struct{}), make(chan struct{})
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
+			mu.Lock()
+			got = append(got, e.Seq)
+			mu.Unlock()
+			if e.Seq == 5 {
+				close(at5)
+				<-release
+			}
+			return nil
+		})
+	}()
+	<-at5
+	require.NoError(t, m.Publish(ctx, all[5:]...)) // trims 1..15 from the ring
+	require.NoError(t, h.Append(ctx, all[5:10]...))
+	start := time.Now()
+	close(release)
+	var seen [][]uint64
+	for _, d := range at {
+		if lag > 0 && time.Since(start) < lag && d >= lag {
+			time.Sleep(lag - time.Since(start))
+			require.NoError(t, h.Append(ctx, all[10:]...)) // the History catches up
+		}
+		time.Sleep(d - time.Since(start))
+		synctest.Wait()
+		mu.Lock()
+		seen = append(seen, append([]uint64(nil), got...))
+		mu.Unlock()
+	}
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled)
+	return seen, m
+}
+
+// With MemoryOptions.HistoryWait, a tailer that falls behind the ring
+// while the History lags (an archive written through a Buffered, as the
+// package doc advises) waits, asking the History every HistoryPoll, for
+// the History to hold the events the ring trimmed, up to HistoryWait,
+// rather than skip them at once: it gets every event, in order. Before,
+// it skipped them for good, as it still does by default and once
+// HistoryWait has passed; the skip shows to the reader as a gap in the
+// Seqs, and in MemoryStats.Skipped.
+func TestMemoryTailerWaitsForALaggingHistory(t *testing.T) {
+	all, gap := sinktest.Span(1, 20), append(sinktest.Span(1, 10), sinktest.Span(16, 20)...)
+	tests := []struct {
+		name    string
+		opts    progress.MemoryOptions
+		lag     time.Duration // 0: the History never catches up
+		at      []time.Duration
+		want    [][]uint64
+		skipped uint64
+	}{
+		{"the default skips at once", progress.MemoryOptions{}, 3 * time.Second,
+			[]time.Duration{0, 10 * time.Second}, [][]uint64{gap, gap}, 5},
+		{"HistoryWait, the History catches up", progress.MemoryOptions{HistoryWait: 10 * time.Second}, 2500 * time.Millisecond,
+			[]time.Duration{0, 2 * time.Second, 3*time.Second + 500*time.Millisecond, time.Minute},
+			[][]uint64{sinktest.Span(1, 10), sinktest.Span(1, 10), all, all}, 0},
+		{"HistoryWait and HistoryPoll", progress.MemoryOptions{HistoryWait: time.Minute, HistoryPoll: 10 * time.Second}, 3 * time.Second,
+			[]time.Duration{0, 9 * time.Second, 11 * time.Second},
+			[][]uint64{sinktest.Span(1, 10), sinktest.Span(1, 10), all}, 0},
+		{"HistoryWait passes", progress.MemoryOptions{HistoryWait: 10 * time.Second}, 0,
+			[]time.Duration{0, 9 * time.Second, 11 * time.Second},
+			[][]uint64{sinktest.Span(1, 10), sinktest.Span(1, 10), gap}, 5},
+		{"a negative HistoryWait skips at once", progress.MemoryOptions{HistoryWait: -time.Second}, 3 * time.Second,
+			[]time.Duration{0}, [][]uint64{gap}, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				got, m := lagTail(t, tt.opts, tt.lag, tt.at...)
+				assert.Equal(t, tt.want, got, "the Seqs at %v", tt.at)
+				assert.Equal(t, tt.skipped, m.Stats().Skipped)
+			})
+		})
+	}
+}
+
+// A HistoryWait below 1ms but positive is most likely a number without
+// its unit (10, meant as 10s): Tail and Replay refuse it, naming it.
+func TestMemoryRefusesAHistoryWaitWithoutItsUnit(t *testing.T) {
+	for _, d := range []time.Duration{1, 10, time.Millisecond - 1} {
+		t.Run(d.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+				defer cancel()
+				m := progress.NewMemory(progress.MemoryOptions{History: progress.NewMemoryHistory(), HistoryWait: d})
+				require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 3)...))
+				want := fmt.Sprintf("HistoryWait %v is below 1ms", d)
+				err := m.Tail(ctx, "a", 0, func(progress.Event) error { return nil })
+				require.ErrorIs(t, err, progress.ErrInvalidOptions)
+				assert.ErrorContains(t, err, want)
+				err = m.Replay(ctx, "a", 0, func(progress.Event) error { return nil })
+				require.ErrorIs(t, err, progress.ErrInvalidOptions)
+				assert.ErrorContains(t, err, want)
+			})
+		})
+	}
+}
