@@ -119,12 +119,30 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The handler's Authorize checks the request again, and may refuse
+	// it with a 401 of its own: it gets WWW-Authenticate too.
+	w = challenger{w}
 	if sessions != nil {
 		s.serveSessionEvents(w, r, sessions)
 		return
 	}
 	s.events.ServeHTTP(w, r)
 }
+
+// challenger is the ResponseWriter of the SSE handler: it adds
+// WWW-Authenticate: Bearer to a 401, as answerAuth does, so that every
+// 401 of the service has it. Unwrap gives the handler the writer's
+// Flush and deadlines (http.ResponseController).
+type challenger struct{ http.ResponseWriter }
+
+func (c challenger) WriteHeader(code int) {
+	if code == http.StatusUnauthorized {
+		c.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c challenger) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // finalGrace is how long after a run's record says it ended its final
 // event may still be on its way: a queued run that is not started has

@@ -149,6 +149,9 @@ func (s *service) authenticateEvents(r *http.Request) (sessions []string, err er
 		return nil, errBadSession
 	}
 	live, err := s.params.liveSessions(r.Context(), ids)
+	if sessionsReadHook != nil {
+		sessionsReadHook(live)
+	}
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", errSessionsUnread, err)
@@ -157,6 +160,11 @@ func (s *service) authenticateEvents(r *http.Request) (sessions []string, err er
 	}
 	return live, nil
 }
+
+// sessionsReadHook, if not nil, is called by authenticateEvents after
+// each read of its request's sessions, with the live ones; a variable
+// for the tests.
+var sessionsReadHook func(live []string)
 
 // sessionStream is an event stream served on session cookies: sessions
 // are the IDs of its cookies' live sessions, and end ends its request.
