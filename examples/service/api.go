@@ -119,8 +119,10 @@ func (s *service) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// The handler's Authorize checks the request again, and may refuse
-	// it with a 401 of its own: it gets WWW-Authenticate too.
+	// The handler's Authorize takes this check (see authorizeEvents):
+	// the session is read once per request. A 401 of the handler's own,
+	// were it to answer one, gets WWW-Authenticate too.
+	r = r.WithContext(context.WithValue(r.Context(), authenticatedKey{}, true))
 	w = challenger{w}
 	if sessions != nil {
 		s.serveSessionEvents(w, r, sessions)
@@ -200,13 +202,24 @@ func sameToken(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
+// authenticatedKey is the key of the request context's value that says
+// serveEvents has checked the request's token or session cookie (see
+// authenticateEvents), so that the handler's Authorize does not check it
+// again: no second read of the session, nor a refusal of a request
+// already taken, when its session ends between the two (watchSessions
+// ends its stream then). No client can set it.
+type authenticatedKey struct{}
+
 // authorizeEvents is the SSE handler's Authorize hook: the token or the
-// session cookie (see authenticateEvents), then a run this service knows
-// (a queued one, or one in the store), so that an unknown ID gets 404
+// session cookie (see authenticateEvents), unless serveEvents has
+// checked them (authenticatedKey), then a run this service knows (a
+// queued one, or one in the store), so that an unknown ID gets 404
 // rather than a stream that waits for nothing.
 func (s *service) authorizeEvents(r *http.Request) (string, error) {
-	if _, err := s.authenticateEvents(r); err != nil {
-		return "", err
+	if done, _ := r.Context().Value(authenticatedKey{}).(bool); !done {
+		if _, err := s.authenticateEvents(r); err != nil {
+			return "", err
+		}
 	}
 	runID := r.PathValue("run")
 	if _, ok := s.queued(runID); ok {
