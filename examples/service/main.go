@@ -212,9 +212,11 @@
 //	    process checks the sessions of the streams it serves on a
 //	    cookie every 2 s, in one query for all of them, and ends the
 //	    streams whose session was ended (in any process) or has
-//	    expired: their reconnection gets 401. When the sessions cannot
-//	    be read, it ends them all, and their reconnections get 503
-//	    until they can.
+//	    expired: their reconnection gets 401. A check that fails (the
+//	    sessions cannot be read) ends no stream, and the next one tries
+//	    again; once the sessions have gone unread for 30 s, it ends
+//	    them all, and their reconnections get 503 until they can be
+//	    read.
 //	POST /runs/{run}/cancel
 //	    cancels a run going on, or queued: 202 {"runId", "events"}; its
 //	    stream ends with a run.cancelled and its record's error says it

@@ -88,10 +88,15 @@ type service struct {
 	// Guarded by mu.
 	givingBack map[string]queuedRun
 
-	// streamsMu guards streams: the event streams open on session
-	// cookies, which watchSessions ends when their sessions end.
+	// streamsMu guards streams, the event streams open on session
+	// cookies, which watchSessions ends when their sessions end, and
+	// unreadSince.
 	streamsMu sync.Mutex
 	streams   map[*sessionStream]struct{}
+	// unreadSince is when the first of the checks of the streams'
+	// sessions that have failed in a row began, zero after a good one
+	// (see checkStreams). Guarded by streamsMu.
+	unreadSince time.Time
 
 	// runCtx is the context of every run; cancelRuns cancels them all,
 	// with errShutdown as the cause.

@@ -28,7 +28,8 @@ import (
 // refused by every process from then on. An event stream already open on
 // a session's cookie ends within sessionPoll of its session's end or
 // expiry, in whichever process serves it (see watchSessions), and its
-// reconnection is refused.
+// reconnection is refused; while the sessions cannot be read, within
+// sessionsUnreadLimit (see checkStreams).
 
 const (
 	// sessionCookie is the session cookie's name.
@@ -201,11 +202,15 @@ func (s *service) watchSessions(ctx context.Context) { tick(ctx, sessionPoll, s.
 // checkStreams reads the sessions of the event streams open on session
 // cookies, in one query, and ends the streams none of whose sessions is
 // live any more (ended, in any process, or expired): their reconnection
-// is refused with 401. If the sessions cannot be read (within
-// sessionCheckTimeout: a read that hangs would keep them all open, those
-// of sessions ended among them), it ends them all,
-// as it cannot tell which are still good: their reconnection gets 503,
-// with Retry-After, until the sessions can be read.
+// is refused with 401. A read that fails (or does not answer within
+// sessionCheckTimeout) ends no stream: one failure of the moment (a
+// restart of Postgres, a lock on the table) would otherwise drop every
+// browser of the process at once; the next check tries again. Once the
+// sessions have gone unread for sessionsUnreadLimit (every check since
+// failing: a read that hangs for good would keep the streams of sessions
+// ended meanwhile open), it ends them all, as it cannot tell which are
+// still good: their reconnection gets 503, with Retry-After, until the
+// sessions can be read.
 func (s *service) checkStreams(ctx context.Context) {
 	s.streamsMu.Lock()
 	streams := make([]*sessionStream, 0, len(s.streams))
@@ -219,18 +224,41 @@ func (s *service) checkStreams(ctx context.Context) {
 		return
 	}
 	slices.Sort(ids)
+	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
 	live, err := s.params.liveSessions(cctx, slices.Compact(ids))
 	cancel()
+	if checkStreamsHook != nil {
+		defer checkStreamsHook(err)
+	}
 	if err != nil {
-		if ctx.Err() == nil {
-			s.logger.Warn("sessions not read: the event streams open on session cookies end", "streams", len(streams), "err", err)
-			for _, st := range streams {
-				st.end(fmt.Errorf("%w: %w", errSessionsUnread, err))
-			}
+		if ctx.Err() != nil {
+			return
+		}
+		s.streamsMu.Lock()
+		if s.unreadSince.IsZero() {
+			s.unreadSince = start
+		}
+		unread := time.Since(s.unreadSince)
+		if unread >= sessionsUnreadLimit {
+			s.unreadSince = time.Time{} // the streams opened from now on get the whole limit
+		}
+		s.streamsMu.Unlock()
+		if unread < sessionsUnreadLimit {
+			s.logger.Warn("sessions not read: the event streams open on session cookies go on, and the next check tries again",
+				"streams", len(streams), "unread", unread.Round(time.Millisecond), "err", err)
+			return
+		}
+		s.logger.Warn("sessions not read for too long: the event streams open on session cookies end",
+			"streams", len(streams), "unread", unread.Round(time.Millisecond), "err", err)
+		for _, st := range streams {
+			st.end(fmt.Errorf("%w: %w", errSessionsUnread, err))
 		}
 		return
 	}
+	s.streamsMu.Lock()
+	s.unreadSince = time.Time{}
+	s.streamsMu.Unlock()
 	ended := 0
 	for _, st := range streams {
 		if !slices.ContainsFunc(st.sessions, func(id string) bool { _, ok := slices.BinarySearch(live, id); return ok }) {
@@ -242,6 +270,12 @@ func (s *service) checkStreams(ctx context.Context) {
 		s.logger.Info("event streams ended: their sessions were ended or have expired", "streams", ended)
 	}
 }
+
+// checkStreamsHook, if not nil, is called at the end of each check of
+// the open streams' sessions that reads them (see checkStreams), with
+// the read's error; a variable for the tests, set before the service
+// starts.
+var checkStreamsHook func(err error)
 
 // createSession is POST /session: with the token in the Authorization
 // header, it saves a new session and answers 200 {"expires"}, setting
@@ -386,6 +420,12 @@ func (p *paramStore) pruneSessions(ctx context.Context) (int64, error) {
 	}
 	return tag.RowsAffected(), nil
 }
+
+// sessionsUnreadLimit is how long the sessions of the open streams may
+// go unread, every check failing, before checkStreams ends those
+// streams: a stream of a session ended meanwhile goes on at most about
+// that long. A variable for the tests.
+var sessionsUnreadLimit = 30 * time.Second
 
 // sessionCheckTimeout bounds each check of the open streams' sessions
 // (see checkStreams). A variable for the tests.

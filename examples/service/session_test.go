@@ -455,11 +455,12 @@ func TestOpenStreamEndsWithItsSession(t *testing.T) {
 }
 
 // A stream open on a session cookie whose session cannot be checked any
-// more (Postgres fails) ends too, as its session may have ended: its
-// reconnection is answered 503 until the sessions can be read.
+// more (Postgres fails), for sessionsUnreadLimit, ends too, as its
+// session may have ended: its reconnection is answered 503 until the
+// sessions can be read.
 func TestOpenStreamEndsWhenItsSessionCannotBeRead(t *testing.T) {
-	defer func(d time.Duration) { sessionPoll = d }(sessionPoll)
-	sessionPoll = 20 * time.Millisecond
+	defer func(d, l time.Duration) { sessionPoll, sessionsUnreadLimit = d, l }(sessionPoll, sessionsUnreadLimit)
+	sessionPoll, sessionsUnreadLimit = 20*time.Millisecond, 200*time.Millisecond
 	h := startService(t, time.Hour) // the run goes on until the shutdown
 	var run started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
@@ -492,10 +493,11 @@ func TestOpenStreamEndsWhenItsSessionCannotBeRead(t *testing.T) {
 // table) held the check for as long: the streams open on session
 // cookies, those of sessions ended or expired meanwhile among them, went
 // on for good, and nothing was logged. A check that does not answer
-// within sessionCheckTimeout fails, and ends them as any failed read.
+// within sessionCheckTimeout fails, as any failed read, and ends them
+// once the sessions have gone unread for sessionsUnreadLimit.
 func TestOpenStreamEndsWhenItsSessionsReadHangs(t *testing.T) {
-	defer func(d, c time.Duration) { sessionPoll, sessionCheckTimeout = d, c }(sessionPoll, sessionCheckTimeout)
-	sessionPoll, sessionCheckTimeout = 20*time.Millisecond, 200*time.Millisecond
+	defer func(d, c, l time.Duration) { sessionPoll, sessionCheckTimeout, sessionsUnreadLimit = d, c, l }(sessionPoll, sessionCheckTimeout, sessionsUnreadLimit)
+	sessionPoll, sessionCheckTimeout, sessionsUnreadLimit = 20*time.Millisecond, 200*time.Millisecond, 300*time.Millisecond
 	h := startService(t, time.Hour) // the run goes on until the shutdown
 	var run started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/internal/testenv"
 )
 
 // endSessionsOnRead makes the first read of an events request's sessions
@@ -92,5 +95,72 @@ func TestEventsRequestReadsItsSessionOnce(t *testing.T) {
 	}
 	require.NoError(t, h.shutdown())
 	sessionsReadHook = nil
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A check of the open streams' sessions that failed once (Postgres
+// restarted, a lock on the table for a moment) ended every event stream
+// open on a session cookie in the process: every browser's EventSource
+// gave up at once (their reconnections got 503, or 401), for a hiccup.
+// A failed check is now tried again at the next poll, and the streams
+// go on; they end only when the sessions have gone unread for
+// sessionsUnreadLimit (see TestOpenStreamEndsWhenItsSessionCannotBeRead).
+func TestOpenStreamOutlivesAFailedSessionCheck(t *testing.T) {
+	defer func(d time.Duration) { sessionPoll = d }(sessionPoll)
+	sessionPoll = 20 * time.Millisecond
+	checks := make(chan error, 64)
+	checkStreamsHook = func(err error) {
+		select {
+		case checks <- err:
+		default:
+		}
+	}
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
+	ctx, cancel := context.WithCancel(testenv.Context(t, 15*time.Second)) // a bound against a hang
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
+	require.NoError(t, err)
+	req.Header = cookie
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- err
+	}()
+	// waitCheck waits for a check whose read failed (failed), or not.
+	waitCheck := func(failed bool) {
+		t.Helper()
+		for {
+			select {
+			case err := <-checks:
+				if (err != nil) == failed {
+					return
+				}
+			case err := <-done:
+				t.Fatalf("the stream ended, its session live, at a failed check: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("no check with failed %v before the bound", failed)
+			}
+		}
+	}
+
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+sessions+` RENAME TO sessions_gone`)
+	require.NoError(t, err)
+	waitCheck(true)
+	waitCheck(true)
+	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+pgx.Identifier{h.pg.Schema, "sessions_gone"}.Sanitize()+` RENAME TO service_sessions`)
+	require.NoError(t, err)
+	waitCheck(false)
+	waitCheck(false)
+	cancel()
+	<-done
+	require.NoError(t, h.shutdown())
+	checkStreamsHook = nil
 	goleak.VerifyNone(t, h.leaks)
 }
