@@ -80,8 +80,12 @@
 //     runs). A run taken over and not started (a store error) is given
 //     back to the dead process, for a later pass of any process; a
 //     give-back that fails is tried again, twice at once and then at
-//     each pass of the process. A browser that follows a run of a process that died gets its
-//     final event (a run.cancelled that names the resume) about
+//     each pass of the process; so is the delete of the row of a queued
+//     run not started whose record could not be written either (its
+//     stream ends with a run.cancelled all the same), and once more at
+//     the shutdown: a row left would have another process run it after
+//     that final event. A browser that follows a run of a process that
+//     died gets its final event (a run.cancelled that names the resume) about
 //     -recover-every after Postgres has seen the process's sessions end.
 //     A run queued by a version of the service without process IDs is
 //     taken at start-up only, when its lecture's lock is free. A run

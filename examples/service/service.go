@@ -87,6 +87,12 @@ type service struct {
 	// Each pass of the recovery tries again first (see retryGiveBacks).
 	// Guarded by mu.
 	givingBack map[string]queuedRun
+	// forgetting holds the run IDs, with their lectures' keys, of the
+	// queued runs recorded neither as started nor as not started whose
+	// rows this process failed to delete (see forgetQueued); each pass
+	// of the recovery, and the shutdown, tries again (see retryForgets).
+	// Guarded by mu.
+	forgetting map[string]string
 
 	// streamsMu guards streams, the event streams open on session
 	// cookies, which watchSessions ends when their sessions end, and
@@ -245,7 +251,7 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 func start(ctx context.Context, c config, logger *slog.Logger) (*service, error) {
 	s := &service{cfg: c, logger: logger,
 		lectures: map[string]*lecture{}, reports: map[string]*report{}, locking: map[string]*locking{},
-		reading: map[*http.ResponseController]bool{}, givingBack: map[string]queuedRun{},
+		reading: map[*http.ResponseController]bool{}, givingBack: map[string]queuedRun{}, forgetting: map[string]string{},
 		streams: map[*sessionStream]struct{}{}}
 	s.runCtx, s.cancelRuns = context.WithCancelCause(context.Background())
 	ok := false
@@ -423,7 +429,13 @@ func (s *service) shutdown(ctx context.Context) error {
 	}
 	// Once the runs have ended and the runs queued are recorded (see
 	// shelve): from now on, another process may take over what is left
-	// of them.
+	// of them, but not the rows of runs not recorded, if they can be
+	// deleted (see forgetQueued).
+	if s.params != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+		s.retryForgets(fctx)
+		cancel()
+	}
 	s.unlockProcess()
 	if s.srv != nil {
 		// The event streams have ended with the Stream: the requests
@@ -1332,9 +1344,52 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 		log.Info("queued run not started; recorded as cancelled", "cause", cause, "then", then)
 	}
 	// Its stream has ended, whether its record was written or not: no
-	// start may run it.
-	s.unqueued(runID)
+	// start may run it. Without its record, its row alone says it is
+	// queued: it must go, or its readers are told so for good, and
+	// another process runs it once this one has stopped.
+	if recErr != nil {
+		s.forgetQueued(key, runID)
+	} else {
+		s.unqueued(runID)
+	}
 	return true
+}
+
+// forgetQueued deletes the row of run runID, queued on lecture key, which
+// was recorded neither as started nor as not started (see shelve): tried
+// again as a give-back is (see retryStore), then, if it still fails, at
+// the start of each pass of the recovery (see retryGiveBacks) and last at
+// the shutdown, the run kept meanwhile in forgetting. Meanwhile this
+// process owns the row, and runs it nowhere.
+func (s *service) forgetQueued(key, runID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	err := retryStore(ctx, func(ctx context.Context) error { return s.params.unqueue(ctx, runID) })
+	if err == nil {
+		return
+	}
+	s.logger.Warn("the row of a queued run not recorded was not deleted: the next pass of the recovery tries again", "run", runID, "lecture", key, "err", err)
+	s.mu.Lock()
+	s.forgetting[runID] = key
+	s.mu.Unlock()
+}
+
+// retryForgets deletes the rows of the runs in forgetting (see
+// forgetQueued), in run ID order, once each, and keeps those whose
+// delete fails again.
+func (s *service) retryForgets(ctx context.Context) {
+	s.mu.Lock()
+	ids := slices.Sorted(maps.Keys(s.forgetting))
+	s.mu.Unlock()
+	for _, id := range ids {
+		if err := s.params.unqueue(ctx, id); err != nil {
+			s.logger.Warn("the row of a queued run not recorded was not deleted: the next pass of the recovery tries again", "run", id, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		delete(s.forgetting, id)
+		s.mu.Unlock()
+	}
 }
 
 // notStarted is the Error of the record of a run queued after run prev
@@ -1444,6 +1499,7 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	// Before the queued runs are read: a run given back is then taken
 	// over as any dead process's.
 	s.retryGiveBacks(ctx)
+	s.retryForgets(ctx)
 	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
 		return fmt.Errorf("list the runs left running: %w", err)
@@ -1647,42 +1703,51 @@ func (s *service) claimQueued(ctx context.Context, q queuedRun) bool {
 	return ok
 }
 
-// giveBackTries bounds the tries of a give-back (see unclaimQueued),
-// giveBackPause the pause after the first failed one, doubled after each.
+// giveBackTries bounds the tries of a give-back (see unclaimQueued), or
+// of a delete of a queued run's row (see forgetQueued); giveBackPause is
+// the pause after the first failed one, doubled after each.
 const (
 	giveBackTries = 3
 	giveBackPause = 50 * time.Millisecond
 )
 
-// unclaimQueued gives queued run q back to the process that left it,
-// which is dead, so that a later recovery, of any process, takes it over
-// again. A failed give-back is tried again, up to giveBackTries times in
-// all, within unlockTimeout; if it still fails, the run is kept in
-// givingBack, for the next pass of the recovery to give back (see
-// retryGiveBacks): while this process owns its row, no other process
-// takes it over, and this one runs it nowhere.
-func (s *service) unclaimQueued(q queuedRun) {
-	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
-	defer cancel()
+// retryStore calls fn until it succeeds, up to giveBackTries times in
+// all, giveBackPause after the first failure and twice as long after
+// each, while ctx lasts; it returns the last error, or nil.
+func retryStore(ctx context.Context, fn func(context.Context) error) error {
 	pause := giveBackPause
-	var err error
 	for try := 1; ; try++ {
-		if _, err = s.params.claim(ctx, q.runID, s.id, q.owner, nil); err == nil {
-			return // given back, or no longer this process's (deleted, or taken over)
-		}
-		if try == giveBackTries {
-			break
+		err := fn(ctx)
+		if err == nil || try == giveBackTries {
+			return err
 		}
 		t := time.NewTimer(pause)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-		}
-		if ctx.Err() != nil {
-			break
+			return err
 		}
 		pause *= 2
+	}
+}
+
+// unclaimQueued gives queued run q back to the process that left it,
+// which is dead, so that a later recovery, of any process, takes it over
+// again. A failed give-back is tried again (see retryStore), within
+// unlockTimeout; if it still fails, the run is kept in
+// givingBack, for the next pass of the recovery to give back (see
+// retryGiveBacks): while this process owns its row, no other process
+// takes it over, and this one runs it nowhere.
+func (s *service) unclaimQueued(q queuedRun) {
+	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	defer cancel()
+	err := retryStore(ctx, func(ctx context.Context) error {
+		_, err := s.params.claim(ctx, q.runID, s.id, q.owner, nil)
+		return err // nil: given back, or no longer this process's (deleted, or taken over)
+	})
+	if err == nil {
+		return
 	}
 	s.logger.Warn("queued run not given back: the next pass of the recovery tries again", "run", q.runID, "lecture", q.key, "err", err)
 	s.mu.Lock()

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/progress"
+)
+
+// refuseUnqueues makes the queued runs' table refuse the first n deletes
+// of run id's row, and returns a function that tells how many were tried
+// and one that drops the refusal.
+func refuseUnqueues(t *testing.T, h *harness, id string, n int) (tried func() int, drop func()) {
+	t.Helper()
+	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
+	for _, q := range []string{
+		`CREATE SEQUENCE ` + schema + `.unqueues`,
+		fmt.Sprintf(`CREATE FUNCTION %[1]s.refuse_unqueue() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN IF nextval('%[1]s.unqueues') <= %[2]d THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN OLD; END $$`, schema, n),
+		`CREATE TRIGGER refuse_unqueue BEFORE DELETE ON ` + schema + `.service_queued
+	FOR EACH ROW WHEN (OLD.run_id = '` + id + `') EXECUTE FUNCTION ` + schema + `.refuse_unqueue()`,
+	} {
+		_, err := h.pg.Pool.Exec(t.Context(), q)
+		require.NoError(t, err)
+	}
+	tried = func() int {
+		var n int
+		require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM `+schema+`.unqueues`).Scan(&n))
+		return n
+	}
+	drop = func() {
+		_, err := h.pg.Pool.Exec(t.Context(), `DROP TRIGGER refuse_unqueue ON `+schema+`.service_queued`)
+		require.NoError(t, err)
+	}
+	return tried, drop
+}
+
+// A queued run not started whose record could not be written, and whose
+// row then could not be deleted either (two failures in a row), kept its
+// row, owned by its live process, which never looks at its own rows: GET
+// /runs/{run} answered it "queued" while its stream had ended with its
+// run.cancelled, and once its process stopped another process took the
+// row over and ran it, after that final event. The delete is now tried
+// again at once, a few times, and then at each pass of the recovery, as
+// a give-back is.
+func TestQueuedRunNotRecordedLosesItsRowAfterAFailedDelete(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		refusals int
+	}{
+		{"refused once: deleted at once", 1},
+		{"refused until the next pass", 1 << 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _, queued := queuedBehindARun(t)
+			refuseRecords(t, h, queued.RunID, ``)
+			tried, drop := refuseUnqueues(t, h, queued.RunID, tc.refusals)
+			// The first run is cancelled for its lost lock; the queued run
+			// takes the lock again, and neither its start nor its record
+			// is written.
+			h.endLockSession("l")
+			events := h.follow(queued.RunID, "")
+			require.Len(t, events, 1, "the queued run's events: its final one alone")
+			assert.Equal(t, progress.RunCancelled, events[0].Type)
+			assert.Contains(t, events[0].Message, "not written")
+
+			want := min(tc.refusals+1, giveBackTries) // the deletes tried at once
+			require.Eventually(t, func() bool { return tried() >= want }, 20*time.Second, 10*time.Millisecond,
+				"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
+			if tc.refusals > giveBackTries {
+				drop()
+				require.NoError(t, h.s.recoverRuns(t.Context(), false))
+			}
+			require.Eventually(t, func() bool { // the last try ends before the bound
+				_, ok, err := h.s.params.queuedRun(t.Context(), queued.RunID)
+				require.NoError(t, err)
+				return !ok
+			}, 20*time.Second, 10*time.Millisecond, "the queued run's row is deleted")
+			var e map[string]string
+			assert.Equal(t, http.StatusNotFound, h.do("GET", "/runs/"+queued.RunID, "", &e), "no longer queued: %v", e)
+			require.NoError(t, h.shutdown())
+			goleak.VerifyNone(t, h.leaks)
+		})
+	}
+}
