@@ -100,6 +100,11 @@ func (p *paramStore) migrate(ctx context.Context) error {
 	id text PRIMARY KEY,
 	expires_at timestamptz NOT NULL
 )`,
+		// A session's lineage (see saveSession), NULL in the rows of the
+		// service's versions before it: the session's own ID then.
+		`ALTER TABLE ` + p.sessions + ` ADD COLUMN IF NOT EXISTS lineage text`,
+		`ALTER TABLE ` + p.sessions + ` ADD COLUMN IF NOT EXISTS replaced boolean NOT NULL DEFAULT false`,
+		`CREATE INDEX IF NOT EXISTS service_sessions_lineage ON ` + p.sessions + ` ((COALESCE(lineage, id)))`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return err

@@ -152,17 +152,26 @@
 //	    not the token, and good in every process of the service started
 //	    with the same token, until it expires, the token changes, or
 //	    DELETE /session ends its session. The sessions of the cookies
-//	    it is sent with end (500 if they could not be ended), as the new
-//	    cookie replaces theirs: a copy of a replaced cookie does not
-//	    outlive the browser's next logout. The retention deletes the
-//	    sessions expired.
+//	    it is sent with end, as the new cookie replaces theirs, and the
+//	    new session joins their lineage (a login without a good cookie
+//	    starts one), in the same statement: the browser's next logout
+//	    ends the whole lineage, so that neither a copy of a replaced
+//	    cookie nor the session of another login made at once with the
+//	    same cookie (two tabs reloaded together: the browser keeps one
+//	    of the two cookies set) outlives it. Two logins at once from a
+//	    browser without a good cookie cannot be told from two browsers'
+//	    logins: the session whose cookie the browser dropped lives
+//	    until it expires, as would an event stream opened on it
+//	    meanwhile; a page logs in once, before it opens its streams.
+//	    The retention deletes the sessions expired.
 //	DELETE /session
 //	    with the header, ends the session of the cookie sent with it, if
-//	    any: every process refuses that cookie from then on, and every
-//	    copy of it, and ends within about 2 s the event streams open on
-//	    it (see GET /runs/{run}/events). It answers 204, and has the
-//	    browser delete the cookie; 500, the cookie kept, if the session
-//	    could not be ended.
+//	    any, and every session of its lineage (see POST /session):
+//	    every process refuses their cookies from then on, and every
+//	    copy of them, and ends within about 2 s the event streams open
+//	    on them (see GET /runs/{run}/events). It answers 204, and has
+//	    the browser delete the cookie; 500, the cookie kept, if the
+//	    sessions could not be ended.
 //	POST /lectures/{key}/runs   body {"seconds": 60}
 //	    generates a lecture of that many seconds (a multiple of 10, at
 //	    most a day) under the graph key: 202 {"runId", "events"}; 409

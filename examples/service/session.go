@@ -24,12 +24,15 @@ import (
 // follows a run with the session cookie that POST /session sets, which
 // authorizes GET and HEAD of /runs/{run}/events and nothing else. Each
 // session is a row of the service's own (see paramStore.saveSession),
-// which DELETE /session deletes: its cookie, and every copy of it, is
-// refused by every process from then on. An event stream already open on
-// a session's cookie ends within sessionPoll of its session's end or
-// expiry, in whichever process serves it (see watchSessions), and its
-// reconnection is refused; while the sessions cannot be read, within
-// sessionsUnreadLimit (see checkStreams).
+// of a lineage: the sessions of one browser's logins, each made with
+// the cookie of the one before, or at once with the same cookie. DELETE
+// /session deletes the rows of the lineage of its cookie: their cookies,
+// and every copy of them, are refused by every process from then on.
+// An event stream already open on a session's cookie ends within
+// sessionPoll of its session's end or expiry, in whichever process
+// serves it (see watchSessions), and its reconnection is refused; while
+// the sessions cannot be read, within sessionsUnreadLimit (see
+// checkStreams).
 
 const (
 	// sessionCookie is the session cookie's name.
@@ -282,23 +285,20 @@ var checkStreamsHook func(err error)
 // the session's cookie, which lets a browser's EventSource follow runs
 // (GET /runs/{run}/events) until it expires, sessionTTL later, or until
 // DELETE /session ends it. It ends the sessions of the good session
-// cookies it is sent with (see deleteSession), whose cookie the new one
-// replaces in the browser, so that no copy of theirs outlives the
-// browser's next logout.
+// cookies it is sent with, whose cookie the new one replaces in the
+// browser, and the new session joins their lineage (see saveSession), so
+// that neither a copy of theirs nor a session of another login made at
+// once with the same cookie outlives the browser's next logout. If the
+// session cannot be saved, it answers 500 and nothing changes.
 func (s *service) createSession(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
 	}
-	// The cookie set replaces the browser's: end the sessions of the
-	// cookies sent, or a copy of one would outlive the next logout.
-	if ids := s.sessionIDs(r); len(ids) > 0 {
-		if err := s.params.endSessions(r.Context(), ids); err != nil {
-			s.internalError(w, r, "ending the session replaced", err)
-			return
-		}
-	}
+	// The cookie set replaces the browser's: the sessions of the cookies
+	// sent end, or a copy of one would outlive the next logout, and the
+	// new one joins their lineage, which the next logout ends whole.
 	id, exp := newSessionID(), time.Now().Add(sessionTTL).Truncate(time.Second)
-	if err := s.params.saveSession(r.Context(), id, exp); err != nil {
+	if err := s.params.saveSession(r.Context(), id, exp, s.sessionIDs(r)...); err != nil {
 		s.internalError(w, r, "saving the session", err)
 		return
 	}
@@ -318,10 +318,11 @@ func (s *service) createSession(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteSession is DELETE /session: with the token in the Authorization
-// header, it ends the sessions of the good session cookies it is sent
-// with (deletes their rows: every copy of those cookies is refused by
-// every process from then on), answers 204 and has the browser delete
-// the cookie. If the sessions cannot be ended, it answers 500 and leaves
+// header, it ends the sessions of the lineages of the good session
+// cookies it is sent with (deletes their rows: every copy of those
+// cookies, and of the cookies of their lineages, is refused by every
+// process from then on), answers 204 and has the browser delete the
+// cookie. If the sessions cannot be ended, it answers 500 and leaves
 // the cookie, so that the page can try again.
 func (s *service) deleteSession(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
@@ -378,19 +379,31 @@ func loopbackHost(hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// saveSession saves session id, good until exp.
-func (p *paramStore) saveSession(ctx context.Context, id string, exp time.Time) error {
-	if _, err := p.pool.Exec(ctx, `INSERT INTO `+p.sessions+` (id, expires_at) VALUES ($1, $2)`, id, exp); err != nil {
+// saveSession saves session id, good until exp, which replaces sessions
+// replaces (those of the cookies of its login): they end, and it joins
+// their lineage (of the first of them, if several), or starts one of its
+// own if none is saved, in one statement. The sessions replaced are
+// kept, ended, until they expire (see pruneSessions), so that a login
+// made at once with the same cookie, which waits for this one's row
+// lock, finds their lineage too.
+func (p *paramStore) saveSession(ctx context.Context, id string, exp time.Time, replaces ...string) error {
+	_, err := p.pool.Exec(ctx, `WITH replaced AS (
+	UPDATE `+p.sessions+` SET replaced = true WHERE id = ANY($3) RETURNING COALESCE(lineage, id) AS lineage
+)
+INSERT INTO `+p.sessions+` (id, expires_at, lineage) VALUES ($1, $2, COALESCE((SELECT min(lineage) FROM replaced), $1))`,
+		id, exp, replaces)
+	if err != nil {
 		return fmt.Errorf("save a session: %w", err)
 	}
 	return nil
 }
 
-// liveSessions returns those of sessions ids that are saved and have not
-// expired, by the database's clock, sorted in Go's order (byte order,
+// liveSessions returns those of sessions ids that are saved, not
+// replaced by a login (see saveSession), and have not expired, by the
+// database's clock, sorted in Go's order (byte order,
 // as slices.BinarySearch wants, whatever the database's collation).
 func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, error) {
-	rows, err := p.pool.Query(ctx, `SELECT id FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now()`, ids)
+	rows, err := p.pool.Query(ctx, `SELECT id FROM `+p.sessions+` WHERE id = ANY($1) AND expires_at > now() AND NOT replaced`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read the sessions: %w", err)
 	}
@@ -402,10 +415,12 @@ func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, 
 	return live, nil
 }
 
-// endSessions deletes sessions ids (a logout): their cookies are good
-// no longer.
+// endSessions deletes sessions ids and every session of their lineages
+// (a logout; see saveSession): their cookies are good no longer.
 func (p *paramStore) endSessions(ctx context.Context, ids []string) error {
-	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE id = ANY($1)`, ids); err != nil {
+	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) IN (
+	SELECT COALESCE(lineage, id) FROM `+p.sessions+` WHERE id = ANY($1))`, ids)
+	if err != nil {
 		return fmt.Errorf("end the sessions: %w", err)
 	}
 	return nil

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+// Two logins at once from one browser (two tabs reloaded together), each
+// sent with the browser's session cookie, each ended that session and
+// made one of their own; the browser kept the cookie of the answer that
+// came last, and the other session stayed live, its cookie set in the
+// browser for a moment (an EventSource opened then reads with it, as may
+// a copy of it): the browser's logout ended the session of the cookie it
+// held, and the other lived on for its 12 hours. A login now makes its
+// session of the lineage of the sessions whose cookies it is sent with,
+// and a logout ends every session of the lineages of its cookies.
+func TestLogoutEndsTheSessionsOfLoginsMadeAtOnce(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	read := func(value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	bearer := "Bearer " + token
+	first := h.login(h.browser()).Value
+	other := h.login(h.browser()).Value // another browser's
+	// The two logins, as the server may take them when they come at once:
+	// each with the cookie the browser held when it sent them.
+	login := func() string {
+		t.Helper()
+		resp := h.send(h.hc, "POST", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + first}})
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Len(t, resp.Cookies(), 1)
+		return resp.Cookies()[0].Value
+	}
+	a, b := login(), login()
+	assert.Equal(t, http.StatusUnauthorized, read(first), "the session the logins replaced")
+	require.Equal(t, http.StatusOK, read(a), "the first login's session")
+	require.Equal(t, http.StatusOK, read(b), "the second login's session")
+
+	// The browser kept b, whose answer came last, and logs out with it.
+	resp := h.send(h.hc, "DELETE", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + b}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, read(b), "the session of the cookie the browser held, after the logout")
+	assert.Equal(t, http.StatusUnauthorized, read(a), "the session of the login made at once, after the logout")
+	assert.Equal(t, http.StatusUnauthorized, read(first), "the session replaced, after the logout")
+	assert.Equal(t, http.StatusOK, read(other), "another browser's session, after the logout")
+
+	// A login with the cookie of a session ended by that logout starts
+	// a lineage of its own: the other browser's logout spares it.
+	again := h.send(h.hc, "POST", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + b}})
+	require.Equal(t, http.StatusOK, again.StatusCode)
+	resp = h.send(h.hc, "DELETE", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + other}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, read(other))
+	assert.Equal(t, http.StatusOK, read(again.Cookies()[0].Value), "a session of another lineage, after the other browser's logout")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// Logins made at once for real, each with the browser's cookie, wait for
+// one another's row of the session they replace: each joins its lineage,
+// and the logout with any one of their cookies ends them all.
+func TestLogoutEndsTheSessionsOfManyLoginsAtOnce(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	first := h.login(h.browser()).Value
+	values := make([]string, 8)
+	errs := make([]error, len(values))
+	var wg sync.WaitGroup
+	for i := range values {
+		wg.Go(func() {
+			req, err := http.NewRequest("POST", h.base+"/session", nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Cookie", sessionCookie+"="+first)
+			resp, err := h.hc.Do(req)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || len(resp.Cookies()) != 1 {
+				errs[i] = fmt.Errorf("status %d, Set-Cookie %q", resp.StatusCode, resp.Header.Values("Set-Cookie"))
+				return
+			}
+			values[i] = resp.Cookies()[0].Value
+		})
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	read := func(value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	for i, v := range values {
+		require.Equal(t, http.StatusOK, read(v), "login %d", i)
+	}
+	resp := h.send(h.hc, "DELETE", "/session", http.Header{"Authorization": {"Bearer " + token}, "Cookie": {sessionCookie + "=" + values[len(values)-1]}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	for i, v := range values {
+		assert.Equal(t, http.StatusUnauthorized, read(v), "login %d, after the logout", i)
+	}
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
