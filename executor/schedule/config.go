@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/regengraph/regen/internal/strictjson"
 )
@@ -37,7 +38,10 @@ func badConfig(field, format string, args ...any) error {
 // check returns a *ConfigError for the first thing wrong with c, in field
 // order, and each map in key order, so that a bad Config is reported
 // deterministically; nil if the machine takes c. It does not need the
-// plan: a rate or a cap of a key the plan has not is checked too.
+// plan: a rate or a cap of a key the plan has not is checked too. A key
+// or kind that is not UTF-8 is refused: none is a batch key or a kind,
+// and encoding/json would write it as another, so that the JSON form
+// would not read back.
 func (c Config) check() error {
 	if c.Mode != Dataflow && c.Mode != Staged {
 		return badConfig("Mode", "mode %d: want Dataflow or Staged", c.Mode)
@@ -49,11 +53,17 @@ func (c Config) check() error {
 		return badConfig("MaxBatch", "max batch %d: want 0 (no cap) or more", c.MaxBatch)
 	}
 	for _, kind := range sortedKeys(c.Windows) {
+		if !utf8.ValidString(kind) {
+			return badConfig("Windows", "a window for kind %q, which is not UTF-8: %s", cut(kind), notUTF8)
+		}
 		if w := c.Windows[kind]; w <= 0 {
 			return badConfig("Windows", "window for kind %q is %v: want a positive duration (leave the kind out for none)", cut(kind), w)
 		}
 	}
 	for _, key := range sortedKeys(c.Rates) {
+		if !utf8.ValidString(key) {
+			return badConfig("Rates", "a rate for batch key %q, which is not UTF-8: %s", cut(key), notUTF8)
+		}
 		if key == "" {
 			return badConfig("Rates", "a rate for the empty batch key: rates apply to batch keys, and singles have none")
 		}
@@ -62,6 +72,9 @@ func (c Config) check() error {
 		}
 	}
 	for _, key := range sortedKeys(c.Caps) {
+		if !utf8.ValidString(key) {
+			return badConfig("Caps", "a cap for batch key %q, which is not UTF-8: %s", cut(key), notUTF8)
+		}
 		if key == "" {
 			return badConfig("Caps", "a cap for the empty batch key: caps apply to batch keys, and singles have none")
 		}
@@ -71,6 +84,9 @@ func (c Config) check() error {
 	}
 	return nil
 }
+
+// notUTF8 says why a key or kind must be UTF-8.
+const notUTF8 = "batch keys and kinds are, as the graph's names are, and the JSON form holds only UTF-8"
 
 // sortedKeys returns the keys of m, sorted: the only way the package
 // ranges over a map, so that nothing depends on a map's order.

@@ -96,6 +96,26 @@ func TestConfigJSONRefuses(t *testing.T) {
 		_, err = json.Marshal(schedule.Config{Windows: map[string]time.Duration{"v": 0}})
 		requireConfigError(t, err, "Windows", `window for kind "v" is 0s`)
 	})
+	t.Run("a key or kind that is not UTF-8", func(t *testing.T) {
+		// JSON holds only UTF-8: encoding/json would write each such key
+		// as another (with U+FFFD), two of them as one key twice, which
+		// UnmarshalJSON refuses. No batch key or kind is one, as the
+		// graph's names are UTF-8: New refuses it too.
+		for _, tc := range []struct {
+			field, want string
+			cfg         schedule.Config
+		}{
+			{"Rates", `a rate for batch key "a\xfe", which is not UTF-8`, schedule.Config{Rates: map[string]schedule.Rate{
+				"a\xff": {Starts: 1, Per: time.Second}, "a\xfe": {Starts: 1, Per: time.Second}}}},
+			{"Caps", `a cap for batch key "\xc3", which is not UTF-8`, schedule.Config{Caps: map[string]int{"\xc3": 1}}},
+			{"Windows", `a window for kind "v\xed\xa0\x80", which is not UTF-8`, schedule.Config{Windows: map[string]time.Duration{"v\xed\xa0\x80": time.Second}}},
+		} {
+			_, err := tc.cfg.MarshalJSON()
+			requireConfigError(t, err, tc.field, tc.want)
+			_, err = schedule.New(lecturePlan(t, 20), tc.cfg)
+			requireConfigError(t, err, tc.field, tc.want)
+		}
+	})
 	t.Run("New's errors are typed too", func(t *testing.T) {
 		_, err := schedule.New(lecturePlan(t, 20), schedule.Config{Caps: map[string]int{"k": -1}})
 		requireConfigError(t, err, "Caps", `cap for batch key "k" is -1: want at least 1`)
