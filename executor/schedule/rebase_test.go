@@ -12,6 +12,7 @@ import (
 
 	"github.com/regengraph/regen/executor/schedule"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/planner"
 )
 
 // TestRestoreSaysWhatDiffers: a snapshot refused for another plan or
@@ -244,4 +245,54 @@ func TestPropertyRestoreUnderNewRates(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRestoreWhereCapsHideTheConcurrency: a plan assembled by hand whose
+// batch key has another concurrency, which the Config's cap lowers to the
+// same limit, is the same to the machine (the fingerprint holds the
+// limit): a snapshot restores under it, as a snapshot of version 1 does,
+// though the digest of the plan, which holds the concurrency before the
+// caps, differs.
+func TestRestoreWhereCapsHideTheConcurrency(t *testing.T) {
+	p := lecturePlan(t, 20)
+	withConc := func(c int) *planner.Plan {
+		out := &planner.Plan{Graph: p.Graph}
+		for _, st := range p.Stages {
+			groups := make([]planner.Group, len(st.Groups))
+			for k, grp := range st.Groups {
+				if grp.BatchKey == graph.KindImage {
+					grp.Concurrency = c
+				}
+				groups[k] = grp
+			}
+			st.Groups = groups
+			out.Stages = append(out.Stages, st)
+		}
+		return out
+	}
+	cfg := schedule.Config{Caps: map[string]int{graph.KindImage: 1}}
+	m := newMachine(t, withConc(4), cfg)
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	_, err := m.Succeed(st.Node)
+	require.NoError(t, err)
+	_, ok = m.Next(t0)
+	require.True(t, ok)
+	s := m.Snapshot()
+	v1 := editSnapshot(t, s, func(f obj) { f["version"] = 1; delete(f, "parts") })
+	for name, s := range map[string]schedule.Snapshot{"version 1": v1, "version 2": s} {
+		t.Run(name, func(t *testing.T) {
+			r, err := schedule.Restore(withConc(3), cfg, s)
+			require.NoError(t, err)
+			assert.Equal(t, fingerprintOf(t, s), fingerprintOf(t, r.Snapshot()))
+			ref, err := schedule.Restore(withConc(4), cfg, s)
+			require.NoError(t, err)
+			assert.Equal(t, drain(ref, p.Graph, t0), drain(r, p.Graph, t0))
+		})
+	}
+	// The plan's concurrency does differ: without the cap, Restore says so.
+	_, err = schedule.Restore(withConc(3), schedule.Config{}, newMachine(t, withConc(4), schedule.Config{}).Snapshot())
+	var se *schedule.SnapshotError
+	require.True(t, errors.As(err, &se), "a *SnapshotError: %v", err)
+	assert.Equal(t, []string{"plan"}, se.Differs)
 }

@@ -119,7 +119,10 @@ const stateLetters = "prRsfkSc"
 // it: the plan (with each batch key's concurrency before Config.Caps)
 // and each Config field as the machine takes it, so that Restore can say
 // which differs ([SnapshotError.Differs]) and restore a snapshot under
-// other rates.
+// other rates. With the same fingerprint, the plan's digest alone may
+// differ, for a batch key whose concurrency a cap lowers to the same
+// limit in a plan assembled by hand: the machine takes it as the same,
+// and Restore restores the snapshot, as it does one of version 1.
 //
 // Version 1, which earlier releases wrote, is version 2 without "parts":
 // it restores as ever, and the machine then writes version 2, which
@@ -587,7 +590,11 @@ func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
 	}
 	rebase := false
 	switch fp := m.fingerprint(); {
-	case f.Fingerprint == fp && f.Parts != nil && *f.Parts != m.parts():
+	case f.Fingerprint == fp && f.Parts != nil && *f.Parts != m.parts() && !slices.Equal(m.differs(f.Parts), []string{"plan"}):
+		// The plan's part holds each batch key's concurrency before
+		// Config.Caps, which the fingerprint leaves out: a plan whose
+		// concurrency differs where a cap lowers it to the same limit
+		// is the same to the machine, as for version 1.
 		return nil, badSnapshot("parts: they disagree with the fingerprint, which is this plan and Config's")
 	case f.Fingerprint != fp:
 		var differs []string
