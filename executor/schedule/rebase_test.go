@@ -296,3 +296,45 @@ func TestRestoreWhereCapsHideTheConcurrency(t *testing.T) {
 	require.True(t, errors.As(err, &se), "a *SnapshotError: %v", err)
 	assert.Equal(t, []string{"plan"}, se.Differs)
 }
+
+// TestRestoreUnderALongerPeriod: a snapshot holds a key's starts from the
+// first that was in its rate's window at the key's last start, as it has
+// no clock: under a longer Per, those count until the new Per after them,
+// though they may have left the old window since, while a start that had
+// left it by the key's last start counts no more.
+func TestRestoreUnderALongerPeriod(t *testing.T) {
+	p := lecturePlan(t, 40)
+	cfg := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: time.Second}}}
+	m := newMachine(t, p, cfg)
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	_, err := m.Succeed(st.Node)
+	require.NoError(t, err)
+	startImage := func(now time.Time) {
+		t.Helper()
+		for {
+			st, ok := m.Next(now)
+			require.True(t, ok, "an image starts at %v", now)
+			if st.Kind == graph.KindImage {
+				return
+			}
+		}
+	}
+	startImage(t0)
+	at := t0.Add(20 * time.Second)
+	longer := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: time.Minute}}}
+	r, err := schedule.Restore(p, longer, m.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, 40*time.Second, r.RateWait(graph.KindImage, at),
+		"the start at 0s, the key's last, counts under the new period, though it left the old window at 1s")
+
+	startImage(t0.Add(5 * time.Second))
+	longer.Rates[graph.KindImage] = schedule.Rate{Starts: 2, Per: time.Minute}
+	r, err = schedule.Restore(p, longer, m.Snapshot())
+	require.NoError(t, err)
+	assert.Zero(t, r.RateWait(graph.KindImage, at), "the start at 0s had left the window by the start at 5s: it counts no more")
+	longer.Rates[graph.KindImage] = schedule.Rate{Starts: 1, Per: time.Minute}
+	r, err = schedule.Restore(p, longer, m.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, 45*time.Second, r.RateWait(graph.KindImage, at), "the start at 5s counts")
+}

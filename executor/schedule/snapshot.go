@@ -551,9 +551,12 @@ func (m *Machine) differs(theirs *partsForm) []string {
 // decide when the next start may come); a key that lost its rate
 // forgets its starts, and its running nodes' (a Refund of them gives
 // nothing back); a key that gained one starts with none counted, as the
-// machine kept no starts of a key without a rate. A snapshot holds only
-// the starts that may still be in the old rate's window, so a longer
-// Per does not count the starts that had left it. A running node whose
+// machine kept no starts of a key without a rate. A snapshot, which has
+// no clock, holds a key's starts from the first that was in the old
+// rate's window at the key's last start: under a longer Per those count
+// until the new Per after them, though they may have left the old window
+// since, while the starts that had left it by then count no more. A
+// running node whose
 // start is no longer held counts it no more, as after a Refund.
 // [Machine.Wake] answers what the snapshotted machine's did, for its
 // last Next under the old rates, until the next Next: a driver asks
