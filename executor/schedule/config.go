@@ -185,8 +185,12 @@ func (c Config) MarshalJSON() ([]byte, error) {
 // time.ParseDuration does not read, and a Config that [New] would refuse
 // for itself (a negative Workers, a rate of no starts...) are refused
 // with a [*ConfigError] that names the field. The lists may come in any
-// order. On error it leaves c unchanged.
+// order. JSON null leaves c as it is, as encoding/json does for a null
+// value. On error it leaves c unchanged.
 func (c *Config) UnmarshalJSON(data []byte) error {
+	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {

@@ -50,6 +50,17 @@ func TestConfigJSON(t *testing.T) {
 				"the machine takes the Config read back as the same")
 		})
 	}
+	t.Run("null", func(t *testing.T) {
+		// As encoding/json does for a null value, and planner.Plan's
+		// UnmarshalJSON: a host that fills its Config in before it
+		// decodes keeps it, rather than a Config of no rates or caps.
+		c := full
+		require.NoError(t, json.Unmarshal([]byte(" null\n"), &c))
+		assert.Equal(t, full, c, "null leaves the Config as it is")
+		h := struct{ Cfg schedule.Config }{Cfg: full}
+		require.NoError(t, json.Unmarshal([]byte(`{"Cfg":null}`), &h))
+		assert.Equal(t, full, h.Cfg, "a null field leaves the Config as it is")
+	})
 	t.Run("dataflow spelt out", func(t *testing.T) {
 		var c schedule.Config
 		require.NoError(t, json.Unmarshal([]byte(`{"mode":"dataflow"}`), &c))
