@@ -54,8 +54,9 @@ func (m *Machine) RateStarts(now time.Time) []RateStarts {
 //
 // It refuses, with an error wrapping [ErrInvalidRateStarts], and changes
 // nothing: starts of a key out of order, a key given twice, and any call
-// once a node has started or a rate has counted a start (a machine
-// restored from a snapshot of a run that started nodes, say). Like every
+// once a node has started (a machine restored from a snapshot of a run
+// that started nodes, say) or a rate has counted a start (after an
+// earlier Inherit that gave a key starts: a machine inherits once). Like every
 // other call it is part of the driver's record: a replay makes it again.
 func (m *Machine) Inherit(starts []RateStarts) error {
 	for i, s := range m.state {
@@ -63,9 +64,11 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 			return fmt.Errorf("%w: node %q is %s: a node has started: inherit the starts before the first Next", ErrInvalidRateStarts, m.g.NodeID(m.nodes[i]), s)
 		}
 	}
+	// No node has started: a key's starts were inherited, by this machine
+	// or by the one a snapshot of it was taken of.
 	for ki := range m.keys {
 		if len(m.keys[ki].starts) > 0 {
-			return fmt.Errorf("%w: batch key %q has counted starts already: inherit the starts before the first Next", ErrInvalidRateStarts, cut(m.keys[ki].name))
+			return fmt.Errorf("%w: batch key %q has inherited starts already: a machine inherits once, before its first Next", ErrInvalidRateStarts, cut(m.keys[ki].name))
 		}
 	}
 	seen := make(map[string]bool, len(starts))

@@ -99,6 +99,18 @@ func TestInheritRateStartsFits(t *testing.T) {
 			assert.Empty(t, m.RateStarts(t0), "a refused Inherit changes nothing")
 		})
 	}
+	t.Run("twice", func(t *testing.T) {
+		// No node has started: the error says what did count a start.
+		m := newMachine(t, p, rates)
+		require.NoError(t, m.Inherit([]schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0}}}))
+		err := m.Inherit([]schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0.Add(time.Second)}}})
+		require.ErrorIs(t, err, schedule.ErrInvalidRateStarts)
+		require.ErrorContains(t, err, `batch key "asset:image" has inherited starts already: a machine inherits once, before its first Next`)
+		assert.Equal(t, []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0}}}, m.RateStarts(t0), "the second Inherit changes nothing")
+		r, err := schedule.Restore(p, rates, m.Snapshot())
+		require.NoError(t, err)
+		require.ErrorContains(t, r.Inherit(nil), `has inherited starts already`, "nor after a snapshot")
+	})
 	t.Run("after a start", func(t *testing.T) {
 		m := newMachine(t, p, rates)
 		_, ok := m.Next(t0)
