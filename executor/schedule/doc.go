@@ -149,9 +149,11 @@
 // Config is refused, with a [SnapshotError.Differs] that says which part
 // differs), or for the same plan and a Config whose [Config.Rates] alone
 // differ: a provider's new quota applies to a restored machine, which
-// counts the starts the snapshot holds against it. Either way the new machine then answers each call
-// as the old one did, and [Machine.RunningNodes] lists the nodes that
-// still run; a restored machine's times are in UTC, the same instants,
+// counts the starts the snapshot holds against it. Either way the new
+// machine then answers each call as the old one did (but when the new
+// rates let a node start, for a snapshot restored under them), and
+// [Machine.RunningNodes] lists the nodes that still run; a restored
+// machine's times are in UTC, the same instants,
 // without a monotonic clock reading, so a driver that passes time.Now()
 // gets the same answers from it unless the wall clock jumps. A
 // machine made from a new plan of the nodes not settled, instead, knows
