@@ -84,12 +84,16 @@ type ClientOptions struct {
 	// that a reconnection after IdleTimeout never goes out on a
 	// connection that died without a word. Default: http.DefaultClient.
 	HTTPClient *http.Client
-	// Header is added to every request, for credentials for example. It
-	// must not hold Last-Event-ID, in any spelling of the key: the Client
-	// sends its own (LastEventID, then the ID of the last event it saw),
-	// and a second one would leave the server to choose. Such a Header
-	// is refused: Stream returns an error wrapping [ErrInvalidOptions].
-	// Default: none.
+	// Header is added to every request, for credentials for example. Its
+	// keys are taken as http.CanonicalHeaderKey spells them: keys spelt
+	// two ways ("x-tenant", "X-Tenant") go out as one, with the values of
+	// both, in the order of the keys sorted. Accept and Cache-Control, in
+	// any spelling, are the Client's own (text/event-stream, no-cache),
+	// which replace the Header's. It must not hold Last-Event-ID, in any
+	// spelling of the key: the Client sends its own (LastEventID, then the
+	// ID of the last event it saw), and a second one would leave the
+	// server to choose. Such a Header is refused: Stream returns an error
+	// wrapping [ErrInvalidOptions]. Default: none.
 	Header http.Header
 	// LastEventID is sent as Last-Event-ID on the first request, to
 	// resume after an event seen earlier. Default: "", from the start.
@@ -257,7 +261,7 @@ type Client struct {
 // [Client.Stream] return an error wrapping [ErrInvalidOptions], without
 // connecting.
 func NewClient(url string, opts ClientOptions) *Client {
-	c := &Client{url: url, hc: opts.HTTPClient, header: opts.Header.Clone(), lastID: opts.LastEventID, retry: opts.Retry,
+	c := &Client{url: url, hc: opts.HTTPClient, header: make(http.Header, len(opts.Header)), lastID: opts.LastEventID, retry: opts.Retry,
 		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, headers: opts.HeaderTimeout, rand: rand.Float64}
 	for _, o := range []struct {
 		name    string
@@ -278,6 +282,13 @@ func NewClient(url string, opts ClientOptions) *Client {
 				ErrInvalidOptions, o.name, o.value, o.example, o.other)
 			break
 		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts.Header)) {
+		// One key as net/http spells it, so that the Client's own Accept
+		// and Cache-Control replace the Header's, however spelt, rather
+		// than go out beside them.
+		ck := http.CanonicalHeaderKey(k)
+		c.header[ck] = append(c.header[ck], opts.Header[k]...)
 	}
 	if c.optErr == nil {
 		for _, k := range slices.Sorted(maps.Keys(opts.Header)) {

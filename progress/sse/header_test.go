@@ -191,3 +191,27 @@ func TestClientSendsItsHeaderAndOneLastEventID(t *testing.T) {
 	assert.Equal(t, []string{"a", "b"}, h.Values("X-Tenant"))
 	assert.Equal(t, []string{"7"}, h.Values("Last-Event-ID"))
 }
+
+// The Client's own headers, Accept and Cache-Control, go out once, with
+// the Client's values, however the Header spells their keys, and a
+// Header's keys spelt two ways go out as one. Before, the Header's keys
+// were copied as they were spelt: a key in lower case ("accept") went out
+// beside the Client's Accept, so the server got two Accept headers
+// (text/html beside text/event-stream) and could answer with a page.
+func TestClientSendsItsOwnHeadersOnce(t *testing.T) {
+	got := make(chan http.Header, 1)
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(server.Close)
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Header: http.Header{
+		"accept": {"text/html"}, "CACHE-CONTROL": {"max-age=60"}, "Accept": {"application/json"},
+		"x-tenant": {"a"}, "X-Tenant": {"b"},
+	}})
+	require.NoError(t, c.Stream(context.Background(), func(sse.Message) error { return nil }))
+	h := <-got
+	assert.Equal(t, []string{"text/event-stream"}, h.Values("Accept"))
+	assert.Equal(t, []string{"no-cache"}, h.Values("Cache-Control"))
+	assert.Equal(t, []string{"b", "a"}, h.Values("X-Tenant"), "the canonical key's values first, then the others' by key")
+}
