@@ -93,7 +93,9 @@ type ClientOptions struct {
 	// spelling of the key: the Client sends its own (LastEventID, then the
 	// ID of the last event it saw), and a second one would leave the
 	// server to choose. Such a Header is refused: Stream returns an error
-	// wrapping [ErrInvalidOptions]. Default: none.
+	// wrapping [ErrInvalidOptions]. So is one that net/http cannot send,
+	// which would fail every request: a key that is not an HTTP token, a
+	// value with a control character other than a tab. Default: none.
 	Header http.Header
 	// LastEventID is sent as Last-Event-ID on the first request, to
 	// resume after an event seen earlier. Default: "", from the start.
@@ -257,7 +259,7 @@ type Client struct {
 
 // NewClient returns a Client for url. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
-// Header with Last-Event-ID) make every
+// Header with Last-Event-ID, or one that net/http cannot send) make every
 // [Client.Stream] return an error wrapping [ErrInvalidOptions], without
 // connecting.
 func NewClient(url string, opts ClientOptions) *Client {
@@ -297,6 +299,18 @@ func NewClient(url string, opts ClientOptions) *Client {
 			if strings.EqualFold(k, "Last-Event-ID") {
 				c.optErr = fmt.Errorf("%w: Header %q is the Last-Event-ID, which the Client sends itself; "+
 					"set ClientOptions.LastEventID to resume after an event", ErrInvalidOptions, k)
+				break
+			}
+			// net/http would refuse every request: the Client, taking
+			// that for a network error, would reconnect for ever.
+			if !headerToken(k) {
+				c.optErr = fmt.Errorf("%w: Header key %q is not an HTTP token, which net/http refuses to send; "+
+					"a key is letters, digits and any of !#$%%&'*+-.^_`|~", ErrInvalidOptions, k)
+				break
+			}
+			if slices.ContainsFunc(opts.Header[k], func(v string) bool { return !headerSafe(v) }) {
+				c.optErr = fmt.Errorf("%w: Header %q has a value with a control character (a line break, NUL), which net/http refuses to send; "+
+					"only a tab is allowed", ErrInvalidOptions, k)
 				break
 			}
 		}
@@ -574,6 +588,21 @@ func decodeEvent(data string) (progress.Event, error) {
 func headerSafe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// headerToken reports whether net/http sends s as a header key: an HTTP
+// token, one or more of letters, digits and !#$%&'*+-.^_`|~.
+func headerToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
 			return false
 		}
 	}

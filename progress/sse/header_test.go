@@ -215,3 +215,43 @@ func TestClientSendsItsOwnHeadersOnce(t *testing.T) {
 	assert.Equal(t, []string{"no-cache"}, h.Values("Cache-Control"))
 	assert.Equal(t, []string{"b", "a"}, h.Values("X-Tenant"), "the canonical key's values first, then the others' by key")
 }
+
+// A Header that net/http cannot send (a key that is no HTTP token, a
+// value with a control character) is refused: Stream returns an error
+// wrapping ErrInvalidOptions that names the key, without connecting.
+// Before, net/http refused every request the Client made with it, and
+// the Client took each refusal for a network error: it reconnected,
+// backing off, until ctx ended, and a host saw nothing of why.
+func TestClientRefusesAHeaderNetHTTPCannotSend(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		want   string
+	}{
+		{"a value with a line break", http.Header{"X-Token": {"a\r\nX-Admin: 1"}},
+			`Header "X-Token" has a value with a control character`},
+		{"a value with NUL", http.Header{"X-Token": {"ok", "a\x00b"}},
+			`Header "X-Token" has a value with a control character`},
+		{"a key with a space", http.Header{"X Token": {"a"}}, `Header key "X Token" is not an HTTP token`},
+		{"a key with a colon", http.Header{"X-Token:": {"a"}}, `Header key "X-Token:" is not an HTTP token`},
+		{"an empty key", http.Header{"": {"a"}}, `Header key "" is not an HTTP token`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkRefused(t, sse.ClientOptions{Header: tt.header}, tt.want)
+			})
+		})
+	}
+	// What net/http does with such a Header, each time: the request is
+	// not sent.
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(server.Close)
+	for _, tt := range tests {
+		req, err := http.NewRequest(http.MethodGet, server.URL, nil)
+		require.NoError(t, err)
+		req.Header = tt.header
+		_, err = server.Client().Do(req)
+		assert.Error(t, err, tt.name)
+	}
+}
