@@ -41,7 +41,11 @@ type MemoryOptions struct {
 	// tailer delivers what the History holds and asks it again every
 	// HistoryPoll until it holds the rest, for up to HistoryWait, and only
 	// then skips what it still lacks. Meanwhile the tailer delivers
-	// nothing newer, so that its events stay in order. Replay does not
+	// nothing newer, so that its events stay in order. It waits so once
+	// each time it falls behind: once HistoryWait has passed, the gaps it
+	// meets until it is back within the ring (which moved on during the
+	// wait) are skipped at once, as the History is not keeping up; a
+	// later fall-behind waits anew. Replay does not
 	// wait. Zero or negative: no wait, the missing events are skipped at
 	// once. A positive value below 1ms (a number without its unit) is
 	// refused: Tail and Replay return an error wrapping
@@ -332,6 +336,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	}()
 
 	replayed := false
+	gaveUp := false                   // a tailer's HistoryWait passed, and it is not back within the ring
 	var filledAt uint64               // cur.Last() after the latest fill for evicted events
 	endChecked, ended := false, false // whether the run ended at or before after
 	var batch []Event
@@ -347,12 +352,21 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		// the run was evicted while the reader was behind.
 		evicted := len(batch) == 0 && r.last > cur.Last()
 		m.mu.Unlock()
+		if len(batch) == 0 || batch[0].Seq <= cur.Last()+1 {
+			// Within the ring again: a later fall-behind waits anew.
+			gaveUp = false
+		}
 		for _, e := range batch {
-			if tail && e.Seq > cur.Last()+1 {
-				// The ring trimmed what the reader awaits.
-				if err := m.awaitHistory(ctx, cur, e.Seq); err != nil {
+			if tail && !gaveUp && e.Seq > cur.Last()+1 {
+				// The ring trimmed what the reader awaits. Once the wait
+				// has passed, the rest of the batch is stale (the ring
+				// moved on meanwhile): the gaps after it are not waited
+				// for again, or the reader would get a batch per wait.
+				passed, err := m.awaitHistory(ctx, cur, e.Seq)
+				if err != nil {
 					return err
 				}
+				gaveUp = passed
 			}
 			if err := cur.Deliver(ctx, e); err != nil {
 				return err
@@ -433,26 +447,30 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 // m.poll while it lacks them, for up to m.wait (MemoryOptions.HistoryWait):
 // a History written through a Buffered gets them a moment after the ring.
 // It returns at once without a wait or a History; what is still missing
-// then is for cur.Deliver to skip.
-func (m *Memory) awaitHistory(ctx context.Context, cur *Cursor, seq uint64) error {
+// then is for cur.Deliver to skip. passed reports that the wait ran out
+// with events still missing.
+func (m *Memory) awaitHistory(ctx context.Context, cur *Cursor, seq uint64) (passed bool, err error) {
 	if m.wait <= 0 || m.history == nil {
-		return nil
+		return false, nil
 	}
 	deadline := time.Now().Add(m.wait)
 	for {
 		if err := cur.FillContiguous(ctx); err != nil {
-			return err
+			return false, err
+		}
+		if cur.Last()+1 >= seq || cur.Final() {
+			return false, nil
 		}
 		left := time.Until(deadline)
-		if cur.Last()+1 >= seq || cur.Final() || left <= 0 {
-			return nil
+		if left <= 0 {
+			return true, nil
 		}
 		t := time.NewTimer(min(m.poll, left))
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return context.Cause(ctx)
+			return false, context.Cause(ctx)
 		}
 	}
 }

@@ -133,3 +133,62 @@ func TestMemoryRefusesAHistoryWaitWithoutItsUnit(t *testing.T) {
 		})
 	}
 }
+
+// A tailer waits for a History that lacks what the ring trimmed once per
+// fall-behind: once HistoryWait has passed, it skips what the History
+// lacks at once until it is back within the ring. Before, the events it
+// had taken from the ring before the wait were stale once the wait ended
+// (the ring had moved on meanwhile), so that right after them it found a
+// new gap and waited HistoryWait again, and again: with a History that
+// never caught up, it got a ring's batch (at most 16 events) per
+// HistoryWait, while the run went on far ahead of it.
+func TestMemoryTailerWaitsOncePerFallBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		h := progress.NewMemoryHistory()
+		m := progress.NewMemory(progress.MemoryOptions{Capacity: 5, History: h, HistoryWait: 10 * time.Second})
+		all := sinktest.Events("a", 1, 40)
+		require.NoError(t, m.Publish(ctx, all[:10]...)) // the ring keeps 6..10
+		require.NoError(t, h.Append(ctx, all[:3]...))   // the History lags at 3, for good
+
+		var mu sync.Mutex
+		var got []uint64
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
+				mu.Lock()
+				got = append(got, e.Seq)
+				mu.Unlock()
+				return nil
+			})
+		}()
+		seen := func() []uint64 {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]uint64(nil), got...)
+		}
+		assert.Equal(t, sinktest.Span(1, 3), seen(), "what the History holds, then the wait for 4..5")
+		time.Sleep(5 * time.Second)
+		require.NoError(t, m.Publish(ctx, all[10:20]...)) // the ring moves on to 16..20 during the wait
+		assert.Equal(t, sinktest.Span(1, 3), seen())
+		time.Sleep(5*time.Second + time.Millisecond)
+		// The wait passed: 4..5 skipped, then 6..10 that the tailer held,
+		// then 11..15, which the ring trimmed meanwhile, skipped at once.
+		want := append(append(sinktest.Span(1, 3), sinktest.Span(6, 10)...), sinktest.Span(16, 20)...)
+		assert.Equal(t, want, seen())
+		assert.Equal(t, uint64(7), m.Stats().Skipped)
+
+		// Back within the ring, a tailer that falls behind again waits
+		// anew.
+		require.NoError(t, m.Publish(ctx, all[20:30]...)) // 21..25 trimmed at once, as if the tailer were slow
+		assert.Equal(t, want, seen(), "no wait for 21..25")
+		require.NoError(t, h.Append(ctx, all[3:30]...))
+		time.Sleep(time.Second)
+		assert.Equal(t, append(want, sinktest.Span(21, 30)...), seen(), "21..25 from the History, after a poll")
+		assert.Equal(t, uint64(7), m.Stats().Skipped)
+		cancel()
+		assert.ErrorIs(t, <-done, context.Canceled)
+	})
+}
