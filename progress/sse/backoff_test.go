@@ -389,3 +389,39 @@ func TestClientBackoffIgnoresHeartbeats(t *testing.T) {
 		})
 	}
 }
+
+// A host's server that sends events of its own types ("progress", say)
+// without ids makes progress with each of them: such an event resets the
+// backoff, as one of type "message" does. Only a message that carries
+// nothing (a Handler's KeepAliveEvent heartbeat, whose data is "{}", or
+// one with empty data) of another type, leaving the last event ID as it
+// was, is a heartbeat. Before, every message of another type without a
+// new id counted as a heartbeat: a server that ends its streams now and
+// then, and sends only events of its own types, was asked again with the
+// growing backoff, up to MaxBackoff after a drop, losing what it sent
+// meanwhile, which no id could resume.
+func TestClientBackoffCountsEventsOfTheHostsOwnTypes(t *testing.T) {
+	const maxBackoff = 10 * time.Second
+	base := [2]time.Duration{sse.MinRetry, sse.MinRetry * 3 / 2}
+	grow := backoff(sse.MinRetry, maxBackoff, 6)
+	tests := []struct {
+		name    string
+		replies []reply
+		want    [][2]time.Duration
+	}{
+		{"an event of the host's own type without an id resets",
+			[]reply{{body: "retry: 0\n\n"}, {body: "retry: 0\n\n"}, {body: "event: progress\ndata: {\"step\":2}\n\n"}, {body: "retry: 0\n\n"}},
+			[][2]time.Duration{grow[0], grow[1], base, grow[0], grow[1]}},
+		{"a heartbeat with empty data, then the end",
+			[]reply{{body: "retry: 0\n\nevent: ping\ndata\n\n"}}, grow},
+		{"a Handler's heartbeat after an id, then the end",
+			[]reply{{body: "retry: 0\nid: 7\n\nevent: heartbeat\ndata: {}\n\n"}}, grow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkWaits(t, tt.want, followFake(t, sse.ClientOptions{MaxBackoff: maxBackoff}, len(tt.want)+1, tt.replies...))
+			})
+		})
+	}
+}

@@ -210,14 +210,15 @@ const defaultHeaderTimeout = 90 * time.Second
 // stays open for at least MaxBackoff with a byte (a comment, a
 // heartbeat) arriving that long after it opened (a quiet stream that a
 // proxy ends now and then), resets the backoff; nothing else does. An
-// event here is a message of type "message", or one whose id field
-// moved the last event ID on: a message of another type that leaves
+// event here is any message but a heartbeat: a message of another type
+// than "message" that carries nothing (data "{}" or empty) and leaves
 // the last event ID as it was, such as a heartbeat of a [Handler] with
-// HandlerOptions.KeepAliveEvent, is no event, and neither is the
-// silence before a drop for IdleTimeout. So a server that ends each
-// stream after a heartbeat, or a proxy that takes the request and then
-// sends nothing, is retried with the growing backoff, not at the base
-// delay for ever.
+// HandlerOptions.KeepAliveEvent. So an event of a host's own type
+// ("progress", say) with data is one, with an id or without; the
+// silence before a drop for IdleTimeout is none. A server that ends
+// each stream after a heartbeat, or a proxy that takes the request and
+// then sends nothing, is thus retried with the growing backoff, not at
+// the base delay for ever.
 //
 // An open stream on which not a byte arrives for ClientOptions.IdleTimeout
 // (45 s by default; a [Handler] writes a keep-alive comment every 15 s)
@@ -621,8 +622,7 @@ func clip(s string, n int) string {
 // reconnected; err is then what Stream returns. A 503 or a 429 is not
 // done: its err is the *StatusError whose RetryAfter Stream waits out.
 // healthy reports that the
-// connection delivered an event (a message of type "message", or one
-// that moved the last event ID on; not a heartbeat) or had a byte
+// connection delivered an event (a message but a heartbeat) or had a byte
 // arriving maxBackoff or more after it opened, which resets the
 // backoff. A stream silent for c.idle is ended as a dropped connection.
 func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
@@ -719,10 +719,9 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			// Cancelled, maybe by fn for the last event: no event after.
 			return delivered, true, context.Cause(ctx)
 		}
-		// Progress: an event of the type "message", or one that moved
-		// the last event ID on. A heartbeat (a message of another type
-		// without an id, as a Handler's KeepAliveEvent) is none.
-		delivered = delivered || m.Type == "message" || m.ID != d.beforeID
+		// Progress: an event. A heartbeat (as a Handler's
+		// KeepAliveEvent) is none.
+		delivered = delivered || !heartbeat(m, d.beforeID)
 		if err := fn(m); err != nil {
 			if errors.Is(err, errFollowEnd) {
 				c.setLastID(m.ID) // taken
@@ -733,6 +732,16 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		}
 		c.setLastID(m.ID)
 	}
+}
+
+// heartbeat reports whether m, which followed the last event ID before,
+// is a heartbeat rather than an event: a message of another type than
+// "message" that carries nothing (data "{}", as a Handler's
+// KeepAliveEvent writes, or empty) and leaves the last event ID as it
+// was. An event of a host's own type with data is progress, with an id or
+// without.
+func heartbeat(m Message, before string) bool {
+	return m.Type != "message" && m.ID == before && (m.Data == "{}" || m.Data == "")
 }
 
 // errHeaderTimeout is the cause with which a request whose response's
