@@ -45,10 +45,12 @@ type MemoryOptions struct {
 	// each time it falls behind: once HistoryWait has passed, the gaps it
 	// meets until it is back within the ring (which moved on during the
 	// wait) are skipped at once, as the History is not keeping up; a
-	// later fall-behind waits anew. Replay does not
-	// wait. Zero or negative: no wait, the missing events are skipped at
-	// once. A positive value below 1ms (a number without its unit) is
-	// refused: Tail and Replay return an error wrapping
+	// later fall-behind waits anew. A gap within the ring (a Seq never
+	// published here, as behind a Buffered that dropped it) is not waited
+	// for: a tailer fills it from the History, or skips it, at once.
+	// Replay does not wait. Zero or negative: no wait, the missing events
+	// are skipped at once. A positive value below 1ms (a number without
+	// its unit) is refused: Tail and Replay return an error wrapping
 	// [ErrInvalidOptions]. Without a History it does nothing.
 	// Default: 0.
 	HistoryWait time.Duration
@@ -348,6 +350,10 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		batch = r.since(cur.Last(), batch[:0])
 		notify := r.notify
 		ringLast := r.last
+		var ringFirst uint64 // the ring's oldest Seq, 0 if it is empty
+		if len(r.events) > 0 {
+			ringFirst = r.events[0].Seq
+		}
 		// Events after the reader's position that the ring no longer has:
 		// the run was evicted while the reader was behind.
 		evicted := len(batch) == 0 && r.last > cur.Last()
@@ -357,8 +363,11 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 			gaveUp = false
 		}
 		for _, e := range batch {
-			if tail && !gaveUp && e.Seq > cur.Last()+1 {
-				// The ring trimmed what the reader awaits. Once the wait
+			if tail && !gaveUp && e.Seq > cur.Last()+1 && e.Seq == ringFirst {
+				// The ring trimmed what the reader awaits (a gap within
+				// the ring, a Seq never published here, is not waited
+				// for: the reader is live, and all behind it would wait
+				// with it). Once the wait
 				// has passed, the rest of the batch is stale (the ring
 				// moved on meanwhile): the gaps after it are not waited
 				// for again, or the reader would get a batch per wait.

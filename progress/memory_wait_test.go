@@ -192,3 +192,49 @@ func TestMemoryTailerWaitsOncePerFallBehind(t *testing.T) {
 		assert.ErrorIs(t, <-done, context.Canceled)
 	})
 }
+
+// HistoryWait is for a tailer that fell behind the ring: one that follows
+// the ring and meets a gap within it (a Seq never published here, as
+// behind a Buffered that dropped it) fills it from the History or skips
+// it at once, as without HistoryWait, and goes on with the live events.
+// Before, every such tailer, live at the ring's head, stalled for
+// HistoryWait at each such gap, the whole run's viewers behind it.
+func TestMemoryTailerDoesNotWaitAtAGapInTheRing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		h := progress.NewMemoryHistory()
+		m := progress.NewMemory(progress.MemoryOptions{History: h, HistoryWait: time.Minute})
+		all := sinktest.Events("a", 1, 10)
+		require.NoError(t, m.Publish(ctx, all[:3]...))
+		require.NoError(t, h.Append(ctx, all[:3]...))
+
+		var mu sync.Mutex
+		var got []uint64
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
+				mu.Lock()
+				got = append(got, e.Seq)
+				mu.Unlock()
+				return nil
+			})
+		}()
+		seen := func() []uint64 {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]uint64(nil), got...)
+		}
+		assert.Equal(t, sinktest.Span(1, 3), seen())
+		require.NoError(t, m.Publish(ctx, all[4:6]...)) // 4 never comes
+		assert.Equal(t, []uint64{1, 2, 3, 5, 6}, seen(), "at once")
+		assert.Equal(t, uint64(1), m.Stats().Skipped)
+		require.NoError(t, h.Append(ctx, all[4:7]...))
+		require.NoError(t, m.Publish(ctx, all[7:9]...)) // 7 comes to the History alone
+		assert.Equal(t, []uint64{1, 2, 3, 5, 6, 7, 8, 9}, seen(), "at once")
+		assert.Equal(t, uint64(1), m.Stats().Skipped)
+		cancel()
+		assert.ErrorIs(t, <-done, context.Canceled)
+	})
+}
