@@ -33,7 +33,7 @@ const (
 	// CancelledByHost: a cause of the host's that has no code (given to
 	// Run.CancelCause or to a context.WithCancelCause's function,
 	// signal.NotifyContext's, or one that wraps ErrCancelled), or whose
-	// code [CheckCancelCode] refuses.
+	// code [CheckCancelCode] refuses, or whose methods panic.
 	CancelledByHost = "host"
 )
 
@@ -74,8 +74,12 @@ type CancelCoder interface {
 // it, so as to never lose a cancel: a run cancelled with a code that
 // CheckCancelCode refuses (or whose CancelCode method panics) is
 // cancelled all the same, records [CancelledByHost], and its error says
-// so, wrapping [ErrInvalidCancelCode] too. A host checks its codes once,
-// at its start, with CheckCancelCode.
+// so, wrapping [ErrInvalidCancelCode] too. So is a run whose cause's
+// Error, Unwrap, Is or As panics (a typed nil pointer's that reads its
+// fields, say): its error and its nodes' then wrap, in the cause's
+// place, an error wrapping ErrInvalidCancelCode that says so, and not
+// the cause. A host checks its codes once, at its start, with
+// CheckCancelCode.
 func CancelCode(code string, cause error) error {
 	if cause == nil {
 		cause = ErrCancelled
@@ -154,3 +158,47 @@ func cancelledBy(cause, ctxErr error) (code string, bad error) {
 	}
 	return CancelledByHost, nil
 }
+
+// safeCause returns context.Cause(ctx), the cause of a run's cancel,
+// or, when the cause's own methods panic (as those of a typed nil
+// pointer that read its fields do, given to Run.CancelCause or to the
+// cancel of the run's context), an error in its place that wraps
+// ErrInvalidCancelCode and says so, and true: the executor calls the
+// cause's Error, Is and As as the run ends (its nodes' errors and states,
+// its record), in goroutines of its own where a panic would end the
+// host's process. The cause's CancelCode is left to cancelledBy.
+func safeCause(ctx context.Context) (cause error, replaced bool) {
+	cause = context.Cause(ctx)
+	if cause == nil {
+		return nil, false
+	}
+	if bad := probeCause(cause); bad != nil {
+		return bad, true
+	}
+	return cause, false
+}
+
+// probeCause calls what the executor calls of a cancel cause but its
+// CancelCode, and returns an error wrapping ErrInvalidCancelCode if one
+// panics, else nil.
+func probeCause(cause error) (bad error) {
+	defer func() {
+		if p := recover(); p != nil {
+			bad = fmt.Errorf("%w: the cancel cause, a %T, panicked in its methods: %v", ErrInvalidCancelCode, cause, p)
+		}
+	}()
+	_ = cause.Error()
+	_ = errors.Is(cause, ErrCancelled)
+	var c CancelCoder
+	_ = errors.As(cause, &c)
+	return nil
+}
+
+// causeOf is context.Cause(ctx), made safe (see safeCause).
+func causeOf(ctx context.Context) error {
+	cause, _ := safeCause(ctx)
+	return cause
+}
+
+// cause is the cause of the run's cancel, made safe (see safeCause).
+func (r *run) cause() error { return causeOf(r.ctx) }

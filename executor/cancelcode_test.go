@@ -28,6 +28,13 @@ type panickyCode struct{}
 func (panickyCode) Error() string      { return "panicky" }
 func (panickyCode) CancelCode() string { panic("no code today") }
 
+// unwrapPanics is a cancel cause whose Unwrap panics: errors.Is and
+// errors.As panic on its chain.
+type unwrapPanics struct{}
+
+func (unwrapPanics) Error() string { return "half-built cause" }
+func (unwrapPanics) Unwrap() error { panic("no chain today") }
+
 // Two teams that resume at start-up the runs that their own shutdown or a
 // lost lock cancelled, and not those that a user cancelled, matched
 // Record.Error's text by substring: the record said who cancelled a run
@@ -107,6 +114,15 @@ func TestCancelledRunRecordsWhatCancelledIt(t *testing.T) {
 		{"the executor's own code", viaCancelCause(executor.CancelCode(executor.CancelledByCancel, errShutdown)),
 			executor.CancelledByHost, errShutdown, "", true},
 		{"a code that panics", viaCancelCause(panickyCode{}), executor.CancelledByHost, panickyCode{}, "", true},
+		// Causes whose Error or Unwrap panic (a typed nil pointer's that
+		// reads its fields): the executor reads them as the run ends,
+		// where the panic ended the host's process.
+		{"a typed nil cause, by Run.CancelCause", viaCancelCause((*ownCode)(nil)), executor.CancelledByHost, nil,
+			"the cancel cause, a *executor_test.ownCode, panicked in its methods", true},
+		{"a typed nil cause, by the context", viaContext((*ownCode)(nil)), executor.CancelledByHost, nil,
+			"the cancel cause, a *executor_test.ownCode, panicked in its methods", true},
+		{"a cause whose Unwrap panics", viaCancelCause(unwrapPanics{}), executor.CancelledByHost, nil,
+			"the cancel cause, a executor_test.unwrapPanics, panicked in its methods: no chain today", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

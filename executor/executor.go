@@ -623,7 +623,7 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string, recheck
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, wrap(ErrCancelled, "before it started", context.Cause(ctx), "")
+		return nil, wrap(ErrCancelled, "before it started", causeOf(ctx), "")
 	}
 	given := req.RunID != ""
 	if !given {
@@ -1104,7 +1104,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 				who = fmt.Sprintf("%s, which finishes the key's nodes", quote(holder))
 			}
 			return Record{}, wrap(ErrCancelled, fmt.Sprintf("before it started: %s run %s: wait for it to end: its record says it ended, and run %s waits for its generator calls that ignore their context (up to Options.Grace)",
-				what, quote(id), who), context.Cause(ctx), "")
+				what, quote(id), who), causeOf(ctx), "")
 		}
 	}
 	if live {
@@ -1233,7 +1233,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		if err := ctx.Err(); err != nil {
 			if lost != nil {
 				return 0, fmt.Errorf("edit: commit %s: %w (it may have gone through: ctx ended before a reload could find out: %w)",
-					quote(graphKey), lostErr, context.Cause(ctx))
+					quote(graphKey), lostErr, causeOf(ctx))
 			}
 			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
 		}

@@ -476,7 +476,7 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	if ctx.Err() != nil {
 		// The tally may have failed for it: the record would say that the
 		// run did nothing.
-		return fmt.Errorf("abandon run %s: before it recorded the run: %w", quote(id), context.Cause(ctx))
+		return fmt.Errorf("abandon run %s: before it recorded the run: %w", quote(id), causeOf(ctx))
 	}
 	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), tally)
 	if err != nil {

@@ -305,7 +305,7 @@ func (e *Executor) retryStore(ctx context.Context, runID string, err error, what
 // and ctx's cause, so that the caller (and its caller) can tell that its
 // context ended, as when the store returns the context's error itself.
 func stoppedBy(ctx context.Context, err error) error {
-	cause := context.Cause(ctx)
+	cause := causeOf(ctx)
 	if errors.Is(err, cause) {
 		return err
 	}
@@ -470,7 +470,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				r.backoffs.Add(-1)
 			}
 			if !slept {
-				return r.cancelledAfter(j, made, context.Cause(r.ctx)), true
+				return r.cancelledAfter(j, made, r.cause()), true
 			}
 		}
 		if j.unput != nil {
@@ -597,7 +597,7 @@ func (r *run) latePanic(err error, call string, attrs ...any) {
 // resume could use the output, which would be superseded (a deleted
 // graph's an orphan), as a bulk call's are (see watch.cancelAll).
 func (r *run) cancelledAfter(j *job, made int, err error) result {
-	if j.unput != nil && made < j.ko.Retry.MaxAttempts && !stoppedGone(context.Cause(r.ctx)) {
+	if j.unput != nil && made < j.ko.Retry.MaxAttempts && !stoppedGone(r.cause()) {
 		if res, perr := r.store(j, *j.unput, made+1); perr == nil {
 			return res
 		}
@@ -891,7 +891,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		// node it did not get to, cut short too, not an invalid output.
 		var cut error = &TimeoutError{Timeout: timeout}
 		if r.ctx.Err() != nil {
-			cut = context.Cause(r.ctx)
+			cut = r.cause()
 		}
 		for k := range outs {
 			if e := outs[k].Err; outs[k].empty() || errors.Is(e, context.DeadlineExceeded) || errors.Is(e, context.Canceled) {

@@ -138,7 +138,7 @@ func (q *quota) await(ctx context.Context, n int) (taken, error) {
 	select {
 	case <-turn:
 	case <-ctx.Done():
-		return taken{}, context.Cause(ctx)
+		return taken{}, causeOf(ctx)
 	}
 	for {
 		q.mu.Lock()
@@ -162,7 +162,7 @@ func (q *quota) await(ctx context.Context, n int) (taken, error) {
 			t.Stop()
 		case <-ctx.Done():
 			t.Stop()
-			return taken{}, context.Cause(ctx)
+			return taken{}, causeOf(ctx)
 		}
 	}
 }
@@ -236,7 +236,7 @@ func (r *run) acquire(c *inflight, key string, n int) error {
 		return nil
 	}
 	if err := sem.Acquire(r.ctx, int64(n)); err != nil {
-		return context.Cause(r.ctx)
+		return r.cause()
 	}
 	c.held, c.weight = sem, int64(n)
 	return nil

@@ -330,7 +330,11 @@ func (r *run) failedStart(ctx context.Context, err error) {
 	rec := r.rec
 	rec.Status, rec.EndedAt, rec.Error = RunFailed, time.Now(), cleanText(err.Error())
 	if ctx.Err() != nil {
-		code, bad := cancelledBy(context.Cause(ctx), ctx.Err())
+		cause, replaced := safeCause(ctx)
+		code, bad := cancelledBy(cause, ctx.Err())
+		if replaced {
+			bad = cause
+		}
 		if bad != nil {
 			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
 		}
@@ -848,7 +852,7 @@ func (r *run) round() {
 		r.m.Halt()
 		r.cond.Broadcast()
 		r.mu.Unlock()
-		r.watch.cancelAll(context.Cause(r.ctx))
+		r.watch.cancelAll(r.cause())
 	})
 	// One worker starts; wakeIdle starts the others, up to the pool's
 	// size, as work for them turns up.
@@ -1847,7 +1851,7 @@ func (r *run) finish() {
 	switch {
 	case r.ctx.Err() != nil:
 		rec.Status = RunCancelled
-		cause := context.Cause(r.ctx)
+		cause, replaced := safeCause(r.ctx)
 		code, bad := cancelledBy(cause, r.ctx.Err())
 		rec.CancelledBy = code
 		switch {
@@ -1861,6 +1865,8 @@ func (r *run) finish() {
 		if bad != nil { // the cancel stands; the record says CancelledByHost
 			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
 			err = fmt.Errorf("%w (recorded as cancelled by %q: %w)", err, code, bad)
+		} else if replaced { // the error says why already: the cause is ErrInvalidCancelCode's
+			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", cause)
 		}
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:

@@ -192,7 +192,7 @@ func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grac
 		w.mu.Unlock()
 		if cause == nil {
 			// Cancelled, and cancelAll is on its way.
-			cause = context.Cause(w.r.ctx)
+			cause = w.r.cause()
 		}
 		return cause
 	}
