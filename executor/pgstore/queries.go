@@ -204,7 +204,11 @@ WHERE NOT EXISTS (SELECT 1 FROM {s}.assets a WHERE a.key = u.k COLLATE "C")`),
 		// whose reason is none of $16, the reasons this release knows:
 		// those of a newer release (a rolling deploy), which scanRun
 		// leaves out of the record read, and so out of the record put
-		// back (see Store.PutRun).
+		// back (see Store.PutRun): objects whose id and reason are text,
+		// as scanRun reads them; any other element, which scanRun fails
+		// on, is dropped. Stored marks that are not an array (JSON null,
+		// an object: written by hand or another tool) have none to keep,
+		// and jsonb_array_elements fails on them.
 		putRun: f(`INSERT INTO {s}.runs AS r
 	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error, graph, resumes,
 	cancelled_by)
@@ -212,8 +216,10 @@ VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10::jsonb, $11::text[], $12,
 ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = excluded.seconds, graph = excluded.graph,
 	triggered_by = excluded.triggered_by, reason = excluded.reason, resumes = excluded.resumes,
 	marks = excluded.marks || coalesce((SELECT jsonb_agg(u.m ORDER BY u.i)
-		FROM jsonb_array_elements(r.marks) WITH ORDINALITY AS u (m, i)
-		WHERE NOT coalesce(u.m->>'reason', '') = ANY ($16::text[])), '[]'::jsonb),
+		FROM jsonb_array_elements(CASE WHEN jsonb_typeof(r.marks) = 'array' THEN r.marks ELSE '[]'::jsonb END)
+			WITH ORDINALITY AS u (m, i)
+		WHERE jsonb_typeof(u.m->'id') = 'string' AND jsonb_typeof(u.m->'reason') = 'string'
+			AND NOT u.m->>'reason' = ANY ($16::text[])), '[]'::jsonb),
 	status = excluded.status, started_at = excluded.started_at, ended_at = excluded.ended_at,
 	counts = excluded.counts, failed = excluded.failed, error = excluded.error, cancelled_by = excluded.cancelled_by`),
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),

@@ -62,8 +62,10 @@ var knownReasons = func() []string {
 // rolling deploy), which GetRun, ListRuns and RunsByStatus leave out of
 // the record they read, so that this release's read, change and put of
 // such a record (an executor recording it as interrupted, say) loses
-// none of them. A record whose stored marks this release reads whole is
-// replaced whole.
+// none of them; it keeps only such marks (objects whose id and reason
+// are text), and drops any other element of the stored array. A record
+// whose stored marks this release reads whole, or whose stored marks are
+// not a JSON array (null, an object), is replaced whole.
 func (s *Store) PutRun(ctx context.Context, r executor.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err

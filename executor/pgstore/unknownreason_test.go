@@ -95,3 +95,48 @@ func TestPutRunKeepsTheMarksItCouldNotRead(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, rec.Marks, got.Marks)
 }
+
+// A record whose stored marks are not an array (JSON null, or an
+// object, written by hand or by another tool) is replaced whole by
+// PutRun: keeping its unknown marks looked for them with
+// jsonb_array_elements, which fails on anything but an array, and so
+// PutRun failed, every time, for a record that GetRun reads (null, as
+// no marks), and the executor could not record such a run's end. Of an
+// array, PutRun keeps only what a newer release's mark can be, an object
+// with a text reason: an element that is not one was kept too, and so
+// the record, put back, could not be read any more.
+func TestPutRunReplacesMarksThatAreNotAnArray(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg := newStore(t)
+	ctx := t.Context()
+	for _, stored := range []string{`null`, `{"id": "script", "reason": "edited"}`, `"edited"`} {
+		t.Run(stored, func(t *testing.T) {
+			rec := executor.Record{ID: testenv.UniqueName(t), GraphKey: "g", Seconds: 30, Status: executor.RunRunning}
+			require.NoError(t, s.PutRun(ctx, rec))
+			_, err := pg.Pool.Exec(ctx, `UPDATE "`+pg.Schema+`".runs SET marks = $1::jsonb WHERE id = $2`, stored, rec.ID)
+			require.NoError(t, err)
+			rec.Status = executor.RunInterrupted
+			rec.Marks = []dirty.Mark{{ID: "timeline", Reason: dirty.ReasonForced}}
+			require.NoError(t, s.PutRun(ctx, rec), "PutRun over marks %s", stored)
+			got, err := s.GetRun(ctx, rec.ID)
+			require.NoError(t, err)
+			assert.Equal(t, rec.Marks, got.Marks)
+			assert.Equal(t, executor.RunInterrupted, got.Status)
+		})
+	}
+	t.Run("elements that are no mark", func(t *testing.T) {
+		rec := executor.Record{ID: testenv.UniqueName(t), GraphKey: "g", Seconds: 30, Status: executor.RunRunning}
+		require.NoError(t, s.PutRun(ctx, rec))
+		_, err := pg.Pool.Exec(ctx, `UPDATE "`+pg.Schema+`".runs SET marks = $1::jsonb WHERE id = $2`,
+			`[{"id": "a", "reason": "teleported"}, "x", 7, null, {"id": "b"}, {"id": "c", "reason": 7}]`, rec.ID)
+		require.NoError(t, err)
+		rec.Marks = []dirty.Mark{{ID: "timeline", Reason: dirty.ReasonForced}}
+		require.NoError(t, s.PutRun(ctx, rec))
+		var marks string
+		require.NoError(t, pg.Pool.QueryRow(ctx, `SELECT marks::text FROM "`+pg.Schema+`".runs WHERE id = $1`, rec.ID).Scan(&marks))
+		assert.JSONEq(t, `[{"id": "timeline", "reason": "forced"}, {"id": "a", "reason": "teleported"}]`, marks)
+		got, err := s.GetRun(ctx, rec.ID)
+		require.NoError(t, err, "GetRun of the record put back")
+		assert.Equal(t, rec.Marks, got.Marks)
+	})
+}
