@@ -332,7 +332,8 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 // opts, ctx, the Recovery outcomes and the error are as there), but
 // for the runs that it lists: RunsByStatus(ctx, executor.RunCancelled),
 // those whose CancelledBy is one of codes, and of them those still to
-// finish: the newest record of their key (the last of ListRuns), which
+// finish: the newest record of their key (no other record of the key
+// started at the same time as it, to the microsecond, or later), which
 // no record's Resumes names. A run of the key started after the
 // cancelled one (its resume, by this call of another process or by the
 // host, or a run a user started) made the key's nodes that were not
@@ -361,12 +362,13 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 			executor.ErrInvalidRequest, what)
 	}
 	// superseded reports whether a record of runs, the list of rec's key,
-	// supersedes rec.
+	// supersedes rec: it resumes rec, or it started at the same time as
+	// rec (a tie, which ListRuns sorts by ID, may be the later run) or
+	// after it.
 	superseded := func(rec executor.Record, runs []executor.Record) bool {
-		if len(runs) > 0 && runs[len(runs)-1].ID != rec.ID {
-			return true
-		}
-		return slices.ContainsFunc(runs, func(r executor.Record) bool { return r.Resumes == rec.ID })
+		return slices.ContainsFunc(runs, func(r executor.Record) bool {
+			return r.Resumes == rec.ID || r.ID != rec.ID && !r.StartedAt.Before(rec.StartedAt)
+		})
 	}
 	list := func() ([]executor.Record, error) {
 		cancelled, err := s.RunsByStatus(ctx, executor.RunCancelled)

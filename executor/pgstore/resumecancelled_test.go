@@ -138,3 +138,33 @@ func TestResumeCancelledRefusals(t *testing.T) {
 		})
 	}
 }
+
+// A run of the key that started in the same microsecond as the cancelled
+// one (another process's, say) may be the later of the two: ListRuns
+// sorts such a tie by ID, and ResumeCancelled took the cancelled run for
+// the key's newest whenever its ID sorted last, and resumed it beside or
+// after that run. A record of the key started at the same time as the
+// cancelled run, or later, supersedes it.
+func TestResumeCancelledLeavesARunTiedWithAnother(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	g := build(t, 30)
+	key := testenv.UniqueName(t)
+	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	rec := func(id string, status executor.RunStatus, code string) executor.Record {
+		return executor.Record{ID: id, GraphKey: key, Seconds: 30, Graph: executor.Fingerprint(g), Status: status,
+			CancelledBy: code, StartedAt: at, EndedAt: at.Add(time.Second)}
+	}
+	require.NoError(t, s.PutRun(ctx, rec("b-cancelled", executor.RunCancelled, "shutdown")))
+	require.NoError(t, s.PutRun(ctx, rec("a-user-run", executor.RunSucceeded, "")))
+	e := newExecutor(t, s, newProvider().registry())
+	recs, err := s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown")
+	require.NoError(t, err)
+	for _, r := range recs {
+		if r.Run != nil {
+			_, _ = r.Wait()
+		}
+	}
+	assert.Empty(t, recs, "the cancelled run is tied with another run of its key")
+}
