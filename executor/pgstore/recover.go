@@ -323,6 +323,12 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
 }
 
+// executorCodes are the executor's own cancel codes, which
+// executor.CheckCancelCode refuses as a host's, and a run may be recorded
+// with all the same.
+var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledByContext, executor.CancelledByDeadline,
+	executor.CancelledByGraphReplaced, executor.CancelledByGraphDeleted, executor.CancelledByHost}
+
 // ResumeCancelled resumes the runs recorded as cancelled with one of
 // codes (Record.CancelledBy), such as the host's own shutdown code (see
 // executor.CancelCode) and [CancelledByLockLost], that a host means to
@@ -348,8 +354,11 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 // RunsByStatus of cancelled runs scans the runs table, and ListRuns is
 // called once for each key of a run so listed: a host that keeps many
 // records prunes them (PruneRuns). codes must name one code at least,
-// and none empty (an error wrapping executor.ErrInvalidRequest
-// otherwise, before anything is done); they are compared exactly.
+// each one that executor.CheckCancelCode takes or one of the executor's
+// own (such as executor.CancelledByCancel, for a user's cancels): a code
+// that no run is recorded with, empty or "Shutdown" for "shutdown", is
+// refused with an error wrapping executor.ErrInvalidRequest, before
+// anything is done. They are compared exactly.
 func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, codes ...string) ([]Recovery, error) {
 	const what = "the cancelled runs"
@@ -360,6 +369,12 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	if slices.Contains(codes, "") {
 		return nil, fmt.Errorf("%w: pgstore: resume %s: an empty cancel code, which only runs that were not cancelled have: give codes that executor.CheckCancelCode takes, or the executor's or pgstore's",
 			executor.ErrInvalidRequest, what)
+	}
+	for _, code := range codes {
+		if err := executor.CheckCancelCode(code); err != nil && !slices.Contains(executorCodes[:], code) {
+			return nil, fmt.Errorf("%w: pgstore: resume %s: cancel code %.70q, which no run is cancelled with: %w: give codes that executor.CheckCancelCode takes, or the executor's",
+				executor.ErrInvalidRequest, what, code, err)
+		}
 	}
 	// superseded reports whether a record of runs, the list of rec's key,
 	// supersedes rec: it resumes rec, or it started at the same time as

@@ -106,7 +106,10 @@ func TestResumeCancelledByCode(t *testing.T) {
 
 // ResumeCancelled with no code, or an empty one, would resume nothing
 // or runs that were not cancelled: it is refused before anything is
-// done, as are the arguments that ResumeLeftRunning refuses.
+// done, as are the arguments that ResumeLeftRunning refuses. So is a
+// code that no run is cancelled with, one that executor.CheckCancelCode
+// refuses and not the executor's own ("Shutdown" for "shutdown"), which
+// resumed nothing, silently.
 func TestResumeCancelledRefusals(t *testing.T) {
 	t.Parallel() // its own schema
 	s, _ := newStore(t)
@@ -123,6 +126,9 @@ func TestResumeCancelledRefusals(t *testing.T) {
 		{"an empty code", func() ([]pgstore.Recovery, error) {
 			return s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown", "")
 		}, "an empty cancel code"},
+		{"a code no run has", func() ([]pgstore.Recovery, error) {
+			return s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown", "Shutdown")
+		}, `cancel code "Shutdown", which no run is cancelled with: executor: invalid cancel code: code "Shutdown" has 'S' at byte 0`},
 		{"no executor", func() ([]pgstore.Recovery, error) {
 			return s.ResumeCancelled(ctx, nil, lectureOf, executor.ResumeOptions{}, "shutdown")
 		}, "the executor is nil"},
@@ -167,4 +173,17 @@ func TestResumeCancelledLeavesARunTiedWithAnother(t *testing.T) {
 		}
 	}
 	assert.Empty(t, recs, "the cancelled run is tied with another run of its key")
+}
+
+// Every cancel code a run may be recorded with, the executor's own and
+// pgstore's among them, is one that ResumeCancelled takes.
+func TestResumeCancelledTakesEveryCode(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	e := newExecutor(t, s, newProvider().registry())
+	recs, err := s.ResumeCancelled(t.Context(), e, lectureOf, executor.ResumeOptions{}, executor.CancelledByCancel,
+		executor.CancelledByContext, executor.CancelledByDeadline, executor.CancelledByGraphReplaced,
+		executor.CancelledByGraphDeleted, executor.CancelledByHost, pgstore.CancelledByLockLost, "acme:shutdown")
+	require.NoError(t, err)
+	assert.Empty(t, recs)
 }
