@@ -94,7 +94,8 @@
 // run's graph fingerprint, which Resume checks), Resumes (the run that
 // the run finishes, by which a host finds the runs resumed), CancelledBy
 // (a cancelled run's cancel code, by which a host finds the runs its
-// shutdown cancelled: in GetRun, ListRuns and RunsByStatus alike, and
+// shutdown cancelled, of up to executor.MaxCancelCodeBytes: in GetRun,
+// ListRuns and RunsByStatus alike, and
 // emptied when a record without one replaces it) and zero and
 // finer-than-microsecond times included, Failed in its order (the
 // Report's, not the text's), and text of every kind with an Error of

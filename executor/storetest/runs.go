@@ -720,7 +720,8 @@ func testRunsByStatus(t *testing.T, s executor.RunStore) {
 }
 
 // testRunCancelledBy puts cancelled records with cancel codes (a host's,
-// and one of the executor's) beside one that has none: GetRun, ListRuns
+// one of the executor's, and one of executor.MaxCancelCodeBytes) beside
+// one that has none: GetRun, ListRuns
 // and RunsByStatus (if the store has it) give each code back as put. A
 // record replaced by one without a code (as a host might rewrite it)
 // comes back without one, not with the old record's. A store that drops
@@ -739,6 +740,9 @@ func testRunCancelledBy(t *testing.T, s executor.RunStore) {
 		rec("shutdown", "acme:shutdown.v2_1-x", baseTime),
 		rec("user", executor.CancelledByCancel, baseTime.Add(time.Second)),
 		rec("none", "", baseTime.Add(2*time.Second)), // written before the field existed
+		// The longest code a host may give (executor.CheckCancelCode).
+		rec("longest", strings.Repeat("acme:", executor.MaxCancelCodeBytes/5)+strings.Repeat("z", executor.MaxCancelCodeBytes%5),
+			baseTime.Add(3*time.Second)),
 	}
 	for _, r := range want {
 		putRun(t, s, r)

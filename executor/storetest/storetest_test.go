@@ -90,6 +90,7 @@ var bugs = []kitBug{
 	{"RunStore", "drop-cancelled-by", []string{"CancelledBy"}},
 	{"RunStore", "keep-first-cancelled-by", []string{"CancelledBy"}},
 	{"RunStore", "list-drop-cancelled-by", []string{"CancelledBy"}},
+	{"RunStore", "short-cancelled-by", []string{"CancelledBy"}},
 	{"RunStore", "status-drop-cancelled-by", []string{"CancelledBy"}},
 	{"RunStore", "status-unsorted", []string{"RunsByStatus"}},
 	{"RunStore", "status-first-put", []string{"RunsByStatus"}},
@@ -468,6 +469,10 @@ func (f *fakeRuns) PutRun(ctx context.Context, r executor.Record) error {
 		r.Resumes = ""
 	case "drop-cancelled-by": // a store without a column for Record.CancelledBy
 		r.CancelledBy = ""
+	case "short-cancelled-by": // a column for Record.CancelledBy of 32 characters, which cuts longer codes
+		if len(r.CancelledBy) > 32 {
+			r.CancelledBy = r.CancelledBy[:32]
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
