@@ -277,10 +277,10 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		}
 		switch {
 		case r.recordPut:
-			r.failedStart(ctx, err)
+			err = r.failedStart(ctx, err)
 		case r.recordTried && retryable(err):
 			// The record's PutRun failed, and may have gone through.
-			r.lostStart(ctx, err)
+			err = r.lostStart(ctx, err)
 		}
 		cancel(err)
 		return nil, err
@@ -325,10 +325,14 @@ func (r *run) putRecord(ctx context.Context) error {
 // first record was stored: the run ended, as failed (or cancelled, if
 // ctx ended), without running anything. Its store call has
 // Options.StoreTimeout, even when ctx has ended; if it fails, the
-// record stays running (see putRecord), and the failure is logged.
-func (r *run) failedStart(ctx context.Context, err error) {
+// record stays running (see putRecord), and the failure is logged. It
+// returns err, which Start returns, and which says, when ctx's cause had
+// a code that CheckCancelCode refuses, that it was recorded as
+// CancelledByHost, wrapping the refusal, as a run's error does (see
+// finish).
+func (r *run) failedStart(ctx context.Context, err error) error {
 	rec := r.rec
-	rec.Status, rec.EndedAt, rec.Error = RunFailed, time.Now(), cleanText(err.Error())
+	rec.Status, rec.EndedAt = RunFailed, time.Now()
 	if ctx.Err() != nil {
 		cause, replaced := safeCause(ctx)
 		code, bad := cancelledBy(cause, ctx.Err())
@@ -337,9 +341,11 @@ func (r *run) failedStart(ctx context.Context, err error) {
 		}
 		if bad != nil {
 			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
+			err = fmt.Errorf("%w (recorded as cancelled by %q: %w)", err, code, bad)
 		}
 		rec.Status, rec.CancelledBy = RunCancelled, code
 	}
+	rec.Error = cleanText(err.Error())
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.opts.StoreTimeout)
 	defer cancel()
 	put := func() error { return r.e.opts.Runs.PutRun(pctx, rec) }
@@ -350,6 +356,7 @@ func (r *run) failedStart(ctx context.Context, err error) {
 	if perr != nil {
 		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
 	}
+	return err
 }
 
 // lostStart records that the start of the run failed with err, the
@@ -360,8 +367,9 @@ func (r *run) failedStart(ctx context.Context, err error) {
 // that no record says running of a run that never ran, which a host
 // would take for one that a crash interrupted. A store that did not keep
 // it is left without one. The read has Options.StoreTimeout, even when
-// ctx has ended; its failure is logged.
-func (r *run) lostStart(ctx context.Context, err error) {
+// ctx has ended; its failure is logged. It returns err, as failedStart
+// does.
+func (r *run) lostStart(ctx context.Context, err error) error {
 	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.e.opts.StoreTimeout)
 	defer cancel()
 	var rec Record
@@ -375,14 +383,15 @@ func (r *run) lostStart(ctx context.Context, err error) {
 	}
 	switch {
 	case errors.Is(gerr, ErrNotFound):
-		return
+		return err
 	case gerr != nil:
 		r.e.log.Error("regen: read the record of a run whose start failed, to record it as failed", "run", r.handle.id, "err", gerr)
-		return
+		return err
 	}
 	if rec.Status == RunRunning && rec.StartedAt.Truncate(time.Microsecond).Equal(r.rec.StartedAt.Truncate(time.Microsecond)) {
-		r.failedStart(ctx, err)
+		return r.failedStart(ctx, err)
 	}
+	return err
 }
 
 // boundStoreCalls runs when the run is cancelled: from then on its store

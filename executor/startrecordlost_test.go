@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -60,6 +61,9 @@ func TestStartWhoseRecordReplyWasLost(t *testing.T) {
 		{how: "reply", want: executor.RunFailed},
 		{how: "cancel", want: executor.RunCancelled, code: executor.CancelledByContext},
 		{how: "shutdown", want: executor.RunCancelled, code: "shutdown"},
+		// A code that CheckCancelCode refuses: recorded as the host's,
+		// and Start's error says why, as a run's error would.
+		{how: "bad-code", want: executor.RunCancelled, code: executor.CancelledByHost},
 	} {
 		t.Run(tc.how, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -76,8 +80,11 @@ func TestStartWhoseRecordReplyWasLost(t *testing.T) {
 
 				sctx, cancelCause := context.WithCancelCause(ctx)
 				cancel := func() { cancelCause(nil) }
-				if tc.how == "shutdown" {
+				switch tc.how {
+				case "shutdown":
 					cancel = func() { cancelCause(executor.CancelCode("shutdown", errors.New("host stopping"))) }
+				case "bad-code":
+					cancel = func() { cancelCause(executor.CancelCode("Shutdown", errors.New("host stopping"))) }
 				}
 				defer cancel()
 				runs.mu.Lock()
@@ -85,12 +92,17 @@ func TestStartWhoseRecordReplyWasLost(t *testing.T) {
 				runs.mu.Unlock()
 				_, err = e.Start(sctx, executor.RunRequest{GraphKey: "key", Graph: g, RunID: "lost"})
 				require.Error(t, err)
+				startErr := err
 
 				rec, err := runs.GetRun(ctx, "lost")
 				require.NoError(t, err)
 				assert.Equal(t, tc.want, rec.Status, "the record of a Start that failed")
 				assert.Equal(t, tc.code, rec.CancelledBy)
 				assert.NotEmpty(t, rec.Error)
+				bad := tc.how == "bad-code"
+				assert.Equal(t, bad, errors.Is(startErr, executor.ErrInvalidCancelCode), "Start's error: %v", startErr)
+				assert.Equal(t, bad, strings.Contains(rec.Error, `recorded as cancelled by "host": executor: invalid cancel code: code "Shutdown"`),
+					"the record's Error: %s", rec.Error)
 				assert.False(t, rec.EndedAt.IsZero())
 				running, err := runs.RunStore.(executor.RunStatusLister).RunsByStatus(ctx, executor.RunRunning)
 				require.NoError(t, err)
