@@ -156,7 +156,8 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // key's lock), say at the key's next request, or at start-up from
 // RunsByStatus(ctx, executor.RunCancelled), picking them by their
 // record's CancelledBy (never by Error's text, which is for people and
-// may change) and skipping those that a record's Resumes names already.
+// may change) and skipping those that a record's Resumes names already:
+// [Store.ResumeCancelled] does that.
 //
 // A run that is not resumed is [NotResumed], with the reason in Err, and
 // the lock is unlocked at once: graphOf failed (Err is a [*GraphOfError]
