@@ -99,15 +99,25 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// configForm is a Config's JSON form.
+// configForm is a Config's JSON form. Its lists hold pointers so that a
+// null entry reads as nil, and is refused as such rather than taken for
+// an entry of the empty key.
 type configForm struct {
-	Mode     string       `json:"mode,omitempty"`
-	Workers  int          `json:"workers,omitempty"`
-	Rates    []rateForm   `json:"rates,omitempty"`
-	Caps     []capForm    `json:"caps,omitempty"`
-	Windows  []windowForm `json:"windows,omitempty"`
-	MaxBatch int          `json:"maxBatch,omitempty"`
+	Mode     string        `json:"mode,omitempty"`
+	Workers  int           `json:"workers,omitempty"`
+	Rates    []*rateForm   `json:"rates,omitempty"`
+	Caps     []*capForm    `json:"caps,omitempty"`
+	Windows  []*windowForm `json:"windows,omitempty"`
+	MaxBatch int           `json:"maxBatch,omitempty"`
 }
+
+// The entries of the lists, as MarshalJSON's doc shows them, for the
+// message that refuses a null entry.
+const (
+	rateExample   = `a rate, an object such as {"key": "asset:image", "starts": 2, "per": "1.5s"}`
+	capExample    = `a cap, an object such as {"key": "llm", "cap": 1}`
+	windowExample = `a window, an object such as {"kind": "asset:video", "window": "4s"}`
+)
 
 type rateForm struct {
 	Key    string `json:"key"`
@@ -168,24 +178,24 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	}
 	for _, key := range sortedKeys(c.Rates) {
 		r := c.Rates[key]
-		f.Rates = append(f.Rates, rateForm{Key: key, Starts: r.Starts, Per: r.Per.String()})
+		f.Rates = append(f.Rates, &rateForm{Key: key, Starts: r.Starts, Per: r.Per.String()})
 	}
 	for _, key := range sortedKeys(c.Caps) {
-		f.Caps = append(f.Caps, capForm{Key: key, Cap: c.Caps[key]})
+		f.Caps = append(f.Caps, &capForm{Key: key, Cap: c.Caps[key]})
 	}
 	for _, kind := range sortedKeys(c.Windows) {
-		f.Windows = append(f.Windows, windowForm{Kind: kind, Window: c.Windows[kind].String()})
+		f.Windows = append(f.Windows, &windowForm{Kind: kind, Window: c.Windows[kind].String()})
 	}
 	return json.Marshal(f)
 }
 
 // UnmarshalJSON reads a Config in the JSON form that [Config.MarshalJSON]
 // writes, strictly: unknown keys, keys that differ in case, repeated
-// keys, data after the object, a key or kind listed twice, a duration
-// time.ParseDuration does not read, and a Config that [New] would refuse
-// for itself (a negative Workers, a rate of no starts...) are refused
-// with a [*ConfigError] that names the field. The lists may come in any
-// order. JSON null leaves c as it is, as encoding/json does for a null
+// keys, data after the object, a null entry in a list, a key or kind
+// listed twice, a duration time.ParseDuration does not read, and a
+// Config that [New] would refuse for itself (a negative Workers, a rate
+// of no starts...) are refused with a [*ConfigError] that names the
+// field. The lists may come in any order. JSON null leaves c as it is, as encoding/json does for a null
 // value. On error it leaves c unchanged.
 func (c *Config) UnmarshalJSON(data []byte) error {
 	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
@@ -219,7 +229,10 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	default:
 		return badConfig("Mode", "mode %q: want %q or %q", cut(f.Mode), Dataflow.String(), Staged.String())
 	}
-	for _, r := range f.Rates {
+	for k, r := range f.Rates {
+		if r == nil {
+			return badConfig("Rates", "rates[%d] is null: want %s", k, rateExample)
+		}
 		per, err := duration(r.Per)
 		if err != nil {
 			return badConfig("Rates", "rate for batch key %q: per %q: %v", cut(r.Key), cut(r.Per), err)
@@ -232,7 +245,10 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		}
 		out.Rates[r.Key] = Rate{Starts: r.Starts, Per: per}
 	}
-	for _, cp := range f.Caps {
+	for k, cp := range f.Caps {
+		if cp == nil {
+			return badConfig("Caps", "caps[%d] is null: want %s", k, capExample)
+		}
 		if _, ok := out.Caps[cp.Key]; ok {
 			return badConfig("Caps", "a cap for batch key %q twice: give each key once", cut(cp.Key))
 		}
@@ -241,7 +257,10 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		}
 		out.Caps[cp.Key] = cp.Cap
 	}
-	for _, w := range f.Windows {
+	for k, w := range f.Windows {
+		if w == nil {
+			return badConfig("Windows", "windows[%d] is null: want %s", k, windowExample)
+		}
 		d, err := duration(w.Window)
 		if err != nil {
 			return badConfig("Windows", "window for kind %q: %q: %v", cut(w.Kind), cut(w.Window), err)
