@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -16,9 +18,11 @@ import (
 // ConfigError is a [Config] that [New], [Restore], [Config.MarshalJSON]
 // or [Config.UnmarshalJSON] refuses: Field names the field that is wrong,
 // as Config spells it ("Mode", "Workers", "Rates", "Caps", "Windows" or
-// "MaxBatch"), or is "" for a JSON form that does not read as a Config
-// at all; Problem says what is wrong and what is allowed. It wraps
-// [ErrInvalidConfig].
+// "MaxBatch"), also for a member of the JSON form that sets it, or is ""
+// for JSON that does not read as a Config's form at all (not JSON, not
+// an object, an unknown, repeated or miscased key); Problem says what is
+// wrong and what is allowed, in the JSON form's words for a member of
+// it. It wraps [ErrInvalidConfig].
 type ConfigError struct {
 	// Field is the Config field that is wrong, or "".
 	Field string
@@ -191,12 +195,15 @@ func (c Config) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a Config in the JSON form that [Config.MarshalJSON]
 // writes, strictly: unknown keys, keys that differ in case, repeated
-// keys, data after the object, a null entry in a list, a key or kind
-// listed twice, a duration time.ParseDuration does not read, and a
+// keys, data after the object, a member of another JSON type (a string
+// for "workers", an object for "caps"), a null entry in a list, a key or
+// kind listed twice, a duration time.ParseDuration does not read, and a
 // Config that [New] would refuse for itself (a negative Workers, a rate
 // of no starts...) are refused with a [*ConfigError] that names the
-// field. The lists may come in any order. JSON null leaves c as it is, as encoding/json does for a null
-// value. On error it leaves c unchanged.
+// field (but for a form that is not a Config's at all: see
+// [ConfigError]). The lists may come in any order. JSON null leaves c as
+// it is, as encoding/json does for a null value. On error it leaves c
+// unchanged.
 func (c *Config) UnmarshalJSON(data []byte) error {
 	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
 		return nil
@@ -219,6 +226,10 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	dec = json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return badType(te)
+		}
 		return badConfig("", "bad JSON: %v", strictjson.Bound(err))
 	}
 	out := Config{Workers: f.Workers, MaxBatch: f.MaxBatch}
@@ -279,6 +290,54 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	*c = out
 	return nil
 }
+
+// memberTypes says, for each member of the JSON form, as encoding/json's
+// UnmarshalTypeError.Field names it, the Config field it sets and what
+// it holds.
+var memberTypes = map[string]struct{ field, name, want string }{
+	"mode":           {"Mode", "mode", `a string, "dataflow" or "staged"`},
+	"workers":        {"Workers", "workers", "an integer, 0 (no cap) or more"},
+	"maxBatch":       {"MaxBatch", "maxBatch", "an integer, 0 (no cap) or more"},
+	"rates":          {"Rates", "rates", `a list of rates, such as [{"key": "asset:image", "starts": 2, "per": "1.5s"}]`},
+	"rates.key":      {"Rates", `rates: a rate's "key"`, "a string, the batch key"},
+	"rates.starts":   {"Rates", `rates: a rate's "starts"`, "an integer, 1 or more"},
+	"rates.per":      {"Rates", `rates: a rate's "per"`, `a duration in a string, such as "1.5s"`},
+	"caps":           {"Caps", "caps", `a list of caps, such as [{"key": "llm", "cap": 1}]`},
+	"caps.key":       {"Caps", `caps: a cap's "key"`, "a string, the batch key"},
+	"caps.cap":       {"Caps", `caps: a cap's "cap"`, "an integer, 1 or more"},
+	"windows":        {"Windows", "windows", `a list of windows, such as [{"kind": "asset:video", "window": "4s"}]`},
+	"windows.kind":   {"Windows", `windows: a window's "kind"`, "a string, the kind"},
+	"windows.window": {"Windows", `windows: a window's "window"`, `a duration in a string, such as "4s"`},
+}
+
+// badType returns the *ConfigError for a JSON value of the wrong type,
+// in the JSON form's words: encoding/json's own message names the Go
+// types that read the form.
+func badType(te *json.UnmarshalTypeError) error {
+	got := "a " + te.Value // "string", "number"
+	switch kind, lit, _ := strings.Cut(te.Value, " "); {
+	case kind == "number" && lit != "":
+		got = "the number " + cut(lit)
+	case kind == "array" || kind == "object":
+		got = "an " + kind
+	case kind == "bool":
+		got = "true or false"
+	}
+	m, ok := memberTypes[te.Field]
+	entry, isList := listEntries[te.Field]
+	switch {
+	case te.Field == "":
+		return badConfig("", `bad JSON: want an object, such as {"workers": 8}, not %s`, got)
+	case !ok: // every member is listed; kept so that none reads as another
+		return badConfig("", "bad JSON: %s: not %s", te.Field, got)
+	case isList && te.Type.Kind() != reflect.Slice: // an entry of the list
+		return badConfig(m.field, "%s: want %s, not %s", m.name, entry, got)
+	}
+	return badConfig(m.field, "%s: want %s, not %s", m.name, m.want, got)
+}
+
+// listEntries says what an entry of each list of the JSON form is.
+var listEntries = map[string]string{"rates": rateExample, "caps": capExample, "windows": windowExample}
 
 // duration reads a duration of the JSON form: "" is 0, which the checks
 // then refuse as not positive.

@@ -74,12 +74,34 @@ func TestConfigJSON(t *testing.T) {
 func TestConfigJSONRefuses(t *testing.T) {
 	for _, tc := range []struct{ name, in, field, want string }{
 		{"empty", ``, "", "no JSON value"},
-		{"not an object", `[]`, "", "cannot unmarshal array"},
+		{"not an object", `[]`, "", `bad JSON: want an object, such as {"workers": 8}, not an array`},
+		{"a string", `"x"`, "", `bad JSON: want an object, such as {"workers": 8}, not a string`},
 		{"trailing data", `{} {}`, "", "data after the Config object"},
 		{"unknown key", `{"worker":1}`, "", `unknown field "worker"`},
 		{"a key in another case", `{"Workers":1}`, "", "names are case-sensitive"},
 		{"a repeated key", `{"workers":1,"workers":2}`, "", "appears twice"},
 		{"a key in a rate", `{"rates":[{"key":"k","starts":1,"per":"1s","Per":"2s"}]}`, "", `"Per" in rates[0]`},
+		// Type errors name the field and the JSON member, and say what
+		// the member holds, not the Go types that read it.
+		{"a mode not a string", `{"mode":3}`, "Mode", `mode: want a string, "dataflow" or "staged", not a number`},
+		{"workers not a number", `{"workers":"x"}`, "Workers", `workers: want an integer, 0 (no cap) or more, not a string`},
+		{"workers not whole", `{"workers":1.5}`, "Workers", `workers: want an integer, 0 (no cap) or more, not the number 1.5`},
+		{"workers out of range", `{"workers":1e30}`, "Workers", `workers: want an integer, 0 (no cap) or more, not the number 1e30`},
+		{"max batch a bool", `{"maxBatch":true}`, "MaxBatch", `maxBatch: want an integer, 0 (no cap) or more, not true or false`},
+		{"rates not a list", `{"rates":{}}`, "Rates", `rates: want a list of rates, such as [{"key": "asset:image", "starts": 2, "per": "1.5s"}], not an object`},
+		{"a rate not an object", `{"rates":[1]}`, "Rates", `rates: want a rate, an object such as {"key": "asset:image", "starts": 2, "per": "1.5s"}, not a number`},
+		{"a rate's key a number", `{"rates":[{"key":1,"starts":1,"per":"1s"}]}`, "Rates", `rates: a rate's "key": want a string, the batch key, not a number`},
+		{"a rate's starts a string", `{"rates":[{"key":"k","starts":"1","per":"1s"}]}`, "Rates", `rates: a rate's "starts": want an integer, 1 or more, not a string`},
+		{"a rate's period a number", `{"rates":[{"key":"k","starts":1,"per":5}]}`, "Rates", `rates: a rate's "per": want a duration in a string, such as "1.5s", not a number`},
+		{"caps not a list", `{"caps":{}}`, "Caps", `caps: want a list of caps, such as [{"key": "llm", "cap": 1}], not an object`},
+		{"a cap not an object", `{"caps":["llm"]}`, "Caps", `caps: want a cap, an object such as {"key": "llm", "cap": 1}, not a string`},
+		{"a cap's key an array", `{"caps":[{"key":[],"cap":1}]}`, "Caps", `caps: a cap's "key": want a string, the batch key, not an array`},
+		{"a cap's cap a string", `{"caps":[{"key":"k","cap":"1"}]}`, "Caps", `caps: a cap's "cap": want an integer, 1 or more, not a string`},
+		{"windows not a list", `{"windows":"4s"}`, "Windows", `windows: want a list of windows, such as [{"kind": "asset:video", "window": "4s"}], not a string`},
+		{"a window not an object", `{"windows":[[]]}`, "Windows", `windows: want a window, an object such as {"kind": "asset:video", "window": "4s"}, not an array`},
+		{"a window's kind a bool", `{"windows":[{"kind":false,"window":"4s"}]}`, "Windows", `windows: a window's "kind": want a string, the kind, not true or false`},
+		{"a window's window a number", `{"windows":[{"kind":"v","window":4}]}`, "Windows", `windows: a window's "window": want a duration in a string, such as "4s", not a number`},
+		{"a long number", `{"workers":1` + strings.Repeat("0", 300) + `}`, "Workers", "not the number 1000"},
 		{"another mode", `{"mode":"eager"}`, "Mode", `mode "eager": want "dataflow" or "staged"`},
 		{"negative workers", `{"workers":-1}`, "Workers", "workers -1: want 0 (no cap) or more"},
 		{"negative max batch", `{"maxBatch":-2}`, "MaxBatch", "max batch -2: want 0 (no cap) or more"},
@@ -143,6 +165,7 @@ func requireConfigError(t *testing.T, err error, field, want string) {
 	require.True(t, errors.As(err, &ce), "a *ConfigError: %v", err)
 	require.Equal(t, field, ce.Field, "Field of %v", err)
 	require.ErrorContains(t, err, want)
+	require.NotRegexp(t, `Form|Go (struct|value)`, err.Error(), "a message in the package's words, not its Go types")
 	require.LessOrEqual(t, len(err.Error()), 400, "a long input makes a long message: %v", err)
 }
 
