@@ -66,7 +66,8 @@ const stateLetters = "prRsfkSc"
 // Snapshot is a machine's state at one point of its run, from
 // [Machine.Snapshot]: [Restore] makes a machine from it that answers
 // every further call as the snapshotted one does. Its zero value is no
-// snapshot, which Restore refuses. It is immutable and shares no memory
+// snapshot, which Restore refuses, and which its JSON form writes as
+// null. It is immutable and shares no memory
 // with the machine: it may be copied, and kept while the machine goes on.
 //
 // # JSON form
@@ -212,9 +213,15 @@ var snapshotShape = func() *strictjson.Object {
 func (s Snapshot) Version() int { return s.s.Version }
 
 // MarshalJSON writes the snapshot in its JSON form (see [Snapshot]): the
-// same state gives the same bytes. It fails only for a time outside the
-// years 0 to 9999, as encoding/json does for a time.Time.
+// same state gives the same bytes. The zero Snapshot, which is no
+// snapshot, is written as null, which [Snapshot.UnmarshalJSON] reads as
+// leaving the value as it is: a host's record that holds no snapshot yet
+// reads back with none. It fails only for a time outside the years 0 to
+// 9999, as encoding/json does for a time.Time.
 func (s Snapshot) MarshalJSON() ([]byte, error) {
+	if s.s.Version == 0 {
+		return []byte("null"), nil
+	}
 	if s.s.Ready == nil {
 		s.s.Ready = []graph.Node{} // "ready": [], never null
 	}
@@ -227,9 +234,14 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // or missing in a later one, are refused with a [*SnapshotError]. A time written with another offset than UTC is read
 // as the same instant in UTC, so that the snapshot writes back as
 // [Machine.Snapshot] would. It checks the form alone; [Restore] checks
-// the snapshot against its plan and Config. On error it leaves s
-// unchanged.
+// the snapshot against its plan and Config. JSON null leaves s as it
+// is, as encoding/json does for a null value, and as
+// [Config.UnmarshalJSON] and planner.Plan's UnmarshalJSON do. On error
+// it leaves s unchanged.
 func (s *Snapshot) UnmarshalJSON(data []byte) error {
+	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
+		return nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -587,7 +599,7 @@ func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
 	f := &s.s
 	switch {
 	case f.Version == 0:
-		return nil, badSnapshot("the zero Snapshot: take one with Machine.Snapshot")
+		return nil, badSnapshot("no snapshot (the zero Snapshot, or none read from JSON null): take one with Machine.Snapshot")
 	case f.Version < 0 || f.Version > SnapshotVersion:
 		return nil, badSnapshot("version %d: this release reads versions 1 to %d", f.Version, SnapshotVersion)
 	}

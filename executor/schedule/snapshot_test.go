@@ -839,3 +839,32 @@ func TestSnapshotDecodeTakesTimesToUTC(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, string(marshal(t, restored.Snapshot())))
 }
+
+// TestSnapshotJSONNull: JSON null leaves a Snapshot as it is, as it
+// does a Config and a planner.Plan (encoding/json's convention for a
+// null value), and the zero Snapshot, which is no snapshot, is written
+// as null, so that a host's record without one yet reads back. Restore
+// refuses the zero Snapshot with a *SnapshotError that says a snapshot
+// is needed.
+func TestSnapshotJSONNull(t *testing.T) {
+	p := lecturePlan(t, 20)
+	s, b := snapshotAt(t, p, schedule.Config{}, 10, 1)
+	require.NoError(t, json.Unmarshal([]byte(" null\n"), &s))
+	require.Equal(t, string(b), string(marshal(t, s)), "null leaves the snapshot as it is")
+	type record struct{ Snap schedule.Snapshot }
+	h := record{Snap: s}
+	require.NoError(t, json.Unmarshal([]byte(`{"Snap":null}`), &h))
+	require.Equal(t, string(b), string(marshal(t, h.Snap)), "a null field leaves the snapshot as it is")
+
+	zero, err := json.Marshal(record{})
+	require.NoError(t, err)
+	require.Equal(t, `{"Snap":null}`, string(zero), "the zero Snapshot is no snapshot")
+	var back record
+	require.NoError(t, json.Unmarshal(zero, &back), "a record without a snapshot reads back")
+	require.Zero(t, back.Snap.Version())
+	for _, snap := range []schedule.Snapshot{{}, back.Snap} {
+		m, err := schedule.Restore(p, schedule.Config{}, snap)
+		require.Nil(t, m)
+		requireSnapshotError(t, err, false, "no snapshot (the zero Snapshot, or none read from JSON null): take one with Machine.Snapshot")
+	}
+}
