@@ -25,8 +25,10 @@ type RateStarts struct {
 // with none: what a machine of the next plan inherits with
 // [Machine.Inherit] when a driver continues as new (a workflow that
 // starts anew with a new plan, say), so that its providers' quotas
-// carry over. It changes nothing, and returns new slices that the caller
-// owns. It costs O(K log K + S) for K batch keys and S starts.
+// carry over. The times are those the driver passed this machine, on
+// its clock (Inherit says how a driver with another clock gives them).
+// It changes nothing, and returns new slices that the caller owns. It
+// costs O(K log K + S) for K batch keys and S starts.
 func (m *Machine) RateStarts(now time.Time) []RateStarts {
 	var out []RateStarts
 	for ki := 1; ki < len(m.keys); ki++ {
@@ -51,6 +53,18 @@ func (m *Machine) RateStarts(now time.Time) []RateStarts {
 // has not, or that has no rate in this machine's Config, is ignored.
 // The starts count until their rate's Per after them, as any start does,
 // and a [Snapshot] holds them; no node counts them, so none is refunded.
+//
+// The starts must be times on the clock that the driver passes this
+// machine, none later than the now of its first Next or More. The
+// machine has no clock, and Inherit takes no time, so it cannot tell a
+// start from a host whose clock runs ahead, or from a driver that passed
+// the old machine another clock, from one made just now: such a start
+// is taken as it is, and holds its key back until Per after it, longer
+// than a start made at now would. A driver that continues on another host, or with another clock,
+// brings the starts onto its own first: as no start was made later than
+// the moment it inherits, it may give each as the earlier of the start
+// and its now (which keeps them in order), or shift them all by the
+// clocks' offset when it knows it.
 //
 // It refuses, with an error wrapping [ErrInvalidRateStarts], and changes
 // nothing: starts of a key out of order, a key given twice, and any call

@@ -121,3 +121,46 @@ func TestInheritRateStartsFits(t *testing.T) {
 		assert.Empty(t, m.RateStarts(t0))
 	})
 }
+
+// TestInheritStartsLaterThanNow: the machine has no clock, and Inherit
+// takes no time, so a start later than the new machine's first now (from
+// a host whose clock runs ahead) is taken as it is: it counts until its
+// Per after it, and holds the key back longer than a start made at now
+// would. Inherit's doc says so, and how a driver brings such starts onto
+// its clock: a start cannot have been made later than now, and
+// min(start, now) keeps them in order.
+func TestInheritStartsLaterThanNow(t *testing.T) {
+	rates := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: 10 * time.Second}}}
+	p := lecturePlan(t, 40)
+	ahead := []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0.Add(-time.Second), t0.Add(time.Hour)}}}
+	// wakeAt inherits starts, runs the script at t0 and returns when the
+	// first image may start.
+	wakeAt := func(starts []schedule.RateStarts) time.Time {
+		m := newMachine(t, p, rates)
+		require.NoError(t, m.Inherit(starts))
+		st, ok := m.Next(t0)
+		require.True(t, ok)
+		_, err := m.Succeed(st.Node)
+		require.NoError(t, err)
+		for {
+			st, ok := m.Next(t0)
+			if !ok {
+				break
+			}
+			require.NotEqual(t, graph.KindImage, st.Kind, "an image starts within the inherited start's window")
+		}
+		wake, ok := m.Wake()
+		require.True(t, ok, "the rate holds the images back")
+		require.Equal(t, wake.Sub(t0), m.RateWait(graph.KindImage, t0))
+		return wake
+	}
+	assert.Equal(t, t0.Add(time.Hour+10*time.Second), wakeAt(ahead), "the start an hour ahead counts as made then")
+	clamped := []schedule.RateStarts{{Key: graph.KindImage, Starts: make([]time.Time, len(ahead[0].Starts))}}
+	for k, s := range ahead[0].Starts {
+		if s.After(t0) {
+			s = t0
+		}
+		clamped[0].Starts[k] = s
+	}
+	assert.Equal(t, t0.Add(10*time.Second), wakeAt(clamped), "brought onto the driver's clock, it counts from now")
+}
