@@ -338,3 +338,44 @@ func TestRestoreUnderALongerPeriod(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 45*time.Second, r.RateWait(graph.KindImage, at), "the start at 5s counts")
 }
+
+// TestRestoreTakesRateStartsByTime: a snapshot whose rate starts are not
+// in ascending order (a hand-edited one, or one a driver that passes
+// time.Now() wrote across a step back of the wall clock, as the snapshot
+// holds wall times) is taken by time: it reads back with its starts
+// ascending, a start that has left the window counts no more wherever
+// it was listed, and under other rates the latest starts are kept, not
+// the last listed.
+func TestRestoreTakesRateStartsByTime(t *testing.T) {
+	p := lecturePlan(t, 40)
+	cfg := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}}
+	m := newMachine(t, p, cfg)
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	_, err := m.Succeed(st.Node)
+	require.NoError(t, err)
+	for _, at := range []time.Duration{time.Second, 5 * time.Second} {
+		for {
+			st, ok := m.Next(t0.Add(at))
+			require.True(t, ok)
+			if st.Kind == graph.KindImage {
+				break
+			}
+		}
+	}
+	s := m.Snapshot()
+	require.Contains(t, string(marshal(t, s)), `"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:01Z","2025-01-01T00:00:05Z"]}]`)
+	swapped := editSnapshot(t, s, func(f obj) {
+		starts := f["rates"].([]any)[0].(obj)["starts"].([]any)
+		starts[0], starts[1] = starts[1], starts[0]
+	})
+	assert.Equal(t, string(marshal(t, s)), string(marshal(t, swapped)), "the starts read back ascending")
+
+	r, err := schedule.Restore(p, cfg, swapped)
+	require.NoError(t, err)
+	assert.Zero(t, r.RateWait(graph.KindImage, t0.Add(12*time.Second)), "the start at 1s left the window at 11s")
+	one := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: 10 * time.Second}}}
+	r, err = schedule.Restore(p, one, swapped)
+	require.NoError(t, err)
+	assert.Equal(t, 9*time.Second, r.RateWait(graph.KindImage, t0.Add(6*time.Second)), "under one start, the start at 5s is kept")
+}

@@ -100,8 +100,8 @@ const stateLetters = "prRsfkSc"
 // that a running node's rate counts ([Rate]: none once refunded), and,
 // with [Config.MaxBatch], the first node of its bulk call and how many
 // nodes that call took; "rates" the starts of each rate-limited batch
-// key, by key, that may still be in its window; "wake" what
-// [Machine.Wake] answers. Keys with nothing to say ("readySince", "held",
+// key, by key, that may still be in its window, ascending by time;
+// "wake" what [Machine.Wake] answers. Keys with nothing to say ("readySince", "held",
 // "running", "rates", "halted", "wake", "rateStart", "call",
 // "callNodes") are left out. The nodes running on each key, the workers
 // in use, the stages settled (and so reported by
@@ -231,9 +231,12 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a snapshot in its JSON form, strictly: unknown
 // keys, keys that differ in case, repeated keys, data after the object,
 // a version other than 1 to [SnapshotVersion], and "parts" in version 1
-// or missing in a later one, are refused with a [*SnapshotError]. A time written with another offset than UTC is read
-// as the same instant in UTC, so that the snapshot writes back as
-// [Machine.Snapshot] would. It checks the form alone; [Restore] checks
+// or missing in a later one, are refused with a [*SnapshotError]. A
+// time written with another offset than UTC is read as the same instant
+// in UTC, and a key's rate starts listed out of order (by hand, or by a
+// release that wrote the wall times of a driver's time.Now() in the
+// order they were made, across a step back of the wall clock) are taken
+// by time, so that the snapshot writes back as [Machine.Snapshot] would. It checks the form alone; [Restore] checks
 // the snapshot against its plan and Config. JSON null leaves s as it
 // is, as encoding/json does for a null value, and as
 // [Config.UnmarshalJSON] and planner.Plan's UnmarshalJSON do. On error
@@ -305,6 +308,7 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		for k, t := range r.Starts {
 			r.Starts[k] = utc(t)
 		}
+		ascending(r.Starts)
 	}
 	s.s = f
 	return nil
@@ -388,10 +392,23 @@ func (m *Machine) Snapshot() Snapshot {
 		for _, t := range ks.starts[ks.first:] {
 			r.Starts = append(r.Starts, utc(t))
 		}
+		ascending(r.Starts)
 		f.Rates = append(f.Rates, r)
 	}
 	slices.SortFunc(f.Rates, func(a, b rateStarts) int { return strings.Compare(a.Key, b.Key) })
 	return Snapshot{s: f}
+}
+
+// ascending sorts a key's rate starts, which a snapshot holds as wall
+// times, by time: a machine holds them in the order they were made, by
+// the clock the driver passes, which for time.Now() compares by its
+// monotonic reading, so that a step back of the wall clock between two
+// starts leaves their wall times out of order. It costs O(S) for S
+// starts in order, O(S log S) else.
+func ascending(starts []time.Time) {
+	if !slices.IsSortedFunc(starts, time.Time.Compare) {
+		slices.SortStableFunc(starts, time.Time.Compare)
+	}
 }
 
 // utc returns t in UTC, without its monotonic reading; the zero time
@@ -870,7 +887,8 @@ func (m *Machine) countState(s State) int {
 	return n
 }
 
-// restoreRates sets the starts in each rate's window. With rebase, the
+// restoreRates sets the starts in each rate's window, which the snapshot
+// holds ascending (see ascending). With rebase, the
 // starts of a key without a rate now are forgotten, and of a key's
 // starts only the latest, up to its rate's Starts, are kept, once they
 // are checked against the running nodes' rate starts.
