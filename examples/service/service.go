@@ -101,7 +101,8 @@ type service struct {
 	streams   map[*sessionStream]struct{}
 	// unreadSince is when the first of the checks of the streams'
 	// sessions that have failed in a row began, zero after a good one
-	// (see checkStreams). Guarded by streamsMu.
+	// or while no stream is open (see checkStreams). Guarded by
+	// streamsMu.
 	unreadSince time.Time
 
 	// runCtx is the context of every run; cancelRuns cancels them all,

@@ -213,7 +213,8 @@ func (s *service) watchSessions(ctx context.Context) { tick(ctx, sessionPoll, s.
 // failing: a read that hangs for good would keep the streams of sessions
 // ended meanwhile open), it ends them all, as it cannot tell which are
 // still good: their reconnection gets 503, with Retry-After, until the
-// sessions can be read.
+// sessions can be read. The time counts from the first failed check of
+// streams open since the last good check, or since no stream was open.
 func (s *service) checkStreams(ctx context.Context) {
 	s.streamsMu.Lock()
 	streams := make([]*sessionStream, 0, len(s.streams))
@@ -221,6 +222,11 @@ func (s *service) checkStreams(ctx context.Context) {
 	for st := range s.streams {
 		streams = append(streams, st)
 		ids = append(ids, st.sessions...)
+	}
+	if len(streams) == 0 {
+		// Nothing goes unread: the streams opened from now on get the
+		// whole limit, whatever the checks of those closed met.
+		s.unreadSince = time.Time{}
 	}
 	s.streamsMu.Unlock()
 	if len(streams) == 0 {

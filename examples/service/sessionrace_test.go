@@ -164,3 +164,107 @@ func TestOpenStreamOutlivesAFailedSessionCheck(t *testing.T) {
 	checkStreamsHook = nil
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// The time since which the open streams' sessions had gone unread (see
+// checkStreams) was forgotten only by a good check, and a check is made
+// only while a stream is open: once the streams of a failed check had
+// all closed before the next check, that time stayed, and the first
+// failed check of the streams opened much later (a hiccup, hours after)
+// ended them all at once, as if their sessions had gone unread for
+// hours. A check with no stream to check now forgets it.
+func TestFailedSessionCheckOfAnOldOutageDoesNotEndLaterStreams(t *testing.T) {
+	defer func(d, l time.Duration) { sessionPoll, sessionsUnreadLimit = d, l }(sessionPoll, sessionsUnreadLimit)
+	sessionPoll, sessionsUnreadLimit = 20*time.Millisecond, 300*time.Millisecond
+	checks := make(chan error, 64)
+	checkStreamsHook = func(err error) {
+		select {
+		case checks <- err:
+		default:
+		}
+	}
+	defer func() { checkStreamsHook = nil }()
+	h := startService(t, time.Hour) // the run goes on until the shutdown
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
+	bound := testenv.Context(t, 30*time.Second) // a bound against a hang
+	open := func() (cancel context.CancelFunc, done <-chan error) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(bound)
+		req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
+		require.NoError(t, err)
+		req.Header = cookie
+		resp, err := h.hc.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		ch := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ch <- err
+		}()
+		return cancel, ch
+	}
+	// waitCheck waits for a check whose read failed (failed), or not.
+	waitCheck := func(failed bool, done <-chan error) {
+		t.Helper()
+		for {
+			select {
+			case err := <-checks:
+				if (err != nil) == failed {
+					return
+				}
+			case err := <-done:
+				t.Fatalf("the stream ended, its session live: %v", err)
+			case <-bound.Done():
+				t.Fatalf("no check with failed %v before the bound", failed)
+			}
+		}
+	}
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	gone := pgx.Identifier{h.pg.Schema, "sessions_gone"}.Sanitize()
+	hide := func() {
+		t.Helper()
+		_, err := h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+sessions+` RENAME TO sessions_gone`)
+		require.NoError(t, err)
+	}
+	restore := func() {
+		t.Helper()
+		_, err := h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+gone+` RENAME TO service_sessions`)
+		require.NoError(t, err)
+	}
+
+	// A failed check, then the stream closes before any other.
+	cancel, done := open()
+	hide()
+	waitCheck(true, done)
+	cancel()
+	<-done
+	for {
+		h.s.streamsMu.Lock()
+		n := len(h.s.streams)
+		h.s.streamsMu.Unlock()
+		if n == 0 {
+			break
+		}
+		require.NoError(t, bound.Err(), "the stream closed by its client is still served")
+		time.Sleep(5 * time.Millisecond)
+	}
+	restore()
+	time.Sleep(2 * sessionsUnreadLimit) // long after that failed check, with no stream open
+
+	// A stream opened now, and its first check fails: a hiccup, which
+	// comes right after the read of its request's session.
+	var once sync.Once
+	sessionsReadHook = func([]string) { once.Do(hide) }
+	defer func() { sessionsReadHook = nil }()
+	cancel, done = open()
+	waitCheck(true, done)
+	restore()
+	waitCheck(false, done)
+	waitCheck(false, done)
+	cancel()
+	<-done
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
