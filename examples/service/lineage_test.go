@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -116,6 +117,71 @@ func TestLogoutEndsTheSessionsOfManyLoginsAtOnce(t *testing.T) {
 	for i, v := range values {
 		assert.Equal(t, http.StatusUnauthorized, read(v), "login %d, after the logout", i)
 	}
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A login kept the sessions it replaced, marked replaced, until they
+// expire: a process of the service's version before lineages, which
+// shares the tables in a rolling deploy and reads a session by its ID
+// and expiry alone (its liveSessions and endSessions, below, as they
+// were), took a replaced session's cookie, and every copy of it, as
+// good, for up to 12 hours, though that version had deleted the
+// sessions a login replaced, and a logout through it did not end them.
+// A replaced session's row no longer answers to its cookie's ID.
+func TestReplacedSessionIsRefusedByAnOlderProcess(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	// olderLive is the read of a session of an older process.
+	olderLive := func(value string) bool {
+		t.Helper()
+		id, ok := checkSession(sessionKey(token), value, time.Now())
+		require.True(t, ok)
+		var n int
+		require.NoError(t, h.pg.Pool.QueryRow(t.Context(),
+			`SELECT count(*) FROM `+sessions+` WHERE id = ANY($1) AND expires_at > now()`, []string{id}).Scan(&n))
+		return n > 0
+	}
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	read := func(value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	bearer := "Bearer " + token
+	login := func(value string) string {
+		t.Helper()
+		resp := h.send(h.hc, "POST", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + value}})
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Len(t, resp.Cookies(), 1)
+		return resp.Cookies()[0].Value
+	}
+	first := h.login(h.browser()).Value
+	require.True(t, olderLive(first), "a session not replaced, read by an older process")
+	a, b := login(first), login(first) // two logins at once, with the same cookie
+	assert.False(t, olderLive(first), "the session replaced, read by an older process")
+	assert.True(t, olderLive(a))
+	assert.True(t, olderLive(b))
+	assert.Equal(t, http.StatusUnauthorized, read(first))
+	c := login(a) // a's tab logs in again: of the lineage still
+	assert.False(t, olderLive(a), "the session replaced, read by an older process")
+	assert.Equal(t, http.StatusUnauthorized, read(a))
+
+	// A later login with the replaced cookie joins the lineage still,
+	// and the logout with any of its cookies ends it whole.
+	d := login(first)
+	for _, v := range []string{b, c, d} {
+		require.Equal(t, http.StatusOK, read(v))
+	}
+	resp := h.send(h.hc, "DELETE", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + c}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	for i, v := range []string{first, a, b, c, d} {
+		assert.Equal(t, http.StatusUnauthorized, read(v), "session %d, after the logout", i)
+	}
+	var left int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM `+sessions).Scan(&left))
+	assert.Zero(t, left, "the rows of the lineage, after the logout")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

@@ -69,7 +69,8 @@ func sessionValue(key []byte, id string, exp time.Time) string {
 	return payload + "." + base64.RawURLEncoding.EncodeToString(sessionMAC(key, payload))
 }
 
-// newSessionID returns a random session ID, unpadded base64url: no dot.
+// newSessionID returns a random session ID, unpadded base64url: no dot,
+// nor replacedPrefix.
 func newSessionID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails
@@ -387,21 +388,42 @@ func loopbackHost(hostport string) bool {
 
 // saveSession saves session id, good until exp, which replaces sessions
 // replaces (those of the cookies of its login): they end, and it joins
-// their lineage (of the first of them, if several), or starts one of its
-// own if none is saved, in one statement. The sessions replaced are
-// kept, ended, until they expire (see pruneSessions), so that a login
-// made at once with the same cookie, which waits for this one's row
-// lock, finds their lineage too.
+// their lineage (the least of their lineages' IDs, if several), or
+// starts one of its own if none is saved, in one statement. The sessions
+// replaced are kept, ended, until they expire (see pruneSessions), so
+// that a login made at once with the same cookie, which waits for this
+// one's row lock, finds their lineage too, as does a later login with a
+// copy of a replaced cookie. A replaced session's row is kept under its
+// ID with replacedPrefix: no cookie names it any more, so that a process
+// of the service's version before lineages, which reads a session by its
+// ID and expiry alone and would take it as live, refuses its cookie too.
 func (p *paramStore) saveSession(ctx context.Context, id string, exp time.Time, replaces ...string) error {
 	_, err := p.pool.Exec(ctx, `WITH replaced AS (
-	UPDATE `+p.sessions+` SET replaced = true WHERE id = ANY($3) RETURNING COALESCE(lineage, id) AS lineage
+	UPDATE `+p.sessions+` SET replaced = true, lineage = COALESCE(lineage, id),
+		id = CASE WHEN starts_with(id, '`+replacedPrefix+`') THEN id ELSE '`+replacedPrefix+`' || id END
+	WHERE id = ANY($3) RETURNING lineage
 )
 INSERT INTO `+p.sessions+` (id, expires_at, lineage) VALUES ($1, $2, COALESCE((SELECT min(lineage) FROM replaced), $1))`,
-		id, exp, replaces)
+		id, exp, withReplaced(replaces))
 	if err != nil {
 		return fmt.Errorf("save a session: %w", err)
 	}
 	return nil
+}
+
+// replacedPrefix starts the ID of the row of a session replaced by a
+// login (see saveSession): no session ID has it (see newSessionID), so
+// that no cookie names the row.
+const replacedPrefix = "~"
+
+// withReplaced returns ids and, after them, each with replacedPrefix:
+// the IDs of their sessions' rows, replaced or not.
+func withReplaced(ids []string) []string {
+	all := slices.Clone(ids)
+	for _, id := range ids {
+		all = append(all, replacedPrefix+id)
+	}
+	return all
 }
 
 // liveSessions returns those of sessions ids that are saved, not
@@ -425,7 +447,7 @@ func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, 
 // (a logout; see saveSession): their cookies are good no longer.
 func (p *paramStore) endSessions(ctx context.Context, ids []string) error {
 	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) IN (
-	SELECT COALESCE(lineage, id) FROM `+p.sessions+` WHERE id = ANY($1))`, ids)
+	SELECT COALESCE(lineage, id) FROM `+p.sessions+` WHERE id = ANY($1))`, withReplaced(ids))
 	if err != nil {
 		return fmt.Errorf("end the sessions: %w", err)
 	}
