@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -12,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/internal/testenv"
 )
 
 // Two logins at once from one browser (two tabs reloaded together), each
@@ -182,6 +186,91 @@ func TestReplacedSessionIsRefusedByAnOlderProcess(t *testing.T) {
 	var left int
 	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM `+sessions).Scan(&left))
 	assert.Zero(t, left, "the rows of the lineage, after the logout")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A logout made while a login with the same cookie was under way (two
+// tabs: one logs out as the other reloads) waited for the login's lock
+// on the row of the session they shared, deleted that row, and missed
+// the session the login had just saved in the lineage, which its
+// snapshot did not hold: the logout answered 204, and that session,
+// whose cookie the browser may have kept a moment (the login's answer
+// came first), lived on for its 12 hours. A logout now ends, too, the
+// sessions that joined the lineages it ends while it waited.
+func TestLogoutEndsTheSessionOfALoginUnderWay(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	read := func(value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	first := h.login(h.browser()).Value
+	id, ok := checkSession(sessionKey(token), first, time.Now())
+	require.True(t, ok)
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	ctx := testenv.Context(t, 30*time.Second) // a bound against a hang
+	// waiting waits until n statements on the sessions table wait for a
+	// lock.
+	waiting := func(n int) {
+		t.Helper()
+		for {
+			var got int
+			require.NoError(t, h.pg.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND pid <> pg_backend_pid()`, sessions).Scan(&got))
+			if got >= n {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The row of the browser's session is held, so that the login takes
+	// its lock first, and the logout waits for it.
+	tx, err := h.pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(context.Background())
+	_, err = tx.Exec(ctx, `SELECT 1 FROM `+sessions+` WHERE id = $1 FOR UPDATE`, id)
+	require.NoError(t, err)
+	type answer struct {
+		resp *http.Response
+		err  error
+	}
+	send := func(method string, header http.Header) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			req, err := http.NewRequestWithContext(ctx, method, h.base+"/session", nil)
+			if err != nil {
+				ch <- answer{err: err}
+				return
+			}
+			req.Header = header
+			resp, err := h.hc.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			ch <- answer{resp, err}
+		}()
+		return ch
+	}
+	header := func() http.Header {
+		return http.Header{"Authorization": {"Bearer " + token}, "Cookie": {sessionCookie + "=" + first}}
+	}
+	login := send("POST", header())
+	waiting(1)
+	logout := send("DELETE", header())
+	waiting(2)
+	require.NoError(t, tx.Commit(ctx))
+	in, out := <-login, <-logout
+	require.NoError(t, in.err)
+	require.NoError(t, out.err)
+	require.Equal(t, http.StatusOK, in.resp.StatusCode)
+	require.Equal(t, http.StatusNoContent, out.resp.StatusCode)
+	require.Len(t, in.resp.Cookies(), 1)
+	assert.Equal(t, http.StatusUnauthorized, read(first))
+	assert.Equal(t, http.StatusUnauthorized, read(in.resp.Cookies()[0].Value), "the session of the login the logout waited for")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

@@ -166,8 +166,9 @@
 //	    The retention deletes the sessions expired.
 //	DELETE /session
 //	    with the header, ends the session of the cookie sent with it, if
-//	    any, and every session of its lineage (see POST /session):
-//	    every process refuses their cookies from then on, and every
+//	    any, and every session of its lineage (see POST /session),
+//	    that of a login under way with the same cookie too: every
+//	    process refuses their cookies from then on, and every
 //	    copy of them, and ends within about 2 s the event streams open
 //	    on them (see GET /runs/{run}/events). It answers 204, and has
 //	    the browser delete the cookie; 500, the cookie kept, if the

@@ -444,15 +444,45 @@ func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, 
 }
 
 // endSessions deletes sessions ids and every session of their lineages
-// (a logout; see saveSession): their cookies are good no longer.
+// (a logout; see saveSession): their cookies are good no longer. A login
+// that had locked the row of a session of those lineages (a login with
+// the same cookie, under way) has the delete wait for it, and saves its
+// session in the lineage, where the delete's snapshot, taken before,
+// does not see it: the lineages are deleted again, in a statement of
+// its own, until one finds no session left, up to endSessionsSweeps
+// times, so that no session that joined them while the logout waited
+// outlives it.
 func (p *paramStore) endSessions(ctx context.Context, ids []string) error {
-	_, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) IN (
-	SELECT COALESCE(lineage, id) FROM `+p.sessions+` WHERE id = ANY($1))`, withReplaced(ids))
+	rows, err := p.pool.Query(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) IN (
+	SELECT COALESCE(lineage, id) FROM `+p.sessions+` WHERE id = ANY($1)) RETURNING COALESCE(lineage, id)`, withReplaced(ids))
 	if err != nil {
 		return fmt.Errorf("end the sessions: %w", err)
 	}
+	lineages, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("end the sessions: %w", err)
+	}
+	if len(lineages) == 0 {
+		return nil
+	}
+	slices.Sort(lineages)
+	lineages = slices.Compact(lineages)
+	for range endSessionsSweeps {
+		tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) = ANY($1)`, lineages)
+		if err != nil {
+			return fmt.Errorf("end the sessions that joined their lineages meanwhile: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			break
+		}
+	}
 	return nil
 }
+
+// endSessionsSweeps bounds the deletes of the lineages a logout ends
+// that come after the first (see endSessions): each but the last found
+// a session that a login under way saved meanwhile.
+const endSessionsSweeps = 3
 
 // pruneSessions deletes the sessions that have expired, and returns how
 // many.
