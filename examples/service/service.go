@@ -1359,7 +1359,7 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 // forgetQueued deletes the row of run runID, queued on lecture key, which
 // was recorded neither as started nor as not started (see shelve): tried
 // again as a give-back is (see retryStore), then, if it still fails, at
-// the start of each pass of the recovery (see retryGiveBacks) and last at
+// the start of each pass of the recovery (see retryForgets) and last at
 // the shutdown, the run kept meanwhile in forgetting. Meanwhile this
 // process owns the row, and runs it nowhere.
 func (s *service) forgetQueued(key, runID string) {

@@ -90,3 +90,34 @@ func TestQueuedRunNotRecordedLosesItsRowAfterAFailedDelete(t *testing.T) {
 		})
 	}
 }
+
+// The row of a queued run not recorded whose deletes all failed until
+// the shutdown (no pass of the recovery came between) is deleted by the
+// shutdown, before the process's lock is given up: no other process
+// takes it over and runs it after its final event.
+func TestShutdownDeletesTheRowOfAQueuedRunNotRecorded(t *testing.T) {
+	h, _, queued := queuedBehindARun(t)
+	refuseRecords(t, h, queued.RunID, ``)
+	tried, drop := refuseUnqueues(t, h, queued.RunID, 1<<20)
+	h.endLockSession("l")
+	events := h.follow(queued.RunID, "")
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
+		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
+	require.Eventually(t, func() bool { // the last try has failed
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		_, ok := h.s.forgetting[queued.RunID]
+		return ok
+	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	_, ok, err := h.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.True(t, ok, "the row, before the shutdown")
+	drop()
+	require.NoError(t, h.shutdown())
+	var n int
+	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{h.pg.Schema, "service_queued"}.Sanitize()+
+		` WHERE run_id = $1`, queued.RunID).Scan(&n))
+	assert.Zero(t, n, "the queued run's row, after the shutdown")
+	goleak.VerifyNone(t, h.leaks)
+}
