@@ -84,7 +84,9 @@
 //     run not started whose record could not be written either (its
 //     stream ends with a run.cancelled all the same), and once more at
 //     the shutdown: a row left would have another process run it after
-//     that final event. A browser that follows a run of a process that
+//     that final event. A process that takes over a queued run whose
+//     stream has ended (the process that queued it lost its lock before
+//     the delete could be made) deletes its row, and does not run it. A browser that follows a run of a process that
 //     died gets its final event (a run.cancelled that names the resume) about
 //     -recover-every after Postgres has seen the process's sessions end.
 //     A run queued by a version of the service without process IDs is

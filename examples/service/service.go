@@ -2097,7 +2097,8 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, q *queued
 // lecture's lock is free and, read again under the lock, it is still
 // queued without a record, and this process takes it over (see
 // claimQueued): a run of the lecture's length saved, which makes what
-// its edits affect.
+// its edits affect. One whose stream has ended (see forgetQueued) is not
+// started: its row is deleted.
 func (s *service) recoverQueued(ctx context.Context, q queuedRun, atStart bool) {
 	log := s.logger.With("run", q.runID, "lecture", q.key, "after", q.after)
 	lock, err := s.tryLock(ctx, q.key)
@@ -2138,6 +2139,22 @@ func (s *service) recoverQueued(ctx context.Context, q queuedRun, atStart bool) 
 			s.unclaimQueued(q)
 		}
 	}()
+	// A queued run whose stream has ended was not started by the process
+	// that queued it, which could write neither its record nor the
+	// delete of its row (see forgetQueued) before it lost its lock (a
+	// restart of Postgres fails all three): its readers have had its
+	// final event, and no run may follow it. Its row goes.
+	switch e, found, err := s.stream.LastEvent(ctx, q.runID); {
+	case err != nil:
+		log.Warn("queued run not started: its stream could not be read", "err", err)
+		return
+	case found && e.Type.Final():
+		log.Warn("queued run not started: its stream has ended with a " + string(e.Type) +
+			" (the process that queued it recorded it neither as started nor as not started); its row is deleted")
+		kept = true
+		s.forgetQueued(q.key, q.runID)
+		return
+	}
 	seconds, ok, err := s.params.lectureSeconds(ctx, q.key)
 	if err == nil && ok && s.cancelRequested(ctx, q.runID) {
 		// Cancelled by a request after its process died.

@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -119,5 +121,53 @@ func TestShutdownDeletesTheRowOfAQueuedRunNotRecorded(t *testing.T) {
 	require.NoError(t, h.pg.Pool.QueryRow(t.Context(), `SELECT count(*) FROM `+pgx.Identifier{h.pg.Schema, "service_queued"}.Sanitize()+
 		` WHERE run_id = $1`, queued.RunID).Scan(&n))
 	assert.Zero(t, n, "the queued run's row, after the shutdown")
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// A restart of Postgres may fail both the record of a queued run not
+// started and the delete of its row, and end the session of its
+// process's lock too: another process, which took that process for
+// dead, took the row over and ran the run, after the run.cancelled that
+// had ended its stream, before the process could try the delete again.
+// A process that takes a queued run over now looks at its stream first:
+// one that has ended is not run, and its row is deleted.
+func TestQueuedRunNotRecordedIsNotRunByAnotherProcess(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil)
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	refuseRecords(t, h, queued.RunID, ``)
+	tried, dropUnqueues := refuseUnqueues(t, h, queued.RunID, 1<<20)
+	h.endLockSession("l")
+	events := h.follow(queued.RunID, "")
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
+		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
+	require.Eventually(t, func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		_, ok := h.s.forgetting[queued.RunID]
+		return ok
+	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	h.endProcessLockSession()
+	// Postgres is back.
+	_, err := pg.Pool.Exec(t.Context(), `DROP TRIGGER refuse ON `+pgx.Identifier{pg.Schema, "runs"}.Sanitize())
+	require.NoError(t, err)
+	dropUnqueues()
+
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil) // its start-up's recovery takes the dead's runs over
+	_, err = h2.s.store.GetRun(t.Context(), queued.RunID)
+	assert.ErrorIs(t, err, executor.ErrNotFound, "the queued run, whose stream had ended, was run by the other process")
+	last, ok, err := h2.s.stream.LastEvent(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, progress.RunCancelled, last.Type, "the last event of the queued run's stream")
+	_, ok, err = h2.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the queued run's row, after the other process's recovery")
+	require.NoError(t, h2.shutdown())
+	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
