@@ -208,6 +208,20 @@ func TestLogoutEndsTheSessionOfALoginUnderWay(t *testing.T) {
 		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
 	}
 	first := h.login(h.browser()).Value
+	value, status := loginDuringLogout(t, h, first)
+	require.Equal(t, http.StatusNoContent, status)
+	assert.Equal(t, http.StatusUnauthorized, read(first))
+	assert.Equal(t, http.StatusUnauthorized, read(value), "the session of the login the logout waited for")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// loginDuringLogout sends a login and a logout, each with the session
+// cookie first, the login first: the logout waits for the login's lock
+// on the row of first's session. It returns the login's cookie and the
+// logout's status.
+func loginDuringLogout(t *testing.T, h *harness, first string) (value string, status int) {
+	t.Helper()
 	id, ok := checkSession(sessionKey(token), first, time.Now())
 	require.True(t, ok)
 	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
@@ -237,7 +251,7 @@ WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND pid <> pg_backend_p
 		resp *http.Response
 		err  error
 	}
-	send := func(method string, header http.Header) <-chan answer {
+	send := func(method string) <-chan answer {
 		ch := make(chan answer, 1)
 		go func() {
 			req, err := http.NewRequestWithContext(ctx, method, h.base+"/session", nil)
@@ -245,7 +259,7 @@ WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND pid <> pg_backend_p
 				ch <- answer{err: err}
 				return
 			}
-			req.Header = header
+			req.Header = http.Header{"Authorization": {"Bearer " + token}, "Cookie": {sessionCookie + "=" + first}}
 			resp, err := h.hc.Do(req)
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
@@ -255,22 +269,56 @@ WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND pid <> pg_backend_p
 		}()
 		return ch
 	}
-	header := func() http.Header {
-		return http.Header{"Authorization": {"Bearer " + token}, "Cookie": {sessionCookie + "=" + first}}
-	}
-	login := send("POST", header())
+	login := send("POST")
 	waiting(1)
-	logout := send("DELETE", header())
+	logout := send("DELETE")
 	waiting(2)
 	require.NoError(t, tx.Commit(ctx))
 	in, out := <-login, <-logout
 	require.NoError(t, in.err)
 	require.NoError(t, out.err)
 	require.Equal(t, http.StatusOK, in.resp.StatusCode)
-	require.Equal(t, http.StatusNoContent, out.resp.StatusCode)
 	require.Len(t, in.resp.Cookies(), 1)
-	assert.Equal(t, http.StatusUnauthorized, read(first))
-	assert.Equal(t, http.StatusUnauthorized, read(in.resp.Cookies()[0].Value), "the session of the login the logout waited for")
+	return in.resp.Cookies()[0].Value, out.resp.StatusCode
+}
+
+// A logout whose delete of the sessions that joined the lineage while
+// it waited failed answered 500, "try again", having deleted the rows it
+// had found first, that of its cookie among them: the page's logout
+// again, with the cookie it kept, found no lineage to end, answered 204,
+// and the session of the login under way lived on. A logout that fails
+// now deletes nothing.
+func TestLogoutThatFailsEndsNothing(t *testing.T) {
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	read := func(value string) int {
+		t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+	first := h.login(h.browser()).Value
+	id, ok := checkSession(sessionKey(token), first, time.Now())
+	require.True(t, ok)
+	// The deletes of the sessions but first's fail.
+	schema := pgx.Identifier{h.pg.Schema}.Sanitize()
+	for _, q := range []string{
+		`CREATE FUNCTION ` + schema + `.refuse_logout() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+		`CREATE TRIGGER refuse_logout BEFORE DELETE ON ` + schema + `.service_sessions
+	FOR EACH ROW WHEN (OLD.id NOT IN ('` + id + `', '` + replacedPrefix + id + `')) EXECUTE FUNCTION ` + schema + `.refuse_logout()`,
+	} {
+		_, err := h.pg.Pool.Exec(t.Context(), q)
+		require.NoError(t, err)
+	}
+	value, status := loginDuringLogout(t, h, first)
+	require.Equal(t, http.StatusInternalServerError, status)
+	_, err := h.pg.Pool.Exec(t.Context(), `DROP TRIGGER refuse_logout ON `+schema+`.service_sessions`)
+	require.NoError(t, err)
+	// The page logs out again, with the cookie it kept.
+	resp := h.send(h.hc, "DELETE", "/session", http.Header{"Authorization": {"Bearer " + token}, "Cookie": {sessionCookie + "=" + first}})
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	assert.Equal(t, http.StatusUnauthorized, read(value), "the session of the login the failed logout waited for")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

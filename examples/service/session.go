@@ -448,33 +448,38 @@ func (p *paramStore) liveSessions(ctx context.Context, ids []string) ([]string, 
 // that had locked the row of a session of those lineages (a login with
 // the same cookie, under way) has the delete wait for it, and saves its
 // session in the lineage, where the delete's snapshot, taken before,
-// does not see it: the lineages are deleted again, in a statement of
-// its own, until one finds no session left, up to endSessionsSweeps
-// times, so that no session that joined them while the logout waited
-// outlives it.
+// does not see it: the lineages are deleted again, each time in a
+// statement of its own (a snapshot of its own, at READ COMMITTED), until
+// one finds no session left, up to endSessionsSweeps times, so that no
+// session that joined them while the logout waited outlives it. All in
+// one transaction: a logout that fails deletes nothing, and one made
+// again with the same cookies finds their lineages still.
 func (p *paramStore) endSessions(ctx context.Context, ids []string) error {
-	rows, err := p.pool.Query(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) IN (
+	err := pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) IN (
 	SELECT COALESCE(lineage, id) FROM `+p.sessions+` WHERE id = ANY($1)) RETURNING COALESCE(lineage, id)`, withReplaced(ids))
-	if err != nil {
-		return fmt.Errorf("end the sessions: %w", err)
-	}
-	lineages, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("end the sessions: %w", err)
-	}
-	if len(lineages) == 0 {
-		return nil
-	}
-	slices.Sort(lineages)
-	lineages = slices.Compact(lineages)
-	for range endSessionsSweeps {
-		tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) = ANY($1)`, lineages)
 		if err != nil {
-			return fmt.Errorf("end the sessions that joined their lineages meanwhile: %w", err)
+			return err
 		}
-		if tag.RowsAffected() == 0 {
-			break
+		lineages, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(lineages) == 0 {
+			return err
 		}
+		slices.Sort(lineages)
+		lineages = slices.Compact(lineages)
+		for range endSessionsSweeps {
+			tag, err := tx.Exec(ctx, `DELETE FROM `+p.sessions+` WHERE COALESCE(lineage, id) = ANY($1)`, lineages)
+			if err != nil {
+				return fmt.Errorf("the sessions that joined their lineages meanwhile: %w", err)
+			}
+			if tag.RowsAffected() == 0 {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("end the sessions: %w", err)
 	}
 	return nil
 }
