@@ -86,8 +86,9 @@
 //     the shutdown: a row left would have another process run it after
 //     that final event. A process that takes over a queued run whose
 //     stream has ended (the process that queued it lost its lock before
-//     the delete could be made) deletes its row, and does not run it. A browser that follows a run of a process that
-//     died gets its final event (a run.cancelled that names the resume) about
+//     the delete could be made) deletes its row, and runs nothing under
+//     its ID, not even the resume of the run before it. A browser that
+//     follows a run of a process that died gets its final event (a run.cancelled that names the resume) about
 //     -recover-every after Postgres has seen the process's sessions end.
 //     A run queued by a version of the service without process IDs is
 //     taken at start-up only, when its lecture's lock is free. A run

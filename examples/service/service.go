@@ -1958,7 +1958,8 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 // toResume says; in a later pass, if still recorded as running): under
 // the ID of q, if not nil, the run that a process that died queued after
 // it (its edits are made too), once taken over (see claimQueued), unless
-// a request cancelled that run (it is recorded as cancelled then), or
+// a request cancelled that run (it is recorded as cancelled then) or its
+// stream has ended (its row is deleted then: see queuedStreamEnded), or
 // else under a new one. It reports whether the run has ended without
 // that resume: abandoned (a request cancelled it, or no template builds
 // its graph), found resumed or ended meanwhile, or its resume refused
@@ -2043,6 +2044,17 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, q *queued
 			}
 		}()
 	}
+	if queued != "" {
+		switch ended, err := s.queuedStreamEnded(ctx, queued); {
+		case err != nil:
+			log.Warn("run not resumed", "queued", queued, "err", err)
+			return false
+		case ended:
+			log.Warn("the run queued after it is not its resume's ID: its stream has ended (the process that queued it recorded it neither as started nor as not started); its row is deleted", "queued", queued)
+			s.forgetQueued(rec.GraphKey, queued)
+			queued, kept = "", true
+		}
+	}
 	if queued != "" && s.cancelRequested(ctx, queued) {
 		// The run queued after it was cancelled by a request after its
 		// process died, not the run itself: the one is recorded so, and
@@ -2092,6 +2104,20 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, q *queued
 	return false
 }
 
+// queuedStreamEnded reports whether the stream of run runID, queued and
+// taken over, has ended: the process that queued it did not start it,
+// and could write neither its record nor the delete of its row (see
+// forgetQueued) before it lost its lock (a restart of Postgres may fail
+// all three). Its readers have had its final event: no run may follow it
+// under its ID.
+func (s *service) queuedStreamEnded(ctx context.Context, runID string) (bool, error) {
+	e, found, err := s.stream.LastEvent(ctx, runID)
+	if err != nil {
+		return false, fmt.Errorf("read the stream of queued run %q: %w", runID, err)
+	}
+	return found && e.Type.Final(), nil
+}
+
 // recoverQueued starts run q, queued by a process that died before it
 // started it, after a run that is not to resume (it ended), if its
 // lecture's lock is free and, read again under the lock, it is still
@@ -2139,18 +2165,12 @@ func (s *service) recoverQueued(ctx context.Context, q queuedRun, atStart bool) 
 			s.unclaimQueued(q)
 		}
 	}()
-	// A queued run whose stream has ended was not started by the process
-	// that queued it, which could write neither its record nor the
-	// delete of its row (see forgetQueued) before it lost its lock (a
-	// restart of Postgres fails all three): its readers have had its
-	// final event, and no run may follow it. Its row goes.
-	switch e, found, err := s.stream.LastEvent(ctx, q.runID); {
+	switch ended, err := s.queuedStreamEnded(ctx, q.runID); {
 	case err != nil:
-		log.Warn("queued run not started: its stream could not be read", "err", err)
+		log.Warn("queued run not started", "err", err)
 		return
-	case found && e.Type.Final():
-		log.Warn("queued run not started: its stream has ended with a " + string(e.Type) +
-			" (the process that queued it recorded it neither as started nor as not started); its row is deleted")
+	case ended:
+		log.Warn("queued run not started: its stream has ended (the process that queued it recorded it neither as started nor as not started); its row is deleted")
 		kept = true
 		s.forgetQueued(q.key, q.runID)
 		return

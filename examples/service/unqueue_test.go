@@ -171,3 +171,55 @@ func TestQueuedRunNotRecordedIsNotRunByAnotherProcess(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// As TestQueuedRunNotRecordedIsNotRunByAnotherProcess, when the restart
+// failed the final record of the run before it too, left running: the
+// other process resumed that run under the ID of the queued one, whose
+// stream had ended. It now resumes it under an ID of its own, and
+// deletes the queued run's row.
+func TestQueuedRunNotRecordedIsNotTheIDOfAResume(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil)
+	var first, queued started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
+	require.Equal(t, first.RunID, queued.QueuedAfter)
+	refuseRecords(t, h, queued.RunID, ` OR (NEW.id = '`+first.RunID+`' AND NEW.status <> 'running')`)
+	tried, dropUnqueues := refuseUnqueues(t, h, queued.RunID, 1<<20)
+	h.endLockSession("l")
+	events := h.follow(queued.RunID, "")
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
+		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
+	require.Eventually(t, func() bool {
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		_, ok := h.s.forgetting[queued.RunID]
+		return ok
+	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	rec, err := h.s.store.GetRun(t.Context(), first.RunID)
+	require.NoError(t, err)
+	require.Equal(t, executor.RunRunning, rec.Status, "the run before it, its final record refused")
+	h.endProcessLockSession()
+	// Postgres is back.
+	_, err = pg.Pool.Exec(t.Context(), `DROP TRIGGER refuse ON `+pgx.Identifier{pg.Schema, "runs"}.Sanitize())
+	require.NoError(t, err)
+	dropUnqueues()
+
+	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil) // its start-up's recovery takes the dead's runs over
+	_, err = h2.s.store.GetRun(t.Context(), queued.RunID)
+	assert.ErrorIs(t, err, executor.ErrNotFound, "the queued run, whose stream had ended, is the ID of a resume")
+	last, ok, err := h2.s.stream.LastEvent(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, progress.RunCancelled, last.Type, "the last event of the queued run's stream")
+	_, ok, err = h2.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the queued run's row, after the other process's recovery")
+	rec, err = h2.s.store.GetRun(t.Context(), first.RunID)
+	require.NoError(t, err)
+	assert.NotEqual(t, executor.RunRunning, rec.Status, "the run before it, after the other process's recovery")
+	require.NoError(t, h2.shutdown())
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
