@@ -431,9 +431,9 @@ func (s *service) shutdown(ctx context.Context) error {
 	// Once the runs have ended and the runs queued are recorded (see
 	// shelve): from now on, another process may take over what is left
 	// of them, but not the rows of runs not recorded, if they can be
-	// deleted (see forgetQueued).
+	// deleted (see forgetQueued) within the shutdown's time.
 	if s.params != nil {
-		fctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+		fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 		s.retryForgets(fctx)
 		cancel()
 	}

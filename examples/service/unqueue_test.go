@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"testing"
@@ -222,4 +223,35 @@ func TestQueuedRunNotRecordedIsNotTheIDOfAResume(t *testing.T) {
 	require.NoError(t, h2.shutdown())
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
+}
+
+// shutdownTimeout bounds the whole shutdown, but its last delete of the
+// rows of queued runs not recorded had a bound of its own, unlockTimeout,
+// from when it began: a Postgres that stalls (the case in which those
+// deletes have failed) held a shutdown whose time was up that long more.
+// The delete now ends with the shutdown's context.
+func TestShutdownBoundsTheDeleteOfAQueuedRunNotRecorded(t *testing.T) {
+	s, pg, leaks := startUnserved(t)
+	s.mu.Lock()
+	s.forgetting["stalled"] = "l"
+	s.mu.Unlock()
+	// The table of the queued runs is held: a delete waits.
+	tx, err := pg.Pool.Begin(context.Background())
+	require.NoError(t, err)
+	defer tx.Rollback(context.Background())
+	_, err = tx.Exec(t.Context(), `LOCK TABLE `+pgx.Identifier{pg.Schema, "service_queued"}.Sanitize()+` IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the shutdown's time is up
+	done := make(chan error, 1)
+	go func() { done <- s.shutdown(ctx) }()
+	select {
+	case <-done:
+	case <-time.After(unlockTimeout / 2): // a bound below that of the delete, not a timing assertion
+		require.NoError(t, tx.Rollback(context.Background()))
+		<-done
+		t.Fatal("the shutdown, its time up, waited for the delete of a queued run's row")
+	}
+	require.NoError(t, tx.Rollback(context.Background()))
+	goleak.VerifyNone(t, leaks)
 }
