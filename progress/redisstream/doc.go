@@ -186,7 +186,8 @@
 // start within a second (one in flight ends, and did not fail), and
 // otherwise fails, rather than queue behind the reads that a hung Redis
 // holds (while Redis answers, busy, or long after a failed read that no
-// read has ended since, it waits its turn); a lookup that waited for
+// read has ended since, it waits its turn), and fails too if Redis has
+// not answered its read within that second; a lookup that waited for
 // them since before any failed fails with the first that does: so the
 // handler's lookup of the run
 // does not delay the stream of a browser that connects during the

@@ -50,5 +50,10 @@ func OnLeftWait(s *Stream, f func(write uint64) <-chan time.Time) { s.leftTimer.
 
 // SetReadWait sets how long a read of LastEvent or of a Tail waits for a
 // token of reads that do not block while the last read of Redis failed,
-// and a Tail's read for Redis's answer (see Stream.readWait).
+// and for Redis's answer (see Stream.readWait).
 func SetReadWait(s *Stream, d time.Duration) { s.readWait = d }
+
+// ReadsInFlight returns how many tokens of reads that do not block are
+// held: by the reads in flight, those left behind by calls that
+// returned among them (see Stream.reads).
+func ReadsInFlight(s *Stream) int { return len(s.reads) }

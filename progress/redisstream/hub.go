@@ -739,7 +739,7 @@ func (s *Stream) takeReadPolling(ctx context.Context, h *hub, polled *time.Time)
 // the Stream, which keeps the token until cmd returns, so that the reads
 // in flight stay capped, and which Close waits for.
 func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
-	return readWith(ctx, s, true, false, cmd)
+	return readWith(ctx, s, true, cmd)
 }
 
 // errReadsBusy fails a read of readNow that found no token of reads
@@ -749,7 +749,8 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // readNow is readFor for a caller with an answer of its own for an
 // outage (LastEvent fails, a Tail serves itself from the History; see
 // Stream.readerRead), which does not wait its turn behind reads that
-// Redis holds. It takes a free token at once. Else it waits for one,
+// Redis holds, nor for its own read while Redis hangs. It takes a free
+// token at once. Else it waits for one,
 // up to readWait (hungAfter) if the Stream's last read of Redis to end
 // failed, and fails with errReadsBusy then; and it fails so too if the
 // read that gave the token back failed (every read records how it ended
@@ -758,27 +759,22 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them),
 // and fail one after the other: such a caller fails at the first of
 // them, whenever it came, rather than wait for a read of its own to
-// fail. While Redis answers (it is busy, or a read failed long ago and
-// none has ended since), a token comes back within a round trip, with
-// no failure, and the caller reads Redis as readFor does.
+// fail. While the Stream's last read of Redis to end failed, it waits
+// for its own read up to readWait too, and fails then with errReadHung:
+// so a Tail serves itself from the History every HistoryPoll (see
+// tail.outage), and LastEvent answers within readWait, rather than once
+// a ReadTimeout or more (with go-redis's defaults, MaxRetries+1 of
+// them). The read goes on, holding its token, and records how it ends,
+// so that a Redis that is back is seen. While Redis answers (it is busy,
+// or a read failed long ago and none has ended since), a token comes
+// back within a round trip, with no failure, and the caller reads Redis
+// as readFor does.
 func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
-	return readWith(ctx, s, false, false, cmd)
+	return readWith(ctx, s, false, cmd)
 }
 
-// readTail is readNow for a Tail's reads: while the Stream's last read
-// of Redis to end failed, it waits for its own read up to readWait too,
-// and fails then with errReadHung, so that the reader serves itself from
-// the History every HistoryPoll (see tail.outage) rather than once a
-// ReadTimeout or more (with go-redis's defaults, MaxRetries+1 of them),
-// while Redis hangs. The read goes on, holding its token, and records how
-// it ends, so that a Redis that is back is seen.
-func readTail[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
-	return readWith(ctx, s, false, true, cmd)
-}
-
-// readWith is readFor, waiting for a token if wait, else as readNow, and
-// as readTail if bounded.
-func readWith[T any](ctx context.Context, s *Stream, wait, bounded bool, cmd func(context.Context) (T, error)) (T, error) {
+// readWith is readFor, waiting for a token if wait, else readNow.
+func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if !wait {
 		if err := s.takeReadNow(ctx); err != nil {
@@ -810,8 +806,8 @@ func readWith[T any](ctx context.Context, s *Stream, wait, bounded bool, cmd fun
 		<-s.reads
 		return zero, ErrClosed
 	}
-	var hung <-chan time.Time // readTail's, while the last read failed
-	if bounded && s.readsFailing.Load() {
+	var hung <-chan time.Time // readNow's, while the last read failed
+	if !wait && s.readsFailing.Load() {
 		t := time.NewTimer(s.readWait)
 		defer t.Stop()
 		hung = t.C
@@ -828,9 +824,9 @@ func readWith[T any](ctx context.Context, s *Stream, wait, bounded bool, cmd fun
 	}
 }
 
-// errReadHung fails a read of readTail that has had no answer within
+// errReadHung fails a read of readNow that has had no answer within
 // readWait, made while the Stream's last read of Redis to end failed
-// (see readTail). The command goes on, and records how it ends.
+// (see readNow). The command goes on, and records how it ends.
 var errReadHung = errors.New("no answer from Redis in time, after a read that failed; the read goes on")
 
 // takeReadNow takes a token of reads that do not block for readNow: at

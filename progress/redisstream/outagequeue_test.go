@@ -155,7 +155,7 @@ func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	require.Error(t, err)
 	reads.mode.Store(2)
 	hung := make(chan error, 1)
-	go func() { // takes the only token of reads that do not block, and hangs
+	go func() { // its read takes the only token of reads that do not block, and hangs
 		_, _, err := s.LastEvent(ctx, run)
 		hung <- err
 	}()
@@ -169,7 +169,8 @@ func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 		assert.Error(t, err, "LastEvent while Redis hangs")
 	}
 	reads.free()
-	assert.Error(t, <-hung)
+	assert.Error(t, <-hung) // at readWait, its read left in flight
+	waitReadsEnded(t, s)
 	reads.mode.Store(0)
 	e, ok, err := s.LastEvent(ctx, run) // Redis answers again
 	require.NoError(t, err)
@@ -222,7 +223,7 @@ func TestReaderDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
 	require.Error(t, err)
 	reads.mode.Store(2)
-	go func() { _, _, _ = s.LastEvent(ctx, run) }() // takes the only token, and hangs
+	go func() { _, _, _ = s.LastEvent(ctx, run) }() // its read takes the only token, and hangs
 	deadline := time.Now().Add(hangBound)
 	for reads.hanging.Load() == 0 {
 		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
@@ -268,7 +269,7 @@ func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T
 	require.Error(t, err)
 	reads.mode.Store(2)
 	hung := make(chan error, 1)
-	go func() { // takes the only token of reads that do not block, and hangs
+	go func() { // its read takes the only token of reads that do not block, and hangs
 		_, _, err := s.LastEvent(ctx, run)
 		hung <- err
 	}()
@@ -280,7 +281,8 @@ func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T
 	_, err = lastEventWithin(t, s, run)
 	assert.Error(t, err, "LastEvent while Redis hangs")
 	reads.free()
-	assert.Error(t, <-hung)
+	assert.Error(t, <-hung) // at readWait, its read left in flight
+	waitReadsEnded(t, s)
 	reads.mode.Store(0)
 	e, ok, err := s.LastEvent(ctx, run) // Redis answers again
 	require.NoError(t, err)
@@ -307,5 +309,46 @@ func lastEventWithin(t *testing.T, s *redisstream.Stream, run string) (progress.
 	case <-time.After(hangBound):
 		t.Fatalf("LastEvent waited for Redis over %v", hangBound)
 		return progress.Event{}, nil
+	}
+}
+
+// Once a read of Redis has failed, LastEvent's own read, which found a
+// token free, does not wait for Redis past readWait (a second) either,
+// as a Tail's does not: so progress/sse's handler, which looks the run
+// up before it answers, does not hold a browser's headers while Redis
+// hangs. Before, it waited for its read to fail, at the client's
+// ReadTimeout (with go-redis's defaults, MaxRetries+1 of them).
+func TestLastEventDuringAHangDoesNotWaitForItsOwnRead(t *testing.T) {
+	s, reads, run := liveRunInOutage(t)
+	ctx := context.Background()
+
+	reads.mode.Store(1)
+	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
+	require.Error(t, err)
+	reads.mode.Store(2)
+	require.Zero(t, redisstream.ReadsInFlight(s), "a token of reads that do not block is free")
+	_, err = lastEventWithin(t, s, run)
+	assert.Error(t, err, "LastEvent while Redis hangs")
+	assert.EqualValues(t, 1, reads.hanging.Load(), "the lookup asked Redis")
+	reads.free()
+	waitReadsEnded(t, s)
+	reads.mode.Store(0)
+	e, ok, err := s.LastEvent(ctx, run) // Redis answers again
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, uint64(30), e.Seq)
+}
+
+// waitReadsEnded waits, up to hangBound, until the reads of s that do
+// not block have all ended (those of calls that returned before their
+// read ended among them), and so hold no token: a call that comes
+// before one that failed has given its token back would take that
+// failure for Redis's answer to its own wait (see LastEvent).
+func waitReadsEnded(t *testing.T, s *redisstream.Stream) {
+	t.Helper()
+	deadline := time.Now().Add(hangBound)
+	for redisstream.ReadsInFlight(s) > 0 {
+		require.True(t, time.Now().Before(deadline), "the reads of Redis never ended")
+		time.Sleep(time.Millisecond) // polling the tokens, bounded by the deadline
 	}
 }

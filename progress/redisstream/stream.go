@@ -313,9 +313,9 @@ type Stream struct {
 	failMu     sync.Mutex
 	readFailed chan struct{}
 	// readWait bounds how long a read that has an answer of its own for
-	// an outage waits for a token of reads that do not block while
-	// readsFailing (see readNow), and a Tail's for Redis's answer (see
-	// readTail).
+	// an outage (LastEvent's, a Tail's) waits for a token of reads that
+	// do not block while readsFailing, and for Redis's answer (see
+	// readNow).
 	readWait time.Duration
 
 	ctx    context.Context // the hubs'; cancelled by Close
@@ -1987,7 +1987,7 @@ func (t *tail) waitGap(ctx context.Context) error {
 // reader, which the reader then follows, polls the History for the end
 // of a run that only the History holds.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
-	e, top, ok, err := s.lastEvent(ctx, runID, true)
+	e, top, ok, err := s.lastEvent(ctx, runID)
 	switch {
 	case isHistoryError(err) && ctx.Err() == nil:
 		s.historyFailed(runID, err)
@@ -2029,7 +2029,11 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // and otherwise LastEvent fails rather than wait for the reads in
 // flight, one ReadTimeout after the other (while Redis answers, a read
 // in flight ends within a round trip, and LastEvent waits for it, as
-// when no read has failed); a LastEvent that waited for such a read
+// when no read has failed); it fails too if Redis has not answered its
+// own read within that second, rather than wait for it to fail at the
+// client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them;
+// the read goes on, and tells, when it ends, whether Redis is back);
+// a LastEvent that waited for such a read
 // since before any failed fails with the first that does: so
 // progress/sse's handler, which looks the run up before it opens a
 // stream, opens the streams of clients that connect during the outage
@@ -2052,7 +2056,7 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 			return f, true, nil
 		}
 	}
-	e, _, ok, err := s.lastEvent(ctx, runID, false)
+	e, _, ok, err := s.lastEvent(ctx, runID)
 	if err != nil {
 		if s.history != nil && !asked && redisDown(ctx, err) {
 			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
@@ -2069,9 +2073,10 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 // returns the ID (as a Seq) of the stream's newest entry, corrupt or not,
 // and 0 if the stream has none.
 //
-// It reads Redis with readNow, or for a Tail (tail) readTail: it fails
-// with errReadsBusy rather than wait for reads that a hung Redis holds.
-func (s *Stream) lastEvent(ctx context.Context, runID string, tail bool) (last progress.Event, top uint64, ok bool, err error) {
+// It reads Redis with readNow: it fails with errReadsBusy rather than
+// wait for reads that a hung Redis holds, and with errReadHung rather
+// than wait for its own past readWait once a read has failed.
+func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Event, top uint64, ok bool, err error) {
 	if s.history == nil {
 		// The run's shared reader, if running, knows the stream's end.
 		s.mu.Lock()
@@ -2084,12 +2089,8 @@ func (s *Stream) lastEvent(ctx context.Context, runID string, tail bool) (last p
 		}
 	}
 	key := s.Key(runID)
-	read := readNow[[]redis.XMessage]
-	if tail {
-		read = readTail[[]redis.XMessage]
-	}
 	for end := "+"; ; {
-		msgs, err := read(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
 		})
 		if err != nil {
@@ -2192,14 +2193,14 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 }
 
 // readerRead returns how a read of page reads Redis: for a Tail (tail),
-// with readTail, which fails rather than wait for the reads in flight
+// with readNow, which fails rather than wait for the reads in flight
 // that a hung Redis holds until the client's ReadTimeout, one after the
 // other, or for its own past readWait, and the Tail serves itself from
 // the History as in any outage (see tail.outage). A Replay waits for its
 // turn.
 func (s *Stream) readerRead(tail bool) func(context.Context, *Stream, func(context.Context) ([]redis.XMessage, error)) ([]redis.XMessage, error) {
 	if tail {
-		return readTail[[]redis.XMessage]
+		return readNow[[]redis.XMessage]
 	}
 	return readFor[[]redis.XMessage]
 }
@@ -2271,7 +2272,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
 	if cur.Last() > 0 {
-		msgs, err := readTail(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
 		})
 		if err != nil {
@@ -2285,7 +2286,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
 	// counts every entry ever added); if not, the run's first events
 	// missed Redis, or Redis lost them with a restart.
-	info, err := readTail(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
+	info, err := readNow(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
 		return s.client.XInfoStream(ctx, key).Result()
 	})
 	if err != nil {
