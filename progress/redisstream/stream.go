@@ -1373,7 +1373,9 @@ func isDuplicate(err error) bool {
 // History lacks yet are skipped, as events that neither holds are
 // (counted in [Stats].Skipped, and logged), though a Tail delivers them
 // once the History has them.
-// Redis errors are returned, wrapped; see progress.Source.
+// Redis errors are returned, wrapped, and so are the History's; fn's
+// error is returned as it is, wherever its event came from; see
+// progress.Source.
 func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -1381,7 +1383,11 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 	if s.isClosed() {
 		return ErrClosed
 	}
-	cur := progress.NewCursor(runID, after, s.history, fn)
+	var hist progress.History
+	if s.history != nil {
+		hist = markedHistory{s.history} // its errors told from fn's
+	}
+	cur := progress.NewCursor(runID, after, hist, fn)
 	cur.OnSkip(s.skipFunc(runID))
 	pos := after
 	for {
@@ -1399,6 +1405,9 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 	}
 	if s.history != nil && !cur.Final() {
 		if err := cur.FillFromHistory(ctx); err != nil {
+			if !isHistoryError(err) {
+				return err // fn's, as it is
+			}
 			return fmt.Errorf("redisstream: replay %q: %w", runID, err)
 		}
 	}
@@ -1609,8 +1618,8 @@ func (t *tail) fill(ctx context.Context) error {
 // fillContiguous delivers the History's events that directly follow the
 // reader's last one, up to the first Seq that the History lacks. A
 // History that fails is passed over, counted and logged (read false); the
-// reader's own error is returned, and context.Cause(ctx) or ErrClosed if
-// its context ends or the Stream is closed meanwhile.
+// reader's own error is returned as it is, and context.Cause(ctx) or
+// ErrClosed if its context ends or the Stream is closed meanwhile.
 func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
 	if t.s.history == nil || t.cur.Final() {
 		return false, nil
@@ -1620,7 +1629,7 @@ func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
 	if err := t.cur.FillContiguous(hctx); err != nil {
 		switch {
 		case !isHistoryError(err):
-			return false, fmt.Errorf("redisstream: tail %q: %w", t.runID, err)
+			return false, err // fn's, as it is
 		case ctx.Err() != nil:
 			return false, context.Cause(ctx)
 		case t.s.ctx.Err() != nil:
