@@ -164,7 +164,10 @@
 // archive holds whole, a finished one, is read to its final event, and
 // the reader ends there without Redis, as does one that resumes at or
 // past that event; a reader of a live run gets the archive's events up
-// to its first gap, and waits for Redis for the rest. While Redis hangs
+// to its first gap, and waits for Redis for the rest. [Stream.Replay],
+// which waits for nothing, reads the archive so too, once: it returns
+// nil with the run's final event (or at or past it), and otherwise
+// Redis's error, having delivered the archive's events. While Redis hangs
 // rather than refuses, a read fails only at the client's ReadTimeout;
 // once one has (the Stream's last read of Redis to end failed), a reader
 // reads the archive before it reads Redis, rather than wait for a read

@@ -1373,6 +1373,15 @@ func isDuplicate(err error) bool {
 // History lacks yet are skipped, as events that neither holds are
 // (counted in [Stats].Skipped, and logged), though a Tail delivers them
 // once the History has them.
+// While Redis fails (down, or, once a read of it has failed, not
+// answering within a second, as for a Tail; with a History only),
+// Replay delivers from the History the events that directly follow its
+// position, up to the first Seq that the History lacks (it never passes
+// over one, which Redis may hold): with the run's final event among
+// them, or at or below its position, it returns nil without Redis;
+// otherwise it returns Redis's error, having delivered them, as Redis
+// may hold newer events. Once a read of Redis has failed (the Stream's
+// last to end), it reads the History so before it reads Redis.
 // Redis errors are returned, wrapped, and so are the History's; fn's
 // error is returned as it is, wherever its event came from; see
 // progress.Source.
@@ -1390,11 +1399,25 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 	cur := progress.NewCursor(runID, after, hist, fn)
 	cur.OnSkip(s.skipFunc(runID))
 	pos := after
+	// While Redis fails, the History first, as a Tail's early: a run that
+	// it holds whole is replayed without Redis.
+	served := s.history != nil && s.readsFailing.Load()
+	if served {
+		if done, err := s.serveHistory(ctx, runID, cur); err != nil || done {
+			return err
+		}
+		pos = cur.Last() // the cursor drops the entries up to it
+	}
 	for {
 		next, short, _, err := s.page(ctx, runID, nil, cur, pos)
 		if err != nil {
 			if de := (*deliverError)(nil); errors.As(err, &de) {
 				return de.err
+			}
+			if !served && s.history != nil && redisDown(ctx, err) {
+				if done, err := s.serveHistory(ctx, runID, cur); err != nil || done {
+					return err
+				}
 			}
 			return err
 		}
@@ -1621,21 +1644,27 @@ func (t *tail) fill(ctx context.Context) error {
 // reader's own error is returned as it is, and context.Cause(ctx) or
 // ErrClosed if its context ends or the Stream is closed meanwhile.
 func (t *tail) fillContiguous(ctx context.Context) (read bool, _ error) {
-	if t.s.history == nil || t.cur.Final() {
+	return t.s.fillContiguous(ctx, t.runID, t.cur)
+}
+
+// fillContiguous is tail.fillContiguous for a reader of runID whose
+// Cursor, cur, reads the History through markedHistory.
+func (s *Stream) fillContiguous(ctx context.Context, runID string, cur *progress.Cursor) (read bool, _ error) {
+	if s.history == nil || cur.Final() {
 		return false, nil
 	}
-	hctx, stop := t.s.untilClosed(ctx)
+	hctx, stop := s.untilClosed(ctx)
 	defer stop()
-	if err := t.cur.FillContiguous(hctx); err != nil {
+	if err := cur.FillContiguous(hctx); err != nil {
 		switch {
 		case !isHistoryError(err):
 			return false, err // fn's, as it is
 		case ctx.Err() != nil:
 			return false, context.Cause(ctx)
-		case t.s.ctx.Err() != nil:
+		case s.ctx.Err() != nil:
 			return false, ErrClosed
 		}
-		t.s.historyFailed(t.runID, err)
+		s.historyFailed(runID, err)
 		return false, nil
 	}
 	return true, nil
@@ -1703,29 +1732,38 @@ func (t *tail) answered() {
 
 // serve is the read of the History of outage and early.
 func (t *tail) serve(ctx context.Context) (done bool, _ error) {
-	s := t.s
 	t.served = time.Now()
-	last := t.cur.Last()
-	read, err := t.fillContiguous(ctx)
+	return t.s.serveHistory(ctx, t.runID, t.cur)
+}
+
+// serveHistory serves a reader of runID, whose Cursor cur reads the
+// History through markedHistory, from the History while Redis fails: it
+// delivers the History's events that directly follow the reader's last
+// one, up to the first Seq that the History lacks, and reports whether
+// the reader is done (see tail.outage). It returns the reader's own
+// error; a History that fails is counted, logged and passed over.
+func (s *Stream) serveHistory(ctx context.Context, runID string, cur *progress.Cursor) (done bool, _ error) {
+	last := cur.Last()
+	read, err := s.fillContiguous(ctx, runID, cur)
 	if err != nil || !read {
 		return false, err
 	}
-	if t.cur.Final() {
+	if cur.Final() {
 		return true, nil
 	}
-	if t.cur.Last() > last || last == 0 {
+	if cur.Last() > last || last == 0 {
 		return false, nil
 	}
 	hctx, stop := s.untilClosed(ctx)
 	defer stop()
-	e, ok, err := s.historyFinal(hctx, t.runID)
+	e, ok, err := s.historyFinal(hctx, runID)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 		case s.ctx.Err() != nil:
 			return false, ErrClosed
 		default:
-			s.historyFailed(t.runID, &historyError{err})
+			s.historyFailed(runID, &historyError{err})
 		}
 		return false, nil
 	}
@@ -2141,7 +2179,7 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 // the run's shared reader does not hold yet (see atLiveGap).
 func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (_ uint64, short, stopped bool, err error) {
 	key := s.Key(runID)
-	msgs, err := s.readerRead(r != nil)(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+	msgs, err := s.readerRead(r != nil || s.history != nil)(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 		return s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
 	})
 	if err != nil {
@@ -2201,14 +2239,15 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 	return pos, int64(len(msgs)) < s.pageSize, false, nil
 }
 
-// readerRead returns how a read of page reads Redis: for a Tail (tail),
-// with readNow, which fails rather than wait for the reads in flight
-// that a hung Redis holds until the client's ReadTimeout, one after the
-// other, or for its own past readWait, and the Tail serves itself from
-// the History as in any outage (see tail.outage). A Replay waits for its
-// turn.
-func (s *Stream) readerRead(tail bool) func(context.Context, *Stream, func(context.Context) ([]redis.XMessage, error)) ([]redis.XMessage, error) {
-	if tail {
+// readerRead returns how a read of page reads Redis: for a Tail, or a
+// Replay with a History (now), with readNow, which fails rather than
+// wait for the reads in flight that a hung Redis holds until the
+// client's ReadTimeout, one after the other, or for its own past
+// readWait, and the reader serves itself from the History as in any
+// outage (see tail.outage and Replay). A Replay without a History waits
+// for its turn.
+func (s *Stream) readerRead(now bool) func(context.Context, *Stream, func(context.Context) ([]redis.XMessage, error)) ([]redis.XMessage, error) {
+	if now {
 		return readNow[[]redis.XMessage]
 	}
 	return readFor[[]redis.XMessage]
