@@ -102,7 +102,9 @@
 //
 // # Errors
 //
-// A done context gives context.Cause(ctx). Driver errors are wrapped with
+// A done context gives context.Cause(ctx), or, from an Append whose
+// statement it interrupted, an error wrapping it that says the events
+// may have been stored (see [History.Append]). Driver errors are wrapped with
 // what was being done ("pghistory: append run ..."); when the schema or a
 // table is missing they also wrap [ErrNotMigrated]. A refused schema name
 // is a [*SchemaError]; a schema of a newer layout, a
