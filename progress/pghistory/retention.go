@@ -58,13 +58,18 @@ func (h *History) DeleteRun(ctx context.Context, runID string) (int64, error) {
 
 // Prune deletes the events of every run whose newest append that stored
 // an event was more than olderThan ago, by the database's clock, and
-// returns how many events it deleted. A run that is still appending is
-// never pruned: each append renews its run's time, and a run with an
-// append in flight is skipped. Pick an age longer than the longest quiet
-// spell of a run, and than readers may want to resume a finished run
-// (an hour for the live stream's gaps, days to replay old runs): a run
-// idle for longer than that while it goes on loses its older events (its
-// later ones are kept, with their run).
+// returns how many events it deleted. Each append renews its run's time,
+// so a run that appends at least once an age is never pruned; and a run
+// whose append in flight has renewed its row (the append's last step,
+// done as it commits) is skipped. An append still storing its events,
+// which has not yet (it waits for an event that another transaction
+// writes, say), does not hold Prune off: the run's older events go, and
+// those of the append stay, with their run, as after a quiet spell. Pick
+// an age longer than the longest quiet spell of a run, and than readers
+// may want to resume a finished run (an hour for the live stream's gaps,
+// days to replay old runs): a run idle for longer than that while it
+// goes on loses its older events (its later ones are kept, with their
+// run).
 //
 // It finds old runs through an index on their time and deletes them in
 // batches of 100 runs, each batch one short transaction of two statements

@@ -199,3 +199,33 @@ func TestPruneEndsWhileRunsStart(t *testing.T) {
 		})
 	}
 }
+
+// TestPruneBesideAnAppendStillStoring prunes an idle run while an append
+// of it is in flight but has not renewed the run's row yet (it waits for
+// an uncommitted event of another transaction), as Prune's doc says: the
+// run's older events go, and the append's stay, with their run.
+func TestPruneBesideAnAppendStillStoring(t *testing.T) {
+	t.Parallel()
+	h, pg := newHistory(t, pgx.QueryExecModeCacheStatement, pghistory.Options{}, nil)
+	ctx := testenv.Context(t, 30*time.Second)
+	run := sinktest.RunID(t)
+	require.NoError(t, h.Append(ctx, sinktest.Events(run, 1, 3)...))
+	age(t, pg, run, 2*time.Hour)
+	blocker, err := pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = blocker.Rollback(context.Background()) }()
+	_, err = blocker.Exec(ctx, "INSERT INTO "+pgx.Identifier{pg.Schema, "progress_events"}.Sanitize()+
+		" (run_id, seq, event) VALUES ($1, 4, '\\x7b7d')", run)
+	require.NoError(t, err)
+	appended := make(chan error, 1)
+	go func() { appended <- h.Append(ctx, sinktest.Events(run, 4, 5)...) }()
+	review7WaitFor(t, ctx, pg, "wait_event_type = 'Lock'", "unnest", pg.Schema)
+
+	n, err := h.Prune(ctx, time.Hour)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), n, "the run's older events go")
+	require.NoError(t, blocker.Rollback(ctx))
+	require.NoError(t, <-appended)
+	assert.Equal(t, []uint64{4, 5}, sinktest.Seqs(replay(t, h, run, 0)), "the append in flight keeps its events")
+	assert.Zero(t, review7Orphans(t, ctx, pg), "and they have their run's row")
+}
