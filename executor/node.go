@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -266,8 +267,8 @@ func sameRefs(refs []string, deps []depRef) bool {
 	return true
 }
 
-// retryStore calls a store's call again, after the backoff of a failed
-// commit, when its first call failed with err: a connection lost once
+// retryStore calls a store's call again, after a jittered backoff
+// (storeWait), when its first call failed with err: a connection lost once
 // must not fail a node, nor make its provider generate it again (and
 // bill it twice) because its Put failed, nor leave a run's record saying
 // it runs. It stops at [ErrNotFound], at an error that no retry can fix
@@ -294,11 +295,27 @@ func (e *Executor) retryStore(ctx context.Context, runID string, err error, what
 			return err
 		}
 		e.log.Warn("regen: store call failed, retrying", "run", runID, "call", what, "about", about, "err", err)
-		if !sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+		if !sleep(ctx, storeWait(failures)) {
 			return stoppedBy(ctx, err)
 		}
 		err = call()
 	}
+}
+
+// storeWait returns the wait of retryStore before its next call, after
+// failures failed calls (1 after the first): a backoff that doubles from
+// 100 ms (100, 200, 400, 800 ms), with "equal" jitter: drawn uniformly
+// from half of it to all of it, from the source that
+// [RetryPolicy].Jitter draws from (math/rand/v2's). So the calls that
+// failed together (many nodes reading one asset from a store that
+// stalled) come back spread over half of each wait, not all at one
+// instant on a store that struggles; and no wait is longer than its
+// backoff, so that the waits between a call's maxCommitFailures (5)
+// tries still add up to 1.5 s at most (0.75 s at least), within the
+// bounds that Options.StoreTimeout puts on a cancelled run's store calls.
+func storeWait(failures int) time.Duration {
+	d := time.Duration(1<<failures) * 50 * time.Millisecond
+	return d - rand.N(d/2+1)
 }
 
 // stoppedBy is the error of a store call whose retries ctx ended: err,
