@@ -361,7 +361,9 @@
 // executor.CancelCode at shutdown, or [CancelledByLockLost]).
 // [Store.ResumeCancelled] resumes those of the codes given, the same way,
 // unless a run of their key started since (their resume among them)
-// superseded them; a user's cancel (executor.CancelledByCancel) is left
+// superseded them (a run of their graph that failed as it started
+// supersedes nothing);
+// a user's cancel (executor.CancelledByCancel) is left
 // alone unless asked for:
 //
 //	shutdown := executor.CancelCode("shutdown", errors.New("service stopping"))

@@ -324,6 +324,18 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
 }
 
+// failedAtStart reports whether rec is the record of a run that failed as
+// it started: the executor records one (of a Start, Resume or
+// RerunFailed whose plan's commit failed once its first record was
+// stored) as failed with all its counts 0, as it planned no node, let
+// alone attempted or committed one; a run that planned a node counts it
+// (Counts.Planned). It is the record of an ended run that committed no
+// node, which the executor's tally of an interrupted run passes over
+// too (see executor.Record.Counts).
+func failedAtStart(rec executor.Record) bool {
+	return rec.Status == executor.RunFailed && rec.Counts == (executor.Counts{})
+}
+
 // executorCodes are the executor's own cancel codes, which
 // executor.CheckCancelCode refuses as a host's, and a run may be recorded
 // with all the same.
@@ -345,12 +357,23 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // cancelled one (its resume, by this call of another process or by the
 // host, or a run a user started) made the key's nodes that were not
 // clean, or was meant to replace it: the cancelled run is left as it is,
-// and out of the report. Read again under the key's lock, a run whose
-// record no longer says cancelled with one of codes is
-// [SkippedNotRunning], and one that a record of the key, read under the
-// lock too, supersedes so is [SkippedSuperseded]. A ListRuns that fails
-// as the runs are listed leaves the run listed, to be read again under
-// the lock, where the failure makes it [NotResumed].
+// and out of the report. A record of the run's graph (Record.Graph)
+// that failed as it started does not supersede it, whether it resumes it
+// or not: a record of status failed with all its counts 0
+// (executor.Record.Counts), which a run whose plan's commit failed
+// leaves, planned no node and committed none, so a resume of the run
+// that failed so (a store down at start-up, say) does not end its
+// resumption: the next call resumes it again. A run that failed after
+// its start (it planned nodes) supersedes it, as any run does, and lists
+// its failed nodes for RerunFailed; so does a Start of another graph that
+// failed as it started, as the host meant it to replace the run's graph
+// (a resume would be refused anyway if its commit went through). Read
+// again under the key's lock, a run whose record no longer says
+// cancelled with one of codes is [SkippedNotRunning], and one that a
+// record of the key, read under the lock too, supersedes so is
+// [SkippedSuperseded]. A ListRuns that fails as the runs are listed
+// leaves the run listed, to be read again under the lock, where the
+// failure makes it [NotResumed].
 //
 // RunsByStatus of cancelled runs scans the runs table, and ListRuns is
 // called once for each key of a run so listed: a host that keeps many
@@ -380,10 +403,13 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	// superseded reports whether a record of runs, the list of rec's key,
 	// supersedes rec: it resumes rec, or it started at the same time as
 	// rec (a tie, which ListRuns sorts by ID, may be the later run) or
-	// after it.
+	// after it; unless it is of rec's graph and failed as it started
+	// (failedAtStart): it made nothing of what rec's resume would. (One
+	// of another graph says that the host meant to replace rec's.)
 	superseded := func(rec executor.Record, runs []executor.Record) bool {
 		return slices.ContainsFunc(runs, func(r executor.Record) bool {
-			return r.Resumes == rec.ID || r.ID != rec.ID && !r.StartedAt.Before(rec.StartedAt)
+			later := r.Resumes == rec.ID || r.ID != rec.ID && !r.StartedAt.Before(rec.StartedAt)
+			return later && !(failedAtStart(r) && r.Graph == rec.Graph)
 		})
 	}
 	list := func() ([]executor.Record, error) {
