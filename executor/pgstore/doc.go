@@ -362,7 +362,8 @@
 // [Store.ResumeCancelled] resumes those of the codes given, the same way,
 // unless a run of their key started since (their resume among them)
 // superseded them (a run of their graph that failed as it started
-// supersedes nothing);
+// supersedes nothing), and reports a run whose key's graph was replaced
+// since ([SkippedGraphReplaced]: never resumed) without resuming it;
 // a user's cancel (executor.CancelledByCancel) is left
 // alone unless asked for:
 //

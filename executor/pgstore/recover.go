@@ -38,15 +38,30 @@ const (
 	// started after it: another process resumed the run after it was
 	// listed, or a later run of the key made what the key needs.
 	SkippedSuperseded
+	// SkippedGraphReplaced: for ResumeCancelled, under the key's lock,
+	// the key's graph is no longer the run's, though no record of the key
+	// supersedes the run (the record of the run that made another graph
+	// the key's was deleted or pruned, or a tool committed the key's
+	// states; or the graph was deleted): executor.Executor.Resume
+	// refuses the run for good, with ErrGraphReplaced or ErrGraphDeleted,
+	// as a resume would make the older graph the key's again. Nothing
+	// was done: the record is left as it is, and [Recovery].Err is nil.
+	// Unlike NotResumed, no later call changes it: the run is reported so at
+	// each call, never resumed, until a run of its key supersedes it or
+	// its record is pruned, so that a host acts on it once (tells its
+	// user that the run went with its graph, say) and passes over its
+	// Record.ID after that.
+	SkippedGraphReplaced
 )
 
 var outcomeNames = [...]string{Resumed: "resumed", SkippedLocked: "skipped (locked)",
-	SkippedNotRunning: "skipped (not running)", NotResumed: "not resumed", SkippedSuperseded: "skipped (superseded)"}
+	SkippedNotRunning: "skipped (not running)", NotResumed: "not resumed", SkippedSuperseded: "skipped (superseded)",
+	SkippedGraphReplaced: "skipped (graph replaced)"}
 
 // String returns "resumed", "skipped (locked)", "skipped (not running)",
-// "not resumed" or "skipped (superseded)".
+// "not resumed", "skipped (superseded)" or "skipped (graph replaced)".
 func (o RecoveryOutcome) String() string {
-	if o >= Resumed && o <= SkippedSuperseded {
+	if o >= Resumed && o <= SkippedGraphReplaced {
 		return outcomeNames[o]
 	}
 	return fmt.Sprintf("RecoveryOutcome(%d)", int(o))
@@ -212,13 +227,16 @@ func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 
 // resumeJob is what [Store.ResumeLeftRunning] or [Store.ResumeCancelled]
 // asks of resumeAll: what (the runs to resume, for errors) and call (its
-// name); list lists the runs to resume, oldest first; and still, given a
+// name); list lists the runs to resume, oldest first; still, given a
 // run's record read again under its key's lock, says whether to resume
-// it (0), or skip it (the outcome), or returns an error (NotResumed).
+// it (0), or skip it (the outcome), or returns an error (NotResumed); and
+// goneSkips says that a run that Resume refuses as its graph is no longer
+// the key's is [SkippedGraphReplaced], not NotResumed.
 type resumeJob struct {
 	what, call string
 	list       func() ([]executor.Record, error)
 	still      func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error)
+	goneSkips  bool
 }
 
 // resumeAll is the work of ResumeLeftRunning and ResumeCancelled: each
@@ -252,7 +270,7 @@ func (s *Store) resumeAll(ctx context.Context, e *executor.Executor,
 					executor.ErrBusy, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), job.call, quote(first.Run.ID()))})
 			continue
 		}
-		r := s.recoverRun(ctx, e, graphOf, opts, rec, job.still)
+		r := s.recoverRun(ctx, e, graphOf, opts, rec, job)
 		if r.Outcome == Resumed {
 			resumedOf[rec.GraphKey] = r
 		}
@@ -264,12 +282,12 @@ func (s *Store) resumeAll(ctx context.Context, e *executor.Executor,
 	return out, nil
 }
 
-// recoverRun is resumeAll's work on the run of rec, as listed; still
+// recoverRun is resumeAll's work on the run of rec, as listed; job.still
 // says whether its record, read again under the key's lock, is still one
 // to resume.
 func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, rec executor.Record,
-	still func(context.Context, executor.Record) (RecoveryOutcome, error)) Recovery {
+	job resumeJob) Recovery {
 	notResumed := func(err error) Recovery {
 		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: %w", quote(rec.ID), err)}
 	}
@@ -298,7 +316,7 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 		return notResumed(err)
 	}
 	rec = again
-	switch skip, err := still(ctx, rec); {
+	switch skip, err := job.still(ctx, rec); {
 	case err != nil:
 		return notResumed(err)
 	case skip != 0:
@@ -317,6 +335,9 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	}
 	run, err := e.Resume(ctx, g, rec.ID, opts)
 	if err != nil {
+		if job.goneSkips && (errors.Is(err, executor.ErrGraphReplaced) || errors.Is(err, executor.ErrGraphDeleted)) {
+			return Recovery{Record: rec, Outcome: SkippedGraphReplaced}
+		}
 		return notResumed(err)
 	}
 	resumed = true
@@ -373,7 +394,16 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // record of the key, read under the lock too, supersedes so is
 // [SkippedSuperseded]. A ListRuns that fails as the runs are listed
 // leaves the run listed, to be read again under the lock, where the
-// failure makes it [NotResumed].
+// failure makes it [NotResumed]. A run whose graph is no longer its
+// key's, though no record supersedes it (see executor.GraphStateID), is
+// [SkippedGraphReplaced], at each call, until a run of the key
+// supersedes it: executor.Executor.Resume would refuse it, for good.
+// Under the lock, the key's states are loaded (Load) to
+// find it before graphOf is called, which so need not build a graph
+// the host may have no template for any more; a record without
+// Record.Graph, or of a deleted graph, is found by Resume's refusal
+// (executor.ErrGraphReplaced or executor.ErrGraphDeleted), once graphOf
+// has built its graph.
 //
 // RunsByStatus of cancelled runs scans the runs table, and ListRuns is
 // called once for each key of a run so listed: a host that keeps many
@@ -450,7 +480,19 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 		if superseded(rec, runs) {
 			return SkippedSuperseded, nil
 		}
+		// A key whose graph state names another graph: Resume would
+		// refuse the run (ErrGraphReplaced), and graphOf need not build
+		// a graph that the host may no longer have a template for. The
+		// other cases (a deleted graph, a record older than Record.Graph)
+		// are told by Resume's refusal.
+		snap, err := s.Load(ctx, rec.GraphKey)
+		if err != nil {
+			return 0, err
+		}
+		if st, ok := snap.States[executor.GraphStateID]; ok && rec.Graph != "" && st.InputHash != rec.Graph {
+			return SkippedGraphReplaced, nil
+		}
 		return 0, nil
 	}
-	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still})
+	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still, goneSkips: true})
 }
