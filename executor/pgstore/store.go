@@ -136,7 +136,8 @@ func (e *SchemaVersionError) Unwrap() error { return ErrSchemaTooNew }
 type Options struct {
 	// Schema is the Postgres schema that holds the store's tables. It
 	// must be a plain lowercase identifier: 1 to 63 of a-z, 0-9 and _,
-	// not starting with a digit nor with "pg_". Several stores can share
+	// not starting with a digit nor with "pg_" (which Postgres reserves),
+	// and not information_schema: no system schema. Several stores can share
 	// one database under different schemas. Default: [DefaultSchema],
 	// "regen".
 	Schema string

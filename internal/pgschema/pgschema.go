@@ -24,10 +24,13 @@ import (
 )
 
 // Valid reports whether name is a schema name the adapters take: a plain
-// lowercase identifier that needs no quoting and is not reserved,
-// [a-z_][a-z0-9_]{0,62}, not "pg_...".
+// lowercase identifier that needs no quoting and names no system schema,
+// [a-z_][a-z0-9_]{0,62}, not "pg_..." (Postgres reserves the prefix:
+// pg_catalog, pg_toast, pg_temp_N) nor information_schema (the SQL
+// standard's, in which a superuser may create tables), so that a Migrate
+// never creates the adapters' tables beside the system catalogs.
 func Valid(name string) bool {
-	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") {
+	if len(name) == 0 || len(name) > 63 || strings.HasPrefix(name, "pg_") || name == "information_schema" {
 		return false
 	}
 	for i := range len(name) {
@@ -44,7 +47,8 @@ func Valid(name string) bool {
 
 // Allowed says what Valid allows, for the adapters' errors.
 const Allowed = "want 1 to 63 lowercase ASCII letters, digits and underscores, " +
-	"starting with a letter or an underscore, and not starting with \"pg_\" (reserved by Postgres)"
+	"starting with a letter or an underscore, and not starting with \"pg_\" (reserved by Postgres) nor information_schema " +
+	"(the system schemas)"
 
 // Quote quotes a schema name that Valid accepted, for SQL text.
 func Quote(name string) string { return `"` + name + `"` }

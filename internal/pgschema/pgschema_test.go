@@ -16,6 +16,12 @@ func TestValid(t *testing.T) {
 	}{
 		{"regen", true}, {"_x", true}, {"a1_b2", true}, {strings.Repeat("a", 63), true},
 		{"", false}, {strings.Repeat("a", 64), false}, {"1a", false}, {"pg_x", false},
+		// The system schemas: Postgres reserves "pg_" (pg_catalog,
+		// pg_toast, pg_temp_3), and information_schema is the SQL
+		// standard's, where a superuser may create tables.
+		{"pg_catalog", false}, {"pg_toast", false}, {"pg_temp", false}, {"pg_temp_3", false},
+		{"pg_toast_temp_3", false}, {"information_schema", false},
+		{"information_schema_x", true}, {"pg", true}, {"pgx", true}, {"public", true},
 		{"Regen", false}, {"a-b", false}, {"a b", false}, {`a"b`, false}, {"é", false},
 	}
 	for _, tt := range tests {

@@ -89,5 +89,5 @@ func ExampleNew() {
 	_, err = pghistory.New(pool, pghistory.Options{Schema: "Progress-Events"})
 	fmt.Println(err)
 	// Output:
-	// pghistory: invalid schema name "Progress-Events": want 1 to 63 lowercase ASCII letters, digits and underscores, starting with a letter or an underscore, and not starting with "pg_" (reserved by Postgres)
+	// pghistory: invalid schema name "Progress-Events": want 1 to 63 lowercase ASCII letters, digits and underscores, starting with a letter or an underscore, and not starting with "pg_" (reserved by Postgres) nor information_schema (the system schemas)
 }
