@@ -318,15 +318,30 @@ func (s *Store) migrateErr(ctx context.Context, err error, step string) error {
 	return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 }
 
-// exec runs a write of one statement in a READ COMMITTED transaction of
-// its own, whatever the session's default level, in one round trip (see
-// pgschema.ReadCommitted): the store's statements rely on READ COMMITTED
-// to go on with a row that a concurrent writer committed.
+// exec runs a put of one statement, which replaces what it writes, in a
+// READ COMMITTED transaction of its own, whatever the session's default
+// level, in one round trip (see pgschema.ReadCommitted): the store's
+// statements rely on READ COMMITTED to go on with a row that a
+// concurrent writer committed.
+//
+// If ctx ends while the statement runs, or the connection is lost, the
+// put may have been stored or not: ReadCommitted then has the server
+// cancel the statement before it returns (a second at most), so that a
+// put that waits for a row lock does not commit after the call returned,
+// over a later put of the same record or asset, and the error, a
+// *pgschema.InDoubtError, says so, and that putting it again is safe
+// (as the executor does after a lost connection), wrapping
+// context.Cause(ctx) and ctx.Err(), or the driver's error.
 func (s *Store) exec(ctx context.Context, sql string, args ...any) error {
-	return pgschema.ReadCommitted(ctx, s.pool, sql, args, func(r pgx.BatchResults) error {
+	err := pgschema.ReadCommitted(ctx, s.pool, sql, args, func(r pgx.BatchResults) error {
 		_, err := r.Exec()
 		return err
 	})
+	var d *pgschema.InDoubtError
+	if errors.As(err, &d) {
+		d.Done, d.Again = "stored it", "putting it again is safe"
+	}
+	return err
 }
 
 // wrapErr wraps a driver error with what was being done. An error that

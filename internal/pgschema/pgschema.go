@@ -117,19 +117,60 @@ func RollbackConn(ctx context.Context, conn *pgxpool.Conn) {
 // statement alone: BEGIN, the statement and COMMIT go in one batch. read
 // reads the statement's result, with Exec or QueryRow, and nothing else.
 // On an error the transaction is rolled back (see RollbackConn). The
-// error is the driver's, or read's.
-func ReadCommitted(ctx context.Context, pool *pgxpool.Pool, sql string, args []any, read func(pgx.BatchResults) error) error {
+// error is the driver's, or read's, or context.Cause(ctx) if ctx is done
+// before the batch is sent.
+//
+// If ctx ends while the statement runs, or the connection is lost, the
+// statement may have been committed or not, and the error is an
+// [*InDoubtError]. pgx then closes the connection and sends the server a
+// cancel request from a goroutine of its own, which may arrive after
+// ReadCommitted returned; but the server holds the COMMIT already, so
+// that a statement that waits (for a row lock that another transaction
+// holds) and whose wait ends before that request arrives goes on, and
+// commits, after the call returned. (A server does not see a lost
+// connection while a statement waits, either.) So ReadCommitted sends a
+// cancel request itself, and waits for the server to take it
+// (CancelTimeout at most), which ends the wait with an error: the
+// transaction fails and its COMMIT is skipped. A request that comes once
+// the statement is done finds it committing or committed.
+func ReadCommitted(ctx context.Context, pool *pgxpool.Pool, sql string, args []any, read func(pgx.BatchResults) error) (err error) {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
+	pc := conn.Conn().PgConn()
+	sent := false
+	defer func() {
+		// An error of the server's says that it answered: the transaction
+		// failed. An error of the connection's, once the batch was sent,
+		// leaves it unknown.
+		var pe *pgconn.PgError
+		if !sent || err == nil || errors.As(err, &pe) || !pc.IsClosed() {
+			return
+		}
+		d := &InDoubtError{Err: err}
+		if ctx.Err() != nil {
+			d.Ended, d.Err = true, context.Cause(ctx)
+			if cerr := ctx.Err(); !errors.Is(d.Err, cerr) {
+				d.Err = fmt.Errorf("%w (%w)", d.Err, cerr)
+			}
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CancelTimeout)
+		defer cancel()
+		d.Cancel = pc.CancelRequest(cctx)
+		err = d
+	}()
 	defer RollbackConn(ctx, conn)
+	if ctx.Err() != nil { // SendBatch would send nothing
+		return context.Cause(ctx)
+	}
 	batch := &pgx.Batch{}
 	batch.Queue(BeginReadCommitted)
 	batch.Queue(sql, args...)
 	batch.Queue("COMMIT")
 	results := conn.SendBatch(ctx, batch)
+	sent = true
 	_, err = results.Exec()
 	if err == nil {
 		err = read(results)
@@ -145,6 +186,60 @@ func ReadCommitted(ctx context.Context, pool *pgxpool.Pool, sql string, args []a
 	}
 	return err
 }
+
+// CancelTimeout bounds the cancel request that ReadCommitted sends when
+// it lost the statement's answer: a new connection to the server, which
+// takes a round trip or two (a few more with TLS), unless the server
+// cannot be reached, when the call must not wait long past its context.
+const CancelTimeout = time.Second
+
+// InDoubtError is ReadCommitted's error when ctx ended, or the
+// connection was lost, while the statement ran: the statement may have
+// been committed or not. The server has taken ReadCommitted's cancel
+// request (unless Cancel says otherwise), so that it does not commit the
+// statement later. An adapter sets Done and Again to say what the
+// statement does, and wraps the error.
+type InDoubtError struct {
+	// Ended says that ctx ended; otherwise the connection was lost.
+	Ended bool
+	// Err is context.Cause(ctx), wrapped with ctx.Err() if it is not
+	// that, or the driver's error.
+	Err error
+	// Cancel is the error of the cancel request, if the server could not
+	// be reached: it may then still commit the statement.
+	Cancel error
+	// Done says what the statement may have done, for the error: "stored
+	// the events". Default: "committed it".
+	Done string
+	// Again, if not "", says that the call may be made again, for the
+	// error: "appending them again is safe".
+	Again string
+}
+
+func (e *InDoubtError) Error() string {
+	var b strings.Builder
+	if e.Ended {
+		b.WriteString("the context ended")
+	} else {
+		b.WriteString("the connection was lost")
+	}
+	done := e.Done
+	if done == "" {
+		done = "committed it"
+	}
+	b.WriteString(" while the statement ran, which may have " + done + " or not")
+	if e.Cancel != nil {
+		b.WriteString(", or may yet: the server did not take the cancel request (" + e.Cancel.Error() + ")")
+	}
+	if e.Again != "" {
+		b.WriteString(" (" + e.Again + ")")
+	}
+	b.WriteString(": " + e.Err.Error())
+	return b.String()
+}
+
+// Unwrap returns Err.
+func (e *InDoubtError) Unwrap() error { return e.Err }
 
 // Timeouts are the settings that a role or a pool may set to bound its
 // queries or sessions, which would end a wait that ctx alone must bound

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/regengraph/regen/internal/pgschema"
 	"github.com/regengraph/regen/progress"
@@ -42,9 +40,11 @@ import (
 // not: Append then sends the server a cancel request for the statement
 // (waiting a second at most for it to go out), so that a wait it is in
 // (for an event or a run's row that another transaction writes) does not
-// end in a commit after Append returned, and returns an error that says
-// so, wrapping context.Cause(ctx) or the driver's error. Appending the
-// events again is safe.
+// end in a commit after Append returned (if the server cannot be reached
+// in that time, the error says that it may store them yet), and returns
+// an error that says so, wrapping context.Cause(ctx) (and ctx.Err(), if the cause is
+// another error) or the driver's error. Appending the events again is
+// safe.
 func (h *History) Append(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := checkEvent(e); err != nil {
@@ -76,83 +76,19 @@ func (h *History) Append(ctx context.Context, events ...progress.Event) error {
 	}
 	// In READ COMMITTED whatever the session's default, so that an append
 	// that waits for a run's row, which another append renews, goes on.
-	if doubt, err := h.readCommitted(ctx, h.q.appendEvents, runIDs, seqs, data); err != nil {
-		if doubt {
-			what, cause := "the connection was lost", err
-			if ctx.Err() != nil {
-				what, cause = "the context ended", context.Cause(ctx)
-			}
-			return fmt.Errorf("pghistory: append %s: %s while the statement ran, "+
-				"which may have stored the events or not (appending them again is safe): %w", describe(events), what, cause)
+	if err := pgschema.ReadCommitted(ctx, h.pool, h.q.appendEvents, []any{runIDs, seqs, data},
+		func(r pgx.BatchResults) error {
+			_, err := r.Exec()
+			return err
+		}); err != nil {
+		var d *pgschema.InDoubtError
+		if errors.As(err, &d) {
+			d.Done, d.Again = "stored the events", "appending them again is safe"
+			return fmt.Errorf("pghistory: append %s: %w", describe(events), d)
 		}
 		return h.fail(ctx, err, "append %s", describe(events))
 	}
 	return nil
-}
-
-// cancelTimeout bounds the cancel request that readCommitted sends when
-// it lost the statement's answer: a new connection to the server, which
-// takes a round trip or two (a few more with TLS), unless the server
-// cannot be reached, when Append must not wait long past its context.
-const cancelTimeout = time.Second
-
-// readCommitted runs sql, one statement, with args, as
-// pgschema.ReadCommitted does: BEGIN, the statement and COMMIT in one
-// round trip, rolled back on an error.
-//
-// If ctx ends while the statement runs, pgx closes the connection, as it
-// does when the connection breaks, and sends the server a cancel request
-// from a goroutine of its own, which may arrive after Append returned.
-// But the server holds the COMMIT already: a statement that waits (for a
-// lock held by another append, a DeleteRun, a Prune, a long transaction)
-// and whose wait ends before that request arrives goes on, and commits,
-// after Append returned. So readCommitted sends a cancel request itself,
-// and waits for the server to take it, which ends the wait with an error:
-// the transaction fails and the COMMIT is skipped. (A request that comes
-// once the statement is done finds it committing or committed.) It then
-// returns doubt: the statement may have been stored or not.
-func (h *History) readCommitted(ctx context.Context, sql string, args ...any) (doubt bool, err error) {
-	conn, err := h.pool.Acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	pc := conn.Conn().PgConn()
-	defer func() {
-		// Not the server's error (it answered, so nothing was stored)
-		// but the connection's, after the statement was sent.
-		var pe *pgconn.PgError
-		if !doubt || errors.As(err, &pe) || !pc.IsClosed() {
-			doubt = false
-			return
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
-		defer cancel()
-		_ = pc.CancelRequest(cctx)
-	}()
-	defer pgschema.RollbackConn(ctx, conn)
-	batch := &pgx.Batch{}
-	batch.Queue(pgschema.BeginReadCommitted)
-	batch.Queue(sql, args...)
-	batch.Queue("COMMIT")
-	if ctx.Err() != nil { // SendBatch would send nothing
-		return false, context.Cause(ctx)
-	}
-	results := conn.SendBatch(ctx, batch)
-	_, err = results.Exec()
-	if err == nil {
-		_, err = results.Exec()
-	}
-	if err == nil {
-		var tag pgconn.CommandTag
-		if tag, err = results.Exec(); err == nil && tag.String() != "COMMIT" {
-			err = pgx.ErrTxCommitRollback
-		}
-	}
-	if cerr := results.Close(); err == nil {
-		err = cerr
-	}
-	return err != nil, err
 }
 
 // describe names a batch of events in an error: the run and its Seqs, or
