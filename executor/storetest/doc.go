@@ -145,6 +145,13 @@
 //     from the others; Exists and Get, and Missing and GetMany when
 //     the store has them, see the assets a prune deleted, though they
 //     read them before it, and find one put again under its key after;
+//   - PruneAssets while a run puts old assets again under their keys (as
+//     a node that makes the same output again does: keys end with the
+//     content hash) and commits states that refer to them deletes none
+//     of them: Get of each state's AssetRef finds its asset. The race is
+//     made likely, not certain: ten rounds on the fake clock of a
+//     testing/synctest bubble, or, for a store that reads another clock,
+//     one round in real time, which waits 1.5 s (skipped with -short);
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
 //     PruneAssets deletes an asset put, or released by a commit, more than
 //     the age ago, and keeps one exactly the age old (checked as for
@@ -175,7 +182,12 @@
 // with t.Cleanup. The check of a run record exactly the age old calls
 // PutRun, PruneRuns and ListRuns inside a testing/synctest bubble, and
 // that of an asset calls Put, Commit, PruneAssets and Exists in one: a
-// goroutine that a store starts in those calls must end with them. Every
+// goroutine that a store starts in those calls must end with them. So
+// does the check of a prune while a run puts, once a first prune there
+// showed that the store reads the bubble's clock, with Put and Commit in
+// one goroutine while PruneAssets runs in another: a store should not
+// open a connection there that it uses outside the bubble later (a pgx
+// pool that grows in a bubble makes the runtime abort). Every
 // subtest uses graph keys, asset keys and run IDs unique to it and to the
 // process, so stores may share one database with each other, with earlier
 // runs and with other tests.

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,7 +45,11 @@ type Retainer interface {
 	// PruneAssets deletes the assets that no node state refers to and
 	// that were put, or released by a commit that stopped referring to
 	// them, more than olderThan ago, and returns how many it deleted: an
-	// asset exactly olderThan old is kept.
+	// asset exactly olderThan old is kept. It runs while runs Put and
+	// Commit: an asset that a Put renews, or that a commit refers to,
+	// after PruneAssets found it old and unreferenced must stay, so it
+	// decides and deletes in one step (one lock, one statement), or
+	// checks each asset again as it deletes it.
 	PruneAssets(ctx context.Context, olderThan time.Duration) (int64, error)
 	// PruneRuns deletes the run records that ended more than olderThan
 	// ago, and those that never ended but started more than olderThan
@@ -81,6 +87,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"PruneAssetsKeepsShared", testPruneAssetsShared},
 		{"PruneAssetsSeenByReads", testPruneAssetsReads},
 		{"PruneAssetsSeenByBatchReads", testPruneAssetsBatchReads},
+		{"PruneAssetsWhilePutting", testPruneAssetsWhilePutting},
 		{"PruneRuns", testPruneRuns},
 		{"PruneRunsKeepsTheAge", testPruneRunsAge},
 		{"PruneAssetsKeepsTheAge", testPruneAssetsAge},
@@ -632,6 +639,187 @@ func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 			assert.Empty(t, diff([]executor.Asset{asset("kept"), asset("loose")}, got), "GetMany(%q) after a Put again", both)
 		}
 	}
+}
+
+// testPruneAssetsWhilePutting checks that PruneAssets, while a run puts
+// old assets again under their keys and commits states that refer to
+// them, deletes none of them: an asset's key ends with its content hash,
+// so a node that makes the same output again puts under the same key,
+// and the Put renews the asset (its age starts again), and the commit
+// refers to it. A store that decides which assets are old and
+// unreferenced, lets its lock (or transaction) go, and then deletes them
+// deletes an asset renewed and taken up in between: Get of a clean
+// state's AssetRef then finds nothing, and the executor regenerates the
+// node, or a run reading it fails.
+//
+// Each round puts assets, lets them age past the age, then prunes while
+// another goroutine puts each again and commits, in passes until the
+// prune has returned. A race cannot be made to happen, only likely: the
+// rounds are many, on the fake clock of a testing/synctest bubble, so
+// that the assets age without a wait. A store that reads another clock
+// (a database's) finds nothing old there, as a first prune in the bubble
+// shows, one call at a time (a pool of connections that grew inside the
+// bubble would be used outside it); the check then runs once in real
+// time, as testPruneAssetsAfterRelease does (skipped with -short).
+func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
+	const rounds = 10
+	otherClock := false
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		key := Unique(t, "clock")
+		loose := key + "/n/" + hash("loose")
+		ref, err := s.Put(ctx, loose, asset("loose"))
+		if err != nil {
+			t.Fatalf("Put(%s): %v", short(loose), err)
+		}
+		time.Sleep(2 * time.Hour)
+		if _, err := s.PruneAssets(ctx, time.Hour); err != nil {
+			t.Fatalf("PruneAssets(1h): %v", err)
+		}
+		if otherClock, err = s.Exists(ctx, ref); err != nil {
+			t.Fatalf("Exists(%s): %v", short(ref), err)
+		}
+		if otherClock {
+			return // nothing aged on the bubble's clock
+		}
+		for round := range rounds {
+			r, err := racePrune(ctx, s, Unique(t, fmt.Sprint(round)), 16, 2*time.Hour, time.Hour, 2)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			if r.took >= time.Hour {
+				t.Logf("round %d: the race took %v on the bubble's clock, not less than the age: not judged", round, r.took)
+				continue
+			}
+			if !r.check(t, fmt.Sprintf("round %d", round), time.Hour) {
+				return
+			}
+		}
+	})
+	if !otherClock || t.Failed() {
+		return
+	}
+	if testing.Short() {
+		t.Skipf("the store reads another clock than the bubble's, and the check in real time waits %v for assets to age", releaseWait)
+	}
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		r, err := racePrune(t.Context(), s, Unique(t, fmt.Sprint("real-", attempt)), 64, releaseWait, releaseAge, 1_000_000)
+		require.NoError(t, err)
+		if r.took >= releaseAge {
+			if attempt < attempts {
+				t.Logf("attempt %d: the puts, commits and prune took %v, not less than the age %v: trying again", attempt, r.took, releaseAge)
+				continue
+			}
+			t.Skipf("the puts, commits and prune took %v, not less than the age %v, %d times: the machine is too slow for the check", r.took, releaseAge, attempts)
+		}
+		r.check(t, "in real time", releaseAge)
+		return
+	}
+}
+
+// pruneRace is the outcome of one round of racePrune.
+type pruneRace struct {
+	key   string   // the graph
+	nodes int      // its nodes
+	lost  []string // the nodes whose committed state's asset is gone
+	took  time.Duration
+}
+
+// racePrune puts an asset for each of nodes nodes of graph key, sleeps
+// for wait, then runs PruneAssets(age) while it puts each node's asset
+// again under its key and commits states that refer to them, in passes
+// until the prune has returned, or maxPasses (in a bubble, whose clock
+// stands still while this goroutine runs, a store that sleeps in
+// PruneAssets returns only once the passes end). It then reads the
+// graph's states, and the asset each refers to. took is the time from
+// the start of the prune to the end of both.
+func racePrune(ctx context.Context, s Retainer, key string, nodes int, wait, age time.Duration, maxPasses int) (pruneRace, error) {
+	r := pruneRace{key: key, nodes: nodes}
+	keys := make([]string, nodes)
+	for i := range keys {
+		keys[i] = key + "/" + nodeID(i) + "/" + hash(nodeID(i))
+		if _, err := s.Put(ctx, keys[i], asset(nodeID(i))); err != nil {
+			return r, fmt.Errorf("Put(%s): %w", short(keys[i]), err)
+		}
+	}
+	time.Sleep(wait)
+
+	start := time.Now()
+	var (
+		pruneErr error
+		done     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	wg.Go(func() {
+		defer close(done)
+		_, pruneErr = s.PruneAssets(ctx, age)
+	})
+	runtime.Gosched() // let the prune start first
+	version := int64(0)
+	var putErr error
+put:
+	for pass := 0; pass < maxPasses; pass++ {
+		// As a run does: each node's asset put, then the states
+		// committed.
+		changes := make([]executor.Change, len(keys))
+		for i := range keys {
+			ref, err := s.Put(ctx, keys[i], asset(nodeID(i)))
+			if err != nil {
+				putErr = fmt.Errorf("Put(%s) while PruneAssets ran: %w", short(keys[i]), err)
+				break put
+			}
+			changes[i] = change(nodeID(i), refState(ref))
+		}
+		v, err := s.Commit(ctx, key, version, changes)
+		if err != nil {
+			putErr = fmt.Errorf("Commit(%s) at version %d while PruneAssets ran: %w", short(key), version, err)
+			break put
+		}
+		version = v
+		select {
+		case <-done:
+			break put
+		default:
+		}
+	}
+	wg.Wait()
+	r.took = time.Since(start)
+	if err := errors.Join(putErr, pruneErr); err != nil {
+		return r, err
+	}
+	snap, err := s.Load(ctx, key)
+	if err != nil {
+		return r, fmt.Errorf("Load(%s): %w", short(key), err)
+	}
+	if len(snap.States) != nodes {
+		return r, fmt.Errorf("Load(%s): %d states, want the %d committed", short(key), len(snap.States), nodes)
+	}
+	for i := range nodes {
+		id := nodeID(i)
+		_, err := s.Get(ctx, snap.States[id].AssetRef)
+		switch {
+		case errors.Is(err, executor.ErrNotFound):
+			r.lost = append(r.lost, id)
+		case err != nil:
+			return r, fmt.Errorf("Get(%s): %w", short(snap.States[id].AssetRef), err)
+		}
+	}
+	return r, nil
+}
+
+// check fails the test, and returns false, if the round lost an asset.
+func (r pruneRace) check(t *testing.T, round string, age time.Duration) bool {
+	t.Helper()
+	if len(r.lost) == 0 {
+		return true
+	}
+	t.Errorf("%s: Get of the AssetRef of %d of the %d nodes of graph %s (%q first), clean states, finds no asset: PruneAssets(%v) deleted it, "+
+		"though a Put under its key renewed it (its age starts again) and a commit referred to it while the prune ran. "+
+		"Asset keys end with the content hash, so a run that makes the same output again puts under the same key: "+
+		"a prune must decide that an asset is old and unreferenced, and delete it, in one step (one lock, one statement), "+
+		"or check again as it deletes it", round, len(r.lost), r.nodes, short(r.key), r.lost[0], age)
+	return false
 }
 
 func testPruneRuns(t *testing.T, s Retainer) {

@@ -112,6 +112,7 @@ var bugs = []kitBug{
 	{"Retention", "timeless-old", []string{"PruneRuns"}},
 	{"Retention", "prune-runs-at-age", []string{"PruneRunsKeepsTheAge"}},
 	{"Retention", "prune-assets-at-age", []string{"PruneAssetsKeepsTheAge"}},
+	{"Retention", "prune-toctou", []string{"PruneAssetsWhilePutting"}},
 	{"Retention", "negative-age", []string{"NegativeAge"}},
 	{"Retention", "ignore-ctx", []string{"CancelledContext"}},
 }
@@ -711,7 +712,7 @@ func (f *fakeRetainer) PruneAssets(ctx context.Context, olderThan time.Duration)
 	f.fakeStates.mu.Unlock()
 	f.fakeAssets.mu.Lock()
 	defer f.fakeAssets.mu.Unlock()
-	var n int64
+	var victims []string
 	for ref, at := range f.fakeAssets.putAt {
 		young := !at.Before(cutoff) // an asset exactly olderThan old is kept
 		if f.bug == "prune-assets-at-age" {
@@ -720,6 +721,19 @@ func (f *fakeRetainer) PruneAssets(ctx context.Context, olderThan time.Duration)
 		if inUse[ref] || (young && f.bug != "prune-young") {
 			continue
 		}
+		victims = append(victims, ref)
+	}
+	if f.bug == "prune-toctou" {
+		// Decides, then lets the lock go before it deletes, as a store
+		// that scans under a read lock and deletes apart does: a Put
+		// again and a commit that refers to the asset get in between.
+		f.fakeAssets.mu.Unlock()
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
+		f.fakeAssets.mu.Lock()
+	}
+	var n int64
+	for _, ref := range victims {
 		delete(f.fakeAssets.assets, ref)
 		delete(f.fakeAssets.putAt, ref)
 		n++
