@@ -150,7 +150,14 @@ type Asset struct {
 // counts an asset's age from its last Put, or from the last commit that
 // stopped referring to it (a release), whichever is later: a run that
 // started before that commit may still read the asset, so a prune with
-// an age longer than the longest run is safe while runs go on.
+// an age longer than the longest run is safe while runs go on. Such a
+// prune runs while runs Put and Commit: an asset that a Put renews or a
+// commit refers to after the prune found it old and unreferenced must
+// stay. A deletion of a graph's states (DeleteGraph) releases their
+// assets too, but need not restart their age, and MemoryStore's and
+// pgstore's do not: a run of the deleted graph still going stops at its
+// next commit. A store may restart it there as well, keeping those assets
+// up to the age longer.
 type AssetStore interface {
 	// Put stores an asset under key, replacing any asset already there,
 	// and returns its reference.

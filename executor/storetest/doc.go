@@ -141,8 +141,9 @@
 //     its asset whatever its state's status, and whatever its graph (an
 //     asset put under one graph's key that only another graph refers to
 //     outlives the first), and an asset that several states refer to
-//     stays while one does, though a commit or a DeleteGraph released it
-//     from the others; Exists and Get, and Missing and GetMany when
+//     stays while one does, though a commit stopped another state
+//     referring to it, or a DeleteGraph deleted another graph's states
+//     that did; Exists and Get, and Missing and GetMany when
 //     the store has them, see the assets a prune deleted, though they
 //     read them before it, and find one put again under its key after;
 //   - PruneAssets while a run puts old assets again under their keys (as
@@ -156,6 +157,11 @@
 //     PruneAssets deletes an asset put, or released by a commit, more than
 //     the age ago, and keeps one exactly the age old (checked as for
 //     PruneRuns below);
+//   - a DeleteGraph releases the assets its states referred to (above),
+//     but its restarting their age is neither required nor refused: the
+//     memory stores and pgstore count it from the last Put or commit's
+//     release, and a store may count it from the DeleteGraph too,
+//     keeping those assets longer;
 //   - a commit that releases an asset restarts its age, one that leaves
 //     the node with no reference (as Executor.Forget commits) too:
 //     PruneAssets of a second keeps an asset put 1.5 s before but

@@ -40,7 +40,13 @@ type Retainer interface {
 	// reports whether there were any. The graph's version moves on and is
 	// kept, as a tombstone, so that a version number is never used twice:
 	// a run that loaded the graph before the deletion cannot commit over
-	// the graph re-created after it.
+	// the graph re-created after it. The assets its states referred to
+	// are then released: PruneAssets deletes each once no other state
+	// refers to it and it is old, its age counted from its last Put or
+	// commit's release. DeleteGraph need not restart that age, and
+	// MemoryStore's and pgstore's do not (a run of the deleted graph still
+	// going stops at its next commit); a store may restart it, keeping
+	// those assets up to olderThan longer. The kit accepts both.
 	DeleteGraph(ctx context.Context, graphKey string) (bool, error)
 	// PruneAssets deletes the assets that no node state refers to and
 	// that were put, or released by a commit that stopped referring to
