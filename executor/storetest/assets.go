@@ -494,7 +494,7 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 		got []string
 		err error
 	)
-	whileReading(refs, func() { got, err = c.Missing(t.Context(), refs) })
+	whileReading(t, "Missing", "refs", refs, func() { got, err = c.Missing(t.Context(), refs) })
 	require.NoError(t, err, "Missing")
 	assertRefsLeft(t, "Missing", before, refs)
 	var want []string
@@ -525,7 +525,7 @@ func testAssetMissing(t *testing.T, s executor.AssetStore) {
 	}
 	many = append(append(many, gone...), r2, gone[0])
 	before = slices.Clone(many)
-	whileReading(many, func() { got, err = c.Missing(t.Context(), many) })
+	whileReading(t, "Missing", "refs", many, func() { got, err = c.Missing(t.Context(), many) })
 	require.NoError(t, err, "Missing of %d references", len(many))
 	assertRefsLeft(t, fmt.Sprintf("Missing of %d references", len(many)), before, many)
 	if d := missingDiff(gone, got); d != "" {
@@ -608,7 +608,7 @@ func testAssetGetMany(t *testing.T, s executor.AssetStore) {
 		got []executor.Asset
 		err error
 	)
-	whileReading(refs, func() { got, err = bg.GetMany(t.Context(), refs) })
+	whileReading(t, "GetMany", "refs", refs, func() { got, err = bg.GetMany(t.Context(), refs) })
 	require.NoError(t, err, "GetMany(%q)", refs)
 	assertRefsLeft(t, "GetMany", before, refs)
 	refs = before
@@ -663,7 +663,7 @@ func testAssetGetMany(t *testing.T, s executor.AssetStore) {
 		manyRefs[i] = refs[order[i]]
 	}
 	before = slices.Clone(manyRefs)
-	whileReading(manyRefs, func() { got, err = bg.GetMany(t.Context(), manyRefs) })
+	whileReading(t, "GetMany", "refs", manyRefs, func() { got, err = bg.GetMany(t.Context(), manyRefs) })
 	require.NoError(t, err, "GetMany of %d references", reads)
 	assertRefsLeft(t, fmt.Sprintf("GetMany of %d references", reads), before, manyRefs)
 	manyRefs = before

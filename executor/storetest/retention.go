@@ -183,7 +183,8 @@ func testDeleteGraph(t *testing.T, s Retainer) {
 	require.ErrorIs(t, err, executor.ErrNotFound, "GetRun of a deleted graph's run")
 	notByStatus(t, s, fmt.Sprintf("DeleteGraph(%q)", a), ra)
 
-	requireSnapshot(t, s, ab, 1, map[string]dirty.State{n0.ID: n0.State})
+	requireSnapshotWhy(t, s, ab, 1, map[string]dirty.State{n0.ID: n0.State},
+		fmt.Sprintf("DeleteGraph(%q) leaves alone the graph of a key that it prefixes, its states and its version", a))
 	assert.Equal(t, []string{rab.ID}, ids(listRuns(t, s, ab)), "ListRuns(%q): another graph's runs", ab)
 
 	deleteGraph(t, s, a, false, "a second delete finds nothing")
@@ -192,11 +193,13 @@ func testDeleteGraph(t *testing.T, s Retainer) {
 
 	never := Unique(t, "never")
 	deleteGraph(t, s, never, false, "a graph never committed")
-	requireSnapshot(t, s, never, 0, nil)
+	requireSnapshotWhy(t, s, never, 0, nil,
+		"a DeleteGraph of a graph never committed leaves it so, at version 0, with no tombstone: a run of it under way makes it by its first commit, at version 0, as a run started after the deletion would")
 
 	// The graph is re-created by a commit at the version it loads at.
 	commit(t, s, a, after.Version, n1)
-	requireSnapshot(t, s, a, after.Version+1, map[string]dirty.State{n1.ID: n1.State})
+	requireSnapshotWhy(t, s, a, after.Version+1, map[string]dirty.State{n1.ID: n1.State},
+		fmt.Sprintf("a deleted graph is made again by a commit at the version it loads at (%d), which bumps it, as any commit does", after.Version))
 
 	// Keys that a LIKE pattern ('_' for any character) or a comparison
 	// without case would match with the deleted one: their graphs stay.
@@ -208,7 +211,8 @@ func testDeleteGraph(t *testing.T, s Retainer) {
 	}
 	deleteGraph(t, s, gone, true, "a graph with states and runs")
 	for _, k := range twins {
-		requireSnapshot(t, s, k, 1, map[string]dirty.State{n0.ID: n0.State})
+		requireSnapshotWhy(t, s, k, 1, map[string]dirty.State{n0.ID: n0.State},
+			fmt.Sprintf("DeleteGraph(%q) leaves alone a graph whose key its key matches as a LIKE pattern or but for case: keys are compared exactly", gone))
 		assert.Len(t, listRuns(t, s, k), 1, "ListRuns(%q) after DeleteGraph(%q)", k, gone)
 	}
 }
@@ -251,7 +255,8 @@ func testDeleteGraphVersions(t *testing.T, s Retainer) {
 				v, err := s.Commit(t.Context(), key, expect, []executor.Change{change(nodeID(0), state(-1, dirty.StatusClean))})
 				assertConflict(t, v, err, key, expect, now.Version)
 			}
-			requireSnapshot(t, s, key, now.Version, now.States)
+			requireSnapshotWhy(t, s, key, now.Version, now.States,
+				"commits at the versions the graph had before its deletion conflict, and change nothing")
 		})
 	}
 }
@@ -383,7 +388,8 @@ func testDeleteGraphRunsOnly(t *testing.T, s Retainer) {
 	putRun(t, s, record(Unique(t, "run"), key, baseTime))
 	deleteGraph(t, s, key, true, "a graph with a run record")
 	assert.Empty(t, listRuns(t, s, key), "ListRuns(%q) after DeleteGraph", key)
-	requireSnapshot(t, s, key, 0, nil)
+	requireSnapshotWhy(t, s, key, 0, nil,
+		"a graph with run records but never committed gets no tombstone from DeleteGraph: it stays at version 0, where a run of it under way commits first")
 }
 
 func testPruneAssetsReferenced(t *testing.T, s Retainer) {
@@ -554,9 +560,16 @@ func testPruneAssetsShared(t *testing.T, s Retainer) {
 	deleteGraph(t, s, a, true, "a graph with states")
 	prune(t, s, 0, 1, "the asset that only the deleted graph referred to")
 	assert.Equal(t, []bool{false, true}, exist(t, s, x, y),
-		"assets left: one that only the deleted graph referred to, one that another graph still refers to")
+		"Exists of the assets left: one that only the deleted graph referred to, which PruneAssets(0) deleted and said so, "+
+			"one that another graph still refers to; "+readsAfterPrune)
 	requireAsset(t, s, y, asset("y"))
 }
+
+// readsAfterPrune is the rule that the checks of reads after a prune
+// cite.
+const readsAfterPrune = "reads answer as of the call: an asset that a prune deleted is not found, though a read found it " +
+	"before the prune (a store that caches what its reads found drops an asset from the cache when it deletes it, " +
+	"as when a Put replaces it), or the executor trusts a clean node whose asset is gone"
 
 // testPruneAssetsReads checks that Exists and Get do not find an asset
 // that a prune deleted, though they found it before the prune: a store
@@ -574,9 +587,9 @@ func testPruneAssetsReads(t *testing.T, s Retainer) {
 
 	prune(t, s, 0, 1, "the asset no state refers to")
 	assert.Equal(t, []bool{true, false}, exist(t, s, kept, loose),
-		"Exists after a prune deleted %q: the asset a state refers to, and the deleted one", loose)
+		"Exists of the asset a state refers to, and of %q, which a prune deleted and said so: %s", loose, readsAfterPrune)
 	if _, err := s.Get(t.Context(), loose); err == nil {
-		t.Errorf("Get(%q) found the asset after a prune deleted it (a cache of what Get found, that the prune left?)", loose)
+		t.Errorf("Get(%q) found the asset after a prune deleted it: %s", loose, readsAfterPrune)
 	} else {
 		assert.ErrorIs(t, err, executor.ErrNotFound, "Get(%q) after a prune deleted it", loose)
 	}
@@ -620,11 +633,11 @@ func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 	if checks {
 		missing, err := c.Missing(t.Context(), append(both, loose))
 		require.NoError(t, err, "Missing(%q)", both)
-		assert.Equal(t, []string{loose}, missing, "Missing(%q) after a prune deleted %q", both, loose)
+		assert.Equal(t, []string{loose}, missing, "Missing(%q) after a prune deleted %q: %s", both, loose, readsAfterPrune)
 	}
 	if gets {
 		got, err := bg.GetMany(t.Context(), both)
-		assert.ErrorIs(t, err, executor.ErrNotFound, "GetMany(%q) after a prune deleted %q: got %+v", both, loose, got)
+		assert.ErrorIs(t, err, executor.ErrNotFound, "GetMany(%q) after a prune deleted %q: got %+v; %s", both, loose, got, readsAfterPrune)
 		got, err = bg.GetMany(t.Context(), []string{kept})
 		require.NoError(t, err, "GetMany(%q) after a prune", kept)
 		assert.Empty(t, diff([]executor.Asset{asset("kept")}, got), "GetMany(%q) after a prune", kept)

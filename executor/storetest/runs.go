@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,20 @@ func listRuns(t *testing.T, s executor.RunStore, graphKey string) []executor.Rec
 	return rs
 }
 
+// listOrderRule is the order of ListRuns, which the checks of it cite.
+const listOrderRule = "ListRuns returns a graph's records oldest first: by StartedAt, compared as instants, " +
+	"a zero StartedAt first (as SQL's NULLS FIRST), then by ID compared byte by byte, as Go compares strings " +
+	"(not by a locale's collation, which ignores case and punctuation)"
+
+// requireIDs fails the test unless got lists the records of the IDs want,
+// in that order; call says what listed them, and why how want is made.
+func requireIDs(t *testing.T, call string, want []string, got []executor.Record, why string) {
+	t.Helper()
+	if g := ids(got); !slices.Equal(want, g) {
+		t.Fatalf("%s: want the records %s, got %s: %s", call, shortList(want), shortList(g), why)
+	}
+}
+
 // ids returns the records' IDs.
 func ids(rs []executor.Record) []string {
 	out := make([]string, len(rs))
@@ -185,7 +200,7 @@ func testRunZeroTimes(t *testing.T, s executor.RunStore) {
 		want[0], want[1] = zero, ended
 	}
 	rs := listRuns(t, s, key)
-	require.Equal(t, ids(want), ids(rs), "ListRuns: records with a zero StartedAt come first, by ID")
+	requireIDs(t, fmt.Sprintf("ListRuns(%q) of records started at the zero time and after it", key), ids(want), rs, listOrderRule)
 	if d := diff(want, rs); d != "" {
 		t.Fatalf("ListRuns(%q) (-want +got):\n%s", key, d)
 	}
@@ -408,7 +423,8 @@ func testRunLongKeys(t *testing.T, s executor.RunStore) {
 				putRun(t, s, rb)
 				requireRun(t, s, ra)
 				requireRun(t, s, rb)
-				assert.Equal(t, []string{ia, ib}, ids(listRuns(t, s, key)), "ListRuns of records with %d-byte IDs", n)
+				requireIDs(t, fmt.Sprintf("ListRuns of two records with %d-byte IDs, started together", n), []string{ia, ib}, listRuns(t, s, key),
+					"their IDs differ in the last byte only, and both are kept (a store that cuts IDs to a length takes them for one), in the order of their IDs: "+listOrderRule)
 			}
 
 			// Resumes is an ID too, of the run that the record's finishes.
@@ -474,7 +490,7 @@ func testRunListOrder(t *testing.T, s executor.RunStore) {
 		putRun(t, s, want[i])
 	}
 	got := listRuns(t, s, key)
-	require.Equal(t, ids(want), ids(got), "ListRuns: want oldest first, by StartedAt then ID")
+	requireIDs(t, fmt.Sprintf("ListRuns(%q)", key), ids(want), got, listOrderRule)
 	if d := diff(want, got); d != "" {
 		t.Fatalf("ListRuns(%q) (-want +got):\n%s", key, d)
 	}
@@ -488,7 +504,8 @@ func testRunListOrder(t *testing.T, s executor.RunStore) {
 	putRun(t, s, first)
 	want = append(append([]executor.Record{first}, want[1:len(want)-1]...), moved)
 	got = listRuns(t, s, key)
-	require.Equal(t, ids(want), ids(got), "ListRuns after two records were replaced with other starts: want oldest first, by their new StartedAt")
+	requireIDs(t, fmt.Sprintf("ListRuns(%q) after two records were replaced with other starts", key), ids(want), got,
+		"a replaced record takes the place of its new StartedAt: "+listOrderRule)
 	if d := diff(want, got); d != "" {
 		t.Fatalf("ListRuns(%q) after two records were replaced with other starts (-want +got):\n%s", key, d)
 	}

@@ -107,10 +107,20 @@ func commit(t *testing.T, s executor.StateStore, key string, expect int64, chang
 // exactly the states want.
 func requireSnapshot(t *testing.T, s executor.StateStore, key string, version int64, want map[string]dirty.State) {
 	t.Helper()
+	requireSnapshotWhy(t, s, key, version, want, "")
+}
+
+// requireSnapshotWhy is requireSnapshot, whose failure says why, the rule
+// that makes version and want what they are.
+func requireSnapshotWhy(t *testing.T, s executor.StateStore, key string, version int64, want map[string]dirty.State, why string) {
+	t.Helper()
 	snap := load(t, s, key)
-	require.Equal(t, version, snap.Version, "Load(%s): version", short(key))
+	if why != "" {
+		why = ": " + why
+	}
+	require.Equal(t, version, snap.Version, "Load(%s): version%s", short(key), why)
 	if d := diffStates(want, snap.States); d != "" {
-		t.Fatalf("Load(%s): states (-want +got):\n%s", short(key), d)
+		t.Fatalf("Load(%s): states%s (-want +got):\n%s", short(key), why, d)
 	}
 }
 
@@ -367,7 +377,7 @@ func testCommitLeavesChanges(t *testing.T, s executor.StateStore) {
 		t.Errorf("%s modified the caller's changes, which the executor reads after it returns "+
 			"(a store that sorts or otherwise rearranges them works on a copy); %s", call, d)
 	}
-	whileReading(changes, func() { commit(t, s, key, 0, changes...) })
+	whileReading(t, "Commit", "changes", changes, func() { commit(t, s, key, 0, changes...) })
 	assertChangesLeft(fmt.Sprintf("Commit(%q) at version 0", key))
 	want := map[string]dirty.State{}
 	for _, c := range before {
@@ -386,7 +396,7 @@ func testCommitLeavesChanges(t *testing.T, s executor.StateStore) {
 		v   int64
 		err error
 	)
-	whileReading(changes, func() { v, err = s.Commit(t.Context(), key, 1, changes) })
+	whileReading(t, "Commit", "changes", changes, func() { v, err = s.Commit(t.Context(), key, 1, changes) })
 	assertConflict(t, v, err, key, 1, 2)
 	assertChangesLeft(fmt.Sprintf("Commit(%q) at a stale version", key))
 	requireSnapshot(t, s, key, 2, want)

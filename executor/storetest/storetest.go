@@ -99,13 +99,30 @@ func Unique(t testing.TB, suffix string) string {
 // read it meanwhile; it returns once both are done. A call that writes
 // into list, though it puts it back as it was before it returns, then
 // races with the reads, which the race detector reports, failing the
-// test: the kit checks this under go test -race only.
-func whileReading[E any](list []E, call func()) {
+// test: the kit checks this under go test -race only. The report says
+// only "race detected", with a stack into this function, so the test
+// then says the rule too: what, a call such as "Missing", wrote into the
+// caller's list, which, such as "refs", names.
+func whileReading[E any](t testing.TB, what, which string, list []E, call func()) {
+	t.Helper()
+	failed := t.Failed()
+	defer func() {
+		t.Helper()
+		if !failed && t.Failed() { // a race (call reports to t only by failing it now)
+			t.Errorf("%s wrote into the caller's %s while another goroutine read them (a race reported above, in "+
+				"storetest.whileReading, is that): %s must not modify %s, even for a moment and though it puts them "+
+				"back before it returns, as the caller may read them meanwhile; a store that sorts them (for its query, "+
+				"or a lock order) sorts a copy", what, which, what, which)
+		}
+	}()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		buf := make([]E, len(list))
 		for {
+			// A race reported here: the call wrote into the caller's
+			// slice, which it must not do, even for a moment (see
+			// whileReading's doc).
 			copy(buf, list) // a read of every element, before done is seen
 			select {
 			case <-done:
