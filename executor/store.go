@@ -71,8 +71,14 @@ type Change struct {
 // UTF-8 except NUL; the executor cleans error texts before it records
 // them.
 //
+// The keys the executor gives: a graph key is the host's
+// RunRequest.GraphKey, any non-empty valid UTF-8 without NUL, of any
+// length; a node ID is a kind name (1 to 128 bytes of A-Z a-z 0-9 and
+// _ . : / -) or "<kind>:segment[<i>]" with i of at most 9 digits, so at
+// most 147 bytes, or [GraphStateID].
+//
 // A store may document a maximum length for graph keys and node IDs, as
-// a database's index limits it. It must refuse a Commit with a longer one
+// a database's index limits it (pgstore's is 1,200 bytes). It must refuse a Commit with a longer one
 // with an error, and apply nothing: never truncate, hash or otherwise
 // change the key to fit. A Load of a longer graph key finds a graph never
 // committed, since it cannot have been.
@@ -84,7 +90,11 @@ type Change struct {
 // applies nothing: the executor then does not call again, here and for
 // the other stores' calls.
 //
-// A graph's version never goes back, nor is a number used twice, even
+// A store that outlives its process keeps a Commit that returned nil
+// through a crash and a restart, its states and its version: the
+// executor has then told its host the nodes are done, and a later run,
+// in another process perhaps, loads them. A graph's version never goes
+// back, nor is a number used twice, even
 // when the graph is deleted: keep its version (a tombstone), as the
 // DeleteGraph of MemoryStore and of pgstore's Store do. A run that loaded
 // the graph before could otherwise commit stale states once the
@@ -131,7 +141,17 @@ type Asset struct {
 // Put returns the reference that state records carry. A Put under a key
 // already used must succeed, and replaces the asset stored there,
 // whatever it was: every reference to that key then gives the new asset.
-// (The executor puts again after a crash between Put and Commit.) The
+// (The executor puts again after a crash between Put and Commit.) A key
+// is the graph key + "/" + the node ID + "/" + the asset's Hash: the
+// generator's, any valid UTF-8 without NUL, or, when it gives none, a
+// SHA-256 in hex (64 bytes); so, with the executor's hash, the graph key
+// and at most 213 bytes more.
+//
+// Put's reference is stored in node states (dirty.State.AssetRef) and
+// given back to Get and Exists by later runs, in other processes too: it
+// stays valid, across restarts of the store and of the process, while
+// the asset is kept, as the asset does once Put returned nil. It may be
+// opaque (an ID, a hash of the key): the executor never parses one. The
 // executor puts only assets whose URL, Hash and Meta are valid UTF-8
 // without NUL; Data may hold any bytes. Keys and refs are compared
 // exactly. A store may document a maximum key
@@ -367,9 +387,14 @@ type Record struct {
 // that its shutdown cancelled from those that a user did. IDs
 // and graph keys are compared exactly. StartedAt and EndedAt keep at
 // least microseconds, any finer part truncated and never rounded, as for
-// a [StateStore]; a zero time comes back as the zero time. A store may
-// document a maximum length for IDs (a record's ID, and its Resumes,
-// which is one) and graph keys; it must refuse a
+// a [StateStore]; a zero time comes back as the zero time. A record's ID
+// (and its Resumes, which is one) is the host's RunRequest.RunID, any
+// valid UTF-8 without NUL, of any length, or by default 16 hex digits;
+// its GraphKey is as a StateStore gets it. A store that outlives its
+// process keeps a record once PutRun returned nil, through a crash: a
+// host finds the runs a crash left running by their records. A store may
+// document a maximum length for IDs and graph keys (pgstore's is 1,200
+// bytes); it must refuse a
 // PutRun with a longer one with an error, never truncate or otherwise
 // change it, and GetRun and ListRuns of one find nothing.
 type RunStore interface {

@@ -182,6 +182,33 @@
 // for a store that reads another clock than the process's, the ages
 // exactly at the boundary.
 //
+// # Writing a store
+//
+// A checklist of what the executor needs and the kit cannot all check;
+// the interface docs of package executor say each precisely:
+//   - durability: once Commit, Put or PutRun returned nil, what it stored
+//     survives a crash and a restart of a store that outlives its
+//     process; a graph's version never goes back, nor is a number used
+//     twice, a deleted graph's included (keep a tombstone);
+//   - keys: graph keys and run IDs are the host's, any valid UTF-8
+//     without NUL, of any length (the default run ID is 16 hex digits);
+//     node IDs are at most 147 bytes (a kind name of up to 128, and
+//     ":segment[<i>]"), or executor.GraphStateID; asset keys are the graph
+//     key, "/", the node ID, "/" and the asset's Hash (the executor's is
+//     64 hex digits; a generator's may be longer). A store may document
+//     a limit (pgstore: 1,200 bytes for graph keys, node IDs and run IDs,
+//     2,600 for asset keys) and refuse longer ones, with an error wrapped
+//     in executor.Permanent, but never cut them;
+//   - asset references live on in node states: one stays valid across
+//     restarts while its asset is kept, and may be opaque (the executor
+//     never parses it); Put again under a key replaces the asset for
+//     every reference to it;
+//   - every method is safe for concurrent use, and PruneAssets runs
+//     while runs Put and Commit: an asset renewed by a Put, or referred
+//     to by a commit, after the prune found it old must stay;
+//   - DeleteGraph reports false for a graph with a version but no states
+//     nor run records, and need not restart its assets' age.
+//
 // # Requirements on the store
 //
 // newStore is called once per subtest; it should register any cleanup

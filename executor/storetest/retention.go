@@ -37,7 +37,10 @@ type Retainer interface {
 	executor.AssetStore
 	executor.RunStore
 	// DeleteGraph removes the graph's node states and run records, and
-	// reports whether there were any. The graph's version moves on and is
+	// reports whether there were any: false for a graph with a version
+	// but neither (committed with no changes only, or deleted already),
+	// whose version may move on all the same, as MemoryStore's and
+	// pgstore's do, but never back. The graph's version moves on and is
 	// kept, as a tombstone, so that a version number is never used twice:
 	// a run that loaded the graph before the deletion cannot commit over
 	// the graph re-created after it. The assets its states referred to
@@ -190,6 +193,14 @@ func testDeleteGraph(t *testing.T, s Retainer) {
 	deleteGraph(t, s, a, false, "a second delete finds nothing")
 	after := load(t, s, a)
 	assert.GreaterOrEqual(t, after.Version, snap.Version, "a second DeleteGraph moved the version back")
+
+	// A graph with a version but no states nor runs (committed with no
+	// changes only): nothing to delete, and the version never goes back.
+	bare := Unique(t, "bare")
+	commit(t, s, bare, 0)
+	deleteGraph(t, s, bare, false, "a graph with a version but no states nor run records")
+	assert.GreaterOrEqual(t, load(t, s, bare).Version, int64(1),
+		"Load(%q) after DeleteGraph of a graph at version 1 with no states: the version never goes back", bare)
 
 	never := Unique(t, "never")
 	deleteGraph(t, s, never, false, "a graph never committed")
