@@ -163,7 +163,8 @@ func (e *RunIDError) Unwrap() []error {
 type Options struct {
 	// Schema is the Postgres schema that holds the History's tables. It
 	// must be a plain lowercase identifier: 1 to 63 of a-z, 0-9 and _,
-	// not starting with a digit nor with "pg_". It may be the schema of
+	// not starting with a digit nor with "pg_", and not
+	// information_schema: no system schema. It may be the schema of
 	// an executor/pgstore Store: their tables' names differ. Default:
 	// [DefaultSchema], "regen".
 	Schema string
