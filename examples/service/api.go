@@ -684,7 +684,8 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 // and answers 202 {"runId", "events"}: the run's stream ends with a
 // run.cancelled, and its record says why. The cancel of a run that
 // another process runs or has queued, or that a process left for the
-// next start to resume (left running, or cancelled by a shutdown), is
+// next start to resume (left running, or cancelled by a shutdown or a
+// lost lock: see toResume), is
 // saved for that process, or that start (see cancelElsewhere): 202 too.
 // A run that has ended is answered 409; an unknown one 404; during the
 // shutdown, which cancels the runs, 503.

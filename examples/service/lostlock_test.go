@@ -238,7 +238,7 @@ func TestQueuedRunIsRecordedWhenAnotherProcessTakesTheLecture(t *testing.T) {
 	assert.Equal(t, "cancelled", v.Status)
 	require.NotNil(t, v.Record)
 	assert.Contains(t, v.Record.Error, errBusyElsewhere.Error())
-	assert.NotContains(t, v.Record.Error, errShutdown.Error(), "not a run to resume at the next start")
+	assert.Equal(t, codeNotStarted, v.Record.CancelledBy, "not a run to resume at the next start")
 	require.NoError(t, lock.Unlock(t.Context()))
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)

@@ -33,7 +33,9 @@
 //     saved, a run starting), then finds the lecture running (an edit
 //     queues its run after it) or takes the lock in turn. A run
 //     whose lock is lost (its connection ended) is cancelled, as another
-//     process may take the lecture then; a run queued after it takes the
+//     process may take the lecture then (its record's code "lock-lost":
+//     the next start resumes it, unless a run of the lecture came after
+//     it); a run queued after it takes the
 //     lock again, and if another process took the lecture meanwhile, the
 //     queued run is recorded, under the ID its edit was given, as
 //     cancelled for that (a run.cancelled ends its stream), and that
@@ -49,10 +51,21 @@
 //     and are resumed (Executor.Resume, on the graph that
 //     executor.GraphOf builds back from the record), under the lock, as
 //     runs of this process; at start-up, so are the runs that a shutdown
-//     cancelled (their records' Error says "the service shut down") that
-//     are still their lecture's newest run (a queued run recorded as not
-//     started, for another process took its lecture, does not count),
-//     found with a scan of the runs table that the later passes spare. A
+//     or a lost lecture lock cancelled, told by their records' cancel
+//     code (Record.CancelledBy "shutdown", the service's, or
+//     "lock-lost", pgstore.CancelledByLockLost; never by Error's text),
+//     that are still their lecture's newest run (no run of the lecture
+//     resumes them, nor started with or after them; a queued run
+//     recorded as not started, code "not-started", for another process
+//     took its lecture, does not count), found with a scan of the runs
+//     table that the later passes spare; never a run that a request
+//     cancelled (code "request"). So a run that one process's shutdown
+//     cut is finished by the next process to start, whether it started
+//     after that shutdown or starts later (a rolling deploy whose new
+//     process started first leaves it to the next start: a run that the
+//     shutdown cancels after the start's scan, or whose lecture's lock
+//     it still holds then, is not looked for again). The runs recorded
+//     by a version of the service without cancel codes are not resumed. A
 //     lecture locked elsewhere, or run by this process, is left to the
 //     process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as
@@ -122,8 +135,9 @@
 //   - Shutdown on SIGINT or SIGTERM: a request that may save an edit or
 //     start a run is answered 503, having changed nothing, from then on;
 //     those taken before are carried out in full (an edit saved gets its
-//     run). Then the runs are cancelled, with a cause that their records
-//     keep (the next start resumes them). A run queued after one of them
+//     run). Then the runs are cancelled, with the cancel code "shutdown"
+//     (executor.CancelCode), which their records keep (the next start
+//     resumes them). A run queued after one of them
 //     (by an edit) does not start: it is recorded, under the ID its edit
 //     was given, as cancelled by the shutdown, with a run.cancelled as the
 //     one event of its stream, and the next start resumes it as the
@@ -237,15 +251,16 @@
 //	POST /runs/{run}/cancel
 //	    cancels a run going on, or queued: 202 {"runId", "events"}; its
 //	    stream ends with a run.cancelled and its record's error says it
-//	    was cancelled by a request (no start resumes it). A run of another
+//	    was cancelled by a request, its code "request" (no start resumes
+//	    it). A run of another
 //	    process of the service is cancelled by that process, which reads
 //	    the cancels saved for its runs every 500 ms; one left running by
 //	    a process that died is recorded as interrupted by the next
 //	    recovery (a live process's, or a start's), not resumed, and one
 //	    that it had queued is recorded as cancelled then (the run before
 //	    it, if left running, is resumed); one that
-//	    a shutdown cancelled, which the next start would resume, is
-//	    recorded as cancelled by the request by that start. A run queued
+//	    a shutdown or a lost lock cancelled, which the next start would
+//	    resume, is recorded as cancelled by the request by that start. A run queued
 //	    after the one cancelled then starts (cancel it too, if need be);
 //	    the edits of a queued run cancelled stand, and the lecture's next
 //	    run makes what they affect. 409 for a run that has ended; 503, with Retry-After, while the run starts

@@ -357,6 +357,7 @@ func TestEditDuringRunThenShutdown(t *testing.T) {
 	require.NoError(t, err, "the queued run is recorded")
 	assert.Equal(t, executor.RunCancelled, rec.Status)
 	assert.Contains(t, rec.Error, errShutdown.Error())
+	assert.Equal(t, codeShutdown, rec.CancelledBy, "the queued run's record has the shutdown's code")
 
 	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
 	events := h.follow(second.RunID, "")

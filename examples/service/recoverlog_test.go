@@ -31,9 +31,9 @@ func TestRecoveryLogsOnlyTheRunsLeftToResume(t *testing.T) {
 		{ID: "run-z", GraphKey: "z", Seconds: 10, Status: executor.RunRunning, StartedAt: now},
 		// Lecture a's run, cancelled by a shutdown, then resumed by
 		// run-a2, cancelled by a shutdown too: run-a2 is the one to resume.
-		{ID: "run-a1", GraphKey: "a", Seconds: 10, Status: executor.RunCancelled, Error: errShutdown.Error(),
+		{ID: "run-a1", GraphKey: "a", Seconds: 10, Status: executor.RunCancelled, Error: errShutdown.Error(), CancelledBy: codeShutdown,
 			StartedAt: now, EndedAt: now.Add(time.Second)},
-		{ID: "run-a2", GraphKey: "a", Seconds: 10, Status: executor.RunCancelled, Error: errShutdown.Error(),
+		{ID: "run-a2", GraphKey: "a", Seconds: 10, Status: executor.RunCancelled, Error: errShutdown.Error(), CancelledBy: codeShutdown,
 			Resumes: "run-a1", StartedAt: now.Add(2 * time.Second), EndedAt: now.Add(3 * time.Second)},
 	} {
 		require.NoError(t, store.PutRun(t.Context(), rec))

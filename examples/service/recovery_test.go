@@ -238,6 +238,7 @@ func TestShutdownCancelledRunIsResumedAtStart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, executor.RunCancelled, rec.Status)
 	assert.Contains(t, rec.Error, errShutdown.Error(), "the record says why")
+	assert.Equal(t, codeShutdown, rec.CancelledBy, "and its code")
 
 	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
 	resumed := newestRun(t, store, "l")
@@ -333,8 +334,9 @@ func TestParametersSurviveARestart(t *testing.T) {
 
 // A run whose lecture's lock is lost (here, the server ends the lock's
 // session) is cancelled, with a cause that says so, as another process
-// may take the lecture then; the lecture is free again afterwards, and
-// the run is not one that the next start resumes.
+// may take the lecture then, its record's code pgstore's; the lecture is
+// free again afterwards (the next start resumes the run, if it is still
+// the lecture's newest: see TestRunsCutByAShutdownOrALostLockAreFinishedByTheNextStart).
 func TestRunIsCancelledWhenItsLockIsLost(t *testing.T) {
 	h := startService(t, time.Hour) // the run goes on until it is cancelled
 	var first started
@@ -344,7 +346,7 @@ func TestRunIsCancelledWhenItsLockIsLost(t *testing.T) {
 	v := h.getRun(first.RunID)
 	assert.Equal(t, "cancelled", v.Status)
 	assert.Contains(t, v.Record.Error, pgstore.ErrLockLost.Error())
-	assert.NotContains(t, v.Record.Error, errShutdown.Error(), "not a run to resume at the next start")
+	assert.Equal(t, pgstore.CancelledByLockLost, v.Record.CancelledBy)
 	var again started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &again), "the lecture is free")
 	require.NoError(t, h.shutdown())
@@ -437,7 +439,7 @@ func TestShutdownCancelledRunIsResumedPastAQueuedRunNotStarted(t *testing.T) {
 	now := time.Now()
 	require.NoError(t, store.PutRun(t.Context(), executor.Record{ID: "run-queued-elsewhere", GraphKey: "l", Seconds: 10,
 		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run run-other",
-		Status: executor.RunCancelled, StartedAt: now, EndedAt: now,
+		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, CancelledBy: codeNotStarted,
 		Error: notStarted("run-other", fmt.Errorf("the lecture's lock was not taken again: %w", errBusyElsewhere), "the lecture's next run regenerates what its edits affect")}))
 
 	h = startServiceOn(t, pg, rd, time.Millisecond, nil)

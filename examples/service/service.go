@@ -584,9 +584,10 @@ var errLockTimeout = errors.New("the lecture's lock could not be taken in time: 
 var errClosing = errors.New("the service is shutting down")
 
 // errCancelledByRequest is the cause with which POST /runs/{run}/cancel
-// cancels a run: the record of the run says it (Record.Error), and no
-// start resumes it.
-var errCancelledByRequest = errors.New("examples/service: cancelled by a request (POST /runs/{run}/cancel)")
+// cancels a run: the record of the run says it, with the code
+// codeRequest (Record.CancelledBy), and no start resumes it.
+var errCancelledByRequest = executor.CancelCode(codeRequest,
+	errors.New("examples/service: cancelled by a request (POST /runs/{run}/cancel)"))
 
 // errStarting: the run is starting (or its watcher ending it): retry.
 var errStarting = errors.New("the run is starting or ending: retry in a moment")
@@ -631,9 +632,46 @@ func (s *service) cancel(runID string) (bool, error) {
 }
 
 // errShutdown is the cause with which the shutdown cancels the runs: the
-// records of the runs so cancelled say it (Record.Error), and the next
-// start of the service resumes them (see recoverRuns).
-var errShutdown = errors.New("examples/service: the service shut down")
+// records of the runs so cancelled say it, with the code codeShutdown
+// (Record.CancelledBy), and the next start of the service resumes them
+// (see recoverRuns).
+var errShutdown = executor.CancelCode(codeShutdown, errors.New("examples/service: the service shut down"))
+
+// The service's own cancel codes (executor.CancelCode), which the records
+// of the runs it cancels, or records as queued and not started, say in
+// Record.CancelledBy: the start-up tells by them the runs to resume
+// (resumeCodes) from the others, never by Record.Error, which is for
+// people.
+const (
+	// codeShutdown: the shutdown cancelled the run (errShutdown), or
+	// did not start it, queued: the next start resumes it.
+	codeShutdown = "shutdown"
+	// codeRequest: a request cancelled the run (POST /runs/{run}/cancel,
+	// errCancelledByRequest): no start resumes it.
+	codeRequest = "request"
+	// codeNotStarted: a run queued and not started for another cause
+	// (another process took its lecture, its start failed: see shelve):
+	// no start resumes it, and it is no run that came after another of
+	// its lecture (see toResume).
+	codeNotStarted = "not-started"
+)
+
+// resumeCodes are the codes of the cancelled runs that the start-up
+// resumes, if still their lecture's newest (see toResume): those of the
+// shutdown, and those of a lost lecture lock, which pgstore's
+// GraphLock.Guard cancels with pgstore.CancelledByLockLost.
+var resumeCodes = []string{codeShutdown, pgstore.CancelledByLockLost}
+
+// cancelCodeOf is the code of the record of a queued run not started for
+// cause (see shelve): cause's own code (executor.CancelCoder), that of
+// errShutdown or errCancelledByRequest, or else codeNotStarted.
+func cancelCodeOf(cause error) string {
+	var c executor.CancelCoder
+	if errors.As(cause, &c) {
+		return c.CancelCode()
+	}
+	return codeNotStarted
+}
 
 // resumeHook, if not nil, is called by recoverRun with the ID of the run
 // it resumes, once the lecture is reserved for the resume, before the
@@ -1302,8 +1340,9 @@ var shelveHook func(runID string)
 // ID, which stays meaningful (GET /runs/{run} finds it, its events end;
 // if the record cannot be written, the events end all the same, saying
 // so).
-// When cause is errShutdown, the next start resumes it as it resumes the
-// runs a shutdown cancelled (see recoverRuns), being its lecture's
+// The record's cancel code is cause's (see cancelCodeOf). When cause is
+// errShutdown, the next start resumes it as it resumes the runs a
+// shutdown cancelled (see recoverRuns), being its lecture's
 // newest run; the shutdown calls it before it closes the sinks (it waits
 // for the runs' ends, which call next). When another process took the
 // lecture, that process's runs regenerate what the edits affect; when the
@@ -1325,7 +1364,7 @@ func (s *service) shelve(key, runID, prev string, g *graph.Graph, cause error, t
 	why := notStarted(prev, cause, then)
 	rec := executor.Record{ID: runID, GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
 		Graph: executor.Fingerprint(g), TriggeredBy: "examples/service", Reason: "edits made during run " + prev,
-		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why}
+		Status: executor.RunCancelled, StartedAt: now, EndedAt: now, Error: why, CancelledBy: cancelCodeOf(cause)}
 	recErr := s.store.PutRun(ctx, rec)
 	if shelveHook != nil {
 		shelveHook(runID)
@@ -1401,11 +1440,10 @@ func notStarted(prev string, cause error, then string) string {
 }
 
 // droppedQueued reports whether rec is the record of a run queued and
-// not started for another cause than the shutdown (see notStarted): a
-// run that no start resumes.
+// not started for another cause than the shutdown or a request (see
+// shelve): a run that no start resumes.
 func droppedQueued(rec executor.Record) bool {
-	return rec.Status == executor.RunCancelled && strings.HasPrefix(rec.Error, "queued after run ") &&
-		strings.Contains(rec.Error, ", not started: ") && !strings.Contains(rec.Error, errShutdown.Error())
+	return rec.Status == executor.RunCancelled && rec.CancelledBy == codeNotStarted
 }
 
 // lost reports whether lock was lost (see pgstore.GraphLock.Lost): a
@@ -1472,9 +1510,11 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // whose lecture's lock is free, which a process that died left so (a
 // crash, a SIGKILL, a lost host): a live process holds the lock of each
 // lecture it runs, and this one's are skipped. At start-up, also those
-// that a shutdown cancelled (their records' Error names errShutdown), if
-// still the newest run of their lecture (read with a scan of the runs
-// table, which the passes of a live process spare). Each is resumed under
+// that a shutdown or a lost lock cancelled (see cutShort: by their
+// records' cancel code), if still the newest run of their lecture (read
+// with a scan of the runs table, which the passes of a live process
+// spare: a run that another process's shutdown cancels after it is left
+// to the next start). Each is resumed under
 // its lecture's lock, as a run of this process: a lecture whose lock
 // another process holds is running there, and is left to it. A run that
 // a process which died had queued after another is not lost: it resumes
@@ -1514,7 +1554,7 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 			return fmt.Errorf("list the runs cancelled: %w", err)
 		}
 		for _, rec := range cancelled {
-			if shutDown(rec) {
+			if cutShort(rec) {
 				running = append(running, rec)
 			}
 		}
@@ -1919,22 +1959,23 @@ func (s *service) unlockProcessLocked() {
 	s.procLock = nil
 }
 
-// shutDown reports whether rec is the record of a run that a shutdown
-// cancelled, and no request since (see recoverRun).
-func shutDown(rec executor.Record) bool {
-	return rec.Status == executor.RunCancelled && strings.Contains(rec.Error, errShutdown.Error()) &&
-		!strings.Contains(rec.Error, errCancelledByRequest.Error())
+// cutShort reports whether rec is the record of a run that a shutdown or
+// a lost lecture lock cancelled, and no request since (see recoverRun):
+// its CancelledBy is one of resumeCodes.
+func cutShort(rec executor.Record) bool {
+	return rec.Status == executor.RunCancelled && slices.Contains(resumeCodes, rec.CancelledBy)
 }
 
 // toResume reports whether run rec is one to resume, and why: left
-// running, or cancelled by a shutdown and still its lecture's newest run
-// (not one that a later run of the lecture, or a resume of it, came
-// after).
+// running, or cancelled by a shutdown or a lost lock (see cutShort) and
+// still its lecture's newest run: no other run of the lecture resumes
+// it, nor started at the same time as it (to the microsecond: ListRuns
+// sorts a tie by ID) or later.
 func (s *service) toResume(ctx context.Context, rec executor.Record) (why string, ok bool, err error) {
 	switch {
 	case rec.Status == executor.RunRunning:
 		return "left running by a process of the service that stopped", true, nil
-	case shutDown(rec):
+	case cutShort(rec):
 		runs, err := s.store.ListRuns(ctx, rec.GraphKey)
 		if err != nil {
 			return "", false, err
@@ -1942,11 +1983,13 @@ func (s *service) toResume(ctx context.Context, rec executor.Record) (why string
 		// A queued run that never started for want of the lecture's lock
 		// (see shelve) is no run that came after: another process took
 		// the lecture, and its runs may have started before the record.
-		runs = slices.DeleteFunc(runs, func(r executor.Record) bool {
-			return r.ID != rec.ID && droppedQueued(r)
-		})
-		if len(runs) == 0 || runs[len(runs)-1].ID != rec.ID {
+		if slices.ContainsFunc(runs, func(r executor.Record) bool {
+			return r.ID != rec.ID && !droppedQueued(r) && (r.Resumes == rec.ID || !r.StartedAt.Before(rec.StartedAt))
+		}) {
 			return "", false, nil
+		}
+		if rec.CancelledBy == pgstore.CancelledByLockLost {
+			return "cancelled by a lost lock of its lecture", true, nil
 		}
 		return "cancelled by a shutdown", true, nil
 	}
@@ -2001,9 +2044,10 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, q *queued
 		return true // resumed, or ended, meanwhile, or a later run came after
 	}
 	if rec.Status != executor.RunRunning && s.cancelRequested(ctx, rec.ID) {
-		// Cancelled by a shutdown, then by a request: its record says so
-		// from now on, and no start resumes it.
+		// Cancelled by a shutdown (or a lost lock), then by a request:
+		// its record says so from now on, and no start resumes it.
 		rec.Error += "; then " + errCancelledByRequest.Error()
+		rec.CancelledBy = codeRequest
 		if err := s.store.PutRun(ctx, rec); err != nil {
 			log.Warn("run cancelled by a request not recorded so", "err", err)
 			return false

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/internal/testgraph"
+)
+
+// The records of the runs that a process cancelled say what cancelled
+// them as a code (Record.CancelledBy): its shutdown ("shutdown"), a lost
+// lecture lock (pgstore's "lock-lost") or a request ("request"). The next
+// process's start finishes the runs that the shutdown or the lost lock
+// cut, each resumed as its lecture's newest run, and leaves the run that
+// a request cancelled as it is. A lost lock's run was not resumed by any
+// start, and the shutdown was told from a request by its record's text.
+func TestRunsCutByAShutdownOrALostLockAreFinishedByTheNextStart(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
+	runs := map[string]started{}
+	for _, key := range []string{"shut", "lost", "user"} {
+		var s started
+		require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/"+key+"/runs", `{"seconds": 10}`, &s))
+		runs[key] = s
+	}
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+runs["user"].RunID+"/cancel", "", nil))
+	assert.Equal(t, codeRequest, h.getRun(runs["user"].RunID).Record.CancelledBy)
+	h.endLockSession("lost")
+	lost := h.getRun(runs["lost"].RunID)
+	require.Equal(t, "cancelled", lost.Status)
+	assert.Equal(t, pgstore.CancelledByLockLost, lost.Record.CancelledBy)
+	require.NoError(t, h.shutdown())
+
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(t.Context(), runs["shut"].RunID)
+	require.NoError(t, err)
+	require.Equal(t, executor.RunCancelled, rec.Status)
+	assert.Equal(t, codeShutdown, rec.CancelledBy, "the shutdown's code")
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	for _, key := range []string{"shut", "lost"} {
+		resumed := newestRun(t, store, key)
+		require.Equal(t, runs[key].RunID, resumed.Resumes, "lecture %s: the newest run resumes the one cut", key)
+		assert.Equal(t, testgraph.LectureIDs(t, 10), requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")))
+		assert.Equal(t, "succeeded", h.getRun(resumed.ID).Status)
+	}
+	assert.Equal(t, runs["user"].RunID, newestRun(t, store, "user").ID, "the run a request cancelled is not resumed")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
