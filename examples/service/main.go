@@ -239,7 +239,8 @@
 //	    With the header, or without it the session cookie: 401 (with
 //	    WWW-Authenticate: Bearer) to a request with neither, or with a
 //	    cookie expired, not the service's, or whose session was ended;
-//	    503, with Retry-After, when the sessions cannot be read. Each
+//	    503, with Retry-After, when the sessions cannot be read (within
+//	    2 s). Each
 //	    process checks the sessions of the streams it serves on a
 //	    cookie every 2 s, in one query for all of them, and ends the
 //	    streams whose session was ended (in any process) or has

@@ -138,7 +138,8 @@ func (s *service) sessionIDs(r *http.Request) []string {
 // request with neither, or with a session cookie that is not good (not
 // the service's, expired, or its session ended), wraps
 // sse.ErrUnauthorized (401); one whose sessions could not be read wraps
-// errSessionsUnread (503). Any good cookie will do. It returns the IDs
+// errSessionsUnread (503), as does one whose read does not answer within
+// sessionCheckTimeout. Any good cookie will do. It returns the IDs
 // of the live sessions of the request's cookies, nil for a request
 // with the header.
 func (s *service) authenticateEvents(r *http.Request) (sessions []string, err error) {
@@ -153,7 +154,12 @@ func (s *service) authenticateEvents(r *http.Request) (sessions []string, err er
 	if len(ids) == 0 {
 		return nil, errBadSession
 	}
-	live, err := s.params.liveSessions(r.Context(), ids)
+	// Bounded as the checks of the open streams are (see checkStreams):
+	// a Postgres that stalls would hold the request until its client
+	// left; it is answered 503 instead, and EventSource tries again.
+	ctx, cancel := context.WithTimeout(r.Context(), sessionCheckTimeout)
+	live, err := s.params.liveSessions(ctx, ids)
+	cancel()
 	if sessionsReadHook != nil {
 		sessionsReadHook(live)
 	}

@@ -578,3 +578,38 @@ func TestLiveSessionsAreSortedInGoOrder(t *testing.T) {
 		assert.True(t, found, "session %q found among the live ones", id)
 	}
 }
+
+// The events request's read of its sessions had no bound but its
+// client's: a Postgres that stalls (a lock on the table) held the request
+// until the client left, where the checks of the open streams give up
+// after sessionCheckTimeout. It now fails as they do, within that bound,
+// and is answered 503 with Retry-After: EventSource tries again later.
+func TestEventsRequestWhoseSessionsReadHangsIs503(t *testing.T) {
+	defer func(c time.Duration) { sessionCheckTimeout = c }(sessionCheckTimeout)
+	sessionCheckTimeout = 200 * time.Millisecond
+	h := startService(t, time.Millisecond)
+	var run started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
+	// The lock makes every read of the table wait until the rollback.
+	tx, err := h.pg.Pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer tx.Rollback(context.WithoutCancel(t.Context()))
+	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
+	_, err = tx.Exec(t.Context(), `LOCK TABLE `+sessions+` IN ACCESS EXCLUSIVE MODE`)
+	require.NoError(t, err)
+
+	ctx := testenv.Context(t, 15*time.Second) // a bound against a hang, not a timing assertion
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
+	require.NoError(t, err)
+	req.Header = cookie
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err, "answered before the client's bound")
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.NoError(t, tx.Rollback(context.WithoutCancel(t.Context())))
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
