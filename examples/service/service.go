@@ -434,7 +434,7 @@ func (s *service) shutdown(ctx context.Context) error {
 	// deleted (see forgetQueued) within the shutdown's time.
 	if s.params != nil {
 		fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
-		s.retryForgets(fctx)
+		s.retryForgets(fctx, true)
 		cancel()
 	}
 	s.unlockProcess()
@@ -1416,14 +1416,21 @@ func (s *service) forgetQueued(key, runID string) {
 
 // retryForgets deletes the rows of the runs in forgetting (see
 // forgetQueued), in run ID order, once each, and keeps those whose
-// delete fails again.
-func (s *service) retryForgets(ctx context.Context) {
+// delete fails again, logging then what becomes of them: that the next
+// pass of the recovery tries again, or, at the shutdown (atShutdown),
+// which no pass follows, that another process that takes the run over
+// deletes its row (see queuedStreamEnded).
+func (s *service) retryForgets(ctx context.Context, atShutdown bool) {
+	then := "the row of a queued run not recorded was not deleted: the next pass of the recovery tries again"
+	if atShutdown {
+		then = "the row of a queued run not recorded was not deleted by the shutdown: a process that takes the run over deletes it if the run's stream has ended, and runs it otherwise"
+	}
 	s.mu.Lock()
 	ids := slices.Sorted(maps.Keys(s.forgetting))
 	s.mu.Unlock()
 	for _, id := range ids {
 		if err := s.params.unqueue(ctx, id); err != nil {
-			s.logger.Warn("the row of a queued run not recorded was not deleted: the next pass of the recovery tries again", "run", id, "err", err)
+			s.logger.Warn(then, "run", id, "err", err)
 			continue
 		}
 		s.mu.Lock()
@@ -1540,7 +1547,7 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	// Before the queued runs are read: a run given back is then taken
 	// over as any dead process's.
 	s.retryGiveBacks(ctx)
-	s.retryForgets(ctx)
+	s.retryForgets(ctx, false)
 	running, err := s.store.RunsByStatus(ctx, executor.RunRunning)
 	if err != nil {
 		return fmt.Errorf("list the runs left running: %w", err)

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +255,37 @@ func TestShutdownBoundsTheDeleteOfAQueuedRunNotRecorded(t *testing.T) {
 		t.Fatal("the shutdown, its time up, waited for the delete of a queued run's row")
 	}
 	require.NoError(t, tx.Rollback(context.Background()))
+	goleak.VerifyNone(t, leaks)
+}
+
+// The shutdown's delete of the row of a queued run not recorded logged,
+// when it failed, that the next pass of the recovery would try again,
+// though no pass follows a shutdown. It now says what becomes of the
+// row: a process that takes the run over deletes it, if its stream has
+// ended.
+func TestShutdownsFailedDeleteOfAQueuedRunsRowSaysWhatBecomesOfIt(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	leaks := goleak.IgnoreCurrent()
+	var logs testenv.LogBuffer
+	c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+		schema: pg.Schema, prefix: rd.Prefix, token: token, retain: time.Hour, pruneEvery: time.Hour, recoverEvery: time.Hour}
+	s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)))
+	require.NoError(t, err)
+	s.mu.Lock()
+	s.forgetting["run-not-recorded"] = "l"
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the shutdown's time is up: the delete fails
+	_ = s.shutdown(ctx)
+	t.Log(logs.String())
+	var lines []string
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, "run=run-not-recorded") {
+			lines = append(lines, line)
+		}
+	}
+	require.Len(t, lines, 1, "the failed delete's log line")
+	assert.NotContains(t, lines[0], "next pass", "no pass of the recovery follows a shutdown")
+	assert.Contains(t, lines[0], "takes the run over deletes it")
 	goleak.VerifyNone(t, leaks)
 }
