@@ -437,7 +437,7 @@ func (s *service) shutdown(ctx context.Context) error {
 		s.retryForgets(fctx, true)
 		cancel()
 	}
-	s.unlockProcess()
+	s.unlockProcess(ctx)
 	if s.srv != nil {
 		// The event streams have ended with the Stream: the requests
 		// left end soon.
@@ -1905,7 +1905,7 @@ func (s *service) keepProcessLockLocked(ctx context.Context) {
 	s.procLost = true
 	if s.procLock != nil {
 		s.logger.Error("this process's lock was lost: other processes may take over the runs it queued", "process", s.id)
-		s.unlockProcessLocked()
+		s.unlockProcessLocked(ctx)
 	}
 	lock, err := s.store.TryLockGraph(ctx, processLockKey(s.id))
 	if err != nil {
@@ -1944,21 +1944,24 @@ func (s *service) takenOver(ctx context.Context, runID string) bool {
 }
 
 // unlockProcess gives this process's lock up, if held, at the end of the
-// shutdown: it is not taken again.
-func (s *service) unlockProcess() {
+// shutdown, whose ctx bounds it: it is not taken again.
+func (s *service) unlockProcess(ctx context.Context) {
 	s.procMu.Lock()
 	defer s.procMu.Unlock()
 	s.procDone = true
-	s.unlockProcessLocked()
+	s.unlockProcessLocked(ctx)
 }
 
 // unlockProcessLocked gives this process's lock up, if held, with
-// s.procMu held.
-func (s *service) unlockProcessLocked() {
+// s.procMu held, within unlockTimeout and ctx: once ctx has ended (the
+// shutdown's time is up, Postgres stalls), the lock's connection is
+// closed without the unlock, and the server frees the lock when it sees
+// it end.
+func (s *service) unlockProcessLocked(ctx context.Context) {
 	if s.procLock == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+	ctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 	defer cancel()
 	if err := s.procLock.Unlock(ctx); err != nil && !errors.Is(err, pgstore.ErrLockLost) {
 		s.logger.Warn("unlock this process's lock", "process", s.id, "err", err)
