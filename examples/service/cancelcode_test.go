@@ -57,3 +57,41 @@ func TestRunsCutByAShutdownOrALostLockAreFinishedByTheNextStart(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A process started while another ran (a rolling deploy: the new process
+// first, then the old one's shutdown) looked for the runs that a
+// shutdown cancelled at its start alone, before the old process had
+// cancelled any: the runs that the old process's shutdown cut, and the
+// run it had queued and recorded as not started, were left until some
+// process started again. The live process now watches the runs that it
+// saw going on elsewhere, and its next pass finishes the lecture's
+// newest run if a shutdown or a lost lock cut it; never one that a
+// request cancelled.
+func TestRunCutByAnotherProcesssShutdownIsFinishedByALiveProcess(t *testing.T) {
+	passes := countPasses(t)
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	old := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
+	run, queued := runQueued(t, old, "q")
+	var user started
+	require.Equal(t, http.StatusAccepted, old.do("POST", "/lectures/user/runs", `{"seconds": 10}`, &user))
+	h := startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
+	passes.wait(t, h.s) // it has seen the old process's runs going on
+	require.Equal(t, http.StatusAccepted, old.do("POST", "/runs/"+user.RunID+"/cancel", "", nil))
+	old.getRun(user.RunID)
+	require.NoError(t, old.shutdown())
+
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	var resumed executor.Record
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		resumed = newestRun(t, store, "q")
+		return resumed.Resumes != ""
+	}, time.Minute, 10*time.Millisecond, "a resume of the run queued and cut by the shutdown")
+	assert.Equal(t, queued.RunID, resumed.Resumes, "the lecture's newest run, queued after run %s", run.RunID)
+	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "script", "its edit is made")
+	assert.Equal(t, "succeeded", h.getRun(resumed.ID).Status)
+	passes.wait(t, h.s)
+	assert.Equal(t, user.RunID, newestRun(t, store, "user").ID, "the run a request cancelled is not resumed")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}

@@ -59,13 +59,15 @@
 //     recorded as not started, code "not-started", for another process
 //     took its lecture, does not count), found with a scan of the runs
 //     table that the later passes spare; never a run that a request
-//     cancelled (code "request"). So a run that one process's shutdown
-//     cut is finished by the next process to start, whether it started
-//     after that shutdown or starts later (a rolling deploy whose new
-//     process started first leaves it to the next start: a run that the
-//     shutdown cancels after the start's scan, or whose lecture's lock
-//     it still holds then, is not looked for again). The runs recorded
-//     by a version of the service without cancel codes are not resumed. A
+//     cancelled (code "request"). Each process also watches the runs
+//     that its passes list as running, in any process: once one has
+//     ended, its next pass resumes the newest run of its lecture if a
+//     shutdown or a lost lock cut it (a ListRuns for each run ended). So
+//     a run that one process's shutdown cut is finished by the next
+//     process to start, or by a live process that saw it going on (a
+//     rolling deploy, whose new process starts before the old one
+//     stops), about -recover-every after. The runs recorded by a
+//     version of the service without cancel codes are not resumed. A
 //     lecture locked elsewhere, or run by this process, is left to the
 //     process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as

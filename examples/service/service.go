@@ -93,6 +93,12 @@ type service struct {
 	// of the recovery, and the shutdown, tries again (see retryForgets).
 	// Guarded by mu.
 	forgetting map[string]string
+	// watching holds the run IDs, with their lectures' keys, of the runs
+	// that a pass of the recovery listed as running, in any process (see
+	// watched): once they are no longer running, the newest run of their
+	// lecture is resumed if a shutdown or a lost lock cut it. Guarded by
+	// mu.
+	watching map[string]string
 
 	// streamsMu guards streams, the event streams open on session
 	// cookies, which watchSessions ends when their sessions end, and
@@ -253,7 +259,7 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	s := &service{cfg: c, logger: logger,
 		lectures: map[string]*lecture{}, reports: map[string]*report{}, locking: map[string]*locking{},
 		reading: map[*http.ResponseController]bool{}, givingBack: map[string]queuedRun{}, forgetting: map[string]string{},
-		streams: map[*sessionStream]struct{}{}}
+		watching: map[string]string{}, streams: map[*sessionStream]struct{}{}}
 	s.runCtx, s.cancelRuns = context.WithCancelCause(context.Background())
 	ok := false
 	defer func() {
@@ -1520,8 +1526,10 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // that a shutdown or a lost lock cancelled (see cutShort: by their
 // records' cancel code), if still the newest run of their lecture (read
 // with a scan of the runs table, which the passes of a live process
-// spare: a run that another process's shutdown cancels after it is left
-// to the next start). Each is resumed under
+// spare). In a later pass, the newest run of a lecture of which a run
+// that an earlier pass listed as running has ended, if a shutdown or a
+// lost lock cut it (see watched): a run that another process's shutdown
+// cancels after this process's start looked is finished so. Each is resumed under
 // its lecture's lock, as a run of this process: a lecture whose lock
 // another process holds is running there, and is left to it. A run that
 // a process which died had queued after another is not lost: it resumes
@@ -1615,6 +1623,14 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 			s.logger.Warn("queued run not started", "run", q.runID, "lecture", q.key, "err", err)
 		}
 	}
+	// The runs seen going on by an earlier pass that have ended since:
+	// their lecture's newest run, if a shutdown or a lost lock cut it
+	// (that of another process, which this one's start could not find).
+	cut := map[string]bool{}
+	for _, rec := range s.watched(ctx, running) {
+		cut[rec.ID] = true
+		running = append(running, rec)
+	}
 	resumable := map[string]bool{}
 	for _, rec := range running {
 		resumable[rec.ID] = true
@@ -1625,6 +1641,12 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	// refused): the run queued after one of them starts (see recoverRun).
 	ended := map[string]bool{}
 	for _, rec := range running {
+		if rec.Status == executor.RunRunning {
+			// Watched until it ends, in any process (see watched).
+			s.mu.Lock()
+			s.watching[rec.ID] = rec.GraphKey
+			s.mu.Unlock()
+		}
 		if s.full() {
 			// Only of a run still to resume: not of one that a later run
 			// resumed, or came after, nor of one that a live process runs.
@@ -1652,7 +1674,7 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 		if !s.beginRecovery(rec.GraphKey) {
 			continue // this process runs the lecture, or a request of it takes its lock
 		}
-		if s.recoverRun(ctx, rec, q, atStart) {
+		if s.recoverRun(ctx, rec, q, atStart || cut[rec.ID]) {
 			ended[rec.ID] = true
 		}
 		s.endRecovery(rec.GraphKey)
@@ -1676,6 +1698,57 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 		s.endRecovery(q.key)
 	}
 	return nil
+}
+
+// watched returns the runs to resume among the lectures whose runs a
+// pass listed as running (see watching) and that listed, the runs listed
+// as running now, no longer lists: for each, the newest run of its lecture (a
+// queued run not started, see droppedQueued, does not count), if a
+// shutdown or a lost lock cut it (see cutShort), such as a run of
+// another process whose shutdown began after this process's start had
+// looked for the runs to resume (a rolling deploy). A lecture whose
+// newest run is running, or is so returned, stays watched under that
+// run's ID, until a pass finds it ended otherwise (succeeded, failed,
+// cancelled by a request, resumed and ended); the others are forgotten.
+// A lecture whose runs cannot be read stays watched, and is logged. Its
+// cost is one ListRuns for each run watched that has ended since the
+// last pass.
+func (s *service) watched(ctx context.Context, listed []executor.Record) []executor.Record {
+	s.mu.Lock()
+	w := maps.Clone(s.watching)
+	s.mu.Unlock()
+	var out []executor.Record
+	for _, id := range slices.Sorted(maps.Keys(w)) {
+		if slices.ContainsFunc(listed, func(r executor.Record) bool { return r.ID == id }) {
+			continue // running still
+		}
+		key := w[id]
+		runs, err := s.store.ListRuns(ctx, key)
+		if err != nil {
+			s.logger.Warn("the runs of a lecture that a process ran not read: the next pass tries again", "lecture", key, "err", err)
+			continue
+		}
+		runs = slices.DeleteFunc(runs, droppedQueued)
+		next := ""
+		if len(runs) > 0 {
+			switch n := runs[len(runs)-1]; {
+			case n.Status == executor.RunRunning:
+				next = n.ID
+			case cutShort(n):
+				next = n.ID
+				if !slices.ContainsFunc(listed, func(r executor.Record) bool { return r.ID == n.ID }) {
+					out = append(out, n)
+				}
+			}
+		}
+		s.mu.Lock()
+		delete(s.watching, id)
+		if next != "" {
+			s.watching[next] = key
+		}
+		s.mu.Unlock()
+	}
+	return out
 }
 
 // full reports whether -max-runs runs, or run slots, are taken.
