@@ -394,8 +394,8 @@ type config struct {
 	retain      time.Duration // the age of what the retention deletes
 	pruneEvery  time.Duration // how often the retention runs
 	// recoverEvery is how often the service looks for the runs that a
-	// process of the service which died left (see recoverRuns); 0 for
-	// defaultRecoverEvery.
+	// process of the service which died left, or that a shutdown or a
+	// lost lock cut (see recoverRuns); 0 for defaultRecoverEvery.
 	recoverEvery time.Duration
 	maxRuns      int      // the runs going on at once, across lectures; 0 for defaultMaxRuns
 	corsOrigins  []string // the origins whose pages may read the answers with credentials (CORS); none by default
@@ -429,7 +429,7 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "the `AGE`, at least 1m, past which retention deletes runs, events and unused assets")
 	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
 	fs.DurationVar(&c.recoverEvery, "recover-every", defaultRecoverEvery, "the `INTERVAL` between two looks for the runs "+
-		"that a process of the service which died left, to resume them")
+		"that a process of the service which died left, or that a shutdown or a lost lock cut, to resume them")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
 	fs.Var(originsFlag{&c.corsOrigins}, "cors-origin", "an `ORIGIN` (https://app.example.com) whose pages may follow runs "+
 		"and call the service with credentials (CORS); repeatable; none by default")
