@@ -336,7 +336,8 @@
 // loopback address with a port from 0 to 65535, and takes it before it
 // touches any server: a second process started on a taken address exits
 // 1 having changed nothing. -schema is 1 to 63 lowercase ASCII letters, digits and
-// underscores, starting with a letter or an underscore, not "pg_...";
+// underscores, starting with a letter or an underscore, not "pg_..." nor
+// information_schema;
 // -prefix is 1 to 128 printable ASCII characters without spaces. Every
 // flag is checked before any server is touched.
 //

@@ -482,7 +482,7 @@ func TestBadFlags(t *testing.T) {
 		{"-recover-every", "0s"}, {"-recover-every", "-1s"},
 		{"-latency", "-1s"}, {"-prefix", ""}, {"-nope"}, {"-x\ny"}, {"extra"},
 		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"}, {"-max-runs", "0"},
-		{"-schema", ""}, {"-schema", "pg_catalog"}, {"-schema", "1x"}, {"-schema", strings.Repeat("a", 64)},
+		{"-schema", ""}, {"-schema", "pg_catalog"}, {"-schema", "information_schema"}, {"-schema", "1x"}, {"-schema", strings.Repeat("a", 64)},
 		{"-prefix", "a b"}, {"-prefix", "p\n"},
 		// A port that no listener takes: once found only after the
 		// migration and the recovery of the runs left running.
