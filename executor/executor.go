@@ -570,8 +570,12 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 // Store retries: a store call before the run starts that fails with an
 // error that may pass, such as a lost connection, is made again with
 // backoff, as a node's store calls are. It is made up to 5 calls in all,
-// about 1.5 s, unless the error is wrapped in [Permanent] or ctx ends. Any
-// failure that remains is returned, and nothing has run.
+// unless the error is wrapped in [Permanent] or ctx ends, after waits of
+// 100, 200, 400 and 800 ms at most, each drawn at random from half of
+// that to all of it, so that the callers whose calls failed together
+// (several Starts of one key, say) do not all try again at one instant:
+// 1.5 s of waits at most (0.75 s at least). Any failure that remains is
+// returned, and nothing has run.
 //
 // A Start that fails changes nothing in the key's states (but for a lost
 // reply, below): its graph does not become the key's, and a run of the
@@ -1169,8 +1173,9 @@ func conflictPause(try int) time.Duration {
 // (about 1 s at most in all); a ctx that ends in a pause ends the Edit at
 // once, with an error that wraps ctx's cause and the conflict.
 // A store call that fails with an error that may pass (a lost
-// connection) is made again with backoff, as a run's are, up to 5 calls
-// in all, unless the error is wrapped in [Permanent] or ctx ends; after
+// connection) is made again with backoff, jittered as a run's is (see
+// [Executor.Start]: 1.5 s of waits at most), up to 5 calls in all,
+// unless the error is wrapped in [Permanent] or ctx ends; after
 // a commit that failed so, Edit reloads first, and a commit that went
 // through, its reply lost, is not made again (the nodes get one new
 // revision), even if another commit of its nodes (a run's) followed it
@@ -1284,7 +1289,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			failures++
 			lost, lostAt, lostErr = changes, snap.Version, err
 			e.log.Warn("regen: commit of an edit failed, retrying", "graph", graphKey, "err", err)
-			if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+			if sleep(ctx, storeWait(failures)) {
 				continue
 			}
 		}

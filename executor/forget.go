@@ -30,8 +30,9 @@ import (
 // version conflict (a run commits meanwhile) reloads and tries again, up
 // to 64 times, after a short jittered pause as [Executor.Edit] does (a
 // ctx that ends in it ends Forget at once, with an error that wraps
-// ctx's cause); a store failure that may pass is retried with backoff, as
-// a run's are. A closed executor returns [ErrClosed].
+// ctx's cause); a store failure that may pass is retried with backoff,
+// jittered as a run's is (up to 5 calls, 1.5 s of waits at most: see
+// [Executor.Start]). A closed executor returns [ErrClosed].
 func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) (int, error) {
 	if g == nil {
 		return 0, fmt.Errorf("%w: forget: the graph is nil", ErrInvalidRequest)
@@ -116,7 +117,7 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 				sent[c.ID] = append(sent[c.ID], c.State)
 			}
 			e.log.Warn("regen: commit of a forget failed, retrying", "graph", graphKey, "err", err)
-			if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+			if sleep(ctx, storeWait(failures)) {
 				continue
 			}
 		}

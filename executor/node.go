@@ -303,16 +303,19 @@ func (e *Executor) retryStore(ctx context.Context, runID string, err error, what
 }
 
 // storeWait returns the wait of retryStore before its next call, after
-// failures failed calls (1 after the first): a backoff that doubles from
-// 100 ms (100, 200, 400, 800 ms), with "equal" jitter: drawn uniformly
-// from half of it to all of it, from the source that
-// [RetryPolicy].Jitter draws from (math/rand/v2's). So the calls that
-// failed together (many nodes reading one asset from a store that
-// stalled) come back spread over half of each wait, not all at one
-// instant on a store that struggles; and no wait is longer than its
-// backoff, so that the waits between a call's maxCommitFailures (5)
-// tries still add up to 1.5 s at most (0.75 s at least), within the
-// bounds that Options.StoreTimeout puts on a cancelled run's store calls.
+// failures failed calls (1 after the first), and of a commit of states
+// that failed (a run's plan's or results', Edit's, Forget's) before it is
+// made again: a backoff that doubles from 100 ms (100, 200, 400, 800 ms),
+// with "equal" jitter: drawn uniformly from half of it to all of it, from
+// the source that [RetryPolicy].Jitter draws from (math/rand/v2's). So
+// the calls that failed together (many nodes reading one asset from a
+// store that stalled; the commits of several Edits or runs of one key,
+// which would all reload and commit again at once) come back spread over
+// half of each wait, not all at one instant on a store that struggles;
+// and no wait is longer than its backoff, so that the waits between a
+// call's maxCommitFailures (5) tries still add up to 1.5 s at most
+// (0.75 s at least), within the bounds that Options.StoreTimeout puts on
+// a cancelled run's store calls.
 func storeWait(failures int) time.Duration {
 	d := time.Duration(1<<failures) * 50 * time.Millisecond
 	return d - rand.N(d/2+1)

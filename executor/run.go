@@ -427,7 +427,7 @@ func (r *run) endStoreCalls() {
 // ErrGraphDeleted if the key's graph is no longer the run's. On a
 // version conflict it starts over after conflictPause, as Edit does, up
 // to maxEditConflicts times, and after another failure of its
-// commit (a lost connection) too, with backoff, up to maxCommitFailures
+// commit (a lost connection) too, after storeWait, up to maxCommitFailures
 // commits in all. After the last of them it reloads once more, as after
 // the others: a commit whose reply was lost may have gone through, and
 // if it did (planApplied), the plan stands and replan returns nil, as the
@@ -576,7 +576,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 					continue
 				}
 				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
-				if sleep(ctx, time.Duration(1<<failures)*50*time.Millisecond) {
+				if sleep(ctx, storeWait(failures)) {
 					continue
 				}
 			}
@@ -1224,14 +1224,18 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // commit records a batch of results in one compare-and-swap commit. A
 // result made, or a failure, with a parameters revision that is no longer
 // the stored one was superseded by an edit: it is not recorded, and the
-// edit stays. On a
-// conflict, commit reloads the states and applies only its own results
-// again; it never retries blindly. It is called with mu held, and lets it
-// go only while it calls the store; only one commit runs at a time. now
-// is the commit's time, or zero to read the clock. It returns the time
-// that the states it recorded were stamped with (read before the store's
-// call), for the events that report them, or zero when it recorded none
-// of the batch's.
+// edit stays. On a conflict, commit reloads the states and applies only
+// its own results again; it never retries blindly. After another failure
+// (a lost connection) it reloads at once, to tell whether the commit went
+// through, and if not (or if the reload failed too) commits again after
+// storeWait, up to maxCommitFailures commits in all: jittered, so that
+// runs whose commits failed together do not all commit again at one
+// instant; a wait ends early when r.bg ends. It is called with mu held,
+// and lets it go only while it calls the store; only one commit runs at a
+// time. now is the commit's time, or zero to read the clock. It returns
+// the time that the states it recorded were stamped with (read before the
+// store's call), for the events that report them, or zero when it
+// recorded none of the batch's.
 func (r *run) commit(batch []result, now time.Time) time.Time {
 	opts := &r.e.opts
 	if r.gone != nil {
@@ -1423,7 +1427,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			return time.Time{}
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
-		sleep(r.bg, time.Duration(1<<failures)*50*time.Millisecond)
+		sleep(r.bg, storeWait(failures))
 		r.mu.Lock()
 	}
 }

@@ -35,8 +35,9 @@ func TestStartRetryStoppedByContextSaysSo(t *testing.T) {
 				shaky.mu.Lock()
 				shaky.fails["Load"], shaky.fails["GetRun"] = 1000, 1000
 				shaky.mu.Unlock()
-				// The first backoff is 100 ms: the deadline ends it.
-				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				// The first backoff is 50 to 100 ms (jittered): the
+				// deadline ends it.
+				ctx, cancel := context.WithTimeout(context.Background(), 40*time.Millisecond)
 				defer cancel()
 				req := executor.RunRequest{GraphKey: "lecture", Graph: l.g}
 				switch via {
