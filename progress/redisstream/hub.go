@@ -1127,7 +1127,7 @@ func (b *backoff) wait(ctx context.Context, err error) error {
 		return ErrClosed
 	}
 	if !retryable(err) {
-		return err
+		return outward(err)
 	}
 	b.s.readErrors.Add(1)
 	if !b.failing {

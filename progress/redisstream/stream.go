@@ -1419,7 +1419,7 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 					return err
 				}
 			}
-			return err
+			return outward(err)
 		}
 		pos = next
 		if short {
@@ -1431,7 +1431,7 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 			if !isHistoryError(err) {
 				return err // fn's, as it is
 			}
-			return fmt.Errorf("redisstream: replay %q: %w", runID, err)
+			return outward(fmt.Errorf("redisstream: replay %q: %w", runID, err))
 		}
 	}
 	return nil
@@ -1823,6 +1823,30 @@ func isHistoryError(err error) bool {
 	return errors.As(err, &he)
 }
 
+// outward returns err, which the package returns to its caller, without
+// the mark of a historyError: with err's message, wrapping the History's
+// own error. Else a callback that returns it (it looks another run up
+// with LastEvent, say) would have its error taken for the History's
+// failure of its own reader: a Tail would wait it out and call the
+// callback again with the same event, and Replay wrap it.
+func outward(err error) error {
+	var he *historyError
+	if err == nil || !errors.As(err, &he) {
+		return err
+	}
+	return &historyFailure{msg: err.Error(), err: he.err}
+}
+
+// historyFailure is a failure of the History as the package returns it
+// (see outward).
+type historyFailure struct {
+	msg string
+	err error
+}
+
+func (e *historyFailure) Error() string { return e.msg }
+func (e *historyFailure) Unwrap() error { return e.err }
+
 // markedHistory is the History as a reader's Cursor reads it: its errors
 // are historyErrors, which the Cursor wraps with "history:".
 type markedHistory struct{ progress.History }
@@ -2110,7 +2134,7 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 				return f, true, nil
 			}
 		}
-		return progress.Event{}, false, err
+		return progress.Event{}, false, outward(err)
 	}
 	return e, ok, nil
 }
