@@ -177,7 +177,8 @@
 // would wait for them, all in flight, counts as failed if none of them
 // ends within a second, or the one that ends failed (as does a read
 // that waited for them since before any failed, and one that Redis
-// has not answered within a second), so that it reads
+// has not answered within a second, or, made before any failed, within
+// a second of the first that does), so that it reads
 // the archive every HistoryPoll meanwhile (for the events that a live
 // run adds to it), rather than wait in their queue. While Redis answers, no
 // reader reads the archive more than before. [Stream.LastEvent], which

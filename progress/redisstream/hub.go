@@ -747,8 +747,8 @@ func readFor[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 var errReadsBusy = errors.New("no read of Redis can start: the last one failed, and every read that does not block is in flight")
 
 // readNow is readFor for a caller with an answer of its own for an
-// outage (LastEvent fails, a Tail serves itself from the History; see
-// Stream.readerRead), which does not wait its turn behind reads that
+// outage (LastEvent fails, a Tail or a Replay with a History serves
+// itself from the History; see Stream.readerRead), which does not wait its turn behind reads that
 // Redis holds, nor for its own read while Redis hangs. It takes a free
 // token at once. Else it waits for one,
 // up to readWait (hungAfter) if the Stream's last read of Redis to end
@@ -760,7 +760,9 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // and fail one after the other: such a caller fails at the first of
 // them, whenever it came, rather than wait for a read of its own to
 // fail. While the Stream's last read of Redis to end failed, it waits
-// for its own read up to readWait too, and fails then with errReadHung:
+// for its own read up to readWait too, and fails then with errReadHung,
+// and so does a read made before any failed, from the first that fails
+// while it is in flight (Redis may have begun to hang as it went out):
 // so a Tail serves itself from the History every HistoryPoll (see
 // tail.outage), and LastEvent answers within readWait, rather than once
 // a ReadTimeout or more (with go-redis's defaults, MaxRetries+1 of
@@ -776,10 +778,15 @@ func readNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T
 // readWith is readFor, waiting for a token if wait, else readNow.
 func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context.Context) (T, error)) (T, error) {
 	var zero T
+	var failed <-chan struct{} // readNow's, while no read has failed
 	if !wait {
 		if err := s.takeReadNow(ctx); err != nil {
 			return zero, err
 		}
+		// Taken before readsFailing is: a read that fails after closes it.
+		s.failMu.Lock()
+		failed = s.readFailed
+		s.failMu.Unlock()
 	} else {
 		select {
 		case s.reads <- struct{}{}:
@@ -806,21 +813,38 @@ func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context
 		<-s.reads
 		return zero, ErrClosed
 	}
-	var hung <-chan time.Time // readNow's, while the last read failed
-	if !wait && s.readsFailing.Load() {
-		t := time.NewTimer(s.readWait)
-		defer t.Stop()
-		hung = t.C
+	var (
+		hung  <-chan time.Time // readNow's, once the last read failed
+		timer *time.Timer
+	)
+	hangs := func() {
+		timer = time.NewTimer(s.readWait)
+		hung, failed = timer.C, nil
 	}
-	select {
-	case r := <-done:
-		return r.v, r.err
-	case <-hung:
-		return zero, errReadHung
-	case <-ctx.Done():
-		return zero, context.Cause(ctx)
-	case <-s.ctx.Done():
-		return zero, ErrClosed
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	if !wait && s.readsFailing.Load() {
+		hangs()
+	}
+	for {
+		select {
+		case r := <-done:
+			return r.v, r.err
+		case <-failed:
+			// A read failed while this one was in flight: Redis may
+			// have begun to hang as it went out; wait for it as for
+			// one made after that failure.
+			hangs()
+		case <-hung:
+			return zero, errReadHung
+		case <-ctx.Done():
+			return zero, context.Cause(ctx)
+		case <-s.ctx.Done():
+			return zero, ErrClosed
+		}
 	}
 }
 

@@ -313,9 +313,9 @@ type Stream struct {
 	failMu     sync.Mutex
 	readFailed chan struct{}
 	// readWait bounds how long a read that has an answer of its own for
-	// an outage (LastEvent's, a Tail's) waits for a token of reads that
-	// do not block while readsFailing, and for Redis's answer (see
-	// readNow).
+	// an outage (LastEvent's, a Tail's, a Replay's with a History) waits
+	// for a token of reads that do not block while readsFailing, and for
+	// Redis's answer (see readNow).
 	readWait time.Duration
 
 	ctx    context.Context // the hubs'; cancelled by Close
@@ -1450,7 +1450,8 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 // one that ends failed, as does one that waited for them since before
 // any failed, rather than wait one ReadTimeout after the other for its
 // turn; and so does one that Redis has not answered within a second,
-// which goes on and tells, when it ends, whether Redis is back), up
+// or, made before any read failed, within a second of the first that
+// does, which goes on and tells, when it ends, whether Redis is back), up
 // to the first Seq that the History lacks, which it waits for Redis to
 // deliver (it never passes over one while Redis fails): so a run that the
 // History holds whole is read to its final event, and the reader ends
@@ -2101,8 +2102,9 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // flight, one ReadTimeout after the other (while Redis answers, a read
 // in flight ends within a round trip, and LastEvent waits for it, as
 // when no read has failed); it fails too if Redis has not answered its
-// own read within that second, rather than wait for it to fail at the
-// client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them;
+// own read within that second (or, for a read made before any failed,
+// within a second of the first that does), rather than wait for it to
+// fail at the client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them;
 // the read goes on, and tells, when it ends, whether Redis is back);
 // a LastEvent that waited for such a read
 // since before any failed fails with the first that does: so
