@@ -191,7 +191,9 @@
 // otherwise fails, rather than queue behind the reads that a hung Redis
 // holds (while Redis answers, busy, or long after a failed read that no
 // read has ended since, it waits its turn), and fails too if Redis has
-// not answered its read within that second; a lookup that waited for
+// not answered its read within a second of its start (of the first
+// failed read, for one made before any failed), a second after the one
+// it may wait for a token; a lookup that waited for
 // them since before any failed fails with the first that does: so the
 // handler's lookup of the run
 // does not delay the stream of a browser that connects during the

@@ -764,7 +764,8 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // and so does a read made before any failed, from the first that fails
 // while it is in flight (Redis may have begun to hang as it went out):
 // so a Tail serves itself from the History every HistoryPoll (see
-// tail.outage), and LastEvent answers within readWait, rather than once
+// tail.outage), and LastEvent answers within readWait of its read's
+// start (after its wait for a token, up to readWait), rather than once
 // a ReadTimeout or more (with go-redis's defaults, MaxRetries+1 of
 // them). The read goes on, holding its token, and records how it ends,
 // so that a Redis that is back is seen. While Redis answers (it is busy,

@@ -2102,8 +2102,9 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // flight, one ReadTimeout after the other (while Redis answers, a read
 // in flight ends within a round trip, and LastEvent waits for it, as
 // when no read has failed); it fails too if Redis has not answered its
-// own read within that second (or, for a read made before any failed,
-// within a second of the first that does), rather than wait for it to
+// own read within a second of its start (or, for a read made before any
+// failed, of the first that does), a second after the one it may wait
+// for a token, rather than wait for it to
 // fail at the client's ReadTimeout (with go-redis's defaults, MaxRetries+1 of them;
 // the read goes on, and tells, when it ends, whether Redis is back);
 // a LastEvent that waited for such a read
