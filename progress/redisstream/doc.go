@@ -187,8 +187,8 @@
 // asking Redis first): so progress/sse's handler answers 204 to a
 // browser that resumes at the end of a finished run. For a run going
 // on, and without an archive too, it then asks Redis only if a read can
-// start within a second (one in flight ends, and did not fail), and
-// otherwise fails, rather than queue behind the reads that a hung Redis
+// start within a second, or one in flight ends then and did not fail
+// (Redis is busy: it waits its turn), and otherwise fails, rather than queue behind the reads that a hung Redis
 // holds (while Redis answers, busy, or long after a failed read that no
 // read has ended since, it waits its turn), and fails too if Redis has
 // not answered its read within a second of its start (of the first

@@ -752,7 +752,9 @@ var errReadsBusy = errors.New("no read of Redis can start: the last one failed, 
 // Redis holds, nor for its own read while Redis hangs. It takes a free
 // token at once. Else it waits for one,
 // up to readWait (hungAfter) if the Stream's last read of Redis to end
-// failed, and fails with errReadsBusy then; and it fails so too if the
+// failed, and fails with errReadsBusy then, unless Redis has answered a
+// read meanwhile (it is busy: it waits on, its turn coming a round trip
+// a read before it); and it fails so too if the
 // read that gave the token back failed (every read records how it ended
 // before it gives its token back), also if none had when it began to
 // wait, and then as soon as any read fails. While Redis hangs, the reads in flight hold the tokens until the
@@ -857,8 +859,10 @@ var errReadHung = errors.New("no answer from Redis in time, after a read that fa
 // takeReadNow takes a token of reads that do not block for readNow: at
 // once if one is free; else it waits for one, up to readWait if the
 // Stream's last read of Redis to end failed, and keeps it only if that
-// read (the one that gave it back) did not fail; if none had failed
-// when it began to wait, it stops waiting at the first read that fails
+// read (the one that gave it back) did not fail; past readWait, it waits
+// on if the last read to end did not fail (Redis answered one since: it
+// is busy, not hung); if none had failed when it began to wait, or
+// once it waits on, it stops waiting at the first read that fails
 // (see Stream.readFailed). Otherwise it returns
 // errReadsBusy, with no token taken, or context.Cause(ctx), or
 // ErrClosed.
@@ -882,24 +886,38 @@ func (s *Stream) takeReadNow(ctx context.Context) error {
 		bound = t.C
 		failed = nil
 	}
-	select {
-	case s.reads <- struct{}{}:
-		if s.readsFailing.Load() {
-			<-s.reads
+	for {
+		select {
+		case s.reads <- struct{}{}:
+			if s.readsFailing.Load() {
+				<-s.reads
+				return errReadsBusy
+			}
+			return nil
+		case <-bound:
+			if s.readsFailing.Load() {
+				return errReadsBusy
+			}
+			// Redis has answered a read since it began to wait: it is
+			// busy, not hung, and the tokens come back a round trip
+			// each; wait on as one that began while none had failed.
+			bound = nil
+			s.failMu.Lock()
+			failed = s.readFailed
+			s.failMu.Unlock()
+			if s.readsFailing.Load() { // failed before the channel was taken
+				return errReadsBusy
+			}
+		case <-failed:
+			// The first read to fail since it began to wait: the token it
+			// gives back may go to a read that waits its turn (readFor, a
+			// hub's), and hang in its turn.
 			return errReadsBusy
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-s.ctx.Done():
+			return ErrClosed
 		}
-		return nil
-	case <-bound:
-		return errReadsBusy
-	case <-failed:
-		// The first read to fail since it began to wait: the token it
-		// gives back may go to a read that waits its turn (readFor, a
-		// hub's), and hang in its turn.
-		return errReadsBusy
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-s.ctx.Done():
-		return ErrClosed
 	}
 }
 

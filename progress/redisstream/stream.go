@@ -2097,8 +2097,8 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // fails only at the client's ReadTimeout, and such reads are few at once
 // (half MaxBlockingReads). If it does not (a run going on), and with
 // or without a History, Redis is then asked only if such a read can
-// start within a second (a read in flight ends then, and did not fail),
-// and otherwise LastEvent fails rather than wait for the reads in
+// start within a second, or a read in flight ends then and did not fail
+// (Redis is busy, and LastEvent waits its turn), and otherwise LastEvent fails rather than wait for the reads in
 // flight, one ReadTimeout after the other (while Redis answers, a read
 // in flight ends within a round trip, and LastEvent waits for it, as
 // when no read has failed); it fails too if Redis has not answered its
