@@ -426,13 +426,14 @@
 // (pgconn.CancelRequestContextWatcherHandler), which keeps the
 // connection, rather than by closing it, as pgx does by default.
 // A Put, PutRun or prune whose context ends, or whose connection is
-// lost, while its statement runs may have been stored or not: the store
-// has the server cancel the statement before it returns (within a
-// second), so that nothing is stored after the call has returned
-// (unless the server cannot be reached to take the cancel: the error
-// then says it may yet be), and its error says that the outcome is
-// unknown and that putting it again is safe (the executor does so while
-// its context lasts).
+// lost, while its statement runs may have been stored (or, for a prune,
+// its batch deleted) or not: the store has the server cancel the
+// statement before it returns (within a second), so that nothing is
+// stored or deleted after the call has returned (unless the server
+// cannot be reached to take the cancel: the error then says it may yet
+// be), and its error says that the outcome is unknown and that putting
+// (or pruning) again is safe (the executor puts again while its context
+// lasts).
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema, a table or a column of the current
 // layout is missing (a schema of an older layout, not migrated yet) they

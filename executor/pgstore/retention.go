@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -135,6 +136,7 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 			[]any{after, s.batchSize(), olderThan.Microseconds(), RefPrefix, first},
 			func(r pgx.BatchResults) error { return r.QueryRow().Scan(&last, &seen, &deleted) })
 		if err != nil {
+			pruneInDoubt(err, "deleted a batch of old assets")
 			return total, s.wrapErr(ctx, err, "prune assets older than %v", olderThan)
 		}
 		total += deleted
@@ -172,12 +174,23 @@ func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, 
 				return err
 			})
 		if err != nil {
+			pruneInDoubt(err, "deleted a batch of old run records")
 			return total, s.wrapErr(ctx, err, "prune runs older than %v", olderThan)
 		}
 		total += deleted
 		if deleted < int64(s.batchSize()) {
 			return total, nil
 		}
+	}
+}
+
+// pruneInDoubt says, in err's *pgschema.InDoubtError if it is one (the
+// context ended, or the connection was lost, while a prune's batch ran),
+// what the batch may have done, done, and that pruning again is safe.
+func pruneInDoubt(err error, done string) {
+	var d *pgschema.InDoubtError
+	if errors.As(err, &d) {
+		d.Done, d.Again = done, "pruning again is safe"
 	}
 }
 
