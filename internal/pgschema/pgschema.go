@@ -116,9 +116,13 @@ func RollbackConn(ctx context.Context, conn *pgxpool.Conn) {
 // fails them with SQLSTATE 40001. It costs one round trip, as the
 // statement alone: BEGIN, the statement and COMMIT go in one batch. read
 // reads the statement's result, with Exec or QueryRow, and nothing else.
-// On an error the transaction is rolled back (see RollbackConn). The
-// error is the driver's, or read's, or context.Cause(ctx) if ctx is done
-// before the batch is sent.
+// On an error of the server's the transaction is rolled back (see
+// RollbackConn); but an error of read's own (a Scan that cannot convert
+// a value, a check that refuses the result) comes once the server was
+// sent the COMMIT, which it runs all the same: the statement is then
+// committed, and read must not refuse a result to undo it. The error is
+// the driver's, or read's, or context.Cause(ctx) if ctx is done before
+// the batch is sent.
 //
 // If ctx ends while the statement runs, or the connection is lost, the
 // statement may have been committed or not, and the error is an
