@@ -373,8 +373,10 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // for the runs that it lists: RunsByStatus(ctx, executor.RunCancelled),
 // those whose CancelledBy is one of codes, and of them those still to
 // finish: the newest record of their key (no other record of the key
-// started at the same time as it, to the microsecond, or later), which
-// no record's Resumes names. A run of the key started after the
+// started at the same time as it, to the microsecond, or later; but of
+// runs of one graph tied so, each cancelled with one of codes, none went
+// on, and the one that ListRuns lists last is taken), which no record's
+// Resumes names. A run of the key started after the
 // cancelled one (its resume, by this call of another process or by the
 // host, or a run a user started) made the key's nodes that were not
 // clean, or was meant to replace it: the cancelled run is left as it is,
@@ -430,16 +432,27 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 				executor.ErrInvalidRequest, what, code, err)
 		}
 	}
-	// superseded reports whether a record of runs, the list of rec's key,
-	// supersedes rec: it resumes rec, or it started at the same time as
-	// rec (a tie, which ListRuns sorts by ID, may be the later run) or
-	// after it; unless it is of rec's graph and failed as it started
-	// (failedAtStart): it made nothing of what rec's resume would. (One
-	// of another graph says that the host meant to replace rec's.)
+	// superseded reports whether a record of runs, the list of rec's key
+	// in ListRuns's order, supersedes rec: it resumes rec, or it started
+	// at the same time as rec (a tie, which ListRuns sorts by ID, may be
+	// the later run) or after it; unless it is of rec's graph and failed
+	// as it started (failedAtStart): it made nothing of what rec's resume
+	// would. (One of another graph says that the host meant to replace
+	// rec's.) Of two tied runs of one graph, both cancelled with one of
+	// codes, neither went on: the one that ListRuns lists last is
+	// resumed, and supersedes the other.
 	superseded := func(rec executor.Record, runs []executor.Record) bool {
+		at := slices.IndexFunc(runs, func(r executor.Record) bool { return r.ID == rec.ID })
 		return slices.ContainsFunc(runs, func(r executor.Record) bool {
-			later := r.Resumes == rec.ID || r.ID != rec.ID && !r.StartedAt.Before(rec.StartedAt)
-			return later && !(failedAtStart(r) && r.Graph == rec.Graph)
+			if r.Resumes != rec.ID && (r.ID == rec.ID || r.StartedAt.Before(rec.StartedAt)) {
+				return false
+			}
+			if r.Resumes != rec.ID && r.StartedAt.Equal(rec.StartedAt) && r.Graph == rec.Graph &&
+				r.Status == executor.RunCancelled && slices.Contains(codes, r.CancelledBy) &&
+				at >= 0 && slices.IndexFunc(runs, func(o executor.Record) bool { return o.ID == r.ID }) < at {
+				return false // a tie to resume, listed first
+			}
+			return !(failedAtStart(r) && r.Graph == rec.Graph)
 		})
 	}
 	list := func() ([]executor.Record, error) {

@@ -187,3 +187,33 @@ func TestResumeCancelledTakesEveryCode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, recs)
 }
+
+// Two runs of a key started in the same microsecond (two processes'),
+// both cancelled with a code to resume: each is tied with the other,
+// which is no run that went on, and ResumeCancelled left both, so that
+// neither was ever finished. The one whose ID sorts last, as ListRuns
+// sorts them, is resumed; the other is left out, as the resume of the
+// first makes what the key needs.
+func TestResumeCancelledResumesOneOfTwoTiedCancelledRuns(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	g := build(t, 30)
+	key := testenv.UniqueName(t)
+	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	for _, id := range []string{"b-cancelled", "a-cancelled"} {
+		require.NoError(t, s.PutRun(ctx, executor.Record{ID: id, GraphKey: key, Seconds: 30, Graph: executor.Fingerprint(g),
+			Status: executor.RunCancelled, CancelledBy: "shutdown", StartedAt: at, EndedAt: at.Add(time.Second)}))
+	}
+	e := newExecutor(t, s, newProvider().registry())
+	recs, err := s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown")
+	require.NoError(t, err)
+	for _, r := range recs {
+		if r.Run != nil {
+			_, _ = r.Wait()
+		}
+	}
+	require.Len(t, recs, 1, "one of the two tied runs is resumed")
+	assert.Equal(t, "b-cancelled", recs[0].Record.ID)
+	assert.Equal(t, pgstore.Resumed, recs[0].Outcome, "%v", recs[0].Err)
+}
