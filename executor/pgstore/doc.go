@@ -433,7 +433,7 @@
 // cannot be reached to take the cancel: the error then says it may yet
 // be), and its error says that the outcome is unknown and that putting
 // (or pruning) again is safe (the executor puts again while its context
-// lasts).
+// lasts), and wraps [ErrInDoubt].
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema, a table or a column of the current
 // layout is missing (a schema of an older layout, not migrated yet) they

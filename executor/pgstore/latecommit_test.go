@@ -150,6 +150,7 @@ func TestCancelledPutStoresNothingLater(t *testing.T) {
 			require.Error(t, err)
 			assert.ErrorIs(t, err, cause, "the error wraps the context's cause")
 			assert.ErrorIs(t, err, context.Canceled, "the error wraps ctx.Err()")
+			assert.ErrorIs(t, err, pgstore.ErrInDoubt, "a host can branch on the outcome in doubt")
 			assert.Contains(t, err.Error(), "the context ended while the statement ran, which may have stored it or not (putting it again is safe)",
 				"the error says that the outcome is not known, and that a retry is safe")
 		})
@@ -246,6 +247,7 @@ func TestPutWhoseConnectionIsLost(t *testing.T) {
 			assert.NotErrorIs(t, err, context.Canceled)
 			var permanent *executor.PermanentError
 			assert.False(t, errors.As(err, &permanent), "an executor puts again")
+			assert.ErrorIs(t, err, pgstore.ErrInDoubt, "a host can branch on the outcome in doubt")
 			assert.Contains(t, err.Error(), "the connection was lost while the statement ran, which may have stored it or not (putting it again is safe)",
 				"the error says that the outcome is not known, and that a retry is safe")
 		})

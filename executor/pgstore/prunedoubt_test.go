@@ -59,6 +59,7 @@ func TestCancelledPruneInDoubt(t *testing.T) {
 			var d *pgschema.InDoubtError
 			require.ErrorAs(t, err, &d)
 			assert.ErrorIs(t, err, cause)
+			assert.ErrorIs(t, err, pgstore.ErrInDoubt)
 			assert.Contains(t, err.Error(), "the context ended while the statement ran, which may have "+tc.done+
 				" or not (pruning again is safe)")
 		})

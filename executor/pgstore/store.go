@@ -88,6 +88,13 @@ var (
 	// release 5, or a view), which [Store.Migrate] refuses, changing
 	// nothing. A [*VersionTableError] wraps it.
 	ErrForeignVersionTable = pgschema.ErrForeignVersionTable
+	// ErrInDoubt: a Put, PutRun or prune whose context ended, or whose
+	// connection was lost, while its statement ran, may have been stored
+	// (or its batch deleted) or not; putting (or pruning) again is safe.
+	// Its error, which says so, wraps it, and is not
+	// executor.Permanent, so that the executor puts again. It is
+	// pghistory's ErrInDoubt too.
+	ErrInDoubt = pgschema.ErrInDoubt
 )
 
 // VersionTableError reports the relation named schema_version of the

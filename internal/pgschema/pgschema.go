@@ -199,10 +199,11 @@ const CancelTimeout = time.Second
 
 // InDoubtError is ReadCommitted's error when ctx ended, or the
 // connection was lost, while the statement ran: the statement may have
-// been committed or not. The server has taken ReadCommitted's cancel
-// request (unless Cancel says otherwise), so that it does not commit the
-// statement later. An adapter sets Done and Again to say what the
-// statement does, and wraps the error.
+// been committed or not; errors.Is finds [ErrInDoubt] in it. The server
+// has taken ReadCommitted's cancel request (unless Cancel says
+// otherwise), so that it does not commit the statement later. An adapter
+// sets Done and Again to say what the statement does, and wraps the
+// error.
 type InDoubtError struct {
 	// Ended says that ctx ended; otherwise the connection was lost.
 	Ended bool
@@ -244,6 +245,15 @@ func (e *InDoubtError) Error() string {
 
 // Unwrap returns Err.
 func (e *InDoubtError) Unwrap() error { return e.Err }
+
+// Is reports whether target is [ErrInDoubt], so that a host, which
+// cannot name this internal type, finds it in an adapter's error.
+func (e *InDoubtError) Is(target error) bool { return target == ErrInDoubt }
+
+// ErrInDoubt: a write's outcome is unknown, as its context ended or its
+// connection was lost while its statement ran. An [*InDoubtError] is it
+// (errors.Is), and the adapters export it as their ErrInDoubt.
+var ErrInDoubt = errors.New("the outcome of the write is unknown")
 
 // Timeouts are the settings that a role or a pool may set to bound its
 // queries or sessions, which would end a wait that ctx alone must bound

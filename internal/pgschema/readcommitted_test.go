@@ -3,6 +3,7 @@ package pgschema_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -34,6 +35,8 @@ func TestInDoubtErrorText(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, tc.err.Error())
 		assert.ErrorIs(t, &tc.err, cause)
+		assert.ErrorIs(t, &tc.err, pgschema.ErrInDoubt)
+		assert.ErrorIs(t, fmt.Errorf("pgstore: put run: %w", &tc.err), pgschema.ErrInDoubt)
 	}
 }
 

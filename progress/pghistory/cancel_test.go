@@ -72,6 +72,7 @@ func TestCancelledAppendStoresNothingLater(t *testing.T) {
 			cancel()
 			err = <-appended
 			require.ErrorIs(t, err, context.Canceled)
+			assert.ErrorIs(t, err, pghistory.ErrInDoubt, "a host can branch on the outcome in doubt")
 			assert.Contains(t, err.Error(), "the context ended while the statement ran, which may have stored the events or not",
 				"the error says that the outcome is not known")
 
@@ -167,6 +168,7 @@ func TestAppendWhoseConnectionIsLost(t *testing.T) {
 	err = <-appended
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, err, pghistory.ErrInDoubt, "a host can branch on the outcome in doubt")
 	assert.Contains(t, err.Error(), "the connection was lost while the statement ran, which may have stored the events or not",
 		"the error says that the outcome is not known")
 

@@ -42,9 +42,9 @@ import (
 // (for an event or a run's row that another transaction writes) does not
 // end in a commit after Append returned (if the server cannot be reached
 // in that time, the error says that it may store them yet), and returns
-// an error that says so, wrapping context.Cause(ctx) (and ctx.Err(), if the cause is
-// another error) or the driver's error. Appending the events again is
-// safe.
+// an error that says so, wrapping [ErrInDoubt], and context.Cause(ctx)
+// (and ctx.Err(), if the cause is another error) or the driver's error.
+// Appending the events again is safe.
 func (h *History) Append(ctx context.Context, events ...progress.Event) error {
 	for _, e := range events {
 		if err := checkEvent(e); err != nil {

@@ -72,6 +72,11 @@ var (
 	// [History.Migrate] refuses, changing nothing. A [*VersionTableError]
 	// wraps it. It is pgstore's ErrForeignVersionTable too.
 	ErrForeignVersionTable = pgschema.ErrForeignVersionTable
+	// ErrInDoubt: an [History.Append] whose context ended, or whose
+	// connection was lost, while its statement ran, may have stored the
+	// events or not; appending them again is safe. Its error, which says
+	// so, wraps it. It is pgstore's ErrInDoubt too.
+	ErrInDoubt = pgschema.ErrInDoubt
 	// ErrInvalidAge: [History.Prune] got a negative age.
 	ErrInvalidAge = errors.New("pghistory: invalid age")
 	// ErrRunIDTooLong: a run ID to append is longer than
