@@ -122,7 +122,12 @@ func RollbackConn(ctx context.Context, conn *pgxpool.Conn) {
 // sent the COMMIT, which it runs all the same: the statement is then
 // committed, and read must not refuse a result to undo it. The error is
 // the driver's, or read's, or context.Cause(ctx) if ctx is done before
-// the batch is sent.
+// the batch is sent, or while pgx prepares its statements, as it does
+// first, in a round trip of its own, in the modes that describe them
+// (pgx.QueryExecModeCacheStatement, its default, on a connection that
+// has not cached them yet): nothing of the batch is sent then, so that
+// neither that error nor the driver's, for a connection lost then, is an
+// [*InDoubtError].
 //
 // If ctx ends while the statement runs, or the connection is lost, the
 // statement may have been committed or not, and the error is an
@@ -149,7 +154,19 @@ func ReadCommitted(ctx context.Context, pool *pgxpool.Pool, sql string, args []a
 		// An error of the server's says that it answered: the transaction
 		// failed. An error of the connection's, once the batch was sent,
 		// leaves it unknown.
-		var pe *pgconn.PgError
+		var (
+			pe  *pgconn.PgError
+			pre pgx.ErrPreprocessingBatch
+		)
+		if errors.As(err, &pre) {
+			// pgx prepares the statements first, in a round trip of its
+			// own, in the modes that describe them, or failed to encode
+			// an argument: nothing of the batch was sent.
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			}
+			return
+		}
 		if !sent || err == nil || errors.As(err, &pe) || !pc.IsClosed() {
 			return
 		}

@@ -1,0 +1,80 @@
+package pgschema_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/pgschema"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// TestReadCommittedEndedWhilePreparing ends the context of a
+// ReadCommitted while pgx prepares its statement, in the modes that
+// describe a statement before they send the batch (a new connection's
+// statement cache is empty): the Parse waits for the table that a
+// migration, say, locks, and pgx closes the connection, as when the
+// statement runs. But nothing of the batch was sent, so nothing can be
+// committed: the error is the context's cause, as when ctx is done
+// before the batch is sent, not an *InDoubtError that says the statement
+// may have been committed, and that would have the adapters' callers put
+// again for nothing.
+func TestReadCommittedEndedWhilePreparing(t *testing.T) {
+	t.Parallel() // its own schema
+	pg := testenv.NewPostgres(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	table := pgschema.Quote(pg.Schema) + ".t"
+	_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+pgschema.Quote(pg.Schema)+"; CREATE TABLE "+table+" (k int PRIMARY KEY, v text);"+
+		"INSERT INTO "+table+" VALUES (1, 'old')")
+	require.NoError(t, err)
+	app := pg.Schema
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+			require.NoError(t, err)
+			cfg.ConnConfig.RuntimeParams["application_name"] = app
+			cfg.ConnConfig.DefaultQueryExecMode = mode
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			require.NoError(t, err)
+			defer pool.Close()
+
+			blocker, err := pg.Pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = blocker.Rollback(context.Background()) }()
+			_, err = blocker.Exec(ctx, "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE")
+			require.NoError(t, err)
+			var pid int
+			require.NoError(t, blocker.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid))
+
+			cause := errors.New("the host gave up")
+			cctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			res := make(chan error, 1)
+			go func() {
+				res <- pgschema.ReadCommitted(cctx, pool, "UPDATE "+table+" SET v = $1 WHERE k = 1", []any{"new"},
+					func(r pgx.BatchResults) error {
+						_, err := r.Exec()
+						return err
+					})
+			}()
+			waitBlocked(t, ctx, pg, pid, res)
+			cancel(cause)
+			err = <-res
+			require.NoError(t, blocker.Rollback(ctx))
+			waitIdle(t, ctx, pg, app)
+
+			require.ErrorIs(t, err, cause)
+			var d *pgschema.InDoubtError
+			assert.False(t, errors.As(err, &d), "nothing of the batch was sent: %v", err)
+			var v string
+			require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT v FROM "+table+" WHERE k = 1").Scan(&v))
+			assert.Equal(t, "old", v)
+		})
+	}
+}
