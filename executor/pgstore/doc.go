@@ -433,7 +433,10 @@
 // cannot be reached to take the cancel: the error then says it may yet
 // be), and its error says that the outcome is unknown and that putting
 // (or pruning) again is safe (the executor puts again while its context
-// lasts), and wraps [ErrInDoubt].
+// lasts), and wraps [ErrInDoubt]. With a pool that cancels statements
+// with a cancel request, the server's answer to it (SQLSTATE 57014,
+// the statement cancelled) is no such doubt: nothing was stored, and
+// the error does not wrap ErrInDoubt.
 // Driver errors are wrapped with what was being done ("pgstore: commit
 // graph ..."); when the schema, a table or a column of the current
 // layout is missing (a schema of an older layout, not migrated yet) they
