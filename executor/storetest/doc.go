@@ -149,7 +149,8 @@
 //   - PruneAssets while a run puts old assets again under their keys (as
 //     a node that makes the same output again does: keys end with the
 //     content hash) and commits states that refer to them deletes none
-//     of them: Get of each state's AssetRef finds its asset. The race is
+//     of them: Get of each state's AssetRef finds its asset, though the
+//     run puts no asset again after its commit. The race is
 //     made likely, not certain: ten rounds on the fake clock of a
 //     testing/synctest bubble, or, for a store that reads another clock,
 //     one round in real time, which waits 1.5 s (skipped with -short);

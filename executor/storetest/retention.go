@@ -683,8 +683,8 @@ func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 // node, or a run reading it fails.
 //
 // Each round puts assets, lets them age past the age, then prunes while
-// another goroutine puts each again and commits, in passes until the
-// prune has returned. A race cannot be made to happen, only likely: the
+// another goroutine puts each again once, a few at a time, and commits
+// them, until the prune has returned. A race cannot be made to happen, only likely: the
 // rounds are many, on the fake clock of a testing/synctest bubble, so
 // that the assets age without a wait. A store that reads another clock
 // (a database's) finds nothing old there, as a first prune in the bubble
@@ -713,7 +713,7 @@ func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
 			return // nothing aged on the bubble's clock
 		}
 		for round := range rounds {
-			r, err := racePrune(ctx, s, Unique(t, fmt.Sprint(round)), 16, 2*time.Hour, time.Hour, 2)
+			r, err := racePrune(ctx, s, Unique(t, fmt.Sprint(round)), 256, 2*time.Hour, time.Hour)
 			if err != nil {
 				t.Fatalf("round %d: %v", round, err)
 			}
@@ -734,7 +734,7 @@ func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
 	}
 	const attempts = 3
 	for attempt := 1; ; attempt++ {
-		r, err := racePrune(t.Context(), s, Unique(t, fmt.Sprint("real-", attempt)), 64, releaseWait, releaseAge, 1_000_000)
+		r, err := racePrune(t.Context(), s, Unique(t, fmt.Sprint("real-", attempt)), 256, releaseWait, releaseAge)
 		require.NoError(t, err)
 		if r.took >= releaseAge {
 			if attempt < attempts {
@@ -750,22 +750,26 @@ func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
 
 // pruneRace is the outcome of one round of racePrune.
 type pruneRace struct {
-	key   string   // the graph
-	nodes int      // its nodes
-	lost  []string // the nodes whose committed state's asset is gone
-	took  time.Duration
+	key       string   // the graph
+	committed int      // the nodes committed, the first ones
+	lost      []string // the nodes whose committed state's asset is gone
+	took      time.Duration
 }
 
 // racePrune puts an asset for each of nodes nodes of graph key, sleeps
-// for wait, then runs PruneAssets(age) while it puts each node's asset
-// again under its key and commits states that refer to them, in passes
-// until the prune has returned, or maxPasses (in a bubble, whose clock
-// stands still while this goroutine runs, a store that sleeps in
-// PruneAssets returns only once the passes end). It then reads the
-// graph's states, and the asset each refers to. took is the time from
-// the start of the prune to the end of both.
-func racePrune(ctx context.Context, s Retainer, key string, nodes int, wait, age time.Duration, maxPasses int) (pruneRace, error) {
-	r := pruneRace{key: key, nodes: nodes}
+// for wait, then runs PruneAssets(age) while it puts the nodes' assets
+// again under their keys, pruneChunk at a time, and commits each
+// chunk's states, as a run does, until the prune has returned or every
+// asset is put again. Each asset is put again once: a later Put would
+// bring back an asset that the prune deleted after the first, and hide
+// the loss. It yields between chunks, so that the prune gets to run
+// though the machine is busy. It then reads the states committed, and
+// the asset each refers to. took is the time from the start of the
+// prune to the end of both. (In a bubble, whose clock stands still
+// while this goroutine runs, a store that sleeps in PruneAssets returns
+// only once every asset is put again.)
+func racePrune(ctx context.Context, s Retainer, key string, nodes int, wait, age time.Duration) (pruneRace, error) {
+	r := pruneRace{key: key}
 	keys := make([]string, nodes)
 	for i := range keys {
 		keys[i] = key + "/" + nodeID(i) + "/" + hash(nodeID(i))
@@ -789,17 +793,15 @@ func racePrune(ctx context.Context, s Retainer, key string, nodes int, wait, age
 	version := int64(0)
 	var putErr error
 put:
-	for pass := 0; pass < maxPasses; pass++ {
-		// As a run does: each node's asset put, then the states
-		// committed.
-		changes := make([]executor.Change, len(keys))
-		for i := range keys {
+	for from := 0; from < nodes; from += pruneChunk {
+		changes := make([]executor.Change, 0, pruneChunk)
+		for i := from; i < min(from+pruneChunk, nodes); i++ {
 			ref, err := s.Put(ctx, keys[i], asset(nodeID(i)))
 			if err != nil {
 				putErr = fmt.Errorf("Put(%s) while PruneAssets ran: %w", short(keys[i]), err)
 				break put
 			}
-			changes[i] = change(nodeID(i), refState(ref))
+			changes = append(changes, change(nodeID(i), refState(ref)))
 		}
 		v, err := s.Commit(ctx, key, version, changes)
 		if err != nil {
@@ -807,10 +809,12 @@ put:
 			break put
 		}
 		version = v
+		r.committed += len(changes)
 		select {
 		case <-done:
 			break put
 		default:
+			runtime.Gosched()
 		}
 	}
 	wg.Wait()
@@ -822,10 +826,10 @@ put:
 	if err != nil {
 		return r, fmt.Errorf("Load(%s): %w", short(key), err)
 	}
-	if len(snap.States) != nodes {
-		return r, fmt.Errorf("Load(%s): %d states, want the %d committed", short(key), len(snap.States), nodes)
+	if len(snap.States) != r.committed {
+		return r, fmt.Errorf("Load(%s): %d states, want the %d committed", short(key), len(snap.States), r.committed)
 	}
-	for i := range nodes {
+	for i := range r.committed {
 		id := nodeID(i)
 		_, err := s.Get(ctx, snap.States[id].AssetRef)
 		switch {
@@ -838,17 +842,20 @@ put:
 	return r, nil
 }
 
+// pruneChunk is how many assets racePrune puts again before each commit.
+const pruneChunk = 8
+
 // check fails the test, and returns false, if the round lost an asset.
 func (r pruneRace) check(t *testing.T, round string, age time.Duration) bool {
 	t.Helper()
 	if len(r.lost) == 0 {
 		return true
 	}
-	t.Errorf("%s: Get of the AssetRef of %d of the %d nodes of graph %s (%q first), clean states, finds no asset: PruneAssets(%v) deleted it, "+
+	t.Errorf("%s: Get of the AssetRef of %d of the %d nodes committed of graph %s (%q first), clean states, finds no asset: PruneAssets(%v) deleted it, "+
 		"though a Put under its key renewed it (its age starts again) and a commit referred to it while the prune ran. "+
 		"Asset keys end with the content hash, so a run that makes the same output again puts under the same key: "+
 		"a prune must decide that an asset is old and unreferenced, and delete it, in one step (one lock, one statement), "+
-		"or check again as it deletes it", round, len(r.lost), r.nodes, short(r.key), r.lost[0], age)
+		"or check again as it deletes it", round, len(r.lost), r.committed, short(r.key), r.lost[0], age)
 	return false
 }
 

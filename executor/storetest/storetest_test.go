@@ -113,6 +113,7 @@ var bugs = []kitBug{
 	{"Retention", "prune-runs-at-age", []string{"PruneRunsKeepsTheAge"}},
 	{"Retention", "prune-assets-at-age", []string{"PruneAssetsKeepsTheAge"}},
 	{"Retention", "prune-toctou", []string{"PruneAssetsWhilePutting"}},
+	{"Retention", "prune-after-put", []string{"PruneAssetsWhilePutting"}},
 	{"Retention", "negative-age", []string{"NegativeAge"}},
 	{"Retention", "ignore-ctx", []string{"CancelledContext"}},
 }
@@ -593,6 +594,84 @@ type fakeRetainer struct {
 	*fakeStates
 	*fakeAssets
 	*fakeRuns
+	// For bug "prune-after-put": the channels, made in its
+	// testing/synctest bubble by a PruneAssets that waits, on which the
+	// next Put hands it a channel to close once it deleted (Put waits
+	// for that), and each Commit tells it; nil when none waits.
+	hookMu     sync.Mutex
+	putHook    chan chan struct{}
+	commitHook chan struct{}
+}
+
+// Put is fakeAssets.Put; the first Put after a PruneAssets with bug
+// "prune-after-put" began to wait returns once it deleted.
+func (f *fakeRetainer) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	ref, err := f.fakeAssets.Put(ctx, key, a)
+	f.hookMu.Lock()
+	c := f.putHook
+	f.putHook = nil
+	f.hookMu.Unlock()
+	if c != nil {
+		deleted := make(chan struct{})
+		c <- deleted // c has room for one
+		<-deleted
+	}
+	return ref, err
+}
+
+// Commit is fakeStates.Commit, which tells a PruneAssets with bug
+// "prune-after-put" that waits for commits.
+func (f *fakeRetainer) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	v, err := f.fakeStates.Commit(ctx, key, expect, changes)
+	f.hookMu.Lock()
+	c := f.commitHook
+	f.hookMu.Unlock()
+	if c != nil && err == nil {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
+	}
+	return v, err
+}
+
+// deleteAfterPut deletes victims, as del does, just after the next Put
+// (or, with none, after a second, on a bubble's clock, once every other
+// goroutine waits), then waits for two commits, or a second.
+func (f *fakeRetainer) deleteAfterPut(del func()) {
+	put, commits := make(chan chan struct{}, 1), make(chan struct{}, 2)
+	f.hookMu.Lock()
+	f.putHook = put
+	f.hookMu.Unlock()
+	select {
+	case deleted := <-put:
+		del()
+		f.hookMu.Lock()
+		f.commitHook = commits
+		f.hookMu.Unlock()
+		close(deleted)
+	case <-time.After(time.Second):
+		f.hookMu.Lock()
+		f.putHook = nil
+		f.hookMu.Unlock()
+		select { // a Put that took the hook meanwhile
+		case deleted := <-put:
+			defer close(deleted)
+		default:
+		}
+		del()
+		return
+	}
+	timeout := time.After(time.Second)
+	for range 2 {
+		select {
+		case <-commits:
+		case <-timeout:
+		}
+	}
+	f.hookMu.Lock()
+	f.commitHook = nil
+	f.hookMu.Unlock()
 }
 
 func newFakeRetainer(bug string) *fakeRetainer {
@@ -733,6 +812,24 @@ func (f *fakeRetainer) PruneAssets(ctx context.Context, olderThan time.Duration)
 		f.fakeAssets.mu.Lock()
 	}
 	var n int64
+	if f.bug == "prune-after-put" {
+		// Decides, lets the lock go, and deletes just after a run put
+		// an asset again (one it decided to delete, say); it returns
+		// after two commits more, by which a run that puts each asset
+		// more than once has put it yet again.
+		f.fakeAssets.mu.Unlock()
+		f.deleteAfterPut(func() {
+			f.fakeAssets.mu.Lock()
+			defer f.fakeAssets.mu.Unlock()
+			for _, ref := range victims {
+				delete(f.fakeAssets.assets, ref)
+				delete(f.fakeAssets.putAt, ref)
+				n++
+			}
+		})
+		f.fakeAssets.mu.Lock()
+		return n, nil
+	}
 	for _, ref := range victims {
 		delete(f.fakeAssets.assets, ref)
 		delete(f.fakeAssets.putAt, ref)
