@@ -221,7 +221,11 @@
 // showed that the store reads the bubble's clock, with Put and Commit in
 // one goroutine while PruneAssets runs in another: a store should not
 // open a connection there that it uses outside the bubble later (a pgx
-// pool that grows in a bubble makes the runtime abort). Every
+// pool that grows in a bubble makes the runtime abort the test binary).
+// The check first calls Load from two goroutines at once, outside the
+// bubble, so that a pool opens its second connection there; a pool that
+// drops idle connections at once, or opens one only when calls overlap
+// (these may not), should keep two open (pgxpool's MinConns). Every
 // subtest uses graph keys, asset keys and run IDs unique to it and to the
 // process, so stores may share one database with each other, with earlier
 // runs and with other tests.

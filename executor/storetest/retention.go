@@ -693,6 +693,7 @@ func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 // time, as testPruneAssetsAfterRelease does (skipped with -short).
 func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
 	const rounds = 10
+	callTogether(t, s)
 	otherClock := false
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -746,6 +747,34 @@ func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
 		r.check(t, "in real time", releaseAge)
 		return
 	}
+}
+
+// callTogether calls s from two goroutines at once, a few times, before
+// the rounds call it so in a bubble: a store on a pool of connections
+// then opens the second one it needs here, outside the bubble. One that
+// it opened inside, and used outside later, would make the runtime abort
+// the whole test binary, as pgx's pool does ("WaitGroup.Add called from
+// inside and outside synctest bubble"). A pool that opens one only when
+// two calls overlap, and these did not, or that drops idle ones at
+// once, may still open one there: a store on a pool keeps two open
+// (pgxpool's MinConns), or reads its database's clock.
+func callTogether(t *testing.T, s Retainer) {
+	key := Unique(t, "together")
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			<-start
+			for range 4 {
+				if _, err := s.Load(t.Context(), key); err != nil {
+					t.Errorf("Load(%s): %v", short(key), err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
 }
 
 // pruneRace is the outcome of one round of racePrune.
