@@ -154,6 +154,12 @@
 //     made likely, not certain: ten rounds on the fake clock of a
 //     testing/synctest bubble, or, for a store that reads another clock,
 //     one round in real time, which waits 1.5 s (skipped with -short);
+//   - a Put under a key already used restarts the asset's age, though
+//     the asset is the same as the one there (keys end with the content
+//     hash, so it always is): PruneAssets(time.Hour) keeps an asset put
+//     2 h before and put again just now (on the fake clock of a
+//     testing/synctest bubble, or, for a store that reads another clock,
+//     in real time with the release's check below);
 //   - PruneAssets(time.Hour) keeps what was just put, or just released;
 //     PruneAssets deletes an asset put, or released by a commit, more than
 //     the age ago, and keeps one exactly the age old (checked as for
@@ -166,8 +172,9 @@
 //   - a commit that releases an asset restarts its age, one that leaves
 //     the node with no reference (as Executor.Forget commits) too:
 //     PruneAssets of a second keeps an asset put 1.5 s before but
-//     released just now, and deletes one put as long ago that no state
-//     referred to (a check in real time, skipped with -short);
+//     released just now, or put again just now, and deletes one put as
+//     long ago that no state referred to (a check in real time, skipped
+//     with -short);
 //   - PruneRuns deletes the records that ended, or that never ended but
 //     started, more than the age ago (GetRun and RunsByStatus find them
 //     no more than ListRuns does), and keeps a record with no time,

@@ -97,6 +97,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"PruneAssetsSeenByReads", testPruneAssetsReads},
 		{"PruneAssetsSeenByBatchReads", testPruneAssetsBatchReads},
 		{"PruneAssetsWhilePutting", testPruneAssetsWhilePutting},
+		{"PruneAssetsAfterPutAgain", testPruneAssetsPutAgain},
 		{"PruneRuns", testPruneRuns},
 		{"PruneRunsKeepsTheAge", testPruneRunsAge},
 		{"PruneAssetsKeepsTheAge", testPruneAssetsAge},
@@ -460,10 +461,13 @@ func testPruneAssetsAfterRelease(t *testing.T, s Retainer) {
 		x := put(t, s, key+"/n/"+hash("x"), asset("x"))
 		w := put(t, s, key+"/o/"+hash("w"), asset("w"))
 		loose := put(t, s, key+"/m/"+hash("loose"), asset("loose"))
+		again := put(t, s, key+"/p/"+hash("again"), asset("again"))
 		commit(t, s, key, 0, change("n", refState(x)), change("o", refState(w)))
 		time.Sleep(releaseWait)
 		y := put(t, s, key+"/n/"+hash("y"), asset("y"))
 		released := time.Now()
+		// The same asset put again under its key: its age starts again.
+		put(t, s, key+"/p/"+hash("again"), asset("again"))
 		// Releases x, for another reference, and w, for none, as a
 		// Forget's commit does.
 		commit(t, s, key, 1, change("n", refState(y)), change("o", clearedState()))
@@ -487,6 +491,9 @@ func testPruneAssetsAfterRelease(t *testing.T, s Retainer) {
 		}
 		assert.True(t, left[2], "PruneAssets(%v) deleted %q, which a state refers to", releaseAge, y)
 		assert.False(t, left[3], "PruneAssets(%v) kept %q, put %v before it, that no state ever referred to", releaseAge, loose, releaseWait)
+		assert.True(t, exist(t, s, again)[0], "PruneAssets(%v) deleted %q, put %v before it and put again, the same, less than %v before it: "+
+			"a Put under a key already used restarts the asset's age, though the asset is the same (keys end with the content hash, so it always is), "+
+			"since a run commits a state that refers to it next", releaseAge, again, releaseWait, took)
 		return
 	}
 }
@@ -747,6 +754,58 @@ func testPruneAssetsWhilePutting(t *testing.T, s Retainer) {
 		r.check(t, "in real time", releaseAge)
 		return
 	}
+}
+
+// testPruneAssetsPutAgain checks that a Put under a key already used
+// restarts the asset's age, though the asset is the same as the one
+// there: keys end with the content hash, so a node that makes the same
+// output again puts the same asset under the same key, and commits a
+// state that refers to it. A store that skips such a Put, and keeps the
+// old age, lets a prune between the Put and the commit delete the asset
+// the commit refers to. It puts an asset and another, waits past the age
+// on the fake clock of a testing/synctest bubble, puts the first again,
+// and prunes: the first stays, the second goes. A store that reads
+// another clock deletes neither there: the check is then skipped, and
+// PruneAssetsAfterRelease checks it in real time.
+func testPruneAssetsPutAgain(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	var left []bool
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var refs []string
+		for _, name := range []string{"again", "loose"} {
+			k := key + "/" + name + "/" + hash(name)
+			ref, err := s.Put(ctx, k, asset(name))
+			if err != nil {
+				t.Fatalf("Put(%s): %v", short(k), err)
+			}
+			refs = append(refs, ref)
+		}
+		time.Sleep(2 * time.Hour)
+		k := key + "/again/" + hash("again")
+		if _, err := s.Put(ctx, k, asset("again")); err != nil {
+			t.Fatalf("Put(%s) again: %v", short(k), err)
+		}
+		if _, err := s.PruneAssets(ctx, time.Hour); err != nil {
+			t.Fatalf("PruneAssets(1h): %v", err)
+		}
+		for _, ref := range refs {
+			ok, err := s.Exists(ctx, ref)
+			if err != nil {
+				t.Fatalf("Exists(%s): %v", short(ref), err)
+			}
+			left = append(left, ok)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	if left[1] {
+		t.Skip("PruneAssets(1h) kept an asset put 2 h before on the bubble's clock: the store reads another clock (a database's), and PruneAssetsAfterRelease checks a Put again in real time")
+	}
+	assert.True(t, left[0], "PruneAssets(1h) deleted an asset put 2 h before and put again, the same, just before the prune: "+
+		"a Put under a key already used restarts the asset's age, though the asset is the same (keys end with the content hash, so it always is), "+
+		"since a run commits a state that refers to it next")
 }
 
 // callTogether calls s from two goroutines at once, a few times, before

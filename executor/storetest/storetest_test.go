@@ -114,6 +114,7 @@ var bugs = []kitBug{
 	{"Retention", "prune-assets-at-age", []string{"PruneAssetsKeepsTheAge"}},
 	{"Retention", "prune-toctou", []string{"PruneAssetsWhilePutting"}},
 	{"Retention", "prune-after-put", []string{"PruneAssetsWhilePutting"}},
+	{"Retention", "same-put-keeps-age", []string{"PruneAssetsAfterRelease", "PruneAssetsAfterPutAgain"}},
 	{"Retention", "negative-age", []string{"NegativeAge"}},
 	{"Retention", "ignore-ctx", []string{"CancelledContext"}},
 }
@@ -606,7 +607,22 @@ type fakeRetainer struct {
 // Put is fakeAssets.Put; the first Put after a PruneAssets with bug
 // "prune-after-put" began to wait returns once it deleted.
 func (f *fakeRetainer) Put(ctx context.Context, key string, a executor.Asset) (string, error) {
+	var age time.Time
+	if f.bug == "same-put-keeps-age" {
+		// Skips an asset the same as the one under the key, and so
+		// keeps its age.
+		f.fakeAssets.mu.Lock()
+		if old, ok := f.fakeAssets.assets["fake:"+key]; ok && slices.Equal(old.Data, a.Data) {
+			age = f.fakeAssets.putAt["fake:"+key]
+		}
+		f.fakeAssets.mu.Unlock()
+	}
 	ref, err := f.fakeAssets.Put(ctx, key, a)
+	if !age.IsZero() {
+		f.fakeAssets.mu.Lock()
+		f.fakeAssets.putAt[ref] = age
+		f.fakeAssets.mu.Unlock()
+	}
 	f.hookMu.Lock()
 	c := f.putHook
 	f.putHook = nil
