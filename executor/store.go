@@ -167,8 +167,11 @@ type Asset struct {
 //
 // A store that also deletes the assets no node state refers to (as the
 // PruneAssets of MemoryStore and of pgstore's Store do, given an age)
-// counts an asset's age from its last Put, or from the last commit that
-// stopped referring to it (a release), whichever is later: a run that
+// counts an asset's age from its last Put (one of the same asset as the
+// one under the key too, as a node that makes the same output again
+// puts: a store that skips such a Put still restarts the age), or from
+// the last commit that stopped referring to it (a release), whichever is
+// later: a run that
 // started before that commit may still read the asset, so a prune with
 // an age longer than the longest run is safe while runs go on. Such a
 // prune runs while runs Put and Commit: an asset that a Put renews or a

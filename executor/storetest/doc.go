@@ -213,7 +213,10 @@
 //     every reference to it;
 //   - every method is safe for concurrent use, and PruneAssets runs
 //     while runs Put and Commit: an asset renewed by a Put, or referred
-//     to by a commit, after the prune found it old must stay;
+//     to by a commit, after the prune found it old must stay; a Put
+//     under a key already used renews the asset though it is the same
+//     as the one there, as it always is (skip no Put, or restart the
+//     age all the same);
 //   - DeleteGraph reports false for a graph with a version but no states
 //     nor run records, and need not restart its assets' age.
 //
