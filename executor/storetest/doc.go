@@ -225,8 +225,9 @@
 // newStore is called once per subtest; it should register any cleanup
 // with t.Cleanup. The check of a run record exactly the age old calls
 // PutRun, PruneRuns and ListRuns inside a testing/synctest bubble, and
-// that of an asset calls Put, Commit, PruneAssets and Exists in one: a
-// goroutine that a store starts in those calls must end with them. So
+// that of an asset calls Put, Commit, PruneAssets and Exists in one, as
+// does that of a Put again: a goroutine that a store starts in those
+// calls must end with them. So
 // does the check of a prune while a run puts, once a first prune there
 // showed that the store reads the bubble's clock, with Put and Commit in
 // one goroutine while PruneAssets runs in another: a store should not

@@ -691,9 +691,9 @@ func testPruneAssetsBatchReads(t *testing.T, s Retainer) {
 //
 // Each round puts assets, lets them age past the age, then prunes while
 // another goroutine puts each again once, a few at a time, and commits
-// them, until the prune has returned. A race cannot be made to happen, only likely: the
-// rounds are many, on the fake clock of a testing/synctest bubble, so
-// that the assets age without a wait. A store that reads another clock
+// them, until the prune has returned. A race cannot be made to happen,
+// only likely: the rounds are many, on the fake clock of a
+// testing/synctest bubble, so that the assets age without a wait. A store that reads another clock
 // (a database's) finds nothing old there, as a first prune in the bubble
 // shows, one call at a time (a pool of connections that grew inside the
 // bubble would be used outside it); the check then runs once in real
