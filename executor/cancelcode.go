@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Cancel codes of the executor, which a cancelled run's Record.CancelledBy
@@ -14,15 +15,20 @@ import (
 // own with [CancelCode]; none of these is one of them.
 const (
 	// CancelledByCancel: [Run.Cancel], or [Run.CancelCause] with a nil
-	// cause.
+	// cause (or ErrCancelled itself), cancelled the run first.
 	CancelledByCancel = "cancel"
-	// CancelledByContext: the run's context was cancelled with
-	// context.Canceled as its cause (a context.WithCancel's cancel, or a
-	// context.WithCancelCause's function given nil).
+	// CancelledByContext: the run's context (Start's ctx) was cancelled
+	// with context.Canceled as its cause (a context.WithCancel's cancel,
+	// or a context.WithCancelCause's function given nil), before any
+	// Run.Cancel or Run.CancelCause. context.Canceled given to
+	// Run.CancelCause (a request's ctx.Err(), say) is CancelledByHost.
 	CancelledByContext = "context"
-	// CancelledByDeadline: the run's context passed its deadline
-	// (context.DeadlineExceeded, or a context.WithDeadlineCause's cause
-	// without a code).
+	// CancelledByDeadline: the run's context passed its deadline (its Err
+	// is context.DeadlineExceeded, whose cause is that or a
+	// context.WithDeadlineCause's cause without a code), before any
+	// Run.Cancel or Run.CancelCause. context.DeadlineExceeded given to
+	// Run.CancelCause, or to a context.WithCancelCause's function, is
+	// CancelledByHost: no deadline passed.
 	CancelledByDeadline = "deadline"
 	// CancelledByGraphReplaced: the run stopped because its graph was
 	// replaced ([ErrGraphReplaced]).
@@ -30,10 +36,14 @@ const (
 	// CancelledByGraphDeleted: the run stopped because its graph was
 	// deleted ([ErrGraphDeleted]).
 	CancelledByGraphDeleted = "graph-deleted"
-	// CancelledByHost: a cause of the host's that has no code (given to
-	// Run.CancelCause or to a context.WithCancelCause's function,
-	// signal.NotifyContext's, or one that wraps ErrCancelled), or whose
-	// code [CheckCancelCode] refuses, or whose methods panic.
+	// CancelledByHost: a cause of the host's that has no code, given to
+	// Run.CancelCause (any but ErrCancelled: context.Canceled,
+	// context.DeadlineExceeded and ErrGraphReplaced too, as the code
+	// follows where a cancel came from, not what its cause is) or to a
+	// context.WithCancelCause's function (signal.NotifyContext's too,
+	// ErrCancelled and context.DeadlineExceeded too, or one that wraps
+	// ErrCancelled), or whose code [CheckCancelCode] refuses, or whose
+	// methods panic.
 	CancelledByHost = "host"
 )
 
@@ -124,12 +134,110 @@ func CheckCancelCode(code string) error {
 	return nil
 }
 
+// cancelOrigin keeps, for a run's handle, whether its Run.Cancel or
+// Run.CancelCause cancelled the run first, before its context (Start's
+// ctx) ended or the executor stopped it, as only the first cancel counts.
+type cancelOrigin struct {
+	ctx      context.Context // the run's
+	mu       sync.Mutex
+	byHandle bool  // the handle's first cancel found the run's context live
+	cause    error // the cause it gave
+}
+
+// cancelByHandle cancels the run with cause, as Run.Cancel and
+// Run.CancelCause do, and notes that it did so first if the run's context
+// had not ended. It notes so before the cancel, under the origin's mutex,
+// which cancelledBy takes too: a run that ends once the cancel is done
+// finds the note. The context may end all the same between the check
+// and the cancel (Start's ctx's cancel, the executor's stop); cancelledBy
+// then finds that the context's cause or Err is not the handle's.
+func (r *Run) cancelByHandle(cause error) {
+	o := &r.origin
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.byHandle && o.ctx.Err() == nil {
+		o.byHandle, o.cause = true, cause
+	}
+	r.cancel(cause)
+}
+
+// cancelledBy returns the cancel code of the run, whose context has
+// ended, cause being its context.Cause made safe (see safeCause), as the
+// package-level cancelledBy does, but for where the cancel came from: a
+// run that its handle cancelled first gives the host's code, if its cause
+// has one, CancelledByCancel for ErrCancelled (Run.Cancel) and
+// CancelledByHost for any other cause, context.Canceled and
+// context.DeadlineExceeded among them. When the context's cause is not
+// the one the handle gave, or its Err is context.DeadlineExceeded (which
+// a cancel function never gives), the context ended first, or the
+// executor stopped the run; a context that ended with a cause equal to
+// the handle's as the handle cancelled it, the two at once, counts as the
+// handle's.
+func (r *Run) cancelledBy(cause error) (code string, bad error) {
+	o := &r.origin
+	o.mu.Lock()
+	byHandle, given := o.byHandle, o.cause
+	o.mu.Unlock()
+	ctxErr := o.ctx.Err()
+	if !byHandle || ctxErr == context.DeadlineExceeded || !sameError(context.Cause(o.ctx), given) {
+		return cancelledBy(cause, ctxErr)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			code = CancelledByHost
+			bad = fmt.Errorf("%w: the cancel cause, a %T, panicked in its methods: %v", ErrInvalidCancelCode, cause, p)
+		}
+	}()
+	if code, bad, ok := hostCode(cause); ok {
+		return code, bad
+	}
+	if cause == ErrCancelled {
+		return CancelledByCancel, nil
+	}
+	return CancelledByHost, nil
+}
+
+// sameError says whether a and b are the same error, false for two
+// values of a type that == cannot compare (it panics).
+func sameError(a, b error) (same bool) {
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+// hostCode returns the code of a [CancelCoder] in cause's chain, the first
+// found, and ok; a code that CheckCancelCode refuses gives
+// CancelledByHost and the refusal. It returns ok false if the chain has
+// none. It panics if cause's methods do.
+func hostCode(cause error) (code string, bad error, ok bool) {
+	var c CancelCoder
+	if cause == nil || !errors.As(cause, &c) {
+		return "", nil, false
+	}
+	code = c.CancelCode()
+	if bad = CheckCancelCode(code); bad != nil {
+		return CancelledByHost, bad, true
+	}
+	return code, nil, true
+}
+
 // cancelledBy returns the cancel code of a run cancelled with cause, its
-// context's context.Cause, ctxErr being the context's Err: a host's code
-// from a [CancelCoder] in cause's chain, if any, else the executor's own.
-// A host's code that CheckCancelCode refuses gives CancelledByHost and
-// the refusal (an error wrapping ErrInvalidCancelCode), as does a cause
-// whose methods panic; else bad is nil.
+// context's context.Cause, ctxErr being the context's Err, when the
+// context ended first (Start's ctx, or its cause given to the run's
+// context's cancel by the executor's stop) and not the run's handle (see
+// [Run.cancelledBy]): a host's code from a [CancelCoder] in cause's
+// chain, if any, else the executor's own, which follows what ended the
+// context: CancelledByDeadline for a deadline (ctxErr
+// context.DeadlineExceeded), CancelledByContext for context.Canceled,
+// CancelledByGraphReplaced and CancelledByGraphDeleted for the executor's
+// stop, and CancelledByHost for any other cause, context.DeadlineExceeded
+// or ErrCancelled given to a cancel function among them. A host's code
+// that CheckCancelCode refuses gives CancelledByHost and the refusal (an
+// error wrapping ErrInvalidCancelCode), as does a cause whose methods
+// panic; else bad is nil.
 func cancelledBy(cause, ctxErr error) (code string, bad error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -137,21 +245,15 @@ func cancelledBy(cause, ctxErr error) (code string, bad error) {
 			bad = fmt.Errorf("%w: the cancel cause, a %T, panicked in its methods: %v", ErrInvalidCancelCode, cause, p)
 		}
 	}()
-	var c CancelCoder
+	if code, bad, ok := hostCode(cause); ok {
+		return code, bad
+	}
 	switch {
-	case cause != nil && errors.As(cause, &c):
-		code = c.CancelCode()
-		if bad = CheckCancelCode(code); bad != nil {
-			return CancelledByHost, bad
-		}
-		return code, nil
-	case cause == ErrCancelled:
-		return CancelledByCancel, nil
 	case errors.Is(cause, ErrGraphReplaced):
 		return CancelledByGraphReplaced, nil
 	case errors.Is(cause, ErrGraphDeleted):
 		return CancelledByGraphDeleted, nil
-	case cause == context.DeadlineExceeded || ctxErr == context.DeadlineExceeded:
+	case ctxErr == context.DeadlineExceeded:
 		return CancelledByDeadline, nil
 	case cause == context.Canceled:
 		return CancelledByContext, nil

@@ -438,6 +438,7 @@ type Run struct {
 	id     string
 	plan   *planner.Plan
 	cancel context.CancelCauseFunc
+	origin cancelOrigin // which cancel came first: see cancelByHandle
 	done   chan struct{}
 	report *Report
 	err    error
@@ -454,7 +455,7 @@ func (r *Run) Plan() *planner.Plan { return r.plan }
 // cancelled, every slot is freed (a bulk call's once it returns, within
 // its grace: see [BatchGenerator]) and the interrupted nodes are recorded
 // as cancelled. It does not wait; see [Run.Wait].
-func (r *Run) Cancel() { r.cancel(ErrCancelled) }
+func (r *Run) Cancel() { r.cancelByHandle(ErrCancelled) }
 
 // CancelCause is Cancel with a cause, as context.WithCancelCause's
 // function is: the run's error wraps [ErrCancelled] and cause, and its
@@ -473,7 +474,7 @@ func (r *Run) CancelCause(cause error) {
 	if cause == nil {
 		cause = ErrCancelled
 	}
-	r.cancel(cause)
+	r.cancelByHandle(cause)
 }
 
 // Done is closed when the run has ended. Its record comes first, then its

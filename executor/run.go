@@ -247,7 +247,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	rctx, cancel := context.WithCancelCause(ctx)
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
-		handle: &Run{id: req.RunID, cancel: cancel, done: make(chan struct{})}}
+		handle: &Run{id: req.RunID, cancel: cancel, origin: cancelOrigin{ctx: rctx}, done: make(chan struct{})}}
 	r.fp, r.resume, r.of = Fingerprint(r.g), of != "", of
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
@@ -1865,7 +1865,7 @@ func (r *run) finish() {
 	case r.ctx.Err() != nil:
 		rec.Status = RunCancelled
 		cause, replaced := safeCause(r.ctx)
-		code, bad := cancelledBy(cause, r.ctx.Err())
+		code, bad := r.handle.cancelledBy(cause)
 		rec.CancelledBy = code
 		switch {
 		case cause == ErrCancelled: // Cancel, or CancelCause(nil)
