@@ -91,19 +91,29 @@
 // its dependents not started yet are skipped; settle an edited node that
 // is running with [Machine.Supersede] when it ends; and once the machine
 // is Done, plan a new round of what is left (dirty.Compute, planner.New,
-// New). Halting the machine to plan anew while nodes still run loses what
-// it knows: the nodes running (which dirty.Compute takes for
-// interrupted), and the starts its rates counted, unless the new machine
-// inherits them: [Machine.RateStarts] of the old one, given to
-// [Machine.Inherit] of the new one before its first Next, carries the
-// providers' quotas over to the next plan.
+// New) from the states saved as the dirty package's "Driving the core
+// from your own runner" section says: each node that [Machine.State]
+// says Succeeded saved as dirty.StatusClean, each Failed one as
+// dirty.StatusFailed, and the others (Skipped, Superseded, Cancelled, or
+// never started) left dirty, as saved before the round ran, so that the
+// next set takes them in. Halting the machine to plan anew while nodes still
+// run loses what it knows: the nodes running (which dirty.Compute takes
+// for interrupted), and the starts its rates counted, unless the new
+// machine inherits them: [Machine.RateStarts] of the old one, at the
+// driver's now, given to [Machine.Inherit] of the new one before its
+// first Next, carries the providers' quotas over to the next plan.
 //
 // A [Snapshot] holds the nodes running. A driver that continues as new
 // either lets them settle first (it asks Next for no more, and waits
 // until [Machine.Running] is 0; [Machine.Halt] would end the run for
 // good), or carries their calls over and settles each with the restored
 // machine when its result comes; calling them again would pay their
-// provider a second time.
+// provider a second time. [Restore] needs the same plan as the machine
+// that took the snapshot, not a new plan of what is left: a driver keeps
+// it beside the Config's JSON ([Config.MarshalJSON]) and the Snapshot's,
+// with [planner.Plan.MarshalJSON], and reads it back with
+// [planner.Plan.UnmarshalJSON] on a Plan whose Graph is set first to
+// the plan's graph, which resolves its node IDs.
 //
 // # Driving it from a workflow
 //
@@ -196,7 +206,8 @@
 // BenchmarkMachine); a Fail, Supersede or Invalidate allocates for the
 // dependents it skips (its Result's list and a walk's queue), and an
 // Invalidate a set of the nodes it visits. [Machine.Snapshot] costs
-// O(D + R log R) for R nodes Ready, and allocates O(D); [Restore] costs
+// O(D + R log R + K log K + S) for R nodes Ready, K kinds and S starts
+// that the rates count, and allocates O(D + K + S); [Restore] costs
 // about what New does. Neither adds to the cost of the other calls. A
 // Machine is not safe for concurrent use: the driver serializes its
 // calls.

@@ -337,8 +337,11 @@ func cut(s string) string {
 // queries alike), so that a driver, such as a workflow that continues as
 // new, need not keep or replay the calls made so far. It changes
 // nothing, is a query as the package doc lists them, and shares no
-// memory with the machine. It costs O(D + R log R + K) time and
-// allocates O(D) for D planned nodes, R of them Ready, and K kinds; the
+// memory with the machine. It costs O(D + R log R + K log K + S) time
+// and allocates O(D + K + S) for D planned nodes, R of them Ready, K
+// kinds (the plan's and Config's, hashed for its fingerprint; their
+// batch keys sorted) and S starts that the rates count (sorted too, in
+// O(S log S), when the wall clock stepped back between two of them); the
 // other calls cost nothing more for it.
 func (m *Machine) Snapshot() Snapshot {
 	parts := m.parts()
