@@ -368,9 +368,17 @@
 // alone unless asked for:
 //
 //	shutdown := executor.CancelCode("shutdown", errors.New("service stopping"))
-//	// at shutdown: cancel(shutdown) of the runs' context, then e.Close
+//	// at shutdown: cancel(shutdown) of the runs' context, then e.Close,
+//	// then <-held of each Hold (or Wait of each Recovery) before exiting
 //	// at start-up, after ResumeLeftRunning:
 //	recs, err := s.ResumeCancelled(ctx, e, graphOf, executor.ResumeOptions{}, "shutdown", pgstore.CancelledByLockLost)
+//
+// e.Close waits for the runs to end, not for the Unlock that Hold makes
+// after each run's end (bounded by 10 s), so a process that exits
+// without reading each Hold's channel, or calling [Recovery.Wait] of
+// each run that ResumeLeftRunning or ResumeCancelled resumed, may exit
+// with an unlock pending: the server then frees the lock only once it
+// sees the session end, and the channel's report of a lost lock is lost.
 //
 // What to know:
 //
