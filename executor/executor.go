@@ -469,7 +469,9 @@ func (r *Run) Cancel() { r.cancelByHandle(ErrCancelled) }
 // "interrupt signal received" would then be the records'). A cause made
 // with [CancelCode] also names a code of the host's, which the record
 // keeps in Record.CancelledBy, for the host to find such runs by code
-// rather than by Error's text.
+// rather than by Error's text; a cause without a code (context.Canceled
+// or context.DeadlineExceeded given here included) records
+// [CancelledByHost], and a nil cause or ErrCancelled [CancelledByCancel].
 func (r *Run) CancelCause(cause error) {
 	if cause == nil {
 		cause = ErrCancelled
