@@ -95,3 +95,36 @@ func TestRunCutByAnotherProcesssShutdownIsFinishedByALiveProcess(t *testing.T) {
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }
+
+// A run queued after another and cancelled by a request (POST
+// /runs/{run}/cancel, while it waited) is recorded as not started, with
+// the code "request". That record, written at the cancel, counted as a
+// run of the lecture that started after the one going on: once the
+// shutdown cut that run, no start resumed it, and its edits, and the
+// cancelled run's, which stand, were left undone until the lecture's next
+// request. A queued run that never started is no run that came after,
+// whatever cancelled it.
+func TestRunCutByAShutdownAfterItsQueuedRunWasCancelledIsResumed(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	h := startServiceOn(t, pg, rd, time.Hour, nil) // the run goes on until it is cancelled
+	run, queued := runQueued(t, h, "l")
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+queued.RunID+"/cancel", "", nil))
+	v := h.getRecord(queued.RunID)
+	require.Equal(t, "cancelled", v.Status)
+	require.Equal(t, codeRequest, v.Record.CancelledBy, "the queued run's record says a request cancelled it")
+	require.NoError(t, h.shutdown())
+
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(t.Context(), run.RunID)
+	require.NoError(t, err)
+	require.Equal(t, codeShutdown, rec.CancelledBy)
+
+	h = startServiceOn(t, pg, rd, time.Millisecond, nil)
+	resumed := newestRun(t, store, "l")
+	require.Equal(t, run.RunID, resumed.Resumes, "the newest run resumes the run the shutdown cut")
+	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "script", "the cancelled run's edit is made")
+	assert.Equal(t, "succeeded", h.getRun(resumed.ID).Status)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}

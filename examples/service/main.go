@@ -57,7 +57,8 @@
 //     that are still their lecture's newest run (no run of the lecture
 //     resumes them, nor started with or after them; a queued run
 //     recorded as not started, code "not-started", for another process
-//     took its lecture, does not count), found with a scan of the runs
+//     took its lecture, or "request", for a request cancelled it while
+//     it waited, does not count), found with a scan of the runs
 //     table that the later passes spare; never a run that a request
 //     cancelled (code "request"). Each process also watches the runs
 //     that its passes list as running, in any process: once one has

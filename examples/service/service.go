@@ -653,7 +653,9 @@ const (
 	// did not start it, queued: the next start resumes it.
 	codeShutdown = "shutdown"
 	// codeRequest: a request cancelled the run (POST /runs/{run}/cancel,
-	// errCancelledByRequest): no start resumes it.
+	// errCancelledByRequest): no start resumes it. One that it cancelled
+	// while queued, not started, is no run that came after another of
+	// its lecture (see droppedQueued).
 	codeRequest = "request"
 	// codeNotStarted: a run queued and not started for another cause
 	// (another process took its lecture, its start failed: see shelve):
@@ -1453,10 +1455,24 @@ func notStarted(prev string, cause error, then string) string {
 }
 
 // droppedQueued reports whether rec is the record of a run queued and
-// not started for another cause than the shutdown or a request (see
-// shelve): a run that no start resumes.
+// not started for another cause than the shutdown (see shelve): for
+// another process took its lecture, its start failed (code
+// "not-started"), or a request cancelled it while it waited (code
+// "request"). No start resumes it, and it is no run that came after
+// another of its lecture (see toResume): its StartedAt is the time it was
+// recorded, not that of a run. Told from a run that started and was
+// cancelled by a request by what shelve writes (see neverStarted).
 func droppedQueued(rec executor.Record) bool {
-	return rec.Status == executor.RunCancelled && rec.CancelledBy == codeNotStarted
+	return rec.Status == executor.RunCancelled && rec.CancelledBy != codeShutdown && neverStarted(rec)
+}
+
+// neverStarted reports whether rec is as shelve writes the record of a
+// queued run that did not start: ended as it started, to the
+// microsecond, having counted nothing and resumed nothing. The record of
+// a run that started, which the executor writes, ends after its start
+// (its first record is stored in between).
+func neverStarted(rec executor.Record) bool {
+	return rec.EndedAt.Equal(rec.StartedAt) && rec.Counts == (executor.Counts{}) && rec.Resumes == ""
 }
 
 // lost reports whether lock was lost (see pgstore.GraphLock.Lost): a
