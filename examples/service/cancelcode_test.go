@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +130,56 @@ func TestRunCutByAShutdownAfterItsQueuedRunWasCancelledIsResumed(t *testing.T) {
 	assert.Equal(t, "succeeded", h.getRun(resumed.ID).Status)
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
+}
+
+// A run cut by a shutdown or a lost lock whose graph no template of the
+// service builds (its template dropped in a deploy, say) was "abandoned",
+// but Executor.Abandon leaves a record that does not say running as it
+// is: the run stayed one to resume, and every start, and every pass of
+// a live process that watched its lecture, took its lecture's lock to
+// log the same error again. Its record now says that no start resumes
+// it, and it is logged once.
+func TestCutRunOfAnUnknownTemplateIsGivenUpOnce(t *testing.T) {
+	passes := countPasses(t)
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(t.Context()))
+	now := time.Now().Add(-time.Hour)
+	require.NoError(t, store.PutRun(t.Context(), executor.Record{ID: "old", GraphKey: "l", Seconds: 10,
+		Graph: "a-template-gone", Status: executor.RunCancelled, Error: errShutdown.Error(), CancelledBy: codeShutdown,
+		StartedAt: now, EndedAt: now.Add(time.Second)}))
+	var logs testenv.LogBuffer
+	leaks := goleak.IgnoreCurrent()
+	for i, every := range []time.Duration{time.Hour, 20 * time.Millisecond} {
+		c := config{addr: "127.0.0.1:0", postgresURL: testenv.PostgresURL(), redisURL: testenv.RedisURL(),
+			schema: pg.Schema, prefix: rd.Prefix, token: token, latency: time.Millisecond, retain: time.Hour, pruneEvery: time.Hour, recoverEvery: every}
+		s, err := start(context.Background(), c, slog.New(slog.NewTextHandler(&logs, nil)))
+		require.NoError(t, err)
+		if i == 1 {
+			// As if a pass had seen a run of the lecture going on, since
+			// ended: the lecture's newest run is looked at again.
+			s.mu.Lock()
+			s.watching["a-run-seen-going-on"] = "l"
+			s.mu.Unlock()
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.serve(ctx, nil) }()
+			passes.wait(t, s)
+			stop()
+			require.NoError(t, <-done)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		require.NoError(t, s.shutdown(ctx))
+		cancel()
+	}
+	t.Log(logs.String())
+	assert.Equal(t, 1, strings.Count(logs.String(), "no template builds its graph"), "the run given up, once")
+	rec, err := store.GetRun(t.Context(), "old")
+	require.NoError(t, err)
+	assert.False(t, cutShort(rec), "no start resumes it: %+v", rec)
+	assert.Contains(t, rec.Error, errShutdown.Error(), "its record still says what cut it")
+	assert.Contains(t, rec.Error, "no template")
+	goleak.VerifyNone(t, leaks)
 }

@@ -72,7 +72,9 @@
 //     lecture locked elsewhere, or run by this process, is left to the
 //     process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as
-//     interrupted, not resumed, so that it is not found again. A run
+//     interrupted, not resumed, so that it is not found again; one that
+//     a shutdown or a lost lock cut stays cancelled, its record's code
+//     then "no-template", its Error saying so after what cut it. A run
 //     that the dead process had queued after one it ran is not lost: the
 //     resume of the run before it is made under the queued run's ID (its
 //     record names the run it resumes), or, if that run had ended or is

@@ -662,7 +662,15 @@ const (
 	// no start resumes it, and it is no run that came after another of
 	// its lecture (see toResume).
 	codeNotStarted = "not-started"
+	// codeNoTemplate: a run that a shutdown or a lost lock cut, whose
+	// graph no template of the service builds (see recoverRun): no
+	// start resumes it. Its Error says what cut it, then why.
+	codeNoTemplate = "no-template"
 )
+
+// errNoTemplate is why a run whose graph no template of the service
+// builds is not resumed (see recoverRun).
+var errNoTemplate = errors.New("examples/service has no template for its graph")
 
 // resumeCodes are the codes of the cancelled runs that the start-up
 // resumes, if still their lecture's newest (see toResume): those of the
@@ -2169,9 +2177,22 @@ func (s *service) recoverRun(ctx context.Context, rec executor.Record, q *queued
 	if err != nil {
 		// No template of this service builds its graph: it will never
 		// be resumed, and is recorded so, rather than found at every
-		// start.
+		// start (and, cut short, at every pass that watches its
+		// lecture).
 		log.Error("run not resumed: no template builds its graph; it is abandoned", "err", err)
-		if err := s.exec.Abandon(ctx, rec.ID, "examples/service has no template for its graph"); err != nil {
+		if rec.Status != executor.RunRunning {
+			// Cut by a shutdown or a lost lock: Abandon leaves a record
+			// that does not say running as it is. Its code says that no
+			// start resumes it, and its Error what cut it, then this.
+			rec.Error += "; then not resumed: " + errNoTemplate.Error()
+			rec.CancelledBy = codeNoTemplate
+			if err := s.store.PutRun(ctx, rec); err != nil {
+				log.Warn("run not recorded as abandoned", "err", err)
+				return false
+			}
+			return true
+		}
+		if err := s.exec.Abandon(ctx, rec.ID, errNoTemplate.Error()); err != nil {
 			log.Warn("abandon run", "err", err)
 			return false
 		}
