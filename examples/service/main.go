@@ -67,7 +67,11 @@
 //     a run that one process's shutdown cut is finished by the next
 //     process to start, or by a live process that saw it going on (a
 //     rolling deploy, whose new process starts before the old one
-//     stops), about -recover-every after. The runs recorded by a
+//     stops), about -recover-every after. A run that no pass saw going
+//     on, for it started after the last pass of each live process (less
+//     than -recover-every before the shutdown or the loss of its lock),
+//     is watched by none, and is left, with the run queued after it, to
+//     the next start. The runs recorded by a
 //     version of the service without cancel codes are not resumed. A
 //     lecture locked elsewhere, or run by this process, is left to the
 //     process that runs it. A run whose graph no template of the

@@ -156,7 +156,9 @@ func (s *service) authenticateEvents(r *http.Request) (sessions []string, err er
 	}
 	// Bounded as the checks of the open streams are (see checkStreams):
 	// a Postgres that stalls would hold the request until its client
-	// left; it is answered 503 instead, and EventSource tries again.
+	// left; it is answered 503 instead, with Retry-After, which a
+	// client that reconnects (the package's sse.Client) waits out, and
+	// on which a browser's EventSource gives up (see the package doc).
 	ctx, cancel := context.WithTimeout(r.Context(), sessionCheckTimeout)
 	live, err := s.params.liveSessions(ctx, ids)
 	cancel()

@@ -583,7 +583,8 @@ func TestLiveSessionsAreSortedInGoOrder(t *testing.T) {
 // client's: a Postgres that stalls (a lock on the table) held the request
 // until the client left, where the checks of the open streams give up
 // after sessionCheckTimeout. It now fails as they do, within that bound,
-// and is answered 503 with Retry-After: EventSource tries again later.
+// and is answered 503 with Retry-After, which a client that reconnects
+// waits out (a browser's EventSource gives up on it, as on any 503).
 func TestEventsRequestWhoseSessionsReadHangsIs503(t *testing.T) {
 	defer func(c time.Duration) { sessionCheckTimeout = c }(sessionCheckTimeout)
 	sessionCheckTimeout = 200 * time.Millisecond
