@@ -14,6 +14,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/internal/testgraph"
 )
@@ -182,4 +183,44 @@ func TestCutRunOfAnUnknownTemplateIsGivenUpOnce(t *testing.T) {
 	assert.Contains(t, rec.Error, errShutdown.Error(), "its record still says what cut it")
 	assert.Contains(t, rec.Error, "no template")
 	goleak.VerifyNone(t, leaks)
+}
+
+// A run cut by a shutdown that the start found but did not resume (past
+// -max-runs, say, which it logged as "a later recovery resumes it") was
+// looked at by no later pass: they list the runs recorded as running
+// alone, and watched none of its lecture. It was left to the next start.
+// The start now watches the lectures of the runs cut that it found, and
+// a later pass resumes the run once there is room.
+func TestCutRunLeftByTheStartIsResumedByALaterPass(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(t.Context()))
+	g, err := graph.Build(graph.Lecture(), 10)
+	require.NoError(t, err)
+	now := time.Now().Add(-time.Minute)
+	for _, rec := range []executor.Record{
+		// Left running by a process that died: resumed first, it takes
+		// the one run slot.
+		{ID: "run-z", GraphKey: "z", Seconds: 10, Graph: executor.Fingerprint(g), Status: executor.RunRunning, StartedAt: now},
+		{ID: "run-a", GraphKey: "a", Seconds: 10, Graph: executor.Fingerprint(g), Status: executor.RunCancelled,
+			Error: errShutdown.Error(), CancelledBy: codeShutdown, StartedAt: now, EndedAt: now.Add(time.Second)},
+	} {
+		require.NoError(t, store.PutRun(t.Context(), rec))
+	}
+	h := startServiceOn(t, pg, rd, time.Hour, func(c *config) { // the resume of run-z goes on until it is cancelled
+		c.maxRuns = 1
+		c.recoverEvery = 20 * time.Millisecond
+	})
+	z := newestRun(t, store, "z")
+	require.Equal(t, "run-z", z.Resumes, "run-z is resumed first")
+	require.Equal(t, "run-a", newestRun(t, store, "a").ID, "no room for run-a at the start")
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/runs/"+z.ID+"/cancel", "", nil))
+	var resumed executor.Record
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		resumed = newestRun(t, store, "a")
+		return resumed.Resumes == "run-a"
+	}, 30*time.Second, 10*time.Millisecond, "a resume of run-a once the slot is free")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
 }

@@ -63,7 +63,10 @@
 //     cancelled (code "request"). Each process also watches the runs
 //     that its passes list as running, in any process: once one has
 //     ended, its next pass resumes the newest run of its lecture if a
-//     shutdown or a lost lock cut it (a ListRuns for each run ended). So
+//     shutdown or a lost lock cut it (a ListRuns for each run ended);
+//     a run cut short that a pass, or the start, found but left (past
+//     -max-runs, its lecture locked, its resume failed) is looked at
+//     again by each later pass, until it is resumed or superseded. So
 //     a run that one process's shutdown cut is finished by the next
 //     process to start, or by a live process that saw it going on (a
 //     rolling deploy, whose new process starts before the old one

@@ -94,10 +94,10 @@ type service struct {
 	// Guarded by mu.
 	forgetting map[string]string
 	// watching holds the run IDs, with their lectures' keys, of the runs
-	// that a pass of the recovery listed as running, in any process (see
-	// watched): once they are no longer running, the newest run of their
-	// lecture is resumed if a shutdown or a lost lock cut it. Guarded by
-	// mu.
+	// that a pass of the recovery listed as running, in any process, or
+	// as cut short and still to resume (see watched): once they are no
+	// longer running, the newest run of their lecture is resumed if a
+	// shutdown or a lost lock cut it. Guarded by mu.
 	watching map[string]string
 
 	// streamsMu guards streams, the event streams open on session
@@ -1553,7 +1553,9 @@ func (s *service) queuedOf(key string) (runID string, ok bool) {
 // spare). In a later pass, the newest run of a lecture of which a run
 // that an earlier pass listed as running has ended, if a shutdown or a
 // lost lock cut it (see watched): a run that another process's shutdown
-// cancels after this process's start looked is finished so. Each is resumed under
+// cancels after this process's start looked is finished so, as is one
+// cut short that an earlier pass, the start's included, left (past
+// -max-runs, its lecture locked, its resume failed). Each is resumed under
 // its lecture's lock, as a run of this process: a lecture whose lock
 // another process holds is running there, and is left to it. A run that
 // a process which died had queued after another is not lost: it resumes
@@ -1665,11 +1667,22 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	// refused): the run queued after one of them starts (see recoverRun).
 	ended := map[string]bool{}
 	for _, rec := range running {
-		if rec.Status == executor.RunRunning {
-			// Watched until it ends, in any process (see watched).
-			s.mu.Lock()
-			s.watching[rec.ID] = rec.GraphKey
-			s.mu.Unlock()
+		// Watched until it ends, in any process (see watched); a run cut
+		// short (found at the start, or by watched) until it is resumed
+		// or superseded: one that this pass leaves (past -max-runs, its
+		// lecture locked, its resume failed) is looked at again by the
+		// next, which would otherwise list it no more.
+		s.mu.Lock()
+		s.watching[rec.ID] = rec.GraphKey
+		s.mu.Unlock()
+		// settled forgets a run cut short that is not to resume: no later
+		// pass need look at its lecture for it.
+		settled := func() {
+			if rec.Status != executor.RunRunning {
+				s.mu.Lock()
+				delete(s.watching, rec.ID)
+				s.mu.Unlock()
+			}
 		}
 		if s.full() {
 			// Only of a run still to resume: not of one that a later run
@@ -1677,7 +1690,9 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 			switch _, ok, err := s.toResume(ctx, rec); {
 			case err != nil:
 				s.logger.Warn("run not resumed", "run", rec.ID, "lecture", rec.GraphKey, "err", err)
-			case ok && (atStart || (held != nil && !lockedElsewhere(rec.GraphKey))):
+			case !ok:
+				settled()
+			case atStart || (held != nil && !lockedElsewhere(rec.GraphKey)):
 				s.logger.Warn("run not resumed: -max-runs runs are going on; a later recovery resumes it", "run", rec.ID, "lecture", rec.GraphKey)
 			}
 			continue
@@ -1700,6 +1715,7 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 		}
 		if s.recoverRun(ctx, rec, q, atStart || cut[rec.ID]) {
 			ended[rec.ID] = true
+			settled()
 		}
 		s.endRecovery(rec.GraphKey)
 	}
@@ -1736,7 +1752,8 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 // cancelled by a request, resumed and ended); the others are forgotten.
 // A lecture whose runs cannot be read stays watched, and is logged. Its
 // cost is one ListRuns for each run watched that has ended since the
-// last pass.
+// last pass, and for each run cut short that is still to resume (the
+// start's, too: see recoverRuns).
 func (s *service) watched(ctx context.Context, listed []executor.Record) []executor.Record {
 	s.mu.Lock()
 	w := maps.Clone(s.watching)
