@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,6 +222,66 @@ func TestCutRunLeftByTheStartIsResumedByALaterPass(t *testing.T) {
 		resumed = newestRun(t, store, "a")
 		return resumed.Resumes == "run-a"
 	}, 30*time.Second, 10*time.Millisecond, "a resume of run-a once the slot is free")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// In a rolling deploy, the live process watched only the runs that its
+// passes had seen going on: a run that the old process started after
+// the new one's last pass, and that its shutdown cut, with the run it
+// had queued, was seen by none, and left until some process started
+// again (none does, once the deploy is done). The shutdown now saves the
+// lectures whose runs it cut, and the live processes' passes look at
+// them: the newest run is resumed.
+func TestRunStartedAfterALiveProcesssLastPassIsFinishedAfterTheShutdown(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	var mu sync.Mutex
+	var live *service
+	paused, resume := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(resume) }) }
+	recoverHook = func(s *service) { // the live process's passes wait, after one, until released
+		mu.Lock()
+		is := s == live
+		mu.Unlock()
+		if is {
+			select {
+			case paused <- struct{}{}:
+			default:
+			}
+			<-resume
+		}
+	}
+	t.Cleanup(func() { recoverHook = nil })
+	old := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
+	h := startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
+	t.Cleanup(release) // before the shutdowns, which wait for the passes
+	mu.Lock()
+	live = h.s
+	mu.Unlock()
+	<-paused // a pass of the live process has ended: it sees no run from now on
+
+	run, queued := runQueued(t, old, "q")
+	require.NoError(t, old.shutdown())
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.Equal(t, codeShutdown, rec.CancelledBy, "the run queued after run %s, recorded as cut by the shutdown", run.RunID)
+	release()
+
+	var resumed executor.Record
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		resumed = newestRun(t, store, "q")
+		return resumed.Resumes != ""
+	}, 30*time.Second, 10*time.Millisecond, "a resume of the run queued and cut by the shutdown")
+	assert.Equal(t, queued.RunID, resumed.Resumes)
+	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "script", "its edit is made")
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		cut, err := h.s.params.cutLectures(t.Context())
+		require.NoError(t, err)
+		return len(cut) == 0
+	}, 30*time.Second, 10*time.Millisecond, "the lecture is forgotten once its run is resumed")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

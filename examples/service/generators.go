@@ -17,8 +17,10 @@ import (
 
 // paramStore keeps the nodes' parameters, where the generators read them,
 // and each lecture's length, from which an edit builds its graph, the
-// runs queued after another (see queuedRun) and the cancels requested of
-// another process (see requestCancel), in four tables of the
+// runs queued after another (see queuedRun), the cancels requested of
+// another process (see requestCancel), the browsers' sessions (see
+// saveSession) and the lectures whose runs a shutdown cut (see
+// markCut), in six tables of the
 // service's schema (see migrate), so that they survive a restart and
 // every process of the service sees the same. The executor
 // keeps only the parameters' revision: a host saves new parameters and
@@ -41,6 +43,7 @@ type paramStore struct {
 	queued   string // the quoted name of the queued runs' table
 	cancels  string // the quoted name of the cancels' table
 	sessions string // the quoted name of the sessions' table (see saveSession)
+	cut      string // the quoted name of the table of the lectures whose runs a shutdown cut (see markCut)
 	// owner is the ID of the process (see service.id) that queue saves
 	// as the owner of the runs it queues: "" saves none.
 	owner string
@@ -52,7 +55,8 @@ func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
 		params:   pgx.Identifier{schema, "service_params"}.Sanitize(),
 		queued:   pgx.Identifier{schema, "service_queued"}.Sanitize(),
 		cancels:  pgx.Identifier{schema, "service_cancels"}.Sanitize(),
-		sessions: pgx.Identifier{schema, "service_sessions"}.Sanitize()}
+		sessions: pgx.Identifier{schema, "service_sessions"}.Sanitize(),
+		cut:      pgx.Identifier{schema, "service_cut"}.Sanitize()}
 }
 
 // migrate creates the tables if they are not there, in the schema that
@@ -105,6 +109,10 @@ func (p *paramStore) migrate(ctx context.Context) error {
 		`ALTER TABLE ` + p.sessions + ` ADD COLUMN IF NOT EXISTS lineage text`,
 		`ALTER TABLE ` + p.sessions + ` ADD COLUMN IF NOT EXISTS replaced boolean NOT NULL DEFAULT false`,
 		`CREATE INDEX IF NOT EXISTS service_sessions_lineage ON ` + p.sessions + ` ((COALESCE(lineage, id)))`,
+		`CREATE TABLE IF NOT EXISTS ` + p.cut + ` (
+	graph_key text PRIMARY KEY,
+	cut_at timestamptz NOT NULL DEFAULT now()
+)`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return err

@@ -409,6 +409,7 @@ func (s *service) shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.stopping = true
+	cut := slices.Sorted(maps.Keys(s.lectures))
 	s.mu.Unlock()
 	s.cancelRuns(errShutdown)
 	if s.exec != nil {
@@ -441,6 +442,13 @@ func (s *service) shutdown(ctx context.Context) error {
 	if s.params != nil {
 		fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 		s.retryForgets(fctx, true)
+		if len(cut) > 0 {
+			// For the live processes, whose passes may not have seen
+			// these runs going on (see watched).
+			if err := s.params.markCut(fctx, cut); err != nil {
+				s.logger.Warn("the runs that the shutdown cut are left to the next start", "lectures", len(cut), "err", err)
+			}
+		}
 		cancel()
 	}
 	s.unlockProcess(ctx)
@@ -538,8 +546,9 @@ func (s *service) prune(ctx context.Context) {
 	events, errH := s.hist.Prune(ctx, age)
 	_, errC := s.params.pruneCancels(ctx, age)
 	_, errS := s.params.pruneSessions(ctx)
+	_, errU := s.params.pruneCut(ctx, age)
 	reports := s.forgetReports(age)
-	if err := errors.Join(errA, errR, errH, errQ, errC, errS); err != nil && ctx.Err() == nil {
+	if err := errors.Join(errA, errR, errH, errQ, errC, errS, errU); err != nil && ctx.Err() == nil {
 		s.logger.Warn("retention failed", "err", err)
 	}
 	level := slog.LevelDebug
@@ -1653,7 +1662,7 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 	// their lecture's newest run, if a shutdown or a lost lock cut it
 	// (that of another process, which this one's start could not find).
 	cut := map[string]bool{}
-	for _, rec := range s.watched(ctx, running) {
+	for _, rec := range s.watched(ctx, running, s.cutLectures(ctx)) {
 		cut[rec.ID] = true
 		running = append(running, rec)
 	}
@@ -1750,12 +1759,19 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 // newest run is running, or is so returned, stays watched under that
 // run's ID, until a pass finds it ended otherwise (succeeded, failed,
 // cancelled by a request, resumed and ended); the others are forgotten.
-// A lecture whose runs cannot be read stays watched, and is logged. Its
-// cost is one ListRuns for each run watched that has ended since the
-// last pass, and for each run cut short that is still to resume (the
-// start's, too: see recoverRuns).
-func (s *service) watched(ctx context.Context, listed []executor.Record) []executor.Record {
+// A lecture whose runs cannot be read stays watched, and is logged. The
+// lectures that a shutdown saved (marked: see paramStore.markCut), whose
+// runs a pass may not have seen going on (they started after it), are
+// looked at too, at each pass, until one finds their newest run going on
+// or not to resume, and deletes them. Its cost is one ListRuns for each
+// run watched that has ended since the last pass, for each run cut short
+// that is still to resume (the start's, too: see recoverRuns), and for
+// each lecture marked.
+func (s *service) watched(ctx context.Context, listed []executor.Record, marked map[string]time.Time) []executor.Record {
 	s.mu.Lock()
+	for key := range marked {
+		s.watching[cutWatchPrefix+key] = key
+	}
 	w := maps.Clone(s.watching)
 	s.mu.Unlock()
 	var out []executor.Record
@@ -1777,9 +1793,17 @@ func (s *service) watched(ctx context.Context, listed []executor.Record) []execu
 				next = n.ID
 			case cutShort(n):
 				next = n.ID
-				if !slices.ContainsFunc(listed, func(r executor.Record) bool { return r.ID == n.ID }) {
+				if !slices.ContainsFunc(listed, func(r executor.Record) bool { return r.ID == n.ID }) &&
+					!slices.ContainsFunc(out, func(r executor.Record) bool { return r.ID == n.ID }) {
 					out = append(out, n)
 				}
+			}
+		}
+		if at, ok := marked[key]; ok && strings.HasPrefix(id, cutWatchPrefix) && (next == "" || !cutShort(runs[len(runs)-1])) {
+			// Its newest run goes on (every pass lists it), or is not to
+			// resume: no pass need look at it for the shutdown's sake.
+			if err := s.params.unmarkCut(ctx, key, at); err != nil {
+				s.logger.Warn("a lecture whose run a shutdown cut not forgotten: the next pass looks at it again", "lecture", key, "err", err)
 			}
 		}
 		s.mu.Lock()
@@ -1790,6 +1814,21 @@ func (s *service) watched(ctx context.Context, listed []executor.Record) []execu
 		s.mu.Unlock()
 	}
 	return out
+}
+
+// cutWatchPrefix is the prefix of the IDs under which watched looks at a
+// lecture that a shutdown saved (see paramStore.markCut): no run's.
+const cutWatchPrefix = "lecture cut by a shutdown: "
+
+// cutLectures returns the lectures whose runs a shutdown cut (see
+// paramStore.markCut), with the times they were saved at; a failure to
+// read them is logged, and leaves them to the next pass.
+func (s *service) cutLectures(ctx context.Context) map[string]time.Time {
+	cut, err := s.params.cutLectures(ctx)
+	if err != nil {
+		s.logger.Warn("the runs that a shutdown cut not looked for: the next pass tries again", "err", err)
+	}
+	return cut
 }
 
 // full reports whether -max-runs runs, or run slots, are taken.
