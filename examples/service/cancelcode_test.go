@@ -235,31 +235,11 @@ func TestCutRunLeftByTheStartIsResumedByALaterPass(t *testing.T) {
 // them: the newest run is resumed.
 func TestRunStartedAfterALiveProcesssLastPassIsFinishedAfterTheShutdown(t *testing.T) {
 	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	var mu sync.Mutex
-	var live *service
-	paused, resume := make(chan struct{}, 1), make(chan struct{})
-	var once sync.Once
-	release := func() { once.Do(func() { close(resume) }) }
-	recoverHook = func(s *service) { // the live process's passes wait, after one, until released
-		mu.Lock()
-		is := s == live
-		mu.Unlock()
-		if is {
-			select {
-			case paused <- struct{}{}:
-			default:
-			}
-			<-resume
-		}
-	}
-	t.Cleanup(func() { recoverHook = nil })
+	pause := pausePasses(t)
 	old := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
 	h := startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
-	t.Cleanup(release) // before the shutdowns, which wait for the passes
-	mu.Lock()
-	live = h.s
-	mu.Unlock()
-	<-paused // a pass of the live process has ended: it sees no run from now on
+	pause.after(t, h.s) // a pass of the live process has ended: it sees no run from now on
+	release := pause.release
 
 	run, queued := runQueued(t, old, "q")
 	require.NoError(t, old.shutdown())
@@ -282,6 +262,79 @@ func TestRunStartedAfterALiveProcesssLastPassIsFinishedAfterTheShutdown(t *testi
 		require.NoError(t, err)
 		return len(cut) == 0
 	}, 30*time.Second, 10*time.Millisecond, "the lecture is forgotten once its run is resumed")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// passPause holds the passes of the periodic recovery of one service,
+// after one, until released (see pausePasses).
+type passPause struct {
+	mu      sync.Mutex
+	s       *service
+	paused  chan struct{}
+	resume  chan struct{}
+	release func() // lets the passes go on; the test's end calls it too
+}
+
+// pausePasses sets recoverHook to hold the passes of the service that
+// after names; the test's end releases them, before the services' own
+// shutdowns (which wait for their passes), if registered after this.
+func pausePasses(t *testing.T) *passPause {
+	t.Helper()
+	p := &passPause{paused: make(chan struct{}, 1), resume: make(chan struct{})}
+	var once sync.Once
+	p.release = func() { once.Do(func() { close(p.resume) }) }
+	recoverHook = func(s *service) {
+		p.mu.Lock()
+		is := s == p.s
+		p.mu.Unlock()
+		if is {
+			select {
+			case p.paused <- struct{}{}:
+			default:
+			}
+			<-p.resume
+		}
+	}
+	t.Cleanup(func() { recoverHook = nil })
+	return p
+}
+
+// after holds the passes of s from the end of its next one, and returns
+// then: s sees no run start from now on, until release.
+func (p *passPause) after(t *testing.T, s *service) {
+	t.Helper()
+	t.Cleanup(p.release) // before the shutdowns registered earlier
+	p.mu.Lock()
+	p.s = s
+	p.mu.Unlock()
+	<-p.paused
+}
+
+// A run whose lecture's lock was lost (the server ended its session)
+// before any pass saw it going on was watched by no pass, and left, cut
+// by the lost lock, to the next start, though the live process (its own)
+// resumes those it saw. Its end now saves its lecture as a shutdown's
+// cut does, and the next pass resumes it.
+func TestRunCutByALostLockBeforeAnyPassSawItIsResumed(t *testing.T) {
+	pause := pausePasses(t)
+	h := startServiceWith(t, time.Hour, func(c *config) { c.recoverEvery = 20 * time.Millisecond }) // the run goes on until it is cancelled
+	pause.after(t, h.s)
+	var first started
+	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
+	h.endLockSession("l")
+	lost := h.getRun(first.RunID)
+	require.Equal(t, pgstore.CancelledByLockLost, lost.Record.CancelledBy)
+	pause.release()
+
+	var resumed executor.Record
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		recs, err := h.s.store.ListRuns(t.Context(), "l")
+		require.NoError(t, err)
+		resumed = recs[len(recs)-1]
+		return resumed.Resumes != ""
+	}, 30*time.Second, 10*time.Millisecond, "a resume of the run cut by its lost lock")
+	assert.Equal(t, first.RunID, resumed.Resumes)
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

@@ -19,8 +19,8 @@ import (
 // and each lecture's length, from which an edit builds its graph, the
 // runs queued after another (see queuedRun), the cancels requested of
 // another process (see requestCancel), the browsers' sessions (see
-// saveSession) and the lectures whose runs a shutdown cut (see
-// markCut), in six tables of the
+// saveSession) and the lectures whose runs a shutdown or a lost lock cut
+// (see markCut), in six tables of the
 // service's schema (see migrate), so that they survive a restart and
 // every process of the service sees the same. The executor
 // keeps only the parameters' revision: a host saves new parameters and
@@ -43,7 +43,7 @@ type paramStore struct {
 	queued   string // the quoted name of the queued runs' table
 	cancels  string // the quoted name of the cancels' table
 	sessions string // the quoted name of the sessions' table (see saveSession)
-	cut      string // the quoted name of the table of the lectures whose runs a shutdown cut (see markCut)
+	cut      string // the quoted name of the table of the lectures whose runs a shutdown or a lost lock cut (see markCut)
 	// owner is the ID of the process (see service.id) that queue saves
 	// as the owner of the runs it queues: "" saves none.
 	owner string

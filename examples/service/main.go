@@ -13,8 +13,8 @@
 //     moment an edit is given the queued run's ID until the run's record
 //     is written), the cancels requested of another process (POST
 //     /runs/{run}/cancel), the browsers' sessions (POST /session) and
-//     the lectures whose runs a shutdown cut (until a pass looks at
-//     them) are in six tables of the service's own in the same schema,
+//     the lectures whose runs a shutdown or a lost lock cut (until a
+//     pass looks at them) are in six tables of the service's own in the same schema,
 //     made at start-up after the store's Migrate: they
 //     survive a restart, and every process of the service sees the same.
 //     An edit saves the node's parameters and records the edit
@@ -70,16 +70,14 @@
 //     -max-runs, its lecture locked, its resume failed) is looked at
 //     again by each later pass, until it is resumed or superseded. So
 //     a run that one process's shutdown cut is finished by the next
-//     process to start, or by a live process that saw it going on (a
-//     rolling deploy, whose new process starts before the old one
-//     stops), about -recover-every after: the shutdown saves the keys
-//     of the lectures whose runs it cut, and each pass of a live process
-//     looks at them too (a ListRuns for each), until one finds the
-//     lecture's newest run going on or not to resume, so that a run that
-//     started after the last pass of each live process is finished
-//     likewise. A run that a lost lock cut that no pass saw going on
-//     (it started less than -recover-every before) is left, with the
-//     run queued after it, to the next start. The runs recorded by a
+//     process to start, or by a live process (a rolling deploy, whose
+//     new process starts before the old one stops), about
+//     -recover-every after, whether its passes saw the run going on or
+//     not: the shutdown saves the keys of the lectures whose runs it
+//     cut, as the end of a run that a lost lock cut saves its lecture's,
+//     and each pass of a live process looks at them too (a ListRuns for
+//     each), until one finds the lecture's newest run going on or not to
+//     resume, and deletes the key. The runs recorded by a
 //     version of the service without cancel codes are not resumed. A
 //     lecture locked elsewhere, or run by this process, is left to the
 //     process that runs it. A run whose graph no template of the

@@ -283,14 +283,15 @@ func (s *service) applyCancels(ctx context.Context) {
 }
 
 // markCut saves the keys of the lectures whose runs the shutdown of this
-// process cut (see service.shutdown), for the passes of the live
-// processes to look at (see service.watched): a run that started after
-// their last pass was seen going on by none of them.
+// process cut (see service.shutdown), or whose run a lost lock cut (see
+// service.ended), for the passes of the live processes to look at (see
+// service.watched): a run that started after their last pass was seen
+// going on by none of them.
 func (p *paramStore) markCut(ctx context.Context, keys []string) error {
 	_, err := p.pool.Exec(ctx, `INSERT INTO `+p.cut+` (graph_key) SELECT unnest($1::text[])
 ON CONFLICT (graph_key) DO UPDATE SET cut_at = now()`, keys)
 	if err != nil {
-		return fmt.Errorf("save the lectures whose runs the shutdown cut: %w", err)
+		return fmt.Errorf("save the lectures whose runs were cut: %w", err)
 	}
 	return nil
 }
@@ -300,7 +301,7 @@ ON CONFLICT (graph_key) DO UPDATE SET cut_at = now()`, keys)
 func (p *paramStore) cutLectures(ctx context.Context) (map[string]time.Time, error) {
 	rows, err := p.pool.Query(ctx, `SELECT graph_key, cut_at FROM `+p.cut)
 	if err != nil {
-		return nil, fmt.Errorf("read the lectures whose runs a shutdown cut: %w", err)
+		return nil, fmt.Errorf("read the lectures whose runs were cut: %w", err)
 	}
 	cut := map[string]time.Time{}
 	var key string
@@ -309,7 +310,7 @@ func (p *paramStore) cutLectures(ctx context.Context) (map[string]time.Time, err
 		cut[key] = at
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("read the lectures whose runs a shutdown cut: %w", err)
+		return nil, fmt.Errorf("read the lectures whose runs were cut: %w", err)
 	}
 	return cut, nil
 }
@@ -319,7 +320,7 @@ func (p *paramStore) cutLectures(ctx context.Context) (map[string]time.Time, err
 // saved again since it was read as saved at at.
 func (p *paramStore) unmarkCut(ctx context.Context, key string, at time.Time) error {
 	if _, err := p.pool.Exec(ctx, `DELETE FROM `+p.cut+` WHERE graph_key = $1 AND cut_at = $2`, key, at); err != nil {
-		return fmt.Errorf("delete the lecture %q whose runs a shutdown cut: %w", key, err)
+		return fmt.Errorf("delete the lecture %q whose runs were cut: %w", key, err)
 	}
 	return nil
 }
@@ -329,7 +330,7 @@ func (p *paramStore) unmarkCut(ctx context.Context, key string, at time.Time) er
 func (p *paramStore) pruneCut(ctx context.Context, age time.Duration) (int64, error) {
 	tag, err := p.pool.Exec(ctx, `DELETE FROM `+p.cut+` WHERE cut_at < now() - make_interval(secs => $1)`, age.Seconds())
 	if err != nil {
-		return 0, fmt.Errorf("prune the lectures whose runs a shutdown cut: %w", err)
+		return 0, fmt.Errorf("prune the lectures whose runs were cut: %w", err)
 	}
 	return tag.RowsAffected(), nil
 }

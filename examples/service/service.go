@@ -1215,7 +1215,9 @@ func (s *service) launch(key, runID, reason, resumes string) error {
 }
 
 // ended records a run's end, then starts the run queued after it, or
-// gives the lecture's lock up and frees the lecture (see next).
+// gives the lecture's lock up and frees the lecture (see next); the
+// lecture of a run that a lost lock cut is then saved for the passes of
+// the recovery (see paramStore.markCut).
 func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 	defer s.runs.Done()
 	log := s.logger.With("run", runID, "lecture", key)
@@ -1243,6 +1245,18 @@ func (s *service) ended(key, runID string, rep *executor.Report, err error) {
 	s.mu.Unlock()
 	if l != nil {
 		s.next(key, l, runID)
+	}
+	if rep != nil && rep.Record.Status == executor.RunCancelled && rep.Record.CancelledBy == pgstore.CancelledByLockLost {
+		// For the passes, which may not have seen it going on (see
+		// watched), as the shutdown saves the lectures of the runs it
+		// cut; once the run queued after it, if any, has started (a
+		// Postgres that fails, as a lost lock may tell, holds it no
+		// longer).
+		ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
+		if err := s.params.markCut(ctx, []string{key}); err != nil {
+			log.Warn("the run that a lost lock cut is left to a pass that saw it going on, or to the next start", "err", err)
+		}
+		cancel()
 	}
 }
 
@@ -1760,7 +1774,8 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 // run's ID, until a pass finds it ended otherwise (succeeded, failed,
 // cancelled by a request, resumed and ended); the others are forgotten.
 // A lecture whose runs cannot be read stays watched, and is logged. The
-// lectures that a shutdown saved (marked: see paramStore.markCut), whose
+// lectures that a shutdown, or the end of a run that a lost lock cut,
+// saved (marked: see paramStore.markCut), whose
 // runs a pass may not have seen going on (they started after it), are
 // looked at too, at each pass, until one finds their newest run going on
 // or not to resume, and deletes them. Its cost is one ListRuns for each
@@ -1817,11 +1832,12 @@ func (s *service) watched(ctx context.Context, listed []executor.Record, marked 
 }
 
 // cutWatchPrefix is the prefix of the IDs under which watched looks at a
-// lecture that a shutdown saved (see paramStore.markCut): no run's.
-const cutWatchPrefix = "lecture cut by a shutdown: "
+// lecture that a shutdown, or the end of a run that a lost lock cut,
+// saved (see paramStore.markCut): no run's.
+const cutWatchPrefix = "lecture whose run was cut: "
 
-// cutLectures returns the lectures whose runs a shutdown cut (see
-// paramStore.markCut), with the times they were saved at; a failure to
+// cutLectures returns the lectures whose runs a shutdown or a lost lock
+// cut (see paramStore.markCut), with the times they were saved at; a failure to
 // read them is logged, and leaves them to the next pass.
 func (s *service) cutLectures(ctx context.Context) map[string]time.Time {
 	cut, err := s.params.cutLectures(ctx)
