@@ -47,6 +47,46 @@ func refuseUnqueues(t *testing.T, h *harness, id string, n int) (tried func() in
 	return tried, drop
 }
 
+// queuedRunNotRecordedKept has the record of h's queued run refused (and
+// that of any run the and clause of refuseRecords names) and every delete
+// of its row, and cancels the run before it for its lost lock: it waits
+// until the queued run's stream has ended with its final event alone,
+// the deletes tried at once have failed and the run is kept for a later
+// delete. It returns the function that drops the refusal of the deletes.
+func queuedRunNotRecordedKept(t *testing.T, h *harness, queued started, and string) (dropUnqueues func()) {
+	t.Helper()
+	refuseRecords(t, h, queued.RunID, and)
+	tried, drop := refuseUnqueues(t, h, queued.RunID, 1<<20)
+	h.endLockSession("l")
+	events := h.follow(queued.RunID, "")
+	require.Len(t, events, 1, "the queued run's events: its final one alone")
+	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
+		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
+	require.Eventually(t, func() bool { // the last try has failed
+		h.s.mu.Lock()
+		defer h.s.mu.Unlock()
+		_, ok := h.s.forgetting[queued.RunID]
+		return ok
+	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	return drop
+}
+
+// requireQueuedRunNotRunByTakeover checks, on h2, a process that took
+// the queued run over from a dead one, that it did not run it (its
+// stream had ended, why says how it would have been) and deleted its row.
+func requireQueuedRunNotRunByTakeover(t *testing.T, h2 *harness, queued started, why string) {
+	t.Helper()
+	_, err := h2.s.store.GetRun(t.Context(), queued.RunID)
+	assert.ErrorIs(t, err, executor.ErrNotFound, why)
+	last, ok, err := h2.s.stream.LastEvent(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, progress.RunCancelled, last.Type, "the last event of the queued run's stream")
+	_, ok, err = h2.s.params.queuedRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	assert.False(t, ok, "the queued run's row, after the other process's recovery")
+}
+
 // A queued run not started whose record could not be written, and whose
 // row then could not be deleted either (two failures in a row), kept its
 // row, owned by its live process, which never looks at its own rows: GET
@@ -102,19 +142,7 @@ func TestQueuedRunNotRecordedLosesItsRowAfterAFailedDelete(t *testing.T) {
 // takes it over and runs it after its final event.
 func TestShutdownDeletesTheRowOfAQueuedRunNotRecorded(t *testing.T) {
 	h, _, queued := queuedBehindARun(t)
-	refuseRecords(t, h, queued.RunID, ``)
-	tried, drop := refuseUnqueues(t, h, queued.RunID, 1<<20)
-	h.endLockSession("l")
-	events := h.follow(queued.RunID, "")
-	require.Len(t, events, 1, "the queued run's events: its final one alone")
-	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
-		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
-	require.Eventually(t, func() bool { // the last try has failed
-		h.s.mu.Lock()
-		defer h.s.mu.Unlock()
-		_, ok := h.s.forgetting[queued.RunID]
-		return ok
-	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	drop := queuedRunNotRecordedKept(t, h, queued, ``)
 	_, ok, err := h.s.params.queuedRun(t.Context(), queued.RunID)
 	require.NoError(t, err)
 	require.True(t, ok, "the row, before the shutdown")
@@ -135,25 +163,9 @@ func TestShutdownDeletesTheRowOfAQueuedRunNotRecorded(t *testing.T) {
 // A process that takes a queued run over now looks at its stream first:
 // one that has ended is not run, and its row is deleted.
 func TestQueuedRunNotRecordedIsNotRunByAnotherProcess(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h := startServiceOn(t, pg, rd, time.Hour, nil)
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
-	refuseRecords(t, h, queued.RunID, ``)
-	tried, dropUnqueues := refuseUnqueues(t, h, queued.RunID, 1<<20)
-	h.endLockSession("l")
-	events := h.follow(queued.RunID, "")
-	require.Len(t, events, 1, "the queued run's events: its final one alone")
-	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
-		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
-	require.Eventually(t, func() bool {
-		h.s.mu.Lock()
-		defer h.s.mu.Unlock()
-		_, ok := h.s.forgetting[queued.RunID]
-		return ok
-	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	h, _, queued := queuedBehindARun(t)
+	pg, rd := h.pg, h.redis
+	dropUnqueues := queuedRunNotRecordedKept(t, h, queued, ``)
 	h.endProcessLockSession()
 	// Postgres is back.
 	_, err := pg.Pool.Exec(t.Context(), `DROP TRIGGER refuse ON `+pgx.Identifier{pg.Schema, "runs"}.Sanitize())
@@ -161,15 +173,7 @@ func TestQueuedRunNotRecordedIsNotRunByAnotherProcess(t *testing.T) {
 	dropUnqueues()
 
 	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil) // its start-up's recovery takes the dead's runs over
-	_, err = h2.s.store.GetRun(t.Context(), queued.RunID)
-	assert.ErrorIs(t, err, executor.ErrNotFound, "the queued run, whose stream had ended, was run by the other process")
-	last, ok, err := h2.s.stream.LastEvent(t.Context(), queued.RunID)
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, progress.RunCancelled, last.Type, "the last event of the queued run's stream")
-	_, ok, err = h2.s.params.queuedRun(t.Context(), queued.RunID)
-	require.NoError(t, err)
-	assert.False(t, ok, "the queued run's row, after the other process's recovery")
+	requireQueuedRunNotRunByTakeover(t, h2, queued, "the queued run, whose stream had ended, was run by the other process")
 	require.NoError(t, h2.shutdown())
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
@@ -181,25 +185,9 @@ func TestQueuedRunNotRecordedIsNotRunByAnotherProcess(t *testing.T) {
 // stream had ended. It now resumes it under an ID of its own, and
 // deletes the queued run's row.
 func TestQueuedRunNotRecordedIsNotTheIDOfAResume(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	h := startServiceOn(t, pg, rd, time.Hour, nil)
-	var first, queued started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &first))
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/edits", `{"node": "script", "params": {"topic": "b"}}`, &queued))
-	require.Equal(t, first.RunID, queued.QueuedAfter)
-	refuseRecords(t, h, queued.RunID, ` OR (NEW.id = '`+first.RunID+`' AND NEW.status <> 'running')`)
-	tried, dropUnqueues := refuseUnqueues(t, h, queued.RunID, 1<<20)
-	h.endLockSession("l")
-	events := h.follow(queued.RunID, "")
-	require.Len(t, events, 1, "the queued run's events: its final one alone")
-	require.Eventually(t, func() bool { return tried() >= giveBackTries }, 20*time.Second, 10*time.Millisecond,
-		"the deletes of the queued run's row (a bound against a hang, not a timing assertion)")
-	require.Eventually(t, func() bool {
-		h.s.mu.Lock()
-		defer h.s.mu.Unlock()
-		_, ok := h.s.forgetting[queued.RunID]
-		return ok
-	}, 20*time.Second, 10*time.Millisecond, "the run kept for a later delete")
+	h, first, queued := queuedBehindARun(t)
+	pg, rd := h.pg, h.redis
+	dropUnqueues := queuedRunNotRecordedKept(t, h, queued, ` OR (NEW.id = '`+first.RunID+`' AND NEW.status <> 'running')`)
 	rec, err := h.s.store.GetRun(t.Context(), first.RunID)
 	require.NoError(t, err)
 	require.Equal(t, executor.RunRunning, rec.Status, "the run before it, its final record refused")
@@ -210,15 +198,7 @@ func TestQueuedRunNotRecordedIsNotTheIDOfAResume(t *testing.T) {
 	dropUnqueues()
 
 	h2 := startServiceOn(t, pg, rd, time.Millisecond, nil) // its start-up's recovery takes the dead's runs over
-	_, err = h2.s.store.GetRun(t.Context(), queued.RunID)
-	assert.ErrorIs(t, err, executor.ErrNotFound, "the queued run, whose stream had ended, is the ID of a resume")
-	last, ok, err := h2.s.stream.LastEvent(t.Context(), queued.RunID)
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, progress.RunCancelled, last.Type, "the last event of the queued run's stream")
-	_, ok, err = h2.s.params.queuedRun(t.Context(), queued.RunID)
-	require.NoError(t, err)
-	assert.False(t, ok, "the queued run's row, after the other process's recovery")
+	requireQueuedRunNotRunByTakeover(t, h2, queued, "the queued run, whose stream had ended, is the ID of a resume")
 	rec, err = h2.s.store.GetRun(t.Context(), first.RunID)
 	require.NoError(t, err)
 	assert.NotEqual(t, executor.RunRunning, rec.Status, "the run before it, after the other process's recovery")
