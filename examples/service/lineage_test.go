@@ -29,26 +29,13 @@ import (
 // and a logout ends every session of the lineages of its cookies.
 func TestLogoutEndsTheSessionsOfLoginsMadeAtOnce(t *testing.T) {
 	h := startService(t, time.Millisecond)
-	var run started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
-	h.follow(run.RunID, "")
-	read := func(value string) int {
-		t.Helper()
-		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
-	}
+	read := h.endedRunReader()
 	bearer := "Bearer " + token
 	first := h.login(h.browser()).Value
 	other := h.login(h.browser()).Value // another browser's
 	// The two logins, as the server may take them when they come at once:
 	// each with the cookie the browser held when it sent them.
-	login := func() string {
-		t.Helper()
-		resp := h.send(h.hc, "POST", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + first}})
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Len(t, resp.Cookies(), 1)
-		return resp.Cookies()[0].Value
-	}
-	a, b := login(), login()
+	a, b := h.loginWith(first), h.loginWith(first)
 	assert.Equal(t, http.StatusUnauthorized, read(first), "the session the logins replaced")
 	require.Equal(t, http.StatusOK, read(a), "the first login's session")
 	require.Equal(t, http.StatusOK, read(b), "the second login's session")
@@ -78,9 +65,7 @@ func TestLogoutEndsTheSessionsOfLoginsMadeAtOnce(t *testing.T) {
 // and the logout with any one of their cookies ends them all.
 func TestLogoutEndsTheSessionsOfManyLoginsAtOnce(t *testing.T) {
 	h := startService(t, time.Millisecond)
-	var run started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
-	h.follow(run.RunID, "")
+	read := h.endedRunReader()
 	first := h.login(h.browser()).Value
 	values := make([]string, 8)
 	errs := make([]error, len(values))
@@ -109,10 +94,6 @@ func TestLogoutEndsTheSessionsOfManyLoginsAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 	require.NoError(t, errors.Join(errs...))
-	read := func(value string) int {
-		t.Helper()
-		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
-	}
 	for i, v := range values {
 		require.Equal(t, http.StatusOK, read(v), "login %d", i)
 	}
@@ -146,35 +127,22 @@ func TestReplacedSessionIsRefusedByAnOlderProcess(t *testing.T) {
 			`SELECT count(*) FROM `+sessions+` WHERE id = ANY($1) AND expires_at > now()`, []string{id}).Scan(&n))
 		return n > 0
 	}
-	var run started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
-	h.follow(run.RunID, "")
-	read := func(value string) int {
-		t.Helper()
-		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
-	}
+	read := h.endedRunReader()
 	bearer := "Bearer " + token
-	login := func(value string) string {
-		t.Helper()
-		resp := h.send(h.hc, "POST", "/session", http.Header{"Authorization": {bearer}, "Cookie": {sessionCookie + "=" + value}})
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		require.Len(t, resp.Cookies(), 1)
-		return resp.Cookies()[0].Value
-	}
 	first := h.login(h.browser()).Value
 	require.True(t, olderLive(first), "a session not replaced, read by an older process")
-	a, b := login(first), login(first) // two logins at once, with the same cookie
+	a, b := h.loginWith(first), h.loginWith(first) // two logins at once, with the same cookie
 	assert.False(t, olderLive(first), "the session replaced, read by an older process")
 	assert.True(t, olderLive(a))
 	assert.True(t, olderLive(b))
 	assert.Equal(t, http.StatusUnauthorized, read(first))
-	c := login(a) // a's tab logs in again: of the lineage still
+	c := h.loginWith(a) // a's tab logs in again: of the lineage still
 	assert.False(t, olderLive(a), "the session replaced, read by an older process")
 	assert.Equal(t, http.StatusUnauthorized, read(a))
 
 	// A later login with the replaced cookie joins the lineage still,
 	// and the logout with any of its cookies ends it whole.
-	d := login(first)
+	d := h.loginWith(first)
 	for _, v := range []string{b, c, d} {
 		require.Equal(t, http.StatusOK, read(v))
 	}
@@ -200,13 +168,7 @@ func TestReplacedSessionIsRefusedByAnOlderProcess(t *testing.T) {
 // sessions that joined the lineages it ends while it waited.
 func TestLogoutEndsTheSessionOfALoginUnderWay(t *testing.T) {
 	h := startService(t, time.Millisecond)
-	var run started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
-	h.follow(run.RunID, "")
-	read := func(value string) int {
-		t.Helper()
-		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
-	}
+	read := h.endedRunReader()
 	first := h.login(h.browser()).Value
 	value, status := loginDuringLogout(t, h, first)
 	require.Equal(t, http.StatusNoContent, status)
@@ -290,13 +252,7 @@ WHERE wait_event_type = 'Lock' AND strpos(query, $1) > 0 AND pid <> pg_backend_p
 // now deletes nothing.
 func TestLogoutThatFailsEndsNothing(t *testing.T) {
 	h := startService(t, time.Millisecond)
-	var run started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
-	h.follow(run.RunID, "")
-	read := func(value string) int {
-		t.Helper()
-		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
-	}
+	read := h.endedRunReader()
 	first := h.login(h.browser()).Value
 	id, ok := checkSession(sessionKey(token), first, time.Now())
 	require.True(t, ok)

@@ -60,6 +60,32 @@ func (h *harness) login(hc *http.Client) *http.Cookie {
 	return cookies[0]
 }
 
+// loginWith is POST /session with the token and the session cookie
+// value alone, as a browser sends it with the cookie it holds. It
+// returns the new session's cookie value.
+func (h *harness) loginWith(value string) string {
+	h.t.Helper()
+	resp := h.send(h.hc, "POST", "/session", http.Header{"Authorization": {"Bearer " + token}, "Cookie": {sessionCookie + "=" + value}})
+	require.Equal(h.t, http.StatusOK, resp.StatusCode)
+	require.Len(h.t, resp.Cookies(), 1)
+	return resp.Cookies()[0].Value
+}
+
+// endedRunReader starts a run of lecture l and follows it to its end. It
+// returns a GET of that run's events sent with the session cookie value
+// alone, which answers the status: 200 for a session the service takes
+// as live, 401 for one it does not.
+func (h *harness) endedRunReader() (read func(value string) int) {
+	h.t.Helper()
+	var run started
+	require.Equal(h.t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
+	h.follow(run.RunID, "")
+	return func(value string) int {
+		h.t.Helper()
+		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
+	}
+}
+
 // followWith follows a run's events with the package's SSE client
 // through hc, without an Authorization header, as EventSource does.
 func (h *harness) followWith(hc *http.Client, runID string) ([]progress.Event, error) {
@@ -532,13 +558,7 @@ func TestOpenStreamEndsWhenItsSessionsReadHangs(t *testing.T) {
 // cookie it replaces.
 func TestLoginAgainEndsTheSessionItReplaces(t *testing.T) {
 	h := startService(t, time.Millisecond)
-	var run started
-	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
-	h.follow(run.RunID, "")
-	read := func(value string) int {
-		t.Helper()
-		return h.send(h.hc, "GET", run.Events, http.Header{"Cookie": {sessionCookie + "=" + value}}).StatusCode
-	}
+	read := h.endedRunReader()
 	browser := h.browser()
 	first := h.login(browser).Value // a copy of it, kept elsewhere
 	require.Equal(t, http.StatusOK, read(first))
