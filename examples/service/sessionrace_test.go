@@ -32,6 +32,59 @@ func endSessionsOnRead(t *testing.T, h *harness) (ended func() error) {
 	return func() error { return err }
 }
 
+// watchSessionChecks has each check of the open streams' sessions (see
+// checkStreams) send its error, nil for a good one, on the channel it
+// returns; the test resets checkStreamsHook.
+func watchSessionChecks() <-chan error {
+	checks := make(chan error, 64)
+	checkStreamsHook = func(err error) {
+		select {
+		case checks <- err:
+		default:
+		}
+	}
+	return checks
+}
+
+// openEvents opens a stream of the events at url, sent with header,
+// until ctx is done; the channel it returns has the error of the read of
+// its body once the stream has ended.
+func (h *harness) openEvents(ctx context.Context, url string, header http.Header) (done <-chan error) {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", h.base+url, nil)
+	require.NoError(h.t, err)
+	req.Header = header
+	resp, err := h.hc.Do(req)
+	require.NoError(h.t, err)
+	require.Equal(h.t, http.StatusOK, resp.StatusCode)
+	ch := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ch <- err
+	}()
+	return ch
+}
+
+// waitSessionCheck waits for a check, on checks, whose read failed
+// (failed), or not; it fails the test if the stream of done ends first,
+// or bound is done.
+func waitSessionCheck(t *testing.T, bound context.Context, checks, done <-chan error, failed bool) {
+	t.Helper()
+	for {
+		select {
+		case err := <-checks:
+			if (err != nil) == failed {
+				return
+			}
+		case err := <-done:
+			t.Fatalf("the stream ended, its session live: %v", err)
+		case <-bound.Done():
+			t.Fatalf("no check with failed %v before the bound", failed)
+		}
+	}
+}
+
 // An events request whose session ended between the service's check of
 // its cookie and the SSE handler's (which read the session again) was
 // answered 401 by the handler, in plain text and without
@@ -108,49 +161,20 @@ func TestEventsRequestReadsItsSessionOnce(t *testing.T) {
 func TestOpenStreamOutlivesAFailedSessionCheck(t *testing.T) {
 	defer func(d time.Duration) { sessionPoll = d }(sessionPoll)
 	sessionPoll = 20 * time.Millisecond
-	checks := make(chan error, 64)
-	checkStreamsHook = func(err error) {
-		select {
-		case checks <- err:
-		default:
-		}
-	}
+	checks := watchSessionChecks()
 	h := startService(t, time.Hour) // the run goes on until the shutdown
 	var run started
 	require.Equal(t, http.StatusAccepted, h.do("POST", "/lectures/l/runs", `{"seconds": 10}`, &run))
 	cookie := http.Header{"Cookie": {sessionCookie + "=" + h.login(h.browser()).Value}}
 	ctx, cancel := context.WithCancel(testenv.Context(t, 15*time.Second)) // a bound against a hang
-	req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
-	require.NoError(t, err)
-	req.Header = cookie
-	resp, err := h.hc.Do(req)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	done := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- err
-	}()
-	// waitCheck waits for a check whose read failed (failed), or not.
+	done := h.openEvents(ctx, run.Events, cookie)
 	waitCheck := func(failed bool) {
 		t.Helper()
-		for {
-			select {
-			case err := <-checks:
-				if (err != nil) == failed {
-					return
-				}
-			case err := <-done:
-				t.Fatalf("the stream ended, its session live, at a failed check: %v", err)
-			case <-ctx.Done():
-				t.Fatalf("no check with failed %v before the bound", failed)
-			}
-		}
+		waitSessionCheck(t, ctx, checks, done, failed)
 	}
 
 	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
-	_, err = h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+sessions+` RENAME TO sessions_gone`)
+	_, err := h.pg.Pool.Exec(t.Context(), `ALTER TABLE `+sessions+` RENAME TO sessions_gone`)
 	require.NoError(t, err)
 	waitCheck(true)
 	waitCheck(true)
@@ -175,13 +199,7 @@ func TestOpenStreamOutlivesAFailedSessionCheck(t *testing.T) {
 func TestFailedSessionCheckOfAnOldOutageDoesNotEndLaterStreams(t *testing.T) {
 	defer func(d, l time.Duration) { sessionPoll, sessionsUnreadLimit = d, l }(sessionPoll, sessionsUnreadLimit)
 	sessionPoll, sessionsUnreadLimit = 20*time.Millisecond, 300*time.Millisecond
-	checks := make(chan error, 64)
-	checkStreamsHook = func(err error) {
-		select {
-		case checks <- err:
-		default:
-		}
-	}
+	checks := watchSessionChecks()
 	defer func() { checkStreamsHook = nil }()
 	h := startService(t, time.Hour) // the run goes on until the shutdown
 	var run started
@@ -191,35 +209,11 @@ func TestFailedSessionCheckOfAnOldOutageDoesNotEndLaterStreams(t *testing.T) {
 	open := func() (cancel context.CancelFunc, done <-chan error) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(bound)
-		req, err := http.NewRequestWithContext(ctx, "GET", h.base+run.Events, nil)
-		require.NoError(t, err)
-		req.Header = cookie
-		resp, err := h.hc.Do(req)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		ch := make(chan error, 1)
-		go func() {
-			_, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			ch <- err
-		}()
-		return cancel, ch
+		return cancel, h.openEvents(ctx, run.Events, cookie)
 	}
-	// waitCheck waits for a check whose read failed (failed), or not.
 	waitCheck := func(failed bool, done <-chan error) {
 		t.Helper()
-		for {
-			select {
-			case err := <-checks:
-				if (err != nil) == failed {
-					return
-				}
-			case err := <-done:
-				t.Fatalf("the stream ended, its session live: %v", err)
-			case <-bound.Done():
-				t.Fatalf("no check with failed %v before the bound", failed)
-			}
-		}
+		waitSessionCheck(t, bound, checks, done, failed)
 	}
 	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
 	gone := pgx.Identifier{h.pg.Schema, "sessions_gone"}.Sanitize()
