@@ -3,11 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,61 +153,6 @@ func TestCancelledPutStoresNothingLater(t *testing.T) {
 	}
 }
 
-// cutProxy is a TCP proxy to Postgres on loopback whose connections a
-// test can cut, as a middlebox or a network fault does. It takes new
-// connections after a cut.
-type cutProxy struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-// newCutProxy starts a proxy to addr, stopped when the test ends.
-func newCutProxy(t *testing.T, addr string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &cutProxy{ln: ln}
-	p.wg.Go(func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", addr)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, client, server)
-			p.mu.Unlock()
-			p.wg.Go(func() { _, _ = io.Copy(server, client); server.Close() })
-			p.wg.Go(func() { _, _ = io.Copy(client, server); client.Close() })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// port is the proxy's port.
-func (p *cutProxy) port() uint16 { return uint16(p.ln.Addr().(*net.TCPAddr).Port) }
-
-// cut closes every connection the proxy holds.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
 // TestPutWhoseConnectionIsLost loses the connection of a PutRun and of a
 // Put while its statement waits for a row that another transaction
 // holds locked: the server, which does not see the connection go while
@@ -222,10 +163,9 @@ func (p *cutProxy) cut() {
 // returned.
 func TestPutWhoseConnectionIsLost(t *testing.T) {
 	t.Parallel() // its own schema
-	var proxy *cutProxy
+	var proxy *testenv.CutProxy
 	s, pg, app := lateStore(t, func(c *pgxpool.Config) {
-		proxy = newCutProxy(t, net.JoinHostPort(c.ConnConfig.Host, strconv.Itoa(int(c.ConnConfig.Port))))
-		c.ConnConfig.Host, c.ConnConfig.Port, c.ConnConfig.Fallbacks = "127.0.0.1", proxy.port(), nil
+		proxy = testenv.CutPostgres(t, c)
 	})
 	ctx := testenv.Context(t, 60*time.Second)
 	for _, tc := range latePuts {
@@ -234,7 +174,7 @@ func TestPutWhoseConnectionIsLost(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- tc.put(ctx, s) }()
 			waitBlockedBy(t, ctx, pg, pid, done)
-			proxy.cut()
+			proxy.Cut()
 			err := <-done
 
 			require.NoError(t, rollback()) // the wait ends

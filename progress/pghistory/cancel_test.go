@@ -2,10 +2,6 @@ package pghistory_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,60 +80,6 @@ func TestCancelledAppendStoresNothingLater(t *testing.T) {
 	}
 }
 
-// cutter is a TCP proxy to Postgres on loopback whose connections a test
-// can cut, as a middlebox or a network fault does.
-type cutter struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-// newCutter starts a proxy to addr, stopped when the test ends.
-func newCutter(t *testing.T, addr string) *cutter {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	c := &cutter{ln: ln}
-	c.wg.Go(func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", addr)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			c.mu.Lock()
-			c.conns = append(c.conns, client, server)
-			c.mu.Unlock()
-			c.wg.Go(func() { _, _ = io.Copy(server, client); server.Close() })
-			c.wg.Go(func() { _, _ = io.Copy(client, server); client.Close() })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		c.cut()
-		c.wg.Wait()
-	})
-	return c
-}
-
-// port is the proxy's port.
-func (c *cutter) port() uint16 { return uint16(c.ln.Addr().(*net.TCPAddr).Port) }
-
-// cut closes every connection the proxy holds.
-func (c *cutter) cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, conn := range c.conns {
-		conn.Close()
-	}
-	c.conns = nil
-}
-
 // TestAppendWhoseConnectionIsLost loses the connection of an Append while
 // its statement waits on the server, which holds the whole statement and
 // its COMMIT: the error says that the events may have been stored, and
@@ -146,10 +88,9 @@ func (c *cutter) cut() {
 func TestAppendWhoseConnectionIsLost(t *testing.T) {
 	t.Parallel()
 	app := sinktest.RunID(t)
-	var proxy *cutter
+	var proxy *testenv.CutProxy
 	h, pg := newHistory(t, pgx.QueryExecModeCacheStatement, pghistory.Options{}, func(c *pgxpool.Config) {
-		proxy = newCutter(t, net.JoinHostPort(c.ConnConfig.Host, strconv.Itoa(int(c.ConnConfig.Port))))
-		c.ConnConfig.Host, c.ConnConfig.Port, c.ConnConfig.Fallbacks = "127.0.0.1", proxy.port(), nil
+		proxy = testenv.CutPostgres(t, c)
 		c.ConnConfig.RuntimeParams["application_name"] = app
 	})
 	ctx := testenv.Context(t, 30*time.Second)
@@ -164,7 +105,7 @@ func TestAppendWhoseConnectionIsLost(t *testing.T) {
 	appended := make(chan error, 1)
 	go func() { appended <- h.Append(ctx, sinktest.Events(run, 1, 3)...) }()
 	review7WaitFor(t, ctx, pg, "wait_event_type = 'Lock' AND application_name = '"+app+"'", "unnest")
-	proxy.cut()
+	proxy.Cut()
 	err = <-appended
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, context.Canceled)
