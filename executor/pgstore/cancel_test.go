@@ -17,7 +17,6 @@ import (
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/pgstore"
 	"github.com/regengraph/regen/internal/pgschema"
-	"github.com/regengraph/regen/internal/testenv"
 )
 
 // A host may have pgx cancel a statement whose context ends with a
@@ -102,7 +101,7 @@ func TestCancelRequestGivesContextError(t *testing.T) {
 			defer cancel()
 			done := make(chan error, 1)
 			go func() { done <- tc.call(callCtx) }()
-			waitBlockedBy(t, ctx, pg, pid, done)
+			pg.WaitBlockedBy(t, ctx, pid, done)
 			cancel()
 			require.ErrorIs(t, <-done, context.Canceled)
 			require.NoError(t, tx.Rollback(ctx))
@@ -122,24 +121,4 @@ func TestCancelRequestGivesContextError(t *testing.T) {
 	v, err := cs.Commit(ctx, "g", 1, nil)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), v)
-}
-
-// waitBlockedBy waits until a statement waits for a lock that the
-// backend pid holds, and fails the test if the call whose result done
-// gives returns first.
-func waitBlockedBy(t *testing.T, ctx context.Context, pg *testenv.Postgres, pid int, done <-chan error) {
-	t.Helper()
-	for {
-		var n int
-		require.NoError(t, pg.Pool.QueryRow(ctx,
-			"SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid).Scan(&n))
-		if n > 0 {
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the call returned before it waited for backend %d's lock: %v", pid, err)
-		case <-time.After(5 * time.Millisecond): // polling the server, bounded by the call
-		}
-	}
 }

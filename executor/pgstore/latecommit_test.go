@@ -90,25 +90,6 @@ func holdLock(t *testing.T, ctx context.Context, pg *testenv.Postgres, lock stri
 	return func() error { return tx.Rollback(ctx) }, pid
 }
 
-// waitBackendsIdle polls pg_stat_activity until no backend of the
-// application app is busy: each is idle in its pool, or gone.
-func waitBackendsIdle(t *testing.T, ctx context.Context, pg *testenv.Postgres, app string) {
-	t.Helper()
-	for {
-		var n int
-		require.NoError(t, pg.Pool.QueryRow(ctx,
-			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'", app).Scan(&n))
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("a backend of %s is still busy: %v", app, context.Cause(ctx))
-		case <-time.After(time.Millisecond): // polling the server, bounded by ctx
-		}
-	}
-}
-
 // TestCancelledPutStoresNothingLater ends the context of a PutRun and of
 // a Put while its statement waits for a row that another transaction
 // holds locked (a concurrent put of the same record or asset, a
@@ -133,12 +114,12 @@ func TestCancelledPutStoresNothingLater(t *testing.T) {
 			defer cancel(nil)
 			done := make(chan error, 1)
 			go func() { done <- tc.put(cctx, s) }()
-			waitBlockedBy(t, ctx, pg, pid, done)
+			pg.WaitBlockedBy(t, ctx, pid, done)
 			cancel(cause)
 			err := <-done
 
 			require.NoError(t, rollback()) // the wait ends
-			waitBackendsIdle(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 			got, gerr := tc.stored(ctx, s)
 			require.NoError(t, gerr)
 			assert.Contains(t, []string{"running", "old"}, got, "a put that returned an error wrote its row later")
@@ -173,12 +154,12 @@ func TestPutWhoseConnectionIsLost(t *testing.T) {
 			rollback, pid := holdLock(t, ctx, pg, tc.lock)
 			done := make(chan error, 1)
 			go func() { done <- tc.put(ctx, s) }()
-			waitBlockedBy(t, ctx, pg, pid, done)
+			pg.WaitBlockedBy(t, ctx, pid, done)
 			proxy.Cut()
 			err := <-done
 
 			require.NoError(t, rollback()) // the wait ends
-			waitBackendsIdle(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 			got, gerr := tc.stored(ctx, s)
 			require.NoError(t, gerr)
 			assert.Contains(t, []string{"running", "old"}, got, "a put that lost its connection wrote its row later")

@@ -54,12 +54,12 @@ func TestCancelledPruneInDoubt(t *testing.T) {
 			defer cancel(nil)
 			done := make(chan error, 1)
 			go func() { done <- tc.prune(cctx, tc.olderThan) }()
-			waitBlockedBy(t, ctx, pg, pid, done)
+			pg.WaitBlockedBy(t, ctx, pid, done)
 			cancel(cause)
 			err := <-done
 
 			require.NoError(t, rollback()) // the wait ends
-			waitBackendsIdle(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 			assert.NoError(t, tc.kept(), "a prune that returned an error deleted later")
 
 			var d *pgschema.InDoubtError

@@ -155,12 +155,12 @@ func TestReadCommittedInDoubt(t *testing.T) {
 			defer cancel(nil)
 			done := make(chan error, 1)
 			go func() { done <- update(cctx) }()
-			waitBlocked(t, ctx, pg, pid, done)
+			pg.WaitBlockedBy(t, ctx, pid, done)
 			tc.end(cancel)
 			err = <-done
 
 			require.NoError(t, blocker.Rollback(ctx)) // the wait ends
-			waitIdle(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 			var d *pgschema.InDoubtError
 			require.ErrorAs(t, err, &d)
 			if !tc.check(t, d) {
@@ -181,43 +181,4 @@ func TestReadCommittedInDoubt(t *testing.T) {
 		var d *pgschema.InDoubtError
 		assert.False(t, errors.As(err, &d), "the server answered: the transaction failed")
 	})
-}
-
-// waitBlocked waits until a statement waits for a lock that the backend
-// pid holds, and fails the test if the call whose result done gives
-// returns first.
-func waitBlocked(t *testing.T, ctx context.Context, pg *testenv.Postgres, pid int, done <-chan error) {
-	t.Helper()
-	for {
-		var n int
-		require.NoError(t, pg.Pool.QueryRow(ctx,
-			"SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid).Scan(&n))
-		if n > 0 {
-			return
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the call returned before it waited for backend %d's lock: %v", pid, err)
-		case <-time.After(time.Millisecond): // polling the server, bounded by the call
-		}
-	}
-}
-
-// waitIdle polls pg_stat_activity until no backend of the application
-// app is busy: each is idle in its pool, or gone.
-func waitIdle(t *testing.T, ctx context.Context, pg *testenv.Postgres, app string) {
-	t.Helper()
-	for {
-		var n int
-		require.NoError(t, pg.Pool.QueryRow(ctx,
-			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'", app).Scan(&n))
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("a backend of %s is still busy: %v", app, context.Cause(ctx))
-		case <-time.After(time.Millisecond): // polling the server, bounded by ctx
-		}
-	}
 }

@@ -100,11 +100,11 @@ func TestReadCommittedModes(t *testing.T) {
 			defer cancel(nil)
 			res := make(chan error, 1)
 			go func() { res <- set(cctx, "cancelled") }()
-			waitBlocked(t, ctx, pg, pid, res)
+			pg.WaitBlockedBy(t, ctx, pid, res)
 			cancel(cause)
 			err = <-res
 			require.NoError(t, blocker.Rollback(ctx)) // the wait ends
-			waitIdle(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 			require.Error(t, err)
 			var pe *pgconn.PgError
 			if errors.As(err, &d) {

@@ -63,11 +63,11 @@ func TestReadCommittedEndedWhilePreparing(t *testing.T) {
 						return err
 					})
 			}()
-			waitBlocked(t, ctx, pg, pid, res)
+			pg.WaitBlockedBy(t, ctx, pid, res)
 			cancel(cause)
 			err = <-res
 			require.NoError(t, blocker.Rollback(ctx))
-			waitIdle(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 
 			require.ErrorIs(t, err, cause)
 			var d *pgschema.InDoubtError

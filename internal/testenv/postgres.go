@@ -183,3 +183,48 @@ WHERE application_name = $1 AND wait_event_type = 'Lock'`, app).Scan(&waiting); 
 		t.Fatalf("after the wait for %s: %v", what, err)
 	}
 }
+
+// WaitBlockedBy waits until a statement waits for a lock that the
+// backend pid holds (a transaction of the test that holds a row), and
+// fails the test if the call whose result done gives returns first, or
+// if ctx ends.
+func (p *Postgres) WaitBlockedBy(t testing.TB, ctx context.Context, pid int, done <-chan error) {
+	t.Helper()
+	for {
+		var n int
+		if err := p.Pool.QueryRow(ctx,
+			"SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid).Scan(&n); err != nil {
+			t.Fatalf("testenv: pg_stat_activity: %v", err)
+		}
+		if n > 0 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the call returned before it waited for backend %d's lock: %v", pid, err)
+		case <-time.After(time.Millisecond): // polling the server, bounded by the call and ctx
+		}
+	}
+}
+
+// WaitIdle polls pg_stat_activity until no backend of the application
+// app is busy: each is idle in its pool, or gone. It fails the test if
+// ctx ends first.
+func (p *Postgres) WaitIdle(t testing.TB, ctx context.Context, app string) {
+	t.Helper()
+	for {
+		var n int
+		if err := p.Pool.QueryRow(ctx,
+			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'", app).Scan(&n); err != nil {
+			t.Fatalf("testenv: pg_stat_activity: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("a backend of %s is still busy: %v", app, context.Cause(ctx))
+		case <-time.After(time.Millisecond): // polling the server, bounded by ctx
+		}
+	}
+}

@@ -15,25 +15,6 @@ import (
 	"github.com/regengraph/regen/progress/sinktest"
 )
 
-// waitGone polls pg_stat_activity until no backend of the application
-// app is busy: each is idle in the pool, or gone.
-func waitGone(t *testing.T, ctx context.Context, pg *testenv.Postgres, app string) {
-	t.Helper()
-	for {
-		var n int
-		require.NoError(t, pg.Pool.QueryRow(ctx,
-			"SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state IS DISTINCT FROM 'idle'", app).Scan(&n))
-		if n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("a backend of %s is still busy: %v", app, context.Cause(ctx))
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
-
 // TestCancelledAppendStoresNothingLater cancels an Append while its
 // statement waits on the server (for an event of the run that another
 // transaction inserts and has not committed): Append returns the
@@ -73,7 +54,7 @@ func TestCancelledAppendStoresNothingLater(t *testing.T) {
 				"the error says that the outcome is not known")
 
 			require.NoError(t, blocker.Rollback(ctx)) // the wait ends
-			waitGone(t, ctx, pg, app)
+			pg.WaitIdle(t, ctx, app)
 			assert.Zero(t, count(t, pg, "progress_events"), "a cancelled Append stores nothing, then or later")
 			assert.Zero(t, count(t, pg, "progress_runs"))
 		})
@@ -114,7 +95,7 @@ func TestAppendWhoseConnectionIsLost(t *testing.T) {
 		"the error says that the outcome is not known")
 
 	require.NoError(t, blocker.Rollback(ctx)) // the wait ends
-	waitGone(t, ctx, pg, app)
+	pg.WaitIdle(t, ctx, app)
 	assert.Zero(t, count(t, pg, "progress_events"), "an Append that lost its connection stores nothing later")
 	assert.Zero(t, count(t, pg, "progress_runs"))
 }
