@@ -87,29 +87,16 @@ func TestReadCommittedInDoubt(t *testing.T) {
 	t.Parallel() // its own schema
 	pg := testenv.NewPostgres(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	table := pgschema.Quote(pg.Schema) + ".t"
-	_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+pgschema.Quote(pg.Schema)+"; CREATE TABLE "+table+" (k int PRIMARY KEY, v text)")
-	require.NoError(t, err)
+	table, stored := kvTable(t, ctx, pg, "")
 	app := pg.Schema // unique, and at most 63 bytes, as application_name keeps
 	dialer := &cutDialer{}
-	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-	require.NoError(t, err)
-	cfg.ConnConfig.RuntimeParams["application_name"] = app
-	cfg.ConnConfig.DialFunc = dialer.dial
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := appPool(t, ctx, app, func(cfg *pgxpool.Config) { cfg.ConnConfig.DialFunc = dialer.dial })
 	update := func(ctx context.Context) error {
 		return pgschema.ReadCommitted(ctx, pool, "UPDATE "+table+" SET v = 'new' WHERE k = 1", nil,
 			func(r pgx.BatchResults) error {
 				_, err := r.Exec()
 				return err
 			})
-	}
-	stored := func() string {
-		var v string
-		require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT v FROM "+table+" WHERE k = 1").Scan(&v))
-		return v
 	}
 	cause := errors.New("the host gave up")
 
@@ -181,4 +168,41 @@ func TestReadCommittedInDoubt(t *testing.T) {
 		var d *pgschema.InDoubtError
 		assert.False(t, errors.As(err, &d), "the server answered: the transaction failed")
 	})
+}
+
+// kvTable creates the test's schema and in it a table (k int PRIMARY
+// KEY, v text) holding values ("(1, 'old')"), or no row if values is
+// empty. It returns the table's quoted name, and stored, which reads v
+// of the row k = 1.
+func kvTable(t *testing.T, ctx context.Context, pg *testenv.Postgres, values string) (table string, stored func() string) {
+	t.Helper()
+	table = pgschema.Quote(pg.Schema) + ".t"
+	sql := "CREATE SCHEMA " + pgschema.Quote(pg.Schema) + "; CREATE TABLE " + table + " (k int PRIMARY KEY, v text)"
+	if values != "" {
+		sql += "; INSERT INTO " + table + " VALUES " + values
+	}
+	_, err := pg.Pool.Exec(ctx, sql)
+	require.NoError(t, err)
+	return table, func() string {
+		var v string
+		require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT v FROM "+table+" WHERE k = 1").Scan(&v))
+		return v
+	}
+}
+
+// appPool returns a pool on [testenv.PostgresURL] whose sessions name
+// themselves app in pg_stat_activity, set up further by configure (if
+// not nil). It is closed when the test ends.
+func appPool(t *testing.T, ctx context.Context, app string, configure func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	if configure != nil {
+		configure(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
 }

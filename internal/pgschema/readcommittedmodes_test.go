@@ -31,15 +31,8 @@ func TestReadCommittedModes(t *testing.T) {
 	t.Parallel() // its own schema
 	pg := testenv.NewPostgres(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	table := pgschema.Quote(pg.Schema) + ".t"
-	_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+pgschema.Quote(pg.Schema)+"; CREATE TABLE "+table+" (k int PRIMARY KEY, v text)")
-	require.NoError(t, err)
+	table, stored := kvTable(t, ctx, pg, "")
 	app := pg.Schema
-	stored := func() string {
-		var v string
-		require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT v FROM "+table+" WHERE k = 1").Scan(&v))
-		return v
-	}
 	for _, tc := range []struct {
 		name      string
 		mode      pgx.QueryExecMode
@@ -54,19 +47,15 @@ func TestReadCommittedModes(t *testing.T) {
 		{"cancel request handler, simple protocol", pgx.QueryExecModeSimpleProtocol, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-			require.NoError(t, err)
-			cfg.MaxConns = 1 // the next call reuses the connection, if it was kept
-			cfg.ConnConfig.RuntimeParams["application_name"] = app
-			cfg.ConnConfig.DefaultQueryExecMode = tc.mode
-			if tc.cancelReq {
-				cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
-					return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 20 * time.Second}
+			pool := appPool(t, ctx, app, func(cfg *pgxpool.Config) {
+				cfg.MaxConns = 1 // the next call reuses the connection, if it was kept
+				cfg.ConnConfig.DefaultQueryExecMode = tc.mode
+				if tc.cancelReq {
+					cfg.ConnConfig.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+						return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 20 * time.Second}
+					}
 				}
-			}
-			pool, err := pgxpool.NewWithConfig(ctx, cfg)
-			require.NoError(t, err)
-			defer pool.Close()
+			})
 			set := func(ctx context.Context, v string) error {
 				return pgschema.ReadCommitted(ctx, pool, "UPDATE "+table+" SET v = $1 WHERE k = 1", []any{v},
 					func(r pgx.BatchResults) error {
@@ -77,7 +66,7 @@ func TestReadCommittedModes(t *testing.T) {
 						return err
 					})
 			}
-			_, err = pg.Pool.Exec(ctx, "INSERT INTO "+table+" VALUES (1, 'old') ON CONFLICT (k) DO UPDATE SET v = 'old'")
+			_, err := pg.Pool.Exec(ctx, "INSERT INTO "+table+" VALUES (1, 'old') ON CONFLICT (k) DO UPDATE SET v = 'old'")
 			require.NoError(t, err)
 
 			done, cancelDone := context.WithCancel(ctx)

@@ -29,20 +29,11 @@ func TestReadCommittedEndedWhilePreparing(t *testing.T) {
 	t.Parallel() // its own schema
 	pg := testenv.NewPostgres(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	table := pgschema.Quote(pg.Schema) + ".t"
-	_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+pgschema.Quote(pg.Schema)+"; CREATE TABLE "+table+" (k int PRIMARY KEY, v text);"+
-		"INSERT INTO "+table+" VALUES (1, 'old')")
-	require.NoError(t, err)
+	table, stored := kvTable(t, ctx, pg, "(1, 'old')")
 	app := pg.Schema
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe, pgx.QueryExecModeDescribeExec} {
 		t.Run(mode.String(), func(t *testing.T) {
-			cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-			require.NoError(t, err)
-			cfg.ConnConfig.RuntimeParams["application_name"] = app
-			cfg.ConnConfig.DefaultQueryExecMode = mode
-			pool, err := pgxpool.NewWithConfig(ctx, cfg)
-			require.NoError(t, err)
-			defer pool.Close()
+			pool := appPool(t, ctx, app, func(cfg *pgxpool.Config) { cfg.ConnConfig.DefaultQueryExecMode = mode })
 
 			blocker, err := pg.Pool.Begin(ctx)
 			require.NoError(t, err)
@@ -72,9 +63,7 @@ func TestReadCommittedEndedWhilePreparing(t *testing.T) {
 			require.ErrorIs(t, err, cause)
 			var d *pgschema.InDoubtError
 			assert.False(t, errors.As(err, &d), "nothing of the batch was sent: %v", err)
-			var v string
-			require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT v FROM "+table+" WHERE k = 1").Scan(&v))
-			assert.Equal(t, "old", v)
+			assert.Equal(t, "old", stored())
 		})
 	}
 }

@@ -22,11 +22,9 @@ func TestReadCommittedReadError(t *testing.T) {
 	t.Parallel() // its own schema
 	pg := testenv.NewPostgres(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	table := pgschema.Quote(pg.Schema) + ".t"
-	_, err := pg.Pool.Exec(ctx, "CREATE SCHEMA "+pgschema.Quote(pg.Schema)+"; CREATE TABLE "+table+" (k int PRIMARY KEY, v text); INSERT INTO "+table+" VALUES (1, 'old')")
-	require.NoError(t, err)
+	table, stored := kvTable(t, ctx, pg, "(1, 'old')")
 	mine := errors.New("read refused the result")
-	err = pgschema.ReadCommitted(ctx, pg.Pool, "UPDATE "+table+" SET v = 'new' WHERE k = 1 RETURNING v", nil, func(r pgx.BatchResults) error {
+	err := pgschema.ReadCommitted(ctx, pg.Pool, "UPDATE "+table+" SET v = 'new' WHERE k = 1 RETURNING v", nil, func(r pgx.BatchResults) error {
 		var v string
 		if err := r.QueryRow().Scan(&v); err != nil {
 			return err
@@ -34,9 +32,7 @@ func TestReadCommittedReadError(t *testing.T) {
 		return mine
 	})
 	require.ErrorIs(t, err, mine)
-	var v string
-	require.NoError(t, pg.Pool.QueryRow(ctx, "SELECT v FROM "+table).Scan(&v))
-	assert.Equal(t, "new", v, "the statement was committed, with the batch")
+	assert.Equal(t, "new", stored(), "the statement was committed, with the batch")
 	assert.Equal(t, byte('I'), func() byte {
 		conn, err := pg.Pool.Acquire(ctx)
 		require.NoError(t, err)
