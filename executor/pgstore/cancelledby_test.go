@@ -5,7 +5,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -91,43 +90,11 @@ type cancelLab struct {
 func TestRunsOfLayout6SayNotMigrated(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg := newStore(t)
-	ctx := t.Context()
 	old := executor.Record{ID: "old", GraphKey: "g", Seconds: 30, Graph: "fingerprint", Status: executor.RunCancelled,
 		Error: "executor: run cancelled: run \"old\": service stopping"}
-	require.NoError(t, s.PutRun(ctx, old))
-	for _, sql := range []string{
-		`ALTER TABLE "` + pg.Schema + `".runs DROP COLUMN cancelled_by`,
-		`DELETE FROM "` + pg.Schema + `".schema_version`,
-		`INSERT INTO "` + pg.Schema + `".schema_version (version) VALUES (6)`,
-	} {
-		_, err := pg.Pool.Exec(ctx, sql)
-		require.NoError(t, err)
-	}
 	rec := executor.Record{ID: "r", GraphKey: "g", Seconds: 30, Graph: "fingerprint", Status: executor.RunCancelled,
 		CancelledBy: "shutdown"}
-	calls := []struct {
-		name string
-		call func() error
-	}{
-		{"PutRun", func() error { return s.PutRun(ctx, rec) }},
-		{"GetRun", func() error { _, err := s.GetRun(ctx, old.ID); return err }},
-		{"ListRuns", func() error { _, err := s.ListRuns(ctx, rec.GraphKey); return err }},
-		{"RunsByStatus", func() error { _, err := s.RunsByStatus(ctx, executor.RunCancelled); return err }},
-	}
-	for _, c := range calls {
-		err := c.call()
-		require.ErrorIs(t, err, pgstore.ErrNotMigrated, c.name)
-		assert.ErrorContains(t, err, "cancelled_by", c.name)
-	}
-	require.NoError(t, s.Migrate(ctx))
-	for _, c := range calls {
-		assert.NoError(t, c.call(), "%s after Migrate", c.name)
-	}
-	recs, err := s.ListRuns(ctx, "g")
-	require.NoError(t, err)
-	if d := cmp.Diff([]executor.Record{old, rec}, recs); d != "" {
-		t.Errorf("ListRuns after Migrate (-want +got):\n%s", d)
-	}
+	requireRunsNotMigrated(t, s, pg, 6, "cancelled_by", old, rec)
 }
 
 // PutRun refuses a CancelledBy that Postgres cannot hold as text, as it

@@ -132,39 +132,7 @@ func TestPutRunChecksResumes(t *testing.T) {
 func TestRunsOfLayout5SayNotMigrated(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg := newStore(t)
-	ctx := t.Context()
 	old := executor.Record{ID: "old", GraphKey: "g", Seconds: 30, Graph: "fingerprint", Status: executor.RunCancelled}
-	require.NoError(t, s.PutRun(ctx, old))
-	for _, sql := range []string{
-		`ALTER TABLE "` + pg.Schema + `".runs DROP COLUMN resumes`,
-		`DELETE FROM "` + pg.Schema + `".schema_version`,
-		`INSERT INTO "` + pg.Schema + `".schema_version (version) VALUES (5)`,
-	} {
-		_, err := pg.Pool.Exec(ctx, sql)
-		require.NoError(t, err)
-	}
 	rec := executor.Record{ID: "r", GraphKey: "g", Seconds: 30, Graph: "fingerprint", Resumes: "old", Status: executor.RunRunning}
-	calls := []struct {
-		name string
-		call func() error
-	}{
-		{"PutRun", func() error { return s.PutRun(ctx, rec) }},
-		{"GetRun", func() error { _, err := s.GetRun(ctx, old.ID); return err }},
-		{"ListRuns", func() error { _, err := s.ListRuns(ctx, rec.GraphKey); return err }},
-		{"RunsByStatus", func() error { _, err := s.RunsByStatus(ctx, executor.RunRunning); return err }},
-	}
-	for _, c := range calls {
-		err := c.call()
-		require.ErrorIs(t, err, pgstore.ErrNotMigrated, c.name)
-		assert.ErrorContains(t, err, "resumes", c.name)
-	}
-	require.NoError(t, s.Migrate(ctx))
-	for _, c := range calls {
-		assert.NoError(t, c.call(), "%s after Migrate", c.name)
-	}
-	recs, err := s.ListRuns(ctx, "g")
-	require.NoError(t, err)
-	if d := cmp.Diff([]executor.Record{old, rec}, recs); d != "" {
-		t.Errorf("ListRuns after Migrate (-want +got):\n%s", d)
-	}
+	requireRunsNotMigrated(t, s, pg, 5, "resumes", old, rec)
 }
