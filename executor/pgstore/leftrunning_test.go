@@ -57,6 +57,15 @@ type outcome struct {
 	Outcome pgstore.RecoveryOutcome
 }
 
+// outcomes sums up recs for comparison.
+func outcomes(recs []pgstore.Recovery) []outcome {
+	var got []outcome
+	for _, rc := range recs {
+		got = append(got, outcome{rc.Record.ID, rc.Outcome})
+	}
+	return got
+}
+
 // A host's start-up recovery was some 40 lines of delicate code
 // (RunsByStatus, TryLockGraph, GetRun again under the lock, GraphOf,
 // Resume, Guard, Wait, Unlock) with no helper, and a careful team's
@@ -122,10 +131,7 @@ func TestResumeLeftRunning(t *testing.T) {
 	recs, err := s.ResumeLeftRunning(ctx, e, graphOf, executor.ResumeOptions{Reason: "start-up recovery"})
 	require.NoError(t, err)
 	require.NoError(t, changed)
-	got := make([]outcome, len(recs))
-	for i, r := range recs {
-		got[i] = outcome{r.Record.ID, r.Outcome}
-	}
+	got := outcomes(recs)
 	want := []outcome{{"a", pgstore.Resumed}, {"b", pgstore.SkippedLocked}, {"c", pgstore.SkippedNotRunning},
 		{"d", pgstore.NotResumed}, {"e", pgstore.NotResumed}, {"f1", pgstore.Resumed}, {"f2", pgstore.NotResumed}}
 	if diff := cmp.Diff(want, got); diff != "" {

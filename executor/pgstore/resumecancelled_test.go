@@ -79,12 +79,8 @@ func TestResumeCancelledByCode(t *testing.T) {
 	recs, err := s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown", pgstore.CancelledByLockLost)
 	require.NoError(t, err)
 	require.NoError(t, changed)
-	var got []outcome
-	for _, rc := range recs {
-		got = append(got, outcome{rc.Record.ID, rc.Outcome})
-	}
 	want := []outcome{{toResume, pgstore.Resumed}, {locked, pgstore.SkippedLocked}, {meanwhile, pgstore.SkippedSuperseded}}
-	if d := cmp.Diff(want, got); d != "" {
+	if d := cmp.Diff(want, outcomes(recs)); d != "" {
 		t.Fatalf("ResumeCancelled (-want +got):\n%s\n(lost lock's run %s)", d, lost)
 	}
 	rep, err := recs[0].Wait()
@@ -95,11 +91,7 @@ func TestResumeCancelledByCode(t *testing.T) {
 	// Again: the resumed run is superseded by its resume, and left out.
 	recs, err = s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown")
 	require.NoError(t, err)
-	got = nil
-	for _, rc := range recs {
-		got = append(got, outcome{rc.Record.ID, rc.Outcome})
-	}
-	if d := cmp.Diff([]outcome{{locked, pgstore.SkippedLocked}}, got); d != "" {
+	if d := cmp.Diff([]outcome{{locked, pgstore.SkippedLocked}}, outcomes(recs)); d != "" {
 		t.Errorf("ResumeCancelled again (-want +got):\n%s", d)
 	}
 }

@@ -68,15 +68,6 @@ func cancelledBy(t *testing.T, e *executor.Executor, g *graph.Graph, key string,
 	return r.ID()
 }
 
-// outcomes sums up recs for comparison.
-func outcomes(recs []pgstore.Recovery) []outcome {
-	var got []outcome
-	for _, rc := range recs {
-		got = append(got, outcome{rc.Record.ID, rc.Outcome})
-	}
-	return got
-}
-
 // A resume of a cancelled run that failed as it started (its plan's
 // commit failed) left a record (failed, Resumes naming the run, all
 // counts 0, no failed node) that superseded the run for good: no later
