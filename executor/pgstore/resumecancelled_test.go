@@ -145,25 +145,9 @@ func TestResumeCancelledRefusals(t *testing.T) {
 // cancelled run, or later, supersedes it.
 func TestResumeCancelledLeavesARunTiedWithAnother(t *testing.T) {
 	t.Parallel() // its own schema
-	s, _ := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	g := build(t, 30)
-	key := testenv.UniqueName(t)
-	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	rec := func(id string, status executor.RunStatus, code string) executor.Record {
-		return executor.Record{ID: id, GraphKey: key, Seconds: 30, Graph: executor.Fingerprint(g), Status: status,
-			CancelledBy: code, StartedAt: at, EndedAt: at.Add(time.Second)}
-	}
-	require.NoError(t, s.PutRun(ctx, rec("b-cancelled", executor.RunCancelled, "shutdown")))
-	require.NoError(t, s.PutRun(ctx, rec("a-user-run", executor.RunSucceeded, "")))
-	e := newExecutor(t, s, newProvider().registry())
-	recs, err := s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown")
-	require.NoError(t, err)
-	for _, r := range recs {
-		if r.Run != nil {
-			_, _ = r.Wait()
-		}
-	}
+	recs := resumeTied(t,
+		executor.Record{ID: "b-cancelled", Status: executor.RunCancelled, CancelledBy: "shutdown"},
+		executor.Record{ID: "a-user-run", Status: executor.RunSucceeded})
 	assert.Empty(t, recs, "the cancelled run is tied with another run of its key")
 }
 
@@ -188,24 +172,37 @@ func TestResumeCancelledTakesEveryCode(t *testing.T) {
 // first makes what the key needs.
 func TestResumeCancelledResumesOneOfTwoTiedCancelledRuns(t *testing.T) {
 	t.Parallel() // its own schema
+	recs := resumeTied(t,
+		executor.Record{ID: "b-cancelled", Status: executor.RunCancelled, CancelledBy: "shutdown"},
+		executor.Record{ID: "a-cancelled", Status: executor.RunCancelled, CancelledBy: "shutdown"})
+	require.Len(t, recs, 1, "one of the two tied runs is resumed")
+	assert.Equal(t, "b-cancelled", recs[0].Record.ID)
+	assert.Equal(t, pgstore.Resumed, recs[0].Outcome, "%v", recs[0].Err)
+}
+
+// resumeTied stores recs (ID, Status and CancelledBy set), all of one
+// key and started in the same microsecond, a minute ago, in a store of
+// the test's own schema; has ResumeCancelled resume those cancelled with
+// "shutdown"; waits for the runs that it resumed; and returns its
+// Recoveries.
+func resumeTied(t *testing.T, recs ...executor.Record) []pgstore.Recovery {
+	t.Helper()
 	s, _ := newStore(t)
 	ctx := testenv.Context(t, 60*time.Second)
 	g := build(t, 30)
 	key := testenv.UniqueName(t)
 	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
-	for _, id := range []string{"b-cancelled", "a-cancelled"} {
-		require.NoError(t, s.PutRun(ctx, executor.Record{ID: id, GraphKey: key, Seconds: 30, Graph: executor.Fingerprint(g),
-			Status: executor.RunCancelled, CancelledBy: "shutdown", StartedAt: at, EndedAt: at.Add(time.Second)}))
+	for _, rec := range recs {
+		rec.GraphKey, rec.Seconds, rec.Graph, rec.StartedAt, rec.EndedAt = key, 30, executor.Fingerprint(g), at, at.Add(time.Second)
+		require.NoError(t, s.PutRun(ctx, rec))
 	}
 	e := newExecutor(t, s, newProvider().registry())
-	recs, err := s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown")
+	recovered, err := s.ResumeCancelled(ctx, e, lectureOf, executor.ResumeOptions{}, "shutdown")
 	require.NoError(t, err)
-	for _, r := range recs {
+	for _, r := range recovered {
 		if r.Run != nil {
 			_, _ = r.Wait()
 		}
 	}
-	require.Len(t, recs, 1, "one of the two tied runs is resumed")
-	assert.Equal(t, "b-cancelled", recs[0].Record.ID)
-	assert.Equal(t, pgstore.Resumed, recs[0].Outcome, "%v", recs[0].Err)
+	return recovered
 }
