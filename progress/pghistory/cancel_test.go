@@ -15,6 +15,21 @@ import (
 	"github.com/regengraph/regen/progress/sinktest"
 )
 
+// insertUncommitted begins a transaction that inserts an event of run
+// and does not commit it, so that an Append of the run waits for it
+// (a Lock wait, on the unnest of its statement). The transaction is
+// rolled back when the test ends, if the test has not ended it.
+func insertUncommitted(t *testing.T, ctx context.Context, pg *testenv.Postgres, run string) pgx.Tx {
+	t.Helper()
+	blocker, err := pg.Pool.Begin(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = blocker.Rollback(context.Background()) })
+	_, err = blocker.Exec(ctx, "INSERT INTO "+pgx.Identifier{pg.Schema, "progress_events"}.Sanitize()+
+		" (run_id, seq, event) VALUES ($1, 1, '\\x7b7d')", run)
+	require.NoError(t, err)
+	return blocker
+}
+
 // TestCancelledAppendStoresNothingLater cancels an Append while its
 // statement waits on the server (for an event of the run that another
 // transaction inserts and has not committed): Append returns the
@@ -34,12 +49,7 @@ func TestCancelledAppendStoresNothingLater(t *testing.T) {
 			})
 			ctx := testenv.Context(t, 30*time.Second)
 			run := sinktest.RunID(t)
-			blocker, err := pg.Pool.Begin(ctx)
-			require.NoError(t, err)
-			defer func() { _ = blocker.Rollback(context.Background()) }()
-			_, err = blocker.Exec(ctx, "INSERT INTO "+pgx.Identifier{pg.Schema, "progress_events"}.Sanitize()+
-				" (run_id, seq, event) VALUES ($1, 1, '\\x7b7d')", run)
-			require.NoError(t, err)
+			blocker := insertUncommitted(t, ctx, pg, run)
 
 			actx, cancel := context.WithCancel(ctx)
 			defer cancel()
@@ -47,7 +57,7 @@ func TestCancelledAppendStoresNothingLater(t *testing.T) {
 			go func() { appended <- h.Append(actx, sinktest.Events(run, 1, 3)...) }()
 			review7WaitFor(t, ctx, pg, "wait_event_type = 'Lock' AND application_name = '"+app+"'", "unnest")
 			cancel()
-			err = <-appended
+			err := <-appended
 			require.ErrorIs(t, err, context.Canceled)
 			assert.ErrorIs(t, err, pghistory.ErrInDoubt, "a host can branch on the outcome in doubt")
 			assert.Contains(t, err.Error(), "the context ended while the statement ran, which may have stored the events or not",
@@ -76,18 +86,13 @@ func TestAppendWhoseConnectionIsLost(t *testing.T) {
 	})
 	ctx := testenv.Context(t, 30*time.Second)
 	run := sinktest.RunID(t)
-	blocker, err := pg.Pool.Begin(ctx)
-	require.NoError(t, err)
-	defer func() { _ = blocker.Rollback(context.Background()) }()
-	_, err = blocker.Exec(ctx, "INSERT INTO "+pgx.Identifier{pg.Schema, "progress_events"}.Sanitize()+
-		" (run_id, seq, event) VALUES ($1, 1, '\\x7b7d')", run)
-	require.NoError(t, err)
+	blocker := insertUncommitted(t, ctx, pg, run)
 
 	appended := make(chan error, 1)
 	go func() { appended <- h.Append(ctx, sinktest.Events(run, 1, 3)...) }()
 	review7WaitFor(t, ctx, pg, "wait_event_type = 'Lock' AND application_name = '"+app+"'", "unnest")
 	proxy.Cut()
-	err = <-appended
+	err := <-appended
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, context.Canceled)
 	assert.ErrorIs(t, err, pghistory.ErrInDoubt, "a host can branch on the outcome in doubt")
