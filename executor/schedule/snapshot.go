@@ -430,25 +430,7 @@ func (m *Machine) fingerprint() string {
 	b = append(b, "regen schedule v1\x00"...)
 	num := func(v int64) { b = binary.AppendVarint(b, v) }
 	str := func(s string) { num(int64(len(s))); b = append(b, s...) }
-	t := m.g.Template()
-	num(int64(m.g.Segments()))
-	num(int64(m.g.Len()))
-	num(int64(len(t.Kinds)))
-	for _, k := range t.Kinds {
-		str(k.Name)
-		if k.PerSegment {
-			num(1)
-		} else {
-			num(0)
-		}
-		str(k.BatchKey)
-		num(int64(k.Concurrency))
-		num(int64(len(k.Deps)))
-		for _, d := range k.Deps {
-			str(d.Kind)
-			str(string(d.Scope))
-		}
-	}
+	b = m.appendGraph(b)
 	num(int64(m.mode))
 	num(int64(m.limit))
 	num(int64(m.maxBatch))
@@ -474,6 +456,34 @@ func (m *Machine) fingerprint() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// appendGraph appends to b the graph the machine was made for, its
+// segments, its nodes' count and its template's kinds, as the
+// fingerprint and the "plan" part of parts hash it.
+func (m *Machine) appendGraph(b []byte) []byte {
+	num := func(v int64) { b = binary.AppendVarint(b, v) }
+	str := func(s string) { num(int64(len(s))); b = append(b, s...) }
+	t := m.g.Template()
+	num(int64(m.g.Segments()))
+	num(int64(m.g.Len()))
+	num(int64(len(t.Kinds)))
+	for _, k := range t.Kinds {
+		str(k.Name)
+		if k.PerSegment {
+			num(1)
+		} else {
+			num(0)
+		}
+		str(k.BatchKey)
+		num(int64(k.Concurrency))
+		num(int64(len(k.Deps)))
+		for _, d := range k.Deps {
+			str(d.Kind)
+			str(string(d.Scope))
+		}
+	}
+	return b
+}
+
 // partDigest is the bytes of a part's digest in a snapshot's "parts".
 const partDigest = 8
 
@@ -492,25 +502,7 @@ func (m *Machine) parts() partsForm {
 	}
 	var p partsForm
 	p.Plan = digest("plan", func() {
-		t := m.g.Template()
-		num(int64(m.g.Segments()))
-		num(int64(m.g.Len()))
-		num(int64(len(t.Kinds)))
-		for _, k := range t.Kinds {
-			str(k.Name)
-			if k.PerSegment {
-				num(1)
-			} else {
-				num(0)
-			}
-			str(k.BatchKey)
-			num(int64(k.Concurrency))
-			num(int64(len(k.Deps)))
-			for _, d := range k.Deps {
-				str(d.Kind)
-				str(string(d.Scope))
-			}
-		}
+		b = m.appendGraph(b)
 		num(int64(len(m.stageLeft)))
 		num(int64(len(m.keys)))
 		for _, ks := range m.keys {
