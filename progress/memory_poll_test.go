@@ -81,18 +81,8 @@ func TestMemoryRefusesAHistoryPollWithoutItsUnit(t *testing.T) {
 	for _, d := range []time.Duration{1, 5, time.Millisecond - 1} {
 		t.Run(d.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				// The bubble's hour: a Tail that took the option would wait.
-				ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-				defer cancel()
-				m := progress.NewMemory(progress.MemoryOptions{History: progress.NewMemoryHistory(), HistoryPoll: d})
-				require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 3)...))
-				want := fmt.Sprintf("HistoryPoll %v is below 1ms", d)
-				err := m.Tail(ctx, "a", 0, func(progress.Event) error { return nil })
-				require.ErrorIs(t, err, progress.ErrInvalidOptions)
-				assert.ErrorContains(t, err, want)
-				err = m.Replay(ctx, "a", 0, func(progress.Event) error { return nil })
-				require.ErrorIs(t, err, progress.ErrInvalidOptions)
-				assert.ErrorContains(t, err, want)
+				opts := progress.MemoryOptions{History: progress.NewMemoryHistory(), HistoryPoll: d}
+				assertRefused(t, opts, fmt.Sprintf("HistoryPoll %v is below 1ms", d))
 			})
 		})
 	}
