@@ -2,7 +2,6 @@ package progress_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -29,23 +28,13 @@ func TestMemoryTailerBehindAnEvictedRunWaitsForALaggingHistory(t *testing.T) {
 		require.NoError(t, m.Publish(ctx, all[:5]...))
 		require.NoError(t, h.Append(ctx, all[:5]...))
 
-		var mu sync.Mutex
-		var got []uint64
 		at5, release := make(chan struct{}), make(chan struct{})
-		tctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
-				mu.Lock()
-				got = append(got, e.Seq)
-				mu.Unlock()
-				if e.Seq == 5 {
-					close(at5)
-					<-release
-				}
-				return nil
-			})
-		}()
+		tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
+			if e.Seq == 5 {
+				close(at5)
+				<-release
+			}
+		})
 		<-at5
 		require.NoError(t, m.Publish(ctx, all[5:]...))                    // the History has them a moment later
 		require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts run a
@@ -54,11 +43,8 @@ func TestMemoryTailerBehindAnEvictedRunWaitsForALaggingHistory(t *testing.T) {
 		require.NoError(t, h.Append(ctx, all[5:]...))
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		cancel()
-		assert.ErrorIs(t, <-done, context.Canceled)
-		mu.Lock()
-		defer mu.Unlock()
-		assert.Equal(t, sinktest.Span(1, 10), got)
+		tailer.stop(t)
+		assert.Equal(t, sinktest.Span(1, 10), tailer.seqs())
 		assert.Zero(t, m.Stats().Skipped)
 	})
 }

@@ -3,7 +3,6 @@ package progress_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"testing/synctest"
 
@@ -215,30 +214,17 @@ func TestMemoryTailerBehindAnEvictedRunReadsTheHistory(t *testing.T) {
 		all[39].Type = progress.RunFinished
 		require.NoError(t, sink.Publish(ctx, all[:3]...))
 
-		var mu sync.Mutex
-		var got []uint64
-		tctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
-				mu.Lock()
-				got = append(got, e.Seq)
-				mu.Unlock()
-				if e.Seq == 4 {
-					// While the tailer is behind, run b evicts run a.
-					assert.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...))
-				}
-				return nil
-			})
-		}()
+		tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
+			if e.Seq == 4 {
+				// While the tailer is behind, run b evicts run a.
+				assert.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...))
+			}
+		})
 		synctest.Wait() // the tailer has 1..3 and waits for more
 		require.NoError(t, sink.Publish(ctx, all[3:]...))
 		synctest.Wait() // the tailer has all it will get
-		cancel()
-		assert.ErrorIs(t, <-done, context.Canceled)
-		mu.Lock()
-		defer mu.Unlock()
-		assert.Equal(t, sinktest.Span(1, 40), got)
+		tailer.stop(t)
+		assert.Equal(t, sinktest.Span(1, 40), tailer.seqs())
 		assert.Zero(t, m.Stats().Skipped)
 	})
 }

@@ -3,7 +3,6 @@ package progress_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -30,23 +29,13 @@ func lagTail(t *testing.T, opts progress.MemoryOptions, lag time.Duration, at ..
 	require.NoError(t, m.Publish(ctx, all[:5]...))
 	require.NoError(t, h.Append(ctx, all[:5]...))
 
-	var mu sync.Mutex
-	var got []uint64
 	at5, release := make(chan struct{}), make(chan struct{})
-	tctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
-			mu.Lock()
-			got = append(got, e.Seq)
-			mu.Unlock()
-			if e.Seq == 5 {
-				close(at5)
-				<-release
-			}
-			return nil
-		})
-	}()
+	tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
+		if e.Seq == 5 {
+			close(at5)
+			<-release
+		}
+	})
 	<-at5
 	require.NoError(t, m.Publish(ctx, all[5:]...)) // trims 1..15 from the ring
 	require.NoError(t, h.Append(ctx, all[5:10]...))
@@ -60,12 +49,9 @@ func lagTail(t *testing.T, opts progress.MemoryOptions, lag time.Duration, at ..
 		}
 		time.Sleep(d - time.Since(start))
 		synctest.Wait()
-		mu.Lock()
-		seen = append(seen, append([]uint64(nil), got...))
-		mu.Unlock()
+		seen = append(seen, tailer.seqs())
 	}
-	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled)
+	tailer.stop(t)
 	return seen, m
 }
 
@@ -142,23 +128,10 @@ func TestMemoryTailerWaitsOncePerFallBehind(t *testing.T) {
 		require.NoError(t, m.Publish(ctx, all[:10]...)) // the ring keeps 6..10
 		require.NoError(t, h.Append(ctx, all[:3]...))   // the History lags at 3, for good
 
-		var mu sync.Mutex
-		var got []uint64
-		tctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
-				mu.Lock()
-				got = append(got, e.Seq)
-				mu.Unlock()
-				return nil
-			})
-		}()
+		tailer := tailSeqs(ctx, m, "a", nil)
 		seen := func() []uint64 {
 			synctest.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			return append([]uint64(nil), got...)
+			return tailer.seqs()
 		}
 		assert.Equal(t, sinktest.Span(1, 3), seen(), "what the History holds, then the wait for 4..5")
 		time.Sleep(5 * time.Second)
@@ -179,8 +152,7 @@ func TestMemoryTailerWaitsOncePerFallBehind(t *testing.T) {
 		time.Sleep(time.Second)
 		assert.Equal(t, append(want, sinktest.Span(21, 30)...), seen(), "21..25 from the History, after a poll")
 		assert.Equal(t, uint64(7), m.Stats().Skipped)
-		cancel()
-		assert.ErrorIs(t, <-done, context.Canceled)
+		tailer.stop(t)
 	})
 }
 
@@ -199,23 +171,10 @@ func TestMemoryTailerDoesNotWaitAtAGapInTheRing(t *testing.T) {
 		require.NoError(t, m.Publish(ctx, all[:3]...))
 		require.NoError(t, h.Append(ctx, all[:3]...))
 
-		var mu sync.Mutex
-		var got []uint64
-		tctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Tail(tctx, "a", 0, func(e progress.Event) error {
-				mu.Lock()
-				got = append(got, e.Seq)
-				mu.Unlock()
-				return nil
-			})
-		}()
+		tailer := tailSeqs(ctx, m, "a", nil)
 		seen := func() []uint64 {
 			synctest.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			return append([]uint64(nil), got...)
+			return tailer.seqs()
 		}
 		assert.Equal(t, sinktest.Span(1, 3), seen())
 		require.NoError(t, m.Publish(ctx, all[4:6]...)) // 4 never comes
@@ -225,7 +184,6 @@ func TestMemoryTailerDoesNotWaitAtAGapInTheRing(t *testing.T) {
 		require.NoError(t, m.Publish(ctx, all[7:9]...)) // 7 comes to the History alone
 		assert.Equal(t, []uint64{1, 2, 3, 5, 6, 7, 8, 9}, seen(), "at once")
 		assert.Equal(t, uint64(1), m.Stats().Skipped)
-		cancel()
-		assert.ErrorIs(t, <-done, context.Canceled)
+		tailer.stop(t)
 	})
 }
