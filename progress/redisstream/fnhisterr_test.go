@@ -43,16 +43,7 @@ func (h *runDownHistory) LastEvent(ctx context.Context, run string) (progress.Ev
 // as long as the callback failed, and a Replay from the History wrapped
 // it.
 func TestCallbackErrorOfTheStreamEndsTheReader(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		inRedis bool
-		tail    bool
-	}{
-		{"replay from redis", true, false},
-		{"replay from the history", false, false},
-		{"tail from redis", true, true},
-		{"tail from the history", false, true},
-	} {
+	for _, tc := range readerCases {
 		t.Run(tc.name, func(t *testing.T) {
 			run := sinktest.RunID(t)
 			hist := &runDownHistory{MemoryHistory: progress.NewMemoryHistory(), down: run + "-other"}
@@ -60,15 +51,7 @@ func TestCallbackErrorOfTheStreamEndsTheReader(t *testing.T) {
 				HistoryPoll: 50 * time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			events := sinktest.Events(run, 1, 3)
-			require.NoError(t, hist.Append(ctx, events...))
-			if tc.inRedis {
-				require.NoError(t, s.Publish(ctx, events...))
-			}
-			read := s.Replay
-			if tc.tail {
-				read = s.Tail
-			}
+			read := tc.reader(ctx, t, s, hist, run)
 			var (
 				got   []uint64
 				first error
