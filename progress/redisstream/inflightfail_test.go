@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -28,19 +27,10 @@ import (
 func TestReadFromBeforeAFailureDoesNotWaitForRedis(t *testing.T) {
 	for _, call := range []string{"tail", "replay", "last event"} {
 		t.Run(call, func(t *testing.T) {
-			r := testenv.NewRedis(t)
-			reads := &outageReads{release: make(chan struct{})}
-			client := testenv.NewRedisClient(r.Client.Options())
-			client.AddHook(reads)
-			t.Cleanup(func() { client.Close() })
 			hist := progress.NewMemoryHistory()
-			s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-				History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-				MaxBlockingReads: 4, Logger: quiet()}) // two tokens of reads that do not block
-			require.NoError(t, err)
+			// Two tokens of reads that do not block.
+			s, reads := outageStream(t, redisstream.Options{History: hist, MaxBlockingReads: 4})
 			redisstream.SetReadWait(s, 100*time.Millisecond)
-			t.Cleanup(func() { s.Close() })
-			t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
 			ctx := context.Background()
 			run := sinktest.RunID(t)
 			all := sinktest.Events(run, 1, 46)
@@ -78,7 +68,7 @@ func TestReadFromBeforeAFailureDoesNotWaitForRedis(t *testing.T) {
 				time.Sleep(time.Millisecond) // polling the hook, bounded by the deadline
 			}
 			reads.mode.Store(1)
-			_, _, err = s.LastEvent(ctx, run+"-other") // another read fails
+			_, _, err := s.LastEvent(ctx, run+"-other") // another read fails
 			require.Error(t, err)
 
 			if tl != nil {

@@ -56,6 +56,27 @@ func (o *outageReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	return next
 }
 
+// outageStream returns a Stream made with opts, with a fresh Redis
+// prefix's KeyTemplate, a BlockTime of 100ms, a RetryDelay of 20ms and a
+// quiet Logger, on a client whose reads the returned outageReads makes
+// fail or hang (its mode). Its cleanups free the reads that hang before
+// the Stream's Close, which waits for them.
+func outageStream(t *testing.T, opts redisstream.Options) (*redisstream.Stream, *outageReads) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	reads := &outageReads{release: make(chan struct{})}
+	client := testenv.NewRedisClient(r.Client.Options())
+	client.AddHook(reads)
+	t.Cleanup(func() { client.Close() })
+	opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder
+	opts.BlockTime, opts.RetryDelay, opts.Logger = 100*time.Millisecond, 20*time.Millisecond, quiet()
+	s, err := redisstream.New(client, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(reads.free)
+	return s, reads
+}
+
 // Once a read of Redis has failed, a reader that connects during the
 // outage (a browser, say) gets the events that the History holds
 // without waiting for a read of Redis of its own to fail: so that while
@@ -115,18 +136,8 @@ func TestLastEventDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 // makes fail or hang (its mode), and returns them with the run's ID.
 func finishedRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, string) {
 	t.Helper()
-	r := testenv.NewRedis(t)
-	reads := &outageReads{release: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
 	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	s, reads := outageStream(t, redisstream.Options{History: hist, MaxBlockingReads: 2})
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 46)
 	all[45].Type = progress.RunFinished
@@ -190,18 +201,8 @@ func liveRunInOutage(t *testing.T) (*redisstream.Stream, *outageReads, string) {
 // for the default), which also returns the History.
 func liveRunInOutageWith(t *testing.T, poll time.Duration) (*redisstream.Stream, *outageReads, string, *progress.MemoryHistory) {
 	t.Helper()
-	r := testenv.NewRedis(t)
-	reads := &outageReads{release: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
 	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 2, HistoryPoll: poll, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	s, reads := outageStream(t, redisstream.Options{History: hist, MaxBlockingReads: 2, HistoryPoll: poll})
 	run := sinktest.RunID(t)
 	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(context.Background(), sinktest.Events(run, 1, 30)...))
 	return s, reads, run, hist
@@ -250,22 +251,13 @@ func TestReaderDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 // ReadTimeout after the other, until a Client's HeaderTimeout ends its
 // Stream for good with ErrHeaderTimeout.
 func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &outageReads{release: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, MaxBlockingReads: 2, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
+	s, reads := outageStream(t, redisstream.Options{MaxBlockingReads: 2})
 	ctx := context.Background()
 	run := sinktest.RunID(t)
 	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
 
 	reads.mode.Store(1)
-	_, _, err = s.LastEvent(ctx, run) // its lookup in Redis fails
+	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
 	require.Error(t, err)
 	reads.mode.Store(2)
 	hung := make(chan error, 1)

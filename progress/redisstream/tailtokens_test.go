@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -26,26 +25,16 @@ import (
 // Tail reads Redis again (at its next retry, RetryDelay at most 2s on).
 // Tests only: it pins what the reads' cap promises.
 func TestOneTailHoldingEveryReadStarvesNoOtherTail(t *testing.T) {
-	r := testenv.NewRedis(t)
-	reads := &outageReads{release: make(chan struct{})}
-	client := testenv.NewRedisClient(r.Client.Options())
-	client.AddHook(reads)
-	t.Cleanup(func() { client.Close() })
 	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond,
-		MaxBlockingReads: 4, HistoryPoll: 200 * time.Millisecond, Logger: quiet()})
-	require.NoError(t, err)
+	s, reads := outageStream(t, redisstream.Options{History: hist, MaxBlockingReads: 4, HistoryPoll: 200 * time.Millisecond})
 	redisstream.SetReadWait(s, 50*time.Millisecond)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(reads.free) // before the Stream's Close, which waits for the reads
 	ctx := context.Background()
 	run := sinktest.RunID(t)
 	sink := progress.NewFanout(progress.NewArchive(hist), s)
 	require.NoError(t, sink.Publish(ctx, sinktest.Events(run, 1, 30)...))
 
 	reads.mode.Store(1)
-	_, _, err = s.LastEvent(ctx, run) // its lookup in Redis fails
+	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
 	require.Error(t, err)
 	reads.mode.Store(2)
 	first := sinktest.StartTail(t, s, run, 0)
