@@ -62,11 +62,7 @@ func TestReadFromBeforeAFailureDoesNotWaitForRedis(t *testing.T) {
 					done <- answer{[]uint64{e.Seq}, err}
 				}()
 			}
-			deadline := time.Now().Add(hangBound)
-			for reads.hanging.Load() == 0 {
-				require.True(t, time.Now().Before(deadline), "the call never read Redis")
-				time.Sleep(time.Millisecond) // polling the hook, bounded by the deadline
-			}
+			reads.waitHanging(t, "the call")
 			reads.mode.Store(1)
 			_, _, err := s.LastEvent(ctx, run+"-other") // another read fails
 			require.Error(t, err)

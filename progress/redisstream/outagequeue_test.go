@@ -31,6 +31,17 @@ type outageReads struct {
 
 func (o *outageReads) free() { o.freed.Do(func() { close(o.release) }) }
 
+// waitHanging waits, up to hangBound, for a read that o holds (mode 2);
+// what names the caller whose read it is, in the failure.
+func (o *outageReads) waitHanging(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(hangBound)
+	for o.hanging.Load() == 0 {
+		require.True(t, time.Now().Before(deadline), "%s never reached Redis", what)
+		time.Sleep(time.Millisecond) // polling the hook, bounded by the deadline
+	}
+}
+
 func (o *outageReads) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (o *outageReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -170,11 +181,7 @@ func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 		_, _, err := s.LastEvent(ctx, run)
 		hung <- err
 	}()
-	deadline := time.Now().Add(hangBound)
-	for reads.hanging.Load() == 0 {
-		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
-		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
-	}
+	reads.waitHanging(t, "the first lookup")
 	for range 3 {
 		_, err := lastEventWithin(t, s, run)
 		assert.Error(t, err, "LastEvent while Redis hangs")
@@ -225,11 +232,7 @@ func TestReaderDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	require.Error(t, err)
 	reads.mode.Store(2)
 	go func() { _, _, _ = s.LastEvent(ctx, run) }() // its read takes the only token, and hangs
-	deadline := time.Now().Add(hangBound)
-	for reads.hanging.Load() == 0 {
-		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
-		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
-	}
+	reads.waitHanging(t, "the first lookup")
 	from0 := sinktest.StartTail(t, s, run, 0)
 	from0.Expect(t, sinktest.Span(1, 30))
 	from30 := sinktest.StartTail(t, s, run, 30)
@@ -265,11 +268,7 @@ func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T
 		_, _, err := s.LastEvent(ctx, run)
 		hung <- err
 	}()
-	deadline := time.Now().Add(hangBound)
-	for reads.hanging.Load() == 0 {
-		require.True(t, time.Now().Before(deadline), "the first lookup never reached Redis")
-		time.Sleep(time.Millisecond) // polling a hook, bounded by the deadline
-	}
+	reads.waitHanging(t, "the first lookup")
 	_, err = lastEventWithin(t, s, run)
 	assert.Error(t, err, "LastEvent while Redis hangs")
 	reads.free()
