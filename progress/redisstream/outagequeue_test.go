@@ -31,6 +31,16 @@ type outageReads struct {
 
 func (o *outageReads) free() { o.freed.Do(func() { close(o.release) }) }
 
+// failThenHang makes a read of Redis fail, the lookup of run's last
+// event on s, and then makes Redis hang (mode 2).
+func (o *outageReads) failThenHang(t *testing.T, s *redisstream.Stream, run string) {
+	t.Helper()
+	o.mode.Store(1)
+	_, _, err := s.LastEvent(context.Background(), run) // its lookup in Redis fails
+	require.Error(t, err)
+	o.mode.Store(2)
+}
+
 // waitHanging waits, up to hangBound, for a read that o holds (mode 2);
 // what names the caller whose read it is, in the failure.
 func (o *outageReads) waitHanging(t *testing.T, what string) {
@@ -172,10 +182,7 @@ func TestLastEventOfALiveRunDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	s, reads, run := liveRunInOutage(t)
 	ctx := context.Background()
 
-	reads.mode.Store(1)
-	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
-	require.Error(t, err)
-	reads.mode.Store(2)
+	reads.failThenHang(t, s, run)
 	hung := make(chan error, 1)
 	go func() { // its read takes the only token of reads that do not block, and hangs
 		_, _, err := s.LastEvent(ctx, run)
@@ -227,10 +234,7 @@ func TestReaderDuringAnOutageDoesNotQueueForRedis(t *testing.T) {
 	s, reads, run, hist := liveRunInOutageWith(t, 200*time.Millisecond)
 	ctx := context.Background()
 
-	reads.mode.Store(1)
-	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
-	require.Error(t, err)
-	reads.mode.Store(2)
+	reads.failThenHang(t, s, run)
 	go func() { _, _, _ = s.LastEvent(ctx, run) }() // its read takes the only token, and hangs
 	reads.waitHanging(t, "the first lookup")
 	from0 := sinktest.StartTail(t, s, run, 0)
@@ -259,17 +263,14 @@ func TestLastEventWithoutAHistoryDuringAnOutageDoesNotQueueForRedis(t *testing.T
 	run := sinktest.RunID(t)
 	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 30)...))
 
-	reads.mode.Store(1)
-	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
-	require.Error(t, err)
-	reads.mode.Store(2)
+	reads.failThenHang(t, s, run)
 	hung := make(chan error, 1)
 	go func() { // its read takes the only token of reads that do not block, and hangs
 		_, _, err := s.LastEvent(ctx, run)
 		hung <- err
 	}()
 	reads.waitHanging(t, "the first lookup")
-	_, err = lastEventWithin(t, s, run)
+	_, err := lastEventWithin(t, s, run)
 	assert.Error(t, err, "LastEvent while Redis hangs")
 	reads.free()
 	assert.Error(t, <-hung) // at readWait, its read left in flight
@@ -313,12 +314,9 @@ func TestLastEventDuringAHangDoesNotWaitForItsOwnRead(t *testing.T) {
 	s, reads, run := liveRunInOutage(t)
 	ctx := context.Background()
 
-	reads.mode.Store(1)
-	_, _, err := s.LastEvent(ctx, run) // its lookup in Redis fails
-	require.Error(t, err)
-	reads.mode.Store(2)
+	reads.failThenHang(t, s, run)
 	require.Zero(t, redisstream.ReadsInFlight(s), "a token of reads that do not block is free")
-	_, err = lastEventWithin(t, s, run)
+	_, err := lastEventWithin(t, s, run)
 	assert.Error(t, err, "LastEvent while Redis hangs")
 	assert.EqualValues(t, 1, reads.hanging.Load(), "the lookup asked Redis")
 	reads.free()
