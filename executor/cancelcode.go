@@ -172,7 +172,8 @@ func (r *Run) cancelByHandle(cause error) {
 // a cancel function never gives), the context ended first, or the
 // executor stopped the run; a context that ended with a cause equal to
 // the handle's as the handle cancelled it, the two at once, counts as the
-// handle's.
+// handle's (so does one of its type, when == cannot compare them: see
+// sameError).
 func (r *Run) cancelledBy(cause error) (code string, bad error) {
 	o := &r.origin
 	o.mu.Lock()
@@ -197,12 +198,21 @@ func (r *Run) cancelledBy(cause error) (code string, bad error) {
 	return CancelledByHost, nil
 }
 
-// sameError says whether a and b are the same error, false for two
-// values of a type that == cannot compare (it panics).
+// sameError says whether a, the run's context's cause, is b, the cause
+// its handle gave: a == b, or, when == panics (a value of a type that it
+// cannot compare, as a struct with a slice, a map, or an interface field
+// holding one), true, as == panics only for two values of one type: the
+// executor's own causes (ErrGraphReplaced, ErrGraphDeleted, wrapped or
+// not, context.Canceled) are pointers, never of such a type, so a is the
+// cause the handle gave, or one of its type that the run's context got
+// at the same instant, which counts as the handle's, as an equal cause
+// does. (Taken as
+// another cause, the handle's cancel with a host's multi-error that
+// wraps ErrGraphReplaced said CancelledByGraphReplaced.)
 func sameError(a, b error) (same bool) {
 	defer func() {
 		if recover() != nil {
-			same = false
+			same = true
 		}
 	}()
 	return a == b
