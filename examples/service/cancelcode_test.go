@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -262,6 +263,67 @@ func TestRunStartedAfterALiveProcesssLastPassIsFinishedAfterTheShutdown(t *testi
 		require.NoError(t, err)
 		return len(cut) == 0
 	}, 30*time.Second, 10*time.Millisecond, "the lecture is forgotten once its run is resumed")
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// The shutdown saved the lectures of the runs it cut only once they had
+// ended, as the last thing it wrote: a process killed in between (its
+// grace period over while its runs were ending: SIGKILL), or whose write
+// stalled past its bound, saved none, and the runs it had cut, seen by
+// no pass, were left until some process started again. The shutdown now
+// saves them before it cuts its runs too: the live process resumes them.
+func TestRunCutByAShutdownThatStalledBeforeItsLastWriteIsFinished(t *testing.T) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	pause := pausePasses(t)
+	old := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
+	h := startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
+	pause.after(t, h.s) // a pass of the live process has ended: it sees no run from now on
+	release := pause.release
+
+	run, queued := runQueued(t, old, "q")
+	// From the moment the shutdown has cut its runs, the table of the
+	// lectures cut is locked: the shutdown's write there waits until its
+	// bound, and fails, as a process killed then writes nothing more.
+	// What the shutdown wrote as the cut began is waited for first (10 s
+	// at most: a bound against a hang, then the table is locked anyway).
+	tx, err := pg.Pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	table := pgx.Identifier{pg.Schema, "service_cut"}.Sanitize()
+	var once sync.Once
+	var lockErr error
+	shelveHook = func(runID string) {
+		if runID == queued.RunID {
+			once.Do(func() {
+				for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+					var n int
+					if err := pg.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil || n > 0 {
+						break
+					}
+				}
+				_, lockErr = tx.Exec(context.Background(), "LOCK TABLE "+table+" IN ACCESS EXCLUSIVE MODE")
+			})
+		}
+	}
+	t.Cleanup(func() { shelveHook = nil })
+	require.NoError(t, old.shutdown())
+	require.NoError(t, lockErr)
+	require.NoError(t, tx.Rollback(t.Context()))
+	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	rec, err := store.GetRun(t.Context(), queued.RunID)
+	require.NoError(t, err)
+	require.Equal(t, codeShutdown, rec.CancelledBy, "the run queued after run %s, recorded as cut by the shutdown", run.RunID)
+	release()
+
+	var resumed executor.Record
+	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
+		resumed = newestRun(t, store, "q")
+		return resumed.Resumes != ""
+	}, 30*time.Second, 10*time.Millisecond, "a resume of the run queued and cut by the shutdown")
+	assert.Equal(t, queued.RunID, resumed.Resumes)
+	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "script", "its edit is made")
 	require.NoError(t, h.shutdown())
 	goleak.VerifyNone(t, h.leaks)
 }

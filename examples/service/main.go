@@ -74,7 +74,9 @@
 //     new process starts before the old one stops), about
 //     -recover-every after, whether its passes saw the run going on or
 //     not: the shutdown saves the keys of the lectures whose runs it
-//     cut, as the end of a run that a lost lock cut saves its lecture's,
+//     cuts, as the cut begins (a process killed as its runs end has saved
+//     them) and again after it, as the end of a run that a lost lock cut
+//     saves its lecture's,
 //     and each pass of a live process looks at them too (a ListRuns for
 //     each), until one finds the lecture's newest run going on or not to
 //     resume, and deletes the key. The runs recorded by a

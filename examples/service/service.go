@@ -411,6 +411,21 @@ func (s *service) shutdown(ctx context.Context) error {
 	s.stopping = true
 	cut := slices.Sorted(maps.Keys(s.lectures))
 	s.mu.Unlock()
+	// The lectures of the runs about to be cut are saved for the live
+	// processes (see watched) as the cut begins, as well as after it: a
+	// process killed as its runs end (its grace period over), or whose
+	// write after stalls, leaves them saved all the same. A pass that
+	// reads one meanwhile finds its run going on, and watches it. The
+	// cut does not wait for the write (a Postgres that stalls).
+	var premarked chan error
+	if len(cut) > 0 && s.params != nil {
+		premarked = make(chan error, 1)
+		go func() {
+			mctx, cancel := context.WithTimeout(ctx, unlockTimeout)
+			defer cancel()
+			premarked <- s.params.markCut(mctx, cut)
+		}()
+	}
 	s.cancelRuns(errShutdown)
 	if s.exec != nil {
 		if err := s.exec.Close(ctx); err != nil {
@@ -442,11 +457,16 @@ func (s *service) shutdown(ctx context.Context) error {
 	if s.params != nil {
 		fctx, cancel := context.WithTimeout(ctx, unlockTimeout)
 		s.retryForgets(fctx, true)
-		if len(cut) > 0 {
-			// For the live processes, whose passes may not have seen
-			// these runs going on (see watched).
-			if err := s.params.markCut(fctx, cut); err != nil {
-				s.logger.Warn("the runs that the shutdown cut are left to the next start", "lectures", len(cut), "err", err)
+		if premarked != nil {
+			// Again, for a pass may have read them before the cut, found
+			// their runs going on and forgotten them, and its process
+			// may stop before it sees them cut.
+			preErr := <-premarked
+			switch err := s.params.markCut(fctx, cut); {
+			case err != nil && preErr != nil:
+				s.logger.Warn("the runs that the shutdown cut are left to the next start", "lectures", len(cut), "err", errors.Join(preErr, err))
+			case err != nil:
+				s.logger.Warn("the lectures of the runs that the shutdown cut not saved again: saved as the cut began", "lectures", len(cut), "err", err)
 			}
 		}
 		cancel()
