@@ -79,8 +79,13 @@
 //     saves its lecture's,
 //     and each pass of a live process looks at them too (a ListRuns for
 //     each), until one finds the lecture's newest run going on or not to
-//     resume, and deletes the key. The runs recorded by a
-//     version of the service without cancel codes are not resumed. A
+//     resume, and deletes the key (retention deletes those older than
+//     -retain). A version of the service without that table
+//     (service_cut) saves none: the runs that its shutdown cut, in the
+//     rolling deploy that replaces it, are finished only if a pass saw
+//     them going on, and left to the next start otherwise. The runs
+//     recorded by a version of the service without cancel codes are not
+//     resumed. A
 //     lecture locked elsewhere, or run by this process, is left to the
 //     process that runs it. A run whose graph no template of the
 //     service builds is abandoned (Executor.Abandon): recorded as
