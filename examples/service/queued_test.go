@@ -183,6 +183,7 @@ func TestReaderBetweenAShelvedRunsRecordAndEventGetsTheEvent(t *testing.T) {
 	got := h2.followAll(queued.RunID)
 	require.Len(t, got, 1, "the queued run's final event")
 	assert.Equal(t, progress.RunCancelled, got[0].Type)
+	assert.Contains(t, got[0].Message, shutdownRunsIt, "says who runs it")
 	require.NoError(t, <-shut)
 	require.NoError(t, h2.shutdown())
 	goleak.VerifyNone(t, leaks)

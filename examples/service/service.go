@@ -668,9 +668,14 @@ func (s *service) cancel(runID string) (bool, error) {
 
 // errShutdown is the cause with which the shutdown cancels the runs: the
 // records of the runs so cancelled say it, with the code codeShutdown
-// (Record.CancelledBy), and the next start of the service resumes them
-// (see recoverRuns).
+// (Record.CancelledBy), and a live process's recovery pass, or the next
+// start of the service, resumes them (see recoverRuns).
 var errShutdown = executor.CancelCode(codeShutdown, errors.New("examples/service: the service shut down"))
+
+// shutdownRunsIt ends the final event of a queued run that a shutdown
+// left unstarted: a live process's recovery pass runs it (see
+// recoverRuns), or, with none, the next process to start.
+const shutdownRunsIt = "a live process of the service, or the next one to start, runs it"
 
 // The service's own cancel codes (executor.CancelCode), which the records
 // of the runs it cancels, or records as queued and not started, say in
@@ -1306,7 +1311,7 @@ func (s *service) next(key string, l *lecture, prev string) {
 			case errors.Is(err, errClosing):
 				// The shutdown began meanwhile: as below. The run's end
 				// (ended) has released the lecture.
-				s.shelve(key, runID, prev, g, errShutdown, "the next start of the service runs it")
+				s.shelve(key, runID, prev, g, errShutdown, shutdownRunsIt)
 			case err != nil:
 				// Its start failed otherwise (a store error, say): its
 				// edit was given its ID, which is recorded so, as when
@@ -1348,7 +1353,7 @@ func (s *service) next(key string, l *lecture, prev string) {
 			s.mu.Unlock()
 		default:
 			s.mu.Unlock()
-			s.drop(key, l, prev, errShutdown, "the next start of the service runs it")
+			s.drop(key, l, prev, errShutdown, shutdownRunsIt)
 			return
 		}
 	}
