@@ -235,29 +235,10 @@ func TestCutRunLeftByTheStartIsResumedByALaterPass(t *testing.T) {
 // lectures whose runs it cut, and the live processes' passes look at
 // them: the newest run is resumed.
 func TestRunStartedAfterALiveProcesssLastPassIsFinishedAfterTheShutdown(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	pause := pausePasses(t)
-	old := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
-	h := startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
-	pause.after(t, h.s) // a pass of the live process has ended: it sees no run from now on
-	release := pause.release
-
+	pg, old, h, release := deployPair(t)
 	run, queued := runQueued(t, old, "q")
 	require.NoError(t, old.shutdown())
-	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
-	require.NoError(t, err)
-	rec, err := store.GetRun(t.Context(), queued.RunID)
-	require.NoError(t, err)
-	require.Equal(t, codeShutdown, rec.CancelledBy, "the run queued after run %s, recorded as cut by the shutdown", run.RunID)
-	release()
-
-	var resumed executor.Record
-	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
-		resumed = newestRun(t, store, "q")
-		return resumed.Resumes != ""
-	}, 30*time.Second, 10*time.Millisecond, "a resume of the run queued and cut by the shutdown")
-	assert.Equal(t, queued.RunID, resumed.Resumes)
-	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "script", "its edit is made")
+	requireCutQueuedRunResumed(t, pg, h, release, run, queued)
 	require.Eventually(t, func() bool { // a bound against a hang, not a timing assertion
 		cut, err := h.s.params.cutLectures(t.Context())
 		require.NoError(t, err)
@@ -274,13 +255,7 @@ func TestRunStartedAfterALiveProcesssLastPassIsFinishedAfterTheShutdown(t *testi
 // no pass, were left until some process started again. The shutdown now
 // saves them before it cuts its runs too: the live process resumes them.
 func TestRunCutByAShutdownThatStalledBeforeItsLastWriteIsFinished(t *testing.T) {
-	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
-	pause := pausePasses(t)
-	old := startServiceOn(t, pg, rd, time.Hour, nil) // the runs go on until they are cancelled
-	h := startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
-	pause.after(t, h.s) // a pass of the live process has ended: it sees no run from now on
-	release := pause.release
-
+	pg, old, h, release := deployPair(t)
 	run, queued := runQueued(t, old, "q")
 	// From the moment the shutdown has cut its runs, the table of the
 	// lectures cut is locked: the shutdown's write there waits until its
@@ -310,6 +285,30 @@ func TestRunCutByAShutdownThatStalledBeforeItsLastWriteIsFinished(t *testing.T) 
 	require.NoError(t, old.shutdown())
 	require.NoError(t, lockErr)
 	require.NoError(t, tx.Rollback(t.Context()))
+	requireCutQueuedRunResumed(t, pg, h, release, run, queued)
+	require.NoError(t, h.shutdown())
+	goleak.VerifyNone(t, h.leaks)
+}
+
+// deployPair starts the two processes of a rolling deploy on one
+// schema: old, whose runs go on until they are cancelled, and the live
+// h, whose passes of the recovery are held after one (it sees no run
+// from then on) until release.
+func deployPair(t *testing.T) (pg *testenv.Postgres, old, h *harness, release func()) {
+	pg, rd := testenv.NewPostgres(t), testenv.NewRedis(t)
+	pause := pausePasses(t)
+	old = startServiceOn(t, pg, rd, time.Hour, nil)
+	h = startServiceOn(t, pg, rd, time.Millisecond, func(c *config) { c.recoverEvery = 20 * time.Millisecond })
+	pause.after(t, h.s)
+	return pg, old, h, pause.release
+}
+
+// requireCutQueuedRunResumed requires that queued, the run queued after
+// run, is recorded as cut by its process's shutdown, lets h's passes go
+// on (release), and that h resumes it, whole, its edit made. It returns
+// the resuming run's record.
+func requireCutQueuedRunResumed(t *testing.T, pg *testenv.Postgres, h *harness, release func(), run, queued started) executor.Record {
+	t.Helper()
 	store, err := pgstore.New(pg.Pool, pgstore.Options{Schema: pg.Schema})
 	require.NoError(t, err)
 	rec, err := store.GetRun(t.Context(), queued.RunID)
@@ -324,8 +323,7 @@ func TestRunCutByAShutdownThatStalledBeforeItsLastWriteIsFinished(t *testing.T) 
 	}, 30*time.Second, 10*time.Millisecond, "a resume of the run queued and cut by the shutdown")
 	assert.Equal(t, queued.RunID, resumed.Resumes)
 	assert.Contains(t, requireWholeRun(t, resumed.ID, h.follow(resumed.ID, "")), "script", "its edit is made")
-	require.NoError(t, h.shutdown())
-	goleak.VerifyNone(t, h.leaks)
+	return resumed
 }
 
 // passPause holds the passes of the periodic recovery of one service,
