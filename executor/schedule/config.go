@@ -291,29 +291,56 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// memberTypes says, for each member of the JSON form, as encoding/json's
-// UnmarshalTypeError.Field names it, the Config field it sets and what
-// it holds.
-var memberTypes = map[string]struct{ field, name, want string }{
-	"mode":           {"Mode", "mode", `a string, "dataflow" or "staged"`},
-	"workers":        {"Workers", "workers", "an integer, 0 (no cap) or more"},
-	"maxBatch":       {"MaxBatch", "maxBatch", "an integer, 0 (no cap) or more"},
-	"rates":          {"Rates", "rates", `a list of rates, such as [{"key": "asset:image", "starts": 2, "per": "1.5s"}]`},
-	"rates.key":      {"Rates", `rates: a rate's "key"`, "a string, the batch key"},
-	"rates.starts":   {"Rates", `rates: a rate's "starts"`, "an integer, 1 or more"},
-	"rates.per":      {"Rates", `rates: a rate's "per"`, `a duration in a string, such as "1.5s"`},
-	"caps":           {"Caps", "caps", `a list of caps, such as [{"key": "llm", "cap": 1}]`},
-	"caps.key":       {"Caps", `caps: a cap's "key"`, "a string, the batch key"},
-	"caps.cap":       {"Caps", `caps: a cap's "cap"`, "an integer, 1 or more"},
-	"windows":        {"Windows", "windows", `a list of windows, such as [{"kind": "asset:video", "window": "4s"}]`},
-	"windows.kind":   {"Windows", `windows: a window's "kind"`, "a string, the kind"},
-	"windows.window": {"Windows", `windows: a window's "window"`, `a duration in a string, such as "4s"`},
+// configJSON is what the members of a Config's JSON form hold.
+var configJSON = &jsonForm{
+	top: `an object, such as {"workers": 8}`,
+	members: map[string]jsonMember{
+		"mode":           {"Mode", "mode", `a string, "dataflow" or "staged"`},
+		"workers":        {"Workers", "workers", "an integer, 0 (no cap) or more"},
+		"maxBatch":       {"MaxBatch", "maxBatch", "an integer, 0 (no cap) or more"},
+		"rates":          {"Rates", "rates", `a list of rates, such as [{"key": "asset:image", "starts": 2, "per": "1.5s"}]`},
+		"rates.key":      {"Rates", `rates: a rate's "key"`, "a string, the batch key"},
+		"rates.starts":   {"Rates", `rates: a rate's "starts"`, "an integer, 1 or more"},
+		"rates.per":      {"Rates", `rates: a rate's "per"`, `a duration in a string, such as "1.5s"`},
+		"caps":           {"Caps", "caps", `a list of caps, such as [{"key": "llm", "cap": 1}]`},
+		"caps.key":       {"Caps", `caps: a cap's "key"`, "a string, the batch key"},
+		"caps.cap":       {"Caps", `caps: a cap's "cap"`, "an integer, 1 or more"},
+		"windows":        {"Windows", "windows", `a list of windows, such as [{"kind": "asset:video", "window": "4s"}]`},
+		"windows.kind":   {"Windows", `windows: a window's "kind"`, "a string, the kind"},
+		"windows.window": {"Windows", `windows: a window's "window"`, `a duration in a string, such as "4s"`},
+	},
+	entries: map[string]string{"rates": rateExample, "caps": capExample, "windows": windowExample},
 }
 
-// badType returns the *ConfigError for a JSON value of the wrong type,
-// in the JSON form's words: encoding/json's own message names the Go
-// types that read the form.
+// badType returns the *ConfigError for a JSON value of the wrong type.
 func badType(te *json.UnmarshalTypeError) error {
+	field, problem := configJSON.typeProblem(te)
+	return badConfig(field, "%s", problem)
+}
+
+// jsonForm says what the members of a JSON form hold, so that a JSON
+// value of the wrong type is refused in the form's words: encoding/json's
+// own message names the Go types that read the form.
+type jsonForm struct {
+	// top is what the form is, for a value that is not an object.
+	top string
+	// members are the form's members, as encoding/json's
+	// UnmarshalTypeError.Field names them.
+	members map[string]jsonMember
+	// entries says what an entry of each list member is.
+	entries map[string]string
+}
+
+// jsonMember is a member of a JSON form.
+type jsonMember struct {
+	field string // the Config field it sets, or "" (a snapshot's)
+	name  string // its name in a message
+	want  string // what it holds
+}
+
+// typeProblem returns the field that te's member sets and a Problem that
+// names the member, what it holds and what it held instead.
+func (j *jsonForm) typeProblem(te *json.UnmarshalTypeError) (field, problem string) {
 	got := "a " + te.Value // "string", "number"
 	switch kind, lit, _ := strings.Cut(te.Value, " "); {
 	case kind == "number" && lit != "":
@@ -323,21 +350,18 @@ func badType(te *json.UnmarshalTypeError) error {
 	case kind == "bool":
 		got = "true or false"
 	}
-	m, ok := memberTypes[te.Field]
-	entry, isList := listEntries[te.Field]
+	m, ok := j.members[te.Field]
+	entry, isList := j.entries[te.Field]
 	switch {
 	case te.Field == "":
-		return badConfig("", `bad JSON: want an object, such as {"workers": 8}, not %s`, got)
+		return "", fmt.Sprintf("bad JSON: want %s, not %s", j.top, got)
 	case !ok: // every member is listed; kept so that none reads as another
-		return badConfig("", "bad JSON: %s: not %s", te.Field, got)
+		return "", fmt.Sprintf("bad JSON: %s: not %s", cut(te.Field), got)
 	case isList && te.Type.Kind() != reflect.Slice: // an entry of the list
-		return badConfig(m.field, "%s: want %s, not %s", m.name, entry, got)
+		return m.field, fmt.Sprintf("%s: want %s, not %s", m.name, entry, got)
 	}
-	return badConfig(m.field, "%s: want %s, not %s", m.name, m.want, got)
+	return m.field, fmt.Sprintf("%s: want %s, not %s", m.name, m.want, got)
 }
-
-// listEntries says what an entry of each list of the JSON form is.
-var listEntries = map[string]string{"rates": rateExample, "caps": capExample, "windows": windowExample}
 
 // duration reads a duration of the JSON form: "" is 0, which the checks
 // then refuse as not positive.

@@ -207,6 +207,50 @@ var snapshotShape = func() *strictjson.Object {
 	}
 }()
 
+// snapshotJSON is what the members of a snapshot's JSON form hold.
+var snapshotJSON = func() *jsonForm {
+	const node = "a node, an integer such as "
+	j := &jsonForm{
+		top: `an object, such as {"version": 2, "fingerprint": "3f1c…", …}`,
+		members: map[string]jsonMember{
+			"version":           {"", "version", fmt.Sprintf("an integer, 1 to %d", SnapshotVersion)},
+			"fingerprint":       {"", "fingerprint", fmt.Sprintf("a string of %d lowercase hex digits", 2*sha256.Size)},
+			"parts":             {"", "parts", `an object of the parts' digests, such as {"plan": "9a0e…", "mode": "…", …}`},
+			"states":            {"", "states", fmt.Sprintf("a string, one letter a planned node, of %q", stateLetters)},
+			"ready":             {"", "ready", "a list of nodes, such as [12, 9]"},
+			"readySince":        {"", "readySince", `a list, such as [{"node": 12, "at": "2025-01-01T00:00:03Z"}]`},
+			"readySince.node":   {"", `readySince: an entry's "node"`, node + "12"},
+			"readySince.at":     {"", `readySince: an entry's "at"`, `a time in a string, such as "2025-01-01T00:00:03Z"`},
+			"held":              {"", "held", `a list, such as [{"stage": 2, "nodes": [14, 13]}]`},
+			"held.stage":        {"", `held: an entry's "stage"`, "an integer, a stage"},
+			"held.nodes":        {"", `held: an entry's "nodes"`, "a list of nodes, such as [14, 13]"},
+			"running":           {"", "running", `a list, such as [{"node": 3, "rateStart": "2025-01-01T00:00:01Z"}]`},
+			"running.node":      {"", `running: an entry's "node"`, node + "3"},
+			"running.rateStart": {"", `running: an entry's "rateStart"`, `a time in a string, such as "2025-01-01T00:00:01Z"`},
+			"running.call":      {"", `running: an entry's "call"`, node + "3"},
+			"running.callNodes": {"", `running: an entry's "callNodes"`, "an integer, 1 or more"},
+			"rates":             {"", "rates", `a list, such as [{"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}]`},
+			"rates.key":         {"", `rates: an entry's "key"`, "a string, the batch key"},
+			"rates.starts":      {"", `rates: an entry's "starts"`, `a list of times in strings, such as ["2025-01-01T00:00:01Z"]`},
+			"halted":            {"", "halted", "true or false"},
+			"wake":              {"", "wake", `a time in a string, such as "2025-01-01T00:00:05Z"`},
+		},
+		entries: map[string]string{
+			"ready":        node + "12",
+			"readySince":   `an object such as {"node": 12, "at": "2025-01-01T00:00:03Z"}`,
+			"held":         `an object such as {"stage": 2, "nodes": [14, 13]}`,
+			"held.nodes":   node + "14",
+			"running":      `an object such as {"node": 3, "rateStart": "2025-01-01T00:00:01Z"}`,
+			"rates":        `an object such as {"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}`,
+			"rates.starts": `a time in a string, such as "2025-01-01T00:00:01Z"`,
+		},
+	}
+	for _, name := range strictjson.Names(partsForm{}) {
+		j.members["parts."+name] = jsonMember{"", fmt.Sprintf("parts: %q", name), fmt.Sprintf("a string of %d lowercase hex digits", 2*partDigest)}
+	}
+	return j
+}()
+
 // Version returns the snapshot's version: [SnapshotVersion] for one
 // that [Machine.Snapshot] made, the version it was written in for one
 // that decoded, 0 for the zero Snapshot.
@@ -230,8 +274,12 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a snapshot in its JSON form, strictly: unknown
 // keys, keys that differ in case, repeated keys, data after the object,
-// a version other than 1 to [SnapshotVersion], and "parts" in version 1
-// or missing in a later one, are refused with a [*SnapshotError]. A
+// a member of another JSON type (a string for "version", an object for
+// "ready"), a version other than 1 to [SnapshotVersion], and "parts" in
+// version 1 or missing in a later one, are refused with a
+// [*SnapshotError], whose Problem names the member and what it holds in
+// the form's words ("ready: want a list of nodes, such as [12, 9], not
+// an object"). A
 // time written with another offset than UTC is read as the same instant
 // in UTC, and a key's rate starts listed out of order (by hand, or by a
 // release that wrote the wall times of a driver's time.Now() in the
@@ -263,6 +311,11 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	dec = json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			_, problem := snapshotJSON.typeProblem(te)
+			return badSnapshot("%s", problem)
+		}
 		return badSnapshot("bad JSON: %v", strictjson.Bound(err))
 	}
 	if f.Version < 1 || f.Version > SnapshotVersion {

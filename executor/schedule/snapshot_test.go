@@ -502,6 +502,7 @@ func requireSnapshotError(t *testing.T, err error, mismatch bool, want string) {
 	require.True(t, errors.As(err, &se), "a *SnapshotError: %v", err)
 	require.Equal(t, mismatch, se.Mismatch, "Mismatch of %v", err)
 	require.ErrorContains(t, err, want)
+	require.NotRegexp(t, `Form|Go (struct|value)`, err.Error(), "a message in the package's words, not its Go types")
 }
 
 // TestSnapshotDecodeRefuses: the JSON form is read strictly.
@@ -510,7 +511,36 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 	_, good := snapshotAt(t, p, schedule.Config{}, 10, 1)
 	for _, tc := range []struct{ name, in, want string }{
 		{"empty", ``, "no JSON value"},
-		{"not an object", `[]`, "cannot unmarshal array"},
+		{"not an object", `[]`, `bad JSON: want an object, such as {"version": 2, "fingerprint": "3f1c…", …}, not an array`},
+		{"a string", `"x"`, `bad JSON: want an object, such as {"version": 2, "fingerprint": "3f1c…", …}, not a string`},
+		// Type errors name the member and say what it holds, not the Go
+		// types that read it.
+		{"a version not a number", `{"version":"2"}`, `version: want an integer, 1 to 2, not a string`},
+		{"a version out of range", `{"version":1e30}`, `version: want an integer, 1 to 2, not the number 1e30`},
+		{"a fingerprint not a string", `{"fingerprint":1}`, `fingerprint: want a string of 64 lowercase hex digits, not a number`},
+		{"parts not an object", `{"parts":[]}`, `parts: want an object of the parts' digests, such as {"plan": "9a0e…", "mode": "…", …}, not an array`},
+		{"a part not a string", `{"parts":{"workers":7}}`, `parts: "workers": want a string of 16 lowercase hex digits, not a number`},
+		{"states not a string", `{"states":["s"]}`, `states: want a string, one letter a planned node, of "prRsfkSc", not an array`},
+		{"ready not a list", `{"ready":12}`, `ready: want a list of nodes, such as [12, 9], not a number`},
+		{"a ready node a string", `{"ready":["12"]}`, `ready: want a node, an integer such as 12, not a string`},
+		{"a ready node not whole", `{"ready":[1.5]}`, `ready: want a node, an integer such as 12, not the number 1.5`},
+		{"readySince not a list", `{"readySince":{}}`, `readySince: want a list, such as [{"node": 12, "at": "2025-01-01T00:00:03Z"}], not an object`},
+		{"a readySince entry not an object", `{"readySince":[12]}`, `readySince: want an object such as {"node": 12, "at": "2025-01-01T00:00:03Z"}, not a number`},
+		{"a readySince node a bool", `{"readySince":[{"node":true}]}`, `readySince: an entry's "node": want a node, an integer such as 12, not true or false`},
+		{"held not a list", `{"held":"x"}`, `held: want a list, such as [{"stage": 2, "nodes": [14, 13]}], not a string`},
+		{"a held stage a string", `{"held":[{"stage":"2","nodes":[14]}]}`, `held: an entry's "stage": want an integer, a stage, not a string`},
+		{"held nodes not a list", `{"held":[{"stage":2,"nodes":14}]}`, `held: an entry's "nodes": want a list of nodes, such as [14, 13], not a number`},
+		{"a held node an object", `{"held":[{"stage":2,"nodes":[{}]}]}`, `held: an entry's "nodes": want a node, an integer such as 14, not an object`},
+		{"running not a list", `{"running":{}}`, `running: want a list, such as [{"node": 3, "rateStart": "2025-01-01T00:00:01Z"}], not an object`},
+		{"a running entry a list", `{"running":[[]]}`, `running: want an object such as {"node": 3, "rateStart": "2025-01-01T00:00:01Z"}, not an array`},
+		{"a running node too large", `{"running":[{"node":3000000000}]}`, `running: an entry's "node": want a node, an integer such as 3, not the number 3000000000`},
+		{"a call a string", `{"running":[{"node":3,"call":"3"}]}`, `running: an entry's "call": want a node, an integer such as 3, not a string`},
+		{"call nodes a bool", `{"running":[{"node":3,"callNodes":false}]}`, `running: an entry's "callNodes": want an integer, 1 or more, not true or false`},
+		{"rates not a list", `{"rates":"x"}`, `rates: want a list, such as [{"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}], not a string`},
+		{"a rate's key a number", `{"rates":[{"key":1}]}`, `rates: an entry's "key": want a string, the batch key, not a number`},
+		{"a rate's starts not a list", `{"rates":[{"key":"k","starts":5}]}`, `rates: an entry's "starts": want a list of times in strings, such as ["2025-01-01T00:00:01Z"], not a number`},
+		{"halted a string", `{"halted":"yes"}`, `halted: want true or false, not a string`},
+		{"a long number", `{"version":1` + strings.Repeat("0", 300) + `}`, "not the number 1000"},
 		{"trailing data", string(good) + ` {}`, "data after the snapshot object"},
 		{"unknown key", strings.Replace(string(good), `"version"`, `"extra":1,"version"`, 1), `unknown field "extra"`},
 		{"a key in another case", strings.Replace(string(good), `"version"`, `"Version"`, 1), "names are case-sensitive"},
