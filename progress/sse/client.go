@@ -89,13 +89,23 @@ type ClientOptions struct {
 	// two ways ("x-tenant", "X-Tenant") go out as one, with the values of
 	// both, in the order of the keys sorted. Accept and Cache-Control, in
 	// any spelling, are the Client's own (text/event-stream, no-cache),
-	// which replace the Header's. It must not hold Last-Event-ID, in any
-	// spelling of the key: the Client sends its own (LastEventID, then the
-	// ID of the last event it saw), and a second one would leave the
-	// server to choose. Such a Header is refused: Stream returns an error
-	// wrapping [ErrInvalidOptions]. So is one that net/http cannot send,
-	// which would fail every request: a key that is not an HTTP token, a
-	// value with a control character other than a tab. Default: none.
+	// which replace the Header's. A Host, in any spelling, is the host
+	// that every request asks for (its Request.Host, as net/http ignores
+	// a Host in a request's Header), to reach a virtual host for example;
+	// the connection goes to the URL's host, and over TLS the server name
+	// is the URL's too. Without it, a request asks for the URL's host. It
+	// must not hold Last-Event-ID, in any spelling of the key: the Client
+	// sends its own (LastEventID, then the ID of the last event it saw),
+	// and a second one would leave the server to choose. Such a Header is
+	// refused: Stream returns an error wrapping [ErrInvalidOptions]. So is
+	// one that net/http cannot send, which would fail every request: a key
+	// that is not an HTTP token, a value with a control character other
+	// than a tab. So is a Host other than one value that net/http sends as
+	// it is: two values (over every spelling of the key), an empty one, or
+	// one with a byte other than letters, digits and !$%&'()*+,-.:;=[]_~
+	// (an international name goes in its ASCII form, xn--), which net/http
+	// would replace with an empty Host (over HTTP/2, refuse to send).
+	// Default: none.
 	Header http.Header
 	// LastEventID is sent as Last-Event-ID on the first request, to
 	// resume after an event seen earlier. Default: "", from the start.
@@ -245,7 +255,8 @@ const defaultHeaderTimeout = 90 * time.Second
 type Client struct {
 	url        string
 	hc         *http.Client
-	header     http.Header
+	header     http.Header // without Host: that is host
+	host       string      // the Request.Host; "": the URL's host
 	maxBackoff time.Duration
 	idle       time.Duration  // < 0: no idle timeout
 	headers    time.Duration  // < 0: no bound on the wait for a response's headers
@@ -260,9 +271,9 @@ type Client struct {
 
 // NewClient returns a Client for url. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
-// Header with Last-Event-ID, or one that net/http cannot send) make every
-// [Client.Stream] return an error wrapping [ErrInvalidOptions], without
-// connecting.
+// Header with Last-Event-ID, one that net/http cannot send, or a Host it
+// would not send as given) make every [Client.Stream] return an error
+// wrapping [ErrInvalidOptions], without connecting.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: make(http.Header, len(opts.Header)), lastID: opts.LastEventID, retry: opts.Retry,
 		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, headers: opts.HeaderTimeout, rand: rand.Float64}
@@ -293,6 +304,12 @@ func NewClient(url string, opts ClientOptions) *Client {
 		ck := http.CanonicalHeaderKey(k)
 		c.header[ck] = append(c.header[ck], opts.Header[k]...)
 	}
+	// net/http sends Request.Host, and ignores a Host in Header.
+	hosts := c.header["Host"]
+	delete(c.header, "Host")
+	if len(hosts) == 1 {
+		c.host = hosts[0] // checked below
+	}
 	if c.optErr == nil {
 		for _, k := range slices.Sorted(maps.Keys(opts.Header)) {
 			// Sent beside the Client's own, the server would pick one of
@@ -313,6 +330,25 @@ func NewClient(url string, opts ClientOptions) *Client {
 				c.optErr = fmt.Errorf("%w: Header %q has a value with a control character (a line break, NUL), which net/http refuses to send; "+
 					"only a tab is allowed", ErrInvalidOptions, k)
 				break
+			}
+			// The Host must be one that net/http sends as it is.
+			if ck := http.CanonicalHeaderKey(k); ck == "Host" {
+				if n := len(hosts); n != 1 {
+					c.optErr = fmt.Errorf("%w: Header %q has %d values (over every spelling of its key); "+
+						"a request has one host: give one, or leave Host out to send the URL's", ErrInvalidOptions, ck, n)
+					break
+				}
+				if h := hosts[0]; h == "" {
+					c.optErr = fmt.Errorf("%w: Header %q is empty; give the host to ask for, or leave Host out to send the URL's",
+						ErrInvalidOptions, k)
+					break
+				} else if !hostSafe(h) {
+					// net/http would send an empty Host in its place,
+					// without an error (over HTTP/2, refuse every request).
+					c.optErr = fmt.Errorf("%w: Header %q value %q is not a host net/http sends; a host is letters, digits and any of "+
+						"!$%%&'()*+,-.:;=[]_~ (an international name in its ASCII form, xn--)", ErrInvalidOptions, k, h)
+					break
+				}
 			}
 		}
 	}
@@ -595,6 +631,21 @@ func headerSafe(s string) bool {
 	return true
 }
 
+// hostSafe reports whether net/http sends s as a request's Host as it
+// is: it sends an empty Host (over HTTP/2, no request) in place of one
+// with any other byte than letters, digits and !$%&'()*+,-.:;=[]_~ (once
+// an international name is in its ASCII form, which is asked of the host
+// here).
+func hostSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!$%&'()*+,-.:;=[]_~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // headerToken reports whether net/http sends s as a header key: an HTTP
 // token, one or more of letters, digits and !#$%&'*+-.^_`|~.
 func headerToken(s string) bool {
@@ -634,6 +685,9 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	}
 	for k, v := range c.header {
 		req.Header[k] = append([]string(nil), v...)
+	}
+	if c.host != "" {
+		req.Host = c.host
 	}
 	// No other request is to take the stream's connection, during the
 	// stream or after it: over HTTP/2, dropping a silent stream resets
