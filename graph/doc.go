@@ -21,8 +21,14 @@
 // package's Example_ownTemplate runs one end to end). Its segments need
 // not be time: a podcast's chapters or a deck's slides are segments, and
 // a graph of n of them is built with n·[SegmentSeconds]; beyond 8,640 of
-// them, [Options].MaxSeconds raises the limit. The order of its kinds
-// matters beyond the plan: see [Template].
+// them, [Options].MaxSeconds raises the limit. A template of global kinds
+// only has no segments: its nodes and edges are the same for every valid
+// duration (only [Graph.Segments] differs), and [SegmentSeconds], one
+// segment, builds it. Dependencies go from kind
+// to kind (by [Scope]), so nodes that each depend on particular others,
+// not by segment (a map tile on its four children), are each a global kind
+// of their own, and such a graph has at most [MaxKinds] nodes. The order
+// of its kinds matters beyond the plan: see [Template].
 //
 // # Graphs
 //
