@@ -465,7 +465,7 @@
 // than jsonb holds) an [*AssetSizeError] wrapping [ErrAssetTooLarge], so
 // wrapped too; a negative age given to a prune wraps [ErrInvalidAge].
 // [Store.TryLockGraph] of a key locked elsewhere gives a [*LockedError],
-// wrapping [ErrGraphLocked]; a lock that lost its session gives errors
+// wrapping [ErrGraphLocked] and executor.ErrBusy; a lock that lost its session gives errors
 // wrapping [ErrLockLost]; a second [GraphLock.Hold] of a lock gives a
 // [*HoldError]. [Store.EditTx] refuses what
 // executor.Executor.Edit refuses with the same errors, wrapping

@@ -64,7 +64,10 @@ const unlockTimeout = 10 * time.Second
 // LockedError reports that [Store.TryLockGraph] found a graph key's lock
 // held by another session: a run of the key goes on elsewhere, or
 // another process is about to start or resume one. It wraps
-// [ErrGraphLocked].
+// [ErrGraphLocked], and is executor.ErrBusy too (errors.Is finds both,
+// and errors.As the *LockedError): a good request refused for a run or
+// call under way, as the executor's own refusal of a second Resume of a
+// key, to retry once it has ended (HTTP 409, say), never bad input.
 type LockedError struct {
 	// Schema is the store's schema, part of the lock's key.
 	Schema string
@@ -80,6 +83,10 @@ func (e *LockedError) Error() string {
 
 // Unwrap returns [ErrGraphLocked].
 func (e *LockedError) Unwrap() error { return ErrGraphLocked }
+
+// Is reports whether target is executor.ErrBusy, so that
+// errors.Is(err, executor.ErrBusy) holds for a LockedError.
+func (e *LockedError) Is(target error) bool { return target == executor.ErrBusy }
 
 // lockKeyPrefix starts what GraphLockKey hashes; Migrate's lock
 // (pgschema.MigrateLockKey) hashes another prefix.
@@ -153,11 +160,11 @@ func (s *Store) LockGraph(ctx context.Context, graphKey string) (*GraphLock, err
 
 // TryLockGraph takes the lock of graphKey if no other session holds it,
 // and returns at once: the lock held, or, if another session holds it, a
-// [*LockedError] (wrapping [ErrGraphLocked]). A host calls it where it
-// must not wait: a Resume asked for while the run goes on in another
-// process is then refused, and the live run's record left as it is. It
-// is [Store.LockGraph] otherwise; a refusal gives the connection back to
-// the pool. It returns ctx.Err() if ctx is done.
+// [*LockedError] (wrapping [ErrGraphLocked] and executor.ErrBusy). A host
+// calls it where it must not wait: a Resume asked for while the run goes
+// on in another process is then refused, and the live run's record left
+// as it is. It is [Store.LockGraph] otherwise; a refusal gives the
+// connection back to the pool. It returns ctx.Err() if ctx is done.
 func (s *Store) TryLockGraph(ctx context.Context, graphKey string) (*GraphLock, error) {
 	return s.lockGraph(ctx, graphKey, false)
 }
