@@ -361,11 +361,12 @@
 // executor.CancelCode at shutdown, or [CancelledByLockLost]).
 // [Store.ResumeCancelled] resumes those of the codes given, the same way,
 // unless a run of their key started since (their resume among them)
-// superseded them (a run of their graph that failed as it started
-// supersedes nothing), and reports a run whose key's graph was replaced
-// since ([SkippedGraphReplaced]: never resumed) without resuming it;
-// a user's cancel (executor.CancelledByCancel) is left
-// alone unless asked for:
+// superseded them (a run of their graph that failed as it started, or
+// that was cancelled before it started a node with another code than
+// those given or a user's, supersedes nothing), and reports a run whose
+// key's graph was replaced since ([SkippedGraphReplaced]: never resumed)
+// without resuming it; a user's cancel (executor.CancelledByCancel) is
+// left alone unless asked for:
 //
 //	shutdown := executor.CancelCode("shutdown", errors.New("service stopping"))
 //	// at shutdown: cancel(shutdown) of the runs' context, then e.Close,

@@ -35,8 +35,10 @@ const (
 	NotResumed
 	// SkippedSuperseded: for ResumeCancelled, under the key's lock, a
 	// record of the key names the run in its Resumes, or is of a run
-	// started after it: another process resumed the run after it was
-	// listed, or a later run of the key made what the key needs.
+	// started after it (but for a run of its graph that failed or was
+	// cancelled as it started: see [Store.ResumeCancelled]): another
+	// process resumed the run after it was listed, or a later run of the
+	// key made what the key needs.
 	SkippedSuperseded
 	// SkippedGraphReplaced: for ResumeCancelled, under the key's lock,
 	// the key's graph is no longer the run's, though no record of the key
@@ -357,6 +359,19 @@ func failedAtStart(rec executor.Record) bool {
 	return rec.Status == executor.RunFailed && rec.Counts == (executor.Counts{})
 }
 
+// startedNoNode reports whether rec, the record of an ended run, says
+// that the run started no node: no attempt, and no node generated,
+// unchanged, failed, superseded or cancelled (a node it planned, or
+// skipped, it never ran). A run cancelled as it started, before any of
+// its workers took a node, leaves such a record: with its plan's nodes in
+// Counts.Planned, or, cancelled before its plan's commit, all its counts
+// 0.
+func startedNoNode(rec executor.Record) bool {
+	c := rec.Counts
+	c.Planned, c.Skipped = 0, 0
+	return c == (executor.Counts{})
+}
+
 // executorCodes are the executor's own cancel codes, which
 // executor.CheckCancelCode refuses as a host's, and a run may be recorded
 // with all the same.
@@ -390,7 +405,18 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // its start (it planned nodes) supersedes it, as any run does, and lists
 // its failed nodes for RerunFailed; so does a Start of another graph that
 // failed as it started, as the host meant it to replace the run's graph
-// (a resume would be refused anyway if its commit went through). Read
+// (a resume would be refused anyway if its commit went through). So, too,
+// a record of the run's graph cancelled before it started a node (no
+// attempt, and no node generated, unchanged, failed, superseded or
+// cancelled: Counts.Planned and Skipped alone may be above 0), with a
+// code not in codes, does not supersede it: a resume of the run that its
+// ctx (this call's, ended as the host's start-up was cut short) or a lost
+// lock cancelled so made nothing of what the key needs, and the next call
+// with the run's code resumes it again. A user's cancel
+// (executor.CancelledByCancel) of such a record still supersedes the run,
+// as the user stopped the key's newest run, and so does one without a
+// code (written before Record.CancelledBy existed); a record cancelled
+// so with one of codes is itself resumed, in the run's place. Read
 // again under the key's lock, a run whose record no longer says
 // cancelled with one of codes is [SkippedNotRunning], and one that a
 // record of the key, read under the lock too, supersedes so is
@@ -436,12 +462,21 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	// in ListRuns's order, supersedes rec: it resumes rec, or it started
 	// at the same time as rec (a tie, which ListRuns sorts by ID, may be
 	// the later run) or after it; unless it is of rec's graph and failed
-	// as it started (failedAtStart): it made nothing of what rec's resume
-	// would. (One of another graph says that the host meant to replace
-	// rec's.) Of two tied runs of one graph, both cancelled with one of
-	// codes, neither went on: the one that ListRuns lists last is
-	// resumed, and supersedes the other.
+	// as it started (failedAtStart), or was cancelled before it started a
+	// node with a code neither asked for nor a user's (cutAtStart): it
+	// made nothing of what rec's resume would. (One of another graph says
+	// that the host meant to replace rec's.) Of two tied runs of one
+	// graph, both cancelled with one of codes, neither went on: the one
+	// that ListRuns lists last is resumed, and supersedes the other.
 	superseded := func(rec executor.Record, runs []executor.Record) bool {
+		// cutAtStart: r was cancelled before it started a node, with a
+		// code not asked for (it is not resumed in rec's place), and not
+		// by a user, whose cancel of the key's newest run ends the work
+		// (nor by what a record older than CancelledBy does not say).
+		cutAtStart := func(r executor.Record) bool {
+			return r.Status == executor.RunCancelled && startedNoNode(r) && r.CancelledBy != "" &&
+				r.CancelledBy != executor.CancelledByCancel && !slices.Contains(codes, r.CancelledBy)
+		}
 		at := slices.IndexFunc(runs, func(r executor.Record) bool { return r.ID == rec.ID })
 		return slices.ContainsFunc(runs, func(r executor.Record) bool {
 			if r.Resumes != rec.ID && (r.ID == rec.ID || r.StartedAt.Before(rec.StartedAt)) {
@@ -452,7 +487,7 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 				at >= 0 && slices.IndexFunc(runs, func(o executor.Record) bool { return o.ID == r.ID }) < at {
 				return false // a tie to resume, listed first
 			}
-			return !(failedAtStart(r) && r.Graph == rec.Graph)
+			return !((failedAtStart(r) || cutAtStart(r)) && r.Graph == rec.Graph)
 		})
 	}
 	list := func() ([]executor.Record, error) {
