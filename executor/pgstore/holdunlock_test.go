@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 
@@ -32,4 +33,35 @@ func TestHoldAfterAnUnlockAtTheRunsEnd(t *testing.T) {
 	goOn()
 	require.NoError(t, receive(t, ctx, held), "the run was under the lock to its end")
 	assert.Zero(t, lockSessions(t, pg.Pool, s.GraphLockKey(key), true))
+}
+
+// An Unlock of the host's after the held run's end that failed (its ctx
+// was done: it sent nothing, and only closed the connection, the server
+// freeing the lock once it sees it closed) made Hold's channel say nil,
+// which says that the server has freed the lock, so that a host that
+// ignored its own Unlock's error (as a deferred Unlock does) and trusted
+// the channel took the key for free when the server may not have freed
+// it yet. Hold's channel now delivers that Unlock's error.
+func TestHoldAfterAFailedUnlockAtTheRunsEnd(t *testing.T) {
+	t.Parallel() // its own schema
+	s, pg, ctx, key, lock, r, release := heldRun(t)
+	late := make(chan struct{})
+	goOn := sync.OnceFunc(func() { close(late) })
+	t.Cleanup(goOn)                                // a test that failed early
+	pgstore.BeforeRelease(lock, func() { <-late }) // Hold's goroutine is scheduled late
+	held := lock.Hold(r)
+	close(release)
+	_, err := r.Wait()
+	require.NoError(t, err)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	unlockErr := lock.Unlock(done)
+	require.ErrorIs(t, unlockErr, context.Canceled, "the host's Unlock with a done ctx")
+	require.NotErrorIs(t, unlockErr, pgstore.ErrLockLost)
+	goOn()
+	err = receive(t, ctx, held)
+	require.ErrorIs(t, err, context.Canceled, "the host's Unlock failed: the server may not have freed the lock yet")
+	assert.Equal(t, unlockErr.Error(), err.Error())
+	// The server frees the lock once it sees the connection closed.
+	awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
 }

@@ -269,8 +269,10 @@ type GraphLock struct {
 	watching chan struct{} // closed when the watcher returns
 	unlocked atomic.Bool   // set by Unlock, under mu; Hold reads it without
 	// unlockedLate says that an Unlock of the host's came after the end
-	// of the run that Hold holds the lock for; under mu.
-	unlockedLate bool
+	// of the run that Hold holds the lock for, and lateUnlockErr is what
+	// that Unlock returned, which Hold delivers; under mu.
+	unlockedLate  bool
+	lateUnlockErr error
 	// heldAfterEnd says that a Check sent after the end of the run that
 	// Hold holds the lock for found the lock held: the run was under the
 	// lock to its end, and a loss found since came after it; under mu.
@@ -352,10 +354,12 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // cancelled then, and may have overlapped another process's), or if an
 // Unlock of the host's freed it before the run's end (the run went on
 // without it; that Unlock cancels nothing, as under Guard: after the
-// run's end, it makes the channel receive nil); or Unlock's
-// error if the unlock itself failed (the server did not answer within
-// the 10 s, say: the connection is closed anyway, and the server frees
-// the lock when it sees it closed). A session that ends after the run's
+// run's end, it makes the channel receive what it returned, nil if it
+// freed the lock); or Unlock's error if the unlock itself failed, Hold's
+// or an Unlock of the host's after the run's end (the server did not
+// answer within the 10 s, say, or the host's ctx was done: the
+// connection is closed anyway, and the server frees the lock when it
+// sees it closed). A session that ends after the run's
 // end, before Hold's unlock, is no loss, when that order is certain: once
 // a [GraphLock.Check] of the host's, begun after the run's end, has found
 // the lock held, a session end found later (by the lock's watcher, a
@@ -441,8 +445,14 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 		}
 		if l.unlockedLate {
 			// The host's Unlock, after the run's end: the run was under
-			// the lock to its end, and that Unlock said how it went.
-			return nil
+			// the lock to its end, and the unlock went as that Unlock
+			// said (a failure: the server may not have freed the lock
+			// yet), unless the session ended after the run's end (see
+			// foundLate), which frees the lock.
+			if l.lostError() != nil {
+				return nil
+			}
+			return l.lateUnlockErr
 		}
 		return fmt.Errorf("%w: graph %s of schema %s was unlocked before run %s ended, which went on without it, "+
 			"and another session may have held it meanwhile", ErrLockLost, quote(l.graphKey), l.schema, quote(runID))
@@ -666,7 +676,11 @@ func (l *GraphLock) Unlock(ctx context.Context) error {
 		return nil
 	}
 	l.unlockedLate = l.runEnded()
-	return l.unlock(ctx)
+	err := l.unlock(ctx)
+	if l.unlockedLate {
+		l.lateUnlockErr = err
+	}
+	return err
 }
 
 // unlock is Unlock of a lock not unlocked yet. The caller holds mu.
