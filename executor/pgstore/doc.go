@@ -55,6 +55,8 @@
 //	  INDEX runs_age ((coalesce(ended_at, started_at))), for PruneRuns
 //	  INDEX runs_running (started_at NULLS FIRST, id) WHERE status = 'running',
 //	    for RunsByStatus
+//	  INDEX runs_cancelled (started_at NULLS FIRST, id) WHERE status = 'cancelled',
+//	    for RunsByStatus and ResumeCancelled (no layout version of its own)
 //	  INDEX node_states_asset_ref USING hash (asset_ref), for PruneAssets
 //	schema_version  the layout versions applied ([SchemaVersion])
 //
@@ -276,7 +278,18 @@
 // executor.Record.CancelledBy, a cancelled run's cancel code (such as
 // [CancelledByLockLost]), the same way: the records of before, and those
 // that a process of an older release puts during the upgrade, read with
-// no code.
+// no code. The partial index runs_cancelled, which holds the cancelled
+// records only, so that [Store.RunsByStatus] of executor.RunCancelled
+// (which [Store.ResumeCancelled] lists at each start-up) costs what it
+// returns rather than a scan of every record kept, came after layout 7
+// without a version of its own: a release of layout 7 that does not know
+// it works with it, and this one without it (the scan), so that their
+// processes go on side by side in a rolling deploy, and a rollback takes
+// the schema as it is. [Store.Migrate] makes it, once, in a schema of
+// layout 7 that lacks it (CREATE INDEX, which blocks PutRun while it
+// runs, as layout 5's did), or leaves it out if its role may not make it
+// (one that only writes rows: then the schema's owner's next Migrate
+// makes it).
 //
 // A newer release may also know a dirty.Reason that this one does not,
 // and write it in a record's marks. This release reads such a record all

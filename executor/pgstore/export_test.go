@@ -85,3 +85,7 @@ func AfterClaim(l *GraphLock, f func()) { l.afterClaim = f }
 // connection ended, before it records the loss, as when the watcher's
 // goroutine is scheduled late.
 func WatcherSaw(l *GraphLock, f func()) { l.watcherSaw.Store(&f) }
+
+// RunsCancelledSQL returns the statement of RunsByStatus(RunCancelled) in
+// schema.
+func RunsCancelledSQL(schema string) string { return newQueries(schema).runsCancelled }

@@ -20,8 +20,9 @@ type queries struct {
 	// Store.Migrate).
 	refIndexMethod, hashRefIndex, lockStates string
 	// upToDate reports whether the schema has the whole current layout
-	// (see Store.Migrate).
-	upToDate string
+	// (see Store.Migrate); hasCancelledIndex whether it has
+	// runs_cancelled too, which cancelledIndex makes.
+	upToDate, hasCancelledIndex, cancelledIndex string
 	// upgrades bring tables of an older layout up to date where ddl's
 	// CREATE TABLE IF NOT EXISTS does not, in version order.
 	upgrades []upgrade
@@ -34,7 +35,7 @@ type queries struct {
 
 	putAsset, getAsset, getAssets, assetExists, missingAssets string
 
-	putRun, getRun, listRuns, runsRunning, runsByStatus string
+	putRun, getRun, listRuns, runsRunning, runsCancelled, runsByStatus string
 
 	deleteGraph, deleteGraphStates, deleteGraphRuns, pruneAssets, pruneRuns string
 }
@@ -110,7 +111,24 @@ CREATE INDEX IF NOT EXISTS node_states_asset_ref ON {s}.node_states USING hash (
 CREATE INDEX IF NOT EXISTS runs_graph_started ON {s}.runs (graph_key, started_at NULLS FIRST, id);
 CREATE INDEX IF NOT EXISTS runs_age ON {s}.runs ((coalesce(ended_at, started_at)));
 CREATE INDEX IF NOT EXISTS runs_running ON {s}.runs (started_at NULLS FIRST, id) WHERE status = 'running';
+` + cancelledIndexDDL
+
+// cancelledIndexDDL makes the partial index runs_cancelled, for
+// RunsByStatus of cancelled runs (ResumeCancelled's list). It came after
+// layout 7 without a version of its own: a release that does not know it
+// reads and writes the schema as well with it, and this one as well
+// without it (RunsByStatus then scans the table), so that the processes
+// of both go on side by side in a rolling deploy, and a rollback finds a
+// layout it takes. Migrate makes it where it can (see Store.Migrate), and
+// upToDateSQL does not ask for it.
+const cancelledIndexDDL = `CREATE INDEX IF NOT EXISTS runs_cancelled ON {s}.runs (started_at NULLS FIRST, id) WHERE status = 'cancelled';
 `
+
+// cancelledIndexSQL reports whether the schema $1 has a valid
+// runs_cancelled, from the catalogs.
+const cancelledIndexSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
+	WHERE n.nspname = $1 AND c.relname = 'runs_cancelled' AND i.indisvalid)`
 
 // refIndexMethodSQL returns the access method of the index
 // node_states_asset_ref of the schema $1, from the catalogs. The first
@@ -145,10 +163,12 @@ func newQueries(schema string) queries {
 	r := strings.NewReplacer("{s}", pgschema.Quote(schema))
 	f := r.Replace
 	return queries{
-		ddl:            f(ddl),
-		refIndexMethod: refIndexMethodSQL,
-		upToDate:       upToDateSQL,
-		lockStates:     f(`LOCK TABLE {s}.node_states IN ACCESS EXCLUSIVE MODE`),
+		ddl:               f(ddl),
+		refIndexMethod:    refIndexMethodSQL,
+		upToDate:          upToDateSQL,
+		hasCancelledIndex: cancelledIndexSQL,
+		cancelledIndex:    f(cancelledIndexDDL),
+		lockStates:        f(`LOCK TABLE {s}.node_states IN ACCESS EXCLUSIVE MODE`),
 		hashRefIndex: f(`DROP INDEX {s}.node_states_asset_ref;
 CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),
 		upgrades: []upgrade{
@@ -230,6 +250,10 @@ ORDER BY started_at NULLS FIRST, id`),
 		// parameter: a generic plan of "status = $1" could not use an
 		// index whose predicate is "status = 'running'".
 		runsRunning: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE status = '` + string(executor.RunRunning) + `'
+ORDER BY started_at NULLS FIRST, id`),
+		// The cancelled records, likewise, from runs_cancelled where the
+		// schema has it (see Store.Migrate), else by a scan.
+		runsCancelled: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE status = '` + string(executor.RunCancelled) + `'
 ORDER BY started_at NULLS FIRST, id`),
 		// The records of another status: a scan of the table, which no
 		// index serves.

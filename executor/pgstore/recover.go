@@ -433,9 +433,11 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // (executor.ErrGraphReplaced or executor.ErrGraphDeleted), once graphOf
 // has built its graph.
 //
-// RunsByStatus of cancelled runs scans the runs table, and ListRuns is
-// called once for each key of a run so listed: a host that keeps many
-// records prunes them (PruneRuns). codes must name one code at least,
+// RunsByStatus of cancelled runs reads the partial index runs_cancelled
+// (a scan of the runs table where the schema lacks it, see
+// [Store.Migrate]), and ListRuns is called once for each key of a run so
+// listed: a host that keeps many cancelled records prunes them
+// (PruneRuns). codes must name one code at least,
 // each one that executor.CheckCancelCode takes or one of the executor's
 // own (such as executor.CancelledByCancel, for a user's cancels): a code
 // that no run is recorded with, empty or "Shutdown" for "shutdown", is

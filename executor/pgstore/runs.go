@@ -179,8 +179,11 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 // what a host asks at start-up to find the runs that a process which
 // stopped left running, it reads the partial index runs_running (layout
 // version 5), which holds the running records only: it costs what it
-// returns, however many records the table keeps. Another status is read
-// with a scan of the table: it costs every record kept. A status that is
+// returns, however many records the table keeps. For
+// executor.RunCancelled, what [Store.ResumeCancelled] lists, it reads the
+// partial index runs_cancelled likewise, where the schema has it (see
+// [Store.Migrate]; else a scan). Another status is read with a scan of
+// the table: it costs every record kept. A status that is
 // not valid UTF-8 without NUL, which no record can have, gives an empty
 // slice without asking the server. None gives an empty slice and no
 // error. It returns ctx.Err() if ctx is done. A mark whose reason this
@@ -195,8 +198,11 @@ func (s *Store) RunsByStatus(ctx context.Context, status executor.RunStatus) ([]
 		return out, nil
 	}
 	sql, args := s.q.runsByStatus, []any{string(status)}
-	if status == executor.RunRunning {
+	switch status {
+	case executor.RunRunning:
 		sql, args = s.q.runsRunning, nil
+	case executor.RunCancelled:
+		sql, args = s.q.runsCancelled, nil
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {

@@ -36,7 +36,10 @@ const DefaultSchema = "regen"
 // runs_running, for [Store.RunsByStatus], version 6 the runs table's
 // resumes column, for executor.Record.Resumes, and version 7 its
 // cancelled_by column, for executor.Record.CancelledBy; migrating an
-// older schema adds them.
+// older schema adds them. The partial index runs_cancelled, for
+// [Store.RunsByStatus] of cancelled runs, came later without a version
+// of its own, as releases that know it and releases that do not work
+// with either schema (see [Store.Migrate]).
 const SchemaVersion = 7
 
 // versionTable is the table that records the layout versions applied.
@@ -225,7 +228,13 @@ func (s *Store) Schema() string { return s.schema }
 // never waits for the writes of other processes, nor holds theirs off;
 // and it needs no privilege but reading schema_version, so that a service
 // whose role may only read and write rows (another role owning the
-// tables) can call it at start-up too. ctx alone bounds Migrate: it
+// tables) can call it at start-up too. Such a schema that lacks the index
+// runs_cancelled (one that a release from before the index migrated) gets
+// it, once, as an index of layout 5 or older gets added (CREATE INDEX,
+// which blocks PutRun while it runs); a role that may not make it (one
+// that only writes rows) leaves it out, without an error, as the store
+// works without it (RunsByStatus of cancelled runs then scans the
+// table). ctx alone bounds Migrate: it
 // waits for another process's migration of the schema, and for the
 // writes under way on a table that its changes lock, until ctx ends, as
 // it turns statement_timeout, lock_timeout and transaction_timeout off in
@@ -260,7 +269,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return s.migrateErr(ctx, err, "look up the layout")
 		}
 		if upToDate {
-			return nil // nothing to change: the deferred rollback ends the transaction
+			return s.addCancelledIndex(ctx, tx)
 		}
 	}
 	// The first release of layout 2 made the index on references a
@@ -306,6 +315,33 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	if err := pgschema.RecordVersion(ctx, tx, s.schema, versionTable, SchemaVersion); err != nil {
 		return s.migrateErr(ctx, err, "")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.migrateErr(ctx, err, "commit")
+	}
+	return nil
+}
+
+// addCancelledIndex is Migrate's step on a schema of the current layout:
+// it makes runs_cancelled if the schema lacks it (one that a release
+// before the index migrated), and commits tx; a role that may not make
+// it (one that only writes rows, as the schema's owner is another) leaves
+// the schema as it is, without an error, as the store works without it.
+// Otherwise it changes nothing, and the deferred rollback ends tx.
+func (s *Store) addCancelledIndex(ctx context.Context, tx pgx.Tx) error {
+	var has bool
+	if err := tx.QueryRow(ctx, s.q.hasCancelledIndex, s.schema).Scan(&has); err != nil {
+		return s.migrateErr(ctx, err, "look up the index on cancelled runs")
+	}
+	if has {
+		return nil // nothing to change: the deferred rollback ends the transaction
+	}
+	if _, err := tx.Exec(ctx, s.q.cancelledIndex); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege: not the table's owner
+			return nil
+		}
+		return s.migrateErr(ctx, err, "make the index on cancelled runs")
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return s.migrateErr(ctx, err, "commit")
