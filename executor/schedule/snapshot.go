@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -312,7 +313,8 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
+		var pe *time.ParseError // a time in a string, which names its value
+		if errors.As(err, &te) || !errors.As(err, &pe) && errors.As(timeTypes(raw), &te) {
 			_, problem := snapshotJSON.typeProblem(te)
 			return badSnapshot("%s", problem)
 		}
@@ -365,6 +367,46 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	}
 	s.s = f
 	return nil
+}
+
+// timeTypes returns the *json.UnmarshalTypeError of the first time
+// member of the snapshot's JSON form, raw, that is not a string (or
+// null), which time.Time refuses in words that name no member; nil if
+// there is none.
+func timeTypes(raw []byte) error {
+	var f struct {
+		ReadySince []struct {
+			At jsonTime `json:"at"`
+		} `json:"readySince"`
+		Running []struct {
+			RateStart jsonTime `json:"rateStart"`
+		} `json:"running"`
+		Rates []struct {
+			Starts []jsonTime `json:"starts"`
+		} `json:"rates"`
+		Wake jsonTime `json:"wake"`
+	}
+	return json.Unmarshal(raw, &f)
+}
+
+// jsonTime is a time member of a snapshot's JSON form, for timeTypes: a
+// value that is not a string is refused with a *json.UnmarshalTypeError,
+// to which encoding/json adds the member.
+type jsonTime struct{}
+
+func (jsonTime) UnmarshalJSON(b []byte) error {
+	kind := "number"
+	switch b[0] {
+	case '"', 'n': // a string, or null
+		return nil
+	case '{':
+		kind = "object"
+	case '[':
+		kind = "array"
+	case 't', 'f':
+		kind = "bool"
+	}
+	return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[time.Time]()}
 }
 
 // isHex reports whether s is n bytes in lowercase hex.

@@ -540,6 +540,13 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"a rate's key a number", `{"rates":[{"key":1}]}`, `rates: an entry's "key": want a string, the batch key, not a number`},
 		{"a rate's starts not a list", `{"rates":[{"key":"k","starts":5}]}`, `rates: an entry's "starts": want a list of times in strings, such as ["2025-01-01T00:00:01Z"], not a number`},
 		{"halted a string", `{"halted":"yes"}`, `halted: want true or false, not a string`},
+		// A time is read by time.Time, whose own errors name no member.
+		{"wake a number", `{"wake":5}`, `wake: want a time in a string, such as "2025-01-01T00:00:05Z", not a number`},
+		{"a readySince time an object", `{"readySince":[{"node":1,"at":{}}]}`, `readySince: an entry's "at": want a time in a string, such as "2025-01-01T00:00:03Z", not an object`},
+		{"a rate start a bool", `{"running":[{"node":3,"rateStart":true}]}`, `running: an entry's "rateStart": want a time in a string, such as "2025-01-01T00:00:01Z", not true or false`},
+		{"a start a number", `{"rates":[{"key":"k","starts":[1]}]}`, `rates: an entry's "starts": want a time in a string, such as "2025-01-01T00:00:01Z", not a number`},
+		{"a bad time before a time not a string", `{"wake":"yesterday","readySince":[{"node":1,"at":5}]}`, `parsing time "yesterday"`},
+		{"a start a list", `{"rates":[{"key":"k","starts":[[]]}]}`, `rates: an entry's "starts": want a time in a string, such as "2025-01-01T00:00:01Z", not an array`},
 		{"a long number", `{"version":1` + strings.Repeat("0", 300) + `}`, "not the number 1000"},
 		{"trailing data", string(good) + ` {}`, "data after the snapshot object"},
 		{"unknown key", strings.Replace(string(good), `"version"`, `"extra":1,"version"`, 1), `unknown field "extra"`},
