@@ -18,11 +18,13 @@ import (
 // ConfigError is a [Config] that [New], [Restore], [Config.MarshalJSON]
 // or [Config.UnmarshalJSON] refuses: Field names the field that is wrong,
 // as Config spells it ("Mode", "Workers", "Rates", "Caps", "Windows" or
-// "MaxBatch"), also for a member of the JSON form that sets it, or is ""
-// for JSON that does not read as a Config's form at all (not JSON, not
-// an object, an unknown, repeated or miscased key); Problem says what is
-// wrong and what is allowed, in the JSON form's words for a member of
-// it. It wraps [ErrInvalidConfig].
+// "MaxBatch"), also for a member of the JSON form that sets it and for a
+// key of an entry of its list (an unknown, repeated or miscased key in
+// the second entry of "rates" is of "Rates", and Problem says "in
+// rates[1]"), or is "" for JSON that does not read as a Config's form at
+// all (not JSON, not an object, an unknown, repeated or miscased key of
+// the object itself); Problem says what is wrong and what is allowed, in
+// the JSON form's words for a member of it. It wraps [ErrInvalidConfig].
 type ConfigError struct {
 	// Field is the Config field that is wrong, or "".
 	Field string
@@ -220,7 +222,14 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		return badConfig("", "bad JSON: data after the Config object")
 	}
 	if err := strictjson.CheckForm(raw, configShape); err != nil {
-		return badConfig("", "bad JSON: %v", strictjson.Bound(err))
+		// A key wrong in an entry of a list ("rates[1]") is the field's
+		// that the list sets; one of the object itself is no field's.
+		field := ""
+		if ke := (*strictjson.KeyError)(nil); errors.As(err, &ke) && ke.Path != "" {
+			list, _, _ := strings.Cut(ke.Path, "[")
+			field = configJSON.members[list].field
+		}
+		return badConfig(field, "bad JSON: %v", strictjson.Bound(err))
 	}
 	var f configForm
 	dec = json.NewDecoder(bytes.NewReader(raw))

@@ -80,7 +80,11 @@ func TestConfigJSONRefuses(t *testing.T) {
 		{"unknown key", `{"worker":1}`, "", `unknown field "worker"`},
 		{"a key in another case", `{"Workers":1}`, "", "names are case-sensitive"},
 		{"a repeated key", `{"workers":1,"workers":2}`, "", "appears twice"},
-		{"a key in a rate", `{"rates":[{"key":"k","starts":1,"per":"1s","Per":"2s"}]}`, "", `"Per" in rates[0]`},
+		// A key wrong in an entry of a list is the list's field's.
+		{"a key in a rate", `{"rates":[{"key":"k","starts":1,"per":"1s","Per":"2s"}]}`, "Rates", `"Per" in rates[0]`},
+		{"an unknown key in a rate", `{"rates":[{"key":"k","starts":1,"per":"1s"},{"key":"j","every":"1s"}]}`, "Rates", `unknown field "every" in rates[1]; allowed fields: key, per, starts`},
+		{"an unknown key in a cap", `{"caps":[{"key":"k","cap":1,"max":2}]}`, "Caps", `unknown field "max" in caps[0]`},
+		{"a repeated key in a window", `{"windows":[{"kind":"v","window":"1s","window":"2s"}]}`, "Windows", `key "window" appears twice in one object in windows[0]`},
 		// Type errors name the field and the JSON member, and say what
 		// the member holds, not the Go types that read it.
 		{"a mode not a string", `{"mode":3}`, "Mode", `mode: want a string, "dataflow" or "staged", not a number`},
