@@ -16,7 +16,8 @@ var ErrInvalidRateStarts = errors.New("schedule: invalid rate starts")
 type RateStarts struct {
 	// Key is the batch key.
 	Key string
-	// Starts are the times of the starts, oldest first.
+	// Starts are the times of the starts, oldest first from
+	// [Machine.RateStarts]; [Machine.Inherit] takes them in any order.
 	Starts []time.Time
 }
 
@@ -66,12 +67,20 @@ func (m *Machine) RateStarts(now time.Time) []RateStarts {
 // and its now (which keeps them in order), or shift them all by the
 // clocks' offset when it knows it.
 //
+// A key's starts may come in any order: they are taken by time (in
+// O(S) when in order, O(S log S) else, for S starts), as [Restore] takes
+// a snapshot's, so that the same starts in any order give the same
+// machine. A driver that passes time.Now() gets them out of order from
+// the JSON of RateStarts of a machine whose wall clock stepped back
+// between two starts: the machine ordered them by their monotonic
+// readings, which JSON does not keep.
+//
 // It refuses, with an error wrapping [ErrInvalidRateStarts], and changes
-// nothing: starts of a key out of order, a key given twice, and any call
-// once a node has started (a machine restored from a snapshot of a run
-// that started nodes, say) or a rate has counted a start (after an
-// earlier Inherit that gave a key starts: a machine inherits once). Like every
-// other call it is part of the driver's record: a replay makes it again.
+// nothing: a key given twice, and any call once a node has started (a
+// machine restored from a snapshot of a run that started nodes, say) or
+// a rate has counted a start (after an earlier Inherit that gave a key
+// starts: a machine inherits once). Like every other call it is part of
+// the driver's record: a replay makes it again.
 func (m *Machine) Inherit(starts []RateStarts) error {
 	for i, s := range m.state {
 		if s == Running || (s.Terminal() && s != Skipped) {
@@ -91,12 +100,6 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 			return fmt.Errorf("%w: batch key %q twice: give each key once", ErrInvalidRateStarts, cut(rs.Key))
 		}
 		seen[rs.Key] = true
-		for k := 1; k < len(rs.Starts); k++ {
-			if rs.Starts[k].Before(rs.Starts[k-1]) {
-				return fmt.Errorf("%w: batch key %q: start %d at %s is before start %d at %s: want them in the order they were made",
-					ErrInvalidRateStarts, cut(rs.Key), k, rs.Starts[k].Format(time.RFC3339Nano), k-1, rs.Starts[k-1].Format(time.RFC3339Nano))
-			}
-		}
 	}
 	for _, rs := range starts {
 		for ki := 1; ki < len(m.keys); ki++ {
@@ -104,7 +107,9 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 			if ks.name != rs.Key || ks.rate.Starts == 0 || len(rs.Starts) == 0 {
 				continue
 			}
-			ks.starts, ks.first = slices.Clone(rs.Starts[max(0, len(rs.Starts)-ks.rate.Starts):]), 0
+			byTime := slices.Clone(rs.Starts)
+			ascending(byTime)
+			ks.starts, ks.first = byTime[max(0, len(byTime)-ks.rate.Starts):], 0
 		}
 	}
 	return nil
