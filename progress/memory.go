@@ -45,10 +45,15 @@ type MemoryOptions struct {
 	// each time it falls behind: once HistoryWait has passed, the gaps it
 	// meets until it is back within the ring (which moved on during the
 	// wait) are skipped at once, as the History is not keeping up; a
-	// later fall-behind waits anew. A gap within the ring (a Seq never
-	// published here, as behind a Buffered that dropped it) is not waited
-	// for: a tailer fills it from the History, or skips it, at once.
-	// Replay does not wait. Zero or negative: no wait, the missing events
+	// later fall-behind waits anew. A tailer that the ring cannot serve
+	// (its run evicted, or never published here: see [Memory.Tail])
+	// waits so too at a gap inside the History (one written out of order
+	// holds a later event but not the next), at its first read of the
+	// History as at each later poll; once such a wait has passed, it
+	// skips such gaps at once until the ring serves it again. A gap
+	// within the ring (a Seq never published here, as behind a Buffered
+	// that dropped it) is not waited for: a tailer fills it from the
+	// History, or skips it, at once. Replay does not wait. Zero or negative: no wait, the missing events
 	// are skipped at once. A positive value below 1ms (a number without
 	// its unit) is refused: Tail and Replay return an error wrapping
 	// [ErrInvalidOptions]. Without a History it does nothing.
@@ -339,6 +344,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 
 	replayed := false
 	gaveUp := false                   // a tailer's HistoryWait passed, and it is not back within the ring
+	historyGaveUp := false            // likewise, for a gap inside the History
 	var filledAt uint64               // cur.Last() after the latest fill for evicted events
 	endChecked, ended := false, false // whether the run ended at or before after
 	var batch []Event
@@ -361,6 +367,9 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		if len(batch) == 0 || batch[0].Seq <= cur.Last()+1 {
 			// Within the ring again: a later fall-behind waits anew.
 			gaveUp = false
+		}
+		if len(batch) > 0 && batch[0].Seq <= cur.Last()+1 {
+			historyGaveUp = false // served by the ring again
 		}
 		for _, e := range batch {
 			if tail && !gaveUp && e.Seq > cur.Last()+1 && e.Seq == ringFirst {
@@ -396,7 +405,10 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 			// and read again only after the reader moved on.
 			replayed = true
 			if !cur.Final() {
-				if err := cur.FillFromHistory(ctx); err != nil {
+				// A tailer that the ring cannot serve reads the History
+				// as at each later poll.
+				wait := tail && (evicted || ringLast == 0)
+				if err := m.fillFromHistory(ctx, cur, wait, &historyGaveUp); err != nil {
 					return err
 				}
 			}
@@ -438,7 +450,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		select {
 		case <-notify:
 		case <-poll:
-			if err := cur.FillFromHistory(ctx); err != nil {
+			if err := m.fillFromHistory(ctx, cur, true, &historyGaveUp); err != nil {
 				return err
 			}
 			filledAt = cur.Last()
@@ -480,6 +492,42 @@ func (m *Memory) awaitHistory(ctx context.Context, cur *Cursor, seq uint64) (pas
 		case <-ctx.Done():
 			t.Stop()
 			return false, context.Cause(ctx)
+		}
+	}
+}
+
+// fillFromHistory delivers the History's events after cur, for a
+// tailer that the ring cannot serve when wait is set: with
+// MemoryOptions.HistoryWait, it stops at a gap inside the History (one
+// written out of order holds a later event but not the next) and asks
+// it again every m.poll while the gap lasts, for up to m.wait, before it
+// skips the gap; once such a wait has passed (*gaveUp, until the ring
+// serves the tailer again), it skips at once, as the History is not
+// keeping up. Without wait or HistoryWait it skips at once.
+func (m *Memory) fillFromHistory(ctx context.Context, cur *Cursor, wait bool, gaveUp *bool) error {
+	if !wait || m.wait <= 0 || *gaveUp {
+		return cur.FillFromHistory(ctx)
+	}
+	var deadline time.Time
+	for {
+		gapped, err := cur.fill(ctx, 0, true)
+		if err != nil || !gapped || cur.Final() {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(m.wait)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			*gaveUp = true
+			return cur.FillFromHistory(ctx)
+		}
+		t := time.NewTimer(min(m.poll, left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (c *Cursor) Deliver(ctx context.Context, e Event) error {
 		return nil
 	}
 	if e.Seq > c.last+1 {
-		if err := c.fill(ctx, e.Seq, false); err != nil {
+		if _, err := c.fill(ctx, e.Seq, false); err != nil {
 			return err
 		}
 		if e.Seq > c.last+1 {
@@ -178,7 +178,8 @@ func (c *Cursor) Deliver(ctx context.Context, e Event) error {
 // stream may be gone while the archive still has the run. Without a
 // History it does nothing.
 func (c *Cursor) FillFromHistory(ctx context.Context) error {
-	return c.fill(ctx, 0, false)
+	_, err := c.fill(ctx, 0, false)
+	return err
 }
 
 // FillContiguous delivers the archived events that directly follow the
@@ -188,17 +189,19 @@ func (c *Cursor) FillFromHistory(ctx context.Context) error {
 // missing events: then they are not passed over. Without a History it
 // does nothing.
 func (c *Cursor) FillContiguous(ctx context.Context) error {
-	return c.fill(ctx, 0, true)
+	_, err := c.fill(ctx, 0, true)
+	return err
 }
 
 // fill delivers History events with Seq in (last, before), or all after
-// last when before is 0; contiguous stops it at the first gap.
-func (c *Cursor) fill(ctx context.Context, before uint64, contiguous bool) error {
+// last when before is 0; contiguous stops it at the first gap, and
+// gapped then reports that it did: the History holds a later event.
+func (c *Cursor) fill(ctx context.Context, before uint64, contiguous bool) (gapped bool, err error) {
 	if c.history == nil {
-		return nil
+		return false, nil
 	}
 	var fnErr error
-	err := c.history.Replay(ctx, c.runID, c.last, func(h Event) error {
+	err = c.history.Replay(ctx, c.runID, c.last, func(h Event) error {
 		if before != 0 && h.Seq >= before {
 			return errStop
 		}
@@ -207,6 +210,7 @@ func (c *Cursor) fill(ctx context.Context, before uint64, contiguous bool) error
 		}
 		if h.Seq > c.last+1 {
 			if contiguous {
+				gapped = true
 				return errStop
 			}
 			c.skip(c.last+1, h.Seq-1)
@@ -219,11 +223,11 @@ func (c *Cursor) fill(ctx context.Context, before uint64, contiguous bool) error
 	})
 	switch {
 	case fnErr != nil:
-		return fnErr
+		return false, fnErr
 	case err == nil, errors.Is(err, errStop):
-		return nil
+		return gapped, nil
 	default:
-		return fmt.Errorf("history: %w", err)
+		return false, fmt.Errorf("history: %w", err)
 	}
 }
 
