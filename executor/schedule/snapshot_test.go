@@ -540,6 +540,16 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"a rate's key a number", `{"rates":[{"key":1}]}`, `rates: an entry's "key": want a string, the batch key, not a number`},
 		{"a rate's starts not a list", `{"rates":[{"key":"k","starts":5}]}`, `rates: an entry's "starts": want a list of times in strings, such as ["2025-01-01T00:00:01Z"], not a number`},
 		{"halted a string", `{"halted":"yes"}`, `halted: want true or false, not a string`},
+		// A null entry of a list is no node 0, nor a start at the zero
+		// time.
+		{"a null ready node", `{"ready":[12,null]}`, `ready[1] is null: want a node, an integer such as 12`},
+		{"a null ready node of a snapshot", strings.Replace(string(good), `"ready":[`, `"ready":[null,`, 1), `ready[0] is null`},
+		{"a null held node", `{"held":[{"stage":2,"nodes":[14,null]}]}`, `held[0].nodes[1] is null: want a node, an integer such as 14`},
+		{"a null held entry", `{"held":[null]}`, `held[0] is null: want an object such as {"stage": 2, "nodes": [14, 13]}`},
+		{"a null readySince entry", `{"readySince":[null]}`, `readySince[0] is null: want an object such as {"node": 12, "at": "2025-01-01T00:00:03Z"}`},
+		{"a null running entry", `{"running":[{"node":3},null]}`, `running[1] is null: want an object such as {"node": 3, "rateStart": "2025-01-01T00:00:01Z"}`},
+		{"a null rate entry", `{"rates":[null]}`, `rates[0] is null: want an object such as {"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}`},
+		{"a null start", `{"rates":[{"key":"null","starts":["2025-01-01T00:00:01Z",null]}]}`, `rates[0].starts[1] is null: want a time in a string, such as "2025-01-01T00:00:01Z"`},
 		// A time is read by time.Time, whose own errors name no member.
 		{"wake a number", `{"wake":5}`, `wake: want a time in a string, such as "2025-01-01T00:00:05Z", not a number`},
 		{"a readySince time an object", `{"readySince":[{"node":1,"at":{}}]}`, `readySince: an entry's "at": want a time in a string, such as "2025-01-01T00:00:03Z", not an object`},
