@@ -198,14 +198,16 @@ func (c Config) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a Config in the JSON form that [Config.MarshalJSON]
 // writes, strictly: unknown keys, keys that differ in case, repeated
 // keys, data after the object, a member of another JSON type (a string
-// for "workers", an object for "caps"), a null entry in a list, a key or
-// kind listed twice, a duration time.ParseDuration does not read, and a
-// Config that [New] would refuse for itself (a negative Workers, a rate
-// of no starts...) are refused with a [*ConfigError] that names the
-// field (but for a form that is not a Config's at all: see
-// [ConfigError]). The lists may come in any order. JSON null leaves c as
-// it is, as encoding/json does for a null value. On error it leaves c
-// unchanged.
+// for "workers", an object for "caps"), a null entry in a list or null
+// member of an entry (which encoding/json would read as the empty batch
+// key, or 0), a key or kind listed twice, a duration time.ParseDuration
+// does not read, and a Config that [New] would refuse for itself (a
+// negative Workers, a rate of no starts...) are refused with a
+// [*ConfigError] that names the field (but for a form that is not a
+// Config's at all: see [ConfigError]). The lists may come in any order.
+// JSON null leaves c as it is, as encoding/json does for a null value;
+// a null member of the object ("workers": null) is read as one left out,
+// the field's default. On error it leaves c unchanged.
 func (c *Config) UnmarshalJSON(data []byte) error {
 	if string(bytes.Trim(data, " \t\r\n")) == "null" { // JSON's whitespace only
 		return nil
@@ -240,6 +242,9 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 			return badType(te)
 		}
 		return badConfig("", "bad JSON: %v", strictjson.Bound(err))
+	}
+	if field, problem, ok := configJSON.nullProblem(raw); ok {
+		return badConfig(field, "%s", problem)
 	}
 	out := Config{Workers: f.Workers, MaxBatch: f.MaxBatch}
 	switch f.Mode {
@@ -370,6 +375,76 @@ func (j *jsonForm) typeProblem(te *json.UnmarshalTypeError) (field, problem stri
 		return m.field, fmt.Sprintf("%s: want %s, not %s", m.name, entry, got)
 	}
 	return m.field, fmt.Sprintf("%s: want %s, not %s", m.name, m.want, got)
+}
+
+// nullProblem returns, for the first null in raw, the form's JSON, that
+// is an entry of a list or a member of an entry ("held[0].nodes[2]",
+// "rates[0].key"), which encoding/json reads as its zero value (node 0,
+// the empty batch key, a start at the zero time), the field it sets and
+// a Problem that says where it is and what it holds. A null member of
+// the object itself is left alone: encoding/json leaves it unset, as if
+// left out. raw holds no null at all but for a rare string, which the
+// walk then reads past.
+func (j *jsonForm) nullProblem(raw []byte) (field, problem string, ok bool) {
+	if !bytes.Contains(raw, []byte("null")) {
+		return "", "", false
+	}
+	type frame struct {
+		object  bool
+		key     string // an object's current key
+		inValue bool   // an object's key was read, its value not yet
+		index   int    // an array's current index
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", "", false // the end of raw, which is one value
+		}
+		n := len(stack)
+		if n > 0 && stack[n-1].object && !stack[n-1].inValue {
+			if key, isKey := tok.(string); isKey {
+				stack[n-1].key, stack[n-1].inValue = key, true
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, frame{object: tok == json.Delim('{')})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:n-1]
+		case nil:
+			if n > 1 {
+				var path, member strings.Builder
+				for _, f := range stack {
+					if !f.object {
+						fmt.Fprintf(&path, "[%d]", f.index)
+						continue
+					}
+					if path.Len() > 0 {
+						path.WriteByte('.')
+						member.WriteByte('.')
+					}
+					path.WriteString(f.key)
+					member.WriteString(f.key)
+				}
+				want := j.members[member.String()].want
+				if !stack[n-1].object {
+					want = j.entries[member.String()]
+				}
+				top, _, _ := strings.Cut(member.String(), ".")
+				return j.members[top].field, fmt.Sprintf("%s is null: want %s", path.String(), want), true
+			}
+		}
+		// A value has ended, in the object or array that holds it.
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].inValue = false
+		} else if n > 0 {
+			stack[n-1].index++
+		}
+	}
 }
 
 // duration reads a duration of the JSON form: "" is 0, which the checks

@@ -116,6 +116,10 @@ func TestConfigJSONRefuses(t *testing.T) {
 		{"a rate of the empty key", `{"rates":[{"key":"","starts":1,"per":"1s"}]}`, "Rates", "a rate for the empty batch key"},
 		{"a null rate", `{"rates":[{"key":"k","starts":1,"per":"1s"},null]}`, "Rates", `rates[1] is null: want a rate, an object such as {"key": "asset:image", "starts": 2, "per": "1.5s"}`},
 		{"a null cap", `{"caps":[null]}`, "Caps", `caps[0] is null: want a cap, an object such as {"key": "llm", "cap": 1}`},
+		// A null member of an entry is not its zero value: no empty key.
+		{"a rate's null key", `{"rates":[{"key":null,"starts":1,"per":"1s"}]}`, "Rates", `rates[0].key is null: want a string, the batch key`},
+		{"a cap's null cap", `{"caps":[{"key":"k","cap":1},{"key":"j","cap":null}]}`, "Caps", `caps[1].cap is null: want an integer, 1 or more`},
+		{"a window's null kind", `{"windows":[{"kind":null,"window":"1s"}]}`, "Windows", `windows[0].kind is null: want a string, the kind`},
 		{"a null window", `{"windows":[null]}`, "Windows", `windows[0] is null: want a window, an object such as {"kind": "asset:video", "window": "4s"}`},
 		{"a cap of zero", `{"caps":[{"key":"k","cap":0}]}`, "Caps", `cap for batch key "k" is 0: want at least 1`},
 		{"a cap twice", `{"caps":[{"key":"k","cap":1},{"key":"k","cap":1}]}`, "Caps", `a cap for batch key "k" twice`},

@@ -276,8 +276,9 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads a snapshot in its JSON form, strictly: unknown
 // keys, keys that differ in case, repeated keys, data after the object,
 // a member of another JSON type (a string for "version", an object for
-// "ready"), a null entry of a list (which encoding/json would read as
-// node 0, or a start at the zero time), a version other than 1 to
+// "ready"), a null entry of a list or member of an entry (which
+// encoding/json would read as node 0, or a start at the zero time), a
+// version other than 1 to
 // [SnapshotVersion], and "parts" in version 1 or missing in a later one,
 // are refused with a [*SnapshotError], whose Problem names the member
 // and what it holds in the form's words ("ready: want a list of nodes,
@@ -321,8 +322,8 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		}
 		return badSnapshot("bad JSON: %v", strictjson.Bound(err))
 	}
-	if path, member, ok := nullEntry(raw); ok {
-		return badSnapshot("%s is null: want %s", path, snapshotJSON.entries[member])
+	if _, problem, ok := snapshotJSON.nullProblem(raw); ok {
+		return badSnapshot("%s", problem)
 	}
 	if f.Version < 1 || f.Version > SnapshotVersion {
 		return badSnapshot("version %d: this release reads versions 1 to %d", f.Version, SnapshotVersion)
@@ -371,68 +372,6 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	}
 	s.s = f
 	return nil
-}
-
-// nullEntry returns where the first null entry of a list is in raw, a
-// snapshot's JSON form ("held[0].nodes[2]"), and which list it is in
-// ("held.nodes"): encoding/json reads it as node 0, or a start at the
-// zero time. raw holds no null at all but for a rare string, which the
-// walk then reads past.
-func nullEntry(raw []byte) (path, member string, ok bool) {
-	if !bytes.Contains(raw, []byte("null")) {
-		return "", "", false
-	}
-	type frame struct {
-		object  bool
-		key     string // an object's current key
-		inValue bool   // an object's key was read, its value not yet
-		index   int    // an array's current index
-	}
-	var stack []frame
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", "", false // the end of raw, which is one value
-		}
-		n := len(stack)
-		if n > 0 && stack[n-1].object && !stack[n-1].inValue {
-			if key, isKey := tok.(string); isKey {
-				stack[n-1].key, stack[n-1].inValue = key, true
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			stack = append(stack, frame{object: tok == json.Delim('{')})
-			continue
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:n-1]
-		case nil:
-			if n > 0 && !stack[n-1].object {
-				var p, m strings.Builder
-				for _, f := range stack {
-					if !f.object {
-						fmt.Fprintf(&p, "[%d]", f.index)
-						continue
-					}
-					if p.Len() > 0 {
-						p.WriteByte('.')
-						m.WriteByte('.')
-					}
-					p.WriteString(f.key)
-					m.WriteString(f.key)
-				}
-				return p.String(), m.String(), true
-			}
-		}
-		// A value has ended, in the object or array that holds it.
-		if n := len(stack); n > 0 && stack[n-1].object {
-			stack[n-1].inValue = false
-		} else if n > 0 {
-			stack[n-1].index++
-		}
-	}
 }
 
 // timeTypes returns the *json.UnmarshalTypeError of the first time

@@ -549,6 +549,8 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"a null readySince entry", `{"readySince":[null]}`, `readySince[0] is null: want an object such as {"node": 12, "at": "2025-01-01T00:00:03Z"}`},
 		{"a null running entry", `{"running":[{"node":3},null]}`, `running[1] is null: want an object such as {"node": 3, "rateStart": "2025-01-01T00:00:01Z"}`},
 		{"a null rate entry", `{"rates":[null]}`, `rates[0] is null: want an object such as {"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}`},
+		{"a null running node", `{"running":[{"node":null}]}`, `running[0].node is null: want a node, an integer such as 3`},
+		{"a null readySince node of a snapshot", strings.Replace(string(good), `"version":2`, `"version":2,"readySince":[{"node":null,"at":"2025-01-01T00:00:03Z"}]`, 1), `readySince[0].node is null: want a node, an integer such as 12`},
 		{"a null start", `{"rates":[{"key":"null","starts":["2025-01-01T00:00:01Z",null]}]}`, `rates[0].starts[1] is null: want a time in a string, such as "2025-01-01T00:00:01Z"`},
 		// A time is read by time.Time, whose own errors name no member.
 		{"wake a number", `{"wake":5}`, `wake: want a time in a string, such as "2025-01-01T00:00:05Z", not a number`},
