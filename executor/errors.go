@@ -216,7 +216,9 @@ func (e *NodeError) Unwrap() error { return e.Err }
 // reach them.
 type RunError struct {
 	RunID string
-	// Failed are the failed nodes' errors, in the order they failed.
+	// Failed are the failed nodes' errors, by node in the graph's order
+	// (not the order they failed in, which varies from run to run), so
+	// that the same failures give the same list and the same text.
 	Failed []*NodeError
 }
 

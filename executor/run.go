@@ -1884,7 +1884,7 @@ func (r *run) finish() {
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:
 		rec.Status = RunFailed
-		err = &RunError{RunID: r.handle.id, Failed: r.failures}
+		err = &RunError{RunID: r.handle.id, Failed: r.failuresInGraphOrder()}
 		final.Type = progress.RunFailed
 	default:
 		rec.Status = RunSucceeded
@@ -2043,6 +2043,29 @@ func (r *run) sortedIDs(nodes []graph.Node) []string {
 		out[i] = r.id(n)
 	}
 	return out
+}
+
+// failuresInGraphOrder returns the run's failures sorted by node, in the
+// graph's order (a failure that is no node's, a Converge re-plan's, last),
+// rather than in the order the nodes failed, which varies from run to
+// run: the same failures give the same RunError text.
+func (r *run) failuresInGraphOrder() []*NodeError {
+	type ranked struct {
+		n int
+		f *NodeError
+	}
+	fs := make([]ranked, len(r.failures))
+	for i, f := range r.failures {
+		fs[i] = ranked{r.g.Len(), f}
+		if n, err := r.g.Lookup(f.Node); err == nil {
+			fs[i].n = int(n)
+		}
+	}
+	slices.SortStableFunc(fs, func(a, b ranked) int { return cmp.Compare(a.n, b.n) })
+	for i := range fs {
+		r.failures[i] = fs[i].f
+	}
+	return r.failures
 }
 
 // waitAttempts waits, up to the grace period, for generator calls that
