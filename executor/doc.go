@@ -94,7 +94,12 @@
 // graph as it was, unless its error says that its commit may have gone
 // through).
 //
-// On a conflict the runner reloads and re-applies only its own results.
+// On a conflict the runner reloads and re-applies only its own results:
+// at once after the first, and after a short pause (jittered, growing
+// from about 1 ms to 16 ms) after each later one in a row, so that a key
+// that other runs and edits commit to often delays its results rather
+// than fail them; after 64 lost races (about 1 s of pauses at most) they
+// are not recorded, and their nodes fail.
 // Once another run has committed during this one, it re-applies only
 // those made from the outputs that the store now holds for their
 // dependencies, all clean: so several runs on one graph never leave a

@@ -1156,7 +1156,8 @@ const maxEditConflicts = 64
 
 // conflictPause is how long Edit, Forget or the commit of a run's plan
 // waits before it reloads after losing its try-th commit race (try from
-// 0): 1 ms, doubled at each try up to 16 ms, each drawn at random between half of it and all of it, so
+// 0), and the commit of a run's results after losing its try+2-th in a
+// row (see run.commit): 1 ms, doubled at each try up to 16 ms, each drawn at random between half of it and all of it, so
 // that writers which lost to each other do not reload in step, nor spin
 // against a run that commits often. The 64 retries wait about 1 s at most
 // in all.

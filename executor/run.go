@@ -20,9 +20,10 @@ import (
 )
 
 // maxCommitConflicts bounds how often a commit of results reloads and
-// re-applies after losing a race; maxCommitFailures bounds its retries
-// after other errors. Past either, the results are not recorded and their
-// nodes count as failed.
+// re-applies after losing a race (64 commits in all, with pauses of about
+// 1 s at most in all between them: see run.commit); maxCommitFailures
+// bounds its retries after other errors. Past either, the results are not
+// recorded and their nodes count as failed.
 const (
 	maxCommitConflicts = 64
 	maxCommitFailures  = 5
@@ -1225,7 +1226,15 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // result made, or a failure, with a parameters revision that is no longer
 // the stored one was superseded by an edit: it is not recorded, and the
 // edit stays. On a conflict, commit reloads the states and applies only
-// its own results again; it never retries blindly. After another failure
+// its own results again; it never retries blindly. After the first
+// conflict it reloads and commits again at once (another writer's one
+// commit, the usual case, costs no wait); after each later one in a row it
+// first waits conflictPause, jittered and growing from about 1 ms to
+// 16 ms, so that a key that another writer commits to often (runs and
+// edits of a busy graph) does not make it lose its maxCommitConflicts
+// races in a few microseconds, nor retry in step with that writer: about
+// 1 s of pauses at most in all, ended early, with the results not
+// recorded, when r.bg ends. After another failure
 // (a lost connection) it reloads at once, to tell whether the commit went
 // through, and if not (or if the reload failed too) commits again after
 // storeWait, up to maxCommitFailures commits in all: jittered, so that
@@ -1349,12 +1358,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			// Beyond repair: the run cannot tell which state is whose.
 			err = fmt.Errorf("%w: the StateStore's Commit changed the node IDs of the changes it was given", ErrInvalidRequest)
 			r.mu.Lock()
-			for i := range batch {
-				if batch[i].outcome == generated || batch[i].outcome == unchanged {
-					batch[i].outcome = failed
-					batch[i].err = fmt.Errorf("record result: %w", err)
-				}
-			}
+			r.unrecordable(batch, err)
 			return time.Time{}
 		}
 		if err == nil {
@@ -1364,6 +1368,16 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 				r.view.Set(nodes[i], c.State)
 			}
 			return stamp
+		}
+		if errors.Is(err, ErrConflict) && !unsure && conflicts > 0 && conflicts+1 < maxCommitConflicts {
+			// Lost again: another writer commits to the key often. A
+			// pause lets it pass, and the reload after it sees its last
+			// commit (see conflictPause).
+			if !sleep(r.bg, conflictPause(conflicts-1)) {
+				r.mu.Lock()
+				r.unrecordable(batch, fmt.Errorf("%d version conflicts in a row: %w", conflicts+1, stoppedBy(r.bg, err)))
+				return time.Time{}
+			}
 		}
 		// A conflict, or an error after which the commit may or may not
 		// have been applied: reload before anything else.
@@ -1415,20 +1429,25 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
 		if failures++; failures >= maxCommitFailures || lerr == nil && errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
-			// The results cannot be recorded, so they do not count; the
-			// nodes stay dirty in the store.
 			r.mu.Lock()
-			for i := range batch {
-				if batch[i].outcome == generated || batch[i].outcome == unchanged {
-					batch[i].outcome = failed
-					batch[i].err = fmt.Errorf("record result: %w", err)
-				}
-			}
+			r.unrecordable(batch, err)
 			return time.Time{}
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
 		sleep(r.bg, storeWait(failures))
 		r.mu.Lock()
+	}
+}
+
+// unrecordable fails the results of batch that were made (or kept): a
+// commit could not record them, with err, so they do not count, and their
+// nodes stay dirty in the store. Called with mu held.
+func (r *run) unrecordable(batch []result, err error) {
+	for i := range batch {
+		if batch[i].outcome == generated || batch[i].outcome == unchanged {
+			batch[i].outcome = failed
+			batch[i].err = fmt.Errorf("record result: %w", err)
+		}
 	}
 }
 
