@@ -2,6 +2,8 @@ package executor_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -122,4 +124,99 @@ func TestResultsCommitOnABusyKeyKeepsItsBound(t *testing.T) {
 		}
 		assert.NotEqual(t, took[0], took[1], "jittered")
 	})
+}
+
+// lateStates counts the calls made to its store with a context that had
+// ended (a store that ignores its context would make them), and, once
+// armed, cancels the run at the first commit of results, which fail then
+// fails, when it is set.
+type lateStates struct {
+	executor.StateStore
+
+	mu     sync.Mutex
+	armed  bool
+	fail   error
+	cancel context.CancelFunc
+	late   []string // the calls made with a context that had ended
+}
+
+func (s *lateStates) Load(ctx context.Context, key string) (executor.Snapshot, error) {
+	s.mu.Lock()
+	if ctx.Err() != nil {
+		s.late = append(s.late, "Load")
+	}
+	s.mu.Unlock()
+	return s.StateStore.Load(ctx, key)
+}
+
+func (s *lateStates) Commit(ctx context.Context, key string, expect int64, changes []executor.Change) (int64, error) {
+	results := slices.ContainsFunc(changes, func(c executor.Change) bool {
+		return c.ID != executor.GraphStateID && c.State.Status == dirty.StatusClean
+	})
+	s.mu.Lock()
+	if ctx.Err() != nil {
+		s.late = append(s.late, "Commit")
+	}
+	armed, fail := s.armed && results, s.fail
+	if armed {
+		s.cancel()
+	}
+	s.mu.Unlock()
+	if armed && fail != nil {
+		return 0, fail
+	}
+	return s.StateStore.Commit(ctx, key, expect, changes)
+}
+
+// Once the run's store calls were past Options.StoreTimeout after its
+// cancel, a commit of results whose wait before a retry that ended with
+// them (a lost connection's) made one more Commit and Load, with the
+// ended context: a store that ignores its context then wrote after the
+// documented bound. The commit now stops with no store call once that
+// context has ended, after a lost connection's wait as after a conflict's
+// pause.
+func TestResultsCommitStopsAtTheStoresBound(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		wrap func(*executor.MemoryStates) (executor.StateStore, func())
+		fail error
+	}{
+		{"lost connection", func(m *executor.MemoryStates) (executor.StateStore, func()) { return m, func() {} },
+			errors.New("state store: connection reset")},
+		{"busy key", func(m *executor.MemoryStates) (executor.StateStore, func()) {
+			s := &busyKey{MemoryStates: m}
+			return s, func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				s.busyFor = -1
+			}
+		}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				l := newLab(t, 30)
+				inner, busy := c.wrap(l.states)
+				s := &lateStates{StateStore: inner, fail: c.fail}
+				e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Assets: l.assets,
+					Runs: l.runs, Sink: l, StoreTimeout: 120 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+				require.NoError(t, err)
+				t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
+				_, err = l.run(e)
+				require.NoError(t, err)
+
+				busy()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				s.mu.Lock()
+				s.armed, s.cancel = true, cancel
+				s.mu.Unlock()
+				_, err = e.Run(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+					Marks: []dirty.Mark{{ID: "timeline", Reason: dirty.ReasonForced}}})
+				require.ErrorIs(t, err, executor.ErrCancelled)
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				assert.Empty(t, s.late, "store calls with the run's ended store context")
+			})
+		})
+	}
 }

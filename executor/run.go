@@ -1233,13 +1233,15 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // 16 ms, so that a key that another writer commits to often (runs and
 // edits of a busy graph) does not make it lose its maxCommitConflicts
 // races in a few microseconds, nor retry in step with that writer: about
-// 1 s of pauses at most in all, ended early, with the results not
-// recorded, when r.bg ends. After another failure
+// 1 s of pauses at most in all. After another failure
 // (a lost connection) it reloads at once, to tell whether the commit went
 // through, and if not (or if the reload failed too) commits again after
 // storeWait, up to maxCommitFailures commits in all: jittered, so that
 // runs whose commits failed together do not all commit again at one
-// instant; a wait ends early when r.bg ends. It is called with mu held,
+// instant. A wait or a pause ends early when r.bg ends (Options.StoreTimeout
+// after a cancel), and commit makes no store call once r.bg has ended,
+// even to a store that ignores its context: the results are then not
+// recorded, with an error that wraps r.bg's cause. It is called with mu held,
 // and lets it go only while it calls the store; only one commit runs at a
 // time. now is the commit's time, or zero to read the clock. It returns
 // the time that the states it recorded were stamped with (read before the
@@ -1258,6 +1260,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 	// version, conflicts with it if it did.
 	unsure := false
 	var stamp time.Time
+	var last error // the last commit's error, if any
 	for {
 		version := r.version
 		if !unsure {
@@ -1351,9 +1354,21 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		if len(changes) == 0 {
 			return stamp
 		}
+		if r.bg.Err() != nil {
+			// Past the bound of the run's store calls (ended during the
+			// reload, or before this commit): no call with r.bg, which a
+			// store might ignore.
+			err := causeOf(r.bg)
+			if last != nil {
+				err = stoppedBy(r.bg, last)
+			}
+			r.unrecordable(batch, err)
+			return time.Time{}
+		}
 		r.mu.Unlock()
 		v, err := opts.States.Commit(r.bg, r.key, version, changes)
 		err = hostError(err, inStore)
+		last = err
 		if !r.realign(changes, nodes) {
 			// Beyond repair: the run cannot tell which state is whose.
 			err = fmt.Errorf("%w: the StateStore's Commit changed the node IDs of the changes it was given", ErrInvalidRequest)
@@ -1434,7 +1449,13 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			return time.Time{}
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
-		sleep(r.bg, storeWait(failures))
+		if !sleep(r.bg, storeWait(failures)) {
+			// The run's store calls are past their bound: no more of
+			// them, even to a store that would ignore r.bg.
+			r.mu.Lock()
+			r.unrecordable(batch, stoppedBy(r.bg, err))
+			return time.Time{}
+		}
 		r.mu.Lock()
 	}
 }
