@@ -290,18 +290,27 @@
 //     by then. (A cancel that comes as node.started goes out, before the
 //     call, settles the node as node.cancelled with Attempt 0 and no
 //     call: it is in Report.Cancelled, as its event said it started.)
+//     A node whose first attempt fails to read its inputs with an error
+//     that may pass (a lost connection to the asset store, after the
+//     read's own retries) starts then, with node.started, Attempt 1 and no
+//     call: that attempt failed, and is retried under the kind's
+//     RetryPolicy as a failed call is, each later attempt reading the
+//     inputs first, until a read succeeds (the node's first call then
+//     gets the attempt's number in Request.Attempt, 2 or more).
 //     Before each further attempt a node.retrying, whose Attempt is that
 //     next attempt and whose Error is the failed one's; meanwhile its generator's
 //     message events; and then one settling event: node.succeeded,
-//     node.failed, node.superseded or node.cancelled. A node that makes
-//     no call gets only its settling event: node.unchanged when early
+//     node.failed, node.superseded or node.cancelled. Any other node that
+//     makes no call gets only its settling event: node.unchanged when early
 //     cutoff keeps it (node.superseded, with Attempt 0, when an edit of
 //     it, or another run's commit of it, comes before the result it kept
 //     is committed: the result is not kept, and the node stays dirty),
 //     node.skipped (naming the upstream node) when a dependency failed or
-//     was superseded, node.failed when its dependencies' outputs cannot
-//     be read. In a cancelled run, the nodes that had not started get no
-//     event, and are in no list of the
+//     was superseded, node.failed (with Attempt 0) when a dependency's
+//     output cannot be read with an error that no retry can fix (the
+//     asset is lost: [ErrNotFound]; an error wrapped in [Permanent]). In
+//     a cancelled run, the nodes that had not started get no event, and
+//     are in no list of the
 //     [Report]: those never taken, and those that were reading their
 //     inputs or waiting for room or a start when the cancel came. A run
 //     that stops because its graph was replaced or deleted is such a

@@ -25,7 +25,9 @@ type Request struct {
 	// store, in the graph's dependency order. The caller must not modify
 	// their Data.
 	Deps []Dep
-	// Attempt counts from 1.
+	// Attempt counts from 1. An attempt whose read of the node's inputs
+	// failed makes no call (see RetryPolicy), so a node's first call may
+	// have an Attempt of 2 or more.
 	Attempt int
 	// IdempotencyKey is stable for the same graph, node and inputs:
 	// "<graph key>/<node ID>/<input hash>/<making>", where making tells

@@ -32,8 +32,9 @@ type job struct {
 	prev dirty.State // the node's stored state when it started
 	deps []depRef
 
-	// Set by load.
+	// Set by load; read says that it read the inputs (see tryFrom).
 	reqDeps []Dep
+	read    bool
 	in      string // the input hash
 	idem    string // the idempotency key
 	start   time.Time
@@ -124,7 +125,7 @@ func (r *run) newJob(j *job, st schedule.Step, kind string) {
 	ds := r.g.Deps(n)
 	j.r, j.step, j.id, j.kind, j.ko = r, st, r.id(n), kind, &r.kinds[r.g.KindOf(n)]
 	j.prev = r.view.Get(n)
-	j.reqDeps, j.in, j.idem, j.start = nil, "", "", time.Time{}
+	j.reqDeps, j.read, j.in, j.idem, j.start = nil, false, "", "", time.Time{}
 	j.gen, j.attempt, j.wg, j.then = nil, 0, nil, nil
 	j.unput = nil // another node's output is not this one's
 	j.deps = j.depBuf[:0]
@@ -201,8 +202,35 @@ func (r *run) load(j *job) error {
 	if err := r.readDeps(j, deps); err != nil {
 		return err
 	}
-	j.reqDeps = deps
+	j.reqDeps, j.read = deps, true
 	return nil
+}
+
+// unread returns what becomes of j's node when the read of its inputs
+// failed with err in attempt number next, and true, if that ends its
+// attempts: a read that no retry can fix (a lost input, [ErrNotFound];
+// an error wrapped in [Permanent]) fails the node, the attempt not
+// counted (a first attempt's node fails at attempt 0, with no
+// node.started), and a cancel of the run ends it (a first attempt's node
+// has not started). Otherwise the read is a failed attempt of the node,
+// retried under its kind's policy as a failed call is, and unread returns
+// false; a first attempt's node starts then (node.started), so that its
+// node.retrying follows that event, as a called node's does. Worth it: a
+// read already made its store calls again (see retryStore), so what
+// failed is an outage of the asset store that the kind's backoff, of
+// seconds, may outlast.
+func (r *run) unread(j *job, next int, err error) (result, bool) {
+	switch {
+	case r.ctx.Err() != nil && next == 1:
+		return r.newResult(j, unstarted, 0, nil), true // the cancel kept it from starting
+	case r.ctx.Err() != nil:
+		return r.newResult(j, cancelled, next-1, r.cause()), true
+	case errors.Is(err, ErrNotFound) || !retryable(err):
+		return r.newResult(j, failed, next-1, err), true
+	case next == 1 && !r.started(j, ""):
+		return r.newResult(j, unstarted, 0, nil), true
+	}
+	return result{}, false
 }
 
 // The fewest dependencies read with one GetMany call. A store across a
@@ -442,23 +470,14 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 	if r.cutoff(j) {
 		return r.kept(j), true
 	}
-	if err := r.load(j); err != nil {
-		return r.loadFailure(j, err), true
-	}
 	j.gen, j.wg, j.then = gen, wg, then
 	return r.tryFrom(j, 1, nil)
 }
 
-func (r *run) loadFailure(j *job, err error) result {
-	if r.ctx.Err() != nil {
-		return r.newResult(j, unstarted, 0, nil) // the cancel kept it from starting
-	}
-	return r.newResult(j, failed, 0, err)
-}
-
-// tryFrom makes attempts from number next on, with j's loaded request and
-// generator, until one succeeds, the policy gives up, or the run is
-// cancelled. prev is the error of attempt next-1, or nil for the first.
+// tryFrom makes attempts from number next on, with j's generator, until
+// one succeeds, the policy gives up, or the run is cancelled. prev is the
+// error of attempt next-1, or nil for the first. An attempt reads the
+// node's inputs first, until a read succeeds (see unread).
 // It reports false when this goroutine was abandoned by a hung generator;
 // see runOne.
 func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
@@ -491,6 +510,15 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			}
 			if !slept {
 				return r.cancelledAfter(j, made, r.cause()), true
+			}
+		}
+		if !j.read {
+			if err := r.load(j); err != nil {
+				if res, done := r.unread(j, next, err); done {
+					return res, true
+				}
+				prev, next = err, next+1
+				continue
 			}
 		}
 		if j.unput != nil {
@@ -751,6 +779,23 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	var reqs []Request
 	var reps []*reporter
 	var idx []int
+	// retries holds the nodes retried alone, with Generate, from attempt
+	// 2 on: those whose inputs could not be read at once, and those that
+	// failed in the bulk call. Each return of the batch's results waits
+	// for them.
+	var retries sync.WaitGroup
+	retry := func(i int, e error) {
+		j := jobs[i]
+		retries.Add(1)
+		go func() {
+			store := func(res result) bool { results[i] = res; return true }
+			j.gen, j.wg, j.then = bg, &retries, store
+			res, ok := r.tryFrom(j, 2, e)
+			if ok && store(res) {
+				retries.Done()
+			}
+		}()
+	}
 	for i, j := range jobs {
 		j.start = start
 		r.hashInputs(j)
@@ -759,7 +804,11 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			continue
 		}
 		if err := r.load(j); err != nil {
-			results[i] = r.loadFailure(j, err)
+			if res, done := r.unread(j, 1, err); done {
+				results[i] = res
+			} else {
+				retry(i, err) // not in the bulk call
+			}
 			continue
 		}
 		rep := &reporter{run: r, node: j.id, stage: int32(j.step.Stage), attempt: 1, call: c}
@@ -767,6 +816,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		reqs, idx = append(reqs, j.request(1, rep)), append(idx, i)
 	}
 	if len(reqs) == 0 {
+		retries.Wait()
 		return results, true
 	}
 	// A cancel before the nodes' start is published keeps them from
@@ -776,6 +826,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		for _, i := range idx {
 			results[i] = r.newResult(jobs[i], o, 0, cause)
 		}
+		retries.Wait()
 		return results, true
 	}
 	key := jobs[idx[0]].step.Key
@@ -830,7 +881,6 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 				"run", r.handle.id, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs),
 				"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 		}
-		var retries sync.WaitGroup
 		for k, i := range idx {
 			j := jobs[i]
 			e := err
@@ -852,15 +902,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 				}
 				e = aerr
 			}
-			retries.Add(1)
-			go func() {
-				store := func(res result) bool { results[i] = res; return true }
-				j.gen, j.wg, j.then = bg, &retries, store
-				res, ok := r.tryFrom(j, 2, e)
-				if ok && store(res) {
-					retries.Done()
-				}
-			}()
+			retry(i, e)
 		}
 		retries.Wait()
 		return results

@@ -39,7 +39,13 @@ type Rate = schedule.Rate
 // PanicError whose In is "bulk call") is, each of its nodes alone. A node waits out its backoff
 // holding its worker and its batch key's slot, so that the nodes behind
 // it under the key wait too; a node that failed in a bulk call is retried
-// alone, with Generate.
+// alone, with Generate. A node's attempt reads its dependencies' outputs
+// first, until a read succeeds: a read that fails with an error that may
+// pass (the asset store's calls are retried within the read, with
+// backoff, up to 5 in all) is a failed attempt, retried as a failed call
+// is, its error the node's (a node of a bulk call is then retried alone);
+// a lost output ([ErrNotFound]) or an error wrapped in Permanent fails
+// the node at once, that read not counted as an attempt.
 type RetryPolicy struct {
 	// MaxAttempts is the most attempts per node, the first included: 0
 	// (the default) or more. An output made and paid for whose Put kept

@@ -289,9 +289,10 @@ type Counts struct {
 	Superseded int `json:"superseded"`
 	// Cancelled nodes were running when the run was cancelled.
 	Cancelled int `json:"cancelled"`
-	// Attempts is the number of the nodes' attempts: generator calls, and
-	// the attempts that only put again an output that the asset store
-	// failed to keep (see RetryPolicy.MaxAttempts).
+	// Attempts is the number of the nodes' attempts: generator calls, the
+	// attempts that only put again an output that the asset store failed
+	// to keep (see RetryPolicy.MaxAttempts), and those whose read of their
+	// node's inputs failed (see RetryPolicy).
 	Attempts int `json:"attempts"`
 }
 
