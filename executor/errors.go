@@ -64,7 +64,10 @@ var (
 	// call made once that has ended may well be taken (the error says
 	// what to wait for), so a host answers it as a conflict to retry
 	// later (HTTP 409, say, with Retry-After), not as bad input. It never
-	// wraps [ErrInvalidRequest].
+	// wraps [ErrInvalidRequest]. A store's refusal of a graph key that
+	// another process runs may match it too, so that one check answers
+	// both (github.com/regengraph/regen/executor/pgstore's *LockedError
+	// does).
 	ErrBusy = errors.New("executor: busy")
 	// ErrClosed: the executor was closed ([Executor.Close]): it starts no
 	// run, and calls its stores no more (Edit, Plan, Abandon and
