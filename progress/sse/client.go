@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,7 +83,10 @@ type ClientOptions struct {
 	// no other request takes its connection, during the stream or after
 	// it (over HTTP/2 the connection is closed once the stream ends), so
 	// that a reconnection after IdleTimeout never goes out on a
-	// connection that died without a word. Default: http.DefaultClient.
+	// connection that died without a word. Its CheckRedirect is called on
+	// each redirect, as ever (the Client makes its requests with a copy
+	// of it, to set a redirect's Host: see Header); the HTTPClient is
+	// left as given. Default: http.DefaultClient.
 	HTTPClient *http.Client
 	// Header is added to every request, for credentials for example. Its
 	// keys are taken as http.CanonicalHeaderKey spells them: keys spelt
@@ -93,8 +97,11 @@ type ClientOptions struct {
 	// that every request asks for (its Request.Host, as net/http ignores
 	// a Host in a request's Header), to reach a virtual host for example;
 	// the connection goes to the URL's host, and over TLS the server name
-	// is the URL's too. Without it, a request asks for the URL's host. It
-	// must not hold Last-Event-ID, in any spelling of the key: the Client
+	// is the URL's too. A redirect to the URL's origin (its scheme, host
+	// and port), relative or absolute, asks for that Host too, and one to
+	// another origin asks for that origin's own host, before HTTPClient's
+	// CheckRedirect, if any, sees the request. Without it, a request asks
+	// for the URL's host. It must not hold Last-Event-ID, in any spelling of the key: the Client
 	// sends its own (LastEventID, then the ID of the last event it saw),
 	// and a second one would leave the server to choose. Such a Header is
 	// refused: Stream returns an error wrapping [ErrInvalidOptions]. So is
@@ -707,7 +714,7 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := c.do(req, drop)
+	resp, err := c.do(c.following(), req, drop)
 	if errors.Is(context.Cause(connCtx), errHeaderTimeout) && ctx.Err() == nil {
 		if resp != nil {
 			resp.Body.Close() // came as the bound passed: too late
@@ -806,9 +813,9 @@ var errHeaderTimeout = errors.New("sse: no response headers")
 // its response's headers do not come within c.headers: then the cause of
 // req's context is errHeaderTimeout, also if they came just as the
 // bound passed.
-func (c *Client) do(req *http.Request, drop context.CancelCauseFunc) (*http.Response, error) {
+func (c *Client) do(hc *http.Client, req *http.Request, drop context.CancelCauseFunc) (*http.Response, error) {
 	if c.headers < 0 {
-		return c.hc.Do(req)
+		return hc.Do(req)
 	}
 	var mu sync.Mutex
 	answered := false
@@ -820,11 +827,60 @@ func (c *Client) do(req *http.Request, drop context.CancelCauseFunc) (*http.Resp
 		}
 	})
 	defer t.Stop()
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	mu.Lock()
 	answered = true
 	mu.Unlock()
 	return resp, err
+}
+
+// following returns the HTTPClient to make a request with: with a Host in
+// c's Header, a copy whose CheckRedirect gives a redirect to the origin
+// of the first request the Host (net/http keeps it over a relative
+// redirect alone), and one to another origin none (where net/http keeps
+// it over a relative redirect), before calling the HTTPClient's own
+// CheckRedirect (net/http's default if nil), which has the last word. A
+// copy for each connection leaves the host's HTTPClient as it was, and
+// takes any change the host made to it since.
+func (c *Client) following() *http.Client {
+	if c.host == "" {
+		return c.hc
+	}
+	hc := *c.hc
+	check := c.hc.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if sameOrigin(req.URL, via[0].URL) {
+			req.Host = c.host
+		} else {
+			req.Host = "" // the URL's: the Host is the origin's alone
+		}
+		if check != nil {
+			return check(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects") // net/http's default
+		}
+		return nil
+	}
+	return &hc
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port,
+// a port left out being the scheme's default.
+func sameOrigin(a, b *url.URL) bool {
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			return "80"
+		case "https":
+			return "443"
+		}
+		return ""
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && port(a) == port(b)
 }
 
 // errIdle is the cause with which a connection whose stream stayed silent

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -88,4 +89,109 @@ func TestClientRefusesAHostNetHTTPWouldNotSend(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A Header's Host goes with each redirect to the origin (scheme, host and
+// port) of the Client's URL, relative or absolute, and with none to
+// another origin, where it would name a host that server does not serve:
+// a request there asks for the URL's own host. Before, net/http kept the
+// Host over a relative redirect alone, so that an absolute redirect to the
+// same origin (as a server behind a proxy writes its Location) asked the
+// server for its address's host, not the virtual host.
+func TestClientKeepsTheHostOverARedirectToItsOrigin(t *testing.T) {
+	const host = "runs.example:8080"
+	var mu sync.Mutex
+	var got []string // path and Host of each request, in order
+	var origin, other *httptest.Server
+	record := func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r.URL.Path+" "+r.Host)
+	}
+	locations := map[string]func() string{} // where a path redirects to
+	serve := func(w http.ResponseWriter, r *http.Request) {
+		record(r)
+		if to, ok := locations[r.URL.Path]; ok {
+			http.Redirect(w, r, to(), http.StatusTemporaryRedirect)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent) // the stream is over
+	}
+	origin = httptest.NewServer(http.HandlerFunc(serve))
+	t.Cleanup(origin.Close)
+	other = httptest.NewServer(http.HandlerFunc(serve))
+	t.Cleanup(other.Close)
+	originHost, otherHost := origin.Listener.Addr().String(), other.Listener.Addr().String()
+	tests := []struct {
+		name      string
+		locations map[string]func() string
+		want      []string
+	}{
+		{"relative",
+			map[string]func() string{"/runs/r1": func() string { return "/streams/r1" }},
+			[]string{"/runs/r1 " + host, "/streams/r1 " + host}},
+		{"absolute, the same origin",
+			map[string]func() string{"/runs/r1": func() string { return origin.URL + "/streams/r1" }},
+			[]string{"/runs/r1 " + host, "/streams/r1 " + host}},
+		{"absolute, the same origin spelt otherwise",
+			map[string]func() string{"/runs/r1": func() string { return "HTTP://" + originHost + "/streams/r1" }},
+			[]string{"/runs/r1 " + host, "/streams/r1 " + host}},
+		{"another origin",
+			map[string]func() string{"/runs/r1": func() string { return other.URL + "/streams/r1" }},
+			[]string{"/runs/r1 " + host, "/streams/r1 " + otherHost}},
+		{"another origin, then relative there",
+			map[string]func() string{
+				"/runs/r1":    func() string { return other.URL + "/streams/r1" },
+				"/streams/r1": func() string { return "/streams/r1/" },
+			},
+			[]string{"/runs/r1 " + host, "/streams/r1 " + otherHost, "/streams/r1/ " + otherHost}},
+		{"another origin, then back",
+			map[string]func() string{
+				"/runs/r1":    func() string { return other.URL + "/streams/r1" },
+				"/streams/r1": func() string { return origin.URL + "/streams/r1/" },
+			},
+			[]string{"/runs/r1 " + host, "/streams/r1 " + otherHost, "/streams/r1/ " + host}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			got, locations = nil, tt.locations
+			mu.Unlock()
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			c := sse.NewClient(origin.URL+"/runs/r1", sse.ClientOptions{Header: http.Header{"Host": {host}}})
+			require.NoError(t, c.Stream(ctx, func(sse.Message) error { return nil }))
+			mu.Lock()
+			defer mu.Unlock()
+			assert.Equal(t, tt.want, got, "the path and Host of each request")
+		})
+	}
+}
+
+// The HTTPClient's own CheckRedirect is still called on each redirect,
+// and sees the request as it goes out, with its Host; the HTTPClient is
+// left as it was given.
+func TestClientKeepsTheHTTPClientsCheckRedirect(t *testing.T) {
+	const host = "runs.example"
+	var server *httptest.Server
+	server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/runs/r1" {
+			http.Redirect(w, r, server.URL+"/streams/r1", http.StatusFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(server.Close)
+	var seen []string
+	check := func(req *http.Request, via []*http.Request) error {
+		seen = append(seen, req.URL.Path+" "+req.Host)
+		return nil
+	}
+	hc := &http.Client{CheckRedirect: check}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{HTTPClient: hc, Header: http.Header{"Host": {host}}})
+	require.NoError(t, c.Stream(ctx, func(sse.Message) error { return nil }))
+	assert.Equal(t, []string{"/streams/r1 " + host}, seen, "the redirects the HTTPClient's CheckRedirect saw")
+	assert.Equal(t, reflect.ValueOf(check).Pointer(), reflect.ValueOf(hc.CheckRedirect).Pointer(), "the HTTPClient's CheckRedirect")
 }
