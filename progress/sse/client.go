@@ -83,10 +83,11 @@ type ClientOptions struct {
 	// no other request takes its connection, during the stream or after
 	// it (over HTTP/2 the connection is closed once the stream ends), so
 	// that a reconnection after IdleTimeout never goes out on a
-	// connection that died without a word. Its CheckRedirect is called on
-	// each redirect, as ever (the Client makes its requests with a copy
-	// of it, to set a redirect's Host: see Header); the HTTPClient is
-	// left as given. Default: http.DefaultClient.
+	// connection that died without a word; so is each redirected request.
+	// Its CheckRedirect is called on each redirect, as ever (the Client
+	// makes its requests with a copy of it, to set a redirected request's
+	// Close, and its Host: see Header); the HTTPClient is left as given.
+	// Default: http.DefaultClient.
 	HTTPClient *http.Client
 	// Header is added to every request, for credentials for example. Its
 	// keys are taken as http.CanonicalHeaderKey spells them: keys spelt
@@ -834,25 +835,27 @@ func (c *Client) do(hc *http.Client, req *http.Request, drop context.CancelCause
 	return resp, err
 }
 
-// following returns the HTTPClient to make a request with: with a Host in
-// c's Header, a copy whose CheckRedirect gives a redirect to the origin
-// of the first request the Host (net/http keeps it over a relative
-// redirect alone), and one to another origin none (where net/http keeps
-// it over a relative redirect), before calling the HTTPClient's own
-// CheckRedirect (net/http's default if nil), which has the last word. A
-// copy for each connection leaves the host's HTTPClient as it was, and
-// takes any change the host made to it since.
+// following returns a copy of c's HTTPClient whose CheckRedirect makes
+// each redirected request as c makes its first: with Request.Close set,
+// which net/http leaves out, so that no other request takes a stream's
+// connection after a redirect either; and, with a Host in c's Header,
+// with that Host if it goes to the first request's origin (net/http
+// keeps it over a relative redirect alone), and none if it goes to
+// another (where the Host would be wrong). It then calls the
+// HTTPClient's own CheckRedirect (net/http's default if nil), which has
+// the last word. A copy for each connection leaves the host's HTTPClient
+// as it was, and takes any change the host made to it since.
 func (c *Client) following() *http.Client {
-	if c.host == "" {
-		return c.hc
-	}
 	hc := *c.hc
 	check := c.hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if sameOrigin(req.URL, via[0].URL) {
+		req.Close = true
+		switch {
+		case c.host == "":
+		case sameOrigin(req.URL, via[0].URL):
 			req.Host = c.host
-		} else {
-			req.Host = "" // the URL's: the Host is the origin's alone
+		default:
+			req.Host = "" // the URL's
 		}
 		if check != nil {
 			return check(req, via)

@@ -217,16 +217,33 @@ func (c *cutConn) Close() error {
 // IdleTimeout and reconnects on a new connection, with the last event ID.
 // Over HTTP/2, cancelling the request reset only its stream, and the
 // reconnection went out on the same dead connection, where it waited for
-// its response's headers for good.
+// its response's headers for good. So it did after a redirect (to the
+// same origin, as a server behind a proxy writes its Location, for each
+// request): net/http made the redirected request without Request.Close,
+// so that the stream's connection took the reconnection, which waited
+// for its headers until HeaderTimeout ended Follow.
 func TestClientReconnectsAfterANetworkCut(t *testing.T) {
-	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
-		t.Run(proto, func(t *testing.T) {
+	for _, tt := range []struct {
+		proto    string
+		redirect bool
+	}{{"HTTP/1.1", false}, {"HTTP/2.0", false}, {"HTTP/1.1", true}, {"HTTP/2.0", true}} {
+		name := tt.proto
+		if tt.redirect {
+			name += ", redirected"
+		}
+		t.Run(name, func(t *testing.T) {
+			proto := tt.proto
 			events := sinktest.Events("r1", 1, 5)
 			events[4].Type = progress.RunFinished
 			var mu sync.Mutex
 			var lastIDs []string
-			server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var server *httptest.Server
+			server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				assert.Equal(t, proto, r.Proto)
+				if tt.redirect && r.URL.Path == "/runs/r1" {
+					http.Redirect(w, r, server.URL+"/streams/r1", http.StatusTemporaryRedirect)
+					return
+				}
 				last := r.Header.Get("Last-Event-ID")
 				mu.Lock()
 				lastIDs = append(lastIDs, last)
@@ -275,7 +292,7 @@ func TestClientReconnectsAfterANetworkCut(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{HTTPClient: &http.Client{Transport: tr},
-				IdleTimeout: 200 * time.Millisecond, Retry: time.Millisecond})
+				IdleTimeout: 200 * time.Millisecond, HeaderTimeout: wait / 2, Retry: time.Millisecond})
 			var got []uint64
 			err := c.Follow(ctx, func(e progress.Event) error {
 				got = append(got, e.Seq)
