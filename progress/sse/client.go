@@ -87,7 +87,9 @@ type ClientOptions struct {
 	// Its CheckRedirect is called on each redirect, as ever (the Client
 	// makes its requests with a copy of it, to set a redirected request's
 	// Close, and its Host: see Header); the HTTPClient is left as given.
-	// Default: http.DefaultClient.
+	// A redirect it refuses (net/http's default refuses the 10th in a
+	// row) ends Stream with its error, as a refusal by the server would,
+	// where a network error is reconnected. Default: http.DefaultClient.
 	HTTPClient *http.Client
 	// Header is added to every request, for credentials for example. Its
 	// keys are taken as http.CanonicalHeaderKey spells them: keys spelt
@@ -413,7 +415,9 @@ func (c *Client) Connects() int {
 // again, even for an event already read. Any other response than 200
 // with Content-Type text/event-stream, 204, 503 or 429 ends it with a
 // *[StatusError], no response headers within ClientOptions.HeaderTimeout
-// with an error wrapping [ErrHeaderTimeout], an event over
+// with an error wrapping [ErrHeaderTimeout], a redirect that the
+// HTTPClient's CheckRedirect refuses with an error wrapping its error,
+// an event over
 // [MaxEventSize] with [ErrTooLarge], and a
 // last event ID (the server's, or ClientOptions.LastEventID) with a
 // control character, which an HTTP header cannot carry, with an error
@@ -498,6 +502,9 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 //     out) ends it too.
 //   - The server took the request and sent no response headers within
 //     ClientOptions.HeaderTimeout: an error wrapping [ErrHeaderTimeout].
+//   - ClientOptions.HTTPClient's CheckRedirect refused a redirect (as
+//     net/http's default refuses the 10th in a row): an error wrapping
+//     its error.
 //   - fn's error, ctx's cause, and the errors of Events: an event over
 //     [MaxEventSize] ([ErrTooLarge]), a message that is no event
 //     (progress.ErrInvalidJSON), a last event ID no header can carry
@@ -723,6 +730,9 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		return false, true, fmt.Errorf("%w: the server took the request and sent no response headers within %v (ClientOptions.HeaderTimeout)",
 			ErrHeaderTimeout, c.headers)
 	}
+	if rr := (*redirectRefused)(nil); errors.As(err, &rr) {
+		return false, true, fmt.Errorf("sse: %w", err) // the HTTPClient's CheckRedirect: not to be asked again
+	}
 	if err != nil {
 		return false, false, err // a network error: reconnect
 	}
@@ -857,16 +867,27 @@ func (c *Client) following() *http.Client {
 		default:
 			req.Host = "" // the URL's
 		}
+		var err error
 		if check != nil {
-			return check(req, via)
+			err = check(req, via)
+		} else if len(via) >= 10 {
+			err = errors.New("stopped after 10 redirects") // net/http's default
 		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects") // net/http's default
+		if err == nil || err == http.ErrUseLastResponse { //nolint:errorlint // net/http compares so
+			return err
 		}
-		return nil
+		return &redirectRefused{err}
 	}
 	return &hc
 }
+
+// redirectRefused is the error of an HTTPClient's CheckRedirect, which
+// ends Stream, where a network error is reconnected: the same request
+// would be refused again.
+type redirectRefused struct{ err error }
+
+func (e *redirectRefused) Error() string { return "redirect refused: " + e.err.Error() }
+func (e *redirectRefused) Unwrap() error { return e.err }
 
 // sameOrigin reports whether a and b have the same scheme, host and port,
 // a port left out being the scheme's default.

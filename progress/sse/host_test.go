@@ -2,11 +2,13 @@ package sse_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -194,4 +196,51 @@ func TestClientKeepsTheHTTPClientsCheckRedirect(t *testing.T) {
 	require.NoError(t, c.Stream(ctx, func(sse.Message) error { return nil }))
 	assert.Equal(t, []string{"/streams/r1 " + host}, seen, "the redirects the HTTPClient's CheckRedirect saw")
 	assert.Equal(t, reflect.ValueOf(check).Pointer(), reflect.ValueOf(hc.CheckRedirect).Pointer(), "the HTTPClient's CheckRedirect")
+}
+
+// A redirect that the HTTPClient's CheckRedirect refuses (the host's
+// own, or net/http's default after 10 redirects) ends Stream with its
+// error, as a refusal by the server ends it: the same request would be
+// refused again. Before, the Client took the refusal for a network error
+// and reconnected, backing off, until ctx ended, and the host never
+// learnt why its stream did not open. A CheckRedirect's
+// http.ErrUseLastResponse still gives the redirect's response, which is
+// no stream: a *StatusError.
+func TestClientEndsOnARedirectRefused(t *testing.T) {
+	refused := errors.New("no redirect to another path")
+	tests := []struct {
+		name     string
+		check    func(*http.Request, []*http.Request) error
+		want     error  // errors.Is
+		contains string // in the error
+		requests int32
+	}{
+		{"refused by the host's CheckRedirect", func(*http.Request, []*http.Request) error { return refused },
+			refused, "no redirect to another path", 1},
+		{"net/http's limit", nil, nil, "stopped after 10 redirects", 10},
+		{"the host's CheckRedirect takes the redirect", func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			nil, "sse: server answered 307", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := requests.Add(1)
+				http.Redirect(w, r, fmt.Sprintf("/runs/r1/%d", n), http.StatusTemporaryRedirect) // for ever
+			}))
+			t.Cleanup(server.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Millisecond,
+				HTTPClient: &http.Client{CheckRedirect: tt.check}})
+			err := c.Stream(ctx, func(sse.Message) error { return nil })
+			require.Error(t, err)
+			assert.NoError(t, ctx.Err(), "Stream returned at the test's deadline")
+			if tt.want != nil {
+				assert.ErrorIs(t, err, tt.want)
+			}
+			assert.ErrorContains(t, err, tt.contains)
+			assert.Equal(t, tt.requests, requests.Load(), "requests made")
+		})
+	}
 }
