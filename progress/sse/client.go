@@ -110,7 +110,12 @@ type ClientOptions struct {
 	// refused: Stream returns an error wrapping [ErrInvalidOptions]. So is
 	// one that net/http cannot send, which would fail every request: a key
 	// that is not an HTTP token, a value with a control character other
-	// than a tab. So is a Host other than one value that net/http sends as
+	// than a tab. So is one with a header of the connection or of a body,
+	// which net/http manages itself and drops without a word, or over
+	// HTTP/2 refuses every request for (Connection, Keep-Alive,
+	// Proxy-Connection, Upgrade, TE, Transfer-Encoding, Content-Length,
+	// Trailer, in any spelling), or with two User-Agents, of which
+	// net/http sends the first alone. So is a Host other than one value that net/http sends as
 	// it is: two values (over every spelling of the key), an empty one, or
 	// one with a byte other than letters, digits and !$%&'()*+,-.:;=[]_~
 	// (an international name goes in its ASCII form, xn--), which net/http
@@ -281,8 +286,9 @@ type Client struct {
 
 // NewClient returns a Client for url. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
-// Header with Last-Event-ID, one that net/http cannot send, or a Host it
-// would not send as given) make every [Client.Stream] return an error
+// Header with Last-Event-ID, one that net/http cannot send, one with a
+// header net/http manages itself, or a Host or User-Agent it would not
+// send as given) make every [Client.Stream] return an error
 // wrapping [ErrInvalidOptions], without connecting.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: make(http.Header, len(opts.Header)), lastID: opts.LastEventID, retry: opts.Retry,
@@ -339,6 +345,22 @@ func NewClient(url string, opts ClientOptions) *Client {
 			if slices.ContainsFunc(opts.Header[k], func(v string) bool { return !headerSafe(v) }) {
 				c.optErr = fmt.Errorf("%w: Header %q has a value with a control character (a line break, NUL), which net/http refuses to send; "+
 					"only a tab is allowed", ErrInvalidOptions, k)
+				break
+			}
+			// net/http manages these itself: it drops them without a
+			// word, or over HTTP/2 refuses every request, which the
+			// Client would take for a network error.
+			switch ck := http.CanonicalHeaderKey(k); ck {
+			case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Te", "Transfer-Encoding", "Content-Length", "Trailer":
+				c.optErr = fmt.Errorf("%w: Header %q is the connection's or a body's, which net/http manages itself, dropping or refusing it "+
+					"(over HTTP/2, with every request): leave it out", ErrInvalidOptions, k)
+			case "User-Agent":
+				if n := len(c.header[ck]); n > 1 {
+					c.optErr = fmt.Errorf("%w: Header %q has %d values (over every spelling of its key); net/http sends the first alone: give one",
+						ErrInvalidOptions, ck, n)
+				}
+			}
+			if c.optErr != nil {
 				break
 			}
 			// The Host must be one that net/http sends as it is.

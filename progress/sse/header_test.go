@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -253,5 +255,68 @@ func TestClientRefusesAHeaderNetHTTPCannotSend(t *testing.T) {
 		req.Header = tt.header
 		_, err = server.Client().Do(req)
 		assert.Error(t, err, tt.name)
+	}
+}
+
+// A Header with a key that belongs to the connection, or to a request's
+// body, which net/http manages itself (Connection, Keep-Alive,
+// Proxy-Connection, Upgrade, TE, Transfer-Encoding, Content-Length,
+// Trailer), or with two User-Agents, is refused: Stream returns an error
+// wrapping ErrInvalidOptions that names the key, without connecting.
+// Before, net/http dropped such a header without a word (Content-Length,
+// Trailer, a second User-Agent; over HTTP/2 every connection header), or
+// over HTTP/2 refused every request the Client made (a Connection but
+// close or keep-alive, an Upgrade, a Transfer-Encoding), which the Client
+// took for a network error and reconnected for, until ctx ended.
+func TestClientRefusesAHeaderNetHTTPWouldNotSendAsGiven(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		want   string
+	}{
+		{"Connection", http.Header{"Connection": {"Upgrade"}},
+			`Header "Connection" is the connection's or a body's, which net/http manages itself, dropping or refusing it`},
+		{"Connection keep-alive", http.Header{"connection": {"keep-alive"}}, `Header "connection" is the connection's`},
+		{"Keep-Alive", http.Header{"Keep-Alive": {"timeout=60"}}, `Header "Keep-Alive" is the connection's`},
+		{"Proxy-Connection", http.Header{"Proxy-Connection": {"keep-alive"}}, `Header "Proxy-Connection" is the connection's`},
+		{"Upgrade", http.Header{"Upgrade": {"websocket"}}, `Header "Upgrade" is the connection's`},
+		{"TE", http.Header{"TE": {"gzip"}}, `Header "TE" is the connection's`},
+		{"Transfer-Encoding", http.Header{"Transfer-Encoding": {"chunked"}}, `Header "Transfer-Encoding" is the connection's`},
+		{"Content-Length", http.Header{"Content-Length": {"0"}}, `Header "Content-Length" is the connection's`},
+		{"Trailer", http.Header{"trailer": {"X-Sum"}}, `Header "trailer" is the connection's`},
+		{"two User-Agents", http.Header{"User-Agent": {"a/1"}, "user-agent": {"b/2"}},
+			`Header "User-Agent" has 2 values (over every spelling of its key); net/http sends the first alone: give one`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkRefused(t, sse.ClientOptions{Header: tt.header}, tt.want)
+			})
+		})
+	}
+	// What net/http does with such a Header over HTTP/2: the request is
+	// not sent, or the header does not arrive as given.
+	server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range r.Header {
+			w.Header()["Got-"+k] = v
+		}
+	}))
+	server.EnableHTTP2 = true
+	server.StartTLS()
+	t.Cleanup(server.Close)
+	for _, tt := range tests {
+		req, err := http.NewRequest(http.MethodGet, server.URL, nil)
+		require.NoError(t, err)
+		for _, k := range slices.Sorted(maps.Keys(tt.header)) { // as the Client would send it
+			req.Header[http.CanonicalHeaderKey(k)] = append(req.Header[http.CanonicalHeaderKey(k)], tt.header[k]...)
+		}
+		resp, err := server.Client().Do(req)
+		if err != nil {
+			continue // refused
+		}
+		resp.Body.Close()
+		for k, v := range req.Header {
+			assert.NotEqual(t, v, resp.Header.Values("Got-"+k), "%s: %s arrived as given", tt.name, k)
+		}
 	}
 }
