@@ -425,3 +425,47 @@ func TestClientBackoffCountsEventsOfTheHostsOwnTypes(t *testing.T) {
 		})
 	}
 }
+
+// A connection's time up counts to the last byte that came as the client
+// waited for the stream, not the time its callback took: a byte read
+// after a slow callback may have come long before, as the server that
+// sent a heartbeat and a comment and then went silent sent it. So a
+// callback that blocks for MaxBackoff on a heartbeat does not make such
+// a connection healthy, and the backoff still grows. Before, the byte was
+// stamped when it was read, after the callback: the connection counted
+// as open for MaxBackoff, and the server was asked again at the base
+// delay for ever.
+func TestClientBackoffIgnoresTheCallbacksTime(t *testing.T) {
+	const maxBackoff = 10 * time.Second
+	tests := []struct {
+		name  string
+		reply reply
+		want  [][2]time.Duration
+	}{
+		{"a slow callback on a heartbeat, then a comment and silence",
+			reply{body: "retry: 0\n\nevent: heartbeat\ndata: {}\n\n: bye\n\n", open: true},
+			backoff(sse.MinRetry, maxBackoff, 5)},
+		{"a slow callback, and a byte that came MaxBackoff after the stream opened",
+			reply{body: "retry: 0\n\nevent: heartbeat\ndata: {}\n\n: bye\n\n", open: true, hold: maxBackoff},
+			[][2]time.Duration{{sse.MinRetry, sse.MinRetry * 3 / 2}, {sse.MinRetry, sse.MinRetry * 3 / 2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancelCause(context.Background())
+				defer cancel(nil)
+				s := &fakeServer{replies: []reply{tt.reply}, stop: len(tt.want) + 1, cancel: cancel}
+				c := sse.NewClient("http://sse.test/runs/r1", sse.ClientOptions{HTTPClient: &http.Client{Transport: s},
+					MaxBackoff: maxBackoff, IdleTimeout: maxBackoff + time.Second})
+				err := c.Stream(ctx, func(m sse.Message) error {
+					if m.Type == "heartbeat" {
+						time.Sleep(2 * maxBackoff) // the bubble's time
+					}
+					return nil
+				})
+				require.ErrorIs(t, err, errEnough)
+				checkWaits(t, tt.want, s.waits())
+			})
+		})
+	}
+}

@@ -234,7 +234,9 @@ const defaultHeaderTimeout = 90 * time.Second
 // 12-24 s, then every 15-30 s. A connection that delivers an event, or
 // stays open for at least MaxBackoff with a byte (a comment, a
 // heartbeat) arriving that long after it opened (a quiet stream that a
-// proxy ends now and then), resets the backoff; nothing else does. An
+// proxy ends now and then; the time the callback given to
+// [Client.Stream] takes does not count, as a byte read after it may
+// have come long before), resets the backoff; nothing else does. An
 // event here is any message but a heartbeat: a message of another type
 // than "message" that carries nothing (data "{}" or empty) and leaves
 // the last event ID as it was, such as a heartbeat of a [Handler] with
@@ -711,7 +713,7 @@ func clip(s string, n int) string {
 // done: its err is the *StatusError whose RetryAfter Stream waits out.
 // healthy reports that the
 // connection delivered an event (a message but a heartbeat) or had a byte
-// arriving maxBackoff or more after it opened, which resets the
+// arriving maxBackoff or more after it opened, fn's time left out, which resets the
 // backoff. A stream silent for c.idle is ended as a dropped connection.
 func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
 	connCtx, drop := context.WithCancelCause(ctx)
@@ -781,8 +783,8 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	c.mu.Lock()
 	c.connects++
 	c.mu.Unlock()
-	opened, delivered := time.Now(), false
-	tracked := &lastByteReader{r: body, last: opened}
+	delivered := false
+	tracked := &lastByteReader{r: body}
 	d := NewDecoder(tracked)
 	d.idBuf, d.lastID = lastID, lastID
 	for {
@@ -806,8 +808,9 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 				err = fmt.Errorf("%w after %v: %w", errIdle, c.idle, err)
 			}
 			// Up for maxBackoff counts to the last byte: not the silence
-			// that IdleTimeout cut, which is no sign of a live server.
-			return delivered || tracked.last.Sub(opened) >= c.maxBackoff, false, err
+			// that IdleTimeout cut, which is no sign of a live server,
+			// nor the callback's time.
+			return delivered || tracked.lastFor >= c.maxBackoff, false, err
 		}
 		if ctx.Err() != nil {
 			// Cancelled, maybe by fn for the last event: no event after.
@@ -950,16 +953,22 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// lastByteReader is a stream's body that records when the last byte came.
+// lastByteReader is a stream's body that records when the last byte came,
+// in the time spent in its Reads: the time between them, which the
+// callback takes, does not count, as a byte read after a slow callback
+// may have come long before.
 type lastByteReader struct {
-	r    io.Reader
-	last time.Time
+	r       io.Reader
+	waited  time.Duration // in Reads so far
+	lastFor time.Duration // waited when a byte last came
 }
 
 func (r *lastByteReader) Read(p []byte) (int, error) {
+	start := time.Now()
 	n, err := r.r.Read(p)
+	r.waited += time.Since(start)
 	if n > 0 {
-		r.last = time.Now()
+		r.lastFor = r.waited
 	}
 	return n, err
 }

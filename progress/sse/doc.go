@@ -261,7 +261,7 @@
 // sends "retry: 0" or ends every connection at once does not get a tight
 // reconnect loop from each client. No wait is shorter than the base. A
 // connection that delivers an event, or stays open for MaxBackoff with
-// bytes still arriving, resets the backoff; a heartbeat (a message of
+// bytes still arriving (the callback's time left out), resets the backoff; a heartbeat (a message of
 // another type than "message" with data "{}" or empty, as a Handler's
 // KeepAliveEvent, that leaves the last event ID as it was) does not. An open stream on which not a byte (an event or a comment)
 // arrives for [ClientOptions].IdleTimeout (45 s by default, three times
