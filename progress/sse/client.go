@@ -277,7 +277,7 @@ type Client struct {
 	maxBackoff time.Duration
 	idle       time.Duration  // < 0: no idle timeout
 	headers    time.Duration  // < 0: no bound on the wait for a response's headers
-	optErr     error          // ClientOptions refused: Stream returns it
+	optErr     error          // ClientOptions or the URL refused: Stream returns it
 	rand       func() float64 // the jitter's draw, in [0, 1)
 
 	mu       sync.Mutex
@@ -286,7 +286,10 @@ type Client struct {
 	connects int
 }
 
-// NewClient returns a Client for url. Options it refuses (a Retry,
+// NewClient returns a Client for url, an http:// or https:// URL: one
+// with another scheme, none (as "localhost:8080/runs/r1", whose scheme
+// is "localhost"), or no host makes every [Client.Stream] return an
+// error saying so, without connecting. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
 // Header with Last-Event-ID, one that net/http cannot send, one with a
 // header net/http manages itself, or a Host or User-Agent it would not
@@ -386,6 +389,9 @@ func NewClient(url string, opts ClientOptions) *Client {
 			}
 		}
 	}
+	if c.optErr == nil {
+		c.optErr = checkURL(url)
+	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
 	}
@@ -447,7 +453,7 @@ func (c *Client) Connects() int {
 // control character, which an HTTP header cannot carry, with an error
 // wrapping [ErrBadLastEventID] when it would be sent. Options that
 // [NewClient] refused end it at once, with an error wrapping
-// [ErrInvalidOptions].
+// [ErrInvalidOptions], as a URL it refused does.
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 	if c.optErr != nil {
 		return c.optErr
@@ -657,6 +663,23 @@ func decodeEvent(data string) (progress.Event, error) {
 		return progress.Event{}, fmt.Errorf("%w: %w", progress.ErrInvalidJSON, err)
 	}
 	return e, nil
+}
+
+// checkURL returns an error if net/http cannot make a request of u, which
+// it would refuse each time (a scheme but http and https, none, no
+// host), so that the Client would reconnect for ever; nil for a URL it
+// cannot parse, which connect reports.
+func checkURL(u string) error {
+	parsed, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return nil
+	case !strings.EqualFold(parsed.Scheme, "http") && !strings.EqualFold(parsed.Scheme, "https"):
+		return fmt.Errorf("sse: URL %q has the scheme %q; give an http:// or https:// URL", clip(u, 128), parsed.Scheme)
+	case parsed.Host == "":
+		return fmt.Errorf("sse: URL %q has no host; give the server's, as in http://host:port/path", clip(u, 128))
+	}
+	return nil
 }
 
 // headerSafe reports whether net/http sends s as a header value: no

@@ -152,3 +152,30 @@ func TestClientFollowStopsAtTheFinalEvent(t *testing.T) {
 	err = sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{}).Follow(ctx, func(progress.Event) error { return errStop })
 	assert.ErrorIs(t, err, errStop)
 }
+
+// A URL that net/http cannot make a request of, such as one without its
+// scheme ("localhost:8080/runs/r1", whose scheme is then "localhost") or
+// without a host, ends Stream at once with an error that says what is
+// wrong, as an unparsable URL does. Before, net/http refused each
+// request, which the Client took for a network error: it reconnected,
+// backing off, until ctx ended, and a host never learnt why.
+func TestClientRefusesAURLNetHTTPCannotAsk(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string
+	}{
+		{"localhost:8080/runs/r1", `sse: URL "localhost:8080/runs/r1" has the scheme "localhost"; give an http:// or https:// URL`},
+		{"/runs/r1", `sse: URL "/runs/r1" has the scheme ""; give an http:// or https:// URL`},
+		{"ftp://sse.test/runs/r1", `sse: URL "ftp://sse.test/runs/r1" has the scheme "ftp"; give an http:// or https:// URL`},
+		{"http:///runs/r1", `sse: URL "http:///runs/r1" has no host; give the server's, as in http://host:port/path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			err := sse.NewClient(tt.url, sse.ClientOptions{Retry: time.Millisecond}).Stream(ctx, func(sse.Message) error { return nil })
+			assert.NoError(t, ctx.Err(), "Stream returned at the test's deadline")
+			assert.EqualError(t, err, tt.want)
+		})
+	}
+}
