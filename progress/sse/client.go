@@ -115,7 +115,10 @@ type ClientOptions struct {
 	// HTTP/2 refuses every request for (Connection, Keep-Alive,
 	// Proxy-Connection, Upgrade, TE, Transfer-Encoding, Content-Length,
 	// Trailer, in any spelling), or with two User-Agents, of which
-	// net/http sends the first alone. So is a Host other than one value that net/http sends as
+	// net/http sends the first alone; or with an Accept-Encoding but
+	// "identity", with which net/http would leave a compressed stream
+	// compressed (without it, net/http asks for gzip and decodes it
+	// itself). So is a Host other than one value that net/http sends as
 	// it is: two values (over every spelling of the key), an empty one, or
 	// one with a byte other than letters, digits and !$%&'()*+,-.:;=[]_~
 	// (an international name goes in its ASCII form, xn--), which net/http
@@ -292,8 +295,8 @@ type Client struct {
 // error saying so, without connecting. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
 // Header with Last-Event-ID, one that net/http cannot send, one with a
-// header net/http manages itself, or a Host or User-Agent it would not
-// send as given) make every [Client.Stream] return an error
+// header net/http manages itself, or an Accept-Encoding, Host or
+// User-Agent it would not handle as given) make every [Client.Stream] return an error
 // wrapping [ErrInvalidOptions], without connecting.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: make(http.Header, len(opts.Header)), lastID: opts.LastEventID, retry: opts.Retry,
@@ -359,6 +362,13 @@ func NewClient(url string, opts ClientOptions) *Client {
 			case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Te", "Transfer-Encoding", "Content-Length", "Trailer":
 				c.optErr = fmt.Errorf("%w: Header %q is the connection's or a body's, which net/http manages itself, dropping or refusing it "+
 					"(over HTTP/2, with every request): leave it out", ErrInvalidOptions, k)
+			case "Accept-Encoding":
+				// With the request's own, net/http leaves a compressed
+				// stream compressed, which the Decoder cannot read.
+				if slices.ContainsFunc(opts.Header[k], func(v string) bool { return !strings.EqualFold(strings.TrimSpace(v), "identity") }) {
+					c.optErr = fmt.Errorf("%w: Header %q asks for a compressed stream, which net/http would then leave compressed for the Client to read; "+
+						`leave it out (net/http asks for gzip, and decodes it, itself), or give "identity"`, ErrInvalidOptions, k)
+				}
 			case "User-Agent":
 				if n := len(c.header[ck]); n > 1 {
 					c.optErr = fmt.Errorf("%w: Header %q has %d values (over every spelling of its key); net/http sends the first alone: give one",

@@ -1,6 +1,7 @@
 package sse_test
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -319,4 +320,54 @@ func TestClientRefusesAHeaderNetHTTPWouldNotSendAsGiven(t *testing.T) {
 			assert.NotEqual(t, v, resp.Header.Values("Got-"+k), "%s: %s arrived as given", tt.name, k)
 		}
 	}
+}
+
+// A Header's Accept-Encoding asking for a compressed stream is refused:
+// with a request's own Accept-Encoding, net/http leaves the response as
+// it came, so that a server (or a proxy) that compresses text/event-stream
+// handed the Client a gzip stream, which it read as lines of garbage: no
+// event, ever, and reconnections for ever. Without it, net/http asks for
+// gzip itself and decodes it. "identity", which asks for no compression,
+// is sent.
+func TestClientRefusesAnAcceptEncoding(t *testing.T) {
+	for _, key := range []string{"Accept-Encoding", "accept-encoding"} {
+		t.Run(key, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkRefused(t, sse.ClientOptions{Header: http.Header{key: {"gzip, deflate"}}},
+					fmt.Sprintf(`Header %q asks for a compressed stream, which net/http would then leave compressed for the Client to read; `+
+						`leave it out (net/http asks for gzip, and decodes it, itself), or give "identity"`, key))
+			})
+		})
+	}
+	t.Run("identity", func(t *testing.T) {
+		got := make(chan http.Header, 1)
+		server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got <- r.Header.Clone()
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(server.Close)
+		c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Header: http.Header{"Accept-Encoding": {"identity"}}})
+		require.NoError(t, c.Stream(context.Background(), func(sse.Message) error { return nil }))
+		assert.Equal(t, []string{"identity"}, (<-got).Values("Accept-Encoding"))
+	})
+	// What net/http does with a request's own Accept-Encoding: the body
+	// comes compressed.
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		fmt.Fprint(zw, "id: 1\ndata: {}\n\n")
+		zw.Close()
+	}))
+	t.Cleanup(server.Close)
+	req, err := http.NewRequest(http.MethodGet, server.URL, nil)
+	require.NoError(t, err)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := server.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.False(t, resp.Uncompressed)
+	assert.NotContains(t, string(body), "id: 1", "the body net/http handed over")
 }
