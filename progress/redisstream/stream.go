@@ -2113,7 +2113,10 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // stream, opens the streams of clients that connect during the outage
 // without that wait (their Tail serves them from the History, or waits
 // for Redis), rather than hold their response's headers, until a
-// browser's proxy, or a Client's HeaderTimeout, gives up. Otherwise Redis's
+// browser's proxy, or a Client's HeaderTimeout, gives up. Its lookups
+// in the History, as a Tail's reads of it, end as soon as its context
+// ends or the Stream is closed, also while the History does not answer:
+// it then returns context.Cause(ctx), or ErrClosed. Otherwise Redis's
 // errors are returned, wrapped with "redisstream:", and the History's
 // with "history:".
 func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
@@ -2126,20 +2129,35 @@ func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, b
 	// The run's final event is its newest, whatever Redis holds.
 	asked := s.history != nil && s.readsFailing.Load()
 	if asked {
-		if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
+		if f, ok, herr := s.historyFinalUntilClosed(ctx, runID); herr == nil && ok {
 			return f, true, nil
 		}
 	}
 	e, _, ok, err := s.lastEvent(ctx, runID)
 	if err != nil {
 		if s.history != nil && !asked && redisDown(ctx, err) {
-			if f, ok, herr := s.historyFinal(ctx, runID); herr == nil && ok {
+			if f, ok, herr := s.historyFinalUntilClosed(ctx, runID); herr == nil && ok {
 				return f, true, nil
 			}
+		}
+		// Ended meanwhile: not Redis's error, nor the History's.
+		if ctx.Err() != nil {
+			return progress.Event{}, false, context.Cause(ctx)
+		}
+		if s.ctx.Err() != nil {
+			return progress.Event{}, false, ErrClosed
 		}
 		return progress.Event{}, false, outward(err)
 	}
 	return e, ok, nil
+}
+
+// historyFinalUntilClosed is historyFinal, ended by Close too (see
+// untilClosed).
+func (s *Stream) historyFinalUntilClosed(ctx context.Context, runID string) (progress.Event, bool, error) {
+	ctx, stop := s.untilClosed(ctx)
+	defer stop()
+	return s.historyFinal(ctx, runID)
 }
 
 // lastEvent is LastEvent, with the History's error in a historyError,
@@ -2187,7 +2205,9 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 	if s.history == nil || last.Type.Final() {
 		return last, top, last.Seq != 0, nil
 	}
-	h, ok, err := progress.LastArchived(ctx, s.history, runID, last.Seq)
+	hctx, stop := s.untilClosed(ctx) // as a Tail's reads of the History
+	defer stop()
+	h, ok, err := progress.LastArchived(hctx, s.history, runID, last.Seq)
 	switch {
 	case err != nil:
 		// With the stream's answer, which endedBy keeps.
@@ -2467,9 +2487,10 @@ func checkRunID(runID string) error {
 // a command of the sweep or of a copy's retry, or a run's shared
 // reader's check that its stream is still there (EXISTS, without a
 // History), for the client's ReadTimeout: with -1, until Redis
-// answers). Tail calls still in progress return
-// [ErrClosed] at once. It does not close the Redis client. Later calls
-// of Publish, Replay and Tail return ErrClosed.
+// answers). Tail and LastEvent calls still in progress return
+// [ErrClosed] at once, also while the History does not answer. It does
+// not close the Redis client. Later calls of Publish, Replay, Tail and
+// LastEvent return ErrClosed.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	s.closed = true

@@ -1,0 +1,73 @@
+package redisstream_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/progress/redisstream"
+)
+
+// Close ends at once, with ErrClosed, a LastEvent that looks the run's
+// final event up in the History for a Redis outage while the History
+// does not answer either, as it ends a Tail or a Replay that reads the
+// History so (see TestCloseWhileTheHistoryHangsInAnOutage): both at the
+// outage's first failed read (the lookup after Redis's) and once a read
+// has failed (the lookup before Redis). Before, the lookup waited with
+// the caller's context alone, and LastEvent went on after Close until
+// the History answered or the caller gave up; and a LastEvent whose
+// context ended meanwhile returned Redis's error, not the context's
+// cause.
+func TestLastEventEndsWhileTheHistoryHangsInAnOutage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// failed makes a read of Redis fail first, so that LastEvent asks
+		// the History before Redis.
+		failed bool
+		// cancel ends LastEvent's context, with a cause, in place of
+		// Close.
+		cancel bool
+	}{
+		{name: "closed at the outage's first failed read"},
+		{name: "closed once a read has failed", failed: true},
+		{name: "its context ends at the outage's first failed read", cancel: true},
+		{name: "its context ends once a read has failed", failed: true, cancel: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, hist, run := hangingInAnOutage(t)
+			if tc.failed {
+				hist.hang.Store(false)
+				_, _, err := s.LastEvent(context.Background(), run) // Redis fails; the History has no final event
+				require.Error(t, err)
+				hist.hang.Store(true)
+			}
+			cause := errors.New("the client left")
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := s.LastEvent(ctx, run)
+				done <- err
+			}()
+			require.Eventually(t, func() bool { return hist.entered.Load() > 0 }, 10*time.Second, time.Millisecond,
+				"LastEvent reads the History while Redis is down")
+			want := redisstream.ErrClosed
+			if tc.cancel {
+				cancel(cause)
+				want = cause
+			} else {
+				go s.Close()
+			}
+			select {
+			case err := <-done:
+				assert.ErrorIs(t, err, want)
+			case <-time.After(hangBound):
+				t.Errorf("LastEvent did not end within %v", hangBound)
+			}
+		})
+	}
+}
