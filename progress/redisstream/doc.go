@@ -212,13 +212,17 @@
 // when Redis answers again. A run's shared reader's XREAD ends 10s after
 // its block whatever the ReadTimeout (with a ReadTimeout of -1, or one
 // above 10s, the XREAD of a run beyond [Options].MaxBlockingReads is
-// sent with a BLOCK of 1ms for that), so that what holds Close then is
-// a write of Publish, a read left in flight by a reader that returned,
-// or a command that no BLOCK can bound: one of the sweep for idle
-// streams ([Options].IdleTTL), of a copy into the History retried in
-// the background, or a run's shared reader's check, after an XREAD that
-// found nothing new, that its stream is still there (without a
-// History).
+// sent with a BLOCK of 1ms for that, and so is a replay's page, as an
+// XREAD, not an XRANGE), so that what holds Close then is a write of
+// Publish, or a command that no BLOCK can bound: a lookup left in
+// flight by a reader that returned ([Stream.LastEvent]'s XREVRANGE, or
+// the XINFO STREAM of a check of a gap in the live entries), one of the
+// sweep for idle streams ([Options].IdleTTL), of a copy into the History
+// retried in the background, or a run's shared reader's check, after an
+// XREAD that found nothing new, that its stream is still there (without
+// a History). Each read left in flight holds one of the few tokens of
+// reads that do not block (half [Options].MaxBlockingReads) while it
+// lasts.
 //
 // Tests run against a real Redis (REGEN_REDIS_URL, by default
 // redis://127.0.0.1:6379/0) and against private redis-server processes

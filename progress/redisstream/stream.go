@@ -204,7 +204,11 @@ type Options struct {
 	// more runs than the client's pool holds never takes every connection
 	// from Publish and the replays;
 	// reads that do not block, theirs and the replays', are capped at
-	// half MaxBlockingReads at once (at least one).
+	// half MaxBlockingReads at once (at least one). With such a client,
+	// a replay's page is read so too (XREAD with a BLOCK of 1ms, not
+	// XRANGE), so that a page's read that a reader left in flight on a
+	// connection cut without a reset gives its token back 10s on, not
+	// once TCP gives the connection up.
 	// Default: half the client's PoolSize for a *redis.Client (go-redis's
 	// default pool is 10 connections per GOMAXPROCS), or half its
 	// MaxActiveConns if that is set and lower; the same of a node's pool
@@ -2227,10 +2231,14 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progress.Cursor, pos uint64) (_ uint64, short, stopped bool, err error) {
 	key := s.Key(runID)
 	msgs, err := s.readerRead(r != nil || s.history != nil)(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
-		return s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
+		return s.rangeAfter(ctx, key, pos)
 	})
 	if err != nil {
-		return pos, false, false, fmt.Errorf("redisstream: xrange %s: %w", key, err)
+		cmd := "xrange"
+		if s.blockAll {
+			cmd = "xread"
+		}
+		return pos, false, false, fmt.Errorf("redisstream: %s %s: %w", cmd, key, err)
 	}
 	if r != nil && len(msgs) > 0 {
 		// The whole page has been read, whatever its delivery will take:
@@ -2284,6 +2292,34 @@ func (s *Stream) page(ctx context.Context, runID string, r *reader, cur *progres
 		}
 	}
 	return pos, int64(len(msgs)) < s.pageSize, false, nil
+}
+
+// rangeAfter reads the entries of key after pos, PageSize at most: with
+// XRANGE, or, on a client whose ReadTimeout does not bound a command
+// without a BLOCK (see Stream.blockAll), with an XREAD with a BLOCK of
+// 1ms, which Redis answers as the XRANGE (but for the millisecond it
+// waits when the stream has nothing after pos) and go-redis bounds at its
+// block and 10s. So a page's read left in flight by a reader that
+// returned, on a connection cut without a reset, ends then, and gives its
+// token of reads that do not block back, rather than hold it, and with
+// the tokens every reader behind it, until TCP gives the connection up
+// (some 15 minutes), or until Redis answers when it hangs.
+func (s *Stream) rangeAfter(ctx context.Context, key string, pos uint64) ([]redis.XMessage, error) {
+	if !s.blockAll {
+		return s.client.XRangeN(ctx, key, "("+entryID(pos), "+", s.pageSize).Result()
+	}
+	res, err := s.client.XRead(ctx, &redis.XReadArgs{
+		Streams: []string{key, entryID(pos)},
+		Count:   s.pageSize,
+		Block:   time.Millisecond,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil // nothing after pos
+	}
+	if err != nil || len(res) == 0 {
+		return nil, err
+	}
+	return res[0].Messages, nil
 }
 
 // readerRead returns how a read of page reads Redis: for a Tail, or a
@@ -2483,11 +2519,12 @@ func checkRunID(runID string) error {
 // while Redis does not answer, a run's shared reader's XREAD holds it
 // for BlockTime and go-redis's margin of 10s on a blocking command,
 // whatever the client's ReadTimeout (see Options.MaxBlockingReads), and
-// a write of Publish, a read left in flight by a reader that returned,
-// a command of the sweep or of a copy's retry, or a run's shared
-// reader's check that its stream is still there (EXISTS, without a
-// History), for the client's ReadTimeout: with -1, until Redis
-// answers). Tail and LastEvent calls still in progress return
+// so does a replay's page left in flight by a reader that returned; and
+// a write of Publish, a lookup left in flight by a reader that returned
+// (LastEvent's, or a check of a gap in the live entries), a command of
+// the sweep or of a copy's retry, or a run's shared reader's check that
+// its stream is still there (EXISTS, without a History), for the
+// client's ReadTimeout: with -1, until Redis answers). Tail and LastEvent calls still in progress return
 // [ErrClosed] at once, also while the History does not answer. It does
 // not close the Redis client. Later calls of Publish, Replay, Tail and
 // LastEvent return ErrClosed.

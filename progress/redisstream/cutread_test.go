@@ -1,0 +1,152 @@
+package redisstream_test
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A read of a replay's page left in flight on a connection cut without a
+// reset (a middlebox that drops it, a peer gone), on a client with a
+// ReadTimeout of -1 (none), gives its token of reads that do not block
+// back within go-redis's bound of a blocking command (10s after its
+// block), so that the reads after it, on new connections, go on: a
+// Replay that waits its turn gets the run. Before, the page's XRANGE
+// waited for as long as TCP kept the connection (some 15 minutes), and
+// with it the token, and every Replay and reader of the Stream behind
+// it, its tokens all taken so by a few reads that a fault cut.
+func TestAReadLeftOnACutConnectionGivesItsTokenBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for go-redis's bound of a blocking command, 10s")
+	}
+	ctx := context.Background()
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	proxy := newSilentProxy(t, opts.Addr)
+	opts.Addr = proxy.addr()
+	opts.ReadTimeout = -1
+	opts.MaxRetries = -1
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{MaxBlockingReads: 2, Logger: quiet()}) // one read that does not block
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(proxy.close) // first: Close waits for the reads left in flight
+	run := sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
+
+	proxy.silence() // the pooled connection answers nothing more
+	left, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	err = s.Replay(left, run, 0, func(progress.Event) error { return nil })
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the Replay's read is left in flight")
+
+	waiting, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var got []uint64
+	err = s.Replay(waiting, run, 0, func(e progress.Event) error {
+		got = append(got, e.Seq)
+		return nil
+	})
+	require.NoError(t, err, "a Replay behind the read left on a cut connection")
+	assert.Equal(t, []uint64{1, 2, 3}, got)
+}
+
+// silentProxy forwards TCP connections to a server on loopback; silence
+// makes the connections it holds drop every byte, both ways, without
+// closing them, as a network fault that sends no reset does. New
+// connections are forwarded.
+type silentProxy struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []*silentConn
+}
+
+type silentConn struct {
+	client, server net.Conn
+	silent         atomic.Bool
+}
+
+func newSilentProxy(t *testing.T, addr string) *silentProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &silentProxy{ln: ln}
+	p.wg.Go(func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", addr)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			c := &silentConn{client: client, server: server}
+			p.mu.Lock()
+			p.conns = append(p.conns, c)
+			p.mu.Unlock()
+			p.wg.Go(func() { c.pipe(server, client) })
+			p.wg.Go(func() { c.pipe(client, server) })
+		}
+	})
+	t.Cleanup(p.close)
+	return p
+}
+
+func (c *silentConn) pipe(dst, src net.Conn) {
+	defer c.client.Close()
+	defer c.server.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !c.silent.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *silentProxy) addr() string { return p.ln.Addr().String() }
+
+// silence makes every connection the proxy holds now drop what it gets.
+func (p *silentProxy) silence() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.silent.Store(true)
+	}
+}
+
+// close stops the proxy and closes its connections; it may be called
+// more than once.
+func (p *silentProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.client.Close()
+		c.server.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
