@@ -1388,7 +1388,9 @@ func isDuplicate(err error) bool {
 // last to end), it reads the History so before it reads Redis.
 // Redis errors are returned, wrapped, and so are the History's; fn's
 // error is returned as it is, wherever its event came from; see
-// progress.Source.
+// progress.Source. Once its context ends, or the Stream is closed, it
+// returns context.Cause(ctx), or ErrClosed, at once, also while the
+// History does not answer.
 func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -1396,9 +1398,29 @@ func (s *Stream) Replay(ctx context.Context, runID string, after uint64, fn func
 	if s.isClosed() {
 		return ErrClosed
 	}
+	var fnErr error
+	err := s.replay(ctx, runID, after, func(e progress.Event) error {
+		fnErr = fn(e)
+		return fnErr
+	})
+	if err != nil && (fnErr == nil || !errors.Is(err, fnErr)) {
+		// Ended meanwhile: not the History's error, which its context
+		// ended (its reads of it end with the Stream too).
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if s.ctx.Err() != nil {
+			return ErrClosed
+		}
+	}
+	return err
+}
+
+// replay is Replay.
+func (s *Stream) replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	var hist progress.History
 	if s.history != nil {
-		hist = markedHistory{s.history} // its errors told from fn's
+		hist = markedHistory{s.history, s} // its errors told from fn's
 	}
 	cur := progress.NewCursor(runID, after, hist, fn)
 	cur.OnSkip(s.skipFunc(runID))
@@ -1488,7 +1510,7 @@ func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(p
 	t := &tail{s: s, runID: runID, r: r, b: s.newBackoff(), pos: after}
 	var hist progress.History
 	if s.history != nil {
-		hist = markedHistory{s.history}
+		hist = markedHistory{s.history, s}
 	}
 	t.cur = progress.NewCursor(runID, after, hist, func(e progress.Event) error {
 		if err := fn(e); err != nil {
@@ -1853,10 +1875,18 @@ func (e *historyFailure) Error() string { return e.msg }
 func (e *historyFailure) Unwrap() error { return e.err }
 
 // markedHistory is the History as a reader's Cursor reads it: its errors
-// are historyErrors, which the Cursor wraps with "history:".
-type markedHistory struct{ progress.History }
+// are historyErrors, which the Cursor wraps with "history:"; and its
+// reads end when the Stream s is closed (see untilClosed), so that Close
+// ends a Tail, or a Replay, that fills a gap from a History that does
+// not answer, as it ends one that reads it for a Redis outage.
+type markedHistory struct {
+	progress.History
+	s *Stream
+}
 
 func (h markedHistory) Replay(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
+	ctx, stop := h.s.untilClosed(ctx)
+	defer stop()
 	var fnErr error
 	err := h.History.Replay(ctx, runID, after, func(e progress.Event) error {
 		fnErr = fn(e)
@@ -2514,20 +2544,21 @@ func checkRunID(runID string) error {
 
 // Close stops the runs' reading goroutines, the retries of copies to
 // the History (see Publish) and the sweep for idle streams (see
-// Options.IdleTTL), and waits for them, at most about BlockTime
-// (and a try of a copy, if the History does not honour its context;
-// while Redis does not answer, a run's shared reader's XREAD holds it
-// for BlockTime and go-redis's margin of 10s on a blocking command,
-// whatever the client's ReadTimeout (see Options.MaxBlockingReads), and
-// so does a replay's page left in flight by a reader that returned; and
-// a write of Publish, a lookup left in flight by a reader that returned
-// (LastEvent's, or a check of a gap in the live entries), a command of
-// the sweep or of a copy's retry, or a run's shared reader's check that
-// its stream is still there (EXISTS, without a History), for the
-// client's ReadTimeout: with -1, until Redis answers). Tail and LastEvent calls still in progress return
-// [ErrClosed] at once, also while the History does not answer. It does
-// not close the Redis client. Later calls of Publish, Replay, Tail and
-// LastEvent return ErrClosed.
+// Options.IdleTTL), and waits for them, at most about BlockTime (and a
+// try of a copy, if the History does not honour its context; while
+// Redis does not answer, a run's shared reader's XREAD holds it for
+// BlockTime and go-redis's margin of 10s on a blocking command, whatever
+// the client's ReadTimeout (see Options.MaxBlockingReads), and so does,
+// with a ReadTimeout of -1 or above 10s, a replay's page left in flight
+// by a reader that returned; and a write of Publish, a lookup left in
+// flight by a reader that returned (LastEvent's, or a check of a gap in
+// the live entries), a command of the sweep or of a copy's retry, or a
+// run's shared reader's check that its stream is still there (EXISTS,
+// without a History), for the client's ReadTimeout: with -1, until
+// Redis answers). Tail, Replay and LastEvent calls still in progress
+// return [ErrClosed] at once, also while the History does not answer.
+// It does not close the Redis client. Later calls of Publish, Replay,
+// Tail and LastEvent return ErrClosed.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	s.closed = true
