@@ -562,8 +562,8 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // behind a progress.Buffered of its own died with it, although many
 // reached Redis through the Stream's Buffered: copied, they are not lost
 // to readers when the stream expires or is trimmed. The copy is bounded by
-// ctx (behind a Buffered, by its Timeout, off the path of every run). It
-// never fails the call, whose final event is written: a failure (the
+// ctx (behind a Buffered, by its Timeout, off the path of every run), and
+// Close ends it, and its retries, at once. It never fails the call, whose final event is written: a failure (the
 // History is down) is logged and counted in Stats.CopyErrors, and the
 // copy is retried in the background, with backoff from RetryDelay
 // doubling up to 30s, each try bounded by 30s, until it succeeds, the
@@ -1085,11 +1085,22 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 // that readers have, and they would skip those events. The History
 // ignores the events it holds already.
 //
-// It is bounded by Publish's ctx. A failure is counted in
-// Stats.CopyErrors and logged, never returned: the final event was
-// written. The copy is then retried in the background (retryCopy).
+// It is bounded by Publish's ctx, and ended by Close, as its retries
+// are (a History that hangs would otherwise hold Close for as long as
+// Publish's ctx lasts, without end for a host that publishes without a
+// Buffered). A failure is counted in Stats.CopyErrors and logged, never
+// returned: the final event was written. The copy is then retried in the
+// background (retryCopy), unless the Stream is closed.
 func (s *Stream) copyInterrupted(ctx context.Context, runID string) {
+	ctx, stop := s.untilClosed(ctx)
+	defer stop()
 	c, err := s.copyToHistory(ctx, runID)
+	if err != nil && s.ctx.Err() != nil {
+		s.copyErrors.Add(1)
+		s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history: the Stream was closed",
+			"run", runID, "copied", c.copied, "error", err)
+		return
+	}
 	switch {
 	case err == nil && c.skipped() == 0:
 		s.logger.Debug("redisstream: copied the stream of an interrupted run to the history", "run", runID, "events", c.copied)
