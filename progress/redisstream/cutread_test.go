@@ -2,6 +2,7 @@ package redisstream_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -149,4 +150,85 @@ func (p *silentProxy) close() {
 	p.conns = nil
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// Close returns, on a client with a ReadTimeout of -1 (none), while the
+// check of a run's shared reader that its stream is still there (after
+// an XREAD that found nothing new, without a History) is left on a
+// connection cut without a reset: the check ends within go-redis's bound
+// of a blocking command (10s after its block), as the shared reader's
+// XREADs do. Before, the check was an EXISTS, which no BLOCK bounds, and
+// Close waited for it for as long as TCP kept the connection (some 15
+// minutes).
+func TestCloseWhileAStreamsCheckIsLeftOnACutConnection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for go-redis's bound of a blocking command, 10s")
+	}
+	ctx := context.Background()
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	proxy := newSilentProxy(t, opts.Addr)
+	opts.Addr = proxy.addr()
+	opts.ReadTimeout = -1
+	opts.MaxRetries = -1
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	check := &silenceOnCheck{proxy: proxy, silenced: make(chan struct{})}
+	client.AddHook(check)
+	s, err := redisstream.New(client, redisstream.Options{BlockTime: 100 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(proxy.close) // first: Close waits for the check left in flight
+	run := sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	require.NoError(t, s.Publish(ctx, all[:3]...))
+	tl := sinktest.StartTail(t, s, run, 0)
+	tl.Expect(t, sinktest.Span(1, 3))
+	require.NoError(t, s.Publish(ctx, all[3:]...)) // the shared reader keeps them
+	tl.Expect(t, sinktest.Span(4, 5))
+	select {
+	case <-check.silenced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shared reader did not check that its stream is still there")
+	}
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // the check ends after 10s
+		t.Error("Close still waits for the check of the stream after 30s")
+	}
+	assert.ErrorIs(t, tl.Stop(t, context.Canceled), redisstream.ErrClosed)
+}
+
+// silenceOnCheck silences proxy (see silentProxy) as the run's shared
+// reader checks that its stream is still there, once: an EXISTS, or an
+// XREAD of one entry from the stream's start.
+type silenceOnCheck struct {
+	proxy    *silentProxy
+	once     sync.Once
+	silenced chan struct{}
+}
+
+func (h *silenceOnCheck) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *silenceOnCheck) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		check := cmd.Name() == "exists" ||
+			cmd.Name() == "xread" && len(args) > 2 && fmt.Sprint(args[1], args[2]) == "count1" && fmt.Sprint(args[len(args)-1]) == "0-0"
+		if check {
+			h.once.Do(func() {
+				h.proxy.silence()
+				close(h.silenced)
+			})
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *silenceOnCheck) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

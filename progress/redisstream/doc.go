@@ -56,7 +56,9 @@
 // resumes there does. Without a History, once the run's stream is gone
 // from Redis (it expired, or Redis lost it), the shared goroutine, whose
 // XREAD finds nothing new, finds it gone (one EXISTS a BlockTime while it
-// keeps recent events) and serves no one new: [Stream.LastEvent] and a
+// keeps recent events; with a ReadTimeout of -1, or one above 10s, an
+// XREAD of its first entry with a BLOCK of 1ms, which finds a stream
+// emptied of its entries gone too) and serves no one new: [Stream.LastEvent] and a
 // new reader then find what Redis holds, as in a process that never read
 // the run, while the readers that follow it still get the recent events
 // it kept for them, and wait on.
@@ -212,15 +214,15 @@
 // when Redis answers again. A run's shared reader's XREAD ends 10s after
 // its block whatever the ReadTimeout (with a ReadTimeout of -1, or one
 // above 10s, the XREAD of a run beyond [Options].MaxBlockingReads is
-// sent with a BLOCK of 1ms for that, and so is a replay's page, as an
-// XREAD, not an XRANGE), so that what holds Close then is a write of
-// Publish, or a command that no BLOCK can bound: a lookup left in
-// flight by a reader that returned ([Stream.LastEvent]'s XREVRANGE, or
-// the XINFO STREAM of a check of a gap in the live entries), one of the
-// sweep for idle streams ([Options].IdleTTL), of a copy into the History
-// retried in the background, or a run's shared reader's check, after an
-// XREAD that found nothing new, that its stream is still there (without
-// a History). Each read left in flight holds one of the few tokens of
+// sent with a BLOCK of 1ms for that, and so are a replay's page, as an
+// XREAD, not an XRANGE, and a run's shared reader's check that its
+// stream is still there, as an XREAD, not an EXISTS), so that what holds
+// Close then is a write of Publish, or a command that no BLOCK can
+// bound: a lookup left in flight by a reader that returned
+// ([Stream.LastEvent]'s XREVRANGE, or the XINFO STREAM of a check of a
+// gap in the live entries), or one of the sweep for idle streams
+// ([Options].IdleTTL) or of a copy into the History retried in the
+// background. Each read left in flight holds one of the few tokens of
 // reads that do not block (half [Options].MaxBlockingReads) while it
 // lasts.
 //

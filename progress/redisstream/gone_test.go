@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 	"github.com/regengraph/regen/progress/redisstream"
 	"github.com/regengraph/regen/progress/sinktest"
@@ -24,10 +25,29 @@ import (
 // its window as if Redis still held it: LastEvent said seq 6, so that the
 // SSE handler opened a stream where a fresh process answered 204 after
 // EmptyRunTimeout, and a reader from the start got seq 3 to 6, the
-// events before the window counted as skipped, and waited for good.
+// events before the window counted as skipped, and waited for good. With
+// a client's ReadTimeout of -1 the shared reader checks with an XREAD,
+// not an EXISTS (see TestCloseWhileAStreamsCheckIsLeftOnACutConnection).
 func TestAStreamGoneIsGoneForEveryReader(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		readTimeout time.Duration
+	}{{"default ReadTimeout", 0}, {"ReadTimeout -1", -1}} {
+		t.Run(tc.name, func(t *testing.T) { testAStreamGoneIsGoneForEveryReader(t, tc.readTimeout) })
+	}
+}
+
+func testAStreamGoneIsGoneForEveryReader(t *testing.T, readTimeout time.Duration) {
 	ctx := context.Background()
-	s, r := newStream(t, redisstream.Options{HubBuffer: 4})
+	r := testenv.NewRedis(t)
+	opts := *r.Client.Options()
+	opts.ReadTimeout = readTimeout
+	client := testenv.NewRedisClient(&opts)
+	t.Cleanup(func() { client.Close() })
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		HubBuffer: 4, BlockTime: 100 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 6)
 	require.NoError(t, s.Publish(ctx, all[:2]...))

@@ -337,14 +337,37 @@ func (h *hub) forget() {
 // Called by a hub whose XREAD found nothing new, of a Stream without a
 // History, whose window holds nothing but what Redis held: a stream
 // trimmed by MaxLen still exists, and its window is still served.
+//
+// On a client whose ReadTimeout does not bound a command without a BLOCK
+// (see Stream.blockAll), it asks with an XREAD of the stream's first
+// entry with a BLOCK of 1ms, not an EXISTS, so that go-redis ends it 10s
+// on while Redis does not answer (a connection cut without a reset), as
+// it ends the hub's XREADs, rather than hold the hub, and Close, until
+// TCP gives the connection up. A stream that exists without entries (all
+// deleted) is taken for gone: readers find nothing in it either.
 func (s *Stream) forgetGone(ctx context.Context, h *hub) {
 	if !s.takeRead(ctx) {
 		return
 	}
-	n, err := s.client.Exists(ctx, h.key).Result()
+	var gone bool
+	var err error
+	if s.blockAll {
+		err = s.client.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{h.key, entryID(0)},
+			Count:   1,
+			Block:   time.Millisecond,
+		}).Err()
+		if gone = errors.Is(err, redis.Nil); gone {
+			err = nil
+		}
+	} else {
+		var n int64
+		n, err = s.client.Exists(ctx, h.key).Result()
+		gone = err == nil && n == 0
+	}
 	s.readEnded(ctx, err)
 	<-s.reads
-	if err == nil && n == 0 {
+	if err == nil && gone {
 		h.forget()
 	}
 }

@@ -2559,14 +2559,14 @@ func checkRunID(runID string) error {
 // try of a copy, if the History does not honour its context; while
 // Redis does not answer, a run's shared reader's XREAD holds it for
 // BlockTime and go-redis's margin of 10s on a blocking command, whatever
-// the client's ReadTimeout (see Options.MaxBlockingReads), and so does,
+// the client's ReadTimeout (see Options.MaxBlockingReads), and so do,
 // with a ReadTimeout of -1 or above 10s, a replay's page left in flight
-// by a reader that returned; and a write of Publish, a lookup left in
-// flight by a reader that returned (LastEvent's, or a check of a gap in
-// the live entries), a command of the sweep or of a copy's retry, or a
-// run's shared reader's check that its stream is still there (EXISTS,
-// without a History), for the client's ReadTimeout: with -1, until
-// Redis answers). Tail, Replay and LastEvent calls still in progress
+// by a reader that returned and a run's shared reader's check that its
+// stream is still there (without a History); and a write of Publish, a
+// lookup left in flight by a reader that returned (LastEvent's, or a
+// check of a gap in the live entries), or a command of the sweep or of
+// a copy's retry, for the client's ReadTimeout: with -1, until Redis
+// answers). Tail, Replay and LastEvent calls still in progress
 // return [ErrClosed] at once, also while the History does not answer.
 // It does not close the Redis client. Later calls of Publish, Replay,
 // Tail and LastEvent return ErrClosed.
