@@ -232,7 +232,9 @@ func (s *Store) Schema() string { return s.schema }
 // runs_cancelled (one that a release from before the index migrated) gets
 // it, once, as an index of layout 5 or older gets added (CREATE INDEX,
 // which blocks PutRun while it runs); a role that may not make it (one
-// that only writes rows) leaves it out, without an error, as the store
+// that only writes rows), or a session that may not write (on a hot
+// standby, or read-only by default_transaction_read_only), leaves it
+// out, without an error, as the store
 // works without it (RunsByStatus of cancelled runs then scans the
 // table). ctx alone bounds Migrate: it
 // waits for another process's migration of the schema, and for the
@@ -325,8 +327,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 // addCancelledIndex is Migrate's step on a schema of the current layout:
 // it makes runs_cancelled if the schema lacks it (one that a release
 // before the index migrated), and commits tx; a role that may not make
-// it (one that only writes rows, as the schema's owner is another) leaves
-// the schema as it is, without an error, as the store works without it.
+// it (one that only writes rows, as the schema's owner is another), or a
+// session that may not write (a hot standby, a read-only transaction),
+// leaves the schema as it is, without an error, as the store works
+// without it.
 // Otherwise it changes nothing, and the deferred rollback ends tx.
 func (s *Store) addCancelledIndex(ctx context.Context, tx pgx.Tx) error {
 	var has bool
@@ -338,7 +342,10 @@ func (s *Store) addCancelledIndex(ctx context.Context, tx pgx.Tx) error {
 	}
 	if _, err := tx.Exec(ctx, s.q.cancelledIndex); err != nil {
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "42501" { // insufficient_privilege: not the table's owner
+		if errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "25006") {
+			// insufficient_privilege: not the table's owner;
+			// read_only_sql_transaction: a session that may not write (a
+			// hot standby, default_transaction_read_only).
 			return nil
 		}
 		return s.migrateErr(ctx, err, "make the index on cancelled runs")
