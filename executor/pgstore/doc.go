@@ -376,8 +376,10 @@
 // [Store.ResumeCancelled] resumes those of the codes given, the same way,
 // unless a run of their key started since (their resume among them)
 // superseded them (a run of their graph that failed as it started, or
-// that was cancelled before it started a node with another code than
-// those given or a user's, supersedes nothing), and reports a run whose
+// that was cancelled before it started a node, with another code than
+// those given, as its context ended or its lock was lost, supersedes
+// nothing; a user's cancel, or the host's with a code of its own, does),
+// and reports a run whose
 // key's graph was replaced since ([SkippedGraphReplaced]: never resumed)
 // without resuming it; a user's cancel (executor.CancelledByCancel) is
 // left alone unless asked for:

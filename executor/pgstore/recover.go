@@ -35,8 +35,9 @@ const (
 	NotResumed
 	// SkippedSuperseded: for ResumeCancelled, under the key's lock, a
 	// record of the key names the run in its Resumes, or is of a run
-	// started after it (but for a run of its graph that failed or was
-	// cancelled as it started: see [Store.ResumeCancelled]): another
+	// started after it (but for a run of its graph that failed as it
+	// started, or whose context or lock ended as it started: see
+	// [Store.ResumeCancelled]): another
 	// process resumed the run after it was listed, or a later run of the
 	// key made what the key needs.
 	SkippedSuperseded
@@ -372,6 +373,17 @@ func startedNoNode(rec executor.Record) bool {
 	return c == (executor.Counts{})
 }
 
+// cutCode reports whether code, a cancelled record's, says that the run's
+// context ended or its lock was lost, rather than that a user or the host
+// stopped it on purpose: the executor's own codes but a user's cancel
+// (executor.CancelledByCancel), and [CancelledByLockLost]. A code of the
+// host's own (one that executor.CheckCancelCode takes) is a stop that the
+// host chose, as its shutdown's is; empty is a record older than
+// CancelledBy.
+func cutCode(code string) bool {
+	return code == CancelledByLockLost || (code != executor.CancelledByCancel && slices.Contains(executorCodes[:], code))
+}
+
 // executorCodes are the executor's own cancel codes, which
 // executor.CheckCancelCode refuses as a host's, and a run may be recorded
 // with all the same.
@@ -409,14 +421,18 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // a record of the run's graph cancelled before it started a node (no
 // attempt, and no node generated, unchanged, failed, superseded or
 // cancelled: Counts.Planned and Skipped alone may be above 0), with a
-// code not in codes, does not supersede it: a resume of the run that its
-// ctx (this call's, ended as the host's start-up was cut short) or a lost
-// lock cancelled so made nothing of what the key needs, and the next call
-// with the run's code resumes it again. A user's cancel
+// code not in codes that says that its context ended or its lock was lost
+// (one of the executor's own codes, such as executor.CancelledByContext,
+// or CancelledByLockLost), does not supersede it: a resume of the run
+// that its ctx (this call's, ended as the host's start-up was cut short)
+// or a lost lock cancelled so made nothing of what the key needs, and the
+// next call with the run's code resumes it again. A user's cancel
 // (executor.CancelledByCancel) of such a record still supersedes the run,
-// as the user stopped the key's newest run, and so does one without a
-// code (written before Record.CancelledBy existed); a record cancelled
-// so with one of codes is itself resumed, in the run's place. Read
+// as the user stopped the key's newest run, and so does a stop with a
+// code of the host's own that is not in codes (the host chose to end the
+// key's work, as a user does), and one without a code (written before
+// Record.CancelledBy existed); a record cancelled so with one of codes is
+// itself resumed, in the run's place. Read
 // again under the key's lock, a run whose record no longer says
 // cancelled with one of codes is [SkippedNotRunning], and one that a
 // record of the key, read under the lock too, supersedes so is
@@ -465,19 +481,21 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	// at the same time as rec (a tie, which ListRuns sorts by ID, may be
 	// the later run) or after it; unless it is of rec's graph and failed
 	// as it started (failedAtStart), or was cancelled before it started a
-	// node with a code neither asked for nor a user's (cutAtStart): it
+	// node as its context ended or its lock was lost, with a code not
+	// asked for (cutAtStart): it
 	// made nothing of what rec's resume would. (One of another graph says
 	// that the host meant to replace rec's.) Of two tied runs of one
 	// graph, both cancelled with one of codes, neither went on: the one
 	// that ListRuns lists last is resumed, and supersedes the other.
 	superseded := func(rec executor.Record, runs []executor.Record) bool {
 		// cutAtStart: r was cancelled before it started a node, with a
-		// code not asked for (it is not resumed in rec's place), and not
-		// by a user, whose cancel of the key's newest run ends the work
-		// (nor by what a record older than CancelledBy does not say).
+		// code not asked for (it is not resumed in rec's place) that says
+		// its context ended or its lock was lost (cutCode), not a user's,
+		// nor a host's own, whose stop of the key's newest run ends the
+		// work (nor what a record older than CancelledBy does not say).
 		cutAtStart := func(r executor.Record) bool {
-			return r.Status == executor.RunCancelled && startedNoNode(r) && r.CancelledBy != "" &&
-				r.CancelledBy != executor.CancelledByCancel && !slices.Contains(codes, r.CancelledBy)
+			return r.Status == executor.RunCancelled && startedNoNode(r) && cutCode(r.CancelledBy) &&
+				!slices.Contains(codes, r.CancelledBy)
 		}
 		at := slices.IndexFunc(runs, func(r executor.Record) bool { return r.ID == rec.ID })
 		return slices.ContainsFunc(runs, func(r executor.Record) bool {

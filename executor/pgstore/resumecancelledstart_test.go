@@ -41,8 +41,9 @@ func (c cancelAtResume) PutRun(ctx context.Context, rec executor.Record) error {
 // and the lecture stayed unfinished without a word. A later record of the
 // run's graph that started no node (no attempt, and no node generated,
 // unchanged, failed, superseded or cancelled) and was cancelled with a
-// code not asked for, other than a user's cancel (or an unknown code, in
-// a record written before CancelledBy existed), now supersedes nothing,
+// code not asked for that says its context ended or its lock was lost
+// (not a user's cancel, a host's own code, or an unknown code, in a
+// record written before CancelledBy existed), now supersedes nothing,
 // and the next call resumes the run.
 func TestResumeCancelledAfterItsResumeWasCancelledAtItsStart(t *testing.T) {
 	t.Parallel() // its own schema
@@ -97,11 +98,13 @@ func TestResumeCancelledAfterItsResumeWasCancelledAtItsStart(t *testing.T) {
 }
 
 // Which later record of its key leaves a run cut by the host's shutdown
-// to resume: one that started no node and was cancelled with a code not
-// asked for, other than a user's cancel (executor.CancelledByCancel),
-// does; one that started a node, a user's cancel, one without a code, a
-// Start of another graph, and one cancelled with a code asked for (which
-// is resumed in the cut run's place) do not.
+// to resume: one that started no node and was cancelled, with a code not
+// asked for, by its context, a lost lock or the host's cause without a
+// code, does; one that started a node, a user's cancel, a host's stop
+// with a code of its own that it does not resume (as a user's cancel,
+// it ends the key's work: an older run does not come back over it), one
+// without a code, a Start of another graph, and one cancelled with a
+// code asked for (which is resumed in the cut run's place) do not.
 func TestResumeCancelledByWhatTheLaterRunDid(t *testing.T) {
 	t.Parallel() // its own schemas
 	g := build(t, 30)
@@ -129,6 +132,10 @@ func TestResumeCancelledByWhatTheLaterRunDid(t *testing.T) {
 			executor.Record{Resumes: "cut", Counts: noNode}, nil},
 		{"a start of another graph, cancelled at its start",
 			executor.Record{Graph: executor.Fingerprint(build(t, 60)), Seconds: 60, CancelledBy: executor.CancelledByContext, Counts: noNode}, nil},
+		{"a start of its graph, stopped at its start with a code of the host's not asked for",
+			executor.Record{CancelledBy: "acme:admin-stop", Counts: noNode}, nil},
+		{"its resume, stopped at its start with a code of the host's not asked for",
+			executor.Record{Resumes: "cut", CancelledBy: "acme:admin-stop", Counts: noNode}, nil},
 		{"its resume, cut by the shutdown at its start",
 			executor.Record{Resumes: "cut", CancelledBy: "shutdown", Counts: noNode}, []string{"later"}},
 	} {
