@@ -50,7 +50,8 @@ type MemoryOptions struct {
 	// waits so too at a gap inside the History (one written out of order
 	// holds a later event but not the next), at its first read of the
 	// History as at each later poll; once such a wait has passed, it
-	// skips such gaps at once until the ring serves it again. A gap
+	// skips such gaps at once until it has caught up with the History (a
+	// read of it that finds no gap) or the ring serves it again. A gap
 	// within the ring (a Seq never published here, as behind a Buffered
 	// that dropped it) is not waited for: a tailer fills it from the
 	// History, or skips it, at once. Replay does not wait. Zero or negative: no wait, the missing events
@@ -501,11 +502,25 @@ func (m *Memory) awaitHistory(ctx context.Context, cur *Cursor, seq uint64) (pas
 // MemoryOptions.HistoryWait, it stops at a gap inside the History (one
 // written out of order holds a later event but not the next) and asks
 // it again every m.poll while the gap lasts, for up to m.wait, before it
-// skips the gap; once such a wait has passed (*gaveUp, until the ring
-// serves the tailer again), it skips at once, as the History is not
-// keeping up. Without wait or HistoryWait it skips at once.
+// skips the gap; once such a wait has passed (*gaveUp), it skips at
+// once, as the History is not keeping up, until a read finds no gap (the
+// tailer caught up with the History) or the ring serves the tailer
+// again. Without wait or HistoryWait it skips at once.
 func (m *Memory) fillFromHistory(ctx context.Context, cur *Cursor, wait bool, gaveUp *bool) error {
-	if !wait || m.wait <= 0 || *gaveUp {
+	if !wait || m.wait <= 0 {
+		return cur.FillFromHistory(ctx)
+	}
+	if *gaveUp {
+		gapped, err := cur.fill(ctx, 0, true)
+		switch {
+		case err != nil || cur.Final():
+			return err
+		case !gapped:
+			// Caught up with the History: it keeps up again, and a
+			// later gap is waited for anew.
+			*gaveUp = false
+			return nil
+		}
 		return cur.FillFromHistory(ctx)
 	}
 	var deadline time.Time
