@@ -287,10 +287,11 @@
 // processes go on side by side in a rolling deploy, and a rollback takes
 // the schema as it is. [Store.Migrate] makes it, once, in a schema of
 // layout 7 that lacks it (CREATE INDEX, which blocks PutRun while it
-// runs, as layout 5's did), or leaves it out if its role may not make it
-// (one that only writes rows) or its session may not write (on a hot
-// standby, or read-only): then the schema's owner's next Migrate makes
-// it.
+// runs, as layout 5's did), and rebuilds, once, one that a CREATE INDEX
+// CONCURRENTLY that failed left not valid (REINDEX), or leaves it as it
+// is if its role may not make it (one that only writes rows) or its
+// session may not write (on a hot standby, or read-only): then the
+// schema's owner's next Migrate makes it.
 //
 // A newer release may also know a dirty.Reason that this one does not,
 // and write it in a record's marks. This release reads such a record all

@@ -21,8 +21,9 @@ type queries struct {
 	refIndexMethod, hashRefIndex, lockStates string
 	// upToDate reports whether the schema has the whole current layout
 	// (see Store.Migrate); hasCancelledIndex whether it has
-	// runs_cancelled too, which cancelledIndex makes.
-	upToDate, hasCancelledIndex, cancelledIndex string
+	// runs_cancelled too, and whether it is valid; cancelledIndex makes
+	// it, and reindexCancelled rebuilds one that is not valid.
+	upToDate, hasCancelledIndex, cancelledIndex, reindexCancelled string
 	// upgrades bring tables of an older layout up to date where ddl's
 	// CREATE TABLE IF NOT EXISTS does not, in version order.
 	upgrades []upgrade
@@ -124,11 +125,14 @@ CREATE INDEX IF NOT EXISTS runs_running ON {s}.runs (started_at NULLS FIRST, id)
 const cancelledIndexDDL = `CREATE INDEX IF NOT EXISTS runs_cancelled ON {s}.runs (started_at NULLS FIRST, id) WHERE status = 'cancelled';
 `
 
-// cancelledIndexSQL reports whether the schema $1 has a valid
-// runs_cancelled, from the catalogs.
-const cancelledIndexSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+// cancelledIndexSQL returns whether the index runs_cancelled of the
+// schema $1 is valid, from the catalogs; no row if there is none. A
+// CREATE INDEX CONCURRENTLY that failed (a DBA's, cut by its
+// statement_timeout) leaves one that is not, which the planner does not
+// use, and which CREATE INDEX IF NOT EXISTS takes for made.
+const cancelledIndexSQL = `SELECT i.indisvalid FROM pg_catalog.pg_class c
 	JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid
-	WHERE n.nspname = $1 AND c.relname = 'runs_cancelled' AND i.indisvalid)`
+	WHERE n.nspname = $1 AND c.relname = 'runs_cancelled'`
 
 // refIndexMethodSQL returns the access method of the index
 // node_states_asset_ref of the schema $1, from the catalogs. The first
@@ -168,6 +172,7 @@ func newQueries(schema string) queries {
 		upToDate:          upToDateSQL,
 		hasCancelledIndex: cancelledIndexSQL,
 		cancelledIndex:    f(cancelledIndexDDL),
+		reindexCancelled:  f(`REINDEX INDEX {s}.runs_cancelled`),
 		lockStates:        f(`LOCK TABLE {s}.node_states IN ACCESS EXCLUSIVE MODE`),
 		hashRefIndex: f(`DROP INDEX {s}.node_states_asset_ref;
 CREATE INDEX node_states_asset_ref ON {s}.node_states USING hash (asset_ref)`),

@@ -231,12 +231,15 @@ func (s *Store) Schema() string { return s.schema }
 // tables) can call it at start-up too. Such a schema that lacks the index
 // runs_cancelled (one that a release from before the index migrated) gets
 // it, once, as an index of layout 5 or older gets added (CREATE INDEX,
-// which blocks PutRun while it runs); a role that may not make it (one
-// that only writes rows), or a session that may not write (on a hot
-// standby, or read-only by default_transaction_read_only), leaves it
-// out, without an error, as the store
-// works without it (RunsByStatus of cancelled runs then scans the
-// table). ctx alone bounds Migrate: it
+// which blocks PutRun while it runs), and one whose runs_cancelled is not
+// valid (a CREATE INDEX CONCURRENTLY that failed left it so) gets it
+// rebuilt, once (REINDEX, which blocks PutRun, and the queries of the
+// runs table, which the planner plans with every index, while it runs);
+// a role that may not make it (one that only writes rows), or a session
+// that may not write (on a hot standby, or read-only by
+// default_transaction_read_only), leaves it as it is, without an error,
+// as the store works without it (RunsByStatus of cancelled runs then
+// scans the table). ctx alone bounds Migrate: it
 // waits for another process's migration of the schema, and for the
 // writes under way on a table that its changes lock, until ctx ends, as
 // it turns statement_timeout, lock_timeout and transaction_timeout off in
@@ -326,21 +329,26 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // addCancelledIndex is Migrate's step on a schema of the current layout:
 // it makes runs_cancelled if the schema lacks it (one that a release
-// before the index migrated), and commits tx; a role that may not make
-// it (one that only writes rows, as the schema's owner is another), or a
-// session that may not write (a hot standby, a read-only transaction),
-// leaves the schema as it is, without an error, as the store works
-// without it.
+// before the index migrated), or rebuilds it (REINDEX) if it is not
+// valid (a CREATE INDEX CONCURRENTLY that failed left it so), and
+// commits tx; a role that may not make it (one that only writes rows, as
+// the schema's owner is another), or a session that may not write (a hot
+// standby, a read-only transaction), leaves the schema as it is, without
+// an error, as the store works without it.
 // Otherwise it changes nothing, and the deferred rollback ends tx.
 func (s *Store) addCancelledIndex(ctx context.Context, tx pgx.Tx) error {
-	var has bool
-	if err := tx.QueryRow(ctx, s.q.hasCancelledIndex, s.schema).Scan(&has); err != nil {
+	var valid bool
+	sql, step := s.q.cancelledIndex, "make the index on cancelled runs"
+	switch err := tx.QueryRow(ctx, s.q.hasCancelledIndex, s.schema).Scan(&valid); {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
 		return s.migrateErr(ctx, err, "look up the index on cancelled runs")
-	}
-	if has {
+	case valid:
 		return nil // nothing to change: the deferred rollback ends the transaction
+	default:
+		sql, step = s.q.reindexCancelled, "rebuild the index on cancelled runs, which is not valid"
 	}
-	if _, err := tx.Exec(ctx, s.q.cancelledIndex); err != nil {
+	if _, err := tx.Exec(ctx, sql); err != nil {
 		var pe *pgconn.PgError
 		if errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "25006") {
 			// insufficient_privilege: not the table's owner;
@@ -348,7 +356,7 @@ func (s *Store) addCancelledIndex(ctx context.Context, tx pgx.Tx) error {
 			// hot standby, default_transaction_read_only).
 			return nil
 		}
-		return s.migrateErr(ctx, err, "make the index on cancelled runs")
+		return s.migrateErr(ctx, err, step)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return s.migrateErr(ctx, err, "commit")
