@@ -73,7 +73,10 @@ func (m *Machine) RateStarts(now time.Time) []RateStarts {
 // machine. A driver that passes time.Now() gets them out of order from
 // the JSON of RateStarts of a machine whose wall clock stepped back
 // between two starts: the machine ordered them by their monotonic
-// readings, which JSON does not keep.
+// readings, which JSON does not keep. Inherit drops those readings and
+// orders by wall time, so that the starts a driver read and the same
+// starts read back from JSON give the same machine (a replay of its
+// journal keeps what the first run kept).
 //
 // It refuses, with an error wrapping [ErrInvalidRateStarts], and changes
 // nothing: a key given twice, and any call once a node has started (a
@@ -107,7 +110,10 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 			if ks.name != rs.Key || ks.rate.Starts == 0 || len(rs.Starts) == 0 {
 				continue
 			}
-			byTime := slices.Clone(rs.Starts)
+			byTime := make([]time.Time, len(rs.Starts))
+			for i, t := range rs.Starts {
+				byTime[i] = t.Round(0) // by wall time, as from JSON
+			}
 			ascending(byTime)
 			ks.starts, ks.first = byTime[max(0, len(byTime)-ks.rate.Starts):], 0
 		}

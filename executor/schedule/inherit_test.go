@@ -191,3 +191,25 @@ func TestInheritTakesStartsByTime(t *testing.T) {
 		assert.Equal(t, want, got, "the same starts in another order give the same state")
 	}
 }
+
+// TestInheritTakesWallTimes: Inherit orders a key's starts by their wall
+// times, as a snapshot's JSON gives them, not by the monotonic readings
+// of times from time.Now, so that a driver that replays its journal
+// keeps the same starts whether it passes the times it read or the same
+// times read back from JSON (after a wall clock stepped back between
+// two starts the two orders differ). The times the machine keeps have no
+// monotonic reading.
+func TestInheritTakesWallTimes(t *testing.T) {
+	p := lecturePlan(t, 40)
+	rates := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}}
+	now := time.Now() // has a monotonic reading
+	starts := []time.Time{now.Add(-3 * time.Second), now.Add(-2 * time.Second)}
+	m := newMachine(t, p, rates)
+	require.NoError(t, m.Inherit([]schedule.RateStarts{{Key: graph.KindImage, Starts: starts}}))
+	got := m.RateStarts(now)
+	require.Len(t, got, 1)
+	require.Len(t, got[0].Starts, 2)
+	for i, s := range got[0].Starts {
+		assert.True(t, s == starts[i].Round(0), "start %d: %v kept its monotonic reading", i, s)
+	}
+}
