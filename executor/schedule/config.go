@@ -17,8 +17,8 @@ import (
 
 // ConfigError is a [Config] that [New], [Restore], [Config.MarshalJSON]
 // or [Config.UnmarshalJSON] refuses: Field names the field that is wrong,
-// as Config spells it ("Mode", "Workers", "Rates", "Caps", "Windows" or
-// "MaxBatch"), also for a member of the JSON form that sets it and for a
+// as Config spells it ("Mode", "Workers", "Rates", "Caps", "Windows",
+// "MaxBatch" or "Shared"), also for a member of the JSON form that sets it and for a
 // key of an entry of its list (an unknown, repeated or miscased key in
 // the second entry of "rates" is of "Rates", and Problem says "in
 // rates[1]"), or is "" for JSON that does not read as a Config's form at
@@ -88,7 +88,7 @@ func (c Config) check() error {
 			return badConfig("Caps", "cap for batch key %q is %d: want at least 1", cut(key), n)
 		}
 	}
-	return nil
+	return c.checkShared()
 }
 
 // notUTF8 says why a key or kind must be UTF-8.
@@ -115,6 +115,7 @@ type configForm struct {
 	Caps     []*capForm    `json:"caps,omitempty"`
 	Windows  []*windowForm `json:"windows,omitempty"`
 	MaxBatch int           `json:"maxBatch,omitempty"`
+	Shared   []*sharedForm `json:"shared,omitempty"`
 }
 
 // The entries of the lists, as MarshalJSON's doc shows them, for the
@@ -123,6 +124,7 @@ const (
 	rateExample   = `a rate, an object such as {"key": "asset:image", "starts": 2, "per": "1.5s"}`
 	capExample    = `a cap, an object such as {"key": "llm", "cap": 1}`
 	windowExample = `a window, an object such as {"kind": "asset:video", "window": "4s"}`
+	sharedExample = `a group of kinds that share bulk calls, an object such as {"kinds": ["tile:0", "tile:1"]}`
 )
 
 type rateForm struct {
@@ -141,15 +143,20 @@ type windowForm struct {
 	Window string `json:"window"`
 }
 
+type sharedForm struct {
+	Kinds []string `json:"kinds"`
+}
+
 // configShape is the JSON form's objects, for strictjson.CheckForm. The
 // top-level keys are listed: strictjson.Names would add the keys of the
 // objects within.
 var configShape = &strictjson.Object{
-	Keys: []string{"caps", "maxBatch", "mode", "rates", "windows", "workers"},
+	Keys: []string{"caps", "maxBatch", "mode", "rates", "shared", "windows", "workers"},
 	Items: map[string]*strictjson.Object{
 		"rates":   {Keys: strictjson.Names(rateForm{})},
 		"caps":    {Keys: strictjson.Names(capForm{})},
 		"windows": {Keys: strictjson.Names(windowForm{})},
+		"shared":  {Keys: strictjson.Names(sharedForm{})},
 	},
 }
 
@@ -162,9 +169,12 @@ var configShape = &strictjson.Object{
 //	 "rates": [{"key": "asset:image", "starts": 2, "per": "1.5s"}],
 //	 "caps": [{"key": "llm", "cap": 1}],
 //	 "windows": [{"kind": "asset:video", "window": "4s"}],
-//	 "maxBatch": 3}
+//	 "maxBatch": 3,
+//	 "shared": [{"kinds": ["tile:0", "tile:1"]}]}
 //
-// The lists are by ascending key or kind, and durations are written as
+// The lists are by ascending key or kind ("shared" by its groups' first
+// kinds, each group's kinds ascending, which the machine takes as the
+// same groups), and durations are written as
 // time.Duration.String writes them, which time.ParseDuration reads back
 // to the same duration. An empty map is written as a nil one: both
 // mean none. A driver that keeps a [Snapshot] keeps its Config so, and
@@ -192,6 +202,10 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	for _, kind := range sortedKeys(c.Windows) {
 		f.Windows = append(f.Windows, &windowForm{Kind: kind, Window: c.Windows[kind].String()})
 	}
+	for _, grp := range c.Shared {
+		f.Shared = append(f.Shared, &sharedForm{Kinds: slices.Sorted(slices.Values(grp))})
+	}
+	slices.SortFunc(f.Shared, func(a, b *sharedForm) int { return strings.Compare(a.Kinds[0], b.Kinds[0]) })
 	return json.Marshal(f)
 }
 
@@ -298,6 +312,12 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		}
 		out.Windows[w.Kind] = d
 	}
+	for k, sh := range f.Shared {
+		if sh == nil {
+			return badConfig("Shared", "shared[%d] is null: want %s", k, sharedExample)
+		}
+		out.Shared = append(out.Shared, sh.Kinds)
+	}
 	if err := out.check(); err != nil {
 		return err
 	}
@@ -322,8 +342,11 @@ var configJSON = &jsonForm{
 		"windows":        {"Windows", "windows", `a list of windows, such as [{"kind": "asset:video", "window": "4s"}]`},
 		"windows.kind":   {"Windows", `windows: a window's "kind"`, "a string, the kind"},
 		"windows.window": {"Windows", `windows: a window's "window"`, `a duration in a string, such as "4s"`},
+		"shared":         {"Shared", "shared", `a list of groups of kinds, such as [{"kinds": ["tile:0", "tile:1"]}]`},
+		"shared.kinds":   {"Shared", `shared: a group's "kinds"`, `a list of kinds, such as ["tile:0", "tile:1"]`},
 	},
-	entries: map[string]string{"rates": rateExample, "caps": capExample, "windows": windowExample},
+	entries: map[string]string{"rates": rateExample, "caps": capExample, "windows": windowExample,
+		"shared": sharedExample, "shared.kinds": "a string, a kind"},
 }
 
 // badType returns the *ConfigError for a JSON value of the wrong type.

@@ -189,6 +189,7 @@ func FuzzConfigJSON(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"mode":"dataflow","windows":[{"kind":"x","window":"1h2m3.5s"}]}`))
+	f.Add([]byte(`{"shared":[{"kinds":["d","c"]},{"kinds":["b","a","e"]}]}`))
 	p := lecturePlan(f, 20)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var c schedule.Config

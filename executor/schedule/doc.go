@@ -18,7 +18,9 @@
 // driver that rebuilds its own bookkeeping, as after a replay. A driver whose
 // generator takes many nodes in one call asks [Machine.More] for further
 // nodes of the same batch key and kind after each Next, which gives a
-// call no more than [Config.MaxBatch] nodes. The executor's
+// call no more than [Config.MaxBatch] nodes; kinds that one generator
+// serves may share calls ([Config.Shared]), so that More gives nodes of
+// any of them. The executor's
 // goroutine runner is one driver; a workflow engine that replays its code
 // can be another, because the machine itself never decides anything from
 // a goroutine, a clock or a map's order.
@@ -55,7 +57,9 @@
 // the kind that has not started, as in a chain of segments), and never in Staged mode, where a
 // stage's nodes are ready at once. It holds back its own kind only: a
 // node of another kind that shares the key starts meanwhile, as it may
-// make the nodes the window waits for. The window counts from the time
+// make the nodes the window waits for. Kinds that share calls
+// ([Config.Shared]) count as one kind here, under the longest of their
+// windows. The window counts from the time
 // passed to [Machine.SucceedAt] (or, after [Machine.Succeed], to the next
 // call that takes a time), and [Machine.Wake] says when it ends. A halt
 // ends every wait.

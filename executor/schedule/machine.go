@@ -83,6 +83,20 @@ type Config struct {
 	// to it never has more, and a window never waits for more. Default:
 	// 0, no cap beyond the key's free slots.
 	MaxBatch int
+	// Shared groups kinds, by name, whose nodes share bulk calls, for a
+	// driver whose kinds share one bulk generator: [Machine.More] then
+	// returns, for a like of a kind of a group, ready nodes of any kind of
+	// the group that has like's batch key, in the order they became
+	// ready, within the same limits. Kinds of a group under other batch
+	// keys share no call, as a call is of one key. A batch window
+	// ([Config.Windows]) of a kind that shares calls counts and waits for
+	// the nodes of all the kinds it shares them with, for the longest
+	// window among them. A kind that the graph has not, or without a
+	// batch key, or with no node in the plan, is ignored (a snapshot's
+	// fingerprint leaves it out). Each group has two kinds or more, and a
+	// kind is in one group, once. Default: none, each kind's calls are
+	// its own.
+	Shared [][]string
 }
 
 // ErrInvalidConfig is wrapped by the errors of [New].
@@ -229,9 +243,15 @@ type Machine struct {
 	// The bulk calls, for Config.MaxBatch: nil without it.
 	callOf  []int32 // by position: the first node of a started node's call
 	callLen []int32 // by position of a call's first node: its nodes
+	// shares is, by kind, the kind whose calls it shares (Config.Shared):
+	// the first kind of its group, in the template's order, with its
+	// batch key and a node in the plan, or itself. nil when no kind
+	// shares calls.
+	shares []int32
 
 	// The batch windows (Config.Windows): all nil without one, and in
-	// Staged mode.
+	// Staged mode. Their kinds are the kinds of the calls (callKind):
+	// kinds that share calls count as one.
 	win      []time.Duration // by kind: 0 for none
 	maxBatch int
 	kindAt   []int32     // by position: the node's kind
@@ -397,6 +417,7 @@ func build(p *planner.Plan, c Config) (*Machine, error) {
 		m.maxBatch = c.MaxBatch
 		m.callOf, m.callLen = make([]int32, d), make([]int32, d)
 	}
+	m.share(c)
 	if c.Mode == Dataflow {
 		m.windows(c)
 	}
@@ -430,8 +451,10 @@ func (m *Machine) windows(c Config) {
 	for i := range keyKind {
 		keyKind[i] = -1
 	}
+	planned := make([]bool, len(win))
 	for i, n := range m.nodes {
-		k := m.g.KindOf(n)
+		planned[m.g.KindOf(n)] = true
+		k := m.callKind(m.g.KindOf(n))
 		kindAt[i] = int32(k)
 		pending[k]++
 		if ki := m.key[i]; keyKind[ki] < 0 {
@@ -443,11 +466,14 @@ func (m *Machine) windows(c Config) {
 	// A window applies only to a kind with a batch key and a node in the
 	// plan: the others are left at 0, so that the snapshot's fingerprint,
 	// which holds win, does not change with windows the machine ignores.
+	// Kinds that share calls wait as one, under the first kind of their
+	// group (see share), for the longest of their windows.
 	used := false
 	for k := range win {
-		if key, _ := m.g.BatchKey(k); key != "" && pending[k] > 0 {
-			win[k] = c.Windows[m.g.KindName(k)]
-			used = used || win[k] > 0
+		if key, _ := m.g.BatchKey(k); key != "" && planned[k] {
+			ck := m.callKind(k)
+			win[ck] = max(win[ck], c.Windows[m.g.KindName(k)])
+			used = used || win[ck] > 0
 		}
 	}
 	if !used {
@@ -773,8 +799,9 @@ func (m *Machine) pick(now time.Time) (best int32, bestKey int, wake time.Time) 
 }
 
 // More returns another node than like to start now, with the same batch
-// key and kind as like (usually a node just started), for a bulk
-// generator that takes many nodes in one call. It honours the same limits
+// key and kind as like (usually a node just started), or of a kind that
+// shares calls with like's ([Config.Shared]), for a bulk generator that
+// takes many nodes in one call. It honours the same limits
 // as [Machine.Next], but no batch window: the window held back the call,
 // whose first node Next returned.
 //
@@ -808,10 +835,10 @@ func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 	if ok, _ := ks.allowed(now); !ok {
 		return Step{}, false
 	}
-	kind := m.g.KindOf(like)
+	kind := m.callKind(m.g.KindOf(like))
 	for j := ks.head; j < len(ks.queue); j++ {
 		i := ks.queue[j]
-		if int(i) != li && m.state[i] == Ready && m.g.KindOf(m.nodes[i]) == kind {
+		if int(i) != li && m.state[i] == Ready && m.callKind(m.g.KindOf(m.nodes[i])) == kind {
 			if j == ks.head {
 				ks.head++
 			}

@@ -41,10 +41,12 @@ type SnapshotError struct {
 	// Differs says, with Mismatch, what differs from the snapshot's, in
 	// this order: "plan" (the graph's template or segments, the plan's
 	// nodes, stages or batch keys), then the [Config] fields "Mode",
-	// "Workers", "Caps", "Rates", "Windows" and "MaxBatch", each as the
-	// machine takes it (a cap that lowers no concurrency, say, is no
-	// difference; a change of Mode may change the Windows that apply).
-	// When the plan differs, Caps, Rates and Windows are not compared, as
+	// "Workers", "Caps", "Rates", "Windows", "MaxBatch" and "Shared",
+	// each as the machine takes it (a cap that lowers no concurrency, say,
+	// is no difference; a change of Mode may change the Windows that
+	// apply, and so may a change of Shared, as kinds that share calls
+	// share a window). When the plan differs, Caps, Rates, Windows and
+	// Shared are not compared, as
 	// what the machine takes of them depends on the plan. It is nil when
 	// the snapshot cannot say: one of version 1. A snapshot whose Rates
 	// alone differ is restored, not refused (see [Restore]).
@@ -79,7 +81,8 @@ const stateLetters = "prRsfkSc"
 //	{"version": 2,
 //	 "fingerprint": "3f1c…",              // 64 hex digits: the plan and Config
 //	 "parts": {"plan": "9a0e…", "mode": "…", "workers": "…", "caps": "…",
-//	           "rates": "…", "windows": "…", "maxBatch": "…"}, // 16 hex digits each
+//	           "rates": "…", "windows": "…", "maxBatch": "…",
+//	           "shared": "…"},                // 16 hex digits each
 //	 "states": "ssRRrrpp",                // one letter a planned node, in Plan.Nodes order
 //	 "ready": [12, 9],                    // the Ready nodes, in the order they became ready
 //	 "readySince": [{"node": 12, "at": "2025-01-01T00:00:03Z"}],
@@ -113,13 +116,16 @@ const stateLetters = "prRsfkSc"
 // and [Config]: the graph's template and segments, the plan's nodes with
 // their stages and batch keys, each key's concurrency (after
 // [Config.Caps]) and [Rate], the batch windows that apply, the mode,
-// [Config.Workers] and [Config.MaxBatch]. A Config that differs only in
+// [Config.Workers], [Config.MaxBatch] and the kinds that share calls
+// ([Config.Shared]; none adds nothing, so that a snapshot without them
+// has the fingerprint it had before Shared came). A Config that differs only in
 // what the machine ignores (a rate of a key the plan has not, say) has
 // the same one. The same plan and Config have the same fingerprint in
 // every process, and in every release that writes version 1 or 2.
 // "parts" holds the first 8 bytes, in hex, of a SHA-256 of each part of
 // it: the plan (with each batch key's concurrency before Config.Caps)
-// and each Config field as the machine takes it, so that Restore can say
+// and each Config field as the machine takes it ("shared" left out when
+// no kind shares calls), so that Restore can say
 // which differs ([SnapshotError.Differs]) and restore a snapshot under
 // other rates. With the same fingerprint, the plan's digest alone may
 // differ, for a batch key whose concurrency a cap lowers to the same
@@ -160,12 +166,15 @@ type partsForm struct {
 	Rates    string `json:"rates"`
 	Windows  string `json:"windows"`
 	MaxBatch string `json:"maxBatch"`
+	// Shared is left out when no kind shares calls (Config.Shared), as
+	// snapshots before it were.
+	Shared string `json:"shared,omitempty"`
 }
 
 // list returns the parts' digests and names, in Differs order.
-func (p *partsForm) list() [7]struct{ name, digest string } {
-	return [7]struct{ name, digest string }{{"plan", p.Plan}, {"Mode", p.Mode}, {"Workers", p.Workers},
-		{"Caps", p.Caps}, {"Rates", p.Rates}, {"Windows", p.Windows}, {"MaxBatch", p.MaxBatch}}
+func (p *partsForm) list() [8]struct{ name, digest string } {
+	return [8]struct{ name, digest string }{{"plan", p.Plan}, {"Mode", p.Mode}, {"Workers", p.Workers},
+		{"Caps", p.Caps}, {"Rates", p.Rates}, {"Windows", p.Windows}, {"MaxBatch", p.MaxBatch}, {"Shared", p.Shared}}
 }
 
 type nodeTime struct {
@@ -335,6 +344,9 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		return badSnapshot(`missing "parts": version %d has them`, f.Version)
 	case f.Parts != nil:
 		for _, p := range f.Parts.list() {
+			if p.name == "Shared" && p.digest == "" {
+				continue // no kind shares calls
+			}
 			if !isHex(p.digest, partDigest) {
 				return badSnapshot("parts: %s %q: want %d lowercase hex digits", strings.ToLower(p.name[:1])+p.name[1:], cut(p.digest), 2*partDigest)
 			}
@@ -552,6 +564,7 @@ func (m *Machine) fingerprint() string {
 		num(int64(m.stage[i]))
 		num(int64(m.key[i]))
 	}
+	b = m.appendShared(b)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
@@ -636,11 +649,15 @@ func (m *Machine) parts() partsForm {
 		}
 	})
 	p.MaxBatch = digest("maxBatch", func() { num(int64(m.maxBatch)) })
+	if m.shares != nil {
+		p.Shared = digest("shared", func() { b = m.appendShared(b) })
+	}
 	return p
 }
 
 // differs returns what differs between the machine's parts and theirs,
-// in Differs order: Caps, Rates and Windows only if the plan does not.
+// in Differs order: Caps, Rates, Windows and Shared only if the plan
+// does not.
 func (m *Machine) differs(theirs *partsForm) []string {
 	ours := m.parts()
 	a, b := ours.list(), theirs.list()
@@ -649,7 +666,7 @@ func (m *Machine) differs(theirs *partsForm) []string {
 		if a[k].digest == b[k].digest {
 			continue
 		}
-		if len(out) > 0 && out[0] == "plan" && (a[k].name == "Caps" || a[k].name == "Rates" || a[k].name == "Windows") {
+		if len(out) > 0 && out[0] == "plan" && (a[k].name == "Caps" || a[k].name == "Rates" || a[k].name == "Windows" || a[k].name == "Shared") {
 			continue
 		}
 		out = append(out, a[k].name)
