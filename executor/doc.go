@@ -23,7 +23,9 @@
 //     at once.
 //   - A [BatchGenerator] gets many ready nodes of one kind and batch key
 //     in one call, up to the key's free slots (within Options.MaxBatch and
-//     Options.Limits). In Dataflow mode a kind's nodes become ready one by
+//     Options.Limits); kinds of one batch key registered with the same
+//     BatchGenerator share its calls, each request naming its node's
+//     kind. In Dataflow mode a kind's nodes become ready one by
 //     one, as their dependencies end, so a call gets those ready when a
 //     worker is free, often one; the kind's [KindOptions].BatchWindow
 //     lets a call wait up to the window for more. It never waits once the

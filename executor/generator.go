@@ -123,12 +123,22 @@ func (o *Outcome) empty() bool {
 	return o.Err == nil && a.Data == nil && a.URL == "" && a.Hash == "" && a.Length == 0 && a.Meta == nil
 }
 
-// BatchGenerator is a [Generator] that can also regenerate many nodes of
-// one kind in one call, for hosts whose orchestrators already batch
-// prompts and throttle providers. The executor detects it by type
-// assertion and calls GenerateBatch with the ready nodes of one kind and
-// batch key, up to the free slots of the key (each node holds one), in
-// node order (by segment). In
+// BatchGenerator is a [Generator] that can also regenerate many nodes in
+// one call, for hosts whose orchestrators already batch prompts and
+// throttle providers. The executor detects it by type assertion and calls
+// GenerateBatch with ready nodes of one batch key, up to the free slots
+// of the key (each node holds one, within Options.MaxBatch), in node
+// order: nodes of one kind, or of all the kinds of the key that
+// Options.Generators gives this same BatchGenerator (the same comparable
+// value, typically one pointer; a value that cannot be compared, such as
+// a struct with a func field, shares with no other kind), so that a host
+// with a kind per tile and one bulk client gets calls of many tiles.
+// Each request's ID names its node's kind. Kinds of one key with other
+// generators have calls of their own. In a call that spans kinds, each
+// node keeps its own kind's options (its Validate, its retry policy and
+// its Timeout when retried alone), and the call has the longest
+// BatchTimeout and, in Dataflow mode, waits up to the longest BatchWindow
+// among its kinds (see [KindOptions]). In
 // Dataflow mode nodes become ready one by one, as their dependencies end,
 // so that a call often gets one node: the kind's
 // [KindOptions].BatchWindow lets a call wait a moment for more. The
@@ -139,13 +149,14 @@ func (o *Outcome) empty() bool {
 // once per kind, as its GenerateBatch goes unused. It returns one
 // outcome per request, in order. A call that returns another number of
 // outcomes fails as a whole: the executor logs a warning (Options.Logger)
-// that names the kind, the batch key and the two counts, and retries
+// that names the call's kinds, the batch key and the two counts, and retries
 // every node of the call alone with Generate, as after a failed first
 // attempt (a kind whose Retry allows one attempt fails them). A node that
 // fails in the batch is retried alone with Generate; the others are kept. A panic fails the
 // whole call, and every node is then retried alone; it is a [*PanicError]
 // with its stack (In "bulk call"), logged once through Options.Logger. The kind's BatchTimeout
-// (by default its Timeout; see [KindOptions]) bounds the whole call: at its end the call's context ends, and the
+// (by default its Timeout; see [KindOptions]; the longest of its kinds'
+// for a call that spans kinds) bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome
 // the context's error) is retried alone, as timed out. A cancel of the
@@ -157,8 +168,8 @@ func (o *Outcome) empty() bool {
 // because its graph was replaced or deleted ([ErrGraphReplaced],
 // [ErrGraphDeleted]) gives no grace: no resume could use the outputs, so
 // the call is abandoned at once, as a single generator's call is, and its
-// nodes are cancelled, nothing of it stored. The kind's
-// Validate checks the outputs within that grace too. A call that does
+// nodes are cancelled, nothing of it stored. Each node's kind's
+// Validate checks its output within that grace too. A call that does
 // not return, or whose checks do not end, in its grace is abandoned, and
 // all its nodes are retried alone (cancelled, after a cancel).
 type BatchGenerator interface {

@@ -768,7 +768,8 @@ func contentHash(a Asset) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// runBatch runs nodes of one batch key and kind with a bulk generator:
+// runBatch runs nodes of one batch key with a bulk generator, of one kind
+// or of the kinds that share it (see sharedKinds):
 // one call for all of them, then each failure retried alone, in parallel.
 // It reports false when this goroutine was abandoned; a rescuer then
 // finishes the batch and hands its results to then.
@@ -870,7 +871,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			// turn into single ones.
 			err = fmt.Errorf("bulk generator returned %d outcomes for %d requests", len(outs), len(reqs))
 			r.e.log.Warn("regen: bulk generator returned another number of outcomes than its requests; the call fails, and each of its nodes is retried alone",
-				"run", r.handle.id, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs), "outcomes", len(outs))
+				"run", r.handle.id, "kind", callKinds(jobs, idx), "batch_key", key, "requests", len(reqs), "outcomes", len(outs))
 		}
 		if pe := (*PanicError)(nil); errors.As(err, &pe) {
 			// A panic in the bulk call says nothing about each node: each
@@ -878,7 +879,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 			// log keeps its stack.
 			pe.In = inBulkCall
 			r.e.log.Warn("regen: bulk generator panicked; the call fails, and each of its nodes is retried alone",
-				"run", r.handle.id, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs),
+				"run", r.handle.id, "kind", callKinds(jobs, idx), "batch_key", key, "requests", len(reqs),
 				"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
 		}
 		for k, i := range idx {
@@ -907,7 +908,12 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		retries.Wait()
 		return results
 	}
+	// A call that spans kinds (see sharedKinds) has the longest of their
+	// BatchTimeouts: none of its nodes is cut shorter than its kind's.
 	timeout := jobs[idx[0]].ko.BatchTimeout
+	for _, i := range idx[1:] {
+		timeout = max(timeout, jobs[i].ko.BatchTimeout)
+	}
 	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
 		return then(finish(nil, nil, err))
 	})); cause != nil {
@@ -922,14 +928,17 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		outs[k].Err = hostError(outs[k].Err, "")
 	}
 	var checks []error
-	if v := jobs[idx[0]].ko.Validate; err == nil && v != nil && len(outs) == len(reqs) {
-		// The checks are part of the bulk call (see check).
-		checks = make([]error, len(outs))
+	if err == nil && len(outs) == len(reqs) {
+		// The checks are part of the bulk call (see check), each node's
+		// by its own kind's Validate, in a call that spans kinds too.
 		for k := range outs {
 			if c.state.Load() != c.begun {
 				break // abandoned: the outcomes are thrown away unchecked
 			}
-			if outs[k].Err == nil && !outs[k].empty() {
+			if v := jobs[idx[k]].ko.Validate; v != nil && outs[k].Err == nil && !outs[k].empty() {
+				if checks == nil {
+					checks = make([]error, len(outs))
+				}
 				checks[k] = check(v, &reqs[k], outs[k].Asset)
 			}
 		}
@@ -941,7 +950,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 				late = checks[k]
 			}
 		}
-		r.latePanic(late, inBulkCall, "kind", jobs[idx[0]].kind, "batch_key", key, "requests", len(reqs))
+		r.latePanic(late, inBulkCall, "kind", callKinds(jobs, idx), "batch_key", key, "requests", len(reqs))
 		r.watch.ended() // after the log: Close waits for it
 		return nil, false
 	}

@@ -173,7 +173,10 @@ type KindOptions struct {
 	// BatchTimeout bounds each bulk call of the kind (a [BatchGenerator]'s
 	// GenerateBatch, which makes many nodes at once and may take longer
 	// than one node's call); Timeout still bounds each node retried alone
-	// after it: 0 (the default) or more. Default: Timeout.
+	// after it. A call that spans kinds (that share a BatchGenerator) has
+	// the longest BatchTimeout among its nodes' kinds, so that none of
+	// its nodes is cut shorter than its own kind allows: 0 (the default)
+	// or more. Default: Timeout.
 	BatchTimeout time.Duration
 	// Validate checks each output before it is accepted. Default: none,
 	// except ValidateNarration for a kind named asset:narration, as the
@@ -204,7 +207,10 @@ type KindOptions struct {
 	// stage's nodes are ready at once (New logs a warning for a window
 	// set with Options.Mode Staged); a cancel ends the wait at once.
 	// Other kinds' nodes start meanwhile, those that share the batch key
-	// too (they may make the nodes the call waits for). Options.Workers
+	// too (they may make the nodes the call waits for), but for the kinds
+	// of the key that share the kind's BatchGenerator, whose calls span
+	// them (see [BatchGenerator]): their nodes count as the kind's, and
+	// their call waits up to the longest BatchWindow among them. Options.Workers
 	// counts each node of a call: a cap below the key's concurrency makes
 	// the calls smaller. The ETA of a run's events does not count the
 	// waits. A negative

@@ -100,6 +100,9 @@ type run struct {
 	// BatchGenerator, if it is one: looked up once, not once a node.
 	gens  []Generator
 	bulks []BatchGenerator
+	// sharedKinds groups the kinds, by name, that share bulk calls, for the
+	// machine's Config.Shared (see sharedKinds).
+	sharedKinds [][]string
 	// batchGet is the asset store, if it is an AssetBatchGetter.
 	batchGet AssetBatchGetter
 
@@ -267,6 +270,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		r.gens[ki] = e.opts.Generators[name] // nil for a kind without one: see missingGenerators
 		r.bulks[ki], _ = r.gens[ki].(BatchGenerator)
 	}
+	r.sharedKinds = sharedKinds(r.g, r.bulks)
 	e.warnUnknownKeys(r.g, req.RunID)
 	e.warnUnbatched(r.g, req.RunID)
 	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
@@ -825,7 +829,7 @@ func (r *run) round() {
 	opts := &r.e.opts
 	windows := r.windows()
 	m, err := schedule.New(r.plan, schedule.Config{Mode: opts.Mode, Workers: opts.Workers, Rates: opts.Rates, Caps: opts.Limits,
-		Windows: windows, MaxBatch: opts.MaxBatch})
+		Windows: windows, MaxBatch: opts.MaxBatch, Shared: r.sharedKinds})
 	if err != nil {
 		// Options were validated in New; this is a programming error.
 		panic("executor: " + err.Error())
@@ -1050,10 +1054,12 @@ func (r *run) work(locked bool) bool {
 		// The call's requests in node order, whatever order its nodes
 		// became ready in: the same batch makes the same call.
 		slices.SortFunc(steps, func(a, b schedule.Step) int { return cmp.Compare(a.Node, b.Node) })
+		// A call may span the kinds that share its generator: each node
+		// is of its own kind, with its kind's options.
 		jobs := make([]*job, len(steps))
 		for i, st := range steps {
 			jobs[i] = new(job)
-			r.newJob(jobs[i], st, kind)
+			r.newJob(jobs[i], st, st.Kind)
 		}
 		r.mu.Unlock()
 		results, ok := r.runBatch(bulk, jobs, &r.workers, r.thenBatch)
