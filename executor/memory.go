@@ -954,10 +954,16 @@ func copyRecord(r Record) Record {
 }
 
 // PruneRuns deletes the records that ended more than olderThan ago, and
-// those that never ended (a run cut short by the process's end leaves
-// them "running") but started more than olderThan ago, and returns how
-// many it deleted: a record exactly olderThan old is kept, as pgstore
-// keeps it. A record with neither time is kept. Ages are measured
+// those that never ended but started more than olderThan ago, and
+// returns how many it deleted: a record exactly olderThan old is kept, as
+// pgstore keeps it. A record with neither time is kept, and so is every
+// record whose Status is [RunRunning], whatever its age: its run may
+// still go on (a long run, whose record GetRun and RunsByStatus would
+// miss until its end), or its process may have stopped (a crash leaves
+// its runs' records running), and the record is what a recovery lists
+// and resumes them from ([RunStatusLister], [Executor.Resume]); a host
+// settles such a record with Resume or [Executor.Abandon], and its new
+// status then ages as any other. Ages are measured
 // by time.Now against the records' times, which the executor takes from
 // the same clock. A run whose record was deleted while it went on writes
 // its record again when it ends. It costs O(records) under the lock. A
@@ -975,6 +981,9 @@ func (m *MemoryRuns) PruneRuns(ctx context.Context, olderThan time.Duration) (in
 	defer m.mu.Unlock()
 	var n int64
 	for id, r := range m.runs {
+		if r.Status == RunRunning {
+			continue // see the doc: never a record that says running
+		}
 		at := r.EndedAt
 		if at.IsZero() {
 			at = r.StartedAt

@@ -224,7 +224,9 @@ func (m *MemoryStore) PruneAssets(ctx context.Context, olderThan time.Duration) 
 
 // PruneRuns is [MemoryRuns.PruneRuns]: it deletes the run records that
 // ended, or that never ended but started, more than olderThan ago, and
-// returns how many it deleted.
+// returns how many it deleted. It never deletes a record that says
+// running ([RunRunning]), whatever its age: its run may still go on, or
+// wait, its process gone, for a recovery to resume it.
 func (m *MemoryStore) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
 	return m.runs.PruneRuns(ctx, olderThan)
 }

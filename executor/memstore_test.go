@@ -390,7 +390,10 @@ func TestMemoryStatesDeleteGraph(t *testing.T) {
 
 // PruneRuns of a MemoryRuns of its own deletes the records that ended, or
 // never ended but started, more than olderThan ago: one that ended
-// exactly olderThan ago is kept (it was deleted, unlike pgstore's).
+// exactly olderThan ago is kept (it was deleted, unlike pgstore's). It
+// keeps the records that say running, whatever their age: it deleted
+// that of a run that crashed 3 hours ago, which a recovery would have
+// resumed, and a long run's, which went on without it.
 func TestMemoryRunsPruneRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
@@ -402,6 +405,7 @@ func TestMemoryRunsPruneRuns(t *testing.T) {
 			{ID: "ended-recently", GraphKey: "g", StartedAt: now.Add(-3 * time.Hour), EndedAt: now.Add(-time.Minute)},
 			{ID: "crashed", GraphKey: "h", Status: executor.RunRunning, StartedAt: now.Add(-3 * time.Hour)},
 			{ID: "running", GraphKey: "h", Status: executor.RunRunning, StartedAt: now.Add(-time.Minute)},
+			{ID: "interrupted", GraphKey: "h", Status: executor.RunInterrupted, StartedAt: now.Add(-3 * time.Hour)},
 			{ID: "no-times", GraphKey: "h"},
 		} {
 			require.NoError(t, m.PutRun(ctx, r))
@@ -413,7 +417,7 @@ func TestMemoryRunsPruneRuns(t *testing.T) {
 
 		n, err := m.PruneRuns(ctx, time.Hour)
 		require.NoError(t, err)
-		assert.Equal(t, int64(2), n)
+		assert.Equal(t, int64(2), n, "records deleted: ended long ago, interrupted (no end) started long ago")
 		var left []string
 		for _, g := range []string{"g", "h"} {
 			rs, err := m.ListRuns(ctx, g)
@@ -422,7 +426,14 @@ func TestMemoryRunsPruneRuns(t *testing.T) {
 				left = append(left, r.ID)
 			}
 		}
-		assert.ElementsMatch(t, []string{"ended-an-hour-ago", "ended-recently", "no-times", "running"}, left)
+		assert.ElementsMatch(t, []string{"ended-an-hour-ago", "ended-recently", "crashed", "no-times", "running"}, left)
+		rs, err := m.RunsByStatus(ctx, executor.RunRunning)
+		require.NoError(t, err)
+		var running []string
+		for _, r := range rs {
+			running = append(running, r.ID)
+		}
+		assert.ElementsMatch(t, []string{"crashed", "running"}, running, "RunsByStatus(running) after the prune")
 	})
 }
 

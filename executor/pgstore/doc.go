@@ -231,7 +231,9 @@
 //     while runs go on. It is only for a Store that is also the
 //     StateStore of everything that puts assets into it.
 //   - [Store.PruneRuns] deletes run records that ended, or that never
-//     ended but started, more than a given age ago.
+//     ended but started, more than a given age ago, but never one that
+//     says running, whatever its age: its run may go on still, or wait,
+//     its process gone, for [Store.ResumeLeftRunning].
 //
 // Ages are measured by the database's clock. The prunes work in batches of
 // 1,000 rows, each a short transaction. Layout version 2 added the hash

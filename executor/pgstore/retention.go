@@ -148,14 +148,20 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 }
 
 // PruneRuns deletes the run records that ended more than olderThan ago,
-// and those that never ended (a crashed process leaves them "running")
-// but started more than olderThan ago, by the database's clock, and
-// returns how many it deleted. A run whose record was deleted while it
-// went on writes its record again when it ends. It deletes in batches,
-// like [Store.PruneAssets], each found through the runs_age index and
-// each a READ COMMITTED transaction of its own, whatever the session's
-// default level: it costs the records it deletes, not the records kept.
-// A negative olderThan is an error wrapping [ErrInvalidAge].
+// and those that never ended but started more than olderThan ago, by the
+// database's clock, and returns how many it deleted. It never deletes a
+// record whose status is running (executor.RunRunning), whatever its
+// age: its run may go on still, in this process or another (a long run,
+// whose record GetRun and RunsByStatus would miss until its end), or its
+// process may have died, and the record is what
+// [Store.ResumeLeftRunning] resumes it from (see "Locking a graph key"
+// in the package documentation). A host settles a record left running by resuming it, or
+// with executor.Executor.Abandon; it then ages as any other. It deletes
+// in batches, like [Store.PruneAssets], each found through the runs_age
+// index and each a READ COMMITTED transaction of its own, whatever the
+// session's default level: it costs the records it deletes, and the old
+// records that say running, which it passes over, not the records kept
+// younger. A negative olderThan is an error wrapping [ErrInvalidAge].
 func (s *Store) PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error) {
 	if err := checkAge("prune runs", olderThan); err != nil {
 		return 0, err
@@ -222,8 +228,13 @@ func (s *Store) batchSize() int {
 // that a concurrent Put holds is waited for, then checked again (READ
 // COMMITTED), so a Put that renews an asset keeps it.
 //
-// pruneRunsSQL deletes a batch of old records, skipping those that a
-// concurrent PutRun holds: they are not old.
+// pruneRunsSQL deletes a batch of old records that do not say running,
+// skipping those that a concurrent PutRun holds: they are not old. The
+// status is a filter of the batch, not of its deletion, so that a batch
+// is full while old records that do not say running remain, however many
+// old running ones the index holds before them. A record that a PutRun
+// committed since the statement's snapshot is checked again, status
+// included, as FOR UPDATE locks it (READ COMMITTED).
 //
 // deleteGraphSQL makes a graph's row a tombstone: it moves the version on
 // and keeps the row, so that the version is never used again.
@@ -245,5 +256,6 @@ SELECT (SELECT max(key) FROM page), (SELECT count(*) FROM page), (SELECT count(*
 	pruneRunsSQL = `DELETE FROM {s}.runs WHERE id IN (
 	SELECT id FROM {s}.runs
 	WHERE coalesce(ended_at, started_at) < now() - $1::bigint * interval '1 microsecond'
+		AND status <> 'running'
 	LIMIT $2 FOR UPDATE SKIP LOCKED)`
 )

@@ -310,27 +310,49 @@ func TestDeleteGraphWhileCommitting(t *testing.T) {
 }
 
 // PruneRuns deletes the records that ended before the time, and those of
-// runs that never ended but started before it.
+// runs that never ended but started before it, but for those that say
+// running, whatever their age: it deleted a crashed run's, which
+// ResumeLeftRunning would have resumed, and a long run's, which vanished
+// from GetRun and RunsByStatus while the run went on. In batches of 2,
+// it passes the old running records and deletes every old one past them.
 func TestPruneRuns(t *testing.T) {
 	t.Parallel() // each test has its own schema
 	s, _ := newStore(t)
+	pgstore.SetPruneBatch(s, 2)
 	ctx := t.Context()
 	now := time.Now()
 	old, recent := now.Add(-48*time.Hour), now.Add(-time.Minute)
-	for _, r := range []executor.Record{
-		{ID: "ended-old", GraphKey: "g", Status: executor.RunSucceeded, StartedAt: old, EndedAt: old.Add(time.Minute)},
+	records := []executor.Record{
 		{ID: "ended-recent", GraphKey: "g", Status: executor.RunFailed, StartedAt: old, EndedAt: recent},
-		{ID: "crashed-old", GraphKey: "h", Status: executor.RunRunning, StartedAt: old},
 		{ID: "running", GraphKey: "h", Status: executor.RunRunning, StartedAt: recent},
 		{ID: "never-started", GraphKey: "h"},
-	} {
+	}
+	var kept, deleted []string
+	for i := range 3 {
+		// More old running records than a batch, and older than the
+		// rest: a batch that took them, and deleted fewer than 2 rows,
+		// would end the prune before the old records that ended.
+		for _, r := range []executor.Record{
+			{ID: fmt.Sprint("crashed-old-", i), GraphKey: "h", Status: executor.RunRunning, StartedAt: old.Add(-time.Hour)},
+			{ID: fmt.Sprint("ended-old-", i), GraphKey: "g", Status: executor.RunSucceeded, StartedAt: old, EndedAt: old.Add(time.Minute)},
+			{ID: fmt.Sprint("interrupted-old-", i), GraphKey: "h", Status: executor.RunInterrupted, StartedAt: old},
+		} {
+			records = append(records, r)
+			if r.Status == executor.RunRunning {
+				kept = append(kept, r.ID)
+			} else {
+				deleted = append(deleted, r.ID)
+			}
+		}
+	}
+	for _, r := range records {
 		require.NoError(t, s.PutRun(ctx, r))
 	}
 	_, err := s.PruneRuns(ctx, -time.Hour)
 	require.ErrorIs(t, err, pgstore.ErrInvalidAge)
 	n, err := s.PruneRuns(ctx, 24*time.Hour)
 	require.NoError(t, err)
-	assert.Equal(t, int64(2), n)
+	assert.Equal(t, int64(len(deleted)), n, "records deleted: %v", deleted)
 	var left []string
 	for _, g := range []string{"g", "h"} {
 		runs, err := s.ListRuns(ctx, g)
@@ -339,7 +361,15 @@ func TestPruneRuns(t *testing.T) {
 			left = append(left, r.ID)
 		}
 	}
-	assert.ElementsMatch(t, []string{"ended-recent", "running", "never-started"}, left)
+	assert.ElementsMatch(t, append([]string{"ended-recent", "running", "never-started"}, kept...), left,
+		"records left: a record that says running is kept, whatever its age")
+	running, err := s.RunsByStatus(ctx, executor.RunRunning)
+	require.NoError(t, err)
+	var ids []string
+	for _, r := range running {
+		ids = append(ids, r.ID)
+	}
+	assert.ElementsMatch(t, append([]string{"running"}, kept...), ids, "RunsByStatus(running) after the prune")
 }
 
 // The garbage collector and the executor together: after an edit, the
@@ -736,7 +766,8 @@ func TestPruneKeepsTheAge(t *testing.T) {
 				{"ended-before", a + 1, true}, {"ended-at", a, true}, {"ended-after", a - 1, true},
 				{"running-before", a + 1, false}, {"running-at", a, false},
 			} {
-				set := `started_at = now() - ` + us + `, ended_at = NULL, status = 'running'`
+				// Not running, which is never pruned (see TestPruneRuns).
+				set := `started_at = now() - ` + us + `, ended_at = NULL, status = 'interrupted'`
 				if r.ending {
 					set = `started_at = now() - (` + us + `) - interval '1 hour', ended_at = now() - ` + us
 				}

@@ -178,6 +178,8 @@
 //   - PruneRuns deletes the records that ended, or that never ended but
 //     started, more than the age ago (GetRun and RunsByStatus find them
 //     no more than ListRuns does), and keeps a record with no time,
+//     every record that says running, however old (a long run's, or a
+//     crashed one's that a recovery resumes; a failure names the rule),
 //     and one exactly the age old (checked on the fake clock of a
 //     testing/synctest bubble, which stands still: a store that reads
 //     another clock, a database's, is not checked there);

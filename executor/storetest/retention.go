@@ -63,7 +63,10 @@ type Retainer interface {
 	// PruneRuns deletes the run records that ended more than olderThan
 	// ago, and those that never ended but started more than olderThan
 	// ago, and returns how many it deleted: a record exactly olderThan old
-	// is kept.
+	// is kept. It never deletes a record whose Status is
+	// executor.RunRunning, whatever its age: its run may go on still (a
+	// long run), or its process may have died, and the record is what a
+	// recovery resumes it from.
 	PruneRuns(ctx context.Context, olderThan time.Duration) (int64, error)
 }
 
@@ -100,6 +103,7 @@ func Retention(t *testing.T, newStore func(t *testing.T) Retainer) {
 		{"PruneAssetsAfterPutAgain", testPruneAssetsPutAgain},
 		{"PruneRuns", testPruneRuns},
 		{"PruneRunsKeepsTheAge", testPruneRunsAge},
+		{"PruneRunsKeepsRunning", testPruneRunsRunning},
 		{"PruneAssetsKeepsTheAge", testPruneAssetsAge},
 		{"NegativeAge", testRetentionNegativeAge},
 		{"CancelledContext", testRetentionCancelled},
@@ -958,10 +962,12 @@ func testPruneRuns(t *testing.T, s Retainer) {
 	}
 	endedOld := run("ended-old", g, executor.RunSucceeded, old, old.Add(time.Minute))
 	endedRecent := run("ended-recent", g, executor.RunFailed, old, recent)
-	crashedOld := run("crashed-old", h, executor.RunRunning, old, time.Time{})
-	running := run("running", h, executor.RunRunning, recent, time.Time{})
-	timeless := run("no-times", h, executor.RunRunning, time.Time{}, time.Time{})
-	for _, r := range []executor.Record{endedOld, endedRecent, crashedOld, running, timeless} {
+	// A record that never ended, and does not say running (testPruneRunsRunning
+	// checks those): its start is its age.
+	unendedOld := run("unended-old", h, executor.RunInterrupted, old, time.Time{})
+	unended := run("unended", h, executor.RunInterrupted, recent, time.Time{})
+	timeless := run("no-times", h, executor.RunInterrupted, time.Time{}, time.Time{})
+	for _, r := range []executor.Record{endedOld, endedRecent, unendedOld, unended, timeless} {
 		putRun(t, s, r)
 	}
 	left := func() []string {
@@ -980,16 +986,84 @@ func testPruneRuns(t *testing.T, s Retainer) {
 
 	n, err := s.PruneRuns(t.Context(), 24*time.Hour)
 	require.NoError(t, err, "PruneRuns(24h)")
-	assert.Equal(t, int64(2), n, "PruneRuns(24h): records deleted (ended 2 days ago; running, started 2 days ago)")
-	assert.ElementsMatch(t, []string{endedRecent.ID, running.ID, timeless.ID}, left(), "records left after PruneRuns(24h)")
-	gone("PruneRuns(24h)", endedOld, crashedOld)
+	assert.Equal(t, int64(2), n, "PruneRuns(24h): records deleted (ended 2 days ago; never ended, started 2 days ago)")
+	assert.ElementsMatch(t, []string{endedRecent.ID, unended.ID, timeless.ID}, left(), "records left after PruneRuns(24h)")
+	gone("PruneRuns(24h)", endedOld, unendedOld)
 	requireRun(t, s, endedRecent)
 
 	n, err = s.PruneRuns(t.Context(), 0)
 	require.NoError(t, err, "PruneRuns(0)")
 	assert.Equal(t, int64(2), n, "PruneRuns(0): records deleted (every one with a time)")
 	assert.Equal(t, []string{timeless.ID}, left(), "records left after PruneRuns(0): one with no time has no age")
-	gone("PruneRuns(0)", endedRecent, running)
+	gone("PruneRuns(0)", endedRecent, unended)
+}
+
+// keepsRunningRule is the rule that testPruneRunsRunning checks, which
+// its failures cite.
+const keepsRunningRule = "PruneRuns never deletes a record that says running, whatever its age: " +
+	"its run may still go on (a long run, whose record would vanish from GetRun and RunsByStatus until its end), " +
+	"or its process may have died, and the recovery of the runs left running " +
+	"(RunsByStatus(RunRunning), then Resume) needs the record, which nothing writes again"
+
+// testPruneRunsRunning checks that PruneRuns keeps the records that say
+// running, however old: a long run still going, and one whose process
+// died, to be resumed, with no end time, and one whose end time is set
+// (the status decides, not the times), at the age of a day and at 0,
+// while it deletes the old records that ended beside them.
+func testPruneRunsRunning(t *testing.T, s Retainer) {
+	key := Unique(t, "")
+	now := time.Now().Truncate(time.Microsecond)
+	old := now.Add(-48 * time.Hour)
+	run := func(id string, status executor.RunStatus, started, ended time.Time) executor.Record {
+		r := record(Unique(t, id), key, started)
+		r.Status, r.EndedAt = status, ended
+		putRun(t, s, r)
+		return r
+	}
+	longRun := run("long-run", executor.RunRunning, old, time.Time{})
+	crashed := run("crashed", executor.RunRunning, old.Add(-24*time.Hour), time.Time{})
+	timed := run("running-with-an-end-time", executor.RunRunning, old, old.Add(time.Minute))
+	ended := run("ended", executor.RunSucceeded, old, old.Add(time.Minute))
+	running := []executor.Record{longRun, crashed, timed}
+
+	for _, age := range []time.Duration{24 * time.Hour, 0} {
+		call := fmt.Sprintf("PruneRuns(%v)", age)
+		n, err := s.PruneRuns(t.Context(), age)
+		require.NoError(t, err, call)
+		left := ids(listRuns(t, s, key))
+		var byStatus []string // nil: the store lists no statuses
+		if l, ok := s.(executor.RunStatusLister); ok {
+			rs, err := l.RunsByStatus(t.Context(), executor.RunRunning)
+			require.NoError(t, err, "RunsByStatus(%q)", executor.RunRunning)
+			byStatus = ids(rs)
+		}
+		for _, r := range running {
+			if !slices.Contains(left, r.ID) {
+				t.Errorf("%s deleted record %s, which says running (started %v ago, ended %s): %s",
+					call, short(r.ID), now.Sub(r.StartedAt), endedText(now, r.EndedAt), keepsRunningRule)
+				continue
+			}
+			requireRun(t, s, r)
+			if byStatus != nil {
+				assert.Contains(t, byStatus, r.ID, "RunsByStatus(%q) after %s does not list record %s, which ListRuns lists: %s",
+					executor.RunRunning, call, short(r.ID), keepsRunningRule)
+			}
+		}
+		if age > 0 {
+			assert.Equal(t, int64(1), n, "%s: records deleted (one that ended 2 days ago, beside three old ones that say running)", call)
+			assert.NotContains(t, left, ended.ID, "%s kept a record that ended 2 days ago", call)
+		} else {
+			assert.Zero(t, n, "%s: records deleted (only records that say running were left)", call)
+		}
+	}
+}
+
+// endedText says when a record ended, for a failure's message.
+func endedText(now, ended time.Time) string {
+	if ended.IsZero() {
+		return "never"
+	}
+	return fmt.Sprintf("%v ago", now.Sub(ended))
 }
 
 // testPruneRunsAge checks that PruneRuns(age) keeps a record that ended,
@@ -1017,7 +1091,8 @@ func testPruneRunsAge(t *testing.T, s Retainer) {
 			r := record(Unique(t, id), key, started)
 			r.EndedAt = ended
 			if ended.IsZero() {
-				r.Status = executor.RunRunning
+				// Never ended, and not running, which is never pruned.
+				r.Status = executor.RunInterrupted
 			}
 			if err := s.PutRun(ctx, r); err != nil {
 				t.Fatalf("PutRun(%q): %v", r.ID, err)
@@ -1027,7 +1102,7 @@ func testPruneRunsAge(t *testing.T, s Retainer) {
 		before = run("ended-before-the-age", cutoff.Add(-time.Hour), cutoff.Add(-time.Microsecond))
 		atAge = run("ended-at-the-age", cutoff.Add(-time.Hour), cutoff)
 		after = run("ended-after-the-age", cutoff.Add(-time.Hour), cutoff.Add(time.Microsecond))
-		startedAtAge = run("running-started-at-the-age", cutoff, time.Time{})
+		startedAtAge = run("unended-started-at-the-age", cutoff, time.Time{})
 		n, err = s.PruneRuns(ctx, age)
 		still = time.Now().Equal(now)
 		rs, lerr := s.ListRuns(ctx, key)

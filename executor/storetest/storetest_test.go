@@ -111,6 +111,7 @@ var bugs = []kitBug{
 	{"Retention", "runs-by-start", []string{"PruneRuns"}},
 	{"Retention", "timeless-old", []string{"PruneRuns"}},
 	{"Retention", "prune-runs-at-age", []string{"PruneRunsKeepsTheAge"}},
+	{"Retention", "prune-running", []string{"PruneRunsKeepsRunning"}},
 	{"Retention", "prune-assets-at-age", []string{"PruneAssetsKeepsTheAge"}},
 	{"Retention", "prune-toctou", []string{"PruneAssetsWhilePutting"}},
 	{"Retention", "prune-after-put", []string{"PruneAssetsWhilePutting"}},
@@ -870,6 +871,10 @@ func (f *fakeRetainer) PruneRuns(ctx context.Context, olderThan time.Duration) (
 	var n int64
 	kept := f.fakeRuns.runs[:0]
 	for _, r := range f.fakeRuns.runs {
+		if r.Status == executor.RunRunning && f.bug != "prune-running" {
+			kept = append(kept, r)
+			continue
+		}
 		at := r.EndedAt
 		if at.IsZero() || f.bug == "runs-by-start" {
 			at = r.StartedAt
