@@ -367,6 +367,13 @@
 // ([GraphLock.Check]: its session may have ended since, and another
 // process taken it) and Resume it under the lock as above. A record says running while its run goes
 // on, too: only the lock tells a live run from one left behind.
+// [Store.GraphLocked] asks the server whether a key's lock is held now,
+// without taking it nor waiting, so that a check that resumes nothing
+// (an on-call engineer's, an alert's) tells them apart too: a record
+// that RunsByStatus lists as running, whose key GraphLocked finds
+// unlocked, and that GetRun then still finds running, is a dead
+// process's run, where every run of the store runs under its key's
+// lock.
 // ResumeLeftRunning's ctx, as Resume's, is the resumed runs' context
 // too: give it the process's context, which its shutdown cancels, not
 // one bounded for the start-up (context.WithTimeout), whose deadline
@@ -443,7 +450,7 @@
 //     [MaxGraphKeyBytes], or not valid UTF-8 without NUL) is refused with
 //     the same [*KeyError], before any SQL, and so is an empty one, which
 //     the executor refuses as a RunRequest's GraphKey; each wraps
-//     executor.ErrInvalidRequest.
+//     executor.ErrInvalidRequest. GraphLocked refuses the same keys.
 //
 // # Errors
 //

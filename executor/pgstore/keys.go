@@ -88,7 +88,7 @@ type KeyError struct {
 	// without NUL, rather than for its length.
 	NotText bool
 	// Empty says that the key is refused for being empty: a graph key
-	// given to LockGraph or TryLockGraph.
+	// given to LockGraph, TryLockGraph or GraphLocked.
 	Empty bool
 }
 

@@ -154,8 +154,9 @@ func (s *Store) PruneAssets(ctx context.Context, olderThan time.Duration) (int64
 // age: its run may go on still, in this process or another (a long run,
 // whose record GetRun and RunsByStatus would miss until its end), or its
 // process may have died, and the record is what
-// [Store.ResumeLeftRunning] resumes it from (see "Locking a graph key"
-// in the package documentation). A host settles a record left running by resuming it, or
+// [Store.ResumeLeftRunning] resumes it from ([Store.GraphLocked] tells
+// the two apart: see "Locking a graph key" in the package
+// documentation). A host settles a record left running by resuming it, or
 // with executor.Executor.Abandon; it then ages as any other. It deletes
 // in batches, like [Store.PruneAssets], each found through the runs_age
 // index and each a READ COMMITTED transaction of its own, whatever the
