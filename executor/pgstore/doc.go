@@ -411,9 +411,12 @@
 //
 //   - Connections. A lock held, or waited for, takes a connection out of
 //     the pool (pgxpool.Conn.Hijack), so that locks never starve the
-//     store's own statements: each is one server connection beyond the
-//     pool's MaxConns, closed at Unlock. Closing the pool neither waits
-//     for the locks' connections nor frees the locks: Unlock them.
+//     store's own statements of the pool's connections: each is one
+//     server connection beyond the pool's MaxConns, closed at Unlock, and
+//     the pool opens another in its place when it needs one. Size
+//     Postgres's max_connections for them (see Sizing connections).
+//     Closing the pool neither waits for the locks' connections nor frees
+//     the locks: Unlock them.
 //   - Loss. A goroutine of each GraphLock reads its idle connection, so
 //     that Lost is closed at once when the server ends the session (an
 //     administrator's pg_terminate_backend, a restart, a failover) or the
@@ -517,6 +520,39 @@
 // executor then retries its commits, reloading first. [Store.EditTx]
 // holds the row until the host's transaction ends: the same setting
 // bounds a host's transaction left idle after it.
+//
+// # Sizing connections
+//
+// The store's statements use the pool's connections, at most its
+// MaxConns (pgxpool's default: 4, or the number of CPUs if more). Each
+// graph lock held, or waited for by [Store.LockGraph], is a server
+// connection of its own beyond MaxConns: LockGraph and
+// [Store.TryLockGraph] take it out of the pool, which opens another in
+// its place when its statements need one. A process with a pool of
+// MaxConns 1 that runs 5 runs under their locks uses 6 server
+// connections. So a process uses at most
+//
+//	MaxConns + L
+//
+// server connections, where L is the most locks it holds or waits for at
+// once: one for each run under a lock (the recipe's, and each run that
+// [Store.ResumeLeftRunning] or [Store.ResumeCancelled] resumed, until it
+// ends), and one for each LockGraph still waiting. Set Postgres's
+// max_connections for every process of every host that shares the
+// server, and the server's reserved slots:
+//
+//	max_connections >= the sum over the processes of (MaxConns + L)
+//	                   + superuser_reserved_connections (3 by default)
+//	                   + reserved_connections (Postgres 16 and later)
+//	                   + every other client (psql, migrations, monitoring)
+//
+// A host bounds L by bounding the runs it starts under locks (a
+// semaphore before LockGraph, or a queue: examples/service's -max-runs).
+// A server at max_connections refuses the next connection opened
+// (SQLSTATE 53300), whether for a lock (LockGraph and TryLockGraph fail;
+// ResumeLeftRunning reports the run NotResumed, for a later call) or for
+// the pool's statements (their calls fail, and the executor retries its
+// own as other failed store calls).
 //
 // # Tests
 //

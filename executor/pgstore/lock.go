@@ -133,7 +133,9 @@ func (s *Store) GraphLockKey(graphKey string) int64 {
 // [Store.GraphLockKey] of graphKey, held by a connection of its own,
 // taken from the pool (pgxpool.Conn.Hijack), which then neither counts
 // against the pool's MaxConns nor goes back to it: each lock held or
-// waited for is one connection more to the server. Postgres frees the
+// waited for is one connection more to the server, which its
+// max_connections must allow for (see "Sizing connections" in the
+// package documentation: MaxConns + the locks, per process). Postgres frees the
 // lock when that session ends: at Unlock, and also when the holder's
 // process dies or its connection drops, without an Unlock. Closing the
 // pool does not free it. Session locks are reentrant for one session,
