@@ -420,7 +420,8 @@
 //     their reference, more than a given age ago. With an age longer than
 //     the longest run, it is safe while runs go on.
 //   - [MemoryStore.PruneRuns] deletes the run records that ended, or never
-//     ended but started, more than a given age ago.
+//     ended but started, more than a given age ago; never one that says
+//     running, whose run may go on or wait for a recovery.
 //
 // [MemoryStates.DeleteGraph] and [MemoryRuns.PruneRuns] serve the separate
 // defaults; a [MemoryAssets] of its own does not know what states refer
