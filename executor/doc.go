@@ -56,8 +56,10 @@
 //     unless the run stopped because its graph was replaced or deleted:
 //     no resume could use it then);
 //     early cutoff's Exists is called again before the node is
-//     regenerated for want of an answer. So are the PutRuns that record
-//     the run at its start and its outcome, the Load of the states and
+//     regenerated for want of an answer. So are the PutRun that records
+//     the run at its start, and the one of its outcome (that one until
+//     Options.StoreTimeout ends: one that still fails is the Report's
+//     RecordErr), the Load of the states and
 //     the check of the clean nodes' assets at its start (and in
 //     [Executor.Plan]), the read of the run's record by [Executor.Resume]
 //     and [Executor.RerunFailed], and so is a commit of states (a run's,

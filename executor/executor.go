@@ -396,8 +396,21 @@ type RunRequest struct {
 // Report is the outcome of a run. It marshals to JSON with lower camel
 // case names, as its Record does.
 type Report struct {
-	// Record is the run's audit record, as stored.
+	// Record is the run's audit record, as stored; when RecordErr is not
+	// nil, as the run meant to store it.
 	Record Record `json:"record"`
+	// RecordErr is nil once the run's final record is stored. Otherwise
+	// it is the error of the run store's last PutRun of it, which was
+	// retried until Options.StoreTimeout ended (or failed with an error
+	// that no retry can fix, wrapped in [Permanent]): the stored record
+	// still says running, as after a crash, and a later Resume (or
+	// pgstore's ResumeLeftRunning) would record the run as interrupted
+	// and make what it left dirty. Wait's error says the run's outcome,
+	// not its record's: a run that succeeded returns nil with a RecordErr.
+	// A host that can store it later does so with the run store's PutRun
+	// of Record, which is the final record. It is not marshalled: a host
+	// that sends the Report on sends its text itself.
+	RecordErr error `json:"-"`
 	// The nodes by outcome, as IDs sorted by kind name, then by segment
 	// number (so segment[2] comes before segment[10]); never nil, so they
 	// marshal as [] when empty. Cancelled lists the nodes running when the
@@ -488,7 +501,9 @@ func (r *Run) Done() <-chan struct{} { return r.done }
 
 // Wait waits for the run to end and returns its report and error: nil
 // when it succeeded, a [*RunError] when nodes failed, an error wrapping
-// [ErrCancelled] when it was cancelled. The report is never nil.
+// [ErrCancelled] when it was cancelled. The report is never nil. The
+// error says the run's outcome, not whether its final record was stored:
+// Report.RecordErr says that.
 //
 // A cancelled run's error also wraps what cancelled it, for errors.Is:
 // the cause of its context when that ended (context.Canceled,

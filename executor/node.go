@@ -311,7 +311,14 @@ func (r *run) retryStore(ctx context.Context, err error, what, about string, cal
 // retryStore is [run.retryStore] for the calls of run runID, or of no run
 // ("": a preview of [Executor.Plan]).
 func (e *Executor) retryStore(ctx context.Context, runID string, err error, what, about string, call func() error) error {
-	for failures := 1; ; failures++ {
+	return e.retryStoreWithin(ctx, storeRetries{budget: defaultStoreRetry}, runID, err, what, about, call)
+}
+
+// retryStoreWithin is [Executor.retryStore] with the budget of rs: a
+// budget below 0 retries until ctx ends (the final record of a run, which
+// Options.StoreTimeout bounds).
+func (e *Executor) retryStoreWithin(ctx context.Context, rs storeRetries, runID string, err error, what, about string, call func() error) error {
+	for {
 		err = hostError(err, inStore)
 		if err == nil || errors.Is(err, ErrNotFound) || !retryable(err) {
 			return err
@@ -319,35 +326,72 @@ func (e *Executor) retryStore(ctx context.Context, runID string, err error, what
 		if ctx.Err() != nil {
 			return stoppedBy(ctx, err)
 		}
-		if failures >= maxCommitFailures {
+		wait, ok := rs.next()
+		if !ok {
 			return err
 		}
 		e.log.Warn("regen: store call failed, retrying", "run", runID, "call", what, "about", about, "err", err)
-		if !sleep(ctx, storeWait(failures)) {
+		if !sleep(ctx, wait) {
 			return stoppedBy(ctx, err)
 		}
 		err = call()
 	}
 }
 
+// defaultStoreRetry is the budget of a store call's waits between its
+// tries: 1.5 s, the sum of storeWait's first four backoffs, so 5 calls at
+// most.
+const defaultStoreRetry = 1500 * time.Millisecond
+
+// storeRetries counts the failures of a store call and the waits between
+// its tries, against a budget of waits.
+type storeRetries struct {
+	budget   time.Duration // the waits in all; below 0, no bound
+	waited   time.Duration
+	failures int
+}
+
+// next returns the wait before the next try, after one more failure, and
+// false when that wait would take the waits past the budget: the call is
+// then given up. Jittered waits below their backoff leave the budget no
+// more room for another try: with 1.5 s, the fifth wait (800 ms at
+// least) never fits after the first four (750 ms at least).
+func (rs *storeRetries) next() (time.Duration, bool) {
+	rs.failures++
+	d := storeWait(rs.failures)
+	if rs.budget >= 0 && rs.waited+d > rs.budget {
+		return 0, false
+	}
+	rs.waited += d
+	return d, true
+}
+
 // storeWait returns the wait of retryStore before its next call, after
 // failures failed calls (1 after the first), and of a commit of states
 // that failed (a run's plan's or results', Edit's, Forget's) before it is
-// made again: a backoff that doubles from 100 ms (100, 200, 400, 800 ms),
-// with "equal" jitter: drawn uniformly from half of it to all of it, from
-// the source that [RetryPolicy].Jitter draws from (math/rand/v2's). So
-// the calls that failed together (many nodes reading one asset from a
-// store that stalled; the commits of several Edits or runs of one key,
-// which would all reload and commit again at once) come back spread over
-// half of each wait, not all at one instant on a store that struggles;
-// and no wait is longer than its backoff, so that the waits between a
-// call's maxCommitFailures (5) tries still add up to 1.5 s at most
-// (0.75 s at least), within the bounds that Options.StoreTimeout puts on
-// a cancelled run's store calls.
+// made again: a backoff that doubles from 100 ms (100, 200, 400, 800 ms)
+// up to maxStoreBackoff, with "equal" jitter: drawn uniformly from half
+// of it to all of it, from the source that [RetryPolicy].Jitter draws
+// from (math/rand/v2's). So the calls that failed together (many nodes
+// reading one asset from a store that stalled; the commits of several
+// Edits or runs of one key, which would all reload and commit again at
+// once) come back spread over half of each wait, not all at one instant
+// on a store that struggles; and no wait is longer than its backoff, so
+// that the waits between a call's maxCommitFailures (5) tries still add
+// up to 1.5 s at most (0.75 s at least), within the bounds that
+// Options.StoreTimeout puts on a cancelled run's store calls.
 func storeWait(failures int) time.Duration {
-	d := time.Duration(1<<failures) * 50 * time.Millisecond
+	d := maxStoreBackoff
+	if failures < 6 {
+		d = time.Duration(1<<failures) * 50 * time.Millisecond
+	}
 	return d - rand.N(d/2+1)
 }
+
+// maxStoreBackoff caps storeWait's backoff: a store call retried for long
+// (a run's final record, within Options.StoreTimeout) tries again every
+// 1.6 s to 3.2 s.
+const maxStoreBackoff = 3200 * time.Millisecond
 
 // stoppedBy is the error of a store call whose retries ctx ended: err,
 // and ctx's cause, so that the caller (and its caller) can tell that its

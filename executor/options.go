@@ -335,7 +335,8 @@ type Options struct {
 	// not hold a cancelled run: from the cancel on, the run's uploads and
 	// commits get this long in all, and are then abandoned, their results
 	// not recorded; its final record then gets as long again (if it fails
-	// too, the stored record still says running, as after a crash). So a
+	// too, the stored record still says running, as after a crash, and
+	// the Report's RecordErr says so). So a
 	// stalled store holds a cancelled run at most twice this, plus Grace.
 	// The Sink is not bounded (except when a Resume, RerunFailed or
 	// Abandon ends the stream of a run it records as interrupted: the
@@ -344,7 +345,10 @@ type Options struct {
 	// that may stall in
 	// progress.Buffered, which never blocks. StoreTimeout also bounds the
 	// final record of a run that was not cancelled; until a run is
-	// cancelled its commits wait for the state store. Default: 30 seconds.
+	// cancelled its commits wait for the state store. The final record's
+	// PutRun is tried again, with backoff (up to 3.2 s between tries),
+	// until StoreTimeout ends, so that a run store down for less than
+	// that as the run ends still gets it. Default: 30 seconds.
 	StoreTimeout time.Duration
 	// SkipAssetCheck trusts clean states without asking the asset store
 	// whether their assets still exist. Default: false, check.

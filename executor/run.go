@@ -1950,21 +1950,26 @@ func (r *run) finish() {
 		Cancelled: rec.Counts.Cancelled}
 	// The record has a bound of its own: commits that used up the run's
 	// after a cancel may have stalled on the state store alone. A failed
-	// PutRun is tried again: a record left saying "running" would wait
-	// for a Resume to say "interrupted".
+	// PutRun is tried again until that bound ends, not within the budget
+	// of the run's other store calls: a record left saying "running"
+	// would wait for a Resume to say "interrupted", and would make what
+	// the run left dirty again.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.bg), r.e.opts.StoreTimeout)
 	var perr error
 	if !r.recordDeleted(ctx) {
 		perr = r.e.opts.Runs.PutRun(ctx, *rec)
 	}
 	if perr != nil {
-		perr = r.retryStore(ctx, perr, "record run", r.handle.id, func() error { return r.e.opts.Runs.PutRun(ctx, *rec) })
+		perr = r.e.retryStoreWithin(ctx, storeRetries{budget: -1}, r.handle.id, perr, "record run", r.handle.id,
+			func() error { return r.e.opts.Runs.PutRun(ctx, *rec) })
 	}
 	if perr != nil {
-		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
+		perr = fmt.Errorf("record run %s: %w", quote(r.handle.id), perr)
+		r.e.log.Error("regen: the run's final record was not stored: its stored record still says running",
+			"run", r.handle.id, "graph", r.key, "status", rec.Status, "err", perr)
 	}
 	cancel()
-	rep.Record = *rec
+	rep.Record, rep.RecordErr = *rec, perr
 	r.em.emit(final)
 	r.mu.Unlock()
 	r.waitAttempts()
