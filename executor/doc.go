@@ -45,7 +45,8 @@
 //   - The asset is stored before the state says clean, so a node is never
 //     clean without its asset.
 //   - An asset store's Get, Put or Exists that fails (a lost connection)
-//     is called again, with backoff, up to 5 calls in all, unless the
+//     is called again, with backoff, within Options.StoreRetry (by
+//     default 5 calls in all, 1.5 s of waits at most), unless the
 //     asset is not found or the store wrapped the error in [Permanent]
 //     (no retry can fix it: pgstore's key too long): a failed Put never
 //     calls the generator again, since its output is paid for (once its

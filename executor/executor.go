@@ -142,6 +142,8 @@ func New(opts Options) (*Executor, error) {
 		return bad("Options.Grace %v: want 0 (default) or more", opts.Grace)
 	case opts.StoreTimeout < 0:
 		return bad("Options.StoreTimeout %v: want 0 (default) or more", opts.StoreTimeout)
+	case opts.StoreRetry < 0:
+		return bad("Options.StoreRetry %v: want 0 (default: %v) or more", opts.StoreRetry, defaultStoreRetry)
 	}
 	for _, key := range sortedKeys(opts.Rates) {
 		if key == "" {
@@ -188,6 +190,9 @@ func New(opts Options) (*Executor, error) {
 	}
 	if opts.Grace == 0 {
 		opts.Grace = 5 * time.Second
+	}
+	if opts.StoreRetry == 0 {
+		opts.StoreRetry = defaultStoreRetry
 	}
 	// The runs read the maps for as long as the executor lives: they are
 	// copied, so that a host that changes its own afterwards (reusing its
@@ -587,13 +592,14 @@ func (e *Executor) Run(ctx context.Context, req RunRequest) (*Report, error) {
 //
 // Store retries: a store call before the run starts that fails with an
 // error that may pass, such as a lost connection, is made again with
-// backoff, as a node's store calls are. It is made up to 5 calls in all,
-// unless the error is wrapped in [Permanent] or ctx ends, after waits of
-// 100, 200, 400 and 800 ms at most, each drawn at random from half of
-// that to all of it, so that the callers whose calls failed together
-// (several Starts of one key, say) do not all try again at one instant:
-// 1.5 s of waits at most (0.75 s at least). Any failure that remains is
-// returned, and nothing has run.
+// backoff, as a node's store calls are, unless the error is wrapped in
+// [Permanent] or ctx ends: after waits of 100, 200, 400, 800 ms and so on
+// up to 3.2 s at most, each drawn at random from half of that to all of
+// it, so that the callers whose calls failed together (several Starts of
+// one key, say) do not all try again at one instant, for as long as
+// Options.StoreRetry allows: by default 1.5 s of waits at most (0.75 s
+// at least), 5 calls in all. Any failure that remains is returned, and
+// nothing has run.
 //
 // A Start that fails changes nothing in the key's states (but for a lost
 // reply, below): its graph does not become the key's, and a run of the
@@ -1193,8 +1199,8 @@ func conflictPause(try int) time.Duration {
 // once, with an error that wraps ctx's cause and the conflict.
 // A store call that fails with an error that may pass (a lost
 // connection) is made again with backoff, jittered as a run's is (see
-// [Executor.Start]: 1.5 s of waits at most), up to 5 calls in all,
-// unless the error is wrapped in [Permanent] or ctx ends; after
+// [Executor.Start]), within Options.StoreRetry (by default 1.5 s of
+// waits at most, 5 calls in all), unless the error is wrapped in [Permanent] or ctx ends; after
 // a commit that failed so, Edit reloads first, and a commit that went
 // through, its reply lost, is not made again (the nodes get one new
 // revision), even if another commit of its nodes (a run's) followed it
@@ -1248,10 +1254,10 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 	defer e.runs.done()
 	fp := Fingerprint(g)
 	var (
-		failures int
-		lost     []Change // the changes of a commit that failed, which may have gone through
-		lostAt   int64    // the version that commit expected
-		lostErr  error    // the error of that commit
+		rs      = e.storeRetries()
+		lost    []Change // the changes of a commit that failed, which may have gone through
+		lostAt  int64    // the version that commit expected
+		lostErr error    // the error of that commit
 	)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
@@ -1302,14 +1308,15 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 				continue
 			}
 		}
-		if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil {
+		if err != nil && !errors.Is(err, ErrConflict) && retryable(err) && ctx.Err() == nil {
 			// A lost connection: reload, to find whether the commit went
 			// through, and commit again if it did not.
-			failures++
-			lost, lostAt, lostErr = changes, snap.Version, err
-			e.log.Warn("regen: commit of an edit failed, retrying", "graph", graphKey, "err", err)
-			if sleep(ctx, storeWait(failures)) {
-				continue
+			if wait, ok := rs.next(); ok {
+				lost, lostAt, lostErr = changes, snap.Version, err
+				e.log.Warn("regen: commit of an edit failed, retrying", "graph", graphKey, "err", err)
+				if sleep(ctx, wait) {
+					continue
+				}
 			}
 		}
 		if err != nil {

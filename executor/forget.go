@@ -31,8 +31,8 @@ import (
 // to 64 times, after a short jittered pause as [Executor.Edit] does (a
 // ctx that ends in it ends Forget at once, with an error that wraps
 // ctx's cause); a store failure that may pass is retried with backoff,
-// jittered as a run's is (up to 5 calls, 1.5 s of waits at most: see
-// [Executor.Start]). A closed executor returns [ErrClosed].
+// jittered as a run's is, within Options.StoreRetry (by default 5 calls,
+// 1.5 s of waits at most: see [Executor.Start]). A closed executor returns [ErrClosed].
 func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) (int, error) {
 	if g == nil {
 		return 0, fmt.Errorf("%w: forget: the graph is nil", ErrInvalidRequest)
@@ -52,7 +52,8 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 	// through (their reply was lost): a reload that finds one counts it
 	// as dropped by this Forget.
 	var sent map[string][]dirty.State
-	for try, failures := 0, 0; ; try++ {
+	rs := e.storeRetries()
+	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("forget %s: %w", quote(graphKey), err)
 		}
@@ -106,10 +107,13 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 			if sleep(ctx, conflictPause(try)) {
 				continue
 			}
-		case !errors.Is(err, ErrConflict) && retryable(err) && failures < maxCommitFailures-1 && ctx.Err() == nil:
+		case !errors.Is(err, ErrConflict) && retryable(err) && ctx.Err() == nil:
 			// A lost connection: the commit may have gone through; the
 			// reload tells, and the same changes again do no harm.
-			failures++
+			wait, ok := rs.next()
+			if !ok {
+				break
+			}
 			if sent == nil {
 				sent = make(map[string][]dirty.State, len(changes))
 			}
@@ -117,7 +121,7 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 				sent[c.ID] = append(sent[c.ID], c.State)
 			}
 			e.log.Warn("regen: commit of a forget failed, retrying", "graph", graphKey, "err", err)
-			if sleep(ctx, storeWait(failures)) {
+			if sleep(ctx, wait) {
 				continue
 			}
 		}

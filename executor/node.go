@@ -300,8 +300,9 @@ func sameRefs(refs []string, deps []depRef) bool {
 // must not fail a node, nor make its provider generate it again (and
 // bill it twice) because its Put failed, nor leave a run's record saying
 // it runs. It stops at [ErrNotFound], at an error that no retry can fix
-// ([Permanent]), once ctx ends, or after maxCommitFailures calls in all,
-// and returns the last call's error (with ctx's cause if ctx ended).
+// ([Permanent]), once ctx ends, or once its waits would take more than
+// Options.StoreRetry (5 calls in all by default), and returns the last
+// call's error (with ctx's cause if ctx ended).
 // what and about name the call in the log. The caller makes the first
 // call itself, so that the call's closure is made only on failure.
 func (r *run) retryStore(ctx context.Context, err error, what, about string, call func() error) error {
@@ -311,7 +312,7 @@ func (r *run) retryStore(ctx context.Context, err error, what, about string, cal
 // retryStore is [run.retryStore] for the calls of run runID, or of no run
 // ("": a preview of [Executor.Plan]).
 func (e *Executor) retryStore(ctx context.Context, runID string, err error, what, about string, call func() error) error {
-	return e.retryStoreWithin(ctx, storeRetries{budget: defaultStoreRetry}, runID, err, what, about, call)
+	return e.retryStoreWithin(ctx, e.storeRetries(), runID, err, what, about, call)
 }
 
 // retryStoreWithin is [Executor.retryStore] with the budget of rs: a
@@ -338,10 +339,15 @@ func (e *Executor) retryStoreWithin(ctx context.Context, rs storeRetries, runID 
 	}
 }
 
-// defaultStoreRetry is the budget of a store call's waits between its
-// tries: 1.5 s, the sum of storeWait's first four backoffs, so 5 calls at
-// most.
+// defaultStoreRetry is the default of Options.StoreRetry, the budget of a
+// store call's waits between its tries: 1.5 s, the sum of storeWait's
+// first four backoffs, so 5 calls at most.
 const defaultStoreRetry = 1500 * time.Millisecond
+
+// storeRetries returns a store call's retry budget, Options.StoreRetry's.
+func (e *Executor) storeRetries() storeRetries {
+	return storeRetries{budget: e.opts.StoreRetry}
+}
 
 // storeRetries counts the failures of a store call and the waits between
 // its tries, against a budget of waits.
@@ -377,9 +383,8 @@ func (rs *storeRetries) next() (time.Duration, bool) {
 // Edits or runs of one key, which would all reload and commit again at
 // once) come back spread over half of each wait, not all at one instant
 // on a store that struggles; and no wait is longer than its backoff, so
-// that the waits between a call's maxCommitFailures (5) tries still add
-// up to 1.5 s at most (0.75 s at least), within the bounds that
-// Options.StoreTimeout puts on a cancelled run's store calls.
+// that the waits between a call's 5 tries under the default
+// Options.StoreRetry still add up to 1.5 s at most (0.75 s at least).
 func storeWait(failures int) time.Duration {
 	d := maxStoreBackoff
 	if failures < 6 {

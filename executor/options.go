@@ -42,7 +42,7 @@ type Rate = schedule.Rate
 // alone, with Generate. A node's attempt reads its dependencies' outputs
 // first, until a read succeeds: a read that fails with an error that may
 // pass (the asset store's calls are retried within the read, with
-// backoff, up to 5 in all) is a failed attempt, retried as a failed call
+// backoff, within Options.StoreRetry) is a failed attempt, retried as a failed call
 // is, its error the node's (a node of a bulk call is then retried alone);
 // a lost output ([ErrNotFound]) or an error wrapped in Permanent fails
 // the node at once, that read not counted as an attempt.
@@ -350,6 +350,28 @@ type Options struct {
 	// until StoreTimeout ends, so that a run store down for less than
 	// that as the run ends still gets it. Default: 30 seconds.
 	StoreTimeout time.Duration
+	// StoreRetry bounds how long a store call that fails with an error
+	// that may pass (a lost connection, a database restarting or failing
+	// over) is retried: the waits between its tries add up to StoreRetry
+	// at most. The waits double from 100 ms up to 3.2 s, each drawn at
+	// random from half of its backoff to all of it, so that the callers
+	// whose calls failed together do not all try again at one instant;
+	// the call is given up when the next wait would take the waits past
+	// StoreRetry (so up to one wait, 3.2 s at most, before it), and its
+	// last error stands. It bounds a run's reads, Puts, commits (a
+	// commit's reloads included) and the record at its start, the store
+	// calls of a Start before the run starts, of [Executor.Plan], Resume,
+	// RerunFailed, Abandon, Edit and Forget; not the run's final record,
+	// which [Options].StoreTimeout bounds. A cancelled run's store calls
+	// still end StoreTimeout after the cancel, and ctx still ends those
+	// of the calls that take one. An error wrapped in [Permanent], or
+	// [ErrNotFound], is never retried. Set it above the outages that the
+	// stores may have (a Postgres failover takes seconds to tens of
+	// seconds): a run's call that gives up fails the node it is of (whose
+	// next attempt, if its kind's RetryPolicy gives one, tries again), or
+	// the run's start. 0 or more; default: 1.5 s, five calls at most
+	// (0.75 s of waits at least).
+	StoreRetry time.Duration
 	// SkipAssetCheck trusts clean states without asking the asset store
 	// whether their assets still exist. Default: false, check.
 	SkipAssetCheck bool

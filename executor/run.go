@@ -21,9 +21,10 @@ import (
 
 // maxCommitConflicts bounds how often a commit of results reloads and
 // re-applies after losing a race (64 commits in all, with pauses of about
-// 1 s at most in all between them: see run.commit); maxCommitFailures
+// 1 s at most in all between them: see run.commit); Options.StoreRetry
 // bounds its retries after other errors. Past either, the results are not
-// recorded and their nodes count as failed.
+// recorded and their nodes count as failed. maxCommitFailures is the
+// number of calls that the default StoreRetry allows.
 const (
 	maxCommitConflicts = 64
 	maxCommitFailures  = 5
@@ -432,8 +433,8 @@ func (r *run) endStoreCalls() {
 // ErrGraphDeleted if the key's graph is no longer the run's. On a
 // version conflict it starts over after conflictPause, as Edit does, up
 // to maxEditConflicts times, and after another failure of its
-// commit (a lost connection) too, after storeWait, up to maxCommitFailures
-// commits in all. After the last of them it reloads once more, as after
+// commit (a lost connection) too, after storeWait, within
+// Options.StoreRetry (see storeRetries). After the last of them it reloads once more, as after
 // the others: a commit whose reply was lost may have gone through, and
 // if it did (planApplied), the plan stands and replan returns nil, as the
 // key's states hold it (at the start, its graph is the key's); if not,
@@ -442,7 +443,7 @@ func (r *run) endStoreCalls() {
 // have gone through.)
 func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 	opts := &r.e.opts
-	failures := 0
+	rs := r.e.storeRetries()
 	var (
 		lost     []Change             // the changes of a commit that failed, which may have gone through
 		lostAt   int64                // the version that commit expected
@@ -566,7 +567,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 				// reload shows it, and the marks are not applied twice).
 				// After the last commit allowed, the reload alone: if it
 				// went through, the plan stands.
-				failures++
+				wait, ok := rs.next()
 				lost, lostAt, lostErr = changes, snap.Version, err
 				for _, n := range set.Nodes() {
 					if marked[n] == dirty.ReasonEdited {
@@ -576,12 +577,12 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 						gave[n] = view.Get(n).Rev
 					}
 				}
-				if failures >= maxCommitFailures {
+				if !ok {
 					last = err
 					continue
 				}
 				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
-				if sleep(ctx, storeWait(failures)) {
+				if sleep(ctx, wait) {
 					continue
 				}
 			}
@@ -1242,7 +1243,7 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // 1 s of pauses at most in all. After another failure
 // (a lost connection) it reloads at once, to tell whether the commit went
 // through, and if not (or if the reload failed too) commits again after
-// storeWait, up to maxCommitFailures commits in all: jittered, so that
+// storeWait, within Options.StoreRetry (see storeRetries): jittered, so that
 // runs whose commits failed together do not all commit again at one
 // instant. A wait or a pause ends early when r.bg ends (Options.StoreTimeout
 // after a cancel), and commit makes no store call once r.bg has ended,
@@ -1259,7 +1260,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		r.stop(r.gone, batch)
 		return time.Time{}
 	}
-	conflicts, failures := 0, 0
+	conflicts, rs := 0, r.e.storeRetries()
 	// unsure says that a commit of the batch failed with an error after
 	// which it may have gone through (its reply lost), and that no reload
 	// has told yet whether it did: the next commit, made at the same
@@ -1449,13 +1450,14 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			unsure = unsure || !errors.Is(err, ErrConflict) && retryable(err)
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
-		if failures++; failures >= maxCommitFailures || lerr == nil && errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
+		wait, ok := rs.next()
+		if !ok || lerr == nil && errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
 			r.mu.Lock()
 			r.unrecordable(batch, err)
 			return time.Time{}
 		}
 		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
-		if !sleep(r.bg, storeWait(failures)) {
+		if !sleep(r.bg, wait) {
 			// The run's store calls are past their bound: no more of
 			// them, even to a store that would ignore r.bg.
 			r.mu.Lock()

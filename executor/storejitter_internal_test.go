@@ -30,11 +30,11 @@ func TestStoreWaitStaysWithinItsBackoff(t *testing.T) {
 	}
 }
 
-// A store call that keeps failing is made 5 times in all, and its
-// retries' waits take at most 1.5 s (at least 0.75 s) however they are
-// drawn; a ctx that ends in a wait ends the retries at once.
+// A store call that keeps failing is made 5 times in all with the
+// default Options.StoreRetry, and its retries' waits take at most 1.5 s
+// (at least 0.75 s) however they are drawn; a ctx that ends in a wait ends the retries at once.
 func TestRetryStoreKeepsItsBounds(t *testing.T) {
-	e := &Executor{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e := &Executor{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{StoreRetry: defaultStoreRetry}}
 	down := errors.New("store: connection reset")
 	for range 20 {
 		synctest.Test(t, func(t *testing.T) {
@@ -65,4 +65,28 @@ func TestRetryStoreKeepsItsBounds(t *testing.T) {
 		require.LessOrEqual(t, time.Since(start), 120*time.Millisecond)
 		require.LessOrEqual(t, calls, 2)
 	})
+}
+
+// Past its fifth, a store call's backoff stays at maxStoreBackoff (3.2 s),
+// and a call retried under a longer Options.StoreRetry waits no more
+// than it in all, nor less than one backoff short of it.
+func TestStoreRetryBudgetBoundsTheWaits(t *testing.T) {
+	for failures := 6; failures < 12; failures++ {
+		w := storeWait(failures)
+		require.GreaterOrEqual(t, w, maxStoreBackoff/2, "wait after %d failures", failures)
+		require.LessOrEqual(t, w, maxStoreBackoff, "wait after %d failures", failures)
+	}
+	budget := 20 * time.Second
+	e := &Executor{log: slog.New(slog.DiscardHandler), opts: Options{StoreRetry: budget}}
+	down := errors.New("store: connection refused")
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			err := e.retryStore(context.Background(), "r", down, "read", "x", func() error { return down })
+			took := time.Since(start)
+			require.ErrorIs(t, err, down)
+			require.LessOrEqual(t, took, budget)
+			require.Greater(t, took, budget-maxStoreBackoff)
+		})
+	}
 }
