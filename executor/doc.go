@@ -303,7 +303,9 @@
 //     inputs first, until a read succeeds (the node's first call then
 //     gets the attempt's number in Request.Attempt, 2 or more).
 //     Before each further attempt a node.retrying, whose Attempt is that
-//     next attempt and whose Error is the failed one's; meanwhile its generator's
+//     next attempt and whose Error is the failed one's (also for an
+//     attempt that only commits again an output made, whose commit
+//     failed: see RetryPolicy.MaxAttempts); meanwhile its generator's
 //     message events; and then one settling event: node.succeeded,
 //     node.failed, node.superseded or node.cancelled. Any other node that
 //     makes no call gets only its settling event: node.unchanged when early

@@ -53,7 +53,15 @@ type RetryPolicy struct {
 	// again, and each counts as an attempt; a cancel of the run puts it
 	// once more, as the next attempt, if one is left (not a run stopped
 	// because its graph was replaced or deleted: no resume could use
-	// it). Default: 3.
+	// it). Nor is an output made and stored whose commit kept failing
+	// (its retries within Options.StoreRetry spent): the node's next
+	// attempts, after their backoff (cut short by a cancel of the run,
+	// whose commits Options.StoreTimeout then bounds), commit it again,
+	// each counting as an attempt, with a node.retrying. Once its attempts
+	// are used up the node fails ("record result: ..."), and the resume
+	// or rerun that follows makes it again: no state refers to the stored
+	// output, which a prune of unreferenced assets then deletes. Default:
+	// 3.
 	MaxAttempts int
 	// InitialInterval is the wait before the second attempt: 0 (the
 	// default) or more. Default: 1s.

@@ -1245,7 +1245,10 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // through, and if not (or if the reload failed too) commits again after
 // storeWait, within Options.StoreRetry (see storeRetries): jittered, so that
 // runs whose commits failed together do not all commit again at one
-// instant. A wait or a pause ends early when r.bg ends (Options.StoreTimeout
+// instant. Once those retries are spent, the outputs made are committed
+// again at their nodes' next attempts (see nextCommitAttempt), each with
+// the same retries, while the nodes have attempts left.
+// A wait or a pause ends early when r.bg ends (Options.StoreTimeout
 // after a cancel), and commit makes no store call once r.bg has ended,
 // even to a store that ignores its context: the results are then not
 // recorded, with an error that wraps r.bg's cause. It is called with mu held,
@@ -1451,6 +1454,13 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			err = errors.Join(err, fmt.Errorf("reload: %w", lerr))
 		}
 		wait, ok := rs.next()
+		if !ok && retryable(err) && !(lerr == nil && errors.Is(err, ErrConflict)) && r.bg.Err() == nil {
+			// The store retries are spent: the nodes whose outputs were
+			// made commit them again at their next attempts.
+			if wait, ok = r.nextCommitAttempt(batch, err, unsure); ok {
+				rs = r.e.storeRetries()
+			}
+		}
 		if !ok || lerr == nil && errors.Is(err, ErrConflict) || !retryable(err) || r.bg.Err() != nil {
 			r.mu.Lock()
 			r.unrecordable(batch, err)
@@ -1467,6 +1477,79 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 		r.mu.Lock()
 	}
 }
+
+// nextCommitAttempt is called, with mu not held, when a commit of batch
+// failed with err, an error that may pass, and its store retries are
+// spent: the results that a generator made (generated) are not dropped,
+// as their outputs were paid for and are stored, but committed again at
+// their nodes' next attempts, after their kinds' backoff, each counting
+// as an attempt (in the result's attempts and state, with a
+// node.retrying). A generated result whose attempts are used up fails
+// (see unrecordable); a kept one (unchanged) rides along with the
+// others, as it cost no call. With unsure (the last commit may have gone
+// through, and no reload told), the changes must be made again as they
+// were, for the next reload to tell: the states' Attempts are left as
+// they were, and a result without an attempt left rides along too. It
+// returns the wait before the commit, the
+// longest backoff of those nodes (ended early by a cancel of the run,
+// after which the commits are bounded by r.bg alone), and false when no
+// result of batch has an attempt left: the caller then fails them all.
+func (r *run) nextCommitAttempt(batch []result, err error, unsure bool) (time.Duration, bool) {
+	var wait time.Duration
+	var next []int // the results that take an attempt
+	r.mu.Lock()
+	for i := range batch {
+		res := &batch[i]
+		if res.outcome != generated {
+			continue
+		}
+		p := r.kinds[r.g.KindOf(res.n)].Retry
+		if res.attempts >= p.MaxAttempts {
+			if !unsure {
+				res.outcome, res.err = failed, fmt.Errorf("record result: %w", err)
+			}
+			continue
+		}
+		res.attempts++
+		if !unsure {
+			res.state.Attempts = res.attempts
+		}
+		wait = max(wait, p.wait(res.attempts))
+		next = append(next, i)
+	}
+	r.mu.Unlock()
+	if len(next) == 0 {
+		return 0, false
+	}
+	ids := make([]string, 0, min(len(next), maxLoggedNodes))
+	for _, i := range next[:min(len(next), maxLoggedNodes)] {
+		ids = append(ids, batch[i].id)
+	}
+	r.e.log.Warn("regen: commit of results failed; their nodes' next attempts commit them again, without a generator call",
+		"run", r.handle.id, "graph", r.key, "nodes", len(next), "first", ids, "wait", wait, "err", err)
+	if r.em.sink != nil {
+		// The ETA is recomputed at each node.retrying, as for a retried
+		// call (see retryingEvent).
+		r.mu.Lock()
+		now := time.Now()
+		eta := r.eta.afresh(now, r.m.Len()-r.m.Settled())
+		r.setETA(eta, now)
+		r.mu.Unlock()
+		for _, i := range next {
+			res := &batch[i]
+			p := r.kinds[r.g.KindOf(res.n)].Retry
+			r.em.emit(progress.Event{Type: progress.NodeRetrying, Node: res.id, Kind: res.kind, BatchKey: res.key, Stage: res.stage,
+				Attempt: res.attempts, Error: errText(fmt.Errorf("record result: %w", err)),
+				Message: fmt.Sprintf("attempt %d of %d in %v: commit the output made again", res.attempts, p.MaxAttempts, wait),
+				Done:    int(r.settled.Load()), Total: int(r.planned.Load()), ETA: eta})
+		}
+	}
+	sleep(r.ctx, wait)
+	return 0, true
+}
+
+// maxLoggedNodes bounds the node IDs that a warning lists.
+const maxLoggedNodes = 10
 
 // unrecordable fails the results of batch that were made (or kept): a
 // commit could not record them, with err, so they do not count, and their

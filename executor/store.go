@@ -291,7 +291,8 @@ type Counts struct {
 	Cancelled int `json:"cancelled"`
 	// Attempts is the number of the nodes' attempts: generator calls, the
 	// attempts that only put again an output that the asset store failed
-	// to keep (see RetryPolicy.MaxAttempts), and those whose read of their
+	// to keep, or commit again one that the state store failed to record
+	// (see RetryPolicy.MaxAttempts), and those whose read of their
 	// node's inputs failed (see RetryPolicy).
 	Attempts int `json:"attempts"`
 }
