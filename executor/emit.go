@@ -226,7 +226,7 @@ func (em *emitter) put(ev progress.Event) {
 func (em *emitter) logged(err error, ev progress.Event) {
 	if err == nil {
 		if em.failing > 0 {
-			em.log.Info("regen: progress sink recovered", "run", em.runID, "seq", ev.Seq, "lost", em.failing)
+			em.log.Info("regen: progress sink recovered", "run", em.runID, "graph", em.key, "seq", ev.Seq, "lost", em.failing)
 			em.failing = 0
 		}
 	} else {
@@ -235,16 +235,16 @@ func (em *emitter) logged(err error, ev progress.Event) {
 		switch {
 		case em.failing == 1:
 			em.log.Warn("regen: progress sink failed; its next failures are counted, and logged once a minute",
-				"run", em.runID, "seq", ev.Seq, "type", ev.Type, "err", err)
+				"run", em.runID, "graph", em.key, "seq", ev.Seq, "type", ev.Type, "err", err)
 			em.warnedAt = ev.Time
 		case ev.Time.Sub(em.warnedAt) >= sinkWarnEvery:
-			em.log.Warn("regen: progress sink still failing", "run", em.runID, "seq", ev.Seq, "type", ev.Type,
+			em.log.Warn("regen: progress sink still failing", "run", em.runID, "graph", em.key, "seq", ev.Seq, "type", ev.Type,
 				"lost", em.failing, "err", err)
 			em.warnedAt = ev.Time
 		}
 	}
 	if ev.Type.Final() && em.lost > 0 {
-		em.log.Warn("regen: progress sink lost events of the run", "run", em.runID, "lost", em.lost, "events", em.seq)
+		em.log.Warn("regen: progress sink lost events of the run", "run", em.runID, "graph", em.key, "lost", em.lost, "events", em.seq)
 	}
 }
 

@@ -60,7 +60,7 @@ func (e *Executor) notResumed(ctx context.Context, rec Record, err error, tally 
 	}
 	release, herr := e.holdEnding(rec.ID, rec.GraphKey, endingRefused)
 	if herr != nil {
-		e.log.Debug("regen: a refused resume leaves the run's record to another call", "run", rec.ID, "err", herr)
+		e.log.Debug("regen: a refused resume leaves the run's record to another call", "run", rec.ID, "graph", rec.GraphKey, "err", herr)
 		return
 	}
 	defer release()
@@ -145,7 +145,7 @@ func (e *Executor) refuseAbandoned(ctx context.Context, rec Record, what string)
 		return nil
 	}
 	if release, err := e.holdEnding(rec.ID, rec.GraphKey, endingAbandoned); err != nil {
-		e.log.Debug("regen: a refused resume of an abandoned run leaves its stream to another call", "run", rec.ID, "err", err)
+		e.log.Debug("regen: a refused resume of an abandoned run leaves its stream to another call", "run", rec.ID, "graph", rec.GraphKey, "err", err)
 	} else {
 		e.endInterrupted(ctx, rec, "")
 		release()
@@ -248,7 +248,7 @@ func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Rec
 		err = e.retryStore(ctx, rec.ID, err, "count what it did: interrupted run", rec.ID, count)
 	}
 	if err != nil {
-		e.log.Warn("regen: count what an interrupted run did; its record keeps the counts it had", "run", rec.ID, "err", err)
+		e.log.Warn("regen: count what an interrupted run did; its record keeps the counts it had", "run", rec.ID, "graph", rec.GraphKey, "err", err)
 	}
 	return t
 }
@@ -660,7 +660,7 @@ func (e *Executor) publishInterrupted(ctx context.Context, rec Record, by string
 	em := emitter{sink: e.opts.Sink, ctx: ctx}
 	if err := em.publish(ev); err != nil {
 		e.log.Warn("regen: progress sink failed the final event of an interrupted run",
-			"run", rec.ID, "seq", ev.Seq, "resumed_by", by, "err", err)
+			"run", rec.ID, "graph", rec.GraphKey, "seq", ev.Seq, "resumed_by", by, "err", err)
 	}
 }
 

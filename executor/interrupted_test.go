@@ -296,7 +296,7 @@ func TestResumeOfACrashedRunNeverFailsForItsSink(t *testing.T) {
 		{"LastEvent panics", &fakeStream{lastPanics: true}, 0, false, `err="sink panicked: sink bug"`},
 		{"LastEvent stalls", &fakeStream{stallLast: true}, storeTimeout, false, `err="context deadline exceeded"`},
 		{"Publish fails", &fakeStream{last: last, publishErr: errors.New("redis: down")}, 0, true,
-			`msg="regen: progress sink failed the final event of an interrupted run" run=crashed seq=5 resumed_by=`},
+			`msg="regen: progress sink failed the final event of an interrupted run" run=crashed graph=lecture seq=5 resumed_by=`},
 		{"Publish stalls", &fakeStream{last: last, stallPublish: true}, storeTimeout, true, `err="context deadline exceeded"`},
 		{"the last event is final already", &fakeStream{last: progress.Event{RunID: "crashed", Seq: 9, Type: progress.RunFailed}}, 0, false, ""},
 	}

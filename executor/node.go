@@ -101,6 +101,11 @@ func (j *job) takeCall() *callState {
 }
 
 func (j *job) rescue(err error) bool {
+	if te := (*TimeoutError)(nil); errors.As(err, &te) {
+		r := j.r
+		r.e.log.Warn("regen: attempt timed out: its call is abandoned (its context cancelled), and the node retried if its attempts allow",
+			"run", r.handle.id, "graph", r.key, "node", j.id, "kind", j.kind, "attempt", j.attempt, "timeout", te.Timeout)
+	}
 	res, ok := j.r.tryFrom(j, j.attempt+1, err)
 	return ok && j.then(res)
 }
@@ -306,7 +311,9 @@ func sameRefs(refs []string, deps []depRef) bool {
 // what and about name the call in the log. The caller makes the first
 // call itself, so that the call's closure is made only on failure.
 func (r *run) retryStore(ctx context.Context, err error, what, about string, call func() error) error {
-	return r.e.retryStore(ctx, r.handle.id, err, what, about, call)
+	rs := r.e.storeRetries()
+	rs.graph = r.key
+	return r.e.retryStoreWithin(ctx, rs, r.handle.id, err, what, about, call)
 }
 
 // retryStore is [run.retryStore] for the calls of run runID, or of no run
@@ -331,7 +338,11 @@ func (e *Executor) retryStoreWithin(ctx context.Context, rs storeRetries, runID 
 		if !ok {
 			return err
 		}
-		e.log.Warn("regen: store call failed, retrying", "run", runID, "call", what, "about", about, "err", err)
+		attrs := []any{"run", runID, "call", what, "about", about, "err", err}
+		if rs.graph != "" {
+			attrs = append(attrs[:2:2], append([]any{"graph", rs.graph}, attrs[2:]...)...)
+		}
+		e.log.Warn("regen: store call failed, retrying", attrs...)
 		if !sleep(ctx, wait) {
 			return stoppedBy(ctx, err)
 		}
@@ -355,6 +366,7 @@ type storeRetries struct {
 	budget   time.Duration // the waits in all; below 0, no bound
 	waited   time.Duration
 	failures int
+	graph    string // the graph key of the run whose call it is, for the log
 }
 
 // next returns the wait before the next try, after one more failure, and
@@ -634,6 +646,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		if r.callAt != nil {
 			r.callAt[j.step.Node].Store(now.UnixNano())
 		}
+		c.node, c.kind = j.id, j.kind // for the log, if the call outlives the run
 		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, 0, j.wg, j); cause != nil {
 			// Cancelled since it started: its node.started went out, so
 			// it settles as cancelled, with no call.
@@ -680,7 +693,7 @@ func (r *run) latePanic(err error, call string, attrs ...any) {
 		in = call
 	}
 	r.e.log.Warn("regen: generator or validator panicked after its call was abandoned (timed out, or its run cancelled); the attempt had already failed, and the panic changes nothing",
-		append([]any{"run", r.handle.id}, append(attrs, "in", in, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))...)...)
+		append([]any{"run", r.handle.id, "graph", r.key}, append(attrs, "in", in, "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))...)...)
 }
 
 // cancelledAfter is the result of j's node when the run is cancelled

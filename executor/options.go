@@ -262,9 +262,13 @@ type Options struct {
 	// nothing (New warns of one in Staged mode), a BatchGenerator of a
 	// kind without a batch key (once per kind), a bulk generator that
 	// returns another number of outcomes than its requests, a bulk
-	// generator's panic (once a call, with its stack), generators
-	// that ignore their context, and the panic of a call abandoned at its
-	// timeout or at a cancel, whose outcome is thrown away. Default: slog.Default() when New is called, as in
+	// generator's panic (once a call, with its stack), an attempt that
+	// timed out (its node, kind, attempt and timeout), generators that
+	// ignore their context (at the run's end, once its Grace has passed:
+	// the count of their calls, and the nodes and kinds of the first ten,
+	// a bulk call's named "bulk call"), and the panic of a call abandoned
+	// at its timeout or at a cancel, whose outcome is thrown away. A run's
+	// records carry its ID (run) and its graph key (graph). Default: slog.Default() when New is called, as in
 	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)
 	// silences it.
 	Logger *slog.Logger
@@ -560,7 +564,7 @@ func (e *Executor) warnStagedWindows() {
 // with Generate (see BatchGenerator): its GenerateBatch goes unused. The
 // graph is known only when a run starts: each kind is warned of once, at
 // the first run of a graph that has it.
-func (e *Executor) warnUnbatched(g *graph.Graph, runID string) {
+func (e *Executor) warnUnbatched(g *graph.Graph, runID, graphKey string) {
 	var kinds []string
 	e.unbatchedMu.Lock()
 	for ki := range g.Kinds() {
@@ -580,7 +584,7 @@ func (e *Executor) warnUnbatched(g *graph.Graph, runID string) {
 	if len(kinds) > 0 {
 		slices.Sort(kinds)
 		e.log.Warn("regen: Options.Generators gives a BatchGenerator to kinds without a batch key; the executor calls their Generate, a node a call, and never GenerateBatch (give the kinds a batch key in the template to batch them)",
-			"run", runID, "kinds", kinds)
+			"run", runID, "graph", graphKey, "kinds", kinds)
 	}
 }
 
@@ -589,7 +593,7 @@ func (e *Executor) warnUnbatched(g *graph.Graph, runID string) {
 // under, and the kinds of Options.Kinds with a BatchWindow or a
 // BatchTimeout that no bulk call of g's takes (no batch key, or a generator that is not a
 // BatchGenerator), once per run.
-func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
+func (e *Executor) warnUnknownKeys(g *graph.Graph, runID, graphKey string) {
 	o := &e.opts
 	if len(o.Kinds) == 0 && len(o.Rates) == 0 && len(o.Limits) == 0 {
 		return
@@ -602,15 +606,15 @@ func (e *Executor) warnUnknownKeys(g *graph.Graph, runID string) {
 	m := o.mismatch(kinds)
 	if len(m.UnknownKinds) > 0 {
 		e.log.Warn("regen: Options.Kinds names kinds the graph does not have; they apply to nothing",
-			"run", runID, "kinds", m.UnknownKinds)
+			"run", runID, "graph", graphKey, "kinds", m.UnknownKinds)
 	}
 	if len(m.UnknownKeys) > 0 {
 		e.log.Warn("regen: Options.Rates or Options.Limits name batch keys no kind of the graph has; they apply to nothing",
-			"run", runID, "keys", m.UnknownKeys)
+			"run", runID, "graph", graphKey, "keys", m.UnknownKeys)
 	}
 	if len(m.IdleBatchOptions) > 0 {
 		e.log.Warn("regen: Options.Kinds gives a BatchWindow or a BatchTimeout to kinds that no bulk call takes (no batch key, or a generator that is not a BatchGenerator); it applies to nothing",
-			"run", runID, "kinds", m.IdleBatchOptions)
+			"run", runID, "graph", graphKey, "kinds", m.IdleBatchOptions)
 	}
 }
 

@@ -272,8 +272,8 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		r.bulks[ki], _ = r.gens[ki].(BatchGenerator)
 	}
 	r.sharedKinds = sharedKinds(r.g, r.bulks)
-	e.warnUnknownKeys(r.g, req.RunID)
-	e.warnUnbatched(r.g, req.RunID)
+	e.warnUnknownKeys(r.g, req.RunID, req.GraphKey)
+	e.warnUnbatched(r.g, req.RunID, req.GraphKey)
 	r.rec = Record{ID: req.RunID, GraphKey: req.GraphKey, Seconds: r.g.Segments() * graph.SegmentSeconds,
 		Graph: r.fp, TriggeredBy: req.TriggeredBy, Reason: req.Reason, Resumes: of, Marks: req.Marks, Status: RunRunning,
 		StartedAt: time.Now()}
@@ -346,7 +346,7 @@ func (r *run) failedStart(ctx context.Context, err error) error {
 			bad = cause
 		}
 		if bad != nil {
-			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
+			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "graph", r.key, "recorded", code, "err", bad)
 			err = fmt.Errorf("%w (recorded as cancelled by %q: %w)", err, code, bad)
 		}
 		rec.Status, rec.CancelledBy = RunCancelled, code
@@ -360,7 +360,7 @@ func (r *run) failedStart(ctx context.Context, err error) error {
 		perr = r.retryStore(pctx, perr, "record run", r.handle.id, put)
 	}
 	if perr != nil {
-		r.e.log.Error("regen: record run", "run", r.handle.id, "err", perr)
+		r.e.log.Error("regen: record run", "run", r.handle.id, "graph", r.key, "err", perr)
 	}
 	return err
 }
@@ -391,7 +391,7 @@ func (r *run) lostStart(ctx context.Context, err error) error {
 	case errors.Is(gerr, ErrNotFound):
 		return err
 	case gerr != nil:
-		r.e.log.Error("regen: read the record of a run whose start failed, to record it as failed", "run", r.handle.id, "err", gerr)
+		r.e.log.Error("regen: read the record of a run whose start failed, to record it as failed", "run", r.handle.id, "graph", r.key, "err", gerr)
 		return err
 	}
 	if rec.Status == RunRunning && rec.StartedAt.Truncate(time.Microsecond).Equal(r.rec.StartedAt.Truncate(time.Microsecond)) {
@@ -474,7 +474,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 			}
 			if last != nil {
 				r.e.log.Warn("regen: commit of a plan failed, but it went through, its reply lost: the run goes on",
-					"run", r.handle.id, "err", last)
+					"run", r.handle.id, "graph", r.key, "err", last)
 			}
 			last = nil
 		}
@@ -581,7 +581,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 					last = err
 					continue
 				}
-				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "err", err)
+				r.e.log.Warn("regen: commit of a plan failed, retrying", "run", r.handle.id, "graph", r.key, "err", err)
 				if sleep(ctx, wait) {
 					continue
 				}
@@ -1466,7 +1466,7 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 			r.unrecordable(batch, err)
 			return time.Time{}
 		}
-		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "err", err)
+		r.e.log.Warn("regen: commit failed, retrying", "run", r.handle.id, "graph", r.key, "err", err)
 		if !sleep(r.bg, wait) {
 			// The run's store calls are past their bound: no more of
 			// them, even to a store that would ignore r.bg.
@@ -1581,7 +1581,7 @@ func (r *run) realign(changes []Change, nodes []graph.Node) bool {
 	}
 	r.e.reorderWarn.Do(func() {
 		r.e.log.Warn("regen: the StateStore's Commit reordered the changes it was given; it must not modify them",
-			"run", r.handle.id)
+			"run", r.handle.id, "graph", r.key)
 	})
 	// The last change of a node is the one recorded, in the store's
 	// order as in the run's.
@@ -2007,10 +2007,10 @@ func (r *run) finish() {
 			err = wrap(ErrCancelled, "run "+quote(r.handle.id), cause, "")
 		}
 		if bad != nil { // the cancel stands; the record says CancelledByHost
-			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", bad)
+			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "graph", r.key, "recorded", code, "err", bad)
 			err = fmt.Errorf("%w (recorded as cancelled by %q: %w)", err, code, bad)
 		} else if replaced { // the error says why already: the cause is ErrInvalidCancelCode's
-			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "recorded", code, "err", cause)
+			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "graph", r.key, "recorded", code, "err", cause)
 		}
 		final.Type = progress.RunCancelled
 	case len(r.failures) > 0:
@@ -2045,7 +2045,7 @@ func (r *run) finish() {
 		perr = r.e.opts.Runs.PutRun(ctx, *rec)
 	}
 	if perr != nil {
-		perr = r.e.retryStoreWithin(ctx, storeRetries{budget: -1}, r.handle.id, perr, "record run", r.handle.id,
+		perr = r.e.retryStoreWithin(ctx, storeRetries{budget: -1, graph: r.key}, r.handle.id, perr, "record run", r.handle.id,
 			func() error { return r.e.opts.Runs.PutRun(ctx, *rec) })
 	}
 	if perr != nil {
@@ -2115,7 +2115,7 @@ func (r *run) recordDeleted(ctx context.Context) bool {
 		err = r.retryStore(ctx, err, "read the record of", r.handle.id, get)
 	}
 	if errors.Is(err, ErrNotFound) {
-		r.e.log.Debug("regen: the run's graph was deleted, and its record with it: not written again", "run", r.handle.id)
+		r.e.log.Debug("regen: the run's graph was deleted, and its record with it: not written again", "run", r.handle.id, "graph", r.key)
 		return true
 	}
 	return false
@@ -2210,7 +2210,8 @@ func (r *run) waitAttempts() {
 	ctx, cancel := context.WithTimeout(context.Background(), r.e.opts.Grace)
 	defer cancel()
 	if r.attempts.wait(ctx) != nil {
+		calls, nodes, kinds := r.watch.stillRunning()
 		r.e.log.Warn("regen: generators still running after the run ended; they ignore their context",
-			"run", r.handle.id, "grace", r.e.opts.Grace)
+			"run", r.handle.id, "graph", r.key, "grace", r.e.opts.Grace, "calls", calls, "nodes", nodes, "kinds", kinds)
 	}
 }

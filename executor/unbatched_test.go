@@ -36,7 +36,7 @@ func TestBatchGeneratorOfAKindWithoutBatchKeyWarns(t *testing.T) {
 		_, err = r.Wait()
 		require.NoError(t, err)
 		require.Equal(t, 1, strings.Count(logs.String(), warning), logs.String())
-		assert.Contains(t, logs.String(), `run=`+r.ID()+` kinds="[asset:music script]"`)
+		assert.Contains(t, logs.String(), `run=`+r.ID()+` graph=lecture kinds="[asset:music script]"`)
 		l.mu.Lock()
 		for _, call := range l.batches {
 			assert.True(t, strings.HasPrefix(call[0], "asset:image:"), "a bulk call of a kind without a batch key: %v", call)

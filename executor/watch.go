@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,9 @@ type inflight struct {
 	// abandon wins the call gives them back.
 	held   *semaphore.Weighted
 	weight int64
+	// node and kind name a single node's call, for the log of the calls
+	// abandoned that still run at the end of the run; "" for a bulk call.
+	node, kind string
 }
 
 // rescuer continues a node's work after its call was abandoned with err,
@@ -140,6 +144,14 @@ type watch struct {
 	timer     *time.Timer
 	armed     time.Time
 	cancelled error // the run's cause, once cancelled
+	// late holds the calls abandoned (at their timeout, or at a cancel)
+	// whose generator has not returned yet: those that ignore their
+	// context, which the end of the run names (see stillRunning). It
+	// counts each inflight's entries, added and taken out by abandon and
+	// end (see forgetLate), as an abandon that loses its swap to a return
+	// may take its entry out after another call of the same inflight put
+	// one in.
+	late map[*inflight]int
 }
 
 type callHeap []*inflight
@@ -220,6 +232,7 @@ func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grac
 // uses the host's Logger no more for it.
 func (w *watch) end(c *inflight) bool {
 	if !c.state.CompareAndSwap(c.begun, c.begun|callReturned) {
+		w.forgetLate(c) // after abandon's entry, which came before its swap
 		return false
 	}
 	defer w.ended()
@@ -372,7 +385,19 @@ func stoppedGone(cause error) bool {
 // or an inflight that already serves another call, is left alone.
 func (w *watch) abandon(l lateCall, err, ctxErr error) {
 	c := l.c
-	if l.word&callStateMask != callRunning || !c.state.CompareAndSwap(l.word, l.word|callAbandoned) {
+	if l.word&callStateMask != callRunning {
+		return // it returned just now
+	}
+	// Counted as late before the swap, so that its end, which comes
+	// after the swap, finds it to forget.
+	w.mu.Lock()
+	if w.late == nil {
+		w.late = map[*inflight]int{}
+	}
+	w.late[c]++
+	w.mu.Unlock()
+	if !c.state.CompareAndSwap(l.word, l.word|callAbandoned) {
+		w.forgetLate(c)
 		return // it returned just now
 	}
 	// The call's slots go back now: a generator that ignores its context
@@ -386,6 +411,40 @@ func (w *watch) abandon(l lateCall, err, ctxErr error) {
 		}
 	}()
 	c.wg.Done() // the abandoned goroutine leaves the group
+}
+
+// forgetLate takes an entry of c out of w.late.
+func (w *watch) forgetLate(c *inflight) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.late[c]--; w.late[c] <= 0 {
+		delete(w.late, c)
+	}
+}
+
+// stillRunning returns the calls abandoned whose generators have not
+// returned: their count, and the sorted node IDs (a bulk call's as "bulk
+// call"; a node whose attempts both still run once) and kinds of them, at
+// most maxLoggedNodes each, for the log.
+func (w *watch) stillRunning() (calls int, nodes, kinds []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[string]bool{}
+	for c := range w.late {
+		node := c.node
+		if node == "" {
+			node = "bulk call"
+		}
+		nodes = append(nodes, node)
+		if c.kind != "" && !seen[c.kind] {
+			seen[c.kind] = true
+			kinds = append(kinds, c.kind)
+		}
+	}
+	slices.Sort(nodes)
+	nodes = slices.Compact(nodes)
+	slices.Sort(kinds)
+	return len(w.late), nodes[:min(len(nodes), maxLoggedNodes)], kinds[:min(len(kinds), maxLoggedNodes)]
 }
 
 // stop stops the timer at the end of a round.
