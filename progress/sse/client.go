@@ -89,7 +89,11 @@ type ClientOptions struct {
 	// Close, and its Host: see Header); the HTTPClient is left as given.
 	// A redirect it refuses (net/http's default refuses the 10th in a
 	// row) ends Stream with its error, as a refusal by the server would,
-	// where a network error is reconnected. Default: http.DefaultClient.
+	// where a network error is reconnected; so does one that net/http
+	// cannot follow: a Location that does not parse, a URL without a
+	// host, or of a scheme that the Transport does not serve (net/http's
+	// serves http, https and those registered with its RegisterProtocol).
+	// Default: http.DefaultClient.
 	HTTPClient *http.Client
 	// Header is added to every request, for credentials for example. Its
 	// keys are taken as http.CanonicalHeaderKey spells them: keys spelt
@@ -457,7 +461,8 @@ func (c *Client) Connects() int {
 // *[StatusError], no response headers within ClientOptions.HeaderTimeout
 // with an error wrapping [ErrHeaderTimeout], a redirect that the
 // HTTPClient's CheckRedirect refuses with an error wrapping its error,
-// an event over
+// one that net/http cannot follow (see ClientOptions.HTTPClient) with an
+// error wrapping net/http's, an event over
 // [MaxEventSize] with [ErrTooLarge], and a
 // last event ID (the server's, or ClientOptions.LastEventID) with a
 // control character, which an HTTP header cannot carry, with an error
@@ -544,7 +549,8 @@ func (c *Client) Events(ctx context.Context, fn func(progress.Event) error) erro
 //     ClientOptions.HeaderTimeout: an error wrapping [ErrHeaderTimeout].
 //   - ClientOptions.HTTPClient's CheckRedirect refused a redirect (as
 //     net/http's default refuses the 10th in a row): an error wrapping
-//     its error.
+//     its error. A redirect that net/http cannot follow (a Location that
+//     does not parse, a URL it cannot ask): an error wrapping net/http's.
 //   - fn's error, ctx's cause, and the errors of Events: an event over
 //     [MaxEventSize] ([ErrTooLarge]), a message that is no event
 //     (progress.ErrInvalidJSON), a last event ID no header can carry
@@ -790,6 +796,11 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	if rr := (*redirectRefused)(nil); errors.As(err, &rr) {
 		return false, true, fmt.Errorf("sse: %w", err) // the HTTPClient's CheckRedirect: not to be asked again
 	}
+	if netHTTPRefused(err) {
+		// The server would redirect there again, and net/http refuse it.
+		return false, true, fmt.Errorf("sse: the server redirected to a URL that net/http cannot follow "+
+			"(an http:// or https:// URL with a host, or one of a scheme that the HTTPClient's Transport serves): %w", err)
+	}
 	if err != nil {
 		return false, false, err // a network error: reconnect
 	}
@@ -937,6 +948,22 @@ func (c *Client) following() *http.Client {
 		return &redirectRefused{err}
 	}
 	return &hc
+}
+
+// netHTTPRefused reports whether err, from http.Client.Do, is net/http's
+// refusal of a request's URL, which no network error causes and every
+// new request meets again: a Location that does not parse, a URL of a
+// scheme that the Transport does not serve (http.Transport serves http,
+// https and the schemes registered with its RegisterProtocol), or
+// without a host. net/http has no sentinel for them: its messages tell.
+func netHTTPRefused(err error) bool {
+	ue := (*url.Error)(nil)
+	if !errors.As(err, &ue) || ue.Err == nil {
+		return false
+	}
+	msg := ue.Err.Error()
+	return strings.HasPrefix(msg, "failed to parse Location header ") || strings.HasPrefix(msg, "unsupported protocol scheme ") ||
+		msg == "http: no Host in request URL"
 }
 
 // redirectRefused is the error of an HTTPClient's CheckRedirect, which

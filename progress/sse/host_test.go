@@ -244,3 +244,40 @@ func TestClientEndsOnARedirectRefused(t *testing.T) {
 		})
 	}
 }
+
+// A redirect to a URL that net/http refuses to ask (another scheme than
+// http and https, no host) or to a Location it cannot parse ends Stream
+// with an error that names it, as a refusal by the server ends it: the
+// server would redirect there again. Before, the Client took net/http's
+// refusal for a network error and reconnected, backing off, until ctx
+// ended, and the host never learnt why its stream did not open.
+func TestClientEndsOnARedirectNetHTTPCannotFollow(t *testing.T) {
+	tests := []struct {
+		location string
+		want     string
+	}{
+		{"ftp://sse.test/runs/r1", `Get "ftp://sse.test/runs/r1": unsupported protocol scheme "ftp"`},
+		{"sse.test:8080/runs/r1", `Get "sse.test:8080/runs/r1": unsupported protocol scheme "sse.test"`},
+		{"http:///runs/r1", `Get "http:///runs/r1": http: no Host in request URL`},
+		{"http://[::1/runs/r1", `failed to parse Location header "http://[::1/runs/r1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.location, func(t *testing.T) {
+			var requests atomic.Int32
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				w.Header().Set("Location", tt.location)
+				w.WriteHeader(http.StatusTemporaryRedirect)
+			}))
+			t.Cleanup(server.Close)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			err := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Retry: time.Millisecond}).Stream(ctx, func(sse.Message) error { return nil })
+			require.Error(t, err)
+			assert.NoError(t, ctx.Err(), "Stream returned at the test's deadline")
+			assert.ErrorContains(t, err, "sse: the server redirected to a URL that net/http cannot follow")
+			assert.ErrorContains(t, err, tt.want)
+			assert.Equal(t, int32(1), requests.Load(), "requests made")
+		})
+	}
+}
