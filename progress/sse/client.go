@@ -284,7 +284,7 @@ type Client struct {
 	maxBackoff time.Duration
 	idle       time.Duration  // < 0: no idle timeout
 	headers    time.Duration  // < 0: no bound on the wait for a response's headers
-	optErr     error          // ClientOptions or the URL refused: Stream returns it
+	optErr     error          // ClientOptions refused: Stream returns it
 	rand       func() float64 // the jitter's draw, in [0, 1)
 
 	mu       sync.Mutex
@@ -293,10 +293,14 @@ type Client struct {
 	connects int
 }
 
-// NewClient returns a Client for url, an http:// or https:// URL: one
-// with another scheme, none (as "localhost:8080/runs/r1", whose scheme
-// is "localhost"), or no host makes every [Client.Stream] return an
-// error saying so, without connecting. Options it refuses (a Retry,
+// NewClient returns a Client for url, an http:// or https:// URL, or one
+// of a scheme that ClientOptions.HTTPClient's Transport serves (one
+// registered with http.Transport.RegisterProtocol, as for a Unix socket,
+// or the host's own RoundTripper). A URL that net/http refuses to ask
+// (of a scheme the Transport does not serve, none, as
+// "localhost:8080/runs/r1", whose scheme is "localhost", or without a
+// host) makes every [Client.Stream] return an error saying so, without
+// connecting, at its first request. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
 // Header with Last-Event-ID, one that net/http cannot send, one with a
 // header net/http manages itself, or an Accept-Encoding, Host or
@@ -403,9 +407,6 @@ func NewClient(url string, opts ClientOptions) *Client {
 			}
 		}
 	}
-	if c.optErr == nil {
-		c.optErr = checkURL(url)
-	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
 	}
@@ -468,7 +469,8 @@ func (c *Client) Connects() int {
 // control character, which an HTTP header cannot carry, with an error
 // wrapping [ErrBadLastEventID] when it would be sent. Options that
 // [NewClient] refused end it at once, with an error wrapping
-// [ErrInvalidOptions], as a URL it refused does.
+// [ErrInvalidOptions], and a URL that net/http refuses to ask (see
+// [NewClient]) with an error saying so.
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 	if c.optErr != nil {
 		return c.optErr
@@ -681,17 +683,18 @@ func decodeEvent(data string) (progress.Event, error) {
 	return e, nil
 }
 
-// checkURL returns an error if net/http cannot make a request of u, which
-// it would refuse each time (a scheme but http and https, none, no
-// host), so that the Client would reconnect for ever; nil for a URL it
-// cannot parse, which connect reports.
+// checkURL returns an error that says what to give for u, which
+// net/http refused to ask (see netHTTPRefusal): of a scheme but http and
+// https, which the Transport does not serve, none, or without a host;
+// nil if u is none of these.
 func checkURL(u string) error {
 	parsed, err := url.Parse(u)
 	switch {
 	case err != nil:
 		return nil
 	case !strings.EqualFold(parsed.Scheme, "http") && !strings.EqualFold(parsed.Scheme, "https"):
-		return fmt.Errorf("sse: URL %q has the scheme %q; give an http:// or https:// URL", clip(u, 128), parsed.Scheme)
+		return fmt.Errorf("sse: URL %q has the scheme %q, which the HTTPClient's Transport does not serve; "+
+			"give an http:// or https:// URL, or a Transport that serves the scheme", clip(u, 128), parsed.Scheme)
 	case parsed.Host == "":
 		return fmt.Errorf("sse: URL %q has no host; give the server's, as in http://host:port/path", clip(u, 128))
 	}
@@ -785,7 +788,8 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := c.do(c.following(), req, drop)
+	redirected := false // set by following's CheckRedirect, in Do
+	resp, err := c.do(c.following(&redirected), req, drop)
 	if errors.Is(context.Cause(connCtx), errHeaderTimeout) && ctx.Err() == nil {
 		if resp != nil {
 			resp.Body.Close() // came as the bound passed: too late
@@ -796,7 +800,13 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	if rr := (*redirectRefused)(nil); errors.As(err, &rr) {
 		return false, true, fmt.Errorf("sse: %w", err) // the HTTPClient's CheckRedirect: not to be asked again
 	}
-	if netHTTPRefused(err) {
+	if what := netHTTPRefusal(err); what == "URL" && !redirected {
+		// The Client's URL, which net/http refuses each time.
+		if err := checkURL(c.url); err != nil {
+			return false, true, err
+		}
+		return false, true, fmt.Errorf("sse: net/http refuses to ask the URL: %w", err)
+	} else if what != "" {
 		// The server would redirect there again, and net/http refuse it.
 		return false, true, fmt.Errorf("sse: the server redirected to a URL that net/http cannot follow "+
 			"(an http:// or https:// URL with a host, or one of a scheme that the HTTPClient's Transport serves): %w", err)
@@ -922,12 +932,15 @@ func (c *Client) do(hc *http.Client, req *http.Request, drop context.CancelCause
 // keeps it over a relative redirect alone), and none if it goes to
 // another (where the Host would be wrong). It then calls the
 // HTTPClient's own CheckRedirect (net/http's default if nil), which has
-// the last word. A copy for each connection leaves the host's HTTPClient
-// as it was, and takes any change the host made to it since.
-func (c *Client) following() *http.Client {
+// the last word. It sets *redirected once a redirect comes, so that a
+// refusal by net/http tells the redirect's URL from the Client's. A copy
+// for each connection leaves the host's HTTPClient as it was, and takes
+// any change the host made to it since.
+func (c *Client) following(redirected *bool) *http.Client {
 	hc := *c.hc
 	check := c.hc.CheckRedirect
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		*redirected = true
 		req.Close = true
 		switch {
 		case c.host == "":
@@ -950,20 +963,25 @@ func (c *Client) following() *http.Client {
 	return &hc
 }
 
-// netHTTPRefused reports whether err, from http.Client.Do, is net/http's
-// refusal of a request's URL, which no network error causes and every
-// new request meets again: a Location that does not parse, a URL of a
-// scheme that the Transport does not serve (http.Transport serves http,
-// https and the schemes registered with its RegisterProtocol), or
-// without a host. net/http has no sentinel for them: its messages tell.
-func netHTTPRefused(err error) bool {
+// netHTTPRefusal tells whether err, from http.Client.Do, is net/http's
+// refusal of a request, which no network error causes and every new
+// request meets again: "Location" for a redirect's Location that does
+// not parse; "URL" for a URL of a scheme that the Transport does not
+// serve (http.Transport serves http, https and the schemes registered
+// with its RegisterProtocol), or without a host; "" for any other
+// error. net/http has no sentinel for them: its messages tell.
+func netHTTPRefusal(err error) string {
 	ue := (*url.Error)(nil)
 	if !errors.As(err, &ue) || ue.Err == nil {
-		return false
+		return ""
 	}
-	msg := ue.Err.Error()
-	return strings.HasPrefix(msg, "failed to parse Location header ") || strings.HasPrefix(msg, "unsupported protocol scheme ") ||
-		msg == "http: no Host in request URL"
+	switch msg := ue.Err.Error(); {
+	case strings.HasPrefix(msg, "failed to parse Location header "):
+		return "Location"
+	case strings.HasPrefix(msg, "unsupported protocol scheme "), msg == "http: no Host in request URL":
+		return "URL"
+	}
+	return ""
 }
 
 // redirectRefused is the error of an HTTPClient's CheckRedirect, which

@@ -3,8 +3,10 @@ package sse_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -164,9 +166,9 @@ func TestClientRefusesAURLNetHTTPCannotAsk(t *testing.T) {
 		url  string
 		want string
 	}{
-		{"localhost:8080/runs/r1", `sse: URL "localhost:8080/runs/r1" has the scheme "localhost"; give an http:// or https:// URL`},
-		{"/runs/r1", `sse: URL "/runs/r1" has the scheme ""; give an http:// or https:// URL`},
-		{"ftp://sse.test/runs/r1", `sse: URL "ftp://sse.test/runs/r1" has the scheme "ftp"; give an http:// or https:// URL`},
+		{"localhost:8080/runs/r1", `sse: URL "localhost:8080/runs/r1" has the scheme "localhost", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
+		{"/runs/r1", `sse: URL "/runs/r1" has the scheme "", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
+		{"ftp://sse.test/runs/r1", `sse: URL "ftp://sse.test/runs/r1" has the scheme "ftp", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
 		{"http:///runs/r1", `sse: URL "http:///runs/r1" has no host; give the server's, as in http://host:port/path`},
 	}
 	for _, tt := range tests {
@@ -176,6 +178,78 @@ func TestClientRefusesAURLNetHTTPCannotAsk(t *testing.T) {
 			err := sse.NewClient(tt.url, sse.ClientOptions{Retry: time.Millisecond}).Stream(ctx, func(sse.Message) error { return nil })
 			assert.NoError(t, ctx.Err(), "Stream returned at the test's deadline")
 			assert.EqualError(t, err, tt.want)
+		})
+	}
+}
+
+// unixTransport serves a URL of the scheme "http+unix" as
+// github.com/peterbourgon/unixtransport and github.com/tv42/httpunix do,
+// registered on an http.Transport with RegisterProtocol: over the Unix
+// socket at sock, whatever the URL's host (none, in unixtransport's
+// "http+unix:///path/to/socket:/request/path").
+func unixTransport(sock string) http.RoundTripper {
+	inner := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		r := req.Clone(req.Context())
+		r.URL.Scheme, r.URL.Host = "http", "unix"
+		return inner.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// A URL of another scheme than http and https, or without a host, is the
+// HTTPClient's Transport's to serve: one that serves it (a protocol
+// registered with http.Transport.RegisterProtocol, as unixtransport
+// registers "http+unix" on http.DefaultTransport, or a RoundTripper of
+// the host's own) gets the requests. Before, NewClient refused every URL
+// but http:// and https:// with a host, whatever the Transport.
+func TestClientAsksAURLItsTransportServes(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "sse.sock")
+	l, err := net.Listen("unix", sock)
+	require.NoError(t, err)
+	var requests atomic.Int32
+	server := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if requests.Add(1) > 1 {
+			w.WriteHeader(http.StatusNoContent) // after the event: the end
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: 1\ndata: hello\n\n")
+	})}}
+	server.Start()
+	t.Cleanup(server.Close)
+	registered := &http.Transport{}
+	registered.RegisterProtocol("http+unix", unixTransport(sock))
+	tests := []struct {
+		name      string
+		url       string
+		transport http.RoundTripper
+	}{
+		{"registered, without a host", "http+unix://" + sock + ":/runs/r1", registered},
+		{"registered, with a host", "http+unix://sse/runs/r1", registered},
+		{"the host's RoundTripper", "http+unix://sse/runs/r1", unixTransport(sock)},
+		{"the host's RoundTripper, http without a host", "http:///runs/r1", unixTransport(sock)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			requests.Store(0)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			var got []string
+			c := sse.NewClient(tt.url, sse.ClientOptions{Retry: time.Millisecond, HTTPClient: &http.Client{Transport: tt.transport}})
+			err := c.Stream(ctx, func(m sse.Message) error {
+				got = append(got, m.Data)
+				return nil
+			})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"hello"}, got)
+			assert.Equal(t, int32(2), requests.Load(), "requests")
 		})
 	}
 }
