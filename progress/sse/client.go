@@ -117,8 +117,10 @@ type ClientOptions struct {
 	// than a tab. So is one with a header of the connection or of a body,
 	// which net/http manages itself and drops without a word, or over
 	// HTTP/2 refuses every request for (Connection, Keep-Alive,
-	// Proxy-Connection, Upgrade, TE, Transfer-Encoding, Content-Length,
-	// Trailer, in any spelling), or with two User-Agents, of which
+	// Proxy-Connection, Upgrade, Transfer-Encoding, Content-Length,
+	// Trailer, in any spelling), or with a TE but the one value
+	// "trailers" (sent as given), which asks for a transfer coding that
+	// net/http cannot read, or with two User-Agents, of which
 	// net/http sends the first alone; or with an Accept-Encoding but
 	// "identity", with which net/http would leave a compressed stream
 	// compressed (without it, net/http asks for gzip and decodes it
@@ -367,7 +369,15 @@ func NewClient(url string, opts ClientOptions) *Client {
 			// word, or over HTTP/2 refuses every request, which the
 			// Client would take for a network error.
 			switch ck := http.CanonicalHeaderKey(k); ck {
-			case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Te", "Transfer-Encoding", "Content-Length", "Trailer":
+			case "Te":
+				// "trailers", the one TE that HTTP/2 allows, goes out as
+				// given; any other asks for a transfer coding that
+				// net/http cannot read (over HTTP/2, that a server refuses).
+				if v := c.header[ck]; len(v) != 1 || v[0] != "trailers" {
+					c.optErr = fmt.Errorf("%w: Header %q asks for a transfer coding, which net/http cannot read (over HTTP/2, a server refuses it): "+
+						`leave it out, or give the one value "trailers"`, ErrInvalidOptions, k)
+				}
+			case "Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Transfer-Encoding", "Content-Length", "Trailer":
 				c.optErr = fmt.Errorf("%w: Header %q is the connection's or a body's, which net/http manages itself, dropping or refusing it "+
 					"(over HTTP/2, with every request): leave it out", ErrInvalidOptions, k)
 			case "Accept-Encoding":

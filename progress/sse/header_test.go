@@ -281,7 +281,8 @@ func TestClientRefusesAHeaderNetHTTPWouldNotSendAsGiven(t *testing.T) {
 		{"Keep-Alive", http.Header{"Keep-Alive": {"timeout=60"}}, `Header "Keep-Alive" is the connection's`},
 		{"Proxy-Connection", http.Header{"Proxy-Connection": {"keep-alive"}}, `Header "Proxy-Connection" is the connection's`},
 		{"Upgrade", http.Header{"Upgrade": {"websocket"}}, `Header "Upgrade" is the connection's`},
-		{"TE", http.Header{"TE": {"gzip"}}, `Header "TE" is the connection's`},
+		{"TE", http.Header{"TE": {"gzip"}}, `Header "TE" asks for a transfer coding, which net/http cannot read`},
+		{"two TEs", http.Header{"TE": {"trailers"}, "te": {"trailers"}}, `Header "TE" asks for a transfer coding`},
 		{"Transfer-Encoding", http.Header{"Transfer-Encoding": {"chunked"}}, `Header "Transfer-Encoding" is the connection's`},
 		{"Content-Length", http.Header{"Content-Length": {"0"}}, `Header "Content-Length" is the connection's`},
 		{"Trailer", http.Header{"trailer": {"X-Sum"}}, `Header "trailer" is the connection's`},
@@ -370,4 +371,28 @@ func TestClientRefusesAnAcceptEncoding(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, resp.Uncompressed)
 	assert.NotContains(t, string(body), "id: 1", "the body net/http handed over")
+}
+
+// A Header with "TE: trailers", the one TE that HTTP/2 allows, which
+// net/http sends as given over HTTP/1.1 and HTTP/2 alike, is sent. Before,
+// NewClient refused every TE as a header net/http manages itself.
+func TestClientSendsTETrailers(t *testing.T) {
+	for _, http2 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("HTTP/2 %v", http2), func(t *testing.T) {
+			server := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if got := r.Header.Values("Te"); len(got) != 1 || got[0] != "trailers" {
+					http.Error(w, fmt.Sprintf("TE %q", got), http.StatusBadRequest)
+					return
+				}
+				w.Header().Set("Content-Type", "text/event-stream")
+				fmt.Fprint(w, "id: 1\ndata: {}\n\n")
+			}))
+			server.EnableHTTP2 = http2
+			server.StartTLS()
+			t.Cleanup(server.Close)
+			c := sse.NewClient(server.URL+"/runs/r1", sse.ClientOptions{Header: http.Header{"te": {"trailers"}}, HTTPClient: server.Client()})
+			err := c.Stream(context.Background(), func(sse.Message) error { return errStop })
+			require.ErrorIs(t, err, errStop)
+		})
+	}
 }
