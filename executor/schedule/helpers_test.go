@@ -156,6 +156,12 @@ type sim struct {
 	// scan the plan: on large plans only every 16th scans.
 	idleChecks int
 
+	// callKind is, by kind, the kind whose bulk calls its nodes share
+	// (Config.Shared), in the model: the first kind, in the template's
+	// order, of its group with the same batch key and a node in the
+	// plan; or the kind itself.
+	callKind []int
+
 	// log is the transcript of everything the machine said.
 	log []string
 }
@@ -186,9 +192,34 @@ func newSim(t testing.TB, p *planner.Plan, cfg schedule.Config, seed uint64) *si
 			}
 		}
 	}
+	s.callKind = make([]int, p.Graph.Kinds())
+	for k := range s.callKind {
+		s.callKind[k] = k
+	}
+	inPlan := make([]bool, p.Graph.Kinds())
+	for _, n := range p.Nodes() {
+		inPlan[p.Graph.KindOf(n)] = true
+	}
+	for _, grp := range cfg.Shared {
+		first := map[string]int{}
+		for k := range p.Graph.Kinds() {
+			key, _ := p.Graph.BatchKey(k)
+			if key == "" || !inPlan[k] || !slices.Contains(grp, p.Graph.KindName(k)) {
+				continue
+			}
+			if f, ok := first[key]; ok {
+				s.callKind[k] = f
+			} else {
+				first[key] = k
+			}
+		}
+	}
 	s.m = newMachine(t, p, cfg)
 	return s
 }
+
+// ck returns the kind whose calls n's nodes share, in the model.
+func (s *sim) ck(n graph.Node) int { return s.callKind[s.g.KindOf(n)] }
 
 func (s *sim) logf(format string, args ...any) {
 	s.log = append(s.log, fmt.Sprintf("%s ", s.now.Sub(t0))+fmt.Sprintf(format, args...))
@@ -513,7 +544,7 @@ func (s *sim) run() []string {
 					s.checkMoreNone(like, len(call))
 					break
 				}
-				require.Equal(t, s.g.KindOf(st.Node), s.g.KindOf(more.Node), "More gave another kind")
+				require.Equal(t, s.ck(st.Node), s.ck(more.Node), "More gave a kind that shares no call with %s: %s", s.g.NodeID(st.Node), s.g.NodeID(more.Node))
 				require.Equal(t, st.Key, more.Key, "More gave another key")
 				s.start(more)
 				call = append(call, more.Node)
@@ -668,7 +699,7 @@ func (s *sim) checkMoreNone(like graph.Node, size int) {
 		return
 	}
 	for _, n := range s.p.Nodes() {
-		if n != like && s.state[n] == schedule.Ready && s.g.KindOf(n) == s.g.KindOf(like) && s.keyOf(n) == key {
+		if n != like && s.state[n] == schedule.Ready && s.ck(n) == s.ck(like) && s.keyOf(n) == key {
 			t.Fatalf("at %v More(%s) gave nothing to a call of %d nodes (MaxBatch %d), but %s is ready and nothing stops it",
 				s.now.Sub(t0), s.g.NodeID(like), size, s.cfg.MaxBatch, s.g.NodeID(n))
 		}
@@ -696,7 +727,7 @@ func (s *sim) checkIdle() {
 		}
 		stop, at := s.blocked(s.keyOf(n))
 		if !stop {
-			h, held := holds[s.g.KindOf(n)]
+			h, held := holds[s.ck(n)]
 			require.True(t, held, "at %v Next started nothing, but %s is ready and nothing stops it", s.now.Sub(t0), s.g.NodeID(n))
 			require.Less(t, s.now.Sub(s.readyTime[n]), h.window, "at %v: %s held back for the window of %s for longer than it",
 				s.now.Sub(t0), s.g.NodeID(n), s.g.NodeID(h.head))
@@ -725,7 +756,7 @@ func (s *sim) checkFirstCome(n graph.Node) {
 		return
 	}
 	holds := s.windowHolds()
-	if h, held := holds[s.g.KindOf(n)]; held {
+	if h, held := holds[s.ck(n)]; held {
 		t.Fatalf("at %v Next started %s, which the window of %s holds until %v", s.now.Sub(t0), s.g.NodeID(n), s.g.NodeID(h.head), h.until.Sub(t0))
 	}
 	for _, x := range s.p.Nodes() {
@@ -733,7 +764,7 @@ func (s *sim) checkFirstCome(n graph.Node) {
 			continue
 		}
 		stop, _ := s.blocked(s.keyOf(x))
-		_, held := holds[s.g.KindOf(x)]
+		_, held := holds[s.ck(x)]
 		require.True(t, stop || held, "at %v Next started %s (ready after transition %d) before %s (ready after %d), which nothing stops",
 			s.now.Sub(t0), s.g.NodeID(n), s.readyAt[n], s.g.NodeID(x), s.readyAt[x])
 	}
@@ -752,7 +783,15 @@ func (s *sim) window(k int) time.Duration {
 	if key, _ := s.g.BatchKey(k); key == "" || s.cfg.Mode != schedule.Dataflow {
 		return 0
 	}
-	return s.cfg.Windows[s.g.KindName(k)]
+	// Kinds that share calls wait as one, for the longest of their
+	// windows.
+	var w time.Duration
+	for o, ck := range s.callKind {
+		if ck == k {
+			w = max(w, s.cfg.Windows[s.g.KindName(o)])
+		}
+	}
+	return w
 }
 
 // room returns how many nodes of key a bulk call could take now: the
@@ -782,7 +821,7 @@ func (s *sim) room(key string) int {
 // holds that one back.
 func (s *sim) waitsOnOwnKind(n graph.Node) bool {
 	for _, d := range s.g.Deps(n) {
-		if s.planned[d] && s.g.KindOf(d) == s.g.KindOf(n) && (s.state[d] == schedule.Pending || s.state[d] == schedule.Ready) {
+		if s.planned[d] && s.ck(d) == s.ck(n) && (s.state[d] == schedule.Pending || s.state[d] == schedule.Ready) {
 			return true
 		}
 	}
@@ -796,7 +835,8 @@ type hold struct {
 	until  time.Time
 }
 
-// windowHolds returns, by kind, the window that holds the kind's head
+// windowHolds returns, by kind (kinds that share calls as one, under
+// their callKind), the window that holds the kind's head
 // back at now, in the model: the head is the kind's Ready node that
 // became ready first (ties by node, the order in which a transition
 // makes nodes ready), and its window holds it, and the kind's other
@@ -812,7 +852,7 @@ func (s *sim) windowHolds() map[int]hold {
 	ready, pending := map[int]int{}, map[int]int{}
 	heads := map[int]graph.Node{}
 	for _, n := range s.p.Nodes() {
-		k := s.g.KindOf(n)
+		k := s.ck(n)
 		switch s.state[n] {
 		case schedule.Pending:
 			if !s.waitsOnOwnKind(n) {

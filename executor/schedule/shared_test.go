@@ -3,6 +3,9 @@ package schedule_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -230,4 +233,121 @@ func TestSharedSnapshot(t *testing.T) {
 	// difference.
 	_, err = schedule.Restore(p, schedule.Config{Shared: [][]string{{"a", "zz"}}}, plain.Snapshot())
 	require.NoError(t, err)
+}
+
+// TestPropertySharedKinds drives the property test's random cases with
+// random groups of kinds that share calls (Config.Shared), bulk calls
+// and, for about two thirds, batch windows, through the simulator, whose model
+// takes the kinds of a group under one batch key as one kind: More
+// gives no node that shares no call with like's, and nothing more while
+// one that does is ready; a window holds the group's nodes as one kind.
+func TestPropertySharedKinds(t *testing.T) {
+	seeds := uint64(600)
+	if testing.Short() {
+		seeds = 60
+	}
+	for seed := range seeds {
+		c := newRandomCase(t, seed)
+		r := rand.New(rand.NewPCG(seed, 11))
+		g := c.plan.Graph
+		c.cfg.Shared = randomShared(r, g)
+		if c.cfg.Windows == nil && r.IntN(2) == 0 {
+			c.cfg.Windows = map[string]time.Duration{}
+			for ki := range g.Kinds() {
+				if r.IntN(2) == 0 {
+					c.cfg.Windows[g.KindName(ki)] = time.Duration(1+r.IntN(8)) * time.Second
+				}
+			}
+			c.cfg.MaxBatch = r.IntN(4)
+			c.timed = r.IntN(2) == 0
+		}
+		c.bulk = true
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			for _, mode := range []schedule.Mode{schedule.Dataflow, schedule.Staged} {
+				s := c.sim(t, mode, seed)
+				log := transcript(s.run())
+				again := transcript(c.sim(t, mode, seed).run())
+				require.Equal(t, log, again, "%s: the same calls gave different steps", mode)
+			}
+		})
+	}
+}
+
+// randomShared returns random groups of g's kinds that share calls: most
+// of the kinds of each batch key, a group with, at times, a kind of
+// another key or of none too.
+func randomShared(r *rand.Rand, g *graph.Graph) [][]string {
+	var out [][]string
+	byKey := map[string][]string{}
+	var keys, loose []string
+	for _, k := range r.Perm(g.Kinds()) {
+		key, _ := g.BatchKey(k)
+		if key == "" || r.IntN(4) == 0 {
+			loose = append(loose, g.KindName(k))
+			continue
+		}
+		if byKey[key] == nil {
+			keys = append(keys, key)
+		}
+		byKey[key] = append(byKey[key], g.KindName(k))
+	}
+	slices.Sort(keys)
+	for _, key := range keys {
+		grp := byKey[key]
+		if len(loose) > 0 && r.IntN(2) == 0 {
+			grp, loose = append(grp, loose[0]), loose[1:]
+		}
+		if len(grp) >= 2 {
+			out = append(out, grp)
+		}
+	}
+	return out
+}
+
+// TestPropertySharedSnapshotRestore is TestPropertySnapshotRestore's
+// check with random kinds that share calls.
+func TestPropertySharedSnapshotRestore(t *testing.T) {
+	seeds := uint64(150)
+	if testing.Short() {
+		seeds = 20
+	}
+	for seed := range seeds {
+		for _, c := range snapshotCases(t, seed) {
+			r := rand.New(rand.NewPCG(seed, 12))
+			c.cfg.Shared = randomShared(r, c.plan.Graph)
+			if c.cfg.MaxBatch == 0 {
+				c.cfg.MaxBatch = r.IntN(4)
+			}
+			t.Run(fmt.Sprintf("seed=%d/%s", seed, c.name), func(t *testing.T) {
+				checkSnapshotRestore(t, c, seed)
+			})
+		}
+	}
+}
+
+// TestSharedCallSnapshotRestores: with MaxBatch, a snapshot holds each
+// running node's call; a call of kinds that share calls restores, and
+// the restored machine counts it as the snapshotted one does. Restore
+// refused such a snapshot, its call taken for one of another kind.
+func TestSharedCallSnapshotRestores(t *testing.T) {
+	g := build(t, tmpl(batched(per("a"), "k", 4), batched(per("b"), "k", 4)), 20)
+	p := planOf(t, g)
+	cfg := schedule.Config{Shared: [][]string{{"a", "b"}}, MaxBatch: 3}
+	m := newMachine(t, p, cfg)
+	require.Equal(t, []string{"a:segment[0]", "a:segment[1]", "b:segment[0]"}, bulk(t, m, g, t0))
+	snap := m.Snapshot()
+	data, err := json.Marshal(snap)
+	require.NoError(t, err)
+	var back schedule.Snapshot
+	require.NoError(t, json.Unmarshal(data, &back))
+	r, err := schedule.Restore(p, cfg, back)
+	require.NoError(t, err)
+	again, err := json.Marshal(r.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, string(data), string(again), "the restored machine's snapshot")
+	for _, mm := range []*schedule.Machine{m, r} {
+		_, ok := mm.More(t0, node(t, g, "b:segment[0]"))
+		assert.False(t, ok, "the call has MaxBatch nodes")
+		assert.Equal(t, []string{"b:segment[1]"}, bulk(t, mm, g, t0), "a call of its own, in the key's last slot")
+	}
 }

@@ -950,8 +950,10 @@ func (m *Machine) restoreRunning(f *snapshotForm, rebase bool) error {
 		switch cs := m.state[call]; {
 		case cs == Pending || cs == Ready || cs == Skipped:
 			return badSnapshot("running: node %s's call begins with node %s, which is %s: a call begins with a node that started", m.name(r.Node), m.name(*r.Call), cs)
-		case m.key[call] != m.key[i] || m.g.KindOf(*r.Call) != m.g.KindOf(r.Node):
-			return badSnapshot("running: node %s's call begins with node %s, of another batch key or kind", m.name(r.Node), m.name(*r.Call))
+		case m.key[call] != m.key[i] || m.callKind(m.g.KindOf(*r.Call)) != m.callKind(m.g.KindOf(r.Node)):
+			// A call is of one batch key, and of one kind or the kinds
+			// that share calls (Config.Shared).
+			return badSnapshot("running: node %s's call begins with node %s, of another batch key or kind (one that shares no calls with its own, Config.Shared)", m.name(r.Node), m.name(*r.Call))
 		case r.CallNodes < 1 || r.CallNodes > m.maxBatch || r.CallNodes > len(m.nodes):
 			return badSnapshot("running: node %s's call has %d nodes: want 1 to MaxBatch, %d, and to the plan's %d nodes",
 				m.name(r.Node), r.CallNodes, m.maxBatch, len(m.nodes))
