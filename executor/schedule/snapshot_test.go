@@ -680,6 +680,7 @@ func TestSnapshotFingerprintIsStable(t *testing.T) {
 			return c
 		}(), "5b7d5047b95a5211c69ba9fd96b2211a31614140f50c41279c6342255e9f2c89"},
 		{"podcast", planOf(t, build(t, testgraph.Podcast(), 40)), schedule.Config{Caps: map[string]int{"llm": 1}}, "6e09b8f8bab5ee5d75a41f7b9af6c9b60df37ab0e8353a2dc99820510d1b2ed1"},
+		{"podcast, kinds that share calls", planOf(t, build(t, testgraph.Podcast(), 40)), sharedPodcast, "f3345690fbe358f5f0f7720dc7de73b52eb77b5d65f571b39f6ec6a47acdd70e"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, fingerprintOf(t, newMachine(t, tc.plan, tc.cfg).Snapshot()))
@@ -690,7 +691,15 @@ func TestSnapshotFingerprintIsStable(t *testing.T) {
 	require.Equal(t, `{"plan":"32ad34ee442ddc0c","mode":"78e1989f01eb9e9b","workers":"abb4fd7017cf4b6a","caps":"37c36b613c05a109",`+
 		`"rates":"11095f3de5516e59","windows":"645e61ad99727a4c","maxBatch":"92f80c5522ce5582"}`,
 		partsOf(t, newMachine(t, lecturePlan(t, 120), traceConfig(schedule.Dataflow)).Snapshot()))
+	require.Equal(t, `{"plan":"d624352be0c4f37d","mode":"78e1989f01eb9e9b","workers":"665fc0e611b60adc","caps":"84ccd95050d770b6",`+
+		`"rates":"0ebd8ebfc65152b1","windows":"f14b14f2adec2dca","maxBatch":"92f80c5522ce5582","shared":"78f0773889351118"}`,
+		partsOf(t, newMachine(t, planOf(t, build(t, testgraph.Podcast(), 40)), sharedPodcast).Snapshot()))
 }
+
+// sharedPodcast is a Config of the podcast whose kinds of key tts, and
+// two of key llm, share calls (cover.art, of another key, shares none).
+var sharedPodcast = schedule.Config{Shared: [][]string{{"ch:voice", "0intro"}, {"ch.summary", "ch/transcript", "cover.art"}},
+	Windows: map[string]time.Duration{"ch:voice": 2 * time.Second}, MaxBatch: 3}
 
 // TestSnapshotBytesAreTheState: machines in the same state give the same
 // bytes, whatever the zone of the driver's clock; the golden trace's
