@@ -21,17 +21,20 @@
 //     and so are the optional caps on calls in flight per batch key
 //     (Options.Limits), which a call abandoned at its timeout gives back
 //     at once.
-//   - A [BatchGenerator] gets many ready nodes of one kind and batch key
-//     in one call, up to the key's free slots (within Options.MaxBatch and
-//     Options.Limits); kinds of one batch key registered with the same
-//     BatchGenerator share its calls, each request naming its node's
-//     kind. In Dataflow mode a kind's nodes become ready one by
-//     one, as their dependencies end, so a call gets those ready when a
-//     worker is free, often one; the kind's [KindOptions].BatchWindow
-//     lets a call wait up to the window for more. It never waits once the
-//     call is full, nor when no more nodes of the kind can come, nor in
-//     Staged mode, where a stage's nodes are ready at once; a cancel ends
-//     the wait at once.
+//   - A [BatchGenerator] gets many ready nodes of one batch key in one
+//     call, up to the key's free slots (within Options.MaxBatch and
+//     Options.Limits): the nodes of its kind, and of every other kind of
+//     that key registered with the same BatchGenerator (an equal,
+//     comparable value, such as one pointer), which share its calls, each
+//     request naming its node's kind. A host whose GenerateBatch must see
+//     one kind a call registers a value of its own for each kind. In
+//     Dataflow mode nodes become ready one by one, as their dependencies
+//     end, so a call gets those ready when a worker is free, often one;
+//     the kind's [KindOptions].BatchWindow (the longest of the kinds that
+//     share calls) lets a call wait up to the window for more. It never
+//     waits once the call is full, nor when no more nodes of the kinds
+//     that share the call can come, nor in Staged mode, where a stage's
+//     nodes are ready at once; a cancel ends the wait at once.
 //   - Each kind has a retry policy, a per-attempt timeout and an optional
 //     output [Validator] ([KindOptions]); the lecture's narrations must
 //     fit their segment ([ValidateNarration]).

@@ -308,7 +308,9 @@ func (e *PanicError) Error() string {
 // result, if any, was thrown away.
 type TimeoutError struct {
 	// Timeout is the bound it outlived: the kind's Timeout, or for a
-	// node of a bulk call, its KindOptions.BatchTimeout.
+	// node of a bulk call, the call's: its KindOptions.BatchTimeout, the
+	// longest of the call's kinds when the call spans kinds that share a
+	// BatchGenerator.
 	Timeout time.Duration
 }
 

@@ -134,7 +134,10 @@ func (o *Outcome) empty() bool {
 // a struct with a func field, shares with no other kind), so that a host
 // with a kind per tile and one bulk client gets calls of many tiles.
 // Each request's ID names its node's kind. Kinds of one key with other
-// generators have calls of their own. In a call that spans kinds, each
+// generators have calls of their own, so a GenerateBatch that must see
+// one kind a call is registered as a value of its own for each kind
+// (releases before sharing always made calls of one kind). In a call
+// that spans kinds, each
 // node keeps its own kind's options (its Validate, its retry policy and
 // its Timeout when retried alone), and the call has the longest
 // BatchTimeout and, in Dataflow mode, waits up to the longest BatchWindow
