@@ -11,11 +11,19 @@
 // its one field "event" holds the event's JSON (see package progress).
 // Redis refuses an ID that is not above the stream's newest, so a retried
 // publish never creates a duplicate, and the IDs mean the same after a
-// restart. Optionally a
-// finished run's stream expires ([Options].FinishedTTL), and so does one
-// left idle ([Options].IdleTTL), the stream of a run whose final event
-// never reached Redis (its process crashed, or that publish failed), which
-// FinishedTTL alone keeps for good. A late event that finds the stream
+// restart.
+//
+// By default a finished run's stream expires a day after its final event
+// ([Options].FinishedTTL), and one left idle three days after its newest
+// event ([Options].IdleTTL): the stream of a run whose final event never
+// reached Redis (its process crashed, or an outage at the run's end made
+// progress.Buffered send that event to its fallback), which FinishedTTL
+// alone would keep for good. So Redis holds the streams of the last few
+// days' runs, not of every run ever made: a stream costs some 370 bytes
+// an event (about 2.2 events a node: 400 KB for a run of 180 segments),
+// and up to about 2 MB at the default MaxLen. A negative FinishedTTL or
+// IdleTTL keeps the streams that it would expire, until they are trimmed
+// or deleted. A late event that finds the stream
 // of its finished run expired creates it again with FinishedTTL, not
 // without an expiry, unless its call holds the run's first event (which
 // looks like a new run).
@@ -119,7 +127,8 @@
 // History ([Stream.Publish]), so that readers get those events from the
 // History once the stream has expired or been trimmed (all but its
 // corrupt entries, and events the History refuses as invalid, which are
-// counted in [Stats].Corrupt and logged). With [Options].IdleTTL too, a
+// counted in [Stats].Corrupt and logged). With [Options].IdleTTL (unless
+// it is negative), a
 // stream that has been idle for half IdleTTL without its run's final
 // event, or with a final event that the History lacks (the process was
 // killed after its final event reached Redis), is copied into the
@@ -131,7 +140,7 @@
 // nor the History; those that the stream no longer holds when it is
 // copied (trimmed by MaxLen, lost with a Redis restart without
 // persistence, expired while no Stream with a History swept); those of
-// a run that is never resumed, without IdleTTL; and those of a copy
+// a run that is never resumed, with a negative IdleTTL; and those of a copy
 // that failed until the stream was gone, or for an hour, or until
 // [Stream.Close] (the History was down: a failed copy is retried in the
 // background with backoff, logged, and counted in [Stats].CopyErrors).

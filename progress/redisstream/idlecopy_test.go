@@ -46,7 +46,9 @@ func TestIdleStreamIsCopiedBeforeItExpires(t *testing.T) {
 			t.Parallel()
 			h := &callCounter{MemoryHistory: progress.NewMemoryHistory()}
 			logs := &testenv.LogBuffer{}
-			opts := redisstream.Options{History: h, IdleTTL: idleTTL, Logger: slog.New(slog.NewTextHandler(logs, nil))}
+			// A negative FinishedTTL: a finished run's stream expires
+			// with IdleTTL too, so that the sweep has a window to copy it.
+			opts := redisstream.Options{History: h, IdleTTL: idleTTL, FinishedTTL: -1, Logger: slog.New(slog.NewTextHandler(logs, nil))}
 			r := testenv.NewRedis(t)
 			opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder
 			if tt.template != "" {

@@ -56,24 +56,36 @@ type Options struct {
 	// beyond it. Readers that fall further behind read the History.
 	// Default: 5000.
 	MaxLen int64
-	// FinishedTTL, if positive, expires a run's stream that long after
-	// its final event (run.finished, run.failed or run.cancelled) is
-	// published; later readers then read the History. Without IdleTTL,
-	// the events of a Publish call without the run's first event (Seq 1)
-	// that find their run's stream gone (a late retry after the stream
-	// expired, or Redis lost it while the run goes on) create it again
-	// with FinishedTTL too, so that no stream is left without an expiry;
-	// that costs the call one more round trip. (A late retry of a call
-	// that holds a run's first event, alone or with others but without
-	// the final one, looks like a new run, and creates a stream without
-	// an expiry.) Default: 0, the stream is kept until trimmed or
-	// deleted.
+	// FinishedTTL expires a run's stream that long after its final event
+	// (run.finished, run.failed or run.cancelled) is published; later
+	// readers then read the History. A negative FinishedTTL keeps a
+	// finished run's stream until it is trimmed or deleted (or IdleTTL,
+	// from the call before, expires it: see IdleTTL). A stream costs
+	// some 370 bytes an event, up to about 2 MB at the default MaxLen:
+	// kept for good, the streams of every run ever made fill Redis.
+	// Without IdleTTL (a negative one), the events of a Publish call
+	// without the run's first event (Seq 1) that find their run's
+	// stream gone (a late retry after the stream expired, or Redis lost
+	// it while the run goes on) create it again with FinishedTTL too, so
+	// that no stream is left without an expiry; that costs the call one
+	// more round trip. (A late retry of a call that holds a run's first
+	// event, alone or with others but without the final one, looks like
+	// a new run, and creates a stream without an expiry.) It must be
+	// negative, 0 or at least 1s. Default (0): 24h.
 	FinishedTTL time.Duration
-	// IdleTTL, if positive, expires a run's stream that long after its
-	// newest publish: each publish sets it again, and a final event's
+	// IdleTTL expires a run's stream that long after its newest
+	// publish: each publish sets it again, and a final event's
 	// FinishedTTL, if set, takes over. So the stream of a run that never
 	// published its final event (its process crashed, or that publish
-	// failed) still expires, which FinishedTTL alone never makes it do.
+	// failed: a Redis outage at the run's end, which progress.Buffered
+	// outlasts by sending the event to its fallback) still expires,
+	// which FinishedTTL alone never makes it do. A negative IdleTTL
+	// keeps such a stream until it is trimmed or deleted, and writes no
+	// expiry before the final event. It must be negative, 0 or at least
+	// 1s. Default (0): 72h, three times the default FinishedTTL, and at
+	// most four times FinishedTTL, so that a sweep (every IdleTTL/4, see
+	// below) comes before FinishedTTL expires a finished stream.
+	//
 	// Set it well above the longest quiet spell of a run (a run emits at
 	// least an event per node). Publish sets it with a Lua script (EVAL,
 	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
@@ -107,7 +119,6 @@ type Options struct {
 	// copied it (Redis restarted without persistence, the sweeps failed,
 	// no Stream with a History ran while it was idle, or, for a run that
 	// ended, a FinishedTTL below IdleTTL/4 expired it between sweeps).
-	// Default: 0, no expiry before the final event.
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
@@ -445,7 +456,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		value int64
 		dur   bool
 	}{
-		{"MaxLen", opts.MaxLen, false}, {"FinishedTTL", int64(opts.FinishedTTL), true}, {"IdleTTL", int64(opts.IdleTTL), true},
+		{"MaxLen", opts.MaxLen, false},
 		{"BlockTime", int64(opts.BlockTime), true}, {"PageSize", opts.PageSize, false},
 		{"HubBuffer", int64(opts.HubBuffer), false}, {"RetryDelay", int64(opts.RetryDelay), true},
 		{"HistoryPoll", int64(opts.HistoryPoll), true}, {"MaxBlockingReads", int64(opts.MaxBlockingReads), false},
@@ -471,11 +482,15 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 			return nil, fmt.Errorf("%w: %s %v is below 1ms; give a duration with its unit (5 * time.Second, not 5)", ErrInvalidOptions, o.name, o.value)
 		}
 	}
-	if opts.FinishedTTL > 0 && opts.FinishedTTL < time.Second {
-		return nil, fmt.Errorf("%w: FinishedTTL %v is below 1s", ErrInvalidOptions, opts.FinishedTTL)
-	}
-	if opts.IdleTTL > 0 && opts.IdleTTL < time.Second {
-		return nil, fmt.Errorf("%w: IdleTTL %v is below 1s", ErrInvalidOptions, opts.IdleTTL)
+	for _, o := range []struct {
+		name  string
+		value time.Duration
+		def   time.Duration
+	}{{"FinishedTTL", opts.FinishedTTL, defaultFinishedTTL}, {"IdleTTL", opts.IdleTTL, defaultIdleTTL}} {
+		if o.value > 0 && o.value < time.Second {
+			return nil, fmt.Errorf("%w: %s %v is below 1s; give at least 1s, 0 for the default (%v), or a negative one to keep the streams it would expire",
+				ErrInvalidOptions, o.name, o.value, o.def)
+		}
 	}
 	prefix, suffix, _ := strings.Cut(tmpl, RunIDPlaceholder)
 	blockingReads := maxBlockingReads(client, opts.MaxBlockingReads)
@@ -484,8 +499,8 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		keyPrefix:  prefix,
 		keySuffix:  suffix,
 		maxLen:     defaultTo(opts.MaxLen, 5000),
-		ttl:        opts.FinishedTTL,
-		idleTTL:    opts.IdleTTL,
+		ttl:        ttlOrDefault(opts.FinishedTTL, defaultFinishedTTL),
+		idleTTL:    ttlOrDefault(opts.IdleTTL, defaultIdleTTL),
 		history:    opts.History,
 		blockTime:  defaultTo(opts.BlockTime, time.Second),
 		pageSize:   defaultTo(opts.PageSize, 500),
@@ -514,6 +529,29 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	return s, nil
 }
 
+// The expiries of a run's stream that the zero Options give (see
+// Options.FinishedTTL and Options.IdleTTL): a finished run's stream is
+// read from Redis for a day, and the stream of a run that never ended
+// (its process died, or its final event was lost in an outage) is kept
+// three days after its newest event, so that the idle sweep (every
+// IdleTTL/4, 18h) comes before a finished stream expires.
+const (
+	defaultFinishedTTL = 24 * time.Hour
+	defaultIdleTTL     = 72 * time.Hour
+)
+
+// ttlOrDefault is the expiry that a TTL option gives: def for 0, none
+// (0) for a negative one, which keeps the stream.
+func ttlOrDefault(v, def time.Duration) time.Duration {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 func defaultTo[T int | int64 | time.Duration](v, def T) T {
 	if v == 0 {
 		return def
@@ -537,13 +575,14 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // XREVRANGE for each stream that refused events in the call.) If some events
 // could not be written, Publish returns an error naming how many; writing
 // them again later is safe. An invalid event fails the whole call with
-// progress.ErrInvalidEvent before anything is written. When FinishedTTL is
-// set, a final event also sets the stream's expiry; when IdleTTL is, each
-// call sets the expiry of each stream it writes to (a final event's
-// FinishedTTL, if set, wins), unless the stream has an entry above the
-// call's newest event there: events Redis refused as older than the
-// stream's newest leave the expiry as it was. With IdleTTL, Publish sends
-// EVAL (see Options.IdleTTL). With FinishedTTL and without IdleTTL, the
+// progress.ErrInvalidEvent before anything is written. A final event
+// also sets the stream's expiry to FinishedTTL, and each call sets the
+// expiry of each stream it writes to to IdleTTL (a final event's
+// FinishedTTL, if not negative, wins), unless the stream has an entry
+// above the call's newest event there: events Redis refused as older
+// than the stream's newest leave the expiry as it was. Both expiries are
+// set by default; a negative one is not set. With IdleTTL, Publish sends
+// EVAL (see Options.IdleTTL). With FinishedTTL and a negative IdleTTL, the
 // events of a run in a call without its first event (Seq 1) are written
 // with XADD NOMKSTREAM, and those that found the stream gone are written
 // again in a second round trip, a transaction that creates the stream

@@ -103,7 +103,6 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"sub-ms BlockTime", redisstream.Options{BlockTime: time.Microsecond}, "below Redis's resolution"},
 		{"sub-second TTL", redisstream.Options{FinishedTTL: time.Millisecond}, "FinishedTTL 1ms is below 1s"},
 		{"sub-second IdleTTL", redisstream.Options{IdleTTL: 500 * time.Millisecond}, "IdleTTL 500ms is below 1s"},
-		{"negative IdleTTL", redisstream.Options{IdleTTL: -time.Hour}, "IdleTTL is -1h0m0s"},
 		{"negative MaxBlockingReads", redisstream.Options{MaxBlockingReads: -1}, "MaxBlockingReads is -1"},
 		{"negative HistoryPoll", redisstream.Options{HistoryPoll: -time.Second}, "HistoryPoll is -1s"},
 	}
@@ -199,7 +198,7 @@ func chunk(events []progress.Event, n int) [][]progress.Event {
 }
 
 func TestFinishedTTL(t *testing.T) {
-	s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute})
+	s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute, IdleTTL: -1})
 	ctx := context.Background()
 	run := sinktest.RunID(t)
 	require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted}))
@@ -235,7 +234,7 @@ func TestFinishedTTLOnAStreamCreatedAgain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute})
+			s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute, IdleTTL: -1})
 			run, other := sinktest.RunID(t), sinktest.RunID(t)+"-b"
 			events := func(seqs ...uint64) []progress.Event {
 				var out []progress.Event
@@ -278,7 +277,7 @@ func TestFinishedTTLOnAStreamCreatedAgain(t *testing.T) {
 // event, costs one, as before.
 func TestRoundTripsOfAStreamCreatedAgain(t *testing.T) {
 	ctx := context.Background()
-	s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute})
+	s, r := newStream(t, redisstream.Options{FinishedTTL: time.Minute, IdleTTL: -1})
 	trips := &roundTrips{}
 	r.Client.AddHook(trips)
 	run := sinktest.RunID(t)
@@ -1160,18 +1159,18 @@ func TestIdleTTL(t *testing.T) {
 		between(t, ttlOf(t, r, s.Key(other)), 59*time.Minute, time.Hour, "each stream of a call gets its expiry")
 	})
 	t.Run("alone", func(t *testing.T) {
-		s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour})
+		s, r := newStream(t, redisstream.Options{IdleTTL: time.Hour, FinishedTTL: -1})
 		run := sinktest.RunID(t)
 		require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted},
 			progress.Event{RunID: run, Seq: 2, Type: progress.RunFinished},
 			progress.Event{RunID: run, Seq: 3, Type: progress.Message, Message: "late"}))
-		between(t, ttlOf(t, r, s.Key(run)), 59*time.Minute, time.Hour, "without FinishedTTL a final event's call sets IdleTTL")
+		between(t, ttlOf(t, r, s.Key(run)), 59*time.Minute, time.Hour, "with a negative FinishedTTL a final event's call sets IdleTTL")
 	})
 	t.Run("off", func(t *testing.T) {
-		s, r := newStream(t, redisstream.Options{})
+		s, r := newStream(t, redisstream.Options{IdleTTL: -1})
 		run := sinktest.RunID(t)
 		require.NoError(t, s.Publish(ctx, progress.Event{RunID: run, Seq: 1, Type: progress.RunStarted}))
-		assert.Equal(t, time.Duration(-1), ttlOf(t, r, s.Key(run)), "no expiry by default")
+		assert.Equal(t, time.Duration(-1), ttlOf(t, r, s.Key(run)), "no expiry with a negative IdleTTL")
 	})
 }
 
