@@ -63,13 +63,24 @@
 // below the reader, the reader is past the end, and leaves as one that
 // resumes there does. Without a History, once the run's stream is gone
 // from Redis (it expired, or Redis lost it), the shared goroutine, whose
-// XREAD finds nothing new, finds it gone (one EXISTS a BlockTime while it
-// keeps recent events; with a ReadTimeout of -1, or one above 10s, an
-// XREAD of its first entry with a BLOCK of 1ms, which finds a stream
-// emptied of its entries gone too) and serves no one new: [Stream.LastEvent] and a
-// new reader then find what Redis holds, as in a process that never read
-// the run, while the readers that follow it still get the recent events
-// it kept for them, and wait on.
+// XREAD finds nothing new, finds it gone (one EXISTS a BlockTime once it
+// has seen the stream hold entries; with a ReadTimeout of -1, or one
+// above 10s, an XREAD of its first entry with a BLOCK of 1ms, which
+// finds a stream emptied of its entries gone too) and serves no one new:
+// [Stream.LastEvent] and a new reader then find what Redis holds, as in
+// a process that never read the run, while the readers that follow it
+// still get the recent events it kept for them, and then end with
+// [ErrStreamGone], rather than wait for good for a run whose final
+// event never reached Redis (an outage at its end) or whose process
+// died. A reader waits through any silence of a run while its stream is
+// there (a node may take long): the default [Options].IdleTTL, 72h after
+// the run's newest event, bounds that wait. With a History, which the
+// progress.Archive beside the Stream fills whatever Redis does, the run's
+// shared goroutine reads such a final event from the History within
+// [Options].HistoryPoll instead, and its readers end with the run: give
+// the Stream a History in production. (With a History, a reader of a
+// run whose final event reached neither, its process killed, waits for
+// a Resume of the run to publish its end, or for its context.)
 //
 // # Gaps and the archive
 //

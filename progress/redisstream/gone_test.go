@@ -20,8 +20,8 @@ import (
 
 // Once a run's stream is gone from Redis (it expired: its writer died
 // and IdleTTL passed), a Stream without a History answers for it as a
-// fresh process does, though a reader still follows it: no event, and a
-// new reader gets nothing. Before, the run's shared reader kept serving
+// fresh process does: no event, and a new reader gets nothing; the
+// reader that followed it ends with ErrStreamGone. Before, the run's shared reader kept serving
 // its window as if Redis still held it: LastEvent said seq 6, so that the
 // SSE handler opened a stream where a fresh process answered 204 after
 // EmptyRunTimeout, and a reader from the start got seq 3 to 6, the
@@ -85,16 +85,17 @@ func testAStreamGoneIsGoneForEveryReader(t *testing.T, readTimeout time.Duration
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "Tail: %v", err)
 	assert.Empty(t, got, "a new reader of a stream gone")
 
-	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled)
+	assert.ErrorIs(t, <-done, redisstream.ErrStreamGone, "the follower of a stream gone")
 }
 
 // A reader that follows a run whose stream goes from Redis still gets the
 // events that the run's shared reader held for it, which it was due
-// before the stream went (its client slow, it was behind), and then what
-// a late Publish writes again, while LastEvent and new readers find what
-// Redis holds. Before, the shared reader dropped its window when it found
-// the stream gone: the reader lost seq 3 to 5, counted as skipped.
+// before the stream went (its client slow, it was behind), then ends with
+// ErrStreamGone; a reader that Tails again from there (a browser's
+// EventSource reconnects) gets what a late Publish writes again, while
+// LastEvent and new readers find what Redis holds. Before, the shared
+// reader dropped its window when it found the stream gone: the reader
+// lost seq 3 to 5, counted as skipped.
 func TestAStreamGoneKeepsWhatItsFollowersWereDue(t *testing.T) {
 	ctx := context.Background()
 	s, r := newStream(t, redisstream.Options{HubBuffer: 64}) // the follower stays in the window
@@ -141,20 +142,23 @@ func TestAStreamGoneKeepsWhatItsFollowersWereDue(t *testing.T) {
 		return err == nil && !ok
 	}, 5*time.Second, 20*time.Millisecond, "LastEvent of a stream gone")
 	close(gate)
-	require.NoError(t, s.Publish(ctx, all[5:]...)) // a late Publish writes the stream again
-	require.Eventually(t, func() bool { return len(got()) >= 6 && got()[len(got())-1] == 9 }, 10*time.Second, 10*time.Millisecond)
-	assert.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}, got(), "the follower's events")
+	assert.ErrorIs(t, <-done, redisstream.ErrStreamGone, "the follower, once it has its events")
+	assert.Equal(t, []uint64{1, 2, 3, 4, 5}, got(), "the follower's events")
 	assert.Zero(t, s.Stats().Skipped, "events skipped")
-	require.Eventually(t, func() bool { return joined.Load() == 9 }, 10*time.Second, 10*time.Millisecond)
+	assert.ErrorIs(t, <-joinedDone, redisstream.ErrStreamGone, "the reader that joined")
+	assert.Equal(t, uint64(5), joined.Load())
 
-	late, stop := context.WithTimeout(ctx, time.Second)
-	defer stop()
-	var fresh []uint64
-	err := s.Tail(late, run, 0, func(e progress.Event) error { fresh = append(fresh, e.Seq); return nil })
-	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Equal(t, []uint64{6, 7, 8, 9}, fresh, "a new reader gets what Redis holds")
-
+	require.NoError(t, s.Publish(ctx, all[5:]...)) // a late Publish writes the stream again
+	for _, tc := range []struct {
+		name  string
+		after uint64
+	}{{"a reader that reconnects", 5}, {"a new reader", 0}} {
+		late, stop := context.WithTimeout(ctx, time.Second)
+		var fresh []uint64
+		err := s.Tail(late, run, tc.after, func(e progress.Event) error { fresh = append(fresh, e.Seq); return nil })
+		stop()
+		assert.ErrorIs(t, err, context.DeadlineExceeded, tc.name)
+		assert.Equal(t, []uint64{6, 7, 8, 9}, fresh, "%s gets what Redis holds", tc.name)
+	}
 	cancel()
-	assert.ErrorIs(t, <-done, context.Canceled)
-	assert.ErrorIs(t, <-joinedDone, context.Canceled)
 }

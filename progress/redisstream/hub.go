@@ -67,7 +67,9 @@ type hub struct {
 	// entries after a gap does not read (it reads from the gap again).
 	full bool
 	// gone says that the stream was found gone from Redis (see forget):
-	// the hub serves the readers that follow it, and no other.
+	// the hub serves the readers that follow it what its window holds
+	// for them, and no other reader; a reader that has it all ends with
+	// ErrStreamGone.
 	gone bool
 }
 
@@ -152,8 +154,8 @@ const followBatch = 16
 // followBatch of them (for a reader past the gap that the hub holds the
 // entries after, the held entries that directly follow after), and returns the hub's base, the Seq of the run's
 // final event if known (else 0), a channel closed at the next change,
-// and the hub's error.
-func (h *hub) since(after uint64, dst []progress.Event) (events []progress.Event, base, final uint64, notify <-chan struct{}, err error) {
+// whether the stream was found gone (see forget), and the hub's error.
+func (h *hub) since(after uint64, dst []progress.Event) (events []progress.Event, base, final uint64, notify <-chan struct{}, gone bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	i := sort.Search(len(h.events), func(i int) bool { return h.events[i].Seq > after })
@@ -167,7 +169,7 @@ func (h *hub) since(after uint64, dst []progress.Event) (events []progress.Event
 			prev = h.ahead[j].Seq
 		}
 	}
-	return events, h.base, h.finalSeq, h.notify, h.err
+	return events, h.base, h.finalSeq, h.notify, h.gone, h.err
 }
 
 func (h *hub) lastSeq() uint64 {
@@ -304,12 +306,16 @@ func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
 	return progress.Event{}, 0, false, false
 }
 
-// windowed reports whether the hub's window holds events of a stream
-// not found gone.
-func (h *hub) windowed() bool {
+// checksGone reports whether the hub is to check, after an XREAD that
+// found nothing new, that its stream is still there: it has seen the
+// stream hold entries (its window's last Seq is above 0: it read them,
+// or it started past the entries that its first reader read), and has
+// not found it gone yet. A hub of a stream not made yet (a run not
+// started) waits for it.
+func (h *hub) checksGone() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.events) > 0 && !h.gone
+	return h.last > 0 && !h.gone
 }
 
 // isGone reports whether the hub's stream was found gone (see forget).
@@ -324,19 +330,24 @@ func (h *hub) isGone() bool {
 // what Redis holds, as in a process that never read the stream (a new
 // reader gets a new hub); the readers that follow it still get what its
 // window holds, which they were due before the stream went (a reader
-// behind it, its client slow), and then what a late Publish writes to
-// the stream again.
+// behind it, its client slow), and then end with ErrStreamGone (see
+// tail.follow), rather than wait for good for events that can no longer
+// come (the run's writer stopped, or its final event never reached
+// Redis). It wakes them.
 func (h *hub) forget() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.gone = true
+	close(h.notify)
+	h.notify = make(chan struct{})
 }
 
 // forgetGone marks h as gone if the run's stream is gone from Redis
 // (it expired: its writer stopped, and IdleTTL passed; or Redis lost it).
 // Called by a hub whose XREAD found nothing new, of a Stream without a
-// History, whose window holds nothing but what Redis held: a stream
-// trimmed by MaxLen still exists, and its window is still served.
+// History, whose window holds nothing but what Redis held, once it has
+// seen the stream hold entries (see checksGone): a stream trimmed by
+// MaxLen still exists, and its window is still served.
 //
 // On a client whose ReadTimeout does not bound a command without a BLOCK
 // (see Stream.blockAll), it asks with an XREAD of the stream's first
@@ -369,6 +380,8 @@ func (s *Stream) forgetGone(ctx context.Context, h *hub) {
 	<-s.reads
 	if err == nil && gone {
 		h.forget()
+		s.logger.Warn("redisstream: the stream of a run followed is gone from Redis (expired or deleted); its readers end with ErrStreamGone once they have the events read before",
+			"run", h.runID, "key", h.key, "last", h.lastSeq())
 	}
 }
 
@@ -522,7 +535,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			if b.reset() {
 				polled = time.Time{} // Redis is back: read what it missed
 			}
-			if s.history == nil && h.windowed() {
+			if s.history == nil && h.checksGone() {
 				s.forgetGone(ctx, h)
 			}
 			if !holdSince.IsZero() && time.Since(holdSince) >= s.poll {

@@ -28,6 +28,16 @@ var (
 	// ErrClosed is returned by a Stream used after Close, and by the Tail
 	// calls that Close ends.
 	ErrClosed = errors.New("redisstream: stream closed")
+	// ErrStreamGone is returned by a Tail without a History that
+	// follows a run whose stream goes from Redis (it expired, IdleTTL
+	// after the run's newest event or FinishedTTL after its final one;
+	// it was deleted; or Redis lost it), once the Tail has delivered
+	// the events that it was due: no event of the run can come to it
+	// any more, where without the run's final event it would wait for
+	// good. Tail again from the last Seq delivered (a browser's
+	// EventSource reconnects) to read what a late Publish writes again;
+	// such a Tail waits as for a run not started (see [Stream.Tail]).
+	ErrStreamGone = errors.New("redisstream: the run's stream is gone from Redis")
 	// ErrCorruptEntry marks a stream entry that is not an event written by
 	// this package, or that holds an event of another run than the
 	// stream's. Readers skip such entries and count them.
@@ -79,7 +89,9 @@ type Options struct {
 	// published its final event (its process crashed, or that publish
 	// failed: a Redis outage at the run's end, which progress.Buffered
 	// outlasts by sending the event to its fallback) still expires,
-	// which FinishedTTL alone never makes it do. A negative IdleTTL
+	// which FinishedTTL alone never makes it do; and without a History,
+	// a Tail that follows such a run returns ErrStreamGone then, where it
+	// would otherwise wait for good (see History). A negative IdleTTL
 	// keeps such a stream until it is trimmed or deleted, and writes no
 	// expiry before the final event. It must be negative, 0 or at least
 	// 1s. Default (0): 72h, three times the default FinishedTTL, and at
@@ -135,6 +147,15 @@ type Options struct {
 	// beside the Stream appends to. Default: nil,
 	// and such events are skipped (counted in Stats.Skipped, and logged,
 	// as the reader jumps over them).
+	//
+	// Set a History in production. Without one, a reader that follows a
+	// run whose final event never reached Redis (an outage at the run's
+	// end, which progress.Buffered outlasts by sending the event to its
+	// fallback) waits until IdleTTL expires the run's stream (72h after
+	// its newest event, by default), then returns ErrStreamGone; with one,
+	// the run's shared reader finds that event in the History, which the
+	// progress.Archive fills whatever Redis does, within HistoryPoll, and
+	// the reader gets it and ends with the run.
 	History progress.History
 	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
 	// blocked read when its context is cancelled, so this is the longest a
@@ -1545,6 +1566,19 @@ func (s *Stream) replay(ctx context.Context, runID string, after uint64, fn func
 // run's final event comes at or below its position, reads nothing more:
 // no event follows a final one, so it leaves the run's shared reader
 // (which stops if no other reader follows it) and waits for ctx to end.
+//
+// A reader waits through any silence of its run while the run's stream
+// is in Redis. Without a History, once the run's shared reader finds the
+// stream gone (it expired, IdleTTL after the run's newest event by
+// default, or was deleted, or Redis lost it), a reader that follows it
+// delivers what the shared reader held for it, and returns an error
+// wrapping ErrStreamGone: so a reader of a run whose final event never
+// reached Redis (an outage at the run's end) or whose process died ends
+// then, rather than wait for good. A Tail that starts on a stream that
+// is not there waits for it, as for a run not started (progress/sse's
+// EmptyRunTimeout bounds that). With a History, the run's shared reader
+// reads the run's final event from the History, within HistoryPoll, where
+// the outage kept it from Redis (see Options.History).
 func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err
@@ -1977,9 +2011,10 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 		var (
 			base, final uint64
 			notify      <-chan struct{}
+			gone        bool
 			hubErr      error
 		)
-		buf, base, final, notify, hubErr = h.since(t.cur.Last(), buf[:0])
+		buf, base, final, notify, gone, hubErr = h.since(t.cur.Last(), buf[:0])
 		if hubErr != nil {
 			return hubErr
 		}
@@ -1988,6 +2023,13 @@ func (t *tail) follow(ctx context.Context, h *hub) error {
 			// it: nothing more can come, as for a reader that delivered
 			// the final event.
 			return nil
+		}
+		if gone && len(buf) == 0 {
+			// The stream went from Redis (it expired, or was deleted)
+			// without the run's final event, and the reader has what
+			// the shared reader held for it: nothing more can come to
+			// this Tail.
+			return fmt.Errorf("%w: run %q, key %s, after seq %d", ErrStreamGone, t.runID, h.key, t.cur.Last())
 		}
 		if t.pos < base {
 			// Behind the hub's window: read Redis directly up to it.
