@@ -78,9 +78,12 @@
 // progress.Archive beside the Stream fills whatever Redis does, the run's
 // shared goroutine reads such a final event from the History within
 // [Options].HistoryPoll instead, and its readers end with the run: give
-// the Stream a History in production. (With a History, a reader of a
-// run whose final event reached neither, its process killed, waits for
-// a Resume of the run to publish its end, or for its context.)
+// the Stream a History in production. (With a History, the shared
+// goroutine checks that the stream is there only once the run has been
+// quiet for IdleTTL, so that a stream that Redis lost while the run goes
+// on is followed on; the readers of a run whose final event reached
+// neither, its process killed, end with ErrStreamGone then, unless a
+// Resume of the run publishes its end before.)
 //
 // # Gaps and the archive
 //

@@ -66,6 +66,11 @@ type hub struct {
 	// the stream may hold more after read, which a hub that holds the
 	// entries after a gap does not read (it reads from the gap again).
 	full bool
+	// newAt is when the window's last Seq last moved on (or the hub
+	// started): with a History, the hub checks that its stream is still
+	// there only once the run has been quiet for IdleTTL (see
+	// checksGone).
+	newAt time.Time
 	// gone says that the stream was found gone from Redis (see forget):
 	// the hub serves the readers that follow it what its window holds
 	// for them, and no other reader; a reader that has it all ends with
@@ -96,6 +101,7 @@ func (s *Stream) acquireHub(runID string, pos uint64) (*hub, error) {
 			stop:   cancel,
 			base:   pos,
 			last:   pos,
+			newAt:  time.Now(),
 			notify: make(chan struct{}),
 		}
 		s.hubs[runID] = h
@@ -230,6 +236,7 @@ func (h *hub) add(events []progress.Event, last uint64, limit int, ahead []progr
 	if last > h.last {
 		// The window moved past the gap it held at.
 		h.held, h.ahead = false, nil
+		h.newAt = time.Now()
 	}
 	h.last = max(h.last, last)
 	if ahead != nil {
@@ -308,14 +315,19 @@ func (h *hub) newest() (e progress.Event, top uint64, ok, known bool) {
 
 // checksGone reports whether the hub is to check, after an XREAD that
 // found nothing new, that its stream is still there: it has seen the
-// stream hold entries (its window's last Seq is above 0: it read them,
-// or it started past the entries that its first reader read), and has
-// not found it gone yet. A hub of a stream not made yet (a run not
-// started) waits for it.
-func (h *hub) checksGone() bool {
+// run's events (its window's last Seq is above 0: it read them, or it
+// started past the entries that its first reader read), and has not
+// found it gone yet. A hub of a stream not made yet (a run not started)
+// waits for it. With a History (quiet above 0: IdleTTL), the hub checks
+// only once the window has not moved on for quiet: a stream gone sooner
+// (Redis restarted without persistence while the run goes on) is
+// written again by the run's next Publish, and the History holds what
+// Redis lost; a run quiet for IdleTTL is one that IdleTTL takes for
+// dead, whose stream it expires.
+func (h *hub) checksGone(quiet time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.last > 0 && !h.gone
+	return h.last > 0 && !h.gone && time.Since(h.newAt) >= quiet
 }
 
 // isGone reports whether the hub's stream was found gone (see forget).
@@ -344,10 +356,10 @@ func (h *hub) forget() {
 
 // forgetGone marks h as gone if the run's stream is gone from Redis
 // (it expired: its writer stopped, and IdleTTL passed; or Redis lost it).
-// Called by a hub whose XREAD found nothing new, of a Stream without a
-// History, whose window holds nothing but what Redis held, once it has
-// seen the stream hold entries (see checksGone): a stream trimmed by
-// MaxLen still exists, and its window is still served.
+// Called by a hub whose XREAD found nothing new, once it has seen the
+// run's events (and with a History, once the run has been quiet for
+// IdleTTL: see checksGone): a stream trimmed by MaxLen still exists,
+// and its window is still served.
 //
 // On a client whose ReadTimeout does not bound a command without a BLOCK
 // (see Stream.blockAll), it asks with an XREAD of the stream's first
@@ -535,7 +547,7 @@ func (s *Stream) runHub(ctx context.Context, h *hub) {
 			if b.reset() {
 				polled = time.Time{} // Redis is back: read what it missed
 			}
-			if s.history == nil && h.checksGone() {
+			if (s.history == nil || s.idleTTL > 0) && h.checksGone(s.goneQuiet()) {
 				s.forgetGone(ctx, h)
 			}
 			if !holdSince.IsZero() && time.Since(holdSince) >= s.poll {

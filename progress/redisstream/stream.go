@@ -28,15 +28,16 @@ var (
 	// ErrClosed is returned by a Stream used after Close, and by the Tail
 	// calls that Close ends.
 	ErrClosed = errors.New("redisstream: stream closed")
-	// ErrStreamGone is returned by a Tail without a History that
-	// follows a run whose stream goes from Redis (it expired, IdleTTL
-	// after the run's newest event or FinishedTTL after its final one;
-	// it was deleted; or Redis lost it), once the Tail has delivered
-	// the events that it was due: no event of the run can come to it
-	// any more, where without the run's final event it would wait for
-	// good. Tail again from the last Seq delivered (a browser's
-	// EventSource reconnects) to read what a late Publish writes again;
-	// such a Tail waits as for a run not started (see [Stream.Tail]).
+	// ErrStreamGone is returned by a Tail that follows a run whose
+	// stream goes from Redis (it expired, IdleTTL after the run's newest
+	// event or FinishedTTL after its final one; it was deleted; or Redis
+	// lost it), once the Tail has delivered the events that it was due:
+	// no event of the run can come to it any more, where without the
+	// run's final event it would wait for good. With a History, only a
+	// run quiet for IdleTTL ends its readers so (see [Stream.Tail]).
+	// Tail again from the last Seq delivered (a browser's EventSource
+	// reconnects) to read what a late Publish writes again; such a Tail
+	// waits as for a run not started.
 	ErrStreamGone = errors.New("redisstream: the run's stream is gone from Redis")
 	// ErrCorruptEntry marks a stream entry that is not an event written by
 	// this package, or that holds an event of another run than the
@@ -89,9 +90,10 @@ type Options struct {
 	// published its final event (its process crashed, or that publish
 	// failed: a Redis outage at the run's end, which progress.Buffered
 	// outlasts by sending the event to its fallback) still expires,
-	// which FinishedTTL alone never makes it do; and without a History,
-	// a Tail that follows such a run returns ErrStreamGone then, where it
-	// would otherwise wait for good (see History). A negative IdleTTL
+	// which FinishedTTL alone never makes it do; and a Tail that
+	// follows such a run returns ErrStreamGone then, where it would
+	// otherwise wait for good (see History and [Stream.Tail]). A
+	// negative IdleTTL
 	// keeps such a stream until it is trimmed or deleted, and writes no
 	// expiry before the final event. It must be negative, 0 or at least
 	// 1s. Default (0): 72h, three times the default FinishedTTL, and at
@@ -155,7 +157,10 @@ type Options struct {
 	// its newest event, by default), then returns ErrStreamGone; with one,
 	// the run's shared reader finds that event in the History, which the
 	// progress.Archive fills whatever Redis does, within HistoryPoll, and
-	// the reader gets it and ends with the run.
+	// the reader gets it and ends with the run. (A run whose final event
+	// reached neither, its process killed, ends its readers with
+	// ErrStreamGone once it has been quiet for IdleTTL, and its stream
+	// has expired, unless a Resume publishes its end before.)
 	History progress.History
 	// BlockTime bounds each blocking XREAD. go-redis does not interrupt a
 	// blocked read when its context is cancelled, so this is the longest a
@@ -571,6 +576,16 @@ func ttlOrDefault(v, def time.Duration) time.Duration {
 		return 0
 	}
 	return v
+}
+
+// goneQuiet is how long a run's shared reader waits, since the run's
+// last new event, before it checks that the run's stream is still there
+// (see hub.checksGone): at once without a History, IdleTTL with one.
+func (s *Stream) goneQuiet() time.Duration {
+	if s.history == nil {
+		return 0
+	}
+	return s.idleTTL
 }
 
 func defaultTo[T int | int64 | time.Duration](v, def T) T {
@@ -1578,7 +1593,14 @@ func (s *Stream) replay(ctx context.Context, runID string, after uint64, fn func
 // is not there waits for it, as for a run not started (progress/sse's
 // EmptyRunTimeout bounds that). With a History, the run's shared reader
 // reads the run's final event from the History, within HistoryPoll, where
-// the outage kept it from Redis (see Options.History).
+// the outage kept it from Redis (see Options.History); and it checks
+// that the stream is there only once the run has had no new event for
+// IdleTTL (by the shared reader's clock), so that a stream that Redis
+// lost while the run goes on is followed on as before (the History
+// holds what Redis lost), while the readers of a run that IdleTTL takes
+// for dead, its stream expired, return ErrStreamGone then. With a
+// negative IdleTTL, a reader with a History waits for the run's final
+// event, or for ctx.
 func (s *Stream) Tail(ctx context.Context, runID string, after uint64, fn func(progress.Event) error) error {
 	if err := checkRunID(runID); err != nil {
 		return err

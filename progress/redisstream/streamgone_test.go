@@ -79,3 +79,41 @@ func TestAFollowerEndsWhenItsStreamIsGone(t *testing.T) {
 		})
 	}
 }
+
+// With a History too, a reader that follows a run whose stream expired
+// after IdleTTL without the run's final event, which the History lacks
+// too (its process was killed, and the run is never resumed), ends with
+// ErrStreamGone: the run has had no event for IdleTTL, the silence after
+// which IdleTTL takes a run for dead. Before, the run's shared reader
+// polled the History for good, and the reader waited with it.
+func TestAFollowerWithAHistoryEndsWhenItsIdleStreamExpires(t *testing.T) {
+	ctx := context.Background()
+	hist := progress.NewMemoryHistory()
+	s, _ := newStream(t, redisstream.Options{History: hist, FinishedTTL: time.Hour, IdleTTL: time.Second,
+		HistoryPoll: 100 * time.Millisecond})
+	run := sinktest.RunID(t)
+	events := sinktest.Events(run, 1, 3) // then the process is killed
+	require.NoError(t, s.Publish(ctx, events...))
+	require.NoError(t, hist.Append(ctx, events...))
+
+	var mu sync.Mutex
+	var got []uint64
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Tail(testenv.Context(t, 30*time.Second), run, 0, func(e progress.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, e.Seq)
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, redisstream.ErrStreamGone)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader still waits, 10s after its stream expired")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []uint64{1, 2, 3}, got, "the events delivered")
+}
