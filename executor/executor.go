@@ -391,8 +391,8 @@ type RunRequest struct {
 	// An ID used again once its record is gone is not refused. The record
 	// is gone after PruneRuns or DeleteGraph, or in an in-memory RunStore
 	// after a restart. But a sink may still hold the earlier run's events
-	// under the ID, as a Redis stream without FinishedTTL or
-	// progress.Memory does. It then takes the new run's events for
+	// under the ID, as a Redis stream does within its FinishedTTL (a day
+	// by default; for good if negative), and progress.Memory does. It then takes the new run's events for
 	// duplicates and drops them, and its readers get the earlier run's
 	// events, of another graph perhaps.
 	RunID string
