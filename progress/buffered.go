@@ -2,8 +2,10 @@ package progress
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -11,15 +13,19 @@ import (
 // BufferedOptions configures a [Buffered] sink. The zero value gives the
 // defaults.
 type BufferedOptions struct {
-	// Fallback receives the events that the downstream sink failed to
-	// take, and those published after Close. It should be fast and local.
+	// Fallback receives the events that the downstream sink did not
+	// take: those the queue had to let go when full, those refused with
+	// an error that retrying cannot fix, those still waiting when Close's
+	// ctx ended, and those published after Close. It gets them in the
+	// order they were published. It should be fast and local.
 	// Default: a [Slog] sink on Logger.
 	Fallback Sink
 	// Logger reports downstream failures and drops. Default: slog.Default().
 	Logger *slog.Logger
 	// QueueSize bounds the events waiting for the downstream sink. When it
-	// is full, the oldest waiting event is dropped and counted, so that the
-	// run's latest state (and its final event) still goes out.
+	// is full, the oldest waiting event is dropped (counted in
+	// BufferedStats.Dropped) and goes to the Fallback, so that the run's
+	// latest state (and its final event) still goes out downstream.
 	// Default: 10000.
 	QueueSize int
 	// BatchSize bounds the events handed to one downstream Publish.
@@ -31,17 +37,41 @@ type BufferedOptions struct {
 	// at Close, which abandons it when its ctx ends. Default: 5s.
 	Timeout time.Duration
 	// Attempts is how many times a batch is offered to the downstream sink
-	// before it goes to the Fallback. Retrying is safe for a sink that
-	// ignores duplicate Seqs, as every sink of this module does.
-	// Default: 2.
+	// before it goes to the Fallback. 0, the default, offers it until the
+	// sink takes it, while the queue has room: during an outage shorter
+	// than the queue can hold, the batch and what is published behind it
+	// wait, and reach the sink in order once it is back; once the queue
+	// is full, the batch goes to the Fallback (and so do the oldest
+	// waiting events that the queue drops), and the next batch is tried.
+	// A positive value offers each batch that many times, RetryDelay
+	// apart, then hands it to the Fallback, full queue or not (as before
+	// 0 was the default). Either way an error that retrying cannot fix
+	// sends the batch to the Fallback at once: one wrapping
+	// [ErrInvalidEvent] (the sink refused an event, and stored nothing of
+	// the call; the batch is then halved, so that the events the sink
+	// does take still reach it), one wrapping [ErrClosed], and a panic of
+	// the sink. Close's ctx ends the retries too. Retrying is safe for a
+	// sink that ignores duplicate Seqs, as every sink of this module does.
+	// A negative value counts as 0. Default: 0.
 	Attempts int
-	// RetryDelay is the pause before a retry. Default: 50ms.
+	// RetryDelay is the pause before the first retry of a batch. With a
+	// positive Attempts it is the pause before each retry; with Attempts
+	// 0 the pause doubles at each retry up to MaxRetryDelay, and each is
+	// jittered (a random duration between half the pause and the pause),
+	// so that hosts do not retry in step. Default: 50ms.
 	RetryDelay time.Duration
+	// MaxRetryDelay caps the growing pause between retries with Attempts
+	// 0; it bounds how long after an outage ends the batch waits to be
+	// offered again. A value below RetryDelay counts as RetryDelay.
+	// Default: 5s.
+	MaxRetryDelay time.Duration
 }
 
 // BufferedStats is a snapshot of a [Buffered] sink's counters.
 type BufferedStats struct {
-	// Queued is the number of events waiting for the downstream sink.
+	// Queued is the number of events waiting in the queue for the
+	// downstream sink: not those of the batch being offered to it (at
+	// most BatchSize), nor the dropped events waiting for the Fallback.
 	Queued int
 	// Published counts the events the downstream sink accepted.
 	Published uint64
@@ -54,8 +84,19 @@ type BufferedStats struct {
 	// FallbackErrors counts the events that the fallback sink also failed
 	// to take; they are lost.
 	FallbackErrors uint64
-	// Dropped counts the events dropped because the queue was full.
+	// Dropped counts the events dropped because the queue was full (or,
+	// after Close, the list of events published after it). Those the
+	// Fallback then gets are counted in Fallback (or FallbackErrors) as
+	// well; the others in Lost.
 	Dropped uint64
+	// Lost counts the dropped events that did not reach the Fallback
+	// either: those waiting for it were QueueSize already (the goroutine
+	// was held meanwhile by a downstream call, or by the pauses between
+	// the attempts of a positive Attempts), or they were published after
+	// Close, while the queue drained. Every event published is
+	// counted once in Published, Fallback, FallbackErrors or Lost, once
+	// it has left the Buffered.
+	Lost uint64
 }
 
 // Buffered is a [Sink] that decouples a run from a slow or failing sink:
@@ -64,12 +105,17 @@ type BufferedStats struct {
 // batches of what accumulated while the previous batch was being written
 // (each downstream call runs in a goroutine of its own, so that Close can
 // stop waiting for it).
-// When the downstream sink fails (returns an error or panics), the batch
-// is retried, then handed to the fallback sink, and the error counter
-// rises; the caller never sees the failure. Memory is bounded by
-// QueueSize events waiting, and as many again published during Close,
-// while the queue drains; what does not fit is dropped and counted. Event
-// order is kept. A downstream call that Close abandons counts as failed,
+// When the downstream sink fails (returns an error or panics), the error
+// counter rises and the batch is retried, with a growing pause, while
+// newer events wait behind it (see [BufferedOptions].Attempts): an outage
+// shorter than the queue can hold loses nothing. What the queue must let
+// go when full (the oldest events), what the sink refuses for good, and
+// what is left when Close's ctx ends go to the fallback sink; the caller
+// never sees the failure. Memory is bounded by QueueSize events waiting,
+// as many again dropped and waiting for the fallback, and as many again
+// published during Close, while the queue drains; what does not fit is
+// dropped and counted (Lost). Event order is kept, downstream and in the
+// fallback. A downstream call that Close abandons counts as failed,
 // and its batch goes to the fallback: if the call succeeds after all,
 // those events reach both sinks, and Stats counts them as Fallback only.
 //
@@ -84,6 +130,7 @@ type Buffered struct {
 	timeout    time.Duration
 	attempts   int
 	retryDelay time.Duration
+	maxDelay   time.Duration
 
 	ctx    context.Context // the worker's; cancelled when Close gives up waiting
 	cancel context.CancelFunc
@@ -92,12 +139,15 @@ type Buffered struct {
 	exited chan struct{} // closed by the worker on exit
 
 	// Events accepted by Publish are numbered 0, 1, 2, ... in the order
-	// accepted. queue holds [head, enqueued); the worker's batch in flight
-	// holds [inflightAt, inflightAt+inflight), older than the queue. An
-	// event is settled once it was published, handed to the fallback or
-	// dropped: everything before the oldest of these two ranges.
+	// accepted. queue holds [head, enqueued); overflow, the events the
+	// full queue dropped for the fallback, holds [head-len(overflow),
+	// head); the worker's events in flight (those it took from overflow,
+	// then its batch) hold [inflightAt, inflightAt+inflight), older than
+	// both. An event is settled once it was published, handed to the
+	// fallback or lost: everything before the oldest of these ranges.
 	mu         sync.Mutex
 	queue      []Event
+	overflow   []Event // dropped from the full queue, for the worker to hand to the fallback
 	closed     bool
 	late       []Event // published after Close while the worker drains; for the fallback, after it
 	drained    bool    // the worker is done with the fallback: Publish calls it
@@ -126,6 +176,7 @@ func NewBuffered(next Sink, opts BufferedOptions) *Buffered {
 		timeout:    opts.Timeout,
 		attempts:   opts.Attempts,
 		retryDelay: opts.RetryDelay,
+		maxDelay:   opts.MaxRetryDelay,
 		wake:       make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		exited:     make(chan struct{}),
@@ -146,12 +197,16 @@ func NewBuffered(next Sink, opts BufferedOptions) *Buffered {
 	if b.timeout <= 0 {
 		b.timeout = 5 * time.Second
 	}
-	if b.attempts <= 0 {
-		b.attempts = 2
+	if b.attempts < 0 {
+		b.attempts = 0
 	}
 	if b.retryDelay <= 0 {
 		b.retryDelay = 50 * time.Millisecond
 	}
+	if b.maxDelay <= 0 {
+		b.maxDelay = 5 * time.Second
+	}
+	b.maxDelay = max(b.maxDelay, b.retryDelay)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	go b.run()
 	return b
@@ -178,7 +233,7 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 			// The worker may still hand events to the fallback: it
 			// hands these after them, so that the fallback gets every
 			// event in order.
-			b.late = appendBounded(b.late, events, b.queueSize, &b.stats.Dropped)
+			b.late = appendBounded(b.late, events, b.queueSize, &b.stats)
 			b.mu.Unlock()
 			return ErrClosed
 		}
@@ -190,11 +245,19 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 	b.queue = append(b.queue, events...)
 	var warn uint64 // the drops so far, if this call starts an episode of drops
 	if over := len(b.queue) - b.queueSize; over > 0 {
+		// The oldest go to the fallback, through the worker, after the
+		// batch it holds (older still); they wait at most QueueSize.
+		b.overflow = append(b.overflow, b.queue[:over]...)
 		clear(b.queue[:over])
 		b.queue = b.queue[over:]
 		b.head += uint64(over)
 		b.stats.Dropped += uint64(over)
-		b.progressLocked()
+		if lost := len(b.overflow) - b.queueSize; lost > 0 {
+			clear(b.overflow[:lost])
+			b.overflow = b.overflow[lost:]
+			b.stats.Lost += uint64(lost)
+			b.progressLocked()
+		}
 		if !b.dropping {
 			b.dropping = true
 			warn = b.stats.Dropped
@@ -207,15 +270,18 @@ func (b *Buffered) Publish(_ context.Context, events ...Event) error {
 	}
 	if warn > 0 {
 		// Logged without the lock: a slow handler delays this call only.
-		b.logger.Warn("progress: buffered sink queue full, dropping oldest events",
+		b.logger.Warn("progress: buffered sink queue full, handing the oldest events to the fallback",
 			"queueSize", b.queueSize, "dropped", warn)
 	}
 	return nil
 }
 
 // Flush waits until every event published before the call has been
-// handed downstream, to the fallback, or dropped. It returns
-// context.Cause(ctx) if ctx ends first.
+// handed downstream or to the fallback, or lost (see
+// [BufferedStats].Lost). During an outage it waits for the downstream
+// sink to be back, or for the full queue to let the events go (see
+// [BufferedOptions].Attempts). It returns context.Cause(ctx) if ctx ends
+// first.
 func (b *Buffered) Flush(ctx context.Context) error {
 	b.mu.Lock()
 	target := b.enqueued
@@ -239,7 +305,9 @@ func (b *Buffered) Flush(ctx context.Context) error {
 }
 
 // Close stops accepting events, hands the queued ones downstream and stops
-// the goroutine. If ctx ends first, the write in progress is cancelled and
+// the goroutine. During an outage it keeps offering them to the
+// downstream sink (as Attempts says) until ctx ends: give it a ctx with a
+// deadline. If ctx ends first, the write or pause in progress is cancelled and
 // waited for 100 ms more at most (a downstream sink that ignores its
 // context is then abandoned: its call's goroutine ends when the call
 // returns), the events still queued go to the fallback sink, and Close
@@ -335,6 +403,10 @@ func (b *Buffered) run() {
 	batch := make([]Event, 0, b.batchSize)
 	for {
 		b.mu.Lock()
+		// What the full queue dropped is older than the queue and newer
+		// than the batch before: it goes to the fallback now, in order.
+		spill := b.overflow
+		b.overflow = nil
 		n := min(len(b.queue), b.batchSize)
 		if b.ctx.Err() != nil {
 			n = len(b.queue) // Close gave up: the rest to the fallback in one call
@@ -342,68 +414,112 @@ func (b *Buffered) run() {
 		batch = append(batch[:0], b.queue[:n]...)
 		clear(b.queue[:n])
 		b.queue = b.queue[n:]
-		b.inflightAt, b.inflight, b.batch = b.head, n, batch
+		b.inflightAt, b.inflight, b.batch = b.head-uint64(len(spill)), len(spill)+n, batch
 		b.head += uint64(n)
 		if len(b.queue) == 0 {
 			b.queue = nil
 			b.dropping = false
 		}
 		b.mu.Unlock()
-		if n == 0 {
-			select {
-			case <-b.wake:
-				continue
-			case <-b.stop:
-			}
-			// Closed: take whatever Publish queued before Close, then
-			// hand the fallback what was published since, and exit.
-			b.mu.Lock()
-			empty := len(b.queue) == 0
-			b.mu.Unlock()
-			if empty {
-				b.drainLate()
-				return
-			}
-			continue
+		if len(spill) > 0 {
+			b.toFallback(spill)
 		}
-		if b.deliver(batch) {
+		if n > 0 && b.deliver(batch) {
 			// An abandoned call may still read batch: never reuse it.
 			batch = make([]Event, 0, b.batchSize)
 		}
+		if n > 0 || len(spill) > 0 {
+			b.mu.Lock()
+			b.inflight, b.batch = 0, nil
+			b.progressLocked()
+			b.mu.Unlock()
+			continue
+		}
+		select {
+		case <-b.wake:
+			continue
+		case <-b.stop:
+		}
+		// Closed: take whatever Publish queued before Close, then
+		// hand the fallback what was published since, and exit.
 		b.mu.Lock()
-		b.inflight, b.batch = 0, nil
-		b.progressLocked()
+		empty := len(b.queue) == 0 && len(b.overflow) == 0
 		b.mu.Unlock()
+		if empty {
+			b.drainLate()
+			return
+		}
 	}
 }
 
-// deliver offers batch to the downstream sink, then to the fallback. It
-// reports whether it abandoned a downstream call that was still running
-// when Close gave up: that call may still read batch.
+// deliver offers batch to the downstream sink, as Attempts says, then to
+// the fallback. It reports whether it abandoned a downstream call that
+// was still running when Close gave up: that call may still read batch.
 func (b *Buffered) deliver(batch []Event) (abandoned bool) {
-	var err error
-	for attempt := 1; attempt <= b.attempts && b.ctx.Err() == nil; attempt++ {
-		if attempt > 1 && !b.pause() {
-			break
+	for attempt := 1; b.ctx.Err() == nil; attempt++ {
+		if attempt > 1 && !b.pause(attempt-1) {
+			break // Close gave up, or the queue is full
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
-		abandoned, err = b.publishNext(ctx, batch)
+		ab, err := b.publishNext(ctx, batch)
 		cancel()
+		abandoned = abandoned || ab
 		if err == nil {
 			b.mu.Lock()
 			b.stats.Published += uint64(len(batch))
 			b.stats.Batches++
 			b.mu.Unlock()
-			return false
+			return abandoned
 		}
 		b.mu.Lock()
 		b.stats.Errors++
 		b.mu.Unlock()
+		if permanent(err) {
+			if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 && !ab {
+				// The sink refused the whole call for some of its
+				// events, and stored none: halve it, so that the
+				// others still reach the sink, in order.
+				b.logger.Warn("progress: buffered sink: downstream refused an event; splitting the batch",
+					"events", len(batch), "firstSeq", batch[0].Seq, "error", err)
+				h := len(batch) / 2
+				first := b.deliver(batch[:h])
+				second := b.deliver(batch[h:])
+				return abandoned || first || second
+			}
+			b.logger.Warn("progress: buffered sink: downstream refused the batch; handing it to the fallback",
+				"attempt", attempt, "events", len(batch), "firstSeq", batch[0].Seq, "error", err)
+			break
+		}
 		b.logger.Warn("progress: buffered sink: downstream publish failed",
 			"attempt", attempt, "events", len(batch), "firstSeq", batch[0].Seq, "error", err)
+		if b.attempts > 0 && attempt >= b.attempts {
+			break
+		}
+		if b.attempts == 0 && b.queueFull() {
+			b.logger.Warn("progress: buffered sink: queue full during a downstream failure; handing the oldest batch to the fallback",
+				"queueSize", b.queueSize, "events", len(batch), "firstSeq", batch[0].Seq)
+			break
+		}
 	}
 	b.toFallback(batch)
 	return abandoned
+}
+
+// errSinkPanicked marks the error of a sink that panicked.
+var errSinkPanicked = errors.New("sink panicked")
+
+// permanent reports whether err is one that retrying the same call
+// cannot fix: a refused event, a closed sink, a panic.
+func permanent(err error) bool {
+	return errors.Is(err, ErrInvalidEvent) || errors.Is(err, ErrClosed) || errors.Is(err, errSinkPanicked)
+}
+
+// queueFull reports whether the queue has no room left: it is full, or
+// dropped events already.
+func (b *Buffered) queueFull() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue) >= b.queueSize || len(b.overflow) > 0
 }
 
 // publishNext publishes batch to the downstream sink from a goroutine of
@@ -453,26 +569,48 @@ func (b *Buffered) drainLate() {
 }
 
 // appendBounded appends events to q and drops the oldest of q beyond
-// limit, adding their number to dropped.
-func appendBounded(q, events []Event, limit int, dropped *uint64) []Event {
+// limit, counting them in stats as Dropped and Lost.
+func appendBounded(q, events []Event, limit int, stats *BufferedStats) []Event {
 	q = append(q, events...)
 	if over := len(q) - limit; over > 0 {
 		clear(q[:over])
 		q = q[over:]
-		*dropped += uint64(over)
+		stats.Dropped += uint64(over)
+		stats.Lost += uint64(over)
 	}
 	return q
 }
 
-// pause waits RetryDelay; it reports false if the worker is cancelled.
-func (b *Buffered) pause() bool {
-	t := time.NewTimer(b.retryDelay)
+// pause waits before the retry that follows the failed attempt of that
+// number: RetryDelay with a positive Attempts; else a jittered pause that
+// doubles from RetryDelay up to MaxRetryDelay, cut short when the queue
+// fills. It reports false if the worker is cancelled, or the queue is
+// full.
+func (b *Buffered) pause(attempt int) bool {
+	d := b.retryDelay
+	if b.attempts == 0 {
+		for i := 1; i < attempt && d < b.maxDelay; i++ {
+			d *= 2
+		}
+		d = min(d, b.maxDelay)
+		d = d/2 + rand.N(d/2+1)
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-b.ctx.Done():
-		return false
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-b.ctx.Done():
+			return false
+		case <-b.wake:
+			// Publish queued events: the pause ends early if they fill
+			// the queue. (The worker finds them in the queue after the
+			// batch, without the wake-up.)
+			if b.attempts == 0 && b.queueFull() {
+				return false
+			}
+		}
 	}
 }
 
@@ -499,7 +637,7 @@ func (b *Buffered) unsettledLocked() uint64 {
 	if b.inflight > 0 {
 		return b.inflightAt
 	}
-	return b.head
+	return b.head - uint64(len(b.overflow))
 }
 
 // progressLocked wakes the Flush calls waiting for events to settle.

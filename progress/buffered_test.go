@@ -108,6 +108,8 @@ func TestBufferedDropsOldestWhenFull(t *testing.T) {
 		s := b.Stats()
 		assert.Equal(t, uint64(20), s.Dropped)
 		assert.Equal(t, uint64(11), s.Published)
+		assert.Equal(t, uint64(10), s.Fallback, "QueueSize of the dropped events wait for the fallback, and reach it")
+		assert.Equal(t, uint64(10), s.Lost, "the others are lost")
 		assert.Equal(t, 1, strings.Count(logs.String(), "queue full"), "one warning per episode:\n%s", logs.String())
 	})
 }
@@ -260,7 +262,9 @@ func TestBufferedFlushWaitsForTheBatchInFlight(t *testing.T) {
 		close(down.gate)
 		require.NoError(t, <-flushed)
 		require.NoError(t, b.Close(ctx))
-		assert.Equal(t, progress.BufferedStats{Published: 2, Batches: 2, Dropped: 2}, b.Stats())
+		// Of the two dropped, one waits for the fallback (the limit of
+		// QueueSize) and gets there; the other is lost.
+		assert.Equal(t, progress.BufferedStats{Published: 2, Batches: 2, Dropped: 2, Fallback: 1, Lost: 1}, b.Stats())
 	})
 }
 
@@ -269,9 +273,10 @@ type panicky struct{}
 
 func (panicky) Publish(context.Context, ...progress.Event) error { panic("sink bug") }
 
-// A downstream sink that panics fails like one that returns an error: its
-// batch goes to the fallback, and the panic does not crash the process
-// from the Buffered's goroutine, where no caller can recover it.
+// A downstream sink that panics fails like one that returns an error, that
+// retrying cannot fix: its batch goes to the fallback at once, and the
+// panic does not crash the process from the Buffered's goroutine, where
+// no caller can recover it.
 func TestBufferedDownstreamPanicIsAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
@@ -280,7 +285,7 @@ func TestBufferedDownstreamPanicIsAFailure(t *testing.T) {
 		require.NoError(t, b.Publish(ctx, sinktest.Events("r", 1, 3)...))
 		require.NoError(t, b.Close(ctx))
 		assert.Equal(t, sinktest.Span(1, 3), fallback.seqs())
-		assert.Equal(t, progress.BufferedStats{Errors: 2, Fallback: 3}, b.Stats())
+		assert.Equal(t, progress.BufferedStats{Errors: 1, Fallback: 3}, b.Stats())
 
 		// A panicking fallback loses the events, counted.
 		b = progress.NewBuffered(panicky{}, progress.BufferedOptions{Logger: quiet(), Fallback: panicky{}, Attempts: 1})
@@ -377,7 +382,7 @@ func TestBufferedPublishDuringCloseIsBounded(t *testing.T) {
 		require.NoError(t, <-closed)
 		assert.Equal(t, []uint64{1}, down.seqs())
 		assert.Equal(t, []uint64{3, 4}, fallback.seqs())
-		assert.Equal(t, progress.BufferedStats{Published: 1, Batches: 1, Fallback: 2, Dropped: 1}, b.Stats())
+		assert.Equal(t, progress.BufferedStats{Published: 1, Batches: 1, Fallback: 2, Dropped: 1, Lost: 1}, b.Stats())
 	})
 }
 

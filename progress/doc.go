@@ -104,8 +104,10 @@
 //   - [Slog], which writes each event through a *slog.Logger;
 //   - [Fanout], which feeds several sinks;
 //   - [Buffered], which batches writes for a slow or remote sink, never
-//     blocks the run, falls back (to slog by default) when the sink fails,
-//     and keeps its memory bounded, counting what it drops;
+//     blocks the run, retries through an outage while its queue holds
+//     (losing nothing, in order), falls back (to slog by default) for
+//     what it must let go, and keeps its memory bounded, counting what it
+//     drops;
 //   - [Archive], which appends every event to a [History].
 //
 // Remote backends live in subpackages, so that this package imports no

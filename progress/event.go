@@ -268,7 +268,7 @@ func (f SinkFunc) Publish(ctx context.Context, events ...Event) error { return f
 func publishRecover(ctx context.Context, s Sink, events []Event) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("sink panicked: %v", p)
+			err = fmt.Errorf("%w: %v", errSinkPanicked, p)
 		}
 	}()
 	return s.Publish(ctx, events...)
