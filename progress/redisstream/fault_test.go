@@ -55,6 +55,7 @@ func newPrivateStream(t *testing.T, options ...func(*redisstream.Options)) *priv
 		Logger:     slog.New(slog.NewTextHandler(p.logs, nil)),
 		Timeout:    2 * time.Second,
 		RetryDelay: 10 * time.Millisecond,
+		Attempts:   2, // gives a batch up during an outage, as these tests' Flush needs
 	})
 	t.Cleanup(func() { p.buffered.Close(context.Background()) })
 	p.sink = progress.NewFanout(progress.NewArchive(p.history), p.buffered)

@@ -74,7 +74,9 @@ func TestARunWhoseFinalEventAnOutageLostExpiresAndEndsItsReaders(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { writer.Close() })
 	var fallback atomic.Uint64
-	buffered := progress.NewBuffered(writer, progress.BufferedOptions{Logger: quiet(), RetryDelay: 10 * time.Millisecond,
+	// Attempts 2: a Buffered that gives a batch up (the default rides
+	// the outage out, and the final event would wait in its queue).
+	buffered := progress.NewBuffered(writer, progress.BufferedOptions{Logger: quiet(), RetryDelay: 10 * time.Millisecond, Attempts: 2,
 		Fallback: progress.SinkFunc(func(_ context.Context, events ...progress.Event) error {
 			for _, e := range events {
 				fallback.Store(e.Seq)

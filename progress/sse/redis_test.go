@@ -83,7 +83,7 @@ func TestEndToEndRedisRestart(t *testing.T) {
 	stream, err := redisstream.New(client, redisstream.Options{History: hist, BlockTime: 100 * time.Millisecond, RetryDelay: 20 * time.Millisecond, Logger: quiet()})
 	require.NoError(t, err)
 	t.Cleanup(func() { stream.Close() })
-	buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: quiet(), RetryDelay: time.Millisecond})
+	buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: quiet(), RetryDelay: time.Millisecond, Attempts: 2})
 	t.Cleanup(func() { buffered.Close(context.Background()) })
 	sink := progress.NewFanout(progress.NewArchive(hist), buffered)
 	h, err := sse.NewHandler(stream, sse.HandlerOptions{Authorize: byPath, Logger: quiet()})

@@ -57,7 +57,7 @@ func TestBrowsersAcrossARedisRestart(t *testing.T) {
 			stream, err := redisstream.New(client, sopts)
 			require.NoError(t, err)
 			t.Cleanup(func() { stream.Close() })
-			buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: quiet(), RetryDelay: time.Millisecond, Timeout: time.Second})
+			buffered := progress.NewBuffered(stream, progress.BufferedOptions{Logger: quiet(), RetryDelay: time.Millisecond, Timeout: time.Second, Attempts: 2})
 			t.Cleanup(func() { buffered.Close(context.Background()) })
 			// The archive lags Redis by up to 30ms, behind a Buffered of
 			// its own: the stream's readers hold the gaps it has yet to fill.

@@ -114,7 +114,7 @@ func newScaleRig(t *testing.T, o scaleOptions) *scaleRig {
 	// bound of 2s (TestScaleStalledClients: 256 events, a batch, went to
 	// the fallback).
 	rig.buffered = progress.NewBuffered(rig.stream, progress.BufferedOptions{
-		Logger: quiet(), Timeout: wait, RetryDelay: 10 * time.Millisecond,
+		Logger: quiet(), Timeout: wait, RetryDelay: 10 * time.Millisecond, Attempts: 2,
 	})
 	t.Cleanup(func() { rig.buffered.Close(context.Background()) })
 	rig.sink = rig.buffered
