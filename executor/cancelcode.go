@@ -45,6 +45,11 @@ const (
 	// ErrCancelled), or whose code [CheckCancelCode] refuses, or whose
 	// methods panic.
 	CancelledByHost = "host"
+	// CancelledByDrain: [Run.Drain] or [Executor.Drain] drained the run,
+	// with a cause that has no code of the host's, and no cancel came
+	// before the calls under way had ended: it started no node from the
+	// drain on, and its calls under way ended and were recorded.
+	CancelledByDrain = "drain"
 )
 
 // MaxCancelCodeBytes is the longest cancel code that [CheckCancelCode]
@@ -59,7 +64,7 @@ var ErrInvalidCancelCode = errors.New("executor: invalid cancel code")
 // builtinCodes are the executor's own cancel codes, which a host's code
 // may not be.
 var builtinCodes = [...]string{CancelledByCancel, CancelledByContext, CancelledByDeadline,
-	CancelledByGraphReplaced, CancelledByGraphDeleted, CancelledByHost}
+	CancelledByGraphReplaced, CancelledByGraphDeleted, CancelledByHost, CancelledByDrain}
 
 // CancelCoder is implemented by a cancel cause that says the run's cancel
 // code, as the errors of [CancelCode] do. The executor looks for one in
@@ -111,7 +116,7 @@ func (e *codedError) CancelCode() string { return e.code }
 // [MaxCancelCodeBytes] bytes, each a lower-case ASCII letter, a digit, or
 // one of '-', '.', '_' and ':' (such as "shutdown" or "acme:deploy"), and
 // not one of the executor's own codes (CancelledByCancel, ...,
-// CancelledByHost). Otherwise it returns an error wrapping
+// CancelledByHost, CancelledByDrain). Otherwise it returns an error wrapping
 // [ErrInvalidCancelCode] that says what is wrong.
 func CheckCancelCode(code string) error {
 	switch {
@@ -142,6 +147,7 @@ type cancelOrigin struct {
 	mu       sync.Mutex
 	byHandle bool  // the handle's first cancel found the run's context live
 	cause    error // the cause it gave
+	drained  bool  // that cancel ended a drain (see Run.Drain)
 }
 
 // cancelByHandle cancels the run with cause, as Run.Cancel and
@@ -165,7 +171,8 @@ func (r *Run) cancelByHandle(cause error) {
 // ended, cause being its context.Cause made safe (see safeCause), as the
 // package-level cancelledBy does, but for where the cancel came from: a
 // run that its handle cancelled first gives the host's code, if its cause
-// has one, CancelledByCancel for ErrCancelled (Run.Cancel) and
+// has one, CancelledByDrain for the end of a drain (see endDrain),
+// CancelledByCancel for ErrCancelled (Run.Cancel) and
 // CancelledByHost for any other cause, context.Canceled and
 // context.DeadlineExceeded among them. When the context's cause is not
 // the one the handle gave, or its Err is context.DeadlineExceeded (which
@@ -177,7 +184,7 @@ func (r *Run) cancelByHandle(cause error) {
 func (r *Run) cancelledBy(cause error) (code string, bad error) {
 	o := &r.origin
 	o.mu.Lock()
-	byHandle, given := o.byHandle, o.cause
+	byHandle, given, drained := o.byHandle, o.cause, o.drained
 	o.mu.Unlock()
 	ctxErr := o.ctx.Err()
 	if !byHandle || ctxErr == context.DeadlineExceeded || !sameError(context.Cause(o.ctx), given) {
@@ -191,6 +198,9 @@ func (r *Run) cancelledBy(cause error) (code string, bad error) {
 	}()
 	if code, bad, ok := hostCode(cause); ok {
 		return code, bad
+	}
+	if drained {
+		return CancelledByDrain, nil
 	}
 	if cause == ErrCancelled {
 		return CancelledByCancel, nil

@@ -168,6 +168,15 @@
 // Options.StoreTimeout. (A sink that may stall goes behind
 // progress.Buffered.)
 //
+// [Run.Drain] is the gentler stop: from then on no node starts, nor is a
+// failed node retried (each would be a new paid call), while the calls
+// under way end as they would have, their outputs stored and committed;
+// the run then ends as cancelled, with the drain's cause and code
+// ([CancelledByDrain], or the host's own given with [CancelCode]), so
+// that a Resume later makes what is left, and only that. A cancel during
+// a drain cuts it short, as it cuts a run. [Executor.Drain] drains every
+// run of the executor and waits, within its ctx, for them to end.
+//
 // [Executor.Resume] regenerates what a run left undone, and
 // [Executor.RerunFailed] forces again its failed nodes that are still
 // not clean (one made clean since, by an earlier rerun or another run,
@@ -199,7 +208,8 @@
 // A cancelled run's record says what cancelled it as a code
 // (Record.CancelledBy): [CancelledByCancel] for [Run.Cancel],
 // [CancelledByContext] or [CancelledByDeadline] for its context,
-// [CancelledByGraphReplaced] or [CancelledByGraphDeleted], and
+// [CancelledByGraphReplaced] or [CancelledByGraphDeleted],
+// [CancelledByDrain] for a drain whose cause has no code, and
 // [CancelledByHost] for a cause of the host's without a code. A host
 // names its own cancels with [CancelCode] (pgstore records its own for a
 // lost graph lock), so that it tells, at its next start, the runs that it
@@ -208,10 +218,16 @@
 //
 // # Shutdown
 //
-// On shutdown a host cancels its runs, with a code of its own
+// On shutdown a host may first drain its runs for a bounded time
+// ([Executor.Drain] with a context.WithTimeout, and a code of its own:
+// executor.CancelCode("shutdown", nil)), so that the paid calls under
+// way are kept rather than thrown away; it then cancels what is left
+// (or all its runs at once, without a drain), with a code of its own
 // (run.CancelCause(executor.CancelCode("shutdown", nil)), or the same
 // cause given to the cancel of the runs' context), then calls
-// [Executor.Close]. Close
+// [Executor.Close]. A run that the drain ended, and one that the cancel
+// did, record the same code, for the host to resume at its next start.
+// Close
 // starts no run any more. It waits for the runs in flight to record their
 // outcome, for the Resume, RerunFailed, Edit, Plan, Abandon and Forget
 // calls under way to return (later ones return [ErrClosed]), and for

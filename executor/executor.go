@@ -76,6 +76,12 @@ type Executor struct {
 	// ended is closed, and set to nil, when a live run ends (forget):
 	// calls that wait for a run to end wait for it (see endedLocked).
 	ended chan struct{}
+	// handles holds the runs that run, by ID, for Executor.Drain; drains
+	// counts the Drains under way, and drainCause is the first's cause,
+	// which drains the runs that start meanwhile (see track).
+	handles    map[string]*Run
+	drains     int
+	drainCause error
 }
 
 // endedLocked returns a channel that is closed when a run that is live
@@ -240,7 +246,8 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 // ctx.Err(). Once it has returned nil, the executor calls its stores no
 // more, and the host may close them. It does not cancel the runs: cancel their contexts
 // (or [Run.Cancel]) first to stop them sooner, as a host does on
-// shutdown before it closes the stores' connections. Give ctx a
+// shutdown before it closes the stores' connections, after a bounded
+// [Executor.Drain] if it keeps the calls under way. Give ctx a
 // deadline (context.WithTimeout): a generator that ignores its context
 // never returns, and Close, waiting for its call, would wait for good.
 // Close may be called again, for example with a longer ctx.
@@ -323,6 +330,7 @@ func runIDField(of string) string {
 func (e *Executor) forget(id, of, key string) {
 	e.startMu.Lock()
 	delete(e.live, id)
+	delete(e.handles, id)
 	if e.ended != nil {
 		close(e.ended)
 		e.ended = nil
@@ -456,7 +464,8 @@ type Run struct {
 	id     string
 	plan   *planner.Plan
 	cancel context.CancelCauseFunc
-	origin cancelOrigin // which cancel came first: see cancelByHandle
+	drain  context.CancelCauseFunc // see Drain
+	origin cancelOrigin            // which cancel came first: see cancelByHandle
 	done   chan struct{}
 	report *Report
 	err    error
@@ -472,7 +481,9 @@ func (r *Run) Plan() *planner.Plan { return r.plan }
 // Cancel cancels the run: nothing new starts, running generators are
 // cancelled, every slot is freed (a bulk call's once it returns, within
 // its grace: see [BatchGenerator]) and the interrupted nodes are recorded
-// as cancelled. It does not wait; see [Run.Wait].
+// as cancelled. It does not wait; see [Run.Wait]. [Run.Drain] stops the
+// run without cancelling the calls under way; a Cancel during a drain
+// cuts it short.
 func (r *Run) Cancel() { r.cancelByHandle(ErrCancelled) }
 
 // CancelCause is Cancel with a cause, as context.WithCancelCause's
@@ -701,6 +712,7 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string, recheck
 		return nil, err
 	}
 	started = true
+	e.track(r.handle)
 	go r.execute()
 	return r.handle, nil
 }

@@ -226,8 +226,8 @@ func (r *run) load(j *job) error {
 // seconds, may outlast.
 func (r *run) unread(j *job, next int, err error) (result, bool) {
 	switch {
-	case r.ctx.Err() != nil && next == 1:
-		return r.newResult(j, unstarted, 0, nil), true // the cancel kept it from starting
+	case r.dctx.Err() != nil && next == 1:
+		return r.newResult(j, unstarted, 0, nil), true // the cancel (or drain) kept it from starting
 	case r.ctx.Err() != nil:
 		return r.newResult(j, cancelled, next-1, r.cause()), true
 	case errors.Is(err, ErrNotFound) || !retryable(err):
@@ -479,7 +479,7 @@ func (r *run) retryingEvent(j *job, next int, err error, msg string) {
 }
 
 // started publishes node.started for j's node, with msg, unless the run
-// is cancelled first: the check is made under the emitter's lock, so
+// is cancelled (or drained) first: the check is made under the emitter's lock, so
 // that a cancel either comes before the event, and the node has not
 // started (see unstarted), or after it, and the node settles with an
 // event too (node.cancelled, with no call if the call had not begun). It
@@ -487,12 +487,12 @@ func (r *run) retryingEvent(j *job, next int, err error, msg string) {
 // context alone.
 func (r *run) started(j *job, msg string) bool {
 	if r.em.sink == nil {
-		return r.ctx.Err() == nil
+		return r.dctx.Err() == nil
 	}
 	ok := false
 	r.em.emitIf(progress.Event{Type: progress.NodeStarted, Node: j.id, Kind: j.kind, BatchKey: j.step.Key, Stage: j.step.Stage, Attempt: 1, Message: msg,
 		Done: int(r.settled.Load()), Total: int(r.planned.Load()), ETA: r.etaNow()},
-		func() bool { ok = r.ctx.Err() == nil; return ok })
+		func() bool { ok = r.dctx.Err() == nil; return ok })
 	return ok
 }
 
@@ -536,7 +536,9 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 }
 
 // tryFrom makes attempts from number next on, with j's generator, until
-// one succeeds, the policy gives up, or the run is cancelled. prev is the
+// one succeeds, the policy gives up, or the run is cancelled (or drained:
+// no attempt is made after a drain but the Put of an output already
+// made, see noRetry). prev is the
 // error of attempt next-1, or nil for the first. An attempt reads the
 // node's inputs first, until a read succeeds (see unread).
 // It reports false when this goroutine was abandoned by a hung generator;
@@ -554,6 +556,9 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			if !retryable(prev) || made >= j.ko.Retry.MaxAttempts {
 				return r.newResult(j, failed, made, prev), true
 			}
+			if r.noRetry(j) {
+				return r.newResult(j, cancelled, made, prev), true
+			}
 			wait := j.ko.Retry.wait(next)
 			if r.callAt != nil {
 				// For the ETA, the node starts over after its backoff.
@@ -565,9 +570,12 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				r.retryingEvent(j, next, prev,
 					fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
 			}
-			slept := sleep(r.ctx, wait)
+			slept := sleep(r.backoffCtx(j), wait)
 			if r.callAt != nil {
 				r.backoffs.Add(-1)
+			}
+			if !slept && r.ctx.Err() == nil { // drained: no new call
+				return r.newResult(j, cancelled, made, prev), true
 			}
 			if !slept {
 				return r.cancelledAfter(j, made, r.cause()), true

@@ -202,7 +202,7 @@ func (r *run) awaitQuota(key string, n int) (taken, error) {
 	if q == nil {
 		return taken{}, nil
 	}
-	return q.await(r.ctx, n)
+	return q.await(r.dctx, n) // a drain starts no call either
 }
 
 // newLimits returns a semaphore per limited batch key.
@@ -235,8 +235,8 @@ func (r *run) acquire(c *inflight, key string, n int) error {
 	if sem == nil {
 		return nil
 	}
-	if err := sem.Acquire(r.ctx, int64(n)); err != nil {
-		return r.cause()
+	if err := sem.Acquire(r.dctx, int64(n)); err != nil { // a drain starts no call either
+		return r.haltCause()
 	}
 	c.held, c.weight = sem, int64(n)
 	return nil

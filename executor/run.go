@@ -40,7 +40,7 @@ const (
 	cancelled
 	superseded
 	// unstarted is a node that a worker took but did not call, as the run
-	// was cancelled first: it was reading its inputs, or waiting for room
+	// was cancelled (or drained) first: it was reading its inputs, or waiting for room
 	// under Options.Limits or for a start under Options.Rates. It
 	// published no node.started, is in no list of the report and counts no
 	// attempt; it stays as the plan committed it, as the planned nodes
@@ -79,6 +79,11 @@ type run struct {
 	resume bool            // a Resume or RerunFailed: the key's graph must be the run's
 	of     string          // with resume, the ID of the run whose work it finishes
 	ctx    context.Context // cancelled by the run's context or Run.Cancel
+	// dctx is ctx's child that a drain (Run.Drain) cancels too: once it
+	// has ended, no node starts, nor is a call made again (see drain.go).
+	dctx context.Context
+	// drainSaid says that the event of the drain went out.
+	drainSaid atomic.Bool
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
 	// after a cancel (see boundStoreCalls).
@@ -250,9 +255,10 @@ const unnamed = "\x00"
 // prepare loads, marks, plans and commits the start of a run.
 func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
+	dctx, drain := context.WithCancelCause(rctx)
 	bg, bgCancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, bg: bg, bgCancel: bgCancel,
-		handle: &Run{id: req.RunID, cancel: cancel, origin: cancelOrigin{ctx: rctx}, done: make(chan struct{})}}
+	r := &run{e: e, req: req, g: req.Graph, key: req.GraphKey, ctx: rctx, dctx: dctx, bg: bg, bgCancel: bgCancel,
+		handle: &Run{id: req.RunID, cancel: cancel, drain: drain, origin: cancelOrigin{ctx: rctx}, done: make(chan struct{})}}
 	r.fp, r.resume, r.of = Fingerprint(r.g), of != "", of
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
@@ -775,7 +781,7 @@ func (r *run) execute() {
 	for {
 		r.rounds++
 		r.round()
-		if r.ctx.Err() != nil || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
+		if r.dctx.Err() != nil || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
 			break
 		}
 		if r.last == nil {
@@ -813,6 +819,7 @@ func (r *run) execute() {
 			ETA: r.etaNow(), Message: fmt.Sprintf("Round %d: %d %s to remake after changes during the run", r.rounds+1, r.plan.Len(), what),
 			Plan: r.outline()})
 	}
+	r.endDrain()
 	r.finish()
 }
 
@@ -869,6 +876,7 @@ func (r *run) round() {
 		r.mu.Unlock()
 		r.watch.cancelAll(r.cause())
 	})
+	stopDrain := r.haltOnDrain()
 	// One worker starts; wakeIdle starts the others, up to the pool's
 	// size, as work for them turns up.
 	r.mu.Lock()
@@ -881,6 +889,7 @@ func (r *run) round() {
 		// run waits for it too.
 		<-halted
 	}
+	stopDrain()
 	r.watch.stop()
 	r.mu.Lock()
 	if r.wakeTimer != nil {
@@ -990,7 +999,7 @@ func (r *run) work(locked bool) bool {
 		steps := first[:0]
 		var now time.Time
 		for {
-			if r.ctx.Err() != nil {
+			if r.dctx.Err() != nil { // a cancel's, or a drain's
 				r.m.Halt() // at once, before the AfterFunc gets the lock
 			}
 			if r.m.Done() {
