@@ -157,9 +157,13 @@
 //   - Shutdown on SIGINT or SIGTERM: a request that may save an edit or
 //     start a run is answered 503, having changed nothing, from then on;
 //     those taken before are carried out in full (an edit saved gets its
-//     run). Then the runs are cancelled, with the cancel code "shutdown"
-//     (executor.CancelCode), which their records keep (the next start
-//     resumes them). A run queued after one of them
+//     run). Then the runs are drained for up to -drain (10s;
+//     Executor.Drain): no node starts, no failed call is retried, and
+//     the generator calls under way end and are kept; the runs end as
+//     cancelled with the cancel code "shutdown" (executor.CancelCode).
+//     What is left once -drain has passed is cancelled with that code
+//     (at once with -drain 0). Their records keep it, and the next start
+//     resumes them, making only what they left. A run queued after one of them
 //     (by an edit) does not start: it is recorded, under the ID its edit
 //     was given, as cancelled by the shutdown, with a run.cancelled as the
 //     one event of its stream, and the next start resumes it as the
@@ -399,7 +403,7 @@ func main() {
 
 const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
     [-latency 200ms] [-retain 24h] [-prune-every 1h] [-recover-every 10s] [-max-runs 8]
-    [-cors-origin ORIGIN]...
+    [-drain 10s] [-cors-origin ORIGIN]...
 env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
 `
 
@@ -418,12 +422,24 @@ type config struct {
 	// process of the service which died left, or that a shutdown or a
 	// lost lock cut (see recoverRuns); 0 for defaultRecoverEvery.
 	recoverEvery time.Duration
-	maxRuns      int      // the runs going on at once, across lectures; 0 for defaultMaxRuns
-	corsOrigins  []string // the origins whose pages may read the answers with credentials (CORS); none by default
+	maxRuns      int // the runs going on at once, across lectures; 0 for defaultMaxRuns
+	// drain is how long the shutdown drains the runs (Executor.Drain:
+	// no node starts, the calls under way end and are kept) before it
+	// cancels what is left; 0 cancels them at once.
+	drain       time.Duration
+	corsOrigins []string // the origins whose pages may read the answers with credentials (CORS); none by default
 }
 
 // defaultMaxRuns is -max-runs' default.
 const defaultMaxRuns = 8
+
+// defaultDrain is -drain's default, and maxDrain its most: the shutdown
+// keeps the rest of shutdownTimeout to cancel what is left, record the
+// runs and close.
+const (
+	defaultDrain = 10 * time.Second
+	maxDrain     = 20 * time.Second
+)
 
 // defaultRecoverEvery is -recover-every's default: a browser that follows
 // a run of a process that died waits about this long for its resume.
@@ -452,6 +468,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.recoverEvery, "recover-every", defaultRecoverEvery, "the `INTERVAL` between two looks for the runs "+
 		"that a process of the service which died left, or that a shutdown or a lost lock cut, to resume them")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
+	fs.DurationVar(&c.drain, "drain", defaultDrain, "the `DURATION`, at most 20s, for which the shutdown lets the generator calls under way end, "+
+		"starting no other, before it cancels the runs (the next start resumes them); 0 cancels them at once")
 	fs.Var(originsFlag{&c.corsOrigins}, "cors-origin", "an `ORIGIN` (https://app.example.com) whose pages may follow runs "+
 		"and call the service with credentials (CORS); repeatable; none by default")
 	return fs
@@ -488,6 +506,8 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-recover-every %v: want a positive duration, such as 10s", c.recoverEvery)
 	case c.maxRuns < 1:
 		return c, fmt.Errorf("-max-runs %d: want 1 or more", c.maxRuns)
+	case c.drain < 0 || c.drain > maxDrain:
+		return c, fmt.Errorf("-drain %v: want 0 (no drain) to %v", c.drain, maxDrain)
 	case c.prefix == "":
 		return c, errors.New(`-prefix "": want a prefix of the service's own, such as "regen_service:"`)
 	}

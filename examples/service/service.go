@@ -381,7 +381,8 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 }
 
 // shutdown stops the service in the README's order: the HTTP server stops
-// taking requests, the runs are cancelled, then Executor.Close, each
+// taking requests, the runs are drained for -drain then cancelled, then
+// Executor.Close, each
 // Buffered's Close, the Stream's Close (which ends the event streams
 // still open: their clients resume elsewhere with Last-Event-ID), the
 // end of the HTTP server, and last the Redis client and the pool. It
@@ -426,6 +427,7 @@ func (s *service) shutdown(ctx context.Context) error {
 			premarked <- s.params.markCut(mctx, cut)
 		}()
 	}
+	s.drainRuns(ctx)
 	s.cancelRuns(errShutdown)
 	if s.exec != nil {
 		if err := s.exec.Close(ctx); err != nil {
@@ -664,6 +666,23 @@ func (s *service) cancel(runID string) (bool, error) {
 	}
 	s.mu.Unlock()
 	return false, nil
+}
+
+// drainRuns drains the runs for up to -drain (none with 0), with
+// errShutdown: no node starts, the calls under way end and are kept, and
+// each run ends cancelled with codeShutdown, to be resumed as a run that
+// the shutdown cancelled is. The runs left once it has passed (a call
+// longer than it) are cancelled next, with the same cause.
+func (s *service) drainRuns(ctx context.Context) {
+	if s.cfg.drain <= 0 || s.exec == nil {
+		return
+	}
+	s.logger.Info("draining the runs: no node starts, the calls under way end", "for", s.cfg.drain)
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.drain)
+	defer cancel()
+	if err := s.exec.Drain(dctx, errShutdown); err != nil {
+		s.logger.Warn("the runs did not end within the drain: cancelling them", "drain", s.cfg.drain, "err", err)
+	}
 }
 
 // errShutdown is the cause with which the shutdown cancels the runs: the
