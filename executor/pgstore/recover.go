@@ -374,9 +374,11 @@ func startedNoNode(rec executor.Record) bool {
 }
 
 // cutCode reports whether code, a cancelled record's, says that the run's
-// context ended or its lock was lost, rather than that a user or the host
-// stopped it on purpose: the executor's own codes but a user's cancel
-// (executor.CancelledByCancel), and [CancelledByLockLost]. A code of the
+// context ended, it was drained without a code of the host's
+// (executor.CancelledByDrain, a shutdown's), or its lock was lost, rather
+// than that a user or the host stopped it on purpose: the executor's own
+// codes but a user's cancel (executor.CancelledByCancel), and
+// [CancelledByLockLost]. A code of the
 // host's own (one that executor.CheckCancelCode takes) is a stop that the
 // host chose, as its shutdown's is; empty is a record older than
 // CancelledBy.
@@ -388,7 +390,7 @@ func cutCode(code string) bool {
 // executor.CheckCancelCode refuses as a host's, and a run may be recorded
 // with all the same.
 var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledByContext, executor.CancelledByDeadline,
-	executor.CancelledByGraphReplaced, executor.CancelledByGraphDeleted, executor.CancelledByHost}
+	executor.CancelledByGraphReplaced, executor.CancelledByGraphDeleted, executor.CancelledByHost, executor.CancelledByDrain}
 
 // ResumeCancelled resumes the runs recorded as cancelled with one of
 // codes (Record.CancelledBy), such as the host's own shutdown code (see
@@ -422,8 +424,9 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // attempt, and no node generated, unchanged, failed, superseded or
 // cancelled: Counts.Planned and Skipped alone may be above 0), with a
 // code not in codes that says that its context ended or its lock was lost
-// (one of the executor's own codes, such as executor.CancelledByContext,
-// or CancelledByLockLost), does not supersede it: a resume of the run
+// (one of the executor's own codes, such as executor.CancelledByContext
+// or executor.CancelledByDrain, or CancelledByLockLost), does not
+// supersede it: a resume of the run
 // that its ctx (this call's, ended as the host's start-up was cut short)
 // or a lost lock cancelled so made nothing of what the key needs, and the
 // next call with the run's code resumes it again. A user's cancel

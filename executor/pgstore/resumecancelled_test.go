@@ -159,7 +159,7 @@ func TestResumeCancelledTakesEveryCode(t *testing.T) {
 	e := newExecutor(t, s, newProvider().registry())
 	recs, err := s.ResumeCancelled(t.Context(), e, lectureOf, executor.ResumeOptions{}, executor.CancelledByCancel,
 		executor.CancelledByContext, executor.CancelledByDeadline, executor.CancelledByGraphReplaced,
-		executor.CancelledByGraphDeleted, executor.CancelledByHost, pgstore.CancelledByLockLost, "acme:shutdown")
+		executor.CancelledByGraphDeleted, executor.CancelledByHost, executor.CancelledByDrain, pgstore.CancelledByLockLost, "acme:shutdown")
 	require.NoError(t, err)
 	assert.Empty(t, recs)
 }

@@ -122,6 +122,8 @@ func TestResumeCancelledByWhatTheLaterRunDid(t *testing.T) {
 			executor.Record{Resumes: "cut", CancelledBy: pgstore.CancelledByLockLost, Counts: executor.Counts{Planned: 4, Skipped: 2}}, []string{"cut"}},
 		{"a start of its graph, cancelled by the host at its start",
 			executor.Record{CancelledBy: executor.CancelledByHost, Counts: noNode}, []string{"cut"}},
+		{"its resume, drained at its start (a shutdown that drains) with no node started",
+			executor.Record{Resumes: "cut", CancelledBy: executor.CancelledByDrain, Counts: noNode}, []string{"cut"}},
 		{"its resume, cancelled once it had attempted a node",
 			executor.Record{Resumes: "cut", CancelledBy: executor.CancelledByContext, Counts: executor.Counts{Planned: 4, Cancelled: 1, Attempts: 1}}, nil},
 		{"its resume, cancelled once early cutoff made a node",
