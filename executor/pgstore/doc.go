@@ -455,6 +455,65 @@
 //     the executor refuses as a RunRequest's GraphKey; each wraps
 //     executor.ErrInvalidRequest. GraphLocked refuses the same keys.
 //
+// # Maintenance
+//
+// Recovery at start-up is not enough: a run that a process left as it
+// died, or that a shutdown or a lost lock cut short, would wait for the
+// next start-up of some process. [Store.Maintain] is the loop that every
+// process of a host runs while it lives, from its start: each pass
+// resumes the runs left running ([Store.ResumeLeftRunning]), then the
+// runs cancelled with one of [MaintainOptions].ResumeCodes
+// ([Store.ResumeCancelled]: the host's shutdown code and
+// [CancelledByLockLost], typically), and, with MaintainOptions.Retain,
+// prunes ([Store.PruneRuns], [Store.PruneAssets], then each of
+// MaintainOptions.Pruners, such as a pghistory History, with the same
+// age) at most every MaintainOptions.PruneEvery (an hour by default: a
+// PruneAssets walks every asset). The first pass comes at once, and is
+// the start-up recovery; the next ones every MaintainOptions.Every (10 s
+// by default), jittered, so that a dead process's run is resumed by a
+// live process about that long after the server has seen its sessions
+// end:
+//
+//	ctx, stop := context.WithCancelCause(context.Background()) // the process's
+//	go func() {
+//		done <- store.Maintain(ctx, e, graphOf, pgstore.MaintainOptions{
+//			ResumeCodes: []string{"shutdown", pgstore.CancelledByLockLost},
+//			Retain:      7 * 24 * time.Hour, // longer than the longest run
+//			Pruners:     []pgstore.Pruner{history},
+//			OnPass:      func(p pgstore.Pass) { ... }, // metrics
+//		})
+//	}()
+//	// at shutdown:
+//	stop(executor.CancelCode("shutdown", errors.New("service stopping")))
+//	<-done // the runs Maintain resumed have ended, their keys unlocked
+//	// then e.Close(...)
+//
+// Its ctx must be the process's own: it is the context of the runs that
+// the passes resume, as ResumeLeftRunning's is, so a ctx bounded for the
+// start-up (context.WithTimeout) would cancel them. Cancelled with a
+// coded cause, as above, it records the runs it cuts with the code, for
+// another process's next pass to finish. A step that fails (the database
+// down, a Pruner's error) is logged as a warning
+// ([MaintainOptions].Logger) and reported in [Pass].Err, and the loop
+// goes on: the next step, and the next pass, are made all the same. A
+// run that a pass could not resume (graphOf failed, say) is logged too,
+// and tried again at each pass, until the host abandons it
+// (executor.Executor.Abandon). Maintain returns context.Cause(ctx) once
+// ctx has ended, after the pass under way and the runs its passes resumed
+// (cancelled by ctx's end) have ended and their keys are unlocked: no
+// goroutine of it outlives it. Bad arguments or options are refused
+// before any pass with a [*MaintainOptionsError], which wraps
+// executor.ErrInvalidRequest: a negative Every or PruneEvery, a Retain
+// below [MinRetain] (a minute) but 0, Pruners or PruneEvery without
+// Retain, a code that ResumeCancelled refuses.
+//
+// A pass takes a run whose record says running, and whose key is
+// unlocked, for a dead process's: every process on the schema must start its runs
+// under their keys' locks (see Locking a graph key), as the passes of a
+// process skip its own runs and those of every live process only by
+// their locks. Each run resumed holds its key's lock, a connection, until
+// it ends (see Sizing connections).
+//
 // # Errors
 //
 // A conflict is a *executor.ConflictError; an unknown asset or run wraps

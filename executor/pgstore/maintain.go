@@ -1,0 +1,435 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/graph"
+)
+
+// Defaults and limits of [MaintainOptions].
+const (
+	// DefaultMaintainEvery is MaintainOptions.Every's default: a run that
+	// a dead process left running is resumed about that long after the
+	// server has seen the process's sessions end.
+	DefaultMaintainEvery = 10 * time.Second
+	// DefaultPruneEvery is MaintainOptions.PruneEvery's default.
+	DefaultPruneEvery = time.Hour
+	// MinRetain is the shortest MaintainOptions.Retain that
+	// [Store.Maintain] takes. The age must be longer than the longest run
+	// (see [Store.PruneAssets]); a shorter one is a mistake (an Every
+	// given as Retain, say), which would delete the assets that the runs
+	// going on read. A host that means to delete sooner calls the prunes
+	// itself.
+	MinRetain = time.Minute
+)
+
+// Pruner deletes what is older than an age, and says how many items it
+// deleted: the Prune of a progress/pghistory History, say, which
+// [Store.Maintain] calls beside the store's own prunes
+// ([MaintainOptions].Pruners), so that this package need not import it.
+// Prune must honour ctx, and a negative olderThan is never passed.
+type Pruner interface {
+	Prune(ctx context.Context, olderThan time.Duration) (int64, error)
+}
+
+// PrunerFunc adapts a function to a [Pruner].
+type PrunerFunc func(ctx context.Context, olderThan time.Duration) (int64, error)
+
+// Prune calls f(ctx, olderThan).
+func (f PrunerFunc) Prune(ctx context.Context, olderThan time.Duration) (int64, error) {
+	return f(ctx, olderThan)
+}
+
+// MaintainOptions configures [Store.Maintain]. The zero value resumes the
+// runs left running every 10 s (about), resumes no cancelled run, and
+// prunes nothing.
+type MaintainOptions struct {
+	// Every is the wait between the end of a pass and the start of the
+	// next. Each wait is drawn at random within a fifth of Every either
+	// way (8 s to 12 s for 10 s), so that the processes of a host,
+	// started together, drift apart rather than pass at one instant.
+	// Default: [DefaultMaintainEvery], 10 s.
+	Every time.Duration
+	// Resume is given to each Resume of a pass ([Store.ResumeLeftRunning]
+	// and [Store.ResumeCancelled]). Its RunID must be empty, as it would
+	// name every resuming run, and its TriggeredBy and Reason valid UTF-8
+	// without NUL, as Resume takes them. Default: each resuming run's TriggeredBy
+	// is its resumed run's, and its Reason names that run.
+	Resume executor.ResumeOptions
+	// ResumeCodes are the cancel codes (executor.Record.CancelledBy) of
+	// the cancelled runs that each pass resumes with
+	// [Store.ResumeCancelled], after the runs left running: the host's
+	// shutdown code (see executor.CancelCode) and [CancelledByLockLost],
+	// typically, so that a run that a process's shutdown or a lost lock
+	// cut short is finished by a live process within about Every, not at
+	// the next start-up. Each code is one that executor.CheckCancelCode
+	// takes, or one of the executor's own (executor.CancelledByCancel
+	// resumes the runs that users cancelled: rarely meant). Default:
+	// none, and no cancelled run is resumed.
+	ResumeCodes []string
+	// Retain is the age past which the prunes delete: [Store.PruneRuns]
+	// (run records that ended, never one that says running),
+	// [Store.PruneAssets] (assets that no node state refers to) and each
+	// of Pruners, in that order, at the first pass and then at the first
+	// pass at least PruneEvery after the last pruning pass began. It must
+	// be longer than the longest run, as PruneAssets says, and at least
+	// [MinRetain]. Use it only when this Store is the StateStore of every
+	// executor that puts assets into it (see PruneAssets). Default: 0,
+	// nothing is pruned.
+	Retain time.Duration
+	// PruneEvery is the least interval between two pruning passes; set
+	// only with Retain. PruneAssets walks every asset of the store, so
+	// pruning at each pass would cost a scan of the assets table every
+	// Every. Default: [DefaultPruneEvery], an hour.
+	PruneEvery time.Duration
+	// Pruners are pruned with the age Retain too, after the store's own
+	// prunes: a progress/pghistory History (its Prune deletes the events
+	// of runs idle for longer than the age), or a host's own tables. Each
+	// must be non-nil; set only with Retain. Default: none.
+	Pruners []Pruner
+	// Logger gets a warning for each pass's error and for each run that a
+	// pass could not resume, an info line for each run resumed and each
+	// pass that pruned something, and debug lines for the rest. Default:
+	// slog.Default().
+	Logger *slog.Logger
+	// OnPass, if not nil, is called with each pass's outcome once the
+	// pass has ended, from Maintain's goroutine (the next pass waits for
+	// it to return): for the host's metrics, say. It may call nothing of
+	// Maintain. Default: nil.
+	OnPass func(Pass)
+}
+
+// Pass is what a pass of [Store.Maintain] did, given to
+// [MaintainOptions].OnPass.
+type Pass struct {
+	// Started is when the pass began, by the process's clock; Took is how
+	// long it took.
+	Started time.Time
+	Took    time.Duration
+	// LeftRunning is what [Store.ResumeLeftRunning] did with each run left
+	// running, as it returns it. The resumed runs go on after the pass:
+	// Maintain waits for them (see there).
+	LeftRunning []Recovery
+	// Cancelled is what [Store.ResumeCancelled] did with each cancelled
+	// run to finish; nil without MaintainOptions.ResumeCodes.
+	Cancelled []Recovery
+	// Pruned says that the pass pruned (see MaintainOptions.Retain), and
+	// PrunedRuns, PrunedAssets and PrunedByPruners (one count per
+	// MaintainOptions.Pruners, in their order) how many items each prune
+	// deleted, until it failed if it did.
+	Pruned          bool
+	PrunedRuns      int64
+	PrunedAssets    int64
+	PrunedByPruners []int64
+	// Err joins the errors of the pass's steps, each of which runs
+	// whatever the others' errors (a pass that ctx ends stops, and its Err
+	// wraps ctx's cause); nil if each succeeded. A run that a step could
+	// not resume is not an error of the step: it is [NotResumed] in
+	// LeftRunning or Cancelled, with its own Err.
+	Err error
+}
+
+// Count returns how many runs of LeftRunning and Cancelled had outcome o:
+// p.Count(Resumed), say, for a metric.
+func (p Pass) Count(o RecoveryOutcome) int {
+	n := 0
+	for _, r := range slices.Concat(p.LeftRunning, p.Cancelled) {
+		if r.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+// MaintainOptionsError is the error of [Store.Maintain] given bad
+// arguments or options: Field names the argument or the option, Value is
+// the value refused as text, and Want says what is allowed. It wraps
+// executor.ErrInvalidRequest, and Err if not nil: [ErrInvalidAge] for a
+// negative Retain, executor.ErrInvalidCancelCode for a bad code.
+type MaintainOptionsError struct {
+	Field, Value, Want string
+	Err                error
+}
+
+func (e *MaintainOptionsError) Error() string {
+	msg := fmt.Sprintf("pgstore: maintain: %s %s: want %s", e.Field, e.Value, e.Want)
+	if e.Err != nil {
+		msg += " (" + e.Err.Error() + ")"
+	}
+	return msg
+}
+
+// Unwrap returns executor.ErrInvalidRequest, and Err if not nil.
+func (e *MaintainOptionsError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{executor.ErrInvalidRequest}
+	}
+	return []error{executor.ErrInvalidRequest, e.Err}
+}
+
+// check refuses bad options, and returns them with their defaults.
+func (o MaintainOptions) check() (MaintainOptions, error) {
+	bad := func(field string, value any, want string, err error) error {
+		return &MaintainOptionsError{Field: field, Value: fmt.Sprint(value), Want: want, Err: err}
+	}
+	switch {
+	case o.Every < 0:
+		return o, bad("Every", o.Every, "a positive interval, such as 10s, or 0 for the default, 10s", nil)
+	case o.Resume.RunID != "":
+		return o, bad("Resume.RunID", quote(o.Resume.RunID), "an empty one: it would name every resuming run", nil)
+	case o.Retain < 0:
+		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run", ErrInvalidAge)
+	case o.Retain > 0 && o.Retain < MinRetain:
+		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run (PruneAssets deletes what older runs may read)", nil)
+	case o.PruneEvery < 0:
+		return o, bad("PruneEvery", o.PruneEvery, "a positive interval, such as 1h, or 0 for the default, 1h", nil)
+	case o.PruneEvery > 0 && o.Retain == 0:
+		return o, bad("PruneEvery", o.PruneEvery, "0 without Retain, which is 0: set Retain to prune", nil)
+	case len(o.Pruners) > 0 && o.Retain == 0:
+		return o, bad("Pruners", fmt.Sprintf("(%d given)", len(o.Pruners)), "none without Retain, which is 0: set Retain to prune", nil)
+	}
+	for _, f := range [...]struct{ name, value string }{{"Resume.TriggeredBy", o.Resume.TriggeredBy}, {"Resume.Reason", o.Resume.Reason}} {
+		if !utf8.ValidString(f.value) || strings.ContainsRune(f.value, 0) {
+			return o, bad(f.name, fmt.Sprintf("%.64q", f.value), "valid UTF-8 without NUL: it is stored as text", nil)
+		}
+	}
+	if i := slices.Index(o.Pruners, nil); i >= 0 {
+		return o, bad(fmt.Sprintf("Pruners[%d]", i), "nil", "a Pruner, such as a pghistory History", nil)
+	}
+	for i, code := range o.ResumeCodes {
+		if err := executor.CheckCancelCode(code); err != nil && !slices.Contains(executorCodes[:], code) {
+			return o, bad(fmt.Sprintf("ResumeCodes[%d]", i), fmt.Sprintf("%.70q", code),
+				"a code that executor.CheckCancelCode takes (such as the host's shutdown code), or the executor's or pgstore's own (such as pgstore.CancelledByLockLost)", err)
+		}
+	}
+	if o.Every == 0 {
+		o.Every = DefaultMaintainEvery
+	}
+	if o.PruneEvery == 0 {
+		o.PruneEvery = DefaultPruneEvery
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// Maintain runs the store's upkeep in a loop, as a host's every process
+// does while it lives, until ctx ends: each pass resumes the runs that a
+// dead process left running ([Store.ResumeLeftRunning]), then the runs
+// cancelled with one of opts.ResumeCodes ([Store.ResumeCancelled]),
+// each under its key's lock, and, with opts.Retain, prunes (see
+// [MaintainOptions]). The first pass is made at once: it is the
+// start-up recovery of the recipe; the next ones every opts.Every,
+// jittered. A step that fails is logged and reported (Pass.Err), and the
+// next step, and the next pass, are made all the same: a database that
+// is down fails passes, not the loop. Each pass's outcome goes to
+// opts.OnPass, for metrics.
+//
+// ctx must be the process's own context, cancelled at its shutdown (with
+// executor.CancelCode, as the recipe says: see "Locking a graph key" in
+// the package documentation), never one bounded for the start-up
+// (context.WithTimeout): it is, as ResumeLeftRunning's and
+// ResumeCancelled's, the context of the runs that the passes resume, and
+// its end cancels them. Every process of every host on the schema must
+// run its runs under their keys' locks, as the recipe does: a pass
+// takes a run recorded as running whose key is unlocked for a dead
+// process's, and resumes it.
+//
+// Maintain returns once ctx has ended, with context.Cause(ctx), never
+// nil: it stops the pass under way (whose steps return ctx's cause) and
+// waits for it, and then for the runs that its passes resumed to end
+// (ctx's end cancels them: up to executor.Options.Grace for a generator
+// that ignores its context) and for their keys' unlocks (bounded by 10 s
+// each). No goroutine of it outlives it. Bad arguments or options are
+// refused at once, before any pass, with a [*MaintainOptionsError]: a nil
+// e or graphOf (see ResumeLeftRunning for both), or an option outside
+// what [MaintainOptions] says.
+//
+// A pass costs ResumeLeftRunning's listing (an index of the running
+// records only), and with opts.ResumeCodes ResumeCancelled's (an index of
+// the cancelled records, and a ListRuns for each key of a run cancelled
+// with one of the codes): with retention, the cancelled records kept
+// are the ones of opts.Retain. Each run resumed holds its key's lock, a
+// connection of its own, until it ends (see "Sizing connections" in the
+// package documentation).
+func (s *Store) Maintain(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts MaintainOptions) error {
+	switch {
+	case e == nil:
+		return &MaintainOptionsError{Field: "e", Value: "nil", Want: "the executor that resumes the runs"}
+	case graphOf == nil:
+		return &MaintainOptionsError{Field: "graphOf", Value: "nil",
+			Want: "a function that builds a run's graph from its record, such as one that calls executor.GraphOf with the host's templates"}
+	}
+	opts, err := opts.check()
+	if err != nil {
+		return err
+	}
+	m := maintainer{s: s, e: e, graphOf: graphOf, o: opts}
+	defer m.runs.Wait()
+	timer := time.NewTimer(opts.Every)
+	timer.Stop() // reset after each pass (since Go 1.23, a stopped timer delivers nothing stale)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		m.pass(ctx) // the first at once
+		timer.Reset(jitter(opts.Every))
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-timer.C:
+		}
+	}
+}
+
+// maintainer is the state of one call of Maintain.
+type maintainer struct {
+	s       *Store
+	e       *executor.Executor
+	graphOf func(executor.Record) (*graph.Graph, error)
+	o       MaintainOptions
+	// runs counts the waiters of the runs that the passes resumed (see
+	// watch); pruned is when the last pruning pass began, if pruning.
+	runs   sync.WaitGroup
+	pruned time.Time
+}
+
+// pass makes one pass, logs it and reports it to OnPass.
+func (m *maintainer) pass(ctx context.Context) {
+	p := Pass{Started: time.Now()}
+	log := m.o.Logger
+	var errs []error
+	step := func(err error) bool {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return ctx.Err() == nil
+	}
+	func() { // the steps, until ctx ends
+		var err error
+		p.LeftRunning, err = m.s.ResumeLeftRunning(ctx, m.e, m.graphOf, m.o.Resume)
+		m.resumed(ctx, "left running", p.LeftRunning)
+		if !step(err) {
+			return
+		}
+		if len(m.o.ResumeCodes) > 0 {
+			p.Cancelled, err = m.s.ResumeCancelled(ctx, m.e, m.graphOf, m.o.Resume, m.o.ResumeCodes...)
+			m.resumed(ctx, "cancelled", p.Cancelled)
+			if !step(err) {
+				return
+			}
+		}
+		if m.o.Retain == 0 || (!m.pruned.IsZero() && time.Since(m.pruned) < m.o.PruneEvery) {
+			return
+		}
+		m.pruned, p.Pruned = time.Now(), true
+		p.PrunedRuns, err = m.s.PruneRuns(ctx, m.o.Retain)
+		if !step(err) {
+			return
+		}
+		p.PrunedAssets, err = m.s.PruneAssets(ctx, m.o.Retain)
+		if !step(err) {
+			return
+		}
+		for i, pr := range m.o.Pruners {
+			n, err := pr.Prune(ctx, m.o.Retain)
+			p.PrunedByPruners = append(p.PrunedByPruners, n)
+			if err != nil {
+				err = fmt.Errorf("pgstore: maintain: Pruners[%d] (%T): prune older than %v: %w", i, pr, m.o.Retain, err)
+			}
+			if !step(err) {
+				return
+			}
+		}
+	}()
+	p.Took = time.Since(p.Started)
+	p.Err = errors.Join(errs...)
+	switch {
+	case p.Err != nil && ctx.Err() == nil:
+		log.Warn("pgstore: maintenance pass failed; the next pass tries again", "err", p.Err, "took", p.Took)
+	case p.Err != nil:
+		log.Debug("pgstore: maintenance pass cut short: its context ended", "err", p.Err)
+	}
+	if p.Pruned {
+		level := slog.LevelDebug
+		if p.PrunedRuns+p.PrunedAssets+sum(p.PrunedByPruners) > 0 {
+			level = slog.LevelInfo
+		}
+		log.Log(ctx, level, "pgstore: maintenance pruned", "olderThan", m.o.Retain, "runs", p.PrunedRuns,
+			"assets", p.PrunedAssets, "byPruners", p.PrunedByPruners)
+	}
+	log.Debug("pgstore: maintenance pass", "took", p.Took, "resumed", p.Count(Resumed),
+		"leftRunning", len(p.LeftRunning), "cancelled", len(p.Cancelled), "pruned", p.Pruned)
+	if m.o.OnPass != nil {
+		m.o.OnPass(p)
+	}
+}
+
+// resumed logs what a step did with the runs it listed (what: "left
+// running" or "cancelled"), and watches those it resumed.
+func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery) {
+	log := m.o.Logger
+	for _, r := range recs {
+		switch r.Outcome {
+		case Resumed:
+			log.Info("pgstore: maintenance resumed a run", "run", r.Record.ID, "graphKey", r.Record.GraphKey,
+				"was", what, "by", r.Run.ID())
+			m.watch(r)
+		case NotResumed:
+			if ctx.Err() == nil {
+				log.Warn("pgstore: maintenance could not resume a run; a later pass tries again", "run", r.Record.ID,
+					"graphKey", r.Record.GraphKey, "was", what, "err", r.Err)
+			}
+		default:
+			log.Debug("pgstore: maintenance left a run", "run", r.Record.ID, "graphKey", r.Record.GraphKey,
+				"was", what, "outcome", r.Outcome.String())
+		}
+	}
+}
+
+// watch waits, in a goroutine that Maintain waits for, until r's run has
+// ended and its key is unlocked, and logs its end.
+func (m *maintainer) watch(r Recovery) {
+	m.runs.Go(func() {
+		rep, err := r.Wait()
+		attrs := []any{"run", r.Run.ID(), "resumed", r.Record.ID, "graphKey", r.Record.GraphKey}
+		if rep != nil {
+			attrs = append(attrs, "status", string(rep.Record.Status))
+		}
+		if errors.Is(err, ErrLockLost) {
+			m.o.Logger.Warn("pgstore: a resumed run lost its key's lock", append(attrs, "err", err)...)
+			return
+		}
+		m.o.Logger.Debug("pgstore: a resumed run ended", append(attrs, "err", err)...)
+	})
+}
+
+// jitter returns d give or take up to a fifth of it, at random.
+func jitter(d time.Duration) time.Duration {
+	f := d / 5
+	if f <= 0 {
+		return d
+	}
+	return d - f + rand.N(2*f+1)
+}
+
+func sum(ns []int64) int64 {
+	var t int64
+	for _, n := range ns {
+		t += n
+	}
+	return t
+}
