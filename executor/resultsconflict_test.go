@@ -129,13 +129,14 @@ func TestResultsCommitOnABusyKeyKeepsItsBound(t *testing.T) {
 // lateStates counts the calls made to its store with a context that had
 // ended (a store that ignores its context would make them), and, once
 // armed, cancels the run at the first commit of results, which fail then
-// fails, when it is set.
+// fails, when it is set, after hold (ignoring its context).
 type lateStates struct {
 	executor.StateStore
 
 	mu     sync.Mutex
 	armed  bool
 	fail   error
+	hold   time.Duration
 	cancel context.CancelFunc
 	late   []string // the calls made with a context that had ended
 }
@@ -157,12 +158,13 @@ func (s *lateStates) Commit(ctx context.Context, key string, expect int64, chang
 	if ctx.Err() != nil {
 		s.late = append(s.late, "Commit")
 	}
-	armed, fail := s.armed && results, s.fail
+	armed, fail, hold := s.armed && results, s.fail, s.hold
 	if armed {
 		s.cancel()
 	}
 	s.mu.Unlock()
 	if armed && fail != nil {
+		time.Sleep(hold)
 		return 0, fail
 	}
 	return s.StateStore.Commit(ctx, key, expect, changes)
@@ -174,15 +176,19 @@ func (s *lateStates) Commit(ctx context.Context, key string, expect int64, chang
 // ended context: a store that ignores its context then wrote after the
 // documented bound. The commit now stops with no store call once that
 // context has ended, after a lost connection's wait as after a conflict's
-// pause.
+// pause, and after a Commit that returned once it had ended (a store that
+// ignores its context), when it reloaded before.
 func TestResultsCommitStopsAtTheStoresBound(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		wrap func(*executor.MemoryStates) (executor.StateStore, func())
 		fail error
+		hold time.Duration // of the failed commit
 	}{
 		{"lost connection", func(m *executor.MemoryStates) (executor.StateStore, func()) { return m, func() {} },
-			errors.New("state store: connection reset")},
+			errors.New("state store: connection reset"), 0},
+		{"commit past the bound", func(m *executor.MemoryStates) (executor.StateStore, func()) { return m, func() {} },
+			errors.New("state store: connection reset"), time.Second},
 		{"busy key", func(m *executor.MemoryStates) (executor.StateStore, func()) {
 			s := &busyKey{MemoryStates: m}
 			return s, func() {
@@ -190,13 +196,13 @@ func TestResultsCommitStopsAtTheStoresBound(t *testing.T) {
 				defer s.mu.Unlock()
 				s.busyFor = -1
 			}
-		}, nil},
+		}, nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLab(t, 30)
 				inner, busy := c.wrap(l.states)
-				s := &lateStates{StateStore: inner, fail: c.fail}
+				s := &lateStates{StateStore: inner, fail: c.fail, hold: c.hold}
 				e, err := executor.New(executor.Options{Generators: l.registry(l), States: s, Assets: l.assets,
 					Runs: l.runs, Sink: l, StoreTimeout: 120 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 				require.NoError(t, err)

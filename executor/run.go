@@ -1258,8 +1258,9 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // again at their nodes' next attempts (see nextCommitAttempt), each with
 // the same retries, while the nodes have attempts left.
 // A wait or a pause ends early when r.bg ends (Options.StoreTimeout
-// after a cancel), and commit makes no store call once r.bg has ended,
-// even to a store that ignores its context: the results are then not
+// after a cancel), and commit makes no store call once r.bg has ended
+// (not even the reload after a Commit that returned once it had), even
+// to a store that ignores its context: the results are then not
 // recorded, with an error that wraps r.bg's cause. It is called with mu held,
 // and lets it go only while it calls the store; only one commit runs at a
 // time. now is the commit's time, or zero to read the clock. It returns
@@ -1402,6 +1403,13 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 				r.view.Set(nodes[i], c.State)
 			}
 			return stamp
+		}
+		if r.bg.Err() != nil {
+			// Ended during the call (a store that ignores its context
+			// returned late): no reload with it.
+			r.mu.Lock()
+			r.unrecordable(batch, stoppedBy(r.bg, err))
+			return time.Time{}
 		}
 		if errors.Is(err, ErrConflict) && !unsure && conflicts > 0 && conflicts+1 < maxCommitConflicts {
 			// Lost again: another writer commits to the key often. A
