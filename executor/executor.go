@@ -692,7 +692,7 @@ func (e *Executor) start(ctx context.Context, req RunRequest, of string, recheck
 		// A run ID names one run: its record, its events and its stream.
 		rec, err := e.opts.Runs.GetRun(ctx, req.RunID)
 		if err != nil {
-			err = e.retryStore(ctx, req.RunID, err, "check the run ID", req.RunID, func() (err error) {
+			err = e.retryStore(ctx, req.RunID, req.GraphKey, err, "check the run ID", req.RunID, func() (err error) {
 				rec, err = e.opts.Runs.GetRun(ctx, req.RunID)
 				return err
 			})
@@ -792,7 +792,7 @@ func (e *Executor) Plan(ctx context.Context, req RunRequest) (*planner.Plan, *di
 	if err != nil {
 		return nil, nil, err
 	}
-	_, set, _, err := e.plan(ctx, "", req.Graph, snap, req.Marks)
+	_, set, _, err := e.plan(ctx, "", req.GraphKey, req.Graph, snap, req.Marks)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -1089,7 +1089,7 @@ func (e *Executor) recordFor(ctx context.Context, g *graph.Graph, id, what strin
 	}
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {
-		err = e.retryStore(ctx, id, err, "read the record of", id, func() (err error) {
+		err = e.retryStore(ctx, id, "", err, "read the record of", id, func() (err error) {
 			rec, err = e.opts.Runs.GetRun(ctx, id)
 			return err
 		})
@@ -1281,7 +1281,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		}
 		snap, err := e.opts.States.Load(ctx, graphKey)
 		if err != nil {
-			err = e.retryStore(ctx, "", err, "edit: load the states of", graphKey, func() (err error) {
+			err = e.retryStore(ctx, "", graphKey, err, "edit: load the states of", graphKey, func() (err error) {
 				snap, err = e.opts.States.Load(ctx, graphKey)
 				return err
 			})

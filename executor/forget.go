@@ -59,7 +59,7 @@ func (e *Executor) Forget(ctx context.Context, g *graph.Graph, graphKey string) 
 		}
 		snap, err := e.opts.States.Load(ctx, graphKey)
 		if err != nil {
-			err = e.retryStore(ctx, "", err, "forget: load the states of", graphKey, func() (err error) {
+			err = e.retryStore(ctx, "", graphKey, err, "forget: load the states of", graphKey, func() (err error) {
 				snap, err = e.opts.States.Load(ctx, graphKey)
 				return err
 			})

@@ -64,7 +64,7 @@ func (e *Executor) notResumed(ctx context.Context, rec Record, err error, tally 
 		return
 	}
 	defer release()
-	e.markInterrupted(ctx, rec.ID, "", tally)
+	e.markInterrupted(ctx, rec.ID, rec.GraphKey, "", tally)
 }
 
 // holdEnding takes run id, of graph key, for a call by that records it as
@@ -184,7 +184,7 @@ func (e *Executor) recheckAbandoned(seen uint64, id, what string) func(context.C
 		}
 		rec, err := e.opts.Runs.GetRun(ctx, id)
 		if err != nil {
-			err = e.retryStore(ctx, id, err, "read the record of", id, func() (err error) {
+			err = e.retryStore(ctx, id, "", err, "read the record of", id, func() (err error) {
 				rec, err = e.opts.Runs.GetRun(ctx, id)
 				return err
 			})
@@ -245,7 +245,7 @@ func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Rec
 	}
 	err := count()
 	if err != nil {
-		err = e.retryStore(ctx, rec.ID, err, "count what it did: interrupted run", rec.ID, count)
+		err = e.retryStore(ctx, rec.ID, rec.GraphKey, err, "count what it did: interrupted run", rec.ID, count)
 	}
 	if err != nil {
 		e.log.Warn("regen: count what an interrupted run did; its record keeps the counts it had", "run", rec.ID, "graph", rec.GraphKey, "err", err)
@@ -271,7 +271,7 @@ func (e *Executor) tallyInterrupted(ctx context.Context, g *graph.Graph, rec Rec
 func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally interruptedTally) {
 	switch rec.Status {
 	case RunRunning:
-		e.markInterrupted(ctx, rec.ID, by, tally)
+		e.markInterrupted(ctx, rec.ID, rec.GraphKey, by, tally)
 	case RunInterrupted:
 		if named, ok := resumedBy(rec); ok {
 			by = named
@@ -296,18 +296,18 @@ func (e *Executor) interrupted(ctx context.Context, rec Record, by string, tally
 // store calls share one Options.StoreTimeout, and each of the sink's two
 // calls gets one of its own: the sink is asked first, for the run's last
 // event, and the final event is published after the store calls.
-func (e *Executor) markInterrupted(ctx context.Context, id, by string, tally interruptedTally) {
-	if err := e.recordInterrupted(ctx, id, by, interruptedText(by), tally); err != nil {
-		e.log.Warn("regen: record run as interrupted", "run", id, "resumed_by", by, "err", err)
+func (e *Executor) markInterrupted(ctx context.Context, id, key, by string, tally interruptedTally) {
+	if err := e.recordInterrupted(ctx, id, key, by, interruptedText(by), tally); err != nil {
+		e.log.Warn("regen: record run as interrupted", "run", id, "graph", key, "resumed_by", by, "err", err)
 	}
 }
 
 // recordInterrupted is markInterrupted with text as the record's Error,
 // returning the store's error.
-func (e *Executor) recordInterrupted(ctx context.Context, id, by, text string, tally interruptedTally) error {
+func (e *Executor) recordInterrupted(ctx context.Context, id, key, by, text string, tally interruptedTally) error {
 	kctx, kcancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer kcancel()
-	last, known := e.interruptedLast(kctx, id, by)
+	last, known := e.interruptedLast(kctx, id, key, by)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
 	rec, err := e.opts.Runs.GetRun(sctx, id)
@@ -442,7 +442,7 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	defer e.runs.done()
 	rec, err := e.opts.Runs.GetRun(ctx, id)
 	if err != nil {
-		err = e.retryStore(ctx, id, err, "read the record of", id, func() (err error) {
+		err = e.retryStore(ctx, id, "", err, "read the record of", id, func() (err error) {
 			rec, err = e.opts.Runs.GetRun(ctx, id)
 			return err
 		})
@@ -478,10 +478,10 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 		// run did nothing.
 		return fmt.Errorf("abandon run %s: before it recorded the run: %w", quote(id), causeOf(ctx))
 	}
-	err = e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), tally)
+	err = e.recordInterrupted(ctx, id, rec.GraphKey, "", cutText(notResumedPrefix+reason), tally)
 	if err != nil {
-		err = e.retryStore(ctx, id, err, "record as interrupted", id, func() error {
-			return e.recordInterrupted(ctx, id, "", cutText(notResumedPrefix+reason), tally)
+		err = e.retryStore(ctx, id, rec.GraphKey, err, "record as interrupted", id, func() error {
+			return e.recordInterrupted(ctx, id, rec.GraphKey, "", cutText(notResumedPrefix+reason), tally)
 		})
 	}
 	if err != nil {
@@ -613,16 +613,17 @@ func committedNone(rec Record) bool {
 func (e *Executor) endInterrupted(ctx context.Context, rec Record, by string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.StoreTimeout)
 	defer cancel()
-	if last, known := e.interruptedLast(ctx, rec.ID, by); known && !last.Type.Final() {
+	if last, known := e.interruptedLast(ctx, rec.ID, rec.GraphKey, by); known && !last.Type.Final() {
 		e.publishInterrupted(ctx, rec, by, last)
 	}
 }
 
-// interruptedLast returns the newest event of the stream of run id, found
+// interruptedLast returns the newest event of the stream of run id (of
+// graph key key), found
 // interrupted and resumed by run by (the zero Event, Seq 0, when the sink
 // holds none), and whether the sink could say; it logs the sink's
 // failure (see endInterrupted).
-func (e *Executor) interruptedLast(ctx context.Context, id, by string) (progress.Event, bool) {
+func (e *Executor) interruptedLast(ctx context.Context, id, key, by string) (progress.Event, bool) {
 	lr, ok := e.opts.Sink.(progress.LastEventReader)
 	if !ok {
 		return progress.Event{}, false
@@ -634,11 +635,11 @@ func (e *Executor) interruptedLast(ctx context.Context, id, by string) (progress
 	switch {
 	case errors.Is(err, progress.ErrUnsupported):
 		e.log.Debug("regen: the progress sink cannot say an interrupted run's last event; its stream gets no final event",
-			"run", id, "resumed_by", by, "err", err)
+			"run", id, "graph", key, "resumed_by", by, "err", err)
 		return progress.Event{}, false
 	case err != nil:
 		e.log.Warn("regen: read the last event of an interrupted run; its stream gets no final event",
-			"run", id, "resumed_by", by, "err", err)
+			"run", id, "graph", key, "resumed_by", by, "err", err)
 		return progress.Event{}, false
 	}
 	return last, true

@@ -292,7 +292,7 @@ func TestResumeOfACrashedRunNeverFailsForItsSink(t *testing.T) {
 		log       string        // in the warning
 	}{
 		{"LastEvent fails", &fakeStream{lastErr: errors.New("redis: down")}, 0, false,
-			`msg="regen: read the last event of an interrupted run; its stream gets no final event" run=crashed resumed_by=`},
+			`msg="regen: read the last event of an interrupted run; its stream gets no final event" run=crashed graph=lecture resumed_by=`},
 		{"LastEvent panics", &fakeStream{lastPanics: true}, 0, false, `err="sink panicked: sink bug"`},
 		{"LastEvent stalls", &fakeStream{stallLast: true}, storeTimeout, false, `err="context deadline exceeded"`},
 		{"Publish fails", &fakeStream{last: last, publishErr: errors.New("redis: down")}, 0, true,

@@ -317,9 +317,12 @@ func (r *run) retryStore(ctx context.Context, err error, what, about string, cal
 }
 
 // retryStore is [run.retryStore] for the calls of run runID, or of no run
-// ("": a preview of [Executor.Plan]).
-func (e *Executor) retryStore(ctx context.Context, runID string, err error, what, about string, call func() error) error {
-	return e.retryStoreWithin(ctx, e.storeRetries(), runID, err, what, about, call)
+// ("": a preview of [Executor.Plan], an Edit, a Forget), of graph key
+// graphKey ("" when not known yet), which the log names.
+func (e *Executor) retryStore(ctx context.Context, runID, graphKey string, err error, what, about string, call func() error) error {
+	rs := e.storeRetries()
+	rs.graph = graphKey
+	return e.retryStoreWithin(ctx, rs, runID, err, what, about, call)
 }
 
 // retryStoreWithin is [Executor.retryStore] with the budget of rs: a

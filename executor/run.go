@@ -497,7 +497,7 @@ func (r *run) replan(ctx context.Context, marks []dirty.Mark) error {
 		if r.resume && r.rounds == 0 {
 			ms = unmade(snap, marks)
 		}
-		view, set, all, err := r.e.plan(ctx, r.handle.id, r.g, snap, ms)
+		view, set, all, err := r.e.plan(ctx, r.handle.id, r.key, r.g, snap, ms)
 		if err != nil {
 			return err
 		}
@@ -649,7 +649,7 @@ func unmade(snap Snapshot, marks []dirty.Mark) []dirty.Mark {
 func (e *Executor) load(ctx context.Context, runID, graphKey string) (Snapshot, error) {
 	snap, err := e.opts.States.Load(ctx, graphKey)
 	if err != nil {
-		err = e.retryStore(ctx, runID, err, "load the states of", graphKey, func() (err error) {
+		err = e.retryStore(ctx, runID, graphKey, err, "load the states of", graphKey, func() (err error) {
 			snap, err = e.opts.States.Load(ctx, graphKey)
 			return err
 		})
@@ -665,9 +665,9 @@ func (e *Executor) load(ctx context.Context, runID, graphKey string) (Snapshot, 
 // with those that the graph's changes add. A clean node made from other
 // dependencies than the graph's (the lecture's length changed, or the
 // template) is forced; a clean node whose asset is gone is dirty, unless
-// Options.SkipAssetCheck. runID names the run in the log ("" for a
-// preview).
-func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
+// Options.SkipAssetCheck. runID and graphKey name the run in the log
+// (runID "" for a preview).
+func (e *Executor) plan(ctx context.Context, runID, graphKey string, g *graph.Graph, snap Snapshot, marks []dirty.Mark) (*dirty.States, *dirty.Set, []dirty.Mark, error) {
 	view := statesOf(g, snap)
 	all := marks
 	stale, err := dirty.StaleInputs(g, view)
@@ -680,7 +680,7 @@ func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap 
 	var lost map[graph.Node]bool
 	if !e.opts.SkipAssetCheck {
 		var err error
-		if lost, err = e.lostAssets(ctx, runID, g, view); err != nil {
+		if lost, err = e.lostAssets(ctx, runID, graphKey, g, view); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -700,7 +700,7 @@ func (e *Executor) plan(ctx context.Context, runID string, g *graph.Graph, snap 
 // lostAssets asks the asset store about every clean node's asset. A
 // failure that may pass (a lost connection) is retried, as the calls of a
 // run's nodes are.
-func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph, view *dirty.States) (map[graph.Node]bool, error) {
+func (e *Executor) lostAssets(ctx context.Context, runID, graphKey string, g *graph.Graph, view *dirty.States) (map[graph.Node]bool, error) {
 	lost := map[graph.Node]bool{}
 	if checker, ok := e.opts.Assets.(AssetChecker); ok {
 		var (
@@ -723,7 +723,7 @@ func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph,
 		}
 		missing, err := checker.Missing(ctx, refs)
 		if err != nil {
-			err = e.retryStore(ctx, runID, err, "check the assets of", fmt.Sprintf("%d clean nodes", len(refs)), func() (err error) {
+			err = e.retryStore(ctx, runID, graphKey, err, "check the assets of", fmt.Sprintf("%d clean nodes", len(refs)), func() (err error) {
 				missing, err = checker.Missing(ctx, refs)
 				return err
 			})
@@ -756,7 +756,7 @@ func (e *Executor) lostAssets(ctx context.Context, runID string, g *graph.Graph,
 		}
 		ok, err := e.opts.Assets.Exists(ctx, ref)
 		if err != nil {
-			err = e.retryStore(ctx, runID, err, "check the asset of", g.NodeID(n), func() (err error) {
+			err = e.retryStore(ctx, runID, graphKey, err, "check the asset of", g.NodeID(n), func() (err error) {
 				ok, err = e.opts.Assets.Exists(ctx, ref)
 				return err
 			})

@@ -40,7 +40,7 @@ func TestRetryStoreKeepsItsBounds(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			calls := 1
 			start := time.Now()
-			err := e.retryStore(context.Background(), "r", down, "read", "x", func() error {
+			err := e.retryStore(context.Background(), "r", "", down, "read", "x", func() error {
 				calls++
 				return down
 			})
@@ -56,7 +56,7 @@ func TestRetryStoreKeepsItsBounds(t *testing.T) {
 		defer cancel()
 		calls := 1
 		start := time.Now()
-		err := e.retryStore(ctx, "r", down, "read", "x", func() error {
+		err := e.retryStore(ctx, "r", "", down, "read", "x", func() error {
 			calls++
 			return down
 		})
@@ -82,7 +82,7 @@ func TestStoreRetryBudgetBoundsTheWaits(t *testing.T) {
 	for range 20 {
 		synctest.Test(t, func(t *testing.T) {
 			start := time.Now()
-			err := e.retryStore(context.Background(), "r", down, "read", "x", func() error { return down })
+			err := e.retryStore(context.Background(), "r", "", down, "read", "x", func() error { return down })
 			took := time.Since(start)
 			require.ErrorIs(t, err, down)
 			require.LessOrEqual(t, took, budget)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/progress"
 )
 
 // logRecorder is a slog.Handler that keeps the records with their
@@ -102,4 +104,75 @@ func TestWarningsNameTheNodesAndKinds(t *testing.T) {
 		assert.Equal(t, "lecture-7", still[0].attrs["graph"])
 		assert.Equal(t, "r1", still[0].attrs["run"])
 	})
+}
+
+// flakyLoads fails the next loads Loads of its states with a lost
+// connection.
+type flakyLoads struct {
+	*executor.MemoryStore
+	loads atomic.Int32
+}
+
+func (s *flakyLoads) Load(ctx context.Context, key string) (executor.Snapshot, error) {
+	if s.loads.Add(-1) >= 0 {
+		return executor.Snapshot{}, errRefused
+	}
+	return s.MemoryStore.Load(ctx, key)
+}
+
+// lastFails is a sink that cannot say a run's last event.
+type lastFails struct{ *progress.Memory }
+
+func (lastFails) LastEvent(context.Context, string) (progress.Event, bool, error) {
+	return progress.Event{}, false, errRefused
+}
+
+// The records of a run's start (its store calls' retries) and of a
+// Resume about the run it finds interrupted (its tally's retries, a sink
+// that cannot say its last event) named the run alone, not its graph
+// key, unlike the run's other records (Options.Logger).
+func TestWarningsBeforeARunNameTheGraph(t *testing.T) {
+	for _, c := range []struct {
+		name, msg string
+		resume    bool
+	}{
+		{"start", "store call failed, retrying", false},
+		{"resume's tally", "store call failed, retrying", true},
+		{"resume's sink", "last event of an interrupted run", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				g, err := graph.Build(graph.Template{Kinds: []graph.Kind{{Name: "a"}}}, graph.SegmentSeconds)
+				require.NoError(t, err)
+				store := &flakyLoads{MemoryStore: executor.NewMemoryStore()}
+				gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+					return executor.Asset{Data: []byte(req.NodeID)}, nil
+				})
+				h := &logRecorder{}
+				e, err := executor.New(executor.Options{Generators: registryFor(g, gen), Logger: slog.New(h),
+					States: store, Assets: store, Runs: store, Sink: lastFails{progress.NewMemory(progress.MemoryOptions{})}})
+				require.NoError(t, err)
+				defer func() { require.NoError(t, e.Close(ctx)) }()
+				var run *executor.Run
+				if c.resume {
+					require.NoError(t, store.PutRun(ctx, executor.Record{ID: "r0", GraphKey: "lecture-7", Graph: executor.Fingerprint(g),
+						Seconds: g.Segments() * graph.SegmentSeconds, Status: executor.RunRunning, StartedAt: time.Now()}))
+					store.loads.Store(1)
+					run, err = e.Resume(ctx, g, "r0")
+				} else {
+					store.loads.Store(1)
+					run, err = e.Start(ctx, executor.RunRequest{GraphKey: "lecture-7", Graph: g, RunID: "r1"})
+				}
+				require.NoError(t, err)
+				_, err = run.Wait()
+				require.NoError(t, err)
+				recs := h.find(c.msg)
+				require.NotEmpty(t, recs)
+				for _, r := range recs {
+					assert.Equal(t, "lecture-7", r.attrs["graph"], r.msg)
+				}
+			})
+		})
+	}
 }
