@@ -57,7 +57,8 @@ type RetryPolicy struct {
 	// (its retries within Options.StoreRetry spent): the node's next
 	// attempts, after their backoff (cut short by a cancel of the run,
 	// whose commits Options.StoreTimeout then bounds), commit it again,
-	// each counting as an attempt, with a node.retrying. Once its attempts
+	// each counting as an attempt, with a node.retrying; meanwhile the
+	// results of the run's other nodes are committed as they come. Once its attempts
 	// are used up the node fails ("record result: ..."), and the resume
 	// or rerun that follows makes it again: no state refers to the stored
 	// output, which a prune of unreferenced assets then deletes. Default:

@@ -136,8 +136,14 @@ type run struct {
 	pending    []result
 	spare      []result // the other buffer of pending
 	committing bool
-	wakeTimer  *time.Timer
-	wakeAt     time.Time
+	// awaiting says that the committer waits out the backoff of a
+	// re-commit and commits the results that queue meanwhile, which
+	// arrived then signals (see awaitRecommit); nested, that it commits
+	// them.
+	awaiting, nested bool
+	arrived          chan struct{}
+	wakeTimer        *time.Timer
+	wakeAt           time.Time
 	// timed says that the machine reads the clock: for Options.Rates, or
 	// for the round's batch windows (KindOptions.BatchWindow), which
 	// windowed says it has.
@@ -268,6 +274,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	// Events are not store calls: Options.StoreTimeout does not end them,
 	// so that a run whose state store stalled still publishes its end.
 	r.em = &emitter{sink: e.opts.Sink, log: e.log, ctx: context.WithoutCancel(ctx), runID: req.RunID, key: req.GraphKey}
+	r.arrived = make(chan struct{}, 1)
 	r.kinds = make([]KindOptions, r.g.Kinds())
 	r.gens, r.bulks = make([]Generator, r.g.Kinds()), make([]BatchGenerator, r.g.Kinds())
 	r.batchGet, _ = e.opts.Assets.(AssetBatchGetter)
@@ -1219,6 +1226,12 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 	r.fast = fast
 	r.pending = append(r.pending, results...)
 	if r.committing {
+		if r.awaiting {
+			select {
+			case r.arrived <- struct{}{}:
+			default: // signalled already
+			}
+		}
 		return
 	}
 	r.committing = true
@@ -1256,7 +1269,9 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 // runs whose commits failed together do not all commit again at one
 // instant. Once those retries are spent, the outputs made are committed
 // again at their nodes' next attempts (see nextCommitAttempt), each with
-// the same retries, while the nodes have attempts left.
+// the same retries, while the nodes have attempts left; the results
+// queued meanwhile are committed on their own as they come (see
+// awaitRecommit).
 // A wait or a pause ends early when r.bg ends (Options.StoreTimeout
 // after a cancel), and commit makes no store call once r.bg has ended
 // (not even the reload after a Commit that returned once it had), even
@@ -1282,6 +1297,13 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 	var stamp time.Time
 	var last error // the last commit's error, if any
 	for {
+		if r.gone != nil {
+			// Found gone by a commit of results made while this one
+			// waited out a re-commit's backoff (see awaitRecommit): its
+			// view is no longer of the run's graph.
+			r.stop(r.gone, batch)
+			return time.Time{}
+		}
 		version := r.version
 		if !unsure {
 			if now.IsZero() {
@@ -1561,8 +1583,70 @@ func (r *run) nextCommitAttempt(batch []result, err error, unsure bool) (time.Du
 				Done:    int(r.settled.Load()), Total: int(r.planned.Load()), ETA: eta})
 		}
 	}
-	sleep(r.ctx, wait)
+	r.awaitRecommit(wait, unsure)
 	return 0, true
+}
+
+// awaitRecommit waits out the backoff of a re-commit (see
+// nextCommitAttempt): until wait has passed, or the run is cancelled.
+// Meanwhile the results that the run's other nodes queue are committed
+// and settled as they come, on their own, so that one node's backoff (up
+// to its kind's MaxInterval) does not hold the commits of the others,
+// nor the nodes that wait for them, once the state store is back. Not
+// when unsure: a commit in between would change the version at which the
+// batch's changes must be made again (see commit); nor within such a
+// commit of results that queued (nested), whose own re-commit then waits
+// alone. Called, with mu not held, by the committer.
+func (r *run) awaitRecommit(wait time.Duration, unsure bool) {
+	r.mu.Lock()
+	alone := unsure || r.nested
+	r.mu.Unlock()
+	if alone {
+		sleep(r.ctx, wait)
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		select {
+		case <-t.C:
+			return // whatever queued waits: results that keep coming must not hold the re-commit
+		case <-r.ctx.Done():
+			return
+		default:
+		}
+		if len(r.pending) == 0 {
+			r.awaiting = true
+			r.mu.Unlock()
+			ended := false
+			select {
+			case <-t.C:
+				ended = true
+			case <-r.ctx.Done():
+				ended = true
+			case <-r.arrived:
+			}
+			r.mu.Lock()
+			r.awaiting = false
+			if ended {
+				return
+			}
+			continue
+		}
+		batch := r.pending
+		r.pending = nil // the committer's batch holds one of the buffers
+		r.nested = true
+		at := r.commit(batch, time.Time{})
+		r.nested = false
+		r.settle(batch, at)
+		r.stalled = false
+		r.wakeIdle(time.Time{}, false) // this committer takes no node meanwhile
+		if r.gone != nil {
+			return // the run stops: see commit
+		}
+	}
 }
 
 // maxLoggedNodes bounds the node IDs that a warning lists.
