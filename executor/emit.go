@@ -449,7 +449,7 @@ const minETA = time.Second
 // keys; a key's next start waits for the executor's quota too (see
 // quota.wait), which counts the starts of retries, and a node in a
 // retry's backoff still has its start to take (see at), unless the
-// retry only puts the output it made (see run.putRetry). It is
+// retry only puts the output it made, or commits it (see run.putRetry). It is
 // recomputed when a kind's first duration is seen, when a node starts a
 // retry's backoff (see afresh), and at most once a second otherwise; in
 // between it counts down. It is guarded by the run's mu.

@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -86,4 +87,48 @@ func TestRetryingEventCountsItsBackoff(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The node.retrying of a node whose commit failed past its store retries,
+// and which commits its output again after its kind's backoff, gave an
+// ETA that left that backoff out (the node counted as a call under way
+// since its call began): 10 s of backoff ahead, it said 20ms. Its ETA now
+// counts the backoff, as a retried call's does.
+func TestRecommitEventCountsItsBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, err := graph.Build(graph.Template{Kinds: []graph.Kind{{Name: "a"},
+			{Name: "b", Deps: []graph.Dep{{Kind: "a", Scope: graph.ScopeGlobal}}}}}, graph.SegmentSeconds)
+		require.NoError(t, err)
+		store := &downFor{MemoryStore: executor.NewMemoryStore(), down: "Commit", span: 2 * time.Second}
+		gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
+			time.Sleep(20 * time.Millisecond)
+			if req.NodeID == "b" {
+				store.armed.Store(true)
+			}
+			return executor.Asset{Data: []byte(req.NodeID)}, nil
+		})
+		var mu sync.Mutex
+		var retrying []progress.Event
+		sink := progress.SinkFunc(func(_ context.Context, batch ...progress.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, ev := range batch {
+				if ev.Type == progress.NodeRetrying {
+					retrying = append(retrying, ev)
+				}
+			}
+			return nil
+		})
+		e, err := executor.New(executor.Options{Generators: registryFor(g, gen), States: store, Assets: store, Runs: store,
+			Default: executor.KindOptions{Estimate: 20 * time.Millisecond,
+				Retry: executor.RetryPolicy{InitialInterval: 10 * time.Second}},
+			Sink: sink, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "key", Graph: g})
+		require.NoError(t, err)
+		require.NoError(t, e.Close(context.Background()))
+		require.Len(t, retrying, 1)
+		assert.GreaterOrEqual(t, retrying[0].ETA, 10*time.Second, "the backoff ahead")
+		assert.Less(t, retrying[0].ETA, 11*time.Second)
+	})
 }

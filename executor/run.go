@@ -174,8 +174,9 @@ type run struct {
 	// or when its retry will (Unix ns), for the ETA: only with a sink.
 	callAt []atomic.Int64
 	// putRetry says, by node, that the retry it waits for puts its
-	// output alone (its Put kept failing): no call, and no start of its
-	// batch key's quota, for the ETA; only with a sink.
+	// output alone (its Put kept failing), or commits it (its commit did:
+	// see nextCommitAttempt): no call, and no start of its batch key's
+	// quota, for the ETA; only with a sink.
 	putRetry []atomic.Bool
 	// backoffs counts the nodes waiting for a retry, for the ETA: only
 	// with a sink.
@@ -1566,6 +1567,18 @@ func (r *run) nextCommitAttempt(batch []result, err error, unsure bool) (time.Du
 	}
 	r.e.log.Warn("regen: commit of results failed; their nodes' next attempts commit them again, without a generator call",
 		"run", r.handle.id, "graph", r.key, "nodes", len(next), "first", ids, "wait", wait, "err", err)
+	if r.callAt != nil {
+		// For the ETA, as for a retried call (see tryFrom): the nodes
+		// start over after the backoff, their attempts taking no start
+		// of their keys' rates, as a retry that only puts an output.
+		at := time.Now().Add(wait).UnixNano()
+		for _, i := range next {
+			r.putRetry[batch[i].n].Store(true)
+			r.callAt[batch[i].n].Store(at)
+		}
+		r.backoffs.Add(int32(len(next)))
+		defer r.backoffs.Add(-int32(len(next)))
+	}
 	if r.em.sink != nil {
 		// The ETA is recomputed at each node.retrying, as for a retried
 		// call (see retryingEvent).
