@@ -206,8 +206,8 @@ func TestCloseWhileAStreamsCheckIsLeftOnACutConnection(t *testing.T) {
 }
 
 // silenceOnCheck silences proxy (see silentProxy) as the run's shared
-// reader checks that its stream is still there, once: an EXISTS, or an
-// XREAD of one entry from the stream's start.
+// reader checks that its stream is still there, once: an XRANGE, or an
+// XREAD, of one entry from the stream's start.
 type silenceOnCheck struct {
 	proxy    *silentProxy
 	once     sync.Once
@@ -218,7 +218,7 @@ func (h *silenceOnCheck) DialHook(next redis.DialHook) redis.DialHook { return n
 func (h *silenceOnCheck) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		args := cmd.Args()
-		check := cmd.Name() == "exists" ||
+		check := cmd.Name() == "xrange" && len(args) > 2 && fmt.Sprint(args[2], args[len(args)-1]) == "-1" ||
 			cmd.Name() == "xread" && len(args) > 2 && fmt.Sprint(args[1], args[2]) == "count1" && fmt.Sprint(args[len(args)-1]) == "0-0"
 		if check {
 			h.once.Do(func() {

@@ -63,10 +63,12 @@
 // below the reader, the reader is past the end, and leaves as one that
 // resumes there does. Without a History, once the run's stream is gone
 // from Redis (it expired, or Redis lost it), the shared goroutine, whose
-// XREAD finds nothing new, finds it gone (one EXISTS a BlockTime once it
-// has seen the stream hold entries; with a ReadTimeout of -1, or one
-// above 10s, an XREAD of its first entry with a BLOCK of 1ms, which
-// finds a stream emptied of its entries gone too) and serves no one new:
+// XREAD finds nothing new, finds it gone (a read of its first entry a
+// BlockTime once it has seen the stream hold entries: an XRANGE, or,
+// with a ReadTimeout of -1, or one above 10s, an XREAD with a BLOCK of
+// 1ms; a stream emptied of its entries is gone too; stream commands
+// alone, which a Redis user without @keyspace may send) and serves no
+// one new:
 // [Stream.LastEvent] and a new reader then find what Redis holds, as in
 // a process that never read the run, while the readers that follow it
 // still get the recent events it kept for them, and then end with
@@ -239,7 +241,7 @@
 // above 10s, the XREAD of a run beyond [Options].MaxBlockingReads is
 // sent with a BLOCK of 1ms for that, and so are a replay's page, as an
 // XREAD, not an XRANGE, and a run's shared reader's check that its
-// stream is still there, as an XREAD, not an EXISTS), so that what holds
+// stream is still there, as an XREAD, not an XRANGE), so that what holds
 // Close then is a write of Publish, or a command that no BLOCK can
 // bound: a lookup left in flight by a reader that returned
 // ([Stream.LastEvent]'s XREVRANGE, or the XINFO STREAM of a check of a

@@ -361,13 +361,17 @@ func (h *hub) forget() {
 // IdleTTL: see checksGone): a stream trimmed by MaxLen still exists,
 // and its window is still served.
 //
-// On a client whose ReadTimeout does not bound a command without a BLOCK
-// (see Stream.blockAll), it asks with an XREAD of the stream's first
-// entry with a BLOCK of 1ms, not an EXISTS, so that go-redis ends it 10s
-// on while Redis does not answer (a connection cut without a reset), as
-// it ends the hub's XREADs, rather than hold the hub, and Close, until
-// TCP gives the connection up. A stream that exists without entries (all
-// deleted) is taken for gone: readers find nothing in it either.
+// It reads the stream's first entry (XRANGE - + COUNT 1), a stream
+// command as every read of the package, not EXISTS, which a Redis user
+// whose ACL allows @stream without @keyspace may not send: Redis
+// refused it at each check, and the hub never found its stream gone. On
+// a client whose ReadTimeout does not bound a command without a BLOCK
+// (see Stream.blockAll), it reads it with an XREAD with a BLOCK of 1ms,
+// so that go-redis ends it 10s on while Redis does not answer (a
+// connection cut without a reset), as it ends the hub's XREADs, rather
+// than hold the hub, and Close, until TCP gives the connection up. A
+// stream that exists without entries (all deleted) is taken for gone:
+// readers find nothing in it either.
 func (s *Stream) forgetGone(ctx context.Context, h *hub) {
 	if !s.takeRead(ctx) {
 		return
@@ -384,9 +388,9 @@ func (s *Stream) forgetGone(ctx context.Context, h *hub) {
 			err = nil
 		}
 	} else {
-		var n int64
-		n, err = s.client.Exists(ctx, h.key).Result()
-		gone = err == nil && n == 0
+		var first []redis.XMessage
+		first, err = s.client.XRangeN(ctx, h.key, "-", "+", 1).Result()
+		gone = err == nil && len(first) == 0
 	}
 	s.readEnded(ctx, err)
 	<-s.reads

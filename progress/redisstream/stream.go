@@ -2665,7 +2665,7 @@ func checkRunID(runID string) error {
 // the client's ReadTimeout (see Options.MaxBlockingReads), and so do,
 // with a ReadTimeout of -1 or above 10s, a replay's page left in flight
 // by a reader that returned and a run's shared reader's check that its
-// stream is still there (without a History); and a write of Publish, a
+// stream is still there; and a write of Publish, a
 // lookup left in flight by a reader that returned (LastEvent's, or a
 // check of a gap in the live entries), or a command of the sweep or of
 // a copy's retry, for the client's ReadTimeout: with -1, until Redis
