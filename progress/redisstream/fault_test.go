@@ -188,29 +188,43 @@ func TestRunEndsDuringOutage(t *testing.T) {
 	require.Equal(t, sinktest.Span(1, 60), sinktest.Seqs(got))
 }
 
-// A Redis user whose ACL refuses EVAL cannot have IdleTTL set: each
-// Publish says so, yet writes its events and counts none as dropped.
+// A Redis user whose ACL refuses EVAL, or the EXPIRE and PEXPIRE that
+// set a stream's expiry (@keyspace: a user allowed @stream and
+// @scripting alone, as the docs once led one to give), cannot have the
+// TTLs set: each Publish says so, yet writes its events and counts none
+// as dropped.
 func TestIdleTTLWithoutScripting(t *testing.T) {
-	ctx := context.Background()
-	server := testenv.StartRedisServer(t)
-	admin := testenv.NewRedisClient(&redis.Options{Addr: server.Addr})
-	t.Cleanup(func() { admin.Close() })
-	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "noscript", "on", ">pw", "~*", "+@all", "-@scripting").Err())
-	client := testenv.NewRedisClient(&redis.Options{Addr: server.Addr, Username: "noscript", Password: "pw"})
-	t.Cleanup(func() { client.Close() })
-	s, err := redisstream.New(client, redisstream.Options{IdleTTL: time.Hour, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
+	for _, tc := range []struct {
+		name string
+		acl  []any
+		want string
+	}{
+		{"without @scripting", []any{"+@all", "-@scripting"}, "0 of 3 events not written: set expiry: NOPERM"},
+		{"without @keyspace", []any{"+@stream", "+@scripting", "+@connection"}, "0 of 3 events not written: set expiry: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			server := testenv.StartRedisServer(t)
+			admin := testenv.NewRedisClient(&redis.Options{Addr: server.Addr})
+			t.Cleanup(func() { admin.Close() })
+			require.NoError(t, admin.Do(ctx, append([]any{"ACL", "SETUSER", "limited", "on", ">pw", "~*"}, tc.acl...)...).Err())
+			client := testenv.NewRedisClient(&redis.Options{Addr: server.Addr, Username: "limited", Password: "pw"})
+			t.Cleanup(func() { client.Close() })
+			s, err := redisstream.New(client, redisstream.Options{IdleTTL: time.Hour, Logger: quiet()})
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
 
-	run := sinktest.RunID(t)
-	err = s.Publish(ctx, sinktest.Events(run, 1, 3)...)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "0 of 3 events not written: set expiry: NOPERM")
-	n, err := admin.XLen(ctx, s.Key(run)).Result()
-	require.NoError(t, err)
-	assert.Equal(t, int64(3), n)
-	st := s.Stats()
-	assert.Equal(t, uint64(3), st.Published)
-	assert.Equal(t, uint64(0), st.Dropped)
-	assert.Equal(t, uint64(1), st.PublishErrors)
+			run := sinktest.RunID(t)
+			err = s.Publish(ctx, sinktest.Events(run, 1, 3)...)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			n, err := admin.XLen(ctx, s.Key(run)).Result()
+			require.NoError(t, err)
+			assert.Equal(t, int64(3), n)
+			st := s.Stats()
+			assert.Equal(t, uint64(3), st.Published)
+			assert.Equal(t, uint64(0), st.Dropped)
+			assert.Equal(t, uint64(1), st.PublishErrors)
+		})
+	}
 }

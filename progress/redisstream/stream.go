@@ -81,8 +81,13 @@ type Options struct {
 	// that no stream is left without an expiry; that costs the call one
 	// more round trip. (A late retry of a call that holds a run's first
 	// event, alone or with others but without the final one, looks like
-	// a new run, and creates a stream without an expiry.) It must be
-	// negative, 0 or at least 1s. Default (0): 24h.
+	// a new run, and creates a stream without an expiry.) A final event
+	// sets it with EXPIRE, so the Redis user's ACL must allow EXPIRE (the
+	// @keyspace category; streams alone, @stream, are not enough): where
+	// it does not, each Publish of a final event returns an error for
+	// the expiry it could not set, although its events were written (and
+	// not counted in Stats.Dropped). It must be negative, 0 or at least
+	// 1s. Default (0): 24h.
 	FinishedTTL time.Duration
 	// IdleTTL expires a run's stream that long after its newest
 	// publish: each publish sets it again, and a final event's
@@ -103,8 +108,9 @@ type Options struct {
 	// Set it well above the longest quiet spell of a run (a run emits at
 	// least an event per node). Publish sets it with a Lua script (EVAL,
 	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
-	// user's ACL must allow EVAL (the @scripting category): where it does
-	// not, each Publish returns an error for the expiry it could not set,
+	// user's ACL must allow EVAL (the @scripting category) and the
+	// script's PEXPIRE (@keyspace): where it does not, each Publish
+	// returns an error for the expiry it could not set,
 	// although its events were written (and not counted in
 	// Stats.Dropped).
 	//
