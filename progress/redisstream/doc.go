@@ -149,8 +149,8 @@
 // event, or with a final event that the History lacks (the process was
 // killed after its final event reached Redis), is copied into the
 // History in the same way before it expires, by every Stream with that
-// History (a sweep every IdleTTL/4, which
-// scans the keys of the KeyTemplate): so a run resumed after IdleTTL, or
+// History (a sweep a minute after the Stream starts and every IdleTTL/4,
+// which scans the keys of the KeyTemplate): so a run resumed after IdleTTL, or
 // never, keeps what reached Redis. A crash still loses, to readers that
 // come after the stream is gone: the events that reached neither Redis
 // nor the History; those that the stream no longer holds when it is

@@ -57,3 +57,12 @@ func SetReadWait(s *Stream, d time.Duration) { s.readWait = d }
 // held: by the reads in flight, those left behind by calls that
 // returned among them (see Stream.reads).
 func ReadsInFlight(s *Stream) int { return len(s.reads) }
+
+// SetFirstSweep sets how long after its start a Stream made later sweeps
+// for idle streams first (see firstSweep), until the test ends. Not for
+// parallel tests.
+func SetFirstSweep(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := firstSweep
+	firstSweep = d
+	t.Cleanup(func() { firstSweep = old })
+}

@@ -118,8 +118,10 @@ type Options struct {
 	// IdleTTL is about to expire without their run's final event, so
 	// that the events that only Redis held (a killed process's queue for
 	// the archive died with it) are not lost when the stream expires
-	// before the run is resumed, or because it never is. Every IdleTTL/4
-	// it scans the keys of KeyTemplate (SCAN MATCH ... TYPE stream, which
+	// before the run is resumed, or because it never is. A minute after
+	// the Stream starts (or IdleTTL/4, if sooner: so that processes that
+	// live less than IdleTTL/4 sweep too), and then every IdleTTL/4, it
+	// scans the keys of KeyTemplate (SCAN MATCH ... TYPE stream, which
 	// takes Redis 6 or later, on each master of a cluster) and looks up
 	// their expiry (PTTL, pipelined a page); a stream with IdleTTL/2 or
 	// less left, whose newest entry (one XREVRANGE) is not a final event,
@@ -556,7 +558,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if s.history != nil && s.idleTTL > 0 {
 		s.wg.Add(1)
-		go s.sweepIdle()
+		go s.sweepIdle(firstSweep)
 	}
 	return s, nil
 }

@@ -16,18 +16,26 @@ import (
 // sweepScanCount is the COUNT of each SCAN of a sweep for idle streams.
 const sweepScanCount = 1000
 
-// sweepIdle copies into the History, every IdleTTL/4, the streams of the
-// Stream's KeyTemplate that have been idle for half IdleTTL or more
+// firstSweep is how long after its start a Stream makes its first sweep
+// for idle streams, if sooner than IdleTTL/4: so that a host whose
+// processes live less than IdleTTL/4 (18h by default: a deploy a day,
+// workers that scale down) still sweeps, and a minute on, rather than at
+// once, so that a process that starts and stops at once does not scan.
+var firstSweep = time.Minute
+
+// sweepIdle copies into the History, a minute after the Stream starts
+// (see firstSweep) and then every IdleTTL/4, the streams of
+// the Stream's KeyTemplate that have been idle for half IdleTTL or more
 // without their run's final event, before IdleTTL expires them: the
 // streams of runs whose process stopped (killed, say), which may hold
 // events that the History lacks, and which a Resume, coming after the
 // expiry, could no longer copy (see copyInterrupted). It runs only with
 // a History and IdleTTL, exits when the Stream is closed, and Close waits
 // for it.
-func (s *Stream) sweepIdle() {
+func (s *Stream) sweepIdle(first time.Duration) {
 	defer s.wg.Done()
 	interval := s.idleTTL / 4
-	t := time.NewTicker(interval)
+	t := time.NewTicker(max(min(first, interval), time.Millisecond))
 	defer t.Stop()
 	copied := &sweptStreams{m: make(map[string]sweptStream)}
 	for {
@@ -36,6 +44,7 @@ func (s *Stream) sweepIdle() {
 		case <-s.ctx.Done():
 			return
 		}
+		t.Reset(interval) // from the sweep's start, as before its first
 		s.sweep(copied)
 	}
 }
