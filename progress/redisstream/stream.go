@@ -101,12 +101,17 @@ type Options struct {
 	// negative IdleTTL
 	// keeps such a stream until it is trimmed or deleted, and writes no
 	// expiry before the final event. It must be negative, 0 or at least
-	// 1s. Default (0): 72h, three times the default FinishedTTL, and at
-	// most four times FinishedTTL, so that a sweep (every IdleTTL/4, see
-	// below) comes before FinishedTTL expires a finished stream.
+	// 1s. Default (0): 72h, three times the default FinishedTTL, so that
+	// a sweep (every IdleTTL/4, see below) comes before FinishedTTL
+	// expires a finished stream. The default does not follow a
+	// FinishedTTL that is set: with one below 18h, set IdleTTL to at most
+	// four times it, or a sweep may come too late for a finished stream.
 	//
 	// Set it well above the longest quiet spell of a run (a run emits at
-	// least an event per node). Publish sets it with a Lua script (EVAL,
+	// least an event per node). Both TTLs give every stream an expiry,
+	// which makes it one that Redis may evict under a volatile-*
+	// maxmemory-policy (volatile-lru, volatile-ttl...): give Redis
+	// noeviction and the memory of the streams that the TTLs keep. Publish sets it with a Lua script (EVAL,
 	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
 	// user's ACL must allow EVAL (the @scripting category) and the
 	// script's PEXPIRE (@keyspace): where it does not, each Publish
