@@ -70,8 +70,9 @@ type Options struct {
 	// FinishedTTL expires a run's stream that long after its final event
 	// (run.finished, run.failed or run.cancelled) is published; later
 	// readers then read the History. A negative FinishedTTL keeps a
-	// finished run's stream until it is trimmed or deleted (or IdleTTL,
-	// from the call before, expires it: see IdleTTL). A stream costs
+	// finished run's stream until it is trimmed or deleted, unless
+	// IdleTTL, which the call of the final event then sets as any other
+	// call, expires it IdleTTL after that event (see IdleTTL). A stream costs
 	// some 370 bytes an event, up to about 2 MB at the default MaxLen:
 	// kept for good, the streams of every run ever made fill Redis.
 	// Without IdleTTL (a negative one), the events of a Publish call
