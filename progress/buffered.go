@@ -15,9 +15,11 @@ import (
 type BufferedOptions struct {
 	// Fallback receives the events that the downstream sink did not
 	// take: those the queue had to let go when full, those refused with
-	// an error that retrying cannot fix, those still waiting when Close's
-	// ctx ended, and those published after Close. It gets them in the
-	// order they were published. It should be fast and local.
+	// an error that retrying cannot fix, those a positive Attempts gave
+	// up on, those still waiting when Close's ctx ended, and those
+	// published after Close. It gets them in the order they were
+	// published. It should be fast and local: the dropped events wait
+	// for it (see BufferedStats.Lost).
 	// Default: a [Slog] sink on Logger.
 	Fallback Sink
 	// Logger reports downstream failures and drops. Default: slog.Default().
@@ -52,6 +54,10 @@ type BufferedOptions struct {
 	// does take still reach it), one wrapping [ErrClosed], and a panic of
 	// the sink. Close's ctx ends the retries too. Retrying is safe for a
 	// sink that ignores duplicate Seqs, as every sink of this module does.
+	// Any other error counts as an outage: with 0, a sink that keeps
+	// refusing some events of a batch for good, with an error that wraps
+	// neither (a redisstream.Stream whose run's key another writer added
+	// entries to), holds every newer event back until the queue fills.
 	// A negative value counts as 0. Default: 0.
 	Attempts int
 	// RetryDelay is the pause before the first retry of a batch. With a
@@ -91,9 +97,9 @@ type BufferedStats struct {
 	Dropped uint64
 	// Lost counts the dropped events that did not reach the Fallback
 	// either: those waiting for it were QueueSize already (the goroutine
-	// was held meanwhile by a downstream call, or by the pauses between
-	// the attempts of a positive Attempts), or they were published after
-	// Close, while the queue drained. Every event published is
+	// was held meanwhile by a downstream call, by the pauses between the
+	// attempts of a positive Attempts, or by the fallback), or they were
+	// published after Close, while the queue drained. Every event published is
 	// counted once in Published, Fallback, FallbackErrors or Lost, once
 	// it has left the Buffered.
 	Lost uint64
@@ -106,15 +112,18 @@ type BufferedStats struct {
 // (each downstream call runs in a goroutine of its own, so that Close can
 // stop waiting for it).
 // When the downstream sink fails (returns an error or panics), the error
-// counter rises and the batch is retried, with a growing pause, while
+// counter rises and, unless the failure is one that retrying cannot fix
+// (a panic is), the batch is retried, with a growing pause, while
 // newer events wait behind it (see [BufferedOptions].Attempts): an outage
 // shorter than the queue can hold loses nothing. What the queue must let
 // go when full (the oldest events), what the sink refuses for good, and
 // what is left when Close's ctx ends go to the fallback sink; the caller
-// never sees the failure. Memory is bounded by QueueSize events waiting,
-// as many again dropped and waiting for the fallback, and as many again
-// published during Close, while the queue drains; what does not fit is
-// dropped and counted (Lost). Event order is kept, downstream and in the
+// never sees the failure. Memory is bounded by QueueSize events waiting
+// and the batch in flight, as many again dropped and waiting for the
+// fallback (twice as many while a slow fallback takes the previous
+// ones), and as many again published during Close, while the queue
+// drains; what does not fit is dropped and counted (Lost). Event order
+// is kept, downstream and in the
 // fallback. A downstream call that Close abandons counts as failed,
 // and its batch goes to the fallback: if the call succeeds after all,
 // those events reach both sinks, and Stats counts them as Fallback only.
