@@ -139,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	be := pickBackend(ctx, logger, *prefix, *linger+time.Minute)
-	defer be.close(context.Background())
+	defer closeBackend(be)
 
 	h, err := sse.NewHandler(be.source, sse.HandlerOptions{
 		Authorize:    func(r *http.Request) (string, error) { return r.PathValue("run"), nil },
@@ -281,6 +281,14 @@ func checkStream(events []progress.Event) error {
 		return fmt.Errorf("the last event is %s, not a final one", last.Type)
 	}
 	return nil
+}
+
+// closeBackend closes be within shutdownGrace: during a Redis outage its
+// Buffered would otherwise retry the events still queued for good.
+func closeBackend(be backend) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	be.close(ctx)
 }
 
 // pickBackend uses Redis when it answers, and memory otherwise. A run's
