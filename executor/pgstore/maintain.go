@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -57,7 +58,9 @@ type MaintainOptions struct {
 	// Every is the wait between the end of a pass and the start of the
 	// next. Each wait is drawn at random within a fifth of Every either
 	// way (8 s to 12 s for 10 s), so that the processes of a host,
-	// started together, drift apart rather than pass at one instant.
+	// started together, drift apart rather than pass at one instant; at
+	// most the longest Duration (math.MaxInt64, some 292 years, which
+	// makes only the first pass).
 	// Default: [DefaultMaintainEvery], 10 s.
 	Every time.Duration
 	// Resume is given to each Resume of a pass ([Store.ResumeLeftRunning]
@@ -417,13 +420,17 @@ func (m *maintainer) watch(r Recovery) {
 	})
 }
 
-// jitter returns d give or take up to a fifth of it, at random.
+// jitter returns d give or take up to a fifth of it, at random, but
+// never more than the longest Duration (d + d/5 would wrap around to a
+// negative wait for a d above four fifths of it).
 func jitter(d time.Duration) time.Duration {
 	f := d / 5
 	if f <= 0 {
 		return d
 	}
-	return d - f + rand.N(2*f+1)
+	lo, span := d-f, 2*f
+	span = min(span, math.MaxInt64-lo)
+	return lo + rand.N(span+1)
 }
 
 func sum(ns []int64) int64 {
