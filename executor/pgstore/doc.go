@@ -495,7 +495,9 @@
 // another process's next pass to finish. A step that fails (the database
 // down, a Pruner's error) is logged as a warning
 // ([MaintainOptions].Logger) and reported in [Pass].Err, and the loop
-// goes on: the next step, and the next pass, are made all the same. A
+// goes on: the next step, and the next pass, are made all the same, and
+// so after a panic of graphOf, a Pruner or OnPass, which is made an
+// *executor.PanicError (see Store.Maintain). A
 // run that a pass could not resume (graphOf failed, say) is logged too,
 // and tried again at each pass, until the host abandons it
 // (executor.Executor.Abandon). Maintain returns context.Cause(ctx) once

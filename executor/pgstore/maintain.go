@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -98,7 +99,8 @@ type MaintainOptions struct {
 	// Pruners are pruned with the age Retain too, after the store's own
 	// prunes: a progress/pghistory History (its Prune deletes the events
 	// of runs idle for longer than the age), or a host's own tables. Each
-	// must be non-nil; set only with Retain. Default: none.
+	// must be non-nil; set only with Retain. A Pruner's panic is its
+	// error, an *executor.PanicError (In "Pruner"). Default: none.
 	Pruners []Pruner
 	// Logger gets a warning for each pass's error and for each run that a
 	// pass could not resume, an info line for each run resumed and each
@@ -108,7 +110,8 @@ type MaintainOptions struct {
 	// OnPass, if not nil, is called with each pass's outcome once the
 	// pass has ended, from Maintain's goroutine (the next pass waits for
 	// it to return): for the host's metrics, say. It may call nothing of
-	// Maintain. Default: nil.
+	// Maintain. A panic of it is logged as an error (Logger), and the loop
+	// goes on. Default: nil.
 	OnPass func(Pass)
 }
 
@@ -237,7 +240,10 @@ func (o MaintainOptions) check() (MaintainOptions, error) {
 // jittered. A step that fails is logged and reported (Pass.Err), and the
 // next step, and the next pass, are made all the same: a database that
 // is down fails passes, not the loop. Each pass's outcome goes to
-// opts.OnPass, for metrics.
+// opts.OnPass, for metrics. The host's code that it calls does not end
+// the loop by a panic: a panic of graphOf makes its run [NotResumed],
+// with a [*GraphOfError] wrapping an *executor.PanicError (In "graphOf"),
+// one of a Pruner is its error, and one of opts.OnPass is logged.
 //
 // ctx must be the process's own context, cancelled at its shutdown (with
 // executor.CancelCode, as the recipe says: see "Locking a graph key" in
@@ -279,7 +285,10 @@ func (s *Store) Maintain(ctx context.Context, e *executor.Executor,
 	if err != nil {
 		return err
 	}
-	m := maintainer{s: s, e: e, graphOf: graphOf, o: opts}
+	m := maintainer{s: s, e: e, o: opts, graphOf: func(rec executor.Record) (g *graph.Graph, err error) {
+		defer recovered("graphOf", &err)
+		return graphOf(rec)
+	}}
 	defer m.runs.Wait()
 	timer := time.NewTimer(opts.Every)
 	timer.Stop() // reset after each pass (since Go 1.23, a stopped timer delivers nothing stale)
@@ -348,7 +357,10 @@ func (m *maintainer) pass(ctx context.Context) {
 			return
 		}
 		for i, pr := range m.o.Pruners {
-			n, err := pr.Prune(ctx, m.o.Retain)
+			n, err := func() (n int64, err error) {
+				defer recovered("Pruner", &err)
+				return pr.Prune(ctx, m.o.Retain)
+			}()
 			p.PrunedByPruners = append(p.PrunedByPruners, n)
 			if err != nil {
 				err = fmt.Errorf("pgstore: maintain: Pruners[%d] (%T): prune older than %v: %w", i, pr, m.o.Retain, err)
@@ -377,7 +389,24 @@ func (m *maintainer) pass(ctx context.Context) {
 	log.Debug("pgstore: maintenance pass", "took", p.Took, "resumed", p.Count(Resumed),
 		"leftRunning", len(p.LeftRunning), "cancelled", len(p.Cancelled), "pruned", p.Pruned)
 	if m.o.OnPass != nil {
-		m.o.OnPass(p)
+		var err error
+		func() {
+			defer recovered("OnPass", &err)
+			m.o.OnPass(p)
+		}()
+		if pe := (*executor.PanicError)(nil); errors.As(err, &pe) {
+			log.Error("pgstore: maintenance OnPass panicked; the loop goes on", "err", err, "stack", string(pe.Stack))
+		}
+	}
+}
+
+// recovered, deferred, turns a panic of the host's code (in: "graphOf",
+// "Pruner" or "OnPass") into an *executor.PanicError in *err, so that
+// the loop goes on, and the runs that a pass resumed before it are
+// waited for.
+func recovered(in string, err *error) {
+	if p := recover(); p != nil {
+		*err = &executor.PanicError{Value: p, Stack: debug.Stack(), In: in}
 	}
 }
 
