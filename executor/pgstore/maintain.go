@@ -250,20 +250,29 @@ func (o MaintainOptions) check() (MaintainOptions, error) {
 // the package documentation), never one bounded for the start-up
 // (context.WithTimeout): it is, as ResumeLeftRunning's and
 // ResumeCancelled's, the context of the runs that the passes resume, and
-// its end cancels them. Every process of every host on the schema must
-// run its runs under their keys' locks, as the recipe does: a pass
-// takes a run recorded as running whose key is unlocked for a dead
-// process's, and resumes it.
+// its end cancels them, recorded with its cause's code: with
+// executor.CancelCode's, which opts.ResumeCodes should name for the next
+// pass of a process to finish them; a ctx cancelled without a code
+// records them with executor.CancelledByContext
+// (executor.CancelledByHost for a cause without a code, as
+// signal.NotifyContext's), which only a ResumeCodes naming it resumes.
+// Every process of every host on the schema must run its runs under
+// their keys' locks, as the recipe does: a pass takes a run recorded as
+// running whose key is unlocked for a dead process's, and resumes it.
 //
 // Maintain returns once ctx has ended, with context.Cause(ctx), never
 // nil: it stops the pass under way (whose steps return ctx's cause) and
 // waits for it, and then for the runs that its passes resumed to end
-// (ctx's end cancels them: up to executor.Options.Grace for a generator
-// that ignores its context) and for their keys' unlocks (bounded by 10 s
-// each). No goroutine of it outlives it. Bad arguments or options are
-// refused at once, before any pass, with a [*MaintainOptionsError]: a nil
-// e or graphOf (see ResumeLeftRunning for both), or an option outside
-// what [MaintainOptions] says.
+// (ctx's end cancels them: up to executor.Options.Grace more for a
+// generator that ignores its context, and twice
+// executor.Options.StoreTimeout for a stalled store; a progress sink
+// that blocks holds them, see StoreTimeout) and for their keys' unlocks
+// (bounded by 10 s each). A pass's queries are bounded by ctx alone: a
+// server that stalls them stalls the passes until ctx ends. No goroutine
+// of it outlives it. Bad arguments or options are refused at once,
+// before any pass, with a [*MaintainOptionsError]: a nil e or graphOf
+// (see ResumeLeftRunning for both), or an option outside what
+// [MaintainOptions] says.
 //
 // A pass costs ResumeLeftRunning's listing (an index of the running
 // records only), and with opts.ResumeCodes ResumeCancelled's (an index of
