@@ -492,22 +492,25 @@
 // the passes resume, as ResumeLeftRunning's is, so a ctx bounded for the
 // start-up (context.WithTimeout) would cancel them. Cancelled with a
 // coded cause, as above, it records the runs it cuts with the code, for
-// another process's next pass to finish. A step that fails (the database
-// down, a Pruner's error) is logged as a warning
+// another process's next pass to finish. A shutdown that drains the runs
+// first (executor.Executor.Drain, with that cause) drains those that
+// Maintain resumed too, which then end cancelled with the code; cancel
+// ctx as soon as the drain has returned, as a pass after it would resume
+// the drained runs afresh, only for the cancel to cut their calls. A step
+// that fails (the database down, a Pruner's error) is logged as a warning
 // ([MaintainOptions].Logger) and reported in [Pass].Err, and the loop
 // goes on: the next step, and the next pass, are made all the same, and
 // so after a panic of graphOf, a Pruner or OnPass, which is made an
-// *executor.PanicError (see Store.Maintain). A
-// run that a pass could not resume (graphOf failed, say) is logged too,
-// and tried again at each pass, until the host abandons it
-// (executor.Executor.Abandon). Maintain returns context.Cause(ctx) once
-// ctx has ended, after the pass under way and the runs its passes resumed
-// (cancelled by ctx's end) have ended and their keys are unlocked: no
-// goroutine of it outlives it. Bad arguments or options are refused
-// before any pass with a [*MaintainOptionsError], which wraps
-// executor.ErrInvalidRequest: a negative Every or PruneEvery, a Retain
-// below [MinRetain] (a minute) but 0, Pruners or PruneEvery without
-// Retain, a code that ResumeCancelled refuses.
+// *executor.PanicError (see Store.Maintain). A run that a pass could not
+// resume (graphOf failed, say) is logged too, and tried again at each
+// pass, until the host abandons it (executor.Executor.Abandon). Maintain
+// returns context.Cause(ctx) once ctx has ended, after the pass under way
+// and the runs its passes resumed (cancelled by ctx's end) have ended and
+// their keys are unlocked: no goroutine of it outlives it. Bad arguments
+// or options are refused before any pass with a [*MaintainOptionsError],
+// which wraps executor.ErrInvalidRequest: a negative Every or PruneEvery,
+// a Retain below [MinRetain] (a minute) but 0, Pruners or PruneEvery
+// without Retain, a code that ResumeCancelled refuses.
 //
 // A pass takes a run whose record says running, and whose key is
 // unlocked, for a dead process's: every process on the schema must start its runs
