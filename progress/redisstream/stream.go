@@ -625,7 +625,18 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // XREVRANGE for each stream that refused events in the call.) If some events
 // could not be written, Publish returns an error naming how many; writing
 // them again later is safe. An invalid event fails the whole call with
-// progress.ErrInvalidEvent before anything is written. A final event
+// progress.ErrInvalidEvent before anything is written. Two refusals of
+// Redis that writing again cannot fix make the error wrap
+// progress.ErrInvalidEvent too: an event above another writer's entry,
+// and an event whose run's key holds another type than a stream
+// (WRONGTYPE). The call's other events are written nonetheless (written
+// again, they are duplicates): so a progress.Buffered halves its batch
+// down to the events refused, and hands those to its fallback at once,
+// instead of retrying them while every newer event of every run waits
+// behind them. Every other failure may pass, and does not wrap it: Redis
+// down, slow or unreachable, LOADING, BUSY, READONLY, MASTERDOWN, a
+// cluster's MOVED, TRYAGAIN or CLUSTERDOWN, OOM, an ACL's NOPERM (which
+// an operator may fix), an expiry not set. A final event
 // also sets the stream's expiry to FinishedTTL, and each call sets the
 // expiry of each stream it writes to to IdleTTL (a final event's
 // FinishedTTL, if not negative, wins), unless the stream has an entry
@@ -1110,8 +1121,8 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	if recreating {
 		expires = append(expires, s.recreate(ctx, events, values, adds)...)
 	}
-	var failed int
-	var firstErr error
+	var failed, refused int
+	var firstErr, firstRefusal error
 	var tops map[string]streamTop // of the runs with a refused event, looked up once
 	var interrupted []string      // the runs whose final event ends them interrupted
 	for i, cmd := range adds {
@@ -1128,9 +1139,13 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 			}
 			if top.foreign != "" && events[i].Seq > top.own {
 				// Refused only because another writer's entry is above it.
-				err = fmt.Errorf("the stream's newest entry, %s, was not written by redisstream, and Redis refuses every event after it: %w", top.foreign, err)
+				err = fmt.Errorf("%w: the stream's newest entry, %s, was not written by redisstream, and Redis refuses every event after it: %w",
+					progress.ErrInvalidEvent, top.foreign, err)
 				duplicate = false
 			}
+		}
+		if redis.HasErrorPrefix(err, "WRONGTYPE") {
+			err = fmt.Errorf("%w: key %q is not a stream: %w", progress.ErrInvalidEvent, s.Key(events[i].RunID), err)
 		}
 		switch {
 		case err == nil:
@@ -1139,8 +1154,15 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 			s.duplicates.Add(1)
 		default:
 			failed++
+			err = fmt.Errorf("seq %d of run %q: %w", events[i].Seq, events[i].RunID, err)
 			if firstErr == nil {
-				firstErr = fmt.Errorf("seq %d of run %q: %w", events[i].Seq, events[i].RunID, err)
+				firstErr = err
+			}
+			if errors.Is(err, progress.ErrInvalidEvent) {
+				refused++
+				if firstRefusal == nil {
+					firstRefusal = err
+				}
 			}
 			continue
 		}
@@ -1158,6 +1180,12 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	}
 	if firstErr != nil {
 		s.dropped.Add(uint64(failed))
+		if firstRefusal != nil && firstRefusal != firstErr {
+			// A failure that may pass came first: the error still says
+			// that some events are refused for good.
+			return fmt.Errorf("redisstream: publish: %d of %d events not written (%d refused for good): %w; %w",
+				failed, len(events), refused, firstErr, firstRefusal)
+		}
 		return fmt.Errorf("redisstream: publish: %d of %d events not written: %w", failed, len(events), firstErr)
 	}
 	return nil
