@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -27,7 +28,13 @@ func Example() {
 	}
 	defer stream.Close()
 	buffered := progress.NewBuffered(stream, progress.BufferedOptions{})
-	defer buffered.Close(ctx)
+	defer func() {
+		// Close keeps offering the queued events during an outage until
+		// its ctx ends: bound it.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = buffered.Close(ctx)
+	}()
 	sink := progress.NewFanout(progress.NewArchive(hist), buffered)
 
 	_ = sink.Publish(ctx, progress.Event{RunID: "r1", Seq: 1, Type: progress.RunStarted, Stage: progress.NoStage})
