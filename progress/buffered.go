@@ -49,15 +49,15 @@ type BufferedOptions struct {
 	// apart, then hands it to the Fallback, full queue or not (as before
 	// 0 was the default). Either way an error that retrying cannot fix
 	// sends the batch to the Fallback at once: one wrapping
-	// [ErrInvalidEvent] (the sink refused an event, and stored nothing of
-	// the call; the batch is then halved, so that the events the sink
-	// does take still reach it), one wrapping [ErrClosed], and a panic of
-	// the sink. Close's ctx ends the retries too. Retrying is safe for a
+	// [ErrInvalidEvent] (the sink refused an event for good; the batch is
+	// then halved, so that the events the sink does take still reach it),
+	// one wrapping [ErrClosed], and a panic of the sink. Close's ctx ends the retries too. Retrying is safe for a
 	// sink that ignores duplicate Seqs, as every sink of this module does.
 	// Any other error counts as an outage: with 0, a sink that keeps
 	// refusing some events of a batch for good, with an error that wraps
-	// neither (a redisstream.Stream whose run's key another writer added
-	// entries to), holds every newer event back until the queue fills.
+	// neither (a sink of a host's that does not mark such refusals with
+	// ErrInvalidEvent, as this module's sinks do), holds every newer event
+	// back until the queue fills.
 	// A negative value counts as 0. Default: 0.
 	Attempts int
 	// RetryDelay is the pause before the first retry of a batch. With a

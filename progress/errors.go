@@ -6,8 +6,12 @@ import "errors"
 var (
 	// ErrInvalidEvent marks an event that cannot be stored: no run ID, a
 	// Seq of 0, or a Time that its JSON form cannot write (see
-	// [Event.Validate]). Sinks refuse the whole call before storing
-	// anything.
+	// [Event.Validate]), or one that the sink's store refuses for good
+	// (a redisstream.Stream's run key that another writer's entry or
+	// another type holds). Sinks refuse such a call before storing
+	// anything, except when the store refuses some events of it for good:
+	// the others are stored, and a repeat of the call skips them as
+	// duplicates. Retrying such an event never helps.
 	ErrInvalidEvent = errors.New("progress: invalid event")
 	// ErrInvalidJSON marks JSON that is not an event in the documented form.
 	ErrInvalidJSON = errors.New("progress: invalid event JSON")
