@@ -173,7 +173,9 @@
 // under way end as they would have, their outputs stored and committed;
 // the run then ends as cancelled, with the drain's cause and code
 // ([CancelledByDrain], or the host's own given with [CancelCode]), so
-// that a Resume later makes what is left, and only that. A cancel during
+// that a Resume later makes what is left, and only that (a run whose
+// calls under way were its last ends as it would have without the
+// drain). A cancel during
 // a drain cuts it short, as it cuts a run. [Executor.Drain] drains every
 // run of the executor and waits, within its ctx, for them to end.
 //

@@ -23,10 +23,14 @@ var ErrDrained = errors.New("executor: drained")
 // its error wraps [ErrCancelled] and cause (ErrDrained for a nil cause),
 // its record's Error says cause, and its Record.CancelledBy is the
 // host's code of a cause made with [CancelCode] ("shutdown", say), or
-// else [CancelledByDrain]. The nodes that the drain kept from starting,
-// and those whose retry it kept from being made (recorded as cancelled,
-// with their last attempt's error), stay dirty: [Executor.Resume] of the
-// run makes them, and them alone, later, as for any cancelled run.
+// else [CancelledByDrain]. A drain that kept no node from being made
+// (the calls under way were the run's last, and Options.Converge found
+// nothing for another round) cut nothing: the run ends as it would have
+// without it, succeeded or failed. The nodes that the drain kept from
+// starting, and those whose retry it kept from being made (recorded as
+// cancelled, with their last attempt's error), stay dirty:
+// [Executor.Resume] of the run makes them, and them alone, later, as for
+// any cancelled run.
 //
 // A node waiting for room under Options.Limits, for a start under
 // Options.Rates, or out its retry's backoff, has no call under way: a
@@ -135,7 +139,7 @@ func (r *run) haltOnDrain() func() {
 		if r.ctx.Err() == nil && r.em.sink != nil && r.drainSaid.CompareAndSwap(false, true) {
 			r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: int(r.settled.Load()),
 				Total: int(r.planned.Load()), ETA: r.etaNow(),
-				Message: fmt.Sprintf("Draining (%s): no node starts; the run ends, cancelled, once the %d under way have ended",
+				Message: fmt.Sprintf("Draining (%s): no node starts; the run ends once the %d under way have ended",
 					errText(r.haltCause()), running)})
 		}
 	})
@@ -147,10 +151,13 @@ func (r *run) haltOnDrain() func() {
 }
 
 // endDrain cancels the run with its drain's cause, once its rounds have
-// ended, if it was drained and not cancelled: its record then says that
-// it was cancelled, and by which code (see Run.cancelledBy).
+// ended, if it was drained and not cancelled, and the drain kept a node
+// from being made (drainCut): its record then says that it was
+// cancelled, and by which code (see Run.cancelledBy). A drain that kept
+// none (the calls under way were the run's last) leaves the run to end
+// as it would have without it, succeeded or failed.
 func (r *run) endDrain() {
-	if r.ctx.Err() != nil || r.dctx.Err() == nil {
+	if r.ctx.Err() != nil || r.dctx.Err() == nil || !r.drainCut {
 		return
 	}
 	h := r.handle

@@ -84,6 +84,10 @@ type run struct {
 	dctx context.Context
 	// drainSaid says that the event of the drain went out.
 	drainSaid atomic.Bool
+	// drainCut says that the drain kept a node from being made: one of
+	// the last round's that it kept from starting or from its retry, or
+	// a next round's (see endDrain). Set by execute alone.
+	drainCut bool
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
 	// after a cancel (see boundStoreCalls).
@@ -789,7 +793,12 @@ func (r *run) execute() {
 	for {
 		r.rounds++
 		r.round()
-		if r.dctx.Err() != nil || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
+		if r.dctx.Err() != nil {
+			r.mu.Lock()
+			r.drainCut = r.m.Settled() < r.m.Len() || r.unstarted > 0 || len(r.outcomes[cancelled]) > 0
+			r.mu.Unlock()
+		}
+		if r.ctx.Err() != nil || r.drainCut || len(r.failures) > 0 || r.rounds > r.e.opts.Converge {
 			break
 		}
 		if r.last == nil {
@@ -809,6 +818,10 @@ func (r *run) execute() {
 		}
 		if r.plan.Len() == 0 {
 			break // finish counts the last round's settled nodes
+		}
+		if r.dctx.Err() != nil {
+			r.drainCut = true // no new round: its nodes stay dirty
+			break
 		}
 		r.mu.Lock()
 		r.done += r.settledNodes()
