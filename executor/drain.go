@@ -85,7 +85,7 @@ func (e *Executor) Drain(ctx context.Context, cause error) error {
 	defer func() {
 		e.startMu.Lock()
 		if e.drains--; e.drains == 0 {
-			e.drainCause = nil
+			e.drainCause, e.drained = nil, nil
 		}
 		e.startMu.Unlock()
 	}()
@@ -95,7 +95,17 @@ func (e *Executor) Drain(ctx context.Context, cause error) error {
 	for {
 		e.startMu.Lock()
 		if len(e.live) == 0 {
+			// A run leaves live a moment before its Done is closed (see
+			// execute): wait for that too, so that each has ended.
+			runs = append(runs, e.drained...)
 			e.startMu.Unlock()
+			for _, h := range runs {
+				select {
+				case <-h.done:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 			return nil
 		}
 		ended := e.endedLocked()
@@ -109,7 +119,8 @@ func (e *Executor) Drain(ctx context.Context, cause error) error {
 }
 
 // track notes run h as running, for Executor.Drain, and drains it if a
-// Drain is under way. forget drops it.
+// Drain is under way (and notes it in drained, for the Drains to wait
+// for). forget drops it from handles.
 func (e *Executor) track(h *Run) {
 	e.startMu.Lock()
 	defer e.startMu.Unlock()
@@ -118,6 +129,7 @@ func (e *Executor) track(h *Run) {
 	}
 	e.handles[h.id] = h
 	if e.drains > 0 {
+		e.drained = append(e.drained, h)
 		h.Drain(e.drainCause)
 	}
 }

@@ -82,6 +82,10 @@ type Executor struct {
 	handles    map[string]*Run
 	drains     int
 	drainCause error
+	// drained holds the runs that started while a Drain waited, for the
+	// Drains to wait for their Done (see Executor.Drain); emptied when
+	// the last Drain returns.
+	drained []*Run
 }
 
 // endedLocked returns a channel that is closed when a run that is live
