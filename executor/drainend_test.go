@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
@@ -66,4 +67,35 @@ func TestDrainDuringTheLastCallsEndsAsWithout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A drain keeps Options.Converge from starting a round: the nodes that an
+// edit during the drain made stale stay dirty, for a Resume, and the run
+// ends as cancelled with the drain's code.
+func TestDrainStartsNoConvergeRound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const video = "asset:video:segment[3]"
+		l := newLab(t, 60)
+		e := l.executor(executor.Options{Converge: 2})
+		_, err := l.run(e)
+		require.NoError(t, err)
+		l.resetCalls()
+		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g,
+			Marks: []dirty.Mark{{ID: video, Reason: dirty.ReasonForced}}})
+		require.NoError(t, err)
+		time.Sleep(10 * time.Second) // the video's call is under way
+		require.Equal(t, []string{video}, l.activeAll())
+		r.Drain(nil)
+		_, err = e.Edit(context.Background(), l.g, "lecture", video)
+		require.NoError(t, err)
+		rep, err := r.Wait()
+		require.ErrorIs(t, err, executor.ErrDrained)
+		assert.Equal(t, executor.CancelledByDrain, rep.Record.CancelledBy)
+		assert.Equal(t, 1, rep.Rounds)
+		assert.Contains(t, rep.Dirty, video)
+		assert.Equal(t, []string{video}, l.calledIDs(), "a call after the drain")
+		for _, ev := range l.eventsOf(progress.Message) {
+			assert.NotContains(t, ev.Message, "Round 2", "a round started after the drain")
+		}
+	})
 }
