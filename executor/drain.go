@@ -190,6 +190,18 @@ func (r *run) noRetry(j *job) bool {
 	return j.unput == nil && r.dctx.Err() != nil
 }
 
+// drainedRetry is the error of a node whose retry, past its backoff,
+// waited for room under Options.Limits or a start under Options.Rates,
+// and got neither, with err: prev, its last attempt's error, if the run
+// was drained and not cancelled (a drain keeps such a node's error, as
+// for a node drained during its backoff), else err.
+func (r *run) drainedRetry(err, prev error) error {
+	if r.ctx.Err() == nil && prev != nil {
+		return prev
+	}
+	return err
+}
+
 // backoffCtx is the context that ends j's node's backoff before its next
 // attempt: a drain ends it too, unless that attempt is the Put of an
 // output already made (see noRetry).

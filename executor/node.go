@@ -631,7 +631,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			if next == 1 {
 				return r.newResult(j, unstarted, 0, nil), true
 			}
-			return r.newResult(j, cancelled, next-1, err), true
+			return r.newResult(j, cancelled, next-1, r.drainedRetry(err, prev)), true
 		}
 		// The rate counts starts, a retry's too (a provider's quota counts
 		// every call): taken once there is room for the call, so that
@@ -644,7 +644,7 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 		}
 		if err != nil {
 			c.release()
-			return r.newResult(j, cancelled, next-1, err), true
+			return r.newResult(j, cancelled, next-1, r.drainedRetry(err, prev)), true
 		}
 		// The timeout runs from the call, not from the start of the node:
 		// loading its inputs, waiting for room under Options.Limits or for
