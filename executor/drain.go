@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/regengraph/regen/executor/schedule"
+	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -147,10 +150,11 @@ func (r *run) haltOnDrain() func() {
 		r.m.Halt()
 		r.cond.Broadcast()
 		running := r.m.Running()
+		eta := r.haltETA()
 		r.mu.Unlock()
 		if r.ctx.Err() == nil && r.em.sink != nil && r.drainSaid.CompareAndSwap(false, true) {
 			r.em.emit(progress.Event{Type: progress.Message, Stage: progress.NoStage, Done: int(r.settled.Load()),
-				Total: int(r.planned.Load()), ETA: r.etaNow(),
+				Total: int(r.planned.Load()), ETA: eta,
 				Message: fmt.Sprintf("Draining (%s): no node starts; the run ends once the %d under way have ended",
 					errText(r.haltCause()), running)})
 		}
@@ -160,6 +164,25 @@ func (r *run) haltOnDrain() func() {
 			<-halted
 		}
 	}
+}
+
+// haltETA makes the round's ETA, once its machine is halted, count the
+// calls under way alone, as no node starts any more (one that waits for
+// room under Options.Limits or a start under Options.Rates never will),
+// and returns it, computed afresh. Called with mu held.
+func (r *run) haltETA() time.Duration {
+	if r.em.sink == nil || r.eta == nil || r.eta.m != r.m {
+		return r.etaNow()
+	}
+	m, callAt := r.m, r.callAt
+	r.eta.costs.Finished = func(n graph.Node) bool {
+		s, _ := m.State(n)
+		return s != schedule.Running || callAt == nil || callAt[n].Load() == 0
+	}
+	now := time.Now()
+	eta := r.eta.afresh(now, r.m.Len()-r.m.Settled())
+	r.setETA(eta, now)
+	return eta
 }
 
 // endDrain cancels the run with its drain's cause, once its rounds have
