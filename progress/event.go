@@ -187,7 +187,8 @@ type Counts struct {
 // Outline is the shape of a run's plan, or of a round's, as a view
 // draws it: its stages, in order, and the groups of each. See
 // [Event.Plan]. The same plan gives the same outline, and the same JSON,
-// byte for byte.
+// byte for byte: an event's "plan", which json.Marshal of an Outline
+// writes too (see [Outline.MarshalJSON]).
 type Outline struct {
 	// Stages are the plan's stages in order: Stages[i] is the events'
 	// Stage i of the round.

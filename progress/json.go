@@ -83,6 +83,29 @@ func (o *Outline) toJSON() *outlineJSON {
 	return w
 }
 
+// MarshalJSON writes o as an event's "plan" is written (see
+// [Event.MarshalJSON]): camelCase keys, every key written, 0 and "" too,
+// and a list with no items as [], so that a host that forwards an
+// event's Plan in an API of its own writes the same form.
+func (o Outline) MarshalJSON() ([]byte, error) {
+	return json.Marshal(o.toJSON())
+}
+
+// UnmarshalJSON reads the form that [Outline.MarshalJSON] writes, as
+// [Event.UnmarshalJSON] reads an event's "plan": a key left out reads as
+// 0 or "", an empty (or null) list as nil. Errors wrap [ErrInvalidJSON].
+func (o *Outline) UnmarshalJSON(data []byte) error {
+	if string(bytes.TrimSpace(data)) == "null" {
+		return nil
+	}
+	var w outlineJSON
+	if err := json.Unmarshal(data, &w); err != nil {
+		return fmt.Errorf("%w: plan: %w", ErrInvalidJSON, err)
+	}
+	*o = *w.outline()
+	return nil
+}
+
 // outline returns the Outline that w writes; an empty list reads as nil,
 // so that what is read reads the same once written again.
 func (w *outlineJSON) outline() *Outline {
