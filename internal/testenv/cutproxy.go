@@ -1,10 +1,10 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,14 +13,22 @@ import (
 // CutProxy is a TCP proxy on loopback whose connections a test can cut,
 // as a middlebox or a network fault does: a statement whose connection
 // is cut while the server holds it (waiting for a lock) stays on the
-// server, which does not see the connection go. It takes new
-// connections after a cut. It listens on 127.0.0.1 alone and forwards
+// server, which does not see the connection go. It can also silence
+// them, as a fault that sends no reset does. It takes new connections
+// after a cut or a silence. It listens on 127.0.0.1 alone and forwards
 // to one address, the test server's.
 type CutProxy struct {
 	ln    net.Listener
 	wg    sync.WaitGroup
 	mu    sync.Mutex
-	conns []net.Conn
+	conns []*proxiedConn
+}
+
+// proxiedConn is one client connection of a [CutProxy] and the
+// connection to the server it forwards to.
+type proxiedConn struct {
+	client, server net.Conn
+	silent         atomic.Bool
 }
 
 // NewCutProxy starts a proxy to addr (host:port), stopped when the test
@@ -43,11 +51,12 @@ func NewCutProxy(t testing.TB, addr string) *CutProxy {
 				client.Close()
 				continue
 			}
+			c := &proxiedConn{client: client, server: server}
 			p.mu.Lock()
-			p.conns = append(p.conns, client, server)
+			p.conns = append(p.conns, c)
 			p.mu.Unlock()
-			p.wg.Go(func() { _, _ = io.Copy(server, client); server.Close() })
-			p.wg.Go(func() { _, _ = io.Copy(client, server); client.Close() })
+			p.wg.Go(func() { c.pipe(server, client) })
+			p.wg.Go(func() { c.pipe(client, server) })
 		}
 	})
 	t.Cleanup(func() {
@@ -76,7 +85,38 @@ func (p *CutProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
-		c.Close()
+		c.client.Close()
+		c.server.Close()
 	}
 	p.conns = nil
+}
+
+// Silence makes every connection the proxy holds now drop every byte,
+// both ways, without closing it, as a network fault that sends no reset
+// does: a client's read on it waits until its own timeout, or until a
+// [CutProxy.Cut]. It is safe for concurrent use.
+func (p *CutProxy) Silence() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.silent.Store(true)
+	}
+}
+
+// pipe copies src to dst, dropping what it reads once c is silenced,
+// and closes dst when src or dst fails.
+func (c *proxiedConn) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !c.silent.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }

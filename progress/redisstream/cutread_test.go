@@ -3,9 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,23 +31,15 @@ func TestAReadLeftOnACutConnectionGivesItsTokenBack(t *testing.T) {
 		t.Skip("waits for go-redis's bound of a blocking command, 10s")
 	}
 	ctx := context.Background()
-	server := testenv.StartRedisServer(t)
-	opts, err := redis.ParseURL(server.URL)
-	require.NoError(t, err)
-	proxy := newSilentProxy(t, opts.Addr)
-	opts.Addr = proxy.addr()
-	opts.ReadTimeout = -1
-	opts.MaxRetries = -1
-	client := testenv.NewRedisClient(opts)
-	t.Cleanup(func() { client.Close() })
+	client, proxy := newProxiedClient(t)
 	s, err := redisstream.New(client, redisstream.Options{MaxBlockingReads: 2, Logger: quiet()}) // one read that does not block
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	t.Cleanup(proxy.close) // first: Close waits for the reads left in flight
+	t.Cleanup(proxy.Cut) // first: Close waits for the reads left in flight
 	run := sinktest.RunID(t)
 	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
 
-	proxy.silence() // the pooled connection answers nothing more
+	proxy.Silence() // the pooled connection answers nothing more
 	left, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	err = s.Replay(left, run, 0, func(progress.Event) error { return nil })
@@ -66,92 +56,6 @@ func TestAReadLeftOnACutConnectionGivesItsTokenBack(t *testing.T) {
 	assert.Equal(t, []uint64{1, 2, 3}, got)
 }
 
-// silentProxy forwards TCP connections to a server on loopback; silence
-// makes the connections it holds drop every byte, both ways, without
-// closing them, as a network fault that sends no reset does. New
-// connections are forwarded.
-type silentProxy struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []*silentConn
-}
-
-type silentConn struct {
-	client, server net.Conn
-	silent         atomic.Bool
-}
-
-func newSilentProxy(t *testing.T, addr string) *silentProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &silentProxy{ln: ln}
-	p.wg.Go(func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", addr)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			c := &silentConn{client: client, server: server}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			p.wg.Go(func() { c.pipe(server, client) })
-			p.wg.Go(func() { c.pipe(client, server) })
-		}
-	})
-	t.Cleanup(p.close)
-	return p
-}
-
-func (c *silentConn) pipe(dst, src net.Conn) {
-	defer c.client.Close()
-	defer c.server.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !c.silent.Load() {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *silentProxy) addr() string { return p.ln.Addr().String() }
-
-// silence makes every connection the proxy holds now drop what it gets.
-func (p *silentProxy) silence() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.silent.Store(true)
-	}
-}
-
-// close stops the proxy and closes its connections; it may be called
-// more than once.
-func (p *silentProxy) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	for _, c := range p.conns {
-		c.client.Close()
-		c.server.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
 // Close returns, on a client with a ReadTimeout of -1 (none), while the
 // check of a run's shared reader that its stream is still there (after
 // an XREAD that found nothing new, without a History) is left on a
@@ -165,21 +69,13 @@ func TestCloseWhileAStreamsCheckIsLeftOnACutConnection(t *testing.T) {
 		t.Skip("waits for go-redis's bound of a blocking command, 10s")
 	}
 	ctx := context.Background()
-	server := testenv.StartRedisServer(t)
-	opts, err := redis.ParseURL(server.URL)
-	require.NoError(t, err)
-	proxy := newSilentProxy(t, opts.Addr)
-	opts.Addr = proxy.addr()
-	opts.ReadTimeout = -1
-	opts.MaxRetries = -1
-	client := testenv.NewRedisClient(opts)
-	t.Cleanup(func() { client.Close() })
+	client, proxy := newProxiedClient(t)
 	check := &silenceOnCheck{proxy: proxy, silenced: make(chan struct{})}
 	client.AddHook(check)
 	s, err := redisstream.New(client, redisstream.Options{BlockTime: 100 * time.Millisecond, Logger: quiet()})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	t.Cleanup(proxy.close) // first: Close waits for the check left in flight
+	t.Cleanup(proxy.Cut) // first: Close waits for the check left in flight
 	run := sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 5)
 	require.NoError(t, s.Publish(ctx, all[:3]...))
@@ -205,11 +101,28 @@ func TestCloseWhileAStreamsCheckIsLeftOnACutConnection(t *testing.T) {
 	assert.ErrorIs(t, tl.Stop(t, context.Canceled), redisstream.ErrClosed)
 }
 
-// silenceOnCheck silences proxy (see silentProxy) as the run's shared
+// newProxiedClient starts a private redis-server and returns a client of
+// it through a [testenv.CutProxy] that the test can silence, with a
+// ReadTimeout of -1 (none) and no retries, closed when the test ends.
+func newProxiedClient(t *testing.T) (*redis.Client, *testenv.CutProxy) {
+	t.Helper()
+	server := testenv.StartRedisServer(t)
+	opts, err := redis.ParseURL(server.URL)
+	require.NoError(t, err)
+	proxy := testenv.NewCutProxy(t, opts.Addr)
+	opts.Addr = fmt.Sprintf("127.0.0.1:%d", proxy.Port())
+	opts.ReadTimeout = -1
+	opts.MaxRetries = -1
+	client := testenv.NewRedisClient(opts)
+	t.Cleanup(func() { client.Close() })
+	return client, proxy
+}
+
+// silenceOnCheck silences proxy as the run's shared
 // reader checks that its stream is still there, once: an XRANGE, or an
 // XREAD, of one entry from the stream's start.
 type silenceOnCheck struct {
-	proxy    *silentProxy
+	proxy    *testenv.CutProxy
 	once     sync.Once
 	silenced chan struct{}
 }
@@ -222,7 +135,7 @@ func (h *silenceOnCheck) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			cmd.Name() == "xread" && len(args) > 2 && fmt.Sprint(args[1], args[2]) == "count1" && fmt.Sprint(args[len(args)-1]) == "0-0"
 		if check {
 			h.once.Do(func() {
-				h.proxy.silence()
+				h.proxy.Silence()
 				close(h.silenced)
 			})
 		}
