@@ -43,33 +43,42 @@ func TestCloseWhileTheHistoryHangsFillingAGap(t *testing.T) {
 			require.NoError(t, s.Publish(context.Background(), all[3:]...)) // Redis lost 1 to 3
 			hist.hang.Store(true)
 
-			cause := errors.New("the client left")
-			ctx, cancel := context.WithCancelCause(context.Background())
-			defer cancel(nil)
-			done := make(chan error, 1)
 			ignore := func(progress.Event) error { return nil }
-			go func() {
+			endWhileTheHistoryHangs(t, s, hist, tc.cancel, "the reader", func(ctx context.Context) error {
 				if tc.tail {
-					done <- s.Tail(ctx, run, 0, ignore)
-				} else {
-					done <- s.Replay(ctx, run, 0, ignore)
+					return s.Tail(ctx, run, 0, ignore)
 				}
-			}()
-			require.Eventually(t, func() bool { return hist.entered.Load() > 0 }, 10*time.Second, time.Millisecond,
-				"the reader fills the gap from the History")
-			want := redisstream.ErrClosed
-			if tc.cancel {
-				cancel(cause)
-				want = cause
-			} else {
-				go s.Close()
-			}
-			select {
-			case err := <-done:
-				assert.ErrorIs(t, err, want)
-			case <-time.After(hangBound):
-				t.Errorf("the reader did not end within %v", hangBound)
-			}
+				return s.Replay(ctx, run, 0, ignore)
+			})
 		})
+	}
+}
+
+// endWhileTheHistoryHangs starts call, a read of s (who, in messages),
+// with a context of its own, waits until it reads hist, which hangs, and
+// ends it: by closing s, or, with cancel, by ending its context with a
+// cause. call must then return ErrClosed, or the cause, within
+// hangBound.
+func endWhileTheHistoryHangs(t *testing.T, s *redisstream.Stream, hist *hangingHistory, cancel bool, who string, call func(context.Context) error) {
+	t.Helper()
+	cause := errors.New("the client left")
+	ctx, cancelCtx := context.WithCancelCause(context.Background())
+	defer cancelCtx(nil)
+	done := make(chan error, 1)
+	go func() { done <- call(ctx) }()
+	require.Eventually(t, func() bool { return hist.entered.Load() > 0 }, 10*time.Second, time.Millisecond,
+		"%s reads the History", who)
+	want := redisstream.ErrClosed
+	if cancel {
+		cancelCtx(cause)
+		want = cause
+	} else {
+		go s.Close()
+	}
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, want)
+	case <-time.After(hangBound):
+		t.Errorf("%s did not end within %v", who, hangBound)
 	}
 }

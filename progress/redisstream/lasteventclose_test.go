@@ -2,14 +2,9 @@ package redisstream_test
 
 import (
 	"context"
-	"errors"
 	"testing"
-	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/regengraph/regen/progress/redisstream"
 )
 
 // Close ends at once, with ErrClosed, a LastEvent that looks the run's
@@ -45,29 +40,10 @@ func TestLastEventEndsWhileTheHistoryHangsInAnOutage(t *testing.T) {
 				require.Error(t, err)
 				hist.hang.Store(true)
 			}
-			cause := errors.New("the client left")
-			ctx, cancel := context.WithCancelCause(context.Background())
-			defer cancel(nil)
-			done := make(chan error, 1)
-			go func() {
+			endWhileTheHistoryHangs(t, s, hist, tc.cancel, "LastEvent", func(ctx context.Context) error {
 				_, _, err := s.LastEvent(ctx, run)
-				done <- err
-			}()
-			require.Eventually(t, func() bool { return hist.entered.Load() > 0 }, 10*time.Second, time.Millisecond,
-				"LastEvent reads the History while Redis is down")
-			want := redisstream.ErrClosed
-			if tc.cancel {
-				cancel(cause)
-				want = cause
-			} else {
-				go s.Close()
-			}
-			select {
-			case err := <-done:
-				assert.ErrorIs(t, err, want)
-			case <-time.After(hangBound):
-				t.Errorf("LastEvent did not end within %v", hangBound)
-			}
+				return err
+			})
 		})
 	}
 }
