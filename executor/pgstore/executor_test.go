@@ -23,7 +23,13 @@ import (
 // the test ends.
 func newExecutor(t *testing.T, s *pgstore.Store, reg executor.Registry) *executor.Executor {
 	t.Helper()
-	e, err := executor.New(executor.Options{Generators: reg, States: s, Assets: s, Runs: s})
+	return newExecutorOf(t, executor.Options{Generators: reg, States: s, Assets: s, Runs: s})
+}
+
+// newExecutorOf returns an executor of opts, closed when the test ends.
+func newExecutorOf(t *testing.T, opts executor.Options) *executor.Executor {
+	t.Helper()
+	e, err := executor.New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -58,14 +57,8 @@ func TestResumeCancelledAfterItsResumeWasCancelledAtItsStart(t *testing.T) {
 
 	startup, stop := context.WithCancel(ctx)
 	defer stop()
-	cutShort, err := executor.New(executor.Options{Generators: newProvider().registry(), States: s, Assets: s,
+	cutShort := newExecutorOf(t, executor.Options{Generators: newProvider().registry(), States: s, Assets: s,
 		Runs: cancelAtResume{Store: s, cancel: stop}})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, cutShort.Close(cctx))
-	})
 	recs, err := s.ResumeCancelled(startup, cutShort, lectureOf, executor.ResumeOptions{}, "shutdown")
 	require.ErrorIs(t, err, context.Canceled)
 	for _, rc := range recs {
@@ -80,21 +73,7 @@ func TestResumeCancelledAfterItsResumeWasCancelledAtItsStart(t *testing.T) {
 	assert.Equal(t, executor.CancelledByContext, resume.CancelledBy)
 	assert.Equal(t, executor.Counts{Planned: resume.Counts.Planned}, resume.Counts, "the resume started no node")
 
-	next := newExecutor(t, s, newProvider().registry())
-	recs, err = s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown")
-	require.NoError(t, err)
-	if d := cmp.Diff([]outcome{{cut, pgstore.Resumed}}, outcomes(recs)); d != "" {
-		t.Fatalf("ResumeCancelled after the resume cancelled at its start (-want +got):\n%s", d)
-	}
-	rep, err := recs[0].Wait()
-	require.NoError(t, err)
-	assert.Equal(t, cut, rep.Record.Resumes)
-	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
-
-	// Resumed to its end, the cut run is superseded by that resume.
-	recs, err = s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown")
-	require.NoError(t, err)
-	assert.Empty(t, outcomes(recs))
+	requireResumedToItsEnd(t, ctx, s, cut, "the resume cancelled at its start")
 }
 
 // Which later record of its key leaves a run cut by the host's shutdown

@@ -99,13 +99,7 @@ func TestResumeCancelledAfterAFailedStartOfItsResume(t *testing.T) {
 
 	// The resumes of x fail as they start: the state store refuses every
 	// commit.
-	broken, err := executor.New(executor.Options{Generators: newProvider().registry(), States: commitFails{s}, Assets: commitFails{s}, Runs: s})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, broken.Close(cctx))
-	})
+	broken := newExecutorOf(t, executor.Options{Generators: newProvider().registry(), States: commitFails{s}, Assets: commitFails{s}, Runs: s})
 	at := time.Now()
 	for range 2 { // each call resumes x again, and fails again
 		recs, err := s.ResumeCancelled(ctx, broken, lectureOf, executor.ResumeOptions{}, "shutdown")
@@ -130,18 +124,27 @@ func TestResumeCancelledAfterAFailedStartOfItsResume(t *testing.T) {
 		Graph: executor.Fingerprint(g), Resumes: y, Status: executor.RunFailed, StartedAt: at, EndedAt: time.Now(),
 		Counts: executor.Counts{Planned: 3, Generated: 2, Failed: 1, Attempts: 5}, Failed: []string{"video:segment[0]"}}))
 
+	requireResumedToItsEnd(t, ctx, s, x, "the failed resumes")
+}
+
+// requireResumedToItsEnd checks that a ResumeCancelled of the runs cut
+// by "shutdown" resumes cut alone, to its end, and that the call after it
+// resumes nothing: cut's resume supersedes it. after says, in a failure,
+// what came before the call.
+func requireResumedToItsEnd(t *testing.T, ctx context.Context, s *pgstore.Store, cut, after string) {
+	t.Helper()
 	next := newExecutor(t, s, newProvider().registry())
 	recs, err := s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown")
 	require.NoError(t, err)
-	if d := cmp.Diff([]outcome{{x, pgstore.Resumed}}, outcomes(recs)); d != "" {
-		t.Fatalf("ResumeCancelled after the failed resumes (-want +got):\n%s", d)
+	if d := cmp.Diff([]outcome{{cut, pgstore.Resumed}}, outcomes(recs)); d != "" {
+		t.Fatalf("ResumeCancelled after %s (-want +got):\n%s", after, d)
 	}
 	rep, err := recs[0].Wait()
 	require.NoError(t, err)
-	assert.Equal(t, x, rep.Record.Resumes)
+	assert.Equal(t, cut, rep.Record.Resumes)
 	assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
 
-	// Resumed, x is superseded by its resume.
+	// Resumed to its end, cut is superseded by its resume.
 	recs, err = s.ResumeCancelled(ctx, next, lectureOf, executor.ResumeOptions{}, "shutdown")
 	require.NoError(t, err)
 	assert.Empty(t, outcomes(recs))
