@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,23 @@ func heldRun(t *testing.T) (s *pgstore.Store, pg *testenv.Postgres, ctx context.
 	require.NoError(t, err)
 	<-started
 	return s, pg, ctx, key, lock, r, release
+}
+
+// holdScheduledLate has lock hold r (of heldRun) with Hold's goroutine
+// scheduled late: once r has ended, Hold waits to release the lock until
+// goOn is called (or the test ends). It then lets r end, closing
+// release, and waits for it.
+func holdScheduledLate(t *testing.T, lock *pgstore.GraphLock, r *executor.Run, release chan struct{}) (held <-chan error, goOn func()) {
+	t.Helper()
+	late := make(chan struct{})
+	goOn = sync.OnceFunc(func() { close(late) })
+	t.Cleanup(goOn) // a test that failed early
+	pgstore.BeforeRelease(lock, func() { <-late })
+	held = lock.Hold(r)
+	close(release)
+	_, err := r.Wait()
+	require.NoError(t, err)
+	return held, goOn
 }
 
 // receive returns what held delivers, and checks that it is then

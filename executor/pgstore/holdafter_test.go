@@ -1,7 +1,6 @@
 package pgstore_test
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -26,14 +25,7 @@ func TestHoldOfALockLostAfterTheRunsEnd(t *testing.T) {
 	t.Parallel() // its own schemas
 	t.Run("seen by the watcher after a Check", func(t *testing.T) {
 		s, pg, ctx, key, lock, r, release := heldRun(t)
-		late := make(chan struct{})
-		goOn := sync.OnceFunc(func() { close(late) })
-		t.Cleanup(goOn)                                // a test that failed early
-		pgstore.BeforeRelease(lock, func() { <-late }) // Hold's goroutine is scheduled late
-		held := lock.Hold(r)
-		close(release)
-		_, err := r.Wait()
-		require.NoError(t, err)
+		held, goOn := holdScheduledLate(t, lock, r, release)
 		require.NoError(t, lock.Check(ctx), "held after the run's end")
 		endLockSession(t, ctx, pg, s, key)
 		select {

@@ -2,7 +2,6 @@ package pgstore_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,14 +39,7 @@ func TestHoldOfALockFoundLostAfterTheRunsEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, pg, ctx, key, lock, r, release := heldRun(t)
-			late := make(chan struct{})
-			goOn := sync.OnceFunc(func() { close(late) })
-			t.Cleanup(goOn)                                // a test that failed early
-			pgstore.BeforeRelease(lock, func() { <-late }) // Hold's goroutine is scheduled late
-			held := lock.Hold(r)
-			close(release)
-			_, err := r.Wait()
-			require.NoError(t, err)
+			held, goOn := holdScheduledLate(t, lock, r, release)
 			if tc.confirm {
 				require.NoError(t, lock.Check(ctx), "held after the run's end")
 			}
@@ -56,7 +48,7 @@ func TestHoldOfALockFoundLostAfterTheRunsEnd(t *testing.T) {
 			awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key), true, 0)
 			tc.find(t, ctx, lock)
 			goOn()
-			err = receive(t, ctx, held)
+			err := receive(t, ctx, held)
 			if tc.confirm {
 				require.NoError(t, err, "the lock was held after the run's end")
 			} else {

@@ -2,7 +2,6 @@ package pgstore_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -21,14 +20,7 @@ import (
 func TestHoldAfterAnUnlockAtTheRunsEnd(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg, ctx, key, lock, r, release := heldRun(t)
-	late := make(chan struct{})
-	goOn := sync.OnceFunc(func() { close(late) })
-	t.Cleanup(goOn)                                // a test that failed early
-	pgstore.BeforeRelease(lock, func() { <-late }) // Hold's goroutine is scheduled late
-	held := lock.Hold(r)
-	close(release)
-	_, err := r.Wait()
-	require.NoError(t, err)
+	held, goOn := holdScheduledLate(t, lock, r, release)
 	require.NoError(t, lock.Unlock(ctx), "the host's Unlock once the run has ended")
 	goOn()
 	require.NoError(t, receive(t, ctx, held), "the run was under the lock to its end")
@@ -45,21 +37,14 @@ func TestHoldAfterAnUnlockAtTheRunsEnd(t *testing.T) {
 func TestHoldAfterAFailedUnlockAtTheRunsEnd(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg, ctx, key, lock, r, release := heldRun(t)
-	late := make(chan struct{})
-	goOn := sync.OnceFunc(func() { close(late) })
-	t.Cleanup(goOn)                                // a test that failed early
-	pgstore.BeforeRelease(lock, func() { <-late }) // Hold's goroutine is scheduled late
-	held := lock.Hold(r)
-	close(release)
-	_, err := r.Wait()
-	require.NoError(t, err)
+	held, goOn := holdScheduledLate(t, lock, r, release)
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	unlockErr := lock.Unlock(done)
 	require.ErrorIs(t, unlockErr, context.Canceled, "the host's Unlock with a done ctx")
 	require.NotErrorIs(t, unlockErr, pgstore.ErrLockLost)
 	goOn()
-	err = receive(t, ctx, held)
+	err := receive(t, ctx, held)
 	require.ErrorIs(t, err, context.Canceled, "the host's Unlock failed: the server may not have freed the lock yet")
 	assert.Equal(t, unlockErr.Error(), err.Error())
 	// The server frees the lock once it sees the connection closed.
