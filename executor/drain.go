@@ -20,8 +20,9 @@ var ErrDrained = errors.New("executor: drained")
 // no node starts (no generator call, nor a bulk call, nor the retry of a
 // node whose attempt failed, which would be a new paid call), while the
 // calls under way end as they would have, their outputs checked, stored
-// and committed (a Put that failed is tried again, as usual: the output
-// is paid for), their failures retried by none. The run then ends as
+// and committed (a Put or a commit that failed beyond Options.StoreRetry
+// is tried again, as the node's next attempt: the output is paid for),
+// their failures retried by none. The run then ends as
 // cancelled, with cause, as if [Run.CancelCause] had cancelled it then:
 // its error wraps [ErrCancelled] and cause (ErrDrained for a nil cause),
 // its record's Error says cause, and its Record.CancelledBy is the
@@ -37,7 +38,11 @@ var ErrDrained = errors.New("executor: drained")
 //
 // A node waiting for room under Options.Limits, for a start under
 // Options.Rates, or out its retry's backoff, has no call under way: a
-// run with no call under way ends at once. Drain does not wait; see
+// run with no call under way ends at once. A node waiting out the
+// backoff before it puts or commits again an output already made does
+// so at once, as at a cancel, rather than after the rest of its backoff;
+// an output whose Put then fails again is dropped, and its node
+// cancelled. Drain does not wait; see
 // [Run.Wait] and [Run.Done]. A cancel (Run.Cancel, Run.CancelCause, the
 // run's context) before the calls under way have ended cuts the drain
 // short, as it would cut the run: the calls are cancelled, and the
@@ -208,7 +213,8 @@ func (r *run) endDrain() {
 
 // noRetry reports whether j's node, whose attempt failed and whose
 // policy allows another, is not retried as the run is drained: a retry is
-// a new call. The Put of an output already made is retried all the same.
+// a new call. The Put of an output already made is retried all the same,
+// at once (see drainedAfter).
 func (r *run) noRetry(j *job) bool {
 	return j.unput == nil && r.dctx.Err() != nil
 }
@@ -223,16 +229,6 @@ func (r *run) drainedRetry(err, prev error) error {
 		return prev
 	}
 	return err
-}
-
-// backoffCtx is the context that ends j's node's backoff before its next
-// attempt: a drain ends it too, unless that attempt is the Put of an
-// output already made (see noRetry).
-func (r *run) backoffCtx(j *job) context.Context {
-	if j.unput != nil {
-		return r.ctx
-	}
-	return r.dctx
 }
 
 // haltCause is the cause of the run's cancel, or else of its drain, made

@@ -36,8 +36,9 @@ func (f *drainPuts) Put(ctx context.Context, key string, a executor.Asset) (stri
 }
 
 // A drain keeps an output made during it whose Put failed beyond the
-// store's retries: its node's next attempt, after its backoff, puts it
-// again, without a generator call, and the run then ends, drained.
+// store's retries: its node's next attempt, at once (the drain cuts its
+// backoff short), puts it again, without a generator call, and the run
+// then ends, drained.
 func TestDrainPutsAgainAnOutputMade(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)

@@ -541,7 +541,7 @@ func (r *run) runOne(gen Generator, j *job, wg *sync.WaitGroup, then func(result
 // tryFrom makes attempts from number next on, with j's generator, until
 // one succeeds, the policy gives up, or the run is cancelled (or drained:
 // no attempt is made after a drain but the Put of an output already
-// made, see noRetry). prev is the
+// made, at once, see noRetry and drainedAfter). prev is the
 // error of attempt next-1, or nil for the first. An attempt reads the
 // node's inputs first, until a read succeeds (see unread).
 // It reports false when this goroutine was abandoned by a hung generator;
@@ -573,12 +573,12 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 				r.retryingEvent(j, next, prev,
 					fmt.Sprintf("attempt %d of %d in %v", next, j.ko.Retry.MaxAttempts, wait))
 			}
-			slept := sleep(r.backoffCtx(j), wait)
+			slept := sleep(r.dctx, wait)
 			if r.callAt != nil {
 				r.backoffs.Add(-1)
 			}
 			if !slept && r.ctx.Err() == nil { // drained: no new call
-				return r.newResult(j, cancelled, made, prev), true
+				return r.drainedAfter(j, made, prev), true
 			}
 			if !slept {
 				return r.cancelledAfter(j, made, r.cause()), true
@@ -727,6 +727,25 @@ func (r *run) cancelledAfter(j *job, made int, err error) result {
 	return r.newResult(j, cancelled, made, err)
 }
 
+// drainedAfter is the result of j's node when the run is drained during
+// its backoff, after made attempts, the last with err: no call is made
+// again, but an output made and paid for whose Put kept failing is put
+// at once, as the node's next attempt, as a cancel does (see
+// cancelledAfter), rather than after the rest of the backoff, as the
+// drain waits for no node that has no call under way. If that Put fails
+// too, the output is dropped and the node is cancelled, with that Put's
+// error.
+func (r *run) drainedAfter(j *job, made int, err error) result {
+	if j.unput != nil && made < j.ko.Retry.MaxAttempts {
+		res, perr := r.store(j, *j.unput, made+1)
+		if perr == nil {
+			return res
+		}
+		made, err = made+1, perr // the Put counts as an attempt
+	}
+	return r.newResult(j, cancelled, made, err)
+}
+
 // check runs the kind's validator, if any, on an output: a refusal is an
 // error wrapping [ErrInvalidOutput], a panic a *PanicError. The caller
 // runs it within the attempt's call (see watch), so that a validator that
@@ -764,7 +783,8 @@ func (r *run) accept(j *job, a Asset, attempt int) (result, error) {
 // interrupt its upload (its commit neither); StoreTimeout bounds both. A
 // failed Put is tried again, not the generator, and once those calls are
 // used up the node's next attempt puts the asset again, or, if the run is
-// cancelled first, its cancel (see cancelledAfter).
+// cancelled or drained first, its cancel or drain, at once (see
+// cancelledAfter and drainedAfter).
 func (r *run) store(j *job, a Asset, attempt int) (result, error) {
 	key := r.key + "/" + j.id + "/" + a.Hash
 	ref, err := r.e.opts.Assets.Put(r.bg, key, a)

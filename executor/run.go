@@ -1544,8 +1544,8 @@ func (r *run) commit(batch []result, now time.Time) time.Time {
 // were, for the next reload to tell: the states' Attempts are left as
 // they were, and a result without an attempt left rides along too. It
 // returns the wait before the commit, the
-// longest backoff of those nodes (ended early by a cancel of the run,
-// after which the commits are bounded by r.bg alone), and false when no
+// longest backoff of those nodes (ended early by a cancel or a drain of
+// the run, after which the commits are bounded by r.bg alone), and false when no
 // result of batch has an attempt left: the caller then fails them all.
 func (r *run) nextCommitAttempt(batch []result, err error, unsure bool) (time.Duration, bool) {
 	var wait time.Duration
@@ -1614,7 +1614,9 @@ func (r *run) nextCommitAttempt(batch []result, err error, unsure bool) (time.Du
 }
 
 // awaitRecommit waits out the backoff of a re-commit (see
-// nextCommitAttempt): until wait has passed, or the run is cancelled.
+// nextCommitAttempt): until wait has passed, or the run is cancelled or
+// drained (a drain waits for no node that has no call under way: the
+// output is committed again at once, as at a cancel).
 // Meanwhile the results that the run's other nodes queue are committed
 // and settled as they come, on their own, so that one node's backoff (up
 // to its kind's MaxInterval) does not hold the commits of the others,
@@ -1628,7 +1630,7 @@ func (r *run) awaitRecommit(wait time.Duration, unsure bool) {
 	alone := unsure || r.nested
 	r.mu.Unlock()
 	if alone {
-		sleep(r.ctx, wait)
+		sleep(r.dctx, wait)
 		return
 	}
 	t := time.NewTimer(wait)
@@ -1639,7 +1641,7 @@ func (r *run) awaitRecommit(wait time.Duration, unsure bool) {
 		select {
 		case <-t.C:
 			return // whatever queued waits: results that keep coming must not hold the re-commit
-		case <-r.ctx.Done():
+		case <-r.dctx.Done():
 			return
 		default:
 		}
@@ -1650,7 +1652,7 @@ func (r *run) awaitRecommit(wait time.Duration, unsure bool) {
 			select {
 			case <-t.C:
 				ended = true
-			case <-r.ctx.Done():
+			case <-r.dctx.Done():
 				ended = true
 			case <-r.arrived:
 			}
