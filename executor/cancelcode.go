@@ -83,7 +83,9 @@ type CancelCoder interface {
 // own shutdown cancelled, and resumes them, apart from those that a user
 // cancelled. The error's text is cause's, and it wraps cause, so that the
 // run's error and Record.Error are what they would be for cause alone; a
-// nil cause is [ErrCancelled].
+// nil cause is [ErrCancelled], and the error's text then names code
+// (`executor: cancelled (code "shutdown")`), as does a cancelled run's
+// error: a host's log of the cause reads as a stop, not a failure.
 //
 // code must be what [CheckCancelCode] takes. CancelCode does not check
 // it, so as to never lose a cancel: a run cancelled with a code that
@@ -108,7 +110,16 @@ type codedError struct {
 	err  error
 }
 
-func (e *codedError) Error() string      { return e.err.Error() }
+// Error is the cause's text, or, for ErrCancelled (a nil cause), one
+// that names the code: ErrCancelled's own says that a run was cancelled,
+// which a host's log of a shutdown's cause (not a run's) misreads.
+func (e *codedError) Error() string {
+	if e.err == ErrCancelled {
+		return fmt.Sprintf("executor: cancelled (code %q)", e.code)
+	}
+	return e.err.Error()
+}
+
 func (e *codedError) Unwrap() error      { return e.err }
 func (e *codedError) CancelCode() string { return e.code }
 
