@@ -431,6 +431,16 @@
 //     after its own TCP keepalives for a host that vanished
 //     (tcp_keepalives_idle, tcp_keepalives_interval and
 //     tcp_keepalives_count; a minute or two is a sensible bound).
+//   - Re-take. Hold cancels its run as soon as the lock's session ends,
+//     even in a restart or failover that the executor's
+//     Options.StoreRetry rides out. [GraphLock.HoldFor] with a
+//     [HoldOptions].Retake (about StoreRetry) takes the key's lock again
+//     on a new connection, within Retake, and the run goes on; it
+//     cancels with [CancelledByLockLost] if another session took the key
+//     meanwhile, or Retake passes. In the window between the two
+//     sessions another process's recovery may resume the run, whose
+//     calls are then paid twice (the commits' compare-and-swap keeps the
+//     state right): see HoldFor.
 //     statement_timeout, lock_timeout and idle_session_timeout may be set
 //     for the store's role or pool: LockGraph and TryLockGraph turn them
 //     off on the lock's connection, so that its ctx alone bounds its wait

@@ -54,3 +54,35 @@ func ExampleGraphLock_Hold() {
 	}
 	http.HandleFunc("POST /lectures/42/runs", start)
 }
+
+// ExampleGraphLock_HoldFor holds a run's lock so that a Postgres restart
+// or failover, which the executor's Options.StoreRetry rides out, does
+// not cancel the run: once the lock's session ends, the lock is taken
+// again on a new session within Retake, and the run goes on. It is
+// cancelled with lock-lost only if another process took the key
+// meanwhile, or Retake passes. It needs a Postgres server, so it has no
+// Output and is only compiled.
+func ExampleGraphLock_HoldFor() {
+	var store *pgstore.Store    // from pgstore.New
+	var e *executor.Executor    // from executor.New, on store, with StoreRetry: 30 * time.Second
+	var req executor.RunRequest // the run of "lecture-42"
+	ctx := context.Background()
+	lock, err := store.LockGraph(ctx, req.GraphKey)
+	if err != nil {
+		log.Fatal(err)
+	}
+	run, err := e.Start(ctx, req)
+	if err != nil {
+		uctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = lock.Unlock(uctx)
+		log.Fatal(err)
+	}
+	held := lock.HoldFor(run, pgstore.HoldOptions{Retake: 30 * time.Second})
+	if _, err := run.Wait(); err != nil {
+		log.Print(err) // errors.Is(err, pgstore.ErrLockLost): the re-take failed
+	}
+	if err := <-held; err != nil {
+		log.Print(err) // ErrLockLost: the run may have overlapped another process's
+	}
+}

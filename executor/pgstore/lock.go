@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -230,7 +231,7 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		}
 		conn = pc.Hijack()
 	}
-	l := &GraphLock{schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{}),
+	l := &GraphLock{s: s, schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{}),
 		unlockTimeout: unlockTimeout}
 	l.watch()
 	return l, nil
@@ -252,11 +253,18 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 // Unlock in every case, or have [GraphLock.Hold] call it when the run
 // under the lock ends.
 type GraphLock struct {
+	s                *Store // whose pool a re-take (HoldFor) takes its connection from
 	schema, graphKey string
 	key              int64
-	conn             *pgx.Conn
-	pid              int32         // the server session that took the lock
-	unlockTimeout    time.Duration // bounds Hold's Unlock: unlockTimeout, but in tests
+	// conn and pid are the lock's connection and the server session that
+	// took the lock; a re-take (see HoldFor) replaces both, in the
+	// watcher, under swapMu: pause reads conn under swapMu, and the
+	// others once the watcher has returned.
+	conn          *pgx.Conn
+	pid           int32
+	swapMu        sync.Mutex
+	stopWatch     context.CancelFunc // ends the watcher's re-take; set by watch
+	unlockTimeout time.Duration      // bounds Hold's Unlock: unlockTimeout, but in tests
 
 	lost     chan struct{} // closed by lose
 	lostOnce sync.Once
@@ -288,15 +296,20 @@ type GraphLock struct {
 
 	beforeRelease func() // called by Hold's goroutine before it unlocks, in tests
 	afterClaim    func() // called by Hold once it holds the lock for its run, in tests
+	// retaking is, while the watcher re-takes the lock (see HoldFor), a
+	// channel closed once it has ended; Check waits for it.
+	retaking atomic.Pointer[chan struct{}]
 	// watcherSaw is called by the watcher once its read has found the
 	// connection ended, before it records the loss, in tests.
 	watcherSaw atomic.Pointer[func()]
 }
 
-// holding is a run that Hold holds a lock for, and its ID.
+// holding is a run that Hold holds a lock for, its ID, and the options
+// of HoldFor.
 type holding struct {
-	id  string
-	run *executor.Run
+	id   string
+	run  *executor.Run
+	opts HoldOptions
 }
 
 // GraphKey returns the graph key that the lock is of.
@@ -310,6 +323,10 @@ func (l *GraphLock) GraphKey() string { return l.graphKey }
 // run then, as the run's results may now race another process's:
 // [GraphLock.Guard] and [GraphLock.Hold] do it. An Unlock that frees the lock does not
 // close it; one that finds it lost already does, as Check would have.
+// Under [GraphLock.HoldFor] with a HoldOptions.Retake, a session's end
+// that the lock's goroutine finds while the held run goes on closes it
+// only once the lock's re-take has failed; a re-taken lock is held, and
+// Lost stays open.
 func (l *GraphLock) Lost() <-chan struct{} { return l.lost }
 
 // Guard cancels run if the lock is found lost (Lost is closed) before the
@@ -380,6 +397,12 @@ func (l *GraphLock) Guard(run *executor.Run) {
 // that it ended, for generators that ignore their context (see
 // executor.Run.Done).
 //
+// Hold cancels the run as soon as the lock's session ends, whatever
+// ended it: a Postgres restart or failover that the executor's
+// Options.StoreRetry rides out still cuts the run's calls under way.
+// [GraphLock.HoldFor] with a HoldOptions.Retake takes the key's lock
+// again on a new session first, and cancels only if that fails.
+//
 // A lock is held for one run. A second Hold, of any run, is refused:
 // its channel receives a [*HoldError] at once, and is closed, and it
 // neither guards its run nor unlocks anything; the first Hold goes on. A
@@ -394,6 +417,12 @@ func (l *GraphLock) Hold(run *executor.Run) <-chan error {
 // hold is Hold, whose Unlock gets ctx's values (without its
 // cancellation), as ResumeLeftRunning's did before Hold.
 func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
+	return l.holdFor(ctx, run, HoldOptions{})
+}
+
+// holdFor is HoldFor, whose Unlock gets ctx's values (without its
+// cancellation).
+func (l *GraphLock) holdFor(ctx context.Context, run *executor.Run, opts HoldOptions) <-chan error {
 	if run == nil {
 		panic("pgstore: GraphLock.Hold with a nil run")
 	}
@@ -403,6 +432,12 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 		close(out)
 		return out
 	}
+	if opts.Retake < 0 {
+		return refuse(&HoldOptionsError{Field: "Retake", Value: opts.Retake.String()})
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	if h := l.held.Load(); h != nil {
 		return refuse(&HoldError{GraphKey: l.graphKey, RunID: h.id})
 	}
@@ -411,7 +446,7 @@ func (l *GraphLock) hold(ctx context.Context, run *executor.Run) <-chan error {
 			ErrLockLost, quote(l.graphKey), l.schema, quote(run.ID())))
 	}
 	id := run.ID()
-	if !l.held.CompareAndSwap(nil, &holding{id: id, run: run}) { // another Hold in between
+	if !l.held.CompareAndSwap(nil, &holding{id: id, run: run, opts: opts}) { // another Hold in between
 		return refuse(&HoldError{GraphKey: l.graphKey, RunID: l.held.Load().id})
 	}
 	if l.afterClaim != nil {
@@ -503,8 +538,11 @@ func (l *GraphLock) watch() {
 	late := l.heldAfterEnd
 	done := make(chan struct{})
 	l.watching = done
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stopWatch = cancel
 	go func() {
 		defer close(done)
+		defer cancel()
 		for {
 			// Nothing arrives on an idle session but an error (or a
 			// notification, which the lock ignores); a failed read
@@ -523,8 +561,23 @@ func (l *GraphLock) watch() {
 				return
 			}
 			if err != nil {
+				h := l.held.Load()
+				var retaken chan struct{} // closed once the re-take has ended
+				if h != nil && h.opts.Retake > 0 && !l.runEnded() {
+					retaken = make(chan struct{})
+					l.retaking.Store(&retaken)
+				}
 				if f := l.watcherSaw.Load(); f != nil {
 					(*f)()
+				}
+				if retaken != nil {
+					ok := l.retake(ctx, h, err)
+					l.retaking.Store(nil)
+					close(retaken)
+					if ok {
+						continue // on the new connection
+					}
+					return // lost, or stopped by pause
 				}
 				// The server's message may have been sent during the
 				// run, and read as the run ended (or after): the loss
@@ -543,8 +596,11 @@ func (l *GraphLock) watch() {
 // read, which pgx then ends with a timeout that keeps the connection (as
 // its own DeadlineContextWatcherHandler does). The caller holds mu.
 func (l *GraphLock) pause() {
+	l.swapMu.Lock()
 	l.stopping.Store(true)
+	l.stopWatch() // a re-take under way gives up
 	nc := l.conn.PgConn().Conn()
+	l.swapMu.Unlock()
 	_ = nc.SetReadDeadline(time.Unix(1, 0)) // an error: the connection is closed, and the watcher returns
 	<-l.watching
 	_ = nc.SetReadDeadline(time.Time{})
@@ -597,7 +653,11 @@ func (l *GraphLock) lostError() error {
 // another server session than the one that took it (a pooler such as
 // PgBouncer in transaction mode, under which session locks do not
 // work). After Unlock it returns an error wrapping ErrLockLost too. It
-// costs one round trip. A ctx done before the call gives ctx.Err() and
+// costs one round trip. While the lock is being re-taken after its
+// session ended (see [GraphLock.HoldFor]), Check first waits for the
+// re-take's outcome, within ctx: the new session's lock is then checked,
+// or the re-take's failure returned; a ctx that ends first ends the
+// re-take, and the lock is lost, as below. A ctx done before the call gives ctx.Err() and
 // changes nothing; one that ends during the check interrupts it, which
 // closes the connection (pgx closes a connection whose statement it
 // interrupts) and so frees the lock: the error then wraps both ctx.Err()
@@ -614,11 +674,26 @@ func (l *GraphLock) Check(ctx context.Context) error {
 	if err := l.lostError(); err != nil {
 		return err
 	}
+	if r := l.retaking.Load(); r != nil {
+		// A re-take under way (see HoldFor): its outcome is the answer,
+		// unless ctx ends first, and pause then ends it.
+		select {
+		case <-*r:
+		case <-ctx.Done():
+		}
+		if err := l.lostError(); err != nil {
+			return err
+		}
+	}
 	l.pause()
 	if l.conn.IsClosed() {
 		// The watcher's read found the connection ended as pause
-		// stopped it.
-		l.lose(l.closedCause("Check"), l.foundLate(l.readErr))
+		// stopped it (or it ended a re-take under way as ctx ended).
+		cause := l.closedCause("Check")
+		if ctx.Err() != nil {
+			cause = fmt.Errorf("%w: %w", ctx.Err(), cause)
+		}
+		l.lose(cause, ctx.Err() == nil && l.foundLate(l.readErr))
 		return l.lostErr
 	}
 	// Noted before the query is sent: a lock found held then was held
