@@ -344,7 +344,15 @@ func TestScaleManyClientsOneRun(t *testing.T) {
 	live := delta(before, rig.commandStats(t))
 	t.Logf("Redis commands while %d clients followed %d events live: %v", clients, events-10, live)
 	assert.LessOrEqual(t, live["xread"], 2*(events-10)+10, "XREADs: one shared reader for the run, not one per client")
-	assert.Zero(t, live["xrange"], "XRANGEs: no client fell behind the shared reader's window")
+	// INFO commandstats counts the commands that a script calls too:
+	// each Publish call without the run's final event sets IdleTTL with
+	// an EVAL whose script reads the stream with one XRANGE (and sets
+	// PEXPIRE). The Buffered sink makes a call of each batch, and splits
+	// the events into more than one batch when its flush runs while they
+	// are still being published (under -race, say): those XRANGEs are the
+	// writer's, not a reader's.
+	readerRanges := live["xrange"] - live["eval"]
+	assert.Zero(t, readerRanges, "XRANGEs: no client fell behind the shared reader's window")
 	rig.released(t, goroutines)
 }
 
