@@ -440,7 +440,8 @@
 //     meanwhile, or Retake passes. In the window between the two
 //     sessions another process's recovery may resume the run, whose
 //     calls are then paid twice (the commits' compare-and-swap keeps the
-//     state right): see HoldFor.
+//     state right): see HoldFor. [MaintainOptions].Retake does the same
+//     for the runs that [Store.Maintain]'s passes resume.
 //     statement_timeout, lock_timeout and idle_session_timeout may be set
 //     for the store's role or pool: LockGraph and TryLockGraph turn them
 //     off on the lock's connection, so that its ctx alone bounds its wait
@@ -518,7 +519,7 @@
 // and the runs its passes resumed (cancelled by ctx's end) have ended and
 // their keys are unlocked: no goroutine of it outlives it. Bad arguments
 // or options are refused before any pass with a [*MaintainOptionsError],
-// which wraps executor.ErrInvalidRequest: a negative Every or PruneEvery,
+// which wraps executor.ErrInvalidRequest: a negative Every, PruneEvery or Retake,
 // a Retain below [MinRetain] (a minute) but 0, Pruners or PruneEvery
 // without Retain, a code that ResumeCancelled refuses.
 //
@@ -527,7 +528,11 @@
 // under their keys' locks (see Locking a graph key), as the passes of a
 // process skip its own runs and those of every live process only by
 // their locks. Each run resumed holds its key's lock, a connection, until
-// it ends (see Sizing connections).
+// it ends (see Sizing connections): as [GraphLock.Hold] holds it, so that
+// its session's end (a Postgres restart or failover) cancels the run with
+// [CancelledByLockLost] at once, for a next pass to resume; with
+// [MaintainOptions].Retake, as [GraphLock.HoldFor] with that Retake,
+// which takes the lock again on a new session and lets the run go on.
 //
 // # Errors
 //

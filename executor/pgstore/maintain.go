@@ -102,6 +102,17 @@ type MaintainOptions struct {
 	// must be non-nil; set only with Retain. A Pruner's panic is its
 	// error, an *executor.PanicError (In "Pruner"). Default: none.
 	Pruners []Pruner
+	// Retake is given, as HoldOptions.Retake, to the hold of each run
+	// that a pass resumes ([GraphLock.HoldFor]): a run whose lock's
+	// session ends while it goes on (a Postgres restart, a failover, a
+	// cut connection) has its key's lock taken again on a new session
+	// for up to Retake, and goes on, rather than being cancelled at once
+	// with [CancelledByLockLost]; see HoldFor for the window in which
+	// another process may resume it too. Set it to about the executor's
+	// Options.StoreRetry. Logger gets HoldFor's warnings. Default: 0, no
+	// re-take, as [Store.ResumeLeftRunning] and [Store.ResumeCancelled]
+	// hold their runs. A negative Retake is refused.
+	Retake time.Duration
 	// Logger gets a warning for each pass's error and for each run that a
 	// pass could not resume, an info line for each run resumed and each
 	// pass that pruned something, and debug lines for the rest. Default:
@@ -197,6 +208,8 @@ func (o MaintainOptions) check() (MaintainOptions, error) {
 		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run", ErrInvalidAge)
 	case o.Retain > 0 && o.Retain < MinRetain:
 		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run (PruneAssets deletes what older runs may read)", nil)
+	case o.Retake < 0:
+		return o, bad("Retake", o.Retake, "0 (no re-take), or a positive duration, such as 30s", nil)
 	case o.PruneEvery < 0:
 		return o, bad("PruneEvery", o.PruneEvery, "a positive interval, such as 1h, or 0 for the default, 1h", nil)
 	case o.PruneEvery > 0 && o.Retain == 0:
@@ -341,13 +354,14 @@ func (m *maintainer) pass(ctx context.Context) {
 	}
 	func() { // the steps, until ctx ends
 		var err error
-		p.LeftRunning, err = m.s.ResumeLeftRunning(ctx, m.e, m.graphOf, m.o.Resume)
+		hold := HoldOptions{Retake: m.o.Retake, Logger: m.o.Logger}
+		p.LeftRunning, err = m.s.resumeLeftRunning(ctx, m.e, m.graphOf, m.o.Resume, hold)
 		m.resumed(ctx, "left running", p.LeftRunning)
 		if !step(err) {
 			return
 		}
 		if len(m.o.ResumeCodes) > 0 {
-			p.Cancelled, err = m.s.ResumeCancelled(ctx, m.e, m.graphOf, m.o.Resume, m.o.ResumeCodes...)
+			p.Cancelled, err = m.s.resumeCancelled(ctx, m.e, m.graphOf, m.o.Resume, hold, m.o.ResumeCodes...)
 			m.resumed(ctx, "cancelled", p.Cancelled)
 			if !step(err) {
 				return

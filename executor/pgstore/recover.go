@@ -81,7 +81,9 @@ type Recovery struct {
 	Outcome RecoveryOutcome
 	// Run is the run that resumes it, for Resumed; nil otherwise. The
 	// key's lock is held for it ([GraphLock.Hold]: it is cancelled if the
-	// lock is lost), and unlocked once it has ended.
+	// lock is lost; under [Store.Maintain] with [MaintainOptions].Retake,
+	// [GraphLock.HoldFor], which first takes a lost lock again), and
+	// unlocked once it has ended.
 	Run *executor.Run
 	// Err says why the run was not resumed, for NotResumed; nil
 	// otherwise.
@@ -217,6 +219,13 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // lock's connection in any case, and the server frees the lock.
 func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions) ([]Recovery, error) {
+	return s.resumeLeftRunning(ctx, e, graphOf, opts, HoldOptions{})
+}
+
+// resumeLeftRunning is ResumeLeftRunning, whose resumed runs are held
+// with hold (see GraphLock.HoldFor), as Maintain's passes ask.
+func (s *Store) resumeLeftRunning(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, hold HoldOptions) ([]Recovery, error) {
 	running := func() ([]executor.Record, error) { return s.RunsByStatus(ctx, executor.RunRunning) }
 	still := func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error) {
 		if rec.Status != executor.RunRunning {
@@ -225,7 +234,7 @@ func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 		return 0, nil
 	}
 	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: "the runs left running", call: "ResumeLeftRunning",
-		list: running, still: still})
+		list: running, still: still, hold: hold})
 }
 
 // resumeJob is what [Store.ResumeLeftRunning] or [Store.ResumeCancelled]
@@ -234,12 +243,14 @@ func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 // run's record read again under its key's lock, says whether to resume
 // it (0), or skip it (the outcome), or returns an error (NotResumed); and
 // goneSkips says that a run that Resume refuses as its graph is no longer
-// the key's is [SkippedGraphReplaced], not NotResumed.
+// the key's is [SkippedGraphReplaced], not NotResumed; hold is how each
+// resumed run's lock is held (see GraphLock.HoldFor).
 type resumeJob struct {
 	what, call string
 	list       func() ([]executor.Record, error)
 	still      func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error)
 	goneSkips  bool
+	hold       HoldOptions
 }
 
 // resumeAll is the work of ResumeLeftRunning and ResumeCancelled: each
@@ -344,7 +355,7 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 		return notResumed(err)
 	}
 	resumed = true
-	held := lock.hold(ctx, run)
+	held := lock.holdFor(ctx, run, job.hold)
 	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
 }
 
@@ -464,6 +475,14 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // anything is done. They are compared exactly.
 func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, codes ...string) ([]Recovery, error) {
+	return s.resumeCancelled(ctx, e, graphOf, opts, HoldOptions{}, codes...)
+}
+
+// resumeCancelled is ResumeCancelled, whose resumed runs are held with
+// hold (see GraphLock.HoldFor), as Maintain's passes ask.
+func (s *Store) resumeCancelled(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, hold HoldOptions,
+	codes ...string) ([]Recovery, error) {
 	const what = "the cancelled runs"
 	if len(codes) == 0 {
 		return nil, fmt.Errorf("%w: pgstore: resume %s: no cancel code given: name the codes of the cancels to resume, such as the host's shutdown code and pgstore.CancelledByLockLost",
@@ -565,5 +584,5 @@ func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 		}
 		return 0, nil
 	}
-	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still, goneSkips: true})
+	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still, goneSkips: true, hold: hold})
 }
