@@ -114,7 +114,8 @@ func (l *GraphLock) HoldFor(run *executor.Run, opts HoldOptions) <-chan error {
 
 // retake is the watcher's re-take of the lock for held run h, once its
 // read found the session ended with cause (see HoldFor). It returns true
-// with the lock held by a new connection, which the watcher then reads;
+// with the lock held by a new connection, which the watcher then reads
+// (the ended one closed);
 // false once it has recorded the loss, or, stopped by pause (ctx ends),
 // with readErr set to cause for pause's caller, the old connection
 // closed.
@@ -141,8 +142,12 @@ func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
 				l.readErr = cause
 				return false
 			}
+			old := l.conn
 			l.conn, l.pid = conn, pid
 			l.swapMu.Unlock()
+			// A read that timed out (TCP keepalives giving up on a dead
+			// network) left it open, which the server's end closes.
+			closeConn(ctx, old)
 			log.Warn("pgstore: graph lock re-taken on a new session after its session ended; "+
 				"the run goes on, and another process may have resumed it meanwhile",
 				"ended_pid", ended, "pid", pid, "tries", tries, "cause", cause)
