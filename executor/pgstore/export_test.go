@@ -89,3 +89,7 @@ func WatcherSaw(l *GraphLock, f func()) { l.watcherSaw.Store(&f) }
 // RunsCancelledSQL returns the statement of RunsByStatus(RunCancelled) in
 // schema.
 func RunsCancelledSQL(schema string) string { return newQueries(schema).runsCancelled }
+
+// CheckWaits has l's Check call f once it waits for a re-take under way
+// (see HoldFor), without the lock's mutex.
+func CheckWaits(l *GraphLock, f func()) { l.checkWaits.Store(&f) }

@@ -299,6 +299,9 @@ type GraphLock struct {
 	// retaking is, while the watcher re-takes the lock (see HoldFor), a
 	// channel closed once it has ended; Check waits for it.
 	retaking atomic.Pointer[chan struct{}]
+	// checkWaits is called by Check once it waits for a re-take, in
+	// tests.
+	checkWaits atomic.Pointer[func()]
 	// watcherSaw is called by the watcher once its read has found the
 	// connection ended, before it records the loss, in tests.
 	watcherSaw atomic.Pointer[func()]
@@ -657,7 +660,8 @@ func (l *GraphLock) lostError() error {
 // session ended (see [GraphLock.HoldFor]), Check first waits for the
 // re-take's outcome, within ctx: the new session's lock is then checked,
 // or the re-take's failure returned; a ctx that ends first ends the
-// re-take, and the lock is lost, as below. A ctx done before the call gives ctx.Err() and
+// re-take, and the lock is lost, as below; an Unlock meanwhile ends it
+// too, and Check then returns an error wrapping ErrLockLost. A ctx done before the call gives ctx.Err() and
 // changes nothing; one that ends during the check interrupts it, which
 // closes the connection (pgx closes a connection whose statement it
 // interrupts) and so frees the lock: the error then wraps both ctx.Err()
@@ -674,15 +678,28 @@ func (l *GraphLock) Check(ctx context.Context) error {
 	if err := l.lostError(); err != nil {
 		return err
 	}
-	if r := l.retaking.Load(); r != nil {
+	for r := l.retaking.Load(); r != nil; r = l.retaking.Load() {
 		// A re-take under way (see HoldFor): its outcome is the answer,
-		// unless ctx ends first, and pause then ends it.
+		// unless ctx ends first, and pause then ends it. It is waited
+		// for without mu, so that an Unlock meanwhile (the host's, or
+		// Hold's at the run's end) ends it at once.
+		l.mu.Unlock()
+		if f := l.checkWaits.Load(); f != nil {
+			(*f)()
+		}
 		select {
 		case <-*r:
 		case <-ctx.Done():
 		}
+		l.mu.Lock()
+		if l.unlocked.Load() {
+			return fmt.Errorf("%w: graph %s of schema %s was unlocked", ErrLockLost, quote(l.graphKey), l.schema)
+		}
 		if err := l.lostError(); err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	l.pause()
