@@ -93,3 +93,8 @@ func RunsCancelledSQL(schema string) string { return newQueries(schema).runsCanc
 // CheckWaits has l's Check call f once it waits for a re-take under way
 // (see HoldFor), without the lock's mutex.
 func CheckWaits(l *GraphLock, f func()) { l.checkWaits.Store(&f) }
+
+// SetSessionPID makes l take pid for the server session that took its
+// lock, as when the server gave the ended session's PID to a new one.
+// Call it from WatcherSaw's f, in the watcher.
+func SetSessionPID(l *GraphLock, pid int32) { l.pid = pid }

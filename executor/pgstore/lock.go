@@ -191,6 +191,7 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 	}
 	var conn *pgx.Conn
 	var pid int32
+	var started *time.Time
 	if wait {
 		// The wait may be long: the connection leaves the pool first.
 		conn = pc.Hijack()
@@ -200,7 +201,8 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		// the pool.
 		_, err = conn.Exec(ctx, `SELECT `+pgschema.Untimed("true", false))
 		if err == nil {
-			err = conn.QueryRow(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_lock($1)) AS l`, key).Scan(&pid)
+			err = conn.QueryRow(ctx, `SELECT pg_backend_pid(), `+sessionStart+` FROM (SELECT pg_advisory_lock($1)) AS l`,
+				key).Scan(&pid, &started)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -217,8 +219,8 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		var ok bool
 		// The timeouts go off only with the lock taken: a refused
 		// connection goes back to the pool as it was.
-		err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+pgschema.Untimed("l", false)+` FROM pg_try_advisory_lock($1) AS l`,
-			key).Scan(&ok, &pid, nil)
+		err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+sessionStart+`, `+pgschema.Untimed("l", false)+
+			` FROM pg_try_advisory_lock($1) AS l`, key).Scan(&ok, &pid, &started, nil)
 		if err != nil {
 			// Whatever the server did, the session ends with the
 			// connection, and holds nothing.
@@ -231,8 +233,8 @@ func (s *Store) lockGraph(ctx context.Context, graphKey string, wait bool) (*Gra
 		}
 		conn = pc.Hijack()
 	}
-	l := &GraphLock{s: s, schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, lost: make(chan struct{}),
-		unlockTimeout: unlockTimeout}
+	l := &GraphLock{s: s, schema: s.schema, graphKey: graphKey, key: key, conn: conn, pid: pid, started: started,
+		lost: make(chan struct{}), unlockTimeout: unlockTimeout}
 	l.watch()
 	return l, nil
 }
@@ -257,11 +259,15 @@ type GraphLock struct {
 	schema, graphKey string
 	key              int64
 	// conn and pid are the lock's connection and the server session that
-	// took the lock; a re-take (see HoldFor) replaces both, in the
+	// took the lock; a re-take (see HoldFor) replaces them and started, in the
 	// watcher, under swapMu: pause reads conn under swapMu, and the
 	// others once the watcher has returned.
-	conn          *pgx.Conn
-	pid           int32
+	conn *pgx.Conn
+	pid  int32
+	// started is when the session that took the lock started
+	// (pg_stat_activity's backend_start), or nil if unknown, which tells
+	// it from a later one given its PID; replaced with conn and pid.
+	started       *time.Time
 	swapMu        sync.Mutex
 	stopWatch     context.CancelFunc // ends the watcher's re-take; set by watch
 	unlockTimeout time.Duration      // bounds Hold's Unlock: unlockTimeout, but in tests

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,7 +75,9 @@ const (
 // ErrLockLost once the run has ended) when another session holds the
 // key (another process took it meanwhile, and may be resuming the run:
 // a try that finds the key held by the lock's own ended session, which
-// the server frees a moment after it ends it, tries again), when Retake
+// the server frees a moment after it ends it, tries again; that session
+// is told by its PID and its start, as the server gives an ended
+// session's PID to later ones), when Retake
 // passes without a try that succeeded, or when an [GraphLock.Unlock] of
 // the host's comes during it (it does not wait for it), or a
 // [GraphLock.Check] whose ctx ends before it does (Check waits for it
@@ -123,7 +124,7 @@ func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
 	log := h.opts.Logger.With("schema", l.schema, "graph_key", l.graphKey, "run_id", h.id)
 	ctx, cancel := context.WithTimeout(ctx, h.opts.Retake)
 	defer cancel()
-	ended := l.pid
+	ended, endedStart := l.pid, l.started
 	stopped := func() bool {
 		if l.stopping.Load() {
 			l.readErr = cause
@@ -133,7 +134,7 @@ func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
 	}
 	step := retakeStepMin
 	for tries := 1; ; tries++ {
-		conn, pid, err := l.s.tryTake(ctx, l.key, l.graphKey, ended)
+		conn, pid, started, err := l.s.tryTake(ctx, l.key, l.graphKey, ended, endedStart)
 		if err == nil {
 			l.swapMu.Lock()
 			if l.stopping.Load() {
@@ -143,7 +144,7 @@ func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
 				return false
 			}
 			old := l.conn
-			l.conn, l.pid = conn, pid
+			l.conn, l.pid, l.started = conn, pid, started
 			l.swapMu.Unlock()
 			// A read that timed out (TCP keepalives giving up on a dead
 			// network) left it open, which the server's end closes.
@@ -187,34 +188,45 @@ func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
 // ends it: the try is made again.
 var errEndedHolds = errors.New("the ended session still holds the lock")
 
+// sessionStart is the SQL of when the statement's session started
+// (pg_stat_activity's backend_start).
+const sessionStart = `(SELECT a.backend_start FROM pg_catalog.pg_stat_get_activity(pg_backend_pid()) AS a)`
+
 // tryTake takes the lock of key with pg_try_advisory_lock on a
 // connection of its own, from the pool, with its timeouts off, as
-// TryLockGraph does. A key held by another session than ended gives a
-// *LockedError; one held by ended alone (or freed during the try), an
-// error wrapping errEndedHolds.
-func (s *Store) tryTake(ctx context.Context, key int64, graphKey string, ended int32) (*pgx.Conn, int32, error) {
+// TryLockGraph does, and returns it with its session's PID and start. A
+// key held by another session than ended gives a *LockedError; one held
+// by ended alone (or freed during the try), an error wrapping
+// errEndedHolds. A holder with ended's PID is ended unless endedStart
+// and the holder's start are both known and differ: the server gives an
+// ended backend's PID to a later one.
+func (s *Store) tryTake(ctx context.Context, key int64, graphKey string, ended int32,
+	endedStart *time.Time) (*pgx.Conn, int32, *time.Time, error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	var ok bool
 	var pid int32
+	var started *time.Time
 	var holders []int32
-	err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+pgschema.Untimed("l", false)+`,
-	ARRAY(SELECT pid FROM pg_catalog.pg_locks WHERE NOT l AND locktype = 'advisory' AND granted AND objsubid = 1
-		AND database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-		AND ((classid::bigint << 32) | objid::bigint) = $1)
-FROM pg_try_advisory_lock($1) AS l`, key).Scan(&ok, &pid, nil, &holders)
+	err = pc.QueryRow(ctx, `SELECT l, pg_backend_pid(), `+sessionStart+`, `+pgschema.Untimed("l", false)+`,
+	ARRAY(SELECT k.pid FROM pg_catalog.pg_locks AS k WHERE NOT l AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+		AND k.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+		AND ((k.classid::bigint << 32) | k.objid::bigint) = $1
+		AND NOT (k.pid = $2 AND COALESCE((SELECT a.backend_start = $3
+			FROM pg_catalog.pg_stat_get_activity(k.pid) AS a), true)))
+FROM pg_try_advisory_lock($1) AS l`, key, ended, endedStart).Scan(&ok, &pid, &started, nil, &holders)
 	if err != nil {
 		closeConn(ctx, pc.Hijack())
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if !ok {
 		pc.Release()
-		if len(slices.DeleteFunc(holders, func(p int32) bool { return p == ended })) == 0 {
-			return nil, 0, fmt.Errorf("%w (server session %d)", errEndedHolds, ended)
+		if len(holders) == 0 {
+			return nil, 0, nil, fmt.Errorf("%w (server session %d)", errEndedHolds, ended)
 		}
-		return nil, 0, &LockedError{Schema: s.schema, GraphKey: graphKey}
+		return nil, 0, nil, &LockedError{Schema: s.schema, GraphKey: graphKey}
 	}
-	return pc.Hijack(), pid, nil
+	return pc.Hijack(), pid, started, nil
 }
