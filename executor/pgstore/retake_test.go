@@ -58,6 +58,38 @@ func retakeRun(t *testing.T, ctx context.Context, s, lockStore *pgstore.Store) (
 	return key, lock, r, p, release
 }
 
+// storeOn returns a store of pg's schema on a pool of its own, made
+// with cfg (pg's pool's, changed), closed when the test ends, and that
+// pool.
+func storeOn(t *testing.T, pg *testenv.Postgres, cfg *pgxpool.Config) (*pgstore.Store, *pgxpool.Pool) {
+	t.Helper()
+	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	s, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
+	require.NoError(t, err)
+	return s, pool
+}
+
+// retakeUnderWay holds lock for r with HoldFor and an hour's Retake,
+// takes pool's one connection (the lock's store's, given back when the
+// test ends) so that a re-take waits for it, calls end to end the lock's
+// session, and returns HoldFor's channel once the watcher has found the
+// end: the re-take is under way.
+func retakeUnderWay(t *testing.T, ctx context.Context, lock *pgstore.GraphLock, r *executor.Run,
+	pool *pgxpool.Pool, end func()) <-chan error {
+	t.Helper()
+	busy, err := pool.Acquire(ctx) // the pool's one connection: the re-take waits for it
+	require.NoError(t, err)
+	t.Cleanup(busy.Release)
+	saw := make(chan struct{})
+	pgstore.WatcherSaw(lock, func() { close(saw) })
+	held := lock.HoldFor(r, pgstore.HoldOptions{Retake: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	end()
+	<-saw
+	return held
+}
+
 // lockHolder returns the server session that holds the lock of key, or
 // 0.
 func lockHolder(t *testing.T, pool *pgxpool.Pool, key int64) int32 {
@@ -96,11 +128,7 @@ func TestHoldForRetakesTheLockOfAnEndedSession(t *testing.T) {
 		{"cut", func(t *testing.T) (*pgstore.Store, func(*testing.T, context.Context, string)) {
 			cfg := pg.Pool.Config()
 			proxy := testenv.CutPostgres(t, cfg)
-			pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-			require.NoError(t, err)
-			t.Cleanup(pool.Close)
-			ls, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-			require.NoError(t, err)
+			ls, _ := storeOn(t, pg, cfg)
 			return ls, func(*testing.T, context.Context, string) { proxy.Cut() }
 		}},
 	}
@@ -194,11 +222,7 @@ func TestHoldForRetakeThatOutlastsRetakeCancels(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
 	cfg := pg.Pool.Config()
 	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	ls, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-	require.NoError(t, err)
+	ls, pool := storeOn(t, pg, cfg)
 	key, lock, r, _, _ := retakeRun(t, ctx, s, ls)
 	busy, err := pool.Acquire(ctx) // the pool's one connection: the re-take waits for it
 	require.NoError(t, err)
@@ -247,11 +271,7 @@ func TestHoldForRetakeUnderWayEnds(t *testing.T) {
 	s, pg := newStore(t)
 	cfg := pg.Pool.Config()
 	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	ls, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-	require.NoError(t, err)
+	ls, pool := storeOn(t, pg, cfg)
 	for _, tc := range []struct {
 		name   string
 		by     func(t *testing.T, ctx context.Context, lock *pgstore.GraphLock, release chan struct{})
@@ -276,17 +296,9 @@ func TestHoldForRetakeUnderWayEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testenv.Context(t, 60*time.Second)
 			key, lock, r, _, release := retakeRun(t, ctx, s, ls)
-			busy, err := pool.Acquire(ctx) // the pool's one connection: the re-take waits for it
-			require.NoError(t, err)
-			defer busy.Release()
-			saw := make(chan struct{})
-			pgstore.WatcherSaw(lock, func() { close(saw) })
-			held := lock.HoldFor(r, pgstore.HoldOptions{Retake: time.Hour, Logger: slog.New(slog.DiscardHandler)})
-
-			endLockSession(t, ctx, pg, s, key)
-			<-saw
+			held := retakeUnderWay(t, ctx, lock, r, pool, func() { endLockSession(t, ctx, pg, s, key) })
 			tc.by(t, ctx, lock, release)
-			err = receive(t, ctx, held)
+			err := receive(t, ctx, held)
 			require.ErrorIs(t, err, pgstore.ErrLockLost, "Hold's error")
 			rep, _ := r.Wait()
 			assert.Equal(t, tc.status, rep.Record.Status)

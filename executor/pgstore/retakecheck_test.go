@@ -1,11 +1,9 @@
 package pgstore_test
 
 import (
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -25,24 +23,12 @@ func TestUnlockDuringACheckThatWaitsForARetake(t *testing.T) {
 	s, pg := newStore(t)
 	cfg := pg.Pool.Config()
 	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	ls, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-	require.NoError(t, err)
+	ls, pool := storeOn(t, pg, cfg)
 	ctx := testenv.Context(t, 60*time.Second)
 	key, lock, r, _, _ := retakeRun(t, ctx, s, ls)
-	busy, err := pool.Acquire(ctx) // the pool's one connection: the re-take waits for it
-	require.NoError(t, err)
-	defer busy.Release()
-	saw := make(chan struct{})
-	pgstore.WatcherSaw(lock, func() { close(saw) })
 	waiting := make(chan struct{})
 	pgstore.CheckWaits(lock, func() { close(waiting) })
-	held := lock.HoldFor(r, pgstore.HoldOptions{Retake: time.Hour, Logger: slog.New(slog.DiscardHandler)})
-
-	endLockSession(t, ctx, pg, s, key)
-	<-saw
+	held := retakeUnderWay(t, ctx, lock, r, pool, func() { endLockSession(t, ctx, pg, s, key) })
 	checked := make(chan error, 1)
 	go func() { checked <- lock.Check(ctx) }() // waits for the re-take, within ctx
 	<-waiting

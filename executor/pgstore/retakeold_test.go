@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,39 @@ func (c *notedConn) Close() error {
 	return c.Conn.Close()
 }
 
+// noteDials has cfg's pool dial notedConns, and returns the func that
+// lists those dialed so far.
+func noteDials(cfg *pgxpool.Config) (dialed func() []*notedConn) {
+	var mu sync.Mutex
+	var conns []*notedConn
+	dialer := &net.Dialer{}
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc := &notedConn{Conn: c}
+		mu.Lock()
+		defer mu.Unlock()
+		conns = append(conns, cc)
+		return cc, nil
+	}
+	return func() []*notedConn {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(conns)
+	}
+}
+
+// lockConn returns the one connection dialed so far, a lock's (see
+// noteDials).
+func lockConn(t *testing.T, dialed func() []*notedConn) *notedConn {
+	t.Helper()
+	conns := dialed()
+	require.Len(t, conns, 1, "the lock's connection")
+	return conns[0]
+}
+
 // A read of the lock's connection that times out (TCP keepalives or
 // TCP_USER_TIMEOUT giving up on a dead network: ETIMEDOUT, a net.Error
 // whose Timeout is true) leaves pgx's connection open, unlike the
@@ -40,31 +74,11 @@ func TestHoldForRetakeClosesTheEndedConnection(t *testing.T) {
 	t.Parallel() // its own schema
 	s, pg := newStore(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	var mu sync.Mutex
-	var dialed []*notedConn
 	cfg := pg.Pool.Config()
-	dialer := &net.Dialer{}
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		cc := &notedConn{Conn: c}
-		mu.Lock()
-		defer mu.Unlock()
-		dialed = append(dialed, cc)
-		return cc, nil
-	}
-	pool, err := pgxpool.NewWithConfig(t.Context(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	ls, err := pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
-	require.NoError(t, err)
+	dialed := noteDials(cfg)
+	ls, _ := storeOn(t, pg, cfg)
 	key, lock, r, _, release := retakeRun(t, ctx, s, ls)
-	mu.Lock()
-	require.Len(t, dialed, 1, "the lock's connection")
-	old := dialed[0]
-	mu.Unlock()
+	old := lockConn(t, dialed)
 	saw := make(chan struct{})
 	pgstore.WatcherSaw(lock, func() { close(saw) })
 	held := lock.HoldFor(r, pgstore.HoldOptions{Retake: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
@@ -75,7 +89,7 @@ func TestHoldForRetakeClosesTheEndedConnection(t *testing.T) {
 	require.NoError(t, old.SetReadDeadline(time.Unix(1, 0))) // the read times out, as on a dead network
 	<-saw
 	// The server ends the session later, as it finds the network dead.
-	_, err = pg.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, ended)
+	_, err := pg.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, ended)
 	require.NoError(t, err)
 	for h := lockHolder(t, pg.Pool, lockKey); h == 0 || h == ended; h = lockHolder(t, pg.Pool, lockKey) {
 		select {
