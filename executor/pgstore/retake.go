@@ -115,15 +115,22 @@ func (l *GraphLock) HoldFor(run *executor.Run, opts HoldOptions) <-chan error {
 
 // retake is the watcher's re-take of the lock for held run h, once its
 // read found the session ended with cause (see HoldFor). It returns true
-// with the lock held by a new connection, which the watcher then reads
-// (the ended one closed);
+// with the lock held by a new connection, which the watcher then reads;
 // false once it has recorded the loss, or, stopped by pause (ctx ends),
-// with readErr set to cause for pause's caller, the old connection
-// closed.
-func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
+// with readErr set to cause for pause's caller. Either way the ended
+// connection is closed: a read that timed out (TCP keepalives giving up
+// on a dead network) left it open, which the server's end closes, and
+// Check and Unlock then find it closed and say ErrLockLost at once,
+// where a statement on it would wait for their ctx on a dead network.
+func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) (retaken bool) {
 	log := h.opts.Logger.With("schema", l.schema, "graph_key", l.graphKey, "run_id", h.id)
 	ctx, cancel := context.WithTimeout(ctx, h.opts.Retake)
 	defer cancel()
+	defer func() {
+		if !retaken {
+			closeConn(ctx, l.conn)
+		}
+	}()
 	ended, endedStart := l.pid, l.started
 	stopped := func() bool {
 		if l.stopping.Load() {
@@ -146,8 +153,6 @@ func (l *GraphLock) retake(ctx context.Context, h *holding, cause error) bool {
 			old := l.conn
 			l.conn, l.pid, l.started = conn, pid, started
 			l.swapMu.Unlock()
-			// A read that timed out (TCP keepalives giving up on a dead
-			// network) left it open, which the server's end closes.
 			closeConn(ctx, old)
 			log.Warn("pgstore: graph lock re-taken on a new session after its session ended; "+
 				"the run goes on, and another process may have resumed it meanwhile",
