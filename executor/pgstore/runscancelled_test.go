@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -30,6 +31,20 @@ SELECT 'cut-' || i, 'h' || i, 30, '', '', '[]', 'cancelled', now() - i * interva
 FROM generate_series(1, 3) AS i;
 ANALYZE "%[1]s".runs`, pg.Schema))
 	require.NoError(t, err)
+}
+
+// storeWithoutCancelledIndex returns a store on a new schema of the
+// current layout holding fillRuns' records but not the index
+// runs_cancelled, as a release before the index made it, and a context
+// bounding the test.
+func storeWithoutCancelledIndex(t *testing.T) (*pgstore.Store, *testenv.Postgres, context.Context) {
+	t.Helper()
+	s, pg := newStore(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	fillRuns(t, pg)
+	_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`DROP INDEX "%s".runs_cancelled`, pg.Schema))
+	require.NoError(t, err)
+	return s, pg, ctx
 }
 
 // cancelledPlan returns the plan of RunsByStatus(RunCancelled) in pg's
@@ -87,16 +102,11 @@ func TestMigrateAddsTheCancelledIndexToACurrentSchema(t *testing.T) {
 	}{{"as the owner", false}, {"as a role that only writes rows", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel() // its own schema
-			s, pg := newStore(t)
-			ctx := testenv.Context(t, 30*time.Second)
-			fillRuns(t, pg)
-			// As the release before made the schema: its layout, without
-			// the index.
-			_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`DROP INDEX "%s".runs_cancelled`, pg.Schema))
-			require.NoError(t, err)
+			s, pg, ctx := storeWithoutCancelledIndex(t)
 			pool := pg.Pool
 			if tc.rowWriter {
 				pool = pg.RowWriterPool(t)
+				var err error
 				s, err = pgstore.New(pool, pgstore.Options{Schema: pg.Schema})
 				require.NoError(t, err)
 			}

@@ -3,13 +3,10 @@ package pgstore_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/regengraph/regen/internal/testenv"
 )
 
 // An index runs_cancelled that a CREATE INDEX CONCURRENTLY left invalid
@@ -23,11 +20,7 @@ import (
 // such an index, once.
 func TestMigrateRebuildsAnInvalidCancelledIndex(t *testing.T) {
 	t.Parallel() // its own schema
-	s, pg := newStore(t)
-	ctx := testenv.Context(t, 30*time.Second)
-	fillRuns(t, pg)
-	_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`DROP INDEX "%s".runs_cancelled`, pg.Schema))
-	require.NoError(t, err)
+	s, pg, ctx := storeWithoutCancelledIndex(t)
 
 	// A write under way holds the CREATE INDEX CONCURRENTLY off until its
 	// statement_timeout cuts it, which leaves the index invalid.

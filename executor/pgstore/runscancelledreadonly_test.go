@@ -1,15 +1,12 @@
 package pgstore_test
 
 import (
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor/pgstore"
-	"github.com/regengraph/regen/internal/testenv"
 )
 
 // Migrate of a schema of the current layout reads the catalogs only, so
@@ -23,11 +20,7 @@ import (
 // the index. It leaves the index out for such a session too.
 func TestMigrateInAReadOnlySessionWithoutTheCancelledIndex(t *testing.T) {
 	t.Parallel() // its own schema
-	_, pg := newStore(t)
-	ctx := testenv.Context(t, 30*time.Second)
-	fillRuns(t, pg)
-	_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`DROP INDEX "%s".runs_cancelled`, pg.Schema))
-	require.NoError(t, err)
+	_, pg, ctx := storeWithoutCancelledIndex(t)
 	cfg := pg.Pool.Config()
 	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
