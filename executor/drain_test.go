@@ -64,10 +64,7 @@ func TestDrainLetsRunningCallsFinish(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				l := newLab(t, 30)
-				e := l.executor(executor.Options{})
-				r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-				require.NoError(t, err)
+				l, _, r := startLecture(t)
 				time.Sleep(time.Second)
 				running := l.activeAll()
 				require.NotEmpty(t, running)
@@ -128,10 +125,7 @@ func TestResumeAfterDrainRunsWhatWasLeft(t *testing.T) {
 // way are cancelled, and the run records the cancel's code.
 func TestCancelDuringDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, 30)
-		e := l.executor(executor.Options{})
-		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
+		l, _, r := startLecture(t)
 		time.Sleep(time.Second)
 		running := l.activeAll()
 		require.NotEmpty(t, running)
@@ -194,10 +188,7 @@ func TestDrainWithNothingRunningEndsAtOnce(t *testing.T) {
 // A drain of a run that has ended, or a second drain, changes nothing.
 func TestDrainAfterEndOrTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, 30)
-		e := l.executor(executor.Options{})
-		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
+		_, _, r := startLecture(t)
 		time.Sleep(time.Second)
 		r.Drain(executor.CancelCode("shutdown", nil))
 		r.Drain(nil)
@@ -248,16 +239,13 @@ func TestExecutorDrain(t *testing.T) {
 func TestExecutorDrainBoundedByCtx(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		l := newLab(t, 30)
-		e := l.executor(executor.Options{})
-		r, err := e.Start(ctx, executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
+		l, e, r := startLecture(t)
 		time.Sleep(time.Second)
 		running := l.activeAll()
 		require.NotEmpty(t, running)
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		err = e.Drain(dctx, executor.CancelCode("shutdown", nil))
+		err := e.Drain(dctx, executor.CancelCode("shutdown", nil))
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		r.CancelCause(executor.CancelCode("shutdown", nil))
 		rep, err := r.Wait()
@@ -382,4 +370,15 @@ func TestDrainBulkCalls(t *testing.T) {
 			})
 		})
 	}
+}
+
+// startLecture starts a run of a 30-second lecture, graph key "lecture",
+// on a new lab's executor with the default options, for the drain tests.
+func startLecture(t *testing.T) (*lab, *executor.Executor, *executor.Run) {
+	t.Helper()
+	l := newLab(t, 30)
+	e := l.executor(executor.Options{})
+	r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
+	require.NoError(t, err)
+	return l, e, r
 }

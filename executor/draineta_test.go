@@ -1,7 +1,6 @@
 package executor_test
 
 import (
-	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -20,14 +19,11 @@ import (
 // to 59 s, and 25.5 s when the music's end ended the run.
 func TestDrainETACountsTheCallsUnderWayAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		l := newLab(t, 30)
-		e := l.executor(executor.Options{})
-		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
-		require.NoError(t, err)
+		l, _, r := startLecture(t)
 		time.Sleep(21 * time.Second)
 		require.Contains(t, l.activeAll(), "asset:music")
 		r.Drain(nil)
-		_, err = r.Wait()
+		_, err := r.Wait()
 		require.ErrorIs(t, err, executor.ErrDrained)
 		l.mu.Lock()
 		defer l.mu.Unlock()
