@@ -487,8 +487,9 @@ func (b *Buffered) deliver(batch []Event) (abandoned bool) {
 			if errors.Is(err, ErrInvalidEvent) && len(batch) > 1 && !ab {
 				// The sink refused the whole call for some of its
 				// events, and stored none: halve it, so that the
-				// others still reach the sink, in order.
-				b.logger.Warn("progress: buffered sink: downstream refused an event; splitting the batch",
+				// others still reach the sink, in order. The event
+				// found is warned of below; the halving is detail.
+				b.logger.Debug("progress: buffered sink: downstream refused an event; splitting the batch",
 					"events", len(batch), "firstSeq", batch[0].Seq, "error", err)
 				h := len(batch) / 2
 				first := b.deliver(batch[:h])
@@ -496,7 +497,7 @@ func (b *Buffered) deliver(batch []Event) (abandoned bool) {
 				return abandoned || first || second
 			}
 			b.logger.Warn("progress: buffered sink: downstream refused the batch; handing it to the fallback",
-				"attempt", attempt, "events", len(batch), "firstSeq", batch[0].Seq, "error", err)
+				"attempt", attempt, "events", len(batch), "runID", batch[0].RunID, "firstSeq", batch[0].Seq, "error", err)
 			break
 		}
 		b.logger.Warn("progress: buffered sink: downstream publish failed",

@@ -256,16 +256,7 @@ func TestBufferedPermanentErrorGoesToFallbackAtOnce(t *testing.T) {
 				if tc.panics {
 					down = panicky{}
 				}
-				var fallback []string
-				var mu sync.Mutex
-				fb := progress.SinkFunc(func(_ context.Context, events ...progress.Event) error {
-					mu.Lock()
-					defer mu.Unlock()
-					for _, e := range events {
-						fallback = append(fallback, fmt.Sprintf("%s/%d", e.RunID, e.Seq))
-					}
-					return nil
-				})
+				fb, fallback := collectIDs()
 				b := progress.NewBuffered(down, progress.BufferedOptions{Logger: quiet(), Fallback: fb})
 				start := time.Now()
 				require.NoError(t, b.Publish(ctx, mixed...))
@@ -275,7 +266,7 @@ func TestBufferedPermanentErrorGoesToFallbackAtOnce(t *testing.T) {
 				if d, ok := down.(*invalidFor); ok {
 					assert.Equal(t, tc.down, d.seqs())
 				}
-				assert.Equal(t, tc.fallback, fallback)
+				assert.Equal(t, tc.fallback, fallback())
 				s := b.Stats()
 				assert.Equal(t, uint64(len(tc.down)), s.Published)
 				assert.Equal(t, uint64(len(tc.fallback)), s.Fallback)
