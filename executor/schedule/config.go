@@ -382,6 +382,8 @@ func (j *jsonForm) typeProblem(te *json.UnmarshalTypeError) (field, problem stri
 	switch kind, lit, _ := strings.Cut(te.Value, " "); {
 	case kind == "number" && lit != "":
 		got = "the number " + cut(lit)
+	case kind == "string" && lit != "": // a time's string, quoted
+		got = cut(lit)
 	case kind == "array" || kind == "object":
 		got = "an " + kind
 	case kind == "bool":

@@ -324,8 +324,7 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		var te *json.UnmarshalTypeError
-		var pe *time.ParseError // a time in a string, which names its value
-		if errors.As(err, &te) || !errors.As(err, &pe) && errors.As(timeTypes(raw), &te) {
+		if errors.As(err, &te) || errors.As(timeTypes(raw), &te) {
 			_, problem := snapshotJSON.typeProblem(te)
 			return badSnapshot("%s", problem)
 		}
@@ -388,8 +387,8 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 
 // timeTypes returns the *json.UnmarshalTypeError of the first time
 // member of the snapshot's JSON form, raw, that is not a string (or
-// null), which time.Time refuses in words that name no member; nil if
-// there is none.
+// null) or is a string that is not a time, which time.Time refuses in
+// words that name no member; nil if there is none.
 func timeTypes(raw []byte) error {
 	var f struct {
 		ReadySince []struct {
@@ -407,15 +406,22 @@ func timeTypes(raw []byte) error {
 }
 
 // jsonTime is a time member of a snapshot's JSON form, for timeTypes: a
-// value that is not a string is refused with a *json.UnmarshalTypeError,
-// to which encoding/json adds the member.
+// value that is not a string, or a string that time.Time does not read,
+// is refused with a *json.UnmarshalTypeError, to which encoding/json adds
+// the member.
 type jsonTime struct{}
 
 func (jsonTime) UnmarshalJSON(b []byte) error {
 	kind := "number"
 	switch b[0] {
-	case '"', 'n': // a string, or null
+	case 'n': // null
 		return nil
+	case '"':
+		var t time.Time
+		if t.UnmarshalJSON(b) == nil {
+			return nil
+		}
+		kind = "string " + string(b) // the string as written, quoted
 	case '{':
 		kind = "object"
 	case '[':
