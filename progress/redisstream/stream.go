@@ -2247,11 +2247,12 @@ func (t *tail) waitGap(ctx context.Context) error {
 //
 // If the History fails, the stream's answer stands: the run's shared
 // reader, which the reader then follows, polls the History for the end
-// of a run that only the History holds.
+// of a run that only the History holds. A lookup that the end of ctx, or
+// Close, ended is no failure: its error is returned, uncounted.
 func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended bool, top uint64, err error) {
 	e, top, ok, err := s.lastEvent(ctx, runID)
 	switch {
-	case isHistoryError(err) && ctx.Err() == nil:
+	case isHistoryError(err) && ctx.Err() == nil && s.ctx.Err() == nil:
 		s.historyFailed(runID, err)
 	case err != nil:
 		return false, 0, err
