@@ -83,12 +83,15 @@ type Options struct {
 	// more round trip. (A late retry of a call that holds a run's first
 	// event, alone or with others but without the final one, looks like
 	// a new run, and creates a stream without an expiry.) A final event
-	// sets it with EXPIRE, so the Redis user's ACL must allow EXPIRE (the
-	// @keyspace category; streams alone, @stream, are not enough): where
-	// it does not, each Publish of a final event returns an error for
-	// the expiry it could not set, although its events were written (and
-	// not counted in Stats.Dropped). It must be negative, 0 or at least
-	// 1s. Default (0): 24h.
+	// sets it with a Lua script (EVAL), which sets PEXPIRE only on a
+	// stream that holds the event, never on a key of another type that
+	// the run's key names; so the Redis user's ACL must allow EVAL (the
+	// @scripting category) and PEXPIRE (@keyspace; streams alone,
+	// @stream, are not enough): where it does not, each Publish of a
+	// final event returns an error for the expiry it could not set,
+	// although its events were written (and not counted in
+	// Stats.Dropped). It must be negative, 0 or at least 1s. Default
+	// (0): 24h.
 	FinishedTTL time.Duration
 	// IdleTTL expires a run's stream that long after its newest
 	// publish: each publish sets it again, and a final event's
@@ -642,8 +645,9 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // FinishedTTL, if not negative, wins), unless the stream has an entry
 // above the call's newest event there: events Redis refused as older
 // than the stream's newest leave the expiry as it was. Both expiries are
-// set by default; a negative one is not set. With IdleTTL, Publish sends
-// EVAL (see Options.IdleTTL). With FinishedTTL and a negative IdleTTL, the
+// set by default; a negative one is not set. Each is set with EVAL (see
+// Options.FinishedTTL and Options.IdleTTL), on a stream only: a key of
+// another type keeps its expiry. With FinishedTTL and a negative IdleTTL, the
 // events of a run in a call without its first event (Seq 1) are written
 // with XADD NOMKSTREAM, and those that found the stream gone are written
 // again in a second round trip, a transaction that creates the stream
@@ -1104,7 +1108,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 		})
 		switch {
 		case s.ttl > 0 && e.Type.Final():
-			expires = append(expires, pipe.Expire(ctx, key, s.ttl))
+			expires = append(expires, s.expireFinished(ctx, pipe, key, e.Seq))
 		case s.idleTTL > 0 && runs[e.RunID].last == i && !runs[e.RunID].finished:
 			// Only if no entry is above the call's newest event of the run:
 			// events that Redis refused as older than the stream's newest
@@ -1416,17 +1420,19 @@ func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [
 	var pipe redis.Pipeliner
 	var keys []string // in the order of their first event in the call
 	var seen map[string]bool
+	var firsts map[string]uint64 // the Seq of each key's first event written again
 	for i, cmd := range adds {
 		if !errors.Is(cmd.Err(), redis.Nil) {
 			continue
 		}
 		if pipe == nil {
-			pipe, seen = s.client.TxPipeline(), make(map[string]bool)
+			pipe, seen, firsts = s.client.TxPipeline(), make(map[string]bool), make(map[string]uint64)
 		}
 		key := s.Key(events[i].RunID)
 		if !seen[key] {
 			seen[key] = true
 			keys = append(keys, key)
+			firsts[key] = events[i].Seq
 		}
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: key,
@@ -1441,12 +1447,32 @@ func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [
 	}
 	expires := make([]redis.Cmder, 0, len(keys))
 	for _, key := range keys {
-		expires = append(expires, pipe.Expire(ctx, key, s.ttl))
+		expires = append(expires, s.expireFinished(ctx, pipe, key, firsts[key]))
 	}
 	// As in Publish, each command's error is examined by the caller.
 	_, _ = pipe.Exec(ctx)
 	return expires
 }
+
+// expireFinished queues in pipe the setting of FinishedTTL on key, the
+// stream of a run, once it holds the entry of seq, an event that the
+// call writes (finishedExpireScript): a key of another type, which
+// refuses the event (WRONGTYPE), keeps its expiry, and so does a stream
+// that refused it, as another writer's.
+func (s *Stream) expireFinished(ctx context.Context, pipe redis.Pipeliner, key string, seq uint64) redis.Cmder {
+	return pipe.Eval(ctx, finishedExpireScript, []string{key}, entryID(seq), s.ttl.Milliseconds())
+}
+
+// finishedExpireScript sets the expiry of KEYS[1] to ARGV[2]
+// milliseconds if it is a stream that holds the entry ARGV[1], an event
+// that the call writes (or wrote before, a retry): so an expiry goes
+// only on a stream that Publish wrote, never on a key of another type
+// that the run's key names (an EXPIRE in the pipeline of the XADD that
+// such a key refuses would still expire it).
+const finishedExpireScript = `if redis.call('TYPE', KEYS[1])['ok'] == 'stream' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 1 then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`
 
 // idleExpireScript sets the expiry of the stream KEYS[1] to ARGV[2]
 // milliseconds unless it has an entry above ARGV[1], the call's newest
