@@ -191,8 +191,9 @@ func TestRunEndsDuringOutage(t *testing.T) {
 // A Redis user whose ACL refuses EVAL, or the EXPIRE and PEXPIRE that
 // set a stream's expiry (@keyspace: a user allowed @stream and
 // @scripting alone, as the docs once led one to give), cannot have the
-// TTLs set: each Publish says so, yet writes its events and counts none
-// as dropped.
+// TTLs set: each Publish says so, with an error that a progress.Buffered
+// does not retry (see TestAnACLRefusalIsPermanent), yet writes its events
+// and counts none as dropped.
 func TestIdleTTLWithoutScripting(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -218,6 +219,7 @@ func TestIdleTTLWithoutScripting(t *testing.T) {
 			err = s.Publish(ctx, sinktest.Events(run, 1, 3)...)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.want)
+			assert.ErrorIs(t, err, progress.ErrInvalidEvent, "an ACL's refusal is permanent")
 			n, err := admin.XLen(ctx, s.Key(run)).Result()
 			require.NoError(t, err)
 			assert.Equal(t, int64(3), n)

@@ -88,10 +88,10 @@ type Options struct {
 	// the run's key names; so the Redis user's ACL must allow EVAL (the
 	// @scripting category) and PEXPIRE (@keyspace; streams alone,
 	// @stream, are not enough): where it does not, each Publish of a
-	// final event returns an error for the expiry it could not set,
-	// although its events were written (and not counted in
-	// Stats.Dropped). It must be negative, 0 or at least 1s. Default
-	// (0): 24h.
+	// final event returns an error for the expiry it could not set (a
+	// *PermissionError), although its events were written (and not
+	// counted in Stats.Dropped). It must be negative, 0 or at least 1s.
+	// Default (0): 24h.
 	FinishedTTL time.Duration
 	// IdleTTL expires a run's stream that long after its newest
 	// publish: each publish sets it again, and a final event's
@@ -119,9 +119,9 @@ type Options struct {
 	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
 	// user's ACL must allow EVAL (the @scripting category) and the
 	// script's PEXPIRE (@keyspace): where it does not, each Publish
-	// returns an error for the expiry it could not set,
-	// although its events were written (and not counted in
-	// Stats.Dropped).
+	// returns an error for the expiry it could not set (a
+	// *PermissionError), although its events were written (and not
+	// counted in Stats.Dropped).
 	//
 	// With a History too, the Stream copies into it the streams that
 	// IdleTTL is about to expire without their run's final event, so
@@ -628,18 +628,22 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // XREVRANGE for each stream that refused events in the call.) If some events
 // could not be written, Publish returns an error naming how many; writing
 // them again later is safe. An invalid event fails the whole call with
-// progress.ErrInvalidEvent before anything is written. Two refusals of
+// progress.ErrInvalidEvent before anything is written. Refusals of
 // Redis that writing again cannot fix make the error wrap
 // progress.ErrInvalidEvent too: an event above another writer's entry,
-// and an event whose run's key holds another type than a stream
-// (WRONGTYPE). The call's other events are written nonetheless (written
+// an event whose run's key holds another type than a stream
+// (WRONGTYPE), and a command that the Redis user's ACL refuses (NOPERM:
+// a configuration error, returned as a *PermissionError that names the
+// command, XADD, or the EVAL that sets an expiry, although the events
+// were written). The call's other events are written nonetheless (written
 // again, they are duplicates): so a progress.Buffered halves its batch
 // down to the events refused, and hands those to its fallback at once,
 // instead of retrying them while every newer event of every run waits
-// behind them. Every other failure may pass, and does not wrap it: Redis
+// behind them (for good, for an ACL's refusal, until an operator fixes
+// the ACL). Every other failure may pass, and does not wrap it: Redis
 // down, slow or unreachable, LOADING, BUSY, READONLY, MASTERDOWN, a
-// cluster's MOVED, TRYAGAIN or CLUSTERDOWN, OOM, an ACL's NOPERM (which
-// an operator may fix), an expiry not set. A final event
+// cluster's MOVED, TRYAGAIN or CLUSTERDOWN, OOM, an expiry not set for
+// another reason. A final event
 // also sets the stream's expiry to FinishedTTL, and each call sets the
 // expiry of each stream it writes to to IdleTTL (a final event's
 // FinishedTTL, if not negative, wins), unless the stream has an entry
@@ -1151,6 +1155,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 		if redis.HasErrorPrefix(err, "WRONGTYPE") {
 			err = fmt.Errorf("%w: key %q is not a stream: %w", progress.ErrInvalidEvent, s.Key(events[i].RunID), err)
 		}
+		err = permission(cmd, s.Key(events[i].RunID), err)
 		switch {
 		case err == nil:
 			s.published.Add(1)
@@ -1179,7 +1184,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	}
 	for _, cmd := range expires {
 		if err := cmd.Err(); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("set expiry: %w", err)
+			firstErr = fmt.Errorf("set expiry: %w", permission(cmd, scriptKey(cmd), err))
 		}
 	}
 	if firstErr != nil {
@@ -1193,6 +1198,53 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 		return fmt.Errorf("redisstream: publish: %d of %d events not written: %w", failed, len(events), firstErr)
 	}
 	return nil
+}
+
+// PermissionError is a command of Publish that the Redis user's ACL
+// refuses (a NOPERM reply): a configuration error, which retrying the
+// call does not cure until an operator grants the command. It wraps
+// progress.ErrInvalidEvent, so that a progress.Buffered hands the
+// call's events to its fallback at once rather than retry them, and
+// every newer event behind them, for good; and Redis's reply, Err.
+type PermissionError struct {
+	// Command is the command that Redis refused, in upper case: XADD,
+	// or EVAL (the script that sets an expiry; Err names the command of
+	// the script that the ACL refuses, PEXPIRE say).
+	Command string
+	// Key is the key it was sent for.
+	Key string
+	// Err is Redis's reply.
+	Err error
+}
+
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("%v (the Redis user's ACL refuses %s on %s: grant the command to the user)", e.Err, e.Command, e.Key)
+}
+
+// Unwrap returns progress.ErrInvalidEvent and Err.
+func (e *PermissionError) Unwrap() []error { return []error{progress.ErrInvalidEvent, e.Err} }
+
+// permission returns err, the error of cmd sent for key, as a
+// *PermissionError if it is an ACL's refusal, and as it is otherwise: a
+// NOPERM reply, or, for a command of a script before Redis 7.2, an ERR
+// that says the user "can't run this command or subcommand".
+func permission(cmd redis.Cmder, key string, err error) error {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || !strings.HasPrefix(rerr.Error(), "NOPERM") &&
+		!strings.Contains(rerr.Error(), "can't run this command or subcommand") {
+		return err
+	}
+	return &PermissionError{Command: strings.ToUpper(cmd.Name()), Key: key, Err: err}
+}
+
+// scriptKey returns the key of cmd, an EVAL of one key.
+func scriptKey(cmd redis.Cmder) string {
+	if args := cmd.Args(); len(args) > 3 {
+		if key, ok := args[3].(string); ok {
+			return key
+		}
+	}
+	return ""
 }
 
 // copyInterrupted copies what runID's stream holds into the History, for
