@@ -249,7 +249,12 @@
 // ([Options].IdleTTL) or of a copy into the History retried in the
 // background. Each read left in flight holds one of the few tokens of
 // reads that do not block (half [Options].MaxBlockingReads) while it
-// lasts.
+// lasts. With such a ReadTimeout, LastEvent's XREVRANGE and a gap
+// check's XREVRANGE and XINFO STREAM fail for their caller 10s after
+// their start without Redis's answer (their wait for a token
+// included), whatever the caller's context, and count as failed reads,
+// rather than hold the caller for as long as Redis hangs; the command
+// goes on until Redis answers.
 //
 // Tests run against a real Redis (REGEN_REDIS_URL, by default
 // redis://127.0.0.1:6379/0) and against private redis-server processes

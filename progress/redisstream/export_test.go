@@ -66,3 +66,8 @@ func SetFirstSweep(t interface{ Cleanup(func()) }, d time.Duration) {
 	firstSweep = d
 	t.Cleanup(func() { firstSweep = old })
 }
+
+// SetLookupWait sets how long a lookup that no BLOCK bounds waits for
+// Redis on a client whose ReadTimeout does not bound it (see
+// Stream.lookupWait).
+func SetLookupWait(s *Stream, d time.Duration) { s.lookupWait = d }

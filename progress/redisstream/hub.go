@@ -903,6 +903,37 @@ func readWith[T any](ctx context.Context, s *Stream, wait bool, cmd func(context
 	}
 }
 
+// lookupNow is readNow for a lookup that no BLOCK bounds (LastEvent's
+// XREVRANGE, a gap check's XREVRANGE and XINFO STREAM): on a client
+// whose ReadTimeout does not bound it either (-1, none, or one above
+// 10s: see Stream.blockAll), it fails with errLookupTimeout once
+// Stream.lookupWait (10s, the margin that go-redis gives a blocking
+// command, as the package's XREADs get) has passed since its call
+// without an answer, its wait for a token included, rather than hang
+// for as long as Redis does, when the caller's context has no deadline;
+// and it counts then as a read that failed (see Stream.readsFailing),
+// so that the reads after it serve themselves from the History, or fail,
+// rather than each wait so. The command gets that deadline as its
+// context's (go-redis applies it with redis.Options.ContextTimeoutEnabled
+// only): without, it goes on, holding its token, until Redis answers,
+// and records how it ended if it succeeded.
+func lookupNow[T any](ctx context.Context, s *Stream, cmd func(context.Context) (T, error)) (T, error) {
+	if s.lookupWait <= 0 {
+		return readNow(ctx, s, cmd)
+	}
+	lctx, cancel := context.WithTimeoutCause(ctx, s.lookupWait, errLookupTimeout)
+	defer cancel()
+	v, err := readNow(lctx, s, cmd)
+	if errors.Is(err, errLookupTimeout) && ctx.Err() == nil {
+		s.readEnded(context.Background(), err) // as a read that timed out
+	}
+	return v, err
+}
+
+// errLookupTimeout fails a lookup of lookupNow that Redis has not
+// answered within Stream.lookupWait.
+var errLookupTimeout = errors.New("no answer from Redis within 10s to a lookup that the client's ReadTimeout does not bound")
+
 // errReadHung fails a read of readNow that has had no answer within
 // readWait, made while the Stream's last read of Redis to end failed
 // (see readNow). The command goes on, and records how it ends.

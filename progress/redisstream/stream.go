@@ -375,6 +375,11 @@ type Stream struct {
 	// for a token of reads that do not block while readsFailing, and for
 	// Redis's answer (see readNow).
 	readWait time.Duration
+	// lookupWait bounds a lookup that no BLOCK bounds (LastEvent's
+	// XREVRANGE, a gap check's XREVRANGE and XINFO STREAM) on a client
+	// whose ReadTimeout does not (blockAll): blockMargin, else 0 (none:
+	// the ReadTimeout does). See lookupNow.
+	lookupWait time.Duration
 
 	ctx    context.Context // the hubs'; cancelled by Close
 	cancel context.CancelFunc
@@ -560,6 +565,9 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		readWait:   hungAfter,
 		readFailed: make(chan struct{}),
 		blockAll:   unboundedReads(client),
+	}
+	if s.blockAll {
+		s.lookupWait = blockMargin
 	}
 	if s.logger == nil {
 		s.logger = slog.Default()
@@ -2385,7 +2393,14 @@ func (s *Stream) endedBy(ctx context.Context, runID string, pos uint64) (ended b
 // browser's proxy, or a Client's HeaderTimeout, gives up. Its lookups
 // in the History, as a Tail's reads of it, end as soon as its context
 // ends or the Stream is closed, also while the History does not answer:
-// it then returns context.Cause(ctx), or ErrClosed. Otherwise Redis's
+// it then returns context.Cause(ctx), or ErrClosed. On a client whose
+// ReadTimeout does not bound its XREVRANGE (-1, none, or one above 10s:
+// go-redis sets no read deadline, or a late one, on a command without a
+// BLOCK), the lookup fails if Redis has not answered within 10s of its
+// start (its wait for its turn included), whatever ctx's deadline, and
+// counts as a failed read (as above): so a Redis that hangs does not
+// hold LastEvent for as long as it hangs. Its command goes on until
+// Redis answers (Close waits for it). Otherwise Redis's
 // errors are returned, wrapped with "redisstream:", and the History's
 // with "history:".
 func (s *Stream) LastEvent(ctx context.Context, runID string) (progress.Event, bool, error) {
@@ -2451,7 +2466,7 @@ func (s *Stream) lastEvent(ctx context.Context, runID string) (last progress.Eve
 	}
 	key := s.Key(runID)
 	for end := "+"; ; {
-		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := lookupNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, end, "-", 1).Result()
 		})
 		if err != nil {
@@ -2652,7 +2667,9 @@ func (s *Stream) atHeldGap(ctx context.Context, runID string, cur *progress.Curs
 // History has had that long to fill it (a finished run whose History
 // never got the gap's events), and each new reader would wait again.
 // It first delivers from the History the events that directly follow the
-// reader's last one, and returns the History's error, or Redis's.
+// reader's last one, and returns the History's error, or Redis's. Its
+// lookups (XREVRANGE, XINFO STREAM) are bounded as LastEvent's are (see
+// lookupNow): one that fails so is waited out as any failed read.
 func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Cursor, e progress.Event, prev uint64) (bool, error) {
 	last, seq := cur.Last(), e.Seq
 	if s.history == nil || time.Since(e.Time) >= s.poll {
@@ -2668,7 +2685,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// reader is at or inside a gap between two entries)?
 	key := s.Key(runID)
 	if cur.Last() > 0 {
-		msgs, err := readNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
+		msgs, err := lookupNow(ctx, s, func(ctx context.Context) ([]redis.XMessage, error) {
 			return s.client.XRevRangeN(ctx, key, entryID(cur.Last()), "-", 1).Result()
 		})
 		if err != nil {
@@ -2682,7 +2699,7 @@ func (s *Stream) atLiveGap(ctx context.Context, runID string, cur *progress.Curs
 	// stream has lost an entry (XINFO STREAM's entries-added, Redis 7,
 	// counts every entry ever added); if not, the run's first events
 	// missed Redis, or Redis lost them with a restart.
-	info, err := readNow(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
+	info, err := lookupNow(ctx, s, func(ctx context.Context) (*redis.XInfoStream, error) {
 		return s.client.XInfoStream(ctx, key).Result()
 	})
 	if err != nil {

@@ -1,0 +1,130 @@
+package redisstream_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// holdCommand holds a client's commands of one name before they are
+// sent, once on is set, until free is called: as a Redis that hangs, on
+// a client with a ReadTimeout of -1, holds them for good. held is closed
+// once it holds one.
+type holdCommand struct {
+	name          string
+	on            atomic.Bool
+	once, freed   sync.Once
+	held, release chan struct{}
+}
+
+func newHoldCommand(name string) *holdCommand {
+	return &holdCommand{name: name, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *holdCommand) free() { h.freed.Do(func() { close(h.release) }) }
+
+func (h *holdCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *holdCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == h.name && h.on.Load() {
+			h.once.Do(func() { close(h.held) })
+			<-h.release
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h *holdCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// On a client with a ReadTimeout of -1 (go-redis sets no read deadline),
+// a LastEvent whose XREVRANGE Redis does not answer (it hangs) fails
+// once the Stream's bound on such lookups has passed (10s; here 200ms),
+// with a context without a deadline: before, it waited as long as Redis
+// hung, and with it progress/sse's handler, which looks the run up
+// before it opens a stream.
+func TestLastEventOnAHungRedisFailsAtItsBound(t *testing.T) {
+	r := testenv.NewRedis(t)
+	opts := *r.Client.Options()
+	opts.ReadTimeout = -1
+	client := testenv.NewRedisClient(&opts)
+	t.Cleanup(func() { client.Close() })
+	hold := newHoldCommand("xrevrange")
+	client.AddHook(hold)
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(hold.free) // before Close, which waits for the lookup left in flight
+	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	ctx, run := context.Background(), sinktest.RunID(t)
+	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
+
+	hold.on.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.LastEvent(ctx, run)
+		done <- err
+	}()
+	<-hold.held
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, "no answer from Redis")
+	case <-time.After(10 * time.Second):
+		t.Fatal("LastEvent still waits for a hung Redis 10s on")
+	}
+	hold.free()
+	e, ok, err := s.LastEvent(ctx, run)
+	require.NoError(t, err, "once Redis answers again")
+	require.True(t, ok)
+	assert.Equal(t, uint64(3), e.Seq)
+}
+
+// On a client with a ReadTimeout of -1, a reader that resumes below a
+// young gap in the live entries (seqs 3 and 4 missed Redis and, for now,
+// the History) looks up whether the stream has an entry at or before
+// its position (XREVRANGE): while Redis does not answer that lookup, the
+// reader fails it at the Stream's bound, counts a read error and tries
+// again with backoff, as for any failed read, and reads on once Redis
+// answers. Before, it waited for the lookup as long as Redis hung.
+func TestGapCheckOnAHungRedisFailsAtItsBound(t *testing.T) {
+	r := testenv.NewRedis(t)
+	opts := *r.Client.Options()
+	opts.ReadTimeout = -1
+	client := testenv.NewRedisClient(&opts)
+	t.Cleanup(func() { client.Close() })
+	hold := newHoldCommand("xrevrange")
+	client.AddHook(hold)
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, HistoryPoll: time.Minute, RetryDelay: 10 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(hold.free) // before Close, which waits for the lookups left in flight
+	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 5)
+	all[4].Time = time.Now() // a young gap, which a reader waits for
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all[:2]...))
+	require.NoError(t, progress.NewFanout(progress.NewArchive(hist), s).Publish(ctx, all[4]))
+
+	hold.on.Store(true)
+	tl := sinktest.StartTail(t, s, run, 2)
+	<-hold.held
+	require.Eventually(t, func() bool { return s.Stats().ReadErrors > 0 }, 10*time.Second, time.Millisecond,
+		"the reader's lookup still waits for a hung Redis")
+	hold.free()
+	require.NoError(t, hist.Append(ctx, all[2:4]...)) // the History gets the gap's events
+	tl.Expect(t, sinktest.Span(3, 5))
+	tl.Stop(t, context.Canceled)
+}
