@@ -26,7 +26,12 @@
 // or deleted. A late event that finds the stream
 // of its finished run expired creates it again with FinishedTTL, not
 // without an expiry, unless its call holds the run's first event (which
-// looks like a new run).
+// looks like a new run). A Stream sweeps the keys of its KeyTemplate a
+// minute after it starts and then every IdleTTL/4 (see
+// [Options].IdleTTL), and gives the streams without an expiry, written
+// by a release without expiries, FinishedTTL if their newest entry is
+// their run's final event and IdleTTL otherwise, leaving keys of other
+// types, and streams whose newest entry is no event of their run, alone.
 //
 // # Reading
 //

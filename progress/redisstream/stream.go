@@ -150,6 +150,20 @@ type Options struct {
 	// copied it (Redis restarted without persistence, the sweeps failed,
 	// no Stream with a History ran while it was idle, or, for a run that
 	// ended, a FinishedTTL below IdleTTL/4 expired it between sweeps).
+	//
+	// With or without a History, the same sweeps (every FinishedTTL/4
+	// with a negative IdleTTL; none with both TTLs negative) give an
+	// expiry to the streams of KeyTemplate that have none (PTTL -1):
+	// those that a release without expiries wrote, which no Publish
+	// would expire, as their runs publish no more. A stream whose newest
+	// entry is its run's final event gets FinishedTTL, and one whose
+	// newest entry is another event of its run IdleTTL, from the sweep
+	// (unless that TTL is negative); a stream whose newest entry is no
+	// event of its run (another writer's, or corrupt), and every key of
+	// another type, are left as they are. That costs, for each page of
+	// the scan with such streams, one pipeline of XREVRANGE COUNT 1 and
+	// one of EVAL (a script that sets PEXPIRE only if the key is still a
+	// stream without an expiry and with the same newest entry).
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
@@ -290,8 +304,9 @@ type Stats struct {
 	// fallback sink.
 	Dropped uint64
 	// ReadErrors counts the failed reads; readers retry them with backoff.
-	// It counts the failed sweeps for idle streams too (see
-	// [Options].IdleTTL), which the next sweep makes again.
+	// It counts the failed sweeps for idle streams, and for streams
+	// without an expiry, too (see [Options].IdleTTL), which the next
+	// sweep makes again.
 	ReadErrors uint64
 	// Readers is the number of Tail calls in progress.
 	Readers int
@@ -573,7 +588,7 @@ func New(client redis.UniversalClient, opts Options) (*Stream, error) {
 		s.logger = slog.Default()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if s.history != nil && s.idleTTL > 0 {
+	if s.sweepEvery() > 0 {
 		s.wg.Add(1)
 		go s.sweepIdle(firstSweep)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,12 +30,14 @@ var firstSweep = time.Minute
 // without their run's final event, before IdleTTL expires them: the
 // streams of runs whose process stopped (killed, say), which may hold
 // events that the History lacks, and which a Resume, coming after the
-// expiry, could no longer copy (see copyInterrupted). It runs only with
-// a History and IdleTTL, exits when the Stream is closed, and Close waits
-// for it.
+// expiry, could no longer copy (see copyInterrupted). That copy takes a
+// History and IdleTTL. With or without them, it gives an expiry to the
+// streams of the KeyTemplate that have none (see expireBare): those
+// that a release without expiries wrote. It runs with either TTL (see
+// sweepEvery), exits when the Stream is closed, and Close waits for it.
 func (s *Stream) sweepIdle(first time.Duration) {
 	defer s.wg.Done()
-	interval := s.idleTTL / 4
+	interval := s.sweepEvery()
 	t := time.NewTicker(max(min(first, interval), time.Millisecond))
 	defer t.Stop()
 	copied := &sweptStreams{m: make(map[string]sweptStream)}
@@ -72,7 +75,9 @@ type sweptStream struct {
 // stream up to, or found in the History, already, the stream is copied
 // into the History as an interrupted run's is (copyToHistory). A failure is
 // logged and counted in Stats.CopyErrors, and the next sweep tries again
-// while the stream is left.
+// while the stream is left. The streams of a page without an expiry are
+// given one (expireBare: two more pipelines a page, only for a page
+// that holds such streams).
 func (s *Stream) sweep(copied *sweptStreams) {
 	now := time.Now()
 	copied.mu.Lock()
@@ -82,6 +87,7 @@ func (s *Stream) sweep(copied *sweptStreams) {
 		}
 	}
 	copied.mu.Unlock()
+	var expired atomic.Int64 // the pages of a cluster's masters are swept at once
 	err := s.scanKeys(s.ctx, func(ctx context.Context, c redis.Cmdable, keys []string) error {
 		pipe := c.Pipeline()
 		ttls := make([]*redis.DurationCmd, len(keys))
@@ -91,10 +97,15 @@ func (s *Stream) sweep(copied *sweptStreams) {
 		if _, err := pipe.Exec(ctx); err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var bare []string // the streams without an expiry
 		for i, key := range keys {
 			ttl, err := ttls[i].Result()
-			if err != nil || ttl <= 0 || ttl > s.idleTTL/2 {
-				continue // no expiry, gone, or not idle long enough
+			if err == nil && ttl == -1 {
+				bare = append(bare, key)
+				continue
+			}
+			if s.history == nil || s.idleTTL <= 0 || err != nil || ttl <= 0 || ttl > s.idleTTL/2 {
+				continue // no copy to make, gone, or not idle long enough
 			}
 			runID, ok := s.runOf(key)
 			if !ok {
@@ -102,14 +113,109 @@ func (s *Stream) sweep(copied *sweptStreams) {
 			}
 			s.sweepStream(ctx, runID, key, ttl, copied)
 		}
+		if len(bare) > 0 {
+			expired.Add(int64(s.expireBare(ctx, c, bare)))
+		}
 		return nil
 	})
+	if n := expired.Load(); n > 0 {
+		s.logger.Info("redisstream: the sweep gave an expiry to streams that had none (written by a release without expiries)",
+			"streams", n)
+	}
 	if err != nil && s.ctx.Err() == nil {
 		s.readErrors.Add(1)
-		s.logger.Warn("redisstream: the sweep for idle streams to copy to the history failed; it tries again in IdleTTL/4",
+		s.logger.Warn("redisstream: the sweep for idle streams, and for streams without an expiry, failed; it tries again in IdleTTL/4 (FinishedTTL/4 without IdleTTL)",
 			"error", err)
 	}
 }
+
+// sweepEvery is how often the sweep comes (see sweepIdle): every IdleTTL/4,
+// or, without IdleTTL, every FinishedTTL/4; 0 without either, and then
+// there is no sweep.
+func (s *Stream) sweepEvery() time.Duration {
+	if s.idleTTL > 0 {
+		return s.idleTTL / 4
+	}
+	return s.ttl / 4
+}
+
+// expireBare gives an expiry to each of keys, streams of the KeyTemplate
+// (a page of a scan, at most sweepScanCount) that had none: streams
+// written by a release without expiries, which no Publish will expire,
+// as their runs publish no more. It looks up each one's newest entry, in
+// one pipeline (XREVRANGE COUNT 1), and sets, in another,
+// FinishedTTL on a stream whose newest entry is its run's final event,
+// and IdleTTL on any other whose newest entry is an event of its run,
+// each unless the TTL is negative; with sweepExpireScript, which sets it
+// only if the key is still a stream without an expiry whose newest entry
+// is the one looked up. So a key of another type, a stream whose
+// newest entry is not an event of its run (another writer's), and a
+// stream that a Publish has written to meanwhile are left as they are.
+// It reports how many it gave an expiry; it logs a failure, which the
+// next sweep tries again.
+func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string) int {
+	pipe := c.Pipeline()
+	tops := make([]*redis.XMessageSliceCmd, len(keys))
+	for i, key := range keys {
+		tops[i] = pipe.XRevRangeN(ctx, key, "+", "-", 1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && ctx.Err() != nil {
+		return 0
+	}
+	pipe = c.Pipeline()
+	var sets []*redis.Cmd
+	for i, key := range keys {
+		msgs, err := tops[i].Result()
+		runID, ok := s.runOf(key)
+		if err != nil || len(msgs) == 0 || !ok {
+			continue
+		}
+		e, _, err := decodeEntry(runID, msgs[0])
+		if err != nil {
+			continue // not an event of the run: not a stream that Publish wrote
+		}
+		ttl := s.idleTTL
+		if e.Type.Final() && s.ttl > 0 {
+			ttl = s.ttl
+		}
+		if ttl <= 0 {
+			continue // kept, as the options say
+		}
+		sets = append(sets, pipe.Eval(ctx, sweepExpireScript, []string{key}, msgs[0].ID, ttl.Milliseconds()))
+	}
+	if len(sets) == 0 {
+		return 0
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is examined below
+	n := 0
+	var firstErr error
+	for _, cmd := range sets {
+		set, err := cmd.Int()
+		switch {
+		case err != nil && firstErr == nil:
+			firstErr = err
+		case err == nil && set == 1:
+			n++
+		}
+	}
+	if firstErr != nil && ctx.Err() == nil {
+		s.logger.Warn("redisstream: the sweep could not give an expiry to streams that have none; the next sweep tries again",
+			"error", firstErr)
+	}
+	return n
+}
+
+// sweepExpireScript sets the expiry of KEYS[1] to ARGV[2] milliseconds
+// if it is a stream without an expiry whose newest entry is ARGV[1], as
+// the sweep found it (see expireBare).
+const sweepExpireScript = `if redis.call('TYPE', KEYS[1])['ok'] ~= 'stream' or redis.call('PTTL', KEYS[1]) ~= -1 then
+	return 0
+end
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #top == 1 and top[1][1] == ARGV[1] then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`
 
 // sweepStream copies the idle stream key of runID into the History,
 // unless its run has ended and the History holds its final event, or
