@@ -1238,8 +1238,8 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 	r.mu.Lock()
 	r.back.Add(-1)
 	r.fast = fast
-	r.pending = append(r.pending, results...)
 	if r.committing {
+		r.pending = append(r.pending, results...)
 		if r.awaiting {
 			select {
 			case r.arrived <- struct{}{}:
@@ -1249,20 +1249,34 @@ func (r *run) submitAt(now time.Time, fast bool, results ...result) {
 		return
 	}
 	r.committing = true
+	if len(r.pending) == 0 {
+		// The caller's results are committed as they are, not copied
+		// into the queue and cleared out of it.
+		r.commitSettle(results, now)
+		now = time.Time{}
+	} else {
+		r.pending = append(r.pending, results...)
+	}
 	for len(r.pending) > 0 {
 		// Two buffers take turns: results queue in one while the other
 		// is committed.
 		batch := r.pending
 		r.pending = r.spare[:0]
-		at := r.commit(batch, now)
+		r.commitSettle(batch, now)
 		now = time.Time{}
-		r.settle(batch, at)
-		r.stalled = false // progress: the busy workers keep up
-		r.wakeIdle(time.Time{}, true)
 		clear(batch)
 		r.spare = batch[:0]
 	}
 	r.committing = false
+}
+
+// commitSettle commits batch, at now, and settles its results, for
+// submitAt. Called with mu held.
+func (r *run) commitSettle(batch []result, now time.Time) {
+	at := r.commit(batch, now)
+	r.settle(batch, at)
+	r.stalled = false // progress: the busy workers keep up
+	r.wakeIdle(time.Time{}, true)
 }
 
 // commit records a batch of results in one compare-and-swap commit. A
