@@ -95,7 +95,8 @@ type ClientOptions struct {
 	// serves http, https and those registered with its RegisterProtocol).
 	// Default: http.DefaultClient.
 	HTTPClient *http.Client
-	// Header is added to every request, for credentials for example. Its
+	// Header is added to every request to the URL's origin, for
+	// credentials for example (see below for redirects). Its
 	// keys are taken as http.CanonicalHeaderKey spells them: keys spelt
 	// two ways ("x-tenant", "X-Tenant") go out as one, with the values of
 	// both, in the order of the keys sorted. Accept and Cache-Control, in
@@ -108,7 +109,16 @@ type ClientOptions struct {
 	// and port), relative or absolute, asks for that Host too, and one to
 	// another origin asks for that origin's own host, before HTTPClient's
 	// CheckRedirect, if any, sees the request. Without it, a request asks
-	// for the URL's host. It must not hold Last-Event-ID, in any spelling of the key: the Client
+	// for the URL's host. The Header goes to the URL's origin alone, as
+	// credentials for it: a redirect to another origin (another scheme,
+	// host or port, a subdomain too) goes without any of its keys (an
+	// Authorization, a Cookie, an X-Api-Key alike), and so does every
+	// request after it in the chain, back to the URL's origin included,
+	// while a redirect within the origin keeps them; the Client's own
+	// Accept, Cache-Control and Last-Event-ID go everywhere. (net/http
+	// alone sends a custom key to any host, and Authorization and Cookie
+	// to the same host name on another port or scheme, or to a
+	// subdomain.) It must not hold Last-Event-ID, in any spelling of the key: the Client
 	// sends its own (LastEventID, then the ID of the last event it saw),
 	// and a second one would leave the server to choose. Such a Header is
 	// refused: Stream returns an error wrapping [ErrInvalidOptions]. So is
@@ -341,6 +351,10 @@ func NewClient(url string, opts ClientOptions) *Client {
 	// net/http sends Request.Host, and ignores a Host in Header.
 	hosts := c.header["Host"]
 	delete(c.header, "Host")
+	// The Client's own replace them: what is left in c.header is the
+	// host's alone, which a redirect to another origin drops.
+	delete(c.header, "Accept")
+	delete(c.header, "Cache-Control")
 	if len(hosts) == 1 {
 		c.host = hosts[0] // checked below
 	}
@@ -940,7 +954,9 @@ func (c *Client) do(hc *http.Client, req *http.Request, drop context.CancelCause
 // connection after a redirect either; and, with a Host in c's Header,
 // with that Host if it goes to the first request's origin (net/http
 // keeps it over a relative redirect alone), and none if it goes to
-// another (where the Host would be wrong). It then calls the
+// another (where the Host would be wrong); and, once the chain has left
+// the first request's origin, without any key of c's Header, the host's
+// credentials for that origin (see homeChain). It then calls the
 // HTTPClient's own CheckRedirect (net/http's default if nil), which has
 // the last word. It sets *redirected once a redirect comes, so that a
 // refusal by net/http tells the redirect's URL from the Client's. A copy
@@ -952,6 +968,13 @@ func (c *Client) following(redirected *bool) *http.Client {
 	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		*redirected = true
 		req.Close = true
+		if !homeChain(req, via) {
+			// The host's headers are its credentials for its URL's
+			// origin: none goes to another, nor back from it.
+			for k := range c.header {
+				delete(req.Header, k)
+			}
+		}
 		switch {
 		case c.host == "":
 		case sameOrigin(req.URL, via[0].URL):
@@ -971,6 +994,19 @@ func (c *Client) following(redirected *bool) *http.Client {
 		return &redirectRefused{err}
 	}
 	return &hc
+}
+
+// homeChain reports whether req, redirected from via, and every request
+// of via stay on the first request's origin: a chain that has left it
+// once, to come back, is not its own any more (its server chose where
+// it goes).
+func homeChain(req *http.Request, via []*http.Request) bool {
+	for _, r := range via[1:] {
+		if !sameOrigin(r.URL, via[0].URL) {
+			return false
+		}
+	}
+	return sameOrigin(req.URL, via[0].URL)
 }
 
 // netHTTPRefusal tells whether err, from http.Client.Do, is net/http's

@@ -275,7 +275,10 @@
 // none) ends [Client.Stream] with an error wrapping [ErrHeaderTimeout],
 // as a proxy's 504 ends it, rather than wait for ctx to end. Each
 // request takes a connection that no other request takes after it, so
-// that over HTTP/2 the reconnection does not go out on the dead one. A 503 Service Unavailable (the handler's answer beyond
+// that over HTTP/2 the reconnection does not go out on the dead one.
+// [ClientOptions].Header (credentials, say) goes to the URL's origin
+// alone: a redirect to another origin, and the rest of its chain, goes
+// without it. A 503 Service Unavailable (the handler's answer beyond
 // MaxStreams, or when Authorize fails) or a 429 Too Many Requests (a
 // proxy's rate limit) counts as a failed connection: the
 // client waits the backoff, but at least the response's Retry-After
