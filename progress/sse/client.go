@@ -317,7 +317,11 @@ type Client struct {
 // Header with Last-Event-ID, one that net/http cannot send, one with a
 // header net/http manages itself, or an Accept-Encoding, Host or
 // User-Agent it would not handle as given) make every [Client.Stream] return an error
-// wrapping [ErrInvalidOptions], without connecting.
+// wrapping [ErrInvalidOptions], without connecting. The URL's userinfo
+// (http://user:pass@host/), if any, goes as basic credentials (unless
+// ClientOptions.Header has an Authorization) to the URL's origin alone,
+// as the Header does: with each redirect within it, relative or
+// absolute, and with none to another origin, nor back from it.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: make(http.Header, len(opts.Header)), lastID: opts.LastEventID, retry: opts.Retry,
 		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, headers: opts.HeaderTimeout, rand: rand.Float64}
@@ -956,9 +960,10 @@ func (c *Client) do(hc *http.Client, req *http.Request, drop context.CancelCause
 // keeps it over a relative redirect alone), and none if it goes to
 // another (where the Host would be wrong); and, once the chain has left
 // the first request's origin, without any key of c's Header, the host's
-// credentials for that origin (see homeChain). It then calls the
-// HTTPClient's own CheckRedirect (net/http's default if nil), which has
-// the last word. It sets *redirected once a redirect comes, so that a
+// credentials for that origin (see homeChain), and before that with the
+// first request's userinfo, if its URL has none of its own. It then
+// calls the HTTPClient's own CheckRedirect (net/http's default if nil),
+// which has the last word. It sets *redirected once a redirect comes, so that a
 // refusal by net/http tells the redirect's URL from the Client's. A copy
 // for each connection leaves the host's HTTPClient as it was, and takes
 // any change the host made to it since.
@@ -974,6 +979,11 @@ func (c *Client) following(redirected *bool) *http.Client {
 			for k := range c.header {
 				delete(req.Header, k)
 			}
+		} else if req.URL.User == nil {
+			// net/http carries the URL's userinfo over a relative
+			// redirect alone; within the origin, an absolute one is
+			// the same server's too.
+			req.URL.User = via[0].URL.User
 		}
 		switch {
 		case c.host == "":

@@ -144,3 +144,55 @@ func TestClientKeepsTheHeaderToItsOrigin(t *testing.T) {
 		})
 	}
 }
+
+// The basic credentials of a URL with userinfo (http://user:pass@host/)
+// go with each redirect within the URL's origin, relative or absolute,
+// as they go with the first request, and never to another origin, nor
+// back from it. Before, net/http kept them over a relative redirect
+// alone: an absolute one to the same origin (as a server behind a proxy
+// writes its Location) went without them, and the server refused it.
+func TestClientKeepsTheURLsUserToItsOrigin(t *testing.T) {
+	rig := newRedirectRig(t)
+	const user = "ann:s3cret"
+	tests := []struct {
+		name      string
+		locations map[string]func() string
+		want      []string // the user of each request
+	}{
+		{"none",
+			nil,
+			[]string{user}},
+		{"relative, the same origin",
+			map[string]func() string{"origin /runs/r1": func() string { return "/streams/r1" }},
+			[]string{user, user}},
+		{"absolute, the same origin",
+			map[string]func() string{"origin /runs/r1": func() string { return rig.origin.URL + "/streams/r1" }},
+			[]string{user, user}},
+		{"absolute, the same origin, twice",
+			map[string]func() string{
+				"origin /runs/r1":    func() string { return rig.origin.URL + "/streams/r1" },
+				"origin /streams/r1": func() string { return "/streams/r1/" },
+			},
+			[]string{user, user, user}},
+		{"another origin",
+			map[string]func() string{"origin /runs/r1": func() string { return rig.other.URL + "/streams/r1" }},
+			[]string{user, ""}},
+		{"another origin, then back",
+			map[string]func() string{
+				"origin /runs/r1":   func() string { return rig.other.URL + "/streams/r1" },
+				"other /streams/r1": func() string { return rig.origin.URL + "/streams/r1/" },
+			},
+			[]string{user, "", ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := "http://" + user + "@" + strings.TrimPrefix(rig.origin.URL, "http://") + "/runs/r1"
+			got := rig.follow(t, url, sse.ClientOptions{}, tt.locations)
+			users := make([]string, len(got))
+			for i, r := range got {
+				users[i] = r.user
+			}
+			assert.Equal(t, tt.want, users, "the basic credentials of each request")
+		})
+	}
+}
