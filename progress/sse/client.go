@@ -308,11 +308,13 @@ type Client struct {
 // NewClient returns a Client for url, an http:// or https:// URL, or one
 // of a scheme that ClientOptions.HTTPClient's Transport serves (one
 // registered with http.Transport.RegisterProtocol, as for a Unix socket,
-// or the host's own RoundTripper). A URL that net/http refuses to ask
+// or the host's own RoundTripper). A URL that does not parse makes every
+// [Client.Stream] return an error wrapping [ErrInvalidOptions] that says
+// why, without connecting; so does a URL that net/http refuses to ask
 // (of a scheme the Transport does not serve, none, as
 // "localhost:8080/runs/r1", whose scheme is "localhost", or without a
-// host) makes every [Client.Stream] return an error saying so, without
-// connecting, at its first request. Options it refuses (a Retry,
+// host), at its first request, which the Transport refuses before it
+// connects. Options it refuses (a Retry,
 // MaxBackoff, IdleTimeout or HeaderTimeout below 1ms but positive, a
 // Header with Last-Event-ID, one that net/http cannot send, one with a
 // header net/http manages itself, or an Accept-Encoding, Host or
@@ -435,6 +437,9 @@ func NewClient(url string, opts ClientOptions) *Client {
 			}
 		}
 	}
+	if c.optErr == nil {
+		c.optErr = checkParse(url)
+	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient
 	}
@@ -497,8 +502,8 @@ func (c *Client) Connects() int {
 // control character, which an HTTP header cannot carry, with an error
 // wrapping [ErrBadLastEventID] when it would be sent. Options that
 // [NewClient] refused end it at once, with an error wrapping
-// [ErrInvalidOptions], and a URL that net/http refuses to ask (see
-// [NewClient]) with an error saying so.
+// [ErrInvalidOptions], and so does a URL that does not parse or that
+// net/http refuses to ask (see [NewClient]), with an error saying so.
 func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 	if c.optErr != nil {
 		return c.optErr
@@ -711,22 +716,37 @@ func decodeEvent(data string) (progress.Event, error) {
 	return e, nil
 }
 
-// checkURL returns an error that says what to give for u, which
-// net/http refused to ask (see netHTTPRefusal): of a scheme but http and
-// https, which the Transport does not serve, none, or without a host;
-// nil if u is none of these.
+// checkURL returns an error wrapping ErrInvalidOptions that says what to
+// give for u, which net/http refused to ask (see netHTTPRefusal): of a
+// scheme but http and https, which the Transport does not serve, none,
+// or without a host; nil if u is none of these.
 func checkURL(u string) error {
 	parsed, err := url.Parse(u)
 	switch {
 	case err != nil:
 		return nil
 	case !strings.EqualFold(parsed.Scheme, "http") && !strings.EqualFold(parsed.Scheme, "https"):
-		return fmt.Errorf("sse: URL %q has the scheme %q, which the HTTPClient's Transport does not serve; "+
-			"give an http:// or https:// URL, or a Transport that serves the scheme", clip(u, 128), parsed.Scheme)
+		return fmt.Errorf("%w: URL %q has the scheme %q, which the HTTPClient's Transport does not serve; "+
+			"give an http:// or https:// URL, or a Transport that serves the scheme", ErrInvalidOptions, clip(u, 128), parsed.Scheme)
 	case parsed.Host == "":
-		return fmt.Errorf("sse: URL %q has no host; give the server's, as in http://host:port/path", clip(u, 128))
+		return fmt.Errorf("%w: URL %q has no host; give the server's, as in http://host:port/path", ErrInvalidOptions, clip(u, 128))
 	}
 	return nil
+}
+
+// checkParse returns an error wrapping ErrInvalidOptions that says why u
+// does not parse as a URL (net/http would refuse every request of it),
+// nil if it parses.
+func checkParse(u string) error {
+	_, err := url.Parse(u)
+	if err == nil {
+		return nil
+	}
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err // without url.Parse's own quote of u
+	}
+	return fmt.Errorf("%w: URL %q does not parse: %v; give an absolute URL, as in http://host:port/path",
+		ErrInvalidOptions, clip(u, 128), err)
 }
 
 // headerSafe reports whether net/http sends s as a header value: no
@@ -790,7 +810,7 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	defer drop(nil)
 	req, err := http.NewRequestWithContext(connCtx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return false, true, fmt.Errorf("sse: %w", err)
+		return false, true, fmt.Errorf("sse: %w", err) // a URL that does not parse is refused in NewClient
 	}
 	for k, v := range c.header {
 		req.Header[k] = append([]string(nil), v...)
@@ -833,7 +853,8 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		if err := checkURL(c.url); err != nil {
 			return false, true, err
 		}
-		return false, true, fmt.Errorf("sse: net/http refuses to ask the URL: %w", err)
+		return false, true, fmt.Errorf("%w: net/http refuses to ask the URL (give an http:// or https:// URL with a host, "+
+			"or one of a scheme that the HTTPClient's Transport serves): %w", ErrInvalidOptions, err)
 	} else if what != "" {
 		// The server would redirect there again, and net/http refuse it.
 		return false, true, fmt.Errorf("sse: the server redirected to a URL that net/http cannot follow "+

@@ -157,27 +157,45 @@ func TestClientFollowStopsAtTheFinalEvent(t *testing.T) {
 
 // A URL that net/http cannot make a request of, such as one without its
 // scheme ("localhost:8080/runs/r1", whose scheme is then "localhost") or
-// without a host, ends Stream at once with an error that says what is
-// wrong, as an unparsable URL does. Before, net/http refused each
+// without a host, ends Stream at once with an error wrapping
+// ErrInvalidOptions that says what is wrong and what is allowed, as an
+// unparsable URL does. Before 19da1c0, net/http refused each
 // request, which the Client took for a network error: it reconnected,
-// backing off, until ctx ended, and a host never learnt why.
+// backing off, until ctx ended, and a host never learnt why; and until
+// now, neither error wrapped ErrInvalidOptions, with which the Client
+// refuses every other option, so a host that branched on it took a URL
+// refused for a failure of the server.
 func TestClientRefusesAURLNetHTTPCannotAsk(t *testing.T) {
 	tests := []struct {
 		url  string
 		want string
 	}{
-		{"localhost:8080/runs/r1", `sse: URL "localhost:8080/runs/r1" has the scheme "localhost", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
-		{"/runs/r1", `sse: URL "/runs/r1" has the scheme "", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
-		{"ftp://sse.test/runs/r1", `sse: URL "ftp://sse.test/runs/r1" has the scheme "ftp", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
-		{"http:///runs/r1", `sse: URL "http:///runs/r1" has no host; give the server's, as in http://host:port/path`},
+		{"localhost:8080/runs/r1", `sse: invalid options: URL "localhost:8080/runs/r1" has the scheme "localhost", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
+		{"/runs/r1", `sse: invalid options: URL "/runs/r1" has the scheme "", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
+		{"", `sse: invalid options: URL "" has the scheme "", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
+		{"ftp://sse.test/runs/r1", `sse: invalid options: URL "ftp://sse.test/runs/r1" has the scheme "ftp", which the HTTPClient's Transport does not serve; give an http:// or https:// URL, or a Transport that serves the scheme`},
+		{"http:///runs/r1", `sse: invalid options: URL "http:///runs/r1" has no host; give the server's, as in http://host:port/path`},
+		{"http://[::1/runs/r1", `sse: invalid options: URL "http://[::1/runs/r1" does not parse: missing ']' in host; give an absolute URL, as in http://host:port/path`},
+		{"http://sse.test/runs/r1\n", `sse: invalid options: URL "http://sse.test/runs/r1\n" does not parse: net/url: invalid control character in URL; give an absolute URL, as in http://host:port/path`},
+		{"http://sse.test:port/runs/r1", `sse: invalid options: URL "http://sse.test:port/runs/r1" does not parse: invalid port ":port" after host; give an absolute URL, as in http://host:port/path`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			err := sse.NewClient(tt.url, sse.ClientOptions{Retry: time.Millisecond}).Stream(ctx, func(sse.Message) error { return nil })
+			var requests atomic.Int32
+			transport := &http.Transport{}
+			t.Cleanup(transport.CloseIdleConnections)
+			counting := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				requests.Add(1)
+				return transport.RoundTrip(req)
+			})
+			err := sse.NewClient(tt.url, sse.ClientOptions{Retry: time.Millisecond, HTTPClient: &http.Client{Transport: counting}}).
+				Stream(ctx, func(sse.Message) error { return nil })
 			assert.NoError(t, ctx.Err(), "Stream returned at the test's deadline")
+			assert.ErrorIs(t, err, sse.ErrInvalidOptions)
 			assert.EqualError(t, err, tt.want)
+			assert.LessOrEqual(t, requests.Load(), int32(1), "requests asked of the Transport")
 		})
 	}
 }

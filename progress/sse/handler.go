@@ -31,7 +31,7 @@ var (
 	// ErrNotFound refuses a request for a run that does not exist: 404.
 	ErrNotFound = errors.New("sse: not found")
 	// ErrInvalidOptions marks options that NewHandler refuses, and those
-	// of a Client, which its Stream refuses.
+	// of a Client, its URL included, which its Stream refuses.
 	ErrInvalidOptions = errors.New("sse: invalid options")
 )
 
