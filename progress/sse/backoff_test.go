@@ -3,6 +3,7 @@ package sse_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -159,6 +160,17 @@ func followFakeDrawing(t *testing.T, opts sse.ClientOptions, draw func() float64
 	return s.waits()
 }
 
+// fresh returns n replies, each of which is body and then an event of
+// its own (id: 1 for the first, id: 2 for the next, ...), as a server
+// sends new events after each reconnection.
+func fresh(body string, n int) []reply {
+	r := make([]reply, n)
+	for i := range r {
+		r[i] = reply{body: fmt.Sprintf("%sid: %d\ndata: {}\n\n", body, i+1)}
+	}
+	return r
+}
+
 // backoff returns the range [lo, hi) of each of n waits after as many
 // failed connections in a row, from base, capped at ceiling (which is at
 // least base): [d/2, d) for d = base·2^i capped, never below base.
@@ -243,7 +255,7 @@ func TestClientBackoffResets(t *testing.T) {
 			append(grow[:3:3], base, grow[0], grow[1], grow[2])},
 		{"open for less than MaxBackoff", []reply{empty, empty, empty, {body: "retry: 0\n\n", hold: maxBackoff - time.Millisecond}, empty},
 			backoff(sse.MinRetry, maxBackoff, 7)},
-		{"events on every connection", []reply{{body: "retry: 0\nid: 1\ndata: {}\n\n"}},
+		{"new events on every connection", fresh("retry: 0\n", 4),
 			[][2]time.Duration{base, base, base, base}},
 	}
 	for _, tt := range tests {
@@ -266,17 +278,17 @@ func TestClientJittersTheReconnectAfterEvents(t *testing.T) {
 	tests := []struct {
 		name  string
 		opts  sse.ClientOptions
-		body  string
+		body  string // before each connection's new event
 		draws []float64
 		want  []time.Duration
 	}{
-		{"the server's retry", sse.ClientOptions{}, "retry: 2000\nid: 1\ndata: {}\n\n",
+		{"the server's retry", sse.ClientOptions{}, "retry: 2000\n",
 			[]float64{0, 0.5, almost1, 0.1}, []time.Duration{2 * time.Second, 2500 * time.Millisecond, 3*time.Second - 1, 2100 * time.Millisecond}},
-		{"ClientOptions.Retry", sse.ClientOptions{Retry: time.Second}, "id: 1\ndata: {}\n\n",
+		{"ClientOptions.Retry", sse.ClientOptions{Retry: time.Second}, "",
 			[]float64{0.5, 0}, []time.Duration{1250 * time.Millisecond, time.Second}},
-		{"a retry below MinRetry", sse.ClientOptions{}, "retry: 0\nid: 1\ndata: {}\n\n",
+		{"a retry below MinRetry", sse.ClientOptions{}, "retry: 0\n",
 			[]float64{0, almost1}, []time.Duration{sse.MinRetry, sse.MinRetry*3/2 - 1}},
-		{"a retry above MaxBackoff", sse.ClientOptions{MaxBackoff: time.Second}, "retry: 60000\nid: 1\ndata: {}\n\n",
+		{"a retry above MaxBackoff", sse.ClientOptions{MaxBackoff: time.Second}, "retry: 60000\n",
 			[]float64{0.5}, []time.Duration{75 * time.Second}},
 	}
 	for _, tt := range tests {
@@ -288,7 +300,7 @@ func TestClientJittersTheReconnectAfterEvents(t *testing.T) {
 					draws = draws[1:]
 					return u
 				}
-				got := followFakeDrawing(t, tt.opts, draw, len(tt.want)+1, reply{body: tt.body})
+				got := followFakeDrawing(t, tt.opts, draw, len(tt.want)+1, fresh(tt.body, len(tt.want))...)
 				if diff := cmp.Diff(tt.want, got); diff != "" {
 					t.Errorf("waits (-want +got):\n%s", diff)
 				}
@@ -465,6 +477,49 @@ func TestClientBackoffIgnoresTheCallbacksTime(t *testing.T) {
 				})
 				require.ErrorIs(t, err, errEnough)
 				checkWaits(t, tt.want, s.waits())
+			})
+		})
+	}
+}
+
+// A connection that brings only what the last one that brought events
+// brought (the same messages, ids and all, in the same order: a server
+// that replays the same id-less event on each connection, or that
+// ignores Last-Event-ID and replays its events from the start) makes no
+// progress: the backoff grows, as after a connection without events,
+// until one brings something new or stays open for MaxBackoff. Before,
+// each replay reset the backoff, so such a server was asked again at the
+// base delay for ever (every MinRetry, 10 times a second, with retry: 0),
+// and the callback got the same events each time.
+func TestClientBacksOffFromAReplay(t *testing.T) {
+	const maxBackoff = 10 * time.Second
+	base := [2]time.Duration{sse.MinRetry, sse.MinRetry * 3 / 2}
+	grow := backoff(sse.MinRetry, maxBackoff, 6)
+	same := reply{body: "retry: 0\nevent: status\ndata: {\"state\":\"waiting\"}\n\n"}
+	other := reply{body: "retry: 0\nevent: status\ndata: {\"state\":\"running\"}\n\n"}
+	tests := []struct {
+		name    string
+		replies []reply
+		want    [][2]time.Duration
+	}{
+		{"the same event without an id on each connection",
+			[]reply{same}, append([][2]time.Duration{base}, grow[:5]...)},
+		{"the same events with their ids from the start on each connection",
+			[]reply{{body: "retry: 0\nid: 1\ndata: a\n\nid: 2\ndata: b\n\n"}}, append([][2]time.Duration{base}, grow[:5]...)},
+		{"the replay of an event after a failed connection",
+			[]reply{same, {}, same, {}}, [][2]time.Duration{base, grow[0], grow[1], grow[2], grow[3]}},
+		{"an event that changes resets",
+			[]reply{same, same, same, other}, [][2]time.Duration{base, grow[0], grow[1], base, grow[0], grow[1]}},
+		{"new events with ids reset",
+			[]reply{{body: "retry: 0\nid: 1\ndata: a\n\n"}, {body: "id: 2\ndata: a\n\n"}, {body: "id: 3\ndata: a\n\n"}},
+			[][2]time.Duration{base, base, base, grow[0], grow[1]}},
+		{"a replay that comes MaxBackoff after the stream opened resets",
+			[]reply{{body: same.body, hold: maxBackoff}}, [][2]time.Duration{base, base, base}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				checkWaits(t, tt.want, followFake(t, sse.ClientOptions{MaxBackoff: maxBackoff}, len(tt.want)+1, tt.replies...))
 			})
 		})
 	}

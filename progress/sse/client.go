@@ -3,8 +3,10 @@ package sse
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
 	"math"
@@ -210,8 +212,8 @@ var ErrHeaderTimeout = errors.New("sse: no response headers in time")
 // whatever the server's retry field or ClientOptions.Retry says: a retry
 // of 0, or a server that ends every connection at once, cannot make every
 // client reconnect in a tight loop. At 100 ms it bounds a client to 10
-// connection attempts a second even against a server that sends an event
-// on each connection (which resets the backoff), while a person watching
+// connection attempts a second even against a server that sends a new
+// event on each connection (which resets the backoff), while a person watching
 // progress does not notice it, next to the handler's default retry of
 // 3 s.
 const MinRetry = 100 * time.Millisecond
@@ -261,10 +263,16 @@ const defaultHeaderTimeout = 90 * time.Second
 // the last event ID as it was, such as a heartbeat of a [Handler] with
 // HandlerOptions.KeepAliveEvent. So an event of a host's own type
 // ("progress", say) with data is one, with an id or without; the
-// silence before a drop for IdleTimeout is none. A server that ends
-// each stream after a heartbeat, or a proxy that takes the request and
-// then sends nothing, is thus retried with the growing backoff, not at
-// the base delay for ever.
+// silence before a drop for IdleTimeout is none. But a connection whose
+// events are the very ones (types, ids and data, in order) of the last
+// connection that delivered events, and that does not stay open for
+// MaxBackoff, is a replay, which counts as a connection without an
+// event: a server that sends the same id-less event on each connection,
+// or ignores Last-Event-ID and replays its events from the start, makes
+// no progress (the first different event resets the backoff). A server
+// that ends each stream after a heartbeat, or a replay, or a proxy that
+// takes the request and then sends nothing, is thus retried with the
+// growing backoff, not at the base delay for ever.
 //
 // An open stream on which not a byte arrives for ClientOptions.IdleTimeout
 // (45 s by default; a [Handler] writes a keep-alive comment every 15 s)
@@ -298,6 +306,7 @@ type Client struct {
 	headers    time.Duration  // < 0: no bound on the wait for a response's headers
 	optErr     error          // ClientOptions refused: Stream returns it
 	rand       func() float64 // the jitter's draw, in [0, 1)
+	seed       maphash.Seed   // of the digests that tell a replay
 
 	mu       sync.Mutex
 	lastID   string
@@ -326,7 +335,7 @@ type Client struct {
 // absolute, and with none to another origin, nor back from it.
 func NewClient(url string, opts ClientOptions) *Client {
 	c := &Client{url: url, hc: opts.HTTPClient, header: make(http.Header, len(opts.Header)), lastID: opts.LastEventID, retry: opts.Retry,
-		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, headers: opts.HeaderTimeout, rand: rand.Float64}
+		maxBackoff: opts.MaxBackoff, idle: opts.IdleTimeout, headers: opts.HeaderTimeout, rand: rand.Float64, seed: maphash.MakeSeed()}
 	for _, o := range []struct {
 		name    string
 		value   time.Duration
@@ -509,8 +518,9 @@ func (c *Client) Stream(ctx context.Context, fn func(Message) error) error {
 		return c.optErr
 	}
 	fails := 0 // consecutive connections that failed or ended without an event
+	var last replay
 	for {
-		healthy, done, err := c.connect(ctx, fn)
+		healthy, done, err := c.connect(ctx, fn, &last)
 		if done || ctx.Err() != nil {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
@@ -801,11 +811,11 @@ func clip(s string, n int) string {
 // connect runs one connection. done reports that the stream must not be
 // reconnected; err is then what Stream returns. A 503 or a 429 is not
 // done: its err is the *StatusError whose RetryAfter Stream waits out.
-// healthy reports that the
-// connection delivered an event (a message but a heartbeat) or had a byte
-// arriving maxBackoff or more after it opened, fn's time left out, which resets the
-// backoff. A stream silent for c.idle is ended as a dropped connection.
-func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, done bool, err error) {
+// healthy reports that the connection delivered events (messages but
+// heartbeats) other than those of the last connection that delivered
+// any, noted in last, or had a byte arriving maxBackoff or more after it
+// opened, fn's time left out, which resets the backoff. A stream silent for c.idle is ended as a dropped connection.
+func (c *Client) connect(ctx context.Context, fn func(Message) error, last *replay) (healthy, done bool, err error) {
 	connCtx, drop := context.WithCancelCause(ctx)
 	defer drop(nil)
 	req, err := http.NewRequestWithContext(connCtx, http.MethodGet, c.url, nil)
@@ -887,6 +897,8 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 	c.connects++
 	c.mu.Unlock()
 	delivered := false
+	var got maphash.Hash // the events delivered, to tell a replay
+	got.SetSeed(c.seed)
 	tracked := &lastByteReader{r: body}
 	d := NewDecoder(tracked)
 	d.idBuf, d.lastID = lastID, lastID
@@ -913,7 +925,7 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			// Up for maxBackoff counts to the last byte: not the silence
 			// that IdleTimeout cut, which is no sign of a live server,
 			// nor the callback's time.
-			return delivered || tracked.lastFor >= c.maxBackoff, false, err
+			return last.fresh(delivered, got.Sum64()) || tracked.lastFor >= c.maxBackoff, false, err
 		}
 		if ctx.Err() != nil {
 			// Cancelled, maybe by fn for the last event: no event after.
@@ -921,7 +933,10 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 		}
 		// Progress: an event. A heartbeat (as a Handler's
 		// KeepAliveEvent) is none.
-		delivered = delivered || !heartbeat(m, d.beforeID)
+		if !heartbeat(m, d.beforeID) {
+			delivered = true
+			writeEvent(&got, m)
+		}
 		if err := fn(m); err != nil {
 			if errors.Is(err, errFollowEnd) {
 				c.setLastID(m.ID) // taken
@@ -931,6 +946,37 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error) (healthy, 
 			return true, true, err
 		}
 		c.setLastID(m.ID)
+	}
+}
+
+// replay is the digest of the events of the last connection of a Stream
+// that delivered any, to tell a connection that delivers the very same
+// ones (a server that replays an id-less event on each connection, or
+// its events from the start, ignoring Last-Event-ID): no progress.
+type replay struct {
+	sum uint64
+	ok  bool // a connection delivered events
+}
+
+// fresh reports whether a connection that delivered events (if delivered)
+// with the digest sum made progress: it delivered events, and not those
+// of the last connection that delivered any. It then notes sum.
+func (r *replay) fresh(delivered bool, sum uint64) bool {
+	if !delivered {
+		return false
+	}
+	again := r.ok && r.sum == sum
+	r.sum, r.ok = sum, true
+	return !again
+}
+
+// writeEvent adds m's type, id and data to h, each after its length, so
+// that no two sequences of messages write the same bytes.
+func writeEvent(h *maphash.Hash, m Message) {
+	for _, f := range [...]string{m.Type, m.ID, m.Data} {
+		var n [binary.MaxVarintLen64]byte
+		h.Write(binary.AppendUvarint(n[:0], uint64(len(f))))
+		h.WriteString(f)
 	}
 }
 

@@ -263,7 +263,9 @@
 // connection that delivers an event, or stays open for MaxBackoff with
 // bytes still arriving (the callback's time left out), resets the backoff; a heartbeat (a message of
 // another type than "message" with data "{}" or empty, as a Handler's
-// KeepAliveEvent, that leaves the last event ID as it was) does not. An open stream on which not a byte (an event or a comment)
+// KeepAliveEvent, that leaves the last event ID as it was) does not, nor
+// does a replay (the very events of the last connection that delivered
+// any: the same id-less event on each connection, say). An open stream on which not a byte (an event or a comment)
 // arrives for [ClientOptions].IdleTimeout (45 s by default, three times
 // the handler's keep-alive; negative for none) counts as dropped too: the
 // client closes it and reconnects with Last-Event-ID, so that a
