@@ -120,7 +120,9 @@ type ClientOptions struct {
 	// Accept, Cache-Control and Last-Event-ID go everywhere. (net/http
 	// alone sends a custom key to any host, and Authorization and Cookie
 	// to the same host name on another port or scheme, or to a
-	// subdomain.) It must not hold Last-Event-ID, in any spelling of the key: the Client
+	// subdomain.) Nor does a redirect to another origin carry a Referer,
+	// which net/http would set to the whole URL that redirected, its
+	// query (a token, say) included. It must not hold Last-Event-ID, in any spelling of the key: the Client
 	// sends its own (LastEventID, then the ID of the last event it saw),
 	// and a second one would leave the server to choose. Such a Header is
 	// refused: Stream returns an error wrapping [ErrInvalidOptions]. So is
@@ -1028,7 +1030,9 @@ func (c *Client) do(hc *http.Client, req *http.Request, drop context.CancelCause
 // another (where the Host would be wrong); and, once the chain has left
 // the first request's origin, without any key of c's Header, the host's
 // credentials for that origin (see homeChain), and before that with the
-// first request's userinfo, if its URL has none of its own. It then
+// first request's userinfo, if its URL has none of its own; and without
+// a Referer if it goes to another origin than the request that
+// redirected (net/http's is that request's whole URL). It then
 // calls the HTTPClient's own CheckRedirect (net/http's default if nil),
 // which has the last word. It sets *redirected once a redirect comes, so that a
 // refusal by net/http tells the redirect's URL from the Client's. A copy
@@ -1051,6 +1055,11 @@ func (c *Client) following(redirected *bool) *http.Client {
 			// redirect alone; within the origin, an absolute one is
 			// the same server's too.
 			req.URL.User = via[0].URL.User
+		}
+		if !sameOrigin(req.URL, via[len(via)-1].URL) {
+			// net/http's Referer is the whole URL that redirected: its
+			// path and query (a token, say) are not another origin's.
+			req.Header.Del("Referer")
 		}
 		switch {
 		case c.host == "":

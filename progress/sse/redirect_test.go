@@ -196,3 +196,42 @@ func TestClientKeepsTheURLsUserToItsOrigin(t *testing.T) {
 		})
 	}
 }
+
+// A redirect to another origin goes without a Referer: the URL that
+// redirected (its path and query: a token that Authorize checks, as the
+// package doc suggests for a page, or a run ID) is the Client's origin's
+// business alone, as a browser's default policy sends another origin no
+// more than the origin. Within the origin, net/http's Referer stays.
+// Before, net/http sent the whole URL that redirected (without its
+// userinfo) as the Referer to whatever origin the server named.
+func TestClientSendsNoRefererToAnotherOrigin(t *testing.T) {
+	rig := newRedirectRig(t)
+	tests := []struct {
+		name      string
+		locations map[string]func() string
+		want      []string // the Referer of each request
+	}{
+		{"the same origin",
+			map[string]func() string{"origin /runs/r1": func() string { return rig.origin.URL + "/streams/r1" }},
+			[]string{"", rig.origin.URL + "/runs/r1?token=s3cret"}},
+		{"another origin",
+			map[string]func() string{"origin /runs/r1": func() string { return rig.other.URL + "/streams/r1?t=2" }},
+			[]string{"", ""}},
+		{"another origin, then relative there",
+			map[string]func() string{
+				"origin /runs/r1":   func() string { return rig.other.URL + "/streams/r1?t=2" },
+				"other /streams/r1": func() string { return "/streams/r1/" },
+			},
+			[]string{"", "", rig.other.URL + "/streams/r1?t=2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rig.follow(t, rig.origin.URL+"/runs/r1?token=s3cret", sse.ClientOptions{}, tt.locations)
+			referers := make([]string, len(got))
+			for i, r := range got {
+				referers[i] = r.header.Get("Referer")
+			}
+			assert.Equal(t, tt.want, referers, "the Referer of each request")
+		})
+	}
+}
