@@ -54,7 +54,7 @@
 // progress.Source; redisstream logs each gap and counts it in its
 // Stats.Skipped). An
 // ID that is not a decimal sequence number gets 400 (see
-// [ParseLastEventID]).
+// [ParseLastEventID]), and so do Last-Event-ID headers that disagree.
 //
 // # Endings and limits
 //

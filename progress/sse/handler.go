@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -357,7 +358,8 @@ var (
 // run's first event comes (200) or the bound passes (204); it writes no
 // event. Other methods than GET and HEAD get 405. The resume point is the Last-Event-ID
 // header, or for a first connect the lastEventId query parameter; a
-// malformed one gets 400. It returns when the client goes away, when a
+// malformed one gets 400, and so do Last-Event-ID headers that disagree
+// (two that agree are one). It returns when the client goes away, when a
 // write fails or exceeds WriteTimeout, after the final event if
 // CloseOnFinal is set, after EmptyRunTimeout for a run without events
 // (with 204), or when the source fails. A ResponseWriter that
@@ -397,6 +399,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	idText, ok := "", false
 	if v := r.Header.Values("Last-Event-ID"); len(v) > 0 {
 		idText, ok = v[0], true
+		if i := slices.IndexFunc(v, func(id string) bool { return id != v[0] }); i > 0 {
+			// Which event did the client see last? Not the handler's to
+			// guess: one ahead of it would skip events.
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("%v: %d Last-Event-ID headers that disagree (%q, %q); send one",
+				ErrBadLastEventID, len(v), clip(v[0], 40), clip(v[i], 40)))
+			return
+		}
 	}
 	if !ok {
 		idText = r.URL.Query().Get("lastEventId")
