@@ -739,9 +739,9 @@ func checkURL(u string) error {
 		return nil
 	case !strings.EqualFold(parsed.Scheme, "http") && !strings.EqualFold(parsed.Scheme, "https"):
 		return fmt.Errorf("%w: URL %q has the scheme %q, which the HTTPClient's Transport does not serve; "+
-			"give an http:// or https:// URL, or a Transport that serves the scheme", ErrInvalidOptions, clip(u, 128), parsed.Scheme)
+			"give an http:// or https:// URL, or a Transport that serves the scheme", ErrInvalidOptions, clip(redact(u), 128), parsed.Scheme)
 	case parsed.Host == "":
-		return fmt.Errorf("%w: URL %q has no host; give the server's, as in http://host:port/path", ErrInvalidOptions, clip(u, 128))
+		return fmt.Errorf("%w: URL %q has no host; give the server's, as in http://host:port/path", ErrInvalidOptions, clip(redact(u), 128))
 	}
 	return nil
 }
@@ -758,7 +758,38 @@ func checkParse(u string) error {
 		err = ue.Err // without url.Parse's own quote of u
 	}
 	return fmt.Errorf("%w: URL %q does not parse: %v; give an absolute URL, as in http://host:port/path",
-		ErrInvalidOptions, clip(u, 128), err)
+		ErrInvalidOptions, clip(redact(u), 128), err)
+}
+
+// redact returns u with its password, if it has one, masked as
+// url.URL.Redacted masks it ("xxxxx"), so that an error that quotes u
+// does not hold it: for a URL that parses, as Redacted writes it; for one
+// that does not, the text between the authority's first ':' and its last
+// '@' (where url.Parse would look for them) masked in place. A URL
+// without a password is returned as it is.
+func redact(u string) string {
+	if parsed, err := url.Parse(u); err == nil {
+		if _, ok := parsed.User.Password(); ok {
+			return parsed.Redacted()
+		}
+		return u
+	}
+	start := strings.Index(u, "//")
+	if start < 0 || strings.ContainsAny(u[:start], "/?#") {
+		return u // no authority
+	}
+	start += 2
+	end := len(u)
+	if i := strings.IndexAny(u[start:], "/?#"); i >= 0 {
+		end = start + i
+	}
+	auth := u[start:end]
+	at := strings.LastIndexByte(auth, '@')
+	colon := strings.IndexByte(auth, ':')
+	if at < 0 || colon < 0 || colon > at {
+		return u // no password
+	}
+	return u[:start] + auth[:colon+1] + "xxxxx" + auth[at:] + u[end:]
 }
 
 // headerSafe reports whether net/http sends s as a header value: no

@@ -200,6 +200,33 @@ func TestClientRefusesAURLNetHTTPCannotAsk(t *testing.T) {
 	}
 }
 
+// A refused URL's password stays out of the error, which a host logs:
+// the error quotes the URL with the password masked, as url.URL.Redacted
+// does, whether the URL parses or not. Before, it quoted the URL as
+// given, password and all.
+func TestClientRefusesAURLWithoutItsPassword(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string
+	}{
+		{"ftp://ann:s3cret@sse.test/runs/r1", `URL "ftp://ann:xxxxx@sse.test/runs/r1" has the scheme "ftp"`},
+		{"http://ann:s3cret@/runs/r1", `URL "http://ann:xxxxx@/runs/r1" has no host`},
+		{"http://ann:s3cret@[::1/runs/r1", `URL "http://ann:xxxxx@[::1/runs/r1" does not parse: missing ']' in host`},
+		{"http://ann:s3:cr@et@sse.test:port/r1?q=a@b", `URL "http://ann:xxxxx@sse.test:port/r1?q=a@b" does not parse: invalid port ":port" after host`},
+		{"//ann:s3cret@sse.test/runs/r1", `URL "//ann:xxxxx@sse.test/runs/r1" has the scheme ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			err := sse.NewClient(tt.url, sse.ClientOptions{Retry: time.Millisecond}).Stream(ctx, func(sse.Message) error { return nil })
+			require.ErrorIs(t, err, sse.ErrInvalidOptions)
+			assert.ErrorContains(t, err, tt.want)
+			assert.NotContains(t, err.Error(), "s3")
+		})
+	}
+}
+
 // unixTransport serves a URL of the scheme "http+unix" as
 // github.com/peterbourgon/unixtransport and github.com/tv42/httpunix do,
 // registered on an http.Transport with RegisterProtocol: over the Unix
