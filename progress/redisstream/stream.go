@@ -1224,7 +1224,8 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 }
 
 // PermissionError is a command of Publish that the Redis user's ACL
-// refuses (a NOPERM reply): a configuration error, which retrying the
+// refuses (a NOPERM reply, or, for a command or key inside a script, an
+// ERR that says so in the words of the Redis version): a configuration error, which retrying the
 // call does not cure until an operator grants the command. It wraps
 // progress.ErrInvalidEvent, so that a progress.Buffered hands the
 // call's events to its fallback at once rather than retry them, and
@@ -1249,12 +1250,17 @@ func (e *PermissionError) Unwrap() []error { return []error{progress.ErrInvalidE
 
 // permission returns err, the error of cmd sent for key, as a
 // *PermissionError if it is an ACL's refusal, and as it is otherwise: a
-// NOPERM reply, or, for a command of a script before Redis 7.2, an ERR
-// that says the user "can't run this command or subcommand".
+// NOPERM reply, or the ERR of a script whose command, or key, the ACL
+// refuses: "The user executing the script can't ..." before Redis 7.2,
+// "ACL failure in script: ..." since.
 func permission(cmd redis.Cmder, key string, err error) error {
 	var rerr redis.Error
-	if !errors.As(err, &rerr) || !strings.HasPrefix(rerr.Error(), "NOPERM") &&
-		!strings.Contains(rerr.Error(), "can't run this command or subcommand") {
+	if !errors.As(err, &rerr) {
+		return err
+	}
+	msg := rerr.Error()
+	if !strings.HasPrefix(msg, "NOPERM") && !strings.Contains(msg, "ACL failure in script") &&
+		!strings.Contains(msg, "The user executing the script can't") {
 		return err
 	}
 	return &PermissionError{Command: strings.ToUpper(cmd.Name()), Key: key, Err: err}
