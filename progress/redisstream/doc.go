@@ -28,10 +28,13 @@
 // without an expiry, unless its call holds the run's first event (which
 // looks like a new run). A Stream sweeps the keys of its KeyTemplate a
 // minute after it starts and then every IdleTTL/4 (see
-// [Options].IdleTTL), and gives the streams without an expiry, written
-// by a release without expiries, FinishedTTL if their newest entry is
-// their run's final event and IdleTTL otherwise, leaving keys of other
-// types, and streams whose newest entry is no event of their run, alone.
+// [Options].IdleTTL), and once it has published, gives the streams
+// without an expiry, written by a release without expiries, FinishedTTL
+// if their newest entry is their run's final event and IdleTTL
+// otherwise, leaving keys of other types, and streams whose newest entry
+// is no event of their run, alone. A Stream that only reads (a
+// progress/sse service's) leaves that to the writers' Streams, and
+// without a History sends no sweep.
 //
 // # Reading
 //
@@ -250,8 +253,8 @@
 // Close then is a write of Publish, or a command that no BLOCK can
 // bound: a lookup left in flight by a reader that returned
 // ([Stream.LastEvent]'s XREVRANGE, or the XINFO STREAM of a check of a
-// gap in the live entries), or one of the sweep for idle streams
-// ([Options].IdleTTL) or of a copy into the History retried in the
+// gap in the live entries), or one of the sweep (see
+// [Options].IdleTTL) or of a copy into the History retried in the
 // background. Each read left in flight holds one of the few tokens of
 // reads that do not block (half [Options].MaxBlockingReads) while it
 // lasts. With such a ReadTimeout, LastEvent's XREVRANGE and a gap

@@ -71,3 +71,11 @@ func SetFirstSweep(t interface{ Cleanup(func()) }, d time.Duration) {
 // Redis on a client whose ReadTimeout does not bound it (see
 // Stream.lookupWait).
 func SetLookupWait(s *Stream, d time.Duration) { s.lookupWait = d }
+
+// OnSweep sets f to be called by each sweep of every Stream as it starts
+// (done false), and as it ends (done true), in the sweep's goroutine,
+// until the test ends. Not for parallel tests.
+func OnSweep(t interface{ Cleanup(func()) }, f func(s *Stream, done bool)) {
+	sweepHook.Store(&f)
+	t.Cleanup(func() { sweepHook.Store(nil) })
+}

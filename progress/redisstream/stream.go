@@ -152,8 +152,9 @@ type Options struct {
 	// ended, a FinishedTTL below IdleTTL/4 expired it between sweeps).
 	//
 	// With or without a History, the same sweeps (every FinishedTTL/4
-	// with a negative IdleTTL; none with both TTLs negative) give an
-	// expiry to the streams of KeyTemplate that have none (PTTL -1):
+	// with a negative IdleTTL; none with both TTLs negative) of a Stream
+	// that has published give an expiry to the streams of KeyTemplate
+	// that have none (PTTL -1):
 	// those that a release without expiries wrote, which no Publish
 	// would expire, as their runs publish no more. A stream whose newest
 	// entry is its run's final event gets FinishedTTL, and one whose
@@ -163,7 +164,11 @@ type Options struct {
 	// another type, are left as they are. That costs, for each page of
 	// the scan with such streams, one pipeline of XREVRANGE COUNT 1 and
 	// one of EVAL (a script that sets PEXPIRE only if the key is still a
-	// stream without an expiry and with the same newest entry).
+	// stream without an expiry and with the same newest entry). A Stream
+	// that has not published (one that only reads, a progress/sse
+	// service's, whose Redis user may lack EVAL, PEXPIRE or SCAN) leaves
+	// that to the writers' Streams: it sweeps only to copy idle streams
+	// into its History, and without a History and IdleTTL sends nothing.
 	IdleTTL time.Duration
 	// History is read when a reader asks for events the stream no longer
 	// has: older than its first entry, or the whole stream after it
@@ -425,6 +430,10 @@ type Stream struct {
 	// flight, by its seq, what ends its wait in place of a timer of its
 	// bound (tests set it).
 	leftTimer atomic.Pointer[func(seq uint64) <-chan time.Time]
+
+	// hasPublished says that Publish has been called with events: only
+	// then do the sweeps give expiries (see sweep).
+	hasPublished atomic.Bool
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
@@ -737,6 +746,7 @@ func (s *Stream) Publish(ctx context.Context, events ...progress.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	s.hasPublished.Store(true)
 	events = slices.Clone(events) // the write may outlive the call
 	done := make(chan error, 1)
 	w := &write{ended: make(chan struct{}), sent: events}

@@ -24,6 +24,11 @@ const sweepScanCount = 1000
 // once, so that a process that starts and stops at once does not scan.
 var firstSweep = time.Minute
 
+// sweepHook, if set, is called by each sweep of every Stream as it
+// starts (done false), and as it ends (done true), in the sweep's
+// goroutine (tests set it).
+var sweepHook atomic.Pointer[func(s *Stream, done bool)]
+
 // sweepIdle copies into the History, a minute after the Stream starts
 // (see firstSweep) and then every IdleTTL/4, the streams of
 // the Stream's KeyTemplate that have been idle for half IdleTTL or more
@@ -31,10 +36,12 @@ var firstSweep = time.Minute
 // streams of runs whose process stopped (killed, say), which may hold
 // events that the History lacks, and which a Resume, coming after the
 // expiry, could no longer copy (see copyInterrupted). That copy takes a
-// History and IdleTTL. With or without them, it gives an expiry to the
-// streams of the KeyTemplate that have none (see expireBare): those
-// that a release without expiries wrote. It runs with either TTL (see
-// sweepEvery), exits when the Stream is closed, and Close waits for it.
+// History and IdleTTL. With or without them, once the Stream has
+// published, it gives an expiry to the streams of the KeyTemplate that
+// have none (see expireBare): those that a release without expiries
+// wrote. It runs with either TTL (see sweepEvery), and sends nothing on
+// a Stream that has neither to do; it exits when the Stream is closed,
+// and Close waits for it.
 func (s *Stream) sweepIdle(first time.Duration) {
 	defer s.wg.Done()
 	interval := s.sweepEvery()
@@ -75,10 +82,22 @@ type sweptStream struct {
 // stream up to, or found in the History, already, the stream is copied
 // into the History as an interrupted run's is (copyToHistory). A failure is
 // logged and counted in Stats.CopyErrors, and the next sweep tries again
-// while the stream is left. The streams of a page without an expiry are
-// given one (expireBare: two more pipelines a page, only for a page
-// that holds such streams).
+// while the stream is left. Once the Stream has published, the streams
+// of a page without an expiry are given one (expireBare: two more
+// pipelines a page, only for a page that holds such streams). A Stream
+// that has not published, and has no History or IdleTTL, sends nothing.
 func (s *Stream) sweep(copied *sweptStreams) {
+	if f := sweepHook.Load(); f != nil {
+		(*f)(s, false)
+		defer (*f)(s, true)
+	}
+	// Expiries are the writers' work: a Stream that only reads (a
+	// progress/sse service's), whose Redis user may lack EVAL, PEXPIRE
+	// or SCAN, gives none, and without a History sends nothing.
+	expire, copies := s.hasPublished.Load(), s.history != nil && s.idleTTL > 0
+	if !expire && !copies {
+		return
+	}
 	now := time.Now()
 	copied.mu.Lock()
 	for key, c := range copied.m {
@@ -101,10 +120,12 @@ func (s *Stream) sweep(copied *sweptStreams) {
 		for i, key := range keys {
 			ttl, err := ttls[i].Result()
 			if err == nil && ttl == -1 {
-				bare = append(bare, key)
+				if expire {
+					bare = append(bare, key)
+				}
 				continue
 			}
-			if s.history == nil || s.idleTTL <= 0 || err != nil || ttl <= 0 || ttl > s.idleTTL/2 {
+			if !copies || err != nil || ttl <= 0 || ttl > s.idleTTL/2 {
 				continue // no copy to make, gone, or not idle long enough
 			}
 			runID, ok := s.runOf(key)

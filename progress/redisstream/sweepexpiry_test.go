@@ -3,6 +3,7 @@ package redisstream_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +29,8 @@ func oldRelease(t *testing.T, c *redis.Client, key string, events ...progress.Ev
 }
 
 // The streams that a release without expiries wrote never get one from
-// a Publish, as their runs publish no more: the sweep gives them one, a
+// a Publish, as their runs publish no more: the sweep of a Stream that
+// publishes gives them one, a
 // finished run's FinishedTTL and an unfinished one's IdleTTL, with or
 // without a History, and leaves alone the keys of the KeyTemplate that
 // are not streams, the streams that hold no event of their run (another
@@ -59,6 +61,16 @@ func TestTheSweepGivesAnExpiryToStreamsWithoutOne(t *testing.T) {
 			require.NoError(t, r.Client.XAdd(ctx, &redis.XAddArgs{Stream: key("foreign"), Values: []any{"a", "b"}}).Err())
 			oldRelease(t, r.Client, r.Prefix+"elsewhere", sinktest.Events("elsewhere", 1, 3)...)
 
+			// The first sweep waits for the Stream's first Publish: a
+			// Stream that has not published gives no expiries.
+			published := make(chan struct{})
+			var once sync.Once
+			wrote := func() { once.Do(func() { close(published) }) }
+			redisstream.OnSweep(t, func(_ *redisstream.Stream, done bool) {
+				if !done {
+					<-published
+				}
+			})
 			opts := redisstream.Options{KeyTemplate: tmpl, FinishedTTL: time.Minute, IdleTTL: tc.idleTTL, Logger: quiet()}
 			if tc.history {
 				opts.History = progress.NewMemoryHistory()
@@ -66,6 +78,10 @@ func TestTheSweepGivesAnExpiryToStreamsWithoutOne(t *testing.T) {
 			s, err := redisstream.New(r.Client, opts)
 			require.NoError(t, err)
 			t.Cleanup(func() { s.Close() })
+			t.Cleanup(wrote) // before Close, which waits for the sweep
+			writer := sinktest.RunID(t) + "-writer"
+			require.NoError(t, s.Publish(ctx, sinktest.Events(writer, 1, 1)...))
+			wrote()
 			pttl := func(key string) time.Duration {
 				ttl, err := r.Client.PTTL(ctx, key).Result()
 				require.NoError(t, err)
