@@ -709,7 +709,8 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // doubling up to 30s, each try bounded by 30s, until it succeeds, the
 // run's stream is gone (nothing is left to copy), the Stream is closed,
 // or an hour has passed; each outcome is logged (Stats.Copying counts
-// the runs it waits for). Other events, and the final events of runs
+// the runs it waits for). A copy whose read Redis refuses for good (the
+// Redis user's ACL refuses XRANGE: NOPERM) is not retried. Other events, and the final events of runs
 // that ended by themselves, cost nothing more.
 //
 // Publish returns context.Cause(ctx) as soon as ctx ends, even while
@@ -1302,7 +1303,8 @@ func scriptKey(cmd redis.Cmder) string {
 // Publish's ctx lasts, without end for a host that publishes without a
 // Buffered). A failure is counted in Stats.CopyErrors and logged, never
 // returned: the final event was written. The copy is then retried in the
-// background (retryCopy), unless the Stream is closed.
+// background (retryCopy), unless the Stream is closed or Redis refused
+// its read with a reply that no retry cures (errCopyRefused).
 func (s *Stream) copyInterrupted(ctx context.Context, runID string) {
 	ctx, stop := s.untilClosed(ctx)
 	defer stop()
@@ -1323,6 +1325,11 @@ func (s *Stream) copyInterrupted(ctx context.Context, runID string) {
 		return
 	}
 	s.copyErrors.Add(1)
+	if errors.Is(err, errCopyRefused) {
+		s.logger.Warn("redisstream: could not copy the stream of an interrupted run to the history, and it is not retried: Redis refuses its read (grant XRANGE to the Redis user); once the stream expires, readers skip the events that only it holds",
+			"run", runID, "copied", c.copied, "error", err)
+		return
+	}
 	s.logger.Warn("redisstream: could not copy the stream of an interrupted run to the history; retrying in the background (until then, once the stream expires, readers skip the events that only it holds)",
 		"run", runID, "copied", c.copied, "error", err)
 	s.mu.Lock()
@@ -1347,7 +1354,8 @@ const (
 // retryCopy retries the copy of runID's stream into the History, which
 // copyInterrupted could not make, until it succeeds, finds the stream
 // gone (it expired: what it alone held is lost), the Stream is closed,
-// or copyRetryFor has passed. Close ends it, and waits for it. It logs
+// Redis refuses its read with a reply that no retry cures (the ACL's
+// NOPERM: errCopyRefused), or copyRetryFor has passed. Close ends it, and waits for it. It logs
 // the outcome, and counts each failed try in Stats.CopyErrors.
 func (s *Stream) retryCopy(runID string) {
 	defer s.wg.Done()
@@ -1389,6 +1397,11 @@ func (s *Stream) retryCopy(runID string) {
 			return
 		}
 		s.copyErrors.Add(1)
+		if errors.Is(err, errCopyRefused) {
+			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history, which is not retried further: Redis refuses its read (grant XRANGE to the Redis user); once the stream expires, readers skip the events that only it holds",
+				"run", runID, "tries", tries, "error", err)
+			return
+		}
 		if !time.Now().Before(giveUp) {
 			s.logger.Warn("redisstream: gave up copying the stream of an interrupted run to the history after "+copyRetryFor.String()+"; once the stream expires, readers skip the events that only it holds",
 				"run", runID, "tries", tries, "error", err)
@@ -1397,6 +1410,11 @@ func (s *Stream) retryCopy(runID string) {
 		delay = min(2*delay, maxCopyRetryDelay)
 	}
 }
+
+// errCopyRefused marks a copy whose read of the run's stream Redis
+// refused with a reply that no retry cures (the Redis user's ACL refuses
+// XRANGE, NOPERM, say): the copy is not retried.
+var errCopyRefused = errors.New("Redis refuses the read of the stream, which no retry cures")
 
 // copied is what a copy of a run's stream into the History did.
 type copied struct {
@@ -1433,6 +1451,9 @@ func (s *Stream) copyToHistory(ctx context.Context, runID string) (copied, error
 	for start := "-"; ; {
 		msgs, err := s.client.XRangeN(ctx, key, start, "+", s.pageSize).Result()
 		if err != nil {
+			if !retryable(err) {
+				return c, fmt.Errorf("xrange %s: %w: %w", key, errCopyRefused, err)
+			}
 			return c, fmt.Errorf("xrange %s: %w", key, err)
 		}
 		c.read += len(msgs)
