@@ -128,3 +128,42 @@ func TestGapCheckOnAHungRedisFailsAtItsBound(t *testing.T) {
 	tl.Expect(t, sinktest.Span(3, 5))
 	tl.Stop(t, context.Canceled)
 }
+
+// On a client with a ReadTimeout of -1, a reader that starts below the
+// stream's first entry, a young one (the run's first events missed Redis
+// and, for now, the History), asks XINFO STREAM whether trimming left the
+// gap: while Redis does not answer that lookup, the reader fails it at
+// the Stream's bound, counts a read error and tries again with backoff,
+// and reads on once Redis answers. The XREVRANGE of a reader above the
+// stream's first entry has a test of its own (above); this branch had
+// none, and could have gone back to waiting as long as Redis hung.
+func TestGapCheckXInfoOnAHungRedisFailsAtItsBound(t *testing.T) {
+	r := testenv.NewRedis(t)
+	opts := *r.Client.Options()
+	opts.ReadTimeout = -1
+	client := testenv.NewRedisClient(&opts)
+	t.Cleanup(func() { client.Close() })
+	hold := newHoldCommand("xinfo")
+	client.AddHook(hold)
+	hist := progress.NewMemoryHistory()
+	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		History: hist, HistoryPoll: time.Minute, RetryDelay: 10 * time.Millisecond, Logger: quiet()})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(hold.free) // before Close, which waits for the lookups left in flight
+	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 3)
+	all[2].Time = time.Now() // a young gap, which a reader waits for
+	require.NoError(t, s.Publish(ctx, all[2]))
+
+	hold.on.Store(true)
+	tl := sinktest.StartTail(t, s, run, 0)
+	<-hold.held
+	require.Eventually(t, func() bool { return s.Stats().ReadErrors > 0 }, 10*time.Second, time.Millisecond,
+		"the reader's XINFO STREAM still waits for a hung Redis")
+	hold.free()
+	require.NoError(t, hist.Append(ctx, all[:2]...)) // the History gets the gap's events
+	tl.Expect(t, sinktest.Span(1, 3))
+	tl.Stop(t, context.Canceled)
+}
