@@ -441,7 +441,9 @@
 //     sessions another process's recovery may resume the run, whose
 //     calls are then paid twice (the commits' compare-and-swap keeps the
 //     state right): see HoldFor. [MaintainOptions].Retake does the same
-//     for the runs that [Store.Maintain]'s passes resume.
+//     for the runs that [Store.Maintain]'s passes resume, and
+//     [GraphLock.GuardFor] for a host that runs several runs in turn
+//     under one lock and unlocks it itself.
 //     statement_timeout, lock_timeout and idle_session_timeout may be set
 //     for the store's role or pool: LockGraph and TryLockGraph turn them
 //     off on the lock's connection, so that its ctx alone bounds its wait

@@ -299,6 +299,10 @@ type GraphLock struct {
 	// held is the run that Hold holds the lock for, and its ID, noted
 	// at once, so that Unlock and runEnded see both or neither.
 	held atomic.Pointer[holding]
+	// guarded is the run that GuardFor guards last, with its options:
+	// the watcher re-takes the lock for it, while it goes on, as for
+	// Hold's (see retakeFor).
+	guarded atomic.Pointer[holding]
 
 	beforeRelease func() // called by Hold's goroutine before it unlocks, in tests
 	afterClaim    func() // called by Hold once it holds the lock for its run, in tests
@@ -332,7 +336,8 @@ func (l *GraphLock) GraphKey() string { return l.graphKey }
 // run then, as the run's results may now race another process's:
 // [GraphLock.Guard] and [GraphLock.Hold] do it. An Unlock that frees the lock does not
 // close it; one that finds it lost already does, as Check would have.
-// Under [GraphLock.HoldFor] with a HoldOptions.Retake, a session's end
+// Under [GraphLock.HoldFor] or [GraphLock.GuardFor] with a
+// HoldOptions.Retake, a session's end
 // that the lock's goroutine finds while the held run goes on closes it
 // only once the lock's re-take has failed; a re-taken lock is held, and
 // Lost stays open.
@@ -514,6 +519,27 @@ func (l *GraphLock) release(ctx context.Context, runID string) error {
 	return err
 }
 
+// retakeFor returns the run that the watcher re-takes the lock for, its
+// session having ended: Hold's, if Hold holds the lock for a run (with
+// HoldFor's Retake, and going on), or else GuardFor's, with its Retake,
+// and going on; nil for none, and the lock is lost at once.
+func (l *GraphLock) retakeFor() *holding {
+	if h := l.held.Load(); h != nil {
+		if h.opts.Retake > 0 && !l.runEnded() {
+			return h
+		}
+		return nil
+	}
+	if h := l.guarded.Load(); h != nil && h.opts.Retake > 0 {
+		select {
+		case <-h.run.Done():
+		default:
+			return h
+		}
+	}
+	return nil
+}
+
 // runEnded reports whether the run that Hold holds the lock for has
 // ended.
 func (l *GraphLock) runEnded() bool {
@@ -570,9 +596,9 @@ func (l *GraphLock) watch() {
 				return
 			}
 			if err != nil {
-				h := l.held.Load()
+				h := l.retakeFor()
 				var retaken chan struct{} // closed once the re-take has ended
-				if h != nil && h.opts.Retake > 0 && !l.runEnded() {
+				if h != nil {
 					retaken = make(chan struct{})
 					l.retaking.Store(&retaken)
 				}

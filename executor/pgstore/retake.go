@@ -14,8 +14,8 @@ import (
 	"github.com/regengraph/regen/internal/pgschema"
 )
 
-// HoldOptions tunes [GraphLock.HoldFor]. The zero value is
-// [GraphLock.Hold]'s behaviour.
+// HoldOptions tunes [GraphLock.HoldFor] and [GraphLock.GuardFor]. The
+// zero value is [GraphLock.Hold]'s and [GraphLock.Guard]'s behaviour.
 type HoldOptions struct {
 	// Retake is how long the lock tries to take its key's lock again, on
 	// a new connection, once its session has ended while the held run
@@ -31,9 +31,9 @@ type HoldOptions struct {
 	Logger *slog.Logger
 }
 
-// HoldOptionsError is what [GraphLock.HoldFor] delivers, at once, for
-// options it refuses: it then neither guards the run nor unlocks
-// anything.
+// HoldOptionsError is what [GraphLock.HoldFor] delivers, at once, and
+// [GraphLock.GuardFor] returns, for options they refuse: they then
+// neither guard the run nor unlock anything.
 type HoldOptionsError struct {
 	// Field is the refused option's name, such as "Retake".
 	Field string
@@ -42,7 +42,7 @@ type HoldOptionsError struct {
 }
 
 func (e *HoldOptionsError) Error() string {
-	return fmt.Sprintf("pgstore: GraphLock.HoldFor: HoldOptions.%s %s is negative: give 0 (no re-take) or a positive duration",
+	return fmt.Sprintf("pgstore: GraphLock.HoldFor or GuardFor: HoldOptions.%s %s is negative: give 0 (no re-take) or a positive duration",
 		e.Field, e.Value)
 }
 
@@ -111,6 +111,39 @@ const (
 // guards the run nor unlocks anything. A nil run panics (in the caller).
 func (l *GraphLock) HoldFor(run *executor.Run, opts HoldOptions) <-chan error {
 	return l.holdFor(context.Background(), run, opts)
+}
+
+// GuardFor is [GraphLock.Guard] with options, for a host that runs
+// several runs in turn under one lock (a run queued after another takes
+// the lock over) and unlocks it itself: it cancels run if the lock is
+// found lost before the run ends, as Guard does, and, with a
+// HoldOptions.Retake above zero, a session of the lock that ends while
+// run goes on is re-taken as under [GraphLock.HoldFor] (the same tries,
+// the same window, the same warnings to HoldOptions.Logger), and Lost is
+// closed, and run cancelled with [CancelledByLockLost], only if the
+// re-take fails. Unlike HoldFor, it never unlocks: the host calls
+// [GraphLock.Unlock] once it is done with the lock, and may call
+// GuardFor for the lock's next run once run has ended. The re-take is
+// made for the run of the last GuardFor while it goes on; a session that
+// ends between two runs is lost at once, as under Guard. While
+// [GraphLock.Hold] or HoldFor holds the lock for a run, Hold's options
+// rule. A run that ends during a re-take does not stop it (the host's
+// Unlock does). It returns at once: nil, or a [*HoldOptionsError] for options
+// it refuses (a negative Retake), guarding nothing then. A nil run
+// panics (in the caller).
+func (l *GraphLock) GuardFor(run *executor.Run, opts HoldOptions) error {
+	if run == nil {
+		panic("pgstore: GraphLock.GuardFor with a nil run")
+	}
+	if opts.Retake < 0 {
+		return &HoldOptionsError{Field: "Retake", Value: opts.Retake.String()}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l.guarded.Store(&holding{id: run.ID(), run: run, opts: opts})
+	l.Guard(run)
+	return nil
 }
 
 // retake is the watcher's re-take of the lock for held run h, once its
