@@ -3,7 +3,8 @@
 //
 //	go run ./examples/service [-addr 127.0.0.1:8080] [-schema regen_service]
 //	    [-prefix regen_service:] [-latency 200ms] [-retain 24h] [-prune-every 1h]
-//	    [-recover-every 10s] [-max-runs 8] [-cors-origin ORIGIN]...
+//	    [-recover-every 10s] [-retake 10s] [-max-runs 8] [-drain 10s]
+//	    [-cors-origin ORIGIN]...
 //
 // # Wiring
 //
@@ -33,8 +34,13 @@
 //     requests of a lecture in this process take its lock one at a time:
 //     a request waits while another takes or holds it (an edit being
 //     saved, a run starting), then finds the lecture running (an edit
-//     queues its run after it) or takes the lock in turn. A run
-//     whose lock is lost (its connection ended) is cancelled, as another
+//     queues its run after it) or takes the lock in turn. A run whose
+//     lock's session ends (a Postgres restart, a failover) takes the lock
+//     again on a new session, for up to -retake (10s;
+//     pgstore.GraphLock.GuardFor), and goes on, its generator calls under
+//     way uncut; another process's recovery may resume it meanwhile,
+//     whose calls are then paid twice, and the re-take then fails. A run
+//     whose lock is lost (its connection ended, and not taken again) is cancelled, as another
 //     process may take the lecture then (its record's code "lock-lost":
 //     the next start resumes it, unless a run of the lecture came after
 //     it); a run queued after it takes the
@@ -402,8 +408,8 @@ func main() {
 }
 
 const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
-    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-recover-every 10s] [-max-runs 8]
-    [-drain 10s] [-cors-origin ORIGIN]...
+    [-latency 200ms] [-retain 24h] [-prune-every 1h] [-recover-every 10s] [-retake 10s]
+    [-max-runs 8] [-drain 10s] [-cors-origin ORIGIN]...
 env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
 `
 
@@ -423,6 +429,11 @@ type config struct {
 	// lost lock cut (see recoverRuns); 0 for defaultRecoverEvery.
 	recoverEvery time.Duration
 	maxRuns      int // the runs going on at once, across lectures; 0 for defaultMaxRuns
+	// retake is how long a run's lecture lock whose session ended (a
+	// Postgres restart, a failover) is tried again on a new session
+	// before the run is cancelled with "lock-lost"
+	// (pgstore.HoldOptions.Retake); 0 cancels it at once.
+	retake time.Duration
 	// drain is how long the shutdown drains the runs (Executor.Drain:
 	// no node starts, the calls under way end and are kept) before it
 	// cancels what is left; 0 cancels them at once.
@@ -440,6 +451,14 @@ const (
 	defaultDrain = 10 * time.Second
 	maxDrain     = 20 * time.Second
 )
+
+// defaultRetake is -retake's default: a run rides out a Postgres restart
+// or failover of up to about that long with its lecture's lock, rather
+// than being cancelled with "lock-lost" (its generator calls under way
+// cut, and paid again at its resume). It is about -recover-every, the
+// interval of another process's recovery, which may resume the run
+// beside it while its lock is not held (see pgstore.GraphLock.HoldFor).
+const defaultRetake = 10 * time.Second
 
 // defaultRecoverEvery is -recover-every's default: a browser that follows
 // a run of a process that died waits about this long for its resume.
@@ -467,6 +486,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
 	fs.DurationVar(&c.recoverEvery, "recover-every", defaultRecoverEvery, "the `INTERVAL` between two looks for the runs "+
 		"that a process of the service which died left, or that a shutdown or a lost lock cut, to resume them")
+	fs.DurationVar(&c.retake, "retake", defaultRetake, "the `DURATION` for which a run whose lecture lock's Postgres session ended "+
+		"(a restart, a failover) tries to take the lock again on a new session and goes on, before it is cancelled "+
+		"with \"lock-lost\"; 0 cancels it at once")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
 	fs.DurationVar(&c.drain, "drain", defaultDrain, "the `DURATION`, at most 20s, for which the shutdown lets the generator calls under way end, "+
 		"starting no other, before it cancels the runs (the next start resumes them); 0 cancels them at once")
@@ -504,6 +526,8 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-prune-every %v: want a positive duration, such as 1h", c.pruneEvery)
 	case c.recoverEvery <= 0:
 		return c, fmt.Errorf("-recover-every %v: want a positive duration, such as 10s", c.recoverEvery)
+	case c.retake < 0:
+		return c, fmt.Errorf("-retake %v: want 0 (no re-take) or a positive duration, such as 10s", c.retake)
 	case c.maxRuns < 1:
 		return c, fmt.Errorf("-max-runs %d: want 1 or more", c.maxRuns)
 	case c.drain < 0 || c.drain > maxDrain:

@@ -479,7 +479,7 @@ func TestBadFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"-addr", "0.0.0.0:8080"}, {"-addr", "8080"}, {"-retain", "0s"}, {"-prune-every", "0s"},
-		{"-recover-every", "0s"}, {"-recover-every", "-1s"},
+		{"-recover-every", "0s"}, {"-recover-every", "-1s"}, {"-retake", "-1s"},
 		{"-latency", "-1s"}, {"-prefix", ""}, {"-nope"}, {"-x\ny"}, {"extra"}, {"-drain", "-1s"}, {"-drain", "21s"},
 		{"-schema", "Not-A-Schema"}, {"-prefix", "p:{runId}:"}, {"-max-runs", "0"},
 		{"-schema", ""}, {"-schema", "pg_catalog"}, {"-schema", "information_schema"}, {"-schema", "1x"}, {"-schema", strings.Repeat("a", 64)},
@@ -499,7 +499,7 @@ func TestBadFlags(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.True(t, strings.HasPrefix(out, "usage: service"), out)
 	// Every flag with what it does, not the synopsis alone.
-	for _, f := range []string{"-addr HOST:PORT", "-schema SCHEMA", "-prefix PREFIX", "-latency DURATION", "-retain AGE", "-prune-every INTERVAL", "-recover-every INTERVAL", "-max-runs RUNS", "-drain DURATION"} {
+	for _, f := range []string{"-addr HOST:PORT", "-schema SCHEMA", "-prefix PREFIX", "-latency DURATION", "-retain AGE", "-prune-every INTERVAL", "-recover-every INTERVAL", "-max-runs RUNS", "-drain DURATION", "-retake DURATION"} {
 		assert.Contains(t, out, "  "+f+"\n    \t", "-h describes %s", f)
 	}
 	assert.Empty(t, errOut)

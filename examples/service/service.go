@@ -1206,8 +1206,9 @@ func (s *service) reserve(key string, g *graph.Graph, runID string, lock *pgstor
 
 // launch starts the run that reserve made room for: a resume of run
 // resumes if not "", or else a run of the lecture's graph. The lock's
-// Guard cancels it if the lecture's lock is lost meanwhile (another
-// process may take the lecture then), and a goroutine waits for its end.
+// GuardFor cancels it if the lecture's lock is lost meanwhile (another
+// process may take the lecture then), after a re-take of -retake (see
+// config.retake), and a goroutine waits for its end.
 // The runs' context is the service's, not a request's.
 func (s *service) launch(key, runID, reason, resumes string) error {
 	s.mu.Lock()
@@ -1254,8 +1255,17 @@ func (s *service) launch(key, runID, reason, resumes string) error {
 	s.logger.Info("run started", "run", runID, "lecture", key, "nodes", run.Plan().Len(), "reason", reason)
 	if lock != nil {
 		// A lost lock cancels the run, with the loss as its cause (ended
-		// logs it): another process may take the lecture then.
-		lock.Guard(run)
+		// logs it): another process may take the lecture then. A session
+		// that ends (a Postgres restart, a failover) is taken again on a
+		// new one for up to -retake first, and the run goes on. The lock
+		// is the lecture's, which a queued run takes over: GuardFor, not
+		// HoldFor, which would unlock it at this run's end.
+		if err := lock.GuardFor(run, pgstore.HoldOptions{Retake: s.cfg.retake, Logger: s.logger}); err != nil {
+			// Refused options (parse refuses a negative -retake): the run
+			// is guarded as before, cancelled at once on a loss.
+			s.logger.Error("lecture lock guarded without a re-take", "run", runID, "lecture", key, "err", err)
+			lock.Guard(run)
+		}
 	}
 	return nil
 }
