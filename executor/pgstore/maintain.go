@@ -24,6 +24,12 @@ const (
 	// a dead process left running is resumed about that long after the
 	// server has seen the process's sessions end.
 	DefaultMaintainEvery = 10 * time.Second
+	// MinMaintainEvery is the shortest MaintainOptions.Every that
+	// [Store.Maintain] takes: a shorter one (a nanosecond, or an Every
+	// given in the wrong unit) would make a loop of passes that hits the
+	// database without rest. A host that means to pass more often calls
+	// the Resume and prune methods itself.
+	MinMaintainEvery = time.Second
 	// DefaultPruneEvery is MaintainOptions.PruneEvery's default.
 	DefaultPruneEvery = time.Hour
 	// MinRetain is the shortest MaintainOptions.Retain that
@@ -61,7 +67,7 @@ type MaintainOptions struct {
 	// way (8 s to 12 s for 10 s), so that the processes of a host,
 	// started together, drift apart rather than pass at one instant; at
 	// most the longest Duration (math.MaxInt64, some 292 years, which
-	// makes only the first pass).
+	// makes only the first pass), and at least [MinMaintainEvery], 1 s.
 	// Default: [DefaultMaintainEvery], 10 s.
 	Every time.Duration
 	// Resume is given to each Resume of a pass ([Store.ResumeLeftRunning]
@@ -195,13 +201,14 @@ func (e *MaintainOptionsError) Unwrap() []error {
 }
 
 // check refuses bad options, and returns them with their defaults.
-func (o MaintainOptions) check() (MaintainOptions, error) {
+// minEvery is the shortest Every taken.
+func (o MaintainOptions) check(minEvery time.Duration) (MaintainOptions, error) {
 	bad := func(field string, value any, want string, err error) error {
 		return &MaintainOptionsError{Field: field, Value: fmt.Sprint(value), Want: want, Err: err}
 	}
 	switch {
-	case o.Every < 0:
-		return o, bad("Every", o.Every, "a positive interval, such as 10s, or 0 for the default, 10s", nil)
+	case o.Every < 0 || (o.Every > 0 && o.Every < minEvery):
+		return o, bad("Every", o.Every, fmt.Sprintf("an interval of at least %v (MinMaintainEvery), such as 10s, or 0 for the default, 10s", minEvery), nil)
 	case o.Resume.RunID != "":
 		return o, bad("Resume.RunID", quote(o.Resume.RunID), "an empty one: it would name every resuming run", nil)
 	case o.Retain < 0:
@@ -303,7 +310,7 @@ func (s *Store) Maintain(ctx context.Context, e *executor.Executor,
 		return &MaintainOptionsError{Field: "graphOf", Value: "nil",
 			Want: "a function that builds a run's graph from its record, such as one that calls executor.GraphOf with the host's templates"}
 	}
-	opts, err := opts.check()
+	opts, err := opts.check(s.minEvery)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,9 @@ func maintaining(t *testing.T, ctx context.Context, s *pgstore.Store, e *executo
 		case <-mctx.Done():
 		}
 	}
+	if opts.Every > 0 && opts.Every < pgstore.MinMaintainEvery {
+		pgstore.SetMinMaintainEvery(s, opts.Every) // many passes, fast
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Maintain(mctx, e, lectureOf, opts) }()
 	stopped := false
@@ -345,6 +348,8 @@ func TestMaintainRefusesBadOptions(t *testing.T) {
 		{"nil executor", nil, lectureOf, pgstore.MaintainOptions{}, "e", nil},
 		{"nil graphOf", e, nil, pgstore.MaintainOptions{}, "graphOf", nil},
 		{"negative Every", e, lectureOf, pgstore.MaintainOptions{Every: -time.Second}, "Every", nil},
+		{"Every under MinMaintainEvery", e, lectureOf, pgstore.MaintainOptions{Every: time.Millisecond}, "Every", nil},
+		{"Every of a nanosecond", e, lectureOf, pgstore.MaintainOptions{Every: time.Nanosecond}, "Every", nil},
 		{"a RunID", e, lectureOf, pgstore.MaintainOptions{Resume: executor.ResumeOptions{RunID: "r"}}, "Resume.RunID", nil},
 		{"a Reason not text", e, lectureOf, pgstore.MaintainOptions{Resume: executor.ResumeOptions{Reason: "a\x00b"}}, "Resume.Reason", nil},
 		{"negative Retain", e, lectureOf, pgstore.MaintainOptions{Retain: -time.Hour}, "Retain", pgstore.ErrInvalidAge},
@@ -359,7 +364,10 @@ func TestMaintainRefusesBadOptions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.OnPass = noPass
-			err := s.Maintain(ctx, tc.e, tc.graphOf, tc.opts)
+			// ctx ended: options taken return its error rather than loop.
+			gone, cancel := context.WithCancel(ctx)
+			cancel()
+			err := s.Maintain(gone, tc.e, tc.graphOf, tc.opts)
 			var oe *pgstore.MaintainOptionsError
 			require.ErrorAs(t, err, &oe)
 			assert.Equal(t, tc.field, oe.Field)
@@ -369,6 +377,9 @@ func TestMaintainRefusesBadOptions(t *testing.T) {
 			}
 			assert.Contains(t, err.Error(), "pgstore: maintain: "+tc.field)
 			assert.Contains(t, err.Error(), "want ")
+			if tc.field == "Every" {
+				assert.Contains(t, err.Error(), "at least "+pgstore.MinMaintainEvery.String(), "the floor, named")
+			}
 		})
 	}
 	assert.Empty(t, pr.called())

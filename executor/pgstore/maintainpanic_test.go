@@ -41,6 +41,9 @@ func maintainPanics(t *testing.T, ctx context.Context, s *pgstore.Store, e *exec
 			onPass(p)
 		}
 	}
+	if opts.Every > 0 && opts.Every < pgstore.MinMaintainEvery {
+		pgstore.SetMinMaintainEvery(s, opts.Every) // many passes, fast
+	}
 	done := make(chan any, 1)
 	go func() {
 		defer func() { done <- recover() }()

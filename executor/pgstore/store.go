@@ -167,6 +167,9 @@ type Store struct {
 	schema string
 	q      queries
 	batch  int // rows a prune statement deletes at most
+	// minEvery is the shortest MaintainOptions.Every that Maintain
+	// takes: MinMaintainEvery, but in tests.
+	minEvery time.Duration
 	// maxAsset is the largest asset Put sends, for the pool's query
 	// mode (pgxpool.Pool.Config copies the config at every call).
 	maxAsset int
@@ -187,7 +190,7 @@ func New(pool *pgxpool.Pool, opts Options) (*Store, error) {
 	if err := CheckSchema(schema); err != nil {
 		return nil, err
 	}
-	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch, maxAsset: maxAssetBytes(pool)}, nil
+	return &Store{pool: pool, schema: schema, q: newQueries(schema), batch: pruneBatch, minEvery: MinMaintainEvery, maxAsset: maxAssetBytes(pool)}, nil
 }
 
 // CheckSchema returns the [*SchemaError] that New would return for
