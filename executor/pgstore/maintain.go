@@ -30,6 +30,9 @@ const (
 	// database without rest. A host that means to pass more often calls
 	// the Resume and prune methods itself.
 	MinMaintainEvery = time.Second
+	// DefaultPassTimeout is the least of MaintainOptions.PassTimeout's
+	// default, which is Every if that is longer.
+	DefaultPassTimeout = time.Minute
 	// DefaultPruneEvery is MaintainOptions.PruneEvery's default.
 	DefaultPruneEvery = time.Hour
 	// MinRetain is the shortest MaintainOptions.Retain that
@@ -40,6 +43,11 @@ const (
 	// itself.
 	MinRetain = time.Minute
 )
+
+// ErrPassTimeout is the cause of the end of a pass of [Store.Maintain]
+// that lasted MaintainOptions.PassTimeout: Pass.Err wraps it (and
+// context.DeadlineExceeded), and the next pass is made all the same.
+var ErrPassTimeout = errors.New("pgstore: maintenance pass timed out")
 
 // Pruner deletes what is older than an age, and says how many items it
 // deleted: the Prune of a progress/pghistory History, say, which
@@ -119,6 +127,16 @@ type MaintainOptions struct {
 	// re-take, as [Store.ResumeLeftRunning] and [Store.ResumeCancelled]
 	// hold their runs. A negative Retake is refused.
 	Retake time.Duration
+	// PassTimeout bounds each pass: its queries, and the Prune calls of
+	// Pruners, get a context that ends once the pass has lasted
+	// PassTimeout, so that a server that stalls a query (a table lock, a
+	// dead network that TCP has not given up on) fails the pass, whose
+	// Pass.Err then wraps [ErrPassTimeout], rather than stall the loop
+	// for good; the next pass is made at its time and tries again. The
+	// runs that a pass resumed are not bound by it: their context is
+	// Maintain's. Default: Every or [DefaultPassTimeout] (a minute),
+	// whichever is longer. A negative PassTimeout is refused.
+	PassTimeout time.Duration
 	// Logger gets a warning for each pass's error and for each run that a
 	// pass could not resume, an info line for each run resumed and each
 	// pass that pruned something, and debug lines for the rest. Default:
@@ -215,6 +233,8 @@ func (o MaintainOptions) check(minEvery time.Duration) (MaintainOptions, error) 
 		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run", ErrInvalidAge)
 	case o.Retain > 0 && o.Retain < MinRetain:
 		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run (PruneAssets deletes what older runs may read)", nil)
+	case o.PassTimeout < 0:
+		return o, bad("PassTimeout", o.PassTimeout, "a positive duration, such as 1m, or 0 for the default, Every or 1m, whichever is longer", nil)
 	case o.Retake < 0:
 		return o, bad("Retake", o.Retake, "0 (no re-take), or a positive duration, such as 30s", nil)
 	case o.PruneEvery < 0:
@@ -243,6 +263,9 @@ func (o MaintainOptions) check(minEvery time.Duration) (MaintainOptions, error) 
 	}
 	if o.PruneEvery == 0 {
 		o.PruneEvery = DefaultPruneEvery
+	}
+	if o.PassTimeout == 0 {
+		o.PassTimeout = max(o.Every, DefaultPassTimeout)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -287,8 +310,9 @@ func (o MaintainOptions) check(minEvery time.Duration) (MaintainOptions, error) 
 // generator that ignores its context, and twice
 // executor.Options.StoreTimeout for a stalled store; a progress sink
 // that blocks holds them, see StoreTimeout) and for their keys' unlocks
-// (bounded by 10 s each). A pass's queries are bounded by ctx alone: a
-// server that stalls them stalls the passes until ctx ends. No goroutine
+// (bounded by 10 s each). A pass's queries are bounded by
+// opts.PassTimeout too: a server that stalls them fails the pass (its
+// Pass.Err wraps [ErrPassTimeout]), not the loop. No goroutine
 // of it outlives it. Bad arguments or options are refused at once,
 // before any pass, with a [*MaintainOptionsError]: a nil e or graphOf
 // (see ResumeLeftRunning for both), or an option outside what
@@ -348,10 +372,16 @@ type maintainer struct {
 	pruned time.Time
 }
 
-// pass makes one pass, logs it and reports it to OnPass.
+// pass makes one pass, logs it and reports it to OnPass. ctx is
+// Maintain's, the resumed runs' context; the pass's steps get one that
+// ends after PassTimeout too.
 func (m *maintainer) pass(ctx context.Context) {
 	p := Pass{Started: time.Now()}
 	log := m.o.Logger
+	runs := ctx
+	ctx, cancel := context.WithTimeoutCause(ctx, m.o.PassTimeout,
+		fmt.Errorf("%w: it lasted PassTimeout, %v", ErrPassTimeout, m.o.PassTimeout))
+	defer cancel()
 	var errs []error
 	step := func(err error) bool {
 		if err != nil {
@@ -362,13 +392,13 @@ func (m *maintainer) pass(ctx context.Context) {
 	func() { // the steps, until ctx ends
 		var err error
 		hold := HoldOptions{Retake: m.o.Retake, Logger: m.o.Logger}
-		p.LeftRunning, err = m.s.resumeLeftRunning(ctx, m.e, m.graphOf, m.o.Resume, hold)
+		p.LeftRunning, err = m.s.resumeLeftRunning(ctx, runs, m.e, m.graphOf, m.o.Resume, hold)
 		m.resumed(ctx, "left running", p.LeftRunning)
 		if !step(err) {
 			return
 		}
 		if len(m.o.ResumeCodes) > 0 {
-			p.Cancelled, err = m.s.resumeCancelled(ctx, m.e, m.graphOf, m.o.Resume, hold, m.o.ResumeCodes...)
+			p.Cancelled, err = m.s.resumeCancelled(ctx, runs, m.e, m.graphOf, m.o.Resume, hold, m.o.ResumeCodes...)
 			m.resumed(ctx, "cancelled", p.Cancelled)
 			if !step(err) {
 				return
@@ -401,9 +431,14 @@ func (m *maintainer) pass(ctx context.Context) {
 		}
 	}()
 	p.Took = time.Since(p.Started)
+	if ctx.Err() != nil && runs.Err() == nil && !slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, ErrPassTimeout) }) {
+		// A query cut by the deadline says context.DeadlineExceeded
+		// alone: the pass says why.
+		errs = append(errs, context.Cause(ctx))
+	}
 	p.Err = errors.Join(errs...)
 	switch {
-	case p.Err != nil && ctx.Err() == nil:
+	case p.Err != nil && runs.Err() == nil:
 		log.Warn("pgstore: maintenance pass failed; the next pass tries again", "err", p.Err, "took", p.Took)
 	case p.Err != nil:
 		log.Debug("pgstore: maintenance pass cut short: its context ended", "err", p.Err)
@@ -413,7 +448,7 @@ func (m *maintainer) pass(ctx context.Context) {
 		if p.PrunedRuns+p.PrunedAssets+sum(p.PrunedByPruners) > 0 {
 			level = slog.LevelInfo
 		}
-		log.Log(ctx, level, "pgstore: maintenance pruned", "olderThan", m.o.Retain, "runs", p.PrunedRuns,
+		log.Log(runs, level, "pgstore: maintenance pruned", "olderThan", m.o.Retain, "runs", p.PrunedRuns,
 			"assets", p.PrunedAssets, "byPruners", p.PrunedByPruners)
 	}
 	log.Debug("pgstore: maintenance pass", "took", p.Took, "resumed", p.Count(Resumed),

@@ -360,6 +360,7 @@ func TestMaintainRefusesBadOptions(t *testing.T) {
 		{"a nil Pruner", e, lectureOf, pgstore.MaintainOptions{Retain: time.Hour, Pruners: []pgstore.Pruner{pr, nil}}, "Pruners[1]", nil},
 		{"an empty code", e, lectureOf, pgstore.MaintainOptions{ResumeCodes: []string{"shutdown", ""}}, "ResumeCodes[1]", executor.ErrInvalidCancelCode},
 		{"negative Retake", e, lectureOf, pgstore.MaintainOptions{Retake: -time.Second}, "Retake", nil},
+		{"negative PassTimeout", e, lectureOf, pgstore.MaintainOptions{PassTimeout: -time.Second}, "PassTimeout", nil},
 		{"a code no run has", e, lectureOf, pgstore.MaintainOptions{ResumeCodes: []string{"Shutdown"}}, "ResumeCodes[0]", executor.ErrInvalidCancelCode},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

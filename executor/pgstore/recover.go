@@ -219,12 +219,14 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // lock's connection in any case, and the server frees the lock.
 func (s *Store) ResumeLeftRunning(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions) ([]Recovery, error) {
-	return s.resumeLeftRunning(ctx, e, graphOf, opts, HoldOptions{})
+	return s.resumeLeftRunning(ctx, ctx, e, graphOf, opts, HoldOptions{})
 }
 
 // resumeLeftRunning is ResumeLeftRunning, whose resumed runs are held
-// with hold (see GraphLock.HoldFor), as Maintain's passes ask.
-func (s *Store) resumeLeftRunning(ctx context.Context, e *executor.Executor,
+// with hold (see GraphLock.HoldFor), as Maintain's passes ask; ctx bounds
+// the call, and runs, which ctx must derive from, is the resumed runs'
+// context (a pass's deadline on ctx does not end them).
+func (s *Store) resumeLeftRunning(ctx, runs context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, hold HoldOptions) ([]Recovery, error) {
 	running := func() ([]executor.Record, error) { return s.RunsByStatus(ctx, executor.RunRunning) }
 	still := func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error) {
@@ -234,7 +236,7 @@ func (s *Store) resumeLeftRunning(ctx context.Context, e *executor.Executor,
 		return 0, nil
 	}
 	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: "the runs left running", call: "ResumeLeftRunning",
-		list: running, still: still, hold: hold})
+		list: running, still: still, hold: hold, runs: runs})
 }
 
 // resumeJob is what [Store.ResumeLeftRunning] or [Store.ResumeCancelled]
@@ -244,13 +246,15 @@ func (s *Store) resumeLeftRunning(ctx context.Context, e *executor.Executor,
 // it (0), or skip it (the outcome), or returns an error (NotResumed); and
 // goneSkips says that a run that Resume refuses as its graph is no longer
 // the key's is [SkippedGraphReplaced], not NotResumed; hold is how each
-// resumed run's lock is held (see GraphLock.HoldFor).
+// resumed run's lock is held (see GraphLock.HoldFor); runs is the resumed
+// runs' context, of which the call's is.
 type resumeJob struct {
 	what, call string
 	list       func() ([]executor.Record, error)
 	still      func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error)
 	goneSkips  bool
 	hold       HoldOptions
+	runs       context.Context
 }
 
 // resumeAll is the work of ResumeLeftRunning and ResumeCancelled: each
@@ -347,7 +351,7 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	if err := lock.Check(ctx); err != nil {
 		return notResumed(err)
 	}
-	run, err := e.Resume(ctx, g, rec.ID, opts)
+	run, err := e.Resume(job.runs, g, rec.ID, opts)
 	if err != nil {
 		if job.goneSkips && (errors.Is(err, executor.ErrGraphReplaced) || errors.Is(err, executor.ErrGraphDeleted)) {
 			return Recovery{Record: rec, Outcome: SkippedGraphReplaced}
@@ -355,7 +359,7 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 		return notResumed(err)
 	}
 	resumed = true
-	held := lock.holdFor(ctx, run, job.hold)
+	held := lock.holdFor(job.runs, run, job.hold)
 	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
 }
 
@@ -475,12 +479,13 @@ var executorCodes = [...]string{executor.CancelledByCancel, executor.CancelledBy
 // anything is done. They are compared exactly.
 func (s *Store) ResumeCancelled(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, codes ...string) ([]Recovery, error) {
-	return s.resumeCancelled(ctx, e, graphOf, opts, HoldOptions{}, codes...)
+	return s.resumeCancelled(ctx, ctx, e, graphOf, opts, HoldOptions{}, codes...)
 }
 
 // resumeCancelled is ResumeCancelled, whose resumed runs are held with
-// hold (see GraphLock.HoldFor), as Maintain's passes ask.
-func (s *Store) resumeCancelled(ctx context.Context, e *executor.Executor,
+// hold (see GraphLock.HoldFor), as Maintain's passes ask; ctx and runs are
+// as resumeLeftRunning's.
+func (s *Store) resumeCancelled(ctx, runs context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, hold HoldOptions,
 	codes ...string) ([]Recovery, error) {
 	const what = "the cancelled runs"
@@ -584,5 +589,5 @@ func (s *Store) resumeCancelled(ctx context.Context, e *executor.Executor,
 		}
 		return 0, nil
 	}
-	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still, goneSkips: true, hold: hold})
+	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: what, call: "ResumeCancelled", list: list, still: still, goneSkips: true, hold: hold, runs: runs})
 }
