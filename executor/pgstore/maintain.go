@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
@@ -138,7 +139,9 @@ type MaintainOptions struct {
 	// whichever is longer. A negative PassTimeout is refused.
 	PassTimeout time.Duration
 	// Logger gets a warning for each pass's error and for each run that a
-	// pass could not resume, an info line for each run resumed and each
+	// pass could not resume (a run whose graphOf fails at pass after
+	// pass, once, and again only after a pass in which its graphOf
+	// succeeded; debug lines in between), an info line for each run resumed and each
 	// pass that pruned something, and debug lines for the rest. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -370,6 +373,11 @@ type maintainer struct {
 	// watch); pruned is when the last pruning pass began, if pruning.
 	runs   sync.WaitGroup
 	pruned time.Time
+	// graphOfFailed holds the runs whose graphOf failed at the last pass
+	// that tried it, warned of once (see resumed); a run leaves it when
+	// its graphOf succeeds, or when a pass whose steps all succeeded
+	// does not list it.
+	graphOfFailed map[string]bool
 }
 
 // pass makes one pass, logs it and reports it to OnPass. ctx is
@@ -389,17 +397,19 @@ func (m *maintainer) pass(ctx context.Context) {
 		}
 		return ctx.Err() == nil
 	}
+	// listed holds the runs that the steps listed.
+	listed := map[string]bool{}
 	func() { // the steps, until ctx ends
 		var err error
 		hold := HoldOptions{Retake: m.o.Retake, Logger: m.o.Logger}
 		p.LeftRunning, err = m.s.resumeLeftRunning(ctx, runs, m.e, m.graphOf, m.o.Resume, hold)
-		m.resumed(ctx, "left running", p.LeftRunning)
+		m.resumed(ctx, "left running", p.LeftRunning, listed)
 		if !step(err) {
 			return
 		}
 		if len(m.o.ResumeCodes) > 0 {
 			p.Cancelled, err = m.s.resumeCancelled(ctx, runs, m.e, m.graphOf, m.o.Resume, hold, m.o.ResumeCodes...)
-			m.resumed(ctx, "cancelled", p.Cancelled)
+			m.resumed(ctx, "cancelled", p.Cancelled, listed)
 			if !step(err) {
 				return
 			}
@@ -437,6 +447,9 @@ func (m *maintainer) pass(ctx context.Context) {
 		errs = append(errs, context.Cause(ctx))
 	}
 	p.Err = errors.Join(errs...)
+	if p.Err == nil { // every step listed its runs: the others are gone
+		maps.DeleteFunc(m.graphOfFailed, func(id string, _ bool) bool { return !listed[id] })
+	}
 	switch {
 	case p.Err != nil && runs.Err() == nil:
 		log.Warn("pgstore: maintenance pass failed; the next pass tries again", "err", p.Err, "took", p.Took)
@@ -476,10 +489,28 @@ func recovered(in string, err *error) {
 }
 
 // resumed logs what a step did with the runs it listed (what: "left
-// running" or "cancelled"), and watches those it resumed.
-func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery) {
+// running" or "cancelled"), notes them in listed, and watches those it
+// resumed. A run whose graphOf fails is warned of once, and again only
+// after a pass in which its graphOf succeeded: at debug level in between,
+// as a run that no template builds any more would be at every pass.
+func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, listed map[string]bool) {
 	log := m.o.Logger
 	for _, r := range recs {
+		listed[r.Record.ID] = true
+		var ge *GraphOfError
+		switch failed := errors.As(r.Err, &ge); {
+		case failed && r.Outcome == NotResumed && m.graphOfFailed[r.Record.ID]:
+			log.Debug("pgstore: maintenance could not resume a run, its graphOf failing still; a later pass tries again",
+				"run", r.Record.ID, "graphKey", r.Record.GraphKey, "was", what, "err", r.Err)
+			continue
+		case failed && r.Outcome == NotResumed:
+			if m.graphOfFailed == nil {
+				m.graphOfFailed = map[string]bool{}
+			}
+			m.graphOfFailed[r.Record.ID] = true
+		case r.builtGraph: // graphOf succeeded (whatever came after)
+			delete(m.graphOfFailed, r.Record.ID)
+		}
 		switch r.Outcome {
 		case Resumed:
 			log.Info("pgstore: maintenance resumed a run", "run", r.Record.ID, "graphKey", r.Record.GraphKey,

@@ -26,6 +26,13 @@ import (
 func maintaining(t *testing.T, ctx context.Context, s *pgstore.Store, e *executor.Executor,
 	opts pgstore.MaintainOptions) (passes <-chan pgstore.Pass, stop func(cause error) error) {
 	t.Helper()
+	return maintainingWith(t, ctx, s, e, lectureOf, opts)
+}
+
+// maintainingWith is maintaining with graphOf.
+func maintainingWith(t *testing.T, ctx context.Context, s *pgstore.Store, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts pgstore.MaintainOptions) (passes <-chan pgstore.Pass, stop func(cause error) error) {
+	t.Helper()
 	mctx, cancel := context.WithCancelCause(ctx)
 	ch := make(chan pgstore.Pass)
 	opts.OnPass = func(p pgstore.Pass) {
@@ -38,7 +45,7 @@ func maintaining(t *testing.T, ctx context.Context, s *pgstore.Store, e *executo
 		pgstore.SetMinMaintainEvery(s, opts.Every) // many passes, fast
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Maintain(mctx, e, lectureOf, opts) }()
+	go func() { done <- s.Maintain(mctx, e, graphOf, opts) }()
 	stopped := false
 	stop = func(cause error) error {
 		stopped = true

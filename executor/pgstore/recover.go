@@ -90,6 +90,9 @@ type Recovery struct {
 	Err error
 
 	unlockErr func() error // waits for the unlock of a resumed run's lock, and returns its error
+	// builtGraph says that graphOf built the run's graph (see Maintain's
+	// warnings).
+	builtGraph bool
 }
 
 // Wait waits until the resuming run has ended and its key's lock has
@@ -344,23 +347,24 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 	if err != nil {
 		return Recovery{Record: rec, Outcome: NotResumed, Err: &GraphOfError{RunID: rec.ID, Err: err}}
 	}
+	built := func(r Recovery) Recovery { r.builtGraph = true; return r }
 	// The lock may have been lost since it was taken (its session ended
 	// while graphOf or GetRun ran), and another process may hold it and
 	// resume the run too: ask the server, just before the run is resumed.
 	// From there on the guard cancels the run if the lock is lost.
 	if err := lock.Check(ctx); err != nil {
-		return notResumed(err)
+		return built(notResumed(err))
 	}
 	run, err := e.Resume(job.runs, g, rec.ID, opts)
 	if err != nil {
 		if job.goneSkips && (errors.Is(err, executor.ErrGraphReplaced) || errors.Is(err, executor.ErrGraphDeleted)) {
-			return Recovery{Record: rec, Outcome: SkippedGraphReplaced}
+			return built(Recovery{Record: rec, Outcome: SkippedGraphReplaced})
 		}
-		return notResumed(err)
+		return built(notResumed(err))
 	}
 	resumed = true
 	held := lock.holdFor(job.runs, run, job.hold)
-	return Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })}
+	return built(Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })})
 }
 
 // failedAtStart reports whether rec is the record of a run that failed as

@@ -1,0 +1,67 @@
+package pgstore_test
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/executor"
+	"github.com/regengraph/regen/executor/pgstore"
+	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testenv"
+)
+
+// A run whose graphOf kept failing (no template of the host builds its
+// graph any more, say) was warned of at every pass, every Every, for as
+// long as the process lived: log noise that buried the other warnings.
+// It is now warned of once, and again only after a pass in which its
+// graphOf succeeded; the passes in between log it at debug level.
+func TestMaintainWarnsOnceOfARunWhoseGraphOfKeepsFailing(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	leftRunning(t, ctx, s, "orphan", testenv.UniqueName(t), build(t, 30), time.Now().Add(-time.Minute))
+	e := newExecutor(t, s, newProvider().registry())
+	errNoTemplate := errors.New("no template builds it")
+	var calls atomic.Int32
+	graphOf := func(executor.Record) (*graph.Graph, error) {
+		if calls.Add(1) == 4 {
+			return build(t, 10), nil // it succeeds, but Resume refuses the graph: the run is left again
+		}
+		return nil, errNoTemplate
+	}
+	logs := new(testenv.LogBuffer)
+	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for i := 1; i <= 6; i++ {
+		p := next(t, ctx, passes)
+		require.NoError(t, p.Err)
+		require.Len(t, p.LeftRunning, 1)
+		r := p.LeftRunning[0]
+		require.Equal(t, pgstore.NotResumed, r.Outcome, "pass %d", i)
+		var ge *pgstore.GraphOfError
+		require.Equal(t, i != 4, errors.As(r.Err, &ge), "pass %d: %v", i, r.Err)
+	}
+	done := errors.New("done")
+	require.ErrorIs(t, stop(done), done)
+	var warned, debug int
+	for line := range strings.Lines(logs.String()) {
+		if !strings.Contains(line, errNoTemplate.Error()) {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "level=WARN"):
+			warned++
+		case strings.Contains(line, "level=DEBUG"):
+			debug++
+		}
+	}
+	assert.Equal(t, 2, warned, "warnings of the failing graphOf: at pass 1, and at pass 5 after pass 4's graphOf succeeded\n%s", logs)
+	assert.Equal(t, 3, debug, "passes 2, 3 and 6, at debug level")
+}
