@@ -161,11 +161,15 @@ type Pass struct {
 	Started time.Time
 	Took    time.Duration
 	// LeftRunning is what [Store.ResumeLeftRunning] did with each run left
-	// running, as it returns it. The resumed runs go on after the pass:
-	// Maintain waits for them (see there).
+	// running, as it returns it, but that a run that an earlier pass
+	// resumed, going on under this Maintain, is [SkippedRunningHere], not
+	// SkippedLocked (which is then another session's run, or one that
+	// this process runs otherwise). The resumed runs go on after the
+	// pass: Maintain waits for them (see there).
 	LeftRunning []Recovery
 	// Cancelled is what [Store.ResumeCancelled] did with each cancelled
-	// run to finish; nil without MaintainOptions.ResumeCodes.
+	// run to finish, SkippedRunningHere as in LeftRunning; nil without
+	// MaintainOptions.ResumeCodes.
 	Cancelled []Recovery
 	// Pruned says that the pass pruned (see MaintainOptions.Retain), and
 	// PrunedRuns, PrunedAssets and PrunedByPruners (one count per
@@ -378,6 +382,18 @@ type maintainer struct {
 	// its graphOf succeeds, or when a pass whose steps all succeeded
 	// does not list it.
 	graphOfFailed map[string]bool
+	// here holds the IDs of the resuming runs that the passes started
+	// and that go on (see watch), for SkippedRunningHere.
+	hereMu sync.Mutex
+	here   map[string]bool
+}
+
+// runningHere reports whether run id is one that a pass resumed, still
+// going on.
+func (m *maintainer) runningHere(id string) bool {
+	m.hereMu.Lock()
+	defer m.hereMu.Unlock()
+	return m.here[id]
 }
 
 // pass makes one pass, logs it and reports it to OnPass. ctx is
@@ -495,8 +511,12 @@ func recovered(in string, err *error) {
 // as a run that no template builds any more would be at every pass.
 func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, listed map[string]bool) {
 	log := m.o.Logger
-	for _, r := range recs {
+	for i, r := range recs {
 		listed[r.Record.ID] = true
+		if r.Outcome == SkippedLocked && m.runningHere(r.Record.ID) {
+			r.Outcome = SkippedRunningHere
+			recs[i] = r // the Pass says so
+		}
 		var ge *GraphOfError
 		switch failed := errors.As(r.Err, &ge); {
 		case failed && r.Outcome == NotResumed && m.graphOfFailed[r.Record.ID]:
@@ -531,8 +551,17 @@ func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, 
 // watch waits, in a goroutine that Maintain waits for, until r's run has
 // ended and its key is unlocked, and logs its end.
 func (m *maintainer) watch(r Recovery) {
+	m.hereMu.Lock()
+	if m.here == nil {
+		m.here = map[string]bool{}
+	}
+	m.here[r.Run.ID()] = true
+	m.hereMu.Unlock()
 	m.runs.Go(func() {
 		rep, err := r.Wait()
+		m.hereMu.Lock()
+		delete(m.here, r.Run.ID())
+		m.hereMu.Unlock()
 		attrs := []any{"run", r.Run.ID(), "resumed", r.Record.ID, "graphKey", r.Record.GraphKey}
 		if rep != nil {
 			attrs = append(attrs, "status", string(rep.Record.Status))

@@ -18,8 +18,11 @@ import (
 
 // A run that a pass resumed and that is still running at the next pass
 // is not resumed twice: its record says running, but its key is locked
-// by the resuming run's lock, so the next pass skips it as locked, and
-// the key has the run left behind and its one resume only.
+// by the resuming run's lock, so the next pass skips it, and the key has
+// the run left behind and its one resume only. The pass said
+// SkippedLocked, as of a run of another live process: a host's metric of
+// the runs that other processes hold counted this process's own; it
+// says SkippedRunningHere.
 func TestMaintainNextPassSkipsTheRunItResumed(t *testing.T) {
 	t.Parallel() // its own schema
 	s, _ := newStore(t)
@@ -43,8 +46,9 @@ func TestMaintainNextPassSkipsTheRunItResumed(t *testing.T) {
 	for range 3 {
 		p = next(t, ctx, passes)
 		require.NoError(t, p.Err)
-		assert.Equal(t, []outcome{{resuming.ID(), pgstore.SkippedLocked}}, outcomes(p.LeftRunning),
-			"the run resumed, still running")
+		assert.Equal(t, []outcome{{resuming.ID(), pgstore.SkippedRunningHere}}, outcomes(p.LeftRunning),
+			"the run resumed, still running here")
+		assert.Zero(t, p.Count(pgstore.SkippedLocked))
 	}
 	close(release)
 	rep, err := resuming.Wait()
@@ -116,7 +120,7 @@ func TestMaintainTwoProcessesAtOnce(t *testing.T) {
 			case pgstore.Resumed:
 				resumed[r.Record.ID]++
 				waits = append(waits, r)
-			case pgstore.SkippedLocked, pgstore.SkippedNotRunning, pgstore.SkippedSuperseded:
+			case pgstore.SkippedLocked, pgstore.SkippedNotRunning, pgstore.SkippedSuperseded, pgstore.SkippedRunningHere:
 			default:
 				t.Errorf("run %s: %v: %v", r.Record.ID, r.Outcome, r.Err)
 			}

@@ -55,16 +55,23 @@ const (
 	// user that the run went with its graph, say) and passes over its
 	// Record.ID after that.
 	SkippedGraphReplaced
+	// SkippedRunningHere: for a pass of [Store.Maintain] only, the run
+	// is one that an earlier pass of the same Maintain resumed (the
+	// resuming run, [Recovery].Run of that pass), going on in this
+	// process under its key's lock: nothing was done. Another process's
+	// pass reports it as SkippedLocked.
+	SkippedRunningHere
 )
 
 var outcomeNames = [...]string{Resumed: "resumed", SkippedLocked: "skipped (locked)",
 	SkippedNotRunning: "skipped (not running)", NotResumed: "not resumed", SkippedSuperseded: "skipped (superseded)",
-	SkippedGraphReplaced: "skipped (graph replaced)"}
+	SkippedGraphReplaced: "skipped (graph replaced)", SkippedRunningHere: "skipped (running here)"}
 
 // String returns "resumed", "skipped (locked)", "skipped (not running)",
-// "not resumed", "skipped (superseded)" or "skipped (graph replaced)".
+// "not resumed", "skipped (superseded)", "skipped (graph replaced)" or
+// "skipped (running here)".
 func (o RecoveryOutcome) String() string {
-	if o >= Resumed && o <= SkippedGraphReplaced {
+	if o >= Resumed && o <= SkippedRunningHere {
 		return outcomeNames[o]
 	}
 	return fmt.Sprintf("RecoveryOutcome(%d)", int(o))
