@@ -559,9 +559,19 @@ func (s *service) isClosing() bool {
 // reports this process keeps.
 func (s *service) retain(ctx context.Context) { tick(ctx, s.cfg.pruneEvery, s.prune) }
 
-// prune deletes, once, what is older than the retain age (see retain).
-func (s *service) prune(ctx context.Context) {
+// retentionTimeout bounds each pass of the retention (see prune): a
+// query that the server stalls (a lock held on a table, a network that
+// TCP has not given up on) fails the pass, which the next one tries
+// again, rather than stall the retention for good; a variable for the
+// tests.
+var retentionTimeout = 5 * time.Minute
+
+// prune deletes, once, what is older than the retain age (see retain),
+// within retentionTimeout.
+func (s *service) prune(parent context.Context) {
 	age := s.cfg.retain
+	ctx, cancel := context.WithTimeout(parent, retentionTimeout)
+	defer cancel()
 	// The rows of runs queued first: a row is left over only while
 	// its run's record is there to say so.
 	_, errQ := s.pruneQueued(ctx)
@@ -572,14 +582,14 @@ func (s *service) prune(ctx context.Context) {
 	_, errS := s.params.pruneSessions(ctx)
 	_, errU := s.params.pruneCut(ctx, age)
 	reports := s.forgetReports(age)
-	if err := errors.Join(errA, errR, errH, errQ, errC, errS, errU); err != nil && ctx.Err() == nil {
+	if err := errors.Join(errA, errR, errH, errQ, errC, errS, errU); err != nil && parent.Err() == nil {
 		s.logger.Warn("retention failed", "err", err)
 	}
 	level := slog.LevelDebug
 	if assets+runs+events > 0 || reports > 0 {
 		level = slog.LevelInfo
 	}
-	s.logger.Log(ctx, level, "retention", "olderThan", age, "assets", assets, "runs", runs, "events", events, "reports", reports)
+	s.logger.Log(parent, level, "retention", "olderThan", age, "assets", assets, "runs", runs, "events", events, "reports", reports)
 }
 
 // forgetReports forgets the reports of runs that ended more than age ago.
