@@ -229,6 +229,12 @@ func (p *paramStore) pruneCancels(ctx context.Context, age time.Duration) (int64
 // by other processes; a variable for the tests.
 var cancelPoll = 500 * time.Millisecond
 
+// cancelPollTimeout bounds each poll of the cancels (see applyCancels):
+// a query that the server stalls (a lock held on the table, a network
+// that TCP has not given up on) fails the poll, which the next one tries
+// again, rather than stall the polls for good; a variable for the tests.
+var cancelPollTimeout = 10 * time.Second
+
 // pollCancels carries out, every cancelPoll until ctx ends, the cancels
 // that other processes saved for the runs of this one (see applyCancels).
 func (s *service) pollCancels(ctx context.Context) { tick(ctx, cancelPoll, s.applyCancels) }
@@ -237,8 +243,8 @@ func (s *service) pollCancels(ctx context.Context) { tick(ctx, cancelPoll, s.app
 // runs of this process, and for the runs that those resume (see
 // recoverRun): a cancel of a run resumed cancels its resume. It deletes
 // each cancel carried out; one of a run that is starting is left for the
-// next poll.
-func (s *service) applyCancels(ctx context.Context) {
+// next poll. The poll's queries are bounded by cancelPollTimeout.
+func (s *service) applyCancels(parent context.Context) {
 	s.mu.Lock()
 	var ids []string
 	resumes := map[string]string{} // the runs resumed here, by the run each resumes
@@ -256,9 +262,11 @@ func (s *service) applyCancels(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(parent, cancelPollTimeout)
+	defer cancel()
 	cancels, err := s.params.cancelsOf(ctx, ids)
 	if err != nil {
-		if ctx.Err() == nil {
+		if parent.Err() == nil {
 			s.logger.Warn("cancels not read", "err", err)
 		}
 		return
@@ -276,7 +284,7 @@ func (s *service) applyCancels(ctx context.Context) {
 		} else {
 			s.logger.Info("run cancelled by a request to another process", "run", id)
 		}
-		if err := s.params.clearCancel(ctx, id); err != nil && ctx.Err() == nil {
+		if err := s.params.clearCancel(ctx, id); err != nil && parent.Err() == nil {
 			s.logger.Warn("cancel not deleted", "run", id, "err", err)
 		}
 	}
