@@ -516,20 +516,28 @@
 // so after a panic of graphOf, a Pruner or OnPass, which is made an
 // *executor.PanicError (see Store.Maintain). A run that a pass could not
 // resume (graphOf failed, say) is logged too, and tried again at each
-// pass, until the host abandons it (executor.Executor.Abandon). Maintain
+// pass, until the host abandons it (executor.Executor.Abandon); a run
+// whose graphOf keeps failing is warned of once, and again only after
+// its graphOf has succeeded. Each pass ends after
+// [MaintainOptions].PassTimeout (Every or a minute, whichever is longer),
+// so that a query the server stalls fails the pass ([ErrPassTimeout]),
+// not the loop. Maintain
 // returns context.Cause(ctx) once ctx has ended, after the pass under way
 // and the runs its passes resumed (cancelled by ctx's end) have ended and
 // their keys are unlocked: no goroutine of it outlives it. Bad arguments
 // or options are refused before any pass with a [*MaintainOptionsError],
-// which wraps executor.ErrInvalidRequest: a negative Every, PruneEvery or Retake,
-// a Retain below [MinRetain] (a minute) but 0, Pruners or PruneEvery
+// which wraps executor.ErrInvalidRequest: a negative Every, PruneEvery,
+// PassTimeout or Retake, an Every below [MinMaintainEvery] (a second) but
+// 0, a Retain below [MinRetain] (a minute) but 0, Pruners or PruneEvery
 // without Retain, a code that ResumeCancelled refuses.
 //
 // A pass takes a run whose record says running, and whose key is
 // unlocked, for a dead process's: every process on the schema must start its runs
 // under their keys' locks (see Locking a graph key), as the passes of a
 // process skip its own runs and those of every live process only by
-// their locks. Each run resumed holds its key's lock, a connection, until
+// their locks (a pass reports a run that an earlier pass of the same
+// Maintain resumed, still going on, as [SkippedRunningHere], and a
+// locked run otherwise as [SkippedLocked]). Each run resumed holds its key's lock, a connection, until
 // it ends (see Sizing connections): as [GraphLock.Hold] holds it, so that
 // its session's end (a Postgres restart or failover) cancels the run with
 // [CancelledByLockLost] at once, for a next pass to resume; with
