@@ -105,7 +105,9 @@
 // for interrupted), and the starts its rates counted, unless the new
 // machine inherits them: [Machine.RateStarts] of the old one, at the
 // driver's now, given to [Machine.Inherit] of the new one before its
-// first Next, carries the providers' quotas over to the next plan.
+// first Next, carries the providers' quotas over to the next plan, and
+// through a plan that has no node of a key, to the plan after it, as
+// long as the key keeps its rate in the Config.
 //
 // A [Snapshot] holds the nodes running. A driver that continues as new
 // either lets them settle first (it asks Next for no more, and waits

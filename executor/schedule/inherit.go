@@ -26,23 +26,49 @@ type RateStarts struct {
 // with none: what a machine of the next plan inherits with
 // [Machine.Inherit] when a driver continues as new (a workflow that
 // starts anew with a new plan, say), so that its providers' quotas
-// carry over. The times are those the driver passed this machine, on
+// carry over. The keys are those of the plan with a rate in the Config,
+// and those with a rate in the Config that the plan has not, whose
+// starts this machine inherited: a round whose plan has no node of a
+// key passes that key's starts on to the next round, until they leave
+// the window. The times are those the driver passed this machine, on
 // its clock (Inherit says how a driver with another clock gives them).
 // It changes nothing, and returns new slices that the caller owns. It
 // costs O(K log K + S) for K batch keys and S starts.
 func (m *Machine) RateStarts(now time.Time) []RateStarts {
 	var out []RateStarts
-	for ki := 1; ki < len(m.keys); ki++ {
-		ks := &m.keys[ki]
+	add := func(ks *keyState) {
 		if ks.rate.Starts == 0 {
-			continue
+			return
 		}
 		if first := ks.live(now); first < len(ks.starts) {
 			out = append(out, RateStarts{Key: ks.name, Starts: slices.Clone(ks.starts[first:])})
 		}
 	}
+	for ki := 1; ki < len(m.keys); ki++ {
+		add(&m.keys[ki])
+	}
+	for ki := range m.carry {
+		add(&m.carry[ki])
+	}
 	slices.SortFunc(out, func(a, b RateStarts) int { return strings.Compare(a.Key, b.Key) })
 	return out
+}
+
+// rated returns the state of the batch key with a rate named key, of
+// the plan or carried (Machine.carry), or nil.
+func (m *Machine) rated(key string) *keyState {
+	for ki := 1; ki < len(m.keys); ki++ {
+		if ks := &m.keys[ki]; ks.name == key {
+			if ks.rate.Starts == 0 {
+				return nil
+			}
+			return ks
+		}
+	}
+	if k, ok := slices.BinarySearchFunc(m.carry, key, func(ks keyState, key string) int { return strings.Compare(ks.name, key) }); ok {
+		return &m.carry[k]
+	}
+	return nil
 }
 
 // Inherit counts starts that an earlier machine made against this one's
@@ -50,10 +76,16 @@ func (m *Machine) RateStarts(now time.Time) []RateStarts {
 // new plan gives it what the earlier machine's [Machine.RateStarts]
 // returned, before the first [Machine.Next] or [Machine.More]. Of a
 // key's starts it keeps the latest, up to its rate's Starts (the earlier
-// ones cannot decide when the next start may come); a key that the plan
-// has not, or that has no rate in this machine's Config, is ignored.
+// ones cannot decide when the next start may come); a key that has no
+// rate in this machine's Config is ignored, as its window is not known.
 // The starts count until their rate's Per after them, as any start does,
 // and a [Snapshot] holds them; no node counts them, so none is refunded.
+// The starts of a key with a rate that the plan has not are kept too,
+// though no node of this plan waits on them: [Machine.RateStarts]
+// returns them while they are in the window, and a Snapshot holds
+// them, so that a round without the key passes its quota on to the
+// next one. A driver keeps a key's rate in the Config of every round
+// for that.
 //
 // The starts must be times on the clock that the driver passes this
 // machine, none later than the now of its first Next or More. The
@@ -92,9 +124,9 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 	}
 	// No node has started: a key's starts were inherited, by this machine
 	// or by the one a snapshot of it was taken of.
-	for ki := range m.keys {
-		if len(m.keys[ki].starts) > 0 {
-			return fmt.Errorf("%w: batch key %q has inherited starts already: a machine inherits once, before its first Next", ErrInvalidRateStarts, cut(m.keys[ki].name))
+	for _, ks := range slices.Concat(m.keys, m.carry) {
+		if len(ks.starts) > 0 {
+			return fmt.Errorf("%w: batch key %q has inherited starts already: a machine inherits once, before its first Next", ErrInvalidRateStarts, cut(ks.name))
 		}
 	}
 	seen := make(map[string]bool, len(starts))
@@ -105,18 +137,16 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 		seen[rs.Key] = true
 	}
 	for _, rs := range starts {
-		for ki := 1; ki < len(m.keys); ki++ {
-			ks := &m.keys[ki]
-			if ks.name != rs.Key || ks.rate.Starts == 0 || len(rs.Starts) == 0 {
-				continue
-			}
-			byTime := make([]time.Time, len(rs.Starts))
-			for i, t := range rs.Starts {
-				byTime[i] = t.Round(0) // by wall time, as from JSON
-			}
-			ascending(byTime)
-			ks.starts, ks.first = byTime[max(0, len(byTime)-ks.rate.Starts):], 0
+		ks := m.rated(rs.Key)
+		if ks == nil || len(rs.Starts) == 0 {
+			continue
 		}
+		byTime := make([]time.Time, len(rs.Starts))
+		for i, t := range rs.Starts {
+			byTime[i] = t.Round(0) // by wall time, as from JSON
+		}
+		ascending(byTime)
+		ks.starts, ks.first = byTime[max(0, len(byTime)-ks.rate.Starts):], 0
 	}
 	return nil
 }

@@ -213,3 +213,61 @@ func TestInheritTakesWallTimes(t *testing.T) {
 		assert.True(t, s == starts[i].Round(0), "start %d: %v kept its monotonic reading", i, s)
 	}
 }
+
+// TestInheritCarriesKeysThePlanHasNot: a round whose plan has no node of
+// a rate-limited key (only the music edited) still carries the starts
+// that an earlier round's machine counted for it: it inherits them,
+// RateStarts returns them while they are in the window, and a snapshot
+// holds them, so that the round after it, whose plan has the key again,
+// does not start the provider's quota over. A Config without the key's
+// rate drops them, as it always did.
+func TestInheritCarriesKeysThePlanHasNot(t *testing.T) {
+	rates := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}}
+	images := []string{"asset:image:segment[2]", "asset:image:segment[3]"}
+	// Round 1, at t0: two images start.
+	m1 := newMachine(t, lecturePlan(t, 40, images...), rates)
+	for range 2 {
+		st, ok := m1.Next(t0)
+		require.True(t, ok)
+		require.Equal(t, graph.KindImage, st.Kind)
+	}
+	carried := []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0, t0}}}
+	require.Equal(t, carried, m1.RateStarts(t0.Add(time.Second)))
+
+	// Round 2, at 1s: only the music is edited, and the plan has no image.
+	p2 := lecturePlan(t, 40, "asset:music")
+	m2 := newMachine(t, p2, rates)
+	require.NoError(t, m2.Inherit(m1.RateStarts(t0.Add(time.Second))))
+	assert.Equal(t, []string{graph.KindMusic}, drain(m2, p2.Graph, t0.Add(time.Second)))
+	assert.Equal(t, carried, m2.RateStarts(t0.Add(2*time.Second)), "the image starts are carried through")
+	assert.Empty(t, m2.RateStarts(t0.Add(10*time.Second)), "until they leave the window")
+	again := newMachine(t, p2, rates)
+	require.NoError(t, again.Inherit(carried))
+	require.ErrorContains(t, again.Inherit(carried), `batch key "asset:image" has inherited starts already`, "a machine inherits once")
+
+	// A snapshot holds them, and restores them under the same Config.
+	r2, err := schedule.Restore(p2, rates, m2.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, string(marshal(t, m2.Snapshot())), string(marshal(t, r2.Snapshot())))
+	assert.Contains(t, string(marshal(t, m2.Snapshot())), `"rates":[{"key":"asset:image","starts":["2025-01-01T00:00:00Z","2025-01-01T00:00:00Z"]}]`)
+	assert.Equal(t, carried, r2.RateStarts(t0.Add(2*time.Second)))
+	// Under a lower rate, the latest of them up to its Starts; without the
+	// key's rate, none.
+	lower := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 1, Per: 10 * time.Second}}}
+	r2, err = schedule.Restore(p2, lower, m2.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0}}}, r2.RateStarts(t0.Add(2*time.Second)))
+	r2, err = schedule.Restore(p2, schedule.Config{}, m2.Snapshot())
+	require.NoError(t, err)
+	assert.Empty(t, r2.RateStarts(t0.Add(2*time.Second)))
+
+	// Round 3, at 2s: two more images wait for the quota.
+	p3 := lecturePlan(t, 40, "asset:image:segment[0]", "asset:image:segment[1]")
+	m3 := newMachine(t, p3, rates)
+	require.NoError(t, m3.Inherit(m2.RateStarts(t0.Add(2*time.Second))))
+	assert.Empty(t, drain(m3, p3.Graph, t0.Add(2*time.Second)), "2 images in 2s under 2 per 10s")
+	wake, ok := m3.Wake()
+	require.True(t, ok)
+	assert.Equal(t, t0.Add(10*time.Second), wake)
+	assert.Len(t, drain(m3, p3.Graph, wake), 2)
+}

@@ -227,6 +227,12 @@ type Machine struct {
 	order []uint64 // when each node became ready, for FIFO across keys
 	seq   uint64
 	keys  []keyState
+	// carry holds, by ascending name, the batch keys with a rate in the
+	// Config that the plan has not: no node starts on them, but the
+	// starts a machine inherits for them are carried through it
+	// (Machine.Inherit, Machine.RateStarts, Snapshot). nil when there is
+	// none.
+	carry []keyState
 
 	running   int
 	settled   int
@@ -398,6 +404,18 @@ func build(p *planner.Plan, c Config) (*Machine, error) {
 			m.keys[ki].rate = r
 			if m.startAt == nil {
 				m.startAt, m.counted = make([]time.Time, len(nodes)), make([]bool, len(nodes))
+			}
+		}
+	}
+	// The rates of keys the plan has not carry inherited starts through.
+	if len(c.Rates) > 0 {
+		planned := make(map[string]bool, len(m.keys))
+		for _, ks := range m.keys {
+			planned[ks.name] = true
+		}
+		for _, key := range sortedKeys(c.Rates) {
+			if !planned[key] {
+				m.carry = append(m.carry, keyState{name: key, rate: c.Rates[key]})
 			}
 		}
 	}

@@ -104,7 +104,9 @@ const stateLetters = "prRsfkSc"
 // that a running node's rate counts ([Rate]: none once refunded), and,
 // with [Config.MaxBatch], the first node of its bulk call and how many
 // nodes that call took; "rates" the starts of each rate-limited batch
-// key, by key, that may still be in its window, ascending by time;
+// key, by key, that may still be in its window, ascending by time (a
+// key the plan has not too, when the machine inherited starts of it:
+// [Machine.Inherit]);
 // "wake" what [Machine.Wake] answers. Keys with nothing to say ("readySince", "held",
 // "running", "rates", "halted", "wake", "rateStart", "call",
 // "callNodes") are left out. The nodes running on each key, the workers
@@ -119,8 +121,9 @@ const stateLetters = "prRsfkSc"
 // [Config.Workers], [Config.MaxBatch] and the kinds that share calls
 // ([Config.Shared]; none adds nothing, so that a snapshot without them
 // has the fingerprint it had before Shared came). A Config that differs only in
-// what the machine ignores (a rate of a key the plan has not, say) has
-// the same one. The same plan and Config have the same fingerprint in
+// what the machine ignores, or decides nothing by (a rate of a key the
+// plan has not, say, which only carries inherited starts: see
+// [Restore]), has the same one. The same plan and Config have the same fingerprint in
 // every process, and in every release that writes version 1 or 2.
 // "parts" holds the first 8 bytes, in hex, of a SHA-256 of each part of
 // it: the plan (with each batch key's concurrency before Config.Caps)
@@ -504,20 +507,26 @@ func (m *Machine) Snapshot() Snapshot {
 			f.Held = append(f.Held, heldStage{Stage: st, Nodes: nodes})
 		}
 	}
-	for ki := range m.keys {
-		ks := &m.keys[ki]
-		if ks.rate.Starts == 0 || len(ks.starts) == ks.first {
-			continue
+	for _, ks := range [2][]keyState{m.keys, m.carry} {
+		for ki := range ks {
+			if ks := &ks[ki]; ks.rate.Starts > 0 && len(ks.starts) > ks.first {
+				f.Rates = append(f.Rates, ks.snapshotStarts())
+			}
 		}
-		r := rateStarts{Key: ks.name, Starts: make([]time.Time, 0, len(ks.starts)-ks.first)}
-		for _, t := range ks.starts[ks.first:] {
-			r.Starts = append(r.Starts, utc(t))
-		}
-		ascending(r.Starts)
-		f.Rates = append(f.Rates, r)
 	}
 	slices.SortFunc(f.Rates, func(a, b rateStarts) int { return strings.Compare(a.Key, b.Key) })
 	return Snapshot{s: f}
+}
+
+// snapshotStarts returns the key's starts that may still be in its
+// rate's window, for a snapshot: in UTC, ascending.
+func (ks *keyState) snapshotStarts() rateStarts {
+	r := rateStarts{Key: ks.name, Starts: make([]time.Time, 0, len(ks.starts)-ks.first)}
+	for _, t := range ks.starts[ks.first:] {
+		r.Starts = append(r.Starts, utc(t))
+	}
+	ascending(r.Starts)
+	return r
 }
 
 // ascending sorts a key's rate starts, which a snapshot holds as wall
@@ -707,9 +716,15 @@ func (m *Machine) differs(theirs *partsForm) []string {
 // start is no longer held counts it no more, as after a Refund.
 // [Machine.Wake] answers what the snapshotted machine's did, for its
 // last Next under the old rates, until the next Next: a driver asks
-// [Machine.WakeAt] for the new rates' answer. The restored machine's
-// own snapshots are of c, and restore under c (or, again, under other
-// rates).
+// [Machine.WakeAt] for the new rates' answer.
+//
+// The starts that a machine carried for a key its plan has not
+// ([Machine.Inherit]) are restored under c's rate of that key, which the
+// fingerprint leaves out, whether or not the other rates differ: the
+// latest of them up to its Starts, or none when c has no rate for it.
+//
+// The restored machine's own snapshots are of c, and restore under c
+// (or, again, under other rates).
 //
 // # Errors
 //
@@ -1026,8 +1041,16 @@ func (m *Machine) restoreRates(f *snapshotForm, rebase bool) error {
 			}
 		}
 		switch {
+		case ki < 0 && len(r.Starts) == 0:
+			return badSnapshot("rates: batch key %q has no starts: leave a key without starts out", cut(r.Key))
 		case ki < 0:
-			return badSnapshot("rates: batch key %q is not a key of the plan with a rate", cut(r.Key))
+			// A key the plan has not, whose starts the machine carried
+			// from Inherit: the fingerprint leaves its rate out, so that
+			// c may rate it otherwise, or not at all.
+			if ks := m.rated(r.Key); ks != nil {
+				ks.starts = slices.Clone(r.Starts[max(0, len(r.Starts)-ks.rate.Starts):])
+			}
+			continue
 		case m.keys[ki].rate.Starts == 0 && rebase:
 			continue
 		case m.keys[ki].rate.Starts == 0:
