@@ -201,7 +201,9 @@
 // [Restore] refuses a snapshot of another plan or Config, of another
 // version, or whose parts disagree, with a [*SnapshotError] wrapping
 // [ErrInvalidSnapshot] that says what is wrong; [Snapshot.UnmarshalJSON]
-// reads the JSON form strictly, and refuses the same way.
+// reads the JSON form strictly, and refuses the same way, as
+// [RateStarts.UnmarshalJSON] refuses a bad [RateStarts] with a
+// [*RateStartsError] wrapping [ErrInvalidRateStarts].
 //
 // # Cost and concurrency
 //

@@ -1,18 +1,54 @@
 package schedule
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/regengraph/regen/internal/strictjson"
 )
 
-// ErrInvalidRateStarts is wrapped by the errors of [Machine.Inherit].
+// ErrInvalidRateStarts is wrapped by the errors of [Machine.Inherit], and
+// of [RateStarts.MarshalJSON] and [RateStarts.UnmarshalJSON] (a
+// [*RateStartsError]).
 var ErrInvalidRateStarts = errors.New("schedule: invalid rate starts")
+
+// RateStartsError is a [RateStarts] that [RateStarts.UnmarshalJSON] or
+// [RateStarts.MarshalJSON] refuses: Problem says what is wrong and what
+// is allowed, in the JSON form's words. It wraps [ErrInvalidRateStarts].
+type RateStartsError struct {
+	// Problem says what is wrong.
+	Problem string
+}
+
+func (e *RateStartsError) Error() string { return "schedule: invalid rate starts: " + e.Problem }
+
+// Unwrap returns [ErrInvalidRateStarts].
+func (e *RateStartsError) Unwrap() error { return ErrInvalidRateStarts }
+
+func badRateStarts(format string, args ...any) error {
+	return &RateStartsError{Problem: fmt.Sprintf(format, args...)}
+}
 
 // RateStarts is the starts of one batch key that its [Rate] counts, from
 // [Machine.RateStarts], for [Machine.Inherit].
+//
+// # JSON form
+//
+// A driver that keeps them between rounds (a workflow's input when it
+// continues as new, say) writes them with [RateStarts.MarshalJSON] as
+// one JSON object, as a [Snapshot]'s "rates" holds them:
+//
+//	{"key": "asset:image", "starts": ["2025-01-01T00:00:01Z", "2025-01-01T00:00:01.5Z"]}
+//
+// Times are RFC 3339 in UTC, to the nanosecond, in the order of Starts;
+// no starts are written as []. A []RateStarts is a JSON array of them.
 type RateStarts struct {
 	// Key is the batch key.
 	Key string
@@ -149,4 +185,133 @@ func (m *Machine) Inherit(starts []RateStarts) error {
 		ks.starts, ks.first = byTime[max(0, len(byTime)-ks.rate.Starts):], 0
 	}
 	return nil
+}
+
+// The JSON form of a RateStarts, in its words.
+const (
+	rateStartsObject = `an object such as {"key": "asset:image", "starts": ["2025-01-01T00:00:01Z"]}`
+	rateStartsKey    = "a string, the batch key"
+	rateStartsList   = `a list of times in strings, such as ["2025-01-01T00:00:01Z"]`
+	rateStartsTime   = `a time in a string, such as "2025-01-01T00:00:01Z"`
+)
+
+// rateStartsForm is a RateStarts' JSON form.
+type rateStartsForm struct {
+	Key    string      `json:"key"`
+	Starts []time.Time `json:"starts"`
+}
+
+// rateStartsShape is the JSON form's object, for strictjson.CheckForm.
+var rateStartsShape = &strictjson.Object{Keys: strictjson.Names(rateStartsForm{})}
+
+// MarshalJSON writes rs in its JSON form (see [RateStarts]): the same
+// starts, at the same instants, give the same bytes. A key that
+// [RateStarts.UnmarshalJSON] would refuse (the empty key, one that is not
+// UTF-8), or a time outside the years 0 to 9999 in UTC, is refused with
+// a [*RateStartsError], so that what it writes always reads back.
+func (rs RateStarts) MarshalJSON() ([]byte, error) {
+	switch {
+	case rs.Key == "":
+		return nil, badRateStarts(`key "": want a batch key, not the empty string`)
+	case !utf8.ValidString(rs.Key):
+		return nil, badRateStarts("key %q, which is not UTF-8: %s", cut(rs.Key), notUTF8)
+	}
+	f := rateStartsForm{Key: rs.Key, Starts: make([]time.Time, len(rs.Starts))}
+	for k, t := range rs.Starts {
+		if f.Starts[k] = t.UTC().Round(0); f.Starts[k].Year() < 0 || f.Starts[k].Year() > 9999 {
+			return nil, badRateStarts("starts[%d] is in the year %d: want the years 0 to 9999 in UTC", k, f.Starts[k].Year())
+		}
+	}
+	return json.Marshal(f)
+}
+
+// UnmarshalJSON reads rs in the JSON form that [RateStarts.MarshalJSON]
+// writes, strictly: unknown members (a misspelt "kee", or the Go field
+// names "Key" and "Starts"), members that differ in case, repeated
+// members, data after the object, a missing, null or empty "key", a
+// missing or null "starts" ([] for none), a member of another JSON type,
+// a null start, a start that is not an RFC 3339 time or is outside the
+// years 0 to 9999 in UTC, and JSON null (whose zero RateStarts, of the
+// empty key, [Machine.Inherit] would ignore, losing a quota without a
+// word) are refused with a [*RateStartsError] that says what is allowed.
+// Times written with another offset than UTC are read as the same
+// instants in UTC. On error it leaves rs unchanged.
+func (rs *RateStarts) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return badRateStarts("bad JSON: no JSON value: want %s", rateStartsObject)
+		}
+		return badRateStarts("bad JSON: %v", strictjson.Bound(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRateStarts("bad JSON: data after the object")
+	}
+	switch raw[0] {
+	case 'n':
+		return badRateStarts("null: want %s (null would be the starts of no key, and lose a quota)", rateStartsObject)
+	case '{':
+	default:
+		return badRateStarts("bad JSON: want %s, not %s", rateStartsObject, jsonKind(raw))
+	}
+	if err := strictjson.CheckForm(raw, rateStartsShape); err != nil {
+		return badRateStarts("bad JSON: %v", strictjson.Bound(err))
+	}
+	var f struct {
+		Key    json.RawMessage `json:"key"`
+		Starts json.RawMessage `json:"starts"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil { // an object: not expected
+		return badRateStarts("bad JSON: %v", strictjson.Bound(err))
+	}
+	var out RateStarts
+	switch {
+	case f.Key == nil || string(f.Key) == "null":
+		return badRateStarts(`missing "key": want %s`, rateStartsKey)
+	case f.Key[0] != '"' || json.Unmarshal(f.Key, &out.Key) != nil:
+		return badRateStarts("key: want %s, not %s", rateStartsKey, jsonKind(f.Key))
+	case out.Key == "":
+		return badRateStarts(`key "": want a batch key, not the empty string`)
+	}
+	var starts []json.RawMessage
+	switch {
+	case f.Starts == nil || string(f.Starts) == "null":
+		return badRateStarts(`missing "starts": want %s, [] for none`, rateStartsList)
+	case f.Starts[0] != '[' || json.Unmarshal(f.Starts, &starts) != nil:
+		return badRateStarts("starts: want %s, not %s", rateStartsList, jsonKind(f.Starts))
+	}
+	out.Starts = make([]time.Time, len(starts))
+	for k, s := range starts {
+		t := &out.Starts[k]
+		switch {
+		case string(s) == "null":
+			return badRateStarts("starts[%d] is null: want %s", k, rateStartsTime)
+		case s[0] != '"' || t.UnmarshalJSON(s) != nil:
+			return badRateStarts("starts[%d]: want %s, not %s", k, rateStartsTime, jsonKind(s))
+		}
+		if *t = t.UTC(); t.Year() < 0 || t.Year() > 9999 {
+			return badRateStarts("starts[%d] is in the year %d in UTC: want the years 0 to 9999", k, t.Year())
+		}
+	}
+	*rs = out
+	return nil
+}
+
+// jsonKind says what the JSON value v is, for a message: "a string"
+// quoted as written, "the number 3", "an object"...
+func jsonKind(v []byte) string {
+	switch v[0] {
+	case '"':
+		return cut(string(v))
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "true or false"
+	case 'n':
+		return "null"
+	}
+	return "the number " + cut(string(v))
 }
