@@ -196,7 +196,12 @@
 // A bad configuration, or a plan assembled by hand that the machine
 // cannot run, is refused by New with an error wrapping
 // [ErrInvalidConfig]: for the configuration, a [*ConfigError] that names
-// the field, as [Config.UnmarshalJSON] refuses a bad JSON form. Settling a node that is not running, or not in the
+// the field, as [Config.UnmarshalJSON] refuses a bad JSON form. New takes
+// a rate, a cap, a window or a shared kind of a key or kind that its plan
+// has not, as one Config serves many plans: [Config.Check], at a
+// driver's start-up, refuses those that no kind of the driver's templates
+// has (a misspelt key, which would limit nothing), with a [*ConfigError]
+// that names them and what is allowed. Settling a node that is not running, or not in the
 // plan, is an error that changes nothing; nothing panics on input.
 // [Restore] refuses a snapshot of another plan or Config, of another
 // version, or whose parts disagree, with a [*SnapshotError] wrapping

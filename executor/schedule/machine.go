@@ -42,7 +42,8 @@ type Rate struct {
 
 // Config configures a [Machine]. It has a JSON form
 // ([Config.MarshalJSON]), so that a driver that keeps a [Snapshot], as a
-// workflow engine does, can keep the Config beside it.
+// workflow engine does, can keep the Config beside it. [Config.Check]
+// checks its batch keys and kinds against the templates a driver runs.
 type Config struct {
 	// Mode is Dataflow or Staged. Default: Dataflow.
 	Mode Mode
@@ -291,11 +292,13 @@ type Machine struct {
 // graph. A plan from planner.New of a dirty.Set, or decoded by
 // Plan.UnmarshalJSON, is always accepted (planner.New(nil), the empty
 // plan of no set, has no graph: a driver with nothing to run needs no
-// machine). Every rate in
-// c.Rates is checked, in key order, whether or not the plan uses its
-// key. New costs O((D + E_D) log D + N) for D planned nodes with E_D
-// edges among them, in a graph of N nodes; every transition then finds a
-// node in O(1), for a plan assembled by hand too.
+// machine). Every rate in c.Rates is checked, in key order, whether or
+// not the plan uses its key; a key or kind that the plan has not is
+// taken, as one Config serves many plans: [Config.Check] checks them
+// against the templates. New costs O((D + E_D) log D + N) for D planned
+// nodes with E_D edges among them, in a graph of N nodes; every
+// transition then finds a node in O(1), for a plan assembled by hand
+// too.
 func New(p *planner.Plan, c Config) (*Machine, error) {
 	m, err := build(p, c)
 	if err != nil {
