@@ -214,6 +214,13 @@ type keyState struct {
 // order, so the same calls give the same answers, which lets a workflow
 // engine that replays code drive it (see the package doc). It is not safe
 // for concurrent use: the driver serializes calls.
+//
+// Make one with [New] or [Restore]. The zero Machine is a machine of no
+// plan, and never panics: it starts nothing, is Done, has no node (a
+// transition, Refund and Invalidate return an error wrapping
+// [ErrNotInPlan] that says to use New), counts no rate (Inherit ignores
+// every key) and its Snapshot is the zero Snapshot, which is no
+// snapshot.
 type Machine struct {
 	plan  *planner.Plan
 	g     *graph.Graph
@@ -541,7 +548,7 @@ func (m *Machine) keyIndex(name string, limit int) int32 {
 // pos returns the position of n in the plan, or -1, in O(1), whether the
 // plan was made by planner.New or assembled by hand.
 func (m *Machine) pos(n graph.Node) int {
-	if !m.g.Contains(n) {
+	if m.g == nil || !m.g.Contains(n) { // the zero Machine has no graph
 		return -1
 	}
 	return int(m.at[n])
@@ -911,6 +918,8 @@ func (m *Machine) Wake() (time.Time, bool) { return m.wake, !m.wake.IsZero() }
 func (m *Machine) mustRunning(n graph.Node) (int32, error) {
 	i := m.pos(n)
 	switch {
+	case m.g == nil:
+		return -1, errZero(n)
 	case i < 0 && !m.g.Contains(n):
 		return -1, fmt.Errorf("%w: node %d: the graph has nodes 0 to %d", ErrNotInPlan, n, m.g.Len()-1)
 	case i < 0:
@@ -919,6 +928,11 @@ func (m *Machine) mustRunning(n graph.Node) (int32, error) {
 		return -1, fmt.Errorf("%w: node %q is %s", ErrNotRunning, m.g.NodeID(n), m.state[i])
 	}
 	return int32(i), nil
+}
+
+// errZero is the error of a transition of the zero Machine.
+func errZero(n graph.Node) error {
+	return fmt.Errorf("%w: node %d: the zero Machine has no plan: make one with New", ErrNotInPlan, n)
 }
 
 // settle settles position i in state s, releasing its slots if it runs,
@@ -1058,6 +1072,9 @@ func (m *Machine) drop(n graph.Node, s State) (Result, error) {
 // error wrapping [ErrNotInPlan], and changes nothing, only for a node
 // that is not in the graph. It costs O(dependents of n, transitively).
 func (m *Machine) Invalidate(n graph.Node) (Result, error) {
+	if m.g == nil {
+		return Result{}, errZero(n)
+	}
 	if !m.g.Contains(n) {
 		return Result{}, fmt.Errorf("%w: node %d: the graph has nodes 0 to %d", ErrNotInPlan, n, m.g.Len()-1)
 	}

@@ -463,8 +463,12 @@ func cut(s string) string {
 // kinds (the plan's and Config's, hashed for its fingerprint; their
 // batch keys sorted) and S starts that the rates count (sorted too, in
 // O(S log S), when the wall clock stepped back between two of them); the
-// other calls cost nothing more for it.
+// other calls cost nothing more for it. The zero Machine, which New did
+// not make, has none: its Snapshot is the zero Snapshot.
 func (m *Machine) Snapshot() Snapshot {
+	if m.g == nil {
+		return Snapshot{} // the zero Machine: no snapshot
+	}
 	parts := m.parts()
 	f := snapshotForm{Version: SnapshotVersion, Fingerprint: m.fingerprint(), Parts: &parts, Halted: m.halted, Wake: utc(m.wake)}
 	states := make([]byte, len(m.nodes))
