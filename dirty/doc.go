@@ -33,7 +33,9 @@
 // [ErrInvalidMark], and nothing is computed; a nil or zero graph is an
 // error wrapping [ErrNoGraph], and nothing is computed either. Nothing in
 // this package panics on input: [NewStates] of a negative count gives the
-// states of no node.
+// states of no node, and [States.Get] of a node out of range gives the
+// state of a node never recorded (missing), while [States.Set] of one
+// records nothing and returns an error wrapping [ErrNodeOutOfRange].
 //
 // Compute is pure: it returns a set and changes no state. A mark of
 // [ReasonEdited] does not bump the node's [State].Rev, nor does any mark

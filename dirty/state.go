@@ -132,9 +132,15 @@ const inputHashTag = "regen-input-v1"
 // a clean graph and one byte a node otherwise. The full records are made
 // at the first [States.Set] of a State with more than a Status: until
 // then, as for a host that records statuses alone, a States costs one
-// byte a node, not a record (about 110 bytes) a node. The zero value is not
-// usable; call [NewStates]. A States is not safe for concurrent mutation.
-// It has no JSON form ([States.MarshalJSON]).
+// byte a node, not a record (about 110 bytes) a node. Make it with
+// [NewStates] of the graph's Len; the zero value is the states of no
+// node, as NewStates(0) is. A States is not safe for concurrent
+// mutation. It has no JSON form ([States.MarshalJSON]).
+//
+// A node out of range (below 0, or not below Len) has no state: Get and
+// Status answer for it what they answer for a node never recorded,
+// missing, and Set refuses it with an error wrapping
+// [ErrNodeOutOfRange], recording nothing. None of them panics.
 type States struct {
 	status []Status
 	// recs are the full records, or nil while every state set was a
@@ -156,20 +162,46 @@ func NewStates(n int) *States {
 // Len returns the number of nodes.
 func (s *States) Len() int { return len(s.status) }
 
-// Get returns node n's state. n must be in range.
+// ErrNodeOutOfRange is wrapped by the error of [States.Set] of a node
+// that the states have not.
+var ErrNodeOutOfRange = errors.New("dirty: node out of range")
+
+// has reports whether n is one of the states' nodes.
+func (s *States) has(n graph.Node) bool { return n >= 0 && int64(n) < int64(len(s.status)) }
+
+// Get returns node n's state: the zero State, missing, for a node out of
+// range, as for a node never recorded.
 func (s *States) Get(n graph.Node) State {
-	if s.recs == nil {
+	switch {
+	case !s.has(n):
+		return State{}
+	case s.recs == nil:
 		return State{Status: s.status[n]}
 	}
 	return s.recs[n]
 }
 
-// Status returns node n's status. n must be in range.
-func (s *States) Status(n graph.Node) Status { return s.status[n] }
+// Status returns node n's status: StatusMissing for a node out of range,
+// as for a node never recorded.
+func (s *States) Status(n graph.Node) Status {
+	if !s.has(n) {
+		return StatusMissing
+	}
+	return s.status[n]
+}
 
-// Set records node n's state. n must be in range; an out-of-range status
-// is recorded as StatusDirty, so that it is regenerated rather than trusted.
-func (s *States) Set(n graph.Node, st State) {
+// Set records node n's state. An out-of-range status is recorded as
+// StatusDirty, so that it is regenerated rather than trusted. A node out
+// of range (a States made for another graph, say) is refused with an
+// error wrapping [ErrNodeOutOfRange] that names the node and the
+// states' range, and nothing is recorded; Set returns nil otherwise.
+func (s *States) Set(n graph.Node, st State) error {
+	if !s.has(n) {
+		if len(s.status) == 0 {
+			return fmt.Errorf("%w: node %d: the states have no node: make them with NewStates of the graph's Len", ErrNodeOutOfRange, n)
+		}
+		return fmt.Errorf("%w: node %d: the states have nodes 0 to %d: make them with NewStates of the graph's Len", ErrNodeOutOfRange, n, len(s.status)-1)
+	}
 	if st.Status >= numStatus {
 		st.Status = StatusDirty
 	}
@@ -178,7 +210,7 @@ func (s *States) Set(n graph.Node, st State) {
 	s.status[n] = st.Status
 	if s.recs == nil {
 		if st == (State{Status: st.Status}) {
-			return
+			return nil
 		}
 		s.recs = make([]State, len(s.status))
 		for i, status := range s.status {
@@ -186,6 +218,7 @@ func (s *States) Set(n graph.Node, st State) {
 		}
 	}
 	s.recs[n] = st
+	return nil
 }
 
 // Count returns how many nodes have status st.
