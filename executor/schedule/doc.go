@@ -204,7 +204,8 @@
 // that names them and what is allowed. Settling a node that is not running, or not in the
 // plan, is an error that changes nothing; nothing panics on input.
 // [Restore] refuses a snapshot of another plan or Config, of another
-// version, or whose parts disagree, with a [*SnapshotError] wrapping
+// version, or whose state disagrees with itself or the plan (or whose
+// "parts" disagree with its fingerprint), with a [*SnapshotError] wrapping
 // [ErrInvalidSnapshot] that says what is wrong; [Snapshot.UnmarshalJSON]
 // reads the JSON form strictly, and refuses the same way, as
 // [RateStarts.UnmarshalJSON] refuses a bad [RateStarts] with a

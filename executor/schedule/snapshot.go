@@ -133,7 +133,9 @@ const stateLetters = "prRsfkSc"
 // other rates. With the same fingerprint, the plan's digest alone may
 // differ, for a batch key whose concurrency a cap lowers to the same
 // limit in a plan assembled by hand: the machine takes it as the same,
-// and Restore restores the snapshot, as it does one of version 1.
+// and Restore restores the snapshot, as it does one of version 1,
+// without checking that digest (it cannot make the other plan's); the
+// other digests must then be the machine's.
 //
 // Version 1, which earlier releases wrote, is version 2 without "parts":
 // it restores as ever, and the machine then writes version 2, which
@@ -674,6 +676,18 @@ func (m *Machine) parts() partsForm {
 	return p
 }
 
+// agrees reports whether theirs, the parts of a snapshot with the
+// machine's fingerprint, are the machine's, but for the plan's: it holds
+// each batch key's concurrency before Config.Caps, which the fingerprint
+// leaves out, so that a plan whose concurrency differs where a cap
+// lowers it to the same limit is the same to the machine, as for
+// version 1. Every other part is of what the fingerprint holds.
+func (m *Machine) agrees(theirs *partsForm) bool {
+	ours := m.parts()
+	ours.Plan = theirs.Plan
+	return ours == *theirs
+}
+
 // differs returns what differs between the machine's parts and theirs,
 // in Differs order: Caps, Rates, Windows and Shared only if the plan
 // does not.
@@ -735,14 +749,16 @@ func (m *Machine) differs(theirs *partsForm) []string {
 // A bad Config, or a plan the machine cannot run, is an error wrapping
 // [ErrInvalidConfig], as for New. A snapshot of another plan or Config
 // (its fingerprint differs, in more than the rates for version 2; its
-// [SnapshotError.Differs] says in what), of another version, the zero Snapshot, or
-// one whose parts disagree with each other or with the plan (a node
-// Ready whose dependency has not succeeded, a Ready node missing from
-// the order, more nodes running on a key than its concurrency, a
-// running node's rate start later than its key's first start but not
-// among them, a node of a later stage started in Staged mode...) is a
-// [*SnapshotError] wrapping [ErrInvalidSnapshot] that says what is
-// wrong. It never panics. It costs O((D + E_D) log D + N + S log S) for
+// [SnapshotError.Differs] says in what), of another version, the zero
+// Snapshot, one whose "parts" disagree with its fingerprint (each digest
+// but the plan's, which may differ with the same fingerprint: see
+// [Snapshot]), or one whose state disagrees with itself or with the
+// plan (a node Ready whose dependency has not succeeded, a Ready node
+// missing from the order, more nodes running on a key than its
+// concurrency, a running node's rate start later than its key's first
+// start but not among them, a node of a later stage started in Staged
+// mode...) is a [*SnapshotError] wrapping [ErrInvalidSnapshot] that says
+// what is wrong. It never panics. It costs O((D + E_D) log D + N + S log S) for
 // D planned nodes with E_D edges among them in a graph of N nodes and S
 // starts in the rates' windows, about what New does.
 func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
@@ -759,11 +775,7 @@ func Restore(p *planner.Plan, c Config, s Snapshot) (*Machine, error) {
 	}
 	rebase := false
 	switch fp := m.fingerprint(); {
-	case f.Fingerprint == fp && f.Parts != nil && *f.Parts != m.parts() && !slices.Equal(m.differs(f.Parts), []string{"plan"}):
-		// The plan's part holds each batch key's concurrency before
-		// Config.Caps, which the fingerprint leaves out: a plan whose
-		// concurrency differs where a cap lowers it to the same limit
-		// is the same to the machine, as for version 1.
+	case f.Fingerprint == fp && f.Parts != nil && !m.agrees(f.Parts):
 		return nil, badSnapshot("parts: they disagree with the fingerprint, which is this plan and Config's")
 	case f.Fingerprint != fp:
 		var differs []string
