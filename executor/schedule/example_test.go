@@ -270,3 +270,87 @@ func elide(data []byte) string {
 	}
 	return out
 }
+
+// A driver that plans a new round of what is left, as a workflow that
+// continues as new with a new plan, carries its providers' quotas over:
+// the next round's machine inherits the starts that the old one's rates
+// still count, which the driver keeps as JSON between the rounds. A
+// round whose plan has no node of a key (only the music edited) passes
+// that key's starts on, so that the round after it waits for the quota
+// too.
+func ExampleMachine_Inherit() {
+	g, err := graph.Build(graph.Lecture(), 40)
+	if err != nil {
+		panic(err)
+	}
+	// plan is a round's plan, with the nodes given edited.
+	plan := func(ids ...string) *planner.Plan {
+		states := dirty.NewStates(g.Len())
+		for n := range g.Len() {
+			if err := states.Set(graph.Node(n), dirty.State{Status: dirty.StatusClean}); err != nil {
+				panic(err)
+			}
+		}
+		var marks []dirty.Mark
+		for _, id := range ids {
+			marks = append(marks, dirty.Mark{ID: id, Reason: dirty.ReasonEdited})
+		}
+		set, err := dirty.Compute(g, dirty.Input{States: states, Marks: marks})
+		if err != nil {
+			panic(err)
+		}
+		return planner.New(set)
+	}
+	cfg := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: time.Minute}}}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	// round runs a plan from now, with the starts the last round left, as
+	// JSON, and returns the JSON of the starts it leaves at its end.
+	round := func(now time.Time, p *planner.Plan, carried []byte) []byte {
+		m, err := schedule.New(p, cfg)
+		if err != nil {
+			panic(err)
+		}
+		var starts []schedule.RateStarts
+		if err := json.Unmarshal(carried, &starts); err != nil {
+			panic(err)
+		}
+		if err := m.Inherit(starts); err != nil {
+			panic(err)
+		}
+		var started []string
+		for !m.Done() {
+			if st, ok := m.Next(now); ok {
+				started = append(started, g.NodeID(st.Node))
+				continue
+			}
+			if m.Running() == 0 { // a rate holds the rest back
+				wake, _ := m.Wake()
+				fmt.Printf("%s: %v; the rest waits until %s\n", now.Sub(t0), started, wake.Sub(t0))
+				now, started = wake, nil
+			}
+			for _, n := range m.RunningNodes() {
+				if _, err := m.Succeed(n); err != nil {
+					panic(err)
+				}
+			}
+		}
+		fmt.Printf("%s: %v\n", now.Sub(t0), started)
+		out, err := json.Marshal(m.RateStarts(now))
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println("  carried:", string(out))
+		return out
+	}
+	carried := round(t0, plan("asset:image:segment[0]", "asset:image:segment[1]"), []byte("[]"))
+	carried = round(t0.Add(10*time.Second), plan(graph.KindMusic), carried)
+	round(t0.Add(20*time.Second), plan("asset:image:segment[2]"), carried)
+	// Output:
+	// 0s: [asset:image:segment[0] asset:image:segment[1] asset:video:segment[0] asset:video:segment[1] timeline]
+	//   carried: [{"key":"asset:image","starts":["2025-01-01T00:00:00Z","2025-01-01T00:00:00Z"]}]
+	// 10s: [asset:music timeline]
+	//   carried: [{"key":"asset:image","starts":["2025-01-01T00:00:00Z","2025-01-01T00:00:00Z"]}]
+	// 20s: []; the rest waits until 1m0s
+	// 1m0s: [asset:image:segment[2] asset:video:segment[2] timeline]
+	//   carried: [{"key":"asset:image","starts":["2025-01-01T00:01:00Z"]}]
+}
