@@ -20,7 +20,8 @@
 //
 // A page follows it with EventSource (see In the browser, below).
 //
-// The response is text/event-stream, with Cache-Control no-cache and
+// The response is text/event-stream, with Cache-Control no-store (no
+// cache keeps one user's events, whatever authenticated the request) and
 // X-Accel-Buffering no (so nginx does not buffer it). It opens with a
 // retry field, then writes each event as "id: <seq>" and "data: <JSON>"
 // and flushes it. While no event comes, a keep-alive goes out every

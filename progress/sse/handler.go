@@ -365,9 +365,9 @@ var (
 // (with 204), or when the source fails. A ResponseWriter that
 // cannot flush (a middleware's wrapper that hides http.Flusher and has no
 // Unwrap method) could never deliver an event: the request gets 500, and
-// the handler logs an error. Every answer but a stream says
-// Cache-Control: no-store, so that no cache gives one user's refusal, or
-// one moment's, to another request.
+// the handler logs an error. Every answer, a stream included, says
+// Cache-Control: no-store, so that no cache gives one user's events or
+// refusal, or one moment's, to another request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -559,10 +559,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// setStreamHeaders sets the header of an event stream's response.
+// setStreamHeaders sets the header of an event stream's response:
+// no-store, as the stream holds one user's events and a cache (a shared
+// one does not key its entries by a cookie) must not keep it.
 func setStreamHeaders(hdr http.Header) {
 	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no")
 }
 

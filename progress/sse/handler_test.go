@@ -207,7 +207,7 @@ func TestHandlerHeadersAndWireFormat(t *testing.T) {
 	s := openRaw(t, f.url("r1"), nil)
 	assert.Equal(t, http.StatusOK, s.resp.StatusCode)
 	assert.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
-	assert.Equal(t, "no-cache", s.resp.Header.Get("Cache-Control"))
+	assert.Equal(t, "no-store", s.resp.Header.Get("Cache-Control"), "a stream holds one user's events: no cache may store it")
 	assert.Equal(t, "no", s.resp.Header.Get("X-Accel-Buffering"))
 	want := []string{"retry: 1500", ""}
 	want = append(want, frame(t, all[0])...)

@@ -62,7 +62,7 @@ func TestHandlerHead(t *testing.T) {
 			assert.Equal(t, tt.contentType, resp.Header.Get("Content-Type"))
 			assert.Empty(t, body)
 			if tt.status == http.StatusOK {
-				assert.Equal(t, "no-cache", resp.Header.Get("Cache-Control"))
+				assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
 				assert.Equal(t, "no", resp.Header.Get("X-Accel-Buffering"))
 			}
 			waitFor(t, "the HEAD request to give back its slot", func() bool { return f.handler.Stats().Active == 0 })

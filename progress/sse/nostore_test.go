@@ -20,7 +20,7 @@ import (
 // minutes by default) could give it to other requests of the URL, such
 // as a page reloaded with a new EventSource and no Last-Event-ID, whose
 // stream would then never open. Before, the 204 carried no Cache-Control;
-// now it says no-store, as the stream says no-cache.
+// now it says no-store, as the stream does.
 func TestHandlerNoContentIsNotStored(t *testing.T) {
 	all := sinktest.Events("r1", 1, 3)
 	all[2].Type = progress.RunFinished
@@ -45,4 +45,17 @@ func TestHandlerNoContentIsNotStored(t *testing.T) {
 			assert.Equal(t, "no-store", s.resp.Header.Get("Cache-Control"))
 		})
 	}
+}
+
+// A stream holds one user's events, and its request is often
+// authenticated by a cookie, which a shared cache does not key its
+// entries by. Before, the stream said Cache-Control no-cache, which lets
+// a cache store the response (and only revalidate it before reuse); now
+// it says no-store, as every other answer of the handler does.
+func TestHandlerStreamIsNotStored(t *testing.T) {
+	f := newFixture(t, sse.HandlerOptions{})
+	f.publish(t, sinktest.Events("r1", 1, 1)...)
+	s := openRaw(t, f.url("r1"), http.Header{"Cookie": {"session=s1"}})
+	require.Equal(t, http.StatusOK, s.resp.StatusCode)
+	assert.Equal(t, []string{"no-store"}, s.resp.Header.Values("Cache-Control"))
 }
