@@ -224,8 +224,10 @@ func TestClientBacksOffFromFailingConnections(t *testing.T) {
 			backoff(3*time.Second, 30*time.Second, 8)},
 		{"MaxBackoff below MinRetry", sse.ClientOptions{MaxBackoff: time.Millisecond}, reply{body: "retry: 0\n\n"},
 			backoff(sse.MinRetry, sse.MinRetry, 8)},
-		{"the server's retry above MaxBackoff is waited in full", sse.ClientOptions{MaxBackoff: 30 * time.Second}, reply{body: "retry: 60000\n\n"},
+		{"a Retry above MaxBackoff is waited in full", sse.ClientOptions{Retry: time.Minute, MaxBackoff: 30 * time.Second}, reply{err: refused},
 			backoff(time.Minute, time.Minute, 8)},
+		{"the server's retry above MaxBackoff counts as MaxBackoff", sse.ClientOptions{MaxBackoff: 30 * time.Second}, reply{body: "retry: 60000\n\n"},
+			backoff(30*time.Second, 30*time.Second, 8)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,7 +290,9 @@ func TestClientJittersTheReconnectAfterEvents(t *testing.T) {
 			[]float64{0.5, 0}, []time.Duration{1250 * time.Millisecond, time.Second}},
 		{"a retry below MinRetry", sse.ClientOptions{}, "retry: 0\n",
 			[]float64{0, almost1}, []time.Duration{sse.MinRetry, sse.MinRetry*3/2 - 1}},
-		{"a retry above MaxBackoff", sse.ClientOptions{MaxBackoff: time.Second}, "retry: 60000\n",
+		{"a retry above MaxBackoff counts as MaxBackoff", sse.ClientOptions{MaxBackoff: time.Second}, "retry: 60000\n",
+			[]float64{0.5}, []time.Duration{1250 * time.Millisecond}},
+		{"a Retry above MaxBackoff", sse.ClientOptions{Retry: time.Minute, MaxBackoff: time.Second}, "",
 			[]float64{0.5}, []time.Duration{75 * time.Second}},
 	}
 	for _, tt := range tests {

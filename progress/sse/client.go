@@ -149,17 +149,19 @@ type ClientOptions struct {
 	// resume after an event seen earlier. Default: "", from the start.
 	LastEventID string
 	// Retry is the base delay before reconnecting, until the server sets
-	// one with a retry field. It is raised to [MinRetry], as the server's
-	// is. A positive value below 1ms (a number without its unit, 3 meant
+	// one with a retry field (which counts as MaxBackoff at most). It is
+	// raised to [MinRetry], as the server's is. A positive value below 1ms (a number without its unit, 3 meant
 	// as 3s) is refused: Stream returns an error wrapping
 	// [ErrInvalidOptions]. Default: 3s.
 	Retry time.Duration
 	// MaxBackoff caps the delay that grows after consecutive connections
 	// that fail or end without an event (see [Client]), and the
 	// Retry-After of a 503 or a 429 that the client waits out: a longer
-	// one counts as MaxBackoff. A base delay longer than MaxBackoff (a
-	// server's retry of a minute, say) is still waited in full: the cap
-	// never shortens it. Zero or negative gives the default. A positive
+	// one counts as MaxBackoff, and so does a longer retry field of the
+	// server's (a retry of a minute, or of 292 years), so that no server
+	// makes the client wait longer than 1.5·MaxBackoff (see [Client]). A
+	// Retry longer than MaxBackoff, the host's own, is still waited in
+	// full: the cap never shortens it. Zero or negative gives the default. A positive
 	// value below 1ms (a number without its unit, 30 meant as 30s) is
 	// refused: Stream returns an error wrapping [ErrInvalidOptions].
 	// Default: 30s.
@@ -239,8 +241,9 @@ const defaultHeaderTimeout = 90 * time.Second
 // after it. It is meant for tests and for Go hosts; one Client follows
 // one stream at a time.
 //
-// The retry delay is the base: the server's latest retry field, else
-// ClientOptions.Retry, and never less than [MinRetry]. The waits are
+// The retry delay is the base: the server's latest retry field, capped
+// at ClientOptions.MaxBackoff, else ClientOptions.Retry, and never less
+// than [MinRetry]. The waits are
 // drawn at random, so that clients dropped together (by a server's
 // restart or deploy) do not come back in lockstep, but none is shorter
 // than the base. After a connection that delivered an event, the client waits the
@@ -251,7 +254,7 @@ const defaultHeaderTimeout = 90 * time.Second
 // event, it backs off: after the n-th such connection in a row it waits a
 // delay drawn uniformly from [d/2, d), where d is the base times 2^n
 // capped at ClientOptions.MaxBackoff, and never less than the base (so
-// after failures a base above MaxBackoff is waited exactly). So with the defaults the
+// after failures a Retry above MaxBackoff is waited exactly). So with the defaults the
 // client reconnects 3-4.5 s after a connection that delivered events
 // drops, and a server that is down is retried after 3-6 s, 6-12 s,
 // 12-24 s, then every 15-30 s. A connection that delivers an event, or
@@ -939,7 +942,7 @@ func (c *Client) connect(ctx context.Context, fn func(Message) error, last *repl
 		m, err := d.Next()
 		if retry, ok := d.Retry(); ok {
 			c.mu.Lock()
-			c.retry = retry
+			c.retry = min(retry, c.maxBackoff) // the host's bound, as on a Retry-After
 			c.mu.Unlock()
 		}
 		if err != nil {

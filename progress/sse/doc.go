@@ -253,7 +253,7 @@
 // comments, id, retry, a byte order mark, CR, LF and CRLF line ends) and
 // reconnects with Last-Event-ID after a dropped connection. Its base
 // delay is the server's retry delay, but never less than [MinRetry]
-// (100 ms). After a connection that delivered events it waits the base
+// (100 ms) nor more than [ClientOptions].MaxBackoff. After a connection that delivered events it waits the base
 // plus a random extra of up to half of it (3-4.5 s with the handler's
 // default retry), so that the clients a server's restart drops together
 // do not all come back at the same instant. After connections that fail

@@ -109,7 +109,9 @@ type HandlerOptions struct {
 	// Default: "", a comment line.
 	KeepAliveEvent string
 	// Retry is the reconnection delay sent to the client in a retry field
-	// when the stream opens. Default: 3s.
+	// when the stream opens. A [Client] takes it as its base delay up to
+	// its ClientOptions.MaxBackoff (30s by default), and waits no longer.
+	// Default: 3s.
 	Retry time.Duration
 	// WriteTimeout bounds each write to the client: an event or a
 	// keep-alive, with its flush. A client that stays connected
