@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,7 +134,8 @@ func (s *stallAfter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // it should: it closes its EventSource on the run's final event (without
 // CloseOnFinal the stream stays open until the page closes it), stops
 // when the handler answers 204 or refuses the request, and rides out a
-// 503 with a new EventSource that resumes from the last event it got.
+// 503, or the 429 of MaxStreamsPerKey, with a new EventSource that
+// resumes from the last event it got.
 // A page from another origin does the same through the doc's CORS
 // wrapper. Its watchdog reopens a stream that a proxy stalls without
 // closing (no event and no heartbeat for three keep-alives) from the
@@ -164,8 +166,12 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 		opts   sse.HandlerOptions
 		events []progress.Event
 		refuse map[int]error // by the request's index
-		cut    int           // events after which the first stream drops, if not 0
-		stall  int           // events after which the first stream stalls, if not 0
+		// crowd holds the requests (by index) of a StreamKey whose one
+		// slot (MaxStreamsPerKey 1) a stream opened before the page's
+		// holds: they get 429.
+		crowd map[int]bool
+		cut   int // events after which the first stream drops, if not 0
+		stall int // events after which the first stream stalls, if not 0
 		// later are published once the page has had events[:] for
 		// longer than its watchdog waits.
 		later []progress.Event
@@ -202,6 +208,10 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 			want: []pageRequest{{"GET", "", "", 200}, {"GET", "3", "", 503}, {"HEAD", "", "3", 200}, {"GET", "", "3", 200}},
 		},
 		{
+			name: "a 429 is ridden out", events: all, crowd: map[int]bool{0: true, 1: true}, got: seqs,
+			want: []pageRequest{{"GET", "", "", 429}, {"HEAD", "", "", 429}, {"GET", "", "", 200}},
+		},
+		{
 			name: "heartbeats keep a quiet stream open", events: all[:3], later: all[3:], got: seqs,
 			want: []pageRequest{{"GET", "", "", 200}},
 		},
@@ -227,8 +237,35 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 				}
 				return r.PathValue("run"), nil
 			}
+			if tt.crowd != nil {
+				opts.MaxStreamsPerKey = 1
+				opts.StreamKey = func(r *http.Request, _ string) string {
+					if i := r.Context().Value(requestIndex{}).(int); i >= 0 && !tt.crowd[i] {
+						return strconv.Itoa(i)
+					}
+					return "crowd"
+				}
+			}
 			h, err := sse.NewHandler(mem, opts)
 			require.NoError(t, err)
+			release := func() {}
+			if tt.crowd != nil {
+				// The crowd's slot, taken by a stream of index -1.
+				ctx, cancel := context.WithCancel(context.WithValue(context.Background(), requestIndex{}, -1))
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					req := httptest.NewRequestWithContext(ctx, http.MethodGet, "/runs/r1/events", nil)
+					req.SetPathValue("run", "r1")
+					h.ServeHTTP(httptest.NewRecorder(), req)
+				}()
+				release = func() {
+					cancel()
+					<-done
+				}
+				defer release()
+				waitFor(t, "the crowd's stream", func() bool { return h.Stats().Active == 1 })
+			}
 
 			var (
 				mu         sync.Mutex
@@ -318,6 +355,7 @@ func TestBrowserFollowsThePackageDocSnippet(t *testing.T) {
 				t.Errorf("the page's events (-want +got):\n%s", diff)
 			}
 			require.Equal(t, tt.stopped, page.Stopped, "the status the page stopped on")
+			release()
 			// A page that went on would reconnect after the retry delay
 			// or reopen after its own (50ms, 100ms): give it the time to.
 			time.Sleep(time.Second)

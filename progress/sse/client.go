@@ -289,7 +289,7 @@ const defaultHeaderTimeout = 90 * time.Second
 // proxy's 504 Gateway Timeout ends it.
 //
 // A response of 503 Service Unavailable or 429 Too Many Requests (what
-// [Handler] answers beyond its MaxStreams) is passing, unlike for
+// [Handler] answers beyond its MaxStreams, and its MaxStreamsPerKey) is passing, unlike for
 // EventSource, which gives up: the client counts it as a failed
 // connection and reconnects, with the same Last-Event-ID. It waits the
 // backoff, but at least the response's Retry-After (delay-seconds, or an

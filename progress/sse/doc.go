@@ -80,13 +80,20 @@
 // unknown run ID at once with [ErrNotFound] (404). Beyond
 // [HandlerOptions].MaxStreams concurrent streams a request gets 503 with
 // Retry-After (the handler's retry delay in whole seconds, at least 1),
-// which EventSource gives up on and [Client] waits out. An Authorize hook
+// which EventSource gives up on and [Client] waits out. MaxStreams is one
+// pool for every request: a host that serves several users or tenants
+// names each request's with [HandlerOptions].StreamKey, and a request
+// beyond [HandlerOptions].MaxStreamsPerKey streams of one gets 429 Too
+// Many Requests with the same Retry-After, which a page and [Client] ride
+// out as a 503; it sets EmptyRunTimeout too, unless its Authorize refuses
+// a run ID that no run has, so that a request for one does not hold its
+// slot for good. An Authorize hook
 // refuses a request with [ErrUnauthorized] (401), [ErrForbidden] (403) or
 // [ErrNotFound] (404). Any other error of the hook (its session store is
 // down for a moment) is no refusal: it is logged and answered with that
 // 503 too, which [Client] waits out; a browser's EventSource gives up on
 // it as on every status but 200: a page asks which answer it got, and
-// opens a new EventSource on a 503 (see In the browser).
+// opens a new EventSource on a 503 or a 429 (see In the browser).
 //
 // # In the browser
 //
@@ -94,15 +101,15 @@
 // connection or the end of a stream. On any other answer than a 200
 // text/event-stream it gives up for good (readyState CLOSED, an error
 // event), and the page cannot read the status: the 204 that ends a run
-// or answers an unknown one, a refusal (401, 403, 404) and a 503 to ride
-// out look the same. Nor does it stop after the run's final event:
+// or answers an unknown one, a refusal (401, 403, 404) and a 503 or a
+// 429 to ride out look the same. Nor does it stop after the run's final event:
 // without CloseOnFinal the stream stays open, holding a MaxStreams slot,
 // until the page closes it. So a page closes its EventSource on the
 // run's final event (run.finished, run.failed or run.cancelled, see
 // progress.Type.Final), and when it finds it CLOSED without one, asks
 // the handler with a HEAD request, answered as its GET would be (the
 // last event ID in the lastEventId parameter), and opens a new
-// EventSource on 200 or 503 only, after a delay; on 204 the run is over
+// EventSource on 200, 503 or 429 only, after a delay; on 204 the run is over
 // or unknown, and on 401, 403 or 404 it is refused. Nor does EventSource
 // notice a connection that dies without a word (a proxy that stalls it,
 // a NAT that forgot it): it stays OPEN, and the page shows the run going
@@ -144,7 +151,7 @@
 //			done = true;
 //			const q = lastId ? "?lastEventId=" + lastId : "";
 //			const status = await fetch(url + q, {method: "HEAD"}).then((r) => r.status, () => 503);
-//			if (status === 200 || status === 503) setTimeout(follow, 3000);
+//			if ([200, 503, 429].includes(status)) setTimeout(follow, 3000);
 //			else stopped(status); // 204: nothing more will come; else refused
 //		};
 //	}
@@ -282,8 +289,9 @@
 // [ClientOptions].Header (credentials, say) goes to the URL's origin
 // alone: a redirect to another origin, and the rest of its chain, goes
 // without it. A 503 Service Unavailable (the handler's answer beyond
-// MaxStreams, or when Authorize fails) or a 429 Too Many Requests (a
-// proxy's rate limit) counts as a failed connection: the
+// MaxStreams, or when Authorize fails) or a 429 Too Many Requests (the
+// handler's beyond MaxStreamsPerKey, a proxy's rate limit) counts as a
+// failed connection: the
 // client waits the backoff, but at least the response's Retry-After
 // capped at MaxBackoff, plus a random extra of up to half of that, then
 // reconnects with Last-Event-ID. Any other status but 200 and 204, 500,

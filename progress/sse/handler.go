@@ -61,12 +61,38 @@ type HandlerOptions struct {
 	// open stream. A page that should ride out such an outage cannot
 	// read the status from EventSource, and a 204 that ends the run looks
 	// the same to it: it asks with a HEAD request, answered as the GET
-	// is, and opens a new EventSource after a delay on 503 (or 200)
-	// only; the package doc shows how (In the browser). A run ID of ""
+	// is, and opens a new EventSource after a delay on 503 (or 429, see
+	// MaxStreamsPerKey, or 200) only; the package doc shows how (In the browser). A run ID of ""
 	// with a nil error is a bug of the hook: it answers 500, and is
-	// logged.
+	// logged. A host that serves several users or tenants names who
+	// made the request with StreamKey, so that one of them cannot take
+	// every MaxStreams slot.
 	// Required.
 	Authorize func(r *http.Request) (runID string, err error)
+	// StreamKey, called for a request that Authorize let in, with the
+	// run ID it returned, names the principal whose streams
+	// MaxStreamsPerKey bounds: the user or the tenant that Authorize
+	// identified (from the session that a middleware put in the
+	// request's context, say). "" is a key like any other. It is called
+	// once for each request that Authorize lets in, before the request
+	// takes a slot, and should be cheap. It is set together with
+	// MaxStreamsPerKey: NewHandler refuses one without the other.
+	// Default: nil, no limit per key.
+	StreamKey func(r *http.Request, runID string) string
+	// MaxStreamsPerKey bounds the streams served at once for one
+	// StreamKey, within MaxStreams, so that one principal cannot take
+	// every slot and have every other request answered 503: a tenant
+	// that opens streams of run IDs of its own that never get an event,
+	// which without EmptyRunTimeout hold their slots as long as the
+	// client stays, say. A request beyond it gets 429 Too Many Requests
+	// with Retry-After (the retry delay in whole seconds, at least 1)
+	// and Cache-Control no-store, which [Client] waits out as it waits
+	// out a 503, and a browser's EventSource gives up on: a page asks
+	// with a HEAD request and opens a new EventSource after a delay, as
+	// on a 503 (see Authorize). A request counts under it as under
+	// MaxStreams, from the time it is authorized until it ends.
+	// Default: 0, no limit per key; a positive value requires StreamKey.
+	MaxStreamsPerKey int
 	// KeepAlive is how long a stream may stay silent before the handler
 	// writes a keep-alive, so that proxies and browsers keep it open: a
 	// comment line, ": keep-alive", or the event KeepAliveEvent names.
@@ -130,7 +156,10 @@ type HandlerOptions struct {
 	// EventSource gives up on, as on Authorize's 503 (see there for what
 	// a page does about it). A request counts from the time it is
 	// authorized: one that waits for a run's first event (see
-	// EmptyRunTimeout) takes a slot too. Default: 1000.
+	// EmptyRunTimeout) takes a slot too. It is one pool for every
+	// request: a host that serves several users or tenants bounds each
+	// one's share with StreamKey and MaxStreamsPerKey, and sets
+	// EmptyRunTimeout. Default: 1000.
 	MaxStreams int
 	// CloseOnFinal ends the response after the run's final event
 	// (run.finished, run.failed or run.cancelled). A browser's EventSource
@@ -177,7 +206,12 @@ type HandlerOptions struct {
 	// would open (200) or the run is over or unknown (204).
 	// It applies with or without CloseOnFinal. Default: 0, a
 	// request for a run without events waits for them as long as the
-	// client stays.
+	// client stays, holding its MaxStreams slot. A host that serves
+	// several users or tenants sets it (30s, say, within the bounds
+	// above), unless its Authorize refuses every run ID that no run of
+	// the principal has (404): else a request for a run ID that will
+	// never have an event holds its slot for good, as well as setting
+	// MaxStreamsPerKey.
 	EmptyRunTimeout time.Duration
 	// Logger reports source failures, Authorize's errors other than
 	// refusals (answered 503), a ResponseWriter that cannot flush or set write deadlines,
@@ -198,6 +232,9 @@ type HandlerStats struct {
 	Served uint64
 	// Rejected counts the requests refused with 503 by MaxStreams.
 	Rejected uint64
+	// RejectedPerKey counts the requests refused with 429 by
+	// MaxStreamsPerKey.
+	RejectedPerKey uint64
 	// Events counts the events written, over all streams.
 	Events uint64
 }
@@ -225,14 +262,17 @@ type Handler struct {
 	retry        time.Duration
 	writeTimeout time.Duration // < 0: none
 	maxStreams   int64
+	streamKey    func(*http.Request, string) string // nil: no limit per key
+	perKey       keyLimiter
 	closeOnFinal bool
 	emptyRun     time.Duration // 0: no bound
 	logger       *slog.Logger
 
-	active   atomic.Int64
-	served   atomic.Uint64
-	rejected atomic.Uint64
-	events   atomic.Uint64
+	active         atomic.Int64
+	served         atomic.Uint64
+	rejected       atomic.Uint64
+	rejectedPerKey atomic.Uint64
+	events         atomic.Uint64
 
 	warnedNoDeadline atomic.Bool // the warning is logged once
 
@@ -250,6 +290,15 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 	case opts.KeepAlive < 0, opts.Retry < 0, opts.MaxStreams < 0:
 		return nil, fmt.Errorf("%w: KeepAlive %v, Retry %v and MaxStreams %d must not be negative",
 			ErrInvalidOptions, opts.KeepAlive, opts.Retry, opts.MaxStreams)
+	case opts.MaxStreamsPerKey < 0:
+		return nil, fmt.Errorf("%w: MaxStreamsPerKey %d must not be negative; give 0 (no limit per key) or the streams one StreamKey may hold at once",
+			ErrInvalidOptions, opts.MaxStreamsPerKey)
+	case opts.MaxStreamsPerKey > 0 && opts.StreamKey == nil:
+		return nil, fmt.Errorf("%w: MaxStreamsPerKey %d needs a StreamKey, which names the user or tenant of each request",
+			ErrInvalidOptions, opts.MaxStreamsPerKey)
+	case opts.StreamKey != nil && opts.MaxStreamsPerKey == 0:
+		return nil, fmt.Errorf("%w: StreamKey is set but MaxStreamsPerKey is 0; give the streams one key may hold at once",
+			ErrInvalidOptions)
 	case opts.EmptyRunTimeout < 0:
 		return nil, fmt.Errorf("%w: EmptyRunTimeout is %v; it must be 0 (no bound) or positive", ErrInvalidOptions, opts.EmptyRunTimeout)
 	case opts.KeepAliveEvent == "message":
@@ -283,6 +332,8 @@ func NewHandler(src progress.Source, opts HandlerOptions) (*Handler, error) {
 		retry:        opts.Retry,
 		writeTimeout: opts.WriteTimeout,
 		maxStreams:   int64(opts.MaxStreams),
+		streamKey:    opts.StreamKey,
+		perKey:       keyLimiter{max: opts.MaxStreamsPerKey},
 		closeOnFinal: opts.CloseOnFinal,
 		emptyRun:     opts.EmptyRunTimeout,
 		logger:       opts.Logger,
@@ -329,10 +380,43 @@ func eventTypeOK(name string) bool {
 // Stats returns a snapshot of the counters.
 func (h *Handler) Stats() HandlerStats {
 	return HandlerStats{
-		Active:   int(h.active.Load()),
-		Served:   h.served.Load(),
-		Rejected: h.rejected.Load(),
-		Events:   h.events.Load(),
+		Active:         int(h.active.Load()),
+		Served:         h.served.Load(),
+		Rejected:       h.rejected.Load(),
+		RejectedPerKey: h.rejectedPerKey.Load(),
+		Events:         h.events.Load(),
+	}
+}
+
+// keyLimiter counts the requests served for each StreamKey. A key is in
+// the map while it has requests, so the map holds no more keys than
+// requests under way.
+type keyLimiter struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+// acquire takes a slot of key, and reports whether one was free.
+func (l *keyLimiter) acquire(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[key] >= l.max {
+		return false
+	}
+	if l.n == nil {
+		l.n = make(map[string]int)
+	}
+	l.n[key]++
+	return true
+}
+
+// release gives back a slot of key that acquire took.
+func (l *keyLimiter) release(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[key]--; l.n[key] <= 0 {
+		delete(l.n, key)
 	}
 }
 
@@ -423,6 +507,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"type", fmt.Sprintf("%T", w), "path", r.URL.Path)
 		httpError(w, http.StatusInternalServerError, "sse: this server cannot stream events: its response writer cannot flush")
 		return
+	}
+	if h.streamKey != nil {
+		key := h.streamKey(r, runID)
+		if !h.perKey.acquire(key) {
+			h.rejectedPerKey.Add(1)
+			h.retryLater(w, http.StatusTooManyRequests,
+				fmt.Sprintf("sse: too many streams of this user or tenant at once (limit %d); close one, or retry later", h.perKey.max))
+			return
+		}
+		defer h.perKey.release(key)
 	}
 	if n := h.active.Add(1); n > h.maxStreams {
 		h.active.Add(-1)
@@ -921,9 +1015,15 @@ func noContent(w http.ResponseWriter) {
 // no-store: the answer holds for this moment only, and no cache must give
 // it to a later request.
 func (h *Handler) unavailable(w http.ResponseWriter, msg string) {
+	h.retryLater(w, http.StatusServiceUnavailable, msg)
+}
+
+// retryLater answers code (503, or 429 beyond MaxStreamsPerKey) as
+// unavailable answers 503.
+func (h *Handler) retryLater(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(max(h.retry/time.Second, 1))))
 	w.Header().Set("Cache-Control", "no-store")
-	httpError(w, http.StatusServiceUnavailable, msg)
+	httpError(w, code, msg)
 }
 
 // httpError answers code with msg as plain text, and Cache-Control
