@@ -760,15 +760,52 @@ func checkParse(u string) error {
 	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		err = ue.Err // without url.Parse's own quote of u
 	}
-	return fmt.Errorf("%w: URL %q does not parse: %v; give an absolute URL, as in http://host:port/path",
-		ErrInvalidOptions, clip(redact(u), 128), err)
+	reason := err.Error()
+	if i, j, beyond := passwordSpan(u); j > i {
+		// net/url quotes what it could not read (a port, an escape),
+		// which may be the password's start.
+		reason = maskQuoted(reason, u[i-1:j])
+		if beyond {
+			reason += " (in a password, '/', '?', '#' and '@' must be percent-encoded, as url.UserPassword encodes them)"
+		}
+	}
+	return fmt.Errorf("%w: URL %q does not parse: %s; give an absolute URL, as in http://host:port/path",
+		ErrInvalidOptions, clip(redact(u), 128), reason)
+}
+
+// maskQuoted returns reason with each quoted string (as %q writes one)
+// that secret holds masked: "xxxxx", after a leading ':' kept.
+func maskQuoted(reason, secret string) string {
+	var b strings.Builder
+	for {
+		k := strings.IndexByte(reason, '"')
+		if k < 0 {
+			break
+		}
+		q, err := strconv.QuotedPrefix(reason[k:])
+		if err != nil {
+			break
+		}
+		b.WriteString(reason[:k])
+		reason = reason[k+len(q):]
+		v, err := strconv.Unquote(q)
+		switch {
+		case err != nil || v == "" || !strings.Contains(secret, v):
+			b.WriteString(q)
+		case strings.HasPrefix(v, ":"):
+			b.WriteString(`":xxxxx"`)
+		default:
+			b.WriteString(`"xxxxx"`)
+		}
+	}
+	b.WriteString(reason)
+	return b.String()
 }
 
 // redact returns u with its password, if it has one, masked as
 // url.URL.Redacted masks it ("xxxxx"), so that an error that quotes u
 // does not hold it: for a URL that parses, as Redacted writes it; for one
-// that does not, the text between the authority's first ':' and its last
-// '@' (where url.Parse would look for them) masked in place. A URL
+// that does not, the text that passwordSpan finds masked in place. A URL
 // without a password is returned as it is.
 func redact(u string) string {
 	if parsed, err := url.Parse(u); err == nil {
@@ -777,22 +814,46 @@ func redact(u string) string {
 		}
 		return u
 	}
+	if i, j, _ := passwordSpan(u); j > i {
+		return u[:i] + "xxxxx" + u[j:]
+	}
+	return u
+}
+
+// passwordSpan returns where the password of u, a URL that url.Parse
+// refuses, is: u[i:j], j > i, or j == i if u has none. It is the text
+// between the authority's first ':' and its last '@' (where url.Parse
+// would look for them); or, if the authority has no '@' but one comes
+// later, between the authority's first ':' and the last '@' of u: a
+// password with a '/', '?' or '#' left unencoded (a base64 secret, say)
+// ends the authority before its '@', and url.Parse takes its start for
+// a port. beyond reports that second case, in which a URL without a
+// password, but with a port that does not parse and an '@' in its path
+// or query, has more than its port masked: better than a password shown.
+func passwordSpan(u string) (i, j int, beyond bool) {
 	start := strings.Index(u, "//")
 	if start < 0 || strings.ContainsAny(u[:start], "/?#") {
-		return u // no authority
+		return 0, 0, false // no authority
 	}
 	start += 2
 	end := len(u)
-	if i := strings.IndexAny(u[start:], "/?#"); i >= 0 {
-		end = start + i
+	if k := strings.IndexAny(u[start:], "/?#"); k >= 0 {
+		end = start + k
 	}
-	auth := u[start:end]
-	at := strings.LastIndexByte(auth, '@')
-	colon := strings.IndexByte(auth, ':')
-	if at < 0 || colon < 0 || colon > at {
-		return u // no password
+	colon := strings.IndexByte(u[start:end], ':')
+	at := strings.LastIndexByte(u[start:end], '@')
+	if at < 0 {
+		at = strings.LastIndexByte(u[end:], '@')
+		if at < 0 {
+			return 0, 0, false
+		}
+		at += end - start
+		beyond = true
 	}
-	return u[:start] + auth[:colon+1] + "xxxxx" + auth[at:] + u[end:]
+	if colon < 0 || colon > at {
+		return 0, 0, false // no password
+	}
+	return start + colon + 1, start + at, beyond
 }
 
 // headerSafe reports whether net/http sends s as a header value: no

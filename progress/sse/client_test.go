@@ -214,6 +214,12 @@ func TestClientRefusesAURLWithoutItsPassword(t *testing.T) {
 		{"http://ann:s3cret@[::1/runs/r1", `URL "http://ann:xxxxx@[::1/runs/r1" does not parse: missing ']' in host`},
 		{"http://ann:s3:cr@et@sse.test:port/r1?q=a@b", `URL "http://ann:xxxxx@sse.test:port/r1?q=a@b" does not parse: invalid port ":port" after host`},
 		{"//ann:s3cret@sse.test/runs/r1", `URL "//ann:xxxxx@sse.test/runs/r1" has the scheme ""`},
+		// A password with a '/', '?' or '#' left unencoded (a base64
+		// secret, say) ends the authority before its '@': url.Parse
+		// takes its start for a port, and quotes it.
+		{"http://ann:s3c/ret+x@sse.test/runs/r1", `URL "http://ann:xxxxx@sse.test/runs/r1" does not parse: invalid port ":xxxxx" after host`},
+		{"http://ann:s3cret?x@sse.test/runs/r1", `URL "http://ann:xxxxx@sse.test/runs/r1" does not parse: invalid port ":xxxxx" after host`},
+		{"http://ann:s3c#ret@sse.test/runs/r1?q=1", `URL "http://ann:xxxxx@sse.test/runs/r1?q=1" does not parse: invalid port ":xxxxx" after host`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
