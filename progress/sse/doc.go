@@ -55,7 +55,9 @@
 // progress.Source; redisstream logs each gap and counts it in its
 // Stats.Skipped). An
 // ID that is not a decimal sequence number gets 400 (see
-// [ParseLastEventID]), and so do Last-Event-ID headers that disagree.
+// [ParseLastEventID]); of several Last-Event-ID headers that disagree
+// (a proxy's beside the browser's), the smallest is taken, so that no
+// event is lost.
 //
 // # Endings and limits
 //

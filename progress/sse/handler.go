@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -444,8 +443,10 @@ var (
 // run's first event comes (200) or the bound passes (204); it writes no
 // event. Other methods than GET and HEAD get 405. The resume point is the Last-Event-ID
 // header, or for a first connect the lastEventId query parameter; a
-// malformed one gets 400, and so do Last-Event-ID headers that disagree
-// (two that agree are one). It returns when the client goes away, when a
+// malformed one gets 400. Of several Last-Event-ID headers (a proxy or
+// a client library that adds its own beside the browser's), the stream
+// resumes after the smallest, so that no event is lost, at the cost of
+// sending again those after it that the client may have seen. It returns when the client goes away, when a
 // write fails or exceeds WriteTimeout, after the final event if
 // CloseOnFinal is set, after EmptyRunTimeout for a run without events
 // (with 204), or when the source fails. A ResponseWriter that
@@ -482,21 +483,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "sse: authorization failed; try again later")
 		return
 	}
-	idText, ok := "", false
-	if v := r.Header.Values("Last-Event-ID"); len(v) > 0 {
-		idText, ok = v[0], true
-		if i := slices.IndexFunc(v, func(id string) bool { return id != v[0] }); i > 0 {
-			// Which event did the client see last? Not the handler's to
-			// guess: one ahead of it would skip events.
-			httpError(w, http.StatusBadRequest, fmt.Sprintf("%v: %d Last-Event-ID headers that disagree (%q, %q); send one",
-				ErrBadLastEventID, len(v), clip(v[0], 40), clip(v[i], 40)))
-			return
-		}
-	}
-	if !ok {
-		idText = r.URL.Query().Get("lastEventId")
-	}
-	after, err := ParseLastEventID(idText)
+	after, err := resumePoint(r)
 	if err != nil {
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
@@ -779,6 +766,30 @@ func (h *Handler) logWriteError(runID string, err error) {
 	case errors.Is(err, http.ErrNotSupported):
 		h.logger.Error("sse: stream ended: the ResponseWriter cannot flush", "runId", runID, "error", err)
 	}
+}
+
+// resumePoint returns the sequence number that r resumes after: its
+// Last-Event-ID header, or for a first connect its lastEventId query
+// parameter, or 0. Of several headers it returns the smallest: which
+// event the client saw last is not the handler's to guess, and one ahead
+// of it would skip events, where one behind sends some again. A
+// malformed one is an error wrapping ErrBadLastEventID.
+func resumePoint(r *http.Request) (uint64, error) {
+	v := r.Header.Values("Last-Event-ID")
+	if len(v) == 0 {
+		return ParseLastEventID(r.URL.Query().Get("lastEventId"))
+	}
+	least := uint64(0)
+	for i, text := range v {
+		id, err := ParseLastEventID(text)
+		if err != nil {
+			return 0, err
+		}
+		if i == 0 || id < least {
+			least = id
+		}
+	}
+	return least, nil
 }
 
 // canFlush reports whether http.ResponseController.Flush can flush w: it
