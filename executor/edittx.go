@@ -26,18 +26,18 @@ import (
 // or one that is not valid UTF-8 without NUL, no ID, a malformed or
 // unknown ID (with the [*graph.IDError] that says why), and a g that is
 // not the key's graph, per the fingerprint that snap's [GraphStateID]
-// state keeps (see Edit). snap needs only the states of the nodes named
-// and of GraphStateID; with none (an empty Snapshot) the request alone is
-// checked, as a store does before it touches its tables. It does not
-// modify snap. It is safe for concurrent use and costs O(len(ids) log
+// state keeps, with a [*GraphMismatchError] (see Edit). snap needs only
+// the states of the nodes named and of GraphStateID; with none (an empty
+// Snapshot) the request alone is checked, as a store does before it
+// touches its tables. It does not modify snap. It is safe for concurrent use and costs O(len(ids) log
 // len(ids)).
 func EditChanges(g *graph.Graph, graphKey string, snap Snapshot, now time.Time, ids ...string) ([]Change, error) {
 	nodes, err := editNodes(g, graphKey, ids)
 	if err != nil {
 		return nil, err
 	}
-	if err := editable(snap, Fingerprint(g)); err != nil {
-		return nil, fmt.Errorf("edit %s: %w", quote(graphKey), err)
+	if err := editable(snap, graphKey, Fingerprint(g)); err != nil {
+		return nil, err
 	}
 	return editChanges(g, nodes, snap, now), nil
 }

@@ -38,11 +38,12 @@ var (
 	// the graph's error); an Edit of no node, of a malformed or unknown
 	// node ID (a [*graph.IDError], wrapping [graph.ErrMalformedID] or
 	// [graph.ErrUnknownNode], which it wraps too), or with a graph not the
-	// key's; a Forget with a graph not the key's, or of a key without
-	// one; a Resume or RerunFailed with a graph not the run's, or of a
-	// run whose graph is no longer the key's (with [ErrGraphReplaced] or
-	// [ErrGraphDeleted]), or of a run that Abandon recorded, or bad
-	// [ResumeOptions]; an Abandon with an empty run ID or reason.
+	// key's (a [*GraphMismatchError]); a Forget with a graph not the
+	// key's, or of a key without one; a Resume or RerunFailed with a graph
+	// not the run's, or of a run whose graph is no longer the key's (with
+	// [ErrGraphReplaced] or [ErrGraphDeleted]), or of a run that Abandon
+	// recorded, or bad [ResumeOptions]; an Abandon with an empty run ID or
+	// reason.
 	// errors.Is finds it, and errors.As the specific error, in each: the
 	// same call made again is refused again, and a host answers all of
 	// them as bad input (HTTP 400, say) by this one check. A call refused
@@ -132,6 +133,30 @@ func (e *TemplateMismatchError) Error() string {
 
 // Unwrap returns [ErrTemplateMismatch].
 func (e *TemplateMismatchError) Unwrap() error { return ErrTemplateMismatch }
+
+// GraphMismatchError refuses an [Executor.Edit] (or [EditChanges]) whose
+// graph is not the key's graph, the graph of its newest run (a lecture
+// of another length, another template). Nothing was committed. It wraps
+// [ErrInvalidRequest]. A host reloads the key's graph, the one whose
+// [Fingerprint] is Current, and edits again with it (see Edit).
+type GraphMismatchError struct {
+	// GraphKey is the graph key of the edit.
+	GraphKey string
+	// Given is the fingerprint of the graph given.
+	Given string
+	// Current is the fingerprint of the key's graph, as [GraphStateID]
+	// keeps it, and as Record.Graph of the key's newest run has it.
+	Current string
+}
+
+func (e *GraphMismatchError) Error() string {
+	return fmt.Sprintf("%v: edit %s: the graph given (fingerprint %s) is not the key's graph (%s, of its newest run): "+
+		"edit with the graph of the key's newest run (see Fingerprint and Record.Graph), or, to change the key's graph, "+
+		"start a run of the new graph with the edits as its edited marks", ErrInvalidRequest, quote(e.GraphKey), short(e.Given), short(e.Current))
+}
+
+// Unwrap returns [ErrInvalidRequest].
+func (e *GraphMismatchError) Unwrap() error { return ErrInvalidRequest }
 
 // firstNames joins the first maxUnusedNamed of names, each through
 // show when it is not nil, and says how many more there are.

@@ -1233,11 +1233,22 @@ func conflictPause(try int) time.Duration {
 // g must be the key's graph: the graph of its newest run, whose
 // fingerprint ([Fingerprint]) the key's states keep under
 // [GraphStateID]. Another graph (a lecture of another length, another
-// template) is refused with [ErrInvalidRequest], and nothing is
-// committed: its nodes are not the key's. A host that does not keep the
-// key's graph itself (its length, its template's version) builds it back
-// from the key's newest run record (the last of RunStore.ListRuns) with
-// [GraphOf], as a resume does. As for [Executor.Start], a
+// template) is refused with a [*GraphMismatchError], which wraps
+// [ErrInvalidRequest] and names the key's fingerprint (Current), and
+// nothing is committed: its nodes are not the key's. A host that does not
+// keep the key's graph itself (its length, its template's version) builds
+// it back from the key's newest run record (the last of RunStore.ListRuns)
+// with [GraphOf], as a resume does. A host that gets that error after it
+// saved the new parameters (a run of another length started since it
+// read the key's graph: a user made the lecture longer) has parameters
+// that no revision records yet, which no run will use: it builds the
+// key's graph again (from the newest of the key's records whose
+// Record.Graph is Current, with GraphOf), finds which of its nodes the
+// saved parameters are for (a node's ID is the same at each length:
+// asset:narration:segment[3] is a node of a lecture of 40 s and of one of
+// 120 s), and calls Edit again with that graph and those nodes; it drops
+// the parameters of a node that the key's graph has not (the last
+// segment of a lecture made shorter). As for [Executor.Start], a
 // graph becomes the key's when a run of it starts: a host that changes
 // the lecture's length starts a run of the new graph, with the edits as
 // edited marks (RunRequest.Marks), which bump their revisions as Edit
@@ -1313,8 +1324,8 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			}
 		}
 		lost = nil
-		if err := editable(snap, fp); err != nil {
-			return 0, fmt.Errorf("edit %s: %w", quote(graphKey), err)
+		if err := editable(snap, graphKey, fp); err != nil {
+			return 0, err
 		}
 		changes := editChanges(g, nodes, snap, time.Now())
 		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)

@@ -139,15 +139,14 @@ func hasResults(snap Snapshot) bool {
 	return false
 }
 
-// editable returns the error that refuses an Edit with the graph of
-// fingerprint fp when snap is what the store holds: nil unless the key's
-// graph is another. A key without a graph state (no states, or states
-// kept by an executor older than GraphStateID) takes any graph.
-func editable(snap Snapshot, fp string) error {
+// editable returns the error that refuses an Edit of graphKey with the
+// graph of fingerprint fp when snap is what the store holds: nil unless
+// the key's graph is another, a *GraphMismatchError then (Missing
+// unknown). A key without a graph state (no states, or states kept by an
+// executor older than GraphStateID) takes any graph.
+func editable(snap Snapshot, graphKey, fp string) *GraphMismatchError {
 	if st, ok := snap.States[GraphStateID]; ok && st.InputHash != fp {
-		return fmt.Errorf("%w: the graph given (fingerprint %s) is not the key's graph (%s, of its newest run): "+
-			"edit with the graph of the key's newest run (see Fingerprint and Record.Graph), or, to change the key's graph, "+
-			"start a run of the new graph with the edits as its edited marks", ErrInvalidRequest, short(fp), short(st.InputHash))
+		return &GraphMismatchError{GraphKey: graphKey, Given: fp, Current: st.InputHash}
 	}
 	return nil
 }
