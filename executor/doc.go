@@ -307,7 +307,10 @@
 //     run.failed or run.cancelled) last: none follows it. The final
 //     event's Counts are the [Report]'s: the lengths of its lists, with
 //     Options.Converge the run's whole, each node once, under its last
-//     outcome (Done counts each round's settlements).
+//     outcome (Done counts each round's settlements), and Dirty, the
+//     length of Report.Dirty: a run.finished with Dirty above 0 (an
+//     edit during the run superseded a node) succeeded with work left,
+//     which its Message says too ("; 2 left dirty").
 //   - A node that is called gets node.started once, with Attempt 1 (and
 //     "in a batch of N" when a bulk generator takes it), as its first
 //     call is about to start: once its inputs are read and the call has

@@ -22,7 +22,7 @@ import (
 // Counts must give them.
 func reportCounts(rep *executor.Report) progress.Counts {
 	return progress.Counts{Generated: len(rep.Generated), Unchanged: len(rep.Unchanged), Failed: len(rep.Failed),
-		Skipped: len(rep.Skipped), Superseded: len(rep.Superseded), Cancelled: len(rep.Cancelled)}
+		Skipped: len(rep.Skipped), Superseded: len(rep.Superseded), Cancelled: len(rep.Cancelled), Dirty: len(rep.Dirty)}
 }
 
 // requireFinalCounts checks that the final event of rep's run carries
@@ -44,7 +44,7 @@ func (l *lab) requireFinalCounts(t *testing.T, rep *executor.Report) progress.Ev
 	assert.Equal(t, want, *final.Counts, "the final event's Counts, against the Report's lists")
 	c := rep.Record.Counts
 	assert.Equal(t, progress.Counts{Generated: c.Generated, Unchanged: c.Unchanged, Failed: c.Failed, Skipped: c.Skipped,
-		Superseded: c.Superseded, Cancelled: c.Cancelled}, *final.Counts, "the final event's Counts, against the Record's")
+		Superseded: c.Superseded, Cancelled: c.Cancelled, Dirty: len(rep.Dirty)}, *final.Counts, "the final event's Counts, against the Record's")
 	return *final
 }
 
@@ -83,7 +83,7 @@ func TestFinalEventCarriesTheRunsCounts(t *testing.T) {
 			rep, err := l.run(e, forced(image1, image3)...)
 			require.ErrorIs(t, err, executor.ErrRunFailed)
 			return []*executor.Report{rep}
-		}, &progress.Counts{Generated: 1, Unchanged: 1, Failed: 1, Skipped: 2}, progress.RunFailed},
+		}, &progress.Counts{Generated: 1, Unchanged: 1, Failed: 1, Skipped: 2, Dirty: 3}, progress.RunFailed},
 		{"succeeded", func(t *testing.T, l *lab, e *executor.Executor) []*executor.Report {
 			rep, err := l.run(e, forced(image3)...)
 			require.NoError(t, err)

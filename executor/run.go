@@ -2170,12 +2170,15 @@ func (r *run) finish() {
 	final.Message = fmt.Sprintf("%s: %d generated, %d unchanged, %d failed, %d skipped, %d superseded, %d cancelled",
 		rec.Status, rec.Counts.Generated, rec.Counts.Unchanged, rec.Counts.Failed, rec.Counts.Skipped,
 		rec.Counts.Superseded, rec.Counts.Cancelled)
+	if len(rep.Dirty) > 0 {
+		final.Message += fmt.Sprintf("; %d left dirty", len(rep.Dirty))
+	}
 	final.Error = rec.Error
 	// The Report's counts, the run's whole (each node once, under its
-	// last outcome), as its record's.
+	// last outcome), as its record's, and what it left dirty.
 	final.Counts = &progress.Counts{Generated: rec.Counts.Generated, Unchanged: rec.Counts.Unchanged,
 		Failed: rec.Counts.Failed, Skipped: rec.Counts.Skipped, Superseded: rec.Counts.Superseded,
-		Cancelled: rec.Counts.Cancelled}
+		Cancelled: rec.Counts.Cancelled, Dirty: len(rep.Dirty)}
 	// The record has a bound of its own: commits that used up the run's
 	// after a cancel may have stalled on the state store alone. A failed
 	// PutRun is tried again until that bound ends, not within the budget

@@ -56,9 +56,14 @@
 //	                    (run.finished, run.failed, run.cancelled), its
 //	                    nodes by outcome, each key always written:
 //	                    {"generated":9,"unchanged":0,"failed":1,
-//	                    "skipped":2,"superseded":0,"cancelled":0}
-//	                    (see Event.Counts; none on the run.cancelled of a
-//	                    run found interrupted)
+//	                    "skipped":2,"superseded":0,"cancelled":0,
+//	                    "dirty":3}; dirty, the nodes the run left not
+//	                    clean, counts nodes of the other counts too, and
+//	                    is above 0 on a run.finished whose run an edit
+//	                    interrupted (see Event.Counts and Counts.Dirty;
+//	                    none on the run.cancelled of a run found
+//	                    interrupted; a count that an event of an earlier
+//	                    release lacks reads as 0)
 //	plan        object  omitted when none; on run.started, and on the
 //	                    message that starts a later round, the outline
 //	                    of the round's plan: its stages in order (the

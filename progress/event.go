@@ -130,7 +130,8 @@ type Event struct {
 	// Options.Converge the run's, not its last round's, each node once,
 	// under its last outcome, where Done counts a node in each round
 	// that it settled in; nodes that a cancel kept from starting are in
-	// none. The final event that the executor publishes for a run found
+	// none but Dirty (the length of the Report's Dirty, which the
+	// record's counts have not). The final event that the executor publishes for a run found
 	// interrupted (see ResumedBy) has none: no Report lists its nodes,
 	// and its record's counts are what the states show. Counts is shared
 	// by the copies of the event: the executor gives each final event one
@@ -164,7 +165,8 @@ type Event struct {
 }
 
 // Counts tallies a run's nodes by outcome: see [Event.Counts]. Each node
-// is in one count at most.
+// is in one of the outcomes' counts at most; Dirty, which is no outcome,
+// counts nodes that are in one of them too.
 type Counts struct {
 	// Generated nodes were made and committed clean.
 	Generated int
@@ -182,6 +184,16 @@ type Counts struct {
 	// Cancelled nodes were running when the run was cancelled, or its
 	// graph replaced or deleted.
 	Cancelled int
+	// Dirty counts the nodes of the graph that the run left not clean,
+	// as the executor's Report.Dirty lists them: those it planned and
+	// did not make (failed, skipped, superseded, cancelled, or kept from
+	// starting by a cancel) and those that an edit made dirty while it
+	// ran. A run can succeed (run.finished) and leave nodes dirty, when
+	// an edit during it superseded a node and its dependents were
+	// skipped: a host that ships on run.finished checks that Dirty is 0,
+	// or makes what is left with another run. It is 0 in the events of
+	// releases before it.
+	Dirty int
 }
 
 // Outline is the shape of a run's plan, or of a round's, as a view

@@ -47,6 +47,7 @@ type countsJSON struct {
 	Skipped    int `json:"skipped"`
 	Superseded int `json:"superseded"`
 	Cancelled  int `json:"cancelled"`
+	Dirty      int `json:"dirty"`
 }
 
 // outlineJSON is the wire form of [Outline]: every key is written, 0
