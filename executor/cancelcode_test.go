@@ -148,6 +148,9 @@ func TestCancelledRunRecordsWhatCancelledIt(t *testing.T) {
 				require.NoError(t, gerr)
 				assert.Equal(t, tc.want, stored.CancelledBy, "the stored record")
 				assert.Equal(t, rep.Record.Error, stored.Error)
+				final := l.eventsOf(progress.RunCancelled)
+				require.Len(t, final, 1)
+				assert.Equal(t, tc.want, final[0].CancelledBy, "the run.cancelled event")
 			})
 		})
 	}

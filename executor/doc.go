@@ -216,7 +216,9 @@
 // names its own cancels with [CancelCode] (pgstore records its own for a
 // lost graph lock), so that it tells, at its next start, the runs that it
 // cancelled (to resume) from those that a user cancelled, without reading
-// Record.Error.
+// Record.Error. The run's run.cancelled event has the same code
+// (progress.Event.CancelledBy, JSON cancelledBy), so that a view tells a
+// shutdown's drain from a user's cancel too.
 //
 // # Shutdown
 //

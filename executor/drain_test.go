@@ -86,6 +86,9 @@ func TestDrainLetsRunningCallsFinish(t *testing.T) {
 				final := l.eventsOf(progress.RunCancelled)
 				require.Len(t, final, 1)
 				assert.Contains(t, final[0].Error, tc.text)
+				// A viewer tells a shutdown's drain from a user's cancel
+				// by the event's code, as the record does.
+				assert.Equal(t, tc.code, final[0].CancelledBy, "the run.cancelled event's code")
 			})
 		})
 	}

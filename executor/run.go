@@ -2155,7 +2155,7 @@ func (r *run) finish() {
 		} else if replaced { // the error says why already: the cause is ErrInvalidCancelCode's
 			r.e.log.Warn("regen: cancel code refused", "run", r.handle.id, "graph", r.key, "recorded", code, "err", cause)
 		}
-		final.Type = progress.RunCancelled
+		final.Type, final.CancelledBy = progress.RunCancelled, code
 	case len(r.failures) > 0:
 		rec.Status = RunFailed
 		err = &RunError{RunID: r.handle.id, Failed: r.failuresInGraphOrder()}

@@ -376,6 +376,7 @@ type Record struct {
 	// pgstore's for a lost graph lock), for a program to branch on where
 	// Error says it for a person: a host resumes, at its next start, the
 	// runs that its own shutdown cancelled, and not those that a user did.
+	// The run's run.cancelled event has it too (progress.Event.CancelledBy).
 	// It is empty for a run of any other status (a run found
 	// [RunInterrupted] was not cancelled: its process stopped), and in
 	// records written before this field existed.

@@ -86,6 +86,13 @@
 //	resumedBy   string  omitted when empty; on the run.cancelled event of
 //	                    a run found interrupted (its process stopped), the
 //	                    ID of the run that resumed it (see Event.ResumedBy)
+//	cancelledBy string  omitted when empty; on the run.cancelled event of
+//	                    a run that the executor ran, the cancel code of
+//	                    its record: "cancel" (a user's Run.Cancel),
+//	                    "drain" (a shutdown's drain without a code of the
+//	                    host's), "context", "deadline", "graph-replaced",
+//	                    "graph-deleted", "host", or a host's own code,
+//	                    such as "shutdown" (see Event.CancelledBy)
 //
 // For example:
 //

@@ -35,6 +35,7 @@ func TestDocListsTheJSONKeysInOrder(t *testing.T) {
 		Type: progress.NodeRetrying, Node: "script", Kind: "script", BatchKey: "k", Round: 1, Stage: 1, StageDone: 1, StageTotal: 3, BatchDone: 1, BatchTotal: 2, Attempt: 2, Message: "m",
 		PreviewURL: "https://example.com/p", Reasoning: "r", Error: "e", Done: 5, Total: 20,
 		Counts: &progress.Counts{Generated: 1}, Plan: &progress.Outline{}, ETA: time.Second, ResumedBy: "r2",
+		CancelledBy: "shutdown",
 	}
 	v := reflect.ValueOf(full)
 	for i := range v.NumField() {

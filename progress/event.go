@@ -162,6 +162,17 @@ type Event struct {
 	// without recording its outcome); else "". A view that followed this
 	// run can follow that one next.
 	ResumedBy string
+	// CancelledBy is what cancelled the run, as a cancel code, on the
+	// run.cancelled event of a run that the executor ran, else "": the
+	// code that the run's record keeps (the executor's Record.CancelledBy),
+	// one of the executor's ("cancel", "context", "deadline",
+	// "graph-replaced", "graph-deleted", "host", "drain") or a host's,
+	// given with the executor's CancelCode ("shutdown", say). A view
+	// tells a shutdown's drain from a user's cancel by it, without
+	// parsing Error. The run.cancelled event of a run found interrupted
+	// (see ResumedBy) has none: nothing cancelled it, its process
+	// stopped.
+	CancelledBy string
 }
 
 // Counts tallies a run's nodes by outcome: see [Event.Counts]. Each node

@@ -11,31 +11,32 @@ import (
 // eventJSON is the wire form of an [Event]; see the package documentation
 // for the contract. Field order here is the order of the keys on the wire.
 type eventJSON struct {
-	RunID      string       `json:"runId"`
-	GraphKey   string       `json:"graphKey,omitempty"`
-	Seq        uint64       `json:"seq"`
-	Time       string       `json:"time"`
-	Type       Type         `json:"type"`
-	Node       string       `json:"node,omitempty"`
-	Kind       string       `json:"kind,omitempty"`
-	BatchKey   string       `json:"batchKey,omitempty"`
-	Round      int          `json:"round,omitempty"`
-	Stage      *int         `json:"stage,omitempty"`
-	StageDone  int          `json:"stageDone,omitempty"`
-	StageTotal int          `json:"stageTotal,omitempty"`
-	BatchDone  int          `json:"batchDone,omitempty"`
-	BatchTotal int          `json:"batchTotal,omitempty"`
-	Attempt    int          `json:"attempt,omitempty"`
-	Message    string       `json:"message,omitempty"`
-	PreviewURL string       `json:"previewUrl,omitempty"`
-	Reasoning  string       `json:"reasoning,omitempty"`
-	Error      string       `json:"error,omitempty"`
-	Done       int          `json:"done"`
-	Total      int          `json:"total"`
-	Counts     *countsJSON  `json:"counts,omitempty"`
-	Plan       *outlineJSON `json:"plan,omitempty"`
-	ETAMs      int64        `json:"etaMs,omitempty"`
-	ResumedBy  string       `json:"resumedBy,omitempty"`
+	RunID       string       `json:"runId"`
+	GraphKey    string       `json:"graphKey,omitempty"`
+	Seq         uint64       `json:"seq"`
+	Time        string       `json:"time"`
+	Type        Type         `json:"type"`
+	Node        string       `json:"node,omitempty"`
+	Kind        string       `json:"kind,omitempty"`
+	BatchKey    string       `json:"batchKey,omitempty"`
+	Round       int          `json:"round,omitempty"`
+	Stage       *int         `json:"stage,omitempty"`
+	StageDone   int          `json:"stageDone,omitempty"`
+	StageTotal  int          `json:"stageTotal,omitempty"`
+	BatchDone   int          `json:"batchDone,omitempty"`
+	BatchTotal  int          `json:"batchTotal,omitempty"`
+	Attempt     int          `json:"attempt,omitempty"`
+	Message     string       `json:"message,omitempty"`
+	PreviewURL  string       `json:"previewUrl,omitempty"`
+	Reasoning   string       `json:"reasoning,omitempty"`
+	Error       string       `json:"error,omitempty"`
+	Done        int          `json:"done"`
+	Total       int          `json:"total"`
+	Counts      *countsJSON  `json:"counts,omitempty"`
+	Plan        *outlineJSON `json:"plan,omitempty"`
+	ETAMs       int64        `json:"etaMs,omitempty"`
+	ResumedBy   string       `json:"resumedBy,omitempty"`
+	CancelledBy string       `json:"cancelledBy,omitempty"`
 }
 
 // countsJSON is the wire form of [Counts]: every count is written, 0
@@ -141,28 +142,29 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		return nil, fmt.Errorf("progress: encode event %d of run %q: time %v is outside RFC 3339's years 0000 to 9999 (in UTC)", e.Seq, e.RunID, e.Time)
 	}
 	w := eventJSON{
-		RunID:      e.RunID,
-		GraphKey:   e.GraphKey,
-		Seq:        e.Seq,
-		Time:       e.Time.UTC().Format(time.RFC3339Nano),
-		Type:       e.Type,
-		Node:       e.Node,
-		Kind:       e.Kind,
-		BatchKey:   e.BatchKey,
-		Round:      e.Round,
-		StageDone:  e.StageDone,
-		StageTotal: e.StageTotal,
-		BatchDone:  e.BatchDone,
-		BatchTotal: e.BatchTotal,
-		Attempt:    e.Attempt,
-		Message:    e.Message,
-		PreviewURL: e.PreviewURL,
-		Reasoning:  e.Reasoning,
-		Error:      e.Error,
-		Done:       e.Done,
-		Total:      e.Total,
-		ETAMs:      e.ETA.Round(time.Millisecond).Milliseconds(),
-		ResumedBy:  e.ResumedBy,
+		RunID:       e.RunID,
+		GraphKey:    e.GraphKey,
+		Seq:         e.Seq,
+		Time:        e.Time.UTC().Format(time.RFC3339Nano),
+		Type:        e.Type,
+		Node:        e.Node,
+		Kind:        e.Kind,
+		BatchKey:    e.BatchKey,
+		Round:       e.Round,
+		StageDone:   e.StageDone,
+		StageTotal:  e.StageTotal,
+		BatchDone:   e.BatchDone,
+		BatchTotal:  e.BatchTotal,
+		Attempt:     e.Attempt,
+		Message:     e.Message,
+		PreviewURL:  e.PreviewURL,
+		Reasoning:   e.Reasoning,
+		Error:       e.Error,
+		Done:        e.Done,
+		Total:       e.Total,
+		ETAMs:       e.ETA.Round(time.Millisecond).Milliseconds(),
+		ResumedBy:   e.ResumedBy,
+		CancelledBy: e.CancelledBy,
 	}
 	if e.Stage >= 0 {
 		stage := e.Stage
@@ -242,29 +244,30 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		stage = *w.Stage
 	}
 	*e = Event{
-		RunID:      w.RunID,
-		GraphKey:   w.GraphKey,
-		Seq:        w.Seq,
-		Time:       t,
-		Type:       w.Type,
-		Node:       w.Node,
-		Kind:       w.Kind,
-		BatchKey:   w.BatchKey,
-		Round:      w.Round,
-		Stage:      stage,
-		StageDone:  w.StageDone,
-		StageTotal: w.StageTotal,
-		BatchDone:  w.BatchDone,
-		BatchTotal: w.BatchTotal,
-		Attempt:    w.Attempt,
-		Message:    w.Message,
-		PreviewURL: w.PreviewURL,
-		Reasoning:  w.Reasoning,
-		Error:      w.Error,
-		Done:       w.Done,
-		Total:      w.Total,
-		ETA:        time.Duration(w.ETAMs) * time.Millisecond,
-		ResumedBy:  w.ResumedBy,
+		RunID:       w.RunID,
+		GraphKey:    w.GraphKey,
+		Seq:         w.Seq,
+		Time:        t,
+		Type:        w.Type,
+		Node:        w.Node,
+		Kind:        w.Kind,
+		BatchKey:    w.BatchKey,
+		Round:       w.Round,
+		Stage:       stage,
+		StageDone:   w.StageDone,
+		StageTotal:  w.StageTotal,
+		BatchDone:   w.BatchDone,
+		BatchTotal:  w.BatchTotal,
+		Attempt:     w.Attempt,
+		Message:     w.Message,
+		PreviewURL:  w.PreviewURL,
+		Reasoning:   w.Reasoning,
+		Error:       w.Error,
+		Done:        w.Done,
+		Total:       w.Total,
+		ETA:         time.Duration(w.ETAMs) * time.Millisecond,
+		ResumedBy:   w.ResumedBy,
+		CancelledBy: w.CancelledBy,
 	}
 	if w.Counts != nil {
 		c := Counts(*w.Counts)

@@ -35,9 +35,9 @@ func TestEventJSONWireForm(t *testing.T) {
 				BatchDone: 1, BatchTotal: 3, Attempt: 2, Message: "retrying", PreviewURL: "https://x.test/a.png?a=1&b=2",
 				Reasoning: "r <because>", Error: "tts: 503", Done: 5, Total: 20,
 				Counts: &progress.Counts{Generated: 1, Unchanged: 2, Failed: 3, Skipped: 4, Superseded: 5, Cancelled: 6, Dirty: 7},
-				ETA:    61 * time.Second, ResumedBy: "r2",
+				ETA:    61 * time.Second, ResumedBy: "r2", CancelledBy: "drain",
 			},
-			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"counts":{"generated":1,"unchanged":2,"failed":3,"skipped":4,"superseded":5,"cancelled":6,"dirty":7},"etaMs":61000,"resumedBy":"r2"}`,
+			want: `{"runId":"r1","graphKey":"lecture-42","seq":7,"time":"2025-01-02T03:04:05.123456789Z","type":"node.retrying","node":"asset:narration:segment[3]","kind":"asset:narration","batchKey":"asset:narration","round":2,"stage":1,"stageDone":3,"stageTotal":7,"batchDone":1,"batchTotal":3,"attempt":2,"message":"retrying","previewUrl":"https://x.test/a.png?a=1\u0026b=2","reasoning":"r \u003cbecause\u003e","error":"tts: 503","done":5,"total":20,"counts":{"generated":1,"unchanged":2,"failed":3,"skipped":4,"superseded":5,"cancelled":6,"dirty":7},"etaMs":61000,"resumedBy":"r2","cancelledBy":"drain"}`,
 		},
 		{
 			name: "the final event of a run found interrupted names the run that resumed it",
@@ -51,6 +51,13 @@ func TestEventJSONWireForm(t *testing.T) {
 				Message: "failed: 9 generated, 0 unchanged, 1 failed, 2 skipped, 0 superseded, 0 cancelled", Done: 12, Total: 12,
 				Counts: &progress.Counts{Generated: 9, Failed: 1, Skipped: 2, Dirty: 3}},
 			want: `{"runId":"r1","graphKey":"g","seq":40,"time":"2025-01-02T03:04:05.123456789Z","type":"run.failed","message":"failed: 9 generated, 0 unchanged, 1 failed, 2 skipped, 0 superseded, 0 cancelled","done":12,"total":12,"counts":{"generated":9,"unchanged":0,"failed":1,"skipped":2,"superseded":0,"cancelled":0,"dirty":3}}`,
+		},
+		{
+			// A viewer tells a shutdown's drain from a user's cancel.
+			name: "a cancelled run's final event has its cancel code",
+			event: progress.Event{RunID: "r1", Seq: 9, Time: t0, Type: progress.RunCancelled, Stage: progress.NoStage, Done: 3, Total: 8,
+				Counts: &progress.Counts{Generated: 3, Dirty: 5}, CancelledBy: "drain"},
+			want: `{"runId":"r1","seq":9,"time":"2025-01-02T03:04:05.123456789Z","type":"run.cancelled","done":3,"total":8,"counts":{"generated":3,"unchanged":0,"failed":0,"skipped":0,"superseded":0,"cancelled":0,"dirty":5},"cancelledBy":"drain"}`,
 		},
 		{
 			// An edit during the run superseded a node, and its dependent
