@@ -162,7 +162,8 @@ func (o *Outcome) empty() bool {
 // for a call that spans kinds) bounds the whole call: at its end the call's context ends, and the
 // call has a grace of a tenth of the timeout, at most a second, to return
 // what it has made, which is kept, while each node cut short (its outcome
-// the context's error) is retried alone, as timed out. A cancel of the
+// the context's error) is retried alone, as timed out; the timeout is
+// logged (Options.Logger) with the call's batch key and kinds. A cancel of the
 // run ends the call's context too, with the same grace, cut to
 // Options.StoreTimeout (after which the run stores nothing more): the
 // outputs it returns then are kept (stored and committed, as a single generator's

@@ -1007,7 +1007,19 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 	for _, i := range idx[1:] {
 		timeout = max(timeout, jobs[i].ko.BatchTimeout)
 	}
+	// timedOut logs a timeout of the bulk call, as a single node's attempt
+	// logs its own (see job.rescue); abandoned says that the call ignored
+	// its context's end past its grace.
+	timedOut := func(err error, abandoned bool) {
+		if te := (*TimeoutError)(nil); errors.As(err, &te) {
+			r.e.log.Warn("regen: bulk call timed out: its context was cancelled, what it returned within its grace is kept, and its other nodes are retried alone if their attempts allow",
+				"run", r.handle.id, "graph", r.key, "batch_key", key, "kind", callKinds(jobs, idx), "requests", len(reqs),
+				"timeout", te.Timeout, "abandoned", abandoned)
+		}
+	}
+	c.batch, c.kinds = key, callKindList(jobs, idx) // for the log, if the call outlives the run
 	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
+		timedOut(err, true)
 		return then(finish(nil, nil, err))
 	})); cause != nil {
 		rated.giveBack() // no call
@@ -1057,6 +1069,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		if r.ctx.Err() != nil {
 			cut = r.cause()
 		}
+		timedOut(cut, false)
 		for k := range outs {
 			if e := outs[k].Err; outs[k].empty() || errors.Is(e, context.DeadlineExceeded) || errors.Is(e, context.Canceled) {
 				outs[k].Err = cut

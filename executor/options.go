@@ -264,10 +264,13 @@ type Options struct {
 	// kind without a batch key (once per kind), a bulk generator that
 	// returns another number of outcomes than its requests, a bulk
 	// generator's panic (once a call, with its stack), an attempt that
-	// timed out (its node, kind, attempt and timeout), generators that
+	// timed out (its node, kind, attempt and timeout), a bulk call that
+	// timed out (its batch key, kinds, number of requests and timeout,
+	// and whether it ignored its context past its grace), generators that
 	// ignore their context (at the run's end, once its Grace has passed:
 	// the count of their calls, and the nodes and kinds of the first ten,
-	// a bulk call's named "bulk call"), and the panic of a call abandoned
+	// a bulk call's named "bulk call of batch key K", its kinds listed),
+	// and the panic of a call abandoned
 	// at its timeout or at a cancel, whose outcome is thrown away. A run's
 	// records carry its ID (run) and its graph key (graph). Default: slog.Default() when New is called, as in
 	// progress.Buffered and progress/redisstream; slog.New(slog.DiscardHandler)

@@ -49,11 +49,16 @@ func sharedKinds(g *graph.Graph, bulks []BatchGenerator) [][]string {
 // each, in the call's order, joined by commas: one kind but for a call
 // that spans the kinds that share a generator.
 func callKinds(jobs []*job, idx []int) string {
+	return strings.Join(callKindList(jobs, idx), ",")
+}
+
+// callKindList returns the kinds of callKinds, as a list.
+func callKindList(jobs []*job, idx []int) []string {
 	kinds := []string{jobs[idx[0]].kind}
 	for _, i := range idx[1:] {
 		if k := jobs[i].kind; !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)
 		}
 	}
-	return strings.Join(kinds, ",")
+	return kinds
 }

@@ -120,8 +120,12 @@ type inflight struct {
 	held   *semaphore.Weighted
 	weight int64
 	// node and kind name a single node's call, for the log of the calls
-	// abandoned that still run at the end of the run; "" for a bulk call.
+	// abandoned that still run at the end of the run; node is "" for a
+	// bulk call, which batch (its batch key) and kinds (those of its
+	// nodes) name instead.
 	node, kind string
+	batch      string
+	kinds      []string
 }
 
 // rescuer continues a node's work after its call was abandoned with err,
@@ -424,21 +428,26 @@ func (w *watch) forgetLate(c *inflight) {
 
 // stillRunning returns the calls abandoned whose generators have not
 // returned: their count, and the sorted node IDs (a bulk call's as "bulk
-// call"; a node whose attempts both still run once) and kinds of them, at
-// most maxLoggedNodes each, for the log.
+// call of batch key K"; a node whose attempts both still run once) and
+// kinds of them (each of a bulk call's), at most maxLoggedNodes each, for
+// the log.
 func (w *watch) stillRunning() (calls int, nodes, kinds []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	seen := map[string]bool{}
 	for c := range w.late {
-		node := c.node
+		node, ks := c.node, c.kinds
 		if node == "" {
-			node = "bulk call"
+			node = "bulk call of batch key " + c.batch
+		} else {
+			ks = []string{c.kind}
 		}
 		nodes = append(nodes, node)
-		if c.kind != "" && !seen[c.kind] {
-			seen[c.kind] = true
-			kinds = append(kinds, c.kind)
+		for _, k := range ks {
+			if k != "" && !seen[k] {
+				seen[k] = true
+				kinds = append(kinds, k)
+			}
 		}
 	}
 	slices.Sort(nodes)
