@@ -21,15 +21,19 @@ import (
 // by one, as Edit does; a run in flight then conflicts, reloads and
 // supersedes the nodes, as after Edit.
 //
-// It refuses what Edit refuses, with an error wrapping
+// It refuses what Edit refuses (and more, see below), with an error wrapping
 // [ErrInvalidRequest], and returns no change: a nil g, an empty graph key
 // or one that is not valid UTF-8 without NUL, no ID, a malformed or
 // unknown ID (with the [*graph.IDError] that says why), and a g that is
 // not the key's graph, per the fingerprint that snap's [GraphStateID]
-// state keeps, with a [*GraphMismatchError] (see Edit). snap needs only
-// the states of the nodes named and of GraphStateID; with none (an empty
+// state keeps, with a [*GraphMismatchError]. Unlike Edit, it has no run
+// records to find the key's graph by, so it refuses a g of another
+// length too, its Missing nil: the host builds the key's graph (the
+// error's Current; see Edit) and retries with it. snap needs only the
+// states of the nodes named and of GraphStateID; with none (an empty
 // Snapshot) the request alone is checked, as a store does before it
-// touches its tables. It does not modify snap. It is safe for concurrent use and costs O(len(ids) log
+// touches its tables. It does not
+// modify snap. It is safe for concurrent use and costs O(len(ids) log
 // len(ids)).
 func EditChanges(g *graph.Graph, graphKey string, snap Snapshot, now time.Time, ids ...string) ([]Change, error) {
 	nodes, err := editNodes(g, graphKey, ids)

@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/graph"
+	"github.com/regengraph/regen/internal/testgraph"
 )
 
 // editKey returns an executor on memory stores whose key "k" holds the
@@ -48,6 +50,8 @@ func TestEditChangesRefusesWhatEditRefuses(t *testing.T) {
 	e, states, g := editKey(t)
 	longer, err := graph.Build(graph.Lecture(), 60)
 	require.NoError(t, err)
+	podcast, err := graph.Build(testgraph.Podcast(), 30)
+	require.NoError(t, err)
 	for _, tc := range []struct {
 		name string
 		g    *graph.Graph
@@ -60,7 +64,10 @@ func TestEditChangesRefusesWhatEditRefuses(t *testing.T) {
 		{"no ID", g, "k", nil},
 		{"a malformed ID", g, "k", []string{"script", "image["}},
 		{"an unknown ID", g, "k", []string{"asset:image:segment[7]"}},
-		{"another graph than the key's", longer, "k", []string{"script"}},
+		{"another template", podcast, "k", []string{"brief"}},
+		// Edit takes a lecture of another length for the key's lecture,
+		// but for the nodes that this one has not, which it names.
+		{"a longer lecture, on a node the key's has not", longer, "k", []string{"script", "asset:image:segment[5]"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before, err := states.Load(t.Context(), "k")
@@ -70,6 +77,11 @@ func TestEditChangesRefusesWhatEditRefuses(t *testing.T) {
 			assert.Nil(t, changes)
 			_, editErr := e.Edit(t.Context(), tc.g, tc.key, tc.ids...)
 			require.Error(t, editErr)
+			var me *executor.GraphMismatchError
+			if errors.As(editErr, &me) && me.Missing != nil {
+				assert.Equal(t, []string{"asset:image:segment[5]"}, me.Missing)
+				me.Missing = nil // EditChanges, without run records, cannot tell
+			}
 			assert.Equal(t, editErr.Error(), err.Error())
 			after, err := states.Load(t.Context(), "k")
 			require.NoError(t, err)

@@ -38,12 +38,12 @@ var (
 	// the graph's error); an Edit of no node, of a malformed or unknown
 	// node ID (a [*graph.IDError], wrapping [graph.ErrMalformedID] or
 	// [graph.ErrUnknownNode], which it wraps too), or with a graph not the
-	// key's (a [*GraphMismatchError]); a Forget with a graph not the
-	// key's, or of a key without one; a Resume or RerunFailed with a graph
-	// not the run's, or of a run whose graph is no longer the key's (with
-	// [ErrGraphReplaced] or [ErrGraphDeleted]), or of a run that Abandon
-	// recorded, or bad [ResumeOptions]; an Abandon with an empty run ID or
-	// reason.
+	// key's that Edit could not take for it (a [*GraphMismatchError]); a
+	// Forget with a graph not the key's, or of a key without one; a
+	// Resume or RerunFailed with a graph not the run's, or of a run whose
+	// graph is no longer the key's (with [ErrGraphReplaced] or
+	// [ErrGraphDeleted]), or of a run that Abandon recorded, or bad
+	// [ResumeOptions]; an Abandon with an empty run ID or reason.
 	// errors.Is finds it, and errors.As the specific error, in each: the
 	// same call made again is refused again, and a host answers all of
 	// them as bad input (HTTP 400, say) by this one check. A call refused
@@ -135,10 +135,14 @@ func (e *TemplateMismatchError) Error() string {
 func (e *TemplateMismatchError) Unwrap() error { return ErrTemplateMismatch }
 
 // GraphMismatchError refuses an [Executor.Edit] (or [EditChanges]) whose
-// graph is not the key's graph, the graph of its newest run (a lecture
-// of another length, another template). Nothing was committed. It wraps
+// graph is not the key's graph, the graph of its newest run, when Edit
+// could not make it an edit of the key's graph (see Edit): the key's
+// graph has not some node named (Missing), or it is of another template,
+// or no record of it was found. Nothing was committed. It wraps
 // [ErrInvalidRequest]. A host reloads the key's graph, the one whose
-// [Fingerprint] is Current, and edits again with it (see Edit).
+// [Fingerprint] is Current (with [GraphOf], from the newest of the key's
+// records whose Record.Graph is Current), checks that the edit still
+// means something for it, and calls Edit again with it.
 type GraphMismatchError struct {
 	// GraphKey is the graph key of the edit.
 	GraphKey string
@@ -147,12 +151,23 @@ type GraphMismatchError struct {
 	// Current is the fingerprint of the key's graph, as [GraphStateID]
 	// keeps it, and as Record.Graph of the key's newest run has it.
 	Current string
+	// Missing lists the node IDs named that the key's graph has not, in
+	// the order of the graph given, when Edit found the key's graph; it
+	// is nil when it did not (another template, no record of the key's
+	// graph, or from EditChanges, which has no run records).
+	Missing []string
 }
 
 func (e *GraphMismatchError) Error() string {
-	return fmt.Sprintf("%v: edit %s: the graph given (fingerprint %s) is not the key's graph (%s, of its newest run): "+
-		"edit with the graph of the key's newest run (see Fingerprint and Record.Graph), or, to change the key's graph, "+
-		"start a run of the new graph with the edits as its edited marks", ErrInvalidRequest, quote(e.GraphKey), short(e.Given), short(e.Current))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: edit %s: the graph given (fingerprint %s) is not the key's graph (%s, of its newest run)",
+		ErrInvalidRequest, quote(e.GraphKey), short(e.Given), short(e.Current))
+	if len(e.Missing) > 0 {
+		fmt.Fprintf(&b, ", which has no node %s", firstNames(e.Missing, nil))
+	}
+	b.WriteString(": edit with the graph of the key's newest run (see Fingerprint and Record.Graph), or, to change the key's graph, " +
+		"start a run of the new graph with the edits as its edited marks")
+	return b.String()
 }
 
 // Unwrap returns [ErrInvalidRequest].

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"sync"
@@ -1230,32 +1231,36 @@ func conflictPause(try int) time.Duration {
 // found its nodes so). A closed executor returns
 // [ErrClosed] ([Executor.Close] waits for an Edit under way).
 //
-// g must be the key's graph: the graph of its newest run, whose
-// fingerprint ([Fingerprint]) the key's states keep under
-// [GraphStateID]. Another graph (a lecture of another length, another
-// template) is refused with a [*GraphMismatchError], which wraps
-// [ErrInvalidRequest] and names the key's fingerprint (Current), and
-// nothing is committed: its nodes are not the key's. A host that does not
-// keep the key's graph itself (its length, its template's version) builds
-// it back from the key's newest run record (the last of RunStore.ListRuns)
-// with [GraphOf], as a resume does. A host that gets that error after it
-// saved the new parameters (a run of another length started since it
-// read the key's graph: a user made the lecture longer) has parameters
-// that no revision records yet, which no run will use: it builds the
-// key's graph again (from the newest of the key's records whose
-// Record.Graph is Current, with GraphOf), finds which of its nodes the
-// saved parameters are for (a node's ID is the same at each length:
-// asset:narration:segment[3] is a node of a lecture of 40 s and of one of
-// 120 s), and calls Edit again with that graph and those nodes; it drops
-// the parameters of a node that the key's graph has not (the last
-// segment of a lecture made shorter). As for [Executor.Start], a
-// graph becomes the key's when a run of it starts: a host that changes
-// the lecture's length starts a run of the new graph, with the edits as
-// edited marks (RunRequest.Marks), which bump their revisions as Edit
-// does, or edits once that run has started. A key without states (never
-// run, or deleted), or whose states an executor older than GraphStateID
-// kept, takes any graph; an edit of a deleted graph does not make it the
-// key's again: a Resume of a run of it is still refused.
+// The nodes edited are the key's graph's: the graph of its newest run,
+// whose fingerprint ([Fingerprint]) the key's states keep under
+// [GraphStateID]. g is that graph, or one that Edit can take for it: the
+// graph that a host still holds when a run of another length has
+// started meanwhile (a user made the lecture longer), of the same
+// template. Edit then builds the key's graph from g's template at the
+// duration of the newest of the key's records of that graph
+// (RunStore.ListRuns, retried as its other store calls are; an error of
+// it fails the Edit, which commits nothing) and, when that graph has
+// each node named (a node's ID is the same at each length:
+// asset:narration:segment[3] is a node of a lecture of 40 s and of one
+// of 120 s), edits those nodes of it. Otherwise (a node that the key's
+// graph has not, as the last segment of a lecture made shorter, another
+// template, no record of the key's graph) it refuses the edit with a
+// [*GraphMismatchError], which wraps [ErrInvalidRequest], names the
+// key's fingerprint (Current) and the nodes missing, and nothing is
+// committed. A host that gets it has saved parameters that no revision
+// records yet: it builds the key's graph (from the newest of the key's
+// records whose Record.Graph is Current, with [GraphOf], as a resume
+// does), finds which of its nodes the saved parameters are for, and
+// calls Edit again with that graph and those nodes (or, when none of
+// them is the key's any more, drops the saved parameters). As for
+// [Executor.Start], a graph becomes the key's when a run of it starts: a
+// host that changes the lecture's length starts a run of the new graph,
+// with the edits as edited marks (RunRequest.Marks), which bump their
+// revisions as Edit does, or edits once that run has started. A key
+// without states (never run, or deleted), or whose states an executor
+// older than GraphStateID kept, takes any graph; an edit of a deleted
+// graph does not make it the key's again: a Resume of a run of it is
+// still refused.
 //
 // The executor keeps no parameters, only their revision (Request.Rev):
 // the host keeps them, and its generators read them when called. Save the
@@ -1285,6 +1290,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		lost    []Change // the changes of a commit that failed, which may have gone through
 		lostAt  int64    // the version that commit expected
 		lostErr error    // the error of that commit
+		found   keyGraph // the key's graph, when it is not g
 	)
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
@@ -1324,10 +1330,13 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 			}
 		}
 		lost = nil
-		if err := editable(snap, graphKey, fp); err != nil {
-			return 0, err
+		eg, enodes := g, nodes
+		if me := editable(snap, graphKey, fp); me != nil {
+			if eg, enodes, err = e.keyGraph(ctx, g, nodes, me, &found); err != nil {
+				return 0, err
+			}
 		}
-		changes := editChanges(g, nodes, snap, time.Now())
+		changes := editChanges(eg, enodes, snap, time.Now())
 		v, err := e.opts.States.Commit(ctx, graphKey, snap.Version, changes)
 		err = hostError(err, inStore)
 		if errors.Is(err, ErrConflict) && try < maxEditConflicts && ctx.Err() == nil {
@@ -1362,6 +1371,68 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		}
 		return v, nil
 	}
+}
+
+// keyGraph is the key's graph that an Edit found (see Executor.keyGraph).
+type keyGraph struct {
+	fp    string       // its fingerprint
+	g     *graph.Graph // the graph, or nil when Edit refuses it
+	nodes []graph.Node // the edit's nodes in g
+	err   error        // the refusal when g is nil
+}
+
+// keyGraph returns the graph that an Edit with g of nodes (sorted, each
+// once) edits, with its nodes, when g is not the key's graph, as me, the
+// refusal that editable gave, says: the key's graph, built from g's
+// template at the duration of the newest of the key's records whose
+// Graph is me.Current, when that builds a graph of that fingerprint
+// which has each node named (the IDs of a lecture's nodes are the same
+// at every length). It returns me otherwise, with its Missing when the
+// key's graph was found; an error of the RunStore, retried as Edit's
+// calls are, if ListRuns failed. found keeps the graph found for the
+// next try of the Edit, while the key's graph stays the same.
+func (e *Executor) keyGraph(ctx context.Context, g *graph.Graph, nodes []graph.Node, me *GraphMismatchError, found *keyGraph) (*graph.Graph, []graph.Node, error) {
+	if found.fp == me.Current && (found.g != nil || found.err != nil) {
+		return found.g, found.nodes, found.err
+	}
+	key := me.GraphKey
+	recs, err := e.opts.Runs.ListRuns(ctx, key)
+	if err != nil {
+		err = e.retryStore(ctx, "", key, err, "edit: list the runs of", key, func() (err error) {
+			recs, err = e.opts.Runs.ListRuns(ctx, key)
+			return err
+		})
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("edit: list the runs of %s, to find the key's graph (%s; the graph given, %s, is not): %w",
+			quote(key), short(me.Current), short(me.Given), err)
+	}
+	*found = keyGraph{fp: me.Current, err: me}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Graph != me.Current {
+			continue
+		}
+		// The limits of the run that made it are the host's: any that
+		// built it then builds it again.
+		kg, err := GraphOf(recs[i], graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt32, MaxEdges: math.MaxInt32}, g.Template())
+		if err != nil {
+			break // of another template than g's: the host's to find
+		}
+		knodes := make([]graph.Node, 0, len(nodes))
+		for _, n := range nodes {
+			if kn, err := kg.Lookup(g.NodeID(n)); err == nil {
+				knodes = append(knodes, kn)
+			} else {
+				me.Missing = append(me.Missing, g.NodeID(n))
+			}
+		}
+		if me.Missing == nil {
+			slices.Sort(knodes)
+			*found = keyGraph{fp: me.Current, g: kg, nodes: knodes}
+		}
+		break
+	}
+	return found.g, found.nodes, found.err
 }
 
 // revised reports whether each node of changes, an Edit's, has at least

@@ -88,7 +88,7 @@ func TestEveryRefusalOfInputWrapsErrInvalidRequest(t *testing.T) {
 		{"Edit: a malformed node ID", edit(false, "lecture", "script", "video[x]"), isIDError(graph.ErrMalformedID)},
 		{"Edit: no node", edit(false, "lecture"), nil},
 		{"Edit: an empty graph key", edit(false, "", "script"), nil},
-		{"Edit: not the key's graph", edit(true, "lecture", "script"), nil},
+		{"Edit: not the key's graph, and a node it has not", edit(true, "lecture", "script", "asset:image:segment[5]"), isGraphMismatch},
 		{"Forget: not the key's graph", func(f f) error {
 			_, err := f.e.Forget(f.ctx, f.longer, "lecture")
 			return err
@@ -138,6 +138,14 @@ func isMarkError(want error) func(t *testing.T, err error) {
 		}
 		assert.Equal(t, 1, strings.Count(err.Error(), dirty.ErrInvalidMark.Error()), "%v", err)
 	}
+}
+
+// isGraphMismatch checks that err is a *GraphMismatchError that names
+// the node the key's graph has not.
+func isGraphMismatch(t *testing.T, err error) {
+	var me *executor.GraphMismatchError
+	require.ErrorAs(t, err, &me)
+	assert.Equal(t, []string{"asset:image:segment[5]"}, me.Missing)
 }
 
 // isIDError checks that err reaches a *graph.IDError wrapping want.
