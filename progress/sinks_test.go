@@ -50,7 +50,13 @@ func TestSlog(t *testing.T) {
 			name: "a run's final event with its counts",
 			event: progress.Event{RunID: "r", Seq: 12, Type: progress.RunFailed, Stage: progress.NoStage, Done: 4, Total: 4,
 				Counts: &progress.Counts{Generated: 1, Unchanged: 1, Failed: 1, Skipped: 1}},
-			want: "level=INFO msg=run.failed runId=r seq=12 done=4 total=4 counts.generated=1 counts.unchanged=1 counts.failed=1 counts.skipped=1 counts.superseded=0 counts.cancelled=0\n",
+			want: "level=INFO msg=run.failed runId=r seq=12 done=4 total=4 counts.generated=1 counts.unchanged=1 counts.failed=1 counts.skipped=1 counts.superseded=0 counts.cancelled=0 counts.dirty=0\n",
+		},
+		{
+			name: "a drained run's final event: its cancel code and what it left dirty",
+			event: progress.Event{RunID: "r", Seq: 13, Type: progress.RunCancelled, Stage: progress.NoStage, Done: 2, Total: 4,
+				CancelledBy: "drain", Counts: &progress.Counts{Generated: 2, Cancelled: 1, Dirty: 2}},
+			want: "level=INFO msg=run.cancelled runId=r seq=13 done=2 total=4 counts.generated=2 counts.unchanged=0 counts.failed=0 counts.skipped=0 counts.superseded=0 counts.cancelled=1 counts.dirty=2 cancelledBy=drain\n",
 		},
 		{
 			name: "run.started with the outline of its plan",

@@ -103,7 +103,7 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 		if c := e.Counts; c != nil {
 			attrs = append(attrs, slog.Group("counts", slog.Int("generated", c.Generated), slog.Int("unchanged", c.Unchanged),
 				slog.Int("failed", c.Failed), slog.Int("skipped", c.Skipped), slog.Int("superseded", c.Superseded),
-				slog.Int("cancelled", c.Cancelled)))
+				slog.Int("cancelled", c.Cancelled), slog.Int("dirty", c.Dirty)))
 		}
 		if o := e.Plan; o != nil {
 			groups := 0
@@ -117,6 +117,9 @@ func (s *Slog) Publish(ctx context.Context, events ...Event) error {
 		}
 		if e.ResumedBy != "" {
 			attrs = append(attrs, slog.String("resumedBy", e.ResumedBy))
+		}
+		if e.CancelledBy != "" {
+			attrs = append(attrs, slog.String("cancelledBy", e.CancelledBy))
 		}
 		s.logger.LogAttrs(ctx, level, string(e.Type), attrs...)
 	}

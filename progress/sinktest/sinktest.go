@@ -135,8 +135,8 @@ func Events(runID string, from, to uint64) []progress.Event {
 }
 
 // AllFields returns one event of runID for each [progress.Type], from
-// Seq from on, with every field set (ResumedBy included, on the final
-// run.cancelled event, as the executor sets it; BatchKey, Round,
+// Seq from on, with every field set (ResumedBy included; CancelledBy,
+// "drain", on the run.cancelled event alone, as the executor sets it; BatchKey, Round,
 // StageDone, StageTotal, BatchDone and BatchTotal too, which a view's
 // per-stage and per-key bars read; Counts, each count other than 0, on
 // the final events alone, as the executor sets it; and Plan, an outline
@@ -181,12 +181,15 @@ func AllFields(runID string, from uint64) []progress.Event {
 			ETA:        time.Duration(i)*time.Minute + 1234*time.Millisecond,
 			ResumedBy:  fmt.Sprintf("run-after-%d", i),
 		}
+		if typ == progress.RunCancelled {
+			out[i].CancelledBy = "drain"
+		}
 		if i%5 == 0 {
 			out[i].Stage = progress.NoStage
 		}
 		if typ.Final() {
 			out[i].Counts = &progress.Counts{Generated: i + 1, Unchanged: i + 2, Failed: i + 3, Skipped: i + 4,
-				Superseded: i + 5, Cancelled: i + 6}
+				Superseded: i + 5, Cancelled: i + 6, Dirty: i + 7}
 		}
 		if typ == progress.RunStarted || typ == progress.Message {
 			out[i].Plan = &progress.Outline{Stages: []progress.OutlineStage{
