@@ -366,7 +366,12 @@
 // still says running, check that the lock is still held
 // ([GraphLock.Check]: its session may have ended since, and another
 // process taken it) and Resume it under the lock as above. A record says running while its run goes
-// on, too: only the lock tells a live run from one left behind.
+// on, too: only the lock tells a live run from one left behind. Several
+// runs of one key left running (a recovery that died between its
+// Resume's start of the new run and its record of the old one as
+// interrupted) are settled in one call: the newest is resumed, and the
+// older ones recorded as interrupted with executor.Executor.Abandon,
+// naming the run that took over, which ends their streams.
 // [Store.GraphLocked] asks the server whether a key's lock is held now,
 // without taking it nor waiting, so that a check that resumes nothing
 // (an on-call engineer's, an alert's) tells them apart too: a record

@@ -74,8 +74,9 @@ func outcomes(recs []pgstore.Recovery) []outcome {
 // released when it ends), skipped as another session holds the key's
 // lock, skipped as the record read under the lock no longer says
 // running, or not resumed, with why: graphOf failed (the host then
-// abandons it), Resume refused it, or this call resumes another run of
-// the key already.
+// abandons it), or Resume refused it. Of two runs of one key left
+// running, the newer is resumed, and the older recorded as interrupted,
+// superseded by it.
 func TestResumeLeftRunning(t *testing.T) {
 	t.Parallel() // its own schema
 	_, pg := newStore(t)
@@ -133,7 +134,7 @@ func TestResumeLeftRunning(t *testing.T) {
 	require.NoError(t, changed)
 	got := outcomes(recs)
 	want := []outcome{{"a", pgstore.Resumed}, {"b", pgstore.SkippedLocked}, {"c", pgstore.SkippedNotRunning},
-		{"d", pgstore.NotResumed}, {"e", pgstore.NotResumed}, {"f1", pgstore.Resumed}, {"f2", pgstore.NotResumed}}
+		{"d", pgstore.NotResumed}, {"e", pgstore.NotResumed}, {"f1", pgstore.SkippedSuperseded}, {"f2", pgstore.Resumed}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("outcomes (-want +got):\n%s", diff)
 	}
@@ -149,9 +150,8 @@ func TestResumeLeftRunning(t *testing.T) {
 	assert.Equal(t, "d", ge.RunID)
 	assert.False(t, errors.As(recs[4].Err, &ge), "e: Resume's refusal is no GraphOfError")
 	assert.ErrorIs(t, recs[4].Err, executor.ErrInvalidRequest, "e: Resume's refusal")
-	assert.ErrorIs(t, recs[6].Err, executor.ErrBusy, "f2: f1 of its key is resumed: a busy key, not bad input")
-	assert.NotErrorIs(t, recs[6].Err, executor.ErrInvalidRequest, "f2: f1 of its key is resumed")
-	assert.Contains(t, recs[6].Err.Error(), `run "f1" of graph "`+key("f")+`" already, by run "`+recs[5].Run.ID()+`"`)
+	assert.Equal(t, executor.RunInterrupted, recs[5].Record.Status, "f1: recorded as interrupted, superseded by f2's resume")
+	assert.Contains(t, recs[5].Record.Error, `run "f2" of its graph key, left running too and started after it, was resumed in its place by run "`+recs[6].Run.ID()+`"`)
 
 	// The resumed runs hold their keys' locks while they go on; the keys
 	// of the others are free at once, but b's, which the other process
@@ -164,7 +164,7 @@ func TestResumeLeftRunning(t *testing.T) {
 		awaitLockSessions(t, ctx, pg.Pool, s.GraphLockKey(key(k)), true, 0)
 	}
 	close(release)
-	for _, i := range []int{0, 5} {
+	for _, i := range []int{0, 6} {
 		rep, err := recs[i].Wait()
 		require.NoError(t, err)
 		assert.Equal(t, executor.RunSucceeded, rep.Record.Status)
@@ -183,23 +183,23 @@ func TestResumeLeftRunning(t *testing.T) {
 	require.ErrorIs(t, err, errNoTemplate, "Wait of a run not resumed")
 
 	// What was not resumed stays running, for the host, but d, which its
-	// graphOf abandoned: b's process goes on; e and f2 are found again by
-	// the next call, once f1's resume has ended.
+	// graphOf abandoned: b's process goes on; e is found again by the
+	// next call.
 	running, err := s.RunsByStatus(ctx, executor.RunRunning)
 	require.NoError(t, err)
 	var ids []string
 	for _, r := range running {
 		ids = append(ids, r.ID)
 	}
-	assert.Equal(t, []string{"b", "e", "f2"}, ids)
+	assert.Equal(t, []string{"b", "e"}, ids)
 	rec, err := s.GetRun(ctx, "d")
 	require.NoError(t, err)
 	assert.Equal(t, executor.RunInterrupted, rec.Status, "d, abandoned")
 	assert.Contains(t, rec.Error, "not resumed: no template builds its graph")
 	require.NoError(t, held.Unlock(ctx))
 
-	// A second call, once f1's resume has ended: b's process is gone, and
-	// b and f2 are resumed; e is refused again.
+	// A second call: b's process is gone, and b is resumed; e is refused
+	// again.
 	recs, err = s.ResumeLeftRunning(ctx, e, graphOf, executor.ResumeOptions{})
 	require.NoError(t, err)
 	got = got[:0]
@@ -210,7 +210,7 @@ func TestResumeLeftRunning(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	want = []outcome{{"b", pgstore.Resumed}, {"e", pgstore.NotResumed}, {"f2", pgstore.Resumed}}
+	want = []outcome{{"b", pgstore.Resumed}, {"e", pgstore.NotResumed}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("outcomes of the second call (-want +got):\n%s", diff)
 	}

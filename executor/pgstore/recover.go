@@ -39,7 +39,11 @@ const (
 	// started, or whose context or lock ended as it started: see
 	// [Store.ResumeCancelled]): another
 	// process resumed the run after it was listed, or a later run of the
-	// key made what the key needs.
+	// key made what the key needs. For ResumeLeftRunning, a later run of
+	// the key, left running too, was resumed in its place by this call,
+	// and the run was recorded as interrupted, not resumed
+	// (executor.Executor.Abandon), its stream ended: [Recovery].Record is
+	// the record so written.
 	SkippedSuperseded
 	// SkippedGraphReplaced: for ResumeCancelled, under the key's lock,
 	// the key's graph is no longer the run's, though no record of the key
@@ -97,9 +101,9 @@ type Recovery struct {
 	Err error
 
 	unlockErr func() error // waits for the unlock of a resumed run's lock, and returns its error
-	// builtGraph says that graphOf built the run's graph (see Maintain's
-	// warnings).
-	builtGraph bool
+	// builtGraph says that graphOf built the run's graph, and refused
+	// that Executor.Resume refused the run (see Maintain's warnings).
+	builtGraph, refused bool
 }
 
 // Wait waits until the resuming run has ended and its key's lock has
@@ -202,11 +206,24 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // was deleted since it was listed); the lock was lost before the run was
 // resumed (an error wrapping [ErrLockLost]: its session ended since it
 // was taken, so that another process may have taken it and resumed the
-// run; the record is left as it is, for a later call); or this call resumes another run of
-// the same key already (two runs of one key left running): the executor
-// resumes one run of a key at a time, and the later one is refused with
-// an error wrapping executor.ErrBusy: call ResumeLeftRunning again once
-// that run has ended.
+// run; the record is left as it is, for a later call).
+//
+// Several runs of one key left running (a Resume that started its new
+// run, recorded running, and whose process died before it recorded the
+// run it resumed as interrupted, as executor.Executor.Resume does them in
+// that order; or a host that ran the key without its lock) are recovered
+// together, under one lock of the key, in one call: of those whose
+// record, read again under the lock, still says running, the newest is
+// resumed (or, if it is not resumed, the next newest, and so on), as a
+// resume plans the key's states, not the run's, and so makes the key's
+// nodes that are not clean, whichever run of the key it resumes; the
+// newest run's graph is the one that the host last meant the key to
+// have. Once one is resumed, each older one is recorded as interrupted,
+// not resumed, with e.Abandon, whose reason names the run resumed in its
+// place and its resuming run, and which ends its event stream, so that
+// its viewers stop waiting: it is [SkippedSuperseded] (NotResumed, left
+// running for a later call, if Abandon failed). A newer one that was not
+// resumed stays NotResumed, for a later call.
 //
 // Each resumed run holds its key's lock, and so a server connection
 // taken out of the pool (see [GraphLock]), until it ends: as many runs
@@ -246,7 +263,7 @@ func (s *Store) resumeLeftRunning(ctx, runs context.Context, e *executor.Executo
 		return 0, nil
 	}
 	return s.resumeAll(ctx, e, graphOf, opts, resumeJob{what: "the runs left running", call: "ResumeLeftRunning",
-		list: running, still: still, hold: hold, runs: runs})
+		list: running, still: still, together: true, hold: hold, runs: runs})
 }
 
 // resumeJob is what [Store.ResumeLeftRunning] or [Store.ResumeCancelled]
@@ -257,19 +274,24 @@ func (s *Store) resumeLeftRunning(ctx, runs context.Context, e *executor.Executo
 // goneSkips says that a run that Resume refuses as its graph is no longer
 // the key's is [SkippedGraphReplaced], not NotResumed; hold is how each
 // resumed run's lock is held (see GraphLock.HoldFor); runs is the resumed
-// runs' context, of which the call's is.
+// runs' context, of which the call's is; together says that the runs of
+// one key are recovered together (see recoverRuns), as the runs left
+// running of one key are.
 type resumeJob struct {
 	what, call string
 	list       func() ([]executor.Record, error)
 	still      func(ctx context.Context, rec executor.Record) (RecoveryOutcome, error)
 	goneSkips  bool
+	together   bool
 	hold       HoldOptions
 	runs       context.Context
 }
 
 // resumeAll is the work of ResumeLeftRunning and ResumeCancelled: each
-// run that job lists, resumed under its key's lock (recoverRun), one run
-// of a key at a time.
+// run that job lists, resumed under its key's lock (recoverRuns), one run
+// of a key at a time. With job.together, the runs of one key that job
+// lists are recovered together, under one lock, when the first of them
+// comes: one is resumed, in the others' place (see recoverRuns).
 func (s *Store) resumeAll(ctx context.Context, e *executor.Executor,
 	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, job resumeJob) ([]Recovery, error) {
 	switch {
@@ -286,45 +308,94 @@ func (s *Store) resumeAll(ctx context.Context, e *executor.Executor,
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: resume %s: %w", job.what, err)
 	}
-	out := make([]Recovery, 0, len(listed))
+	// of holds, with job.together, the indexes in listed of each key's
+	// runs, oldest first.
+	of := map[string][]int{}
+	if job.together {
+		for i, rec := range listed {
+			of[rec.GraphKey] = append(of[rec.GraphKey], i)
+		}
+	}
+	done := make([]*Recovery, len(listed))
+	report := func() []Recovery { // in the order listed, those done
+		out := make([]Recovery, 0, len(listed))
+		for _, r := range done {
+			if r != nil {
+				out = append(out, *r)
+			}
+		}
+		return out
+	}
 	resumedOf := map[string]Recovery{} // graph key -> the run this call resumed of it
-	for _, rec := range listed {
+	for i, rec := range listed {
+		if done[i] != nil {
+			continue // recovered with an older run of its key
+		}
 		if ctx.Err() != nil {
-			return out, fmt.Errorf("pgstore: resume %s: %w", job.what, context.Cause(ctx))
+			return report(), fmt.Errorf("pgstore: resume %s: %w", job.what, context.Cause(ctx))
 		}
 		if first, ok := resumedOf[rec.GraphKey]; ok {
-			out = append(out, Recovery{Record: rec, Outcome: NotResumed,
+			done[i] = &Recovery{Record: rec, Outcome: NotResumed,
 				Err: fmt.Errorf("%w: pgstore: resume run %s: this call resumed run %s of graph %s already, by run %s, which makes the key's nodes that are not clean, and the executor resumes one run of a key at a time: call %s again once run %s has ended",
-					executor.ErrBusy, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), job.call, quote(first.Run.ID()))})
+					executor.ErrBusy, quote(rec.ID), quote(first.Record.ID), quote(rec.GraphKey), quote(first.Run.ID()), job.call, quote(first.Run.ID()))}
 			continue
 		}
-		r := s.recoverRun(ctx, e, graphOf, opts, rec, job)
-		if r.Outcome == Resumed {
-			resumedOf[rec.GraphKey] = r
+		at := []int{i}
+		if len(of[rec.GraphKey]) > 1 {
+			at = of[rec.GraphKey]
 		}
-		out = append(out, r)
+		recs := make([]executor.Record, len(at))
+		for j, k := range at {
+			recs[j] = listed[k]
+		}
+		for j, r := range s.recoverRuns(ctx, e, graphOf, opts, recs, job) {
+			if r.Outcome == Resumed {
+				resumedOf[rec.GraphKey] = r
+			}
+			done[at[j]] = &r
+		}
 	}
 	if ctx.Err() != nil { // during the last run listed
-		return out, fmt.Errorf("pgstore: resume %s: %w", job.what, context.Cause(ctx))
+		return report(), fmt.Errorf("pgstore: resume %s: %w", job.what, context.Cause(ctx))
 	}
-	return out, nil
+	return report(), nil
 }
 
-// recoverRun is resumeAll's work on the run of rec, as listed; job.still
-// says whether its record, read again under the key's lock, is still one
-// to resume.
-func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
-	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, rec executor.Record,
-	job resumeJob) Recovery {
-	notResumed := func(err error) Recovery {
+// recoverRuns is resumeAll's work on the runs of recs, as listed, all of
+// one key, oldest first, under one lock of the key; job.still says
+// whether each record, read again under the lock, is still one to
+// resume. Of those that are, the newest is resumed, or, if it is not
+// resumed, the next newest, and so on; once one is, the older ones are
+// recorded as interrupted, not resumed (executor.Executor.Abandon, which
+// ends their streams), naming the run resumed and its resuming run: that
+// run makes the key's nodes that are not clean, which is what a resume
+// of any of them would make (executor.Executor.Resume plans the key's
+// states, not the run's), and the executor resumes one run of a key at a
+// time. The newest is the one to resume: a run of the key starts after
+// the older ones' process stopped them (a Resume that started it and died
+// before it recorded the run it resumed as interrupted, which
+// executor.Executor.Resume does after the new run's start), and its graph
+// is the one the host last meant the key to have. It returns one
+// Recovery per record of recs, in their order.
+func (s *Store) recoverRuns(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, recs []executor.Record,
+	job resumeJob) []Recovery {
+	out := make([]Recovery, len(recs))
+	notResumed := func(rec executor.Record, err error) Recovery {
 		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: %w", quote(rec.ID), err)}
 	}
-	lock, err := s.TryLockGraph(ctx, rec.GraphKey)
+	each := func(f func(executor.Record) Recovery) []Recovery {
+		for i, rec := range recs {
+			out[i] = f(rec)
+		}
+		return out
+	}
+	lock, err := s.TryLockGraph(ctx, recs[0].GraphKey)
 	if errors.Is(err, ErrGraphLocked) {
-		return Recovery{Record: rec, Outcome: SkippedLocked}
+		return each(func(rec executor.Record) Recovery { return Recovery{Record: rec, Outcome: SkippedLocked} })
 	}
 	if err != nil {
-		return notResumed(err)
+		return each(func(rec executor.Record) Recovery { return notResumed(rec, err) })
 	}
 	unlock := func() error {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
@@ -337,41 +408,95 @@ func (s *Store) recoverRun(ctx context.Context, e *executor.Executor,
 			_ = unlock() // Unlock closes the connection anyway: the server frees the lock
 		}
 	}()
-	// Another process may have resumed, or abandoned, the run between the
+	// Another process may have resumed, or abandoned, a run between the
 	// listing and the lock.
-	again, err := s.GetRun(ctx, rec.ID)
-	if err != nil {
-		return notResumed(err)
+	var still []int // the indexes of the runs still to resume
+	for i, rec := range recs {
+		again, err := s.GetRun(ctx, rec.ID)
+		if err != nil {
+			out[i] = notResumed(rec, err)
+			continue
+		}
+		switch skip, err := job.still(ctx, again); {
+		case err != nil:
+			out[i] = notResumed(again, err)
+		case skip != 0:
+			out[i] = Recovery{Record: again, Outcome: skip}
+		default:
+			out[i] = Recovery{Record: again}
+			still = append(still, i)
+		}
 	}
-	rec = again
-	switch skip, err := job.still(ctx, rec); {
-	case err != nil:
-		return notResumed(err)
-	case skip != 0:
-		return Recovery{Record: rec, Outcome: skip}
+	for j := len(still) - 1; j >= 0; j-- {
+		i := still[j]
+		r, run := s.resumeLocked(ctx, e, graphOf, opts, lock, out[i].Record, job)
+		out[i] = r
+		if run == nil {
+			continue
+		}
+		resumed = true
+		for _, k := range still[:j] {
+			out[k] = s.supersede(ctx, e, out[k].Record, out[i].Record, run)
+		}
+		// Held once the older runs are recorded, so that no other
+		// process's recovery takes them up meanwhile.
+		held := lock.holdFor(job.runs, run, job.hold)
+		out[i].unlockErr = sync.OnceValue(func() error { return <-held })
+		break
 	}
+	return out
+}
+
+// resumeLocked resumes the run of rec, read again under lock, its key's
+// lock: it builds its graph (graphOf), checks the lock, and resumes it
+// (e.Resume), returning its Recovery and the resuming run, or nil for a
+// run not resumed. The caller holds the lock for the run.
+func (s *Store) resumeLocked(ctx context.Context, e *executor.Executor,
+	graphOf func(executor.Record) (*graph.Graph, error), opts executor.ResumeOptions, lock *GraphLock,
+	rec executor.Record, job resumeJob) (Recovery, *executor.Run) {
 	g, err := graphOf(rec)
 	if err != nil {
-		return Recovery{Record: rec, Outcome: NotResumed, Err: &GraphOfError{RunID: rec.ID, Err: err}}
+		return Recovery{Record: rec, Outcome: NotResumed, Err: &GraphOfError{RunID: rec.ID, Err: err}}, nil
 	}
-	built := func(r Recovery) Recovery { r.builtGraph = true; return r }
+	notResumed := func(err error) Recovery {
+		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: %w", quote(rec.ID), err),
+			builtGraph: true}
+	}
 	// The lock may have been lost since it was taken (its session ended
 	// while graphOf or GetRun ran), and another process may hold it and
 	// resume the run too: ask the server, just before the run is resumed.
 	// From there on the guard cancels the run if the lock is lost.
 	if err := lock.Check(ctx); err != nil {
-		return built(notResumed(err))
+		return notResumed(err), nil
 	}
 	run, err := e.Resume(job.runs, g, rec.ID, opts)
 	if err != nil {
 		if job.goneSkips && (errors.Is(err, executor.ErrGraphReplaced) || errors.Is(err, executor.ErrGraphDeleted)) {
-			return built(Recovery{Record: rec, Outcome: SkippedGraphReplaced})
+			return Recovery{Record: rec, Outcome: SkippedGraphReplaced, builtGraph: true}, nil
 		}
-		return built(notResumed(err))
+		r := notResumed(err)
+		r.refused = true
+		return r, nil
 	}
-	resumed = true
-	held := lock.holdFor(job.runs, run, job.hold)
-	return built(Recovery{Record: rec, Outcome: Resumed, Run: run, unlockErr: sync.OnceValue(func() error { return <-held })})
+	return Recovery{Record: rec, Outcome: Resumed, Run: run, builtGraph: true}, run
+}
+
+// supersede records the run of rec, left running beside a newer run of
+// its key, newest, which run resumes, as interrupted, not resumed
+// (executor.Executor.Abandon, which ends its stream): [SkippedSuperseded],
+// with the record so written; NotResumed if Abandon failed, the record
+// left running for a later call.
+func (s *Store) supersede(ctx context.Context, e *executor.Executor, rec, newest executor.Record, run *executor.Run) Recovery {
+	reason := fmt.Sprintf("run %s of its graph key, left running too and started after it, was resumed in its place by run %s, which makes the key's nodes that are not clean",
+		quote(newest.ID), quote(run.ID()))
+	if err := e.Abandon(ctx, rec.ID, reason); err != nil {
+		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: record it as interrupted, run %s of its key resumed in its place by run %s: %w",
+			quote(rec.ID), quote(newest.ID), quote(run.ID()), err)}
+	}
+	if again, err := s.GetRun(ctx, rec.ID); err == nil {
+		rec = again
+	}
+	return Recovery{Record: rec, Outcome: SkippedSuperseded}
 }
 
 // failedAtStart reports whether rec is the record of a run that failed as
