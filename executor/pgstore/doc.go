@@ -522,8 +522,10 @@
 // *executor.PanicError (see Store.Maintain). A run that a pass could not
 // resume (graphOf failed, say) is logged too, and tried again at each
 // pass, until the host abandons it (executor.Executor.Abandon); a run
-// whose graphOf keeps failing is warned of once, and again only after
-// its graphOf has succeeded. Each pass ends after
+// whose graphOf keeps failing, or that Resume keeps refusing as bad
+// input (executor.ErrInvalidRequest: graphOf builds a graph that is not
+// the run's, say), is warned of once, and again only after a pass in
+// which it was not so. Each pass ends after
 // [MaintainOptions].PassTimeout (Every or a minute, whichever is longer),
 // so that a query the server stalls fails the pass ([ErrPassTimeout]),
 // not the loop. Maintain

@@ -140,8 +140,11 @@ type MaintainOptions struct {
 	PassTimeout time.Duration
 	// Logger gets a warning for each pass's error and for each run that a
 	// pass could not resume (a run whose graphOf fails at pass after
-	// pass, once, and again only after a pass in which its graphOf
-	// succeeded; debug lines in between), an info line for each run resumed and each
+	// pass, or that executor.Executor.Resume refuses as bad input, with
+	// executor.ErrInvalidRequest, at pass after pass, as when graphOf
+	// builds a graph that is not the run's: once, and again only after a
+	// pass in which its graphOf succeeded and Resume did not refuse it so,
+	// or in which the reason changed; debug lines in between), an info line for each run resumed and each
 	// pass that pruned something, and debug lines for the rest. Default:
 	// slog.Default().
 	Logger *slog.Logger
@@ -377,11 +380,12 @@ type maintainer struct {
 	// watch); pruned is when the last pruning pass began, if pruning.
 	runs   sync.WaitGroup
 	pruned time.Time
-	// graphOfFailed holds the runs whose graphOf failed at the last pass
-	// that tried it, warned of once (see resumed); a run leaves it when
-	// its graphOf succeeds, or when a pass whose steps all succeeded
-	// does not list it.
-	graphOfFailed map[string]bool
+	// warned holds the runs that a pass could not resume for a lasting
+	// reason, warned of once, with that reason (see lastingReason and
+	// resumed); a run leaves it when its graphOf succeeds and Resume does
+	// not refuse it so, or when a pass whose steps all succeeded does not
+	// list it.
+	warned map[string]string
 	// here holds the IDs of the resuming runs that the passes started
 	// and that go on (see watch), for SkippedRunningHere.
 	hereMu sync.Mutex
@@ -464,7 +468,7 @@ func (m *maintainer) pass(ctx context.Context) {
 	}
 	p.Err = errors.Join(errs...)
 	if p.Err == nil { // every step listed its runs: the others are gone
-		maps.DeleteFunc(m.graphOfFailed, func(id string, _ bool) bool { return !listed[id] })
+		maps.DeleteFunc(m.warned, func(id string, _ string) bool { return !listed[id] })
 	}
 	switch {
 	case p.Err != nil && runs.Err() == nil:
@@ -504,11 +508,32 @@ func recovered(in string, err *error) {
 	}
 }
 
+// lastingReason says why a pass could not resume r, if the reason lasts
+// until the host changes something: "graphOf" for its graphOf's failure
+// (no template builds the run's graph any more, say), "resume" for
+// Executor.Resume's refusal of it as bad input (executor.ErrInvalidRequest:
+// graphOf builds a graph that is not the run's, say); "" for another
+// outcome or reason.
+func lastingReason(r Recovery) string {
+	var ge *GraphOfError
+	switch {
+	case r.Outcome != NotResumed:
+		return ""
+	case errors.As(r.Err, &ge):
+		return "graphOf"
+	case r.refused && errors.Is(r.Err, executor.ErrInvalidRequest):
+		return "resume"
+	}
+	return ""
+}
+
 // resumed logs what a step did with the runs it listed (what: "left
 // running" or "cancelled"), notes them in listed, and watches those it
-// resumed. A run whose graphOf fails is warned of once, and again only
-// after a pass in which its graphOf succeeded: at debug level in between,
-// as a run that no template builds any more would be at every pass.
+// resumed. A run not resumed for a lasting reason (lastingReason) is
+// warned of once, and again only after a pass in which its graphOf
+// succeeded and Resume did not refuse it so, or whose reason was another:
+// at debug level in between, as a run that no template builds any more
+// would be at every pass.
 func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, listed map[string]bool) {
 	log := m.o.Logger
 	for i, r := range recs {
@@ -517,19 +542,18 @@ func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, 
 			r.Outcome = SkippedRunningHere
 			recs[i] = r // the Pass says so
 		}
-		var ge *GraphOfError
-		switch failed := errors.As(r.Err, &ge); {
-		case failed && r.Outcome == NotResumed && m.graphOfFailed[r.Record.ID]:
-			log.Debug("pgstore: maintenance could not resume a run, its graphOf failing still; a later pass tries again",
+		switch reason := lastingReason(r); {
+		case reason != "" && m.warned[r.Record.ID] == reason:
+			log.Debug("pgstore: maintenance could not resume a run, for the reason warned of already; a later pass tries again",
 				"run", r.Record.ID, "graphKey", r.Record.GraphKey, "was", what, "err", r.Err)
 			continue
-		case failed && r.Outcome == NotResumed:
-			if m.graphOfFailed == nil {
-				m.graphOfFailed = map[string]bool{}
+		case reason != "":
+			if m.warned == nil {
+				m.warned = map[string]string{}
 			}
-			m.graphOfFailed[r.Record.ID] = true
-		case r.builtGraph: // graphOf succeeded (whatever came after)
-			delete(m.graphOfFailed, r.Record.ID)
+			m.warned[r.Record.ID] = reason
+		case r.builtGraph: // graphOf succeeded, and Resume did not refuse the run for good
+			delete(m.warned, r.Record.ID)
 		}
 		switch r.Outcome {
 		case Resumed:

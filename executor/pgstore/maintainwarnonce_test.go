@@ -65,3 +65,51 @@ func TestMaintainWarnsOnceOfARunWhoseGraphOfKeepsFailing(t *testing.T) {
 	assert.Equal(t, 2, warned, "warnings of the failing graphOf: at pass 1, and at pass 5 after pass 4's graphOf succeeded\n%s", logs)
 	assert.Equal(t, 3, debug, "passes 2, 3 and 6, at debug level")
 }
+
+// A run whose Resume kept refusing it for good (graphOf builds a graph
+// that is not the run's: Resume's ErrInvalidRequest) was warned of at
+// every pass too, as a graphOf that failed was. It is now warned of once,
+// and again only after a pass in which it was not refused so; the passes
+// in between log it at debug level.
+func TestMaintainWarnsOnceOfARunThatResumeKeepsRefusing(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	leftRunning(t, ctx, s, "orphan", testenv.UniqueName(t), build(t, 30), time.Now().Add(-time.Minute))
+	e := newExecutor(t, s, newProvider().registry())
+	errNoTemplate := errors.New("no template builds it")
+	var calls atomic.Int32
+	graphOf := func(executor.Record) (*graph.Graph, error) {
+		if calls.Add(1) == 4 {
+			return nil, errNoTemplate // another failure, which is warned of
+		}
+		return build(t, 10), nil // not the run's graph: Resume refuses it
+	}
+	logs := new(testenv.LogBuffer)
+	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for i := 1; i <= 6; i++ {
+		p := next(t, ctx, passes)
+		require.NoError(t, p.Err)
+		require.Len(t, p.LeftRunning, 1)
+		r := p.LeftRunning[0]
+		require.Equal(t, pgstore.NotResumed, r.Outcome, "pass %d", i)
+		require.Equal(t, i != 4, errors.Is(r.Err, executor.ErrInvalidRequest), "pass %d: %v", i, r.Err)
+	}
+	done := errors.New("done")
+	require.ErrorIs(t, stop(done), done)
+	var warned, debug int
+	for line := range strings.Lines(logs.String()) {
+		if !strings.Contains(line, "orphan") || !strings.Contains(line, "could not resume") {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "level=WARN"):
+			warned++
+		case strings.Contains(line, "level=DEBUG"):
+			debug++
+		}
+	}
+	assert.Equal(t, 3, warned, "warnings: Resume's refusal at pass 1, graphOf's failure at pass 4, the refusal again at pass 5\n%s", logs)
+	assert.Equal(t, 3, debug, "passes 2, 3 and 6, at debug level")
+}
