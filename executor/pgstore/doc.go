@@ -525,17 +525,19 @@
 // whose graphOf keeps failing, or that Resume keeps refusing as bad
 // input (executor.ErrInvalidRequest: graphOf builds a graph that is not
 // the run's, say), is warned of once, and again only after a pass in
-// which it was not so. Each pass ends after
+// which it was not so. Each pass's queries end after
 // [MaintainOptions].PassTimeout (Every or a minute, whichever is longer),
 // so that a query the server stalls fails the pass ([ErrPassTimeout]),
-// not the loop. Maintain
+// not the loop (executor.Executor.Resume's calls, whose context is the
+// resumed run's, are bounded by the executor's Options.StoreTimeout and
+// StoreRetry instead). Maintain
 // returns context.Cause(ctx) once ctx has ended, after the pass under way
 // and the runs its passes resumed (cancelled by ctx's end) have ended and
 // their keys are unlocked: no goroutine of it outlives it. Bad arguments
 // or options are refused before any pass with a [*MaintainOptionsError],
 // which wraps executor.ErrInvalidRequest: a negative Every, PruneEvery,
-// PassTimeout or Retake, an Every below [MinMaintainEvery] (a second) but
-// 0, a Retain below [MinRetain] (a minute) but 0, Pruners or PruneEvery
+// PassTimeout or Retake, an Every or a PassTimeout below
+// [MinMaintainEvery] (a second) but 0, a Retain below [MinRetain] (a minute) but 0, Pruners or PruneEvery
 // without Retain, a code that ResumeCancelled refuses.
 //
 // A pass takes a run whose record says running, and whose key is

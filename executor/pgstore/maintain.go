@@ -29,7 +29,8 @@ const (
 	// [Store.Maintain] takes: a shorter one (a nanosecond, or an Every
 	// given in the wrong unit) would make a loop of passes that hits the
 	// database without rest. A host that means to pass more often calls
-	// the Resume and prune methods itself.
+	// the Resume and prune methods itself. It is the shortest
+	// MaintainOptions.PassTimeout too.
 	MinMaintainEvery = time.Second
 	// DefaultPassTimeout is the least of MaintainOptions.PassTimeout's
 	// default, which is Every if that is longer.
@@ -135,8 +136,14 @@ type MaintainOptions struct {
 	// Pass.Err then wraps [ErrPassTimeout], rather than stall the loop
 	// for good; the next pass is made at its time and tries again. The
 	// runs that a pass resumed are not bound by it: their context is
-	// Maintain's. Default: Every or [DefaultPassTimeout] (a minute),
-	// whichever is longer. A negative PassTimeout is refused.
+	// Maintain's, and so is that of executor.Executor.Resume's calls,
+	// whose store calls the executor's Options.StoreTimeout and
+	// StoreRetry bound instead (a pass that resumes a run on a stalled
+	// store may so last longer). Default: Every or [DefaultPassTimeout]
+	// (a minute), whichever is longer. A negative PassTimeout is refused,
+	// and so is one under [MinMaintainEvery] (1 s), which would end every
+	// pass before its first query is answered (a PassTimeout given in the
+	// wrong unit, say).
 	PassTimeout time.Duration
 	// Logger gets a warning for each pass's error and for each run that a
 	// pass could not resume (a run whose graphOf fails at pass after
@@ -243,8 +250,8 @@ func (o MaintainOptions) check(minEvery time.Duration) (MaintainOptions, error) 
 		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run", ErrInvalidAge)
 	case o.Retain > 0 && o.Retain < MinRetain:
 		return o, bad("Retain", o.Retain, "0 (no pruning), or an age of at least 1m, longer than the longest run (PruneAssets deletes what older runs may read)", nil)
-	case o.PassTimeout < 0:
-		return o, bad("PassTimeout", o.PassTimeout, "a positive duration, such as 1m, or 0 for the default, Every or 1m, whichever is longer", nil)
+	case o.PassTimeout < 0 || (o.PassTimeout > 0 && o.PassTimeout < minEvery):
+		return o, bad("PassTimeout", o.PassTimeout, fmt.Sprintf("a duration of at least %v (MinMaintainEvery), such as 1m, or 0 for the default, Every or 1m, whichever is longer", minEvery), nil)
 	case o.Retake < 0:
 		return o, bad("Retake", o.Retake, "0 (no re-take), or a positive duration, such as 30s", nil)
 	case o.PruneEvery < 0:

@@ -337,6 +337,10 @@ func TestMaintainStopsWithItsContext(t *testing.T) {
 // (Pruners or PruneEvery without Retain), prune what runs still read (a
 // Retain under a minute, a negative one), or name every resuming run.
 // ResumeCodes are refused exactly as ResumeCancelled refuses its codes.
+// A PassTimeout under MinMaintainEvery (one given in the wrong unit, 10
+// for 10 s) was taken: every pass then timed out before its first query
+// answered, and no run was ever resumed; it is refused, as such an Every
+// is.
 func TestMaintainRefusesBadOptions(t *testing.T) {
 	t.Parallel() // its own schema
 	s, _ := newStore(t)
@@ -368,6 +372,8 @@ func TestMaintainRefusesBadOptions(t *testing.T) {
 		{"an empty code", e, lectureOf, pgstore.MaintainOptions{ResumeCodes: []string{"shutdown", ""}}, "ResumeCodes[1]", executor.ErrInvalidCancelCode},
 		{"negative Retake", e, lectureOf, pgstore.MaintainOptions{Retake: -time.Second}, "Retake", nil},
 		{"negative PassTimeout", e, lectureOf, pgstore.MaintainOptions{PassTimeout: -time.Second}, "PassTimeout", nil},
+		{"PassTimeout of a nanosecond", e, lectureOf, pgstore.MaintainOptions{PassTimeout: time.Nanosecond}, "PassTimeout", nil},
+		{"PassTimeout under MinMaintainEvery", e, lectureOf, pgstore.MaintainOptions{PassTimeout: 10 * time.Millisecond}, "PassTimeout", nil},
 		{"a code no run has", e, lectureOf, pgstore.MaintainOptions{ResumeCodes: []string{"Shutdown"}}, "ResumeCodes[0]", executor.ErrInvalidCancelCode},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -385,7 +391,7 @@ func TestMaintainRefusesBadOptions(t *testing.T) {
 			}
 			assert.Contains(t, err.Error(), "pgstore: maintain: "+tc.field)
 			assert.Contains(t, err.Error(), "want ")
-			if tc.field == "Every" {
+			if tc.field == "Every" || tc.opts.PassTimeout > 0 {
 				assert.Contains(t, err.Error(), "at least "+pgstore.MinMaintainEvery.String(), "the floor, named")
 			}
 		})
