@@ -414,8 +414,11 @@ func (m *maintainer) pass(ctx context.Context) {
 	p := Pass{Started: time.Now()}
 	log := m.o.Logger
 	runs := ctx
+	// The cause wraps context.DeadlineExceeded too, as ErrPassTimeout
+	// says: a step that returns the cause alone (its deadline came
+	// between two queries) reports both.
 	ctx, cancel := context.WithTimeoutCause(ctx, m.o.PassTimeout,
-		fmt.Errorf("%w: it lasted PassTimeout, %v", ErrPassTimeout, m.o.PassTimeout))
+		fmt.Errorf("%w: it lasted PassTimeout, %v (%w)", ErrPassTimeout, m.o.PassTimeout, context.DeadlineExceeded))
 	defer cancel()
 	var errs []error
 	step := func(err error) bool {
