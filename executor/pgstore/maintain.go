@@ -388,11 +388,11 @@ type maintainer struct {
 	runs   sync.WaitGroup
 	pruned time.Time
 	// warned holds the runs that a pass could not resume for a lasting
-	// reason, warned of once, with that reason (see lastingReason and
-	// resumed); a run leaves it when its graphOf succeeds and Resume does
-	// not refuse it so, or when a pass whose steps all succeeded does not
-	// list it.
-	warned map[string]string
+	// reason, warned of once, with that reason and the step that listed
+	// them (see lastingReason and resumed); a run leaves it when its
+	// graphOf succeeds and Resume does not refuse it so, or when that
+	// step succeeds without listing it, whatever the other steps did.
+	warned map[string]warning
 	// here holds the IDs of the resuming runs that the passes started
 	// and that go on (see watch), for SkippedRunningHere.
 	hereMu sync.Mutex
@@ -427,19 +427,17 @@ func (m *maintainer) pass(ctx context.Context) {
 		}
 		return ctx.Err() == nil
 	}
-	// listed holds the runs that the steps listed.
-	listed := map[string]bool{}
 	func() { // the steps, until ctx ends
 		var err error
 		hold := HoldOptions{Retake: m.o.Retake, Logger: m.o.Logger}
 		p.LeftRunning, err = m.s.resumeLeftRunning(ctx, runs, m.e, m.graphOf, m.o.Resume, hold)
-		m.resumed(ctx, "left running", p.LeftRunning, listed)
+		m.resumed(ctx, "left running", p.LeftRunning, err)
 		if !step(err) {
 			return
 		}
 		if len(m.o.ResumeCodes) > 0 {
 			p.Cancelled, err = m.s.resumeCancelled(ctx, runs, m.e, m.graphOf, m.o.Resume, hold, m.o.ResumeCodes...)
-			m.resumed(ctx, "cancelled", p.Cancelled, listed)
+			m.resumed(ctx, "cancelled", p.Cancelled, err)
 			if !step(err) {
 				return
 			}
@@ -477,9 +475,6 @@ func (m *maintainer) pass(ctx context.Context) {
 		errs = append(errs, context.Cause(ctx))
 	}
 	p.Err = errors.Join(errs...)
-	if p.Err == nil { // every step listed its runs: the others are gone
-		maps.DeleteFunc(m.warned, func(id string, _ string) bool { return !listed[id] })
-	}
 	switch {
 	case p.Err != nil && runs.Err() == nil:
 		log.Warn("pgstore: maintenance pass failed; the next pass tries again", "err", p.Err, "took", p.Took)
@@ -518,6 +513,11 @@ func recovered(in string, err *error) {
 	}
 }
 
+// warning is a run warned of once: the lasting reason it was not
+// resumed for, and the step that listed it then ("left running" or
+// "cancelled").
+type warning struct{ reason, step string }
+
 // lastingReason says why a pass could not resume r, if the reason lasts
 // until the host changes something: "graphOf" for its graphOf's failure
 // (no template builds the run's graph any more, say), "resume" for
@@ -538,30 +538,38 @@ func lastingReason(r Recovery) string {
 }
 
 // resumed logs what a step did with the runs it listed (what: "left
-// running" or "cancelled"), notes them in listed, and watches those it
-// resumed. A run not resumed for a lasting reason (lastingReason) is
+// running" or "cancelled"), and watches those it resumed. A step that
+// succeeded (err nil) listed all its runs: the runs warned of that it
+// listed before and lists no more are gone from it, and forgotten. A run not resumed for a lasting reason (lastingReason) is
 // warned of once, and again only after a pass in which its graphOf
 // succeeded and Resume did not refuse it so, or whose reason was another:
 // at debug level in between, as a run that no template builds any more
 // would be at every pass.
-func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, listed map[string]bool) {
+func (m *maintainer) resumed(ctx context.Context, what string, recs []Recovery, err error) {
 	log := m.o.Logger
+	if err == nil {
+		listed := make(map[string]bool, len(recs))
+		for _, r := range recs {
+			listed[r.Record.ID] = true
+		}
+		maps.DeleteFunc(m.warned, func(id string, w warning) bool { return w.step == what && !listed[id] })
+	}
 	for i, r := range recs {
-		listed[r.Record.ID] = true
 		if r.Outcome == SkippedLocked && m.runningHere(r.Record.ID) {
 			r.Outcome = SkippedRunningHere
 			recs[i] = r // the Pass says so
 		}
 		switch reason := lastingReason(r); {
-		case reason != "" && m.warned[r.Record.ID] == reason:
+		case reason != "" && m.warned[r.Record.ID].reason == reason:
+			m.warned[r.Record.ID] = warning{reason, what}
 			log.Debug("pgstore: maintenance could not resume a run, for the reason warned of already; a later pass tries again",
 				"run", r.Record.ID, "graphKey", r.Record.GraphKey, "was", what, "err", r.Err)
 			continue
 		case reason != "":
 			if m.warned == nil {
-				m.warned = map[string]string{}
+				m.warned = map[string]warning{}
 			}
-			m.warned[r.Record.ID] = reason
+			m.warned[r.Record.ID] = warning{reason, what}
 		case r.builtGraph: // graphOf succeeded, and Resume did not refuse the run for good
 			delete(m.warned, r.Record.ID)
 		}

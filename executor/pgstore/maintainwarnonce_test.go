@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -112,4 +113,60 @@ func TestMaintainWarnsOnceOfARunThatResumeKeepsRefusing(t *testing.T) {
 	}
 	assert.Equal(t, 3, warned, "warnings: Resume's refusal at pass 1, graphOf's failure at pass 4, the refusal again at pass 5\n%s", logs)
 	assert.Equal(t, 3, debug, "passes 2, 3 and 6, at debug level")
+}
+
+// The runs warned of once were forgotten only after a pass whose steps
+// all succeeded: while a step failed at every pass (a Pruner, say), a
+// run that left the listing stayed remembered (the state grew with every
+// such run for as long as the process lived), and one that came back
+// with the same failure was never warned of again. A step that succeeds
+// now forgets the runs it no longer lists, whatever the other steps did.
+func TestMaintainForgetsAWarnedRunThatLeftTheListingWhileAStepFails(t *testing.T) {
+	t.Parallel() // its own schema
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	key := testenv.UniqueName(t)
+	g := build(t, 30)
+	leftRunning(t, ctx, s, "orphan", key, g, time.Now().Add(-time.Minute))
+	setStatus := func(status executor.RunStatus) {
+		rec, err := s.GetRun(ctx, "orphan")
+		require.NoError(t, err)
+		rec.Status = status
+		require.NoError(t, s.PutRun(ctx, rec))
+	}
+	e := newExecutor(t, s, newProvider().registry())
+	errNoTemplate := errors.New("no template builds it")
+	var calls atomic.Int32
+	graphOf := func(executor.Record) (*graph.Graph, error) {
+		if calls.Add(1) == 1 {
+			setStatus(executor.RunCancelled) // not listed at pass 2
+		}
+		return nil, errNoTemplate
+	}
+	errPrune := errors.New("prune failed")
+	var prunes atomic.Int32
+	pruner := pgstore.PrunerFunc(func(context.Context, time.Duration) (int64, error) {
+		if prunes.Add(1) == 2 {
+			setStatus(executor.RunRunning) // listed again at pass 3
+		}
+		return 0, errPrune
+	})
+	logs := new(testenv.LogBuffer)
+	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond,
+		Retain: time.Hour, PruneEvery: time.Nanosecond, Pruners: []pgstore.Pruner{pruner},
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for i, want := range []int{1, 0, 1} {
+		p := next(t, ctx, passes)
+		require.ErrorIs(t, p.Err, errPrune, "pass %d", i+1)
+		require.Len(t, p.LeftRunning, want, "pass %d", i+1)
+	}
+	done := errors.New("done")
+	require.ErrorIs(t, stop(done), done)
+	warned := 0
+	for line := range strings.Lines(logs.String()) {
+		if strings.Contains(line, errNoTemplate.Error()) && strings.Contains(line, "level=WARN") {
+			warned++
+		}
+	}
+	assert.Equal(t, 2, warned, "warnings of the failing graphOf: at pass 1, and at pass 3, the run back in the listing\n%s", logs)
 }
