@@ -150,9 +150,14 @@ func (m *Machine) rated(key string) *keyState {
 // nothing: a key given twice, and any call once a node has started (a
 // machine restored from a snapshot of a run that started nodes, say) or
 // a rate has counted a start (after an earlier Inherit that gave a key
-// starts: a machine inherits once). Like every other call it is part of
-// the driver's record: a replay makes it again.
+// starts: a machine inherits once), and any call of the zero Machine,
+// which has no Config to count starts by and would lose them without a
+// word (make one with [New]). Like every other call it is part of the
+// driver's record: a replay makes it again.
 func (m *Machine) Inherit(starts []RateStarts) error {
+	if m.g == nil {
+		return fmt.Errorf("%w: the zero Machine has no plan: make one with New, whose Config's rates count the starts", ErrInvalidRateStarts)
+	}
 	for i, s := range m.state {
 		if s == Running || (s.Terminal() && s != Skipped) {
 			return fmt.Errorf("%w: node %q is %s: a node has started: inherit the starts before the first Next", ErrInvalidRateStarts, m.g.NodeID(m.nodes[i]), s)

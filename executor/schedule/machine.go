@@ -218,9 +218,10 @@ type keyState struct {
 // Make one with [New] or [Restore]. The zero Machine is a machine of no
 // plan, and never panics: it starts nothing, is Done, has no node (a
 // transition, Refund and Invalidate return an error wrapping
-// [ErrNotInPlan] that says to use New), counts no rate (Inherit ignores
-// every key) and its Snapshot is the zero Snapshot, which is no
-// snapshot.
+// [ErrNotInPlan] that says to use New), counts no rate (Inherit refuses
+// the starts it would lose, with an error wrapping
+// [ErrInvalidRateStarts], and RateStarts returns none) and its Snapshot
+// is the zero Snapshot, which is no snapshot.
 type Machine struct {
 	plan  *planner.Plan
 	g     *graph.Graph

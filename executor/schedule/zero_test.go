@@ -54,7 +54,7 @@ func TestZeroMachine(t *testing.T) {
 	assert.False(t, ok)
 	assert.Zero(t, m.RateWait("tts", t0))
 	assert.Nil(t, m.RateStarts(t0))
-	require.NoError(t, m.Inherit([]schedule.RateStarts{{Key: "tts", Starts: []time.Time{t0}}}), "no key has a rate: ignored")
+	require.ErrorIs(t, m.Inherit([]schedule.RateStarts{{Key: "tts", Starts: []time.Time{t0}}}), schedule.ErrInvalidRateStarts, "see TestZeroMachineInherit")
 	assert.Nil(t, m.RateStarts(t0))
 	assert.Zero(t, m.Len())
 	assert.Zero(t, m.Settled())
@@ -71,4 +71,22 @@ func TestZeroMachine(t *testing.T) {
 	m.Halt()
 	assert.True(t, m.Halted())
 	assert.True(t, m.Done())
+}
+
+// TestZeroMachineInherit: the zero Machine's Inherit took the starts a
+// driver carries between rounds and returned nil, though it kept none
+// (it has no Config, so no rate): its RateStarts then gave the next
+// round nothing, and the providers' quotas were lost without a word, as
+// by a driver that forgot New. It refuses them, as its transitions do,
+// with an error wrapping ErrInvalidRateStarts that says to make a
+// machine with New; with nothing to carry too, as its transitions
+// refuse any node.
+func TestZeroMachineInherit(t *testing.T) {
+	for _, starts := range [][]schedule.RateStarts{{{Key: "tts", Starts: []time.Time{t0}}}, nil} {
+		var m schedule.Machine
+		err := m.Inherit(starts)
+		require.ErrorIs(t, err, schedule.ErrInvalidRateStarts)
+		require.ErrorContains(t, err, "the zero Machine has no plan: make one with New")
+		assert.Nil(t, m.RateStarts(t0))
+	}
 }
