@@ -291,8 +291,10 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // keys, keys that differ in case, repeated keys, data after the object,
 // a member of another JSON type (a string for "version", an object for
 // "ready"), a null entry of a list or member of an entry (which
-// encoding/json would read as node 0, or a start at the zero time), a
-// version other than 1 to
+// encoding/json would read as node 0, or a start at the zero time), an
+// entry of "rates" without its "key" or "starts", or of the empty key
+// (which Restore would drop as a key it does not rate), a version other
+// than 1 to
 // [SnapshotVersion], and "parts" in version 1 or missing in a later one,
 // are refused with a [*SnapshotError], whose Problem names the member
 // and what it holds in the form's words ("ready: want a list of nodes,
@@ -367,6 +369,9 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	if f.Ready == nil {
 		return badSnapshot(`missing "ready": want the Ready nodes, [] for none`)
 	}
+	if err := rateEntries(raw, f.Rates); err != nil {
+		return err
+	}
 	// Times written with another offset are the same instants: in UTC,
 	// the snapshot is the one the machine would take, and writes the
 	// same bytes.
@@ -387,6 +392,34 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 		ascending(r.Starts)
 	}
 	s.s = f
+	return nil
+}
+
+// rateEntries refuses an entry of a snapshot's "rates", read from raw,
+// without its "key" or "starts", or of the empty key: encoding/json reads
+// a missing member as the empty key, whose starts Restore would drop as
+// those of a key it does not rate, or as no starts, which write back as
+// null.
+func rateEntries(raw []byte, rates []rateStarts) error {
+	for k, r := range rates {
+		if r.Key != "" && r.Starts != nil {
+			continue
+		}
+		var members struct {
+			Rates []map[string]json.RawMessage `json:"rates"`
+		}
+		if err := json.Unmarshal(raw, &members); err != nil || k >= len(members.Rates) { // read as f already: not expected
+			return badSnapshot("rates[%d]: want %s", k, snapshotJSON.entries["rates"])
+		}
+		switch _, hasKey := members.Rates[k]["key"]; {
+		case !hasKey:
+			return badSnapshot(`rates[%d]: missing "key": want %s`, k, rateStartsKey)
+		case r.Key == "":
+			return badSnapshot(`rates[%d]: key "": want a batch key, not the empty string`, k)
+		default:
+			return badSnapshot(`rates[%d]: missing "starts": want %s`, k, rateStartsList)
+		}
+	}
 	return nil
 }
 

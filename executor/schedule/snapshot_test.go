@@ -577,6 +577,16 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"no ready", `{"version":1,"fingerprint":"` + strings.Repeat("0", 64) + `","states":"","ready":null}`, `missing "ready"`},
 		{"a bad time", strings.Replace(string(good), `"version":2`, `"version":2,"wake":"yesterday"`, 1), `wake: want a time in a string, such as "2025-01-01T00:00:05Z", not "yesterday"`},
 		{"a key in an element", `{"version":1,"running":[{"node":1,"Node":2}]}`, `"Node" in running[0]`},
+		// A rate entry without its key was the starts of the empty key,
+		// which Restore drops as a key it does not rate; without its
+		// starts it wrote back as "starts": null, which it refuses.
+		{"a rate entry without a key", strings.Replace(string(good), `"version":2`, `"version":2,"rates":[{"starts":["2025-01-01T00:00:01Z"]}]`, 1),
+			`rates[0]: missing "key": want a string, the batch key`},
+		{"a rate entry of the empty key", strings.Replace(string(good), `"version":2`, `"version":2,"rates":[{"key":"","starts":["2025-01-01T00:00:01Z"]}]`, 1),
+			`rates[0]: key "": want a batch key, not the empty string`},
+		{"a rate entry without starts", strings.Replace(string(good), `"version":2`, `"version":2,"rates":[{"key":"asset:image"}]`, 1),
+			`rates[0]: missing "starts": want a list of times in strings, such as ["2025-01-01T00:00:01Z"]`},
+		{"an empty rate entry", strings.Replace(string(good), `"version":2`, `"version":2,"rates":[{}]`, 1), `rates[0]: missing "key"`},
 		{"a key of an element at the top", strings.Replace(string(good), `"version"`, `"node":1,"version"`, 1),
 			`unknown field "node"; allowed fields: fingerprint, halted, held, parts, rates, ready, readySince, running, states, version, wake`},
 	} {
