@@ -292,8 +292,11 @@ func (s Snapshot) MarshalJSON() ([]byte, error) {
 // a member of another JSON type (a string for "version", an object for
 // "ready"), a null entry of a list or member of an entry (which
 // encoding/json would read as node 0, or a start at the zero time), an
-// entry of "rates" without its "key" or "starts", or of the empty key
-// (which Restore would drop as a key it does not rate), a version other
+// entry of a list without a member that [Machine.Snapshot] always
+// writes (a "readySince" entry's "node" or "at", a "held" entry's
+// "stage" or "nodes", a "running" entry's "node", a "rates" entry's
+// "key" or "starts"), an entry of "rates" of the empty key (which
+// Restore would drop as a key it does not rate), a version other
 // than 1 to
 // [SnapshotVersion], and "parts" in version 1 or missing in a later one,
 // are refused with a [*SnapshotError], whose Problem names the member
@@ -369,7 +372,7 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	if f.Ready == nil {
 		return badSnapshot(`missing "ready": want the Ready nodes, [] for none`)
 	}
-	if err := rateEntries(raw, f.Rates); err != nil {
+	if err := entries(raw, &f); err != nil {
 		return err
 	}
 	// Times written with another offset are the same instants: in UTC,
@@ -395,29 +398,49 @@ func (s *Snapshot) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// rateEntries refuses an entry of a snapshot's "rates", read from raw,
-// without its "key" or "starts", or of the empty key: encoding/json reads
-// a missing member as the empty key, whose starts Restore would drop as
-// those of a key it does not rate, or as no starts, which write back as
-// null.
-func rateEntries(raw []byte, rates []rateStarts) error {
-	for k, r := range rates {
-		if r.Key != "" && r.Starts != nil {
-			continue
+// entryMembers are the members that every entry of a snapshot's lists
+// has, as Machine.Snapshot writes them, in the order they are checked.
+var entryMembers = []struct {
+	list    string
+	members []string
+}{
+	{"readySince", []string{"node", "at"}},
+	{"held", []string{"stage", "nodes"}},
+	{"running", []string{"node"}},
+	{"rates", []string{"key", "starts"}},
+}
+
+// entries refuses an entry of a snapshot's lists, read from raw as f,
+// without a member that the form always has, or an entry of "rates" of
+// the empty key: encoding/json reads a missing member as node 0, stage
+// 0, the zero time or the empty key, whose starts Restore would drop as
+// those of a key it does not rate, and a missing list as none, which
+// writes back as null.
+func entries(raw []byte, f *snapshotForm) error {
+	if len(f.ReadySince)+len(f.Held)+len(f.Running)+len(f.Rates) > 0 {
+		var lists map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &lists); err != nil { // read as f already: not expected
+			return badSnapshot("bad JSON: %v", strictjson.Bound(err))
 		}
-		var members struct {
-			Rates []map[string]json.RawMessage `json:"rates"`
+		for _, l := range entryMembers {
+			var list []map[string]json.RawMessage
+			if raw := lists[l.list]; raw != nil {
+				if err := json.Unmarshal(raw, &list); err != nil { // as above
+					return badSnapshot("bad JSON: %v", strictjson.Bound(err))
+				}
+			}
+			for k, e := range list {
+				for _, m := range l.members {
+					if _, ok := e[m]; !ok {
+						return badSnapshot("%s[%d]: missing %q: want %s", l.list, k, m, snapshotJSON.members[l.list+"."+m].want)
+					}
+				}
+			}
 		}
-		if err := json.Unmarshal(raw, &members); err != nil || k >= len(members.Rates) { // read as f already: not expected
-			return badSnapshot("rates[%d]: want %s", k, snapshotJSON.entries["rates"])
-		}
-		switch _, hasKey := members.Rates[k]["key"]; {
-		case !hasKey:
-			return badSnapshot(`rates[%d]: missing "key": want %s`, k, rateStartsKey)
-		case r.Key == "":
+	}
+	for k, r := range f.Rates {
+		if r.Key == "" {
 			return badSnapshot(`rates[%d]: key "": want a batch key, not the empty string`, k)
-		default:
-			return badSnapshot(`rates[%d]: missing "starts": want %s`, k, rateStartsList)
 		}
 	}
 	return nil

@@ -587,6 +587,19 @@ func TestSnapshotDecodeRefuses(t *testing.T) {
 		{"a rate entry without starts", strings.Replace(string(good), `"version":2`, `"version":2,"rates":[{"key":"asset:image"}]`, 1),
 			`rates[0]: missing "starts": want a list of times in strings, such as ["2025-01-01T00:00:01Z"]`},
 		{"an empty rate entry", strings.Replace(string(good), `"version":2`, `"version":2,"rates":[{}]`, 1), `rates[0]: missing "key"`},
+		// Nor is an entry without a member that the form always has: it
+		// was node 0, stage 0 or the zero time, or wrote back as null.
+		{"a held entry without nodes", strings.Replace(string(good), `"version":2`, `"version":2,"held":[{"stage":1}]`, 1),
+			`held[0]: missing "nodes": want a list of nodes, such as [14, 13]`},
+		{"a held entry without a stage", strings.Replace(string(good), `"version":2`, `"version":2,"held":[{"nodes":[3]}]`, 1),
+			`held[0]: missing "stage": want an integer, a stage`},
+		{"an empty held entry", strings.Replace(string(good), `"version":2`, `"version":2,"held":[{}]`, 1), `held[0]: missing "stage"`},
+		{"a readySince entry without a node", strings.Replace(string(good), `"version":2`, `"version":2,"readySince":[{"at":"2025-01-01T00:00:03Z"}]`, 1),
+			`readySince[0]: missing "node": want a node, an integer such as 12`},
+		{"a readySince entry without a time", strings.Replace(string(good), `"version":2`, `"version":2,"readySince":[{"node":3}]`, 1),
+			`readySince[0]: missing "at": want a time in a string, such as "2025-01-01T00:00:03Z"`},
+		{"a running entry without a node", strings.Replace(string(good), `"running":[`, `"running":[{"callNodes":1},`, 1),
+			`running[0]: missing "node": want a node, an integer such as 3`},
 		{"a key of an element at the top", strings.Replace(string(good), `"version"`, `"node":1,"version"`, 1),
 			`unknown field "node"; allowed fields: fingerprint, halted, held, parts, rates, ready, readySince, running, states, version, wake`},
 	} {
