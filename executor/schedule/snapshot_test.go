@@ -1,6 +1,7 @@
 package schedule_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,7 +109,8 @@ func (c *chaos) draw(m *schedule.Machine) randomCall {
 }
 
 // do makes call c on m and returns its answer and, with full, every
-// query's answer, in a line to compare.
+// query's answer, in a line to compare; RateStarts always, as a driver
+// that continues as new asks it at any call.
 func (c *chaos) do(m *schedule.Machine, call randomCall, full bool) string {
 	var b strings.Builder
 	at := func(t time.Time) string { return t.Sub(t0).String() }
@@ -157,6 +159,12 @@ func (c *chaos) do(m *schedule.Machine, call randomCall, full bool) string {
 		}
 	}
 	fmt.Fprintf(&b, " running %d settled %d len %d done %v halted %v", m.Running(), m.Settled(), m.Len(), m.Done(), m.Halted())
+	for _, rs := range m.RateStarts(call.at) {
+		fmt.Fprintf(&b, " rateStarts %q", rs.Key)
+		for _, t := range rs.Starts {
+			fmt.Fprintf(&b, " %v", at(t))
+		}
+	}
 	if full {
 		fmt.Fprintf(&b, " runningNodes %v unsettled %v states", m.RunningNodes(), m.Unsettled())
 		for n := range graph.Node(c.g.Len()) {
@@ -223,6 +231,13 @@ func snapshotCases(t testing.TB, seed uint64) []snapshotCase {
 		c := newRandomCase(t, seed)
 		p, cfg = c.plan, c.cfg
 	}
+	if seed%2 == 0 {
+		rates := map[string]schedule.Rate{"carried": {Starts: 1 + int(seed/2)%3, Per: time.Duration(1+int(seed/2)%4) * time.Second}}
+		for k, r := range cfg.Rates {
+			rates[k] = r
+		}
+		cfg.Rates = rates
+	}
 	var out []snapshotCase
 	for _, mode := range []schedule.Mode{schedule.Dataflow, schedule.Staged} {
 		c := cfg
@@ -252,7 +267,9 @@ func roundTrip(t testing.TB, c snapshotCase, s schedule.Snapshot) *schedule.Mach
 
 // TestPropertySnapshotRestore drives machines with random calls (every
 // call of the package, with a clock that goes on, rates and batch
-// windows, in both modes, over lectures, podcasts and random plans),
+// windows, in both modes, over lectures, podcasts and random plans,
+// after an Inherit of random starts of the plan's keys and, for half
+// the seeds, of a rated key the plan has not, which the machine carries),
 // takes a snapshot at a random point, writes it as JSON and reads it
 // back, restores a machine of it, then makes the same further calls on
 // both: every answer, and every query's, must be the same; the restored
@@ -276,6 +293,18 @@ func TestPropertySnapshotRestore(t *testing.T) {
 func checkSnapshotRestore(t *testing.T, c snapshotCase, seed uint64) {
 	orig := newMachine(t, c.plan, c.cfg)
 	ch := newChaos(c.plan, seed)
+	var inherit []schedule.RateStarts
+	for _, key := range append(slices.Clone(ch.keys[1:]), "carried") {
+		if ch.rng.IntN(2) == 0 {
+			continue
+		}
+		var starts []time.Time
+		for range ch.rng.IntN(5) {
+			starts = append(starts, t0.Add(-time.Duration(ch.rng.IntN(5000))*time.Millisecond))
+		}
+		inherit = append(inherit, schedule.RateStarts{Key: key, Starts: starts})
+	}
+	require.NoError(t, orig.Inherit(inherit))
 	limit := 6*c.plan.Len() + 60
 	at := ch.rng.IntN(limit)
 	// full compares every query, the states included, after every call on
@@ -627,6 +656,8 @@ func FuzzSnapshot(f *testing.F) {
 			Rates:   map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 3 * time.Second}},
 			Windows: map[string]time.Duration{graph.KindVideo: 4 * time.Second}},
 		{Mode: schedule.Staged, Workers: 2, Rates: map[string]schedule.Rate{graph.KindVideo: {Starts: 1, Per: time.Second}}},
+		// A rate of a key the plan has not, which carries inherited starts.
+		{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 3 * time.Second}, "tts": {Starts: 2, Per: time.Minute}}},
 	}
 	for k, cfg := range cfgs {
 		for _, calls := range []int{0, 5, 20, 60, 200} {
@@ -634,6 +665,9 @@ func FuzzSnapshot(f *testing.F) {
 			f.Add(b, uint8(k))
 		}
 	}
+	carried := newMachine(f, p, cfgs[2])
+	require.NoError(f, carried.Inherit([]schedule.RateStarts{{Key: "tts", Starts: []time.Time{t0.Add(-3 * time.Second), t0.Add(-time.Second)}}}))
+	f.Add(marshal(f, carried.Snapshot()), uint8(2))
 	f.Add([]byte(`{}`), uint8(0))
 	f.Add([]byte(`{"version":1,"fingerprint":"00","states":"","ready":[]}`), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
@@ -656,7 +690,9 @@ func FuzzSnapshot(f *testing.F) {
 		}
 		mine := m.Snapshot()
 		if fingerprintOf(t, mine) == fingerprintOf(t, s) {
-			require.Equal(t, string(b), string(marshal(t, mine)), "the restored machine's snapshot")
+			// The fingerprint leaves out the rates of keys the plan has
+			// not: their starts are cfg's latest up to its rate, or none.
+			require.Equal(t, carriedUnder(t, b, p, cfg), string(marshal(t, mine)), "the restored machine's snapshot")
 		} else {
 			// Taken under other rates (its "parts" say so): the restored
 			// machine's snapshot is of cfg, and restores under it.
@@ -982,4 +1018,57 @@ func TestRestoreChecksThePartsAgainstTheFingerprint(t *testing.T) {
 			requireSnapshotError(t, err, false, "parts: they disagree with the fingerprint")
 		})
 	}
+}
+
+// carriedUnder returns the snapshot b, of plan p, with the starts of each
+// key the plan has not fitted to cfg's rate of it, as Restore under cfg
+// fits them: the latest, up to its Starts, or none without a rate.
+func carriedUnder(t testing.TB, b []byte, p *planner.Plan, cfg schedule.Config) string {
+	t.Helper()
+	var f map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b, &f))
+	var rates []schedule.RateStarts
+	if r, ok := f["rates"]; ok {
+		require.NoError(t, json.Unmarshal(r, &rates))
+	}
+	planned := map[string]bool{}
+	for k := range p.Graph.Kinds() {
+		if key, _ := p.Graph.BatchKey(k); key != "" {
+			planned[key] = true
+		}
+	}
+	var kept []schedule.RateStarts
+	for _, rs := range rates {
+		if !planned[rs.Key] {
+			r, ok := cfg.Rates[rs.Key]
+			if !ok {
+				continue
+			}
+			rs.Starts = rs.Starts[max(0, len(rs.Starts)-r.Starts):]
+		}
+		kept = append(kept, rs)
+	}
+	if len(kept) == len(rates) && slices.EqualFunc(kept, rates, func(a, b schedule.RateStarts) bool { return len(a.Starts) == len(b.Starts) }) {
+		return string(b)
+	}
+	if len(kept) == 0 {
+		delete(f, "rates")
+	} else {
+		r, err := json.Marshal(kept)
+		require.NoError(t, err)
+		f["rates"] = r
+	}
+	// In the form's order of members, as Snapshot.MarshalJSON writes them.
+	var out bytes.Buffer
+	out.WriteByte('{')
+	for _, name := range []string{"version", "fingerprint", "parts", "states", "ready", "readySince", "held", "running", "rates", "halted", "wake"} {
+		if v, ok := f[name]; ok {
+			if out.Len() > 1 {
+				out.WriteByte(',')
+			}
+			fmt.Fprintf(&out, "%q:%s", name, v)
+		}
+	}
+	out.WriteByte('}')
+	return out.String()
 }
