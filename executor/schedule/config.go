@@ -15,8 +15,8 @@ import (
 	"github.com/regengraph/regen/internal/strictjson"
 )
 
-// ConfigError is a [Config] that [New], [Restore], [Config.MarshalJSON]
-// or [Config.UnmarshalJSON] refuses: Field names the field that is wrong,
+// ConfigError is a [Config] that [New], [Restore], [Config.Check],
+// [Config.MarshalJSON] or [Config.UnmarshalJSON] refuses: Field names the field that is wrong,
 // as Config spells it ("Mode", "Workers", "Rates", "Caps", "Windows",
 // "MaxBatch" or "Shared"), also for a member of the JSON form that sets it and for a
 // key of an entry of its list (an unknown, repeated or miscased key in
