@@ -139,7 +139,13 @@ const stateLetters = "prRsfkSc"
 //
 // Version 1, which earlier releases wrote, is version 2 without "parts":
 // it restores as ever, and the machine then writes version 2, which
-// those releases refuse. A later release may write another version;
+// those releases refuse. A snapshot whose "rates" hold the starts of a
+// key the plan has not, which a machine carries since it inherited them
+// ([Machine.Inherit]), is of version 2 too, but the releases of version
+// 2 from before machines carried them refuse it, as a key of "rates"
+// that is not the plan's: a driver that may go back to one of those
+// does not give a machine whose snapshots it keeps the starts of a key
+// its plan has not. A later release may write another version;
 // Restore then refuses a version it does not know with a
 // [*SnapshotError] that says so.
 type Snapshot struct {
