@@ -174,15 +174,21 @@ func FuzzCompute(f *testing.F) {
 }
 
 // FuzzNewStates makes the states of n nodes and sets them from the
-// fuzzer's bytes (node, status in or out of range, and whether the state
-// has more than a status), against a model: Len, Get, Status and Count
-// agree with it after each Set, and a Clone is equal and independent. A
-// negative n gives the states of no node, as 0 does.
+// fuzzer's bytes (node in or out of range, status in or out of range,
+// and whether the state has more than a status), against a model: Len,
+// Get, Status and Count agree with it after each Set, and a Clone is
+// equal and independent. A node out of range (two below 0 and two past
+// the last, of every n, the states of no node too) is missing to Get and
+// Status, and Set refuses it with ErrNodeOutOfRange, recording nothing.
+// A negative n gives the states of no node, as 0 does.
 func FuzzNewStates(f *testing.F) {
 	f.Add(0, []byte{})
 	f.Add(3, []byte{0, 1, 0, 2, 9, 1, 1, 3, 0, 0, 1, 1})
 	f.Add(1, []byte{0, 255, 1})
 	f.Add(-1, []byte{})
+	// Nodes 0, 2, 1 and 0 of 3, then 3 and -2, out of range.
+	f.Add(3, []byte{2, 1, 0, 4, 9, 1, 3, 3, 0, 2, 1, 1, 5, 1, 0, 0, 2, 1})
+	f.Add(-1, []byte{2, 1, 1})
 	f.Fuzz(func(t *testing.T, n int, ops []byte) {
 		if n > 1<<12 {
 			return // the memory is the caller's
@@ -207,18 +213,33 @@ func FuzzNewStates(f *testing.F) {
 					t.Fatalf("Count(%v) = %d, want %d", st, s.Count(st), counts[st])
 				}
 			}
+			for _, out := range []graph.Node{-2, -1, graph.Node(n), graph.Node(n + 1)} {
+				if got := s.Get(out); got != (dirty.State{}) || s.Status(out) != dirty.StatusMissing {
+					t.Fatalf("node %d out of range: Get %+v, Status %v; want missing", out, got, s.Status(out))
+				}
+			}
 		}
 		check(s)
 		var clone *dirty.States
 		var cloned []dirty.State
-		for len(ops) >= 3 && n > 0 {
-			node := graph.Node(int(ops[0]) % n)
+		for len(ops) >= 3 {
+			node := graph.Node(int(ops[0])%(n+4) - 2)
 			st := dirty.State{Status: dirty.Status(ops[1] % 8)}
 			if ops[2]&1 != 0 {
 				st.Rev, st.AssetRef = int64(ops[2]), "ref"
 			}
 			ops = ops[3:]
-			s.Set(node, st)
+			err := s.Set(node, st)
+			if node < 0 || int(node) >= n {
+				if !errors.Is(err, dirty.ErrNodeOutOfRange) {
+					t.Fatalf("Set(%d) of %d states: %v, want ErrNodeOutOfRange", node, n, err)
+				}
+				check(s)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Set(%d) of %d states: %v", node, n, err)
+			}
 			if st.Status > dirty.StatusCancelled {
 				st.Status = dirty.StatusDirty
 			}
