@@ -301,6 +301,10 @@
 //
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
 // body is at most 64 KiB (413 above) and must arrive within 30 s (408).
+// A request's headers are at most 32 KiB (431 above) and must arrive
+// within 10 s; a keep-alive connection idle between two requests is
+// closed after 1 minute (an event stream is a request under way, never
+// idle, however long it lasts).
 // Bad input is answered 400, with
 // the reason in {"error": "..."}, as is every refusal of the service's
 // own (401 with WWW-Authenticate: Bearer, 403, 404, 405 with Allow, 409,

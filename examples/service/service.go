@@ -44,6 +44,18 @@ const (
 	unlockTimeout = 10 * time.Second
 )
 
+// idleTimeout is how long the HTTP server keeps a keep-alive connection
+// open between two requests: a client that sends a request, then
+// nothing, holds a connection, a goroutine and a file descriptor only
+// that long. A request under way (an event stream, however long it
+// lasts) is not idle. A variable for the tests.
+var idleTimeout = time.Minute
+
+// maxHeaderBytes bounds a request's header block, its request line
+// included (net/http adds 4 KiB of slack): a cookie and a token fit it
+// many times over. A request over it is answered 431.
+const maxHeaderBytes = 32 << 10
+
 // service is the running service: what serve wires, and the state of the
 // lectures' runs.
 type service struct {
@@ -202,7 +214,11 @@ func (s *service) serve(ctx context.Context, ready func(net.Addr)) error {
 			return errors.Join(err, s.shutdown(sctx))
 		}
 	}
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// No ReadTimeout nor WriteTimeout, which would cut the event streams:
+	// decode bounds the bodies (bodyTimeout), and IdleTimeout the
+	// keep-alive connections between requests.
+	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout,
+		MaxHeaderBytes: maxHeaderBytes, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- s.srv.Serve(ln) }()
 	pruned := make(chan struct{})
