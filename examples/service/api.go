@@ -797,13 +797,16 @@ func transient(ctx context.Context, err error) bool {
 const maxKey = 64
 
 // lectureKey returns the request's lecture key, or answers 400 to one
-// that is not 1 to maxKey ASCII letters, digits, '-', '_' or '.': a key
-// fits every store, log line and URL as it is.
+// that is not 1 to maxKey ASCII letters, digits, '-', '_' or '.', or
+// that is "." or "..": a key fits every store, log line and URL as it
+// is, and a client that normalises a URL's path (a browser's fetch,
+// curl) removes those two, so that their lecture could not be reached.
 func lectureKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	key := r.PathValue("key")
-	ok := key != "" && len(key) <= maxKey && strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
+	ok := key != "" && len(key) <= maxKey && key != "." && key != ".." &&
+		strings.Trim(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == ""
 	if !ok {
-		httpError(w, http.StatusBadRequest, fmt.Errorf("lecture key %.80q: want 1 to %d ASCII letters, digits, '-', '_' or '.'", key, maxKey))
+		httpError(w, http.StatusBadRequest, fmt.Errorf(`lecture key %.80q: want 1 to %d ASCII letters, digits, '-', '_' or '.', not "." nor ".."`, key, maxKey))
 	}
 	return key, ok
 }

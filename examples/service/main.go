@@ -299,7 +299,8 @@
 //	    run makes what they affect. 409 for a run that has ended; 503, with Retry-After, while the run starts
 //	    or ends, and during the shutdown.
 //
-// A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.'; a
+// A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.', not
+// "." nor ".." (which clients remove from a URL's path); a
 // body is at most 64 KiB (413 above) and must arrive within 30 s (408).
 // A request's headers are at most 32 KiB (431 above) and must arrive
 // within 10 s; a keep-alive connection idle between two requests is
