@@ -3,13 +3,19 @@
 //
 //	go run ./examples/service [-addr 127.0.0.1:8080] [-schema regen_service]
 //	    [-prefix regen_service:] [-latency 200ms] [-retain 24h] [-prune-every 1h]
-//	    [-recover-every 10s] [-retake 10s] [-max-runs 8] [-drain 10s]
-//	    [-cors-origin ORIGIN]...
+//	    [-recover-every 10s] [-retake 10s] [-store-retry 10s] [-max-runs 8]
+//	    [-drain 10s] [-cors-origin ORIGIN]...
 //
 // # Wiring
 //
 //   - Stores: one executor/pgstore Store, migrated at start-up, is the
-//     executor's States, Assets and Runs. The lectures' lengths, the
+//     executor's States, Assets and Runs. A run's store call that fails
+//     with an error that may pass (a Postgres restart, a failover) is
+//     tried again, with backoff, for -store-retry (10s;
+//     executor.Options.StoreRetry, whose own default, 1.5 s, covers a
+//     blip only), before it fails its node's attempt or the run's start:
+//     give it -retake or more, so that a run whose lock rides out an
+//     outage does so with its store calls too. The lectures' lengths, the
 //     nodes' parameters, the runs queued after another (from the
 //     moment an edit is given the queued run's ID until the run's record
 //     is written), the cancels requested of another process (POST
@@ -414,7 +420,7 @@ func main() {
 
 const usage = `usage: service [-addr 127.0.0.1:8080] [-schema regen_service] [-prefix regen_service:]
     [-latency 200ms] [-retain 24h] [-prune-every 1h] [-recover-every 10s] [-retake 10s]
-    [-max-runs 8] [-drain 10s] [-cors-origin ORIGIN]...
+    [-store-retry 10s] [-max-runs 8] [-drain 10s] [-cors-origin ORIGIN]...
 env: REGEN_POSTGRES_URL, REGEN_REDIS_URL, REGEN_SERVICE_TOKEN
 `
 
@@ -442,7 +448,10 @@ type config struct {
 	// drain is how long the shutdown drains the runs (Executor.Drain:
 	// no node starts, the calls under way end and are kept) before it
 	// cancels what is left; 0 cancels them at once.
-	drain       time.Duration
+	drain time.Duration
+	// storeRetry is how long the executor retries a store call that
+	// fails with an error that may pass (executor.Options.StoreRetry).
+	storeRetry  time.Duration
 	corsOrigins []string // the origins whose pages may read the answers with credentials (CORS); none by default
 }
 
@@ -464,6 +473,15 @@ const (
 // interval of another process's recovery, which may resume the run
 // beside it while its lock is not held (see pgstore.GraphLock.HoldFor).
 const defaultRetake = 10 * time.Second
+
+// defaultStoreRetry is -store-retry's default: a run's store calls ride
+// out a Postgres restart or failover as long as its lecture's lock does
+// (defaultRetake), rather than the executor's default of 1.5 s, past
+// which a call fails its node's attempt or the run's start. Longer gains
+// a run nothing once its lock is lost. It does not lengthen the
+// shutdown: once -drain has passed, the runs are cancelled, and a
+// cancelled run's store calls end within the executor's StoreTimeout.
+const defaultStoreRetry = 10 * time.Second
 
 // defaultRecoverEvery is -recover-every's default: a browser that follows
 // a run of a process that died waits about this long for its resume.
@@ -494,6 +512,9 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.DurationVar(&c.retake, "retake", defaultRetake, "the `DURATION` for which a run whose lecture lock's Postgres session ended "+
 		"(a restart, a failover) tries to take the lock again on a new session and goes on, before it is cancelled "+
 		"with \"lock-lost\"; 0 cancels it at once")
+	fs.DurationVar(&c.storeRetry, "store-retry", defaultStoreRetry, "the `DURATION` for which a run's store call that fails with an error "+
+		"that may pass (a Postgres restart, a failover) is tried again, with backoff, before it fails its node or the run's start; "+
+		"give it -retake or more")
 	fs.IntVar(&c.maxRuns, "max-runs", defaultMaxRuns, "the most `RUNS` going on at once, across lectures; past it, 503")
 	fs.DurationVar(&c.drain, "drain", defaultDrain, "the `DURATION`, at most 20s, for which the shutdown lets the generator calls under way end, "+
 		"starting no other, before it cancels the runs (the next start resumes them); 0 cancels them at once")
@@ -533,6 +554,8 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-recover-every %v: want a positive duration, such as 10s", c.recoverEvery)
 	case c.retake < 0:
 		return c, fmt.Errorf("-retake %v: want 0 (no re-take) or a positive duration, such as 10s", c.retake)
+	case c.storeRetry <= 0:
+		return c, fmt.Errorf("-store-retry %v: want a positive duration, such as 10s", c.storeRetry)
 	case c.maxRuns < 1:
 		return c, fmt.Errorf("-max-runs %d: want 1 or more", c.maxRuns)
 	case c.drain < 0 || c.drain > maxDrain:

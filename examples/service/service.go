@@ -360,15 +360,7 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	s.toRedis = progress.NewBuffered(s.stream, progress.BufferedOptions{Logger: logger})
 	s.toPG = progress.NewBuffered(progress.NewArchive(s.hist), progress.BufferedOptions{Logger: logger})
 	s.sink = progress.NewFanout(s.toRedis, s.toPG)
-	s.exec, err = executor.New(executor.Options{
-		Generators: lectureGenerators(s.params, c.latency),
-		States:     s.store,
-		Assets:     s.store,
-		Runs:       s.store,
-		Sink:       s.sink,
-		Logger:     logger,
-		Default:    executor.KindOptions{Estimate: c.latency},
-	})
+	s.exec, err = executor.New(c.executorOptions(s.store, s.params, s.sink, logger))
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
@@ -394,6 +386,22 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	}
 	ok = true
 	return s, nil
+}
+
+// executorOptions returns the executor's options: store is its States,
+// Assets and Runs, the generators read params, sink gets the events and
+// logger the warnings.
+func (c config) executorOptions(store *pgstore.Store, params *paramStore, sink progress.Sink, logger *slog.Logger) executor.Options {
+	return executor.Options{
+		Generators: lectureGenerators(params, c.latency),
+		States:     store,
+		Assets:     store,
+		Runs:       store,
+		Sink:       sink,
+		Logger:     logger,
+		Default:    executor.KindOptions{Estimate: c.latency},
+		StoreRetry: c.storeRetry,
+	}
 }
 
 // shutdown stops the service in the README's order: the HTTP server stops
