@@ -44,6 +44,7 @@ type paramStore struct {
 	cancels  string // the quoted name of the cancels' table
 	sessions string // the quoted name of the sessions' table (see saveSession)
 	cut      string // the quoted name of the table of the lectures whose runs a shutdown or a lost lock cut (see markCut)
+	secrets  string // the quoted name of the deployment's secrets' table (see sessionSecret)
 	// owner is the ID of the process (see service.id) that queue saves
 	// as the owner of the runs it queues: "" saves none.
 	owner string
@@ -56,7 +57,8 @@ func newParamStore(pool *pgxpool.Pool, schema string) *paramStore {
 		queued:   pgx.Identifier{schema, "service_queued"}.Sanitize(),
 		cancels:  pgx.Identifier{schema, "service_cancels"}.Sanitize(),
 		sessions: pgx.Identifier{schema, "service_sessions"}.Sanitize(),
-		cut:      pgx.Identifier{schema, "service_cut"}.Sanitize()}
+		cut:      pgx.Identifier{schema, "service_cut"}.Sanitize(),
+		secrets:  pgx.Identifier{schema, "service_secrets"}.Sanitize()}
 }
 
 // migrate creates the tables if they are not there, in the schema that
@@ -113,10 +115,21 @@ func (p *paramStore) migrate(ctx context.Context) error {
 	graph_key text PRIMARY KEY,
 	cut_at timestamptz NOT NULL DEFAULT now()
 )`,
+		`CREATE TABLE IF NOT EXISTS ` + p.secrets + ` (
+	name text PRIMARY KEY,
+	secret bytea NOT NULL,
+	made_at timestamptz NOT NULL DEFAULT now()
+)`,
 	} {
 		if _, err := tx.Exec(ctx, q); err != nil {
 			return err
 		}
+	}
+	// The session cookies' secret (see sessionSecret), made once: the
+	// processes that start later, or at once (after this lock), keep it.
+	if _, err := tx.Exec(ctx, `INSERT INTO `+p.secrets+` (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`,
+		sessionSecretName, newSessionSecret()); err != nil {
+		return err
 	}
 	return tx.Commit(ctx)
 }

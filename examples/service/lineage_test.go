@@ -120,7 +120,7 @@ func TestReplacedSessionIsRefusedByAnOlderProcess(t *testing.T) {
 	// olderLive is the read of a session of an older process.
 	olderLive := func(value string) bool {
 		t.Helper()
-		id, ok := checkSession(sessionKey(token), value, time.Now())
+		id, ok := checkSession(h.s.cookieKey, value, time.Now())
 		require.True(t, ok)
 		var n int
 		require.NoError(t, h.pg.Pool.QueryRow(t.Context(),
@@ -184,7 +184,7 @@ func TestLogoutEndsTheSessionOfALoginUnderWay(t *testing.T) {
 // logout's status.
 func loginDuringLogout(t *testing.T, h *harness, first string) (value string, status int) {
 	t.Helper()
-	id, ok := checkSession(sessionKey(token), first, time.Now())
+	id, ok := checkSession(h.s.cookieKey, first, time.Now())
 	require.True(t, ok)
 	sessions := pgx.Identifier{h.pg.Schema, "service_sessions"}.Sanitize()
 	ctx := testenv.Context(t, 30*time.Second) // a bound against a hang
@@ -254,7 +254,7 @@ func TestLogoutThatFailsEndsNothing(t *testing.T) {
 	h := startService(t, time.Millisecond)
 	read := h.endedRunReader()
 	first := h.login(h.browser()).Value
-	id, ok := checkSession(sessionKey(token), first, time.Now())
+	id, ok := checkSession(h.s.cookieKey, first, time.Now())
 	require.True(t, ok)
 	// The deletes of the sessions but first's fail.
 	schema := pgx.Identifier{h.pg.Schema}.Sanitize()

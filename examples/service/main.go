@@ -19,9 +19,10 @@
 //     nodes' parameters, the runs queued after another (from the
 //     moment an edit is given the queued run's ID until the run's record
 //     is written), the cancels requested of another process (POST
-//     /runs/{run}/cancel), the browsers' sessions (POST /session) and
-//     the lectures whose runs a shutdown or a lost lock cut (until a
-//     pass looks at them) are in six tables of the service's own in the same schema,
+//     /runs/{run}/cancel), the browsers' sessions (POST /session), the
+//     lectures whose runs a shutdown or a lost lock cut (until a
+//     pass looks at them) and the secret of the session cookies (see
+//     POST /session) are in seven tables of the service's own in the same schema,
 //     made at start-up after the store's Migrate: they
 //     survive a restart, and every process of the service sees the same.
 //     An edit saves the node's parameters and records the edit
@@ -188,7 +189,9 @@
 //
 // Every request needs the header "Authorization: Bearer TOKEN", with the
 // token from env REGEN_SERVICE_TOKEN (a random one, printed at start-up,
-// when it is not set): 401 without it, 403 with another token. The one
+// when it is not set): 401 without it, 403 with another token. A token
+// shorter than 32 bytes is refused at start-up (exit 2): make one with
+// openssl rand -hex 32. The one
 // exception is GET (or HEAD) /runs/{run}/events, which a browser's
 // EventSource makes without headers: it takes the session cookie that
 // POST /session sets instead (see Browsers). A real host checks its
@@ -202,11 +205,25 @@
 //	    HttpOnly, SameSite=Strict, Path=/, and Secure unless the
 //	    request came over plain HTTP to a loopback host (a proxy that
 //	    serves HTTPS passes its Host, or X-Forwarded-Proto: https). Its
-//	    value is the expiry, a random session ID, saved in Postgres, and
-//	    an HMAC-SHA256 of both made with a key derived from the token:
-//	    not the token, and good in every process of the service started
-//	    with the same token, until it expires, the token changes, or
-//	    DELETE /session ends its session. The sessions of the cookies
+//	    value is "v3", the expiry, a random session ID, saved in
+//	    Postgres, and an HMAC-SHA256 of them made with a key derived
+//	    from the deployment's secret and the token. The secret is 32
+//	    random bytes, made by the first process to start on the schema
+//	    and kept in its table service_secrets, which every process
+//	    reads at start-up; never sent, it keeps a cookie (which reads
+//	    events only) from being an oracle on which to try guesses of the
+//	    token offline. A cookie is good in every process of the
+//	    service that shares the schema and the token, until it
+//	    expires, the token or the secret changes (delete the secret's
+//	    row and restart every process to void every cookie), or DELETE
+//	    /session ends its session. The cookies of the versions before
+//	    ("v2", signed with a key derived from the token alone) are
+//	    refused, 401, by this version, their sessions live or not:
+//	    after the upgrade, a page's EventSource gets 401 at its next
+//	    (re)connection, and the page logs in again (POST /session); the
+//	    sessions left expire within 12 hours. In a rolling deploy, each
+//	    version refuses the other's cookies until the old processes are
+//	    gone. The sessions of the cookies
 //	    it is sent with end, as the new cookie replaces theirs, and the
 //	    new session joins their lineage (a login without a good cookie
 //	    starts one), in the same statement: the browser's next logout
@@ -474,6 +491,12 @@ const (
 // beside it while its lock is not held (see pgstore.GraphLock.HoldFor).
 const defaultRetake = 10 * time.Second
 
+// minTokenBytes is the shortest token the service takes: the token is
+// its one credential, with every power, which a short one would let be
+// guessed. The random one made when REGEN_SERVICE_TOKEN is not set has
+// as many (16 random bytes, in hex).
+const minTokenBytes = 32
+
 // defaultStoreRetry is -store-retry's default: a run's store calls ride
 // out a Postgres restart or failover as long as its lecture's lock does
 // (defaultRetake), rather than the executor's default of 1.5 s, past
@@ -562,6 +585,12 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-drain %v: want 0 (no drain) to %v", c.drain, maxDrain)
 	case c.prefix == "":
 		return c, errors.New(`-prefix "": want a prefix of the service's own, such as "regen_service:"`)
+	}
+	// Never printed: the error goes to stderr, and to the logs that
+	// gather it.
+	if c.token != "" && len(c.token) < minTokenBytes {
+		return c, fmt.Errorf("REGEN_SERVICE_TOKEN is %d bytes long: want at least %d (a random one: openssl rand -hex 32), "+
+			"or leave it unset for a random one", len(c.token), minTokenBytes)
 	}
 	// Checked here, before any server is touched: the libraries take an
 	// empty schema as their default one, which the service must not use.

@@ -47,7 +47,7 @@ type discardLogger struct{}
 
 func (discardLogger) Printf(context.Context, string, ...any) {}
 
-const token = "test-token"
+const token = "test-token-0123456789abcdef0123456789"
 
 // harness is a service running in-process on 127.0.0.1:0 against the
 // real Postgres and Redis, in a schema and under a key prefix of the

@@ -112,6 +112,10 @@ type service struct {
 	// shutdown or a lost lock cut it. Guarded by mu.
 	watching map[string]string
 
+	// cookieKey is the key of the session cookies' MACs (see
+	// sessionKey), made at start.
+	cookieKey []byte
+
 	// streamsMu guards streams, the event streams open on session
 	// cookies, which watchSessions ends when their sessions end, and
 	// unreadSince.
@@ -347,6 +351,11 @@ func start(ctx context.Context, c config, logger *slog.Logger) (*service, error)
 	if err := s.params.migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate the parameters' tables in schema %s: %w", c.schema, err)
 	}
+	secret, err := s.params.sessionSecret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cookieKey = sessionKey(secret, c.token)
 	// Held before this process queues or takes over any run: the other
 	// processes tell its runs from a dead process's by it.
 	s.id = newProcessID()

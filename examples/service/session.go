@@ -45,23 +45,35 @@ const (
 	// and the time its value carries).
 	sessionTTL = 12 * time.Hour
 	// sessionVersion starts a session cookie's value. The cookies of
-	// "v1", which no row backed, are refused.
-	sessionVersion = "v2"
+	// "v1", which no row backed, and of "v2", signed with a key derived
+	// from the token alone, are refused.
+	sessionVersion = "v3"
+	// sessionSecretName is the name of the row of the session cookies'
+	// secret (see paramStore.sessionSecret).
+	sessionSecretName = "session"
+	// sessionSecretBytes is the length of that secret.
+	sessionSecretBytes = 32
 )
 
 // sessionKey returns the key of the session cookies' MACs, derived from
-// the service's token: every process of the service, started with the
-// same token, takes the cookies of the others, and a new token voids the
-// cookies made under the old one.
-func sessionKey(token string) []byte {
-	m := hmac.New(sha256.New, []byte(token))
-	m.Write([]byte("regen examples/service session key"))
+// the deployment's secret (see paramStore.sessionSecret) and the
+// service's token: every process of the deployment, started with the
+// same token, takes the cookies of the others; a new token, or a new
+// secret, voids the cookies made before. The secret, random and never
+// sent, keeps a cookie from being an oracle for the token: a key
+// derived from the token alone let whoever held a cookie (which reads
+// events only) try guesses of the token offline, each checked against
+// the cookie's MAC.
+func sessionKey(secret []byte, token string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("regen examples/service session key\x00"))
+	m.Write([]byte(token))
 	return m.Sum(nil)
 }
 
 // sessionValue returns the value of the cookie of session id that
-// expires at exp, made with key: "v2.<exp in Unix seconds>.<id>.<MAC>",
-// where the MAC is the unpadded base64url HMAC-SHA256 of "v2.<exp>.<id>".
+// expires at exp, made with key: "v3.<exp in Unix seconds>.<id>.<MAC>",
+// where the MAC is the unpadded base64url HMAC-SHA256 of "v3.<exp>.<id>".
 // The token cannot be read back from it, and it is good for reading
 // events only, until exp, while its session's row is there.
 func sessionValue(key []byte, id string, exp time.Time) string {
@@ -122,7 +134,7 @@ func checkSession(key []byte, value string, now time.Time) (id string, ok bool) 
 // checkSession), in their order: a browser may hold a stale cookie
 // beside a good one (set under another path, or by another token).
 func (s *service) sessionIDs(r *http.Request) []string {
-	key, now := sessionKey(s.cfg.token), time.Now()
+	key, now := s.cookieKey, time.Now()
 	var ids []string
 	for _, c := range r.CookiesNamed(sessionCookie) {
 		if id, ok := checkSession(key, c.Value, now); ok {
@@ -319,7 +331,7 @@ func (s *service) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    sessionValue(sessionKey(s.cfg.token), id, exp),
+		Value:    sessionValue(s.cookieKey, id, exp),
 		Path:     sessionPath,
 		MaxAge:   int(sessionTTL / time.Second),
 		Secure:   secureCookie(r),
@@ -392,6 +404,33 @@ func loopbackHost(hostport string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// sessionSecret returns the deployment's secret of the session cookies
+// (see sessionKey): sessionSecretBytes random bytes, made by the first
+// process of the deployment to migrate (see migrate) and saved in the
+// schema, which every process reads. Deleting the row, then restarting
+// every process, makes a new secret, which voids every cookie.
+func (p *paramStore) sessionSecret(ctx context.Context) ([]byte, error) {
+	var secret []byte
+	err := p.pool.QueryRow(ctx, `SELECT secret FROM `+p.secrets+` WHERE name = $1`, sessionSecretName).Scan(&secret)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("read the session cookies' secret: no row %q in %s: restart the service to make one", sessionSecretName, p.secrets)
+	case err != nil:
+		return nil, fmt.Errorf("read the session cookies' secret: %w", err)
+	case len(secret) < sessionSecretBytes:
+		return nil, fmt.Errorf("the session cookies' secret in %s is %d bytes long: want %d (delete its row and restart to make a new one)",
+			p.secrets, len(secret), sessionSecretBytes)
+	}
+	return secret, nil
+}
+
+// newSessionSecret returns a new secret of the session cookies.
+func newSessionSecret() []byte {
+	b := make([]byte, sessionSecretBytes)
+	_, _ = rand.Read(b) // never fails
+	return b
 }
 
 // saveSession saves session id, good until exp, which replaces sessions
