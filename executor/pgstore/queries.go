@@ -38,6 +38,11 @@ type queries struct {
 
 	putRun, getRun, listRuns, runsRunning, runsCancelled, runsByStatus string
 
+	// listRunsFirst, listRunsAfter and listRunsAfterUnstarted are the
+	// pages of ListRunsPage: the first, and those after a cursor of a
+	// record with a start time, or without one.
+	listRunsFirst, listRunsAfter, listRunsAfterUnstarted string
+
 	deleteGraph, deleteGraphStates, deleteGraphRuns, pruneAssets, pruneRuns string
 }
 
@@ -250,6 +255,21 @@ ON CONFLICT (id) DO UPDATE SET graph_key = excluded.graph_key, seconds = exclude
 		getRun: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE id = $1`),
 		listRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
 ORDER BY started_at NULLS FIRST, id`),
+		// The pages of ListRunsPage, in listRuns's order, from the index
+		// runs_graph_started, which gives that order; the LIMIT is the
+		// page's plus one, which tells whether another follows. After a
+		// record with a start, a row comparison, which the index serves
+		// from the cursor on (NULL starts come first, and are past); after
+		// one without, the rest of those without a start, then every one
+		// with a start.
+		listRunsFirst: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+ORDER BY started_at NULLS FIRST, id LIMIT $2`),
+		listRunsAfter: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+	AND (started_at, id) > ($2::timestamptz, $3::text COLLATE "C")
+ORDER BY started_at NULLS FIRST, id LIMIT $4`),
+		listRunsAfterUnstarted: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+	AND (started_at IS NOT NULL OR id > $2::text COLLATE "C")
+ORDER BY started_at NULLS FIRST, id LIMIT $3`),
 		// The running records, of every graph, from the partial index
 		// runs_running, in its order. The status is a literal, not a
 		// parameter: a generic plan of "status = $1" could not use an

@@ -2,9 +2,13 @@ package pgstore
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -144,9 +148,11 @@ func (s *Store) GetRun(ctx context.Context, id string) (executor.Record, error) 
 
 // ListRuns returns the graph's records, oldest first: by StartedAt, then
 // by ID, byte by byte. A graph without records gives an empty slice and
-// no error. It uses the runs_graph_started index. It returns ctx.Err() if
-// ctx is done. A mark whose reason this release does not know is left out
-// of its record's Marks, as GetRun does.
+// no error. It uses the runs_graph_started index, and reads every record
+// of the graph at once: a host that serves a graph's records to clients
+// reads them a page at a time with [Store.ListRunsPage]. It returns
+// ctx.Err() if ctx is done. A mark whose reason this release does not
+// know is left out of its record's Marks, as GetRun does.
 func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -171,6 +177,135 @@ func (s *Store) ListRuns(ctx context.Context, graphKey string) ([]executor.Recor
 		return nil, s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
 	}
 	return out, nil
+}
+
+// MaxRunsPage is the most records that a page of [Store.ListRunsPage]
+// holds.
+const MaxRunsPage = 1000
+
+// ErrInvalidPage is wrapped by the [*PageError] of a page that
+// [Store.ListRunsPage] refused.
+var ErrInvalidPage = errors.New("pgstore: invalid page")
+
+// PageError reports a limit or a cursor that [Store.ListRunsPage]
+// refused, before any SQL. It wraps [ErrInvalidPage] and
+// executor.ErrInvalidRequest: the same page is refused again.
+type PageError struct {
+	// Field is what was refused: "limit" or "cursor".
+	Field string
+	// Limit is the limit given, for Field "limit".
+	Limit int
+	// Cursor is the cursor given, for Field "cursor".
+	Cursor string
+}
+
+func (e *PageError) Error() string {
+	if e.Field == "limit" {
+		return fmt.Sprintf("%v: limit %d: want 1 to %d", ErrInvalidPage, e.Limit, MaxRunsPage)
+	}
+	return fmt.Sprintf(`%v: cursor %.80q: want "" or the next cursor of a page`, ErrInvalidPage, e.Cursor)
+}
+
+// Unwrap returns [ErrInvalidPage] and executor.ErrInvalidRequest.
+func (e *PageError) Unwrap() []error { return []error{ErrInvalidPage, executor.ErrInvalidRequest} }
+
+// pageCursorVersion starts a cursor of ListRunsPage: "r1.<start>.<ID>",
+// the start the record's StartedAt in Unix microseconds (as the column
+// holds it), or "-" for none, and the ID in unpadded base64url.
+const pageCursorVersion = "r1"
+
+// pageCursor returns the cursor of the page after r.
+func pageCursor(r executor.Record) string {
+	start := "-"
+	if !r.StartedAt.IsZero() {
+		start = strconv.FormatInt(r.StartedAt.UnixMicro(), 10)
+	}
+	return pageCursorVersion + "." + start + "." + base64.RawURLEncoding.EncodeToString([]byte(r.ID))
+}
+
+// parsePageCursor reads a cursor of pageCursor: the start (zero for
+// none) and the ID of the record after which the page starts.
+func parsePageCursor(cursor string) (start time.Time, id string, ok bool) {
+	parts := strings.Split(cursor, ".")
+	if len(parts) != 3 || parts[0] != pageCursorVersion {
+		return time.Time{}, "", false
+	}
+	if parts[1] != "-" {
+		micros, err := strconv.ParseInt(parts[1], 10, 64)
+		if err != nil {
+			return time.Time{}, "", false
+		}
+		start = time.UnixMicro(micros).UTC()
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(b) == 0 || len(b) > MaxRunIDBytes || !pgschema.Storable(string(b)) {
+		return time.Time{}, "", false
+	}
+	return start, string(b), true
+}
+
+// ListRunsPage returns a page of the graph's records, in ListRuns's
+// order (oldest first: by StartedAt, a zero one first, then by ID, byte
+// by byte): at most limit records (1 to [MaxRunsPage]) from the one
+// after cursor on ("" for the first page), and the cursor of the next
+// page, "" after the last. The pages, each read with the cursor of the
+// one before, are ListRuns's list, each record once, whatever records
+// are put meanwhile before the cursor; a record put after it (a new run)
+// is on a later page. A cursor is a string that ListRunsPage made, of
+// any graph; another limit, or a cursor it did not make, is refused
+// with a [*PageError] before any SQL. A graph without records, or a
+// graph key that the store would refuse, gives an empty page and "".
+// It reads the runs_graph_started index from the cursor on, and stops
+// after the page (plus the one record that tells whether another page
+// follows): a page costs what it returns, however many records the
+// graph has, where ListRuns reads them all; past records without a
+// StartedAt, which the executor never writes, it reads those before
+// the cursor too. It returns ctx.Err() if ctx is done. A mark whose
+// reason this release does not know is left out of its record's Marks,
+// as GetRun does.
+func (s *Store) ListRunsPage(ctx context.Context, graphKey, cursor string, limit int) (records []executor.Record, next string, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if limit < 1 || limit > MaxRunsPage {
+		return nil, "", &PageError{Field: "limit", Limit: limit}
+	}
+	sql, args := s.q.listRunsFirst, []any{graphKey, limit + 1}
+	if cursor != "" {
+		start, id, ok := parsePageCursor(cursor)
+		switch {
+		case !ok:
+			return nil, "", &PageError{Field: "cursor", Cursor: cursor}
+		case start.IsZero():
+			sql, args = s.q.listRunsAfterUnstarted, []any{graphKey, id, limit + 1}
+		default:
+			sql, args = s.q.listRunsAfter, []any{graphKey, start, id, limit + 1}
+		}
+	}
+	out := []executor.Record{}
+	if !fits(graphKey, MaxGraphKeyBytes) {
+		return out, "", nil
+	}
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, "", s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+	}
+	if len(out) > limit {
+		out = out[:limit]
+		next = pageCursor(out[limit-1])
+	}
+	return out, next, nil
 }
 
 // RunsByStatus returns the records whose status is exactly status, of
