@@ -16,6 +16,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -609,11 +610,32 @@ func (s *service) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// listRuns is GET /lectures/{key}/runs: the lecture's runs, oldest
-// first, each with its record (no report: GET /runs/{run} has it), then
-// the run queued after the one going on, if any, in whichever process.
-// A lecture without runs, queued or recorded, is answered 404, unless
-// its length is saved: the retention deleted its records ({"runs": []}).
+// Bounds of a page of GET /lectures/{key}/runs.
+const (
+	// defaultRunsLimit is the runs of a page without ?limit: those a
+	// client that ignores paging gets.
+	defaultRunsLimit = 100
+	// maxRunsLimit is the most runs of a page.
+	maxRunsLimit = pgstore.MaxRunsPage
+)
+
+// runsPage is the answer of GET /lectures/{key}/runs.
+type runsPage struct {
+	Runs []runView `json:"runs"`
+	// Next is the cursor of the next page (?after=), left out on the
+	// last page.
+	Next string `json:"next,omitempty"`
+}
+
+// listRuns is GET /lectures/{key}/runs: a page of the lecture's runs,
+// oldest first, each with its record (no report: GET /runs/{run} has
+// it), and, on the last page, the run queued after the one going on, if
+// any, in whichever process. A page holds at most ?limit runs (1 to
+// maxRunsLimit, defaultRunsLimit without it) from the one after
+// ?after, the "next" of the page before, on; its "next" is there unless
+// it is the last (Store.ListRunsPage). A lecture without runs, queued or
+// recorded, is answered 404, unless its length is saved: the retention
+// deleted its records ({"runs": []}). A bad limit or cursor is 400.
 func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 	if !s.allowed(w, r) {
 		return
@@ -622,24 +644,45 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	records, err := s.store.ListRuns(r.Context(), key)
-	if err != nil {
+	q := r.URL.Query()
+	limit := defaultRunsLimit
+	if q.Has("limit") {
+		v := q.Get("limit")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxRunsLimit {
+			httpError(w, http.StatusBadRequest, fmt.Errorf("limit %.20q: want an integer from 1 to %d (default %d)", v, maxRunsLimit, defaultRunsLimit))
+			return
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	records, next, err := s.store.ListRunsPage(r.Context(), key, after, limit)
+	switch {
+	case errors.Is(err, pgstore.ErrInvalidPage):
+		httpError(w, http.StatusBadRequest, fmt.Errorf(`after %.80q: want the "next" of a page of this list`, after))
+		return
+	case err != nil:
 		s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
 		return
+	}
+	out := runsPage{Runs: []runView{}, Next: next}
+	for i := range records {
+		rec := &records[i]
+		out.Runs = append(out.Runs, runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: rec})
+	}
+	if next != "" {
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	// The last page: the runs queued, after the records.
+	recorded := map[string]bool{}
+	for i := range records {
+		recorded[records[i].ID] = true
 	}
 	queued, err := s.params.queuedRuns(r.Context(), key)
 	if err != nil {
 		s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
 		return
-	}
-	out := struct {
-		Runs []runView `json:"runs"`
-	}{Runs: []runView{}}
-	recorded := map[string]bool{}
-	for i := range records {
-		rec := &records[i]
-		recorded[rec.ID] = true
-		out.Runs = append(out.Runs, runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: rec})
 	}
 	// Read after the records: a queued run that started between the two
 	// reads has a record by now, read below.
@@ -655,6 +698,12 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 	for _, id := range ids {
 		switch rec, err := s.store.GetRun(r.Context(), id); {
 		case err == nil:
+			// Started after the page was read, unless its record comes
+			// before the page's last: on an earlier page then (its row is
+			// deleted once the retention finds its record).
+			if len(records) > 0 && !listedBefore(records[len(records)-1], rec) || len(records) == 0 && after != "" {
+				continue
+			}
 			out.Runs = append(out.Runs, runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec})
 		case errors.Is(err, executor.ErrNotFound):
 			out.Runs = append(out.Runs, runView{ID: id, GraphKey: key, Status: "queued"})
@@ -663,7 +712,7 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(out.Runs) == 0 {
+	if len(out.Runs) == 0 && after == "" {
 		// A lecture whose records the retention deleted is one still: an
 		// edit of it builds its graph from the length saved.
 		_, ok, err := s.params.lectureSeconds(r.Context(), key)
@@ -677,6 +726,18 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// listedBefore reports whether a comes before b in the order of
+// Store.ListRuns: by StartedAt, a zero one first, then by ID.
+func listedBefore(a, b executor.Record) bool {
+	switch {
+	case a.StartedAt.IsZero() != b.StartedAt.IsZero():
+		return a.StartedAt.IsZero()
+	case !a.StartedAt.Equal(b.StartedAt):
+		return a.StartedAt.Before(b.StartedAt)
+	}
+	return a.ID < b.ID
 }
 
 // cancelRun is POST /runs/{run}/cancel: it cancels a run that this

@@ -253,12 +253,19 @@
 //	    on, and when the request gives up, after 30 s, waiting for its
 //	    turn or taking the lecture's lock (Postgres stalled), having
 //	    changed nothing.
-//	GET  /lectures/{key}/runs
-//	    the lecture's runs, oldest first: {"runs": [{"id", "graphKey",
-//	    "status", "record"}...]}, the run queued after the one going on,
-//	    if any, last, with the status "queued" and no record; an empty
-//	    list for a lecture whose records the retention deleted; 404 for
-//	    a lecture never run.
+//	GET  /lectures/{key}/runs[?limit=N][&after=CURSOR]
+//	    a page of the lecture's runs, oldest first: {"runs": [{"id",
+//	    "graphKey", "status", "record"}...], "next": CURSOR}, at most
+//	    limit runs (1 to 1000; 100 without it), and "next", the cursor
+//	    of the next page, which after= takes, left out on the last page
+//	    (pgstore.Store.ListRunsPage). The last page ends with the run
+//	    queued after the one going on, if any, with the status "queued"
+//	    and no record, beyond the limit. A client that ignores paging
+//	    gets the first page, as before for a lecture of up to 100 runs;
+//	    it reads the rest with after=next until no "next" comes. An
+//	    empty list for a lecture whose records the retention deleted;
+//	    404 for a lecture never run; 400 for a limit out of range or a
+//	    cursor that is not a "next" of the list.
 //	POST /lectures/{key}/edits  body {"node": "asset:narration:segment[3]", "params": {...}}
 //	    saves the node's new parameters and records the edit
 //	    (Store.EditTx) in one transaction, then starts a run that
