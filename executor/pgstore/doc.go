@@ -303,6 +303,17 @@
 // PutRun of the record (the executor recording it as interrupted, say)
 // keeps those marks in the table, after the others (see [Store.PutRun]).
 //
+// # Listing runs
+//
+// [Store.ListRuns] reads every record of a graph at once, which a graph
+// with a long history makes slow and large. [Store.ListRunsPage] reads
+// them a page at a time, in ListRuns's order (oldest first), from the
+// runs_graph_started index: a limit of 1 to [MaxRunsPage], a cursor that
+// is opaque, "" for the first page, and "" back after the last. A bad
+// limit or cursor is a [*PageError] (wrapping [ErrInvalidPage] and
+// executor.ErrInvalidRequest), refused before any SQL. A host that serves
+// a graph's runs to its clients pages them, as examples/service does.
+//
 // # Locking a graph key
 //
 // The executor makes runs of one graph key safe together, but not free:
