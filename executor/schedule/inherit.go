@@ -118,8 +118,8 @@ func (m *Machine) rated(key string) *keyState {
 // and a [Snapshot] holds them; no node counts them, so none is refunded.
 // The starts of a key with a rate that the plan has not are kept too,
 // though no node of this plan waits on them: [Machine.RateStarts]
-// returns them while they are in the window, and a Snapshot holds
-// them, so that a round without the key passes its quota on to the
+// returns them while they are in the window, [Machine.RateWait] counts
+// them, and a Snapshot holds them, so that a round without the key passes its quota on to the
 // next one. A driver keeps a key's rate in the Config of every round
 // for that.
 //

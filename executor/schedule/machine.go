@@ -1164,21 +1164,21 @@ func (m *Machine) State(n graph.Node) (State, bool) {
 
 // RateWait returns how long after now the rate of batch key allows its
 // next start: 0 when it allows one at now, and for a key without a rate
-// or not in the plan. It ignores the key's free slots and changes
-// nothing. O(K + S) for K keys and S starts in the rate's window.
+// in the Config. A rated key that the plan has not answers too, by the
+// starts the machine carries for it ([Machine.Inherit]), so that a driver
+// learns when that provider's quota frees, for a call of its own or the
+// next round. It ignores the key's free slots and changes nothing. O(K + log C + S) for K keys of the plan, C rated keys it has
+// not and S starts in the rate's window.
 func (m *Machine) RateWait(key string, now time.Time) time.Duration {
-	for i := range m.keys {
-		ks := &m.keys[i]
-		if ks.name != key || i == 0 || ks.rate.Starts == 0 {
-			continue
-		}
-		first := ks.live(now)
-		if len(ks.starts)-first < ks.rate.Starts {
-			return 0
-		}
-		return ks.starts[first].Add(ks.rate.Per).Sub(now)
+	ks := m.rated(key)
+	if ks == nil {
+		return 0
 	}
-	return 0
+	first := ks.live(now)
+	if len(ks.starts)-first < ks.rate.Starts {
+		return 0
+	}
+	return ks.starts[first].Add(ks.rate.Per).Sub(now)
 }
 
 // Len returns the number of nodes in the plan.
