@@ -61,7 +61,7 @@
 // ([Config.Shared]) count as one kind here, under the longest of their
 // windows. The window counts from the time
 // passed to [Machine.SucceedAt] (or, after [Machine.Succeed], to the next
-// call that takes a time), and [Machine.Wake] says when it ends. A halt
+// Next, More or SucceedAt), and [Machine.Wake] says when it ends. A halt
 // ends every wait.
 //
 // # Failures, cancels and stages
@@ -86,9 +86,16 @@
 // The machine does not see retries: a driver that calls a node's
 // generator again after a failed attempt keeps the node Running, its slot
 // held through the backoff too, and reports only the node's last outcome.
-// [Config.Rates] counts a node's first start only (Next and More); a
-// driver whose provider counts every call counts the retries' calls
-// itself, as the executor's runner does with a quota beside the machine.
+// [Config.Rates] counts a node's first start (Next and More), and the
+// calls a driver charges to it: a driver whose provider counts every
+// call asks [Machine.ChargeAt] before each retry's call, which charges
+// it to the node's batch key's rate if the rate allows a start then,
+// and else charges nothing and leaves the driver to wait
+// [Machine.RateWait]. A charge holds back the key's next starts as a
+// start does, and a [Snapshot] keeps it, so that one machine spaces all
+// of a provider's calls, deterministically. The executor's runner,
+// whose rates count the calls of all its runs at once, counts the
+// retries' calls in a quota of its own beside the machine instead.
 //
 // An edit during a run: [Machine.Invalidate] an edited node that has
 // succeeded (or a node outside the plan whose output changed), so that
@@ -142,7 +149,7 @@
 //
 // A Next that returns no node changes nothing but what Wake answers, and
 // a More that returns none changes nothing, but for one thing: with batch
-// windows, the first call that takes a time after New, or after a Succeed
+// windows, the first Next, More or SucceedAt after New, or after a Succeed
 // (or a SucceedAt at the zero time), notes that time as when the nodes
 // made Ready since became Ready (a More whose like is not in the plan
 // takes no time: it changes nothing at all). A record of the calls may

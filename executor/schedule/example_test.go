@@ -354,3 +354,67 @@ func ExampleMachine_Inherit() {
 	// 1m0s: [asset:image:segment[2] asset:video:segment[2] timeline]
 	//   carried: [{"key":"asset:image","starts":["2025-01-01T00:01:00Z"]}]
 }
+
+// A driver that retries a failed attempt itself charges each retry's
+// call to the node's rate before making it, so that its provider, which
+// counts every call, sees no more than the rate allows: here 2 images a
+// minute, the first of which fails once.
+func ExampleMachine_ChargeAt() {
+	g, err := graph.Build(graph.Lecture(), 40)
+	if err != nil {
+		panic(err)
+	}
+	states := dirty.NewStates(g.Len())
+	for n := range g.Len() {
+		if err := states.Set(graph.Node(n), dirty.State{Status: dirty.StatusClean}); err != nil {
+			panic(err)
+		}
+	}
+	marks := []dirty.Mark{{ID: "asset:image:segment[0]", Reason: dirty.ReasonEdited}, {ID: "asset:image:segment[1]", Reason: dirty.ReasonEdited}}
+	set, err := dirty.Compute(g, dirty.Input{States: states, Marks: marks})
+	if err != nil {
+		panic(err)
+	}
+	m, err := schedule.New(planner.New(set), schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: time.Minute}}})
+	if err != nil {
+		panic(err)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	var images []graph.Node
+	for {
+		st, ok := m.Next(t0)
+		if !ok {
+			break
+		}
+		fmt.Printf("0s: call %s\n", g.NodeID(st.Node))
+		images = append(images, st.Node)
+	}
+	// The first image's call fails at 5s; its retry is due 2s later.
+	retry, now := images[0], t0.Add(7*time.Second)
+	for {
+		ok, err := m.ChargeAt(retry, now)
+		if err != nil {
+			panic(err)
+		}
+		if ok {
+			break
+		}
+		wait := m.RateWait(graph.KindImage, now)
+		fmt.Printf("%s: the retry waits %s for the rate\n", now.Sub(t0), wait)
+		now = now.Add(wait)
+	}
+	fmt.Printf("%s: call %s again\n", now.Sub(t0), g.NodeID(retry))
+	for _, rs := range m.RateStarts(now) {
+		fmt.Print("the rate counts calls of ", rs.Key, " at")
+		for _, t := range rs.Starts {
+			fmt.Print(" ", t.Sub(t0))
+		}
+		fmt.Println()
+	}
+	// Output:
+	// 0s: call asset:image:segment[0]
+	// 0s: call asset:image:segment[1]
+	// 7s: the retry waits 53s for the rate
+	// 1m0s: call asset:image:segment[0] again
+	// the rate counts calls of asset:image at 1m0s
+}

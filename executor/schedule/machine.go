@@ -34,7 +34,9 @@ func (m Mode) String() string {
 }
 
 // Rate limits how often nodes of one batch key start: at most Starts
-// starts in any window of length Per.
+// starts in any window of length Per. A start is a node's first start
+// ([Machine.Next], [Machine.More]) or a call that a driver charges to
+// the key, a retry's ([Machine.ChargeAt]).
 type Rate struct {
 	Starts int
 	Per    time.Duration
@@ -111,6 +113,11 @@ var (
 	// ErrNotRunning: the node is in the plan but not running.
 	ErrNotRunning = errors.New("schedule: node not running")
 )
+
+// ErrNotRated is wrapped by the error of [Machine.ChargeAt] for a node
+// whose batch key has no rate in the Config, or that has no batch key:
+// no rate counts its calls. It leaves the machine unchanged.
+var ErrNotRated = errors.New("schedule: no rate counts the node's calls")
 
 // State is where one node of the plan stands in the machine.
 type State uint8
@@ -217,7 +224,7 @@ type keyState struct {
 //
 // Make one with [New] or [Restore]. The zero Machine is a machine of no
 // plan, and never panics: it starts nothing, is Done, has no node (a
-// transition, Refund and Invalidate return an error wrapping
+// transition, Refund, ChargeAt and Invalidate return an error wrapping
 // [ErrNotInPlan] that says to use New), counts no rate (Inherit refuses
 // the starts it would lose, with an error wrapping
 // [ErrInvalidRateStarts], and RateStarts returns none) and its Snapshot
@@ -985,7 +992,8 @@ func (m *Machine) advance(r *Result) {
 // Succeed settles a running node as done and releases the dependents
 // whose dependencies are now all done. It is [Machine.SucceedAt] without
 // a time: the batch windows ([Config.Windows]) of the nodes it releases
-// count from the time passed to the next call that takes one.
+// count from the time passed to the next [Machine.Next], [Machine.More]
+// or SucceedAt ([Machine.ChargeAt] notes none).
 func (m *Machine) Succeed(n graph.Node) (Result, error) {
 	return m.SucceedAt(n, time.Time{})
 }
@@ -1146,6 +1154,56 @@ func (m *Machine) Refund(n graph.Node) (bool, error) {
 	return ks.refund(m.startAt[i]), nil
 }
 
+// ChargeAt charges a call that running node n makes to its provider at
+// now, beyond its first start, to its batch key's [Rate], if the rate
+// allows a start at now: a driver that retries a node's failed attempt
+// itself, as a workflow engine does, asks it before each retry's call,
+// so that the rate counts every call the provider counts, as it counts
+// the first starts of [Machine.Next] and [Machine.More]. It reports
+// whether it charged the call; when the rate allows no start at now it
+// charges nothing and returns false, and the driver makes the call once
+// [Machine.RateWait] of the key has passed, charging it then. A charge
+// counts as a start of the key until its rate's Per after it, holding
+// back the key's next starts and charges alike, and a [Snapshot] holds
+// it among the key's starts (its form is unchanged: every release that
+// reads version 2 restores it); no node counts it, so [Machine.Refund]
+// gives none back. The rate serves first the call that asks first: a
+// driver that asks ChargeAt before [Machine.Next] at the same now
+// gives its retries the starts that free then. The node's slot and
+// state are unchanged: it still runs, and settles as usual. now is the
+// driver's clock, as for Next, which must not go back between calls.
+//
+// It refuses, and changes nothing: a node not in the plan, or the zero
+// Machine's, with an error wrapping [ErrNotInPlan]; a node that is not
+// running, wrapping [ErrNotRunning]; a node whose batch key has no rate
+// in the Config (a single has none), wrapping [ErrNotRated]; and a now
+// before the latest start that the key's rate counts (the driver's
+// clock went back, or [Machine.Inherit] took a start from a clock
+// ahead), wrapping [ErrInvalidRateStarts]. Like every call that changes the machine it
+// is part of the driver's record: a replay makes it again. It costs
+// O(S) for S starts that left the rate's window since the key's last
+// start or charge.
+func (m *Machine) ChargeAt(n graph.Node, now time.Time) (bool, error) {
+	i, err := m.mustRunning(n)
+	if err != nil {
+		return false, err
+	}
+	ks := &m.keys[m.key[i]]
+	switch {
+	case ks.rate.Starts == 0 && m.key[i] == 0:
+		return false, fmt.Errorf("%w: node %q is a single: it has no batch key, and no rate counts its calls", ErrNotRated, m.g.NodeID(n))
+	case ks.rate.Starts == 0:
+		return false, fmt.Errorf("%w: node %q: batch key %q has no rate (Config.Rates): nothing counts its calls", ErrNotRated, m.g.NodeID(n), ks.name)
+	case len(ks.starts) > 0 && now.Before(ks.starts[len(ks.starts)-1]):
+		return false, fmt.Errorf("%w: a charge of node %q at %s, before the latest start of batch key %q, %s: the driver's clock must not go back (a start inherited from a clock ahead counts as made then: see Inherit)",
+			ErrInvalidRateStarts, m.g.NodeID(n), now.Format(time.RFC3339Nano), ks.name, ks.starts[len(ks.starts)-1].Format(time.RFC3339Nano))
+	case len(ks.starts)-ks.live(now) >= ks.rate.Starts:
+		return false, nil
+	}
+	ks.recordStart(now)
+	return true, nil
+}
+
 // Halt stops the machine: [Machine.Next] and [Machine.More] return
 // nothing from now on. Running nodes still settle.
 func (m *Machine) Halt() { m.halted = true }
@@ -1167,7 +1225,8 @@ func (m *Machine) State(n graph.Node) (State, bool) {
 // in the Config. A rated key that the plan has not answers too, by the
 // starts the machine carries for it ([Machine.Inherit]), so that a driver
 // learns when that provider's quota frees, for a call of its own or the
-// next round. It ignores the key's free slots and changes nothing. O(K + log C + S) for K keys of the plan, C rated keys it has
+// next round. It counts the calls charged with [Machine.ChargeAt] as
+// starts, ignores the key's free slots and changes nothing. O(K + log C + S) for K keys of the plan, C rated keys it has
 // not and S starts in the rate's window.
 func (m *Machine) RateWait(key string, now time.Time) time.Duration {
 	ks := m.rated(key)

@@ -104,7 +104,8 @@ const stateLetters = "prRsfkSc"
 // that a running node's rate counts ([Rate]: none once refunded), and,
 // with [Config.MaxBatch], the first node of its bulk call and how many
 // nodes that call took; "rates" the starts of each rate-limited batch
-// key, by key, that may still be in its window, ascending by time (a
+// key, by key, that may still be in its window, ascending by time (the
+// calls charged to it with [Machine.ChargeAt] among them; a
 // key the plan has not too, when the machine inherited starts of it:
 // [Machine.Inherit]);
 // "wake" what [Machine.Wake] answers. Keys with nothing to say ("readySince", "held",

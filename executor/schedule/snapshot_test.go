@@ -23,7 +23,7 @@ import (
 
 // randomCall is one call to a machine, drawn by a chaos driver.
 type randomCall struct {
-	op string // next, more, succeed, succeedAt, fail, supersede, cancel, invalidate, refund, halt
+	op string // next, more, succeed, succeedAt, fail, supersede, cancel, invalidate, refund, charge, halt
 	n  graph.Node
 	at time.Time
 	// later is a time at or after at, at which the queries are asked too.
@@ -32,7 +32,7 @@ type randomCall struct {
 
 // chaos drives machines with random calls, as a careless driver might
 // (settling nodes that do not run, More of any node, Invalidate of any
-// node, halts, refunds), with a clock that goes on by random steps or
+// node, halts, refunds, charges of retries), with a clock that goes on by random steps or
 // to the machine's Wake.
 type chaos struct {
 	p    *planner.Plan
@@ -100,8 +100,10 @@ func (c *chaos) draw(m *schedule.Machine) randomCall {
 		call.op, call.n = "cancel", anyNode()
 	case x < 950:
 		call.op, call.n = "invalidate", anyNode()
-	case x < 998:
+	case x < 975:
 		call.op, call.n = "refund", anyNode()
+	case x < 998:
+		call.op, call.n = "charge", anyNode()
 	default:
 		call.op = "halt"
 	}
@@ -145,6 +147,9 @@ func (c *chaos) do(m *schedule.Machine, call randomCall, full bool) string {
 		res(m.Invalidate(call.n))
 	case "refund":
 		ok, err := m.Refund(call.n)
+		fmt.Fprintf(&b, "%v %v", ok, err)
+	case "charge":
+		ok, err := m.ChargeAt(call.n, call.at)
 		fmt.Fprintf(&b, "%v %v", ok, err)
 	case "halt":
 		m.Halt()
