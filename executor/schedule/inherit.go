@@ -119,8 +119,9 @@ func (m *Machine) rated(key string) *keyState {
 // The starts of a key with a rate that the plan has not are kept too,
 // though no node of this plan waits on them: [Machine.RateStarts]
 // returns them while they are in the window, [Machine.RateWait] counts
-// them, and a Snapshot holds them, so that a round without the key passes its quota on to the
-// next one. A driver keeps a key's rate in the Config of every round
+// them, and a Snapshot holds them until a later start, charge or
+// SucceedAt finds they have left it, so that a round without the key
+// passes its quota on to the next one. A driver keeps a key's rate in the Config of every round
 // for that.
 //
 // The starts must be times on the clock that the driver passes this

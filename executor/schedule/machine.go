@@ -749,6 +749,21 @@ func (ks *keyState) refund(t time.Time) bool {
 	return false
 }
 
+// pruneCarry drops the starts carried for the rated keys the plan has
+// not (Machine.carry) that have left their window at now, so that a
+// snapshot holds no start that cannot count again: no node starts on
+// those keys, so none would drop them. It changes no answer of a call
+// at now or later, as the clock does not go back. O(C + S) for C
+// carried keys and S starts dropped.
+func (m *Machine) pruneCarry(now time.Time) {
+	for ki := range m.carry {
+		ks := &m.carry[ki]
+		if first := ks.live(now); first > 0 {
+			ks.starts = ks.starts[first:]
+		}
+	}
+}
+
 // Next returns the node to start now, if any may: the one that became
 // ready first among the keys with a free slot and rate, within the
 // global cap, and that no batch window holds back ([Config.Windows]).
@@ -892,6 +907,7 @@ func (m *Machine) More(now time.Time, like graph.Node) (Step, bool) {
 }
 
 func (m *Machine) start(i int32, now time.Time) Step {
+	m.pruneCarry(now)
 	ks := &m.keys[m.key[i]]
 	ks.running++
 	ks.recordStart(now)
@@ -1000,12 +1016,18 @@ func (m *Machine) Succeed(n graph.Node) (Result, error) {
 
 // SucceedAt is [Machine.Succeed] at now, the driver's clock, which must
 // not go back between calls: the batch windows ([Config.Windows]) of the
-// nodes it releases count from now. A zero now is not known, as for
-// Succeed. Without windows, now is not read.
+// nodes it releases count from now, and the starts the machine carries
+// for rated keys the plan has not ([Machine.Inherit]) that have left
+// their window at now are dropped, as a snapshot need hold them no more
+// (see [Snapshot]). A zero now is not known, as for Succeed. Without
+// windows or carried starts, now is not read.
 func (m *Machine) SucceedAt(n graph.Node, now time.Time) (Result, error) {
 	i, err := m.mustRunning(n)
 	if err != nil {
 		return Result{}, err
+	}
+	if !now.IsZero() {
+		m.pruneCarry(now)
 	}
 	if m.win != nil {
 		m.tick(now)
@@ -1201,6 +1223,7 @@ func (m *Machine) ChargeAt(n graph.Node, now time.Time) (bool, error) {
 		return false, nil
 	}
 	ks.recordStart(now)
+	m.pruneCarry(now)
 	return true, nil
 }
 

@@ -104,10 +104,14 @@ const stateLetters = "prRsfkSc"
 // that a running node's rate counts ([Rate]: none once refunded), and,
 // with [Config.MaxBatch], the first node of its bulk call and how many
 // nodes that call took; "rates" the starts of each rate-limited batch
-// key, by key, that may still be in its window, ascending by time (the
-// calls charged to it with [Machine.ChargeAt] among them; a
-// key the plan has not too, when the machine inherited starts of it:
-// [Machine.Inherit]);
+// key, by key, ascending by time, that may still be in its window (the
+// calls charged to it with [Machine.ChargeAt] among them): the machine
+// has no clock, so for a key of the plan those from the first that was
+// in the window at the key's latest start or charge (the later ones
+// drop those that left it since), and for a key the plan has not, whose
+// starts the machine carries since it inherited them ([Machine.Inherit]),
+// those in the window at the latest time passed to a call that started
+// a node (Next, More), charged a call or settled one with SucceedAt;
 // "wake" what [Machine.Wake] answers. Keys with nothing to say ("readySince", "held",
 // "running", "rates", "halted", "wake", "rateStart", "call",
 // "callNodes") are left out. The nodes running on each key, the workers
@@ -790,7 +794,8 @@ func (m *Machine) differs(theirs *partsForm) []string {
 // nothing back); a key that gained one starts with none counted, as the
 // machine kept no starts of a key without a rate. A snapshot, which has
 // no clock, holds a key's starts from the first that was in the old
-// rate's window at the key's last start: under a longer Per those count
+// rate's window at the key's last start (for a key the plan has not,
+// at the latest start, charge or SucceedAt): under a longer Per those count
 // until the new Per after them, though they may have left the old window
 // since, while the starts that had left it by then count no more. A
 // running node whose
