@@ -344,7 +344,9 @@ func (e *Executor) recordInterrupted(ctx context.Context, id, key, by, text stri
 
 // Abandon records run id, whose record says running, as [RunInterrupted]
 // without resuming it. It ends the run's event stream as a Resume does,
-// with a run.cancelled that names no resuming run. It returns nil once the
+// with a run.cancelled that names no resuming run ([Executor.AbandonTo]
+// names the run that took over its work, for a run left running beside a
+// newer run of its key that was resumed in its place). It returns nil once the
 // run is recorded, or when there is nothing to record (see below), and an
 // error otherwise.
 //
@@ -436,24 +438,85 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("%w: abandon run %s: the reason %s is the text of a Resume refused as the run's graph is no longer the key's, whose record a later Resume may take up: say why this run is not resumed in other words",
 			ErrInvalidRequest, quote(id), quote(reason))
 	}
+	return e.abandon(ctx, id, "", cutText(notResumedPrefix+reason))
+}
+
+// AbandonTo records run id, whose record says running, as
+// [RunInterrupted], resumed by run by, a run of its graph key that took
+// over its work, as a Resume that started run by to finish it would
+// record it: its record's Error is "interrupted: it ended without
+// recording its outcome; resumed by run " and by (cut to MaxEventText),
+// and its event stream ends with a run.cancelled whose ResumedBy is by,
+// so that a view that followed the run follows run by next. It is for a
+// run left running beside a newer run of its key, which the host
+// resumed in its place (the newer run's resume makes the key's nodes
+// that are not clean, as a resume of this one would): pgstore's
+// ResumeLeftRunning calls it so. Unlike [Executor.Abandon]'s, such a
+// record does not refuse a later Resume or RerunFailed of the run, which
+// finds it interrupted and resumed, as after any resume.
+//
+// by must name another run of the run's graph key, as its record says;
+// it is not checked that run by is going on. An empty run ID or by, a by
+// that is id, or that names no run of the key, is refused with
+// [ErrInvalidRequest], and nothing is recorded; an unknown run id gives
+// an error wrapping [ErrNotFound].
+//
+// Otherwise it works as Abandon does, and is refused with [ErrBusy] as
+// Abandon is: the counts it records, the holds, the retries, ctx. A
+// record that says interrupted already is left as it is, and AbandonTo
+// returns nil; if its stream's newest event is not final, it publishes
+// the final event that the call which recorded it would have (naming
+// the run that the record names, or, for a record that says that no run
+// resumed it, none), as a Resume of it would. As for Abandon, the caller
+// vouches that the run goes on nowhere else: with pgstore, it holds the
+// run's key's lock.
+func (e *Executor) AbandonTo(ctx context.Context, id, by string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: abandon run: the run ID is empty", ErrInvalidRequest)
+	case !storableText(id):
+		return checkRequestField("the run ID", id)
+	case by == "":
+		return fmt.Errorf("%w: abandon run %s: the run that took over is empty: name the run of its graph key that took over its work (or call Abandon, with a reason)",
+			ErrInvalidRequest, quote(id))
+	case !storableText(by):
+		return checkRequestField("the run that took over", by)
+	case by == id:
+		return fmt.Errorf("%w: abandon run %s: the run that took over, %s, is the run itself: name another run of its graph key",
+			ErrInvalidRequest, quote(id), quote(by))
+	}
+	return e.abandon(ctx, id, by, interruptedText(by))
+}
+
+// abandon is the work of Abandon (by "") and AbandonTo: it records run id
+// as interrupted, resumed by run by, with text as its record's Error.
+func (e *Executor) abandon(ctx context.Context, id, by, text string) error {
 	if !e.enter() {
 		return fmt.Errorf("%w: abandon run %s", ErrClosed, quote(id))
 	}
 	defer e.runs.done()
-	rec, err := e.opts.Runs.GetRun(ctx, id)
-	if err != nil {
-		err = e.retryStore(ctx, id, "", err, "read the record of", id, func() (err error) {
-			rec, err = e.opts.Runs.GetRun(ctx, id)
-			return err
-		})
-	}
+	rec, err := e.getRun(ctx, id)
 	if err != nil {
 		return fmt.Errorf("abandon run %s: %w", quote(id), err)
 	}
+	if by != "" {
+		took, err := e.getRun(ctx, by)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return fmt.Errorf("%w: abandon run %s: the run that took over, %s, is no run (%w): name a run of graph key %s",
+				ErrInvalidRequest, quote(id), quote(by), err, quote(rec.GraphKey))
+		case err != nil:
+			return fmt.Errorf("abandon run %s: read the record of the run that took over, %s: %w", quote(id), quote(by), err)
+		case took.GraphKey != rec.GraphKey:
+			return fmt.Errorf("%w: abandon run %s: the run that took over, %s, is a run of graph key %s, not of the run's, %s",
+				ErrInvalidRequest, quote(id), quote(by), quote(took.GraphKey), quote(rec.GraphKey))
+		}
+	}
 	// A record already interrupted, not resumed (an earlier Abandon, or
-	// a refused Resume: notResumed) may have left its stream without its
-	// final event, its sink failing then; no Resume will end it.
-	ended := rec.Status == RunInterrupted && strings.HasPrefix(rec.Error, notResumedPrefix)
+	// a refused Resume: notResumed), may have left its stream without its
+	// final event, its sink failing then; no Resume will end it. So may
+	// one that an earlier AbandonTo recorded, resumed.
+	ended := rec.Status == RunInterrupted && (strings.HasPrefix(rec.Error, notResumedPrefix) || by != "")
 	if rec.Status != RunRunning && !ended {
 		return nil
 	}
@@ -469,7 +532,7 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 	if ended {
 		// The event the call that recorded it would have published, if
 		// the stream's newest event is not final: read under the hold.
-		e.endInterrupted(ctx, rec, "")
+		e.interrupted(ctx, rec, by, interruptedTally{})
 		return nil
 	}
 	tally := e.tallyInterrupted(ctx, nil, rec)
@@ -478,16 +541,29 @@ func (e *Executor) Abandon(ctx context.Context, id, reason string) error {
 		// run did nothing.
 		return fmt.Errorf("abandon run %s: before it recorded the run: %w", quote(id), causeOf(ctx))
 	}
-	err = e.recordInterrupted(ctx, id, rec.GraphKey, "", cutText(notResumedPrefix+reason), tally)
+	err = e.recordInterrupted(ctx, id, rec.GraphKey, by, text, tally)
 	if err != nil {
 		err = e.retryStore(ctx, id, rec.GraphKey, err, "record as interrupted", id, func() error {
-			return e.recordInterrupted(ctx, id, rec.GraphKey, "", cutText(notResumedPrefix+reason), tally)
+			return e.recordInterrupted(ctx, id, rec.GraphKey, by, text, tally)
 		})
 	}
 	if err != nil {
 		return fmt.Errorf("abandon run %s: %w", quote(id), err)
 	}
 	return nil
+}
+
+// getRun reads the record of run id, retried as Abandon's store calls
+// are.
+func (e *Executor) getRun(ctx context.Context, id string) (Record, error) {
+	rec, err := e.opts.Runs.GetRun(ctx, id)
+	if err != nil {
+		err = e.retryStore(ctx, id, "", err, "read the record of", id, func() (err error) {
+			rec, err = e.opts.Runs.GetRun(ctx, id)
+			return err
+		})
+	}
+	return rec, err
 }
 
 // interruptedCounts returns what the key's states show that run rec,

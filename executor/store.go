@@ -249,9 +249,10 @@ const (
 	// process crashed, or its stores stalled past Options.StoreTimeout),
 	// as [Executor.Resume] or [Executor.RerunFailed] found when it
 	// resumed it, or as [Executor.Abandon] recorded it. Its record's
-	// Error names the run that resumed it (or, for a Resume refused
-	// because the run's graph is no longer the key's, and for Abandon,
-	// says that no run resumed it, and why), as does the final event that
+	// Error names the run that resumed it, or, for [Executor.AbandonTo],
+	// the run that took over its work (or, for a Resume refused because
+	// the run's graph is no longer the key's, and for Abandon, says that
+	// no run resumed it, and why), as does the final event that
 	// its stream then gets, if the Sink can
 	// number it (progress.Event.ResumedBy); if the Sink failed then, a
 	// later Resume or RerunFailed of the run publishes that event (or an
