@@ -151,7 +151,8 @@ func TestResumeLeftRunning(t *testing.T) {
 	assert.False(t, errors.As(recs[4].Err, &ge), "e: Resume's refusal is no GraphOfError")
 	assert.ErrorIs(t, recs[4].Err, executor.ErrInvalidRequest, "e: Resume's refusal")
 	assert.Equal(t, executor.RunInterrupted, recs[5].Record.Status, "f1: recorded as interrupted, superseded by f2's resume")
-	assert.Contains(t, recs[5].Record.Error, `run "f2" of its graph key, left running too and started after it, was resumed in its place by run "`+recs[6].Run.ID()+`"`)
+	assert.Equal(t, "interrupted: it ended without recording its outcome; resumed by run "+recs[6].Run.ID(), recs[5].Record.Error,
+		"f1: resumed by the run that took over, as a resume by it would say")
 
 	// The resumed runs hold their keys' locks while they go on; the keys
 	// of the others are free at once, but b's, which the other process

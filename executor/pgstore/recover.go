@@ -41,8 +41,9 @@ const (
 	// process resumed the run after it was listed, or a later run of the
 	// key made what the key needs. For ResumeLeftRunning, a later run of
 	// the key, left running too, was resumed in its place by this call,
-	// and the run was recorded as interrupted, not resumed
-	// (executor.Executor.Abandon), its stream ended: [Recovery].Record is
+	// and the run was recorded as interrupted, resumed by the run that
+	// took over (executor.Executor.AbandonTo), its stream ended with a
+	// final event whose ResumedBy names that run: [Recovery].Record is
 	// the record so written.
 	SkippedSuperseded
 	// SkippedGraphReplaced: for ResumeCancelled, under the key's lock,
@@ -219,10 +220,11 @@ func (e *GraphOfError) Unwrap() error { return e.Err }
 // nodes that are not clean, whichever run of the key it resumes; the
 // newest run's graph is the one that the host last meant the key to
 // have. Once one is resumed, each older one is recorded as interrupted,
-// not resumed, with e.Abandon, whose reason names the run resumed in its
-// place and its resuming run, and which ends its event stream, so that
-// its viewers stop waiting: it is [SkippedSuperseded] (NotResumed, left
-// running for a later call, if Abandon failed). A newer one that was not
+// resumed by the run that resumes the newest, with e.AbandonTo, which
+// ends its event stream with a final event whose ResumedBy names that
+// run, so that its viewers stop waiting, or follow the run that took
+// over, as after a resume: it is [SkippedSuperseded] (NotResumed, left
+// running for a later call, if AbandonTo failed). A newer one that was not
 // resumed stays NotResumed, for a later call.
 //
 // Each resumed run holds its key's lock, and so a server connection
@@ -366,8 +368,8 @@ func (s *Store) resumeAll(ctx context.Context, e *executor.Executor,
 // whether each record, read again under the lock, is still one to
 // resume. Of those that are, the newest is resumed, or, if it is not
 // resumed, the next newest, and so on; once one is, the older ones are
-// recorded as interrupted, not resumed (executor.Executor.Abandon, which
-// ends their streams), naming the run resumed and its resuming run: that
+// recorded as interrupted, resumed by its resuming run
+// (executor.Executor.AbandonTo, which ends their streams naming it): that
 // run makes the key's nodes that are not clean, which is what a resume
 // of any of them would make (executor.Executor.Resume plans the key's
 // states, not the run's), and the executor resumes one run of a key at a
@@ -482,14 +484,13 @@ func (s *Store) resumeLocked(ctx context.Context, e *executor.Executor,
 }
 
 // supersede records the run of rec, left running beside a newer run of
-// its key, newest, which run resumes, as interrupted, not resumed
-// (executor.Executor.Abandon, which ends its stream): [SkippedSuperseded],
-// with the record so written; NotResumed if Abandon failed, the record
-// left running for a later call.
+// its key, newest, which run resumes, as interrupted, resumed by run
+// (executor.Executor.AbandonTo, which ends its stream with a final event
+// whose ResumedBy names run, so that a view of it follows run, as after
+// a resume): [SkippedSuperseded], with the record so written; NotResumed
+// if AbandonTo failed, the record left running for a later call.
 func (s *Store) supersede(ctx context.Context, e *executor.Executor, rec, newest executor.Record, run *executor.Run) Recovery {
-	reason := fmt.Sprintf("run %s of its graph key, left running too and started after it, was resumed in its place by run %s, which makes the key's nodes that are not clean",
-		quote(newest.ID), quote(run.ID()))
-	if err := e.Abandon(ctx, rec.ID, reason); err != nil {
+	if err := e.AbandonTo(ctx, rec.ID, run.ID()); err != nil {
 		return Recovery{Record: rec, Outcome: NotResumed, Err: fmt.Errorf("pgstore: resume run %s: record it as interrupted, run %s of its key resumed in its place by run %s: %w",
 			quote(rec.ID), quote(newest.ID), quote(run.ID()), err)}
 	}
