@@ -138,7 +138,8 @@ func (e *TemplateMismatchError) Unwrap() error { return ErrTemplateMismatch }
 // graph is not the key's graph, the graph of its newest run, when Edit
 // could not make it an edit of the key's graph (see Edit): the key's
 // graph has not some node named (Missing), or it is of another template,
-// or no record of it was found. Nothing was committed. It wraps
+// or it was not found (no record of it, and the key's states did not
+// bound it). Nothing was committed. It wraps
 // [ErrInvalidRequest]. A host reloads the key's graph, the one whose
 // [Fingerprint] is Current (with [GraphOf], from the newest of the key's
 // records whose Record.Graph is Current), checks that the edit still
@@ -153,8 +154,8 @@ type GraphMismatchError struct {
 	Current string
 	// Missing lists the node IDs named that the key's graph has not, in
 	// the order of the graph given, when Edit found the key's graph; it
-	// is nil when it did not (another template, no record of the key's
-	// graph, or from EditChanges, which has no run records).
+	// is nil when it did not (another template, the key's graph not
+	// found, or from EditChanges, which does not look for it).
 	Missing []string
 }
 

@@ -1236,10 +1236,13 @@ func conflictPause(try int) time.Duration {
 // [GraphStateID]. g is that graph, or one that Edit can take for it: the
 // graph that a host still holds when a run of another length has
 // started meanwhile (a user made the lecture longer), of the same
-// template. Edit then builds the key's graph from g's template at the
-// duration of the newest of the key's records of that graph
-// (RunStore.ListRuns, retried as its other store calls are; an error of
-// it fails the Edit, which commits nothing) and, when that graph has
+// template. Edit then builds the key's graph from g's template: the
+// graph of it whose fingerprint is the key's, at the number of segments
+// that gives it (found from the key's states alone, which bound it, at
+// the cost of a hash of the template's kinds per number tried; else at
+// the duration of the newest of the key's records of that graph, read
+// with RunStore.ListRuns, retried as its other store calls are, whose
+// error fails the Edit, which commits nothing) and, when that graph has
 // each node named (a node's ID is the same at each length:
 // asset:narration:segment[3] is a node of a lecture of 40 s and of one
 // of 120 s), edits those nodes of it. Otherwise (a node that the key's
@@ -1332,7 +1335,7 @@ func (e *Executor) Edit(ctx context.Context, g *graph.Graph, graphKey string, id
 		lost = nil
 		eg, enodes := g, nodes
 		if me := editable(snap, graphKey, fp); me != nil {
-			if eg, enodes, err = e.keyGraph(ctx, g, nodes, me, &found); err != nil {
+			if eg, enodes, err = e.keyGraph(ctx, g, nodes, snap, me, &found); err != nil {
 				return 0, err
 			}
 		}
@@ -1383,16 +1386,23 @@ type keyGraph struct {
 
 // keyGraph returns the graph that an Edit with g of nodes (sorted, each
 // once) edits, with its nodes, when g is not the key's graph, as me, the
-// refusal that editable gave, says: the key's graph, built from g's
-// template at the duration of the newest of the key's records whose
-// Graph is me.Current, when that builds a graph of that fingerprint
-// which has each node named (the IDs of a lecture's nodes are the same
-// at every length). It returns me otherwise, with its Missing when the
-// key's graph was found; an error of the RunStore, retried as Edit's
-// calls are, if ListRuns failed. found keeps the graph found for the
-// next try of the Edit, while the key's graph stays the same.
-func (e *Executor) keyGraph(ctx context.Context, g *graph.Graph, nodes []graph.Node, me *GraphMismatchError, found *keyGraph) (*graph.Graph, []graph.Node, error) {
+// refusal that editable gave for snap, says: the key's graph, g's
+// template's graph of the fingerprint me.Current, when there is one and
+// it has each node named (the IDs of a lecture's nodes are the same at
+// every length). It finds it without a store call when snap bounds its
+// number of segments (graphAt), and else builds it at the duration of
+// the newest of the key's records whose Graph is me.Current. It returns
+// me otherwise, with its Missing when the key's graph was found; an
+// error of the RunStore, retried as Edit's calls are, if ListRuns
+// failed. found keeps the graph found for the next try of the Edit,
+// while the key's graph stays the same.
+func (e *Executor) keyGraph(ctx context.Context, g *graph.Graph, nodes []graph.Node, snap Snapshot, me *GraphMismatchError, found *keyGraph) (*graph.Graph, []graph.Node, error) {
 	if found.fp == me.Current && (found.g != nil || found.err != nil) {
+		return found.g, found.nodes, found.err
+	}
+	if kg := graphAt(g.Template(), me.Current, snap); kg != nil {
+		*found = keyGraph{fp: me.Current, err: me}
+		found.take(g, nodes, kg, me)
 		return found.g, found.nodes, found.err
 	}
 	key := me.GraphKey
@@ -1414,25 +1424,74 @@ func (e *Executor) keyGraph(ctx context.Context, g *graph.Graph, nodes []graph.N
 		}
 		// The limits of the run that made it are the host's: any that
 		// built it then builds it again.
-		kg, err := GraphOf(recs[i], graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt32, MaxEdges: math.MaxInt32}, g.Template())
+		kg, err := GraphOf(recs[i], anyGraph, g.Template())
 		if err != nil {
 			break // of another template than g's: the host's to find
 		}
-		knodes := make([]graph.Node, 0, len(nodes))
-		for _, n := range nodes {
-			if kn, err := kg.Lookup(g.NodeID(n)); err == nil {
-				knodes = append(knodes, kn)
-			} else {
-				me.Missing = append(me.Missing, g.NodeID(n))
-			}
-		}
-		if me.Missing == nil {
-			slices.Sort(knodes)
-			*found = keyGraph{fp: me.Current, g: kg, nodes: knodes}
-		}
+		found.take(g, nodes, kg, me)
 		break
 	}
 	return found.g, found.nodes, found.err
+}
+
+// anyGraph are the build options of the graph of a run that a host made:
+// the limits of the run that made it are the host's, and any that built
+// it then builds it again.
+var anyGraph = graph.Options{MaxSeconds: graph.MaxSecondsLimit, MaxNodes: math.MaxInt32, MaxEdges: math.MaxInt32}
+
+// take makes kg, the key's graph, the graph that the Edit with g of
+// nodes edits, when it has each node named; else it adds those it has
+// not to me.Missing, and found stays the refusal.
+func (found *keyGraph) take(g *graph.Graph, nodes []graph.Node, kg *graph.Graph, me *GraphMismatchError) {
+	knodes := make([]graph.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if kn, err := kg.Lookup(g.NodeID(n)); err == nil {
+			knodes = append(knodes, kn)
+		} else {
+			me.Missing = append(me.Missing, g.NodeID(n))
+		}
+	}
+	if me.Missing == nil {
+		slices.Sort(knodes)
+		*found = keyGraph{fp: me.Current, g: kg, nodes: knodes}
+	}
+}
+
+// graphAt returns template t's graph whose fingerprint is fp, when snap,
+// the key's states, bounds its number of segments, else nil. Every node
+// of the key's graph has a state once a run of it has started (its plan
+// is committed dirty; a node that none had is missing, and planned), so
+// a graph of s segments has s states at least of each of t's kinds per
+// segment: the number of segments to try, each a fingerprint of its own,
+// is at most the number of states over the number of those kinds. A
+// template without such kinds, or a fingerprint that none of those
+// gives, is left to the records (so is a key whose states would not
+// bound it: the bound costs nothing but the records' read). The
+// fingerprint says the graph: a graph found so is the one that GraphOf
+// builds from a record of it. It costs a hash of t's kinds per number
+// tried, and a build of the graph found: no store call.
+func graphAt(t graph.Template, fp string, snap Snapshot) *graph.Graph {
+	per := 0
+	for _, k := range t.Kinds {
+		if k.PerSegment {
+			per++
+		}
+	}
+	if per == 0 {
+		return nil
+	}
+	kinds := fingerprintKinds(t)
+	for s := 1; s <= len(snap.States)/per && s <= graph.MaxSecondsLimit/graph.SegmentSeconds; s++ {
+		if fingerprintAt(s, kinds) != fp {
+			continue
+		}
+		g, err := anyGraph.Build(t, s*graph.SegmentSeconds)
+		if err != nil || Fingerprint(g) != fp {
+			return nil // a template that this build refuses: the records' to say
+		}
+		return g
+	}
+	return nil
 }
 
 // revised reports whether each node of changes, an Edit's, has at least

@@ -71,13 +71,18 @@ func Fingerprint(g *graph.Graph) string {
 	if g == nil {
 		return ""
 	}
-	t := g.Template()
-	slices.SortFunc(t.Kinds, func(a, b graph.Kind) int { return cmp.Compare(a.Name, b.Name) })
+	return fingerprintAt(g.Segments(), fingerprintKinds(g.Template()))
+}
+
+// fingerprintKinds returns the part of the fingerprint of a graph of
+// template t that its number of segments does not change: its kinds, in
+// name order, each with whether it is per segment and its dependencies.
+// It does not modify t.
+func fingerprintKinds(t graph.Template) []byte {
+	kinds := slices.Clone(t.Kinds)
+	slices.SortFunc(kinds, func(a, b graph.Kind) int { return cmp.Compare(a.Name, b.Name) })
 	b := make([]byte, 0, 256)
-	b = append(b, "regen graph v1\nsegments "...)
-	b = strconv.AppendInt(b, int64(g.Segments()), 10)
-	b = append(b, '\n')
-	for _, k := range t.Kinds {
+	for _, k := range kinds {
 		b = append(b, "kind "...)
 		b = strconv.AppendQuote(b, k.Name)
 		b = strconv.AppendBool(append(b, ' '), k.PerSegment)
@@ -88,8 +93,20 @@ func Fingerprint(g *graph.Graph) string {
 		}
 		b = append(b, '\n')
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return b
+}
+
+// fingerprintAt returns [Fingerprint] of a graph of segments segments
+// whose template's kinds give kinds (fingerprintKinds).
+func fingerprintAt(segments int, kinds []byte) string {
+	h := sha256.New()
+	b := make([]byte, 0, 64)
+	b = append(b, "regen graph v1\nsegments "...)
+	b = strconv.AppendInt(b, int64(segments), 10)
+	b = append(b, '\n')
+	h.Write(b)
+	h.Write(kinds)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // graphGone returns the error that stops a run of the graph with
