@@ -26,9 +26,10 @@ import (
 // or one that is not valid UTF-8 without NUL, no ID, a malformed or
 // unknown ID (with the [*graph.IDError] that says why), and a g that is
 // not the key's graph, per the fingerprint that snap's [GraphStateID]
-// state keeps, with a [*GraphMismatchError]. Unlike Edit, it has no run
-// records to find the key's graph by, so it refuses a g of another
-// length too, its Missing nil: the host builds the key's graph (the
+// state keeps, with a [*GraphMismatchError]. Unlike Edit, it does not
+// look for the key's graph (snap may hold only some states, and it has
+// no run records), so it refuses a g of another length of the key's
+// template too, its Missing nil: the host builds the key's graph (the
 // error's Current; see Edit) and retries with it. snap needs only the
 // states of the nodes named and of GraphStateID; with none (an empty
 // Snapshot) the request alone is checked, as a store does before it

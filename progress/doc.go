@@ -85,7 +85,8 @@
 //	etaMs       number  omitted when unknown; time left, in milliseconds
 //	resumedBy   string  omitted when empty; on the run.cancelled event of
 //	                    a run found interrupted (its process stopped), the
-//	                    ID of the run that resumed it (see Event.ResumedBy)
+//	                    ID of the run that resumed it, or that took over
+//	                    its work (see Event.ResumedBy)
 //	cancelledBy string  omitted when empty; on the run.cancelled event of
 //	                    a run that the executor ran, the cancel code of
 //	                    its record: "cancel" (a user's Run.Cancel),

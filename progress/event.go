@@ -159,8 +159,10 @@ type Event struct {
 	// ResumedBy is the ID of the run that resumed this one, on the final
 	// event (of type RunCancelled) that the executor publishes for a run
 	// that a Resume or RerunFailed found interrupted (its process stopped
-	// without recording its outcome); else "". A view that followed this
-	// run can follow that one next.
+	// without recording its outcome), or of the run that took over its
+	// work, for a run left running beside a newer run of its key that was
+	// resumed in its place (the executor's AbandonTo); else "". A view
+	// that followed this run can follow that one next.
 	ResumedBy string
 	// CancelledBy is what cancelled the run, as a cancel code, on the
 	// run.cancelled event of a run that the executor ran, else "": the
