@@ -86,3 +86,11 @@ func TestAbandonToRefusals(t *testing.T) {
 		assert.Len(t, replay(t, sink, old.ID), 5)
 	})
 }
+
+func TestAbandonToAfterCloseIsClosed(t *testing.T) {
+	ctx := context.Background()
+	e, err := executor.New(executor.Options{Generators: lectureRegistry()})
+	require.NoError(t, err)
+	require.NoError(t, e.Close(ctx))
+	require.ErrorIs(t, e.AbandonTo(ctx, "old", "new"), executor.ErrClosed)
+}

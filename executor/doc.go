@@ -233,8 +233,8 @@
 // did, record the same code, for the host to resume at its next start.
 // Close
 // starts no run any more. It waits for the runs in flight to record their
-// outcome, for the Resume, RerunFailed, Edit, Plan, Abandon and Forget
-// calls under way to return (later ones return [ErrClosed]), and for
+// outcome, for the Resume, RerunFailed, Edit, Plan, Abandon, AbandonTo
+// and Forget calls under way to return (later ones return [ErrClosed]), and for
 // every generator call it started. Once it has returned nil, the executor
 // calls its stores no more, and the host may close them. Give it a
 // bounded context (context.WithTimeout): a generator that ignores its
@@ -413,7 +413,7 @@
 // A call refused for its input wraps [ErrInvalidRequest]: the same call
 // is refused again, and a host answers it as bad input (HTTP 400). A
 // call refused for what is under way in the executor wraps [ErrBusy]
-// instead: a Resume, RerunFailed or Abandon of a run still going on, a
+// instead: a Resume, RerunFailed, Abandon or AbandonTo of a run still going on, a
 // Resume or RerunFailed while another of the key is under way, a call
 // about a run that an Abandon, or a Resume, holds. The request was good,
 // and the same call may be taken once that has ended: a host answers it

@@ -240,9 +240,9 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 
 // Close shuts the executor down: it starts no run from then on (Start,
 // Run, Resume and RerunFailed return [ErrClosed]), nor calls its stores
-// (Edit, Plan, Abandon and Forget return ErrClosed too), and it waits
+// (Edit, Plan, Abandon, AbandonTo and Forget return ErrClosed too), and it waits
 // until every run it started has ended, its outcome recorded, every
-// Resume, RerunFailed, Edit, Plan, Abandon and Forget under way has
+// Resume, RerunFailed, Edit, Plan, Abandon, AbandonTo and Forget under way has
 // returned (a Resume
 // with the record of the run it resumed as interrupted, or with
 // ErrClosed), and every generator
