@@ -163,6 +163,35 @@ func TestInheritStartsLaterThanNow(t *testing.T) {
 	assert.Equal(t, t0.Add(10*time.Second), wakeAt(clamped), "brought onto the driver's clock, it counts from now")
 }
 
+// TestInheritedStartAheadThenNext: a start inherited from a clock ahead
+// (see TestInheritStartsLaterThanNow), followed by a Next at the
+// driver's earlier now, leaves the key's starts out of time order in
+// the machine, but ascending in its snapshot. The machine and one
+// restored from its snapshot must count them alike: the start at 0s
+// leaves the window at 10s though the inherited one, at 1s, is still in
+// it, and a charge before the inherited start is refused by both.
+func TestInheritedStartAheadThenNext(t *testing.T) {
+	cfg := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 2, Per: 10 * time.Second}}}
+	p := lecturePlan(t, 40, "asset:image:segment[0]", "asset:image:segment[1]", "asset:image:segment[2]")
+	m := newMachine(t, p, cfg)
+	require.NoError(t, m.Inherit([]schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0.Add(time.Second)}}}))
+	st, ok := m.Next(t0)
+	require.True(t, ok)
+	require.Equal(t, graph.KindImage, st.Kind)
+	r, err := schedule.Restore(p, cfg, m.Snapshot())
+	require.NoError(t, err)
+	for _, m := range []*schedule.Machine{m, r} {
+		at := t0.Add(10500 * time.Millisecond)
+		assert.Equal(t, time.Duration(0), m.RateWait(graph.KindImage, at), "the start at 0s left the window at 10s")
+		assert.True(t, m.CanStart(at))
+		assert.Equal(t, []schedule.RateStarts{{Key: graph.KindImage, Starts: []time.Time{t0, t0.Add(time.Second)}}}, m.RateStarts(t0), "oldest first")
+		ok, err := m.ChargeAt(st.Node, t0.Add(500*time.Millisecond))
+		require.ErrorIs(t, err, schedule.ErrInvalidRateStarts, "before the inherited start at 1s")
+		assert.False(t, ok)
+	}
+	assert.Equal(t, string(marshal(t, r.Snapshot())), string(marshal(t, m.Snapshot())))
+}
+
 // TestInheritTakesStartsByTime: starts out of order, as a driver that
 // passes time.Now() gets them back from RateStarts' JSON across a step
 // back of the wall clock (the machine ordered them by their monotonic

@@ -735,7 +735,14 @@ func (ks *keyState) recordStart(now time.Time) {
 		ks.starts = ks.starts[:copy(ks.starts, ks.starts[ks.first:])]
 		ks.first = 0
 	}
-	ks.starts = append(ks.starts, now)
+	// By time, as a restored machine holds them: a start inherited from
+	// a clock ahead (Inherit) may be later than now. O(1) when now is not
+	// before the latest start.
+	j := len(ks.starts)
+	for j > ks.first && now.Before(ks.starts[j-1]) {
+		j--
+	}
+	ks.starts = slices.Insert(ks.starts, j, now)
 }
 
 // refund forgets the start at t, if it is still in the window.

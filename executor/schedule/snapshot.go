@@ -603,9 +603,8 @@ func (ks *keyState) snapshotStarts() rateStarts {
 }
 
 // ascending sorts a key's rate starts, which a snapshot holds as wall
-// times, by time: a machine holds them in the order they were made, by
-// the clock the driver passes, which for time.Now() compares by its
-// monotonic reading, so that a step back of the wall clock between two
+// times, by time: a machine holds them by time on the clock the driver
+// passes, which for time.Now() compares by its monotonic reading, so that a step back of the wall clock between two
 // starts leaves their wall times out of order. It costs O(S) for S
 // starts in order, O(S log S) else.
 func ascending(starts []time.Time) {
