@@ -165,3 +165,27 @@ func drainOne(t *testing.T, m *schedule.Machine, now time.Time, kind string) gra
 		}
 	}
 }
+
+// TestChargeAtRefusalReadsAlikeAfterRestore: the error of a charge
+// before the key's latest start gives the times in UTC, as a snapshot
+// holds them, so that a machine and one restored from its snapshot
+// refuse a driver whose clock is in another zone with the same words.
+func TestChargeAtRefusalReadsAlikeAfterRestore(t *testing.T) {
+	cfg := schedule.Config{Rates: map[string]schedule.Rate{graph.KindImage: {Starts: 3, Per: 10 * time.Second}}}
+	p := lecturePlan(t, 40, "asset:image:segment[0]")
+	cet := time.FixedZone("CET", 3600)
+	m := newMachine(t, p, cfg)
+	st, ok := m.Next(t0.Add(5 * time.Second).In(cet))
+	require.True(t, ok)
+	r, err := schedule.Restore(p, cfg, m.Snapshot())
+	require.NoError(t, err)
+	var errs []string
+	for _, m := range []*schedule.Machine{m, r} {
+		ok, err := m.ChargeAt(st.Node, t0.In(cet))
+		require.ErrorIs(t, err, schedule.ErrInvalidRateStarts)
+		assert.False(t, ok)
+		errs = append(errs, err.Error())
+	}
+	assert.Equal(t, errs[0], errs[1], "the machine's and the restored machine's")
+	assert.Contains(t, errs[0], `node "asset:image:segment[0]" at 2025-01-01T00:00:00Z, before the latest start of batch key "asset:image", 2025-01-01T00:00:05Z`)
+}

@@ -1225,7 +1225,7 @@ func (m *Machine) ChargeAt(n graph.Node, now time.Time) (bool, error) {
 		return false, fmt.Errorf("%w: node %q: batch key %q has no rate (Config.Rates): nothing counts its calls", ErrNotRated, m.g.NodeID(n), ks.name)
 	case len(ks.starts) > 0 && now.Before(ks.starts[len(ks.starts)-1]):
 		return false, fmt.Errorf("%w: a charge of node %q at %s, before the latest start of batch key %q, %s: the driver's clock must not go back (a start inherited from a clock ahead counts as made then: see Inherit)",
-			ErrInvalidRateStarts, m.g.NodeID(n), now.Format(time.RFC3339Nano), ks.name, ks.starts[len(ks.starts)-1].Format(time.RFC3339Nano))
+			ErrInvalidRateStarts, m.g.NodeID(n), utc(now).Format(time.RFC3339Nano), ks.name, utc(ks.starts[len(ks.starts)-1]).Format(time.RFC3339Nano))
 	case len(ks.starts)-ks.live(now) >= ks.rate.Starts:
 		return false, nil
 	}
