@@ -697,7 +697,7 @@ func FuzzSnapshot(f *testing.F) {
 		if fingerprintOf(t, mine) == fingerprintOf(t, s) {
 			// The fingerprint leaves out the rates of keys the plan has
 			// not: their starts are cfg's latest up to its rate, or none.
-			require.Equal(t, carriedUnder(t, b, p, cfg, marshal(t, mine)), string(marshal(t, mine)), "the restored machine's snapshot")
+			require.Equal(t, carriedUnder(t, b, p, cfg, marshal(t, newMachine(t, p, cfg).Snapshot())), string(marshal(t, mine)), "the restored machine's snapshot")
 		} else {
 			// Taken under other rates (its "parts" say so): the restored
 			// machine's snapshot is of cfg, and restores under it.
@@ -1028,17 +1028,19 @@ func TestRestoreChecksThePartsAgainstTheFingerprint(t *testing.T) {
 // carriedUnder returns the snapshot b, of plan p, with the starts of each
 // key the plan has not fitted to cfg's rate of it, as Restore under cfg
 // fits them: the latest, up to its Starts, or none without a rate; and
-// with the version and "parts" of mine, the JSON of the snapshot of the
-// machine restored from b: Restore takes a snapshot of version 1, or
+// with the version and "parts" of fresh, the JSON of the snapshot of a
+// new machine of p and cfg: Restore takes a snapshot of version 1, or
 // one whose plan digest alone differs with the same fingerprint, without
 // checking that digest, and the machine then writes its own (see
-// Snapshot).
-func carriedUnder(t testing.TB, b []byte, p *planner.Plan, cfg schedule.Config, mine []byte) string {
+// Snapshot), which is that of any machine of p and cfg. (Taking them
+// from the restored machine's own snapshot, which the caller compares
+// with, would leave them unchecked.)
+func carriedUnder(t testing.TB, b []byte, p *planner.Plan, cfg schedule.Config, fresh []byte) string {
 	t.Helper()
-	var f, theirs map[string]json.RawMessage
+	var f, own map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(b, &f))
-	require.NoError(t, json.Unmarshal(mine, &theirs))
-	f["version"], f["parts"] = theirs["version"], theirs["parts"]
+	require.NoError(t, json.Unmarshal(fresh, &own))
+	f["version"], f["parts"] = own["version"], own["parts"]
 	var rates []schedule.RateStarts
 	if r, ok := f["rates"]; ok {
 		require.NoError(t, json.Unmarshal(r, &rates))
