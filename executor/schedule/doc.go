@@ -155,7 +155,9 @@
 // takes no time: it changes nothing at all). A record of the calls may
 // leave out every other Next or More that returned no node (all of them
 // without windows, or in Staged mode); a driver that passes SucceedAt its
-// clock keeps, of those, only the first Next after New. A machine rebuilt
+// clock keeps, of those, only the first Next after New. It may leave out
+// every [Machine.ChargeAt] that charged nothing (false, or an error),
+// which changes nothing. A machine rebuilt
 // from such a record answers WakeAt, at the time of a Next left out, as
 // that Next's Wake did; its Wake answers for the last Next the record
 // kept.

@@ -523,8 +523,8 @@ func cut(s string) string {
 
 // Snapshot returns the machine's state: [Restore], given it with the same
 // plan and Config, makes a machine that answers every further call as
-// this one does (Next, More, the transitions, Refund, Halt and the
-// queries alike), so that a driver, such as a workflow that continues as
+// this one does (Next, More, the transitions, Refund, ChargeAt, Halt
+// and the queries alike), so that a driver, such as a workflow that continues as
 // new, need not keep or replay the calls made so far. It changes
 // nothing, is a query as the package doc lists them, and shares no
 // memory with the machine. It costs O(D + R log R + K log K + S) time
