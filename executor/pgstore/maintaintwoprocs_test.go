@@ -106,14 +106,7 @@ func TestMaintainTwoProcessesAtOnce(t *testing.T) {
 		}
 		return true
 	}
-	for !done() {
-		var p pgstore.Pass
-		select {
-		case p = <-procs[0].passes:
-		case p = <-procs[1].passes:
-		case <-ctx.Done():
-			t.Fatalf("the runs were not all resumed: %v", context.Cause(ctx))
-		}
+	take := func(p pgstore.Pass) {
 		require.NoError(t, p.Err)
 		for _, r := range append(p.LeftRunning, p.Cancelled...) {
 			switch r.Outcome {
@@ -123,6 +116,29 @@ func TestMaintainTwoProcessesAtOnce(t *testing.T) {
 			case pgstore.SkippedLocked, pgstore.SkippedNotRunning, pgstore.SkippedSuperseded, pgstore.SkippedRunningHere:
 			default:
 				t.Errorf("run %s: %v: %v", r.Record.ID, r.Outcome, r.Err)
+			}
+		}
+	}
+	for !done() {
+		select {
+		case p := <-procs[0].passes:
+			take(p)
+		case p := <-procs[1].passes:
+			take(p)
+		case <-ctx.Done():
+			t.Fatalf("the runs were not all resumed: %v", context.Cause(ctx))
+		}
+	}
+	// A pass that resumed a run may report it after the run ended: take
+	// each process's passes until one that began after every run had
+	// ended, which resumed nothing; a process reports its passes in turn.
+	ended := time.Now()
+	for i := range procs {
+		for {
+			p := next(t, ctx, procs[i].passes)
+			take(p)
+			if p.Started.After(ended) {
+				break
 			}
 		}
 	}
