@@ -313,6 +313,10 @@
 // limit or cursor is a [*PageError] (wrapping [ErrInvalidPage] and
 // executor.ErrInvalidRequest), refused before any SQL. A host that serves
 // a graph's runs to its clients pages them, as examples/service does.
+// [Store.LatestRuns] reads the pages newest first, from the same index
+// backwards, and [Store.LatestRun] the newest record alone: a host that
+// needs a graph's last run (its status, its length) reads it so, at the
+// cost of one record, where ListRuns's last costs every record.
 //
 // # Locking a graph key
 //

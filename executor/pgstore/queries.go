@@ -43,6 +43,11 @@ type queries struct {
 	// record with a start time, or without one.
 	listRunsFirst, listRunsAfter, listRunsAfterUnstarted string
 
+	// latestRuns, latestRunsBefore and latestRunsBeforeUnstarted are the
+	// pages of LatestRuns: the first, and those before a cursor of a
+	// record with a start time, or without one.
+	latestRuns, latestRunsBefore, latestRunsBeforeUnstarted string
+
 	deleteGraph, deleteGraphStates, deleteGraphRuns, pruneAssets, pruneRuns string
 }
 
@@ -270,6 +275,26 @@ ORDER BY started_at NULLS FIRST, id LIMIT $4`),
 		listRunsAfterUnstarted: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
 	AND (started_at IS NOT NULL OR id > $2::text COLLATE "C")
 ORDER BY started_at NULLS FIRST, id LIMIT $3`),
+		// The pages of LatestRuns, in the reverse of listRuns's order,
+		// from the index runs_graph_started read backwards, which gives
+		// that order; the LIMIT is the page's plus one, as above. Before a
+		// record with a start, a row comparison, which the index serves
+		// from the cursor back, then those without a start, which come
+		// last backwards (each branch stops after the page); before one
+		// without, the rest of those without a start.
+		latestRuns: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+ORDER BY started_at DESC NULLS LAST, id DESC LIMIT $2`),
+		latestRunsBefore: f(`SELECT * FROM (
+	(SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+		AND (started_at, id) < ($2::timestamptz, $3::text COLLATE "C")
+	ORDER BY started_at DESC NULLS LAST, id DESC LIMIT $4)
+	UNION ALL
+	(SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1 AND started_at IS NULL
+	ORDER BY started_at DESC NULLS LAST, id DESC LIMIT $4)
+) AS page ORDER BY started_at DESC NULLS LAST, id DESC LIMIT $4`),
+		latestRunsBeforeUnstarted: f(`SELECT ` + runColumns + ` FROM {s}.runs WHERE graph_key = $1
+	AND started_at IS NULL AND id < $2::text COLLATE "C"
+ORDER BY started_at DESC NULLS LAST, id DESC LIMIT $3`),
 		// The running records, of every graph, from the partial index
 		// runs_running, in its order. The status is a literal, not a
 		// parameter: a generic plan of "status = $1" could not use an

@@ -263,7 +263,7 @@ func parsePageCursor(cursor string) (start time.Time, id string, ok bool) {
 // the cursor too. It returns ctx.Err() if ctx is done. A mark whose
 // reason this release does not know is left out of its record's Marks,
 // as GetRun does.
-func (s *Store) ListRunsPage(ctx context.Context, graphKey, cursor string, limit int) (records []executor.Record, next string, err error) {
+func (s *Store) ListRunsPage(ctx context.Context, graphKey, cursor string, limit int) ([]executor.Record, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
@@ -282,30 +282,100 @@ func (s *Store) ListRunsPage(ctx context.Context, graphKey, cursor string, limit
 			sql, args = s.q.listRunsAfter, []any{graphKey, start, id, limit + 1}
 		}
 	}
+	return s.runsPage(ctx, "list runs of graph %s", graphKey, limit, sql, args)
+}
+
+// runsPage reads a page of ListRunsPage or LatestRuns with statement
+// sql and its args, whose LIMIT is limit plus one, and returns at most
+// limit records and the cursor of the next page, "" after the last.
+// what, with the graph key, prefixes its errors.
+func (s *Store) runsPage(ctx context.Context, what, graphKey string, limit int, sql string, args []any) ([]executor.Record, string, error) {
 	out := []executor.Record{}
 	if !fits(graphKey, MaxGraphKeyBytes) {
 		return out, "", nil
 	}
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, "", s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+		return nil, "", s.wrapErr(ctx, err, what, quote(graphKey))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
-			return nil, "", s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+			return nil, "", s.wrapErr(ctx, err, what, quote(graphKey))
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", s.wrapErr(ctx, err, "list runs of graph %s", quote(graphKey))
+		return nil, "", s.wrapErr(ctx, err, what, quote(graphKey))
 	}
+	next := ""
 	if len(out) > limit {
 		out = out[:limit]
 		next = pageCursor(out[limit-1])
 	}
 	return out, next, nil
+}
+
+// LatestRuns returns a page of the graph's records, newest first: in the
+// reverse of ListRuns's order (by StartedAt, then by ID, byte by byte,
+// the records without a StartedAt last). It holds at most limit records
+// (1 to [MaxRunsPage]) from the one before cursor back ("" for the
+// newest), and returns the cursor of the next page, "" after the last
+// (the oldest record). The cursors are those of [Store.ListRunsPage]: a
+// cursor that either made names a record, and the page before it holds
+// the records that ListRuns lists before that one, the record itself on
+// neither side. A host that needs a graph's newest records (its last
+// run's status or length) reads them so, where ListRuns reads every
+// record of the graph; [Store.LatestRun] reads the newest alone. A bad
+// limit or cursor is refused with a [*PageError] before any SQL. A
+// graph without records, or a graph key that the store would refuse,
+// gives an empty page and "". It reads the runs_graph_started index
+// backwards from the cursor, and stops after the page (plus one record):
+// a page costs what it returns, however many records the graph has. It
+// returns ctx.Err() if ctx is done. A mark whose reason this release
+// does not know is left out of its record's Marks, as GetRun does.
+func (s *Store) LatestRuns(ctx context.Context, graphKey, cursor string, limit int) (records []executor.Record, next string, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	if limit < 1 || limit > MaxRunsPage {
+		return nil, "", &PageError{Field: "limit", Limit: limit}
+	}
+	sql, args := s.q.latestRuns, []any{graphKey, limit + 1}
+	if cursor != "" {
+		start, id, ok := parsePageCursor(cursor)
+		switch {
+		case !ok:
+			return nil, "", &PageError{Field: "cursor", Cursor: cursor}
+		case start.IsZero():
+			sql, args = s.q.latestRunsBeforeUnstarted, []any{graphKey, id, limit + 1}
+		default:
+			sql, args = s.q.latestRunsBefore, []any{graphKey, start, id, limit + 1}
+		}
+	}
+	return s.runsPage(ctx, "list the latest runs of graph %s", graphKey, limit, sql, args)
+}
+
+// LatestRun returns the graph's newest record: the last of ListRuns's
+// list (see [Store.LatestRuns]), the one row it reads from the
+// runs_graph_started index, whatever the number of the graph's records. A graph without
+// records gives an error wrapping executor.ErrNotFound. It returns
+// ctx.Err() if ctx is done.
+func (s *Store) LatestRun(ctx context.Context, graphKey string) (executor.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return executor.Record{}, err
+	}
+	// LIMIT 1: the newest record alone, without the one after it that
+	// tells a page whether another follows.
+	page, _, err := s.runsPage(ctx, "latest run of graph %s", graphKey, 1, s.q.latestRuns, []any{graphKey, 1})
+	switch {
+	case err != nil:
+		return executor.Record{}, err
+	case len(page) == 0:
+		return executor.Record{}, fmt.Errorf("latest run of graph %s: %w", quote(graphKey), executor.ErrNotFound)
+	}
+	return page[0], nil
 }
 
 // RunsByStatus returns the records whose status is exactly status, of
