@@ -527,16 +527,17 @@ func (s *service) editGraph(ctx context.Context, w http.ResponseWriter, r *http.
 		return nil, 0, false
 	}
 	if !ok {
-		records, err := s.store.ListRuns(ctx, key)
-		if err != nil {
-			s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
-			return nil, 0, false
-		}
-		if len(records) == 0 {
+		// The newest record alone, whatever the lecture's history.
+		rec, err := s.store.LatestRun(ctx, key)
+		switch {
+		case errors.Is(err, executor.ErrNotFound):
 			httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
 			return nil, 0, false
+		case err != nil:
+			s.internalError(w, r, fmt.Sprintf("reading the last run of lecture %q", key), err)
+			return nil, 0, false
 		}
-		seconds = records[len(records)-1].Seconds
+		seconds = rec.Seconds
 	}
 	g, err := graph.Build(graph.Lecture(), seconds)
 	if err != nil {

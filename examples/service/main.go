@@ -78,7 +78,8 @@
 //     cancelled (code "request"). Each process also watches the runs
 //     that its passes list as running, in any process: once one has
 //     ended, its next pass resumes the newest run of its lecture if a
-//     shutdown or a lost lock cut it (a ListRuns for each run ended);
+//     shutdown or a lost lock cut it (a read of the lecture's newest
+//     records for each run ended, pgstore.Store.LatestRuns);
 //     a run cut short that a pass, or the start, found but left (past
 //     -max-runs, its lecture locked, its resume failed) is looked at
 //     again by each later pass, until it is resumed or superseded. So
@@ -90,8 +91,8 @@
 //     cuts, as the cut begins (a process killed as its runs end has saved
 //     them) and again after it, as the end of a run that a lost lock cut
 //     saves its lecture's,
-//     and each pass of a live process looks at them too (a ListRuns for
-//     each), until one finds the lecture's newest run going on or not to
+//     and each pass of a live process looks at them too (a read of the
+//     newest records of each), until one finds the lecture's newest run going on or not to
 //     resume, and deletes the key (retention deletes those older than
 //     -retain). A version of the service without that table
 //     (service_cut) saves none: the runs that its shutdown cut, in the

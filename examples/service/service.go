@@ -879,22 +879,53 @@ var retakeHook func(key string)
 // count): a process that holds its lock is giving it up. A failure to
 // tell is taken for no.
 func (s *service) endedElsewhere(ctx context.Context, key string) bool {
-	records, err := s.store.ListRuns(ctx, key)
-	if err != nil || len(records) == 0 || records[len(records)-1].Status == executor.RunRunning {
+	newest, err := s.store.LatestRun(ctx, key) // the newest record alone, whatever the lecture's history
+	if err != nil || newest.Status == executor.RunRunning {
 		return false
 	}
 	queued, err := s.params.queuedRuns(ctx, key)
 	if err != nil {
 		return false
 	}
-	// A row whose run has a record is left over (see startOrQueue): read
-	// after the records, a run that started meanwhile is still queued.
+	// A row whose run has a record is left over (see startOrQueue): a
+	// run that started after the newest record was read has one too, and
+	// its status is not read, so that it counts as going on.
 	for _, q := range queued {
-		if !slices.ContainsFunc(records, func(r executor.Record) bool { return r.ID == q.runID }) {
+		if q.runID == newest.ID {
+			continue
+		}
+		if rec, err := s.store.GetRun(ctx, q.runID); err != nil || rec.GraphKey != key || !listedBefore(rec, newest) {
 			return false
 		}
 	}
 	return true
+}
+
+// newestRunsPage is the records of a page that newestRun reads.
+const newestRunsPage = 8
+
+// newestRun returns the newest record of lecture key that is not that of
+// a queued run not started (see droppedQueued), and whether there is
+// one: it reads the records newest first, a page at a time
+// (Store.LatestRuns), and stops at the first such record, whatever the
+// lecture's history.
+func (s *service) newestRun(ctx context.Context, key string) (executor.Record, bool, error) {
+	cursor := ""
+	for {
+		page, next, err := s.store.LatestRuns(ctx, key, cursor, newestRunsPage)
+		if err != nil {
+			return executor.Record{}, false, err
+		}
+		for _, r := range page {
+			if !droppedQueued(r) {
+				return r, true, nil
+			}
+		}
+		if next == "" {
+			return executor.Record{}, false, nil
+		}
+		cursor = next
+	}
 }
 
 // unlock gives a lecture's lock up, within unlockTimeout. A lock lost
@@ -1877,7 +1908,8 @@ func (s *service) recoverRuns(ctx context.Context, atStart bool) error {
 // saved (marked: see paramStore.markCut), whose
 // runs a pass may not have seen going on (they started after it), are
 // looked at too, at each pass, until one finds their newest run going on
-// or not to resume, and deletes them. Its cost is one ListRuns for each
+// or not to resume, and deletes them. Its cost is one newestRun (a page
+// of the newest records, however many the lecture has) for each
 // run watched that has ended since the last pass, for each run cut short
 // that is still to resume (the start's, too: see recoverRuns), and for
 // each lecture marked.
@@ -1894,15 +1926,14 @@ func (s *service) watched(ctx context.Context, listed []executor.Record, marked 
 			continue // running still
 		}
 		key := w[id]
-		runs, err := s.store.ListRuns(ctx, key)
+		n, found, err := s.newestRun(ctx, key)
 		if err != nil {
 			s.logger.Warn("the runs of a lecture that a process ran not read: the next pass tries again", "lecture", key, "err", err)
 			continue
 		}
-		runs = slices.DeleteFunc(runs, droppedQueued)
 		next := ""
-		if len(runs) > 0 {
-			switch n := runs[len(runs)-1]; {
+		if found {
+			switch {
 			case n.Status == executor.RunRunning:
 				next = n.ID
 			case cutShort(n):
@@ -1913,7 +1944,7 @@ func (s *service) watched(ctx context.Context, listed []executor.Record, marked 
 				}
 			}
 		}
-		if at, ok := marked[key]; ok && strings.HasPrefix(id, cutWatchPrefix) && (next == "" || !cutShort(runs[len(runs)-1])) {
+		if at, ok := marked[key]; ok && strings.HasPrefix(id, cutWatchPrefix) && (next == "" || !cutShort(n)) {
 			// Its newest run goes on (every pass lists it), or is not to
 			// resume: no pass need look at it for the shutdown's sake.
 			if err := s.params.unmarkCut(ctx, key, at); err != nil {
@@ -2246,25 +2277,42 @@ func cutShort(rec executor.Record) bool {
 
 // toResume reports whether run rec is one to resume, and why: left
 // running, or cancelled by a shutdown or a lost lock (see cutShort) and
-// still its lecture's newest run: no other run of the lecture resumes
-// it, nor started at the same time as it (to the microsecond: ListRuns
-// sorts a tie by ID) or later.
+// still its lecture's newest run: no other run of the lecture started
+// at the same time as it (to the microsecond: ListRuns sorts a tie by
+// ID) or later, nor resumes it. Only those records are read, newest
+// first (Store.LatestRuns), however long the lecture's history: a run
+// that resumes rec starts after rec's cut (unless the clocks of two
+// processes differ by more than rec lasted).
 func (s *service) toResume(ctx context.Context, rec executor.Record) (why string, ok bool, err error) {
 	switch {
 	case rec.Status == executor.RunRunning:
 		return "left running by a process of the service that stopped", true, nil
 	case cutShort(rec):
-		runs, err := s.store.ListRuns(ctx, rec.GraphKey)
-		if err != nil {
-			return "", false, err
-		}
 		// A queued run that never started for want of the lecture's lock
 		// (see shelve) is no run that came after: another process took
 		// the lecture, and its runs may have started before the record.
-		if slices.ContainsFunc(runs, func(r executor.Record) bool {
-			return r.ID != rec.ID && !droppedQueued(r) && (r.Resumes == rec.ID || !r.StartedAt.Before(rec.StartedAt))
-		}) {
-			return "", false, nil
+		// The records are read newest first, down to those that started
+		// before rec (Store.LatestRuns), whatever the lecture's history:
+		// a run that resumes rec starts after rec's cut.
+		cursor := ""
+		for {
+			page, next, err := s.store.LatestRuns(ctx, rec.GraphKey, cursor, newestRunsPage)
+			if err != nil {
+				return "", false, err
+			}
+			for _, r := range page {
+				if r.StartedAt.Before(rec.StartedAt) && r.Resumes != rec.ID {
+					next = ""
+					break
+				}
+				if r.ID != rec.ID && !droppedQueued(r) {
+					return "", false, nil
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
 		}
 		if rec.CancelledBy == pgstore.CancelledByLockLost {
 			return "cancelled by a lost lock of its lecture", true, nil
