@@ -214,6 +214,11 @@ func (e *PageError) Unwrap() []error { return []error{ErrInvalidPage, executor.E
 // holds it), or "-" for none, and the ID in unpadded base64url.
 const pageCursorVersion = "r1"
 
+// minTimestampMicros is Postgres's first timestamptz (4714-11-24 00:00
+// UTC, BC) in Unix microseconds: the least start of a cursor. Its last
+// is past the greatest int64.
+const minTimestampMicros = -210866803200000000
+
 // pageCursor returns the cursor of the page after r.
 func pageCursor(r executor.Record) string {
 	start := "-"
@@ -231,11 +236,18 @@ func parsePageCursor(cursor string) (start time.Time, id string, ok bool) {
 		return time.Time{}, "", false
 	}
 	if parts[1] != "-" {
+		// As pageCursor spells it, and a time that the column can hold,
+		// not Go's zero time, which a cursor spells "-": a start out of
+		// Postgres's range would fail the query (or overflow the
+		// driver's encoding) instead of being refused.
 		micros, err := strconv.ParseInt(parts[1], 10, 64)
-		if err != nil {
+		if err != nil || strconv.FormatInt(micros, 10) != parts[1] || micros < minTimestampMicros {
 			return time.Time{}, "", false
 		}
 		start = time.UnixMicro(micros).UTC()
+		if start.IsZero() {
+			return time.Time{}, "", false
+		}
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil || len(b) == 0 || len(b) > MaxRunIDBytes || !pgschema.Storable(string(b)) {
