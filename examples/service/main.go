@@ -333,8 +333,8 @@
 // A lecture key is 1 to 64 ASCII letters, digits, '-', '_' or '.', not
 // "." nor ".." (which clients remove from a URL's path); a
 // body is at most 64 KiB (413 above) and must arrive within 30 s (408).
-// A request's headers are at most 32 KiB (431 above) and must arrive
-// within 10 s; a keep-alive connection idle between two requests is
+// A request's headers are at most 32 KiB (431 above, past the 4 KiB of
+// slack that net/http allows) and must arrive within 10 s; a keep-alive connection idle between two requests is
 // closed after 1 minute (an event stream is a request under way, never
 // idle, however long it lasts).
 // Bad input is answered 400, with
