@@ -666,6 +666,9 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
 		return
 	}
+	if listRunsPageHook != nil {
+		listRunsPageHook(key)
+	}
 	out := runsPage{Runs: []runView{}, Next: next}
 	for i := range records {
 		rec := &records[i]
@@ -702,8 +705,21 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 			// Started after the page was read, unless its record comes
 			// before the page's last: on an earlier page then (its row is
 			// deleted once the retention finds its record).
-			if len(records) > 0 && !listedBefore(records[len(records)-1], rec) || len(records) == 0 && after != "" {
+			if len(records) > 0 && !listedBefore(records[len(records)-1], rec) {
 				continue
+			}
+			if len(records) == 0 && after != "" {
+				// A page after a cursor without records (those after it
+				// were deleted since): after the cursor if the first
+				// record after it now is not listed after it.
+				now, _, err := s.store.ListRunsPage(r.Context(), key, after, 1)
+				if err != nil {
+					s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
+					return
+				}
+				if len(now) == 0 || listedBefore(rec, now[0]) {
+					continue
+				}
 			}
 			out.Runs = append(out.Runs, runView{ID: rec.ID, GraphKey: rec.GraphKey, Status: string(rec.Status), Record: &rec})
 		case errors.Is(err, executor.ErrNotFound):
@@ -728,6 +744,10 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// listRunsPageHook, if not nil, is called by listRuns once it has read
+// its page of records; a variable for the tests.
+var listRunsPageHook func(key string)
 
 // listedBefore reports whether a comes before b in the order of
 // Store.ListRuns: by StartedAt, a zero one first, then by ID.
