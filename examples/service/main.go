@@ -514,6 +514,12 @@ const minTokenBytes = 32
 // cancelled run's store calls end within the executor's StoreTimeout.
 const defaultStoreRetry = 10 * time.Second
 
+// minEvery is the shortest -recover-every and -prune-every taken, as
+// pgstore's Maintain takes no shorter Every: a shorter interval (one
+// given in the wrong unit, 10ns) would make a loop of passes that hits
+// Postgres without rest, from every process of the deployment.
+const minEvery = pgstore.MinMaintainEvery
+
 // defaultRecoverEvery is -recover-every's default: a browser that follows
 // a run of a process that died waits about this long for its resume.
 const defaultRecoverEvery = 10 * time.Second
@@ -537,8 +543,8 @@ func newFlagSet(c *config) *flag.FlagSet {
 	fs.StringVar(&c.prefix, "prefix", "regen_service:", "the `PREFIX` of the service's Redis keys, not empty")
 	fs.DurationVar(&c.latency, "latency", 200*time.Millisecond, "the `DURATION` of each fake generator call")
 	fs.DurationVar(&c.retain, "retain", 24*time.Hour, "the `AGE`, at least 1m, past which retention deletes runs, events and unused assets")
-	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL` between two passes of the retention")
-	fs.DurationVar(&c.recoverEvery, "recover-every", defaultRecoverEvery, "the `INTERVAL` between two looks for the runs "+
+	fs.DurationVar(&c.pruneEvery, "prune-every", time.Hour, "the `INTERVAL`, at least 1s, between two passes of the retention")
+	fs.DurationVar(&c.recoverEvery, "recover-every", defaultRecoverEvery, "the `INTERVAL`, at least 1s, between two looks for the runs "+
 		"that a process of the service which died left, or that a shutdown or a lost lock cut, to resume them")
 	fs.DurationVar(&c.retake, "retake", defaultRetake, "the `DURATION` for which a run whose lecture lock's Postgres session ended "+
 		"(a restart, a failover) tries to take the lock again on a new session and goes on, before it is cancelled "+
@@ -579,10 +585,10 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("-latency %v: want 0 or more", c.latency)
 	case c.retain < time.Minute:
 		return c, fmt.Errorf("-retain %v: want at least 1m, and longer than the longest run", c.retain)
-	case c.pruneEvery <= 0:
-		return c, fmt.Errorf("-prune-every %v: want a positive duration, such as 1h", c.pruneEvery)
-	case c.recoverEvery <= 0:
-		return c, fmt.Errorf("-recover-every %v: want a positive duration, such as 10s", c.recoverEvery)
+	case c.pruneEvery < minEvery:
+		return c, fmt.Errorf("-prune-every %v: want an interval of at least %v, such as 1h", c.pruneEvery, minEvery)
+	case c.recoverEvery < minEvery:
+		return c, fmt.Errorf("-recover-every %v: want an interval of at least %v, such as 10s", c.recoverEvery, minEvery)
 	case c.retake < 0:
 		return c, fmt.Errorf("-retake %v: want 0 (no re-take) or a positive duration, such as 10s", c.retake)
 	case c.storeRetry <= 0:
