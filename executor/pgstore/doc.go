@@ -385,8 +385,9 @@
 // runs of one key left running (a recovery that died between its
 // Resume's start of the new run and its record of the old one as
 // interrupted) are settled in one call: the newest is resumed, and the
-// older ones recorded as interrupted with executor.Executor.Abandon,
-// naming the run that took over, which ends their streams.
+// older ones recorded as interrupted with executor.Executor.AbandonTo,
+// resumed by the run that took over, which ends their streams with a
+// final event whose ResumedBy names it.
 // [Store.GraphLocked] asks the server whether a key's lock is held now,
 // without taking it nor waiting, so that a check that resumes nothing
 // (an on-call engineer's, an alert's) tells them apart too: a record
