@@ -276,25 +276,37 @@ func parsePageCursor(cursor string) (start time.Time, id string, ok bool) {
 // reason this release does not know is left out of its record's Marks,
 // as GetRun does.
 func (s *Store) ListRunsPage(ctx context.Context, graphKey, cursor string, limit int) ([]executor.Record, string, error) {
+	return s.pageOfRuns(ctx, "list runs of graph %s", graphKey, cursor, limit,
+		s.q.listRunsFirst, s.q.listRunsAfter, s.q.listRunsAfterUnstarted)
+}
+
+// pageOfRuns reads a page of ListRunsPage or LatestRuns: it refuses a
+// bad limit or cursor with a [*PageError] before any SQL, picks the
+// statement that the cursor calls for (first without a cursor; started
+// after, or before, a cursor of a record with a StartedAt, on graph
+// key, start, ID and LIMIT; unstarted for one without, on graph key,
+// ID and LIMIT), and reads the page with runsPage. what, with the
+// graph key, prefixes its errors. It returns ctx.Err() if ctx is done.
+func (s *Store) pageOfRuns(ctx context.Context, what, graphKey, cursor string, limit int, first, started, unstarted string) ([]executor.Record, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
 	if limit < 1 || limit > MaxRunsPage {
 		return nil, "", &PageError{Field: "limit", Limit: limit}
 	}
-	sql, args := s.q.listRunsFirst, []any{graphKey, limit + 1}
+	sql, args := first, []any{graphKey, limit + 1}
 	if cursor != "" {
 		start, id, ok := parsePageCursor(cursor)
 		switch {
 		case !ok:
 			return nil, "", &PageError{Field: "cursor", Cursor: cursor}
 		case start.IsZero():
-			sql, args = s.q.listRunsAfterUnstarted, []any{graphKey, id, limit + 1}
+			sql, args = unstarted, []any{graphKey, id, limit + 1}
 		default:
-			sql, args = s.q.listRunsAfter, []any{graphKey, start, id, limit + 1}
+			sql, args = started, []any{graphKey, start, id, limit + 1}
 		}
 	}
-	return s.runsPage(ctx, "list runs of graph %s", graphKey, limit, sql, args)
+	return s.runsPage(ctx, what, graphKey, limit, sql, args)
 }
 
 // runsPage reads a page of ListRunsPage or LatestRuns with statement
@@ -348,25 +360,8 @@ func (s *Store) runsPage(ctx context.Context, what, graphKey string, limit int, 
 // returns ctx.Err() if ctx is done. A mark whose reason this release
 // does not know is left out of its record's Marks, as GetRun does.
 func (s *Store) LatestRuns(ctx context.Context, graphKey, cursor string, limit int) (records []executor.Record, next string, err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, "", err
-	}
-	if limit < 1 || limit > MaxRunsPage {
-		return nil, "", &PageError{Field: "limit", Limit: limit}
-	}
-	sql, args := s.q.latestRuns, []any{graphKey, limit + 1}
-	if cursor != "" {
-		start, id, ok := parsePageCursor(cursor)
-		switch {
-		case !ok:
-			return nil, "", &PageError{Field: "cursor", Cursor: cursor}
-		case start.IsZero():
-			sql, args = s.q.latestRunsBeforeUnstarted, []any{graphKey, id, limit + 1}
-		default:
-			sql, args = s.q.latestRunsBefore, []any{graphKey, start, id, limit + 1}
-		}
-	}
-	return s.runsPage(ctx, "list the latest runs of graph %s", graphKey, limit, sql, args)
+	return s.pageOfRuns(ctx, "list the latest runs of graph %s", graphKey, cursor, limit,
+		s.q.latestRuns, s.q.latestRunsBefore, s.q.latestRunsBeforeUnstarted)
 }
 
 // LatestRun returns the graph's newest record: the last of ListRuns's
