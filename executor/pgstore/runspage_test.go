@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -28,46 +27,21 @@ func TestListRunsPage(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := t.Context()
 	key := "g"
-	t0 := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
-	var starts []time.Time
-	for range 4 {
-		starts = append(starts, time.Time{}) // no start: first
-	}
-	for i := range 6 {
-		starts = append(starts, t0.Add(time.Duration(i/2)*time.Microsecond)) // ties, by twos
-	}
-	starts = append(starts, t0.Add(time.Hour))
-	for i, st := range starts {
-		rec := executor.Record{ID: fmt.Sprintf("run-%02d", len(starts)-i), GraphKey: key, Seconds: 10, TriggeredBy: "test",
-			Status: executor.RunSucceeded, StartedAt: st}
-		require.NoError(t, s.PutRun(ctx, rec))
-	}
-	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "other", GraphKey: "g2", Seconds: 10, Status: executor.RunSucceeded, StartedAt: t0}))
+	n := putTiedRuns(t, s, key)
+	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "other", GraphKey: "g2", Seconds: 10, Status: executor.RunSucceeded, StartedAt: tiedStart}))
 	all, err := s.ListRuns(ctx, key)
 	require.NoError(t, err)
-	require.Len(t, all, len(starts))
+	require.Len(t, all, n)
 
-	for _, limit := range []int{1, 2, 3, 4, 5, len(starts) - 1, len(starts), len(starts) + 1, pgstore.MaxRunsPage} {
+	for _, limit := range pageLimits(n) {
 		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
-			var got []executor.Record
-			cursor, pages := "", 0
-			for {
-				page, next, err := s.ListRunsPage(ctx, key, cursor, limit)
-				require.NoError(t, err, "page %d", pages)
-				pages++
-				require.LessOrEqual(t, len(page), limit, "page %d", pages)
-				got = append(got, page...)
-				if next == "" {
-					break
-				}
-				require.Len(t, page, limit, "a page before the last is full")
-				require.Less(t, pages, len(starts)+1, "the pages do not end")
-				cursor = next
-			}
+			got, pages := readPages(t, n, limit, func(cursor string, limit int) ([]executor.Record, string, error) {
+				return s.ListRunsPage(ctx, key, cursor, limit)
+			})
 			if d := cmp.Diff(all, got); d != "" {
 				t.Fatalf("the pages, one after the other, are not ListRuns's list (-want +got):\n%s", d)
 			}
-			assert.Equal(t, (len(starts)+limit-1)/limit, pages, "no empty page after a full last one")
+			assert.Equal(t, (n+limit-1)/limit, pages, "no empty page after a full last one")
 		})
 	}
 
@@ -134,20 +108,11 @@ func TestListRunsPageUsesTheIndex(t *testing.T) {
 	t.Parallel()
 	s, pg := newStore(t)
 	ctx := t.Context()
-	_, err := pg.Pool.Exec(ctx, fmt.Sprintf(`INSERT INTO "%[1]s".runs
-	(id, graph_key, seconds, triggered_by, reason, marks, status, started_at, ended_at, counts, failed, error)
-SELECT 'run-' || i, 'g' || (i %% 5), 30, '', '', '[]', 'succeeded', now() - i * interval '1 minute', now(), '{}', '{}', ''
-FROM generate_series(1, 20000) AS i;
-ANALYZE "%[1]s".runs`, pg.Schema))
-	require.NoError(t, err)
+	putManyRuns(t, pg)
 	_, next, err := s.ListRunsPage(ctx, "g1", "", 100)
 	require.NoError(t, err)
 	require.NotEmpty(t, next)
-	rows, err := pg.Pool.Query(ctx, "EXPLAIN "+pgstore.RunsPageAfterSQL(pg.Schema), "g1", time.Now().Add(-24*time.Hour), "run-1", 101)
-	require.NoError(t, err)
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
-	plan := strings.Join(lines, "\n")
+	plan := explain(t, pg, pgstore.RunsPageAfterSQL(pg.Schema), "g1", time.Now().Add(-24*time.Hour), "run-1", 101)
 	assert.Contains(t, plan, "runs_graph_started", "the page reads the index:\n%s", plan)
 	assert.NotContains(t, plan, "Sort", "the index gives the order:\n%s", plan)
 	assert.Contains(t, plan, "Limit", "the read stops after the page:\n%s", plan)
