@@ -25,10 +25,7 @@ import (
 // graphOf succeeded; the passes in between log it at debug level.
 func TestMaintainWarnsOnceOfARunWhoseGraphOfKeepsFailing(t *testing.T) {
 	t.Parallel() // its own schema
-	s, _ := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	leftRunning(t, ctx, s, "orphan", testenv.UniqueName(t), build(t, 30), time.Now().Add(-time.Minute))
-	e := newExecutor(t, s, newProvider().registry())
+	ctx, s, e := leftOrphan(t)
 	errNoTemplate := errors.New("no template builds it")
 	var calls atomic.Int32
 	graphOf := func(executor.Record) (*graph.Graph, error) {
@@ -37,32 +34,18 @@ func TestMaintainWarnsOnceOfARunWhoseGraphOfKeepsFailing(t *testing.T) {
 		}
 		return nil, errNoTemplate
 	}
-	logs := new(testenv.LogBuffer)
-	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	logger, logs := debugLogger()
+	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond, Logger: logger})
 	for i := 1; i <= 6; i++ {
-		p := next(t, ctx, passes)
-		require.NoError(t, p.Err)
-		require.Len(t, p.LeftRunning, 1)
-		r := p.LeftRunning[0]
-		require.Equal(t, pgstore.NotResumed, r.Outcome, "pass %d", i)
+		r := notResumed(t, ctx, passes, i)
 		var ge *pgstore.GraphOfError
 		require.Equal(t, i != 4, errors.As(r.Err, &ge), "pass %d: %v", i, r.Err)
 	}
 	done := errors.New("done")
 	require.ErrorIs(t, stop(done), done)
-	var warned, debug int
-	for line := range strings.Lines(logs.String()) {
-		if !strings.Contains(line, errNoTemplate.Error()) {
-			continue
-		}
-		switch {
-		case strings.Contains(line, "level=WARN"):
-			warned++
-		case strings.Contains(line, "level=DEBUG"):
-			debug++
-		}
-	}
+	warned, debug := countLevels(logs, func(line string) bool {
+		return strings.Contains(line, errNoTemplate.Error())
+	})
 	assert.Equal(t, 2, warned, "warnings of the failing graphOf: at pass 1, and at pass 5 after pass 4's graphOf succeeded\n%s", logs)
 	assert.Equal(t, 3, debug, "passes 2, 3 and 6, at debug level")
 }
@@ -74,10 +57,7 @@ func TestMaintainWarnsOnceOfARunWhoseGraphOfKeepsFailing(t *testing.T) {
 // in between log it at debug level.
 func TestMaintainWarnsOnceOfARunThatResumeKeepsRefusing(t *testing.T) {
 	t.Parallel() // its own schema
-	s, _ := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	leftRunning(t, ctx, s, "orphan", testenv.UniqueName(t), build(t, 30), time.Now().Add(-time.Minute))
-	e := newExecutor(t, s, newProvider().registry())
+	ctx, s, e := leftOrphan(t)
 	errNoTemplate := errors.New("no template builds it")
 	var calls atomic.Int32
 	graphOf := func(executor.Record) (*graph.Graph, error) {
@@ -86,31 +66,17 @@ func TestMaintainWarnsOnceOfARunThatResumeKeepsRefusing(t *testing.T) {
 		}
 		return build(t, 10), nil // not the run's graph: Resume refuses it
 	}
-	logs := new(testenv.LogBuffer)
-	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	logger, logs := debugLogger()
+	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond, Logger: logger})
 	for i := 1; i <= 6; i++ {
-		p := next(t, ctx, passes)
-		require.NoError(t, p.Err)
-		require.Len(t, p.LeftRunning, 1)
-		r := p.LeftRunning[0]
-		require.Equal(t, pgstore.NotResumed, r.Outcome, "pass %d", i)
+		r := notResumed(t, ctx, passes, i)
 		require.Equal(t, i != 4, errors.Is(r.Err, executor.ErrInvalidRequest), "pass %d: %v", i, r.Err)
 	}
 	done := errors.New("done")
 	require.ErrorIs(t, stop(done), done)
-	var warned, debug int
-	for line := range strings.Lines(logs.String()) {
-		if !strings.Contains(line, "orphan") || !strings.Contains(line, "could not resume") {
-			continue
-		}
-		switch {
-		case strings.Contains(line, "level=WARN"):
-			warned++
-		case strings.Contains(line, "level=DEBUG"):
-			debug++
-		}
-	}
+	warned, debug := countLevels(logs, func(line string) bool {
+		return strings.Contains(line, "orphan") && strings.Contains(line, "could not resume")
+	})
 	assert.Equal(t, 3, warned, "warnings: Resume's refusal at pass 1, graphOf's failure at pass 4, the refusal again at pass 5\n%s", logs)
 	assert.Equal(t, 3, debug, "passes 2, 3 and 6, at debug level")
 }
@@ -123,18 +89,13 @@ func TestMaintainWarnsOnceOfARunThatResumeKeepsRefusing(t *testing.T) {
 // now forgets the runs it no longer lists, whatever the other steps did.
 func TestMaintainForgetsAWarnedRunThatLeftTheListingWhileAStepFails(t *testing.T) {
 	t.Parallel() // its own schema
-	s, _ := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	key := testenv.UniqueName(t)
-	g := build(t, 30)
-	leftRunning(t, ctx, s, "orphan", key, g, time.Now().Add(-time.Minute))
+	ctx, s, e := leftOrphan(t)
 	setStatus := func(status executor.RunStatus) {
 		rec, err := s.GetRun(ctx, "orphan")
 		require.NoError(t, err)
 		rec.Status = status
 		require.NoError(t, s.PutRun(ctx, rec))
 	}
-	e := newExecutor(t, s, newProvider().registry())
 	errNoTemplate := errors.New("no template builds it")
 	var calls atomic.Int32
 	graphOf := func(executor.Record) (*graph.Graph, error) {
@@ -151,10 +112,9 @@ func TestMaintainForgetsAWarnedRunThatLeftTheListingWhileAStepFails(t *testing.T
 		}
 		return 0, errPrune
 	})
-	logs := new(testenv.LogBuffer)
+	logger, logs := debugLogger()
 	passes, stop := maintainingWith(t, ctx, s, e, graphOf, pgstore.MaintainOptions{Every: time.Millisecond,
-		Retain: time.Hour, PruneEvery: time.Nanosecond, Pruners: []pgstore.Pruner{pruner},
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Retain: time.Hour, PruneEvery: time.Nanosecond, Pruners: []pgstore.Pruner{pruner}, Logger: logger})
 	for i, want := range []int{1, 0, 1} {
 		p := next(t, ctx, passes)
 		require.ErrorIs(t, p.Err, errPrune, "pass %d", i+1)
@@ -162,11 +122,55 @@ func TestMaintainForgetsAWarnedRunThatLeftTheListingWhileAStepFails(t *testing.T
 	}
 	done := errors.New("done")
 	require.ErrorIs(t, stop(done), done)
-	warned := 0
+	warned, _ := countLevels(logs, func(line string) bool {
+		return strings.Contains(line, errNoTemplate.Error())
+	})
+	assert.Equal(t, 2, warned, "warnings of the failing graphOf: at pass 1, and at pass 3, the run back in the listing\n%s", logs)
+}
+
+// leftOrphan returns a store in a schema of the test's own, with the
+// record of a run "orphan" of a graph of 30 s that a dead process left
+// running a minute ago, an executor on it, and a context of a minute.
+func leftOrphan(t *testing.T) (context.Context, *pgstore.Store, *executor.Executor) {
+	t.Helper()
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	leftRunning(t, ctx, s, "orphan", testenv.UniqueName(t), build(t, 30), time.Now().Add(-time.Minute))
+	return ctx, s, newExecutor(t, s, newProvider().registry())
+}
+
+// debugLogger returns a logger that writes every level, debug on, as
+// text to the buffer it returns.
+func debugLogger() (*slog.Logger, *testenv.LogBuffer) {
+	logs := new(testenv.LogBuffer)
+	return slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), logs
+}
+
+// notResumed reads pass i of passes, requires that it succeeded and left
+// the one run, not resumed, and returns that run's Recovery.
+func notResumed(t *testing.T, ctx context.Context, passes <-chan pgstore.Pass, i int) pgstore.Recovery {
+	t.Helper()
+	p := next(t, ctx, passes)
+	require.NoError(t, p.Err)
+	require.Len(t, p.LeftRunning, 1)
+	r := p.LeftRunning[0]
+	require.Equal(t, pgstore.NotResumed, r.Outcome, "pass %d", i)
+	return r
+}
+
+// countLevels counts the lines of logs that match, at level WARN and at
+// level DEBUG.
+func countLevels(logs *testenv.LogBuffer, match func(line string) bool) (warned, debug int) {
 	for line := range strings.Lines(logs.String()) {
-		if strings.Contains(line, errNoTemplate.Error()) && strings.Contains(line, "level=WARN") {
+		if !match(line) {
+			continue
+		}
+		switch {
+		case strings.Contains(line, "level=WARN"):
 			warned++
+		case strings.Contains(line, "level=DEBUG"):
+			debug++
 		}
 	}
-	assert.Equal(t, 2, warned, "warnings of the failing graphOf: at pass 1, and at pass 3, the run back in the listing\n%s", logs)
+	return warned, debug
 }
