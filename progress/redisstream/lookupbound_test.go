@@ -48,6 +48,32 @@ func (h *holdCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	return next
 }
 
+// heldLookupStream returns a Stream with opts, its KeyTemplate under the
+// test's key prefix and its Logger quiet, on a client of the test's Redis
+// with a ReadTimeout of -1 (go-redis sets no read deadline), whose
+// commands named name the hold it returns holds once turned on; the
+// Stream's bound on lookups is 200ms. hold is freed before the Stream is
+// closed, which waits for the lookups left in flight, and the client
+// after it.
+func heldLookupStream(t *testing.T, name string, opts redisstream.Options) (*redisstream.Stream, *holdCommand) {
+	t.Helper()
+	r := testenv.NewRedis(t)
+	copts := *r.Client.Options()
+	copts.ReadTimeout = -1
+	client := testenv.NewRedisClient(&copts)
+	t.Cleanup(func() { client.Close() })
+	hold := newHoldCommand(name)
+	client.AddHook(hold)
+	opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder
+	opts.Logger = quiet()
+	s, err := redisstream.New(client, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(hold.free)
+	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	return s, hold
+}
+
 // On a client with a ReadTimeout of -1 (go-redis sets no read deadline),
 // a LastEvent whose XREVRANGE Redis does not answer (it hangs) fails
 // once the Stream's bound on such lookups has passed (10s; here 200ms),
@@ -55,18 +81,7 @@ func (h *holdCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // hung, and with it progress/sse's handler, which looks the run up
 // before it opens a stream.
 func TestLastEventOnAHungRedisFailsAtItsBound(t *testing.T) {
-	r := testenv.NewRedis(t)
-	opts := *r.Client.Options()
-	opts.ReadTimeout = -1
-	client := testenv.NewRedisClient(&opts)
-	t.Cleanup(func() { client.Close() })
-	hold := newHoldCommand("xrevrange")
-	client.AddHook(hold)
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(hold.free) // before Close, which waits for the lookup left in flight
-	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	s, hold := heldLookupStream(t, "xrevrange", redisstream.Options{})
 	ctx, run := context.Background(), sinktest.RunID(t)
 	require.NoError(t, s.Publish(ctx, sinktest.Events(run, 1, 3)...))
 
@@ -98,20 +113,8 @@ func TestLastEventOnAHungRedisFailsAtItsBound(t *testing.T) {
 // again with backoff, as for any failed read, and reads on once Redis
 // answers. Before, it waited for the lookup as long as Redis hung.
 func TestGapCheckOnAHungRedisFailsAtItsBound(t *testing.T) {
-	r := testenv.NewRedis(t)
-	opts := *r.Client.Options()
-	opts.ReadTimeout = -1
-	client := testenv.NewRedisClient(&opts)
-	t.Cleanup(func() { client.Close() })
-	hold := newHoldCommand("xrevrange")
-	client.AddHook(hold)
 	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, HistoryPoll: time.Minute, RetryDelay: 10 * time.Millisecond, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(hold.free) // before Close, which waits for the lookups left in flight
-	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	s, hold := heldLookupStream(t, "xrevrange", redisstream.Options{History: hist, HistoryPoll: time.Minute, RetryDelay: 10 * time.Millisecond})
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 5)
 	all[4].Time = time.Now() // a young gap, which a reader waits for
@@ -138,20 +141,8 @@ func TestGapCheckOnAHungRedisFailsAtItsBound(t *testing.T) {
 // stream's first entry has a test of its own (above); this branch had
 // none, and could have gone back to waiting as long as Redis hung.
 func TestGapCheckXInfoOnAHungRedisFailsAtItsBound(t *testing.T) {
-	r := testenv.NewRedis(t)
-	opts := *r.Client.Options()
-	opts.ReadTimeout = -1
-	client := testenv.NewRedisClient(&opts)
-	t.Cleanup(func() { client.Close() })
-	hold := newHoldCommand("xinfo")
-	client.AddHook(hold)
 	hist := progress.NewMemoryHistory()
-	s, err := redisstream.New(client, redisstream.Options{KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		History: hist, HistoryPoll: time.Minute, RetryDelay: 10 * time.Millisecond, Logger: quiet()})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
-	t.Cleanup(hold.free) // before Close, which waits for the lookups left in flight
-	redisstream.SetLookupWait(s, 200*time.Millisecond)
+	s, hold := heldLookupStream(t, "xinfo", redisstream.Options{History: hist, HistoryPoll: time.Minute, RetryDelay: 10 * time.Millisecond})
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 3)
 	all[2].Time = time.Now() // a young gap, which a reader waits for
