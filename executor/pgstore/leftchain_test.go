@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -26,19 +27,7 @@ import (
 // naming the run that took over, its stream ended.
 func TestResumeLeftRunningSettlesTwoRunsOfAKeyInOneCall(t *testing.T) {
 	t.Parallel() // its own schema
-	s, _ := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	g := build(t, 30)
-	key := testenv.UniqueName(t)
-	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	leftRunning(t, ctx, s, "orig", key, g, base)
-	// Its resume, recorded running as it started; the recovery died
-	// before it recorded "orig" as interrupted.
-	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "again", GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
-		Graph: executor.Fingerprint(g), TriggeredBy: "alice", Reason: "resume of run orig", Resumes: "orig",
-		Status: executor.RunRunning, StartedAt: base.Add(time.Second)}))
-	sink := progress.NewMemory(progress.MemoryOptions{})
-	e := newExecutorOf(t, executor.Options{Generators: newProvider().registry(), States: s, Assets: s, Runs: s, Sink: sink})
+	ctx, s, e, sink := leftTwoRunning(t)
 
 	recs, err := s.ResumeLeftRunning(ctx, e, lectureOf, executor.ResumeOptions{})
 	require.NoError(t, err)
@@ -72,4 +61,26 @@ func TestResumeLeftRunningSettlesTwoRunsOfAKeyInOneCall(t *testing.T) {
 	recs, err = s.ResumeLeftRunning(ctx, e, lectureOf, executor.ResumeOptions{})
 	require.NoError(t, err)
 	assert.Empty(t, recs)
+}
+
+// leftTwoRunning returns a store in a schema of the test's own with two
+// runs of one key left running: "orig", started an hour ago, and its
+// resume "again", a second later, recorded running as it started by a
+// recovery that died before it recorded "orig" as interrupted. It
+// returns too an executor on the store whose events go to the memory
+// sink it returns, and a context of a minute.
+func leftTwoRunning(t *testing.T) (context.Context, *pgstore.Store, *executor.Executor, *progress.Memory) {
+	t.Helper()
+	s, _ := newStore(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	g := build(t, 30)
+	key := testenv.UniqueName(t)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	leftRunning(t, ctx, s, "orig", key, g, base)
+	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "again", GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
+		Graph: executor.Fingerprint(g), TriggeredBy: "alice", Reason: "resume of run orig", Resumes: "orig",
+		Status: executor.RunRunning, StartedAt: base.Add(time.Second)}))
+	sink := progress.NewMemory(progress.MemoryOptions{})
+	e := newExecutorOf(t, executor.Options{Generators: newProvider().registry(), States: s, Assets: s, Runs: s, Sink: sink})
+	return ctx, s, e, sink
 }

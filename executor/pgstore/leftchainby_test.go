@@ -2,15 +2,12 @@ package pgstore_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor"
 	"github.com/regengraph/regen/executor/pgstore"
-	"github.com/regengraph/regen/graph"
-	"github.com/regengraph/regen/internal/testenv"
 	"github.com/regengraph/regen/progress"
 )
 
@@ -23,16 +20,7 @@ import (
 // resume by that run would.
 func TestResumeLeftRunningNamesTheRunThatTookOver(t *testing.T) {
 	t.Parallel() // its own schema
-	s, _ := newStore(t)
-	ctx := testenv.Context(t, 60*time.Second)
-	g := build(t, 30)
-	key := testenv.UniqueName(t)
-	base := time.Now().Add(-time.Hour).Truncate(time.Second)
-	leftRunning(t, ctx, s, "orig", key, g, base)
-	require.NoError(t, s.PutRun(ctx, executor.Record{ID: "again", GraphKey: key, Seconds: g.Segments() * graph.SegmentSeconds,
-		Graph: executor.Fingerprint(g), Resumes: "orig", Status: executor.RunRunning, StartedAt: base.Add(time.Second)}))
-	sink := progress.NewMemory(progress.MemoryOptions{})
-	e := newExecutorOf(t, executor.Options{Generators: newProvider().registry(), States: s, Assets: s, Runs: s, Sink: sink})
+	ctx, s, e, sink := leftTwoRunning(t)
 
 	recs, err := s.ResumeLeftRunning(ctx, e, lectureOf, executor.ResumeOptions{})
 	require.NoError(t, err)
