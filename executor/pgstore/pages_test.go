@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/regengraph/regen/executor"
@@ -91,4 +92,20 @@ func explain(t *testing.T, pg *testenv.Postgres, sql string, args ...any) string
 	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	return strings.Join(lines, "\n")
+}
+
+// requirePageRefused requires that a read of a page (page, next, err)
+// was refused with a *PageError naming field, which wraps ErrInvalidPage
+// and executor.ErrInvalidRequest and reads want, and gave no page.
+func requirePageRefused(t *testing.T, page []executor.Record, next string, err error, field, want string) {
+	t.Helper()
+	require.Error(t, err)
+	assert.Nil(t, page)
+	assert.Empty(t, next)
+	var pe *pgstore.PageError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, field, pe.Field)
+	assert.ErrorIs(t, err, pgstore.ErrInvalidPage)
+	assert.ErrorIs(t, err, executor.ErrInvalidRequest)
+	assert.Equal(t, want, err.Error())
 }

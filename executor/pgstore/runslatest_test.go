@@ -96,14 +96,7 @@ func TestLatestRunsRefusesBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			page, next, err := s.LatestRuns(ctx, "g", tc.cursor, tc.limit)
-			var pe *pgstore.PageError
-			require.ErrorAs(t, err, &pe)
-			assert.Nil(t, page)
-			assert.Empty(t, next)
-			assert.Equal(t, tc.field, pe.Field)
-			assert.ErrorIs(t, err, pgstore.ErrInvalidPage)
-			assert.ErrorIs(t, err, executor.ErrInvalidRequest)
-			assert.Equal(t, tc.want, err.Error())
+			requirePageRefused(t, page, next, err, tc.field, tc.want)
 		})
 	}
 	cctx, cancel := context.WithCancel(ctx)

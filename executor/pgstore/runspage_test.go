@@ -84,15 +84,7 @@ func TestListRunsPageRefusesBadInput(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			page, next, err := s.ListRunsPage(ctx, "g", tc.cursor, tc.limit)
-			require.Error(t, err)
-			assert.Nil(t, page)
-			assert.Empty(t, next)
-			var pe *pgstore.PageError
-			require.ErrorAs(t, err, &pe)
-			assert.Equal(t, tc.field, pe.Field)
-			assert.ErrorIs(t, err, pgstore.ErrInvalidPage)
-			assert.ErrorIs(t, err, executor.ErrInvalidRequest)
-			assert.Equal(t, tc.want, err.Error())
+			requirePageRefused(t, page, next, err, tc.field, tc.want)
 		})
 	}
 	cctx, cancel := context.WithCancel(ctx)
