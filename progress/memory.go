@@ -15,8 +15,16 @@ type MemoryOptions struct {
 	// Capacity is how many events are kept per run, in a ring: publishing
 	// beyond it drops the run's oldest events. Default: 10000.
 	Capacity int
-	// MaxRuns is how many runs are kept; a new run beyond it evicts the run
-	// published to least recently. Default: 100.
+	// MaxRuns is how many runs are kept; a new run beyond it evicts one:
+	// a finished run (its final event, [Type.Final], published), the one
+	// that finished first; a live run only when every run kept is live,
+	// the one published to least recently. An evicted run's events are
+	// gone from the Memory, and its readers skip those that no History
+	// holds. So MaxRuns must be above the number of runs going on at once
+	// in the process: below it, live runs are evicted, each new event of
+	// one brings it back in place of another live run, and their views
+	// lose events. [MemoryStats].EvictedLive counts the live runs
+	// evicted, and Skipped the events readers skipped. Default: 100.
 	MaxRuns int
 	// History, if set, is read when a reader asks for events that the ring
 	// no longer has, or that were never published here. Default: nil, and
@@ -77,6 +85,14 @@ type MemoryStats struct {
 	Duplicates uint64
 	// Evicted counts the events dropped from full rings or evicted runs.
 	Evicted uint64
+	// EvictedRuns counts the runs evicted beyond MemoryOptions.MaxRuns.
+	EvictedRuns uint64
+	// EvictedLive counts, of EvictedRuns, the runs evicted before their
+	// final event: more runs were going on at once than MaxRuns, and the
+	// readers of such a run skip the events it had (see
+	// [MemoryOptions].MaxRuns). A host watches it, with Skipped, to
+	// raise MaxRuns: above 0, progress views lost events.
+	EvictedLive uint64
 	// Skipped counts the Seqs that readers jumped over because neither the
 	// ring nor the History had them, as they jump over them (after
 	// MemoryOptions.HistoryWait, for a tailer).
@@ -98,21 +114,26 @@ type Memory struct {
 	wait     time.Duration // HistoryWait; <= 0: none
 	optErr   error         // MemoryOptions refused: Tail and Replay return it
 
-	mu      sync.Mutex
-	runs    map[string]*memRun
-	lru     *list.List // of *memRun that hold events; front is the most recent
-	readers int
-	stats   MemoryStats
+	mu   sync.Mutex
+	runs map[string]*memRun
+	// The runs kept, which hold events: live holds those whose newest
+	// event is not final, front the most recently published; done holds
+	// the finished ones, front the most recently finished. Eviction takes
+	// the back of done, or of live when done is empty.
+	live, done *list.List
+	readers    int
+	stats      MemoryStats
 }
 
 // memRun is one run's ring. A run with readers but no events stays in the
-// map, outside the LRU list, so that the readers are woken by its first
-// publish.
+// map, outside the lists of runs kept, so that the readers are woken by
+// its first publish.
 type memRun struct {
 	id      string
 	events  []Event // ascending Seq; events[0] is the oldest kept
 	last    uint64  // the highest Seq ever stored, even if since evicted
 	elem    *list.Element
+	done    bool          // elem is in Memory.done, not Memory.live
 	notify  chan struct{} // closed and replaced when events change
 	readers int
 }
@@ -128,7 +149,8 @@ func NewMemory(opts MemoryOptions) *Memory {
 		poll:     opts.HistoryPoll,
 		wait:     opts.HistoryWait,
 		runs:     make(map[string]*memRun),
-		lru:      list.New(),
+		live:     list.New(),
+		done:     list.New(),
 	}
 	for _, o := range []struct {
 		name    string
@@ -182,11 +204,10 @@ func (m *Memory) Publish(_ context.Context, events ...Event) error {
 			continue
 		}
 		if r.elem == nil {
-			r.elem = m.lru.PushFront(r)
+			r.elem = m.live.PushFront(r)
 			m.evictOver()
-		} else {
-			m.lru.MoveToFront(r.elem)
 		}
+		m.place(r, e.Type.Final())
 		r.events = append(r.events, e)
 		r.last = e.Seq
 		if len(r.events) > m.capacity {
@@ -205,13 +226,42 @@ func (m *Memory) Publish(_ context.Context, events ...Event) error {
 	return nil
 }
 
-// evictOver drops the least recently published runs beyond maxRuns.
+// place puts r, which is kept and whose newest event is now final or
+// not, at the front of its list: done for a finished run, live for the
+// others. Called with m.mu held.
+func (m *Memory) place(r *memRun, final bool) {
+	switch {
+	case final == r.done && final:
+		// A finished run keeps its place (when it finished) among the
+		// finished, as another final event changes nothing.
+	case final == r.done:
+		m.live.MoveToFront(r.elem)
+	case final:
+		m.live.Remove(r.elem)
+		r.elem, r.done = m.done.PushFront(r), true
+	default:
+		// An event after a final one (a host's own): live again.
+		m.done.Remove(r.elem)
+		r.elem, r.done = m.live.PushFront(r), false
+	}
+}
+
+// evictOver evicts runs beyond maxRuns: the finished run that finished
+// first, or, when every run kept is live, the least recently published.
+// The run just pushed to the front of live, whose event is not stored
+// yet, is never the one: there is at least one other run behind it.
 // Called with m.mu held.
 func (m *Memory) evictOver() {
-	for m.lru.Len() > m.maxRuns {
-		r := m.lru.Remove(m.lru.Back()).(*memRun)
-		r.elem = nil
+	for m.live.Len()+m.done.Len() > m.maxRuns {
+		from := m.done
+		if from.Len() == 0 {
+			from = m.live
+			m.stats.EvictedLive++
+		}
+		r := from.Remove(from.Back()).(*memRun)
+		r.elem, r.done = nil, false
 		m.stats.Evicted += uint64(len(r.events))
+		m.stats.EvictedRuns++
 		r.events = nil
 		if r.readers == 0 {
 			delete(m.runs, r.id)
@@ -230,10 +280,12 @@ func (m *Memory) Stats() MemoryStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.stats
-	s.Runs = m.lru.Len()
+	s.Runs = m.live.Len() + m.done.Len()
 	s.Readers = m.readers
-	for e := m.lru.Front(); e != nil; e = e.Next() {
-		s.Events += len(e.Value.(*memRun).events)
+	for _, l := range []*list.List{m.live, m.done} {
+		for e := l.Front(); e != nil; e = e.Next() {
+			s.Events += len(e.Value.(*memRun).events)
+		}
 	}
 	return s
 }
