@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -19,12 +20,17 @@ type MemoryOptions struct {
 	// a finished run (its final event, [Type.Final], published), the one
 	// that finished first; a live run only when every run kept is live,
 	// the one published to least recently. An evicted run's events are
-	// gone from the Memory, and its readers skip those that no History
-	// holds. So MaxRuns must be above the number of runs going on at once
-	// in the process: below it, live runs are evicted, each new event of
-	// one brings it back in place of another live run, and their views
-	// lose events. [MemoryStats].EvictedLive counts the live runs
-	// evicted, and Skipped the events readers skipped. Default: 100.
+	// gone from the Memory but its newest, and its readers skip those that
+	// no History holds: [Memory.Replay] of it then returns [ErrEvicted].
+	// The Memory remembers the last 10 × MaxRuns runs it evicted so, and
+	// keeps the newest event of each: it is the run's [Memory.LastEvent],
+	// and a later event of the run brings the run back, after it. A run
+	// evicted before them is unknown again, as one never published. So
+	// MaxRuns must be at least the number of runs going on at once in the
+	// process: below it, live runs are evicted, each new event of one
+	// brings it back in place of another live run, and their views lose
+	// events. [MemoryStats].EvictedLive counts the live runs evicted, and
+	// Skipped the events readers skipped. Default: 100.
 	MaxRuns int
 	// History, if set, is read when a reader asks for events that the ring
 	// no longer has, or that were never published here. Default: nil, and
@@ -105,10 +111,12 @@ type MemoryStats struct {
 // concurrent use; Publish never blocks on readers and ignores ctx, so that
 // a run's final event is kept even when the run's context was cancelled.
 //
-// Memory use is bounded by Capacity × MaxRuns events.
+// Memory use is bounded by Capacity × MaxRuns events, and the newest
+// event of each of the last 10 × MaxRuns runs evicted.
 type Memory struct {
 	capacity int
 	maxRuns  int
+	maxGone  int // evicted runs remembered: 10 × maxRuns
 	history  History
 	poll     time.Duration // HistoryPoll
 	wait     time.Duration // HistoryWait; <= 0: none
@@ -121,8 +129,11 @@ type Memory struct {
 	// the finished ones, front the most recently finished. Eviction takes
 	// the back of done, or of live when done is empty.
 	live, done *list.List
-	readers    int
-	stats      MemoryStats
+	// gone holds the evicted runs remembered, front the most recently
+	// evicted; each keeps its newest event, and stays in runs.
+	gone    *list.List
+	readers int
+	stats   MemoryStats
 }
 
 // memRun is one run's ring. A run with readers but no events stays in the
@@ -134,6 +145,8 @@ type memRun struct {
 	last    uint64  // the highest Seq ever stored, even if since evicted
 	elem    *list.Element
 	done    bool          // elem is in Memory.done, not Memory.live
+	gone    *list.Element // in Memory.gone, while the evicted run is remembered
+	kept    Event         // the newest event, once evicted; Seq 0 otherwise
 	notify  chan struct{} // closed and replaced when events change
 	readers int
 }
@@ -151,6 +164,7 @@ func NewMemory(opts MemoryOptions) *Memory {
 		runs:     make(map[string]*memRun),
 		live:     list.New(),
 		done:     list.New(),
+		gone:     list.New(),
 	}
 	for _, o := range []struct {
 		name    string
@@ -176,6 +190,10 @@ func NewMemory(opts MemoryOptions) *Memory {
 	}
 	if m.maxRuns <= 0 {
 		m.maxRuns = 100
+	}
+	m.maxGone = math.MaxInt
+	if m.maxRuns <= math.MaxInt/evictedRunsKept {
+		m.maxGone = evictedRunsKept * m.maxRuns
 	}
 	return m
 }
@@ -204,6 +222,7 @@ func (m *Memory) Publish(_ context.Context, events ...Event) error {
 			continue
 		}
 		if r.elem == nil {
+			m.revive(r)
 			r.elem = m.live.PushFront(r)
 			m.evictOver()
 		}
@@ -262,11 +281,39 @@ func (m *Memory) evictOver() {
 		r.elem, r.done = nil, false
 		m.stats.Evicted += uint64(len(r.events))
 		m.stats.EvictedRuns++
+		if n := len(r.events); n > 0 {
+			r.kept = r.events[n-1]
+		}
 		r.events = nil
-		if r.readers == 0 {
-			delete(m.runs, r.id)
+		r.gone = m.gone.PushFront(r)
+		for m.gone.Len() > m.maxGone {
+			g := m.gone.Remove(m.gone.Back()).(*memRun)
+			g.gone = nil
+			if g.readers == 0 && m.runs[g.id] == g {
+				// Its readers, if any, keep it (and its newest event)
+				// until they leave.
+				delete(m.runs, g.id)
+			}
 		}
 		r.wake()
+	}
+}
+
+// evictedRunsKept is how many evicted runs a Memory remembers, per run
+// kept (MemoryOptions.MaxRuns).
+const evictedRunsKept = 10
+
+// revive readies r, which is not kept, to be kept again: a run evicted
+// gets its newest event back, before the ones published now. Called
+// with m.mu held.
+func (m *Memory) revive(r *memRun) {
+	if r.gone != nil {
+		m.gone.Remove(r.gone)
+		r.gone = nil
+	}
+	if r.kept.Seq != 0 {
+		r.events = append(r.events[:0], r.kept)
+		r.kept = Event{}
 	}
 }
 
@@ -291,7 +338,12 @@ func (m *Memory) Stats() MemoryStats {
 }
 
 // Replay delivers the stored events of runID with Seq > after, filling
-// gaps from the History; see [Source].
+// gaps from the History; see [Source]. Of a run evicted (see
+// MemoryOptions.MaxRuns) whose events after after neither the Memory nor
+// the History holds, it delivers what they hold, the run's newest event
+// included, and then returns an error wrapping [ErrEvicted]. Of a run
+// that the Memory never had, or no longer remembers, it delivers what
+// the History holds, and returns nil, as for a run with no events yet.
 func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func(Event) error) error {
 	if m.optErr != nil {
 		return m.optErr
@@ -334,8 +386,11 @@ func (m *Memory) Tail(ctx context.Context, runID string, after uint64, fn func(E
 func (m *Memory) LastEvent(ctx context.Context, runID string) (Event, bool, error) {
 	var last Event
 	m.mu.Lock()
-	if r := m.runs[runID]; r != nil && len(r.events) > 0 {
-		last = r.events[len(r.events)-1]
+	if r := m.runs[runID]; r != nil {
+		last = r.kept // Seq 0 unless evicted
+		if n := len(r.events); n > 0 {
+			last = r.events[n-1]
+		}
 	}
 	m.mu.Unlock()
 	if m.history == nil || last.Type.Final() {
@@ -390,7 +445,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		if tail {
 			m.readers--
 		}
-		if r.readers == 0 && r.elem == nil && m.runs[runID] == r {
+		if r.readers == 0 && r.elem == nil && r.gone == nil && m.runs[runID] == r {
 			delete(m.runs, runID)
 		}
 	}()
@@ -409,6 +464,7 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		batch = r.since(cur.Last(), batch[:0])
 		notify := r.notify
 		ringLast := r.last
+		kept := r.kept       // the run's newest event, if it was evicted
 		var ringFirst uint64 // the ring's oldest Seq, 0 if it is empty
 		if len(r.events) > 0 {
 			ringFirst = r.events[0].Seq
@@ -466,6 +522,20 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 				}
 			}
 			filledAt = cur.Last()
+			continue
+		}
+		if evicted && kept.Seq > cur.Last() && !tail {
+			// The run was evicted past the reader, and the History (if
+			// any) lacks what the reader missed: the reader gets the
+			// run's newest event, which the Memory kept, after the gap.
+			before, skipped := cur.Last(), cur.Skipped()
+			if err := cur.Deliver(ctx, kept); err != nil {
+				return err
+			}
+			if n := cur.Skipped() - skipped; n > 0 {
+				return fmt.Errorf("%w: run %q (MaxRuns %d): %d of its events from seq %d to %d are gone, held neither here nor by a History",
+					ErrEvicted, runID, m.maxRuns, n, before+1, kept.Seq-1)
+			}
 			continue
 		}
 		if !tail {
