@@ -28,13 +28,16 @@ var (
 	// which [Memory.Tail] and [Memory.Replay] refuse (NewMemory returns
 	// no error). The error names the option and what is allowed.
 	ErrInvalidOptions = errors.New("progress: invalid options")
-	// ErrEvicted is returned by [Memory.Replay] for a run that the Memory
-	// evicted (see [MemoryOptions].MaxRuns) and whose events the reader
-	// lacks are gone: neither the Memory nor its History holds them. It
-	// comes at the end, once the reader has had what they hold, the run's
-	// newest event, which the Memory keeps, included. So a reader tells an
-	// evicted run from one with no events yet, or one the Memory never
-	// had, whose Replay delivers nothing and returns nil. The error names
-	// the run and the Seqs gone.
+	// ErrEvicted is returned by [Memory.Replay], and by [Memory.Tail]
+	// without a History, for a run that the Memory evicted (see
+	// [MemoryOptions].MaxRuns) and whose events the reader lacks are gone:
+	// neither the Memory nor its History holds them. It comes once the
+	// reader has had what they hold, the run's newest event, which the
+	// Memory keeps, included: at Replay's end; for Tail, at the run's
+	// final event, as nothing more can come (a tailer of a live run goes
+	// on). So a reader tells an evicted run from one with no events yet,
+	// or one the Memory never had, whose Replay delivers nothing and
+	// returns nil, and whose Tail waits. The error names the run and the
+	// Seqs gone.
 	ErrEvicted = errors.New("progress: run evicted from memory")
 )

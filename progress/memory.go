@@ -353,8 +353,14 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 
 // Tail delivers the stored events of runID with Seq > after and then the
 // live ones until ctx ends; see [Source]. It waits for a run that has no
-// events yet. A tailer behind a run that is evicted (see
-// MemoryOptions.MaxRuns) reads what it missed from the History, and asks
+// events yet, or that the Memory never had, or no longer remembers (see
+// MemoryOptions.MaxRuns). Without a History, a tailer that lacks events
+// of a run evicted (one that the Memory remembers) gets the run's newest
+// event, which the Memory keeps, after the gap: of a finished run, that
+// is its final event, and Tail then returns an error wrapping
+// [ErrEvicted], as nothing more can come to it; of a live run, Tail goes
+// on with the run's next events. A tailer behind a run that is evicted
+// reads what it missed from the History, if there is one, and asks
 // the History again every MemoryOptions.HistoryPoll (1s by default) while
 // it lacks those events, as an archive written through a [Buffered] may
 // for a moment; so does a tailer of a run that the ring does not hold
@@ -524,15 +530,20 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 			filledAt = cur.Last()
 			continue
 		}
-		if evicted && kept.Seq > cur.Last() && !tail {
+		if evicted && kept.Seq > cur.Last() && (!tail || m.history == nil) {
 			// The run was evicted past the reader, and the History (if
 			// any) lacks what the reader missed: the reader gets the
 			// run's newest event, which the Memory kept, after the gap.
+			// A tailer with a History rather waits for the History
+			// (which may lag behind the ring) to have the run's final
+			// event, as above. A tailer without one ends at the final
+			// event, when it lacks events: no event can come to it any
+			// more. A tailer of a live run waits for its next events.
 			before, skipped := cur.Last(), cur.Skipped()
 			if err := cur.Deliver(ctx, kept); err != nil {
 				return err
 			}
-			if n := cur.Skipped() - skipped; n > 0 {
+			if n := cur.Skipped() - skipped; n > 0 && (!tail || kept.Type.Final()) {
 				return fmt.Errorf("%w: run %q (MaxRuns %d): %d of its events from seq %d to %d are gone, held neither here nor by a History",
 					ErrEvicted, runID, m.maxRuns, n, before+1, kept.Seq-1)
 			}

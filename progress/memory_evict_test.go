@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -122,4 +123,109 @@ func TestMemoryForgetsTheOldestEvictedRuns(t *testing.T) {
 	got, err = replayAll(m, "r1", 0)
 	assert.ErrorIs(t, err, progress.ErrEvicted)
 	assert.Equal(t, []uint64{2}, got)
+}
+
+// A Tail of a finished run that the Memory evicted, without a History,
+// gets the run's final event, which the Memory kept, after the gap, and
+// then ends with ErrEvicted: nothing more can come, and it lacks events.
+// (It waited for its ctx to end, with nothing.) A tailer that lacks
+// nothing, or follows a live run, waits as before.
+func TestMemoryTailOfAnEvictedFinishedRunEnds(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		run   []progress.Event
+		after uint64
+		want  []uint64
+		gone  bool // Tail ends with ErrEvicted; else it waits
+	}{
+		{"finished", finished("a", 1, 5), 0, []uint64{5}, true},
+		{"finished, after 3", finished("a", 1, 5), 3, []uint64{5}, true},
+		{"finished, lacking none", finished("a", 1, 5), 4, []uint64{5}, false},
+		{"finished, past the end", finished("a", 1, 5), 5, nil, false},
+		{"live", sinktest.Events("a", 1, 5), 0, []uint64{5}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1})
+				require.NoError(t, m.Publish(ctx, tc.run...))
+				require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts a
+				var got []uint64
+				done := make(chan error, 1)
+				go func() {
+					done <- m.Tail(ctx, "a", tc.after, func(e progress.Event) error {
+						got = append(got, e.Seq)
+						return nil
+					})
+				}()
+				synctest.Wait()
+				var err error
+				select {
+				case err = <-done:
+				default:
+					cancel()
+					err = <-done
+				}
+				assert.Equal(t, tc.want, got)
+				if tc.gone {
+					assert.ErrorIs(t, err, progress.ErrEvicted)
+					assert.ErrorContains(t, err, `run "a"`)
+				} else {
+					assert.ErrorIs(t, err, context.Canceled, "Tail waits")
+				}
+			})
+		})
+	}
+}
+
+// A tailer behind a finished run when the run is evicted, without a
+// History, gets the run's final event after the gap and ends with
+// ErrEvicted.
+func TestMemoryTailerBehindAnEvictedFinishedRunEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1})
+		all := finished("a", 1, 5)
+		require.NoError(t, m.Publish(ctx, all[:2]...))
+		at2, release := make(chan struct{}), make(chan struct{})
+		tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
+			if e.Seq == 2 {
+				close(at2)
+				<-release
+			}
+		})
+		<-at2
+		require.NoError(t, m.Publish(ctx, all[2:]...))
+		require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts a
+		close(release)
+		synctest.Wait()
+		select {
+		case err := <-tailer.done:
+			assert.ErrorIs(t, err, progress.ErrEvicted)
+		default:
+			tailer.stop(t)
+			t.Error("the tailer waits for good")
+		}
+		assert.Equal(t, []uint64{1, 2, 5}, tailer.seqs())
+		assert.Equal(t, uint64(2), m.Stats().Skipped)
+	})
+}
+
+// A tailer of a live run that the Memory evicted, without a History, gets
+// the run's newest event after the gap, and follows the run on when it
+// publishes again.
+func TestMemoryTailOfAnEvictedLiveRunFollowsIt(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1})
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 5)...))
+	require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts a
+	tl := sinktest.StartTail(t, m, "a", 0)
+	tl.Expect(t, []uint64{5})
+	require.NoError(t, m.Publish(ctx, finished("a", 6, 7)...)) // evicts b
+	tl.Expect(t, []uint64{6, 7})
+	tl.Stop(t, context.Canceled)
+	s := m.Stats()
+	assert.Equal(t, uint64(4), s.Skipped)
+	assert.Equal(t, uint64(2), s.EvictedLive)
 }
