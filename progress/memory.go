@@ -89,7 +89,9 @@ type MemoryStats struct {
 	// Duplicates counts the events ignored because their Seq was not above
 	// the run's latest stored Seq.
 	Duplicates uint64
-	// Evicted counts the events dropped from full rings or evicted runs.
+	// Evicted counts the events dropped from full rings or evicted runs
+	// (an evicted run's newest event once the Memory forgets the run:
+	// see [MemoryOptions].MaxRuns).
 	Evicted uint64
 	// EvictedRuns counts the runs evicted beyond MemoryOptions.MaxRuns.
 	EvictedRuns uint64
@@ -279,9 +281,10 @@ func (m *Memory) evictOver() {
 		}
 		r := from.Remove(from.Back()).(*memRun)
 		r.elem, r.done = nil, false
-		m.stats.Evicted += uint64(len(r.events))
 		m.stats.EvictedRuns++
 		if n := len(r.events); n > 0 {
+			// The newest event is kept while the run is remembered.
+			m.stats.Evicted += uint64(n - 1)
 			r.kept = r.events[n-1]
 		}
 		r.events = nil
@@ -289,9 +292,13 @@ func (m *Memory) evictOver() {
 		for m.gone.Len() > m.maxGone {
 			g := m.gone.Remove(m.gone.Back()).(*memRun)
 			g.gone = nil
+			if g.kept.Seq != 0 {
+				g.kept = Event{}
+				m.stats.Evicted++
+			}
 			if g.readers == 0 && m.runs[g.id] == g {
-				// Its readers, if any, keep it (and its newest event)
-				// until they leave.
+				// Its readers, if any, keep it until they leave, and
+				// read it as a run the Memory never had.
 				delete(m.runs, g.id)
 			}
 		}

@@ -123,6 +123,24 @@ func TestMemoryForgetsTheOldestEvictedRuns(t *testing.T) {
 	got, err = replayAll(m, "r1", 0)
 	assert.ErrorIs(t, err, progress.ErrEvicted)
 	assert.Equal(t, []uint64{2}, got)
+	// Each evicted run's first event, and r0's second, which it forgot.
+	assert.Equal(t, uint64(12), m.Stats().Evicted)
+	e, ok, err := m.LastEvent(context.Background(), "r0")
+	require.NoError(t, err)
+	assert.False(t, ok, "forgotten: %+v", e)
+}
+
+// An evicted run that its newest event brings back, and whose ring trims
+// that event then, counts it once in Evicted.
+func TestMemoryCountsAnEvictedRunsNewestEventOnce(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1, Capacity: 2})
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 2)...))
+	require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts a
+	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 3, 4)...)) // evicts b; the ring trims 2
+	s := m.Stats()
+	assert.Equal(t, uint64(2), s.Evicted, "a's 1 and 2; not b's 1, its newest, kept")
+	assert.Equal(t, 2, s.Events)
 }
 
 // A Tail of a finished run that the Memory evicted, without a History,
