@@ -113,7 +113,12 @@
 //
 //   - [Memory], a bounded ring per run that is also a [Source]: the
 //     choice for a single process (the executor has no sink unless
-//     Options.Sink names one);
+//     Options.Sink names one). It keeps [MemoryOptions].MaxRuns runs,
+//     which must be at least the runs going on at once: beyond it, it
+//     evicts finished runs first, then live ones, whose views lose
+//     events; [Memory.Replay] of an evicted run, and [Memory.Tail] of
+//     an evicted finished run without a History, end with [ErrEvicted]
+//     after the run's newest event, which it keeps;
 //   - [Slog], which writes each event through a *slog.Logger;
 //   - [Fanout], which feeds several sinks;
 //   - [Buffered], which batches writes for a slow or remote sink, never

@@ -247,3 +247,36 @@ func TestMemoryTailOfAnEvictedLiveRunFollowsIt(t *testing.T) {
 	assert.Equal(t, uint64(4), s.Skipped)
 	assert.Equal(t, uint64(2), s.EvictedLive)
 }
+
+// Replay of an evicted run reads what it lacks from the History: it says
+// ErrEvicted only when the History lacks some of it too.
+func TestMemoryReplayOfAnEvictedRunReadsTheHistory(t *testing.T) {
+	ctx := context.Background()
+	all := finished("a", 1, 5)
+	for _, tc := range []struct {
+		name     string
+		archived []progress.Event
+		want     []uint64
+		gone     string // the error's detail; "" for none
+	}{
+		{"all archived", all, sinktest.Span(1, 5), ""},
+		{"the start archived", all[:2], []uint64{1, 2, 5}, "2 of its events from seq 3 to 4 are gone"},
+		{"none archived", nil, []uint64{5}, "4 of its events from seq 1 to 4 are gone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := progress.NewMemoryHistory()
+			require.NoError(t, h.Append(ctx, tc.archived...))
+			m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1, History: h})
+			require.NoError(t, m.Publish(ctx, all...))
+			require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts a
+			got, err := replayAll(m, "a", 0)
+			assert.Equal(t, tc.want, got)
+			if tc.gone == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, progress.ErrEvicted)
+			assert.ErrorContains(t, err, tc.gone)
+		})
+	}
+}
