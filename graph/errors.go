@@ -58,9 +58,16 @@ type DurationError struct {
 	// Rule says what is wrong and what is allowed, for example
 	// "is not a multiple of 10s".
 	Rule string
+	// Segments says that the lecture's length was given as a number of
+	// segments ([BuildSegments]): Seconds is then that number, and Rule
+	// speaks of segments.
+	Segments bool
 }
 
 func (e *DurationError) Error() string {
+	if e.Segments {
+		return fmt.Sprintf("%v: %s %s", ErrInvalidDuration, segmentCount(e.Seconds), e.Rule)
+	}
 	return fmt.Sprintf("%v: %ds %s", ErrInvalidDuration, e.Seconds, e.Rule)
 }
 

@@ -101,3 +101,18 @@ func ExampleCheckNarration() {
 	// <nil>
 	// graph: narration length out of tolerance: 10.6s is outside 9.5s to 10.5s (10s ± 5%)
 }
+
+// A graph that follows a count (a deck's slides) rather than a duration:
+// BuildSegments(t, 4) is Build(t, 40).
+func ExampleBuildSegments() {
+	g, err := graph.BuildSegments(graph.Lecture(), 4)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(g.Segments(), "segments,", g.Len(), "nodes")
+	_, err = graph.BuildSegments(graph.Lecture(), 0)
+	fmt.Println(err)
+	// Output:
+	// 4 segments, 15 nodes
+	// graph: invalid duration: 0 segments is not a valid count: from 1 to 8640 segments
+}

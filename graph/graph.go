@@ -85,6 +85,40 @@ func Build(t Template, totalSeconds int) (*Graph, error) {
 	return Options{}.Build(t, totalSeconds)
 }
 
+// BuildSegments builds the graph of a template with a number of
+// segments, with default [Options]. See [Options.BuildSegments].
+func BuildSegments(t Template, segments int) (*Graph, error) {
+	return Options{}.BuildSegments(t, segments)
+}
+
+// BuildSegments builds the graph of template t with the given number of
+// segments, for a host whose graph follows a count (slides, chapters)
+// rather than a duration: it is [Options.Build] of segments ×
+// SegmentSeconds seconds, the same graph, with the same fingerprint. A
+// count below 1 or above the limit (MaxSeconds / SegmentSeconds segments)
+// is a [*DurationError] whose Segments is set, and whose Rule says what
+// is allowed in segments; an invalid MaxSeconds, template or size is
+// refused as by Build.
+func (o Options) BuildSegments(t Template, segments int) (*Graph, error) {
+	if o.MaxSeconds < 0 || o.MaxSeconds > MaxSecondsLimit || o.MaxSeconds > 0 && o.MaxSeconds < SegmentSeconds {
+		return o.Build(t, SegmentSeconds) // Build says what is wrong with MaxSeconds
+	}
+	maxSec := o.MaxSeconds
+	if maxSec == 0 {
+		maxSec = DefaultMaxSeconds
+	}
+	most := maxSec / SegmentSeconds
+	switch {
+	case segments < 1:
+		return nil, &DurationError{Seconds: segments, Segments: true, Rule: fmt.Sprintf("is not a valid count: from 1 to %d segments", most)}
+	case segments > MaxSecondsLimit/SegmentSeconds:
+		return nil, &DurationError{Seconds: segments, Segments: true, Rule: fmt.Sprintf("exceeds the largest limit, MaxSecondsLimit: %s", segmentCount(MaxSecondsLimit/SegmentSeconds))}
+	case segments > most:
+		return nil, &DurationError{Seconds: segments, Segments: true, Rule: fmt.Sprintf("exceeds the limit of %s; Options.MaxSeconds raises it", segmentCount(most))}
+	}
+	return o.Build(t, segments*SegmentSeconds)
+}
+
 // Build builds the graph of template t for a duration of totalSeconds:
 // totalSeconds/10 segments, one node per global kind, and one node per
 // segment for each per-segment kind. The lecture template gives 3S+3 nodes
