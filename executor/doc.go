@@ -157,13 +157,16 @@
 // Cancelling the run's context, or [Run.Cancel], starts nothing new,
 // cancels the generators that run, frees every slot and records the
 // interrupted nodes as cancelled. A generator that ignores its context
-// does not hold the run: at its deadline, or at cancellation, the call is
-// abandoned and its late result thrown away. (A bulk call first has a
-// short grace, as at its timeout, at most a second, to return what it
-// has made: those outputs are kept, only the nodes it cut short are
-// cancelled, and its slots are freed once it returns or is abandoned;
-// see [BatchGenerator]. A run stopped because its graph was replaced or
-// deleted gives no grace.) Nor does a store that
+// does not hold the run: at its deadline, or a short grace after
+// cancellation, the call is abandoned and its late result thrown away.
+// (At a cancel, a call has that grace, a tenth of its timeout, at most a
+// second, to return what it has made: an output the provider made, and
+// billed, is kept, stored and committed, so that a resume does not pay
+// for it again. A bulk call has it at its timeout too: its outputs are
+// kept, only the nodes it cut short are cancelled, and its slots are
+// freed once it returns or is abandoned; see [BatchGenerator]. A run
+// stopped because its graph was replaced or deleted gives no grace.)
+// Nor does a store that
 // stalls: a cancelled run's store calls are bounded by
 // Options.StoreTimeout. (A sink that may stall goes behind
 // progress.Buffered.)

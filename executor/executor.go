@@ -484,9 +484,9 @@ func (r *Run) ID() string { return r.id }
 func (r *Run) Plan() *planner.Plan { return r.plan }
 
 // Cancel cancels the run: nothing new starts, running generators are
-// cancelled, every slot is freed (a bulk call's once it returns, within
-// its grace: see [BatchGenerator]) and the interrupted nodes are recorded
-// as cancelled. It does not wait; see [Run.Wait]. [Run.Drain] stops the
+// cancelled, every slot is freed (a call's once it returns, within its
+// grace, whose output is kept: see [Generator] and [BatchGenerator]) and
+// the interrupted nodes are recorded as cancelled. It does not wait; see [Run.Wait]. [Run.Drain] stops the
 // run without cancelling the calls under way; a Cancel during a drain
 // cuts it short.
 func (r *Run) Cancel() { r.cancelByHandle(ErrCancelled) }

@@ -83,8 +83,13 @@ func (f ReporterFunc) Report(n Note) { f(n) }
 // with a nil error is the node's output, a zero Asset too (an empty
 // output), unlike a bulk call's empty [Outcome], a slot left unfilled.
 // It must honour ctx; one that does not still cannot hold the run,
-// because the executor stops waiting at the attempt's deadline or at
-// cancellation and throws the late result away. A returned error is retried by the kind's retry policy
+// because the executor stops waiting at the attempt's deadline, or a
+// grace after a cancel, and throws the late result away. At a cancel of
+// the run, ctx ends and the call has a grace of a tenth of the kind's
+// Timeout, at most a second (cut to Options.StoreTimeout), to return the
+// output it has made, which is kept (stored and committed), so that a
+// resume does not pay for it again; a run stopped because its graph was
+// replaced or deleted gives no grace. A returned error is retried by the kind's retry policy
 // unless it wraps a [*PermanentError]. A panic in Generate is recovered
 // and becomes a [*PanicError] for that node alone; the run goes on.
 // Generate may be called concurrently for different nodes. ctx and
@@ -167,11 +172,11 @@ func (o *Outcome) empty() bool {
 // run ends the call's context too, with the same grace, cut to
 // Options.StoreTimeout (after which the run stores nothing more): the
 // outputs it returns then are kept (stored and committed, as a single generator's
-// output returned before the cancel is), and each node it cut short is
+// output returned within its own grace is), and each node it cut short is
 // cancelled, so that a resume pays only for those. A run that stops
 // because its graph was replaced or deleted ([ErrGraphReplaced],
 // [ErrGraphDeleted]) gives no grace: no resume could use the outputs, so
-// the call is abandoned at once, as a single generator's call is, and its
+// the call is abandoned at once, as a single generator's call is then, and its
 // nodes are cancelled, nothing of it stored. Each node's kind's
 // Validate checks its output within that grace too. A call that does
 // not return, or whose checks do not end, in its grace is abandoned, and

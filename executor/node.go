@@ -658,7 +658,11 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			r.callAt[j.step.Node].Store(now.UnixNano())
 		}
 		c.node, c.kind = j.id, j.kind // for the log, if the call outlives the run
-		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, 0, j.wg, j); cause != nil {
+		// A cancel gives the call a grace to return its output, which
+		// the provider may have made and billed already: it is stored
+		// and committed, as a bulk call's are, so that a resume does
+		// not pay for it again. Its timeout gives none: a retry follows.
+		if cause := r.watch.begin(c, &cs.ctx, now, j.ko.Timeout, callGrace(j.ko.Timeout), false, j.wg, j); cause != nil {
 			// Cancelled since it started: its node.started went out, so
 			// it settles as cancelled, with no call.
 			rated.giveBack()
@@ -677,6 +681,13 @@ func (r *run) tryFrom(j *job, next int, prev error) (result, bool) {
 			r.latePanic(err, "generator", "node", j.id, "kind", j.kind, "attempt", next)
 			r.watch.ended() // after the log: Close waits for it
 			return result{}, false
+		}
+		if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && r.watch.timedOut(c) {
+			// It returned in its grace after the run's cancel, cut short:
+			// cancelled with the run's cause, as when abandoned (another
+			// error, a validator's refusal say, is the node's own, as for
+			// a bulk call's node).
+			err = r.cause()
 		}
 		if err == nil {
 			var res result
@@ -716,7 +727,8 @@ func (r *run) latePanic(err error, call string, attrs ...any) {
 // fails too, the output is dropped and the node is cancelled. A run
 // stopped because its graph was replaced or deleted puts nothing: no
 // resume could use the output, which would be superseded (a deleted
-// graph's an orphan), as a bulk call's are (see watch.cancelAll).
+// graph's an orphan), as no call is given a grace then (see
+// watch.cancelAll).
 func (r *run) cancelledAfter(j *job, made int, err error) result {
 	if j.unput != nil && made < j.ko.Retry.MaxAttempts && !stoppedGone(r.cause()) {
 		if res, perr := r.store(j, *j.unput, made+1); perr == nil {
@@ -1018,7 +1030,7 @@ func (r *run) runBatch(bg BatchGenerator, jobs []*job, wg *sync.WaitGroup, then 
 		}
 	}
 	c.batch, c.kinds = key, callKindList(jobs, idx) // for the log, if the call outlives the run
-	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, bulkGrace(timeout), wg, rescueFunc(func(err error) bool {
+	if cause := r.watch.begin(c, new(attemptCtx), time.Now(), timeout, callGrace(timeout), true, wg, rescueFunc(func(err error) bool {
 		timedOut(err, true)
 		return then(finish(nil, nil, err))
 	})); cause != nil {

@@ -141,9 +141,10 @@ func (p RetryPolicy) wait(next int) time.Duration {
 // cancel of the run bound it as they bound the call, so a validator that
 // hangs makes the attempt time out (or be cancelled) and cannot hold the
 // run; its late verdict is thrown away. So a cancel that comes while it
-// runs drops the output, as one during the call does (the node is
-// cancelled, and a resume makes it again); a bulk call's timeout covers
-// the checks of all its outcomes, and so does its grace at a cancel; and the output of a call abandoned at
+// runs gives it the call's grace (see [Generator]) and drops the output
+// if it has not ended by then (the node is cancelled, and a resume makes
+// it again); a bulk call's timeout covers the checks of all its
+// outcomes, and so does its grace at a cancel; and the output of a call abandoned at
 // its deadline is not checked. It has no context and should be quick: a
 // check that needs a provider belongs in the generator, under its
 // context.

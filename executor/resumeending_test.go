@@ -16,7 +16,8 @@ import (
 
 // endingRun starts a run of l's lecture on an executor whose script
 // generator ignores its context for a minute, cancels it once the script
-// is called, and returns when the run's record says cancelled: the run
+// is called, and returns when the run's record says cancelled (once the
+// call's grace has passed: see Options' docs of a cancel): the run
 // then waits, up to Options.Grace (5 s), for that call, and its Done is
 // not closed yet.
 func endingRun(t *testing.T, l *lab) (*executor.Executor, *executor.Run) {
@@ -37,6 +38,9 @@ func endingRun(t *testing.T, l *lab) (*executor.Executor, *executor.Run) {
 	require.NoError(t, err)
 	<-started
 	r.Cancel()
+	// The call has its grace, a tenth of its timeout (at most a second),
+	// to return its output; it is abandoned then.
+	time.Sleep(time.Second)
 	synctest.Wait()
 	rec, err := l.runs.GetRun(context.Background(), r.ID())
 	require.NoError(t, err)
@@ -111,6 +115,7 @@ func TestResumeOfARunWhoseRecordEndedWaitsForItsEnd(t *testing.T) {
 			require.NoError(t, err)
 			<-started
 			holder.Cancel()
+			time.Sleep(time.Second) // the call's grace
 			synctest.Wait()
 			rec, err := l.runs.GetRun(ctx, holder.ID())
 			require.NoError(t, err)

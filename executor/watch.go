@@ -101,14 +101,16 @@ type inflight struct {
 	deadline time.Time
 	index    int // in the watch's heap; -1 when out
 	// grace is how long the call may still take to return once its
-	// context is cancelled at its timeout or at the run's cancel, before
-	// it is abandoned: a bulk call's (see bulkGrace), so that the
-	// outcomes it has made are kept. graced says that it is in its
-	// grace. Guarded by the watch's mu while the call is in its heap.
-	grace  time.Duration
-	graced bool
-	state  atomic.Uint64
-	begun  uint64 // the state word of the call under way
+	// context is cancelled at the run's cancel, and at its timeout too
+	// when timeoutGrace says so (a bulk call's), before it is abandoned
+	// (see callGrace): so that the outputs it has made, and the provider
+	// billed, are kept. graced says that it is in its grace. Guarded by
+	// the watch's mu while the call is in its heap.
+	grace        time.Duration
+	timeoutGrace bool
+	graced       bool
+	state        atomic.Uint64
+	begun        uint64 // the state word of the call under way
 	// wg is the group of the goroutine making the call; a rescuer takes
 	// its place in it.
 	wg *sync.WaitGroup
@@ -192,13 +194,14 @@ func (h *callHeap) Pop() any {
 
 // begin registers c, a call that the calling goroutine, a member of wg, is
 // about to make at now, with ctx, new and zero, as its context, and with
-// grace (see inflight.grace). c is new, or a worker's inflight whose last
+// grace, at a cancel, and at its timeout too if timeoutGrace (see
+// inflight.grace). c is new, or a worker's inflight whose last
 // call returned. Once the run is cancelled it refuses the call and
 // returns the run's cause: the caller must not make it, so that nothing
 // starts after a cancel.
-func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grace time.Duration, wg *sync.WaitGroup, r rescuer) error {
+func (w *watch) begin(c *inflight, ctx *attemptCtx, now time.Time, timeout, grace time.Duration, timeoutGrace bool, wg *sync.WaitGroup, r rescuer) error {
 	c.timeout, c.deadline, c.wg, c.rescuer, c.index = timeout, now.Add(timeout), wg, r, -1
-	c.grace, c.graced = grace, false
+	c.grace, c.timeoutGrace, c.graced = grace, timeoutGrace, false
 	ctx.run, ctx.deadline = w.r, c.deadline
 	c.ctx = ctx
 	c.begun = (c.state.Load()>>callStateBits + 1) << callStateBits // callRunning, next count
@@ -274,7 +277,7 @@ func (w *watch) fire() {
 	for len(w.calls) > 0 && !w.calls[0].deadline.After(now) {
 		c := heap.Pop(&w.calls).(*inflight)
 		word := c.state.Load()
-		if c.grace > 0 && !c.graced && word&callStateMask == callRunning {
+		if c.grace > 0 && c.timeoutGrace && !c.graced && word&callStateMask == callRunning {
 			// Timed out: its context ends now, and it may still return
 			// what it has made within its grace.
 			c.graced, c.deadline = true, now.Add(c.grace)
@@ -304,9 +307,9 @@ func (w *watch) fire() {
 	}
 }
 
-// bulkGrace is the grace of a bulk call with timeout (see inflight.grace):
-// a tenth of it, at most a second.
-func bulkGrace(timeout time.Duration) time.Duration {
+// callGrace is the grace of a call with timeout (see inflight.grace), a
+// bulk call's or a single node's: a tenth of it, at most a second.
+func callGrace(timeout time.Duration) time.Duration {
 	return min(timeout/10, time.Second)
 }
 
@@ -319,10 +322,11 @@ func (w *watch) timedOut(c *inflight) bool {
 }
 
 // cancelAll abandons every call in flight with the run's cause; begin
-// refuses every later one. A call with a grace (a bulk call) is not
-// abandoned at once: its context ends, and it has its grace to return
-// what it has made, as at its timeout, so that the outputs it made and
-// paid for are kept; one already in the grace of its timeout keeps it.
+// refuses every later one. A call with a grace (see callGrace: a single
+// node's as a bulk call's) is not abandoned at once: its context ends, and it has its grace
+// to return what it has made (a bulk call's as at its timeout), so that
+// the outputs it made and paid for are kept; one already in the grace of
+// its timeout keeps it.
 // Once its grace has passed it is abandoned with the cause too. The
 // grace ends with Options.StoreTimeout, the bound of the run's store
 // calls from the cancel on (see run.boundStoreCalls): an output returned
@@ -330,7 +334,7 @@ func (w *watch) timedOut(c *inflight) bool {
 // its documented bound. A run stopped because its graph was replaced or
 // deleted gives no grace, and takes a call in its grace back from it: the
 // outputs would be superseded, never used by a resume, so every call is
-// abandoned at once, as a single generator's is.
+// abandoned at once.
 func (w *watch) cancelAll(cause error) {
 	now := time.Now()
 	stores := now.Add(w.r.e.opts.StoreTimeout)
