@@ -254,7 +254,8 @@
 // the kinds not seen yet count too. It counts what is left of the nodes
 // under way (of one that retries, its backoff and its next attempt), the
 // stages one after another in Staged mode and the batch keys'
-// Options.Rates and Options.Limits, and counts down between two nodes'
+// Options.Rates and Options.Limits (the other runs' starts under a rate,
+// and their nodes not settled under a limit, too), and counts down between two nodes'
 // ends; when nodes take their estimates, it is the time left. It is 0
 // (unknown) until some kind's cost is known, and on the final event;
 // while nodes are left it is never less than a second, even when one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -447,7 +448,9 @@ const minETA = time.Second
 // what is left of the wait as well. The bound follows the mode (one
 // stage after another in Staged) and the rates and limits of the batch
 // keys; a key's next start waits for the executor's quota too (see
-// quota.wait), which counts the starts of retries, and a node in a
+// quota.wait), which counts the starts of retries, a limited key's calls
+// share its limit with the other runs' nodes of the key not settled (see
+// limitBound), and a node in a
 // retry's backoff still has its start to take (see at), unless the
 // retry only puts the output it made, or commits it (see run.putRetry). It is
 // recomputed when a kind's first duration is seen, when a node starts a
@@ -455,11 +458,15 @@ const minETA = time.Second
 // between it counts down. It is guarded by the run's mu.
 type eta struct {
 	plan     *planner.Plan
-	m        *schedule.Machine // nil before the round starts
-	callAt   []atomic.Int64    // the run's: by node, when its call started or its retry will (Unix ns)
-	putRetry []atomic.Bool     // the run's: by node, that its retry puts its output alone
-	backoffs *atomic.Int32     // the run's: nodes waiting for a retry
-	quotas   map[string]*quota // the executor's, by batch key
+	m        *schedule.Machine        // nil before the round starts
+	callAt   []atomic.Int64           // the run's: by node, when its call started or its retry will (Unix ns)
+	putRetry []atomic.Bool            // the run's: by node, that its retry puts its output alone
+	backoffs *atomic.Int32            // the run's: nodes waiting for a retry
+	quotas   map[string]*quota        // the executor's, by batch key
+	limits   map[string]*limit        // the executor's, by batch key
+	mine     map[string]*atomic.Int64 // the run's nodes under limits not settled, by batch key (see run.limitLeft)
+	keys     []string                 // batch keys, by kind index ("" for none)
+	others   map[string][]int64       // other runs' nodes under the limits not settled, for the bound being computed
 	// unstarted says that running reports a node in a retry's backoff as
 	// not started, so that its retry counts among its key's starts.
 	unstarted bool
@@ -477,10 +484,11 @@ type eta struct {
 // newETA returns the ETA of plan p, run by m (nil before the round), with
 // the durations seen in an earlier round's prev (nil for none).
 func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, putRetry []atomic.Bool, backoffs *atomic.Int32,
-	quotas map[string]*quota, opts *Options, prev *eta) *eta {
+	quotas map[string]*quota, limits map[string]*limit, mine map[string]*atomic.Int64, opts *Options, prev *eta) *eta {
 	g := p.Graph
 	k := g.Kinds()
-	e := &eta{plan: p, m: m, callAt: callAt, putRetry: putRetry, backoffs: backoffs, quotas: quotas, names: make([]string, k), estimate: make([]time.Duration, k),
+	e := &eta{plan: p, m: m, callAt: callAt, putRetry: putRetry, backoffs: backoffs, quotas: quotas, limits: limits, mine: mine,
+		names: make([]string, k), estimate: make([]time.Duration, k), keys: make([]string, k),
 		sum: make([]time.Duration, k), count: make([]int, k)}
 	e.costs = planner.Costs{PerKind: make(map[string]time.Duration, k), Workers: opts.Workers,
 		Staged: opts.Mode == Staged}
@@ -488,6 +496,7 @@ func newETA(p *planner.Plan, m *schedule.Machine, callAt []atomic.Int64, putRetr
 		e.names[ki] = g.KindName(ki)
 		e.estimate[ki] = opts.kindOptions(e.names[ki]).Estimate
 		if key, _ := g.BatchKey(ki); key != "" {
+			e.keys[ki] = key
 			if l, ok := opts.Limits[key]; ok {
 				if e.costs.Limits == nil {
 					e.costs.Limits = map[string]int{}
@@ -580,7 +589,8 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 		}
 		most = max(most, e.costs.PerKind[name])
 	}
-	if len(e.costs.Rates) == 0 && (e.backoffs == nil || e.backoffs.Load() == 0) && most <= minETA/time.Duration(left) {
+	e.countOthers()
+	if len(e.costs.Rates) == 0 && !e.shared() && (e.backoffs == nil || e.backoffs.Load() == 0) && most <= minETA/time.Duration(left) {
 		// All the work left takes no longer than minETA, and no bound
 		// is longer than that work (without rates, and with no node
 		// waiting for a retry): no need to compute it.
@@ -608,8 +618,119 @@ func (e *eta) at(now time.Time, left int) time.Duration {
 		bound = max(bound, e.plan.LowerBound(e.costs))
 		e.unstarted = false
 	}
+	if e.others != nil {
+		bound = max(bound, e.limitBound())
+	}
 	e.value = max(bound, minETA)
 	return e.value
+}
+
+// shared reports whether other runs have nodes under a limit of the
+// plan's keys (see countOthers).
+func (e *eta) shared() bool {
+	for _, ns := range e.others {
+		if len(ns) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// countOthers reads, for each limited batch key of the plan, the nodes
+// not settled of the executor's other runs, into e.others (keys with
+// none left out).
+func (e *eta) countOthers() {
+	for key, ns := range e.others {
+		e.others[key] = ns[:0]
+	}
+	for key := range e.costs.Limits {
+		l := e.limits[key]
+		if l == nil {
+			continue
+		}
+		if e.others == nil {
+			e.others = map[string][]int64{}
+		}
+		e.others[key] = l.others(e.others[key], e.mine[key])
+	}
+}
+
+// limitBound is a lower bound from the limited batch keys that other
+// runs use too (see countOthers), which the planner, whose Limits cap the
+// run's own nodes, does not see. The key's limit serves the runs in
+// turns (its waiters take their room in the order they came), so the
+// run's nodes of the key that are left, each at what is left of its
+// cost, end no sooner than they would with each other run's nodes of the
+// key that are left (each at the cost of the key's cheapest kind) taking
+// an equal share of the limit until that run has no more: the work of
+// each other run counts up to the run's own, and all that work is
+// divided over the limit. Calls that no run has planned yet are not
+// counted. O(D + R) for the plan's D nodes and the R runs of the
+// executor; the same state gives the same bound.
+func (e *eta) limitBound() time.Duration {
+	g := e.plan.Graph
+	var bound time.Duration
+	for key, others := range e.others {
+		if len(others) == 0 || e.limits[key].n <= 0 {
+			continue
+		}
+		var cheapest time.Duration = -1
+		for ki, k := range e.keys {
+			if k == key {
+				if c := max(e.costs.PerKind[e.names[ki]], 0); cheapest < 0 || c < cheapest {
+					cheapest = c
+				}
+			}
+		}
+		if cheapest <= 0 {
+			continue
+		}
+		var own time.Duration
+		for _, st := range e.plan.Stages {
+			for _, grp := range st.Groups {
+				for _, n := range grp.Nodes {
+					ki := g.KindOf(n)
+					if e.keys[ki] != key || (e.costs.Finished != nil && e.costs.Finished(n)) {
+						continue
+					}
+					d := max(e.costs.PerKind[e.names[ki]], 0)
+					if e.costs.Running != nil {
+						if spent, ok := e.running(n); ok {
+							d = max(d-spent, 0)
+						}
+					}
+					own = satAdd(own, d)
+				}
+			}
+		}
+		if own == 0 {
+			continue
+		}
+		w := own
+		for _, n := range others {
+			w = satAdd(w, min(satMul(n, cheapest), own))
+		}
+		bound = max(bound, w/time.Duration(e.limits[key].n))
+	}
+	return bound
+}
+
+// satAdd returns a+b for durations not negative, or the longest
+// Duration if the sum overflows it.
+func satAdd(a, b time.Duration) time.Duration {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxInt64
+}
+
+// satMul returns n*d for n and d not negative, or the longest Duration
+// if the product overflows it.
+func satMul(n int64, d time.Duration) time.Duration {
+	if n > 0 && d > math.MaxInt64/time.Duration(n) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * d
 }
 
 // afresh returns the ETA at now, with left nodes not settled in the

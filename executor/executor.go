@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/regengraph/regen/dirty"
 	"github.com/regengraph/regen/graph"
 	"github.com/regengraph/regen/planner"
@@ -35,7 +33,7 @@ type Executor struct {
 	// quotas are the rates of Options.Rates, and limits the caps of
 	// Options.Limits, shared by all runs.
 	quotas map[string]*quota
-	limits map[string]*semaphore.Weighted
+	limits map[string]*limit
 	// reorderWarn warns once of a StateStore whose Commit reordered the
 	// changes it was given (see realign).
 	reorderWarn sync.Once

@@ -317,7 +317,13 @@ type Options struct {
 	// starts, holding its worker and its run's slot. A call abandoned at
 	// its timeout or at a cancel gives its room back at once, so a
 	// generator that ignores its context can leave more calls running at
-	// the provider than the limit while its retry goes on. Like Rates, the
+	// the provider than the limit while its retry goes on. The ETA of a
+	// run counts the other runs' nodes of the key not settled yet (those
+	// waiting in their schedule or for room, and those in flight), as it
+	// counts their starts under Rates: the limit takes the runs' calls in
+	// turns, so each other run's work counts up to the run's own (at the
+	// cost of the key's cheapest kind), and all of it is divided over the
+	// limit. Like Rates, the
 	// limit is this executor's: other processes' executors keep their
 	// own. Default: none.
 	Limits map[string]int

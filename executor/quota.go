@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -205,16 +206,74 @@ func (r *run) awaitQuota(key string, n int) (taken, error) {
 	return q.await(r.dctx, n) // a drain starts no call either
 }
 
-// newLimits returns a semaphore per limited batch key.
-func newLimits(limits map[string]int) map[string]*semaphore.Weighted {
+// limit is a batch key's cap of Options.Limits, shared by the runs of
+// the executor: a semaphore of its calls in flight, and the runs' counts
+// of their nodes of the key not settled yet (waiting in their schedule,
+// waiting for room, or in flight), which the ETA of each run reads (see
+// eta.limitBound).
+type limit struct {
+	sem  *semaphore.Weighted
+	n    int
+	mu   sync.Mutex
+	left map[*atomic.Int64]struct{} // by run
+}
+
+// newLimits returns a limit per limited batch key.
+func newLimits(limits map[string]int) map[string]*limit {
 	if len(limits) == 0 {
 		return nil
 	}
-	ls := make(map[string]*semaphore.Weighted, len(limits))
+	ls := make(map[string]*limit, len(limits))
 	for key, n := range limits {
-		ls[key] = semaphore.NewWeighted(int64(n))
+		ls[key] = &limit{sem: semaphore.NewWeighted(int64(n)), n: n, left: map[*atomic.Int64]struct{}{}}
 	}
 	return ls
+}
+
+// newLimitLeft returns a run's counts of its nodes not settled in its
+// round, by limited batch key (see run.limitLeft).
+func newLimitLeft(limits map[string]*limit) map[string]*atomic.Int64 {
+	if len(limits) == 0 {
+		return nil
+	}
+	left := make(map[string]*atomic.Int64, len(limits))
+	for key := range limits {
+		left[key] = new(atomic.Int64)
+	}
+	return left
+}
+
+// joinLimits has each limit count the run's nodes of its key not settled
+// (left, from newLimitLeft) until the returned leave is called, at the
+// run's end.
+func joinLimits(limits map[string]*limit, left map[string]*atomic.Int64) (leave func()) {
+	for key, l := range limits {
+		l.mu.Lock()
+		l.left[left[key]] = struct{}{}
+		l.mu.Unlock()
+	}
+	return func() {
+		for key, l := range limits {
+			l.mu.Lock()
+			delete(l.left, left[key])
+			l.mu.Unlock()
+		}
+	}
+}
+
+// others appends to dst the counts of nodes not settled of the runs
+// other than the one counting mine, those above 0, and returns it.
+func (l *limit) others(dst []int64, mine *atomic.Int64) []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.left {
+		if c != mine {
+			if n := c.Load(); n > 0 {
+				dst = append(dst, n)
+			}
+		}
+	}
+	return dst
 }
 
 // limitOf returns how many calls of the batch key may be in flight at
@@ -231,10 +290,11 @@ func (e *Executor) limitOf(key string) int {
 // abandoned. It returns the run's cause if the run is cancelled first.
 // Keys without a limit return at once.
 func (r *run) acquire(c *inflight, key string, n int) error {
-	sem := r.e.limits[key]
-	if sem == nil {
+	l := r.e.limits[key]
+	if l == nil {
 		return nil
 	}
+	sem := l.sem
 	if err := sem.Acquire(r.dctx, int64(n)); err != nil { // a drain starts no call either
 		return r.haltCause()
 	}

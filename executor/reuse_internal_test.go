@@ -111,10 +111,11 @@ func TestExecutorReusedAfterManyCancels(t *testing.T) {
 		assert.Empty(t, e.live, "run IDs held")
 		e.startMu.Unlock()
 		for key, limit := range limits {
-			sem := e.limits[key]
+			sem := e.limits[key].sem
 			if assert.True(t, sem.TryAcquire(int64(limit)), "the whole room of %s", key) {
 				sem.Release(int64(limit))
 			}
+			assert.Empty(t, e.limits[key].left, "runs of %s counted for the ETA", key)
 		}
 		// Some calls fail; the run ends regardless, and settles every node.
 		rep, _ := e.Run(context.Background(), RunRequest{GraphKey: "after", Graph: g})

@@ -88,6 +88,11 @@ type run struct {
 	// the last round's that it kept from starting or from its retry, or
 	// a next round's (see endDrain). Set by execute alone.
 	drainCut bool
+	// limitLeft counts the run's nodes of the round not settled yet, by
+	// batch key of Options.Limits, for the ETAs of the executor's runs
+	// (see limit): set when the round starts, counted down as they
+	// settle, and 0 once it ends.
+	limitLeft map[string]*atomic.Int64
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
 	// after a cancel (see boundStoreCalls).
@@ -273,6 +278,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 	r.fp, r.resume, r.of = Fingerprint(r.g), of != "", of
 	r.cond = sync.NewCond(&r.mu)
 	r.watch = &watch{r: r}
+	r.limitLeft = newLimitLeft(e.limits)
 	r.thenOne = func(res result) bool { r.submit(res); return r.work(true) }
 	r.thenBatch = func(rs []result) bool { r.submit(rs...); return r.work(true) }
 	r.ids = make([]string, r.g.Len())
@@ -314,7 +320,7 @@ func (e *Executor) prepare(ctx context.Context, req RunRequest, of string) (*run
 		r.callAt = make([]atomic.Int64, r.g.Len())
 		r.putRetry = make([]atomic.Bool, r.g.Len())
 		now := time.Now()
-		r.setETA(newETA(r.plan, nil, nil, nil, nil, e.quotas, &e.opts, nil).at(now, r.plan.Len()), now)
+		r.setETA(newETA(r.plan, nil, nil, nil, nil, e.quotas, e.limits, r.limitLeft, &e.opts, nil).at(now, r.plan.Len()), now)
 	}
 	r.em.emit(progress.Event{Type: progress.RunStarted, Stage: progress.NoStage, Total: r.total, ETA: r.etaNow(),
 		Message: fmt.Sprintf("Regenerating %d of %d nodes in %d stages (%s)", r.plan.Len(), r.g.Len(),
@@ -790,6 +796,7 @@ func (r *run) execute() {
 	defer r.e.forget(r.handle.id, r.of, r.key) // before done: a Resume after Wait finds it ended
 	defer r.handle.cancel(nil)
 	defer r.endStoreCalls() // before the cancel above, which would start the bound
+	defer joinLimits(r.e.limits, r.limitLeft)()
 	for {
 		r.rounds++
 		r.round()
@@ -828,7 +835,7 @@ func (r *run) execute() {
 		r.mu.Unlock()
 		if r.em.sink != nil { // the new round's bound, until its nodes settle
 			now := time.Now()
-			r.setETA(newETA(r.plan, nil, nil, nil, nil, r.e.quotas, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
+			r.setETA(newETA(r.plan, nil, nil, nil, nil, r.e.quotas, r.e.limits, r.limitLeft, &r.e.opts, r.eta).at(now, r.plan.Len()), now)
 		}
 		// The round remakes what changed during the run (edited, or made
 		// stale) and what depends on it: it counts the nodes to remake.
@@ -865,12 +872,20 @@ func (r *run) round() {
 	}
 	r.mu.Lock()
 	r.m, r.unstarted = m, 0
+	if r.limitLeft != nil {
+		r.countLimited()
+		defer func() {
+			for _, c := range r.limitLeft {
+				c.Store(0)
+			}
+		}()
+	}
 	r.windowed = len(windows) > 0
 	r.timed = len(opts.Rates) > 0 || r.windowed
 	// Most nodes end generated: room for all of them at once.
 	r.outcomes[generated] = slices.Grow(r.outcomes[generated], r.plan.Len())
 	if r.em.sink != nil { // the ETA is reported with events only
-		r.eta = newETA(r.plan, m, r.callAt, r.putRetry, &r.backoffs, r.e.quotas, opts, r.eta)
+		r.eta = newETA(r.plan, m, r.callAt, r.putRetry, &r.backoffs, r.e.quotas, r.e.limits, r.limitLeft, opts, r.eta)
 	}
 	if r.em.sink != nil { // no summary that nobody reads
 		stages := make([]string, len(r.plan.Stages))
@@ -923,6 +938,24 @@ func (r *run) round() {
 	}
 	r.helpArmed, r.stalled, r.fast = false, false, false
 	r.mu.Unlock()
+}
+
+// countLimited sets r.limitLeft to the round's nodes of each limited
+// batch key. O(D) for the plan's D nodes.
+func (r *run) countLimited() {
+	n := make(map[string]int64, len(r.limitLeft))
+	for _, st := range r.plan.Stages {
+		for _, grp := range st.Groups {
+			for _, node := range grp.Nodes {
+				if key, _ := r.g.BatchKey(r.g.KindOf(node)); key != "" {
+					n[key]++
+				}
+			}
+		}
+	}
+	for key, c := range r.limitLeft {
+		c.Store(n[key])
+	}
 }
 
 // windows returns the batch windows of the round's plan, by kind name:
@@ -1897,6 +1930,9 @@ func (r *run) settle(batch []result, at time.Time) {
 	}
 	for i := range batch {
 		res := &batch[i]
+		if c := r.limitLeft[res.key]; c != nil {
+			c.Add(-1)
+		}
 		if res.outcome == unstarted {
 			// The machine lets it go; no event, no list, no attempt.
 			if _, err := r.m.Cancel(res.n); err != nil {

@@ -119,7 +119,7 @@ type inflight struct {
 	// held and weight are the executor's calls in flight that the call
 	// took for its batch key (Options.Limits); whichever of end and
 	// abandon wins the call gives them back.
-	held   *semaphore.Weighted
+	held   *semaphore.Weighted // of a limit
 	weight int64
 	// node and kind name a single node's call, for the log of the calls
 	// abandoned that still run at the end of the run; node is "" for a
