@@ -14,9 +14,11 @@
 //
 //   - Dataflow mode (the default) starts a node as soon as its own
 //     dependencies are done; Staged mode runs the plan's stages in order.
-//     Both honour each batch key's concurrency, an optional global cap
-//     (Options.Workers) and optional starts-per-period rates
-//     (Options.Rates). Concurrency and the cap are per run; the rates,
+//     Both honour each batch key's concurrency, an optional cap on one
+//     run's nodes at once (Options.Workers, not a cap across the
+//     executor: 50 runs with Workers 4 may have 200 calls in flight) and
+//     optional starts-per-period rates (Options.Rates). Concurrency and
+//     the cap are per run; the rates,
 //     being provider quotas, are shared by all the runs of an executor,
 //     and so are the optional caps on calls in flight per batch key
 //     (Options.Limits), which a call abandoned at its timeout gives back

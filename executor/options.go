@@ -279,11 +279,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Mode is Dataflow or Staged. Default: Dataflow.
 	Mode Mode
-	// Workers caps the nodes running at once across all batch keys.
+	// Workers caps the nodes of one run running at once, across all its
+	// batch keys. It is per run, not the executor's: 50 runs with
+	// Workers 4 may have 200 calls in flight; for a cap across all the
+	// runs of the executor, use Limits (per batch key).
 	// Each node of a bulk call counts, as it holds a slot of its batch
 	// key: a cap below a key's concurrency makes its bulk calls smaller.
 	// Default: 0, no cap beyond the batch keys' concurrency, and at most
-	// 64 singles at once.
+	// 64 singles of the run at once.
 	Workers int
 	// Rates limits the starts of batch keys, for provider quotas: at most
 	// Starts nodes of the key start in any window of Per. Each run's
