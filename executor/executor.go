@@ -44,6 +44,11 @@ type Executor struct {
 	// BatchGenerator without a batch key (see warnUnbatched).
 	unbatchedMu sync.Mutex
 	unbatched   map[string]bool
+	// shapes holds, under its mutex, the shapes of graph (their kinds and
+	// batch keys) already checked for names of the options that they
+	// lack (see warnUnknownKeys).
+	shapesMu sync.Mutex
+	shapes   map[string]bool
 
 	// runs counts the runs started and not ended, those being started
 	// included; Close waits for them.

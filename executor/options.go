@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/regengraph/regen/executor/schedule"
@@ -261,7 +262,8 @@ type Options struct {
 	// Logger logs what goes wrong outside a run's result, as warnings: a
 	// failing sink, a store call retried, names in Kinds, Rates or Limits
 	// that a run's graph has none of, a BatchWindow that applies to
-	// nothing (New warns of one in Staged mode), a BatchGenerator of a
+	// nothing (both once per shape of graph, see Kinds; New warns of one
+	// in Staged mode), a BatchGenerator of a
 	// kind without a batch key (once per kind), a bulk generator that
 	// returns another number of outcomes than its requests, a bulk
 	// generator's panic (once a call, with its stack), an attempt that
@@ -333,7 +335,9 @@ type Options struct {
 	// Kinds tunes kinds by name; kinds not listed use Default. A run logs
 	// a warning for a name its graph has no kind of, as for a batch key of
 	// Rates or Limits that no kind of its graph has: a misspelt key would
-	// otherwise go unnoticed. [Executor.CheckTemplates] finds them at a
+	// otherwise go unnoticed. Only the executor's first run of each shape
+	// of graph (its kinds and their batch keys: a template, of any length)
+	// logs them, not each run of it. [Executor.CheckTemplates] finds them at a
 	// host's start-up.
 	Kinds map[string]KindOptions
 	// Default tunes the kinds not in Kinds, and fills zero fields of
@@ -606,16 +610,35 @@ func (e *Executor) warnUnbatched(g *graph.Graph, runID, graphKey string) {
 // the keys of Options.Rates and Options.Limits that no kind of g batches
 // under, and the kinds of Options.Kinds with a BatchWindow or a
 // BatchTimeout that no bulk call of g's takes (no batch key, or a generator that is not a
-// BatchGenerator), once per run.
+// BatchGenerator), once per executor for each shape of graph: its kinds'
+// names and batch keys, all that the warnings depend on, so that the
+// runs of one template (of any length) warn once, at the first, whose
+// run and graph key the records name, and those of another template
+// warn again. The shapes seen are kept for the executor's life, one short
+// string each.
 func (e *Executor) warnUnknownKeys(g *graph.Graph, runID, graphKey string) {
 	o := &e.opts
 	if len(o.Kinds) == 0 && len(o.Rates) == 0 && len(o.Limits) == 0 {
 		return
 	}
 	kinds := make([]graph.Kind, g.Kinds())
+	var shape strings.Builder
 	for ki := range kinds {
 		key, _ := g.BatchKey(ki)
 		kinds[ki] = graph.Kind{Name: g.KindName(ki), BatchKey: key}
+		fmt.Fprintf(&shape, "%q %q;", kinds[ki].Name, key)
+	}
+	e.shapesMu.Lock()
+	seen := e.shapes[shape.String()]
+	if !seen {
+		if e.shapes == nil {
+			e.shapes = map[string]bool{}
+		}
+		e.shapes[shape.String()] = true
+	}
+	e.shapesMu.Unlock()
+	if seen {
+		return
 	}
 	m := o.mismatch(kinds)
 	if len(m.UnknownKinds) > 0 {
