@@ -257,8 +257,10 @@
 // under way (of one that retries, its backoff and its next attempt), the
 // stages one after another in Staged mode and the batch keys'
 // Options.Rates and Options.Limits (the other runs' starts under a rate,
-// and their nodes not settled under a limit, too), and counts down between two nodes'
-// ends; when nodes take their estimates, it is the time left. It is 0
+// and their nodes not settled under a limit, too: a share of the
+// limit that assumes the runs take turns, an estimate rather than a
+// bound, which may come out somewhat above the time left), and counts
+// down between two nodes' ends; when nodes take their estimates, it is the time left. It is 0
 // (unknown) until some kind's cost is known, and on the final event;
 // while nodes are left it is never less than a second, even when one
 // runs late. It is the current round's: a Converge round starts with a

@@ -42,7 +42,9 @@ type Costs struct {
 	// Default is the duration of a node of a kind not in PerKind.
 	// Default: 0.
 	Default time.Duration
-	// Workers is the run's global concurrency limit. Default: 0, no limit.
+	// Workers caps the run's calls in flight, all kinds together (the
+	// executor's Options.Workers, which caps one run). Default: 0, no
+	// limit.
 	Workers int
 	// Finished reports nodes already done, which cost nothing. Nil means
 	// none is.
