@@ -210,6 +210,11 @@ type rateStartsForm struct {
 // rateStartsShape is the JSON form's object, for strictjson.CheckForm.
 var rateStartsShape = &strictjson.Object{Keys: strictjson.Names(rateStartsForm{})}
 
+// rateStartsLegacyShape is the object that encoding/json wrote of a
+// RateStarts before it had a JSON form of its own (releases up to
+// 607cc88): its Go field names, Starts null for none.
+var rateStartsLegacyShape = &strictjson.Object{Keys: []string{"Key", "Starts"}}
+
 // MarshalJSON writes rs in its JSON form (see [RateStarts]): the same
 // starts, at the same instants, give the same bytes. A key that
 // [RateStarts.UnmarshalJSON] would refuse (the empty key, one that is not
@@ -232,8 +237,13 @@ func (rs RateStarts) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads rs in the JSON form that [RateStarts.MarshalJSON]
-// writes, strictly: unknown members (a misspelt "kee", or the Go field
-// names "Key" and "Starts"), members that differ in case, repeated
+// writes, strictly, and in the form that releases before it had one
+// wrote (up to 607cc88: encoding/json's, with the Go field names "Key"
+// and "Starts", both present, Starts null for none), so that the rate
+// starts a driver kept across an upgrade still read. Refused, with a
+// [*RateStartsError] that says what is allowed: unknown members (a
+// misspelt "kee"), members that differ in case (but for both of the
+// older form's), repeated
 // members, data after the object, a missing, null or empty "key", a
 // missing or null "starts" ([] for none), a member of another JSON type,
 // a null start, a start that is not an RFC 3339 time or is outside the
@@ -261,12 +271,16 @@ func (rs *RateStarts) UnmarshalJSON(data []byte) error {
 	default:
 		return badRateStarts("bad JSON: want %s, not %s", rateStartsObject, jsonKind(raw))
 	}
+	legacy := false
 	if err := strictjson.CheckForm(raw, rateStartsShape); err != nil {
-		return badRateStarts("bad JSON: %v", strictjson.Bound(err))
+		if strictjson.CheckForm(raw, rateStartsLegacyShape) != nil {
+			return badRateStarts("bad JSON: %v", strictjson.Bound(err))
+		}
+		legacy = true // Key and Starts, both: the form of an older release
 	}
 	var f struct {
-		Key    json.RawMessage `json:"key"`
-		Starts json.RawMessage `json:"starts"`
+		Key    json.RawMessage `json:"key"`    // or "Key", in the legacy form
+		Starts json.RawMessage `json:"starts"` // or "Starts"
 	}
 	if err := json.Unmarshal(raw, &f); err != nil { // an object: not expected
 		return badRateStarts("bad JSON: %v", strictjson.Bound(err))
@@ -281,6 +295,10 @@ func (rs *RateStarts) UnmarshalJSON(data []byte) error {
 		return badRateStarts(`key "": want a batch key, not the empty string`)
 	}
 	var starts []json.RawMessage
+	switch {
+	case legacy && string(f.Starts) == "null": // no starts, as encoding/json wrote a nil slice
+		f.Starts = json.RawMessage("[]")
+	}
 	switch {
 	case f.Starts == nil || string(f.Starts) == "null":
 		return badRateStarts(`missing "starts": want %s, [] for none`, rateStartsList)

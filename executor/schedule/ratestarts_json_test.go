@@ -52,7 +52,9 @@ func TestRateStartsJSON(t *testing.T) {
 		{"an unknown member", `{"kee":"tts","starts":[]}`, `unknown field "kee"; allowed fields: key, starts`},
 		{"a member in another case", `{"Key":"tts","starts":[]}`, `"Key"`},
 		{"a member twice", `{"key":"tts","key":"llm","starts":[]}`, `"key"`},
-		{"the Go field names", `{"Key":"tts","Starts":["2025-01-01T00:00:00Z"]}`, `key "Key" does not match "key"`},
+		{"one Go field name", `{"Key":"tts","starts":["2025-01-01T00:00:00Z"]}`, `"Key"`},
+		{"the Go field names and another", `{"Key":"tts","Starts":[],"Per":1}`, `"Key"`},
+		{"the Go field names, a null key", `{"Key":null,"Starts":[]}`, `missing "key"`},
 		{"no key", `{"starts":["2025-01-01T00:00:00Z"]}`, `missing "key": want a string, the batch key`},
 		{"an empty key", `{"key":"","starts":[]}`, `key "": want a batch key, not the empty string`},
 		{"a null key", `{"key":null,"starts":[]}`, `missing "key": want a string, the batch key`},
@@ -119,4 +121,25 @@ func FuzzRateStartsJSON(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, string(b), string(b2), "the round trip")
 	})
+}
+
+// Rate starts that a release before RateStarts had a JSON form wrote
+// (encoding/json's form, up to 607cc88: the Go field names, Starts null
+// for none, times in the driver's zone) still read after an upgrade, the
+// same instants in UTC, so that a driver's kept quota carries over; the
+// strict form's rules hold for all else. They were refused ("key \"Key\"
+// does not match \"key\""), the quota lost at the first round after the
+// upgrade (an upgrade trial).
+func TestRateStartsJSONReadsTheOlderForm(t *testing.T) {
+	old := `[{"Key":"asset:image","Starts":["2025-01-01T02:00:00+02:00","2025-01-01T00:00:01.5Z"]},{"Key":"tts","Starts":null}]`
+	var got []schedule.RateStarts
+	require.NoError(t, json.Unmarshal([]byte(old), &got))
+	want := []schedule.RateStarts{
+		{Key: "asset:image", Starts: []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 1, 1, 0, 0, 1, 500_000_000, time.UTC)}},
+		{Key: "tts", Starts: []time.Time{}},
+	}
+	assert.Equal(t, want, got)
+	b, err := json.Marshal(got)
+	require.NoError(t, err)
+	assert.Equal(t, `[{"key":"asset:image","starts":["2025-01-01T00:00:00Z","2025-01-01T00:00:01.5Z"]},{"key":"tts","starts":[]}]`, string(b))
 }
