@@ -214,7 +214,8 @@ type HandlerOptions struct {
 	EmptyRunTimeout time.Duration
 	// Logger reports source failures, Authorize's errors other than
 	// refusals (answered 503), a ResponseWriter that cannot flush or set write deadlines,
-	// and (at Info) streams ended by WriteTimeout. Default:
+	// (at Info) streams ended by WriteTimeout, and (at Debug) streams
+	// ended by the source's [progress.ErrEvicted]. Default:
 	// slog.Default().
 	Logger *slog.Logger
 }
@@ -637,6 +638,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logWriteError(runID, err)
 	case ctx.Err() != nil:
 		// The client left.
+	case errors.Is(err, progress.ErrEvicted):
+		// The source (a Memory past its MaxRuns) no longer holds the
+		// run's events, and sent what it kept, the run's final event
+		// for a finished run: the run ended as this stream can show it.
+		// A host sees it for every view of an old run that opens, and
+		// counts it in the source's own stats (MemoryStats.EvictedRuns,
+		// Skipped): not a warning per stream.
+		h.logger.Debug("sse: stream ended: the source evicted the run", "runId", runID, "error", err)
 	case err != nil:
 		h.logger.Warn("sse: stream ended by its source", "runId", runID, "error", err)
 	}
