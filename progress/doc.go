@@ -117,8 +117,9 @@
 //     which must be at least the runs going on at once: beyond it, it
 //     evicts finished runs first, then live ones, whose views lose
 //     events; [Memory.Replay] of an evicted run, and [Memory.Tail] of
-//     an evicted finished run without a History, end with [ErrEvicted]
-//     after the run's newest event, which it keeps;
+//     an evicted finished run without a History (or with one, after
+//     HistoryWait), end with [ErrEvicted] after the run's newest event,
+//     which it keeps, when they lack events that no History holds;
 //   - [Slog], which writes each event through a *slog.Logger;
 //   - [Fanout], which feeds several sinks;
 //   - [Buffered], which batches writes for a slow or remote sink, never

@@ -29,7 +29,8 @@ var (
 	// no error). The error names the option and what is allowed.
 	ErrInvalidOptions = errors.New("progress: invalid options")
 	// ErrEvicted is returned by [Memory.Replay], and by [Memory.Tail]
-	// without a History, for a run that the Memory evicted (see
+	// without a History (or with one, after [MemoryOptions].HistoryWait),
+	// for a run that the Memory evicted (see
 	// [MemoryOptions].MaxRuns) and whose events the reader lacks are gone:
 	// neither the Memory nor its History holds them. It comes once the
 	// reader has had what they hold, the run's newest event, which the

@@ -68,7 +68,11 @@ type MemoryOptions struct {
 	// read of it that finds no gap) or the ring serves it again. A gap
 	// within the ring (a Seq never published here, as behind a Buffered
 	// that dropped it) is not waited for: a tailer fills it from the
-	// History, or skips it, at once. Replay does not wait. Zero or negative: no wait, the missing events
+	// History, or skips it, at once. A tailer of a run evicted past it
+	// (see MaxRuns) whose History lacks what it missed waits so too, and
+	// then gets the run's newest event, which the Memory keeps, after
+	// the gap; without HistoryWait it asks the History on until it has
+	// them (see [Memory.Tail]). Replay does not wait. Zero or negative: no wait, the missing events
 	// are skipped at once. A positive value below 1ms (a number without
 	// its unit) is refused: Tail and Replay return an error wrapping
 	// [ErrInvalidOptions]. Without a History it does nothing.
@@ -376,6 +380,11 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 // History had events of it), until it has the run's final event: a lookup
 // per HistoryPoll for each such tailer, until its ctx ends for a run
 // whose final event never comes (or a run ID that no one publishes).
+// With MemoryOptions.HistoryWait, a tailer of a run evicted past it (one
+// that the Memory remembers) whose History still lacks what it missed
+// after HistoryWait gets the run's newest event after the gap, as
+// without a History: of a finished run, Tail then returns an error
+// wrapping ErrEvicted; without HistoryWait it polls on, as above.
 // A tailer that falls behind the ring, which trims a run's oldest events
 // past MemoryOptions.Capacity, gets the events it missed from the
 // History; those the History does not hold are skipped, at once by
@@ -468,6 +477,10 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 	historyGaveUp := false            // likewise, for a gap inside the History
 	var filledAt uint64               // cur.Last() after the latest fill for evicted events
 	endChecked, ended := false, false // whether the run ended at or before after
+	// keptAt is when a tailer with a History and HistoryWait first found
+	// its run evicted past it, the History lacking what it missed: after
+	// HistoryWait, it gets the kept event as a tailer without a History.
+	var keptAt time.Time
 	var batch []Event
 	for {
 		if err := ctx.Err(); err != nil {
@@ -537,13 +550,23 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 			filledAt = cur.Last()
 			continue
 		}
-		if evicted && kept.Seq > cur.Last() && (!tail || m.history == nil) {
+		waitedOut := false
+		switch {
+		case !evicted || kept.Seq <= cur.Last() || !tail || m.history == nil || m.wait <= 0:
+			keptAt = time.Time{}
+		case keptAt.IsZero():
+			keptAt = time.Now()
+		default:
+			waitedOut = time.Since(keptAt) >= m.wait
+		}
+		if evicted && kept.Seq > cur.Last() && (!tail || m.history == nil || waitedOut) {
 			// The run was evicted past the reader, and the History (if
 			// any) lacks what the reader missed: the reader gets the
 			// run's newest event, which the Memory kept, after the gap.
 			// A tailer with a History rather waits for the History
 			// (which may lag behind the ring) to have the run's final
-			// event, as above. A tailer without one ends at the final
+			// event, as above, for HistoryWait if set (for good if
+			// not). A tailer without one ends at the final
 			// event, when it lacks events: no event can come to it any
 			// more. A tailer of a live run waits for its next events.
 			before, skipped := cur.Last(), cur.Skipped()
@@ -585,7 +608,12 @@ func (m *Memory) read(ctx context.Context, runID string, after uint64, fn func(E
 		var poll <-chan time.Time
 		var timer *time.Timer
 		if m.history != nil && unserved && !cur.Final() {
-			timer = time.NewTimer(m.poll)
+			d := m.poll
+			if !keptAt.IsZero() {
+				// Wake when HistoryWait passes, to deliver the kept event.
+				d = min(d, max(time.Until(keptAt.Add(m.wait)), 0))
+			}
+			timer = time.NewTimer(d)
 			poll = timer.C
 		}
 		select {
