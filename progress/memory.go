@@ -82,9 +82,14 @@ type MemoryOptions struct {
 
 // MemoryStats is a snapshot of a [Memory]'s counters.
 type MemoryStats struct {
-	// Runs is the number of runs that hold events.
+	// Runs is the number of runs kept, at most [MemoryOptions].MaxRuns;
+	// the evicted runs that the Memory remembers are not counted.
 	Runs int
-	// Events is the number of events held, over all runs.
+	// Events is the number of events held, over all runs: those of the
+	// runs kept, and the newest event of each evicted run remembered. An
+	// event published and not a duplicate is counted here while it is
+	// held, and in Evicted once it is not: Published is Events plus
+	// Evicted.
 	Events int
 	// Readers is the number of Tail calls in progress.
 	Readers int
@@ -138,6 +143,7 @@ type Memory struct {
 	// gone holds the evicted runs remembered, front the most recently
 	// evicted; each keeps its newest event, and stays in runs.
 	gone    *list.List
+	kept    int // the evicted runs in gone that keep an event
 	readers int
 	stats   MemoryStats
 }
@@ -290,6 +296,7 @@ func (m *Memory) evictOver() {
 			// The newest event is kept while the run is remembered.
 			m.stats.Evicted += uint64(n - 1)
 			r.kept = r.events[n-1]
+			m.kept++
 		}
 		r.events = nil
 		r.gone = m.gone.PushFront(r)
@@ -298,6 +305,7 @@ func (m *Memory) evictOver() {
 			g.gone = nil
 			if g.kept.Seq != 0 {
 				g.kept = Event{}
+				m.kept--
 				m.stats.Evicted++
 			}
 			if g.readers == 0 && m.runs[g.id] == g {
@@ -325,6 +333,7 @@ func (m *Memory) revive(r *memRun) {
 	if r.kept.Seq != 0 {
 		r.events = append(r.events[:0], r.kept)
 		r.kept = Event{}
+		m.kept--
 	}
 }
 
@@ -340,6 +349,7 @@ func (m *Memory) Stats() MemoryStats {
 	s := m.stats
 	s.Runs = m.live.Len() + m.done.Len()
 	s.Readers = m.readers
+	s.Events = m.kept
 	for _, l := range []*list.List{m.live, m.done} {
 		for e := l.Front(); e != nil; e = e.Next() {
 			s.Events += len(e.Value.(*memRun).events)

@@ -140,7 +140,7 @@ func TestMemoryCountsAnEvictedRunsNewestEventOnce(t *testing.T) {
 	require.NoError(t, m.Publish(ctx, sinktest.Events("a", 3, 4)...)) // evicts b; the ring trims 2
 	s := m.Stats()
 	assert.Equal(t, uint64(2), s.Evicted, "a's 1 and 2; not b's 1, its newest, kept")
-	assert.Equal(t, 2, s.Events)
+	assert.Equal(t, 3, s.Events, "a's 3 and 4, and b's 1, kept")
 }
 
 // A Tail of a finished run that the Memory evicted, without a History,
@@ -279,4 +279,37 @@ func TestMemoryReplayOfAnEvictedRunReadsTheHistory(t *testing.T) {
 			assert.ErrorContains(t, err, tc.gone)
 		})
 	}
+}
+
+// Every event published is counted once, in Events while the Memory
+// holds it (an evicted run's newest event, kept while the run is
+// remembered, included) or in Evicted once it is gone, so that Events
+// says what the Memory holds.
+func TestMemoryStatsCountTheEventsKeptOfEvictedRuns(t *testing.T) {
+	ctx := context.Background()
+	m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1, Capacity: 2})
+	steps := []struct {
+		events []progress.Event
+		runs   int
+		held   int
+	}{
+		{sinktest.Events("a", 1, 3), 1, 2}, // the ring trims 1
+		{finished("b", 1, 2), 1, 3},        // evicts a, keeps its 3
+		{sinktest.Events("c", 1, 1), 1, 3}, // evicts b, keeps its 2
+		{sinktest.Events("a", 4, 4), 1, 4}, // a back with 3; evicts c
+		{sinktest.Events("a", 5, 5), 1, 4}, // the ring trims 3
+	}
+	for i, step := range steps {
+		require.NoError(t, m.Publish(ctx, step.events...))
+		s := m.Stats()
+		assert.Equal(t, step.runs, s.Runs, "step %d: runs kept", i)
+		assert.Equal(t, step.held, s.Events, "step %d: events held", i)
+		assert.Equal(t, s.Published, uint64(s.Events)+s.Evicted, "step %d: each event published is held or evicted: %+v", i, s)
+	}
+	for i := range 12 { // the Memory forgets a, b, c, and the first runs rN
+		require.NoError(t, m.Publish(ctx, sinktest.Events(fmt.Sprint("r", i), 1, 1)...))
+	}
+	s := m.Stats()
+	assert.Equal(t, 11, s.Events, "r11's, and the 10 runs remembered")
+	assert.Equal(t, s.Published, uint64(s.Events)+s.Evicted, "%+v", s)
 }
