@@ -309,10 +309,12 @@ func (m *Memory) evictOver() {
 				m.stats.Evicted++
 			}
 			if g.readers == 0 && m.runs[g.id] == g {
-				// Its readers, if any, keep it until they leave, and
-				// read it as a run the Memory never had.
 				delete(m.runs, g.id)
 			}
+			// Its readers, if any, keep it until they leave, and read
+			// it as a run the Memory never had: so does Publish, which
+			// takes its events anew, as without readers.
+			g.last = 0
 		}
 		r.wake()
 	}

@@ -313,3 +313,39 @@ func TestMemoryStatsCountTheEventsKeptOfEvictedRuns(t *testing.T) {
 	assert.Equal(t, 11, s.Events, "r11's, and the 10 runs remembered")
 	assert.Equal(t, s.Published, uint64(s.Events)+s.Evicted, "%+v", s)
 }
+
+// A run that the Memory forgot is unknown again, as one never published,
+// whether or not a reader of it is still there: its events are taken
+// anew, not as duplicates of the events it had, as they are once its
+// readers left.
+func TestMemoryForgottenRunIsUnknownWithOrWithoutReaders(t *testing.T) {
+	for _, read := range []bool{false, true} {
+		t.Run(fmt.Sprint("reader ", read), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1})
+				require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 3)...))
+				done := make(chan error, 1)
+				if read {
+					go func() {
+						done <- m.Tail(ctx, "a", 0, func(progress.Event) error { return nil })
+					}()
+					synctest.Wait()
+				}
+				for i := range 11 { // evict a, then forget it
+					require.NoError(t, m.Publish(ctx, sinktest.Events(fmt.Sprint("r", i), 1, 1)...))
+				}
+				require.NoError(t, m.Publish(ctx, sinktest.Events("a", 1, 2)...))
+				assert.Zero(t, m.Stats().Duplicates, "a's events are new")
+				got, err := replayAll(m, "a", 0)
+				assert.NoError(t, err)
+				assert.Equal(t, []uint64{1, 2}, got)
+				if read {
+					cancel()
+					assert.ErrorIs(t, <-done, context.Canceled)
+				}
+			})
+		})
+	}
+}
