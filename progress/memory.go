@@ -388,8 +388,9 @@ func (m *Memory) Replay(ctx context.Context, runID string, after uint64, fn func
 // it lacks those events, as an archive written through a [Buffered] may
 // for a moment; so does a tailer of a run that the ring does not hold
 // (evicted before the reader came, or published by another process that
-// shares the History) once it knows the run (its after is above 0, or the
-// History had events of it), until it has the run's final event: a lookup
+// shares the History) once it knows the run (the Memory remembers it as
+// evicted, its after is above 0, or the History had events of it), until
+// it has the run's final event: a lookup
 // per HistoryPoll for each such tailer, until its ctx ends for a run
 // whose final event never comes (or a run ID that no one publishes).
 // With MemoryOptions.HistoryWait, a tailer of a run evicted past it (one
