@@ -542,7 +542,7 @@
 // input (executor.ErrInvalidRequest: graphOf builds a graph that is not
 // the run's, say), is warned of once, and again only after a pass in
 // which it was not so. Each pass's queries end after
-// [MaintainOptions].PassTimeout (Every or a minute, whichever is longer),
+// [MaintainOptions].PassTimeout (Every or ten minutes, whichever is longer),
 // so that a query the server stalls fails the pass ([ErrPassTimeout]),
 // not the loop (executor.Executor.Resume's calls, whose context is the
 // resumed run's, are bounded by the executor's Options.StoreTimeout and

@@ -33,8 +33,11 @@ const (
 	// MaintainOptions.PassTimeout too.
 	MinMaintainEvery = time.Second
 	// DefaultPassTimeout is the least of MaintainOptions.PassTimeout's
-	// default, which is Every if that is longer.
-	DefaultPassTimeout = time.Minute
+	// default, which is Every if that is longer: ten minutes, so that a
+	// prune that deletes much (a pghistory History's Prune of a large
+	// table, among Pruners) is not cut, while a stalled query still
+	// fails its pass.
+	DefaultPassTimeout = 10 * time.Minute
 	// DefaultPruneEvery is MaintainOptions.PruneEvery's default.
 	DefaultPruneEvery = time.Hour
 	// MinRetain is the shortest MaintainOptions.Retain that
@@ -140,7 +143,8 @@ type MaintainOptions struct {
 	// whose store calls the executor's Options.StoreTimeout and
 	// StoreRetry bound instead (a pass that resumes a run on a stalled
 	// store may so last longer). Default: Every or [DefaultPassTimeout]
-	// (a minute), whichever is longer. A negative PassTimeout is refused,
+	// (ten minutes), whichever is longer: a host whose Pruners take
+	// longer sets it above them. A negative PassTimeout is refused,
 	// and so is one under [MinMaintainEvery] (1 s), which would end every
 	// pass before its first query is answered (a PassTimeout given in the
 	// wrong unit, say).
