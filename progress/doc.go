@@ -63,7 +63,9 @@
 //	                    interrupted (see Event.Counts and Counts.Dirty;
 //	                    none on the run.cancelled of a run found
 //	                    interrupted; a count that an event of an earlier
-//	                    release lacks reads as 0)
+//	                    release lacks reads as 0, but for dirty, which
+//	                    it lacks then: unknown, not 0, Counts.Dirty -1,
+//	                    and left out when written again)
 //	plan        object  omitted when none; on run.started, and on the
 //	                    message that starts a later round, the outline
 //	                    of the round's plan: its stages in order (the

@@ -204,10 +204,17 @@ type Counts struct {
 	// ran. A run can succeed (run.finished) and leave nodes dirty, when
 	// an edit during it superseded a node and its dependents were
 	// skipped: a host that ships on run.finished checks that Dirty is 0,
-	// or makes what is left with another run. It is 0 in the events of
-	// releases before it.
+	// or makes what is left with another run. It is [DirtyUnknown] (-1)
+	// in an event read from JSON without it: one that a release before
+	// it wrote (or wrote again, in a deploy where both releases run),
+	// which says nothing of what was left; such an event is written
+	// without it again.
 	Dirty int
 }
+
+// DirtyUnknown is Counts.Dirty of an event whose writer did not count
+// the nodes left dirty: a release before the count.
+const DirtyUnknown = -1
 
 // Outline is the shape of a run's plan, or of a round's, as a view
 // draws it: its stages, in order, and the groups of each. See

@@ -40,15 +40,37 @@ type eventJSON struct {
 }
 
 // countsJSON is the wire form of [Counts]: every count is written, 0
-// too, so that a reader finds each one.
+// too, so that a reader finds each one; but for dirty, left out when it
+// is unknown (Counts.Dirty below 0: an event that a release before it
+// wrote), so that such an event read and written again does not say 0.
 type countsJSON struct {
-	Generated  int `json:"generated"`
-	Unchanged  int `json:"unchanged"`
-	Failed     int `json:"failed"`
-	Skipped    int `json:"skipped"`
-	Superseded int `json:"superseded"`
-	Cancelled  int `json:"cancelled"`
-	Dirty      int `json:"dirty"`
+	Generated  int  `json:"generated"`
+	Unchanged  int  `json:"unchanged"`
+	Failed     int  `json:"failed"`
+	Skipped    int  `json:"skipped"`
+	Superseded int  `json:"superseded"`
+	Cancelled  int  `json:"cancelled"`
+	Dirty      *int `json:"dirty,omitempty"`
+}
+
+// countsToJSON returns c's wire form.
+func countsToJSON(c Counts) *countsJSON {
+	w := &countsJSON{Generated: c.Generated, Unchanged: c.Unchanged, Failed: c.Failed,
+		Skipped: c.Skipped, Superseded: c.Superseded, Cancelled: c.Cancelled}
+	if c.Dirty >= 0 {
+		w.Dirty = &c.Dirty
+	}
+	return w
+}
+
+// counts returns the Counts that w writes: Dirty -1 when w has none.
+func (w *countsJSON) counts() *Counts {
+	c := &Counts{Generated: w.Generated, Unchanged: w.Unchanged, Failed: w.Failed,
+		Skipped: w.Skipped, Superseded: w.Superseded, Cancelled: w.Cancelled, Dirty: DirtyUnknown}
+	if w.Dirty != nil {
+		c.Dirty = *w.Dirty
+	}
+	return c
 }
 
 // outlineJSON is the wire form of [Outline]: every key is written, 0
@@ -171,8 +193,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		w.Stage = &stage
 	}
 	if e.Counts != nil {
-		c := countsJSON(*e.Counts)
-		w.Counts = &c
+		w.Counts = countsToJSON(*e.Counts)
 	}
 	if e.Plan != nil {
 		w.Plan = e.Plan.toJSON()
@@ -270,8 +291,7 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 		CancelledBy: w.CancelledBy,
 	}
 	if w.Counts != nil {
-		c := Counts(*w.Counts)
-		e.Counts = &c
+		e.Counts = w.Counts.counts()
 	}
 	if w.Plan != nil {
 		e.Plan = w.Plan.outline()

@@ -187,10 +187,16 @@ func TestEventUnmarshalJSON(t *testing.T) {
 				BatchDone: 2, BatchTotal: 120, Done: 9, Total: 400},
 		},
 		{
-			name: "counts read; a key left out is 0",
+			name: "counts read; a key left out is 0, but dirty, unknown",
 			in:   `{"runId":"r","seq":6,"time":"2025-01-02T03:04:05Z","type":"run.cancelled","done":7,"total":9,"counts":{"generated":4,"failed":1,"skipped":1,"cancelled":1,"future":2}}`,
 			want: progress.Event{RunID: "r", Seq: 6, Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Type: progress.RunCancelled, Stage: progress.NoStage,
-				Done: 7, Total: 9, Counts: &progress.Counts{Generated: 4, Failed: 1, Skipped: 1, Cancelled: 1}},
+				Done: 7, Total: 9, Counts: &progress.Counts{Generated: 4, Failed: 1, Skipped: 1, Cancelled: 1, Dirty: progress.DirtyUnknown}},
+		},
+		{
+			name: "counts with dirty 0",
+			in:   `{"runId":"r","seq":6,"type":"run.finished","counts":{"generated":4,"dirty":0}}`,
+			want: progress.Event{RunID: "r", Seq: 6, Type: progress.RunFinished, Stage: progress.NoStage,
+				Counts: &progress.Counts{Generated: 4}},
 		},
 		{
 			name: "counts null reads as none",
@@ -378,4 +384,27 @@ func TestEventUnmarshalJSONNullLeavesTheEvent(t *testing.T) {
 	holder := struct{ E progress.Event }{E: ev}
 	require.NoError(t, json.Unmarshal([]byte(`{"E": null}`), &holder))
 	assert.Equal(t, ev, holder.E)
+}
+
+// A final event of a release before counts.dirty (or one that a process
+// of that release wrote again, in a deploy where both run) says nothing
+// of the nodes left dirty: it reads as DirtyUnknown, not 0, which a page
+// that ships on run.finished with dirty 0 would take for a whole graph,
+// and it is written again without dirty, so that it does not turn into
+// 0 on its way through (an upgrade trial).
+func TestEventJSONOfAnEarlierReleaseLeavesDirtyUnknown(t *testing.T) {
+	old := `{"runId":"r","seq":9,"type":"run.finished","done":9,"total":9,"counts":{"generated":9,"unchanged":0,"failed":0,"skipped":0,"superseded":0,"cancelled":0}}`
+	var e progress.Event
+	require.NoError(t, json.Unmarshal([]byte(old), &e))
+	require.NotNil(t, e.Counts)
+	assert.Equal(t, progress.DirtyUnknown, e.Counts.Dirty)
+	b, err := json.Marshal(e)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), `"dirty"`)
+	assert.Contains(t, string(b), `"counts":{"generated":9,"unchanged":0,"failed":0,"skipped":0,"superseded":0,"cancelled":0}`)
+
+	e.Counts.Dirty = 0 // a writer that counted: none left
+	b, err = json.Marshal(e)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"cancelled":0,"dirty":0}`)
 }
