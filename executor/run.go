@@ -91,7 +91,7 @@ type run struct {
 	// limitLeft counts the run's nodes of the round not settled yet, by
 	// batch key of Options.Limits, for the ETAs of the executor's runs
 	// (see limit): set when the round starts, counted down as they
-	// settle, and 0 once it ends.
+	// settle (those the machine skips too), and 0 once it ends.
 	limitLeft map[string]*atomic.Int64
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
@@ -2036,10 +2036,13 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 		if r.last != nil {
 			r.last[s] = skippedOutcome
 		}
+		ki := r.g.KindOf(s)
+		if c := r.limitLeft[batchKeyOf(r.g, ki)]; c != nil {
+			c.Add(-1) // settled: no call of its key to come (see limit)
+		}
 		ev := progress.Event{Type: progress.NodeSkipped}
 		if r.em.sink != nil { // no text that nobody reads
 			ev.Node, ev.Message = r.id(s), fmt.Sprintf("skipped: upstream %s %s", upstream, why)
-			ki := r.g.KindOf(s)
 			// The kind's key is that of the node's plan group: New makes a
 			// batch of every kind with a key.
 			ev.Kind, ev.BatchKey = r.g.KindName(ki), batchKeyOf(r.g, ki)
