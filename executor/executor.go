@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,9 +47,10 @@ type Executor struct {
 	unbatched   map[string]bool
 	// shapes holds, under its mutex, the shapes of graph (their kinds and
 	// batch keys) already checked for names of the options that they
-	// lack (see warnUnknownKeys).
+	// lack (see warnUnknownKeys), by a hash of each, up to
+	// maxWarnedShapes.
 	shapesMu sync.Mutex
-	shapes   map[string]bool
+	shapes   map[[sha256.Size]byte]struct{}
 
 	// runs counts the runs started and not ended, those being started
 	// included; Close waits for them.

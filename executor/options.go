@@ -1,12 +1,12 @@
 package executor
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/regengraph/regen/executor/schedule"
@@ -337,7 +337,8 @@ type Options struct {
 	// Rates or Limits that no kind of its graph has: a misspelt key would
 	// otherwise go unnoticed. Only the executor's first run of each shape
 	// of graph (its kinds and their batch keys: a template, of any length)
-	// logs them, not each run of it. [Executor.CheckTemplates] finds them at a
+	// logs them, not each run of it (it remembers 1024 shapes: past
+	// that, it forgets them, and warns again). [Executor.CheckTemplates] finds them at a
 	// host's start-up.
 	Kinds map[string]KindOptions
 	// Default tunes the kinds not in Kinds, and fills zero fields of
@@ -606,6 +607,10 @@ func (e *Executor) warnUnbatched(g *graph.Graph, runID, graphKey string) {
 	}
 }
 
+// maxWarnedShapes bounds the shapes of graph that an executor remembers
+// having warned of (see warnUnknownKeys).
+const maxWarnedShapes = 1024
+
 // warnUnknownKeys logs the names of Options.Kinds that g has no kind of,
 // the keys of Options.Rates and Options.Limits that no kind of g batches
 // under, and the kinds of Options.Kinds with a BatchWindow or a
@@ -614,27 +619,32 @@ func (e *Executor) warnUnbatched(g *graph.Graph, runID, graphKey string) {
 // names and batch keys, all that the warnings depend on, so that the
 // runs of one template (of any length) warn once, at the first, whose
 // run and graph key the records name, and those of another template
-// warn again. The shapes seen are kept for the executor's life, one short
-// string each.
+// warn again. The executor keeps up to maxWarnedShapes shapes seen, a
+// hash of each; past that it forgets them all, and their runs warn again.
 func (e *Executor) warnUnknownKeys(g *graph.Graph, runID, graphKey string) {
 	o := &e.opts
 	if len(o.Kinds) == 0 && len(o.Rates) == 0 && len(o.Limits) == 0 {
 		return
 	}
 	kinds := make([]graph.Kind, g.Kinds())
-	var shape strings.Builder
+	h := sha256.New()
 	for ki := range kinds {
 		key, _ := g.BatchKey(ki)
 		kinds[ki] = graph.Kind{Name: g.KindName(ki), BatchKey: key}
-		fmt.Fprintf(&shape, "%q %q;", kinds[ki].Name, key)
+		fmt.Fprintf(h, "%q %q;", kinds[ki].Name, key)
 	}
+	var shape [sha256.Size]byte
+	h.Sum(shape[:0])
 	e.shapesMu.Lock()
-	seen := e.shapes[shape.String()]
+	_, seen := e.shapes[shape]
 	if !seen {
-		if e.shapes == nil {
-			e.shapes = map[string]bool{}
+		if len(e.shapes) >= maxWarnedShapes {
+			clear(e.shapes) // forgotten: their runs warn again
 		}
-		e.shapes[shape.String()] = true
+		if e.shapes == nil {
+			e.shapes = map[[sha256.Size]byte]struct{}{}
+		}
+		e.shapes[shape] = struct{}{}
 	}
 	e.shapesMu.Unlock()
 	if seen {
