@@ -162,7 +162,8 @@
 // does not hold the run: at its deadline, or a short grace after
 // cancellation, the call is abandoned and its late result thrown away.
 // (At a cancel, a call has that grace, a tenth of its timeout, at most a
-// second, to return what it has made: an output the provider made, and
+// second (a single node's call no later than its deadline), to return
+// what it has made: an output the provider made, and
 // billed, is kept, stored and committed, so that a resume does not pay
 // for it again. A bulk call has it at its timeout too: its outputs are
 // kept, only the nodes it cut short are cancelled, and its slots are

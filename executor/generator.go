@@ -86,7 +86,8 @@ func (f ReporterFunc) Report(n Note) { f(n) }
 // because the executor stops waiting at the attempt's deadline, or a
 // grace after a cancel, and throws the late result away. At a cancel of
 // the run, ctx ends and the call has a grace of a tenth of the kind's
-// Timeout, at most a second (cut to Options.StoreTimeout), to return the
+// Timeout, at most a second (cut to Options.StoreTimeout, and ending at
+// the attempt's deadline at the latest), to return the
 // output it has made, which is kept (stored and committed), so that a
 // resume does not pay for it again; a run stopped because its graph was
 // replaced or deleted gives no grace. A returned error is retried by the kind's retry policy

@@ -326,7 +326,8 @@ func (w *watch) timedOut(c *inflight) bool {
 // node's as a bulk call's) is not abandoned at once: its context ends, and it has its grace
 // to return what it has made (a bulk call's as at its timeout), so that
 // the outputs it made and paid for are kept; one already in the grace of
-// its timeout keeps it.
+// its timeout keeps it. A single node's grace ends at its deadline at
+// the latest, as it would have been abandoned then without the cancel.
 // Once its grace has passed it is abandoned with the cause too. The
 // grace ends with Options.StoreTimeout, the bound of the run's store
 // calls from the cancel on (see run.boundStoreCalls): an output returned
@@ -351,9 +352,15 @@ func (w *watch) cancelAll(cause error) {
 	for len(w.calls) > 0 {
 		c := heap.Pop(&w.calls).(*inflight)
 		word := c.state.Load()
-		if graceful && c.grace > 0 && word&callStateMask == callRunning {
+		// A call whose timeout gives no grace (a single node's) is
+		// abandoned at its deadline still: the grace does not outlast it.
+		if graceful && c.grace > 0 && word&callStateMask == callRunning && (c.timeoutGrace || c.deadline.After(now)) {
 			if !c.graced {
-				c.graced, c.deadline = true, now.Add(c.grace)
+				end := now.Add(c.grace)
+				if !c.timeoutGrace && c.deadline.Before(end) {
+					end = c.deadline
+				}
+				c.graced, c.deadline = true, end
 				graced = append(graced, c.ctx)
 			}
 			if c.deadline.After(stores) {
