@@ -153,6 +153,7 @@ func (r *run) haltOnDrain() func() {
 		defer close(halted)
 		r.mu.Lock()
 		r.m.Halt()
+		r.haltLimited()
 		r.cond.Broadcast()
 		running := r.m.Running()
 		eta := r.haltETA()

@@ -51,3 +51,37 @@ func TestLimitCountsNoSkippedNode(t *testing.T) {
 		require.NoError(t, e.Close(context.Background()))
 	})
 }
+
+// A drained run's nodes of a limited batch key that have not started
+// never will, but they were still counted, for the other runs' ETAs,
+// until the drain's calls under way had ended, which may take their
+// timeout: the other runs took them for work to come under the limit.
+// Once the run is halted, only its nodes under way count.
+func TestLimitCountsNoNodeAfterADrain(t *testing.T) {
+	tm := graph.Template{Kinds: []graph.Kind{
+		{Name: "voice", PerSegment: true, BatchKey: "tts", Concurrency: 4},
+		{Name: "dub", PerSegment: true, Deps: []graph.Dep{{Kind: "voice", Scope: graph.ScopeSameSegment}}, BatchKey: "tts", Concurrency: 4},
+	}}
+	g, err := graph.Build(tm, 4*graph.SegmentSeconds)
+	require.NoError(t, err)
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		gen := GeneratorFunc(func(ctx context.Context, req Request) (Asset, error) {
+			<-release
+			return Asset{Data: []byte(req.NodeID)}, nil
+		})
+		e, err := New(Options{Generators: Registry{"voice": gen, "dub": gen},
+			Limits: map[string]int{"tts": 1}, Default: KindOptions{Timeout: time.Hour}})
+		require.NoError(t, err)
+		r, err := e.Start(context.Background(), RunRequest{GraphKey: "a", Graph: g})
+		require.NoError(t, err)
+		synctest.Wait() // a voice in flight, three waiting for room, the dubs for the voices
+		require.Equal(t, []int64{8}, e.limits["tts"].others(nil, nil))
+		r.Drain(nil)
+		synctest.Wait()
+		assert.Equal(t, []int64{1}, e.limits["tts"].others(nil, nil), "the nodes that will never start counted for the other runs' ETAs")
+		close(release)
+		_, _ = r.Wait()
+		require.NoError(t, e.Close(context.Background()))
+	})
+}

@@ -324,7 +324,8 @@ type Options struct {
 	// generator that ignores its context can leave more calls running at
 	// the provider than the limit while its retry goes on. The ETA of a
 	// run counts the other runs' nodes of the key not settled yet (those
-	// waiting in their schedule or for room, and those in flight), as it
+	// waiting in their schedule or for room, and those in flight; of a
+	// drained or cancelled run, those under way alone), as it
 	// counts their starts under Rates: the limit takes the runs' calls in
 	// turns, so each other run's work counts up to the run's own (at the
 	// cost of the key's cheapest kind), and all of it is divided over the

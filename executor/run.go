@@ -91,7 +91,8 @@ type run struct {
 	// limitLeft counts the run's nodes of the round not settled yet, by
 	// batch key of Options.Limits, for the ETAs of the executor's runs
 	// (see limit): set when the round starts, counted down as they
-	// settle (those the machine skips too), and 0 once it ends.
+	// settle (those the machine skips too), those not under way no more
+	// once the machine is halted (see haltLimited), and 0 once it ends.
 	limitLeft map[string]*atomic.Int64
 	// bg is the context of the run's store calls: not cancelled with the
 	// run, so that its results are still recorded, but Options.StoreTimeout
@@ -908,6 +909,7 @@ func (r *run) round() {
 		defer close(halted)
 		r.mu.Lock()
 		r.m.Halt()
+		r.haltLimited()
 		r.cond.Broadcast()
 		r.mu.Unlock()
 		r.watch.cancelAll(r.cause())
@@ -949,6 +951,34 @@ func (r *run) countLimited() {
 			for _, node := range grp.Nodes {
 				if key, _ := r.g.BatchKey(r.g.KindOf(node)); key != "" {
 					n[key]++
+				}
+			}
+		}
+	}
+	for key, c := range r.limitLeft {
+		c.Store(n[key])
+	}
+}
+
+// haltLimited sets r.limitLeft, once the round's machine is halted (by a
+// drain or a cancel), to the round's nodes of each limited batch key
+// under way (waiting for room, or in flight): the others will never
+// start, and no other run's ETA is to count them (see limit). Each node
+// counted settles once; a node that the machine skips from now on is not
+// counted down (see skip). Called with mu held. O(D) for the plan's D
+// nodes.
+func (r *run) haltLimited() {
+	if r.limitLeft == nil {
+		return
+	}
+	n := make(map[string]int64, len(r.limitLeft))
+	for _, st := range r.plan.Stages {
+		for _, grp := range st.Groups {
+			for _, node := range grp.Nodes {
+				if s, _ := r.m.State(node); s == schedule.Running {
+					if key, _ := r.g.BatchKey(r.g.KindOf(node)); key != "" {
+						n[key]++
+					}
 				}
 			}
 		}
@@ -2037,8 +2067,10 @@ func (r *run) skip(sr schedule.Result, upstream, why string, now time.Time) {
 			r.last[s] = skippedOutcome
 		}
 		ki := r.g.KindOf(s)
-		if c := r.limitLeft[batchKeyOf(r.g, ki)]; c != nil {
-			c.Add(-1) // settled: no call of its key to come (see limit)
+		if c := r.limitLeft[batchKeyOf(r.g, ki)]; c != nil && !r.m.Halted() {
+			// Settled: no call of its key to come (see limit); once the
+			// machine is halted, it was not counted (see haltLimited).
+			c.Add(-1)
 		}
 		ev := progress.Event{Type: progress.NodeSkipped}
 		if r.em.sink != nil { // no text that nobody reads
