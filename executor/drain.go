@@ -45,8 +45,10 @@ var ErrDrained = errors.New("executor: drained")
 // cancelled. Drain does not wait; see
 // [Run.Wait] and [Run.Done]. A cancel (Run.Cancel, Run.CancelCause, the
 // run's context) before the calls under way have ended cuts the drain
-// short, as it would cut the run: the calls are cancelled, and the
-// run's record says that cancel's code. Only the first Drain counts; a
+// short, as it would cut the run: the calls are cancelled, each with
+// the grace of any cancel (a tenth of its timeout, at most a second: see
+// [Generator]) to return an output already made, and the run's record
+// says that cancel's code. Only the first Drain counts; a
 // Drain of a run that has ended, or was cancelled, does nothing. It is
 // safe for concurrent use.
 //
