@@ -83,15 +83,15 @@ type Options struct {
 	// more round trip. (A late retry of a call that holds a run's first
 	// event, alone or with others but without the final one, looks like
 	// a new run, and creates a stream without an expiry.) A final event
-	// sets it with a Lua script (EVAL), which sets PEXPIRE only on a
-	// stream that holds the event, never on a key of another type that
-	// the run's key names; so the Redis user's ACL must allow EVAL (the
-	// @scripting category) and PEXPIRE (@keyspace; streams alone,
-	// @stream, are not enough): where it does not, each Publish of a
-	// final event returns an error for the expiry it could not set (a
-	// *PermissionError), although its events were written (and not
-	// counted in Stats.Dropped). It must be negative, 0 or at least 1s.
-	// Default (0): 24h.
+	// sets it with PEXPIRE, in one more round trip after the call's
+	// XADDs, and only on a stream that took the event (or had it
+	// already: a retry), never on a key of another type that the run's
+	// key names, which refuses it (WRONGTYPE); a stream created again
+	// gets it in the transaction that creates it. So FinishedTTL needs
+	// no EVAL: the Redis user's ACL must allow PEXPIRE (the @keyspace
+	// category; streams alone, @stream, are not enough), and
+	// @scripting only for IdleTTL. It must be negative, 0 or at least
+	// 1s. Default (0): 24h.
 	FinishedTTL time.Duration
 	// IdleTTL expires a run's stream that long after its newest
 	// publish: each publish sets it again, and a final event's
@@ -666,7 +666,7 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // an event whose run's key holds another type than a stream
 // (WRONGTYPE), and a command that the Redis user's ACL refuses (NOPERM:
 // a configuration error, returned as a *PermissionError that names the
-// command, XADD, or the EVAL that sets an expiry, although the events
+// command, XADD, or the PEXPIRE or EVAL that sets an expiry, although the events
 // were written). The call's other events are written nonetheless (written
 // again, they are duplicates): so a progress.Buffered halves its batch
 // down to the events refused, and hands those to its fallback at once,
@@ -681,9 +681,12 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // FinishedTTL, if not negative, wins), unless the stream has an entry
 // above the call's newest event there: events Redis refused as older
 // than the stream's newest leave the expiry as it was. Both expiries are
-// set by default; a negative one is not set. Each is set with EVAL (see
-// Options.FinishedTTL and Options.IdleTTL), on a stream only: a key of
-// another type keeps its expiry. With FinishedTTL and a negative IdleTTL, the
+// set by default; a negative one is not set. FinishedTTL is set with
+// PEXPIRE, in one more round trip, after the XADDs, on the streams that
+// took the final event (or had it: a retry); IdleTTL with EVAL, in the
+// same pipeline as the XADDs (see Options.FinishedTTL and
+// Options.IdleTTL); each on a stream only: a key of another type keeps
+// its expiry. With FinishedTTL and a negative IdleTTL, the
 // events of a run in a call without its first event (Seq 1) are written
 // with XADD NOMKSTREAM, and those that found the stream gone are written
 // again in a second round trip, a transaction that creates the stream
@@ -1146,7 +1149,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 		})
 		switch {
 		case s.ttl > 0 && e.Type.Final():
-			expires = append(expires, s.expireFinished(ctx, pipe, key, e.Seq))
+			// Set once the XADD is known to have taken it (expireFinished).
 		case s.idleTTL > 0 && runs[e.RunID].last == i && !runs[e.RunID].finished:
 			// Only if no entry is above the call's newest event of the run:
 			// events that Redis refused as older than the stream's newest
@@ -1167,6 +1170,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	var firstErr, firstRefusal error
 	var tops map[string]streamTop // of the runs with a refused event, looked up once
 	var interrupted []string      // the runs whose final event ends them interrupted
+	var finished []string         // the keys of the runs whose final event the call wrote
 	for i, cmd := range adds {
 		err := cmd.Err()
 		duplicate := isDuplicate(err)
@@ -1209,16 +1213,26 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 			}
 			continue
 		}
+		if e := events[i]; s.ttl > 0 && e.Type.Final() && !slices.Contains(finished, s.Key(e.RunID)) {
+			finished = append(finished, s.Key(e.RunID))
+		}
 		if e := events[i]; s.history != nil && e.ResumedBy != "" && e.Type.Final() && !slices.Contains(interrupted, e.RunID) {
 			interrupted = append(interrupted, e.RunID)
 		}
 	}
+	// A stream created again has FinishedTTL from its transaction.
+	finished = slices.DeleteFunc(finished, func(key string) bool {
+		return slices.ContainsFunc(expires, func(cmd redis.Cmder) bool {
+			return strings.EqualFold(cmd.Name(), "pexpire") && expiryKey(cmd) == key
+		})
+	})
+	expires = append(expires, s.expireFinished(ctx, finished)...)
 	for _, runID := range interrupted {
 		s.copyInterrupted(ctx, runID)
 	}
 	for _, cmd := range expires {
 		if err := cmd.Err(); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("set expiry: %w", permission(cmd, scriptKey(cmd), err))
+			firstErr = fmt.Errorf("set expiry: %w", permission(cmd, expiryKey(cmd), err))
 		}
 	}
 	if firstErr != nil {
@@ -1243,8 +1257,9 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 // every newer event behind them, for good; and Redis's reply, Err.
 type PermissionError struct {
 	// Command is the command that Redis refused, in upper case: XADD,
-	// or EVAL (the script that sets an expiry; Err names the command of
-	// the script that the ACL refuses, PEXPIRE say).
+	// PEXPIRE (FinishedTTL), or EVAL (the script that sets IdleTTL; Err
+	// names the command of the script that the ACL refuses, PEXPIRE
+	// say).
 	Command string
 	// Key is the key it was sent for.
 	Key string
@@ -1277,10 +1292,14 @@ func permission(cmd redis.Cmder, key string, err error) error {
 	return &PermissionError{Command: strings.ToUpper(cmd.Name()), Key: key, Err: err}
 }
 
-// scriptKey returns the key of cmd, an EVAL of one key.
-func scriptKey(cmd redis.Cmder) string {
-	if args := cmd.Args(); len(args) > 3 {
-		if key, ok := args[3].(string); ok {
+// expiryKey returns the key of cmd, an EVAL of one key or a PEXPIRE.
+func expiryKey(cmd redis.Cmder) string {
+	i := 1 // PEXPIRE key ms
+	if strings.EqualFold(cmd.Name(), "eval") {
+		i = 3 // EVAL script 1 key ...
+	}
+	if args := cmd.Args(); len(args) > i {
+		if key, ok := args[i].(string); ok {
 			return key
 		}
 	}
@@ -1532,19 +1551,17 @@ func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [
 	var pipe redis.Pipeliner
 	var keys []string // in the order of their first event in the call
 	var seen map[string]bool
-	var firsts map[string]uint64 // the Seq of each key's first event written again
 	for i, cmd := range adds {
 		if !errors.Is(cmd.Err(), redis.Nil) {
 			continue
 		}
 		if pipe == nil {
-			pipe, seen, firsts = s.client.TxPipeline(), make(map[string]bool), make(map[string]uint64)
+			pipe, seen = s.client.TxPipeline(), make(map[string]bool)
 		}
 		key := s.Key(events[i].RunID)
 		if !seen[key] {
 			seen[key] = true
 			keys = append(keys, key)
-			firsts[key] = events[i].Seq
 		}
 		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream: key,
@@ -1557,34 +1574,37 @@ func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [
 	if pipe == nil {
 		return nil
 	}
+	// A plain PEXPIRE, which needs no EVAL: the key was no other type a
+	// round trip ago (XADD NOMKSTREAM found it missing), and the
+	// transaction's XADD has just created it a stream.
 	expires := make([]redis.Cmder, 0, len(keys))
 	for _, key := range keys {
-		expires = append(expires, s.expireFinished(ctx, pipe, key, firsts[key]))
+		expires = append(expires, pipe.PExpire(ctx, key, s.ttl))
 	}
 	// As in Publish, each command's error is examined by the caller.
 	_, _ = pipe.Exec(ctx)
 	return expires
 }
 
-// expireFinished queues in pipe the setting of FinishedTTL on key, the
-// stream of a run, once it holds the entry of seq, an event that the
-// call writes (finishedExpireScript): a key of another type, which
-// refuses the event (WRONGTYPE), keeps its expiry, and so does a stream
-// that refused it, as another writer's.
-func (s *Stream) expireFinished(ctx context.Context, pipe redis.Pipeliner, key string, seq uint64) redis.Cmder {
-	return pipe.Eval(ctx, finishedExpireScript, []string{key}, entryID(seq), s.ttl.Milliseconds())
+// expireFinished sets FinishedTTL on keys, the streams of runs whose
+// final event the call wrote, or found written already (a retry), in one
+// pipeline, with PEXPIRE, after the XADDs: only on a key that took the
+// event, so a key of another type, which refuses it (WRONGTYPE), keeps
+// its expiry, and so does a stream that refused it as another writer's;
+// and without EVAL, which a writer with a negative IdleTTL needs not be
+// allowed. It returns the commands, whose errors the caller examines.
+func (s *Stream) expireFinished(ctx context.Context, keys []string) []redis.Cmder {
+	if len(keys) == 0 {
+		return nil
+	}
+	pipe := s.client.Pipeline()
+	expires := make([]redis.Cmder, len(keys))
+	for i, key := range keys {
+		expires[i] = pipe.PExpire(ctx, key, s.ttl)
+	}
+	_, _ = pipe.Exec(ctx)
+	return expires
 }
-
-// finishedExpireScript sets the expiry of KEYS[1] to ARGV[2]
-// milliseconds if it is a stream that holds the entry ARGV[1], an event
-// that the call writes (or wrote before, a retry): so an expiry goes
-// only on a stream that Publish wrote, never on a key of another type
-// that the run's key names (an EXPIRE in the pipeline of the XADD that
-// such a key refuses would still expire it).
-const finishedExpireScript = `if redis.call('TYPE', KEYS[1])['ok'] == 'stream' and #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 1 then
-	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`
 
 // idleExpireScript sets the expiry of the stream KEYS[1] to ARGV[2]
 // milliseconds unless it has an entry above ARGV[1], the call's newest

@@ -1,0 +1,77 @@
+package redisstream_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/regengraph/regen/internal/testenv"
+	"github.com/regengraph/regen/progress"
+	"github.com/regengraph/regen/progress/redisstream"
+	"github.com/regengraph/regen/progress/sinktest"
+)
+
+// A writer whose Redis user lacks @scripting, with a negative IdleTTL,
+// which needs no EVAL, has FinishedTTL set on its streams: on a final
+// event's stream, and on a stream that a call without the run's first
+// event creates again (it was gone). Before, since 2d6ee7f, FinishedTTL
+// was set with a script (EVAL) that the ACL refused: each Publish of a
+// final event failed with a *PermissionError, a progress.Buffered handed
+// the run's written events to its fallback, and the stream was left
+// without an expiry for good.
+func TestFinishedTTLWithoutScripting(t *testing.T) {
+	r := testenv.NewRedis(t)
+	client := aclUser(t, r, "+@all", "-@scripting")
+	s, err := redisstream.New(client, redisstream.Options{
+		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		FinishedTTL: time.Minute,
+		IdleTTL:     -1,
+		Logger:      quiet(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	expiry := func(run string) time.Duration {
+		t.Helper()
+		ttl, err := r.Client.PTTL(ctx, s.Key(run)).Result()
+		require.NoError(t, err)
+		return ttl
+	}
+
+	t.Run("final event", func(t *testing.T) {
+		run := sinktest.RunID(t)
+		all := sinktest.Events(run, 1, 3)
+		all[2].Type = progress.RunFinished
+		require.NoError(t, s.Publish(ctx, all[:2]...))
+		assert.Equal(t, time.Duration(-1), expiry(run), "no expiry before the final event")
+		require.NoError(t, s.Publish(ctx, all[2]))
+		assert.Greater(t, expiry(run), time.Duration(0), "FinishedTTL")
+		assert.LessOrEqual(t, expiry(run), time.Minute)
+	})
+	t.Run("final event retried", func(t *testing.T) {
+		run := sinktest.RunID(t)
+		all := sinktest.Events(run, 1, 3)
+		all[2].Type = progress.RunFailed
+		require.NoError(t, s.Publish(ctx, all...))
+		require.NoError(t, r.Client.Persist(ctx, s.Key(run)).Err()) // as if the expiry had not gone out
+		require.NoError(t, s.Publish(ctx, all[1:]...), "a retry")
+		assert.Greater(t, expiry(run), time.Duration(0), "FinishedTTL, set by the retry")
+	})
+	t.Run("stream created again", func(t *testing.T) {
+		run := sinktest.RunID(t)
+		all := sinktest.Events(run, 1, 4)
+		require.NoError(t, s.Publish(ctx, all[:2]...))
+		require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err()) // Redis lost it
+		require.NoError(t, s.Publish(ctx, all[2:]...))
+		n, err := r.Client.XLen(ctx, s.Key(run)).Result()
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), n)
+		assert.Greater(t, expiry(run), time.Duration(0), "FinishedTTL on a stream created again")
+	})
+	st := s.Stats()
+	assert.Equal(t, uint64(0), st.PublishErrors)
+	assert.Equal(t, uint64(0), st.Dropped)
+}
