@@ -75,3 +75,62 @@ func TestFinishedTTLWithoutScripting(t *testing.T) {
 	assert.Equal(t, uint64(0), st.PublishErrors)
 	assert.Equal(t, uint64(0), st.Dropped)
 }
+
+// A Publish whose events are written, and whose expiry alone the Redis
+// user's ACL refuses (PEXPIRE for FinishedTTL, EVAL or the script's
+// PEXPIRE for IdleTTL), succeeds: the refusal is counted in
+// Stats.ExpiryErrors and logged, so a progress.Buffered counts the
+// events published, and neither sends them again nor hands them to its
+// fallback. Before, Publish returned a *PermissionError, which wraps
+// progress.ErrInvalidEvent, for the expiry: the Buffered handed events
+// that Redis held to its fallback.
+func TestAnExpiryRefusedAloneIsNoPublishError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		acl  []any
+		opts redisstream.Options
+	}{
+		{"FinishedTTL without PEXPIRE", []any{"+@all", "-@scripting", "-pexpire", "-expire"},
+			redisstream.Options{FinishedTTL: time.Minute, IdleTTL: -1}},
+		{"IdleTTL without @scripting", []any{"+@all", "-@scripting"},
+			redisstream.Options{FinishedTTL: time.Minute, IdleTTL: time.Hour}},
+		{"IdleTTL without PEXPIRE", []any{"+@all", "-pexpire", "-expire"},
+			redisstream.Options{FinishedTTL: -1, IdleTTL: time.Hour}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testenv.NewRedis(t)
+			client := aclUser(t, r, tc.acl...)
+			opts := tc.opts
+			opts.KeyTemplate, opts.Logger = r.Prefix+redisstream.RunIDPlaceholder, quiet()
+			s, err := redisstream.New(client, opts)
+			require.NoError(t, err)
+			t.Cleanup(func() { s.Close() })
+			ctx, run := context.Background(), sinktest.RunID(t)
+			all := sinktest.Events(run, 1, 6)
+			all[5].Type = progress.RunFinished
+
+			require.NoError(t, s.Publish(ctx, all[:3]...))
+			fallback := progress.NewMemoryHistory()
+			b := progress.NewBuffered(s, progress.BufferedOptions{Fallback: progress.NewArchive(fallback), Logger: quiet()})
+			t.Cleanup(func() { b.Close(context.Background()) })
+			require.NoError(t, b.Publish(ctx, all[3:]...))
+			fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			require.NoError(t, b.Flush(fctx))
+
+			assert.Equal(t, 0, fallback.Len(run), "events handed to the fallback")
+			bst := b.Stats()
+			assert.Equal(t, uint64(3), bst.Published)
+			assert.Equal(t, uint64(0), bst.Fallback)
+			n, err := r.Client.XLen(ctx, s.Key(run)).Result()
+			require.NoError(t, err)
+			assert.Equal(t, int64(6), n)
+			st := s.Stats()
+			assert.Equal(t, uint64(6), st.Published)
+			assert.Equal(t, uint64(0), st.Duplicates, "events sent again")
+			assert.Equal(t, uint64(0), st.PublishErrors)
+			assert.Equal(t, uint64(0), st.Dropped)
+			assert.Positive(t, st.ExpiryErrors, "the refused expiries, for the host to watch")
+		})
+	}
+}

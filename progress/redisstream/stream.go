@@ -90,8 +90,11 @@ type Options struct {
 	// gets it in the transaction that creates it. So FinishedTTL needs
 	// no EVAL: the Redis user's ACL must allow PEXPIRE (the @keyspace
 	// category; streams alone, @stream, are not enough), and
-	// @scripting only for IdleTTL. It must be negative, 0 or at least
-	// 1s. Default (0): 24h.
+	// @scripting only for IdleTTL. Where the ACL refuses it, the events
+	// are written and the call succeeds: the refusal is counted in
+	// Stats.ExpiryErrors and logged (a warning the first time), and the
+	// stream is kept until it is trimmed or deleted. It must be
+	// negative, 0 or at least 1s. Default (0): 24h.
 	FinishedTTL time.Duration
 	// IdleTTL expires a run's stream that long after its newest
 	// publish: each publish sets it again, and a final event's
@@ -119,9 +122,9 @@ type Options struct {
 	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
 	// user's ACL must allow EVAL (the @scripting category) and the
 	// script's PEXPIRE (@keyspace): where it does not, each Publish
-	// returns an error for the expiry it could not set (a
-	// *PermissionError), although its events were written (and not
-	// counted in Stats.Dropped).
+	// writes its events and succeeds, and counts the expiry it could not
+	// set in Stats.ExpiryErrors, which it logs (a warning the first
+	// time).
 	//
 	// With a History too, the Stream copies into it the streams that
 	// IdleTTL is about to expire without their run's final event, so
@@ -341,6 +344,14 @@ type Stats struct {
 	// Copying is the number of interrupted runs whose copy failed and
 	// waits to be retried.
 	Copying int
+	// ExpiryErrors counts the expiries (FinishedTTL or IdleTTL) that
+	// the Redis user's ACL refused on streams that took a Publish
+	// call's events (see [Options].FinishedTTL and [Options].IdleTTL):
+	// such a call returns no error for them, as its events are written,
+	// and the streams are kept until trimmed or deleted. Anything but 0
+	// means the ACL lacks a command that the options need; the first
+	// refusal of a Stream is logged as a warning.
+	ExpiryErrors uint64
 }
 
 // Stream is a [progress.Sink] and [progress.Source] over Redis Streams,
@@ -437,6 +448,8 @@ type Stream struct {
 
 	published, duplicates, publishErrors, dropped atomic.Uint64
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
+	expiryErrors                                  atomic.Uint64
+	expiryRefused                                 atomic.Bool // a refused expiry was warned of
 }
 
 // blockMargin is what go-redis gives a blocking command over its block
@@ -664,10 +677,12 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // Redis that writing again cannot fix make the error wrap
 // progress.ErrInvalidEvent too: an event above another writer's entry,
 // an event whose run's key holds another type than a stream
-// (WRONGTYPE), and a command that the Redis user's ACL refuses (NOPERM:
-// a configuration error, returned as a *PermissionError that names the
-// command, XADD, or the PEXPIRE or EVAL that sets an expiry, although the events
-// were written). The call's other events are written nonetheless (written
+// (WRONGTYPE), and an XADD that the Redis user's ACL refuses (NOPERM:
+// a configuration error, returned as a *PermissionError). An expiry
+// that the ACL refuses (the PEXPIRE or EVAL that sets one, see
+// Options.FinishedTTL and Options.IdleTTL) on streams that took their
+// events is no error of the call, whose events are written: it is
+// counted in Stats.ExpiryErrors and logged. The call's other events are written nonetheless (written
 // again, they are duplicates): so a progress.Buffered halves its batch
 // down to the events refused, and hands those to its fallback at once,
 // instead of retrying them while every newer event of every run waits
@@ -675,7 +690,8 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // the ACL). Every other failure may pass, and does not wrap it: Redis
 // down, slow or unreachable, LOADING, BUSY, READONLY, MASTERDOWN, a
 // cluster's MOVED, TRYAGAIN or CLUSTERDOWN, OOM, an expiry not set for
-// another reason. A final event
+// another reason than the ACL (a retry, whose events are then
+// duplicates, sets it). A final event
 // also sets the stream's expiry to FinishedTTL, and each call sets the
 // expiry of each stream it writes to to IdleTTL (a final event's
 // FinishedTTL, if not negative, wins), unless the stream has an entry
@@ -1230,11 +1246,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	for _, runID := range interrupted {
 		s.copyInterrupted(ctx, runID)
 	}
-	for _, cmd := range expires {
-		if err := cmd.Err(); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("set expiry: %w", permission(cmd, expiryKey(cmd), err))
-		}
-	}
+	s.expiryFailures(ctx, expires, &firstErr)
 	if firstErr != nil {
 		s.dropped.Add(uint64(failed))
 		if firstRefusal != nil && firstRefusal != firstErr {
@@ -1248,10 +1260,53 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	return nil
 }
 
+// expiryFailures examines expires, the commands of a Publish call that
+// set expiries on streams that took the call's events. One that the
+// Redis user's ACL refuses (a *PermissionError) is no error of the call,
+// whose events are written: a retry would not cure it, and a
+// progress.Buffered would hand those written events to its fallback. It
+// is counted in Stats.ExpiryErrors and logged, as a warning the first
+// time for a Stream and at debug level after. Another failure may pass:
+// it sets *firstErr, unless set already, so that the call fails and a
+// retry, whose events are then duplicates, sets the expiry.
+func (s *Stream) expiryFailures(ctx context.Context, expires []redis.Cmder, firstErr *error) {
+	var refused uint64
+	var refusal error
+	for _, cmd := range expires {
+		err := cmd.Err()
+		if err == nil {
+			continue
+		}
+		err = permission(cmd, expiryKey(cmd), err)
+		if perm := (*PermissionError)(nil); errors.As(err, &perm) {
+			refused++
+			if refusal == nil {
+				refusal = err
+			}
+			continue
+		}
+		if *firstErr == nil {
+			*firstErr = fmt.Errorf("set expiry: %w", err)
+		}
+	}
+	if refused == 0 {
+		return
+	}
+	s.expiryErrors.Add(refused)
+	level := slog.LevelDebug
+	if s.expiryRefused.CompareAndSwap(false, true) {
+		level = slog.LevelWarn
+	}
+	s.logger.Log(ctx, level, "redisstream: the Redis user's ACL refuses the expiry of streams whose events were written; they are kept until trimmed or deleted (counted in Stats.ExpiryErrors; warned of once)",
+		"streams", refused, "error", refusal)
+}
+
 // PermissionError is a command of Publish that the Redis user's ACL
 // refuses (a NOPERM reply, or, for a command or key inside a script, an
 // ERR that says so in the words of the Redis version): a configuration error, which retrying the
-// call does not cure until an operator grants the command. It wraps
+// call does not cure until an operator grants the command. Publish
+// returns it for an XADD; one that sets an expiry only goes to the log
+// (see Stats.ExpiryErrors), as the events were written. It wraps
 // progress.ErrInvalidEvent, so that a progress.Buffered hands the
 // call's events to its fallback at once rather than retry them, and
 // every newer event behind them, for good; and Redis's reply, Err.
@@ -2925,6 +2980,7 @@ func (s *Stream) Stats() Stats {
 		Skipped:       s.skipped.Load(),
 		Corrupt:       s.corrupt.Load(),
 		CopyErrors:    s.copyErrors.Load(),
+		ExpiryErrors:  s.expiryErrors.Load(),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
