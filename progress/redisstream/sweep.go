@@ -84,7 +84,8 @@ type sweptStream struct {
 // logged and counted in Stats.CopyErrors, and the next sweep tries again
 // while the stream is left. Once the Stream has published, the streams
 // of a page without an expiry are given one (expireBare: two more
-// pipelines a page, only for a page that holds such streams). A Stream
+// pipelines a page, three without @scripting, only for a page that holds
+// such streams). A Stream
 // that has not published, and has no History or IdleTTL, sends nothing.
 func (s *Stream) sweep(copied *sweptStreams) {
 	if f := sweepHook.Load(); f != nil {
@@ -172,8 +173,14 @@ func (s *Stream) sweepEvery() time.Duration {
 // is the one looked up. So a key of another type, a stream whose
 // newest entry is not an event of its run (another writer's), and a
 // stream that a Publish has written to meanwhile are left as they are.
-// It reports how many it gave an expiry; it logs a failure, which the
-// next sweep tries again.
+// Where the Redis user's ACL refuses the script (no @scripting: a writer
+// with a negative IdleTTL needs none), it sets the expiry with EXPIRE NX
+// instead, in one more pipeline (Redis 7 or later), which checks only
+// that the key has no expiry yet: a stream that a Publish wrote to
+// between the two pipelines may get the TTL chosen for its newest entry
+// before (a Publish's own expiry, set meanwhile, wins). It reports how
+// many it gave an expiry; it logs a failure, which the next sweep tries
+// again.
 func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string) int {
 	pipe := c.Pipeline()
 	tops := make([]*redis.XMessageSliceCmd, len(keys))
@@ -185,6 +192,7 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 	}
 	pipe = c.Pipeline()
 	var sets []*redis.Cmd
+	var ttls []time.Duration // of sets
 	for i, key := range keys {
 		msgs, err := tops[i].Result()
 		runID, ok := s.runOf(key)
@@ -203,6 +211,7 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 			continue // kept, as the options say
 		}
 		sets = append(sets, pipe.Eval(ctx, sweepExpireScript, []string{key}, msgs[0].ID, ttl.Milliseconds()))
+		ttls = append(ttls, ttl)
 	}
 	if len(sets) == 0 {
 		return 0
@@ -210,13 +219,33 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 	_, _ = pipe.Exec(ctx) // each command's error is examined below
 	n := 0
 	var firstErr error
-	for _, cmd := range sets {
+	var nx redis.Pipeliner // EXPIRE NX, for the scripts that the ACL refuses
+	var nxs []*redis.BoolCmd
+	for i, cmd := range sets {
 		set, err := cmd.Int()
+		var perm *PermissionError
 		switch {
+		case err != nil && errors.As(permission(cmd, expiryKey(cmd), err), &perm):
+			if nx == nil {
+				nx = c.Pipeline()
+			}
+			nxs = append(nxs, nx.ExpireNX(ctx, expiryKey(cmd), ttls[i]))
 		case err != nil && firstErr == nil:
 			firstErr = err
 		case err == nil && set == 1:
 			n++
+		}
+	}
+	if nx != nil {
+		_, _ = nx.Exec(ctx) // each command's error is examined below
+		for _, cmd := range nxs {
+			set, err := cmd.Result()
+			switch {
+			case err != nil && firstErr == nil:
+				firstErr = err
+			case err == nil && set:
+				n++
+			}
 		}
 	}
 	if firstErr != nil && ctx.Err() == nil {

@@ -38,13 +38,20 @@ func oldRelease(t *testing.T, c *redis.Client, key string, events ...progress.Ev
 // for good, and Redis filled with every run ever made before the upgrade.
 func TestTheSweepGivesAnExpiryToStreamsWithoutOne(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		history bool
-		idleTTL time.Duration
+		name        string
+		history     bool
+		idleTTL     time.Duration
+		noScripting bool
 	}{
-		{"without a History", false, time.Hour},
-		{"with a History", true, time.Hour},
-		{"without IdleTTL", false, -1},
+		{"without a History", false, time.Hour, false},
+		{"with a History", true, time.Hour, false},
+		{"without IdleTTL", false, -1, false},
+		// A Redis user without @scripting, whose ACL refuses the
+		// sweep's script: it sets the expiry with EXPIRE NX instead.
+		// Before, the sweep failed at each pass, and the streams were
+		// kept for good.
+		{"without IdleTTL, without @scripting", false, -1, true},
+		{"without @scripting", false, time.Hour, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			redisstream.SetFirstSweep(t, time.Millisecond)
@@ -75,7 +82,11 @@ func TestTheSweepGivesAnExpiryToStreamsWithoutOne(t *testing.T) {
 			if tc.history {
 				opts.History = progress.NewMemoryHistory()
 			}
-			s, err := redisstream.New(r.Client, opts)
+			client := r.Client
+			if tc.noScripting {
+				client = aclUser(t, r, "+@all", "-@scripting")
+			}
+			s, err := redisstream.New(client, opts)
 			require.NoError(t, err)
 			t.Cleanup(func() { s.Close() })
 			t.Cleanup(wrote) // before Close, which waits for the sweep
