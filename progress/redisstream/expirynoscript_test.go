@@ -134,3 +134,36 @@ func TestAnExpiryRefusedAloneIsNoPublishError(t *testing.T) {
 		})
 	}
 }
+
+// A call without its run's first event that finds the run's stream gone
+// creates it again in a transaction with FinishedTTL (see
+// Options.FinishedTTL). Where the Redis user's ACL refuses PEXPIRE,
+// Redis refuses the whole transaction (EXECABORT): the events are then
+// written without it, and the refusal is counted in Stats.ExpiryErrors.
+// Before, the call failed with EXECABORT, a failure that may pass, and a
+// progress.Buffered retried it for good, holding every newer event
+// behind it.
+func TestAStreamCreatedAgainWithoutPEXPIRE(t *testing.T) {
+	r := testenv.NewRedis(t)
+	client := aclUser(t, r, "+@all", "-pexpire", "-expire")
+	s, err := redisstream.New(client, redisstream.Options{
+		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+		FinishedTTL: time.Minute,
+		IdleTTL:     -1,
+		Logger:      quiet(),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	ctx, run := context.Background(), sinktest.RunID(t)
+	all := sinktest.Events(run, 1, 4)
+	require.NoError(t, s.Publish(ctx, all[:2]...))
+	require.NoError(t, r.Client.Del(ctx, s.Key(run)).Err()) // Redis lost it
+	require.NoError(t, s.Publish(ctx, all[2:]...))
+	n, err := r.Client.XLen(ctx, s.Key(run)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n)
+	st := s.Stats()
+	assert.Equal(t, uint64(4), st.Published)
+	assert.Equal(t, uint64(0), st.PublishErrors)
+	assert.Equal(t, uint64(1), st.ExpiryErrors)
+}

@@ -1604,43 +1604,60 @@ type runInCall struct {
 // expiry of a run whose final event was published (a late retry after
 // the stream expired), and a bound on the stream of a run that goes on
 // after Redis lost it, whose final event sets FinishedTTL again. It costs
-// a round trip, only in a call that found a stream gone.
+// a round trip, only in a call that found a stream gone. Where the Redis
+// user's ACL refuses PEXPIRE, which makes Redis refuse the transaction
+// (EXECABORT), it writes the events again in one more transaction,
+// without the expiry, which Publish counts in Stats.ExpiryErrors.
 func (s *Stream) recreate(ctx context.Context, events []progress.Event, values [][]any, adds []*redis.StringCmd) []redis.Cmder {
-	var pipe redis.Pipeliner
+	var gone []int    // the events to write again
 	var keys []string // in the order of their first event in the call
-	var seen map[string]bool
 	for i, cmd := range adds {
 		if !errors.Is(cmd.Err(), redis.Nil) {
 			continue
 		}
-		if pipe == nil {
-			pipe, seen = s.client.TxPipeline(), make(map[string]bool)
-		}
-		key := s.Key(events[i].RunID)
-		if !seen[key] {
-			seen[key] = true
+		gone = append(gone, i)
+		if key := s.Key(events[i].RunID); !slices.Contains(keys, key) {
 			keys = append(keys, key)
 		}
-		adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: key,
-			MaxLen: s.maxLen,
-			Approx: true,
-			ID:     entryID(events[i].Seq),
-			Values: values[i],
-		})
 	}
-	if pipe == nil {
+	if len(gone) == 0 {
 		return nil
 	}
-	// A plain PEXPIRE, which needs no EVAL: the key was no other type a
-	// round trip ago (XADD NOMKSTREAM found it missing), and the
-	// transaction's XADD has just created it a stream.
-	expires := make([]redis.Cmder, 0, len(keys))
-	for _, key := range keys {
-		expires = append(expires, pipe.PExpire(ctx, key, s.ttl))
+	write := func(expire bool) []redis.Cmder {
+		pipe := s.client.TxPipeline()
+		for _, i := range gone {
+			adds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+				Stream: s.Key(events[i].RunID),
+				MaxLen: s.maxLen,
+				Approx: true,
+				ID:     entryID(events[i].Seq),
+				Values: values[i],
+			})
+		}
+		var expires []redis.Cmder
+		if expire {
+			// A plain PEXPIRE, which needs no EVAL: the key was no other
+			// type a round trip ago (XADD NOMKSTREAM found it missing),
+			// and the transaction's XADD has just created it a stream.
+			for _, key := range keys {
+				expires = append(expires, pipe.PExpire(ctx, key, s.ttl))
+			}
+		}
+		// As in Publish, each command's error is examined by the caller.
+		_, _ = pipe.Exec(ctx)
+		return expires
 	}
-	// As in Publish, each command's error is examined by the caller.
-	_, _ = pipe.Exec(ctx)
+	expires := write(true)
+	for _, cmd := range expires {
+		var perm *PermissionError
+		if errors.As(permission(cmd, expiryKey(cmd), cmd.Err()), &perm) {
+			// The ACL refuses PEXPIRE, and so Redis the whole
+			// transaction (EXECABORT): the events are written without
+			// it, and Publish counts the refusal (expiryFailures).
+			write(false)
+			break
+		}
+	}
 	return expires
 }
 
