@@ -52,14 +52,7 @@ func TestRetryingEventCountsItsBackoff(t *testing.T) {
 				if bulk {
 					tts = bulkOf{voice}
 				}
-				var mu sync.Mutex
-				var evs []progress.Event
-				sink := progress.SinkFunc(func(_ context.Context, batch ...progress.Event) error {
-					mu.Lock()
-					defer mu.Unlock()
-					evs = append(evs, batch...)
-					return nil
-				})
+				sink := new(eventLog)
 				e, err := executor.New(executor.Options{
 					Generators: executor.Registry{"brief": plain, "mix": plain, "chapter:voice": tts},
 					Default: executor.KindOptions{Estimate: 20 * time.Millisecond,
@@ -70,6 +63,7 @@ func TestRetryingEventCountsItsBackoff(t *testing.T) {
 				_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "podcast", Graph: g})
 				require.NoError(t, err)
 				require.NoError(t, e.Close(context.Background()))
+				evs := sink.events()
 				start := evs[0].Time
 				var retrying []progress.Event
 				for _, ev := range evs {

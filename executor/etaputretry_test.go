@@ -59,14 +59,7 @@ func TestETAOfAPutRetryTakesNoStart(t *testing.T) {
 						BatchKey: "tts", Concurrency: 2},
 				}}, 2*graph.SegmentSeconds)
 				require.NoError(t, err)
-				var mu sync.Mutex
-				var evs []progress.Event
-				sink := progress.SinkFunc(func(_ context.Context, batch ...progress.Event) error {
-					mu.Lock()
-					defer mu.Unlock()
-					evs = append(evs, batch...)
-					return nil
-				})
+				sink := new(eventLog)
 				gen := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
 					if req.ID.Kind == "voice" {
 						time.Sleep(voice)
@@ -92,8 +85,7 @@ func TestETAOfAPutRetryTakesNoStart(t *testing.T) {
 				_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "g", Graph: g})
 				require.NoError(t, err)
 				require.NoError(t, e.Close(context.Background()))
-				mu.Lock()
-				defer mu.Unlock()
+				evs := sink.events()
 				var at *progress.Event
 				for i, ev := range evs {
 					if ev.Type == progress.NodeRetrying {

@@ -30,21 +30,8 @@ func TestETACountsABulkCallWaitingForTheQuota(t *testing.T) {
 	}}
 	g, err := graph.Build(tm, 2*graph.SegmentSeconds)
 	require.NoError(t, err)
-	sleepy := func(d time.Duration) executor.GeneratorFunc {
-		return func(_ context.Context, req executor.Request) (executor.Asset, error) {
-			time.Sleep(d)
-			return executor.Asset{Data: []byte(req.NodeID)}, nil
-		}
-	}
 	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		var evs []progress.Event
-		sink := progress.SinkFunc(func(_ context.Context, batch ...progress.Event) error {
-			mu.Lock()
-			defer mu.Unlock()
-			evs = append(evs, batch...)
-			return nil
-		})
+		sink := new(eventLog)
 		const voice = 5 * time.Second
 		e, err := executor.New(executor.Options{
 			Generators: executor.Registry{"brief": sleepy(0), "mix": sleepy(0), "image": sleepy(6 * time.Second),
@@ -67,6 +54,7 @@ func TestETACountsABulkCallWaitingForTheQuota(t *testing.T) {
 		})
 		wg.Wait()
 		require.NoError(t, e.Close(context.Background()))
+		evs := sink.events()
 		var image *progress.Event
 		for i, ev := range evs {
 			if ev.RunID == "second" && ev.Type == progress.NodeSucceeded && ev.Node == "image" {

@@ -3,7 +3,6 @@ package executor_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -32,24 +31,11 @@ func TestETACountsARetryWaitingForTheQuota(t *testing.T) {
 	}}
 	g, err := graph.Build(tm, graph.SegmentSeconds)
 	require.NoError(t, err)
-	sleepy := func(d time.Duration) executor.GeneratorFunc {
-		return func(_ context.Context, req executor.Request) (executor.Asset, error) {
-			time.Sleep(d)
-			return executor.Asset{Data: []byte(req.NodeID)}, nil
-		}
-	}
 	const voice = 5 * time.Second
 	for _, bulk := range []bool{false, true} {
 		t.Run(map[bool]string{false: "alone", true: "bulk"}[bulk], func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var mu sync.Mutex
-				var evs []progress.Event
-				sink := progress.SinkFunc(func(_ context.Context, batch ...progress.Event) error {
-					mu.Lock()
-					defer mu.Unlock()
-					evs = append(evs, batch...)
-					return nil
-				})
+				sink := new(eventLog)
 				var failed atomic.Bool
 				one := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
 					if failed.CompareAndSwap(false, true) {
@@ -74,8 +60,7 @@ func TestETACountsARetryWaitingForTheQuota(t *testing.T) {
 				_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "g", Graph: g})
 				require.NoError(t, err)
 				require.NoError(t, e.Close(context.Background()))
-				mu.Lock()
-				defer mu.Unlock()
+				evs := sink.events()
 				var image *progress.Event
 				for i, ev := range evs {
 					if ev.Type == progress.NodeSucceeded && ev.Node == "image" {

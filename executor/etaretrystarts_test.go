@@ -3,7 +3,6 @@ package executor_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -75,20 +74,7 @@ func TestETACountsTheStartsOfRetries(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					g, err := graph.Build(tc.tm, 2*graph.SegmentSeconds)
 					require.NoError(t, err)
-					var mu sync.Mutex
-					var evs []progress.Event
-					sink := progress.SinkFunc(func(_ context.Context, batch ...progress.Event) error {
-						mu.Lock()
-						defer mu.Unlock()
-						evs = append(evs, batch...)
-						return nil
-					})
-					sleepy := func(d time.Duration) executor.GeneratorFunc {
-						return func(_ context.Context, req executor.Request) (executor.Asset, error) {
-							time.Sleep(d)
-							return executor.Asset{Data: []byte(req.NodeID)}, nil
-						}
-					}
+					sink := new(eventLog)
 					var failed atomic.Bool
 					one := executor.GeneratorFunc(func(_ context.Context, req executor.Request) (executor.Asset, error) {
 						if req.ID.Kind == "voice" && failed.CompareAndSwap(false, true) {
@@ -113,8 +99,7 @@ func TestETACountsTheStartsOfRetries(t *testing.T) {
 					_, err = e.Run(context.Background(), executor.RunRequest{GraphKey: "g", Graph: g})
 					require.NoError(t, err)
 					require.NoError(t, e.Close(context.Background()))
-					mu.Lock()
-					defer mu.Unlock()
+					evs := sink.events()
 					var at *progress.Event
 					for i, ev := range evs {
 						if tc.at(ev) {

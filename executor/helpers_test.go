@@ -326,3 +326,33 @@ func (l *lab) onceAt(id string, f func()) executor.Generator {
 		return l.Generate(ctx, req)
 	})
 }
+
+// sleepy is a generator whose every call takes d and returns the node's ID
+// as its data.
+func sleepy(d time.Duration) executor.GeneratorFunc {
+	return func(_ context.Context, req executor.Request) (executor.Asset, error) {
+		time.Sleep(d)
+		return executor.Asset{Data: []byte(req.NodeID)}, nil
+	}
+}
+
+// eventLog is a sink that keeps every event it is given, in order. It is
+// safe for concurrent use.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []progress.Event
+}
+
+func (l *eventLog) Publish(_ context.Context, batch ...progress.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.evs = append(l.evs, batch...)
+	return nil
+}
+
+// events returns a copy of the events kept so far.
+func (l *eventLog) events() []progress.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.evs)
+}
