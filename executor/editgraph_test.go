@@ -25,13 +25,7 @@ import (
 // for Run: a key without states takes any graph, and a new graph (the
 // lecture made longer) is the key's once a run of it has started.
 func TestEditRefusesAGraphNotTheKeys(t *testing.T) {
-	build := func(tmpl graph.Template, seconds int) *graph.Graph {
-		t.Helper()
-		g, err := graph.Build(tmpl, seconds)
-		require.NoError(t, err)
-		return g
-	}
-	l60, l120, podcast := build(graph.Lecture(), 60), build(graph.Lecture(), 120), build(testgraph.Podcast(), 60)
+	l60, l120, podcast := mustBuild(t, graph.Lecture(), 60), mustBuild(t, graph.Lecture(), 120), mustBuild(t, testgraph.Podcast(), 60)
 	const narration0, narration9 = "asset:narration:segment[0]", "asset:narration:segment[9]"
 	for _, tc := range []struct {
 		name  string

@@ -26,13 +26,7 @@ import (
 // *GraphMismatchError that names the key's fingerprint, so that a host
 // can reload it and retry.
 func TestEditOfAGraphOfAnotherLengthLandsOnTheKeys(t *testing.T) {
-	build := func(tmpl graph.Template, seconds int) *graph.Graph {
-		t.Helper()
-		g, err := graph.Build(tmpl, seconds)
-		require.NoError(t, err)
-		return g
-	}
-	l100, l120 := build(graph.Lecture(), 100), build(graph.Lecture(), 120)
+	l100, l120 := mustBuild(t, graph.Lecture(), 100), mustBuild(t, graph.Lecture(), 120)
 	const n3 = "asset:narration:segment[3]"
 
 	t.Run("the node is the key's graph's too", func(t *testing.T) {
@@ -69,7 +63,7 @@ func TestEditOfAGraphOfAnotherLengthLandsOnTheKeys(t *testing.T) {
 		{name: "a node the key's graph has not", made: l100, edit: l120,
 			ids:     []string{n3, "asset:narration:segment[11]", "asset:video:segment[10]"},
 			missing: []string{"asset:narration:segment[11]", "asset:video:segment[10]"}}, // in node order
-		{name: "another template", made: l100, edit: build(testgraph.Podcast(), 100), ids: []string{"brief"}},
+		{name: "another template", made: l100, edit: mustBuild(t, testgraph.Podcast(), 100), ids: []string{"brief"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()

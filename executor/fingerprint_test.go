@@ -19,13 +19,7 @@ import (
 // and it is pinned: records written by a release are read by the next,
 // so the same layout must keep its fingerprint.
 func TestFingerprint(t *testing.T) {
-	build := func(tmpl graph.Template, seconds int) *graph.Graph {
-		t.Helper()
-		g, err := graph.Build(tmpl, seconds)
-		require.NoError(t, err)
-		return g
-	}
-	lecture60 := build(graph.Lecture(), 60)
+	lecture60 := mustBuild(t, graph.Lecture(), 60)
 	t.Run("pinned", func(t *testing.T) {
 		// The fingerprints of releases before Fingerprint was exported:
 		// a change here breaks every stored record and graph state.
@@ -35,8 +29,8 @@ func TestFingerprint(t *testing.T) {
 			want string
 		}{
 			{"lecture 60 s", lecture60, "bbdcca7324326ca9bb56417121dc7f11601b17dfc79686eaabdaf030bd9a1b5b"},
-			{"lecture 120 s", build(graph.Lecture(), 120), "b39207dfdf796fa348a7d293ea9a170f963f4a49334ca994eea4ebdd6356d372"},
-			{"podcast 30 s", build(testgraph.Podcast(), 30), "ba335c9aeba8dd117547482fffa3bbd5ec02192f75b54c988651bcdbaf687640"},
+			{"lecture 120 s", mustBuild(t, graph.Lecture(), 120), "b39207dfdf796fa348a7d293ea9a170f963f4a49334ca994eea4ebdd6356d372"},
+			{"podcast 30 s", mustBuild(t, testgraph.Podcast(), 30), "ba335c9aeba8dd117547482fffa3bbd5ec02192f75b54c988651bcdbaf687640"},
 		} {
 			assert.Equal(t, tc.want, executor.Fingerprint(tc.g), tc.name)
 		}
@@ -56,11 +50,11 @@ func TestFingerprint(t *testing.T) {
 			g    *graph.Graph
 			same bool
 		}{
-			{"the same layout built again", build(graph.Lecture(), 60), true},
-			{"the kinds listed in another order", build(reordered, 60), true},
-			{"other batch keys and concurrency", build(rekeyed, 60), true},
-			{"another length", build(graph.Lecture(), 70), false},
-			{"another template", build(testgraph.Podcast(), 60), false},
+			{"the same layout built again", mustBuild(t, graph.Lecture(), 60), true},
+			{"the kinds listed in another order", mustBuild(t, reordered, 60), true},
+			{"other batch keys and concurrency", mustBuild(t, rekeyed, 60), true},
+			{"another length", mustBuild(t, graph.Lecture(), 70), false},
+			{"another template", mustBuild(t, testgraph.Podcast(), 60), false},
 		} {
 			if tc.same {
 				assert.Equal(t, executor.Fingerprint(lecture60), executor.Fingerprint(tc.g), tc.name)
@@ -74,7 +68,7 @@ func TestFingerprint(t *testing.T) {
 		e := lectureExecutor(t)
 		rep, err := e.Run(t.Context(), executor.RunRequest{GraphKey: "l", Graph: lecture60})
 		require.NoError(t, err)
-		other := build(testgraph.Podcast(), 60)
+		other := mustBuild(t, testgraph.Podcast(), 60)
 		_, err = e.Resume(t.Context(), other, rep.Record.ID)
 		require.ErrorIs(t, err, executor.ErrInvalidRequest)
 		assert.ErrorContains(t, err, "the one whose Fingerprint is Record.Graph")
@@ -99,6 +93,15 @@ func lectureExecutor(t *testing.T) *executor.Executor {
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close(context.Background())) })
 	return e
+}
+
+// mustBuild builds the graph of tmpl for a piece of the given seconds,
+// failing the test if it cannot.
+func mustBuild(t *testing.T, tmpl graph.Template, seconds int) *graph.Graph {
+	t.Helper()
+	g, err := graph.Build(tmpl, seconds)
+	require.NoError(t, err)
+	return g
 }
 
 // lectureRegistry gives every kind of the lecture a generator whose output
