@@ -2,7 +2,6 @@ package executor_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -26,15 +25,8 @@ func TestSingleCallGraceEndsAtItsTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		img := ids(l, graph.KindImage, 0)[0]
-		started := make(chan struct{})
-		var once sync.Once
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.NodeID != img {
-				return l.Generate(ctx, req)
-			}
-			once.Do(func() { close(started) })
+		gen, started := l.stallAt(img, func(context.Context) {
 			time.Sleep(10200 * time.Millisecond) // past its timeout, ignoring its context
-			return executor.Asset{Data: defaultData(req)}, nil
 		})
 		e := l.executor(executor.Options{Generators: l.registry(gen),
 			Kinds: map[string]executor.KindOptions{graph.KindImage: {Timeout: 10 * time.Second}}})

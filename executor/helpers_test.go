@@ -327,6 +327,23 @@ func (l *lab) onceAt(id string, f func()) executor.Generator {
 	})
 }
 
+// stallAt returns the lab's generator, but for node id: its call closes
+// started (the first time), runs stall and then returns the node's
+// default output, whatever its context says: a provider whose answer
+// comes late.
+func (l *lab) stallAt(id string, stall func(ctx context.Context)) (gen executor.Generator, started <-chan struct{}) {
+	ch := make(chan struct{})
+	var once sync.Once
+	return executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		if req.NodeID != id {
+			return l.Generate(ctx, req)
+		}
+		once.Do(func() { close(ch) })
+		stall(ctx)
+		return executor.Asset{Data: defaultData(req)}, nil
+	}), ch
+}
+
 // sleepy is a generator whose every call takes d and returns the node's ID
 // as its data.
 func sleepy(d time.Duration) executor.GeneratorFunc {

@@ -38,24 +38,23 @@ func TestSingleCallCancelledKeepsTheOutputItReturns(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLab(t, 30)
 				img := ids(l, graph.KindImage, 0)[0]
-				started := make(chan struct{})
-				var once sync.Once
 				var mu sync.Mutex
 				made := map[string]int{}
 				var resumed atomic.Bool
+				late, started := l.stallAt(img, func(ctx context.Context) {
+					<-ctx.Done()
+					time.Sleep(tc.after) // the provider's answer, already on its way
+				})
 				gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
 					if req.NodeID == img {
 						mu.Lock()
 						made[req.NodeID]++
 						mu.Unlock()
 					}
-					if req.NodeID != img || resumed.Load() {
+					if resumed.Load() {
 						return l.Generate(ctx, req)
 					}
-					once.Do(func() { close(started) })
-					<-ctx.Done()
-					time.Sleep(tc.after) // the provider's answer, already on its way
-					return executor.Asset{Data: defaultData(req)}, nil
+					return late.Generate(ctx, req)
 				})
 				e := l.executor(executor.Options{Generators: l.registry(gen)})
 				r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
@@ -110,17 +109,10 @@ func TestSingleCallReplacedGetsNoGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := newLab(t, 30)
 		img := ids(l, graph.KindImage, 0)[0]
-		started := make(chan struct{})
 		release := make(chan struct{})
-		var once sync.Once
-		gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
-			if req.NodeID != img {
-				return l.Generate(ctx, req)
-			}
-			once.Do(func() { close(started) })
+		gen, started := l.stallAt(img, func(ctx context.Context) {
 			<-ctx.Done()
 			<-release
-			return executor.Asset{Data: defaultData(req)}, nil
 		})
 		e := l.executor(executor.Options{Generators: l.registry(gen)})
 		r, err := e.Start(context.Background(), executor.RunRequest{GraphKey: "lecture", Graph: l.g})
