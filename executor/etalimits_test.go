@@ -56,13 +56,7 @@ func TestETACountsOtherRunsCallsUnderALimit(t *testing.T) {
 		wg.Wait()
 		require.NoError(t, e.Close(context.Background()))
 		evs := sink.events()
-		var first *progress.Event
-		for i, ev := range evs {
-			if ev.RunID == "second" && ev.ETA > 0 {
-				first = &evs[i]
-				break
-			}
-		}
+		first := firstEvent(evs, func(ev progress.Event) bool { return ev.RunID == "second" && ev.ETA > 0 })
 		require.NotNil(t, first)
 		// Four calls of the first run, then the second's four, one at a
 		// time.

@@ -86,13 +86,7 @@ func TestETAOfAPutRetryTakesNoStart(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, e.Close(context.Background()))
 				evs := sink.events()
-				var at *progress.Event
-				for i, ev := range evs {
-					if ev.Type == progress.NodeRetrying {
-						at = &evs[i]
-						break
-					}
-				}
+				at := firstEvent(evs, func(ev progress.Event) bool { return ev.Type == progress.NodeRetrying })
 				require.NotNil(t, at, "the Put's retry")
 				end := evs[len(evs)-1]
 				require.Equal(t, progress.RunFinished, end.Type)

@@ -100,13 +100,7 @@ func TestETACountsTheStartsOfRetries(t *testing.T) {
 					require.NoError(t, err)
 					require.NoError(t, e.Close(context.Background()))
 					evs := sink.events()
-					var at *progress.Event
-					for i, ev := range evs {
-						if tc.at(ev) {
-							at = &evs[i]
-							break
-						}
-					}
+					at := firstEvent(evs, tc.at)
 					require.NotNil(t, at, "the event checked")
 					assert.GreaterOrEqual(t, at.ETA, tc.want, "the ETA then (%s %s)", at.Type, at.Node)
 				})

@@ -353,6 +353,17 @@ func sleepy(d time.Duration) executor.GeneratorFunc {
 	}
 }
 
+// firstEvent returns the first of evs that match takes, or nil if none
+// does.
+func firstEvent(evs []progress.Event, match func(progress.Event) bool) *progress.Event {
+	for i := range evs {
+		if match(evs[i]) {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
 // eventLog is a sink that keeps every event it is given, in order. It is
 // safe for concurrent use.
 type eventLog struct {
