@@ -41,6 +41,19 @@ func tailSeqs(ctx context.Context, m *progress.Memory, run string, each func(pro
 	return s
 }
 
+// holdAt returns a tailer's each (see tailSeqs) that holds the tailer at
+// the event of Seq seq until release is closed, and a channel that is
+// closed once the tailer is held there.
+func holdAt(seq uint64) (each func(progress.Event), at <-chan struct{}, release chan struct{}) {
+	reached, release := make(chan struct{}), make(chan struct{})
+	return func(e progress.Event) {
+		if e.Seq == seq {
+			close(reached)
+			<-release
+		}
+	}, reached, release
+}
+
 // seqs returns a copy of the Seqs the tailer has had so far.
 func (s *seqTailer) seqs() []uint64 {
 	s.mu.Lock()

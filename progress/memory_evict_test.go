@@ -206,13 +206,8 @@ func TestMemoryTailerBehindAnEvictedFinishedRunEnds(t *testing.T) {
 		m := progress.NewMemory(progress.MemoryOptions{MaxRuns: 1})
 		all := finished("a", 1, 5)
 		require.NoError(t, m.Publish(ctx, all[:2]...))
-		at2, release := make(chan struct{}), make(chan struct{})
-		tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
-			if e.Seq == 2 {
-				close(at2)
-				<-release
-			}
-		})
+		hold, at2, release := holdAt(2)
+		tailer := tailSeqs(ctx, m, "a", hold)
 		<-at2
 		require.NoError(t, m.Publish(ctx, all[2:]...))
 		require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts a

@@ -28,13 +28,8 @@ func TestMemoryTailerBehindAnEvictedRunWaitsForALaggingHistory(t *testing.T) {
 		require.NoError(t, m.Publish(ctx, all[:5]...))
 		require.NoError(t, h.Append(ctx, all[:5]...))
 
-		at5, release := make(chan struct{}), make(chan struct{})
-		tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
-			if e.Seq == 5 {
-				close(at5)
-				<-release
-			}
-		})
+		hold, at5, release := holdAt(5)
+		tailer := tailSeqs(ctx, m, "a", hold)
 		<-at5
 		require.NoError(t, m.Publish(ctx, all[5:]...))                    // the History has them a moment later
 		require.NoError(t, m.Publish(ctx, sinktest.Events("b", 1, 1)...)) // evicts run a

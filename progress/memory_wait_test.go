@@ -29,13 +29,8 @@ func lagTail(t *testing.T, opts progress.MemoryOptions, lag time.Duration, at ..
 	require.NoError(t, m.Publish(ctx, all[:5]...))
 	require.NoError(t, h.Append(ctx, all[:5]...))
 
-	at5, release := make(chan struct{}), make(chan struct{})
-	tailer := tailSeqs(ctx, m, "a", func(e progress.Event) {
-		if e.Seq == 5 {
-			close(at5)
-			<-release
-		}
-	})
+	hold, at5, release := holdAt(5)
+	tailer := tailSeqs(ctx, m, "a", hold)
 	<-at5
 	require.NoError(t, m.Publish(ctx, all[5:]...)) // trims 1..15 from the ring
 	require.NoError(t, h.Append(ctx, all[5:10]...))
