@@ -1190,6 +1190,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	var tops map[string]streamTop // of the runs with a refused event, looked up once
 	var interrupted []string      // the runs whose final event ends them interrupted
 	var finished []string         // the keys of the runs whose final event the call wrote
+	var took []string             // the keys that took an event of the call (or had it)
 	for i, cmd := range adds {
 		err := cmd.Err()
 		duplicate := isDuplicate(err)
@@ -1232,6 +1233,9 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 			}
 			continue
 		}
+		if key := s.Key(events[i].RunID); !slices.Contains(took, key) {
+			took = append(took, key)
+		}
 		if e := events[i]; s.ttl > 0 && e.Type.Final() && !slices.Contains(finished, s.Key(e.RunID)) {
 			finished = append(finished, s.Key(e.RunID))
 		}
@@ -1249,7 +1253,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 	for _, runID := range interrupted {
 		s.copyInterrupted(ctx, runID)
 	}
-	s.expiryFailures(ctx, expires, &firstErr)
+	s.expiryFailures(ctx, expires, took, &firstErr)
 	if firstErr != nil {
 		s.dropped.Add(uint64(failed))
 		if firstRefusal != nil && firstRefusal != firstErr {
@@ -1269,10 +1273,13 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 // whose events are written: a retry would not cure it, and a
 // progress.Buffered would hand those written events to its fallback. It
 // is counted in Stats.ExpiryErrors and logged, as a warning the first
-// time for a Stream and at debug level after. Another failure may pass:
+// time for a Stream and at debug level after; one on a key that took
+// none of the call's events (took holds those that did), whose events
+// failed, is not counted (the IdleTTL script goes in the XADDs'
+// pipeline whatever they do). Another failure may pass:
 // it sets *firstErr, unless set already, so that the call fails and a
 // retry, whose events are then duplicates, sets the expiry.
-func (s *Stream) expiryFailures(ctx context.Context, expires []redis.Cmder, firstErr *error) {
+func (s *Stream) expiryFailures(ctx context.Context, expires []redis.Cmder, took []string, firstErr *error) {
 	var refused uint64
 	var refusal error
 	for _, cmd := range expires {
@@ -1282,6 +1289,9 @@ func (s *Stream) expiryFailures(ctx context.Context, expires []redis.Cmder, firs
 		}
 		err = permission(cmd, expiryKey(cmd), err)
 		if perm := (*PermissionError)(nil); errors.As(err, &perm) {
+			if !slices.Contains(took, perm.Key) {
+				continue // the call failed for its events
+			}
 			refused++
 			if refusal == nil {
 				refusal = err
