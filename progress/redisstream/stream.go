@@ -169,7 +169,7 @@ type Options struct {
 	// one of EVAL (a script that sets PEXPIRE only if the key is still a
 	// stream without an expiry and with the same newest entry); where
 	// the Redis user's ACL refuses EVAL (no @scripting), one more of
-	// EXPIRE NX (Redis 7 or later), which checks only that the key has
+	// PEXPIRE NX (Redis 7 or later), which checks only that the key has
 	// no expiry yet (@keyspace, as PTTL and SCAN are). A Stream
 	// that has not published (one that only reads, a progress/sse
 	// service's, whose Redis user may lack EVAL, PEXPIRE or SCAN) leaves

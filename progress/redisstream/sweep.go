@@ -174,7 +174,7 @@ func (s *Stream) sweepEvery() time.Duration {
 // newest entry is not an event of its run (another writer's), and a
 // stream that a Publish has written to meanwhile are left as they are.
 // Where the Redis user's ACL refuses the script (no @scripting: a writer
-// with a negative IdleTTL needs none), it sets the expiry with EXPIRE NX
+// with a negative IdleTTL needs none), it sets the expiry with PEXPIRE NX
 // instead, in one more pipeline (Redis 7 or later), which checks only
 // that the key has no expiry yet: a stream that a Publish wrote to
 // between the two pipelines may get the TTL chosen for its newest entry
@@ -219,8 +219,8 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 	_, _ = pipe.Exec(ctx) // each command's error is examined below
 	n := 0
 	var firstErr error
-	var nx redis.Pipeliner // EXPIRE NX, for the scripts that the ACL refuses
-	var nxs []*redis.BoolCmd
+	var nx redis.Pipeliner // PEXPIRE NX, for the scripts that the ACL refuses
+	var nxs []*redis.Cmd
 	for i, cmd := range sets {
 		set, err := cmd.Int()
 		var perm *PermissionError
@@ -229,7 +229,8 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 			if nx == nil {
 				nx = c.Pipeline()
 			}
-			nxs = append(nxs, nx.ExpireNX(ctx, expiryKey(cmd), ttls[i]))
+			// PEXPIRE, as the script: EXPIRE would cut the TTL to whole seconds.
+			nxs = append(nxs, nx.Do(ctx, "pexpire", expiryKey(cmd), ttls[i].Milliseconds(), "nx"))
 		case err != nil && firstErr == nil:
 			firstErr = err
 		case err == nil && set == 1:
@@ -239,11 +240,11 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 	if nx != nil {
 		_, _ = nx.Exec(ctx) // each command's error is examined below
 		for _, cmd := range nxs {
-			set, err := cmd.Result()
+			set, err := cmd.Int()
 			switch {
 			case err != nil && firstErr == nil:
 				firstErr = err
-			case err == nil && set:
+			case err == nil && set == 1:
 				n++
 			}
 		}
