@@ -93,8 +93,10 @@ type Options struct {
 	// @scripting only for IdleTTL. Where the ACL refuses it, the events
 	// are written and the call succeeds: the refusal is counted in
 	// Stats.ExpiryErrors and logged (a warning the first time), and the
-	// stream is kept until it is trimmed or deleted. It must be
-	// negative, 0 or at least 1s. Default (0): 24h.
+	// stream has no expiry (MaxLen bounds its length, not its life): the
+	// sweep gives it one where the ACL allows PEXPIRE (see IdleTTL), and
+	// where it does not, the stream is kept until it is deleted. It must
+	// be negative, 0 or at least 1s. Default (0): 24h.
 	FinishedTTL time.Duration
 	// IdleTTL expires a run's stream that long after its newest
 	// publish: each publish sets it again, and a final event's
@@ -124,7 +126,8 @@ type Options struct {
 	// script's PEXPIRE (@keyspace): where it does not, each Publish
 	// writes its events and succeeds, and counts the expiry it could not
 	// set in Stats.ExpiryErrors, which it logs (a warning the first
-	// time).
+	// time); the sweep gives the stream its expiry then with PEXPIRE NX
+	// (Redis 7) where the ACL allows PEXPIRE (see below).
 	//
 	// With a History too, the Stream copies into it the streams that
 	// IdleTTL is about to expire without their run's final event, so
@@ -351,7 +354,9 @@ type Stats struct {
 	// the Redis user's ACL refused on streams that took a Publish
 	// call's events (see [Options].FinishedTTL and [Options].IdleTTL):
 	// such a call returns no error for them, as its events are written,
-	// and the streams are kept until trimmed or deleted. Anything but 0
+	// and the streams have no expiry until the sweep gives them one,
+	// which it can only where the ACL allows PEXPIRE (else they are
+	// kept until deleted). Anything but 0
 	// means the ACL lacks a command that the options need; the first
 	// refusal of a Stream is logged as a warning.
 	ExpiryErrors uint64
@@ -1310,7 +1315,7 @@ func (s *Stream) expiryFailures(ctx context.Context, expires []redis.Cmder, took
 	if s.expiryRefused.CompareAndSwap(false, true) {
 		level = slog.LevelWarn
 	}
-	s.logger.Log(ctx, level, "redisstream: the Redis user's ACL refuses the expiry of streams whose events were written; they are kept until trimmed or deleted (counted in Stats.ExpiryErrors; warned of once)",
+	s.logger.Log(ctx, level, "redisstream: the Redis user's ACL refuses the expiry of streams whose events were written; they have none until the sweep gives it, which needs PEXPIRE (counted in Stats.ExpiryErrors; warned of once)",
 		"streams", refused, "error", refusal)
 }
 
