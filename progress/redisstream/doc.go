@@ -24,11 +24,12 @@
 // and up to about 2 MB at the default MaxLen. A negative FinishedTTL or
 // IdleTTL keeps the streams that it would expire, until they are trimmed
 // or deleted. A late event that finds the stream
-// of its finished run expired creates it again with FinishedTTL, not
-// without an expiry, unless its call holds the run's first event (which
-// looks like a new run). A Stream sweeps the keys of its KeyTemplate a
-// minute after it starts and then every IdleTTL/4 (see
-// [Options].IdleTTL), and once it has published, gives the streams
+// of its finished run expired creates it again with an expiry: IdleTTL,
+// as any write does, or with a negative IdleTTL FinishedTTL, unless its
+// call holds the run's first event (which looks like a new run). A
+// Stream sweeps the keys of its KeyTemplate a minute after it starts (or
+// at IdleTTL/4 if that comes sooner) and then every IdleTTL/4, or
+// FinishedTTL/4 with a negative IdleTTL (see [Options].IdleTTL), and once it has published, gives the streams
 // without an expiry, written by a release without expiries, FinishedTTL
 // if their newest entry is their run's final event and IdleTTL
 // otherwise, leaving keys of other types, and streams whose newest entry
