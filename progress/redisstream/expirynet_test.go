@@ -50,19 +50,15 @@ func TestAFinishedTTLLostOnTheWayFailsTheCallAndTheRetrySetsIt(t *testing.T) {
 	r := testenv.NewRedis(t)
 	client := aclUser(t, r, "+@all")
 	client.AddHook(&failPExpire{})
-	s, err := redisstream.New(client, redisstream.Options{
-		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+	s := streamOn(t, r, client, redisstream.Options{
 		FinishedTTL: time.Minute,
 		IdleTTL:     -1,
-		Logger:      quiet(),
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 3)
 	all[2].Type = progress.RunFinished
 
-	err = s.Publish(ctx, all...)
+	err := s.Publish(ctx, all...)
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, progress.ErrInvalidEvent, "a failure that may pass")
 	assert.Contains(t, err.Error(), "set expiry")

@@ -25,14 +25,10 @@ import (
 func TestFinishedTTLWithoutScripting(t *testing.T) {
 	r := testenv.NewRedis(t)
 	client := aclUser(t, r, "+@all", "-@scripting")
-	s, err := redisstream.New(client, redisstream.Options{
-		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+	s := streamOn(t, r, client, redisstream.Options{
 		FinishedTTL: time.Minute,
 		IdleTTL:     -1,
-		Logger:      quiet(),
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	expiry := func(run string) time.Duration {
 		t.Helper()
@@ -100,11 +96,7 @@ func TestAnExpiryRefusedAloneIsNoPublishError(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := testenv.NewRedis(t)
 			client := aclUser(t, r, tc.acl...)
-			opts := tc.opts
-			opts.KeyTemplate, opts.Logger = r.Prefix+redisstream.RunIDPlaceholder, quiet()
-			s, err := redisstream.New(client, opts)
-			require.NoError(t, err)
-			t.Cleanup(func() { s.Close() })
+			s := streamOn(t, r, client, tc.opts)
 			ctx, run := context.Background(), sinktest.RunID(t)
 			all := sinktest.Events(run, 1, 6)
 			all[5].Type = progress.RunFinished
@@ -146,14 +138,10 @@ func TestAnExpiryRefusedAloneIsNoPublishError(t *testing.T) {
 func TestAStreamCreatedAgainWithoutPEXPIRE(t *testing.T) {
 	r := testenv.NewRedis(t)
 	client := aclUser(t, r, "+@all", "-pexpire", "-expire")
-	s, err := redisstream.New(client, redisstream.Options{
-		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
+	s := streamOn(t, r, client, redisstream.Options{
 		FinishedTTL: time.Minute,
 		IdleTTL:     -1,
-		Logger:      quiet(),
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
 	ctx, run := context.Background(), sinktest.RunID(t)
 	all := sinktest.Events(run, 1, 4)
 	require.NoError(t, s.Publish(ctx, all[:2]...))

@@ -23,17 +23,13 @@ import (
 func TestAnExpiryRefusedOnAKeyThatTookNothingIsNotCounted(t *testing.T) {
 	r := testenv.NewRedis(t)
 	client := aclUser(t, r, "+@all", "-@scripting")
-	s, err := redisstream.New(client, redisstream.Options{
-		KeyTemplate: r.Prefix + redisstream.RunIDPlaceholder,
-		IdleTTL:     time.Hour,
-		Logger:      quiet(),
+	s := streamOn(t, r, client, redisstream.Options{
+		IdleTTL: time.Hour,
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
 	ctx, run := context.Background(), sinktest.RunID(t)
 	require.NoError(t, r.Client.Set(ctx, s.Key(run), "not a stream", 0).Err())
 
-	err = s.Publish(ctx, sinktest.Events(run, 1, 2)...)
+	err := s.Publish(ctx, sinktest.Events(run, 1, 2)...)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, progress.ErrInvalidEvent, "WRONGTYPE")
 	st := s.Stats()

@@ -30,19 +30,27 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func newStream(t *testing.T, opts redisstream.Options) (*redisstream.Stream, *testenv.Redis) {
 	t.Helper()
 	r := testenv.NewRedis(t)
-	if opts.KeyTemplate == "" {
-		opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder
-	}
 	if opts.BlockTime == 0 {
 		opts.BlockTime = 100 * time.Millisecond
+	}
+	return streamOn(t, r, r.Client, opts), r
+}
+
+// streamOn returns a Stream through client (a user of the test's own, say)
+// under r's key prefix, unless opts has a KeyTemplate, with a quiet
+// Logger unless opts has one, closed when the test ends.
+func streamOn(t *testing.T, r *testenv.Redis, client redis.UniversalClient, opts redisstream.Options) *redisstream.Stream {
+	t.Helper()
+	if opts.KeyTemplate == "" {
+		opts.KeyTemplate = r.Prefix + redisstream.RunIDPlaceholder
 	}
 	if opts.Logger == nil {
 		opts.Logger = quiet()
 	}
-	s, err := redisstream.New(r.Client, opts)
+	s, err := redisstream.New(client, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	return s, r
+	return s
 }
 
 func TestConformance(t *testing.T) {
