@@ -56,8 +56,8 @@
 // Stats.Skipped). An
 // ID that is not a decimal sequence number gets 400 (see
 // [ParseLastEventID]); of several Last-Event-ID headers that disagree
-// (a proxy's beside the browser's), the smallest is taken, so that no
-// event is lost.
+// (a proxy's beside the browser's, or joined by a proxy into one, "7, 3"),
+// the smallest is taken, so that no event is lost.
 //
 // # Endings and limits
 //

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -779,7 +780,8 @@ func (h *Handler) logWriteError(runID string, err error) {
 
 // resumePoint returns the sequence number that r resumes after: its
 // Last-Event-ID header, or for a first connect its lastEventId query
-// parameter, or 0. Of several headers it returns the smallest: which
+// parameter, or 0. Of several headers (or of one that a proxy joined
+// them into, "7, 3") it returns the smallest: which
 // event the client saw last is not the handler's to guess, and one ahead
 // of it would skip events, where one behind sends some again. A
 // malformed one is an error wrapping ErrBadLastEventID.
@@ -788,14 +790,18 @@ func resumePoint(r *http.Request) (uint64, error) {
 	if len(v) == 0 {
 		return ParseLastEventID(r.URL.Query().Get("lastEventId"))
 	}
-	least := uint64(0)
-	for i, text := range v {
-		id, err := ParseLastEventID(text)
-		if err != nil {
-			return 0, err
-		}
-		if i == 0 || id < least {
-			least = id
+	least, first := uint64(0), true
+	for _, line := range v {
+		// A proxy may join repeated headers into one, ", " between them,
+		// as HTTP allows for a list.
+		for text := range strings.SplitSeq(line, ",") {
+			id, err := ParseLastEventID(strings.TrimSpace(text))
+			if err != nil {
+				return 0, err
+			}
+			if first || id < least {
+				least, first = id, false
+			}
 		}
 	}
 	return least, nil

@@ -31,6 +31,8 @@ func TestHandlerResumesAfterTheSmallestLastEventID(t *testing.T) {
 		{"disagree, the first behind", []string{"3", "7"}, "id: 4"},
 		{"agree", []string{"5", "5"}, "id: 6"},
 		{"the same number written twice", []string{"05", "5"}, "id: 6"},
+		{"joined into one by a proxy", []string{"5, 5"}, "id: 6"},
+		{"joined, disagreeing", []string{"7,3", "9"}, "id: 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": tc.ids})
