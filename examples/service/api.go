@@ -729,9 +729,10 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if len(out.Runs) == 0 && after == "" {
+	if len(out.Runs) == 0 {
 		// A lecture whose records the retention deleted is one still: an
-		// edit of it builds its graph from the length saved.
+		// edit of it builds its graph from the length saved. A cursor
+		// (of no one lecture) does not make a lecture of a key never made.
 		_, ok, err := s.params.lectureSeconds(r.Context(), key)
 		if err != nil {
 			s.internalError(w, r, fmt.Sprintf("reading the length of lecture %q", key), err)

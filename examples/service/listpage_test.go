@@ -82,6 +82,12 @@ func TestListRunsPaged(t *testing.T) {
 	require.Equal(t, http.StatusOK, h.do("GET", fmt.Sprintf("/lectures/many/runs?limit=%d", maxRunsLimit), "", &all))
 	assert.Len(t, all.Runs, defaultRunsLimit+1)
 
+	// A lecture never made is no lecture, with a cursor too (a cursor is
+	// of no one lecture). It was an empty page.
+	var none map[string]string
+	assert.Equal(t, http.StatusNotFound, h.do("GET", "/lectures/none/runs?after="+url.QueryEscape(first.Next), "", &none))
+	assert.Contains(t, none["error"], `no lecture "none"`)
+
 	for _, tc := range []struct{ query, want string }{
 		{"limit=0", fmt.Sprintf(`limit "0": want an integer from 1 to %d (default %d)`, maxRunsLimit, defaultRunsLimit)},
 		{"limit=-1", fmt.Sprintf(`limit "-1": want an integer from 1 to %d (default %d)`, maxRunsLimit, defaultRunsLimit)},
