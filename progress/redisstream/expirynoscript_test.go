@@ -74,7 +74,8 @@ func TestFinishedTTLWithoutScripting(t *testing.T) {
 
 // A Publish whose events are written, and whose expiry alone the Redis
 // user's ACL refuses (PEXPIRE for FinishedTTL, EVAL or the script's
-// PEXPIRE for IdleTTL), succeeds: the refusal is counted in
+// PEXPIRE for IdleTTL, and then the PEXPIRE that stands in for a
+// refused script), succeeds: the refusal is counted in
 // Stats.ExpiryErrors and logged, so a progress.Buffered counts the
 // events published, and neither sends them again nor hands them to its
 // fallback. Before, Publish returned a *PermissionError, which wraps
@@ -88,7 +89,7 @@ func TestAnExpiryRefusedAloneIsNoPublishError(t *testing.T) {
 	}{
 		{"FinishedTTL without PEXPIRE", []any{"+@all", "-@scripting", "-pexpire", "-expire"},
 			redisstream.Options{FinishedTTL: time.Minute, IdleTTL: -1}},
-		{"IdleTTL without @scripting", []any{"+@all", "-@scripting"},
+		{"IdleTTL without @scripting and PEXPIRE", []any{"+@all", "-@scripting", "-pexpire", "-expire"},
 			redisstream.Options{FinishedTTL: time.Minute, IdleTTL: time.Hour}},
 		{"IdleTTL without PEXPIRE", []any{"+@all", "-pexpire", "-expire"},
 			redisstream.Options{FinishedTTL: -1, IdleTTL: time.Hour}},

@@ -189,8 +189,10 @@ func TestRunEndsDuringOutage(t *testing.T) {
 	require.Equal(t, sinktest.Span(1, 60), sinktest.Seqs(got))
 }
 
-// A Redis user whose ACL refuses EVAL, or the EXPIRE and PEXPIRE that
-// set a stream's expiry (@keyspace: a user allowed @stream and
+// A Redis user whose ACL refuses EVAL and PEXPIRE (without @scripting
+// alone, Publish sets IdleTTL without the script:
+// TestIdleTTLWithoutScriptingIsRenewedByEachPublish), or the EXPIRE and
+// PEXPIRE that set a stream's expiry (@keyspace: a user allowed @stream and
 // @scripting alone, as the docs once led one to give), cannot have the
 // TTLs set: each Publish writes its events, counts none as dropped, and
 // counts the refused expiry in Stats.ExpiryErrors, which it logs,
@@ -202,7 +204,7 @@ func TestIdleTTLWithoutScripting(t *testing.T) {
 		acl  []any
 		want string
 	}{
-		{"without @scripting", []any{"+@all", "-@scripting"}, "NOPERM"},
+		{"without @scripting and PEXPIRE", []any{"+@all", "-@scripting", "-pexpire", "-expire"}, "NOPERM"},
 		{"without @keyspace", []any{"+@stream", "+@scripting", "+@connection"}, "ACL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -123,11 +123,14 @@ type Options struct {
 	// noeviction and the memory of the streams that the TTLs keep. Publish sets it with a Lua script (EVAL,
 	// which reads the stream with XRANGE and sets PEXPIRE), so the Redis
 	// user's ACL must allow EVAL (the @scripting category) and the
-	// script's PEXPIRE (@keyspace): where it does not, each Publish
-	// writes its events and succeeds, and counts the expiry it could not
-	// set in Stats.ExpiryErrors, which it logs (a warning the first
-	// time); the sweep gives the stream its expiry then with PEXPIRE NX
-	// (Redis 7) where the ACL allows PEXPIRE (see below).
+	// script's PEXPIRE (@keyspace). Where the ACL refuses EVAL, Publish
+	// sends the script's commands without it, in one more round trip:
+	// XRANGE, then PEXPIRE on a stream without an entry above the call's
+	// newest event, which is not atomic: a final event that another call
+	// writes between them gets IdleTTL in place of its FinishedTTL.
+	// Where the ACL refuses PEXPIRE, each Publish writes its events and
+	// succeeds, and counts the expiry it could not set in
+	// Stats.ExpiryErrors, which it logs (a warning the first time).
 	//
 	// With a History too, the Stream copies into it the streams that
 	// IdleTTL is about to expire without their run's final event, so
@@ -708,7 +711,8 @@ func entryID(seq uint64) string { return "0-" + strconv.FormatUint(seq, 10) }
 // set by default; a negative one is not set. FinishedTTL is set with
 // PEXPIRE, in one more round trip, after the XADDs, on the streams that
 // took the final event (or had it: a retry); IdleTTL with EVAL, in the
-// same pipeline as the XADDs (see Options.FinishedTTL and
+// same pipeline as the XADDs, or, where the ACL refuses EVAL, with
+// XRANGE and PEXPIRE in two more round trips (see Options.FinishedTTL and
 // Options.IdleTTL); each on a stream only: a key of another type keeps
 // its expiry. With FinishedTTL and a negative IdleTTL, the
 // events of a run in a call without its first event (Seq 1) are written
@@ -1255,6 +1259,7 @@ func (s *Stream) publish(ctx context.Context, events []progress.Event) error {
 		})
 	})
 	expires = append(expires, s.expireFinished(ctx, finished)...)
+	s.renewIdle(ctx, expires, took)
 	for _, runID := range interrupted {
 		s.copyInterrupted(ctx, runID)
 	}
@@ -1330,9 +1335,10 @@ func (s *Stream) expiryFailures(ctx context.Context, expires []redis.Cmder, took
 // every newer event behind them, for good; and Redis's reply, Err.
 type PermissionError struct {
 	// Command is the command that Redis refused, in upper case: XADD,
-	// PEXPIRE (FinishedTTL), or EVAL (the script that sets IdleTTL; Err
-	// names the command of the script that the ACL refuses, PEXPIRE
-	// say).
+	// PEXPIRE (FinishedTTL, or IdleTTL without a script), XRANGE
+	// (IdleTTL without a script), or EVAL (the script that sets
+	// IdleTTL; Err names the command of the script that the ACL
+	// refuses, PEXPIRE say).
 	Command string
 	// Key is the key it was sent for.
 	Key string
@@ -1365,7 +1371,8 @@ func permission(cmd redis.Cmder, key string, err error) error {
 	return &PermissionError{Command: strings.ToUpper(cmd.Name()), Key: key, Err: err}
 }
 
-// expiryKey returns the key of cmd, an EVAL of one key or a PEXPIRE.
+// expiryKey returns the key of cmd, an EVAL of one key, a PEXPIRE or
+// an XRANGE.
 func expiryKey(cmd redis.Cmder) string {
 	i := 1 // PEXPIRE key ms
 	if strings.EqualFold(cmd.Name(), "eval") {
@@ -1706,6 +1713,71 @@ const idleExpireScript = `if #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+',
 	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0`
+
+// renewIdle sets IdleTTL without a script on the streams among took
+// whose IdleTTL script (an EVAL of idleExpireScript in expires) the
+// Redis user's ACL refused (no @scripting), and puts the commands it
+// sent in the script's place in expires, for expiryFailures to examine.
+// It sends the script's commands as two pipelines (one more round trip
+// than the script, only for the refused ones): XRANGE, for an entry
+// above the call's newest event of the run, then, on a stream without
+// one, PEXPIRE. So, as with the script, a call whose events were older
+// than the stream's newest (a late retry after the final event) puts no
+// IdleTTL over the final event's FinishedTTL. What is weaker is that the
+// two are not atomic: a final event that another call writes, with its
+// FinishedTTL, between them gets IdleTTL in place of FinishedTTL. (The
+// PEXPIRE options of Redis 7 do not close that gap: GT and LT compare
+// with the TTL left, and NX would never renew IdleTTL.)
+func (s *Stream) renewIdle(ctx context.Context, expires []redis.Cmder, took []string) {
+	type renewal struct {
+		i   int // in expires
+		key string
+		ttl time.Duration
+		top *redis.XMessageSliceCmd
+	}
+	var renewals []renewal
+	var pipe redis.Pipeliner
+	for i, cmd := range expires {
+		if !strings.EqualFold(cmd.Name(), "eval") {
+			continue
+		}
+		var perm *PermissionError
+		if !errors.As(permission(cmd, expiryKey(cmd), cmd.Err()), &perm) || !slices.Contains(took, perm.Key) {
+			continue
+		}
+		args := cmd.Args() // EVAL script 1 key newest ms
+		if len(args) != 6 {
+			continue
+		}
+		newest, ok1 := args[4].(string)
+		ms, ok2 := args[5].(int64)
+		if !ok1 || !ok2 {
+			continue
+		}
+		if pipe == nil {
+			pipe = s.client.Pipeline()
+		}
+		renewals = append(renewals, renewal{i: i, key: perm.Key, ttl: time.Duration(ms) * time.Millisecond,
+			top: pipe.XRangeN(ctx, perm.Key, "("+newest, "+", 1)})
+	}
+	if len(renewals) == 0 {
+		return
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is examined below
+	pipe = s.client.Pipeline()
+	renewing := false
+	for _, r := range renewals {
+		expires[r.i] = r.top // its error, if any, is the renewal's
+		if msgs, err := r.top.Result(); err != nil || len(msgs) > 0 {
+			continue // failed, or the call's events were refused as older
+		}
+		expires[r.i] = pipe.PExpire(ctx, r.key, r.ttl)
+		renewing = true
+	}
+	if renewing {
+		_, _ = pipe.Exec(ctx)
+	}
+}
 
 // streamTop is what Publish needs to know of a stream that refused an
 // event as a duplicate: the ID of its newest entry if another writer made
