@@ -176,7 +176,10 @@ type Options struct {
 	// stream without an expiry and with the same newest entry); where
 	// the Redis user's ACL refuses EVAL (no @scripting), one more of
 	// PEXPIRE NX (Redis 7 or later), which checks only that the key has
-	// no expiry yet (@keyspace, as PTTL and SCAN are). A Stream
+	// no expiry yet (@keyspace, as PTTL and SCAN are). An expiry that
+	// Redis refuses it (no PEXPIRE, or PEXPIRE NX before Redis 7) is
+	// counted in Stats.ExpiryErrors at each sweep, and warned of once
+	// (at debug level after). A Stream
 	// that has not published (one that only reads, a progress/sse
 	// service's, whose Redis user may lack EVAL, PEXPIRE or SCAN) leaves
 	// that to the writers' Streams: it sweeps only to copy idle streams
@@ -359,9 +362,12 @@ type Stats struct {
 	// such a call returns no error for them, as its events are written,
 	// and the streams have no expiry until the sweep gives them one,
 	// which it can only where the ACL allows PEXPIRE (else they are
-	// kept until deleted). Anything but 0
-	// means the ACL lacks a command that the options need; the first
-	// refusal of a Stream is logged as a warning.
+	// kept until deleted); and the expiries that the sweep could not
+	// give such streams as Redis refused them (an ACL without PEXPIRE,
+	// or PEXPIRE NX before Redis 7), at each sweep. Anything but 0
+	// means the ACL, or the Redis version, lacks a command that the
+	// options need; the first refusal of a Stream, and the sweep's
+	// first, are logged as warnings.
 	ExpiryErrors uint64
 }
 
@@ -461,6 +467,7 @@ type Stream struct {
 	readErrors, skipped, corrupt, copyErrors      atomic.Uint64
 	expiryErrors                                  atomic.Uint64
 	expiryRefused                                 atomic.Bool // a refused expiry was warned of
+	sweepExpiryRefused                            atomic.Bool // an expiry refused to the sweep was warned of
 }
 
 // blockMargin is what go-redis gives a blocking command over its block

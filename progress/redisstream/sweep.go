@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -180,7 +181,9 @@ func (s *Stream) sweepEvery() time.Duration {
 // between the two pipelines may get the TTL chosen for its newest entry
 // before (a Publish's own expiry, set meanwhile, wins). It reports how
 // many it gave an expiry; it logs a failure, which the next sweep tries
-// again.
+// again: one that Redis replied (the ACL refuses PEXPIRE, or Redis 6
+// knows no PEXPIRE NX), which each sweep meets again, is counted in
+// Stats.ExpiryErrors and warned of once a Stream, at debug level after.
 func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string) int {
 	pipe := c.Pipeline()
 	tops := make([]*redis.XMessageSliceCmd, len(keys))
@@ -218,7 +221,18 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is examined below
 	n := 0
-	var firstErr error
+	var firstErr, firstRefusal error
+	var refused uint64 // the expiries that Redis refused (a reply, not a lost connection)
+	fail := func(err error) {
+		if rerr := redis.Error(nil); errors.As(err, &rerr) {
+			refused++
+			if firstRefusal == nil {
+				firstRefusal = err
+			}
+		} else if firstErr == nil {
+			firstErr = err
+		}
+	}
 	var nx redis.Pipeliner // PEXPIRE NX, for the scripts that the ACL refuses
 	var nxs []*redis.Cmd
 	for i, cmd := range sets {
@@ -231,9 +245,9 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 			}
 			// PEXPIRE, as the script: EXPIRE would cut the TTL to whole seconds.
 			nxs = append(nxs, nx.Do(ctx, "pexpire", expiryKey(cmd), ttls[i].Milliseconds(), "nx"))
-		case err != nil && firstErr == nil:
-			firstErr = err
-		case err == nil && set == 1:
+		case err != nil:
+			fail(err)
+		case set == 1:
 			n++
 		}
 	}
@@ -242,12 +256,23 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 		for _, cmd := range nxs {
 			set, err := cmd.Int()
 			switch {
-			case err != nil && firstErr == nil:
-				firstErr = err
-			case err == nil && set == 1:
+			case err != nil:
+				fail(err)
+			case set == 1:
 				n++
 			}
 		}
+	}
+	if refused > 0 {
+		// Refused again at each sweep until an operator acts: warned of
+		// once a Stream, and counted for the host to watch.
+		s.expiryErrors.Add(refused)
+		level := slog.LevelDebug
+		if s.sweepExpiryRefused.CompareAndSwap(false, true) {
+			level = slog.LevelWarn
+		}
+		s.logger.Log(ctx, level, "redisstream: the sweep could not give an expiry to streams that have none, as Redis refused it (an ACL without PEXPIRE, or PEXPIRE NX before Redis 7); each sweep tries again (counted in Stats.ExpiryErrors; warned of once)",
+			"streams", refused, "error", firstRefusal)
 	}
 	if firstErr != nil && ctx.Err() == nil {
 		s.logger.Warn("redisstream: the sweep could not give an expiry to streams that have none; the next sweep tries again",
