@@ -239,8 +239,9 @@
 // did, record the same code, for the host to resume at its next start.
 // Close
 // starts no run any more. It waits for the runs in flight to record their
-// outcome, for the Resume, RerunFailed, Edit, Plan, Abandon, AbandonTo
-// and Forget calls under way to return (later ones return [ErrClosed]), and for
+// outcome, for the Resume, RerunFailed, Edit, Plan, Abandon, AbandonTo,
+// Forget and Output calls under way to return (later ones, and the reads
+// of an Outputs loop, return [ErrClosed]), and for
 // every generator call it started. Once it has returned nil, the executor
 // calls its stores no more, and the host may close them. Give it a
 // bounded context (context.WithTimeout): a generator that ignores its
@@ -441,6 +442,12 @@
 // dependencies in one. A third, [RunStatusLister], is for the host: it
 // lists the runs recorded as running on every graph key, which a host
 // resumes at start-up when the process that ran them stopped.
+//
+// A host reads a key's results back with [Executor.Output] (one node's
+// stored asset, if the node is clean) or [Executor.Outputs] (every clean
+// node's, in node-ID order), rather than through States().Load and
+// Assets().Get: they skip [GraphStateID] and the nodes that are not
+// clean, retry as the runs do, and give Data the caller owns.
 //
 // # Retention
 //

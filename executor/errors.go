@@ -71,8 +71,8 @@ var (
 	// does).
 	ErrBusy = errors.New("executor: busy")
 	// ErrClosed: the executor was closed ([Executor.Close]): it starts no
-	// run, and calls its stores no more (Edit, Plan, Abandon and
-	// Forget).
+	// run, and calls its stores no more (Edit, Plan, Abandon, Forget,
+	// Output and Outputs).
 	ErrClosed = errors.New("executor: closed")
 	// ErrGraphReplaced: a run of another graph on the run's graph key (a
 	// lecture made longer or shorter, another template) started after it,
@@ -94,6 +94,11 @@ var (
 	// ErrTemplateMismatch: [Executor.CheckTemplates] found Options that
 	// do not match the templates. A [*TemplateMismatchError] wraps it.
 	ErrTemplateMismatch = errors.New("executor: options do not match the templates")
+	// ErrNotClean: [Executor.Output] was asked for the output of a node
+	// whose state is not clean (dirty, running, failed or cancelled): its
+	// stored asset, if any, is not made from its current inputs. The
+	// error names the node's status.
+	ErrNotClean = errors.New("executor: node not clean")
 )
 
 // TemplateMismatchError lists, each sorted, what of an executor's Options
@@ -390,7 +395,7 @@ const errPrefix = "executor: "
 var sentinels = [...]error{
 	ErrMissingGenerator, ErrRunFailed, ErrCancelled, ErrTimeout, ErrInvalidOutput,
 	ErrInvalidRequest, ErrBusy, ErrClosed, ErrGraphReplaced, ErrGraphDeleted,
-	ErrInvalidAge, ErrConflict, ErrNotFound, errStoresLate,
+	ErrInvalidAge, ErrConflict, ErrNotFound, ErrNotClean, errStoresLate,
 }
 
 // errStoresLate is the cause with which the store calls of a cancelled run

@@ -258,3 +258,49 @@ func ExampleCancelCode() {
 	// resume-first resumes first succeeded <nil>
 	// run second cancelled by "cancel"
 }
+
+// A batch host exports what a run made: one node's output, then every
+// clean output of the key, in node-ID order. The assets' Data is the
+// host's, to modify or hand on.
+func ExampleExecutor_Output() {
+	g, _ := graph.Build(graph.Lecture(), 20) // 2 segments, 9 nodes
+	gen := executor.GeneratorFunc(func(ctx context.Context, req executor.Request) (executor.Asset, error) {
+		return executor.Asset{Data: []byte("made " + req.NodeID), Length: graph.SegmentLength}, nil
+	})
+	reg := executor.Registry{}
+	for _, k := range graph.Lecture().Kinds {
+		reg[k.Name] = gen
+	}
+	e, _ := executor.New(executor.Options{Generators: reg}) // the in-memory stores
+	defer closeWithin(e, 30*time.Second)
+	ctx := context.Background()
+	if _, err := e.Run(ctx, executor.RunRequest{GraphKey: "lecture-1", Graph: g}); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	a, err := e.Output(ctx, "lecture-1", "script")
+	fmt.Printf("%s %v\n", a.Data, err)
+	_, err = e.Output(ctx, "lecture-1", "asset:video:segment[5]")
+	fmt.Println(errors.Is(err, executor.ErrNotFound))
+
+	for o, err := range e.Outputs(ctx, "lecture-1") {
+		if err != nil {
+			fmt.Println(err)
+			break
+		}
+		fmt.Printf("%s: %d bytes\n", o.NodeID, len(o.Asset.Data))
+	}
+	// Output:
+	// made script <nil>
+	// true
+	// asset:image:segment[0]: 27 bytes
+	// asset:image:segment[1]: 27 bytes
+	// asset:music: 16 bytes
+	// asset:narration:segment[0]: 31 bytes
+	// asset:narration:segment[1]: 31 bytes
+	// asset:video:segment[0]: 27 bytes
+	// asset:video:segment[1]: 27 bytes
+	// script: 11 bytes
+	// timeline: 13 bytes
+}

@@ -245,10 +245,11 @@ func (e *Executor) Runs() RunStore { return e.opts.Runs }
 
 // Close shuts the executor down: it starts no run from then on (Start,
 // Run, Resume and RerunFailed return [ErrClosed]), nor calls its stores
-// (Edit, Plan, Abandon, AbandonTo and Forget return ErrClosed too), and it waits
+// (Edit, Plan, Abandon, AbandonTo, Forget, Output and the reads of an
+// Outputs loop return ErrClosed too), and it waits
 // until every run it started has ended, its outcome recorded, every
-// Resume, RerunFailed, Edit, Plan, Abandon, AbandonTo and Forget under way has
-// returned (a Resume
+// Resume, RerunFailed, Edit, Plan, Abandon, AbandonTo, Forget and Output
+// under way (and an Outputs loop's store call) has returned (a Resume
 // with the record of the run it resumed as interrupted, or with
 // ErrClosed), and every generator
 // call it started has returned, including calls abandoned at a timeout,
