@@ -56,7 +56,8 @@
 // Stats.Skipped). An
 // ID that is not a decimal sequence number gets 400 (see
 // [ParseLastEventID]); of several Last-Event-ID headers that disagree
-// (a proxy's beside the browser's, or joined by a proxy into one, "7, 3"),
+// (a proxy's beside the browser's, or joined by a proxy into one, "7, 3",
+// whose empty elements are ignored),
 // the smallest is taken, so that no event is lost.
 //
 // # Endings and limits

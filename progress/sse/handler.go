@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -781,7 +782,7 @@ func (h *Handler) logWriteError(runID string, err error) {
 // resumePoint returns the sequence number that r resumes after: its
 // Last-Event-ID header, or for a first connect its lastEventId query
 // parameter, or 0. Of several headers (or of one that a proxy joined
-// them into, "7, 3") it returns the smallest: which
+// them into, "7, 3", whose empty elements it ignores) it returns the smallest: which
 // event the client saw last is not the handler's to guess, and one ahead
 // of it would skip events, where one behind sends some again. A
 // malformed one is an error wrapping ErrBadLastEventID.
@@ -793,8 +794,16 @@ func resumePoint(r *http.Request) (uint64, error) {
 	least, first := uint64(0), true
 	for _, line := range v {
 		// A proxy may join repeated headers into one, ", " between them,
-		// as HTTP allows for a list.
-		for text := range strings.SplitSeq(line, ",") {
+		// as HTTP allows for a list, whose empty elements ("5,") are
+		// ignored, not read as 0; a header of empty elements alone is
+		// empty, so 0, as an empty header is.
+		texts := slices.DeleteFunc(strings.Split(line, ","), func(text string) bool {
+			return strings.TrimSpace(text) == ""
+		})
+		if len(texts) == 0 {
+			texts = []string{""}
+		}
+		for _, text := range texts {
 			id, err := ParseLastEventID(strings.TrimSpace(text))
 			if err != nil {
 				return 0, err
