@@ -732,11 +732,21 @@ func (s *service) listRuns(w http.ResponseWriter, r *http.Request) {
 	if len(out.Runs) == 0 {
 		// A lecture whose records the retention deleted is one still: an
 		// edit of it builds its graph from the length saved. A cursor
-		// (of no one lecture) does not make a lecture of a key never made.
+		// (of no one lecture) does not make a lecture of a key never made;
+		// records before it do, its length unsaved (setSeconds failed, or
+		// a host put the records).
 		_, ok, err := s.params.lectureSeconds(r.Context(), key)
 		if err != nil {
 			s.internalError(w, r, fmt.Sprintf("reading the length of lecture %q", key), err)
 			return
+		}
+		if !ok && after != "" {
+			some, _, err := s.store.ListRunsPage(r.Context(), key, "", 1)
+			if err != nil {
+				s.internalError(w, r, fmt.Sprintf("listing the runs of lecture %q", key), err)
+				return
+			}
+			ok = len(some) > 0
 		}
 		if !ok {
 			httpError(w, http.StatusNotFound, fmt.Errorf("no lecture %q: create it with POST /lectures/%s/runs", key, key))
