@@ -224,7 +224,7 @@ func (s *Stream) expireBare(ctx context.Context, c redis.Cmdable, keys []string)
 	var firstErr, firstRefusal error
 	var refused uint64 // the expiries that Redis refused (a reply, not a lost connection)
 	fail := func(err error) {
-		if rerr := redis.Error(nil); errors.As(err, &rerr) {
+		if refusal(err) {
 			refused++
 			if firstRefusal == nil {
 				firstRefusal = err
@@ -409,4 +409,17 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// refusal reports whether err is Redis refusing an expiry for good, until
+// its ACL or version changes: NOPERM, or an ERR reply (Redis 6 has no
+// PEXPIRE NX). Other replies (READONLY after a failover, LOADING, BUSY,
+// MASTERDOWN) and lost connections are failures that pass.
+func refusal(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "NOPERM") || strings.HasPrefix(msg, "ERR ")
 }
