@@ -208,7 +208,8 @@ type Counts struct {
 	// in an event read from JSON without it: one that a release before
 	// it wrote (or wrote again, in a deploy where both releases run),
 	// which says nothing of what was left; such an event is written
-	// without it again.
+	// without it again. UnmarshalJSON refuses a dirty below 0, which
+	// would not read the same once written again.
 	Dirty int
 }
 

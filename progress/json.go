@@ -257,6 +257,9 @@ func (e *Event) UnmarshalJSON(data []byte) error {
 	if w.ETAMs > maxETAMs || w.ETAMs < -maxETAMs {
 		return fmt.Errorf("%w: etaMs %d is out of range: at most %d in absolute value (a time.Duration)", ErrInvalidJSON, w.ETAMs, int64(maxETAMs))
 	}
+	if w.Counts != nil && w.Counts.Dirty != nil && *w.Counts.Dirty < 0 {
+		return fmt.Errorf("%w: counts.dirty %d is negative; leave it out for unknown", ErrInvalidJSON, *w.Counts.Dirty)
+	}
 	stage := NoStage
 	if w.Stage != nil {
 		if *w.Stage < 0 {

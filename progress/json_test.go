@@ -408,3 +408,19 @@ func TestEventJSONOfAnEarlierReleaseLeavesDirtyUnknown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"cancelled":0,"dirty":0}`)
 }
+
+// A counts.dirty below 0 is no count: written again, it would be left
+// out and read back as DirtyUnknown, so that read, written and read
+// again the event would change. It is refused, naming the way to say
+// unknown (leave it out).
+func TestEventJSONRefusesANegativeDirty(t *testing.T) {
+	for _, in := range []string{
+		`{"runId":"r","seq":9,"type":"run.finished","counts":{"generated":9,"dirty":-5}}`,
+		`{"runId":"r","seq":9,"type":"run.finished","counts":{"generated":9,"dirty":-1}}`,
+	} {
+		var e progress.Event
+		err := json.Unmarshal([]byte(in), &e)
+		require.ErrorIs(t, err, progress.ErrInvalidJSON, "%s", in)
+		assert.Contains(t, err.Error(), "leave it out", "%s", in)
+	}
+}
