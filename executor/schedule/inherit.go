@@ -271,12 +271,14 @@ func (rs *RateStarts) UnmarshalJSON(data []byte) error {
 	default:
 		return badRateStarts("bad JSON: want %s, not %s", rateStartsObject, jsonKind(raw))
 	}
-	legacy := false
+	legacy, keyName, startsName := false, "key", "starts"
 	if err := strictjson.CheckForm(raw, rateStartsShape); err != nil {
 		if strictjson.CheckForm(raw, rateStartsLegacyShape) != nil {
 			return badRateStarts("bad JSON: %v", strictjson.Bound(err))
 		}
-		legacy = true // Key and Starts, both: the form of an older release
+		// Key and Starts, both: the form of an older release, whose
+		// members its errors name as it wrote them.
+		legacy, keyName, startsName = true, "Key", "Starts"
 	}
 	var f struct {
 		Key    json.RawMessage `json:"key"`    // or "Key", in the legacy form
@@ -288,7 +290,7 @@ func (rs *RateStarts) UnmarshalJSON(data []byte) error {
 	var out RateStarts
 	switch {
 	case f.Key == nil || string(f.Key) == "null":
-		return badRateStarts(`missing "key": want %s`, rateStartsKey)
+		return badRateStarts("missing %q: want %s", keyName, rateStartsKey)
 	case f.Key[0] != '"' || json.Unmarshal(f.Key, &out.Key) != nil:
 		return badRateStarts("key: want %s, not %s", rateStartsKey, jsonKind(f.Key))
 	case out.Key == "":
@@ -301,7 +303,7 @@ func (rs *RateStarts) UnmarshalJSON(data []byte) error {
 	}
 	switch {
 	case f.Starts == nil || string(f.Starts) == "null":
-		return badRateStarts(`missing "starts": want %s, [] for none`, rateStartsList)
+		return badRateStarts("missing %q: want %s, [] for none", startsName, rateStartsList)
 	case f.Starts[0] != '[' || json.Unmarshal(f.Starts, &starts) != nil:
 		return badRateStarts("starts: want %s, not %s", rateStartsList, jsonKind(f.Starts))
 	}
