@@ -65,7 +65,8 @@
 //	                    interrupted; a count that an event of an earlier
 //	                    release lacks reads as 0, but for dirty, which
 //	                    it lacks then: unknown, not 0, Counts.Dirty -1,
-//	                    and left out when written again)
+//	                    and left out when written again; a dirty below
+//	                    0 is refused)
 //	plan        object  omitted when none; on run.started, and on the
 //	                    message that starts a later round, the outline
 //	                    of the round's plan: its stages in order (the

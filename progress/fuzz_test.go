@@ -29,6 +29,7 @@ func FuzzEventJSON(f *testing.F) {
 		`{"runId":"r","seq":9,"type":"run.failed","done":12,"total":12,"counts":{"generated":9,"unchanged":0,"failed":1,"skipped":2,"superseded":0,"cancelled":0}}`,
 		`{"runId":"r","seq":1,"counts":null}`, `{"runId":"r","seq":1,"counts":{}}`, `{"runId":"r","seq":1,"counts":{"failed":-1,"GENERATED":2}}`,
 		`{"runId":"r","seq":1,"counts":[]}`,
+		`{"runId":"r","seq":1,"counts":{"dirty":-5}}`, `{"runId":"r","seq":1,"counts":{"dirty":0}}`, `{"runId":"r","seq":1,"counts":{"generated":1}}`,
 		`{"runId":"r","seq":1,"type":"run.started","total":4,"plan":{"stages":[{"nodes":1,"groups":[{"kind":"script","batchKey":"","nodes":1,"concurrency":0}]},{"nodes":3,"groups":[{"kind":"","batchKey":"tts","nodes":3,"concurrency":2}]}]}}`,
 		`{"runId":"r","seq":1,"plan":null}`, `{"runId":"r","seq":1,"plan":{}}`, `{"runId":"r","seq":1,"plan":{"stages":null}}`,
 		`{"runId":"r","seq":1,"plan":{"stages":[{},{"groups":[]},{"groups":[{}]}]}}`,
