@@ -21,8 +21,12 @@ type NodeOutput struct {
 }
 
 // Output returns the stored asset of node nodeID of graph key graphKey,
-// a node whose state is clean: its output made from its current inputs,
-// as a run committed it. It reads the key's states (one Load) and the
+// a node whose state is clean: the output that a run committed for it.
+// Clean is the state as recorded: a node whose inputs changed since
+// without a run (a dependency's output made again by another path, which
+// [dirty.StaleInputs] finds at a run's start) still reads as clean here,
+// since Output does not take the graph; a host that must know runs
+// dirty.StaleInputs on the key's states first. It reads the key's states (one Load) and the
 // node's asset (one Get), and retries a store failure that may pass as a
 // run does, within Options.StoreRetry. The asset's Data and Meta are the
 // caller's, who may modify them: Output copies the Data that an asset
