@@ -19,6 +19,12 @@ import (
 // Before e06d90e it resumed after the first without a word, losing the
 // events between the two when the first was ahead; its 400 since ended a
 // browser's EventSource for good. "05" is 5. A malformed one is a 400.
+// An empty element of a comma-joined header ("5,", a proxy's join of a
+// header with nothing) is ignored, as HTTP says of an empty list element,
+// and is no 0: since 3c0c2c6 it read as 0, the smallest, so the handler
+// replayed the whole run to a client that had seen 5 events. A header
+// that is empty, or holds empty elements alone, is 0 as an empty header
+// always was.
 func TestHandlerResumesAfterTheSmallestLastEventID(t *testing.T) {
 	f := newFixture(t, sse.HandlerOptions{})
 	f.publish(t, sinktest.Events("r1", 1, 10)...)
@@ -33,6 +39,11 @@ func TestHandlerResumesAfterTheSmallestLastEventID(t *testing.T) {
 		{"the same number written twice", []string{"05", "5"}, "id: 6"},
 		{"joined into one by a proxy", []string{"5, 5"}, "id: 6"},
 		{"joined, disagreeing", []string{"7,3", "9"}, "id: 4"},
+		{"trailing comma", []string{"5,"}, "id: 6"},
+		{"leading comma", []string{",5"}, "id: 6"},
+		{"empty between", []string{"7, ,5"}, "id: 6"},
+		{"an empty header", []string{""}, "id: 1"},
+		{"a comma alone", []string{","}, "id: 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openRaw(t, f.url("r1"), http.Header{"Last-Event-ID": tc.ids})
